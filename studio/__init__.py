@@ -1,0 +1,3 @@
+"""Studio: a local AI image studio."""
+
+__version__ = "0.1.0"

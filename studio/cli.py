@@ -1,0 +1,60 @@
+"""The ``studio`` command: launch the window, or work headless through the same engine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from studio import __version__
+from studio.core.errors import StudioError
+from studio.core.requests import DEFAULT_SCHEDULER, SCHEDULER_NAMES
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_CANCELLED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="studio", description="Studio: a local AI image studio. With no command, opens the window.")
+    parser.add_argument("--version", action="version", version=f"Studio {__version__}")
+    parser.add_argument("--print-startup-time", action="store_true",
+                        help="open the window, print the seconds from process start to its first frame, and quit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    gen = commands.add_parser("generate", help="make images from a prompt (txt2img or img2img)",
+                              description="Make images from a prompt, headless, through Studio's engine.")
+    gen.add_argument("--model", required=True,
+                     help="a diffusers model folder, or the name of one in the models folder")
+    gen.add_argument("--prompt", required=True)
+    gen.add_argument("--negative", default="", help="negative prompt")
+    gen.add_argument("--seed", type=int, default=-1, help="seed (default: random)")
+    gen.add_argument("--steps", type=int, default=20)
+    gen.add_argument("--size", help="WIDTHxHEIGHT, e.g. 512x768 (default 512x512, or the init image's size)")
+    gen.add_argument("--cfg", type=float, default=7.0, help="CFG (guidance) scale")
+    gen.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=f"one of: {', '.join(SCHEDULER_NAMES)}")
+    gen.add_argument("--batch-count", type=int, default=1, help="how many images, with consecutive seeds")
+    gen.add_argument("--init-image", type=Path, help="img2img: the picture to start from")
+    gen.add_argument("--strength", type=float, default=0.75, help="img2img: how much may change (0-1]")
+    gen.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
+    gen.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "generate":
+        from studio.cli_generate import run_generate
+
+        try:
+            return run_generate(args)
+        except StudioError as exc:
+            print(f"studio: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    from studio.app import run_app
+
+    return run_app(print_startup_time=args.print_startup_time)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,128 @@
+"""``studio generate``: one request through the job service, with a terminal progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from studio.core.environment import GeneratorEnvironment
+from studio.core.errors import InvalidRequest
+from studio.core.events import (
+    EngineStatus,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobOutput,
+    JobProgress,
+)
+from studio.core.images import SAVE_FORMATS, open_image, save_image
+from studio.core.models import find_models
+from studio.core.paths import studio_paths
+from studio.core.requests import SIZE_MULTIPLE, GenerationRequest, prepare_request
+from studio.core.settings import Settings, load_settings
+from studio.plugin_host.registry import builtin_registry
+from studio.services.jobs import JobService
+
+
+def resolve_model(value: str, settings: Settings) -> Path:
+    """A folder path as given, or the name of a model found in the models folder."""
+    path = Path(value).expanduser()
+    if path.exists():
+        return path.resolve()
+    for entry in find_models(settings.models_dir, settings.extra_model_paths):
+        if entry.name == value:
+            return entry.path
+    raise InvalidRequest(
+        f"No model folder or model named {value!r} was found (looked in {settings.models_dir})."
+    )
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    try:
+        return (int(width), int(height)) if sep else (int(width), int(width))
+    except ValueError:
+        raise InvalidRequest(f"The size {text!r} is not WIDTHxHEIGHT, e.g. 512x768.") from None
+
+
+def output_paths(output: Path, count: int) -> list[Path]:
+    if count == 1:
+        return [output]
+    return [output.with_name(f"{output.stem}-{i + 1}{output.suffix}") for i in range(count)]
+
+
+def build_request(args: argparse.Namespace, settings: Settings) -> GenerationRequest:
+    init_image = open_image(args.init_image) if args.init_image else None
+    if args.size:
+        width, height = parse_size(args.size)
+    elif init_image is not None:
+        width, height = init_image.size
+    else:
+        width, height = 512, 512
+    return GenerationRequest(
+        model=str(resolve_model(args.model, settings)), prompt=args.prompt, negative_prompt=args.negative,
+        width=width, height=height, steps=args.steps, cfg_scale=args.cfg, seed=args.seed,
+        scheduler=args.scheduler, batch_count=args.batch_count, init_image=init_image, strength=args.strength,
+    )
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from studio.cli import EXIT_CANCELLED, EXIT_FAILED
+
+    settings = load_settings()
+    if args.output.suffix.lower() not in SAVE_FORMATS:
+        raise InvalidRequest(f"The output {args.output.name!r} must end in .png, .jpg or .webp.")
+    if not args.output.parent.resolve().is_dir():
+        raise InvalidRequest(f"The output folder {args.output.parent} does not exist.")
+    prepared = prepare_request(build_request(args, settings))
+    for note in prepared.notes:
+        print(f"note: {note}", file=sys.stderr)
+    paths = studio_paths()
+    env = GeneratorEnvironment(args.device or settings.device, paths.data_dir, paths.cache_dir)
+    try:
+        return asyncio.run(_generate(prepared.request, env, output_paths(args.output, prepared.request.batch_count)))
+    except KeyboardInterrupt:
+        print("studio: cancelled.", file=sys.stderr)
+        return EXIT_CANCELLED
+
+
+async def _generate(request: GenerationRequest, env: GeneratorEnvironment, outputs: list[Path]) -> int:
+    from tqdm import tqdm
+
+    from studio.cli import EXIT_CANCELLED, EXIT_FAILED
+
+    service = JobService(builtin_registry(), env, outputs=None, warm_up=False)
+    service.start()
+    bar = tqdm(total=request.steps * request.batch_count, unit="step", file=sys.stderr, dynamic_ncols=True,
+               bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+    bar.set_description("Starting the engine")
+    try:
+        async for event in service.run(request):
+            if isinstance(event, EngineStatus) and event.message:
+                bar.set_description(event.message.rstrip("…."))
+            elif isinstance(event, JobProgress):
+                bar.total = event.total * event.image_count
+                bar.set_description(f"Image {event.image_index + 1}/{event.image_count}")
+                bar.n = event.image_index * event.total + event.step
+                bar.refresh()
+            elif isinstance(event, JobOutput):
+                save_image(event.output.image, outputs[event.index], event.output.recipe)
+            elif isinstance(event, JobFinished):
+                bar.close()
+                for path, out in zip(outputs, event.outputs):
+                    print(f"Saved {path} (seed {out.recipe.seed}, {out.image.width}x{out.image.height})")
+                print(f"Done in {event.elapsed:.1f} s.", file=sys.stderr)
+                return 0
+            elif isinstance(event, JobFailed):
+                bar.close()
+                print(f"studio: {event.message}", file=sys.stderr)
+                return EXIT_FAILED
+            elif isinstance(event, JobCancelled):
+                bar.close()
+                return EXIT_CANCELLED
+    finally:
+        bar.close()
+        service.shutdown()
+    return EXIT_FAILED

@@ -1,0 +1,1 @@
+"""Plain-Python core: requests, events, metadata, settings. No Qt, no torch."""

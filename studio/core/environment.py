@@ -1,0 +1,13 @@
+"""What a generator is given when Studio creates it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class GeneratorEnvironment:
+    device: str  # the person's device preference: auto | cuda | mps | cpu
+    data_dir: Path  # the generator's own folder for files it keeps
+    cache_dir: Path  # for things that may be rebuilt (hash caches, compiled graphs)

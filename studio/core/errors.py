@@ -1,0 +1,21 @@
+"""Errors that carry one sentence a person can act on."""
+
+
+class StudioError(Exception):
+    """A failure whose message is a complete, human sentence (shown as-is in the UI and CLI)."""
+
+
+class InvalidRequest(StudioError):
+    """The person asked for something that cannot be done as asked."""
+
+
+class ModelError(StudioError):
+    """A model is missing, unreadable, or in a format Studio refuses to load."""
+
+
+class ImageError(StudioError):
+    """An image file is missing, unreadable, or refused."""
+
+
+class JobCancelledError(Exception):
+    """Raised inside a running job when the person cancelled it; not an error."""

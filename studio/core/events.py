@@ -1,0 +1,99 @@
+"""Immutable job events, sent from the engine thread to the asyncio loop.
+
+Every job produces JobQueued, then JobStarted, any number of JobProgress / JobPreview, and
+exactly one of JobFinished, JobFailed or JobCancelled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from studio.core.metadata import Recipe
+from studio.core.requests import GenerationRequest
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    job_id: int
+
+
+@dataclass(frozen=True)
+class JobQueued(JobEvent):
+    request: GenerationRequest
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobStarted(JobEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class JobProgress(JobEvent):
+    step: int  # steps done in the current image, 1..total
+    total: int
+    image_index: int  # 0-based index in the batch
+    image_count: int
+    elapsed: float  # seconds since the job started
+
+    @property
+    def fraction(self) -> float:
+        done = self.image_index * self.total + self.step
+        return done / max(1, self.total * self.image_count)
+
+
+@dataclass(frozen=True)
+class JobPreview(JobEvent):
+    image: Image.Image = field(compare=False)
+    step: int
+    image_index: int
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    image: Image.Image = field(compare=False)
+    recipe: Recipe
+    path: Path | None = None  # where the output store saved it, if it did
+
+
+@dataclass(frozen=True)
+class JobOutput(JobEvent):
+    """One image of the job is done (and saved, when the job saves its outputs)."""
+
+    output: GeneratedImage
+    index: int
+
+
+@dataclass(frozen=True)
+class JobFinished(JobEvent):
+    outputs: tuple[GeneratedImage, ...]
+    elapsed: float
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobFailed(JobEvent):
+    message: str  # one sentence for the person
+    detail: str = ""  # traceback, for the log
+    outputs: tuple[GeneratedImage, ...] = ()  # images finished before the failure, kept
+
+
+@dataclass(frozen=True)
+class JobCancelled(JobEvent):
+    was_running: bool = False
+    outputs: tuple[GeneratedImage, ...] = ()  # images finished before the cancel, kept
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """Not about one job: the engine thread's state (device found, model loaded, ...)."""
+
+    device: str = ""
+    model: str = ""
+    message: str = ""
+
+
+TERMINAL_EVENTS = (JobFinished, JobFailed, JobCancelled)

@@ -1,0 +1,136 @@
+"""Reading and writing image files: clear refusals, atomic writes, recipes embedded."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+from studio.core.errors import ImageError
+from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe
+
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+MAX_PIXELS = 16384 * 16384  # refuse decompression bombs above this
+EXIF_USER_COMMENT = 0x9286  # where A1111 keeps "parameters" in JPEG and WebP files
+EXIF_IFD = 0x8769
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: mkstemp makes 0600 files, saved images should get the usual mode
+
+
+def open_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Open an image file fully, upright (EXIF orientation applied), as RGB or RGBA."""
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path} is a folder, not an image file.")
+    if not path.is_file():
+        raise ImageError(f"The image {path} does not exist.")
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(path) as img:
+            # Pillow only refuses at twice its limit; refuse at the limit, before decoding anything.
+            if img.width * img.height > MAX_PIXELS:
+                raise Image.DecompressionBombError(f"{img.width}x{img.height}")
+            img.load()
+            upright = ImageOps.exif_transpose(img)
+    except Image.DecompressionBombError:
+        raise ImageError(f"The image {path.name} is too large to open safely (over {MAX_PIXELS:,} pixels).") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path.name} is not an image file Studio can read.") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"The image {path.name} could not be read; it may be truncated or damaged ({exc}).") from None
+    if upright.width == 0 or upright.height == 0:
+        raise ImageError(f"The image {path.name} is empty.")
+    return _to_rgb_or_rgba(upright)
+
+
+def _to_rgb_or_rgba(img: Image.Image) -> Image.Image:
+    if img.mode in ("RGB", "RGBA"):
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit greyscale: scale to 8 bits rather than clipping to white.
+        scale = 1 / 257 if img.mode.startswith("I;16") else 1 / 65793
+        return img.point(lambda v: v * scale).convert("L").convert("RGB")
+    has_alpha = img.mode in ("LA", "PA") or (img.mode == "P" and "transparency" in img.info)
+    return img.convert("RGBA" if has_alpha else "RGB")
+
+
+def flatten(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """RGB copy of img, transparent parts on a plain background."""
+    if img.mode == "RGB":
+        return img
+    rgba = img.convert("RGBA")
+    base = Image.new("RGB", rgba.size, background)
+    base.paste(rgba, mask=rgba.getchannel("A"))
+    return base
+
+
+def save_image(img: Image.Image, path: str | os.PathLike[str], recipe: Recipe | None = None) -> Path:
+    """Write img to path atomically, format from the extension, recipe embedded when given."""
+    path = Path(path)
+    fmt = SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(
+            f"Studio saves .png, .jpg and .webp files; {path.name!r} has another extension."
+        )
+    if not path.parent.is_dir():
+        raise ImageError(f"The folder {path.parent} does not exist.")
+    buffer = io.BytesIO()
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        if recipe is not None:
+            info.add_itxt(PARAMETERS_CHUNK, recipe.to_parameters())
+            info.add_itxt(STUDIO_CHUNK, recipe.to_json())
+        img.save(buffer, "PNG", pnginfo=info)
+    else:
+        out = flatten(img) if fmt == "JPEG" else img
+        kwargs: dict[str, object] = {"quality": 95}
+        if recipe is not None:
+            kwargs["exif"] = _exif_with_comment(recipe.to_parameters())
+        out.save(buffer, fmt, **kwargs)
+    write_atomically(path, buffer.getvalue())
+    return path
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Temp file in the same folder, fsync, rename: a reader never sees half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _exif_with_comment(text: str) -> bytes:
+    exif = Image.Exif()
+    # EXIF UserComment: 8-byte charset id, then the text (A1111 writes UNICODE as UTF-16 big-endian).
+    exif.get_ifd(EXIF_IFD)[EXIF_USER_COMMENT] = b"UNICODE\0" + text.encode("utf-16-be")
+    return exif.tobytes()
+
+
+def read_recipe(path: str | os.PathLike[str]) -> Recipe | None:
+    """The recipe Studio (or A1111) embedded in an image file, or None."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            info = dict(img.info)
+            comment = img.getexif().get_ifd(EXIF_IFD).get(EXIF_USER_COMMENT)
+    except FileNotFoundError:
+        raise ImageError(f"The image {path} does not exist.") from None
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        raise ImageError(f"{path.name} is not an image file Studio can read.") from None
+    if STUDIO_CHUNK in info:
+        return Recipe.from_json(info[STUDIO_CHUNK])
+    if PARAMETERS_CHUNK in info:
+        return Recipe.from_parameters(info[PARAMETERS_CHUNK])
+    if isinstance(comment, bytes) and comment.startswith(b"UNICODE\0"):
+        return Recipe.from_parameters(comment[8:].decode("utf-16-be"))
+    return None

@@ -1,0 +1,130 @@
+"""Image recipes: the A1111-compatible ``parameters`` text and Studio's own JSON chunk.
+
+A1111's format is what most tools and model sites read, so Studio writes it exactly:
+
+    <prompt>
+    Negative prompt: <negative>
+    Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, Model hash: 0123456789, Model: name
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+
+from studio import __version__
+
+STUDIO_CHUNK = "studio"
+PARAMETERS_CHUNK = "parameters"
+RECIPE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that made one image, enough to make it again."""
+
+    prompt: str
+    negative_prompt: str
+    steps: int
+    sampler: str
+    cfg_scale: float
+    seed: int
+    width: int
+    height: int
+    model_name: str
+    model_hash: str = ""
+    strength: float | None = None  # set for img2img
+    generator: str = "diffusers"
+    version: str = f"Studio {__version__}"
+
+    def to_parameters(self) -> str:
+        fields_ = {
+            "Steps": self.steps,
+            "Sampler": self.sampler,
+            "CFG scale": _number(self.cfg_scale),
+            "Seed": self.seed,
+            "Size": f"{self.width}x{self.height}",
+            "Model hash": self.model_hash or None,
+            "Model": self.model_name,
+            "Denoising strength": None if self.strength is None else _number(self.strength),
+            "Version": self.version,
+        }
+        settings = ", ".join(f"{k}: {_quote(v)}" for k, v in fields_.items() if v not in (None, ""))
+        lines = [self.prompt]
+        if self.negative_prompt:
+            lines.append(f"Negative prompt: {self.negative_prompt}")
+        lines.append(settings)
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        return json.dumps({"format": RECIPE_FORMAT, **asdict(self)}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Recipe:
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_parameters(cls, text: str) -> Recipe:
+        """Read A1111 ``parameters`` text (Studio's own, or another tool's with the same layout)."""
+        lines = text.strip("\n").split("\n")
+        settings = parse_settings_line(lines[-1]) if lines and "Steps:" in lines[-1] else {}
+        body = lines[:-1] if settings else lines
+        prompt_lines, negative_lines, in_negative = [], [], False
+        for line in body:
+            if line.startswith("Negative prompt:"):
+                in_negative = True
+                line = line[len("Negative prompt:"):].lstrip()
+            (negative_lines if in_negative else prompt_lines).append(line)
+        width, _, height = settings.get("Size", "0x0").partition("x")
+        strength = settings.get("Denoising strength")
+        return cls(
+            prompt="\n".join(prompt_lines),
+            negative_prompt="\n".join(negative_lines),
+            steps=int(settings.get("Steps", 0)),
+            sampler=settings.get("Sampler", ""),
+            cfg_scale=float(settings.get("CFG scale", 0)),
+            seed=int(settings.get("Seed", -1)),
+            width=int(width or 0),
+            height=int(height or 0),
+            model_name=settings.get("Model", ""),
+            model_hash=settings.get("Model hash", ""),
+            strength=None if strength is None else float(strength),
+            version=settings.get("Version", ""),
+        )
+
+
+def parse_settings_line(line: str) -> dict[str, str]:
+    """Split ``Key: value, Key: "quoted, value"`` into a dict, honouring A1111's JSON quoting."""
+    result: dict[str, str] = {}
+    i, n = 0, len(line)
+    while i < n:
+        colon = line.find(":", i)
+        if colon < 0:
+            break
+        key = line[i:colon].strip()
+        j = colon + 1
+        while j < n and line[j] == " ":
+            j += 1
+        if j < n and line[j] == '"':
+            value, end = json.JSONDecoder().raw_decode(line, j)
+            j = end
+        else:
+            end = line.find(", ", j)
+            end = n if end < 0 else end
+            value, j = line[j:end], end
+        result[key] = str(value)
+        comma = line.find(",", j)
+        i = n if comma < 0 else comma + 1
+    return result
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def _quote(value: object) -> str:
+    text = str(value)
+    # A1111 quotes values that would break its "k: v, k: v" line.
+    return json.dumps(text, ensure_ascii=False) if any(c in text for c in ',:"\n') else text

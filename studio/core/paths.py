@@ -1,0 +1,51 @@
+"""Where Studio keeps its files. ``STUDIO_HOME`` puts everything under one folder (tests, portable use)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+APP_NAME = "Studio"
+
+
+@dataclass(frozen=True)
+class StudioPaths:
+    config_dir: Path
+    data_dir: Path
+    cache_dir: Path
+
+    @property
+    def settings_file(self) -> Path:
+        return self.config_dir / "settings.toml"
+
+    @property
+    def default_models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def default_outputs_dir(self) -> Path:
+        return self.data_dir / "outputs"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "studio.log"
+
+
+def studio_paths() -> StudioPaths:
+    home = os.environ.get("STUDIO_HOME")
+    if home:
+        root = Path(home).expanduser().resolve()
+        return StudioPaths(root / "config", root / "data", root / "cache")
+    import platformdirs
+
+    return StudioPaths(
+        Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)),
+        Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)),
+        Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)),
+    )
+
+
+def resources_dir() -> Path:
+    """The repository's ``resources/`` folder (icons, style sheet, model configs)."""
+    return Path(__file__).resolve().parents[2] / "resources"

@@ -1,0 +1,107 @@
+"""What a person asks for: the generation request, its validation, and the scheduler names."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from PIL import Image
+
+from studio.core.errors import InvalidRequest
+
+# A1111 names, so recipes read the same in every tool. The engine maps them to diffusers schedulers.
+SCHEDULER_NAMES: tuple[str, ...] = (
+    "Euler",
+    "Euler a",
+    "DPM++ 2M",
+    "DPM++ 2M Karras",
+    "DPM++ 2M SDE Karras",
+    "DDIM",
+    "UniPC",
+    "Heun",
+)
+DEFAULT_SCHEDULER = "Euler a"
+
+SIZE_MULTIPLE = 8
+MIN_SIZE = 64
+MAX_SIZE = 4096
+MAX_STEPS = 1000
+MAX_BATCH_COUNT = 100
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One job: everything needed to make (and later remake) its images."""
+
+    model: str
+    prompt: str
+    negative_prompt: str = ""
+    width: int = 512
+    height: int = 512
+    steps: int = 20
+    cfg_scale: float = 7.0
+    seed: int = -1  # -1: pick a random seed when the job is prepared
+    scheduler: str = DEFAULT_SCHEDULER
+    batch_count: int = 1
+    init_image: Image.Image | None = field(default=None, compare=False, repr=False)
+    strength: float = 0.75  # img2img only: how far the result may move from init_image
+    generator: str = "diffusers"
+
+    @property
+    def is_img2img(self) -> bool:
+        return self.init_image is not None
+
+    def seed_for(self, index: int) -> int:
+        """Seed of the index-th image of the batch (A1111 convention: consecutive seeds)."""
+        return (self.seed + index) % (MAX_SEED + 1)
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    request: GenerationRequest
+    notes: tuple[str, ...] = ()
+
+
+def _round_size(name: str, value: int, notes: list[str]) -> int:
+    if value < MIN_SIZE or value > MAX_SIZE:
+        raise InvalidRequest(f"The {name} must be between {MIN_SIZE} and {MAX_SIZE} pixels, not {value}.")
+    rounded = max(MIN_SIZE, (value + SIZE_MULTIPLE // 2) // SIZE_MULTIPLE * SIZE_MULTIPLE)  # halves round up
+    if rounded != value:
+        notes.append(f"The {name} {value} is not a multiple of {SIZE_MULTIPLE}; using {rounded}.")
+    return rounded
+
+
+def prepare_request(request: GenerationRequest, *, check_model_exists: bool = True) -> PreparedRequest:
+    """Check a request, fix what can be fixed (with a note), and fix the seed.
+
+    Raises InvalidRequest with one sentence for what cannot be fixed.
+    """
+    notes: list[str] = []
+    if not request.model or not str(request.model).strip():
+        raise InvalidRequest("No model is selected; pick a model folder first.")
+    if check_model_exists and request.generator == "diffusers" and not Path(request.model).exists():
+        raise InvalidRequest(f"The model folder {request.model} does not exist.")
+    if not isinstance(request.steps, int) or request.steps < 1:
+        raise InvalidRequest(f"Steps must be at least 1, not {request.steps}.")
+    if request.steps > MAX_STEPS:
+        raise InvalidRequest(f"Steps must be at most {MAX_STEPS}, not {request.steps}.")
+    if not 0 <= request.cfg_scale <= 50:
+        raise InvalidRequest(f"The CFG scale must be between 0 and 50, not {request.cfg_scale}.")
+    if request.scheduler not in SCHEDULER_NAMES:
+        raise InvalidRequest(
+            f"Unknown scheduler {request.scheduler!r}; choose one of: {', '.join(SCHEDULER_NAMES)}."
+        )
+    if not 1 <= request.batch_count <= MAX_BATCH_COUNT:
+        raise InvalidRequest(f"The batch count must be between 1 and {MAX_BATCH_COUNT}, not {request.batch_count}.")
+    if request.init_image is not None and not 0.0 < request.strength <= 1.0:
+        raise InvalidRequest(f"The img2img strength must be above 0 and at most 1, not {request.strength}.")
+    if request.seed < -1 or request.seed > MAX_SEED:
+        raise InvalidRequest(f"The seed must be between 0 and {MAX_SEED} (or -1 for random), not {request.seed}.")
+    width = _round_size("width", request.width, notes)
+    height = _round_size("height", request.height, notes)
+    seed = request.seed if request.seed >= 0 else random.randint(0, MAX_SEED)
+    prepared = replace(request, width=width, height=height, seed=seed, prompt=request.prompt.strip(),
+                       negative_prompt=request.negative_prompt.strip())
+    return PreparedRequest(prepared, tuple(notes))

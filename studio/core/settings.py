@@ -1,0 +1,84 @@
+"""Typed settings, stored as TOML in the user config folder."""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from studio.core.errors import StudioError
+from studio.core.paths import StudioPaths, studio_paths
+from studio.core.requests import DEFAULT_SCHEDULER, SCHEDULER_NAMES
+
+log = logging.getLogger(__name__)
+
+
+class GenerationDefaults(BaseModel):
+    """The prompt panel as the person last left it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = ""
+    prompt: str = ""
+    negative_prompt: str = ""
+    width: int = Field(512, ge=64, le=4096)
+    height: int = Field(512, ge=64, le=4096)
+    steps: int = Field(20, ge=1, le=1000)
+    cfg_scale: float = Field(7.0, ge=0, le=50)
+    seed: int = -1
+    scheduler: str = DEFAULT_SCHEDULER
+    batch_count: int = Field(1, ge=1, le=100)
+    strength: float = Field(0.75, gt=0, le=1)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, value: str) -> str:
+        return value if value in SCHEDULER_NAMES else DEFAULT_SCHEDULER
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    models_dir: Path
+    outputs_dir: Path
+    extra_model_paths: list[Path] = Field(default_factory=list)  # diffusers folders picked by hand
+    device: str = "auto"  # auto | cuda | mps | cpu
+    generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
+
+    @classmethod
+    def defaults(cls, paths: StudioPaths) -> Settings:
+        return cls(models_dir=paths.default_models_dir, outputs_dir=paths.default_outputs_dir)
+
+
+def load_settings(paths: StudioPaths | None = None) -> Settings:
+    """Read settings; a broken file is kept aside and defaults are used, so Studio always starts."""
+    paths = paths or studio_paths()
+    file = paths.settings_file
+    if not file.exists():
+        return Settings.defaults(paths)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        base = Settings.defaults(paths).model_dump()
+        base.update(data)
+        return Settings.model_validate(base)
+    except (tomllib.TOMLDecodeError, ValidationError, UnicodeDecodeError) as exc:
+        aside = file.with_suffix(".toml.broken")
+        file.replace(aside)
+        log.warning("Settings file %s could not be read (%s); moved to %s, using defaults.", file, exc, aside)
+        return Settings.defaults(paths)
+
+
+def save_settings(settings: Settings, paths: StudioPaths | None = None) -> None:
+    import tomli_w
+
+    from studio.core.images import write_atomically
+
+    paths = paths or studio_paths()
+    try:
+        paths.config_dir.mkdir(parents=True, exist_ok=True)
+        text = tomli_w.dumps(settings.model_dump(mode="json", exclude_none=True))
+        write_atomically(paths.settings_file, text.encode("utf-8"))
+    except OSError as exc:
+        raise StudioError(f"Settings could not be saved to {paths.settings_file}: {exc.strerror}.") from exc

@@ -1,0 +1,44 @@
+"""Which device runs the pipelines: CUDA (half precision), else Apple MPS, else the CPU (float32)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    kind: str  # cuda | mps | cpu
+    torch_device: torch.device
+    dtype: torch.dtype
+    description: str  # for the status bar
+
+
+def select_device(preference: str = "auto") -> DeviceInfo:
+    """Pick the best available device; a preference that is not available falls back to the CPU."""
+    preference = os.environ.get("STUDIO_DEVICE", preference) or "auto"
+    if preference in ("auto", "cuda") and torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        dtype = torch.float16
+        gib = props.total_memory / 2**30
+        return DeviceInfo("cuda", torch.device("cuda", 0), dtype, f"CUDA · {props.name} ({gib:.0f} GB) · float16")
+    if preference in ("auto", "mps") and torch.backends.mps.is_available():
+        return DeviceInfo("mps", torch.device("mps"), torch.float16, "Apple MPS · float16")
+    # Leave one core to the window so the UI stays smooth while the CPU computes.
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(max(1, cores - 1))
+    threads = torch.get_num_threads()
+    return DeviceInfo("cpu", torch.device("cpu"), torch.float32,
+                      f"CPU · {threads} thread{'s' * (threads != 1)} · float32")
+
+
+def free_memory(device: DeviceInfo | None) -> None:
+    import gc
+
+    gc.collect()
+    if device is not None and device.kind == "cuda":
+        torch.cuda.empty_cache()
+    elif device is not None and device.kind == "mps":
+        torch.mps.empty_cache()

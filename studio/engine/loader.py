@@ -1,0 +1,75 @@
+"""Loading diffusers model folders: safetensors only, local files only, one model in memory."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.core.errors import ModelError
+from studio.core.hashing import model_hash
+from studio.core.models import MODEL_INDEX, check_model_folder
+from studio.engine.device import DeviceInfo
+from studio.engine.libraries import quiet_imports
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    path: Path
+    name: str
+    hash: str
+    family: str  # "sd" or "sdxl": picks the preview factors
+    text2img: Any
+    base_scheduler_config: Any
+    _img2img: Any = field(default=None, repr=False)
+
+    def pipeline(self, img2img: bool) -> Any:
+        """The txt2img pipeline, or an img2img pipeline that shares its components (no reload)."""
+        if not img2img:
+            return self.text2img
+        if self._img2img is None:
+            from diffusers import AutoPipelineForImage2Image
+
+            self._img2img = AutoPipelineForImage2Image.from_pipe(self.text2img)
+            self._img2img.set_progress_bar_config(disable=True)
+        return self._img2img
+
+
+def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None) -> LoadedModel:
+    """Load a diffusers folder onto device. Raises ModelError with one sentence on any refusal."""
+    path = Path(path).expanduser()
+    check_model_folder(path)
+    try:
+        index = json.loads((path / MODEL_INDEX).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"The {MODEL_INDEX} of {path.name} could not be read: {exc}.") from None
+    kwargs: dict[str, Any] = {}
+    if "safety_checker" in index:
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    quiet_imports()
+    from diffusers import AutoPipelineForText2Image
+    from safetensors import SafetensorError
+
+    try:
+        pipe = AutoPipelineForText2Image.from_pretrained(
+            path, dtype=device.dtype, use_safetensors=True, local_files_only=True, **kwargs
+        )
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"The model {path.name} could not be loaded: {first}") from exc
+    pipe.set_progress_bar_config(disable=True)
+    pipe.to(device.torch_device)
+    unet_config = getattr(getattr(pipe, "unet", None), "config", None)
+    family = "sdxl" if getattr(unet_config, "addition_embed_type", None) == "text_time" else "sd"
+    return LoadedModel(
+        path=path.resolve(),
+        name=path.name,
+        hash=model_hash(path, hash_cache),
+        family=family,
+        text2img=pipe,
+        base_scheduler_config=dict(pipe.scheduler.config),
+    )

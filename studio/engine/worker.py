@@ -1,0 +1,207 @@
+"""The engine thread: runs jobs one at a time from a queue and reports immutable events.
+
+No torch here: this module is imported at start-up; the work itself arrives as a handler.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from studio.core.errors import JobCancelledError, StudioError
+from studio.core.events import (
+    EngineStatus,
+    GeneratedImage,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobOutput,
+    JobPreview,
+    JobProgress,
+    JobQueued,
+    JobStarted,
+)
+from studio.core.requests import GenerationRequest
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[object], None]
+
+
+@dataclass
+class Job:
+    id: int
+    request: GenerationRequest
+    notes: tuple[str, ...] = ()
+    cancel_flag: threading.Event = field(default_factory=threading.Event)
+
+
+class WorkerContext:
+    """The JobContext a handler sees: progress, previews, notes and cancellation for one job."""
+
+    def __init__(self, job: Job, emit: Emit) -> None:
+        self._job = job
+        self._emit = emit
+        self._started = time.perf_counter()
+        self.notes: list[str] = list(job.notes)
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._started
+
+    def report_progress(self, step: int, total: int, image_index: int = 0,
+                        preview: Image.Image | None = None) -> None:
+        count = self._job.request.batch_count
+        self._emit(JobProgress(self._job.id, step, total, image_index, count, self.elapsed))
+        if preview is not None:
+            self._emit(JobPreview(self._job.id, preview, step, image_index))
+
+    def is_cancelled(self) -> bool:
+        return self._job.cancel_flag.is_set()
+
+    def check_cancelled(self) -> None:
+        if self._job.cancel_flag.is_set():
+            raise JobCancelledError()
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def status(self, *, device: str = "", model: str = "", message: str = "") -> None:
+        self._emit(EngineStatus(device=device, model=model, message=message))
+
+
+Handler = Callable[[Job, WorkerContext], Iterable[GeneratedImage]]
+StatusFn = Callable[..., None]  # status(device=..., model=..., message=...)
+WarmUp = Callable[[StatusFn], None]
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One sentence for an exception nobody planned for."""
+    if isinstance(exc, StudioError):
+        return str(exc)
+    if type(exc).__name__ == "OutOfMemoryError":
+        return "The GPU ran out of memory; try a smaller size or batch, or close other programs using the GPU."
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"The job failed with an unexpected error: {text}"
+
+
+class EngineWorker:
+    """Owns the engine thread and its queue. Thread-safe; events go out through ``emit``."""
+
+    def __init__(self, handler: Handler, emit: Emit, warm_up: WarmUp | None = None,
+                 name: str = "studio-engine") -> None:
+        self._handler = handler
+        self._emit = emit
+        self._warm_up = warm_up
+        self._pending: deque[Job] = deque()
+        self._current: Job | None = None
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._ids = itertools.count(1)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self._thread
+
+    def submit(self, request: GenerationRequest, notes: tuple[str, ...] = ()) -> int:
+        with self._cond:
+            if self._stopping:
+                raise StudioError("Studio is shutting down; the job was not queued.")
+            job = Job(next(self._ids), request, notes)
+            self._pending.append(job)
+            self._emit(JobQueued(job.id, request, notes))
+            self._cond.notify()
+        return job.id
+
+    def pending_ids(self) -> list[int]:
+        with self._cond:
+            return [job.id for job in self._pending]
+
+    def current_id(self) -> int | None:
+        with self._cond:
+            return self._current.id if self._current else None
+
+    def cancel(self, job_id: int) -> bool:
+        """Cancel a running job (it stops within one step) or drop a waiting one."""
+        with self._cond:
+            if self._current is not None and self._current.id == job_id:
+                self._current.cancel_flag.set()
+                return True
+            for job in self._pending:
+                if job.id == job_id:
+                    self._pending.remove(job)
+                    self._emit(JobCancelled(job.id, was_running=False))
+                    return True
+        return False
+
+    def cancel_all(self) -> None:
+        with self._cond:
+            while self._pending:
+                self._emit(JobCancelled(self._pending.popleft().id, was_running=False))
+            if self._current is not None:
+                self._current.cancel_flag.set()
+
+    def shutdown(self, timeout: float | None = 5.0) -> bool:
+        """Cancel everything and stop the thread; True when it ended within timeout."""
+        with self._cond:
+            self._stopping = True
+        self.cancel_all()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _status(self, *, device: str = "", model: str = "", message: str = "") -> None:
+        self._emit(EngineStatus(device=device, model=model, message=message))
+
+    def _run(self) -> None:
+        if self._warm_up is not None:
+            try:
+                self._warm_up(self._status)
+            except Exception as exc:  # the engine must come up even if warm-up fails
+                log.exception("Engine warm-up failed")
+                self._emit(EngineStatus(message=describe_exception(exc)))
+        while True:
+            with self._cond:
+                while not self._pending and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                job = self._current = self._pending.popleft()
+            try:
+                self._run_job(job)
+            finally:
+                with self._cond:
+                    self._current = None
+
+    def _run_job(self, job: Job) -> None:
+        context = WorkerContext(job, self._emit)
+        outputs: list[GeneratedImage] = []
+        self._emit(JobStarted(job.id))
+        try:
+            context.check_cancelled()
+            for output in self._handler(job, context):
+                outputs.append(output)
+                self._emit(JobOutput(job.id, output, len(outputs) - 1))
+        except JobCancelledError:
+            self._emit(JobCancelled(job.id, was_running=True, outputs=tuple(outputs)))
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes an event; the thread lives on
+            log.error("Job %s failed", job.id, exc_info=True)
+            self._emit(JobFailed(job.id, describe_exception(exc), traceback.format_exc(), tuple(outputs)))
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            self._emit(JobFinished(job.id, tuple(outputs), context.elapsed, tuple(context.notes)))

@@ -1,0 +1,1 @@
+"""asyncio services (no Qt): the job queue, output storage."""

@@ -1,0 +1,176 @@
+"""The job queue as the asyncio side sees it: submit, cancel, and ``async for`` over events.
+
+The engine thread emits events; they cross to the loop with ``call_soon_threadsafe`` and are
+fanned out to every subscriber's asyncio.Queue. Nothing here touches Qt or torch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+from studio.core.environment import GeneratorEnvironment
+from studio.core.events import (
+    TERMINAL_EVENTS,
+    GeneratedImage,
+    JobEvent,
+    JobProgress,
+    JobQueued,
+    JobStarted,
+)
+from studio.core.requests import GenerationRequest, prepare_request
+from studio.engine.worker import EngineWorker, Job, StatusFn, WorkerContext
+from studio.plugin_host.registry import GENERATOR, Registry
+from studio.services.outputs import OutputStore
+
+log = logging.getLogger(__name__)
+
+_CLOSED = object()
+
+
+@dataclass
+class JobInfo:
+    """The loop-side view of a live (waiting or running) job, for queue lists."""
+
+    id: int
+    request: GenerationRequest
+    state: str = "queued"  # queued | running
+    progress: JobProgress | None = None
+
+
+class EventStream:
+    """One subscriber's events, in order. ``async for event in stream``."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+
+    def put(self, event: object) -> None:
+        self._queue.put_nowait(event)
+
+    def close(self) -> None:
+        self._queue.put_nowait(_CLOSED)
+
+    def __aiter__(self) -> AsyncIterator[object]:
+        return self
+
+    async def __anext__(self) -> object:
+        event = await self._queue.get()
+        if event is _CLOSED:
+            raise StopAsyncIteration
+        return event
+
+
+class JobService:
+    """Owns the engine worker. Create and use it on the asyncio loop's thread."""
+
+    def __init__(self, registry: Registry, env: GeneratorEnvironment,
+                 outputs: OutputStore | None = None, warm_up: bool = True) -> None:
+        self._registry = registry
+        self._env = env
+        self._outputs = outputs
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._streams: list[EventStream] = []
+        self.jobs: dict[int, JobInfo] = {}
+        self._worker = EngineWorker(self._handle, self._emit_threadsafe,
+                                    self._warm_up if warm_up else None)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._worker.start()
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Cancel every job, stop the engine thread, then end every event stream."""
+        stopped = self._worker.shutdown(timeout)
+
+        def close_streams() -> None:
+            streams, self._streams = self._streams, []
+            for stream in streams:
+                stream.close()
+
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            # Behind the events already on their way (same FIFO), so subscribers see how jobs ended.
+            loop.call_soon_threadsafe(close_streams)
+        else:
+            close_streams()
+        return stopped
+
+    # -- queue -----------------------------------------------------------------------------
+    def submit(self, request: GenerationRequest) -> int:
+        """Validate and queue a request; InvalidRequest (one sentence) if it cannot run."""
+        prepared = prepare_request(request)
+        return self._worker.submit(prepared.request, prepared.notes)
+
+    def cancel(self, job_id: int) -> bool:
+        return self._worker.cancel(job_id)
+
+    def cancel_all(self) -> None:
+        self._worker.cancel_all()
+
+    def waiting(self) -> list[JobInfo]:
+        return [j for j in self.jobs.values() if j.state == "queued"]
+
+    def running(self) -> JobInfo | None:
+        return next((j for j in self.jobs.values() if j.state == "running"), None)
+
+    def subscribe(self) -> EventStream:
+        stream = EventStream()
+        self._streams.append(stream)
+        return stream
+
+    def unsubscribe(self, stream: EventStream) -> None:
+        if stream in self._streams:
+            self._streams.remove(stream)
+            stream.close()
+
+    async def run(self, request: GenerationRequest) -> AsyncIterator[object]:
+        """Submit one request and yield its events (and engine status) until it ends."""
+        stream = self.subscribe()
+        try:
+            job_id = self.submit(request)
+            async for event in stream:
+                if isinstance(event, JobEvent) and event.job_id != job_id:
+                    continue
+                yield event
+                if isinstance(event, TERMINAL_EVENTS):
+                    return
+        finally:
+            self.unsubscribe(stream)
+
+    # -- engine thread side ----------------------------------------------------------------
+    def _warm_up(self, status: StatusFn) -> None:
+        generator = self._registry.instance(GENERATOR, "diffusers", self._env)
+        generator.warm_up(status)
+
+    def _handle(self, job: Job, context: WorkerContext) -> Iterator[GeneratedImage]:
+        generator = self._registry.instance(GENERATOR, job.request.generator, self._env)
+        for image, recipe in generator.generate(job.request, context):
+            path = self._outputs.save(image, recipe) if self._outputs else None
+            yield GeneratedImage(image, recipe, path)
+
+    def _emit_threadsafe(self, event: object) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._dispatch, event)
+        except RuntimeError:  # the loop closed between the check and the call: the app is quitting
+            pass
+
+    def _dispatch(self, event: object) -> None:
+        if isinstance(event, JobQueued):
+            self.jobs[event.job_id] = JobInfo(event.job_id, event.request)
+        elif isinstance(event, JobEvent) and event.job_id in self.jobs:
+            info = self.jobs[event.job_id]
+            if isinstance(event, JobStarted):
+                info.state = "running"
+            elif isinstance(event, JobProgress):
+                info.progress = event
+            elif isinstance(event, TERMINAL_EVENTS):
+                del self.jobs[event.job_id]  # only live jobs are kept; the event says how it ended
+        for stream in list(self._streams):
+            stream.put(event)
+

@@ -1,0 +1,334 @@
+"""The prompt panel: model, prompts, size, sampling settings, img2img, and the Generate button."""
+
+from __future__ import annotations
+
+from PIL import Image
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSlider,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.errors import InvalidRequest
+from studio.core.models import ModelEntry
+from studio.core.requests import (
+    MAX_BATCH_COUNT,
+    MAX_SEED,
+    MAX_SIZE,
+    MAX_STEPS,
+    MIN_SIZE,
+    SCHEDULER_NAMES,
+    SIZE_MULTIPLE,
+    GenerationRequest,
+)
+from studio.core.settings import GenerationDefaults
+from studio.ui.theme import icon
+
+SIZE_PRESETS = [
+    ("512 × 512", 512, 512), ("512 × 768", 512, 768), ("768 × 512", 768, 512), ("768 × 768", 768, 768),
+    ("1024 × 1024", 1024, 1024), ("832 × 1216", 832, 1216), ("1216 × 832", 1216, 832),
+    ("896 × 1152", 896, 1152), ("1152 × 896", 1152, 896),
+]
+
+
+def _section(text: str) -> QLabel:
+    label = QLabel(text.upper())
+    label.setObjectName("sectionLabel")
+    return label
+
+
+def _tool_button(icon_name: str, tip: str) -> QToolButton:
+    button = QToolButton()
+    button.setIcon(icon(icon_name))
+    button.setToolTip(tip)
+    button.setAutoRaise(True)
+    return button
+
+
+class PromptPanel(QScrollArea):
+    generate_requested = Signal()
+    browse_model_requested = Signal()
+    refresh_models_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        body = QWidget()
+        body.setObjectName("promptPanel")
+        self.setWidget(body)
+        layout = QVBoxLayout(body)
+        layout.setContentsMargins(12, 12, 12, 12)
+        layout.setSpacing(6)
+
+        # Model
+        layout.addWidget(_section("Model"))
+        row = QHBoxLayout()
+        self.model_combo = QComboBox()
+        self.model_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.model_combo.setMinimumContentsLength(12)
+        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.browse_model_button = _tool_button("folder", "Use a diffusers model folder from anywhere on disk…")
+        self.refresh_models_button = _tool_button("refresh", "Look for models again")
+        row.addWidget(self.model_combo, 1)
+        row.addWidget(self.browse_model_button)
+        row.addWidget(self.refresh_models_button)
+        layout.addLayout(row)
+        self.models_hint = QLabel()
+        self.models_hint.setObjectName("hintLabel")
+        self.models_hint.setWordWrap(True)
+        self.models_hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.models_hint)
+
+        # Prompts
+        layout.addSpacing(6)
+        layout.addWidget(_section("Prompt"))
+        self.prompt_edit = QPlainTextEdit()
+        self.prompt_edit.setPlaceholderText("Describe the picture… (Ctrl+Enter to generate)")
+        self.prompt_edit.setTabChangesFocus(True)
+        self.prompt_edit.setMinimumHeight(96)
+        layout.addWidget(self.prompt_edit)
+        layout.addWidget(_section("Negative prompt"))
+        self.negative_edit = QPlainTextEdit()
+        self.negative_edit.setPlaceholderText("What to avoid: blurry, low quality…")
+        self.negative_edit.setTabChangesFocus(True)
+        self.negative_edit.setFixedHeight(60)
+        layout.addWidget(self.negative_edit)
+
+        # Size
+        layout.addSpacing(6)
+        layout.addWidget(_section("Size"))
+        size_row = QHBoxLayout()
+        self.width_spin = self._size_spin("Width in pixels (a multiple of 8)")
+        self.height_spin = self._size_spin("Height in pixels (a multiple of 8)")
+        self.swap_size_button = _tool_button("swap", "Swap width and height")
+        self.size_presets = QComboBox()
+        self.size_presets.addItem("Presets")
+        for label, w, h in SIZE_PRESETS:
+            self.size_presets.addItem(label, (w, h))
+        self.size_presets.setToolTip("Common sizes")
+        size_row.addWidget(self.width_spin, 1)
+        size_row.addWidget(self.swap_size_button)
+        size_row.addWidget(self.height_spin, 1)
+        size_row.addWidget(self.size_presets)
+        layout.addLayout(size_row)
+
+        # Sampling
+        layout.addSpacing(6)
+        layout.addWidget(_section("Sampling"))
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(8)
+        grid.setVerticalSpacing(6)
+        self.scheduler_combo = QComboBox()
+        self.scheduler_combo.addItems(SCHEDULER_NAMES)
+        self.steps_spin = QSpinBox()
+        self.steps_spin.setRange(1, MAX_STEPS)
+        self.cfg_spin = QDoubleSpinBox()
+        self.cfg_spin.setRange(0.0, 50.0)
+        self.cfg_spin.setSingleStep(0.5)
+        self.cfg_spin.setDecimals(1)
+        self.cfg_spin.setToolTip("How strongly the picture follows the prompt (CFG scale)")
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, MAX_BATCH_COUNT)
+        self.batch_spin.setToolTip("How many images to make, one after another, with consecutive seeds")
+        for r, (name, widget) in enumerate([("Sampler", self.scheduler_combo), ("Steps", self.steps_spin),
+                                            ("CFG scale", self.cfg_spin), ("Images", self.batch_spin)]):
+            label = QLabel(name)
+            grid.addWidget(label, r // 2 * 2, r % 2)
+            grid.addWidget(widget, r // 2 * 2 + 1, r % 2)
+        layout.addLayout(grid)
+        seed_row = QHBoxLayout()
+        self.seed_edit = QLineEdit()
+        self.seed_edit.setPlaceholderText("Random")
+        self.seed_edit.setValidator(QRegularExpressionValidator(r"\d{0,10}"))
+        self.seed_edit.setToolTip("Seed: the same seed and settings make the same picture. Empty = random.")
+        self.random_seed_button = _tool_button("dice", "Random seed for every job")
+        self.reuse_seed_button = _tool_button("reuse", "Reuse the seed of the last picture")
+        self.reuse_seed_button.setEnabled(False)
+        seed_label = QLabel("Seed")
+        seed_row.addWidget(seed_label)
+        seed_row.addWidget(self.seed_edit, 1)
+        seed_row.addWidget(self.random_seed_button)
+        seed_row.addWidget(self.reuse_seed_button)
+        layout.addLayout(seed_row)
+
+        # Img2img
+        layout.addSpacing(6)
+        layout.addWidget(_section("Image to image"))
+        self.use_canvas_check = QCheckBox("Use canvas as input")
+        self.use_canvas_check.setToolTip("Start from the picture on the canvas instead of noise")
+        layout.addWidget(self.use_canvas_check)
+        strength_row = QHBoxLayout()
+        self.strength_label = QLabel("Strength")
+        self.strength_slider = QSlider(Qt.Orientation.Horizontal)
+        self.strength_slider.setRange(1, 100)
+        self.strength_spin = QDoubleSpinBox()
+        self.strength_spin.setRange(0.01, 1.0)
+        self.strength_spin.setSingleStep(0.05)
+        self.strength_spin.setDecimals(2)
+        self.strength_spin.setToolTip("How much the picture may change: low keeps it close, 1 redraws it")
+        strength_row.addWidget(self.strength_label)
+        strength_row.addWidget(self.strength_slider, 1)
+        strength_row.addWidget(self.strength_spin)
+        layout.addLayout(strength_row)
+
+        layout.addStretch(1)
+        self.error_label = QLabel()
+        self.error_label.setObjectName("errorLabel")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+        layout.addWidget(self.error_label)
+        self.generate_button = QPushButton("  Generate")
+        self.generate_button.setIcon(icon("generate", "#ffffff"))
+        self.generate_button.setProperty("primary", True)
+        self.generate_button.setMinimumHeight(40)
+        self.generate_button.setToolTip("Generate (Ctrl+Enter). Pressing again while a job runs queues another.")
+        layout.addWidget(self.generate_button)
+
+        self._wire()
+        self.load_defaults(GenerationDefaults())
+
+    @staticmethod
+    def _size_spin(tip: str) -> QSpinBox:
+        spin = QSpinBox()
+        spin.setRange(MIN_SIZE, MAX_SIZE)
+        spin.setSingleStep(SIZE_MULTIPLE)
+        spin.setSuffix(" px")
+        spin.setToolTip(tip)
+        return spin
+
+    def _wire(self) -> None:
+        self.generate_button.clicked.connect(self.generate_requested)
+        self.browse_model_button.clicked.connect(self.browse_model_requested)
+        self.refresh_models_button.clicked.connect(self.refresh_models_requested)
+        self.swap_size_button.clicked.connect(self._swap_size)
+        self.size_presets.activated.connect(self._apply_preset)
+        self.random_seed_button.clicked.connect(self.seed_edit.clear)
+        self.reuse_seed_button.clicked.connect(self._reuse_seed)
+        self.strength_slider.valueChanged.connect(lambda v: self.strength_spin.setValue(v / 100))
+        self.strength_spin.valueChanged.connect(lambda v: self.strength_slider.setValue(round(v * 100)))
+        self.use_canvas_check.toggled.connect(self._update_img2img_enabled)
+        for signal in (self.prompt_edit.textChanged, self.model_combo.currentIndexChanged,
+                       self.use_canvas_check.toggled):
+            signal.connect(self.clear_error)
+        self._last_seed: int | None = None
+        self._update_img2img_enabled()
+
+    # -- models ------------------------------------------------------------------------------
+    def set_models(self, models: list[ModelEntry], selected: str, models_dir: str) -> None:
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        for entry in models:
+            self.model_combo.addItem(icon("model"), entry.name, str(entry.path))
+            self.model_combo.setItemData(self.model_combo.count() - 1, str(entry.path), Qt.ItemDataRole.ToolTipRole)
+        index = self.model_combo.findData(selected)
+        self.model_combo.setCurrentIndex(index if index >= 0 else 0)
+        self.model_combo.blockSignals(False)
+        self.model_combo.setToolTip(f"Models are found in {models_dir} (Settings → Models Folder…)")
+        self.models_hint.setVisible(not models)
+        self.models_hint.setText(
+            f"No models yet. Put diffusers model folders in {models_dir}, or pick a folder with the "
+            "folder button.")
+        self.model_combo.setEnabled(bool(models))
+
+    def selected_model(self) -> str:
+        return self.model_combo.currentData() or ""
+
+    # -- values ------------------------------------------------------------------------------
+    def load_defaults(self, d: GenerationDefaults) -> None:
+        self.prompt_edit.setPlainText(d.prompt)
+        self.negative_edit.setPlainText(d.negative_prompt)
+        self.width_spin.setValue(d.width)
+        self.height_spin.setValue(d.height)
+        self.steps_spin.setValue(d.steps)
+        self.cfg_spin.setValue(d.cfg_scale)
+        self.seed_edit.setText("" if d.seed < 0 else str(d.seed))
+        self.scheduler_combo.setCurrentText(d.scheduler)
+        self.batch_spin.setValue(d.batch_count)
+        self.strength_spin.setValue(d.strength)
+        self.strength_slider.setValue(round(d.strength * 100))
+
+    def defaults(self) -> GenerationDefaults:
+        text = self.seed_edit.text()
+        return GenerationDefaults(
+            model=self.selected_model(), prompt=self.prompt_edit.toPlainText(),
+            negative_prompt=self.negative_edit.toPlainText(), width=self.width_spin.value(),
+            height=self.height_spin.value(), steps=self.steps_spin.value(), cfg_scale=self.cfg_spin.value(),
+            seed=int(text) if text and int(text) <= MAX_SEED else -1, scheduler=self.scheduler_combo.currentText(),
+            batch_count=self.batch_spin.value(), strength=self.strength_spin.value(),
+        )
+
+    def build_request(self, canvas_image: Image.Image | None) -> GenerationRequest:
+        """The request the panel describes; InvalidRequest (one sentence) if it cannot be made."""
+        seed_text = self.seed_edit.text().strip()
+        seed = int(seed_text) if seed_text else -1
+        if seed > MAX_SEED:
+            raise InvalidRequest(f"The seed must be at most {MAX_SEED}.")
+        if not self.selected_model():
+            raise InvalidRequest("No model is selected; add a model folder first (the folder button above).")
+        init_image = None
+        if self.use_canvas_check.isChecked():
+            if canvas_image is None:
+                raise InvalidRequest("The canvas is empty; open or generate a picture before using it as input.")
+            init_image = canvas_image
+        return GenerationRequest(
+            model=self.selected_model(), prompt=self.prompt_edit.toPlainText(),
+            negative_prompt=self.negative_edit.toPlainText(), width=self.width_spin.value(),
+            height=self.height_spin.value(), steps=self.steps_spin.value(), cfg_scale=self.cfg_spin.value(),
+            seed=seed, scheduler=self.scheduler_combo.currentText(), batch_count=self.batch_spin.value(),
+            init_image=init_image, strength=self.strength_spin.value(),
+        )
+
+    def remember_seed(self, seed: int) -> None:
+        self._last_seed = seed
+        self.reuse_seed_button.setEnabled(True)
+        self.reuse_seed_button.setToolTip(f"Reuse seed {seed} of the last picture")
+
+    def show_error(self, text: str) -> None:
+        self.error_label.setText(text)
+        self.error_label.show()
+
+    def clear_error(self) -> None:
+        self.error_label.hide()
+
+    def _reuse_seed(self) -> None:
+        if self._last_seed is not None:
+            self.seed_edit.setText(str(self._last_seed))
+
+    def _swap_size(self) -> None:
+        w, h = self.width_spin.value(), self.height_spin.value()
+        self.width_spin.setValue(h)
+        self.height_spin.setValue(w)
+
+    def _apply_preset(self, index: int) -> None:
+        data = self.size_presets.itemData(index)
+        if data:
+            self.width_spin.setValue(data[0])
+            self.height_spin.setValue(data[1])
+        self.size_presets.setCurrentIndex(0)
+
+    def _update_img2img_enabled(self) -> None:
+        on = self.use_canvas_check.isChecked()
+        for widget in (self.strength_label, self.strength_slider, self.strength_spin):
+            widget.setEnabled(on)
+
+    def set_size(self, width: int, height: int) -> None:
+        self.width_spin.setValue(width)
+        self.height_spin.setValue(height)

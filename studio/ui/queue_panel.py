@@ -1,0 +1,131 @@
+"""The queue list: waiting, running and finished jobs, with remove / cancel / cancel all."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.requests import GenerationRequest
+from studio.ui.theme import icon
+
+MAX_FINISHED_ROWS = 50
+JOB_ID_ROLE = Qt.ItemDataRole.UserRole
+STATE_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+def _summary(request: GenerationRequest) -> str:
+    prompt = " ".join(request.prompt.split()) or "(no prompt)"
+    if len(prompt) > 48:
+        prompt = prompt[:47] + "…"
+    mode = "img2img · " if request.is_img2img else ""
+    count = f" · ×{request.batch_count}" if request.batch_count > 1 else ""
+    return f"{prompt}\n{mode}{request.width}×{request.height} · {request.steps} steps · {request.scheduler}{count}"
+
+
+class QueuePanel(QWidget):
+    remove_requested = Signal(int)  # a waiting job, or a finished row to clear
+    cancel_current_requested = Signal()
+    cancel_all_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.setSpacing(6)
+        self.list = QListWidget()
+        self.list.setObjectName("queueList")
+        self.list.setWordWrap(True)
+        self.list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
+        layout.addWidget(self.list, 1)
+        buttons = QHBoxLayout()
+        self.remove_button = QPushButton(icon("remove"), "Remove")
+        self.remove_button.setToolTip("Remove the selected waiting jobs (or clear finished rows)")
+        self.cancel_button = QPushButton(icon("stop"), "Cancel")
+        self.cancel_button.setToolTip("Stop the running job (Esc)")
+        self.cancel_all_button = QPushButton(icon("cancel-all"), "Cancel all")
+        self.cancel_all_button.setProperty("danger", True)
+        self.cancel_all_button.setToolTip("Stop the running job and drop every waiting one")
+        for b in (self.remove_button, self.cancel_button, self.cancel_all_button):
+            buttons.addWidget(b)
+        layout.addLayout(buttons)
+        self._items: dict[int, QListWidgetItem] = {}
+        self._requests: dict[int, GenerationRequest] = {}
+        self.remove_button.clicked.connect(self._remove_selected)
+        self.cancel_button.clicked.connect(self.cancel_current_requested)
+        self.cancel_all_button.clicked.connect(self.cancel_all_requested)
+        self.list.itemSelectionChanged.connect(self._update_buttons)
+        self._update_buttons()
+
+    # -- rows --------------------------------------------------------------------------------
+    def add_job(self, job_id: int, request: GenerationRequest) -> None:
+        item = QListWidgetItem()
+        item.setData(JOB_ID_ROLE, job_id)
+        self._items[job_id] = item
+        self._requests[job_id] = request
+        self.list.addItem(item)
+        self._set_state(job_id, "waiting", "Waiting")
+
+    def set_running(self, job_id: int, text: str = "Starting…") -> None:
+        self._set_state(job_id, "running", text)
+
+    def set_finished(self, job_id: int, text: str) -> None:
+        self._set_state(job_id, "finished", text)
+
+    def set_failed(self, job_id: int, message: str) -> None:
+        self._set_state(job_id, "failed", "Failed")
+        item = self._items.get(job_id)
+        if item is not None:
+            item.setToolTip(message)
+
+    def set_cancelled(self, job_id: int) -> None:
+        self._set_state(job_id, "cancelled", "Cancelled")
+
+    def state(self, job_id: int) -> str | None:
+        item = self._items.get(job_id)
+        return item.data(STATE_ROLE) if item else None
+
+    def job_ids(self, state: str | None = None) -> list[int]:
+        return [i for i, item in self._items.items() if state is None or item.data(STATE_ROLE) == state]
+
+    def remove_row(self, job_id: int) -> None:
+        item = self._items.pop(job_id, None)
+        self._requests.pop(job_id, None)
+        if item is not None:
+            self.list.takeItem(self.list.row(item))
+        self._update_buttons()
+
+    def _set_state(self, job_id: int, state: str, status: str) -> None:
+        item = self._items.get(job_id)
+        if item is None:
+            return
+        item.setData(STATE_ROLE, state)
+        item.setText(f"{status} · #{job_id}  {_summary(self._requests[job_id])}")
+        item.setIcon(icon({"waiting": "clock", "running": "generate", "finished": "check",
+                           "failed": "alert", "cancelled": "cancel-all"}[state]))
+        dim = state in ("finished", "cancelled")
+        item.setForeground(Qt.GlobalColor.gray if dim else Qt.GlobalColor.white)
+        if state in ("finished", "failed", "cancelled"):
+            self._trim_finished()
+        self._update_buttons()
+
+    def _trim_finished(self) -> None:
+        done = [i for i in self.job_ids() if self.state(i) in ("finished", "failed", "cancelled")]
+        for job_id in done[:-MAX_FINISHED_ROWS]:
+            self.remove_row(job_id)
+
+    def _remove_selected(self) -> None:
+        for item in self.list.selectedItems():
+            self.remove_requested.emit(item.data(JOB_ID_ROLE))
+
+    def _update_buttons(self) -> None:
+        states = [item.data(STATE_ROLE) for item in self.list.selectedItems()]
+        self.remove_button.setEnabled(any(s != "running" for s in states))
+        self.cancel_button.setEnabled(bool(self.job_ids("running")))
+        self.cancel_all_button.setEnabled(bool(self.job_ids("running") or self.job_ids("waiting")))

@@ -1,0 +1,95 @@
+"""The status bar: job progress (step i/N, elapsed), device, model and zoom."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QFrame, QLabel, QProgressBar, QStatusBar, QWidget
+
+from studio.core.events import JobProgress
+
+
+class StudioStatusBar(QStatusBar):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.message_label = QLabel("Starting…")
+        self.message_label.setObjectName("statusMessage")
+        self.progress = QProgressBar()
+        self.progress.setFixedWidth(220)
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.hide()
+        self.progress_label = QLabel()
+        self.progress_label.setObjectName("progressLabel")
+        self.progress_label.setMinimumWidth(210)
+        self.model_label = QLabel("No model loaded")
+        self.device_label = QLabel("Engine starting…")
+        self.device_label.setToolTip("The device that runs the models")
+        self.zoom_label = QLabel("100%")
+        self.zoom_label.setToolTip("Canvas zoom")
+        self.addWidget(self.message_label, 1)
+        self.addPermanentWidget(self.progress_label)
+        self.addPermanentWidget(self.progress)
+        for label in (self.model_label, self.device_label, self.zoom_label):
+            self.addPermanentWidget(_separator())
+            self.addPermanentWidget(label)
+        self._job_started: float | None = None
+        self._last_progress: JobProgress | None = None
+        self._ticker = QTimer(self)
+        self._ticker.setInterval(200)  # elapsed time keeps moving even between steps (model load)
+        self._ticker.timeout.connect(self._refresh_progress_text)
+
+    def set_message(self, text: str, error: bool = False) -> None:
+        self.message_label.setText(text)
+        self.message_label.setProperty("error", error)
+        self.message_label.setToolTip(text)
+        self.message_label.style().unpolish(self.message_label)
+        self.message_label.style().polish(self.message_label)
+
+    def set_device(self, text: str) -> None:
+        self.device_label.setText(text)
+
+    def set_model(self, text: str) -> None:
+        self.model_label.setText(text or "No model loaded")
+
+    def set_zoom(self, factor: float) -> None:
+        self.zoom_label.setText(f"{factor * 100:.0f}%")
+
+    def job_started(self) -> None:
+        self._job_started = time.monotonic()
+        self._last_progress = None
+        self.progress.setValue(0)
+        self.progress.show()
+        self._ticker.start()
+        self._refresh_progress_text()
+
+    def job_progress(self, event: JobProgress) -> None:
+        self._last_progress = event
+        self.progress.setValue(round(event.fraction * 1000))
+        self._refresh_progress_text()
+
+    def job_ended(self) -> None:
+        self._ticker.stop()
+        self._job_started = None
+        self.progress.hide()
+        self.progress_label.clear()
+
+    def _refresh_progress_text(self) -> None:
+        if self._job_started is None:
+            return
+        elapsed = time.monotonic() - self._job_started
+        p = self._last_progress
+        if p is None:
+            self.progress_label.setText(f"Preparing… {elapsed:.1f} s")
+            return
+        batch = f"Image {p.image_index + 1}/{p.image_count} · " if p.image_count > 1 else ""
+        self.progress_label.setText(f"{batch}Step {p.step}/{p.total} · {elapsed:.1f} s")
+
+
+def _separator() -> QFrame:
+    line = QFrame()
+    line.setFrameShape(QFrame.Shape.VLine)
+    line.setObjectName("statusSeparator")
+    line.setFixedHeight(14)
+    return line

@@ -1,0 +1,37 @@
+"""Shared fixtures: an isolated Studio home, and one tiny random-weight SD pipeline per session."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("STUDIO_DEVICE", "cpu")
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_models import build_tiny_sd  # noqa: E402
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A diffusers folder with a tiny SD 1.x pipeline, saved once per test session."""
+    return build_tiny_sd(tmp_path_factory.mktemp("models") / "tiny-sd")
+
+
+@pytest.fixture
+def studio_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every Studio folder (settings, outputs, caches) under a fresh temporary directory."""
+    home = tmp_path / "studio-home"
+    monkeypatch.setenv("STUDIO_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

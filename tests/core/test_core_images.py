@@ -1,0 +1,269 @@
+"""Image files: awkward inputs open correctly or fail with a sentence; outputs carry their recipe."""
+
+from __future__ import annotations
+
+import os
+import stat
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from studio.core.errors import ImageError
+from studio.core.images import flatten, open_image, read_recipe, save_image
+from studio.core.metadata import Recipe
+
+RECIPE = Recipe(prompt="a castle, on a hill: \"dawn\"\nsecond line ü 城", negative_prompt="fog, rain", steps=25,
+                sampler="DPM++ 2M", cfg_scale=7.5, seed=42, width=64, height=48, model_name="tiny-sd",
+                model_hash="abcdef0123", strength=0.4)
+
+
+def gradient(width: int = 64, height: int = 48) -> Image.Image:
+    x = np.linspace(0, 255, width, dtype=np.uint8)
+    y = np.linspace(0, 255, height, dtype=np.uint8)
+    rgb = np.stack([np.tile(x, (height, 1)), np.tile(y[:, None], (1, width)), np.full((height, width), 90, np.uint8)],
+                   axis=-1)
+    return Image.fromarray(rgb, "RGB")
+
+
+def png_bytes(width: int, height: int, bit_depth: int, color_type: int, raw: bytes) -> bytes:
+    """A PNG written by hand, for layouts Pillow will not write (16-bit RGB, lying headers)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
+
+
+def assert_sentence(err: pytest.ExceptionInfo, *fragments: str) -> None:
+    message = str(err.value)
+    assert message.endswith("."), message
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+# -- saving -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".jpeg", ".webp", ".PNG"])
+def test_save_image_embeds_the_recipe(tmp_path, suffix):
+    path = save_image(gradient(), tmp_path / f"out{suffix}", RECIPE)
+    assert path == tmp_path / f"out{suffix}"
+    assert read_recipe(path) == RECIPE
+    with Image.open(path) as img:
+        assert img.size == (64, 48)
+        assert img.format == {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}[suffix.lower()]
+
+
+def test_png_keeps_pixels_and_both_chunks(tmp_path):
+    image = gradient()
+    path = save_image(image, tmp_path / "out.png", RECIPE)
+    with Image.open(path) as img:
+        assert np.array_equal(np.asarray(img), np.asarray(image))
+        assert img.info["parameters"] == RECIPE.to_parameters()
+        assert Recipe.from_json(img.info["studio"]) == RECIPE
+
+
+def test_a1111_parameters_alone_are_read(tmp_path):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", RECIPE.to_parameters())
+    path = tmp_path / "a1111.png"
+    gradient().save(path, pnginfo=info)
+    assert read_recipe(path) == RECIPE
+
+
+def test_an_image_without_a_recipe_reads_none(tmp_path):
+    for name in ("plain.png", "plain.jpg", "plain.webp"):
+        path = save_image(gradient(), tmp_path / name)
+        assert read_recipe(path) is None
+
+
+def test_transparent_images_save_as_jpeg_on_white(tmp_path):
+    rgba = Image.new("RGBA", (16, 16), (255, 0, 0, 0))
+    path = save_image(rgba, tmp_path / "t.jpg", RECIPE)
+    with Image.open(path) as img:
+        assert img.mode == "RGB"
+        assert all(v > 240 for v in img.getpixel((8, 8)))
+    assert flatten(rgba).getpixel((0, 0)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("name", ["out.gif", "out.bmp", "out", "out.png.txt"])
+def test_a_bad_extension_is_refused(tmp_path, name):
+    with pytest.raises(ImageError) as err:
+        save_image(gradient(), tmp_path / name, RECIPE)
+    assert_sentence(err, "Studio saves .png, .jpg and .webp files")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_folder_is_refused(tmp_path):
+    with pytest.raises(ImageError) as err:
+        save_image(gradient(), tmp_path / "nope" / "out.png")
+    assert_sentence(err, "does not exist")
+
+
+def test_saving_is_atomic_and_gives_the_usual_file_mode(tmp_path):
+    path = tmp_path / "out.png"
+    path.write_bytes(b"old content")
+    save_image(gradient(), path, RECIPE)
+    assert read_recipe(path) == RECIPE
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]  # no temp files left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_failed_save_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    path = tmp_path / "out.png"
+    path.write_bytes(b"old content")
+
+    def broken_replace(src, dst):  # noqa: ANN001, ANN202
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", broken_replace)
+    with pytest.raises(OSError):
+        save_image(gradient(), path, RECIPE)
+    assert path.read_bytes() == b"old content"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+# -- opening ------------------------------------------------------------------------------------
+
+def test_open_image_missing_file(tmp_path):
+    with pytest.raises(ImageError) as err:
+        open_image(tmp_path / "missing.png")
+    assert_sentence(err, "missing.png", "does not exist")
+
+
+def test_open_image_folder(tmp_path):
+    with pytest.raises(ImageError):
+        open_image(tmp_path)
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, I am text\n", b"\x89PNG\r\n\x1a\n garbage"])
+def test_open_image_not_an_image(tmp_path, content):
+    path = tmp_path / "fake.png"
+    path.write_bytes(content)
+    with pytest.raises(ImageError) as err:
+        open_image(path)
+    assert_sentence(err, "fake.png")
+
+
+def test_open_image_truncated_png(tmp_path):
+    full = tmp_path / "full.png"
+    Image.effect_noise((128, 128), 60).convert("RGB").save(full)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError) as err:
+        open_image(cut)
+    assert_sentence(err, "cut.png", "truncated or damaged")
+
+
+def test_open_image_cmyk_jpeg(tmp_path):
+    path = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (20, 10), (0, 255, 255, 0)).save(path)  # pure red in CMYK
+    with Image.open(path) as raw:
+        assert raw.mode == "CMYK"
+    img = open_image(path)
+    assert img.mode == "RGB" and img.size == (20, 10)
+    r, g, b = img.getpixel((10, 5))
+    assert r > 200 and g < 50 and b < 50
+
+
+def test_open_image_16_bit_greyscale_png_is_scaled_not_clipped(tmp_path):
+    path = tmp_path / "grey16.png"
+    values = np.linspace(0, 65535, 64, dtype=np.uint16).reshape(8, 8)
+    Image.fromarray(values).save(path)
+    img = open_image(path)
+    assert img.mode == "RGB"
+    grey = np.asarray(img)[..., 0].astype(int)
+    assert grey.min() == 0 and grey.max() == 255
+    assert abs(grey[4, 0] - 32 * 65535 / 63 / 257) <= 1  # the middle stays mid-grey
+    assert len(np.unique(grey)) > 32
+
+
+def test_open_image_16_bit_rgb_png(tmp_path):
+    pixels = np.zeros((4, 6, 3), np.uint16)
+    pixels[..., 0] = 65535
+    pixels[..., 2] = 32896  # 128 in 8 bits
+    raw = b"".join(b"\0" + row.astype(">u2").tobytes() for row in pixels)
+    path = tmp_path / "rgb16.png"
+    path.write_bytes(png_bytes(6, 4, 16, 2, raw))
+    img = open_image(path)
+    assert img.mode == "RGB" and img.size == (6, 4)
+    assert img.getpixel((0, 0)) == (255, 0, 128)
+
+
+def test_open_image_palette_png_with_transparency(tmp_path):
+    palette = Image.new("P", (8, 8), 0)
+    palette.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    palette.paste(1, (0, 0, 4, 8))
+    path = tmp_path / "palette.png"
+    palette.save(path, transparency=0)
+    img = open_image(path)
+    assert img.mode == "RGBA"
+    assert img.getpixel((0, 0)) == (0, 255, 0, 255)
+    assert img.getpixel((7, 7))[3] == 0  # transparent stays transparent
+
+
+def test_open_image_palette_png_without_transparency_is_rgb(tmp_path):
+    path = tmp_path / "palette.png"
+    gradient().convert("P").save(path)
+    assert open_image(path).mode == "RGB"
+
+
+@pytest.mark.parametrize(("orientation", "expected_size"), [(1, (40, 20)), (3, (40, 20)), (6, (20, 40)), (8, (20, 40))])
+def test_open_image_exif_rotated_jpeg_comes_back_upright(tmp_path, orientation, expected_size):
+    # Stored sideways: a 40x20 picture, left half blue, right half red.
+    stored = Image.new("RGB", (40, 20), (255, 0, 0))
+    stored.paste((0, 0, 255), (0, 0, 20, 20))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "rotated.jpg"
+    stored.save(path, exif=exif.tobytes(), quality=95)
+    img = open_image(path)
+    assert img.size == expected_size
+
+    def colour(xy: tuple[int, int]) -> str:
+        r, _, b = img.getpixel(xy)
+        return "red" if r > b else "blue"
+
+    w, h = img.size
+    if orientation == 1:
+        assert (colour((5, 10)), colour((35, 10))) == ("blue", "red")
+    elif orientation == 3:  # turned 180 degrees
+        assert (colour((5, 10)), colour((35, 10))) == ("red", "blue")
+    elif orientation == 6:  # the camera was turned: upright, the blue half is on top
+        assert (colour((10, 5)), colour((10, h - 5))) == ("blue", "red")
+    else:
+        assert (colour((10, 5)), colour((10, h - 5))) == ("red", "blue")
+    assert img.getexif().get(0x0112) in (None, 1)
+
+
+def test_open_image_greyscale_and_grey_alpha(tmp_path):
+    Image.new("L", (8, 8), 100).save(tmp_path / "l.png")
+    Image.new("LA", (8, 8), (100, 50)).save(tmp_path / "la.png")
+    assert open_image(tmp_path / "l.png").getpixel((0, 0)) == (100, 100, 100)
+    assert open_image(tmp_path / "la.png").getpixel((0, 0)) == (100, 100, 100, 50)
+
+
+def test_open_image_refuses_decompression_bombs(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_bytes(30000, 30000, 8, 0, b"\0"))  # claims 900 megapixels
+    with pytest.raises(ImageError) as err:
+        open_image(path)
+    assert_sentence(err, "bomb.png", "too large")
+
+
+def test_open_image_is_fully_loaded_and_file_closed(tmp_path):
+    path = tmp_path / "img.png"
+    gradient().save(path)
+    img = open_image(path)
+    Path(path).unlink()  # the file can go: the pixels are already in memory
+    assert img.getpixel((63, 0))[0] == 255

@@ -1,0 +1,117 @@
+"""Recipes: A1111 ``parameters`` text written exactly, read back losslessly, and read by sd-parsers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from PIL import Image
+from sd_parsers import ParserManager
+from sd_parsers.data import Generators
+
+from studio.core.images import save_image
+from studio.core.metadata import Recipe, parse_settings_line
+
+BASE = Recipe(prompt="a red fox in the snow", negative_prompt="blurry", steps=20, sampler="Euler a",
+              cfg_scale=7.0, seed=1234, width=512, height=768, model_name="tiny-sd", model_hash="0123456789")
+
+PROMPTS = [
+    "masterpiece, best quality, 1girl, (red hair:1.2), [blue eyes]",
+    "ratio 16:9, time 12:30: noon",
+    'a sign that says "open, 24/7", and \'quotes\'',
+    "first line\nsecond line\n\nfourth line after a blank",
+    "ünïcödé, 日本語のプロンプト, emoji 🦊🔥, Ελληνικά",
+    "Steps: 5, Sampler: fake, Seed: 1",  # looks like a settings line, but it is the prompt
+    "back\\slash and tab\there",
+    "",  # an empty prompt (a negative prompt only)
+]
+
+
+def test_parameters_text_is_a1111_s_layout():
+    assert BASE.to_parameters() == (
+        "a red fox in the snow\n"
+        "Negative prompt: blurry\n"
+        "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1234, Size: 512x768, Model hash: 0123456789, "
+        "Model: tiny-sd, Version: Studio 0.1.0"
+    )
+
+
+def test_img2img_strength_and_empty_parts():
+    recipe = replace(BASE, negative_prompt="", model_hash="", strength=0.55, cfg_scale=6.5)
+    text = recipe.to_parameters()
+    assert "Negative prompt" not in text
+    assert "Model hash" not in text
+    assert "CFG scale: 6.5" in text
+    assert "Denoising strength: 0.55" in text
+    assert Recipe.from_parameters(text) == recipe
+
+
+@pytest.mark.parametrize("prompt", PROMPTS)
+@pytest.mark.parametrize("negative", ["", "lowres, bad anatomy: 2", "neg line 1\nneg line 2 ü"])
+def test_parameters_round_trip(prompt, negative):
+    recipe = replace(BASE, prompt=prompt, negative_prompt=negative)
+    assert Recipe.from_parameters(recipe.to_parameters()) == recipe
+
+
+@pytest.mark.parametrize("model_name", ["tiny, sd", "model: v2", 'my "best" model', "ünï-model"])
+def test_settings_values_that_need_quoting_round_trip(model_name):
+    recipe = replace(BASE, model_name=model_name, sampler="DPM++ 2M SDE Karras")
+    text = recipe.to_parameters()
+    if any(c in model_name for c in ',:"'):
+        assert "Model: \"" in text  # quoted the way A1111 quotes
+    assert Recipe.from_parameters(text) == recipe
+
+
+def test_json_round_trip_and_unknown_keys_are_ignored():
+    recipe = replace(BASE, prompt=PROMPTS[4], strength=0.3, generator="plugin-gen")
+    assert Recipe.from_json(recipe.to_json()) == recipe
+    assert "日本語" in recipe.to_json()  # stored readable, not escaped
+    newer = recipe.to_json()[:-1] + ', "field_from_the_future": 1}'
+    assert Recipe.from_json(newer) == recipe
+
+
+def test_reads_another_tool_s_parameters():
+    text = (
+        "portrait of a knight, (armor:1.3)\n"
+        "Negative prompt: cartoon, lowres\n"
+        "Steps: 28, Sampler: DPM++ 2M Karras, Schedule type: Karras, CFG scale: 6.5, Seed: 3141592653, "
+        "Size: 832x1216, Model hash: 31e35c80fc, Model: sd_xl_base_1.0, "
+        'Lora hashes: "detail: 0a1b2c3d4e5f, style: 99ff", Clip skip: 2, Version: v1.10.1'
+    )
+    recipe = Recipe.from_parameters(text)
+    assert recipe.prompt == "portrait of a knight, (armor:1.3)"
+    assert recipe.negative_prompt == "cartoon, lowres"
+    assert (recipe.steps, recipe.sampler, recipe.cfg_scale, recipe.seed) == (28, "DPM++ 2M Karras", 6.5, 3141592653)
+    assert (recipe.width, recipe.height) == (832, 1216)
+    assert (recipe.model_name, recipe.model_hash, recipe.version) == ("sd_xl_base_1.0", "31e35c80fc", "v1.10.1")
+    assert recipe.strength is None
+
+
+def test_parameters_without_a_settings_line_are_all_prompt():
+    recipe = Recipe.from_parameters("just a prompt\nNegative prompt: nope")
+    assert (recipe.prompt, recipe.negative_prompt, recipe.steps, recipe.seed) == ("just a prompt", "nope", 0, -1)
+
+
+def test_parse_settings_line_honours_quotes():
+    line = 'Steps: 20, Model: "a, b: \\"c\\"", Seed: 7, Empty: , Last: x'
+    assert parse_settings_line(line) == {"Steps": "20", "Model": 'a, b: "c"', "Seed": "7", "Empty": "", "Last": "x"}
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])
+def test_sd_parsers_reads_studio_images_as_automatic1111(tmp_path, suffix):
+    recipe = replace(BASE, prompt="a cat, sitting: on a mat\n\"quoted\" ü 猫", negative_prompt="dog, ugly",
+                     sampler="DPM++ 2M Karras", cfg_scale=6.5, seed=987654321, steps=31)
+    path = save_image(Image.new("RGB", (64, 64), (40, 90, 200)), tmp_path / f"image{suffix}", recipe)
+    info = ParserManager().parse(path)
+    assert info is not None
+    assert info.generator == Generators.AUTOMATIC1111
+    assert info.full_prompt == recipe.prompt
+    assert info.full_negative_prompt == recipe.negative_prompt
+    (sampler,) = info.samplers
+    assert sampler.name == "DPM++ 2M Karras"
+    assert sampler.parameters["seed"] == "987654321"
+    assert sampler.parameters["steps"] == "31"
+    assert float(sampler.parameters["cfg_scale"]) == 6.5
+    assert sampler.model.name == "tiny-sd"
+    assert sampler.model.hash == "0123456789"
+    assert info.metadata["Size"] == "512x768"

@@ -1,0 +1,149 @@
+"""Finding model folders, refusing pickle formats, and A1111-style model hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import pytest
+
+import studio.core.hashing as hashing
+from studio.core.errors import ModelError
+from studio.core.hashing import model_hash
+from studio.core.models import check_model_folder, find_models
+
+
+def make_model(folder, weights=("unet/diffusion_pytorch_model.safetensors",)):  # noqa: ANN001, ANN201
+    folder.mkdir(parents=True)
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    for i, name in enumerate(weights):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(f"weights {i} of {folder.name}".encode())
+    return folder
+
+
+# -- find_models ----------------------------------------------------------------------------------
+
+def test_find_models_direct_nested_and_extra(tmp_path):
+    root = tmp_path / "models"
+    make_model(root / "beta")
+    make_model(root / "Alpha")
+    make_model(root / "sdxl" / "juggernaut")  # one level down, in a plain folder
+    make_model(root / "group" / "deep" / "too-deep")  # two levels down: not found
+    make_model(root / ".hidden")
+    (root / "not-a-model").mkdir()
+    (root / "loose.safetensors").write_bytes(b"x")
+    extra = make_model(tmp_path / "elsewhere" / "picked")
+    missing_extra = tmp_path / "gone"
+    found = find_models(root, [extra, missing_extra])
+    assert [m.name for m in found] == ["Alpha", "beta", "juggernaut", "picked"]  # sorted, case-insensitive
+    assert all(m.path.is_absolute() for m in found)
+    assert found[2].path == (root / "sdxl" / "juggernaut").resolve()
+
+
+def test_find_models_lists_a_folder_once(tmp_path):
+    root = tmp_path / "models"
+    model = make_model(root / "one")
+    link = tmp_path / "link-to-one"
+    link.symlink_to(model)
+    found = find_models(root, [model, link])
+    assert len(found) == 1 and found[0].path == model.resolve()
+
+
+def test_find_models_in_a_missing_folder_is_empty(tmp_path):
+    assert find_models(tmp_path / "nowhere") == []
+
+
+# -- check_model_folder ---------------------------------------------------------------------------
+
+def test_check_accepts_safetensors_folders(tmp_path):
+    check_model_folder(make_model(tmp_path / "ok"))
+
+
+def test_check_accepts_pickles_beside_safetensors_and_in_the_safety_checker(tmp_path):
+    model = make_model(tmp_path / "both", weights=(
+        "unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.bin",
+        "safety_checker/pytorch_model.bin"))
+    check_model_folder(model)
+
+
+@pytest.mark.parametrize("name", ["unet/diffusion_pytorch_model.bin", "unet/model.ckpt", "text_encoder/model.pt",
+                                  "unet/weights.PTH", "extra/thing.pkl"])
+def test_check_refuses_pickle_weights(tmp_path, name):
+    model = make_model(tmp_path / "pickled", weights=("vae/diffusion_pytorch_model.safetensors", name))
+    with pytest.raises(ModelError) as err:
+        check_model_folder(model)
+    message = str(err.value)
+    assert "pickle" in message and name in message and message.endswith("Convert them to safetensors first.")
+
+
+# -- model_hash -----------------------------------------------------------------------------------
+
+def test_hash_of_a_file_is_sha256_first_10(tmp_path):
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(os.urandom(3 * (1 << 20) + 17))  # bigger than one read chunk
+    assert model_hash(weights) == hashlib.sha256(weights.read_bytes()).hexdigest()[:10]
+
+
+def test_hash_of_a_folder_is_stable_and_depends_only_on_weights(tmp_path):
+    model = make_model(tmp_path / "m", weights=("unet/a.safetensors", "vae/b.safetensors"))
+    first = model_hash(model)
+    assert len(first) == 10 and all(c in "0123456789abcdef" for c in first)
+    assert model_hash(model) == first
+    (model / "unet" / "config.json").write_text("{}")  # configs do not count
+    (model / "README.md").write_text("hello")
+    assert model_hash(model) == first
+    (model / "vae" / "b.safetensors").write_bytes(b"other weights")
+    assert model_hash(model) != first
+
+
+def test_hash_of_a_folder_does_not_depend_on_where_it_is(tmp_path):
+    a = make_model(tmp_path / "a" / "same", weights=("unet/x.safetensors",))
+    b = make_model(tmp_path / "b" / "same", weights=("unet/x.safetensors",))
+    assert model_hash(a) == model_hash(b)
+    (b / "unet" / "x.safetensors").rename(b / "unet" / "y.safetensors")  # same bytes, other file name
+    assert model_hash(a) != model_hash(b)
+
+
+def test_hash_cache_is_used_and_refreshed_when_the_file_changes(tmp_path, monkeypatch):
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"version 1")
+    cache = tmp_path / "cache" / "hashes.json"
+    calls = []
+    real = hashing.file_sha256
+
+    def counting(path, chunk=1 << 20):  # noqa: ANN001, ANN202
+        calls.append(path)
+        return real(path, chunk)
+
+    monkeypatch.setattr(hashing, "file_sha256", counting)
+    first = model_hash(weights, cache)
+    assert len(calls) == 1 and cache.is_file()
+    assert hashlib.sha256(b"version 1").hexdigest() in json.loads(cache.read_text()).values()
+    assert model_hash(weights, cache) == first
+    assert len(calls) == 1  # answered from the cache
+    weights.write_bytes(b"version 2, longer")
+    second = model_hash(weights, cache)
+    assert second == hashlib.sha256(b"version 2, longer").hexdigest()[:10] != first
+    assert len(calls) == 2
+
+
+def test_a_corrupt_cache_is_ignored_and_rewritten(tmp_path):
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"abc")
+    cache = tmp_path / "hashes.json"
+    cache.write_text("{broken json")
+    assert model_hash(weights, cache) == hashlib.sha256(b"abc").hexdigest()[:10]
+    assert json.loads(cache.read_text())  # valid again
+
+
+def test_hash_of_the_tiny_model_matches_the_loader(tiny_model_dir):
+    # The folder hash covers every safetensors file of the saved pipeline.
+    files = sorted(p for p in tiny_model_dir.rglob("*.safetensors"))
+    assert len(files) == 3
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f"{f.relative_to(tiny_model_dir).as_posix()}:{hashlib.sha256(f.read_bytes()).hexdigest()}\n"
+                      .encode())
+    assert model_hash(tiny_model_dir) == digest.hexdigest()[:10]

@@ -1,0 +1,141 @@
+"""prepare_request: what is fixed with a note, what is refused with one sentence."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from PIL import Image
+
+from studio.core.errors import InvalidRequest
+from studio.core.events import JobProgress
+from studio.core.requests import MAX_SEED, SCHEDULER_NAMES, GenerationRequest, prepare_request
+
+
+@pytest.fixture
+def base(tmp_path) -> GenerationRequest:
+    model = tmp_path / "model"
+    model.mkdir()
+    return GenerationRequest(model=str(model), prompt="  a cat  ", negative_prompt=" dog\n", seed=5)
+
+
+def refused(request: GenerationRequest, *, check_model_exists: bool = True) -> str:
+    with pytest.raises(InvalidRequest) as err:
+        prepare_request(request, check_model_exists=check_model_exists)
+    message = str(err.value)
+    assert message.endswith(".") and "\n" not in message
+    return message
+
+
+def test_a_good_request_is_kept_with_prompts_trimmed(base):
+    prepared = prepare_request(base)
+    assert prepared.notes == ()
+    assert prepared.request == replace(base, prompt="a cat", negative_prompt="dog")
+    assert (prepared.request.width, prepared.request.height, prepared.request.seed) == (512, 512, 5)
+
+
+@pytest.mark.parametrize(("width", "height", "expected"), [
+    (100, 68, (104, 72)),  # halves round up, never to even
+    (64, 70, (64, 72)),
+    (513, 767, (512, 768)),
+    (4095, 65, (4096, 64)),
+])
+def test_sizes_are_rounded_to_multiples_of_8_with_a_note(base, width, height, expected):
+    prepared = prepare_request(replace(base, width=width, height=height))
+    assert (prepared.request.width, prepared.request.height) == expected
+    assert all(v % 8 == 0 for v in expected)
+    notes = []
+    if width != expected[0]:
+        notes.append(f"The width {width} is not a multiple of 8; using {expected[0]}.")
+    if height != expected[1]:
+        notes.append(f"The height {height} is not a multiple of 8; using {expected[1]}.")
+    assert prepared.notes == tuple(notes)
+
+
+@pytest.mark.parametrize(("field", "value"), [("width", 63), ("width", 0), ("height", 4097), ("height", -8)])
+def test_sizes_out_of_range_are_refused(base, field, value):
+    message = refused(replace(base, **{field: value}))
+    assert message == f"The {field} must be between 64 and 4096 pixels, not {value}."
+
+
+@pytest.mark.parametrize("steps", [0, -1])
+def test_steps_below_one_are_refused(base, steps):
+    assert refused(replace(base, steps=steps)) == f"Steps must be at least 1, not {steps}."
+
+
+def test_too_many_steps_and_non_integer_steps_are_refused(base):
+    assert "at most 1000" in refused(replace(base, steps=1001))
+    assert "at least 1" in refused(replace(base, steps=2.5))
+    assert prepare_request(replace(base, steps=1)).request.steps == 1
+
+
+def test_unknown_scheduler_is_refused_with_the_choices(base):
+    message = refused(replace(base, scheduler="euler_a"))
+    assert message.startswith("Unknown scheduler 'euler_a'; choose one of: ")
+    assert all(name in message for name in SCHEDULER_NAMES)
+    for name in SCHEDULER_NAMES:
+        assert prepare_request(replace(base, scheduler=name)).request.scheduler == name
+
+
+@pytest.mark.parametrize("strength", [0.0, -0.1, 1.01, 2])
+def test_img2img_strength_must_be_in_0_1(base, strength):
+    init = Image.new("RGB", (64, 64))
+    message = refused(replace(base, init_image=init, strength=strength))
+    assert message == f"The img2img strength must be above 0 and at most 1, not {strength}."
+    # Without an init image the strength does not matter.
+    assert prepare_request(replace(base, strength=strength)).request.strength == strength
+
+
+@pytest.mark.parametrize("strength", [0.01, 0.5, 1.0])
+def test_img2img_strength_in_range_is_kept(base, strength):
+    request = prepare_request(replace(base, init_image=Image.new("RGB", (8, 8)), strength=strength)).request
+    assert request.strength == strength and request.is_img2img
+
+
+@pytest.mark.parametrize("seed", [-2, MAX_SEED + 1, -(2**40)])
+def test_seed_out_of_range_is_refused(base, seed):
+    assert refused(replace(base, seed=seed)).startswith(f"The seed must be between 0 and {MAX_SEED}")
+
+
+@pytest.mark.parametrize("seed", [0, 1, MAX_SEED])
+def test_seed_at_the_edges_is_kept(base, seed):
+    assert prepare_request(replace(base, seed=seed)).request.seed == seed
+
+
+def test_random_seed_is_resolved(base):
+    seeds = {prepare_request(replace(base, seed=-1)).request.seed for _ in range(20)}
+    assert all(0 <= s <= MAX_SEED for s in seeds)
+    assert len(seeds) > 1  # actually random, not a fixed stand-in
+
+
+@pytest.mark.parametrize(("cfg", "ok"), [(-0.5, False), (0, True), (50, True), (50.5, False)])
+def test_cfg_scale_range(base, cfg, ok):
+    if ok:
+        assert prepare_request(replace(base, cfg_scale=cfg)).request.cfg_scale == cfg
+    else:
+        assert refused(replace(base, cfg_scale=cfg)).startswith("The CFG scale must be between 0 and 50")
+
+
+@pytest.mark.parametrize("count", [0, 101])
+def test_batch_count_range(base, count):
+    assert refused(replace(base, batch_count=count)).startswith("The batch count must be between 1 and 100")
+
+
+def test_model_must_be_given_and_exist(base, tmp_path):
+    assert refused(replace(base, model="  ")) == "No model is selected; pick a model folder first."
+    missing = tmp_path / "missing-model"
+    assert refused(replace(base, model=str(missing))) == f"The model folder {missing} does not exist."
+    # Checking existence can be skipped, and other generators name models their own way.
+    assert prepare_request(replace(base, model=str(missing)), check_model_exists=False).request.model == str(missing)
+    assert prepare_request(replace(base, model="builtin", generator="plugin")).request.model == "builtin"
+
+
+def test_seed_for_gives_consecutive_seeds_and_wraps():
+    request = GenerationRequest(model="m", prompt="p", seed=10)
+    assert [request.seed_for(i) for i in range(3)] == [10, 11, 12]
+    assert GenerationRequest(model="m", prompt="p", seed=MAX_SEED).seed_for(1) == 0
+
+
+def test_progress_fraction_covers_the_whole_batch():
+    assert JobProgress(1, step=5, total=10, image_index=0, image_count=2, elapsed=0).fraction == 0.25
+    assert JobProgress(1, step=10, total=10, image_index=1, image_count=2, elapsed=0).fraction == 1.0

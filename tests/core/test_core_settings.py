@@ -1,0 +1,106 @@
+"""Settings: defaults under STUDIO_HOME, TOML round trip, and a broken file never stops Studio."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from studio.core.errors import StudioError
+from studio.core.paths import StudioPaths, studio_paths
+from studio.core.settings import Settings, load_settings, save_settings
+
+
+def test_studio_home_puts_every_folder_under_it(studio_home):
+    paths = studio_paths()
+    assert paths.config_dir == studio_home.resolve() / "config"
+    assert paths.data_dir == studio_home.resolve() / "data"
+    assert paths.cache_dir == studio_home.resolve() / "cache"
+    assert paths.settings_file == paths.config_dir / "settings.toml"
+    assert paths.default_models_dir == paths.data_dir / "models"
+    assert paths.default_outputs_dir == paths.data_dir / "outputs"
+
+
+def test_defaults_without_a_file(studio_home):
+    settings = load_settings()
+    assert settings == Settings.defaults(studio_paths())
+    assert settings.models_dir == studio_home.resolve() / "data" / "models"
+    assert settings.device == "auto"
+    assert settings.generation.steps == 20 and settings.generation.scheduler == "Euler a"
+    assert not studio_paths().settings_file.exists()  # reading does not write
+
+
+def test_save_and_load_round_trip(studio_home, tmp_path):
+    settings = load_settings()
+    settings.device = "cpu"
+    settings.models_dir = tmp_path / "my models"
+    settings.extra_model_paths = [tmp_path / "extra one", tmp_path / "ünï"]
+    settings.generation.prompt = 'a "quoted" prompt, with: colons\nand a second line 🦊'
+    settings.generation.negative_prompt = "blurry"
+    settings.generation.width = 768
+    settings.generation.steps = 33
+    settings.generation.cfg_scale = 4.5
+    settings.generation.seed = 2**32 - 1
+    settings.generation.scheduler = "DPM++ 2M Karras"
+    settings.generation.strength = 0.35
+    save_settings(settings)
+    assert studio_paths().settings_file.is_file()
+    assert load_settings() == settings
+
+
+def test_a_partial_file_fills_in_defaults_and_ignores_unknown_keys(studio_home):
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True)
+    paths.settings_file.write_text('device = "cpu"\nfuture_option = 3\n\n[generation]\nsteps = 12\n'
+                                   'scheduler = "No Such Sampler"\n')
+    settings = load_settings()
+    assert settings.device == "cpu"
+    assert settings.generation.steps == 12
+    assert settings.generation.scheduler == "Euler a"  # unknown scheduler falls back, the rest is kept
+    assert settings.models_dir == paths.default_models_dir
+    assert paths.settings_file.exists()  # nothing was broken, nothing moved aside
+
+
+@pytest.mark.parametrize("content", [
+    "this is = = not toml [",
+    "[generation]\nsteps = 0\n",  # valid TOML, invalid value
+    'models_dir = ["a", "list"]\n',
+    b"\xff\xfe\x00 not utf-8",
+])
+def test_a_broken_file_is_moved_aside_and_defaults_are_used(studio_home, caplog, content):
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True)
+    if isinstance(content, bytes):
+        paths.settings_file.write_bytes(content)
+    else:
+        paths.settings_file.write_text(content)
+    with caplog.at_level(logging.WARNING, logger="studio.core.settings"):
+        settings = load_settings()
+    assert settings == Settings.defaults(paths)
+    aside = paths.config_dir / "settings.toml.broken"
+    assert aside.is_file()
+    assert aside.read_bytes() == (content if isinstance(content, bytes) else content.encode())
+    assert not paths.settings_file.exists()
+    assert "could not be read" in caplog.text
+    # Saving afterwards writes a good file again.
+    save_settings(settings)
+    assert load_settings() == settings
+
+
+def test_explicit_paths_are_used_instead_of_studio_home(tmp_path):
+    paths = StudioPaths(tmp_path / "c", tmp_path / "d", tmp_path / "x")
+    settings = Settings.defaults(paths)
+    settings.device = "cpu"
+    save_settings(settings, paths)
+    assert (tmp_path / "c" / "settings.toml").is_file()
+    assert load_settings(paths).device == "cpu"
+
+
+def test_settings_that_cannot_be_saved_raise_one_sentence(tmp_path):
+    blocker = tmp_path / "config"
+    blocker.write_text("a file where the config folder should be")
+    paths = StudioPaths(blocker, tmp_path / "data", tmp_path / "cache")
+    with pytest.raises(StudioError) as err:
+        save_settings(Settings.defaults(paths), paths)
+    assert str(err.value).startswith(f"Settings could not be saved to {Path(blocker) / 'settings.toml'}")

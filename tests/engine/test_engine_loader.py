@@ -1,0 +1,179 @@
+"""The real model loader: what it loads, and everything it must refuse without running any code."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from studio.core.errors import ModelError
+from studio.core.hashing import model_hash
+from studio.engine.device import select_device
+from studio.engine.loader import load_model
+
+
+@pytest.fixture(scope="module")
+def cpu():
+    return select_device("cpu")
+
+
+@pytest.fixture
+def no_torch_load(monkeypatch):
+    """Fail loudly if anything reaches torch.load (the pickle reader) while loading."""
+    calls = []
+
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(args)
+        raise AssertionError("torch.load was called")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    return calls
+
+
+class _Payload:
+    """Unpickling this creates ``marker``: proof that a pickle was executed."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return (open, (str(self.marker), "w"))
+
+
+def evil_pickle(marker: Path) -> bytes:
+    return pickle.dumps(_Payload(marker))
+
+
+def copy_model(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_loads_a_diffusers_folder(tiny_model_dir, cpu, tmp_path, no_torch_load):
+    cache = tmp_path / "hashes.json"
+    model = load_model(tiny_model_dir, cpu, cache)
+    assert model.name == tiny_model_dir.name
+    assert model.path == tiny_model_dir.resolve()
+    assert model.family == "sd"
+    assert model.hash == model_hash(tiny_model_dir) and len(model.hash) == 10
+    assert cache.is_file()  # the hash was cached for next time
+    assert model.base_scheduler_config["_class_name"] == "EulerDiscreteScheduler"
+    assert model.text2img.unet.device.type == "cpu"
+    # The img2img pipeline shares the loaded components instead of loading them again.
+    img2img = model.pipeline(img2img=True)
+    assert img2img is not model.text2img
+    assert img2img.unet is model.text2img.unet
+    assert model.pipeline(img2img=True) is img2img
+    assert model.pipeline(img2img=False) is model.text2img
+    assert no_torch_load == []
+
+
+def test_a_folder_with_only_pickle_weights_is_refused(tiny_model_dir, cpu, tmp_path, no_torch_load):
+    model = copy_model(tiny_model_dir, tmp_path / "pickled")
+    for weights in list(model.rglob("*.safetensors")):
+        weights.rename(weights.with_suffix(".bin"))
+    with pytest.raises(ModelError) as err:
+        load_model(model, cpu)
+    message = str(err.value)
+    assert "pickle" in message
+    assert "safetensors" in message
+    assert "diffusion_pytorch_model.bin" in message or "model.bin" in message
+    assert no_torch_load == []
+
+
+def test_one_pickle_component_beside_safetensors_ones_is_refused(tiny_model_dir, cpu, tmp_path):
+    model = copy_model(tiny_model_dir, tmp_path / "mixed")
+    unet = model / "unet" / "diffusion_pytorch_model.safetensors"
+    unet.rename(unet.with_suffix(".ckpt"))
+    with pytest.raises(ModelError, match="pickle") as err:
+        load_model(model, cpu)
+    assert "unet" in str(err.value)
+
+
+def test_a_pickle_in_the_safety_checker_is_ignored(tiny_model_dir, cpu, tmp_path):
+    """The safety checker is never loaded, so its weight format does not block the model."""
+    model = copy_model(tiny_model_dir, tmp_path / "with-checker")
+    (model / "safety_checker").mkdir()
+    (model / "safety_checker" / "pytorch_model.bin").write_bytes(b"not loaded")
+    assert load_model(model, cpu).name == "with-checker"
+
+
+@pytest.mark.parametrize("suffix", [".ckpt", ".pt", ".bin"])
+def test_a_single_pickle_checkpoint_is_refused(cpu, tmp_path, suffix):
+    marker = tmp_path / "executed"
+    checkpoint = tmp_path / f"model{suffix}"
+    checkpoint.write_bytes(evil_pickle(marker))
+    with pytest.raises(ModelError, match="pickle") as err:
+        load_model(checkpoint, cpu)
+    assert checkpoint.name in str(err.value)
+    assert not marker.exists()
+
+
+def test_a_single_safetensors_file_is_refused_with_a_clear_sentence(cpu, tmp_path):
+    single = tmp_path / "model.safetensors"
+    single.write_bytes(b"\0" * 16)
+    with pytest.raises(ModelError, match="single file") as err:
+        load_model(single, cpu)
+    assert "model_index.json" in str(err.value)
+
+
+def test_a_folder_without_model_index_is_refused(tiny_model_dir, cpu, tmp_path):
+    model = copy_model(tiny_model_dir, tmp_path / "no-index")
+    (model / "model_index.json").unlink()
+    with pytest.raises(ModelError) as err:
+        load_model(model, cpu)
+    assert str(err.value) == f"{model} is not a diffusers model folder (it has no model_index.json)."
+
+
+def test_a_missing_model_is_refused(cpu, tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        load_model(tmp_path / "nowhere", cpu)
+
+
+def test_an_unreadable_model_index_is_refused(tiny_model_dir, cpu, tmp_path):
+    model = copy_model(tiny_model_dir, tmp_path / "bad-index")
+    (model / "model_index.json").write_text("{not json")
+    with pytest.raises(ModelError, match="model_index.json of bad-index could not be read"):
+        load_model(model, cpu)
+
+
+def test_the_pickle_payload_really_runs_when_unpickled(tmp_path):
+    """Control for the test below: this payload does create its marker when unpickled."""
+    marker = tmp_path / "control-marker"
+    pickle.loads(evil_pickle(marker))  # noqa: S301 - deliberately, to prove the payload works
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("component", ["unet", "vae", "text_encoder"])
+def test_a_pickle_renamed_to_safetensors_fails_without_being_unpickled(tiny_model_dir, cpu, tmp_path, component,
+                                                                       no_torch_load):
+    marker = tmp_path / "executed"
+    model = copy_model(tiny_model_dir, tmp_path / f"disguised-{component}")
+    (weights,) = (model / component).glob("*.safetensors")
+    weights.write_bytes(evil_pickle(marker))
+    with pytest.raises(ModelError) as err:
+        load_model(model, cpu)
+    assert str(err.value).startswith(f"The model disguised-{component} could not be loaded")
+    assert "\n" not in str(err.value)
+    assert not marker.exists()
+    assert no_torch_load == []
+
+
+def test_a_model_index_naming_a_missing_component_is_refused(tiny_model_dir, cpu, tmp_path):
+    model = copy_model(tiny_model_dir, tmp_path / "no-vae")
+    shutil.rmtree(model / "vae")
+    with pytest.raises(ModelError, match="The model no-vae could not be loaded"):
+        load_model(model, cpu)
+
+
+
+def test_the_device_dtype_is_applied_to_every_component(tiny_model_dir):
+    """On CUDA the loader asks for float16; the components must really arrive in it (checked on the CPU)."""
+    from studio.engine.device import DeviceInfo
+
+    half = DeviceInfo("cpu", torch.device("cpu"), torch.float16, "test")
+    pipe = load_model(tiny_model_dir, half).text2img
+    assert {pipe.unet.dtype, pipe.vae.dtype, pipe.text_encoder.dtype} == {torch.float16}

@@ -1,0 +1,221 @@
+"""The engine thread on its own, with plain handlers (no torch): queue, cancel, failures, shutdown."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import pytest
+from PIL import Image
+
+from studio.core.errors import JobCancelledError, ModelError, StudioError
+from studio.core.events import (
+    GeneratedImage,
+    JobCancelled,
+    JobFailed,
+    JobFinished,
+    JobOutput,
+    JobProgress,
+    JobQueued,
+    JobStarted,
+)
+from studio.core.metadata import Recipe
+from studio.core.requests import GenerationRequest
+from studio.engine.worker import EngineWorker, describe_exception
+
+TIMEOUT = 30
+
+
+class Recorder:
+    """A thread-safe emit target: events land in a queue that the test reads with a timeout."""
+
+    def __init__(self) -> None:
+        self.events: queue.Queue[object] = queue.Queue()
+        self.seen: list[object] = []
+        self.threads: set[str] = set()
+
+    def __call__(self, event: object) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.events.put(event)
+
+    def until_done(self, *job_ids: int) -> list[object]:
+        pending = set(job_ids)
+        while pending:
+            event = self.events.get(timeout=TIMEOUT)
+            self.seen.append(event)
+            if isinstance(event, (JobFinished, JobFailed, JobCancelled)):
+                pending.discard(event.job_id)
+        return self.seen
+
+    def next_of(self, kind: type, job_id: int) -> object:
+        while True:
+            event = self.events.get(timeout=TIMEOUT)
+            self.seen.append(event)
+            if isinstance(event, kind) and event.job_id == job_id:
+                return event
+
+
+def req(seed: int = 1, batch_count: int = 1) -> GenerationRequest:
+    return GenerationRequest(model="m", prompt="p", seed=seed, batch_count=batch_count)
+
+
+def output(seed: int) -> GeneratedImage:
+    return GeneratedImage(Image.new("RGB", (8, 8)), Recipe("p", "", 1, "Euler", 7, seed, 8, 8, "m"))
+
+
+@pytest.fixture
+def gate():
+    return threading.Event()
+
+
+def make_worker(handler, recorder: Recorder) -> EngineWorker:  # noqa: ANN001
+    worker = EngineWorker(handler, recorder)
+    worker.start()
+    return worker
+
+
+def test_jobs_run_one_at_a_time_in_submit_order_on_the_engine_thread():
+    recorder = Recorder()
+    running = []
+    overlap = []
+
+    def handler(job, context):  # noqa: ANN001, ANN202
+        running.append(job.id)
+        overlap.append(len(running) > 1)
+        context.report_progress(1, 1)
+        yield output(job.request.seed)
+        running.remove(job.id)
+
+    worker = make_worker(handler, recorder)
+    ids = [worker.submit(req(seed)) for seed in (3, 1, 2)]
+    events = recorder.until_done(*ids)
+    assert worker.shutdown(TIMEOUT)
+    assert [e.job_id for e in events if isinstance(e, JobQueued)] == ids
+    assert [e.job_id for e in events if isinstance(e, JobStarted)] == ids
+    assert [e.outputs[0].recipe.seed for e in events if isinstance(e, JobFinished)] == [3, 1, 2]
+    assert not any(overlap)
+    assert recorder.threads == {"studio-engine", threading.current_thread().name}
+
+
+def test_a_failing_job_becomes_a_failed_event_and_the_thread_goes_on():
+    recorder = Recorder()
+
+    def handler(job, context):  # noqa: ANN001, ANN202
+        yield output(1)
+        if job.request.seed == 1:
+            raise ZeroDivisionError("division by zero")
+        if job.request.seed == 2:
+            raise ModelError("The model x is broken.")
+        if job.request.seed == 3:
+            raise ValueError("")
+
+    worker = make_worker(handler, recorder)
+    ids = [worker.submit(req(seed)) for seed in (1, 2, 3, 4)]
+    events = recorder.until_done(*ids)
+    assert worker.shutdown(TIMEOUT)
+    ends = {e.job_id: e for e in events if isinstance(e, (JobFinished, JobFailed))}
+    assert ends[ids[0]].message == "The job failed with an unexpected error: division by zero"
+    assert "ZeroDivisionError" in ends[ids[0]].detail
+    assert len(ends[ids[0]].outputs) == 1  # the image made before the failure is kept
+    assert ends[ids[1]].message == "The model x is broken."
+    assert ends[ids[2]].message == "The job failed with an unexpected error: ValueError"
+    assert isinstance(ends[ids[3]], JobFinished)
+
+
+def test_cancel_running_and_waiting_jobs(gate):
+    recorder = Recorder()
+
+    def handler(job, context):  # noqa: ANN001, ANN202
+        yield output(job.request.seed)
+        context.report_progress(1, 2)
+        while not gate.wait(0.01):
+            context.check_cancelled()
+        context.check_cancelled()
+        yield output(job.request.seed)
+
+    worker = make_worker(handler, recorder)
+    first = worker.submit(req(1))
+    second = worker.submit(req(2))
+    third = worker.submit(req(3))
+    recorder.next_of(JobProgress, first)
+    assert worker.current_id() == first
+    assert worker.pending_ids() == [second, third]
+    assert worker.cancel(second)
+    assert worker.pending_ids() == [third]
+    assert worker.cancel(first)
+    assert not worker.cancel(12345)
+    gate.set()
+    events = recorder.until_done(first, second, third)
+    assert worker.shutdown(TIMEOUT)
+    ends = {e.job_id: e for e in events if isinstance(e, (JobFinished, JobFailed, JobCancelled))}
+    assert ends[first] == JobCancelled(first, was_running=True, outputs=ends[first].outputs)
+    assert len(ends[first].outputs) == 1  # the image finished before the cancel is kept
+    assert ends[second] == JobCancelled(second, was_running=False)
+    assert isinstance(ends[third], JobFinished)
+    assert [e.job_id for e in events if isinstance(e, JobStarted)] == [first, third]
+    assert [e.index for e in events if isinstance(e, JobOutput) and e.job_id == third] == [0, 1]
+
+
+def test_cancelled_error_raised_directly_by_a_handler_is_a_cancel():
+    recorder = Recorder()
+
+    def handler(job, context):  # noqa: ANN001, ANN202
+        raise JobCancelledError()
+        yield  # pragma: no cover
+
+    worker = make_worker(handler, recorder)
+    job = worker.submit(req())
+    events = recorder.until_done(job)
+    assert worker.shutdown(TIMEOUT)
+    assert events[-1] == JobCancelled(job, was_running=True)
+
+
+def test_shutdown_cancels_everything_stops_the_thread_and_refuses_new_jobs(gate):
+    recorder = Recorder()
+
+    def handler(job, context):  # noqa: ANN001, ANN202
+        context.report_progress(1, 2)
+        while not gate.wait(0.01):
+            context.check_cancelled()
+        yield output(1)
+
+    worker = make_worker(handler, recorder)
+    running = worker.submit(req(1))
+    waiting = worker.submit(req(2))
+    recorder.next_of(JobProgress, running)
+    assert worker.shutdown(TIMEOUT)
+    assert not worker.thread.is_alive()
+    events = recorder.until_done(running, waiting)
+    ends = {e.job_id: e for e in events if isinstance(e, JobCancelled)}
+    assert ends == {running: JobCancelled(running, was_running=True), waiting: JobCancelled(waiting, was_running=False)}
+    with pytest.raises(StudioError, match="shutting down"):
+        worker.submit(req(3))
+
+
+def test_a_failing_warm_up_is_reported_and_jobs_still_run():
+    recorder = Recorder()
+
+    def warm_up(status):  # noqa: ANN001, ANN202
+        status(device="Test device")
+        raise RuntimeError("no GPU driver")
+
+    def handler(job, context):  # noqa: ANN001, ANN202
+        yield output(1)
+
+    worker = EngineWorker(handler, recorder, warm_up)
+    worker.start()
+    job = worker.submit(req())
+    events = recorder.until_done(job)
+    assert worker.shutdown(TIMEOUT)
+    messages = [getattr(e, "message", None) for e in events]
+    assert "The job failed with an unexpected error: no GPU driver" in messages
+    assert any(getattr(e, "device", "") == "Test device" for e in events)
+    assert isinstance(events[-1], JobFinished)
+
+
+def test_describe_exception_gives_one_sentence():
+    assert describe_exception(ModelError("The model m is gone.")) == "The model m is gone."
+    assert describe_exception(RuntimeError("first line\nsecond line")) == \
+        "The job failed with an unexpected error: first line"
+    oom = type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory. Tried to allocate 2 GiB")
+    assert describe_exception(oom).startswith("The GPU ran out of memory")

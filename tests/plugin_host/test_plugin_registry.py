@@ -1,0 +1,93 @@
+"""The lazy registry: contributions are imported only on first use, failures are sentences."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+from studio.core.environment import GeneratorEnvironment
+from studio.core.errors import StudioError
+from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution, Registry, builtin_registry
+
+
+@pytest.fixture
+def env(tmp_path):
+    return GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache")
+
+
+@pytest.fixture
+def plugin_module(tmp_path, monkeypatch):
+    """A throw-away plugin module on sys.path that counts how often it is imported and instantiated."""
+    name = "studio_test_lazy_plugin"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent("""
+        IMPORTS = [1]
+        CREATED = []
+
+        class Generator:
+            def __init__(self, env):
+                CREATED.append(env)
+                self.env = env
+
+            def generate(self, request, context):
+                return []
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    yield name
+    sys.modules.pop(name, None)
+
+
+def test_contributions_are_imported_on_first_use_only_and_created_once(plugin_module, env):
+    registry = Registry()
+    registry.add(Contribution(GENERATOR, "lazy", "Lazy", f"{plugin_module}:Generator", plugin_id="lazy-plugin"))
+    assert plugin_module not in sys.modules  # listing is free: nothing imported yet
+    assert [c.id for c in registry.contributions(GENERATOR)] == ["lazy"]
+    assert registry.contributions(POSTPROCESSOR) == []
+    assert registry.get(GENERATOR, "lazy").plugin_id == "lazy-plugin"
+    assert plugin_module not in sys.modules
+    first = registry.instance(GENERATOR, "lazy", env)
+    second = registry.instance(GENERATOR, "lazy", env)
+    assert first is second
+    module = sys.modules[plugin_module]
+    assert module.CREATED == [env]
+    assert first.env is env
+
+
+def test_two_contributions_with_one_id_are_refused():
+    registry = Registry()
+    registry.add(Contribution(GENERATOR, "x", "X", "a:b"))
+    registry.add(Contribution(POSTPROCESSOR, "x", "X", "a:b"))  # another kind may reuse the id
+    with pytest.raises(StudioError, match="Two generators are called 'x'"):
+        registry.add(Contribution(GENERATOR, "x", "Other X", "c:d"))
+    assert registry.get(GENERATOR, "x").title == "X"
+
+
+def test_unknown_contribution_is_a_sentence(env):
+    with pytest.raises(StudioError) as err:
+        Registry().instance(GENERATOR, "nope", env)
+    assert str(err.value) == "No generator called 'nope' is installed."
+
+
+@pytest.mark.parametrize("target", ["studio_no_such_module_abc:Gen", "studio.core.errors:NoSuchAttr"])
+def test_a_contribution_that_cannot_be_imported_names_its_plugin(env, target):
+    registry = Registry()
+    registry.add(Contribution(GENERATOR, "bad", "Bad generator", target, plugin_id="bad-plugin"))
+    with pytest.raises(StudioError) as err:
+        registry.instance(GENERATOR, "bad", env)
+    assert str(err.value).startswith("The generator 'Bad generator' from bad-plugin could not be loaded:")
+
+
+def test_builtin_registry_offers_the_diffusers_generator_without_importing_it():
+    registry = builtin_registry()
+    (contribution,) = registry.contributions(GENERATOR)
+    assert contribution.id == "diffusers"
+    assert contribution.plugin_id == "studio"
+    module_name, _, attr = contribution.target.partition(":")
+    # The target is real (checked without importing it here: the engine module pulls in torch).
+    import importlib.util
+
+    spec = importlib.util.find_spec(module_name)
+    assert spec is not None and spec.origin.endswith("diffusion.py")
+    assert f"class {attr}" in open(spec.origin, encoding="utf-8").read()

@@ -1,0 +1,136 @@
+"""Helpers shared by the engine and services tests: a running JobService, event collection, fakes.
+
+Importable from every test module because tests/conftest.py puts this folder on sys.path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from PIL import Image
+
+from studio.core.environment import GeneratorEnvironment
+from studio.core.events import TERMINAL_EVENTS, JobEvent
+from studio.core.metadata import Recipe
+from studio.core.requests import GenerationRequest
+from studio.plugin_host.registry import GENERATOR, Contribution, Registry, builtin_registry
+from studio.services.jobs import EventStream, JobService
+from studio.services.outputs import OutputStore
+
+# Long enough for a slow CI machine, short enough that a hang fails the test quickly.
+EVENT_TIMEOUT = 60.0
+
+
+def make_env(root: Path, device: str = "cpu") -> GeneratorEnvironment:
+    return GeneratorEnvironment(device=device, data_dir=root / "data", cache_dir=root / "cache")
+
+
+@asynccontextmanager
+async def running_service(env: GeneratorEnvironment, registry: Registry | None = None,
+                          outputs: OutputStore | None = None, warm_up: bool = False) -> AsyncIterator[JobService]:
+    """A started JobService on the running loop; shut down (and checked stopped) on exit."""
+    service = JobService(registry or builtin_registry(), env, outputs=outputs, warm_up=warm_up)
+    service.start()
+    try:
+        yield service
+    finally:
+        assert service.shutdown(timeout=30), "the engine thread did not stop"
+
+
+async def collect_until_done(stream: EventStream, job_ids: Iterable[int], timeout: float = EVENT_TIMEOUT,
+                             on_event: Callable[[object], None] | None = None) -> list[object]:
+    """Every event from stream until each of job_ids has had its terminal event."""
+    pending = set(job_ids)
+    events: list[object] = []
+    async with asyncio.timeout(timeout):
+        async for event in stream:
+            events.append(event)
+            if on_event is not None:
+                on_event(event)
+            if isinstance(event, TERMINAL_EVENTS):
+                pending.discard(event.job_id)
+            if not pending:
+                break
+    return events
+
+
+def of_job(events: list[object], job_id: int, kind: type | tuple[type, ...] = JobEvent) -> list:
+    return [e for e in events if isinstance(e, kind) and getattr(e, "job_id", None) == job_id]
+
+
+def terminal(events: list[object], job_id: int) -> JobEvent:
+    found = of_job(events, job_id, TERMINAL_EVENTS)
+    assert len(found) == 1, f"job {job_id} should end exactly once, got {found}"
+    return found[0]
+
+
+def run(coro, timeout: float = 2 * EVENT_TIMEOUT):  # noqa: ANN001, ANN201
+    """asyncio.run with an overall time limit, so a hang fails instead of blocking the suite."""
+
+    async def guarded():  # noqa: ANN202
+        async with asyncio.timeout(timeout):
+            return await coro
+
+    return asyncio.run(guarded())
+
+
+# -- a fake generator, registered like a plugin's, for fast and fully controlled service tests ------
+
+class GatedGenerator:
+    """Reports step 1, then waits until ``release`` is set (or the job is cancelled), then step 2.
+
+    Each image is a flat colour whose red channel is the seed modulo 256.
+    """
+
+    def __init__(self, env: GeneratorEnvironment) -> None:
+        self.env = env
+        self.release = threading.Event()
+        self.threads: list[str] = []
+        self.started: list[int] = []  # seeds of the requests it began, in order
+
+    def generate(self, request: GenerationRequest, context) -> Iterable[tuple[Image.Image, Recipe]]:  # noqa: ANN001
+        self.threads.append(threading.current_thread().name)
+        self.started.append(request.seed)
+        for index in range(request.batch_count):
+            seed = request.seed_for(index)
+            context.report_progress(1, 2, index, Image.new("RGB", (8, 8)))
+            while not self.release.wait(0.01):
+                context.check_cancelled()
+            context.check_cancelled()
+            context.report_progress(2, 2, index)
+            image = Image.new("RGB", (request.width, request.height), (seed % 256, 0, 0))
+            yield image, Recipe(request.prompt, request.negative_prompt, request.steps, request.scheduler,
+                                request.cfg_scale, seed, request.width, request.height, "gated",
+                                generator=request.generator)
+
+
+class FailingGenerator:
+    """Raises on every job: a plugin with a bug."""
+
+    def __init__(self, env: GeneratorEnvironment) -> None:
+        self.env = env
+
+    def generate(self, request: GenerationRequest, context):  # noqa: ANN001, ANN201
+        raise KeyError("no such layer")
+
+
+def fake_registry() -> Registry:
+    """Studio's own registry plus the fakes above, and one contribution whose module does not exist."""
+    registry = builtin_registry()
+    registry.add(Contribution(GENERATOR, "gated", "Gated test generator", "studio_testing:GatedGenerator",
+                              plugin_id="tests"))
+    registry.add(Contribution(GENERATOR, "failing", "Failing test generator", "studio_testing:FailingGenerator",
+                              plugin_id="tests"))
+    registry.add(Contribution(GENERATOR, "missing", "Missing generator", "no_such_module_xyz:Generator",
+                              plugin_id="broken-plugin"))
+    return registry
+
+
+def fake_request(generator: str = "gated", seed: int = 1, **kwargs) -> GenerationRequest:  # noqa: ANN003
+    values = dict(model="unused", prompt="a test", width=64, height=64, steps=2, seed=seed, generator=generator)
+    values.update(kwargs)
+    return GenerationRequest(**values)

@@ -1,0 +1,61 @@
+"""UI fixtures: a qasync loop that runs whenever pytest-qt spins Qt, and a real main window."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from studio.core.environment import GeneratorEnvironment
+from studio.core.paths import studio_paths
+from studio.core.settings import Settings, load_settings
+from studio.plugin_host.registry import builtin_registry
+from studio.services.jobs import JobService
+from studio.services.outputs import OutputStore
+
+
+@pytest.fixture(scope="session")
+def qt_loop(qapp) -> Iterator[asyncio.AbstractEventLoop]:  # noqa: ANN001
+    """One qasync loop for the session (as in the app), marked running so tasks advance while
+    qtbot waits, just as they do under app.exec()."""
+    import qasync
+
+    from studio.ui.theme import apply_dark_theme
+
+    apply_dark_theme(qapp)  # as the app does: widgets are tested (and screenshotted) as people see them
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    yield loop
+    loop.stop()
+    loop.close()  # also shuts down the executor behind asyncio.to_thread
+    asyncio.events._set_running_loop(None)
+    asyncio.set_event_loop(None)
+
+
+@pytest.fixture
+def settings(studio_home: Path, tiny_model_dir: Path) -> Settings:
+    settings = load_settings(studio_paths())
+    settings.extra_model_paths = [tiny_model_dir]
+    settings.generation.model = str(tiny_model_dir.resolve())
+    settings.generation.width = settings.generation.height = 64
+    settings.generation.steps = 4
+    return settings
+
+
+@pytest.fixture
+def window(qtbot, qt_loop, settings: Settings):  # noqa: ANN001
+    from studio.ui.main_window import MainWindow
+
+    paths = studio_paths()
+    service = JobService(builtin_registry(), GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
+                         OutputStore(settings.outputs_dir))
+    win = MainWindow(settings, service)
+    qtbot.addWidget(win)
+    win.show()
+    win.start()
+    service.start()
+    yield win
+    service.cancel_all()
+    service.shutdown(timeout=10)

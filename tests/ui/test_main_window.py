@@ -1,0 +1,181 @@
+"""The main window end to end on the tiny model: generate, preview, queue, cancel, responsiveness."""
+
+from __future__ import annotations
+
+import time
+
+from PIL import Image
+from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
+from PySide6.QtGui import QWheelEvent
+
+from studio.core.images import read_recipe
+
+WAIT_MS = 60_000
+
+
+def _type_prompt(qtbot, window, text: str) -> None:  # noqa: ANN001
+    window.prompt_panel.prompt_edit.clear()
+    qtbot.keyClicks(window.prompt_panel.prompt_edit, text)
+
+
+def _wait_engine_idle(qtbot, window) -> None:  # noqa: ANN001
+    qtbot.waitUntil(lambda: not window.queue_panel.job_ids("running")
+                    and not window.queue_panel.job_ids("waiting"), timeout=WAIT_MS)
+
+
+def test_generate_puts_the_result_on_the_canvas_and_saves_it(qtbot, window, settings, artifacts_dir):  # noqa: ANN001
+    _type_prompt(qtbot, window, "a watercolor fox in a misty forest")
+    window.prompt_panel.negative_edit.setPlainText("blurry")
+    window.prompt_panel.seed_edit.setText("1234")
+    previews: list[object] = []
+    window.canvas.show_preview = _spy(window.canvas.show_preview, previews)
+    qtbot.mouseClick(window.prompt_panel.generate_button, Qt.MouseButton.LeftButton)
+
+    qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
+    image = window.canvas.image()
+    assert image is not None and image.size == (64, 64)
+    assert previews, "no live preview reached the canvas"
+    assert not window.canvas.has_preview()
+    assert window.results.count() == 1
+    saved = sorted(settings.outputs_dir.rglob("*.png"))
+    assert len(saved) == 1
+    recipe = read_recipe(saved[0])
+    assert (recipe.prompt, recipe.negative_prompt, recipe.seed) == ("a watercolor fox in a misty forest", "blurry", 1234)
+    assert window.status.device_label.text().startswith("CPU")
+    assert window.status.model_label.text() == "tiny-sd"
+    window.grab().save(str(artifacts_dir / "main-window.png"))
+
+
+def _spy(func, calls: list):  # noqa: ANN001, ANN202
+    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(args)
+        return func(*args, **kwargs)
+    return wrapper
+
+
+def test_ctrl_enter_in_the_prompt_box_generates(qtbot, window):  # noqa: ANN001
+    _type_prompt(qtbot, window, "a lighthouse")
+    window.prompt_panel.prompt_edit.setFocus()
+    qtbot.keyClick(window.prompt_panel.prompt_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: len(window.queue_panel.job_ids()) == 1, timeout=5000)
+    assert "\n" not in window.prompt_panel.prompt_edit.toPlainText()
+    _wait_engine_idle(qtbot, window)
+
+
+def test_cancel_stops_a_slow_job_within_a_step(qtbot, window):  # noqa: ANN001
+    _type_prompt(qtbot, window, "a slow job")
+    window.prompt_panel.steps_spin.setValue(600)
+    qtbot.mouseClick(window.prompt_panel.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.status._last_progress is not None, timeout=WAIT_MS)
+    assert window.queue_panel.cancel_button.isEnabled()
+    clicked = time.monotonic()
+    qtbot.mouseClick(window.queue_panel.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("cancelled")), timeout=10_000)
+    assert time.monotonic() - clicked < 2.0
+    assert window.canvas.image() is None  # nothing half-made lands on the canvas
+    assert window.status._last_progress is None or window.status._last_progress.step < 600
+
+
+def test_queue_shows_waiting_jobs_and_removes_them(qtbot, window):  # noqa: ANN001
+    _type_prompt(qtbot, window, "first, slow")
+    window.prompt_panel.steps_spin.setValue(600)
+    window.generate()
+    window.prompt_panel.steps_spin.setValue(4)
+    _type_prompt(qtbot, window, "second")
+    window.generate()
+    _type_prompt(qtbot, window, "third")
+    window.generate()
+    qtbot.waitUntil(lambda: len(window.queue_panel.job_ids("waiting")) == 2
+                    and len(window.queue_panel.job_ids("running")) == 1, timeout=WAIT_MS)
+    first, second, third = sorted(window.queue_panel.job_ids())
+    row = window.queue_panel._items[third]
+    row.setSelected(True)
+    qtbot.mouseClick(window.queue_panel.remove_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: third not in window.queue_panel.job_ids(), timeout=5000)
+    qtbot.mouseClick(window.queue_panel.cancel_all_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.queue_panel.job_ids() == [first]
+                    and window.queue_panel.state(first) == "cancelled", timeout=10_000)
+    assert second not in window.queue_panel.job_ids()
+    assert window.results.count() == 0
+
+
+def test_event_loop_never_blocks_while_a_job_runs(qtbot, window):  # noqa: ANN001
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(5)
+    timer.timeout.connect(tick)
+    _type_prompt(qtbot, window, "responsive")
+    window.prompt_panel.steps_spin.setValue(40)
+    window.prompt_panel.batch_spin.setValue(2)
+    window.generate()
+    qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("running")), timeout=WAIT_MS)
+    last[0] = time.perf_counter()
+    timer.start()
+    qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
+    timer.stop()
+    assert len(gaps) > 10
+    worst = max(gaps)
+    assert worst < 0.050, f"the Qt event loop stalled for {worst * 1000:.0f} ms"
+
+
+def test_bad_input_is_one_sentence_and_nothing_is_queued(qtbot, window):  # noqa: ANN001
+    window.prompt_panel.use_canvas_check.setChecked(True)
+    qtbot.mouseClick(window.prompt_panel.generate_button, Qt.MouseButton.LeftButton)
+    assert window.prompt_panel.error_label.isVisible()
+    assert "canvas is empty" in window.prompt_panel.error_label.text()
+    assert window.queue_panel.job_ids() == []
+    window.prompt_panel.model_combo.clear()
+    window.prompt_panel.use_canvas_check.setChecked(False)
+    window.generate()
+    assert "No model is selected" in window.prompt_panel.error_label.text()
+
+
+def test_img2img_starts_from_the_canvas(qtbot, window):  # noqa: ANN001
+    window.canvas.set_image(Image.new("RGB", (80, 72), (200, 30, 30)))
+    window.prompt_panel.use_canvas_check.setChecked(True)
+    assert (window.prompt_panel.width_spin.value(), window.prompt_panel.height_spin.value()) == (80, 72)
+    window.prompt_panel.strength_spin.setValue(0.5)
+    _type_prompt(qtbot, window, "make it blue")
+    window.generate()
+    qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
+    result = window.results._outputs[0]
+    assert result.image.size == (80, 72)
+    assert result.recipe.strength == 0.5
+
+
+def test_save_canvas_writes_the_recipe(qtbot, window, tmp_path):  # noqa: ANN001
+    _type_prompt(qtbot, window, "saved picture")
+    window.generate()
+    qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
+    for name in ("out.png", "out.jpg", "out.webp"):
+        window._run_task(window.save_canvas(tmp_path / name))
+        qtbot.waitUntil(lambda n=name: (tmp_path / n).exists(), timeout=5000)
+        assert read_recipe(tmp_path / name).prompt == "saved picture"
+
+
+def test_canvas_zooms_with_the_wheel_pans_and_fits(qtbot, window):  # noqa: ANN001
+    window.canvas.set_image(Image.new("RGB", (2048, 2048), (10, 120, 200)))
+    fitted = window.canvas.zoom()
+    assert fitted < 1.0
+    center = QPointF(window.canvas.viewport().rect().center())
+    wheel = QWheelEvent(center, window.canvas.mapToGlobal(center), QPoint(0, 0), QPoint(0, 240),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    window.canvas.wheelEvent(wheel)
+    assert window.canvas.zoom() > fitted * 1.2
+    assert window.status.zoom_label.text() == f"{window.canvas.zoom() * 100:.0f}%"
+    window.canvas.actual_size()
+    before = window.canvas.horizontalScrollBar().value()
+    viewport = window.canvas.viewport()
+    qtbot.mousePress(viewport, Qt.MouseButton.MiddleButton, pos=QPoint(200, 200))
+    qtbot.mouseMove(viewport, QPoint(120, 200))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.MiddleButton, pos=QPoint(120, 200))
+    assert window.canvas.horizontalScrollBar().value() != before
+    window.canvas.fit()
+    assert abs(window.canvas.zoom() - fitted) < 1e-6
