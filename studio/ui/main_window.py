@@ -55,6 +55,11 @@ class MainWindow(QMainWindow):
         self._requests: dict[int, GenerationRequest] = {}
         self._canvas_recipe: Recipe | None = None
         self._busy_tasks: set[asyncio.Task] = set()
+        # Settings are written (with fsync) off the UI thread, once the person pauses.
+        self._settings_timer = QTimer(self)
+        self._settings_timer.setSingleShot(True)
+        self._settings_timer.setInterval(1500)
+        self._settings_timer.timeout.connect(self._save_settings_in_background)
 
         self.setWindowTitle("Studio")
         self.setWindowIcon(icon("app"))
@@ -195,11 +200,25 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
     def persist_settings(self) -> None:
+        """Write settings now (on quit, and after the person changes a folder)."""
+        self._settings_timer.stop()
         self.settings.generation = self.prompt_panel.defaults()
         try:
             save_settings(self.settings)
         except StudioError as exc:
             self.status.set_message(str(exc), error=True)
+
+    def _save_settings_in_background(self) -> None:
+        self.settings.generation = self.prompt_panel.defaults()
+        snapshot = self.settings.model_copy(deep=True)
+
+        async def save() -> None:
+            try:
+                await asyncio.to_thread(save_settings, snapshot)
+            except StudioError as exc:
+                self.status.set_message(str(exc), error=True)
+
+        self._run_task(save())
 
     # -- generating ----------------------------------------------------------------------------
     def generate(self) -> None:
@@ -210,7 +229,7 @@ class MainWindow(QMainWindow):
             self.prompt_panel.show_error(str(exc))
             return
         self.prompt_panel.clear_error()
-        self.persist_settings()
+        self._settings_timer.start()
 
     def cancel_current(self) -> None:
         running = self.queue_panel.job_ids("running")
@@ -271,6 +290,8 @@ class MainWindow(QMainWindow):
             if event.model:
                 self.status.set_model(event.model)
                 self.setWindowTitle(f"{event.model} — Studio")
+                if not event.message:
+                    self.status.set_message(f"{event.model} is loaded. Working…")
             if event.message:
                 self.status.set_message(event.message, error=not event.device and not event.model
                                         and "fail" in event.message.lower())

@@ -9,7 +9,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFormLayout,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -61,19 +60,27 @@ def _tool_button(icon_name: str, tip: str) -> QToolButton:
     return button
 
 
-class PromptPanel(QScrollArea):
+class PromptPanel(QWidget):
+    """Settings scroll; the error line and the Generate button stay in view below them."""
+
     generate_requested = Signal()
     browse_model_requested = Signal()
     refresh_models_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWidgetResizable(True)
-        self.setFrameShape(QScrollArea.Shape.NoFrame)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setObjectName("promptPanel")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         body = QWidget()
-        body.setObjectName("promptPanel")
-        self.setWidget(body)
+        body.setObjectName("promptPanelBody")
+        scroll.setWidget(body)
+        outer.addWidget(scroll, 1)
         layout = QVBoxLayout(body)
         layout.setContentsMargins(12, 12, 12, 12)
         layout.setSpacing(6)
@@ -190,17 +197,21 @@ class PromptPanel(QScrollArea):
         layout.addLayout(strength_row)
 
         layout.addStretch(1)
+        footer = QVBoxLayout()
+        footer.setContentsMargins(12, 8, 12, 12)
+        footer.setSpacing(6)
         self.error_label = QLabel()
         self.error_label.setObjectName("errorLabel")
         self.error_label.setWordWrap(True)
         self.error_label.hide()
-        layout.addWidget(self.error_label)
+        footer.addWidget(self.error_label)
         self.generate_button = QPushButton("  Generate")
         self.generate_button.setIcon(icon("generate", "#ffffff"))
         self.generate_button.setProperty("primary", True)
         self.generate_button.setMinimumHeight(40)
         self.generate_button.setToolTip("Generate (Ctrl+Enter). Pressing again while a job runs queues another.")
-        layout.addWidget(self.generate_button)
+        footer.addWidget(self.generate_button)
+        outer.addLayout(footer)
 
         self._wire()
         self.load_defaults(GenerationDefaults())

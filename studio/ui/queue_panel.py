@@ -42,6 +42,8 @@ class QueuePanel(QWidget):
         self.list = QListWidget()
         self.list.setObjectName("queueList")
         self.list.setWordWrap(True)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
         layout.addWidget(self.list, 1)
         buttons = QHBoxLayout()

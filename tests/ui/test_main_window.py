@@ -23,7 +23,7 @@ def _wait_engine_idle(qtbot, window) -> None:  # noqa: ANN001
                     and not window.queue_panel.job_ids("waiting"), timeout=WAIT_MS)
 
 
-def test_generate_puts_the_result_on_the_canvas_and_saves_it(qtbot, window, settings, artifacts_dir):  # noqa: ANN001
+def test_generate_puts_the_result_on_the_canvas_and_saves_it(qtbot, window, settings):  # noqa: ANN001
     _type_prompt(qtbot, window, "a watercolor fox in a misty forest")
     window.prompt_panel.negative_edit.setPlainText("blurry")
     window.prompt_panel.seed_edit.setText("1234")
@@ -43,7 +43,21 @@ def test_generate_puts_the_result_on_the_canvas_and_saves_it(qtbot, window, sett
     assert (recipe.prompt, recipe.negative_prompt, recipe.seed) == ("a watercolor fox in a misty forest", "blurry", 1234)
     assert window.status.device_label.text().startswith("CPU")
     assert window.status.model_label.text() == "tiny-sd"
+
+
+def test_screenshot_after_a_batch(qtbot, window, artifacts_dir):  # noqa: ANN001
+    """Saves artifacts/main-window.png (the README's screenshot) after a two-image job."""
+    _type_prompt(qtbot, window, "a lighthouse on a cliff at dusk, oil painting, dramatic clouds")
+    window.prompt_panel.negative_edit.setPlainText("blurry, low quality")
+    window.prompt_panel.set_size(256, 256)
+    window.prompt_panel.steps_spin.setValue(12)
+    window.prompt_panel.batch_spin.setValue(2)
+    window.generate()
+    qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
+    assert window.results.count() == 2
+    assert window.canvas.image().size == (256, 256)
     window.grab().save(str(artifacts_dir / "main-window.png"))
+    assert (artifacts_dir / "main-window.png").stat().st_size > 10_000
 
 
 def _spy(func, calls: list):  # noqa: ANN001, ANN202
