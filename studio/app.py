@@ -40,8 +40,26 @@ def setup_logging(paths: StudioPaths) -> None:
     root.setLevel(logging.INFO)
 
 
+def missing_display_library() -> str | None:
+    """A sentence when Qt's X11 plugin would abort for want of libxcb-cursor (Qt >= 6.5), else None."""
+    if not sys.platform.startswith("linux") or os.environ.get("WAYLAND_DISPLAY") or not os.environ.get("DISPLAY"):
+        return None
+    if os.environ.get("QT_QPA_PLATFORM", "xcb") != "xcb":
+        return None
+    import ctypes.util
+
+    if ctypes.util.find_library("xcb-cursor") is None:
+        return ("Studio's window needs the system library libxcb-cursor0 on X11; install it "
+                "(for example: sudo apt install libxcb-cursor0) and start Studio again.")
+    return None
+
+
 def run_app(print_startup_time: bool = False) -> int:
     started = process_start_time()
+    problem = missing_display_library()
+    if problem:
+        print(f"studio: {problem}", file=sys.stderr)
+        return 1
     from PySide6.QtWidgets import QApplication
 
     import qasync

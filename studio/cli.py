@@ -10,11 +10,6 @@ from studio import __version__
 from studio.core.errors import StudioError
 from studio.core.requests import DEFAULT_SCHEDULER, SCHEDULER_NAMES
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_CANCELLED = 130
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="studio", description="Studio: a local AI image studio. With no command, opens the window.")
@@ -44,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "generate":
-        from studio.cli_generate import run_generate
+        from studio.cli_generate import EXIT_BAD_INPUT, run_generate
 
         try:
             return run_generate(args)

@@ -20,10 +20,14 @@ from studio.core.events import (
 from studio.core.images import SAVE_FORMATS, open_image, save_image
 from studio.core.models import find_models
 from studio.core.paths import studio_paths
-from studio.core.requests import SIZE_MULTIPLE, GenerationRequest, prepare_request
+from studio.core.requests import GenerationRequest, prepare_request
 from studio.core.settings import Settings, load_settings
 from studio.plugin_host.registry import builtin_registry
 from studio.services.jobs import JobService
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_CANCELLED = 130
 
 
 def resolve_model(value: str, settings: Settings) -> Path:
@@ -69,8 +73,6 @@ def build_request(args: argparse.Namespace, settings: Settings) -> GenerationReq
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from studio.cli import EXIT_CANCELLED, EXIT_FAILED
-
     settings = load_settings()
     if args.output.suffix.lower() not in SAVE_FORMATS:
         raise InvalidRequest(f"The output {args.output.name!r} must end in .png, .jpg or .webp.")
@@ -90,8 +92,6 @@ def run_generate(args: argparse.Namespace) -> int:
 
 async def _generate(request: GenerationRequest, env: GeneratorEnvironment, outputs: list[Path]) -> int:
     from tqdm import tqdm
-
-    from studio.cli import EXIT_CANCELLED, EXIT_FAILED
 
     service = JobService(builtin_registry(), env, outputs=None, warm_up=False)
     service.start()

@@ -31,3 +31,21 @@ def test_first_frame_is_shown_quickly_without_torch(studio_home) -> None:  # noq
     assert "torch not loaded" in out.stdout
     # The target is 1 s on a quiet machine; CI machines are shared, so only a generous bound is asserted.
     assert float(match.group(1)) < 5.0
+
+
+def test_a_missing_x11_library_is_named_instead_of_a_qt_abort(monkeypatch) -> None:  # noqa: ANN001
+    import ctypes.util
+
+    from studio.app import missing_display_library
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    assert "libxcb-cursor0" in missing_display_library()
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: f"lib{name}.so.0")
+    assert missing_display_library() is None
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    assert missing_display_library() is None

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QToolBar, QWidget
 
 from studio import __version__
@@ -125,11 +125,9 @@ class MainWindow(QMainWindow):
         self.models_dir_action = self._action("&Models Folder…", "folder", None, self.choose_models_folder)
         self.add_model_action = self._action("Add Model &Folder…", "model", None, self.browse_model)
         self.about_action = self._action("&About Studio", "info", None, self._about)
-        # Ctrl+Enter / Ctrl+Return work from anywhere, the prompt box included.
-        for keys in ("Ctrl+Return", "Ctrl+Enter"):
-            shortcut = QShortcut(QKeySequence(keys), self)
-            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
-            shortcut.activated.connect(self.generate)
+        # Ctrl+Enter (main keyboard or keypad) works from anywhere, the prompt box included.
+        self.generate_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
+        self.generate_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
 
     def _build_menus_and_toolbar(self) -> None:
         menu = self.menuBar()

@@ -37,19 +37,13 @@ from studio.core.requests import (
     GenerationRequest,
 )
 from studio.core.settings import GenerationDefaults
-from studio.ui.theme import icon
+from studio.ui.theme import icon, section_label
 
 SIZE_PRESETS = [
     ("512 × 512", 512, 512), ("512 × 768", 512, 768), ("768 × 512", 768, 512), ("768 × 768", 768, 768),
     ("1024 × 1024", 1024, 1024), ("832 × 1216", 832, 1216), ("1216 × 832", 1216, 832),
     ("896 × 1152", 896, 1152), ("1152 × 896", 1152, 896),
 ]
-
-
-def _section(text: str) -> QLabel:
-    label = QLabel(text.upper())
-    label.setObjectName("sectionLabel")
-    return label
 
 
 def _tool_button(icon_name: str, tip: str) -> QToolButton:
@@ -86,7 +80,7 @@ class PromptPanel(QWidget):
         layout.setSpacing(6)
 
         # Model
-        layout.addWidget(_section("Model"))
+        layout.addWidget(section_label("Model"))
         row = QHBoxLayout()
         self.model_combo = QComboBox()
         self.model_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
@@ -106,13 +100,13 @@ class PromptPanel(QWidget):
 
         # Prompts
         layout.addSpacing(6)
-        layout.addWidget(_section("Prompt"))
+        layout.addWidget(section_label("Prompt"))
         self.prompt_edit = QPlainTextEdit()
         self.prompt_edit.setPlaceholderText("Describe the picture… (Ctrl+Enter to generate)")
         self.prompt_edit.setTabChangesFocus(True)
         self.prompt_edit.setMinimumHeight(96)
         layout.addWidget(self.prompt_edit)
-        layout.addWidget(_section("Negative prompt"))
+        layout.addWidget(section_label("Negative prompt"))
         self.negative_edit = QPlainTextEdit()
         self.negative_edit.setPlaceholderText("What to avoid: blurry, low quality…")
         self.negative_edit.setTabChangesFocus(True)
@@ -121,7 +115,7 @@ class PromptPanel(QWidget):
 
         # Size
         layout.addSpacing(6)
-        layout.addWidget(_section("Size"))
+        layout.addWidget(section_label("Size"))
         size_row = QHBoxLayout()
         self.width_spin = self._size_spin("Width in pixels (a multiple of 8)")
         self.height_spin = self._size_spin("Height in pixels (a multiple of 8)")
@@ -139,7 +133,7 @@ class PromptPanel(QWidget):
 
         # Sampling
         layout.addSpacing(6)
-        layout.addWidget(_section("Sampling"))
+        layout.addWidget(section_label("Sampling"))
         grid = QGridLayout()
         grid.setHorizontalSpacing(8)
         grid.setVerticalSpacing(6)
@@ -178,7 +172,7 @@ class PromptPanel(QWidget):
 
         # Img2img
         layout.addSpacing(6)
-        layout.addWidget(_section("Image to image"))
+        layout.addWidget(section_label("Image to image"))
         self.use_canvas_check = QCheckBox("Use canvas as input")
         self.use_canvas_check.setToolTip("Start from the picture on the canvas instead of noise")
         layout.addWidget(self.use_canvas_check)

@@ -8,6 +8,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFrame, QLabel, QProgressBar, QStatusBar, QWidget
 
 from studio.core.events import JobProgress
+from studio.ui.theme import repolish
 
 
 class StudioStatusBar(QStatusBar):
@@ -44,8 +45,7 @@ class StudioStatusBar(QStatusBar):
         self.message_label.setText(text)
         self.message_label.setProperty("error", error)
         self.message_label.setToolTip(text)
-        self.message_label.style().unpolish(self.message_label)
-        self.message_label.style().polish(self.message_label)
+        repolish(self.message_label)
 
     def set_device(self, text: str) -> None:
         self.device_label.setText(text)
