@@ -54,7 +54,7 @@ def missing_display_library() -> str | None:
     return None
 
 
-def run_app(print_startup_time: bool = False) -> int:
+def run_app(print_startup_time: bool = False, open_path: str | None = None) -> int:
     started = process_start_time()
     problem = missing_display_library()
     if problem:
@@ -83,7 +83,7 @@ def run_app(print_startup_time: bool = False) -> int:
     service = JobService(builtin_registry(), env, OutputStore(settings.outputs_dir))
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    window = MainWindow(settings, service)
+    window = MainWindow(settings, service, paths.data_dir)
 
     def on_first_frame() -> None:
         seconds = time.time() - started
@@ -94,6 +94,10 @@ def run_app(print_startup_time: bool = False) -> int:
             return
         window.start()  # subscribe first: no engine event can be missed
         service.start()  # engine thread: imports torch, picks the device, in the background
+        if open_path:
+            from pathlib import Path
+
+            window.actions_.run(window.actions_.open_path(Path(open_path)))
 
     window.first_frame.connect(on_first_frame)
     window.show()

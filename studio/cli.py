@@ -8,7 +8,9 @@ from pathlib import Path
 
 from studio import __version__
 from studio.core.errors import StudioError
+from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
 from studio.core.requests import DEFAULT_SCHEDULER, SCHEDULER_NAMES
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -16,8 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"Studio {__version__}")
     parser.add_argument("--print-startup-time", action="store_true",
                         help="open the window, print the seconds from process start to its first frame, and quit")
+    parser.add_argument("--open", metavar="IMAGE", help="open this picture on the canvas at start")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    gen = commands.add_parser("generate", help="make images from a prompt (txt2img or img2img)",
+    gen = commands.add_parser("generate", help="make images from a prompt (txt2img, img2img, inpaint, outpaint)",
                               description="Make images from a prompt, headless, through Studio's engine.")
     gen.add_argument("--model", required=True,
                      help="a diffusers model folder, or the name of one in the models folder")
@@ -30,7 +33,27 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=f"one of: {', '.join(SCHEDULER_NAMES)}")
     gen.add_argument("--batch-count", type=int, default=1, help="how many images, with consecutive seeds")
     gen.add_argument("--init-image", type=Path, help="img2img: the picture to start from")
-    gen.add_argument("--strength", type=float, default=0.75, help="img2img: how much may change (0-1]")
+    gen.add_argument("--strength", type=float, default=0.75,
+                     help="img2img and inpainting: how much may change (0-1]")
+    inpaint = gen.add_argument_group(
+        "inpainting and outpainting", "With --init-image: regenerate only part of the picture. The result has the "
+        "picture's own size (the extended size when outpainting); pixels outside the feathered mask are kept.")
+    inpaint.add_argument("--mask", type=Path, metavar="MASK",
+                         help="image of the picture's size: white (or opaque, if it has alpha) = regenerate")
+    area = inpaint.add_mutually_exclusive_group()
+    area.add_argument("--masked-only", dest="masked_only", action="store_true", default=True,
+                      help="work on the mask's box plus padding at the model's native size (the default)")
+    area.add_argument("--whole-picture", dest="masked_only", action="store_false",
+                      help="work on the whole picture at its own size")
+    inpaint.add_argument("--padding", type=int, default=InpaintOptions.padding,
+                         help=f"masked-only: pixels of context around the mask (default {InpaintOptions.padding})")
+    inpaint.add_argument("--fill", default=InpaintOptions.fill, metavar="FILL",
+                         help=f"what the masked area starts from: {' | '.join(INPAINT_FILLS)} "
+                              f"(default {InpaintOptions.fill})")
+    inpaint.add_argument("--feather", type=float, default=InpaintOptions.feather,
+                         help=f"blur radius of the mask edge when blending back (default {InpaintOptions.feather:g})")
+    inpaint.add_argument("--outpaint", metavar="LEFT,TOP,RIGHT,BOTTOM",
+                         help="extend the picture by these many pixels on each side and fill the new area")
     gen.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
     gen.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
     return parser
@@ -48,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_BAD_INPUT
     from studio.app import run_app
 
-    return run_app(print_startup_time=args.print_startup_time)
+    return run_app(print_startup_time=args.print_startup_time, open_path=args.open)
 
 
 if __name__ == "__main__":

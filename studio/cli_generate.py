@@ -7,6 +7,9 @@ import asyncio
 import sys
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest
 from studio.core.events import (
@@ -18,9 +21,11 @@ from studio.core.events import (
     JobProgress,
 )
 from studio.core.images import SAVE_FORMATS, open_image, save_image
+from studio.core.inpaint import InpaintOptions, extend_canvas
+from studio.core.mask import mask_from_image
 from studio.core.models import find_models
 from studio.core.paths import studio_paths
-from studio.core.requests import GenerationRequest, prepare_request
+from studio.core.requests import MAX_INPAINT_SIDE, GenerationRequest, prepare_request
 from studio.core.settings import Settings, load_settings
 from studio.plugin_host.registry import builtin_registry
 from studio.services.jobs import JobService
@@ -57,18 +62,70 @@ def output_paths(output: Path, count: int) -> list[Path]:
     return [output.with_name(f"{output.stem}-{i + 1}{output.suffix}") for i in range(count)]
 
 
-def build_request(args: argparse.Namespace, settings: Settings) -> GenerationRequest:
+def parse_outpaint(text: str) -> tuple[int, int, int, int]:
+    """LEFT,TOP,RIGHT,BOTTOM in pixels: at least one above 0, none below."""
+    parts = text.replace(" ", "").split(",")
+    example = "e.g. 0,0,128,0 to extend 128 pixels to the right"
+    try:
+        if len(parts) != 4:
+            raise ValueError
+        left, top, right, bottom = (int(p) for p in parts)
+    except ValueError:
+        raise InvalidRequest(
+            f"--outpaint {text!r} is not four whole numbers LEFT,TOP,RIGHT,BOTTOM; {example}.") from None
+    if min(left, top, right, bottom) < 0:
+        raise InvalidRequest(f"--outpaint {text!r} has a negative amount; give the pixels to add, {example}.")
+    if left + top + right + bottom == 0:
+        raise InvalidRequest(f"--outpaint {text!r} extends nothing; give at least one side in pixels, {example}.")
+    return left, top, right, bottom
+
+
+def read_mask(path: Path, picture: Image.Image, picture_name: str) -> Image.Image:
+    """The mask file as an "L" image of the picture's size: white = regenerate (alpha, where it has some)."""
+    image = open_image(path)
+    if image.mode == "RGBA" and image.getchannel("A").getextrema() == (255, 255):
+        image = image.convert("RGB")  # alpha that is opaque everywhere says nothing: read the grey values
+    if image.size != picture.size:
+        raise InvalidRequest(
+            f"The mask {path.name} is {image.width}x{image.height} but the picture {picture_name} is "
+            f"{picture.width}x{picture.height}; they must be the same size.")
+    return Image.fromarray(mask_from_image(image), "L")
+
+
+def build_request(args: argparse.Namespace, settings: Settings, notes: list[str] | None = None) -> GenerationRequest:
+    notes = [] if notes is None else notes
+    inpainting = args.mask is not None or args.outpaint is not None
+    if inpainting and args.init_image is None:
+        option = "--mask" if args.mask is not None else "--outpaint"
+        raise InvalidRequest(f"{option} needs --init-image, the picture to paint into.")
+    extend = parse_outpaint(args.outpaint) if args.outpaint is not None else None
     init_image = open_image(args.init_image) if args.init_image else None
-    if args.size:
+    mask = read_mask(args.mask, init_image, args.init_image.name) if args.mask is not None else None
+    if extend is not None:
+        new_w, new_h = init_image.width + extend[0] + extend[2], init_image.height + extend[1] + extend[3]
+        if max(new_w, new_h) > MAX_INPAINT_SIDE:
+            raise InvalidRequest(f"Outpainting by {args.outpaint} would make a {new_w}x{new_h} picture; "
+                                 f"Studio inpaints pictures of at most {MAX_INPAINT_SIDE} pixels a side.")
+        mask_array = None if mask is None else np.asarray(mask, dtype=np.uint8)
+        init_image, mask_array = extend_canvas(init_image, mask_array, *extend)
+        mask = Image.fromarray(mask_array, "L")
+    if inpainting:
+        width, height = init_image.size
+        if args.size:
+            notes.append(f"--size is ignored when inpainting; the result has the picture's size, {width}x{height}.")
+    elif args.size:
         width, height = parse_size(args.size)
     elif init_image is not None:
         width, height = init_image.size
     else:
         width, height = 512, 512
+    options = InpaintOptions(masked_only=args.masked_only, padding=args.padding, fill=args.fill,
+                             feather=args.feather)
     return GenerationRequest(
         model=str(resolve_model(args.model, settings)), prompt=args.prompt, negative_prompt=args.negative,
         width=width, height=height, steps=args.steps, cfg_scale=args.cfg, seed=args.seed,
         scheduler=args.scheduler, batch_count=args.batch_count, init_image=init_image, strength=args.strength,
+        mask=mask, inpaint=options,
     )
 
 
@@ -78,8 +135,9 @@ def run_generate(args: argparse.Namespace) -> int:
         raise InvalidRequest(f"The output {args.output.name!r} must end in .png, .jpg or .webp.")
     if not args.output.parent.resolve().is_dir():
         raise InvalidRequest(f"The output folder {args.output.parent} does not exist.")
-    prepared = prepare_request(build_request(args, settings))
-    for note in prepared.notes:
+    notes: list[str] = []
+    prepared = prepare_request(build_request(args, settings, notes))
+    for note in (*notes, *prepared.notes):
         print(f"note: {note}", file=sys.stderr)
     paths = studio_paths()
     env = GeneratorEnvironment(args.device or settings.device, paths.data_dir, paths.cache_dir)

@@ -1,4 +1,4 @@
-"""Shared fixtures: an isolated Studio home, and one tiny random-weight SD pipeline per session."""
+"""Shared fixtures: an isolated Studio home, and tiny random-weight SD pipelines (built once per session)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("STUDIO_DEVICE", "cpu")
 sys.path.insert(0, str(Path(__file__).parent))
 
-from tiny_models import build_tiny_sd  # noqa: E402
+from tiny_models import build_tiny_sd, build_tiny_sd_inpaint  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
@@ -21,6 +21,12 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A diffusers folder with a tiny SD 1.x pipeline, saved once per test session."""
     return build_tiny_sd(tmp_path_factory.mktemp("models") / "tiny-sd")
+
+
+@pytest.fixture(scope="session")
+def tiny_inpaint_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same tiny pipeline as an inpainting model (9-channel UNet, StableDiffusionInpaintPipeline)."""
+    return build_tiny_sd_inpaint(tmp_path_factory.mktemp("models") / "tiny-sd-inpaint")
 
 
 @pytest.fixture

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from studio.core.hashing import model_hash
 from studio.core.images import read_recipe
+from studio.core.inpaint import extend_canvas
+from studio.core.mask import feather, mask_from_image
 from studio.core.metadata import Recipe
 
 PROMPT = 'a fox, in the snow: "winter"\nsecond line ü 狐'
@@ -114,3 +118,162 @@ def test_bad_input_exits_2_with_one_sentence(tiny_model_dir, home, tmp_path, cas
     assert result.stderr.strip() == expected
     assert result.stdout == ""
     assert not output.exists()
+
+
+# -- inpainting and outpainting ------------------------------------------------------------------
+
+def noise_picture(path: Path, size: tuple[int, int] = (96, 72)) -> Image.Image:
+    picture = Image.fromarray(np.random.default_rng(5).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8), "RGB")
+    picture.save(path)
+    return picture
+
+
+def test_inpaint_with_a_mask_file_changes_only_the_masked_area(tiny_model_dir, home, tmp_path):
+    picture = noise_picture(tmp_path / "picture.png")
+    # A mask with alpha: transparent = keep, opaque = regenerate, whatever the colour.
+    mask = Image.new("RGBA", picture.size, (255, 255, 255, 0))
+    mask.paste((0, 0, 0, 255), (60, 8, 84, 28))
+    mask.save(tmp_path / "mask.png")
+    output = tmp_path / "inpainted.png"
+    result = studio(home, "--model", str(tiny_model_dir), "--prompt", "a fox", "--init-image",
+                    str(tmp_path / "picture.png"), "--mask", str(tmp_path / "mask.png"), "--size", "64x64",
+                    "--padding", "12", "--feather", "4", "--fill", "noise", "--strength", "0.9", "--steps", "3",
+                    "--seed", "3", "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    assert "note: --size is ignored when inpainting; the result has the picture's size, 96x72." in result.stderr
+    assert f"Saved {output} (seed 3, 96x72)" in result.stdout
+    with Image.open(output) as img:
+        out = np.asarray(img.convert("RGB"))
+    assert out.shape == (72, 96, 3)
+    feathered = feather(mask_from_image(mask), 4)
+    assert np.array_equal(out[feathered == 0], np.asarray(picture)[feathered == 0])
+    assert (out != np.asarray(picture)).any(axis=2)[feathered == 255].mean() > 0.9
+    recipe = read_recipe(output)
+    assert (recipe.width, recipe.height, recipe.strength) == (96, 72, 0.9)
+    assert (recipe.inpaint_area, recipe.masked_padding, recipe.mask_blur, recipe.masked_content) == \
+        ("Only masked", 12, 4, "noise")
+
+
+def test_outpaint_extends_the_picture_and_fills_the_new_area(tiny_inpaint_model_dir, home, tmp_path):
+    picture = noise_picture(tmp_path / "picture.png")
+    output = tmp_path / "wider.png"
+    result = studio(home, "--model", str(tiny_inpaint_model_dir), "--prompt", "more of the same", "--init-image",
+                    str(tmp_path / "picture.png"), "--outpaint", "0,8,32,0", "--whole-picture", "--feather", "4",
+                    "--strength", "1", "--steps", "2", "--seed", "9", "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    assert f"Saved {output} (seed 9, 128x80)" in result.stdout
+    with Image.open(output) as img:
+        out = np.asarray(img.convert("RGB")).astype(np.int16)
+    extended, mask = extend_canvas(picture, None, 0, 8, 32, 0)
+    feathered = feather(mask, 4)
+    assert np.array_equal(out[feathered == 0], np.asarray(extended, dtype=np.int16)[feathered == 0])
+    assert (feathered[8:, :96] == 0).mean() > 0.5  # most of the old picture is kept, bit for bit
+    assert np.abs(out - np.asarray(extended, dtype=np.int16))[:, 96:].mean() > 10  # the new strip was painted
+    recipe = read_recipe(output)
+    assert (recipe.width, recipe.height, recipe.inpaint_area) == (128, 80, "Whole picture")
+
+
+def test_bad_inpaint_input_exits_2_with_one_sentence_before_loading_torch(tiny_model_dir, home, tmp_path):
+    """Every case runs through ``studio.cli.main`` in one fresh interpreter, which must never import torch."""
+    noise_picture(tmp_path / "picture.png")
+    Image.new("L", (50, 40), 255).save(tmp_path / "small.png")
+    Image.new("L", (96, 72), 0).save(tmp_path / "black.png")
+    Image.new("L", (96, 72), 255).save(tmp_path / "white.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    base = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", str(tmp_path / "never.png")]
+    pic = ["--init-image", str(tmp_path / "picture.png")]
+    example = "e.g. 0,0,128,0 to extend 128 pixels to the right."
+    cases = {
+        "mask of another size": ([*pic, "--mask", str(tmp_path / "small.png")],
+                                 "The mask small.png is 50x40 but the picture picture.png is 96x72; "
+                                 "they must be the same size."),
+        "unreadable mask": ([*pic, "--mask", str(tmp_path / "broken.png")],
+                            "broken.png is not an image file Studio can read."),
+        "missing mask": ([*pic, "--mask", str(tmp_path / "nowhere.png")],
+                         f"The image {tmp_path / 'nowhere.png'} does not exist."),
+        "empty mask": ([*pic, "--mask", str(tmp_path / "black.png")],
+                       "The mask is empty; paint the area to regenerate first."),
+        "mask without picture": (["--mask", str(tmp_path / "white.png")],
+                                 "--mask needs --init-image, the picture to paint into."),
+        "outpaint without picture": (["--outpaint", "0,0,64,0"],
+                                     "--outpaint needs --init-image, the picture to paint into."),
+        "unknown fill": ([*pic, "--mask", str(tmp_path / "white.png"), "--fill", "lava"],
+                         "Unknown masked-content fill 'lava'; choose one of: original, noise, blurred."),
+        "bad padding": ([*pic, "--mask", str(tmp_path / "white.png"), "--padding", "-4"],
+                        "The inpaint padding must be between 0 and 1024 pixels, not -4."),
+        "too few outpaint values": ([*pic, "--outpaint", "64,0"],
+                                    f"--outpaint '64,0' is not four whole numbers LEFT,TOP,RIGHT,BOTTOM; {example}"),
+        "outpaint words": ([*pic, "--outpaint", "a,b,c,d"],
+                           f"--outpaint 'a,b,c,d' is not four whole numbers LEFT,TOP,RIGHT,BOTTOM; {example}"),
+        "negative outpaint": ([*pic, "--outpaint=-8,0,0,0"],
+                              f"--outpaint '-8,0,0,0' has a negative amount; give the pixels to add, {example}"),
+        "zero outpaint": ([*pic, "--outpaint", "0,0,0,0"],
+                          f"--outpaint '0,0,0,0' extends nothing; give at least one side in pixels, {example}"),
+        "huge outpaint": ([*pic, "--outpaint", "0,0,20000,0"],
+                          "Outpainting by 0,0,20000,0 would make a 20096x72 picture; "
+                          "Studio inpaints pictures of at most 16384 pixels a side."),
+    }
+    script = (
+        "import contextlib, io, json, sys\n"
+        "from studio.cli import main\n"
+        "results = {}\n"
+        "for name, args in json.loads(sys.argv[1]).items():\n"
+        "    err, out = io.StringIO(), io.StringIO()\n"
+        "    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):\n"
+        "        code = main(args)\n"
+        "    results[name] = [code, err.getvalue(), out.getvalue()]\n"
+        "print(json.dumps({'results': results, 'heavy': [m for m in ('torch', 'diffusers') if m in sys.modules]}))\n"
+    )
+    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
+    argv = {name: [*base, *args] for name, (args, _) in cases.items()}
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(argv)], env=env, cwd=home.parent,
+                          capture_output=True, text=True, encoding="utf-8", timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    for name, (_, sentence) in cases.items():
+        code, err, out = report["results"][name]
+        assert (code, err, out) == (2, f"studio: {sentence}\n", ""), name
+    assert report["heavy"] == []
+    assert not (tmp_path / "never.png").exists()
+
+
+def test_a_mask_file_uses_alpha_only_where_it_has_some(tmp_path):
+    from studio.cli_generate import read_mask
+
+    picture = Image.new("RGB", (8, 4))
+    opaque = Image.new("RGBA", (8, 4), (0, 0, 0, 255))
+    opaque.paste((255, 255, 255, 255), (0, 0, 4, 4))
+    opaque.save(tmp_path / "opaque.png")
+    assert np.asarray(read_mask(tmp_path / "opaque.png", picture, "p.png"))[0].tolist() == [255] * 4 + [0] * 4
+    with_alpha = Image.new("RGBA", (8, 4), (255, 255, 255, 0))
+    with_alpha.paste((0, 0, 0, 200), (2, 0, 4, 4))
+    with_alpha.save(tmp_path / "alpha.png")
+    assert np.asarray(read_mask(tmp_path / "alpha.png", picture, "p.png"))[0].tolist() == [0, 0, 200, 200, 0, 0, 0, 0]
+    Image.new("L", (8, 4), 128).save(tmp_path / "grey.png")
+    mask = read_mask(tmp_path / "grey.png", picture, "p.png")
+    assert mask.mode == "L" and set(np.asarray(mask).ravel()) == {128}
+
+
+def test_outpaint_with_a_mask_extends_both_and_masks_the_new_border(tiny_model_dir, studio_home, tmp_path):
+    from studio.cli import build_parser
+    from studio.cli_generate import build_request
+    from studio.core.settings import load_settings
+
+    picture = noise_picture(tmp_path / "picture.png", (40, 30))
+    mask = Image.new("L", (40, 30), 0)
+    mask.paste(255, (18, 12, 22, 16))
+    mask.save(tmp_path / "mask.png")
+    args = build_parser().parse_args(["generate", "--model", str(tiny_model_dir), "--prompt", "p", "--init-image",
+                                      str(tmp_path / "picture.png"), "--mask", str(tmp_path / "mask.png"),
+                                      "--outpaint", "8, 0, 0, 4", "--whole-picture", "-o", str(tmp_path / "o.png")])
+    notes: list[str] = []
+    request = build_request(args, load_settings(), notes)
+    assert request.init_image.size == request.mask.size == (48, 34)
+    assert (request.width, request.height) == (48, 34)
+    assert request.is_inpaint and not request.inpaint.masked_only
+    assert np.array_equal(np.asarray(request.init_image)[0:30, 8:48], np.asarray(picture))
+    mask_array = np.asarray(request.mask)
+    assert mask_array[:, :8].min() == 255 and mask_array[30:, :].min() == 255  # the new border
+    assert mask_array[12:16, 26:30].min() == 255  # the painted square, moved with the picture
+    assert mask_array[5:10, 30:40].max() == 0  # the rest of the old picture is kept
+    assert notes == []

@@ -29,13 +29,30 @@ def byte_level_vocab() -> dict[str, int]:
 
 def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
     """Save a tiny SD 1.x-style pipeline (4-level UNet/VAE, 32-wide CLIP) as a diffusers folder."""
+    return _build_tiny(folder, seed, inpainting=False)
+
+
+def build_tiny_sd_inpaint(folder: Path, seed: int = 0) -> Path:
+    """The same tiny pipeline as an SD inpainting model: a 9-channel UNet (latents + mask + masked image),
+    saved as a StableDiffusionInpaintPipeline folder, the way runwayml's inpainting checkpoint is."""
+    return _build_tiny(folder, seed, inpainting=True)
+
+
+def _build_tiny(folder: Path, seed: int, inpainting: bool) -> Path:
     import torch
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionInpaintPipeline,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        block_out_channels=(8, 16), layers_per_block=1, sample_size=32, in_channels=4, out_channels=4,
+        block_out_channels=(8, 16), layers_per_block=1, sample_size=32, in_channels=9 if inpainting else 4,
+        out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=32, norm_num_groups=4,
         attention_head_dim=2,
@@ -58,8 +75,8 @@ def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
     tokenizer = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=77)
     scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                        steps_offset=1)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+    pipeline_class = StableDiffusionInpaintPipeline if inpainting else StableDiffusionPipeline
+    pipe = pipeline_class(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
+                          safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder

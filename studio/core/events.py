@@ -50,6 +50,7 @@ class JobPreview(JobEvent):
     image: Image.Image = field(compare=False)
     step: int
     image_index: int
+    box: tuple[int, int, int, int] | None = None  # where on the output it belongs (inpainting a region)
 
 
 @dataclass(frozen=True)

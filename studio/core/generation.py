@@ -14,7 +14,10 @@ class JobContext(Protocol):
     """What a running job may tell and ask the engine. Safe to call from the engine thread only."""
 
     def report_progress(self, step: int, total: int, image_index: int = 0,
-                        preview: Image.Image | None = None) -> None: ...
+                        preview: Image.Image | None = None,
+                        preview_box: tuple[int, int, int, int] | None = None) -> None:
+        """Step ``step`` of ``total`` is done; ``preview_box`` places a preview of a region."""
+        ...
 
     def is_cancelled(self) -> bool: ...
 

@@ -33,7 +33,11 @@ class Recipe:
     height: int
     model_name: str
     model_hash: str = ""
-    strength: float | None = None  # set for img2img
+    strength: float | None = None  # set for img2img and inpainting
+    mask_blur: float | None = None  # the rest: set for inpainting only (A1111's names in the text)
+    inpaint_area: str | None = None  # "Only masked" | "Whole picture"
+    masked_padding: int | None = None
+    masked_content: str | None = None  # original | noise | blurred
     generator: str = "diffusers"
     version: str = f"Studio {__version__}"
 
@@ -47,6 +51,10 @@ class Recipe:
             "Model hash": self.model_hash or None,
             "Model": self.model_name,
             "Denoising strength": None if self.strength is None else _number(self.strength),
+            "Mask blur": None if self.mask_blur is None else _number(self.mask_blur),
+            "Inpaint area": self.inpaint_area,
+            "Masked area padding": self.masked_padding,
+            "Masked content": self.masked_content,
             "Version": self.version,
         }
         settings = ", ".join(f"{k}: {_quote(v)}" for k, v in fields_.items() if v not in (None, ""))
@@ -79,6 +87,7 @@ class Recipe:
             (negative_lines if in_negative else prompt_lines).append(line)
         width, _, height = settings.get("Size", "0x0").partition("x")
         strength = settings.get("Denoising strength")
+        blur, padding = settings.get("Mask blur"), settings.get("Masked area padding")
         return cls(
             prompt="\n".join(prompt_lines),
             negative_prompt="\n".join(negative_lines),
@@ -91,6 +100,10 @@ class Recipe:
             model_name=settings.get("Model", ""),
             model_hash=settings.get("Model hash", ""),
             strength=None if strength is None else float(strength),
+            mask_blur=None if blur is None else float(blur),
+            inpaint_area=settings.get("Inpaint area"),
+            masked_padding=None if padding is None else int(padding),
+            masked_content=settings.get("Masked content"),
             version=settings.get("Version", ""),
         )
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from PIL import Image
 
 from studio.core.errors import InvalidRequest
+from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
 
 # A1111 names, so recipes read the same in every tool. The engine maps them to diffusers schedulers.
 SCHEDULER_NAMES: tuple[str, ...] = (
@@ -29,6 +30,7 @@ MAX_SIZE = 4096
 MAX_STEPS = 1000
 MAX_BATCH_COUNT = 100
 MAX_SEED = 2**32 - 1
+MAX_INPAINT_SIDE = 16384  # masked-area-only inpainting works on a crop, so big pictures are fine
 
 
 @dataclass(frozen=True)
@@ -47,11 +49,17 @@ class GenerationRequest:
     batch_count: int = 1
     init_image: Image.Image | None = field(default=None, compare=False, repr=False)
     strength: float = 0.75  # img2img only: how far the result may move from init_image
+    mask: Image.Image | None = field(default=None, compare=False, repr=False)  # "L"; white = regenerate
+    inpaint: InpaintOptions = InpaintOptions()
     generator: str = "diffusers"
 
     @property
     def is_img2img(self) -> bool:
-        return self.init_image is not None
+        return self.init_image is not None and self.mask is None
+
+    @property
+    def is_inpaint(self) -> bool:
+        return self.mask is not None
 
     def seed_for(self, index: int) -> int:
         """Seed of the index-th image of the batch (A1111 convention: consecutive seeds)."""
@@ -96,12 +104,51 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
     if not 1 <= request.batch_count <= MAX_BATCH_COUNT:
         raise InvalidRequest(f"The batch count must be between 1 and {MAX_BATCH_COUNT}, not {request.batch_count}.")
     if request.init_image is not None and not 0.0 < request.strength <= 1.0:
-        raise InvalidRequest(f"The img2img strength must be above 0 and at most 1, not {request.strength}.")
+        what = "denoising strength" if request.mask is not None else "img2img strength"
+        raise InvalidRequest(f"The {what} must be above 0 and at most 1, not {request.strength}.")
     if request.seed < -1 or request.seed > MAX_SEED:
         raise InvalidRequest(f"The seed must be between 0 and {MAX_SEED} (or -1 for random), not {request.seed}.")
-    width = _round_size("width", request.width, notes)
-    height = _round_size("height", request.height, notes)
+    mask = request.mask
+    if mask is not None:
+        mask = _check_inpaint(request)
+        width, height = request.init_image.size
+    else:
+        width = _round_size("width", request.width, notes)
+        height = _round_size("height", request.height, notes)
     seed = request.seed if request.seed >= 0 else random.randint(0, MAX_SEED)
     prepared = replace(request, width=width, height=height, seed=seed, prompt=request.prompt.strip(),
-                       negative_prompt=request.negative_prompt.strip())
+                       negative_prompt=request.negative_prompt.strip(), mask=mask)
     return PreparedRequest(prepared, tuple(notes))
+
+
+def _check_inpaint(request: GenerationRequest) -> Image.Image:
+    """Inpainting keeps the picture's own size (the engine picks the size it works at).
+
+    Returns the mask as "L" (white = regenerate), read the way a mask file is read: alpha where
+    the mask has transparency, brightness otherwise.
+    """
+    from studio.core.mask import mask_from_image
+
+    image, options = request.init_image, request.inpaint
+    if image is None:
+        raise InvalidRequest("An inpainting mask needs a picture to paint into; open or generate one first.")
+    if request.mask.size != image.size:
+        raise InvalidRequest(
+            f"The mask is {request.mask.width}x{request.mask.height} but the picture is "
+            f"{image.width}x{image.height}; they must be the same size.")
+    mask = mask_from_image(request.mask)
+    if not mask.any():
+        raise InvalidRequest("The mask is empty; paint the area to regenerate first.")
+    if options.fill not in INPAINT_FILLS:
+        raise InvalidRequest(f"Unknown masked-content fill {options.fill!r}; choose one of: {', '.join(INPAINT_FILLS)}.")
+    if not 0 <= options.padding <= 1024:
+        raise InvalidRequest(f"The inpaint padding must be between 0 and 1024 pixels, not {options.padding}.")
+    if not 0 <= options.feather <= 256:
+        raise InvalidRequest(f"The mask feather must be between 0 and 256 pixels, not {options.feather}.")
+    if min(image.size) < 8:
+        raise InvalidRequest(f"A {image.width}x{image.height} picture is too small to inpaint.")
+    limit = MAX_INPAINT_SIDE if options.masked_only else MAX_SIZE
+    if max(image.size) > limit:
+        advice = "" if options.masked_only else " as a whole; use masked area only"
+        raise InvalidRequest(f"A {image.width}x{image.height} picture is too large to inpaint{advice}.")
+    return Image.fromarray(mask, "L")

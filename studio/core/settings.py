@@ -31,6 +31,10 @@ class GenerationDefaults(BaseModel):
     scheduler: str = DEFAULT_SCHEDULER
     batch_count: int = Field(1, ge=1, le=100)
     strength: float = Field(0.75, gt=0, le=1)
+    inpaint_masked_only: bool = True
+    inpaint_padding: int = Field(32, ge=0, le=1024)
+    inpaint_fill: str = "original"
+    inpaint_feather: float = Field(8.0, ge=0, le=256)
 
     @field_validator("scheduler")
     @classmethod

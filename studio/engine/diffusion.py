@@ -1,22 +1,25 @@
-"""Studio's built-in generator: txt2img and img2img with diffusers, on the engine thread."""
+"""Studio's built-in generator: txt2img, img2img and inpainting with diffusers, on the engine thread."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
 
 from studio.core.environment import GeneratorEnvironment
-from studio.core.errors import JobCancelledError, StudioError
+from studio.core.errors import InvalidRequest, JobCancelledError, ModelError, StudioError
 from studio.core.generation import JobContext
 from studio.core.images import flatten
 from studio.core.metadata import Recipe
 from studio.core.requests import GenerationRequest
 from studio.engine.device import DeviceInfo, free_memory, select_device
+from studio.engine.inpainting import plan_inpaint
 from studio.engine.libraries import quiet_imports
 from studio.engine.loader import LoadedModel, load_model
 from studio.engine.preview import latents_to_preview
@@ -75,20 +78,24 @@ class DiffusersGenerator:
 
     def _generate(self, request: GenerationRequest, context: JobContext) -> Iterator[tuple[Image.Image, Recipe]]:
         model = self._ensure_model(Path(request.model), context)
-        pipe = model.pipeline(img2img=request.is_img2img)
-        pipe.scheduler = make_scheduler(request.scheduler, model.base_scheduler_config)
-        kwargs: dict = dict(
+        if model.unet_channels not in (4, 9):
+            raise ModelError(
+                f"The model {model.name} has a UNet with {model.unet_channels} input channels (an instruct or "
+                "depth model); Studio runs ordinary and inpainting (9-channel) models.")
+        if request.is_inpaint:
+            run = _inpaint_run(request, model)
+        elif model.is_inpainting:
+            run = _full_mask_run(request, model)
+        else:
+            run = _plain_run(request, model)
+        run.pipe.scheduler = make_scheduler(request.scheduler, model.base_scheduler_config)
+        run.kwargs.update(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt or None,
             num_inference_steps=request.steps,
             guidance_scale=request.cfg_scale,
             output_type="pil",
         )
-        if request.is_img2img:
-            init = flatten(request.init_image).resize((request.width, request.height), Image.Resampling.LANCZOS)
-            kwargs.update(image=init, strength=request.strength)
-        else:
-            kwargs.update(width=request.width, height=request.height)
 
         for index in range(request.batch_count):
             context.check_cancelled()
@@ -98,14 +105,16 @@ class DiffusersGenerator:
                 if context.is_cancelled():
                     raise JobCancelledError()
                 total = getattr(pipeline, "num_timesteps", None) or request.steps
-                preview = latents_to_preview(tensors["latents"], model.family)
-                context.report_progress(step + 1, total, _index, preview)
+                preview = run.preview(latents_to_preview(tensors["latents"], model.family))
+                context.report_progress(step + 1, total, _index, preview, preview_box=run.preview_box)
                 return {}
 
             # CPU generator: the same seed gives the same picture on every device (A1111 does the same).
             generator = torch.Generator("cpu").manual_seed(seed)
             with torch.inference_mode():
-                image = pipe(generator=generator, callback_on_step_end=on_step_end, **kwargs).images[0]
+                image = run.pipe(generator=generator, callback_on_step_end=on_step_end,
+                                 **run.kwargs, **run.per_seed(seed)).images[0]
+            image = run.finish(image)
             yield image, Recipe(
                 prompt=request.prompt,
                 negative_prompt=request.negative_prompt,
@@ -117,6 +126,89 @@ class DiffusersGenerator:
                 height=image.height,
                 model_name=model.name,
                 model_hash=model.hash,
-                strength=request.strength if request.is_img2img else None,
                 generator=request.generator,
+                **run.recipe,
             )
+
+
+def _same(image: Image.Image) -> Image.Image:
+    return image
+
+
+def _no_arguments(seed: int) -> dict[str, Any]:
+    return {}
+
+
+@dataclass
+class _Run:
+    """How one request runs: the pipeline, its arguments, and what happens to its pictures."""
+
+    pipe: Any
+    kwargs: dict[str, Any]
+    per_seed: Callable[[int], dict[str, Any]] = _no_arguments  # arguments that depend on the seed
+    finish: Callable[[Image.Image], Image.Image] = _same  # the pipeline's picture -> the result
+    preview: Callable[[Image.Image], Image.Image] = _same  # a latent preview -> what the UI shows
+    preview_box: tuple[int, int, int, int] | None = None  # where on the result the preview goes (None: all of it)
+    recipe: dict[str, Any] = field(default_factory=dict)  # Recipe fields beyond the common ones
+
+
+def _check_strength(request: GenerationRequest, strength: float) -> None:
+    if int(request.steps * strength) < 1:
+        raise InvalidRequest(
+            f"With {request.steps} steps and a strength of {strength:g} no denoising step would run; "
+            "raise the steps or the strength.")
+
+
+def _plain_run(request: GenerationRequest, model: LoadedModel) -> _Run:
+    """txt2img, or img2img from request.init_image, with an ordinary (4-channel) model."""
+    if request.is_img2img:
+        _check_strength(request, request.strength)
+        init = flatten(request.init_image).resize((request.width, request.height), Image.Resampling.LANCZOS)
+        return _Run(model.pipeline(img2img=True), dict(image=init, strength=request.strength),
+                    recipe=dict(strength=request.strength))
+    return _Run(model.pipeline(), dict(width=request.width, height=request.height))
+
+
+def _full_mask_run(request: GenerationRequest, model: LoadedModel) -> _Run:
+    """txt2img / img2img with an inpainting (9-channel) model, the way AUTOMATIC1111 runs them.
+
+    The UNet always takes a mask and a masked picture: here the mask covers everything, so the masked
+    picture is all mid-grey (zero) whatever is passed. txt2img starts from pure noise (strength 1);
+    img2img starts from the init image noised to the requested strength.
+    """
+    size = (request.width, request.height)
+    mask = Image.new("L", size, 255)
+    if request.is_img2img:
+        _check_strength(request, request.strength)
+        init = flatten(request.init_image).resize(size, Image.Resampling.LANCZOS)
+        kwargs = dict(image=init, mask_image=mask, strength=request.strength)
+        recipe: dict[str, Any] = dict(strength=request.strength)
+    else:
+        kwargs = dict(image=Image.new("RGB", size, (127, 127, 127)), mask_image=mask, strength=1.0)
+        recipe = {}
+    kwargs.update(width=request.width, height=request.height)
+    return _Run(model.pipeline(inpaint=True), kwargs, recipe=recipe)
+
+
+def _inpaint_run(request: GenerationRequest, model: LoadedModel) -> _Run:
+    """Inpaint request.init_image under request.mask; the result has the picture's own size.
+
+    The pipeline (diffusers' SD/SDXL inpaint pipeline; 4- or 9-channel UNet alike) gets our own crop,
+    size and cell-aligned mask; no padding_mask_crop. Pixels outside the feathered mask are the
+    picture's own, bit for bit: ``InpaintPlan.finish`` blends with integer arithmetic.
+    """
+    _check_strength(request, request.strength)
+    options = request.inpaint
+    plan = plan_inpaint(request.init_image, request.mask, options, model.native_size, model.latent_scale)
+    work_w, work_h = plan.work_size
+    return _Run(
+        model.pipeline(inpaint=True),
+        dict(mask_image=plan.model_mask, width=work_w, height=work_h, strength=request.strength),
+        per_seed=lambda seed: dict(image=plan.start_picture(seed)),
+        finish=plan.finish,
+        preview=plan.previewer(),
+        preview_box=plan.box,
+        recipe=dict(strength=request.strength, mask_blur=options.feather, inpaint_area=plan.area_name,
+                    masked_padding=options.padding if options.masked_only else None,
+                    masked_content=options.fill),
+    )

@@ -26,9 +26,41 @@ class LoadedModel:
     text2img: Any
     base_scheduler_config: Any
     _img2img: Any = field(default=None, repr=False)
+    _inpaint: Any = field(default=None, repr=False)
 
-    def pipeline(self, img2img: bool) -> Any:
-        """The txt2img pipeline, or an img2img pipeline that shares its components (no reload)."""
+    @property
+    def unet_channels(self) -> int:
+        """4 for an ordinary model, 9 for an inpainting model (latents + mask + masked picture)."""
+        unet = getattr(self.text2img, "unet", None)
+        return int(getattr(getattr(unet, "config", None), "in_channels", 4))
+
+    @property
+    def is_inpainting(self) -> bool:
+        return self.unet_channels == 9
+
+    @property
+    def latent_scale(self) -> int:
+        """Pixels per latent cell along a side (8 for every SD-family VAE)."""
+        return int(getattr(self.text2img, "vae_scale_factor", 8) or 8)
+
+    @property
+    def native_size(self) -> int:
+        """The side the model was trained at: 512 for SD 1.x, 768 for SD 2.x-v, 1024 for SDXL."""
+        unet = getattr(self.text2img, "unet", None)
+        sample = getattr(getattr(unet, "config", None), "sample_size", None)
+        if isinstance(sample, (list, tuple)) and sample:
+            sample = round((sample[0] * sample[-1]) ** 0.5)
+        return int(sample) * self.latent_scale if sample else 512
+
+    def pipeline(self, img2img: bool = False, inpaint: bool = False) -> Any:
+        """The txt2img pipeline, or an img2img / inpaint pipeline sharing its components (no reload)."""
+        if inpaint:
+            if self._inpaint is None:
+                from diffusers import AutoPipelineForInpainting
+
+                self._inpaint = AutoPipelineForInpainting.from_pipe(self.text2img)
+                self._inpaint.set_progress_bar_config(disable=True)
+            return self._inpaint
         if not img2img:
             return self.text2img
         if self._img2img is None:

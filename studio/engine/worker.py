@@ -58,11 +58,12 @@ class WorkerContext:
         return time.perf_counter() - self._started
 
     def report_progress(self, step: int, total: int, image_index: int = 0,
-                        preview: Image.Image | None = None) -> None:
+                        preview: Image.Image | None = None,
+                        preview_box: tuple[int, int, int, int] | None = None) -> None:
         count = self._job.request.batch_count
         self._emit(JobProgress(self._job.id, step, total, image_index, count, self.elapsed))
         if preview is not None:
-            self._emit(JobPreview(self._job.id, preview, step, image_index))
+            self._emit(JobPreview(self._job.id, preview, step, image_index, preview_box))
 
     def is_cancelled(self) -> bool:
         return self._job.cancel_flag.is_set()

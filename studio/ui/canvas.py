@@ -1,19 +1,35 @@
-"""The canvas: shows the picture, a live preview while a job runs; zoom, pan and fit.
+"""The canvas: shows the document (picture + mask overlay) and a live preview; zoom, pan, tools.
 
-Wheel zooms around the pointer; space+drag or middle-drag pans; the view never edits pixels.
+Wheel zooms around the pointer; space+drag or middle-drag pans with any tool. Pointer events are
+mapped to image pixels and handed to the active tool (studio.ui.canvas_tools), which edits the
+document through core operations; the canvas only redraws the boxes the document reports.
 """
 
 from __future__ import annotations
 
 from PIL import Image
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QKeyEvent, QMouseEvent, QPainter, QPixmap, QTransform, QWheelEvent
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPen,
+    QPixmap,
+    QTransform,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
+from studio.core.document import Document, DocumentChange
+from studio.ui.canvas_tools import BRUSH, ERASER, HAND, Tool, make_tool
+from studio.ui.mask_overlay import MaskOverlayItem
 from studio.ui.qt_images import pil_to_qpixmap
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 32.0
 WHEEL_STEP = 1.15
+MIN_BRUSH, MAX_BRUSH = 1.0, 1024.0
 
 
 def _checkerboard(size: int = 16) -> QBrush:
@@ -28,93 +44,140 @@ def _checkerboard(size: int = 16) -> QBrush:
 
 class CanvasView(QGraphicsView):
     zoom_changed = Signal(float)
-    image_changed = Signal()
+    tool_changed = Signal(str)
+    brush_changed = Signal()
+    stroke_finished = Signal()  # a tool let go: deferred work (a result that landed) may go on
+    frame_requested = Signal(int, int, int, int)  # the frame tool asks to extend: left, top, right, bottom
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        self._scene = QGraphicsScene()
-        super().__init__(self._scene, parent)
+        super().__init__(parent)
+        self._scene = QGraphicsScene(self)  # owned by the view: Qt deletes both together
+        self.setScene(self._scene)
         self.setObjectName("canvas")
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setRenderHints(QPainter.RenderHint.SmoothPixmapTransform)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.MinimalViewportUpdate)
         self.setBackgroundBrush(QColor("#141519"))
         # Pan with space/middle-drag instead: scroll bars would only eat canvas room.
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.setAcceptDrops(False)
+        self.setMouseTracking(True)
 
         self._backdrop = self._scene.addRect(QRectF(), Qt.PenStyle.NoPen, _checkerboard())
         self._image_item = QGraphicsPixmapItem()
         self._image_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self._scene.addItem(self._image_item)
+        self.overlay = MaskOverlayItem()
+        self._scene.addItem(self.overlay)
         self._preview_item = QGraphicsPixmapItem()
         self._preview_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
-        self._preview_item.setZValue(1)
+        self._preview_item.setZValue(3)
         self._preview_item.setVisible(False)
         self._scene.addItem(self._preview_item)
-        self._image: Image.Image | None = None
+
+        self.document: Document | None = None
         self._extent_w = self._extent_h = 0  # the picture's (or the coming result's) size
         self._space_held = False
         self._pan_from: QPointF | None = None
         self._auto_fit = True  # until the person zooms, keep the picture fitted to the window
+        self.brush_size = 48.0
+        self.brush_hardness = 0.8
+        self._cursor_pos: QPointF | None = None  # in image pixels
+        self._tool: Tool = make_tool(HAND, self)
+        self._apply_cursor()
 
-    # -- content ----------------------------------------------------------------------------
+    # -- document ------------------------------------------------------------------------------
+    def set_document(self, document: Document) -> None:
+        self.document = document
+        document.add_listener(self._document_changed)
+        self._document_changed(DocumentChange(None, True, True, size=True))
+
     def image(self) -> Image.Image | None:
-        return self._image
+        return None if self.document is None else self.document.image
 
-    def set_image(self, image: Image.Image | None) -> None:
-        self._image = image
-        self.clear_preview()
-        if image is None:
-            self._image_item.setPixmap(QPixmap())
-            self._set_extent(0, 0)
+    def _document_changed(self, change: DocumentChange) -> None:
+        doc = self.document
+        if change.size:
+            self.overlay.set_mask(doc.mask)
+            self._set_extent(*doc.size)
+            if self._auto_fit:
+                self.fit()
+            self.viewport().update()  # the empty-canvas hint comes and goes with the picture
+        elif change.mask and change.box is not None:
+            self.overlay.update_region(change.box)
+        if change.image:
+            self._image_item.setPixmap(QPixmap() if doc.image is None else pil_to_qpixmap(doc.image))
+            self.clear_preview()
+
+    # -- mask display ----------------------------------------------------------------------------
+    def set_mask_visible(self, visible: bool) -> None:
+        self.overlay.setVisible(visible)
+
+    def mask_visible(self) -> bool:
+        return self.overlay.isVisible()
+
+    # -- tools ---------------------------------------------------------------------------------
+    @property
+    def tool(self) -> str:
+        return self._tool.name
+
+    def set_tool(self, name: str) -> None:
+        if self._tool.active or name == self._tool.name:
+            return
+        self._tool = make_tool(name, self)
+        self._apply_cursor()
+        self._update_cursor_area()
+        self.tool_changed.emit(name)
+
+    def set_brush(self, size: float | None = None, hardness: float | None = None) -> None:
+        self._update_cursor_area()
+        if size is not None:
+            self.brush_size = min(MAX_BRUSH, max(MIN_BRUSH, float(size)))
+        if hardness is not None:
+            self.brush_hardness = min(1.0, max(0.0, float(hardness)))
+        self._update_cursor_area()
+        self.brush_changed.emit()
+
+    def _uses_brush(self) -> bool:
+        return self._tool.name in (BRUSH, ERASER)
+
+    def _apply_cursor(self) -> None:
+        self.viewport().setCursor(self._tool.cursor)
+
+    # -- preview -------------------------------------------------------------------------------
+    def show_preview(self, preview: Image.Image, width: int, height: int,
+                     box: tuple[int, int, int, int] | None = None) -> None:
+        """Show a (small, latent-sized) denoising preview over the result's future area (or box)."""
+        if box is not None:
+            x, y, width, height = box[0], box[1], box[2] - box[0], box[3] - box[1]
         else:
-            self._image_item.setPixmap(pil_to_qpixmap(image))
-            self._set_extent(image.width, image.height)
-        if self._auto_fit:
-            self.fit()
-        self.viewport().update()  # the empty-canvas hint comes and goes with the picture
-        self.image_changed.emit()
-
-    def show_preview(self, preview: Image.Image, width: int, height: int) -> None:
-        """Show a (small, latent-sized) denoising preview over the result's future area."""
+            x = y = 0
         # Upscale 4x smoothly here (~1 ms); the view's own scaling of a tiny pixmap looks blocky.
         preview = preview.resize((min(width, preview.width * 4), min(height, preview.height * 4)),
                                  Image.Resampling.BILINEAR)
         pixmap = pil_to_qpixmap(preview)
         self._preview_item.setPixmap(pixmap)
+        self._preview_item.setPos(x, y)
         self._preview_item.setTransform(QTransform.fromScale(
             width / max(1, pixmap.width()), height / max(1, pixmap.height())))
         if not self._preview_item.isVisible():
             self._preview_item.setVisible(True)
             self.viewport().update()
-        if self._image is None or (self._image.width, self._image.height) != (width, height):
+        if box is None and (self.image() is None or self.image().size != (width, height)):
             grew = self._set_extent(max(width, self._extent_w), max(height, self._extent_h))
             if grew and self._auto_fit:
                 self.fit()
 
     def clear_preview(self) -> None:
+        if not self._preview_item.isVisible():
+            return
         self._preview_item.setVisible(False)
         self._preview_item.setPixmap(QPixmap())
-        image = self._image
-        self._set_extent(image.width if image else 0, image.height if image else 0)
-
-    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 - Qt override
-        """An empty canvas says how to fill it."""
-        super().drawForeground(painter, rect)
-        if self._image is not None or self._preview_item.isVisible():
-            return
-        painter.save()
-        painter.resetTransform()
-        painter.setPen(QColor("#7d8290"))
-        font = painter.font()
-        font.setPointSizeF(font.pointSizeF() * 1.15)
-        painter.setFont(font)
-        painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter,
-                         "Write a prompt and press Generate (Ctrl+Enter)\nor open a picture (Ctrl+O)")
-        painter.restore()
+        self._set_extent(*(self.document.size if self.document else (0, 0)))
+        self.viewport().update()
 
     def has_preview(self) -> bool:
         return self._preview_item.isVisible()
@@ -129,7 +192,7 @@ class CanvasView(QGraphicsView):
         self._scene.setSceneRect(rect.adjusted(-margin, -margin, margin, margin))
         return changed
 
-    # -- zoom --------------------------------------------------------------------------------
+    # -- zoom ----------------------------------------------------------------------------------
     def zoom(self) -> float:
         return self.transform().m11()
 
@@ -165,14 +228,51 @@ class CanvasView(QGraphicsView):
         self.set_zoom(max(MIN_ZOOM, factor))
         self.centerOn(self._extent_w / 2, self._extent_h / 2)
 
-    # -- input -------------------------------------------------------------------------------
+    # -- painting ------------------------------------------------------------------------------
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 - Qt override
+        super().drawForeground(painter, rect)
+        if self.image() is None and not self._preview_item.isVisible():
+            self._draw_empty_hint(painter)
+            return
+        self._tool.draw(painter)
+        if self._uses_brush() and self._cursor_pos is not None and not self._pan_from:
+            # The brush outline at its true size: drawn in image coordinates, so it zooms too.
+            radius = self.brush_size / 2
+            for color in (QColor(0, 0, 0, 190), QColor(255, 255, 255, 230)):
+                painter.setPen(QPen(color, 0))
+                painter.drawEllipse(self._cursor_pos, radius, radius)
+                radius += 1 / max(self.zoom(), 1e-3)
+
+    def _draw_empty_hint(self, painter: QPainter) -> None:
+        painter.save()
+        painter.resetTransform()
+        painter.setPen(QColor("#7d8290"))
+        font = painter.font()
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        painter.setFont(font)
+        painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter,
+                         "Write a prompt and press Generate (Ctrl+Enter)\nor open or drop a picture here")
+        painter.restore()
+
+    def _cursor_scene_rect(self) -> QRectF:
+        if self._cursor_pos is None:
+            return QRectF()
+        r = self.brush_size / 2 + 4 / max(self.zoom(), 1e-3)
+        return QRectF(self._cursor_pos.x() - r, self._cursor_pos.y() - r, 2 * r, 2 * r)
+
+    def _update_cursor_area(self) -> None:
+        rect = self._cursor_scene_rect().united(self._tool.outline_rect())
+        if not rect.isNull():
+            self.viewport().update(self.mapFromScene(rect).boundingRect().adjusted(-3, -3, 3, 3))
+
+    # -- input ---------------------------------------------------------------------------------
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt override
         delta = event.angleDelta().y()
         if delta == 0:
             return super().wheelEvent(event)
         self._auto_fit = False
-        steps = delta / 120
-        self.set_zoom(self.zoom() * (WHEEL_STEP ** steps), anchor_under_mouse=True)
+        self._update_cursor_area()
+        self.set_zoom(self.zoom() * (WHEEL_STEP ** (delta / 120)), anchor_under_mouse=True)
         event.accept()
 
     def resizeEvent(self, event) -> None:  # noqa: N802, ANN001
@@ -186,21 +286,33 @@ class CanvasView(QGraphicsView):
             self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
             event.accept()
             return
+        if event.key() in (Qt.Key.Key_BracketLeft, Qt.Key.Key_BracketRight):
+            step = max(1.0, self.brush_size * 0.15)
+            self.set_brush(size=self.brush_size + (step if event.key() == Qt.Key.Key_BracketRight else -step))
+            event.accept()
+            return
         super().keyPressEvent(event)
 
     def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
             self._space_held = False
-            self.viewport().unsetCursor()
+            self._apply_cursor()
             event.accept()
             return
         super().keyReleaseEvent(event)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if event.button() == Qt.MouseButton.MiddleButton or (
-                event.button() == Qt.MouseButton.LeftButton and self._space_held):
+        button = event.button()
+        pans = button == Qt.MouseButton.MiddleButton or (
+            button == Qt.MouseButton.LeftButton and (self._space_held or self._tool.name == HAND))
+        if pans:
             self._pan_from = event.position()
             self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+            self._update_cursor_area()
+            event.accept()
+            return
+        if self._tool.press(self.mapToScene(event.position().toPoint()), button, event.modifiers()):
+            self._update_cursor_area()
             event.accept()
             return
         super().mousePressEvent(event)
@@ -214,19 +326,40 @@ class CanvasView(QGraphicsView):
             self._auto_fit = False
             event.accept()
             return
+        self._update_cursor_area()
+        self._cursor_pos = self.mapToScene(event.position().toPoint())
+        self._tool.move(self._cursor_pos)
+        self._update_cursor_area()
         super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
-        if self._pan_from is not None and event.button() in (Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
+        if self._pan_from is not None:
             self._pan_from = None
             if self._space_held:
                 self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
             else:
-                self.viewport().unsetCursor()
+                self._apply_cursor()
+            event.accept()
+            return
+        if self._tool.active:
+            self._update_cursor_area()
+            self._tool.release(self.mapToScene(event.position().toPoint()))
+            self._update_cursor_area()
+            self.stroke_finished.emit()
             event.accept()
             return
         super().mouseReleaseEvent(event)
 
+    def leaveEvent(self, event: QEvent) -> None:  # noqa: N802
+        self._update_cursor_area()
+        self._cursor_pos = None
+        super().leaveEvent(event)
+
     def focusOutEvent(self, event: QEvent) -> None:  # noqa: N802
         self._space_held = False
         super().focusOutEvent(event)
+
+    @property
+    def busy(self) -> bool:
+        """A tool is mid-gesture: a result landing now should wait for stroke_finished."""
+        return self._tool.active

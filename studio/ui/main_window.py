@@ -1,16 +1,22 @@
-"""The main window: prompt panel, canvas, queue and results, wired to the job service."""
+"""The main window: prompt panel, canvas with mask tools, queue, results and history, wired to
+the job service, the document and its autosave.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PIL import Image
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QToolBar, QWidget
 
 from studio import __version__
+from studio.core.document import Document, DocumentChange
+from studio.core.document_io import DocumentSnapshot, SavedDocument
 from studio.core.errors import StudioError
 from studio.core.events import (
     EngineStatus,
@@ -24,13 +30,16 @@ from studio.core.events import (
     JobQueued,
     JobStarted,
 )
-from studio.core.images import SAVE_FORMATS, open_image, read_recipe, save_image
-from studio.core.metadata import Recipe
 from studio.core.models import find_models, is_diffusers_folder
+from studio.core.paths import studio_paths
 from studio.core.requests import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, GenerationRequest
 from studio.core.settings import Settings, save_settings
+from studio.services.autosave import Autosaver, discard, find_recoverable
 from studio.services.jobs import EventStream, JobService
 from studio.ui.canvas import CanvasView
+from studio.ui.document_actions import DocumentActions
+from studio.ui.history_panel import HistoryPanel
+from studio.ui.mask_toolbar import MaskToolBar
 from studio.ui.prompt_panel import PromptPanel
 from studio.ui.queue_panel import QueuePanel
 from studio.ui.results_strip import ResultsStrip
@@ -38,54 +47,70 @@ from studio.ui.status_bar import StudioStatusBar
 from studio.ui.theme import icon
 
 log = logging.getLogger(__name__)
-SAVE_FILTERS = "PNG image (*.png);;JPEG image (*.jpg *.jpeg);;WebP image (*.webp)"
-OPEN_FILTERS = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff);;All files (*)"
+RecoveryChoice = Callable[[SavedDocument], bool]
 
 
 class MainWindow(QMainWindow):
     first_frame = Signal()  # the window has painted once (start-up time is measured to here)
 
-    def __init__(self, settings: Settings, service: JobService) -> None:
+    def __init__(self, settings: Settings, service: JobService, data_dir: Path | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.service = service
+        self.data_dir = data_dir or studio_paths().data_dir
+        self.document = Document()
+        self.autosaver: Autosaver | None = None
         self._stream: EventStream | None = None
         self._events_task: asyncio.Task | None = None
         self._painted = False
         self._requests: dict[int, GenerationRequest] = {}
-        self._canvas_recipe: Recipe | None = None
-        self._busy_tasks: set[asyncio.Task] = set()
+        self._pending_outputs: list[GeneratedImage] = []  # results that landed mid-stroke
         # Settings are written (with fsync) off the UI thread, once the person pauses.
-        self._settings_timer = QTimer(self)
-        self._settings_timer.setSingleShot(True)
-        self._settings_timer.setInterval(1500)
-        self._settings_timer.timeout.connect(self._save_settings_in_background)
+        self._settings_timer = self._single_shot(1500, self._save_settings_in_background)
+        # Mask state and history list are refreshed once per burst of document changes.
+        self._document_timer = self._single_shot(60, self._refresh_document_views)
 
         self.setWindowTitle("Studio")
         self.setWindowIcon(icon("app"))
         self.resize(1440, 900)
+        self.setAcceptDrops(True)
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
 
         self.canvas = CanvasView()
+        self.canvas.set_document(self.document)
         self.setCentralWidget(self.canvas)
         self.prompt_panel = PromptPanel()
         self.prompt_panel.setMinimumWidth(320)
         self.queue_panel = QueuePanel()
         self.results = ResultsStrip()
+        self.history_panel = HistoryPanel()
         self._add_dock("Generate", self.prompt_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._add_dock("Queue", self.queue_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._add_dock("Results", self.results, Qt.DockWidgetArea.RightDockWidgetArea)
+        results_dock = self._add_dock("Results", self.results, Qt.DockWidgetArea.RightDockWidgetArea)
+        history_dock = self._add_dock("History", self.history_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(results_dock, history_dock)
+        results_dock.raise_()
         self.status = StudioStatusBar()
         self.setStatusBar(self.status)
+        self.actions_ = DocumentActions(self)
+        self.mask_toolbar = MaskToolBar(self.canvas)
 
         self._build_actions()
-        self._build_menus_and_toolbar()
+        self._build_menus_and_toolbars()
         self._wire()
         self.prompt_panel.load_defaults(settings.generation)
         self.refresh_models()
+        self._refresh_document_views()
         self.status.set_message("Ready. Write a prompt and press Generate (Ctrl+Enter).")
 
     # -- construction --------------------------------------------------------------------------
+    def _single_shot(self, ms: int, slot: Callable[[], None]) -> QTimer:
+        timer = QTimer(self)
+        timer.setSingleShot(True)
+        timer.setInterval(ms)
+        timer.timeout.connect(slot)
+        return timer
+
     def _add_dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock-{title.lower()}")
@@ -102,22 +127,20 @@ class MainWindow(QMainWindow):
             action.setIcon(icon(icon_name))
         if shortcut:
             action.setShortcut(QKeySequence(shortcut))
-        action.setToolTip(tip or text)
+        action.setToolTip(tip or text.replace("&", ""))
         action.triggered.connect(slot)
         return action
 
     def _build_actions(self) -> None:
-        self.open_action = self._action("&Open Image…", "open", QKeySequence.StandardKey.Open, self.open_image_dialog)
-        self.save_action = self._action("&Save Canvas As…", "save", QKeySequence.StandardKey.Save,
-                                        self.save_image_dialog, "Save the canvas as PNG, JPEG or WebP")
-        self.outputs_action = self._action("Open &Outputs Folder", "folder", None, self._open_outputs_folder)
+        self.outputs_action = self._action("Open &Outputs Folder", "folder", None,
+                                           lambda: self.actions_.open_folder(self.settings.outputs_dir))
         self.quit_action = self._action("&Quit", None, QKeySequence.StandardKey.Quit, self.close)
-        self.generate_action = self._action("&Generate", "generate", None, self.generate,
-                                            "Generate (Ctrl+Enter)")
+        self.generate_action = self._action("&Generate", "generate", None, self.generate, "Generate (Ctrl+Enter)")
+        # Ctrl+Enter (main keyboard or keypad) works from anywhere, the prompt box included.
+        self.generate_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
         self.cancel_action = self._action("&Cancel Current Job", "stop", "Esc", self.cancel_current)
         self.cancel_all_action = self._action("Cancel &All Jobs", "cancel-all", None, self.service.cancel_all)
-        self.zoom_in_action = self._action("Zoom &In", "zoom-in", QKeySequence.StandardKey.ZoomIn,
-                                           self.canvas.zoom_in)
+        self.zoom_in_action = self._action("Zoom &In", "zoom-in", QKeySequence.StandardKey.ZoomIn, self.canvas.zoom_in)
         self.zoom_out_action = self._action("Zoom &Out", "zoom-out", QKeySequence.StandardKey.ZoomOut,
                                             self.canvas.zoom_out)
         self.fit_action = self._action("&Fit to Window", "fit", "Ctrl+0", self.canvas.fit)
@@ -125,38 +148,38 @@ class MainWindow(QMainWindow):
         self.models_dir_action = self._action("&Models Folder…", "folder", None, self.choose_models_folder)
         self.add_model_action = self._action("Add Model &Folder…", "model", None, self.browse_model)
         self.about_action = self._action("&About Studio", "info", None, self._about)
-        # Ctrl+Enter (main keyboard or keypad) works from anywhere, the prompt box included.
-        self.generate_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
-        self.generate_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
 
-    def _build_menus_and_toolbar(self) -> None:
-        menu = self.menuBar()
-        file_menu = menu.addMenu("&File")
-        for a in (self.open_action, self.save_action, None, self.outputs_action, None, self.quit_action):
-            file_menu.addSeparator() if a is None else file_menu.addAction(a)
-        gen_menu = menu.addMenu("&Generate")
-        for a in (self.generate_action, self.cancel_action, self.cancel_all_action):
-            gen_menu.addAction(a)
-        view_menu = menu.addMenu("&View")
-        for a in (self.zoom_in_action, self.zoom_out_action, self.fit_action, self.actual_size_action):
-            view_menu.addAction(a)
-        view_menu.addSeparator()
-        for dock in self.findChildren(QDockWidget):
-            view_menu.addAction(dock.toggleViewAction())
-        settings_menu = menu.addMenu("&Settings")
-        settings_menu.addAction(self.models_dir_action)
-        settings_menu.addAction(self.add_model_action)
-        menu.addMenu("&Help").addAction(self.about_action)
+    def _build_menus_and_toolbars(self) -> None:
+        a = self.actions_
+        menus = {
+            "&File": [a.open, a.save, None, a.open_mask, a.save_mask, None, self.outputs_action, None,
+                      self.quit_action],
+            "&Edit": [a.undo, a.redo, None, a.copy, a.copy_masked, a.paste],
+            "&Image": [a.extend, a.scale],
+            "&Mask": [self.mask_toolbar.show_mask_action, None, a.invert_mask, a.clear_mask,
+                      self.mask_toolbar.grow_action, self.mask_toolbar.shrink_action],
+            "&Generate": [self.generate_action, self.cancel_action, self.cancel_all_action],
+            "&View": [self.zoom_in_action, self.zoom_out_action, self.fit_action, self.actual_size_action, None,
+                      *(d.toggleViewAction() for d in self.findChildren(QDockWidget))],
+            "&Settings": [self.models_dir_action, self.add_model_action],
+            "&Help": [self.about_action],
+        }
+        for title, actions in menus.items():
+            menu = self.menuBar().addMenu(title)
+            for action in actions:
+                menu.addSeparator() if action is None else menu.addAction(action)
 
         toolbar = QToolBar("Main")
         toolbar.setObjectName("mainToolbar")
         toolbar.setMovable(False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
-        for a in (self.open_action, self.save_action, None, self.generate_action, self.cancel_action,
-                  self.cancel_all_action, None, self.zoom_out_action, self.zoom_in_action, self.fit_action,
-                  self.actual_size_action):
-            toolbar.addSeparator() if a is None else toolbar.addAction(a)
+        for action in (a.open, a.save, None, a.undo, a.redo, None, self.generate_action, self.cancel_action,
+                       self.cancel_all_action, None, a.extend, None, self.zoom_out_action, self.zoom_in_action,
+                       self.fit_action, self.actual_size_action):
+            toolbar.addSeparator() if action is None else toolbar.addAction(action)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
+        self.addToolBarBreak()
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.mask_toolbar)
 
     def _wire(self) -> None:
         self.prompt_panel.generate_requested.connect(self.generate)
@@ -166,15 +189,29 @@ class MainWindow(QMainWindow):
         self.queue_panel.remove_requested.connect(self._remove_job)
         self.queue_panel.cancel_current_requested.connect(self.cancel_current)
         self.queue_panel.cancel_all_requested.connect(self.service.cancel_all)
-        self.results.result_activated.connect(self._show_result)
+        self.results.result_activated.connect(lambda output: self._show_result(output, "Use result"))
+        self.history_panel.position_requested.connect(self._go_to_history)
         self.canvas.zoom_changed.connect(self.status.set_zoom)
+        self.canvas.stroke_finished.connect(self._apply_pending_outputs)
+        self.canvas.frame_requested.connect(lambda *amounts: self.actions_.extend_canvas(*amounts, fill=True))
+        self.mask_toolbar.show_mask_action.toggled.connect(lambda _: self._document_timer.start())
+        self.mask_toolbar.invert_requested.connect(self.actions_.invert)
+        self.mask_toolbar.clear_requested.connect(self.actions_.clear)
+        self.mask_toolbar.grow_requested.connect(self.actions_.grow)
+        self.document.add_listener(self._document_changed)
         self._update_job_actions()
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> None:
-        """Begin consuming engine events (call once the asyncio loop runs)."""
+    def start(self, recovery_choice: RecoveryChoice | None = None) -> None:
+        """Begin consuming engine events and autosaving (call once the asyncio loop runs)."""
         self._stream = self.service.subscribe()
         self._events_task = asyncio.ensure_future(self._consume_events())
+        self.offer_recovery(recovery_choice or self._ask_to_restore)
+        try:
+            self.autosaver = Autosaver(self.data_dir / "autosave", self.snapshot)
+            self.autosaver.start()
+        except OSError as exc:
+            self.status.set_message(f"Autosave is off: {exc}", error=True)
 
     async def _consume_events(self) -> None:
         assert self._stream is not None
@@ -187,7 +224,7 @@ class MainWindow(QMainWindow):
     def event(self, event: QEvent) -> bool:
         if not self._painted and event.type() == QEvent.Type.Paint:
             self._painted = True
-            QTimer.singleShot(0, self.first_frame.emit)
+            QTimer.singleShot(0, self, self.first_frame.emit)
         return super().event(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
@@ -195,6 +232,9 @@ class MainWindow(QMainWindow):
         self.service.cancel_all()
         if self._stream is not None:
             self.service.unsubscribe(self._stream)
+        if self.autosaver is not None:
+            self.autosaver.close()  # a clean exit leaves nothing to recover
+            self.autosaver = None
         super().closeEvent(event)
 
     def persist_settings(self) -> None:
@@ -216,12 +256,80 @@ class MainWindow(QMainWindow):
             except StudioError as exc:
                 self.status.set_message(str(exc), error=True)
 
-        self._run_task(save())
+        self.actions_.run(save())
+
+    # -- document, autosave, recovery -----------------------------------------------------------
+    def snapshot(self) -> DocumentSnapshot | None:
+        doc = self.document
+        if doc.image is None:
+            return None
+        return DocumentSnapshot(doc.image, doc.mask.copy(), doc.recipe, doc.revision)
+
+    def offer_recovery(self, choose: RecoveryChoice) -> bool:
+        """If an earlier Studio died with unsaved work, offer it back. True when restored."""
+        found = find_recoverable(self.data_dir / "autosave")
+        if not found:
+            return False
+        latest = found[0]
+        if choose(latest):
+            self.document.replace_all("Restore after a crash", latest.image, latest.mask, latest.recipe)
+            self.status.set_message("Restored the picture and mask from before Studio stopped.")
+        for saved in found:
+            discard(saved)
+        return True
+
+    def _ask_to_restore(self, saved: SavedDocument) -> bool:
+        from datetime import datetime
+
+        when = datetime.fromtimestamp(saved.saved_at).strftime("%H:%M on %d %b")
+        answer = QMessageBox.question(
+            self, "Restore your work?",
+            f"Studio did not close properly last time. Restore the picture and mask it autosaved at {when} "
+            f"({saved.image.width}×{saved.image.height})?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _document_changed(self, change: DocumentChange) -> None:
+        # Cheap states follow at once (shortcuts must work right after a change); the rest batch up.
+        self._update_document_actions()
+        self._document_timer.start()
+
+    def _update_document_actions(self) -> None:
+        doc = self.document
+        self.actions_.undo.setEnabled(doc.can_undo())
+        self.actions_.redo.setEnabled(doc.can_redo())
+        for action in (self.actions_.save, self.actions_.copy, self.actions_.copy_masked, self.actions_.extend,
+                       self.actions_.scale, self.actions_.open_mask, self.actions_.save_mask):
+            action.setEnabled(doc.image is not None)
+
+    def _refresh_document_views(self) -> None:
+        doc = self.document
+        self.prompt_panel.set_mask_active(doc.image is not None and doc.has_mask and self.canvas.mask_visible())
+        self.history_panel.refresh(doc)
+        self._update_document_actions()
+
+    def _go_to_history(self, position: int) -> None:
+        if not self.canvas.busy:
+            self.document.go_to(position)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if DocumentActions.accepts(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        if self.actions_.open_mime(event.mimeData(), "Drop"):
+            event.acceptProposedAction()
 
     # -- generating ----------------------------------------------------------------------------
+    def current_mask_image(self) -> Image.Image | None:
+        doc = self.document
+        if doc.image is None or not self.canvas.mask_visible() or not doc.has_mask:
+            return None
+        return Image.fromarray(doc.mask.copy(), "L")
+
     def generate(self) -> None:
         try:
-            request = self.prompt_panel.build_request(self.canvas.image())
+            request = self.prompt_panel.build_request(self.document.image, self.current_mask_image())
             self.service.submit(request)
         except StudioError as exc:
             self.prompt_panel.show_error(str(exc))
@@ -258,18 +366,20 @@ class MainWindow(QMainWindow):
         elif isinstance(event, JobPreview):
             request = self._requests.get(event.job_id)
             if request is not None:
-                self.canvas.show_preview(event.image, request.width, request.height)
+                self.canvas.show_preview(event.image, request.width, request.height, event.box)
         elif isinstance(event, JobOutput):
             self.results.add_result(event.output)
-            self._show_result(event.output)
             self.prompt_panel.remember_seed(event.output.recipe.seed)
+            if self.canvas.busy:
+                self._pending_outputs.append(event.output)  # never under the person's brush
+            else:
+                self._show_result(event.output, "Generated")
         elif isinstance(event, JobFinished):
             self._job_ended(event.job_id)
             self.queue_panel.set_finished(event.job_id, f"Done in {event.elapsed:.1f} s")
             saved = next((o.path for o in reversed(event.outputs) if o.path), None)
             where = f" Saved to {saved.parent}." if saved else ""
-            notes = " ".join(event.notes)
-            self.status.set_message(f"Finished in {event.elapsed:.1f} s.{where} {notes}".strip())
+            self.status.set_message(f"Finished in {event.elapsed:.1f} s.{where} {' '.join(event.notes)}".strip())
         elif isinstance(event, JobFailed):
             self._job_ended(event.job_id)
             self.queue_panel.set_failed(event.job_id, event.message)
@@ -283,17 +393,20 @@ class MainWindow(QMainWindow):
                 self._requests.pop(event.job_id, None)
                 self.queue_panel.remove_row(event.job_id)
         elif isinstance(event, EngineStatus):
-            if event.device:
-                self.status.set_device(event.device)
-            if event.model:
-                self.status.set_model(event.model)
-                self.setWindowTitle(f"{event.model} — Studio")
-                if not event.message:
-                    self.status.set_message(f"{event.model} is loaded. Working…")
-            if event.message:
-                self.status.set_message(event.message, error=not event.device and not event.model
-                                        and "fail" in event.message.lower())
+            self._show_engine_status(event)
         self._update_job_actions()
+
+    def _show_engine_status(self, event: EngineStatus) -> None:
+        if event.device:
+            self.status.set_device(event.device)
+        if event.model:
+            self.status.set_model(event.model)
+            self.setWindowTitle(f"{event.model} — Studio")
+            if not event.message:
+                self.status.set_message(f"{event.model} is loaded. Working…")
+        if event.message:
+            self.status.set_message(event.message, error=not event.device and not event.model
+                                    and "fail" in event.message.lower())
 
     def _job_ended(self, job_id: int) -> None:
         self._requests.pop(job_id, None)
@@ -305,9 +418,15 @@ class MainWindow(QMainWindow):
         self.cancel_action.setEnabled(running)
         self.cancel_all_action.setEnabled(running or bool(self.queue_panel.job_ids("waiting")))
 
-    def _show_result(self, output: GeneratedImage) -> None:
-        self.canvas.set_image(output.image)
-        self._canvas_recipe = output.recipe
+    def _show_result(self, output: GeneratedImage, label: str) -> None:
+        self.document.set_image(output.image, label, output.recipe)
+        if self.autosaver is not None:
+            self.actions_.run(self.autosaver.save_now())  # every generation is on disk at once
+
+    def _apply_pending_outputs(self) -> None:
+        pending, self._pending_outputs = self._pending_outputs, []
+        for output in pending:
+            self._show_result(output, "Generated")
 
     # -- models ---------------------------------------------------------------------------------
     def refresh_models(self) -> None:
@@ -337,60 +456,8 @@ class MainWindow(QMainWindow):
             self.refresh_models()
             self.persist_settings()
 
-    # -- files ----------------------------------------------------------------------------------
-    def _run_task(self, coro) -> None:  # noqa: ANN001
-        task = asyncio.ensure_future(coro)
-        self._busy_tasks.add(task)
-        task.add_done_callback(self._busy_tasks.discard)
-
-    def open_image_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open image", "", OPEN_FILTERS)
-        if path:
-            self._run_task(self.open_image(Path(path)))
-
-    async def open_image(self, path: Path) -> None:
-        try:
-            image = await asyncio.to_thread(open_image, path)
-            recipe = await asyncio.to_thread(_recipe_or_none, path)
-        except StudioError as exc:
-            QMessageBox.warning(self, "Open image", str(exc))
-            return
-        self.canvas.set_image(image)
-        self._canvas_recipe = recipe
-        self.status.set_message(f"Opened {path.name} ({image.width}×{image.height}).")
-
-    def save_image_dialog(self) -> None:
-        if self.canvas.image() is None:
-            self.status.set_message("The canvas is empty; there is nothing to save yet.", error=True)
-            return
-        path, chosen = QFileDialog.getSaveFileName(self, "Save canvas", str(self.settings.outputs_dir),
-                                                   SAVE_FILTERS)
-        if path:
-            target = Path(path)
-            if target.suffix.lower() not in SAVE_FORMATS:
-                target = target.with_suffix(".jpg" if "JPEG" in chosen else ".webp" if "WebP" in chosen else ".png")
-            self._run_task(self.save_canvas(target))
-
-    async def save_canvas(self, path: Path) -> None:
-        image = self.canvas.image()
-        if image is None:
-            return
-        try:
-            await asyncio.to_thread(save_image, image, path, self._canvas_recipe)
-        except StudioError as exc:
-            QMessageBox.warning(self, "Save canvas", str(exc))
-            return
-        except OSError as exc:
-            QMessageBox.warning(self, "Save canvas", f"{path.name} could not be written: {exc.strerror or exc}.")
-            return
-        self.status.set_message(f"Saved {path}.")
-
-    def _open_outputs_folder(self) -> None:
-        self.settings.outputs_dir.mkdir(parents=True, exist_ok=True)
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.settings.outputs_dir)))
-
     def _use_canvas_toggled(self, on: bool) -> None:
-        image = self.canvas.image()
+        image = self.document.image
         if on and image is not None:
             def fit(v: int) -> int:
                 return min(MAX_SIZE, max(MIN_SIZE, round(v / SIZE_MULTIPLE) * SIZE_MULTIPLE))
@@ -400,10 +467,3 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About Studio",
                           f"<b>Studio {__version__}</b><br>A local AI image studio.<br>"
                           f"Models: {self.settings.models_dir}<br>Outputs: {self.settings.outputs_dir}")
-
-
-def _recipe_or_none(path: Path) -> Recipe | None:
-    try:
-        return read_recipe(path)
-    except (OSError, ValueError, TypeError, KeyError):
-        return None  # a picture without a readable recipe is still a picture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PIL import Image
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import InvalidRequest
+from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
 from studio.core.models import ModelEntry
 from studio.core.requests import (
     MAX_BATCH_COUNT,
@@ -37,6 +38,7 @@ from studio.core.requests import (
     GenerationRequest,
 )
 from studio.core.settings import GenerationDefaults
+from studio.ui.inpaint_options import InpaintOptionsBox
 from studio.ui.theme import icon, section_label
 
 SIZE_PRESETS = [
@@ -67,7 +69,7 @@ class PromptPanel(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(0)
-        scroll = QScrollArea()
+        self._scroll = scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -189,6 +191,9 @@ class PromptPanel(QWidget):
         strength_row.addWidget(self.strength_slider, 1)
         strength_row.addWidget(self.strength_spin)
         layout.addLayout(strength_row)
+        self.inpaint_box = InpaintOptionsBox()
+        self.inpaint_box.hide()
+        layout.addWidget(self.inpaint_box)
 
         layout.addStretch(1)
         footer = QVBoxLayout()
@@ -234,6 +239,7 @@ class PromptPanel(QWidget):
                        self.use_canvas_check.toggled):
             signal.connect(self.clear_error)
         self._last_seed: int | None = None
+        self._mask_active = False
         self._update_img2img_enabled()
 
     # -- models ------------------------------------------------------------------------------
@@ -269,6 +275,9 @@ class PromptPanel(QWidget):
         self.batch_spin.setValue(d.batch_count)
         self.strength_spin.setValue(d.strength)
         self.strength_slider.setValue(round(d.strength * 100))
+        self.inpaint_box.set_options(InpaintOptions(
+            masked_only=d.inpaint_masked_only, padding=d.inpaint_padding,
+            fill=d.inpaint_fill if d.inpaint_fill in INPAINT_FILLS else "original", feather=d.inpaint_feather))
 
     def defaults(self) -> GenerationDefaults:
         text = self.seed_edit.text()
@@ -278,10 +287,23 @@ class PromptPanel(QWidget):
             height=self.height_spin.value(), steps=self.steps_spin.value(), cfg_scale=self.cfg_spin.value(),
             seed=int(text) if text and int(text) <= MAX_SEED else -1, scheduler=self.scheduler_combo.currentText(),
             batch_count=self.batch_spin.value(), strength=self.strength_spin.value(),
+            **_inpaint_defaults(self.inpaint_box.options()),
         )
 
-    def build_request(self, canvas_image: Image.Image | None) -> GenerationRequest:
-        """The request the panel describes; InvalidRequest (one sentence) if it cannot be made."""
+    def set_mask_active(self, active: bool) -> None:
+        """A visible, non-empty mask turns Generate into inpainting (with its own options)."""
+        became_active = active and not self._mask_active
+        self.inpaint_box.setVisible(active)
+        self._mask_active = active
+        if became_active:  # the first stroke of a mask: show where its options are
+            QTimer.singleShot(0, self, lambda: self._scroll.ensureWidgetVisible(self.inpaint_box, 0, 12))
+        self._update_img2img_enabled()
+
+    def build_request(self, canvas_image: Image.Image | None, mask: Image.Image | None = None) -> GenerationRequest:
+        """The request the panel describes; InvalidRequest (one sentence) if it cannot be made.
+
+        With a mask (the canvas's visible, non-empty mask) the request inpaints the canvas picture.
+        """
         seed_text = self.seed_edit.text().strip()
         seed = int(seed_text) if seed_text else -1
         if seed > MAX_SEED:
@@ -289,6 +311,17 @@ class PromptPanel(QWidget):
         if not self.selected_model():
             raise InvalidRequest("No model is selected; add a model folder first (the folder button above).")
         init_image = None
+        if mask is not None:
+            if canvas_image is None:
+                raise InvalidRequest("There is no picture to inpaint; open or generate one first.")
+            return GenerationRequest(
+                model=self.selected_model(), prompt=self.prompt_edit.toPlainText(),
+                negative_prompt=self.negative_edit.toPlainText(), width=canvas_image.width,
+                height=canvas_image.height, steps=self.steps_spin.value(), cfg_scale=self.cfg_spin.value(),
+                seed=seed, scheduler=self.scheduler_combo.currentText(), batch_count=self.batch_spin.value(),
+                init_image=canvas_image, mask=mask, strength=self.strength_spin.value(),
+                inpaint=self.inpaint_box.options(),
+            )
         if self.use_canvas_check.isChecked():
             if canvas_image is None:
                 raise InvalidRequest("The canvas is empty; open or generate a picture before using it as input.")
@@ -330,10 +363,15 @@ class PromptPanel(QWidget):
         self.size_presets.setCurrentIndex(0)
 
     def _update_img2img_enabled(self) -> None:
-        on = self.use_canvas_check.isChecked()
+        on = self.use_canvas_check.isChecked() or self._mask_active
         for widget in (self.strength_label, self.strength_slider, self.strength_spin):
             widget.setEnabled(on)
 
     def set_size(self, width: int, height: int) -> None:
         self.width_spin.setValue(width)
         self.height_spin.setValue(height)
+
+
+def _inpaint_defaults(options: InpaintOptions) -> dict:
+    return {"inpaint_masked_only": options.masked_only, "inpaint_padding": options.padding,
+            "inpaint_fill": options.fill, "inpaint_feather": options.feather}

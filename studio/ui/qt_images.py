@@ -20,8 +20,10 @@ def pil_to_qpixmap(image: Image.Image) -> QPixmap:
 
 
 def qimage_to_pil(qimage: QImage) -> Image.Image:
-    qimage = qimage.convertToFormat(QImage.Format.Format_RGBA8888)
+    """RGBA when the QImage has an alpha channel, else RGB."""
+    has_alpha = qimage.hasAlphaChannel()
+    qimage = qimage.convertToFormat(QImage.Format.Format_RGBA8888 if has_alpha else QImage.Format.Format_RGB888)
     width, height = qimage.width(), qimage.height()
+    mode = "RGBA" if has_alpha else "RGB"
     data = bytes(qimage.constBits())[: qimage.bytesPerLine() * height]
-    image = Image.frombuffer("RGBA", (width, height), data, "raw", "RGBA", qimage.bytesPerLine(), 1)
-    return image.copy()
+    return Image.frombuffer(mode, (width, height), data, "raw", mode, qimage.bytesPerLine(), 1).copy()

@@ -24,7 +24,7 @@ def _summary(request: GenerationRequest) -> str:
     prompt = " ".join(request.prompt.split()) or "(no prompt)"
     if len(prompt) > 48:
         prompt = prompt[:47] + "…"
-    mode = "img2img · " if request.is_img2img else ""
+    mode = "inpaint · " if request.is_inpaint else "img2img · " if request.is_img2img else ""
     count = f" · ×{request.batch_count}" if request.batch_count > 1 else ""
     return f"{prompt}\n{mode}{request.width}×{request.height} · {request.steps} steps · {request.scheduler}{count}"
 

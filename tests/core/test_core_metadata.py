@@ -115,3 +115,67 @@ def test_sd_parsers_reads_studio_images_as_automatic1111(tmp_path, suffix):
     assert sampler.model.name == "tiny-sd"
     assert sampler.model.hash == "0123456789"
     assert info.metadata["Size"] == "512x768"
+
+
+INPAINT = replace(BASE, strength=0.6, mask_blur=4.0, inpaint_area="Only masked", masked_padding=32,
+                  masked_content="original")
+
+
+def test_inpaint_fields_are_written_with_a1111_s_names():
+    text = INPAINT.to_parameters()
+    assert text.endswith(
+        "Model: tiny-sd, Denoising strength: 0.6, Mask blur: 4, Inpaint area: Only masked, "
+        "Masked area padding: 32, Masked content: original, Version: Studio 0.1.0")
+
+
+def test_inpaint_fields_are_left_out_when_not_set():
+    for recipe in (BASE, replace(BASE, strength=0.5)):
+        text = recipe.to_parameters()
+        for name in ("Mask blur", "Inpaint area", "Masked area padding", "Masked content"):
+            assert name not in text
+    only_area = replace(BASE, inpaint_area="Whole picture").to_parameters()
+    assert "Inpaint area: Whole picture" in only_area and "Mask blur" not in only_area
+    assert "Masked area padding" not in only_area and "Masked content" not in only_area
+
+
+@pytest.mark.parametrize("recipe", [
+    INPAINT,
+    replace(INPAINT, mask_blur=0.0, masked_padding=0),  # zeros are values, written and read back
+    replace(INPAINT, mask_blur=2.5, inpaint_area="Whole picture", masked_content="blurred"),
+    replace(INPAINT, masked_content="noise", prompt=PROMPTS[1], negative_prompt="a: b, c"),
+    replace(BASE, mask_blur=8.0),
+])
+def test_inpaint_recipes_round_trip(recipe):
+    text = recipe.to_parameters()
+    back = Recipe.from_parameters(text)
+    assert back == recipe
+    assert isinstance(back.masked_padding, (int, type(None))) and isinstance(back.mask_blur, (float, type(None)))
+    assert Recipe.from_json(recipe.to_json()) == recipe
+
+
+def test_zero_padding_and_blur_are_written():
+    text = replace(INPAINT, mask_blur=0.0, masked_padding=0).to_parameters()
+    assert "Mask blur: 0," in text and "Masked area padding: 0," in text
+
+
+def test_reads_a1111_inpaint_parameters():
+    text = (
+        "a castle on a hill\n"
+        "Steps: 30, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 768x512, Model hash: abcdef1234, "
+        "Model: sd15-inpainting, Denoising strength: 0.75, Mask blur: 4, Inpaint area: Only masked, "
+        "Masked area padding: 32, Version: v1.10.1"
+    )
+    recipe = Recipe.from_parameters(text)
+    assert (recipe.strength, recipe.mask_blur, recipe.inpaint_area, recipe.masked_padding) == (
+        0.75, 4.0, "Only masked", 32)
+    assert recipe.masked_content is None and (recipe.width, recipe.height) == (768, 512)
+
+
+def test_json_without_inpaint_fields_reads_as_not_inpainted():
+    old = BASE.to_json()
+    for name in ("mask_blur", "inpaint_area", "masked_padding", "masked_content"):
+        assert f'"{name}": null' in old
+        old = old.replace(f', "{name}": null', "")
+    assert "mask_blur" not in old
+    recipe = Recipe.from_json(old)
+    assert recipe == BASE and recipe.mask_blur is None and recipe.inpaint_area is None

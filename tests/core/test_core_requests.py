@@ -139,3 +139,127 @@ def test_seed_for_gives_consecutive_seeds_and_wraps():
 def test_progress_fraction_covers_the_whole_batch():
     assert JobProgress(1, step=5, total=10, image_index=0, image_count=2, elapsed=0).fraction == 0.25
     assert JobProgress(1, step=10, total=10, image_index=1, image_count=2, elapsed=0).fraction == 1.0
+
+
+# --- inpainting -------------------------------------------------------------------------------------
+
+
+def inpaint_request(base: GenerationRequest, size=(300, 200), mask_box=(50, 40, 120, 90), **options):
+    from studio.core.inpaint import InpaintOptions
+
+    picture = Image.new("RGB", size, (10, 20, 30))
+    mask = Image.new("L", size, 0)
+    if mask_box is not None:
+        mask.paste(255, mask_box)
+    return replace(base, init_image=picture, mask=mask, strength=0.6, inpaint=InpaintOptions(**options))
+
+
+def test_inpainting_keeps_the_picture_size_without_rounding_notes(base):
+    request = inpaint_request(base, size=(1001, 777))
+    prepared = prepare_request(replace(request, width=512, height=512))
+    assert prepared.notes == ()
+    assert (prepared.request.width, prepared.request.height) == (1001, 777)
+    assert prepared.request.init_image is request.init_image
+    assert prepared.request.mask.mode == "L" and prepared.request.mask.tobytes() == request.mask.tobytes()
+    assert prepared.request.is_inpaint and not prepared.request.is_img2img
+
+
+def test_inpaint_is_not_img2img_and_img2img_is_not_inpaint(base):
+    request = inpaint_request(base)
+    assert request.is_inpaint and not request.is_img2img
+    plain = replace(request, mask=None)
+    assert plain.is_img2img and not plain.is_inpaint
+    assert not base.is_img2img and not base.is_inpaint
+
+
+def test_a_mask_needs_a_picture(base):
+    request = replace(inpaint_request(base), init_image=None)
+    assert refused(request) == "An inpainting mask needs a picture to paint into; open or generate one first."
+
+
+def test_the_mask_must_match_the_picture(base):
+    request = inpaint_request(base)
+    request = replace(request, mask=request.mask.resize((150, 100)))
+    assert refused(request) == "The mask is 150x100 but the picture is 300x200; they must be the same size."
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "1"])
+def test_an_empty_mask_is_refused(base, mode):
+    request = replace(inpaint_request(base, mask_box=None), mask=Image.new(mode, (300, 200), 0))
+    assert refused(request) == "The mask is empty; paint the area to regenerate first."
+
+
+def test_an_opaque_black_rgba_mask_counts_as_empty(base):
+    request = replace(inpaint_request(base), mask=Image.new("RGBA", (300, 200), (0, 0, 0, 255)))
+    assert refused(request) == "The mask is empty; paint the area to regenerate first."
+
+
+def test_a_faint_mask_is_not_empty(base):
+    request = replace(inpaint_request(base, mask_box=None), mask=Image.new("L", (300, 200), 1))
+    assert prepare_request(request).request.is_inpaint
+
+
+def test_unknown_fill_is_refused_with_the_choices(base):
+    message = refused(inpaint_request(base, fill="latent noise"))
+    assert message == "Unknown masked-content fill 'latent noise'; choose one of: original, noise, blurred."
+    for fill in ("original", "noise", "blurred"):
+        assert prepare_request(inpaint_request(base, fill=fill)).request.inpaint.fill == fill
+
+
+@pytest.mark.parametrize(("padding", "ok"), [(-1, False), (0, True), (1024, True), (1025, False)])
+def test_padding_range(base, padding, ok):
+    request = inpaint_request(base, padding=padding)
+    if ok:
+        assert prepare_request(request).request.inpaint.padding == padding
+    else:
+        assert refused(request) == f"The inpaint padding must be between 0 and 1024 pixels, not {padding}."
+
+
+@pytest.mark.parametrize(("feather", "ok"), [(-0.5, False), (0, True), (256, True), (256.5, False)])
+def test_feather_range(base, feather, ok):
+    request = inpaint_request(base, feather=feather)
+    if ok:
+        assert prepare_request(request).request.inpaint.feather == feather
+    else:
+        assert refused(request) == f"The mask feather must be between 0 and 256 pixels, not {feather}."
+
+
+def test_whole_picture_inpainting_is_limited_to_the_generation_size(base):
+    request = inpaint_request(base, size=(4104, 64), mask_box=(0, 0, 10, 10), masked_only=False)
+    assert refused(request) == "A 4104x64 picture is too large to inpaint as a whole; use masked area only."
+    at_limit = inpaint_request(base, size=(4096, 64), mask_box=(0, 0, 10, 10), masked_only=False)
+    assert prepare_request(at_limit).request.width == 4096
+    # Masked area only works on a crop, so a bigger picture is fine.
+    masked_only = inpaint_request(base, size=(4104, 64), mask_box=(0, 0, 10, 10), masked_only=True)
+    assert prepare_request(masked_only).request.width == 4104
+
+
+def test_masked_area_inpainting_has_its_own_limit(base):
+    request = inpaint_request(base, size=(16392, 8), mask_box=(0, 0, 10, 8), masked_only=True)
+    assert refused(request) == "A 16392x8 picture is too large to inpaint."
+
+
+def test_a_tiny_picture_is_refused(base):
+    request = inpaint_request(base, size=(4, 40), mask_box=(0, 0, 4, 4), masked_only=True)
+    assert refused(request) == "A 4x40 picture is too small to inpaint."
+
+
+def test_a_tiny_picture_is_refused_without_suggesting_masked_area_only(base):
+    request = inpaint_request(base, size=(4, 40), mask_box=(0, 0, 4, 4), masked_only=False)
+    assert refused(request) == "A 4x40 picture is too small to inpaint."
+
+
+def test_inpaint_strength_is_checked(base):
+    assert refused(replace(inpaint_request(base), strength=0)).startswith("The denoising strength must be above 0")
+    assert prepare_request(replace(inpaint_request(base), strength=1.0)).request.strength == 1.0
+
+
+def test_an_rgba_mask_drawn_in_alpha_is_read_from_its_alpha(base):
+    """Black strokes on transparent: the mask is the alpha (as mask files from paint programs are read)."""
+    from PIL import Image
+
+    request = inpaint_request(base)
+    rgba = Image.new("RGBA", request.mask.size, (0, 0, 0, 0))
+    rgba.paste((0, 0, 0, 255), (2, 2, 10, 10))
+    prepared = prepare_request(replace(request, mask=rgba))
+    assert prepared.request.mask.getpixel((5, 5)) == 255 and prepared.request.mask.getpixel((30, 30)) == 0

@@ -51,7 +51,7 @@ def window(qtbot, qt_loop, settings: Settings):  # noqa: ANN001
     paths = studio_paths()
     service = JobService(builtin_registry(), GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
                          OutputStore(settings.outputs_dir))
-    win = MainWindow(settings, service)
+    win = MainWindow(settings, service, paths.data_dir)
     qtbot.addWidget(win)
     win.show()
     win.start()

@@ -152,7 +152,7 @@ def test_bad_input_is_one_sentence_and_nothing_is_queued(qtbot, window):  # noqa
 
 
 def test_img2img_starts_from_the_canvas(qtbot, window):  # noqa: ANN001
-    window.canvas.set_image(Image.new("RGB", (80, 72), (200, 30, 30)))
+    window.document.set_image(Image.new("RGB", (80, 72), (200, 30, 30)), "Open")
     window.prompt_panel.use_canvas_check.setChecked(True)
     assert (window.prompt_panel.width_spin.value(), window.prompt_panel.height_spin.value()) == (80, 72)
     window.prompt_panel.strength_spin.setValue(0.5)
@@ -169,13 +169,13 @@ def test_save_canvas_writes_the_recipe(qtbot, window, tmp_path):  # noqa: ANN001
     window.generate()
     qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
     for name in ("out.png", "out.jpg", "out.webp"):
-        window._run_task(window.save_canvas(tmp_path / name))
+        window.actions_.run(window.actions_.save_canvas(tmp_path / name))
         qtbot.waitUntil(lambda n=name: (tmp_path / n).exists(), timeout=5000)
         assert read_recipe(tmp_path / name).prompt == "saved picture"
 
 
 def test_canvas_zooms_with_the_wheel_pans_and_fits(qtbot, window):  # noqa: ANN001
-    window.canvas.set_image(Image.new("RGB", (2048, 2048), (10, 120, 200)))
+    window.document.set_image(Image.new("RGB", (2048, 2048), (10, 120, 200)), "Open")
     fitted = window.canvas.zoom()
     assert fitted < 1.0
     center = QPointF(window.canvas.viewport().rect().center())
@@ -193,3 +193,30 @@ def test_canvas_zooms_with_the_wheel_pans_and_fits(qtbot, window):  # noqa: ANN0
     assert window.canvas.horizontalScrollBar().value() != before
     window.canvas.fit()
     assert abs(window.canvas.zoom() - fitted) < 1e-6
+
+
+def test_inpainting_from_the_window_changes_only_the_masked_area(qtbot, window):  # noqa: ANN001
+    import numpy as np
+
+    from studio.core.mask import feather, fill_rect
+
+    picture = Image.fromarray(np.random.default_rng(5).integers(0, 256, (96, 128, 3), dtype=np.uint8))
+    window.document.set_image(picture, "Open")
+    window.document.edit_mask("Fill rectangle", lambda m: fill_rect(m, (70, 20, 110, 60)))
+    qtbot.waitUntil(lambda: window.prompt_panel.inpaint_box.isVisible(), timeout=2000)
+    window.prompt_panel.inpaint_box.feather_spin.setValue(4)
+    boxes: list[object] = []
+    window.canvas.show_preview = _spy(window.canvas.show_preview, boxes)
+    _type_prompt(qtbot, window, "a red door")
+    window.generate()
+    qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
+    result = np.asarray(window.document.image)
+    outside = feather(window.document.mask, 4) == 0
+    np.testing.assert_array_equal(result[outside], np.asarray(picture)[outside])
+    assert (result[30:50, 80:100] != np.asarray(picture)[30:50, 80:100]).any()
+    assert boxes and boxes[-1][3] is not None  # previews are placed over the inpainted region only
+    recipe = window.results._outputs[0].recipe
+    assert (recipe.width, recipe.height, recipe.inpaint_area) == (128, 96, "Only masked")
+    assert window.document.history_labels()[-1] == "Generated"
+    window.mask_toolbar.show_mask_action.setChecked(False)  # a hidden mask is not used
+    qtbot.waitUntil(lambda: not window.prompt_panel.inpaint_box.isVisible(), timeout=2000)

@@ -1,0 +1,252 @@
+"""The document on the canvas: picture, mask and recipe, with an undo history of every change.
+
+The picture is never changed in place (each change makes a new Image), so readers such as the
+autosave may hold on to it; the mask is edited in place and copied by readers.
+Every change records only the region it touched, so a brush stroke on a 4096x4096 canvas costs
+the stroke's box in memory, not the whole mask.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+from studio.core.mask import Box, new_mask, union_box
+from studio.core.metadata import Recipe
+
+HISTORY_BYTES = 768 * 2**20  # oldest steps are forgotten beyond this
+Listener = Callable[["DocumentChange"], None]
+
+
+@dataclass(frozen=True)
+class DocumentChange:
+    """What a listener must redraw: the box (None = everything) and which layers.
+
+    With neither image nor mask set, only the history changed (a stroke was recorded)."""
+
+    box: Box | None
+    image: bool
+    mask: bool
+    size: bool = False
+
+
+@dataclass
+class _Step:
+    label: str
+    box: Box | None  # None: whole document (size may differ between before and after)
+    image_before: Image.Image | None = None
+    image_after: Image.Image | None = None
+    mask_before: np.ndarray | None = None
+    mask_after: np.ndarray | None = None
+    recipe_before: Recipe | None = None
+    recipe_after: Recipe | None = None
+    nbytes: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        sizes = [a.nbytes for a in (self.mask_before, self.mask_after) if a is not None]
+        sizes += [len(i.getbands()) * i.width * i.height for i in (self.image_before, self.image_after) if i]
+        self.nbytes = sum(sizes)
+
+
+class Document:
+    def __init__(self) -> None:
+        self.image: Image.Image | None = None
+        self.mask: np.ndarray = new_mask(0, 0)
+        self.recipe: Recipe | None = None
+        self._steps: list[_Step] = []
+        self._position = 0  # steps before this are done; after it, redoable
+        self._listeners: list[Callable[[], Listener | None]] = []
+        self._stroke_before: np.ndarray | None = None
+        self._stroke_box: Box | None = None
+        self._stroke_label = ""
+        self.revision = 0  # bumps on every change: autosave compares it
+
+    # -- observing -------------------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        """Call listener on every change. Bound methods are held weakly, so a closed view is not
+        kept alive (and never called) by the document it showed."""
+        ref = weakref.WeakMethod(listener) if hasattr(listener, "__self__") else (lambda: listener)
+        self._listeners.append(ref)
+
+    def _notify(self, change: DocumentChange) -> None:
+        self.revision += 1
+        for ref in list(self._listeners):
+            listener = ref()
+            if listener is None:
+                self._listeners.remove(ref)
+            else:
+                listener(change)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (0, 0) if self.image is None else self.image.size
+
+    @property
+    def has_mask(self) -> bool:
+        return bool(self.mask.any())
+
+    # -- history ---------------------------------------------------------------------------------
+    def history_labels(self) -> list[str]:
+        return [s.label for s in self._steps]
+
+    @property
+    def history_position(self) -> int:
+        return self._position
+
+    def can_undo(self) -> bool:
+        return self._position > 0
+
+    def can_redo(self) -> bool:
+        return self._position < len(self._steps)
+
+    def undo(self) -> bool:
+        if not self.can_undo():
+            return False
+        self._position -= 1
+        self._restore(self._steps[self._position], before=True)
+        return True
+
+    def redo(self) -> bool:
+        if not self.can_redo():
+            return False
+        self._restore(self._steps[self._position], before=False)
+        self._position += 1
+        return True
+
+    def go_to(self, position: int) -> None:
+        """Undo or redo until ``position`` steps are done (a click in the history list)."""
+        position = max(0, min(position, len(self._steps)))
+        while self._position > position:
+            self.undo()
+        while self._position < position:
+            self.redo()
+
+    def _push(self, step: _Step) -> None:
+        del self._steps[self._position:]
+        self._steps.append(step)
+        total = sum(s.nbytes for s in self._steps)
+        while len(self._steps) > 1 and total > HISTORY_BYTES:
+            total -= self._steps.pop(0).nbytes
+        self._position = len(self._steps)
+
+    def _restore(self, step: _Step, before: bool) -> None:
+        image = step.image_before if before else step.image_after
+        mask = step.mask_before if before else step.mask_after
+        recipe = step.recipe_before if before else step.recipe_after
+        if step.box is None:
+            self.image = image
+            self.mask = mask.copy() if mask is not None else new_mask(*self.size)
+            self.recipe = recipe
+            self._notify(DocumentChange(None, True, True, size=True))
+            return
+        x0, y0, x1, y1 = step.box
+        if image is not None:
+            canvas = self.image.copy()
+            canvas.paste(image, (x0, y0))
+            self.image = canvas
+            self.recipe = recipe
+        if mask is not None:
+            self.mask[y0:y1, x0:x1] = mask
+        self._notify(DocumentChange(step.box, image is not None, mask is not None))
+
+    # -- changes ---------------------------------------------------------------------------------
+    def set_image(self, image: Image.Image, label: str, recipe: Recipe | None = None) -> None:
+        """Replace the picture. Same size: the mask stays (and only the changed box is recorded)."""
+        if image.mode not in ("RGB", "RGBA"):
+            image = image.convert("RGB")
+        if self.image is not None and image.size == self.image.size and image.mode == self.image.mode:
+            box = _changed_box(self.image, image)
+            if box is None and recipe == self.recipe:
+                return
+            box = box or (0, 0, 1, 1)
+            self._push(_Step(label, box, image_before=self.image.crop(box), image_after=image.crop(box),
+                             recipe_before=self.recipe, recipe_after=recipe))
+            self.image, self.recipe = image, recipe
+            self._notify(DocumentChange(box, True, False))
+            return
+        self._replace_all(label, image, new_mask(*image.size), recipe)
+
+    def replace_all(self, label: str, image: Image.Image, mask: np.ndarray, recipe: Recipe | None = None) -> None:
+        """A new size or a new picture and mask at once (extend canvas, scale image, restore)."""
+        if mask.shape != (image.height, image.width):
+            raise ValueError("the mask must match the picture's size")
+        self._replace_all(label, image, mask.copy(), recipe)
+
+    def _replace_all(self, label: str, image: Image.Image, mask: np.ndarray, recipe: Recipe | None) -> None:
+        self._push(_Step(label, None, image_before=self.image, image_after=image,
+                         mask_before=self.mask.copy() if self.image is not None else None, mask_after=mask.copy(),
+                         recipe_before=self.recipe, recipe_after=recipe))
+        self.image, self.mask, self.recipe = image, mask, recipe
+        self._notify(DocumentChange(None, True, True, size=True))
+
+    def edit_mask(self, label: str, operation: Callable[[np.ndarray], Box | None]) -> Box | None:
+        """One undoable mask edit: ``operation`` changes the mask in place and returns its box."""
+        before = self.mask.copy()
+        box = operation(self.mask)
+        if box is not None:
+            self._record_mask(label, box, before)
+        return box
+
+    def set_mask(self, label: str, mask: np.ndarray) -> None:
+        """Replace the whole mask (invert, clear, grow, load from file)."""
+        if mask.shape != self.mask.shape:
+            raise ValueError("the mask must match the picture's size")
+        changed = np.flatnonzero((mask != self.mask).any(axis=1))
+        if changed.size == 0:
+            return
+        cols = np.flatnonzero((mask[changed[0]:changed[-1] + 1] != self.mask[changed[0]:changed[-1] + 1]).any(axis=0))
+        box = (int(cols[0]), int(changed[0]), int(cols[-1]) + 1, int(changed[-1]) + 1)
+        before = self.mask.copy()
+        self.mask[...] = mask
+        self._record_mask(label, box, before)
+
+    def _record_mask(self, label: str, box: Box, before: np.ndarray) -> None:
+        x0, y0, x1, y1 = box
+        self._push(_Step(label, box, mask_before=before[y0:y1, x0:x1].copy(),
+                         mask_after=self.mask[y0:y1, x0:x1].copy()))
+        self._notify(DocumentChange(box, False, True))
+
+    # -- strokes: many small edits, one undo step ------------------------------------------------
+    def begin_stroke(self, label: str) -> None:
+        self._stroke_before = self.mask.copy()
+        self._stroke_box = None
+        self._stroke_label = label
+
+    @property
+    def in_stroke(self) -> bool:
+        return self._stroke_before is not None
+
+    def stroke(self, operation: Callable[[np.ndarray], Box | None]) -> Box | None:
+        """Apply one piece of the current stroke (shown at once, recorded at end_stroke)."""
+        if self._stroke_before is None:
+            raise RuntimeError("stroke() outside begin_stroke()/end_stroke()")
+        box = operation(self.mask)
+        if box is not None:
+            self._stroke_box = union_box(self._stroke_box, box)
+            self._notify(DocumentChange(box, False, True))
+        return box
+
+    def end_stroke(self) -> None:
+        before, box = self._stroke_before, self._stroke_box
+        self._stroke_before = self._stroke_box = None
+        if before is None or box is None:
+            return
+        x0, y0, x1, y1 = box
+        self._push(_Step(self._stroke_label, box, mask_before=before[y0:y1, x0:x1].copy(),
+                         mask_after=self.mask[y0:y1, x0:x1].copy()))
+        self._notify(DocumentChange(None, False, False))  # pixels were shown already; the history grew
+
+
+def _changed_box(a: Image.Image, b: Image.Image) -> Box | None:
+    diff = np.asarray(a) != np.asarray(b)
+    if diff.ndim == 3:
+        diff = diff.any(axis=2)
+    rows = np.flatnonzero(diff.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(diff[rows[0]:rows[-1] + 1].any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1

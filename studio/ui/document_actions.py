@@ -1,0 +1,278 @@
+"""Everything the person does to the document outside generating: files, clipboard, drag and drop,
+undo/redo, mask edits and canvas size. Long file work runs off the UI thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import QMimeData, QObject, QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
+
+from studio.core.errors import StudioError
+from studio.core.images import SAVE_FORMATS, open_image, read_recipe, save_image
+from studio.core.inpaint import extend_canvas
+from studio.core.mask import bounding_box, grow, invert, mask_from_image, mask_to_image, new_mask
+from studio.core.metadata import Recipe
+from studio.ui.dialogs import ExtendCanvasDialog, ScaleImageDialog
+from studio.ui.qt_images import pil_to_qimage, qimage_to_pil
+from studio.ui.theme import icon
+
+if TYPE_CHECKING:
+    from studio.ui.main_window import MainWindow
+
+SAVE_FILTERS = "PNG image (*.png);;JPEG image (*.jpg *.jpeg);;WebP image (*.webp)"
+OPEN_FILTERS = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif);;All files (*)"
+OPENABLE = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+class DocumentActions(QObject):
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.document = window.document
+        self._tasks: set[asyncio.Task] = set()
+        a = self._action
+        self.open = a("&Open Image…", "open", QKeySequence.StandardKey.Open, self.open_image_dialog)
+        self.save = a("&Save Canvas As…", "save", QKeySequence.StandardKey.Save, self.save_image_dialog,
+                      "Save the canvas picture as PNG, JPEG or WebP")
+        self.open_mask = a("Open &Mask…", "layers-mask", None, self.open_mask_dialog,
+                           "Load a mask from a picture (white = regenerate)")
+        self.save_mask = a("Save Mas&k As…", "save-as", None, self.save_mask_dialog, "Save the mask as a PNG")
+        self.undo = a("&Undo", "undo", QKeySequence.StandardKey.Undo, self.document_undo)
+        self.redo = a("&Redo", "redo", None, self.document_redo)
+        self.redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.copy = a("&Copy Picture", "copy", QKeySequence.StandardKey.Copy, self.copy_picture)
+        self.copy_masked = a("Copy &Masked Area", "copy", "Ctrl+Shift+C", self.copy_masked_area,
+                             "Copy the masked part of the picture, transparent elsewhere")
+        self.paste = a("&Paste", "paste", QKeySequence.StandardKey.Paste, self.paste_from_clipboard)
+        self.extend = a("&Extend Canvas…", "extend", None, self.extend_dialog,
+                        "Add pixels on any side and fill them (outpainting)")
+        self.scale = a("&Scale Image…", "scale", None, self.scale_dialog)
+        self.invert_mask = a("&Invert Mask", "invert", "Ctrl+I", self.invert)
+        self.clear_mask = a("&Clear Mask", "mask-clear", "Ctrl+Shift+A", self.clear)
+
+    def _action(self, text: str, icon_name: str, shortcut: Any, slot: Callable[[], Any], tip: str = "") -> QAction:
+        action = QAction(icon(icon_name), text, self.window)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setToolTip(tip or text.replace("&", "").rstrip("…"))
+        action.triggered.connect(slot)
+        return action
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _warn(self, title: str, text: str) -> None:
+        QMessageBox.warning(self.window, title, text)
+
+    def _busy_refusal(self) -> bool:
+        """Undo and whole-document changes wait until the brush is let go."""
+        return self.window.canvas.busy
+
+    # -- history ---------------------------------------------------------------------------------
+    def document_undo(self) -> None:
+        if not self._busy_refusal():
+            self.document.undo()
+
+    def document_redo(self) -> None:
+        if not self._busy_refusal():
+            self.document.redo()
+
+    # -- pictures --------------------------------------------------------------------------------
+    def open_image_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open image", "", OPEN_FILTERS)
+        if path:
+            self.run(self.open_path(Path(path)))
+
+    async def open_path(self, path: Path) -> bool:
+        """Open a picture as the document; on failure the document is untouched."""
+        try:
+            image = await asyncio.to_thread(open_image, path)
+            recipe = await asyncio.to_thread(_recipe_or_none, path)
+        except StudioError as exc:
+            self._warn("Open image", str(exc))
+            return False
+        self.document.set_image(image, f"Open {path.name}", recipe)
+        self.window.status.set_message(f"Opened {path.name} ({image.width}×{image.height}).")
+        return True
+
+    def save_image_dialog(self) -> None:
+        if self.document.image is None:
+            self.window.status.set_message("The canvas is empty; there is nothing to save yet.", error=True)
+            return
+        path, chosen = QFileDialog.getSaveFileName(self.window, "Save canvas",
+                                                   str(self.window.settings.outputs_dir), SAVE_FILTERS)
+        if path:
+            target = Path(path)
+            if target.suffix.lower() not in SAVE_FORMATS:
+                target = target.with_suffix(".jpg" if "JPEG" in chosen else ".webp" if "WebP" in chosen else ".png")
+            self.run(self.save_canvas(target))
+
+    async def save_canvas(self, path: Path) -> bool:
+        image, recipe = self.document.image, self.document.recipe
+        if image is None:
+            return False
+        return await self._write(save_image, image, path, recipe, what="Save canvas")
+
+    async def _write(self, writer: Callable[..., Any], *args: Any, what: str) -> bool:
+        path = args[1]
+        try:
+            await asyncio.to_thread(writer, *args)
+        except StudioError as exc:
+            self._warn(what, str(exc))
+            return False
+        except OSError as exc:
+            self._warn(what, f"{Path(path).name} could not be written: {exc.strerror or exc}.")
+            return False
+        self.window.status.set_message(f"Saved {path}.")
+        return True
+
+    # -- masks -----------------------------------------------------------------------------------
+    def open_mask_dialog(self) -> None:
+        if self.document.image is None:
+            self.window.status.set_message("Open or generate a picture before loading a mask.", error=True)
+            return
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open mask", "", OPEN_FILTERS)
+        if path:
+            self.run(self.open_mask_path(Path(path)))
+
+    async def open_mask_path(self, path: Path) -> bool:
+        try:
+            picture = await asyncio.to_thread(open_image, path)
+        except StudioError as exc:
+            self._warn("Open mask", str(exc))
+            return False
+        mask = mask_from_image(picture, self.document.size)
+        self.document.set_mask(f"Open mask {path.name}", mask)
+        if picture.size != self.document.size:
+            self.window.status.set_message(
+                f"The mask was {picture.width}×{picture.height}; it was scaled to the picture's size.")
+        return True
+
+    def save_mask_dialog(self) -> None:
+        if self.document.image is None or not self.document.has_mask:
+            self.window.status.set_message("There is no mask to save; paint one first.", error=True)
+            return
+        path, _ = QFileDialog.getSaveFileName(self.window, "Save mask", str(self.window.settings.outputs_dir),
+                                              "PNG image (*.png)")
+        if path:
+            self.run(self.save_mask_to(Path(path).with_suffix(".png")))
+
+    async def save_mask_to(self, path: Path) -> bool:
+        return await self._write(save_image, mask_to_image(self.document.mask.copy()), path, None, what="Save mask")
+
+    def invert(self) -> None:
+        if self.document.image is not None and not self._busy_refusal():
+            self.document.set_mask("Invert mask", invert(self.document.mask))
+
+    def clear(self) -> None:
+        if self.document.image is not None and not self._busy_refusal():
+            self.document.set_mask("Clear mask", new_mask(*self.document.size))
+
+    def grow(self, pixels: int) -> None:
+        if self.document.image is not None and not self._busy_refusal():
+            label = f"Grow mask {pixels} px" if pixels > 0 else f"Shrink mask {-pixels} px"
+            self.document.set_mask(label, grow(self.document.mask, pixels))
+
+    # -- clipboard and drops ---------------------------------------------------------------------
+    def copy_picture(self) -> None:
+        if self.document.image is not None:
+            QGuiApplication.clipboard().setImage(pil_to_qimage(self.document.image))
+            self.window.status.set_message("Copied the picture.")
+
+    def copy_masked_area(self) -> None:
+        doc = self.document
+        box = bounding_box(doc.mask) if doc.image is not None else None
+        if box is None:
+            self.window.status.set_message("There is no mask to copy; paint one first.", error=True)
+            return
+        cut = doc.image.convert("RGBA").crop(box)
+        x0, y0, x1, y1 = box
+        alpha = np.minimum(np.asarray(cut.getchannel("A")), doc.mask[y0:y1, x0:x1])
+        cut.putalpha(Image.fromarray(alpha, "L"))
+        QGuiApplication.clipboard().setImage(pil_to_qimage(cut))
+        self.window.status.set_message(f"Copied the masked area ({x1 - x0}×{y1 - y0}).")
+
+    def paste_from_clipboard(self) -> None:
+        self.open_mime(QGuiApplication.clipboard().mimeData(), "Paste")
+
+    @staticmethod
+    def accepts(mime: QMimeData) -> bool:
+        return mime.hasImage() or any(Path(u.toLocalFile()).suffix.lower() in OPENABLE
+                                      for u in mime.urls() if u.isLocalFile())
+
+    def open_mime(self, mime: QMimeData | None, label: str) -> bool:
+        """Open the first picture file in mime, else its image data. False if there is neither."""
+        if mime is None:
+            return False
+        for url in mime.urls():
+            path = Path(url.toLocalFile()) if url.isLocalFile() else None
+            if path is not None and path.suffix.lower() in OPENABLE:
+                self.run(self.open_path(path))
+                return True
+        if mime.hasImage():
+            qimage = mime.imageData()
+            if qimage is not None and not qimage.isNull():
+                self.document.set_image(qimage_to_pil(qimage), label)
+                self.window.status.set_message(f"{label}: {qimage.width()}×{qimage.height()} picture.")
+                return True
+        self.window.status.set_message("There is no picture on the clipboard.", error=True)
+        return False
+
+    # -- canvas size -----------------------------------------------------------------------------
+    def extend_dialog(self) -> None:
+        doc = self.document
+        if doc.image is None:
+            self.window.status.set_message("Open or generate a picture before extending it.", error=True)
+            return
+        dialog = ExtendCanvasDialog(doc.size, self.window)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.extend_canvas(*dialog.amounts(), fill=dialog.fill_check.isChecked())
+
+    def extend_canvas(self, left: int, top: int, right: int, bottom: int, fill: bool) -> None:
+        doc = self.document
+        if doc.image is None or not any((left, top, right, bottom)) or self._busy_refusal():
+            return
+        image, mask = extend_canvas(doc.image, doc.mask, left, top, right, bottom)
+        doc.replace_all(f"Extend canvas to {image.width}×{image.height}", image, mask, doc.recipe)
+        self.window.canvas.set_mask_visible(True)
+        self.window.mask_toolbar.show_mask_action.setChecked(True)
+        if fill:
+            self.window.generate()
+
+    def scale_dialog(self) -> None:
+        doc = self.document
+        if doc.image is None:
+            return
+        dialog = ScaleImageDialog(doc.size, self.window)
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.scale_image(*dialog.new_size())
+
+    def scale_image(self, width: int, height: int) -> None:
+        doc = self.document
+        if doc.image is None or (width, height) == doc.size or self._busy_refusal():
+            return
+        image = doc.image.resize((width, height), Image.Resampling.LANCZOS)
+        mask = np.asarray(Image.fromarray(doc.mask, "L").resize((width, height), Image.Resampling.BILINEAR))
+        doc.replace_all(f"Scale to {width}×{height}", image, mask, doc.recipe)
+
+    def open_folder(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+
+def _recipe_or_none(path: Path) -> Recipe | None:
+    try:
+        return read_recipe(path)
+    except (StudioError, OSError, ValueError, TypeError, KeyError):
+        return None  # a picture without a readable recipe is still a picture

@@ -1,0 +1,36 @@
+"""The undo history as a list: click a row to go back (or forward) to that state."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QListWidget, QListWidgetItem, QWidget
+
+from studio.core.document import Document
+from studio.ui.theme import TEXT, TEXT_DISABLED
+
+
+class HistoryPanel(QListWidget):
+    position_requested = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("historyList")
+        self.itemClicked.connect(lambda item: self.position_requested.emit(item.data(Qt.ItemDataRole.UserRole)))
+
+    def refresh(self, document: Document) -> None:
+        labels = ["Start", *document.history_labels()]
+        position = document.history_position
+        self.blockSignals(True)
+        if self.count() != len(labels) or any(self.item(i).text() != t for i, t in enumerate(labels)):
+            self.clear()
+            for index, label in enumerate(labels):
+                item = QListWidgetItem(label)
+                item.setData(Qt.ItemDataRole.UserRole, index)
+                self.addItem(item)
+        for index in range(self.count()):
+            # Undone steps stay listed, dimmed, until a new change replaces them.
+            self.item(index).setForeground(QColor(TEXT if index <= position else TEXT_DISABLED))
+        self.setCurrentRow(position)
+        self.scrollToItem(self.item(position))
+        self.blockSignals(False)

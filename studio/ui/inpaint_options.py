@@ -1,0 +1,64 @@
+"""Inpainting options, shown in the prompt panel while a mask is painted (and visible)."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QGridLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+
+from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
+from studio.ui.theme import section_label
+
+AREAS = [("Masked area only", True), ("Whole picture", False)]
+FILL_LABELS = {"original": "Original", "noise": "Noise", "blurred": "Blurred surroundings"}
+
+
+class InpaintOptionsBox(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 6, 0, 0)
+        layout.setSpacing(6)
+        layout.addWidget(section_label("Inpaint"))
+        hint = QLabel("Generate redraws the masked area and keeps the rest. Hide the mask (M) to "
+                      "generate the whole picture instead.")
+        hint.setObjectName("hintLabel")
+        hint.setWordWrap(True)
+        layout.addWidget(hint)
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(8)
+        grid.setVerticalSpacing(6)
+        self.area_combo = QComboBox()
+        for label, value in AREAS:
+            self.area_combo.addItem(label, value)
+        self.area_combo.setToolTip("Masked area only: work on the mask's box at the model's own size (more "
+                                   "detail), then scale back. Whole picture: redraw at the picture's size.")
+        self.fill_combo = QComboBox()
+        for fill in INPAINT_FILLS:
+            self.fill_combo.addItem(FILL_LABELS[fill], fill)
+        self.fill_combo.setToolTip("What the masked area starts from")
+        self.padding_spin = QSpinBox()
+        self.padding_spin.setRange(0, 1024)
+        self.padding_spin.setSuffix(" px")
+        self.padding_spin.setToolTip("Context around the mask that the model sees (masked area only)")
+        self.feather_spin = QDoubleSpinBox()
+        self.feather_spin.setRange(0, 256)
+        self.feather_spin.setDecimals(0)
+        self.feather_spin.setSuffix(" px")
+        self.feather_spin.setToolTip("How softly the new pixels blend into the old at the mask's edge")
+        for index, (name, widget) in enumerate([("Area", self.area_combo), ("Masked content", self.fill_combo),
+                                                 ("Padding", self.padding_spin), ("Feather", self.feather_spin)]):
+            grid.addWidget(QLabel(name), index // 2 * 2, index % 2)
+            grid.addWidget(widget, index // 2 * 2 + 1, index % 2)
+        layout.addLayout(grid)
+        self.area_combo.currentIndexChanged.connect(
+            lambda: self.padding_spin.setEnabled(bool(self.area_combo.currentData())))
+        self.set_options(InpaintOptions())
+
+    def options(self) -> InpaintOptions:
+        return InpaintOptions(masked_only=bool(self.area_combo.currentData()), padding=self.padding_spin.value(),
+                              fill=self.fill_combo.currentData(), feather=float(self.feather_spin.value()))
+
+    def set_options(self, options: InpaintOptions) -> None:
+        self.area_combo.setCurrentIndex(0 if options.masked_only else 1)
+        self.fill_combo.setCurrentIndex(max(0, self.fill_combo.findData(options.fill)))
+        self.padding_spin.setValue(options.padding)
+        self.feather_spin.setValue(options.feather)

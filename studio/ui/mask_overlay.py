@@ -1,0 +1,93 @@
+"""The mask drawn over the picture as a tinted, translucent layer, updated region by region.
+
+The overlay is a premultiplied BGRA numpy buffer that a QImage wraps without copying, so a
+brush stroke recolours only its box and the view repaints only that box.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+
+from studio.core.mask import Box
+
+DEFAULT_COLOR = "#ff3b6b"
+DEFAULT_OPACITY = 0.5
+
+
+class MaskOverlayItem(QGraphicsItem):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)
+        self.setZValue(2)
+        self._color = QColor(DEFAULT_COLOR)
+        self._opacity = DEFAULT_OPACITY
+        self._buffer = np.zeros((0, 0, 4), dtype=np.uint8)
+        self._image = QImage()
+        self._mask: np.ndarray | None = None
+
+    # -- style ---------------------------------------------------------------------------------
+    @property
+    def color(self) -> QColor:
+        return QColor(self._color)
+
+    @property
+    def overlay_opacity(self) -> float:
+        return self._opacity
+
+    def set_style(self, color: QColor | str, opacity: float) -> None:
+        self._color = QColor(color)
+        self._opacity = min(1.0, max(0.05, opacity))
+        if self._mask is not None:
+            self._fill((0, 0, self._mask.shape[1], self._mask.shape[0]))
+            self.update()
+
+    # -- content -------------------------------------------------------------------------------
+    def set_mask(self, mask: np.ndarray) -> None:
+        """Show a (new) mask; the item keeps a reference and reads it on update_region."""
+        self.prepareGeometryChange()
+        self._mask = mask
+        height, width = mask.shape
+        # Qt owns the pixels; numpy edits them in place through a view of the QImage's own buffer
+        # (the other way round, Qt could outlive a numpy buffer that Python had freed).
+        self._image = QImage(width, height, QImage.Format.Format_ARGB32_Premultiplied)
+        self._image.fill(0)
+        if width and height:
+            stride = self._image.bytesPerLine()
+            raw = np.frombuffer(self._image.bits(), dtype=np.uint8, count=stride * height)
+            self._buffer = raw.reshape(height, stride)[:, :width * 4].reshape(height, width, 4)
+        else:
+            self._buffer = np.zeros((0, 0, 4), dtype=np.uint8)
+        if width and height:
+            self._fill((0, 0, width, height))
+        self.update()
+
+    def update_region(self, box: Box) -> None:
+        if self._mask is None:
+            return
+        self._fill(box)
+        x0, y0, x1, y1 = box
+        self.update(QRectF(x0, y0, x1 - x0, y1 - y0))
+
+    def _fill(self, box: Box) -> None:
+        x0, y0, x1, y1 = box
+        alpha = self._mask[y0:y1, x0:x1].astype(np.uint16) * int(self._opacity * 255 + 0.5) // 255
+        region = self._buffer[y0:y1, x0:x1]
+        # Little-endian ARGB32 is B, G, R, A in memory; premultiplied by alpha.
+        for channel, value in enumerate((self._color.blue(), self._color.green(), self._color.red())):
+            region[..., channel] = alpha * value // 255
+        region[..., 3] = alpha
+
+    # -- QGraphicsItem -------------------------------------------------------------------------
+    def boundingRect(self) -> QRectF:  # noqa: N802
+        return QRectF(0, 0, self._image.width(), self._image.height())
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        if self._image.isNull():
+            return
+        exposed = option.exposedRect.intersected(self.boundingRect()).toAlignedRect()
+        if exposed.isEmpty():
+            return
+        painter.drawImage(exposed, self._image, exposed)

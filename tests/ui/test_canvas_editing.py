@@ -1,0 +1,265 @@
+"""Editing on the canvas: mask tools under real mouse events, undo/redo, drops and the clipboard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent, QGuiApplication
+from PySide6.QtWidgets import QMessageBox
+
+from studio.core.mask import new_mask, stroke_segment
+from studio.ui.canvas_tools import BRUSH, ERASER, LASSO, RECT
+from studio.ui.qt_images import pil_to_qimage
+
+SIZE = 256
+
+
+@pytest.fixture
+def picture(window):  # noqa: ANN001, ANN201
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8))
+    window.document.set_image(image, "Open test picture")
+    return image
+
+
+def _drag(qtbot, canvas, scene_points, button=Qt.MouseButton.LeftButton):  # noqa: ANN001, ANN201
+    """Press, move through and release at scene points; returns the scene points the canvas saw."""
+    viewport = canvas.viewport()
+    view_points = [canvas.mapFromScene(QPointF(*p)) for p in scene_points]
+    qtbot.mousePress(viewport, button, pos=view_points[0])
+    for point in view_points[1:]:
+        qtbot.mouseMove(viewport, point)
+    qtbot.mouseRelease(viewport, button, pos=view_points[-1])
+    seen = [canvas.mapToScene(p) for p in view_points]
+    return [(p.x(), p.y()) for p in seen]
+
+
+@pytest.mark.parametrize("zoom", [0.75, 2.0])
+def test_brush_and_eraser_strokes_paint_the_expected_pixels(qtbot, window, picture, zoom):  # noqa: ANN001
+    canvas = window.canvas
+    canvas.set_zoom(zoom)
+    canvas.centerOn(SIZE / 2, SIZE / 2)
+    canvas.set_tool(BRUSH)
+    canvas.set_brush(size=20, hardness=1.0)
+    seen = _drag(qtbot, canvas, [(60, 60), (100, 80), (140, 120)])
+    expected = new_mask(SIZE, SIZE)
+    for a, b in zip([seen[0], *seen], seen):
+        stroke_segment(expected, a, b, 20, 1.0)
+    np.testing.assert_array_equal(window.document.mask, expected)
+    assert window.document.mask[80, 100] == 255 and window.document.mask[200, 30] == 0
+
+    canvas.set_tool(ERASER)
+    canvas.set_brush(size=10, hardness=0.5)
+    erased = _drag(qtbot, canvas, [(90, 60), (110, 100)])
+    for a, b in zip([erased[0], *erased], erased):
+        stroke_segment(expected, a, b, 10, 0.5, erase=True)
+    np.testing.assert_array_equal(window.document.mask, expected)
+    assert window.document.history_labels()[-2:] == ["Paint mask", "Erase mask"]
+
+
+def test_right_button_erases_with_the_brush(qtbot, window, picture):  # noqa: ANN001
+    window.canvas.set_tool(BRUSH)
+    window.canvas.set_brush(size=30, hardness=1.0)
+    _drag(qtbot, window.canvas, [(50, 50), (150, 50)])
+    assert window.document.mask[50, 100] == 255
+    _drag(qtbot, window.canvas, [(100, 30), (100, 70)], button=Qt.MouseButton.RightButton)
+    assert window.document.mask[50, 100] == 0
+    assert window.document.mask[50, 60] == 255
+
+
+def test_rectangle_and_lasso_fill_and_alt_subtracts(qtbot, window, picture):  # noqa: ANN001
+    canvas = window.canvas
+    canvas.set_tool(RECT)
+    seen = _drag(qtbot, canvas, [(20, 30), (120, 90)])
+    x0, y0, x1, y1 = (round(v) for v in (*seen[0], *seen[-1]))
+    assert window.document.mask[y0:y1, x0:x1].min() == 255
+    assert window.document.mask[y1 + 2:, :].max() == 0
+    canvas.set_tool(LASSO)
+    _drag(qtbot, canvas, [(150, 150), (230, 150), (230, 230), (150, 230)])
+    assert window.document.mask[190, 190] == 255
+    viewport = canvas.viewport()
+    canvas.set_tool(RECT)
+    start, end = canvas.mapFromScene(QPointF(40, 40)), canvas.mapFromScene(QPointF(60, 60))
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.AltModifier, start)
+    qtbot.mouseMove(viewport, end)
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.AltModifier, end)
+    assert window.document.mask[50, 50] == 0 and window.document.mask[35, 100] == 255
+
+
+def test_bracket_keys_resize_the_brush_and_the_cursor_follows(qtbot, window, picture):  # noqa: ANN001
+    canvas = window.canvas
+    canvas.set_tool(BRUSH)
+    canvas.set_brush(size=40)
+    canvas.setFocus()
+    qtbot.keyClick(canvas, Qt.Key.Key_BracketRight)
+    assert canvas.brush_size > 40
+    assert window.mask_toolbar.size_spin.value() == round(canvas.brush_size)
+    qtbot.keyClick(canvas, Qt.Key.Key_BracketLeft)
+    qtbot.keyClick(canvas, Qt.Key.Key_BracketLeft)
+    assert canvas.brush_size < 40
+    qtbot.mouseMove(canvas.viewport(), canvas.mapFromScene(QPointF(100, 100)))
+    outline = canvas._cursor_scene_rect()
+    assert abs(outline.width() - (canvas.brush_size + 8 / canvas.zoom())) < 1e-6
+
+
+def test_undo_and_redo_restore_exact_states(qtbot, window, picture):  # noqa: ANN001
+    doc, canvas = window.document, window.canvas
+    states = [(np.asarray(doc.image).copy(), doc.mask.copy())]
+
+    def remember() -> None:
+        states.append((np.asarray(doc.image).copy(), doc.mask.copy()))
+
+    canvas.set_tool(BRUSH)
+    canvas.set_brush(size=25, hardness=0.6)
+    _drag(qtbot, canvas, [(30, 30), (200, 200)])
+    remember()
+    window.actions_.invert()
+    remember()
+    window.actions_.grow(6)
+    remember()
+    changed = np.asarray(picture).copy()
+    changed[10:40, 10:40] = 0
+    doc.set_image(Image.fromarray(changed), "Generated")
+    remember()
+    window.actions_.extend_canvas(16, 0, 32, 8, fill=False)
+    remember()
+    window.actions_.scale_image(100, 80)
+    remember()
+    for index in range(len(states) - 1, 0, -1):
+        window.actions_.undo.trigger()
+        image, mask = states[index - 1]
+        np.testing.assert_array_equal(np.asarray(doc.image), image)
+        np.testing.assert_array_equal(doc.mask, mask)
+    assert not doc.can_undo() or doc.history_labels()[0] == "Open test picture"
+    for index in range(1, len(states)):
+        window.actions_.redo.trigger()
+        image, mask = states[index]
+        np.testing.assert_array_equal(np.asarray(doc.image), image)
+        np.testing.assert_array_equal(doc.mask, mask)
+    qtbot.waitUntil(lambda: window.history_panel.count() == len(doc.history_labels()) + 1, timeout=2000)
+    window.history_panel.position_requested.emit(1)
+    np.testing.assert_array_equal(np.asarray(doc.image), states[0][0])
+
+
+def test_a_result_landing_mid_stroke_waits_for_the_stroke(qtbot, window, picture):  # noqa: ANN001
+    from studio.core.events import GeneratedImage, JobOutput
+    from studio.core.metadata import Recipe
+
+    canvas = window.canvas
+    canvas.set_tool(BRUSH)
+    canvas.set_brush(size=20, hardness=1.0)
+    viewport = canvas.viewport()
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=canvas.mapFromScene(QPointF(50, 50)))
+    qtbot.mouseMove(viewport, canvas.mapFromScene(QPointF(90, 50)))
+    result = Image.new("RGB", (SIZE, SIZE), (0, 200, 0))
+    recipe = Recipe("p", "", 4, "Euler", 7, 1, SIZE, SIZE, "tiny-sd")
+    window.handle_event(JobOutput(1, GeneratedImage(result, recipe), 0))
+    assert np.asarray(window.document.image)[0, 0].tolist() == np.asarray(picture)[0, 0].tolist()
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=canvas.mapFromScene(QPointF(90, 50)))
+    assert np.asarray(window.document.image)[0, 0].tolist() == [0, 200, 0]
+    assert window.document.mask[50, 70] == 255  # the stroke survived the result
+    assert window.document.history_labels()[-2:] == ["Paint mask", "Generated"]
+
+
+def test_drop_and_paste_open_pictures_and_bad_files_leave_the_document(qtbot, window, tmp_path, monkeypatch):  # noqa: ANN001
+    warnings: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: warnings.append(text))
+    good = tmp_path / "dropped.png"
+    Image.new("RGB", (96, 64), (10, 20, 30)).save(good)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(good))])
+    drop = QDropEvent(QPointF(400, 300), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                      Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(drop)
+    qtbot.waitUntil(lambda: window.document.image is not None, timeout=5000)
+    assert window.document.image.size == (96, 64)
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(good.read_bytes()[:60])
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(broken))])
+    window.dropEvent(QDropEvent(QPointF(400, 300), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                                Qt.KeyboardModifier.NoModifier))
+    qtbot.waitUntil(lambda: bool(warnings), timeout=5000)
+    assert "broken.png" in warnings[0] and warnings[0].endswith(".")
+    assert window.document.image.size == (96, 64)
+
+    QGuiApplication.clipboard().setImage(pil_to_qimage(Image.new("RGB", (48, 40), (250, 0, 0))))
+    window.actions_.paste.trigger()
+    assert window.document.image.size == (48, 40)
+    assert window.document.image.getpixel((5, 5)) == (250, 0, 0)
+    window.actions_.undo.trigger()
+    assert window.document.image.size == (96, 64)
+
+
+def test_copy_picture_and_masked_area(qtbot, window, picture):  # noqa: ANN001
+    window.actions_.copy.trigger()
+    assert QGuiApplication.clipboard().image().size().toTuple() == (SIZE, SIZE)
+    window.document.edit_mask("box", lambda m: (m.__setitem__((slice(10, 30), slice(20, 60)), 255), (20, 10, 60, 30))[1])
+    window.actions_.copy_masked.trigger()
+    copied = QGuiApplication.clipboard().image()
+    assert copied.size().toTuple() == (40, 20)
+    assert copied.hasAlphaChannel()
+
+
+def test_mask_files_round_trip(qtbot, window, picture, tmp_path):  # noqa: ANN001
+    window.document.edit_mask("box", lambda m: (m.__setitem__((slice(100, 150), slice(100, 150)), 255),
+                                                (100, 100, 150, 150))[1])
+    path = tmp_path / "mask.png"
+    task = window.actions_.run(window.actions_.save_mask_to(path))
+    qtbot.waitUntil(task.done, timeout=5000)
+    saved = np.asarray(Image.open(path))
+    np.testing.assert_array_equal(saved, window.document.mask)
+    window.actions_.clear()
+    assert not window.document.has_mask
+    task = window.actions_.run(window.actions_.open_mask_path(path))
+    qtbot.waitUntil(task.done, timeout=5000)
+    np.testing.assert_array_equal(window.document.mask, saved)
+
+
+def _landscape(size: int) -> Image.Image:
+    """A simple drawn scene (sky, sun, hills), so the screenshot shows the mask over a picture."""
+    from PIL import ImageDraw
+
+    y = np.linspace(0, 1, size)[:, None, None]
+    sky = (np.array([40, 70, 140]) * (1 - y) + np.array([250, 170, 120]) * y).repeat(size, axis=1)
+    image = Image.fromarray(sky.astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((150, 60, 200, 110), fill=(255, 226, 150))
+    draw.polygon([(0, 180), (70, 140), (140, 175), (210, 135), (256, 160), (256, 256), (0, 256)], fill=(40, 70, 60))
+    draw.polygon([(0, 215), (90, 190), (180, 215), (256, 200), (256, 256), (0, 256)], fill=(25, 45, 40))
+    return image
+
+
+def test_screenshot_with_a_painted_mask(qtbot, window, artifacts_dir):  # noqa: ANN001
+    window.document.set_image(_landscape(SIZE), "Open landscape")
+    canvas = window.canvas
+    canvas.set_tool(BRUSH)
+    canvas.set_brush(size=36, hardness=0.7)
+    _drag(qtbot, canvas, [(60, 180), (100, 150), (150, 140), (190, 100)])
+    canvas.set_tool(LASSO)
+    _drag(qtbot, canvas, [(30, 30), (90, 20), (110, 70), (50, 90)])
+    canvas.set_tool(BRUSH)
+    qtbot.mouseMove(canvas.viewport(), canvas.mapFromScene(QPointF(200, 200)))
+    qtbot.waitUntil(lambda: window.prompt_panel.inpaint_box.isVisible(), timeout=2000)
+    window.grab().save(str(artifacts_dir / "mask-editing.png"))
+
+
+def test_dragging_a_frame_past_the_edges_extends_the_canvas(qtbot, window, picture, monkeypatch):  # noqa: ANN001
+    from studio.ui.canvas_tools import FRAME
+
+    generated: list[bool] = []
+    monkeypatch.setattr(window, "generate", lambda: generated.append(True))
+    canvas = window.canvas
+    canvas.set_zoom(0.5)
+    canvas.centerOn(SIZE / 2, SIZE / 2)
+    canvas.set_tool(FRAME)
+    _drag(qtbot, canvas, [(-50, 10), (SIZE + 20, SIZE - 10)])
+    assert window.document.size == (SIZE + 56 + 24, SIZE)  # 50 -> 56 and 20 -> 24: multiples of 8
+    mask = window.document.mask
+    assert mask[:, :56].min() == 255 and mask[:, -24:].min() == 255
+    assert mask[SIZE // 2, 56 + SIZE // 2] == 0  # the middle of the old picture is kept
+    assert generated == [True]  # and the new area is filled by inpainting at once
+    window.actions_.undo.trigger()
+    assert window.document.size == (SIZE, SIZE)
