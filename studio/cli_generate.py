@@ -83,8 +83,6 @@ def parse_outpaint(text: str) -> tuple[int, int, int, int]:
 def read_mask(path: Path, picture: Image.Image, picture_name: str) -> Image.Image:
     """The mask file as an "L" image of the picture's size: white = regenerate (alpha, where it has some)."""
     image = open_image(path)
-    if image.mode == "RGBA" and image.getchannel("A").getextrema() == (255, 255):
-        image = image.convert("RGB")  # alpha that is opaque everywhere says nothing: read the grey values
     if image.size != picture.size:
         raise InvalidRequest(
             f"The mask {path.name} is {image.width}x{image.height} but the picture {picture_name} is "
