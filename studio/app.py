@@ -54,6 +54,22 @@ def missing_display_library() -> str | None:
     return None
 
 
+def open_history(paths: StudioPaths):  # noqa: ANN201 - HistoryStore, imported lazily
+    """The history store; if it cannot be used, a temporary one, so Studio still runs (and says why)."""
+    import tempfile
+    from pathlib import Path
+
+    from studio.services.history_store import HistoryError, HistoryStore
+
+    try:
+        return HistoryStore(paths.data_dir / "history.db")
+    except HistoryError as exc:
+        log.error("History unavailable: %s", exc)
+        store = HistoryStore(Path(tempfile.mkdtemp(prefix="studio-history-")) / "history.db")
+        store.notice = f"{exc} This session's history is kept only until Studio closes."
+        return store
+
+
 def run_app(print_startup_time: bool = False, open_path: str | None = None) -> int:
     started = process_start_time()
     problem = missing_display_library()
@@ -80,10 +96,11 @@ def run_app(print_startup_time: bool = False, open_path: str | None = None) -> i
     settings = load_settings(paths)
     apply_dark_theme(app)
     env = GeneratorEnvironment(settings.device, paths.data_dir, paths.cache_dir)
-    service = JobService(builtin_registry(), env, OutputStore(settings.outputs_dir))
+    history = open_history(paths)
+    service = JobService(builtin_registry(), env, OutputStore(settings.outputs_dir), history=history)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    window = MainWindow(settings, service, paths.data_dir)
+    window = MainWindow(settings, service, paths.data_dir, history, paths.cache_dir)
 
     def on_first_frame() -> None:
         seconds = time.time() - started
@@ -106,4 +123,5 @@ def run_app(print_startup_time: bool = False, open_path: str | None = None) -> i
             loop.run_forever()
     finally:
         service.shutdown(timeout=3.0)
+        history.close()
     return 0

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from studio import __version__
+from studio.cli_history import add_history_parser
+from studio.cli_inspect import add_inspect_parser
 from studio.core.errors import StudioError
 from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
 from studio.core.requests import DEFAULT_SCHEDULER, SCHEDULER_NAMES
@@ -56,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="extend the picture by these many pixels on each side and fill the new area")
     gen.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
     gen.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
+    add_inspect_parser(commands)
+    add_history_parser(commands)
     return parser
 
 
@@ -69,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         except StudioError as exc:
             print(f"studio: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
+    if args.command == "history":
+        from studio.cli_history import run_history
+
+        return run_history(args)
+    if args.command == "inspect":
+        from studio.cli_inspect import run_inspect
+
+        return run_inspect(args)
     from studio.app import run_app
 
     return run_app(print_startup_time=args.print_startup_time, open_path=args.open)

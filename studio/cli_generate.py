@@ -28,7 +28,9 @@ from studio.core.paths import studio_paths
 from studio.core.requests import MAX_INPAINT_SIDE, GenerationRequest, prepare_request
 from studio.core.settings import Settings, load_settings
 from studio.plugin_host.registry import builtin_registry
+from studio.services.history_store import HistoryStore
 from studio.services.jobs import JobService
+from studio.services.outputs import OutputStore
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -127,29 +129,45 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
     )
 
 
+def check_output(output: Path) -> None:
+    if output.suffix.lower() not in SAVE_FORMATS:
+        raise InvalidRequest(f"The output {output.name!r} must end in .png, .jpg or .webp.")
+    if not output.parent.resolve().is_dir():
+        raise InvalidRequest(f"The output folder {output.parent} does not exist.")
+
+
 def run_generate(args: argparse.Namespace) -> int:
+    from studio.cli_history import try_open_history
+
     settings = load_settings()
-    if args.output.suffix.lower() not in SAVE_FORMATS:
-        raise InvalidRequest(f"The output {args.output.name!r} must end in .png, .jpg or .webp.")
-    if not args.output.parent.resolve().is_dir():
-        raise InvalidRequest(f"The output folder {args.output.parent} does not exist.")
+    check_output(args.output)
     notes: list[str] = []
     prepared = prepare_request(build_request(args, settings, notes))
     for note in (*notes, *prepared.notes):
         print(f"note: {note}", file=sys.stderr)
     paths = studio_paths()
     env = GeneratorEnvironment(args.device or settings.device, paths.data_dir, paths.cache_dir)
+    # A real generation: recorded in the history like the window's, its pictures kept in the outputs folder.
+    history = try_open_history()
     try:
-        return asyncio.run(_generate(prepared.request, env, output_paths(args.output, prepared.request.batch_count)))
+        return asyncio.run(_generate(prepared.request, env, output_paths(args.output, prepared.request.batch_count),
+                                     output_store=OutputStore(settings.outputs_dir) if history else None,
+                                     history=history))
     except KeyboardInterrupt:
         print("studio: cancelled.", file=sys.stderr)
         return EXIT_CANCELLED
+    finally:
+        if history is not None:
+            history.close()
 
 
-async def _generate(request: GenerationRequest, env: GeneratorEnvironment, outputs: list[Path]) -> int:
+async def _generate(request: GenerationRequest, env: GeneratorEnvironment, outputs: list[Path],
+                    output_store: OutputStore | None = None, history: HistoryStore | None = None) -> int:
+    """Run one request; each image goes to outputs[i] (and, with output_store, to the outputs folder
+    first, where the history rows point)."""
     from tqdm import tqdm
 
-    service = JobService(builtin_registry(), env, outputs=None, warm_up=False)
+    service = JobService(builtin_registry(), env, outputs=output_store, warm_up=False, history=history)
     service.start()
     bar = tqdm(total=request.steps * request.batch_count, unit="step", file=sys.stderr, dynamic_ncols=True,
                bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")

@@ -18,6 +18,7 @@ from studio.core.events import TERMINAL_EVENTS, JobEvent
 from studio.core.metadata import Recipe
 from studio.core.requests import GenerationRequest
 from studio.plugin_host.registry import GENERATOR, Contribution, Registry, builtin_registry
+from studio.services.history_store import HistoryStore
 from studio.services.jobs import EventStream, JobService
 from studio.services.outputs import OutputStore
 
@@ -31,9 +32,10 @@ def make_env(root: Path, device: str = "cpu") -> GeneratorEnvironment:
 
 @asynccontextmanager
 async def running_service(env: GeneratorEnvironment, registry: Registry | None = None,
-                          outputs: OutputStore | None = None, warm_up: bool = False) -> AsyncIterator[JobService]:
+                          outputs: OutputStore | None = None, warm_up: bool = False,
+                          history: HistoryStore | None = None) -> AsyncIterator[JobService]:
     """A started JobService on the running loop; shut down (and checked stopped) on exit."""
-    service = JobService(registry or builtin_registry(), env, outputs=outputs, warm_up=warm_up)
+    service = JobService(registry or builtin_registry(), env, outputs=outputs, warm_up=warm_up, history=history)
     service.start()
     try:
         yield service

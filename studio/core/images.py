@@ -94,14 +94,17 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], recipe: Recipe | 
     return path
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: a reader never sees half a file."""
+def write_atomically(path: Path, data: bytes, durable: bool = True) -> None:
+    """Temp file in the same folder, fsync, rename: a reader never sees half a file.
+
+    ``durable=False`` skips the fsync, for caches that may be lost but must never be torn."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:

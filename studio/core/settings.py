@@ -42,6 +42,24 @@ class GenerationDefaults(BaseModel):
         return value if value in SCHEDULER_NAMES else DEFAULT_SCHEDULER
 
 
+class PromptStyle(BaseModel):
+    """A saved style: ``{prompt}`` in its prompt is replaced by the person's prompt."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    prompt: str = "{prompt}"
+    negative_prompt: str = ""
+
+    def apply(self, prompt: str, negative: str) -> tuple[str, str]:
+        if "{prompt}" in self.prompt:
+            styled = self.prompt.replace("{prompt}", prompt)
+        else:
+            styled = ", ".join(p for p in (prompt.strip(), self.prompt.strip()) if p)
+        negatives = ", ".join(n for n in (negative.strip(), self.negative_prompt.strip()) if n)
+        return styled, negatives
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -50,6 +68,7 @@ class Settings(BaseModel):
     extra_model_paths: list[Path] = Field(default_factory=list)  # diffusers folders picked by hand
     device: str = "auto"  # auto | cuda | mps | cpu
     generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
+    styles: list[PromptStyle] = Field(default_factory=list)
 
     @classmethod
     def defaults(cls, paths: StudioPaths) -> Settings:

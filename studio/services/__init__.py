@@ -1,1 +1,1 @@
-"""asyncio services (no Qt): the job queue, output storage."""
+"""asyncio services (no Qt): the job queue, output storage, the prompt history."""

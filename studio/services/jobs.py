@@ -8,21 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 from studio.core.environment import GeneratorEnvironment
-from studio.core.events import (
-    TERMINAL_EVENTS,
-    GeneratedImage,
-    JobEvent,
-    JobProgress,
-    JobQueued,
-    JobStarted,
-)
+from studio.core.errors import JobCancelledError
+from studio.core.events import TERMINAL_EVENTS, GeneratedImage, JobEvent, JobProgress, JobQueued, JobStarted
 from studio.core.requests import GenerationRequest, prepare_request
-from studio.engine.worker import EngineWorker, Job, StatusFn, WorkerContext
+from studio.engine.worker import EngineWorker, Job, StatusFn, WorkerContext, describe_exception
 from studio.plugin_host.registry import GENERATOR, Registry
+from studio.services.history_recording import HistoryRecorder
+from studio.services.history_store import HistoryStore
 from studio.services.outputs import OutputStore
 
 log = logging.getLogger(__name__)
@@ -66,10 +63,12 @@ class JobService:
     """Owns the engine worker. Create and use it on the asyncio loop's thread."""
 
     def __init__(self, registry: Registry, env: GeneratorEnvironment,
-                 outputs: OutputStore | None = None, warm_up: bool = True) -> None:
+                 outputs: OutputStore | None = None, warm_up: bool = True,
+                 history: HistoryStore | None = None) -> None:
         self._registry = registry
         self._env = env
         self._outputs = outputs
+        self._history = history
         self._loop: asyncio.AbstractEventLoop | None = None
         self._streams: list[EventStream] = []
         self.jobs: dict[int, JobInfo] = {}
@@ -146,10 +145,28 @@ class JobService:
         generator.warm_up(status)
 
     def _handle(self, job: Job, context: WorkerContext) -> Iterator[GeneratedImage]:
-        generator = self._registry.instance(GENERATOR, job.request.generator, self._env)
-        for image, recipe in generator.generate(job.request, context):
-            path = self._outputs.save(image, recipe) if self._outputs else None
-            yield GeneratedImage(image, recipe, path)
+        """Run one job: each image is saved first, and only then recorded in the history."""
+        recorder = (HistoryRecorder(self._history, self._outputs, self._registry, job.request, context)
+                    if self._history is not None else None)
+        made = 0
+        last = time.perf_counter()
+        try:
+            generator = self._registry.instance(GENERATOR, job.request.generator, self._env)
+            for image, recipe in generator.generate(job.request, context):
+                path = self._outputs.save(image, recipe) if self._outputs else None
+                now = time.perf_counter()
+                if recorder is not None:
+                    recorder.image(made, recipe, path, now - last)
+                made, last = made + 1, now
+                yield GeneratedImage(image, recipe, path)
+        except JobCancelledError:
+            if recorder is not None and made == 0:
+                recorder.ended("cancelled", "The job was cancelled before it made an image.")
+            raise
+        except Exception as exc:
+            if recorder is not None and made == 0:
+                recorder.ended("failed", describe_exception(exc))
+            raise
 
     def _emit_threadsafe(self, event: object) -> None:
         loop = self._loop

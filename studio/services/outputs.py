@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import threading
+import time
+import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -13,23 +17,95 @@ from studio.core.errors import StudioError
 from studio.core.images import save_image
 from studio.core.metadata import Recipe
 
+log = logging.getLogger(__name__)
+
+SOURCES_FOLDER = "sources"
+# write_atomically's temp files: ".<final name>.<random>.part". One older than this is left from a crash
+# (a live save takes seconds at most; another Studio process may be saving into the same folder).
+STALE_PART_AGE = 15 * 60.0
+_PART = re.compile(r"^\..+\.part$")
+
 
 class OutputStore:
-    """Saves into ``root/YYYY-MM-DD/NNNNN-SEED.png``; numbers keep counting across runs."""
+    """Saves into ``root/YYYY-MM-DD/NNNNN-SEED.png``; numbers keep counting across runs.
+
+    Sources of img2img / inpaint jobs go to ``root/YYYY-MM-DD/sources/``. The first save of a
+    session removes temp files that a crash left behind mid-write (they never carry a final name).
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self._lock = threading.Lock()
+        self._swept = False
 
     def save(self, image: Image.Image, recipe: Recipe) -> Path:
-        folder = self.root / datetime.now().strftime("%Y-%m-%d")
+        folder = self._today()
         with self._lock:
+            self._sweep_once()
             try:
                 folder.mkdir(parents=True, exist_ok=True)
                 number = _next_number(folder)
                 return save_image(image, folder / f"{number:05d}-{recipe.seed}.png", recipe)
             except OSError as exc:
                 raise StudioError(f"The image could not be saved in {folder}: {exc.strerror or exc}.") from exc
+
+    def save_sources(self, image: Image.Image, mask: Image.Image | None = None) -> tuple[Path, Path | None]:
+        """Keep a job's source picture (and mask) as PNGs, so the job can be restored and run again."""
+        folder = self._today() / SOURCES_FOLDER
+        stem = f"{datetime.now():%H%M%S}-{uuid.uuid4().hex[:10]}"
+        with self._lock:
+            self._sweep_once()
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                image_path = save_image(image, folder / f"{stem}-image.png")
+                mask_path = save_image(mask, folder / f"{stem}-mask.png") if mask is not None else None
+            except OSError as exc:
+                raise StudioError(f"The source picture could not be saved in {folder}: "
+                                  f"{exc.strerror or exc}.") from exc
+        return image_path, mask_path
+
+    def remove_stale_parts(self, max_age: float = STALE_PART_AGE) -> list[Path]:
+        """Delete temp files (``.*.part``) older than max_age seconds left in the output folders by a crash."""
+        removed: list[Path] = []
+        cutoff = time.time() - max_age
+        for folder in _output_folders(self.root):
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                if not _PART.match(entry.name):
+                    continue
+                try:
+                    if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                        os.unlink(entry.path)
+                        removed.append(Path(entry.path))
+                except OSError as exc:
+                    log.warning("Could not remove the stale temp file %s: %s", entry.path, exc)
+        if removed:
+            log.info("Removed %d temp file(s) left by an interrupted save", len(removed))
+        return removed
+
+    def _today(self) -> Path:
+        return self.root / datetime.now().strftime("%Y-%m-%d")
+
+    def _sweep_once(self) -> None:
+        if not self._swept:
+            self._swept = True
+            self.remove_stale_parts()
+
+
+def _output_folders(root: Path) -> list[Path]:
+    folders: list[Path] = []
+    try:
+        days = [Path(e.path) for e in os.scandir(root) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return folders
+    for day in days:
+        folders.append(day)
+        if (day / SOURCES_FOLDER).is_dir():
+            folders.append(day / SOURCES_FOLDER)
+    return folders
 
 
 def _next_number(folder: Path) -> int:

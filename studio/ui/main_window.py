@@ -1,5 +1,5 @@
-"""The main window: prompt panel, canvas with mask tools, queue, results and history, wired to
-the job service, the document and its autosave.
+"""The main window: prompt panel, canvas with mask tools, queue, gallery and undo history, wired
+to the job service, the history store, the document and its autosave.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from studio.core.paths import studio_paths
 from studio.core.requests import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, GenerationRequest
 from studio.core.settings import Settings, save_settings
 from studio.services.autosave import Autosaver, discard, find_recoverable
+from studio.services.history_store import HistoryStore
 from studio.services.jobs import EventStream, JobService
 from studio.ui.canvas import CanvasView
 from studio.ui.document_actions import DocumentActions
@@ -42,7 +43,8 @@ from studio.ui.history_panel import HistoryPanel
 from studio.ui.mask_toolbar import MaskToolBar
 from studio.ui.prompt_panel import PromptPanel
 from studio.ui.queue_panel import QueuePanel
-from studio.ui.results_strip import ResultsStrip
+from studio.ui.gallery_panel import GalleryPanel
+from studio.ui.history_actions import HistoryActions
 from studio.ui.status_bar import StudioStatusBar
 from studio.ui.theme import icon
 
@@ -53,11 +55,14 @@ RecoveryChoice = Callable[[SavedDocument], bool]
 class MainWindow(QMainWindow):
     first_frame = Signal()  # the window has painted once (start-up time is measured to here)
 
-    def __init__(self, settings: Settings, service: JobService, data_dir: Path | None = None) -> None:
+    def __init__(self, settings: Settings, service: JobService, data_dir: Path | None = None,
+                 history: HistoryStore | None = None, cache_dir: Path | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.service = service
         self.data_dir = data_dir or studio_paths().data_dir
+        self.cache_dir = cache_dir or studio_paths().cache_dir
+        self.history = history or HistoryStore(self.data_dir / "history.db")
         self.document = Document()
         self.autosaver: Autosaver | None = None
         self._stream: EventStream | None = None
@@ -82,17 +87,19 @@ class MainWindow(QMainWindow):
         self.prompt_panel = PromptPanel()
         self.prompt_panel.setMinimumWidth(320)
         self.queue_panel = QueuePanel()
-        self.results = ResultsStrip()
+        self.gallery = GalleryPanel(self.history, self.cache_dir / "thumbnails")
         self.history_panel = HistoryPanel()
         self._add_dock("Generate", self.prompt_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._add_dock("Queue", self.queue_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        results_dock = self._add_dock("Results", self.results, Qt.DockWidgetArea.RightDockWidgetArea)
-        history_dock = self._add_dock("History", self.history_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(results_dock, history_dock)
-        results_dock.raise_()
+        gallery_dock = self._add_dock("Gallery", self.gallery, Qt.DockWidgetArea.RightDockWidgetArea)
+        history_dock = self._add_dock("Undo History", self.history_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(gallery_dock, history_dock)
+        gallery_dock.raise_()
+        self.resizeDocks([gallery_dock], [520], Qt.Orientation.Vertical)
         self.status = StudioStatusBar()
         self.setStatusBar(self.status)
         self.actions_ = DocumentActions(self)
+        self.history_actions = HistoryActions(self)
         self.mask_toolbar = MaskToolBar(self.canvas)
 
         self._build_actions()
@@ -189,7 +196,6 @@ class MainWindow(QMainWindow):
         self.queue_panel.remove_requested.connect(self._remove_job)
         self.queue_panel.cancel_current_requested.connect(self.cancel_current)
         self.queue_panel.cancel_all_requested.connect(self.service.cancel_all)
-        self.results.result_activated.connect(lambda output: self._show_result(output, "Use result"))
         self.history_panel.position_requested.connect(self._go_to_history)
         self.canvas.zoom_changed.connect(self.status.set_zoom)
         self.canvas.stroke_finished.connect(self._apply_pending_outputs)
@@ -206,6 +212,7 @@ class MainWindow(QMainWindow):
         """Begin consuming engine events and autosaving (call once the asyncio loop runs)."""
         self._stream = self.service.subscribe()
         self._events_task = asyncio.ensure_future(self._consume_events())
+        self.actions_.run(self.history_actions.start())
         self.offer_recovery(recovery_choice or self._ask_to_restore)
         try:
             self.autosaver = Autosaver(self.data_dir / "autosave", self.snapshot)
@@ -335,6 +342,7 @@ class MainWindow(QMainWindow):
             self.prompt_panel.show_error(str(exc))
             return
         self.prompt_panel.clear_error()
+        self.prompt_panel.prompt_edit.remember(request.prompt)
         self._settings_timer.start()
 
     def cancel_current(self) -> None:
@@ -368,7 +376,7 @@ class MainWindow(QMainWindow):
             if request is not None:
                 self.canvas.show_preview(event.image, request.width, request.height, event.box)
         elif isinstance(event, JobOutput):
-            self.results.add_result(event.output)
+            self.history_actions.results_arrived()
             self.prompt_panel.remember_seed(event.output.recipe.seed)
             if self.canvas.busy:
                 self._pending_outputs.append(event.output)  # never under the person's brush
@@ -382,9 +390,11 @@ class MainWindow(QMainWindow):
             self.status.set_message(f"Finished in {event.elapsed:.1f} s.{where} {' '.join(event.notes)}".strip())
         elif isinstance(event, JobFailed):
             self._job_ended(event.job_id)
+            self.history_actions.results_arrived()  # failed jobs are in the history too
             self.queue_panel.set_failed(event.job_id, event.message)
             self.status.set_message(event.message, error=True)
         elif isinstance(event, JobCancelled):
+            self.history_actions.results_arrived()
             if event.was_running:
                 self._job_ended(event.job_id)
                 self.queue_panel.set_cancelled(event.job_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PIL import Image
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QRegularExpressionValidator
@@ -13,7 +15,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPlainTextEdit,
     QPushButton,
     QScrollArea,
     QSizePolicy,
@@ -37,8 +38,10 @@ from studio.core.requests import (
     SIZE_MULTIPLE,
     GenerationRequest,
 )
-from studio.core.settings import GenerationDefaults
+from studio.core.settings import GenerationDefaults, PromptStyle
 from studio.ui.inpaint_options import InpaintOptionsBox
+from studio.ui.prompt_edit import PromptEdit
+from studio.ui.styles_menu import StylesButton
 from studio.ui.theme import icon, section_label
 
 SIZE_PRESETS = [
@@ -59,6 +62,7 @@ def _tool_button(icon_name: str, tip: str) -> QToolButton:
 class PromptPanel(QWidget):
     """Settings scroll; the error line and the Generate button stay in view below them."""
 
+    picture_dropped = Signal(object)  # a picture file dropped on a prompt box: load its parameters
     generate_requested = Signal()
     browse_model_requested = Signal()
     refresh_models_requested = Signal()
@@ -102,14 +106,19 @@ class PromptPanel(QWidget):
 
         # Prompts
         layout.addSpacing(6)
-        layout.addWidget(section_label("Prompt"))
-        self.prompt_edit = QPlainTextEdit()
+        header = QHBoxLayout()
+        header.addWidget(section_label("Prompt"))
+        header.addStretch(1)
+        self.styles_button = StylesButton()
+        header.addWidget(self.styles_button)
+        layout.addLayout(header)
+        self.prompt_edit = PromptEdit()
         self.prompt_edit.setPlaceholderText("Describe the picture… (Ctrl+Enter to generate)")
         self.prompt_edit.setTabChangesFocus(True)
         self.prompt_edit.setMinimumHeight(96)
         layout.addWidget(self.prompt_edit)
         layout.addWidget(section_label("Negative prompt"))
-        self.negative_edit = QPlainTextEdit()
+        self.negative_edit = PromptEdit()
         self.negative_edit.setPlaceholderText("What to avoid: blurry, low quality…")
         self.negative_edit.setTabChangesFocus(True)
         self.negative_edit.setFixedHeight(60)
@@ -201,6 +210,7 @@ class PromptPanel(QWidget):
         footer.setSpacing(6)
         self.error_label = QLabel()
         self.error_label.setObjectName("errorLabel")
+        self.error_label.setTextFormat(Qt.TextFormat.PlainText)
         self.error_label.setWordWrap(True)
         self.error_label.hide()
         footer.addWidget(self.error_label)
@@ -226,6 +236,9 @@ class PromptPanel(QWidget):
 
     def _wire(self) -> None:
         self.generate_button.clicked.connect(self.generate_requested)
+        self.prompt_edit.picture_dropped.connect(self.picture_dropped)
+        self.negative_edit.picture_dropped.connect(self.picture_dropped)
+        self.styles_button.style_chosen.connect(self.apply_style)
         self.browse_model_button.clicked.connect(self.browse_model_requested)
         self.refresh_models_button.clicked.connect(self.refresh_models_requested)
         self.swap_size_button.clicked.connect(self._swap_size)
@@ -333,6 +346,45 @@ class PromptPanel(QWidget):
             seed=seed, scheduler=self.scheduler_combo.currentText(), batch_count=self.batch_spin.value(),
             init_image=init_image, strength=self.strength_spin.value(),
         )
+
+    def apply_style(self, style: PromptStyle) -> None:
+        prompt, negative = style.apply(self.prompt_edit.toPlainText(), self.negative_edit.toPlainText())
+        self.prompt_edit.setPlainText(prompt)
+        self.negative_edit.setPlainText(negative)
+
+    def fill(self, *, prompt: str | None = None, negative_prompt: str | None = None, width: int | None = None,
+             height: int | None = None, steps: int | None = None, cfg_scale: float | None = None,
+             seed: int | None = None, scheduler: str | None = None, strength: float | None = None,
+             model_path: str | None = None, inpaint: InpaintOptions | None = None) -> list[str]:
+        """Set every given field (None: leave as is). Returns notes on what could not be set."""
+        notes: list[str] = []
+        if prompt is not None:
+            self.prompt_edit.setPlainText(prompt)
+        if negative_prompt is not None:
+            self.negative_edit.setPlainText(negative_prompt)
+        for spin, value in ((self.width_spin, width), (self.height_spin, height), (self.steps_spin, steps)):
+            if value is not None:
+                spin.setValue(int(value))
+        if cfg_scale is not None:
+            self.cfg_spin.setValue(float(cfg_scale))
+        if seed is not None:
+            self.seed_edit.setText(str(seed) if 0 <= seed <= MAX_SEED else "")
+        if scheduler is not None:
+            if scheduler in SCHEDULER_NAMES:
+                self.scheduler_combo.setCurrentText(scheduler)
+            else:
+                notes.append(f"Studio has no sampler like {scheduler!r}; kept {self.scheduler_combo.currentText()}.")
+        if strength is not None:
+            self.strength_spin.setValue(float(strength))
+        if inpaint is not None:
+            self.inpaint_box.set_options(inpaint)
+        if model_path is not None:
+            index = self.model_combo.findData(model_path)
+            if index >= 0:
+                self.model_combo.setCurrentIndex(index)
+            else:
+                notes.append(f"The model {Path(model_path).name} is not in the model list; kept the current one.")
+        return notes
 
     def remember_seed(self, seed: int) -> None:
         self._last_seed = seed

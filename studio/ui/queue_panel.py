@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.requests import GenerationRequest
-from studio.ui.theme import icon
+from studio.ui.theme import icon, plain_tooltip
 
 MAX_FINISHED_ROWS = 50
 JOB_ID_ROLE = Qt.ItemDataRole.UserRole
@@ -84,7 +84,7 @@ class QueuePanel(QWidget):
         self._set_state(job_id, "failed", "Failed")
         item = self._items.get(job_id)
         if item is not None:
-            item.setToolTip(message)
+            item.setToolTip(plain_tooltip(message))
 
     def set_cancelled(self, job_id: int) -> None:
         self._set_state(job_id, "cancelled", "Cancelled")

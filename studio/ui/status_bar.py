@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFrame, QLabel, QProgressBar, QStatusBar, QWidget
 
 from studio.core.events import JobProgress
-from studio.ui.theme import repolish
+from studio.ui.theme import plain_tooltip, repolish
 
 
 class StudioStatusBar(QStatusBar):
@@ -16,6 +16,7 @@ class StudioStatusBar(QStatusBar):
         super().__init__(parent)
         self.message_label = QLabel("Starting…")
         self.message_label.setObjectName("statusMessage")
+        self.message_label.setTextFormat(Qt.TextFormat.PlainText)  # messages quote file names and metadata
         self.progress = QProgressBar()
         self.progress.setFixedWidth(220)
         self.progress.setRange(0, 1000)
@@ -44,7 +45,7 @@ class StudioStatusBar(QStatusBar):
     def set_message(self, text: str, error: bool = False) -> None:
         self.message_label.setText(text)
         self.message_label.setProperty("error", error)
-        self.message_label.setToolTip(text)
+        self.message_label.setToolTip(plain_tooltip(text))
         repolish(self.message_label)
 
     def set_device(self, text: str) -> None:

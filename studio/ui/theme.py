@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, QRectF, Qt, QTimer
-from PySide6.QtGui import QColor, QFont, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
+from PySide6.QtCore import QByteArray, QEvent, QObject, QRect, QRectF, QSize, Qt, QTimer
+from PySide6.QtGui import QColor, QFont, QGuiApplication, QIcon, QIconEngine, QPainter, QPalette, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -200,8 +200,6 @@ def section_label(text: str, parent: QWidget | None = None) -> QLabel:
 
 # --- icons -----------------------------------------------------------------------------------
 
-_ICON_SIZES = (16, 20, 24, 32, 48)
-_ICON_SCALES = (1, 2)  # pixmaps for high-DPI screens too: QIcon picks the one that fits
 _ICON_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _icon_cache: dict[tuple[str, str | None], QIcon] = {}
 
@@ -222,21 +220,10 @@ def icon_names() -> list[str]:
     return sorted(p.stem for p in _icons_dir().glob("*.svg"))
 
 
-def _svg_pixmap(renderer: QSvgRenderer, px: int) -> QPixmap:
-    pixmap = QPixmap(px, px)
-    pixmap.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(pixmap)
-    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-    renderer.render(painter, QRectF(0, 0, px, px))
-    painter.end()
-    return pixmap
-
-
 def icon(name: str, color: str | None = None) -> QIcon:
     """The line icon ``name``, drawn in ``color`` (default: the light grey it was drawn in).
 
-    The icon carries its own dimmed pixmaps for the Disabled mode. Results are cached.
+    Disabled buttons get a dimmed rendering; each size is drawn on first use. Results are cached.
     Raises :class:`UnknownIconError` (a ``KeyError``) for a name with no SVG file.
     """
     key = (name, color)
@@ -252,12 +239,71 @@ def icon(name: str, color: str | None = None) -> QIcon:
         raise RuntimeError("icon() needs a QApplication to exist first")
     svg = path.read_text(encoding="utf-8")
     normal = QSvgRenderer(QByteArray(svg.replace(ICON_COLOR, color or ICON_COLOR).encode()))
-    dimmed = QSvgRenderer(QByteArray(svg.replace(ICON_COLOR, TEXT_DISABLED).encode()))
     if not normal.isValid():
         raise ValueError(f"icon {name!r} is not a valid SVG file: {path}")
-    result = QIcon()
-    for px in sorted({size * scale for size in _ICON_SIZES for scale in _ICON_SCALES}):
-        result.addPixmap(_svg_pixmap(normal, px), QIcon.Mode.Normal)
-        result.addPixmap(_svg_pixmap(dimmed, px), QIcon.Mode.Disabled)
+    dimmed = QSvgRenderer(QByteArray(svg.replace(ICON_COLOR, TEXT_DISABLED).encode()))
+    engine = _SvgIconEngine(normal, dimmed)
+    _engines.append(engine)  # QIcon does not keep the Python side of its engine alive
+    result = QIcon(engine)
     _icon_cache[key] = result
     return result
+
+
+_engines: list[QIconEngine] = []
+
+
+class _SvgIconEngine(QIconEngine):
+    """Renders an icon at the size (and screen scale) it is asked for, when it is asked for, once.
+
+    Pre-rendering every size of every icon cost ~90 ms of start-up; most sizes are never shown.
+    """
+
+    def __init__(self, normal: QSvgRenderer, dimmed: QSvgRenderer) -> None:
+        super().__init__()
+        self._renderers = {QIcon.Mode.Disabled: dimmed}
+        self._normal = normal
+        self._pixmaps: dict[tuple[int, int, bool], QPixmap] = {}
+
+    def _render(self, width: int, height: int, mode: QIcon.Mode) -> QPixmap:
+        disabled = mode == QIcon.Mode.Disabled
+        key = (width, height, disabled)
+        if key not in self._pixmaps:
+            renderer = self._renderers[QIcon.Mode.Disabled] if disabled else self._normal
+            side = min(width, height)
+            pixmap = QPixmap(width, height)
+            pixmap.fill(Qt.GlobalColor.transparent)
+            painter = QPainter(pixmap)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            renderer.render(painter, QRectF((width - side) / 2, (height - side) / 2, side, side))
+            painter.end()
+            self._pixmaps[key] = pixmap
+        return self._pixmaps[key]
+
+    def pixmap(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QPixmap:
+        return QPixmap(self._render(max(1, size.width()), max(1, size.height()), mode))
+
+    def scaledPixmap(self, size: QSize, mode: QIcon.Mode, state: QIcon.State, scale: float) -> QPixmap:  # noqa: N802
+        pixmap = QPixmap(self._render(max(1, round(size.width() * scale)), max(1, round(size.height() * scale)),
+                                      mode))
+        pixmap.setDevicePixelRatio(scale)
+        return pixmap
+
+    def paint(self, painter: QPainter, rect: QRect, mode: QIcon.Mode, state: QIcon.State) -> None:
+        scale = painter.device().devicePixelRatioF() if painter.device() else 1.0
+        painter.drawPixmap(rect, self.scaledPixmap(rect.size(), mode, state, scale))
+
+    def actualSize(self, size: QSize, mode: QIcon.Mode, state: QIcon.State) -> QSize:  # noqa: N802
+        side = min(size.width(), size.height())
+        return QSize(side, side)
+
+    def clone(self) -> QIconEngine:
+        engine = _SvgIconEngine(self._normal, self._renderers[QIcon.Mode.Disabled])
+        _engines.append(engine)
+        return engine
+
+
+def plain_tooltip(text: str) -> str:
+    """A tooltip that shows text as text: Qt would otherwise render anything that looks like HTML."""
+    import html
+
+    return f"<p style='white-space:pre-wrap'>{html.escape(text)}</p>"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
+import time
 from datetime import datetime
 
 import numpy as np
@@ -68,3 +70,40 @@ def test_an_unwritable_output_folder_is_one_sentence(tmp_path):
     blocker.write_text("a file where the folder should be")
     with pytest.raises(StudioError, match="The image could not be saved in"):
         OutputStore(blocker).save(Image.new("RGB", (8, 8)), recipe(1))
+
+
+def test_stale_temp_files_from_a_crash_are_removed_on_the_first_save(tmp_path):
+    root = tmp_path / "outputs"
+    old_day, sources = root / "2020-01-01", root / "2020-01-01" / "sources"
+    sources.mkdir(parents=True)
+    stale = [old_day / ".00003-9.png.k2j3h4.part", sources / ".120000-ab-image.png.x1.part"]
+    fresh = old_day / ".00004-9.png.zz.part"  # maybe another Studio process saving right now: kept
+    keep = [old_day / "00002-8.png", old_day / ".hidden-note"]
+    for path in [*stale, fresh, *keep]:
+        path.write_bytes(b"\x89PNG half")
+    long_ago = time.time() - 3600
+    for path in stale:
+        os.utime(path, (long_ago, long_ago))
+    store = OutputStore(root)
+    store.save(Image.new("RGB", (8, 8)), recipe(1))
+    assert not any(p.exists() for p in stale)
+    assert fresh.exists() and all(p.exists() for p in keep)
+    assert store.remove_stale_parts(max_age=0) == [fresh]
+
+
+def test_sources_are_kept_once_as_pngs_next_to_the_outputs(tmp_path):
+    store = OutputStore(tmp_path / "outputs")
+    picture = Image.new("RGBA", (20, 10), (1, 2, 3, 128))
+    mask = Image.new("L", (20, 10), 0)
+    mask.paste(255, (0, 0, 5, 5))
+    image_path, mask_path = store.save_sources(picture, mask)
+    assert image_path.parent == tmp_path / "outputs" / datetime.now().strftime("%Y-%m-%d") / "sources"
+    assert image_path.name.endswith("-image.png") and mask_path.name == image_path.name.replace("-image", "-mask")
+    with Image.open(image_path) as saved:
+        assert saved.mode == "RGBA" and np.array_equal(np.asarray(saved), np.asarray(picture))
+    with Image.open(mask_path) as saved:
+        assert saved.mode == "L" and np.array_equal(np.asarray(saved), np.asarray(mask))
+    only_image, no_mask = store.save_sources(picture)
+    assert no_mask is None and only_image != image_path
+    # Sources never disturb the output numbering.
+    assert store.save(Image.new("RGB", (8, 8)), recipe(3)).name == "00001-3.png"

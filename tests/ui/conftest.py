@@ -12,6 +12,7 @@ from studio.core.environment import GeneratorEnvironment
 from studio.core.paths import studio_paths
 from studio.core.settings import Settings, load_settings
 from studio.plugin_host.registry import builtin_registry
+from studio.services.history_store import HistoryStore
 from studio.services.jobs import JobService
 from studio.services.outputs import OutputStore
 
@@ -49,13 +50,16 @@ def window(qtbot, qt_loop, settings: Settings):  # noqa: ANN001
     from studio.ui.main_window import MainWindow
 
     paths = studio_paths()
+    history = HistoryStore(paths.data_dir / "history.db")
     service = JobService(builtin_registry(), GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
-                         OutputStore(settings.outputs_dir))
-    win = MainWindow(settings, service, paths.data_dir)
+                         OutputStore(settings.outputs_dir), history=history)
+    win = MainWindow(settings, service, paths.data_dir, history, paths.cache_dir)
     qtbot.addWidget(win)
     win.show()
     win.start()
     service.start()
     yield win
+    win.close()  # before the store closes: a visible gallery still reads from it
     service.cancel_all()
     service.shutdown(timeout=10)
+    history.close()

@@ -36,7 +36,7 @@ def test_generate_puts_the_result_on_the_canvas_and_saves_it(qtbot, window, sett
     assert image is not None and image.size == (64, 64)
     assert previews, "no live preview reached the canvas"
     assert not window.canvas.has_preview()
-    assert window.results.count() == 1
+    qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 1, timeout=5000)
     saved = sorted(settings.outputs_dir.rglob("*.png"))
     assert len(saved) == 1
     recipe = read_recipe(saved[0])
@@ -54,7 +54,9 @@ def test_screenshot_after_a_batch(qtbot, window, artifacts_dir):  # noqa: ANN001
     window.prompt_panel.batch_spin.setValue(2)
     window.generate()
     qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
-    assert window.results.count() == 2
+    qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 2, timeout=5000)
+    model = window.gallery.model
+    qtbot.waitUntil(lambda: all(model.thumbnail(model.index(r)) is not None for r in range(2)), timeout=5000)
     assert window.canvas.image().size == (256, 256)
     window.grab().save(str(artifacts_dir / "main-window.png"))
     assert (artifacts_dir / "main-window.png").stat().st_size > 10_000
@@ -110,7 +112,7 @@ def test_queue_shows_waiting_jobs_and_removes_them(qtbot, window):  # noqa: ANN0
     qtbot.waitUntil(lambda: window.queue_panel.job_ids() == [first]
                     and window.queue_panel.state(first) == "cancelled", timeout=10_000)
     assert second not in window.queue_panel.job_ids()
-    assert window.results.count() == 0
+    assert not list(window.settings.outputs_dir.rglob("*.png"))
 
 
 def test_event_loop_never_blocks_while_a_job_runs(qtbot, window):  # noqa: ANN001
@@ -159,9 +161,8 @@ def test_img2img_starts_from_the_canvas(qtbot, window):  # noqa: ANN001
     _type_prompt(qtbot, window, "make it blue")
     window.generate()
     qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
-    result = window.results._outputs[0]
-    assert result.image.size == (80, 72)
-    assert result.recipe.strength == 0.5
+    assert window.document.image.size == (80, 72)
+    assert window.document.recipe.strength == 0.5
 
 
 def test_save_canvas_writes_the_recipe(qtbot, window, tmp_path):  # noqa: ANN001
@@ -215,7 +216,7 @@ def test_inpainting_from_the_window_changes_only_the_masked_area(qtbot, window):
     np.testing.assert_array_equal(result[outside], np.asarray(picture)[outside])
     assert (result[30:50, 80:100] != np.asarray(picture)[30:50, 80:100]).any()
     assert boxes and boxes[-1][3] is not None  # previews are placed over the inpainted region only
-    recipe = window.results._outputs[0].recipe
+    recipe = window.document.recipe
     assert (recipe.width, recipe.height, recipe.inpaint_area) == (128, 96, "Only masked")
     assert window.document.history_labels()[-1] == "Generated"
     window.mask_toolbar.show_mask_action.setChecked(False)  # a hidden mask is not used

@@ -1,0 +1,212 @@
+"""``studio history``: search, show and re-run what Studio made, from the same history the window shows."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import unicodedata
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from studio.core.errors import InvalidRequest, StudioError
+
+if TYPE_CHECKING:  # imported when used: `studio` with no command opens the window, and should start fast
+    from studio.services.history_store import HistoryEntry, HistoryStore
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+PROMPT_COLUMN = 60
+
+
+def add_history_parser(commands: argparse._SubParsersAction) -> None:
+    """Add ``history search|show|rerun`` to the ``studio`` command's subcommands."""
+    history = commands.add_parser("history", help="search, show and re-run earlier jobs",
+                                  description="Every job Studio ran: search it, show one entry, run one again.")
+    actions = history.add_subparsers(dest="history_command", metavar="ACTION", required=True)
+    search = actions.add_parser("search", help="find entries by words in their prompt or negative prompt",
+                                description="List entries whose prompt or negative prompt has all these words "
+                                            "(the last one may be unfinished), newest first.")
+    search.add_argument("text", nargs="*", help="words to find (none: every entry)")
+    search.add_argument("--limit", type=int, default=20, help="at most this many entries (default 20)")
+    search.add_argument("--model", help="only entries made with this model (its name)")
+    search.add_argument("--starred", action="store_true", help="only starred entries")
+    search.add_argument("--json", action="store_true", help="print a JSON list of entries")
+    show = actions.add_parser("show", help="everything recorded about one entry")
+    show.add_argument("id", type=int, help="the entry's id (from history search)")
+    show.add_argument("--json", action="store_true", help="print the entry as JSON")
+    rerun = actions.add_parser("rerun", help="make an entry's picture again, exactly",
+                               description="Run an entry again with the same model, seed and settings (and its "
+                                           "source picture and mask); the new job is recorded in the history too.")
+    rerun.add_argument("id", type=int, help="the entry's id (from history search)")
+    rerun.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
+    rerun.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
+
+
+def run_history(args: argparse.Namespace) -> int:
+    """Run one ``studio history`` action; every refusal is one sentence on stderr."""
+    from studio.services.history_store import HistoryError
+
+    try:
+        if args.history_command == "search":
+            return _search(args)
+        if args.history_command == "show":
+            return _show(args)
+        return _rerun(args)
+    except InvalidRequest as exc:
+        print(f"studio: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except HistoryError as exc:
+        print(f"studio: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except StudioError as exc:
+        print(f"studio: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def open_history() -> HistoryStore:
+    """The person's history store; its notice (a damaged file set aside) goes to stderr."""
+    from studio.services.history_store import HistoryStore, default_history_path
+
+    store = HistoryStore(default_history_path())
+    if store.notice:
+        print(f"note: {store.notice}", file=sys.stderr)
+    return store
+
+
+def try_open_history() -> HistoryStore | None:
+    """open_history, or None with a note when the history cannot be opened (the job runs anyway)."""
+    from studio.services.history_store import HistoryError
+
+    try:
+        return open_history()
+    except HistoryError as exc:
+        print(f"note: {exc} This job is not recorded in the history.", file=sys.stderr)
+        return None
+
+
+def _entry_or_refuse(store: HistoryStore, entry_id: int) -> HistoryEntry:
+    entry = store.get(entry_id)
+    if entry is None:
+        raise InvalidRequest(f"There is no history entry {entry_id}; `studio history search` lists them.")
+    return entry
+
+
+def _search(args: argparse.Namespace) -> int:
+    from studio.services.history_store import HistoryQuery
+
+    if args.limit < 1:
+        raise InvalidRequest(f"--limit must be at least 1, not {args.limit}.")
+    store = open_history()
+    query = HistoryQuery(text=" ".join(args.text), model=args.model, starred_only=args.starred)
+    entries = store.search(query, limit=args.limit)
+    total = store.count(query)
+    store.close()
+    if args.json:
+        print(json.dumps([asdict(e) for e in entries], ensure_ascii=False, indent=2))
+        return 0
+    if not entries:
+        print("No history entries match." if query != HistoryQuery() else "The history is empty.")
+        return 0
+    print(f"{'ID':>6}  {'DATE':16}  {'MODEL':20}  {'SEED':>10}  {'OUTCOME':9}  PROMPT")
+    for e in entries:
+        star = "*" if e.starred else " "
+        print(f"{e.id:>6}{star} {_date(e.created):16}  {_clip(e.model_name, 20):20}  {e.seed:>10}  "
+              f"{e.outcome:9}  {_clip(_one_line(e.prompt), PROMPT_COLUMN)}")
+    if total > len(entries):
+        print(f"({len(entries)} of {total} shown; --limit shows more)", file=sys.stderr)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    store = open_history()
+    entry = _entry_or_refuse(store, args.id)
+    store.close()
+    if args.json:
+        print(json.dumps(asdict(entry), ensure_ascii=False, indent=2))
+        return 0
+    lines = [f"Entry {entry.id}{'  (starred)' if entry.starred else ''}",
+             f"  Date:        {_date(entry.created, seconds=True)}",
+             f"  Outcome:     {entry.outcome}" + (f": {_safe(entry.message)}" if entry.message else ""),
+             f"  Prompt:      {_indented(entry.prompt)}",
+             f"  Negative:    {_indented(entry.negative_prompt)}",
+             f"  Model:       {_safe(entry.model_name)}" + (f" (hash {entry.model_hash})" if entry.model_hash else ""),
+             f"  Model path:  {_safe(entry.model_path)}",
+             f"  Settings:    Steps {entry.steps}, Sampler {_safe(entry.sampler)}, CFG scale {entry.cfg_scale:g}, "
+             f"Seed {entry.seed}, Size {entry.width}x{entry.height}"
+             + (f", Strength {entry.strength:g}" if entry.strength is not None else ""),
+             f"  Generator:   {_safe(entry.generator)} {_safe(entry.generator_version)}".rstrip(),
+             f"  Post-processing: {', '.join(_safe(str(p.get('id', p))) for p in entry.postprocess) or 'none'}"]
+    if entry.elapsed is not None:
+        lines.append(f"  Took:        {entry.elapsed:.2f} s")
+    for label, path in (("Image", entry.image_path), ("Source", entry.source_image_path),
+                        ("Mask", entry.source_mask_path)):
+        if path:
+            missing = "" if Path(path).is_file() else "  (missing)"
+            lines.append(f"  {label + ':':12} {_safe(path)}{missing}")
+    if entry.params:
+        lines.append(f"  Parameters:  {_safe(json.dumps(entry.params, ensure_ascii=False))}")
+    print("\n".join(lines))
+    return 0
+
+
+def _rerun(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from studio.cli_generate import EXIT_CANCELLED, _generate, check_output
+    from studio.core.environment import GeneratorEnvironment
+    from studio.core.paths import studio_paths
+    from studio.core.requests import prepare_request
+    from studio.core.settings import load_settings
+    from studio.services.history_reuse import model_change_warning, request_for_entry
+    from studio.services.outputs import OutputStore
+
+    check_output(args.output)
+    store = open_history()
+    entry = _entry_or_refuse(store, args.id)
+    prepared = prepare_request(request_for_entry(entry))
+    paths = studio_paths()
+    warning = model_change_warning(entry, paths.cache_dir / "model-hashes.json")
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    for note in prepared.notes:
+        print(f"note: {note}", file=sys.stderr)
+    settings = load_settings(paths)
+    env = GeneratorEnvironment(args.device or settings.device, paths.data_dir, paths.cache_dir)
+    try:
+        return asyncio.run(_generate(prepared.request, env, [args.output],
+                                     output_store=OutputStore(settings.outputs_dir), history=store))
+    except KeyboardInterrupt:
+        print("studio: cancelled.", file=sys.stderr)
+        return EXIT_CANCELLED
+    finally:
+        store.close()
+
+
+def _date(created: float, seconds: bool = False) -> str:
+    return datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def _safe(text: str) -> str:
+    """Recorded text is data: control characters (terminal escapes) are shown escaped, never sent raw."""
+    out = []
+    for char in text:
+        if char != "\n" and unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _one_line(text: str) -> str:
+    return _safe(text).replace("\n", " / ")
+
+
+def _indented(text: str) -> str:
+    return _safe(text).replace("\n", "\n" + " " * 15)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"

@@ -1,0 +1,591 @@
+"""What an image file says about how it was made: Studio's own recipe, or another tool's metadata.
+
+Studio's JSON chunk is read first (exact). Everything else goes through sd-parsers' parsers
+(AUTOMATIC1111 and look-alikes, ComfyUI, InvokeAI, Fooocus, NovelAI); this module only gets the raw
+text out of the file, with limits, and hands it over.
+
+Metadata text is data: nothing here evaluates it. A text over ``MAX_TEXT_BYTES``, malformed JSON, or
+a parser that fails is skipped with a note in ``ImageInfo.notes``, never a crash. Why the text is
+pulled out here rather than by sd-parsers' ``ParserManager``:
+
+- Pillow decodes PNG text chunks while opening the file and raises for a compressed chunk that
+  expands past ``PngImagePlugin.MAX_TEXT_CHUNK`` (the whole image becomes unreadable), and keeps
+  uncompressed chunks of any size; reading the chunks here skips just the offending one.
+- ``ParserManager`` only catches ``ParserError``; a parser's ``TypeError`` on odd-but-valid JSON
+  (``sd-metadata: []``) escapes it.
+- sd-parsers' JPEG extractor caches the last UserComment by ``id(image)``, so a picture without
+  metadata opened at a freed image's address is reported with the previous picture's prompt.
+- Fooocus writes its JPEG/WebP UserComment in the main EXIF directory as plain text, where
+  sd-parsers' extractor does not look.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from studio.core.errors import ImageError
+from studio.core.images import EXIF_IFD, EXIF_USER_COMMENT, MAX_PIXELS
+from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe
+from studio.core.requests import MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, SCHEDULER_NAMES
+
+MAX_TEXT_BYTES = 1024 * 1024  # a metadata text larger than this is ignored (with a note)
+# Tighter limits where sd-parsers is slow on long input (see _keep_sd_parsers_fast).
+MAX_PARAMETERS_CHARS = 64 * 1024
+MAX_SOURCE_CHARS = 256
+MAX_COMFYUI_NODES = 1000
+MAX_COMFYUI_SAMPLERS = 16
+MAX_NOTES = 20
+STUDIO_TOOL = "Studio"
+JSON_KEYS = ("tool", "prompt", "negative_prompt", "seed", "steps", "cfg_scale", "sampler", "width", "height",
+             "model")
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
+_MAX_PNG_CHUNKS = 100_000  # a file of nothing but tiny chunks is not worth walking to the end
+# Texts that are JSON by format; a malformed one is dropped (with a note) before any parser sees it.
+_JSON_CHUNKS = {"prompt": "ComfyUI", "workflow": "ComfyUI", "invokeai_metadata": "InvokeAI",
+                "invokeai_graph": "InvokeAI", "sd-metadata": "InvokeAI"}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """How an image was made, as far as its metadata tells; None where it does not say."""
+
+    tool: str | None  # "Studio", "AUTOMATIC1111", "ComfyUI", "InvokeAI", "Fooocus", "NovelAI"; None: no metadata
+    prompt: str | None
+    negative_prompt: str | None
+    seed: int | None
+    steps: int | None
+    cfg_scale: float | None
+    sampler: str | None  # the tool's own name ("euler_ancestral", "DPM++ 2M", "dpmpp_2m_k"…)
+    width: int | None  # the generation size when the metadata says it, else the image's own size
+    height: int | None
+    model: str | None
+    model_hash: str | None
+    scheduler: str | None  # the Studio scheduler that sampler (+ schedule) corresponds to, if any
+    notes: tuple[str, ...] = ()
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The keys of ``studio inspect --json``, absent values as None."""
+        return {key: getattr(self, key) for key in JSON_KEYS}
+
+
+def inspect_image(path: str | os.PathLike[str]) -> ImageInfo:
+    """Read what an image file says about how it was made.
+
+    Raises ImageError (one sentence) for a missing, non-image, or truncated file; anything wrong
+    with the metadata itself only adds a note.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path} is a folder, not an image file.")
+    if not path.is_file():
+        raise ImageError(f"The image {path} does not exist.")
+    notes: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            is_png = f.read(len(_PNG_SIGNATURE)) == _PNG_SIGNATURE
+            if is_png:
+                size, texts = _read_png(f, path.name, notes)
+            else:
+                size, texts = _read_other(path, notes)
+    except OSError as exc:
+        raise ImageError(f"The image {path.name} could not be read ({exc.strerror or exc}).") from None
+
+    info = _from_studio(texts, notes) or _from_sd_parsers(texts, notes)
+    if info is None:
+        if texts:
+            where = ", ".join(repr(key) for key in sorted(texts)) if is_png else "its EXIF UserComment"
+            notes.append(f"No generation settings Studio knows were found in this image's metadata ({where}).")
+        info = ImageInfo(None, None, None, None, None, None, None, None, None, None, None, None)
+    width, height = info.width, info.height
+    if width is None or height is None:
+        width, height = size
+    if len(notes) > MAX_NOTES:
+        notes[MAX_NOTES - 1:] = [f"... and {len(notes) - MAX_NOTES + 1} more notes like these."]
+    return ImageInfo(info.tool, info.prompt, info.negative_prompt, info.seed, info.steps, info.cfg_scale,
+                     info.sampler, width, height, info.model, info.model_hash, info.scheduler, tuple(notes))
+
+
+def recipe_fields(info: ImageInfo) -> dict[str, Any]:
+    """The prompt-panel fields an image can fill: only values it has, and only ones Studio accepts.
+
+    Keys are GenerationRequest's names (prompt, negative_prompt, steps, cfg_scale, seed, scheduler,
+    width, height) plus model_name and model_hash, for finding the model. A seed outside Studio's
+    range (ComfyUI's are 64-bit) or a sampler with no Studio equivalent is left out.
+    """
+    fields: dict[str, Any] = {}
+    if info.prompt is not None:
+        fields["prompt"] = info.prompt
+    if info.negative_prompt is not None:
+        fields["negative_prompt"] = info.negative_prompt
+    if info.steps is not None and 1 <= info.steps <= MAX_STEPS:
+        fields["steps"] = info.steps
+    if info.cfg_scale is not None and 0 <= info.cfg_scale <= 50:
+        fields["cfg_scale"] = info.cfg_scale
+    if info.seed is not None and 0 <= info.seed <= MAX_SEED:
+        fields["seed"] = info.seed
+    if info.scheduler is not None:
+        fields["scheduler"] = info.scheduler
+    if (info.tool is not None and info.width is not None and info.height is not None
+            and MIN_SIZE <= info.width <= MAX_SIZE and MIN_SIZE <= info.height <= MAX_SIZE):
+        fields["width"], fields["height"] = info.width, info.height
+    if info.model:
+        fields["model_name"] = info.model
+    if info.model_hash:
+        fields["model_hash"] = info.model_hash
+    return fields
+
+
+def escape_text(text: str) -> str:
+    """text with every non-printable character (newlines, ESC, bidi overrides…) written as an escape."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+# --- schedulers ------------------------------------------------------------------------------------
+
+# Lower-case sampler names of every tool -> the Studio name they share, without the Karras schedule.
+_SAMPLER_BASES = {
+    "euler": "Euler", "euler a": "Euler a", "euler_a": "Euler a", "euler_ancestral": "Euler a",
+    "heun": "Heun", "ddim": "DDIM", "unipc": "UniPC", "uni_pc": "UniPC", "uni_pc_bh2": "UniPC",
+    "dpm++ 2m": "DPM++ 2M", "dpmpp_2m": "DPM++ 2M",
+    "dpm++ 2m sde": "DPM++ 2M SDE", "dpmpp_2m_sde": "DPM++ 2M SDE", "dpmpp_2m_sde_gpu": "DPM++ 2M SDE",
+}
+# Schedules that mean "the sampler's usual one" (A1111's Automatic/Uniform, ComfyUI's normal, NovelAI's native).
+_PLAIN_SCHEDULES = {"", "automatic", "uniform", "normal", "simple", "native", "default"}
+
+
+def studio_scheduler(sampler: str | None, schedule: str | None = None) -> str | None:
+    """The Studio scheduler another tool's sampler (and separate schedule, if any) corresponds to.
+
+    Reads A1111 names ("DPM++ 2M Karras", or "DPM++ 2M" + "Schedule type: Karras"), ComfyUI and
+    Fooocus (sampler_name "dpmpp_2m" + scheduler "karras"), InvokeAI ("dpmpp_2m_k") and NovelAI
+    ("k_euler_ancestral"). None where Studio has no equivalent.
+    """
+    if not isinstance(sampler, str):
+        return None
+    name = sampler.strip().lower()
+    karras = False
+    if name.endswith(" karras"):
+        name, karras = name[: -len(" karras")], True
+    name = name.removeprefix("k_")  # NovelAI, old InvokeAI and A1111 aliases
+    for suffix in ("_karras", "_ka", "_k"):  # InvokeAI's and A1111's aliases
+        if name.endswith(suffix):
+            name, karras = name[: -len(suffix)], True
+            break
+    schedule_name = schedule.strip().lower() if isinstance(schedule, str) else ""
+    if schedule_name == "karras":
+        karras = True
+    elif schedule_name not in _PLAIN_SCHEDULES:
+        return None
+    base = _SAMPLER_BASES.get(name)
+    if base is None:
+        return None
+    result = f"{base} Karras" if karras else base
+    return result if result in SCHEDULER_NAMES else None
+
+
+# --- Studio's own recipe -----------------------------------------------------------------------------
+
+def _from_studio(texts: dict[str, str], notes: list[str]) -> ImageInfo | None:
+    recipe = None
+    if STUDIO_CHUNK in texts:
+        try:
+            recipe = Recipe.from_json(texts[STUDIO_CHUNK])
+        except (ValueError, TypeError, AttributeError, RecursionError):
+            notes.append("Studio's recipe in this image is not valid JSON; it was ignored.")
+    if recipe is None and PARAMETERS_CHUNK in texts:
+        # Studio's A1111 text (JPEG/WebP carry only this): read exactly, quoting and all.
+        try:
+            candidate = Recipe.from_parameters(texts[PARAMETERS_CHUNK])
+        except (ValueError, TypeError, IndexError):
+            candidate = None
+        if candidate is not None and candidate.version.startswith(f"{STUDIO_TOOL} "):
+            recipe = candidate
+    if recipe is None:
+        return None
+    return ImageInfo(
+        tool=STUDIO_TOOL,
+        prompt=_text(recipe.prompt),
+        negative_prompt=_text(recipe.negative_prompt),
+        seed=_int(recipe.seed),
+        steps=_int(recipe.steps),
+        cfg_scale=_float(recipe.cfg_scale),
+        sampler=_text(recipe.sampler) or None,
+        width=_int(recipe.width) or None,
+        height=_int(recipe.height) or None,
+        model=_text(recipe.model_name) or None,
+        model_hash=_text(recipe.model_hash) or None,
+        scheduler=studio_scheduler(_text(recipe.sampler)),
+    )
+
+
+# --- other tools, through sd-parsers ------------------------------------------------------------------
+
+def _from_sd_parsers(texts: dict[str, str], notes: list[str]) -> ImageInfo | None:
+    if not texts:
+        return None
+    from sd_parsers import ParserManager
+    from sd_parsers.exceptions import ParserError
+
+    texts = dict(texts)
+    for key, tool in _JSON_CHUNKS.items():
+        if key in texts and not _is_json(texts[key]):
+            notes.append(f"The {tool} {key!r} text in this image is not valid JSON; it was ignored.")
+            del texts[key]
+    # NovelAI's Comment is JSON; other tools' Comment is plain text ("Created with GIMP").
+    if texts.get("Comment", "").lstrip().startswith("{") and not _is_json(texts["Comment"]):
+        notes.append("The NovelAI 'Comment' text in this image is not valid JSON; it was ignored.")
+        del texts["Comment"]
+    _keep_sd_parsers_fast(texts, notes)
+
+    # The same parsers, in the same order, as ParserManager.parse, each given the text found above.
+    for parser in ParserManager().managed_parsers:
+        try:
+            result = parser.parse(dict(texts))
+        except ParserError:
+            continue
+        except Exception as exc:  # noqa: BLE001 - a parser's bug on odd input: note it, try the next
+            notes.append(f"The {parser.generator.value} reader failed on this image's metadata "
+                         f"({type(exc).__name__}); it was skipped.")
+            continue
+        try:
+            return _info_from_prompt_info(result, notes)
+        except Exception as exc:  # noqa: BLE001 - sd-parsers' result had a shape nobody expected
+            notes.append(f"The {parser.generator.value} metadata could not be read ({type(exc).__name__}).")
+    # Fooocus' 'parameters' is JSON, A1111's is text (which may start with "{" too): judged only now.
+    parameters = texts.get(PARAMETERS_CHUNK, "").strip()
+    if parameters.startswith("{") and parameters.endswith("}") and not _is_json(parameters):
+        notes.append("The 'parameters' text in this image looks like JSON but is not valid; it was ignored.")
+    return None
+
+
+def _keep_sd_parsers_fast(texts: dict[str, str], notes: list[str]) -> None:
+    """Hold back input on which sd-parsers 0.6 takes seconds to hours (measured), and fill a gap.
+
+    - AUTOMATIC1111: a ``Hashes: {`` regex and a per-line split are quadratic in the text (550 KB
+      of repeated "Hashes: {" took 39 s); real parameters texts are a few KB.
+    - NovelAI: the ``Source`` regex is quadratic in spaces (8 KB took 0.7 s, 1 MB would take hours).
+    - ComfyUI: walking the graph costs about samplers x depth squared (500 samplers on a
+      500-node chain took 14 s; 16 samplers on a 1,000-node chain, the most let through, about 2 s).
+    - ComfyUI images saved without a ``workflow`` (API runs) carry the links in the ``prompt``
+      graph itself; sd-parsers needs them as a workflow link list, so one is derived here.
+    """
+    parameters = texts.get(PARAMETERS_CHUNK)
+    if parameters is not None and len(parameters) > MAX_PARAMETERS_CHARS:
+        notes.append(f"The 'parameters' text is over {MAX_PARAMETERS_CHARS // 1024} KB, too long to be "
+                     "generation settings; it was ignored.")
+        del texts[PARAMETERS_CHUNK]
+    source = texts.get("Source")
+    if source is not None and len(source) > MAX_SOURCE_CHARS:
+        notes.append("The 'Source' text is too long to be a model name; it was ignored.")
+        texts["Source"] = ""
+    if "prompt" in texts:
+        graph = json.loads(texts["prompt"])  # checked above
+        nodes = graph.values() if isinstance(graph, dict) else ()
+        samplers = sum(1 for node in nodes if isinstance(node, dict) and isinstance(node.get("inputs"), dict)
+                       and {"sampler_name", "steps", "cfg"} <= node["inputs"].keys())
+        if len(nodes) > MAX_COMFYUI_NODES or samplers > MAX_COMFYUI_SAMPLERS:
+            notes.append(f"The ComfyUI graph has {len(nodes)} nodes and {samplers} samplers, more than "
+                         f"Studio reads ({MAX_COMFYUI_NODES} and {MAX_COMFYUI_SAMPLERS}); it was ignored.")
+            texts.pop("prompt")
+            texts.pop("workflow", None)
+        elif "workflow" not in texts and isinstance(graph, dict):
+            texts["workflow"] = json.dumps({"links": _comfyui_links(graph)})
+
+
+def _comfyui_links(graph: dict[Any, Any]) -> list[list[Any]]:
+    """A ComfyUI workflow's link list ([id, from node, slot, to node, slot, type]) from an API graph,
+    whose inputs hold links as [node id, output slot]. The type is the input's name in capitals, which
+    is what sd-parsers looks at ("CLIP" links are not followed for prompts)."""
+    links: list[list[Any]] = []
+    for target, node in graph.items():
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        if not isinstance(inputs, dict):
+            continue
+        for name, value in inputs.items():
+            if (isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int))
+                    and isinstance(value[1], int) and not isinstance(value[1], bool)):
+                links.append([len(links), str(value[0]), value[1], str(target), 0, str(name).upper()])
+    return links
+
+
+def _info_from_prompt_info(result: Any, notes: list[str]) -> ImageInfo:
+    metadata = result.metadata if isinstance(result.metadata, dict) else {}
+    samplers = list(result.samplers)
+    if len(samplers) > 1:
+        notes.append(f"This image was made with {len(samplers)} sampler passes; the first one's settings are shown.")
+    sampler = samplers[0] if samplers else None
+    params = sampler.parameters if sampler is not None and isinstance(sampler.parameters, dict) else {}
+
+    def param(*keys: str) -> Any:
+        for key in keys:
+            for source in (params, metadata):
+                if source.get(key) is not None:
+                    return source[key]
+        return None
+
+    tool = result.generator.value
+    version = metadata.get("Version") or metadata.get("version")
+    if isinstance(version, str) and version.startswith("Fooocus"):
+        tool = "Fooocus"  # Fooocus' A1111-style metadata scheme
+    sampler_name = _text(sampler.name) if sampler is not None else None
+    if sampler_name == "unknown":  # sd-parsers' placeholder for a ComfyUI sampler without a name
+        sampler_name = None
+    model = sampler.model if sampler is not None else None
+    width, height = _size(metadata)
+    return ImageInfo(
+        tool=tool,
+        prompt=_joined(result.prompts),
+        negative_prompt=_joined(result.negative_prompts),
+        seed=_int(param("seed", "noise_seed")),
+        steps=_int(param("steps")),
+        cfg_scale=_float(param("cfg_scale", "cfg", "scale", "guidance_scale")),
+        sampler=sampler_name,
+        width=width,
+        height=height,
+        model=_text(model.name) if model is not None else None,
+        model_hash=_text(model.hash) if model is not None else None,
+        scheduler=studio_scheduler(sampler_name, _text(param("scheduler", "noise_schedule"))),
+    )
+
+
+def _size(metadata: dict[Any, Any]) -> tuple[int | None, int | None]:
+    """The generation size from what sd-parsers leaves in its metadata, each tool its own way."""
+    for key, pattern in (("Size", r"\s*(\d+)\s*x\s*(\d+)\s*"),  # A1111
+                         ("resolution", r"\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)\s*")):  # Fooocus
+        value = metadata.get(key)
+        if isinstance(value, str) and (match := re.fullmatch(pattern, value)):
+            return _positive(match.group(1)), _positive(match.group(2))
+    if "width" in metadata and "height" in metadata:  # InvokeAI, NovelAI
+        return _positive(metadata["width"]), _positive(metadata["height"])
+    sizes = set()  # ComfyUI: the one empty-latent node, if there is exactly one
+    for key, nodes in metadata.items():
+        if isinstance(key, str) and "Latent" in key and isinstance(nodes, list):
+            for node in nodes:
+                if isinstance(node, dict):
+                    sizes.add((_positive(node.get("width")), _positive(node.get("height"))))
+    if len(sizes) == 1:
+        return sizes.pop()
+    return None, None
+
+
+# --- reading the text out of the file -------------------------------------------------------------------
+
+def _read_png(f: Any, name: str, notes: list[str]) -> tuple[tuple[int, int], dict[str, str]]:
+    """Walk the PNG's chunks: its size from IHDR, its text chunks (within limits), to IEND."""
+    texts: dict[str, str] = {}
+    size = None
+    for count in range(_MAX_PNG_CHUNKS):
+        header = f.read(8)
+        if len(header) < 8:
+            raise ImageError(f"The image {name} is truncated (it ends before the PNG end marker).")
+        length, kind = struct.unpack(">I4s", header)
+        if count == 0 and (kind != b"IHDR" or length != 13):
+            raise ImageError(f"{name} is not a PNG image Studio can read (it has no proper header).")
+        if kind == b"IEND":
+            break
+        if kind == b"IHDR" and count == 0:
+            data = f.read(length + 4)
+            width, height = struct.unpack(">II", data[:8]) if len(data) == length + 4 else (0, 0)
+            if not (0 < width < 2**31 and 0 < height < 2**31):
+                raise ImageError(f"The image {name} has a damaged header.")
+            size = (width, height)
+            continue
+        if kind in _PNG_TEXT_CHUNKS and length <= MAX_TEXT_BYTES:
+            data = f.read(length)
+            if len(data) < length:
+                raise ImageError(f"The image {name} is truncated (a metadata chunk is cut short).")
+            _add_png_text(kind, data, texts, notes)
+            f.seek(4, os.SEEK_CUR)
+            continue
+        if kind in _PNG_TEXT_CHUNKS:
+            keyword = _png_keyword(f.read(80))
+            notes.append(f"The metadata text {keyword!r} is larger than 1 MB; it was ignored.")
+            f.seek(length - 80 + 4, os.SEEK_CUR)
+        else:
+            f.seek(length + 4, os.SEEK_CUR)
+        if f.tell() > os.fstat(f.fileno()).st_size:
+            raise ImageError(f"The image {name} is truncated.")
+    else:
+        notes.append("The PNG has too many chunks to read to the end; later metadata was not read.")
+    assert size is not None
+    return size, texts
+
+
+def _png_keyword(data: bytes) -> str:
+    return data.split(b"\0", 1)[0][:79].decode("latin-1")
+
+
+def _add_png_text(kind: bytes, data: bytes, texts: dict[str, str], notes: list[str]) -> None:
+    """Decode one tEXt / zTXt / iTXt chunk into texts; a damaged or oversized one only adds a note."""
+    keyword, sep, rest = data.partition(b"\0")
+    if not sep or not keyword or len(keyword) > 79:
+        return  # not a text chunk anyone could have meant; Pillow drops these too
+    key = keyword.decode("latin-1")
+    try:
+        if kind == b"tEXt":
+            value = rest.decode("latin-1")
+        elif kind == b"zTXt":
+            if rest[:1] != b"\0":
+                raise ValueError("unknown compression")
+            value = _inflate(rest[1:], key, notes).decode("latin-1")
+        else:  # iTXt: flag, method, language\0, translated keyword\0, UTF-8 text
+            if len(rest) < 2:
+                raise ValueError("too short")
+            compressed, method, rest = rest[0], rest[1], rest[2:]
+            _language, _translated, raw = rest.split(b"\0", 2)
+            if compressed:
+                if method != 0:
+                    raise ValueError("unknown compression")
+                raw = _inflate(raw, key, notes)
+            value = raw.decode("utf-8")
+    except _TooLarge:
+        return
+    except (ValueError, zlib.error):  # UnicodeDecodeError is a ValueError
+        notes.append(f"The metadata text {key!r} is damaged; it was ignored.")
+        return
+    texts[key] = value
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _inflate(data: bytes, key: str, notes: list[str]) -> bytes:
+    """Decompress at most MAX_TEXT_BYTES: a small chunk that expands to gigabytes stops here."""
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(data, MAX_TEXT_BYTES + 1)
+    if len(out) > MAX_TEXT_BYTES or inflater.unconsumed_tail:
+        notes.append(f"The metadata text {key!r} is larger than 1 MB when decompressed; it was ignored.")
+        raise _TooLarge
+    return out
+
+
+def _read_other(path: Path, notes: list[str]) -> tuple[tuple[int, int], dict[str, str]]:
+    """JPEG, WebP and the rest, through Pillow: size, and the EXIF UserComment as A1111's 'parameters'."""
+    try:
+        with Image.open(path) as img:
+            size = img.size
+            if img.width * img.height <= MAX_PIXELS:
+                img.load()  # a truncated file fails here, not later in the person's hands
+            try:
+                exif = img.getexif()
+                comment = exif.get_ifd(EXIF_IFD).get(EXIF_USER_COMMENT)
+                if comment is None:  # Fooocus writes it in the main directory
+                    comment = exif.get(EXIF_USER_COMMENT)
+            except Exception:  # noqa: BLE001 - Pillow's EXIF reader on damaged EXIF
+                notes.append("The image's EXIF data is damaged; it was ignored.")
+                comment = None
+    except Image.DecompressionBombError:
+        raise ImageError(f"The image {path.name} is too large to open safely.") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path.name} is not an image file Studio can read.") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(f"The image {path.name} could not be read; it may be truncated or damaged ({exc}).") from None
+    if size[0] <= 0 or size[1] <= 0:
+        raise ImageError(f"The image {path.name} is empty.")
+    text = _user_comment_text(comment, notes)
+    return size, ({PARAMETERS_CHUNK: text} if text else {})
+
+
+def _user_comment_text(comment: Any, notes: list[str]) -> str | None:
+    """EXIF UserComment: an 8-byte character-set id, then the text (A1111: UNICODE = UTF-16BE)."""
+    if comment is None:
+        return None
+    if len(comment) > MAX_TEXT_BYTES:
+        notes.append("The image's EXIF UserComment is larger than 1 MB; it was ignored.")
+        return None
+    if isinstance(comment, str):  # Fooocus: plain text, which Pillow hands back as str
+        return comment.rstrip("\0") or None
+    if not isinstance(comment, bytes):
+        return None
+    prefix, body = comment[:8], comment[8:]
+    try:
+        if prefix == b"UNICODE\0":
+            text = body.decode(_utf16_byte_order(body))
+        elif prefix in (b"ASCII\0\0\0", b"\0" * 8):
+            text = body.decode("utf-8")
+        else:  # no character-set id: plain UTF-8 text (Fooocus' newer releases)
+            text = comment.decode("utf-8")
+    except UnicodeDecodeError:
+        notes.append("The image's EXIF UserComment is not readable text; it was ignored.")
+        return None
+    return text.lstrip("\ufeff").rstrip("\0") or None
+
+
+def _utf16_byte_order(body: bytes) -> str:
+    """A1111 (piexif) and Studio write UTF-16BE; exiftool writes the file's byte order, often little-endian.
+    Mostly-Latin text shows which: its zero bytes sit on the even (BE) or odd (LE) positions."""
+    if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"  # the BOM says
+    if body[1::2].count(0) > body[0::2].count(0):
+        return "utf-16-le"
+    return "utf-16-be"
+
+
+# --- small conversions: metadata values are untrusted -------------------------------------------------------
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _joined(prompts: Any) -> str | None:
+    values = [p.value for p in prompts if isinstance(getattr(p, "value", None), str)]
+    return ", ".join(values) if values else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str) and len(value) <= 40:
+        try:
+            return int(value.strip())
+        except ValueError:
+            number = _float(value)
+            return int(number) if number is not None and number.is_integer() else None
+    return None
+
+
+def _positive(value: Any) -> int | None:
+    number = _int(value)
+    return number if number is not None and number > 0 else None
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str) and len(value) <= 40:
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None

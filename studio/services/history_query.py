@@ -1,0 +1,89 @@
+"""The history's queries: the person's words made into a safe FTS5 query, and the filters as SQL."""
+
+from __future__ import annotations
+
+import sqlite3
+import unicodedata
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from studio.services.history_store import HistoryQuery
+
+NEWEST_FIRST = "ORDER BY created DESC, id DESC"
+
+
+def fts_query(text: str) -> str:
+    """The person's words as a safe FTS5 query: each word a quoted phrase, all required, the last a prefix
+    (search as you type: it may be unfinished) unless a space follows it.
+
+    Nothing the person types is FTS syntax: quotes are doubled inside the phrases, and words with no
+    letters or digits (which the tokenizer would drop, making an empty phrase) are left out.
+    Returns "" when nothing searchable remains.
+    """
+    # Control characters separate words (and a NUL would end the query inside SQLite).
+    text = "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)
+    words = [w for w in text.split() if any(_is_token_char(c) for c in w)]
+    if not words:
+        return ""
+    terms = ['"' + w.replace('"', '""') + '"' for w in words]
+    if text.split()[-1] == words[-1] and not text[-1].isspace():
+        terms[-1] += "*"
+    return " ".join(terms)
+
+
+def _is_token_char(char: str) -> bool:
+    # FTS5's unicode61 tokenizer: letters, numbers and private-use characters make tokens.
+    return unicodedata.category(char)[0] in "LN" or unicodedata.category(char) == "Co"
+
+
+def created_follows_id(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'created_follows_id'").fetchone()
+    return bool(row and row[0])
+
+
+def ids_sql(query: HistoryQuery, created_follows_id: bool) -> tuple[str, list[Any]]:
+    """SQL for the ids matching query, newest first.
+
+    While every row's time is no earlier than the row before it (schema 3 keeps that flag), highest id
+    first IS newest first, and a text search reads its ids in order straight from the full-text index.
+    """
+    match = fts_query(query.text)
+    if match and created_follows_id:
+        filters, args = _filters(query)
+        if not filters:
+            return "SELECT rowid FROM entries_fts WHERE entries_fts MATCH ? ORDER BY rowid DESC", [match]
+        sql = ("SELECT entries.id FROM entries_fts JOIN entries ON entries.id = entries_fts.rowid "
+               f"WHERE entries_fts MATCH ? AND {' AND '.join(filters)} ORDER BY entries_fts.rowid DESC")
+        return sql, [match, *args]
+    where, args = where_sql(query)
+    return f"SELECT id FROM entries{where} {NEWEST_FIRST}", args
+
+
+def where_sql(query: HistoryQuery) -> tuple[str, list[Any]]:
+    clauses, args = _filters(query)
+    match = fts_query(query.text)
+    if match:
+        clauses.insert(0, "id IN (SELECT rowid FROM entries_fts WHERE entries_fts MATCH ?)")
+        args.insert(0, match)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def _filters(query: HistoryQuery) -> tuple[list[str], list[Any]]:
+    """Everything but the words, as SQL conditions on entries' columns."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    if query.model is not None:
+        clauses.append("model_name = ?")
+        args.append(query.model)
+    if query.since is not None:
+        clauses.append("created >= ?")
+        args.append(query.since)
+    if query.until is not None:
+        clauses.append("created < ?")
+        args.append(query.until)
+    if query.starred_only:
+        clauses.append("starred")  # exactly the partial index's condition, so it is used
+    if query.outcome is not None:
+        clauses.append("outcome = ?")
+        args.append(query.outcome)
+    return clauses, args

@@ -1,0 +1,117 @@
+"""Recording jobs in the history, on the engine thread: one row per saved image, or one for a job that ended
+without any. A history that cannot be written never fails the job: the person gets a note instead."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from studio import __version__
+from studio.core.errors import StudioError
+from studio.core.metadata import Recipe
+from studio.core.requests import GenerationRequest
+from studio.engine.worker import WorkerContext, describe_exception
+from studio.plugin_host.registry import GENERATOR, Registry
+from studio.services.history_store import HistoryEntry, HistoryStore
+from studio.services.outputs import OutputStore
+
+log = logging.getLogger(__name__)
+
+
+def generator_version(registry: Registry, generator_id: str) -> str:
+    """The version of the plugin that contributes a generator (Studio's own version for built-in ones)."""
+    try:
+        contribution = registry.get(GENERATOR, generator_id)
+    except StudioError:
+        return ""
+    if contribution.plugin_version:
+        return contribution.plugin_version
+    return __version__ if contribution.plugin_id == "studio" else ""
+
+
+def request_mode(request: GenerationRequest) -> str:
+    return "inpaint" if request.is_inpaint else "img2img" if request.is_img2img else "txt2img"
+
+
+class HistoryRecorder:
+    """Writes one job's rows. The source picture and mask are kept once per job, before the first row."""
+
+    def __init__(self, history: HistoryStore, outputs: OutputStore | None, registry: Registry,
+                 request: GenerationRequest, context: WorkerContext) -> None:
+        self._history = history
+        self._outputs = outputs
+        self._request = request
+        self._context = context
+        self._started = time.perf_counter()
+        self._version = generator_version(registry, request.generator)
+        self._sources: tuple[str | None, str | None] | None = None
+
+    def image(self, index: int, recipe: Recipe, path: Path | None, elapsed: float) -> None:
+        """Record one image, already saved at path."""
+        request = self._request
+        source, mask = self._source_paths()
+        self._add(HistoryEntry(
+            prompt=recipe.prompt, negative_prompt=recipe.negative_prompt,
+            model_name=recipe.model_name, model_hash=recipe.model_hash, model_path=str(request.model),
+            seed=recipe.seed, steps=recipe.steps, cfg_scale=recipe.cfg_scale, sampler=recipe.sampler,
+            width=recipe.width, height=recipe.height, strength=recipe.strength,
+            generator=request.generator, generator_version=self._version, postprocess=[],
+            params=self._params(index, recipe), outcome="ok", elapsed=round(elapsed, 4),
+            image_path=None if path is None else str(path), source_image_path=source, source_mask_path=mask,
+        ), what="The image was saved, but it could not be added to the history")
+
+    def ended(self, outcome: str, message: str) -> None:
+        """Record a job that failed or was cancelled before making any image."""
+        request = self._request
+        source, mask = self._source_paths()
+        self._add(HistoryEntry(
+            prompt=request.prompt, negative_prompt=request.negative_prompt,
+            model_name=Path(str(request.model)).name, model_path=str(request.model),
+            seed=request.seed, steps=request.steps, cfg_scale=request.cfg_scale, sampler=request.scheduler,
+            width=request.width, height=request.height,
+            strength=request.strength if request.init_image is not None else None,
+            generator=request.generator, generator_version=self._version, postprocess=[],
+            params=self._params(0, None), outcome=outcome, message=message,
+            elapsed=round(time.perf_counter() - self._started, 4),
+            source_image_path=source, source_mask_path=mask,
+        ), what=f"The {outcome} job could not be added to the history")
+
+    def _params(self, index: int, recipe: Recipe | None) -> dict[str, Any]:
+        request = self._request
+        params: dict[str, Any] = {
+            "mode": request_mode(request),
+            "batch_index": index,
+            "batch_count": request.batch_count,
+            "job_seed": request.seed,
+        }
+        if request.is_inpaint:
+            params["inpaint"] = asdict(request.inpaint)
+        if recipe is not None:
+            params["studio_version"] = recipe.version
+        if self._context.notes:
+            params["notes"] = list(self._context.notes)
+        return params
+
+    def _source_paths(self) -> tuple[str | None, str | None]:
+        if self._sources is None:
+            self._sources = (None, None)
+            request = self._request
+            if self._outputs is not None and request.init_image is not None:
+                try:
+                    image, mask = self._outputs.save_sources(request.init_image, request.mask)
+                    self._sources = (str(image), None if mask is None else str(mask))
+                except Exception as exc:  # noqa: BLE001 - keeping the sources is a nicety, never fatal
+                    log.warning("Could not keep the source picture of a job", exc_info=True)
+                    self._context.note(f"The source picture could not be kept for the history: "
+                                       f"{describe_exception(exc)}")
+        return self._sources
+
+    def _add(self, entry: HistoryEntry, what: str) -> None:
+        try:
+            self._history.add(entry)
+        except Exception as exc:  # noqa: BLE001 - the image is safe on disk; the job goes on
+            log.exception("%s", what)
+            self._context.note(f"{what}: {describe_exception(exc)}")

@@ -1,0 +1,67 @@
+"""Using a history entry again: the exact request that remakes it, and whether its model file changed."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from PIL import Image
+
+from studio.core.errors import InvalidRequest
+from studio.core.hashing import model_hash
+from studio.core.images import open_image
+from studio.core.inpaint import InpaintOptions
+from studio.core.mask import mask_from_image
+from studio.core.requests import DEFAULT_SCHEDULER, GenerationRequest
+from studio.services.history_store import HistoryEntry
+
+
+def request_for_entry(entry: HistoryEntry) -> GenerationRequest:
+    """The request that runs entry again exactly: same model path, seed and settings, one image,
+    its own source picture and mask. InvalidRequest (one sentence) when a file it needs is gone."""
+    label = f"history entry {entry.id}"
+    if not entry.model_path:
+        raise InvalidRequest(f"No model is recorded in {label}, so it cannot be run again.")
+    if entry.generator == "diffusers" and not Path(entry.model_path).exists():
+        raise InvalidRequest(f"The model {entry.model_path} used by {label} no longer exists.")
+    init_image = _source(entry.source_image_path, "source picture", label)
+    mask = _source(entry.source_mask_path, "mask", label)
+    if mask is not None:
+        if init_image is None:
+            raise InvalidRequest(f"The source picture of {label} is not recorded, only its mask.")
+        mask = Image.fromarray(mask_from_image(mask), "L")
+    known = {f.name for f in fields(InpaintOptions)}
+    inpaint_params = entry.params.get("inpaint")
+    inpaint = InpaintOptions(**{k: v for k, v in inpaint_params.items() if k in known}) \
+        if isinstance(inpaint_params, dict) else InpaintOptions()
+    return GenerationRequest(
+        model=entry.model_path, prompt=entry.prompt, negative_prompt=entry.negative_prompt,
+        width=entry.width or 512, height=entry.height or 512, steps=entry.steps, cfg_scale=entry.cfg_scale,
+        seed=entry.seed, scheduler=entry.sampler or DEFAULT_SCHEDULER, batch_count=1,
+        init_image=init_image, strength=0.75 if entry.strength is None else entry.strength, mask=mask,
+        inpaint=inpaint, generator=entry.generator,
+    )
+
+
+def _source(path: str | None, what: str, label: str) -> Image.Image | None:
+    if not path:
+        return None
+    if not Path(path).is_file():
+        raise InvalidRequest(f"The {what} {path} of {label} no longer exists.")
+    return open_image(path)
+
+
+def model_change_warning(entry: HistoryEntry, hash_cache: Path | None = None) -> str | None:
+    """A sentence when the entry's model file no longer has the recorded hash, else None.
+
+    Hashes the model's weights (cached by size and modification time): seconds for a model not
+    hashed before, so call it off the UI thread.
+    """
+    path = Path(entry.model_path) if entry.model_path else None
+    if not entry.model_hash or path is None or not path.exists():
+        return None
+    current = model_hash(path, hash_cache)
+    if current == entry.model_hash:
+        return None
+    return (f"The model file changed since history entry {entry.id} was made (hash {entry.model_hash} then, "
+            f"{current} now); the picture may come out different.")

@@ -1,0 +1,448 @@
+"""The prompt history and gallery: every job Studio ran, in SQLite (WAL, FTS5) in the user data folder.
+
+One row per output image (a batch of four is four rows, each with its own seed, so each can be
+run again exactly), and one row for a job that failed or was cancelled before making any image.
+Image files are written (atomically, fsynced) before the row that points at them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from studio.core.errors import StudioError
+from studio.services.history_query import NEWEST_FIRST, created_follows_id, fts_query, ids_sql, where_sql
+from studio.services.history_schema import SCHEMA_VERSION, NewerSchemaError, migrate
+
+log = logging.getLogger(__name__)
+
+HISTORY_FILE = "history.db"
+OUTCOMES = ("ok", "failed", "cancelled")
+_ID_CHUNK = 500  # ids per "IN (...)" query, well under every SQLite's variable limit
+_BULK_ROWS = 1000  # add_many batches from this size index their text in one statement
+_FTS_INSERT_TRIGGER = "entries_fts_insert"
+_COMPANIONS = ("-wal", "-shm")  # SQLite's files beside a WAL database
+
+# Primary SQLite result codes (extended codes carry these in their low byte).
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_NOTADB = 5, 6, 11, 26
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    prompt: str
+    negative_prompt: str = ""
+    model_name: str = ""
+    model_hash: str = ""
+    model_path: str = ""
+    seed: int = -1
+    steps: int = 0
+    cfg_scale: float = 0.0
+    sampler: str = ""
+    width: int = 0
+    height: int = 0
+    strength: float | None = None
+    generator: str = "diffusers"  # generator (plugin contribution) id
+    generator_version: str = ""
+    postprocess: list[dict[str, Any]] = field(default_factory=list)  # the post-processing chain, in order
+    params: dict[str, Any] = field(default_factory=dict)  # everything else needed to run it again
+    outcome: str = "ok"  # ok | failed | cancelled
+    message: str = ""  # the failure sentence, for failed jobs
+    elapsed: float | None = None  # seconds this image (or the failed job) took
+    image_path: str | None = None
+    source_image_path: str | None = None  # img2img / inpaint: the picture it started from
+    source_mask_path: str | None = None  # inpaint: the mask
+    created: float = 0.0  # set by the store when 0
+    starred: bool = False
+    id: int = 0  # set by the store
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    text: str = ""  # words to find in prompts and negative prompts (plain words, not FTS syntax)
+    model: str | None = None  # model name
+    since: float | None = None  # created >= since (epoch seconds)
+    until: float | None = None  # created < until
+    starred_only: bool = False
+    outcome: str | None = None  # ok | failed | cancelled; None: all
+
+
+class HistoryError(StudioError):
+    """The history database cannot be used right now (its message is one sentence)."""
+
+
+class HistoryLocked(HistoryError):
+    """Another program holds the history database's lock; nothing was changed or moved."""
+
+
+class _Corrupt(Exception):
+    """The file is not a usable SQLite database (internal: leads to moving it aside)."""
+
+
+_COLUMNS = tuple(f.name for f in fields(HistoryEntry))
+_INSERT_COLUMNS = tuple(c for c in _COLUMNS if c != "id")
+_INSERT_SQL = (f"INSERT INTO entries ({', '.join(_INSERT_COLUMNS)}) "
+               f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})")
+_SELECT_SQL = f"SELECT {', '.join(_COLUMNS)} FROM entries"
+
+
+def default_history_path() -> Path:
+    """Where Studio keeps its history: ``<user data folder>/history.db``."""
+    from studio.core.paths import studio_paths
+
+    return studio_paths().data_dir / HISTORY_FILE
+
+
+class HistoryStore:
+    """Thread-safe: each thread gets its own connection (the engine thread writes, the UI reads).
+
+    ``notice`` is a sentence for the person when something happened at open (a damaged database
+    was set aside), else None.
+    """
+
+    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self.notice: str | None = None
+        self._local = threading.local()
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HistoryError(f"The history folder {self.path.parent} could not be created: "
+                               f"{exc.strerror or exc}.") from None
+        found = {suffix for suffix in _COMPANIONS if self._companion(suffix).exists()}
+        try:
+            self._open_checked()
+        except _Corrupt as exc:
+            self._drop_connection()
+            aside = self._move_aside(found)
+            log.warning("History database %s was damaged (%s); moved to %s", self.path, exc, aside)
+            self.notice = (f"The history database was damaged, so Studio set it aside as {aside.name} "
+                           f"(in {aside.parent}) and started a new, empty history.")
+            try:
+                self._open_checked()
+            except _Corrupt as again:
+                raise HistoryError(f"A new history database could not be created in {self.path.parent}: "
+                                   f"{again}.") from None
+
+    # -- opening ---------------------------------------------------------------------------
+    def _open_checked(self) -> None:
+        """Check, open and migrate; _Corrupt when the file is damaged, HistoryError when unusable."""
+        if self.path.exists() and self.path.stat().st_size > 0:
+            self._check()
+        try:
+            conn = self._conn()
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                log.info("History database %s stays in %s journal mode", self.path, mode)
+            migrate(conn)
+        except NewerSchemaError as exc:
+            self._drop_connection()
+            raise HistoryError(
+                f"The history database {self.path} was made by a newer version of Studio (schema {exc.found}, "
+                f"this version knows {SCHEMA_VERSION}); update Studio to use it.") from None
+        except sqlite3.Error as exc:
+            if _primary_code(exc) in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+                raise _Corrupt(str(exc)) from exc
+            self._drop_connection()
+            raise self._translate(exc) from None
+
+    def _check(self) -> None:
+        """``PRAGMA quick_check`` on a read-only connection: closing it never checkpoints or deletes the
+        -wal file, so a damaged database is set aside exactly as it was found."""
+        try:
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                   timeout=self.busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from None
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000):d}")
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        except sqlite3.Error as exc:
+            if _primary_code(exc) in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+                raise _Corrupt(str(exc)) from exc
+            raise self._translate(exc) from None
+        finally:
+            conn.close()
+        if problems != ["ok"]:
+            raise _Corrupt(" ".join(str(p) for p in problems)[:300])
+
+    def _companion(self, suffix: str) -> Path:
+        return self.path.with_name(self.path.name + suffix)
+
+    def _move_aside(self, found: set[str]) -> Path:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+        counter = 1
+        while aside.exists():
+            counter += 1
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{counter}")
+        try:
+            # The -wal and -shm files found with the damaged database go with it, under its new name;
+            # the empty ones the check itself created are removed.
+            for suffix in _COMPANIONS:
+                companion = self._companion(suffix)
+                if suffix in found and companion.exists():
+                    companion.replace(aside.with_name(aside.name + suffix))
+                else:
+                    companion.unlink(missing_ok=True)
+            self.path.replace(aside)
+        except OSError as exc:
+            raise HistoryError(f"The history database {self.path} is damaged and could not be moved aside: "
+                               f"{exc.strerror or exc}.") from None
+        return aside
+
+    # -- connections -----------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise HistoryError("The history is closed.")
+        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000):d}")
+            # WAL + NORMAL: a power cut may lose the last rows, never consistency (and their files were
+            # fsynced before them, so no row ever lacks its file).
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            conn.close()
+            raise
+        self._local.conn = conn
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        """Close this thread's connection; no thread may use the store afterwards.
+
+        Connections of other threads close when those threads end (sqlite3 objects stay on their thread).
+        """
+        self._closed = True
+        self._drop_connection()
+
+    def _translate(self, exc: sqlite3.Error) -> HistoryError:
+        code = _primary_code(exc)
+        if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            return HistoryLocked(f"The history database {self.path} is locked by another program; "
+                                 "close other Studio windows or commands and try again.")
+        if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+            return HistoryError(f"The history database {self.path} is damaged; Studio will set it aside "
+                                "and start a new one the next time it starts.")
+        return HistoryError(f"The history database {self.path} could not be used: {exc}.")
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (taking the write lock at once, so it never deadlocks upgrading)."""
+        with self._errors():
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:  # SQLite may already have rolled back (a full disk)
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # -- writing ---------------------------------------------------------------------------
+    def add(self, entry: HistoryEntry) -> int:
+        """Store one entry (its image file must already be on disk); returns its id."""
+        return self.add_many([entry])[0]
+
+    def add_many(self, entries: Iterable[HistoryEntry]) -> list[int]:
+        """Store entries in one transaction (imports, benchmarks); returns their ids in order.
+
+        Large batches skip the per-row full-text trigger and index the new rows in one statement
+        (the trigger is dropped and re-created inside the same transaction: other connections
+        never see it missing).
+        """
+        with self._write() as conn:
+            # Taken under the write lock, and never before the latest entry (a clock set back): entries
+            # recorded "now" keep times that rise with their ids, so newest first stays highest id first.
+            latest = conn.execute("SELECT max(created) FROM entries").fetchone()[0]
+            now = max(time.time(), latest or 0.0)
+            rows = [_row_values(entry, now) for entry in entries]
+            if len(rows) < _BULK_ROWS:
+                return [conn.execute(_INSERT_SQL, row).lastrowid for row in rows]
+            trigger_sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?",
+                                       (_FTS_INSERT_TRIGGER,)).fetchone()[0]
+            conn.execute(f"DROP TRIGGER {_FTS_INSERT_TRIGGER}")
+            conn.executemany(_INSERT_SQL, rows)
+            # Under the write lock, AUTOINCREMENT ids of one statement are consecutive.
+            first = conn.execute("SELECT last_insert_rowid()").fetchone()[0] - len(rows) + 1
+            conn.execute("INSERT INTO entries_fts (rowid, prompt, negative_prompt) "
+                         "SELECT id, prompt, negative_prompt FROM entries WHERE id >= ? ORDER BY id", (first,))
+            conn.execute(trigger_sql)
+            return list(range(first, first + len(rows)))
+
+    def set_starred(self, entry_id: int, starred: bool) -> bool:
+        """Star or unstar an entry; False when there is no such entry."""
+        with self._write() as conn:
+            return conn.execute("UPDATE entries SET starred = ? WHERE id = ?",
+                                (int(bool(starred)), entry_id)).rowcount > 0
+
+    def delete(self, entry_id: int, remove_files: bool = True) -> bool:
+        """Forget an entry; with remove_files, also delete its image, source picture and mask files
+        when no other entry uses them. False when there is no such entry.
+
+        The row goes first, then the files: a crash in between leaves a stray file, never a row without one.
+        """
+        with self._write() as conn:
+            row = conn.execute("SELECT image_path, source_image_path, source_mask_path FROM entries WHERE id = ?",
+                               (entry_id,)).fetchone()
+            if row is None:
+                return False
+            conn.execute("DELETE FROM entries WHERE id = ?", (entry_id,))
+            paths = list(dict.fromkeys(p for p in row if p))
+            still_used = _referenced(conn, paths) if remove_files and paths else set()
+        if remove_files:
+            for path in paths:
+                if path in still_used:
+                    continue
+                try:
+                    Path(path).unlink(missing_ok=True)
+                except OSError as exc:
+                    log.warning("Could not remove %s of deleted history entry %s: %s", path, entry_id, exc)
+        return True
+
+    # -- reading ---------------------------------------------------------------------------
+    def get(self, entry_id: int) -> HistoryEntry | None:
+        with self._errors():
+            row = self._conn().execute(f"{_SELECT_SQL} WHERE id = ?", (entry_id,)).fetchone()
+        return None if row is None else _entry(row)
+
+    def search_ids(self, query: HistoryQuery = HistoryQuery(), limit: int | None = None) -> list[int]:
+        """Ids of the entries matching query, newest first (a gallery fetches the entries page by page)."""
+        with self._errors():
+            conn = self._conn()
+            sql, args = ids_sql(query, created_follows_id(conn))
+            if limit is not None:
+                sql += " LIMIT ?"
+                args.append(max(0, int(limit)))
+            return [row[0] for row in conn.execute(sql, args)]
+
+    def entries(self, ids: Sequence[int]) -> list[HistoryEntry]:
+        """The entries with these ids, in the order given (ids that no longer exist are skipped)."""
+        found: dict[int, HistoryEntry] = {}
+        with self._errors():
+            conn = self._conn()
+            for start in range(0, len(ids), _ID_CHUNK):
+                chunk = list(ids[start:start + _ID_CHUNK])
+                marks = ", ".join("?" for _ in chunk)
+                for row in conn.execute(f"{_SELECT_SQL} WHERE id IN ({marks})", chunk):
+                    entry = _entry(row)
+                    found[entry.id] = entry
+        return [found[i] for i in ids if i in found]
+
+    def search(self, query: HistoryQuery = HistoryQuery(), limit: int | None = 50) -> list[HistoryEntry]:
+        """The entries matching query, newest first."""
+        # Ids first, then the rows: sorting only (created, id) pairs is much cheaper than whole rows.
+        return self.entries(self.search_ids(query, limit))
+
+    def count(self, query: HistoryQuery = HistoryQuery()) -> int:
+        match = fts_query(query.text)
+        if match and replace(query, text="") == HistoryQuery():  # words only: the index alone knows
+            sql, args = "SELECT count(*) FROM entries_fts WHERE entries_fts MATCH ?", [match]
+        else:
+            where, args = where_sql(query)
+            sql = f"SELECT count(*) FROM entries{where}"
+        with self._errors():
+            return self._conn().execute(sql, args).fetchone()[0]
+
+    def models(self) -> list[str]:
+        """The distinct model names in the history, sorted (for the model filter)."""
+        with self._errors():
+            return [row[0] for row in self._conn().execute(
+                "SELECT DISTINCT model_name FROM entries WHERE model_name != '' ORDER BY model_name")]
+
+    def recent_prompts(self, limit: int = 1000) -> list[str]:
+        """Distinct prompts, most recently used first (for Up/Down recall and completion)."""
+        prompts: dict[str, None] = {}
+        with self._errors():
+            cursor = self._conn().execute(f"SELECT prompt FROM entries WHERE prompt != '' {NEWEST_FIRST}")
+            try:
+                while len(prompts) < limit and (rows := cursor.fetchmany(256)):
+                    for (prompt,) in rows:
+                        prompts.setdefault(prompt)
+                        if len(prompts) >= limit:
+                            break
+            finally:
+                cursor.close()
+        return list(prompts)
+
+    def schema_version(self) -> int:
+        with self._errors():
+            return self._conn().execute("PRAGMA user_version").fetchone()[0]
+
+
+def _referenced(conn: sqlite3.Connection, paths: list[str]) -> set[str]:
+    """Which of these files other entries still use (one pass over the table)."""
+    marks = ", ".join("?" for _ in paths)
+    used: set[str] = set()
+    for row in conn.execute(f"SELECT image_path, source_image_path, source_mask_path FROM entries "
+                            f"WHERE image_path IN ({marks}) OR source_image_path IN ({marks}) "
+                            f"OR source_mask_path IN ({marks})", paths * 3):
+        used.update(p for p in row if p in paths)
+    return used
+
+
+def _primary_code(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # a Python-side error (wrong use), not SQLite's
+        return None
+    return code & 0xFF
+
+
+def _row_values(entry: HistoryEntry, now: float) -> tuple[Any, ...]:
+    if entry.outcome not in OUTCOMES:
+        raise HistoryError(f"A history entry's outcome must be one of {', '.join(OUTCOMES)}, not {entry.outcome!r}.")
+    values = []
+    for name in _INSERT_COLUMNS:
+        value = getattr(entry, name)
+        if name in ("postprocess", "params"):
+            value = json.dumps(value, ensure_ascii=False, default=str)
+        elif name == "created":
+            value = value or now
+        elif name == "starred":
+            value = int(bool(value))
+        values.append(value)
+    return tuple(values)
+
+
+def _entry(row: Sequence[Any]) -> HistoryEntry:
+    values = dict(zip(_COLUMNS, row))
+    values["postprocess"] = _json_or(values["postprocess"], [], list)
+    values["params"] = _json_or(values["params"], {}, dict)
+    values["starred"] = bool(values["starred"])
+    values["generator_version"] = values["generator_version"] or ""
+    return HistoryEntry(**values)
+
+
+def _json_or(text: str | None, default: Any, kind: type) -> Any:
+    try:
+        value = json.loads(text) if text else default
+    except ValueError:
+        return default
+    return value if isinstance(value, kind) else default

@@ -1,0 +1,139 @@
+"""The gallery as a Qt model over the history store: the matching ids are fetched once per query,
+entries a page at a time as rows come into view, thumbnails lazily.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QImage
+
+from studio.core.errors import StudioError
+from studio.services.history_store import HistoryEntry, HistoryQuery, HistoryStore
+from studio.ui.thumbnails import ThumbnailLoader
+
+log = logging.getLogger(__name__)
+PAGE = 200
+ENTRY_ROLE = Qt.ItemDataRole.UserRole
+THUMB_ROLE = Qt.ItemDataRole.UserRole + 1
+Index = QModelIndex | QPersistentModelIndex
+
+
+class GalleryModel(QAbstractListModel):
+    def __init__(self, store: HistoryStore, thumbnail_cache: Path) -> None:
+        super().__init__()
+        self.store = store
+        self.query = HistoryQuery()
+        self._ids: list[int] = []
+        self._rows: dict[int, int] = {}  # id -> row
+        self._entries: dict[int, HistoryEntry] = {}  # id -> entry, for fetched pages
+        self._generation = 0  # a newer query makes older results stale
+        self.thumbnails = ThumbnailLoader(thumbnail_cache, self._thumbnail_loaded)
+
+    # -- queries -----------------------------------------------------------------------------------
+    async def set_query(self, query: HistoryQuery) -> None:
+        """Run the query off the UI thread; the newest call wins."""
+        self._generation += 1
+        generation = self._generation
+        ids = await asyncio.to_thread(self.store.search_ids, query)
+        if generation != self._generation:
+            return
+        self.query = query
+        self.beginResetModel()
+        self._ids = ids
+        self._rows = {entry_id: row for row, entry_id in enumerate(ids)}
+        self._entries.clear()
+        self.endResetModel()
+
+    async def refresh(self) -> None:
+        await self.set_query(self.query)
+
+    def entry_at(self, row: int) -> HistoryEntry | None:
+        if not 0 <= row < len(self._ids):
+            return None
+        entry_id = self._ids[row]
+        if entry_id not in self._entries:
+            self._fetch_page(row)
+        return self._entries.get(entry_id)
+
+    def _fetch_page(self, row: int) -> None:
+        start = max(0, row - PAGE // 4)  # rows just above are likely wanted too (scrolling up)
+        ids = [i for i in self._ids[start:start + PAGE] if i not in self._entries]
+        try:
+            entries = self.store.entries(ids)
+        except StudioError as exc:  # a paint must never raise: the row just stays blank
+            log.warning("Gallery rows could not be read: %s", exc)
+            return
+        for entry in entries:
+            self._entries[entry.id] = entry
+
+    def row_of(self, entry_id: int) -> int | None:
+        return self._rows.get(entry_id)
+
+    def update_entry(self, entry_id: int) -> None:
+        """Re-read one entry (after star/unstar) and repaint its row."""
+        row = self._rows.get(entry_id)
+        fresh = self.store.get(entry_id)
+        if row is None or fresh is None:
+            return
+        self._entries[entry_id] = fresh
+        index = self.index(row)
+        self.dataChanged.emit(index, index)
+
+    def remove_entry(self, entry_id: int) -> None:
+        row = self._rows.get(entry_id)
+        if row is None:
+            return
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self._ids[row]
+        self._entries.pop(entry_id, None)
+        self._rows = {i: r for r, i in enumerate(self._ids)}
+        self.endRemoveRows()
+
+    # -- Qt model ----------------------------------------------------------------------------------
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008, N802
+        return 0 if parent.isValid() else len(self._ids)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> object:
+        entry = self.entry_at(index.row()) if index.isValid() else None
+        if entry is None:
+            return None
+        if role == ENTRY_ROLE:
+            return entry
+        if role == THUMB_ROLE:
+            path = Path(entry.image_path) if entry.image_path else None
+            return self.thumbnails.get(entry.id, path) if path else None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return entry.prompt
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return tooltip(entry)
+        return None
+
+    def _thumbnail_loaded(self, entry_id: int) -> None:
+        row = self._rows.get(entry_id)
+        if row is not None:
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [THUMB_ROLE])
+
+    def thumbnail(self, index: Index) -> QImage | None:
+        return self.data(index, THUMB_ROLE)
+
+
+def tooltip(entry: HistoryEntry) -> str:
+    """Rich text; every value from metadata is escaped (it is data, never markup)."""
+    when = datetime.fromtimestamp(entry.created).strftime("%Y-%m-%d %H:%M")
+    lines = [f"<b>{html.escape(entry.prompt[:400]) or '(no prompt)'}</b>"]
+    if entry.negative_prompt:
+        lines.append(f"Negative: {html.escape(entry.negative_prompt[:300])}")
+    lines.append(html.escape(f"{entry.width}×{entry.height} · {entry.steps} steps · {entry.sampler} · "
+                             f"CFG {entry.cfg_scale:g} · seed {entry.seed}"))
+    lines.append(html.escape(f"{entry.model_name} [{entry.model_hash}] · {when}"
+                             + (f" · {entry.elapsed:.1f} s" if entry.elapsed else "")))
+    if entry.outcome != "ok":
+        lines.append(f"<i>{html.escape(entry.outcome.capitalize())}: {html.escape(entry.message)}</i>")
+    return "<br>".join(lines)

@@ -1,0 +1,302 @@
+"""The gallery: every picture Studio made, newest first, searchable as you type, with reuse actions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QDate, QModelIndex, QRect, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QColor, QDesktopServices, QPainter, QPen
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDateEdit,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QMenu,
+    QMessageBox,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.services.history_store import HistoryEntry, HistoryQuery, HistoryStore
+from studio.ui.gallery_model import ENTRY_ROLE, THUMB_ROLE, GalleryModel
+from studio.ui.theme import ACCENT, BASE, TEXT_DIM, icon
+
+CELL = 132
+STAR = "#f5c542"
+DATE_RANGES = [("Any time", None), ("Today", 0), ("Last 7 days", 7), ("Last 30 days", 30),
+               ("Last 365 days", 365), ("Custom range…", -1)]
+
+
+class GalleryDelegate(QStyledItemDelegate):
+    """A thumbnail cell: the picture fitted in, a star when starred, a mark on failed jobs."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
+        return QSize(CELL, CELL)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
+        entry: HistoryEntry | None = index.data(ENTRY_ROLE)
+        rect = option.rect.adjusted(4, 4, -4, -4)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(BASE))
+        painter.drawRoundedRect(rect, 6, 6)
+        thumb = index.data(THUMB_ROLE) if entry and entry.outcome == "ok" else None
+        if thumb is not None and not thumb.isNull():
+            scaled = thumb.size().scaled(rect.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            target = QRect(0, 0, scaled.width(), scaled.height())
+            target.moveCenter(rect.center())
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            painter.drawImage(target, thumb)
+        elif entry is not None and entry.outcome == "ok":
+            icon("image", TEXT_DIM).paint(painter, QRect(rect.center().x() - 14, rect.center().y() - 14, 28, 28))
+        elif entry is not None:  # a failed or cancelled job: what it was, and that it did not finish
+            icon("alert", TEXT_DIM).paint(painter, QRect(rect.center().x() - 12, rect.top() + 14, 24, 24))
+            painter.setPen(QColor(TEXT_DIM))
+            painter.setClipRect(rect.adjusted(6, 0, -6, -6))
+            text = f"{entry.outcome.capitalize()}\n{entry.prompt[:80]}"
+            painter.drawText(rect.adjusted(6, 44, -6, -6),
+                             Qt.AlignmentFlag.AlignHCenter | Qt.TextFlag.TextWordWrap, text)
+            painter.setClipping(False)
+        if entry is not None and entry.starred:
+            icon("star-filled", STAR).paint(painter, QRect(rect.right() - 22, rect.top() + 4, 18, 18))
+        if option.state & QStyle.StateFlag.State_Selected:
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setPen(QPen(QColor(ACCENT), 2))
+            painter.drawRoundedRect(rect, 6, 6)
+        painter.restore()
+
+
+class GalleryPanel(QWidget):
+    load_parameters_requested = Signal(object)  # HistoryEntry
+    run_again_requested = Signal(object)
+    use_as_input_requested = Signal(object)
+
+    def __init__(self, store: HistoryStore, thumbnail_cache: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.model = GalleryModel(store, thumbnail_cache)
+        self._selected_id: int | None = None
+        self._query_timer = QTimer(self)
+        self._query_timer.setSingleShot(True)
+        self._query_timer.setInterval(120)  # search as you type, once the typing pauses
+        self._query_timer.timeout.connect(self.apply_query)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.setSpacing(6)
+
+        row = QHBoxLayout()
+        self.search_edit = QLineEdit()
+        self.search_edit.setPlaceholderText("Search prompts…")
+        self.search_edit.setClearButtonEnabled(True)
+        self.search_edit.addAction(icon("zoom-in"), QLineEdit.ActionPosition.LeadingPosition)
+        self.starred_button = QToolButton()
+        self.starred_button.setCheckable(True)
+        self.starred_button.setIcon(icon("star", STAR))
+        self.starred_button.setToolTip("Only starred pictures")
+        self.starred_button.setAutoRaise(True)
+        row.addWidget(self.search_edit, 1)
+        row.addWidget(self.starred_button)
+        layout.addLayout(row)
+
+        filters = QHBoxLayout()
+        self.model_combo = QComboBox()
+        self.model_combo.setToolTip("Only pictures made with this model")
+        self.date_combo = QComboBox()
+        for label, days in DATE_RANGES:
+            self.date_combo.addItem(label, days)
+        filters.addWidget(self.model_combo, 1)
+        filters.addWidget(self.date_combo)
+        layout.addLayout(filters)
+        custom = QHBoxLayout()
+        self.from_date, self.to_date = QDateEdit(), QDateEdit()
+        for edit, label in ((self.from_date, "From"), (self.to_date, "to")):
+            edit.setCalendarPopup(True)
+            edit.setDate(QDate.currentDate())
+            edit.dateChanged.connect(self._schedule_query)
+            custom.addWidget(QLabel(label))
+            custom.addWidget(edit, 1)
+        self.from_date.setDate(QDate.currentDate().addDays(-30))
+        self.custom_range = QWidget()
+        self.custom_range.setLayout(custom)
+        custom.setContentsMargins(0, 0, 0, 0)
+        self.custom_range.hide()
+        layout.addWidget(self.custom_range)
+
+        self.view = QListView()
+        self.view.setObjectName("galleryView")
+        self.view.setViewMode(QListView.ViewMode.IconMode)
+        self.view.setResizeMode(QListView.ResizeMode.Adjust)
+        self.view.setMovement(QListView.Movement.Static)
+        self.view.setUniformItemSizes(True)  # layout of 100,000 rows without asking each for its size
+        # Lay rows out a batch per event-loop turn: the first page shows at once, the rest follows.
+        self.view.setLayoutMode(QListView.LayoutMode.Batched)
+        self.view.setBatchSize(400)
+        self.view.setGridSize(QSize(CELL, CELL))
+        self.view.setSelectionMode(QListView.SelectionMode.SingleSelection)
+        self.view.setItemDelegate(GalleryDelegate(self.view))
+        self.view.setModel(self.model)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        layout.addWidget(self.view, 1)
+
+        actions = QHBoxLayout()
+        self.load_button = self._button("reuse", "Load parameters into the prompt panel")
+        self.rerun_button = self._button("generate", "Run again exactly (same seed and settings)")
+        self.use_button = self._button("to-canvas", "Put this picture on the canvas")
+        self.star_button = self._button("star", "Star or unstar")
+        self.reveal_button = self._button("folder", "Show the file in its folder")
+        self.delete_button = self._button("remove", "Delete the entry and its files")
+        for button in (self.load_button, self.rerun_button, self.use_button, self.star_button, self.reveal_button):
+            actions.addWidget(button)
+        actions.addStretch(1)
+        actions.addWidget(self.delete_button)
+        layout.addLayout(actions)
+        self.count_label = QLabel()
+        self.count_label.setObjectName("hintLabel")
+        layout.addWidget(self.count_label)
+
+        self._wire()
+        self._update_buttons()
+
+    def _button(self, icon_name: str, tip: str) -> QToolButton:
+        button = QToolButton()
+        button.setIcon(icon(icon_name))
+        button.setToolTip(tip)
+        button.setAutoRaise(True)
+        return button
+
+    def _wire(self) -> None:
+        self.search_edit.textChanged.connect(self._schedule_query)
+        self.starred_button.toggled.connect(self._schedule_query)
+        self.model_combo.currentIndexChanged.connect(self._schedule_query)
+        self.date_combo.currentIndexChanged.connect(self._date_range_changed)
+        self.view.selectionModel().selectionChanged.connect(self._update_buttons)
+        self.model.modelAboutToBeReset.connect(self._remember_selection)
+        self.model.modelReset.connect(self._model_reset)
+        self.view.doubleClicked.connect(lambda index: self._emit(self.use_as_input_requested))
+        self.view.customContextMenuRequested.connect(self._context_menu)
+        self.load_button.clicked.connect(lambda: self._emit(self.load_parameters_requested))
+        self.rerun_button.clicked.connect(lambda: self._emit(self.run_again_requested))
+        self.use_button.clicked.connect(lambda: self._emit(self.use_as_input_requested))
+        self.star_button.clicked.connect(self.toggle_star)
+        self.reveal_button.clicked.connect(self.reveal)
+        self.delete_button.clicked.connect(lambda: self.delete_selected())
+
+    # -- queries -----------------------------------------------------------------------------------
+    def current_query(self) -> HistoryQuery:
+        days = self.date_combo.currentData()
+        since = until = None
+        if days == -1:
+            since = _epoch(self.from_date.date())
+            until = _epoch(self.to_date.date().addDays(1))
+        elif days is not None:
+            since = _epoch(QDate.currentDate().addDays(-days))
+        return HistoryQuery(text=self.search_edit.text().strip(), model=self.model_combo.currentData(),
+                            since=since, until=until, starred_only=self.starred_button.isChecked())
+
+    def _schedule_query(self) -> None:
+        self._query_timer.start()
+
+    def apply_query(self) -> asyncio.Task:
+        return asyncio.ensure_future(self.model.set_query(self.current_query()))
+
+    async def reload(self) -> None:
+        """New pictures arrived, or the panel opens: refresh models and rows."""
+        models = await asyncio.to_thread(self.store.models)
+        current = self.model_combo.currentData()
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        self.model_combo.addItem("All models", None)
+        for name in models:
+            self.model_combo.addItem(name, name)
+        self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(current)))
+        self.model_combo.blockSignals(False)
+        await self.model.set_query(self.current_query())
+
+    def _date_range_changed(self) -> None:
+        self.custom_range.setVisible(self.date_combo.currentData() == -1)
+        self._schedule_query()
+
+    def _remember_selection(self) -> None:
+        entry = self.selected_entry()
+        self._selected_id = entry.id if entry is not None else None
+
+    def _model_reset(self) -> None:
+        # New pictures arriving (or a refresh) must not lose what the person had selected.
+        row = self.model.row_of(self._selected_id) if self._selected_id else None
+        if row is not None:
+            self.select_row(row)
+        count = self.model.rowCount()
+        self.count_label.setText(f"{count:,} picture{'s' * (count != 1)}")
+        self._update_buttons()
+
+    # -- actions -----------------------------------------------------------------------------------
+    def selected_entry(self) -> HistoryEntry | None:
+        indexes = self.view.selectionModel().selectedIndexes()
+        return indexes[0].data(ENTRY_ROLE) if indexes else None
+
+    def select_row(self, row: int) -> None:
+        index = self.model.index(row)
+        self.view.setCurrentIndex(index)
+
+    def _emit(self, signal: Signal) -> None:
+        entry = self.selected_entry()
+        if entry is not None:
+            signal.emit(entry)
+
+    def _update_buttons(self) -> None:
+        entry = self.selected_entry()
+        has_file = entry is not None and bool(entry.image_path) and entry.outcome == "ok"
+        for button in (self.use_button, self.reveal_button):
+            button.setEnabled(has_file)
+        for button in (self.load_button, self.rerun_button, self.star_button, self.delete_button):
+            button.setEnabled(entry is not None)
+
+    def toggle_star(self) -> None:
+        entry = self.selected_entry()
+        if entry is not None:
+            self.store.set_starred(entry.id, not entry.starred)
+            self.model.update_entry(entry.id)
+
+    def reveal(self) -> None:
+        entry = self.selected_entry()
+        if entry is not None and entry.image_path:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(entry.image_path).parent)))
+
+    def delete_selected(self, confirm: bool = True) -> None:
+        entry = self.selected_entry()
+        if entry is None:
+            return
+        if confirm:
+            answer = QMessageBox.question(
+                self, "Delete picture",
+                "Delete this history entry and its picture file? This cannot be undone.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        self.store.delete(entry.id, remove_files=True)
+        self.model.thumbnails.invalidate(entry.id)
+        self.model.remove_entry(entry.id)
+        self._model_reset()
+
+    def _context_menu(self, pos) -> None:  # noqa: ANN001
+        if self.selected_entry() is None:
+            return
+        menu = QMenu(self)
+        for text, slot in (("Load Parameters", self.load_button.click), ("Run Again", self.rerun_button.click),
+                           ("Use as Input", self.use_button.click), ("Star / Unstar", self.toggle_star),
+                           ("Show File", self.reveal), (None, None), ("Delete…", lambda: self.delete_selected())):
+            menu.addSeparator() if text is None else menu.addAction(text).triggered.connect(slot)
+        menu.exec(self.view.viewport().mapToGlobal(pos))
+
+
+def _epoch(date: QDate) -> float:
+    return time.mktime((date.year(), date.month(), date.day(), 0, 0, 0, 0, 0, -1))

@@ -1,0 +1,153 @@
+"""The window's side of the history: the gallery's reuse actions, prompt recall, pictures dropped on
+the prompt boxes, and prompt styles. Store and file work runs off the UI thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+from studio.core.errors import StudioError
+from studio.core.image_info import inspect_image, recipe_fields
+from studio.core.inpaint import InpaintOptions
+from studio.core.mask import mask_from_image
+from studio.core.images import open_image
+from studio.core.settings import PromptStyle
+from studio.services.history_reuse import model_change_warning, request_for_entry
+from studio.services.history_store import HistoryEntry
+
+if TYPE_CHECKING:
+    from studio.ui.main_window import MainWindow
+
+
+class HistoryActions(QObject):
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.gallery = window.gallery
+        self.panel = window.prompt_panel
+        self._reload_timer = QTimer(self)
+        self._reload_timer.setSingleShot(True)
+        self._reload_timer.setInterval(300)  # a batch of results refreshes the gallery once
+        self._reload_timer.timeout.connect(lambda: window.actions_.run(self.gallery.reload()))
+        self.gallery.load_parameters_requested.connect(lambda e: window.actions_.run(self.load_parameters(e)))
+        self.gallery.run_again_requested.connect(lambda e: window.actions_.run(self.run_again(e)))
+        self.gallery.use_as_input_requested.connect(lambda e: window.actions_.run(self.use_as_input(e)))
+        self.panel.picture_dropped.connect(lambda path: window.actions_.run(self.load_from_picture(path)))
+        self.panel.styles_button.save_requested.connect(self.save_style)
+        self.panel.styles_button.delete_requested.connect(self.delete_style)
+        self.panel.styles_button.set_styles(window.settings.styles)
+
+    async def start(self) -> None:
+        """Fill the gallery and the prompt box's recall list."""
+        store = self.gallery.store
+        if store.notice:
+            self.window.status.set_message(store.notice, error=True)
+        prompts = await asyncio.to_thread(store.recent_prompts)
+        self.panel.prompt_edit.set_history(prompts)
+        await self.gallery.reload()
+
+    def results_arrived(self) -> None:
+        self._reload_timer.start()
+
+    # -- gallery actions ---------------------------------------------------------------------------
+    async def load_parameters(self, entry: HistoryEntry) -> None:
+        """Every field of the entry into the prompt panel; an img2img/inpaint source back on the canvas."""
+        inpaint = entry.params.get("inpaint")
+        known = set(InpaintOptions.__dataclass_fields__)
+        options = InpaintOptions(**{k: v for k, v in inpaint.items() if k in known}) \
+            if isinstance(inpaint, dict) else None
+        notes = self.panel.fill(
+            prompt=entry.prompt, negative_prompt=entry.negative_prompt, width=entry.width or None,
+            height=entry.height or None, steps=entry.steps or None, cfg_scale=entry.cfg_scale, seed=entry.seed,
+            scheduler=entry.sampler or None, strength=entry.strength, model_path=entry.model_path or None,
+            inpaint=options)
+        if entry.source_image_path:
+            try:
+                picture = await asyncio.to_thread(open_image, entry.source_image_path)
+                mask = None
+                if entry.source_mask_path:
+                    mask = mask_from_image(await asyncio.to_thread(open_image, entry.source_mask_path), picture.size)
+            except StudioError as exc:
+                notes.append(f"Its source picture could not be restored: {exc}")
+            else:
+                doc = self.window.document
+                if mask is not None:
+                    doc.replace_all("Restore inpaint source", picture, mask)
+                    self.window.mask_toolbar.show_mask_action.setChecked(True)
+                else:
+                    doc.set_image(picture, "Restore img2img source")
+                    self.panel.use_canvas_check.setChecked(True)
+        self.window.status.set_message(" ".join(["Loaded the parameters of that picture.", *notes]))
+
+    async def run_again(self, entry: HistoryEntry) -> None:
+        try:
+            request = await asyncio.to_thread(request_for_entry, entry)
+            warning = await asyncio.to_thread(model_change_warning, entry,
+                                              self.window.cache_dir / "model-hashes.json")
+        except StudioError as exc:
+            self.window.status.set_message(str(exc), error=True)
+            return
+        if warning:
+            answer = QMessageBox.question(self.window, "Run again", f"{warning} Run it anyway?",
+                                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                          QMessageBox.StandardButton.Yes)
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        try:
+            self.window.service.submit(request)
+        except StudioError as exc:
+            self.window.status.set_message(str(exc), error=True)
+
+    async def use_as_input(self, entry: HistoryEntry) -> None:
+        if entry.image_path:
+            await self.window.actions_.open_path(Path(entry.image_path))
+
+    async def load_from_picture(self, path: Path) -> None:
+        """A picture dropped on the prompt panel: its prompt and parameters, from whichever tool made it."""
+        try:
+            info = await asyncio.to_thread(inspect_image, path)
+        except StudioError as exc:
+            self.window.status.set_message(str(exc), error=True)
+            return
+        fields = recipe_fields(info)
+        if "prompt" not in fields:
+            self.window.status.set_message(
+                f"{path.name} carries no prompt Studio can read. {' '.join(info.notes)}".strip(), error=True)
+            return
+        model_name = fields.pop("model_name", None)
+        fields.pop("model_hash", None)
+        model_path = next((self.panel.model_combo.itemData(i) for i in range(self.panel.model_combo.count())
+                           if self.panel.model_combo.itemText(i) == model_name), None)
+        notes = self.panel.fill(model_path=model_path, **fields)
+        if model_name and model_path is None:
+            notes.append(f"The model {model_name!r} it names is not in the model list.")
+        tool = info.tool or "an unknown tool"
+        self.window.status.set_message(" ".join([f"Loaded the parameters of {path.name} (made by {tool}).",
+                                                 *notes, *info.notes]))
+
+    # -- styles ------------------------------------------------------------------------------------
+    def save_style(self) -> None:
+        name, ok = QInputDialog.getText(self.window, "Save style", "Name of the style:")
+        if ok and name.strip():
+            self.add_style(name.strip(), self.panel.prompt_edit.toPlainText(),
+                           self.panel.negative_edit.toPlainText())
+
+    def add_style(self, name: str, prompt: str, negative: str) -> None:
+        styles = [s for s in self.window.settings.styles if s.name != name]
+        template = prompt if "{prompt}" in prompt else f"{{prompt}}, {prompt}" if prompt.strip() else "{prompt}"
+        styles.append(PromptStyle(name=name, prompt=template, negative_prompt=negative))
+        self.window.settings.styles = sorted(styles, key=lambda s: s.name.lower())
+        self.panel.styles_button.set_styles(self.window.settings.styles)
+        self.window.persist_settings()
+
+    def delete_style(self, style: PromptStyle) -> None:
+        self.window.settings.styles = [s for s in self.window.settings.styles if s.name != style.name]
+        self.panel.styles_button.set_styles(self.window.settings.styles)
+        self.window.persist_settings()
+
+

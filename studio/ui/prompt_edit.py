@@ -1,0 +1,129 @@
+"""The prompt box: Up/Down walk through earlier prompts, completion of earlier prompts as you type,
+and picture files dropped on it hand over their parameters instead of inserting their path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QStringListModel, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QTextCursor
+from PySide6.QtWidgets import QCompleter, QPlainTextEdit, QWidget
+
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+MIN_COMPLETION_CHARS = 3
+
+
+def picture_paths(mime: QMimeData) -> list[Path]:
+    return [Path(u.toLocalFile()) for u in mime.urls()
+            if u.isLocalFile() and Path(u.toLocalFile()).suffix.lower() in PICTURE_SUFFIXES]
+
+
+class PromptEdit(QPlainTextEdit):
+    picture_dropped = Signal(object)  # Path of a picture whose parameters should be loaded
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._history: list[str] = []  # newest first
+        self._position = -1  # -1: the person's own draft; 0..: an earlier prompt
+        self._draft = ""
+        self._completions = QStringListModel(self)
+        self.completer = QCompleter(self._completions, self)
+        self.completer.setWidget(self)
+        self.completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.completer.setFilterMode(Qt.MatchFlag.MatchStartsWith)
+        self.completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
+        self.completer.setMaxVisibleItems(8)
+        self.completer.activated.connect(self._accept_completion)
+        self.textChanged.connect(self._update_completion)
+        self._completing = False
+
+    # -- earlier prompts -------------------------------------------------------------------------
+    def set_history(self, prompts: list[str]) -> None:
+        """Earlier prompts, newest first (distinct)."""
+        self._history = [p for p in prompts if p.strip()]
+        self._completions.setStringList(self._history)
+        self._position = -1
+
+    def remember(self, prompt: str) -> None:
+        """A prompt was just run: it becomes the newest entry."""
+        if prompt.strip():
+            self.set_history([prompt, *[p for p in self._history if p != prompt]])
+
+    def recall(self, step: int) -> bool:
+        """Move through earlier prompts: +1 older, -1 newer. False at either end."""
+        target = self._position + step
+        if target < -1 or target >= len(self._history):
+            return False
+        if self._position == -1:
+            self._draft = self.toPlainText()
+        self._position = target
+        self._set_text(self._draft if target == -1 else self._history[target])
+        return True
+
+    def _set_text(self, text: str) -> None:
+        self._completing = True  # recalled text is not typing: no completion popup
+        self.setPlainText(text)
+        self.moveCursor(QTextCursor.MoveOperation.End)
+        self._completing = False
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        popup = self.completer.popup()
+        if popup.isVisible() and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Tab,
+                                                  Qt.Key.Key_Escape):
+            if event.key() == Qt.Key.Key_Escape:
+                popup.hide()
+                return
+            index = popup.currentIndex()
+            if index.isValid() and event.modifiers() == Qt.KeyboardModifier.NoModifier:
+                self._accept_completion(index.data())
+                popup.hide()
+                return
+            popup.hide()
+        plain = event.modifiers() in (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.KeypadModifier)
+        cursor = self.textCursor()
+        if plain and event.key() == Qt.Key.Key_Up and not popup.isVisible():
+            first_line = cursor.blockNumber() == 0 and cursor.block().layout().lineForTextPosition(
+                cursor.positionInBlock()).lineNumber() == 0
+            if first_line and self.recall(+1):
+                return
+        if plain and event.key() == Qt.Key.Key_Down and not popup.isVisible():
+            last_block = cursor.blockNumber() == self.document().blockCount() - 1
+            layout = cursor.block().layout()
+            last_line = layout.lineForTextPosition(cursor.positionInBlock()).lineNumber() == layout.lineCount() - 1
+            if last_block and last_line and self.recall(-1):
+                return
+        super().keyPressEvent(event)
+
+    # -- completion ------------------------------------------------------------------------------
+    def _update_completion(self) -> None:
+        if self._completing:
+            return
+        self._position = -1
+        text = self.toPlainText()
+        popup = self.completer.popup()
+        if len(text.strip()) < MIN_COMPLETION_CHARS or not self.hasFocus():
+            popup.hide()
+            return
+        self.completer.setCompletionPrefix(text)
+        if self.completer.completionCount() == 0 or (
+                self.completer.completionCount() == 1 and self.completer.currentCompletion() == text):
+            popup.hide()
+            return
+        rect = self.cursorRect()
+        rect.setWidth(max(self.width() - 8, 200))
+        self.completer.complete(rect)
+
+    def _accept_completion(self, text: str) -> None:
+        self._set_text(text)
+
+    # -- drops -----------------------------------------------------------------------------------
+    def canInsertFromMimeData(self, source: QMimeData) -> bool:  # noqa: N802
+        return bool(picture_paths(source)) or super().canInsertFromMimeData(source)
+
+    def insertFromMimeData(self, source: QMimeData) -> None:  # noqa: N802
+        paths = picture_paths(source)
+        if paths:
+            self.picture_dropped.emit(paths[0])
+            return
+        super().insertFromMimeData(source)

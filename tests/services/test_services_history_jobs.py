@@ -1,0 +1,172 @@
+"""JobService records every job in the history: each image saved first, then its row; failures and cancels too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from studio_testing import collect_until_done, fake_registry, fake_request, make_env, run, running_service, terminal
+
+from studio import __version__
+from studio.core.events import JobCancelled, JobFailed, JobFinished, JobProgress
+from studio.core.images import read_recipe
+from studio.core.inpaint import InpaintOptions
+from studio.plugin_host.registry import GENERATOR, Contribution
+from studio.services.history_recording import generator_version
+from studio.services.history_reuse import request_for_entry
+from studio.services.history_store import HistoryEntry, HistoryLocked, HistoryQuery, HistoryStore
+from studio.services.outputs import OutputStore
+
+
+class CheckingStore(HistoryStore):
+    """Asserts, at the moment a row is written, that its image file is already complete on disk."""
+
+    def add(self, entry: HistoryEntry) -> int:
+        if entry.image_path is not None:
+            with Image.open(entry.image_path) as img:
+                img.load()
+        for path in (entry.source_image_path, entry.source_mask_path):
+            assert path is None or Path(path).is_file()
+        return super().add(entry)
+
+
+class LockedStore(HistoryStore):
+    def add(self, entry: HistoryEntry) -> int:
+        raise HistoryLocked("The history database is locked by another program; close it and try again.")
+
+
+def submit_all(tmp_path: Path, requests: list, store: HistoryStore, on_event=None, release: bool = True):  # noqa: ANN001, ANN201
+    registry, env = fake_registry(), make_env(tmp_path)
+    if release:
+        registry.instance(GENERATOR, "gated", env).release.set()
+    outputs = OutputStore(tmp_path / "outputs")
+
+    async def scenario():
+        async with running_service(env, registry, outputs=outputs, history=store) as service:
+            stream = service.subscribe()
+            jobs = [service.submit(r) for r in requests]
+            handler = (lambda event: on_event(service, event)) if on_event else None
+            return await collect_until_done(stream, jobs, on_event=handler), jobs
+
+    return run(scenario())
+
+
+def test_each_image_is_saved_then_recorded_with_everything_needed_to_run_it_again(tmp_path):
+    store = CheckingStore(tmp_path / "history.db")
+    request = fake_request(seed=40, batch_count=2, prompt="a red fox", negative_prompt="blurry", steps=3,
+                           cfg_scale=6.5, scheduler="DDIM", width=72, height=64)
+    events, (job,) = submit_all(tmp_path, [request], store)
+    finished = terminal(events, job)
+    assert isinstance(finished, JobFinished)
+    rows = store.search()
+    assert [r.seed for r in rows] == [41, 40]  # newest first
+    for row, output in zip(reversed(rows), finished.outputs):
+        assert row.image_path == str(output.path)
+        assert read_recipe(row.image_path) == output.recipe
+        assert (row.prompt, row.negative_prompt, row.steps, row.cfg_scale, row.sampler) == (
+            "a red fox", "blurry", 3, 6.5, "DDIM")
+        assert (row.width, row.height, row.strength) == (72, 64, None)
+        assert (row.model_name, row.model_path, row.generator) == ("gated", "unused", "gated")
+        assert row.generator_version == ""  # a test plugin without a version
+        assert row.outcome == "ok" and row.message == "" and row.postprocess == []
+        assert row.elapsed is not None and row.elapsed >= 0
+        assert row.source_image_path is None and row.source_mask_path is None
+    assert [r.params for r in reversed(rows)] == [
+        {"mode": "txt2img", "batch_index": i, "batch_count": 2, "job_seed": 40,
+         "studio_version": f"Studio {__version__}"}
+        for i in range(2)]
+    again = request_for_entry(rows[0])
+    assert (again.seed, again.batch_count, again.scheduler, again.width, again.cfg_scale) == (41, 1, "DDIM", 72, 6.5)
+    store.close()
+
+
+def test_an_inpaint_job_keeps_its_source_picture_and_mask_once(tmp_path):
+    store = CheckingStore(tmp_path / "history.db")
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8), "RGB")
+    mask = Image.new("L", (64, 48), 0)
+    mask.paste(255, (10, 10, 30, 30))
+    options = InpaintOptions(masked_only=False, padding=12, fill="noise", feather=3.0)
+    request = fake_request(seed=5, batch_count=2, init_image=picture, mask=mask, strength=0.6, inpaint=options)
+    img2img = fake_request(seed=9, init_image=picture, strength=0.3)
+    events, jobs = submit_all(tmp_path, [request, img2img], store)
+    assert all(isinstance(terminal(events, j), JobFinished) for j in jobs)
+    later, *inpainted = store.search()
+    assert len(inpainted) == 2
+    sources = {(r.source_image_path, r.source_mask_path) for r in inpainted}
+    assert len(sources) == 1  # one copy per job, shared by its rows
+    source, mask_path = sources.pop()
+    assert Path(source).parent == tmp_path / "outputs" / Path(inpainted[0].image_path).parent.name / "sources"
+    with Image.open(source) as saved:
+        assert np.array_equal(np.asarray(saved), np.asarray(picture))
+    with Image.open(mask_path) as saved:
+        assert np.array_equal(np.asarray(saved), np.asarray(mask))
+    assert inpainted[0].params["inpaint"] == {"masked_only": False, "padding": 12, "fill": "noise", "feather": 3.0}
+    assert inpainted[0].params["mode"] == "inpaint"
+    # img2img keeps its source picture, no mask.
+    assert later.params["mode"] == "img2img" and later.source_mask_path is None
+    assert later.source_image_path not in (None, source)
+    # The whole inpaint comes back from its entry.
+    again = request_for_entry(inpainted[-1])
+    assert again.is_inpaint and again.inpaint == options and again.seed == 5
+    assert np.array_equal(np.asarray(again.init_image), np.asarray(picture))
+    assert np.array_equal(np.asarray(again.mask), np.asarray(mask))
+    # Deleting the entries removes the kept sources with the last one.
+    store.delete(inpainted[0].id)
+    assert Path(source).is_file()
+    store.delete(inpainted[1].id)
+    assert not Path(source).exists() and not Path(mask_path).exists()
+    store.close()
+
+
+def test_failed_and_cancelled_jobs_get_one_row_each(tmp_path):
+    store = HistoryStore(tmp_path / "history.db")
+    failing = fake_request(generator="failing", seed=3, prompt="broken")
+    missing = fake_request(generator="missing", seed=4, prompt="no plugin")
+    cancelled = fake_request(seed=5, prompt="stopped", batch_count=3)
+
+    def on_event(service, event) -> None:  # noqa: ANN001
+        if isinstance(event, JobProgress):
+            service.cancel(event.job_id)
+
+    events, jobs = submit_all(tmp_path, [failing, missing, cancelled], store, on_event=on_event, release=False)
+    assert [type(terminal(events, j)) for j in jobs] == [JobFailed, JobFailed, JobCancelled]
+    rows = {r.prompt: r for r in store.search()}
+    assert set(rows) == {"broken", "no plugin", "stopped"}
+    assert rows["broken"].outcome == "failed"
+    assert rows["broken"].message == "The job failed with an unexpected error: 'no such layer'"
+    assert rows["no plugin"].message.startswith("The generator 'Missing generator' from broken-plugin could not")
+    assert rows["stopped"].outcome == "cancelled" and rows["stopped"].seed == 5
+    assert all(r.image_path is None and r.elapsed is not None for r in rows.values())
+    assert store.count(HistoryQuery(outcome="ok")) == 0
+    store.close()
+
+
+def test_a_history_that_cannot_be_written_does_not_fail_the_job(tmp_path):
+    store = LockedStore(tmp_path / "history.db")
+    events, (job,) = submit_all(tmp_path, [fake_request(seed=8)], store)
+    finished = terminal(events, job)
+    assert isinstance(finished, JobFinished)
+    assert finished.outputs[0].path.is_file()  # the picture is safe
+    assert any("could not be added to the history" in note and "locked" in note for note in finished.notes)
+    store.close()
+
+
+def test_generator_version_comes_from_the_plugin_or_studio():
+    registry = fake_registry()
+    registry.add(Contribution(GENERATOR, "versioned", "Versioned", "x:y", plugin_id="acme", plugin_version="2.0.1"))
+    assert generator_version(registry, "diffusers") == __version__
+    assert generator_version(registry, "versioned") == "2.0.1"
+    assert generator_version(registry, "gated") == ""
+    assert generator_version(registry, "not-installed") == ""
+
+
+def test_rows_point_at_the_image_the_output_store_wrote(tmp_path):
+    """The image of a row is complete on disk before the row exists (CheckingStore), and it is the same
+    picture the job produced."""
+    store = CheckingStore(tmp_path / "history.db")
+    submit_all(tmp_path, [fake_request(seed=200)], store)
+    (row,) = store.search()
+    with Image.open(row.image_path) as saved:
+        assert saved.getpixel((0, 0)) == (200, 0, 0)  # GatedGenerator's colour for seed 200
+    store.close()

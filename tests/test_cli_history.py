@@ -1,0 +1,144 @@
+"""``studio history search|show|rerun`` in subprocesses, on a history made by one real ``studio generate``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from studio.core.hashing import model_hash
+from studio.services.history_store import HistoryEntry
+
+PROMPT = 'a fox \x1b[31min red\x1b[0m, "snow"\nsecond line ü 狐'
+
+
+def studio(home: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
+    return subprocess.run([sys.executable, "-m", "studio", *args], env=env, cwd=home.parent,
+                          capture_output=True, text=True, encoding="utf-8", timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def made(tiny_model_dir, tmp_path_factory) -> dict:
+    """One inpaint job of two images through ``studio generate``: the history it left, and its files."""
+    root = tmp_path_factory.mktemp("cli-history")
+    home, out = root / "home", root / "out"
+    out.mkdir()
+    picture = Image.fromarray(np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8), "RGB")
+    picture.save(root / "picture.png")
+    mask = Image.new("L", (64, 48), 0)
+    mask.paste(255, (8, 8, 40, 30))
+    mask.save(root / "mask.png")
+    result = studio(home, "generate", "--model", str(tiny_model_dir), "--prompt", PROMPT, "--negative", "blurry",
+                    "--seed", "77", "--steps", "2", "--cfg", "5", "--scheduler", "Euler", "--batch-count", "2",
+                    "--init-image", str(root / "picture.png"), "--mask", str(root / "mask.png"),
+                    "--strength", "0.8", "--whole-picture", "--feather", "2", "-o", str(out / "fox.png"))
+    assert result.returncode == 0, result.stderr
+    return {"root": root, "home": home, "out": out, "model": tiny_model_dir, "picture": picture, "mask": mask}
+
+
+def copy_home(made: dict, tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    shutil.copytree(made["home"], home)
+    return home
+
+
+def sql(home: Path, statement: str, *args: object) -> None:
+    conn = sqlite3.connect(home / "data" / "history.db")
+    with conn:
+        conn.execute(statement, args)
+    conn.close()
+
+
+def test_generate_records_its_job_and_search_and_show_print_it(made):
+    home = made["home"]
+    found = studio(home, "history", "search", "fox", "sno", "--json")
+    assert found.returncode == 0, found.stderr
+    rows = json.loads(found.stdout)
+    assert [r["id"] for r in rows] == [2, 1]
+    assert set(rows[0]) == {f.name for f in fields(HistoryEntry)}  # exactly the entry's fields
+    assert [r["seed"] for r in rows] == [78, 77]
+    for row in rows:
+        assert row["prompt"] == PROMPT and row["negative_prompt"] == "blurry"
+        assert (row["steps"], row["cfg_scale"], row["sampler"], row["strength"]) == (2, 5.0, "Euler", 0.8)
+        assert (row["width"], row["height"]) == (64, 48)
+        assert row["model_name"] == made["model"].name and row["model_path"] == str(made["model"])
+        assert row["model_hash"] == model_hash(made["model"])
+        assert (row["generator"], row["outcome"], row["postprocess"]) == ("diffusers", "ok", [])
+        assert row["generator_version"]
+        assert row["params"]["inpaint"] == {"masked_only": False, "padding": 32, "fill": "original", "feather": 2.0}
+        assert Path(row["image_path"]).is_file() and Path(row["image_path"]).is_relative_to(home)
+        assert Path(row["source_image_path"]).is_file() and Path(row["source_mask_path"]).is_file()
+    # The outputs-folder copy is the picture written to -o.
+    with Image.open(rows[1]["image_path"]) as kept, Image.open(made["out"] / "fox-1.png") as written:
+        assert np.array_equal(np.asarray(kept), np.asarray(written))
+    assert json.loads(studio(home, "history", "search", "nothing-like-this", "--json").stdout) == []
+    assert json.loads(studio(home, "history", "search", "--model", "other", "--json").stdout) == []
+    assert json.loads(studio(home, "history", "search", "--starred", "--json").stdout) == []
+
+    table = studio(home, "history", "search", "--limit", "1")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["ID", "DATE", "MODEL", "SEED", "OUTCOME", "PROMPT"]
+    assert len(lines) == 2 and lines[1].split()[0] == "2" and " 78 " in lines[1]
+    assert "\x1b" not in table.stdout and "\\x1b[31m" in lines[1]  # recorded text is shown escaped
+    assert "1 of 2 shown" in table.stderr
+
+    shown = studio(home, "history", "show", "1", "--json")
+    assert json.loads(shown.stdout) == rows[1]
+    human = studio(home, "history", "show", "1")
+    assert human.returncode == 0 and "\x1b" not in human.stdout
+    assert "Seed 77" in human.stdout and "Strength 0.8" in human.stdout and "Mask:" in human.stdout
+
+
+def test_unknown_ids_and_bad_options_are_one_sentence_and_exit_2(made, tmp_path):
+    home = made["home"]
+    for args in (("show", "999"), ("rerun", "999", "-o", str(tmp_path / "x.png")),
+                 ("rerun", "1", "-o", str(tmp_path / "x.gif")), ("search", "--limit", "0")):
+        result = studio(home, "history", *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith("studio: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "There is no history entry 999" in studio(home, "history", "show", "999").stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_rerun_remakes_the_picture_exactly_warns_about_a_changed_model_and_is_recorded(made, tmp_path):
+    home = copy_home(made, tmp_path)
+    sql(home, "UPDATE entries SET model_hash = '0000000000' WHERE id = 2")
+    result = studio(home, "history", "rerun", "2", "-o", str(tmp_path / "again.png"))
+    assert result.returncode == 0, result.stderr
+    assert "warning: The model file changed since history entry 2 was made (hash 0000000000 then" in result.stderr
+    with Image.open(tmp_path / "again.png") as again, Image.open(made["out"] / "fox-2.png") as original:
+        assert np.array_equal(np.asarray(again), np.asarray(original))  # same seed, settings, source and mask
+    rows = json.loads(studio(home, "history", "search", "--json").stdout)
+    assert [r["id"] for r in rows] == [3, 2, 1]
+    new = rows[0]
+    assert new["seed"] == 78 and new["params"]["batch_count"] == 1 and new["prompt"] == PROMPT
+    assert new["model_hash"] == model_hash(made["model"])  # the hash of the model actually used
+    with Image.open(new["source_mask_path"]) as mask:
+        assert np.array_equal(np.asarray(mask), np.asarray(made["mask"]))
+
+
+def test_rerun_refuses_when_the_model_or_a_source_file_is_gone(made, tmp_path):
+    home = copy_home(made, tmp_path)
+    sql(home, "UPDATE entries SET model_path = ? WHERE id = 1", str(tmp_path / "no-such-model"))
+    gone_model = studio(home, "history", "rerun", "1", "-o", str(tmp_path / "a.png"))
+    assert gone_model.returncode == 2
+    assert gone_model.stderr.strip() == f"studio: The model {tmp_path / 'no-such-model'} used by history entry 1 " \
+                                        "no longer exists."
+    entry = json.loads(studio(home, "history", "show", "2", "--json").stdout)
+    Path(entry["source_mask_path"].replace(str(made["home"]), str(home))).unlink()
+    sql(home, "UPDATE entries SET source_mask_path = replace(source_mask_path, ?, ?)", str(made["home"]), str(home))
+    gone_mask = studio(home, "history", "rerun", "2", "-o", str(tmp_path / "b.png"))
+    assert gone_mask.returncode == 2
+    assert "The mask" in gone_mask.stderr and "of history entry 2 no longer exists." in gone_mask.stderr
+    assert not (tmp_path / "a.png").exists() and not (tmp_path / "b.png").exists()

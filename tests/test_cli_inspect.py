@@ -1,0 +1,151 @@
+"""``studio inspect IMAGE [--json]``: what Studio reads from an image, shown safely, without torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from PIL import Image, PngImagePlugin
+
+from studio.cli import main
+from studio.core.images import save_image
+from studio.core.metadata import Recipe
+
+RECIPE = Recipe(prompt='a fox, in the snow: "winter"\nsecond line ü 狐', negative_prompt="blurry", steps=31,
+                sampler="DPM++ 2M Karras", cfg_scale=6.5, seed=987654321, width=512, height=768,
+                model_name="tiny-sd", model_hash="0123456789")
+KEYS = ["tool", "prompt", "negative_prompt", "seed", "steps", "cfg_scale", "sampler", "width", "height", "model"]
+
+
+def png_with(path: Path, texts: dict[str, str]) -> Path:
+    info = PngImagePlugin.PngInfo()
+    for key, value in texts.items():
+        info.add_text(key, value)
+    Image.new("RGB", (48, 32)).save(path, pnginfo=info)
+    return path
+
+
+def test_human_output_of_a_studio_image(tmp_path, capsys):
+    path = save_image(Image.new("RGB", (64, 40)), tmp_path / "fox.png", RECIPE)
+    assert main(["inspect", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.splitlines() == [
+        "Tool:      Studio",
+        'Prompt:    a fox, in the snow: "winter"\\nsecond line ü 狐',
+        "Negative:  blurry",
+        "Seed:      987654321",
+        "Steps:     31",
+        "CFG scale: 6.5",
+        "Sampler:   DPM++ 2M Karras",
+        "Size:      512x768",
+        "Model:     tiny-sd [0123456789]",
+    ]
+
+
+def test_human_output_of_another_tool_s_image_with_notes(tmp_path, capsys):
+    text = ("a cat\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 5, Size: 512x512, "
+            "Model: sd15")
+    path = png_with(tmp_path / "a.png", {"parameters": text, "prompt": "{broken"})
+    assert main(["inspect", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "Tool:      AUTOMATIC1111" in lines
+    assert "Sampler:   DPM++ 2M (Studio: DPM++ 2M Karras)" in lines
+    assert "Note:      The ComfyUI 'prompt' text in this image is not valid JSON; it was ignored." in lines
+
+
+def test_an_image_without_metadata(tmp_path, capsys):
+    path = tmp_path / "plain.jpg"
+    Image.new("RGB", (30, 20)).save(path)
+    assert main(["inspect", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Tool:      none (no generation settings found)"
+    assert "Prompt:    -" in lines and "Size:      30x20" in lines
+
+
+def test_terminal_escape_sequences_are_shown_escaped(tmp_path, capsys):
+    evil = "\x1b]0;pwned\x07\x1b[2J\x1b[31mred\u202eevil\x9b6n"
+    text = f"{evil}\nNegative prompt: \x1b[1mbold\nSteps: 2, Sampler: Euler\x1b[0m, CFG scale: 7, Seed: 1, Model: m\x08"
+    path = png_with(tmp_path / "evil.png", {"parameters": text, "key\x1b[2J": "x"})
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert all(ch.isprintable() or ch == "\n" for ch in out), repr(out)
+    assert "Prompt:    \\x1b]0;pwned\\x07\\x1b[2J\\x1b[31mred\\u202eevil\\x9b6n" in out
+    assert "Negative:  \\x1b[1mbold" in out
+    assert "Sampler:   Euler\\x1b[0m" in out
+    assert "Model:     m\\x08" in out
+
+
+def test_json_has_exactly_the_issue_s_keys(tmp_path, capsys):
+    path = save_image(Image.new("RGB", (64, 40)), tmp_path / "fox.webp", RECIPE)
+    assert main(["inspect", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.isascii()
+    data = json.loads(out)
+    assert list(data) == KEYS
+    assert data == {"tool": "Studio", "prompt": RECIPE.prompt, "negative_prompt": "blurry", "seed": 987654321,
+                    "steps": 31, "cfg_scale": 6.5, "sampler": "DPM++ 2M Karras", "width": 512, "height": 768,
+                    "model": "tiny-sd"}
+
+
+def test_json_absent_values_are_null_and_escapes_stay_escaped(tmp_path, capsys):
+    path = png_with(tmp_path / "p.png", {"parameters": "\x1b[2Jhi\nSteps: 3, Sampler: LMS, Seed: 9"})
+    assert main(["inspect", str(path), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\u001b[2Jhi" in out
+    data = json.loads(out)
+    assert list(data) == KEYS
+    assert data == {"tool": "AUTOMATIC1111", "prompt": "\x1b[2Jhi", "negative_prompt": None, "seed": 9, "steps": 3,
+                    "cfg_scale": None, "sampler": "LMS", "width": 48, "height": 32, "model": None}
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_text("not an image"), "is not an image file Studio can read."),
+    (lambda p: None, "does not exist."),
+    (lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n\0\0"), "is truncated"),
+])
+def test_bad_input_is_one_sentence_and_exit_2(tmp_path, capsys, make, message):
+    path = tmp_path / "in\x1b[2J.png"
+    make(path)
+    assert main(["inspect", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("studio: ") and message in err
+    assert "\x1b" not in err  # the file name is escaped too
+
+
+NO_TORCH = textwrap.dedent("""
+    import json, sys
+    from studio.cli import main
+    rc = main(["inspect", "--json", sys.argv[1]])
+    heavy = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "diffusers", "transformers", "PySide6", "qasync"})
+    print(json.dumps({"rc": rc, "heavy": heavy}))
+""")
+
+
+def test_inspect_does_not_import_torch_or_qt(tmp_path):
+    path = save_image(Image.new("RGB", (64, 40)), tmp_path / "fox.jpg", RECIPE)
+    result = subprocess.run([sys.executable, "-c", NO_TORCH, str(path)], check=False, capture_output=True, text=True,
+                            encoding="utf-8", timeout=120, env=dict(os.environ, PYTHONIOENCODING="utf-8"))
+    assert result.returncode == 0, result.stderr
+    *printed, report = result.stdout.strip().splitlines()
+    assert json.loads(report) == {"rc": 0, "heavy": []}
+    assert json.loads("\n".join(printed))["prompt"] == RECIPE.prompt
+
+
+def test_python_m_studio_inspect(tmp_path):
+    path = save_image(Image.new("RGB", (64, 40)), tmp_path / "fox.png", RECIPE)
+    result = subprocess.run([sys.executable, "-m", "studio", "inspect", str(path), "--json"], check=False,
+                            capture_output=True, text=True, encoding="utf-8", timeout=120,
+                            env=dict(os.environ, PYTHONIOENCODING="utf-8"))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["seed"] == 987654321
+    bad = subprocess.run([sys.executable, "-m", "studio", "inspect", str(tmp_path / "missing.png")],
+                         check=False, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.strip() == f"studio: The image {tmp_path / 'missing.png'} does not exist."

@@ -1,0 +1,192 @@
+"""The gallery and the prompt box's memory: search, reuse, recall, styles, dropped pictures."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QMimeData, Qt, QUrl
+from PySide6.QtWidgets import QMessageBox
+
+from studio.core.images import save_image
+from studio.core.metadata import Recipe
+from studio.services.history_store import HistoryEntry
+
+PROMPTS = ["a watercolor fox in a misty forest", "a lighthouse on a cliff at dusk", "portrait of an old sailor",
+           "a red fox in the snow", "isometric city at night"]
+
+
+@pytest.fixture
+def filled(window, tmp_path, tiny_model_dir):  # noqa: ANN001, ANN201
+    """Five pictures in the history, oldest first, with real files."""
+    ids = []
+    for i, prompt in enumerate(PROMPTS):
+        path = tmp_path / f"{i}.png"
+        color = (40 * i, 200 - 30 * i, 90)
+        save_image(Image.new("RGB", (96, 64), color), path)
+        ids.append(window.history.add(HistoryEntry(
+            prompt=prompt, negative_prompt=f"blurry {i}", model_name="tiny-sd" if i % 2 else "other-model",
+            model_path=str(tiny_model_dir), model_hash="0123456789", seed=1000 + i, steps=5 + i, cfg_scale=4.5 + i,
+            sampler="DPM++ 2M Karras", width=96, height=64, strength=None, image_path=str(path),
+            created=time.time() - (len(PROMPTS) - i) * 3600, elapsed=1.5)))
+    return ids
+
+
+def _reload(qtbot, window) -> None:  # noqa: ANN001
+    task = window.actions_.run(window.gallery.reload())
+    qtbot.waitUntil(task.done, timeout=5000)
+
+
+def _query(qtbot, window) -> None:  # noqa: ANN001
+    task = window.gallery.apply_query()
+    qtbot.waitUntil(task.done, timeout=5000)
+
+
+def test_the_gallery_lists_newest_first_and_search_filters_as_you_type(qtbot, window, filled):  # noqa: ANN001
+    _reload(qtbot, window)
+    model = window.gallery.model
+    assert model.rowCount() == 5
+    assert [model.entry_at(r).prompt for r in range(5)] == PROMPTS[::-1]
+    qtbot.keyClicks(window.gallery.search_edit, "fox")
+    qtbot.waitUntil(lambda: model.rowCount() == 2, timeout=5000)
+    assert {model.entry_at(r).prompt for r in range(2)} == {PROMPTS[0], PROMPTS[3]}
+    assert window.gallery.count_label.text() == "2 pictures"
+    window.gallery.search_edit.setText("")
+    qtbot.waitUntil(lambda: model.rowCount() == 5, timeout=5000)
+    index = window.gallery.model_combo.findData("tiny-sd")
+    window.gallery.model_combo.setCurrentIndex(index)
+    qtbot.waitUntil(lambda: model.rowCount() == 2, timeout=5000)
+    assert all(model.entry_at(r).model_name == "tiny-sd" for r in range(2))
+    window.gallery.model_combo.setCurrentIndex(0)
+    window.gallery.date_combo.setCurrentIndex(window.gallery.date_combo.findText("Today"))
+    qtbot.waitUntil(lambda: model.rowCount() == 5, timeout=5000)
+    window.gallery.select_row(0)
+    window.gallery.star_button.click()
+    window.gallery.starred_button.setChecked(True)
+    qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=5000)
+    assert model.entry_at(0).prompt == PROMPTS[-1] and model.entry_at(0).starred
+
+
+def test_thumbnails_load_lazily_and_tooltips_escape_markup(qtbot, window, filled):  # noqa: ANN001
+    window.history.add(HistoryEntry(prompt="<b>bold</b> & <script>x</script>", outcome="failed",
+                                    message="The GPU ran out of memory."))
+    _reload(qtbot, window)
+    model = window.gallery.model
+    assert model.thumbnail(model.index(1)) is None  # asked for, not yet there
+    qtbot.waitUntil(lambda: model.thumbnail(model.index(1)) is not None, timeout=5000)
+    assert model.thumbnail(model.index(1)).width() == 96
+    tip = model.data(model.index(0), Qt.ItemDataRole.ToolTipRole)
+    assert "&lt;script&gt;" in tip and "<script>" not in tip
+    assert "Failed" in tip
+
+
+def test_load_parameters_fills_every_field(qtbot, window, filled):  # noqa: ANN001
+    _reload(qtbot, window)
+    window.gallery.select_row(2)  # PROMPTS[2]
+    entry = window.gallery.selected_entry()
+    window.gallery.load_button.click()
+    panel = window.prompt_panel
+    qtbot.waitUntil(lambda: panel.prompt_edit.toPlainText() == entry.prompt, timeout=5000)
+    assert panel.negative_edit.toPlainText() == entry.negative_prompt
+    assert (panel.width_spin.value(), panel.height_spin.value()) == (96, 64)
+    assert panel.steps_spin.value() == entry.steps
+    assert panel.cfg_spin.value() == pytest.approx(entry.cfg_scale)
+    assert panel.seed_edit.text() == str(entry.seed)
+    assert panel.scheduler_combo.currentText() == "DPM++ 2M Karras"
+    assert panel.selected_model() == entry.model_path
+
+
+def test_use_as_input_and_run_again(qtbot, window, filled, monkeypatch):  # noqa: ANN001
+    _reload(qtbot, window)
+    window.gallery.select_row(0)
+    window.gallery.use_button.click()
+    qtbot.waitUntil(lambda: window.document.image is not None, timeout=5000)
+    assert window.document.image.size == (96, 64)
+    asked: list[str] = []  # the recorded hash is not the tiny model's: Studio must say so
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda parent, title, text, *a: asked.append(text) or QMessageBox.StandardButton.Yes)
+    window.gallery.rerun_button.click()
+    qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=60_000)
+    assert asked and "model file changed" in asked[0]
+    rerun = window.document.recipe
+    entry = window.history.get(filled[-1])
+    assert (rerun.seed, rerun.steps, rerun.prompt, rerun.sampler) == (entry.seed, entry.steps, entry.prompt,
+                                                                        entry.sampler)
+
+
+def test_delete_asks_and_removes_the_file(qtbot, window, filled, monkeypatch):  # noqa: ANN001
+    _reload(qtbot, window)
+    window.gallery.select_row(0)
+    path = window.gallery.selected_entry().image_path
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    window.gallery.delete_button.click()
+    assert window.gallery.model.rowCount() == 5
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    window.gallery.delete_button.click()
+    assert window.gallery.model.rowCount() == 4
+    assert not __import__("pathlib").Path(path).exists()
+
+
+def test_up_and_down_walk_through_earlier_prompts(qtbot, window, filled):  # noqa: ANN001
+    task = window.actions_.run(window.history_actions.start())
+    qtbot.waitUntil(task.done, timeout=5000)
+    edit = window.prompt_panel.prompt_edit
+    edit.setPlainText("my draft")
+    edit.setFocus()
+    qtbot.keyClick(edit, Qt.Key.Key_Up)
+    assert edit.toPlainText() == PROMPTS[-1]
+    qtbot.keyClick(edit, Qt.Key.Key_Up)
+    assert edit.toPlainText() == PROMPTS[-2]
+    qtbot.keyClick(edit, Qt.Key.Key_Down)
+    qtbot.keyClick(edit, Qt.Key.Key_Down)
+    assert edit.toPlainText() == "my draft"
+
+
+def test_typing_completes_earlier_prompts(qtbot, window, filled):  # noqa: ANN001
+    task = window.actions_.run(window.history_actions.start())
+    qtbot.waitUntil(task.done, timeout=5000)
+    window.show()
+    window.activateWindow()
+    edit = window.prompt_panel.prompt_edit
+    edit.clear()
+    edit.setFocus()
+    qtbot.waitUntil(edit.hasFocus, timeout=2000)
+    qtbot.keyClicks(edit, "a light")
+    completer = edit.completer
+    assert completer.completionCount() == 1
+    assert completer.currentCompletion() == "a lighthouse on a cliff at dusk"
+    edit._accept_completion(completer.currentCompletion())
+    assert edit.toPlainText() == "a lighthouse on a cliff at dusk"
+
+
+def test_styles_apply_around_the_prompt_and_persist(qtbot, window):  # noqa: ANN001
+    panel = window.prompt_panel
+    panel.prompt_edit.setPlainText("a castle")
+    panel.negative_edit.setPlainText("blurry")
+    window.history_actions.add_style("Ink", "ink drawing of {prompt}, high contrast", "color")
+    style = window.settings.styles[0]
+    panel.styles_button.style_chosen.emit(style)
+    assert panel.prompt_edit.toPlainText() == "ink drawing of a castle, high contrast"
+    assert panel.negative_edit.toPlainText() == "blurry, color"
+    from studio.core.settings import load_settings
+
+    assert [s.name for s in load_settings().styles] == ["Ink"]
+    window.history_actions.delete_style(style)
+    assert load_settings().styles == []
+
+
+def test_a_picture_dropped_on_the_prompt_box_loads_its_parameters(qtbot, window, tmp_path):  # noqa: ANN001
+    path = tmp_path / "a1111.png"
+    recipe = Recipe("a knight, oil painting", "lowres", 28, "Euler", 6.5, 777, 512, 768, "some-model")
+    save_image(Image.fromarray(np.zeros((768, 512, 3), dtype=np.uint8)), path, recipe)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    window.prompt_panel.prompt_edit.insertFromMimeData(mime)
+    panel = window.prompt_panel
+    qtbot.waitUntil(lambda: panel.prompt_edit.toPlainText() == "a knight, oil painting", timeout=5000)
+    assert panel.negative_edit.toPlainText() == "lowres"
+    assert (panel.steps_spin.value(), panel.seed_edit.text(), panel.scheduler_combo.currentText()) == (28, "777", "Euler")
+    assert (panel.width_spin.value(), panel.height_spin.value()) == (512, 768)
+    assert window.document.image is None  # parameters only: the canvas is not touched
