@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from studio.core.mask import Box, new_mask, union_box
+from studio.core.mask import Box, bounding_box, new_mask, union_box
 from studio.core.metadata import Recipe
 
 HISTORY_BYTES = 768 * 2**20  # oldest steps are forgotten beyond this
@@ -195,11 +195,9 @@ class Document:
         """Replace the whole mask (invert, clear, grow, load from file)."""
         if mask.shape != self.mask.shape:
             raise ValueError("the mask must match the picture's size")
-        changed = np.flatnonzero((mask != self.mask).any(axis=1))
-        if changed.size == 0:
+        box = _changed_box(self.mask, mask)
+        if box is None:
             return
-        cols = np.flatnonzero((mask[changed[0]:changed[-1] + 1] != self.mask[changed[0]:changed[-1] + 1]).any(axis=0))
-        box = (int(cols[0]), int(changed[0]), int(cols[-1]) + 1, int(changed[-1]) + 1)
         before = self.mask.copy()
         self.mask[...] = mask
         self._record_mask(label, box, before)
@@ -241,12 +239,9 @@ class Document:
         self._notify(DocumentChange(None, False, False))  # pixels were shown already; the history grew
 
 
-def _changed_box(a: Image.Image, b: Image.Image) -> Box | None:
+def _changed_box(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray) -> Box | None:
+    """The box around every pixel that differs between two same-sized pictures or masks."""
     diff = np.asarray(a) != np.asarray(b)
     if diff.ndim == 3:
         diff = diff.any(axis=2)
-    rows = np.flatnonzero(diff.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(diff[rows[0]:rows[-1] + 1].any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    return bounding_box(diff.view(np.uint8))

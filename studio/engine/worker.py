@@ -76,7 +76,11 @@ class WorkerContext:
         self.notes.append(text)
 
     def status(self, *, device: str = "", model: str = "", message: str = "") -> None:
-        self._emit(EngineStatus(device=device, model=model, message=message))
+        _emit_status(self._emit, device, model, message)
+
+
+def _emit_status(emit: Emit, device: str, model: str, message: str) -> None:
+    emit(EngineStatus(device=device, model=model, message=message))
 
 
 Handler = Callable[[Job, WorkerContext], Iterable[GeneratedImage]]
@@ -166,7 +170,7 @@ class EngineWorker:
         return not self._thread.is_alive()
 
     def _status(self, *, device: str = "", model: str = "", message: str = "") -> None:
-        self._emit(EngineStatus(device=device, model=model, message=message))
+        _emit_status(self._emit, device, model, message)
 
     def _run(self) -> None:
         if self._warm_up is not None:

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGrap
 from studio.core.document import Document, DocumentChange
 from studio.ui.canvas_tools import BRUSH, ERASER, HAND, Tool, make_tool
 from studio.ui.mask_overlay import MaskOverlayItem
-from studio.ui.qt_images import pil_to_qpixmap
+from studio.ui.qt_images import pil_to_qimage, pil_to_qpixmap
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 32.0
 WHEEL_STEP = 1.15
@@ -109,7 +109,17 @@ class CanvasView(QGraphicsView):
         elif change.mask and change.box is not None:
             self.overlay.update_region(change.box)
         if change.image:
-            self._image_item.setPixmap(QPixmap() if doc.image is None else pil_to_qpixmap(doc.image))
+            pixmap = self._image_item.pixmap()
+            if doc.image is not None and change.box is not None and not pixmap.isNull():
+                # A region changed (an inpaint result, an undo of one): convert only that box.
+                x0, y0, x1, y1 = change.box
+                painter = QPainter(pixmap)
+                painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+                painter.drawImage(x0, y0, pil_to_qimage(doc.image.crop(change.box)))
+                painter.end()
+                self._image_item.setPixmap(pixmap)
+            else:
+                self._image_item.setPixmap(QPixmap() if doc.image is None else pil_to_qpixmap(doc.image))
             self.clear_preview()
 
     # -- mask display ----------------------------------------------------------------------------

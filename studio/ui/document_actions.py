@@ -20,9 +20,9 @@ from studio.core.images import SAVE_FORMATS, open_image, read_recipe, save_image
 from studio.core.inpaint import extend_canvas
 from studio.core.mask import bounding_box, grow, invert, mask_from_image, mask_to_image, new_mask
 from studio.core.metadata import Recipe
+from studio.ui.actions import make_action
 from studio.ui.dialogs import ExtendCanvasDialog, ScaleImageDialog
 from studio.ui.qt_images import pil_to_qimage, qimage_to_pil
-from studio.ui.theme import icon
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
@@ -59,12 +59,7 @@ class DocumentActions(QObject):
         self.clear_mask = a("&Clear Mask", "mask-clear", "Ctrl+Shift+A", self.clear)
 
     def _action(self, text: str, icon_name: str, shortcut: Any, slot: Callable[[], Any], tip: str = "") -> QAction:
-        action = QAction(icon(icon_name), text, self.window)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
-        action.setToolTip(tip or text.replace("&", "").rstrip("…"))
-        action.triggered.connect(slot)
-        return action
+        return make_action(self.window, text, icon_name, shortcut, slot, tip)
 
     def run(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
         task = asyncio.ensure_future(coro)

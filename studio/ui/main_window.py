@@ -37,6 +37,7 @@ from studio.core.settings import Settings, save_settings
 from studio.services.autosave import Autosaver, discard, find_recoverable
 from studio.services.history_store import HistoryStore
 from studio.services.jobs import EventStream, JobService
+from studio.ui.actions import make_action
 from studio.ui.canvas import CanvasView
 from studio.ui.document_actions import DocumentActions
 from studio.ui.history_panel import HistoryPanel
@@ -129,14 +130,7 @@ class MainWindow(QMainWindow):
 
     def _action(self, text: str, icon_name: str | None, shortcut: QKeySequence | str | None,
                 slot, tip: str = "") -> QAction:  # noqa: ANN001
-        action = QAction(text, self)
-        if icon_name:
-            action.setIcon(icon(icon_name))
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
-        action.setToolTip(tip or text.replace("&", ""))
-        action.triggered.connect(slot)
-        return action
+        return make_action(self, text, icon_name, shortcut, slot, tip)
 
     def _build_actions(self) -> None:
         self.outputs_action = self._action("Open &Outputs Folder", "folder", None,

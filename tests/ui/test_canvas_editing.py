@@ -263,3 +263,17 @@ def test_dragging_a_frame_past_the_edges_extends_the_canvas(qtbot, window, pictu
     assert generated == [True]  # and the new area is filled by inpainting at once
     window.actions_.undo.trigger()
     assert window.document.size == (SIZE, SIZE)
+
+
+def test_the_canvas_shows_a_changed_region_and_its_undo_exactly(qtbot, window, picture):  # noqa: ANN001
+    from studio.ui.qt_images import qimage_to_pil
+
+    def shown() -> np.ndarray:
+        return np.asarray(qimage_to_pil(window.canvas._image_item.pixmap().toImage()).convert("RGB"))
+
+    changed = np.asarray(picture).copy()
+    changed[10:20, 30:50] = 7
+    window.document.set_image(Image.fromarray(changed), "Generated")
+    np.testing.assert_array_equal(shown(), changed)
+    window.actions_.undo.trigger()
+    np.testing.assert_array_equal(shown(), np.asarray(picture))
