@@ -70,7 +70,7 @@ def open_history(paths: StudioPaths):  # noqa: ANN201 - HistoryStore, imported l
         return store
 
 
-def run_app(print_startup_time: bool = False, open_path: str | None = None) -> int:
+def run_app(print_startup_time: bool = False, open_path: str | None = None, safe_mode: bool = False) -> int:
     started = process_start_time()
     problem = missing_display_library()
     if problem:
@@ -85,7 +85,7 @@ def run_app(print_startup_time: bool = False, open_path: str | None = None) -> i
     app.setOrganizationName("Studio")
     app.setDesktopFileName("studio")
 
-    from studio.plugin_host.registry import builtin_registry
+    from studio.plugin_host.host import PluginHost
     from studio.services.jobs import JobService
     from studio.services.outputs import OutputStore
     from studio.ui.main_window import MainWindow
@@ -97,7 +97,9 @@ def run_app(print_startup_time: bool = False, open_path: str | None = None) -> i
     apply_dark_theme(app)
     env = GeneratorEnvironment(settings.device, paths.data_dir, paths.cache_dir)
     history = open_history(paths)
-    service = JobService(builtin_registry(), env, OutputStore(settings.outputs_dir), history=history)
+    plugins = PluginHost(paths.plugins_dir, safe_mode=safe_mode)
+    plugins.refresh()  # manifests only: no plugin code runs before the person uses it
+    service = JobService(None, env, OutputStore(settings.outputs_dir), history=history, plugins=plugins)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     window = MainWindow(settings, service, paths.data_dir, history, paths.cache_dir)

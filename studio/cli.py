@@ -9,23 +9,29 @@ from pathlib import Path
 from studio import __version__
 from studio.cli_history import add_history_parser
 from studio.cli_inspect import add_inspect_parser
+from studio.cli_params import add_param_flags, option_value
+from studio.cli_plugins import add_plugins_parser
 from studio.core.errors import StudioError
 from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
 from studio.core.requests import DEFAULT_SCHEDULER, SCHEDULER_NAMES
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="studio", description="Studio: a local AI image studio. With no command, opens the window.")
     parser.add_argument("--version", action="version", version=f"Studio {__version__}")
     parser.add_argument("--print-startup-time", action="store_true",
                         help="open the window, print the seconds from process start to its first frame, and quit")
     parser.add_argument("--open", metavar="IMAGE", help="open this picture on the canvas at start")
+    parser.add_argument("--safe-mode", action="store_true",
+                        help="start without loading any plugin (Studio's own features only)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     gen = commands.add_parser("generate", help="make images from a prompt (txt2img, img2img, inpaint, outpaint)",
                               description="Make images from a prompt, headless, through Studio's engine.")
-    gen.add_argument("--model", required=True,
-                     help="a diffusers model folder, or the name of one in the models folder")
+    gen.add_argument("--generator", default="diffusers", metavar="ID",
+                     help="diffusers (the default), or the id of an enabled plugin's generator; its options are "
+                          "listed by: studio generate --generator ID --help")
+    gen.add_argument("--model", help="diffusers: a model folder, or the name of one in the models folder")
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--negative", default="", help="negative prompt")
     gen.add_argument("--seed", type=int, default=-1, help="seed (default: random)")
@@ -57,19 +63,46 @@ def build_parser() -> argparse.ArgumentParser:
     inpaint.add_argument("--outpaint", metavar="LEFT,TOP,RIGHT,BOTTOM",
                          help="extend the picture by these many pixels on each side and fill the new area")
     gen.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
+    gen.add_argument("--post", action="append", default=[], metavar="ID[:NAME=VALUE,...]",
+                     help="apply this post-processor to every image (repeat for a chain, in order)")
     gen.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
+    post = commands.add_parser(
+        "postprocess", help="run a post-processor on a picture",
+        description="Run a post-processor (Studio's own or an enabled plugin's) on a picture, headless. Its "
+                    "options are listed by: studio postprocess IN -o OUT --method ID --help")
+    post.add_argument("input", type=Path, metavar="IN", help="the picture to process")
+    post.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
+    post.add_argument("--method", required=True, metavar="ID", help="the post-processor's id (studio plugins list)")
+    argv = sys.argv[1:] if argv is None else argv
+    _add_plugin_flags(argv, "generate", "--generator", "generator", gen)
+    _add_plugin_flags(argv, "postprocess", "--method", "postprocessor", post)
     add_inspect_parser(commands)
     add_history_parser(commands)
+    add_plugins_parser(commands)
     return parser
 
 
+def _add_plugin_flags(argv: list[str], command: str, option: str, kind: str, parser: argparse.ArgumentParser) -> None:
+    """The chosen plugin contribution's parameters as flags (read from its manifest; nothing is imported)."""
+    chosen = option_value(argv, option)
+    if command not in argv or not chosen or chosen == "diffusers" or "--safe-mode" in argv:
+        return
+    from studio.cli_plugins import open_host
+
+    try:
+        contribution = open_host().registry.get(kind, chosen)
+    except StudioError:
+        return  # reported when the job is checked, with the list of what is installed
+    add_param_flags(parser, contribution.title, contribution.parameters)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "generate":
-        from studio.cli_generate import EXIT_BAD_INPUT, run_generate
+    args = build_parser(argv).parse_args(argv)
+    if args.command in ("generate", "postprocess"):
+        from studio.cli_generate import EXIT_BAD_INPUT, run_generate, run_postprocess
 
         try:
-            return run_generate(args)
+            return run_generate(args) if args.command == "generate" else run_postprocess(args)
         except StudioError as exc:
             print(f"studio: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -81,9 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         from studio.cli_inspect import run_inspect
 
         return run_inspect(args)
+    if args.command == "plugins":
+        from studio.cli_plugins import run_plugins
+
+        return run_plugins(args)
     from studio.app import run_app
 
-    return run_app(print_startup_time=args.print_startup_time, open_path=args.open)
+    return run_app(print_startup_time=args.print_startup_time, open_path=args.open, safe_mode=args.safe_mode)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from studio.cli_params import collect_params, parse_post_step
+from studio.cli_plugins import open_host
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest
 from studio.core.events import (
@@ -25,8 +27,14 @@ from studio.core.inpaint import InpaintOptions, extend_canvas
 from studio.core.mask import mask_from_image
 from studio.core.models import find_models
 from studio.core.paths import studio_paths
-from studio.core.requests import MAX_INPAINT_SIDE, GenerationRequest, prepare_request
+from studio.core.requests import (
+    MAX_INPAINT_SIDE,
+    GenerationRequest,
+    PostProcessRequest,
+    prepare_request,
+)
 from studio.core.settings import Settings, load_settings
+from studio.plugin_host.host import PluginHost
 from studio.plugin_host.registry import builtin_registry
 from studio.services.history_store import HistoryStore
 from studio.services.jobs import JobService
@@ -121,11 +129,23 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         width, height = 512, 512
     options = InpaintOptions(masked_only=args.masked_only, padding=args.padding, fill=args.fill,
                              feather=args.feather)
+    generator = args.generator or "diffusers"
+    if generator == "diffusers":
+        if not args.model:
+            raise InvalidRequest("--model is needed: a diffusers model folder, or the name of one in the models "
+                                 f"folder ({settings.models_dir}).")
+        model = str(resolve_model(args.model, settings))
+    else:
+        if init_image is not None:
+            raise InvalidRequest(f"The generator {generator!r} does not start from a picture; leave out "
+                                 "--init-image, --mask and --outpaint.")
+        model = ""
     return GenerationRequest(
-        model=str(resolve_model(args.model, settings)), prompt=args.prompt, negative_prompt=args.negative,
+        model=model, prompt=args.prompt, negative_prompt=args.negative,
         width=width, height=height, steps=args.steps, cfg_scale=args.cfg, seed=args.seed,
         scheduler=args.scheduler, batch_count=args.batch_count, init_image=init_image, strength=args.strength,
-        mask=mask, inpaint=options,
+        mask=mask, inpaint=options, generator=generator, params=collect_params(args),
+        post=tuple(parse_post_step(text) for text in args.post),
     )
 
 
@@ -147,12 +167,13 @@ def run_generate(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     paths = studio_paths()
     env = GeneratorEnvironment(args.device or settings.device, paths.data_dir, paths.cache_dir)
+    plugins = open_host(safe_mode=args.safe_mode)
     # A real generation: recorded in the history like the window's, its pictures kept in the outputs folder.
     history = try_open_history()
     try:
         return asyncio.run(_generate(prepared.request, env, output_paths(args.output, prepared.request.batch_count),
                                      output_store=OutputStore(settings.outputs_dir) if history else None,
-                                     history=history))
+                                     history=history, plugins=plugins))
     except KeyboardInterrupt:
         print("studio: cancelled.", file=sys.stderr)
         return EXIT_CANCELLED
@@ -161,15 +182,17 @@ def run_generate(args: argparse.Namespace) -> int:
             history.close()
 
 
-async def _generate(request: GenerationRequest, env: GeneratorEnvironment, outputs: list[Path],
-                    output_store: OutputStore | None = None, history: HistoryStore | None = None) -> int:
+async def _generate(request: GenerationRequest | PostProcessRequest, env: GeneratorEnvironment, outputs: list[Path],
+                    output_store: OutputStore | None = None, history: HistoryStore | None = None,
+                    plugins: PluginHost | None = None) -> int:
     """Run one request; each image goes to outputs[i] (and, with output_store, to the outputs folder
     first, where the history rows point)."""
     from tqdm import tqdm
 
-    service = JobService(builtin_registry(), env, outputs=output_store, warm_up=False, history=history)
+    service = JobService(None if plugins else builtin_registry(), env, outputs=output_store, warm_up=False,
+                         history=history, plugins=plugins)
     service.start()
-    bar = tqdm(total=request.steps * request.batch_count, unit="step", file=sys.stderr, dynamic_ncols=True,
+    bar = tqdm(total=getattr(request, "steps", 1) * request.batch_count, unit="step", file=sys.stderr, dynamic_ncols=True,
                bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
     bar.set_description("Starting the engine")
     try:
@@ -186,7 +209,8 @@ async def _generate(request: GenerationRequest, env: GeneratorEnvironment, outpu
             elif isinstance(event, JobFinished):
                 bar.close()
                 for path, out in zip(outputs, event.outputs):
-                    print(f"Saved {path} (seed {out.recipe.seed}, {out.image.width}x{out.image.height})")
+                    seed = f"seed {out.recipe.seed}, " if out.recipe.seed >= 0 else ""
+                    print(f"Saved {path} ({seed}{out.image.width}x{out.image.height})")
                 print(f"Done in {event.elapsed:.1f} s.", file=sys.stderr)
                 return 0
             elif isinstance(event, JobFailed):
@@ -200,3 +224,20 @@ async def _generate(request: GenerationRequest, env: GeneratorEnvironment, outpu
         bar.close()
         service.shutdown()
     return EXIT_FAILED
+
+
+def run_postprocess(args: argparse.Namespace) -> int:
+    """``studio postprocess IN -o OUT --method ID``: the picture's recipe is kept, extended by the step."""
+    from studio.core.images import read_recipe
+
+    settings = load_settings()
+    check_output(args.output)
+    image = open_image(args.input)
+    request = PostProcessRequest(args.method, image, collect_params(args), read_recipe(args.input))
+    paths = studio_paths()
+    env = GeneratorEnvironment(settings.device, paths.data_dir, paths.cache_dir)
+    try:
+        return asyncio.run(_generate(request, env, [args.output], plugins=open_host(safe_mode=args.safe_mode)))
+    except KeyboardInterrupt:
+        print("studio: cancelled.", file=sys.stderr)
+        return EXIT_CANCELLED

@@ -41,3 +41,16 @@ def studio_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def plugin_sandbox(tmp_path: Path):
+    """Plugins imported in a test leave no trace: sys.path and modules loaded from tmp_path are restored."""
+    path_before = list(sys.path)
+    modules_before = set(sys.modules)
+    yield tmp_path
+    sys.path[:] = path_before
+    for name in set(sys.modules) - modules_before:
+        origin = getattr(sys.modules[name], "__file__", None) or ""
+        if origin.startswith(str(tmp_path)) or name.startswith("studio_tp_"):
+            del sys.modules[name]

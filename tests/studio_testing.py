@@ -17,6 +17,7 @@ from studio.core.environment import GeneratorEnvironment
 from studio.core.events import TERMINAL_EVENTS, JobEvent
 from studio.core.metadata import Recipe
 from studio.core.requests import GenerationRequest
+from studio.plugin_host.host import PluginHost
 from studio.plugin_host.registry import GENERATOR, Contribution, Registry, builtin_registry
 from studio.services.history_store import HistoryStore
 from studio.services.jobs import EventStream, JobService
@@ -33,9 +34,12 @@ def make_env(root: Path, device: str = "cpu") -> GeneratorEnvironment:
 @asynccontextmanager
 async def running_service(env: GeneratorEnvironment, registry: Registry | None = None,
                           outputs: OutputStore | None = None, warm_up: bool = False,
-                          history: HistoryStore | None = None) -> AsyncIterator[JobService]:
+                          history: HistoryStore | None = None,
+                          plugins: PluginHost | None = None) -> AsyncIterator[JobService]:
     """A started JobService on the running loop; shut down (and checked stopped) on exit."""
-    service = JobService(registry or builtin_registry(), env, outputs=outputs, warm_up=warm_up, history=history)
+    if registry is None and plugins is None:
+        registry = builtin_registry()
+    service = JobService(registry, env, outputs=outputs, warm_up=warm_up, history=history, plugins=plugins)
     service.start()
     try:
         yield service
@@ -123,10 +127,10 @@ class FailingGenerator:
 def fake_registry() -> Registry:
     """Studio's own registry plus the fakes above, and one contribution whose module does not exist."""
     registry = builtin_registry()
-    registry.add(Contribution(GENERATOR, "gated", "Gated test generator", "studio_testing:GatedGenerator",
-                              plugin_id="tests"))
+    # Runs inline on the engine thread, as Studio's own generators do.
+    registry.add(Contribution(GENERATOR, "gated", "Gated test generator", "studio_testing:GatedGenerator"))
     registry.add(Contribution(GENERATOR, "failing", "Failing test generator", "studio_testing:FailingGenerator",
-                              plugin_id="tests"))
+                              plugin_id="tests", plugin_name="Test Plugins"))
     registry.add(Contribution(GENERATOR, "missing", "Missing generator", "no_such_module_xyz:Generator",
                               plugin_id="broken-plugin"))
     return registry
@@ -136,3 +140,13 @@ def fake_request(generator: str = "gated", seed: int = 1, **kwargs) -> Generatio
     values = dict(model="unused", prompt="a test", width=64, height=64, steps=2, seed=seed, generator=generator)
     values.update(kwargs)
     return GenerationRequest(**values)
+
+
+def unpack_plugin(plugins_dir: Path, wheel: Path, plugin_id: str) -> Path:
+    """A wheel laid out as Studio's installer leaves it (a ``pip --target`` folder), without pip."""
+    import zipfile
+
+    folder = plugins_dir / plugin_id
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(folder)
+    return folder

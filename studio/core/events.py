@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 from studio.core.metadata import Recipe
-from studio.core.requests import GenerationRequest
+from studio.core.requests import GenerationRequest, PostProcessRequest
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class JobEvent:
 
 @dataclass(frozen=True)
 class JobQueued(JobEvent):
-    request: GenerationRequest
+    request: GenerationRequest | PostProcessRequest
     notes: tuple[str, ...] = ()
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image
 
@@ -34,8 +36,37 @@ class JobContext(Protocol):
         ...
 
 
+class PluginContext(JobContext, Protocol):
+    """The JobContext a plugin sees: the job's calls plus the device and its own data folder."""
+
+    @property
+    def device(self) -> str:
+        """The person's device choice: auto | cuda | mps | cpu."""
+        ...
+
+    @property
+    def data_dir(self) -> Path:
+        """The plugin's own folder (created for it); files outside it need the 'files' permission."""
+        ...
+
+
 @runtime_checkable
 class Generator(Protocol):
-    """Makes images for a request. Called on the engine thread, one job at a time."""
+    """Makes images for a request. Called on the engine thread (a plugin's on its own thread), one job at a time.
 
-    def generate(self, request: GenerationRequest, context: JobContext) -> list[tuple[Image.Image, Recipe]]: ...
+    Yields one image per picture of the batch (``request.batch_count``, seeds ``request.seed_for(i)``):
+    either a PIL image, for which Studio writes the recipe, or an (image, Recipe) pair.
+    """
+
+    def generate(self, request: GenerationRequest,
+                 context: JobContext) -> Iterable[Image.Image | tuple[Image.Image, Recipe]]: ...
+
+
+@runtime_checkable
+class PostProcessor(Protocol):
+    """Turns a picture into another of the same size (or a stated new size, e.g. an upscaler).
+
+    ``params`` are the checked values of the processor's declared parameters.
+    """
+
+    def process(self, image: Image.Image, params: Mapping[str, Any], context: JobContext) -> Image.Image: ...

@@ -10,7 +10,8 @@ A1111's format is what most tools and model sites read, so Studio writes it exac
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 from studio import __version__
 
@@ -40,6 +41,9 @@ class Recipe:
     masked_content: str | None = None  # original | noise | blurred
     generator: str = "diffusers"
     version: str = f"Studio {__version__}"
+    generator_version: str = ""  # the plugin's version, for plugin generators
+    params: dict[str, Any] = field(default_factory=dict, compare=False)  # a plugin generator's parameters
+    post: tuple[dict[str, Any], ...] = ()  # post-processing steps: {"processor", "version", "params"}
 
     def to_parameters(self) -> str:
         fields_ = {
@@ -55,6 +59,9 @@ class Recipe:
             "Inpaint area": self.inpaint_area,
             "Masked area padding": self.masked_padding,
             "Masked content": self.masked_content,
+            "Generator": None if self.generator == "diffusers" else
+            f"{self.generator} {self.generator_version}".strip(),
+            "Post-processing": " > ".join(step.get("processor", "?") for step in self.post) or None,
             "Version": self.version,
         }
         settings = ", ".join(f"{k}: {_quote(v)}" for k, v in fields_.items() if v not in (None, ""))
@@ -71,7 +78,12 @@ class Recipe:
     def from_json(cls, text: str) -> Recipe:
         data = json.loads(text)
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        if "post" in values:
+            values["post"] = tuple(step for step in values["post"] or () if isinstance(step, dict))
+        if not isinstance(values.get("params", {}), dict):
+            values["params"] = {}
+        return cls(**values)
 
     @classmethod
     def from_parameters(cls, text: str) -> Recipe:

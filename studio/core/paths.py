@@ -28,6 +28,11 @@ class StudioPaths:
         return self.data_dir / "outputs"
 
     @property
+    def plugins_dir(self) -> Path:
+        """Plugins installed by Studio, one folder each, and which of them are enabled."""
+        return self.data_dir / "plugins"
+
+    @property
     def log_file(self) -> Path:
         return self.data_dir / "studio.log"
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -34,6 +36,33 @@ MAX_INPAINT_SIDE = 16384  # masked-area-only inpainting works on a crop, so big 
 
 
 @dataclass(frozen=True)
+class PostStep:
+    """One post-processor with its parameters, as chosen by the person."""
+
+    processor: str
+    params: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class PostProcessRequest:
+    """Run one post-processor on a picture (the canvas, or a file from the command line)."""
+
+    processor: str
+    image: Image.Image = field(compare=False, repr=False)
+    params: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    recipe: object | None = field(default=None, compare=False)  # the picture's Recipe, extended by the step
+    batch_count: int = 1
+
+    @property
+    def width(self) -> int:
+        return self.image.width
+
+    @property
+    def height(self) -> int:
+        return self.image.height
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """One job: everything needed to make (and later remake) its images."""
 
@@ -52,6 +81,8 @@ class GenerationRequest:
     mask: Image.Image | None = field(default=None, compare=False, repr=False)  # "L"; white = regenerate
     inpaint: InpaintOptions = InpaintOptions()
     generator: str = "diffusers"
+    params: Mapping[str, Any] = field(default_factory=dict, compare=False)  # a plugin generator's own parameters
+    post: tuple[PostStep, ...] = ()  # post-processors applied to every image, in order
 
     @property
     def is_img2img(self) -> bool:
@@ -87,7 +118,7 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
     Raises InvalidRequest with one sentence for what cannot be fixed.
     """
     notes: list[str] = []
-    if not request.model or not str(request.model).strip():
+    if request.generator == "diffusers" and (not request.model or not str(request.model).strip()):
         raise InvalidRequest("No model is selected; pick a model folder first.")
     if check_model_exists and request.generator == "diffusers" and not Path(request.model).exists():
         raise InvalidRequest(f"The model folder {request.model} does not exist.")

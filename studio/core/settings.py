@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -35,11 +36,21 @@ class GenerationDefaults(BaseModel):
     inpaint_padding: int = Field(32, ge=0, le=1024)
     inpaint_fill: str = "original"
     inpaint_feather: float = Field(8.0, ge=0, le=256)
+    generator: str = "diffusers"  # or a plugin generator's id
+    generator_params: dict[str, dict[str, Any]] = Field(default_factory=dict)  # last values, per generator
+    post: list[PostStepSetting] = Field(default_factory=list)  # applied to every result, in order
 
     @field_validator("scheduler")
     @classmethod
     def _known_scheduler(cls, value: str) -> str:
         return value if value in SCHEDULER_NAMES else DEFAULT_SCHEDULER
+
+
+class PostStepSetting(BaseModel):
+    """One post-processor applied after each generation, with the parameters last chosen for it."""
+
+    processor: str
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class PromptStyle(BaseModel):
@@ -69,6 +80,8 @@ class Settings(BaseModel):
     device: str = "auto"  # auto | cuda | mps | cpu
     generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
     styles: list[PromptStyle] = Field(default_factory=list)
+    filter_params: dict[str, dict[str, Any]] = Field(default_factory=dict)  # last values, per post-processor
+    plugin_index: str = ""  # URL or file of a plugin index (a JSON list of name, version, summary, url, sha256)
 
     @classmethod
     def defaults(cls, paths: StudioPaths) -> Settings:

@@ -29,7 +29,7 @@ from studio.core.events import (
     JobQueued,
     JobStarted,
 )
-from studio.core.requests import GenerationRequest
+from studio.core.requests import GenerationRequest, PostProcessRequest
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ Emit = Callable[[object], None]
 @dataclass
 class Job:
     id: int
-    request: GenerationRequest
+    request: GenerationRequest | PostProcessRequest
     notes: tuple[str, ...] = ()
     cancel_flag: threading.Event = field(default_factory=threading.Event)
 
@@ -120,7 +120,7 @@ class EngineWorker:
     def thread(self) -> threading.Thread:
         return self._thread
 
-    def submit(self, request: GenerationRequest, notes: tuple[str, ...] = ()) -> int:
+    def submit(self, request: GenerationRequest | PostProcessRequest, notes: tuple[str, ...] = ()) -> int:
         with self._cond:
             if self._stopping:
                 raise StudioError("Studio is shutting down; the job was not queued.")

@@ -1,20 +1,25 @@
 """Lazy registry: contributions are named by "module:attr" and imported only on first use.
 
-Studio's own generators register here exactly like a plugin's will.
+Studio's own generators register here exactly like a plugin's. A plugin's contribution gets its
+own data and cache folders and, for plugins installed into Studio's plugins folder, that folder
+is put at the END of sys.path on first use, so a plugin can never shadow Studio's own modules.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import StudioError
+from studio.core.parameters import Param
 
 GENERATOR = "generator"
 POSTPROCESSOR = "postprocessor"
+BUILTIN_PLUGIN = "studio"
 
 
 @dataclass(frozen=True)
@@ -23,8 +28,21 @@ class Contribution:
     id: str
     title: str
     target: str  # "package.module:attr"
-    plugin_id: str = "studio"
+    plugin_id: str = BUILTIN_PLUGIN
     plugin_version: str = ""
+    plugin_name: str = ""
+    parameters: tuple[Param, ...] = ()
+    description: str = ""
+    import_path: str | None = None  # a folder to append to sys.path before importing target
+
+    @property
+    def builtin(self) -> bool:
+        return self.plugin_id == BUILTIN_PLUGIN
+
+    @property
+    def owner(self) -> str:
+        """How the person knows who made it: 'Studio' or the plugin's name."""
+        return "Studio" if self.builtin else (self.plugin_name or self.plugin_id)
 
 
 class Registry:
@@ -35,35 +53,66 @@ class Registry:
 
     def add(self, contribution: Contribution) -> None:
         key = (contribution.kind, contribution.id)
-        if key in self._contributions:
-            raise StudioError(f"Two {contribution.kind}s are called {contribution.id!r}; the second was ignored.")
-        self._contributions[key] = contribution
+        with self._lock:
+            if key in self._contributions:
+                owner = self._contributions[key].owner
+                raise StudioError(f"Two {contribution.kind}s are called {contribution.id!r}: {owner} already "
+                                  f"owns that id, so the one from {contribution.owner} was not added.")
+            self._contributions[key] = contribution
+
+    def remove_plugin(self, plugin_id: str) -> None:
+        """Forget every contribution of a plugin (its imported modules stay until Studio restarts)."""
+        with self._lock:
+            for key in [k for k, c in self._contributions.items() if c.plugin_id == plugin_id]:
+                del self._contributions[key]
+                self._instances.pop(key, None)
 
     def contributions(self, kind: str) -> list[Contribution]:
-        return [c for (k, _), c in self._contributions.items() if k == kind]
+        return [c for (k, _), c in list(self._contributions.items()) if k == kind]
+
+    def has(self, kind: str, id: str) -> bool:
+        return (kind, id) in self._contributions
 
     def get(self, kind: str, id: str) -> Contribution:
         try:
             return self._contributions[(kind, id)]
         except KeyError:
-            raise StudioError(f"No {kind} called {id!r} is installed.") from None
+            raise StudioError(f"No {kind} called {id!r} is installed and enabled.") from None
 
     def instance(self, kind: str, id: str, env: GeneratorEnvironment) -> Any:
         """The one live object for a contribution, imported and created on first use."""
         key = (kind, id)
+        contribution = self.get(kind, id)
         with self._lock:
-            if key not in self._instances:
-                self._instances[key] = _load(self.get(kind, id))(env)
-            return self._instances[key]
+            if key in self._instances:
+                return self._instances[key]
+        created = _load(contribution)(plugin_environment(env, contribution))  # not under the lock: plugin code
+        with self._lock:
+            return self._instances.setdefault(key, created)
+
+
+def plugin_environment(env: GeneratorEnvironment, contribution: Contribution) -> GeneratorEnvironment:
+    """A plugin gets folders of its own; Studio's built-ins keep Studio's."""
+    if contribution.builtin:
+        return env
+    data_dir = env.data_dir / "plugin-data" / contribution.plugin_id
+    cache_dir = env.cache_dir / "plugin-cache" / contribution.plugin_id
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return replace(env, data_dir=data_dir, cache_dir=cache_dir)
 
 
 def _load(contribution: Contribution) -> Any:
     module_name, _, attr = contribution.target.partition(":")
+    if contribution.import_path and contribution.import_path not in sys.path:
+        sys.path.append(contribution.import_path)
     try:
         return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any import-time error of a plugin is its own failure
+        kind = type(exc).__name__
         raise StudioError(
-            f"The {contribution.kind} {contribution.title!r} from {contribution.plugin_id} could not be loaded: {exc}."
+            f"The {contribution.kind} {contribution.title!r} from {contribution.owner} could not be loaded "
+            f"({kind}: {exc})."
         ) from exc
 
 

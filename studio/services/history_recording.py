@@ -12,6 +12,7 @@ from typing import Any
 from studio import __version__
 from studio.core.errors import StudioError
 from studio.core.metadata import Recipe
+from studio.core.parameters import params_for_record
 from studio.core.requests import GenerationRequest
 from studio.engine.worker import WorkerContext, describe_exception
 from studio.plugin_host.registry import GENERATOR, Registry
@@ -58,7 +59,7 @@ class HistoryRecorder:
             model_name=recipe.model_name, model_hash=recipe.model_hash, model_path=str(request.model),
             seed=recipe.seed, steps=recipe.steps, cfg_scale=recipe.cfg_scale, sampler=recipe.sampler,
             width=recipe.width, height=recipe.height, strength=recipe.strength,
-            generator=request.generator, generator_version=self._version, postprocess=[],
+            generator=request.generator, generator_version=self._version, postprocess=list(recipe.post),
             params=self._params(index, recipe), outcome="ok", elapsed=round(elapsed, 4),
             image_path=None if path is None else str(path), source_image_path=source, source_mask_path=mask,
         ), what="The image was saved, but it could not be added to the history")
@@ -89,6 +90,10 @@ class HistoryRecorder:
         }
         if request.is_inpaint:
             params["inpaint"] = asdict(request.inpaint)
+        if request.params:
+            params["generator_params"] = params_for_record(request.params)
+        if request.post:
+            params["post"] = [{"processor": s.processor, "params": params_for_record(s.params)} for s in request.post]
         if recipe is not None:
             params["studio_version"] = recipe.version
         if self._context.notes:

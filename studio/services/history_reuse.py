@@ -12,7 +12,7 @@ from studio.core.hashing import model_hash
 from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
-from studio.core.requests import DEFAULT_SCHEDULER, GenerationRequest
+from studio.core.requests import DEFAULT_SCHEDULER, GenerationRequest, PostStep
 from studio.services.history_store import HistoryEntry
 
 
@@ -20,7 +20,7 @@ def request_for_entry(entry: HistoryEntry) -> GenerationRequest:
     """The request that runs entry again exactly: same model path, seed and settings, one image,
     its own source picture and mask. InvalidRequest (one sentence) when a file it needs is gone."""
     label = f"history entry {entry.id}"
-    if not entry.model_path:
+    if entry.generator == "diffusers" and not entry.model_path:
         raise InvalidRequest(f"No model is recorded in {label}, so it cannot be run again.")
     if entry.generator == "diffusers" and not Path(entry.model_path).exists():
         raise InvalidRequest(f"The model {entry.model_path} used by {label} no longer exists.")
@@ -39,8 +39,17 @@ def request_for_entry(entry: HistoryEntry) -> GenerationRequest:
         width=entry.width or 512, height=entry.height or 512, steps=entry.steps, cfg_scale=entry.cfg_scale,
         seed=entry.seed, scheduler=entry.sampler or DEFAULT_SCHEDULER, batch_count=1,
         init_image=init_image, strength=0.75 if entry.strength is None else entry.strength, mask=mask,
-        inpaint=inpaint, generator=entry.generator,
+        inpaint=inpaint, generator=entry.generator, params=_recorded(entry.params.get("generator_params")),
+        post=tuple(PostStep(step["processor"], _recorded(step.get("params")))
+                   for step in entry.params.get("post", []) if isinstance(step, dict) and "processor" in step),
     )
+
+
+def _recorded(params: object) -> dict:
+    """Recorded parameter values that can be used again (pictures are only noted in the history)."""
+    if not isinstance(params, dict):
+        return {}
+    return {k: v for k, v in params.items() if not (isinstance(v, str) and v.startswith("<picture "))}
 
 
 def _source(path: str | None, what: str, label: str) -> Image.Image | None:

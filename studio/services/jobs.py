@@ -12,15 +12,28 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
+from PIL import Image
+
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import JobCancelledError
-from studio.core.events import TERMINAL_EVENTS, GeneratedImage, JobEvent, JobProgress, JobQueued, JobStarted
-from studio.core.requests import GenerationRequest, prepare_request
+from studio.core.metadata import Recipe
+from studio.core.events import (
+    TERMINAL_EVENTS,
+    EngineStatus,
+    GeneratedImage,
+    JobEvent,
+    JobProgress,
+    JobQueued,
+    JobStarted,
+)
+from studio.core.requests import GenerationRequest, PostProcessRequest, prepare_request
 from studio.engine.worker import EngineWorker, Job, StatusFn, WorkerContext, describe_exception
+from studio.plugin_host.host import PluginHost
 from studio.plugin_host.registry import GENERATOR, Registry
 from studio.services.history_recording import HistoryRecorder
 from studio.services.history_store import HistoryStore
 from studio.services.outputs import OutputStore
+from studio.services.plugin_jobs import ContributionRunner, check_plugin_inputs
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +45,7 @@ class JobInfo:
     """The loop-side view of a live (waiting or running) job, for queue lists."""
 
     id: int
-    request: GenerationRequest
+    request: GenerationRequest | PostProcessRequest
     state: str = "queued"  # queued | running
     progress: JobProgress | None = None
 
@@ -62,10 +75,17 @@ class EventStream:
 class JobService:
     """Owns the engine worker. Create and use it on the asyncio loop's thread."""
 
-    def __init__(self, registry: Registry, env: GeneratorEnvironment,
+    def __init__(self, registry: Registry | None, env: GeneratorEnvironment,
                  outputs: OutputStore | None = None, warm_up: bool = True,
-                 history: HistoryStore | None = None) -> None:
+                 history: HistoryStore | None = None, plugins: PluginHost | None = None) -> None:
+        if registry is None:
+            if plugins is None:
+                raise ValueError("JobService needs a registry or a plugin host")
+            registry = plugins.registry
         self._registry = registry
+        self.plugins = plugins
+        self._runner = ContributionRunner(registry, env, plugins,
+                                          notify=lambda text: self._emit_threadsafe(EngineStatus(message=text)))
         self._env = env
         self._outputs = outputs
         self._history = history
@@ -98,10 +118,16 @@ class JobService:
         return stopped
 
     # -- queue -----------------------------------------------------------------------------
-    def submit(self, request: GenerationRequest) -> int:
+    @property
+    def registry(self) -> Registry:
+        return self._registry
+
+    def submit(self, request: GenerationRequest | PostProcessRequest) -> int:
         """Validate and queue a request; InvalidRequest (one sentence) if it cannot run."""
+        if isinstance(request, PostProcessRequest):
+            return self._worker.submit(check_plugin_inputs(self._registry, request))
         prepared = prepare_request(request)
-        return self._worker.submit(prepared.request, prepared.notes)
+        return self._worker.submit(check_plugin_inputs(self._registry, prepared.request), prepared.notes)
 
     def cancel(self, job_id: int) -> bool:
         return self._worker.cancel(job_id)
@@ -125,7 +151,7 @@ class JobService:
             self._streams.remove(stream)
             stream.close()
 
-    async def run(self, request: GenerationRequest) -> AsyncIterator[object]:
+    async def run(self, request: GenerationRequest | PostProcessRequest) -> AsyncIterator[object]:
         """Submit one request and yield its events (and engine status) until it ends."""
         stream = self.subscribe()
         try:
@@ -146,13 +172,17 @@ class JobService:
 
     def _handle(self, job: Job, context: WorkerContext) -> Iterator[GeneratedImage]:
         """Run one job: each image is saved first, and only then recorded in the history."""
+        if isinstance(job.request, PostProcessRequest):  # an edit of the canvas: not saved, not in history
+            image, recipe = self._runner.run_post_request(job.request, context)
+            yield GeneratedImage(image, recipe, None)
+            return
         recorder = (HistoryRecorder(self._history, self._outputs, self._registry, job.request, context)
                     if self._history is not None else None)
         made = 0
         last = time.perf_counter()
         try:
-            generator = self._registry.instance(GENERATOR, job.request.generator, self._env)
-            for image, recipe in generator.generate(job.request, context):
+            for image, recipe in self._runner.generate(job.request, context):
+                image, recipe = self._post_process(job.request, image, recipe, context)
                 path = self._outputs.save(image, recipe) if self._outputs else None
                 now = time.perf_counter()
                 if recorder is not None:
@@ -167,6 +197,19 @@ class JobService:
             if recorder is not None and made == 0:
                 recorder.ended("failed", describe_exception(exc))
             raise
+
+    def _post_process(self, request: GenerationRequest, image: Image.Image, recipe: Recipe,
+                      context: WorkerContext) -> tuple[Image.Image, Recipe]:
+        """The request's post-processing chain; a step that fails leaves the picture as it was before it."""
+        for step in request.post:
+            try:
+                image, recipe = self._runner.post_process(step, image, recipe, context)
+            except JobCancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the generated picture is kept, never lost to a filter
+                context.note(f"{describe_exception(exc)} The picture was kept without {step.processor}.")
+                break
+        return image, recipe
 
     def _emit_threadsafe(self, event: object) -> None:
         loop = self._loop

@@ -65,7 +65,7 @@ class HistoryActions(QObject):
             prompt=entry.prompt, negative_prompt=entry.negative_prompt, width=entry.width or None,
             height=entry.height or None, steps=entry.steps or None, cfg_scale=entry.cfg_scale, seed=entry.seed,
             scheduler=entry.sampler or None, strength=entry.strength, model_path=entry.model_path or None,
-            inpaint=options)
+            inpaint=options, generator=entry.generator, generator_params=entry.params.get("generator_params"))
         if entry.source_image_path:
             try:
                 picture = await asyncio.to_thread(open_image, entry.source_image_path)

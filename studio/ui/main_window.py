@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from PIL import Image
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QToolBar, QWidget
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu, QMessageBox, QToolBar, QWidget
 
 from studio import __version__
 from studio.core.document import Document, DocumentChange
@@ -32,8 +33,8 @@ from studio.core.events import (
 )
 from studio.core.models import find_models, is_diffusers_folder
 from studio.core.paths import studio_paths
-from studio.core.requests import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, GenerationRequest
-from studio.core.settings import Settings, save_settings
+from studio.core.requests import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, GenerationRequest, PostProcessRequest
+from studio.core.settings import GenerationDefaults, Settings, save_settings
 from studio.services.autosave import Autosaver, discard, find_recoverable
 from studio.services.history_store import HistoryStore
 from studio.services.jobs import EventStream, JobService
@@ -42,6 +43,7 @@ from studio.ui.canvas import CanvasView
 from studio.ui.document_actions import DocumentActions
 from studio.ui.history_panel import HistoryPanel
 from studio.ui.mask_toolbar import MaskToolBar
+from studio.ui.plugin_actions import PluginActions
 from studio.ui.prompt_panel import PromptPanel
 from studio.ui.queue_panel import QueuePanel
 from studio.ui.gallery_panel import GalleryPanel
@@ -69,8 +71,8 @@ class MainWindow(QMainWindow):
         self._stream: EventStream | None = None
         self._events_task: asyncio.Task | None = None
         self._painted = False
-        self._requests: dict[int, GenerationRequest] = {}
-        self._pending_outputs: list[GeneratedImage] = []  # results that landed mid-stroke
+        self._requests: dict[int, GenerationRequest | PostProcessRequest] = {}
+        self._pending_outputs: list[tuple[GeneratedImage, str]] = []  # results that landed mid-stroke
         # Settings are written (with fsync) off the UI thread, once the person pauses.
         self._settings_timer = self._single_shot(1500, self._save_settings_in_background)
         # Mask state and history list are refreshed once per burst of document changes.
@@ -102,6 +104,8 @@ class MainWindow(QMainWindow):
         self.actions_ = DocumentActions(self)
         self.history_actions = HistoryActions(self)
         self.mask_toolbar = MaskToolBar(self.canvas)
+        self.prompt_panel.canvas_image_source = lambda: self.document.image
+        self.plugin_actions = PluginActions(self)
 
         self._build_actions()
         self._build_menus_and_toolbars()
@@ -157,15 +161,19 @@ class MainWindow(QMainWindow):
                       self.quit_action],
             "&Edit": [a.undo, a.redo, None, a.copy, a.copy_masked, a.paste],
             "&Image": [a.extend, a.scale],
+            "F&ilters": self.plugin_actions.menu,
             "&Mask": [self.mask_toolbar.show_mask_action, None, a.invert_mask, a.clear_mask,
                       self.mask_toolbar.grow_action, self.mask_toolbar.shrink_action],
             "&Generate": [self.generate_action, self.cancel_action, self.cancel_all_action],
             "&View": [self.zoom_in_action, self.zoom_out_action, self.fit_action, self.actual_size_action, None,
                       *(d.toggleViewAction() for d in self.findChildren(QDockWidget))],
-            "&Settings": [self.models_dir_action, self.add_model_action],
+            "&Settings": [self.models_dir_action, self.add_model_action, None, self.plugin_actions.manage],
             "&Help": [self.about_action],
         }
         for title, actions in menus.items():
+            if isinstance(actions, QMenu):
+                self.menuBar().addMenu(actions)
+                continue
             menu = self.menuBar().addMenu(title)
             for action in actions:
                 menu.addSeparator() if action is None else menu.addAction(action)
@@ -241,14 +249,18 @@ class MainWindow(QMainWindow):
     def persist_settings(self) -> None:
         """Write settings now (on quit, and after the person changes a folder)."""
         self._settings_timer.stop()
-        self.settings.generation = self.prompt_panel.defaults()
+        self.settings.generation = self._generation_defaults()
         try:
             save_settings(self.settings)
         except StudioError as exc:
             self.status.set_message(str(exc), error=True)
 
+    def _generation_defaults(self) -> GenerationDefaults:
+        """The prompt panel's values, plus the after-each-generation chain (kept by the Filters menu)."""
+        return self.prompt_panel.defaults().model_copy(update={"post": self.settings.generation.post})
+
     def _save_settings_in_background(self) -> None:
-        self.settings.generation = self.prompt_panel.defaults()
+        self.settings.generation = self._generation_defaults()
         snapshot = self.settings.model_copy(deep=True)
 
         async def save() -> None:
@@ -331,6 +343,7 @@ class MainWindow(QMainWindow):
     def generate(self) -> None:
         try:
             request = self.prompt_panel.build_request(self.document.image, self.current_mask_image())
+            request = replace(request, post=self.plugin_actions.post_steps())
             self.service.submit(request)
         except StudioError as exc:
             self.prompt_panel.show_error(str(exc))
@@ -370,12 +383,17 @@ class MainWindow(QMainWindow):
             if request is not None:
                 self.canvas.show_preview(event.image, request.width, request.height, event.box)
         elif isinstance(event, JobOutput):
-            self.history_actions.results_arrived()
-            self.prompt_panel.remember_seed(event.output.recipe.seed)
-            if self.canvas.busy:
-                self._pending_outputs.append(event.output)  # never under the person's brush
+            request = self._requests.get(event.job_id)
+            label = "Generated"
+            if isinstance(request, PostProcessRequest):
+                label = self._filter_title(request.processor)
             else:
-                self._show_result(event.output, "Generated")
+                self.history_actions.results_arrived()
+                self.prompt_panel.remember_seed(event.output.recipe.seed)
+            if self.canvas.busy:
+                self._pending_outputs.append((event.output, label))  # never under the person's brush
+            else:
+                self._show_result(event.output, label)
         elif isinstance(event, JobFinished):
             self._job_ended(event.job_id)
             self.queue_panel.set_finished(event.job_id, f"Done in {event.elapsed:.1f} s")
@@ -429,8 +447,14 @@ class MainWindow(QMainWindow):
 
     def _apply_pending_outputs(self) -> None:
         pending, self._pending_outputs = self._pending_outputs, []
-        for output in pending:
-            self._show_result(output, "Generated")
+        for output, label in pending:
+            self._show_result(output, label)
+
+    def _filter_title(self, processor: str) -> str:
+        try:
+            return f"Filter: {self.service.registry.get('postprocessor', processor).title}"
+        except StudioError:
+            return f"Filter: {processor}"
 
     # -- models ---------------------------------------------------------------------------------
     def refresh_models(self) -> None:

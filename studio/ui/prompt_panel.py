@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -39,11 +40,14 @@ from studio.core.requests import (
     GenerationRequest,
 )
 from studio.core.settings import GenerationDefaults, PromptStyle
+from studio.plugin_host.registry import Contribution
 from studio.ui.inpaint_options import InpaintOptionsBox
+from studio.ui.plugin_generator_box import PluginGeneratorBox
 from studio.ui.prompt_edit import PromptEdit
 from studio.ui.styles_menu import StylesButton
 from studio.ui.theme import icon, section_label
 
+GENERATOR_PREFIX = "generator:"  # picker items that are plugin generators, not model paths
 SIZE_PRESETS = [
     ("512 × 512", 512, 512), ("512 × 768", 512, 768), ("768 × 512", 768, 512), ("768 × 768", 768, 768),
     ("1024 × 1024", 1024, 1024), ("832 × 1216", 832, 1216), ("1216 × 832", 1216, 832),
@@ -85,13 +89,14 @@ class PromptPanel(QWidget):
         layout.setContentsMargins(12, 12, 12, 12)
         layout.setSpacing(6)
 
-        # Model
+        # Model, or a plugin's generator
         layout.addWidget(section_label("Model"))
         row = QHBoxLayout()
         self.model_combo = QComboBox()
         self.model_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.model_combo.setMinimumContentsLength(12)
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setToolTip("A Stable Diffusion model, or a generator from a plugin")
         self.browse_model_button = _tool_button("folder", "Use a diffusers model folder from anywhere on disk…")
         self.refresh_models_button = _tool_button("refresh", "Look for models again")
         row.addWidget(self.model_combo, 1)
@@ -117,7 +122,8 @@ class PromptPanel(QWidget):
         self.prompt_edit.setTabChangesFocus(True)
         self.prompt_edit.setMinimumHeight(96)
         layout.addWidget(self.prompt_edit)
-        layout.addWidget(section_label("Negative prompt"))
+        self.negative_label = section_label("Negative prompt")
+        layout.addWidget(self.negative_label)
         self.negative_edit = PromptEdit()
         self.negative_edit.setPlaceholderText("What to avoid: blurry, low quality…")
         self.negative_edit.setTabChangesFocus(True)
@@ -160,9 +166,13 @@ class PromptPanel(QWidget):
         self.batch_spin = QSpinBox()
         self.batch_spin.setRange(1, MAX_BATCH_COUNT)
         self.batch_spin.setToolTip("How many images to make, one after another, with consecutive seeds")
+        self._diffusers_only: list[QWidget] = [self.negative_label, self.negative_edit, self.scheduler_combo,
+                                               self.steps_spin, self.cfg_spin]
         for r, (name, widget) in enumerate([("Sampler", self.scheduler_combo), ("Steps", self.steps_spin),
                                             ("CFG scale", self.cfg_spin), ("Images", self.batch_spin)]):
             label = QLabel(name)
+            if widget is not self.batch_spin:
+                self._diffusers_only.append(label)
             grid.addWidget(label, r // 2 * 2, r % 2)
             grid.addWidget(widget, r // 2 * 2 + 1, r % 2)
         layout.addLayout(grid)
@@ -181,9 +191,17 @@ class PromptPanel(QWidget):
         seed_row.addWidget(self.reuse_seed_button)
         layout.addLayout(seed_row)
 
+        # A plugin generator's own settings
+        self.plugin_box = PluginGeneratorBox(lambda: self.canvas_image_source())
+        self.plugin_box.hide()
+        layout.addWidget(self.plugin_box)
+        # Where a picture parameter's "Canvas picture" comes from; the window points it at its document.
+        self.canvas_image_source: Callable[[], Image.Image | None] = lambda: None
+
         # Img2img
+        img2img_label = section_label("Image to image")
         layout.addSpacing(6)
-        layout.addWidget(section_label("Image to image"))
+        layout.addWidget(img2img_label)
         self.use_canvas_check = QCheckBox("Use canvas as input")
         self.use_canvas_check.setToolTip("Start from the picture on the canvas instead of noise")
         layout.addWidget(self.use_canvas_check)
@@ -200,6 +218,8 @@ class PromptPanel(QWidget):
         strength_row.addWidget(self.strength_slider, 1)
         strength_row.addWidget(self.strength_spin)
         layout.addLayout(strength_row)
+        self._diffusers_only += [img2img_label, self.use_canvas_check, self.strength_label, self.strength_slider,
+                                 self.strength_spin]
         self.inpaint_box = InpaintOptionsBox()
         self.inpaint_box.hide()
         layout.addWidget(self.inpaint_box)
@@ -251,29 +271,72 @@ class PromptPanel(QWidget):
         for signal in (self.prompt_edit.textChanged, self.model_combo.currentIndexChanged,
                        self.use_canvas_check.toggled):
             signal.connect(self.clear_error)
+        self.model_combo.currentIndexChanged.connect(self._update_generator_mode)
+        self._models: list[ModelEntry] = []
+        self._generators: list[Contribution] = []
+        self._models_dir = ""
+        self._wanted = ""  # the model path or generator id to select once it is listed
         self._last_seed: int | None = None
         self._mask_active = False
         self._update_img2img_enabled()
 
     # -- models ------------------------------------------------------------------------------
     def set_models(self, models: list[ModelEntry], selected: str, models_dir: str) -> None:
-        self.model_combo.blockSignals(True)
-        self.model_combo.clear()
-        for entry in models:
-            self.model_combo.addItem(icon("model"), entry.name, str(entry.path))
-            self.model_combo.setItemData(self.model_combo.count() - 1, str(entry.path), Qt.ItemDataRole.ToolTipRole)
-        index = self.model_combo.findData(selected)
-        self.model_combo.setCurrentIndex(index if index >= 0 else 0)
-        self.model_combo.blockSignals(False)
-        self.model_combo.setToolTip(f"Models are found in {models_dir} (Settings → Models Folder…)")
-        self.models_hint.setVisible(not models)
+        self._models, self._models_dir = list(models), models_dir
+        self._rebuild_picker(selected or self._current_key())
+
+    def set_generators(self, generators: list[Contribution]) -> None:
+        """Plugin generators, listed after the models (Studio's own diffusers generator is the models)."""
+        self._generators = [g for g in generators if g.id != "diffusers"]
+        self._rebuild_picker(self._current_key())
+
+    def _current_key(self) -> str:
+        return self._wanted or self.model_combo.currentData() or ""
+
+    def _rebuild_picker(self, selected: str) -> None:
+        combo = self.model_combo
+        combo.blockSignals(True)
+        combo.clear()
+        for entry in self._models:
+            combo.addItem(icon("model"), entry.name, str(entry.path))
+            combo.setItemData(combo.count() - 1, str(entry.path), Qt.ItemDataRole.ToolTipRole)
+        if self._generators:
+            if self._models:
+                combo.insertSeparator(combo.count())
+            for generator in self._generators:
+                combo.addItem(icon("plugin"), generator.title, GENERATOR_PREFIX + generator.id)
+                combo.setItemData(combo.count() - 1, f"{generator.title}, from the plugin {generator.owner}",
+                                  Qt.ItemDataRole.ToolTipRole)
+        index = combo.findData(selected)
+        self._wanted = "" if index >= 0 else selected  # a plugin switched off for now may come back
+        combo.setCurrentIndex(index if index >= 0 else 0)
+        combo.blockSignals(False)
+        combo.setToolTip(f"Models are found in {self._models_dir} (Settings → Models Folder…); plugin generators "
+                         "are listed after them (Plugins → Manage Plugins…)")
+        self.models_hint.setVisible(not self._models)
         self.models_hint.setText(
-            f"No models yet. Put diffusers model folders in {models_dir}, or pick a folder with the "
+            f"No models yet. Put diffusers model folders in {self._models_dir}, or pick a folder with the "
             "folder button.")
-        self.model_combo.setEnabled(bool(models))
+        combo.setEnabled(combo.count() > 0)
+        self._update_generator_mode()
 
     def selected_model(self) -> str:
-        return self.model_combo.currentData() or ""
+        data = self.model_combo.currentData() or ""
+        return "" if data.startswith(GENERATOR_PREFIX) else data
+
+    def selected_generator(self) -> Contribution | None:
+        """The plugin generator picked in the list, or None for a Stable Diffusion model."""
+        data = self.model_combo.currentData() or ""
+        return next((g for g in self._generators if GENERATOR_PREFIX + g.id == data), None)
+
+    def _update_generator_mode(self) -> None:
+        generator = self.selected_generator()
+        for widget in self._diffusers_only:
+            widget.setVisible(generator is None)
+        self.inpaint_box.setVisible(generator is None and self._mask_active)
+        self.plugin_box.setVisible(generator is not None)
+        if generator is not None:
+            self.plugin_box.show_generator(generator)
 
     # -- values ------------------------------------------------------------------------------
     def load_defaults(self, d: GenerationDefaults) -> None:
@@ -291,6 +354,9 @@ class PromptPanel(QWidget):
         self.inpaint_box.set_options(InpaintOptions(
             masked_only=d.inpaint_masked_only, padding=d.inpaint_padding,
             fill=d.inpaint_fill if d.inpaint_fill in INPAINT_FILLS else "original", feather=d.inpaint_feather))
+        self.plugin_box.restore(d.generator_params)
+        if d.generator != "diffusers":
+            self._rebuild_picker(GENERATOR_PREFIX + d.generator)
 
     def defaults(self) -> GenerationDefaults:
         text = self.seed_edit.text()
@@ -301,12 +367,14 @@ class PromptPanel(QWidget):
             seed=int(text) if text and int(text) <= MAX_SEED else -1, scheduler=self.scheduler_combo.currentText(),
             batch_count=self.batch_spin.value(), strength=self.strength_spin.value(),
             **_inpaint_defaults(self.inpaint_box.options()),
+            generator=generator.id if (generator := self.selected_generator()) else "diffusers",
+            generator_params=self.plugin_box.remembered(),
         )
 
     def set_mask_active(self, active: bool) -> None:
         """A visible, non-empty mask turns Generate into inpainting (with its own options)."""
         became_active = active and not self._mask_active
-        self.inpaint_box.setVisible(active)
+        self.inpaint_box.setVisible(active and self.selected_generator() is None)
         self._mask_active = active
         if became_active:  # the first stroke of a mask: show where its options are
             QTimer.singleShot(0, self, lambda: self._scroll.ensureWidgetVisible(self.inpaint_box, 0, 12))
@@ -321,6 +389,15 @@ class PromptPanel(QWidget):
         seed = int(seed_text) if seed_text else -1
         if seed > MAX_SEED:
             raise InvalidRequest(f"The seed must be at most {MAX_SEED}.")
+        generator = self.selected_generator()
+        if generator is not None:
+            if mask is not None:
+                raise InvalidRequest(f"{generator.title} cannot inpaint; pick a Stable Diffusion model, or hide "
+                                     "the mask (M) to make a new picture.")
+            return GenerationRequest(
+                model="", prompt=self.prompt_edit.toPlainText(), width=self.width_spin.value(),
+                height=self.height_spin.value(), seed=seed, batch_count=self.batch_spin.value(),
+                generator=generator.id, params=self.plugin_box.values(), steps=1, cfg_scale=0)
         if not self.selected_model():
             raise InvalidRequest("No model is selected; add a model folder first (the folder button above).")
         init_image = None
@@ -355,7 +432,8 @@ class PromptPanel(QWidget):
     def fill(self, *, prompt: str | None = None, negative_prompt: str | None = None, width: int | None = None,
              height: int | None = None, steps: int | None = None, cfg_scale: float | None = None,
              seed: int | None = None, scheduler: str | None = None, strength: float | None = None,
-             model_path: str | None = None, inpaint: InpaintOptions | None = None) -> list[str]:
+             model_path: str | None = None, inpaint: InpaintOptions | None = None, generator: str | None = None,
+             generator_params: dict | None = None) -> list[str]:
         """Set every given field (None: leave as is). Returns notes on what could not be set."""
         notes: list[str] = []
         if prompt is not None:
@@ -378,7 +456,15 @@ class PromptPanel(QWidget):
             self.strength_spin.setValue(float(strength))
         if inpaint is not None:
             self.inpaint_box.set_options(inpaint)
-        if model_path is not None:
+        if generator not in (None, "diffusers"):
+            index = self.model_combo.findData(GENERATOR_PREFIX + generator)
+            if index < 0:
+                notes.append(f"The generator {generator!r} is not installed and enabled; kept the current one.")
+            else:
+                self.model_combo.setCurrentIndex(index)
+                if (form := self.plugin_box.form()) is not None and isinstance(generator_params, dict):
+                    form.set_values(generator_params)
+        elif model_path is not None:
             index = self.model_combo.findData(model_path)
             if index >= 0:
                 self.model_combo.setCurrentIndex(index)

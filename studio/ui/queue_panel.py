@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.requests import GenerationRequest
+from studio.core.requests import GenerationRequest, PostProcessRequest
 from studio.ui.theme import icon, plain_tooltip
 
 MAX_FINISHED_ROWS = 50
@@ -20,12 +20,16 @@ JOB_ID_ROLE = Qt.ItemDataRole.UserRole
 STATE_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
-def _summary(request: GenerationRequest) -> str:
+def _summary(request: GenerationRequest | PostProcessRequest) -> str:
+    if isinstance(request, PostProcessRequest):
+        return f"Filter: {request.processor}\n{request.width}×{request.height} · on the canvas"
     prompt = " ".join(request.prompt.split()) or "(no prompt)"
     if len(prompt) > 48:
         prompt = prompt[:47] + "…"
     mode = "inpaint · " if request.is_inpaint else "img2img · " if request.is_img2img else ""
     count = f" · ×{request.batch_count}" if request.batch_count > 1 else ""
+    if request.generator != "diffusers":
+        return f"{prompt}\n{request.generator} · {request.width}×{request.height}{count}"
     return f"{prompt}\n{mode}{request.width}×{request.height} · {request.steps} steps · {request.scheduler}{count}"
 
 
@@ -58,7 +62,7 @@ class QueuePanel(QWidget):
             buttons.addWidget(b)
         layout.addLayout(buttons)
         self._items: dict[int, QListWidgetItem] = {}
-        self._requests: dict[int, GenerationRequest] = {}
+        self._requests: dict[int, GenerationRequest | PostProcessRequest] = {}
         self.remove_button.clicked.connect(self._remove_selected)
         self.cancel_button.clicked.connect(self.cancel_current_requested)
         self.cancel_all_button.clicked.connect(self.cancel_all_requested)
@@ -66,7 +70,7 @@ class QueuePanel(QWidget):
         self._update_buttons()
 
     # -- rows --------------------------------------------------------------------------------
-    def add_job(self, job_id: int, request: GenerationRequest) -> None:
+    def add_job(self, job_id: int, request: GenerationRequest | PostProcessRequest) -> None:
         item = QListWidgetItem()
         item.setData(JOB_ID_ROLE, job_id)
         self._items[job_id] = item

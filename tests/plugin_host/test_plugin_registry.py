@@ -51,8 +51,11 @@ def test_contributions_are_imported_on_first_use_only_and_created_once(plugin_mo
     second = registry.instance(GENERATOR, "lazy", env)
     assert first is second
     module = sys.modules[plugin_module]
-    assert module.CREATED == [env]
-    assert first.env is env
+    # A plugin gets folders of its own, created for it.
+    (created,) = module.CREATED
+    assert created.data_dir == env.data_dir / "plugin-data" / "lazy-plugin" and created.data_dir.is_dir()
+    assert created.cache_dir == env.cache_dir / "plugin-cache" / "lazy-plugin"
+    assert first.env is created
 
 
 def test_two_contributions_with_one_id_are_refused():
@@ -67,7 +70,7 @@ def test_two_contributions_with_one_id_are_refused():
 def test_unknown_contribution_is_a_sentence(env):
     with pytest.raises(StudioError) as err:
         Registry().instance(GENERATOR, "nope", env)
-    assert str(err.value) == "No generator called 'nope' is installed."
+    assert str(err.value) == "No generator called 'nope' is installed and enabled."
 
 
 @pytest.mark.parametrize("target", ["studio_no_such_module_abc:Gen", "studio.core.errors:NoSuchAttr"])
@@ -76,7 +79,7 @@ def test_a_contribution_that_cannot_be_imported_names_its_plugin(env, target):
     registry.add(Contribution(GENERATOR, "bad", "Bad generator", target, plugin_id="bad-plugin"))
     with pytest.raises(StudioError) as err:
         registry.instance(GENERATOR, "bad", env)
-    assert str(err.value).startswith("The generator 'Bad generator' from bad-plugin could not be loaded:")
+    assert str(err.value).startswith("The generator 'Bad generator' from bad-plugin could not be loaded (")
 
 
 def test_builtin_registry_offers_the_diffusers_generator_without_importing_it():

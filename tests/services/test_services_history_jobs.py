@@ -68,7 +68,7 @@ def test_each_image_is_saved_then_recorded_with_everything_needed_to_run_it_agai
             "a red fox", "blurry", 3, 6.5, "DDIM")
         assert (row.width, row.height, row.strength) == (72, 64, None)
         assert (row.model_name, row.model_path, row.generator) == ("gated", "unused", "gated")
-        assert row.generator_version == ""  # a test plugin without a version
+        assert row.generator_version == __version__  # the gated fake is registered as built-in
         assert row.outcome == "ok" and row.message == "" and row.postprocess == []
         assert row.elapsed is not None and row.elapsed >= 0
         assert row.source_image_path is None and row.source_mask_path is None
@@ -134,7 +134,7 @@ def test_failed_and_cancelled_jobs_get_one_row_each(tmp_path):
     rows = {r.prompt: r for r in store.search()}
     assert set(rows) == {"broken", "no plugin", "stopped"}
     assert rows["broken"].outcome == "failed"
-    assert rows["broken"].message == "The job failed with an unexpected error: 'no such layer'"
+    assert rows["broken"].message == "The plugin Test Plugins failed (KeyError: 'no such layer')."
     assert rows["no plugin"].message.startswith("The generator 'Missing generator' from broken-plugin could not")
     assert rows["stopped"].outcome == "cancelled" and rows["stopped"].seed == 5
     assert all(r.image_path is None and r.elapsed is not None for r in rows.values())
@@ -157,7 +157,7 @@ def test_generator_version_comes_from_the_plugin_or_studio():
     registry.add(Contribution(GENERATOR, "versioned", "Versioned", "x:y", plugin_id="acme", plugin_version="2.0.1"))
     assert generator_version(registry, "diffusers") == __version__
     assert generator_version(registry, "versioned") == "2.0.1"
-    assert generator_version(registry, "gated") == ""
+    assert generator_version(registry, "gated") == __version__  # the test fake is registered as built-in
     assert generator_version(registry, "not-installed") == ""
 
 

@@ -215,18 +215,18 @@ def test_a_plugin_that_fails_to_import_or_raises_fails_its_job_only(tmp_path):
             stream = service.subscribe()
             missing = service.submit(fake_request(generator="missing"))
             failing = service.submit(fake_request(generator="failing"))
-            unknown = service.submit(fake_request(generator="not-installed"))
+            with pytest.raises(InvalidRequest) as unknown:  # refused before it is queued
+                service.submit(fake_request(generator="not-installed"))
             fine = service.submit(fake_request())
-            return await collect_until_done(stream, [missing, failing, unknown, fine]), missing, failing, unknown, fine
+            return await collect_until_done(stream, [missing, failing, fine]), missing, failing, unknown, fine
 
     events, missing, failing, unknown, fine = run(scenario())
-    missing_end, failing_end, unknown_end = (terminal(events, j) for j in (missing, failing, unknown))
+    missing_end, failing_end = (terminal(events, j) for j in (missing, failing))
     assert isinstance(missing_end, JobFailed)
     assert missing_end.message.startswith("The generator 'Missing generator' from broken-plugin could not be loaded")
     assert isinstance(failing_end, JobFailed)
-    assert failing_end.message == "The job failed with an unexpected error: 'no such layer'"
-    assert isinstance(unknown_end, JobFailed)
-    assert unknown_end.message == "No generator called 'not-installed' is installed."
+    assert failing_end.message == "The plugin Test Plugins failed (KeyError: 'no such layer')."
+    assert str(unknown.value) == "No generator called 'not-installed' is installed and enabled."
     assert isinstance(terminal(events, fine), JobFinished)
 
 

@@ -1,0 +1,80 @@
+"""Command-line flags from a plugin's declared parameters, and ``--post`` chain steps.
+
+The generator or post-processor is picked on the same command line (``--generator ID``,
+``--method ID``), so its flags are added after a first look at argv; ``--help`` then lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import Any
+
+from studio.core.errors import InvalidRequest
+from studio.core.parameters import (
+    BoolParam,
+    ChoiceParam,
+    FloatParam,
+    ImageParam,
+    IntParam,
+    Param,
+    SeedParam,
+)
+from studio.core.requests import PostStep
+
+PREFIX = "param__"
+
+
+def option_value(argv: Sequence[str], option: str) -> str | None:
+    """The value given to ``option`` in argv (``--opt V`` or ``--opt=V``), without parsing the rest."""
+    for i, arg in enumerate(argv):
+        if arg == option and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(option + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def add_param_flags(parser: argparse.ArgumentParser, title: str, params: Sequence[Param]) -> None:
+    group = parser.add_argument_group(f"{title} options", "Declared by the plugin; unset ones take its defaults.")
+    for param in params:
+        text = param.help or param.title
+        kwargs: dict[str, Any] = {"dest": PREFIX + param.name, "default": argparse.SUPPRESS,
+                                  "metavar": param.name.upper()}
+        if isinstance(param, BoolParam):
+            del kwargs["metavar"]
+            group.add_argument(param.flag, action=argparse.BooleanOptionalAction,
+                               help=f"{text} (default: {'yes' if param.default else 'no'})", **kwargs)
+            continue
+        if isinstance(param, ChoiceParam):
+            kwargs["choices"] = param.choices
+            kwargs["metavar"] = "{" + ",".join(param.choices) + "}"
+            text += f" (default: {param.default_value})"
+        elif isinstance(param, IntParam | FloatParam):
+            text += f" ({param.min:g} to {param.max:g}, default {param.default:g})"
+        elif isinstance(param, SeedParam):
+            text += " (default: random)"
+        elif isinstance(param, ImageParam):
+            kwargs["metavar"] = "IMAGE"
+            text += " (a picture file)"
+        group.add_argument(param.flag, help=text, **kwargs)
+
+
+def collect_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The plugin parameters given on the command line, as text (the plugin's schema checks them)."""
+    return {k[len(PREFIX):]: v for k, v in vars(args).items() if k.startswith(PREFIX)}
+
+
+def parse_post_step(text: str) -> PostStep:
+    """``ID`` or ``ID:name=value,name=value`` into a PostStep (values checked later, by the processor's schema)."""
+    processor, _, rest = text.partition(":")
+    processor = processor.strip()
+    if not processor:
+        raise InvalidRequest(f"--post {text!r} names no post-processor; write ID or ID:name=value,name=value.")
+    params: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise InvalidRequest(f"--post {text!r}: {part!r} is not name=value.")
+        params[name.strip().replace("-", "_")] = value.strip()
+    return PostStep(processor, params)

@@ -1,0 +1,192 @@
+"""``studio plugins list|install|uninstall|enable|disable|update``: the plugin dialog, headless.
+
+Reads manifests only: no plugin code is imported by any of these commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from studio.core.errors import StudioError
+from studio.core.paths import studio_paths
+from studio.plugin_host.host import PluginHost, PluginRecord
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def add_plugins_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "plugins", help="list, install, enable, disable, update or remove plugins",
+        description="Manage Studio plugins. Installing is not enabling: nothing from a plugin runs until you "
+                    "enable it.")
+    actions = parser.add_subparsers(dest="plugins_command", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="every installed plugin with its status (reads manifests only)")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    install = actions.add_parser(
+        "install", help="install from a wheel, sdist, zip, folder, or an index entry",
+        description="Install a plugin. Shows what pip would install first (a dry run with Studio's own packages "
+                    "pinned) and asks before installing anything. The plugin stays disabled until enabled.")
+    install.add_argument("source", metavar="SOURCE",
+                         help="a .whl, .tar.gz or .zip file, a plugin folder, or (with --index) a plugin id")
+    install.add_argument("--index", metavar="URL", help="the plugin index to look SOURCE up in (default: settings)")
+    install.add_argument("-y", "--yes", action="store_true", help="install without asking")
+    update = actions.add_parser("update", help="install newer versions from the plugin index")
+    update.add_argument("plugin_id", nargs="?", metavar="ID", help="only this plugin")
+    update.add_argument("--index", metavar="URL", help="the plugin index (default: settings)")
+    update.add_argument("-y", "--yes", action="store_true", help="update without asking")
+    for name, text in (("uninstall", "remove a plugin installed by Studio"),
+                       ("enable", "let a plugin's generators and post-processors be used"),
+                       ("disable", "stop using a plugin (it stays installed)")):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("plugin_id", metavar="ID")
+    return parser
+
+
+def open_host(safe_mode: bool = False) -> PluginHost:
+    host = PluginHost(studio_paths().plugins_dir, safe_mode=safe_mode)
+    host.refresh()
+    return host
+
+
+def run_plugins(args: argparse.Namespace) -> int:
+    try:
+        host = open_host()
+        command = args.plugins_command
+        if command == "list":
+            return _list(host, args.json)
+        if command in ("enable", "disable"):
+            record = host.set_enabled(args.plugin_id, command == "enable")
+            print(f"{record.name} {record.version}: {_status(record)}.")
+            return 0
+        if command == "uninstall":
+            return _uninstall(host, args.plugin_id)
+        if command == "install":
+            return _install(host, args.source, args.index, args.yes)
+        return _update(host, args.plugin_id, args.index, args.yes)
+    except StudioError as exc:
+        print(f"studio: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def _status(record: PluginRecord) -> str:
+    return f"{record.status} — {record.error}" if record.error else record.status
+
+
+def _list(host: PluginHost, as_json: bool) -> int:
+    rows = []
+    for record in host.records:
+        manifest = record.found.manifest
+        rows.append({
+            "id": record.id, "name": record.name, "version": record.version, "status": record.status,
+            "error": record.error, "author": manifest.author if manifest else "",
+            "homepage": manifest.homepage if manifest else "",
+            "permissions": manifest.permissions.describe() if manifest else "",
+            "generators": [c.id for c in manifest.of_kind("generator")] if manifest else [],
+            "postprocessors": [c.id for c in manifest.of_kind("postprocessor")] if manifest else [],
+            "installed_by": "studio" if record.found.managed else "environment",
+        })
+    if as_json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+        return 0
+    if not rows:
+        print(f"No plugins are installed. Install one with: studio plugins install PATH "
+              f"(they go to {host.plugins_dir}).")
+    for row in rows:
+        print(f"{row['id']}  {row['name']} {row['version']}  [{row['status']}]")
+        details = [f"by {row['author']}" if row["author"] else "", f"permissions: {row['permissions'] or 'none'}",
+                   "generators: " + ", ".join(row["generators"]) if row["generators"] else "",
+                   "post-processors: " + ", ".join(row["postprocessors"]) if row["postprocessors"] else ""]
+        print("    " + " · ".join(d for d in details if d))
+        if row["error"]:
+            print(f"    {row['error']}")
+    return 0
+
+
+def _confirm(text: str, yes: bool) -> bool:
+    print(text)
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        print("studio: not installing without --yes (no terminal to ask on).", file=sys.stderr)
+        return False
+    return input("Install? [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _installer(host: PluginHost):  # noqa: ANN202 - PluginInstaller, imported when needed
+    from studio.plugin_host.installer import PluginInstaller
+
+    return PluginInstaller(host.plugins_dir)
+
+
+def _index_url(given: str | None) -> str:
+    if given:
+        return given
+    from studio.core.settings import load_settings
+
+    url = load_settings().plugin_index
+    if not url:
+        raise StudioError("No plugin index is set; pass --index URL (or set plugin_index in the settings file).")
+    return url
+
+
+def _install(host: PluginHost, source: str, index: str | None, yes: bool) -> int:
+    installer = _installer(host)
+    if index:
+        from studio.plugin_host.plugin_index import fetch_index
+
+        entries = {e.name: e for e in fetch_index(index)}
+        if source not in entries:
+            raise StudioError(f"The plugin index {index} has no plugin called {source!r}; it offers: "
+                              f"{', '.join(sorted(entries)) or 'nothing'}.")
+        plan = installer.plan(entries[source], host.taken_ids())
+    else:
+        plan = installer.plan(source, host.taken_ids())
+    try:
+        if not _confirm(plan.describe(), yes):
+            return EXIT_FAILED
+        installer.install(plan)
+    finally:
+        installer.discard(plan)
+    host.refresh()
+    print(f"Installed {plan.manifest.name} {plan.version}. It is disabled until you run: "
+          f"studio plugins enable {plan.manifest.id}")
+    return 0
+
+
+def _uninstall(host: PluginHost, plugin_id: str) -> int:
+    record = host.record(plugin_id)
+    if not record.found.managed:
+        raise StudioError(f"{record.name} was installed into Python's environment, not by Studio; remove it with: "
+                          f"{sys.executable} -m pip uninstall {record.found.distribution}")
+    host.set_enabled(plugin_id, False)
+    _installer(host).uninstall(plugin_id)
+    host.refresh()
+    print(f"Removed {record.name} {record.version}.")
+    return 0
+
+
+def _update(host: PluginHost, plugin_id: str | None, index: str | None, yes: bool) -> int:
+    from studio.plugin_host.plugin_index import fetch_index, updates
+
+    url = _index_url(index)
+    installed = {r.id: r.version for r in host.records if r.found.managed and (plugin_id in (None, r.id))}
+    if plugin_id is not None and plugin_id not in installed:
+        raise StudioError(f"No plugin called {plugin_id!r} was installed by Studio.")
+    newer = updates(fetch_index(url), installed)
+    if not newer:
+        print("Every plugin is up to date.")
+        return 0
+    installer = _installer(host)
+    for entry, current in newer:
+        plan = installer.plan(entry, host.taken_ids())
+        try:
+            if _confirm(f"Update {entry.name} {current} → {entry.version}:\n{plan.describe()}", yes):
+                installer.install(plan)
+                print(f"Updated {entry.name} to {entry.version}.")
+        finally:
+            installer.discard(plan)
+    host.refresh()
+    return 0

@@ -1,0 +1,236 @@
+"""Declarative parameters: a plugin says what it takes, Studio builds the form, the CLI flags and the checks.
+
+A schema is a tuple of Param values. ``validate_params`` turns what a person entered (typed values
+from the form, or text from the command line) into the values a plugin receives, or raises
+InvalidRequest with one sentence naming the parameter and what was wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from studio.core.errors import InvalidRequest
+
+PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+MAX_TEXT = 10_000
+MAX_SEED = 2**32 - 1
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str  # lower_snake_case; the CLI flag is --name-with-dashes
+    label: str = ""
+    help: str = ""
+
+    kind = "param"
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def default_value(self) -> Any:
+        return getattr(self, "default", None)
+
+    def check(self, value: Any, owner: str) -> Any:
+        raise NotImplementedError
+
+    def _bad(self, owner: str, what: str) -> InvalidRequest:
+        return InvalidRequest(f"{owner}: {self.title} {what}.")
+
+
+@dataclass(frozen=True)
+class IntParam(Param):
+    default: int = 0
+    min: int = 0
+    max: int = 100
+    step: int = 1
+
+    kind = "int"
+
+    def check(self, value: Any, owner: str) -> int:
+        if isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise self._bad(owner, f"must be a whole number, not {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise self._bad(owner, f"must be a whole number, not {value!r}")
+        if not self.min <= value <= self.max:
+            raise self._bad(owner, f"must be between {self.min} and {self.max}, not {value}")
+        return int(value)
+
+
+@dataclass(frozen=True)
+class FloatParam(Param):
+    default: float = 0.0
+    min: float = 0.0
+    max: float = 1.0
+    step: float = 0.05
+    decimals: int = 2
+
+    kind = "float"
+
+    def check(self, value: Any, owner: str) -> float:
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise self._bad(owner, f"must be a number, not {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise self._bad(owner, f"must be a number, not {value!r}")
+        if not self.min <= value <= self.max:
+            raise self._bad(owner, f"must be between {self.min:g} and {self.max:g}, not {value:g}")
+        return float(value)
+
+
+@dataclass(frozen=True)
+class ChoiceParam(Param):
+    choices: tuple[str, ...] = ()
+    default: str = ""
+
+    kind = "choice"
+
+    @property
+    def default_value(self) -> str:
+        return self.default or (self.choices[0] if self.choices else "")
+
+    def check(self, value: Any, owner: str) -> str:
+        if value not in self.choices:
+            raise self._bad(owner, f"must be one of {', '.join(self.choices)}, not {value!r}")
+        return str(value)
+
+
+@dataclass(frozen=True)
+class TextParam(Param):
+    default: str = ""
+    multiline: bool = False
+    max_length: int = MAX_TEXT
+
+    kind = "text"
+
+    def check(self, value: Any, owner: str) -> str:
+        if not isinstance(value, str):
+            raise self._bad(owner, f"must be text, not {type(value).__name__}")
+        if len(value) > self.max_length:
+            raise self._bad(owner, f"must be at most {self.max_length} characters long")
+        return value
+
+
+@dataclass(frozen=True)
+class BoolParam(Param):
+    default: bool = False
+
+    kind = "bool"
+
+    def check(self, value: Any, owner: str) -> bool:
+        if isinstance(value, str):
+            lowered = value.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise self._bad(owner, f"must be yes or no, not {value!r}")
+        if not isinstance(value, bool):
+            raise self._bad(owner, f"must be yes or no, not {value!r}")
+        return value
+
+
+@dataclass(frozen=True)
+class SeedParam(Param):
+    default: int = -1  # -1: a new random seed for every job
+
+    kind = "seed"
+
+    def check(self, value: Any, owner: str) -> int:
+        return IntParam(self.name, self.label, min=-1, max=MAX_SEED).check(value, owner)
+
+
+@dataclass(frozen=True)
+class ImageParam(Param):
+    """A picture: from a file (CLI, form) or the canvas (form). The plugin receives an RGB PIL image."""
+
+    optional: bool = False
+
+    kind = "image"
+
+    def check(self, value: Any, owner: str) -> Image.Image | None:
+        if value is None:
+            if self.optional:
+                return None
+            raise self._bad(owner, "needs a picture")
+        if isinstance(value, str):
+            from pathlib import Path
+
+            from studio.core.images import open_image
+
+            value = open_image(Path(value))
+        if not isinstance(value, Image.Image):
+            raise self._bad(owner, f"must be a picture, not {type(value).__name__}")
+        return value.convert("RGB") if value.mode != "RGB" else value
+
+
+PARAM_KINDS: dict[str, type[Param]] = {
+    cls.kind: cls for cls in (IntParam, FloatParam, ChoiceParam, TextParam, BoolParam, SeedParam, ImageParam)
+}
+
+
+def validate_params(schema: Sequence[Param], values: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """Every parameter of the schema, checked; defaults fill what is missing. Unknown names are refused."""
+    known = {p.name for p in schema}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        offered = ", ".join(sorted(known)) or "none"
+        raise InvalidRequest(f"{owner} has no parameter {unknown[0]!r}; its parameters are: {offered}.")
+    checked: dict[str, Any] = {}
+    for param in schema:
+        value = values.get(param.name, param.default_value)
+        checked[param.name] = param.check(value, owner)
+    return checked
+
+
+def params_for_record(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values as they go into metadata and history: pictures are noted, not embedded."""
+    return {name: (f"<picture {v.width}x{v.height}>" if isinstance(v, Image.Image) else v)
+            for name, v in values.items()}
+
+
+def schema_from_table(rows: Sequence[Mapping[str, Any]], owner: str) -> tuple[Param, ...]:
+    """Params from a manifest's ``[[...parameters]]`` tables. InvalidRequest names the first bad row."""
+    params: list[Param] = []
+    for row in rows:
+        row = dict(row)
+        kind = row.pop("type", None)
+        cls = PARAM_KINDS.get(kind)
+        name = row.get("name", "")
+        if cls is None:
+            raise InvalidRequest(f"{owner}: parameter {name or '?'!r} has unknown type {kind!r}; "
+                                 f"use one of {', '.join(PARAM_KINDS)}.")
+        if not isinstance(name, str) or not PARAM_NAME.match(name):
+            raise InvalidRequest(f"{owner}: parameter name {name!r} must be lower_snake_case letters and digits.")
+        if any(p.name == name for p in params):
+            raise InvalidRequest(f"{owner}: parameter {name!r} is declared twice.")
+        if "choices" in row:
+            row["choices"] = tuple(row["choices"])
+        try:
+            param = cls(**row)
+        except TypeError as exc:
+            raise InvalidRequest(f"{owner}: parameter {name!r} has a setting its type does not take ({exc}).") from None
+        if param.kind in ("int", "float") and param.min > param.max:
+            raise InvalidRequest(f"{owner}: parameter {name!r} has min above max.")
+        if param.kind == "choice" and not param.choices:
+            raise InvalidRequest(f"{owner}: parameter {name!r} has no choices.")
+        if param.kind != "image":
+            param.check(param.default_value, f"{owner} (default value)")
+        params.append(param)
+    return tuple(params)

@@ -1,0 +1,133 @@
+"""Running a plugin's code so that it can only fail its own job.
+
+The plugin runs on a thread of its own; the engine thread waits for its results and watches the
+job's cancel flag. A plugin that does not stop within the grace period after a cancel is left
+behind (Python cannot kill a thread): its context is closed, so anything it still reports is
+dropped, and its job fails with a sentence naming it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from PIL import Image
+
+from studio.core.errors import JobCancelledError, StudioError
+from studio.core.generation import JobContext
+
+T = TypeVar("T")
+CANCEL_GRACE_SECONDS = 5.0
+_POLL = 0.05
+
+
+class PluginFailed(StudioError):
+    """A plugin raised or could not be loaded; the message names it."""
+
+
+class PluginHung(PluginFailed):
+    """A plugin did not stop within the grace period after a cancel."""
+
+
+class GuardedContext:
+    """The context a plugin sees: the job's own calls, the device, its data folder, and a off switch."""
+
+    def __init__(self, inner: JobContext, device: str, data_dir: Path) -> None:
+        self._inner = inner
+        self._device = device
+        self._data_dir = data_dir
+        self._closed = threading.Event()
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    @property
+    def data_dir(self) -> Path:
+        return self._data_dir
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def _check_open(self) -> None:
+        if self._closed.is_set():
+            raise JobCancelledError()
+
+    def report_progress(self, step: int, total: int, image_index: int = 0, preview: Image.Image | None = None,
+                        preview_box: tuple[int, int, int, int] | None = None) -> None:
+        self._check_open()
+        if preview is not None and not isinstance(preview, Image.Image):
+            preview = None  # a plugin's bad preview must not reach the window
+        self._inner.report_progress(int(step), int(total), int(image_index), preview, preview_box)
+
+    def is_cancelled(self) -> bool:
+        return self._closed.is_set() or self._inner.is_cancelled()
+
+    def check_cancelled(self) -> None:
+        self._check_open()
+        self._inner.check_cancelled()
+
+    def note(self, text: str) -> None:
+        self._check_open()
+        self._inner.note(str(text)[:500])
+
+    def status(self, *, device: str = "", model: str = "", message: str = "") -> None:
+        self._check_open()
+        self._inner.status(message=str(message)[:200])  # device and model lines belong to the engine
+
+
+def run_guarded(produce: Callable[[], Iterable[T]], context: JobContext, guarded: GuardedContext, who: str,
+                grace: float | None = None) -> Iterator[T]:
+    """Items from ``produce()`` (plugin code), computed on the plugin's own thread.
+
+    Exceptions become PluginFailed naming ``who``; a cancel passes through as JobCancelledError;
+    ignoring a cancel for longer than ``grace`` seconds becomes PluginHung.
+    """
+    grace = CANCEL_GRACE_SECONDS if grace is None else grace
+    results: queue.Queue[tuple[str, Any]] = queue.Queue()
+    resume = threading.Semaphore(0)  # the plugin waits until its last item is taken, like a generator would
+
+    def body() -> None:
+        try:
+            for item in produce():
+                results.put(("item", item))
+                while not resume.acquire(timeout=_POLL):
+                    if guarded._closed.is_set():
+                        return
+            results.put(("done", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the engine thread, which decides
+            results.put(("error", exc))
+
+    threading.Thread(target=body, name=f"plugin: {who.removeprefix('The plugin ')}", daemon=True).start()
+    cancelled_at: float | None = None
+    while True:
+        try:
+            kind, value = results.get(timeout=_POLL)
+        except queue.Empty:
+            if context.is_cancelled():
+                cancelled_at = cancelled_at or time.monotonic()
+                if time.monotonic() - cancelled_at > grace:
+                    guarded.close()
+                    raise PluginHung(f"{who} did not stop within {grace:g} s of being cancelled; "
+                                     "Studio stopped waiting for it.") from None
+            continue
+        if kind == "item":
+            try:
+                yield value
+            finally:
+                resume.release()
+        elif kind == "done":
+            return
+        elif isinstance(value, JobCancelledError):
+            raise value
+        elif isinstance(value, StudioError):
+            named = who.removeprefix("The plugin ") in str(value)  # load errors already name the plugin
+            raise PluginFailed(str(value) if named else f"{who}: {value}") from value
+        else:
+            text = str(value).strip().splitlines()[0] if str(value).strip() else ""
+            detail = f"{type(value).__name__}: {text}" if text else type(value).__name__
+            raise PluginFailed(f"{who} failed ({detail}).") from value

@@ -1,0 +1,211 @@
+"""The plugins Studio knows about, which are on, and what happened to them this session.
+
+The host reads manifests (never plugin code), keeps the enabled set in ``plugins_dir/state.json``,
+puts the contributions of enabled, compatible plugins into the registry, and switches a plugin off
+for the rest of the session after repeated failures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.core.errors import StudioError
+from studio.core.images import write_atomically
+from studio.plugin_host.discovery import FoundPlugin, discover
+from studio.plugin_host.manifest import check_plugin_id
+from studio.plugin_host.registry import BUILTIN_PLUGIN, Contribution, Registry, builtin_registry
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.json"
+MAX_FAILURES = 3
+
+ENABLED = "enabled"
+DISABLED = "disabled"
+INCOMPATIBLE = "incompatible"
+FAILED = "failed"
+SAFE_MODE = "not loaded (safe mode)"
+
+
+@dataclass(frozen=True)
+class PluginRecord:
+    """One installed plugin for lists and dialogs: its manifest, its status, and the error if any."""
+
+    found: FoundPlugin
+    status: str
+    error: str = ""
+    failures: int = 0
+
+    @property
+    def id(self) -> str:
+        return self.found.id
+
+    @property
+    def name(self) -> str:
+        return self.found.manifest.name if self.found.manifest else self.found.entry_name
+
+    @property
+    def version(self) -> str:
+        return self.found.manifest.version if self.found.manifest else self.found.dist_version
+
+    @property
+    def usable(self) -> bool:
+        return self.status == ENABLED
+
+
+class PluginHost:
+    def __init__(self, plugins_dir: Path, *, safe_mode: bool = False, scan_environment: bool = True,
+                 registry: Registry | None = None) -> None:
+        self.plugins_dir = plugins_dir
+        self.safe_mode = safe_mode
+        self.scan_environment = scan_environment
+        self.registry = registry if registry is not None else builtin_registry()
+        self.records: list[PluginRecord] = []
+        self._failures: dict[str, list[str]] = {}
+        self._switched_off: dict[str, str] = {}  # plugin id -> why, for this session
+        self._lock = threading.Lock()
+        self.on_change: Callable[[], None] | None = None  # told after refresh (on whatever thread refreshed)
+
+    # -- state -----------------------------------------------------------------------------
+    def enabled_ids(self) -> set[str]:
+        try:
+            data = json.loads((self.plugins_dir / STATE_FILE).read_text(encoding="utf-8"))
+            return {i for i in data.get("enabled", []) if isinstance(i, str)}
+        except (OSError, ValueError, AttributeError):
+            return set()
+
+    def set_enabled(self, plugin_id: str, enabled: bool) -> PluginRecord:
+        """Turn a plugin on or off (remembered across sessions); enabling clears this session's failures."""
+        record = self.record(plugin_id)
+        ids = self.enabled_ids()
+        if enabled:
+            if record.found.manifest is None:
+                raise StudioError(f"{record.name} cannot be enabled: {record.found.error}")
+            if reason := record.found.manifest.incompatibility():
+                raise StudioError(reason)
+            ids.add(plugin_id)
+            with self._lock:
+                self._failures.pop(plugin_id, None)
+                self._switched_off.pop(plugin_id, None)
+        else:
+            ids.discard(plugin_id)
+        self.plugins_dir.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.plugins_dir / STATE_FILE,
+                         json.dumps({"enabled": sorted(ids)}, indent=2).encode("utf-8"))
+        self.refresh()
+        return self.record(plugin_id)
+
+    def record(self, plugin_id: str) -> PluginRecord:
+        check_plugin_id(plugin_id)
+        for record in self.records:
+            if record.id == plugin_id:
+                return record
+        raise StudioError(f"No plugin called {plugin_id!r} is installed.")
+
+    def taken_ids(self) -> dict[str, str]:
+        """Plugin id -> the distribution that owns it, for the installer's id check."""
+        taken: dict[str, str] = {}
+        for record in self.records:
+            taken.setdefault(record.id, record.found.distribution)  # the first copy found is the one in use
+        return taken
+
+    # -- discovery -------------------------------------------------------------------------
+    def refresh(self) -> list[PluginRecord]:
+        """Read every manifest again and bring the registry in line with what is enabled."""
+        found = discover(self.plugins_dir, self.scan_environment)
+        enabled = self.enabled_ids()
+        records: list[PluginRecord] = []
+        owners: dict[str, str] = {BUILTIN_PLUGIN: "Studio"}
+        wanted: dict[str, list[Contribution]] = {}
+        for plugin in found:
+            record = self._judge(plugin, plugin.id in enabled, owners)
+            if record.status == ENABLED:
+                contributions = _contributions(plugin)
+                problem = self._clashes(contributions, wanted)
+                if problem:
+                    record = PluginRecord(plugin, FAILED, problem)
+                else:
+                    wanted[plugin.id] = contributions
+            owners.setdefault(plugin.id, plugin.distribution)
+            records.append(record)
+        self._sync_registry(wanted)
+        self.records = records
+        if self.on_change is not None:
+            self.on_change()
+        return records
+
+    def _judge(self, plugin: FoundPlugin, enabled: bool, owners: dict[str, str]) -> PluginRecord:
+        failures = len(self._failures.get(plugin.id, []))
+        if plugin.manifest is None:
+            return PluginRecord(plugin, FAILED, plugin.error)
+        if plugin.id in owners:
+            return PluginRecord(plugin, FAILED, f"The plugin id {plugin.id!r} is already taken by "
+                                                f"{owners[plugin.id]}; this copy from {plugin.distribution} is ignored.")
+        if reason := plugin.manifest.incompatibility():
+            return PluginRecord(plugin, INCOMPATIBLE, reason)
+        if not enabled:
+            return PluginRecord(plugin, DISABLED)
+        if self.safe_mode:
+            return PluginRecord(plugin, SAFE_MODE, "Studio was started in safe mode: no plugin is loaded.")
+        if plugin.id in self._switched_off:
+            return PluginRecord(plugin, FAILED, self._switched_off[plugin.id], failures)
+        last = self._failures.get(plugin.id, [""])[-1]
+        return PluginRecord(plugin, ENABLED, last, failures)
+
+    def _clashes(self, contributions: list[Contribution], wanted: dict[str, list[Contribution]]) -> str:
+        taken = {(c.kind, c.id): c.owner for c in self.registry.contributions("generator")
+                 + self.registry.contributions("postprocessor") if c.builtin}
+        for others in wanted.values():
+            taken.update({(c.kind, c.id): c.owner for c in others})
+        for c in contributions:
+            if (c.kind, c.id) in taken:
+                return (f"Its {c.kind} id {c.id!r} is already owned by {taken[(c.kind, c.id)]}; "
+                        "the plugin was not loaded.")
+        return ""
+
+    def _sync_registry(self, wanted: dict[str, list[Contribution]]) -> None:
+        current: dict[str, set[Contribution]] = {}
+        for kind in ("generator", "postprocessor"):
+            for c in self.registry.contributions(kind):
+                if not c.builtin:
+                    current.setdefault(c.plugin_id, set()).add(c)
+        for plugin_id, contributions in current.items():
+            if set(wanted.get(plugin_id, [])) != contributions:
+                self.registry.remove_plugin(plugin_id)
+        for plugin_id, contributions in wanted.items():
+            if set(contributions) != current.get(plugin_id):
+                for c in contributions:
+                    self.registry.add(c)
+
+    # -- failures --------------------------------------------------------------------------
+    def report_failure(self, plugin_id: str, message: str, switch_off: bool = False) -> str:
+        """Count one failure; returns a sentence for the person if the plugin was switched off now."""
+        with self._lock:
+            failures = self._failures.setdefault(plugin_id, [])
+            failures.append(message)
+            if not switch_off and len(failures) < MAX_FAILURES:
+                notice = ""
+            else:
+                name = next((r.name for r in self.records if r.id == plugin_id), plugin_id)
+                why = "it stopped responding" if switch_off else f"it failed {len(failures)} times"
+                notice = (f"The plugin {name} was switched off until Studio restarts because {why}; "
+                          "turn it on again in Plugins when it is fixed.")
+                self._switched_off[plugin_id] = f"{notice} Last error: {message}"
+        self.refresh()
+        return notice
+
+    def failures(self, plugin_id: str) -> list[str]:
+        return list(self._failures.get(plugin_id, []))
+
+
+def _contributions(plugin: FoundPlugin) -> list[Contribution]:
+    manifest = plugin.manifest
+    assert manifest is not None
+    path = str(plugin.location) if plugin.location is not None else None
+    return [Contribution(spec.kind, spec.id, spec.title, spec.target, manifest.id, manifest.version, manifest.name,
+                         spec.parameters, spec.description, path) for spec in manifest.contributions]

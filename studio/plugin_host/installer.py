@@ -1,0 +1,354 @@
+"""Installing plugins safely: nothing of a plugin runs, and nothing of Studio's own can be replaced.
+
+``plan`` stages the source (a wheel, a source archive or folder, or an index entry), reads the
+manifest straight from the wheel, and asks pip, in a dry run against Studio's own environment with
+every package Studio depends on pinned, what else it would install. ``install`` then installs
+exactly that into ``plugins_dir/<id>`` with ``pip --target`` and swaps it into place.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from studio.plugin_host.archives import (
+    DEFAULT_LIMITS,
+    ArchiveLimits,
+    archive_kind,
+    copy_tree,
+    unpack,
+)
+from studio.plugin_host.manifest import Manifest, check_plugin_id
+from studio.plugin_host.plugin_index import IndexEntry, download
+from studio.plugin_host.wheels import (
+    InstallError,
+    WheelInfo,
+    check_flit_project,
+    check_shadowing,
+    installed_plugin,
+    read_wheel,
+    visible_elsewhere,
+)
+
+PIP_TIMEOUT = 900.0  # seconds; dependencies may be large downloads
+STALE_STAGING = 24 * 3600  # a staging folder this old was left by a crash
+# pip settings from the environment that would send files elsewhere or use another interpreter.
+_PIP_ENV_DROPPED = ("PIP_TARGET", "PIP_PREFIX", "PIP_ROOT", "PIP_PYTHON", "PIP_DRY_RUN", "PIP_EDITABLE", "PIP_SRC")
+
+
+def protected_packages() -> dict[str, str]:
+    """Studio's own requirement closure (canonical name -> running version), plus studio and pip.
+
+    Should Studio run without its own metadata (from a source checkout), every distribution
+    installed is protected instead: refusing too much is better than swapping torch."""
+    try:
+        importlib.metadata.distribution("studio")
+    except importlib.metadata.PackageNotFoundError:
+        return {canonicalize_name(d.metadata["Name"] or "?"): d.version for d in importlib.metadata.distributions()}
+    found: dict[str, str] = {}
+    todo = ["studio", "pip"]
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in found:
+            continue
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue  # an optional requirement not installed: nothing to protect
+        found[name] = dist.version
+        for text in dist.requires or []:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                continue
+            # Roughly honour markers; requirements only behind an extra are skipped.
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return found
+
+
+@dataclass(frozen=True)
+class InstallPlan:
+    source: str
+    wheel: Path
+    manifest: Manifest
+    distribution: str
+    version: str
+    dependencies: tuple[tuple[str, str], ...]  # (name, version) pip would add into the plugin's folder
+    replaces: str | None  # the version now installed in plugins_dir/<id>, for an update
+    staging: Path
+
+    def describe(self) -> str:
+        """Several lines for a confirm dialog or the command line."""
+        m = self.manifest
+        lines = [f"{m.name} {m.version} (plugin id {m.id})"]
+        if m.author:
+            lines.append(f"By: {m.author}")
+        if m.description:
+            lines.append(f"About: {m.description}")
+        lines.append(f"Package: {self.distribution} {self.version}, from {self.source}")
+        if self.replaces is not None:
+            lines.append(f"Update: replaces the installed version {self.replaces}")
+        lines.append(f"Permissions: {m.permissions.describe()}")
+        lines.append("Adds: " + "; ".join(f"{c.kind} {c.title!r} ({c.id})" for c in m.contributions))
+        if self.dependencies:
+            lines.append("Also installs into the plugin's folder: "
+                         + ", ".join(f"{name} {version}" for name, version in self.dependencies))
+        else:
+            lines.append("Installs no other packages.")
+        return "\n".join(lines)
+
+
+class PluginInstaller:
+    def __init__(self, plugins_dir: Path, python: str = sys.executable, protected: Mapping[str, str] | None = None,
+                 pip_args: Sequence[str] = (), *, limits: ArchiveLimits = DEFAULT_LIMITS,
+                 timeout: float = PIP_TIMEOUT) -> None:
+        self.plugins_dir = Path(os.path.abspath(plugins_dir))  # pip runs in another working folder
+        self.python = python
+        self.protected = {canonicalize_name(k): v for k, v in
+                          (protected_packages() if protected is None else protected).items()}
+        self.pip_args = tuple(pip_args)
+        self.limits = limits
+        self.timeout = timeout
+        self._staging_root = self.plugins_dir / ".staging"
+        self._trash = self.plugins_dir / ".trash"
+        self._tidy()
+
+    # --- plan ---------------------------------------------------------------------------------------
+
+    def plan(self, source: str | Path | IndexEntry, taken_ids: Mapping[str, str] | None = None) -> InstallPlan:
+        """Check a plugin and work out what installing it means; nothing is installed.
+
+        An IndexEntry is downloaded into the staging folder and checked against its sha256 first.
+        ``taken_ids`` maps plugin ids already in use to their distribution ("studio": built in)."""
+        self._staging_root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self._staging_root))
+        try:
+            for sub in ("in", "dist", "tmp"):
+                (staging / sub).mkdir()
+            if isinstance(source, IndexEntry):
+                label = f"{source.name} {source.version} from {source.url}"
+                path = download(source, staging / "in", max_bytes=self.limits.max_total_bytes)
+            else:
+                label, path = str(source), Path(source).expanduser()
+            wheel = self._stage(path, staging)
+            info = read_wheel(wheel, self.limits)
+            if isinstance(source, IndexEntry) and info.manifest.id != source.name:
+                raise InstallError(f"The plugin index lists {source.name}, but its file holds the plugin "
+                                   f"{info.manifest.id}; nothing was installed.")
+            replaces = self._check(info, dict(taken_ids or {}))
+            deps = self._resolve(info, wheel, staging)
+            return InstallPlan(label, wheel, info.manifest, info.distribution, info.version, deps, replaces, staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def _stage(self, path: Path, staging: Path) -> Path:
+        """The plugin as a wheel inside staging: copied, or built from its source."""
+        if not path.exists():
+            raise InstallError(f"The file or folder {path} does not exist.")
+        if path.is_dir():
+            return self._build(copy_tree(path, staging / "src", self.limits), staging, path.name)
+        kind = archive_kind(path)
+        if kind == "zip" and path.name.lower().endswith(".whl"):
+            wheel = staging / "dist" / path.name
+            shutil.copyfile(path, wheel)
+            return wheel
+        if kind is None:
+            raise InstallError(f"The file {path.name} is not something Studio installs plugins from: give a wheel "
+                               "(.whl), a source archive (.zip, .tar.gz) or a folder.")
+        unpacked = unpack(path, staging / "src", self.limits)
+        roots = [unpacked] + sorted(p for p in unpacked.iterdir() if p.is_dir())
+        projects = [p for p in roots if (p / "pyproject.toml").is_file()]
+        if not projects or (projects[0] != unpacked and len(projects) > 1):
+            raise InstallError(f"The archive {path.name} has no single pyproject.toml at its top or one folder "
+                               "down, so it is not a plugin's source.")
+        return self._build(projects[0], staging, path.name)
+
+    def _build(self, project: Path, staging: Path, shown: str) -> Path:
+        check_flit_project(project, shown)
+        self._pip(["wheel", "--no-deps", "--no-build-isolation", "-w", str(staging / "dist"), str(project)],
+                  staging, f"build the plugin from {shown}")
+        wheels = sorted((staging / "dist").glob("*.whl"))
+        if len(wheels) != 1:
+            raise InstallError(f"Building the plugin from {shown} did not make exactly one wheel.")
+        return wheels[0]
+
+    def _check(self, info: WheelInfo, taken: dict[str, str]) -> str | None:
+        """Refusals that need no pip; returns the version this would replace, if any."""
+        m, dist = info.manifest, info.distribution
+        if not m.compatible:
+            raise InstallError(m.incompatibility())
+        installed = installed_plugin(self.plugins_dir / m.id, m.id)
+        if installed is not None:
+            taken.setdefault(m.id, installed[0])
+        owner = taken.get(m.id)
+        if owner is not None and canonicalize_name(owner) != canonicalize_name(dist):
+            owner = "Studio itself" if canonicalize_name(owner) == "studio" else owner
+            raise InstallError(f"The plugin id {m.id} is already taken by {owner}.")
+        if canonicalize_name(dist) in self.protected:
+            raise InstallError(f"The plugin {dist} has the name of one of Studio's own packages; it was refused.")
+        check_shadowing(info.top_level, info.packages, self.plugins_dir / m.id, f"The plugin {dist} {info.version}")
+        for req in info.requires:
+            if req.url:
+                raise InstallError(f"The plugin {dist} requires {req.name} from a direct address ({req.url}); "
+                                   "Studio installs dependencies only from a package index, so it was refused.")
+            name = canonicalize_name(req.name)
+            running = self.protected.get(name)
+            if (running is not None and (req.marker is None or req.marker.evaluate({"extra": ""}))
+                    and not req.specifier.contains(running, prereleases=True)):
+                raise InstallError(f"The plugin {dist} {info.version} needs {req}, which would replace Studio's own "
+                                   f"{req.name} {running}; it was refused.")
+        return installed[1] if installed is not None else None
+
+    def _resolve(self, info: WheelInfo, wheel: Path, staging: Path) -> tuple[tuple[str, str], ...]:
+        """Ask pip, in a dry run against Studio's environment, what else it would install."""
+        constraints = staging / "constraints.txt"
+        constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(self.protected.items())))
+        report = staging / "report.json"
+        self._pip(["install", "--dry-run", "--report", str(report), "-c", str(constraints), "--only-binary=:all:",
+                   *self.pip_args, str(wheel)], staging, f"work out what {info.distribution} needs", info)
+        try:
+            items = json.loads(report.read_text())["install"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise InstallError(f"pip gave no readable answer about what {info.distribution} needs; "
+                               "nothing was installed.") from None
+        deps: list[tuple[str, str]] = []
+        own_dir = self.plugins_dir / info.manifest.id
+        for item in items:
+            meta, where = item.get("metadata", {}), item.get("download_info", {})
+            name, version = str(meta.get("name", "?")), str(meta.get("version", "?"))
+            key = canonicalize_name(name)
+            if key == canonicalize_name(info.distribution):
+                continue
+            if key in self.protected:
+                raise InstallError(f"Installing {info.distribution} would replace Studio's own {name} "
+                                   f"{self.protected[key]} with {version}; it was refused.")
+            if item.get("is_direct") or "vcs_info" in where or "dir_info" in where:
+                raise InstallError(f"The plugin {info.distribution} needs {name} from a direct address "
+                                   f"({where.get('url', '?')}); it was refused.")
+            clash = visible_elsewhere(key, own_dir)
+            if clash is not None and clash[0] != version:
+                raise InstallError(f"The plugin {info.distribution} needs {name} {version}, but {name} {clash[0]} is "
+                                   f"already installed in {clash[1]} and Python can load only one; it was refused.")
+            deps.append((name, version))
+        return tuple(sorted(deps))
+
+    # --- install / remove ---------------------------------------------------------------------------
+
+    def install(self, plan: InstallPlan) -> Path:
+        """Install a plan into plugins_dir/<id>; returns that folder. Its staging folder is then removed
+        (on failure it is kept, minus the half-made target, so the plan can be retried or discarded)."""
+        target = plan.staging / "target"
+        shutil.rmtree(target, ignore_errors=True)
+        pins = [f"{name}=={version}" for name, version in plan.dependencies]
+        self._pip(["install", "--target", str(target), "--no-deps", "--only-binary=:all:", "-c",
+                   str(plan.staging / "constraints.txt"), *self.pip_args, str(plan.wheel), *pins],
+                  plan.staging, f"install {plan.distribution}")
+        top = [p for p in target.iterdir() if p.name not in ("bin", "__pycache__") and not p.name.endswith(
+            (".dist-info", ".egg-info"))]
+        if any(p.suffix == ".pth" for p in top):
+            raise InstallError(f"Installing {plan.distribution} would add a .pth file, which runs code whenever "
+                               "Python starts; it was refused.")
+        names = {p.name.split(".")[0] for p in top if p.name.split(".")[0].isidentifier()}
+        packages = {p.name for p in top if (p / "__init__.py").is_file()} | {
+            p.name.split(".")[0] for p in top if p.is_file()}
+        check_shadowing(names, packages, self.plugins_dir / plan.manifest.id, f"Installing {plan.distribution}")
+        dest = self._swap_in(target, plan.manifest.id)
+        shutil.rmtree(plan.staging, ignore_errors=True)
+        return dest
+
+    def _swap_in(self, target: Path, plugin_id: str) -> Path:
+        """Move target to plugins_dir/<id>. An old version is moved aside first, put back if the move
+        fails, and deleted only once the new one is in: an update never leaves half a plugin."""
+        dest = self.plugins_dir / check_plugin_id(plugin_id)
+        old = self._to_trash(dest) if dest.exists() else None
+        try:
+            os.rename(target, dest)
+        except OSError as exc:
+            if old is not None:
+                os.rename(old, dest)
+            raise InstallError(f"The plugin {plugin_id} could not be put in place: {exc.strerror or exc}.") from None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return dest
+
+    def discard(self, plan: InstallPlan) -> None:
+        """Forget a plan that will not be installed: its staging folder is removed."""
+        if plan.staging.parent == self._staging_root:
+            shutil.rmtree(plan.staging, ignore_errors=True)
+
+    def uninstall(self, plugin_id: str) -> None:
+        dest = self.plugins_dir / check_plugin_id(plugin_id)
+        if not dest.is_dir():
+            raise InstallError(f"No plugin {plugin_id} is installed in {self.plugins_dir}.")
+        shutil.rmtree(self._to_trash(dest), ignore_errors=True)
+
+    def _to_trash(self, folder: Path) -> Path:
+        # A rename is atomic: the plugin is either fully there or fully gone, never half-deleted.
+        self._trash.mkdir(parents=True, exist_ok=True)
+        place = Path(tempfile.mkdtemp(prefix=f"{folder.name}-", dir=self._trash))
+        os.replace(folder, place)
+        return place
+
+    def _tidy(self) -> None:
+        """Remove what an earlier crash left: the trash, and staging folders older than a day."""
+        if self._trash.is_dir():
+            for left in self._trash.iterdir():
+                shutil.rmtree(left, ignore_errors=True)
+        if self._staging_root.is_dir():
+            for left in self._staging_root.iterdir():
+                if time.time() - left.stat().st_mtime > STALE_STAGING:
+                    shutil.rmtree(left, ignore_errors=True)
+
+    # --- pip ----------------------------------------------------------------------------------------
+
+    def _pip(self, args: list[str], staging: Path, doing: str, info: WheelInfo | None = None) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in _PIP_ENV_DROPPED}
+        # pip's cache and temp files stay in the staging folder: nothing is written elsewhere.
+        env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1", PIP_USER="0", PIP_REQUIRE_VIRTUALENV="0",
+                   PIP_CACHE_DIR=str(staging / "cache"), TMPDIR=str(staging / "tmp"))
+        # -P and an empty working folder: nothing in the plugin's folder can be imported in place of pip's own.
+        command = [self.python, "-P", "-m", "pip", *args]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=self.timeout, env=env,
+                                  cwd=staging / "tmp", check=False)
+        except subprocess.TimeoutExpired:
+            raise InstallError(f"pip took longer than {self.timeout:.0f} seconds to {doing}; "
+                               "nothing was installed.") from None
+        except OSError as exc:
+            raise InstallError(f"pip could not be started to {doing}: {exc.strerror or exc}.") from None
+        if done.returncode != 0:
+            output = done.stdout + "\n" + done.stderr
+            raise InstallError(_pip_failure(output, doing, self.protected, info))
+
+
+_CONSTRAINT = re.compile(r"\(constraint\)\s+([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _pip_failure(output: str, doing: str, protected: Mapping[str, str], info: WheelInfo | None) -> str:
+    """A sentence from pip's output: a clash with Studio's own packages, or pip's last real error."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    clashes = sorted({canonicalize_name(n) for n in _CONSTRAINT.findall(output)} & protected.keys())
+    if clashes and info is not None:
+        needs = "; ".join(line for line in lines if " depends on " in line)
+        names = ", ".join(f"{n} {protected[n]}" for n in clashes)
+        return (f"The plugin {info.distribution} {info.version} needs a different version of Studio's own {names}"
+                f"{f' ({needs})' if needs else ''}; it was refused.")
+    errors = [line.removeprefix("ERROR:").strip() for line in lines if line.startswith("ERROR:")
+              and "ResolutionImpossible" not in line]
+    reason = (errors or lines or ["pip gave no reason"])[-1].rstrip(".")
+    return f"pip could not {doing}: {reason}; nothing was installed."

@@ -1,0 +1,142 @@
+"""Running generators and post-processors, Studio's own and plugins', on the engine thread.
+
+A plugin's code runs guarded (its own thread, its own failures); Studio's built-ins run inline.
+Every plugin failure is counted, and a plugin that keeps failing is switched off for the session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from typing import Any
+
+from PIL import Image
+
+from studio.core.environment import GeneratorEnvironment
+from studio.core.errors import InvalidRequest, JobCancelledError, StudioError
+from studio.core.generation import JobContext
+from studio.core.metadata import Recipe
+from studio.core.parameters import params_for_record, validate_params
+from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep
+from studio.plugin_host.guard import GuardedContext, PluginFailed, PluginHung, run_guarded
+from studio.plugin_host.host import PluginHost
+from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution, Registry, plugin_environment
+
+MAX_OUTPUT_SIDE = 16384
+
+
+def check_plugin_inputs(registry: Registry, request: GenerationRequest | PostProcessRequest) -> Any:
+    """The request with its plugin parameters checked and defaults filled; InvalidRequest names what is wrong."""
+    if isinstance(request, PostProcessRequest):
+        step = _checked_step(registry, PostStep(request.processor, request.params))
+        return replace(request, params=step.params)
+    if request.generator != "diffusers":
+        contribution = _contribution(registry, GENERATOR, request.generator)
+        request = replace(request, params=validate_params(contribution.parameters, request.params,
+                                                          contribution.title))
+    elif request.params:
+        raise InvalidRequest("Stable Diffusion takes no plugin parameters.")
+    return replace(request, post=tuple(_checked_step(registry, s) for s in request.post))
+
+
+def _contribution(registry: Registry, kind: str, id: str) -> Contribution:
+    try:
+        return registry.get(kind, id)
+    except StudioError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def _checked_step(registry: Registry, step: PostStep) -> PostStep:
+    contribution = _contribution(registry, POSTPROCESSOR, step.processor)
+    return PostStep(step.processor, validate_params(contribution.parameters, step.params, contribution.title))
+
+
+class ContributionRunner:
+    """Calls contributions for the job service; ``notify`` tells the person when a plugin is switched off."""
+
+    def __init__(self, registry: Registry, env: GeneratorEnvironment, host: PluginHost | None = None,
+                 notify: Callable[[str], None] | None = None) -> None:
+        self._registry = registry
+        self._env = env
+        self._host = host
+        self._notify = notify
+
+    def generate(self, request: GenerationRequest, context: JobContext) -> Iterator[tuple[Image.Image, Recipe]]:
+        contribution = self._registry.get(GENERATOR, request.generator)
+        if contribution.builtin:
+            yield from self._registry.instance(GENERATOR, contribution.id, self._env).generate(request, context)
+            return
+
+        def produce(guarded: GuardedContext) -> Iterable[Any]:
+            return self._registry.instance(GENERATOR, contribution.id, self._env).generate(request, guarded)
+
+        for index, item in enumerate(self._guarded(contribution, produce, context)):
+            yield self._plugin_output(contribution, request, index, item)
+
+    def post_process(self, step: PostStep, image: Image.Image, recipe: Recipe | None,
+                     context: JobContext) -> tuple[Image.Image, Recipe | None]:
+        """One step on one picture; the recipe (if any) records the step."""
+        contribution = self._registry.get(POSTPROCESSOR, step.processor)
+        if contribution.builtin:
+            result = self._registry.instance(POSTPROCESSOR, contribution.id, self._env).process(
+                image, step.params, context)
+        else:
+            def produce(guarded: GuardedContext) -> Iterable[Any]:
+                instance = self._registry.instance(POSTPROCESSOR, contribution.id, self._env)
+                return [instance.process(image, step.params, guarded)]
+
+            (result,) = list(self._guarded(contribution, produce, context)) or [None]
+        result = _checked_image(result, contribution)
+        if recipe is not None:
+            record = {"processor": step.processor, "version": contribution.plugin_version,
+                      "params": params_for_record(step.params)}
+            recipe = replace(recipe, post=(*recipe.post, record), width=result.width, height=result.height)
+        return result, recipe
+
+    def run_post_request(self, request: PostProcessRequest, context: JobContext) -> tuple[Image.Image, Recipe]:
+        recipe = request.recipe if isinstance(request.recipe, Recipe) else Recipe(
+            prompt="", negative_prompt="", steps=0, sampler="", cfg_scale=0, seed=-1,
+            width=request.width, height=request.height, model_name="", generator="")
+        image, recipe = self.post_process(PostStep(request.processor, request.params), request.image, recipe, context)
+        return image, recipe
+
+    def _guarded(self, contribution: Contribution, produce: Callable[[GuardedContext], Iterable[Any]],
+                 context: JobContext) -> Iterator[Any]:
+        env = plugin_environment(self._env, contribution)
+        guarded = GuardedContext(context, self._env.device, env.data_dir)
+        try:
+            yield from run_guarded(lambda: produce(guarded), context, guarded, f"The plugin {contribution.owner}")
+        except JobCancelledError:
+            raise
+        except PluginFailed as exc:
+            notice = self._failed(contribution, str(exc), switch_off=isinstance(exc, PluginHung))
+            raise PluginFailed(f"{exc} {notice}".strip()) from exc
+
+    def _failed(self, contribution: Contribution, message: str, switch_off: bool) -> str:
+        if self._host is None:
+            return ""
+        notice = self._host.report_failure(contribution.plugin_id, message, switch_off=switch_off)
+        if notice and self._notify is not None:
+            self._notify(notice)
+        return notice
+
+    def _plugin_output(self, contribution: Contribution, request: GenerationRequest, index: int,
+                       item: Any) -> tuple[Image.Image, Recipe]:
+        image, recipe = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
+        image = _checked_image(image, contribution)
+        if not isinstance(recipe, Recipe):
+            recipe = Recipe(prompt=request.prompt, negative_prompt=request.negative_prompt, steps=0, sampler="",
+                            cfg_scale=0, seed=request.seed_for(index), width=image.width, height=image.height,
+                            model_name=contribution.title)
+        recipe = replace(recipe, generator=contribution.id, generator_version=contribution.plugin_version,
+                         params=params_for_record(request.params), width=image.width, height=image.height)
+        return image, recipe
+
+
+def _checked_image(image: Any, contribution: Contribution) -> Image.Image:
+    if not isinstance(image, Image.Image):
+        raise PluginFailed(f"The plugin {contribution.owner} returned {type(image).__name__} instead of a picture.")
+    if not (0 < image.width <= MAX_OUTPUT_SIDE and 0 < image.height <= MAX_OUTPUT_SIDE):
+        raise PluginFailed(f"The plugin {contribution.owner} returned a {image.width}x{image.height} picture, "
+                           "which Studio cannot use.")
+    return image if image.mode in ("RGB", "RGBA") else image.convert("RGB")

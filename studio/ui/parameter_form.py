@@ -1,0 +1,214 @@
+"""A form built from a plugin's declared parameters: one labelled editor per parameter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QSpinBox,
+    QToolButton,
+    QWidget,
+)
+
+from studio.core.errors import InvalidRequest
+from studio.core.images import open_image
+from studio.core.parameters import (
+    BoolParam,
+    ChoiceParam,
+    FloatParam,
+    ImageParam,
+    IntParam,
+    Param,
+    SeedParam,
+    TextParam,
+)
+from studio.ui.theme import icon
+
+CANVAS = "canvas"
+
+
+class _ImagePicker(QWidget):
+    """The canvas picture, or a file chosen here."""
+
+    def __init__(self, optional: bool, canvas_image: Callable[[], Image.Image | None]) -> None:
+        super().__init__()
+        self._canvas_image = canvas_image
+        self._path: Path | None = None
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.combo = QComboBox()
+        if optional:
+            self.combo.addItem("None", None)
+        self.combo.addItem("Canvas picture", CANVAS)
+        self.browse = QToolButton()
+        self.browse.setIcon(icon("folder"))
+        self.browse.setToolTip("Use a picture file…")
+        self.browse.setAutoRaise(True)
+        self.browse.clicked.connect(self._choose)
+        row.addWidget(self.combo, 1)
+        row.addWidget(self.browse)
+
+    def _choose(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Choose a picture", "", "Pictures (*.png *.jpg *.jpeg *.webp)")
+        if name:
+            self.set_path(Path(name))
+
+    def set_path(self, path: Path) -> None:
+        self._path = path
+        index = self.combo.findData(str(path))
+        if index < 0:
+            self.combo.addItem(path.name, str(path))
+            index = self.combo.count() - 1
+        self.combo.setCurrentIndex(index)
+
+    def value(self) -> Image.Image | None:
+        choice = self.combo.currentData()
+        if choice is None:
+            return None
+        if choice == CANVAS:
+            return self._canvas_image()
+        return open_image(Path(choice))
+
+
+class ParameterForm(QWidget):
+    """Editors for a schema; ``values()`` gives what the person set, ``set_values`` restores it."""
+
+    changed = Signal()
+
+    def __init__(self, params: Sequence[Param], canvas_image: Callable[[], Image.Image | None] = lambda: None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.params = tuple(params)
+        self._editors: dict[str, QWidget] = {}
+        layout = QFormLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        for param in self.params:
+            editor = self._editor(param, canvas_image)
+            editor.setObjectName(f"param-{param.name}")
+            if param.help:
+                editor.setToolTip(param.help)
+            self._editors[param.name] = editor
+            if isinstance(param, BoolParam):
+                layout.addRow(editor)
+            else:
+                label = QLabel(param.title)
+                label.setToolTip(param.help)
+                layout.addRow(label, editor)
+        if not self.params:
+            layout.addRow(QLabel("No settings."))
+
+    def _editor(self, param: Param, canvas_image: Callable[[], Image.Image | None]) -> QWidget:
+        if isinstance(param, IntParam):
+            spin = QSpinBox()
+            spin.setRange(param.min, param.max)
+            spin.setSingleStep(param.step)
+            spin.setValue(param.default)
+            spin.valueChanged.connect(self.changed)
+            return spin
+        if isinstance(param, FloatParam):
+            spin = QDoubleSpinBox()
+            spin.setDecimals(param.decimals)
+            spin.setRange(param.min, param.max)
+            spin.setSingleStep(param.step)
+            spin.setValue(param.default)
+            spin.valueChanged.connect(self.changed)
+            return spin
+        if isinstance(param, ChoiceParam):
+            combo = QComboBox()
+            combo.addItems(list(param.choices))
+            combo.setCurrentText(param.default_value)
+            combo.currentIndexChanged.connect(self.changed)
+            return combo
+        if isinstance(param, BoolParam):
+            check = QCheckBox(param.title)
+            check.setChecked(param.default)
+            check.toggled.connect(self.changed)
+            return check
+        if isinstance(param, SeedParam):
+            edit = QLineEdit("" if param.default < 0 else str(param.default))
+            edit.setPlaceholderText("Random")
+            edit.setValidator(QRegularExpressionValidator(r"\d{0,10}"))
+            edit.textChanged.connect(self.changed)
+            return edit
+        if isinstance(param, ImageParam):
+            return _ImagePicker(param.optional, canvas_image)
+        assert isinstance(param, TextParam)
+        if param.multiline:
+            text = QPlainTextEdit(param.default)
+            text.setFixedHeight(64)
+            text.textChanged.connect(self.changed)
+            return text
+        line = QLineEdit(param.default)
+        line.setMaxLength(param.max_length)
+        line.textChanged.connect(self.changed)
+        return line
+
+    def values(self) -> dict[str, Any]:
+        """What the person set; InvalidRequest (one sentence) if a picture file cannot be read."""
+        return {param.name: self._value(param) for param in self.params}
+
+    def storable_values(self) -> dict[str, Any]:
+        """The values worth remembering in settings (pictures are not)."""
+        return {p.name: self._value(p) for p in self.params if not isinstance(p, ImageParam)}
+
+    def _value(self, param: Param) -> Any:
+        editor = self._editors[param.name]
+        if isinstance(editor, QSpinBox | QDoubleSpinBox):
+            return editor.value()
+        if isinstance(editor, QComboBox):
+            return editor.currentText()
+        if isinstance(editor, QCheckBox):
+            return editor.isChecked()
+        if isinstance(editor, _ImagePicker):
+            try:
+                return editor.value()
+            except Exception as exc:  # noqa: BLE001 - a picture file that went away or is broken
+                raise InvalidRequest(f"{param.title}: {exc}") from None
+        if isinstance(editor, QPlainTextEdit):
+            return editor.toPlainText()
+        if isinstance(param, SeedParam):
+            text = editor.text().strip()
+            return int(text) if text else -1
+        return editor.text()
+
+    def set_values(self, values: Mapping[str, Any]) -> None:
+        """Restore remembered values; ones that no longer fit the schema are skipped."""
+        for param in self.params:
+            if param.name not in values or isinstance(param, ImageParam):
+                continue
+            try:
+                value = param.check(values[param.name], "saved value")
+            except InvalidRequest:
+                continue
+            editor = self._editors[param.name]
+            if isinstance(editor, QSpinBox | QDoubleSpinBox):
+                editor.setValue(value)
+            elif isinstance(editor, QComboBox):
+                editor.setCurrentText(value)
+            elif isinstance(editor, QCheckBox):
+                editor.setChecked(value)
+            elif isinstance(editor, QPlainTextEdit):
+                editor.setPlainText(value)
+            elif isinstance(param, SeedParam):
+                editor.setText("" if value < 0 else str(value))
+            elif isinstance(editor, QLineEdit):
+                editor.setText(value)
+
+    def editor(self, name: str) -> QWidget:
+        return self._editors[name]
+

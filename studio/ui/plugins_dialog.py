@@ -1,0 +1,324 @@
+"""Plugins: what is installed (from manifests, no plugin code imported), on/off, install, update, remove.
+
+Planning and installing run pip in a subprocess, off the UI thread; the person sees what would be
+installed and says yes before anything is put in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.errors import StudioError
+from studio.plugin_host.host import DISABLED, ENABLED, PluginHost, PluginRecord
+from studio.ui.theme import icon
+
+STATUS_COLOURS = {ENABLED: "#7ccf8a", DISABLED: "#9aa3b2"}
+Confirm = Callable[[str, str], bool]  # (title, text) -> the person said yes
+
+
+def ask(parent: QWidget, title: str, text: str) -> bool:
+    answer = QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                  QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+class PluginsDialog(QDialog):
+    def __init__(self, host: PluginHost, index_url: str = "", start_dir: Path | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.host = host
+        self.index_url = index_url
+        self._start_dir = start_dir
+        self.confirm: Confirm = lambda title, text: ask(self, title, text)  # tests answer for the person
+        self._tasks: set[asyncio.Task] = set()
+        self.setWindowTitle("Plugins")
+        self.resize(860, 520)
+        layout = QVBoxLayout(self)
+        intro = QLabel("Installed plugins, read from their manifests. Installing is not enabling: nothing from a "
+                       "plugin runs until you enable it." + (" Safe mode: no plugin is loaded this session."
+                                                             if host.safe_mode else ""))
+        intro.setWordWrap(True)
+        intro.setObjectName("hintLabel")
+        layout.addWidget(intro)
+        splitter = QSplitter()
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Plugin", "Version", "Status"])
+        self.tree.setRootIsDecorated(False)
+        self.tree.setColumnWidth(0, 220)
+        self.tree.currentItemChanged.connect(lambda *_: self._show_details())
+        self.details = QLabel()
+        self.details.setWordWrap(True)
+        self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.details.setOpenExternalLinks(True)
+        self.details.setMinimumWidth(320)
+        self.details.setContentsMargins(12, 4, 4, 4)
+        splitter.addWidget(self.tree)
+        splitter.addWidget(self.details)
+        splitter.setSizes([460, 400])
+        layout.addWidget(splitter, 1)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setTextFormat(Qt.TextFormat.PlainText)
+        layout.addWidget(self.message)
+
+        buttons = QHBoxLayout()
+        self.toggle_button = QPushButton("Enable")
+        self.toggle_button.clicked.connect(self._toggle)
+        self.uninstall_button = QPushButton(icon("remove"), "Uninstall")
+        self.uninstall_button.clicked.connect(lambda: self._start(self.uninstall(self._selected_id())))
+        self.install_button = QPushButton(icon("open"), "Install from File")
+        menu = QMenu(self.install_button)
+        menu.addAction("A wheel, sdist or zip…", self._choose_file)
+        menu.addAction("A plugin folder…", self._choose_folder)
+        self.install_button.setMenu(menu)
+        self.index_button = QPushButton(icon("plugin"), "Install from Index…")
+        self.index_button.clicked.connect(lambda: self._start(self.browse_index()))
+        self.update_button = QPushButton(icon("refresh"), "Update")
+        self.update_button.setToolTip("Install newer versions from the plugin index")
+        self.update_button.clicked.connect(lambda: self._start(self.update_all()))
+        for widget in (self.toggle_button, self.uninstall_button):
+            buttons.addWidget(widget)
+        buttons.addStretch(1)
+        for widget in (self.install_button, self.index_button, self.update_button):
+            buttons.addWidget(widget)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        buttons.addWidget(close)
+        layout.addLayout(buttons)
+        self.reload()
+
+    # -- list ----------------------------------------------------------------------------------
+    def reload(self, select: str | None = None) -> None:
+        select = select or self._selected_id()
+        self.tree.clear()
+        for record in self.host.records:
+            item = QTreeWidgetItem([record.name, record.version, record.status])
+            item.setData(0, Qt.ItemDataRole.UserRole, record.id)
+            item.setIcon(0, icon("plugin"))
+            item.setForeground(2, _brush(STATUS_COLOURS.get(record.status, "#e8a25c")))
+            if record.error:
+                item.setToolTip(2, record.error)
+            self.tree.addTopLevelItem(item)
+            if record.id == select:
+                self.tree.setCurrentItem(item)
+        if self.tree.currentItem() is None and self.tree.topLevelItemCount():
+            self.tree.setCurrentItem(self.tree.topLevelItem(0))
+        self._show_details()
+
+    def _selected_id(self) -> str | None:
+        item = self.tree.currentItem() if hasattr(self, "tree") else None
+        return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def _selected(self) -> PluginRecord | None:
+        plugin_id = self._selected_id()
+        return next((r for r in self.host.records if r.id == plugin_id), None)
+
+    def _show_details(self) -> None:
+        record = self._selected()
+        self.toggle_button.setEnabled(record is not None and record.found.manifest is not None)
+        self.uninstall_button.setEnabled(record is not None)
+        if record is None:
+            self.details.setText(f"No plugins are installed yet. Use <b>Install from File…</b> or <b>Install from "
+                                 f"Index…</b>.<br><br>Plugins go to {html.escape(str(self.host.plugins_dir))}.")
+            self.toggle_button.setText("Enable")
+            return
+        self.toggle_button.setText("Disable" if record.id in self.host.enabled_ids() else "Enable")
+        self.details.setText(describe(record))
+
+    # -- actions -------------------------------------------------------------------------------
+    def _start(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _busy(self, text: str) -> None:
+        self.message.setStyleSheet("")
+        self.message.setText(text)
+        for widget in (self.toggle_button, self.uninstall_button, self.install_button, self.index_button,
+                       self.update_button):
+            widget.setEnabled(not text)
+
+    def _report(self, text: str, error: bool = False) -> None:
+        self._busy("")
+        self.message.setStyleSheet("color: #ff8a80;" if error else "")
+        self.message.setText(text)
+        self._show_details()
+
+    def _toggle(self) -> None:
+        record = self._selected()
+        if record is None:
+            return
+        enable = record.id not in self.host.enabled_ids()
+        if enable and record.found.manifest and not self.confirm(
+                "Enable plugin", f"Enable {record.name} {record.version}? Its code will run inside Studio when you "
+                                 f"use it. It asks for: {record.found.manifest.permissions.describe()}."):
+            return
+        try:
+            record = self.host.set_enabled(record.id, enable)
+        except StudioError as exc:
+            self._report(str(exc), error=True)
+            return
+        self.reload(record.id)
+        self._report(f"{record.name} is {record.status}.")
+
+    def _choose_file(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Install a plugin", str(self._start_dir or ""),
+                                              "Plugin packages (*.whl *.zip *.tar.gz *.tgz)")
+        if name:
+            self._start(self.install(Path(name)))
+
+    def _choose_folder(self) -> None:
+        name = QFileDialog.getExistingDirectory(self, "Install a plugin folder", str(self._start_dir or ""))
+        if name:
+            self._start(self.install(Path(name)))
+
+    async def install(self, source: Any) -> bool:
+        """Plan (dry run), ask, install. True when it was installed."""
+        from studio.plugin_host.installer import PluginInstaller
+
+        installer = PluginInstaller(self.host.plugins_dir)
+        self._busy(f"Checking {getattr(source, 'name', source)}… (pip dry run)")
+        plan = None
+        try:
+            plan = await asyncio.to_thread(installer.plan, source, self.host.taken_ids())
+            if not self.confirm("Install plugin", plan.describe() + "\n\nInstall it? It stays disabled until you "
+                                                                     "enable it."):
+                self._report("Nothing was installed.")
+                return False
+            self._busy(f"Installing {plan.manifest.name}…")
+            await asyncio.to_thread(installer.install, plan)
+        except StudioError as exc:
+            self._report(str(exc), error=True)
+            return False
+        finally:
+            if plan is not None:
+                await asyncio.to_thread(installer.discard, plan)
+        self.host.refresh()
+        self.reload(plan.manifest.id)
+        self._report(f"Installed {plan.manifest.name} {plan.version}. Enable it to use it.")
+        return True
+
+    async def uninstall(self, plugin_id: str | None) -> bool:
+        record = self._selected() if plugin_id is None else self.host.record(plugin_id)
+        if record is None:
+            return False
+        if not record.found.managed:
+            self._report(f"{record.name} was installed into Python's environment, not by Studio; remove it with "
+                         f"pip uninstall {record.found.distribution}.", error=True)
+            return False
+        if not self.confirm("Uninstall plugin", f"Remove {record.name} {record.version} and its files?"):
+            return False
+        from studio.plugin_host.installer import PluginInstaller
+
+        try:
+            self.host.set_enabled(record.id, False)
+            await asyncio.to_thread(PluginInstaller(self.host.plugins_dir).uninstall, record.id)
+        except StudioError as exc:
+            self._report(str(exc), error=True)
+            return False
+        self.host.refresh()
+        self.reload()
+        self._report(f"Removed {record.name}. Its modules stay loaded until Studio restarts.")
+        return True
+
+    async def _index_entries(self) -> list[Any] | None:
+        from studio.plugin_host.plugin_index import fetch_index
+
+        if not self.index_url:
+            url, ok = QInputDialog.getText(self, "Plugin index", "Address of a plugin index (a JSON list):")
+            if not ok or not url.strip():
+                return None
+            self.index_url = url.strip()
+        self._busy(f"Reading {self.index_url}…")
+        try:
+            return await asyncio.to_thread(fetch_index, self.index_url)
+        except StudioError as exc:
+            self._report(str(exc), error=True)
+            return None
+
+    async def browse_index(self) -> None:
+        entries = await self._index_entries()
+        if entries is None:
+            return
+        self._busy("")
+        if not entries:
+            self._report(f"The index {self.index_url} lists no plugins.")
+            return
+        labels = [f"{e.name} {e.version} — {e.summary}" for e in entries]
+        label, ok = QInputDialog.getItem(self, "Install from index", "Plugin:", labels, 0, False)
+        if ok:
+            await self.install(entries[labels.index(label)])
+
+    async def update_all(self) -> None:
+        from studio.plugin_host.plugin_index import updates
+
+        entries = await self._index_entries()
+        if entries is None:
+            return
+        installed = {r.id: r.version for r in self.host.records if r.found.managed}
+        newer = updates(entries, installed)
+        if not newer:
+            self._report("Every plugin is up to date.")
+            return
+        for entry, _current in newer:
+            await self.install(entry)
+
+
+def describe(record: PluginRecord) -> str:
+    """Rich text about one plugin, for the details pane."""
+    found, manifest = record.found, record.found.manifest
+    e = html.escape
+    lines = [f"<h3>{e(record.name)} <span style='color:#9aa3b2'>{e(record.version)}</span></h3>"]
+    if manifest is not None:
+        if manifest.description:
+            lines.append(f"<p>{e(manifest.description)}</p>")
+        facts = [("Id", e(manifest.id)), ("Author", e(manifest.author) or "—")]
+        if manifest.homepage.startswith(("https://", "http://")):
+            facts.append(("Homepage", f"<a href='{e(manifest.homepage)}'>{e(manifest.homepage)}</a>"))
+        facts.append(("Permissions", e(manifest.permissions.describe())))
+        facts.append(("Plugin API", e(manifest.api_version)))
+        for kind, title in (("generator", "Generators"), ("postprocessor", "Post-processors")):
+            specs = manifest.of_kind(kind)
+            if specs:
+                facts.append((title, ", ".join(e(s.title) for s in specs)))
+    else:
+        facts = [("Entry point", e(found.entry_name))]
+    facts.append(("Installed", e(str(found.location)) if found.managed else
+                  f"in Python's environment ({e(found.distribution)})"))
+    facts.append(("Status", e(record.status)))
+    if record.failures:
+        facts.append(("Failures", f"{record.failures} this session"))
+    lines.append("<table cellspacing='4'>" + "".join(
+        f"<tr><td style='color:#9aa3b2'>{k}</td><td>{v}</td></tr>" for k, v in facts) + "</table>")
+    if record.error:
+        lines.append(f"<p style='color:#ff8a80'>{e(record.error)}</p>")
+    return "".join(lines)
+
+
+def _brush(colour: str):  # noqa: ANN202 - QBrush
+    from PySide6.QtGui import QBrush, QColor
+
+    return QBrush(QColor(colour))

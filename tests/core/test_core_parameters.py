@@ -1,0 +1,102 @@
+"""Declared parameters: checking values (typed from the form, text from the command line) and reading
+declarations from a manifest, each refusal one sentence naming the parameter."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from studio.core.errors import InvalidRequest
+from studio.core.parameters import (
+    BoolParam,
+    ChoiceParam,
+    FloatParam,
+    ImageParam,
+    IntParam,
+    SeedParam,
+    TextParam,
+    params_for_record,
+    schema_from_table,
+    validate_params,
+)
+
+SCHEMA = (
+    IntParam("octaves", default=4, min=1, max=8),
+    FloatParam("scale", label="Zoom", default=2.0, min=0.1, max=10.0),
+    ChoiceParam("pattern", choices=("clouds", "marble")),
+    TextParam("caption", max_length=5),
+    BoolParam("tile"),
+    SeedParam("noise_seed"),
+    ImageParam("reference", optional=True),
+)
+
+
+def refused(values: dict) -> str:
+    with pytest.raises(InvalidRequest) as err:
+        validate_params(SCHEMA, values, "Fields")
+    return str(err.value)
+
+
+def test_defaults_fill_what_is_not_given():
+    assert validate_params(SCHEMA, {}, "Fields") == {
+        "octaves": 4, "scale": 2.0, "pattern": "clouds", "caption": "", "tile": False, "noise_seed": -1,
+        "reference": None}
+
+
+def test_text_from_the_command_line_is_converted():
+    values = validate_params(SCHEMA, {"octaves": " 6", "scale": "0.5", "tile": "yes", "noise_seed": "12"}, "F")
+    assert (values["octaves"], values["scale"], values["tile"], values["noise_seed"]) == (6, 0.5, True, 12)
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"octaves": 9}, "Fields: Octaves must be between 1 and 8, not 9."),
+    ({"octaves": "many"}, "Fields: Octaves must be a whole number, not 'many'."),
+    ({"octaves": 2.5}, "Fields: Octaves must be a whole number, not 2.5."),
+    ({"octaves": True}, "Fields: Octaves must be a whole number, not True."),
+    ({"scale": 0}, "Fields: Zoom must be between 0.1 and 10, not 0."),
+    ({"scale": float("nan")}, "Fields: Zoom must be a number, not nan."),
+    ({"pattern": "waves"}, "Fields: Pattern must be one of clouds, marble, not 'waves'."),
+    ({"caption": "too long"}, "Fields: Caption must be at most 5 characters long."),
+    ({"tile": "maybe"}, "Fields: Tile must be yes or no, not 'maybe'."),
+    ({"noise_seed": -2}, "Fields: Noise seed must be between -1 and 4294967295, not -2."),
+    ({"reference": 3}, "Fields: Reference must be a picture, not int."),
+    ({"colour": "red"}, "Fields has no parameter 'colour'; its parameters are: caption, noise_seed, octaves, "
+                        "pattern, reference, scale, tile."),
+])
+def test_bad_values_are_one_sentence_naming_the_parameter(values, message):
+    assert refused(values) == message
+
+
+def test_pictures_are_converted_and_only_noted_in_records(tmp_path):
+    path = tmp_path / "ref.png"
+    Image.new("RGBA", (6, 4)).save(path)
+    values = validate_params(SCHEMA, {"reference": str(path)}, "F")
+    assert values["reference"].mode == "RGB" and values["reference"].size == (6, 4)
+    assert params_for_record(values)["reference"] == "<picture 6x4>"
+    with pytest.raises(InvalidRequest, match="needs a picture"):
+        validate_params((ImageParam("style"),), {}, "F")
+
+
+def test_declarations_from_a_manifest_table():
+    schema = schema_from_table([
+        {"name": "level", "type": "int", "default": 3, "min": 0, "max": 9, "help": "How much"},
+        {"name": "look", "type": "choice", "choices": ["a", "b"], "default": "b"},
+    ], "gen")
+    assert schema == (IntParam("level", help="How much", default=3, min=0, max=9),
+                      ChoiceParam("look", choices=("a", "b"), default="b"))
+    assert schema[0].flag == "--level" and schema[1].title == "Look"
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ({"name": "x", "type": "colour"}, "unknown type 'colour'"),
+    ({"name": "Bad-Name", "type": "int"}, "must be lower_snake_case"),
+    ({"name": "x", "type": "int", "colour": 1}, "has a setting its type does not take"),
+    ({"name": "x", "type": "int", "min": 5, "max": 1}, "has min above max"),
+    ({"name": "x", "type": "choice"}, "has no choices"),
+    ({"name": "x", "type": "int", "default": 50, "max": 10}, "(default value): X must be between 0 and 10"),
+])
+def test_bad_declarations_are_refused(row, message):
+    with pytest.raises(InvalidRequest, match=message.replace("(", r"\(").replace(")", r"\)")):
+        schema_from_table([row], "gen")
+    with pytest.raises(InvalidRequest, match="declared twice"):
+        schema_from_table([{"name": "a", "type": "bool"}, {"name": "a", "type": "bool"}], "gen")

@@ -1,0 +1,162 @@
+"""The plugin host: discovery from manifests only, enable/disable kept across sessions, statuses, clashes,
+safe mode, and switching a failing plugin off for the session."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from plugin_wheels import plugin_wheel
+from studio_testing import unpack_plugin
+
+from studio.core.errors import StudioError
+from studio.plugin_host.host import DISABLED, ENABLED, FAILED, INCOMPATIBLE, MAX_FAILURES, SAFE_MODE, PluginHost
+from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR
+
+SENTINEL_INIT = "import pathlib\npathlib.Path({path!r}).write_text('ran')\n"
+
+
+@pytest.fixture
+def plugins_dir(plugin_sandbox):
+    return plugin_sandbox / "plugins"
+
+
+def install(plugins_dir, tmp_path, plugin_id="tp-one", package="studio_tp_one", **kwargs):  # noqa: ANN001, ANN003
+    wheel = plugin_wheel(tmp_path / "wheels" / plugin_id, plugin_id=plugin_id, package=package, **kwargs)
+    return unpack_plugin(plugins_dir, wheel, plugin_id)
+
+
+def host_for(plugins_dir, **kwargs) -> PluginHost:  # noqa: ANN001, ANN003
+    host = PluginHost(plugins_dir, scan_environment=False, **kwargs)
+    host.refresh()
+    return host
+
+
+def test_installed_plugins_are_listed_from_manifests_without_importing_them(plugins_dir, tmp_path):
+    sentinel = tmp_path / "imported"
+    install(plugins_dir, tmp_path, init_code=SENTINEL_INIT.format(path=str(sentinel)))
+    host = host_for(plugins_dir)
+    (record,) = host.records
+    assert (record.id, record.name, record.version, record.status) == ("tp-one", "Test Plugin", "1.0.0", DISABLED)
+    assert record.found.manifest.author == "Tests"
+    assert record.found.managed and record.found.location == plugins_dir / "tp-one"
+    # Installed is not enabled: nothing is registered, nothing imported.
+    assert not host.registry.has(GENERATOR, "test-gen")
+    host.set_enabled("tp-one", True)
+    assert host.registry.has(GENERATOR, "test-gen")
+    assert not sentinel.exists() and "studio_tp_one" not in sys.modules  # listing and enabling import nothing
+
+
+def test_enabled_state_is_kept_across_sessions_and_disable_unregisters(plugins_dir, tmp_path):
+    install(plugins_dir, tmp_path)
+    host = host_for(plugins_dir)
+    assert host.set_enabled("tp-one", True).status == ENABLED
+    assert json.loads((plugins_dir / "state.json").read_text()) == {"enabled": ["tp-one"]}
+    again = host_for(plugins_dir)  # a new session
+    assert again.record("tp-one").status == ENABLED
+    contribution = again.registry.get(GENERATOR, "test-gen")
+    assert (contribution.plugin_id, contribution.plugin_version, contribution.owner) == \
+        ("tp-one", "1.0.0", "Test Plugin")
+    assert again.set_enabled("tp-one", False).status == DISABLED
+    assert not again.registry.has(GENERATOR, "test-gen")
+    assert host_for(plugins_dir).record("tp-one").status == DISABLED
+
+
+def test_incompatible_api_and_broken_manifest_are_reported_not_loaded(plugins_dir, tmp_path):
+    install(plugins_dir, tmp_path)
+    manifest = plugins_dir / "tp-one" / "studio_tp_one" / "studio-plugin.toml"
+    manifest.write_text(manifest.read_text().replace('api_version = ">=1.0,<2"', 'api_version = ">=2.0"'))
+    install(plugins_dir, tmp_path, plugin_id="tp-two", package="studio_tp_two")
+    (plugins_dir / "tp-two" / "studio_tp_two" / "studio-plugin.toml").write_text("id = [not toml")
+    (plugins_dir / "state.json").write_text(json.dumps({"enabled": ["tp-one", "tp-two"]}))
+    host = host_for(plugins_dir)
+    one, two = host.record("tp-one"), host.record("tp-two")
+    assert one.status == INCOMPATIBLE
+    assert one.error == ("Test Plugin 1.0.0 needs plugin API >=2.0, but this Studio offers API 1.0; look for an "
+                         "update of the plugin.")
+    assert two.status == FAILED and "is not valid TOML" in two.error
+    assert host.registry.contributions(GENERATOR)[0].id == "diffusers"  # only Studio's own
+    with pytest.raises(StudioError, match="needs plugin API >=2.0"):
+        host.set_enabled("tp-one", True)
+
+
+def test_a_plugin_cannot_take_an_id_someone_else_owns(plugins_dir, tmp_path):
+    # Two distributions claim one plugin id; a third plugin's generator id is Studio's own.
+    install(plugins_dir, tmp_path, plugin_id="tp-one", package="studio_tp_one")
+    second = plugin_wheel(tmp_path / "w2", plugin_id="tp-one", package="studio_tp_other", generator_id="other-gen")
+    unpack_plugin(plugins_dir, second, "tp-one-copy")
+    install(plugins_dir, tmp_path, plugin_id="tp-three", package="studio_tp_three", generator_id="diffusers")
+    (plugins_dir / "state.json").write_text(json.dumps({"enabled": ["tp-one", "tp-three"]}))
+    host = host_for(plugins_dir)
+    statuses = [(r.id, r.found.distribution, r.status) for r in host.records]
+    assert ("tp-one", "studio-tp-one", ENABLED) in statuses
+    assert ("tp-one", "studio-tp-other", FAILED) in statuses
+    copy = next(r for r in host.records if r.found.distribution == "studio-tp-other")
+    assert copy.error == ("The plugin id 'tp-one' is already taken by studio-tp-one; this copy from "
+                          "studio-tp-other is ignored.")
+    three = host.record("tp-three")
+    assert three.status == FAILED
+    assert three.error == "Its generator id 'diffusers' is already owned by Studio; the plugin was not loaded."
+    assert host.registry.get(GENERATOR, "diffusers").builtin
+    assert host.taken_ids()["tp-one"] == "studio-tp-one"
+
+
+def test_safe_mode_loads_no_plugin(plugins_dir, tmp_path):
+    install(plugins_dir, tmp_path)
+    (plugins_dir / "state.json").write_text(json.dumps({"enabled": ["tp-one"]}))
+    host = host_for(plugins_dir, safe_mode=True)
+    assert host.record("tp-one").status == SAFE_MODE
+    assert [c.id for c in host.registry.contributions(GENERATOR)] == ["diffusers"]
+    assert host.registry.contributions(POSTPROCESSOR) == []
+
+
+def test_repeated_failures_switch_a_plugin_off_for_the_session_only(plugins_dir, tmp_path):
+    install(plugins_dir, tmp_path)
+    host = host_for(plugins_dir)
+    host.set_enabled("tp-one", True)
+    changes = []
+    host.on_change = lambda: changes.append(1)
+    for attempt in range(1, MAX_FAILURES):
+        assert host.report_failure("tp-one", f"boom {attempt}") == ""
+        assert host.record("tp-one").status == ENABLED and host.record("tp-one").failures == attempt
+    notice = host.report_failure("tp-one", "boom 3")
+    assert notice == ("The plugin Test Plugin was switched off until Studio restarts because it failed 3 times; "
+                      "turn it on again in Plugins when it is fixed.")
+    record = host.record("tp-one")
+    assert record.status == FAILED and record.error.endswith("Last error: boom 3")
+    assert not host.registry.has(GENERATOR, "test-gen") and changes
+    assert host_for(plugins_dir).record("tp-one").status == ENABLED  # next session: on again
+    host.set_enabled("tp-one", True)  # turning it on again clears the count
+    assert host.record("tp-one").status == ENABLED and host.record("tp-one").failures == 0
+
+
+def test_a_hang_switches_off_at_once(plugins_dir, tmp_path):
+    install(plugins_dir, tmp_path)
+    host = host_for(plugins_dir)
+    host.set_enabled("tp-one", True)
+    notice = host.report_failure("tp-one", "did not stop", switch_off=True)
+    assert "because it stopped responding" in notice
+    assert host.record("tp-one").status == FAILED
+
+
+def test_ids_are_checked_before_anything_touches_the_disk(plugins_dir, tmp_path):
+    host = host_for(plugins_dir)
+    for bad in ("../x", "a/b", "Upper", "", "studio"):
+        with pytest.raises(StudioError):
+            host.set_enabled(bad, True)
+    assert not plugins_dir.exists()
+    with pytest.raises(StudioError, match="No plugin called 'ghost' is installed."):
+        host.set_enabled("ghost", True)
+
+
+def test_plugins_installed_in_the_environment_are_found_too(plugin_sandbox, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    wheel = plugin_wheel(tmp_path / "wheels", plugin_id="tp-env", package="studio_tp_env")
+    unpack_plugin(site.parent, wheel, site.name)
+    monkeypatch.syspath_prepend(str(site))
+    host = PluginHost(tmp_path / "plugins")
+    host.refresh()
+    record = host.record("tp-env")
+    assert not record.found.managed and record.status == DISABLED
+    assert record.found.distribution == "studio-tp-env"

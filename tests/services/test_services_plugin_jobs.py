@@ -1,0 +1,234 @@
+"""Plugin generators and post-processors through the real job service and engine thread: outputs and
+history, parameters, the after-each-generation chain, and isolation of plugins that fail, raise or hang."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from plugin_wheels import plugin_wheel
+from studio_testing import collect_until_done, make_env, run, running_service, terminal, unpack_plugin
+
+from studio.core.errors import InvalidRequest
+from studio.core.events import EngineStatus, JobCancelled, JobFailed, JobFinished, JobProgress
+from studio.core.images import read_recipe
+from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep
+from studio.plugin_host import guard
+from studio.plugin_host.host import ENABLED, FAILED, PluginHost
+from studio.services.history_store import HistoryQuery, HistoryStore
+from studio.services.outputs import OutputStore
+
+GENERATOR = '''
+import time
+from PIL import Image
+
+
+class Generator:
+    def __init__(self, env):
+        self.env = env
+
+    def generate(self, request, context):
+        assert context.data_dir == self.env.data_dir and context.data_dir.is_dir()
+        mode = request.params["mode"]
+        for i in range(request.batch_count):
+            if mode == "raise" and i == 1:
+                raise RuntimeError("kaput")
+            if mode == "hang":
+                while True:  # ignores cancel on purpose
+                    time.sleep(0.01)
+            for step in range(1, 4):
+                context.check_cancelled()
+                if mode == "slow":
+                    time.sleep(0.2)
+                context.report_progress(step, 3, i, preview=Image.new("RGB", (8, 8)))
+            yield Image.new("RGB", (request.width, request.height), (request.params["level"], request.seed_for(i) % 256, 0))
+
+
+class Invert:
+    def __init__(self, env):
+        pass
+
+    def process(self, image, params, context):
+        if params["amount"] < 0.01:
+            raise ValueError("amount too small to see")
+        context.report_progress(1, 1)
+        return Image.eval(image, lambda v: 255 - v)
+'''
+
+MANIFEST_EXTRA = '''
+[[generators.parameters]]
+name = "level"
+type = "int"
+default = 200
+min = 0
+max = 255
+
+[[generators.parameters]]
+name = "mode"
+type = "choice"
+choices = ["fine", "raise", "hang", "slow"]
+
+[[postprocessors]]
+id = "tp-invert"
+title = "Invert"
+target = "{package}.generator:Invert"
+
+[[postprocessors.parameters]]
+name = "amount"
+type = "float"
+default = 1.0
+min = 0.0
+max = 1.0
+'''
+
+
+@pytest.fixture
+def setup(plugin_sandbox, tmp_path):
+    plugins_dir = tmp_path / "plugins"
+    for plugin_id, package in (("tp-good", "studio_tp_good"), ("tp-other", "studio_tp_other")):
+        wheel = plugin_wheel(tmp_path / "wheels" / plugin_id, plugin_id=plugin_id, package=package,
+                             generator_id=plugin_id + "-gen", generator_code=GENERATOR,
+                             manifest_extra=MANIFEST_EXTRA.format(package=package).replace(
+                                 "tp-invert", plugin_id + "-invert"), version="2.1.0")
+        unpack_plugin(plugins_dir, wheel, plugin_id)
+    broken = plugin_wheel(tmp_path / "wheels" / "broken", plugin_id="tp-broken", package="studio_tp_broken",
+                          generator_id="tp-broken-gen", generator_code="raise ImportError('needs libfoo')")
+    unpack_plugin(plugins_dir, broken, "tp-broken")
+    host = PluginHost(plugins_dir, scan_environment=False)
+    host.refresh()
+    for plugin_id in ("tp-good", "tp-other", "tp-broken"):
+        host.set_enabled(plugin_id, True)
+    history = HistoryStore(tmp_path / "history.db")
+    yield host, make_env(tmp_path), OutputStore(tmp_path / "outputs"), history
+    history.close()
+
+
+def request(generator: str = "tp-good-gen", **kwargs) -> GenerationRequest:  # noqa: ANN003
+    values = dict(model="", prompt="plugin test", width=96, height=64, seed=7, generator=generator)
+    values.update(kwargs)
+    return GenerationRequest(**values)
+
+
+def submit_all(setup, requests, cancel_after: float | None = None):  # noqa: ANN001, ANN201
+    host, env, outputs, history = setup
+
+    async def scenario():
+        async with running_service(env, outputs=outputs, history=history, plugins=host) as service:
+            stream = service.subscribe()
+            ids = [service.submit(r) for r in requests]
+            if cancel_after is not None:
+                import asyncio
+
+                await asyncio.sleep(cancel_after)
+                service.cancel(ids[0])
+            return await collect_until_done(stream, ids), ids
+
+    return run(scenario())
+
+
+def test_a_plugin_generator_runs_like_any_job_and_lands_in_the_history(setup):
+    host, _, _, history = setup
+    events, (job,) = submit_all(setup, [request(batch_count=2, params={"level": "17"},
+                                                post=(PostStep("tp-good-invert", {"amount": 1}),))])
+    finished = terminal(events, job)
+    assert isinstance(finished, JobFinished), getattr(finished, "message", "")
+    # Each picture: three steps, then its post-processing step.
+    assert [p.step for p in events if isinstance(p, JobProgress)] == [1, 2, 3, 1, 1, 2, 3, 1]
+    first = finished.outputs[0]
+    # Level 17 (given as text, checked by the schema), seed 7, then inverted by the post-processor.
+    assert first.image.getpixel((0, 0)) == (255 - 17, 255 - 7, 255)
+    assert finished.outputs[1].image.getpixel((0, 0)) == (255 - 17, 255 - 8, 255)
+    recipe = read_recipe(first.path)
+    assert (recipe.generator, recipe.generator_version, recipe.params) == ("tp-good-gen", "2.1.0",
+                                                                           {"level": 17, "mode": "fine"})
+    assert recipe.post == ({"processor": "tp-good-invert", "version": "2.1.0", "params": {"amount": 1.0}},)
+    with Image.open(first.path) as saved:
+        assert "Generator: tp-good-gen 2.1.0, Post-processing: tp-good-invert" in saved.info["parameters"]
+    rows = history.search(HistoryQuery(text="plugin test"))
+    assert {(r.generator, r.generator_version, r.outcome) for r in rows} == {("tp-good-gen", "2.1.0", "ok")}
+    assert rows[0].params["generator_params"] == {"level": 17, "mode": "fine"}
+    assert rows[0].postprocess[0]["processor"] == "tp-good-invert"
+    assert host.record("tp-good").failures == 0
+
+
+def test_bad_parameters_are_refused_before_the_job_is_queued(setup):
+    host, env, outputs, history = setup
+
+    async def scenario():
+        async with running_service(env, plugins=host) as service:
+            for bad, message in (
+                    ({"level": 300}, "Test generator: Level must be between 0 and 255, not 300."),
+                    ({"nope": 1}, "Test generator has no parameter 'nope'; its parameters are: level, mode."),
+                    ({"mode": "loud"}, "Test generator: Mode must be one of fine, raise, hang, slow, not 'loud'.")):
+                with pytest.raises(InvalidRequest) as err:
+                    service.submit(request(params=bad))
+                assert str(err.value) == message
+            with pytest.raises(InvalidRequest, match="No postprocessor called 'ghost'"):
+                service.submit(request(post=(PostStep("ghost"),)))
+            assert service.waiting() == []
+
+    run(scenario())
+
+
+def test_import_errors_and_exceptions_fail_only_their_own_job_then_switch_the_plugin_off(setup):
+    host, _, _, history = setup
+    broken = [request("tp-broken-gen") for _ in range(3)]
+    events, ids = submit_all(setup, [*broken, request("tp-other-gen"), request(params={"mode": "raise"},
+                                                                               batch_count=2)])
+    messages = [terminal(events, j).message for j in ids[:3]]
+    assert messages[0] == ("The generator 'Test generator' from Test Plugin could not be loaded "
+                           "(ImportError: needs libfoo).")
+    assert messages[2].endswith("The plugin Test Plugin was switched off until Studio restarts because it failed "
+                                "3 times; turn it on again in Plugins when it is fixed.")
+    assert any(isinstance(e, EngineStatus) and "switched off" in e.message for e in events)
+    assert host.record("tp-broken").status == FAILED
+    # The other plugin is fine; a plugin raising mid-job keeps the picture it made.
+    assert isinstance(terminal(events, ids[3]), JobFinished)
+    raised = terminal(events, ids[4])
+    assert isinstance(raised, JobFailed) and raised.message == "The plugin Test Plugin failed (RuntimeError: kaput)."
+    assert len(raised.outputs) == 1 and raised.outputs[0].path.is_file()
+    assert host.record("tp-good").status == ENABLED and host.record("tp-good").failures == 1
+    outcomes = sorted(r.outcome for r in history.search(HistoryQuery(text="plugin test")))
+    assert outcomes == ["failed", "failed", "failed", "ok", "ok"]
+
+
+def test_a_plugin_that_ignores_cancel_is_abandoned_after_the_grace_period(setup, monkeypatch):
+    monkeypatch.setattr(guard, "CANCEL_GRACE_SECONDS", 0.5)
+    host = setup[0]
+    events, ids = submit_all(setup, [request(params={"mode": "hang"}), request("tp-other-gen")], cancel_after=0.5)
+    hung = terminal(events, ids[0])
+    assert isinstance(hung, JobFailed)
+    assert hung.message.startswith("The plugin Test Plugin did not stop within 0.5 s of being cancelled; Studio "
+                                   "stopped waiting for it.")
+    assert "because it stopped responding" in hung.message
+    assert host.record("tp-good").status == FAILED
+    assert isinstance(terminal(events, ids[1]), JobFinished)  # the engine thread lived on
+
+
+def test_a_plugin_that_honours_cancel_is_cancelled(setup):
+    events, (job,) = submit_all(setup, [request(params={"mode": "slow"}, batch_count=3)], cancel_after=0.3)
+    assert isinstance(terminal(events, job), JobCancelled)
+    assert setup[0].record("tp-good").failures == 0
+
+
+def test_a_failing_post_step_keeps_the_generated_picture(setup):
+    events, (job,) = submit_all(setup, [request(post=(PostStep("tp-good-invert", {"amount": 0}),))])
+    finished = terminal(events, job)
+    assert isinstance(finished, JobFinished)
+    assert finished.outputs[0].image.getpixel((0, 0)) == (200, 7, 0)  # not inverted, not lost
+    assert finished.notes == ("The plugin Test Plugin failed (ValueError: amount too small to see). The picture "
+                              "was kept without tp-good-invert.",)
+    assert read_recipe(finished.outputs[0].path).post == ()
+
+
+def test_post_processing_a_picture_as_its_own_job(setup):
+    picture = Image.fromarray(np.full((20, 30, 3), 10, np.uint8))
+    events, (job,) = submit_all(setup, [PostProcessRequest("tp-good-invert", picture, {"amount": "0.5"})])
+    finished = terminal(events, job)
+    (output,) = finished.outputs
+    assert output.path is None  # a canvas edit: not saved, not in the history
+    assert output.image.getpixel((0, 0)) == (245, 245, 245)
+    assert output.recipe.post[0]["params"] == {"amount": 0.5}
+    assert json.loads(output.recipe.to_json())["post"][0]["processor"] == "tp-good-invert"

@@ -1,0 +1,144 @@
+"""``studio plugins …``, ``studio generate --generator``, ``studio postprocess`` and ``--safe-mode``, in a
+subprocess as a person runs them: a wheel built in the test is installed by Studio's installer, enabled,
+used, disabled and removed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from plugin_wheels import plugin_wheel
+
+from studio.core.images import read_recipe
+
+GENERATOR = '''
+from PIL import Image
+
+
+class Generator:
+    def __init__(self, env):
+        pass
+
+    def generate(self, request, context):
+        for i in range(request.batch_count):
+            context.report_progress(1, 1, i)
+            yield Image.new("RGB", (request.width, request.height), (request.params["level"], i, 0))
+
+
+class Darken:
+    def __init__(self, env):
+        pass
+
+    def process(self, image, params, context):
+        return image.point(lambda v: int(v * params["factor"]))
+'''
+
+MANIFEST_EXTRA = '''
+[[generators.parameters]]
+name = "level"
+type = "int"
+default = 100
+min = 0
+max = 255
+help = "How red"
+
+[[postprocessors]]
+id = "darken"
+title = "Darken"
+target = "studio_tp_cli.generator:Darken"
+
+[[postprocessors.parameters]]
+name = "factor"
+type = "float"
+default = 0.5
+min = 0
+max = 1
+'''
+
+
+def studio(home: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
+    return subprocess.run([sys.executable, "-m", "studio", *args], env=env, cwd=home.parent, capture_output=True,
+                          text=True, encoding="utf-8", timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def wheel(tmp_path) -> Path:
+    return plugin_wheel(tmp_path / "wheels", plugin_id="cli-plugin", package="studio_tp_cli",
+                        generator_id="cli-gen", generator_code=GENERATOR, manifest_extra=MANIFEST_EXTRA)
+
+
+def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel):
+    home = tmp_path / "home"
+    empty = studio(home, "plugins", "list")
+    assert empty.returncode == 0 and "No plugins are installed" in empty.stdout
+
+    # Without a terminal to ask on, installing needs --yes; nothing is installed.
+    asked = studio(home, "plugins", "install", str(wheel))
+    assert asked.returncode == 1 and "not installing without --yes" in asked.stderr
+    assert "Test Plugin" in asked.stdout  # the plan was shown first
+    assert not (home / "data" / "plugins" / "cli-plugin").exists()
+
+    installed = studio(home, "plugins", "install", str(wheel), "--yes")
+    assert installed.returncode == 0, installed.stderr
+    assert "It is disabled until you run: studio plugins enable cli-plugin" in installed.stdout
+    listed = json.loads(studio(home, "plugins", "list", "--json").stdout)
+    assert [(p["id"], p["status"], p["generators"], p["postprocessors"], p["installed_by"]) for p in listed] == \
+        [("cli-plugin", "disabled", ["cli-gen"], ["darken"], "studio")]
+
+    refused = studio(home, "generate", "--generator", "cli-gen", "--prompt", "x", "-o", str(tmp_path / "x.png"))
+    assert refused.returncode == 2
+    assert "No generator called 'cli-gen' is installed and enabled." in refused.stderr
+
+    assert studio(home, "plugins", "enable", "cli-plugin").stdout.strip() == "Test Plugin 1.0.0: enabled."
+    helped = studio(home, "generate", "--generator", "cli-gen", "--help")
+    assert "--level LEVEL" in helped.stdout and "How red (0 to 255, default 100)" in helped.stdout
+
+    out = tmp_path / "red.png"
+    made = studio(home, "generate", "--generator", "cli-gen", "--prompt", "a red square", "--level", "40",
+                  "--size", "64x64", "--seed", "5", "--post", "darken:factor=0.5", "-o", str(out))
+    assert made.returncode == 0, made.stderr
+    assert Image.open(out).getpixel((0, 0)) == (20, 0, 0)
+    recipe = read_recipe(out)
+    assert (recipe.generator, recipe.generator_version, recipe.params, recipe.seed) == \
+        ("cli-gen", "1.0.0", {"level": 40}, 5)
+    assert recipe.post[0]["processor"] == "darken"
+    history = studio(home, "history", "search", "red square", "--json")
+    assert json.loads(history.stdout)[0]["generator"] == "cli-gen"
+
+    bad = studio(home, "generate", "--generator", "cli-gen", "--prompt", "x", "--level", "999", "-o", str(out))
+    assert bad.returncode == 2 and "Test generator: Level must be between 0 and 255, not 999." in bad.stderr
+
+    source = tmp_path / "grey.png"
+    Image.fromarray(np.full((16, 16, 3), 200, np.uint8)).save(source)
+    darker = tmp_path / "darker.png"
+    post = studio(home, "postprocess", str(source), "-o", str(darker), "--method", "darken", "--factor", "0.25")
+    assert post.returncode == 0, post.stderr
+    assert Image.open(darker).getpixel((0, 0)) == (50, 50, 50)
+
+    safe = studio(home, "--safe-mode", "generate", "--generator", "cli-gen", "--prompt", "x", "-o", str(out))
+    assert safe.returncode == 2 and "No generator called 'cli-gen' is installed and enabled." in safe.stderr
+
+    assert studio(home, "plugins", "disable", "cli-plugin").stdout.strip() == "Test Plugin 1.0.0: disabled."
+    removed = studio(home, "plugins", "uninstall", "cli-plugin")
+    assert removed.returncode == 0 and "Removed Test Plugin 1.0.0." in removed.stdout
+    assert not (home / "data" / "plugins" / "cli-plugin").exists()
+    assert studio(home, "plugins", "list", "--json").stdout.strip() == "[]"
+
+
+def test_bad_sources_and_ids_are_one_sentence(tmp_path):
+    home = tmp_path / "home"
+    missing = studio(home, "plugins", "install", str(tmp_path / "nope.whl"), "--yes")
+    assert missing.returncode == 2 and missing.stderr.startswith("studio: ")
+    assert len(missing.stderr.strip().splitlines()) == 1
+    for action in ("enable", "disable", "uninstall"):
+        result = studio(home, "plugins", action, "../evil")
+        assert result.returncode == 2 and "is not a plain name" in result.stderr
+    ghost = studio(home, "plugins", "enable", "ghost")
+    assert ghost.stderr.strip() == "studio: No plugin called 'ghost' is installed."

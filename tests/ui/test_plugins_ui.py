@@ -1,0 +1,242 @@
+"""Plugins in the window: a plugin generator in the picker with its own form, filters on the canvas (and
+undo), the after-each-generation chain, the Plugins dialog, and safe mode."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from plugin_wheels import plugin_wheel
+from studio_testing import unpack_plugin
+
+from studio.core.environment import GeneratorEnvironment
+from studio.core.paths import studio_paths
+from studio.plugin_host.host import DISABLED, ENABLED, SAFE_MODE, PluginHost
+from studio.services.history_store import HistoryStore
+from studio.services.jobs import JobService
+from studio.services.outputs import OutputStore
+
+WAIT_MS = 60_000
+REPO = Path(__file__).resolve().parents[2]
+
+GENERATOR = '''
+from PIL import Image
+
+
+class Generator:
+    def __init__(self, env):
+        pass
+
+    def generate(self, request, context):
+        for i in range(request.batch_count):
+            context.report_progress(1, 1, i)
+            yield Image.new("RGB", (request.width, request.height), (request.params["level"], 0, 0))
+
+
+class Invert:
+    def __init__(self, env):
+        pass
+
+    def process(self, image, params, context):
+        return Image.eval(image, lambda v: 255 - v)
+'''
+
+MANIFEST_EXTRA = '''
+[[generators.parameters]]
+name = "level"
+type = "int"
+label = "Red level"
+default = 90
+min = 0
+max = 255
+
+[[postprocessors]]
+id = "ui-invert"
+title = "Invert colours"
+description = "Turns every colour into its opposite."
+target = "studio_tp_ui.generator:Invert"
+'''
+
+
+@pytest.fixture(scope="session")
+def first_party_wheels(tmp_path_factory) -> list[Path]:  # noqa: ANN001
+    """Wheels of the plugins in plugins/, built once (flit_core runs none of their code)."""
+    out = tmp_path_factory.mktemp("first-party-wheels")
+    for folder in ("studio-procedural", "studio-film"):
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                        str(out), str(REPO / "plugins" / folder)], check=True, timeout=120)
+    return sorted(out.glob("*.whl"))
+
+
+def _window(qtbot, settings, safe_mode: bool = False):  # noqa: ANN001, ANN202
+    from studio.ui.main_window import MainWindow
+
+    paths = studio_paths()
+    host = PluginHost(paths.plugins_dir, safe_mode=safe_mode, scan_environment=False)
+    host.refresh()
+    history = HistoryStore(paths.data_dir / "history.db")
+    service = JobService(None, GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
+                         OutputStore(settings.outputs_dir), history=history, plugins=host)
+    win = MainWindow(settings, service, paths.data_dir, history, paths.cache_dir)
+    qtbot.addWidget(win)
+    win.show()
+    win.start()
+    service.start()
+    return win, history
+
+
+@pytest.fixture
+def plugin_window(qtbot, qt_loop, settings, plugin_sandbox):  # noqa: ANN001
+    paths = studio_paths()
+    wheel = plugin_wheel(plugin_sandbox / "wheels", plugin_id="ui-plugin", package="studio_tp_ui",
+                         generator_id="ui-gen", generator_code=GENERATOR, manifest_extra=MANIFEST_EXTRA)
+    unpack_plugin(paths.plugins_dir, wheel, "ui-plugin")
+    host = PluginHost(paths.plugins_dir, scan_environment=False)
+    host.refresh()
+    host.set_enabled("ui-plugin", True)
+    win, history = _window(qtbot, settings)
+    yield win
+    win.close()
+    win.service.cancel_all()
+    win.service.shutdown(timeout=10)
+    history.close()
+
+
+def _pick(panel, title: str) -> None:  # noqa: ANN001
+    index = panel.model_combo.findText(title)
+    assert index >= 0, f"{title!r} is not in the picker"
+    panel.model_combo.setCurrentIndex(index)
+
+
+def test_a_plugin_generator_is_picked_next_to_the_models_with_its_own_form(qtbot, plugin_window, settings):
+    panel = plugin_window.prompt_panel
+    items = [panel.model_combo.itemText(i) for i in range(panel.model_combo.count())]
+    assert items[0] == "tiny-sd" and items[-1] == "Test generator"
+    assert not panel.plugin_box.isVisible() and panel.scheduler_combo.isVisible()
+    _pick(panel, "Test generator")
+    assert panel.plugin_box.isVisible()
+    assert not panel.scheduler_combo.isVisible() and not panel.negative_edit.isVisible()
+    level = panel.plugin_box.form().editor("level")
+    assert level.value() == 90
+    level.setValue(33)
+    panel.prompt_edit.setPlainText("a red field")
+    plugin_window.generate()
+    qtbot.waitUntil(lambda: bool(plugin_window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
+    assert plugin_window.canvas.image().getpixel((0, 0)) == (33, 0, 0)
+    qtbot.waitUntil(lambda: plugin_window.gallery.model.rowCount() == 1, timeout=5000)
+    (entry,) = plugin_window.history.search()
+    assert (entry.generator, entry.generator_version) == ("ui-gen", "1.0.0")
+    # The choice and its values are remembered in the settings.
+    defaults = panel.defaults()
+    assert defaults.generator == "ui-gen" and defaults.generator_params["ui-gen"] == {"level": 33}
+    _pick(panel, "tiny-sd")
+    assert not panel.plugin_box.isVisible() and panel.scheduler_combo.isVisible()
+
+
+def test_a_filter_runs_on_the_canvas_and_undo_takes_it_back(qtbot, plugin_window):
+    window = plugin_window
+    window.document.set_image(Image.fromarray(np.full((64, 64, 3), 20, np.uint8)), "Open")
+    titles = [a.text() for a in window.plugin_actions.menu.actions()]
+    assert "Invert colours…" in titles
+    contribution = window.service.registry.get("postprocessor", "ui-invert")
+    from studio.ui.plugin_actions import PostProcessDialog
+
+    dialog = PostProcessDialog(contribution, {}, False, window)
+    assert "opposite" in dialog.about.text() and not dialog.after_each.isChecked()
+    window.plugin_actions.apply(contribution, dialog.form.values(), after_each=False)
+    qtbot.waitUntil(lambda: window.canvas.image().getpixel((0, 0)) == (235, 235, 235), timeout=WAIT_MS)
+    assert window.document.history_labels()[-1] == "Filter: Invert colours"
+    window.actions_.undo.trigger()
+    assert window.canvas.image().getpixel((0, 0)) == (20, 20, 20)
+    assert window.history.search() == []  # a canvas edit is not a generation
+
+
+def test_after_each_generation_the_chain_is_applied(qtbot, plugin_window, settings):
+    window = plugin_window
+    contribution = window.service.registry.get("postprocessor", "ui-invert")
+    window.document.set_image(Image.new("RGB", (64, 64)), "Open")
+    window.plugin_actions.apply(contribution, {}, after_each=True)
+    qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
+    assert [s.processor for s in settings.generation.post] == ["ui-invert"]
+    _pick(window.prompt_panel, "Test generator")
+    window.generate()
+    qtbot.waitUntil(lambda: len(window.queue_panel.job_ids("finished")) == 2, timeout=WAIT_MS)
+    assert window.canvas.image().getpixel((0, 0)) == (255 - 90, 255, 255)
+    after = next(a for a in window.plugin_actions.menu.actions() if a.text() == "After Each Generation").menu()
+    assert [a.text() for a in after.actions()] == ["Invert colours"]
+    window.plugin_actions.remove_from_chain("ui-invert")
+    assert settings.generation.post == []
+
+
+def test_the_plugins_dialog_lists_toggles_and_explains(qtbot, plugin_window, artifacts_dir):
+    from studio.ui.plugins_dialog import PluginsDialog
+
+    window = plugin_window
+    host = window.service.plugins
+    dialog = PluginsDialog(host, parent=window)
+    qtbot.addWidget(dialog)
+    dialog.confirm = lambda title, text: True
+    dialog.show()
+    assert dialog.tree.topLevelItemCount() == 1
+    item = dialog.tree.topLevelItem(0)
+    assert (item.text(0), item.text(1), item.text(2)) == ("Test Plugin", "1.0.0", ENABLED)
+    assert "Invert colours" in dialog.details.text() and "Permissions" in dialog.details.text()
+    assert dialog.toggle_button.text() == "Disable"
+    dialog.toggle_button.click()
+    assert host.record("ui-plugin").status == DISABLED
+    # The window follows: the generator leaves the picker and the filter leaves the menu.
+    qtbot.waitUntil(lambda: window.prompt_panel.model_combo.findText("Test generator") < 0, timeout=5000)
+    assert "Invert colours…" not in [a.text() for a in window.plugin_actions.menu.actions()]
+    dialog.toggle_button.click()
+    qtbot.waitUntil(lambda: window.prompt_panel.model_combo.findText("Test generator") >= 0, timeout=5000)
+    dialog.resize(860, 420)
+    dialog.grab().save(str(artifacts_dir / "plugins-dialog.png"))
+
+
+def test_safe_mode_shows_plugins_but_loads_none(qtbot, qt_loop, settings, plugin_sandbox):
+    paths = studio_paths()
+    unpack_plugin(paths.plugins_dir, plugin_wheel(plugin_sandbox / "w", plugin_id="ui-plugin", package="studio_tp_ui",
+                                                  generator_code=GENERATOR, manifest_extra=MANIFEST_EXTRA),
+                  "ui-plugin")
+    (paths.plugins_dir / "state.json").write_text('{"enabled": ["ui-plugin"]}')
+    window, history = _window(qtbot, settings, safe_mode=True)
+    try:
+        assert window.service.plugins.record("ui-plugin").status == SAFE_MODE
+        assert window.prompt_panel.model_combo.findText("Test generator") < 0
+        assert "studio_tp_ui" not in sys.modules
+    finally:
+        window.close()
+        window.service.shutdown(timeout=10)
+        history.close()
+
+
+def test_screenshot_with_the_procedural_generator(qtbot, qt_loop, settings, plugin_sandbox, first_party_wheels,
+                                                  artifacts_dir):
+    paths = studio_paths()
+    host = PluginHost(paths.plugins_dir, scan_environment=False)
+    for wheel in first_party_wheels:
+        plugin_id = "studio-procedural" if "procedural" in wheel.name else "studio-film"
+        unpack_plugin(paths.plugins_dir, wheel, plugin_id)
+    host.refresh()
+    for record in host.records:
+        host.set_enabled(record.id, True)
+    window, history = _window(qtbot, settings)
+    try:
+        panel = window.prompt_panel
+        generator = next(c for c in window.service.registry.contributions("generator") if c.id != "diffusers")
+        _pick(panel, generator.title)
+        panel.prompt_edit.setPlainText("sunset over a teal ocean, marble")
+        panel.set_size(512, 512)
+        window.generate()
+        qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
+        assert window.canvas.image().size == (512, 512)
+        assert len(window.plugin_actions.menu.actions()) > 3  # the film plugin's filters are there
+        window.grab().save(str(artifacts_dir / "main-window-procedural.png"))
+    finally:
+        window.close()
+        window.service.shutdown(timeout=10)
+        history.close()
