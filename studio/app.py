@@ -98,7 +98,6 @@ def run_app(print_startup_time: bool = False, open_path: str | None = None, safe
     env = GeneratorEnvironment(settings.device, paths.data_dir, paths.cache_dir)
     history = open_history(paths)
     plugins = PluginHost(paths.plugins_dir, safe_mode=safe_mode)
-    plugins.refresh()  # manifests only: no plugin code runs before the person uses it
     service = JobService(None, env, OutputStore(settings.outputs_dir), history=history, plugins=plugins)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
@@ -111,6 +110,10 @@ def run_app(print_startup_time: bool = False, open_path: str | None = None, safe
             print(f"First frame {seconds:.3f} s after process start")
             app.quit()
             return
+        plugins.refresh()  # manifests only (no plugin code runs); the picker and Filters menu follow
+        if safe_mode:
+            window.setWindowTitle("Studio (safe mode)")
+            window.status.set_message("Safe mode: no plugin is loaded this session.")
         window.start()  # subscribe first: no engine event can be missed
         service.start()  # engine thread: imports torch, picks the device, in the background
         if open_path:

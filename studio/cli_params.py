@@ -53,7 +53,7 @@ def add_param_flags(parser: argparse.ArgumentParser, title: str, params: Sequenc
         elif isinstance(param, IntParam | FloatParam):
             text += f" ({param.min:g} to {param.max:g}, default {param.default:g})"
         elif isinstance(param, SeedParam):
-            text += " (default: random)"
+            text += " (default: random)" if param.default < 0 else f" (default {param.default}; -1: random)"
         elif isinstance(param, ImageParam):
             kwargs["metavar"] = "IMAGE"
             text += " (a picture file)"

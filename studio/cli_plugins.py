@@ -137,7 +137,9 @@ def _install(host: PluginHost, source: str, index: str | None, yes: bool) -> int
     if index:
         from studio.plugin_host.plugin_index import fetch_index
 
-        entries = {e.name: e for e in fetch_index(index)}
+        entries = {}
+        for entry in sorted(fetch_index(index), key=lambda e: e.parsed_version):
+            entries[entry.name] = entry  # the newest listed version of each plugin
         if source not in entries:
             raise StudioError(f"The plugin index {index} has no plugin called {source!r}; it offers: "
                               f"{', '.join(sorted(entries)) or 'nothing'}.")

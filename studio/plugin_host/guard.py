@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from PIL import Image
 
-from studio.core.errors import JobCancelledError, StudioError
+from studio.core.errors import InvalidRequest, JobCancelledError, StudioError
 from studio.core.generation import JobContext
 
 T = TypeVar("T")
@@ -33,11 +33,16 @@ class PluginHung(PluginFailed):
     """A plugin did not stop within the grace period after a cancel."""
 
 
+class PluginRefusedInput(InvalidRequest):
+    """A plugin said the person's input cannot work (its InvalidRequest): not a failure of the plugin."""
+
+
 class GuardedContext:
     """The context a plugin sees: the job's own calls, the device, its data folder, and a off switch."""
 
-    def __init__(self, inner: JobContext, device: str, data_dir: Path) -> None:
+    def __init__(self, inner: JobContext, device: str, data_dir: Path, image_index: int | None = None) -> None:
         self._inner = inner
+        self._image_index = image_index  # a post-processor works on one picture of a batch: report it as that
         self._device = device
         self._data_dir = data_dir
         self._closed = threading.Event()
@@ -62,7 +67,8 @@ class GuardedContext:
         self._check_open()
         if preview is not None and not isinstance(preview, Image.Image):
             preview = None  # a plugin's bad preview must not reach the window
-        self._inner.report_progress(int(step), int(total), int(image_index), preview, preview_box)
+        index = self._image_index if self._image_index is not None else int(image_index)
+        self._inner.report_progress(int(step), int(total), index, preview, preview_box)
 
     def is_cancelled(self) -> bool:
         return self._closed.is_set() or self._inner.is_cancelled()
@@ -124,6 +130,8 @@ def run_guarded(produce: Callable[[], Iterable[T]], context: JobContext, guarded
             return
         elif isinstance(value, JobCancelledError):
             raise value
+        elif isinstance(value, InvalidRequest):
+            raise PluginRefusedInput(str(value)) from value
         elif isinstance(value, StudioError):
             named = who.removeprefix("The plugin ") in str(value)  # load errors already name the plugin
             raise PluginFailed(str(value) if named else f"{who}: {value}") from value

@@ -89,6 +89,9 @@ def read_wheel(wheel: Path, limits: ArchiveLimits = DEFAULT_LIMITS) -> WheelInfo
     if manifest.id != entry_name:
         raise InstallError(f"The wheel {wheel.name} names its plugin {entry_name!r} in its entry point but "
                          f"{manifest.id!r} in its manifest; they must be the same.")
+    if _version(manifest.version) != _version(dist_version):
+        raise InstallError(f"The wheel {wheel.name} is version {dist_version} but its manifest says "
+                           f"{manifest.version}; they must be the same.")
     requires = []
     for text in metadata.get_all("Requires-Dist") or []:
         try:

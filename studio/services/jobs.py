@@ -182,7 +182,7 @@ class JobService:
         last = time.perf_counter()
         try:
             for image, recipe in self._runner.generate(job.request, context):
-                image, recipe = self._post_process(job.request, image, recipe, context)
+                image, recipe = self._post_process(job.request, image, recipe, context, made)
                 path = self._outputs.save(image, recipe) if self._outputs else None
                 now = time.perf_counter()
                 if recorder is not None:
@@ -199,11 +199,11 @@ class JobService:
             raise
 
     def _post_process(self, request: GenerationRequest, image: Image.Image, recipe: Recipe,
-                      context: WorkerContext) -> tuple[Image.Image, Recipe]:
+                      context: WorkerContext, index: int) -> tuple[Image.Image, Recipe]:
         """The request's post-processing chain; a step that fails leaves the picture as it was before it."""
         for step in request.post:
             try:
-                image, recipe = self._runner.post_process(step, image, recipe, context)
+                image, recipe = self._runner.post_process(step, image, recipe, context, index)
             except JobCancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the generated picture is kept, never lost to a filter

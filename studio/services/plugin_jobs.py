@@ -6,6 +6,7 @@ Every plugin failure is counted, and a plugin that keeps failing is switched off
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -16,7 +17,7 @@ from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, JobCancelledError, StudioError
 from studio.core.generation import JobContext
 from studio.core.metadata import Recipe
-from studio.core.parameters import params_for_record, validate_params
+from studio.core.parameters import MAX_SEED, SeedParam, params_for_record, validate_params
 from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep
 from studio.plugin_host.guard import GuardedContext, PluginFailed, PluginHung, run_guarded
 from studio.plugin_host.host import PluginHost
@@ -26,14 +27,15 @@ MAX_OUTPUT_SIDE = 16384
 
 
 def check_plugin_inputs(registry: Registry, request: GenerationRequest | PostProcessRequest) -> Any:
-    """The request with its plugin parameters checked and defaults filled; InvalidRequest names what is wrong."""
+    """The request with its plugin parameters checked, defaults filled and random seeds fixed (so the recipe
+    can remake the picture); InvalidRequest names what is wrong."""
     if isinstance(request, PostProcessRequest):
         step = _checked_step(registry, PostStep(request.processor, request.params))
         return replace(request, params=step.params)
     if request.generator != "diffusers":
         contribution = _contribution(registry, GENERATOR, request.generator)
-        request = replace(request, params=validate_params(contribution.parameters, request.params,
-                                                          contribution.title))
+        request = replace(request, params=_fix_seeds(contribution, validate_params(
+            contribution.parameters, request.params, contribution.title)))
     elif request.params:
         raise InvalidRequest("Stable Diffusion takes no plugin parameters.")
     return replace(request, post=tuple(_checked_step(registry, s) for s in request.post))
@@ -48,7 +50,15 @@ def _contribution(registry: Registry, kind: str, id: str) -> Contribution:
 
 def _checked_step(registry: Registry, step: PostStep) -> PostStep:
     contribution = _contribution(registry, POSTPROCESSOR, step.processor)
-    return PostStep(step.processor, validate_params(contribution.parameters, step.params, contribution.title))
+    return PostStep(step.processor, _fix_seeds(contribution, validate_params(contribution.parameters, step.params,
+                                                                             contribution.title)))
+
+
+def _fix_seeds(contribution: Contribution, values: dict[str, Any]) -> dict[str, Any]:
+    for param in contribution.parameters:
+        if isinstance(param, SeedParam) and values.get(param.name) == -1:
+            values[param.name] = random.randint(0, MAX_SEED)
+    return values
 
 
 class ContributionRunner:
@@ -74,18 +84,19 @@ class ContributionRunner:
             yield self._plugin_output(contribution, request, index, item)
 
     def post_process(self, step: PostStep, image: Image.Image, recipe: Recipe | None,
-                     context: JobContext) -> tuple[Image.Image, Recipe | None]:
+                     context: JobContext, image_index: int = 0) -> tuple[Image.Image, Recipe | None]:
         """One step on one picture; the recipe (if any) records the step."""
         contribution = self._registry.get(POSTPROCESSOR, step.processor)
         if contribution.builtin:
+            indexed = GuardedContext(context, self._env.device, self._env.data_dir, image_index)
             result = self._registry.instance(POSTPROCESSOR, contribution.id, self._env).process(
-                image, step.params, context)
+                image, step.params, indexed)
         else:
             def produce(guarded: GuardedContext) -> Iterable[Any]:
                 instance = self._registry.instance(POSTPROCESSOR, contribution.id, self._env)
                 return [instance.process(image, step.params, guarded)]
 
-            (result,) = list(self._guarded(contribution, produce, context)) or [None]
+            (result,) = list(self._guarded(contribution, produce, context, image_index)) or [None]
         result = _checked_image(result, contribution)
         if recipe is not None:
             record = {"processor": step.processor, "version": contribution.plugin_version,
@@ -101,9 +112,9 @@ class ContributionRunner:
         return image, recipe
 
     def _guarded(self, contribution: Contribution, produce: Callable[[GuardedContext], Iterable[Any]],
-                 context: JobContext) -> Iterator[Any]:
+                 context: JobContext, image_index: int | None = None) -> Iterator[Any]:
         env = plugin_environment(self._env, contribution)
-        guarded = GuardedContext(context, self._env.device, env.data_dir)
+        guarded = GuardedContext(context, self._env.device, env.data_dir, image_index)
         try:
             yield from run_guarded(lambda: produce(guarded), context, guarded, f"The plugin {contribution.owner}")
         except JobCancelledError:

@@ -150,7 +150,8 @@ class PromptPanel(QWidget):
 
         # Sampling
         layout.addSpacing(6)
-        layout.addWidget(section_label("Sampling"))
+        self.sampling_label = section_label("Sampling")
+        layout.addWidget(self.sampling_label)
         grid = QGridLayout()
         grid.setHorizontalSpacing(8)
         grid.setVerticalSpacing(6)
@@ -335,6 +336,7 @@ class PromptPanel(QWidget):
             widget.setVisible(generator is None)
         self.inpaint_box.setVisible(generator is None and self._mask_active)
         self.plugin_box.setVisible(generator is not None)
+        self.sampling_label.setText("SAMPLING" if generator is None else "OUTPUT")
         if generator is not None:
             self.plugin_box.show_generator(generator)
 

@@ -32,6 +32,9 @@ class Generator:
     def generate(self, request, context):
         assert context.data_dir == self.env.data_dir and context.data_dir.is_dir()
         mode = request.params["mode"]
+        if mode == "refuse":
+            from studio.plugin_api import InvalidRequest
+            raise InvalidRequest("This pattern needs a square picture.")
         for i in range(request.batch_count):
             if mode == "raise" and i == 1:
                 raise RuntimeError("kaput")
@@ -68,7 +71,7 @@ max = 255
 [[generators.parameters]]
 name = "mode"
 type = "choice"
-choices = ["fine", "raise", "hang", "slow"]
+choices = ["fine", "raise", "hang", "slow", "refuse"]
 
 [[postprocessors]]
 id = "tp-invert"
@@ -81,6 +84,10 @@ type = "float"
 default = 1.0
 min = 0.0
 max = 1.0
+
+[[postprocessors.parameters]]
+name = "noise"
+type = "seed"
 '''
 
 
@@ -134,8 +141,9 @@ def test_a_plugin_generator_runs_like_any_job_and_lands_in_the_history(setup):
                                                 post=(PostStep("tp-good-invert", {"amount": 1}),))])
     finished = terminal(events, job)
     assert isinstance(finished, JobFinished), getattr(finished, "message", "")
-    # Each picture: three steps, then its post-processing step.
-    assert [p.step for p in events if isinstance(p, JobProgress)] == [1, 2, 3, 1, 1, 2, 3, 1]
+    # Each picture: three steps, then its post-processing step, reported as that picture's.
+    progress = [(p.image_index, p.step) for p in events if isinstance(p, JobProgress)]
+    assert progress == [(0, 1), (0, 2), (0, 3), (0, 1), (1, 1), (1, 2), (1, 3), (1, 1)]
     first = finished.outputs[0]
     # Level 17 (given as text, checked by the schema), seed 7, then inverted by the post-processor.
     assert first.image.getpixel((0, 0)) == (255 - 17, 255 - 7, 255)
@@ -143,7 +151,9 @@ def test_a_plugin_generator_runs_like_any_job_and_lands_in_the_history(setup):
     recipe = read_recipe(first.path)
     assert (recipe.generator, recipe.generator_version, recipe.params) == ("tp-good-gen", "2.1.0",
                                                                            {"level": 17, "mode": "fine"})
-    assert recipe.post == ({"processor": "tp-good-invert", "version": "2.1.0", "params": {"amount": 1.0}},)
+    (step,) = recipe.post
+    assert (step["processor"], step["version"], step["params"]["amount"]) == ("tp-good-invert", "2.1.0", 1.0)
+    assert 0 <= step["params"]["noise"] <= 2**32 - 1  # a random seed is fixed before the run, so it can be remade
     with Image.open(first.path) as saved:
         assert "Generator: tp-good-gen 2.1.0, Post-processing: tp-good-invert" in saved.info["parameters"]
     rows = history.search(HistoryQuery(text="plugin test"))
@@ -161,7 +171,8 @@ def test_bad_parameters_are_refused_before_the_job_is_queued(setup):
             for bad, message in (
                     ({"level": 300}, "Test generator: Level must be between 0 and 255, not 300."),
                     ({"nope": 1}, "Test generator has no parameter 'nope'; its parameters are: level, mode."),
-                    ({"mode": "loud"}, "Test generator: Mode must be one of fine, raise, hang, slow, not 'loud'.")):
+                    ({"mode": "loud"},
+                     "Test generator: Mode must be one of fine, raise, hang, slow, refuse, not 'loud'.")):
                 with pytest.raises(InvalidRequest) as err:
                     service.submit(request(params=bad))
                 assert str(err.value) == message
@@ -230,5 +241,12 @@ def test_post_processing_a_picture_as_its_own_job(setup):
     (output,) = finished.outputs
     assert output.path is None  # a canvas edit: not saved, not in the history
     assert output.image.getpixel((0, 0)) == (245, 245, 245)
-    assert output.recipe.post[0]["params"] == {"amount": 0.5}
+    assert output.recipe.post[0]["params"]["amount"] == 0.5
     assert json.loads(output.recipe.to_json())["post"][0]["processor"] == "tp-good-invert"
+
+
+def test_a_plugin_refusing_the_input_is_not_counted_as_its_failure(setup):
+    host = setup[0]
+    events, ids = submit_all(setup, [request(params={"mode": "refuse"}) for _ in range(4)])
+    assert {terminal(events, j).message for j in ids} == {"This pattern needs a square picture."}
+    assert host.record("tp-good").status == ENABLED and host.record("tp-good").failures == 0

@@ -235,8 +235,37 @@ def test_screenshot_with_the_procedural_generator(qtbot, qt_loop, settings, plug
         qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
         assert window.canvas.image().size == (512, 512)
         assert len(window.plugin_actions.menu.actions()) > 3  # the film plugin's filters are there
+        qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 1, timeout=5000)
+        model = window.gallery.model
+        qtbot.waitUntil(lambda: model.thumbnail(model.index(0)) is not None, timeout=5000)
         window.grab().save(str(artifacts_dir / "main-window-procedural.png"))
     finally:
         window.close()
         window.service.shutdown(timeout=10)
         history.close()
+
+
+def test_install_and_uninstall_from_the_dialog(qtbot, plugin_window, plugin_sandbox):
+    from studio.ui.plugins_dialog import PluginsDialog
+
+    window = plugin_window
+    host = window.service.plugins
+    dialog = PluginsDialog(host, parent=window)
+    qtbot.addWidget(dialog)
+    asked: list[str] = []
+    dialog.confirm = lambda title, text: asked.append(text) or True
+    wheel = plugin_wheel(plugin_sandbox / "new", plugin_id="ui-new", package="studio_tp_new", generator_id="new-gen")
+    task = window.actions_.run(dialog.install(wheel))
+    qtbot.waitUntil(task.done, timeout=WAIT_MS)
+    assert task.result() is True
+    assert "Test Plugin 1.0.0 (plugin id ui-new)" in asked[0] and "Installs no other packages." in asked[0]
+    assert host.record("ui-new").status == DISABLED  # installing is not enabling
+    assert dialog.tree.topLevelItemCount() == 2 and "Enable it to use it" in dialog.message.text()
+    refused = window.actions_.run(dialog.install(plugin_sandbox / "nope.whl"))
+    qtbot.waitUntil(refused.done, timeout=WAIT_MS)
+    assert refused.result() is False and dialog.message.text()  # the sentence is shown
+    task = window.actions_.run(dialog.uninstall("ui-new"))
+    qtbot.waitUntil(task.done, timeout=WAIT_MS)
+    assert task.result() is True
+    assert [r.id for r in host.records] == ["ui-plugin"]
+    assert not (host.plugins_dir / "ui-new").exists()
