@@ -137,8 +137,10 @@ def _show(args: argparse.Namespace) -> int:
              f"  Settings:    Steps {entry.steps}, Sampler {_safe(entry.sampler)}, CFG scale {entry.cfg_scale:g}, "
              f"Seed {entry.seed}, Size {entry.width}x{entry.height}"
              + (f", Strength {entry.strength:g}" if entry.strength is not None else ""),
-             f"  Generator:   {_safe(entry.generator)} {_safe(entry.generator_version)}".rstrip(),
-             f"  Post-processing: {', '.join(_safe(str(p.get('id', p))) for p in entry.postprocess) or 'none'}"]
+             f"  Generator:   {_plugin_prefix(entry)}{_safe(entry.generator)} {_safe(entry.generator_version)}".rstrip(),
+             f"  Post-processing: {', '.join(_step(p) for p in entry.postprocess) or 'none'}"]
+    if isinstance(entry.params.get("generator_params"), dict):
+        lines.append(f"  Generator settings: {_settings(entry.params['generator_params'])}")
     if entry.elapsed is not None:
         lines.append(f"  Took:        {entry.elapsed:.2f} s")
     for label, path in (("Image", entry.image_path), ("Source", entry.source_image_path),
@@ -156,6 +158,7 @@ def _rerun(args: argparse.Namespace) -> int:
     import asyncio
 
     from studio.cli_generate import EXIT_CANCELLED, _generate, check_output
+    from studio.cli_plugins import open_host
     from studio.core.environment import GeneratorEnvironment
     from studio.core.paths import studio_paths
     from studio.core.requests import prepare_request
@@ -177,7 +180,8 @@ def _rerun(args: argparse.Namespace) -> int:
     env = GeneratorEnvironment(args.device or settings.device, paths.data_dir, paths.cache_dir)
     try:
         return asyncio.run(_generate(prepared.request, env, [args.output],
-                                     output_store=OutputStore(settings.outputs_dir), history=store))
+                                     output_store=OutputStore(settings.outputs_dir), history=store,
+                                     plugins=open_host(safe_mode=args.safe_mode)))
     except KeyboardInterrupt:
         print("studio: cancelled.", file=sys.stderr)
         return EXIT_CANCELLED
@@ -210,3 +214,19 @@ def _indented(text: str) -> str:
 
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _plugin_prefix(entry: HistoryEntry) -> str:
+    plugin = entry.params.get("plugin")
+    return f"{_safe(str(plugin))}/" if plugin else ""
+
+
+def _settings(values: dict) -> str:
+    return ", ".join(f"{_safe(str(k))} {_safe(str(v))}" for k, v in values.items()) or "defaults"
+
+
+def _step(step: object) -> str:
+    if not isinstance(step, dict):
+        return _safe(str(step))
+    params = step.get("params")
+    return _safe(str(step.get("processor", "?"))) + (f" ({_settings(params)})" if isinstance(params, dict) else "")

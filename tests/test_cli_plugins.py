@@ -110,7 +110,15 @@ def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel):
         ("cli-gen", "1.0.0", {"level": 40}, 5)
     assert recipe.post[0]["processor"] == "darken"
     history = studio(home, "history", "search", "red square", "--json")
-    assert json.loads(history.stdout)[0]["generator"] == "cli-gen"
+    entry = json.loads(history.stdout)[0]
+    assert entry["generator"] == "cli-gen"
+    shown = studio(home, "history", "show", str(entry["id"])).stdout
+    assert "Generator:   cli-plugin/cli-gen 1.0.0" in shown and "Generator settings: level 40" in shown
+    assert "Post-processing: darken (factor 0.5)" in shown
+    again = tmp_path / "again.png"
+    rerun = studio(home, "history", "rerun", str(entry["id"]), "-o", str(again))
+    assert rerun.returncode == 0, rerun.stderr
+    assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(out)))  # the same picture
 
     bad = studio(home, "generate", "--generator", "cli-gen", "--prompt", "x", "--level", "999", "-o", str(out))
     assert bad.returncode == 2 and "Test generator: Level must be between 0 and 255, not 999." in bad.stderr

@@ -42,6 +42,7 @@ class Recipe:
     generator: str = "diffusers"
     version: str = f"Studio {__version__}"
     generator_version: str = ""  # the plugin's version, for plugin generators
+    plugin: str = ""  # the id of the plugin that made it ("" for Studio's own generator)
     params: dict[str, Any] = field(default_factory=dict, compare=False)  # a plugin generator's parameters
     post: tuple[dict[str, Any], ...] = ()  # post-processing steps: {"processor", "version", "params"}
 
@@ -60,7 +61,7 @@ class Recipe:
             "Masked area padding": self.masked_padding,
             "Masked content": self.masked_content,
             "Generator": None if self.generator == "diffusers" else
-            f"{self.generator} {self.generator_version}".strip(),
+            f"{self.plugin + '/' if self.plugin else ''}{self.generator} {self.generator_version}".strip(),
             "Post-processing": " > ".join(step.get("processor", "?") for step in self.post) or None,
             "Version": self.version,
         }

@@ -122,16 +122,8 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
         raise InvalidRequest("No model is selected; pick a model folder first.")
     if check_model_exists and request.generator == "diffusers" and not Path(request.model).exists():
         raise InvalidRequest(f"The model folder {request.model} does not exist.")
-    if not isinstance(request.steps, int) or request.steps < 1:
-        raise InvalidRequest(f"Steps must be at least 1, not {request.steps}.")
-    if request.steps > MAX_STEPS:
-        raise InvalidRequest(f"Steps must be at most {MAX_STEPS}, not {request.steps}.")
-    if not 0 <= request.cfg_scale <= 50:
-        raise InvalidRequest(f"The CFG scale must be between 0 and 50, not {request.cfg_scale}.")
-    if request.scheduler not in SCHEDULER_NAMES:
-        raise InvalidRequest(
-            f"Unknown scheduler {request.scheduler!r}; choose one of: {', '.join(SCHEDULER_NAMES)}."
-        )
+    if request.generator == "diffusers":  # a plugin's generator has its own parameters instead
+        _check_sampling(request)
     if not 1 <= request.batch_count <= MAX_BATCH_COUNT:
         raise InvalidRequest(f"The batch count must be between 1 and {MAX_BATCH_COUNT}, not {request.batch_count}.")
     if request.init_image is not None and not 0.0 < request.strength <= 1.0:
@@ -150,6 +142,19 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
     prepared = replace(request, width=width, height=height, seed=seed, prompt=request.prompt.strip(),
                        negative_prompt=request.negative_prompt.strip(), mask=mask)
     return PreparedRequest(prepared, tuple(notes))
+
+
+def _check_sampling(request: GenerationRequest) -> None:
+    if not isinstance(request.steps, int) or request.steps < 1:
+        raise InvalidRequest(f"Steps must be at least 1, not {request.steps}.")
+    if request.steps > MAX_STEPS:
+        raise InvalidRequest(f"Steps must be at most {MAX_STEPS}, not {request.steps}.")
+    if not 0 <= request.cfg_scale <= 50:
+        raise InvalidRequest(f"The CFG scale must be between 0 and 50, not {request.cfg_scale}.")
+    if request.scheduler not in SCHEDULER_NAMES:
+        raise InvalidRequest(
+            f"Unknown scheduler {request.scheduler!r}; choose one of: {', '.join(SCHEDULER_NAMES)}."
+        )
 
 
 def _check_inpaint(request: GenerationRequest) -> Image.Image:

@@ -90,6 +90,8 @@ class HistoryRecorder:
         }
         if request.is_inpaint:
             params["inpaint"] = asdict(request.inpaint)
+        if recipe is not None and recipe.plugin:
+            params["plugin"] = recipe.plugin
         if request.params:
             params["generator_params"] = params_for_record(request.params)
         if request.post:

@@ -140,6 +140,7 @@ class ContributionRunner:
                             cfg_scale=0, seed=request.seed_for(index), width=image.width, height=image.height,
                             model_name=contribution.title)
         recipe = replace(recipe, generator=contribution.id, generator_version=contribution.plugin_version,
+                         plugin=contribution.plugin_id,
                          params=params_for_record(request.params), width=image.width, height=image.height)
         return image, recipe
 

@@ -149,16 +149,17 @@ def test_a_plugin_generator_runs_like_any_job_and_lands_in_the_history(setup):
     assert first.image.getpixel((0, 0)) == (255 - 17, 255 - 7, 255)
     assert finished.outputs[1].image.getpixel((0, 0)) == (255 - 17, 255 - 8, 255)
     recipe = read_recipe(first.path)
-    assert (recipe.generator, recipe.generator_version, recipe.params) == ("tp-good-gen", "2.1.0",
-                                                                           {"level": 17, "mode": "fine"})
+    assert (recipe.plugin, recipe.generator, recipe.generator_version, recipe.params) == \
+        ("tp-good", "tp-good-gen", "2.1.0", {"level": 17, "mode": "fine"})
     (step,) = recipe.post
     assert (step["processor"], step["version"], step["params"]["amount"]) == ("tp-good-invert", "2.1.0", 1.0)
     assert 0 <= step["params"]["noise"] <= 2**32 - 1  # a random seed is fixed before the run, so it can be remade
     with Image.open(first.path) as saved:
-        assert "Generator: tp-good-gen 2.1.0, Post-processing: tp-good-invert" in saved.info["parameters"]
+        assert "Generator: tp-good/tp-good-gen 2.1.0, Post-processing: tp-good-invert" in saved.info["parameters"]
     rows = history.search(HistoryQuery(text="plugin test"))
     assert {(r.generator, r.generator_version, r.outcome) for r in rows} == {("tp-good-gen", "2.1.0", "ok")}
     assert rows[0].params["generator_params"] == {"level": 17, "mode": "fine"}
+    assert rows[0].params["plugin"] == "tp-good"
     assert rows[0].postprocess[0]["processor"] == "tp-good-invert"
     assert host.record("tp-good").failures == 0
 
