@@ -188,7 +188,7 @@ def test_submit_validates_before_queueing(tmp_path):
         async with running_service(env, registry) as service:
             stream = service.subscribe()
             with pytest.raises(InvalidRequest, match="Steps must be at least 1"):
-                service.submit(fake_request(steps=0))
+                service.submit(fake_request(generator="diffusers", model=str(tmp_path), steps=0))
             with pytest.raises(InvalidRequest, match="does not exist"):
                 service.submit(fake_request(generator="diffusers", model=str(tmp_path / "missing")))
             gated(registry, env).release.set()
