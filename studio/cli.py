@@ -72,7 +72,19 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                     "options are listed by: studio postprocess IN -o OUT --method ID --help")
     post.add_argument("input", type=Path, metavar="IN", help="the picture to process")
     post.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
-    post.add_argument("--method", required=True, metavar="ID", help="the post-processor's id (studio plugins list)")
+    post.add_argument("--method", required=True, metavar="ID",
+                      help="color, histogram, neural, adain, restyle, or an enabled plugin's post-processor "
+                           "(studio plugins list)")
+    post.add_argument("--strength", type=float, default=1.0,
+                      help="blend with the original: 0 keeps it, 1 (the default) takes the result fully")
+    post.add_argument("--mask", type=Path, metavar="MASK",
+                      help="change only under the white (or opaque) part of this picture of the same size")
+    convert = commands.add_parser(
+        "convert-weights", help="convert a pickle checkpoint (.pth/.pt/.ckpt/.bin) to safetensors",
+        description="Read a PyTorch checkpoint with torch.load(weights_only=True), which refuses anything but "
+                    "tensors and plain containers, and write its tensors as a .safetensors file Studio can use.")
+    convert.add_argument("source", type=Path, metavar="IN")
+    convert.add_argument("dest", type=Path, metavar="OUT", help="the .safetensors file to write")
     argv = sys.argv[1:] if argv is None else argv
     _add_plugin_flags(argv, "generate", "--generator", "generator", gen)
     _add_plugin_flags(argv, "postprocess", "--method", "postprocessor", post)
@@ -114,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         from studio.cli_inspect import run_inspect
 
         return run_inspect(args)
+    if args.command == "convert-weights":
+        from studio.cli_generate import run_convert
+
+        return run_convert(args)
     if args.command == "plugins":
         from studio.cli_plugins import run_plugins
 

@@ -166,7 +166,8 @@ def run_generate(args: argparse.Namespace) -> int:
     for note in (*notes, *prepared.notes):
         print(f"note: {note}", file=sys.stderr)
     paths = studio_paths()
-    env = GeneratorEnvironment(args.device or settings.device, paths.data_dir, paths.cache_dir)
+    env = GeneratorEnvironment(args.device or settings.device, paths.data_dir, paths.cache_dir,
+                               settings.models_dir)
     plugins = open_host(safe_mode=args.safe_mode)
     # A real generation: recorded in the history like the window's, its pictures kept in the outputs folder.
     history = try_open_history()
@@ -233,11 +234,30 @@ def run_postprocess(args: argparse.Namespace) -> int:
     settings = load_settings()
     check_output(args.output)
     image = open_image(args.input)
-    request = PostProcessRequest(args.method, image, collect_params(args), read_recipe(args.input))
+    mask = read_mask(args.mask, image, args.input.name) if args.mask is not None else None
+    request = PostProcessRequest(args.method, image, collect_params(args), read_recipe(args.input),
+                                 strength=args.strength, mask=mask)
     paths = studio_paths()
-    env = GeneratorEnvironment(settings.device, paths.data_dir, paths.cache_dir)
+    env = GeneratorEnvironment(settings.device, paths.data_dir, paths.cache_dir, settings.models_dir)
     try:
         return asyncio.run(_generate(request, env, [args.output], plugins=open_host(safe_mode=args.safe_mode)))
     except KeyboardInterrupt:
         print("studio: cancelled.", file=sys.stderr)
         return EXIT_CANCELLED
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """``studio convert-weights IN OUT``: the one place a pickle checkpoint is read, and only its tensors."""
+    from studio.core.errors import StudioError
+    from studio.engine.convert import convert_to_safetensors
+
+    if args.dest.suffix.lower() != ".safetensors":
+        print(f"studio: The output {args.dest.name!r} must end in .safetensors.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        summary = convert_to_safetensors(args.source, args.dest)
+    except StudioError as exc:
+        print(f"studio: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"Wrote {args.dest}: {summary['tensors']} tensors, {summary['bytes'] / 2**20:.1f} MiB.")
+    return 0

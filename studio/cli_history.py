@@ -177,7 +177,8 @@ def _rerun(args: argparse.Namespace) -> int:
     for note in prepared.notes:
         print(f"note: {note}", file=sys.stderr)
     settings = load_settings(paths)
-    env = GeneratorEnvironment(args.device or settings.device, paths.data_dir, paths.cache_dir)
+    env = GeneratorEnvironment(args.device or settings.device, paths.data_dir, paths.cache_dir,
+                               settings.models_dir)
     try:
         return asyncio.run(_generate(prepared.request, env, [args.output],
                                      output_store=OutputStore(settings.outputs_dir), history=store,

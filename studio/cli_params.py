@@ -66,15 +66,24 @@ def collect_params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def parse_post_step(text: str) -> PostStep:
-    """``ID`` or ``ID:name=value,name=value`` into a PostStep (values checked later, by the processor's schema)."""
+    """``ID`` or ``ID:name=value,...`` into a PostStep (values checked later, by the processor's schema);
+    ``strength=S`` blends the step with the picture before it."""
     processor, _, rest = text.partition(":")
     processor = processor.strip()
     if not processor:
         raise InvalidRequest(f"--post {text!r} names no post-processor; write ID or ID:name=value,name=value.")
     params: dict[str, Any] = {}
+    strength = 1.0
     for part in filter(None, (p.strip() for p in rest.split(","))):
         name, sep, value = part.partition("=")
         if not sep or not name.strip():
             raise InvalidRequest(f"--post {text!r}: {part!r} is not name=value.")
-        params[name.strip().replace("-", "_")] = value.strip()
-    return PostStep(processor, params)
+        name = name.strip().replace("-", "_")
+        if name == "strength":  # Studio's blend around the step, not one of the processor's parameters
+            try:
+                strength = float(value)
+            except ValueError:
+                raise InvalidRequest(f"--post {text!r}: strength must be a number from 0 to 1.") from None
+        else:
+            params[name] = value.strip()
+    return PostStep(processor, params, strength)

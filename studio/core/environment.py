@@ -11,3 +11,4 @@ class GeneratorEnvironment:
     device: str  # the person's device preference: auto | cuda | mps | cpu
     data_dir: Path  # the generator's own folder for files it keeps
     cache_dir: Path  # for things that may be rebuilt (hash caches, compiled graphs)
+    models_dir: Path | None = None  # the person's models folder (weights for built-in features live under it)

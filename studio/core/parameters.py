@@ -18,6 +18,7 @@ from PIL import Image
 from studio.core.errors import InvalidRequest
 
 PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+RESERVED_NAMES = frozenset({"strength", "mask"})  # Studio's own, around every post-processor
 MAX_TEXT = 10_000
 MAX_SEED = 2**32 - 1
 
@@ -218,6 +219,9 @@ def schema_from_table(rows: Sequence[Mapping[str, Any]], owner: str) -> tuple[Pa
                                  f"use one of {', '.join(PARAM_KINDS)}.")
         if not isinstance(name, str) or not PARAM_NAME.match(name):
             raise InvalidRequest(f"{owner}: parameter name {name!r} must be lower_snake_case letters and digits.")
+        if name in RESERVED_NAMES:
+            raise InvalidRequest(f"{owner}: parameter name {name!r} is Studio's own (used around every "
+                                 "post-processor); choose another.")
         if any(p.name == name for p in params):
             raise InvalidRequest(f"{owner}: parameter {name!r} is declared twice.")
         if "choices" in row:

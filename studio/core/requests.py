@@ -41,6 +41,7 @@ class PostStep:
 
     processor: str
     params: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    strength: float = 1.0  # blend with the picture before the step: 0 keeps it, 1 takes the result fully
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class PostProcessRequest:
     params: Mapping[str, Any] = field(default_factory=dict, compare=False)
     recipe: object | None = field(default=None, compare=False)  # the picture's Recipe, extended by the step
     batch_count: int = 1
+    strength: float = 1.0  # blend with the original: 0 keeps it, 1 takes the result fully
+    mask: Image.Image | None = field(default=None, compare=False, repr=False)  # "L": change only under white
 
     @property
     def width(self) -> int:

@@ -51,6 +51,7 @@ class PostStepSetting(BaseModel):
 
     processor: str
     params: dict[str, Any] = Field(default_factory=dict)
+    strength: float = Field(1.0, ge=0, le=1)  # blend with the picture before the step
 
 
 class PromptStyle(BaseModel):

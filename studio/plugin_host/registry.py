@@ -87,6 +87,8 @@ class Registry:
             if key in self._instances:
                 return self._instances[key]
         created = _load(contribution)(plugin_environment(env, contribution))  # not under the lock: plugin code
+        if contribution.builtin and hasattr(created, "use_registry"):
+            created.use_registry(self)  # e.g. restyle runs Studio's own diffusers generator, not a second copy
         with self._lock:
             return self._instances.setdefault(key, created)
 
@@ -117,7 +119,10 @@ def _load(contribution: Contribution) -> Any:
 
 
 def builtin_registry() -> Registry:
+    """A registry holding Studio's own generators and post-processors."""
+    from studio.plugin_host.builtins import BUILTIN_CONTRIBUTIONS
+
     registry = Registry()
-    registry.add(Contribution(GENERATOR, "diffusers", "Stable Diffusion (diffusers)",
-                              "studio.engine.diffusion:DiffusersGenerator"))
+    for contribution in BUILTIN_CONTRIBUTIONS:
+        registry.add(contribution)
     return registry

@@ -16,7 +16,9 @@ from PIL import Image
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, JobCancelledError, StudioError
 from studio.core.generation import JobContext
+from studio import __version__
 from studio.core.metadata import Recipe
+from studio.core.post_blend import blend_result, check_blend
 from studio.core.parameters import MAX_SEED, SeedParam, params_for_record, validate_params
 from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep
 from studio.plugin_host.guard import GuardedContext, PluginFailed, PluginHung, run_guarded
@@ -30,8 +32,8 @@ def check_plugin_inputs(registry: Registry, request: GenerationRequest | PostPro
     """The request with its plugin parameters checked, defaults filled and random seeds fixed (so the recipe
     can remake the picture); InvalidRequest names what is wrong."""
     if isinstance(request, PostProcessRequest):
-        step = _checked_step(registry, PostStep(request.processor, request.params))
-        return replace(request, params=step.params)
+        step = _checked_step(registry, PostStep(request.processor, request.params, request.strength))
+        return replace(request, params=step.params, mask=check_blend(request.image, request.strength, request.mask))
     if request.generator != "diffusers":
         contribution = _contribution(registry, GENERATOR, request.generator)
         request = replace(request, params=_fix_seeds(contribution, validate_params(
@@ -50,8 +52,10 @@ def _contribution(registry: Registry, kind: str, id: str) -> Contribution:
 
 def _checked_step(registry: Registry, step: PostStep) -> PostStep:
     contribution = _contribution(registry, POSTPROCESSOR, step.processor)
+    if not 0.0 <= step.strength <= 1.0:
+        raise InvalidRequest(f"{contribution.title}: the strength must be between 0 and 1, not {step.strength:g}.")
     return PostStep(step.processor, _fix_seeds(contribution, validate_params(contribution.parameters, step.params,
-                                                                             contribution.title)))
+                                                                             contribution.title)), step.strength)
 
 
 def _fix_seeds(contribution: Contribution, values: dict[str, Any]) -> dict[str, Any]:
@@ -83,9 +87,9 @@ class ContributionRunner:
         for index, item in enumerate(self._guarded(contribution, produce, context)):
             yield self._plugin_output(contribution, request, index, item)
 
-    def post_process(self, step: PostStep, image: Image.Image, recipe: Recipe | None,
-                     context: JobContext, image_index: int = 0) -> tuple[Image.Image, Recipe | None]:
-        """One step on one picture; the recipe (if any) records the step."""
+    def post_process(self, step: PostStep, image: Image.Image, recipe: Recipe | None, context: JobContext,
+                     image_index: int = 0, mask: Image.Image | None = None) -> tuple[Image.Image, Recipe | None]:
+        """One step on one picture, blended by the step's strength and kept to the mask; the recipe records it."""
         contribution = self._registry.get(POSTPROCESSOR, step.processor)
         if contribution.builtin:
             indexed = GuardedContext(context, self._env.device, self._env.data_dir, image_index)
@@ -98,9 +102,12 @@ class ContributionRunner:
 
             (result,) = list(self._guarded(contribution, produce, context, image_index)) or [None]
         result = _checked_image(result, contribution)
+        if result.size != image.size and (step.strength < 1.0 or mask is not None):
+            context.note(f"{contribution.title} changed the picture's size, so its strength and mask were not used.")
+        result = blend_result(image, result, step.strength, mask)
         if recipe is not None:
-            record = {"processor": step.processor, "version": contribution.plugin_version,
-                      "params": params_for_record(step.params)}
+            record = {"processor": step.processor, "version": contribution.plugin_version or __version__,
+                      "params": params_for_record(step.params), "strength": step.strength, "masked": mask is not None}
             recipe = replace(recipe, post=(*recipe.post, record), width=result.width, height=result.height)
         return result, recipe
 
@@ -108,8 +115,8 @@ class ContributionRunner:
         recipe = request.recipe if isinstance(request.recipe, Recipe) else Recipe(
             prompt="", negative_prompt="", steps=0, sampler="", cfg_scale=0, seed=-1,
             width=request.width, height=request.height, model_name="", generator="")
-        image, recipe = self.post_process(PostStep(request.processor, request.params), request.image, recipe, context)
-        return image, recipe
+        step = PostStep(request.processor, request.params, request.strength)
+        return self.post_process(step, request.image, recipe, context, mask=request.mask)
 
     def _guarded(self, contribution: Contribution, produce: Callable[[GuardedContext], Iterable[Any]],
                  context: JobContext, image_index: int | None = None) -> Iterator[Any]:

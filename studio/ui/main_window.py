@@ -104,8 +104,8 @@ class MainWindow(QMainWindow):
         self.actions_ = DocumentActions(self)
         self.history_actions = HistoryActions(self)
         self.mask_toolbar = MaskToolBar(self.canvas)
-        self.prompt_panel.canvas_image_source = lambda: self.document.image
         self.plugin_actions = PluginActions(self)
+        self.prompt_panel.image_sources = self.plugin_actions.image_sources
 
         self._build_actions()
         self._build_menus_and_toolbars()

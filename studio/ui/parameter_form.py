@@ -38,22 +38,24 @@ from studio.core.parameters import (
 )
 from studio.ui.theme import icon
 
-CANVAS = "canvas"
+ImageSource = tuple[str, Callable[[], Image.Image | None]]  # ("Canvas picture", a function giving it)
+SOURCE = "source:"
 
 
 class _ImagePicker(QWidget):
-    """The canvas picture, or a file chosen here."""
+    """A picture from one of the window's sources (the canvas, the gallery's selection), or a file."""
 
-    def __init__(self, optional: bool, canvas_image: Callable[[], Image.Image | None]) -> None:
+    def __init__(self, optional: bool, sources: Sequence[ImageSource]) -> None:
         super().__init__()
-        self._canvas_image = canvas_image
+        self._sources = dict(sources)
         self._path: Path | None = None
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         self.combo = QComboBox()
         if optional:
             self.combo.addItem("None", None)
-        self.combo.addItem("Canvas picture", CANVAS)
+        for label, _ in sources:
+            self.combo.addItem(label, SOURCE + label)
         self.browse = QToolButton()
         self.browse.setIcon(icon("folder"))
         self.browse.setToolTip("Use a picture file…")
@@ -79,8 +81,12 @@ class _ImagePicker(QWidget):
         choice = self.combo.currentData()
         if choice is None:
             return None
-        if choice == CANVAS:
-            return self._canvas_image()
+        if choice.startswith(SOURCE):
+            label = choice[len(SOURCE):]
+            image = self._sources[label]()
+            if image is None:
+                raise InvalidRequest(f"There is no {label.lower()} to use; pick another picture.")
+            return image
         return open_image(Path(choice))
 
 
@@ -89,7 +95,7 @@ class ParameterForm(QWidget):
 
     changed = Signal()
 
-    def __init__(self, params: Sequence[Param], canvas_image: Callable[[], Image.Image | None] = lambda: None,
+    def __init__(self, params: Sequence[Param], image_sources: Sequence[ImageSource] = (),
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.params = tuple(params)
@@ -98,7 +104,7 @@ class ParameterForm(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for param in self.params:
-            editor = self._editor(param, canvas_image)
+            editor = self._editor(param, image_sources)
             editor.setObjectName(f"param-{param.name}")
             if param.help:
                 editor.setToolTip(param.help)
@@ -112,7 +118,7 @@ class ParameterForm(QWidget):
         if not self.params:
             layout.addRow(QLabel("No settings."))
 
-    def _editor(self, param: Param, canvas_image: Callable[[], Image.Image | None]) -> QWidget:
+    def _editor(self, param: Param, image_sources: Sequence[ImageSource]) -> QWidget:
         if isinstance(param, IntParam):
             spin = QSpinBox()
             spin.setRange(param.min, param.max)
@@ -146,7 +152,7 @@ class ParameterForm(QWidget):
             edit.textChanged.connect(self.changed)
             return edit
         if isinstance(param, ImageParam):
-            return _ImagePicker(param.optional, canvas_image)
+            return _ImagePicker(param.optional, image_sources)
         assert isinstance(param, TextParam)
         if param.multiline:
             text = QPlainTextEdit(param.default)

@@ -1,55 +1,30 @@
-"""The window's plugin features: Manage Plugins…, the Filters menu (post-processors), and keeping the
-generator picker in step with what is enabled."""
+"""The window's post-processing and plugin features: the Filters menu (Studio's own filters and plugins'),
+the post-processing chain, Compare with Before, Manage Plugins…, and keeping the generator picker in step
+with what is enabled."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import hashlib
+from typing import TYPE_CHECKING, Any
 
+from PIL import Image
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QDialog,
-    QDialogButtonBox,
-    QLabel,
-    QMenu,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QDialog, QMenu
 
 from studio.core.errors import StudioError
+from studio.core.images import open_image, write_atomically
 from studio.core.paths import resources_dir
 from studio.core.requests import PostProcessRequest, PostStep
 from studio.core.settings import PostStepSetting
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution
 from studio.ui.actions import make_action
-from studio.ui.parameter_form import ParameterForm
+from studio.ui.parameter_form import ImageSource
+from studio.ui.post_process_dialog import PostProcessDialog
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
 
-
-class PostProcessDialog(QDialog):
-    """A post-processor's settings, and whether it also runs after each generation."""
-
-    def __init__(self, contribution: Contribution, values: dict, after_each: bool, parent: QWidget) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(contribution.title)
-        layout = QVBoxLayout(self)
-        self.about = QLabel(f"{contribution.description}\nFrom {contribution.owner}.".strip())
-        self.about.setWordWrap(True)
-        self.about.setObjectName("hintLabel")
-        layout.addWidget(self.about)
-        self.form = ParameterForm(contribution.parameters, lambda: parent.document.image)
-        self.form.set_values(values)
-        layout.addWidget(self.form)
-        self.after_each = QCheckBox("Also apply after each generation")
-        self.after_each.setChecked(after_each)
-        layout.addWidget(self.after_each)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Apply to Canvas")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
+REFERENCES = "post-references"  # pictures that chain steps refer to, kept so every run can use them
 
 
 class PluginActions(QObject):
@@ -62,81 +37,160 @@ class PluginActions(QObject):
         self.manage = make_action(window, "Manage &Plugins…", "plugin", None, self.open_dialog,
                                   "Install, enable and remove plugins")
         self.manage.setEnabled(self.host is not None)
+        self.chain_action = make_action(window, "Post-processing &Chain…", "filter", None, self.open_chain,
+                                        "Filters applied to every new picture, in order")
+        self.compare = make_action(window, "Compare with &Before", None, "\\", self._compare_toggled,
+                                   "Show the picture as it was before the last change (press again to go back)")
+        self.compare.setCheckable(True)
         self.menu = QMenu("F&ilters", window)
         self.dialog: QDialog | None = None
+        self.edit_dialog = lambda dialog: dialog.exec() == QDialog.DialogCode.Accepted  # tests answer instead
         self.plugins_changed.connect(self.refresh)
         if self.host is not None:
             self.host.on_change = self.plugins_changed.emit
+        window.document.add_listener(self._document_changed)
         self.refresh()
 
     def refresh(self) -> None:
         registry = self.window.service.registry
         self.window.prompt_panel.set_generators(registry.contributions(GENERATOR))
-        self._build_menu(registry.contributions(POSTPROCESSOR))
+        self._build_menu()
 
-    def _build_menu(self, processors: list[Contribution]) -> None:
+    def _processors(self) -> list[Contribution]:
+        """Studio's own first, in their declared order, then plugins' by title."""
+        processors = self.window.service.registry.contributions(POSTPROCESSOR)
+        return [c for c in processors if c.builtin] + sorted((c for c in processors if not c.builtin),
+                                                             key=lambda c: c.title.lower())
+
+    def _build_menu(self) -> None:
         menu = self.menu
         menu.clear()
-        for contribution in sorted(processors, key=lambda c: c.title.lower()):
+        processors = self._processors()
+        for contribution in processors:
+            if not contribution.builtin and contribution is next(c for c in processors if not c.builtin):
+                menu.addSection("From plugins")
             action = menu.addAction(f"{contribution.title}…", lambda c=contribution: self.open_processor(c))
             action.setToolTip(contribution.description)
-        if not processors:
-            menu.addAction("No filters: enable a plugin that has some").setEnabled(False)
         menu.addSeparator()
         chain = self.window.settings.generation.post
-        after = menu.addMenu("After Each Generation")
-        for step in chain:
-            title = next((c.title for c in processors if c.id == step.processor), f"{step.processor} (not enabled)")
-            item = after.addAction(title, lambda s=step: self.remove_from_chain(s.processor))
-            item.setToolTip("Click to stop applying it")
-        if not chain:
-            after.addAction("Nothing: choose a filter and tick “Also apply after each generation”").setEnabled(False)
-        menu.addAction(self.manage)
+        self.chain_action.setText(f"Post-processing &Chain… ({len(chain)})" if chain else "Post-processing &Chain…")
+        for action in (self.chain_action, self.compare, None, self.manage):
+            menu.addSeparator() if action is None else menu.addAction(action)
 
-    # -- post-processing -----------------------------------------------------------------------
+    # -- images ------------------------------------------------------------------------------------
+    def image_sources(self) -> list[ImageSource]:
+        return [("Canvas picture", lambda: self.window.document.image),
+                ("Gallery selection", self._gallery_picture)]
+
+    def _gallery_picture(self) -> Image.Image | None:
+        entry = self.window.gallery.selected_entry()
+        return open_image(entry.image_path) if entry is not None and entry.image_path else None
+
+    def _storable(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Values a chain step can keep in the settings: pictures are saved once and referred to by path."""
+        folder = self.window.data_dir / REFERENCES
+        stored = {}
+        for name, value in values.items():
+            if isinstance(value, Image.Image):
+                data = _png(value)
+                path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}.png"
+                if not path.exists():
+                    folder.mkdir(parents=True, exist_ok=True)
+                    write_atomically(path, data)
+                value = str(path)
+            stored[name] = value
+        return stored
+
+    # -- running a filter --------------------------------------------------------------------------
     def open_processor(self, contribution: Contribution) -> None:
-        generation = self.window.settings.generation
-        in_chain = next((s for s in generation.post if s.processor == contribution.id), None)
-        values = in_chain.params if in_chain else self.window.settings.filter_params.get(contribution.id, {})
-        dialog = PostProcessDialog(contribution, values, in_chain is not None, self.window)
-        if dialog.exec() != QDialog.DialogCode.Accepted:
+        settings = self.window.settings
+        in_chain = next((s for s in settings.generation.post if s.processor == contribution.id), None)
+        values = dict(in_chain.params if in_chain else settings.filter_params.get(contribution.id, {}))
+        if any(p.name == "model" for p in contribution.parameters) and not values.get("model"):
+            values["model"] = self.window.prompt_panel.selected_model()  # restyle: the model in use
+        dialog = PostProcessDialog(contribution, values, strength=in_chain.strength if in_chain else 1.0,
+                                   after_each=in_chain is not None, mask_available=self._mask() is not None,
+                                   image_sources=self.image_sources(), parent=self.window)
+        if not self.edit_dialog(dialog):
             return
-        self.apply(contribution, dialog.form.values(), dialog.after_each.isChecked(),
-                   dialog.form.storable_values())
+        try:
+            values = dialog.form.values()
+        except StudioError as exc:
+            self.window.status.set_message(str(exc), error=True)
+            return
+        self.apply(contribution, values, after_each=dialog.after_each.isChecked(), strength=dialog.strength,
+                   masked=dialog.masked.isChecked(), storable=dialog.form.storable_values())
 
-    def apply(self, contribution: Contribution, values: dict, after_each: bool, storable: dict | None = None) -> None:
-        """Run the filter on the canvas picture as a job; remember the values and the after-each choice."""
-        generation = self.window.settings.generation
-        storable = values if storable is None else storable
-        self.window.settings.filter_params[contribution.id] = storable
-        generation.post = [s for s in generation.post if s.processor != contribution.id]
-        if after_each:
-            generation.post.append(PostStepSetting(processor=contribution.id, params=storable))
+    def _mask(self) -> Image.Image | None:
+        return self.window.current_mask_image()
+
+    def apply(self, contribution: Contribution, values: dict, after_each: bool = False, strength: float = 1.0,
+              masked: bool = False, storable: dict | None = None) -> int | None:
+        """Run the filter on the canvas picture as a job (undoable like any result); remember the settings
+        and whether it also runs after each generation. Returns the job id."""
+        settings = self.window.settings
+        settings.filter_params[contribution.id] = values if storable is None else storable
+        chain = settings.generation.post
+        position = next((i for i, s in enumerate(chain) if s.processor == contribution.id), len(chain))
+        chain[:] = [s for s in chain if s.processor != contribution.id]
+        if after_each:  # it keeps its place in the chain, or joins at the end
+            chain.insert(position, PostStepSetting(processor=contribution.id, params=self._storable(values),
+                                                   strength=strength))
         self.window.persist_settings()
-        self._build_menu(self.window.service.registry.contributions(POSTPROCESSOR))
+        self._build_menu()
         image = self.window.document.image
         if image is None:
             self.window.status.set_message("The canvas is empty; open or generate a picture to filter.", error=True)
-            return
+            return None
         try:
-            self.window.service.submit(PostProcessRequest(contribution.id, image, values,
-                                                          self.window.document.recipe))
+            return self.window.service.submit(PostProcessRequest(
+                contribution.id, image, values, self.window.document.recipe, strength=strength,
+                mask=self._mask() if masked else None))
         except StudioError as exc:
             self.window.status.set_message(str(exc), error=True)
-
-    def remove_from_chain(self, processor: str) -> None:
-        generation = self.window.settings.generation
-        generation.post = [s for s in generation.post if s.processor != processor]
-        self.window.persist_settings()
-        self._build_menu(self.window.service.registry.contributions(POSTPROCESSOR))
+            return None
 
     def post_steps(self) -> tuple[PostStep, ...]:
         """The after-each-generation chain, for the next request (steps of plugins now off are skipped)."""
         registry = self.window.service.registry
-        return tuple(PostStep(s.processor, s.params) for s in self.window.settings.generation.post
+        return tuple(PostStep(s.processor, s.params, s.strength) for s in self.window.settings.generation.post
                      if registry.has(POSTPROCESSOR, s.processor))
 
-    # -- dialog --------------------------------------------------------------------------------
+    def open_chain(self) -> None:
+        from studio.ui.post_chain_dialog import PostChainDialog
+
+        dialog = PostChainDialog(self.window.settings.generation.post, self._processors(), self.image_sources,
+                                 self.window)
+        dialog.edit_step = self.edit_dialog
+        if self.edit_dialog(dialog):
+            self.set_chain(dialog.steps)
+
+    def set_chain(self, steps: list[PostStepSetting]) -> None:
+        self.window.settings.generation.post = [
+            PostStepSetting(processor=s.processor, params=self._storable(s.params), strength=s.strength)
+            for s in steps]
+        self.window.persist_settings()
+        self._build_menu()
+
+    # -- compare -----------------------------------------------------------------------------------
+    def _compare_toggled(self, on: bool) -> None:
+        canvas = self.window.canvas
+        before = self.window.document.image_before_last_step() if on else None
+        if before is None:
+            self.compare.setChecked(False)
+            canvas.clear_preview()
+            if on:
+                self.window.status.set_message("There is no earlier picture to compare with.")
+            return
+        canvas.show_preview(before, before.width, before.height, None)
+        self.window.status.set_message("Showing the picture before the last change; press \\ again to go back.")
+
+    def _document_changed(self, _change: object) -> None:
+        if self.compare.isChecked():
+            self.compare.setChecked(False)
+            self.window.canvas.clear_preview()
+
+    # -- plugins dialog ----------------------------------------------------------------------------
     def open_dialog(self) -> None:
         from studio.ui.plugins_dialog import PluginsDialog
 
@@ -155,3 +209,11 @@ class PluginActions(QObject):
             self.window.persist_settings()
         self.dialog = None
         dialog.deleteLater()
+
+
+def _png(image: Image.Image) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()

@@ -5,20 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PIL import Image
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from studio.plugin_host.registry import Contribution
-from studio.ui.parameter_form import ParameterForm
+from studio.ui.parameter_form import ImageSource, ParameterForm
 from studio.ui.theme import section_label
 
 
 class PluginGeneratorBox(QWidget):
     """One form per generator, made when first shown; values are remembered per generator."""
 
-    def __init__(self, canvas_image: Callable[[], Image.Image | None], parent: QWidget | None = None) -> None:
+    def __init__(self, image_sources: Callable[[], list[ImageSource]], parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._canvas_image = canvas_image
+        self._image_sources = image_sources
         self._forms: dict[str, ParameterForm] = {}
         self._saved: dict[str, dict[str, Any]] = {}
         self.current: Contribution | None = None
@@ -41,7 +40,7 @@ class PluginGeneratorBox(QWidget):
         if form is None or form.params != contribution.parameters:  # new, or the plugin was updated
             if form is not None:
                 form.deleteLater()
-            form = ParameterForm(contribution.parameters, self._canvas_image)
+            form = ParameterForm(contribution.parameters, self._image_sources())
             form.set_values(self._saved.get(contribution.id, {}))
             self._forms[contribution.id] = form
             self._holder.addWidget(form)

@@ -42,6 +42,7 @@ from studio.core.requests import (
 from studio.core.settings import GenerationDefaults, PromptStyle
 from studio.plugin_host.registry import Contribution
 from studio.ui.inpaint_options import InpaintOptionsBox
+from studio.ui.parameter_form import ImageSource
 from studio.ui.plugin_generator_box import PluginGeneratorBox
 from studio.ui.prompt_edit import PromptEdit
 from studio.ui.styles_menu import StylesButton
@@ -193,11 +194,11 @@ class PromptPanel(QWidget):
         layout.addLayout(seed_row)
 
         # A plugin generator's own settings
-        self.plugin_box = PluginGeneratorBox(lambda: self.canvas_image_source())
+        self.plugin_box = PluginGeneratorBox(lambda: self.image_sources())
         self.plugin_box.hide()
         layout.addWidget(self.plugin_box)
-        # Where a picture parameter's "Canvas picture" comes from; the window points it at its document.
-        self.canvas_image_source: Callable[[], Image.Image | None] = lambda: None
+        # Where picture parameters can take a picture from (the canvas, the gallery); set by the window.
+        self.image_sources: Callable[[], list[ImageSource]] = list
 
         # Img2img
         img2img_label = section_label("Image to image")

@@ -82,15 +82,17 @@ def test_a_contribution_that_cannot_be_imported_names_its_plugin(env, target):
     assert str(err.value).startswith("The generator 'Bad generator' from bad-plugin could not be loaded (")
 
 
-def test_builtin_registry_offers_the_diffusers_generator_without_importing_it():
-    registry = builtin_registry()
-    (contribution,) = registry.contributions(GENERATOR)
-    assert contribution.id == "diffusers"
-    assert contribution.plugin_id == "studio"
-    module_name, _, attr = contribution.target.partition(":")
-    # The target is real (checked without importing it here: the engine module pulls in torch).
+def test_builtin_registry_offers_studio_s_own_contributions_without_importing_them():
     import importlib.util
 
-    spec = importlib.util.find_spec(module_name)
-    assert spec is not None and spec.origin.endswith("diffusion.py")
-    assert f"class {attr}" in open(spec.origin, encoding="utf-8").read()
+    registry = builtin_registry()
+    assert [c.id for c in registry.contributions(GENERATOR)] == ["diffusers"]
+    assert [c.id for c in registry.contributions(POSTPROCESSOR)] == ["color", "histogram", "neural", "adain",
+                                                                     "restyle"]
+    for contribution in registry.contributions(GENERATOR) + registry.contributions(POSTPROCESSOR):
+        assert contribution.builtin and contribution.owner == "Studio"
+        module_name, _, attr = contribution.target.partition(":")
+        # The target is real (checked without importing it: engine modules pull in torch).
+        spec = importlib.util.find_spec(module_name)
+        assert spec is not None, contribution.target
+        assert f"class {attr}" in open(spec.origin, encoding="utf-8").read()

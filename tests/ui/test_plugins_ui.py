@@ -141,15 +141,25 @@ def test_a_filter_runs_on_the_canvas_and_undo_takes_it_back(qtbot, plugin_window
     window = plugin_window
     window.document.set_image(Image.fromarray(np.full((64, 64, 3), 20, np.uint8)), "Open")
     titles = [a.text() for a in window.plugin_actions.menu.actions()]
-    assert "Invert colours…" in titles
+    assert titles.index("Colour Transfer…") < titles.index("Invert colours…")  # Studio's own first
     contribution = window.service.registry.get("postprocessor", "ui-invert")
-    from studio.ui.plugin_actions import PostProcessDialog
+    seen = []
 
-    dialog = PostProcessDialog(contribution, {}, False, window)
-    assert "opposite" in dialog.about.text() and not dialog.after_each.isChecked()
-    window.plugin_actions.apply(contribution, dialog.form.values(), after_each=False)
+    def accept(dialog):  # noqa: ANN001, ANN202
+        seen.append(dialog)
+        assert "opposite" in dialog.about.text() and not dialog.after_each.isChecked()
+        assert not dialog.masked.isEnabled()  # no mask painted
+        return True
+
+    window.plugin_actions.edit_dialog = accept
+    window.plugin_actions.open_processor(contribution)
+    assert seen
     qtbot.waitUntil(lambda: window.canvas.image().getpixel((0, 0)) == (235, 235, 235), timeout=WAIT_MS)
     assert window.document.history_labels()[-1] == "Filter: Invert colours"
+    window.plugin_actions.compare.trigger()  # before/after
+    assert window.canvas.has_preview()
+    window.plugin_actions.compare.trigger()
+    assert not window.canvas.has_preview()
     window.actions_.undo.trigger()
     assert window.canvas.image().getpixel((0, 0)) == (20, 20, 20)
     assert window.history.search() == []  # a canvas edit is not a generation
@@ -166,10 +176,7 @@ def test_after_each_generation_the_chain_is_applied(qtbot, plugin_window, settin
     window.generate()
     qtbot.waitUntil(lambda: len(window.queue_panel.job_ids("finished")) == 2, timeout=WAIT_MS)
     assert window.canvas.image().getpixel((0, 0)) == (255 - 90, 255, 255)
-    after = next(a for a in window.plugin_actions.menu.actions() if a.text() == "After Each Generation").menu()
-    assert [a.text() for a in after.actions()] == ["Invert colours"]
-    window.plugin_actions.remove_from_chain("ui-invert")
-    assert settings.generation.post == []
+    assert window.plugin_actions.chain_action.text() == "Post-processing &Chain… (1)"
 
 
 def test_the_plugins_dialog_lists_toggles_and_explains(qtbot, plugin_window, artifacts_dir):

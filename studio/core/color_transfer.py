@@ -1,0 +1,81 @@
+"""Colour transfer that needs no weights: Reinhard's LAB mean/std transfer and histogram matching.
+
+Both are instant, and the LAB transfer is also the "preserve original colours" step of the neural
+style methods. LAB here is CIE L*a*b* (D65) computed in float from sRGB, so the statistics moved
+are the ones a colour scientist would measure, not 8-bit approximations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from studio.core.errors import InvalidRequest
+
+METHODS = ("lab", "histogram")
+_D65 = np.array([0.95047, 1.0, 1.08883])
+_RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
+                        [0.2126729, 0.7151522, 0.0721750],
+                        [0.0193339, 0.1191920, 0.9503041]])
+_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
+_EPSILON = 216 / 24389
+_KAPPA = 24389 / 27
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """uint8 or [0,1] float RGB (..., 3) -> float64 L*a*b* (L 0..100)."""
+    c = rgb.astype(np.float64) / (255.0 if rgb.dtype == np.uint8 else 1.0)
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ _RGB_TO_XYZ.T / _D65
+    f = np.where(xyz > _EPSILON, np.cbrt(xyz), (_KAPPA * xyz + 16) / 116)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """float L*a*b* (..., 3) -> uint8 sRGB, out-of-gamut colours clipped."""
+    fy = (lab[..., 0] + 16) / 116
+    f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], -1)
+    xyz = np.where(f ** 3 > _EPSILON, f ** 3, (116 * f - 16) / _KAPPA) * _D65
+    linear = np.clip(xyz @ _XYZ_TO_RGB.T, 0, 1)
+    c = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
+    return np.clip(np.round(c * 255), 0, 255).astype(np.uint8)
+
+
+def lab_statistics(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of the picture in L*a*b*."""
+    lab = rgb_to_lab(np.asarray(image.convert("RGB"))).reshape(-1, 3)
+    return lab.mean(0), lab.std(0)
+
+
+def reinhard(source: Image.Image, reference: Image.Image) -> Image.Image:
+    """Reinhard et al. 2001: give the source the reference's L*a*b* mean and spread, channel by channel."""
+    lab = rgb_to_lab(np.asarray(source.convert("RGB")))
+    mean, std = lab.reshape(-1, 3).mean(0), lab.reshape(-1, 3).std(0)
+    ref_mean, ref_std = lab_statistics(reference)
+    scale = np.where(std > 1e-6, ref_std / np.maximum(std, 1e-6), 1.0)  # a flat channel keeps its (zero) spread
+    return Image.fromarray(lab_to_rgb((lab - mean) * scale + ref_mean), "RGB")
+
+
+def match_histograms(source: Image.Image, reference: Image.Image) -> Image.Image:
+    """Each RGB channel of the source mapped so its cumulative histogram follows the reference's."""
+    src = np.asarray(source.convert("RGB"))
+    ref = np.asarray(reference.convert("RGB"))
+    out = np.empty_like(src)
+    levels = np.arange(256)
+    for channel in range(3):
+        src_cdf = np.cumsum(np.bincount(src[..., channel].ravel(), minlength=256)) / src[..., channel].size
+        ref_cdf = np.cumsum(np.bincount(ref[..., channel].ravel(), minlength=256)) / ref[..., channel].size
+        lookup = np.interp(src_cdf, ref_cdf, levels)
+        out[..., channel] = np.round(lookup).astype(np.uint8)[src[..., channel]]
+    return Image.fromarray(out, "RGB")
+
+
+def transfer_color(source: Image.Image, reference: Image.Image, method: str = "lab") -> Image.Image:
+    """The source's colours moved to the reference's; the source's size and alpha are kept."""
+    if method not in METHODS:
+        raise InvalidRequest(f"Unknown colour transfer method {method!r}; choose one of: {', '.join(METHODS)}.")
+    result = reinhard(source, reference) if method == "lab" else match_histograms(source, reference)
+    if source.mode == "RGBA":
+        result.putalpha(source.getchannel("A"))
+    return result
+

@@ -1,0 +1,1 @@
+"""Neural style transfer (Gatys et al.) and fast AdaIN style transfer; the submodules import torch."""

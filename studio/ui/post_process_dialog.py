@@ -1,0 +1,75 @@
+"""A post-processor's settings before it runs: its own form, plus Studio's strength and mask options."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.plugin_host.registry import Contribution
+from studio.ui.parameter_form import ImageSource, ParameterForm
+from studio.ui.theme import section_label
+
+
+class PostProcessDialog(QDialog):
+    """Run once on the canvas (Apply), or keep in the after-each-generation chain (the checkbox)."""
+
+    def __init__(self, contribution: Contribution, values: dict, *, strength: float = 1.0, after_each: bool = False,
+                 mask_available: bool = False, image_sources: Sequence[ImageSource] = (),
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(contribution.title)
+        self.setMinimumWidth(420)
+        layout = QVBoxLayout(self)
+        source = "" if contribution.builtin else f"\nFrom the plugin {contribution.owner}."
+        self.about = QLabel(f"{contribution.description}{source}".strip())
+        self.about.setWordWrap(True)
+        self.about.setObjectName("hintLabel")
+        layout.addWidget(self.about)
+        self.form = ParameterForm(contribution.parameters, image_sources)
+        self.form.set_values(values)
+        layout.addWidget(self.form)
+
+        layout.addWidget(section_label("Apply"))
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Strength"))
+        self.strength_slider = QSlider(Qt.Orientation.Horizontal)
+        self.strength_slider.setRange(0, 100)
+        self.strength_slider.setValue(round(strength * 100))
+        self.strength_label = QLabel()
+        self.strength_label.setMinimumWidth(40)
+        self.strength_slider.valueChanged.connect(lambda v: self.strength_label.setText(f"{v} %"))
+        self.strength_label.setText(f"{self.strength_slider.value()} %")
+        self.strength_slider.setToolTip("Blend with the picture as it is: 0 % keeps it, 100 % takes the result fully")
+        row.addWidget(self.strength_slider, 1)
+        row.addWidget(self.strength_label)
+        layout.addLayout(row)
+        self.masked = QCheckBox("Only under the mask")
+        self.masked.setEnabled(mask_available)
+        self.masked.setChecked(mask_available)
+        self.masked.setToolTip("Change only the painted area; every other pixel stays as it is"
+                               if mask_available else "Paint a mask on the canvas to limit the change to it")
+        layout.addWidget(self.masked)
+        self.after_each = QCheckBox("Also apply after each generation")
+        self.after_each.setChecked(after_each)
+        self.after_each.setToolTip("Add it to the post-processing chain that runs on every new picture")
+        layout.addWidget(self.after_each)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Apply to Canvas")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    @property
+    def strength(self) -> float:
+        return self.strength_slider.value() / 100

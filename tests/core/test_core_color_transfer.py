@@ -1,0 +1,99 @@
+"""Colour transfer without weights: Reinhard's L*a*b* statistics move to the reference's (within a stated
+tolerance), histogram matching follows the reference's distribution, and the blend around every filter
+(strength 0 unchanged, 1 full; outside the mask untouched)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from studio.core.color_transfer import lab_statistics, lab_to_rgb, match_histograms, rgb_to_lab, transfer_color
+from studio.core.errors import InvalidRequest
+from studio.core.post_blend import blend_result, check_blend
+
+# Reinhard moves each L*a*b* channel's mean and spread exactly; what is left is 8-bit rounding and
+# the clipping of colours that fall outside sRGB. For these pictures that stays under these bounds.
+MEAN_TOLERANCE = 1.5  # L*a*b* units
+STD_TOLERANCE = 0.08  # relative
+
+
+def picture(seed: int, base: tuple[int, int, int], spread: int, size=(96, 64)) -> Image.Image:  # noqa: ANN001
+    rng = np.random.default_rng(seed)
+    gradient = np.linspace(-1, 1, size[0])[None, :, None]
+    pixels = np.array(base)[None, None, :] + spread * gradient + rng.normal(0, spread / 3, (size[1], size[0], 3))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
+@pytest.fixture
+def source() -> Image.Image:
+    return picture(1, (90, 140, 200), 40)  # a cool blue picture
+
+
+@pytest.fixture
+def reference() -> Image.Image:
+    return picture(2, (200, 120, 60), 25)  # a warm orange one
+
+
+def test_lab_round_trip_is_exact_to_the_byte():
+    rgb = np.random.default_rng(0).integers(0, 256, (50, 40, 3), dtype=np.uint8)
+    assert np.array_equal(lab_to_rgb(rgb_to_lab(rgb)), rgb)
+    white = rgb_to_lab(np.array([[255, 255, 255]], np.uint8))[0]
+    assert white == pytest.approx([100, 0, 0], abs=1e-3)
+
+
+def test_reinhard_moves_the_lab_statistics_to_the_reference_s(source, reference):
+    result = transfer_color(source, reference, "lab")
+    assert result.size == source.size and result.mode == "RGB"
+    mean, std = lab_statistics(result)
+    ref_mean, ref_std = lab_statistics(reference)
+    before_mean, _ = lab_statistics(source)
+    assert np.abs(mean - ref_mean).max() < MEAN_TOLERANCE
+    assert np.abs(std / ref_std - 1).max() < STD_TOLERANCE
+    assert np.abs(before_mean - ref_mean).max() > 20  # it really moved
+
+
+def test_histogram_matching_follows_the_reference_distribution(source, reference):
+    result = np.asarray(match_histograms(source, reference)).astype(float)
+    ref = np.asarray(reference).astype(float)
+    for channel in range(3):
+        assert np.percentile(result[..., channel], [10, 50, 90]) == pytest.approx(
+            np.percentile(ref[..., channel], [10, 50, 90]), abs=3)
+
+
+def test_alpha_is_kept_and_unknown_methods_are_refused(source, reference):
+    with_alpha = source.convert("RGBA")
+    with_alpha.putalpha(128)
+    assert transfer_color(with_alpha, reference).getchannel("A").getextrema() == (128, 128)
+    with pytest.raises(InvalidRequest, match="Unknown colour transfer method 'magic'"):
+        transfer_color(source, reference, "magic")
+
+
+def test_strength_zero_is_unchanged_one_is_the_full_effect_between_is_between(source, reference):
+    full = transfer_color(source, reference)
+    assert blend_result(source, full, 0.0).tobytes() == source.tobytes()
+    assert blend_result(source, full, 1.0).tobytes() == full.tobytes()
+    half = np.asarray(blend_result(source, full, 0.5), dtype=float)
+    expected = (np.asarray(source, dtype=float) + np.asarray(full, dtype=float)) / 2
+    assert np.abs(half - expected).max() <= 0.5 + 1e-9
+
+
+def test_only_under_the_mask_leaves_every_other_pixel_exactly(source, reference):
+    full = transfer_color(source, reference)
+    mask = Image.new("L", source.size, 0)
+    mask.paste(255, (10, 10, 50, 40))
+    result = np.asarray(blend_result(source, full, 0.8, check_blend(source, 0.8, mask)))
+    outside = np.asarray(mask) == 0
+    assert np.array_equal(result[outside], np.asarray(source)[outside])
+    assert not np.array_equal(result[~outside], np.asarray(source)[~outside])
+
+
+def test_bad_strength_and_masks_are_one_sentence(source):
+    with pytest.raises(InvalidRequest, match="The strength must be between 0 and 1, not 1.5."):
+        check_blend(source, 1.5, None)
+    with pytest.raises(InvalidRequest, match="The mask is 10x10 but the picture is 96x64"):
+        check_blend(source, 1.0, Image.new("L", (10, 10), 255))
+    with pytest.raises(InvalidRequest, match="The mask is empty"):
+        check_blend(source, 1.0, Image.new("L", source.size, 0))
+    bigger = source.resize((192, 128))
+    assert blend_result(source, bigger, 0.5) is bigger  # a new size (an upscaler) cannot be blended

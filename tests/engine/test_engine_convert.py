@@ -1,0 +1,124 @@
+"""Converting pickle checkpoints to safetensors: only tensors come out, and nothing in the pickle ever runs."""
+
+from __future__ import annotations
+
+import pickle
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from studio.core.errors import StudioError
+from studio.engine.convert import convert_to_safetensors
+
+
+class WritesSentinel:
+    """Unpickling this would create the sentinel file, as a malicious checkpoint would run its payload."""
+
+    def __init__(self, sentinel: Path) -> None:
+        self.sentinel = sentinel
+
+    def __reduce__(self):
+        return (Path.touch, (self.sentinel,))
+
+
+def state_dict() -> OrderedDict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    layer = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8))
+    return layer.state_dict()
+
+
+def test_a_state_dict_converts_and_round_trips_exactly(tmp_path):
+    original = state_dict()
+    torch.save(original, tmp_path / "model.pth")
+    dest = tmp_path / "out" / "model.safetensors"
+    summary = convert_to_safetensors(tmp_path / "model.pth", dest)
+    loaded = load_file(str(dest))
+    assert set(loaded) == set(original)
+    for name, tensor in original.items():
+        assert loaded[name].dtype == tensor.dtype and torch.equal(loaded[name], tensor)
+    assert summary == {"tensors": len(original), "bytes": sum(t.numel() * t.element_size() for t in original.values())}
+    assert [p.name for p in dest.parent.iterdir()] == ["model.safetensors"]  # no temp file left
+
+
+def test_a_pickle_that_would_run_code_is_refused_and_does_not_run(tmp_path):
+    sentinel = tmp_path / "sentinel"
+    torch.save({"weight": torch.ones(2), "payload": WritesSentinel(sentinel)}, tmp_path / "evil.pth")
+    dest = tmp_path / "evil.safetensors"
+    with pytest.raises(StudioError) as caught:
+        convert_to_safetensors(tmp_path / "evil.pth", dest)
+    assert str(caught.value) == (f"{tmp_path / 'evil.pth'} contains code or objects that a weights file should "
+                                 "not have, so it was not loaded.")
+    assert not sentinel.exists() and not dest.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
+def test_a_plain_pickle_payload_is_refused_too(tmp_path, protocol):
+    sentinel = tmp_path / "sentinel"
+    (tmp_path / "evil.ckpt").write_bytes(pickle.dumps(WritesSentinel(sentinel), protocol=protocol))
+    with pytest.raises(StudioError) as caught:
+        convert_to_safetensors(tmp_path / "evil.ckpt", tmp_path / "out.safetensors")
+    if protocol == 2:  # protocol 4+ framing is itself unknown to torch's unpickler: "not a checkpoint"
+        assert "contains code or objects" in str(caught.value)
+    assert not sentinel.exists() and not (tmp_path / "out.safetensors").exists()
+
+
+@pytest.mark.parametrize("key", ["state_dict", "model", "params_ema", "params"])
+def test_weights_nested_in_a_training_checkpoint_are_found(tmp_path, key):
+    original = state_dict()
+    torch.save({key: original, "epoch": 12, "optimizer_name": "adam"}, tmp_path / "ckpt.pth")
+    summary = convert_to_safetensors(tmp_path / "ckpt.pth", tmp_path / "out.safetensors")
+    assert set(load_file(str(tmp_path / "out.safetensors"))) == set(original)
+    assert summary["tensors"] == len(original)
+
+
+def test_non_tensors_are_left_out_and_views_become_contiguous(tmp_path):
+    base = torch.arange(12.0).view(3, 4)
+    torch.save({"t": base.t(), "same": base, "note": "hello", "step": 3}, tmp_path / "mixed.pt")
+    convert_to_safetensors(tmp_path / "mixed.pt", tmp_path / "mixed.safetensors")
+    loaded = load_file(str(tmp_path / "mixed.safetensors"))
+    assert set(loaded) == {"t", "same"}
+    assert torch.equal(loaded["t"], base.t()) and torch.equal(loaded["same"], base)
+
+
+@pytest.mark.parametrize("junk", [bytes(range(256)), b"hello world" * 8, b"PK\x03\x04 broken zip", b""])
+def test_garbage_bytes_give_a_sentence(tmp_path, junk):
+    (tmp_path / "junk.pth").write_bytes(junk)
+    with pytest.raises(StudioError) as caught:
+        convert_to_safetensors(tmp_path / "junk.pth", tmp_path / "out.safetensors")
+    assert str(caught.value) == f"{tmp_path / 'junk.pth'} is not a PyTorch checkpoint, so it could not be converted."
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_a_safetensors_file_is_recognised(tmp_path):
+    save_file({"w": torch.ones(2)}, str(tmp_path / "already.pth"))
+    with pytest.raises(StudioError, match="It is already a safetensors file"):
+        convert_to_safetensors(tmp_path / "already.pth", tmp_path / "out.safetensors")
+
+
+def test_a_checkpoint_without_tensors_gives_a_sentence(tmp_path):
+    torch.save({"epoch": 3, "lr": 0.1}, tmp_path / "empty.pth")
+    with pytest.raises(StudioError, match=r"holds no tensors, so there is nothing to convert\.$"):
+        convert_to_safetensors(tmp_path / "empty.pth", tmp_path / "out.safetensors")
+
+
+def test_a_missing_file_gives_a_sentence(tmp_path):
+    with pytest.raises(StudioError, match=r"^There is no checkpoint file at .*nothing\.pth\.$"):
+        convert_to_safetensors(tmp_path / "nothing.pth", tmp_path / "out.safetensors")
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
+    torch.save(state_dict(), tmp_path / "model.pth")
+    dest = tmp_path / "model.safetensors"
+    dest.write_bytes(b"old")
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("safetensors.torch.save_file", fail)
+    with pytest.raises(StudioError, match=rf"^Could not write {dest}: disk full\.$"):
+        convert_to_safetensors(tmp_path / "model.pth", dest)
+    assert dest.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pth", "model.safetensors"]

@@ -1,0 +1,115 @@
+"""Studio's own post-processors through the job service: colour transfer with strength and mask, diffusion
+restyle on the tiny model, chains in order with their metadata, and missing weights as a sentence."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from studio_testing import collect_until_done, make_env, run, running_service, terminal
+
+from studio.core.color_transfer import lab_statistics
+from studio.core.events import JobFailed, JobFinished
+from studio.core.images import read_recipe
+from studio.core.metadata import Recipe
+from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep
+from studio.services.outputs import OutputStore
+
+
+def blue() -> Image.Image:
+    rng = np.random.default_rng(3)
+    return Image.fromarray(np.clip(rng.normal((70, 120, 210), 20, (64, 80, 3)), 0, 255).astype(np.uint8))
+
+
+def orange() -> Image.Image:
+    rng = np.random.default_rng(4)
+    return Image.fromarray(np.clip(rng.normal((220, 130, 50), 15, (40, 40, 3)), 0, 255).astype(np.uint8))
+
+
+def run_jobs(tmp_path, requests, outputs=None):  # noqa: ANN001, ANN201
+    env = make_env(tmp_path)
+
+    async def scenario():
+        async with running_service(env, outputs=outputs) as service:
+            stream = service.subscribe()
+            ids = [service.submit(r) for r in requests]
+            return await collect_until_done(stream, ids), ids
+
+    return run(scenario())
+
+
+def test_colour_transfer_with_strength_and_mask_as_a_canvas_job(tmp_path):
+    mask = Image.new("L", (80, 64), 0)
+    mask.paste(255, (0, 0, 40, 64))
+    source_recipe = Recipe("a lake", "", 20, "Euler a", 7, 5, 80, 64, "tiny-sd")
+    events, (full, masked) = run_jobs(tmp_path, [
+        PostProcessRequest("color", blue(), {"style": orange()}, source_recipe),
+        PostProcessRequest("color", blue(), {"style": orange()}, source_recipe, strength=0.5, mask=mask)])
+    result = terminal(events, full).outputs[0]
+    assert np.abs(lab_statistics(result.image)[0] - lab_statistics(orange())[0]).max() < 1.5
+    (step,) = result.recipe.post
+    assert step["processor"] == "color" and step["strength"] == 1.0 and not step["masked"]
+    assert step["params"]["style"] == "<picture 40x40>"
+    assert result.recipe.prompt == "a lake"  # the picture's recipe, extended by the step
+    half = np.asarray(terminal(events, masked).outputs[0].image).astype(int)
+    original = np.asarray(blue()).astype(int)
+    assert np.array_equal(half[:, 40:], original[:, 40:])  # outside the mask: untouched
+    assert np.abs(half[:, :40] - original[:, :40]).mean() > 10
+
+
+def test_a_chain_runs_in_order_after_each_picture_and_is_recorded(tmp_path, tiny_model_dir):
+    chain = (PostStep("histogram", {"style": orange()}), PostStep("color", {"style": blue()}, strength=0.25))
+    request = GenerationRequest(model=str(tiny_model_dir), prompt="a chain", width=64, height=64, steps=2, seed=9,
+                                post=chain)
+    events, (job,) = run_jobs(tmp_path, [request], OutputStore(tmp_path / "outputs"))
+    finished = terminal(events, job)
+    assert isinstance(finished, JobFinished), getattr(finished, "message", "")
+    recipe = read_recipe(finished.outputs[0].path)
+    assert [(s["processor"], s["strength"]) for s in recipe.post] == [("histogram", 1.0), ("color", 0.25)]
+    assert Recipe.from_json(recipe.to_json()).post == recipe.post  # the round trip keeps the chain
+
+
+def test_diffusion_restyle_runs_the_tiny_model_as_image_to_image(tmp_path, tiny_model_dir):
+    picture = blue()
+    params = {"model": str(tiny_model_dir), "prompt": "an oil painting", "steps": 2, "seed": 4, "denoise": 0.6}
+    events, (job, again, missing) = run_jobs(tmp_path, [
+        PostProcessRequest("restyle", picture, params), PostProcessRequest("restyle", picture, params),
+        PostProcessRequest("restyle", picture, {**params, "model": "no-such-model"})])
+    first, second = (terminal(events, j).outputs[0].image for j in (job, again))
+    assert first.size == picture.size  # worked at 80x64 (multiples of 8), the picture's own size
+    assert first.tobytes() == second.tobytes()  # same seed, same picture
+    assert first.tobytes() != picture.tobytes()
+    failed = terminal(events, missing)
+    assert isinstance(failed, JobFailed)
+    assert failed.message.startswith("No model folder or model named 'no-such-model' was found")
+
+
+def test_style_transfer_jobs_run_on_the_engine_thread_and_missing_weights_are_a_sentence(tmp_path):
+    from style_weights import write_adain, write_vgg19
+
+    from studio.core.events import JobPreview, JobProgress
+
+    picture, style = blue(), orange()
+    no_weights = tmp_path / "empty"
+    events, ids = run_jobs(no_weights, [PostProcessRequest("neural", picture, {"style": style, "iterations": 2}),
+                                        PostProcessRequest("adain", picture, {"style": style})])
+    messages = [terminal(events, j).message for j in ids]
+    style_dir = no_weights / "data" / "models" / "style"
+    assert messages[0].startswith(f"Neural style transfer needs VGG-19 ImageNet weights: put vgg19.safetensors "
+                                  f"in {style_dir}")
+    assert "studio convert-weights vgg19-dcbb9e9d.pth" in messages[0]
+    assert "adain-vgg.safetensors and adain-decoder.safetensors" in messages[1]
+
+    models = tmp_path / "ok" / "data" / "models"
+    write_vgg19(models)
+    write_adain(models)
+    params = {"style": style, "iterations": 4, "resolution": 64, "seed": 3}
+    events, ids = run_jobs(tmp_path / "ok", [PostProcessRequest("neural", picture, params),
+                                             PostProcessRequest("adain", picture, {"style": style}, strength=0.5)])
+    neural, adain = (terminal(events, j) for j in ids)
+    assert isinstance(neural, JobFinished) and isinstance(adain, JobFinished), [getattr(e, "message", "") for e in
+                                                                                 (neural, adain)]
+    assert neural.outputs[0].image.size == picture.size and adain.outputs[0].image.size == picture.size
+    progress = [e for e in events if isinstance(e, JobProgress) and e.job_id == ids[0]]
+    assert [p.step for p in progress] == [1, 2, 3, 4] and {p.total for p in progress} == {4}
+    assert any(isinstance(e, JobPreview) and e.job_id == ids[0] for e in events)
+    assert neural.outputs[0].recipe.post[0]["params"]["iterations"] == 4

@@ -1,0 +1,54 @@
+"""``studio postprocess`` with Studio's own methods, in a subprocess: colour transfer with strength and a
+mask, a chain on ``studio generate --post``, and the sentence when a method's weights are missing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from studio.core.color_transfer import lab_statistics
+from studio.core.images import read_recipe
+
+
+def studio(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
+    return subprocess.run([sys.executable, "-m", "studio", *args], env=env, cwd=home.parent, capture_output=True,
+                          text=True, encoding="utf-8", timeout=240)
+
+
+def test_colour_transfer_strength_and_mask_from_the_command_line(tmp_path):
+    rng = np.random.default_rng(1)
+    source, style, mask = tmp_path / "blue.png", tmp_path / "orange.png", tmp_path / "mask.png"
+    Image.fromarray(np.clip(rng.normal((60, 110, 200), 25, (48, 64, 3)), 0, 255).astype(np.uint8)).save(source)
+    Image.fromarray(np.clip(rng.normal((230, 120, 40), 15, (32, 32, 3)), 0, 255).astype(np.uint8)).save(style)
+    half = np.zeros((48, 64), np.uint8)
+    half[:, 32:] = 255
+    Image.fromarray(half).save(mask)
+    home = tmp_path / "home"
+
+    full = tmp_path / "full.png"
+    done = studio(home, "postprocess", str(source), "-o", str(full), "--method", "color", "--style", str(style))
+    assert done.returncode == 0, done.stderr
+    assert np.abs(lab_statistics(Image.open(full))[0] - lab_statistics(Image.open(style))[0]).max() < 1.5
+
+    masked = tmp_path / "masked.png"
+    done = studio(home, "postprocess", str(source), "-o", str(masked), "--method", "histogram", "--style",
+                  str(style), "--strength", "0.5", "--mask", str(mask))
+    assert done.returncode == 0, done.stderr
+    result, original = np.asarray(Image.open(masked)), np.asarray(Image.open(source))
+    assert np.array_equal(result[:, :32], original[:, :32]) and not np.array_equal(result[:, 32:], original[:, 32:])
+    (step,) = read_recipe(masked).post
+    assert (step["processor"], step["strength"], step["masked"]) == ("histogram", 0.5, True)
+
+    for args, message in (
+            (("--method", "color"), "Colour Transfer: Style picture needs a picture."),
+            (("--method", "color", "--style", str(style), "--strength", "2"), "Colour Transfer: the strength must be between 0 and 1, not 2."),
+            (("--method", "sparkle"), "No postprocessor called 'sparkle' is installed and enabled."),
+            (("--method", "color", "--style", str(style), "--mask", str(style)), "The mask orange.png is 32x32 but the picture blue.png is 64x48")):
+        refused = studio(home, "postprocess", str(source), "-o", str(tmp_path / "x.png"), *args)
+        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
