@@ -122,6 +122,10 @@ class JobService:
     def registry(self) -> Registry:
         return self._registry
 
+    @property
+    def env(self) -> GeneratorEnvironment:
+        return self._env
+
     def submit(self, request: GenerationRequest | PostProcessRequest) -> int:
         """Validate and queue a request; InvalidRequest (one sentence) if it cannot run."""
         if isinstance(request, PostProcessRequest):

@@ -42,6 +42,8 @@ class PluginActions(QObject):
         self.compare = make_action(window, "Compare with &Before", None, "\\", self._compare_toggled,
                                    "Show the picture as it was before the last change (press again to go back)")
         self.compare.setCheckable(True)
+        self.weights_action = make_action(window, "Style &Weights…", "model", None, self.open_weights,
+                                          "The weight files neural and fast style transfer need, and importing them")
         self.menu = QMenu("F&ilters", window)
         self.dialog: QDialog | None = None
         self.edit_dialog = lambda dialog: dialog.exec() == QDialog.DialogCode.Accepted  # tests answer instead
@@ -74,7 +76,7 @@ class PluginActions(QObject):
         menu.addSeparator()
         chain = self.window.settings.generation.post
         self.chain_action.setText(f"Post-processing &Chain… ({len(chain)})" if chain else "Post-processing &Chain…")
-        for action in (self.chain_action, self.compare, None, self.manage):
+        for action in (self.chain_action, self.compare, None, self.weights_action, self.manage):
             menu.addSeparator() if action is None else menu.addAction(action)
 
     # -- images ------------------------------------------------------------------------------------
@@ -189,6 +191,14 @@ class PluginActions(QObject):
         if self.compare.isChecked():
             self.compare.setChecked(False)
             self.window.canvas.clear_preview()
+
+    def open_weights(self) -> None:
+        from studio.ui.style_weights_dialog import StyleWeightsDialog
+
+        dialog = StyleWeightsDialog(self.window.service.env, self.window)
+        dialog.finished.connect(lambda _: dialog.deleteLater())
+        dialog.open()
+        self.weights_dialog = dialog
 
     # -- plugins dialog ----------------------------------------------------------------------------
     def open_dialog(self) -> None:

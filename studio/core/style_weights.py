@@ -1,0 +1,33 @@
+"""The weight files Studio's style-transfer filters use: names, purpose and origin (plain data, no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.core.environment import GeneratorEnvironment
+
+VGG19_FILE = "vgg19.safetensors"
+ADAIN_VGG_FILE = "adain-vgg.safetensors"
+ADAIN_DECODER_FILE = "adain-decoder.safetensors"
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    name: str  # the file name in the style folder
+    used_by: str
+    original: str  # the file people download
+    source: str  # where it comes from
+
+
+WEIGHTS: tuple[WeightsFile, ...] = (
+    WeightsFile(VGG19_FILE, "Neural Style Transfer", "vgg19-dcbb9e9d.pth", "torchvision's ImageNet VGG-19"),
+    WeightsFile(ADAIN_VGG_FILE, "Fast Style Transfer (AdaIN)", "vgg_normalised.pth", "the pytorch-AdaIN release"),
+    WeightsFile(ADAIN_DECODER_FILE, "Fast Style Transfer (AdaIN)", "decoder.pth", "the pytorch-AdaIN release"),
+)
+
+
+def style_weights_dir(env: GeneratorEnvironment) -> Path:
+    """``<models folder>/style``; without a models folder, ``<data folder>/models/style``."""
+    models = env.models_dir if env.models_dir is not None else env.data_dir / "models"
+    return Path(models) / "style"
