@@ -86,6 +86,8 @@ class GenerationRequest:
     generator: str = "diffusers"
     params: Mapping[str, Any] = field(default_factory=dict, compare=False)  # a plugin generator's own parameters
     post: tuple[PostStep, ...] = ()  # post-processors applied to every image, in order
+    reference_image: Image.Image | None = field(default=None, compare=False, repr=False)  # steers via IP-Adapter
+    reference_scale: float = 0.6  # how strongly the reference steers (IP-Adapter scale)
 
     @property
     def is_img2img(self) -> bool:

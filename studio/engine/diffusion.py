@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from studio.core.metadata import Recipe
 from studio.core.requests import GenerationRequest
 from studio.engine.device import DeviceInfo, free_memory, select_device
 from studio.engine.inpainting import plan_inpaint
+from studio.engine.ip_adapter import find_ip_adapter, reference_attached
 from studio.engine.libraries import quiet_imports
 from studio.engine.loader import LoadedModel, load_model
 from studio.engine.preview import latents_to_preview
@@ -89,6 +91,17 @@ class DiffusersGenerator:
         else:
             run = _plain_run(request, model)
         run.pipe.scheduler = make_scheduler(request.scheduler, model.base_scheduler_config)
+        with ExitStack() as stack:
+            if request.reference_image is not None:
+                models_dir = self._env.models_dir or self._env.data_dir / "models"
+                files = find_ip_adapter(models_dir, model.family)
+                context.status(device=self.device.description, message="Loading the IP-Adapter…")
+                run.kwargs.update(stack.enter_context(reference_attached(
+                    run.pipe, files, request.reference_image, request.reference_scale)))
+            yield from self._run_batch(request, model, run, context)
+
+    def _run_batch(self, request: GenerationRequest, model: LoadedModel, run: _Run,
+                   context: JobContext) -> Iterator[tuple[Image.Image, Recipe]]:
         run.kwargs.update(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt or None,

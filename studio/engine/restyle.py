@@ -46,7 +46,8 @@ class Restyle:
         request = GenerationRequest(
             model=str(self.model_path(params["model"])), prompt=params["prompt"], negative_prompt=params["negative"],
             width=image.width, height=image.height, steps=params["steps"], cfg_scale=params["cfg_scale"],
-            seed=params["seed"], init_image=image.convert("RGB"), strength=params["denoise"])
+            seed=params["seed"], init_image=image.convert("RGB"), strength=params["denoise"],
+            reference_image=params.get("reference"), reference_scale=params.get("reference_strength", 0.6))
         prepared = prepare_request(_fit(request)).request
         generator = self._registry.instance("generator", "diffusers", self.env)
         for result, _recipe in generator.generate(prepared, context):

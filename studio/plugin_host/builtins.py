@@ -49,7 +49,8 @@ BUILTIN_CONTRIBUTIONS: tuple[Contribution, ...] = (
                    help="Long side in pixels the style is applied at; the result is scaled back"),
           PRESERVE),
     _post("restyle", "Diffusion Restyle", "studio.engine.restyle:Restyle",
-          "Redraw the picture with a Stable Diffusion model and a style prompt (image to image).",
+          "Redraw the picture with a Stable Diffusion model and a style prompt (image to image); a reference "
+          "picture can steer it too, through IP-Adapter.",
           TextParam("prompt", label="Style prompt", default="an oil painting, thick brush strokes",
                     help="What the picture should look like"),
           TextParam("negative", label="Negative prompt", default="", help="What to avoid"),
@@ -59,5 +60,9 @@ BUILTIN_CONTRIBUTIONS: tuple[Contribution, ...] = (
           FloatParam("cfg_scale", label="CFG scale", default=7.0, min=0.0, max=30.0, step=0.5, decimals=1),
           SeedParam("seed", default=0),
           TextParam("model", label="Model", default="",
-                    help="A diffusers model folder, or the name of one in the models folder")),
+                    help="A diffusers model folder, or the name of one in the models folder"),
+          ImageParam("reference", label="Reference picture", optional=True,
+                     help="Steers the style with a picture too (needs IP-Adapter weights in models/ip-adapter)"),
+          FloatParam("reference_strength", label="Reference strength", default=0.6, min=0.0, max=1.0,
+                     help="How strongly the reference picture steers")),
 )

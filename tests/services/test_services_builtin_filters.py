@@ -113,3 +113,26 @@ def test_style_transfer_jobs_run_on_the_engine_thread_and_missing_weights_are_a_
     assert [p.step for p in progress] == [1, 2, 3, 4] and {p.total for p in progress} == {4}
     assert any(isinstance(e, JobPreview) and e.job_id == ids[0] for e in events)
     assert neural.outputs[0].recipe.post[0]["params"]["iterations"] == 4
+
+
+def test_restyle_with_a_reference_picture_through_ip_adapter(tmp_path, tiny_model_dir):
+    from tiny_models import build_tiny_ip_adapter
+
+    picture, reference = blue(), orange()
+    params = {"model": str(tiny_model_dir), "prompt": "an oil painting", "steps": 2, "seed": 4, "denoise": 0.8}
+    no_adapter = run_jobs(tmp_path / "a", [PostProcessRequest("restyle", picture, {**params, "reference": reference})])
+    events, (job,) = no_adapter
+    message = terminal(events, job).message
+    assert message.startswith("A reference picture needs IP-Adapter weights for SD 1.x models: put "
+                              "ip-adapter_sd15.safetensors and the image_encoder/ folder")
+
+    build_tiny_ip_adapter(tmp_path / "b" / "data" / "models", tiny_model_dir)
+    events, ids = run_jobs(tmp_path / "b", [
+        PostProcessRequest("restyle", picture, params),
+        PostProcessRequest("restyle", picture, {**params, "reference": reference, "reference_strength": 1.0}),
+        PostProcessRequest("restyle", picture, params)])  # the adapter is off again afterwards
+    plain, steered, again = (terminal(events, j) for j in ids)
+    assert all(isinstance(e, JobFinished) for e in (plain, steered, again)), [getattr(e, "message", "") for e in
+                                                                               (plain, steered, again)]
+    assert steered.outputs[0].image.tobytes() != plain.outputs[0].image.tobytes()
+    assert again.outputs[0].image.tobytes() == plain.outputs[0].image.tobytes()

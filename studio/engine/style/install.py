@@ -15,7 +15,13 @@ import torch
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import ModelError, StudioError
-from studio.core.style_weights import ADAIN_DECODER_FILE, ADAIN_VGG_FILE, VGG19_FILE, WEIGHTS, style_weights_dir
+from studio.core.style_weights import (
+    ADAIN_DECODER_FILE,
+    ADAIN_VGG_FILE,
+    VGG19_FILE,
+    WEIGHTS,
+    style_weights_dir,
+)
 from studio.engine.style.weights import load_checked
 
 

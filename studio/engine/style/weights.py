@@ -15,9 +15,16 @@ import torch
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import ModelError
 
-VGG19_FILE = "vgg19.safetensors"
-ADAIN_VGG_FILE = "adain-vgg.safetensors"
-ADAIN_DECODER_FILE = "adain-decoder.safetensors"
+# The names and the folder are plain data the UI and CLI need too, so they live in core.
+from studio.core.style_weights import (
+    ADAIN_DECODER_FILE,
+    ADAIN_VGG_FILE,
+    VGG19_FILE,
+    style_weights_dir,
+)
+
+__all__ = ["ADAIN_DECODER_FILE", "ADAIN_VGG_FILE", "VGG19_FILE", "file_key", "load_checked",
+           "missing_weights_message", "require_weights", "style_weights_dir"]
 
 
 @dataclass(frozen=True)
@@ -32,12 +39,6 @@ _SOURCES: dict[str, _Source] = {
     ADAIN_VGG_FILE: _Source("the AdaIN encoder weights", "the pytorch-AdaIN release's", "vgg_normalised.pth"),
     ADAIN_DECODER_FILE: _Source("the AdaIN decoder weights", "the pytorch-AdaIN release's", "decoder.pth"),
 }
-
-
-def style_weights_dir(env: GeneratorEnvironment) -> Path:
-    """``<models folder>/style``; without a models folder, ``<data folder>/models/style``."""
-    models = env.models_dir if env.models_dir is not None else env.data_dir / "models"
-    return Path(models) / "style"
 
 
 def _and(items: Sequence[str]) -> str:
