@@ -39,8 +39,9 @@ class Generator:
             if mode == "raise" and i == 1:
                 raise RuntimeError("kaput")
             if mode == "hang":
-                while True:  # ignores cancel on purpose
+                for _ in range(300):  # ignores cancel on purpose, for 3 s (so no thread outlives the tests)
                     time.sleep(0.01)
+                return
             for step in range(1, 4):
                 context.check_cancelled()
                 if mode == "slow":
