@@ -66,7 +66,7 @@ def convert_to_safetensors(src: Path, dest: Path) -> dict[str, int]:
             warnings.simplefilter("ignore")  # e.g. "pickle protocol 4": noise next to the answer we give
             loaded = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError/KeyError/EOFError/… by what it met
-        if _is_safetensors(src):
+        if is_safetensors(src):
             raise StudioError(f"{src} is not a PyTorch checkpoint, so it could not be converted. "
                               "It is already a safetensors file, which Studio reads as it is.") from None
         # pickle.UnpicklingError, named rather than imported: Studio imports no pickle module.
@@ -96,7 +96,8 @@ def convert_to_safetensors(src: Path, dest: Path) -> dict[str, int]:
     return {"tensors": len(tensors), "bytes": sum(t.numel() * t.element_size() for t in tensors.values())}
 
 
-def _is_safetensors(path: Path) -> bool:
+def is_safetensors(path: Path) -> bool:
+    """By content, not by name: a pickle renamed .safetensors is not one."""
     try:
         from safetensors import safe_open
 

@@ -22,18 +22,8 @@ from studio.core.style_weights import (
     WEIGHTS,
     style_weights_dir,
 )
+from studio.engine.convert import is_safetensors
 from studio.engine.style.weights import load_checked
-
-
-def is_safetensors(path: Path) -> bool:
-    """By content, not by name: a pickle renamed .safetensors is not one."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt"):
-            return True
-    except Exception:  # noqa: BLE001 - any failure means "not safetensors"
-        return False
 
 
 def check_weights(name: str, path: Path) -> None:
