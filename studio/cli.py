@@ -105,7 +105,7 @@ def _add_plugin_flags(argv: list[str], command: str, option: str, kind: str, par
         contribution = open_host().registry.get(kind, chosen)
     except StudioError:
         return  # reported when the job is checked, with the list of what is installed
-    add_param_flags(parser, contribution.title, contribution.parameters)
+    add_param_flags(parser, contribution.title, contribution.parameters, contribution.builtin)
 
 
 def main(argv: list[str] | None = None) -> int:

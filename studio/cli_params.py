@@ -35,8 +35,10 @@ def option_value(argv: Sequence[str], option: str) -> str | None:
     return None
 
 
-def add_param_flags(parser: argparse.ArgumentParser, title: str, params: Sequence[Param]) -> None:
-    group = parser.add_argument_group(f"{title} options", "Declared by the plugin; unset ones take its defaults.")
+def add_param_flags(parser: argparse.ArgumentParser, title: str, params: Sequence[Param], builtin: bool = False) -> None:
+    about = "Options left out take their defaults." if builtin else \
+        "Declared by the plugin; options left out take its defaults."
+    group = parser.add_argument_group(f"{title} options", about)
     for param in params:
         text = param.help or param.title
         kwargs: dict[str, Any] = {"dest": PREFIX + param.name, "default": argparse.SUPPRESS,
