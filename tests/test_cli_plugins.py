@@ -150,3 +150,49 @@ def test_bad_sources_and_ids_are_one_sentence(tmp_path):
         assert result.returncode == 2 and "is not a plain name" in result.stderr
     ghost = studio(home, "plugins", "enable", "ghost")
     assert ghost.stderr.strip() == "studio: No plugin called 'ghost' is installed."
+
+
+def test_install_and_update_from_an_index_on_a_local_server(tmp_path):
+    import hashlib
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # noqa: ANN002
+            pass
+
+    site = tmp_path / "site"
+    old = plugin_wheel(site / "v1", plugin_id="cli-plugin", package="studio_tp_cli", generator_id="cli-gen")
+    new = plugin_wheel(site / "v2", plugin_id="cli-plugin", package="studio_tp_cli", generator_id="cli-gen",
+                       version="1.1.0")
+
+    def publish(*wheels: Path) -> None:
+        rows = [{"name": "cli-plugin", "version": w.name.split("-")[1], "summary": "A test plugin.",
+                 "url": w.relative_to(site).as_posix(), "sha256": hashlib.sha256(w.read_bytes()).hexdigest()}
+                for w in wheels]
+        (site / "index.json").write_text(json.dumps(rows))
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(site)))
+    Thread(target=server.serve_forever, daemon=True).start()
+    index = f"http://127.0.0.1:{server.server_address[1]}/index.json"
+    home = tmp_path / "home"
+    try:
+        publish(old)
+        installed = studio(home, "plugins", "install", "cli-plugin", "--index", index, "--yes")
+        assert installed.returncode == 0, installed.stderr
+        assert "Installed Test Plugin 1.0.0." in installed.stdout
+        assert studio(home, "plugins", "update", "--index", index, "--yes").stdout.strip() == \
+            "Every plugin is up to date."
+        publish(old, new)
+        updated = studio(home, "plugins", "update", "--index", index, "--yes")
+        assert updated.returncode == 0 and "Updated cli-plugin to 1.1.0." in updated.stdout, updated.stderr
+        assert json.loads(studio(home, "plugins", "list", "--json").stdout)[0]["version"] == "1.1.0"
+        missing = studio(home, "plugins", "install", "nothing-here", "--index", index, "--yes")
+        assert missing.returncode == 2 and "has no plugin called 'nothing-here'; it offers: cli-plugin." in \
+            missing.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    unreachable = studio(home, "plugins", "update", "--index", index, "--yes")  # the server is gone
+    assert unreachable.returncode == 2 and index in unreachable.stderr

@@ -69,6 +69,8 @@ class PluginHost:
         self._failures: dict[str, list[str]] = {}
         self._switched_off: dict[str, str] = {}  # plugin id -> why, for this session
         self._lock = threading.Lock()
+        # The window refreshes on the UI thread, a failing plugin on the engine thread: one at a time.
+        self._refresh_lock = threading.RLock()
         self.on_change: Callable[[], None] | None = None  # told after refresh (on whatever thread refreshed)
 
     # -- state -----------------------------------------------------------------------------
@@ -117,6 +119,13 @@ class PluginHost:
     # -- discovery -------------------------------------------------------------------------
     def refresh(self) -> list[PluginRecord]:
         """Read every manifest again and bring the registry in line with what is enabled."""
+        with self._refresh_lock:
+            records = self._refresh()
+        if self.on_change is not None:
+            self.on_change()
+        return records
+
+    def _refresh(self) -> list[PluginRecord]:
         found = discover(self.plugins_dir, self.scan_environment)
         enabled = self.enabled_ids()
         records: list[PluginRecord] = []
@@ -135,8 +144,6 @@ class PluginHost:
             records.append(record)
         self._sync_registry(wanted)
         self.records = records
-        if self.on_change is not None:
-            self.on_change()
         return records
 
     def _judge(self, plugin: FoundPlugin, enabled: bool, owners: dict[str, str]) -> PluginRecord:
