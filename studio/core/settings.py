@@ -54,6 +54,13 @@ class PostStepSetting(BaseModel):
     strength: float = Field(1.0, ge=0, le=1)  # blend with the picture before the step
 
 
+class GenerationPreset(BaseModel):
+    """Named generation settings: model or generator, size, sampling, inpaint options and the chain."""
+
+    name: str
+    generation: GenerationDefaults
+
+
 class PromptStyle(BaseModel):
     """A saved style: ``{prompt}`` in its prompt is replaced by the person's prompt."""
 
@@ -81,6 +88,7 @@ class Settings(BaseModel):
     device: str = "auto"  # auto | cuda | mps | cpu
     generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
     styles: list[PromptStyle] = Field(default_factory=list)
+    presets: list[GenerationPreset] = Field(default_factory=list)
     filter_params: dict[str, dict[str, Any]] = Field(default_factory=dict)  # last values, per post-processor
     plugin_index: str = ""  # URL or file of a plugin index (a JSON list of name, version, summary, url, sha256)
 

@@ -16,7 +16,7 @@ from studio.core.image_info import inspect_image, recipe_fields
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
 from studio.core.images import open_image
-from studio.core.settings import PromptStyle
+from studio.core.settings import GenerationPreset, PromptStyle
 from studio.services.history_reuse import model_change_warning, request_for_entry
 from studio.services.history_store import HistoryEntry
 
@@ -41,6 +41,10 @@ class HistoryActions(QObject):
         self.panel.styles_button.save_requested.connect(self.save_style)
         self.panel.styles_button.delete_requested.connect(self.delete_style)
         self.panel.styles_button.set_styles(window.settings.styles)
+        self.panel.presets_button.chosen.connect(self.apply_preset)
+        self.panel.presets_button.save_requested.connect(self.save_preset)
+        self.panel.presets_button.delete_requested.connect(self.delete_preset)
+        self.panel.presets_button.set_items(window.settings.presets)
 
     async def start(self) -> None:
         """Fill the gallery and the prompt box's recall list."""
@@ -151,3 +155,37 @@ class HistoryActions(QObject):
         self.window.persist_settings()
 
 
+
+    # -- presets -----------------------------------------------------------------------------------
+    def save_preset(self) -> None:
+        name, ok = QInputDialog.getText(self.window, "Save preset", "Name of the preset:")
+        if ok and name.strip():
+            self.add_preset(name.strip())
+
+    def add_preset(self, name: str) -> None:
+        """The current settings (not the prompt, negative prompt or seed) saved as ``name``, replacing one."""
+        current = self.window.generation_defaults()
+        kept = current.model_copy(update={"prompt": "", "negative_prompt": "", "seed": -1}, deep=True)
+        presets = [p for p in self.window.settings.presets if p.name != name]
+        presets.append(GenerationPreset(name=name, generation=kept))
+        self.window.settings.presets = sorted(presets, key=lambda p: p.name.lower())
+        self.panel.presets_button.set_items(self.window.settings.presets)
+        self.window.persist_settings()
+        self.window.status.set_message(f"Saved the preset {name!r}.")
+
+    def apply_preset(self, preset: GenerationPreset) -> None:
+        """The preset's settings, keeping the prompt, negative prompt and seed as they are."""
+        current = self.panel.defaults()
+        chosen = preset.generation.model_copy(update={
+            "prompt": current.prompt, "negative_prompt": current.negative_prompt, "seed": current.seed}, deep=True)
+        self.panel.load_defaults(chosen)
+        notes = [] if chosen.generator != "diffusers" else self.panel.fill(model_path=chosen.model or None)
+        self.window.settings.generation.post = list(chosen.post)
+        self.window.plugin_actions.refresh()
+        self.window.persist_settings()
+        self.window.status.set_message(" ".join([f"Applied the preset {preset.name!r}.", *notes]))
+
+    def delete_preset(self, preset: GenerationPreset) -> None:
+        self.window.settings.presets = [p for p in self.window.settings.presets if p.name != preset.name]
+        self.panel.presets_button.set_items(self.window.settings.presets)
+        self.window.persist_settings()

@@ -249,18 +249,18 @@ class MainWindow(QMainWindow):
     def persist_settings(self) -> None:
         """Write settings now (on quit, and after the person changes a folder)."""
         self._settings_timer.stop()
-        self.settings.generation = self._generation_defaults()
+        self.settings.generation = self.generation_defaults()
         try:
             save_settings(self.settings)
         except StudioError as exc:
             self.status.set_message(str(exc), error=True)
 
-    def _generation_defaults(self) -> GenerationDefaults:
+    def generation_defaults(self) -> GenerationDefaults:
         """The prompt panel's values, plus the after-each-generation chain (kept by the Filters menu)."""
         return self.prompt_panel.defaults().model_copy(update={"post": self.settings.generation.post})
 
     def _save_settings_in_background(self) -> None:
-        self.settings.generation = self._generation_defaults()
+        self.settings.generation = self.generation_defaults()
         snapshot = self.settings.model_copy(deep=True)
 
         async def save() -> None:

@@ -45,7 +45,7 @@ from studio.ui.inpaint_options import InpaintOptionsBox
 from studio.ui.parameter_form import ImageSource
 from studio.ui.plugin_generator_box import PluginGeneratorBox
 from studio.ui.prompt_edit import PromptEdit
-from studio.ui.styles_menu import StylesButton
+from studio.ui.styles_menu import PresetsButton, StylesButton
 from studio.ui.theme import icon, section_label
 
 GENERATOR_PREFIX = "generator:"  # picker items that are plugin generators, not model paths
@@ -91,7 +91,12 @@ class PromptPanel(QWidget):
         layout.setSpacing(6)
 
         # Model, or a plugin's generator
-        layout.addWidget(section_label("Model"))
+        model_header = QHBoxLayout()
+        model_header.addWidget(section_label("Model"))
+        model_header.addStretch(1)
+        self.presets_button = PresetsButton()
+        model_header.addWidget(self.presets_button)
+        layout.addLayout(model_header)
         row = QHBoxLayout()
         self.model_combo = QComboBox()
         self.model_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
@@ -260,7 +265,7 @@ class PromptPanel(QWidget):
         self.generate_button.clicked.connect(self.generate_requested)
         self.prompt_edit.picture_dropped.connect(self.picture_dropped)
         self.negative_edit.picture_dropped.connect(self.picture_dropped)
-        self.styles_button.style_chosen.connect(self.apply_style)
+        self.styles_button.chosen.connect(self.apply_style)
         self.browse_model_button.clicked.connect(self.browse_model_requested)
         self.refresh_models_button.clicked.connect(self.refresh_models_requested)
         self.swap_size_button.clicked.connect(self._swap_size)

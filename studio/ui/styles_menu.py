@@ -1,6 +1,9 @@
-"""The Styles button: saved prompt styles with a {prompt} placeholder, applied from a menu."""
+"""Menu buttons of saved, named things: prompt styles (a {prompt} placeholder) and generation presets."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QMenu, QToolButton, QWidget
@@ -9,37 +12,65 @@ from studio.core.settings import PromptStyle
 from studio.ui.theme import icon
 
 
-class StylesButton(QToolButton):
-    style_chosen = Signal(object)  # PromptStyle
-    save_requested = Signal()
-    delete_requested = Signal(object)  # PromptStyle
+class SavedItemsButton(QToolButton):
+    """A tool button whose menu applies a saved item, saves the current one, or deletes one."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    chosen = Signal(object)
+    save_requested = Signal()
+    delete_requested = Signal(object)
+
+    def __init__(self, icon_name: str, text: str, tip: str, kind: str,
+                 describe: Callable[[Any], str] = lambda item: "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setIcon(icon("palette"))
-        self.setText("Styles")
-        self.setToolTip("Prompt styles: apply a saved style ({prompt} is replaced by your prompt)")
+        self._kind = kind  # "Style", "Preset": used in the menu's words
+        self._describe = describe
+        self.setIcon(icon(icon_name))
+        self.setText(text)
+        self.setToolTip(tip)
         self.setToolButtonStyle(self.toolButtonStyle().ToolButtonTextBesideIcon)
         self.setAutoRaise(True)
         self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self._menu = QMenu(self)
         self.setMenu(self._menu)
-        self.set_styles([])
+        self.set_items([])
 
-    def set_styles(self, styles: list[PromptStyle]) -> None:
+    def set_items(self, items: Sequence[Any]) -> None:
         menu = self._menu
         menu.clear()
-        for style in styles:
-            action = menu.addAction(style.name)
-            action.setToolTip(f"{style.prompt}\nNegative: {style.negative_prompt}")
-            action.triggered.connect(lambda _=False, s=style: self.style_chosen.emit(s))
-        if not styles:
-            empty = menu.addAction("No styles yet")
-            empty.setEnabled(False)
+        for item in items:
+            action = menu.addAction(item.name)
+            action.setToolTip(self._describe(item))
+            action.triggered.connect(lambda _=False, i=item: self.chosen.emit(i))
+        if not items:
+            menu.addAction(f"No {self._kind.lower()}s yet").setEnabled(False)
         menu.addSeparator()
-        menu.addAction("Save Current Prompt as Style…").triggered.connect(self.save_requested)
-        if styles:
-            delete_menu = menu.addMenu("Delete Style")
-            for style in styles:
-                delete_menu.addAction(style.name).triggered.connect(
-                    lambda _=False, s=style: self.delete_requested.emit(s))
+        what = "Prompt" if self._kind == "Style" else "Settings"
+        menu.addAction(f"Save Current {what} as {self._kind}…").triggered.connect(self.save_requested)
+        if items:
+            delete_menu = menu.addMenu(f"Delete {self._kind}")
+            for item in items:
+                delete_menu.addAction(item.name).triggered.connect(
+                    lambda _=False, i=item: self.delete_requested.emit(i))
+
+
+class StylesButton(SavedItemsButton):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("palette", "Styles", "Prompt styles: apply a saved style ({prompt} is replaced by your "
+                         "prompt)", "Style", lambda s: f"{s.prompt}\nNegative: {s.negative_prompt}", parent)
+
+    def set_styles(self, styles: list[PromptStyle]) -> None:
+        self.set_items(styles)
+
+
+class PresetsButton(SavedItemsButton):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("settings", "Presets", "Generation presets: the model, size, sampling and "
+                         "post-processing chain, saved under a name (your prompt is kept)", "Preset",
+                         _preset_summary, parent)
+
+
+def _preset_summary(preset: Any) -> str:  # noqa: ANN401 - a GenerationPreset
+    g = preset.generation
+    source = g.generator if g.generator != "diffusers" else (g.model.rsplit("/", 1)[-1] or "no model")
+    chain = " > ".join(s.processor for s in g.post) or "none"
+    return f"{source} · {g.width}×{g.height} · {g.steps} steps, {g.scheduler}, CFG {g.cfg_scale:g}\nPost-processing: {chain}"

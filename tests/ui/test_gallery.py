@@ -167,7 +167,7 @@ def test_styles_apply_around_the_prompt_and_persist(qtbot, window):  # noqa: ANN
     panel.negative_edit.setPlainText("blurry")
     window.history_actions.add_style("Ink", "ink drawing of {prompt}, high contrast", "color")
     style = window.settings.styles[0]
-    panel.styles_button.style_chosen.emit(style)
+    panel.styles_button.chosen.emit(style)
     assert panel.prompt_edit.toPlainText() == "ink drawing of a castle, high contrast"
     assert panel.negative_edit.toPlainText() == "blurry, color"
     from studio.core.settings import load_settings
