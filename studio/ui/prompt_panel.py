@@ -64,6 +64,15 @@ def _tool_button(icon_name: str, tip: str) -> QToolButton:
     return button
 
 
+def _header(title: str, button: QWidget) -> QHBoxLayout:
+    """A section heading with its menu button at the right."""
+    row = QHBoxLayout()
+    row.addWidget(section_label(title))
+    row.addStretch(1)
+    row.addWidget(button)
+    return row
+
+
 class PromptPanel(QWidget):
     """Settings scroll; the error line and the Generate button stay in view below them."""
 
@@ -91,12 +100,8 @@ class PromptPanel(QWidget):
         layout.setSpacing(6)
 
         # Model, or a plugin's generator
-        model_header = QHBoxLayout()
-        model_header.addWidget(section_label("Model"))
-        model_header.addStretch(1)
         self.presets_button = PresetsButton()
-        model_header.addWidget(self.presets_button)
-        layout.addLayout(model_header)
+        layout.addLayout(_header("Model", self.presets_button))
         row = QHBoxLayout()
         self.model_combo = QComboBox()
         self.model_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
@@ -117,12 +122,8 @@ class PromptPanel(QWidget):
 
         # Prompts
         layout.addSpacing(6)
-        header = QHBoxLayout()
-        header.addWidget(section_label("Prompt"))
-        header.addStretch(1)
         self.styles_button = StylesButton()
-        header.addWidget(self.styles_button)
-        layout.addLayout(header)
+        layout.addLayout(_header("Prompt", self.styles_button))
         self.prompt_edit = PromptEdit()
         self.prompt_edit.setPlaceholderText("Describe the picture… (Ctrl+Enter to generate)")
         self.prompt_edit.setTabChangesFocus(True)
