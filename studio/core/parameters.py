@@ -49,6 +49,21 @@ class Param:
     def _bad(self, owner: str, what: str) -> InvalidRequest:
         return InvalidRequest(f"{owner}: {self.title} {what}.")
 
+    def _number(self, value: Any, owner: str, parse: type, what: str, fits: Any) -> float:
+        """A number from a value or text, checked against ``fits`` and the range; a sentence otherwise."""
+        if isinstance(value, str):
+            try:
+                value = parse(value.strip())
+            except ValueError:
+                raise self._bad(owner, f"must be {what}, not {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not fits(value):
+            raise self._bad(owner, f"must be {what}, not {value!r}")
+        low, high = getattr(self, "min"), getattr(self, "max")
+        if not low <= value <= high:
+            shown = str if parse is int else (lambda v: f"{v:g}")  # whole numbers in full, others short
+            raise self._bad(owner, f"must be between {shown(low)} and {shown(high)}, not {shown(value)}")
+        return value
+
 
 @dataclass(frozen=True)
 class IntParam(Param):
@@ -60,16 +75,7 @@ class IntParam(Param):
     kind = "int"
 
     def check(self, value: Any, owner: str) -> int:
-        if isinstance(value, str):
-            try:
-                value = int(value.strip())
-            except ValueError:
-                raise self._bad(owner, f"must be a whole number, not {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-            raise self._bad(owner, f"must be a whole number, not {value!r}")
-        if not self.min <= value <= self.max:
-            raise self._bad(owner, f"must be between {self.min} and {self.max}, not {value}")
-        return int(value)
+        return int(self._number(value, owner, int, "a whole number", lambda v: v == int(v)))
 
 
 @dataclass(frozen=True)
@@ -83,16 +89,7 @@ class FloatParam(Param):
     kind = "float"
 
     def check(self, value: Any, owner: str) -> float:
-        if isinstance(value, str):
-            try:
-                value = float(value.strip())
-            except ValueError:
-                raise self._bad(owner, f"must be a number, not {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise self._bad(owner, f"must be a number, not {value!r}")
-        if not self.min <= value <= self.max:
-            raise self._bad(owner, f"must be between {self.min:g} and {self.max:g}, not {value:g}")
-        return float(value)
+        return float(self._number(value, owner, float, "a number", math.isfinite))
 
 
 @dataclass(frozen=True)
