@@ -25,7 +25,7 @@ from studio.core.events import (
 from studio.core.images import SAVE_FORMATS, open_image, save_image
 from studio.core.inpaint import InpaintOptions, extend_canvas
 from studio.core.mask import mask_from_image
-from studio.core.models import find_models
+from studio.core.models import resolve_model
 from studio.core.paths import studio_paths
 from studio.core.requests import (
     MAX_INPAINT_SIDE,
@@ -43,19 +43,6 @@ from studio.services.outputs import OutputStore
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
-
-
-def resolve_model(value: str, settings: Settings) -> Path:
-    """A folder path as given, or the name of a model found in the models folder."""
-    path = Path(value).expanduser()
-    if path.exists():
-        return path.resolve()
-    for entry in find_models(settings.models_dir, settings.extra_model_paths):
-        if entry.name == value:
-            return entry.path
-    raise InvalidRequest(
-        f"No model folder or model named {value!r} was found (looked in {settings.models_dir})."
-    )
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -134,7 +121,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         if not args.model:
             raise InvalidRequest("--model is needed: a diffusers model folder, or the name of one in the models "
                                  f"folder ({settings.models_dir}).")
-        model = str(resolve_model(args.model, settings))
+        model = str(resolve_model(args.model, settings.models_dir, settings.extra_model_paths))
     else:
         if init_image is not None:
             raise InvalidRequest(f"The generator {generator!r} does not start from a picture; leave out "

@@ -12,3 +12,8 @@ class GeneratorEnvironment:
     data_dir: Path  # the generator's own folder for files it keeps
     cache_dir: Path  # for things that may be rebuilt (hash caches, compiled graphs)
     models_dir: Path | None = None  # the person's models folder (weights for built-in features live under it)
+
+    @property
+    def models_root(self) -> Path:
+        """The models folder, or ``<data folder>/models`` when none was given."""
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.core.errors import ModelError
+from studio.core.errors import InvalidRequest, ModelError
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 SAFE_SUFFIX = ".safetensors"
@@ -39,6 +39,17 @@ def find_models(models_dir: Path, extra: list[Path] | tuple[Path, ...] = ()) -> 
             resolved = path.resolve()
             found.setdefault(resolved, ModelEntry(path.name, resolved))
     return sorted(found.values(), key=lambda m: m.name.lower())
+
+
+def resolve_model(value: str, models_dir: Path, extra: list[Path] | tuple[Path, ...] = ()) -> Path:
+    """A folder path as given, or the name of a model found in the models folder."""
+    path = Path(value).expanduser()
+    if path.exists():
+        return path.resolve()
+    for entry in find_models(models_dir, extra):
+        if entry.name == value:
+            return entry.path
+    raise InvalidRequest(f"No model folder or model named {value!r} was found (looked in {models_dir}).")
 
 
 def check_model_folder(path: Path) -> None:

@@ -29,5 +29,4 @@ WEIGHTS: tuple[WeightsFile, ...] = (
 
 def style_weights_dir(env: GeneratorEnvironment) -> Path:
     """``<models folder>/style``; without a models folder, ``<data folder>/models/style``."""
-    models = env.models_dir if env.models_dir is not None else env.data_dir / "models"
-    return Path(models) / "style"
+    return env.models_root / "style"

@@ -93,8 +93,7 @@ class DiffusersGenerator:
         run.pipe.scheduler = make_scheduler(request.scheduler, model.base_scheduler_config)
         with ExitStack() as stack:
             if request.reference_image is not None:
-                models_dir = self._env.models_dir or self._env.data_dir / "models"
-                files = find_ip_adapter(models_dir, model.family)
+                files = find_ip_adapter(self._env.models_root, model.family)
                 context.status(device=self.device.description, message="Loading the IP-Adapter…")
                 run.kwargs.update(stack.enter_context(reference_attached(
                     run.pipe, files, request.reference_image, request.reference_scale)))

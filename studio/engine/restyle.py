@@ -7,6 +7,7 @@ is already loaded is used, and a model switch frees the previous one as for any 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ from PIL import Image
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest
 from studio.core.generation import JobContext
-from studio.core.models import find_models
-from studio.core.requests import GenerationRequest, prepare_request
+from studio.core.models import resolve_model
+from studio.core.requests import MAX_SIZE, MIN_SIZE, GenerationRequest, prepare_request
 
 
 class Restyle:
@@ -28,17 +29,9 @@ class Restyle:
         self._registry = registry
 
     def model_path(self, value: str) -> Path:
-        """A folder as given, or the name of a model in the models folder."""
         if not value.strip():
             raise InvalidRequest("Diffusion restyle needs a model: pick one in the model list (or give --model).")
-        path = Path(value).expanduser()
-        if path.exists():
-            return path
-        models_dir = self.env.models_dir or self.env.data_dir / "models"
-        for entry in find_models(models_dir, []):
-            if entry.name == value:
-                return entry.path
-        raise InvalidRequest(f"No model folder or model named {value!r} was found (looked in {models_dir}).")
+        return resolve_model(value, self.env.models_root)
 
     def process(self, image: Image.Image, params: Mapping[str, Any], context: JobContext) -> Image.Image:
         if self._registry is None:
@@ -59,10 +52,6 @@ class Restyle:
 
 def _fit(request: GenerationRequest) -> GenerationRequest:
     """Sizes the model can work at: multiples of 8, within Studio's limits (the result is scaled back)."""
-    from dataclasses import replace
-
-    from studio.core.requests import MAX_SIZE, MIN_SIZE
-
     scale = min(1.0, MAX_SIZE / max(request.width, request.height))
     width = max(MIN_SIZE, int(request.width * scale) // 8 * 8)
     height = max(MIN_SIZE, int(request.height * scale) // 8 * 8)

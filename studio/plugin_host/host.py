@@ -53,10 +53,6 @@ class PluginRecord:
     def version(self) -> str:
         return self.found.manifest.version if self.found.manifest else self.found.dist_version
 
-    @property
-    def usable(self) -> bool:
-        return self.status == ENABLED
-
 
 class PluginHost:
     def __init__(self, plugins_dir: Path, *, safe_mode: bool = False, scan_environment: bool = True,
@@ -205,9 +201,6 @@ class PluginHost:
                 self._switched_off[plugin_id] = f"{notice} Last error: {message}"
         self.refresh()
         return notice
-
-    def failures(self, plugin_id: str) -> list[str]:
-        return list(self._failures.get(plugin_id, []))
 
 
 def _contributions(plugin: FoundPlugin) -> list[Contribution]:

@@ -255,6 +255,10 @@ class MainWindow(QMainWindow):
         except StudioError as exc:
             self.status.set_message(str(exc), error=True)
 
+    def save_settings_soon(self) -> None:
+        """Save settings off the UI thread once the person pauses (a filter run, a chain edit)."""
+        self._settings_timer.start()
+
     def generation_defaults(self) -> GenerationDefaults:
         """The prompt panel's values, plus the after-each-generation chain (kept by the Filters menu)."""
         return self.prompt_panel.defaults().model_copy(update={"post": self.settings.generation.post})
@@ -350,7 +354,7 @@ class MainWindow(QMainWindow):
             return
         self.prompt_panel.clear_error()
         self.prompt_panel.prompt_edit.remember(request.prompt)
-        self._settings_timer.start()
+        self.save_settings_soon()
 
     def cancel_current(self) -> None:
         running = self.queue_panel.job_ids("running")

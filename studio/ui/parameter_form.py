@@ -119,16 +119,10 @@ class ParameterForm(QWidget):
             layout.addRow(QLabel("No settings."))
 
     def _editor(self, param: Param, image_sources: Sequence[ImageSource]) -> QWidget:
-        if isinstance(param, IntParam):
-            spin = QSpinBox()
-            spin.setRange(param.min, param.max)
-            spin.setSingleStep(param.step)
-            spin.setValue(param.default)
-            spin.valueChanged.connect(self.changed)
-            return spin
-        if isinstance(param, FloatParam):
-            spin = QDoubleSpinBox()
-            spin.setDecimals(param.decimals)
+        if isinstance(param, IntParam | FloatParam):
+            spin = QSpinBox() if isinstance(param, IntParam) else QDoubleSpinBox()
+            if isinstance(param, FloatParam):
+                spin.setDecimals(param.decimals)  # before the range, which it rounds
             spin.setRange(param.min, param.max)
             spin.setSingleStep(param.step)
             spin.setValue(param.default)

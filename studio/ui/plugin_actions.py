@@ -138,7 +138,7 @@ class PluginActions(QObject):
         if after_each:  # it keeps its place in the chain, or joins at the end
             chain.insert(position, PostStepSetting(processor=contribution.id, params=self._storable(values),
                                                    strength=strength))
-        self.window.persist_settings()
+        self.window.save_settings_soon()
         self._build_menu()
         image = self.window.document.image
         if image is None:
@@ -171,7 +171,7 @@ class PluginActions(QObject):
         self.window.settings.generation.post = [
             PostStepSetting(processor=s.processor, params=self._storable(s.params), strength=s.strength)
             for s in steps]
-        self.window.persist_settings()
+        self.window.save_settings_soon()
         self._build_menu()
 
     # -- compare -----------------------------------------------------------------------------------

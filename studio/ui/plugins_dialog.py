@@ -129,7 +129,7 @@ class PluginsDialog(QDialog):
         self._show_details()
 
     def _selected_id(self) -> str | None:
-        item = self.tree.currentItem() if hasattr(self, "tree") else None
+        item = self.tree.currentItem()
         return item.data(0, Qt.ItemDataRole.UserRole) if item is not None else None
 
     def _selected(self) -> PluginRecord | None:
