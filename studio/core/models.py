@@ -1,4 +1,4 @@
-"""Finding models on disk and refusing the formats Studio will not load."""
+"""Finding full models on disk and refusing the formats Studio will not load."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.core.errors import InvalidRequest, ModelError
+from studio.core.model_kinds import ModelKind, detect_kind
+from studio.core.model_library import checkpoints, unloadable_reason
+from studio.core.weight_files import check_weights_file
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 SAFE_SUFFIX = ".safetensors"
@@ -17,6 +20,7 @@ SKIPPED_COMPONENTS = ("safety_checker",)  # never loaded, so its weight format d
 class ModelEntry:
     name: str
     path: Path
+    label: str = ""  # "SD 1.x", "SDXL inpainting", ...
 
 
 def is_diffusers_folder(path: Path) -> bool:
@@ -24,32 +28,39 @@ def is_diffusers_folder(path: Path) -> bool:
 
 
 def find_models(models_dir: Path, extra: list[Path] | tuple[Path, ...] = ()) -> list[ModelEntry]:
-    """Diffusers folders directly in models_dir or one level down, plus folders picked by hand."""
-    found: dict[Path, ModelEntry] = {}
-    candidates: list[Path] = []
-    if models_dir.is_dir():
-        for child in sorted(models_dir.iterdir()):
-            if child.is_dir() and not child.name.startswith("."):
-                candidates.append(child)
-                if not is_diffusers_folder(child):
-                    candidates.extend(sorted(c for c in child.iterdir() if c.is_dir()))
-    candidates.extend(extra)
-    for path in candidates:
-        if is_diffusers_folder(path):
-            resolved = path.resolve()
-            found.setdefault(resolved, ModelEntry(path.name, resolved))
-    return sorted(found.values(), key=lambda m: m.name.lower())
+    """Full models Studio can generate with: diffusers folders and single-file checkpoints, in the models
+    folder (at any depth) and in the files and folders linked to the library (``extra``)."""
+    return [ModelEntry(item.name, item.path, item.label) for item in checkpoints(models_dir, extra)]
 
 
 def resolve_model(value: str, models_dir: Path, extra: list[Path] | tuple[Path, ...] = ()) -> Path:
-    """A folder path as given, or the name of a model found in the models folder."""
+    """A model folder or checkpoint file as given, or the name of one in the library."""
     path = Path(value).expanduser()
     if path.exists():
         return path.resolve()
     for entry in find_models(models_dir, extra):
-        if entry.name == value:
+        if value in (entry.name, entry.path.name):
             return entry.path
-    raise InvalidRequest(f"No model folder or model named {value!r} was found (looked in {models_dir}).")
+    raise InvalidRequest(f"No model file or folder named {value!r} was found (looked in {models_dir}).")
+
+
+def checkpoint_kind(path: Path) -> ModelKind:
+    """The kind of a single-file checkpoint, read from its contents; ModelError unless Studio can load it."""
+    kind = detect_kind(check_weights_file(path), path.name)
+    if kind.kind != "checkpoint":
+        raise ModelError(f"{path.name} is a {kind.label} file, not a full Stable Diffusion checkpoint; "
+                         "pick it where that kind is used.")
+    if problem := unloadable_reason(kind, path.name):
+        raise ModelError(problem)
+    return kind
+
+
+def check_model_path(path: Path) -> None:
+    """Raise ModelError with one sentence unless path is a loadable checkpoint file or diffusers folder."""
+    if path.is_file():
+        checkpoint_kind(path)
+    else:
+        check_model_folder(path)
 
 
 def check_model_folder(path: Path) -> None:
@@ -57,15 +68,8 @@ def check_model_folder(path: Path) -> None:
     if not path.exists():
         raise ModelError(f"The model {path} does not exist.")
     if path.is_file():
-        if path.suffix.lower() in PICKLE_SUFFIXES:
-            raise ModelError(
-                f"{path.name} is a pickle checkpoint, which can run code when loaded; Studio only reads "
-                "safetensors. Convert it to safetensors first."
-            )
-        raise ModelError(
-            f"{path.name} is a single file; Studio loads diffusers model folders "
-            f"(a folder with {MODEL_INDEX}). Point it at such a folder."
-        )
+        checkpoint_kind(path)
+        return
     if not is_diffusers_folder(path):
         raise ModelError(f"{path} is not a diffusers model folder (it has no {MODEL_INDEX}).")
     weights = [p for p in path.rglob("*")

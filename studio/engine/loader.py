@@ -1,4 +1,4 @@
-"""Loading diffusers model folders: safetensors only, local files only, one model in memory."""
+"""Loading models: diffusers folders and single-file checkpoints, safetensors only, local files only."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from studio.core.errors import ModelError
 from studio.core.hashing import model_hash
-from studio.core.models import MODEL_INDEX, check_model_folder
+from studio.core.models import MODEL_INDEX, check_model_path
 from studio.engine.device import DeviceInfo
 from studio.engine.libraries import quiet_imports
 
@@ -71,10 +71,41 @@ class LoadedModel:
         return self._img2img
 
 
-def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None) -> LoadedModel:
-    """Load a diffusers folder onto device. Raises ModelError with one sentence on any refusal."""
+def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *,
+               models_dir: Path | None = None, cache_dir: Path | None = None) -> LoadedModel:
+    """Load a diffusers folder or a single-file checkpoint onto device; ModelError with one sentence on refusal.
+
+    ``models_dir`` may hold ``configs/<family>`` folders that override Studio's shipped single-file configs;
+    ``cache_dir`` is where those configs are assembled (defaults to next to the hash cache).
+    """
     path = Path(path).expanduser()
-    check_model_folder(path)
+    check_model_path(path)
+    quiet_imports()
+    if path.is_file():
+        from studio.engine.single_file import load_single_file
+
+        cache = cache_dir or (hash_cache.parent if hash_cache is not None else path.parent / ".studio-cache")
+        pipe, _kind = load_single_file(path, device.dtype, models_dir, cache)
+        pipe = _as_text2img(pipe)
+        name = path.stem
+    else:
+        pipe = _load_folder(path, device)
+        name = path.name
+    pipe.set_progress_bar_config(disable=True)
+    pipe.to(device.torch_device)
+    unet_config = getattr(getattr(pipe, "unet", None), "config", None)
+    family = "sdxl" if getattr(unet_config, "addition_embed_type", None) == "text_time" else "sd"
+    return LoadedModel(
+        path=path.resolve(),
+        name=name,
+        hash=model_hash(path, hash_cache),
+        family=family,
+        text2img=pipe,
+        base_scheduler_config=dict(pipe.scheduler.config),
+    )
+
+
+def _load_folder(path: Path, device: DeviceInfo) -> Any:
     try:
         index = json.loads((path / MODEL_INDEX).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -82,26 +113,22 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None) -
     kwargs: dict[str, Any] = {}
     if "safety_checker" in index:
         kwargs.update(safety_checker=None, requires_safety_checker=False)
-    quiet_imports()
     from diffusers import AutoPipelineForText2Image
     from safetensors import SafetensorError
 
     try:
-        pipe = AutoPipelineForText2Image.from_pretrained(
+        return AutoPipelineForText2Image.from_pretrained(
             path, dtype=device.dtype, use_safetensors=True, local_files_only=True, **kwargs
         )
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"The model {path.name} could not be loaded: {first}") from exc
-    pipe.set_progress_bar_config(disable=True)
-    pipe.to(device.torch_device)
-    unet_config = getattr(getattr(pipe, "unet", None), "config", None)
-    family = "sdxl" if getattr(unet_config, "addition_embed_type", None) == "text_time" else "sd"
-    return LoadedModel(
-        path=path.resolve(),
-        name=path.name,
-        hash=model_hash(path, hash_cache),
-        family=family,
-        text2img=pipe,
-        base_scheduler_config=dict(pipe.scheduler.config),
-    )
+
+
+def _as_text2img(pipe: Any) -> Any:
+    """An inpainting checkpoint loads as an inpaint pipeline; Studio keeps the txt2img one and derives the rest."""
+    from diffusers import AutoPipelineForText2Image
+
+    if "Inpaint" in type(pipe).__name__:
+        return AutoPipelineForText2Image.from_pipe(pipe)
+    return pipe

@@ -30,16 +30,16 @@ def test_find_models_direct_nested_and_extra(tmp_path):
     make_model(root / "beta")
     make_model(root / "Alpha")
     make_model(root / "sdxl" / "juggernaut")  # one level down, in a plain folder
-    make_model(root / "group" / "deep" / "too-deep")  # two levels down: not found
+    make_model(root / "group" / "deep" / "deeper")  # any depth (ComfyUI people keep sub-folders)
     make_model(root / ".hidden")
     (root / "not-a-model").mkdir()
     (root / "loose.safetensors").write_bytes(b"x")
     extra = make_model(tmp_path / "elsewhere" / "picked")
     missing_extra = tmp_path / "gone"
     found = find_models(root, [extra, missing_extra])
-    assert [m.name for m in found] == ["Alpha", "beta", "juggernaut", "picked"]  # sorted, case-insensitive
+    assert [m.name for m in found] == ["Alpha", "beta", "deeper", "juggernaut", "picked"]  # sorted, any case
     assert all(m.path.is_absolute() for m in found)
-    assert found[2].path == (root / "sdxl" / "juggernaut").resolve()
+    assert found[3].path == (root / "sdxl" / "juggernaut").resolve()
 
 
 def test_find_models_lists_a_folder_once(tmp_path):

@@ -112,12 +112,23 @@ def test_a_single_pickle_checkpoint_is_refused(cpu, tmp_path, suffix):
     assert not marker.exists()
 
 
-def test_a_single_safetensors_file_is_refused_with_a_clear_sentence(cpu, tmp_path):
+def test_a_corrupt_single_file_is_refused_with_a_clear_sentence(cpu, tmp_path):
     single = tmp_path / "model.safetensors"
     single.write_bytes(b"\0" * 16)
-    with pytest.raises(ModelError, match="single file") as err:
+    with pytest.raises(ModelError, match="corrupt") as err:
         load_model(single, cpu)
-    assert "model_index.json" in str(err.value)
+    assert "model.safetensors" in str(err.value)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".ckpt", ".pt", ".bin", ".pth"])
+def test_a_pickle_is_refused_by_content_whatever_its_name(cpu, tmp_path, suffix, no_torch_load):
+    marker = tmp_path / "executed"
+    disguised = tmp_path / f"model{suffix}"
+    disguised.write_bytes(evil_pickle(marker))
+    with pytest.raises(ModelError, match="pickle") as err:
+        load_model(disguised, cpu)
+    assert "studio convert-weights" in str(err.value)
+    assert not marker.exists() and no_torch_load == []
 
 
 def test_a_folder_without_model_index_is_refused(tiny_model_dir, cpu, tmp_path):

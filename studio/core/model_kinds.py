@@ -1,0 +1,245 @@
+"""What a weights file or diffusers folder holds, told from tensor names and shapes (no tensor is read).
+
+The checkpoint keys are the ones diffusers' ``single_file_utils.infer_diffusers_model_type`` reads;
+the upscaler keys follow spandrel's ESRGAN and Compact detection.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from studio.core.errors import ModelError
+from studio.core.weight_files import SafetensorsInfo
+
+FAMILY_LABELS: dict[str, str] = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL", "sdxl-refiner": "SDXL refiner"}
+TURBO_LABELS: dict[str, str] = {"sd1": "SD 1.x Turbo", "sd2": "SD-Turbo", "sdxl": "SDXL-Turbo"}
+KIND_LABELS: dict[str, str] = {
+    "vae": "VAE", "upscaler": "Upscaler (ESRGAN)", "style": "Style-transfer weights", "ip-adapter": "IP-Adapter",
+    "embedding": "Textual inversion", "unknown": "Unknown",
+}
+# Cross-attention width = the text encoder's output: tells the family from any UNet attention layer.
+CONTEXT_FAMILY: dict[int, str] = {768: "sd1", 1024: "sd2", 2048: "sdxl", 1280: "sdxl-refiner"}
+
+UNET = "model.diffusion_model."
+IN_CONV = UNET + "input_blocks.0.0.weight"  # (320, in_channels, 3, 3): 9 in-channels = inpainting
+SDXL_ADM = UNET + "label_emb.0.0.weight"  # SDXL's size/crop conditioning: 2816 wide (base) or 2560 (refiner)
+LORA_MARKS = (".lora_down.", ".lora_up.", ".lora.down.", ".lora.up.", ".lora_A.", ".lora_B.", "lora_linear_layer.",
+              "_lora.down.", ".hada_w1_", ".lokr_w1")
+LORA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
+VAE_PARTS = ("encoder.", "decoder.", "quant_conv.", "post_quant_conv.")
+VAE_EXTRAS = ("model_ema.", "loss.")  # bookkeeping some VAE files carry
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    kind: str  # checkpoint | lora | vae | upscaler | style | ip-adapter | embedding | unknown
+    family: str = ""  # sd1 | sd2 | sdxl | sdxl-refiner | ""
+    inpainting: bool = False
+    turbo: bool = False
+    label: str = "Unknown"
+    detail: str = ""  # the format or architecture, when it says more than the label ("kohya", "VGG-19")
+
+
+UNKNOWN_KIND = ModelKind("unknown")
+
+
+def checkpoint_label(family: str, inpainting: bool = False, turbo: bool = False) -> str:
+    label = (TURBO_LABELS.get(family) if turbo else None) or FAMILY_LABELS.get(family, "Unknown")
+    return label + (" inpainting" if inpainting else "")
+
+
+def _checkpoint(family: str, inpainting: bool, turbo: bool, detail: str = "") -> ModelKind:
+    return ModelKind("checkpoint", family, inpainting, turbo, checkpoint_label(family, inpainting, turbo), detail)
+
+
+def _simple(kind: str, detail: str = "", family: str = "") -> ModelKind:
+    return ModelKind(kind, family, label=KIND_LABELS[kind], detail=detail)
+
+
+def _looks_turbo(metadata: dict[str, str], filename: str) -> bool:
+    """Distillation leaves no trace in the weights: only the name or the ModelSpec metadata can say so."""
+    fields = (metadata.get("modelspec.title", ""), metadata.get("modelspec.architecture", ""), filename)
+    return any("turbo" in field.lower() for field in fields)
+
+
+def _dim(info: SafetensorsInfo, key: str, axis: int) -> int | None:
+    shape = info.shape(key)
+    return shape[axis] if shape is not None and len(shape) > axis else None
+
+
+def _context_width(info: SafetensorsInfo, prefix: str, pattern: re.Pattern[str]) -> int | None:
+    """The last dim of the first cross-attention key projection (or its LoRA down matrix) under ``prefix``."""
+    for key, tensor in info.tensors.items():
+        if key.startswith(prefix) and pattern.search(key) and len(tensor.shape) >= 2:
+            return tensor.shape[-1]
+    return None
+
+
+_UNET_TO_K = re.compile(r"attn2\.to_k\.weight$")
+_LORA_TO_K = re.compile(r"attn2[._]to_k.*(lora_down|lora\.down|lora_A|_lora\.down|lora_linear_layer\.down)")
+
+
+def _detect_checkpoint(info: SafetensorsInfo, turbo: bool) -> ModelKind:
+    in_channels = _dim(info, IN_CONV, 1)
+    if in_channels not in (4, 9):
+        # x4 upscaler (7), InstructPix2Pix (8), SD3/Flux (no input_blocks): not what Studio generates with.
+        return ModelKind("unknown", detail="a diffusion checkpoint of an architecture Studio does not know")
+    inpainting = in_channels == 9
+    if info.has_prefix("conditioner.embedders.1.model."):
+        return _checkpoint("sdxl", inpainting, turbo)
+    if info.has_prefix("conditioner.embedders.0.model."):
+        return _checkpoint("sdxl-refiner", inpainting, turbo)
+    width = _context_width(info, UNET, _UNET_TO_K)
+    if width == 1024 or info.has_prefix("cond_stage_model.model."):
+        return _checkpoint("sd2", inpainting, turbo)
+    if width == 768 or info.has_prefix("cond_stage_model.transformer."):
+        return _checkpoint("sd1", inpainting, turbo)
+    adm = _dim(info, SDXL_ADM, 1)
+    family = CONTEXT_FAMILY.get(width or 0) or {2816: "sdxl", 2560: "sdxl-refiner"}.get(adm or 0, "")
+    if not family:
+        return ModelKind("unknown", detail="a diffusion checkpoint of an architecture Studio does not know")
+    return _checkpoint(family, inpainting, turbo, "UNet only")
+
+
+def _lora_family(info: SafetensorsInfo) -> str:
+    keys = info.tensors
+    if any(k.startswith(("lora_te2_", "text_encoder_2.")) for k in keys):
+        return "sdxl"
+    width = _context_width(info, "", _LORA_TO_K)
+    if width in (768, 1024, 2048):
+        return CONTEXT_FAMILY[width]
+    base = (info.metadata.get("ss_base_model_version", "") + " " + info.metadata.get("modelspec.architecture", ""))
+    base = base.lower()
+    if "xl" in base:
+        return "sdxl"
+    if "v2" in base:
+        return "sd2"
+    if "v1" in base:
+        return "sd1"
+    # kohya SDXL names UNet blocks the original way (input_blocks_4_1), SD 1.x the diffusers way (down_blocks_0).
+    if any(k.startswith("lora_unet_input_blocks_") for k in keys):
+        return "sdxl"
+    return ""
+
+
+def _detect_lora(info: SafetensorsInfo) -> ModelKind:
+    family = _lora_family(info)
+    kohya = any(key.startswith(LORA_PREFIXES) for key in info.tensors)
+    label = f"LoRA ({FAMILY_LABELS[family]})" if family else "LoRA"
+    return ModelKind("lora", family, label=label, detail="kohya" if kohya else "diffusers")
+
+
+def _is_lora(keys: list[str]) -> bool:
+    return any(key.startswith(LORA_PREFIXES) or any(mark in key for mark in LORA_MARKS) for key in keys)
+
+
+def _detect_vae(info: SafetensorsInfo) -> ModelKind | None:
+    keys = list(info.tensors)
+    for prefix in ("first_stage_model.", "vae.", ""):
+        inner = [k[len(prefix):] for k in keys if k.startswith(prefix) and not k.startswith(VAE_EXTRAS)]
+        if len(inner) != len([k for k in keys if not k.startswith(VAE_EXTRAS)]) or not inner:
+            continue
+        if all(k.startswith(VAE_PARTS) for k in inner) and any(k.startswith("decoder.") for k in inner):
+            latent = _dim(info, prefix + "decoder.conv_in.weight", 1)
+            if latent not in (None, 4):  # SD3/Flux VAEs: 16 latent channels, useless to SD
+                return ModelKind("unknown", detail=f"a VAE with {latent} latent channels, not one for Stable Diffusion")
+            return _simple("vae")
+    return None
+
+
+def _detect_upscaler(info: SafetensorsInfo) -> ModelKind | None:
+    keys = info.tensors
+    if "model.0.weight" in keys and any(k.startswith("model.1.sub.0.RDB1.") for k in keys):
+        return _simple("upscaler", "ESRGAN")
+    if "conv_first.weight" in keys and "conv_last.weight" in keys and (
+            "body.0.rdb1.conv1.weight" in keys or "RRDB_trunk.0.RDB1.conv1.weight" in keys):
+        return _simple("upscaler", "ESRGAN (new layout)")
+    first, second = info.shape("body.0.weight"), info.shape("body.1.weight")
+    if first is not None and second is not None and len(first) == 4 and len(second) == 1:  # conv, then PReLU
+        return ModelKind("upscaler", label="Upscaler (Real-ESRGAN Compact)", detail="Real-ESRGAN Compact")
+    return None
+
+
+def _detect_style(info: SafetensorsInfo) -> ModelKind | None:
+    for prefix in ("features.", ""):  # torchvision's VGG-19, whole or its features only
+        if info.shape(prefix + "0.weight") == (64, 3, 3, 3) and info.shape(prefix + "2.weight") == (64, 64, 3, 3):
+            return _simple("style", "VGG-19")
+    if info.shape("0.weight") == (3, 3, 1, 1) and info.shape("2.weight") == (64, 3, 3, 3):
+        return _simple("style", "AdaIN encoder")  # pytorch-AdaIN's vgg_normalised
+    if info.shape("1.weight") == (256, 512, 3, 3) and any(s == (3, 64, 3, 3) for s in
+                                                           (t.shape for t in info.tensors.values())):
+        return _simple("style", "AdaIN decoder")
+    return None
+
+
+def _detect_embedding(info: SafetensorsInfo) -> ModelKind | None:
+    keys = set(info.tensors)
+    if "clip_l" in keys and "clip_g" in keys:
+        return _simple("embedding", family="sdxl")
+    tensors = [t for k, t in info.tensors.items() if k == "emb_params" or k.startswith("string_to_param.")]
+    if not tensors and 0 < len(keys) <= 4 and all("." not in k for k in keys):
+        tensors = list(info.tensors.values())  # diffusers' format: one tensor per token, named by the token
+    widths = {t.shape[-1] for t in tensors if 1 <= len(t.shape) <= 2}
+    if tensors and len(widths) == 1 and widths <= {768, 1024}:
+        return _simple("embedding", family=CONTEXT_FAMILY[widths.pop()])
+    return None
+
+
+def detect_kind(info: SafetensorsInfo, filename: str = "") -> ModelKind:
+    """What the file holds, from its header alone; ``filename`` only helps to tell a turbo checkpoint."""
+    keys = list(info.tensors)
+    if IN_CONV in info.tensors or info.has_prefix(UNET):
+        return _detect_checkpoint(info, _looks_turbo(info.metadata, filename))
+    if _is_lora(keys):
+        return _detect_lora(info)
+    if info.has_prefix("image_proj.") and info.has_prefix("ip_adapter."):
+        width = _context_width(info, "ip_adapter.", re.compile(r"to_k_ip\.weight$"))
+        return _simple("ip-adapter", family=CONTEXT_FAMILY.get(width or 0, ""))
+    for detect in (_detect_vae, _detect_upscaler, _detect_style, _detect_embedding):
+        found = detect(info)
+        if found is not None:
+            return found
+    return UNKNOWN_KIND
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise ModelError(f"{path.parent.name}/{path.name} could not be read as JSON.") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path.parent.name}/{path.name} is not a JSON object.")
+    return data
+
+
+def detect_folder_kind(path: Path) -> ModelKind:
+    """What a diffusers folder holds, from model_index.json and unet/config.json (or a bare VAE config.json)."""
+    path = Path(path)
+    index = _read_json(path / "model_index.json")
+    if index is None:
+        config = _read_json(path / "config.json")
+        if config is not None and config.get("_class_name") == "AutoencoderKL":
+            latent = config.get("latent_channels", 4)
+            if latent != 4:
+                return ModelKind("unknown", detail=f"a VAE with {latent} latent channels, not one for Stable Diffusion")
+            return _simple("vae")
+        return UNKNOWN_KIND
+    name = str(index.get("_class_name", ""))
+    if not re.fullmatch(r"StableDiffusion(XL)?(Img2Img|Inpaint)?Pipeline", name):
+        return UNKNOWN_KIND
+    unet = _read_json(path / "unet" / "config.json") or {}
+    inpainting = "Inpaint" in name or unet.get("in_channels") == 9
+    turbo = "turbo" in path.name.lower()
+    width = unet.get("cross_attention_dim")
+    if "XL" in name:
+        text_encoder = index.get("text_encoder")
+        no_clip_l = not text_encoder or (isinstance(text_encoder, list) and not any(text_encoder))
+        refiner = width == 1280 or ("Img2Img" in name and (no_clip_l or bool(index.get("requires_aesthetics_score"))))
+        return _checkpoint("sdxl-refiner" if refiner else "sdxl", inpainting, turbo, "diffusers")
+    return _checkpoint("sd2" if width == 1024 else "sd1", inpainting, turbo, "diffusers")

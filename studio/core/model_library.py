@@ -1,0 +1,207 @@
+"""The model library: every model under the models folder and the folders linked to it, by kind.
+
+Kinds are read from file contents (tensor names and shapes in the safetensors header, or a diffusers
+folder's configs), never from file names, and nothing is unpickled: a pickle checkpoint is listed with
+the sentence that says how to convert it. Other tools' model folders (AUTOMATIC1111, ComfyUI,
+InvokeAI) are scanned in place; hashes (A1111's AutoV2) find the same file in two places.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from studio.core.errors import ModelError
+from studio.core.hashing import model_hash
+from studio.core.model_kinds import ModelKind, detect_folder_kind, detect_kind
+from studio.core.weight_files import check_weights_file
+
+MODEL_INDEX = "model_index.json"
+WEIGHT_SUFFIXES = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle", ".gguf")
+SOURCE_FILE = ".studio-source.json"  # beside a downloaded folder's files: where it came from
+IMPORTS_FILE = ".studio-imports.json"  # in the models folder: where imported files came from
+MAX_DEPTH = 6
+LOADABLE_FAMILIES = ("sd1", "sd2", "sdxl")  # what the built-in generator runs
+# Where imports go, by kind: the names AUTOMATIC1111/ComfyUI people know, and what Studio's features read.
+KIND_FOLDERS = {"checkpoint": "checkpoints", "lora": "loras", "vae": "vae", "upscaler": "upscalers",
+                "style": "style", "ip-adapter": "ip-adapter", "embedding": "embeddings"}
+# Sub-folders that mark another tool's models folder, so the library can say where a model lives.
+LAYOUTS = (("AUTOMATIC1111", ("Stable-diffusion", "Lora")), ("ComfyUI", ("checkpoints", "loras")),
+           ("InvokeAI", ("sd-1", "sdxl")), ("InvokeAI", ("sd-1/main",)))
+
+
+@dataclass(frozen=True)
+class LibraryItem:
+    name: str  # what the person picks or types: the file's stem, or the folder's name
+    path: Path
+    kind: str  # checkpoint | lora | vae | upscaler | style | ip-adapter | embedding | image-encoder | unknown
+    family: str  # sd1 | sd2 | sdxl | sdxl-refiner | "" (see model_kinds)
+    label: str  # for people: "SDXL", "LoRA (SD 1.x)", "VAE", ...
+    size: int  # bytes of weights on disk
+    source: str  # "models folder", "Hugging Face: owner/name", "ComfyUI folder", "imported from …"
+    is_folder: bool = False
+    problem: str = ""  # why it cannot be used (pickle, corrupt); empty when it can
+    hash: str = ""  # AutoV2 short hash, filled in by with_hashes
+    duplicate_of: Path | None = None  # the first item with the same hash
+
+    @property
+    def usable(self) -> bool:
+        return not self.problem
+
+
+def detect_layout(folder: Path) -> str:
+    """Which tool's models folder this is ("AUTOMATIC1111", "ComfyUI", "InvokeAI"), or "" when none."""
+    for tool, marks in LAYOUTS:
+        if all((folder / mark).is_dir() for mark in marks):
+            return tool
+        if all((folder / "models" / mark).is_dir() for mark in marks):
+            return tool
+    return ""
+
+
+def scan_library(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryItem]:
+    """Every model in models_dir and in the linked files and folders, once each, sorted by kind and name."""
+    seen: dict[Path, LibraryItem] = {}
+    imports = read_imports(models_dir)
+    roots: list[tuple[Path, str]] = [(models_dir, "models folder")]
+    for path in linked:
+        tool = detect_layout(path) if path.is_dir() else ""
+        roots.append((path, f"{tool} folder {path}" if tool else f"linked: {path}"))
+    for root, source in roots:
+        for item in _scan_root(root, source):
+            resolved = item.path.resolve()
+            if resolved in seen:
+                continue
+            origin = imports.get(str(resolved))
+            seen[resolved] = replace(item, path=resolved, source=f"imported from {origin}" if origin else item.source)
+    return sorted(seen.values(), key=lambda i: (i.kind != "checkpoint", i.kind, i.name.lower()))
+
+
+def with_hashes(items: Iterable[LibraryItem], cache_file: Path | None) -> list[LibraryItem]:
+    """The items with their AutoV2 hashes (cached by size and mtime) and duplicates marked."""
+    first: dict[str, Path] = {}
+    out = []
+    for item in items:
+        digest = model_hash(item.path, cache_file) if item.path.exists() else ""
+        duplicate = first.setdefault(digest, item.path) if digest else item.path
+        out.append(replace(item, hash=digest, duplicate_of=None if duplicate == item.path else duplicate))
+    return out
+
+
+def checkpoints(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryItem]:
+    """The usable full models (what the model picker lists), sorted by name."""
+    items = [i for i in scan_library(models_dir, linked) if i.kind == "checkpoint" and i.usable]
+    return sorted(items, key=lambda i: i.name.lower())
+
+
+def find_item(value: str, items: Iterable[LibraryItem]) -> LibraryItem | None:
+    """An item by name, file name or path."""
+    for item in items:
+        if value in (item.name, item.path.name, str(item.path)):
+            return item
+    return None
+
+
+def item_for_file(path: Path, source: str) -> LibraryItem:
+    """One weights file, identified by its contents."""
+    size = path.stat().st_size
+    try:
+        kind = detect_kind(check_weights_file(path), path.name)
+    except ModelError as exc:
+        return LibraryItem(path.stem, path, "unknown", "", "Unusable", size, source, problem=str(exc))
+    return replace(_item(path.stem, path, kind, size, source), problem=unloadable_reason(kind, path.name))
+
+
+def item_for_folder(path: Path, source: str) -> LibraryItem:
+    """A diffusers pipeline folder, or a single component folder (a VAE, an image encoder)."""
+    try:
+        kind = detect_folder_kind(path)
+    except ModelError as exc:
+        return LibraryItem(path.name, path, "unknown", "", "Unusable", 0, source, is_folder=True, problem=str(exc))
+    if kind.kind == "unknown" and _transformers_architecture(path):
+        kind = ModelKind("image-encoder", label=f"Image encoder ({_transformers_architecture(path)})")
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
+    downloaded = read_source(path)
+    if downloaded and downloaded.get("repo_id"):
+        source = f"Hugging Face: {downloaded['repo_id']}"
+    problem = ""
+    if kind.kind == "checkpoint":
+        from studio.core.models import check_model_folder
+
+        try:
+            check_model_folder(path)
+        except ModelError as exc:
+            problem = str(exc)
+        problem = problem or unloadable_reason(kind, path.name)
+    return replace(_item(path.name, path, kind, size, source), is_folder=True, problem=problem)
+
+
+def read_source(folder: Path) -> dict | None:
+    """The ``.studio-source.json`` a download left in ``folder``, or None."""
+    try:
+        data = json.loads((folder / SOURCE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_imports(models_dir: Path) -> dict[str, str]:
+    try:
+        data = json.loads((models_dir / IMPORTS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def unloadable_reason(kind: ModelKind, name: str) -> str:
+    if kind.kind != "checkpoint" or kind.family in LOADABLE_FAMILIES:
+        return ""
+    return (f"{name} is an {kind.label} model, which Studio cannot generate with yet; it runs SD 1.x, SD 2.x and "
+            "SDXL base models and their inpainting variants.")
+
+
+def _item(name: str, path: Path, kind: ModelKind, size: int, source: str) -> LibraryItem:
+    return LibraryItem(name, path, kind.kind, kind.family, kind.label, size, source)
+
+
+def _transformers_architecture(path: Path) -> str:
+    try:
+        data = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    names = data.get("architectures") if isinstance(data, dict) else None
+    return str(names[0]) if isinstance(names, list) and names else ""
+
+
+def _is_component_folder(path: Path) -> bool:
+    """A folder holding one model's config.json and weights (a diffusers VAE, an image encoder)."""
+    return (path / "config.json").is_file() and any(
+        f.suffix == ".safetensors" for f in path.iterdir() if f.is_file())
+
+
+def _scan_root(root: Path, source: str) -> Iterator[LibraryItem]:
+    if root.is_file():
+        if root.suffix.lower() in WEIGHT_SUFFIXES:
+            yield item_for_file(root, source)
+        return
+    if not root.is_dir():
+        return
+    if (root / MODEL_INDEX).is_file():
+        yield item_for_folder(root, source)
+        return
+    base_depth = len(root.parts)
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "configs")
+        if here != root and ((here / MODEL_INDEX).is_file() or _is_component_folder(here)):
+            dirs.clear()
+            yield item_for_folder(here, source)
+            continue
+        if len(here.parts) - base_depth >= MAX_DEPTH:
+            dirs.clear()
+        for name in sorted(files):
+            if not name.startswith(".") and Path(name).suffix.lower() in WEIGHT_SUFFIXES:
+                yield item_for_file(here / name, source)

@@ -1,0 +1,133 @@
+"""Fitting a job into the GPU memory the person has: estimate first, then pick the measures.
+
+The setting is auto / high / low VRAM. High keeps everything on the GPU in half precision; low turns on
+every measure diffusers has (attention slicing, VAE tiling, model CPU offload); auto estimates what the
+model and this job need against the free VRAM and takes the least measure that fits. The estimate is
+rough on purpose (weights are exact, activations are a rule of thumb), and the reason is said aloud.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from studio.engine.device import DeviceInfo
+
+MODES = ("auto", "high", "low")
+GIB = 2**30
+HEADROOM = 1.15  # CUDA context, allocator fragmentation and the scheduler's own tensors
+SLICING = "attention slicing"
+TILING = "VAE tiling"
+OFFLOAD = "model CPU offload"
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    measures: tuple[str, ...]  # what is turned on, in words; empty: everything on the device as it is
+    reason: str  # one sentence: which measures and why
+    model_bytes: int = 0
+    job_bytes: int = 0
+    free_bytes: int | None = None  # None when the device does not say (CPU, MPS)
+
+    @property
+    def offload(self) -> bool:
+        return OFFLOAD in self.measures
+
+
+def model_bytes(pipe: Any) -> int:
+    """Bytes of the pipeline's weights (UNet, VAE, text encoders) in their current dtype."""
+    total = 0
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2", "image_encoder"):
+        module = getattr(pipe, name, None)
+        if module is not None and hasattr(module, "parameters"):
+            total += sum(p.numel() * p.element_size() for p in module.parameters())
+    return total
+
+
+def job_bytes(width: int, height: int, batch: int, element_size: int) -> int:
+    """Peak activations of one image: the UNet with CFG (two rows) and the VAE decode, whichever is larger.
+
+    Rules of thumb from the SD/SDXL architectures with SDPA attention: the UNet keeps about 40 tensors of
+    (latent cells x 320 channels) alive; the VAE decoder about 6 of (pixels x 128 channels).
+    """
+    cells = (width // 8) * (height // 8)
+    unet = 2 * batch * cells * 320 * 40 * element_size
+    vae = width * height * 128 * 6 * element_size
+    return max(unet, vae)
+
+
+def plan_memory(mode: str, device: DeviceInfo, weights: int, activations: int, free: int | None) -> MemoryPlan:
+    """The measures for one job on ``device`` with ``free`` bytes of VRAM (None: unknown)."""
+    if device.kind == "cpu":
+        return MemoryPlan((), "Running on the CPU in float32: system memory, so no VRAM measure applies.",
+                          weights, activations)
+    gb = _gb
+    if mode == "low":
+        return MemoryPlan((SLICING, TILING, OFFLOAD),
+                          "Low VRAM is on: attention slicing, VAE tiling and model CPU offload (slower, but needs "
+                          f"about {gb(max(activations, weights // 3))} instead of {gb(weights + activations)}).",
+                          weights, activations, free)
+    if free is None:
+        return MemoryPlan((), f"High VRAM: everything stays on the {device.kind.upper()} device "
+                              "(it does not report free memory).", weights, activations, free)
+    needed = int((weights + activations) * HEADROOM)
+    if mode == "high":
+        warning = "" if needed <= free else (f"; it may not fit (about {gb(needed)} needed, {gb(free)} free) — "
+                                             "switch Memory to Low VRAM if it fails")
+        return MemoryPlan((), f"High VRAM: everything stays on the GPU{warning}.", weights, activations, free)
+    if needed <= free:
+        return MemoryPlan((), f"Everything fits on the GPU: about {gb(needed)} needed, {gb(free)} free.",
+                          weights, activations, free)
+    if weights * HEADROOM + activations / 4 <= free:
+        return MemoryPlan((SLICING, TILING),
+                          f"The model fits but this job's size does not (about {gb(needed)} needed, {gb(free)} "
+                          "free): using attention slicing and VAE tiling.", weights, activations, free)
+    return MemoryPlan((SLICING, TILING, OFFLOAD),
+                      f"The model does not fit in the free VRAM (weights {gb(weights)}, {gb(free)} free): using "
+                      "model CPU offload, attention slicing and VAE tiling; it is slower.", weights, activations,
+                      free)
+
+
+def free_vram(device: DeviceInfo) -> int | None:
+    """Free bytes on the CUDA device (counting what PyTorch's cache could hand back), else None."""
+    if device.kind != "cuda":
+        return None
+    import torch
+
+    free, _total = torch.cuda.mem_get_info(device.torch_device)
+    return int(free + torch.cuda.memory_reserved(device.torch_device) - torch.cuda.memory_allocated(device.torch_device))
+
+
+def apply_plan(pipe: Any, plan: MemoryPlan, device: DeviceInfo, offloaded: bool) -> bool:
+    """Turn the plan's measures on and the others off; returns whether the pipeline is now CPU-offloaded."""
+    if SLICING in plan.measures:
+        pipe.enable_attention_slicing()
+    else:
+        pipe.disable_attention_slicing()
+    vae = getattr(pipe, "vae", None)
+    if vae is not None and hasattr(vae, "enable_tiling"):
+        vae.enable_tiling() if TILING in plan.measures else vae.disable_tiling()
+    if plan.offload and not offloaded:
+        pipe.enable_model_cpu_offload(device=device.torch_device)
+        return True
+    if not plan.offload and offloaded:
+        pipe.remove_all_hooks()
+        pipe.to(device.torch_device)
+        return False
+    if not plan.offload:
+        pipe.to(device.torch_device)
+    return plan.offload
+
+
+def oom_advice(plan: MemoryPlan | None, width: int, height: int, batch: int) -> str:
+    """What to change after the GPU ran out of memory, given what was already tried."""
+    tried = plan.measures if plan is not None else ()
+    if OFFLOAD not in tried:
+        return "switch Memory to Low VRAM in Settings (CPU offload and VAE tiling), or make a smaller image"
+    smaller = f"{max(64, width * 3 // 4 // 8 * 8)}x{max(64, height * 3 // 4 // 8 * 8)}"
+    return (f"even with Low VRAM measures it did not fit; try {smaller}"
+            + (" or a batch of 1" if batch > 1 else "") + ", or close other programs using the GPU")
+
+
+def _gb(size: int) -> str:
+    return f"{size / GIB:.1f} GB"

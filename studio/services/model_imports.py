@@ -1,0 +1,151 @@
+"""Putting models into the library and taking them out: import (copy), link (in place), remove.
+
+An import is checked by content first (safetensors only, header validated, kind detected) and copied
+into the models folder under the kind's sub-folder with a temporary name, then renamed, so a failed or
+interrupted import leaves nothing half-written. A file whose hash is already in the library is not
+copied twice. Removing deletes only what lies inside the models folder; a linked folder is unlinked,
+never deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.core.errors import InvalidRequest, ModelError
+from studio.core.hashing import model_hash
+from studio.core.images import write_atomically
+from studio.core.model_library import (
+    IMPORTS_FILE,
+    KIND_FOLDERS,
+    LibraryItem,
+    find_item,
+    item_for_file,
+    item_for_folder,
+    read_imports,
+    scan_library,
+    with_hashes,
+)
+from studio.core.models import MODEL_INDEX
+
+Progress = Callable[[int, int], None]  # bytes copied, bytes in all
+CHUNK = 8 << 20
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    item: LibraryItem
+    copied: bool  # False when the same file was already in the library
+    note: str = ""
+
+
+def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = None,
+                 progress: Progress | None = None) -> ImportResult:
+    """Copy a checked model file or diffusers folder into the library; InvalidRequest/ModelError otherwise."""
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise InvalidRequest(f"There is no file or folder at {source}.")
+    item = _identify(source)
+    if item.problem:
+        raise ModelError(item.problem)
+    if item.kind == "unknown":
+        raise ModelError(f"{source.name} is a safetensors file, but not a kind of model Studio knows "
+                         "(checkpoint, LoRA, VAE, upscaler, IP-Adapter, embedding or style weights).")
+    # Only files of the same kind and size can be the same file: hash just those (hashing GBs takes seconds).
+    alike = [i for i in scan_library(models_dir) if i.kind == item.kind and i.size == item.size]
+    digest = model_hash(source, hash_cache) if alike else ""
+    for existing in with_hashes(alike, hash_cache):
+        if existing.hash == digest:
+            return ImportResult(existing, copied=False,
+                                note=f"{source.name} is already in the library as {existing.path}.")
+    folder = models_dir / KIND_FOLDERS.get(item.kind, item.kind)
+    target = folder / source.name
+    if target.exists():
+        raise InvalidRequest(f"The library already has a different {target.name} in {folder}; rename the "
+                             "file you are importing first.")
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{source.name}.importing"
+    try:
+        if source.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(source, partial)
+        else:
+            _copy_file(source, partial, progress)
+        partial.replace(target)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True) if partial.is_dir() else partial.unlink(missing_ok=True)
+        raise ModelError(f"{source.name} could not be copied into {folder}: {exc.strerror or exc}.") from exc
+    _record_import(models_dir, target, source)
+    imported = item_for_folder(target, "models folder") if target.is_dir() else item_for_file(target, "models folder")
+    return ImportResult(imported, copied=True)
+
+
+def remove_model(value: str, models_dir: Path, linked: list[Path]) -> tuple[LibraryItem, list[Path]]:
+    """Delete a model inside the models folder, or unlink a linked path; returns the item and the new links."""
+    items = scan_library(models_dir, linked)
+    item = find_item(value, items)
+    resolved_links = {p.expanduser().resolve(): p for p in linked}
+    target = Path(value).expanduser()
+    if item is None and target.resolve() in resolved_links:
+        kept = [p for p in linked if p.expanduser().resolve() != target.resolve()]
+        return LibraryItem(target.name, target, "folder", "", "Linked folder", 0, "linked"), kept
+    if item is None:
+        raise InvalidRequest(f"The library has no model named {value!r}; `studio models list` shows the names.")
+    if item.path in resolved_links:
+        return item, [p for p in linked if p.expanduser().resolve() != item.path]
+    root = models_dir.resolve()
+    if not item.path.is_relative_to(root):
+        raise InvalidRequest(f"{item.path} is in a linked folder, not in Studio's models folder; Studio does not "
+                             "delete other tools' files. Unlink the folder instead.")
+    if item.path.is_dir():
+        shutil.rmtree(item.path)
+    else:
+        item.path.unlink()
+    _forget_import(models_dir, item.path)
+    return item, list(linked)
+
+
+def link_folder(path: Path, linked: list[Path]) -> list[Path]:
+    """Add another tool's models folder (or one model) to the library, in place."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InvalidRequest(f"There is no file or folder at {path}.")
+    if any(p.expanduser().resolve() == path.resolve() for p in linked):
+        return list(linked)
+    return [*linked, path.resolve()]
+
+
+def _identify(source: Path) -> LibraryItem:
+    if source.is_dir():
+        if not (source / MODEL_INDEX).is_file() and not (source / "config.json").is_file():
+            raise InvalidRequest(f"{source} is a folder but not a diffusers model (it has no {MODEL_INDEX}); "
+                                 "to use another tool's models folder in place, link it instead.")
+        return item_for_folder(source, "import")
+    return item_for_file(source, "import")
+
+
+def _copy_file(source: Path, target: Path, progress: Progress | None) -> None:
+    total = source.stat().st_size
+    done = 0
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        while block := src.read(CHUNK):
+            dst.write(block)
+            done += len(block)
+            if progress is not None:
+                progress(done, total)
+    shutil.copystat(source, target)
+
+
+def _record_import(models_dir: Path, target: Path, source: Path) -> None:
+    imports = read_imports(models_dir)
+    imports[str(target.resolve())] = str(source.resolve())
+    write_atomically(models_dir / IMPORTS_FILE, json.dumps(imports, indent=1).encode("utf-8"))
+
+
+def _forget_import(models_dir: Path, path: Path) -> None:
+    imports = read_imports(models_dir)
+    if imports.pop(str(path), None) is not None:
+        write_atomically(models_dir / IMPORTS_FILE, json.dumps(imports, indent=1).encode("utf-8"))

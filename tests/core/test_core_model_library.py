@@ -1,0 +1,81 @@
+"""The model library: every model in the models folder and in other tools' folders, by content."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+
+from model_files import diffusers_folder, esrgan, lora, sd1, sdxl
+from studio.core.model_library import detect_layout, find_item, scan_library, with_hashes
+from studio.core.models import find_models, resolve_model
+
+
+def test_every_kind_is_listed_with_its_label_size_and_source(tmp_path):
+    models = tmp_path / "models"
+    sd1(models / "checkpoints" / "dreamy.safetensors")
+    sdxl(models / "checkpoints" / "sdxl" / "nested" / "juggernaut.safetensors")  # any depth
+    lora(models / "loras" / "ink.safetensors")
+    esrgan(models / "upscalers" / "4x-UltraSharp.safetensors")
+    diffusers_folder(models / "tiny-sd")
+    (models / "old.ckpt").write_bytes(pickle.dumps({"state_dict": {}}))
+    items = {i.name: i for i in scan_library(models)}
+    assert {n: i.label for n, i in items.items() if i.usable} == {
+        "dreamy": "SD 1.x", "juggernaut": "SDXL", "tiny-sd": "SD 1.x", "ink": "LoRA",
+        "4x-UltraSharp": "Upscaler (ESRGAN)"}
+    assert items["tiny-sd"].source == "Hugging Face: someone/tiny-sd" and items["tiny-sd"].is_folder
+    assert items["tiny-sd"].size == 100
+    assert items["dreamy"].source == "models folder"
+    assert items["dreamy"].size == (models / "checkpoints" / "dreamy.safetensors").stat().st_size
+    assert "pickle" in items["old"].problem and "convert-weights" in items["old"].problem
+    # Checkpoints first, then by kind and name.
+    assert [i.kind for i in scan_library(models)][:3] == ["checkpoint"] * 3
+
+
+def test_the_model_picker_lists_single_files_and_folders(tmp_path):
+    models = tmp_path / "models"
+    sd1(models / "checkpoints" / "dreamy.safetensors")
+    diffusers_folder(models / "tiny-sd")
+    lora(models / "loras" / "ink.safetensors")
+    (models / "broken.safetensors").write_bytes(b"\x10\0\0\0\0\0\0\0{not json}")
+    entries = find_models(models)
+    assert [(e.name, e.label) for e in entries] == [("dreamy", "SD 1.x"), ("tiny-sd", "SD 1.x")]
+    assert resolve_model("dreamy", models) == (models / "checkpoints" / "dreamy.safetensors").resolve()
+    assert resolve_model("dreamy.safetensors", models) == entries[0].path
+
+
+def test_other_tools_folders_are_used_in_place_and_duplicates_found_by_hash(tmp_path):
+    models = tmp_path / "models"
+    mine = sd1(models / "checkpoints" / "dreamy.safetensors")
+    a1111 = tmp_path / "stable-diffusion-webui"
+    sd1(a1111 / "models" / "Stable-diffusion" / "dreamy-copy.safetensors")  # same bytes as mine
+    sd1(a1111 / "models" / "Stable-diffusion" / "other.safetensors", fill=7)
+    lora(a1111 / "models" / "Lora" / "ink.safetensors")
+    comfy = tmp_path / "ComfyUI" / "models"
+    for sub in ("checkpoints", "loras", "upscale_models"):
+        (comfy / sub).mkdir(parents=True)
+    esrgan(comfy / "upscale_models" / "4x.safetensors")
+    assert detect_layout(a1111) == "AUTOMATIC1111" and detect_layout(comfy) == "ComfyUI"
+    items = with_hashes(scan_library(models, [a1111, comfy]), tmp_path / "hashes.json")
+    by_name = {i.name: i for i in items}
+    assert by_name["dreamy-copy"].source == f"AUTOMATIC1111 folder {a1111}"
+    assert by_name["4x"].source == f"ComfyUI folder {comfy}"
+    assert by_name["dreamy"].hash == hashlib.sha256(mine.read_bytes()).hexdigest()[:10]  # AutoV2
+    assert by_name["dreamy-copy"].duplicate_of == mine.resolve()
+    assert by_name["other"].duplicate_of is None and by_name["dreamy"].duplicate_of is None
+    assert [e.name for e in find_models(models, [a1111])] == ["dreamy", "dreamy-copy", "other"]
+    assert find_item("ink.safetensors", items).kind == "lora"
+
+
+def test_a_model_reachable_twice_is_listed_once(tmp_path):
+    models = tmp_path / "models"
+    file = sd1(models / "checkpoints" / "dreamy.safetensors")
+    assert len(scan_library(models, [file, models / "checkpoints"])) == 1
+
+
+def test_hidden_folders_and_downloads_in_progress_are_skipped(tmp_path):
+    models = tmp_path / "models"
+    sd1(models / ".cache" / "huggingface" / "download" / "x.safetensors")
+    sd1(models / "checkpoints" / ".dreamy.safetensors.importing")
+    assert scan_library(models) == []
+    assert scan_library(tmp_path / "missing") == []

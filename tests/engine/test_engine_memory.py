@@ -1,0 +1,82 @@
+"""Choosing memory measures from the setting and an estimate, and applying them to a real pipeline."""
+
+from __future__ import annotations
+
+import torch
+
+from studio.engine.device import DeviceInfo, select_device
+from studio.engine.loader import load_model
+from studio.engine.memory import (
+    GIB,
+    OFFLOAD,
+    SLICING,
+    TILING,
+    apply_plan,
+    job_bytes,
+    model_bytes,
+    oom_advice,
+    plan_memory,
+)
+
+CUDA = DeviceInfo("cuda", torch.device("cpu"), torch.float16, "pretend CUDA")  # planning only reads .kind
+SDXL_WEIGHTS = int(6.5 * GIB)
+
+
+def test_the_cpu_needs_no_measures_and_says_so():
+    plan = plan_memory("low", select_device("cpu"), GIB, GIB, None)
+    assert plan.measures == () and "CPU" in plan.reason
+
+
+def test_auto_keeps_everything_on_a_big_gpu():
+    plan = plan_memory("auto", CUDA, SDXL_WEIGHTS, job_bytes(1024, 1024, 1, 2), 70 * GIB)
+    assert plan.measures == ()
+    assert "fits" in plan.reason and "70.0 GB free" in plan.reason
+
+
+def test_auto_tiles_when_the_model_fits_but_the_job_does_not():
+    activations = job_bytes(2048, 2048, 1, 2)
+    plan = plan_memory("auto", CUDA, SDXL_WEIGHTS, activations, 10 * GIB)
+    assert plan.measures == (SLICING, TILING) and not plan.offload
+    assert "this job's size does not" in plan.reason
+
+
+def test_auto_offloads_when_the_model_itself_does_not_fit_a_6gb_laptop():
+    plan = plan_memory("auto", CUDA, SDXL_WEIGHTS, job_bytes(1024, 1024, 1, 2), 6 * GIB)
+    assert plan.offload and TILING in plan.measures
+    assert "does not fit" in plan.reason and "6.0 GB free" in plan.reason
+
+
+def test_low_and_high_are_what_the_person_chose():
+    low = plan_memory("low", CUDA, GIB, GIB, 80 * GIB)
+    assert low.measures == (SLICING, TILING, OFFLOAD)
+    high = plan_memory("high", CUDA, SDXL_WEIGHTS, GIB, 2 * GIB)
+    assert high.measures == () and "may not fit" in high.reason and "Low VRAM" in high.reason
+
+
+def test_estimates_grow_with_size_and_batch():
+    assert job_bytes(1024, 1024, 1, 2) > job_bytes(512, 512, 1, 2)
+    assert job_bytes(512, 512, 4, 2) > job_bytes(512, 512, 1, 2)
+    assert job_bytes(512, 512, 1, 4) == 2 * job_bytes(512, 512, 1, 2)
+
+
+def test_measures_are_applied_to_a_real_pipeline_and_taken_off_again(tiny_model_dir):
+    cpu = select_device("cpu")
+    pipe = load_model(tiny_model_dir, cpu).text2img
+    assert model_bytes(pipe) == sum(p.numel() * 4 for m in (pipe.unet, pipe.vae, pipe.text_encoder)
+                                    for p in m.parameters())
+    tiled = plan_memory("auto", CUDA, 10 * GIB, 10 * GIB, 15 * GIB)
+    assert tiled.measures == (SLICING, TILING)
+    assert apply_plan(pipe, tiled, cpu, offloaded=False) is False
+    assert pipe.vae.use_tiling
+    processors = {type(p).__name__ for p in pipe.unet.attn_processors.values()}
+    assert any("Sliced" in name for name in processors)
+    apply_plan(pipe, plan_memory("high", CUDA, GIB, GIB, 80 * GIB), cpu, offloaded=False)
+    assert not pipe.vae.use_tiling
+    assert not any("Sliced" in type(p).__name__ for p in pipe.unet.attn_processors.values())
+
+
+def test_oom_advice_says_what_to_change_next():
+    assert "Low VRAM" in oom_advice(None, 1024, 1024, 1)
+    low = plan_memory("low", CUDA, GIB, GIB, GIB)
+    advice = oom_advice(low, 1024, 1024, 4)
+    assert "768x768" in advice and "batch of 1" in advice

@@ -1,0 +1,110 @@
+"""Single-file checkpoints: the tiny pipeline in the original layout loads through Studio's loader and
+makes the same picture as its diffusers folder; the shipped configs are complete and need no network."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from single_file import write_original_checkpoint
+from studio.core.errors import ModelError
+from studio.core.model_kinds import detect_kind
+from studio.core.paths import resources_dir
+from studio.core.weight_files import read_safetensors_header
+from studio.engine.device import select_device
+from studio.engine.loader import load_model
+from studio.engine.single_file import config_folder
+
+
+@pytest.fixture(scope="module")
+def library(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder with the tiny model as one original-layout checkpoint and its config under configs/sd1."""
+    models = tmp_path_factory.mktemp("models")
+    write_original_checkpoint(tiny_model_dir, models / "checkpoints" / "tiny-original.safetensors")
+    shutil.copytree(tiny_model_dir, models / "configs" / "sd1",
+                    ignore=shutil.ignore_patterns("*.safetensors"))  # the configs, not the weights
+    return models
+
+
+def picture(pipe, seed: int = 3) -> np.ndarray:  # noqa: ANN001
+    with torch.inference_mode():
+        image = pipe("a red fox", num_inference_steps=2, width=64, height=64, guidance_scale=7.0,
+                     generator=torch.Generator("cpu").manual_seed(seed), output_type="np").images[0]
+    return image
+
+
+def test_the_original_layout_is_detected_as_sd1(library):
+    info = read_safetensors_header(library / "checkpoints" / "tiny-original.safetensors")
+    kind = detect_kind(info, "tiny-original.safetensors")
+    assert (kind.kind, kind.family, kind.inpainting) == ("checkpoint", "sd1", False)
+
+
+def test_a_single_file_checkpoint_makes_the_same_picture_as_its_folder(library, tiny_model_dir, tmp_path,
+                                                                        monkeypatch):
+    cpu = select_device("cpu")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # any attempt to reach the hub fails instead of waiting
+    checkpoint = library / "checkpoints" / "tiny-original.safetensors"
+    single = load_model(checkpoint, cpu, tmp_path / "hashes.json", models_dir=library, cache_dir=tmp_path)
+    folder = load_model(tiny_model_dir, cpu)
+    assert single.name == "tiny-original" and single.path == checkpoint.resolve()
+    assert len(single.hash) == 10 and single.family == "sd"
+    assert type(single.text2img).__name__ == "StableDiffusionPipeline"
+    np.testing.assert_allclose(picture(single.text2img), picture(folder.text2img), atol=1e-5)
+
+
+def test_shipped_configs_are_complete_for_every_family(tmp_path):
+    for key in ("sd1", "sd1-inpaint", "sd2", "sd2-inpaint", "sdxl", "sdxl-inpaint"):
+        folder = config_folder(key, None, tmp_path)
+        index = json.loads((folder / "model_index.json").read_text())
+        for component, spec in index.items():
+            if isinstance(spec, list) and spec[0] is not None:
+                assert (folder / component).is_dir(), f"{key}: {component}"
+        for tokenizer in folder.glob("tokenizer*"):
+            assert len(json.loads((tokenizer / "vocab.json").read_text(encoding="utf-8"))) == 49408
+            assert (tokenizer / "merges.txt").is_file()
+    unet = json.loads((tmp_path / "model-configs" / "sdxl-inpaint" / "unet" / "config.json").read_text())
+    assert unet["in_channels"] == 9 and unet["cross_attention_dim"] == 2048
+
+
+def test_the_shipped_tokenizer_is_clips():
+    from transformers import CLIPTokenizer
+
+    folder = resources_dir() / "model-configs" / "clip-tokenizer"
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    # The ids OpenAI's CLIP gives "a photo of a cat": the BPE merges are the released ones.
+    assert tokenizer("a photo of a cat")["input_ids"] == [49406, 320, 1125, 539, 320, 2368, 49407]
+
+
+def test_the_config_copy_is_reused_until_the_shipped_one_changes(tmp_path):
+    first = config_folder("sd1", None, tmp_path)
+    marker = first / "unet" / "marker"
+    marker.write_text("kept")
+    assert config_folder("sd1", None, tmp_path) == first and marker.exists()
+
+
+def test_a_lora_file_is_not_taken_for_a_checkpoint(tmp_path):
+    from safetensors.numpy import save_file
+
+    lora = tmp_path / "style.safetensors"
+    save_file({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": np.zeros((4, 8), np.float16),
+               "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": np.zeros((8, 4), np.float16)},
+              str(lora))
+    with pytest.raises(ModelError, match="not a full Stable Diffusion checkpoint"):
+        load_model(lora, select_device("cpu"))
+
+
+@pytest.mark.parametrize(("key", "unet_params"), [("sd1", 859_520_964), ("sdxl", 2_567_463_684)])
+def test_shipped_configs_build_the_released_architectures(key, unet_params, tmp_path):
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    folder = config_folder(key, None, tmp_path)
+    with torch.device("meta"):  # shapes only: no memory for billions of weights
+        unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet"))
+        vae = AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae"))
+    assert sum(p.numel() for p in unet.parameters()) == unet_params  # the parameter counts of the releases
+    assert sum(p.numel() for p in vae.parameters()) == 83_653_863

@@ -1,0 +1,50 @@
+"""Model files for library tests: real key names and tiny arrays, so detection sees what it would in real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import save_file
+
+UNET = "model.diffusion_model."
+
+
+def write(path: Path, shapes: dict[str, tuple[int, ...]], fill: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: np.full(s, fill, np.uint8) for k, s in shapes.items()}, str(path))
+    return path
+
+
+def sd1(path: Path, fill: int = 0) -> Path:
+    return write(path, {UNET + "input_blocks.0.0.weight": (1, 4, 1, 1),
+                        UNET + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (1, 768),
+                        "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight": (1, 1)},
+                 fill)
+
+
+def sdxl(path: Path) -> Path:
+    return write(path, {UNET + "input_blocks.0.0.weight": (1, 4, 1, 1),
+                        UNET + "input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight": (1, 2048),
+                        UNET + "label_emb.0.0.weight": (1, 2816),
+                        "conditioner.embedders.1.model.positional_embedding": (1, 1)})
+
+
+def lora(path: Path) -> Path:
+    return write(path, {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": (4, 8),
+                        "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": (8, 4)})
+
+
+def esrgan(path: Path) -> Path:
+    return write(path, {"conv_first.weight": (64, 3, 3, 3), "body.0.rdb1.conv1.weight": (32, 64, 3, 3),
+                        "conv_up1.weight": (64, 64, 3, 3), "conv_last.weight": (3, 64, 3, 3)})
+
+
+def diffusers_folder(path: Path) -> Path:
+    (path / "unet").mkdir(parents=True)
+    (path / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    (path / "unet" / "config.json").write_text(json.dumps({"in_channels": 4, "cross_attention_dim": 768}))
+    (path / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"w" * 100)
+    (path / ".studio-source.json").write_text(json.dumps({"source": "hub", "repo_id": "someone/tiny-sd"}))
+    return path

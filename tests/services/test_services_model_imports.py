@@ -1,0 +1,107 @@
+"""Importing models into the library, linking other folders, removing: checked by content, nothing lost."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from model_files import diffusers_folder, esrgan, lora, sd1
+from studio.core.errors import InvalidRequest, ModelError
+from studio.core.model_library import IMPORTS_FILE, scan_library
+from studio.services.model_imports import import_model, link_folder, remove_model
+
+
+class _Sentinel:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):  # noqa: ANN204
+        return (Path.touch, (self.path,))
+
+
+def test_a_checkpoint_goes_to_checkpoints_and_remembers_where_it_came_from(tmp_path):
+    models = tmp_path / "models"
+    source = sd1(tmp_path / "downloads" / "dreamy.safetensors")
+    seen = []
+    result = import_model(source, models, progress=lambda done, total: seen.append((done, total)))
+    target = models / "checkpoints" / "dreamy.safetensors"
+    assert result.copied and result.item.path == target and target.read_bytes() == source.read_bytes()
+    assert seen[-1] == (source.stat().st_size,) * 2
+    assert source.exists()  # a copy: the person's file stays where it was
+    item = scan_library(models)[0]
+    assert item.source == f"imported from {source.resolve()}"
+    assert not list(models.rglob("*.importing"))
+
+
+@pytest.mark.parametrize(("make", "folder"), [(lora, "loras"), (esrgan, "upscalers")])
+def test_each_kind_goes_to_its_folder(tmp_path, make, folder):
+    source = make(tmp_path / "file.safetensors")
+    result = import_model(source, tmp_path / "models")
+    assert result.item.path == tmp_path / "models" / folder / "file.safetensors"
+
+
+def test_a_diffusers_folder_is_copied_whole(tmp_path):
+    source = diffusers_folder(tmp_path / "tiny-sd")
+    result = import_model(source, tmp_path / "models")
+    assert result.item.is_folder and (tmp_path / "models" / "checkpoints" / "tiny-sd" / "model_index.json").is_file()
+
+
+def test_the_same_file_twice_is_not_copied_again(tmp_path):
+    models = tmp_path / "models"
+    first = sd1(tmp_path / "a" / "dreamy.safetensors")
+    import_model(first, models)
+    again = sd1(tmp_path / "b" / "renamed.safetensors")
+    result = import_model(again, models)
+    assert not result.copied and "already in the library" in result.note
+    assert sorted(p.name for p in (models / "checkpoints").iterdir()) == ["dreamy.safetensors"]
+
+
+def test_a_different_file_with_a_taken_name_is_refused(tmp_path):
+    models = tmp_path / "models"
+    import_model(sd1(tmp_path / "a" / "dreamy.safetensors"), models)
+    with pytest.raises(InvalidRequest, match="already has a different dreamy.safetensors"):
+        import_model(sd1(tmp_path / "b" / "dreamy.safetensors", fill=3), models)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".ckpt", ".pt", ".bin"])
+def test_a_pickle_is_refused_and_never_runs(tmp_path, suffix):
+    sentinel = tmp_path / "ran"
+    evil = tmp_path / f"model{suffix}"
+    evil.write_bytes(pickle.dumps(_Sentinel(sentinel)))
+    with pytest.raises(ModelError, match="pickle") as err:
+        import_model(evil, tmp_path / "models")
+    assert "studio convert-weights" in str(err.value)
+    assert not sentinel.exists() and not (tmp_path / "models").exists()
+
+
+def test_a_corrupt_file_and_a_plain_folder_are_refused(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes((2**40).to_bytes(8, "little") + b"{}")
+    with pytest.raises(ModelError, match="corrupt"):
+        import_model(bad, tmp_path / "models")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(InvalidRequest, match="link it instead"):
+        import_model(tmp_path / "plain", tmp_path / "models")
+    with pytest.raises(InvalidRequest, match="no file or folder"):
+        import_model(tmp_path / "missing.safetensors", tmp_path / "models")
+
+
+def test_remove_deletes_inside_the_models_folder_and_only_unlinks_other_folders(tmp_path):
+    models = tmp_path / "models"
+    import_model(sd1(tmp_path / "dl" / "dreamy.safetensors"), models)
+    other = tmp_path / "ComfyUI" / "models"
+    theirs = lora(other / "loras" / "theirs.safetensors")
+    linked = link_folder(other, [])
+    assert linked == [other.resolve()] and link_folder(other, linked) == linked
+    item, kept = remove_model("dreamy", models, linked)
+    assert not item.path.exists() and kept == linked
+    assert json.loads((models / IMPORTS_FILE).read_text()) == {}
+    with pytest.raises(InvalidRequest, match="does not delete other tools' files"):
+        remove_model("theirs", models, linked)
+    _, kept = remove_model(str(other), models, linked)
+    assert kept == [] and theirs.exists()
+    with pytest.raises(InvalidRequest, match="no model named"):
+        remove_model("nothing", models, [])
