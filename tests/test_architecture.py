@@ -78,40 +78,7 @@ def test_import_linter_contracts_are_kept():
     assert "Contracts: 3 kept, 0 broken." in output, output
 
 
-# -- no pickle loading anywhere in studio/ -----------------------------------------------------------
-
-def unsafe_torch_loads(source: str, filename: str = "<source>") -> list[str]:
-    """Calls of torch.load (however imported) without a literal ``weights_only=True``."""
-    tree = ast.parse(source, filename)
-    torch_names = {"torch"}  # names bound to the torch module
-    load_names = set()  # names bound to torch.load itself
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name == "torch":
-                    torch_names.add(alias.asname or "torch")
-        elif isinstance(node, ast.ImportFrom) and node.module == "torch":
-            for alias in node.names:
-                if alias.name == "load":
-                    load_names.add(alias.asname or "load")
-    problems = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        is_torch_load = (
-            (isinstance(func, ast.Attribute) and func.attr == "load" and isinstance(func.value, ast.Name)
-             and func.value.id in torch_names)
-            or (isinstance(func, ast.Name) and func.id in load_names)
-        )
-        if not is_torch_load:
-            continue
-        safe = any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
-                   for k in node.keywords)
-        if not safe:
-            problems.append(f"{filename}:{node.lineno}")
-    return problems
-
+# -- no pickle module in studio/ (torch.load calls: tests/test_source_rules.py) -----------------------------------------------------------
 
 PICKLE_MODULES = {"pickle", "cPickle", "dill", "joblib", "cloudpickle"}
 
@@ -136,33 +103,11 @@ def studio_sources() -> list[Path]:
     return files
 
 
-def test_no_torch_load_without_weights_only_in_studio():
-    problems = []
-    for path in studio_sources():
-        problems += unsafe_torch_loads(path.read_text(encoding="utf-8"), str(path.relative_to(REPO)))
-    assert problems == [], f"torch.load without weights_only=True: {problems}"
-
-
 def test_no_pickle_modules_in_studio():
     problems = []
     for path in studio_sources():
         problems += pickle_imports(path.read_text(encoding="utf-8"), str(path.relative_to(REPO)))
     assert problems == [], f"pickle imported in: {problems}"
-
-
-@pytest.mark.parametrize(("source", "bad"), [
-    ("import torch\ntorch.load('x.pt')", True),
-    ("import torch\ntorch.load('x.pt', weights_only=False)", True),
-    ("import torch as T\nT.load(f, map_location='cpu')", True),
-    ("from torch import load\nload(f)", True),
-    ("from torch import load as tl\ntl(f, weights_only=flag)", True),
-    ("import torch\ntorch.load('x.pt', weights_only=True)", False),
-    ("import torch\ntorch.load('x.pt', map_location='cpu', weights_only=True)", False),
-    ("import json\njson.load(f)", False),
-    ("import torch\ntorch.save(obj, 'x.pt')", False),
-])
-def test_the_torch_load_scanner_catches_unsafe_calls(source, bad):
-    assert bool(unsafe_torch_loads(source)) is bad
 
 
 def test_the_pickle_scanner_catches_imports():
