@@ -52,3 +52,36 @@ def test_colour_transfer_strength_and_mask_from_the_command_line(tmp_path):
             (("--method", "color", "--style", str(style), "--mask", str(style)), "The mask orange.png is 32x32 but the picture blue.png is 64x48")):
         refused = studio(home, "postprocess", str(source), "-o", str(tmp_path / "x.png"), *args)
         assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+
+
+def test_upscale_fails_cleanly_without_a_model_with_a_bad_tile_and_without_spandrel(tmp_path, monkeypatch):
+    import torch
+    from safetensors.torch import save_file
+
+    source, output, home = tmp_path / "in.png", tmp_path / "out.png", tmp_path / "home"
+    Image.new("RGB", (40, 30), (10, 200, 30)).save(source)
+    upscalers = home / "data" / "models" / "upscalers"
+
+    no_model = studio(home, "postprocess", str(source), "-o", str(output), "--method", "upscale")
+    assert no_model.returncode == 1 and not output.exists()
+    assert "studio: Upscaling needs an upscaler model: put a Real-ESRGAN x4plus" in no_model.stderr
+    assert f"in {upscalers}{os.sep} (convert a .pth download with: studio convert-weights IN.pth" in no_model.stderr
+
+    bad_tile = studio(home, "postprocess", str(source), "-o", str(output), "--method", "upscale", "--tile", "10")
+    assert bad_tile.returncode == 2 and not output.exists()
+    assert "studio: Upscale: Tile size must be between 64 and 2048, not 10." in bad_tile.stderr
+
+    # spandrel made unimportable in the subprocess, so this means the same where it is installed.
+    blocker = tmp_path / "blocker" / "spandrel"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text('raise ImportError("spandrel is blocked for this test")\n')
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(blocker.parent),
+                                                                    os.environ.get("PYTHONPATH")])))
+    upscalers.mkdir(parents=True)
+    save_file({"body.0.weight": torch.zeros(4, 3, 3, 3)}, str(upscalers / "x4.safetensors"))
+    no_spandrel = studio(home, "postprocess", str(source), "-o", str(output), "--method", "upscale",
+                         "--model", "x4", "--tile", "256")
+    assert no_spandrel.returncode == 1 and not output.exists()
+    assert ('Upscaling needs the spandrel library and a torchvision build matching the installed torch '
+            f'{torch.__version__}: install them with pip install "studio[upscale]" (or pip install spandrel) and '
+            "restart Studio (importing spandrel failed: spandrel is blocked for this test).") in no_spandrel.stderr

@@ -30,7 +30,8 @@ def blend_result(original: Image.Image, processed: Image.Image, strength: float 
     """``original`` moved towards ``processed`` by ``strength``, only where ``mask`` is white (soft edges blend).
 
     Strength 0 returns the original unchanged and strength 1 the full effect; outside the mask every
-    pixel is the original's, exactly. A result of another size (an upscaler) is returned as it is.
+    pixel is the original's, exactly. A result of another size (an upscaler) is returned as it is: bring
+    the original and the mask to its size first, with ``scale_for_blend``.
     """
     if processed.size != original.size or (strength >= 1.0 and mask is None):
         return processed
@@ -46,3 +47,14 @@ def blend_result(original: Image.Image, processed: Image.Image, strength: float 
     if original.mode == "RGBA":
         result.putalpha(original.getchannel("A"))
     return result
+
+
+def scale_for_blend(original: Image.Image, mask: Image.Image | None,
+                    size: tuple[int, int]) -> tuple[Image.Image, Image.Image | None]:
+    """The original (Lanczos) and the mask (bilinear) resized to ``size``, so a result of that size can be blended.
+
+    Strength 0 then gives the enlarged original, and outside the enlarged mask the pixels are its. The mask
+    is not resized with Lanczos: its ringing would leak a few percent of the change outside the painted area.
+    """
+    scaled_mask = None if mask is None else mask.convert("L").resize(size, Image.Resampling.BILINEAR)
+    return original.resize(size, Image.Resampling.LANCZOS), scaled_mask

@@ -116,6 +116,9 @@ def _load_folder(path: Path, device: DeviceInfo) -> Any:
     from diffusers import AutoPipelineForText2Image
     from safetensors import SafetensorError
 
+    variant = _variant(path)
+    if variant:
+        kwargs["variant"] = variant
     try:
         return AutoPipelineForText2Image.from_pretrained(
             path, dtype=device.dtype, use_safetensors=True, local_files_only=True, **kwargs
@@ -123,6 +126,16 @@ def _load_folder(path: Path, device: DeviceInfo) -> Any:
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"The model {path.name} could not be loaded: {first}") from exc
+
+
+def _variant(path: Path) -> str:
+    """"fp16" when the UNet's weights are only there as the fp16 variant (what Studio downloads), else ""."""
+    unet = path / "unet"
+    if not unet.is_dir():
+        return ""
+    names = [f.name for f in unet.iterdir() if f.name.endswith(".safetensors")]
+    plain = any(".fp16." not in n for n in names)
+    return "fp16" if names and not plain else ""
 
 
 def _as_text2img(pipe: Any) -> Any:

@@ -65,4 +65,17 @@ BUILTIN_CONTRIBUTIONS: tuple[Contribution, ...] = (
                      help="Steers the style with a picture too (needs IP-Adapter weights in models/ip-adapter)"),
           FloatParam("reference_strength", label="Reference strength", default=0.6, min=0.0, max=1.0,
                      help="How strongly the reference picture steers")),
+    _post("upscale", "Upscale", "studio.engine.upscale:Upscale",
+          "Enlarge the picture with a super-resolution model (Real-ESRGAN, 4x-UltraSharp and kin, loaded by the "
+          "spandrel library), in tiles so large pictures fit in memory. Needs the model in models/upscalers.",
+          TextParam("model", label="Upscaler", default="",
+                    help="A .safetensors file in the models folder's upscalers/ (its name, or a path); "
+                         "empty: the first one there"),
+          FloatParam("outscale", label="Final scale", default=0.0, min=0.0, max=8.0, step=0.5,
+                     help="How many times larger the result is; 0 keeps the model's own scale (a 4x model "
+                          "at 2 is scaled down after)"),
+          IntParam("tile", label="Tile size", default=512, min=64, max=2048, step=64,
+                   help="Pixels a side of each piece the picture is upscaled in; smaller needs less memory"),
+          IntParam("tile_overlap", label="Tile overlap", default=32, min=0, max=256, step=8,
+                   help="Pixels each piece shares with its neighbours, blended so no seams show")),
 )

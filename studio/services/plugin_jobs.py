@@ -18,7 +18,7 @@ from studio.core.errors import InvalidRequest, JobCancelledError, StudioError
 from studio.core.generation import JobContext
 from studio import __version__
 from studio.core.metadata import Recipe
-from studio.core.post_blend import blend_result, check_blend
+from studio.core.post_blend import blend_result, check_blend, scale_for_blend
 from studio.core.parameters import MAX_SEED, SeedParam, params_for_record, validate_params
 from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep
 from studio.plugin_host.guard import GuardedContext, PluginFailed, PluginHung, run_guarded
@@ -102,9 +102,10 @@ class ContributionRunner:
 
             (result,) = list(self._guarded(contribution, produce, context, image_index)) or [None]
         result = _checked_image(result, contribution)
+        base = image
         if result.size != image.size and (step.strength < 1.0 or mask is not None):
-            context.note(f"{contribution.title} changed the picture's size, so its strength and mask were not used.")
-        result = blend_result(image, result, step.strength, mask)
+            base, mask = scale_for_blend(image, mask, result.size)  # an upscaler: blend at the new size
+        result = blend_result(base, result, step.strength, mask)
         if recipe is not None:
             record = {"processor": step.processor, "version": contribution.plugin_version or __version__,
                       "params": params_for_record(step.params), "strength": step.strength, "masked": mask is not None}

@@ -188,3 +188,11 @@ def test_the_device_dtype_is_applied_to_every_component(tiny_model_dir):
     half = DeviceInfo("cpu", torch.device("cpu"), torch.float16, "test")
     pipe = load_model(tiny_model_dir, half).text2img
     assert {pipe.unet.dtype, pipe.vae.dtype, pipe.text_encoder.dtype} == {torch.float16}
+
+def test_a_folder_of_fp16_variant_weights_loads(tiny_model_dir, cpu, tmp_path):
+    # What Studio downloads from the hub: every weight file as diffusers' "fp16" variant.
+    model = copy_model(tiny_model_dir, tmp_path / "variant")
+    for weights in model.rglob("*.safetensors"):
+        weights.rename(weights.with_name(weights.name.replace(".safetensors", ".fp16.safetensors")))
+    loaded = load_model(model, cpu)
+    assert loaded.text2img.unet.config.in_channels == 4

@@ -88,7 +88,7 @@ def test_builtin_registry_offers_studio_s_own_contributions_without_importing_th
     registry = builtin_registry()
     assert [c.id for c in registry.contributions(GENERATOR)] == ["diffusers"]
     assert [c.id for c in registry.contributions(POSTPROCESSOR)] == ["color", "histogram", "neural", "adain",
-                                                                     "restyle"]
+                                                                     "restyle", "upscale"]
     for contribution in registry.contributions(GENERATOR) + registry.contributions(POSTPROCESSOR):
         assert contribution.builtin and contribution.owner == "Studio"
         module_name, _, attr = contribution.target.partition(":")

@@ -80,7 +80,7 @@ def test_diffusion_restyle_runs_the_tiny_model_as_image_to_image(tmp_path, tiny_
     assert first.tobytes() != picture.tobytes()
     failed = terminal(events, missing)
     assert isinstance(failed, JobFailed)
-    assert failed.message.startswith("No model folder or model named 'no-such-model' was found")
+    assert failed.message.startswith("No model file or folder named 'no-such-model' was found")
 
 
 def test_style_transfer_jobs_run_on_the_engine_thread_and_missing_weights_are_a_sentence(tmp_path):
@@ -136,3 +136,34 @@ def test_restyle_with_a_reference_picture_through_ip_adapter(tmp_path, tiny_mode
                                                                                (plain, steered, again)]
     assert steered.outputs[0].image.tobytes() != plain.outputs[0].image.tobytes()
     assert again.outputs[0].image.tobytes() == plain.outputs[0].image.tobytes()
+
+
+def test_upscaling_keeps_strength_and_the_mask_at_the_new_size(tmp_path, monkeypatch):
+    import torch
+    from safetensors.torch import save_file
+
+    from studio.engine import upscale
+
+    # spandrel's part (reading the architecture from the weights) stood in for by a 2x nearest upsampler.
+    folder = tmp_path / "data" / "models" / "upscalers"
+    folder.mkdir(parents=True)
+    save_file({"weight": torch.zeros(1)}, str(folder / "x2.safetensors"))
+    monkeypatch.setattr(upscale, "load_upscaler", lambda path, device: upscale.Upscaler(
+        torch.nn.Upsample(scale_factor=2, mode="nearest"), path.name, 2, 3, 1, 0, True, torch.float32))
+    picture, mask = blue(), Image.new("L", (80, 64), 0)
+    mask.paste(255, (0, 0, 40, 64))
+    events, ids = run_jobs(tmp_path, [PostProcessRequest("upscale", picture, {"tile": 64}),
+                                      PostProcessRequest("upscale", picture, {}, strength=0.0),
+                                      PostProcessRequest("upscale", picture, {}, mask=mask)])
+    full, none, masked = (terminal(events, j) for j in ids)
+    assert all(isinstance(e, JobFinished) for e in (full, none, masked)), [getattr(e, "message", "") for e in
+                                                                           (full, none, masked)]
+    upscaled = picture.resize((160, 128), Image.Resampling.NEAREST)
+    enlarged = np.asarray(picture.resize((160, 128), Image.Resampling.LANCZOS))
+    assert full.outputs[0].image.tobytes() == upscaled.tobytes()
+    assert np.array_equal(np.asarray(none.outputs[0].image), enlarged)  # strength 0: the original, enlarged
+    result, big_mask = np.asarray(masked.outputs[0].image), np.asarray(mask.resize((160, 128), Image.Resampling.BILINEAR))
+    assert np.array_equal(result[big_mask == 0], enlarged[big_mask == 0])  # outside the mask: the original
+    assert np.array_equal(result[:, :76], np.asarray(upscaled)[:, :76])  # well inside it: the upscaler's
+    (step,) = masked.outputs[0].recipe.post
+    assert (step["processor"], step["masked"], masked.outputs[0].recipe.width) == ("upscale", True, 160)

@@ -1,0 +1,184 @@
+"""Upscaling as a post-processor: super-resolution models (Real-ESRGAN and kin) loaded by spandrel, run in tiles.
+
+spandrel is an optional extra (``pip install "studio[upscale]"``) and is imported only when an upscaler
+is loaded: it imports torchvision, whose build must match the installed torch, and a mismatched one
+fails on import. Weights are read from safetensors files only; ``.pth`` files are converted first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from PIL import Image
+
+from studio.core.environment import GeneratorEnvironment
+from studio.core.errors import InvalidRequest, ModelError
+from studio.core.generation import JobContext
+from studio.engine.device import DeviceInfo, select_device
+from studio.engine.style.weights import file_key
+from studio.engine.tiled import Network, upscale_tiled
+
+FOLDER = "upscalers"
+PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+MAX_SIDE = 16384  # the largest picture Studio takes back from a post-processor
+KNOWN_GOOD = ("Real-ESRGAN x4plus, 4x-UltraSharp, 4x_foolhardy_Remacri, realesr-general-x4v3 or another "
+              "ESRGAN-family model")
+INSTALL = 'pip install "studio[upscale]"'
+
+
+@dataclass(frozen=True)
+class Upscaler:
+    """A loaded model and what the tiled runner needs to know about it."""
+
+    run: Network
+    name: str
+    scale: int
+    channels: int  # 3: RGB in, 1: grey
+    multiple: int  # tile sides are kept a multiple of this
+    minimum: int  # and at least this
+    tiled: bool  # False where the model tiles internally
+    dtype: torch.dtype
+
+
+def upscalers_dir(env: GeneratorEnvironment) -> Path:
+    """``<models folder>/upscalers``."""
+    return env.models_root / FOLDER
+
+
+def _convert_hint(path: Path, folder: Path) -> str:
+    return f"studio convert-weights {path} {folder / (path.stem + '.safetensors')}"
+
+
+def find_upscaler(env: GeneratorEnvironment, name: str = "") -> Path:
+    """The upscaler file named ``name`` (a name in the upscalers folder, or a path); empty: the first one there."""
+    folder = upscalers_dir(env)
+    present = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    if not name.strip():
+        found = [p for p in present if p.suffix.lower() == ".safetensors"]
+        pickles = [p for p in present if p.suffix.lower() in PICKLE_SUFFIXES]
+        if found:
+            return found[0]
+        if pickles:
+            path = pickles[0]
+        else:
+            raise ModelError(f"Upscaling needs an upscaler model: put a {KNOWN_GOOD}, as a .safetensors file, in "
+                             f"{folder}/ (convert a .pth download with: studio convert-weights IN.pth "
+                             f"{folder / 'NAME.safetensors'}).")
+    else:
+        given = Path(name.strip()).expanduser()
+        candidates = [given] if given.is_absolute() else [folder / given, folder / (given.name + ".safetensors")]
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None:
+            there = ", ".join(p.name for p in present) or "nothing yet"
+            raise ModelError(f"No upscaler called {name!r} is in {folder}/ (it holds: {there}).")
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ModelError(f"{path.name} is a pickle checkpoint, which Studio does not load; convert it to safetensors "
+                         f"first (with: {_convert_hint(path, folder)}).")
+    return path
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file (never unpickled); ModelError naming the file otherwise."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type for any bad header
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"{path} could not be read as a safetensors file ({first}); if it is a renamed .pth "
+                         f"checkpoint, convert it first (with: {_convert_hint(path, path.parent)}).") from None
+
+
+def import_spandrel() -> ModuleType:
+    """The spandrel module; ModelError with the install command where it cannot be imported."""
+    try:
+        import spandrel
+    except Exception as exc:  # noqa: BLE001 - a torchvision for another torch raises RuntimeError, not ImportError
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"Upscaling needs the spandrel library and a torchvision build matching the installed "
+                         f"torch {torch.__version__}: install them with {INSTALL} (or pip install spandrel) and "
+                         f"restart Studio (importing spandrel failed: {first}).") from None
+    return spandrel
+
+
+def load_upscaler(path: Path, device: DeviceInfo) -> Upscaler:
+    """The model in ``path`` on ``device``, through spandrel's architecture detection."""
+    state_dict = read_state_dict(path)
+    spandrel = import_spandrel()
+    try:
+        descriptor = spandrel.ModelLoader().load_from_state_dict(spandrel.canonicalize_state_dict(state_dict))
+    except spandrel.UnsupportedModelError:
+        raise ModelError(f"{path.name} is not a model spandrel recognises; Studio's upscaler takes {KNOWN_GOOD}.") \
+            from None
+    except Exception as exc:  # noqa: BLE001 - a recognised architecture with damaged or partial weights
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"{path.name} could not be loaded as an upscaler ({first}).") from None
+    if not isinstance(descriptor, spandrel.ImageModelDescriptor):
+        raise ModelError(f"{path.name} holds a {descriptor.architecture.name} model "
+                         f"({str(descriptor.purpose).lower()}), not an image upscaler.")
+    if descriptor.input_channels not in (1, 3):
+        raise ModelError(f"{path.name} takes pictures with {descriptor.input_channels} channels; Studio's upscaler "
+                         "runs models that take RGB or grey pictures.")
+    half = device.kind == "cuda" and descriptor.supports_half
+    descriptor.to(device.torch_device)
+    if half:
+        descriptor.half()
+    descriptor.eval()
+    descriptor.model.requires_grad_(False)
+    requirements = descriptor.size_requirements
+    return Upscaler(descriptor, path.name, int(descriptor.scale), int(descriptor.input_channels),
+                    int(requirements.multiple_of), int(requirements.minimum),
+                    descriptor.tiling != spandrel.ModelTiling.INTERNAL, torch.float16 if half else torch.float32)
+
+
+def tile_size(upscaler: Upscaler, tile: int) -> int:
+    """``tile`` kept to the model's size requirements (a multiple of its step, at least its minimum)."""
+    step = max(1, upscaler.multiple)
+    return max(upscaler.minimum, step, tile // step * step)
+
+
+class Upscale:
+    """Params: model (a file in <models>/upscalers; empty: the first), tile, tile_overlap, outscale (0: the model's)."""
+
+    def __init__(self, env: GeneratorEnvironment) -> None:
+        self.env = env
+        self._cached: tuple[Any, Upscaler] | None = None  # one model kept between jobs, keyed by file version
+
+    def load(self, path: Path, device: DeviceInfo, context: JobContext | None = None) -> Upscaler:
+        key = (file_key(path), str(device.torch_device))
+        if self._cached is None or self._cached[0] != key:
+            if context is not None:
+                context.status(message=f"Loading the upscaler {path.name}…")
+            self._cached = None  # the old model goes before the new one loads
+            self._cached = (key, load_upscaler(path, device))
+        return self._cached[1]
+
+    def process(self, image: Image.Image, params: Mapping[str, Any], context: JobContext) -> Image.Image:
+        path = find_upscaler(self.env, str(params.get("model", "")))
+        device = select_device(self.env.device)
+        upscaler = self.load(path, device, context)
+        outscale = float(params.get("outscale", 0.0)) or float(upscaler.scale)
+        final = (max(1, round(image.width * outscale)), max(1, round(image.height * outscale)))
+        if max(image.size) * upscaler.scale > MAX_SIDE or max(final) > MAX_SIDE:
+            size = max(max(image.size) * upscaler.scale, max(final))
+            raise InvalidRequest(f"Upscaling this {image.width}x{image.height} picture with {upscaler.name} would "
+                                 f"make a picture {size} pixels on its long side; Studio takes at most {MAX_SIDE} "
+                                 "pixels a side.")
+        if outscale > upscaler.scale:
+            context.note(f"{upscaler.name} enlarges {upscaler.scale}x; the rest of the way to {outscale:g}x is plain "
+                         "Lanczos resampling.")
+        context.check_cancelled()
+        tile = tile_size(upscaler, int(params.get("tile", 512))) if upscaler.tiled else max(image.size)
+        context.status(message=f"Upscaling with {upscaler.name}…")
+        result = upscale_tiled(upscaler.run, image, upscaler.scale, tile, int(params.get("tile_overlap", 32)),
+                               on_tile=lambda done, total: context.report_progress(done, total),
+                               is_cancelled=context.is_cancelled, device=device.torch_device, dtype=upscaler.dtype,
+                               channels=upscaler.channels, multiple=max(1, upscaler.multiple), note=context.note)
+        if result.size != final:
+            result = result.resize(final, Image.Resampling.LANCZOS)
+        return result

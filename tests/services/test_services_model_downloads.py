@@ -1,0 +1,303 @@
+"""Hub downloads against a fake hub on 127.0.0.1: file choice, progress, resume, cancel, refusals."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from filelock import FileLock
+from hub_server import FakeHub, FakeRepo
+from huggingface_hub import close_session, constants
+
+from studio.core.errors import InvalidRequest, JobCancelledError, ModelError
+from studio.core.starter_models import STARTER_MODELS
+from studio.services import model_downloads
+from studio.services.model_downloads import (
+    DownloadPlan,
+    DownloadProgress,
+    download_model,
+    plan_download,
+    read_source,
+    select_files,
+)
+
+REPO = "tester/tiny-sd"
+BIG = "unet/diffusion_pytorch_model.fp16.safetensors"
+
+
+def _bytes(seed: int, n: int) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def _pipeline_files() -> dict[str, bytes]:
+    index = {"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
+             "vae": ["diffusers", "AutoencoderKL"], "text_encoder": ["transformers", "CLIPTextModel"],
+             "tokenizer": ["transformers", "CLIPTokenizer"], "scheduler": ["diffusers", "PNDMScheduler"],
+             "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"],
+             "feature_extractor": ["transformers", "CLIPImageProcessor"], "image_encoder": [None, None]}
+    return {
+        "model_index.json": json.dumps(index).encode(),
+        "README.md": b"# tiny", ".gitattributes": b"*.safetensors filter=lfs",
+        "v1-5-pruned-emaonly.safetensors": _bytes(1, 5000),  # a single-file copy at the root: skipped
+        "unet/config.json": b'{"sample_size": 8}',
+        "unet/diffusion_pytorch_model.safetensors": _bytes(2, 9000),
+        BIG: _bytes(3, 300_000),
+        "unet/diffusion_pytorch_model.non_ema.safetensors": _bytes(4, 9000),
+        "unet/diffusion_pytorch_model.bin": _bytes(5, 900),
+        "unet/diffusion_flax_model.msgpack": _bytes(6, 900),
+        "vae/config.json": b'{"latent_channels": 4}',
+        "vae/diffusion_pytorch_model.safetensors": _bytes(7, 4000),
+        "vae/diffusion_pytorch_model.fp16.safetensors": _bytes(8, 2000),
+        "vae_decoder/config.json": b"{}", "vae_decoder/model.onnx": _bytes(9, 700),  # not a component
+        "text_encoder/config.json": b'{"hidden_size": 32}',
+        "text_encoder/model.safetensors": _bytes(10, 6000),
+        "text_encoder/model.fp16.safetensors": _bytes(11, 3000),
+        "text_encoder/pytorch_model.bin": _bytes(12, 600),
+        "tokenizer/vocab.json": b'{"a": 0}', "tokenizer/merges.txt": b"#version: 0.2\n",
+        "tokenizer/tokenizer_config.json": b"{}", "tokenizer/special_tokens_map.json": b"{}",
+        "scheduler/scheduler_config.json": b'{"num_train_timesteps": 1000}',
+        "safety_checker/config.json": b"{}", "safety_checker/model.safetensors": _bytes(13, 800),
+        "feature_extractor/preprocessor_config.json": b"{}",
+    }
+
+
+EXPECTED = {"model_index.json", "unet/config.json", BIG, "vae/config.json",
+            "vae/diffusion_pytorch_model.fp16.safetensors", "text_encoder/config.json",
+            "text_encoder/model.fp16.safetensors", "tokenizer/vocab.json", "tokenizer/merges.txt",
+            "tokenizer/tokenizer_config.json", "tokenizer/special_tokens_map.json",
+            "scheduler/scheduler_config.json", "feature_extractor/preprocessor_config.json"}
+
+
+@pytest.fixture(autouse=True)
+def isolated_hf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """No real HF home, token or endpoint; chunks of 4 KB so progress and cancel happen inside tiny files."""
+    home = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_HOME", str(home))
+    for name, value in {"HF_HOME": home, "HF_HUB_CACHE": home / "hub", "HF_ASSETS_CACHE": home / "assets",
+                        "HF_TOKEN_PATH": home / "token", "HF_STORED_TOKENS_PATH": home / "stored_tokens"}.items():
+        monkeypatch.setattr(constants, name, str(value))
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE", "HF_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 4096)
+    close_session()  # the shared httpx client re-reads the proxy settings
+    yield
+    close_session()
+
+
+@pytest.fixture
+def hub():
+    with FakeHub({REPO: FakeRepo(_pipeline_files(), sha="1" * 40)}) as server:
+        yield server
+
+
+def _listing(files: dict[str, bytes]) -> list[tuple[str, int]]:
+    return [(path, len(data)) for path, data in files.items()]
+
+
+def test_select_files_takes_one_fp16_variant_and_no_pickles_or_safety_checker() -> None:
+    components = {"unet", "vae", "text_encoder", "tokenizer", "scheduler", "safety_checker", "feature_extractor"}
+    chosen = {path for path, _ in select_files(REPO, _listing(_pipeline_files()), components)}
+    assert chosen == EXPECTED
+
+
+def test_select_files_for_vae_single_file_and_sharded_repos() -> None:
+    vae_repo = [("config.json", 600), ("diffusion_pytorch_model.safetensors", 100), ("diffusion_pytorch_model.bin", 100),
+                ("sdxl.vae.safetensors", 200), ("sdxl_vae.safetensors", 200), ("README.md", 10)]
+    assert [p for p, _ in select_files("o/vae", vae_repo, None)] == ["config.json", "diffusion_pytorch_model.safetensors"]
+    single = [("model.ckpt", 9), ("model.safetensors", 8), ("model.fp16.safetensors", 4), ("model.ema.safetensors", 8)]
+    assert [p for p, _ in select_files("o/ckpt", single, None)] == ["model.fp16.safetensors"]
+    sharded = [("unet/config.json", 1), ("unet/diffusion_pytorch_model.safetensors.index.json", 1),
+               ("unet/diffusion_pytorch_model-00001-of-00002.safetensors", 5),
+               ("unet/diffusion_pytorch_model-00002-of-00002.safetensors", 5),
+               ("unet/diffusion_pytorch_model.safetensors.index.fp16.json", 1),
+               ("unet/diffusion_pytorch_model.fp16-00001-of-00002.safetensors", 3),
+               ("unet/diffusion_pytorch_model.fp16-00002-of-00002.safetensors", 3), ("model_index.json", 1)]
+    assert {p for p, _ in select_files("o/x", sharded, {"unet"})} == {
+        "model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors.index.fp16.json",
+        "unet/diffusion_pytorch_model.fp16-00001-of-00002.safetensors",
+        "unet/diffusion_pytorch_model.fp16-00002-of-00002.safetensors"}
+
+
+def test_select_files_refuses_pickle_only_repos() -> None:
+    with pytest.raises(ModelError, match="only ships pickle weights.*safetensors version"):
+        select_files("o/old", [("model.ckpt", 9), ("config.json", 1)], None)
+    with pytest.raises(ModelError, match="The text_encoder part of o/mixed only ships pickle weights"):
+        select_files("o/mixed", [("model_index.json", 1), ("unet/a.safetensors", 1), ("text_encoder/pytorch_model.bin", 1)],
+                     {"unet", "text_encoder"})
+
+
+@pytest.mark.parametrize("bad", ["sd-turbo", "a/b/c", "../x", "owner/..", "", "owner/name--x", "http://x/y"])
+def test_plan_refuses_malformed_repo_ids(bad: str, tmp_path: Path) -> None:
+    with pytest.raises(InvalidRequest, match="owner/name form"):
+        plan_download(bad, tmp_path, endpoint="http://127.0.0.1:9")
+
+
+def test_plan_lists_the_files_sizes_and_target(hub: FakeHub, tmp_path: Path) -> None:
+    plan = plan_download(REPO, tmp_path / "models", endpoint=hub.url)
+    files = _pipeline_files()
+    assert plan.repo_id == REPO and plan.revision == "1" * 40
+    assert {path for path, _ in plan.files} == EXPECTED
+    assert all(size == len(files[path]) for path, size in plan.files)
+    assert plan.total_bytes == sum(len(files[path]) for path in EXPECTED)
+    assert plan.target == (tmp_path / "models" / "tiny-sd").resolve() and plan.already_bytes == 0
+    assert [r.path for r in hub.file_gets()] == [f"/{REPO}/resolve/{'1' * 40}/model_index.json"]
+
+
+def test_target_names_another_repos_folder_with_the_owner(hub: FakeHub, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    (models / "tiny-sd").mkdir(parents=True)
+    (models / "tiny-sd" / ".studio-source.json").write_text(json.dumps({"source": "hub", "repo_id": "other/tiny-sd"}))
+    assert plan_download(REPO, models, endpoint=hub.url).target.name == "tester--tiny-sd"
+    (models / "tiny-sd" / ".studio-source.json").write_text(json.dumps({"source": "hub", "repo_id": REPO}))
+    assert plan_download(REPO, models, endpoint=hub.url).target.name == "tiny-sd"
+
+
+def test_download_writes_the_files_progress_and_source(tmp_path: Path) -> None:
+    files = _pipeline_files()
+    with FakeHub({REPO: FakeRepo(files, sha="1" * 40)}, cdn_host="localhost") as hub:
+        plan = plan_download(REPO, tmp_path, endpoint=hub.url, token="hf_test")
+        events: list[DownloadProgress] = []
+        folder = download_model(plan, progress=events.append, endpoint=hub.url, token="hf_test")
+        for path in EXPECTED:
+            assert (folder / path).read_bytes() == files[path]
+        assert not (folder / "safety_checker").exists() and not (folder / ".cache").exists()
+        done = [e.done_bytes for e in events]
+        assert done == sorted(done) and done[-1] == plan.total_bytes == events[-1].total_bytes
+        assert events[-1].files_done == events[-1].files_total == len(EXPECTED)
+        assert any(0 < e.file_done < e.file_total for e in events if e.file == BIG)  # per chunk, not per file
+        source = read_source(folder)
+        assert source is not None and source["source"] == "hub" and source["repo_id"] == REPO
+        assert source["revision"] == "1" * 40 and set(source["files"]) == EXPECTED and source["variant"] == "fp16"
+        assert source["downloaded_at"].startswith("20")
+        # LFS files come from the "CDN" (another origin): the token stays on the hub.
+        assert all(not r.authorized for r in hub.file_gets() if r.path.startswith("/cdn/"))
+        assert any(r.authorized for r in hub.requests if r.method == "HEAD")
+        hub.requests.clear()
+        again = plan_download(REPO, tmp_path, endpoint=hub.url)
+        assert again.already_bytes == again.total_bytes
+        download_model(again, endpoint=hub.url)  # everything is there: nothing is fetched again
+        assert [r.path for r in hub.file_gets()] == [f"/{REPO}/resolve/{'1' * 40}/model_index.json"]
+
+
+def test_a_cut_download_fails_clearly_and_the_next_call_resumes(hub: FakeHub, tmp_path: Path) -> None:
+    hub.cut_after[BIG] = 100_000
+    plan = plan_download(REPO, tmp_path, endpoint=hub.url)
+    with pytest.raises(ModelError, match=f"broke while fetching {REPO}/{BIG}.*run the download again to resume"):
+        download_model(plan, endpoint=hub.url)
+    partials = list((plan.target / ".cache" / "studio-download").glob("*.incomplete"))
+    assert len(partials) == 1 and 0 < (kept := partials[0].stat().st_size) <= 100_000
+    resumed = plan_download(REPO, tmp_path, endpoint=hub.url)
+    assert resumed.already_bytes > kept  # the small files before it are finished too
+    download_model(resumed, endpoint=hub.url)
+    assert hub.file_gets(BIG)[-1].range == f"bytes={kept}-"
+    assert (plan.target / BIG).read_bytes() == _pipeline_files()[BIG]
+
+
+def test_cancel_mid_file_keeps_the_partial_and_resume_completes(hub: FakeHub, tmp_path: Path) -> None:
+    hub.chunk, hub.delay = 4096, 0.002
+    plan = plan_download(REPO, tmp_path, endpoint=hub.url)
+    events: list[DownloadProgress] = []
+    with pytest.raises(JobCancelledError):
+        download_model(plan, progress=events.append, endpoint=hub.url,
+                       cancelled=lambda: bool(events) and events[-1].file == BIG and events[-1].file_done >= 40_000)
+    partial = next((plan.target / ".cache" / "studio-download").glob("*.incomplete"))
+    kept = partial.stat().st_size
+    assert 40_000 <= kept < 300_000 and not (plan.target / BIG).exists()
+    hub.delay = 0.0
+    download_model(plan, endpoint=hub.url)
+    assert hub.file_gets(BIG)[-1].range == f"bytes={kept}-"
+    assert (plan.target / BIG).read_bytes() == _pipeline_files()[BIG]
+
+
+def test_a_file_that_does_not_match_the_hub_checksum_is_deleted(hub: FakeHub, tmp_path: Path) -> None:
+    hub.cut_after[BIG] = 100_000
+    plan = plan_download(REPO, tmp_path, endpoint=hub.url)
+    with pytest.raises(ModelError):
+        download_model(plan, endpoint=hub.url)
+    hub.repos[REPO].files[BIG] = b"z" * 300_000  # the kept bytes no longer belong to what the hub serves
+    with pytest.raises(ModelError, match="did not match the hub's checksum, so Studio deleted it"):
+        download_model(plan, endpoint=hub.url)
+    assert not list((plan.target / ".cache" / "studio-download").glob("*.incomplete"))
+    assert not (plan.target / BIG).exists()
+
+
+def test_a_second_download_into_the_same_folder_is_refused(hub: FakeHub, tmp_path: Path) -> None:
+    plan = plan_download(REPO, tmp_path, endpoint=hub.url)
+    work = plan.target / ".cache" / "studio-download"
+    work.mkdir(parents=True)
+    with FileLock(str(work / "lock")), pytest.raises(InvalidRequest, match="already running"):
+        download_model(plan, endpoint=hub.url)
+
+
+def test_disk_space_is_checked_before_any_request(hub: FakeHub, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = plan_download(REPO, tmp_path, endpoint=hub.url)
+    hub.requests.clear()
+    monkeypatch.setattr(model_downloads.shutil, "disk_usage", lambda _path: SimpleNamespace(free=1000))
+    with pytest.raises(InvalidRequest, match=r"needs about 0\.0 GB more in .*tiny-sd, but only 0\.0 GB is free"):
+        download_model(plan, endpoint=hub.url)
+    assert hub.requests == [] and not plan.target.exists()
+
+
+def test_unreachable_hub_is_an_offline_sentence(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ModelError, match=rf"^Could not reach the model hub at http://127\.0\.0\.1:{port}; Studio may "
+                                         r"be offline\. Import a file you already have with `studio models import"):
+        plan_download(REPO, tmp_path, endpoint=f"http://127.0.0.1:{port}")
+
+
+def test_offline_mode_is_its_own_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelError, match="HF_HUB_OFFLINE is set"):
+        plan_download(REPO, tmp_path, endpoint="http://127.0.0.1:9")
+
+
+def test_unknown_and_gated_repos(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ModelError, match=r"^The hub has no model repository tester/xyz \(or it is private or gated"):
+        plan_download("tester/xyz", tmp_path, endpoint=hub.url)
+    with pytest.raises(ModelError, match="has no such revision"):
+        plan_download(REPO, tmp_path, endpoint=hub.url, revision="v9")
+    hub.repos["tester/gated"] = FakeRepo({"model.safetensors": b"x" * 10}, gated=True)
+    plan = plan_download("tester/gated", tmp_path, endpoint=hub.url)
+    with pytest.raises(ModelError, match="tester/gated is gated on the hub"):
+        download_model(plan, endpoint=hub.url)
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)  # the endpoint from the environment when none is given
+    assert plan_download(REPO, tmp_path).revision == "1" * 40
+
+
+def test_path_escapes_are_refused_and_nothing_lands_outside(hub: FakeHub, tmp_path: Path) -> None:
+    hub.repos["tester/evil"] = FakeRepo({"../evil.safetensors": b"x" * 10, "model.safetensors": b"y" * 10})
+    models = tmp_path / "models"
+    with pytest.raises(ModelError, match=r"unsafe file path '\.\./evil\.safetensors'"):
+        plan_download("tester/evil", models, endpoint=hub.url)
+    # A symlinked sub-folder pointing out of the target is refused too, before any request.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = models / "linked"
+    target.mkdir(parents=True)
+    (target / "unet").symlink_to(outside)
+    plan = DownloadPlan(REPO, "1" * 40, ((BIG, 300_000),), 300_000, target, 0)
+    hub.requests.clear()
+    with pytest.raises(ModelError, match="would land outside"):
+        download_model(plan, endpoint=hub.url)
+    assert hub.requests == [] and list(outside.iterdir()) == [] and not (tmp_path / "evil.safetensors").exists()
+
+
+def test_read_source_is_none_without_a_download(tmp_path: Path) -> None:
+    assert read_source(tmp_path) is None
+
+
+def test_starter_models_are_well_formed() -> None:
+    assert 5 <= len(STARTER_MODELS) <= 7
+    assert len({m.repo_id for m in STARTER_MODELS}) == len(STARTER_MODELS)
+    for model in STARTER_MODELS:
+        assert model.repo_id.count("/") == 1 and model.title and model.kind and model.why
+        assert 1_000_000 < model.approx_bytes < 20_000_000_000
