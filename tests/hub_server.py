@@ -18,10 +18,35 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
+
+
+@contextmanager
+def isolated_hub_client(home: Path, monkeypatch: Any) -> Iterator[None]:
+    """huggingface_hub with no real home, token or endpoint, 4 KB chunks, and no proxy for 127.0.0.1."""
+    from huggingface_hub import close_session, constants
+
+    monkeypatch.setenv("HF_HOME", str(home))
+    for name, value in {"HF_HOME": home, "HF_HUB_CACHE": home / "hub", "HF_ASSETS_CACHE": home / "assets",
+                        "HF_TOKEN_PATH": home / "token", "HF_STORED_TOKENS_PATH": home / "stored_tokens"}.items():
+        monkeypatch.setattr(constants, name, str(value))
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE", "HF_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 4096)
+    close_session()  # the shared httpx client re-reads the proxy settings
+    try:
+        yield
+    finally:
+        close_session()
+
 
 LFS_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".pth", ".msgpack", ".onnx")
 

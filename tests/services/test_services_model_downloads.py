@@ -10,19 +10,19 @@ from types import SimpleNamespace
 
 import pytest
 from filelock import FileLock
-from hub_server import FakeHub, FakeRepo
-from huggingface_hub import close_session, constants
+from hub_server import FakeHub, FakeRepo, isolated_hub_client
+from huggingface_hub import constants
 
 from studio.core.errors import InvalidRequest, JobCancelledError, ModelError
 from studio.core.starter_models import STARTER_MODELS
 from studio.services import model_downloads
+from studio.services.hub_files import select_files
 from studio.services.model_downloads import (
     DownloadPlan,
     DownloadProgress,
     download_model,
     plan_download,
     read_source,
-    select_files,
 )
 
 REPO = "tester/tiny-sd"
@@ -75,19 +75,8 @@ EXPECTED = {"model_index.json", "unet/config.json", BIG, "vae/config.json",
 @pytest.fixture(autouse=True)
 def isolated_hf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """No real HF home, token or endpoint; chunks of 4 KB so progress and cancel happen inside tiny files."""
-    home = tmp_path / "hf-home"
-    monkeypatch.setenv("HF_HOME", str(home))
-    for name, value in {"HF_HOME": home, "HF_HUB_CACHE": home / "hub", "HF_ASSETS_CACHE": home / "assets",
-                        "HF_TOKEN_PATH": home / "token", "HF_STORED_TOKENS_PATH": home / "stored_tokens"}.items():
-        monkeypatch.setattr(constants, name, str(value))
-    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_RESOURCE", "HF_ENDPOINT"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 4096)
-    close_session()  # the shared httpx client re-reads the proxy settings
-    yield
-    close_session()
+    with isolated_hub_client(tmp_path / "hf-home", monkeypatch):
+        yield
 
 
 @pytest.fixture
