@@ -8,12 +8,13 @@ from pathlib import Path
 
 from studio import __version__
 from studio.cli_history import add_history_parser
+from studio.cli_models import add_models_parser
 from studio.cli_inspect import add_inspect_parser
 from studio.cli_params import add_param_flags, option_value
 from studio.cli_plugins import add_plugins_parser
 from studio.core.errors import StudioError
 from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
-from studio.core.requests import DEFAULT_SCHEDULER, SCHEDULER_NAMES
+from studio.core.requests import DEFAULT_SCHEDULER, MEMORY_MODES, SCHEDULER_NAMES
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -31,7 +32,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--generator", default="diffusers", metavar="ID",
                      help="diffusers (the default), or the id of an enabled plugin's generator; its options are "
                           "listed by: studio generate --generator ID --help")
-    gen.add_argument("--model", help="diffusers: a model folder, or the name of one in the models folder")
+    gen.add_argument("--model", help="a checkpoint (.safetensors) or diffusers folder, or a name from "
+                                      "`studio models list`")
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--negative", default="", help="negative prompt")
     gen.add_argument("--seed", type=int, default=-1, help="seed (default: random)")
@@ -62,7 +64,16 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                          help=f"blur radius of the mask edge when blending back (default {InpaintOptions.feather:g})")
     inpaint.add_argument("--outpaint", metavar="LEFT,TOP,RIGHT,BOTTOM",
                          help="extend the picture by these many pixels on each side and fill the new area")
+    gen.add_argument("--lora", action="append", default=[], metavar="NAME[:WEIGHT]",
+                     help="apply this LoRA (a name in the models folder's loras/, or a .safetensors file) at WEIGHT "
+                          "(default 1, from -4 to 4); repeat for several")
+    gen.add_argument("--vae", default="", metavar="NAME",
+                     help="use this VAE instead of the model's own: a name in the models folder's vae/, "
+                          "or a diffusers VAE folder or .safetensors file")
     gen.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
+    gen.add_argument("--memory", default=None, choices=list(MEMORY_MODES),
+                     help="GPU memory: auto fits each job to the free VRAM (the default, from settings), high keeps "
+                          "all on the GPU, low uses CPU offload and VAE tiling")
     gen.add_argument("--post", action="append", default=[], metavar="ID[:NAME=VALUE,...]",
                      help="apply this post-processor to every image (repeat for a chain, in order)")
     gen.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
@@ -73,7 +84,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     post.add_argument("input", type=Path, metavar="IN", help="the picture to process")
     post.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
     post.add_argument("--method", required=True, metavar="ID",
-                      help="color, histogram, neural, adain, restyle, or an enabled plugin's post-processor "
+                      help="color, histogram, neural, adain, restyle, upscale, or an enabled plugin's post-processor "
                            "(studio plugins list)")
     post.add_argument("--strength", type=float, default=1.0,
                       help="blend with the original: 0 keeps it, 1 (the default) takes the result fully")
@@ -91,6 +102,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     add_inspect_parser(commands)
     add_history_parser(commands)
     add_plugins_parser(commands)
+    add_models_parser(commands)
     return parser
 
 
@@ -130,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         from studio.cli_generate import run_convert
 
         return run_convert(args)
+    if args.command == "models":
+        from studio.cli_models import run_models
+
+        return run_models(args)
     if args.command == "plugins":
         from studio.cli_plugins import run_plugins
 

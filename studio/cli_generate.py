@@ -30,6 +30,7 @@ from studio.core.paths import studio_paths
 from studio.core.requests import (
     MAX_INPAINT_SIDE,
     GenerationRequest,
+    LoraChoice,
     PostProcessRequest,
     prepare_request,
 )
@@ -77,6 +78,21 @@ def parse_outpaint(text: str) -> tuple[int, int, int, int]:
     return left, top, right, bottom
 
 
+def parse_lora(text: str) -> LoraChoice:
+    """``NAME`` or ``NAME:WEIGHT``. A path may hold colons (C:\\...): only a number after the last one is a weight."""
+    name, sep, tail = text.rpartition(":")
+    if not sep or "/" in tail or "\\" in tail:
+        return LoraChoice(text.strip())
+    example = "write NAME:WEIGHT, e.g. detail:0.8"
+    try:
+        weight = float(tail)
+    except ValueError:
+        raise InvalidRequest(f"--lora {text!r} has the weight {tail!r}, which is not a number; {example}.") from None
+    if not name.strip():
+        raise InvalidRequest(f"--lora {text!r} has no name; {example}.")
+    return LoraChoice(name.strip(), weight)
+
+
 def read_mask(path: Path, picture: Image.Image, picture_name: str) -> Image.Image:
     """The mask file as an "L" image of the picture's size: white = regenerate (alpha, where it has some)."""
     image = open_image(path)
@@ -117,11 +133,13 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
     options = InpaintOptions(masked_only=args.masked_only, padding=args.padding, fill=args.fill,
                              feather=args.feather)
     generator = args.generator or "diffusers"
+    loras = tuple(parse_lora(text) for text in args.lora)
     if generator == "diffusers":
         if not args.model:
-            raise InvalidRequest("--model is needed: a diffusers model folder, or the name of one in the models "
-                                 f"folder ({settings.models_dir}).")
+            raise InvalidRequest("--model is needed: a checkpoint file or diffusers folder, or the name of a model "
+                                 f"in the library (studio models list; models folder {settings.models_dir}).")
         model = str(resolve_model(args.model, settings.models_dir, settings.extra_model_paths))
+        _check_files_exist(loras, args.vae, settings)
     else:
         if init_image is not None:
             raise InvalidRequest(f"The generator {generator!r} does not start from a picture; leave out "
@@ -132,8 +150,21 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         width=width, height=height, steps=args.steps, cfg_scale=args.cfg, seed=args.seed,
         scheduler=args.scheduler, batch_count=args.batch_count, init_image=init_image, strength=args.strength,
         mask=mask, inpaint=options, generator=generator, params=collect_params(args),
-        post=tuple(parse_post_step(text) for text in args.post),
+        post=tuple(parse_post_step(text) for text in args.post), loras=loras, vae=args.vae or "",
+        memory=args.memory or settings.memory,
     )
+
+
+def _check_files_exist(loras: tuple[LoraChoice, ...], vae: str, settings: Settings) -> None:
+    """Fail as bad input, before the engine starts, when a LoRA or VAE cannot be found (the engine looks again)."""
+    from studio.engine.loras import find_lora
+    from studio.engine.vae_override import find_vae
+
+    for choice in loras:
+        if choice.name.strip():
+            find_lora(settings.models_dir, choice.name.strip())
+    if vae.strip():
+        find_vae(settings.models_dir, vae.strip())
 
 
 def check_output(output: Path) -> None:

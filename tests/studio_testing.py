@@ -6,6 +6,9 @@ Importable from every test module because tests/conftest.py puts this folder on 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
@@ -18,10 +21,24 @@ from studio.core.events import TERMINAL_EVENTS, JobEvent
 from studio.core.metadata import Recipe
 from studio.core.requests import GenerationRequest
 from studio.plugin_host.host import PluginHost
-from studio.plugin_host.registry import GENERATOR, Contribution, Registry, builtin_registry
+from studio.plugin_host.registry import (
+    GENERATOR,
+    Contribution,
+    Registry,
+    builtin_registry,
+)
 from studio.services.history_store import HistoryStore
 from studio.services.jobs import EventStream, JobService
 from studio.services.outputs import OutputStore
+
+
+def run_studio(home: Path, *args: str, timeout: float = 240,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m studio ARGS`` in a subprocess with its own STUDIO_HOME, on the CPU, no terminal to ask on."""
+    full_env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8", **(env or {}))
+    return subprocess.run([sys.executable, "-m", "studio", *args], env=full_env, cwd=home.parent, capture_output=True,
+                          text=True, encoding="utf-8", timeout=timeout, stdin=subprocess.DEVNULL)
+
 
 # Long enough for a slow CI machine, short enough that a hang fails the test quickly.
 EVENT_TIMEOUT = 60.0

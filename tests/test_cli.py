@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from studio_testing import run_studio
 
 from studio.core.hashing import model_hash
 from studio.core.images import read_recipe
@@ -28,9 +29,7 @@ def home(tmp_path) -> Path:
 
 
 def studio(home: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
-    return subprocess.run([sys.executable, "-m", "studio", "generate", *args], env=env, cwd=home.parent,
-                          capture_output=True, text=True, encoding="utf-8", timeout=timeout)
+    return run_studio(home, "generate", *args, timeout=timeout)
 
 
 def parameters_of(path: Path) -> Recipe:
@@ -101,7 +100,7 @@ def test_bad_input_exits_2_with_one_sentence(tiny_model_dir, home, tmp_path, cas
     not_an_image = tmp_path / "photo.png"
     not_an_image.write_text("this is not a picture")
     expected = {
-        "missing model": "studio: No model folder or model named 'no-such-model' was found (looked in "
+        "missing model": "studio: No model file or folder named 'no-such-model' was found (looked in "
                          f"{home.resolve() / 'data' / 'models'}).",
         "unreadable init image": "studio: photo.png is not an image file Studio can read.",
         "zero steps": "studio: Steps must be at least 1, not 0.",
@@ -277,3 +276,82 @@ def test_outpaint_with_a_mask_extends_both_and_masks_the_new_border(tiny_model_d
     assert mask_array[12:16, 26:30].min() == 255  # the painted square, moved with the picture
     assert mask_array[5:10, 30:40].max() == 0  # the rest of the old picture is kept
     assert notes == []
+
+
+# -- LoRAs and the VAE override ------------------------------------------------------------------
+
+def test_generate_with_a_lora_and_a_vae_records_them(tiny_model_dir, home, tmp_path):
+    from tiny_loras import build_tiny_vae_folder, lora_state, save_lora, tiny_unet
+
+    models = home / "data" / "models"
+    lora = save_lora(lora_state(tiny_unet(tiny_model_dir)), models / "loras" / "detail.safetensors")
+    vae = build_tiny_vae_folder(models / "vae" / "other-vae", tiny_model_dir)
+    base = ["--model", str(tiny_model_dir), "--prompt", "a fox", "--seed", "3", "--steps", "2", "--size", "64x64"]
+    result = studio(home, *base, "--lora", "detail:0.8", "--vae", "other-vae", "-o", str(tmp_path / "fox.png"))
+    assert result.returncode == 0, result.stderr
+    recipe = read_recipe(tmp_path / "fox.png")
+    assert [(r.name, r.hash, r.weight) for r in recipe.loras] == [("detail", model_hash(lora), 0.8)]
+    assert (recipe.vae_name, recipe.vae_hash) == ("other-vae", model_hash(vae))
+    text = parameters_of(tmp_path / "fox.png")  # the A1111 text says the same
+    assert (text.loras, text.vae_name, text.vae_hash) == (recipe.loras, recipe.vae_name, recipe.vae_hash)
+
+
+def test_bad_lora_and_vae_input_exits_2_with_one_sentence_before_loading_torch(tiny_model_dir, home, tmp_path):
+    """Every case runs through ``studio.cli.main`` in one fresh interpreter, which must never import torch."""
+    models = (home / "data" / "models").resolve()
+    (models / "loras").mkdir(parents=True)
+    (models / "loras" / "detail.safetensors").write_bytes(b"never read: the request is refused first")
+    (models / "loras" / "old.pt").write_bytes(b"\x80\x04 a pickle")
+    base = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", str(tmp_path / "never.png")]
+    cases = {
+        "weight not a number": (["--lora", "detail:heavy"], "--lora 'detail:heavy' has the weight 'heavy', which is "
+                                                             "not a number; write NAME:WEIGHT, e.g. detail:0.8."),
+        "weight out of range": (["--lora", "detail:9"],
+                                "The weight of the LoRA detail must be between -4 and 4, not 9."),
+        "same lora twice": (["--lora", "detail", "--lora", "detail:0.5"],
+                            "The LoRA detail is chosen twice; keep it once, with one weight."),
+        "missing lora": (["--lora", "nowhere:0.5"],
+                         "No LoRA named 'nowhere' was found: Studio looked for "
+                         f"{models / 'loras' / 'nowhere.safetensors'} and for a file at nowhere."),
+        "pickle lora": (["--lora", "old"], "old.pt is a pickle checkpoint, which can run code when it is loaded; "
+                                           "Studio only loads safetensors. Convert it with `studio convert-weights "
+                                           f"{models / 'loras' / 'old.pt'} {models / 'loras' / 'old.safetensors'}` "
+                                           "(it reads tensors only, with torch.load(weights_only=True))."),
+        "missing vae": (["--vae", "gone"], f"No VAE named 'gone' was found: Studio looked for the folder "
+                                           f"{models / 'vae' / 'gone'} (with config.json), the file "
+                                           f"{models / 'vae' / 'gone.safetensors'} and a file or folder at gone."),
+    }
+    script = (
+        "import contextlib, io, json, sys\n"
+        "from studio.cli import main\n"
+        "results = {}\n"
+        "for name, args in json.loads(sys.argv[1]).items():\n"
+        "    err, out = io.StringIO(), io.StringIO()\n"
+        "    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):\n"
+        "        code = main(args)\n"
+        "    results[name] = [code, err.getvalue(), out.getvalue()]\n"
+        "print(json.dumps({'results': results, 'heavy': [m for m in ('torch', 'diffusers') if m in sys.modules]}))\n"
+    )
+    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
+    argv = {name: [*base, *args] for name, (args, _) in cases.items()}
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(argv)], env=env, cwd=home.parent,
+                          capture_output=True, text=True, encoding="utf-8", timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    for name, (_, sentence) in cases.items():
+        code, err, out = report["results"][name]
+        assert (code, err, out) == (2, f"studio: {sentence}\n", ""), name
+    assert report["heavy"] == []
+
+
+def test_lora_flags_are_parsed_as_name_and_weight():
+    from studio.cli import build_parser
+    from studio.cli_generate import parse_lora
+    from studio.core.requests import LoraChoice
+
+    args = build_parser([]).parse_args(["generate", "--prompt", "p", "-o", "x.png", "--lora", "detail:0.8",
+                                        "--lora", "styles/ink", "--vae", "mse"])
+    assert [parse_lora(text) for text in args.lora] == [LoraChoice("detail", 0.8), LoraChoice("styles/ink", 1.0)]
+    assert args.vae == "mse"
+    assert parse_lora(r"C:\loras\ink.safetensors") == LoraChoice(r"C:\loras\ink.safetensors", 1.0)
+    assert parse_lora(r"C:\loras\ink.safetensors:-0.5") == LoraChoice(r"C:\loras\ink.safetensors", -0.5)

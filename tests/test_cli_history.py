@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from studio_testing import run_studio
 
 from studio.core.hashing import model_hash
 from studio.services.history_store import HistoryEntry
@@ -22,9 +21,7 @@ PROMPT = 'a fox \x1b[31min red\x1b[0m, "snow"\nsecond line ü 狐'
 
 
 def studio(home: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
-    return subprocess.run([sys.executable, "-m", "studio", *args], env=env, cwd=home.parent,
-                          capture_output=True, text=True, encoding="utf-8", timeout=timeout)
+    return run_studio(home, *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

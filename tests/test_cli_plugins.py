@@ -5,15 +5,14 @@ used, disabled and removed."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from plugin_wheels import plugin_wheel
+from studio_testing import run_studio
 
 from studio.core.images import read_recipe
 
@@ -63,9 +62,7 @@ max = 1
 
 
 def studio(home: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
-    return subprocess.run([sys.executable, "-m", "studio", *args], env=env, cwd=home.parent, capture_output=True,
-                          text=True, encoding="utf-8", timeout=timeout, stdin=subprocess.DEVNULL)
+    return run_studio(home, *args, timeout=timeout)
 
 
 @pytest.fixture

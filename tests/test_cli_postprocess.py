@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from studio_testing import run_studio
 
 from studio.core.color_transfer import lab_statistics
 from studio.core.images import read_recipe
 
 
-def studio(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
-    return subprocess.run([sys.executable, "-m", "studio", *args], env=env, cwd=home.parent, capture_output=True,
-                          text=True, encoding="utf-8", timeout=240)
+def studio(home: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return run_studio(home, *args, timeout=timeout)
 
 
 def test_colour_transfer_strength_and_mask_from_the_command_line(tmp_path):

@@ -5,11 +5,17 @@ A1111's format is what most tools and model sites read, so Studio writes it exac
     <prompt>
     Negative prompt: <negative>
     Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, Model hash: 0123456789, Model: name
+
+LoRAs are recorded as A1111 records them (``Lora hashes: "name: hash, ..."``) plus ``Lora weights``, since
+Studio does not put ``<lora:name:weight>`` tags in the prompt where A1111 keeps the weights.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -18,6 +24,17 @@ from studio import __version__
 STUDIO_CHUNK = "studio"
 PARAMETERS_CHUNK = "parameters"
 RECIPE_FORMAT = 1
+# A1111's prompt syntax: <lora:name>, <lora:name:weight> or <lora:name:text-encoder weight:unet weight>.
+_LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([^:>]*))?(?::[^>]*)?>")
+
+
+@dataclass(frozen=True)
+class LoraRecord:
+    """A LoRA that made an image: its name, its short (AutoV2) hash, and its weight."""
+
+    name: str
+    hash: str = ""
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,9 @@ class Recipe:
     plugin: str = ""  # the id of the plugin that made it ("" for Studio's own generator)
     params: dict[str, Any] = field(default_factory=dict, compare=False)  # a plugin generator's parameters
     post: tuple[dict[str, Any], ...] = ()  # post-processing steps: {"processor", "version", "params"}
+    loras: tuple[LoraRecord, ...] = ()
+    vae_name: str = ""  # "" = the model's own VAE
+    vae_hash: str = ""
 
     def to_parameters(self) -> str:
         fields_ = {
@@ -55,6 +75,8 @@ class Recipe:
             "Size": f"{self.width}x{self.height}",
             "Model hash": self.model_hash or None,
             "Model": self.model_name,
+            "VAE hash": self.vae_hash or None,
+            "VAE": self.vae_name or None,
             "Denoising strength": None if self.strength is None else _number(self.strength),
             "Mask blur": None if self.mask_blur is None else _number(self.mask_blur),
             "Inpaint area": self.inpaint_area,
@@ -63,6 +85,9 @@ class Recipe:
             "Generator": None if self.generator == "diffusers" else
             f"{self.plugin + '/' if self.plugin else ''}{self.generator} {self.generator_version}".strip(),
             "Post-processing": " > ".join(step.get("processor", "?") for step in self.post) or None,
+            "Lora hashes": ", ".join(f"{_lora_label(lora.name)}: {lora.hash}" for lora in self.loras) or None,
+            "Lora weights": ", ".join(f"{_lora_label(lora.name)}: {_number(lora.weight)}"
+                                      for lora in self.loras) or None,
             "Version": self.version,
         }
         settings = ", ".join(f"{k}: {_quote(v)}" for k, v in fields_.items() if v not in (None, ""))
@@ -84,6 +109,8 @@ class Recipe:
             values["post"] = tuple(step for step in values["post"] or () if isinstance(step, dict))
         if not isinstance(values.get("params", {}), dict):
             values["params"] = {}
+        if "loras" in values:
+            values["loras"] = _lora_records(values["loras"])
         return cls(**values)
 
     @classmethod
@@ -118,7 +145,60 @@ class Recipe:
             masked_padding=None if padding is None else int(padding),
             masked_content=settings.get("Masked content"),
             version=settings.get("Version", ""),
+            loras=parse_loras("\n".join(prompt_lines), settings),
+            vae_name=settings.get("VAE", ""),
+            vae_hash=settings.get("VAE hash", ""),
         )
+
+
+def parse_loras(prompt: str, settings: Mapping[str, str]) -> tuple[LoraRecord, ...]:
+    """The LoRAs of an A1111-style text: names and hashes from ``Lora hashes``, weights from ``Lora weights``
+    (Studio) or the prompt's ``<lora:name:weight>`` tags (A1111), in the order they first appear."""
+    hashes = _pairs(settings.get("Lora hashes", ""))
+    weights = {name: _weight(value) for name, value in _pairs(settings.get("Lora weights", "")).items()}
+    for match in _LORA_TAG.finditer(prompt):
+        name = match.group(1).strip()
+        weights.setdefault(name, _weight(match.group(2) or "1"))
+        hashes.setdefault(name, "")
+    for name in weights:
+        hashes.setdefault(name, "")
+    return tuple(LoraRecord(name, value, weights.get(name, 1.0)) for name, value in hashes.items() if name)
+
+
+def _pairs(text: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for item in text.split(","):
+        name, _, value = item.rpartition(":")
+        if name.strip():
+            result.setdefault(name.strip(), value.strip())
+    return result
+
+
+def _weight(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        return 1.0
+    return value if math.isfinite(value) else 1.0
+
+
+def _lora_label(name: str) -> str:
+    # As A1111 does: its "name: hash, name: hash" list has no way to quote these.
+    return name.replace(",", "").replace(":", "")
+
+
+def _lora_records(items: Any) -> tuple[LoraRecord, ...]:
+    """LoRA entries of a recipe's JSON, which is untrusted: only well-formed ones are kept."""
+    records = []
+    for item in items if isinstance(items, list) else ():
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            continue
+        weight = item.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            continue
+        digest = item.get("hash", "")
+        records.append(LoraRecord(item["name"], digest if isinstance(digest, str) else "", float(weight)))
+    return tuple(records)
 
 
 def parse_settings_line(line: str) -> dict[str, str]:

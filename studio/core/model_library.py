@@ -45,7 +45,8 @@ class LibraryItem:
     is_folder: bool = False
     problem: str = ""  # why it cannot be used (pickle, corrupt); empty when it can
     hash: str = ""  # AutoV2 short hash, filled in by with_hashes
-    duplicate_of: Path | None = None  # the first item with the same hash
+    duplicate_of: Path | None = None  # the item with the same hash that counts as the original
+    linked: bool = False  # found in a linked file or folder, not in Studio's models folder
 
     @property
     def usable(self) -> bool:
@@ -76,19 +77,23 @@ def scan_library(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryI
             if resolved in seen:
                 continue
             origin = imports.get(str(resolved))
-            seen[resolved] = replace(item, path=resolved, source=f"imported from {origin}" if origin else item.source)
+            seen[resolved] = replace(item, path=resolved, source=f"imported from {origin}" if origin else item.source,
+                                     linked=root != models_dir)
     return sorted(seen.values(), key=lambda i: (i.kind != "checkpoint", i.kind, i.name.lower()))
 
 
 def with_hashes(items: Iterable[LibraryItem], cache_file: Path | None) -> list[LibraryItem]:
-    """The items with their AutoV2 hashes (cached by size and mtime) and duplicates marked."""
+    """The items with their AutoV2 hashes (cached by size and mtime) and duplicates marked: a copy in
+    Studio's models folder counts as the original over one in a linked folder."""
+    items = list(items)
+    digests = [model_hash(item.path, cache_file) if item.path.exists() else "" for item in items]
     first: dict[str, Path] = {}
-    out = []
-    for item in items:
-        digest = model_hash(item.path, cache_file) if item.path.exists() else ""
-        duplicate = first.setdefault(digest, item.path) if digest else item.path
-        out.append(replace(item, hash=digest, duplicate_of=None if duplicate == item.path else duplicate))
-    return out
+    for index in sorted(range(len(items)), key=lambda i: items[i].linked):
+        if digests[index]:
+            first.setdefault(digests[index], items[index].path)
+    return [replace(item, hash=digest,
+                    duplicate_of=first[digest] if digest and first[digest] != item.path else None)
+            for item, digest in zip(items, digests, strict=True)]
 
 
 def checkpoints(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryItem]:
@@ -193,8 +198,16 @@ def _scan_root(root: Path, source: str) -> Iterator[LibraryItem]:
         yield item_for_folder(root, source)
         return
     base_depth = len(root.parts)
-    for folder, dirs, files in os.walk(root):
+    visited: set[Path] = set()
+    # Links are followed (people link model folders between tools); each real folder is read once, so a
+    # link loop ends.
+    for folder, dirs, files in os.walk(root, followlinks=True):
         here = Path(folder)
+        real = here.resolve()
+        if real in visited:
+            dirs.clear()
+            continue
+        visited.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "configs")
         if here != root and ((here / MODEL_INDEX).is_file() or _is_component_folder(here)):
             dirs.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -32,7 +33,18 @@ MAX_SIZE = 4096
 MAX_STEPS = 1000
 MAX_BATCH_COUNT = 100
 MAX_SEED = 2**32 - 1
+MEMORY_MODES = ("auto", "high", "low")  # VRAM: estimate and choose / all on the GPU / every saving measure
 MAX_INPAINT_SIDE = 16384  # masked-area-only inpainting works on a crop, so big pictures are fine
+MAX_LORAS = 8
+MAX_LORA_WEIGHT = 4.0  # A1111 allows any weight; beyond +-4 pictures are noise, so it is surely a typo
+
+
+@dataclass(frozen=True)
+class LoraChoice:
+    """A LoRA for the next generation: a name in ``<models>/loras`` (or a .safetensors path) and its weight."""
+
+    name: str
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,9 @@ class GenerationRequest:
     post: tuple[PostStep, ...] = ()  # post-processors applied to every image, in order
     reference_image: Image.Image | None = field(default=None, compare=False, repr=False)  # steers via IP-Adapter
     reference_scale: float = 0.6  # how strongly the reference steers (IP-Adapter scale)
+    memory: str = field(default="auto", compare=False)  # auto | high | low VRAM: how the job fits the GPU
+    loras: tuple[LoraChoice, ...] = ()  # applied for this job only, in order
+    vae: str = ""  # a VAE name in <models>/vae, or a path; "" = the model's own
 
     @property
     def is_img2img(self) -> bool:
@@ -136,6 +151,8 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
         raise InvalidRequest(f"The {what} must be above 0 and at most 1, not {request.strength}.")
     if request.seed < -1 or request.seed > MAX_SEED:
         raise InvalidRequest(f"The seed must be between 0 and {MAX_SEED} (or -1 for random), not {request.seed}.")
+    if request.memory not in MEMORY_MODES:
+        raise InvalidRequest(f"The memory setting must be one of {', '.join(MEMORY_MODES)}, not {request.memory!r}.")
     mask = request.mask
     if mask is not None:
         mask = _check_inpaint(request)
@@ -144,9 +161,39 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
         width = _round_size("width", request.width, notes)
         height = _round_size("height", request.height, notes)
     seed = request.seed if request.seed >= 0 else random.randint(0, MAX_SEED)
+    loras, vae = request.loras, str(request.vae or "").strip()
+    if request.generator != "diffusers":
+        if loras or vae:
+            notes.append("LoRAs and the VAE choice apply to Studio's own generator only; they were left out.")
+        loras, vae = (), ""
+    loras = _check_loras(tuple(loras))
     prepared = replace(request, width=width, height=height, seed=seed, prompt=request.prompt.strip(),
-                       negative_prompt=request.negative_prompt.strip(), mask=mask)
+                       negative_prompt=request.negative_prompt.strip(), mask=mask, loras=loras, vae=vae)
     return PreparedRequest(prepared, tuple(notes))
+
+
+def _check_loras(loras: tuple[LoraChoice, ...]) -> tuple[LoraChoice, ...]:
+    """Names stripped, weights as floats; one sentence for too many, a bad weight, or a LoRA chosen twice."""
+    if len(loras) > MAX_LORAS:
+        raise InvalidRequest(f"At most {MAX_LORAS} LoRAs can be applied at once, not {len(loras)}.")
+    checked: list[LoraChoice] = []
+    seen: set[str] = set()
+    for choice in loras:
+        name = str(choice.name).strip()
+        if not name:
+            raise InvalidRequest("A LoRA has no name; pick one from the models folder's loras list or give its file.")
+        weight = choice.weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise InvalidRequest(f"The weight of the LoRA {name} must be a number, not {weight!r}.")
+        if not math.isfinite(weight) or abs(weight) > MAX_LORA_WEIGHT:
+            raise InvalidRequest(f"The weight of the LoRA {name} must be between {-MAX_LORA_WEIGHT:g} and "
+                                 f"{MAX_LORA_WEIGHT:g}, not {weight:g}.")
+        key = name.casefold().removesuffix(".safetensors")
+        if key in seen:
+            raise InvalidRequest(f"The LoRA {name} is chosen twice; keep it once, with one weight.")
+        seen.add(key)
+        checked.append(LoraChoice(name, float(weight)))
+    return tuple(checked)
 
 
 def _check_sampling(request: GenerationRequest) -> None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from studio.core.errors import StudioError
 from studio.core.paths import StudioPaths, studio_paths
-from studio.core.requests import DEFAULT_SCHEDULER, SCHEDULER_NAMES
+from studio.core.requests import DEFAULT_SCHEDULER, MAX_LORA_WEIGHT, MAX_LORAS, MEMORY_MODES, SCHEDULER_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,20 @@ class GenerationDefaults(BaseModel):
     generator: str = "diffusers"  # or a plugin generator's id
     generator_params: dict[str, dict[str, Any]] = Field(default_factory=dict)  # last values, per generator
     post: list[PostStepSetting] = Field(default_factory=list)  # applied to every result, in order
+    loras: list[LoraSetting] = Field(default_factory=list, max_length=MAX_LORAS)  # applied to the next generation
+    vae: str = ""  # a VAE name in <models>/vae, or a path; "" = the model's own
 
     @field_validator("scheduler")
     @classmethod
     def _known_scheduler(cls, value: str) -> str:
         return value if value in SCHEDULER_NAMES else DEFAULT_SCHEDULER
+
+
+class LoraSetting(BaseModel):
+    """One chosen LoRA: its name in ``<models>/loras`` (or a .safetensors path) and its weight."""
+
+    name: str
+    weight: float = Field(1.0, ge=-MAX_LORA_WEIGHT, le=MAX_LORA_WEIGHT)
 
 
 class PostStepSetting(BaseModel):
@@ -86,11 +95,17 @@ class Settings(BaseModel):
     outputs_dir: Path
     extra_model_paths: list[Path] = Field(default_factory=list)  # diffusers folders picked by hand
     device: str = "auto"  # auto | cuda | mps | cpu
+    memory: str = "auto"  # GPU memory: auto (estimate, then choose) | high (all on the GPU) | low (offload, tiling)
     generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
     styles: list[PromptStyle] = Field(default_factory=list)
     presets: list[GenerationPreset] = Field(default_factory=list)
     filter_params: dict[str, dict[str, Any]] = Field(default_factory=dict)  # last values, per post-processor
     plugin_index: str = ""  # URL or file of a plugin index (a JSON list of name, version, summary, url, sha256)
+
+    @field_validator("memory")
+    @classmethod
+    def _known_memory_mode(cls, value: str) -> str:
+        return value if value in MEMORY_MODES else "auto"
 
     @classmethod
     def defaults(cls, paths: StudioPaths) -> Settings:

@@ -16,16 +16,20 @@ from PIL import Image
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, JobCancelledError, ModelError, StudioError
 from studio.core.generation import JobContext
+from studio.core.hashing import model_hash
 from studio.core.images import flatten
-from studio.core.metadata import Recipe
+from studio.core.metadata import LoraRecord, Recipe
 from studio.core.requests import GenerationRequest
 from studio.engine.device import DeviceInfo, free_memory, select_device
 from studio.engine.inpainting import plan_inpaint
 from studio.engine.ip_adapter import find_ip_adapter, reference_attached
 from studio.engine.libraries import quiet_imports
 from studio.engine.loader import LoadedModel, load_model
+from studio.engine.loras import loras_attached, resolve_loras
+from studio.engine.memory import MemoryPlan, apply_plan, free_vram, job_bytes, model_bytes, oom_advice, plan_memory
 from studio.engine.preview import latents_to_preview
 from studio.engine.schedulers import make_scheduler
+from studio.engine.vae_override import VaeOverride, find_vae
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,8 @@ class DiffusersGenerator:
         self._env = env
         self._device: DeviceInfo | None = None
         self._model: LoadedModel | None = None
+        self._vae = VaeOverride()
+        self._plan: MemoryPlan | None = None  # the last job's memory measures (what an OOM message builds on)
 
     def warm_up(self, status) -> None:  # noqa: ANN001 - StatusFn from the worker
         """Import the heavy libraries and pick the device, so the first job starts at once."""
@@ -55,14 +61,17 @@ class DiffusersGenerator:
         return self._device
 
     def _ensure_model(self, path: Path, context: JobContext) -> LoadedModel:
+        """The model at path, loaded (on the CPU: the job's memory plan places it); switching frees the last."""
         if self._model is not None and self._model.path == path.resolve():
             return self._model
         if self._model is not None:
             self._model = None
+            self._vae.clear()  # its memory goes with the model's; the next model may want another anyway
             free_memory(self._device)
         context.status(device=self.device.description, message=f"Loading {path.name}…")
         started = time.perf_counter()
-        self._model = load_model(path, self.device, self._env.cache_dir / "model-hashes.json")
+        self._model = load_model(path, self.device, self._env.cache_dir / "model-hashes.json",
+                                 models_dir=self._env.models_root, cache_dir=self._env.cache_dir, place=False)
         log.info("Loaded %s in %.2f s", path, time.perf_counter() - started)
         context.status(device=self.device.description, model=self._model.name, message="")
         return self._model
@@ -72,11 +81,12 @@ class DiffusersGenerator:
             yield from self._generate(request, context)
         except torch.OutOfMemoryError:
             self._model = None
+            self._vae.clear()
             free_memory(self._device)
+            advice = oom_advice(self._plan, request.width, request.height, request.batch_count)
             raise StudioError(
-                f"The GPU ran out of memory making a {request.width}x{request.height} image; "
-                "try a smaller size, or close other programs using the GPU. The model was unloaded."
-            ) from None
+                f"The GPU ran out of memory making a {request.width}x{request.height} image; {advice}. Studio "
+                "freed its cached models, so the next job starts clean.") from None
 
     def _generate(self, request: GenerationRequest, context: JobContext) -> Iterator[tuple[Image.Image, Recipe]]:
         model = self._ensure_model(Path(request.model), context)
@@ -91,13 +101,39 @@ class DiffusersGenerator:
         else:
             run = _plain_run(request, model)
         run.pipe.scheduler = make_scheduler(request.scheduler, model.base_scheduler_config)
+        self._fit_memory(request, model, run.pipe, context)
+        # Names are resolved and hashed before anything is loaded, so a missing file fails at once.
+        loras = resolve_loras(self._env.models_root, request.loras)
+        vae = find_vae(self._env.models_root, request.vae) if request.vae else None
+        hashes = self._env.cache_dir / "model-hashes.json"
+        run.recipe["loras"] = tuple(LoraRecord(f.name, model_hash(f.path, hashes), f.weight) for f in loras)
+        if vae is not None:
+            run.recipe.update(vae_name=vae.name, vae_hash=model_hash(vae.path, hashes))
         with ExitStack() as stack:
+            if loras:
+                context.status(device=self.device.description, message="Loading LoRAs…")
+                stack.enter_context(loras_attached(run.pipe, loras, model.name))
+            if vae is not None:
+                context.status(device=self.device.description, message=f"Loading the VAE {vae.name}…")
+                stack.enter_context(self._vae.attached(run.pipe, vae, model.name))
+            if loras or vae is not None:
+                context.status(device=self.device.description, model=model.name, message="")
             if request.reference_image is not None:
                 files = find_ip_adapter(self._env.models_root, model.family)
                 context.status(device=self.device.description, message="Loading the IP-Adapter…")
                 run.kwargs.update(stack.enter_context(reference_attached(
                     run.pipe, files, request.reference_image, request.reference_scale)))
             yield from self._run_batch(request, model, run, context)
+
+    def _fit_memory(self, request: GenerationRequest, model: LoadedModel, pipe: Any, context: JobContext) -> None:
+        """Estimate what the job needs against the free VRAM, take the measures, and say which and why."""
+        device = self.device
+        activations = job_bytes(request.width, request.height, request.batch_count, device.dtype.itemsize)
+        self._plan = plan_memory(request.memory, device, model_bytes(pipe), activations, free_vram(device))
+        model.offloaded = apply_plan(pipe, self._plan, device, model.offloaded)
+        if device.kind != "cpu":
+            context.note(self._plan.reason)
+            context.status(device=device.description, model=model.name, message=self._plan.reason)
 
     def _run_batch(self, request: GenerationRequest, model: LoadedModel, run: _Run,
                    context: JobContext) -> Iterator[tuple[Image.Image, Recipe]]:

@@ -25,6 +25,7 @@ class LoadedModel:
     family: str  # "sd" or "sdxl": picks the preview factors
     text2img: Any
     base_scheduler_config: Any
+    offloaded: bool = False  # model CPU offload is on (memory.apply_plan keeps this in step)
     _img2img: Any = field(default=None, repr=False)
     _inpaint: Any = field(default=None, repr=False)
 
@@ -72,11 +73,12 @@ class LoadedModel:
 
 
 def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *,
-               models_dir: Path | None = None, cache_dir: Path | None = None) -> LoadedModel:
+               models_dir: Path | None = None, cache_dir: Path | None = None, place: bool = True) -> LoadedModel:
     """Load a diffusers folder or a single-file checkpoint onto device; ModelError with one sentence on refusal.
 
     ``models_dir`` may hold ``configs/<family>`` folders that override Studio's shipped single-file configs;
-    ``cache_dir`` is where those configs are assembled (defaults to next to the hash cache).
+    ``cache_dir`` is where those configs are assembled (defaults to next to the hash cache). With
+    ``place=False`` the pipeline stays on the CPU, for a memory plan to place (or offload) it.
     """
     path = Path(path).expanduser()
     check_model_path(path)
@@ -92,7 +94,8 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
         pipe = _load_folder(path, device)
         name = path.name
     pipe.set_progress_bar_config(disable=True)
-    pipe.to(device.torch_device)
+    if place:
+        pipe.to(device.torch_device)
     unet_config = getattr(getattr(pipe, "unet", None), "config", None)
     family = "sdxl" if getattr(unet_config, "addition_embed_type", None) == "text_time" else "sd"
     return LoadedModel(

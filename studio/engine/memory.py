@@ -13,7 +13,6 @@ from typing import Any
 
 from studio.engine.device import DeviceInfo
 
-MODES = ("auto", "high", "low")
 GIB = 2**30
 HEADROOM = 1.15  # CUDA context, allocator fragmentation and the scheduler's own tensors
 SLICING = "attention slicing"
@@ -99,24 +98,26 @@ def free_vram(device: DeviceInfo) -> int | None:
 
 
 def apply_plan(pipe: Any, plan: MemoryPlan, device: DeviceInfo, offloaded: bool) -> bool:
-    """Turn the plan's measures on and the others off; returns whether the pipeline is now CPU-offloaded."""
-    if SLICING in plan.measures:
-        pipe.enable_attention_slicing()
-    else:
-        pipe.disable_attention_slicing()
+    """Turn the plan's measures on and the others off; returns whether the pipeline is now CPU-offloaded.
+
+    A pipeline without one of diffusers' switches (a stand-in, a custom pipeline) simply goes without it.
+    """
+    slicing = getattr(pipe, "enable_attention_slicing" if SLICING in plan.measures else "disable_attention_slicing",
+                      None)
+    if slicing is not None:
+        slicing()
     vae = getattr(pipe, "vae", None)
     if vae is not None and hasattr(vae, "enable_tiling"):
         vae.enable_tiling() if TILING in plan.measures else vae.disable_tiling()
-    if plan.offload and not offloaded:
+    if plan.offload and not offloaded and hasattr(pipe, "enable_model_cpu_offload"):
         pipe.enable_model_cpu_offload(device=device.torch_device)
         return True
     if not plan.offload and offloaded:
         pipe.remove_all_hooks()
+    if not plan.offload and hasattr(pipe, "to"):
         pipe.to(device.torch_device)
         return False
-    if not plan.offload:
-        pipe.to(device.torch_device)
-    return plan.offload
+    return offloaded
 
 
 def oom_advice(plan: MemoryPlan | None, width: int, height: int, batch: int) -> str:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from studio.core.errors import InvalidRequest
+from studio.core.errors import InvalidRequest, StudioError
 from studio.core.hashing import model_hash
-from studio.core.images import open_image
+from studio.core.images import open_image, read_recipe
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
-from studio.core.requests import DEFAULT_SCHEDULER, GenerationRequest, PostStep
+from studio.core.requests import DEFAULT_SCHEDULER, GenerationRequest, LoraChoice, PostStep
 from studio.services.history_store import HistoryEntry
 
 
@@ -34,6 +34,7 @@ def request_for_entry(entry: HistoryEntry) -> GenerationRequest:
     inpaint_params = entry.params.get("inpaint")
     inpaint = InpaintOptions(**{k: v for k, v in inpaint_params.items() if k in known}) \
         if isinstance(inpaint_params, dict) else InpaintOptions()
+    loras, vae = _loras_and_vae(entry)
     return GenerationRequest(
         model=entry.model_path, prompt=entry.prompt, negative_prompt=entry.negative_prompt,
         width=entry.width or 512, height=entry.height or 512, steps=entry.steps, cfg_scale=entry.cfg_scale,
@@ -42,7 +43,28 @@ def request_for_entry(entry: HistoryEntry) -> GenerationRequest:
         inpaint=inpaint, generator=entry.generator, params=_recorded(entry.params.get("generator_params")),
         post=tuple(PostStep(step["processor"], _recorded(step.get("params")))
                    for step in entry.params.get("post", []) if isinstance(step, dict) and "processor" in step),
+        loras=loras, vae=vae,
     )
+
+
+def _loras_and_vae(entry: HistoryEntry) -> tuple[tuple[LoraChoice, ...], str]:
+    """The LoRAs (name, weight) and VAE an entry was made with: from its params where the job recorded them
+    (names or paths as chosen), else from its image's recipe (names in the models folder)."""
+    params = entry.params
+    if "loras" in params or "vae" in params:
+        loras = tuple(LoraChoice(item["name"], float(item.get("weight", 1.0))) for item in params.get("loras") or ()
+                      if isinstance(item, dict) and isinstance(item.get("name"), str)
+                      and isinstance(item.get("weight", 1.0), (int, float)))
+        vae = params.get("vae")
+        return loras, vae if isinstance(vae, str) else ""
+    if entry.image_path and Path(entry.image_path).is_file():
+        try:
+            recipe = read_recipe(entry.image_path)
+        except (StudioError, ValueError, TypeError):  # a damaged file only loses what it would have told
+            recipe = None
+        if recipe is not None:
+            return tuple(LoraChoice(lora.name, lora.weight) for lora in recipe.loras), recipe.vae_name
+    return (), ""
 
 
 def _recorded(params: object) -> dict:

@@ -31,7 +31,7 @@ from studio.core.events import (
     JobQueued,
     JobStarted,
 )
-from studio.core.models import find_models, is_diffusers_folder
+from studio.core.models import find_models
 from studio.core.paths import studio_paths
 from studio.core.requests import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, GenerationRequest, PostProcessRequest
 from studio.core.settings import GenerationDefaults, Settings, save_settings
@@ -151,8 +151,10 @@ class MainWindow(QMainWindow):
         self.fit_action = self._action("&Fit to Window", "fit", "Ctrl+0", self.canvas.fit)
         self.actual_size_action = self._action("&Actual Size", "actual-size", "Ctrl+1", self.canvas.actual_size)
         self.models_dir_action = self._action("&Models Folder…", "folder", None, self.choose_models_folder)
-        self.add_model_action = self._action("Add Model &Folder…", "model", None, self.browse_model)
+        self.add_model_action = self._action("Model &Library…", "model", "Ctrl+Shift+M", self.open_model_library,
+                                             "Import, download, link and remove models")
         self.about_action = self._action("&About Studio", "info", None, self._about)
+        self.memory_menu = self._memory_menu()
 
     def _build_menus_and_toolbars(self) -> None:
         a = self.actions_
@@ -167,7 +169,8 @@ class MainWindow(QMainWindow):
             "&Generate": [self.generate_action, self.cancel_action, self.cancel_all_action],
             "&View": [self.zoom_in_action, self.zoom_out_action, self.fit_action, self.actual_size_action, None,
                       *(d.toggleViewAction() for d in self.findChildren(QDockWidget))],
-            "&Settings": [self.models_dir_action, self.add_model_action, None, self.plugin_actions.manage],
+            "&Settings": [self.models_dir_action, self.add_model_action, self.memory_menu.menuAction(), None,
+                          self.plugin_actions.manage],
             "&Help": [self.about_action],
         }
         for title, actions in menus.items():
@@ -192,7 +195,7 @@ class MainWindow(QMainWindow):
 
     def _wire(self) -> None:
         self.prompt_panel.generate_requested.connect(self.generate)
-        self.prompt_panel.browse_model_requested.connect(self.browse_model)
+        self.prompt_panel.browse_model_requested.connect(self.open_model_library)
         self.prompt_panel.refresh_models_requested.connect(self.refresh_models)
         self.prompt_panel.use_canvas_check.toggled.connect(self._use_canvas_toggled)
         self.queue_panel.remove_requested.connect(self._remove_job)
@@ -347,7 +350,7 @@ class MainWindow(QMainWindow):
     def generate(self) -> None:
         try:
             request = self.prompt_panel.build_request(self.document.image, self.current_mask_image())
-            request = replace(request, post=self.plugin_actions.post_steps())
+            request = replace(request, post=self.plugin_actions.post_steps(), memory=self.settings.memory)
             self.service.submit(request)
         except StudioError as exc:
             self.prompt_panel.show_error(str(exc))
@@ -465,20 +468,43 @@ class MainWindow(QMainWindow):
         models = find_models(self.settings.models_dir, self.settings.extra_model_paths)
         self.prompt_panel.set_models(models, self.settings.generation.model, str(self.settings.models_dir))
 
-    def browse_model(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Choose a diffusers model folder",
-                                                  str(self.settings.models_dir))
-        if folder:
-            self.add_model_folder(Path(folder))
+    def open_model_library(self) -> None:
+        from studio.ui.models_dialog import ModelsDialog
 
-    def add_model_folder(self, folder: Path) -> None:
-        if not is_diffusers_folder(folder):
-            self.prompt_panel.show_error(f"{folder} is not a diffusers model folder (it has no model_index.json).")
-            return
-        if folder.resolve() not in [p.resolve() for p in self.settings.extra_model_paths]:
-            self.settings.extra_model_paths.append(folder.resolve())
-        self.settings.generation.model = str(folder.resolve())
-        self.refresh_models()
+        def changed() -> None:
+            self.refresh_models()
+            self.persist_settings()
+
+        dialog = ModelsDialog(self.settings, self.cache_dir, changed, self)
+        self.models_dialog = dialog  # tests reach the open dialog here
+        dialog.open()
+
+    def _memory_menu(self) -> QMenu:
+        """Settings → GPU Memory: how jobs fit the GPU (the engine says which measures it took and why)."""
+        from PySide6.QtGui import QActionGroup
+
+        menu = QMenu("GPU &Memory", self)
+        group = QActionGroup(menu)
+        for mode, text, tip in (
+                ("auto", "&Auto", "Estimate what each job needs against the free VRAM and take the least measure "
+                                  "that fits"),
+                ("high", "&High VRAM", "Keep everything on the GPU in half precision (fastest)"),
+                ("low", "&Low VRAM", "Attention slicing, VAE tiling and model CPU offload (for 4–6 GB GPUs)")):
+            action = menu.addAction(text)
+            action.setCheckable(True)
+            action.setChecked(self.settings.memory == mode)
+            action.setToolTip(tip)
+            action.setData(mode)
+            group.addAction(action)
+        menu.setToolTipsVisible(True)
+        group.triggered.connect(lambda action: self._set_memory(action.data()))
+        return menu
+
+    def _set_memory(self, mode: str) -> None:
+        self.settings.memory = mode
+        self.status.set_message({"auto": "GPU memory: Auto — each job is fitted to the free VRAM.",
+                                 "high": "GPU memory: High VRAM — everything stays on the GPU.",
+                                 "low": "GPU memory: Low VRAM — offload and tiling; slower, needs far less."}[mode])
         self.persist_settings()
 
     def choose_models_folder(self) -> None:

@@ -108,7 +108,7 @@ class PromptPanel(QWidget):
         self.model_combo.setMinimumContentsLength(12)
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.setToolTip("A Stable Diffusion model, or a generator from a plugin")
-        self.browse_model_button = _tool_button("folder", "Use a diffusers model folder from anywhere on disk…")
+        self.browse_model_button = _tool_button("folder", "Model Library: import, download or link models…")
         self.refresh_models_button = _tool_button("refresh", "Look for models again")
         row.addWidget(self.model_combo, 1)
         row.addWidget(self.browse_model_button)
@@ -307,7 +307,8 @@ class PromptPanel(QWidget):
         combo.clear()
         for entry in self._models:
             combo.addItem(icon("model"), entry.name, str(entry.path))
-            combo.setItemData(combo.count() - 1, str(entry.path), Qt.ItemDataRole.ToolTipRole)
+            combo.setItemData(combo.count() - 1, f"{entry.label} · {entry.path}" if entry.label else str(entry.path),
+                              Qt.ItemDataRole.ToolTipRole)
         if self._generators:
             if self._models:
                 combo.insertSeparator(combo.count())
@@ -323,8 +324,8 @@ class PromptPanel(QWidget):
                          "are listed after them (Plugins → Manage Plugins…)")
         self.models_hint.setVisible(not self._models)
         self.models_hint.setText(
-            f"No models yet. Put diffusers model folders in {self._models_dir}, or pick a folder with the "
-            "folder button.")
+            f"No models yet. Open the Model Library (folder button) to import a .safetensors checkpoint, download "
+            f"a starter model or link another tool's models folder; or put models in {self._models_dir}.")
         combo.setEnabled(combo.count() > 0)
         self._update_generator_mode()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -9,8 +10,8 @@ from PIL import Image
 from sd_parsers import ParserManager
 from sd_parsers.data import Generators
 
-from studio.core.images import save_image
-from studio.core.metadata import Recipe, parse_settings_line
+from studio.core.images import read_recipe, save_image
+from studio.core.metadata import LoraRecord, Recipe, parse_loras, parse_settings_line
 
 BASE = Recipe(prompt="a red fox in the snow", negative_prompt="blurry", steps=20, sampler="Euler a",
               cfg_scale=7.0, seed=1234, width=512, height=768, model_name="tiny-sd", model_hash="0123456789")
@@ -179,3 +180,65 @@ def test_json_without_inpaint_fields_reads_as_not_inpainted():
     assert "mask_blur" not in old
     recipe = Recipe.from_json(old)
     assert recipe == BASE and recipe.mask_blur is None and recipe.inpaint_area is None
+
+
+# -- LoRAs and the VAE ----------------------------------------------------------------------------
+
+WITH_LORAS = replace(BASE, loras=(LoraRecord("detail", "abcdef0123", 0.8),
+                                  LoraRecord("styles/ink", "9876543210", -1.5)),
+                     vae_name="vae-ft-mse", vae_hash="735e4c3a44")
+
+
+def test_loras_and_vae_are_written_as_a1111_writes_them():
+    assert WITH_LORAS.to_parameters() == (
+        "a red fox in the snow\n"
+        "Negative prompt: blurry\n"
+        "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1234, Size: 512x768, Model hash: 0123456789, "
+        "Model: tiny-sd, VAE hash: 735e4c3a44, VAE: vae-ft-mse, "
+        'Lora hashes: "detail: abcdef0123, styles/ink: 9876543210", Lora weights: "detail: 0.8, styles/ink: -1.5", '
+        "Version: Studio 0.1.0"
+    )
+    assert "<lora:" not in WITH_LORAS.to_parameters()  # the prompt is the person's own
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_loras_and_vae_round_trip_through_both_chunks(tmp_path, suffix):
+    assert Recipe.from_parameters(WITH_LORAS.to_parameters()) == WITH_LORAS
+    assert Recipe.from_json(WITH_LORAS.to_json()) == WITH_LORAS
+    path = save_image(Image.new("RGB", (64, 64)), tmp_path / f"image{suffix}", WITH_LORAS)
+    assert read_recipe(path) == WITH_LORAS  # PNG: Studio's JSON; JPEG: the parameters text only
+
+
+def test_reads_a1111_loras_from_the_prompt_tags_and_the_hash_list():
+    text = ("a fox <lora:detail:0.6>, snow <lora:ink> <lora:blocks:0.5:0.7>\n"
+            "Negative prompt: blurry\n"
+            'Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, Model hash: 0123456789, '
+            'Model: dreamshaper, VAE hash: 735e4c3a44, VAE: vae-ft-mse-840000-ema-pruned.safetensors, '
+            'Lora hashes: "detail: abcdef0123, ink: 1111111111", Version: v1.10.1')
+    recipe = Recipe.from_parameters(text)
+    assert recipe.loras == (LoraRecord("detail", "abcdef0123", 0.6), LoraRecord("ink", "1111111111", 1.0),
+                            LoraRecord("blocks", "", 0.5))
+    assert (recipe.vae_name, recipe.vae_hash) == ("vae-ft-mse-840000-ema-pruned.safetensors", "735e4c3a44")
+    assert recipe.prompt.startswith("a fox <lora:detail:0.6>")  # A1111's prompt is kept as it was written
+    assert parse_loras("<lora:x:oops>", {}) == (LoraRecord("x", "", 1.0),)
+
+
+def test_untrusted_lora_entries_in_the_json_are_dropped():
+    data = json.loads(WITH_LORAS.to_json())
+    data["loras"] = [{"name": "ok", "hash": "12", "weight": 2}, {"name": 5}, "detail", {"name": "w", "weight": "x"},
+                     {"name": "nan", "weight": float("nan")}, {"name": "h", "hash": 7}]
+    assert Recipe.from_json(json.dumps(data)).loras == (LoraRecord("ok", "12", 2.0), LoraRecord("h", "", 1.0))
+    data["loras"] = {"not": "a list"}
+    assert Recipe.from_json(json.dumps(data)).loras == ()
+
+
+def test_sd_parsers_still_reads_studio_images_with_loras(tmp_path):
+    path = save_image(Image.new("RGB", (64, 64)), tmp_path / "image.png", WITH_LORAS)
+    info = ParserManager().parse(path)
+    assert info.generator == Generators.AUTOMATIC1111
+    assert info.full_prompt == WITH_LORAS.prompt
+    assert info.samplers[0].model.name == "tiny-sd"
+    assert info.samplers[0].parameters["seed"] == "1234"
+    # sd-parsers splits the line on every comma, so quoted values (A1111's Lora hashes too) do not reach it;
+    # the LoRAs come back through Recipe.from_parameters on the raw text.
+    assert (info.metadata["VAE"], info.metadata["VAE hash"]) == ("vae-ft-mse", "735e4c3a44")

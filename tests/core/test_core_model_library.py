@@ -79,3 +79,12 @@ def test_hidden_folders_and_downloads_in_progress_are_skipped(tmp_path):
     sd1(models / "checkpoints" / ".dreamy.safetensors.importing")
     assert scan_library(models) == []
     assert scan_library(tmp_path / "missing") == []
+
+
+def test_linked_folders_inside_are_followed_and_a_link_loop_ends(tmp_path):
+    models = tmp_path / "models"
+    sd1(tmp_path / "elsewhere" / "dreamy.safetensors")
+    models.mkdir()
+    (models / "shared").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere" / "loop").symlink_to(tmp_path / "elsewhere")
+    assert [i.name for i in scan_library(models)] == ["dreamy"]

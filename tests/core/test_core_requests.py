@@ -9,7 +9,15 @@ from PIL import Image
 
 from studio.core.errors import InvalidRequest
 from studio.core.events import JobProgress
-from studio.core.requests import MAX_SEED, SCHEDULER_NAMES, GenerationRequest, prepare_request
+from studio.core.requests import (
+    MAX_LORA_WEIGHT,
+    MAX_LORAS,
+    MAX_SEED,
+    SCHEDULER_NAMES,
+    GenerationRequest,
+    LoraChoice,
+    prepare_request,
+)
 
 
 @pytest.fixture
@@ -263,3 +271,39 @@ def test_an_rgba_mask_drawn_in_alpha_is_read_from_its_alpha(base):
     rgba.paste((0, 0, 0, 255), (2, 2, 10, 10))
     prepared = prepare_request(replace(request, mask=rgba))
     assert prepared.request.mask.getpixel((5, 5)) == 255 and prepared.request.mask.getpixel((30, 30)) == 0
+
+
+# -- LoRAs and the VAE ----------------------------------------------------------------------------
+
+def test_loras_are_kept_with_names_trimmed_and_weights_as_floats(base):
+    prepared = prepare_request(replace(base, loras=(LoraChoice(" detail ", 1), LoraChoice("styles/ink", -0.5)),
+                                       vae=" vae-ft-mse "))
+    assert prepared.request.loras == (LoraChoice("detail", 1.0), LoraChoice("styles/ink", -0.5))
+    assert isinstance(prepared.request.loras[0].weight, float)
+    assert prepared.request.vae == "vae-ft-mse"
+    assert prepared.notes == ()
+
+
+@pytest.mark.parametrize(("loras", "sentence"), [
+    ((LoraChoice("detail", 4.5),), "The weight of the LoRA detail must be between -4 and 4, not 4.5."),
+    ((LoraChoice("detail", float("nan")),), "The weight of the LoRA detail must be between -4 and 4, not nan."),
+    ((LoraChoice("detail", "1"),), "The weight of the LoRA detail must be a number, not '1'."),
+    ((LoraChoice("  ", 1.0),), "A LoRA has no name; pick one from the models folder's loras list or give its file."),
+    ((LoraChoice("detail"), LoraChoice("Detail.safetensors", 0.5)),
+     "The LoRA Detail.safetensors is chosen twice; keep it once, with one weight."),
+    (tuple(LoraChoice(f"l{i}") for i in range(MAX_LORAS + 1)), f"At most {MAX_LORAS} LoRAs can be applied at once, "
+                                                               f"not {MAX_LORAS + 1}."),
+])
+def test_bad_loras_are_refused_with_one_sentence(base, loras, sentence):
+    assert refused(replace(base, loras=loras)) == sentence
+
+
+def test_weights_at_the_limits_are_kept(base):
+    loras = (LoraChoice("a", -MAX_LORA_WEIGHT), LoraChoice("b", MAX_LORA_WEIGHT), LoraChoice("c", 0))
+    assert [c.weight for c in prepare_request(replace(base, loras=loras)).request.loras] == [-4.0, 4.0, 0.0]
+
+
+def test_a_plugin_generator_gets_no_loras_and_says_so(base):
+    prepared = prepare_request(replace(base, generator="procedural", loras=(LoraChoice("detail", 9),), vae="x"))
+    assert (prepared.request.loras, prepared.request.vae) == ((), "")
+    assert prepared.notes == ("LoRAs and the VAE choice apply to Studio's own generator only; they were left out.",)

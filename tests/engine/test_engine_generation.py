@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from studio_testing import collect_until_done, make_env, of_job, run, running_service, terminal
 
@@ -321,3 +322,46 @@ def test_every_scheduler_runs(tiny_model_dir, tmp_path):
         assert end.outputs[0].recipe.sampler == name
         progress = of_job(events, job, JobProgress)
         assert progress[-1].step == progress[-1].total, name
+
+
+def test_out_of_memory_fails_with_advice_frees_the_model_and_the_next_job_works(tiny_model_dir, tmp_path,
+                                                                                 monkeypatch):
+    real_preview = diffusion.latents_to_preview
+    calls = {"n": 0}
+
+    def preview_that_runs_out_of_memory_once(latents, family="sd"):  # noqa: ANN001, ANN202
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_preview(latents, family)
+
+    monkeypatch.setattr(diffusion, "latents_to_preview", preview_that_runs_out_of_memory_once)
+    loads = []
+    real_load = diffusion.load_model
+    monkeypatch.setattr(diffusion, "load_model", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k))
+
+    async def scenario():
+        async with running_service(make_env(tmp_path)) as service:
+            stream = service.subscribe()
+            broken = service.submit(request(tiny_model_dir, width=128, height=96))
+            fine = service.submit(request(tiny_model_dir))
+            return await collect_until_done(stream, [broken, fine]), broken, fine
+
+    events, broken, fine = run(scenario())
+    end = terminal(events, broken)
+    assert isinstance(end, JobFailed)
+    assert end.message == ("The GPU ran out of memory making a 128x96 image; switch Memory to Low VRAM in Settings "
+                           "(CPU offload and VAE tiling), or make a smaller image. Studio freed its cached models, "
+                           "so the next job starts clean.")
+    assert isinstance(terminal(events, fine), JobFinished)
+    assert len(loads) == 2  # the model was let go after the failure and loaded afresh
+
+
+def test_an_unknown_memory_setting_is_refused():
+    import pytest
+
+    from studio.core.errors import InvalidRequest
+    from studio.core.requests import prepare_request
+
+    with pytest.raises(InvalidRequest, match="memory setting must be one of auto, high, low"):
+        prepare_request(request(Path("m"), memory="huge"), check_model_exists=False)

@@ -1,0 +1,180 @@
+"""``studio models list|import|link|download|remove|recommended``: the model library, headless."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from studio.core.errors import JobCancelledError, StudioError
+from studio.core.model_library import LibraryItem, scan_library, with_hashes
+from studio.core.paths import studio_paths
+from studio.core.settings import Settings, load_settings, save_settings
+
+EXIT_BAD_INPUT = 2
+
+
+def add_models_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "models", help="list, import, download or remove models",
+        description="Studio's model library: every checkpoint, LoRA, VAE, upscaler and weights file in the models "
+                    "folder and in linked folders, identified by content. Nothing is ever unpickled.")
+    actions = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="every model with its kind, size, short hash and source")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.add_argument("--kind", help="only this kind: checkpoint, lora, vae, upscaler, style, ip-adapter, ...")
+    listing.add_argument("--no-hash", action="store_true", help="skip hashing (hashes are cached once computed)")
+    imp = actions.add_parser("import", help="copy a .safetensors file or a diffusers folder into the library",
+                             description="Check a model by content (safetensors only), detect its kind and copy "
+                                         "it into the models folder under that kind's folder.")
+    imp.add_argument("path", type=Path, metavar="PATH")
+    link = actions.add_parser("link", help="use another tool's models folder (AUTOMATIC1111, ComfyUI, InvokeAI) "
+                                           "in place, without copying")
+    link.add_argument("path", type=Path, metavar="PATH")
+    down = actions.add_parser("download", help="download a model from the Hugging Face hub by repo id",
+                              description="Download the safetensors files of a hub repository into the models "
+                                          "folder, resuming an interrupted download.")
+    down.add_argument("repo_id", metavar="REPO_ID", help="e.g. stabilityai/sd-turbo")
+    down.add_argument("--revision", help="branch, tag or commit (default: main)")
+    down.add_argument("--endpoint", help="hub address (default: $HF_ENDPOINT or huggingface.co)")
+    down.add_argument("-y", "--yes", action="store_true", help="download without asking")
+    remove = actions.add_parser("remove", help="delete a model from the models folder, or unlink a linked folder")
+    remove.add_argument("name", metavar="NAME", help="a name from `studio models list`, or a path")
+    remove.add_argument("-y", "--yes", action="store_true", help="remove without asking")
+    actions.add_parser("recommended", help="starter models worth downloading, with their sizes")
+
+
+def run_models(args: argparse.Namespace) -> int:
+    paths = studio_paths()
+    settings = load_settings(paths)
+    try:
+        command = args.models_command
+        if command == "list":
+            return _list(settings, args.kind, args.json, not args.no_hash)
+        if command == "import":
+            return _import(settings, args.path)
+        if command == "link":
+            return _link(settings, args.path)
+        if command == "download":
+            return _download(settings, args.repo_id, args.revision, args.endpoint, args.yes)
+        if command == "remove":
+            return _remove(settings, args.name, args.yes)
+        return _recommended()
+    except JobCancelledError:
+        print("studio: download stopped; run the same command again to resume.", file=sys.stderr)
+        return 130
+    except StudioError as exc:
+        print(f"studio: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+def format_size(size: int) -> str:
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+def _items(settings: Settings, hashes: bool) -> list[LibraryItem]:
+    items = scan_library(settings.models_dir, settings.extra_model_paths)
+    return with_hashes(items, studio_paths().cache_dir / "model-hashes.json") if hashes else items
+
+
+def _list(settings: Settings, kind: str | None, as_json: bool, hashes: bool) -> int:
+    items = [i for i in _items(settings, hashes) if not kind or i.kind == kind]
+    if as_json:
+        print(json.dumps([dict(name=i.name, kind=i.kind, family=i.family, label=i.label, size=i.size, hash=i.hash,
+                               path=str(i.path), source=i.source, problem=i.problem,
+                               duplicate_of=str(i.duplicate_of) if i.duplicate_of else None) for i in items], indent=1))
+        return 0
+    if not items:
+        print(f"No models in {settings.models_dir}. Import one with `studio models import PATH`, download one with "
+              "`studio models download REPO_ID` (see `studio models recommended`), or link another tool's folder "
+              "with `studio models link PATH`.")
+        return 0
+    width = max(len(i.name) for i in items)
+    for item in items:
+        print(f"{item.name:<{width}}  {item.label:<22} {format_size(item.size):>9}  {item.hash or '-':<10}  {item.source}")
+        if item.duplicate_of:
+            print(f"{'':<{width}}  same file as {item.duplicate_of}")
+        if item.problem:
+            print(f"{'':<{width}}  {item.problem}")
+    return 0
+
+
+def _import(settings: Settings, path: Path) -> int:
+    from studio.services.model_imports import import_model
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rCopying {path.name}: {done * 100 // max(total, 1)}%", end="", file=sys.stderr, flush=True)
+
+    result = import_model(path, settings.models_dir, hash_cache=studio_paths().cache_dir / "model-hashes.json",
+                          progress=progress)
+    if result.copied:
+        print(file=sys.stderr)
+        print(f"Imported {result.item.name} ({result.item.label}) to {result.item.path}.")
+    else:
+        print(result.note)
+    return 0
+
+
+def _link(settings: Settings, path: Path) -> int:
+    from studio.core.model_library import detect_layout
+    from studio.services.model_imports import link_folder
+
+    settings.extra_model_paths = link_folder(path, settings.extra_model_paths)
+    save_settings(settings)
+    found = [i for i in scan_library(path) if i.usable] if path.is_dir() else []
+    tool = detect_layout(path) if path.is_dir() else ""
+    print(f"Linked {path}{f' ({tool} layout)' if tool else ''}: {len(found)} usable model(s) found there.")
+    return 0
+
+
+def _remove(settings: Settings, name: str, yes: bool) -> int:
+    from studio.services.model_imports import remove_model
+
+    if not yes:
+        if not sys.stdin.isatty():
+            print("studio: not removing without --yes (no terminal to ask on).", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if input(f"Remove {name}? [y/N] ").strip().lower() not in ("y", "yes"):
+            return 1
+    item, links = remove_model(name, settings.models_dir, settings.extra_model_paths)
+    if links != settings.extra_model_paths:
+        settings.extra_model_paths = links
+        save_settings(settings)
+        print(f"Unlinked {item.path} (its files are untouched).")
+    else:
+        print(f"Removed {item.name} ({item.path}).")
+    return 0
+
+
+def _download(settings: Settings, repo_id: str, revision: str | None, endpoint: str | None, yes: bool) -> int:
+    from studio.services.model_downloads import DownloadProgress, download_model, plan_download
+
+    plan = plan_download(repo_id, settings.models_dir, revision=revision, endpoint=endpoint)
+    print(f"{repo_id}: {len(plan.files)} file(s), {format_size(plan.total_bytes)} "
+          f"({format_size(plan.already_bytes)} already here) into {plan.target}")
+    if not yes and sys.stdin.isatty() and input("Download? [y/N] ").strip().lower() not in ("y", "yes"):
+        return 1
+
+    def progress(event: DownloadProgress) -> None:
+        percent = event.done_bytes * 100 // max(event.total_bytes, 1)
+        print(f"\r{percent:3d}%  {format_size(event.done_bytes)} of {format_size(event.total_bytes)}  "
+              f"({event.files_done}/{event.files_total} files) {event.file[-40:]:<40}",
+              end="", file=sys.stderr, flush=True)
+
+    target = download_model(plan, progress=progress, endpoint=endpoint)
+    print(file=sys.stderr)
+    print(f"Downloaded {repo_id} to {target}.")
+    return 0
+
+
+def _recommended() -> int:
+    from studio.core.starter_models import STARTER_MODELS
+
+    for model in STARTER_MODELS:
+        print(f"{model.repo_id:<44} {model.kind:<10} {model.size_label:>16}  {model.why}")
+    print("Download one with: studio models download REPO_ID")
+    return 0

@@ -1,0 +1,348 @@
+"""The model library window: every model by kind, size, hash and source; import, link, download, remove.
+
+Scanning, hashing, copying and downloading all run off the UI thread; the list fills in first and the
+hashes follow. A download shows its bytes as they arrive and can be cancelled (and later resumed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QMenu,
+    QProgressBar,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.errors import JobCancelledError, StudioError
+from studio.core.model_library import LibraryItem, scan_library, with_hashes
+from studio.core.settings import Settings
+from studio.ui.plugins_dialog import ask
+from studio.ui.theme import icon
+
+KIND_FILTERS = (("All kinds", ""), ("Checkpoints", "checkpoint"), ("LoRAs", "lora"), ("VAEs", "vae"),
+                ("Upscalers", "upscaler"), ("Style weights", "style"), ("IP-Adapters", "ip-adapter"))
+COLUMNS = ("Name", "Kind", "Size", "Hash", "Source")
+
+
+def format_size(size: int) -> str:
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+class ModelsDialog(QDialog):
+    def __init__(self, settings: Settings, cache_dir: Path, on_change: Callable[[], None],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.hash_cache = cache_dir / "model-hashes.json"
+        self.on_change = on_change  # the library changed: refresh the picker, save the settings
+        self.confirm = lambda title, text: ask(self, title, text)  # tests answer for the person
+        self.items: list[LibraryItem] = []
+        self._tasks: set[asyncio.Task] = set()
+        self._cancel = threading.Event()
+        self.setWindowTitle("Model Library")
+        self.resize(980, 560)
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        intro = QLabel(f"Models in {html.escape(str(settings.models_dir))} and in linked folders, identified by "
+                       "their contents. Studio only loads safetensors; nothing is ever unpickled.")
+        intro.setWordWrap(True)
+        intro.setObjectName("hintLabel")
+        top.addWidget(intro, 1)
+        self.kind_filter = QComboBox()
+        for text, kind in KIND_FILTERS:
+            self.kind_filter.addItem(text, kind)
+        self.kind_filter.currentIndexChanged.connect(lambda *_: self._fill())
+        top.addWidget(self.kind_filter)
+        layout.addLayout(top)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(list(COLUMNS))
+        self.tree.setRootIsDecorated(False)
+        self.tree.setSortingEnabled(True)
+        self.tree.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        for column, width in enumerate((230, 150, 80, 100)):
+            self.tree.setColumnWidth(column, width)
+        self.tree.currentItemChanged.connect(lambda *_: self._show_details())
+        layout.addWidget(self.tree, 1)
+        self.details = QLabel()
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.details)
+        progress_row = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.cancel_button = QPushButton(icon("stop"), "Cancel")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(self._cancel.set)
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.cancel_button)
+        layout.addLayout(progress_row)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setTextFormat(Qt.TextFormat.PlainText)
+        layout.addWidget(self.message)
+        layout.addLayout(self._buttons())
+        self.start(self.reload())
+
+    def _buttons(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.import_button = QPushButton(icon("open"), "Import")
+        menu = QMenu(self.import_button)
+        menu.addAction("A .safetensors file…", self._choose_file)
+        menu.addAction("A diffusers model folder…", self._choose_folder)
+        self.import_button.setMenu(menu)
+        self.link_button = QPushButton(icon("folder"), "Linked Folders")
+        self.link_button.setToolTip("Use AUTOMATIC1111's, ComfyUI's or InvokeAI's models folder in place, "
+                                    "without copying")
+        self.link_menu = QMenu(self.link_button)
+        self.link_menu.aboutToShow.connect(self._fill_link_menu)
+        self.link_button.setMenu(self.link_menu)
+        self.download_button = QPushButton(icon("generate"), "Download…")
+        self.download_button.setToolTip("Download from the Hugging Face hub by repository id")
+        self.download_button.clicked.connect(self._choose_download)
+        self.remove_button = QPushButton(icon("remove"), "Remove")
+        self.remove_button.clicked.connect(lambda: self.start(self.remove(self._selected())))
+        for widget in (self.import_button, self.link_button, self.download_button):
+            row.addWidget(widget)
+        row.addStretch(1)
+        row.addWidget(self.remove_button)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        row.addWidget(close)
+        return row
+
+    # -- list ------------------------------------------------------------------------------------
+    def start(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def reload(self, hashes: bool = True) -> None:
+        models_dir, linked = self.settings.models_dir, list(self.settings.extra_model_paths)
+        self.items = await asyncio.to_thread(scan_library, models_dir, linked)
+        self._fill()
+        if hashes and self.items:
+            self.message.setText("Hashing new files (once; hashes are cached)…")
+            self.items = await asyncio.to_thread(with_hashes, self.items, self.hash_cache)
+            self.message.setText("")
+            self._fill()
+
+    def _fill(self) -> None:
+        selected = self._selected()
+        kind = self.kind_filter.currentData()
+        self.tree.setSortingEnabled(False)
+        self.tree.clear()
+        for item in self.items:
+            if kind and item.kind != kind:
+                continue
+            row = _Row([item.name, item.label, format_size(item.size), item.hash or "…", item.source])
+            row.setData(0, Qt.ItemDataRole.UserRole, str(item.path))
+            row.setData(2, Qt.ItemDataRole.UserRole, item.size)
+            row.setToolTip(0, str(item.path))
+            if item.problem or item.duplicate_of:
+                row.setForeground(1, _brush("#ff8a80" if item.problem else "#e8a25c"))
+            self.tree.addTopLevelItem(row)
+            if selected is not None and item.path == selected.path:
+                self.tree.setCurrentItem(row)
+        self.tree.setSortingEnabled(True)
+        if self.tree.currentItem() is None and self.tree.topLevelItemCount():
+            self.tree.setCurrentItem(self.tree.topLevelItem(0))
+        self._show_details()
+
+    def _selected(self) -> LibraryItem | None:
+        row = self.tree.currentItem()
+        if row is None:
+            return None
+        path = row.data(0, Qt.ItemDataRole.UserRole)
+        return next((i for i in self.items if str(i.path) == path), None)
+
+    def _show_details(self) -> None:
+        item = self._selected()
+        self.remove_button.setEnabled(item is not None)
+        if item is None:
+            self.details.setText("No models yet: import a .safetensors file, link another tool's models folder, or "
+                                 "download a starter model.")
+            return
+        lines = [str(item.path)]
+        if item.duplicate_of:
+            lines.append(f"The same file as {item.duplicate_of}.")
+        if item.problem:
+            lines.append(item.problem)
+        self.details.setText("\n".join(lines))
+
+    # -- actions ---------------------------------------------------------------------------------
+    def _busy(self, text: str, progress: bool = False) -> None:
+        self.message.setStyleSheet("")
+        self.message.setText(text)
+        self.progress.setVisible(progress)
+        self.cancel_button.setVisible(progress)
+        for widget in (self.import_button, self.link_button, self.download_button, self.remove_button):
+            widget.setEnabled(not text)
+
+    def _report(self, text: str, error: bool = False) -> None:
+        self._busy("")
+        self.message.setStyleSheet("color: #ff8a80;" if error else "")
+        self.message.setText(text)
+        self._show_details()
+
+    def _choose_file(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Import a model", "", "Model weights (*.safetensors);;All (*)")
+        if name:
+            self.start(self.import_path(Path(name)))
+
+    def _choose_folder(self) -> None:
+        name = QFileDialog.getExistingDirectory(self, "Import a diffusers model folder")
+        if name:
+            self.start(self.import_path(Path(name)))
+
+    def _choose_link(self) -> None:
+        name = QFileDialog.getExistingDirectory(self, "Link another tool's models folder")
+        if name:
+            self.start(self.link(Path(name)))
+
+    def _fill_link_menu(self) -> None:
+        self.link_menu.clear()
+        self.link_menu.addAction("Link a Folder…", self._choose_link)
+        if self.settings.extra_model_paths:
+            self.link_menu.addSeparator()
+        for path in self.settings.extra_model_paths:
+            self.link_menu.addAction(f"Unlink {path}", lambda p=path: self.start(self.unlink(p)))
+
+    def _choose_download(self) -> None:
+        from studio.core.starter_models import STARTER_MODELS
+
+        labels = [f"{m.repo_id} — {m.kind}, {m.size_label}: {m.why}" for m in STARTER_MODELS]
+        text, ok = QInputDialog.getItem(self, "Download a model", "Hugging Face repository (owner/name), or pick a "
+                                        "starter model:", labels, 0, True)
+        if ok and text.strip():
+            self.start(self.download(text.split(" — ")[0].strip()))
+
+    def _loop_callback(self, callback: Callable[..., None]) -> Callable[..., None]:
+        loop = asyncio.get_running_loop()
+        return lambda *args: loop.call_soon_threadsafe(callback, *args)
+
+    def _show_progress(self, done: int, total: int, text: str) -> None:
+        self.progress.setMaximum(1000)
+        self.progress.setValue(int(done * 1000 / max(total, 1)))
+        self.message.setText(text)
+
+    async def import_path(self, path: Path) -> bool:
+        from studio.services.model_imports import import_model
+
+        self._busy(f"Checking and copying {path.name}…", progress=True)
+        update = self._loop_callback(lambda done, total: self._show_progress(
+            done, total, f"Copying {path.name}: {format_size(done)} of {format_size(total)}"))
+        try:
+            result = await asyncio.to_thread(import_model, path, self.settings.models_dir,
+                                             hash_cache=self.hash_cache, progress=update)
+        except StudioError as exc:
+            self._report(str(exc), error=True)
+            return False
+        await self._changed()
+        self._report(result.note or f"Imported {result.item.name} ({result.item.label}).")
+        return result.copied
+
+    async def link(self, path: Path) -> None:
+        from studio.services.model_imports import link_folder
+
+        try:
+            self.settings.extra_model_paths = link_folder(path, self.settings.extra_model_paths)
+        except StudioError as exc:
+            self._report(str(exc), error=True)
+            return
+        await self._changed()
+        found = sum(1 for i in self.items if str(i.path).startswith(str(path.resolve())))
+        self._report(f"Linked {path}: {found} model(s) found there, used in place.")
+
+    async def unlink(self, path: Path) -> None:
+        self.settings.extra_model_paths = [p for p in self.settings.extra_model_paths if p != path]
+        await self._changed()
+        self._report(f"Unlinked {path}; its files are untouched.")
+
+    async def download(self, repo_id: str) -> bool:
+        from studio.services.model_downloads import download_model, plan_download
+
+        self._cancel.clear()
+        self._busy(f"Asking the hub about {repo_id}…")
+        try:
+            plan = await asyncio.to_thread(plan_download, repo_id, self.settings.models_dir)
+            if not self.confirm("Download model", f"Download {repo_id}: {len(plan.files)} files, "
+                                f"{format_size(plan.total_bytes - plan.already_bytes)} to fetch, into "
+                                f"{plan.target}?"):
+                self._report("Nothing was downloaded.")
+                return False
+            self._busy(f"Downloading {repo_id}…", progress=True)
+            update = self._loop_callback(lambda event: self._show_progress(
+                event.done_bytes, event.total_bytes, f"Downloading {repo_id}: {format_size(event.done_bytes)} of "
+                f"{format_size(event.total_bytes)} ({event.files_done}/{event.files_total} files)"))
+            await asyncio.to_thread(download_model, plan, progress=update, cancelled=self._cancel.is_set)
+        except JobCancelledError:
+            self._report(f"Stopped downloading {repo_id}; download it again to resume where it stopped.")
+            return False
+        except StudioError as exc:
+            self._report(str(exc), error=True)
+            return False
+        await self._changed()
+        self._report(f"Downloaded {repo_id} to {plan.target}.")
+        return True
+
+    async def remove(self, item: LibraryItem | None) -> bool:
+        from studio.services.model_imports import remove_model
+
+        if item is None:
+            return False
+        if not item.path.is_relative_to(self.settings.models_dir.resolve()):
+            self._report(f"{item.name} is in a linked folder; Studio does not delete other tools' files. Unlink "
+                         "the folder under Linked Folders instead.", error=True)
+            return False
+        if not self.confirm("Remove model", f"Delete {item.path}?"):
+            return False
+        try:
+            _, self.settings.extra_model_paths = await asyncio.to_thread(
+                remove_model, str(item.path), self.settings.models_dir, self.settings.extra_model_paths)
+        except (StudioError, OSError) as exc:
+            self._report(str(exc), error=True)
+            return False
+        await self._changed()
+        self._report(f"Removed {item.name}.")
+        return True
+
+    async def _changed(self) -> None:
+        self.on_change()
+        await self.reload()
+
+
+class _Row(QTreeWidgetItem):
+    """Sorts names without regard to case and sizes by bytes, not by their text."""
+
+    def __lt__(self, other: QTreeWidgetItem) -> bool:
+        column = self.treeWidget().sortColumn() if self.treeWidget() else 0
+        if column == 2:
+            return (self.data(2, Qt.ItemDataRole.UserRole) or 0) < (other.data(2, Qt.ItemDataRole.UserRole) or 0)
+        return self.text(column).lower() < other.text(column).lower()
+
+
+def _brush(colour: str):  # noqa: ANN202 - QBrush
+    from PySide6.QtGui import QBrush, QColor
+
+    return QBrush(QColor(colour))

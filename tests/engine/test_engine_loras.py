@@ -1,0 +1,302 @@
+"""LoRAs and a VAE override on the real engine: the tiny SD pipeline, loaded through Studio's loader."""
+
+from __future__ import annotations
+
+import pickle
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from studio_testing import collect_until_done, run, running_service, terminal
+from tiny_loras import (
+    build_tiny_vae_folder,
+    ldm_vae_state,
+    lora_state,
+    other_tiny_unet,
+    save_kohya_lora,
+    save_lora,
+    tiny_unet,
+    widen_context,
+)
+from tiny_models import build_tiny_ip_adapter
+
+from studio.core.environment import GeneratorEnvironment
+from studio.core.errors import ModelError
+from studio.core.events import JobFailed, JobFinished
+from studio.core.hashing import model_hash
+from studio.core.images import read_recipe
+from studio.core.metadata import LoraRecord
+from studio.core.requests import GenerationRequest, LoraChoice, prepare_request
+from studio.engine.diffusion import DiffusersGenerator
+from studio.engine.loras import loras_attached, resolve_loras
+from studio.services.history_reuse import request_for_entry
+from studio.services.history_store import HistoryStore
+from studio.services.outputs import OutputStore
+
+
+class Context:
+    """The JobContext of a job run directly on the generator (no worker thread)."""
+
+    def __init__(self) -> None:
+        self.statuses: list[dict] = []
+
+    def report_progress(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        pass
+
+    def is_cancelled(self) -> bool:
+        return False
+
+    def check_cancelled(self) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+    def status(self, **kwargs) -> None:  # noqa: ANN003
+        self.statuses.append(kwargs)
+
+
+@pytest.fixture(scope="module")
+def models(tiny_model_dir, tmp_path_factory) -> Path:
+    """A models folder: the tiny model, LoRAs for it (diffusers and kohya layout), and another VAE."""
+    from safetensors.torch import load_file, save_file
+
+    root = tmp_path_factory.mktemp("lora-models")
+    state = lora_state(tiny_unet(tiny_model_dir))
+    save_lora(state, root / "loras" / "detail.safetensors")
+    save_kohya_lora(state, root / "loras" / "styles" / "detail-kohya.safetensors")
+    save_lora(widen_context(state, 2048), root / "loras" / "xl-detail.safetensors")
+    save_lora(lora_state(other_tiny_unet()), root / "loras" / "wide-blocks.safetensors")
+    vae_dir = build_tiny_vae_folder(root / "vae" / "other-vae", tiny_model_dir)
+    vae_state = load_file(vae_dir / "diffusion_pytorch_model.safetensors")
+    save_file(vae_state, str(root / "vae" / "other-vae-file.safetensors"))
+    save_file(ldm_vae_state(vae_state), str(root / "vae" / "other-vae-ldm.safetensors"))
+    build_tiny_ip_adapter(root, tiny_model_dir)
+    return root
+
+
+@pytest.fixture(scope="module")
+def generator(models, tmp_path_factory) -> DiffusersGenerator:
+    root = tmp_path_factory.mktemp("lora-env")
+    return DiffusersGenerator(GeneratorEnvironment("cpu", root / "data", root / "cache", models))
+
+
+def request(model: Path, **kwargs) -> GenerationRequest:  # noqa: ANN003
+    values = dict(model=str(model), prompt="a red fox, snow", negative_prompt="blurry", width=64, height=64,
+                  steps=2, cfg_scale=5.0, seed=1, scheduler="Euler")
+    values.update(kwargs)
+    return prepare_request(GenerationRequest(**values)).request
+
+
+def make(generator: DiffusersGenerator, req: GenerationRequest):  # noqa: ANN201
+    ((image, recipe),) = list(generator.generate(req, Context()))
+    return np.asarray(image, dtype=np.int16), recipe
+
+
+def loras(*pairs) -> tuple[LoraChoice, ...]:  # noqa: ANN002
+    return tuple(LoraChoice(name, weight) for name, weight in pairs)
+
+
+def test_a_lora_changes_the_picture_for_its_job_only(generator, tiny_model_dir, models):
+    plain, plain_recipe = make(generator, request(tiny_model_dir))
+    with_lora, recipe = make(generator, request(tiny_model_dir, loras=loras(("detail", 1.0))))
+    at_zero, _ = make(generator, request(tiny_model_dir, loras=loras(("detail", 0.0))))
+    after, _ = make(generator, request(tiny_model_dir))
+    again, _ = make(generator, request(tiny_model_dir, loras=loras(("detail", 1.0))))
+
+    assert np.abs(with_lora - plain).mean() > 2  # the LoRA has a visible effect
+    assert np.abs(at_zero - plain).max() <= 1  # weight 0: the base model, within rounding
+    assert np.array_equal(after, plain)  # unloaded: the next job is exactly the base model
+    assert np.array_equal(again, with_lora)
+    assert plain_recipe.loras == () and plain_recipe.vae_name == ""
+    assert recipe.loras == (LoraRecord("detail", model_hash(models / "loras" / "detail.safetensors"), 1.0),)
+    assert 'Lora hashes: "detail: ' in recipe.to_parameters()
+    assert generator._model.text2img.get_list_adapters() == {}  # no PEFT layers left behind
+    # img2img shares the UNet: the LoRA works there too, and comes off again.
+    init = Image.new("RGB", (64, 64), (200, 40, 40))
+    img_plain, _ = make(generator, request(tiny_model_dir, init_image=init, strength=0.6, steps=4))
+    img_lora, _ = make(generator, request(tiny_model_dir, init_image=init, strength=0.6, steps=4,
+                                          loras=loras(("detail", 1.0))))
+    assert np.abs(img_lora - img_plain).mean() > 1
+    assert np.array_equal(make(generator, request(tiny_model_dir))[0], plain)
+
+
+def test_a_kohya_lora_in_a_subfolder_and_weights_combine(generator, tiny_model_dir, models):
+    diffusers_format, _ = make(generator, request(tiny_model_dir, loras=loras(("detail", 0.7))))
+    kohya, recipe = make(generator, request(tiny_model_dir, loras=loras(("styles/detail-kohya", 0.7))))
+    assert np.abs(kohya - diffusers_format).max() <= 2  # the same layers, converted by diffusers on load
+    assert recipe.loras[0].name == "styles/detail-kohya"
+    both, recipe = make(generator, request(tiny_model_dir, loras=loras(("detail", 0.35),
+                                                                      ("styles/detail-kohya", 0.35))))
+    assert np.abs(both - diffusers_format).max() <= 2  # two halves of the same LoRA make one whole
+    assert [(r.name, r.weight) for r in recipe.loras] == [("detail", 0.35), ("styles/detail-kohya", 0.35)]
+    # A path outside the models folder works too, recorded by its file name.
+    by_path, recipe = make(generator, request(tiny_model_dir, loras=loras(
+        (str(models / "loras" / "styles" / "detail-kohya.safetensors"), 0.7))))
+    assert np.array_equal(by_path, kohya)
+
+
+def test_a_lora_a_vae_and_a_reference_picture_work_together_and_all_come_off(generator, tiny_model_dir):
+    reference = Image.new("RGB", (64, 64), (240, 140, 20))
+    plain, _ = make(generator, request(tiny_model_dir))
+    lora_only, _ = make(generator, request(tiny_model_dir, loras=loras(("detail", 1.0))))
+    everything, recipe = make(generator, request(tiny_model_dir, loras=loras(("detail", 1.0)), vae="other-vae",
+                                                 reference_image=reference, reference_scale=1.0))
+    assert np.abs(everything - lora_only).mean() > 1
+    assert (len(recipe.loras), recipe.vae_name) == (1, "other-vae")
+    assert np.array_equal(make(generator, request(tiny_model_dir))[0], plain)
+
+
+def test_the_vae_override_changes_the_picture_for_its_job_only(generator, tiny_model_dir, models):
+    plain, _ = make(generator, request(tiny_model_dir))
+    folder_vae, recipe = make(generator, request(tiny_model_dir, vae="other-vae"))
+    file_vae, file_recipe = make(generator, request(tiny_model_dir, vae="other-vae-file"))
+    ldm_vae, _ = make(generator, request(tiny_model_dir, vae="other-vae-ldm.safetensors"))
+    after, _ = make(generator, request(tiny_model_dir))
+
+    assert np.abs(folder_vae - plain).mean() > 2
+    assert np.array_equal(file_vae, folder_vae)  # the same weights as one file (diffusers keys)
+    assert np.abs(ldm_vae - folder_vae).max() <= 1  # and in the original LDM layout
+    assert np.array_equal(after, plain)
+    assert (recipe.vae_name, recipe.vae_hash) == ("other-vae", model_hash(models / "vae" / "other-vae"))
+    assert file_recipe.vae_hash == model_hash(models / "vae" / "other-vae-file.safetensors")
+    assert "VAE hash: " in recipe.to_parameters() and "VAE: other-vae" in recipe.to_parameters()
+
+
+def test_the_recorded_recipe_and_the_history_run_it_again(tiny_model_dir, models, tmp_path):
+    env = GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache", models)
+    store = HistoryStore(tmp_path / "history.db")
+    first = request(tiny_model_dir, loras=loras(("detail", 0.8)), vae="other-vae")
+
+    async def scenario(requests):  # noqa: ANN001, ANN202
+        async with running_service(env, outputs=OutputStore(tmp_path / "outputs"), history=store) as service:
+            stream = service.subscribe()
+            jobs = [service.submit(r) for r in requests]
+            events = await collect_until_done(stream, jobs)
+            return [terminal(events, job) for job in jobs]
+
+    (made,) = run(scenario([first]))
+    assert isinstance(made, JobFinished), made
+    output = made.outputs[0]
+    recipe = read_recipe(output.path)
+    assert recipe == output.recipe
+    assert [(r.name, r.weight) for r in recipe.loras] == [("detail", 0.8)] and recipe.vae_name == "other-vae"
+    from_recipe = request(tiny_model_dir, prompt=recipe.prompt, negative_prompt=recipe.negative_prompt,
+                          seed=recipe.seed, loras=tuple(LoraChoice(r.name, r.weight) for r in recipe.loras),
+                          vae=recipe.vae_name)
+    (row,) = store.search()
+    from_history = request_for_entry(row)
+    assert (from_history.loras, from_history.vae) == (first.loras, first.vae)
+    again = run(scenario([from_recipe, from_history]))
+    store.close()
+    expected = np.asarray(output.image, dtype=np.int16)
+    for end in again:
+        assert isinstance(end, JobFinished), end
+        assert np.array_equal(np.asarray(end.outputs[0].image, dtype=np.int16), expected)
+
+
+def test_a_missing_lora_or_vae_says_where_studio_looked(generator, tiny_model_dir, models):
+    with pytest.raises(ModelError) as missing:
+        make(generator, request(tiny_model_dir, loras=loras(("no-such", 1.0))))
+    assert str(missing.value) == (f"No LoRA named 'no-such' was found: Studio looked for "
+                                  f"{models / 'loras' / 'no-such.safetensors'} and for a file at no-such.")
+    with pytest.raises(ModelError, match=r"^No VAE named 'gone' was found: Studio looked for the folder .*vae/gone"):
+        make(generator, request(tiny_model_dir, vae="gone"))
+
+
+@pytest.mark.parametrize("protocol", [0, 4])
+def test_a_pickle_renamed_safetensors_is_refused_unread(generator, tiny_model_dir, models, tmp_path, protocol):
+    sentinel = tmp_path / "pwned.txt"
+
+    class Payload:
+        def __reduce__(self):  # noqa: ANN204
+            return (exec, (f"open({str(sentinel)!r}, 'w').write('ran')",))
+
+    lora = models / "loras" / f"evil-{protocol}.safetensors"
+    lora.write_bytes(pickle.dumps({"unet.x.lora_A.weight": Payload()}, protocol=protocol))
+    vae = tmp_path / "evil-vae.safetensors"
+    vae.write_bytes(lora.read_bytes())
+    plain, _ = make(generator, request(tiny_model_dir))
+    with pytest.raises(ModelError, match=f"^evil-{protocol}.safetensors is a pickle checkpoint, which can run code"):
+        make(generator, request(tiny_model_dir, loras=loras((f"evil-{protocol}", 1.0))))
+    with pytest.raises(ModelError, match="^evil-vae.safetensors is a pickle checkpoint"):
+        make(generator, request(tiny_model_dir, vae=str(vae)))
+    assert not sentinel.exists()
+    assert np.array_equal(make(generator, request(tiny_model_dir))[0], plain)
+
+
+def test_a_lora_for_another_kind_of_model_is_refused_with_a_sentence(generator, tiny_model_dir):
+    plain, _ = make(generator, request(tiny_model_dir))
+    with pytest.raises(ModelError) as wrong_family:
+        make(generator, request(tiny_model_dir, loras=loras(("detail", 1.0), ("xl-detail", 1.0))))
+    assert str(wrong_family.value) == (
+        "The LoRA xl-detail was made for SDXL models and does not fit tiny-sd, which is a 32-wide text-embedding "
+        "model; choose a LoRA made for 32-wide text-embedding models.")
+    # Same text width, other layer sizes: caught from diffusers' own error.
+    with pytest.raises(ModelError) as wrong_sizes:
+        make(generator, request(tiny_model_dir, loras=loras(("detail", 1.0), ("wide-blocks", 1.0))))
+    assert str(wrong_sizes.value) == ("The LoRA wide-blocks does not fit tiny-sd: its layers were made for a "
+                                      "different kind of model; choose a LoRA made for this one.")
+    assert generator._model.text2img.get_list_adapters() == {}  # the one that did load was taken off
+    assert np.array_equal(make(generator, request(tiny_model_dir))[0], plain)
+
+
+def test_lora_attach_and_detach_time_on_the_tiny_model(generator, tiny_model_dir, models):
+    make(generator, request(tiny_model_dir))
+    pipe = generator._model.text2img
+    files = resolve_loras(models, loras(("detail", 1.0)))
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        with loras_attached(pipe, files, "tiny-sd"):
+            attached = time.perf_counter()
+        timings.append((attached - started, time.perf_counter() - attached))
+    attach, detach = min(t[0] for t in timings), min(t[1] for t in timings)
+    print(f"\nLoRA attach {attach * 1000:.1f} ms, detach {detach * 1000:.1f} ms (tiny model, CPU)")
+    assert attach < 5 and detach < 5
+
+
+def test_a_failed_lora_job_is_reported_and_the_engine_goes_on(tiny_model_dir, models, tmp_path):
+    env = GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache", models)
+    bad = request(tiny_model_dir, loras=loras(("xl-detail", 1.0)))
+
+    async def scenario():  # noqa: ANN202
+        async with running_service(env) as service:
+            stream = service.subscribe()
+            jobs = [service.submit(bad), service.submit(replace(bad, loras=()))]
+            events = await collect_until_done(stream, jobs)
+            return [terminal(events, job) for job in jobs]
+
+    failed, finished = run(scenario())
+    assert isinstance(failed, JobFailed) and failed.message.startswith("The LoRA xl-detail was made for SDXL")
+    assert isinstance(finished, JobFinished)
+
+
+def test_history_reuse_prefers_the_recorded_request_values(tmp_path):
+    from studio.services.history_store import HistoryEntry
+
+    model = tmp_path / "model"
+    model.mkdir()
+    entry = HistoryEntry(prompt="p", model_path=str(model), steps=2, cfg_scale=5.0, seed=3, sampler="Euler",
+                         params={"loras": [{"name": "/elsewhere/ink.safetensors", "weight": 0.5}, {"weight": 1},
+                                           "junk"], "vae": "mse"})
+    again = request_for_entry(entry)
+    assert (again.loras, again.vae) == ((LoraChoice("/elsewhere/ink.safetensors", 0.5),), "mse")
+    damaged = tmp_path / "damaged.png"
+    damaged.write_bytes(b"not a picture")
+    assert request_for_entry(replace(entry, params={}, image_path=str(damaged))).loras == ()
+
+
+def test_files_of_another_kind_are_refused_as_lora_or_vae(generator, tiny_model_dir, models):
+    vae_file = str(models / "vae" / "other-vae-file.safetensors")
+    lora_file = str(models / "loras" / "detail.safetensors")
+    with pytest.raises(ModelError) as as_lora:
+        make(generator, request(tiny_model_dir, loras=loras((vae_file, 1.0))))
+    assert str(as_lora.value) == ("other-vae-file.safetensors is not a LoRA but a VAE file; "
+                                  "pick it where that kind is used.")
+    with pytest.raises(ModelError) as as_vae:
+        make(generator, request(tiny_model_dir, vae=lora_file))
+    assert str(as_vae.value) == ("detail.safetensors is not a VAE but a LoRA file; pick it where that kind is used.")

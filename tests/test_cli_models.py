@@ -1,0 +1,115 @@
+"""``studio models list|import|link|download|remove|recommended`` in a subprocess, as a person runs them."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hub_server import FakeHub, FakeRepo
+from model_files import esrgan, lora, sd1
+from PIL import Image
+from studio_testing import run_studio
+
+from single_file import write_original_checkpoint
+
+
+def studio(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run_studio(home, "models", *args, env=env)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "studio-home"
+
+
+def listing(home: Path) -> dict[str, dict]:
+    result = studio(home, "list", "--json")
+    assert result.returncode == 0, result.stderr
+    return {item["name"]: item for item in json.loads(result.stdout)}
+
+
+def test_import_list_link_and_remove(home, tmp_path):
+    empty = studio(home, "list")
+    assert empty.returncode == 0 and "No models in" in empty.stdout and "studio models import" in empty.stdout
+    source = sd1(tmp_path / "Downloads" / "dreamy.safetensors")
+    imported = studio(home, "import", str(source))
+    assert imported.returncode == 0, imported.stderr
+    assert "Imported dreamy (SD 1.x)" in imported.stdout
+    again = studio(home, "import", str(source))
+    assert "already in the library" in again.stdout
+    a1111 = tmp_path / "stable-diffusion-webui"
+    shutil.copy(source, (a1111 / "models" / "Stable-diffusion").mkdir(parents=True) or
+                a1111 / "models" / "Stable-diffusion" / "copy.safetensors")
+    lora(a1111 / "models" / "Lora" / "ink.safetensors")
+    linked = studio(home, "link", str(a1111))
+    assert linked.returncode == 0 and "(AUTOMATIC1111 layout): 2 usable model(s)" in linked.stdout
+    items = listing(home)
+    assert items["dreamy"]["label"] == "SD 1.x" and len(items["dreamy"]["hash"]) == 10
+    assert items["copy"]["duplicate_of"] == items["dreamy"]["path"]
+    assert items["ink"]["kind"] == "lora" and items["ink"]["source"].startswith("AUTOMATIC1111 folder")
+    text = studio(home, "list").stdout
+    assert "same file as" in text and "LoRA" in text
+    only = studio(home, "list", "--kind", "lora", "--no-hash", "--json")
+    assert [i["name"] for i in json.loads(only.stdout)] == ["ink"]
+    refused = studio(home, "remove", "ink", "-y")
+    assert refused.returncode == 2 and "does not delete other tools' files" in refused.stderr
+    asked = studio(home, "remove", "dreamy")
+    assert asked.returncode == 2 and "without --yes" in asked.stderr
+    removed = studio(home, "remove", "dreamy", "-y")
+    assert removed.returncode == 0 and "Removed dreamy" in removed.stdout
+    unlinked = studio(home, "remove", str(a1111), "-y")
+    assert unlinked.returncode == 0 and "Unlinked" in unlinked.stdout
+    assert listing(home) == {} and (a1111 / "models" / "Lora" / "ink.safetensors").exists()
+
+
+@pytest.mark.parametrize("name", ["evil.safetensors", "evil.ckpt"])
+def test_a_pickle_is_refused_and_never_runs(home, tmp_path, name):
+    class Sentinel:
+        def __reduce__(self):  # noqa: ANN204
+            return (Path.touch, (tmp_path / "ran",))
+
+    evil = tmp_path / name
+    evil.write_bytes(pickle.dumps(Sentinel()))
+    result = studio(home, "import", str(evil))
+    assert result.returncode == 2
+    assert "pickle checkpoint" in result.stderr and "studio convert-weights" in result.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+def test_an_upscaler_goes_to_its_folder(home, tmp_path):
+    result = studio(home, "import", str(esrgan(tmp_path / "4x-UltraSharp.safetensors")))
+    assert result.returncode == 0 and "Upscaler (ESRGAN)" in result.stdout
+    assert (home / "data" / "models" / "upscalers" / "4x-UltraSharp.safetensors").is_file()
+
+
+def test_download_from_a_hub_and_the_recommended_list(home, tmp_path):
+    files = {"config.json": json.dumps({"_class_name": "AutoencoderKL", "latent_channels": 4}).encode(),
+             "diffusion_pytorch_model.safetensors": b"\x08\0\0\0\0\0\0\0{}      "}
+    with FakeHub({"tester/tiny-vae": FakeRepo(files)}) as hub:
+        env = {"HF_HOME": str(tmp_path / "hf"), "NO_PROXY": "127.0.0.1"}
+        result = studio(home, "download", "tester/tiny-vae", "--endpoint", hub.url, "-y", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "100%" in result.stderr and "Downloaded tester/tiny-vae" in result.stdout
+    assert listing(home)["tiny-vae"]["source"] == "Hugging Face: tester/tiny-vae"
+    offline = studio(home, "download", "tester/other", "--endpoint", "http://127.0.0.1:9", "-y", env=env)
+    assert offline.returncode == 2 and "offline" in offline.stderr
+    recommended = studio(home, "recommended")
+    assert "stabilityai/sd-turbo" in recommended.stdout and "about" in recommended.stdout
+
+
+@pytest.mark.slow
+def test_generate_with_an_imported_single_file_checkpoint_by_name(home, tmp_path, tiny_model_dir):
+    models = home / "data" / "models"
+    shutil.copytree(tiny_model_dir, models / "configs" / "sd1", ignore=shutil.ignore_patterns("*.safetensors"))
+    checkpoint = write_original_checkpoint(tiny_model_dir, tmp_path / "dreamy.safetensors")
+    assert studio(home, "import", str(checkpoint)).returncode == 0
+    out = tmp_path / "fox.png"
+    result = run_studio(home, "generate", "--model", "dreamy", "--prompt", "a fox", "--steps", "2",
+                        "--size", "64x64", "--seed", "5", "--memory", "low", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as image:
+        assert image.size == (64, 64) and "Model: dreamy" in image.info["parameters"]

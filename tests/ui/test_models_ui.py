@@ -1,0 +1,97 @@
+"""The Model Library window: import a single-file checkpoint, pick it, generate; download; remove."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from hub_server import FakeHub, FakeRepo, isolated_hub_client
+
+from single_file import write_original_checkpoint
+from studio.core.paths import studio_paths
+
+
+@pytest.fixture
+def checkpoint(tiny_model_dir: Path, tmp_path: Path, settings) -> Path:  # noqa: ANN001
+    """The tiny model as an original-layout checkpoint somewhere on disk, and its config in the models folder."""
+    shutil.copytree(tiny_model_dir, settings.models_dir / "configs" / "sd1",
+                    ignore=shutil.ignore_patterns("*.safetensors"))
+    return write_original_checkpoint(tiny_model_dir, tmp_path / "Downloads" / "dreamy.safetensors")
+
+
+def open_library(qtbot, window):  # noqa: ANN001, ANN201
+    window.add_model_action.trigger()
+    dialog = window.models_dialog
+    qtbot.waitUntil(lambda: dialog.message.text() == "" and dialog.tree.topLevelItemCount() > 0, timeout=10000)
+    return dialog
+
+
+def rows(dialog) -> dict[str, list[str]]:  # noqa: ANN001
+    tree = dialog.tree
+    return {tree.topLevelItem(i).text(0): [tree.topLevelItem(i).text(c) for c in range(5)]
+            for i in range(tree.topLevelItemCount())}
+
+
+def test_import_a_checkpoint_pick_it_and_generate(qtbot, window, checkpoint, artifacts_dir):
+    dialog = open_library(qtbot, window)
+    assert rows(dialog)[window.settings.extra_model_paths[0].name][1] == "SD 1.x"
+    dialog.start(dialog.import_path(checkpoint))
+    qtbot.waitUntil(lambda: "Imported dreamy" in dialog.message.text(), timeout=20000)
+    qtbot.waitUntil(lambda: rows(dialog).get("dreamy", [""] * 4)[3] not in ("", "…"), timeout=10000)
+    name, kind, size, digest, source = rows(dialog)["dreamy"]
+    assert kind == "SD 1.x" and size.endswith("KB") and len(digest) == 10
+    assert source == f"imported from {checkpoint.resolve()}"
+    dialog.grab().save(str(artifacts_dir / "model-library.png"))
+    # The picker lists it at once; generating with it goes through single-file loading.
+    combo = window.prompt_panel.model_combo
+    combo.setCurrentIndex(combo.findText("dreamy"))
+    dialog.close()
+    window.generate()
+    qtbot.waitUntil(lambda: window.document.image is not None, timeout=60000)
+    assert window.document.image.size == (64, 64)
+
+
+def test_a_pickle_is_refused_with_the_sentence_and_nothing_is_copied(qtbot, window, tmp_path):
+    evil = tmp_path / "model.safetensors"
+    evil.write_bytes(b"\x80\x04\x95" + b"\0" * 32)
+    dialog = open_library(qtbot, window)
+    dialog.start(dialog.import_path(evil))
+    qtbot.waitUntil(lambda: "pickle" in dialog.message.text(), timeout=10000)
+    assert "studio convert-weights" in dialog.message.text()
+    assert not (window.settings.models_dir / "checkpoints").exists()
+
+
+def test_download_shows_progress_and_lands_in_the_library(qtbot, window, tmp_path, monkeypatch):
+    files = {"config.json": json.dumps({"_class_name": "AutoencoderKL", "latent_channels": 4}).encode(),
+             "diffusion_pytorch_model.safetensors": (b"\x08\0\0\0\0\0\0\0{}      ")}
+    with isolated_hub_client(tmp_path / "hf", monkeypatch), FakeHub({"tester/tiny-vae": FakeRepo(files)}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        dialog = open_library(qtbot, window)
+        dialog.confirm = lambda title, text: True
+        seen = []
+        dialog.progress.valueChanged.connect(seen.append)
+        dialog.start(dialog.download("tester/tiny-vae"))
+        qtbot.waitUntil(lambda: dialog.message.text().startswith("Downloaded"), timeout=20000)
+    assert seen and seen[-1] == 1000
+    target = window.settings.models_dir / "tiny-vae"
+    assert (target / "diffusion_pytorch_model.safetensors").is_file()
+    assert rows(dialog)["tiny-vae"][4] == "Hugging Face: tester/tiny-vae"
+
+
+def test_remove_deletes_from_the_models_folder_only_after_asking(qtbot, window, checkpoint):
+    dialog = open_library(qtbot, window)
+    dialog.start(dialog.import_path(checkpoint))
+    qtbot.waitUntil(lambda: "dreamy" in rows(dialog), timeout=20000)
+    item = next(i for i in dialog.items if i.name == "dreamy")
+    answers = iter([False, True])
+    dialog.confirm = lambda title, text: next(answers)
+    dialog.start(dialog.remove(item))
+    qtbot.wait(200)
+    assert item.path.exists()  # said no
+    dialog.start(dialog.remove(item))
+    qtbot.waitUntil(lambda: "dreamy" not in rows(dialog), timeout=10000)
+    assert not item.path.exists() and checkpoint.exists()  # the person's own file stays
+    assert window.prompt_panel.model_combo.findText("dreamy") < 0
+    assert studio_paths().settings_file.exists()
