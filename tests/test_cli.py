@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from studio_testing import run_studio
 
-from studio.core.hashing import model_hash
+from studio.core.hashing import lora_hash, model_hash
 from studio.core.images import read_recipe
 from studio.core.inpaint import extend_canvas
 from studio.core.mask import feather, mask_from_image
@@ -290,7 +290,7 @@ def test_generate_with_a_lora_and_a_vae_records_them(tiny_model_dir, home, tmp_p
     result = studio(home, *base, "--lora", "detail:0.8", "--vae", "other-vae", "-o", str(tmp_path / "fox.png"))
     assert result.returncode == 0, result.stderr
     recipe = read_recipe(tmp_path / "fox.png")
-    assert [(r.name, r.hash, r.weight) for r in recipe.loras] == [("detail", model_hash(lora), 0.8)]
+    assert [(r.name, r.hash, r.weight) for r in recipe.loras] == [("detail", lora_hash(lora), 0.8)]
     assert (recipe.vae_name, recipe.vae_hash) == ("other-vae", model_hash(vae))
     text = parameters_of(tmp_path / "fox.png")  # the A1111 text says the same
     assert (text.loras, text.vae_name, text.vae_hash) == (recipe.loras, recipe.vae_name, recipe.vae_hash)

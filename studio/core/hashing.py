@@ -1,4 +1,9 @@
-"""Model hashes in A1111's "AutoV2" form (first 10 hex digits of SHA-256), cached by size and mtime."""
+"""Model hashes as AUTOMATIC1111 and model sites show them, cached by size and mtime.
+
+Checkpoints and VAEs: "AutoV2", the first 10 hex digits of the file's SHA-256. LoRAs: "AutoV3" (A1111's
+``Lora hashes``, the old AddNet hash), the first 12 hex digits of the SHA-256 of the file after its
+safetensors header, so editing a LoRA's metadata does not change its hash.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,31 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def tensor_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a safetensors file's data, after its 8-byte length and JSON header."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        header = int.from_bytes(f.read(8), "little")
+        f.seek(8 + header)
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def lora_hash(path: Path, cache_file: Path | None = None) -> str:
+    """The AutoV3 short hash A1111 writes in ``Lora hashes`` (12 hex digits); ModelError for a file that is
+    not safetensors (a pickle is refused before a byte of it is hashed)."""
+    from studio.core.weight_files import check_weights_file
+
+    check_weights_file(path)
+    cache = _read_cache(cache_file)
+    stat = path.stat()
+    key = f"tensors|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    cache[key] = cache.get(key) or tensor_sha256(path)
+    _write_cache(cache_file, cache)
+    return cache[key][:12]
 
 
 def model_hash(model: Path, cache_file: Path | None = None) -> str:

@@ -27,7 +27,7 @@ import os
 import re
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,8 @@ class ImageInfo:
     model_hash: str | None
     scheduler: str | None  # the Studio scheduler that sampler (+ schedule) corresponds to, if any
     notes: tuple[str, ...] = ()
+    loras: tuple[tuple[str, float], ...] = ()  # (name, weight), as the image names them
+    vae: str | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         """The keys of ``studio inspect --json``, absent values as None."""
@@ -113,15 +115,14 @@ def inspect_image(path: str | os.PathLike[str]) -> ImageInfo:
         width, height = size
     if len(notes) > MAX_NOTES:
         notes[MAX_NOTES - 1:] = [f"... and {len(notes) - MAX_NOTES + 1} more notes like these."]
-    return ImageInfo(info.tool, info.prompt, info.negative_prompt, info.seed, info.steps, info.cfg_scale,
-                     info.sampler, width, height, info.model, info.model_hash, info.scheduler, tuple(notes))
+    return replace(info, width=width, height=height, notes=tuple(notes))
 
 
 def recipe_fields(info: ImageInfo) -> dict[str, Any]:
     """The prompt-panel fields an image can fill: only values it has, and only ones Studio accepts.
 
     Keys are GenerationRequest's names (prompt, negative_prompt, steps, cfg_scale, seed, scheduler,
-    width, height) plus model_name and model_hash, for finding the model. A seed outside Studio's
+    width, height, loras, vae) plus model_name and model_hash, for finding the model. A seed outside Studio's
     range (ComfyUI's are 64-bit) or a sampler with no Studio equivalent is left out.
     """
     fields: dict[str, Any] = {}
@@ -144,6 +145,8 @@ def recipe_fields(info: ImageInfo) -> dict[str, Any]:
         fields["model_name"] = info.model
     if info.model_hash:
         fields["model_hash"] = info.model_hash
+    if info.loras or info.vae:
+        fields["loras"], fields["vae"] = list(info.loras), info.vae or ""
     return fields
 
 
@@ -229,6 +232,8 @@ def _from_studio(texts: dict[str, str], notes: list[str]) -> ImageInfo | None:
         model=_text(recipe.model_name) or None,
         model_hash=_text(recipe.model_hash) or None,
         scheduler=studio_scheduler(_text(recipe.sampler)),
+        loras=tuple((lora.name, lora.weight) for lora in recipe.loras),
+        vae=_text(recipe.vae_name) or None,
     )
 
 
@@ -262,7 +267,8 @@ def _from_sd_parsers(texts: dict[str, str], notes: list[str]) -> ImageInfo | Non
                          f"({type(exc).__name__}); it was skipped.")
             continue
         try:
-            return _info_from_prompt_info(result, notes)
+            info = _info_from_prompt_info(result, notes)
+            return replace(info, loras=_a1111_loras(texts.get(PARAMETERS_CHUNK, "")))
         except Exception as exc:  # noqa: BLE001 - sd-parsers' result had a shape nobody expected
             notes.append(f"The {parser.generator.value} metadata could not be read ({type(exc).__name__}).")
     # Fooocus' 'parameters' is JSON, A1111's is text (which may start with "{" too): judged only now.
@@ -320,6 +326,20 @@ def _comfyui_links(graph: dict[Any, Any]) -> list[list[Any]]:
                     and isinstance(value[1], int) and not isinstance(value[1], bool)):
                 links.append([len(links), str(value[0]), value[1], str(target), 0, str(name).upper()])
     return links
+
+
+def _a1111_loras(parameters: str) -> tuple[tuple[str, float], ...]:
+    """LoRAs of an A1111-style text: ``Lora hashes`` and the prompt's ``<lora:name:weight>`` tags.
+
+    Read here, not through sd-parsers, which splits the settings line at every comma, quoted or not.
+    """
+    from studio.core.metadata import parse_loras, parse_settings_line
+
+    if not parameters.strip():
+        return ()
+    prompt = parameters.split("\nNegative prompt:", 1)[0]
+    settings = parse_settings_line(parameters.rstrip().splitlines()[-1])
+    return tuple((lora.name, lora.weight) for lora in parse_loras(prompt, settings))
 
 
 def _info_from_prompt_info(result: Any, notes: list[str]) -> ImageInfo:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from studio.core.errors import ModelError
-from studio.core.hashing import model_hash
+from studio.core.hashing import lora_hash, model_hash
 from studio.core.model_kinds import ModelKind, detect_folder_kind, detect_kind
 from studio.core.weight_files import check_weights_file
 
@@ -83,10 +83,10 @@ def scan_library(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryI
 
 
 def with_hashes(items: Iterable[LibraryItem], cache_file: Path | None) -> list[LibraryItem]:
-    """The items with their AutoV2 hashes (cached by size and mtime) and duplicates marked: a copy in
+    """The items with their hashes (cached by size and mtime) and duplicates marked: a copy in
     Studio's models folder counts as the original over one in a linked folder."""
     items = list(items)
-    digests = [model_hash(item.path, cache_file) if item.path.exists() else "" for item in items]
+    digests = [_hash(item, cache_file) for item in items]
     first: dict[str, Path] = {}
     for index in sorted(range(len(items)), key=lambda i: items[i].linked):
         if digests[index]:
@@ -94,6 +94,15 @@ def with_hashes(items: Iterable[LibraryItem], cache_file: Path | None) -> list[L
     return [replace(item, hash=digest,
                     duplicate_of=first[digest] if digest and first[digest] != item.path else None)
             for item, digest in zip(items, digests, strict=True)]
+
+
+def _hash(item: LibraryItem, cache_file: Path | None) -> str:
+    """AutoV3 for a LoRA (what A1111 writes in "Lora hashes"), AutoV2 for everything else."""
+    if not item.path.exists():
+        return ""
+    if item.kind == "lora" and item.path.is_file():
+        return lora_hash(item.path, cache_file)
+    return model_hash(item.path, cache_file)
 
 
 def checkpoints(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryItem]:

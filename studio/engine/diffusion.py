@@ -16,7 +16,7 @@ from PIL import Image
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, JobCancelledError, ModelError, StudioError
 from studio.core.generation import JobContext
-from studio.core.hashing import model_hash
+from studio.core.hashing import lora_hash, model_hash
 from studio.core.images import flatten
 from studio.core.metadata import LoraRecord, Recipe
 from studio.core.requests import GenerationRequest
@@ -106,7 +106,7 @@ class DiffusersGenerator:
         loras = resolve_loras(self._env.models_root, request.loras)
         vae = find_vae(self._env.models_root, request.vae) if request.vae else None
         hashes = self._env.cache_dir / "model-hashes.json"
-        run.recipe["loras"] = tuple(LoraRecord(f.name, model_hash(f.path, hashes), f.weight) for f in loras)
+        run.recipe["loras"] = tuple(LoraRecord(f.name, lora_hash(f.path, hashes), f.weight) for f in loras)
         if vae is not None:
             run.recipe.update(vae_name=vae.name, vae_hash=model_hash(vae.path, hashes))
         with ExitStack() as stack:

@@ -94,6 +94,10 @@ class HistoryRecorder:
             params["plugin"] = recipe.plugin
         if request.params:
             params["generator_params"] = params_for_record(request.params)
+        if request.loras:  # as chosen (a name or a path), so a rerun finds the same files
+            params["loras"] = [{"name": c.name, "weight": c.weight} for c in request.loras]
+        if request.vae:
+            params["vae"] = request.vae
         if request.post:
             params["post"] = [{"processor": s.processor, "params": params_for_record(s.params)} for s in request.post]
         if recipe is not None:

@@ -34,7 +34,7 @@ def request_for_entry(entry: HistoryEntry) -> GenerationRequest:
     inpaint_params = entry.params.get("inpaint")
     inpaint = InpaintOptions(**{k: v for k, v in inpaint_params.items() if k in known}) \
         if isinstance(inpaint_params, dict) else InpaintOptions()
-    loras, vae = _loras_and_vae(entry)
+    loras, vae = loras_and_vae(entry)
     return GenerationRequest(
         model=entry.model_path, prompt=entry.prompt, negative_prompt=entry.negative_prompt,
         width=entry.width or 512, height=entry.height or 512, steps=entry.steps, cfg_scale=entry.cfg_scale,
@@ -47,7 +47,7 @@ def request_for_entry(entry: HistoryEntry) -> GenerationRequest:
     )
 
 
-def _loras_and_vae(entry: HistoryEntry) -> tuple[tuple[LoraChoice, ...], str]:
+def loras_and_vae(entry: HistoryEntry) -> tuple[tuple[LoraChoice, ...], str]:
     """The LoRAs (name, weight) and VAE an entry was made with: from its params where the job recorded them
     (names or paths as chosen), else from its image's recipe (names in the models folder)."""
     params = entry.params

@@ -17,7 +17,7 @@ from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
 from studio.core.images import open_image
 from studio.core.settings import GenerationPreset, PromptStyle
-from studio.services.history_reuse import model_change_warning, request_for_entry
+from studio.services.history_reuse import loras_and_vae, model_change_warning, request_for_entry
 from studio.services.history_store import HistoryEntry
 
 if TYPE_CHECKING:
@@ -65,11 +65,13 @@ class HistoryActions(QObject):
         known = set(InpaintOptions.__dataclass_fields__)
         options = InpaintOptions(**{k: v for k, v in inpaint.items() if k in known}) \
             if isinstance(inpaint, dict) else None
+        loras, vae = await asyncio.to_thread(loras_and_vae, entry)  # may read the picture's recipe
         notes = self.panel.fill(
             prompt=entry.prompt, negative_prompt=entry.negative_prompt, width=entry.width or None,
             height=entry.height or None, steps=entry.steps or None, cfg_scale=entry.cfg_scale, seed=entry.seed,
             scheduler=entry.sampler or None, strength=entry.strength, model_path=entry.model_path or None,
-            inpaint=options, generator=entry.generator, generator_params=entry.params.get("generator_params"))
+            inpaint=options, generator=entry.generator, generator_params=entry.params.get("generator_params"),
+            loras=loras, vae=vae)
         if entry.source_image_path:
             try:
                 picture = await asyncio.to_thread(open_image, entry.source_image_path)

@@ -31,7 +31,8 @@ from studio.core.events import (
     JobQueued,
     JobStarted,
 )
-from studio.core.models import find_models
+from studio.core.model_library import scan_library
+from studio.core.models import ModelEntry
 from studio.core.paths import studio_paths
 from studio.core.requests import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, GenerationRequest, PostProcessRequest
 from studio.core.settings import GenerationDefaults, Settings, save_settings
@@ -465,8 +466,11 @@ class MainWindow(QMainWindow):
 
     # -- models ---------------------------------------------------------------------------------
     def refresh_models(self) -> None:
-        models = find_models(self.settings.models_dir, self.settings.extra_model_paths)
-        self.prompt_panel.set_models(models, self.settings.generation.model, str(self.settings.models_dir))
+        items = scan_library(self.settings.models_dir, self.settings.extra_model_paths)
+        models = [ModelEntry(i.name, i.path, i.label) for i in items if i.kind == "checkpoint" and i.usable]
+        self.prompt_panel.set_models(sorted(models, key=lambda m: m.name.lower()), self.settings.generation.model,
+                                     str(self.settings.models_dir))
+        self.prompt_panel.lora_box.set_library(items)
 
     def open_model_library(self) -> None:
         from studio.ui.models_dialog import ModelsDialog

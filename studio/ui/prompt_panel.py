@@ -39,10 +39,11 @@ from studio.core.requests import (
     SIZE_MULTIPLE,
     GenerationRequest,
 )
-from studio.core.settings import GenerationDefaults, PromptStyle
+from studio.core.settings import GenerationDefaults, LoraSetting, PromptStyle
 from studio.plugin_host.registry import Contribution
 from studio.ui.inpaint_options import InpaintOptionsBox
 from studio.ui.parameter_form import ImageSource
+from studio.ui.lora_box import LoraBox
 from studio.ui.plugin_generator_box import PluginGeneratorBox
 from studio.ui.prompt_edit import PromptEdit
 from studio.ui.styles_menu import PresetsButton, StylesButton
@@ -119,6 +120,8 @@ class PromptPanel(QWidget):
         self.models_hint.setWordWrap(True)
         self.models_hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.models_hint)
+        self.lora_box = LoraBox()
+        layout.addWidget(self.lora_box)
 
         # Prompts
         layout.addSpacing(6)
@@ -174,7 +177,8 @@ class PromptPanel(QWidget):
         self.batch_spin = QSpinBox()
         self.batch_spin.setRange(1, MAX_BATCH_COUNT)
         self.batch_spin.setToolTip("How many images to make, one after another, with consecutive seeds")
-        self._diffusers_only: list[QWidget] = [self.negative_label, self.negative_edit, self.scheduler_combo,
+        self._diffusers_only: list[QWidget] = [self.lora_box, self.negative_label, self.negative_edit,
+                                               self.scheduler_combo,
                                                self.steps_spin, self.cfg_spin]
         for r, (name, widget) in enumerate([("Sampler", self.scheduler_combo), ("Steps", self.steps_spin),
                                             ("CFG scale", self.cfg_spin), ("Images", self.batch_spin)]):
@@ -365,6 +369,7 @@ class PromptPanel(QWidget):
             masked_only=d.inpaint_masked_only, padding=d.inpaint_padding,
             fill=d.inpaint_fill if d.inpaint_fill in INPAINT_FILLS else "original", feather=d.inpaint_feather))
         self.plugin_box.restore(d.generator_params)
+        self.lora_box.set_values([(lora.name, lora.weight) for lora in d.loras], d.vae)
         if d.generator != "diffusers":
             self._rebuild_picker(GENERATOR_PREFIX + d.generator)
 
@@ -379,6 +384,8 @@ class PromptPanel(QWidget):
             **_inpaint_defaults(self.inpaint_box.options()),
             generator=generator.id if (generator := self.selected_generator()) else "diffusers",
             generator_params=self.plugin_box.remembered(),
+            loras=[LoraSetting(name=c.name, weight=c.weight) for c in self.lora_box.choices()],
+            vae=self.lora_box.vae(),
         )
 
     def set_mask_active(self, active: bool) -> None:
@@ -409,7 +416,8 @@ class PromptPanel(QWidget):
                 height=self.height_spin.value(), seed=seed, batch_count=self.batch_spin.value(),
                 generator=generator.id, params=self.plugin_box.values(), steps=1, cfg_scale=0)
         if not self.selected_model():
-            raise InvalidRequest("No model is selected; add a model folder first (the folder button above).")
+            raise InvalidRequest("No model is selected; add one in the Model Library first (the folder button "
+                                 "above).")
         init_image = None
         if mask is not None:
             if canvas_image is None:
@@ -420,7 +428,7 @@ class PromptPanel(QWidget):
                 height=canvas_image.height, steps=self.steps_spin.value(), cfg_scale=self.cfg_spin.value(),
                 seed=seed, scheduler=self.scheduler_combo.currentText(), batch_count=self.batch_spin.value(),
                 init_image=canvas_image, mask=mask, strength=self.strength_spin.value(),
-                inpaint=self.inpaint_box.options(),
+                inpaint=self.inpaint_box.options(), loras=self.lora_box.choices(), vae=self.lora_box.vae(),
             )
         if self.use_canvas_check.isChecked():
             if canvas_image is None:
@@ -431,7 +439,8 @@ class PromptPanel(QWidget):
             negative_prompt=self.negative_edit.toPlainText(), width=self.width_spin.value(),
             height=self.height_spin.value(), steps=self.steps_spin.value(), cfg_scale=self.cfg_spin.value(),
             seed=seed, scheduler=self.scheduler_combo.currentText(), batch_count=self.batch_spin.value(),
-            init_image=init_image, strength=self.strength_spin.value(),
+            init_image=init_image, strength=self.strength_spin.value(), loras=self.lora_box.choices(),
+            vae=self.lora_box.vae(),
         )
 
     def apply_style(self, style: PromptStyle) -> None:
@@ -443,7 +452,8 @@ class PromptPanel(QWidget):
              height: int | None = None, steps: int | None = None, cfg_scale: float | None = None,
              seed: int | None = None, scheduler: str | None = None, strength: float | None = None,
              model_path: str | None = None, inpaint: InpaintOptions | None = None, generator: str | None = None,
-             generator_params: dict | None = None) -> list[str]:
+             generator_params: dict | None = None, loras: tuple | list | None = None,
+             vae: str | None = None) -> list[str]:
         """Set every given field (None: leave as is). Returns notes on what could not be set."""
         notes: list[str] = []
         if prompt is not None:
@@ -466,6 +476,8 @@ class PromptPanel(QWidget):
             self.strength_spin.setValue(float(strength))
         if inpaint is not None:
             self.inpaint_box.set_options(inpaint)
+        if loras is not None or vae is not None:
+            self.lora_box.set_values(list(loras or ()), vae or "")
         if generator not in (None, "diffusers"):
             index = self.model_combo.findData(GENERATOR_PREFIX + generator)
             if index < 0:

@@ -713,3 +713,29 @@ def test_json_dict_has_exactly_the_issue_s_keys(tmp_path):
     assert list(info.to_json_dict()) == ["tool", "prompt", "negative_prompt", "seed", "steps", "cfg_scale", "sampler",
                                          "width", "height", "model"]
     assert json.loads(json.dumps(info.to_json_dict()))["seed"] == 3141592653
+
+
+# --- LoRAs and the VAE ---------------------------------------------------------------------------------------
+
+def test_a_studio_picture_gives_back_its_loras_and_vae(tmp_path):
+    from studio.core.metadata import LoraRecord
+
+    recipe = replace(RECIPE, loras=(LoraRecord("ink", "0123456789ab", 0.7), LoraRecord("grain", "", -1.5)),
+                     vae_name="sdxl-vae-fix", vae_hash="abcdef0123")
+    path = tmp_path / "studio.png"
+    save_image(Image.new("RGB", (64, 48)), path, recipe)
+    info = inspect_image(path)
+    assert info.loras == (("ink", 0.7), ("grain", -1.5)) and info.vae == "sdxl-vae-fix"
+    fields = recipe_fields(info)
+    assert fields["loras"] == [("ink", 0.7), ("grain", -1.5)] and fields["vae"] == "sdxl-vae-fix"
+
+
+def test_an_a1111_picture_gives_its_loras_from_the_prompt_tags_and_hashes(tmp_path):
+    text_ = ("a fox <lora:ink:0.6>, snow <lora:film grain:1>\nNegative prompt: blurry\n"
+             'Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 512x512, Model: dreamy, '
+             'Lora hashes: "ink: 0123456789ab, film grain: ba9876543210", Version: v1.10.1')
+    info = inspect_image(pillow_png(tmp_path / "a1111.png", {"parameters": text_}))
+    assert info.tool == "AUTOMATIC1111"
+    assert info.loras == (("ink", 0.6), ("film grain", 1.0))
+    plain = inspect_image(pillow_png(tmp_path / "plain.png", {"parameters": "a fox\nSteps: 20, Seed: 1"}))
+    assert plain.loras == () and "loras" not in recipe_fields(plain)

@@ -147,3 +147,20 @@ def test_hash_of_the_tiny_model_matches_the_loader(tiny_model_dir):
         digest.update(f"{f.relative_to(tiny_model_dir).as_posix()}:{hashlib.sha256(f.read_bytes()).hexdigest()}\n"
                       .encode())
     assert model_hash(tiny_model_dir) == digest.hexdigest()[:10]
+
+
+def test_lora_hash_is_a1111s_autov3_and_ignores_header_edits(tmp_path):
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from studio.core.hashing import lora_hash
+
+    path = tmp_path / "ink.safetensors"
+    tensors = {"lora_unet_x.lora_down.weight": np.arange(12, dtype=np.float16).reshape(3, 4)}
+    save_file(tensors, str(path), metadata={"ss_output_name": "ink"})
+    raw = path.read_bytes()
+    header = int.from_bytes(raw[:8], "little")
+    expected = hashlib.sha256(raw[8 + header:]).hexdigest()[:12]  # what A1111 writes in "Lora hashes"
+    assert lora_hash(path) == expected and len(expected) == 12
+    save_file(tensors, str(path), metadata={"ss_output_name": "renamed", "note": "edited"})
+    assert lora_hash(path) == expected  # new metadata, same tensors, same hash

@@ -26,7 +26,7 @@ from tiny_models import build_tiny_ip_adapter
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import ModelError
 from studio.core.events import JobFailed, JobFinished
-from studio.core.hashing import model_hash
+from studio.core.hashing import lora_hash, model_hash
 from studio.core.images import read_recipe
 from studio.core.metadata import LoraRecord
 from studio.core.requests import GenerationRequest, LoraChoice, prepare_request
@@ -112,7 +112,7 @@ def test_a_lora_changes_the_picture_for_its_job_only(generator, tiny_model_dir, 
     assert np.array_equal(after, plain)  # unloaded: the next job is exactly the base model
     assert np.array_equal(again, with_lora)
     assert plain_recipe.loras == () and plain_recipe.vae_name == ""
-    assert recipe.loras == (LoraRecord("detail", model_hash(models / "loras" / "detail.safetensors"), 1.0),)
+    assert recipe.loras == (LoraRecord("detail", lora_hash(models / "loras" / "detail.safetensors"), 1.0),)
     assert 'Lora hashes: "detail: ' in recipe.to_parameters()
     assert generator._model.text2img.get_list_adapters() == {}  # no PEFT layers left behind
     # img2img shares the UNet: the LoRA works there too, and comes off again.

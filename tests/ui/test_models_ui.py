@@ -95,3 +95,33 @@ def test_remove_deletes_from_the_models_folder_only_after_asking(qtbot, window, 
     assert not item.path.exists() and checkpoint.exists()  # the person's own file stays
     assert window.prompt_panel.model_combo.findText("dreamy") < 0
     assert studio_paths().settings_file.exists()
+
+
+def test_a_lora_from_the_library_applies_to_the_next_generation_and_is_remembered(qtbot, window, tiny_model_dir,
+                                                                                  artifacts_dir):
+    from tiny_loras import lora_state, save_lora, tiny_unet
+
+    from studio.core.hashing import lora_hash
+    from studio.core.images import read_recipe
+
+    lora = save_lora(lora_state(tiny_unet(tiny_model_dir)), window.settings.models_dir / "loras" / "ink.safetensors")
+    window.refresh_models()
+    box = window.prompt_panel.lora_box
+    box._fill_menu()
+    entries = [a.text() for a in box.add_menu.actions()]
+    assert entries == ["ink  ·  LoRA"]  # the tiny model is 32 wide: no family to name
+    box.add_menu.actions()[0].trigger()
+    box._rows[0][1].setValue(0.8)
+    qtbot.wait(50)  # the new row is shown by a queued call
+    window.grab().save(str(artifacts_dir / "main-window-lora.png"))
+    window.prompt_panel.seed_edit.setText("7")
+    window.generate()
+    qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=60000)
+    qtbot.waitUntil(lambda: any(window.settings.outputs_dir.rglob("*.png")), timeout=5000)
+    recipe = read_recipe(next(window.settings.outputs_dir.rglob("*.png")))
+    assert [(r.name, r.hash, r.weight) for r in recipe.loras] == [("ink", lora_hash(lora), 0.8)]
+    remembered = window.prompt_panel.defaults()
+    assert [(entry.name, entry.weight) for entry in remembered.loras] == [(str(lora.resolve()), 0.8)]
+    box.set_values([], "")
+    window.prompt_panel.load_defaults(remembered)
+    assert box.choices()[0].weight == 0.8

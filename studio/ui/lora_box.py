@@ -1,0 +1,159 @@
+"""LoRAs with their weights, and the VAE, for the next generation: picked from the model library."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.model_library import LibraryItem
+from studio.core.requests import MAX_LORA_WEIGHT, MAX_LORAS, LoraChoice
+from studio.ui.theme import icon
+
+MODEL_VAE = "The model's own VAE"
+
+
+class LoraBox(QWidget):
+    """One row per chosen LoRA (name, weight, remove), an Add menu of the library's LoRAs, and a VAE picker."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._loras: list[LibraryItem] = []
+        self._rows: list[tuple[str, QDoubleSpinBox, QWidget]] = []
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(4)
+        header = QHBoxLayout()
+        title = QLabel("LoRAs")
+        title.setObjectName("fieldLabel")
+        header.addWidget(title)
+        header.addStretch(1)
+        self.add_button = QToolButton()
+        self.add_button.setIcon(icon("add"))
+        self.add_button.setText("Add LoRA")
+        self.add_button.setToolButtonStyle(self.add_button.toolButtonStyle().ToolButtonTextBesideIcon)
+        self.add_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.add_menu = QMenu(self.add_button)
+        self.add_menu.aboutToShow.connect(self._fill_menu)
+        self.add_button.setMenu(self.add_menu)
+        header.addWidget(self.add_button)
+        layout.addLayout(header)
+        self.rows_layout = QVBoxLayout()
+        self.rows_layout.setSpacing(2)
+        layout.addLayout(self.rows_layout)
+        vae_row = QHBoxLayout()
+        vae_label = QLabel("VAE")
+        vae_label.setObjectName("fieldLabel")
+        self.vae_combo = QComboBox()
+        self.vae_combo.setToolTip("Decode with another VAE (from the model library), e.g. a fixed SDXL VAE")
+        self.vae_combo.addItem(MODEL_VAE, "")
+        self.vae_combo.currentIndexChanged.connect(lambda *_: self.changed.emit())
+        vae_row.addWidget(vae_label)
+        vae_row.addWidget(self.vae_combo, 1)
+        layout.addLayout(vae_row)
+
+    # -- library ---------------------------------------------------------------------------------
+    def set_library(self, items: list[LibraryItem]) -> None:
+        """The library's LoRAs and VAEs to pick from (a chosen one that went missing stays, by name)."""
+        self._loras = [i for i in items if i.kind == "lora" and i.usable]
+        vaes = [i for i in items if i.kind == "vae" and i.usable]
+        current = self.vae()
+        self.vae_combo.blockSignals(True)
+        self.vae_combo.clear()
+        self.vae_combo.addItem(MODEL_VAE, "")
+        for item in vaes:
+            self.vae_combo.addItem(item.name, str(item.path))
+            self.vae_combo.setItemData(self.vae_combo.count() - 1, str(item.path), 3)  # tooltip role
+        self._select_vae(current)
+        self.vae_combo.blockSignals(False)
+
+    def _fill_menu(self) -> None:
+        self.add_menu.clear()
+        chosen = {name for name, _, _ in self._rows}
+        if not self._loras:
+            self.add_menu.addAction("No LoRAs in the library yet (Settings → Model Library…)").setEnabled(False)
+        for item in self._loras:
+            action = self.add_menu.addAction(f"{item.name}  ·  {item.label}", lambda i=item: self.add(str(i.path)))
+            action.setEnabled(str(item.path) not in chosen and len(self._rows) < MAX_LORAS)
+
+    # -- values ----------------------------------------------------------------------------------
+    def add(self, name: str, weight: float = 1.0) -> None:
+        if len(self._rows) >= MAX_LORAS or any(n == name for n, _, _ in self._rows):
+            return
+        row = QWidget()
+        line = QHBoxLayout(row)
+        line.setContentsMargins(0, 0, 0, 0)
+        label = QLabel(_short(name))
+        label.setToolTip(name)
+        spin = QDoubleSpinBox()
+        spin.setRange(-MAX_LORA_WEIGHT, MAX_LORA_WEIGHT)
+        spin.setSingleStep(0.05)
+        spin.setDecimals(2)
+        spin.setValue(weight)
+        spin.setToolTip("Weight: 1 is the LoRA as trained, 0 switches it off, negative pushes away from it")
+        spin.valueChanged.connect(lambda *_: self.changed.emit())
+        remove = QToolButton()
+        remove.setIcon(icon("close"))
+        remove.setToolTip("Remove this LoRA")
+        remove.clicked.connect(lambda: self.remove(name))
+        line.addWidget(label, 1)
+        line.addWidget(spin)
+        line.addWidget(remove)
+        self.rows_layout.addWidget(row)
+        self._rows.append((name, spin, row))
+        self.changed.emit()
+
+    def remove(self, name: str) -> None:
+        for entry in list(self._rows):
+            if entry[0] == name:
+                self._rows.remove(entry)
+                entry[2].deleteLater()
+        self.changed.emit()
+
+    def choices(self) -> tuple[LoraChoice, ...]:
+        return tuple(LoraChoice(name, spin.value()) for name, spin, _ in self._rows)
+
+    def vae(self) -> str:
+        return self.vae_combo.currentData() or ""
+
+    def set_values(self, loras: list[tuple[str, float]] | tuple[LoraChoice, ...], vae: str) -> None:
+        for name, _, _ in list(self._rows):
+            self.remove(name)
+        for entry in loras:
+            name, weight = (entry.name, entry.weight) if isinstance(entry, LoraChoice) else entry
+            self.add(self._library_path(name), weight)
+        self._select_vae(vae)
+
+    def _library_path(self, name: str) -> str:
+        """A recorded name ("ink", "ink.safetensors") as the library's file, when it has one of that name."""
+        for item in self._loras:
+            if name in (item.name, item.path.name, str(item.path)):
+                return str(item.path)
+        return name
+
+    def _select_vae(self, vae: str) -> None:
+        if not vae:
+            self.vae_combo.setCurrentIndex(0)
+            return
+        for index in range(1, self.vae_combo.count()):
+            if vae in (self.vae_combo.itemData(index), self.vae_combo.itemText(index)):
+                self.vae_combo.setCurrentIndex(index)
+                return
+        self.vae_combo.addItem(f"{_short(vae)} (not in the library)", vae)
+        self.vae_combo.setCurrentIndex(self.vae_combo.count() - 1)
+
+
+def _short(name: str) -> str:
+    """The file's stem for a path, the name itself otherwise."""
+    tail = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return tail[:-len(".safetensors")] if tail.endswith(".safetensors") else tail
