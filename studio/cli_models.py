@@ -29,6 +29,9 @@ def add_models_parser(commands: argparse._SubParsersAction) -> None:
                              description="Check a model by content (safetensors only), detect its kind and copy "
                                          "it into the models folder under that kind's folder.")
     imp.add_argument("path", type=Path, metavar="PATH")
+    imp.add_argument("--convert", action="store_true",
+                     help="a pickle checkpoint (.ckpt/.pt/.pth/.bin): convert it to safetensors first, reading "
+                          "tensors only with torch.load(weights_only=True)")
     link = actions.add_parser("link", help="use another tool's models folder (AUTOMATIC1111, ComfyUI, InvokeAI) "
                                            "in place, without copying")
     link.add_argument("path", type=Path, metavar="PATH")
@@ -53,7 +56,7 @@ def run_models(args: argparse.Namespace) -> int:
         if command == "list":
             return _list(settings, args.kind, args.json, not args.no_hash)
         if command == "import":
-            return _import(settings, args.path)
+            return _import(settings, args.path, args.convert)
         if command == "link":
             return _link(settings, args.path)
         if command == "download":
@@ -103,14 +106,25 @@ def _list(settings: Settings, kind: str | None, as_json: bool, hashes: bool) -> 
     return 0
 
 
-def _import(settings: Settings, path: Path) -> int:
-    from studio.services.model_imports import import_model
+def _import(settings: Settings, path: Path, convert: bool) -> int:
+    from studio.core.weight_files import PICKLE, TORCH_ZIP, sniff_weights_format
+    from studio.services.model_imports import convert_and_import, import_model
 
     def progress(done: int, total: int) -> None:
         print(f"\rCopying {path.name}: {done * 100 // max(total, 1)}%", end="", file=sys.stderr, flush=True)
 
-    result = import_model(path, settings.models_dir, hash_cache=studio_paths().cache_dir / "model-hashes.json",
-                          progress=progress)
+    hashes = studio_paths().cache_dir / "model-hashes.json"
+    is_pickle = path.is_file() and sniff_weights_format(path) in (PICKLE, TORCH_ZIP)
+    if is_pickle and convert:
+        print(f"Converting {path.name} to safetensors (tensors only)…", file=sys.stderr)
+        result = convert_and_import(path, settings.models_dir, hash_cache=hashes)
+    else:
+        try:
+            result = import_model(path, settings.models_dir, hash_cache=hashes, progress=progress)
+        except StudioError as exc:
+            if is_pickle:
+                raise StudioError(f"{exc} Or import it with --convert, which does both.") from None
+            raise
     if result.copied:
         print(file=sys.stderr)
         print(f"Imported {result.item.name} ({result.item.label}) to {result.item.path}.")

@@ -113,3 +113,16 @@ def test_generate_with_an_imported_single_file_checkpoint_by_name(home, tmp_path
     assert result.returncode == 0, result.stderr
     with Image.open(out) as image:
         assert image.size == (64, 64) and "Model: dreamy" in image.info["parameters"]
+
+
+def test_a_ckpt_is_imported_with_convert(home, tmp_path):
+    import torch
+
+    checkpoint = tmp_path / "ink.ckpt"
+    torch.save({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": torch.ones(4, 8),
+                "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": torch.ones(8, 4)}, checkpoint)
+    refused = studio(home, "import", str(checkpoint))
+    assert refused.returncode == 2 and "--convert" in refused.stderr
+    converted = studio(home, "import", str(checkpoint), "--convert")
+    assert converted.returncode == 0, converted.stderr
+    assert (home / "data" / "models" / "loras" / "ink.safetensors").is_file()

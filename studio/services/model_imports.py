@@ -9,6 +9,7 @@ never deleted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from collections.abc import Callable
@@ -43,8 +44,9 @@ class ImportResult:
 
 
 def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = None,
-                 progress: Progress | None = None) -> ImportResult:
-    """Copy a checked model file or diffusers folder into the library; InvalidRequest/ModelError otherwise."""
+                 progress: Progress | None = None, move: bool = False) -> ImportResult:
+    """Copy (or, with ``move``, move) a checked model file or diffusers folder into the library;
+    InvalidRequest/ModelError otherwise."""
     source = Path(source).expanduser()
     if not source.exists():
         raise InvalidRequest(f"There is no file or folder at {source}.")
@@ -69,7 +71,9 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f".{source.name}.importing"
     try:
-        if source.is_dir():
+        if move:
+            shutil.move(source, partial)
+        elif source.is_dir():
             shutil.rmtree(partial, ignore_errors=True)
             shutil.copytree(source, partial)
         else:
@@ -78,9 +82,30 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
     except OSError as exc:
         shutil.rmtree(partial, ignore_errors=True) if partial.is_dir() else partial.unlink(missing_ok=True)
         raise ModelError(f"{source.name} could not be copied into {folder}: {exc.strerror or exc}.") from exc
-    _record_import(models_dir, target, source)
+    if not move:
+        _record_import(models_dir, target, source)
     imported = item_for_folder(target, "models folder") if target.is_dir() else item_for_file(target, "models folder")
     return ImportResult(imported, copied=True)
+
+
+def convert_and_import(source: Path, models_dir: Path, *, hash_cache: Path | None = None) -> ImportResult:
+    """A pickle checkpoint (.ckpt/.pt/.pth/.bin), read with ``torch.load(weights_only=True)`` (tensors and plain
+    containers only; anything else is refused unrun), written as safetensors and imported as that."""
+    from studio.engine.convert import convert_to_safetensors  # torch: only when converting
+
+    source = Path(source).expanduser()
+    incoming = models_dir / ".incoming"  # hidden: the library never lists a half-converted file
+    dest = incoming / f"{source.stem}.safetensors"
+    try:
+        convert_to_safetensors(source, dest)
+        result = import_model(dest, models_dir, hash_cache=hash_cache, move=True)
+    finally:
+        dest.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            incoming.rmdir()
+    if result.copied:
+        _record_import(models_dir, result.item.path, source)
+    return result
 
 
 def remove_model(value: str, models_dir: Path, linked: list[Path]) -> tuple[LibraryItem, list[Path]]:

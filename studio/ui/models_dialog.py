@@ -206,7 +206,7 @@ class ModelsDialog(QDialog):
         self._show_details()
 
     def _choose_file(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(self, "Import a model", "", "Model weights (*.safetensors);;All (*)")
+        name, _ = QFileDialog.getOpenFileName(self, "Import a model", "", "Model weights (*.safetensors *.ckpt *.pt *.pth *.bin);;All (*)")
         if name:
             self.start(self.import_path(Path(name)))
 
@@ -247,8 +247,24 @@ class ModelsDialog(QDialog):
         self.message.setText(text)
 
     async def import_path(self, path: Path) -> bool:
-        from studio.services.model_imports import import_model
+        from studio.core.weight_files import PICKLE, TORCH_ZIP, sniff_weights_format
+        from studio.services.model_imports import convert_and_import, import_model
 
+        pickle = path.is_file() and await asyncio.to_thread(sniff_weights_format, path) in (PICKLE, TORCH_ZIP)
+        if pickle and self.confirm(
+                "Convert checkpoint", f"{path.name} is a pickle checkpoint, which can run code when loaded the usual "
+                "way. Studio can convert it to safetensors, reading only tensors and plain containers (torch.load "
+                "with weights_only=True; anything else is refused without running it), and import that. Convert?"):
+            self._busy(f"Converting {path.name} to safetensors…")
+            try:
+                result = await asyncio.to_thread(convert_and_import, path, self.settings.models_dir,
+                                                 hash_cache=self.hash_cache)
+            except StudioError as exc:
+                self._report(str(exc), error=True)
+                return False
+            await self._changed()
+            self._report(result.note or f"Converted and imported {result.item.name} ({result.item.label}).")
+            return result.copied
         self._busy(f"Checking and copying {path.name}…", progress=True)
         update = self._loop_callback(lambda done, total: self._show_progress(
             done, total, f"Copying {path.name}: {format_size(done)} of {format_size(total)}"))

@@ -105,3 +105,35 @@ def test_remove_deletes_inside_the_models_folder_and_only_unlinks_other_folders(
     assert kept == [] and theirs.exists()
     with pytest.raises(InvalidRequest, match="no model named"):
         remove_model("nothing", models, [])
+
+
+def test_a_pickle_checkpoint_is_converted_then_imported_tensors_only(tmp_path):
+    import torch
+
+    from studio.services.model_imports import convert_and_import
+
+    models = tmp_path / "models"
+    checkpoint = tmp_path / "ink.ckpt"
+    torch.save({"state_dict": {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": torch.ones(4, 8),
+                               "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": torch.ones(8, 4)}},
+               checkpoint)
+    result = convert_and_import(checkpoint, models)
+    assert result.copied and result.item.path == models / "loras" / "ink.safetensors"
+    assert result.item.kind == "lora"
+    assert scan_library(models)[0].source == f"imported from {checkpoint.resolve()}"
+    assert not (models / ".incoming").exists()
+
+
+def test_a_checkpoint_with_code_is_refused_by_the_conversion_and_never_runs(tmp_path):
+    from studio.core.errors import StudioError
+    from studio.services.model_imports import convert_and_import
+
+    import torch
+
+    sentinel = tmp_path / "ran"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {"w": torch.ones(2)}, "callback": _Sentinel(sentinel)}, evil)  # as torch writes them
+    with pytest.raises(StudioError, match="contains code or objects"):
+        convert_and_import(evil, tmp_path / "models")
+    assert not sentinel.exists()
+    assert not list((tmp_path / "models").rglob("*.safetensors"))

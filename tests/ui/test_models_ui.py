@@ -57,8 +57,11 @@ def test_a_pickle_is_refused_with_the_sentence_and_nothing_is_copied(qtbot, wind
     evil = tmp_path / "model.safetensors"
     evil.write_bytes(b"\x80\x04\x95" + b"\0" * 32)
     dialog = open_library(qtbot, window)
+    asked = []
+    dialog.confirm = lambda title, text: asked.append(text) or False  # "Convert?" — no
     dialog.start(dialog.import_path(evil))
     qtbot.waitUntil(lambda: "pickle" in dialog.message.text(), timeout=10000)
+    assert "weights_only=True" in asked[0]
     assert "studio convert-weights" in dialog.message.text()
     assert not (window.settings.models_dir / "checkpoints").exists()
 
