@@ -80,7 +80,7 @@ class ModelsDialog(QDialog):
         self.tree.setRootIsDecorated(False)
         self.tree.setSortingEnabled(True)
         self.tree.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        for column, width in enumerate((230, 150, 80, 100)):
+        for column, width in enumerate((230, 150, 80, 112)):
             self.tree.setColumnWidth(column, width)
         self.tree.currentItemChanged.connect(lambda *_: self._show_details())
         layout.addWidget(self.tree, 1)
