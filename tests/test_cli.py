@@ -32,6 +32,34 @@ def studio(home: Path, *args: str, timeout: float = 240) -> subprocess.Completed
     return run_studio(home, "generate", *args, timeout=timeout)
 
 
+REFUSALS_SCRIPT = (
+    "import contextlib, io, json, sys\n"
+    "from studio.cli import main\n"
+    "results = {}\n"
+    "for name, args in json.loads(sys.argv[1]).items():\n"
+    "    err, out = io.StringIO(), io.StringIO()\n"
+    "    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):\n"
+    "        code = main(args)\n"
+    "    results[name] = [code, err.getvalue(), out.getvalue()]\n"
+    "print(json.dumps({'results': results, 'heavy': [m for m in ('torch', 'diffusers') if m in sys.modules]}))\n"
+)
+
+
+def assert_refused_without_torch(home: Path, base: list[str], cases: dict[str, tuple[list[str], str]]) -> None:
+    """Each case (extra args, sentence) exits 2 with exactly that sentence, in one process that never imports
+    torch or diffusers: bad input is refused before the engine starts."""
+    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
+    argv = {name: [*base, *args] for name, (args, _) in cases.items()}
+    done = subprocess.run([sys.executable, "-c", REFUSALS_SCRIPT, json.dumps(argv)], env=env, cwd=home.parent,
+                          capture_output=True, text=True, encoding="utf-8", timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    for name, (_, sentence) in cases.items():
+        code, err, out = report["results"][name]
+        assert (code, err, out) == (2, f"studio: {sentence}\n", ""), name
+    assert report["heavy"] == []
+
+
 def parameters_of(path: Path) -> Recipe:
     with Image.open(path) as img:
         assert img.format == "PNG"
@@ -212,27 +240,7 @@ def test_bad_inpaint_input_exits_2_with_one_sentence_before_loading_torch(tiny_m
                           "Outpainting by 0,0,20000,0 would make a 20096x72 picture; "
                           "Studio inpaints pictures of at most 16384 pixels a side."),
     }
-    script = (
-        "import contextlib, io, json, sys\n"
-        "from studio.cli import main\n"
-        "results = {}\n"
-        "for name, args in json.loads(sys.argv[1]).items():\n"
-        "    err, out = io.StringIO(), io.StringIO()\n"
-        "    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):\n"
-        "        code = main(args)\n"
-        "    results[name] = [code, err.getvalue(), out.getvalue()]\n"
-        "print(json.dumps({'results': results, 'heavy': [m for m in ('torch', 'diffusers') if m in sys.modules]}))\n"
-    )
-    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
-    argv = {name: [*base, *args] for name, (args, _) in cases.items()}
-    done = subprocess.run([sys.executable, "-c", script, json.dumps(argv)], env=env, cwd=home.parent,
-                          capture_output=True, text=True, encoding="utf-8", timeout=120)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    for name, (_, sentence) in cases.items():
-        code, err, out = report["results"][name]
-        assert (code, err, out) == (2, f"studio: {sentence}\n", ""), name
-    assert report["heavy"] == []
+    assert_refused_without_torch(home, base, cases)
     assert not (tmp_path / "never.png").exists()
 
 
@@ -321,27 +329,7 @@ def test_bad_lora_and_vae_input_exits_2_with_one_sentence_before_loading_torch(t
                                            f"{models / 'vae' / 'gone'} (with config.json), the file "
                                            f"{models / 'vae' / 'gone.safetensors'} and a file or folder at gone."),
     }
-    script = (
-        "import contextlib, io, json, sys\n"
-        "from studio.cli import main\n"
-        "results = {}\n"
-        "for name, args in json.loads(sys.argv[1]).items():\n"
-        "    err, out = io.StringIO(), io.StringIO()\n"
-        "    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):\n"
-        "        code = main(args)\n"
-        "    results[name] = [code, err.getvalue(), out.getvalue()]\n"
-        "print(json.dumps({'results': results, 'heavy': [m for m in ('torch', 'diffusers') if m in sys.modules]}))\n"
-    )
-    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
-    argv = {name: [*base, *args] for name, (args, _) in cases.items()}
-    done = subprocess.run([sys.executable, "-c", script, json.dumps(argv)], env=env, cwd=home.parent,
-                          capture_output=True, text=True, encoding="utf-8", timeout=120)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    for name, (_, sentence) in cases.items():
-        code, err, out = report["results"][name]
-        assert (code, err, out) == (2, f"studio: {sentence}\n", ""), name
-    assert report["heavy"] == []
+    assert_refused_without_torch(home, base, cases)
 
 
 def test_lora_flags_are_parsed_as_name_and_weight():

@@ -9,14 +9,12 @@ from __future__ import annotations
 import asyncio
 import html
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
     QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
@@ -35,6 +33,7 @@ from studio.core.errors import JobCancelledError, StudioError
 from studio.core.model_library import LibraryItem, scan_library, with_hashes
 from studio.core.settings import Settings
 from studio.ui.plugins_dialog import ask
+from studio.ui.task_dialog import TaskDialog, brush
 from studio.ui.theme import icon
 
 KIND_FILTERS = (("All kinds", ""), ("Checkpoints", "checkpoint"), ("LoRAs", "lora"), ("VAEs", "vae"),
@@ -49,7 +48,7 @@ def format_size(size: int) -> str:
     return f"{size} B"
 
 
-class ModelsDialog(QDialog):
+class ModelsDialog(TaskDialog):
     def __init__(self, settings: Settings, cache_dir: Path, on_change: Callable[[], None],
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -58,7 +57,6 @@ class ModelsDialog(QDialog):
         self.on_change = on_change  # the library changed: refresh the picker, save the settings
         self.confirm = lambda title, text: ask(self, title, text)  # tests answer for the person
         self.items: list[LibraryItem] = []
-        self._tasks: set[asyncio.Task] = set()
         self._cancel = threading.Event()
         self.setWindowTitle("Model Library")
         self.resize(980, 560)
@@ -97,11 +95,9 @@ class ModelsDialog(QDialog):
         progress_row.addWidget(self.progress, 1)
         progress_row.addWidget(self.cancel_button)
         layout.addLayout(progress_row)
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        self.message.setTextFormat(Qt.TextFormat.PlainText)
         layout.addWidget(self.message)
         layout.addLayout(self._buttons())
+        self.action_buttons = [self.import_button, self.link_button, self.download_button, self.remove_button]
         self.start(self.reload())
 
     def _buttons(self) -> QHBoxLayout:
@@ -132,11 +128,6 @@ class ModelsDialog(QDialog):
         return row
 
     # -- list ------------------------------------------------------------------------------------
-    def start(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def reload(self, hashes: bool = True) -> None:
         models_dir, linked = self.settings.models_dir, list(self.settings.extra_model_paths)
         self.items = await asyncio.to_thread(scan_library, models_dir, linked)
@@ -160,7 +151,7 @@ class ModelsDialog(QDialog):
             row.setData(2, Qt.ItemDataRole.UserRole, item.size)
             row.setToolTip(0, str(item.path))
             if item.problem or item.duplicate_of:
-                row.setForeground(1, _brush("#ff8a80" if item.problem else "#e8a25c"))
+                row.setForeground(1, brush("#ff8a80" if item.problem else "#e8a25c"))
             self.tree.addTopLevelItem(row)
             if selected is not None and item.path == selected.path:
                 self.tree.setCurrentItem(row)
@@ -192,18 +183,9 @@ class ModelsDialog(QDialog):
 
     # -- actions ---------------------------------------------------------------------------------
     def _busy(self, text: str, progress: bool = False) -> None:
-        self.message.setStyleSheet("")
-        self.message.setText(text)
+        super()._busy(text)
         self.progress.setVisible(progress)
         self.cancel_button.setVisible(progress)
-        for widget in (self.import_button, self.link_button, self.download_button, self.remove_button):
-            widget.setEnabled(not text)
-
-    def _report(self, text: str, error: bool = False) -> None:
-        self._busy("")
-        self.message.setStyleSheet("color: #ff8a80;" if error else "")
-        self.message.setText(text)
-        self._show_details()
 
     def _choose_file(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "Import a model", "", "Model weights (*.safetensors *.ckpt *.pt *.pth *.bin);;All (*)")
@@ -356,9 +338,3 @@ class _Row(QTreeWidgetItem):
         if column == 2:
             return (self.data(2, Qt.ItemDataRole.UserRole) or 0) < (other.data(2, Qt.ItemDataRole.UserRole) or 0)
         return self.text(column).lower() < other.text(column).lower()
-
-
-def _brush(colour: str):  # noqa: ANN202 - QBrush
-    from PySide6.QtGui import QBrush, QColor
-
-    return QBrush(QColor(colour))

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import html
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QDialog,
     QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
@@ -32,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import StudioError
 from studio.plugin_host.host import DISABLED, ENABLED, PluginHost, PluginRecord
+from studio.ui.task_dialog import TaskDialog, brush
 from studio.ui.theme import icon
 
 STATUS_COLOURS = {ENABLED: "#7ccf8a", DISABLED: "#9aa3b2"}
@@ -44,7 +44,7 @@ def ask(parent: QWidget, title: str, text: str) -> bool:
     return answer == QMessageBox.StandardButton.Yes
 
 
-class PluginsDialog(QDialog):
+class PluginsDialog(TaskDialog):
     def __init__(self, host: PluginHost, index_url: str = "", start_dir: Path | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -52,7 +52,6 @@ class PluginsDialog(QDialog):
         self.index_url = index_url
         self._start_dir = start_dir
         self.confirm: Confirm = lambda title, text: ask(self, title, text)  # tests answer for the person
-        self._tasks: set[asyncio.Task] = set()
         self.setWindowTitle("Plugins")
         self.resize(860, 520)
         layout = QVBoxLayout(self)
@@ -79,26 +78,23 @@ class PluginsDialog(QDialog):
         splitter.addWidget(self.details)
         splitter.setSizes([460, 400])
         layout.addWidget(splitter, 1)
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        self.message.setTextFormat(Qt.TextFormat.PlainText)
         layout.addWidget(self.message)
 
         buttons = QHBoxLayout()
         self.toggle_button = QPushButton("Enable")
         self.toggle_button.clicked.connect(self._toggle)
         self.uninstall_button = QPushButton(icon("remove"), "Uninstall")
-        self.uninstall_button.clicked.connect(lambda: self._start(self.uninstall(self._selected_id())))
+        self.uninstall_button.clicked.connect(lambda: self.start(self.uninstall(self._selected_id())))
         self.install_button = QPushButton(icon("open"), "Install from File")
         menu = QMenu(self.install_button)
         menu.addAction("A wheel, sdist or zip…", self._choose_file)
         menu.addAction("A plugin folder…", self._choose_folder)
         self.install_button.setMenu(menu)
         self.index_button = QPushButton(icon("plugin"), "Install from Index…")
-        self.index_button.clicked.connect(lambda: self._start(self.browse_index()))
+        self.index_button.clicked.connect(lambda: self.start(self.browse_index()))
         self.update_button = QPushButton(icon("refresh"), "Update")
         self.update_button.setToolTip("Install newer versions from the plugin index")
-        self.update_button.clicked.connect(lambda: self._start(self.update_all()))
+        self.update_button.clicked.connect(lambda: self.start(self.update_all()))
         for widget in (self.toggle_button, self.uninstall_button):
             buttons.addWidget(widget)
         buttons.addStretch(1)
@@ -108,6 +104,8 @@ class PluginsDialog(QDialog):
         close.rejected.connect(self.reject)
         buttons.addWidget(close)
         layout.addLayout(buttons)
+        self.action_buttons = [self.toggle_button, self.uninstall_button, self.install_button, self.index_button,
+                               self.update_button]
         self.reload()
 
     # -- list ----------------------------------------------------------------------------------
@@ -118,7 +116,7 @@ class PluginsDialog(QDialog):
             item = QTreeWidgetItem([record.name, record.version, record.status])
             item.setData(0, Qt.ItemDataRole.UserRole, record.id)
             item.setIcon(0, icon("plugin"))
-            item.setForeground(2, _brush(STATUS_COLOURS.get(record.status, "#e8a25c")))
+            item.setForeground(2, brush(STATUS_COLOURS.get(record.status, "#e8a25c")))
             if record.error:
                 item.setToolTip(2, record.error)
             self.tree.addTopLevelItem(item)
@@ -149,24 +147,6 @@ class PluginsDialog(QDialog):
         self.details.setText(describe(record))
 
     # -- actions -------------------------------------------------------------------------------
-    def _start(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def _busy(self, text: str) -> None:
-        self.message.setStyleSheet("")
-        self.message.setText(text)
-        for widget in (self.toggle_button, self.uninstall_button, self.install_button, self.index_button,
-                       self.update_button):
-            widget.setEnabled(not text)
-
-    def _report(self, text: str, error: bool = False) -> None:
-        self._busy("")
-        self.message.setStyleSheet("color: #ff8a80;" if error else "")
-        self.message.setText(text)
-        self._show_details()
-
     def _toggle(self) -> None:
         record = self._selected()
         if record is None:
@@ -188,12 +168,12 @@ class PluginsDialog(QDialog):
         name, _ = QFileDialog.getOpenFileName(self, "Install a plugin", str(self._start_dir or ""),
                                               "Plugin packages (*.whl *.zip *.tar.gz *.tgz)")
         if name:
-            self._start(self.install(Path(name)))
+            self.start(self.install(Path(name)))
 
     def _choose_folder(self) -> None:
         name = QFileDialog.getExistingDirectory(self, "Install a plugin folder", str(self._start_dir or ""))
         if name:
-            self._start(self.install(Path(name)))
+            self.start(self.install(Path(name)))
 
     async def install(self, source: Any) -> bool:
         """Plan (dry run), ask, install. True when it was installed."""
@@ -316,9 +296,3 @@ def describe(record: PluginRecord) -> str:
     if record.error:
         lines.append(f"<p style='color:#ff8a80'>{e(record.error)}</p>")
     return "".join(lines)
-
-
-def _brush(colour: str):  # noqa: ANN202 - QBrush
-    from PySide6.QtGui import QBrush, QColor
-
-    return QBrush(QColor(colour))

@@ -1,0 +1,49 @@
+"""A dialog whose actions run off the UI thread: one message line, and its buttons off while one runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialog, QLabel, QWidget
+
+ERROR_STYLE = "color: #ff8a80;"
+
+
+class TaskDialog(QDialog):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._tasks: set[asyncio.Task] = set()  # kept so a running task is not garbage-collected
+        self.action_buttons: list[QWidget] = []  # disabled while a task runs
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setTextFormat(Qt.TextFormat.PlainText)
+
+    def start(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _busy(self, text: str) -> None:
+        """Say what is running (or, with "", that nothing is) and turn the action buttons off meanwhile."""
+        self.message.setStyleSheet("")
+        self.message.setText(text)
+        for widget in self.action_buttons:
+            widget.setEnabled(not text)
+
+    def _report(self, text: str, error: bool = False) -> None:
+        self._busy("")
+        self.message.setStyleSheet(ERROR_STYLE if error else "")
+        self.message.setText(text)
+        self._show_details()
+
+    def _show_details(self) -> None:
+        """Refresh whatever depends on the selection (buttons' states, the details pane)."""
+
+
+def brush(colour: str):  # noqa: ANN201 - QBrush
+    from PySide6.QtGui import QBrush, QColor
+
+    return QBrush(QColor(colour))
