@@ -13,6 +13,7 @@ from pathlib import Path
 RESNET = (("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"),
           ("conv2", "out_layers.3"), ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection"))
 UNET_TOP = (("time_embedding.linear_1.", "time_embed.0."), ("time_embedding.linear_2.", "time_embed.2."),
+            ("add_embedding.linear_1.", "label_emb.0.0."), ("add_embedding.linear_2.", "label_emb.0.2."),
             ("conv_in.", "input_blocks.0.0."), ("conv_norm_out.", "out.0."), ("conv_out.", "out.2."))
 VAE_ATTENTION = (("group_norm.", "norm."), ("to_q.", "q."), ("to_k.", "k."), ("to_v.", "v."),
                  ("to_out.0.", "proj_out."))
@@ -81,8 +82,32 @@ def vae_to_original(state: dict, config: dict) -> dict:
     return out
 
 
+def text_to_open_clip(state: dict, prefix: str) -> dict:
+    """A transformers CLIPTextModelWithProjection as OpenCLIP's keys (SDXL's second text encoder, SD 2.x's)."""
+    import torch
+    from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
+
+    mapping = DIFFUSERS_TO_LDM_MAPPING["openclip"]
+    out = {}
+    for key, value in state.items():
+        if key in mapping["layers"]:
+            ldm = mapping["layers"][key]
+            out[prefix + ldm] = value.T.contiguous() if ldm == "text_projection" else value
+            continue
+        new = key
+        for diffusers_name, ldm_name in list(mapping["transformer"].items())[:6]:
+            new = new.replace(diffusers_name, ldm_name)
+        out[prefix + "transformer." + new] = value
+    for key in [k for k in out if k.endswith(".attn.q_proj.weight") or k.endswith(".attn.q_proj.bias")]:
+        kind = key.rsplit(".", 1)[1]
+        base = key[: -len(f"q_proj.{kind}")]
+        parts = [out.pop(f"{base}{name}_proj.{kind}") for name in "qkv"]
+        out[f"{base}in_proj_{kind}"] = torch.cat(parts)  # OpenCLIP keeps q, k and v in one matrix
+    return out
+
+
 def write_original_checkpoint(diffusers_folder: Path, target: Path) -> Path:
-    """Save the SD 1.x diffusers folder as one original-layout ``.safetensors`` checkpoint."""
+    """Save the SD 1.x or SDXL diffusers folder as one original-layout ``.safetensors`` checkpoint."""
     from safetensors.torch import load_file, save_file
 
     def part(name: str) -> tuple[dict, dict]:
@@ -94,9 +119,13 @@ def write_original_checkpoint(diffusers_folder: Path, target: Path) -> Path:
     vae, vae_config = part("vae")
     text, _ = part("text_encoder")
     state = unet_to_original(unet, unet_config) | vae_to_original(vae, vae_config)
+    sdxl = (diffusers_folder / "text_encoder_2").is_dir()
+    first = "conditioner.embedders.0.transformer." if sdxl else "cond_stage_model.transformer."
     # transformers 5 saves CLIPTextModel without its ``text_model.`` level; the original layout has it.
-    state |= {"cond_stage_model.transformer." + (k if k.startswith("text_model.") else "text_model." + k): v
-              for k, v in text.items()}
+    state |= {first + (k if k.startswith("text_model.") else "text_model." + k): v for k, v in text.items()}
+    if sdxl:
+        text_2, _ = part("text_encoder_2")
+        state |= text_to_open_clip(text_2, "conditioner.embedders.1.model.")
     target.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in state.items()}, str(target))
     return target

@@ -82,6 +82,45 @@ def _build_tiny(folder: Path, seed: int, inpainting: bool) -> Path:
     return folder
 
 
+def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
+    """A tiny SDXL-style pipeline: two text encoders (the second with a projection, pooled into the UNet's
+    text_time embedding), as diffusers' own SDXL tests build theirs."""
+    import torch
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16), layers_per_block=1, sample_size=32, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
+        addition_time_embed_dim=8, transformer_layers_per_block=(1, 2), projection_class_embeddings_input_dim=80,
+        cross_attention_dim=72, norm_num_groups=4)  # the two text encoders' widths, 32 + 40, side by side
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16, 16, 16), in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, latent_channels=4, norm_num_groups=4, layers_per_block=1,
+        sample_size=64, scaling_factor=0.13025)
+    vocab = byte_level_vocab()
+    text_config = dict(bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
+                       pad_token_id=vocab["<|endoftext|>"], hidden_size=32, intermediate_size=37, layer_norm_eps=1e-05,
+                       num_attention_heads=4, num_hidden_layers=2, vocab_size=len(vocab), max_position_embeddings=77,
+                       projection_dim=32, hidden_act="gelu")
+    text_encoder = CLIPTextModel(CLIPTextConfig(**text_config))
+    # Another width than the first encoder's: diffusers tells SDXL's two encoders apart by it in single files.
+    text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**{**text_config, "hidden_size": 40}))
+    tok_dir = folder.parent / f".{folder.name}-tokenizer-src"
+    tok_dir.mkdir(parents=True, exist_ok=True)
+    (tok_dir / "vocab.json").write_text(json.dumps(vocab))
+    (tok_dir / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=77)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       steps_offset=1, timestep_spacing="leading")
+    pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2,
+                                     tokenizer=tokenizer, tokenizer_2=tokenizer, unet=unet, scheduler=scheduler)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
 def build_tiny_ip_adapter(models_dir: Path, model_dir: Path, seed: int = 0) -> Path:
     """``<models_dir>/ip-adapter`` laid out as h94/IP-Adapter is, sized for the tiny SD 1.x UNet in model_dir.
 

@@ -108,3 +108,19 @@ def test_shipped_configs_build_the_released_architectures(key, unet_params, tmp_
         vae = AutoencoderKL.from_config(AutoencoderKL.load_config(folder / "vae"))
     assert sum(p.numel() for p in unet.parameters()) == unet_params  # the parameter counts of the releases
     assert sum(p.numel() for p in vae.parameters()) == 83_653_863
+
+
+def test_an_sdxl_single_file_checkpoint_makes_the_same_picture_as_its_folder(tmp_path, monkeypatch):
+    from tiny_models import build_tiny_sdxl
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cpu = select_device("cpu")
+    folder = build_tiny_sdxl(tmp_path / "tiny-xl")
+    models = tmp_path / "models"
+    checkpoint = write_original_checkpoint(folder, models / "checkpoints" / "tiny-xl.safetensors")
+    kind = detect_kind(read_safetensors_header(checkpoint), checkpoint.name)
+    assert (kind.kind, kind.family, kind.label) == ("checkpoint", "sdxl", "SDXL")
+    shutil.copytree(folder, models / "configs" / "sdxl", ignore=shutil.ignore_patterns("*.safetensors"))
+    single = load_model(checkpoint, cpu, models_dir=models, cache_dir=tmp_path)
+    assert single.family == "sdxl" and type(single.text2img).__name__ == "StableDiffusionXLPipeline"
+    np.testing.assert_allclose(picture(single.text2img), picture(load_model(folder, cpu).text2img), atol=1e-5)
