@@ -124,3 +124,15 @@ def test_an_sdxl_single_file_checkpoint_makes_the_same_picture_as_its_folder(tmp
     single = load_model(checkpoint, cpu, models_dir=models, cache_dir=tmp_path)
     assert single.family == "sdxl" and type(single.text2img).__name__ == "StableDiffusionXLPipeline"
     np.testing.assert_allclose(picture(single.text2img), picture(load_model(folder, cpu).text2img), atol=1e-5)
+
+
+def test_an_inpainting_single_file_checkpoint_loads_as_an_inpainting_model(tiny_inpaint_model_dir, tmp_path):
+    models = tmp_path / "models"
+    checkpoint = write_original_checkpoint(tiny_inpaint_model_dir, models / "checkpoints" / "tiny-inpaint.safetensors")
+    kind = detect_kind(read_safetensors_header(checkpoint), checkpoint.name)
+    assert (kind.family, kind.inpainting, kind.label) == ("sd1", True, "SD 1.x inpainting")
+    shutil.copytree(tiny_inpaint_model_dir, models / "configs" / "sd1-inpaint",
+                    ignore=shutil.ignore_patterns("*.safetensors"))
+    model = load_model(checkpoint, select_device("cpu"), models_dir=models, cache_dir=tmp_path)
+    assert model.is_inpainting and type(model.text2img).__name__ == "StableDiffusionPipeline"
+    assert type(model.pipeline(inpaint=True)).__name__ == "StableDiffusionInpaintPipeline"
