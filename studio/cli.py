@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from studio import __version__
+from studio.cli_bench import add_bench_parser
 from studio.cli_history import add_history_parser
 from studio.cli_models import add_models_parser
 from studio.cli_inspect import add_inspect_parser
@@ -103,6 +104,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     add_history_parser(commands)
     add_plugins_parser(commands)
     add_models_parser(commands)
+    add_bench_parser(commands)
     return parser
 
 
@@ -146,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         from studio.cli_models import run_models
 
         return run_models(args)
+    if args.command == "bench":
+        from studio.cli_bench import run_bench
+
+        return run_bench(args)
     if args.command == "plugins":
         from studio.cli_plugins import run_plugins
 

@@ -36,7 +36,7 @@ VAE_EXTRAS = ("model_ema.", "loss.")  # bookkeeping some VAE files carry
 
 @dataclass(frozen=True)
 class ModelKind:
-    kind: str  # checkpoint | lora | vae | upscaler | style | ip-adapter | embedding | unknown
+    kind: str  # checkpoint | lora | vae | upscaler | style | ip-adapter | embedding | preview-decoder | unknown
     family: str = ""  # sd1 | sd2 | sdxl | sdxl-refiner | ""
     inpainting: bool = False
     turbo: bool = False
@@ -224,6 +224,8 @@ def detect_folder_kind(path: Path) -> ModelKind:
     index = _read_json(path / "model_index.json")
     if index is None:
         config = _read_json(path / "config.json")
+        if config is not None and config.get("_class_name") == "AutoencoderTiny":
+            return ModelKind("preview-decoder", label="TAESD preview decoder", detail="AutoencoderTiny")
         if config is not None and config.get("_class_name") == "AutoencoderKL":
             latent = config.get("latent_channels", 4)
             if latent != 4:

@@ -21,14 +21,16 @@ from studio.core.images import flatten
 from studio.core.metadata import LoraRecord, Recipe
 from studio.core.requests import GenerationRequest
 from studio.engine.device import DeviceInfo, free_memory, select_device
+from studio.engine.fast_path import FastJob, fast_job
 from studio.engine.inpainting import plan_inpaint
 from studio.engine.ip_adapter import find_ip_adapter, reference_attached
 from studio.engine.libraries import quiet_imports
 from studio.engine.loader import LoadedModel, load_model
 from studio.engine.loras import loras_attached, resolve_loras
 from studio.engine.memory import MemoryPlan, apply_plan, free_vram, job_bytes, model_bytes, oom_advice, plan_memory
-from studio.engine.preview import latents_to_preview
+from studio.engine.preview import LivePreviews, latents_to_preview
 from studio.engine.schedulers import make_scheduler
+from studio.engine.taesd import forget_decoders, taesd_decoder
 from studio.engine.vae_override import VaeOverride, find_vae
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,7 @@ class DiffusersGenerator:
         except torch.OutOfMemoryError:
             self._model = None
             self._vae.clear()
+            forget_decoders()
             free_memory(self._device)
             advice = oom_advice(self._plan, request.width, request.height, request.batch_count)
             raise StudioError(
@@ -145,23 +148,39 @@ class DiffusersGenerator:
             output_type="pil",
         )
 
+        # The fast path (CUDA graphs, fused attention) when the job allows it; it is undone when the job ends.
+        with fast_job(run.pipe, self.device, self._plan, model.offloaded, run.kwargs, context.note) as fast:
+            yield from self._images(request, model, run, context, fast)
+
+    def _images(self, request: GenerationRequest, model: LoadedModel, run: _Run, context: JobContext,
+                fast: FastJob) -> Iterator[tuple[Image.Image, Recipe]]:
         for index in range(request.batch_count):
             context.check_cancelled()
             seed = request.seed_for(index)
 
-            def on_step_end(pipeline, step: int, timestep, tensors: dict, _index: int = index) -> dict:
+            # Previews are throttled and made without waiting for the device (studio.engine.preview).
+            previews = LivePreviews(model.family, latents_to_preview,
+                                    taesd_decoder(self._env.models_root, model.family), context.note)
+
+            def on_step_end(pipeline, step: int, timestep, tensors: dict, _index: int = index,
+                            _previews: LivePreviews = previews) -> dict:
                 if context.is_cancelled():
                     raise JobCancelledError()
                 total = getattr(pipeline, "num_timesteps", None) or request.steps
-                preview = run.preview(latents_to_preview(tensors["latents"], model.family))
-                context.report_progress(step + 1, total, _index, preview, preview_box=run.preview_box)
+                preview = _previews(tensors["latents"], step + 1, total)
+                context.report_progress(step + 1, total, _index, None if preview is None else run.preview(preview),
+                                        preview_box=run.preview_box)
                 return {}
 
-            # CPU generator: the same seed gives the same picture on every device (A1111 does the same).
-            generator = torch.Generator("cpu").manual_seed(seed)
-            with torch.inference_mode():
-                image = run.pipe(generator=generator, callback_on_step_end=on_step_end,
-                                 **run.kwargs, **run.per_seed(seed)).images[0]
+            def make_image(seed: int = seed, on_step_end: Callable = on_step_end) -> Image.Image:
+                # CPU generator: the same seed gives the same picture on every device (A1111 does the same).
+                # A fresh one per call: a fast-path failure makes the picture again, eagerly.
+                generator = torch.Generator("cpu").manual_seed(seed)
+                with torch.inference_mode():
+                    return run.pipe(generator=generator, callback_on_step_end=on_step_end,
+                                    **run.kwargs, **run.per_seed(seed)).images[0]
+
+            image = fast.run(make_image)
             image = run.finish(image)
             yield image, Recipe(
                 prompt=request.prompt,

@@ -1,10 +1,33 @@
-"""Cheap latent-to-RGB previews: one 4x3 linear map per model family (factors as in ComfyUI)."""
+"""Live previews of the denoising loop, cheap enough to ask for at every step.
+
+Two ways to see latents:
+
+- Linear (always available): one 4x3 map per model family, computed on the latents' device at latent
+  resolution (1/8 of the picture), so only a tiny uint8 RGB tensor ever reaches the host. The factors are
+  ComfyUI's (``comfy/latent_formats.py``: SD15 and SDXL, with SDXL's bias), today's community standard;
+  A1111's "Approx cheap" uses an older fit of the same map.
+- TAESD (``studio.engine.taesd``), when its weights are installed: a tiny decoder that shows the picture
+  as the VAE will.
+
+``LivePreviews`` decides which steps get one (``PreviewThrottle``) and, on an accelerator, never waits
+for the device: the RGB tensor is copied with ``non_blocking`` into pinned memory and picked up at a
+later step once its CUDA event has fired, so a preview costs a few kernel launches, not a sync.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
+
+from studio.core.errors import StudioError
+
+log = logging.getLogger(__name__)
 
 # rows: latent channels, columns: R, G, B
 _FACTORS = {
@@ -15,14 +38,21 @@ _FACTORS = {
 }
 _cache: dict[tuple[str, torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
 
+# Previews bigger than this (TAESD of a large picture) are scaled down on the device: the window shows
+# them fitted anyway, and each one is converted on the UI thread, where a 1024² image costs several ms.
+PREVIEW_MAX_SIDE = 512
 
-def latents_to_preview(latents: torch.Tensor, family: str = "sd") -> Image.Image:
-    """An RGB image at latent resolution (1/8 of the output) from the first latent of a batch."""
+Render = Callable[[torch.Tensor, str], Image.Image]  # latents, family -> preview (synchronous)
+Decoder = Callable[[torch.Tensor], torch.Tensor]  # latents -> (H, W, 3) uint8 on the latents' device
+
+
+def latents_to_rgb(latents: torch.Tensor, family: str = "sd") -> torch.Tensor:
+    """The first latent of a batch as an (H, W, 3) uint8 tensor at latent size, on the latents' device."""
     latent = latents[0]
     if latent.shape[0] != 4:  # unknown latent space: show its mean as grey
         grey = latent.float().mean(0)
         grey = ((grey - grey.min()) / (grey.max() - grey.min() + 1e-6) * 255).to(torch.uint8)
-        return Image.fromarray(grey.cpu().numpy(), "L").convert("RGB")
+        return grey[..., None].expand(-1, -1, 3)
     key = (family if family in _FACTORS else "sd", latent.device, latent.dtype)
     if key not in _cache:
         factors, bias = _FACTORS[key[0]]
@@ -30,5 +60,157 @@ def latents_to_preview(latents: torch.Tensor, family: str = "sd") -> Image.Image
                        torch.tensor(bias, device=latent.device, dtype=latent.dtype))
     factors, bias = _cache[key]
     rgb = torch.einsum("chw,cr->hwr", latent, factors) + bias
-    rgb = ((rgb.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).cpu().numpy()
-    return Image.fromarray(np.ascontiguousarray(rgb), "RGB")
+    return ((rgb.clamp(-1, 1) + 1) * 127.5).to(torch.uint8)
+
+
+def rgb_to_image(rgb: torch.Tensor) -> Image.Image:
+    """A host (H, W, 3) uint8 tensor as a PIL image."""
+    return Image.fromarray(np.ascontiguousarray(rgb.numpy()), "RGB")
+
+
+def latents_to_preview(latents: torch.Tensor, family: str = "sd") -> Image.Image:
+    """An RGB image at latent resolution (1/8 of the output) from the first latent of a batch."""
+    return rgb_to_image(latents_to_rgb(latents, family).cpu())
+
+
+def fit_preview(rgb: torch.Tensor, max_side: int = PREVIEW_MAX_SIDE) -> torch.Tensor:
+    """An (H, W, 3) uint8 preview scaled down on its device so its longer side is at most max_side."""
+    height, width = rgb.shape[:2]
+    if max(height, width) <= max_side:
+        return rgb
+    scale = max_side / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    chw = rgb.permute(2, 0, 1)[None].float()
+    return F.interpolate(chw, size=size, mode="area")[0].permute(1, 2, 0).round().to(torch.uint8)
+
+
+class PreviewThrottle:
+    """Which steps get a preview.
+
+    A token bucket: the first ``burst`` steps of an image each get one (they change the picture most),
+    then at most ``rate`` a second; while the previews made so far cost more than ``budget`` of the
+    time since the image began, none. The last step always gets one.
+    """
+
+    def __init__(self, rate: float = 10.0, burst: int = 4, budget: float = 0.05,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.rate, self.burst, self.budget = rate, burst, budget
+        self._clock = clock
+        self._start = self._last = clock()
+        self._tokens = float(burst)
+        self.spent = 0.0  # seconds the previews of this image have cost
+
+    def due(self, step: int, total: int) -> bool:
+        now = self._clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        if step >= total:
+            return True
+        if self._tokens < 1 or self.spent > self.budget * (now - self._start):
+            return False
+        self._tokens -= 1
+        return True
+
+    def charge(self, seconds: float) -> None:
+        self.spent += seconds
+
+
+class _Frame:
+    """A preview on its way to the host: on CUDA a non-blocking copy into pinned memory and its event."""
+
+    def __init__(self, rgb: torch.Tensor, started: torch.cuda.Event | None) -> None:
+        self._started, self._done = started, None
+        if rgb.device.type == "cuda":
+            self._host = torch.empty(rgb.shape, dtype=rgb.dtype, pin_memory=True)
+            self._host.copy_(rgb, non_blocking=True)
+            self._done = torch.cuda.Event(enable_timing=started is not None)
+            self._done.record()
+        else:  # the CPU (nothing to wait for) or MPS (whose non_blocking copies are not to be trusted)
+            self._host = rgb.cpu()
+
+    def ready(self) -> bool:
+        return self._done is None or self._done.query()
+
+    def image(self) -> Image.Image:
+        if self._done is not None:
+            self._done.synchronize()
+        return rgb_to_image(self._host)
+
+    def device_seconds(self) -> float:
+        """What the device spent making it (0 where that is not measured); only once it is ready."""
+        if self._started is None or self._done is None:
+            return 0.0
+        return self._started.elapsed_time(self._done) / 1000
+
+
+class LivePreviews:
+    """The previews of one image's denoising loop: call it at each step; it returns an image or None.
+
+    ``render`` makes a linear preview synchronously; it is used where the latents already live on the
+    host. ``decoder`` (TAESD) is used when given; if it fails, ``note`` says so once and the rest of the
+    image falls back to the linear preview: a preview never fails a job.
+    """
+
+    def __init__(self, family: str, render: Render = latents_to_preview, decoder: Decoder | None = None,
+                 note: Callable[[str], None] | None = None, throttle: PreviewThrottle | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.family = family
+        self._render = render
+        self.decoder = decoder
+        self._note = note
+        self.throttle = throttle or PreviewThrottle(clock=clock)
+        self._clock = clock
+        self._pending: _Frame | None = None
+        self.made = 0  # previews started (for tests and benchmarks)
+
+    def __call__(self, latents: torch.Tensor, step: int, total: int) -> Image.Image | None:
+        last = step >= total
+        shown = self._collect(wait=last)
+        # One frame in flight at a time: a device that is behind gets no more work from previews.
+        if self._pending is None and self.throttle.due(step, total):
+            started = self._clock()
+            frame = self._start(latents)
+            self.made += 1
+            if isinstance(frame, Image.Image):
+                shown = frame
+            else:
+                self._pending = frame
+                arrived = self._collect(wait=last)
+                shown = shown if arrived is None else arrived
+            self.throttle.charge(self._clock() - started)
+        return shown
+
+    def _collect(self, wait: bool) -> Image.Image | None:
+        frame = self._pending
+        if frame is None or not (wait or frame.ready()):
+            return None
+        self._pending = None
+        image = frame.image()
+        self.throttle.charge(frame.device_seconds())
+        return image
+
+    def _start(self, latents: torch.Tensor) -> Image.Image | _Frame:
+        timed = latents.device.type == "cuda"
+        started = torch.cuda.Event(enable_timing=True) if timed else None
+        if started is not None:
+            started.record()
+        if self.decoder is not None:
+            try:
+                return _Frame(fit_preview(self.decoder(latents)), started)
+            except Exception as exc:  # noqa: BLE001 - a broken decoder must not fail the job
+                log.warning("TAESD preview failed; using the linear preview", exc_info=True)
+                self.decoder = None
+                if self._note is not None:
+                    self._note(taesd_failure_note(exc))
+        if latents.device.type == "cpu":
+            return self._render(latents, self.family)
+        return _Frame(latents_to_rgb(latents, self.family), started)
+
+
+def taesd_failure_note(exc: BaseException) -> str:
+    """One sentence for the job's notes: why the previews fell back to the linear approximation."""
+    if isinstance(exc, StudioError):
+        return str(exc)
+    text = str(exc).strip()
+    reason = text.splitlines()[0].rstrip(".") if text else type(exc).__name__
+    return f"A TAESD preview failed ({reason}); Studio shows the quick colour previews instead."

@@ -160,14 +160,17 @@ class CanvasView(QGraphicsView):
     # -- preview -------------------------------------------------------------------------------
     def show_preview(self, preview: Image.Image, width: int, height: int,
                      box: tuple[int, int, int, int] | None = None) -> None:
-        """Show a (small, latent-sized) denoising preview over the result's future area (or box)."""
+        """Show a denoising preview (latent-sized, or up to 512 px from TAESD) over the result's future
+        area (or box)."""
         if box is not None:
             x, y, width, height = box[0], box[1], box[2] - box[0], box[3] - box[1]
         else:
             x = y = 0
-        # Upscale 4x smoothly here (~1 ms); the view's own scaling of a tiny pixmap looks blocky.
-        preview = preview.resize((min(width, preview.width * 4), min(height, preview.height * 4)),
-                                 Image.Resampling.BILINEAR)
+        # Upscale latent-sized previews 4x smoothly here (~1 ms); the view's own scaling of a tiny pixmap
+        # looks blocky. Bigger (TAESD) ones are shown as they come: more pixels cost this thread more.
+        if max(preview.size) <= 128:
+            preview = preview.resize((min(width, preview.width * 4), min(height, preview.height * 4)),
+                                     Image.Resampling.BILINEAR)
         pixmap = pil_to_qpixmap(preview)
         self._preview_item.setPixmap(pixmap)
         self._preview_item.setPos(x, y)

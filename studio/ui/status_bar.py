@@ -5,7 +5,14 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QFrame, QLabel, QProgressBar, QStatusBar, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QStatusBar,
+    QWidget,
+)
 
 from studio.core.events import JobProgress
 from studio.ui.theme import plain_tooltip, repolish
@@ -17,10 +24,16 @@ class StudioStatusBar(QStatusBar):
         self.message_label = QLabel("Starting…")
         self.message_label.setObjectName("statusMessage")
         self.message_label.setTextFormat(Qt.TextFormat.PlainText)  # messages quote file names and metadata
+        # Its text must not set the window's minimum width: a long message would re-lay out the whole window.
+        self.message_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.progress = QProgressBar()
         self.progress.setFixedWidth(220)
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
+        # Hidden between jobs but keeping its room: showing it must not re-lay out the whole window (~30 ms).
+        policy = self.progress.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.progress.setSizePolicy(policy)
         self.progress.hide()
         self.progress_label = QLabel()
         self.progress_label.setObjectName("progressLabel")

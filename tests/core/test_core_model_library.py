@@ -88,3 +88,12 @@ def test_linked_folders_inside_are_followed_and_a_link_loop_ends(tmp_path):
     (models / "shared").symlink_to(tmp_path / "elsewhere")
     (tmp_path / "elsewhere" / "loop").symlink_to(tmp_path / "elsewhere")
     assert [i.name for i in scan_library(models)] == ["dreamy"]
+
+
+def test_taesd_preview_decoders_are_listed_as_such(tmp_path):
+    folder = tmp_path / "models" / "taesdxl"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"_class_name": "AutoencoderTiny"}')
+    (folder / "diffusion_pytorch_model.safetensors").write_bytes(b"\x08\0\0\0\0\0\0\0{}      ")
+    [item] = scan_library(tmp_path / "models")
+    assert (item.name, item.kind, item.label) == ("taesdxl", "preview-decoder", "TAESD preview decoder")

@@ -1,0 +1,105 @@
+"""``studio bench``: how fast Studio's engine makes a picture, side by side with plain diffusers.
+
+torch is imported only when the command runs (``import studio.cli`` stays light).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from studio.core.errors import StudioError
+from studio.core.requests import SCHEDULER_NAMES
+
+EXIT_BAD_INPUT = 2
+
+
+def add_bench_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "bench", help="time plain diffusers against Studio's engine on random-weight SD 1.5 / SDXL",
+        description="Build SD 1.5's or SDXL's architecture from Studio's shipped configs with random weights "
+                    "(speed does not depend on weight values; nothing is downloaded), then time plain diffusers "
+                    "and Studio's engine on the same pipeline with the same prompt, seeds, size, steps and "
+                    "scheduler. On the CPU the default is a tiny architecture of the same layout at 64x64.")
+    parser.add_argument("--family", default="sd15", choices=["sd15", "sdxl"])
+    parser.add_argument("--size", type=int, help="width and height in pixels (default: 512 for sd15, 1024 for "
+                                                 "sdxl; 64 with the tiny architecture)")
+    parser.add_argument("--steps", type=int, help="denoising steps (default 20; 4 with the tiny architecture)")
+    parser.add_argument("--batch", type=int, default=1, help="pictures per job, with consecutive seeds (default 1)")
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per side after a warm-up (default 3)")
+    parser.add_argument("--scheduler", default="Euler", choices=list(SCHEDULER_NAMES), metavar="NAME",
+                        help=f"one of: {', '.join(SCHEDULER_NAMES)} (default Euler, as the baselines in shared/gpu)")
+    parser.add_argument("--cfg", type=float, default=7.0, help="CFG (guidance) scale (default 7)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    parser.add_argument("--tiny", action="store_true",
+                        help="use the tiny architecture on any device (the default on the CPU without --size)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also torch.compile the captured UNet step (opt-in: minutes of warm-up per shape)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with every figure")
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    try:
+        _check(args)
+        from studio.core.paths import studio_paths
+        from studio.engine.bench import BenchConfig
+        from studio.engine.bench import run_bench as bench
+
+        config = BenchConfig(family=args.family, size=args.size, steps=args.steps, batch=args.batch,
+                             runs=args.runs, scheduler=args.scheduler, device=args.device, compile=args.compile,
+                             tiny=True if args.tiny else None, cfg=args.cfg)
+        say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
+        result = bench(config, studio_paths().cache_dir, say=say)
+    except StudioError as exc:
+        print(f"studio: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(json.dumps(result) if args.json else report(result))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> None:
+    from studio.core.errors import InvalidRequest
+
+    if args.size is not None and (args.size < 64 or args.size % 8):
+        raise InvalidRequest(f"The size must be a multiple of 8 of at least 64 pixels, not {args.size}.")
+    for name in ("steps", "batch", "runs"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise InvalidRequest(f"--{name} must be at least 1, not {value}.")
+
+
+def report(result: dict[str, Any]) -> str:
+    """The bench's figures as a few lines of text."""
+    plain, studio = result["plain"], result["studio"]
+    lines = [
+        f"Studio bench · {result['architecture_label']}",
+        f"Device: {result['device']} · torch {result['torch']} · diffusers {result['diffusers']}",
+        (f"{result['size']}x{result['size']}, {result['steps']} steps, CFG {result['cfg']:g}, {result['scheduler']}, "
+         f"batch {result['batch']}, median of {result['runs']} runs · built in {result['build_seconds']:.1f} s"),
+        f"{'':18}{'s/image':>9}{'it/s':>9}{'warm-up':>10}",
+    ]
+    for label, side in (("plain diffusers", plain), ("Studio", studio)):
+        lines.append(f"{label:18}{side['seconds_per_image']:9.3f}{side['it_per_s']:9.2f}"
+                     f"{side['warmup_seconds']:9.2f}s")
+    lines.append(f"Studio is {result['speedup']:.2f}x plain diffusers' speed (plain s/image / Studio s/image).")
+    if studio["fast_path"]:
+        captured = "; ".join(f"{c['input']} in {c['seconds']:.2f} s" for c in studio["captures"]) or "none new"
+        lines.append(f"Fast path: on · captured {captured} · {studio['replays']} replays")
+    else:
+        lines.append(f"Fast path: off · {studio['fast_path_off_reason'] or 'see the notes'}")
+    if plain["peak_vram_bytes"]:
+        lines.append(f"Peak VRAM: plain {_gib(plain['peak_vram_bytes'])}, Studio {_gib(studio['peak_vram_bytes'])}")
+    if result["peak_rss_bytes"]:
+        lines.append(f"Peak RSS of the whole process: {_gib(result['peak_rss_bytes'])}")
+    same = result["same_seed_difference"]
+    lines.append("Same seed: identical pictures." if same["identical"] else
+                 f"Same seed: pictures differ by {same['mean']:.2f} on average, {same['max']} at most (of 255); "
+                 f"{'within' if same['within_tolerance'] else 'OUTSIDE'} the tolerance (1 and 8).")
+    lines.extend(f"Note: {note}" for note in studio["notes"])
+    return "\n".join(lines)
+
+
+def _gib(size: int | None) -> str:
+    return f"{(size or 0) / 2**30:.2f} GiB"

@@ -1,0 +1,256 @@
+"""``studio bench``: plain diffusers against Studio's engine on the same pipeline, in one process.
+
+The pipeline is SD 1.5's or SDXL's real architecture built from the configs Studio ships, with random
+weights: speed does not depend on weight values, and nothing is downloaded. On the CPU the default is a
+"tiny" architecture, the same layout at 1/8 of every width, so the comparison runs anywhere in seconds; it
+says nothing about a real model's speed. Both sides make the same pictures (prompt, seeds, size, steps,
+scheduler); Studio's side is what a person gets: the generator with its memory plan, the fast path where it
+applies, and a latent preview and progress event at every step.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from studio.core.environment import GeneratorEnvironment
+from studio.core.errors import InvalidRequest
+from studio.core.events import JobPreview, JobProgress
+from studio.core.requests import GenerationRequest
+from studio.engine import fast_path
+from studio.engine.device import DeviceInfo, select_device
+from studio.engine.diffusion import DiffusersGenerator
+from studio.engine.libraries import quiet_imports
+from studio.engine.loader import LoadedModel
+from studio.engine.schedulers import make_scheduler
+from studio.engine.single_file import config_folder
+from studio.engine.worker import Job, WorkerContext
+
+FAMILIES = {"sd15": ("sd1", 512), "sdxl": ("sdxl", 1024)}
+TINY_DIVISOR = 8
+TINY_GROUPS = 8  # GroupNorm groups that divide every tiny width
+# Config keys that are widths, per component: divided by TINY_DIVISOR for the tiny architecture.
+_WIDTHS = {"unet": ("block_out_channels", "cross_attention_dim", "addition_time_embed_dim",
+                    "projection_class_embeddings_input_dim"),
+           "vae": ("block_out_channels",),
+           "text": ("hidden_size", "intermediate_size", "projection_dim")}
+TOLERANCE = (1.0, 8.0)  # mean and max absolute pixel difference (of 255) accepted between the two sides
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    family: str = "sd15"
+    size: int | None = None  # None: the model's native size, or 64 for the tiny architecture
+    steps: int | None = None  # None: 20, or 4 for the tiny architecture
+    batch: int = 1  # pictures per job (consecutive seeds, one after another, as Studio's batch count)
+    runs: int = 3
+    scheduler: str = "Euler"
+    device: str = "auto"
+    compile: bool = False
+    tiny: bool | None = None  # None: tiny on the CPU unless a size is given
+    cfg: float = 7.0
+    seed: int = 1234
+    prompt: str = "a watercolor fox in a misty forest"
+    negative: str = "blurry"
+
+
+def build_pipeline(family: str, tiny: bool, device: DeviceInfo, cache_dir: Path) -> Any:
+    """The family's pipeline from Studio's shipped configs, random weights, on ``device`` in its dtype."""
+    import diffusers
+    import transformers
+
+    key, _native = FAMILIES[family]
+    folder = config_folder(key, None, cache_dir)
+    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    parts: dict[str, Any] = {}
+    torch.manual_seed(0)
+    for name, spec in index.items():
+        if name.startswith("_") or not isinstance(spec, list):
+            continue
+        library, class_name = spec
+        if library is None:
+            parts[name] = None
+        elif name == "scheduler":
+            parts[name] = diffusers.EulerDiscreteScheduler.from_pretrained(folder / name)
+        elif "Tokenizer" in class_name:
+            parts[name] = getattr(transformers, class_name).from_pretrained(folder / name)
+        else:
+            config = json.loads((folder / name / "config.json").read_text(encoding="utf-8"))
+            kind = "text" if library == "transformers" else name
+            if tiny:
+                config = _tiny(kind, config)
+            with torch.device(device.torch_device):
+                if library == "transformers":
+                    config_class = getattr(transformers, class_name).config_class
+                    model = getattr(transformers, class_name)(config_class.from_dict(config))
+                else:
+                    model = getattr(diffusers, class_name).from_config(config)
+            parts[name] = model.to(dtype=device.dtype).eval()
+    extras = {k: v for k, v in index.items() if not k.startswith("_") and not isinstance(v, list)}
+    pipe = getattr(diffusers, index["_class_name"])(**parts, **extras)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _tiny(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    config = copy.deepcopy(config)
+    for key in _WIDTHS.get(kind, ()):
+        value = config.get(key)
+        if isinstance(value, list):
+            config[key] = [v // TINY_DIVISOR for v in value]
+        elif isinstance(value, int):
+            config[key] = value // TINY_DIVISOR
+    if "norm_num_groups" in config:
+        config["norm_num_groups"] = TINY_GROUPS
+    return config
+
+
+class _BenchGenerator(DiffusersGenerator):
+    """Studio's own generator, with the benchmark's pipeline as its loaded model (nothing read from disk)."""
+
+    def __init__(self, env: GeneratorEnvironment, model: LoadedModel) -> None:
+        super().__init__(env)
+        self._bench_model = model
+
+    def _ensure_model(self, path: Path, context: Any) -> LoadedModel:
+        return self._bench_model
+
+
+@dataclass
+class _Side:
+    make: Callable[[], list[Image.Image]]
+    warmup: float = 0.0
+    runs: list[float] | None = None
+    peak: int = 0
+    images: list[Image.Image] | None = None
+
+    def summary(self, batch: int, steps: int) -> dict[str, Any]:
+        per_image = statistics.median(self.runs or [0.0]) / batch
+        return {"seconds_per_image": per_image, "it_per_s": steps / per_image if per_image else 0.0,
+                "warmup_seconds": self.warmup, "run_seconds": self.runs, "peak_vram_bytes": self.peak or None}
+
+
+def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
+    """Time both sides and return every figure; ``say`` gets progress lines."""
+    import diffusers
+
+    quiet_imports()
+    if config.family not in FAMILIES:
+        raise InvalidRequest(f"Unknown model family {config.family!r}; choose sd15 or sdxl.")
+    device = select_device(config.device)
+    if config.device == "cuda" and device.kind != "cuda":
+        raise InvalidRequest("No CUDA GPU is available to PyTorch here; run the bench with --device cpu or auto.")
+    tiny = config.tiny if config.tiny is not None else (device.kind == "cpu" and config.size is None)
+    size = config.size or (64 if tiny else FAMILIES[config.family][1])
+    steps = config.steps or (4 if tiny else 20)
+    arch = (f"tiny {config.family} layout (1/{TINY_DIVISOR} of every width; not a real model's speed)" if tiny
+            else f"full-size {config.family} architecture")
+    say(f"Building a {arch} with random weights on {device.description}…")
+    started = time.perf_counter()
+    pipe = build_pipeline(config.family, tiny, device, cache_dir)
+    built = time.perf_counter() - started
+    options = fast_path.options_from_env()
+    state = fast_path.state_for(pipe.unet, replace(options, compile=config.compile or options.compile))
+    model = LoadedModel(path=(cache_dir / "bench-model").resolve(), name=f"random {config.family}", hash="random",
+                        family="sdxl" if config.family == "sdxl" else "sd", text2img=pipe,
+                        base_scheduler_config=dict(pipe.scheduler.config))
+    generator = _BenchGenerator(GeneratorEnvironment(config.device, cache_dir / "bench", cache_dir), model)
+    request = GenerationRequest(model=str(model.path), prompt=config.prompt, negative_prompt=config.negative,
+                                width=size, height=size, steps=steps, cfg_scale=config.cfg, seed=config.seed,
+                                scheduler=config.scheduler, batch_count=config.batch)
+    events: list[object] = []
+    notes: list[str] = []
+
+    def plain() -> list[Image.Image]:
+        images = []
+        for index in range(config.batch):
+            pipe.scheduler = make_scheduler(config.scheduler, model.base_scheduler_config)
+            images.append(pipe(prompt=config.prompt, negative_prompt=config.negative, num_inference_steps=steps,
+                               guidance_scale=config.cfg, width=size, height=size, output_type="pil",
+                               generator=torch.Generator("cpu").manual_seed(request.seed_for(index))).images[0])
+        return images
+
+    def studio() -> list[Image.Image]:
+        context = WorkerContext(Job(len(events) + 1, request), events.append)
+        images = [image for image, _recipe in generator.generate(request, context)]
+        notes.extend(n for n in context.notes if n not in notes)
+        return images
+
+    sides = {"plain": _Side(plain, runs=[]), "studio": _Side(studio, runs=[])}
+    for name, side in sides.items():  # warm-up: first-call costs, and the fast path's capture
+        say(f"Warm-up: {name}…")
+        side.warmup, side.images, side.peak = _timed(side.make, device)
+    for run in range(config.runs):  # alternating, so clock and thermal drift hit both sides alike
+        for side in sides.values():
+            seconds, side.images, peak = _timed(side.make, device)
+            side.runs.append(seconds)
+            side.peak = max(side.peak, peak)
+        say(f"Run {run + 1}/{config.runs}: plain {sides['plain'].runs[-1]:.3f} s, "
+            f"Studio {sides['studio'].runs[-1]:.3f} s")
+    plain_side, studio_side = (s.summary(config.batch, steps) for s in sides.values())
+    studio_side.update(
+        fast_path=bool(state.captures) or state.replays > 0,
+        fast_path_off_reason=fast_path.platform_reason(device.kind, state.options),
+        captures=[{"input": key, "seconds": seconds} for key, seconds in state.captures],
+        capture_seconds=sum(seconds for _key, seconds in state.captures),
+        replays=state.replays, notes=notes,
+        progress_events=sum(isinstance(e, JobProgress) for e in events),
+        preview_events=sum(isinstance(e, JobPreview) for e in events))
+    return {
+        "family": config.family, "architecture": "tiny" if tiny else "full", "architecture_label": arch,
+        "size": size, "steps": steps, "batch": config.batch, "runs": config.runs, "scheduler": config.scheduler,
+        "cfg": config.cfg, "compile": state.options.compile, "device": device.description, "device_kind": device.kind,
+        "torch": torch.__version__, "diffusers": diffusers.__version__, "python": sys.version.split()[0],
+        "build_seconds": built, "plain": plain_side, "studio": studio_side,
+        "speedup": plain_side["seconds_per_image"] / studio_side["seconds_per_image"],
+        "peak_rss_bytes": peak_rss(), "same_seed_difference": _difference(sides["plain"].images,
+                                                                          sides["studio"].images),
+    }
+
+
+def _timed(make: Callable[[], list[Image.Image]], device: DeviceInfo) -> tuple[float, list[Image.Image], int]:
+    cuda = device.kind == "cuda"
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    images = make()
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    return seconds, images, torch.cuda.max_memory_allocated() if cuda else 0
+
+
+def _difference(plain: list[Image.Image] | None, studio: list[Image.Image] | None) -> dict[str, Any]:
+    pairs = list(zip(plain or [], studio or [], strict=False))
+    diffs = [np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)) for a, b in pairs]
+    mean = float(np.mean([d.mean() for d in diffs])) if diffs else 0.0
+    largest = int(max((d.max() for d in diffs), default=0))
+    return {"identical": all(not d.any() for d in diffs), "mean": mean, "max": largest,
+            "within_tolerance": mean <= TOLERANCE[0] and largest <= TOLERANCE[1]}
+
+
+def peak_rss() -> int | None:
+    """The process's peak resident memory in bytes (None where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        try:
+            import psutil
+
+            return int(psutil.Process().memory_info().peak_wset)
+        except (ImportError, AttributeError):
+            return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # macOS says bytes, Linux kilobytes

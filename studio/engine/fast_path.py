@@ -1,0 +1,326 @@
+"""The engine's fast path on CUDA: fused QKV attention, the UNet step as a CUDA graph, a faster VAE decode.
+
+On by default on CUDA, off on the CPU and MPS; ``STUDIO_FAST_PATH=off`` turns it off, ``=compile`` also
+runs the captured step through ``torch.compile`` (opt-in only: its warm-up took over six minutes on an H100).
+A job runs it when nothing in the job needs the plain UNet (``job_reason``: offload, attention slicing,
+LoRAs, IP-Adapter, cross-attention options, ControlNet); such a job runs plain diffusers with a note, and
+any failure in the fast path makes the job (or the rest of it) plain diffusers, with a note.
+
+What it does for a job, all undone when the job ends, so LoRA/IP-Adapter loading sees the plain pipeline:
+- attention: diffusers' SDPA processors with fused QKV projections (one GEMM instead of three). The fused
+  layers stay between jobs, with the separate q/k/v layers turned into views of their rows (no extra
+  memory), and are rebuilt only when those weights change, so the weights a captured graph reads stay put.
+- precision: the UNet in float16, as loaded. The VAE in float16, except where float16 overflows
+  (``force_upcast``, which SDXL pipelines honour by decoding in float32): there it decodes in bfloat16 on
+  GPUs that have it (compute capability 8.0+; float32's range in half the bytes), from a bfloat16 copy kept
+  next to the model (about 170 MB for SDXL's VAE). Older GPUs keep diffusers' float32 decode.
+- the VAE's weights in channels_last memory format, the layout cuDNN's half-precision convolutions prefer.
+- the UNet step as a CUDA graph per input layout (``unet_graph``), kept across jobs, recaptured only when
+  the layout or the weights change.
+
+Same seed, same picture? Not bit for bit on a GPU, and that is expected: one fused GEMM sums in another
+order than three separate ones; a graph replays the kernels picked at capture, which cuBLAS/cuDNN may pick
+differently later; half-precision GEMMs accumulate with reduced precision; bfloat16 decoding rounds where
+float32 did not. Each is about one rounding step per operation, carried through every denoising step.
+The tolerance Studio accepts (for real, trained weights): mean absolute pixel difference <= 1/255 and
+maximum <= 8/255 against plain diffusers. Measured so far only on the CPU (tiny random model): when the fast
+path falls back, the picture is bitwise plain diffusers'; fused QKV with a stand-in capture that replays
+from the static buffers differs by at most 1/255; a bfloat16 VAE by 0.42/255 on average, 2/255 at most.
+The GPU figures are still to be measured (``studio bench`` prints the difference).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+
+from studio.core.errors import JobCancelledError, StudioError
+from studio.engine.device import DeviceInfo
+from studio.engine.fast_layout import UNetLayout, VaeLayout, bf16_copy
+from studio.engine.memory import OFFLOAD, SLICING, MemoryPlan
+from studio.engine.unet_graph import GraphCache, GraphedUNet, capture_cuda_graph
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+ENV = "STUDIO_FAST_PATH"
+COMPILE_MODE = "max-autotune-no-cudagraphs"  # the graph is ours; Inductor only fuses kernels
+
+
+@dataclass(frozen=True)
+class FastPathOptions:
+    enabled: bool = True
+    compile: bool = False  # torch.compile the captured step (minutes of warm-up per shape)
+    graph_cache_size: int = 3  # captured graphs kept per model (they share one memory pool)
+
+
+def options_from_env(environ: Mapping[str, str] = os.environ) -> FastPathOptions:
+    value = environ.get(ENV, "on").strip().lower()
+    return FastPathOptions(enabled=value not in ("0", "off", "false", "no", "eager"), compile=value == "compile")
+
+
+@dataclass(frozen=True)
+class DtypeChoice:
+    unet: torch.dtype
+    vae: torch.dtype | None  # None: the VAE runs as the pipeline runs it
+    reason: str
+
+
+def choose_dtypes(capability: tuple[int, int] | None, vae_force_upcast: bool, pipeline_upcasts: bool) -> DtypeChoice:
+    """float16 everywhere, but bfloat16 for a VAE that overflows in float16, where the GPU has bfloat16."""
+    if not (vae_force_upcast and pipeline_upcasts):
+        return DtypeChoice(torch.float16, None, "float16 UNet and VAE")
+    if capability is not None and capability >= (8, 0):
+        return DtypeChoice(torch.float16, torch.bfloat16,
+                           "float16 UNet; bfloat16 VAE, as float16 overflows in this VAE")
+    return DtypeChoice(torch.float16, None, "float16 UNet; float32 VAE (it overflows in float16 and this GPU has no "
+                                            "fast bfloat16)")
+
+
+def platform_reason(device_kind: str, options: FastPathOptions) -> str | None:
+    """Why the fast path is off on this device with these options (one sentence), or None when it is on."""
+    if not options.enabled:
+        return f"The fast path is turned off ({ENV}=off), so jobs run plain diffusers."
+    if device_kind == "cuda":
+        return None
+    where = "the CPU" if device_kind == "cpu" else device_kind.upper()
+    return f"The fast path is off on {where}: CUDA graphs and its half-precision kernels need a CUDA GPU."
+
+
+def job_reason(pipe: Any, call_kwargs: Mapping[str, Any], measures: tuple[str, ...] = (),
+               offloaded: bool = False, processors: list[str] | None = None) -> str | None:
+    """Why this job cannot use the captured UNet step (a phrase), or None when it can.
+
+    ``processors``: the class names of the UNet's attention processors, when already known.
+    """
+    unet = getattr(pipe, "unet", None)
+    if not isinstance(unet, torch.nn.Module):
+        return "this pipeline has no UNet to capture"
+    if offloaded or OFFLOAD in measures or getattr(unet, "_hf_hook", None) is not None:
+        return "model CPU offload moves the UNet's weights during the job, and a captured graph needs them in place"
+    if processors is None:
+        processors = [type(p).__name__ for p in getattr(unet, "attn_processors", {}).values()]
+    if SLICING in measures or any("Sliced" in name for name in processors):
+        return "attention slicing is on to save memory, and captured graphs would need more of it, not less"
+    if getattr(unet, "peft_config", None):  # diffusers' LoRA loading (PEFT) sets it; unloading removes it
+        return "LoRAs are attached, and their weights are Python numbers a captured graph would freeze"
+    if (call_kwargs.get("ip_adapter_image") is not None or call_kwargs.get("ip_adapter_image_embeds") is not None
+            or getattr(unet, "encoder_hid_proj", None) is not None or any("IPAdapter" in n for n in processors)):
+        return "an IP-Adapter reference steers it, which adds image embeddings the graph does not take"
+    if call_kwargs.get("cross_attention_kwargs"):
+        return "it passes cross-attention options, which a captured graph would freeze"
+    if getattr(pipe, "controlnet", None) is not None:
+        return "a ControlNet adds residuals to every UNet step"
+    if any("Added" in name for name in processors):
+        return "this UNet's attention has added key/value projections the fast path does not handle"
+    return None
+
+
+class FastPathState:
+    """What the fast path keeps for one UNet between jobs: options, layout, graphs, the bfloat16 VAE copy."""
+
+    def __init__(self, unet: torch.nn.Module, options: FastPathOptions) -> None:
+        self.options = options
+        self.layout = UNetLayout(unet)
+        self.cache = GraphCache(options.graph_cache_size)
+        self.captures: list[tuple[str, float]] = []  # every capture so far: (input layout, seconds)
+        self.replays = 0
+        self.compiled: Callable[..., Any] | None = None
+        self._vae: tuple[weakref.ref, Any] | None = None  # (the VAE it was made from, its bfloat16 copy)
+        self._vae_layout: tuple[weakref.ref, VaeLayout] | None = None
+
+    def bf16_vae(self, vae: Any) -> Any:
+        if self._vae is None or self._vae[0]() is not vae:
+            self._vae = (weakref.ref(vae), bf16_copy(vae))
+        return self._vae[1]
+
+    def make_room(self, offload: bool) -> None:
+        """Give memory back for a job whose memory plan had to save some: the graphs, and before offload
+        moves the weights, the fused layers (their storage would stay on the GPU)."""
+        self.cache.clear()
+        if offload:
+            self.layout.drop_fused()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def vae_layout(self, vae: Any) -> VaeLayout:
+        if self._vae_layout is None or self._vae_layout[0]() is not vae:
+            self._vae_layout = (weakref.ref(vae), VaeLayout(vae))
+        return self._vae_layout[1]
+
+
+_states: weakref.WeakKeyDictionary[torch.nn.Module, FastPathState] = weakref.WeakKeyDictionary()
+
+
+def state_for(unet: torch.nn.Module, options: FastPathOptions | None = None) -> FastPathState:
+    """The fast-path state of a UNet (it goes when the UNet does); ``options`` replace the ones it has."""
+    state = _states.get(unet)
+    if state is None or (options is not None and options != state.options):
+        state = _states[unet] = FastPathState(unet, options or options_from_env())
+    return state
+
+
+@dataclass
+class PreparedPipeline:
+    """What ``prepare_pipeline`` changed, so ``release`` can put it back."""
+
+    pipe: Any
+    layout: UNetLayout
+    processors: list[Any]  # the attention processors before the job
+    dtypes: DtypeChoice | None = None
+    graphed: GraphedUNet | None = None
+    swapped_vae: Any = None  # the pipeline's own VAE while a bfloat16 copy stands in
+    channels_last_vae: VaeLayout | None = None  # the VAE turned channels_last (turned back on release)
+
+
+def prepare_pipeline(pipe: Any, device: DeviceInfo, state: FastPathState,
+                     on_eager: Callable[[str], None], on_failure: Callable[[BaseException], None]) -> PreparedPipeline:
+    """Switch the pipeline to the fast path for one job; on any error, undo what was done and raise."""
+    unet, layout = pipe.unet, state.layout
+    prepared = PreparedPipeline(pipe, layout, layout.processors())
+    try:
+        if not layout.fuse_qkv():
+            layout.ensure_sdpa()
+        capability = torch.cuda.get_device_capability(device.torch_device) if device.kind == "cuda" else None
+        vae = pipe.vae
+        prepared.dtypes = choose_dtypes(capability, bool(getattr(vae.config, "force_upcast", False)),
+                                        "StableDiffusionXL" in type(pipe).__name__)
+        if prepared.dtypes.vae is not None:
+            prepared.swapped_vae = vae
+            pipe.vae = state.bf16_vae(vae)
+        else:
+            prepared.channels_last_vae = state.vae_layout(vae)
+            prepared.channels_last_vae.set_format(torch.channels_last)
+        if not state.cache.check(layout.fingerprint()):
+            log.info("Fast path: new weights, so no captured graph is reused")
+        step = _compiled_step(state, unet) if state.options.compile else None
+        prepared.graphed = GraphedUNet(unet, state.cache, capture_cuda_graph, on_eager, on_failure, step)
+        unet.forward = prepared.graphed
+    except BaseException:
+        release(prepared, state)
+        raise
+    return prepared
+
+
+def release(prepared: PreparedPipeline, state: FastPathState | None = None) -> None:
+    """Put the pipeline back as ``prepare_pipeline`` found it (graphs stay cached in the state)."""
+    unet, graphed = prepared.pipe.unet, prepared.graphed
+    if graphed is not None and unet.__dict__.get("forward") is graphed:
+        del unet.forward
+    prepared.layout.set_processors(prepared.processors)
+    if prepared.swapped_vae is not None:
+        prepared.pipe.vae = prepared.swapped_vae
+    if prepared.channels_last_vae is not None:
+        prepared.channels_last_vae.set_format(torch.contiguous_format)
+    if state is not None and graphed is not None:
+        state.captures.extend(graphed.captures)
+        state.replays += graphed.replays
+        graphed.captures, graphed.replays = [], 0
+
+
+def _unet_forward(unet: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+    return type(unet).forward(unet, *args, **kwargs)
+
+
+def _compiled_step(state: FastPathState, unet: torch.nn.Module) -> Callable[..., Any]:
+    if state.compiled is None:
+        state.compiled = torch.compile(_unet_forward, mode=COMPILE_MODE)
+    compiled = state.compiled
+    return lambda *args, **kwargs: compiled(unet, *args, **kwargs)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0].rstrip('.')}" if text else type(exc).__name__
+
+
+class FastJob:
+    """The fast path for one job. ``run(make_image)`` makes a picture with it, or eagerly after any failure."""
+
+    def __init__(self, pipe: Any, device: DeviceInfo, note: Callable[[str], None], off: str | None,
+                 eager: str | None, state: FastPathState | None = None) -> None:
+        self.note = note
+        self.reason = off or (f"This job ran without the fast path: {eager}." if eager else None)
+        self.prepared: PreparedPipeline | None = None
+        self.state = state
+        if off is not None:
+            log.debug(off)
+            return
+        if eager is not None:
+            note(self.reason)
+            return
+        self.state = state or state_for(pipe.unet)
+        try:
+            self.prepared = prepare_pipeline(pipe, device, self.state, self._graph_skipped, self._capture_failed)
+        except Exception as exc:  # noqa: BLE001 - the job goes on without it
+            self._fail("preparing the pipeline", exc)
+
+    @property
+    def active(self) -> bool:
+        return self.prepared is not None
+
+    def run(self, make_image: Callable[[], T]) -> T:
+        if self.prepared is None:
+            return make_image()
+        try:
+            return make_image()
+        except (JobCancelledError, StudioError):
+            raise
+        except Exception as exc:
+            if self.prepared is None:  # the fast path was dropped during this picture: the failure is not its own
+                raise
+            self._fail("making the picture", exc)
+            if isinstance(exc, torch.OutOfMemoryError) and self.state is not None:
+                self.state.cache.clear()  # the graphs' memory, before the eager retry needs the room
+                torch.cuda.empty_cache()
+            return make_image()
+
+    def close(self) -> None:
+        prepared, self.prepared = self.prepared, None
+        if prepared is not None:
+            release(prepared, self.state)
+
+    def _graph_skipped(self, why: str) -> None:
+        self.reason = f"This job ran without the captured UNet step: {why}."
+        self.note(self.reason)
+
+    def _capture_failed(self, exc: BaseException) -> None:
+        self._fail("capturing the UNet step", exc)
+
+    def _fail(self, what: str, exc: BaseException) -> None:
+        log.warning("Fast path failed while %s", what, exc_info=exc)
+        try:
+            self.close()
+        except Exception:
+            log.exception("Undoing the fast path failed")
+        self.reason = (f"The fast path failed while {what} ({_first_line(exc)}), so this job ran plain "
+                       "diffusers instead.")
+        self.note(self.reason)
+
+
+@contextmanager
+def fast_job(pipe: Any, device: DeviceInfo, plan: MemoryPlan | None, offloaded: bool,
+             call_kwargs: Mapping[str, Any], note: Callable[[str], None]) -> Iterator[FastJob]:
+    """The fast path for the pictures of one job, when the device, the settings and the job allow it."""
+    unet = getattr(pipe, "unet", None)
+    state = _states.get(unet) if isinstance(unet, torch.nn.Module) else None
+    off = platform_reason(device.kind, state.options if state is not None else options_from_env())
+    measures = plan.measures if plan else ()
+    if state is not None and (offloaded or OFFLOAD in measures or SLICING in measures):
+        state.make_room(offload=offloaded or OFFLOAD in measures)
+    eager = None
+    if off is None:
+        state = state_for(unet) if isinstance(unet, torch.nn.Module) else None
+        names = state.layout.processor_names() if state is not None else None
+        eager = job_reason(pipe, call_kwargs, measures, offloaded, names)
+    job = FastJob(pipe, device, note, off, eager, state)
+    try:
+        yield job
+    finally:
+        job.close()

@@ -1,0 +1,399 @@
+"""The engine's fast path, on the CPU: keys, the graph cache, the eligibility rules and every fallback.
+
+There is no CUDA here, so the real capture (torch.cuda.graph) is replaced by stand-ins: one that raises, and
+one that "replays" by running the step again on the static buffers, which exercises everything around it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tiny_loras import lora_state, save_lora, tiny_unet
+
+from studio.core.environment import GeneratorEnvironment
+from studio.core.errors import JobCancelledError
+from studio.core.requests import GenerationRequest, LoraChoice
+from studio.engine import fast_path
+from studio.engine.device import select_device
+from studio.engine.diffusion import DiffusersGenerator
+from studio.engine.fast_layout import UNetLayout
+from studio.engine.loader import load_model
+from studio.engine.memory import OFFLOAD, SLICING, TILING, MemoryPlan, model_bytes
+from studio.engine.schedulers import make_scheduler
+from studio.engine.unet_graph import GraphCache, GraphKey, Unsupported, graph_key
+
+REAL_PLATFORM_REASON = fast_path.platform_reason
+
+
+class Context:
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def report_progress(self, *args, **kwargs) -> None:
+        pass
+
+    def is_cancelled(self) -> bool:
+        return False
+
+    def check_cancelled(self) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def status(self, **kwargs) -> None:
+        pass
+
+
+class ReplayOnCpu:
+    """A stand-in capture: replay runs the step again, reading the same static buffers a graph would."""
+
+    made: ClassVar[list[ReplayOnCpu]] = []
+
+    def __init__(self, step, cache) -> None:
+        self.step = step
+        self.output = step()
+        self.replays = 0
+        ReplayOnCpu.made.append(self)
+
+    def replay(self) -> None:
+        self.replays += 1
+        self.output.copy_(self.step())
+
+
+def failing_capture(step, cache):
+    raise RuntimeError("operation not permitted when stream is capturing")
+
+
+@pytest.fixture
+def forced_on(monkeypatch: pytest.MonkeyPatch):
+    """The fast path as if on CUDA (the platform check passes); the capture is up to each test."""
+    monkeypatch.setattr(fast_path, "platform_reason", lambda kind, options: None)
+    ReplayOnCpu.made = []
+    return monkeypatch
+
+
+def request(model: Path, **kwargs) -> GenerationRequest:
+    values = {"model": str(model), "prompt": "a red fox, snow", "negative_prompt": "blurry", "width": 64,
+              "height": 64, "steps": 3, "cfg_scale": 5.0, "seed": 7, "scheduler": "Euler"}
+    values.update(kwargs)
+    return GenerationRequest(**values)
+
+
+def studio_images(generator: DiffusersGenerator, req: GenerationRequest) -> tuple[list[Image.Image], Context]:
+    context = Context()
+    return [image for image, _recipe in generator.generate(req, context)], context
+
+
+def plain_image(pipe, req: GenerationRequest, seed: int) -> Image.Image:
+    """What plain diffusers makes for the request: the pipeline called directly, no callback."""
+    pipe.scheduler = make_scheduler(req.scheduler, pipe.scheduler.config)
+    return pipe(prompt=req.prompt, negative_prompt=req.negative_prompt, num_inference_steps=req.steps,
+                guidance_scale=req.cfg_scale, width=req.width, height=req.height, output_type="pil",
+                generator=torch.Generator("cpu").manual_seed(seed)).images[0]
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image, dtype=np.int16)
+
+
+@pytest.fixture
+def generator(tmp_path: Path) -> DiffusersGenerator:
+    return DiffusersGenerator(GeneratorEnvironment(device="cpu", data_dir=tmp_path / "data",
+                                                   cache_dir=tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def plain_pipe(tiny_model_dir: Path):
+    return load_model(tiny_model_dir, select_device("cpu")).text2img
+
+
+# -- keys and the cache ---------------------------------------------------------------------------------
+
+def unet_call(rows: int = 2, size: int = 8, dtype: torch.dtype = torch.float32, **extra):
+    args = (torch.zeros(rows, 4, size, size, dtype=dtype), torch.tensor(999.0))
+    kwargs = {"encoder_hidden_states": torch.zeros(rows, 77, 32, dtype=dtype), "timestep_cond": None,
+              "cross_attention_kwargs": None, "added_cond_kwargs": None}
+    kwargs.update(extra)
+    return args, kwargs
+
+
+def test_graph_key_changes_with_latent_shape_rows_and_dtype_only():
+    key, leaves = graph_key(*unet_call())
+    assert len(leaves) == 3
+    assert graph_key(*unet_call())[0] == key  # new tensors, same layout: the same graph replays
+    assert key.describe() == "4x8x8 latents, 2 rows, float32"
+    others = [graph_key(*unet_call(size=16))[0], graph_key(*unet_call(rows=1))[0],  # size; CFG off
+              graph_key(*unet_call(rows=4))[0], graph_key(*unet_call(dtype=torch.float16))[0],  # batch 2; dtype
+              graph_key(*unet_call(added_cond_kwargs={"text_embeds": torch.zeros(2, 8)}))[0]]
+    assert len({key, *others}) == 6
+
+
+def test_python_numbers_cannot_be_graphed():
+    with pytest.raises(Unsupported, match="cross_attention_kwargs holds a Python float"):
+        graph_key(*unet_call(cross_attention_kwargs={"scale": 0.5}))
+    with pytest.raises(Unsupported, match="input argument 2 holds a Python int"):
+        graph_key((torch.zeros(1, 4, 8, 8), 999), {})
+
+
+def test_graph_cache_keeps_the_three_latest_and_forgets_all_when_weights_move():
+    cache = GraphCache(capacity=3)
+    keys = [GraphKey(("shape", n)) for n in range(4)]
+    assert not cache.check("weights-1")  # a first fingerprint: nothing to keep
+    for key in keys[:3]:
+        cache.put(key, object())
+    assert cache.get(keys[0]) is not None  # used again: now the most recent
+    cache.put(keys[3], object())
+    assert cache.keys() == [keys[2], keys[0], keys[3]] and cache.evictions == 1
+    assert cache.get(keys[1]) is None  # evicted: the next call with it recaptures
+    assert cache.check("weights-1") and len(cache) == 3
+    assert not cache.check("weights-2") and len(cache) == 0
+
+
+# -- when the fast path runs -----------------------------------------------------------------------------
+
+def test_fast_path_is_off_on_cpu_and_mps_and_when_turned_off_and_says_so():
+    on = fast_path.FastPathOptions()
+    assert fast_path.platform_reason("cuda", on) is None
+    assert "off on the CPU" in fast_path.platform_reason("cpu", on)
+    assert "off on MPS" in fast_path.platform_reason("mps", on)
+    off = fast_path.options_from_env({"STUDIO_FAST_PATH": "off"})
+    assert not off.enabled and "turned off" in fast_path.platform_reason("cuda", off)
+    assert fast_path.options_from_env({"STUDIO_FAST_PATH": "compile"}).compile
+    assert fast_path.options_from_env({}) == on and not on.compile  # compile only when asked for
+
+
+def test_on_the_cpu_a_job_runs_plain_diffusers_without_a_note(plain_pipe):
+    notes: list[str] = []
+    with fast_path.fast_job(plain_pipe, select_device("cpu"), None, False, {}, notes.append) as job:
+        assert not job.active
+        assert "off on the CPU" in job.reason
+        assert "forward" not in plain_pipe.unet.__dict__
+    assert notes == []
+
+
+def test_jobs_the_graph_cannot_take_run_eager_with_the_reason(plain_pipe, tiny_model_dir):
+    reason = fast_path.job_reason
+    assert reason(plain_pipe, {}) is None
+    assert reason(plain_pipe, {}, (TILING,)) is None  # VAE tiling does not touch the UNet step
+    assert "CPU offload" in reason(plain_pipe, {}, (SLICING, TILING, OFFLOAD))
+    assert "CPU offload" in reason(plain_pipe, {}, offloaded=True)
+    assert "attention slicing" in reason(plain_pipe, {}, (SLICING, TILING))
+    assert "IP-Adapter" in reason(plain_pipe, {"ip_adapter_image": Image.new("RGB", (8, 8))})
+    assert "cross-attention options" in reason(plain_pipe, {"cross_attention_kwargs": {"scale": 0.7}})
+    assert "ControlNet" in reason(SimpleNamespace(unet=plain_pipe.unet, controlnet=object()), {})
+    unet = tiny_unet(tiny_model_dir)
+    lora_state(unet)  # PEFT LoRA layers attached, as loras_attached leaves them during a job
+    assert "LoRAs" in reason(SimpleNamespace(unet=unet), {})
+    plain_pipe.enable_attention_slicing()
+    try:
+        assert "attention slicing" in reason(plain_pipe, {})
+    finally:
+        plain_pipe.disable_attention_slicing()
+
+
+def test_a_job_the_graph_cannot_take_says_why_in_a_note(forced_on, plain_pipe):
+    notes: list[str] = []
+    with fast_path.fast_job(plain_pipe, select_device("cpu"), None, True, {}, notes.append) as job:
+        assert not job.active
+    assert notes == [job.reason]
+    assert notes[0].startswith("This job ran without the fast path: model CPU offload")
+
+
+def test_dtype_choice_keeps_float16_and_uses_bfloat16_only_for_a_vae_that_overflows():
+    sd15 = fast_path.choose_dtypes((9, 0), vae_force_upcast=True, pipeline_upcasts=False)
+    assert (sd15.unet, sd15.vae) == (torch.float16, None)  # the SD pipeline decodes in float16 anyway
+    sdxl = fast_path.choose_dtypes((9, 0), vae_force_upcast=True, pipeline_upcasts=True)
+    assert (sdxl.unet, sdxl.vae) == (torch.float16, torch.bfloat16)
+    turing = fast_path.choose_dtypes((7, 5), vae_force_upcast=True, pipeline_upcasts=True)
+    assert turing.vae is None and "float32 VAE" in turing.reason
+    fixed = fast_path.choose_dtypes((9, 0), vae_force_upcast=False, pipeline_upcasts=True)  # e.g. sdxl-vae-fp16-fix
+    assert fixed.vae is None
+
+
+# -- the whole job, fast path forced on ------------------------------------------------------------------
+
+def test_a_failed_capture_falls_back_to_plain_diffusers_bit_for_bit(forced_on, generator, plain_pipe,
+                                                                    tiny_model_dir):
+    forced_on.setattr(fast_path, "capture_cuda_graph", failing_capture)
+    req = request(tiny_model_dir, batch_count=2)
+    images, context = studio_images(generator, req)
+    assert len(context.notes) == 1
+    assert context.notes[0].startswith("The fast path failed while capturing the UNet step (RuntimeError: "
+                                       "operation not permitted when stream is capturing)")
+    for index, image in enumerate(images):
+        assert np.array_equal(pixels(image), pixels(plain_image(plain_pipe, req, req.seed_for(index))))
+    unet = generator._model.text2img.unet
+    assert "forward" not in unet.__dict__  # the pipeline is as it was: plain forward, SDPA processors
+    assert {type(p).__name__ for p in unet.attn_processors.values()} == {"AttnProcessor2_0"}
+    assert generator._model.text2img.vae.decoder.conv_in.weight.is_contiguous()
+
+
+def test_any_failure_while_making_the_picture_retries_it_eagerly(forced_on, generator, plain_pipe, tiny_model_dir):
+    class BrokenReplay(ReplayOnCpu):
+        def replay(self) -> None:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    forced_on.setattr(fast_path, "capture_cuda_graph", BrokenReplay)
+    req = request(tiny_model_dir)
+    (image,), context = studio_images(generator, req)
+    assert context.notes == [("The fast path failed while making the picture (RuntimeError: CUDA error: an illegal "
+                              "memory access was encountered), so this job ran plain diffusers instead.")]
+    assert np.array_equal(pixels(image), pixels(plain_image(plain_pipe, req, req.seed)))
+
+
+def test_replayed_steps_match_eager_and_recapture_only_for_a_new_shape(forced_on, generator, plain_pipe,
+                                                                      tiny_model_dir):
+    forced_on.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
+    req = request(tiny_model_dir, batch_count=2)
+    images, context = studio_images(generator, req)
+    assert context.notes == []
+    state = fast_path.state_for(generator._model.text2img.unet)
+    assert [key for key, _seconds in state.captures] == ["4x8x8 latents, 2 rows, float32"]  # CFG: 2 rows
+    assert state.replays == 2 * req.steps
+    for index, image in enumerate(images):
+        # Fused QKV sums in another order than three projections: close, not necessarily bitwise.
+        diff = np.abs(pixels(image) - pixels(plain_image(plain_pipe, req, req.seed_for(index))))
+        assert diff.mean() <= 1.0 and diff.max() <= 8
+    studio_images(generator, req)  # the next job reuses the graph: the fused weights did not move
+    assert len(state.captures) == 1 and len(ReplayOnCpu.made) == 1
+    studio_images(generator, request(tiny_model_dir, width=96))  # a new latent shape: one more capture
+    studio_images(generator, request(tiny_model_dir, cfg_scale=1.0))  # no CFG: 1 row, one more
+    assert [key for key, _ in state.captures][1:] == ["4x8x12 latents, 2 rows, float32",
+                                                      "4x8x8 latents, 1 row, float32"]
+    assert len(state.cache) == 3
+
+
+def test_inputs_the_graph_cannot_take_run_eager_for_the_job_with_a_note(forced_on, plain_pipe):
+    forced_on.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
+    notes: list[str] = []
+    unet = plain_pipe.unet
+    sample, timestep = torch.randn(2, 4, 8, 8), torch.tensor(500.0)
+    context = torch.randn(2, 77, 32)
+    with torch.inference_mode():
+        expected = unet(sample, timestep, context, return_dict=False)[0]
+        with fast_path.fast_job(plain_pipe, select_device("cpu"), None, False, {}, notes.append) as job:
+            assert job.active and isinstance(unet.__dict__["forward"], fast_path.GraphedUNet)
+            replayed = unet(sample, timestep, context).sample  # return_dict=True, as a direct caller would
+            out = unet(sample, timestep, context, cross_attention_kwargs={"scale": 1.0}).sample
+    assert notes == [("This job ran without the captured UNet step: the UNet's input cross_attention_kwargs holds "
+                      "a Python float, which a captured graph would freeze.")]
+    assert len(ReplayOnCpu.made) == 1 and ReplayOnCpu.made[0].replays == 1  # the first call, then eager
+    assert torch.allclose(replayed, expected, atol=1e-5) and torch.allclose(out, expected, atol=1e-5)
+    assert "forward" not in unet.__dict__
+
+
+def test_a_lora_job_runs_eager_with_its_lora_and_the_next_job_reuses_the_graph(forced_on, generator, tmp_path,
+                                                                              tiny_model_dir):
+    forced_on.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
+    save_lora(lora_state(tiny_unet(tiny_model_dir), scale=2.0), tmp_path / "data" / "models" / "loras" / "ink.safetensors")
+    with_lora = request(tiny_model_dir, loras=(LoraChoice("ink", 1.0),))
+    forced_on.setattr(fast_path, "platform_reason", REAL_PLATFORM_REASON)  # the reference: the CPU's plain path
+    (expected,), _ = studio_images(generator, with_lora)
+    forced_on.setattr(fast_path, "platform_reason", lambda kind, options: None)
+
+    (first,), context = studio_images(generator, request(tiny_model_dir))
+    assert context.notes == [] and len(ReplayOnCpu.made) == 1
+    (lora_image,), context = studio_images(generator, with_lora)
+    assert context.notes == [("This job ran without the fast path: LoRAs are attached, and their weights are "
+                              "Python numbers a captured graph would freeze.")]
+    assert np.array_equal(pixels(lora_image), pixels(expected))  # the LoRA took effect: fused QKV was not on
+    assert not np.array_equal(pixels(lora_image), pixels(first))
+    (again,), context = studio_images(generator, request(tiny_model_dir))
+    assert context.notes == [] and len(ReplayOnCpu.made) == 1  # LoRA off again, same weights: no recapture
+    assert np.array_equal(pixels(again), pixels(first))
+
+
+def test_a_bfloat16_vae_stands_in_for_the_job_and_the_pipeline_gets_its_own_back(forced_on, generator, plain_pipe,
+                                                                                tiny_model_dir):
+    forced_on.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
+    forced_on.setattr(fast_path, "choose_dtypes", lambda *args: fast_path.DtypeChoice(
+        torch.float16, torch.bfloat16, "bfloat16 VAE, as for SDXL on an Ampere GPU"))
+    copies = []
+    make_copy = fast_path.bf16_copy
+    forced_on.setattr(fast_path, "bf16_copy", lambda vae: copies.append(make_copy(vae)) or copies[-1])
+    init = Image.new("RGB", (64, 64), (180, 40, 40))
+    for req in (request(tiny_model_dir), request(tiny_model_dir, init_image=init, strength=0.7)):  # decode; encode
+        (image,), context = studio_images(generator, req)
+        assert context.notes == []
+        pipe = generator._model.pipeline(img2img=req.init_image is not None)
+        assert pipe.vae.dtype == torch.float32 and "decode" not in pipe.vae.__dict__  # its own VAE is back
+        if req.init_image is None:
+            diff = np.abs(pixels(image) - pixels(plain_image(plain_pipe, req, req.seed)))
+            assert diff.mean() <= 1.0 and diff.max() <= 8, (diff.mean(), diff.max())
+    assert len(copies) == 1 and copies[0].dtype == torch.bfloat16  # made once, used by both pipelines
+
+
+def test_cancelling_or_a_failure_after_the_fast_path_was_dropped_is_not_retried(forced_on, plain_pipe):
+    forced_on.setattr(fast_path, "capture_cuda_graph", failing_capture)
+    fast_path.state_for(plain_pipe.unet).cache.clear()  # no graph left by other tests: this one must capture
+    notes: list[str] = []
+    calls: list[str] = []
+
+    def cancelled() -> None:
+        calls.append("cancelled")
+        raise JobCancelledError()
+
+    def broken_after_capture() -> None:
+        calls.append("broken")
+        with torch.inference_mode():
+            plain_pipe.unet(torch.randn(2, 4, 8, 8), torch.tensor(10.0), torch.randn(2, 77, 32))  # capture fails
+        raise ValueError("the scheduler broke")
+
+    with fast_path.fast_job(plain_pipe, select_device("cpu"), None, False, {}, notes.append) as job:
+        with pytest.raises(JobCancelledError):
+            job.run(cancelled)
+        assert job.active and notes == []
+        with pytest.raises(ValueError, match="the scheduler broke"):
+            job.run(broken_after_capture)
+    assert calls == ["cancelled", "broken"]  # neither was made twice
+    assert len(notes) == 1 and notes[0].startswith("The fast path failed while capturing the UNet step")
+
+
+def stored_bytes(module: torch.nn.Module) -> int:
+    storages = {p.untyped_storage().data_ptr(): p.untyped_storage().nbytes() for p in module.parameters()}
+    return sum(storages.values())
+
+
+def test_fused_projections_cost_no_memory_and_are_rebuilt_only_when_their_weights_change(tiny_model_dir):
+    unet = tiny_unet(tiny_model_dir)
+    before = stored_bytes(unet)
+    layout = UNetLayout(unet)
+    assert layout.fuse_qkv()
+    assert {type(p).__name__ for p in unet.attn_processors.values()} == {"FusedAttnProcessor2_0"}
+    assert stored_bytes(unet) == before  # to_q/to_k/to_v are views of the fused rows
+    fingerprint = layout.fingerprint()
+    unet.set_attention_slice(None)  # what the next job's memory plan leaves: plain SDPA processors
+    assert layout.fuse_qkv() and layout.fingerprint() == fingerprint  # same weights: captured graphs stay valid
+    with torch.no_grad():
+        unet.down_blocks[1].attentions[0].transformer_blocks[0].attn1.to_q.weight.mul_(2)  # changed in place
+    assert layout.fuse_qkv() and layout.fingerprint() != fingerprint  # rebuilt: graphs over it are dropped
+    assert stored_bytes(unet) == before
+
+
+def test_fusing_leaves_memory_plans_right_and_a_job_short_of_memory_gets_it_back(forced_on, generator, plain_pipe,
+                                                                                tiny_model_dir):
+    forced_on.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
+    studio_images(generator, request(tiny_model_dir))
+    pipe = generator._model.text2img
+    assert model_bytes(pipe) == model_bytes(plain_pipe)  # the fused layers are not counted twice
+    state = fast_path.state_for(pipe.unet)
+    attn = pipe.unet.down_blocks[1].attentions[0].transformer_blocks[0].attn1
+    assert len(state.cache) == 1 and "to_qkv" in attn.__dict__
+    notes: list[str] = []
+    tight = MemoryPlan((SLICING, TILING), "The model fits but this job's size does not.")
+    with fast_path.fast_job(pipe, select_device("cpu"), tight, False, {}, notes.append) as job:
+        assert not job.active
+    assert len(state.cache) == 0 and "to_qkv" in attn.__dict__  # the graphs' memory is given back
+    low = MemoryPlan((SLICING, TILING, OFFLOAD), "Low VRAM is on.")
+    with fast_path.fast_job(pipe, select_device("cpu"), low, False, {}, notes.append):
+        pass
+    assert "to_qkv" not in attn.__dict__  # offload will move the weights: the fused layers would stay behind
+    assert notes[0].startswith("This job ran without the fast path: attention slicing is on")
+    assert notes[1].startswith("This job ran without the fast path: model CPU offload")

@@ -1,0 +1,56 @@
+"""``studio bench`` on the CPU: the tiny default architecture, plain diffusers against Studio's engine."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from studio_testing import run_studio
+
+from studio.cli_bench import report
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, float]:
+    home = tmp_path_factory.mktemp("bench") / "home"
+    started = time.perf_counter()
+    result = run_studio(home, "bench", "--json", timeout=180)
+    elapsed = time.perf_counter() - started
+    assert result.returncode == 0, result.stderr
+    assert "tiny sd15 layout" in result.stderr  # progress goes to stderr, the JSON alone to stdout
+    return json.loads(result.stdout), elapsed
+
+
+def test_bench_json_on_the_cpu_times_both_sides_and_their_pictures_match(bench):
+    data, elapsed = bench
+    assert elapsed < 90  # about 15 s on a 2-core machine
+    assert (data["family"], data["architecture"], data["size"], data["steps"]) == ("sd15", "tiny", 64, 4)
+    assert data["device_kind"] == "cpu" and data["device"].startswith("CPU")
+    assert data["torch"] and data["diffusers"] and data["scheduler"] == "Euler"
+    for side in (data["plain"], data["studio"]):
+        assert side["seconds_per_image"] > 0 and side["it_per_s"] > 0 and side["warmup_seconds"] > 0
+        assert len(side["run_seconds"]) == data["runs"] == 3
+    assert data["speedup"] > 0 and data["build_seconds"] > 0 and data["peak_rss_bytes"] > 0
+    assert data["same_seed_difference"] == {"identical": True, "mean": 0.0, "max": 0, "within_tolerance": True}
+    studio = data["studio"]
+    assert not studio["fast_path"] and "off on the CPU" in studio["fast_path_off_reason"]
+    assert studio["captures"] == [] and studio["notes"] == []
+    # What a person gets: a progress event at every step of every Studio picture, and live previews.
+    assert studio["progress_events"] == (data["runs"] + 1) * data["steps"]
+    assert 0 < studio["preview_events"] <= studio["progress_events"]
+
+
+def test_bench_report_says_what_was_measured(bench):
+    text = report(bench[0])
+    assert "tiny sd15 layout (1/8 of every width; not a real model's speed)" in text
+    assert "64x64, 4 steps, CFG 7, Euler, batch 1, median of 3 runs" in text
+    assert "plain diffusers" in text and "Studio is " in text and "Fast path: off" in text
+    assert "Same seed: identical pictures." in text
+
+
+def test_bench_refuses_a_size_that_is_not_a_multiple_of_8(tmp_path: Path):
+    result = run_studio(tmp_path / "home", "bench", "--size", "100", timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "studio: The size must be a multiple of 8 of at least 64 pixels, not 100."

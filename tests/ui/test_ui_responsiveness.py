@@ -1,0 +1,138 @@
+"""The Qt main thread never stalls while jobs run: a 2 ms timer probe on the real main window.
+
+Two measures, both printed so they can be reported:
+- wall-clock gaps between probe ticks (what the person feels: includes waiting for the GIL and for a core);
+- the main thread's own CPU time between ticks (what Studio's UI code costs; other load on the machine
+  does not inflate it, so it is asserted tightly).
+Other load can only add to the gaps, never remove them, so the wall-clock targets are judged on the best
+of a few jobs (the first one loads the model and is measured too); when even a job-free control run on
+this machine misses them, it is too loaded to judge and the test says so instead of failing.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import pytest
+from PySide6.QtCore import Qt, QTimer
+
+WAIT_MS = 120_000
+INTERVAL_MS = 2
+TARGET_P99_MS = 8.0  # the issue's target for the 99th percentile gap
+TARGET_MAX_MS = 16.0  # ... and for the longest one (a frame at 60 Hz)
+MAX_CPU_MS = 8.0  # the longest stretch of the main thread's own work between two ticks
+ATTEMPTS = 5  # jobs at most; it stops at the first (after the model load) that meets the targets
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ticks: int
+    max_gap_ms: float
+    p99_gap_ms: float
+    median_gap_ms: float
+    max_cpu_ms: float  # main-thread CPU time between two ticks, at most
+
+    def __str__(self) -> str:
+        return (f"{self.ticks} ticks: max gap {self.max_gap_ms:.1f} ms, p99 {self.p99_gap_ms:.1f} ms, median "
+                f"{self.median_gap_ms:.2f} ms; main-thread work between ticks at most {self.max_cpu_ms:.1f} ms")
+
+    def meets_targets(self) -> bool:
+        return self.p99_gap_ms <= TARGET_P99_MS and self.max_gap_ms <= TARGET_MAX_MS
+
+
+class MainThreadProbe:
+    """A repeating precise timer on the main thread; records wall and thread-CPU time at every tick."""
+
+    def __init__(self, interval_ms: int = INTERVAL_MS) -> None:
+        self._timer = QTimer()
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._tick)
+        self._wall: list[float] = []
+        self._cpu: list[float] = []
+
+    def _tick(self) -> None:
+        self._wall.append(time.perf_counter())
+        self._cpu.append(time.thread_time())
+
+    def start(self) -> None:
+        self._tick()
+        self._timer.start()
+
+    def stop(self) -> ProbeResult:
+        self._timer.stop()
+        self._tick()
+        gaps = sorted(b - a for a, b in zip(self._wall, self._wall[1:]))
+        cpu = max(b - a for a, b in zip(self._cpu, self._cpu[1:]))
+        return ProbeResult(len(self._wall), gaps[-1] * 1000, gaps[int(len(gaps) * 0.99)] * 1000,
+                           statistics.median(gaps) * 1000, cpu * 1000)
+
+
+def _run_job(qtbot, window, number: int, images: int) -> ProbeResult:  # noqa: ANN001
+    """Generate with the probe running, from the click to the results on the canvas and in the gallery."""
+    rows = window.gallery.model.rowCount()
+    probe = MainThreadProbe()
+    probe.start()
+    window.generate()
+    qtbot.waitUntil(lambda: len(window.queue_panel.job_ids("finished")) == number, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.gallery.model.rowCount() == rows + images, timeout=WAIT_MS)
+    qtbot.wait(150)  # thumbnails, repaints and the autosave that follow a result
+    return probe.stop()
+
+
+def _control(qtbot, seconds: float = 1.5) -> ProbeResult:  # noqa: ANN001
+    """The probe with no job but one busy core (a matmul loop that releases the GIL): what this machine's
+    scheduler alone allows right now."""
+    import threading
+
+    import torch
+
+    stop = threading.Event()
+
+    def burn() -> None:
+        a = torch.randn(384, 384)
+        while not stop.is_set():
+            a @ a
+
+    thread = threading.Thread(target=burn, daemon=True)
+    probe = MainThreadProbe()
+    thread.start()
+    probe.start()
+    qtbot.wait(int(seconds * 1000))
+    result = probe.stop()
+    stop.set()
+    thread.join()
+    return result
+
+
+def test_the_main_thread_never_stalls_while_jobs_run(qtbot, window):  # noqa: ANN001
+    # The engine's start-up imports hold the GIL for long stretches (dlopen, unmarshalling); no job runs
+    # then, and the probe measures jobs, so wait for the engine to be ready.
+    qtbot.waitUntil(lambda: window.status.device_label.text().startswith("CPU"), timeout=WAIT_MS)
+    panel = window.prompt_panel
+    panel.prompt_edit.setPlainText("a lighthouse at dusk")
+    panel.steps_spin.setValue(20)
+    panel.batch_spin.setValue(2)
+    results = []
+    for number in range(1, ATTEMPTS + 1):
+        results.append(_run_job(qtbot, window, number, images=2))
+        if number > 1 and results[-1].meets_targets():
+            break
+    print("\nmain thread during a tiny-model job (2 images x 20 steps at 64x64, previews on):")
+    for number, result in enumerate(results, 1):
+        print(f"  job {number}{' (loads the model)' if number == 1 else ''}: {result}")
+    # Studio's own work on the main thread: independent of other load on the machine, so always asserted.
+    worst_cpu = max(r.max_cpu_ms for r in results)
+    assert worst_cpu <= MAX_CPU_MS, f"the main thread's own work blocked it for {worst_cpu:.1f} ms"
+    best = min(results, key=lambda r: (not r.meets_targets(), r.p99_gap_ms, r.max_gap_ms))
+    if best.meets_targets():
+        return
+    control = _control(qtbot)
+    print(f"  control (no job, one busy core): {control}")
+    if not control.meets_targets():
+        pytest.skip(f"this machine is too loaded to judge wall-clock gaps (even without a job: {control}); "
+                    f"the best job measured {best}")
+    raise AssertionError(f"the main thread stalled during every job (targets p99 <= {TARGET_P99_MS} ms, max <= "
+                         f"{TARGET_MAX_MS} ms); the best: {best}")
