@@ -40,6 +40,31 @@ def run_studio(home: Path, *args: str, timeout: float = 240,
                           text=True, encoding="utf-8", timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+class DirectContext:
+    """The JobContext of a job run directly on a generator (no worker thread): records what it is told."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+        self.statuses: list[dict] = []
+        self.previews = 0
+
+    def report_progress(self, step: int, total: int, image_index: int = 0, preview: Image.Image | None = None,
+                        preview_box: tuple[int, int, int, int] | None = None) -> None:
+        self.previews += preview is not None
+
+    def is_cancelled(self) -> bool:
+        return False
+
+    def check_cancelled(self) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def status(self, **kwargs: str) -> None:
+        self.statuses.append(kwargs)
+
+
 # Long enough for a slow CI machine, short enough that a hang fails the test quickly.
 EVENT_TIMEOUT = 60.0
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from studio_testing import DirectContext
 from tiny_loras import lora_state, save_lora, tiny_unet
 
 from studio.core.environment import GeneratorEnvironment
@@ -31,24 +32,6 @@ from studio.engine.unet_graph import GraphCache, GraphKey, Unsupported, graph_ke
 REAL_PLATFORM_REASON = fast_path.platform_reason
 
 
-class Context:
-    def __init__(self) -> None:
-        self.notes: list[str] = []
-
-    def report_progress(self, *args, **kwargs) -> None:
-        pass
-
-    def is_cancelled(self) -> bool:
-        return False
-
-    def check_cancelled(self) -> None:
-        pass
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-
-    def status(self, **kwargs) -> None:
-        pass
 
 
 class ReplayOnCpu:
@@ -86,8 +69,8 @@ def request(model: Path, **kwargs) -> GenerationRequest:
     return GenerationRequest(**values)
 
 
-def studio_images(generator: DiffusersGenerator, req: GenerationRequest) -> tuple[list[Image.Image], Context]:
-    context = Context()
+def studio_images(generator: DiffusersGenerator, req: GenerationRequest) -> tuple[list[Image.Image], DirectContext]:
+    context = DirectContext()
     return [image for image, _recipe in generator.generate(req, context)], context
 
 

@@ -10,7 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from studio_testing import collect_until_done, run, running_service, terminal
+from studio_testing import (
+    DirectContext,
+    collect_until_done,
+    run,
+    running_service,
+    terminal,
+)
 from tiny_loras import (
     build_tiny_vae_folder,
     ldm_vae_state,
@@ -35,28 +41,6 @@ from studio.engine.loras import loras_attached, resolve_loras
 from studio.services.history_reuse import request_for_entry
 from studio.services.history_store import HistoryStore
 from studio.services.outputs import OutputStore
-
-
-class Context:
-    """The JobContext of a job run directly on the generator (no worker thread)."""
-
-    def __init__(self) -> None:
-        self.statuses: list[dict] = []
-
-    def report_progress(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
-        pass
-
-    def is_cancelled(self) -> bool:
-        return False
-
-    def check_cancelled(self) -> None:
-        pass
-
-    def note(self, text: str) -> None:
-        pass
-
-    def status(self, **kwargs) -> None:  # noqa: ANN003
-        self.statuses.append(kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +76,7 @@ def request(model: Path, **kwargs) -> GenerationRequest:  # noqa: ANN003
 
 
 def make(generator: DiffusersGenerator, req: GenerationRequest):  # noqa: ANN201
-    ((image, recipe),) = list(generator.generate(req, Context()))
+    ((image, recipe),) = list(generator.generate(req, DirectContext()))
     return np.asarray(image, dtype=np.int16), recipe
 
 

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from studio_testing import collect_until_done, of_job, run, running_service, terminal
+from studio_testing import (
+    DirectContext,
+    collect_until_done,
+    of_job,
+    run,
+    running_service,
+    terminal,
+)
 
 import studio.engine.diffusion as diffusion
 from studio.core.environment import GeneratorEnvironment
@@ -246,27 +253,6 @@ def test_a_broken_taesd_folder_falls_back_to_linear_with_a_note_instead_of_faili
 
 # -- what previews cost --------------------------------------------------------------------------------
 
-class _Context:
-    """The JobContext of a bare generator run: counts progress and previews."""
-
-    def __init__(self) -> None:
-        self.previews = 0
-        self.notes: list[str] = []
-
-    def report_progress(self, step, total, image_index=0, preview=None, preview_box=None) -> None:  # noqa: ANN001
-        self.previews += preview is not None
-
-    def is_cancelled(self) -> bool:
-        return False
-
-    def check_cancelled(self) -> None:
-        pass
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-
-    def status(self, **kwargs) -> None:  # noqa: ANN003
-        pass
 
 
 class _NoPreviews:
@@ -290,19 +276,19 @@ def test_previews_cost_a_small_share_of_a_tiny_model_job(tiny_model_dir, tmp_pat
             finally:
                 spent.append(time.perf_counter() - started)
 
-    def seconds(previews: type, context: _Context) -> float:
+    def seconds(previews: type, context: DirectContext) -> float:
         monkeypatch.setattr(diffusion, "LivePreviews", previews)
         started = time.perf_counter()
         assert len(list(generator.generate(job, context))) == 2
         return time.perf_counter() - started
 
-    seconds(TimedPreviews, _Context())  # loads the model and warms everything up
+    seconds(TimedPreviews, DirectContext())  # loads the model and warms everything up
     on, off = [], []
     for _ in range(3):  # interleaved, best of three: other load on the machine only ever adds time
         spent.clear()
-        context = _Context()
+        context = DirectContext()
         on.append((seconds(TimedPreviews, context), sum(spent), context.previews))
-        off.append(seconds(_NoPreviews, _Context()))
+        off.append(seconds(_NoPreviews, DirectContext()))
     best_on = min(on)
     ratio = best_on[0] / min(off)
     print(f"\ntiny model, 2 x 20 steps at 64x64 on the CPU: {min(off) * 1000:.0f} ms without previews, "
