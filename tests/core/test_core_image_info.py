@@ -22,13 +22,13 @@ from sd_parsers.data import Generators
 from studio.core.errors import ImageError
 from studio.core.image_info import (
     JSON_KEYS,
-    MAX_TEXT_BYTES,
     ImageInfo,
     escape_text,
     inspect_image,
     recipe_fields,
     studio_scheduler,
 )
+from studio.core.image_text import MAX_TEXT_BYTES
 from studio.core.images import save_image
 from studio.core.metadata import Recipe
 from studio.core.requests import SCHEDULER_NAMES
