@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from studio.core.errors import JobCancelledError, StudioError
-from studio.core.model_library import LibraryItem, scan_library, with_hashes
+from studio.core.model_library import LibraryItem, format_size, scan_library, with_hashes
 from studio.core.paths import studio_paths
 from studio.core.settings import Settings, load_settings, save_settings
 
@@ -70,13 +70,6 @@ def run_models(args: argparse.Namespace) -> int:
     except StudioError as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-
-
-def format_size(size: int) -> str:
-    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} B"
 
 
 def _items(settings: Settings, hashes: bool) -> list[LibraryItem]:

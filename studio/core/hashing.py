@@ -10,7 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
+
+from studio.core.images import write_atomically
 
 WEIGHT_SUFFIXES = (".safetensors",)
 _lock = threading.Lock()
@@ -41,50 +44,47 @@ def lora_hash(path: Path, cache_file: Path | None = None) -> str:
     from studio.core.weight_files import check_weights_file
 
     check_weights_file(path)
-    cache = _read_cache(cache_file)
-    stat = path.stat()
-    key = f"tensors|{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    cache[key] = cache.get(key) or tensor_sha256(path)
-    _write_cache(cache_file, cache)
-    return cache[key][:12]
+    return _cached(cache_file, "tensors|", path, tensor_sha256)[:12]
 
 
 def model_hash(model: Path, cache_file: Path | None = None) -> str:
     """Short hash of a single weights file, or of a diffusers folder's weight files in path order."""
-    cache = _read_cache(cache_file)
-
-    def full_hash(f: Path) -> str:
-        stat = f.stat()
-        key = f"{f.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-        cache[key] = cache.get(key) or file_sha256(f)
-        return cache[key]
-
     if model.is_file():
-        short = full_hash(model)[:10]
-    else:
-        digest = hashlib.sha256()
-        for f in sorted(p for p in model.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file()):
-            digest.update(f"{f.relative_to(model).as_posix()}:{full_hash(f)}\n".encode())
-        short = digest.hexdigest()[:10]
-    _write_cache(cache_file, cache)
-    return short
+        return _cached(cache_file, "", model, file_sha256)[:10]
+    digest = hashlib.sha256()
+    for f in sorted(p for p in model.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file()):
+        digest.update(f"{f.relative_to(model).as_posix()}:{_cached(cache_file, '', f, file_sha256)}\n".encode())
+    return digest.hexdigest()[:10]
+
+
+def _cached(cache_file: Path | None, kind: str, path: Path, compute: Callable[[Path], str]) -> str:
+    """compute(path), remembered by path, size and mtime. The cache is shared by the window, the engine and
+    the command line: each read-change-write holds the lock and replaces the file whole; the hashing itself
+    (seconds for a big file) runs outside the lock."""
+    stat = path.stat()
+    key = f"{kind}{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    with _lock:
+        known = _read_cache(cache_file).get(key)
+    if known:
+        return known
+    value = compute(path)
+    if cache_file is not None:
+        with _lock:
+            cache = _read_cache(cache_file)
+            cache[key] = value
+            try:
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
+                write_atomically(cache_file, json.dumps(cache).encode("utf-8"), durable=False)
+            except OSError:
+                pass  # a cache we cannot write only costs time
+    return value
 
 
 def _read_cache(cache_file: Path | None) -> dict[str, str]:
     if cache_file is None or not cache_file.exists():
         return {}
     try:
-        return json.loads(cache_file.read_text())
+        data = json.loads(cache_file.read_text())
     except (OSError, ValueError):
         return {}
-
-
-def _write_cache(cache_file: Path | None, cache: dict[str, str]) -> None:
-    if cache_file is None:
-        return
-    with _lock:
-        try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            cache_file.write_text(json.dumps(cache))
-        except OSError:
-            pass  # a cache we cannot write only costs time
+    return data if isinstance(data, dict) else {}

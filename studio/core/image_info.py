@@ -32,7 +32,7 @@ from typing import Any
 
 from studio.core.errors import ImageError
 from studio.core.image_text import PNG_SIGNATURE, read_exif_texts, read_png_texts
-from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe
+from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe, parse_loras, parse_settings_line
 from studio.core.requests import MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, SCHEDULER_NAMES
 
 # Tighter limits where sd-parsers is slow on long input (see _keep_sd_parsers_fast).
@@ -326,8 +326,6 @@ def _a1111_loras(parameters: str) -> tuple[tuple[str, float], ...]:
 
     Read here, not through sd-parsers, which splits the settings line at every comma, quoted or not.
     """
-    from studio.core.metadata import parse_loras, parse_settings_line
-
     if not parameters.strip():
         return ()
     prompt = parameters.split("\nNegative prompt:", 1)[0]

@@ -30,7 +30,7 @@ _LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([^:>]*))?(?::[^>]*)?>")
 
 @dataclass(frozen=True)
 class LoraRecord:
-    """A LoRA that made an image: its name, its short (AutoV2) hash, and its weight."""
+    """A LoRA that made an image: its name, its short hash (AutoV3, as A1111 writes it), and its weight."""
 
     name: str
     hash: str = ""

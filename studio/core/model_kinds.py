@@ -47,6 +47,11 @@ class ModelKind:
 UNKNOWN_KIND = ModelKind("unknown")
 
 
+def with_article(label: str) -> str:
+    """"an SDXL model", "a VAE file": SD is read "ess-dee", Upscaler and IP-Adapter start with a vowel."""
+    return f"{'an' if label.startswith(('SD', '8', 'A', 'E', 'I', 'O', 'U')) else 'a'} {label}"
+
+
 def checkpoint_label(family: str, inpainting: bool = False, turbo: bool = False) -> str:
     label = (TURBO_LABELS.get(family) if turbo else None) or FAMILY_LABELS.get(family, "Unknown")
     return label + (" inpainting" if inpainting else "")

@@ -20,17 +20,28 @@ from studio.core.model_kinds import ModelKind, detect_folder_kind, detect_kind
 from studio.core.weight_files import check_weights_file
 
 MODEL_INDEX = "model_index.json"
-WEIGHT_SUFFIXES = (".safetensors", ".sft", ".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle", ".gguf")
+WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle", ".gguf")
 SOURCE_FILE = ".studio-source.json"  # beside a downloaded folder's files: where it came from
 IMPORTS_FILE = ".studio-imports.json"  # in the models folder: where imported files came from
 MAX_DEPTH = 6
 LOADABLE_FAMILIES = ("sd1", "sd2", "sdxl")  # what the built-in generator runs
 # Where imports go, by kind: the names AUTOMATIC1111/ComfyUI people know, and what Studio's features read.
 KIND_FOLDERS = {"checkpoint": "checkpoints", "lora": "loras", "vae": "vae", "upscaler": "upscalers",
-                "style": "style", "ip-adapter": "ip-adapter", "embedding": "embeddings"}
+                "style": "style", "ip-adapter": "ip-adapter", "embedding": "embeddings",
+                "preview-decoder": ""}  # TAESD folders keep their own names (taesd/, taesdxl/) in the models folder
+SCAN_HEADER_BYTES = 16 * 2**20  # looking at many untrusted files: real headers are a few MB at most
 # Sub-folders that mark another tool's models folder, so the library can say where a model lives.
 LAYOUTS = (("AUTOMATIC1111", ("Stable-diffusion", "Lora")), ("ComfyUI", ("checkpoints", "loras")),
            ("InvokeAI", ("sd-1", "sdxl")), ("InvokeAI", ("sd-1/main",)))
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A full model in the model picker."""
+
+    name: str
+    path: Path
+    label: str = ""  # "SD 1.x", "SDXL inpainting", ...
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,14 @@ class LibraryItem:
     @property
     def usable(self) -> bool:
         return not self.problem
+
+
+def format_size(size: int) -> str:
+    """Bytes for people: "6.6 GB", "144.0 MB"."""
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
 
 
 def detect_layout(folder: Path) -> str:
@@ -105,10 +124,10 @@ def _hash(item: LibraryItem, cache_file: Path | None) -> str:
     return model_hash(item.path, cache_file)
 
 
-def checkpoints(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryItem]:
-    """The usable full models (what the model picker lists), sorted by name."""
-    items = [i for i in scan_library(models_dir, linked) if i.kind == "checkpoint" and i.usable]
-    return sorted(items, key=lambda i: i.name.lower())
+def checkpoints(items: Iterable[LibraryItem]) -> list[ModelEntry]:
+    """The usable full models among scanned items (what the model picker lists), sorted by name."""
+    usable = [i for i in items if i.kind == "checkpoint" and i.usable]
+    return [ModelEntry(i.name, i.path, i.label) for i in sorted(usable, key=lambda i: i.name.lower())]
 
 
 def find_item(value: str, items: Iterable[LibraryItem]) -> LibraryItem | None:
@@ -120,10 +139,13 @@ def find_item(value: str, items: Iterable[LibraryItem]) -> LibraryItem | None:
 
 
 def item_for_file(path: Path, source: str) -> LibraryItem:
-    """One weights file, identified by its contents."""
-    size = path.stat().st_size
+    """One weights file, identified by its contents (a dangling link or unreadable file is listed with why)."""
     try:
-        kind = detect_kind(check_weights_file(path), path.name)
+        size = path.stat().st_size
+        kind = detect_kind(check_weights_file(path, SCAN_HEADER_BYTES), path.name)
+    except OSError as exc:
+        return LibraryItem(path.stem, path, "unknown", "", "Unusable", 0, source,
+                           problem=f"{path.name} could not be read: {(exc.strerror or str(exc)).rstrip('.')}.")
     except ModelError as exc:
         return LibraryItem(path.stem, path, "unknown", "", "Unusable", size, source, problem=str(exc))
     return replace(_item(path.stem, path, kind, size, source), problem=unloadable_reason(kind, path.name))
@@ -135,8 +157,9 @@ def item_for_folder(path: Path, source: str) -> LibraryItem:
         kind = detect_folder_kind(path)
     except ModelError as exc:
         return LibraryItem(path.name, path, "unknown", "", "Unusable", 0, source, is_folder=True, problem=str(exc))
-    if kind.kind == "unknown" and _transformers_architecture(path):
-        kind = ModelKind("image-encoder", label=f"Image encoder ({_transformers_architecture(path)})")
+    architecture = _transformers_architecture(path) if kind.kind == "unknown" else ""
+    if architecture:
+        kind = ModelKind("image-encoder", label=f"Image encoder ({architecture})")
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
     downloaded = read_source(path)
     if downloaded and downloaded.get("repo_id"):

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from studio.core.errors import InvalidRequest, ModelError
-from studio.core.model_kinds import ModelKind, detect_kind
-from studio.core.model_library import checkpoints, unloadable_reason
+from studio.core.model_kinds import ModelKind, detect_kind, with_article
+from studio.core.model_library import ModelEntry, checkpoints, scan_library, unloadable_reason
 from studio.core.weight_files import check_weights_file
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 SAFE_SUFFIX = ".safetensors"
 MODEL_INDEX = "model_index.json"
 SKIPPED_COMPONENTS = ("safety_checker",)  # never loaded, so its weight format does not matter
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    path: Path
-    label: str = ""  # "SD 1.x", "SDXL inpainting", ...
 
 
 def is_diffusers_folder(path: Path) -> bool:
@@ -30,7 +22,7 @@ def is_diffusers_folder(path: Path) -> bool:
 def find_models(models_dir: Path, extra: list[Path] | tuple[Path, ...] = ()) -> list[ModelEntry]:
     """Full models Studio can generate with: diffusers folders and single-file checkpoints, in the models
     folder (at any depth) and in the files and folders linked to the library (``extra``)."""
-    return [ModelEntry(item.name, item.path, item.label) for item in checkpoints(models_dir, extra)]
+    return checkpoints(scan_library(models_dir, extra))
 
 
 def resolve_model(value: str, models_dir: Path, extra: list[Path] | tuple[Path, ...] = ()) -> Path:
@@ -47,9 +39,14 @@ def resolve_model(value: str, models_dir: Path, extra: list[Path] | tuple[Path, 
 def checkpoint_kind(path: Path) -> ModelKind:
     """The kind of a single-file checkpoint, read from its contents; ModelError unless Studio can load it."""
     kind = detect_kind(check_weights_file(path), path.name)
+    if kind.kind == "unknown":
+        raise ModelError(f"{path.name} is a safetensors file, but not a Stable Diffusion checkpoint Studio knows.")
     if kind.kind != "checkpoint":
-        raise ModelError(f"{path.name} is a {kind.label} file, not a full Stable Diffusion checkpoint; "
+        raise ModelError(f"{path.name} is {with_article(kind.label)} file, not a full Stable Diffusion checkpoint; "
                          "pick it where that kind is used.")
+    if path.suffix.lower() != SAFE_SUFFIX:  # diffusers picks its reader by the name: anything else is torch.load
+        raise ModelError(f"{path.name} is a safetensors file under another name; rename it to "
+                         f"{path.stem}{SAFE_SUFFIX} to use it.")
     if problem := unloadable_reason(kind, path.name):
         raise ModelError(problem)
     return kind

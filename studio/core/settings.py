@@ -39,7 +39,7 @@ class GenerationDefaults(BaseModel):
     generator: str = "diffusers"  # or a plugin generator's id
     generator_params: dict[str, dict[str, Any]] = Field(default_factory=dict)  # last values, per generator
     post: list[PostStepSetting] = Field(default_factory=list)  # applied to every result, in order
-    loras: list[LoraSetting] = Field(default_factory=list, max_length=MAX_LORAS)  # applied to the next generation
+    loras: list[LoraSetting] = Field(default_factory=list)  # applied to the next generation (at most MAX_LORAS)
     vae: str = ""  # a VAE name in <models>/vae, or a path; "" = the model's own
 
     @field_validator("scheduler")
@@ -47,12 +47,23 @@ class GenerationDefaults(BaseModel):
     def _known_scheduler(cls, value: str) -> str:
         return value if value in SCHEDULER_NAMES else DEFAULT_SCHEDULER
 
+    @field_validator("loras")
+    @classmethod
+    def _at_most_max_loras(cls, value: list[LoraSetting]) -> list[LoraSetting]:
+        return value[:MAX_LORAS]
+
 
 class LoraSetting(BaseModel):
     """One chosen LoRA: its name in ``<models>/loras`` (or a .safetensors path) and its weight."""
 
     name: str
-    weight: float = Field(1.0, ge=-MAX_LORA_WEIGHT, le=MAX_LORA_WEIGHT)
+    weight: float = 1.0
+
+    @field_validator("weight")
+    @classmethod
+    def _within_range(cls, value: float) -> float:
+        # A hand-edited weight out of range is clamped, not a reason to set the whole settings file aside.
+        return max(-MAX_LORA_WEIGHT, min(MAX_LORA_WEIGHT, value))
 
 
 class PostStepSetting(BaseModel):

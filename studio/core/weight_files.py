@@ -264,8 +264,10 @@ def pickle_refusal(path: Path) -> str:
             "(it reads tensors only, with torch.load(weights_only=True)).")
 
 
-def check_weights_file(path: Path) -> SafetensorsInfo:
-    """The gate every weight load goes through: the validated safetensors header, or ModelError with one sentence."""
+def check_weights_file(path: Path, max_header_bytes: int = MAX_HEADER_BYTES) -> SafetensorsInfo:
+    """The gate every weight load goes through: the validated safetensors header, or ModelError with one sentence.
+
+    ``max_header_bytes`` may be lowered where many untrusted files are only being looked at (a library scan)."""
     path = Path(path)
     if not path.exists():
         raise ModelError(f"There is no weights file at {path}.")
@@ -283,4 +285,4 @@ def check_weights_file(path: Path) -> SafetensorsInfo:
         raise ModelError(f"{path.name} is not a safetensors file (its first bytes match no weights format "
                          "Studio knows); Studio only loads safetensors weights.")
     # Named .safetensors but damaged: the header reader says exactly what is wrong.
-    return read_safetensors_header(path)
+    return read_safetensors_header(path, max_header_bytes)

@@ -104,7 +104,6 @@ class DiffusersGenerator:
         else:
             run = _plain_run(request, model)
         run.pipe.scheduler = make_scheduler(request.scheduler, model.base_scheduler_config)
-        self._fit_memory(request, model, run.pipe, context)
         # Names are resolved and hashed before anything is loaded, so a missing file fails at once.
         loras = resolve_loras(self._env.models_root, request.loras)
         vae = find_vae(self._env.models_root, request.vae) if request.vae else None
@@ -121,6 +120,8 @@ class DiffusersGenerator:
                 stack.enter_context(self._vae.attached(run.pipe, vae, model.name))
             if loras or vae is not None:
                 context.status(device=self.device.description, model=model.name, message="")
+            # After the LoRAs and VAE are on: the measures (offload hooks, VAE tiling) must cover what runs.
+            self._fit_memory(request, model, run.pipe, context)
             if request.reference_image is not None:
                 files = find_ip_adapter(self._env.models_root, model.family)
                 context.status(device=self.device.description, message="Loading the IP-Adapter…")
@@ -133,7 +134,7 @@ class DiffusersGenerator:
         device = self.device
         activations = job_bytes(request.width, request.height, request.batch_count, device.dtype.itemsize)
         self._plan = plan_memory(request.memory, device, model_bytes(pipe), activations, free_vram(device))
-        model.offloaded = apply_plan(pipe, self._plan, device, model.offloaded)
+        model.offloaded, model.sliced = apply_plan(pipe, self._plan, device, model.offloaded, model.sliced)
         if device.kind != "cpu":
             context.note(self._plan.reason)
             context.status(device=device.description, model=model.name, message=self._plan.reason)

@@ -26,6 +26,7 @@ class LoadedModel:
     text2img: Any
     base_scheduler_config: Any
     offloaded: bool = False  # model CPU offload is on (memory.apply_plan keeps this in step)
+    sliced: bool | None = None  # attention slicing is on (None: not set by Studio yet)
     _img2img: Any = field(default=None, repr=False)
     _inpaint: Any = field(default=None, repr=False)
 

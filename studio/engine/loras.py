@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from studio.core.errors import InvalidRequest, ModelError
-from studio.core.model_kinds import CONTEXT_FAMILY, FAMILY_LABELS, detect_kind
+from studio.core.model_kinds import CONTEXT_FAMILY, FAMILY_LABELS, detect_kind, with_article
 from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX
 from studio.core.requests import LoraChoice
 from studio.core.weight_files import SafetensorsInfo, check_weights_file, pickle_refusal
@@ -41,6 +41,9 @@ def find_lora(models_root: Path, name: str) -> Path:
         if candidate.is_file():
             if candidate.suffix.lower() in PICKLE_SUFFIXES:
                 raise ModelError(pickle_refusal(candidate))
+            if candidate.suffix.lower() != SAFE_SUFFIX:  # diffusers picks its reader by the file's name
+                raise ModelError(f"The LoRA file {candidate.name} must be named .safetensors for Studio to load "
+                                 f"it; rename it to {candidate.stem}{SAFE_SUFFIX}.")
             return candidate
     for suffix in PICKLE_SUFFIXES:  # the person has it, but as a pickle: say how to convert it
         if (folder / f"{stem}{suffix}").is_file():
@@ -80,11 +83,6 @@ def context_width(info: SafetensorsInfo) -> int | None:
 
 def _kind(family: str, width: int | None) -> str:
     return FAMILY_LABELS.get(family) or f"{width}-wide text-embedding"
-
-
-def with_article(label: str) -> str:
-    """"an SDXL model", "a VAE file": SD is read "ess-dee", Upscaler and IP-Adapter start with a vowel."""
-    return f"{'an' if label.startswith(('SD', '8', 'A', 'E', 'I', 'O', 'U')) else 'a'} {label}"
 
 
 def _check_fits(lora: LoraFile, info: SafetensorsInfo, pipe: Any, model_name: str) -> None:  # noqa: ANN401

@@ -18,6 +18,7 @@ HEADROOM = 1.15  # CUDA context, allocator fragmentation and the scheduler's own
 SLICING = "attention slicing"
 TILING = "VAE tiling"
 OFFLOAD = "model CPU offload"
+COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2", "image_encoder")  # the parts that hold weights
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class MemoryPlan:
 def model_bytes(pipe: Any) -> int:
     """Bytes of the pipeline's weights (UNet, VAE, text encoders) in their current dtype."""
     total = 0
-    for name in ("unet", "vae", "text_encoder", "text_encoder_2", "image_encoder"):
+    for name in COMPONENTS:
         module = getattr(pipe, name, None)
         if module is not None and hasattr(module, "parameters"):
             total += sum(p.numel() * p.element_size() for p in module.parameters())
@@ -97,29 +98,42 @@ def free_vram(device: DeviceInfo) -> int | None:
     return int(free + torch.cuda.memory_reserved(device.torch_device) - torch.cuda.memory_allocated(device.torch_device))
 
 
-def apply_plan(pipe: Any, plan: MemoryPlan, device: DeviceInfo, offloaded: bool) -> bool:
-    """Turn the plan's measures on and the others off; returns whether the pipeline is now CPU-offloaded.
+def apply_plan(pipe: Any, plan: MemoryPlan, device: DeviceInfo, offloaded: bool,
+               sliced: bool | None = None) -> tuple[bool, bool]:
+    """Turn the plan's measures on and the others off; returns (CPU-offloaded now, attention sliced now).
 
-    A pipeline without one of diffusers' switches (a stand-in, a custom pipeline) simply goes without it.
+    ``sliced`` is what the last job left (None: unknown): switching slicing walks every attention layer,
+    so it is only done when it changes. A pipeline without one of diffusers' switches (a stand-in, a
+    custom pipeline) simply goes without it.
     """
-    slicing = getattr(pipe, "enable_attention_slicing" if SLICING in plan.measures else "disable_attention_slicing",
-                      None)
-    if slicing is not None:
-        slicing()
+    slicing = SLICING in plan.measures
+    switch = getattr(pipe, "enable_attention_slicing" if slicing else "disable_attention_slicing", None)
+    if switch is not None and sliced is not slicing:
+        switch()
     vae = getattr(pipe, "vae", None)
     if vae is not None and hasattr(vae, "enable_tiling"):
         vae.enable_tiling() if TILING in plan.measures else vae.disable_tiling()
     if plan.offload and not offloaded and hasattr(pipe, "enable_model_cpu_offload"):
         pipe.enable_model_cpu_offload(device=device.torch_device)
-        return True
+        return True, slicing
     if not plan.offload and offloaded:
         pipe.remove_all_hooks()
     if not plan.offload and hasattr(pipe, "to"):
-        # Moving a pipeline walks every module (30-40 ms in diffusers): only when it is elsewhere.
-        if getattr(pipe, "device", None) != device.torch_device:
+        # Moving a pipeline walks every module (30-40 ms in diffusers): only when a part is elsewhere (a VAE
+        # put back after an override job may be).
+        if not _on_device(pipe, device):
             pipe.to(device.torch_device)
-        return False
-    return offloaded
+        return False, slicing
+    return offloaded, slicing
+
+
+def _on_device(pipe: Any, device: DeviceInfo) -> bool:
+    for name in COMPONENTS:
+        module = getattr(pipe, name, None)
+        first = next(module.parameters(), None) if hasattr(module, "parameters") else None
+        if first is not None and first.device != device.torch_device:
+            return False
+    return True
 
 
 def oom_advice(plan: MemoryPlan | None, width: int, height: int, batch: int) -> str:

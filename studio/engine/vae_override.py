@@ -18,7 +18,8 @@ from studio.core.errors import ModelError
 from studio.core.model_kinds import detect_kind
 from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX
 from studio.core.weight_files import check_weights_file, pickle_refusal
-from studio.engine.loras import recorded_name, with_article
+from studio.core.model_kinds import with_article
+from studio.engine.loras import recorded_name
 
 VAE_FOLDER = "vae"
 CONFIG = "config.json"

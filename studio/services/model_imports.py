@@ -119,9 +119,15 @@ def remove_model(value: str, models_dir: Path, linked: list[Path]) -> tuple[Libr
         return LibraryItem(target.name, target, "folder", "", "Linked folder", 0, "linked"), kept
     if item is None:
         raise InvalidRequest(f"The library has no model named {value!r}; `studio models list` shows the names.")
+    same_name = [i for i in items if value in (i.name, i.path.name)]
+    if len(same_name) > 1:
+        paths = ", ".join(str(i.path) for i in same_name)
+        raise InvalidRequest(f"More than one model is named {value!r} ({paths}); give the path of the one to remove.")
     if item.path in resolved_links:
         return item, [p for p in linked if p.expanduser().resolve() != item.path]
     root = models_dir.resolve()
+    if item.path == root:
+        raise InvalidRequest(f"{root} is the models folder itself; Studio does not delete it.")
     if not item.path.is_relative_to(root):
         raise InvalidRequest(f"{item.path} is in a linked folder, not in Studio's models folder; Studio does not "
                              "delete other tools' files. Unlink the folder instead.")

@@ -31,7 +31,7 @@ from studio.core.events import (
     JobQueued,
     JobStarted,
 )
-from studio.core.model_library import scan_library
+from studio.core.model_library import LibraryItem, checkpoints, scan_library
 from studio.core.models import ModelEntry
 from studio.core.paths import studio_paths
 from studio.core.requests import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, GenerationRequest, PostProcessRequest
@@ -112,6 +112,8 @@ class MainWindow(QMainWindow):
         self._build_menus_and_toolbars()
         self._wire()
         self.prompt_panel.load_defaults(settings.generation)
+        self._library_scans = 0
+        self._show_chosen_model()
         self.refresh_models()
         self._refresh_document_views()
         self.status.set_message("Ready. Write a prompt and press Generate (Ctrl+Enter).")
@@ -466,17 +468,33 @@ class MainWindow(QMainWindow):
 
     # -- models ---------------------------------------------------------------------------------
     def refresh_models(self) -> None:
-        items = scan_library(self.settings.models_dir, self.settings.extra_model_paths)
-        models = [ModelEntry(i.name, i.path, i.label) for i in items if i.kind == "checkpoint" and i.usable]
-        self.prompt_panel.set_models(sorted(models, key=lambda m: m.name.lower()), self.settings.generation.model,
-                                     str(self.settings.models_dir))
+        """Look through the model library off the UI thread (linked folders can hold hundreds of files)."""
+        self._library_scans += 1
+        self.actions_.run(self._scan_library(self._library_scans))
+
+    async def _scan_library(self, scan: int) -> None:
+        items = await asyncio.to_thread(scan_library, self.settings.models_dir, list(self.settings.extra_model_paths))
+        if scan == self._library_scans:  # a newer scan started meanwhile: its answer wins
+            self.show_library(items)
+
+    def show_library(self, items: list[LibraryItem]) -> None:
+        """Fill the model picker, the LoRA menu and the VAE picker from a scan of the library."""
+        # "": keep what the picker shows (the person may have chosen since the scan began).
+        self.prompt_panel.set_models(checkpoints(items), "", str(self.settings.models_dir))
         self.prompt_panel.lora_box.set_library(items)
+
+    def _show_chosen_model(self) -> None:
+        """At start-up, before the first scan answers: the model chosen last time, so Generate works at once."""
+        chosen = Path(self.settings.generation.model) if self.settings.generation.model else None
+        models = [ModelEntry(chosen.stem if chosen.is_file() else chosen.name, chosen)] \
+            if chosen is not None and chosen.exists() else []
+        self.prompt_panel.set_models(models, self.settings.generation.model, str(self.settings.models_dir))
 
     def open_model_library(self) -> None:
         from studio.ui.models_dialog import ModelsDialog
 
-        def changed() -> None:
-            self.refresh_models()
+        def changed(items: list[LibraryItem]) -> None:
+            self.show_library(items)
             self.persist_settings()
 
         dialog = ModelsDialog(self.settings, self.cache_dir, changed, self)

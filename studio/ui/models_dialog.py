@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import JobCancelledError, StudioError
-from studio.core.model_library import LibraryItem, scan_library, with_hashes
+from studio.core.model_library import LibraryItem, format_size, scan_library, with_hashes
 from studio.core.settings import Settings
 from studio.ui.plugins_dialog import ask
 from studio.ui.task_dialog import TaskDialog, brush
@@ -41,23 +41,17 @@ KIND_FILTERS = (("All kinds", ""), ("Checkpoints", "checkpoint"), ("LoRAs", "lor
 COLUMNS = ("Name", "Kind", "Size", "Hash", "Source")
 
 
-def format_size(size: int) -> str:
-    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} B"
-
-
 class ModelsDialog(TaskDialog):
-    def __init__(self, settings: Settings, cache_dir: Path, on_change: Callable[[], None],
+    def __init__(self, settings: Settings, cache_dir: Path, on_change: Callable[[list[LibraryItem]], None],
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self.hash_cache = cache_dir / "model-hashes.json"
-        self.on_change = on_change  # the library changed: refresh the picker, save the settings
+        self.on_change = on_change  # the library changed (here is its new scan): refresh the pickers, save
         self.confirm = lambda title, text: ask(self, title, text)  # tests answer for the person
         self.items: list[LibraryItem] = []
         self._cancel = threading.Event()
+        self._generation = 0
         self.setWindowTitle("Model Library")
         self.resize(980, 560)
         layout = QVBoxLayout(self)
@@ -127,14 +121,31 @@ class ModelsDialog(TaskDialog):
         row.addWidget(close)
         return row
 
+    def done(self, result: int) -> None:
+        """Closing the window stops a download (it resumes next time) rather than leaving it running unseen."""
+        self._cancel.set()
+        super().done(result)
+
     # -- list ------------------------------------------------------------------------------------
-    async def reload(self, hashes: bool = True) -> None:
+    async def reload(self, hashes: bool = True, notify: bool = False) -> None:
+        """Scan the library (off this thread), list it, then fill in the hashes; with ``notify``, hand the scan to
+        ``on_change`` too, so the window need not scan again."""
+        self._generation += 1
+        generation = self._generation  # a newer reload wins over a slower older one
         models_dir, linked = self.settings.models_dir, list(self.settings.extra_model_paths)
-        self.items = await asyncio.to_thread(scan_library, models_dir, linked)
+        items = await asyncio.to_thread(scan_library, models_dir, linked)
+        if generation != self._generation:
+            return
+        self.items = items
+        if notify:
+            self.on_change(items)
         self._fill()
-        if hashes and self.items:
+        if hashes and items:
             self.message.setText("Hashing new files (once; hashes are cached)…")
-            self.items = await asyncio.to_thread(with_hashes, self.items, self.hash_cache)
+            hashed = await asyncio.to_thread(with_hashes, items, self.hash_cache)
+            if generation != self._generation:
+                return
+            self.items = hashed
             self.message.setText("")
             self._fill()
 
@@ -326,8 +337,7 @@ class ModelsDialog(TaskDialog):
         return True
 
     async def _changed(self) -> None:
-        self.on_change()
-        await self.reload()
+        await self.reload(notify=True)
 
 
 class _Row(QTreeWidgetItem):

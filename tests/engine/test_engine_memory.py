@@ -66,11 +66,12 @@ def test_measures_are_applied_to_a_real_pipeline_and_taken_off_again(tiny_model_
                                     for p in m.parameters())
     tiled = plan_memory("auto", CUDA, 10 * GIB, 10 * GIB, 15 * GIB)
     assert tiled.measures == (SLICING, TILING)
-    assert apply_plan(pipe, tiled, cpu, offloaded=False) is False
+    assert apply_plan(pipe, tiled, cpu, offloaded=False) == (False, True)  # not offloaded, sliced
     assert pipe.vae.use_tiling
     processors = {type(p).__name__ for p in pipe.unet.attn_processors.values()}
     assert any("Sliced" in name for name in processors)
-    apply_plan(pipe, plan_memory("high", CUDA, GIB, GIB, 80 * GIB), cpu, offloaded=False)
+    assert apply_plan(pipe, plan_memory("high", CUDA, GIB, GIB, 80 * GIB), cpu, offloaded=False,
+                      sliced=True) == (False, False)
     assert not pipe.vae.use_tiling
     assert not any("Sliced" in type(p).__name__ for p in pipe.unet.attn_processors.values())
 
@@ -80,3 +81,21 @@ def test_oom_advice_says_what_to_change_next():
     low = plan_memory("low", CUDA, GIB, GIB, GIB)
     advice = oom_advice(low, 1024, 1024, 4)
     assert "768x768" in advice and "batch of 1" in advice
+
+
+def test_a_part_left_elsewhere_is_brought_back_and_slicing_is_only_switched_when_it_changes(tiny_model_dir,
+                                                                                          monkeypatch):
+    cpu = select_device("cpu")
+    pipe = load_model(tiny_model_dir, cpu).text2img
+    pipe.vae.to("meta")  # a part put back after an override job, on another device than the rest
+    high = plan_memory("high", CUDA, GIB, GIB, 80 * GIB)
+    moved = []
+    monkeypatch.setattr(type(pipe), "to", lambda self, *a, **k: moved.append(a))
+    switched = []
+    monkeypatch.setattr(type(pipe), "disable_attention_slicing", lambda self: switched.append("off"))
+    apply_plan(pipe, high, cpu, offloaded=False, sliced=True)
+    assert moved and switched == ["off"]
+    pipe.vae.to_empty(device="cpu")
+    moved.clear()
+    apply_plan(pipe, high, cpu, offloaded=False, sliced=False)
+    assert moved == [] and switched == ["off"]  # already in place, already unsliced: nothing walked

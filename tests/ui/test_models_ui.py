@@ -110,6 +110,7 @@ def test_a_lora_from_the_library_applies_to_the_next_generation_and_is_remembere
     lora = save_lora(lora_state(tiny_unet(tiny_model_dir)), window.settings.models_dir / "loras" / "ink.safetensors")
     window.refresh_models()
     box = window.prompt_panel.lora_box
+    qtbot.waitUntil(lambda: bool(box._loras), timeout=5000)  # the library is scanned off the UI thread
     box._fill_menu()
     entries = [a.text() for a in box.add_menu.actions()]
     assert entries == ["ink  ·  LoRA"]  # the tiny model is 32 wide: no family to name
