@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.core.environment import GeneratorEnvironment
+from studio.core.model_library import KIND_FOLDERS
 
 VGG19_FILE = "vgg19.safetensors"
 ADAIN_VGG_FILE = "adain-vgg.safetensors"
@@ -29,4 +30,4 @@ WEIGHTS: tuple[WeightsFile, ...] = (
 
 def style_weights_dir(env: GeneratorEnvironment) -> Path:
     """``<models folder>/style``; without a models folder, ``<data folder>/models/style``."""
-    return env.models_root / "style"
+    return env.models_root / KIND_FOLDERS["style"]

@@ -15,8 +15,9 @@ from typing import Any
 from PIL import Image
 
 from studio.core.errors import ModelError
+from studio.core.model_library import KIND_FOLDERS
 
-FOLDER = "ip-adapter"
+FOLDER = KIND_FOLDERS["ip-adapter"]
 # What h94/IP-Adapter publishes, laid out as it is there (models/ and sdxl_models/ flattened into one folder).
 FILES = {"sd": ("ip-adapter_sd15.safetensors", "image_encoder"),
          "sdxl": ("ip-adapter_sdxl.safetensors", "sdxl_image_encoder")}

@@ -16,12 +16,18 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from studio.core.errors import InvalidRequest, ModelError
-from studio.core.model_kinds import CONTEXT_FAMILY, FAMILY_LABELS, detect_kind, with_article
+from studio.core.model_kinds import (
+    CONTEXT_FAMILY,
+    FAMILY_LABELS,
+    detect_kind,
+    with_article,
+)
+from studio.core.model_library import KIND_FOLDERS
 from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX
 from studio.core.requests import LoraChoice
 from studio.core.weight_files import SafetensorsInfo, check_weights_file, pickle_refusal
 
-LORA_FOLDER = "loras"
+LORA_FOLDER = KIND_FOLDERS["lora"]
 # attn2.to_k's down projection, in diffusers/PEFT ("attn2.to_k.lora_A") and kohya ("attn2_to_k.lora_down") keys.
 _CROSS_ATTENTION_KEY = re.compile(r"attn2[._]to_k[._]lora(?:_A|_down|\.down)\.weight$")
 

@@ -54,8 +54,9 @@ class TaesdDecoder:
     no use for them never pays; ModelError (one sentence) when they cannot be loaded.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, signature: Signature) -> None:
         self.folder = folder
+        self.signature = signature  # read once per picture, not at every preview inside the step loop
 
     def __call__(self, latents: torch.Tensor) -> torch.Tensor:
         vae = self._model(latents.device)
@@ -65,10 +66,7 @@ class TaesdDecoder:
             return ((decoded.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0)
 
     def _model(self, device: torch.device) -> Any:  # noqa: ANN401 - diffusers' AutoencoderTiny
-        try:
-            signature = _signature(self.folder)
-        except OSError as exc:
-            raise _failure(self.folder, exc) from exc
+        signature = self.signature
         key = (self.folder, signature, str(device))
         with _lock:
             if key in _loaded:
@@ -110,11 +108,10 @@ def taesd_decoder(models_root: Path, family: str) -> TaesdDecoder | None:
     if folder is None:
         return None
     try:
-        if (folder, _signature(folder)) in _broken:
-            return None
+        signature = _signature(folder)
     except OSError:
         return None
-    return TaesdDecoder(folder)
+    return None if (folder, signature) in _broken else TaesdDecoder(folder, signature)
 
 
 def forget_decoders() -> None:

@@ -19,11 +19,12 @@ from PIL import Image
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.generation import JobContext
+from studio.core.model_library import KIND_FOLDERS
 from studio.engine.device import DeviceInfo, select_device
 from studio.engine.style.weights import file_key
 from studio.engine.tiled import Network, upscale_tiled
 
-FOLDER = "upscalers"
+FOLDER = KIND_FOLDERS["upscaler"]
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 MAX_SIDE = 16384  # the largest picture Studio takes back from a post-processor
 KNOWN_GOOD = ("Real-ESRGAN x4plus, 4x-UltraSharp, 4x_foolhardy_Remacri, realesr-general-x4v3 or another "

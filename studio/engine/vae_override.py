@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.errors import ModelError
-from studio.core.model_kinds import detect_kind
+from studio.core.model_kinds import detect_kind, with_article
+from studio.core.model_library import KIND_FOLDERS
 from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX
 from studio.core.weight_files import check_weights_file, pickle_refusal
-from studio.core.model_kinds import with_article
 from studio.engine.loras import recorded_name
 
-VAE_FOLDER = "vae"
+VAE_FOLDER = KIND_FOLDERS["vae"]
 CONFIG = "config.json"
 
 

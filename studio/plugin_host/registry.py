@@ -67,6 +67,12 @@ class Registry:
                 del self._contributions[key]
                 self._instances.pop(key, None)
 
+    def forget_instances(self) -> None:
+        """Drop every live object, so the next use creates it again (with a new environment). A job running
+        now keeps the object it has."""
+        with self._lock:
+            self._instances.clear()
+
     def contributions(self, kind: str) -> list[Contribution]:
         return [c for (k, _), c in list(self._contributions.items()) if k == kind]
 

@@ -10,7 +10,8 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from PIL import Image
 
@@ -125,6 +126,15 @@ class JobService:
     @property
     def env(self) -> GeneratorEnvironment:
         return self._env
+
+    def use_models_dir(self, models_dir: Path) -> None:
+        """The person picked another models folder: the next job's generators and filters look there (for
+        LoRAs, VAEs, upscalers, weights and configs). Loaded models are let go; a running job finishes as is."""
+        if self._env.models_dir == models_dir:
+            return
+        self._env = replace(self._env, models_dir=models_dir)
+        self._runner.use_environment(self._env)
+        self._registry.forget_instances()
 
     def submit(self, request: GenerationRequest | PostProcessRequest) -> int:
         """Validate and queue a request; InvalidRequest (one sentence) if it cannot run."""

@@ -75,6 +75,9 @@ class ContributionRunner:
         self._host = host
         self._notify = notify
 
+    def use_environment(self, env: GeneratorEnvironment) -> None:
+        self._env = env
+
     def generate(self, request: GenerationRequest, context: JobContext) -> Iterator[tuple[Image.Image, Recipe]]:
         contribution = self._registry.get(GENERATOR, request.generator)
         if contribution.builtin:

@@ -533,6 +533,7 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Models folder", str(self.settings.models_dir))
         if folder:
             self.settings.models_dir = Path(folder)
+            self.service.use_models_dir(self.settings.models_dir)
             self.refresh_models()
             self.persist_settings()
 

@@ -308,3 +308,18 @@ def test_warm_up_creates_the_generator_on_the_engine_thread(tmp_path, monkeypatc
 
     run(scenario())
     assert calls == ["studio-engine"]
+
+
+def test_another_models_folder_reaches_the_next_jobs_generators(tmp_path):
+    from studio.plugin_host.registry import GENERATOR, builtin_registry
+    from studio.services.jobs import JobService
+
+    from studio.core.environment import GeneratorEnvironment
+
+    service = JobService(builtin_registry(), GeneratorEnvironment("cpu", tmp_path, tmp_path, tmp_path / "old"),
+                         warm_up=False)
+    before = service.registry.instance(GENERATOR, "diffusers", service.env)
+    service.use_models_dir(tmp_path / "new")
+    after = service.registry.instance(GENERATOR, "diffusers", service.env)
+    assert service.env.models_root == tmp_path / "new"
+    assert after is not before and after._env.models_root == tmp_path / "new"
