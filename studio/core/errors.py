@@ -19,3 +19,10 @@ class ImageError(StudioError):
 
 class JobCancelledError(Exception):
     """Raised inside a running job when the person cancelled it; not an error."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message without its full stop (its class name when it has none), for
+    putting inside a sentence of our own."""
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(".") if text else type(exc).__name__

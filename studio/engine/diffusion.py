@@ -14,7 +14,12 @@ import torch
 from PIL import Image
 
 from studio.core.environment import GeneratorEnvironment
-from studio.core.errors import InvalidRequest, JobCancelledError, ModelError, StudioError
+from studio.core.errors import (
+    InvalidRequest,
+    JobCancelledError,
+    ModelError,
+    StudioError,
+)
 from studio.core.generation import JobContext
 from studio.core.hashing import lora_hash, model_hash
 from studio.core.images import flatten
@@ -27,7 +32,15 @@ from studio.engine.ip_adapter import find_ip_adapter, reference_attached
 from studio.engine.libraries import quiet_imports
 from studio.engine.loader import LoadedModel, load_model
 from studio.engine.loras import loras_attached, resolve_loras
-from studio.engine.memory import MemoryPlan, apply_plan, free_vram, job_bytes, model_bytes, oom_advice, plan_memory
+from studio.engine.memory import (
+    MemoryPlan,
+    apply_plan,
+    free_vram,
+    job_bytes,
+    model_bytes,
+    oom_advice,
+    plan_memory,
+)
 from studio.engine.preview import LivePreviews, latents_to_preview
 from studio.engine.schedulers import make_scheduler
 from studio.engine.taesd import forget_decoders, taesd_decoder

@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from studio.core.errors import JobCancelledError, StudioError
+from studio.core.errors import JobCancelledError, StudioError, first_line
 from studio.engine.device import DeviceInfo
 from studio.engine.fast_layout import UNetLayout, VaeLayout, bf16_copy
 from studio.engine.memory import OFFLOAD, SLICING, MemoryPlan
@@ -236,8 +236,7 @@ def _compiled_step(state: FastPathState, unet: torch.nn.Module) -> Callable[...,
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0].rstrip('.')}" if text else type(exc).__name__
+    return f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__
 
 
 class FastJob:

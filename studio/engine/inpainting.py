@@ -13,7 +13,13 @@ from PIL import Image
 
 from studio.core.errors import InvalidRequest
 from studio.core.images import flatten
-from studio.core.inpaint import InpaintOptions, fill_masked, paste_back, working_box, working_size
+from studio.core.inpaint import (
+    InpaintOptions,
+    fill_masked,
+    paste_back,
+    working_box,
+    working_size,
+)
 from studio.core.mask import Box, feather
 
 MAX_ASPECT = 2.0  # a masked-area crop wider or taller than this is widened: the model needs context

@@ -14,7 +14,7 @@ from typing import Any
 
 from PIL import Image
 
-from studio.core.errors import ModelError
+from studio.core.errors import ModelError, first_line
 from studio.core.model_library import KIND_FOLDERS
 
 FOLDER = KIND_FOLDERS["ip-adapter"]
@@ -51,7 +51,7 @@ def reference_attached(pipe: Any, files: AdapterFiles, reference: Image.Image, s
                              image_encoder_folder=files.encoder_folder, local_files_only=True)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelError(f"The IP-Adapter in {files.folder} could not be loaded for this model: "
-                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}.") from None
+                         f"{first_line(exc)}.") from None
     try:
         pipe.set_ip_adapter_scale(scale)
         yield {"ip_adapter_image": reference.convert("RGB")}

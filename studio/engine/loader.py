@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.core.errors import ModelError
+from studio.core.errors import ModelError, first_line
 from studio.core.hashing import model_hash
 from studio.core.models import MODEL_INDEX, check_model_path
 from studio.engine.device import DeviceInfo
@@ -128,8 +128,7 @@ def _load_folder(path: Path, device: DeviceInfo) -> Any:
             path, dtype=device.dtype, use_safetensors=True, local_files_only=True, **kwargs
         )
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"The model {path.name} could not be loaded: {first}") from exc
+        raise ModelError(f"The model {path.name} could not be loaded: {first_line(exc)}.") from exc
 
 
 def _variant(path: Path) -> str:

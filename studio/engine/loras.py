@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from studio.core.errors import InvalidRequest, ModelError
+from studio.core.errors import InvalidRequest, ModelError, first_line
 from studio.core.model_kinds import (
     CONTEXT_FAMILY,
     FAMILY_LABELS,
@@ -130,8 +130,7 @@ def _load(pipe: Any, lora: LoraFile, adapter: str, model_name: str) -> None:  # 
         if "size mismatch" in text or "not found in the base model" in text:
             raise ModelError(f"The LoRA {lora.name} does not fit {model_name}: its layers were made for a different "
                              "kind of model; choose a LoRA made for this one.") from None
-        first = text.splitlines()[0].rstrip(".") if text else type(exc).__name__
-        raise ModelError(f"The LoRA {lora.name} could not be loaded onto {model_name}: {first}.") from None
+        raise ModelError(f"The LoRA {lora.name} could not be loaded onto {model_name}: {first_line(exc)}.") from None
     attached = pipe.get_list_adapters()
     if not any(adapter in names for names in attached.values()):
         raise ModelError(f"The LoRA {lora.name} has no layers that match {model_name}; it was made for a "

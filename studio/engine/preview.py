@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from studio.core.errors import StudioError
+from studio.core.errors import StudioError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +211,4 @@ def taesd_failure_note(exc: BaseException) -> str:
     """One sentence for the job's notes: why the previews fell back to the linear approximation."""
     if isinstance(exc, StudioError):
         return str(exc)
-    text = str(exc).strip()
-    reason = text.splitlines()[0].rstrip(".") if text else type(exc).__name__
-    return f"A TAESD preview failed ({reason}); Studio shows the quick colour previews instead."
+    return f"A TAESD preview failed ({first_line(exc)}); Studio shows the quick colour previews instead."

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from studio.core.errors import ModelError
+from studio.core.errors import ModelError, first_line
 from studio.core.model_kinds import ModelKind
 from studio.core.models import checkpoint_kind
 from studio.core.paths import resources_dir
@@ -67,6 +67,5 @@ def load_single_file(path: Path, dtype: Any, models_dir: Path | None, cache_dir:
         pipe = pipeline_class.from_single_file(str(path), config=str(folder), local_files_only=True,
                                                torch_dtype=dtype, **kwargs)
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"The {kind.label} checkpoint {path.name} could not be loaded: {first}") from exc
+        raise ModelError(f"The {kind.label} checkpoint {path.name} could not be loaded: {first_line(exc)}.") from exc
     return pipe, kind

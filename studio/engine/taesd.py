@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from studio.core.errors import ModelError
+from studio.core.errors import ModelError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,7 @@ def _load(folder: Path, device: torch.device) -> Any:  # noqa: ANN401
 
 
 def _failure(folder: Path, exc: BaseException) -> ModelError:
-    text = str(exc).strip()
-    reason = text.splitlines()[0].rstrip(".") if text else type(exc).__name__
-    return ModelError(f"The TAESD decoder in {folder} could not be loaded ({reason}); Studio shows the quick "
+    return ModelError(f"The TAESD decoder in {folder} could not be loaded ({first_line(exc)}); Studio shows the quick "
                       "colour previews instead.")
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from studio.core.errors import ModelError
+from studio.core.errors import ModelError, first_line
 from studio.core.model_kinds import detect_kind, with_article
 from studio.core.model_library import KIND_FOLDERS
 from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX
@@ -57,9 +57,7 @@ def _signature(path: Path) -> tuple[Any, ...]:
 
 
 def _failure(source: VaeSource, exc: Exception) -> ModelError:
-    text = str(exc).strip()
-    first = text.splitlines()[0].rstrip(".") if text else type(exc).__name__
-    return ModelError(f"The VAE {source.name} could not be loaded: {first}.")
+    return ModelError(f"The VAE {source.name} could not be loaded: {first_line(exc)}.")
 
 
 def _load_folder(source: VaeSource, dtype: Any) -> Any:  # noqa: ANN401

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from studio.core.errors import JobCancelledError, StudioError
+from studio.core.errors import JobCancelledError, StudioError, first_line
 from studio.core.events import (
     EngineStatus,
     GeneratedImage,
@@ -107,7 +107,7 @@ def describe_exception(exc: BaseException) -> str:
         return str(exc)
     if type(exc).__name__ == "OutOfMemoryError":
         return "The GPU ran out of memory; try a smaller size or batch, or close other programs using the GPU."
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc)
     return f"The job failed with an unexpected error: {text}"
 
 
