@@ -15,7 +15,7 @@ from studio.cli_params import add_param_flags, option_value
 from studio.cli_plugins import add_plugins_parser
 from studio.core.errors import StudioError
 from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
-from studio.core.requests import DEFAULT_SCHEDULER, MEMORY_MODES, SCHEDULER_NAMES
+from studio.core.requests import DEFAULT_SCHEDULER, MEMORY_MODES, SCHEDULER_NAMES, SPEED_MODES
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -72,6 +72,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                      help="use this VAE instead of the model's own: a name in the models folder's vae/, "
                           "or a diffusers VAE folder or .safetensors file")
     gen.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
+    gen.add_argument("--speed", default=None, choices=list(SPEED_MODES),
+                     help="on CUDA: fast (CUDA graphs, the default from settings), eager (plain diffusers), compile "
+                          "(fast + torch.compile: minutes of warm-up per size)")
     gen.add_argument("--memory", default=None, choices=list(MEMORY_MODES),
                      help="GPU memory: auto fits each job to the free VRAM (the default, from settings), high keeps "
                           "all on the GPU, low uses CPU offload and VAE tiling")

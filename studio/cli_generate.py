@@ -151,7 +151,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         scheduler=args.scheduler, batch_count=args.batch_count, init_image=init_image, strength=args.strength,
         mask=mask, inpaint=options, generator=generator, params=collect_params(args),
         post=tuple(parse_post_step(text) for text in args.post), loras=loras, vae=args.vae or "",
-        memory=args.memory or settings.memory,
+        memory=args.memory or settings.memory, speed=args.speed or settings.speed,
     )
 
 

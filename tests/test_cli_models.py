@@ -109,7 +109,7 @@ def test_generate_with_an_imported_single_file_checkpoint_by_name(home, tmp_path
     assert studio(home, "import", str(checkpoint)).returncode == 0
     out = tmp_path / "fox.png"
     result = run_studio(home, "generate", "--model", "dreamy", "--prompt", "a fox", "--steps", "2",
-                        "--size", "64x64", "--seed", "5", "--memory", "low", "-o", str(out))
+                        "--size", "64x64", "--seed", "5", "--memory", "low", "--speed", "eager", "-o", str(out))
     assert result.returncode == 0, result.stderr
     with Image.open(out) as image:
         assert image.size == (64, 64) and "Model: dreamy" in image.info["parameters"]

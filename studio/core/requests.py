@@ -33,6 +33,7 @@ MAX_SIZE = 4096
 MAX_STEPS = 1000
 MAX_BATCH_COUNT = 100
 MAX_SEED = 2**32 - 1
+SPEED_MODES = ("fast", "eager", "compile")  # CUDA: fast path / plain diffusers / fast path + torch.compile
 MEMORY_MODES = ("auto", "high", "low")  # VRAM: estimate and choose / all on the GPU / every saving measure
 MAX_INPAINT_SIDE = 16384  # masked-area-only inpainting works on a crop, so big pictures are fine
 MAX_LORAS = 8
@@ -101,6 +102,7 @@ class GenerationRequest:
     reference_image: Image.Image | None = field(default=None, compare=False, repr=False)  # steers via IP-Adapter
     reference_scale: float = 0.6  # how strongly the reference steers (IP-Adapter scale)
     memory: str = field(default="auto", compare=False)  # auto | high | low VRAM: how the job fits the GPU
+    speed: str = field(default="fast", compare=False)  # fast | eager | compile: how the job runs on CUDA
     loras: tuple[LoraChoice, ...] = ()  # applied for this job only, in order
     vae: str = ""  # a VAE name in <models>/vae, or a path; "" = the model's own
 
@@ -153,6 +155,8 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
         raise InvalidRequest(f"The seed must be between 0 and {MAX_SEED} (or -1 for random), not {request.seed}.")
     if request.memory not in MEMORY_MODES:
         raise InvalidRequest(f"The memory setting must be one of {', '.join(MEMORY_MODES)}, not {request.memory!r}.")
+    if request.speed not in SPEED_MODES:
+        raise InvalidRequest(f"The speed setting must be one of {', '.join(SPEED_MODES)}, not {request.speed!r}.")
     mask = request.mask
     if mask is not None:
         mask = _check_inpaint(request)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from studio.core.errors import StudioError
 from studio.core.paths import StudioPaths, studio_paths
-from studio.core.requests import DEFAULT_SCHEDULER, MAX_LORA_WEIGHT, MAX_LORAS, MEMORY_MODES, SCHEDULER_NAMES
+from studio.core.requests import DEFAULT_SCHEDULER, MAX_LORA_WEIGHT, MAX_LORAS, MEMORY_MODES, SCHEDULER_NAMES, SPEED_MODES
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,7 @@ class Settings(BaseModel):
     extra_model_paths: list[Path] = Field(default_factory=list)  # diffusers folders picked by hand
     device: str = "auto"  # auto | cuda | mps | cpu
     memory: str = "auto"  # GPU memory: auto (estimate, then choose) | high (all on the GPU) | low (offload, tiling)
+    speed: str = "fast"  # on CUDA: fast (graphs) | eager (plain diffusers) | compile (fast + torch.compile, opt-in)
     generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
     styles: list[PromptStyle] = Field(default_factory=list)
     presets: list[GenerationPreset] = Field(default_factory=list)
@@ -117,6 +118,11 @@ class Settings(BaseModel):
     @classmethod
     def _known_memory_mode(cls, value: str) -> str:
         return value if value in MEMORY_MODES else "auto"
+
+    @field_validator("speed")
+    @classmethod
+    def _known_speed(cls, value: str) -> str:
+        return value if value in SPEED_MODES else "fast"
 
     @classmethod
     def defaults(cls, paths: StudioPaths) -> Settings:

@@ -26,7 +26,7 @@ from studio.core.images import flatten
 from studio.core.metadata import LoraRecord, Recipe
 from studio.core.requests import GenerationRequest
 from studio.engine.device import DeviceInfo, free_memory, select_device
-from studio.engine.fast_path import FastJob, fast_job
+from studio.engine.fast_path import FastJob, fast_job, options_for
 from studio.engine.inpainting import plan_inpaint
 from studio.engine.ip_adapter import find_ip_adapter, reference_attached
 from studio.engine.libraries import quiet_imports
@@ -163,7 +163,8 @@ class DiffusersGenerator:
         )
 
         # The fast path (CUDA graphs, fused attention) when the job allows it; it is undone when the job ends.
-        with fast_job(run.pipe, self.device, self._plan, model.offloaded, run.kwargs, context.note) as fast:
+        with fast_job(run.pipe, self.device, self._plan, model.offloaded, run.kwargs, context.note,
+                      options_for(request.speed)) as fast:
             yield from self._images(request, model, run, context, fast)
 
     def _images(self, request: GenerationRequest, model: LoadedModel, run: _Run, context: JobContext,

@@ -65,6 +65,13 @@ def options_from_env(environ: Mapping[str, str] = os.environ) -> FastPathOptions
     return FastPathOptions(enabled=value not in ("0", "off", "false", "no", "eager"), compile=value == "compile")
 
 
+def options_for(speed: str, environ: Mapping[str, str] = os.environ) -> FastPathOptions:
+    """The person's Speed setting (fast | eager | compile); ``STUDIO_FAST_PATH``, when set, overrides it."""
+    if ENV in environ:
+        return options_from_env(environ)
+    return FastPathOptions(enabled=speed != "eager", compile=speed == "compile")
+
+
 @dataclass(frozen=True)
 class DtypeChoice:
     unet: torch.dtype
@@ -86,7 +93,7 @@ def choose_dtypes(capability: tuple[int, int] | None, vae_force_upcast: bool, pi
 def platform_reason(device_kind: str, options: FastPathOptions) -> str | None:
     """Why the fast path is off on this device with these options (one sentence), or None when it is on."""
     if not options.enabled:
-        return f"The fast path is turned off ({ENV}=off), so jobs run plain diffusers."
+        return "The fast path is turned off (Settings → GPU → Plain diffusers), so jobs run plain diffusers."
     if device_kind == "cuda":
         return None
     where = "the CPU" if device_kind == "cpu" else device_kind.upper()
@@ -305,17 +312,20 @@ class FastJob:
 
 @contextmanager
 def fast_job(pipe: Any, device: DeviceInfo, plan: MemoryPlan | None, offloaded: bool,
-             call_kwargs: Mapping[str, Any], note: Callable[[str], None]) -> Iterator[FastJob]:
-    """The fast path for the pictures of one job, when the device, the settings and the job allow it."""
+             call_kwargs: Mapping[str, Any], note: Callable[[str], None],
+             options: FastPathOptions | None = None) -> Iterator[FastJob]:
+    """The fast path for the pictures of one job, when the device, the settings and the job allow it.
+    ``options`` (from the Speed setting) replace the UNet's if they differ; None keeps what it has."""
     unet = getattr(pipe, "unet", None)
     state = _states.get(unet) if isinstance(unet, torch.nn.Module) else None
-    off = platform_reason(device.kind, state.options if state is not None else options_from_env())
+    wanted = options or (state.options if state is not None else options_from_env())
+    off = platform_reason(device.kind, wanted)
     measures = plan.measures if plan else ()
     if state is not None and (offloaded or OFFLOAD in measures or SLICING in measures):
         state.make_room(offload=offloaded or OFFLOAD in measures)
     eager = None
     if off is None:
-        state = state_for(unet) if isinstance(unet, torch.nn.Module) else None
+        state = state_for(unet, wanted) if isinstance(unet, torch.nn.Module) else None
         names = state.layout.processor_names() if state is not None else None
         eager = job_reason(pipe, call_kwargs, measures, offloaded, names)
     job = FastJob(pipe, device, note, off, eager, state)

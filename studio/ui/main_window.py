@@ -157,7 +157,7 @@ class MainWindow(QMainWindow):
         self.add_model_action = self._action("Model &Library…", "model", "Ctrl+Shift+M", self.open_model_library,
                                              "Import, download, link and remove models")
         self.about_action = self._action("&About Studio", "info", None, self._about)
-        self.memory_menu = self._memory_menu()
+        self.gpu_menu = self._gpu_menu()
 
     def _build_menus_and_toolbars(self) -> None:
         a = self.actions_
@@ -172,7 +172,7 @@ class MainWindow(QMainWindow):
             "&Generate": [self.generate_action, self.cancel_action, self.cancel_all_action],
             "&View": [self.zoom_in_action, self.zoom_out_action, self.fit_action, self.actual_size_action, None,
                       *(d.toggleViewAction() for d in self.findChildren(QDockWidget))],
-            "&Settings": [self.models_dir_action, self.add_model_action, self.memory_menu.menuAction(), None,
+            "&Settings": [self.models_dir_action, self.add_model_action, self.gpu_menu.menuAction(), None,
                           self.plugin_actions.manage],
             "&Help": [self.about_action],
         }
@@ -353,7 +353,8 @@ class MainWindow(QMainWindow):
     def generate(self) -> None:
         try:
             request = self.prompt_panel.build_request(self.document.image, self.current_mask_image())
-            request = replace(request, post=self.plugin_actions.post_steps(), memory=self.settings.memory)
+            request = replace(request, post=self.plugin_actions.post_steps(), memory=self.settings.memory,
+                              speed=self.settings.speed)
             self.service.submit(request)
         except StudioError as exc:
             self.prompt_panel.show_error(str(exc))
@@ -501,32 +502,46 @@ class MainWindow(QMainWindow):
         self.models_dialog = dialog  # tests reach the open dialog here
         dialog.open()
 
-    def _memory_menu(self) -> QMenu:
-        """Settings → GPU Memory: how jobs fit the GPU (the engine says which measures it took and why)."""
-        from PySide6.QtGui import QActionGroup
-
-        menu = QMenu("GPU &Memory", self)
-        group = QActionGroup(menu)
-        for mode, text, tip in (
-                ("auto", "&Auto", "Estimate what each job needs against the free VRAM and take the least measure "
-                                  "that fits"),
-                ("high", "&High VRAM", "Keep everything on the GPU in half precision (fastest)"),
-                ("low", "&Low VRAM", "Attention slicing, VAE tiling and model CPU offload (for 4–6 GB GPUs)")):
-            action = menu.addAction(text)
-            action.setCheckable(True)
-            action.setChecked(self.settings.memory == mode)
-            action.setToolTip(tip)
-            action.setData(mode)
-            group.addAction(action)
+    def _gpu_menu(self) -> QMenu:
+        """Settings → GPU: how jobs fit the GPU's memory, and how fast they run on it (the engine says which
+        measures it took and why)."""
+        menu = QMenu("&GPU", self)
         menu.setToolTipsVisible(True)
-        group.triggered.connect(lambda action: self._set_memory(action.data()))
+        self._radio_group(menu, "memory", self.settings.memory, (
+            ("auto", "Memory: &Auto", "Estimate what each job needs against the free VRAM and take the least "
+                                      "measure that fits"),
+            ("high", "Memory: &High VRAM", "Keep everything on the GPU in half precision (fastest)"),
+            ("low", "Memory: &Low VRAM", "Attention slicing, VAE tiling and model CPU offload (for 4-6 GB GPUs)")))
+        menu.addSeparator()
+        self._radio_group(menu, "speed", self.settings.speed, (
+            ("fast", "&Fast Path (CUDA graphs)", "Capture each size's denoising step once, then replay it"),
+            ("eager", "&Plain diffusers", "No graphs: for comparing, or if a driver misbehaves"),
+            ("compile", "Fast Path + torch.&compile", "Also compile the step: a little faster, but minutes of "
+                                                      "warm-up for every new size")))
         return menu
 
-    def _set_memory(self, mode: str) -> None:
-        self.settings.memory = mode
-        self.status.set_message({"auto": "GPU memory: Auto — each job is fitted to the free VRAM.",
-                                 "high": "GPU memory: High VRAM — everything stays on the GPU.",
-                                 "low": "GPU memory: Low VRAM — offload and tiling; slower, needs far less."}[mode])
+    def _radio_group(self, menu: QMenu, setting: str, current: str, choices: tuple) -> None:  # noqa: ANN001
+        from PySide6.QtGui import QActionGroup
+
+        group = QActionGroup(menu)
+        for value, text, tip in choices:
+            action = menu.addAction(text)
+            action.setCheckable(True)
+            action.setChecked(current == value)
+            action.setToolTip(tip)
+            action.setData(value)
+            group.addAction(action)
+        group.triggered.connect(lambda action: self._set_gpu_setting(setting, action.data()))
+
+    def _set_gpu_setting(self, setting: str, value: str) -> None:
+        setattr(self.settings, setting, value)
+        self.status.set_message({
+            "auto": "GPU memory: Auto — each job is fitted to the free VRAM.",
+            "high": "GPU memory: High VRAM — everything stays on the GPU.",
+            "low": "GPU memory: Low VRAM — offload and tiling; slower, needs far less.",
+            "fast": "GPU speed: the fast path (CUDA graphs) from the next job.",
+            "eager": "GPU speed: plain diffusers from the next job.",
+            "compile": "GPU speed: fast path + torch.compile; the first job at each size warms up for minutes."}[value])
         self.persist_settings()
 
     def choose_models_folder(self) -> None:

@@ -380,3 +380,11 @@ def test_fusing_leaves_memory_plans_right_and_a_job_short_of_memory_gets_it_back
     assert "to_qkv" not in attn.__dict__  # offload will move the weights: the fused layers would stay behind
     assert notes[0].startswith("This job ran without the fast path: attention slicing is on")
     assert notes[1].startswith("This job ran without the fast path: model CPU offload")
+
+
+def test_the_speed_setting_chooses_the_options_and_the_environment_overrides_it():
+    assert fast_path.options_for("fast", {}) == fast_path.FastPathOptions(enabled=True, compile=False)
+    assert fast_path.options_for("eager", {}) == fast_path.FastPathOptions(enabled=False, compile=False)
+    assert fast_path.options_for("compile", {}) == fast_path.FastPathOptions(enabled=True, compile=True)
+    assert fast_path.options_for("compile", {"STUDIO_FAST_PATH": "off"}).enabled is False
+    assert "Plain diffusers" in fast_path.platform_reason("cuda", fast_path.options_for("eager", {}))

@@ -129,3 +129,17 @@ def test_a_lora_from_the_library_applies_to_the_next_generation_and_is_remembere
     box.set_values([], "")
     window.prompt_panel.load_defaults(remembered)
     assert box.choices()[0].weight == 0.8
+
+
+def test_the_gpu_menu_sets_memory_and_speed_for_the_next_jobs(qtbot, window):
+    actions = {a.data(): a for a in window.gpu_menu.actions() if a.data()}
+    assert actions["auto"].isChecked() and actions["fast"].isChecked()
+    actions["low"].trigger()
+    actions["compile"].trigger()
+    assert (window.settings.memory, window.settings.speed) == ("low", "compile")
+    assert "torch.compile" in window.status.message_label.text()
+    seen = []
+    window.service.submit = lambda request: seen.append(request) or 1
+    window.prompt_panel.prompt_edit.setPlainText("a fox")
+    window.generate()
+    assert (seen[0].memory, seen[0].speed) == ("low", "compile")
