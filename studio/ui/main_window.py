@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu, QMessageBox, QToolBar, QWidget
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox, QToolBar, QWidget
 
 from studio import __version__
 from studio.core.document import Document, DocumentChange
@@ -31,8 +31,6 @@ from studio.core.events import (
     JobQueued,
     JobStarted,
 )
-from studio.core.model_library import LibraryItem, checkpoints, scan_library
-from studio.core.models import ModelEntry
 from studio.core.paths import studio_paths
 from studio.core.requests import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, GenerationRequest, PostProcessRequest
 from studio.core.settings import GenerationDefaults, Settings, save_settings
@@ -44,6 +42,7 @@ from studio.ui.canvas import CanvasView
 from studio.ui.document_actions import DocumentActions
 from studio.ui.history_panel import HistoryPanel
 from studio.ui.mask_toolbar import MaskToolBar
+from studio.ui.model_actions import ModelActions
 from studio.ui.plugin_actions import PluginActions
 from studio.ui.prompt_panel import PromptPanel
 from studio.ui.queue_panel import QueuePanel
@@ -106,15 +105,15 @@ class MainWindow(QMainWindow):
         self.history_actions = HistoryActions(self)
         self.mask_toolbar = MaskToolBar(self.canvas)
         self.plugin_actions = PluginActions(self)
+        self.models = ModelActions(self)
         self.prompt_panel.image_sources = self.plugin_actions.image_sources
 
         self._build_actions()
         self._build_menus_and_toolbars()
         self._wire()
         self.prompt_panel.load_defaults(settings.generation)
-        self._library_scans = 0
-        self._show_chosen_model()
-        self.refresh_models()
+        self.models.show_chosen_model()
+        self.models.refresh()
         self._refresh_document_views()
         self.status.set_message("Ready. Write a prompt and press Generate (Ctrl+Enter).")
 
@@ -153,11 +152,7 @@ class MainWindow(QMainWindow):
                                             self.canvas.zoom_out)
         self.fit_action = self._action("&Fit to Window", "fit", "Ctrl+0", self.canvas.fit)
         self.actual_size_action = self._action("&Actual Size", "actual-size", "Ctrl+1", self.canvas.actual_size)
-        self.models_dir_action = self._action("&Models Folder…", "folder", None, self.choose_models_folder)
-        self.add_model_action = self._action("Model &Library…", "model", "Ctrl+Shift+M", self.open_model_library,
-                                             "Import, download, link and remove models")
         self.about_action = self._action("&About Studio", "info", None, self._about)
-        self.gpu_menu = self._gpu_menu()
 
     def _build_menus_and_toolbars(self) -> None:
         a = self.actions_
@@ -172,8 +167,8 @@ class MainWindow(QMainWindow):
             "&Generate": [self.generate_action, self.cancel_action, self.cancel_all_action],
             "&View": [self.zoom_in_action, self.zoom_out_action, self.fit_action, self.actual_size_action, None,
                       *(d.toggleViewAction() for d in self.findChildren(QDockWidget))],
-            "&Settings": [self.models_dir_action, self.add_model_action, self.gpu_menu.menuAction(), None,
-                          self.plugin_actions.manage],
+            "&Settings": [self.models.folder_action, self.models.library_action, self.models.gpu_menu.menuAction(),
+                          None, self.plugin_actions.manage],
             "&Help": [self.about_action],
         }
         for title, actions in menus.items():
@@ -198,8 +193,8 @@ class MainWindow(QMainWindow):
 
     def _wire(self) -> None:
         self.prompt_panel.generate_requested.connect(self.generate)
-        self.prompt_panel.browse_model_requested.connect(self.open_model_library)
-        self.prompt_panel.refresh_models_requested.connect(self.refresh_models)
+        self.prompt_panel.browse_model_requested.connect(self.models.open_library)
+        self.prompt_panel.refresh_models_requested.connect(self.models.refresh)
         self.prompt_panel.use_canvas_check.toggled.connect(self._use_canvas_toggled)
         self.queue_panel.remove_requested.connect(self._remove_job)
         self.queue_panel.cancel_current_requested.connect(self.cancel_current)
@@ -466,91 +461,6 @@ class MainWindow(QMainWindow):
             return f"Filter: {self.service.registry.get('postprocessor', processor).title}"
         except StudioError:
             return f"Filter: {processor}"
-
-    # -- models ---------------------------------------------------------------------------------
-    def refresh_models(self) -> None:
-        """Look through the model library off the UI thread (linked folders can hold hundreds of files)."""
-        self._library_scans += 1
-        self.actions_.run(self._scan_library(self._library_scans))
-
-    async def _scan_library(self, scan: int) -> None:
-        items = await asyncio.to_thread(scan_library, self.settings.models_dir, list(self.settings.extra_model_paths))
-        if scan == self._library_scans:  # a newer scan started meanwhile: its answer wins
-            self.show_library(items)
-
-    def show_library(self, items: list[LibraryItem]) -> None:
-        """Fill the model picker, the LoRA menu and the VAE picker from a scan of the library."""
-        # "": keep what the picker shows (the person may have chosen since the scan began).
-        self.prompt_panel.set_models(checkpoints(items), "", str(self.settings.models_dir))
-        self.prompt_panel.lora_box.set_library(items)
-
-    def _show_chosen_model(self) -> None:
-        """At start-up, before the first scan answers: the model chosen last time, so Generate works at once."""
-        chosen = Path(self.settings.generation.model) if self.settings.generation.model else None
-        models = [ModelEntry(chosen.stem if chosen.is_file() else chosen.name, chosen)] \
-            if chosen is not None and chosen.exists() else []
-        self.prompt_panel.set_models(models, self.settings.generation.model, str(self.settings.models_dir))
-
-    def open_model_library(self) -> None:
-        from studio.ui.models_dialog import ModelsDialog
-
-        def changed(items: list[LibraryItem]) -> None:
-            self.show_library(items)
-            self.persist_settings()
-
-        dialog = ModelsDialog(self.settings, self.cache_dir, changed, self)
-        self.models_dialog = dialog  # tests reach the open dialog here
-        dialog.open()
-
-    def _gpu_menu(self) -> QMenu:
-        """Settings → GPU: how jobs fit the GPU's memory, and how fast they run on it (the engine says which
-        measures it took and why)."""
-        menu = QMenu("&GPU", self)
-        menu.setToolTipsVisible(True)
-        self._radio_group(menu, "memory", self.settings.memory, (
-            ("auto", "Memory: &Auto", "Estimate what each job needs against the free VRAM and take the least "
-                                      "measure that fits"),
-            ("high", "Memory: &High VRAM", "Keep everything on the GPU in half precision (fastest)"),
-            ("low", "Memory: &Low VRAM", "Attention slicing, VAE tiling and model CPU offload (for 4-6 GB GPUs)")))
-        menu.addSeparator()
-        self._radio_group(menu, "speed", self.settings.speed, (
-            ("fast", "&Fast Path (CUDA graphs)", "Capture each size's denoising step once, then replay it"),
-            ("eager", "&Plain diffusers", "No graphs: for comparing, or if a driver misbehaves"),
-            ("compile", "Fast Path + torch.&compile", "Also compile the step: a little faster, but minutes of "
-                                                      "warm-up for every new size")))
-        return menu
-
-    def _radio_group(self, menu: QMenu, setting: str, current: str, choices: tuple) -> None:  # noqa: ANN001
-        from PySide6.QtGui import QActionGroup
-
-        group = QActionGroup(menu)
-        for value, text, tip in choices:
-            action = menu.addAction(text)
-            action.setCheckable(True)
-            action.setChecked(current == value)
-            action.setToolTip(tip)
-            action.setData(value)
-            group.addAction(action)
-        group.triggered.connect(lambda action: self._set_gpu_setting(setting, action.data()))
-
-    def _set_gpu_setting(self, setting: str, value: str) -> None:
-        setattr(self.settings, setting, value)
-        self.status.set_message({
-            "auto": "GPU memory: Auto — each job is fitted to the free VRAM.",
-            "high": "GPU memory: High VRAM — everything stays on the GPU.",
-            "low": "GPU memory: Low VRAM — offload and tiling; slower, needs far less.",
-            "fast": "GPU speed: the fast path (CUDA graphs) from the next job.",
-            "eager": "GPU speed: plain diffusers from the next job.",
-            "compile": "GPU speed: fast path + torch.compile; the first job at each size warms up for minutes."}[value])
-        self.persist_settings()
-
-    def choose_models_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Models folder", str(self.settings.models_dir))
-        if folder:
-            self.settings.models_dir = Path(folder)
-            self.service.use_models_dir(self.settings.models_dir)
-            self.refresh_models()
-            self.persist_settings()
 
     def _use_canvas_toggled(self, on: bool) -> None:
         image = self.document.image

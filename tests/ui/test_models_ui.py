@@ -22,8 +22,8 @@ def checkpoint(tiny_model_dir: Path, tmp_path: Path, settings) -> Path:  # noqa:
 
 
 def open_library(qtbot, window):  # noqa: ANN001, ANN201
-    window.add_model_action.trigger()
-    dialog = window.models_dialog
+    window.models.library_action.trigger()
+    dialog = window.models.dialog
     qtbot.waitUntil(lambda: dialog.message.text() == "" and dialog.tree.topLevelItemCount() > 0, timeout=10000)
     return dialog
 
@@ -108,7 +108,7 @@ def test_a_lora_from_the_library_applies_to_the_next_generation_and_is_remembere
     from studio.core.images import read_recipe
 
     lora = save_lora(lora_state(tiny_unet(tiny_model_dir)), window.settings.models_dir / "loras" / "ink.safetensors")
-    window.refresh_models()
+    window.models.refresh()
     box = window.prompt_panel.lora_box
     qtbot.waitUntil(lambda: bool(box._loras), timeout=5000)  # the library is scanned off the UI thread
     box._fill_menu()
@@ -132,7 +132,7 @@ def test_a_lora_from_the_library_applies_to_the_next_generation_and_is_remembere
 
 
 def test_the_gpu_menu_sets_memory_and_speed_for_the_next_jobs(qtbot, window):
-    actions = {a.data(): a for a in window.gpu_menu.actions() if a.data()}
+    actions = {a.data(): a for a in window.models.gpu_menu.actions() if a.data()}
     assert actions["auto"].isChecked() and actions["fast"].isChecked()
     actions["low"].trigger()
     actions["compile"].trigger()

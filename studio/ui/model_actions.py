@@ -1,0 +1,123 @@
+"""The window's model features: the Model Library, the model picker's contents (scanned off the UI thread),
+the LoRA and VAE pickers' lists, the models folder, and Settings → GPU (memory and speed)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import QDialog, QFileDialog, QMenu
+
+from studio.core.model_library import LibraryItem, checkpoints, scan_library
+from studio.core.models import ModelEntry
+from studio.ui.actions import make_action
+
+if TYPE_CHECKING:
+    from studio.core.settings import Settings
+    from studio.ui.main_window import MainWindow
+    from studio.ui.prompt_panel import PromptPanel
+
+
+class ModelActions:
+    def __init__(self, window: MainWindow) -> None:
+        self.window = window
+        self._library_scans = 0
+        self.folder_action = make_action(window, "&Models Folder…", "folder", None, self.choose_folder)
+        self.library_action = make_action(window, "Model &Library…", "model", "Ctrl+Shift+M", self.open_library,
+                                          "Import, download, link and remove models")
+        self.gpu_menu = self._gpu_menu()
+        self.dialog: QDialog | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.window.settings
+
+    @property
+    def panel(self) -> PromptPanel:
+        return self.window.prompt_panel
+
+    def refresh(self) -> None:
+        """Look through the model library off the UI thread (linked folders can hold hundreds of files)."""
+        self._library_scans += 1
+        self.window.actions_.run(self._scan_library(self._library_scans))
+
+    async def _scan_library(self, scan: int) -> None:
+        items = await asyncio.to_thread(scan_library, self.settings.models_dir, list(self.settings.extra_model_paths))
+        if scan == self._library_scans:  # a newer scan started meanwhile: its answer wins
+            self.show_library(items)
+
+    def show_library(self, items: list[LibraryItem]) -> None:
+        """Fill the model picker, the LoRA menu and the VAE picker from a scan of the library."""
+        # "": keep what the picker shows (the person may have chosen since the scan began).
+        self.panel.set_models(checkpoints(items), "", str(self.settings.models_dir))
+        self.panel.lora_box.set_library(items)
+
+    def show_chosen_model(self) -> None:
+        """At start-up, before the first scan answers: the model chosen last time, so Generate works at once."""
+        chosen = Path(self.settings.generation.model) if self.settings.generation.model else None
+        models = [ModelEntry(chosen.stem if chosen.is_file() else chosen.name, chosen)] \
+            if chosen is not None and chosen.exists() else []
+        self.panel.set_models(models, self.settings.generation.model, str(self.settings.models_dir))
+
+    def open_library(self) -> None:
+        from studio.ui.models_dialog import ModelsDialog
+
+        def changed(items: list[LibraryItem]) -> None:
+            self.show_library(items)
+            self.window.persist_settings()
+
+        dialog = ModelsDialog(self.settings, self.window.cache_dir, changed, self.window)
+        self.dialog = dialog  # tests reach the open dialog here
+        dialog.open()
+
+    def _gpu_menu(self) -> QMenu:
+        """Settings → GPU: how jobs fit the GPU's memory, and how fast they run on it (the engine says which
+        measures it took and why)."""
+        menu = QMenu("&GPU", self.window)
+        menu.setToolTipsVisible(True)
+        self._radio_group(menu, "memory", self.settings.memory, (
+            ("auto", "Memory: &Auto", "Estimate what each job needs against the free VRAM and take the least "
+                                      "measure that fits"),
+            ("high", "Memory: &High VRAM", "Keep everything on the GPU in half precision (fastest)"),
+            ("low", "Memory: &Low VRAM", "Attention slicing, VAE tiling and model CPU offload (for 4-6 GB GPUs)")))
+        menu.addSeparator()
+        self._radio_group(menu, "speed", self.settings.speed, (
+            ("fast", "&Fast Path (CUDA graphs)", "Capture each size's denoising step once, then replay it"),
+            ("eager", "&Plain diffusers", "No graphs: for comparing, or if a driver misbehaves"),
+            ("compile", "Fast Path + torch.&compile", "Also compile the step: a little faster, but minutes of "
+                                                      "warm-up for every new size")))
+        return menu
+
+    def _radio_group(self, menu: QMenu, setting: str, current: str, choices: tuple) -> None:  # noqa: ANN001
+        from PySide6.QtGui import QActionGroup
+
+        group = QActionGroup(menu)
+        for value, text, tip in choices:
+            action = menu.addAction(text)
+            action.setCheckable(True)
+            action.setChecked(current == value)
+            action.setToolTip(tip)
+            action.setData(value)
+            group.addAction(action)
+        group.triggered.connect(lambda action: self._set_gpu_setting(setting, action.data()))
+
+    def _set_gpu_setting(self, setting: str, value: str) -> None:
+        setattr(self.settings, setting, value)
+        self.window.status.set_message({
+            "auto": "GPU memory: Auto — each job is fitted to the free VRAM.",
+            "high": "GPU memory: High VRAM — everything stays on the GPU.",
+            "low": "GPU memory: Low VRAM — offload and tiling; slower, needs far less.",
+            "fast": "GPU speed: the fast path (CUDA graphs) from the next job.",
+            "eager": "GPU speed: plain diffusers from the next job.",
+            "compile": "GPU speed: fast path + torch.compile; the first job at each size warms up for minutes."}[value])
+        self.window.persist_settings()
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "Models folder", str(self.settings.models_dir))
+        if folder:
+            self.settings.models_dir = Path(folder)
+            self.window.service.use_models_dir(self.settings.models_dir)
+            self.refresh()
+            self.window.persist_settings()
+
