@@ -27,6 +27,16 @@ def byte_level_vocab() -> dict[str, int]:
     return vocab
 
 
+def byte_level_tokenizer(folder: Path, vocab: dict[str, int]):  # noqa: ANN201 - CLIPTokenizer
+    """A CLIP tokenizer over ``vocab`` with no merges, written to ``folder``: it tokenizes any text offline."""
+    from transformers import CLIPTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+
+
 def build_tiny_sd(folder: Path, seed: int = 0) -> Path:
     """Save a tiny SD 1.x-style pipeline (4-level UNet/VAE, 32-wide CLIP) as a diffusers folder."""
     return _build_tiny(folder, seed, inpainting=False)
@@ -47,7 +57,7 @@ def _build_tiny(folder: Path, seed: int, inpainting: bool) -> Path:
         StableDiffusionPipeline,
         UNet2DConditionModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -68,11 +78,7 @@ def _build_tiny(folder: Path, seed: int, inpainting: bool) -> Path:
         hidden_size=32, intermediate_size=37, layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=2,
         vocab_size=len(vocab), max_position_embeddings=77, projection_dim=32,
     ))
-    tok_dir = folder.parent / f".{folder.name}-tokenizer-src"
-    tok_dir.mkdir(parents=True, exist_ok=True)
-    (tok_dir / "vocab.json").write_text(json.dumps(vocab))
-    (tok_dir / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=77)
+    tokenizer = byte_level_tokenizer(folder.parent / f".{folder.name}-tokenizer-src", vocab)
     scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                        steps_offset=1)
     pipeline_class = StableDiffusionInpaintPipeline if inpainting else StableDiffusionPipeline
@@ -87,7 +93,7 @@ def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
     text_time embedding), as diffusers' own SDXL tests build theirs."""
     import torch
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
@@ -108,11 +114,7 @@ def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
     text_encoder = CLIPTextModel(CLIPTextConfig(**text_config))
     # Another width than the first encoder's: diffusers tells SDXL's two encoders apart by it in single files.
     text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(**{**text_config, "hidden_size": 40}))
-    tok_dir = folder.parent / f".{folder.name}-tokenizer-src"
-    tok_dir.mkdir(parents=True, exist_ok=True)
-    (tok_dir / "vocab.json").write_text(json.dumps(vocab))
-    (tok_dir / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=77)
+    tokenizer = byte_level_tokenizer(folder.parent / f".{folder.name}-tokenizer-src", vocab)
     scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                        steps_offset=1, timestep_spacing="leading")
     pipe = StableDiffusionXLPipeline(vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2,
