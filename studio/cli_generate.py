@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ from PIL import Image
 from studio.cli_params import collect_params, parse_post_step
 from studio.cli_plugins import open_host
 from studio.core.environment import GeneratorEnvironment
-from studio.core.errors import InvalidRequest
+from studio.core.errors import InvalidRequest, ModelError
 from studio.core.events import (
     EngineStatus,
     JobCancelled,
@@ -25,6 +27,7 @@ from studio.core.events import (
 from studio.core.images import SAVE_FORMATS, open_image, save_image
 from studio.core.inpaint import InpaintOptions, extend_canvas
 from studio.core.mask import mask_from_image
+from studio.core.model_library import LibraryItem, scan_library
 from studio.core.models import resolve_model
 from studio.core.paths import studio_paths
 from studio.core.requests import (
@@ -139,32 +142,47 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
             raise InvalidRequest("--model is needed: a checkpoint file or diffusers folder, or the name of a model "
                                  f"in the library (studio models list; models folder {settings.models_dir}).")
         model = str(resolve_model(args.model, settings.models_dir, settings.extra_model_paths))
-        _check_files_exist(loras, args.vae, settings)
+        loras, vae = _find_files(loras, args.vae or "", settings)
     else:
         if init_image is not None:
             raise InvalidRequest(f"The generator {generator!r} does not start from a picture; leave out "
                                  "--init-image, --mask and --outpaint.")
-        model = ""
+        model, vae = "", args.vae or ""
     return GenerationRequest(
         model=model, prompt=args.prompt, negative_prompt=args.negative,
         width=width, height=height, steps=args.steps, cfg_scale=args.cfg, seed=args.seed,
         scheduler=args.scheduler, batch_count=args.batch_count, init_image=init_image, strength=args.strength,
         mask=mask, inpaint=options, generator=generator, params=collect_params(args),
-        post=tuple(parse_post_step(text) for text in args.post), loras=loras, vae=args.vae or "",
+        post=tuple(parse_post_step(text) for text in args.post), loras=loras, vae=vae,
         memory=args.memory or settings.memory, speed=args.speed or settings.speed,
     )
 
 
-def _check_files_exist(loras: tuple[LoraChoice, ...], vae: str, settings: Settings) -> None:
-    """Fail as bad input, before the engine starts, when a LoRA or VAE cannot be found (the engine looks again)."""
+def _find_files(loras: tuple[LoraChoice, ...], vae: str,
+                settings: Settings) -> tuple[tuple[LoraChoice, ...], str]:
+    """The LoRAs and VAE as the engine will find them: by name in the models folder, else by name in the
+    library's linked folders (an AUTOMATIC1111 ``Lora`` folder, say), given then as paths. Bad input when
+    neither has one, before the engine starts (it looks again)."""
     from studio.engine.loras import find_lora
     from studio.engine.vae_override import find_vae
 
-    for choice in loras:
-        if choice.name.strip():
-            find_lora(settings.models_dir, choice.name.strip())
-    if vae.strip():
-        find_vae(settings.models_dir, vae.strip())
+    items: list[LibraryItem] | None = None
+
+    def found(name: str, kind: str, find: Callable[[Path, str], object]) -> str:
+        nonlocal items
+        try:
+            find(settings.models_dir, name)
+            return name
+        except ModelError:
+            if items is None:
+                items = scan_library(settings.models_dir, settings.extra_model_paths)
+            match = next((i for i in items if i.kind == kind and name in (i.name, i.path.name)), None)
+            if match is None:
+                raise
+            return str(match.path)
+
+    loras = tuple(replace(c, name=found(c.name.strip(), "lora", find_lora)) if c.name.strip() else c for c in loras)
+    return loras, found(vae.strip(), "vae", find_vae) if vae.strip() else ""
 
 
 def check_output(output: Path) -> None:

@@ -304,6 +304,20 @@ def test_generate_with_a_lora_and_a_vae_records_them(tiny_model_dir, home, tmp_p
     assert (text.loras, text.vae_name, text.vae_hash) == (recipe.loras, recipe.vae_name, recipe.vae_hash)
 
 
+def test_a_lora_in_a_linked_folder_is_found_by_name(tiny_model_dir, home, tmp_path):
+    from tiny_loras import lora_state, save_lora, tiny_unet
+
+    a1111 = tmp_path / "stable-diffusion-webui"
+    lora = save_lora(lora_state(tiny_unet(tiny_model_dir)), a1111 / "models" / "Lora" / "ink.safetensors")
+    (a1111 / "models" / "Stable-diffusion").mkdir()
+    assert run_studio(home, "models", "link", str(a1111)).returncode == 0
+    result = studio(home, "--model", str(tiny_model_dir), "--prompt", "a fox", "--seed", "3", "--steps", "2",
+                    "--size", "64x64", "--lora", "ink:0.5", "-o", str(tmp_path / "fox.png"))
+    assert result.returncode == 0, result.stderr
+    assert [(r.name, r.hash, r.weight) for r in read_recipe(tmp_path / "fox.png").loras] == [
+        ("ink", lora_hash(lora), 0.5)]
+
+
 def test_bad_lora_and_vae_input_exits_2_with_one_sentence_before_loading_torch(tiny_model_dir, home, tmp_path):
     """Every case runs through ``studio.cli.main`` in one fresh interpreter, which must never import torch."""
     models = (home / "data" / "models").resolve()
