@@ -52,14 +52,6 @@ def checkpoint_kind(path: Path) -> ModelKind:
     return kind
 
 
-def check_model_path(path: Path) -> None:
-    """Raise ModelError with one sentence unless path is a loadable checkpoint file or diffusers folder."""
-    if path.is_file():
-        checkpoint_kind(path)
-    else:
-        check_model_folder(path)
-
-
 def check_model_folder(path: Path) -> None:
     """Raise ModelError with one sentence unless path is a diffusers folder of safetensors weights."""
     if not path.exists():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -34,9 +36,24 @@ def select_device(preference: str = "auto") -> DeviceInfo:
                       f"CPU · {threads} thread{'s' * (threads != 1)} · float32")
 
 
+_caches: list[Callable[[], Callable[[], None] | None]] = []  # what free_memory empties first (decoders, upscalers)
+
+
+def on_free_memory(release: Callable[[], None]) -> None:
+    """Have free_memory call ``release``: a function, or a bound method held weakly so its object can go."""
+    _caches.append(weakref.WeakMethod(release) if hasattr(release, "__self__") else lambda: release)
+
+
 def free_memory(device: DeviceInfo | None) -> None:
+    """Let every engine cache go and hand the memory back (out of memory, switching models)."""
     import gc
 
+    for ref in list(_caches):
+        release = ref()
+        if release is None:
+            _caches.remove(ref)
+        else:
+            release()
     gc.collect()
     if device is not None and device.kind == "cuda":
         torch.cuda.empty_cache()

@@ -43,7 +43,7 @@ from studio.engine.memory import (
 )
 from studio.engine.preview import LivePreviews, latents_to_preview
 from studio.engine.schedulers import make_scheduler
-from studio.engine.taesd import forget_decoders, taesd_decoder
+from studio.engine.taesd import taesd_decoder
 from studio.engine.vae_override import VaeOverride, find_vae
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,7 @@ class DiffusersGenerator:
         except torch.OutOfMemoryError:
             self._model = None
             self._vae.clear()
-            forget_decoders()
-            free_memory(self._device)
+            free_memory(self._device)  # cached TAESD decoders and upscalers go too
             advice = oom_advice(self._plan, request.width, request.height, request.batch_count)
             raise StudioError(
                 f"The GPU ran out of memory making a {request.width}x{request.height} image; {advice}. Studio "

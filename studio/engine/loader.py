@@ -10,7 +10,7 @@ from typing import Any
 
 from studio.core.errors import ModelError, first_line
 from studio.core.hashing import model_hash
-from studio.core.models import MODEL_INDEX, check_model_path
+from studio.core.models import MODEL_INDEX, check_model_folder, checkpoint_kind
 from studio.engine.device import DeviceInfo
 from studio.engine.libraries import quiet_imports
 
@@ -82,13 +82,17 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
     ``place=False`` the pipeline stays on the CPU, for a memory plan to place (or offload) it.
     """
     path = Path(path).expanduser()
-    check_model_path(path)
+    is_file = path.is_file()
+    if is_file:
+        kind = checkpoint_kind(path)  # ModelError with one sentence when refused, as below
+    else:
+        check_model_folder(path)
     quiet_imports()
-    if path.is_file():
+    if is_file:
         from studio.engine.single_file import load_single_file
 
         cache = cache_dir or (hash_cache.parent if hash_cache is not None else path.parent / ".studio-cache")
-        pipe, _kind = load_single_file(path, device.dtype, models_dir, cache)
+        pipe = load_single_file(path, kind, device.dtype, models_dir, cache)
         pipe = _as_text2img(pipe)
         name = path.stem
     else:

@@ -13,7 +13,6 @@ from typing import Any
 
 from studio.core.errors import ModelError, first_line
 from studio.core.model_kinds import ModelKind
-from studio.core.models import checkpoint_kind
 from studio.core.paths import resources_dir
 
 CONFIGS = "model-configs"
@@ -49,14 +48,14 @@ def config_folder(key: str, models_dir: Path | None, cache_dir: Path) -> Path:
     return target
 
 
-def load_single_file(path: Path, dtype: Any, models_dir: Path | None, cache_dir: Path) -> tuple[Any, ModelKind]:
-    """The txt2img (or inpaint) pipeline of a single-file checkpoint, on the CPU, and its kind."""
+def load_single_file(path: Path, kind: ModelKind, dtype: Any, models_dir: Path | None, cache_dir: Path) -> Any:
+    """The txt2img (or inpaint) pipeline of a single-file checkpoint of ``kind`` (from checkpoint_kind), on the
+    CPU."""
     import json
 
     import diffusers
     from safetensors import SafetensorError
 
-    kind = checkpoint_kind(path)
     folder = config_folder(config_key(kind), models_dir, cache_dir)
     class_name = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))["_class_name"]
     pipeline_class = getattr(diffusers, class_name)
@@ -68,4 +67,4 @@ def load_single_file(path: Path, dtype: Any, models_dir: Path | None, cache_dir:
                                                torch_dtype=dtype, **kwargs)
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         raise ModelError(f"The {kind.label} checkpoint {path.name} could not be loaded: {first_line(exc)}.") from exc
-    return pipe, kind
+    return pipe

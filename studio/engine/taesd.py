@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from studio.core.errors import ModelError, first_line
+from studio.engine.device import on_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -117,3 +118,6 @@ def forget_decoders() -> None:
     with _lock:
         _loaded.clear()
         _broken.clear()
+
+
+on_free_memory(forget_decoders)

@@ -20,12 +20,12 @@ from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.generation import JobContext
 from studio.core.model_library import KIND_FOLDERS
-from studio.engine.device import DeviceInfo, select_device
+from studio.core.models import PICKLE_SUFFIXES
+from studio.engine.device import DeviceInfo, on_free_memory, select_device
 from studio.engine.style.weights import file_key
 from studio.engine.tiled import Network, upscale_tiled
 
 FOLDER = KIND_FOLDERS["upscaler"]
-PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 MAX_SIDE = 16384  # the largest picture Studio takes back from a post-processor
 KNOWN_GOOD = ("Real-ESRGAN x4plus, 4x-UltraSharp, 4x_foolhardy_Remacri, realesr-general-x4v3 or another "
               "ESRGAN-family model")
@@ -149,6 +149,10 @@ class Upscale:
     def __init__(self, env: GeneratorEnvironment) -> None:
         self.env = env
         self._cached: tuple[Any, Upscaler] | None = None  # one model kept between jobs, keyed by file version
+        on_free_memory(self.forget)
+
+    def forget(self) -> None:
+        self._cached = None
 
     def load(self, path: Path, device: DeviceInfo, context: JobContext | None = None) -> Upscaler:
         key = (file_key(path), str(device.torch_device))

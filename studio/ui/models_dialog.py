@@ -167,9 +167,7 @@ class ModelsDialog(TaskDialog):
             if selected is not None and item.path == selected.path:
                 self.tree.setCurrentItem(row)
         self.tree.setSortingEnabled(True)
-        if self.tree.currentItem() is None and self.tree.topLevelItemCount():
-            self.tree.setCurrentItem(self.tree.topLevelItem(0))
-        self._show_details()
+        self._settle_selection()
 
     def _selected(self) -> LibraryItem | None:
         row = self.tree.currentItem()

@@ -122,9 +122,7 @@ class PluginsDialog(TaskDialog):
             self.tree.addTopLevelItem(item)
             if record.id == select:
                 self.tree.setCurrentItem(item)
-        if self.tree.currentItem() is None and self.tree.topLevelItemCount():
-            self.tree.setCurrentItem(self.tree.topLevelItem(0))
-        self._show_details()
+        self._settle_selection()
 
     def _selected_id(self) -> str | None:
         item = self.tree.currentItem()

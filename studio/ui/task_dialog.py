@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QDialog, QLabel, QWidget
 
 ERROR_STYLE = "color: #ff8a80;"
@@ -39,11 +40,16 @@ class TaskDialog(QDialog):
         self.message.setText(text)
         self._show_details()
 
+    def _settle_selection(self) -> None:
+        """After the list is filled: keep the selection, or select the first row; then show its details."""
+        tree = getattr(self, "tree", None)
+        if tree is not None and tree.currentItem() is None and tree.topLevelItemCount():
+            tree.setCurrentItem(tree.topLevelItem(0))
+        self._show_details()
+
     def _show_details(self) -> None:
         """Refresh whatever depends on the selection (buttons' states, the details pane)."""
 
 
-def brush(colour: str):  # noqa: ANN201 - QBrush
-    from PySide6.QtGui import QBrush, QColor
-
+def brush(colour: str) -> QBrush:
     return QBrush(QColor(colour))

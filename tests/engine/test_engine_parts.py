@@ -79,3 +79,21 @@ def test_cpu_is_chosen_when_asked(monkeypatch):
 def test_studio_device_environment_variable_wins(monkeypatch):
     monkeypatch.setenv("STUDIO_DEVICE", "cpu")
     assert select_device("cuda").kind == "cpu"
+
+
+def test_free_memory_empties_the_engines_caches_and_lets_their_owners_go():
+    import gc
+
+    from studio.engine.device import free_memory, on_free_memory
+    from studio.engine.upscale import Upscale
+
+    upscale = Upscale(None)
+    upscale._cached = ("key", "a loaded upscaler")
+    free_memory(None)  # after an out-of-memory error, or switching models
+    assert upscale._cached is None
+    del upscale
+    gc.collect()
+    calls = []
+    on_free_memory(lambda: calls.append(1))
+    free_memory(None)  # the dropped Upscale is not called, nor kept alive
+    assert calls == [1]
