@@ -20,14 +20,17 @@ log = logging.getLogger("studio")
 
 
 def process_start_time() -> float:
-    """Wall-clock time this process started (Linux: from /proc; elsewhere: now, a lower bound)."""
+    """Wall-clock time this process started (Linux: from /proc; elsewhere: now, a lower bound).
+
+    The start is counted in clock ticks since boot; it is set against CLOCK_BOOTTIME now, not against
+    /proc/stat's btime, which is whole seconds and would add up to a second to every measure.
+    """
     try:
         with open("/proc/self/stat") as f:
             start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
-        with open("/proc/stat") as f:
-            boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
-        return boot + start_ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+        since_start = time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")
+        return time.time() - since_start
+    except (OSError, ValueError, IndexError, AttributeError):
         return time.time()
 
 

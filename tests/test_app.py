@@ -33,6 +33,20 @@ def test_first_frame_is_shown_quickly_without_torch(studio_home) -> None:  # noq
     assert float(match.group(1)) < 5.0
 
 
+def test_the_process_start_is_read_to_the_clock_tick_not_to_the_whole_second(studio_home) -> None:  # noqa: ANN001
+    # /proc/stat's btime is whole seconds: measuring from it added up to a second to every start-up figure.
+    import time
+
+    before = time.time()
+    code = "from studio.app import process_start_time; print(repr(process_start_time()))"
+    out = subprocess.run([sys.executable, "-c", code], env=_env(studio_home), capture_output=True, text=True,
+                         check=True)
+    after = time.time()
+    started = float(out.stdout)
+    tick = 1 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.0
+    assert before - 2 * tick - 0.005 <= started <= after
+
+
 def test_a_missing_x11_library_is_named_instead_of_a_qt_abort(monkeypatch) -> None:  # noqa: ANN001
     import ctypes.util
 
