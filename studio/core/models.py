@@ -1,4 +1,4 @@
-"""Finding full models on disk and refusing the formats Studio will not load."""
+"""Finding models and weight files on disk and refusing the formats Studio will not load."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.model_kinds import ModelKind, detect_kind, with_article
 from studio.core.model_library import ModelEntry, checkpoints, scan_library, unloadable_reason
-from studio.core.weight_files import check_weights_file
+from studio.core.weight_files import check_weights_file, pickle_refusal
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 SAFE_SUFFIX = ".safetensors"
@@ -71,3 +71,26 @@ def check_model_folder(path: Path) -> None:
             f"The model {path.name} has pickle weights ({names}), which can run code when loaded; "
             "Studio only reads safetensors. Convert them to safetensors first."
         )
+
+
+def find_weights(folder: Path, name: str) -> Path | None:
+    """The weights file ``name`` names: ``<folder>/<name>.safetensors``, ``<folder>/<name>``, else a file at
+    ``name`` itself; None when there is none. A pickle (by suffix, or the same name with a pickle suffix in
+    ``folder``) is refused with ``pickle_refusal``, unopened.
+
+    Only names are looked at: requests are checked before any weights are read (the CLI does it without
+    torch), and every loader runs ``check_weights_file`` on the file right before reading it.
+    """
+    if not name.strip():
+        return None
+    stem = name.removesuffix(SAFE_SUFFIX)
+    # The safetensors name first: a stray file without a suffix must not hide the loadable one.
+    for candidate in (folder / f"{stem}{SAFE_SUFFIX}", folder / name, Path(name).expanduser()):
+        if candidate.is_file():
+            if candidate.suffix.lower() in PICKLE_SUFFIXES:
+                raise ModelError(pickle_refusal(candidate))
+            return candidate
+    for suffix in PICKLE_SUFFIXES:  # the person has it, but as a pickle: say how to convert it
+        if (folder / f"{stem}{suffix}").is_file():
+            raise ModelError(pickle_refusal(folder / f"{stem}{suffix}"))
+    return None

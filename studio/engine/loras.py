@@ -23,9 +23,9 @@ from studio.core.model_kinds import (
     with_article,
 )
 from studio.core.model_library import KIND_FOLDERS
-from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX
+from studio.core.models import SAFE_SUFFIX, find_weights
 from studio.core.requests import LoraChoice
-from studio.core.weight_files import SafetensorsInfo, check_weights_file, pickle_refusal
+from studio.core.weight_files import SafetensorsInfo, check_weights_file
 
 LORA_FOLDER = KIND_FOLDERS["lora"]
 # attn2.to_k's down projection, in diffusers/PEFT ("attn2.to_k.lora_A") and kohya ("attn2_to_k.lora_down") keys.
@@ -41,21 +41,15 @@ class LoraFile(NamedTuple):
 def find_lora(models_root: Path, name: str) -> Path:
     """``<models>/loras/<name>.safetensors``, else a .safetensors file at ``name``; ModelError naming both."""
     folder = models_root / LORA_FOLDER
-    stem = name.removesuffix(SAFE_SUFFIX)
-    given = Path(name).expanduser()
-    for candidate in (folder / f"{stem}{SAFE_SUFFIX}", given):
-        if candidate.is_file():
-            if candidate.suffix.lower() in PICKLE_SUFFIXES:
-                raise ModelError(pickle_refusal(candidate))
-            if candidate.suffix.lower() != SAFE_SUFFIX:  # diffusers picks its reader by the file's name
-                raise ModelError(f"The LoRA file {candidate.name} must be named .safetensors for Studio to load "
-                                 f"it; rename it to {candidate.stem}{SAFE_SUFFIX}.")
-            return candidate
-    for suffix in PICKLE_SUFFIXES:  # the person has it, but as a pickle: say how to convert it
-        if (folder / f"{stem}{suffix}").is_file():
-            raise ModelError(pickle_refusal(folder / f"{stem}{suffix}"))
-    raise ModelError(f"No LoRA named {name!r} was found: Studio looked for {folder / (stem + SAFE_SUFFIX)} "
-                     f"and for a file at {given}.")
+    path = find_weights(folder, name)
+    if path is None:
+        stem = name.removesuffix(SAFE_SUFFIX)
+        raise ModelError(f"No LoRA named {name!r} was found: Studio looked for {folder / (stem + SAFE_SUFFIX)} "
+                         f"and for a file at {Path(name).expanduser()}.")
+    if path.suffix.lower() != SAFE_SUFFIX:  # diffusers picks its reader by the file's name
+        raise ModelError(f"The LoRA file {path.name} must be named .safetensors for Studio to load "
+                         f"it; rename it to {path.stem}{SAFE_SUFFIX}.")
+    return path
 
 
 def recorded_name(folder: Path, path: Path) -> str:

@@ -20,7 +20,8 @@ from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.generation import JobContext
 from studio.core.model_library import KIND_FOLDERS
-from studio.core.models import PICKLE_SUFFIXES
+from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights
+from studio.core.weight_files import check_weights_file, pickle_refusal
 from studio.engine.device import DeviceInfo, on_free_memory, select_device
 from studio.engine.style.weights import file_key
 from studio.engine.tiled import Network, upscale_tiled
@@ -51,48 +52,37 @@ def upscalers_dir(env: GeneratorEnvironment) -> Path:
     return env.models_root / FOLDER
 
 
-def _convert_hint(path: Path, folder: Path) -> str:
-    return f"studio convert-weights {path} {folder / (path.stem + '.safetensors')}"
-
-
 def find_upscaler(env: GeneratorEnvironment, name: str = "") -> Path:
     """The upscaler file named ``name`` (a name in the upscalers folder, or a path); empty: the first one there."""
     folder = upscalers_dir(env)
     present = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
-    if not name.strip():
-        found = [p for p in present if p.suffix.lower() == ".safetensors"]
-        pickles = [p for p in present if p.suffix.lower() in PICKLE_SUFFIXES]
-        if found:
-            return found[0]
-        if pickles:
-            path = pickles[0]
-        else:
-            raise ModelError(f"Upscaling needs an upscaler model: put a {KNOWN_GOOD}, as a .safetensors file, in "
-                             f"{folder}/ (convert a .pth download with: studio convert-weights IN.pth "
-                             f"{folder / 'NAME.safetensors'}).")
-    else:
-        given = Path(name.strip()).expanduser()
-        candidates = [given] if given.is_absolute() else [folder / given, folder / (given.name + ".safetensors")]
-        path = next((p for p in candidates if p.is_file()), None)
+    if name.strip():
+        path = find_weights(folder, name.strip())
         if path is None:
             there = ", ".join(p.name for p in present) or "nothing yet"
             raise ModelError(f"No upscaler called {name!r} is in {folder}/ (it holds: {there}).")
-    if path.suffix.lower() in PICKLE_SUFFIXES:
-        raise ModelError(f"{path.name} is a pickle checkpoint, which Studio does not load; convert it to safetensors "
-                         f"first (with: {_convert_hint(path, folder)}).")
-    return path
+        return path
+    found = [p for p in present if p.suffix.lower() == SAFE_SUFFIX]
+    if found:
+        return found[0]
+    pickles = [p for p in present if p.suffix.lower() in PICKLE_SUFFIXES]
+    if pickles:  # the person has one, but as a pickle: say how to convert it
+        raise ModelError(pickle_refusal(pickles[0]))
+    raise ModelError(f"Upscaling needs an upscaler model: put a {KNOWN_GOOD}, as a .safetensors file, in "
+                     f"{folder}/ (convert a .pth download with: studio convert-weights IN.pth "
+                     f"{folder / 'NAME.safetensors'}).")
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of a safetensors file (never unpickled); ModelError naming the file otherwise."""
     from safetensors.torch import load_file
 
+    check_weights_file(path)  # by content: a pickle renamed .safetensors gets the pickle sentence, unread
     try:
         return load_file(str(path), device="cpu")
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type for any bad header
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type for any bad file
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelError(f"{path} could not be read as a safetensors file ({first}); if it is a renamed .pth "
-                         f"checkpoint, convert it first (with: {_convert_hint(path, path.parent)}).") from None
+        raise ModelError(f"{path} could not be read as a safetensors file ({first}).") from None
 
 
 def import_spandrel() -> ModuleType:

@@ -17,7 +17,7 @@ from typing import Any
 from studio.core.errors import ModelError, first_line
 from studio.core.model_kinds import detect_kind, with_article
 from studio.core.model_library import KIND_FOLDERS
-from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX
+from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights
 from studio.core.weight_files import check_weights_file, pickle_refusal
 from studio.engine.loras import recorded_name
 
@@ -38,16 +38,15 @@ def _is_vae_folder(path: Path) -> bool:
 def find_vae(models_root: Path, name: str) -> VaeSource:
     """A VAE in ``<models>/vae`` (a folder, or ``<name>.safetensors``), else a folder or file at ``name``."""
     folder = models_root / VAE_FOLDER
-    stem = name.removesuffix(SAFE_SUFFIX)
     given = Path(name).expanduser()
-    for candidate in (folder / name, folder / f"{stem}{SAFE_SUFFIX}", given):
-        if not (_is_vae_folder(candidate) or candidate.is_file()):
-            continue
-        if candidate.is_file() and candidate.suffix.lower() in PICKLE_SUFFIXES:
-            raise ModelError(pickle_refusal(candidate))
-        return VaeSource(recorded_name(folder, candidate), candidate)
-    raise ModelError(f"No VAE named {name!r} was found: Studio looked for the folder {folder / name} "
-                     f"(with {CONFIG}), the file {folder / (stem + SAFE_SUFFIX)} and a file or folder at {given}.")
+    path = folder / name if _is_vae_folder(folder / name) else find_weights(folder, name)
+    if path is None and _is_vae_folder(given):
+        path = given
+    if path is None:
+        stem = name.removesuffix(SAFE_SUFFIX)
+        raise ModelError(f"No VAE named {name!r} was found: Studio looked for the folder {folder / name} (with "
+                         f"{CONFIG}), the file {folder / (stem + SAFE_SUFFIX)} and a file or folder at {given}.")
+    return VaeSource(recorded_name(folder, path), path)
 
 
 def _signature(path: Path) -> tuple[Any, ...]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-from pathlib import Path
 
 from model_files import diffusers_folder, esrgan, lora, sd1, sdxl
 from studio.core.model_library import detect_layout, find_item, scan_library, with_hashes

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pickle
 import sys
 from itertools import pairwise
 from pathlib import Path
@@ -25,6 +26,7 @@ from torch import nn
 from studio.core.errors import InvalidRequest, JobCancelledError, ModelError
 from studio.core.events import JobFailed, JobFinished, JobProgress
 from studio.core.requests import PostProcessRequest
+from studio.core.weight_files import pickle_refusal
 from studio.engine import upscale as upscale_module
 from studio.engine.device import select_device
 from studio.engine.tiled import blend_weights, tile_spans, upscale_tiled
@@ -159,10 +161,11 @@ def test_missing_pickled_and_unknown_upscaler_files_are_sentences(tmp_path):
 
     folder.mkdir(parents=True)
     torch.save({"params_ema": {"conv_first.weight": torch.zeros(1)}}, folder / "RealESRGAN_x4plus.pth")
-    expected = (f"RealESRGAN_x4plus.pth is a pickle checkpoint, which Studio does not load; convert it to "
-                f"safetensors first (with: studio convert-weights {folder / 'RealESRGAN_x4plus.pth'} "
-                f"{folder / 'RealESRGAN_x4plus.safetensors'}).")
-    for name in ("", "RealESRGAN_x4plus.pth"):
+    expected = ("RealESRGAN_x4plus.pth is a pickle checkpoint, which can run code when it is loaded; Studio only "
+                f"loads safetensors. Convert it with `studio convert-weights {folder / 'RealESRGAN_x4plus.pth'} "
+                f"{folder / 'RealESRGAN_x4plus.safetensors'}` (it reads tensors only, with "
+                "torch.load(weights_only=True)).")
+    for name in ("", "RealESRGAN_x4plus.pth", "RealESRGAN_x4plus"):
         with pytest.raises(ModelError) as pickled:
             find_upscaler(env, name)
         assert str(pickled.value) == expected
@@ -180,10 +183,47 @@ def test_missing_pickled_and_unknown_upscaler_files_are_sentences(tmp_path):
     renamed.write_bytes((folder / "RealESRGAN_x4plus.pth").read_bytes())  # a pickle under a safetensors name
     with pytest.raises(ModelError) as unreadable:
         load_upscaler(renamed, select_device("cpu"))
-    message = str(unreadable.value)
-    assert message.startswith(f"{renamed} could not be read as a safetensors file (")
-    assert message.endswith(f"if it is a renamed .pth checkpoint, convert it first (with: studio convert-weights "
-                            f"{renamed} {renamed}).")
+    assert str(unreadable.value) == pickle_refusal(renamed)
+    assert pickle_refusal(renamed).endswith(f"`studio convert-weights {renamed} "
+                                            f"{folder / 'renamed.converted.safetensors'}` (it reads tensors only, "
+                                            "with torch.load(weights_only=True)).")  # never IN onto itself
+
+
+class _Sentinel:
+    """Unpickling this creates the file at ``path``, as a malicious checkpoint would run its payload."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):  # noqa: ANN204
+        return (Path.touch, (self.path,))
+
+
+@pytest.mark.parametrize("writer", ["torch.save", "pickle protocol 0", "pickle protocol 4"])
+def test_a_pickle_renamed_safetensors_is_refused_by_the_upscaler_and_never_unpickled(tmp_path, writer):
+    sentinel = tmp_path / "ran"
+    env = make_env(tmp_path)
+    evil = upscalers_dir(env) / "4x-evil.safetensors"
+    evil.parent.mkdir(parents=True)
+    payload = {"params_ema": {"conv_first.weight": [0.0]}, "hook": _Sentinel(sentinel)}
+    if writer == "torch.save":
+        torch.save(payload, evil)
+    else:
+        evil.write_bytes(pickle.dumps(payload, protocol=int(writer[-1])))
+    assert find_upscaler(env) == find_upscaler(env, "4x-evil") == evil  # found by name; refused by content
+    with pytest.raises(ModelError) as refused:
+        load_upscaler(evil, select_device("cpu"))
+    assert str(refused.value) == pickle_refusal(evil)
+
+    async def scenario():
+        async with running_service(env) as service:
+            stream = service.subscribe()
+            job = service.submit(PostProcessRequest("upscale", gradient_image(16, 16), {"model": "4x-evil"}))
+            return terminal(await collect_until_done(stream, [job]), job)
+
+    failed = run(scenario())
+    assert isinstance(failed, JobFailed) and failed.message == pickle_refusal(evil)
+    assert not sentinel.exists()
 
 
 def test_without_spandrel_the_job_fails_with_the_install_command_and_the_picture_is_unchanged(tmp_path, monkeypatch):
