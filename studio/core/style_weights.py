@@ -19,13 +19,23 @@ class WeightsFile:
     used_by: str
     original: str  # the file people download
     source: str  # where it comes from
+    detected_as: str  # the ``detail`` model_kinds.detect_kind gives such a file (read from its layers)
 
 
 WEIGHTS: tuple[WeightsFile, ...] = (
-    WeightsFile(VGG19_FILE, "Neural Style Transfer", "vgg19-dcbb9e9d.pth", "torchvision's ImageNet VGG-19"),
-    WeightsFile(ADAIN_VGG_FILE, "Fast Style Transfer (AdaIN)", "vgg_normalised.pth", "the pytorch-AdaIN release"),
-    WeightsFile(ADAIN_DECODER_FILE, "Fast Style Transfer (AdaIN)", "decoder.pth", "the pytorch-AdaIN release"),
+    WeightsFile(VGG19_FILE, "Neural Style Transfer", "vgg19-dcbb9e9d.pth", "torchvision's ImageNet VGG-19",
+                "VGG-19"),
+    WeightsFile(ADAIN_VGG_FILE, "Fast Style Transfer (AdaIN)", "vgg_normalised.pth", "the pytorch-AdaIN release",
+                "AdaIN encoder"),
+    WeightsFile(ADAIN_DECODER_FILE, "Fast Style Transfer (AdaIN)", "decoder.pth", "the pytorch-AdaIN release",
+                "AdaIN decoder"),
 )
+
+
+def weights_file_for(detected_as: str) -> WeightsFile | None:
+    """The style weights file a file detected as ``detected_as`` ("VGG-19"...) is, so an import of one
+    (whatever its name) is installed under the name the filters look for; None for any other detail."""
+    return next((w for w in WEIGHTS if w.detected_as == detected_as), None)
 
 
 def style_weights_dir(env: GeneratorEnvironment) -> Path:

@@ -3,8 +3,9 @@
 An import is checked by content first (safetensors only, header validated, kind detected) and copied
 into the models folder under the kind's sub-folder with a temporary name, then renamed, so a failed or
 interrupted import leaves nothing half-written. A file whose hash is already in the library is not
-copied twice. Removing deletes only what lies inside the models folder; a linked folder is unlinked,
-never deleted.
+copied twice. Style-transfer weights go in under the name their filter looks for (vgg19.safetensors…),
+through the same code as Filters → Style Weights…. Removing deletes only what lies inside the models
+folder; a linked folder is unlinked, never deleted.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.hashing import model_hash
 from studio.core.images import write_atomically
+from studio.core.model_kinds import detect_kind
 from studio.core.model_library import (
     IMPORTS_FILE,
     KIND_FOLDERS,
@@ -31,6 +33,8 @@ from studio.core.model_library import (
     with_hashes,
 )
 from studio.core.models import MODEL_INDEX
+from studio.core.style_weights import WeightsFile, weights_file_for
+from studio.core.weight_files import check_weights_file
 
 Progress = Callable[[int, int], None]  # bytes copied, bytes in all
 CHUNK = 8 << 20
@@ -56,18 +60,26 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
     if item.kind == "unknown":
         raise ModelError(f"{source.name} is a safetensors file, but not a kind of model Studio knows "
                          "(checkpoint, LoRA, VAE, upscaler, IP-Adapter, embedding or style weights).")
+    folder = models_dir / KIND_FOLDERS.get(item.kind, item.kind)
+    style = _style_file(source) if item.kind == "style" else None
+    target = folder / (style.name if style else source.name)
     # Only files of the same kind and size can be the same file: hash just those (hashing GBs takes seconds).
-    alike = [i for i in scan_library(models_dir) if i.kind == item.kind and i.size == item.size]
+    # Style weights count only under the name the filters look for: a copy under another name is not used.
+    alike = [i for i in scan_library(models_dir) if i.kind == item.kind and i.size == item.size
+             and (style is None or i.path.resolve() == target.resolve())]
     digest = model_hash(source, hash_cache) if alike else ""
     for existing in with_hashes(alike, hash_cache):
         if existing.hash == digest:
             return ImportResult(existing, copied=False,
                                 note=f"{source.name} is already in the library as {existing.path}.")
-    folder = models_dir / KIND_FOLDERS.get(item.kind, item.kind)
-    target = folder / source.name
+    if target.exists() and style is not None:
+        raise InvalidRequest(f"The library already has different {style.used_by} weights, {target}; remove "
+                             f"that one first to use {source.name} instead.")
     if target.exists():
         raise InvalidRequest(f"The library already has a different {target.name} in {folder}; rename the "
                              "file you are importing first.")
+    if style is not None:
+        return _install_style(source, models_dir, style, move=move, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f".{source.name}.importing"
     try:
@@ -156,6 +168,35 @@ def _identify(source: Path) -> LibraryItem:
                                  "to use another tool's models folder in place, link it instead.")
         return item_for_folder(source, "import")
     return item_for_file(source, "import")
+
+
+def _style_file(source: Path) -> WeightsFile:
+    """Which of the style filters' files ``source`` is, from its layers (its name does not matter)."""
+    detail = detect_kind(check_weights_file(source), source.name).detail
+    style = weights_file_for(detail)
+    if style is None:
+        raise ModelError(f"{source.name} holds style-transfer weights ({detail or 'of no known layout'}) that no "
+                         "filter of Studio's uses.")
+    return style
+
+
+def _install_style(source: Path, models_dir: Path, style: WeightsFile, *, move: bool,
+                   progress: Progress | None) -> ImportResult:
+    """Through the code Filters → Style Weights… uses: checked against the filter's layers and put in place
+    under the name the filter looks for (whatever the source is called)."""
+    from studio.engine.style.install import install_weights  # torch: only for style weights
+
+    target = install_weights(models_dir / KIND_FOLDERS["style"], style.name, source)
+    if progress is not None:
+        size = target.stat().st_size
+        progress(size, size)
+    if move:
+        source.unlink()
+    else:
+        _record_import(models_dir, target, source)
+    note = "" if source.name == target.name else (f"Imported {source.name} as {target.name}, the name "
+                                                  f"{style.used_by} looks for.")
+    return ImportResult(item_for_file(target, "models folder"), copied=True, note=note)
 
 
 def _copy_file(source: Path, target: Path, progress: Progress | None) -> None:

@@ -47,16 +47,21 @@ def check_weights(name: str, path: Path) -> None:
 
 def import_weights(env: GeneratorEnvironment, name: str, source: Path, convert: bool = False) -> Path:
     """``source`` checked and put in the style folder as ``name``; a pickle only with ``convert=True``."""
+    return install_weights(style_weights_dir(env), name, source, convert)
+
+
+def install_weights(folder: Path, name: str, source: Path, convert: bool = False) -> Path:
+    """``source`` checked and put in ``folder`` as ``name``, atomically; a pickle only with ``convert=True``."""
     if name not in {w.name for w in WEIGHTS}:
         raise StudioError(f"Studio has no style weights called {name!r}.")
     if not source.is_file():
         raise StudioError(f"There is no file at {source}.")
-    folder = style_weights_dir(env)
     folder.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
     os.close(fd)
     try:
         if is_safetensors(source):
+            check_weights(name, source)  # the person's file is the one named when it does not fit
             shutil.copyfile(source, temp)
         elif source.suffix.lower() == ".safetensors":
             raise ModelError(f"{source.name} is named .safetensors but is not a safetensors file; it was not used.")
@@ -67,7 +72,10 @@ def import_weights(env: GeneratorEnvironment, name: str, source: Path, convert: 
             from studio.engine.convert import convert_to_safetensors
 
             convert_to_safetensors(source, Path(temp))
-        check_weights(name, Path(temp))
+            try:
+                check_weights(name, Path(temp))
+            except ModelError as exc:  # name the person's file, not the temporary conversion
+                raise ModelError(str(exc).replace(temp, str(source), 1)) from None
         os.replace(temp, folder / name)
     finally:
         if os.path.exists(temp):
