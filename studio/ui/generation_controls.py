@@ -1,0 +1,200 @@
+"""The prompt panel's setting sections below the prompts: size, sampling and seed, image to image."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.requests import (
+    MAX_BATCH_COUNT,
+    MAX_SIZE,
+    MAX_STEPS,
+    MIN_SIZE,
+    SCHEDULER_NAMES,
+    SIZE_MULTIPLE,
+)
+from studio.ui.buttons import tool_button
+from studio.ui.theme import section_label
+
+SIZE_PRESETS = [
+    ("512 × 512", 512, 512), ("512 × 768", 512, 768), ("768 × 512", 768, 512), ("768 × 768", 768, 768),
+    ("1024 × 1024", 1024, 1024), ("832 × 1216", 832, 1216), ("1216 × 832", 1216, 832),
+    ("896 × 1152", 896, 1152), ("1152 × 896", 1152, 896),
+]
+
+
+def _section_layout(widget: QWidget) -> QVBoxLayout:
+    # No margins and the panel's spacing: a section lays out exactly as its rows did in the panel itself.
+    layout = QVBoxLayout(widget)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.setSpacing(6)
+    return layout
+
+
+class SizeBox(QWidget):
+    """Width and height, a swap button and a menu of common sizes."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = _section_layout(self)
+        layout.addWidget(section_label("Size"))
+        row = QHBoxLayout()
+        self.width_spin = self._size_spin("Width in pixels (a multiple of 8)")
+        self.height_spin = self._size_spin("Height in pixels (a multiple of 8)")
+        self.swap_button = tool_button("swap", "Swap width and height")
+        self.presets = QComboBox()
+        self.presets.addItem("Presets")
+        for label, w, h in SIZE_PRESETS:
+            self.presets.addItem(label, (w, h))
+        self.presets.setToolTip("Common sizes")
+        row.addWidget(self.width_spin, 1)
+        row.addWidget(self.swap_button)
+        row.addWidget(self.height_spin, 1)
+        row.addWidget(self.presets)
+        layout.addLayout(row)
+        self.swap_button.clicked.connect(self._swap)
+        self.presets.activated.connect(self._apply_preset)
+
+    @staticmethod
+    def _size_spin(tip: str) -> QSpinBox:
+        spin = QSpinBox()
+        spin.setRange(MIN_SIZE, MAX_SIZE)
+        spin.setSingleStep(SIZE_MULTIPLE)
+        spin.setSuffix(" px")
+        spin.setToolTip(tip)
+        return spin
+
+    def set_size(self, width: int, height: int) -> None:
+        self.width_spin.setValue(width)
+        self.height_spin.setValue(height)
+
+    def _swap(self) -> None:
+        self.set_size(self.height_spin.value(), self.width_spin.value())
+
+    def _apply_preset(self, index: int) -> None:
+        data = self.presets.itemData(index)
+        if data:
+            self.set_size(*data)
+        self.presets.setCurrentIndex(0)  # the menu is an action, not a state: show "Presets" again
+
+
+class SamplingBox(QWidget):
+    """Sampler, steps, CFG scale, image count and seed; a plugin generator uses only the count and the seed."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = _section_layout(self)
+        self.title = section_label("Sampling")
+        layout.addWidget(self.title)
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(8)
+        grid.setVerticalSpacing(6)
+        self.scheduler_combo = QComboBox()
+        self.scheduler_combo.addItems(SCHEDULER_NAMES)
+        self.steps_spin = QSpinBox()
+        self.steps_spin.setRange(1, MAX_STEPS)
+        self.cfg_spin = QDoubleSpinBox()
+        self.cfg_spin.setRange(0.0, 50.0)
+        self.cfg_spin.setSingleStep(0.5)
+        self.cfg_spin.setDecimals(1)
+        self.cfg_spin.setToolTip("How strongly the picture follows the prompt (CFG scale)")
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, MAX_BATCH_COUNT)
+        self.batch_spin.setToolTip("How many images to make, one after another, with consecutive seeds")
+        self._diffusers_only: list[QWidget] = [self.scheduler_combo, self.steps_spin, self.cfg_spin]
+        for r, (name, widget) in enumerate([("Sampler", self.scheduler_combo), ("Steps", self.steps_spin),
+                                            ("CFG scale", self.cfg_spin), ("Images", self.batch_spin)]):
+            label = QLabel(name)
+            if widget is not self.batch_spin:
+                self._diffusers_only.append(label)
+            grid.addWidget(label, r // 2 * 2, r % 2)
+            grid.addWidget(widget, r // 2 * 2 + 1, r % 2)
+        layout.addLayout(grid)
+        seed_row = QHBoxLayout()
+        self.seed_edit = QLineEdit()
+        self.seed_edit.setPlaceholderText("Random")
+        self.seed_edit.setValidator(QRegularExpressionValidator(r"\d{0,10}"))
+        self.seed_edit.setToolTip("Seed: the same seed and settings make the same picture. Empty = random.")
+        self.random_seed_button = tool_button("dice", "Random seed for every job")
+        self.reuse_seed_button = tool_button("reuse", "Reuse the seed of the last picture")
+        self.reuse_seed_button.setEnabled(False)
+        seed_row.addWidget(QLabel("Seed"))
+        seed_row.addWidget(self.seed_edit, 1)
+        seed_row.addWidget(self.random_seed_button)
+        seed_row.addWidget(self.reuse_seed_button)
+        layout.addLayout(seed_row)
+        self._last_seed: int | None = None
+        self.random_seed_button.clicked.connect(self.seed_edit.clear)
+        self.reuse_seed_button.clicked.connect(self._reuse_seed)
+
+    def set_plugin_mode(self, plugin: bool) -> None:
+        """A plugin generator has no sampler, steps or CFG: hide them and call the section Output."""
+        for widget in self._diffusers_only:
+            widget.setVisible(not plugin)
+        self.title.setText("OUTPUT" if plugin else "SAMPLING")
+
+    def remember_seed(self, seed: int) -> None:
+        self._last_seed = seed
+        self.reuse_seed_button.setEnabled(True)
+        self.reuse_seed_button.setToolTip(f"Reuse seed {seed} of the last picture")
+
+    def _reuse_seed(self) -> None:
+        if self._last_seed is not None:
+            self.seed_edit.setText(str(self._last_seed))
+
+
+class Img2ImgBox(QWidget):
+    """The "Use canvas as input" check and the strength of the redraw, which inpainting uses as well."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = _section_layout(self)
+        layout.addWidget(section_label("Image to image"))
+        self.use_canvas_check = QCheckBox("Use canvas as input")
+        self.use_canvas_check.setToolTip("Start from the picture on the canvas instead of noise")
+        layout.addWidget(self.use_canvas_check)
+        strength_row = QHBoxLayout()
+        self.strength_label = QLabel("Strength")
+        self.strength_slider = QSlider(Qt.Orientation.Horizontal)
+        self.strength_slider.setRange(1, 100)
+        self.strength_spin = QDoubleSpinBox()
+        self.strength_spin.setRange(0.01, 1.0)
+        self.strength_spin.setSingleStep(0.05)
+        self.strength_spin.setDecimals(2)
+        self.strength_spin.setToolTip("How much the picture may change: low keeps it close, 1 redraws it")
+        strength_row.addWidget(self.strength_label)
+        strength_row.addWidget(self.strength_slider, 1)
+        strength_row.addWidget(self.strength_spin)
+        layout.addLayout(strength_row)
+        self._mask_active = False
+        self.strength_slider.valueChanged.connect(lambda v: self.strength_spin.setValue(v / 100))
+        self.strength_spin.valueChanged.connect(lambda v: self.strength_slider.setValue(round(v * 100)))
+        self.use_canvas_check.toggled.connect(self._update_enabled)
+        self._update_enabled()
+
+    def set_strength(self, strength: float) -> None:
+        self.strength_spin.setValue(strength)
+        self.strength_slider.setValue(round(strength * 100))
+
+    def set_mask_active(self, active: bool) -> None:
+        """Inpainting redraws with the strength too, so a mask enables it without the check."""
+        self._mask_active = active
+        self._update_enabled()
+
+    def _update_enabled(self) -> None:
+        on = self.use_canvas_check.isChecked() or self._mask_active
+        for widget in (self.strength_label, self.strength_slider, self.strength_spin):
+            widget.setEnabled(on)

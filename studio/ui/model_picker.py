@@ -1,0 +1,125 @@
+"""The prompt panel's model picker: Stable Diffusion models, then plugin generators, and the Model Library button."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.models import ModelEntry
+from studio.plugin_host.registry import Contribution
+from studio.ui.buttons import tool_button
+from studio.ui.theme import icon
+
+GENERATOR_PREFIX = "generator:"  # picker items that are plugin generators, not model paths
+
+
+class ModelPicker(QWidget):
+    """One list of the models found and the enabled plugin generators; a hint stands in for an empty list."""
+
+    browse_requested = Signal()  # the Model Library button
+    refresh_requested = Signal()
+    selection_changed = Signal()  # another entry is current (picked, or the list was rebuilt)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._models: list[ModelEntry] = []
+        self._generators: list[Contribution] = []
+        self._models_dir = ""
+        self._wanted = ""  # the model path or generator id to select once it is listed
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(6)
+        row = QHBoxLayout()
+        self.combo = QComboBox()
+        self.combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.combo.setMinimumContentsLength(12)
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setToolTip("A Stable Diffusion model, or a generator from a plugin")
+        self.browse_button = tool_button("folder", "Model Library: import, download or link models…")
+        self.refresh_button = tool_button("refresh", "Look for models again")
+        row.addWidget(self.combo, 1)
+        row.addWidget(self.browse_button)
+        row.addWidget(self.refresh_button)
+        layout.addLayout(row)
+        self.hint = QLabel()
+        self.hint.setObjectName("hintLabel")
+        self.hint.setWordWrap(True)
+        self.hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.hint)
+        self.browse_button.clicked.connect(self.browse_requested)
+        self.refresh_button.clicked.connect(self.refresh_requested)
+        self.combo.currentIndexChanged.connect(lambda *_: self.selection_changed.emit())
+
+    def set_models(self, models: list[ModelEntry], selected: str, models_dir: str) -> None:
+        self._models, self._models_dir = list(models), models_dir
+        self._rebuild(selected or self._current_key())
+
+    def set_generators(self, generators: list[Contribution]) -> None:
+        """Plugin generators, listed after the models (Studio's own diffusers generator is the models)."""
+        self._generators = [g for g in generators if g.id != "diffusers"]
+        self._rebuild(self._current_key())
+
+    def selected_model(self) -> str:
+        data = self.combo.currentData() or ""
+        return "" if data.startswith(GENERATOR_PREFIX) else data
+
+    def selected_generator(self) -> Contribution | None:
+        """The plugin generator picked in the list, or None for a Stable Diffusion model."""
+        data = self.combo.currentData() or ""
+        return next((g for g in self._generators if GENERATOR_PREFIX + g.id == data), None)
+
+    def select_model(self, path: str) -> bool:
+        """Make the model at ``path`` current; False (nothing changes) if it is not listed."""
+        return self._select(path)
+
+    def select_generator(self, generator_id: str) -> bool:
+        """Make a plugin generator current; False (nothing changes) if it is not listed."""
+        return self._select(GENERATOR_PREFIX + generator_id)
+
+    def prefer_generator(self, generator_id: str) -> None:
+        """Select a plugin generator now, or as soon as its plugin lists it (settings load before plugins)."""
+        self._rebuild(GENERATOR_PREFIX + generator_id)
+
+    def _select(self, key: str) -> bool:
+        index = self.combo.findData(key)
+        if index >= 0:
+            self.combo.setCurrentIndex(index)
+        return index >= 0
+
+    def _current_key(self) -> str:
+        return self._wanted or self.combo.currentData() or ""
+
+    def _rebuild(self, selected: str) -> None:
+        combo = self.combo
+        combo.blockSignals(True)
+        combo.clear()
+        for entry in self._models:
+            combo.addItem(icon("model"), entry.name, str(entry.path))
+            combo.setItemData(combo.count() - 1, f"{entry.label} · {entry.path}" if entry.label else str(entry.path),
+                              Qt.ItemDataRole.ToolTipRole)
+        if self._generators:
+            if self._models:
+                combo.insertSeparator(combo.count())
+            for generator in self._generators:
+                combo.addItem(icon("plugin"), generator.title, GENERATOR_PREFIX + generator.id)
+                combo.setItemData(combo.count() - 1, f"{generator.title}, from the plugin {generator.owner}",
+                                  Qt.ItemDataRole.ToolTipRole)
+        index = combo.findData(selected)
+        self._wanted = "" if index >= 0 else selected  # a plugin switched off for now may come back
+        combo.setCurrentIndex(max(index, 0))
+        combo.blockSignals(False)
+        combo.setToolTip(f"Models are found in {self._models_dir} (Settings → Models Folder…); plugin generators "
+                         "are listed after them (Plugins → Manage Plugins…)")
+        self.hint.setVisible(not self._models)
+        self.hint.setText(
+            f"No models yet. Open the Model Library (folder button) to import a .safetensors checkpoint, download "
+            f"a starter model or link another tool's models folder; or put models in {self._models_dir}.")
+        combo.setEnabled(combo.count() > 0)
+        self.selection_changed.emit()  # signals were blocked while the list was refilled: say it once

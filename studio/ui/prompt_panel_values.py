@@ -1,0 +1,107 @@
+"""The prompt panel's fields read out as a GenerationRequest or as GenerationDefaults, and defaults put back."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from studio.core.errors import InvalidRequest
+from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
+from studio.core.requests import MAX_SEED, GenerationRequest
+from studio.core.settings import GenerationDefaults, LoraSetting
+
+if TYPE_CHECKING:  # the panel imports this module
+    from studio.ui.prompt_panel import PromptPanel
+
+
+def build_request(panel: PromptPanel, canvas_image: Image.Image | None,
+                  mask: Image.Image | None = None) -> GenerationRequest:
+    """The request the panel describes; InvalidRequest (one sentence) if it cannot be made.
+
+    With a mask (the canvas's visible, non-empty mask) the request inpaints the canvas picture.
+    """
+    seed_text = panel.seed_edit.text().strip()
+    seed = int(seed_text) if seed_text else -1
+    if seed > MAX_SEED:
+        raise InvalidRequest(f"The seed must be at most {MAX_SEED}.")
+    generator = panel.selected_generator()
+    if generator is not None:
+        if mask is not None:
+            raise InvalidRequest(f"{generator.title} cannot inpaint; pick a Stable Diffusion model, or hide "
+                                 "the mask (M) to make a new picture.")
+        return GenerationRequest(
+            model="", prompt=panel.prompt_edit.toPlainText(), width=panel.width_spin.value(),
+            height=panel.height_spin.value(), seed=seed, batch_count=panel.batch_spin.value(),
+            generator=generator.id, params=panel.plugin_box.values(), steps=1, cfg_scale=0)
+    if not panel.selected_model():
+        raise InvalidRequest("No model is selected; add one in the Model Library first (the folder button "
+                             "above).")
+    init_image = None
+    if mask is not None:
+        if canvas_image is None:
+            raise InvalidRequest("There is no picture to inpaint; open or generate one first.")
+        return GenerationRequest(
+            model=panel.selected_model(), prompt=panel.prompt_edit.toPlainText(),
+            negative_prompt=panel.negative_edit.toPlainText(), width=canvas_image.width,
+            height=canvas_image.height, steps=panel.steps_spin.value(), cfg_scale=panel.cfg_spin.value(),
+            seed=seed, scheduler=panel.scheduler_combo.currentText(), batch_count=panel.batch_spin.value(),
+            init_image=canvas_image, mask=mask, strength=panel.strength_spin.value(),
+            inpaint=panel.inpaint_box.options(), loras=panel.lora_box.choices(), vae=panel.lora_box.vae(),
+        )
+    if panel.use_canvas_check.isChecked():
+        if canvas_image is None:
+            raise InvalidRequest("The canvas is empty; open or generate a picture before using it as input.")
+        init_image = canvas_image
+    return GenerationRequest(
+        model=panel.selected_model(), prompt=panel.prompt_edit.toPlainText(),
+        negative_prompt=panel.negative_edit.toPlainText(), width=panel.width_spin.value(),
+        height=panel.height_spin.value(), steps=panel.steps_spin.value(), cfg_scale=panel.cfg_spin.value(),
+        seed=seed, scheduler=panel.scheduler_combo.currentText(), batch_count=panel.batch_spin.value(),
+        init_image=init_image, strength=panel.strength_spin.value(), loras=panel.lora_box.choices(),
+        vae=panel.lora_box.vae(),
+    )
+
+
+def read_defaults(panel: PromptPanel) -> GenerationDefaults:
+    """Every field as settings keep it (a seed out of range is saved as random)."""
+    text = panel.seed_edit.text()
+    return GenerationDefaults(
+        model=panel.selected_model(), prompt=panel.prompt_edit.toPlainText(),
+        negative_prompt=panel.negative_edit.toPlainText(), width=panel.width_spin.value(),
+        height=panel.height_spin.value(), steps=panel.steps_spin.value(), cfg_scale=panel.cfg_spin.value(),
+        seed=int(text) if text and int(text) <= MAX_SEED else -1, scheduler=panel.scheduler_combo.currentText(),
+        batch_count=panel.batch_spin.value(), strength=panel.strength_spin.value(),
+        **_inpaint_defaults(panel.inpaint_box.options()),
+        generator=generator.id if (generator := panel.selected_generator()) else "diffusers",
+        generator_params=panel.plugin_box.remembered(),
+        loras=[LoraSetting(name=c.name, weight=c.weight) for c in panel.lora_box.choices()],
+        vae=panel.lora_box.vae(),
+    )
+
+
+def load_defaults(panel: PromptPanel, d: GenerationDefaults) -> None:
+    """Every field from saved defaults but the model, which set_models or fill selects; a plugin generator is
+    selected now, or once its plugin lists it."""
+    panel.prompt_edit.setPlainText(d.prompt)
+    panel.negative_edit.setPlainText(d.negative_prompt)
+    panel.width_spin.setValue(d.width)
+    panel.height_spin.setValue(d.height)
+    panel.steps_spin.setValue(d.steps)
+    panel.cfg_spin.setValue(d.cfg_scale)
+    panel.seed_edit.setText("" if d.seed < 0 else str(d.seed))
+    panel.scheduler_combo.setCurrentText(d.scheduler)
+    panel.batch_spin.setValue(d.batch_count)
+    panel.img2img.set_strength(d.strength)
+    panel.inpaint_box.set_options(InpaintOptions(
+        masked_only=d.inpaint_masked_only, padding=d.inpaint_padding,
+        fill=d.inpaint_fill if d.inpaint_fill in INPAINT_FILLS else "original", feather=d.inpaint_feather))
+    panel.plugin_box.restore(d.generator_params)
+    panel.lora_box.set_values([(lora.name, lora.weight) for lora in d.loras], d.vae)
+    if d.generator != "diffusers":
+        panel.model_picker.prefer_generator(d.generator)
+
+
+def _inpaint_defaults(options: InpaintOptions) -> dict:
+    return {"inpaint_masked_only": options.masked_only, "inpaint_padding": options.padding,
+            "inpaint_fill": options.fill, "inpaint_feather": options.feather}
