@@ -97,6 +97,11 @@ def report(result: dict[str, Any]) -> str:
     lines.append("Same seed: identical pictures." if same["identical"] else
                  f"Same seed: pictures differ by {same['mean']:.2f} on average, {same['max']} at most (of 255); "
                  f"{'within' if same['within_tolerance'] else 'OUTSIDE'} the tolerance (1 and 8).")
+    probes = [(label, side["main_thread_probe"]) for label, side in (("Studio", studio), ("plain", plain))]
+    if all(probe for _label, probe in probes):
+        lines.append("A Python thread beside the engine (as the window's main thread), waking every 2 ms: "
+                     + "; ".join(f"{label} p99 {p['p99_ms']:.1f} ms, max {p['max_ms']:.1f} ms" for label, p in probes)
+                     + " (the window's targets: p99 8 ms, max 16 ms).")
     lines.extend(f"Note: {note}" for note in studio["notes"])
     return "\n".join(lines)
 

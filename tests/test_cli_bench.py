@@ -32,6 +32,8 @@ def test_bench_json_on_the_cpu_times_both_sides_and_their_pictures_match(bench):
     for side in (data["plain"], data["studio"]):
         assert side["seconds_per_image"] > 0 and side["it_per_s"] > 0 and side["warmup_seconds"] > 0
         assert len(side["run_seconds"]) == data["runs"] == 3
+        probe = side["main_thread_probe"]  # a thread beside the engine through the timed runs, waking every 2 ms
+        assert probe["ticks"] >= 20 and 1.5 <= probe["median_ms"] <= probe["p99_ms"] <= probe["max_ms"]
     assert data["speedup"] > 0 and data["build_seconds"] > 0 and data["peak_rss_bytes"] > 0
     assert data["same_seed_difference"] == {"identical": True, "mean": 0.0, "max": 0, "within_tolerance": True}
     studio = data["studio"]
@@ -48,6 +50,7 @@ def test_bench_report_says_what_was_measured(bench):
     assert "64x64, 4 steps, CFG 7, Euler, batch 1, median of 3 runs" in text
     assert "plain diffusers" in text and "Studio is " in text and "Fast path: off" in text
     assert "Same seed: identical pictures." in text
+    assert "A Python thread beside the engine (as the window's main thread), waking every 2 ms: Studio p99 " in text
 
 
 def test_bench_refuses_a_size_that_is_not_a_multiple_of_8(tmp_path: Path):

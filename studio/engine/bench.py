@@ -16,7 +16,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from studio.engine.libraries import quiet_imports
 from studio.engine.loader import LoadedModel
 from studio.engine.schedulers import make_scheduler
 from studio.engine.single_file import config_folder
+from studio.engine.thread_probe import ThreadProbe
 from studio.engine.worker import Job, WorkerContext
 
 FAMILIES = {"sd15": ("sd1", 512), "sdxl": ("sdxl", 1024)}
@@ -134,11 +135,14 @@ class _Side:
     runs: list[float] | None = None
     peak: int = 0
     images: list[Image.Image] | None = None
+    probe: ThreadProbe = field(default_factory=ThreadProbe)  # runs through the timed runs, not the warm-up
 
     def summary(self, batch: int, steps: int) -> dict[str, Any]:
         per_image = statistics.median(self.runs or [0.0]) / batch
+        figures = self.probe.figures()
         return {"seconds_per_image": per_image, "it_per_s": steps / per_image if per_image else 0.0,
-                "warmup_seconds": self.warmup, "run_seconds": self.runs, "peak_vram_bytes": self.peak or None}
+                "warmup_seconds": self.warmup, "run_seconds": self.runs, "peak_vram_bytes": self.peak or None,
+                "main_thread_probe": figures.as_dict() if figures else None}
 
 
 def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -193,7 +197,8 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
         side.warmup, side.images, side.peak = _timed(side.make, device)
     for run in range(config.runs):  # alternating, so clock and thermal drift hit both sides alike
         for side in sides.values():
-            seconds, side.images, peak = _timed(side.make, device)
+            with side.probe:
+                seconds, side.images, peak = _timed(side.make, device)
             side.runs.append(seconds)
             side.peak = max(side.peak, peak)
         say(f"Run {run + 1}/{config.runs}: plain {sides['plain'].runs[-1]:.3f} s, "

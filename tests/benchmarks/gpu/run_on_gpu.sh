@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Run ON the GPU machine, from the repo root, with the wheels from fetch_wheels.sh carried (device tool:
+# command "bash tests/benchmarks/gpu/run_on_gpu.sh", carry [".whl"]). About 5 minutes on an H100.
+# Everything issue 8 asks to be measured there, in one command: the CUDA fast-path tests, `studio bench` for
+# SD 1.5 (512², 20 steps) and SDXL (1024², 20 steps), and the preview cost on the GPU. Files land in $OUT.
+set -uo pipefail
+export PYTHONUNBUFFERED=1 STUDIO_HOME=/tmp/studio-home
+OUT=${OUT:-/tmp/studio-gpu-out}
+mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  || { echo "carry .whl (tests/benchmarks/gpu/fetch_wheels.sh)"; exit 1; }
+export PYTHONPATH=/tmp/site:$PWD
+{ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
+  python3 -c "import sys, torch, diffusers, transformers; print('python', sys.version.split()[0], '· torch',
+torch.__version__, '· diffusers', diffusers.__version__, '· transformers', transformers.__version__)"
+} 2>&1 | tee "$OUT/machine.txt"
+
+echo "== CUDA fast-path tests"
+timeout 240 python3 -m pytest -q -p no:cacheprovider -p no:qt tests/engine/test_engine_fast_path_cuda.py \
+  tests/engine/test_engine_fast_path.py 2>&1 | tee "$OUT/cuda-tests.txt" | tail -25
+
+for family in sd15 sdxl; do
+  echo "== studio bench --family $family"
+  timeout 420 python3 -m studio bench --family "$family" --runs 5 --json >"$OUT/bench-$family.json" \
+    2>"$OUT/bench-$family.log"
+  status=$?
+  if [ "$status" -eq 0 ]; then
+    python3 -c "import json, sys; from studio.cli_bench import report; print(report(json.load(open(sys.argv[1]))))" \
+      "$OUT/bench-$family.json"
+  else
+    echo "bench $family failed ($status):"; tail -30 "$OUT/bench-$family.log"
+  fi
+done
+
+echo "== preview cost on the GPU"
+timeout 180 python3 tests/benchmarks/preview_cost.py --device cuda --unet 2>&1 | tee "$OUT/preview.txt" | tail -20

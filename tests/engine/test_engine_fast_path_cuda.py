@@ -1,0 +1,79 @@
+"""The fast path for real, on a CUDA GPU: capture, replay, recapture, and pictures within the stated tolerance.
+
+Skipped where PyTorch sees no CUDA device (CI). The rest of the fast path (eligibility, fallbacks, the
+stand-in capture on the CPU) is tested in test_engine_fast_path.py; full-size speed is ``studio bench``'s.
+Run on the GPU machine: tests/benchmarks/gpu/run_on_gpu.sh.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from studio_testing import DirectContext
+
+from studio.core.environment import GeneratorEnvironment
+from studio.core.requests import GenerationRequest
+from studio.engine import fast_path
+from studio.engine.bench import TOLERANCE
+from studio.engine.device import select_device
+from studio.engine.diffusion import DiffusersGenerator
+from studio.engine.loader import load_model
+from studio.engine.schedulers import make_scheduler
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture
+def cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STUDIO_DEVICE", "cuda")  # the suite's conftest defaults it to the CPU
+    monkeypatch.delenv(fast_path.ENV, raising=False)
+
+
+def request(model: Path, **kwargs) -> GenerationRequest:
+    values = {"model": str(model), "prompt": "a red fox, snow", "negative_prompt": "blurry", "width": 64,
+              "height": 64, "steps": 4, "cfg_scale": 5.0, "seed": 7, "scheduler": "Euler"}
+    values.update(kwargs)
+    return GenerationRequest(**values)
+
+
+def plain(pipe, req: GenerationRequest, seed: int) -> np.ndarray:
+    pipe.scheduler = make_scheduler(req.scheduler, pipe.scheduler.config)
+    image = pipe(prompt=req.prompt, negative_prompt=req.negative_prompt, num_inference_steps=req.steps,
+                 guidance_scale=req.cfg_scale, width=req.width, height=req.height, output_type="pil",
+                 generator=torch.Generator("cpu").manual_seed(seed)).images[0]
+    return np.asarray(image, np.int16)
+
+
+def test_the_unet_step_is_captured_once_replayed_every_step_and_close_to_plain_diffusers(cuda, tmp_path,
+                                                                                         tiny_model_dir):
+    generator = DiffusersGenerator(GeneratorEnvironment("cuda", tmp_path / "data", tmp_path / "cache"))
+    req = request(tiny_model_dir, batch_count=2)
+    context = DirectContext()
+    images = [np.asarray(image, np.int16) for image, _recipe in generator.generate(req, context)]
+    assert context.notes == []  # no fallback, no eager job
+    state = fast_path.state_for(generator._model.text2img.unet)
+    assert [key for key, _seconds in state.captures] == ["4x8x8 latents, 2 rows, float16"]
+    assert state.replays == 2 * req.steps
+    assert all(seconds < 10 for _key, seconds in state.captures)
+    reference = load_model(tiny_model_dir, select_device("cuda")).text2img
+    for index, image in enumerate(images):
+        diff = np.abs(image - plain(reference, req, req.seed_for(index)))
+        assert diff.mean() <= TOLERANCE[0] and diff.max() <= TOLERANCE[1], (diff.mean(), diff.max())
+
+    again = [np.asarray(image, np.int16) for image, _recipe in generator.generate(req, DirectContext())]
+    assert len(state.captures) == 1  # the next job replays the same graph
+    assert all(np.array_equal(a, b) for a, b in zip(images, again, strict=True))  # a replay is deterministic
+
+    list(generator.generate(request(tiny_model_dir, width=96), DirectContext()))  # a new latent shape
+    assert [key for key, _seconds in state.captures][1:] == ["4x8x12 latents, 2 rows, float16"]
+
+
+def test_the_plain_diffusers_setting_runs_without_capturing(cuda, tmp_path, tiny_model_dir):
+    generator = DiffusersGenerator(GeneratorEnvironment("cuda", tmp_path / "data", tmp_path / "cache"))
+    context = DirectContext()
+    list(generator.generate(request(tiny_model_dir, speed="eager"), context))
+    state = fast_path.state_for(generator._model.text2img.unet)
+    assert state.captures == [] and state.replays == 0
