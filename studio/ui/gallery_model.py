@@ -33,6 +33,7 @@ class GalleryModel(QAbstractListModel):
         self._rows: dict[int, int] = {}  # id -> row
         self._entries: dict[int, HistoryEntry] = {}  # id -> entry, for fetched pages
         self._generation = 0  # a newer query makes older results stale
+        self._in_flight = 0  # queries still running (a superseded one ends without touching the rows)
         self.thumbnails = ThumbnailLoader(thumbnail_cache, self._thumbnail_loaded)
 
     # -- queries -----------------------------------------------------------------------------------
@@ -40,7 +41,11 @@ class GalleryModel(QAbstractListModel):
         """Run the query off the UI thread; the newest call wins."""
         self._generation += 1
         generation = self._generation
-        ids = await asyncio.to_thread(self.store.search_ids, query)
+        self._in_flight += 1
+        try:
+            ids = await asyncio.to_thread(self.store.search_ids, query)
+        finally:
+            self._in_flight -= 1
         if generation != self._generation:
             return
         self.query = query
@@ -49,6 +54,11 @@ class GalleryModel(QAbstractListModel):
         self._rows = {entry_id: row for row, entry_id in enumerate(ids)}
         self._entries.clear()
         self.endResetModel()
+
+    @property
+    def settled(self) -> bool:
+        """No query is running: the rows are the newest query's."""
+        return self._in_flight == 0
 
     async def refresh(self) -> None:
         await self.set_query(self.query)

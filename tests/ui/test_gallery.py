@@ -36,12 +36,13 @@ def filled(window, tmp_path, tiny_model_dir):  # noqa: ANN001, ANN201
 
 def _reload(qtbot, window) -> None:  # noqa: ANN001
     task = window.actions_.run(window.gallery.reload())
-    qtbot.waitUntil(task.done, timeout=5000)
+    # A query the panel scheduled itself may supersede this one: wait until the newest has landed.
+    qtbot.waitUntil(lambda: task.done() and window.gallery.model.settled, timeout=5000)
 
 
 def _query(qtbot, window) -> None:  # noqa: ANN001
     task = window.gallery.apply_query()
-    qtbot.waitUntil(task.done, timeout=5000)
+    qtbot.waitUntil(lambda: task.done() and window.gallery.model.settled, timeout=5000)
 
 
 def test_the_gallery_lists_newest_first_and_search_filters_as_you_type(qtbot, window, filled):  # noqa: ANN001
