@@ -41,6 +41,10 @@ _cache: dict[tuple[str, torch.device, torch.dtype], tuple[torch.Tensor, torch.Te
 # Previews bigger than this (TAESD of a large picture) are scaled down on the device: the window shows
 # them fitted anyway, and each one is converted on the UI thread, where a 1024² image costs several ms.
 PREVIEW_MAX_SIDE = 512
+# Previews a second, at most: every step up to 30 steps a second (SDXL's 20 steps on a fast GPU run about
+# 22, so each one is seen); faster than that the eye cannot follow and the window's repaints cost more
+# than they show. The cost budget (5 % of the picture's time) applies on top.
+PREVIEW_RATE = 30.0
 
 Render = Callable[[torch.Tensor, str], Image.Image]  # latents, family -> preview (synchronous)
 Decoder = Callable[[torch.Tensor], torch.Tensor]  # latents -> (H, W, 3) uint8 on the latents' device
@@ -92,7 +96,7 @@ class PreviewThrottle:
     time since the image began, none. The last step always gets one.
     """
 
-    def __init__(self, rate: float = 10.0, burst: int = 4, budget: float = 0.05,
+    def __init__(self, rate: float = PREVIEW_RATE, burst: int = 4, budget: float = 0.05,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.rate, self.burst, self.budget = rate, burst, budget
         self._clock = clock

@@ -23,6 +23,7 @@ from studio.core.events import JobFinished, JobPreview, JobProgress
 from studio.core.requests import GenerationRequest
 from studio.engine.preview import (
     LivePreviews,
+    PREVIEW_RATE,
     PreviewThrottle,
     fit_preview,
     latents_to_preview,
@@ -123,6 +124,18 @@ def test_throttle_gives_every_step_a_preview_when_steps_are_slow():
         clock.now += 0.5  # a CPU job: two steps a second
         due.append(throttle.due(step, 30))
     assert all(due)
+
+
+def test_the_default_throttle_previews_every_step_of_a_fast_gpu_job_up_to_30_steps_a_second():
+    for steps_a_second, every_step in ((22, True), (30, True), (80, False)):  # SDXL, SD 1.5 on an H100
+        clock = FakeClock()
+        throttle = PreviewThrottle(clock=clock)
+        due = []
+        for step in range(1, 21):
+            clock.now += 1 / steps_a_second
+            due.append(throttle.due(step, 20))
+        assert all(due) is every_step, steps_a_second
+        assert sum(due) >= min(20, 4 + 20 / steps_a_second * PREVIEW_RATE - 1)
 
 
 def test_throttle_holds_previews_to_the_cost_budget():
