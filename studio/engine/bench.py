@@ -16,7 +16,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -164,15 +164,17 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     started = time.perf_counter()
     pipe = build_pipeline(config.family, tiny, device, cache_dir)
     built = time.perf_counter() - started
-    options = fast_path.options_from_env()
-    state = fast_path.state_for(pipe.unet, replace(options, compile=config.compile or options.compile))
+    # The Speed setting the jobs carry decides the fast path's options (STUDIO_FAST_PATH overrides it), so
+    # the state read out below is the one the jobs use.
+    speed = "compile" if config.compile else "fast"
+    state = fast_path.state_for(pipe.unet, fast_path.options_for(speed))
     model = LoadedModel(path=(cache_dir / "bench-model").resolve(), name=f"random {config.family}", hash="random",
                         family="sdxl" if config.family == "sdxl" else "sd", text2img=pipe,
                         base_scheduler_config=dict(pipe.scheduler.config))
     generator = _BenchGenerator(GeneratorEnvironment(config.device, cache_dir / "bench", cache_dir), model)
     request = GenerationRequest(model=str(model.path), prompt=config.prompt, negative_prompt=config.negative,
                                 width=size, height=size, steps=steps, cfg_scale=config.cfg, seed=config.seed,
-                                scheduler=config.scheduler, batch_count=config.batch)
+                                scheduler=config.scheduler, batch_count=config.batch, speed=speed)
     events: list[object] = []
     notes: list[str] = []
 
