@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 import sys
 from pathlib import Path
 
@@ -15,6 +16,26 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny_models import build_tiny_sd, build_tiny_sd_inpaint  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_running_qt_loop_outside_ui_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """UI tests share one qasync loop marked running for the whole session (tests/ui/conftest.py); other test
+    modules run their own loops (asyncio.run refuses inside a running one), so they and their fixtures see
+    none, in any test order."""
+    import asyncio
+
+    ui_tests = Path(__file__).parent / "ui"
+    running = asyncio.events._get_running_loop()
+    if running is None or ui_tests in Path(str(request.node.path)).parents:
+        yield
+        return
+    asyncio.events._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop(running)
+        asyncio.events._set_running_loop(running)
 
 
 @pytest.fixture(scope="session")

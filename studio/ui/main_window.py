@@ -245,6 +245,8 @@ class MainWindow(QMainWindow):
         if self.autosaver is not None:
             self.autosaver.close()  # a clean exit leaves nothing to recover
             self.autosaver = None
+        for timer in self.findChildren(QTimer):  # no query or refresh may start against stores about to close
+            timer.stop()
         super().closeEvent(event)
 
     def persist_settings(self) -> None:
