@@ -1,0 +1,113 @@
+"""Benchmark: the window's main thread while a full-size SD 1.5 job runs (random weights), with a 2 ms timer probe.
+
+The window is Studio's real main window (offscreen unless a display is set) and the job goes through the
+real queue, engine thread and previews. On a GPU it measures issue 8's UI target as a person sees it; on the
+CPU it is slow but shows the same thing. The first job loads the model; the figures of every job are printed:
+wall-clock gaps between ticks (p99, max) and the main thread's own CPU time between ticks.
+Run: python tests/benchmarks/ui_probe_full.py [--size 512] [--steps 20] [--jobs 3] [--device auto|cuda|cpu]
+The full-size model (about 4 GB in float32) is built once into the cache folder given by --cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "ui")]
+
+
+def build_model(folder: Path) -> Path:
+    if (folder / "model_index.json").is_file():
+        return folder
+    from studio.engine import bench
+    from studio.engine.device import select_device
+
+    print(f"Building a full-size SD 1.5 with random weights into {folder}…", flush=True)
+    pipe = bench.build_pipeline("sd15", False, select_device("cpu"), folder.parent / "configs")
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+async def run_jobs(window, service, jobs: int) -> None:  # noqa: ANN001
+    from test_ui_responsiveness import MainThreadProbe
+
+    window.start()  # inside the running loop, as the app does after the first frame
+    service.start()
+    while window.status.device_label.text().startswith("Engine"):  # the engine's imports: not a job
+        await asyncio.sleep(0.05)
+    for number in range(1, jobs + 1):
+        probe = MainThreadProbe()
+        probe.start()
+        window.generate()
+        while len(window.queue_panel.job_ids("finished")) + len(window.queue_panel.job_ids("failed")) < number:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.15)  # the result's repaints, thumbnail and autosave
+        print(f"job {number}{' (loads the model)' if number == 1 else ''}: {probe.stop()}", flush=True)
+    if window.queue_panel.job_ids("failed"):
+        print("Some jobs failed; see the Queue panel's messages in the log.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--jobs", type=int, default=3)
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "studio-ui-probe")
+    args = parser.parse_args()
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ["STUDIO_HOME"] = tempfile.mkdtemp(prefix="studio-ui-probe-")
+    model = build_model(args.cache / "sd15-random")
+
+    from PySide6.QtWidgets import QApplication
+
+    import qasync
+
+    from studio.core.environment import GeneratorEnvironment
+    from studio.core.paths import studio_paths
+    from studio.core.settings import load_settings
+    from studio.plugin_host.registry import builtin_registry
+    from studio.services.history_store import HistoryStore
+    from studio.services.jobs import JobService
+    from studio.services.outputs import OutputStore
+    from studio.ui.main_window import MainWindow
+    from studio.ui.theme import apply_dark_theme
+
+    app = QApplication(sys.argv)
+    apply_dark_theme(app)
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    paths = studio_paths()
+    settings = load_settings(paths)
+    settings.extra_model_paths = [model]
+    settings.generation.model = str(model.resolve())
+    settings.generation.width = settings.generation.height = args.size
+    settings.generation.steps = args.steps
+    history = HistoryStore(paths.data_dir / "history.db")
+    service = JobService(builtin_registry(), GeneratorEnvironment(args.device, paths.data_dir, paths.cache_dir),
+                         OutputStore(settings.outputs_dir), history=history)
+    window = MainWindow(settings, service, paths.data_dir, history, paths.cache_dir)
+    window.resize(1400, 1000)
+    window.show()
+    window.prompt_panel.prompt_edit.setPlainText("a lighthouse at dusk, oil painting")
+    started = time.perf_counter()
+    print(f"{args.size}x{args.size}, {args.steps} steps, full-size SD 1.5 (random weights):", flush=True)
+    try:
+        with loop:
+            loop.run_until_complete(run_jobs(window, service, args.jobs))
+    finally:
+        window.close()
+        service.shutdown(timeout=10)
+        history.close()
+    print(f"device: {window.status.device_label.text()}; {time.perf_counter() - started:.1f} s in all")
+
+
+if __name__ == "__main__":
+    main()
