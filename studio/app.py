@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.paths import StudioPaths, studio_paths
@@ -60,7 +61,6 @@ def missing_display_library() -> str | None:
 def open_history(paths: StudioPaths):  # noqa: ANN201 - HistoryStore, imported lazily
     """The history store; if it cannot be used, a temporary one, so Studio still runs (and says why)."""
     import tempfile
-    from pathlib import Path
 
     from studio.services.history_store import HistoryError, HistoryStore
 
@@ -118,10 +118,11 @@ def run_app(print_startup_time: bool = False, open_path: str | None = None, safe
             window.setWindowTitle("Studio (safe mode)")
             window.status.set_message("Safe mode: no plugin is loaded this session.")
         window.start()  # subscribe first: no engine event can be missed
-        service.start()  # engine thread: imports torch, picks the device, in the background
+        # Engine thread: imports torch and picks the device in the background, then loads the last model
+        # while the person writes a prompt (unless a job comes first).
+        last = settings.generation
+        service.start(preload=Path(last.model) if last.model and last.generator == "diffusers" else None)
         if open_path:
-            from pathlib import Path
-
             window.actions_.run(window.actions_.open_path(Path(open_path)))
 
     window.first_frame.connect(on_first_frame)

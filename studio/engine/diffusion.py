@@ -69,6 +69,12 @@ class DiffusersGenerator:
         log.info("Engine ready on %s after %.2f s", self._device.description, time.perf_counter() - started)
         status(device=self._device.description)
 
+    def preload(self, path: Path, status) -> None:  # noqa: ANN001 - StatusFn from the worker
+        """Load the model the person last used while they write the first prompt, so the first job starts
+        denoising at once (on the CPU: the first job's memory plan places it, as for any job)."""
+        if path.exists():
+            self._load(path, status)
+
     @property
     def device(self) -> DeviceInfo:
         if self._device is None:
@@ -77,18 +83,21 @@ class DiffusersGenerator:
 
     def _ensure_model(self, path: Path, context: JobContext) -> LoadedModel:
         """The model at path, loaded (on the CPU: the job's memory plan places it); switching frees the last."""
+        return self._load(path, context.status)
+
+    def _load(self, path: Path, status) -> LoadedModel:  # noqa: ANN001 - StatusFn / JobContext.status
         if self._model is not None and self._model.path == path.resolve():
             return self._model
         if self._model is not None:
             self._model = None
             self._vae.clear()  # its memory goes with the model's; the next model may want another anyway
             free_memory(self._device)
-        context.status(device=self.device.description, message=f"Loading {path.name}…")
+        status(device=self.device.description, message=f"Loading {path.name}…")
         started = time.perf_counter()
         self._model = load_model(path, self.device, self._env.cache_dir / "model-hashes.json",
                                  models_dir=self._env.models_root, cache_dir=self._env.cache_dir, place=False)
         log.info("Loaded %s in %.2f s", path, time.perf_counter() - started)
-        context.status(device=self.device.description, model=self._model.name, message="")
+        status(device=self.device.description, model=self._model.name, message="")
         return self._model
 
     def generate(self, request: GenerationRequest, context: JobContext) -> Iterator[tuple[Image.Image, Recipe]]:

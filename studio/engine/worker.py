@@ -115,10 +115,11 @@ class EngineWorker:
     """Owns the engine thread and its queue. Thread-safe; events go out through ``emit``."""
 
     def __init__(self, handler: Handler, emit: Emit, warm_up: WarmUp | None = None,
-                 name: str = "studio-engine") -> None:
+                 name: str = "studio-engine", preload: WarmUp | None = None) -> None:
         self._handler = handler
         self._emit = emit
         self._warm_up = warm_up
+        self._preload = preload  # after the warm-up, while no job waits: what the first job will likely need
         self._pending: deque[Job] = deque()
         self._current: Job | None = None
         self._cond = threading.Condition()
@@ -193,6 +194,7 @@ class EngineWorker:
                 log.exception("Engine warm-up failed")
                 self._emit(EngineStatus(message=describe_exception(exc)))
             _freeze_imports()
+        self._preload_unless_busy()
         while True:
             with self._cond:
                 while not self._pending and not self._stopping:
@@ -205,6 +207,19 @@ class EngineWorker:
             finally:
                 with self._cond:
                     self._current = None
+
+    def _preload_unless_busy(self) -> None:
+        """After the import freeze, so a preloaded model can still be collected when a job switches it out;
+        skipped when a job already waits (it loads what it names) or the engine is stopping."""
+        preload, self._preload = self._preload, None
+        with self._cond:
+            if preload is None or self._pending or self._stopping:
+                return
+        try:
+            preload(self._status)
+        except Exception:  # noqa: BLE001 - the first job loads (and reports) it instead
+            log.warning("Preloading the last model failed", exc_info=True)
+            self._status(message="")
 
     def _run_job(self, job: Job) -> None:
         context = WorkerContext(job, self._emit)

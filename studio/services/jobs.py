@@ -93,12 +93,15 @@ class JobService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._streams: list[EventStream] = []
         self.jobs: dict[int, JobInfo] = {}
+        self._preload_path: Path | None = None
         self._worker = EngineWorker(self._handle, self._emit_threadsafe,
-                                    self._warm_up if warm_up else None)
+                                    self._warm_up if warm_up else None, preload=self._preload_model)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, preload: Path | None = None) -> None:
+        """Start the engine thread; ``preload``: a model to load once the engine is up, if no job came first."""
         self._loop = asyncio.get_running_loop()
+        self._preload_path = preload
         self._worker.start()
 
     def shutdown(self, timeout: float = 5.0) -> bool:
@@ -183,6 +186,10 @@ class JobService:
     def _warm_up(self, status: StatusFn) -> None:
         generator = self._registry.instance(GENERATOR, "diffusers", self._env)
         generator.warm_up(status)
+
+    def _preload_model(self, status: StatusFn) -> None:
+        if self._preload_path is not None:
+            self._registry.instance(GENERATOR, "diffusers", self._env).preload(self._preload_path, status)
 
     def _handle(self, job: Job, context: WorkerContext) -> Iterator[GeneratedImage]:
         """Run one job: each image is saved first, and only then recorded in the history."""

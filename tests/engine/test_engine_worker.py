@@ -213,6 +213,66 @@ def test_a_failing_warm_up_is_reported_and_jobs_still_run():
     assert isinstance(events[-1], JobFinished)
 
 
+def test_the_last_model_is_preloaded_after_the_warm_up_unless_a_job_comes_first(gate, monkeypatch):  # noqa: ANN001
+    import studio.engine.worker as worker_module
+
+    order: list[str] = []
+    # After the import freeze: a model frozen with the imports would never be collected once switched out.
+    monkeypatch.setattr(worker_module, "_freeze_imports", lambda: order.append("freeze"))
+
+    def warm_up(status):  # noqa: ANN001, ANN202
+        order.append("warm-up")
+        gate.wait(TIMEOUT)  # a job is submitted meanwhile in the second run
+
+    def preload(status):  # noqa: ANN001, ANN202
+        order.append("preload")
+        status(message="Loading m…")
+
+    def handler(job, context):  # noqa: ANN001, ANN202
+        order.append("job")
+        yield output(1)
+
+    gate.set()
+    recorder = Recorder()
+    worker = EngineWorker(handler, recorder, warm_up, preload=preload)
+    worker.start()
+    job = worker.submit(req())
+    recorder.until_done(job)
+    assert worker.shutdown(TIMEOUT)
+    assert order == ["warm-up", "freeze", "preload", "job"]
+
+    order.clear()
+    gate.clear()
+    worker = EngineWorker(handler, Recorder(), warm_up, preload=preload)
+    worker.start()
+    job = worker.submit(req())  # while the engine warms up: it names its own model, so nothing is preloaded
+    gate.set()
+    worker._emit.until_done(job)
+    assert worker.shutdown(TIMEOUT)
+    assert order == ["warm-up", "freeze", "job"]
+
+
+def test_a_failing_preload_is_logged_and_the_first_job_runs(caplog):  # noqa: ANN001
+    def preload(status):  # noqa: ANN001, ANN202
+        status(message="Loading gone…")
+        raise ModelError("There is no model at /gone.")
+
+    def handler(job, context):  # noqa: ANN001, ANN202
+        yield output(1)
+
+    recorder = Recorder()
+    worker = EngineWorker(handler, recorder, lambda status: None, preload=preload)
+    worker.start()
+    worker.thread.join(0.5)  # let the preload fail before the job arrives
+    job = worker.submit(req())
+    events = recorder.until_done(job)
+    assert worker.shutdown(TIMEOUT)
+    assert isinstance(events[-1], JobFinished)
+    assert "Preloading the last model failed" in caplog.text
+    messages = [getattr(e, "message", None) for e in events if not hasattr(e, "job_id")]
+    assert messages[-1] == ""  # the "Loading…" line does not stay in the status bar
+
+
 def test_describe_exception_gives_one_sentence():
     assert describe_exception(ModelError("The model m is gone.")) == "The model m is gone."
     assert describe_exception(RuntimeError("first line\nsecond line")) == \
