@@ -118,10 +118,9 @@ def run_app(print_startup_time: bool = False, open_path: str | None = None, safe
             window.setWindowTitle("Studio (safe mode)")
             window.status.set_message("Safe mode: no plugin is loaded this session.")
         window.start()  # subscribe first: no engine event can be missed
-        # Engine thread: imports torch and picks the device in the background, then loads the last model
+        # Engine thread: imports torch and picks the device in the background, then loads the picked model
         # while the person writes a prompt (unless a job comes first).
-        last = settings.generation
-        service.start(preload=Path(last.model) if last.model and last.generator == "diffusers" else None)
+        service.start()
         if open_path:
             window.actions_.run(window.actions_.open_path(Path(open_path)))
 

@@ -99,10 +99,16 @@ class JobService:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, preload: Path | None = None) -> None:
-        """Start the engine thread; ``preload``: a model to load once the engine is up, if no job came first."""
+        """Start the engine thread; ``preload``: a model to load once the engine is up, if no job came first
+        (the window names the picked one with ``prefer_model``)."""
         self._loop = asyncio.get_running_loop()
-        self._preload_path = preload
+        if preload is not None:
+            self._preload_path = preload
         self._worker.start()
+
+    def prefer_model(self, path: Path | None) -> None:
+        """The model to preload instead, if the engine has not begun preloading (the picker changed)."""
+        self._preload_path = path
 
     def shutdown(self, timeout: float = 5.0) -> bool:
         """Cancel every job, stop the engine thread, then end every event stream."""

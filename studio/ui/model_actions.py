@@ -28,6 +28,8 @@ class ModelActions:
                                           "Import, download, link and remove models")
         self.gpu_menu = self._gpu_menu()
         self.dialog: QDialog | None = None
+        # The engine preloads the picked model once it is up (if no job came first): keep it told which.
+        self.panel.model_picker.selection_changed.connect(self._prefer_picked_model)
 
     @property
     def settings(self) -> Settings:
@@ -52,6 +54,10 @@ class ModelActions:
         # "": keep what the picker shows (the person may have chosen since the scan began).
         self.panel.set_models(checkpoints(items), "", str(self.settings.models_dir))
         self.panel.lora_box.set_library(items)
+
+    def _prefer_picked_model(self) -> None:
+        model = self.panel.selected_model()
+        self.window.service.prefer_model(Path(model) if model else None)
 
     def show_chosen_model(self) -> None:
         """At start-up, before the first scan answers: the model chosen last time, so Generate works at once."""

@@ -117,7 +117,10 @@ def test_progress_counts_up_to_the_total_and_previews_are_images(tiny_model_dir,
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     assert all(b.elapsed >= a.elapsed for a, b in zip(progress, progress[1:]))
     previews = of_job(events, job, JobPreview)
-    assert len(previews) == len(progress)
+    # How many steps get one depends on timing (the throttle's cost budget; tested with a fake clock in
+    # test_engine_preview.py); each image's last step always does, and each preview is of a step that ran.
+    assert {(p.image_index, p.step) for p in previews} <= {(p.image_index, p.step) for p in progress}
+    assert {(0, 3), (1, 3)} <= {(p.image_index, p.step) for p in previews}
     for preview in previews:
         assert isinstance(preview.image, Image.Image)
         assert preview.image.mode == "RGB"

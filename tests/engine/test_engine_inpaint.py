@@ -152,7 +152,8 @@ def test_progress_and_previews_run_as_for_txt2img_and_previews_cover_the_working
     assert [p.step for p in progress] == list(range(1, strength_steps + 1))
     assert {p.total for p in progress} == {strength_steps}
     previews = of_job(jobs.events, job, JobPreview)
-    assert len(previews) == len(progress)
+    # How many steps get one depends on timing (the throttle, tested with a fake clock); the last always does.
+    assert {p.step for p in previews} <= {p.step for p in progress} and strength_steps in {p.step for p in previews}
     width, height = req.init_image.size
     for preview in previews:
         assert preview.image.mode == "RGBA"  # transparent where the picture will not change

@@ -58,6 +58,9 @@ def window(qtbot, qt_loop, settings: Settings):  # noqa: ANN001
     win.show()
     win.start()
     service.start()
+    # The engine preloads the picked model; while diffusers loads, accelerate patches nn.Module for every thread
+    # (empty weights), so a test building torch modules of its own waits until that is over.
+    qtbot.waitUntil(lambda: win.status.model_label.text() == "tiny-sd", timeout=120_000)
     yield win
     win.close()  # before the store closes: a visible gallery still reads from it
     service.cancel_all()

@@ -221,3 +221,13 @@ def test_inpainting_from_the_window_changes_only_the_masked_area(qtbot, window):
     assert window.document.history_labels()[-1] == "Generated"
     window.mask_toolbar.show_mask_action.setChecked(False)  # a hidden mask is not used
     qtbot.waitUntil(lambda: not window.prompt_panel.inpaint_box.isVisible(), timeout=2000)
+
+
+def test_the_picked_model_is_loaded_before_the_first_job(qtbot, window, tiny_model_dir):  # noqa: ANN001
+    # The engine loads what the picker shows once it is up, so the status bar names it before any job runs.
+    qtbot.waitUntil(lambda: window.status.model_label.text() == "tiny-sd", timeout=WAIT_MS)
+    assert not window.queue_panel.job_ids()
+    picker = window.prompt_panel.model_picker
+    assert window.service._preload_path == tiny_model_dir.resolve()
+    picker.set_models([], "", str(tiny_model_dir.parent))  # nothing to pick: nothing to preload
+    assert window.service._preload_path is None
