@@ -8,15 +8,9 @@ from pathlib import Path
 
 def byte_level_vocab() -> dict[str, int]:
     """CLIP's byte-to-unicode alphabet, with and without the end-of-word mark: tokenizes any text offline."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    extra = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + extra)
-            extra += 1
-    chars = [chr(c) for c in cs]
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    chars = list(bytes_to_unicode().values())
     vocab: dict[str, int] = {}
     for c in chars:
         vocab[c] = len(vocab)

@@ -67,21 +67,11 @@ def write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def bytes_to_unicode() -> list[str]:
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    extra = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + extra)
-            extra += 1
-    return [chr(c) for c in cs]
-
-
 def build_tokenizer(bpe_gz: Path) -> None:
     lines = gzip.open(bpe_gz).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
-    chars = bytes_to_unicode()
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    chars = list(bytes_to_unicode().values())  # CLIP's byte-to-unicode alphabet, in byte order
     tokens = chars + [c + "</w>" for c in chars] + ["".join(line.split()) for line in lines]
     tokens += ["<|startoftext|>", "<|endoftext|>"]
     out = HERE / "clip-tokenizer"
