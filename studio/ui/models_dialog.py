@@ -11,6 +11,7 @@ import html
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -35,6 +36,9 @@ from studio.core.settings import Settings
 from studio.ui.plugins_dialog import ask
 from studio.ui.task_dialog import TaskDialog, brush
 from studio.ui.theme import icon
+
+if TYPE_CHECKING:  # services are imported when an import runs
+    from studio.services.model_imports import ImportResult
 
 KIND_FILTERS = (("All kinds", ""), ("Checkpoints", "checkpoint"), ("LoRAs", "lora"), ("VAEs", "vae"),
                 ("Upscalers", "upscaler"), ("Style weights", "style"), ("IP-Adapters", "ip-adapter"))
@@ -247,26 +251,23 @@ class ModelsDialog(TaskDialog):
                 "way. Studio can convert it to safetensors, reading only tensors and plain containers (torch.load "
                 "with weights_only=True; anything else is refused without running it), and import that. Convert?"):
             self._busy(f"Converting {path.name} to safetensors…")
-            try:
-                result = await asyncio.to_thread(convert_and_import, path, self.settings.models_dir,
-                                                 hash_cache=self.hash_cache)
-            except StudioError as exc:
-                self._report(str(exc), error=True)
-                return False
-            await self._changed()
-            self._report(result.note or f"Converted and imported {result.item.name} ({result.item.label}).")
-            return result.copied
+            return await self._imported("Converted and imported", lambda: convert_and_import(
+                path, self.settings.models_dir, hash_cache=self.hash_cache))
         self._busy(f"Checking and copying {path.name}…", progress=True)
         update = self._loop_callback(lambda done, total: self._show_progress(
             done, total, f"Copying {path.name}: {format_size(done)} of {format_size(total)}"))
+        return await self._imported("Imported", lambda: import_model(
+            path, self.settings.models_dir, hash_cache=self.hash_cache, progress=update))
+
+    async def _imported(self, done: str, work: Callable[[], ImportResult]) -> bool:
+        """Run an import off the UI thread and say how it went; True when a file was copied in."""
         try:
-            result = await asyncio.to_thread(import_model, path, self.settings.models_dir,
-                                             hash_cache=self.hash_cache, progress=update)
+            result = await asyncio.to_thread(work)
         except StudioError as exc:
             self._report(str(exc), error=True)
             return False
         await self._changed()
-        self._report(result.note or f"Imported {result.item.name} ({result.item.label}).")
+        self._report(result.note or f"{done} {result.item.name} ({result.item.label}).")
         return result.copied
 
     async def link(self, path: Path) -> None:
