@@ -98,16 +98,13 @@ class JobService:
                                     self._warm_up if warm_up else None, preload=self._preload_model)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self, preload: Path | None = None) -> None:
-        """Start the engine thread; ``preload``: a model to load once the engine is up, if no job came first
-        (the window names the picked one with ``prefer_model``)."""
+    def start(self) -> None:
+        """Start the engine thread; once it is up it preloads the model named by ``prefer_model``, if any."""
         self._loop = asyncio.get_running_loop()
-        if preload is not None:
-            self._preload_path = preload
         self._worker.start()
 
     def prefer_model(self, path: Path | None) -> None:
-        """The model to preload instead, if the engine has not begun preloading (the picker changed)."""
+        """The model to preload when the engine is up (the picker's), unless a job comes first; None: none."""
         self._preload_path = path
 
     def shutdown(self, timeout: float = 5.0) -> bool:

@@ -18,7 +18,8 @@ def _first_job_after_preload(tmp_path: Path, preload: Path | None, model: Path,
     async def scenario() -> list[object]:
         service = JobService(builtin_registry(), make_env(tmp_path), warm_up=True)
         stream = service.subscribe()
-        service.start(preload=preload)
+        service.prefer_model(preload)
+        service.start()
         try:
             async with asyncio.timeout(120):
                 async for event in stream:  # the engine is up (and, with a preload, the model loaded)
