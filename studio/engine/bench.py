@@ -36,7 +36,7 @@ from studio.engine.loader import LoadedModel
 from studio.engine.schedulers import make_scheduler
 from studio.engine.single_file import config_folder
 from studio.engine.thread_probe import ThreadProbe
-from studio.engine.worker import Job, WorkerContext
+from studio.engine.worker import Job, WorkerContext, share_the_interpreter
 
 FAMILIES = {"sd15": ("sd1", 512), "sdxl": ("sdxl", 1024)}
 TINY_DIVISOR = 8
@@ -194,6 +194,7 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
         return images
 
     sides = {"plain": _Side(plain, runs=[]), "studio": _Side(studio, runs=[])}
+    share_the_interpreter()  # as the app's engine thread does: the probe stands in for its window
     for name, side in sides.items():  # warm-up: first-call costs, and the fast path's capture
         say(f"Warm-up: {name}…")
         side.warmup, side.images, side.peak = _timed(side.make, device)
