@@ -23,6 +23,9 @@ from studio.core.events import (
     JobFinished,
     JobOutput,
     JobProgress,
+    StepRate,
+    format_rate,
+    format_seconds,
 )
 from studio.core.images import SAVE_FORMATS, open_image, save_image
 from studio.core.inpaint import InpaintOptions, extend_canvas
@@ -229,8 +232,10 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
     service = JobService(None if plugins else builtin_registry(), env, outputs=output_store, warm_up=False,
                          history=history, plugins=plugins)
     service.start()
-    bar = tqdm(total=getattr(request, "steps", 1) * request.batch_count, unit="step", file=sys.stderr, dynamic_ncols=True,
-               bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+    bar = tqdm(total=getattr(request, "steps", 1) * request.batch_count, unit="step", file=sys.stderr,
+               dynamic_ncols=True,
+               bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+    rate = StepRate()  # tqdm's own rate would count the model load as steps
     bar.set_description("Starting the engine")
     try:
         async for event in service.run(request):
@@ -240,6 +245,9 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
                 bar.total = event.total * event.image_count
                 bar.set_description(f"Image {event.image_index + 1}/{event.image_count}")
                 bar.n = event.image_index * event.total + event.step
+                speed = rate.update(event)
+                if speed is not None:
+                    bar.set_postfix_str(format_rate(speed), refresh=False)
                 bar.refresh()
             elif isinstance(event, JobOutput):
                 save_image(event.output.image, outputs[event.index], event.output.recipe)
@@ -248,7 +256,7 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
                 for path, out in zip(outputs, event.outputs):
                     seed = f"seed {out.recipe.seed}, " if out.recipe.seed >= 0 else ""
                     print(f"Saved {path} ({seed}{out.image.width}x{out.image.height})")
-                print(f"Done in {event.elapsed:.1f} s.", file=sys.stderr)
+                print(f"Done in {format_seconds(event.elapsed)}.", file=sys.stderr)
                 return 0
             elif isinstance(event, JobFailed):
                 bar.close()

@@ -14,6 +14,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QImage
 
 from studio.core.errors import StudioError
+from studio.core.events import format_seconds
 from studio.services.history_store import HistoryEntry, HistoryQuery, HistoryStore
 from studio.ui.thumbnails import ThumbnailLoader
 
@@ -143,7 +144,7 @@ def tooltip(entry: HistoryEntry) -> str:
     lines.append(html.escape(f"{entry.width}×{entry.height} · {entry.steps} steps · {entry.sampler} · "
                              f"CFG {entry.cfg_scale:g} · seed {entry.seed}"))
     lines.append(html.escape(f"{entry.model_name} [{entry.model_hash}] · {when}"
-                             + (f" · {entry.elapsed:.1f} s" if entry.elapsed else "")))
+                             + (f" · {format_seconds(entry.elapsed)}" if entry.elapsed else "")))
     if entry.outcome != "ok":
         lines.append(f"<i>{html.escape(entry.outcome.capitalize())}: {html.escape(entry.message)}</i>")
     return "<br>".join(lines)

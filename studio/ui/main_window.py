@@ -30,6 +30,7 @@ from studio.core.events import (
     JobProgress,
     JobQueued,
     JobStarted,
+    format_seconds,
 )
 from studio.core.paths import studio_paths
 from studio.core.requests import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, GenerationRequest, PostProcessRequest
@@ -404,10 +405,11 @@ class MainWindow(QMainWindow):
                 self._show_result(event.output, label)
         elif isinstance(event, JobFinished):
             self._job_ended(event.job_id)
-            self.queue_panel.set_finished(event.job_id, f"Done in {event.elapsed:.1f} s")
+            self.queue_panel.set_finished(event.job_id, f"Done in {format_seconds(event.elapsed)}")
             saved = next((o.path for o in reversed(event.outputs) if o.path), None)
             where = f" Saved to {saved.parent}." if saved else ""
-            self.status.set_message(f"Finished in {event.elapsed:.1f} s.{where} {' '.join(event.notes)}".strip())
+            finished = f"Finished in {format_seconds(event.elapsed)}.{where} {' '.join(event.notes)}"
+            self.status.set_message(finished.strip())
         elif isinstance(event, JobFailed):
             self._job_ended(event.job_id)
             self.history_actions.results_arrived()  # failed jobs are in the history too

@@ -1,4 +1,4 @@
-"""The status bar: job progress (step i/N, elapsed), device, model and zoom."""
+"""The status bar: job progress (step i/N, speed, elapsed), device, model and zoom."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.events import JobProgress
+from studio.core.events import JobProgress, StepRate, format_rate
 from studio.ui.theme import plain_tooltip, repolish
 
 
@@ -51,6 +51,8 @@ class StudioStatusBar(QStatusBar):
             self.addPermanentWidget(label)
         self._job_started: float | None = None
         self._last_progress: JobProgress | None = None
+        self._rate = StepRate()
+        self._speed = ""  # "7.4 it/s" once two steps of the current picture have been seen
         self._ticker = QTimer(self)
         self._ticker.setInterval(200)  # elapsed time keeps moving even between steps (model load)
         self._ticker.timeout.connect(self._refresh_progress_text)
@@ -73,6 +75,7 @@ class StudioStatusBar(QStatusBar):
     def job_started(self) -> None:
         self._job_started = time.monotonic()
         self._last_progress = None
+        self._speed = ""
         self.progress.setValue(0)
         self.progress.show()
         self._ticker.start()
@@ -80,6 +83,9 @@ class StudioStatusBar(QStatusBar):
 
     def job_progress(self, event: JobProgress) -> None:
         self._last_progress = event
+        rate = self._rate.update(event)
+        if rate is not None:
+            self._speed = f"{format_rate(rate)} · "
         self.progress.setValue(round(event.fraction * 1000))
         self._refresh_progress_text()
 
@@ -98,7 +104,7 @@ class StudioStatusBar(QStatusBar):
             self.progress_label.setText(f"Preparing… {elapsed:.1f} s")
             return
         batch = f"Image {p.image_index + 1}/{p.image_count} · " if p.image_count > 1 else ""
-        self.progress_label.setText(f"{batch}Step {p.step}/{p.total} · {elapsed:.1f} s")
+        self.progress_label.setText(f"{batch}Step {p.step}/{p.total} · {self._speed}{elapsed:.1f} s")
 
 
 def _separator() -> QFrame:

@@ -62,13 +62,16 @@ class MainThreadProbe:
         self._tick()
         self._timer.start()
 
+    def gaps_ms(self) -> list[float]:
+        return [(b - a) * 1000 for a, b in zip(self._wall, self._wall[1:])]
+
     def stop(self) -> ProbeResult:
         self._timer.stop()
         self._tick()
-        gaps = sorted(b - a for a, b in zip(self._wall, self._wall[1:]))
+        gaps = sorted(self.gaps_ms())
         cpu = max(b - a for a, b in zip(self._cpu, self._cpu[1:]))
-        return ProbeResult(len(self._wall), gaps[-1] * 1000, gaps[int(len(gaps) * 0.99)] * 1000,
-                           statistics.median(gaps) * 1000, cpu * 1000)
+        return ProbeResult(len(self._wall), gaps[-1], gaps[int(len(gaps) * 0.99)], statistics.median(gaps),
+                           cpu * 1000)
 
 
 def _run_job(qtbot, window, number: int, images: int) -> ProbeResult:  # noqa: ANN001
