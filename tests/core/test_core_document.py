@@ -1,0 +1,89 @@
+"""The document records what a new picture changed (for the canvas to redraw and for undo), exactly and cheaply."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from studio.core.document import Document, DocumentChange
+
+
+def changes_of(document: Document) -> list[DocumentChange]:
+    seen: list[DocumentChange] = []
+    document.add_listener(lambda change: seen.append(change))
+    return seen
+
+
+def every_difference(a: Image.Image, b: Image.Image) -> tuple[int, int, int, int] | None:
+    """The box around every differing pixel, by comparing all of them (what the document must agree with)."""
+    differs = (np.asarray(a) != np.asarray(b)).any(axis=2)
+    rows, cols = np.flatnonzero(differs.any(axis=1)), np.flatnonzero(differs.any(axis=0))
+    if rows.size == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def edited(picture: np.ndarray, rng: np.random.Generator, kind: str) -> np.ndarray:
+    after = picture.copy()
+    height, width = picture.shape[:2]
+    x0, y0 = rng.integers(0, width), rng.integers(0, height)
+    x1, y1 = rng.integers(x0 + 1, width + 1), rng.integers(y0 + 1, height + 1)
+    region = after[y0:y1, x0:x1]
+    if kind == "colour":  # colour only: alpha (when there is one) stays as it was
+        region[..., 0] ^= 0x55
+    elif kind == "alpha":
+        region[..., -1] ^= 0x0F
+    elif kind == "corner":
+        after[-1, -1, 1] ^= 1
+    return after
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+@pytest.mark.parametrize("kind", ["colour", "alpha", "corner"])
+def test_the_recorded_box_is_exactly_where_the_new_picture_differs(mode: str, kind: str) -> None:
+    rng = np.random.default_rng(7)
+    channels = len(mode)
+    for _ in range(25):
+        before = rng.integers(0, 256, (23, 37, channels), dtype=np.uint8)
+        after = edited(before, rng, kind if channels == 4 or kind != "alpha" else "colour")
+        document = Document()
+        document.set_image(Image.fromarray(before, mode), "Open")
+        seen = changes_of(document)
+        document.set_image(Image.fromarray(after, mode), "Generated")
+        expected = every_difference(Image.fromarray(before, mode), Image.fromarray(after, mode))
+        assert seen == [DocumentChange(expected, True, False)]
+
+
+def test_the_same_picture_again_changes_nothing_and_undo_restores_a_replaced_one() -> None:
+    rng = np.random.default_rng(3)
+    first = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    second = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    document = Document()
+    document.set_image(first, "Open")
+    seen = changes_of(document)
+    document.set_image(first.copy(), "Open again")
+    assert seen == [] and document.history_labels() == ["Open"]
+    document.set_image(second, "Generated")
+    assert seen == [DocumentChange((0, 0, 64, 48), True, False)]
+    assert document.image_before_last_step().tobytes() == first.tobytes()
+    assert document.undo() and document.image.tobytes() == first.tobytes()
+    assert document.redo() and document.image.tobytes() == second.tobytes()
+
+
+def test_a_new_1024_picture_is_recorded_in_a_few_milliseconds_on_the_windows_thread() -> None:
+    """Each generation's result goes through here on the Qt main thread; comparing every pixel in arrays and
+    copying both pictures into the undo step took 25-70 ms at 1024x1024, four frames of a stalled window."""
+    rng = np.random.default_rng(1)
+    pictures = [Image.fromarray(rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)) for _ in range(8)]
+    document = Document()
+    document.set_image(pictures[0], "Generated")
+    took = []
+    for picture in pictures[1:]:
+        started = time.perf_counter()
+        document.set_image(picture, "Generated")
+        took.append((time.perf_counter() - started) * 1000)
+    assert statistics.median(took) < 10, took
