@@ -37,7 +37,9 @@ class StudioStatusBar(QStatusBar):
         self.progress.hide()
         self.progress_label = QLabel()
         self.progress_label.setObjectName("progressLabel")
-        self.progress_label.setMinimumWidth(210)
+        # Room for a long line from the start, so the changing text does not keep resizing the bar.
+        self.progress_label.setMinimumWidth(self.progress_label.fontMetrics().horizontalAdvance(
+            "Image 10/10 · Step 100/100 · 10.0 it/s · 100.0 s"))
         self.model_label = QLabel("No model loaded")
         self.device_label = QLabel("Engine starting…")
         self.device_label.setToolTip("The device that runs the models")
