@@ -6,28 +6,17 @@ from PIL import Image
 from PySide6.QtGui import QImage, QPixmap
 
 
-def _wrapped(image: Image.Image) -> tuple[QImage, bytes]:
-    """A QImage over the picture's bytes: valid only while the returned bytes live."""
+def pil_to_qimage(image: Image.Image) -> QImage:
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     fmt = QImage.Format.Format_RGBA8888 if image.mode == "RGBA" else QImage.Format.Format_RGB888
     data = image.tobytes()
     channels = 4 if image.mode == "RGBA" else 3
-    return QImage(data, image.width, image.height, image.width * channels, fmt), data
-
-
-def pil_to_qimage(image: Image.Image) -> QImage:
-    qimage, _data = _wrapped(image)
-    return qimage.copy()
+    return QImage(data, image.width, image.height, image.width * channels, fmt).copy()
 
 
 def pil_to_qpixmap(image: Image.Image) -> QPixmap:
-    # fromImage copies (into the screen's format) while the bytes still live: one copy of the picture fewer
-    # on the window's thread than going through pil_to_qimage.
-    qimage, data = _wrapped(image)
-    pixmap = QPixmap.fromImage(qimage)
-    del data
-    return pixmap
+    return QPixmap.fromImage(pil_to_qimage(image))
 
 
 def qimage_to_pil(qimage: QImage) -> Image.Image:
