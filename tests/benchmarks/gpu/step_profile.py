@@ -23,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,7 @@ def unet_variants(pipe: Any, latent: int, cuda: bool, say: Callable[[str], None]
                                       on_failure=lambda exc: say(f"  capture failed: {exc!r}"))
                 started = time.perf_counter()
                 graphed(*args, **kwargs)
+                sync(cuda)
                 capture_s = time.perf_counter() - started
                 if not graphed.disabled:
                     graphed_s = seconds_per_call(lambda: graphed(*args, **kwargs), cuda)
@@ -192,9 +194,14 @@ def main() -> None:
             say(f"== {family} at {size}x{size} (UNet batch 2, {str(device.dtype).removeprefix('torch.')})")
             pipe = bench.build_pipeline(family, tiny, device, Path(cache))
             latent = size // 8
-            results[family] = {"size": size, "unet": unet_variants(pipe, latent, cuda, say),
-                               "vae": vae_variants(pipe, latent, cuda, say),
-                               "profile": kernel_profile(pipe, latent, cuda, say)}
+            results[family] = {"size": size}
+            for part, measure in (("unet", unet_variants), ("vae", vae_variants), ("profile", kernel_profile)):
+                try:  # one part failing (a capture, the profiler) must not cost the others' figures
+                    results[family][part] = measure(pipe, latent, cuda, say)
+                except Exception as exc:  # noqa: BLE001
+                    say(f"  {part} failed: {traceback.format_exc()}")
+                    results[family][part] = {"error": repr(exc)}
+                    torch.backends.cudnn.benchmark = False
             del pipe
             gc.collect()
             if cuda:
