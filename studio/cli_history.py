@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from studio.core.errors import InvalidRequest, StudioError
+from studio.core.events import format_seconds
 
 if TYPE_CHECKING:  # imported when used: `studio` with no command opens the window, and should start fast
     from studio.services.history_store import HistoryEntry, HistoryStore
@@ -142,7 +143,7 @@ def _show(args: argparse.Namespace) -> int:
     if isinstance(entry.params.get("generator_params"), dict):
         lines.append(f"  Generator settings: {_settings(entry.params['generator_params'])}")
     if entry.elapsed is not None:
-        lines.append(f"  Took:        {entry.elapsed:.2f} s")
+        lines.append(f"  Took:        {format_seconds(entry.elapsed)}")
     for label, path in (("Image", entry.image_path), ("Source", entry.source_image_path),
                         ("Mask", entry.source_mask_path)):
         if path:
