@@ -13,6 +13,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import ClassVar
 
 from PIL import Image
 
@@ -192,3 +193,20 @@ def unpack_plugin(plugins_dir: Path, wheel: Path, plugin_id: str) -> Path:
     with zipfile.ZipFile(wheel) as zf:
         zf.extractall(folder)
     return folder
+
+
+class ReplayOnCpu:
+    """A stand-in for the CUDA graph capture: replay runs the step again, reading the same static buffers a
+    graph would (the fast path's tests and CPU checks)."""
+
+    made: ClassVar[list[ReplayOnCpu]] = []
+
+    def __init__(self, step, cache) -> None:  # noqa: ANN001 - unet_graph.CaptureFn's arguments
+        self.step = step
+        self.output = step()
+        self.replays = 0
+        ReplayOnCpu.made.append(self)
+
+    def replay(self) -> None:
+        self.replays += 1
+        self.output.copy_(self.step())

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from studio.core.generation import JobContext
 from studio.core.hashing import lora_hash, model_hash
 from studio.core.images import flatten
 from studio.core.metadata import LoraRecord, Recipe
-from studio.core.requests import GenerationRequest
+from studio.core.requests import GenerationRequest, prepare_request
 from studio.engine.device import DeviceInfo, free_memory, select_device
 from studio.engine.fast_path import FastJob, fast_job, options_for
 from studio.engine.inpainting import plan_inpaint
@@ -69,11 +69,35 @@ class DiffusersGenerator:
         log.info("Engine ready on %s after %.2f s", self._device.description, time.perf_counter() - started)
         status(device=self._device.description)
 
-    def preload(self, path: Path, status) -> None:  # noqa: ANN001 - StatusFn from the worker
-        """Load the model the person last used while they write the first prompt, so the first job starts
-        denoising at once (on the CPU: the first job's memory plan places it, as for any job)."""
-        if path.exists():
-            self._load(path, status)
+    def preload(self, likely: GenerationRequest, status) -> None:  # noqa: ANN001 - StatusFn from the worker
+        """Prepare for the job the person will likely run first, while they write its prompt.
+
+        The model is loaded (on the CPU: the first job's memory plan places it, as for any job). On a GPU, one
+        step of that job is also run at its size and CFG, output discarded: the device's first-use costs (CUDA
+        context and libraries, kernels loaded on first use, cuDNN's choices, the fast path's captured UNet
+        step, the VAE decode's kernels) are paid now instead of in the first picture. LoRAs, a VAE choice and
+        input pictures are left out: the first job loads those.
+        """
+        path = Path(likely.model)
+        if not path.exists():
+            return
+        model = self._load(path, status)
+        if not warm_up_worthwhile(self.device):
+            return
+        try:
+            trial = prepare_request(replace(
+                likely, prompt="", negative_prompt="", steps=1, batch_count=1, seed=0, init_image=None, mask=None,
+                reference_image=None, loras=(), vae="", post=())).request
+        except InvalidRequest as exc:
+            log.info("No warm-up run: %s", exc)
+            return
+        status(device=self.device.description, model=model.name,
+               message=f"Warming up the GPU for {trial.width}x{trial.height}…")
+        started = time.perf_counter()
+        for _ in self.generate(trial, _WarmUpContext()):
+            pass
+        log.info("Warm-up run at %dx%d took %.2f s", trial.width, trial.height, time.perf_counter() - started)
+        status(device=self.device.description, model=model.name, message="")
 
     @property
     def device(self) -> DeviceInfo:
@@ -219,6 +243,32 @@ class DiffusersGenerator:
                 generator=request.generator,
                 **run.recipe,
             )
+
+
+def warm_up_worthwhile(device: DeviceInfo) -> bool:
+    """A warm-up run pays off on a GPU; on the CPU there are no first-use costs to hide, and a step would take
+    seconds of the processor the window shares."""
+    return device.kind != "cpu"
+
+
+class _WarmUpContext:
+    """The JobContext of a warm-up run: nobody watches it, and nothing it says reaches the person."""
+
+    def report_progress(self, step: int, total: int, image_index: int = 0, preview: Image.Image | None = None,
+                        preview_box: tuple[int, int, int, int] | None = None) -> None:
+        pass
+
+    def is_cancelled(self) -> bool:
+        return False
+
+    def check_cancelled(self) -> None:
+        pass
+
+    def note(self, text: str) -> None:
+        log.debug("Warm-up run: %s", text)
+
+    def status(self, *, device: str = "", model: str = "", message: str = "") -> None:
+        pass
 
 
 def _same(image: Image.Image) -> Image.Image:

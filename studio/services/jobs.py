@@ -93,19 +93,21 @@ class JobService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._streams: list[EventStream] = []
         self.jobs: dict[int, JobInfo] = {}
-        self._preload_path: Path | None = None
+        self._likely: GenerationRequest | None = None  # the job to prepare for once the engine is up
         self._worker = EngineWorker(self._handle, self._emit_threadsafe,
                                     self._warm_up if warm_up else None, preload=self._preload_model)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        """Start the engine thread; once it is up it preloads the model named by ``prefer_model``, if any."""
+        """Start the engine thread; once it is up it prepares for the job named by ``prefer``, if any."""
         self._loop = asyncio.get_running_loop()
         self._worker.start()
 
-    def prefer_model(self, path: Path | None) -> None:
-        """The model to preload when the engine is up (the picker's), unless a job comes first; None: none."""
-        self._preload_path = path
+    def prefer(self, likely: GenerationRequest | None) -> None:
+        """The job the person will likely run first (the panel's model, size and CFG): once the engine is up,
+        unless a job comes first, it loads that model and, on a GPU, runs one step of the job so the first
+        picture skips the device's first-use costs. None: prepare nothing."""
+        self._likely = likely
 
     def shutdown(self, timeout: float = 5.0) -> bool:
         """Cancel every job, stop the engine thread, then end every event stream."""
@@ -191,8 +193,8 @@ class JobService:
         generator.warm_up(status)
 
     def _preload_model(self, status: StatusFn) -> None:
-        if self._preload_path is not None:
-            self._registry.instance(GENERATOR, "diffusers", self._env).preload(self._preload_path, status)
+        if self._likely is not None:
+            self._registry.instance(GENERATOR, "diffusers", self._env).preload(self._likely, status)
 
     def _handle(self, job: Job, context: WorkerContext) -> Iterator[GeneratedImage]:
         """Run one job: each image is saved first, and only then recorded in the history."""

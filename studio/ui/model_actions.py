@@ -4,6 +4,7 @@ the LoRA and VAE pickers' lists, the models folder, and Settings → GPU (memory
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,8 +29,11 @@ class ModelActions:
                                           "Import, download, link and remove models")
         self.gpu_menu = self._gpu_menu()
         self.dialog: QDialog | None = None
-        # The engine preloads the picked model once it is up (if no job came first): keep it told which.
-        self.panel.model_picker.selection_changed.connect(self._prefer_picked_model)
+        # Once it is up, the engine prepares for the job the panel describes (if no job came first): it loads the
+        # picked model and, on a GPU, runs a step at the panel's size. Keep it told.
+        self.panel.model_picker.selection_changed.connect(self._prefer_likely_job)
+        for spin in (self.panel.width_spin, self.panel.height_spin, self.panel.cfg_spin):
+            spin.valueChanged.connect(self._prefer_likely_job)
 
     @property
     def settings(self) -> Settings:
@@ -55,9 +59,11 @@ class ModelActions:
         self.panel.set_models(checkpoints(items), "", str(self.settings.models_dir))
         self.panel.lora_box.set_library(items)
 
-    def _prefer_picked_model(self) -> None:
-        model = self.panel.selected_model()
-        self.window.service.prefer_model(Path(model) if model else None)
+    def _prefer_likely_job(self) -> None:
+        likely = self.panel.likely_request()
+        if likely is not None:
+            likely = replace(likely, memory=self.settings.memory, speed=self.settings.speed)
+        self.window.service.prefer(likely)
 
     def show_chosen_model(self) -> None:
         """At start-up, before the first scan answers: the model chosen last time, so Generate works at once."""

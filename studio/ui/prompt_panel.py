@@ -195,6 +195,10 @@ class PromptPanel(QWidget):
         """
         return prompt_panel_values.build_request(self, canvas_image, mask)
 
+    def likely_request(self) -> GenerationRequest | None:
+        """The job the panel will most likely make next (model, size, CFG), or None for none of Studio's own."""
+        return prompt_panel_values.likely_request(self)
+
     def set_mask_active(self, active: bool) -> None:
         """A visible, non-empty mask turns Generate into inpainting (with its own options)."""
         became_active = active and not self._mask_active

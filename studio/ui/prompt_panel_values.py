@@ -63,6 +63,16 @@ def build_request(panel: PromptPanel, canvas_image: Image.Image | None,
     )
 
 
+def likely_request(panel: PromptPanel) -> GenerationRequest | None:
+    """The job the panel will most likely make next, for the engine to prepare before it is asked: the picked
+    model at the panel's size, CFG and sampler. None when a plugin generator or no model is picked."""
+    if panel.selected_generator() is not None or not panel.selected_model():
+        return None
+    return GenerationRequest(
+        model=panel.selected_model(), prompt="", width=panel.width_spin.value(), height=panel.height_spin.value(),
+        cfg_scale=panel.cfg_spin.value(), scheduler=panel.scheduler_combo.currentText())
+
+
 def read_defaults(panel: PromptPanel) -> GenerationDefaults:
     """Every field as settings keep it (a seed out of range is saved as random)."""
     text = panel.seed_edit.text()

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "engine")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from test_engine_fast_path import ReplayOnCpu  # noqa: E402
+from studio_testing import ReplayOnCpu  # noqa: E402
 
 from studio.core.paths import studio_paths  # noqa: E402
 from studio.engine import bench, fast_path  # noqa: E402

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_engine_fast_path import ReplayOnCpu
+from studio_testing import ReplayOnCpu
 
 from studio.engine import bench, fast_path
 

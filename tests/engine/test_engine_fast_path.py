@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
-from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from studio_testing import DirectContext
+from studio_testing import DirectContext, ReplayOnCpu
 from tiny_loras import lora_state, save_lora, tiny_unet
 
 from studio.core.environment import GeneratorEnvironment
@@ -32,22 +31,6 @@ from studio.engine.unet_graph import GraphCache, GraphKey, Unsupported, graph_ke
 REAL_PLATFORM_REASON = fast_path.platform_reason
 
 
-
-
-class ReplayOnCpu:
-    """A stand-in capture: replay runs the step again, reading the same static buffers a graph would."""
-
-    made: ClassVar[list[ReplayOnCpu]] = []
-
-    def __init__(self, step, cache) -> None:
-        self.step = step
-        self.output = step()
-        self.replays = 0
-        ReplayOnCpu.made.append(self)
-
-    def replay(self) -> None:
-        self.replays += 1
-        self.output.copy_(self.step())
 
 
 def failing_capture(step, cache):

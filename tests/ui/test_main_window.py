@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
@@ -227,7 +228,16 @@ def test_the_picked_model_is_loaded_before_the_first_job(qtbot, window, tiny_mod
     # The engine loads what the picker shows once it is up, so the status bar names it before any job runs.
     qtbot.waitUntil(lambda: window.status.model_label.text() == "tiny-sd", timeout=WAIT_MS)
     assert not window.queue_panel.job_ids()
-    picker = window.prompt_panel.model_picker
-    assert window.service._preload_path == tiny_model_dir.resolve()
-    picker.set_models([], "", str(tiny_model_dir.parent))  # nothing to pick: nothing to preload
-    assert window.service._preload_path is None
+    panel = window.prompt_panel
+    likely = window.service._likely
+    assert Path(likely.model) == tiny_model_dir.resolve()
+    assert (likely.width, likely.height, likely.cfg_scale) == (panel.width_spin.value(), panel.height_spin.value(),
+                                                               panel.cfg_spin.value())
+    # The size and CFG the person sets are what a GPU warms up for (its first picture skips the first-use costs).
+    panel.set_size(768, 512)
+    panel.cfg_spin.setValue(4.5)
+    likely = window.service._likely
+    assert (likely.width, likely.height, likely.cfg_scale) == (768, 512, 4.5)
+    assert (likely.memory, likely.speed) == (window.settings.memory, window.settings.speed)
+    panel.model_picker.set_models([], "", str(tiny_model_dir.parent))  # nothing to pick: nothing to prepare
+    assert window.service._likely is None

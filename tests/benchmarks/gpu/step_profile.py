@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[3]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "tests" / "engine")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import torch  # noqa: E402
 
@@ -89,7 +89,7 @@ def unet_variants(pipe: Any, latent: int, cuda: bool, say: Callable[[str], None]
     if cuda:
         capture = capture_cuda_graph
     else:  # the script's own check: a stand-in that runs the step again from the same static buffers
-        from test_engine_fast_path import ReplayOnCpu as capture
+        from studio_testing import ReplayOnCpu as capture
     args, kwargs = unet_inputs(unet, latent, unet.device, unet.dtype)
     rows = []
     for autotune in (False, True) if cuda else (False,):
