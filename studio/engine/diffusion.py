@@ -45,6 +45,7 @@ from studio.engine.preview import LivePreviews, latents_to_preview
 from studio.engine.schedulers import make_scheduler
 from studio.engine.taesd import taesd_decoder
 from studio.engine.vae_override import VaeOverride, find_vae
+from studio.engine.worker import Job, WorkerContext
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,8 @@ class DiffusersGenerator:
         status(device=self.device.description, model=model.name,
                message=f"Warming up the GPU for {trial.width}x{trial.height}…")
         started = time.perf_counter()
-        for _ in self.generate(trial, _WarmUpContext()):
+        unheard = WorkerContext(Job(0, trial), lambda _event: None)  # no job: nothing it says goes out
+        for _ in self.generate(trial, unheard):
             pass
         log.info("Warm-up run at %dx%d took %.2f s", trial.width, trial.height, time.perf_counter() - started)
         status(device=self.device.description, model=model.name, message="")
@@ -249,26 +251,6 @@ def warm_up_worthwhile(device: DeviceInfo) -> bool:
     """A warm-up run pays off on a GPU; on the CPU there are no first-use costs to hide, and a step would take
     seconds of the processor the window shares."""
     return device.kind != "cpu"
-
-
-class _WarmUpContext:
-    """The JobContext of a warm-up run: nobody watches it, and nothing it says reaches the person."""
-
-    def report_progress(self, step: int, total: int, image_index: int = 0, preview: Image.Image | None = None,
-                        preview_box: tuple[int, int, int, int] | None = None) -> None:
-        pass
-
-    def is_cancelled(self) -> bool:
-        return False
-
-    def check_cancelled(self) -> None:
-        pass
-
-    def note(self, text: str) -> None:
-        log.debug("Warm-up run: %s", text)
-
-    def status(self, *, device: str = "", model: str = "", message: str = "") -> None:
-        pass
 
 
 def _same(image: Image.Image) -> Image.Image:
