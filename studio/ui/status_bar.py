@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
 from studio.core.events import JobProgress, StepRate, format_rate
 from studio.ui.theme import plain_tooltip, repolish
 
+ENGINE_STARTING = "Engine starting…"  # the device label until the engine reports its device
+
 
 class StudioStatusBar(QStatusBar):
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -41,7 +43,7 @@ class StudioStatusBar(QStatusBar):
         self.progress_label.setMinimumWidth(self.progress_label.fontMetrics().horizontalAdvance(
             "Image 10/10 · Step 100/100 · 10.0 it/s · 100.0 s"))
         self.model_label = QLabel("No model loaded")
-        self.device_label = QLabel("Engine starting…")
+        self.device_label = QLabel(ENGINE_STARTING)
         self.device_label.setToolTip("The device that runs the models")
         self.zoom_label = QLabel("100%")
         self.zoom_label.setToolTip("Canvas zoom")

@@ -24,6 +24,7 @@ from PySide6.QtCore import QTimer
 from test_ui_responsiveness import MainThreadProbe
 import studio.app
 from studio.ui.main_window import MainWindow
+from studio.ui.status_bar import ENGINE_STARTING
 
 start = MainWindow.start
 
@@ -32,7 +33,7 @@ def start_with_probe(self):
     probe.start()
     shown = time.perf_counter()
     def check():
-        if self.status.device_label.text() and not self.status.device_label.text().startswith("Engine starting"):
+        if self.status.device_label.text() not in ("", ENGINE_STARTING):
             result, gaps = probe.stop(), sorted(probe.gaps_ms(), reverse=True)[:5]
             print(f"ready {{time.perf_counter() - shown:.2f}} s after the first frame; {{result}}; "
                   f"longest gaps {{', '.join(f'{{g:.0f}}' for g in gaps)}} ms", flush=True)
