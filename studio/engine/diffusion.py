@@ -31,7 +31,7 @@ from studio.engine.inpainting import plan_inpaint
 from studio.engine.ip_adapter import find_ip_adapter, reference_attached
 from studio.engine.libraries import quiet_imports
 from studio.engine.loader import LoadedModel, load_model
-from studio.engine.loras import loras_attached, resolve_loras
+from studio.engine.loras import resolve_loras, use_loras
 from studio.engine.memory import (
     MemoryPlan,
     apply_plan,
@@ -158,10 +158,10 @@ class DiffusersGenerator:
         run.recipe["loras"] = tuple(LoraRecord(f.name, lora_hash(f.path, hashes), f.weight) for f in loras)
         if vae is not None:
             run.recipe.update(vae_name=vae.name, vae_hash=model_hash(vae.path, hashes))
+        # Every job: the same LoRAs as the last job's stay merged; other LoRAs, or none, put the base weights back.
+        use_loras(run.pipe, loras, model.name,
+                  lambda: context.status(device=self.device.description, message="Loading LoRAs…"))
         with ExitStack() as stack:
-            if loras:
-                context.status(device=self.device.description, message="Loading LoRAs…")
-                stack.enter_context(loras_attached(run.pipe, loras, model.name))
             if vae is not None:
                 context.status(device=self.device.description, message=f"Loading the VAE {vae.name}…")
                 stack.enter_context(self._vae.attached(run.pipe, vae, model.name))

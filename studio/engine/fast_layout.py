@@ -3,8 +3,8 @@
 Walking the ~2,000 modules of an SDXL UNet (``unet.attn_processors``, ``set_attn_processor``,
 ``parameters()``) costs tens of milliseconds in Python on every call, a real share of a 0.25 s picture.
 So a UNet's attention modules and tensors are found once (``UNetLayout``) and only looked at again when
-one of their projection layers was replaced (LoRA layers, re-fused weights). Those jobs run eager, so the
-layout is only ever trusted for UNets without them.
+one of their projection layers was replaced (PEFT's LoRA layers while LoRAs are loaded and merged, re-fused
+weights). A UNet that still has LoRA layers runs eager, so the layout is only ever trusted for UNets without them.
 """
 
 from __future__ import annotations

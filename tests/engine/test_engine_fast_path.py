@@ -155,7 +155,7 @@ def test_jobs_the_graph_cannot_take_run_eager_with_the_reason(plain_pipe, tiny_m
     assert "cross-attention options" in reason(plain_pipe, {"cross_attention_kwargs": {"scale": 0.7}})
     assert "ControlNet" in reason(SimpleNamespace(unet=plain_pipe.unet, controlnet=object()), {})
     unet = tiny_unet(tiny_model_dir)
-    lora_state(unet)  # PEFT LoRA layers attached, as loras_attached leaves them during a job
+    lora_state(unet)  # PEFT LoRA layers attached (Studio merges and takes them off; a plugin might not)
     assert "LoRAs" in reason(SimpleNamespace(unet=unet), {})
     plain_pipe.enable_attention_slicing()
     try:
@@ -255,24 +255,30 @@ def test_inputs_the_graph_cannot_take_run_eager_for_the_job_with_a_note(forced_o
     assert "forward" not in unet.__dict__
 
 
-def test_a_lora_job_runs_eager_with_its_lora_and_the_next_job_reuses_the_graph(forced_on, generator, tmp_path,
-                                                                              tiny_model_dir):
+def test_a_lora_job_replays_the_captured_step_with_its_lora_merged_and_nothing_is_recaptured(forced_on, generator,
+                                                                                           tmp_path, tiny_model_dir):
     forced_on.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
-    save_lora(lora_state(tiny_unet(tiny_model_dir), scale=2.0), tmp_path / "data" / "models" / "loras" / "ink.safetensors")
-    with_lora = request(tiny_model_dir, loras=(LoraChoice("ink", 1.0),))
-    forced_on.setattr(fast_path, "platform_reason", REAL_PLATFORM_REASON)  # the reference: the CPU's plain path
-    (expected,), _ = studio_images(generator, with_lora)
+    folder = tmp_path / "data" / "models" / "loras"
+    save_lora(lora_state(tiny_unet(tiny_model_dir), scale=2.0), folder / "ink.safetensors")
+    save_lora(lora_state(tiny_unet(tiny_model_dir), seed=1, scale=2.0), folder / "wash.safetensors")
+    ink, wash = (request(tiny_model_dir, loras=(LoraChoice(name, 1.0),)) for name in ("ink", "wash"))
+    forced_on.setattr(fast_path, "platform_reason", REAL_PLATFORM_REASON)  # the references: the CPU's plain path
+    expected = {name: pixels(studio_images(generator, req)[0][0]) for name, req in (("ink", ink), ("wash", wash))}
     forced_on.setattr(fast_path, "platform_reason", lambda kind, options: None)
 
     (first,), context = studio_images(generator, request(tiny_model_dir))
     assert context.notes == [] and len(ReplayOnCpu.made) == 1
-    (lora_image,), context = studio_images(generator, with_lora)
-    assert context.notes == [("This job ran without the fast path: LoRAs are attached, and their weights are "
-                              "Python numbers a captured graph would freeze.")]
-    assert np.array_equal(pixels(lora_image), pixels(expected))  # the LoRA took effect: fused QKV was not on
-    assert not np.array_equal(pixels(lora_image), pixels(first))
+    replayed = ReplayOnCpu.made[0].replays
+    for name, req in (("ink", ink), ("wash", wash), ("ink", ink)):
+        (lora_image,), context = studio_images(generator, req)
+        assert context.notes == []  # no "ran without the fast path"
+        assert len(ReplayOnCpu.made) == 1  # merged in place: the graph captured before reads the new weights
+        assert ReplayOnCpu.made[0].replays == replayed + req.steps  # every step replays the captured graph
+        replayed = ReplayOnCpu.made[0].replays
+        assert np.abs(pixels(lora_image) - expected[name]).max() <= 1  # fused QKV: the same sums, another order
+        assert np.abs(pixels(lora_image) - pixels(first)).mean() > 2  # the LoRA took effect
     (again,), context = studio_images(generator, request(tiny_model_dir))
-    assert context.notes == [] and len(ReplayOnCpu.made) == 1  # LoRA off again, same weights: no recapture
+    assert context.notes == [] and len(ReplayOnCpu.made) == 1  # the base weights back, in place: no recapture
     assert np.array_equal(pixels(again), pixels(first))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import time
 from dataclasses import replace
@@ -37,7 +38,7 @@ from studio.core.images import read_recipe
 from studio.core.metadata import LoraRecord
 from studio.core.requests import GenerationRequest, LoraChoice, prepare_request
 from studio.engine.diffusion import DiffusersGenerator
-from studio.engine.loras import loras_attached, resolve_loras
+from studio.engine.loras import merged_key, resolve_loras, use_loras
 from studio.services.history_reuse import request_for_entry
 from studio.services.history_store import HistoryStore
 from studio.services.outputs import OutputStore
@@ -228,19 +229,98 @@ def test_a_lora_for_another_kind_of_model_is_refused_with_a_sentence(generator, 
     assert np.array_equal(make(generator, request(tiny_model_dir))[0], plain)
 
 
-def test_lora_attach_and_detach_time_on_the_tiny_model(generator, tiny_model_dir, models):
+def test_merging_keeping_and_putting_back_time_on_the_tiny_model(generator, tiny_model_dir, models):
     make(generator, request(tiny_model_dir))
     pipe = generator._model.text2img
     files = resolve_loras(models, loras(("detail", 1.0)))
     timings = []
     for _ in range(3):
         started = time.perf_counter()
-        with loras_attached(pipe, files, "tiny-sd"):
-            attached = time.perf_counter()
-        timings.append((attached - started, time.perf_counter() - attached))
-    attach, detach = min(t[0] for t in timings), min(t[1] for t in timings)
-    print(f"\nLoRA attach {attach * 1000:.1f} ms, detach {detach * 1000:.1f} ms (tiny model, CPU)")
-    assert attach < 5 and detach < 5
+        assert use_loras(pipe, files, "tiny-sd")
+        merged = time.perf_counter()
+        assert not use_loras(pipe, files, "tiny-sd")  # the same LoRAs: kept as they are
+        kept = time.perf_counter()
+        assert use_loras(pipe, [], "tiny-sd") and merged_key(pipe) == ()
+        timings.append((merged - started, kept - merged, time.perf_counter() - kept))
+    merge, keep, put_back = (min(t[i] for t in timings) for i in range(3))
+    print(f"\nLoRA merge {merge * 1000:.1f} ms, kept {keep * 1000:.2f} ms, base back {put_back * 1000:.1f} ms "
+          "(tiny model, CPU)")
+    assert merge < 5 and keep < 0.05 and put_back < 5
+
+
+def test_the_same_loras_stay_merged_for_the_next_job_and_only_a_change_loads_again(generator, tiny_model_dir, models,
+                                                                                  monkeypatch):
+    plain, _ = make(generator, request(tiny_model_dir))
+    pipe = generator._model.text2img
+    loaded: list[str] = []
+    load = type(pipe).load_lora_weights
+
+    def counted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        loaded.append(kwargs["weight_name"])
+        return load(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(pipe), "load_lora_weights", counted)
+    first, _ = make(generator, request(tiny_model_dir, loras=loras(("detail", 1.0))))
+    second, recipe = make(generator, request(tiny_model_dir, loras=loras(("detail", 1.0)), seed=2))
+    third, _ = make(generator, request(tiny_model_dir, loras=loras(("detail", 1.0))))
+    assert loaded == ["detail.safetensors"]  # the second and third jobs loaded nothing
+    assert np.array_equal(third, first) and not np.array_equal(second, first)
+    assert recipe.loras[0].name == "detail"  # recorded as for any LoRA job
+
+    half, _ = make(generator, request(tiny_model_dir, loras=loras(("detail", 0.5))))
+    assert loaded == ["detail.safetensors"] * 2  # another weight: merged again, from the base weights
+    assert 0 < np.abs(half - plain).mean() < np.abs(first - plain).mean()
+
+    path = models / "loras" / "detail.safetensors"
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # the file changed on disk
+    again, _ = make(generator, request(tiny_model_dir, loras=loras(("detail", 0.5))))
+    assert len(loaded) == 3 and np.array_equal(again, half)
+    assert np.array_equal(make(generator, request(tiny_model_dir))[0], plain) and len(loaded) == 3
+    assert pipe.get_list_adapters() == {}
+
+
+def test_a_merge_that_fails_part_way_leaves_the_exact_base_model(generator, tiny_model_dir, models, monkeypatch):
+    plain, _ = make(generator, request(tiny_model_dir))
+    make(generator, request(tiny_model_dir, loras=loras(("detail", 1.0))))  # merged before: put back first
+    pipe = generator._model.text2img
+    fuse = type(pipe).fuse_lora
+
+    def fuse_then_fail(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        fuse(self, *args, **kwargs)  # every layer merged, then the failure
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(type(pipe), "fuse_lora", fuse_then_fail)
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        make(generator, request(tiny_model_dir, loras=loras(("detail", 0.5))))
+    monkeypatch.undo()
+    assert merged_key(pipe) == () and pipe.get_list_adapters() == {}
+    assert np.array_equal(make(generator, request(tiny_model_dir))[0], plain)
+
+
+def test_merged_loras_make_the_picture_diffusers_lora_layers_make(generator, tiny_model_dir, models):
+    """Merging adds the same products in another order: Studio's picture matches diffusers' unmerged PEFT layers."""
+    import torch
+
+    from studio.engine.schedulers import make_scheduler
+
+    req = request(tiny_model_dir, loras=loras(("detail", 0.7), ("styles/detail-kohya", 0.4)))
+    merged, _ = make(generator, req)
+    make(generator, request(tiny_model_dir))
+    pipe = generator._model.text2img
+    pipe.load_lora_weights(str(models / "loras"), weight_name="detail.safetensors", adapter_name="a")
+    pipe.load_lora_weights(str(models / "loras" / "styles"), weight_name="detail-kohya.safetensors", adapter_name="b")
+    pipe.set_adapters(["a", "b"], adapter_weights=[0.7, 0.4])
+    try:
+        pipe.scheduler = make_scheduler(req.scheduler, pipe.scheduler.config)
+        layered = pipe(prompt=req.prompt, negative_prompt=req.negative_prompt, num_inference_steps=req.steps,
+                       guidance_scale=req.cfg_scale, width=64, height=64, output_type="pil",
+                       generator=torch.Generator("cpu").manual_seed(req.seed)).images[0]
+    finally:
+        pipe.unload_lora_weights()
+    difference = np.abs(merged - np.asarray(layered, dtype=np.int16))
+    assert difference.max() <= 1  # float32 rounding only
+    assert np.abs(merged - make(generator, request(tiny_model_dir))[0]).mean() > 2  # and the LoRAs did show
 
 
 def test_a_failed_lora_job_is_reported_and_the_engine_goes_on(tiny_model_dir, models, tmp_path):
