@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import torch
 from studio_testing import DirectContext
+from tiny_loras import lora_state, save_lora, tiny_unet
 
 from studio.core.environment import GeneratorEnvironment
-from studio.core.requests import GenerationRequest
+from studio.core.requests import GenerationRequest, LoraChoice
 from studio.engine import fast_path
 from studio.engine.bench import TOLERANCE
 from studio.engine.device import select_device
@@ -79,3 +80,28 @@ def test_the_plain_diffusers_setting_runs_without_capturing(cuda, tmp_path, tiny
     list(generator.generate(request(tiny_model_dir, speed="eager"), context))
     state = fast_path.state_for(generator._model.text2img.unet)
     assert state.captures == [] and state.replays == 0
+
+
+def test_a_merged_lora_is_read_by_the_graph_captured_before_it(cuda, tmp_path, tiny_model_dir):
+    """Merging writes the weights in place, so the graph captured for the base model replays the LoRA's."""
+    folder = tmp_path / "data" / "models" / "loras"
+    save_lora(lora_state(tiny_unet(tiny_model_dir), scale=2.0), folder / "ink.safetensors")
+    generator = DiffusersGenerator(GeneratorEnvironment("cuda", tmp_path / "data", tmp_path / "cache"))
+    base_req, lora_req = request(tiny_model_dir), request(tiny_model_dir, loras=(LoraChoice("ink", 0.8),))
+    (base, _), = generator.generate(base_req, DirectContext())
+    context = DirectContext()
+    (with_lora, _), = generator.generate(lora_req, context)
+    assert not [n for n in context.notes if "fast path" in n or "captured UNet step" in n], context.notes
+    state = fast_path.state_for(generator._model.text2img.unet)
+    assert len(state.captures) == 1 and state.replays == 2 * lora_req.steps
+
+    reference = load_model(tiny_model_dir, select_device("cuda")).text2img
+    reference.load_lora_weights(str(folder), weight_name="ink.safetensors", adapter_name="ink")
+    reference.set_adapters(["ink"], adapter_weights=[0.8])
+    diff = np.abs(np.asarray(with_lora, np.int16) - plain(reference, lora_req, lora_req.seed))
+    assert diff.mean() <= TOLERANCE[0] and diff.max() <= TOLERANCE[1], (diff.mean(), diff.max())
+    assert np.abs(np.asarray(with_lora, np.int16) - np.asarray(base, np.int16)).mean() > 2  # the LoRA showed
+
+    (again, _), = generator.generate(base_req, DirectContext())
+    assert len(state.captures) == 1  # the base weights back in place: the same graph again
+    assert np.abs(np.asarray(again, np.int16) - np.asarray(base, np.int16)).max() <= 1
