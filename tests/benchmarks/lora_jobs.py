@@ -5,7 +5,8 @@ the layers kohya's SD 1.5 LoRAs train (attention, feed-forward, transformer in/o
 - one UNet step (batch 2, as with CFG) with no LoRA, with PEFT's LoRA layers on, and with the LoRA merged;
 - the per-job costs: loading and taking off PEFT layers (before), merging, a job with the same LoRA
   (kept merged: nothing to do) and getting the base weights back (now), and the RAM the kept copy takes.
-Run: python tests/benchmarks/lora_jobs.py [--size 256] [--runs 3] [--device auto|cuda|cpu]
+Run: python tests/benchmarks/lora_jobs.py [--size 256] [--runs N] [--device auto|cuda|cpu]
+(the GPU run in tests/benchmarks/gpu/run_on_gpu.sh uses --size 512 on CUDA).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def median_seconds(work, runs: int, sync) -> float:  # noqa: ANN001
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, help="timed runs per figure (default: 10 on CUDA, 3 on the CPU)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
 
@@ -68,6 +69,7 @@ def main() -> None:
     from studio.engine.loras import LoraFile, _merged, use_loras
 
     device = select_device(args.device)
+    args.runs = args.runs or (10 if device.kind == "cuda" else 3)
     sync = torch.cuda.synchronize if device.kind == "cuda" else (lambda: None)
     work_dir = Path(tempfile.mkdtemp(prefix="studio-lora-bench-"))
     pipe = bench.build_pipeline("sd15", False, device, work_dir / "configs")

@@ -5,7 +5,9 @@
 # 10 minutes per command (the last step, the least needed, is the one cut short).
 # Everything issue 8 asks to be measured there, in one command: the CUDA fast-path tests, `studio bench` for
 # SD 1.5 (512², 20 steps) and SDXL (1024², 20 steps), the preview cost on the GPU, and where a step's time
-# goes (step_profile.py: which cheap switches would help next). Files land in $OUT.
+# goes (step_profile.py: which cheap switches would help next). Files land in $OUT: seven of them, as the device
+# tool brings back at most eight (machine-tests.txt, bench-sd15.json, bench-sdxl.json, bench.log, diagnostics.txt,
+# step-profile.json, first-picture.json).
 set -uo pipefail
 DEADLINE=$((SECONDS + 570))
 limit() { local left=$((DEADLINE - SECONDS)); [ "$left" -lt "$1" ] && echo $((left > 5 ? left : 5)) || echo "$1"; }
@@ -18,33 +20,39 @@ export PYTHONPATH=/tmp/site:$PWD
 { nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
   python3 -c "import sys, torch, diffusers, transformers; print('python', sys.version.split()[0], '· torch',
 torch.__version__, '· diffusers', diffusers.__version__, '· transformers', transformers.__version__)"
-} 2>&1 | tee "$OUT/machine.txt"
+} 2>&1 | tee "$OUT/machine-tests.txt"
 
 echo "== CUDA fast-path tests"
 timeout "$(limit 150)" python3 -m pytest -q -p no:cacheprovider -p no:qt tests/engine/test_engine_fast_path_cuda.py \
-  tests/engine/test_engine_fast_path.py 2>&1 | tee "$OUT/cuda-tests.txt" | tail -25
+  tests/engine/test_engine_fast_path.py 2>&1 | tee -a "$OUT/machine-tests.txt" | tail -25
 
 for family in sd15 sdxl; do
   echo "== studio bench --family $family"
   seconds=150; [ "$family" = sdxl ] && seconds=200
   timeout "$(limit $seconds)" python3 -m studio bench --family "$family" --runs 5 --json >"$OUT/bench-$family.json" \
-    2>"$OUT/bench-$family.log"
+    2>/tmp/bench-$family.log
   status=$?
+  { echo "== studio bench --family $family (exit $status)"; cat /tmp/bench-$family.log; } >>"$OUT/bench.log"
   if [ "$status" -eq 0 ]; then
     python3 -c "import json, sys; from studio.cli_bench import report; print(report(json.load(open(sys.argv[1]))))" \
       "$OUT/bench-$family.json"
   else
-    echo "bench $family failed ($status):"; tail -30 "$OUT/bench-$family.log"
+    echo "bench $family failed ($status):"; tail -30 /tmp/bench-$family.log
   fi
 done
 
-echo "== preview cost on the GPU"
-timeout "$(limit 90)" python3 tests/benchmarks/preview_cost.py --device cuda --unet 2>&1 | tee "$OUT/preview.txt" | tail -20
+echo "== preview cost on the GPU" | tee -a "$OUT/diagnostics.txt"
+timeout "$(limit 90)" python3 tests/benchmarks/preview_cost.py --device cuda --unet 2>&1 | tee -a "$OUT/diagnostics.txt" | tail -20
 
-echo "== where a step's time goes (UNet step and VAE decode variants, kernel profile)"
+echo "== where a step's time goes (UNet step and VAE decode variants, kernel profile)" | tee -a "$OUT/diagnostics.txt"
 timeout "$(limit 150)" python3 tests/benchmarks/gpu/step_profile.py --json "$OUT/step-profile.json" 2>&1 \
-  | tee "$OUT/step-profile.txt" | tail -60
+  | tee -a "$OUT/diagnostics.txt" | tail -60
 
-echo "== the first picture after start, with and without the engine's warm-up run"
+echo "== the first picture after start, with and without the engine's warm-up run" | tee -a "$OUT/diagnostics.txt"
 timeout "$(limit 150)" python3 tests/benchmarks/gpu/first_picture.py --family sd15 --json "$OUT/first-picture.json" \
-  2>&1 | tee "$OUT/first-picture.txt" | grep -v "^\[transformers\]" | tail -20
+  2>&1 | tee -a "$OUT/diagnostics.txt" | grep -v "^\[transformers\]" | tail -20
+
+echo "== what a LoRA costs a job: PEFT layers on against merged (Studio), and the merge itself" \
+  | tee -a "$OUT/diagnostics.txt"
+timeout "$(limit 60)" python3 tests/benchmarks/lora_jobs.py --device cuda --size 512 2>&1 | tee -a "$OUT/diagnostics.txt" \
+  | grep -v "^\[transformers\]" | tail -8
