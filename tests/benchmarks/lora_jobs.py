@@ -58,7 +58,7 @@ def median_seconds(work, runs: int, sync) -> float:  # noqa: ANN001
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--runs", type=int, help="timed runs per figure (default: 10 on CUDA, 3 on the CPU)")
+    parser.add_argument("--runs", type=int, help="rounds (default: 5 on CUDA, 3 on the CPU)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
 
@@ -69,7 +69,7 @@ def main() -> None:
     from studio.engine.loras import LoraFile, _merged, use_loras
 
     device = select_device(args.device)
-    args.runs = args.runs or (10 if device.kind == "cuda" else 3)
+    args.runs = args.runs or (5 if device.kind == "cuda" else 3)
     sync = torch.cuda.synchronize if device.kind == "cuda" else (lambda: None)
     work_dir = Path(tempfile.mkdtemp(prefix="studio-lora-bench-"))
     pipe = bench.build_pipeline("sd15", False, device, work_dir / "configs")
@@ -85,34 +85,33 @@ def main() -> None:
             unet(sample, timestep, encoder_hidden_states=context)
 
         print(f"{device.description}, {device.dtype}, {args.size}x{args.size}, UNet batch 2, rank-{RANK} LoRA "
-              f"on {', '.join(TARGETS)}; median of {args.runs}")
-        base = median_seconds(step, args.runs, sync)
+              f"on {', '.join(TARGETS)}; {args.runs} rounds, each timing the three in turn (so drift hits all)")
+        steps = 5 if device.kind == "cuda" else 1
+        times: dict[str, list[float]] = {"base": [], "layered": [], "merged": []}
+        costs: dict[str, list[float]] = {"attach": [], "detach": [], "merge": [], "kept": [], "put back": []}
 
-        started = time.perf_counter()
-        pipe.load_lora_weights(str(lora.path.parent), weight_name=lora.path.name, adapter_name="a")
-        pipe.set_adapters(["a"], adapter_weights=[lora.weight])
-        sync()
-        attach = time.perf_counter() - started
-        layered = median_seconds(step, args.runs, sync)
-        started = time.perf_counter()
-        pipe.unload_lora_weights()
-        sync()
-        detach = time.perf_counter() - started
+        def timed(name: str, work) -> None:  # noqa: ANN001
+            started = time.perf_counter()
+            work()
+            sync()
+            costs[name].append(time.perf_counter() - started)
 
-        started = time.perf_counter()
-        use_loras(pipe, [lora])
-        sync()
-        merge = time.perf_counter() - started
-        merged = median_seconds(step, args.runs, sync)
-        started = time.perf_counter()
-        use_loras(pipe, [lora])
-        kept = time.perf_counter() - started
-        kept_bytes = sum(values.numel() * values.element_size() for _t, values in _merged[unet].originals)
-        started = time.perf_counter()
-        use_loras(pipe, [])
-        sync()
-        put_back = time.perf_counter() - started
+        for _ in range(args.runs):
+            times["base"].append(median_seconds(step, steps, sync))
+            timed("attach", lambda: (pipe.load_lora_weights(str(lora.path.parent), weight_name=lora.path.name,
+                                                            adapter_name="a"),
+                                     pipe.set_adapters(["a"], adapter_weights=[lora.weight])))
+            times["layered"].append(median_seconds(step, steps, sync))
+            timed("detach", pipe.unload_lora_weights)
+            timed("merge", lambda: use_loras(pipe, [lora]))
+            times["merged"].append(median_seconds(step, steps, sync))
+            timed("kept", lambda: use_loras(pipe, [lora]))
+            kept_bytes = sum(values.numel() * values.element_size() for _t, values in _merged[unet].originals)
+            timed("put back", lambda: use_loras(pipe, []))
+        base, layered, merged = (statistics.median(times[name]) for name in ("base", "layered", "merged"))
+        attach, detach, merge, kept, put_back = (statistics.median(costs[name]) for name in costs)
 
+    print("per round:", {name: [round(t, 3) for t in values] for name, values in times.items()})
     print(f"UNet step: no LoRA {base:.3f} s; PEFT layers on {layered:.3f} s ({layered / base:.2f}x); "
           f"merged {merged:.3f} s ({merged / base:.2f}x)")
     print(f"Per job before: load {attach:.2f} s + take off {detach:.2f} s, every LoRA job")
