@@ -298,6 +298,24 @@ def test_a_merge_that_fails_part_way_leaves_the_exact_base_model(generator, tiny
     assert np.array_equal(make(generator, request(tiny_model_dir))[0], plain)
 
 
+def test_switching_models_lets_the_merged_model_and_its_kept_copy_go(tiny_model_dir, tiny_inpaint_model_dir, models,
+                                                                     tmp_path):
+    import gc
+    import weakref
+
+    from studio.engine import loras as lora_module
+
+    generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache", models))
+    make(generator, request(tiny_model_dir, loras=loras(("detail", 1.0))))
+    unet = weakref.ref(generator._model.text2img.unet)
+    assert unet() in lora_module._merged
+    gc.collect()
+    kept = len(lora_module._merged)  # other tests' live generators may keep merges of their own
+    make(generator, request(tiny_inpaint_model_dir))  # another model: the first one is freed
+    gc.collect()
+    assert unet() is None and len(lora_module._merged) == kept - 1  # the UNet, and with it the copy of its weights
+
+
 def test_merged_loras_make_the_picture_diffusers_lora_layers_make(generator, tiny_model_dir, models):
     """Merging adds the same products in another order: Studio's picture matches diffusers' unmerged PEFT layers."""
     import torch
