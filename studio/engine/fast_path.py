@@ -3,7 +3,8 @@
 On by default on CUDA, off on the CPU and MPS; ``STUDIO_FAST_PATH=off`` turns it off, ``=compile`` also
 runs the captured step through ``torch.compile`` (opt-in only: its warm-up took over six minutes on an H100).
 A job runs it when nothing in the job needs the plain UNet (``job_reason``: offload, attention slicing,
-LoRAs, IP-Adapter, cross-attention options, ControlNet); such a job runs plain diffusers with a note, and
+unmerged LoRA layers, IP-Adapter, cross-attention options, ControlNet; Studio's own LoRAs are merged into the
+weights, see ``loras``); such a job runs plain diffusers with a note, and
 any failure in the fast path makes the job (or the rest of it) plain diffusers, with a note.
 
 What it does for a job, all undone when the job ends, so LoRA/IP-Adapter loading sees the plain pipeline:
@@ -115,7 +116,8 @@ def job_reason(pipe: Any, call_kwargs: Mapping[str, Any], measures: tuple[str, .
         processors = [type(p).__name__ for p in getattr(unet, "attn_processors", {}).values()]
     if SLICING in measures or any("Sliced" in name for name in processors):
         return "attention slicing is on to save memory, and captured graphs would need more of it, not less"
-    if getattr(unet, "peft_config", None):  # diffusers' LoRA loading (PEFT) sets it; unloading removes it
+    # diffusers' LoRA loading (PEFT) sets it, unloading removes it; Studio merges and unloads, a plugin may not.
+    if getattr(unet, "peft_config", None):
         return "LoRAs are attached, and their weights are Python numbers a captured graph would freeze"
     if (call_kwargs.get("ip_adapter_image") is not None or call_kwargs.get("ip_adapter_image_embeds") is not None
             or getattr(unet, "encoder_hid_proj", None) is not None or any("IPAdapter" in n for n in processors)):
