@@ -225,13 +225,12 @@ def _originals(pipe: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:  # noqa: A
     import torch
     from peft.tuners.tuners_utils import BaseTunerLayer
 
+    layers = (module for component in pipe.components.values() if isinstance(component, torch.nn.Module)
+              for module in component.modules() if isinstance(module, BaseTunerLayer))
     saved: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    for component in pipe.components.values():
-        if isinstance(component, torch.nn.Module):
-            for module in component.modules():
-                if isinstance(module, BaseTunerLayer):
-                    for tensor in module.get_base_layer().parameters(recurse=False):
-                        saved.setdefault(id(tensor), (tensor, tensor.detach().to("cpu", copy=True)))
+    for layer in layers:
+        for tensor in layer.get_base_layer().parameters(recurse=False):
+            saved.setdefault(id(tensor), (tensor, tensor.detach().to("cpu", copy=True)))
     return list(saved.values())
 
 

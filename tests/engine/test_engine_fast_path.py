@@ -379,13 +379,13 @@ def test_the_speed_setting_chooses_the_options_and_the_environment_overrides_it(
     assert "Plain diffusers" in fast_path.platform_reason("cuda", fast_path.options_for("eager", {}))
 
 
-@pytest.mark.parametrize("model", ["tiny_model_dir", "tiny_inpaint_model_dir"])
-def test_inpainting_replays_a_captured_step_with_four_or_nine_latent_channels(forced_on, generator, model,
+@pytest.mark.parametrize("inpainting_model", [False, True])
+def test_inpainting_replays_a_captured_step_with_four_or_nine_latent_channels(forced_on, generator, inpainting_model,
                                                                                tiny_model_dir, tiny_inpaint_model_dir):
     """A masked job runs the UNet with the mask and masked picture beside the latents (9 channels) on an
     inpainting model, or blends latents around a 4-channel one: either way one graph, replayed every step."""
     forced_on.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
-    folder = tiny_inpaint_model_dir if model == "tiny_inpaint_model_dir" else tiny_model_dir
+    folder = tiny_inpaint_model_dir if inpainting_model else tiny_model_dir
     rng = np.random.default_rng(0)
     mask = np.zeros((64, 64), np.uint8)
     mask[16:48, 16:48] = 255
@@ -396,7 +396,7 @@ def test_inpainting_replays_a_captured_step_with_four_or_nine_latent_channels(fo
     forced_on.setattr(fast_path, "platform_reason", lambda kind, options: None)
     (image,), context = studio_images(generator, req)
     assert context.notes == []
-    channels = 9 if model == "tiny_inpaint_model_dir" else 4
+    channels = 9 if inpainting_model else 4
     state = fast_path.state_for(generator._model.pipeline(inpaint=True).unet)
     (key, _seconds), = state.captures  # the masked area is worked on at its own size (engine.inpainting)
     assert key.startswith(f"{channels}x") and key.endswith("latents, 2 rows, float32")

@@ -41,21 +41,20 @@ for family in sd15 sdxl; do
   fi
 done
 
-echo "== preview cost on the GPU" | tee -a "$OUT/diagnostics.txt"
-timeout "$(limit 90)" python3 tests/benchmarks/preview_cost.py --device cuda --unet 2>&1 | tee -a "$OUT/diagnostics.txt" | tail -20
-
-echo "== where a step's time goes (UNet step and VAE decode variants, kernel profile)" | tee -a "$OUT/diagnostics.txt"
-timeout "$(limit 150)" python3 tests/benchmarks/gpu/step_profile.py --json "$OUT/step-profile.json" 2>&1 \
-  | tee -a "$OUT/diagnostics.txt" | tail -60
-
-echo "== the first picture after start, with and without the engine's warm-up run" | tee -a "$OUT/diagnostics.txt"
-timeout "$(limit 150)" python3 tests/benchmarks/gpu/first_picture.py --family sd15 --json "$OUT/first-picture.json" \
-  2>&1 | tee -a "$OUT/diagnostics.txt" | grep -v "^\[transformers\]" | tail -20
-
-echo "== what a LoRA costs a job: PEFT layers on against merged (Studio), and the merge itself" \
-  | tee -a "$OUT/diagnostics.txt"
-timeout "$(limit 60)" python3 tests/benchmarks/lora_jobs.py --device cuda --size 512 2>&1 | tee -a "$OUT/diagnostics.txt" \
-  | grep -v "^\[transformers\]" | tail -8
+# diagnose TITLE SECONDS LINES COMMAND...: a step whose text goes to diagnostics.txt, its last LINES shown here
+diagnose() {
+  local title=$1 seconds=$2 lines=$3
+  shift 3
+  echo "== $title" | tee -a "$OUT/diagnostics.txt"
+  timeout "$(limit "$seconds")" "$@" 2>&1 | tee -a "$OUT/diagnostics.txt" | grep -v "^\[transformers\]" | tail -"$lines"
+}
+diagnose "preview cost on the GPU" 90 20 python3 tests/benchmarks/preview_cost.py --device cuda --unet
+diagnose "where a step's time goes (UNet step and VAE decode variants, kernel profile)" 150 60 \
+  python3 tests/benchmarks/gpu/step_profile.py --json "$OUT/step-profile.json"
+diagnose "the first picture after start, with and without the engine's warm-up run" 150 20 \
+  python3 tests/benchmarks/gpu/first_picture.py --family sd15 --json "$OUT/first-picture.json"
+diagnose "what a LoRA costs a job: PEFT layers on against merged (Studio), and the merge itself" 60 8 \
+  python3 tests/benchmarks/lora_jobs.py --device cuda --size 512
 
 # Each step has reported its own status above; a last step cut short must not read as the whole call timing out
 # (the device tool takes exit 124 as its own limit).
