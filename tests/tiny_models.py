@@ -118,19 +118,29 @@ def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
 
 
 def build_tiny_ip_adapter(models_dir: Path, model_dir: Path, seed: int = 0) -> Path:
-    """``<models_dir>/ip-adapter`` laid out as h94/IP-Adapter is, sized for the tiny SD 1.x UNet in model_dir.
+    """``<models_dir>/ip-adapter`` laid out as h94/IP-Adapter is, sized for the tiny SD 1.x UNet in model_dir."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPVisionConfig
+
+    unet = UNet2DConditionModel.from_pretrained(model_dir / "unet")
+    return build_ip_adapter(models_dir, unet, CLIPVisionConfig(
+        hidden_size=32, intermediate_size=37, projection_dim=16, num_hidden_layers=2, num_attention_heads=4,
+        image_size=224, patch_size=32), seed=seed)
+
+
+def build_ip_adapter(models_dir: Path, unet, vision_config, seed: int = 0, scale: float = 0.5,  # noqa: ANN001
+                     dtype=None) -> Path:  # noqa: ANN001
+    """``<models_dir>/ip-adapter`` (adapter + CLIP image encoder, random weights) for an SD 1.x ``unet``.
 
     The adapter's key numbering follows the original's (1, 3, 5, … for the cross-attention layers, in the
     UNet's processor order), which diffusers' loader expects.
     """
     import torch
-    from diffusers import UNet2DConditionModel
     from safetensors.torch import save_file
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPVisionModelWithProjection
 
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel.from_pretrained(model_dir / "unet")
-    cross, embed, tokens = unet.config.cross_attention_dim, 16, 4
+    cross, embed, tokens = unet.config.cross_attention_dim, vision_config.projection_dim, 4
     state = {"image_proj.proj.weight": torch.randn(cross * tokens, embed) * 0.2,
              "image_proj.proj.bias": torch.zeros(cross * tokens),
              "image_proj.norm.weight": torch.ones(cross), "image_proj.norm.bias": torch.zeros(cross)}
@@ -142,14 +152,12 @@ def build_tiny_ip_adapter(models_dir: Path, model_dir: Path, seed: int = 0) -> P
         block = int(name.split(".")[1]) if not name.startswith("mid_block") else None
         hidden = (channels[-1] if block is None else
                   list(reversed(channels))[block] if name.startswith("up_blocks") else channels[block])
-        state[f"ip_adapter.{key_id}.to_k_ip.weight"] = torch.randn(hidden, cross) * 0.5
-        state[f"ip_adapter.{key_id}.to_v_ip.weight"] = torch.randn(hidden, cross) * 0.5
+        state[f"ip_adapter.{key_id}.to_k_ip.weight"] = torch.randn(hidden, cross) * scale
+        state[f"ip_adapter.{key_id}.to_v_ip.weight"] = torch.randn(hidden, cross) * scale
         key_id += 2
     folder = models_dir / "ip-adapter"
     folder.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(folder / "ip-adapter_sd15.safetensors"))
-    vision = CLIPVisionModelWithProjection(CLIPVisionConfig(
-        hidden_size=32, intermediate_size=37, projection_dim=embed, num_hidden_layers=2, num_attention_heads=4,
-        image_size=224, patch_size=32))
-    vision.save_pretrained(folder / "image_encoder", safe_serialization=True)
+    save_file({k: v.to(dtype or v.dtype) for k, v in state.items()}, str(folder / "ip-adapter_sd15.safetensors"))
+    vision = CLIPVisionModelWithProjection(vision_config)
+    vision.to(dtype or torch.float32).save_pretrained(folder / "image_encoder", safe_serialization=True)
     return folder
