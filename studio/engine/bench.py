@@ -128,6 +128,14 @@ class _BenchGenerator(DiffusersGenerator):
         return self._bench_model
 
 
+def bench_generator(pipe: Any, family: str, env: GeneratorEnvironment) -> tuple[DiffusersGenerator, LoadedModel]:
+    """Studio's generator with ``pipe`` (a ``build_pipeline`` one) as its model, and that model."""
+    model = LoadedModel(path=(env.cache_dir / "bench-model").resolve(), name=f"random {family}", hash="random",
+                        family="sdxl" if family == "sdxl" else "sd", text2img=pipe,
+                        base_scheduler_config=dict(pipe.scheduler.config))
+    return _BenchGenerator(env, model), model
+
+
 @dataclass
 class _Side:
     make: Callable[[], list[Image.Image]]
@@ -168,10 +176,8 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     # the state read out below is the one the jobs use.
     speed = "compile" if config.compile else "fast"
     state = fast_path.state_for(pipe.unet, fast_path.options_for(speed))
-    model = LoadedModel(path=(cache_dir / "bench-model").resolve(), name=f"random {config.family}", hash="random",
-                        family="sdxl" if config.family == "sdxl" else "sd", text2img=pipe,
-                        base_scheduler_config=dict(pipe.scheduler.config))
-    generator = _BenchGenerator(GeneratorEnvironment(config.device, cache_dir / "bench", cache_dir), model)
+    generator, model = bench_generator(pipe, config.family,
+                                       GeneratorEnvironment(config.device, cache_dir / "bench", cache_dir))
     request = GenerationRequest(model=str(model.path), prompt=config.prompt, negative_prompt=config.negative,
                                 width=size, height=size, steps=steps, cfg_scale=config.cfg, seed=config.seed,
                                 scheduler=config.scheduler, batch_count=config.batch, speed=speed)
@@ -197,11 +203,11 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     share_the_interpreter()  # as the app's engine thread does: the probe stands in for its window
     for name, side in sides.items():  # warm-up: first-call costs, and the fast path's capture
         say(f"Warm-up: {name}…")
-        side.warmup, side.images, side.peak = _timed(side.make, device)
+        side.warmup, side.images, side.peak = timed(side.make, device)
     for run in range(config.runs):  # alternating, so clock and thermal drift hit both sides alike
         for side in sides.values():
             with side.probe:
-                seconds, side.images, peak = _timed(side.make, device)
+                seconds, side.images, peak = timed(side.make, device)
             side.runs.append(seconds)
             side.peak = max(side.peak, peak)
         say(f"Run {run + 1}/{config.runs}: plain {sides['plain'].runs[-1]:.3f} s, "
@@ -222,12 +228,13 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
         "torch": torch.__version__, "diffusers": diffusers.__version__, "python": sys.version.split()[0],
         "build_seconds": built, "plain": plain_side, "studio": studio_side,
         "speedup": plain_side["seconds_per_image"] / studio_side["seconds_per_image"],
-        "peak_rss_bytes": peak_rss(), "same_seed_difference": _difference(sides["plain"].images,
-                                                                          sides["studio"].images),
+        "peak_rss_bytes": peak_rss(),
+        "same_seed_difference": same_seed_difference(sides["plain"].images, sides["studio"].images),
     }
 
 
-def _timed(make: Callable[[], list[Image.Image]], device: DeviceInfo) -> tuple[float, list[Image.Image], int]:
+def timed(make: Callable[[], list[Image.Image]], device: DeviceInfo) -> tuple[float, list[Image.Image], int]:
+    """Seconds ``make`` takes (the GPU's work included), its pictures, and the peak VRAM it allocated."""
     cuda = device.kind == "cuda"
     if cuda:
         torch.cuda.synchronize()
@@ -240,7 +247,7 @@ def _timed(make: Callable[[], list[Image.Image]], device: DeviceInfo) -> tuple[f
     return seconds, images, torch.cuda.max_memory_allocated() if cuda else 0
 
 
-def _difference(plain: list[Image.Image] | None, studio: list[Image.Image] | None) -> dict[str, Any]:
+def same_seed_difference(plain: list[Image.Image] | None, studio: list[Image.Image] | None) -> dict[str, Any]:
     pairs = list(zip(plain or [], studio or [], strict=False))
     diffs = [np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)) for a, b in pairs]
     mean = float(np.mean([d.mean() for d in diffs])) if diffs else 0.0

@@ -28,7 +28,7 @@ from studio.core.requests import GenerationRequest, prepare_request
 from studio.engine.device import DeviceInfo, free_memory, select_device
 from studio.engine.fast_path import FastJob, fast_job, options_for
 from studio.engine.inpainting import plan_inpaint
-from studio.engine.ip_adapter import find_ip_adapter, let_encoder_go, reference_attached
+from studio.engine.ip_adapter import find_ip_adapter, let_reference_go, reference_attached
 from studio.engine.libraries import quiet_imports
 from studio.engine.loader import LoadedModel, load_model
 from studio.engine.loras import resolve_loras, use_loras
@@ -168,7 +168,7 @@ class DiffusersGenerator:
             if loras or vae is not None:
                 context.status(device=self.device.description, model=model.name, message="")
             if request.reference_image is None:
-                let_encoder_go(run.pipe)  # before the memory plan counts what is free
+                let_reference_go(run.pipe)  # before the memory plan counts what is free
             # After the LoRAs and VAE are on: the measures (offload hooks, VAE tiling) must cover what runs.
             self._fit_memory(request, model, run.pipe, context)
             if request.reference_image is not None:

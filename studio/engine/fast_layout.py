@@ -5,6 +5,10 @@ Walking the ~2,000 modules of an SDXL UNet (``unet.attn_processors``, ``set_attn
 So a UNet's attention modules and tensors are found once (``UNetLayout``) and only looked at again when
 one of their projection layers was replaced (PEFT's LoRA layers while LoRAs are loaded and merged, re-fused
 weights). A UNet that still has LoRA layers runs eager, so the layout is only ever trusted for UNets without them.
+
+A captured graph reads two kinds of weights: the UNet's own (``fingerprint``: when they move, every graph of
+the UNet is stale) and an IP-Adapter's, attached for reference jobs only (``attention_key``: part of each
+graph's key, so graphs with and without a reference, or of two adapters, live side by side).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import torch
 
 _STAMP = "_studio_fused_from"  # on each Attention module: the source weights its fused layer was built from
 _PROJECTIONS = ("to_q", "to_k", "to_v", "to_qkv", "to_kv")
+_IP_ADAPTER = "IPAdapterAttnProcessor2_0"  # diffusers' SDPA IP-Adapter processor: left as it is when fusing
+_SDPA = {"AttnProcessor", "AttnProcessor2_0", "FusedAttnProcessor2_0"}
 
 
 class UNetLayout:
@@ -42,15 +48,29 @@ class UNetLayout:
             module.set_processor(processor)
 
     def fingerprint(self) -> Hashable:
-        """Where every weight lives and which attention runs: what a captured graph replays."""
+        """Where the UNet's own weights live (an adapter's are not its own): what every captured graph reads."""
         projections = tuple(getattr(m, name, None) for m in self.attention for name in _PROJECTIONS)
         unet = self._unet()
         replaced = len(projections) != len(self._projections) or any(
             a is not b for a, b in zip(projections, self._projections, strict=False))
         if replaced and unet is not None:  # layers were replaced: find the tensors again
             self._projections = projections
-            self._tensors = [*unet.parameters(), *unet.buffers()]
-        return hash((tuple(t.data_ptr() for t in self._tensors), tuple(self.processor_names())))
+            named = (*unet.named_parameters(), *unet.named_buffers())
+            self._tensors = [tensor for name, tensor in named if _own(name)]
+        return hash(tuple(t.data_ptr() for t in self._tensors))
+
+    def attention_key(self) -> Hashable:
+        """Which attention runs, with an adapter's weights (where they live) and the numbers its processors keep
+        (a scale a graph would freeze): what one captured graph is specific to beyond the UNet's own weights."""
+        unet = self._unet()
+        parts: list[Hashable] = []
+        for module in self.attention:
+            processor = module.processor
+            own = _places(processor) if isinstance(processor, torch.nn.Module) else ()
+            parts.append((type(processor).__name__, repr(getattr(processor, "scale", None)), own))
+        projection = getattr(unet, "encoder_hid_proj", None)
+        parts.append(_places(projection) if isinstance(projection, torch.nn.Module) else None)
+        return hash(tuple(parts))
 
     def fuse_qkv(self) -> bool:
         """diffusers' fused QKV projections with SDPA (FusedAttnProcessor2_0); False where they do not apply.
@@ -63,13 +83,15 @@ class UNetLayout:
         from diffusers.models.attention_processor import FusedAttnProcessor2_0
 
         names = set(self.processor_names())
-        if not self.attention or names - {"AttnProcessor", "AttnProcessor2_0", "FusedAttnProcessor2_0"}:
+        if not self.attention or names - _SDPA - {_IP_ADAPTER}:
             return False
-        sources = [[m.to_k, m.to_v] if m.is_cross_attention else [m.to_q, m.to_k, m.to_v] for m in self.attention]
+        # An IP-Adapter's processors run their own projections (a reference job): those modules stay as they are.
+        plain = [m for m in self.attention if type(m.processor).__name__ != _IP_ADAPTER]
+        sources = [[m.to_k, m.to_v] if m.is_cross_attention else [m.to_q, m.to_k, m.to_v] for m in plain]
         if any(type(layer) is not torch.nn.Linear for layers in sources for layer in layers):
             return False  # wrapped (e.g. by LoRA layers): leave them alone
         with torch.inference_mode(False), torch.no_grad():
-            for module, layers in zip(self.attention, sources, strict=True):
+            for module, layers in zip(plain, sources, strict=True):
                 name = "to_kv" if module.is_cross_attention else "to_qkv"
                 if module.__dict__.get(_STAMP) != _stamp(layers) or name not in module.__dict__:
                     module.fuse_projections(fuse=True)
@@ -78,7 +100,7 @@ class UNetLayout:
                     _share_storage(fused, layers)
                     module.__dict__[_STAMP] = _stamp(layers)
         fused = FusedAttnProcessor2_0()
-        for module in self.attention:
+        for module in plain:
             module.set_processor(fused)
         return True
 
@@ -98,6 +120,15 @@ class UNetLayout:
                 module.set_processor(AttnProcessor2_0())
                 changed = True
         return changed
+
+
+def _own(name: str) -> bool:
+    """A UNet tensor's name outside what an IP-Adapter attaches (its processors and image projection)."""
+    return ".processor." not in name and not name.startswith("encoder_hid_proj.")
+
+
+def _places(module: torch.nn.Module) -> tuple[tuple[int, tuple[int, ...], torch.dtype], ...]:
+    return tuple((t.data_ptr(), tuple(t.shape), t.dtype) for t in module.parameters())
 
 
 def _stamp(layers: list[torch.nn.Linear]) -> tuple[tuple[int, int], ...]:

@@ -3,8 +3,7 @@
 On by default on CUDA, off on the CPU and MPS; ``STUDIO_FAST_PATH=off`` turns it off, ``=compile`` also
 runs the captured step through ``torch.compile`` (opt-in only: its warm-up took over six minutes on an H100).
 A job runs it when nothing in the job needs the plain UNet (``job_reason``: offload, attention slicing,
-unmerged LoRA layers, IP-Adapter, cross-attention options, ControlNet; Studio's own LoRAs are merged into the
-weights, see ``loras``); such a job runs plain diffusers with a note, and
+unmerged LoRA layers, cross-attention options, ControlNet); such a job runs plain diffusers with a note, and
 any failure in the fast path makes the job (or the rest of it) plain diffusers, with a note.
 
 What it does for a job, all undone when the job ends, so LoRA/IP-Adapter loading sees the plain pipeline:
@@ -17,7 +16,10 @@ What it does for a job, all undone when the job ends, so LoRA/IP-Adapter loading
   next to the model (about 170 MB for SDXL's VAE). Older GPUs keep diffusers' float32 decode.
 - the VAE's weights in channels_last memory format, the layout cuDNN's half-precision convolutions prefer.
 - the UNet step as a CUDA graph per input layout (``unet_graph``), kept across jobs, recaptured only when
-  the layout or the weights change.
+  the layout or the weights change. Studio's own LoRAs are merged into the weights in place (``loras``), so
+  the graph reads them. A reference job's graph takes the image embeddings as one more input, and is kept
+  beside the plain one, keyed by where its IP-Adapter's weights live; the adapter keeps its strength in
+  those weights (``ip_adapter``), so a new strength is read, not recaptured.
 
 Same seed, same picture? Not bit for bit on a GPU, and that is expected: one fused GEMM sums in another
 order than three separate ones; a graph replays the kernels picked at capture, which cuBLAS/cuDNN may pick
@@ -119,9 +121,6 @@ def job_reason(pipe: Any, call_kwargs: Mapping[str, Any], measures: tuple[str, .
     # diffusers' LoRA loading (PEFT) sets it, unloading removes it; Studio merges and unloads, a plugin may not.
     if getattr(unet, "peft_config", None):
         return "LoRAs are attached, and their weights are Python numbers a captured graph would freeze"
-    if (call_kwargs.get("ip_adapter_image") is not None or call_kwargs.get("ip_adapter_image_embeds") is not None
-            or getattr(unet, "encoder_hid_proj", None) is not None or any("IPAdapter" in n for n in processors)):
-        return "an IP-Adapter reference steers it, which adds image embeddings the graph does not take"
     if call_kwargs.get("cross_attention_kwargs"):
         return "it passes cross-attention options, which a captured graph would freeze"
     if getattr(pipe, "controlnet", None) is not None:
@@ -209,7 +208,8 @@ def prepare_pipeline(pipe: Any, device: DeviceInfo, state: FastPathState,
         if not state.cache.check(layout.fingerprint()):
             log.info("Fast path: new weights, so no captured graph is reused")
         step = _compiled_step(state, unet) if state.options.compile else None
-        prepared.graphed = GraphedUNet(unet, state.cache, capture_cuda_graph, on_eager, on_failure, step)
+        prepared.graphed = GraphedUNet(unet, state.cache, capture_cuda_graph, on_eager, on_failure, step,
+                                       layout.attention_key())
         unet.forward = prepared.graphed
     except BaseException:
         release(prepared, state)

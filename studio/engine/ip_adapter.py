@@ -1,12 +1,21 @@
 """A reference picture steering generation through IP-Adapter, with diffusers' own IP-Adapter loading.
 
-The adapter is attached to the pipeline for one job and taken off afterwards: a UNet with an
-adapter attached refuses jobs without a reference, and the txt2img/img2img pipelines share it.
+diffusers loads the adapter (``load_ip_adapter``): its CLIP image encoder, an image projection on the UNet
+and attention processors with their own key/value projections. A UNet with the adapter attached refuses jobs
+without a reference, and the txt2img/img2img pipelines share it, so it is attached for one job and taken off
+afterwards (``unload_ip_adapter``).
 
-Its CLIP image encoder (about 1.2 GB in float16 for SD 1.x, 3.6 GB for SDXL) is most of what loading costs,
-so it is kept, where it is, for the next job: a job that also has a reference picture, with the same encoder
-files, hands it back to diffusers, which then skips loading it. Any other job lets it go before that job's
-memory plan counts the free memory (``let_encoder_go``), so memory is held only between reference jobs.
+What was loaded is kept, not attached, for the next job with a reference picture: the encoder (about 1.2 GB
+in float16 for SD 1.x, 3.6 GB for SDXL; most of what loading costs), the projection and the processors. A
+next reference job with the same files attaches those same objects again, so nothing is read, and the fast
+path's graph captured for the last reference job still reads the adapter's weights where they are. Any
+other job lets them go before its memory plan counts the free memory (``let_reference_go``), so memory is
+held only between reference jobs.
+
+The strength lives in the adapter's value projections (``to_v_ip``), not in diffusers' per-processor scale:
+attention is linear in its values, so scaling them scales the adapter's contribution exactly as the scale
+does, and a captured graph reads a weight from memory where it would freeze a Python number. The weights at
+strength 1 are kept on the CPU, so each strength is set from them, never by rescaling a rescaled weight.
 """
 
 from __future__ import annotations
@@ -49,48 +58,111 @@ def find_ip_adapter(models_dir: Path, family: str) -> AdapterFiles:
     return AdapterFiles(folder, weight_name, encoder)
 
 
-@dataclass(frozen=True)
-class _KeptEncoder:
-    key: tuple[Hashable, ...]  # the encoder folder's files as they were when it was loaded
+@dataclass
+class _Adapter:
+    """An adapter as loaded for a UNet: attached during a reference job, kept aside between them."""
+
+    encoder_key: tuple[Hashable, ...]  # the encoder folder's files as they were when it was loaded
+    adapter_key: tuple[Hashable, ...]  # the adapter file, likewise
     encoder: Any
+    feature_extractor: Any
+    projection: Any  # unet.encoder_hid_proj
+    processors: dict[str, Any]  # unet.attn_processors with the adapter on
+    values: list[Any]  # the processors' to_v_ip weights, which carry the strength
+    unit_values: list[Any]  # their values at strength 1, on the CPU
+    strength: float = 1.0
 
 
 # By UNet, as the pipelines sharing a UNet share a model; an entry goes with its model.
-_kept: weakref.WeakKeyDictionary[Any, _KeptEncoder] = weakref.WeakKeyDictionary()
+_kept: weakref.WeakKeyDictionary[Any, _Adapter] = weakref.WeakKeyDictionary()
+
+
+def _files_key(paths: list[Path]) -> tuple[Hashable, ...]:
+    return tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in paths)
 
 
 def _encoder_key(files: AdapterFiles) -> tuple[Hashable, ...]:
-    folder = files.folder / files.encoder_folder
-    return tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in sorted(folder.iterdir()) if f.is_file())
+    return _files_key([f for f in sorted((files.folder / files.encoder_folder).iterdir()) if f.is_file()])
 
 
-def let_encoder_go(pipe: Any) -> None:  # noqa: ANN401
-    """For a job without a reference picture: the kept image encoder's memory is given back."""
+def let_reference_go(pipe: Any) -> None:  # noqa: ANN401
+    """For a job without a reference picture: the kept adapter and image encoder give their memory back."""
     unet = getattr(pipe, "unet", None)
     if unet is not None:
         _kept.pop(unet, None)
 
 
 @contextmanager
-def reference_attached(pipe: Any, files: AdapterFiles, reference: Image.Image, scale: float) -> Iterator[dict]:  # noqa: ANN401
-    """The pipeline with the adapter on for the block; yields the extra call arguments."""
-    key = _encoder_key(files)
+def reference_attached(pipe: Any, files: AdapterFiles, reference: Image.Image,  # noqa: ANN401
+                       scale: float) -> Iterator[dict]:
+    """The pipeline with the adapter on, at strength ``scale``, for the block; yields the extra call arguments."""
+    keys = (_encoder_key(files), _files_key([files.folder / files.weight_name]))
     kept = _kept.pop(pipe.unet, None)
-    if kept is not None and kept.key == key and getattr(pipe, "image_encoder", None) is None:
+    if kept is not None and (kept.encoder_key, kept.adapter_key) == keys and pipe.unet.encoder_hid_proj is None:
+        adapter = _attach(pipe, kept)
+    else:
+        adapter = _load(pipe, files, keys, kept)
+    try:
+        _set_strength(adapter, scale)
+        yield {"ip_adapter_image": reference.convert("RGB")}
+    finally:
+        _take_off(pipe, adapter)
+
+
+def _load(pipe: Any, files: AdapterFiles, keys: tuple[tuple[Hashable, ...], ...],  # noqa: ANN401
+          kept: _Adapter | None) -> _Adapter:
+    """Load with diffusers (handing it a kept encoder that still matches its files) and note what was loaded."""
+    import torch
+
+    if kept is not None and kept.encoder_key == keys[0] and getattr(pipe, "image_encoder", None) is None:
         pipe.register_modules(image_encoder=kept.encoder)  # diffusers' loader then leaves it as it is
     try:
         pipe.load_ip_adapter(str(files.folder), subfolder="", weight_name=files.weight_name,
                              image_encoder_folder=files.encoder_folder, local_files_only=True)
+        pipe.set_ip_adapter_scale(1.0)  # the strength goes into the weights (see the module's note)
+        processors = dict(pipe.unet.attn_processors)
+        values = [layer.weight for p in processors.values() for layer in getattr(p, "to_v_ip", ())]
+        with torch.no_grad():
+            unit_values = [value.detach().to("cpu", copy=True) for value in values]
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         with suppress(Exception):  # whatever half of it was attached, the kept encoder included, comes off
             pipe.unload_ip_adapter()
         raise ModelError(f"The IP-Adapter in {files.folder} could not be loaded for this model: "
                          f"{first_line(exc)}.") from None
-    try:
-        pipe.set_ip_adapter_scale(scale)
-        yield {"ip_adapter_image": reference.convert("RGB")}
-    finally:
-        encoder = getattr(pipe, "image_encoder", None)
-        pipe.unload_ip_adapter()
-        if encoder is not None and getattr(encoder, "_hf_hook", None) is None:  # not one CPU offload moves
-            _kept[pipe.unet] = _KeptEncoder(key, encoder)
+    return _Adapter(keys[0], keys[1], pipe.image_encoder, getattr(pipe, "feature_extractor", None),
+                    pipe.unet.encoder_hid_proj, processors, values, unit_values)
+
+
+def _attach(pipe: Any, adapter: _Adapter) -> _Adapter:  # noqa: ANN401
+    """Put a kept adapter back as diffusers' loader attaches one (``_load_ip_adapter_weights``)."""
+    pipe.register_modules(image_encoder=adapter.encoder)
+    if getattr(pipe, "feature_extractor", None) is None:
+        pipe.register_modules(feature_extractor=adapter.feature_extractor)
+    unet = pipe.unet
+    unet.set_attn_processor(dict(adapter.processors))  # diffusers pops from the dict it is given
+    unet.encoder_hid_proj = adapter.projection
+    unet.config.encoder_hid_dim_type = "ip_image_proj"
+    return adapter
+
+
+def _set_strength(adapter: _Adapter, strength: float) -> None:
+    if strength == adapter.strength:
+        return
+    import torch
+
+    adapter.strength = float("nan")  # until every weight has it: a failure part way must not look done
+    with torch.inference_mode(False), torch.no_grad():
+        for value, unit in zip(adapter.values, adapter.unit_values, strict=True):
+            value.copy_(unit)
+            value.mul_(strength)
+    adapter.strength = strength
+
+
+def _take_off(pipe: Any, adapter: _Adapter) -> None:  # noqa: ANN401
+    """diffusers' unload; the adapter is kept for the next reference job unless CPU offload moves it."""
+    unet = pipe.unet
+    encoder = getattr(pipe, "image_encoder", None)
+    pipe.unload_ip_adapter()
+    offloaded = any(getattr(m, "_hf_hook", None) is not None for m in (unet, encoder))
+    if encoder is adapter.encoder and not offloaded:
+        _kept[unet] = adapter

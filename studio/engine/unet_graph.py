@@ -50,23 +50,27 @@ class GraphKey:
     """Everything a captured graph is specific to; equal keys replay the same graph."""
 
     template: Any  # (args, kwargs) with tensors replaced by _Slot
+    attention: Hashable = None  # the attention that runs (UNetLayout.attention_key): an IP-Adapter's weights
 
     def describe(self) -> str:
         first = _first_slot(self.template)
         if first is None or len(first.shape) != 4:
             return "this input layout"
         rows, channels, height, width = first.shape
-        return f"{channels}x{height}x{width} latents, {rows} row{'s' * (rows != 1)}, {str(first.dtype).removeprefix('torch.')}"
+        dtype = str(first.dtype).removeprefix("torch.")
+        text = f"{channels}x{height}x{width} latents, {rows} row{'s' * (rows != 1)}, {dtype}"
+        return text + ", with a reference picture" * _has_key(self.template, "image_embeds")
 
 
-def graph_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[GraphKey, list[torch.Tensor]]:
+def graph_key(args: tuple[Any, ...], kwargs: dict[str, Any],
+              attention: Hashable = None) -> tuple[GraphKey, list[torch.Tensor]]:
     """The key of a UNet call and its tensors in slot order; Unsupported for inputs a graph would freeze."""
     leaves: list[torch.Tensor] = []
     positional = _Node("tuple", tuple((i, _template(v, leaves, f"argument {i + 1}")) for i, v in enumerate(args)))
     template = (positional, _template(kwargs, leaves, ""))
     if not leaves:
         raise Unsupported("the UNet was called without tensors")
-    return GraphKey(template), leaves
+    return GraphKey(template, attention), leaves
 
 
 def _template(value: Any, leaves: list[torch.Tensor], path: str) -> Any:
@@ -95,6 +99,12 @@ def _fill(template: Any, tensors: list[torch.Tensor]) -> Any:
         items = [v for _, v in values]
         return items if template.kind == "list" else tuple(items)
     return template
+
+
+def _has_key(template: Any, name: str) -> bool:
+    if isinstance(template, _Node):
+        return any((template.kind == "dict" and k == name) or _has_key(v, name) for k, v in template.items)
+    return isinstance(template, tuple) and any(_has_key(part, name) for part in template)
 
 
 def _first_slot(template: Any) -> _Slot | None:
@@ -205,13 +215,14 @@ class GraphedUNet:
 
     def __init__(self, unet: torch.nn.Module, cache: GraphCache, capture: CaptureFn,
                  on_eager: Callable[[str], None], on_failure: Callable[[BaseException], None],
-                 step: Callable[..., Any] | None = None) -> None:
+                 step: Callable[..., Any] | None = None, attention: Hashable = None) -> None:
         self._eager = type(unet).forward.__get__(unet)  # the class's forward: this object replaces the instance's
         self._step = step or self._eager  # what is captured (a torch.compile'd forward when opted in)
         self._cache = cache
         self._capture = capture
         self._on_eager = on_eager
         self._on_failure = on_failure
+        self._attention = attention  # the same for the whole job: the processors do not change during it
         self.disabled = False
         self.captures: list[tuple[str, float]] = []  # (key description, seconds) for this job
         self.replays = 0
@@ -221,7 +232,7 @@ class GraphedUNet:
             return self._eager(*args, **kwargs)
         return_dict = kwargs.pop("return_dict", True)
         try:
-            key, leaves = graph_key(args, kwargs)
+            key, leaves = graph_key(args, kwargs, self._attention)
         except Unsupported as exc:
             self.disabled = True
             self._on_eager(str(exc))

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from studio_testing import DirectContext, ReplayOnCpu
 from tiny_loras import lora_state, save_lora, tiny_unet
+from tiny_models import build_tiny_ip_adapter
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import JobCancelledError
@@ -29,6 +30,7 @@ from studio.engine.schedulers import make_scheduler
 from studio.engine.unet_graph import GraphCache, GraphKey, Unsupported, graph_key
 
 REAL_PLATFORM_REASON = fast_path.platform_reason
+REFERENCE = Image.new("RGB", (64, 64), (240, 140, 20))
 
 
 
@@ -151,7 +153,7 @@ def test_jobs_the_graph_cannot_take_run_eager_with_the_reason(plain_pipe, tiny_m
     assert "CPU offload" in reason(plain_pipe, {}, (SLICING, TILING, OFFLOAD))
     assert "CPU offload" in reason(plain_pipe, {}, offloaded=True)
     assert "attention slicing" in reason(plain_pipe, {}, (SLICING, TILING))
-    assert "IP-Adapter" in reason(plain_pipe, {"ip_adapter_image": Image.new("RGB", (8, 8))})
+    assert reason(plain_pipe, {"ip_adapter_image": Image.new("RGB", (8, 8))}) is None  # embeddings: one more input
     assert "cross-attention options" in reason(plain_pipe, {"cross_attention_kwargs": {"scale": 0.7}})
     assert "ControlNet" in reason(SimpleNamespace(unet=plain_pipe.unet, controlnet=object()), {})
     unet = tiny_unet(tiny_model_dir)
@@ -279,6 +281,67 @@ def test_a_lora_job_replays_the_captured_step_with_its_lora_merged_and_nothing_i
         assert np.abs(pixels(lora_image) - pixels(first)).mean() > 2  # the LoRA took effect
     (again,), context = studio_images(generator, request(tiny_model_dir))
     assert context.notes == [] and len(ReplayOnCpu.made) == 1  # the base weights back, in place: no recapture
+    assert np.array_equal(pixels(again), pixels(first))
+
+
+def test_an_adapter_is_part_of_each_graphs_key_and_leaves_the_weights_fingerprint_alone(tmp_path, tiny_model_dir):
+    """A graph reads an IP-Adapter's weights by address and freezes its scale; the UNet's own weights stay put."""
+    folder = build_tiny_ip_adapter(tmp_path, tiny_model_dir)
+    pipe = load_model(tiny_model_dir, select_device("cpu")).text2img
+    layout = UNetLayout(pipe.unet)
+    before = layout.processors()
+    assert layout.fuse_qkv()  # the weights where a plain job's fast path leaves them
+    layout.set_processors(before)
+    fingerprint, plain = layout.fingerprint(), layout.attention_key()
+
+    def attach() -> dict:
+        pipe.load_ip_adapter(str(folder), subfolder="", weight_name="ip-adapter_sd15.safetensors",
+                             image_encoder_folder="image_encoder", local_files_only=True)
+        return dict(pipe.unet.attn_processors)  # held, so the next load's weights cannot reuse their memory
+
+    first = attach()
+    steered = layout.attention_key()
+    assert steered != plain and layout.fingerprint() == fingerprint
+    before = layout.processors()
+    assert layout.fuse_qkv()  # self-attention fused; the adapter's processors run their own projections
+    names = layout.processor_names()
+    assert names.count("IPAdapterAttnProcessor2_0") == len(names) // 2 and "FusedAttnProcessor2_0" in names
+    layout.set_processors(before)
+    assert layout.attention_key() == steered and layout.fingerprint() == fingerprint
+    pipe.set_ip_adapter_scale(0.5)
+    assert layout.attention_key() != steered  # a Python number a graph would freeze: another graph
+    pipe.set_ip_adapter_scale(1.0)
+    second = attach()
+    assert layout.attention_key() not in (steered, plain)  # the same adapter elsewhere in memory
+    pipe.unload_ip_adapter()
+    assert layout.attention_key() == plain and layout.fingerprint() == fingerprint
+    assert first is not second
+
+
+def test_a_reference_job_replays_its_own_captured_step_and_a_new_strength_captures_nothing(forced_on, generator,
+                                                                                          tmp_path, tiny_model_dir):
+    forced_on.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
+    build_tiny_ip_adapter(tmp_path / "data" / "models", tiny_model_dir)
+    steered = {s: request(tiny_model_dir, reference_image=REFERENCE, reference_scale=s) for s in (0.5, 1.2)}
+    forced_on.setattr(fast_path, "platform_reason", REAL_PLATFORM_REASON)  # the references: the CPU's plain path
+    expected = {s: pixels(studio_images(generator, req)[0][0]) for s, req in steered.items()}
+    forced_on.setattr(fast_path, "platform_reason", lambda kind, options: None)
+
+    (first,), context = studio_images(generator, request(tiny_model_dir))
+    state = fast_path.state_for(generator._model.text2img.unet)
+    assert context.notes == [] and len(state.captures) == 1
+    for strength in (0.5, 1.2, 0.5):
+        replayed = state.replays
+        (image,), context = studio_images(generator, steered[strength])
+        assert context.notes == []  # no "ran without the fast path"
+        # One graph with the image embeddings as an input, beside the plain one; a new strength is in the weights.
+        assert [key for key, _ in state.captures] == ["4x8x8 latents, 2 rows, float32",
+                                                      "4x8x8 latents, 2 rows, float32, with a reference picture"]
+        assert state.replays == replayed + steered[strength].steps  # every step replays it
+        assert np.abs(pixels(image) - expected[strength]).max() <= 1  # fused QKV: the same sums, another order
+        assert np.abs(pixels(image) - pixels(first)).mean() > 1  # the reference took effect
+    (again,), context = studio_images(generator, request(tiny_model_dir))
+    assert context.notes == [] and len(state.captures) == 2  # the plain job's graph was kept beside it
     assert np.array_equal(pixels(again), pixels(first))
 
 

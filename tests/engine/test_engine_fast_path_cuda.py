@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 from studio_testing import DirectContext
+from PIL import Image
 from tiny_loras import lora_state, save_lora, tiny_unet
+from tiny_models import build_tiny_ip_adapter
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.requests import GenerationRequest, LoraChoice
@@ -40,11 +42,11 @@ def request(model: Path, **kwargs) -> GenerationRequest:
     return GenerationRequest(**values)
 
 
-def plain(pipe, req: GenerationRequest, seed: int) -> np.ndarray:
+def plain(pipe, req: GenerationRequest, seed: int, **extra) -> np.ndarray:
     pipe.scheduler = make_scheduler(req.scheduler, pipe.scheduler.config)
     image = pipe(prompt=req.prompt, negative_prompt=req.negative_prompt, num_inference_steps=req.steps,
                  guidance_scale=req.cfg_scale, width=req.width, height=req.height, output_type="pil",
-                 generator=torch.Generator("cpu").manual_seed(seed)).images[0]
+                 generator=torch.Generator("cpu").manual_seed(seed), **extra).images[0]
     return np.asarray(image, np.int16)
 
 
@@ -105,3 +107,27 @@ def test_a_merged_lora_is_read_by_the_graph_captured_before_it(cuda, tmp_path, t
     (again, _), = generator.generate(base_req, DirectContext())
     assert len(state.captures) == 1  # the base weights back in place: the same graph again
     assert np.abs(np.asarray(again, np.int16) - np.asarray(base, np.int16)).max() <= 1
+
+
+def test_a_reference_job_replays_its_own_graph_and_reads_a_new_strength_from_the_weights(cuda, tmp_path,
+                                                                                       tiny_model_dir):
+    """The adapter's weights stay where the graph captured them, and its strength is written into them."""
+    folder = build_tiny_ip_adapter(tmp_path / "data" / "models", tiny_model_dir)
+    picture = Image.new("RGB", (64, 64), (240, 140, 20))
+    generator = DiffusersGenerator(GeneratorEnvironment("cuda", tmp_path / "data", tmp_path / "cache"))
+    (base, _), = generator.generate(request(tiny_model_dir), DirectContext())
+    state = fast_path.state_for(generator._model.text2img.unet)
+    reference = load_model(tiny_model_dir, select_device("cuda")).text2img
+    reference.load_ip_adapter(str(folder), subfolder="", weight_name="ip-adapter_sd15.safetensors",
+                              image_encoder_folder="image_encoder", local_files_only=True)
+    for strength in (0.5, 1.2):
+        req = request(tiny_model_dir, reference_image=picture, reference_scale=strength)
+        context = DirectContext()
+        (image, _), = generator.generate(req, context)
+        assert not [n for n in context.notes if "fast path" in n or "captured UNet step" in n], context.notes
+        assert [key for key, _seconds in state.captures] == [
+            "4x8x8 latents, 2 rows, float16", "4x8x8 latents, 2 rows, float16, with a reference picture"]
+        reference.set_ip_adapter_scale(strength)
+        diff = np.abs(np.asarray(image, np.int16) - plain(reference, req, req.seed, ip_adapter_image=picture))
+        assert diff.mean() <= TOLERANCE[0] and diff.max() <= TOLERANCE[1], (strength, diff.mean(), diff.max())
+        assert np.abs(np.asarray(image, np.int16) - np.asarray(base, np.int16)).mean() > 1  # the reference showed

@@ -135,41 +135,6 @@ def test_a_lora_a_vae_and_a_reference_picture_work_together_and_all_come_off(gen
     assert np.array_equal(make(generator, request(tiny_model_dir))[0], plain)
 
 
-def test_the_reference_encoder_is_kept_for_the_next_reference_job_and_let_go_by_any_other(generator, tiny_model_dir,
-                                                                                         models, monkeypatch):
-    from transformers import CLIPVisionModelWithProjection
-
-    from studio.engine import ip_adapter
-
-    reference = Image.new("RGB", (64, 64), (240, 140, 20))
-    plain, _ = make(generator, request(tiny_model_dir))
-    unet = generator._model.text2img.unet
-    loaded: list[str] = []
-    load = CLIPVisionModelWithProjection.from_pretrained.__func__
-
-    def counted(cls, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        loaded.append(str(args[0]))
-        return load(cls, *args, **kwargs)
-
-    monkeypatch.setattr(CLIPVisionModelWithProjection, "from_pretrained", classmethod(counted))
-    steered = request(tiny_model_dir, reference_image=reference, reference_scale=1.0)
-    first, _ = make(generator, steered)
-    second, _ = make(generator, steered)
-    assert len(loaded) == 1 and np.array_equal(second, first)  # the second job read no encoder
-    assert unet in ip_adapter._kept and generator._model.text2img.image_encoder is None  # kept aside, not attached
-
-    assert np.array_equal(make(generator, request(tiny_model_dir))[0], plain)  # a job without a reference...
-    assert unet not in ip_adapter._kept  # ...lets it go
-    make(generator, steered)
-    assert len(loaded) == 2
-
-    encoder_file = models / "ip-adapter" / "image_encoder" / "config.json"
-    stat = encoder_file.stat()
-    os.utime(encoder_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # the encoder changed on disk
-    again, _ = make(generator, steered)
-    assert len(loaded) == 3 and np.array_equal(again, first)
-
-
 def test_the_vae_override_changes_the_picture_for_its_job_only(generator, tiny_model_dir, models):
     plain, _ = make(generator, request(tiny_model_dir))
     folder_vae, recipe = make(generator, request(tiny_model_dir, vae="other-vae"))

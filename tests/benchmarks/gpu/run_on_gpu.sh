@@ -4,8 +4,9 @@
 # each step has its own time limit, cut to what is left of 570 s, so the whole stays within the device tool's
 # 10 minutes per command (the last step, the least needed, is the one cut short).
 # Everything issue 8 asks to be measured there, in one command: the CUDA fast-path tests, `studio bench` for
-# SD 1.5 (512², 20 steps) and SDXL (1024², 20 steps), the preview cost on the GPU, and where a step's time
-# goes (step_profile.py: which cheap switches would help next). Files land in $OUT: seven of them, as the device
+# SD 1.5 (512², 20 steps) and SDXL (1024², 20 steps), the preview cost on the GPU, where a step's time
+# goes (step_profile.py: which cheap switches would help next), then the first picture after start, a LoRA
+# job and a reference-picture job. Files land in $OUT: seven of them, as the device
 # tool brings back at most eight (machine-tests.txt, bench-sd15.json, bench-sdxl.json, bench.log, diagnostics.txt,
 # step-profile.json, first-picture.json).
 set -uo pipefail
@@ -55,6 +56,8 @@ diagnose "the first picture after start, with and without the engine's warm-up r
   python3 tests/benchmarks/gpu/first_picture.py --family sd15 --json "$OUT/first-picture.json"
 diagnose "what a LoRA costs a job: PEFT layers on against merged (Studio), and the merge itself" 60 8 \
   python3 tests/benchmarks/lora_jobs.py --device cuda --size 512
+diagnose "a reference picture (IP-Adapter): attaching it, and a whole job, plain diffusers against Studio" 100 8 \
+  python3 tests/benchmarks/reference_jobs.py --device cuda
 
 # Each step has reported its own status above; a last step cut short must not read as the whole call timing out
 # (the device tool takes exit 124 as its own limit).
