@@ -175,7 +175,7 @@ class DiffusersGenerator:
                 files = find_ip_adapter(self._env.models_root, model.family)
                 context.status(device=self.device.description, message="Loading the IP-Adapter…")
                 run.kwargs.update(stack.enter_context(reference_attached(
-                    run.pipe, files, request.reference_image, request.reference_scale)))
+                    run.pipe, files, request.reference_image, request.reference_scale, request.cfg_scale)))
             yield from self._run_batch(request, model, run, context)
 
     def _fit_memory(self, request: GenerationRequest, model: LoadedModel, pipe: Any, context: JobContext) -> None:

@@ -2,9 +2,10 @@
 
 Full-size SD 1.5 with random weights, and an IP-Adapter for it with a full-size CLIP ViT-H/14 image encoder
 (632 M parameters, as h94/IP-Adapter's; random weights, saved once in float16 to a temporary folder).
-1. Attaching: Studio's ``reference_attached`` (attach, then take off) for a first reference job, the next one
-   (everything kept from the job before), one at another strength, and one after a job without a reference
-   (which lets it all go).
+1. Attaching: Studio's ``reference_attached`` (attach and encode the picture, then take off) for a first
+   reference job, the next one (adapter, encoder and the picture's embeddings kept from the job before), one
+   at another strength, one with another picture, and one after a job without a reference (which lets it
+   all go).
 2. A whole reference job, as ``studio bench`` times plain jobs: plain diffusers with the adapter loaded against
    Studio's generator (its fast path on CUDA: the reference job's own captured graph), same seed and size,
    a warm-up each then alternating runs; seconds per image, the ratio and the same-seed difference.
@@ -62,18 +63,22 @@ def main() -> None:
     files = find_ip_adapter(work_dir, "sd")
     reference = Image.new("RGB", (224, 224), (200, 100, 50))
 
-    def attach_and_take_off(strength: float) -> tuple[float, float]:
+    def attach_and_take_off(strength: float, picture: Image.Image = reference) -> tuple[float, float]:
         started = time.perf_counter()
-        with reference_attached(pipe, files, reference, strength):
+        with reference_attached(pipe, files, picture, strength, 7.0):
             if cuda:
                 torch.cuda.synchronize()
             attached = time.perf_counter()
         return attached - started, time.perf_counter() - attached
 
-    print(f"{device.description}, {device.dtype}: IP-Adapter for SD 1.5 with a ViT-H/14 image encoder")
-    for label, strength in (("the first", STRENGTH), ("the next: all kept from the job before", STRENGTH),
-                            ("the next, at another strength", 0.9)):
-        attach, take_off = attach_and_take_off(strength)
+    print(f"{device.description}, {device.dtype}: IP-Adapter for SD 1.5 with a ViT-H/14 image encoder "
+          "(attach: load or attach again, set the strength, encode the picture)")
+    other = Image.new("RGB", (224, 224), (40, 120, 220))
+    for label, strength, picture in (("the first", STRENGTH, reference),
+                                     ("the next: all kept from the job before", STRENGTH, reference),
+                                     ("the next, at another strength", 0.9, reference),
+                                     ("the next, with another picture", 0.9, other)):
+        attach, take_off = attach_and_take_off(strength, picture)
         print(f"reference job ({label}): attach {attach:.3f} s, take off {take_off:.3f} s")
     let_reference_go(pipe)
     attach, take_off = attach_and_take_off(STRENGTH)

@@ -133,3 +133,33 @@ def test_the_strength_in_the_value_weights_makes_the_picture_diffusers_scale_mak
     assert np.abs(pictures[1.3] - pictures[0.4]).mean() > 1  # and the strength shows
     kept = ip_adapter._kept.get(generator._model.text2img.unet)
     assert kept is None  # the plain job above let it go
+
+
+def test_the_picture_is_encoded_once_for_a_batch_and_the_jobs_after_it(generator, tiny_model_dir, adapter,
+                                                                        monkeypatch):
+    from transformers import CLIPVisionModelWithProjection
+
+    encodings: list[str] = []
+    count_calls(monkeypatch, CLIPVisionModelWithProjection, "forward", encodings)
+    batch = request(tiny_model_dir, reference_image=REFERENCE, reference_scale=0.8, batch_count=3)
+    pictures = [np.asarray(image, np.int16) for image, _ in generator.generate(batch, DirectContext())]
+    assert len(encodings) == 1  # once for the three pictures
+    again = request(tiny_model_dir, reference_image=REFERENCE.copy(), reference_scale=0.8, seed=batch.seed_for(1))
+    assert np.array_equal(make(generator, again), pictures[1]) and len(encodings) == 1  # the same picture: kept
+
+    without_cfg = request(tiny_model_dir, reference_image=REFERENCE, reference_scale=0.8, cfg_scale=1.0)
+    studio = make(generator, without_cfg)  # no CFG: the picture's half of the kept embeddings
+    assert len(encodings) == 1
+    other = Image.new("RGB", (64, 64), (20, 90, 240))
+    make(generator, request(tiny_model_dir, reference_image=other, reference_scale=0.8))
+    assert len(encodings) == 2  # another picture is encoded
+
+    pipe = load_model(tiny_model_dir, select_device("cpu")).text2img
+    pipe.load_ip_adapter(str(adapter), subfolder="", weight_name="ip-adapter_sd15.safetensors",
+                         image_encoder_folder="image_encoder", local_files_only=True)
+    pipe.set_ip_adapter_scale(0.8)
+    pipe.scheduler = make_scheduler(without_cfg.scheduler, pipe.scheduler.config)
+    expected = pipe(prompt=without_cfg.prompt, negative_prompt=without_cfg.negative_prompt, num_inference_steps=2,
+                    guidance_scale=1.0, width=64, height=64, output_type="pil", ip_adapter_image=REFERENCE,
+                    generator=torch.Generator("cpu").manual_seed(without_cfg.seed)).images[0]
+    assert np.abs(studio - np.asarray(expected, np.int16)).max() <= 1
