@@ -28,7 +28,7 @@ from studio.core.requests import GenerationRequest, prepare_request
 from studio.engine.device import DeviceInfo, free_memory, select_device
 from studio.engine.fast_path import FastJob, fast_job, options_for
 from studio.engine.inpainting import plan_inpaint
-from studio.engine.ip_adapter import find_ip_adapter, let_reference_go, reference_attached
+from studio.engine.ip_adapter import find_ip_adapter, let_reference_go, reference_attached, reference_bytes
 from studio.engine.libraries import quiet_imports
 from studio.engine.loader import LoadedModel, load_model
 from studio.engine.loras import resolve_loras, use_loras
@@ -154,6 +154,8 @@ class DiffusersGenerator:
         # Names are resolved and hashed before anything is loaded, so a missing file fails at once.
         loras = resolve_loras(self._env.models_root, request.loras)
         vae = find_vae(self._env.models_root, request.vae) if request.vae else None
+        reference = request.reference_image
+        adapter = find_ip_adapter(self._env.models_root, model.family) if reference is not None else None
         hashes = self._env.cache_dir / "model-hashes.json"
         run.recipe["loras"] = tuple(LoraRecord(f.name, lora_hash(f.path, hashes), f.weight) for f in loras)
         if vae is not None:
@@ -167,22 +169,24 @@ class DiffusersGenerator:
                 stack.enter_context(self._vae.attached(run.pipe, vae, model.name))
             if loras or vae is not None:
                 context.status(device=self.device.description, model=model.name, message="")
-            if request.reference_image is None:
+            if adapter is None:
                 let_reference_go(run.pipe)  # before the memory plan counts what is free
             # After the LoRAs and VAE are on: the measures (offload hooks, VAE tiling) must cover what runs.
-            self._fit_memory(request, model, run.pipe, context)
-            if request.reference_image is not None:
-                files = find_ip_adapter(self._env.models_root, model.family)
+            extra = 0 if adapter is None else reference_bytes(run.pipe, adapter, self.device.dtype.itemsize)
+            self._fit_memory(request, model, run.pipe, context, extra)
+            if adapter is not None:
                 context.status(device=self.device.description, message="Loading the IP-Adapter…")
                 run.kwargs.update(stack.enter_context(reference_attached(
-                    run.pipe, files, request.reference_image, request.reference_scale, request.cfg_scale)))
+                    run.pipe, adapter, reference, request.reference_scale, request.cfg_scale)))
             yield from self._run_batch(request, model, run, context)
 
-    def _fit_memory(self, request: GenerationRequest, model: LoadedModel, pipe: Any, context: JobContext) -> None:
-        """Estimate what the job needs against the free VRAM, take the measures, and say which and why."""
+    def _fit_memory(self, request: GenerationRequest, model: LoadedModel, pipe: Any, context: JobContext,
+                    extra: int = 0) -> None:
+        """Estimate what the job needs against the free VRAM, take the measures, and say which and why.
+        ``extra``: bytes of weights the job will add (a reference picture's adapter)."""
         device = self.device
         activations = job_bytes(request.width, request.height, request.batch_count, device.dtype.itemsize)
-        self._plan = plan_memory(request.memory, device, model_bytes(pipe), activations, free_vram(device))
+        self._plan = plan_memory(request.memory, device, model_bytes(pipe) + extra, activations, free_vram(device))
         model.offloaded, model.sliced = apply_plan(pipe, self._plan, device, model.offloaded, model.sliced)
         if device.kind != "cpu":
             context.note(self._plan.reason)

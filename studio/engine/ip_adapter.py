@@ -35,6 +35,7 @@ from PIL import Image
 
 from studio.core.errors import ModelError, first_line
 from studio.core.model_library import KIND_FOLDERS
+from studio.core.weight_files import read_safetensors_header
 
 FOLDER = KIND_FOLDERS["ip-adapter"]
 # What h94/IP-Adapter publishes, laid out as it is there (models/ and sdxl_models/ flattened into one folder).
@@ -86,8 +87,31 @@ def _files_key(paths: list[Path]) -> tuple[Hashable, ...]:
     return tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in paths)
 
 
-def _encoder_key(files: AdapterFiles) -> tuple[Hashable, ...]:
-    return _files_key([f for f in sorted((files.folder / files.encoder_folder).iterdir()) if f.is_file()])
+def _keys(files: AdapterFiles) -> tuple[tuple[Hashable, ...], tuple[Hashable, ...]]:
+    """The encoder folder's files and the adapter file, as they are now: a kept adapter matches while these do."""
+    encoder = [f for f in sorted((files.folder / files.encoder_folder).iterdir()) if f.is_file()]
+    return _files_key(encoder), _files_key([files.folder / files.weight_name])
+
+
+def reference_bytes(pipe: Any, files: AdapterFiles, itemsize: int) -> int:  # noqa: ANN401
+    """What attaching the adapter will add to the device's memory, in ``itemsize``-byte numbers: its image
+    encoder and its own layers, less what is kept there from the job before (counted as used already)."""
+    kept = _kept.get(pipe.unet)
+    keys = _keys(files)
+    numbers = 0
+    if kept is None or kept.encoder_key != keys[0]:
+        numbers += _numbers_in([f for f in (files.folder / files.encoder_folder).iterdir() if f.is_file()])
+    if kept is None or (kept.encoder_key, kept.adapter_key) != keys:
+        numbers += _numbers_in([files.folder / files.weight_name])
+    return numbers * itemsize
+
+
+def _numbers_in(paths: list[Path]) -> int:
+    """The numbers the weight files hold; safetensors files when there are any (what diffusers loads)."""
+    tensors = [p for p in paths if p.suffix == ".safetensors"]
+    if tensors:
+        return sum(read_safetensors_header(p).parameter_count for p in tensors)
+    return sum(p.stat().st_size for p in paths if p.suffix in (".bin", ".pt", ".pth")) // 2  # float16, at most
 
 
 def let_reference_go(pipe: Any) -> None:  # noqa: ANN401
@@ -102,7 +126,7 @@ def reference_attached(pipe: Any, files: AdapterFiles, reference: Image.Image,  
                        scale: float, guidance: float) -> Iterator[dict]:
     """The pipeline with the adapter on, at strength ``scale``, for the block; yields the extra call arguments
     (the picture's embeddings, for a job at CFG scale ``guidance``)."""
-    keys = (_encoder_key(files), _files_key([files.folder / files.weight_name]))
+    keys = _keys(files)
     kept = _kept.pop(pipe.unet, None)
     if kept is not None and (kept.encoder_key, kept.adapter_key) == keys and pipe.unet.encoder_hid_proj is None:
         adapter = _attach(pipe, kept)

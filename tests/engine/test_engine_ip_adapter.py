@@ -163,3 +163,27 @@ def test_the_picture_is_encoded_once_for_a_batch_and_the_jobs_after_it(generator
                     guidance_scale=1.0, width=64, height=64, output_type="pil", ip_adapter_image=REFERENCE,
                     generator=torch.Generator("cpu").manual_seed(without_cfg.seed)).images[0]
     assert np.abs(studio - np.asarray(expected, np.int16)).max() <= 1
+
+
+def test_the_memory_plan_counts_the_adapter_a_job_will_load_and_not_one_kept_on_the_device(
+        generator, tiny_model_dir, monkeypatch):
+    from studio.engine import diffusion
+
+    weights: list[int] = []
+    plan = diffusion.plan_memory
+
+    def noted(mode, device, model_weights, activations, free):  # noqa: ANN001, ANN202
+        weights.append(model_weights)
+        return plan(mode, device, model_weights, activations, free)
+
+    monkeypatch.setattr(diffusion, "plan_memory", noted)
+    make(generator, request(tiny_model_dir))
+    steered = request(tiny_model_dir, reference_image=REFERENCE, reference_scale=0.7)
+    make(generator, steered)
+    adapter = ip_adapter._kept[generator._model.text2img.unet]
+    loaded = [adapter.encoder, adapter.projection, *(p for p in adapter.processors.values()
+                                                      if isinstance(p, torch.nn.Module))]
+    attached = sum(p.numel() * p.element_size() for module in loaded for p in module.parameters())
+    assert weights[1] - weights[0] == attached  # the estimate, from the files' headers, is what was attached
+    make(generator, steered)
+    assert weights[2] == weights[0]  # kept on the device: counted as used already, not again
