@@ -117,20 +117,21 @@ def build_tiny_sdxl(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def build_tiny_ip_adapter(models_dir: Path, model_dir: Path, seed: int = 0) -> Path:
-    """``<models_dir>/ip-adapter`` laid out as h94/IP-Adapter is, sized for the tiny SD 1.x UNet in model_dir."""
+def build_tiny_ip_adapter(models_dir: Path, model_dir: Path, seed: int = 0, family: str = "sd") -> Path:
+    """``<models_dir>/ip-adapter`` laid out as h94/IP-Adapter is, sized for the tiny SD 1.x (or SDXL) UNet in
+    model_dir."""
     from diffusers import UNet2DConditionModel
     from transformers import CLIPVisionConfig
 
     unet = UNet2DConditionModel.from_pretrained(model_dir / "unet")
     return build_ip_adapter(models_dir, unet, CLIPVisionConfig(
         hidden_size=32, intermediate_size=37, projection_dim=16, num_hidden_layers=2, num_attention_heads=4,
-        image_size=224, patch_size=32), seed=seed)
+        image_size=224, patch_size=32), seed=seed, family=family)
 
 
 def build_ip_adapter(models_dir: Path, unet, vision_config, seed: int = 0, scale: float = 0.5,  # noqa: ANN001
-                     dtype=None) -> Path:  # noqa: ANN001
-    """``<models_dir>/ip-adapter`` (adapter + CLIP image encoder, random weights) for an SD 1.x ``unet``.
+                     dtype=None, family: str = "sd") -> Path:  # noqa: ANN001
+    """``<models_dir>/ip-adapter`` (adapter + CLIP image encoder, random weights) for an SD 1.x or SDXL ``unet``.
 
     The adapter's key numbering follows the original's (1, 3, 5, … for the cross-attention layers, in the
     UNet's processor order), which diffusers' loader expects.
@@ -155,9 +156,12 @@ def build_ip_adapter(models_dir: Path, unet, vision_config, seed: int = 0, scale
         state[f"ip_adapter.{key_id}.to_k_ip.weight"] = torch.randn(hidden, cross) * scale
         state[f"ip_adapter.{key_id}.to_v_ip.weight"] = torch.randn(hidden, cross) * scale
         key_id += 2
-    folder = models_dir / "ip-adapter"
+    from studio.engine.ip_adapter import FILES, FOLDER
+
+    weight_name, encoder_folder = FILES[family]
+    folder = models_dir / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.to(dtype or v.dtype) for k, v in state.items()}, str(folder / "ip-adapter_sd15.safetensors"))
+    save_file({k: v.to(dtype or v.dtype) for k, v in state.items()}, str(folder / weight_name))
     vision = CLIPVisionModelWithProjection(vision_config)
-    vision.to(dtype or torch.float32).save_pretrained(folder / "image_encoder", safe_serialization=True)
+    vision.to(dtype or torch.float32).save_pretrained(folder / encoder_folder, safe_serialization=True)
     return folder

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from studio_testing import DirectContext, ReplayOnCpu
 from tiny_loras import lora_state, save_lora, tiny_unet
-from tiny_models import build_tiny_ip_adapter
+from tiny_models import build_tiny_ip_adapter, build_tiny_sdxl
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import JobCancelledError
@@ -318,16 +318,23 @@ def test_an_adapter_is_part_of_each_graphs_key_and_leaves_the_weights_fingerprin
     assert first is not second
 
 
-def test_a_reference_job_replays_its_own_captured_step_and_a_new_strength_captures_nothing(forced_on, generator,
-                                                                                          tmp_path, tiny_model_dir):
+@pytest.fixture(scope="module")
+def tiny_sdxl_dir(tmp_path_factory) -> Path:
+    return build_tiny_sdxl(tmp_path_factory.mktemp("fast-sdxl") / "tiny-xl")
+
+
+@pytest.mark.parametrize("family", ["sd", "sdxl"])
+def test_a_reference_job_replays_its_own_captured_step_and_a_new_strength_captures_nothing(
+        forced_on, generator, tmp_path, tiny_model_dir, tiny_sdxl_dir, family):
     forced_on.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
-    build_tiny_ip_adapter(tmp_path / "data" / "models", tiny_model_dir)
-    steered = {s: request(tiny_model_dir, reference_image=REFERENCE, reference_scale=s) for s in (0.5, 1.2)}
+    model = tiny_sdxl_dir if family == "sdxl" else tiny_model_dir
+    build_tiny_ip_adapter(tmp_path / "data" / "models", model, family=family)
+    steered = {s: request(model, reference_image=REFERENCE, reference_scale=s) for s in (0.5, 1.2)}
     forced_on.setattr(fast_path, "platform_reason", REAL_PLATFORM_REASON)  # the references: the CPU's plain path
     expected = {s: pixels(studio_images(generator, req)[0][0]) for s, req in steered.items()}
     forced_on.setattr(fast_path, "platform_reason", lambda kind, options: None)
 
-    (first,), context = studio_images(generator, request(tiny_model_dir))
+    (first,), context = studio_images(generator, request(model))
     state = fast_path.state_for(generator._model.text2img.unet)
     assert context.notes == [] and len(state.captures) == 1
     for strength in (0.5, 1.2, 0.5):
@@ -340,7 +347,7 @@ def test_a_reference_job_replays_its_own_captured_step_and_a_new_strength_captur
         assert state.replays == replayed + steered[strength].steps  # every step replays it
         assert np.abs(pixels(image) - expected[strength]).max() <= 1  # fused QKV: the same sums, another order
         assert np.abs(pixels(image) - pixels(first)).mean() > 1  # the reference took effect
-    (again,), context = studio_images(generator, request(tiny_model_dir))
+    (again,), context = studio_images(generator, request(model))
     assert context.notes == [] and len(state.captures) == 2  # the plain job's graph was kept beside it
     assert np.array_equal(pixels(again), pixels(first))
 

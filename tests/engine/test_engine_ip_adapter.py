@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 from studio_testing import DirectContext
-from tiny_models import build_tiny_ip_adapter
+from tiny_models import build_tiny_ip_adapter, build_tiny_sdxl
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.requests import GenerationRequest, prepare_request
@@ -32,7 +32,13 @@ def models(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def adapter(models, tiny_model_dir) -> Path:
+def tiny_sdxl_dir(tmp_path_factory) -> Path:
+    return build_tiny_sdxl(tmp_path_factory.mktemp("reference-sdxl") / "tiny-xl")
+
+
+@pytest.fixture(scope="module")
+def adapter(models, tiny_model_dir, tiny_sdxl_dir) -> Path:
+    build_tiny_ip_adapter(models, tiny_sdxl_dir, family="sdxl")  # beside SD 1.x's, under h94's SDXL names
     return build_tiny_ip_adapter(models, tiny_model_dir)
 
 
@@ -109,15 +115,18 @@ def test_the_adapter_and_encoder_are_kept_for_the_next_reference_job_and_let_go_
     assert (len(encoders), len(adapters)) == (3, 4)
 
 
+@pytest.mark.parametrize("family", ["sd", "sdxl"])
 def test_the_strength_in_the_value_weights_makes_the_picture_diffusers_scale_makes(generator, tiny_model_dir,
-                                                                                 adapter):
+                                                                                 tiny_sdxl_dir, adapter, family):
     """Studio keeps diffusers' scale at 1 and scales the adapter's value projections: the same picture."""
-    reference = load_model(tiny_model_dir, select_device("cpu")).text2img
-    reference.load_ip_adapter(str(adapter), subfolder="", weight_name="ip-adapter_sd15.safetensors",
-                              image_encoder_folder="image_encoder", local_files_only=True)
+    model = tiny_sdxl_dir if family == "sdxl" else tiny_model_dir
+    weight_name, encoder_folder = ip_adapter.FILES[family]
+    reference = load_model(model, select_device("cpu")).text2img
+    reference.load_ip_adapter(str(adapter), subfolder="", weight_name=weight_name,
+                              image_encoder_folder=encoder_folder, local_files_only=True)
     pictures = {}
     for strength in (0.4, 1.3, 0.0, 0.4):
-        req = request(tiny_model_dir, reference_image=REFERENCE, reference_scale=strength)
+        req = request(model, reference_image=REFERENCE, reference_scale=strength)
         studio = make(generator, req)
         reference.set_ip_adapter_scale(strength)
         reference.scheduler = make_scheduler(req.scheduler, reference.scheduler.config)
@@ -129,7 +138,7 @@ def test_the_strength_in_the_value_weights_makes_the_picture_diffusers_scale_mak
         if strength in pictures:  # set from the weights at strength 1 each time: exactly the same again
             assert np.array_equal(studio, pictures[strength])
         pictures[strength] = studio
-    assert np.array_equal(pictures[0.0], make(generator, request(tiny_model_dir)))  # strength 0: no reference
+    assert np.array_equal(pictures[0.0], make(generator, request(model)))  # strength 0: no reference
     assert np.abs(pictures[1.3] - pictures[0.4]).mean() > 1  # and the strength shows
     kept = ip_adapter._kept.get(generator._model.text2img.unet)
     assert kept is None  # the plain job above let it go
