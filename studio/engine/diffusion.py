@@ -175,6 +175,11 @@ class DiffusersGenerator:
             extra = 0 if adapter is None else reference_bytes(run.pipe, adapter, self.device.dtype.itemsize)
             self._fit_memory(request, model, run.pipe, context, extra)
             if adapter is not None:
+                if model.sliced:  # diffusers' IP-Adapter loading fails on sliced attention, and has no sliced kind
+                    run.pipe.disable_attention_slicing()
+                    context.note("Attention slicing is off for this job: a reference picture's IP-Adapter "
+                                 "attention cannot be sliced.")
+                model.sliced = False  # attaching replaces every processor; taking it off leaves plain SDPA
                 context.status(device=self.device.description, message="Loading the IP-Adapter…")
                 run.kwargs.update(stack.enter_context(reference_attached(
                     run.pipe, adapter, reference, request.reference_scale, request.cfg_scale)))

@@ -196,3 +196,25 @@ def test_the_memory_plan_counts_the_adapter_a_job_will_load_and_not_one_kept_on_
     assert weights[1] - weights[0] == attached  # the estimate, from the files' headers, is what was attached
     make(generator, steered)
     assert weights[2] == weights[0]  # kept on the device: counted as used already, not again
+
+
+def test_a_reference_job_runs_under_attention_slicing_and_the_next_job_is_sliced_again(generator, tiny_model_dir,
+                                                                                      monkeypatch):
+    """diffusers' IP-Adapter loading fails on sliced attention (it cannot rebuild a SlicedAttnProcessor), and
+    taking the adapter off leaves plain SDPA: Studio turns slicing off for the reference job, and on after."""
+    from studio.engine import diffusion
+    from studio.engine.memory import SLICING, MemoryPlan
+
+    monkeypatch.setattr(diffusion, "plan_memory", lambda *_: MemoryPlan((SLICING,), "Short of memory: slicing."))
+
+    def sliced() -> bool:
+        return all("Sliced" in type(p).__name__ for p in generator._model.text2img.unet.attn_processors.values())
+
+    make(generator, request(tiny_model_dir))
+    assert sliced()
+    context = DirectContext()
+    list(generator.generate(request(tiny_model_dir, reference_image=REFERENCE, reference_scale=0.5), context))
+    assert context.notes == ["Attention slicing is off for this job: a reference picture's IP-Adapter attention "
+                             "cannot be sliced."]
+    make(generator, request(tiny_model_dir))
+    assert sliced()
