@@ -87,10 +87,13 @@ def _files_key(paths: list[Path]) -> tuple[Hashable, ...]:
     return tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in paths)
 
 
+def _encoder_files(files: AdapterFiles) -> list[Path]:
+    return [f for f in sorted((files.folder / files.encoder_folder).iterdir()) if f.is_file()]
+
+
 def _keys(files: AdapterFiles) -> tuple[tuple[Hashable, ...], tuple[Hashable, ...]]:
     """The encoder folder's files and the adapter file, as they are now: a kept adapter matches while these do."""
-    encoder = [f for f in sorted((files.folder / files.encoder_folder).iterdir()) if f.is_file()]
-    return _files_key(encoder), _files_key([files.folder / files.weight_name])
+    return _files_key(_encoder_files(files)), _files_key([files.folder / files.weight_name])
 
 
 def reference_bytes(pipe: Any, files: AdapterFiles, itemsize: int) -> int:  # noqa: ANN401
@@ -100,7 +103,7 @@ def reference_bytes(pipe: Any, files: AdapterFiles, itemsize: int) -> int:  # no
     keys = _keys(files)
     numbers = 0
     if kept is None or kept.encoder_key != keys[0]:
-        numbers += _numbers_in([f for f in (files.folder / files.encoder_folder).iterdir() if f.is_file()])
+        numbers += _numbers_in(_encoder_files(files))
     if kept is None or (kept.encoder_key, kept.adapter_key) != keys:
         numbers += _numbers_in([files.folder / files.weight_name])
     return numbers * itemsize
