@@ -13,7 +13,8 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -103,13 +104,28 @@ def share_the_interpreter() -> None:
 _imports_frozen = threading.Event()
 
 
-def _freeze_imports() -> None:
-    """Once per process, after the first warm-up: what was imported lives for the session, so keep it out
-    of the collector's full passes, which otherwise walk ~500k objects with the GIL held and stall the UI
-    for ~0.3 s in the middle of the first job."""
-    if not _imports_frozen.is_set():
+@contextmanager
+def _imports_uncollected() -> Iterator[None]:
+    """Around the first warm-up, once per process: no collector passes while torch, transformers and diffusers
+    import, then everything imported is frozen out of later passes, since it lives for the session.
+
+    The imports make ~500k objects; each full pass over them holds the GIL for 0.1-0.26 s, which the window
+    waited out five to nine times during start-up, and once more in the first job before the freeze. Pausing
+    the collector is process-wide, so the window's own cycles wait too, for the few seconds of the imports;
+    reference counting still frees everything else at once.
+    """
+    if _imports_frozen.is_set():
+        yield
+        return
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
         _imports_frozen.set()
         gc.freeze()
+        if collecting:
+            gc.enable()
 
 
 Handler = Callable[[Job, WorkerContext], Iterable[GeneratedImage]]
@@ -205,12 +221,12 @@ class EngineWorker:
 
     def _run(self) -> None:
         if self._warm_up is not None:
-            try:
-                self._warm_up(self._status)
-            except Exception as exc:  # the engine must come up even if warm-up fails
-                log.exception("Engine warm-up failed")
-                self._emit(EngineStatus(message=describe_exception(exc)))
-            _freeze_imports()
+            with _imports_uncollected():
+                try:
+                    self._warm_up(self._status)
+                except Exception as exc:  # the engine must come up even if warm-up fails
+                    log.exception("Engine warm-up failed")
+                    self._emit(EngineStatus(message=describe_exception(exc)))
         self._preload_unless_busy()
         while True:
             with self._cond:

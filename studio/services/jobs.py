@@ -189,6 +189,9 @@ class JobService:
 
     # -- engine thread side ----------------------------------------------------------------
     def _warm_up(self, status: StatusFn) -> None:
+        from studio.engine.libraries import open_torch_libraries_off_the_gil  # ctypes: not at start-up
+
+        open_torch_libraries_off_the_gil()  # the generator's module imports torch
         generator = self._registry.instance(GENERATOR, "diffusers", self._env)
         generator.warm_up(status)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
+from contextlib import contextmanager
 
 import pytest
 from PIL import Image
@@ -217,8 +219,13 @@ def test_the_last_model_is_preloaded_after_the_warm_up_unless_a_job_comes_first(
     import studio.engine.worker as worker_module
 
     order: list[str] = []
+    @contextmanager
+    def imports_uncollected():  # noqa: ANN202
+        yield
+        order.append("freeze")
+
     # After the import freeze: a model frozen with the imports would never be collected once switched out.
-    monkeypatch.setattr(worker_module, "_freeze_imports", lambda: order.append("freeze"))
+    monkeypatch.setattr(worker_module, "_imports_uncollected", imports_uncollected)
 
     def warm_up(status):  # noqa: ANN001, ANN202
         order.append("warm-up")
@@ -328,3 +335,38 @@ def test_starting_the_engine_makes_running_python_hand_the_interpreter_over_with
         sys.setswitchinterval(before)
     # With 5 ms slices a waking thread waits out a whole one (about 7 ms gaps here); with 1 ms, about 3 ms.
     assert shared < 5.0 < held_by_default, (shared, held_by_default)
+
+
+def test_the_collector_rests_during_the_first_warm_up_and_its_imports_are_frozen_after(monkeypatch):  # noqa: ANN001
+    """Full collector passes over the imports held the GIL for 0.1-0.26 s each: the window stalled at start-up."""
+    import studio.engine.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "_imports_frozen", threading.Event())  # as in a fresh process
+    seen: dict[str, object] = {}
+    imported: list[object] = []
+
+    def warm_up(status):  # noqa: ANN001, ANN202
+        seen["collecting"] = gc.isenabled()
+        imported.append([object()])  # stands in for what the imports make
+
+    def handler(job, context):  # noqa: ANN001, ANN202
+        seen["collecting in the job"] = gc.isenabled()
+        seen["frozen"] = gc.get_freeze_count()
+        yield output(1)
+
+    frozen_before = gc.get_freeze_count()
+    try:
+        for run in range(2):
+            recorder = Recorder()
+            worker = EngineWorker(handler, recorder, warm_up)
+            worker.start()
+            recorder.until_done(worker.submit(req()))
+            assert worker.shutdown(TIMEOUT)
+            if run == 0:
+                assert seen["collecting"] is False and seen["collecting in the job"] is True, seen
+                assert seen["frozen"] > frozen_before
+            else:  # later warm-ups import nothing new: the collector keeps running
+                assert seen["collecting"] is True
+    finally:
+        gc.unfreeze()  # this test process goes on making and dropping cycles
+    assert gc.isenabled()

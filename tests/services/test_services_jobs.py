@@ -284,19 +284,22 @@ def test_shutdown_ends_every_stream_and_refuses_new_jobs(tmp_path):
 
 
 def test_warm_up_creates_the_generator_on_the_engine_thread(tmp_path, monkeypatch):
-    """With warm_up=True the service asks the 'diffusers' generator to warm up, off the loop thread."""
+    """With warm_up=True the service asks the 'diffusers' generator to warm up, off the loop thread, once torch's
+    libraries are set to open without the GIL (its module imports torch)."""
     registry, env = fake_registry(), make_env(tmp_path)
     calls = []
 
     class FakeDiffusers:
         def __init__(self, env):  # noqa: ANN001
-            pass
+            calls.append("generator")
 
         def warm_up(self, status):  # noqa: ANN001, ANN202
             calls.append(threading.current_thread().name)
             status(device="Fake device")
 
     monkeypatch.setattr("studio.plugin_host.registry._load", lambda contribution: FakeDiffusers)
+    monkeypatch.setattr("studio.engine.libraries.open_torch_libraries_off_the_gil",
+                        lambda: calls.append("libraries"))
 
     async def scenario():
         async with running_service(env, registry, warm_up=True) as service:
@@ -307,7 +310,7 @@ def test_warm_up_creates_the_generator_on_the_engine_thread(tmp_path, monkeypatc
                         return event
 
     run(scenario())
-    assert calls == ["studio-engine"]
+    assert calls == ["libraries", "generator", "studio-engine"]
 
 
 def test_another_models_folder_reaches_the_next_jobs_generators(tmp_path):
