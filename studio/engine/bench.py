@@ -130,7 +130,7 @@ class _BenchGenerator(DiffusersGenerator):
 
 def bench_generator(pipe: Any, family: str, env: GeneratorEnvironment) -> tuple[DiffusersGenerator, LoadedModel]:
     """Studio's generator with ``pipe`` (a ``build_pipeline`` one) as its model, and that model."""
-    model = LoadedModel(path=(env.cache_dir / "bench-model").resolve(), name=f"random {family}", hash="random",
+    model = LoadedModel(path=(env.cache_dir / "bench-model").resolve(), name=f"random {family}", hashing="random",
                         family="sdxl" if family == "sdxl" else "sd", text2img=pipe,
                         base_scheduler_config=dict(pipe.scheduler.config))
     return _BenchGenerator(env, model), model

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ log = logging.getLogger(__name__)
 class LoadedModel:
     path: Path
     name: str
-    hash: str
+    hashing: str | Future[str] = field(repr=False)  # the short hash, or its computation (see hash_in_background)
     family: str  # "sd" or "sdxl": picks the preview factors
     text2img: Any
     base_scheduler_config: Any
@@ -29,6 +31,13 @@ class LoadedModel:
     sliced: bool | None = None  # attention slicing is on (None: not set by Studio yet)
     _img2img: Any = field(default=None, repr=False)
     _inpaint: Any = field(default=None, repr=False)
+
+    @property
+    def hash(self) -> str:
+        """The AutoV2 short hash, for the pictures' metadata; waits for the hashing if it is still running."""
+        if isinstance(self.hashing, Future):
+            self.hashing = self.hashing.result()
+        return self.hashing
 
     @property
     def unet_channels(self) -> int:
@@ -87,6 +96,7 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
         kind = checkpoint_kind(path)  # ModelError with one sentence when refused, as below
     else:
         check_model_folder(path)
+    hashing = hash_in_background(path, hash_cache)
     quiet_imports()
     if is_file:
         from studio.engine.single_file import load_single_file
@@ -106,11 +116,34 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
     return LoadedModel(
         path=path.resolve(),
         name=name,
-        hash=model_hash(path, hash_cache),
+        hashing=hashing,
         family=family,
         text2img=pipe,
         base_scheduler_config=dict(pipe.scheduler.config),
     )
+
+
+def hash_in_background(path: Path, hash_cache: Path | None) -> Future[str]:
+    """The model's short hash, computed on a thread of its own while the model loads and its first picture is
+    made: the metadata needs it only when that picture is saved. Hashing reads the whole file (2-7 GB, about
+    1 s per GB here) and lets the GIL go while it reads and digests; before, every first load of a model
+    waited for it. A file that cannot be read leaves the hash empty, as for a model hashed nowhere.
+
+    A daemon thread, not an executor's: closing Studio in the middle of a big file must not wait for it.
+    """
+    future: Future[str] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(model_hash(path, hash_cache))
+        except OSError as exc:
+            log.warning("Could not hash %s: %s", path, first_line(exc))
+            future.set_result("")
+        except BaseException as exc:  # noqa: BLE001 - whoever waits hears of it
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="studio-model-hash", daemon=True).start()
+    return future
 
 
 def _load_folder(path: Path, device: DeviceInfo) -> Any:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,45 @@ def test_loads_a_diffusers_folder(tiny_model_dir, cpu, tmp_path, no_torch_load):
     assert model.pipeline(img2img=False) is model.text2img
     assert no_torch_load == []
 
+
+
+def test_the_model_is_hashed_beside_its_load_and_only_the_metadata_waits_for_it(tiny_model_dir, cpu, tmp_path,
+                                                                                monkeypatch):
+    """Hashing reads the whole file (2-7 GB): the first load of every model used to wait for it."""
+    import studio.engine.loader as loader
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow_hash(path: Path, cache: Path | None) -> str:
+        started.set()
+        assert release.wait(30)
+        return model_hash(path, cache)
+
+    monkeypatch.setattr(loader, "model_hash", slow_hash)
+    model = load_model(tiny_model_dir, cpu, tmp_path / "hashes.json")  # returns with the hash still running
+    assert started.wait(10) and not release.is_set()
+    assert model.text2img.unet is not None and not model.hashing.done()
+    heard: list[str] = []
+    waiting = threading.Thread(target=lambda: heard.append(model.hash))  # as the first picture's metadata
+    waiting.start()
+    waiting.join(0.2)
+    assert waiting.is_alive() and not heard
+    release.set()
+    waiting.join(30)
+    assert heard == [model_hash(tiny_model_dir)] and model.hash == heard[0]
+
+
+def test_a_model_that_cannot_be_read_for_its_hash_has_none(tiny_model_dir, cpu, monkeypatch, caplog):
+    import studio.engine.loader as loader
+
+    def unreadable(path: Path, cache: Path | None) -> str:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(loader, "model_hash", unreadable)
+    with caplog.at_level(logging.WARNING, logger="studio.engine.loader"):
+        model = load_model(tiny_model_dir, cpu)
+        assert model.hash == ""
+    assert "Could not hash" in caplog.text and "Permission denied" in caplog.text
 
 def test_a_folder_with_only_pickle_weights_is_refused(tiny_model_dir, cpu, tmp_path, no_torch_load):
     model = copy_model(tiny_model_dir, tmp_path / "pickled")
