@@ -3,7 +3,8 @@
 # command "bash tests/benchmarks/gpu/run_on_gpu.sh", carry [".whl"], timeout_s 600). About 5 minutes on an H100;
 # each step has its own time limit, cut to what is left of 570 s, so the whole stays within the device tool's
 # 10 minutes per command (the last step, the least needed, is the one cut short).
-# Everything issue 8 asks to be measured there, in one command: the CUDA fast-path tests, `studio bench` for
+# Everything issue 8 asks to be measured there, in one command: the CUDA fast-path tests (and torch's CUDA
+# libraries opened off the GIL at start-up), `studio bench` for
 # SD 1.5 (512², 20 steps) and SDXL (1024², 20 steps), the preview cost on the GPU, where a step's time
 # goes (step_profile.py: which cheap switches would help next), then the first picture after start, a LoRA
 # job and a reference-picture job. Files land in $OUT: seven of them, as the device
@@ -25,7 +26,7 @@ torch.__version__, '· diffusers', diffusers.__version__, '· transformers', tra
 
 echo "== CUDA fast-path tests"
 timeout "$(limit 150)" python3 -m pytest -q -p no:cacheprovider -p no:qt tests/engine/test_engine_fast_path_cuda.py \
-  tests/engine/test_engine_fast_path.py 2>&1 | tee -a "$OUT/machine-tests.txt" | tail -25
+  tests/engine/test_engine_fast_path.py tests/engine/test_engine_libraries.py 2>&1 | tee -a "$OUT/machine-tests.txt" | tail -25
 
 for family in sd15 sdxl; do
   echo "== studio bench --family $family"
