@@ -41,6 +41,7 @@ from studio.engine.memory import (
     oom_advice,
     plan_memory,
 )
+from studio.engine.model_keeping import files_key, in_system_memory, worth_keeping
 from studio.engine.preview import LivePreviews, latents_to_preview
 from studio.engine.schedulers import make_scheduler
 from studio.engine.taesd import taesd_decoder
@@ -57,6 +58,7 @@ class DiffusersGenerator:
         self._env = env
         self._device: DeviceInfo | None = None
         self._model: LoadedModel | None = None
+        self._kept: LoadedModel | None = None  # the model before, still loaded for switching back (model_keeping)
         self._vae = VaeOverride()
         self._plan: MemoryPlan | None = None  # the last job's memory measures (what an OOM message builds on)
 
@@ -108,20 +110,34 @@ class DiffusersGenerator:
         return self._device
 
     def _ensure_model(self, path: Path, context: JobContext) -> LoadedModel:
-        """The model at path, loaded (on the CPU: the job's memory plan places it); switching frees the last."""
+        """The model at path, loaded (on the CPU: the job's memory plan places it). Switching keeps the model
+        before loaded where that costs nothing (model_keeping), and lets the one kept before it go."""
         return self._load(path, context.status)
 
     def _load(self, path: Path, status) -> LoadedModel:  # noqa: ANN001 - StatusFn / JobContext.status
-        if self._model is not None and self._model.path == path.resolve():
+        resolved = path.resolve()
+        if self._model is not None and self._model.path == resolved:
             return self._model
+        self._vae.clear()  # the next model may want another VAE anyway
         if self._model is not None:
-            self._model = None
-            self._vae.clear()  # its memory goes with the model's; the next model may want another anyway
+            let_reference_go(self._model.text2img)  # a kept IP-Adapter holds up to 3.6 GB
+        if self._kept is not None and self._kept.path == resolved and self._kept.files_key == files_key(path):
+            self._model, self._kept = self._kept, self._model
+            log.info("Switched back to %s, kept loaded", path)
+            status(device=self.device.description, model=self._model.name, message="")
+            return self._model
+        previous, before, self._model, self._kept = self._model, self._kept, None, None
+        if previous is not None and worth_keeping(previous, path, self.device):
+            self._kept = previous
+        let_go = before is not None or (previous is not None and self._kept is None)
+        del previous, before  # no reference may outlive the collection that frees their memory
+        if let_go:
             free_memory(self._device)
         status(device=self.device.description, message=f"Loading {path.name}…")
-        started = time.perf_counter()
+        started, files = time.perf_counter(), files_key(path)
         self._model = load_model(path, self.device, self._env.cache_dir / "model-hashes.json",
                                  models_dir=self._env.models_root, cache_dir=self._env.cache_dir, place=False)
+        self._model.files_key = files
         log.info("Loaded %s in %.2f s", path, time.perf_counter() - started)
         status(device=self.device.description, model=self._model.name, message="")
         return self._model
@@ -130,7 +146,7 @@ class DiffusersGenerator:
         try:
             yield from self._generate(request, context)
         except torch.OutOfMemoryError:
-            self._model = None
+            self._model = self._kept = None
             self._vae.clear()
             free_memory(self._device)  # cached TAESD decoders and upscalers go too
             advice = oom_advice(self._plan, request.width, request.height, request.batch_count)
@@ -191,7 +207,17 @@ class DiffusersGenerator:
         ``extra``: bytes of weights the job will add (a reference picture's adapter)."""
         device = self.device
         activations = job_bytes(request.width, request.height, request.batch_count, device.dtype.itemsize)
-        self._plan = plan_memory(request.memory, device, model_bytes(pipe) + extra, activations, free_vram(device))
+
+        def plan() -> MemoryPlan:
+            return plan_memory(request.memory, device, model_bytes(pipe) + extra, activations, free_vram(device))
+
+        self._plan, kept = plan(), self._kept
+        if kept is not None and not in_system_memory(kept) and (self._plan.measures or not self._plan.fits):
+            # The model kept for switching back must not cost this job a measure: it goes, and the plan is redone.
+            context.note(f"{kept.name}, kept loaded for switching back, was let go to make room on the GPU.")
+            self._kept = kept = None
+            free_memory(device)
+            self._plan = plan()
         model.offloaded, model.sliced = apply_plan(pipe, self._plan, device, model.offloaded, model.sliced)
         if device.kind != "cpu":
             context.note(self._plan.reason)

@@ -29,6 +29,7 @@ class LoadedModel:
     base_scheduler_config: Any
     offloaded: bool = False  # model CPU offload is on (memory.apply_plan keeps this in step)
     sliced: bool | None = None  # attention slicing is on (None: not set by Studio yet)
+    files_key: tuple = ()  # its weight files when it was loaded (model_keeping.files_key)
     _img2img: Any = field(default=None, repr=False)
     _inpaint: Any = field(default=None, repr=False)
 

@@ -33,6 +33,11 @@ class MemoryPlan:
     def offload(self) -> bool:
         return OFFLOAD in self.measures
 
+    @property
+    def fits(self) -> bool:
+        """Whether the weights and the job fit in the free VRAM as they are (True where it is not known)."""
+        return self.free_bytes is None or int((self.model_bytes + self.job_bytes) * HEADROOM) <= self.free_bytes
+
 
 def model_bytes(pipe: Any) -> int:
     """Bytes of the pipeline's weights (UNet, VAE, text encoders) in their current dtype."""

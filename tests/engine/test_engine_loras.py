@@ -299,12 +299,15 @@ def test_a_merge_that_fails_part_way_leaves_the_exact_base_model(generator, tiny
 
 
 def test_switching_models_lets_the_merged_model_and_its_kept_copy_go(tiny_model_dir, tiny_inpaint_model_dir, models,
-                                                                     tmp_path):
+                                                                     tmp_path, monkeypatch):
     import gc
     import weakref
 
     from studio.engine import loras as lora_module
+    from studio.engine import model_keeping
 
+    # No memory to keep the model switched away from (test_engine_model_keeping.py keeps one): it goes.
+    monkeypatch.setattr(model_keeping, "available_ram", lambda: (0, 16 * 2**30))
     generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache", models))
     make(generator, request(tiny_model_dir, loras=loras(("detail", 1.0))))
     unet = weakref.ref(generator._model.text2img.unet)

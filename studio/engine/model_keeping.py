@@ -1,0 +1,74 @@
+"""Keeping the model switched away from, so that switching back costs nothing.
+
+People go back and forth between two models (a photographic one and an illustrative one, an SD 1.5
+finetune and SDXL), as ComfyUI, InvokeAI and AUTOMATIC1111 let them without a reload. Studio keeps the
+model before the current one loaded, where it is: on the GPU it keeps its placement, merged LoRAs and
+captured graphs, so switching back needs no read, no copy and no capture. It never costs a job anything:
+on the GPU the job's memory plan lets it go before taking any measure (diffusion.py), and in system memory
+it is kept only while the next model still leaves a reserve free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from studio.core.errors import StudioError
+from studio.core.weight_files import read_safetensors_header
+from studio.engine.device import DeviceInfo
+from studio.engine.memory import GIB
+
+RAM_RESERVE_SHARE = 0.2  # of the machine's memory, left free for the window, the OS and the job itself
+RAM_RESERVE_MIN = 2 * GIB
+
+
+def in_system_memory(model: Any) -> bool:  # noqa: ANN401 - a LoadedModel
+    """Whether the model's weights take system memory: on the CPU (or not placed yet), or on Apple's GPU, whose
+    memory is the system's. Otherwise they are in a CUDA GPU's own memory."""
+    unet = getattr(model.text2img, "unet", None)
+    first = next(unet.parameters(), None) if hasattr(unet, "parameters") else None
+    return first is None or first.device.type in ("cpu", "mps")
+
+
+def weight_files(path: Path) -> list[Path]:
+    return [path] if path.is_file() else sorted(path.rglob("*.safetensors"))
+
+
+def files_key(path: Path) -> tuple[tuple[str, int, int], ...]:
+    """What a model's weight files are on disk (names, sizes, modification times): a kept model whose files
+    changed since (a new download or conversion under the same name) is read again, not switched back to."""
+    return tuple((str(file), (stat := file.stat()).st_size, stat.st_mtime_ns) for file in weight_files(path))
+
+
+def numbers_in_model(path: Path) -> int:
+    """The numbers a model's safetensors files hold (an upper bound: a folder may hold two variants)."""
+    try:
+        return sum(read_safetensors_header(file).parameter_count for file in weight_files(path))
+    except (StudioError, OSError):
+        return 0  # the load itself says what is wrong with the file
+
+
+def available_ram() -> tuple[int, int]:
+    """(available, total) bytes of system memory."""
+    import psutil
+
+    memory = psutil.virtual_memory()
+    return int(memory.available), int(memory.total)
+
+
+def worth_keeping(model: Any, next_model: Path, device: DeviceInfo,  # noqa: ANN401 - a LoadedModel
+                  ram: Callable[[], tuple[int, int]] | None = None) -> bool:
+    """Whether to keep ``model`` loaded while ``next_model`` is loaded and used.
+
+    On a CUDA GPU yes (the memory plan lets it go when a job needs the room). In system memory only while loading
+    the next model, in the device's precision, still leaves the reserve free; swapping would cost more than
+    reading the file again. An offloaded model (Low VRAM) is never kept: its weights are in RAM already.
+    """
+    if model.offloaded:
+        return False
+    if not in_system_memory(model):
+        return True
+    available, total = (ram or available_ram)()
+    needed = numbers_in_model(next_model) * device.dtype.itemsize
+    return available - needed >= max(RAM_RESERVE_SHARE * total, RAM_RESERVE_MIN)

@@ -1,0 +1,207 @@
+"""Switching models: the model before stays loaded for switching back, unless keeping it would cost something.
+
+Tiny SD pipelines (three different random weights), loaded through Studio's loader, on the CPU; where the GPU's
+memory plan decides, the plan is stood in for.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from studio_testing import DirectContext
+from tiny_models import build_tiny_sd
+
+import studio.engine.diffusion as diffusion
+from studio.core.environment import GeneratorEnvironment
+from studio.core.requests import GenerationRequest, LoraChoice, prepare_request
+from studio.engine import model_keeping
+from studio.engine.device import select_device
+from studio.engine.diffusion import DiffusersGenerator
+from studio.engine.loader import load_model
+from studio.engine.memory import GIB, SLICING, MemoryPlan, model_bytes
+from studio.engine.model_keeping import numbers_in_model, worth_keeping
+
+PLENTY = (64 * GIB, 128 * GIB)  # (available, total) system memory
+
+
+@pytest.fixture(scope="module")
+def other_models(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("other-models")
+    return build_tiny_sd(folder / "tiny-b", seed=1), build_tiny_sd(folder / "tiny-c", seed=2)
+
+
+@pytest.fixture
+def generator(tmp_path, monkeypatch) -> DiffusersGenerator:
+    monkeypatch.setattr(model_keeping, "available_ram", lambda: PLENTY)
+    return DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
+
+
+@pytest.fixture
+def loads(monkeypatch) -> list[str]:
+    """The models read from disk, by folder name."""
+    names: list[str] = []
+    real = diffusion.load_model
+
+    def counted(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        names.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(diffusion, "load_model", counted)
+    return names
+
+
+def request(model: Path, **kwargs) -> GenerationRequest:  # noqa: ANN003
+    values = dict(model=str(model), prompt="a red fox, snow", negative_prompt="blurry", width=64, height=64,
+                  steps=2, cfg_scale=5.0, seed=1, scheduler="Euler")
+    values.update(kwargs)
+    return prepare_request(GenerationRequest(**values)).request
+
+
+def make(generator: DiffusersGenerator, model: Path, context: DirectContext | None = None) -> np.ndarray:
+    ((image, recipe),) = list(generator.generate(request(model), context or DirectContext()))
+    assert recipe.model_name == model.name
+    return np.asarray(image, dtype=np.int16)
+
+
+def gone(reference: weakref.ref) -> bool:
+    gc.collect()
+    return reference() is None
+
+
+def test_switching_back_reads_nothing_and_makes_the_same_picture_and_a_third_model_lets_the_older_go(
+        generator, loads, tiny_model_dir, other_models):
+    b_dir, c_dir = other_models
+    a = make(generator, tiny_model_dir)
+    a_model = generator._model
+    b = make(generator, b_dir)
+    assert generator._kept is a_model and not np.array_equal(a, b)
+
+    context = DirectContext()
+    again = make(generator, tiny_model_dir, context)  # back: kept, so nothing is read
+    assert np.array_equal(again, a)
+    assert loads == ["tiny-sd", "tiny-b"] and generator._model is a_model
+    assert {"model": "tiny-sd", "device": generator.device.description, "message": ""} in context.statuses
+    assert np.array_equal(make(generator, b_dir), b) and loads == ["tiny-sd", "tiny-b"]  # and forth
+
+    b_model, a_pipe = generator._model, weakref.ref(a_model.text2img)
+    del a_model
+    make(generator, c_dir)  # a third: the one before it (B) is kept, the one kept before (A) goes
+    assert loads == ["tiny-sd", "tiny-b", "tiny-c"]
+    assert generator._kept is b_model and gone(a_pipe)
+
+
+def test_a_model_is_not_kept_when_the_next_would_leave_too_little_system_memory(
+        generator, loads, tiny_model_dir, other_models, monkeypatch):
+    make(generator, tiny_model_dir)
+    a_pipe = weakref.ref(generator._model.text2img)
+    monkeypatch.setattr(model_keeping, "available_ram", lambda: (int(2.5 * GIB), 16 * GIB))  # reserve: 3.2 GB
+    make(generator, other_models[0])
+    assert generator._kept is None and gone(a_pipe)
+    make(generator, tiny_model_dir)
+    assert loads == ["tiny-sd", "tiny-b", "tiny-sd"]
+
+
+def test_what_keeping_weighs(tiny_model_dir, other_models):
+    cpu = select_device("cpu")
+    model = load_model(tiny_model_dir, cpu)
+    # The next model's numbers, from its files' headers, in the device's precision: what loading it takes.
+    assert numbers_in_model(tiny_model_dir) * 4 == model_bytes(model.text2img)
+    need = numbers_in_model(other_models[0]) * 4
+    reserve = math.ceil(0.2 * 64 * GIB)
+    assert worth_keeping(model, other_models[0], cpu, lambda: (reserve + need, 64 * GIB))
+    assert not worth_keeping(model, other_models[0], cpu, lambda: (reserve + need - 1, 64 * GIB))
+    assert not worth_keeping(model, other_models[0], cpu, lambda: (2 * GIB + need - 1, 8 * GIB))  # 2 GB at least
+    model.offloaded = True  # Low VRAM: its weights are in system memory with hooks; never kept
+    assert not worth_keeping(model, other_models[0], cpu, lambda: PLENTY)
+
+
+def test_on_a_gpu_the_kept_model_goes_before_the_memory_plan_takes_any_measure(
+        generator, tiny_model_dir, other_models, monkeypatch):
+    """On a CUDA GPU the kept model is in VRAM: a job that would need a measure beside it gets the room instead."""
+    monkeypatch.setattr(diffusion, "in_system_memory", lambda model: False)  # as if placed on a CUDA GPU
+    crowded: list[bool] = []
+
+    def plan_beside_the_kept_model(mode, device, weights, activations, free):  # noqa: ANN001, ANN202
+        crowded.append(generator._kept is not None and needs_room)
+        measures = (SLICING,) if crowded[-1] else ()
+        return MemoryPlan(measures, "crowded" if measures else "room enough", weights, activations, free)
+
+    monkeypatch.setattr(diffusion, "plan_memory", plan_beside_the_kept_model)
+    needs_room = False
+    make(generator, tiny_model_dir)
+    make(generator, other_models[0])
+    context = DirectContext()
+    make(generator, tiny_model_dir, context)  # fits beside it: kept
+    assert crowded == [False, False, False] and generator._kept is not None
+    assert not any("let go" in note for note in context.notes)
+
+    needs_room = True
+    kept = weakref.ref(generator._kept.text2img)
+    context = DirectContext()
+    make(generator, tiny_model_dir, context)
+    assert crowded[3:] == [True, False]  # planned again without it: no measure
+    assert generator._kept is None and gone(kept)
+    assert "tiny-b, kept loaded for switching back, was let go to make room on the GPU." in context.notes
+
+
+def test_running_out_of_memory_lets_the_kept_model_go_too(generator, tiny_model_dir, other_models, monkeypatch):
+    make(generator, tiny_model_dir)
+    make(generator, other_models[0])
+    kept = weakref.ref(generator._kept.text2img)
+
+    def out_of_memory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(diffusion, "latents_to_preview", out_of_memory)
+    with pytest.raises(Exception, match="ran out of memory"):
+        make(generator, other_models[0])
+    assert generator._kept is None and generator._model is None and gone(kept)
+
+
+def test_a_kept_model_keeps_its_merged_lora_and_puts_its_own_weights_back_when_asked(
+        tmp_path, tiny_model_dir, other_models, monkeypatch):
+    """LoRAs are merged into a model's weights in place; keeping the model keeps that state, and the jobs after
+    a switch back start from it as from any job before: the same LoRA again merges nothing, none restores."""
+    from tiny_loras import lora_state, save_lora, tiny_unet
+
+    models = tmp_path / "models"
+    save_lora(lora_state(tiny_unet(tiny_model_dir)), models / "loras" / "detail.safetensors")
+    monkeypatch.setattr(model_keeping, "available_ram", lambda: PLENTY)
+    generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache", models))
+    detail = (LoraChoice("detail", 1.0),)
+
+    def picture(model: Path, loras: tuple = ()) -> np.ndarray:  # noqa: ANN001
+        ((image, _recipe),) = list(generator.generate(request(model, loras=loras), DirectContext()))
+        return np.asarray(image, dtype=np.int16)
+
+    plain = picture(tiny_model_dir)
+    with_lora = picture(tiny_model_dir, detail)
+    assert not np.array_equal(plain, with_lora)
+    picture(other_models[0])
+    merges: list[int] = []
+    kept_pipe = generator._kept.text2img
+    real_merge = kept_pipe.fuse_lora
+    monkeypatch.setattr(kept_pipe, "fuse_lora", lambda *args, **kwargs: merges.append(1) or real_merge(*args, **kwargs))
+    assert np.array_equal(picture(tiny_model_dir, detail), with_lora) and merges == []  # still merged: no merge
+    assert generator._model.text2img is kept_pipe
+    picture(other_models[0])
+    assert np.array_equal(picture(tiny_model_dir), plain)  # its own weights back
+
+
+def test_a_kept_model_whose_files_changed_is_read_again(generator, loads, tiny_model_dir, other_models):
+    import os
+
+    make(generator, other_models[1])
+    make(generator, tiny_model_dir)
+    weights = next(other_models[1].rglob("*.safetensors"))
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # a new download, as far as it shows
+    make(generator, other_models[1])
+    assert loads == ["tiny-c", "tiny-sd", "tiny-c"]
