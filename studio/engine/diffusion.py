@@ -26,7 +26,7 @@ from studio.core.images import flatten
 from studio.core.metadata import LoraRecord, Recipe
 from studio.core.requests import GenerationRequest, prepare_request
 from studio.engine.device import DeviceInfo, free_memory, select_device
-from studio.engine.fast_path import FastJob, fast_job, options_for
+from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for
 from studio.engine.inpainting import plan_inpaint
 from studio.engine.ip_adapter import find_ip_adapter, let_reference_go, reference_attached, reference_bytes
 from studio.engine.libraries import quiet_imports
@@ -122,13 +122,13 @@ class DiffusersGenerator:
         if self._model is not None:
             let_reference_go(self._model.text2img)  # a kept IP-Adapter holds up to 3.6 GB
         if self._kept is not None and self._kept.path == resolved and self._kept.files_key == files_key(path):
-            self._model, self._kept = self._kept, self._model
+            self._model, self._kept = self._kept, self._keep(self._model)
             log.info("Switched back to %s, kept loaded", path)
             status(device=self.device.description, model=self._model.name, message="")
             return self._model
         previous, before, self._model, self._kept = self._model, self._kept, None, None
         if previous is not None and worth_keeping(previous, path, self.device):
-            self._kept = previous
+            self._kept = self._keep(previous)
         let_go = before is not None or (previous is not None and self._kept is None)
         del previous, before  # no reference may outlive the collection that frees their memory
         if let_go:
@@ -141,6 +141,13 @@ class DiffusersGenerator:
         log.info("Loaded %s in %.2f s", path, time.perf_counter() - started)
         status(device=self.device.description, model=self._model.name, message="")
         return self._model
+
+    @staticmethod
+    def _keep(model: LoadedModel | None) -> LoadedModel | None:
+        """A model set aside for switching back keeps its weights where they are, not its captured steps."""
+        if model is not None and not in_system_memory(model):
+            let_graphs_go(model.text2img.unet)
+        return model
 
     def generate(self, request: GenerationRequest, context: JobContext) -> Iterator[tuple[Image.Image, Recipe]]:
         try:

@@ -174,6 +174,14 @@ def state_for(unet: torch.nn.Module, options: FastPathOptions | None = None) -> 
     return state
 
 
+def let_graphs_go(unet: torch.nn.Module) -> None:
+    """The UNet's captured steps give their memory back: for a model kept aside on the GPU, whose graphs' pool
+    the next model cannot use, while the memory plan would count its free blocks as free VRAM."""
+    state = _states.get(unet)
+    if state is not None and len(state.cache):
+        state.make_room(offload=False)
+
+
 @dataclass
 class PreparedPipeline:
     """What ``prepare_pipeline`` changed, so ``release`` can put it back."""

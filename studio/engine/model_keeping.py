@@ -1,11 +1,11 @@
-"""Keeping the model switched away from, so that switching back costs nothing.
+"""Keeping the model switched away from, so that switching back costs nearly nothing.
 
 People go back and forth between two models (a photographic one and an illustrative one, an SD 1.5
 finetune and SDXL), as ComfyUI, InvokeAI and AUTOMATIC1111 let them without a reload. Studio keeps the
-model before the current one loaded, where it is: on the GPU it keeps its placement, merged LoRAs and
-captured graphs, so switching back needs no read, no copy and no capture. It never costs a job anything:
-on the GPU the job's memory plan lets it go before taking any measure (diffusion.py), and in system memory
-it is kept only while the next model still leaves a reserve free.
+model before the current one loaded, where it is, with its merged LoRAs: switching back reads no file and
+copies no weights. On a GPU its captured steps go (their memory pool is no use to another model). It never
+costs a job anything: on the GPU the job's memory plan lets it go before taking any measure (diffusion.py),
+and in system memory it is kept only while the next model still leaves a reserve free.
 """
 
 from __future__ import annotations
