@@ -4,7 +4,9 @@ A full-size SD 1.5 (or SDXL) with random weights is saved once; then each case s
 Studio's JobService, as the window does: the engine comes up, prepares for the likely job (loads the model
 and, with the warm-up, runs one step of it at its size), and only then the job is submitted. The figure is
 from submitting the job to its picture. Without the warm-up the job pays the device's first-use costs (CUDA
-libraries and kernels, cuDNN's choices, the fast path's graph capture, the VAE's kernels) itself.
+libraries and kernels, cuDNN's choices, the fast path's graph capture, the VAE's kernels) itself. After the
+warmed-up case's first picture come one with another model (never loaded: read from disk, hashed beside) and
+two back with the first (kept loaded: no read; on a GPU its step is captured again, then replayed).
 Run: python tests/benchmarks/gpu/first_picture.py [--family sd15] [--size 512] [--steps 20]
 On a machine without CUDA it runs a tiny layout at 64x64 (a check of the script, not a figure).
 """
@@ -14,10 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -61,15 +66,27 @@ async def first_picture(model: Path, cache: Path, size: int, steps: int, warm: b
                     if event.model and event.message == "" and (warming or not warm):
                         break
         prepared = time.perf_counter() - started
-        submitted = time.perf_counter()
-        job = service.submit(request)
-        async with asyncio.timeout(300):
-            async for event in stream:
-                if isinstance(event, (JobFinished, JobFailed)) and event.job_id == job:
-                    if isinstance(event, JobFailed):
-                        raise RuntimeError(event.message)
-                    break
-        return {"warm_up": warm, "prepared_s": prepared, "first_picture_s": time.perf_counter() - submitted}
+
+
+        async def picture(model: Path) -> float:
+            submitted = time.perf_counter()
+            job = service.submit(replace(request, model=str(model)))
+            async with asyncio.timeout(300):
+                async for event in stream:
+                    if isinstance(event, (JobFinished, JobFailed)) and event.job_id == job:
+                        if isinstance(event, JobFailed):
+                            raise RuntimeError(event.message)
+                        return time.perf_counter() - submitted
+            raise RuntimeError("the stream ended")
+
+        figures = {"warm_up": warm, "prepared_s": prepared, "first_picture_s": await picture(model)}
+        if warm:  # then another model (the same files under another name, never loaded), and back to the first
+            other = model.parent / "other-model"
+            if not other.exists():
+                shutil.copytree(model, other, copy_function=os.link)
+            for name, path in (("other_model_s", other), ("switched_back_s", model), ("same_model_s", model)):
+                figures[name] = await picture(path)
+        return figures
     finally:
         service.shutdown(timeout=30)
 
@@ -107,6 +124,10 @@ def main() -> None:
             print(f"{args.family}{' (tiny layout)' if tiny else ''} {size}x{size}, {args.steps} steps, warm-up "
                   f"{'on ' if warm else 'off'}: engine prepared {figures['prepared_s']:.1f} s after start; first "
                   f"picture {figures['first_picture_s']:.2f} s after it was asked for", flush=True)
+            if "other_model_s" in figures:
+                print(f"then a picture with another model {figures['other_model_s']:.2f} s, back to the first "
+                      f"(kept loaded) {figures['switched_back_s']:.2f} s, the same again "
+                      f"{figures['same_model_s']:.2f} s", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"family": args.family, "size": size, "steps": args.steps, "tiny": tiny,
                                          "runs": results}, indent=1), encoding="utf-8")
