@@ -36,26 +36,58 @@ def select_device(preference: str = "auto") -> DeviceInfo:
                       f"CPU · {threads} thread{'s' * (threads != 1)} · float32")
 
 
-_caches: list[Callable[[], Callable[[], None] | None]] = []  # what free_memory empties first (decoders, upscalers)
+Release = Callable[[], object]
+_caches: list[Callable[[], Release | None]] = []  # what free_memory empties first (decoders, upscalers)
+_spares: list[Callable[[], Release | None]] = []  # what is kept only to be quick later (a model kept aside)
 
 
-def on_free_memory(release: Callable[[], None]) -> None:
-    """Have free_memory call ``release``: a function, or a bound method held weakly so its object can go."""
-    _caches.append(weakref.WeakMethod(release) if hasattr(release, "__self__") else lambda: release)
+def _register(registry: list[Callable[[], Release | None]], release: Release) -> None:
+    """A function, or a bound method held weakly so its object can go."""
+    registry.append(weakref.WeakMethod(release) if hasattr(release, "__self__") else lambda: release)
 
 
-def free_memory(device: DeviceInfo | None) -> None:
-    """Let every engine cache go and hand the memory back (out of memory, switching models)."""
-    import gc
-
-    for ref in list(_caches):
+def _call_all(registry: list[Callable[[], Release | None]]) -> list[object]:
+    results = []
+    for ref in list(registry):
         release = ref()
         if release is None:
-            _caches.remove(ref)
+            registry.remove(ref)
         else:
-            release()
+            results.append(release())
+    return results
+
+
+def _hand_back(device: DeviceInfo | None) -> None:
+    import gc
+
     gc.collect()
     if device is not None and device.kind == "cuda":
         torch.cuda.empty_cache()
     elif device is not None and device.kind == "mps":
         torch.mps.empty_cache()
+
+
+def on_free_memory(release: Callable[[], None]) -> None:
+    """Have free_memory call ``release``."""
+    _register(_caches, release)
+
+
+def free_memory(device: DeviceInfo | None) -> None:
+    """Let every engine cache go and hand the memory back (out of memory, switching models)."""
+    _call_all(_caches)
+    _hand_back(device)
+
+
+def on_spare_memory(release: Callable[[], bool]) -> None:
+    """Have release_spare_memory call ``release``, which lets go what it keeps only for speed and says whether
+    it held anything."""
+    _register(_spares, release)
+
+
+def release_spare_memory(device: DeviceInfo | None) -> bool:
+    """Before trying again after running out of memory: what is kept only for speed (the model kept for
+    switching back) goes, and its memory is handed back. True when anything went."""
+    if not any(_call_all(_spares)):
+        return False
+    _hand_back(device)
+    return True

@@ -25,7 +25,13 @@ from studio.core.hashing import lora_hash, model_hash
 from studio.core.images import flatten
 from studio.core.metadata import LoraRecord, Recipe
 from studio.core.requests import GenerationRequest, prepare_request
-from studio.engine.device import DeviceInfo, free_memory, select_device
+from studio.engine.device import (
+    DeviceInfo,
+    free_memory,
+    on_spare_memory,
+    release_spare_memory,
+    select_device,
+)
 from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for
 from studio.engine.inpainting import plan_inpaint
 from studio.engine.ip_adapter import find_ip_adapter, let_reference_go, reference_attached, reference_bytes
@@ -61,6 +67,7 @@ class DiffusersGenerator:
         self._kept: LoadedModel | None = None  # the model before, still loaded for switching back (model_keeping)
         self._vae = VaeOverride()
         self._plan: MemoryPlan | None = None  # the last job's memory measures (what an OOM message builds on)
+        on_spare_memory(self._let_kept_go)  # another job out of memory (an upscaler's tiles) gets its room
 
     def warm_up(self, status) -> None:  # noqa: ANN001 - StatusFn from the worker
         """Import the heavy libraries and pick the device, so the first job starts at once."""
@@ -142,6 +149,10 @@ class DiffusersGenerator:
         status(device=self.device.description, model=self._model.name, message="")
         return self._model
 
+    def _let_kept_go(self) -> bool:
+        kept, self._kept = self._kept, None
+        return kept is not None
+
     @staticmethod
     def _keep(model: LoadedModel | None) -> LoadedModel | None:
         """A model set aside for switching back keeps its weights where they are, not its captured steps."""
@@ -222,8 +233,8 @@ class DiffusersGenerator:
         if kept is not None and not in_system_memory(kept) and (self._plan.measures or not self._plan.fits):
             # The model kept for switching back must not cost this job a measure: it goes, and the plan is redone.
             context.note(f"{kept.name}, kept loaded for switching back, was let go to make room on the GPU.")
-            self._kept = kept = None
-            free_memory(device)
+            kept = None
+            release_spare_memory(device)
             self._plan = plan()
         model.offloaded, model.sliced = apply_plan(pipe, self._plan, device, model.offloaded, model.sliced)
         if device.kind != "cpu":

@@ -45,7 +45,7 @@ from typing import Any, TypeVar
 import torch
 
 from studio.core.errors import JobCancelledError, StudioError, first_line
-from studio.engine.device import DeviceInfo
+from studio.engine.device import DeviceInfo, release_spare_memory
 from studio.engine.fast_layout import UNetLayout, VaeLayout, bf16_copy
 from studio.engine.memory import OFFLOAD, SLICING, MemoryPlan
 from studio.engine.unet_graph import GraphCache, GraphedUNet, capture_cuda_graph
@@ -294,6 +294,7 @@ class FastJob:
             self._fail("making the picture", exc)
             if isinstance(exc, torch.OutOfMemoryError) and self.state is not None:
                 self.state.cache.clear()  # the graphs' memory, before the eager retry needs the room
+                release_spare_memory(None)  # and a model kept aside for switching back
                 torch.cuda.empty_cache()
             return make_image()
 

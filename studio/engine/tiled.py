@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from studio.core.errors import JobCancelledError, ModelError
+from studio.engine.device import release_spare_memory
 
 Network = Callable[[torch.Tensor], torch.Tensor]
 MIN_TILE = 32  # below this, halving the tile after running out of memory stops helping
@@ -133,6 +134,7 @@ def upscale_tiled(model: Network, image: Image.Image, scale: int, tile: int, ove
         if smaller >= tried:
             raise ModelError(f"The upscaler ran out of memory on a {tried}-pixel tile; choose a smaller tile size "
                              "or run it on the CPU.")
+        release_spare_memory(None)  # a model kept aside for switching back goes first
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         if note is not None:

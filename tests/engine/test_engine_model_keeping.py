@@ -22,7 +22,7 @@ import studio.engine.diffusion as diffusion
 from studio.core.environment import GeneratorEnvironment
 from studio.core.requests import GenerationRequest, LoraChoice, prepare_request
 from studio.engine import fast_path, model_keeping
-from studio.engine.device import select_device
+from studio.engine.device import release_spare_memory, select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.loader import load_model
 from studio.engine.memory import GIB, SLICING, MemoryPlan, model_bytes
@@ -208,3 +208,13 @@ def test_a_kept_model_whose_files_changed_is_read_again(generator, loads, tiny_m
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # a new download, as far as it shows
     make(generator, other_models[1])
     assert loads == ["tiny-c", "tiny-sd", "tiny-c"]
+
+
+def test_another_job_out_of_memory_gets_the_kept_models_room(generator, tiny_model_dir, other_models):
+    """An upscaler's tiles or the fast path's eager retry call release_spare_memory before trying again."""
+    make(generator, tiny_model_dir)
+    make(generator, other_models[0])
+    kept = weakref.ref(generator._kept.text2img)
+    assert release_spare_memory(generator.device) and generator._kept is None and gone(kept)
+    assert generator._model is not None  # the model in use stays
+    assert not release_spare_memory(generator.device)  # nothing more to give

@@ -28,7 +28,7 @@ from studio.core.events import JobFailed, JobFinished, JobProgress
 from studio.core.requests import PostProcessRequest
 from studio.core.weight_files import pickle_refusal
 from studio.engine import upscale as upscale_module
-from studio.engine.device import select_device
+from studio.engine.device import on_spare_memory, select_device
 from studio.engine.tiled import blend_weights, tile_spans, upscale_tiled
 from studio.engine.upscale import (
     Upscale,
@@ -125,9 +125,19 @@ def test_out_of_memory_halves_the_tile_once_then_fails_with_a_sentence():
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return NEAREST_2X(batch)
 
+    class KeptAside:  # a model kept for switching back: it goes before the retry
+        held = True
+
+        def let_go(self) -> bool:
+            held, self.held = self.held, False
+            return held
+
+    kept = KeptAside()
+    on_spare_memory(kept.let_go)
     notes: list[str] = []
     picture = noise(70, 50)
     result = upscale_tiled(small_only, picture, 2, 64, 8, note=notes.append)
+    assert not kept.held
     assert result.tobytes() == picture.resize((140, 100), Image.Resampling.NEAREST).tobytes()
     assert seen[0] == 64 and set(seen[1:]) == {32}
     assert notes == ["The upscaler ran out of memory with 64-pixel tiles, so it used 32-pixel tiles."]
