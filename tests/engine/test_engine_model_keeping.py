@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from studio_testing import DirectContext
 from tiny_models import build_tiny_sd
 
