@@ -70,6 +70,18 @@ class DirectContext:
 EVENT_TIMEOUT = 60.0
 
 
+def tiny_request(model: Path, *, prepared: bool = False, **kwargs) -> GenerationRequest:  # noqa: ANN003
+    """A quick job for the tiny pipelines: 64x64, 2 steps with CFG, seed 1, Euler; ``kwargs`` change any field.
+    ``prepared``: as the engine receives it (``prepare_request``: checked and normalised)."""
+    from studio.core.requests import prepare_request
+
+    values = dict(model=str(model), prompt="a red fox, snow", negative_prompt="blurry", width=64, height=64,
+                  steps=2, cfg_scale=5.0, seed=1, scheduler="Euler")
+    values.update(kwargs)
+    request = GenerationRequest(**values)
+    return prepare_request(request).request if prepared else request
+
+
 def make_env(root: Path, device: str = "cpu") -> GeneratorEnvironment:
     return GeneratorEnvironment(device=device, data_dir=root / "data", cache_dir=root / "cache")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from studio_testing import collect_until_done, make_env, of_job, run, running_service, terminal
+from studio_testing import collect_until_done, make_env, of_job, run, running_service, terminal, tiny_request
 
 import studio.engine.diffusion as diffusion
 from studio.core.events import (
@@ -31,10 +31,7 @@ SLOW_STEPS = 400  # long enough that a cancel clearly lands mid-run on any machi
 
 
 def request(model: Path, **kwargs) -> GenerationRequest:  # noqa: ANN003
-    values = dict(model=str(model), prompt="a red fox, snow", negative_prompt="blurry", width=64, height=64,
-                  steps=2, cfg_scale=5.0, seed=1, scheduler="Euler")
-    values.update(kwargs)
-    return GenerationRequest(**values)
+    return tiny_request(model, prepared=False, **kwargs)
 
 
 def pixels(image: Image.Image) -> np.ndarray:

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from studio_testing import DirectContext
+from studio_testing import DirectContext, tiny_request
 from tiny_models import build_tiny_ip_adapter, build_tiny_sdxl
 
 from studio.core.environment import GeneratorEnvironment
-from studio.core.requests import GenerationRequest, prepare_request
+from studio.core.requests import GenerationRequest
 from studio.engine import ip_adapter
 from studio.engine.device import select_device
 from studio.engine.diffusion import DiffusersGenerator
@@ -48,10 +48,7 @@ def generator(models, adapter, tmp_path) -> DiffusersGenerator:
 
 
 def request(model: Path, **kwargs) -> GenerationRequest:  # noqa: ANN003
-    values = dict(model=str(model), prompt="a red fox, snow", negative_prompt="blurry", width=64, height=64,
-                  steps=2, cfg_scale=5.0, seed=1, scheduler="Euler")
-    values.update(kwargs)
-    return prepare_request(GenerationRequest(**values)).request
+    return tiny_request(model, prepared=True, **kwargs)
 
 
 def make(generator: DiffusersGenerator, req: GenerationRequest) -> np.ndarray:

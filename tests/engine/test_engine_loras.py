@@ -17,6 +17,7 @@ from studio_testing import (
     run,
     running_service,
     terminal,
+    tiny_request,
 )
 from tiny_loras import (
     build_tiny_vae_folder,
@@ -36,7 +37,7 @@ from studio.core.events import JobFailed, JobFinished
 from studio.core.hashing import lora_hash, model_hash
 from studio.core.images import read_recipe
 from studio.core.metadata import LoraRecord
-from studio.core.requests import GenerationRequest, LoraChoice, prepare_request
+from studio.core.requests import GenerationRequest, LoraChoice
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.loras import merged_key, resolve_loras, use_loras
 from studio.services.history_reuse import request_for_entry
@@ -70,10 +71,7 @@ def generator(models, tmp_path_factory) -> DiffusersGenerator:
 
 
 def request(model: Path, **kwargs) -> GenerationRequest:  # noqa: ANN003
-    values = dict(model=str(model), prompt="a red fox, snow", negative_prompt="blurry", width=64, height=64,
-                  steps=2, cfg_scale=5.0, seed=1, scheduler="Euler")
-    values.update(kwargs)
-    return prepare_request(GenerationRequest(**values)).request
+    return tiny_request(model, prepared=True, **kwargs)
 
 
 def make(generator: DiffusersGenerator, req: GenerationRequest):  # noqa: ANN201

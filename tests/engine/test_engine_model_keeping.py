@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from studio_testing import DirectContext
+from studio_testing import DirectContext, tiny_request
 from tiny_models import build_tiny_sd
 
 import studio.engine.diffusion as diffusion
 from studio.core.environment import GeneratorEnvironment
-from studio.core.requests import GenerationRequest, LoraChoice, prepare_request
+from studio.core.requests import GenerationRequest, LoraChoice
 from studio.engine import fast_path, model_keeping
 from studio.engine.device import release_spare_memory, select_device
 from studio.engine.diffusion import DiffusersGenerator
@@ -57,10 +57,7 @@ def loads(monkeypatch) -> list[str]:
 
 
 def request(model: Path, **kwargs) -> GenerationRequest:  # noqa: ANN003
-    values = dict(model=str(model), prompt="a red fox, snow", negative_prompt="blurry", width=64, height=64,
-                  steps=2, cfg_scale=5.0, seed=1, scheduler="Euler")
-    values.update(kwargs)
-    return prepare_request(GenerationRequest(**values)).request
+    return tiny_request(model, prepared=True, **kwargs)
 
 
 def make(generator: DiffusersGenerator, model: Path, context: DirectContext | None = None) -> np.ndarray:
