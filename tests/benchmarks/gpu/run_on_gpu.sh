@@ -4,11 +4,11 @@
 # each step has its own time limit, cut to what is left of 570 s, so the whole stays within the device tool's
 # 10 minutes per command (the last step, the least needed, is the one cut short).
 # Everything issue 8 asks to be measured there, in one command: the CUDA fast-path tests (and torch's CUDA
-# libraries opened off the GIL at start-up), `studio bench` for
-# SD 1.5 (512², 20 steps) and SDXL (1024², 20 steps), the preview cost on the GPU, where a step's time
-# goes (step_profile.py: which cheap switches would help next), then the first picture after start, a LoRA
-# job and a reference-picture job. Files land in $OUT: seven of them, as the device
-# tool brings back at most eight (machine-tests.txt, bench-sd15.json, bench-sdxl.json, bench.log, diagnostics.txt,
+# libraries opened off the GIL at start-up), `studio bench` for SD 1.5 (512², 20 steps) and SDXL (1024², 20
+# steps), the preview cost on the GPU, where a step's time goes (step_profile.py: which cheap switches would help
+# next), then the first picture after start (and switching models), how long importing torch holds up the
+# window's thread, a LoRA job and a reference job. Files land in $OUT: seven of them, as the device tool brings
+# back at most eight (machine-tests.txt, bench-sd15.json, bench-sdxl.json, bench.log, diagnostics.txt,
 # step-profile.json, first-picture.json).
 set -uo pipefail
 DEADLINE=$((SECONDS + 570))
@@ -55,6 +55,8 @@ diagnose "where a step's time goes (UNet step and VAE decode variants, kernel pr
   python3 tests/benchmarks/gpu/step_profile.py --json "$OUT/step-profile.json"
 diagnose "the first picture after start, with and without the engine's warm-up run" 150 20 \
   python3 tests/benchmarks/gpu/first_picture.py --family sd15 --json "$OUT/first-picture.json"
+diagnose "importing torch beside a thread: its CUDA libraries opened under the GIL, and off it (Studio)" 40 4 \
+  python3 tests/benchmarks/torch_import_probe.py --runs 2
 diagnose "what a LoRA costs a job: PEFT layers on against merged (Studio), and the merge itself" 60 8 \
   python3 tests/benchmarks/lora_jobs.py --device cuda --size 512
 diagnose "a reference picture (IP-Adapter): attaching it, and a whole job, plain diffusers against Studio" 100 8 \
