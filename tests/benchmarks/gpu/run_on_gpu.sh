@@ -26,7 +26,8 @@ torch.__version__, '· diffusers', diffusers.__version__, '· transformers', tra
 
 echo "== CUDA fast-path tests"
 timeout "$(limit 150)" python3 -m pytest -q -p no:cacheprovider -p no:qt tests/engine/test_engine_fast_path_cuda.py \
-  tests/engine/test_engine_fast_path.py tests/engine/test_engine_libraries.py 2>&1 | tee -a "$OUT/machine-tests.txt" | tail -25
+  tests/engine/test_engine_fast_path.py tests/engine/test_engine_libraries.py 2>&1 | tee -a "$OUT/machine-tests.txt" \
+  | tail -25
 
 for family in sd15 sdxl; do
   echo "== studio bench --family $family"
