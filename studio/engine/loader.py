@@ -15,6 +15,7 @@ from studio.core.hashing import model_hash
 from studio.core.models import MODEL_INDEX, check_model_folder, checkpoint_kind
 from studio.engine.device import DeviceInfo
 from studio.engine.libraries import quiet_imports
+from studio.engine.shared_tokenizers import known_tokenizers, remember_tokenizers, tokenizer_digests
 
 log = logging.getLogger(__name__)
 
@@ -161,12 +162,15 @@ def _load_folder(path: Path, device: DeviceInfo) -> Any:
     variant = _variant(path)
     if variant:
         kwargs["variant"] = variant
+    tokenizers = tokenizer_digests(path)
     try:
-        return AutoPipelineForText2Image.from_pretrained(
-            path, dtype=device.dtype, use_safetensors=True, local_files_only=True, **kwargs
-        )
+        pipe = AutoPipelineForText2Image.from_pretrained(
+            path, dtype=device.dtype, use_safetensors=True, local_files_only=True,
+            **kwargs, **known_tokenizers(tokenizers))
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         raise ModelError(f"The model {path.name} could not be loaded: {first_line(exc)}.") from exc
+    remember_tokenizers(tokenizers, pipe)
+    return pipe
 
 
 def _variant(path: Path) -> str:
