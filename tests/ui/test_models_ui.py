@@ -143,3 +143,30 @@ def test_the_gpu_menu_sets_memory_and_speed_for_the_next_jobs(qtbot, window):
     window.prompt_panel.prompt_edit.setPlainText("a fox")
     window.generate()
     assert (seen[0].memory, seen[0].speed) == ("low", "compile")
+
+
+def test_switching_back_to_the_model_before_in_the_picker_reads_nothing(qtbot, window, tiny_model_dir, tmp_path,
+                                                                         monkeypatch):
+    """The window's own flow: pick another model, generate, pick the first again, generate."""
+    from tiny_models import build_tiny_sd
+
+    import studio.engine.diffusion as diffusion
+    from studio.engine import model_keeping
+
+    monkeypatch.setattr(model_keeping, "available_ram", lambda: (64 * 2**30, 128 * 2**30))
+    loads: list[str] = []
+    real_load = diffusion.load_model
+    monkeypatch.setattr(diffusion, "load_model", lambda path, *a, **k: loads.append(Path(path).name)
+                        or real_load(path, *a, **k))
+    other = build_tiny_sd(tmp_path / "other-models" / "tiny-b", seed=1)
+    window.settings.extra_model_paths.append(other)
+    window.models.refresh()
+    picker = window.prompt_panel.model_picker
+    qtbot.waitUntil(lambda: picker.select_model(str(other.resolve())), timeout=10000)
+    for model, name in ((other, "tiny-b"), (tiny_model_dir, "tiny-sd")):
+        assert picker.select_model(str(model.resolve()))
+        finished = len(window.queue_panel.job_ids("finished"))
+        window.generate()
+        qtbot.waitUntil(lambda: len(window.queue_panel.job_ids("finished")) == finished + 1, timeout=60000)
+        assert window.status.model_label.text() == name
+    assert loads == ["tiny-b"]  # tiny-sd was preloaded at start and kept while tiny-b ran: not read again
