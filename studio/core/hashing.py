@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
 from studio.core.images import write_atomically
 
 WEIGHT_SUFFIXES = (".safetensors",)
 _lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -55,6 +58,29 @@ def model_hash(model: Path, cache_file: Path | None = None) -> str:
     for f in sorted(p for p in model.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file()):
         digest.update(f"{f.relative_to(model).as_posix()}:{_cached(cache_file, '', f, file_sha256)}\n".encode())
     return digest.hexdigest()[:10]
+
+
+def in_background(compute: Callable[[], str], path: Path) -> Future[str]:
+    """``compute()`` (a hash of ``path``) on a thread of its own, for what needs the hash only later: a job's
+    pictures need their model's, LoRAs' and VAE's hashes when they are saved, not before the model loads or
+    the steps run. Hashing reads the whole file (2-7 GB for a model, about 1 s per GB here) and lets the GIL
+    go while it reads and digests. A file that cannot be read gets an empty hash, as one hashed nowhere.
+
+    A daemon thread, not an executor's: closing Studio in the middle of a big file must not wait for it.
+    """
+    future: Future[str] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(compute())
+        except OSError as exc:
+            log.warning("Could not hash %s: %s", path, exc)
+            future.set_result("")
+        except BaseException as exc:  # noqa: BLE001 - whoever waits hears of it
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="studio-hash", daemon=True).start()
+    return future
 
 
 def _cached(cache_file: Path | None, kind: str, path: Path, compute: Callable[[Path], str]) -> str:

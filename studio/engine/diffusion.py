@@ -6,7 +6,8 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,10 @@ from studio.core.errors import (
     StudioError,
 )
 from studio.core.generation import JobContext
-from studio.core.hashing import lora_hash, model_hash
-from studio.core.images import flatten
+from studio.core.hashing import in_background, lora_hash, model_hash
 from studio.core.metadata import LoraRecord, Recipe
 from studio.core.requests import GenerationRequest, prepare_request
+from studio.core.weight_files import check_weights_file
 from studio.engine.device import (
     DeviceInfo,
     free_memory,
@@ -33,8 +34,8 @@ from studio.engine.device import (
     select_device,
 )
 from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for
-from studio.engine.inpainting import plan_inpaint
 from studio.engine.ip_adapter import find_ip_adapter, let_reference_go, reference_attached, reference_bytes
+from studio.engine.job_runs import JobRun, full_mask_run, inpaint_run, plain_run
 from studio.engine.libraries import quiet_imports
 from studio.engine.loader import LoadedModel, load_model
 from studio.engine.loras import resolve_loras, use_loras
@@ -179,21 +180,27 @@ class DiffusersGenerator:
                 f"The model {model.name} has a UNet with {model.unet_channels} input channels (an instruct or "
                 "depth model); Studio runs ordinary and inpainting (9-channel) models.")
         if request.is_inpaint:
-            run = _inpaint_run(request, model)
+            run = inpaint_run(request, model)
         elif model.is_inpainting:
-            run = _full_mask_run(request, model)
+            run = full_mask_run(request, model)
         else:
-            run = _plain_run(request, model)
+            run = plain_run(request, model)
         run.pipe.scheduler = make_scheduler(request.scheduler, model.base_scheduler_config)
         # Names are resolved and hashed before anything is loaded, so a missing file fails at once.
         loras = resolve_loras(self._env.models_root, request.loras)
         vae = find_vae(self._env.models_root, request.vae) if request.vae else None
         reference = request.reference_image
         adapter = find_ip_adapter(self._env.models_root, model.family) if reference is not None else None
+        # Hashed while the job runs (a first use reads the whole file): only the pictures' metadata waits.
         hashes = self._env.cache_dir / "model-hashes.json"
-        run.recipe["loras"] = tuple(LoraRecord(f.name, lora_hash(f.path, hashes), f.weight) for f in loras)
+        for lora in loras:
+            check_weights_file(lora.path)  # a pickle is refused before a byte of it is hashed or loaded
+        lora_hashes = [in_background(partial(lora_hash, f.path, hashes), f.path) for f in loras]
+        run.later["loras"] = lambda: tuple(LoraRecord(f.name, digest.result(), f.weight)
+                                           for f, digest in zip(loras, lora_hashes, strict=True))
         if vae is not None:
-            run.recipe.update(vae_name=vae.name, vae_hash=model_hash(vae.path, hashes))
+            run.recipe["vae_name"] = vae.name
+            run.later["vae_hash"] = in_background(partial(model_hash, vae.path, hashes), vae.path).result
         # Every job: the same LoRAs as the last job's stay merged; other LoRAs, or none, put the base weights back.
         use_loras(run.pipe, loras, model.name,
                   lambda: context.status(device=self.device.description, message="Loading LoRAs…"))
@@ -241,7 +248,7 @@ class DiffusersGenerator:
             context.note(self._plan.reason)
             context.status(device=device.description, model=model.name, message=self._plan.reason)
 
-    def _run_batch(self, request: GenerationRequest, model: LoadedModel, run: _Run,
+    def _run_batch(self, request: GenerationRequest, model: LoadedModel, run: JobRun,
                    context: JobContext) -> Iterator[tuple[Image.Image, Recipe]]:
         run.kwargs.update(
             prompt=request.prompt,
@@ -256,7 +263,7 @@ class DiffusersGenerator:
                       options_for(request.speed)) as fast:
             yield from self._images(request, model, run, context, fast)
 
-    def _images(self, request: GenerationRequest, model: LoadedModel, run: _Run, context: JobContext,
+    def _images(self, request: GenerationRequest, model: LoadedModel, run: JobRun, context: JobContext,
                 fast: FastJob) -> Iterator[tuple[Image.Image, Recipe]]:
         for index in range(request.batch_count):
             context.check_cancelled()
@@ -299,6 +306,7 @@ class DiffusersGenerator:
                 model_hash=model.hash,
                 generator=request.generator,
                 **run.recipe,
+                **{name: value() for name, value in run.later.items()},
             )
 
 
@@ -306,86 +314,3 @@ def warm_up_worthwhile(device: DeviceInfo) -> bool:
     """A warm-up run pays off on a GPU; on the CPU there are no first-use costs to hide, and a step would take
     seconds of the processor the window shares."""
     return device.kind != "cpu"
-
-
-def _same(image: Image.Image) -> Image.Image:
-    return image
-
-
-def _no_arguments(seed: int) -> dict[str, Any]:
-    return {}
-
-
-@dataclass
-class _Run:
-    """How one request runs: the pipeline, its arguments, and what happens to its pictures."""
-
-    pipe: Any
-    kwargs: dict[str, Any]
-    per_seed: Callable[[int], dict[str, Any]] = _no_arguments  # arguments that depend on the seed
-    finish: Callable[[Image.Image], Image.Image] = _same  # the pipeline's picture -> the result
-    preview: Callable[[Image.Image], Image.Image] = _same  # a latent preview -> what the UI shows
-    preview_box: tuple[int, int, int, int] | None = None  # where on the result the preview goes (None: all of it)
-    recipe: dict[str, Any] = field(default_factory=dict)  # Recipe fields beyond the common ones
-
-
-def _check_strength(request: GenerationRequest, strength: float) -> None:
-    if int(request.steps * strength) < 1:
-        raise InvalidRequest(
-            f"With {request.steps} steps and a strength of {strength:g} no denoising step would run; "
-            "raise the steps or the strength.")
-
-
-def _plain_run(request: GenerationRequest, model: LoadedModel) -> _Run:
-    """txt2img, or img2img from request.init_image, with an ordinary (4-channel) model."""
-    if request.is_img2img:
-        _check_strength(request, request.strength)
-        init = flatten(request.init_image).resize((request.width, request.height), Image.Resampling.LANCZOS)
-        return _Run(model.pipeline(img2img=True), dict(image=init, strength=request.strength),
-                    recipe=dict(strength=request.strength))
-    return _Run(model.pipeline(), dict(width=request.width, height=request.height))
-
-
-def _full_mask_run(request: GenerationRequest, model: LoadedModel) -> _Run:
-    """txt2img / img2img with an inpainting (9-channel) model, the way AUTOMATIC1111 runs them.
-
-    The UNet always takes a mask and a masked picture: here the mask covers everything, so the masked
-    picture is all mid-grey (zero) whatever is passed. txt2img starts from pure noise (strength 1);
-    img2img starts from the init image noised to the requested strength.
-    """
-    size = (request.width, request.height)
-    mask = Image.new("L", size, 255)
-    if request.is_img2img:
-        _check_strength(request, request.strength)
-        init = flatten(request.init_image).resize(size, Image.Resampling.LANCZOS)
-        kwargs = dict(image=init, mask_image=mask, strength=request.strength)
-        recipe: dict[str, Any] = dict(strength=request.strength)
-    else:
-        kwargs = dict(image=Image.new("RGB", size, (127, 127, 127)), mask_image=mask, strength=1.0)
-        recipe = {}
-    kwargs.update(width=request.width, height=request.height)
-    return _Run(model.pipeline(inpaint=True), kwargs, recipe=recipe)
-
-
-def _inpaint_run(request: GenerationRequest, model: LoadedModel) -> _Run:
-    """Inpaint request.init_image under request.mask; the result has the picture's own size.
-
-    The pipeline (diffusers' SD/SDXL inpaint pipeline; 4- or 9-channel UNet alike) gets our own crop,
-    size and cell-aligned mask; no padding_mask_crop. Pixels outside the feathered mask are the
-    picture's own, bit for bit: ``InpaintPlan.finish`` blends with integer arithmetic.
-    """
-    _check_strength(request, request.strength)
-    options = request.inpaint
-    plan = plan_inpaint(request.init_image, request.mask, options, model.native_size, model.latent_scale)
-    work_w, work_h = plan.work_size
-    return _Run(
-        model.pipeline(inpaint=True),
-        dict(mask_image=plan.model_mask, width=work_w, height=work_h, strength=request.strength),
-        per_seed=lambda seed: dict(image=plan.start_picture(seed)),
-        finish=plan.finish,
-        preview=plan.previewer(),
-        preview_box=plan.box,
-        recipe=dict(strength=request.strength, mask_blur=options.feather, inpaint_area=plan.area_name,
-                    masked_padding=options.padding if options.masked_only else None,
-                    masked_content=options.fill),
-    )

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from studio.core.errors import ModelError, first_line
-from studio.core.hashing import model_hash
+from studio.core.hashing import in_background, model_hash
 from studio.core.models import MODEL_INDEX, check_model_folder, checkpoint_kind
 from studio.engine.device import DeviceInfo
 from studio.engine.libraries import quiet_imports
@@ -24,7 +23,7 @@ log = logging.getLogger(__name__)
 class LoadedModel:
     path: Path
     name: str
-    hashing: str | Future[str] = field(repr=False)  # the short hash, or its computation (see hash_in_background)
+    hashing: str | Future[str] = field(repr=False)  # the short hash, or its computation
     family: str  # "sd" or "sdxl": picks the preview factors
     text2img: Any
     base_scheduler_config: Any
@@ -98,7 +97,7 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
         kind = checkpoint_kind(path)  # ModelError with one sentence when refused, as below
     else:
         check_model_folder(path)
-    hashing = hash_in_background(path, hash_cache)
+    hashing = in_background(lambda: model_hash(path, hash_cache), path)  # only the pictures' metadata waits
     quiet_imports()
     if is_file:
         from studio.engine.single_file import load_single_file
@@ -123,29 +122,6 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
         text2img=pipe,
         base_scheduler_config=dict(pipe.scheduler.config),
     )
-
-
-def hash_in_background(path: Path, hash_cache: Path | None) -> Future[str]:
-    """The model's short hash, computed on a thread of its own while the model loads and its first picture is
-    made: the metadata needs it only when that picture is saved. Hashing reads the whole file (2-7 GB, about
-    1 s per GB here) and lets the GIL go while it reads and digests; before, every first load of a model
-    waited for it. A file that cannot be read leaves the hash empty, as for a model hashed nowhere.
-
-    A daemon thread, not an executor's: closing Studio in the middle of a big file must not wait for it.
-    """
-    future: Future[str] = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(model_hash(path, hash_cache))
-        except OSError as exc:
-            log.warning("Could not hash %s: %s", path, first_line(exc))
-            future.set_result("")
-        except BaseException as exc:  # noqa: BLE001 - whoever waits hears of it
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name="studio-model-hash", daemon=True).start()
-    return future
 
 
 def _load_folder(path: Path, device: DeviceInfo) -> Any:

@@ -107,7 +107,7 @@ def test_a_model_that_cannot_be_read_for_its_hash_has_none(tiny_model_dir, cpu, 
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(loader, "model_hash", unreadable)
-    with caplog.at_level(logging.WARNING, logger="studio.engine.loader"):
+    with caplog.at_level(logging.WARNING, logger="studio.core.hashing"):
         model = load_model(tiny_model_dir, cpu)
         assert model.hash == ""
     assert "Could not hash" in caplog.text and "Permission denied" in caplog.text

@@ -296,6 +296,34 @@ def test_a_merge_that_fails_part_way_leaves_the_exact_base_model(generator, tiny
     assert np.array_equal(make(generator, request(tiny_model_dir))[0], plain)
 
 
+def test_the_lora_and_vae_are_hashed_while_the_job_runs(generator, tiny_model_dir, models, monkeypatch):
+    """A first use hashes the whole file (up to 800 MB for an SDXL LoRA): the steps do not wait for it."""
+    import threading
+
+    from studio.engine import diffusion
+
+    stepped = threading.Event()
+    hashed: list[str] = []
+
+    def after_a_step(real):  # noqa: ANN001, ANN202
+        def hashing(path, cache=None):  # noqa: ANN001, ANN202
+            assert stepped.wait(20), "the steps waited for the hash"
+            hashed.append(Path(path).name)
+            return real(path, cache)
+        return hashing
+
+    class Stepping(DirectContext):
+        def report_progress(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+            stepped.set()
+
+    monkeypatch.setattr(diffusion, "lora_hash", after_a_step(lora_hash))
+    monkeypatch.setattr(diffusion, "model_hash", after_a_step(model_hash))
+    ((_image, recipe),) = list(generator.generate(
+        request(tiny_model_dir, loras=loras(("detail", 1.0)), vae="other-vae"), Stepping()))
+    assert recipe.loras == (LoraRecord("detail", lora_hash(models / "loras" / "detail.safetensors"), 1.0),)
+    assert recipe.vae_hash == model_hash(models / "vae" / "other-vae") and len(recipe.vae_hash) == 10
+    assert sorted(hashed) == ["detail.safetensors", "other-vae"]
+
 def test_switching_models_lets_the_merged_model_and_its_kept_copy_go(tiny_model_dir, tiny_inpaint_model_dir, models,
                                                                      tmp_path, monkeypatch):
     import gc
