@@ -43,7 +43,8 @@ class _TorchLibrariesOffTheGil:
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
         if fullname != "torch._C":
             return None
-        sys.meta_path.remove(self)
+        # A new list: the import is iterating over the old one, and removing an item from it would skip the next.
+        sys.meta_path = [finder for finder in sys.meta_path if finder is not self]
         folder = Path(sys.modules["torch"].__file__ or "").parent / "lib"
         dlopen = ctypes.CDLL(None).dlopen  # a foreign call: ctypes lets the GIL go while it runs
         dlopen.restype, dlopen.argtypes = ctypes.c_void_p, (ctypes.c_char_p, ctypes.c_int)
