@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -58,6 +58,15 @@ def model_hash(model: Path, cache_file: Path | None = None) -> str:
     for f in sorted(p for p in model.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file()):
         digest.update(f"{f.relative_to(model).as_posix()}:{_cached(cache_file, '', f, file_sha256)}\n".encode())
     return digest.hexdigest()[:10]
+
+
+FilesKey = tuple[tuple[str, int, int], ...]
+
+
+def files_key(paths: Iterable[Path]) -> FilesKey:
+    """One version of these files (path, size, modification time of each): a cache of what was loaded from
+    them is used while the key is the same, and loads again once a file is replaced."""
+    return tuple((str(path), (stat := path.stat()).st_size, stat.st_mtime_ns) for path in paths)
 
 
 def in_background(compute: Callable[[], str], path: Path) -> Future[str]:

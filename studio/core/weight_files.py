@@ -10,7 +10,7 @@ import json
 import os
 import re
 import struct
-from collections.abc import KeysView
+from collections.abc import Iterable, KeysView
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -286,3 +286,13 @@ def check_weights_file(path: Path, max_header_bytes: int = MAX_HEADER_BYTES) -> 
                          "Studio knows); Studio only loads safetensors weights.")
     # Named .safetensors but damaged: the header reader says exactly what is wrong.
     return read_safetensors_header(path, max_header_bytes)
+
+
+def numbers_in(paths: Iterable[Path]) -> int:
+    """The numbers weight files hold, from their headers (nothing is loaded): the safetensors files when there
+    are any (what diffusers loads), else the pickle files' size as float16 at most."""
+    paths = list(paths)
+    tensors = [p for p in paths if p.suffix == ".safetensors"]
+    if tensors:
+        return sum(read_safetensors_header(p).parameter_count for p in tensors)
+    return sum(p.stat().st_size for p in paths if p.suffix in (".bin", ".pt", ".pth")) // 2

@@ -48,7 +48,7 @@ from studio.engine.memory import (
     oom_advice,
     plan_memory,
 )
-from studio.engine.model_keeping import files_key, in_system_memory, worth_keeping
+from studio.engine.model_keeping import in_system_memory, model_files_key, worth_keeping
 from studio.engine.preview import LivePreviews, latents_to_preview
 from studio.engine.schedulers import make_scheduler
 from studio.engine.taesd import taesd_decoder
@@ -129,7 +129,7 @@ class DiffusersGenerator:
         self._vae.clear()  # the next model may want another VAE anyway
         if self._model is not None:
             let_reference_go(self._model.text2img)  # a kept IP-Adapter holds up to 3.6 GB
-        if self._kept is not None and self._kept.path == resolved and self._kept.files_key == files_key(path):
+        if self._kept is not None and self._kept.path == resolved and self._kept.files_key == model_files_key(path):
             self._model, self._kept = self._kept, self._keep(self._model)
             log.info("Switched back to %s, kept loaded", path)
             status(device=self.device.description, model=self._model.name, message="")
@@ -142,7 +142,7 @@ class DiffusersGenerator:
         if let_go:
             free_memory(self._device)
         status(device=self.device.description, message=f"Loading {path.name}…")
-        started, files = time.perf_counter(), files_key(path)
+        started, files = time.perf_counter(), model_files_key(path)
         self._model = load_model(path, self.device, self._env.cache_dir / "model-hashes.json",
                                  models_dir=self._env.models_root, cache_dir=self._env.cache_dir, place=False)
         self._model.files_key = files

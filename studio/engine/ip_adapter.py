@@ -34,8 +34,9 @@ from typing import Any
 from PIL import Image
 
 from studio.core.errors import ModelError, first_line
+from studio.core.hashing import files_key
 from studio.core.model_library import KIND_FOLDERS
-from studio.core.weight_files import read_safetensors_header
+from studio.core.weight_files import numbers_in
 
 FOLDER = KIND_FOLDERS["ip-adapter"]
 # What h94/IP-Adapter publishes, laid out as it is there (models/ and sdxl_models/ flattened into one folder).
@@ -83,17 +84,13 @@ class _Adapter:
 _kept: weakref.WeakKeyDictionary[Any, _Adapter] = weakref.WeakKeyDictionary()
 
 
-def _files_key(paths: list[Path]) -> tuple[Hashable, ...]:
-    return tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in paths)
-
-
 def _encoder_files(files: AdapterFiles) -> list[Path]:
     return [f for f in sorted((files.folder / files.encoder_folder).iterdir()) if f.is_file()]
 
 
 def _keys(files: AdapterFiles) -> tuple[tuple[Hashable, ...], tuple[Hashable, ...]]:
     """The encoder folder's files and the adapter file, as they are now: a kept adapter matches while these do."""
-    return _files_key(_encoder_files(files)), _files_key([files.folder / files.weight_name])
+    return files_key(_encoder_files(files)), files_key([files.folder / files.weight_name])
 
 
 def reference_bytes(pipe: Any, files: AdapterFiles, itemsize: int) -> int:  # noqa: ANN401
@@ -103,18 +100,10 @@ def reference_bytes(pipe: Any, files: AdapterFiles, itemsize: int) -> int:  # no
     keys = _keys(files)
     numbers = 0
     if kept is None or kept.encoder_key != keys[0]:
-        numbers += _numbers_in(_encoder_files(files))
+        numbers += numbers_in(_encoder_files(files))
     if kept is None or (kept.encoder_key, kept.adapter_key) != keys:
-        numbers += _numbers_in([files.folder / files.weight_name])
+        numbers += numbers_in([files.folder / files.weight_name])
     return numbers * itemsize
-
-
-def _numbers_in(paths: list[Path]) -> int:
-    """The numbers the weight files hold; safetensors files when there are any (what diffusers loads)."""
-    tensors = [p for p in paths if p.suffix == ".safetensors"]
-    if tensors:
-        return sum(read_safetensors_header(p).parameter_count for p in tensors)
-    return sum(p.stat().st_size for p in paths if p.suffix in (".bin", ".pt", ".pth")) // 2  # float16, at most
 
 
 def let_reference_go(pipe: Any) -> None:  # noqa: ANN401

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.errors import StudioError
-from studio.core.weight_files import read_safetensors_header
+from studio.core.hashing import FilesKey, files_key
+from studio.core.weight_files import numbers_in
 from studio.engine.device import DeviceInfo
 from studio.engine.memory import GIB
 
@@ -35,16 +36,16 @@ def weight_files(path: Path) -> list[Path]:
     return [path] if path.is_file() else sorted(path.rglob("*.safetensors"))
 
 
-def files_key(path: Path) -> tuple[tuple[str, int, int], ...]:
-    """What a model's weight files are on disk (names, sizes, modification times): a kept model whose files
-    changed since (a new download or conversion under the same name) is read again, not switched back to."""
-    return tuple((str(file), (stat := file.stat()).st_size, stat.st_mtime_ns) for file in weight_files(path))
+def model_files_key(path: Path) -> FilesKey:
+    """A model's weight files as they are on disk: a kept model whose files changed since (a new download or
+    conversion under the same name) is read again, not switched back to."""
+    return files_key(weight_files(path))
 
 
 def numbers_in_model(path: Path) -> int:
     """The numbers a model's safetensors files hold (an upper bound: a folder may hold two variants)."""
     try:
-        return sum(read_safetensors_header(file).parameter_count for file in weight_files(path))
+        return numbers_in(weight_files(path))
     except (StudioError, OSError):
         return 0  # the load itself says what is wrong with the file
 

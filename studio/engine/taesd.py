@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from studio.core.errors import ModelError, first_line
+from studio.core.hashing import files_key
 from studio.engine.device import on_free_memory
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,7 @@ def find_taesd(models_root: Path, family: str) -> Path | None:
 
 def _signature(folder: Path) -> Signature:
     """What changes when the folder's files change, so replaced weights are loaded afresh."""
-    files = sorted(p for p in folder.iterdir() if p.is_file())
-    return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return files_key(sorted(p for p in folder.iterdir() if p.is_file()))
 
 
 class TaesdDecoder:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.errors import ModelError, first_line
+from studio.core.hashing import files_key
 from studio.core.model_kinds import detect_kind, with_article
 from studio.core.model_library import KIND_FOLDERS
 from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights
@@ -51,8 +52,7 @@ def find_vae(models_root: Path, name: str) -> VaeSource:
 
 def _signature(path: Path) -> tuple[Any, ...]:
     """What changes when the VAE's files change (size and modification time of each)."""
-    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-    return tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return files_key(sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path])
 
 
 def _failure(source: VaeSource, exc: Exception) -> ModelError:

@@ -14,6 +14,7 @@ import torch
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import ModelError
+from studio.core.hashing import files_key
 
 # The names and the folder are plain data the UI and CLI need too, so they live in core.
 from studio.core.style_weights import (
@@ -72,8 +73,7 @@ def require_weights(env: GeneratorEnvironment, names: Iterable[str], method_titl
 
 def file_key(path: Path) -> tuple[str, int, int]:
     """Identifies one version of a file, so a cached model is reloaded when the file is replaced."""
-    stat = path.stat()
-    return str(path), stat.st_mtime_ns, stat.st_size
+    return files_key([path])[0]
 
 
 def load_checked(path: Path, expected: Mapping[str, tuple[int, ...]], what: str,
