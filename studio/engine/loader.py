@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.errors import ModelError, first_line
-from studio.core.hashing import in_background, model_hash
+from studio.core.hashing import FilesKey, in_background, model_hash
 from studio.core.models import MODEL_INDEX, check_model_folder, checkpoint_kind
 from studio.engine.device import DeviceInfo
 from studio.engine.libraries import quiet_imports
@@ -29,7 +29,7 @@ class LoadedModel:
     base_scheduler_config: Any
     offloaded: bool = False  # model CPU offload is on (memory.apply_plan keeps this in step)
     sliced: bool | None = None  # attention slicing is on (None: not set by Studio yet)
-    files_key: tuple = ()  # its weight files when it was loaded (model_keeping.files_key)
+    files_key: FilesKey = ()  # its weight files when it was loaded (model_keeping.model_files_key)
     _img2img: Any = field(default=None, repr=False)
     _inpaint: Any = field(default=None, repr=False)
 
