@@ -142,10 +142,9 @@ class DiffusersGenerator:
         if let_go:
             free_memory(self._device)
         status(device=self.device.description, message=f"Loading {path.name}…")
-        started, files = time.perf_counter(), model_files_key(path)
+        started = time.perf_counter()
         self._model = load_model(path, self.device, self._env.cache_dir / "model-hashes.json",
                                  models_dir=self._env.models_root, cache_dir=self._env.cache_dir, place=False)
-        self._model.files_key = files
         log.info("Loaded %s in %.2f s", path, time.perf_counter() - started)
         status(device=self.device.description, model=self._model.name, message="")
         return self._model
@@ -186,7 +185,7 @@ class DiffusersGenerator:
         else:
             run = plain_run(request, model)
         run.pipe.scheduler = make_scheduler(request.scheduler, model.base_scheduler_config)
-        # Names are resolved and hashed before anything is loaded, so a missing file fails at once.
+        # Names are resolved (and LoRAs checked, below) before anything is loaded, so a bad file fails at once.
         loras = resolve_loras(self._env.models_root, request.loras)
         vae = find_vae(self._env.models_root, request.vae) if request.vae else None
         reference = request.reference_image
@@ -240,7 +239,7 @@ class DiffusersGenerator:
         if kept is not None and not in_system_memory(kept) and (self._plan.measures or not self._plan.fits):
             # The model kept for switching back must not cost this job a measure: it goes, and the plan is redone.
             context.note(f"{kept.name}, kept loaded for switching back, was let go to make room on the GPU.")
-            kept = None
+            kept = None  # no reference here may keep its memory from the collection
             release_spare_memory(device)
             self._plan = plan()
         model.offloaded, model.sliced = apply_plan(pipe, self._plan, device, model.offloaded, model.sliced)

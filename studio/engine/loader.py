@@ -14,7 +14,8 @@ from studio.core.hashing import FilesKey, in_background, model_hash
 from studio.core.models import MODEL_INDEX, check_model_folder, checkpoint_kind
 from studio.engine.device import DeviceInfo
 from studio.engine.libraries import quiet_imports
-from studio.engine.shared_tokenizers import known_tokenizers, remember_tokenizers, tokenizer_digests
+from studio.engine.model_keeping import model_files_key
+from studio.engine.shared_tokenizers import load_sharing_tokenizers
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
     else:
         check_model_folder(path)
     hashing = in_background(lambda: model_hash(path, hash_cache), path)  # only the pictures' metadata waits
+    files = model_files_key(path)  # as they are before they are read
     quiet_imports()
     if is_file:
         from studio.engine.single_file import load_single_file
@@ -118,6 +120,7 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
         path=path.resolve(),
         name=name,
         hashing=hashing,
+        files_key=files,
         family=family,
         text2img=pipe,
         base_scheduler_config=dict(pipe.scheduler.config),
@@ -138,15 +141,11 @@ def _load_folder(path: Path, device: DeviceInfo) -> Any:
     variant = _variant(path)
     if variant:
         kwargs["variant"] = variant
-    tokenizers = tokenizer_digests(path)
     try:
-        pipe = AutoPipelineForText2Image.from_pretrained(
-            path, dtype=device.dtype, use_safetensors=True, local_files_only=True,
-            **kwargs, **known_tokenizers(tokenizers))
+        return load_sharing_tokenizers(path, lambda **tokenizers: AutoPipelineForText2Image.from_pretrained(
+            path, dtype=device.dtype, use_safetensors=True, local_files_only=True, **kwargs, **tokenizers))
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         raise ModelError(f"The model {path.name} could not be loaded: {first_line(exc)}.") from exc
-    remember_tokenizers(tokenizers, pipe)
-    return pipe
 
 
 def _variant(path: Path) -> str:

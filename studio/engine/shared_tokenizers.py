@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +64,12 @@ def remember_tokenizers(digests: dict[str, str], pipe: Any) -> None:  # noqa: AN
             _known.move_to_end(digest)
     while len(_known) > KEPT:
         _known.popitem(last=False)
+
+
+def load_sharing_tokenizers(root: Path, load: Callable[..., Any]) -> Any:  # noqa: ANN401 - a diffusers pipeline
+    """``load(**tokenizers)``, given the tokenizers known for ``root``'s tokenizer folders (a model's diffusers
+    folder, or the config folder a single-file checkpoint loads with); the pipeline's are then remembered."""
+    digests = tokenizer_digests(root)
+    pipe = load(**known_tokenizers(digests))
+    remember_tokenizers(digests, pipe)
+    return pipe

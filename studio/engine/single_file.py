@@ -14,7 +14,7 @@ from typing import Any
 from studio.core.errors import ModelError, first_line
 from studio.core.model_kinds import ModelKind
 from studio.core.paths import resources_dir
-from studio.engine.shared_tokenizers import known_tokenizers, remember_tokenizers, tokenizer_digests
+from studio.engine.shared_tokenizers import load_sharing_tokenizers
 
 CONFIGS = "model-configs"
 TOKENIZER_FILES = ("vocab.json", "merges.txt")
@@ -63,11 +63,8 @@ def load_single_file(path: Path, kind: ModelKind, dtype: Any, models_dir: Path |
     kwargs: dict[str, Any] = {}
     if kind.family != "sdxl":
         kwargs.update(safety_checker=None, requires_safety_checker=False)
-    tokenizers = tokenizer_digests(folder)  # the same for every checkpoint of a kind: loaded once
-    try:
-        pipe = pipeline_class.from_single_file(str(path), config=str(folder), local_files_only=True,
-                                               torch_dtype=dtype, **kwargs, **known_tokenizers(tokenizers))
+    try:  # the tokenizers are the same for every checkpoint of a kind: built once
+        return load_sharing_tokenizers(folder, lambda **tokenizers: pipeline_class.from_single_file(
+            str(path), config=str(folder), local_files_only=True, torch_dtype=dtype, **kwargs, **tokenizers))
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
         raise ModelError(f"The {kind.label} checkpoint {path.name} could not be loaded: {first_line(exc)}.") from exc
-    remember_tokenizers(tokenizers, pipe)
-    return pipe
