@@ -37,6 +37,10 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
                         help="use the tiny architecture on any device (the default on the CPU without --size)")
     parser.add_argument("--compile", action="store_true",
                         help="also torch.compile the captured UNet step (opt-in: minutes of warm-up per shape)")
+    parser.add_argument("--plain-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                        help="plain diffusers' precision (default auto: float16 on CUDA, float32 on the CPU, as "
+                             "diffusers' users run it); Studio's is its fast path's (bfloat16 on a CPU with "
+                             "bfloat16 units)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with every figure")
 
 
@@ -49,7 +53,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
         config = BenchConfig(family=args.family, size=args.size, steps=args.steps, batch=args.batch,
                              runs=args.runs, scheduler=args.scheduler, device=args.device, compile=args.compile,
-                             tiny=True if args.tiny else None, cfg=args.cfg)
+                             tiny=True if args.tiny else None, cfg=args.cfg, plain_dtype=args.plain_dtype)
         say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
         result = bench(config, studio_paths().cache_dir, say=say)
     except StudioError as exc:
@@ -76,6 +80,7 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         f"Studio bench · {result['architecture_label']}",
         f"Device: {result['device']} · torch {result['torch']} · diffusers {result['diffusers']}",
+        f"Precision: plain diffusers {result['plain_dtype']}, Studio {result['studio_dtype']}",
         (f"{result['size']}x{result['size']}, {result['steps']} steps, CFG {result['cfg']:g}, {result['scheduler']}, "
          f"batch {result['batch']}, median of {result['runs']} runs · built in {result['build_seconds']:.1f} s"),
         f"{'':18}{'s/image':>9}{'it/s':>9}{'warm-up':>10}",
@@ -87,6 +92,8 @@ def report(result: dict[str, Any]) -> str:
     if studio["fast_path"]:
         captured = "; ".join(f"{c['input']} in {c['seconds']:.2f} s" for c in studio["captures"]) or "none new"
         lines.append(f"Fast path: on · captured {captured} · {studio['replays']} replays")
+    elif result["device_kind"] == "cpu" and result["studio_dtype"] == "bfloat16":
+        lines.append("Fast path: bfloat16 with channels-last weights (CUDA graphs need a CUDA GPU)")
     else:
         lines.append(f"Fast path: off · {studio['fast_path_off_reason'] or 'see the notes'}")
     if plain["peak_vram_bytes"]:
@@ -94,9 +101,14 @@ def report(result: dict[str, Any]) -> str:
     if result["peak_rss_bytes"]:
         lines.append(f"Peak RSS of the whole process: {_gib(result['peak_rss_bytes'])}")
     same = result["same_seed_difference"]
-    lines.append("Same seed: identical pictures." if same["identical"] else
-                 f"Same seed: pictures differ by {same['mean']:.2f} on average, {same['max']} at most (of 255); "
-                 f"{'within' if same['within_tolerance'] else 'OUTSIDE'} the tolerance (1 and 8).")
+    if same["identical"]:
+        lines.append("Same seed: identical pictures.")
+    else:
+        differ = f"Same seed: pictures differ by {same['mean']:.2f} on average, {same['max']} at most (of 255); "
+        lines.append(differ + (f"{'within' if same['within_tolerance'] else 'OUTSIDE'} the tolerance (1 and 8)."
+                               if same["within_tolerance"] is not None else
+                               f"{result['plain_dtype']} against {result['studio_dtype']} is a change of precision, "
+                               "which the fast path's tolerance (1 and 8, for the same precision) does not cover."))
     probes = [(label, side["main_thread_probe"]) for label, side in (("Studio", studio), ("plain", plain))]
     if all(probe for _label, probe in probes):
         lines.append("A Python thread beside the engine (as the window's main thread), waking every 2 ms: "

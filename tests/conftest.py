@@ -11,6 +11,8 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("STUDIO_DEVICE", "cpu")
+# Pictures must not depend on the test machine's processor: float32 unless a test asks for bfloat16 (cpu_precision).
+os.environ.setdefault("STUDIO_CPU_DTYPE", "float32")
 sys.path.insert(0, str(Path(__file__).parent))
 
 from tiny_models import build_tiny_sd, build_tiny_sd_inpaint  # noqa: E402

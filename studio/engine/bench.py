@@ -5,7 +5,10 @@ weights: speed does not depend on weight values, and nothing is downloaded. On t
 "tiny" architecture, the same layout at 1/8 of every width, so the comparison runs anywhere in seconds; it
 says nothing about a real model's speed. Both sides make the same pictures (prompt, seeds, size, steps,
 scheduler); Studio's side is what a person gets: the generator with its memory plan, the fast path where it
-applies, and a latent preview and progress event at every step.
+applies, and a latent preview and progress event at every step. Plain diffusers runs in the precision its users
+pick by default (float16 on CUDA, float32 on the CPU) unless ``plain_dtype`` says otherwise; where Studio's fast
+path computes in another precision or layout (bfloat16, channels-last, on a CPU with bfloat16 units), Studio
+gets its own copy of the pipeline, built from the same seed.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from studio.core.errors import InvalidRequest
 from studio.core.events import JobPreview, JobProgress
 from studio.core.requests import GenerationRequest
 from studio.engine import fast_path
+from studio.engine.cpu_precision import job_device, lays_out
 from studio.engine.device import DeviceInfo, select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.libraries import quiet_imports
@@ -47,6 +51,7 @@ _WIDTHS = {"unet": ("block_out_channels", "cross_attention_dim", "addition_time_
            "vae": ("block_out_channels",),
            "text": ("hidden_size", "intermediate_size", "projection_dim")}
 TOLERANCE = (1.0, 8.0)  # mean and max absolute pixel difference (of 255) accepted between the two sides
+PLAIN_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class BenchConfig:
     seed: int = 1234
     prompt: str = "a watercolor fox in a misty forest"
     negative: str = "blurry"
+    plain_dtype: str = "auto"  # auto: the device's own (float16 on CUDA, float32 on the CPU), or a PLAIN_DTYPES name
 
 
 def build_pipeline(family: str, tiny: bool, device: DeviceInfo, cache_dir: Path) -> Any:
@@ -163,20 +169,29 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     device = select_device(config.device)
     if config.device == "cuda" and device.kind != "cuda":
         raise InvalidRequest("No CUDA GPU is available to PyTorch here; run the bench with --device cpu or auto.")
+    if config.plain_dtype != "auto" and config.plain_dtype not in PLAIN_DTYPES:
+        raise InvalidRequest(f"Unknown precision {config.plain_dtype!r}; choose auto, {', '.join(PLAIN_DTYPES)}.")
+    # The Speed setting the jobs carry decides the fast path's options (STUDIO_FAST_PATH overrides it), so
+    # the state read out below is the one the jobs use.
+    speed = "compile" if config.compile else "fast"
+    options = fast_path.options_for(speed)
+    plain_device = device if config.plain_dtype == "auto" else replace(device, dtype=PLAIN_DTYPES[config.plain_dtype])
+    studio_device = job_device(device, options.enabled)
     tiny = config.tiny if config.tiny is not None else (device.kind == "cpu" and config.size is None)
     size = config.size or (64 if tiny else FAMILIES[config.family][1])
     steps = config.steps or (4 if tiny else 20)
     arch = (f"tiny {config.family} layout (1/{TINY_DIVISOR} of every width; not a real model's speed)" if tiny
             else f"full-size {config.family} architecture")
-    say(f"Building a {arch} with random weights on {device.description}…")
+    say(f"Building a {arch} with random weights on {plain_device.description}…")
     started = time.perf_counter()
-    pipe = build_pipeline(config.family, tiny, device, cache_dir)
+    pipe = build_pipeline(config.family, tiny, plain_device, cache_dir)
+    studio_pipe = pipe
+    if studio_device.dtype != plain_device.dtype or lays_out(studio_device):  # plain diffusers' stays as it is
+        say(f"Building Studio's copy in {_name(studio_device.dtype)}…")
+        studio_pipe = build_pipeline(config.family, tiny, studio_device, cache_dir)
     built = time.perf_counter() - started
-    # The Speed setting the jobs carry decides the fast path's options (STUDIO_FAST_PATH overrides it), so
-    # the state read out below is the one the jobs use.
-    speed = "compile" if config.compile else "fast"
-    state = fast_path.state_for(pipe.unet, fast_path.options_for(speed))
-    generator, model = bench_generator(pipe, config.family,
+    state = fast_path.state_for(studio_pipe.unet, options)
+    generator, model = bench_generator(studio_pipe, config.family,
                                        GeneratorEnvironment(config.device, cache_dir / "bench", cache_dir))
     request = GenerationRequest(model=str(model.path), prompt=config.prompt, negative_prompt=config.negative,
                                 width=size, height=size, steps=steps, cfg_scale=config.cfg, seed=config.seed,
@@ -225,12 +240,18 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
         "family": config.family, "architecture": "tiny" if tiny else "full", "architecture_label": arch,
         "size": size, "steps": steps, "batch": config.batch, "runs": config.runs, "scheduler": config.scheduler,
         "cfg": config.cfg, "compile": state.options.compile, "device": device.description, "device_kind": device.kind,
+        "plain_dtype": _name(plain_device.dtype), "studio_dtype": _name(studio_device.dtype),
         "torch": torch.__version__, "diffusers": diffusers.__version__, "python": sys.version.split()[0],
         "build_seconds": built, "plain": plain_side, "studio": studio_side,
         "speedup": plain_side["seconds_per_image"] / studio_side["seconds_per_image"],
         "peak_rss_bytes": peak_rss(),
-        "same_seed_difference": same_seed_difference(sides["plain"].images, sides["studio"].images),
+        "same_seed_difference": same_seed_difference(sides["plain"].images, sides["studio"].images,
+                                                     plain_device.dtype == studio_device.dtype),
     }
+
+
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def timed(make: Callable[[], list[Image.Image]], device: DeviceInfo) -> tuple[float, list[Image.Image], int]:
@@ -247,13 +268,17 @@ def timed(make: Callable[[], list[Image.Image]], device: DeviceInfo) -> tuple[fl
     return seconds, images, torch.cuda.max_memory_allocated() if cuda else 0
 
 
-def same_seed_difference(plain: list[Image.Image] | None, studio: list[Image.Image] | None) -> dict[str, Any]:
+def same_seed_difference(plain: list[Image.Image] | None, studio: list[Image.Image] | None,
+                         same_precision: bool = True) -> dict[str, Any]:
+    """How far apart the two sides' pictures are; the tolerance holds between sides of the same precision (None
+    where they differ: bfloat16 against float32 is a change of precision, not the fast path's rounding)."""
     pairs = list(zip(plain or [], studio or [], strict=False))
     diffs = [np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)) for a, b in pairs]
     mean = float(np.mean([d.mean() for d in diffs])) if diffs else 0.0
     largest = int(max((d.max() for d in diffs), default=0))
+    within = mean <= TOLERANCE[0] and largest <= TOLERANCE[1]
     return {"identical": all(not d.any() for d in diffs), "mean": mean, "max": largest,
-            "within_tolerance": mean <= TOLERANCE[0] and largest <= TOLERANCE[1]}
+            "within_tolerance": within if same_precision else None}
 
 
 def peak_rss() -> int | None:

@@ -1,4 +1,5 @@
-"""Which device runs the pipelines: CUDA (half precision), else Apple MPS, else the CPU (float32)."""
+"""Which device runs the pipelines: CUDA (half precision), else Apple MPS, else the CPU (float32; the fast path
+runs bfloat16 on processors that compute it in hardware: ``cpu_precision``)."""
 
 from __future__ import annotations
 
@@ -31,9 +32,13 @@ def select_device(preference: str = "auto") -> DeviceInfo:
     # Leave one core to the window so the UI stays smooth while the CPU computes.
     cores = os.cpu_count() or 1
     torch.set_num_threads(max(1, cores - 1))
+    return DeviceInfo("cpu", torch.device("cpu"), torch.float32, cpu_description(torch.float32))
+
+
+def cpu_description(dtype: torch.dtype) -> str:
+    """The status bar's words for the CPU computing in ``dtype``."""
     threads = torch.get_num_threads()
-    return DeviceInfo("cpu", torch.device("cpu"), torch.float32,
-                      f"CPU · {threads} thread{'s' * (threads != 1)} · float32")
+    return f"CPU · {threads} thread{'s' * (threads != 1)} · {str(dtype).removeprefix('torch.')}"
 
 
 Release = Callable[[], object]

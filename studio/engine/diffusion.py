@@ -26,6 +26,7 @@ from studio.core.hashing import in_background, lora_hash, model_hash
 from studio.core.metadata import LoraRecord, Recipe
 from studio.core.requests import GenerationRequest, prepare_request
 from studio.core.weight_files import check_weights_file
+from studio.engine.cpu_precision import job_device, lay_out_for_cpu
 from studio.engine.device import (
     DeviceInfo,
     free_memory,
@@ -48,7 +49,7 @@ from studio.engine.memory import (
     oom_advice,
     plan_memory,
 )
-from studio.engine.model_keeping import in_system_memory, model_files_key, worth_keeping
+from studio.engine.model_keeping import in_precision, in_system_memory, model_files_key, worth_keeping
 from studio.engine.preview import LivePreviews, latents_to_preview
 from studio.engine.schedulers import make_scheduler
 from studio.engine.taesd import taesd_decoder
@@ -64,6 +65,7 @@ class DiffusersGenerator:
     def __init__(self, env: GeneratorEnvironment) -> None:
         self._env = env
         self._device: DeviceInfo | None = None
+        self._in_use: DeviceInfo | None = None  # the device as the current job uses it (cpu_precision.job_device)
         self._model: LoadedModel | None = None
         self._kept: LoadedModel | None = None  # the model before, still loaded for switching back (model_keeping)
         self._vae = VaeOverride()
@@ -92,6 +94,7 @@ class DiffusersGenerator:
         path = Path(likely.model)
         if not path.exists():
             return
+        self._use(likely)
         model = self._load(path, status)
         if not warm_up_worthwhile(self.device):
             return
@@ -113,9 +116,16 @@ class DiffusersGenerator:
 
     @property
     def device(self) -> DeviceInfo:
+        """The device as the current (or last) job uses it: on the CPU, in that job's precision."""
         if self._device is None:
             self._device = select_device(self._env.device)
-        return self._device
+        return self._in_use or self._device
+
+    def _use(self, request: GenerationRequest) -> DeviceInfo:
+        """The device for ``request``'s job from now on: its Speed setting picks the CPU's precision."""
+        self._in_use = None
+        self._in_use = job_device(self.device, options_for(request.speed).enabled)
+        return self._in_use
 
     def _ensure_model(self, path: Path, context: JobContext) -> LoadedModel:
         """The model at path, loaded (on the CPU: the job's memory plan places it). Switching keeps the model
@@ -124,12 +134,13 @@ class DiffusersGenerator:
 
     def _load(self, path: Path, status) -> LoadedModel:  # noqa: ANN001 - StatusFn / JobContext.status
         resolved = path.resolve()
-        if self._model is not None and self._model.path == resolved:
+        if self._model is not None and self._model.path == resolved and in_precision(self._model, self.device):
             return self._model
         self._vae.clear()  # the next model may want another VAE anyway
         if self._model is not None:
             let_reference_go(self._model.text2img)  # a kept IP-Adapter holds up to 3.6 GB
-        if self._kept is not None and self._kept.path == resolved and self._kept.files_key == model_files_key(path):
+        if (self._kept is not None and self._kept.path == resolved and self._kept.files_key == model_files_key(path)
+                and in_precision(self._kept, self.device)):
             self._model, self._kept = self._kept, self._keep(self._model)
             log.info("Switched back to %s, kept loaded", path)
             status(device=self.device.description, model=self._model.name, message="")
@@ -145,6 +156,7 @@ class DiffusersGenerator:
         started = time.perf_counter()
         self._model = load_model(path, self.device, self._env.cache_dir / "model-hashes.json",
                                  models_dir=self._env.models_root, cache_dir=self._env.cache_dir, place=False)
+        lay_out_for_cpu(self._model.text2img, self.device)
         log.info("Loaded %s in %.2f s", path, time.perf_counter() - started)
         status(device=self.device.description, model=self._model.name, message="")
         return self._model
@@ -173,6 +185,7 @@ class DiffusersGenerator:
                 "freed its cached models, so the next job starts clean.") from None
 
     def _generate(self, request: GenerationRequest, context: JobContext) -> Iterator[tuple[Image.Image, Recipe]]:
+        self._use(request)
         model = self._ensure_model(Path(request.model), context)
         if model.unet_channels not in (4, 9):
             raise ModelError(
@@ -209,6 +222,7 @@ class DiffusersGenerator:
                 stack.enter_context(self._vae.attached(run.pipe, vae, model.name))
             if loras or vae is not None:
                 context.status(device=self.device.description, model=model.name, message="")
+            lay_out_for_cpu(run.pipe, self.device)  # a VAE chosen for the job too
             if adapter is None:
                 let_reference_go(run.pipe)  # before the memory plan counts what is free
             # After the LoRAs and VAE are on: the measures (offload hooks, VAE tiling) must cover what runs.

@@ -1,6 +1,7 @@
 """The engine's fast path on CUDA: fused QKV attention, the UNet step as a CUDA graph, a faster VAE decode.
 
-On by default on CUDA, off on the CPU and MPS; ``STUDIO_FAST_PATH=off`` turns it off, ``=compile`` also
+On by default on CUDA, off on MPS, and on the CPU only its bfloat16 precision (``cpu_precision``), where the
+processor computes it; ``STUDIO_FAST_PATH=off`` turns it off, ``=compile`` also
 runs the captured step through ``torch.compile`` (opt-in only: its warm-up took over six minutes on an H100).
 A job runs it when nothing in the job needs the plain UNet (``job_reason``: offload, attention slicing,
 unmerged LoRA layers, cross-attention options, ControlNet); such a job runs plain diffusers with a note, and
@@ -99,8 +100,10 @@ def platform_reason(device_kind: str, options: FastPathOptions) -> str | None:
         return "The fast path is turned off (Settings → GPU → Plain diffusers), so jobs run plain diffusers."
     if device_kind == "cuda":
         return None
-    where = "the CPU" if device_kind == "cpu" else device_kind.upper()
-    return f"The fast path is off on {where}: CUDA graphs and its half-precision kernels need a CUDA GPU."
+    if device_kind == "cpu":
+        return ("The fast path's CUDA graphs are off on the CPU: they need a CUDA GPU. On the CPU it runs bfloat16 "
+                "instead, where the processor has bfloat16 units (AMX or AVX-512 BF16).")
+    return f"The fast path is off on {device_kind.upper()}: CUDA graphs and its half-precision kernels need a CUDA GPU."
 
 
 def job_reason(pipe: Any, call_kwargs: Mapping[str, Any], measures: tuple[str, ...] = (),

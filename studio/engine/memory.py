@@ -64,7 +64,8 @@ def job_bytes(width: int, height: int, batch: int, element_size: int) -> int:
 def plan_memory(mode: str, device: DeviceInfo, weights: int, activations: int, free: int | None) -> MemoryPlan:
     """The measures for one job on ``device`` with ``free`` bytes of VRAM (None: unknown)."""
     if device.kind == "cpu":
-        return MemoryPlan((), "Running on the CPU in float32: system memory, so no VRAM measure applies.",
+        return MemoryPlan((), f"Running on the CPU in {str(device.dtype).removeprefix('torch.')}: system memory, so "
+                              "no VRAM measure applies.",
                           weights, activations)
     gb = _gb
     if mode == "low":

@@ -32,6 +32,13 @@ def in_system_memory(model: Any) -> bool:  # noqa: ANN401 - a LoadedModel
     return first is None or first.device.type in ("cpu", "mps")
 
 
+def in_precision(model: Any, device: DeviceInfo) -> bool:  # noqa: ANN401 - a LoadedModel
+    """Whether the loaded model computes in the precision jobs on ``device`` use now (on the CPU the Speed
+    setting picks it: cpu_precision). A stand-in without a UNet is taken as it is."""
+    unet = getattr(model.text2img, "unet", None)
+    return getattr(unet, "dtype", device.dtype) == device.dtype
+
+
 def weight_files(path: Path) -> list[Path]:
     return [path] if path.is_file() else sorted(path.rglob("*.safetensors"))
 

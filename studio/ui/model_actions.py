@@ -95,8 +95,9 @@ class ModelActions:
             ("low", "Memory: &Low VRAM", "Attention slicing, VAE tiling and model CPU offload (for 4-6 GB GPUs)")))
         menu.addSeparator()
         self._radio_group(menu, "speed", self.settings.speed, (
-            ("fast", "&Fast Path (CUDA graphs)", "Capture each size's denoising step once, then replay it"),
-            ("eager", "&Plain diffusers", "No graphs: for comparing, or if a driver misbehaves"),
+            ("fast", "&Fast Path (CUDA graphs)", "Capture each size's denoising step once, then replay it; on the "
+                                                 "CPU, compute in bfloat16 where the processor has bfloat16 units"),
+            ("eager", "&Plain diffusers", "No graphs (float32 on the CPU): for comparing, or if a driver misbehaves"),
             ("compile", "Fast Path + torch.&compile", "Also compile the step: a little faster, but minutes of "
                                                       "warm-up for every new size")))
         return menu
