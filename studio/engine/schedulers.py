@@ -22,7 +22,9 @@ _SCHEDULERS: dict[str, tuple[type, dict[str, Any]]] = {
     "DPM++ 2M Karras": (DPMSolverMultistepScheduler, {"use_karras_sigmas": True}),
     "DPM++ 2M SDE Karras": (DPMSolverMultistepScheduler,
                             {"use_karras_sigmas": True, "algorithm_type": "sde-dpmsolver++"}),
-    "DDIM": (DDIMScheduler, {}),
+    # Latents are not pictures in [-1, 1]: clipping the predicted x0 there (DDIM's default, taken wherever the
+    # model's config does not say, as SDXL's Euler config does not) washes pictures out. SD's own DDIM settings.
+    "DDIM": (DDIMScheduler, {"clip_sample": False, "set_alpha_to_one": False}),
     "UniPC": (UniPCMultistepScheduler, {}),
     "Heun": (HeunDiscreteScheduler, {}),
 }

@@ -136,3 +136,17 @@ def test_lay_out_for_cpu_leaves_float32_and_other_devices_alone(tiny_model_dir):
     assert not channels_last(model.text2img.unet)
     cpu_precision.lay_out_for_cpu(model.text2img, job_device(cpu, True, {ENV: "bfloat16"}))
     assert channels_last(model.text2img.unet) and channels_last(model.text2img.vae)
+
+
+@pytest.mark.parametrize("scheduler", ["Euler a", "DPM++ 2M Karras", "DPM++ 2M SDE Karras", "DDIM", "UniPC", "Heun"])
+def test_every_sampler_runs_in_bfloat16_near_its_float32_picture(tmp_path, monkeypatch, tiny_model_dir, scheduler):
+    pictures = []
+    for dtype in ("float32", "bfloat16"):
+        monkeypatch.setenv(ENV, dtype)
+        generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / dtype))
+        request = tiny_request(tiny_model_dir, prepared=True, scheduler=scheduler, steps=4)
+        ((image, recipe),) = list(generator.generate(request, DirectContext()))
+        assert recipe.sampler == scheduler and generator._model.text2img.unet.dtype == getattr(torch, dtype)
+        pictures.append(np.asarray(image, np.int16))
+    difference = np.abs(pictures[0] - pictures[1])
+    assert 0 < difference.mean() <= 1.5 and difference.max() <= 16, (difference.mean(), difference.max())

@@ -47,6 +47,18 @@ def test_make_scheduler(name):
         assert scheduler.config.algorithm_type == "sde-dpmsolver++"
 
 
+@pytest.mark.parametrize("config", [BASE_CONFIG, {**BASE_CONFIG, "clip_sample": True, "set_alpha_to_one": True}])
+def test_ddim_never_clips_the_predicted_latents(config):
+    # SDXL's config (Euler's) says nothing of clipping, and DDIMScheduler's default clips x0 to [-1, 1]: latents
+    # are not pictures, so that washed DDIM pictures out (and made bfloat16's rounding swing them by 36 of 255).
+    scheduler = make_scheduler("DDIM", config)
+    assert scheduler.config.clip_sample is False and scheduler.config.set_alpha_to_one is False
+    scheduler.set_timesteps(4)
+    sample = torch.full((1, 4, 2, 2), 3.0)
+    x0 = scheduler.step(torch.zeros_like(sample), scheduler.timesteps[-1], sample).pred_original_sample
+    assert x0.min() > 2.9  # 3 / sqrt(alpha) at the last step, not clipped to 1
+
+
 def test_unknown_scheduler_is_an_invalid_request():
     with pytest.raises(InvalidRequest, match="Unknown scheduler 'Euler b'"):
         make_scheduler("Euler b", BASE_CONFIG)
