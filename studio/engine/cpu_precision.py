@@ -32,7 +32,10 @@ _LAID_OUT = ("unet", "vae")  # the convolutional parts; the text encoders have n
 
 
 def cpu_computes_bfloat16() -> bool:
-    """Whether this processor has bfloat16 units (AMX or AVX-512 BF16) that torch's CPU kernels use."""
+    """Whether this processor has bfloat16 units (AMX or AVX-512 BF16) that torch's CPU kernels use (through
+    oneDNN: a torch built without it would run bfloat16 convolutions on slow reference kernels)."""
+    if not torch.backends.mkldnn.is_available():
+        return False
     for name in _HARDWARE_CHECKS:
         check = getattr(torch.cpu, name, None)
         try:

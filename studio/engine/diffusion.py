@@ -117,15 +117,16 @@ class DiffusersGenerator:
     @property
     def device(self) -> DeviceInfo:
         """The device as the current (or last) job uses it: on the CPU, in that job's precision."""
+        return self._in_use or self._selected_device()
+
+    def _selected_device(self) -> DeviceInfo:
         if self._device is None:
             self._device = select_device(self._env.device)
-        return self._in_use or self._device
+        return self._device
 
-    def _use(self, request: GenerationRequest) -> DeviceInfo:
+    def _use(self, request: GenerationRequest) -> None:
         """The device for ``request``'s job from now on: its Speed setting picks the CPU's precision."""
-        self._in_use = None
-        self._in_use = job_device(self.device, options_for(request.speed).enabled)
-        return self._in_use
+        self._in_use = job_device(self._selected_device(), options_for(request.speed).enabled)
 
     def _ensure_model(self, path: Path, context: JobContext) -> LoadedModel:
         """The model at path, loaded (on the CPU: the job's memory plan places it). Switching keeps the model

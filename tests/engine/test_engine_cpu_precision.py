@@ -28,6 +28,9 @@ def test_bfloat16_only_where_the_processor_has_bfloat16_units_unless_told(monkey
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda amx=amx: amx)
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v)
         assert cpu_computes_bfloat16() is expected
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)  # no oneDNN: reference kernels
+    assert cpu_computes_bfloat16() is False
+    monkeypatch.undo()
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: 1 / 0)  # a torch whose check fails
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     assert cpu_computes_bfloat16() is False
