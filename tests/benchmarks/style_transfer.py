@@ -24,6 +24,7 @@ from style_weights import (
     write_vgg19,
 )
 
+from studio.engine.cpu_precision import cpu_dtype
 from studio.engine.device import select_device
 from studio.engine.style.adain import AdaINStyle
 from studio.engine.style.neural import NeuralStyle
@@ -43,7 +44,8 @@ def main() -> None:
     write_adain(models)
     env = make_env(root, models)
     env = type(env)(device=args.device, data_dir=env.data_dir, cache_dir=env.cache_dir, models_dir=models)
-    print(f"device: {select_device(args.device).description}; torch threads: {torch.get_num_threads()}")
+    print(f"device: {select_device(args.device).description}; torch threads: {torch.get_num_threads()}; AdaIN on "
+          f"the CPU in {str(cpu_dtype(fast=True)).removeprefix('torch.')} (STUDIO_CPU_DTYPE overrides)")
 
     neural = NeuralStyle(env)
     neural.load(select_device(args.device).torch_device)  # load once, outside the timings, as in a session

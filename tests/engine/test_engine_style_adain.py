@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -160,3 +161,22 @@ def test_weights_stay_loaded_between_calls(adain):
     cpu = torch.device("cpu")
     assert adain.load(cpu) is adain.load(cpu)
     assert (adain.env.models_dir / "style" / ADAIN_VGG_FILE).is_file()
+
+
+def test_on_a_cpu_with_bfloat16_units_it_runs_bfloat16_channels_last_near_the_float32_picture(adain, monkeypatch):
+    from studio.engine import cpu_precision
+
+    image = gradient_image(96, 80, seed=3)
+    float32 = np.asarray(adain.process(image, params(resolution=96), RecordingContext()), np.int16)
+    encoder, decoder = adain.load(torch.device("cpu"))
+    seen: list[torch.dtype] = []
+    hook = encoder[2].register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))  # the first 3x3 conv
+    monkeypatch.delenv(cpu_precision.ENV)
+    monkeypatch.setattr(cpu_precision, "cpu_computes_bfloat16", lambda: True)
+    bfloat16 = np.asarray(adain.process(image, params(resolution=96), RecordingContext()), np.int16)
+    hook.remove()
+    assert seen == [torch.bfloat16, torch.bfloat16]  # the content's and the style's pass
+    assert encoder[2].weight.is_contiguous(memory_format=torch.channels_last)
+    assert decoder[1].weight.is_contiguous(memory_format=torch.channels_last)
+    difference = np.abs(bfloat16 - float32)
+    assert difference.any() and difference.mean() <= 1.0 and difference.max() <= 8, (difference.mean(), difference.max())
