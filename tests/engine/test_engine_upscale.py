@@ -360,3 +360,72 @@ def test_a_tiny_real_esrgan_compact_model_through_spandrel_and_the_job_service(t
     assert len(np.unique(np.asarray(image))) > 10  # a picture, not a flat or empty result
     assert progress and max(p.total for p in progress) == 6  # 2x3 tiles of 64 pixels
     assert half.outputs[0].image.tobytes() == picture.resize((300, 200), Image.Resampling.LANCZOS).tobytes()
+
+
+# -- precision: float16 on CUDA, bfloat16 on a CPU with bfloat16 units, where spandrel says the model takes it ----
+
+class StandInDescriptor:
+    """What spandrel's ImageModelDescriptor gives Studio: the net, what it supports, and its precision moves."""
+
+    def __init__(self, supports_bfloat16: bool) -> None:
+        from types import SimpleNamespace
+
+        self.model, self.scale, self.input_channels = conv_2x(), 2, 3
+        self.supports_half, self.supports_bfloat16 = True, supports_bfloat16
+        self.size_requirements, self.tiling = SimpleNamespace(multiple_of=1, minimum=0), "supported"
+
+    def to(self, device: torch.device) -> StandInDescriptor:
+        self.model.to(device)
+        return self
+
+    def half(self) -> StandInDescriptor:
+        self.model.half()
+        return self
+
+    def bfloat16(self) -> StandInDescriptor:
+        self.model.bfloat16()
+        return self
+
+    def eval(self) -> StandInDescriptor:
+        self.model.eval()
+        return self
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixels)
+
+
+def stand_in_spandrel(supports_bfloat16: bool) -> object:
+    from types import SimpleNamespace
+
+    loader = SimpleNamespace(load_from_state_dict=lambda _tensors: StandInDescriptor(supports_bfloat16))
+    return SimpleNamespace(ModelLoader=lambda: loader, canonicalize_state_dict=lambda tensors: tensors,
+                           UnsupportedModelError=type("UnsupportedModelError", (Exception,), {}),
+                           ImageModelDescriptor=StandInDescriptor, ModelTiling=SimpleNamespace(INTERNAL="internal"))
+
+
+def test_on_a_cpu_with_bfloat16_units_an_upscaler_that_takes_it_runs_bfloat16_channels_last(tmp_path, monkeypatch):
+    from studio.engine import cpu_precision
+
+    path = write_tensors(tmp_path / "fake.safetensors")
+    picture = gradient_image(90, 70, seed=2)
+    monkeypatch.setitem(sys.modules, "spandrel", stand_in_spandrel(supports_bfloat16=True))
+    cpu = select_device("cpu")
+    float32 = load_upscaler(path, cpu)  # the tests' STUDIO_CPU_DTYPE=float32
+    assert float32.dtype == torch.float32 and float32.run.model[0].weight.dtype == torch.float32
+    reference = upscale_tiled(float32.run, picture, 2, 64, 16, dtype=float32.dtype)
+
+    monkeypatch.delenv(cpu_precision.ENV)
+    monkeypatch.setattr(cpu_precision, "cpu_computes_bfloat16", lambda: True)
+    loaded = load_upscaler(path, cpu)
+    weight = loaded.run.model[0].weight
+    assert loaded.dtype == torch.bfloat16 and weight.dtype == torch.bfloat16
+    assert weight.is_contiguous(memory_format=torch.channels_last)
+    assert 0 < difference(upscale_tiled(loaded.run, picture, 2, 64, 16, dtype=loaded.dtype), reference) <= 4
+
+    monkeypatch.setitem(sys.modules, "spandrel", stand_in_spandrel(supports_bfloat16=False))
+    assert load_upscaler(path, cpu).dtype == torch.float32  # an architecture spandrel says cannot take it
+    monkeypatch.setattr(cpu_precision, "cpu_computes_bfloat16", lambda: False)
+    assert upscale_module.upscaler_dtype(cpu, True, True) == torch.float32  # no bfloat16 units
+    cuda = type(cpu)("cuda", torch.device("cuda", 0), torch.float16, "CUDA")
+    assert upscale_module.upscaler_dtype(cuda, True, True) == torch.float16
+    assert upscale_module.upscaler_dtype(cuda, False, True) == torch.float32
