@@ -33,7 +33,7 @@ from studio.core.events import JobPreview, JobProgress
 from studio.core.requests import GenerationRequest
 from studio.engine import fast_path
 from studio.engine.cpu_precision import job_device, lays_out
-from studio.engine.device import DeviceInfo, select_device
+from studio.engine.device import DeviceInfo, dtype_name, select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.libraries import quiet_imports
 from studio.engine.loader import LoadedModel
@@ -187,7 +187,7 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     pipe = build_pipeline(config.family, tiny, plain_device, cache_dir)
     studio_pipe = pipe
     if studio_device.dtype != plain_device.dtype or lays_out(studio_device):  # plain diffusers' stays as it is
-        say(f"Building Studio's copy in {_name(studio_device.dtype)}…")
+        say(f"Building Studio's copy in {dtype_name(studio_device.dtype)}…")
         studio_pipe = build_pipeline(config.family, tiny, studio_device, cache_dir)
     built = time.perf_counter() - started
     state = fast_path.state_for(studio_pipe.unet, options)
@@ -240,7 +240,7 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
         "family": config.family, "architecture": "tiny" if tiny else "full", "architecture_label": arch,
         "size": size, "steps": steps, "batch": config.batch, "runs": config.runs, "scheduler": config.scheduler,
         "cfg": config.cfg, "compile": state.options.compile, "device": device.description, "device_kind": device.kind,
-        "plain_dtype": _name(plain_device.dtype), "studio_dtype": _name(studio_device.dtype),
+        "plain_dtype": dtype_name(plain_device.dtype), "studio_dtype": dtype_name(studio_device.dtype),
         "torch": torch.__version__, "diffusers": diffusers.__version__, "python": sys.version.split()[0],
         "build_seconds": built, "plain": plain_side, "studio": studio_side,
         "speedup": plain_side["seconds_per_image"] / studio_side["seconds_per_image"],
@@ -249,9 +249,6 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
                                                      plain_device.dtype == studio_device.dtype),
     }
 
-
-def _name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
 
 
 def timed(make: Callable[[], list[Image.Image]], device: DeviceInfo) -> tuple[float, list[Image.Image], int]:

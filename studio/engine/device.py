@@ -38,7 +38,12 @@ def select_device(preference: str = "auto") -> DeviceInfo:
 def cpu_description(dtype: torch.dtype) -> str:
     """The status bar's words for the CPU computing in ``dtype``."""
     threads = torch.get_num_threads()
-    return f"CPU · {threads} thread{'s' * (threads != 1)} · {str(dtype).removeprefix('torch.')}"
+    return f"CPU · {threads} thread{'s' * (threads != 1)} · {dtype_name(dtype)}"
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """``float16`` for torch.float16: a precision in people's words."""
+    return str(dtype).removeprefix("torch.")
 
 
 Release = Callable[[], object]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from studio.engine.device import DeviceInfo
+from studio.engine.device import DeviceInfo, dtype_name
 
 GIB = 2**30
 HEADROOM = 1.15  # CUDA context, allocator fragmentation and the scheduler's own tensors
@@ -64,7 +64,7 @@ def job_bytes(width: int, height: int, batch: int, element_size: int) -> int:
 def plan_memory(mode: str, device: DeviceInfo, weights: int, activations: int, free: int | None) -> MemoryPlan:
     """The measures for one job on ``device`` with ``free`` bytes of VRAM (None: unknown)."""
     if device.kind == "cpu":
-        return MemoryPlan((), f"Running on the CPU in {str(device.dtype).removeprefix('torch.')}: system memory, so "
+        return MemoryPlan((), f"Running on the CPU in {dtype_name(device.dtype)}: system memory, so "
                               "no VRAM measure applies.",
                           weights, activations)
     gb = _gb

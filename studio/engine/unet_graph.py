@@ -23,6 +23,8 @@ from typing import Any, Protocol
 
 import torch
 
+from studio.engine.device import dtype_name
+
 log = logging.getLogger(__name__)
 
 WARMUP_RUNS = 3  # eager runs on a side stream before capture: cuBLAS/cuDNN pick and cache their kernels
@@ -57,7 +59,7 @@ class GraphKey:
         if first is None or len(first.shape) != 4:
             return "this input layout"
         rows, channels, height, width = first.shape
-        dtype = str(first.dtype).removeprefix("torch.")
+        dtype = dtype_name(first.dtype)
         text = f"{channels}x{height}x{width} latents, {rows} row{'s' * (rows != 1)}, {dtype}"
         return text + ", with a reference picture" * _has_key(self.template, "image_embeds")
 

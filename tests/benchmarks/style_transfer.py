@@ -25,7 +25,7 @@ from style_weights import (
 )
 
 from studio.engine.cpu_precision import cpu_dtype
-from studio.engine.device import select_device
+from studio.engine.device import dtype_name, select_device
 from studio.engine.style.adain import AdaINStyle
 from studio.engine.style.neural import NeuralStyle
 
@@ -45,7 +45,7 @@ def main() -> None:
     env = make_env(root, models)
     env = type(env)(device=args.device, data_dir=env.data_dir, cache_dir=env.cache_dir, models_dir=models)
     print(f"device: {select_device(args.device).description}; torch threads: {torch.get_num_threads()}; AdaIN on "
-          f"the CPU in {str(cpu_dtype(fast=True)).removeprefix('torch.')} (STUDIO_CPU_DTYPE overrides)")
+          f"the CPU in {dtype_name(cpu_dtype(fast=True))} (STUDIO_CPU_DTYPE overrides)")
 
     neural = NeuralStyle(env)
     neural.load(select_device(args.device).torch_device)  # load once, outside the timings, as in a session

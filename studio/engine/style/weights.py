@@ -23,6 +23,7 @@ from studio.core.style_weights import (
     VGG19_FILE,
     style_weights_dir,
 )
+from studio.engine.device import dtype_name
 
 __all__ = ["ADAIN_DECODER_FILE", "ADAIN_VGG_FILE", "VGG19_FILE", "file_key", "load_checked",
            "missing_weights_message", "require_weights", "style_weights_dir"]
@@ -109,5 +110,5 @@ def load_checked(path: Path, expected: Mapping[str, tuple[int, ...]], what: str,
         raise wrong(f"it could not be read as safetensors ({exc})") from None
     for key, tensor in tensors.items():
         if not tensor.is_floating_point():
-            raise wrong(f"{prefix + key} holds {str(tensor.dtype).removeprefix('torch.')} values, not floating point")
+            raise wrong(f"{prefix + key} holds {dtype_name(tensor.dtype)} values, not floating point")
     return tensors

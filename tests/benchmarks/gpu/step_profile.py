@@ -34,7 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import torch  # noqa: E402
 
 from studio.engine import bench  # noqa: E402
-from studio.engine.device import select_device  # noqa: E402
+from studio.engine.device import dtype_name, select_device  # noqa: E402
 from studio.engine.fast_layout import UNetLayout  # noqa: E402
 from studio.engine.unet_graph import GraphCache, GraphedUNet, capture_cuda_graph  # noqa: E402
 
@@ -133,9 +133,9 @@ def vae_variants(pipe: Any, latent: int, cuda: bool, say: Callable[[str], None])
                 set_format(vae, channels_last)
                 with torch.no_grad():
                     ms = seconds_per_call(lambda: vae.decode(latents, return_dict=False)[0], cuda, repeats=3) * 1000
-                rows.append({"dtype": str(dtype).removeprefix("torch."), "cudnn_benchmark": autotune,
+                rows.append({"dtype": dtype_name(dtype), "cudnn_benchmark": autotune,
                              "channels_last": channels_last, "decode_ms": ms})
-                say(f"  VAE decode {str(dtype).removeprefix('torch.'):8} autotune={on(autotune)} "
+                say(f"  VAE decode {dtype_name(dtype):8} autotune={on(autotune)} "
                     f"channels_last={on(channels_last)}  {ms:7.2f} ms")
     set_format(vae, False)
     torch.backends.cudnn.benchmark = False
@@ -191,7 +191,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         for family in args.family:
             size = 64 if tiny else bench.FAMILIES[family][1]
-            say(f"== {family} at {size}x{size} (UNet batch 2, {str(device.dtype).removeprefix('torch.')})")
+            say(f"== {family} at {size}x{size} (UNet batch 2, {dtype_name(device.dtype)})")
             pipe = bench.build_pipeline(family, tiny, device, Path(cache))
             latent = size // 8
             results[family] = {"size": size}
