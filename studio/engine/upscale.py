@@ -159,6 +159,8 @@ class Upscale:
         self._cached = None
 
     def load(self, path: Path, device: DeviceInfo, context: JobContext | None = None) -> Upscaler:
+        # The precision the device gives a model that takes any (STUDIO_CPU_DTYPE may change it): a kept model
+        # loaded in another is loaded again.
         key = (file_key(path), str(device.torch_device), upscaler_dtype(device, True, True))
         if self._cached is None or self._cached[0] != key:
             if context is not None:
