@@ -250,7 +250,6 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     }
 
 
-
 def timed(make: Callable[[], list[Image.Image]], device: DeviceInfo) -> tuple[float, list[Image.Image], int]:
     """Seconds ``make`` takes (the GPU's work included), its pictures, and the peak VRAM it allocated."""
     cuda = device.kind == "cuda"

@@ -76,8 +76,13 @@ def lay_out_for_cpu(pipe: Any, device: DeviceInfo) -> None:  # noqa: ANN401 - a 
         return
     for name in _LAID_OUT:
         module = getattr(pipe, name, None)
-        if not isinstance(module, torch.nn.Module):
-            continue
-        conv = next((m for m in module.modules() if isinstance(m, torch.nn.Conv2d)), None)
-        if conv is not None and not conv.weight.is_contiguous(memory_format=torch.channels_last):
-            module.to(memory_format=torch.channels_last)
+        if isinstance(module, torch.nn.Module):
+            to_channels_last(module)
+
+
+def to_channels_last(module: torch.nn.Module) -> None:
+    """The module's weights channels-last, the layout oneDNN's bfloat16 convolutions run fastest on; a module
+    already laid out is left as it is (its first convolution wider than 1x1 says, as a 1x1 weight is both)."""
+    conv = next((m for m in module.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.shape[-1] > 1), None)
+    if conv is not None and not conv.weight.is_contiguous(memory_format=torch.channels_last):
+        module.to(memory_format=torch.channels_last)

@@ -22,7 +22,7 @@ from studio.core.generation import JobContext
 from studio.core.model_library import KIND_FOLDERS
 from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights
 from studio.core.weight_files import check_weights_file, pickle_refusal
-from studio.engine.cpu_precision import cpu_dtype
+from studio.engine.cpu_precision import cpu_dtype, to_channels_last
 from studio.engine.device import DeviceInfo, on_free_memory, select_device
 from studio.engine.style.weights import file_key
 from studio.engine.tiled import Network, upscale_tiled
@@ -122,7 +122,7 @@ def load_upscaler(path: Path, device: DeviceInfo) -> Upscaler:
         descriptor.half()
     elif dtype == torch.bfloat16:  # on a CPU with bfloat16 units: 2.85x for Real-ESRGAN x4plus on one Xeon core
         descriptor.bfloat16()
-        descriptor.model.to(memory_format=torch.channels_last)  # what oneDNN's bfloat16 convolutions want
+        to_channels_last(descriptor.model)
     descriptor.eval()
     descriptor.model.requires_grad_(False)
     requirements = descriptor.size_requirements

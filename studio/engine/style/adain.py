@@ -20,7 +20,7 @@ from torch import nn
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.generation import JobContext
-from studio.engine.cpu_precision import cpu_dtype
+from studio.engine.cpu_precision import cpu_dtype, to_channels_last
 from studio.engine.device import select_device
 from studio.engine.style.neural import same_area_size, to_image, to_tensor
 from studio.engine.style.weights import (
@@ -134,8 +134,8 @@ class AdaINStyle:
         dtype = cpu_dtype(fast=True) if device.type == "cpu" else torch.float32
         encoder, decoder = self.load(device)
         if dtype == torch.bfloat16:  # oneDNN's bfloat16 convolutions want channels-last weights
-            encoder.to(memory_format=torch.channels_last)
-            decoder.to(memory_format=torch.channels_last)
+            to_channels_last(encoder)
+            to_channels_last(decoder)
         context.check_cancelled()
         size = multiple_of_8_size(image.size, int(params.get("resolution", 768)))
         style_image: Image.Image = params["style"]
