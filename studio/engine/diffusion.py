@@ -79,8 +79,10 @@ class DiffusersGenerator:
         import diffusers.pipelines.auto_pipeline  # noqa: F401 - the import is the point
 
         self._device = select_device(self._env.device)
-        log.info("Engine ready on %s after %.2f s", self._device.description, time.perf_counter() - started)
-        status(device=self._device.description)
+        # As a job with the default Speed setting will use it (the preload, or the first job, says otherwise).
+        self._in_use = job_device(self._device, options_for("fast").enabled)
+        log.info("Engine ready on %s after %.2f s", self.device.description, time.perf_counter() - started)
+        status(device=self.device.description)
 
     def preload(self, likely: GenerationRequest, status) -> None:  # noqa: ANN001 - StatusFn from the worker
         """Prepare for the job the person will likely run first, while they write its prompt.
@@ -91,10 +93,11 @@ class DiffusersGenerator:
         step, the VAE decode's kernels) are paid now instead of in the first picture. LoRAs, a VAE choice and
         input pictures are left out: the first job loads those.
         """
+        self._use(likely)
         path = Path(likely.model)
         if not path.exists():
+            status(device=self.device.description)  # the precision the person's Speed setting picks
             return
-        self._use(likely)
         model = self._load(path, status)
         if not warm_up_worthwhile(self.device):
             return

@@ -153,3 +153,17 @@ def test_every_sampler_runs_in_bfloat16_near_its_float32_picture(tmp_path, monke
         pictures.append(np.asarray(image, np.int16))
     difference = np.abs(pictures[0] - pictures[1])
     assert 0 < difference.mean() <= 1.5 and difference.max() <= 16, (difference.mean(), difference.max())
+
+
+def test_the_status_bar_names_the_precision_from_the_start(tmp_path, monkeypatch, tiny_model_dir):
+    monkeypatch.delenv(ENV)
+    monkeypatch.setattr(cpu_precision, "cpu_computes_bfloat16", lambda: True)
+    generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
+    statuses: list[dict] = []
+    generator.warm_up(lambda **kwargs: statuses.append(kwargs))
+    assert statuses[-1]["device"].endswith("· bfloat16")  # as a job with the default Speed setting runs
+    missing = tiny_request(tmp_path / "no-such-model", speed="eager")
+    generator.preload(missing, lambda **kwargs: statuses.append(kwargs))  # Plain diffusers chosen, no model yet
+    assert statuses[-1] == {"device": generator.device.description} and generator.device.dtype == torch.float32
+    generator.preload(tiny_request(tiny_model_dir), lambda **kwargs: statuses.append(kwargs))
+    assert statuses[-1]["device"].endswith("· bfloat16") and generator._model.text2img.unet.dtype == torch.bfloat16
