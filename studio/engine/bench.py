@@ -37,6 +37,8 @@ from studio.engine.device import DeviceInfo, dtype_name, select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.libraries import quiet_imports
 from studio.engine.loader import LoadedModel
+from studio.engine.memory import GIB, gb
+from studio.engine.model_keeping import available_ram
 from studio.engine.schedulers import make_scheduler
 from studio.engine.single_file import config_folder
 from studio.engine.thread_probe import ThreadProbe
@@ -51,6 +53,9 @@ _WIDTHS = {"unet": ("block_out_channels", "cross_attention_dim", "addition_time_
            "vae": ("block_out_channels",),
            "text": ("hidden_size", "intermediate_size", "projection_dim")}
 TOLERANCE = (1.0, 8.0)  # mean and max absolute pixel difference (of 255) accepted between the two sides
+# Beside the pipelines on the CPU: activations, the pictures, the interpreter (SDXL at 512x512 peaked at 21.5 GB
+# against 20.4 GB of pipelines).
+RUNS_BYTES = 3 * GIB // 2
 PLAIN_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -108,6 +113,29 @@ def build_pipeline(family: str, tiny: bool, device: DeviceInfo, cache_dir: Path)
     pipe = getattr(diffusers, index["_class_name"])(**parts, **extras)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def check_memory(family: str, tiny: bool, cache_dir: Path, plain: torch.dtype, studio: torch.dtype | None) -> None:
+    """Refuse, with a sentence, a CPU bench whose pipelines would not fit in the free memory (``studio``: the
+    precision of Studio's own copy, None where it shares plain diffusers'), before the system's out-of-memory
+    killer ends the process. Counted on the meta device: nothing is allocated."""
+    meta = build_pipeline(family, tiny, DeviceInfo("meta", torch.device("meta"), torch.float32, "meta"), cache_dir)
+    sizes = [sum(p.numel() for p in part.parameters()) for part in meta.components.values()
+             if isinstance(part, torch.nn.Module)]
+    # Each part is made in float32, then converted: the largest is briefly there in float32 too. Studio's copy
+    # is built first, so its conversion happens before plain diffusers' copy exists. Then the runs' share.
+    total, largest = sum(sizes), max(sizes)
+    studio_bytes = total * studio.itemsize if studio is not None else 0
+    needed = max(studio_bytes + (largest * 4 if studio not in (None, torch.float32) else 0),
+                 studio_bytes + total * plain.itemsize + (largest * 4 if plain != torch.float32 else 0)) + RUNS_BYTES
+    available, _total = available_ram()
+    if needed > available:
+        both = f"plain diffusers' {dtype_name(plain)} copy and Studio's {dtype_name(studio)} one" if studio else \
+            f"one {dtype_name(plain)} copy"
+        raise InvalidRequest(
+            f"Timing the full-size {family} on the CPU needs about {gb(needed)} of memory ({both}), and "
+            f"{gb(available)} is free. Run it with --tiny, or with STUDIO_CPU_DTYPE=float32 and plain diffusers in "
+            f"float32 so both sides share one copy ({gb(total * 4 + RUNS_BYTES)}), or on a machine with more memory.")
 
 
 def _tiny(kind: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -182,13 +210,17 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     steps = config.steps or (4 if tiny else 20)
     arch = (f"tiny {config.family} layout (1/{TINY_DIVISOR} of every width; not a real model's speed)" if tiny
             else f"full-size {config.family} architecture")
-    say(f"Building a {arch} with random weights on {plain_device.description}…")
+    separate = studio_device.dtype != plain_device.dtype or lays_out(studio_device)  # plain diffusers' stays as is
+    if device.kind == "cpu" and not tiny:
+        check_memory(config.family, tiny, cache_dir, plain_device.dtype, studio_device.dtype if separate else None)
     started = time.perf_counter()
-    pipe = build_pipeline(config.family, tiny, plain_device, cache_dir)
-    studio_pipe = pipe
-    if studio_device.dtype != plain_device.dtype or lays_out(studio_device):  # plain diffusers' stays as it is
-        say(f"Building Studio's copy in {dtype_name(studio_device.dtype)}…")
+    studio_pipe = None
+    if separate:  # first: while its parts are converted from float32, plain diffusers' copy is not there yet
+        say(f"Building a {arch} with random weights for Studio, in {dtype_name(studio_device.dtype)}…")
         studio_pipe = build_pipeline(config.family, tiny, studio_device, cache_dir)
+    say(f"Building a {arch} with random weights on {plain_device.description}…")
+    pipe = build_pipeline(config.family, tiny, plain_device, cache_dir)
+    studio_pipe = studio_pipe or pipe
     built = time.perf_counter() - started
     state = fast_path.state_for(studio_pipe.unet, options)
     generator, model = bench_generator(studio_pipe, config.family,

@@ -67,7 +67,6 @@ def plan_memory(mode: str, device: DeviceInfo, weights: int, activations: int, f
         return MemoryPlan((), f"Running on the CPU in {dtype_name(device.dtype)}: system memory, so "
                               "no VRAM measure applies.",
                           weights, activations)
-    gb = _gb
     if mode == "low":
         return MemoryPlan((SLICING, TILING, OFFLOAD),
                           "Low VRAM is on: attention slicing, VAE tiling and model CPU offload (slower, but needs "
@@ -152,5 +151,5 @@ def oom_advice(plan: MemoryPlan | None, width: int, height: int, batch: int) -> 
             + (" or a batch of 1" if batch > 1 else "") + ", or close other programs using the GPU")
 
 
-def _gb(size: int) -> str:
+def gb(size: int) -> str:
     return f"{size / GIB:.1f} GB"
