@@ -8,10 +8,11 @@ document through core operations; the canvas only redraws the boxes the document
 from __future__ import annotations
 
 from PIL import Image
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
+    QImage,
     QKeyEvent,
     QMouseEvent,
     QPainter,
@@ -80,6 +81,7 @@ class CanvasView(QGraphicsView):
         self._scene.addItem(self._preview_item)
 
         self.document: Document | None = None
+        self._prepared: tuple[Image.Image, QImage] | None = None  # a picture converted ahead (prepare())
         self._extent_w = self._extent_h = 0  # the picture's (or the coming result's) size
         self._space_held = False
         self._pan_from: QPointF | None = None
@@ -96,6 +98,15 @@ class CanvasView(QGraphicsView):
         document.add_listener(self._document_changed)
         self._document_changed(DocumentChange(None, True, True, size=True))
 
+    def prepare(self, image: Image.Image, converted: QImage) -> None:
+        """Hand over ``image`` already converted for display (qt_images.pil_to_pixmap_ready_qimage, made off
+        this thread); when the document next takes that very picture in, the canvas uses it as it is."""
+        self._prepared = (image, converted)
+
+    def _take_prepared(self, image: Image.Image | None) -> QImage | None:
+        prepared, self._prepared = self._prepared, None
+        return prepared[1] if prepared is not None and prepared[0] is image else None
+
     def image(self) -> Image.Image | None:
         return None if self.document is None else self.document.image
 
@@ -111,17 +122,24 @@ class CanvasView(QGraphicsView):
             self.overlay.update_region(change.box)
         if change.image:
             pixmap = self._image_item.pixmap()
+            prepared = self._take_prepared(doc.image)
             whole = doc.image is None or change.box in (None, (0, 0, *doc.image.size))
             if not whole and not pixmap.isNull():
                 # A region changed (an inpaint result, an undo of one): convert only that box.
                 x0, y0, x1, y1 = change.box
                 painter = QPainter(pixmap)
                 painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
-                painter.drawImage(x0, y0, pil_to_qimage(doc.image.crop(change.box)))
+                if prepared is not None:
+                    painter.drawImage(QPoint(x0, y0), prepared, QRect(x0, y0, x1 - x0, y1 - y0))
+                else:
+                    painter.drawImage(x0, y0, pil_to_qimage(doc.image.crop(change.box)))
                 painter.end()
                 self._image_item.setPixmap(pixmap)
+            elif doc.image is None:
+                self._image_item.setPixmap(QPixmap())
             else:
-                self._image_item.setPixmap(QPixmap() if doc.image is None else pil_to_qpixmap(doc.image))
+                self._image_item.setPixmap(QPixmap.fromImage(prepared) if prepared is not None
+                                           else pil_to_qpixmap(doc.image))
             self.clear_preview()
 
     # -- mask display ----------------------------------------------------------------------------

@@ -295,3 +295,59 @@ def test_previews_are_enlarged_to_about_256_px_and_scaled_over_the_results_area(
     item = canvas._preview_item
     assert canvas.has_preview() and item.pixmap().width() == shown
     assert item.mapRectToScene(item.boundingRect()).width() == pytest.approx(output)
+
+
+def _shown(canvas) -> np.ndarray:  # noqa: ANN001
+    from studio.ui.qt_images import qimage_to_pil
+
+    return np.asarray(qimage_to_pil(canvas._image_item.pixmap().toImage()).convert("RGB"))
+
+
+def test_a_picture_converted_ahead_is_shown_without_converting_it_again(qtbot, monkeypatch):  # noqa: ANN001
+    """The window converts a result off its thread (canvas.prepare); taking it in then converts nothing here,
+    for a whole new picture and for a changed region alike. Any other picture is converted as before."""
+    from studio.core.document import Document
+    from studio.ui import canvas as canvas_module
+    from studio.ui.canvas import CanvasView
+    from studio.ui.qt_images import pil_to_pixmap_ready_qimage
+
+    canvas = CanvasView()
+    qtbot.addWidget(canvas)
+    document = Document()
+    canvas.set_document(document)
+    rng = np.random.default_rng(3)
+    first = Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    second_pixels = np.asarray(first).copy()
+    second_pixels[5:20, 10:30] = 9
+    second = Image.fromarray(second_pixels)
+    converted: list[str] = []
+    for name in ("pil_to_qpixmap", "pil_to_qimage"):
+        original = getattr(canvas_module, name)
+        monkeypatch.setattr(canvas_module, name, lambda image, _f=original, _n=name: converted.append(_n) or _f(image))
+
+    canvas.prepare(first, pil_to_pixmap_ready_qimage(first))
+    document.set_image(first, "Generated")
+    np.testing.assert_array_equal(_shown(canvas), np.asarray(first))
+    canvas.prepare(second, pil_to_pixmap_ready_qimage(second))
+    document.set_image(second, "Generated")  # same size: only the changed box is redrawn, from the prepared one
+    np.testing.assert_array_equal(_shown(canvas), second_pixels)
+    assert converted == []
+
+    canvas.prepare(first, pil_to_pixmap_ready_qimage(first))  # prepared, but another picture is taken in
+    document.undo()
+    np.testing.assert_array_equal(_shown(canvas), np.asarray(first))
+    assert converted == ["pil_to_qimage"]
+
+
+def test_a_picture_with_alpha_converted_ahead_keeps_its_pixels() -> None:
+    from studio.ui.qt_images import pil_to_pixmap_ready_qimage, qimage_to_pil
+
+    pixels = np.random.default_rng(4).integers(0, 256, (16, 24, 4), dtype=np.uint8)
+    pixels[..., 3] = 255
+    pixels[:4, :4, 3] = 0
+    converted = pil_to_pixmap_ready_qimage(Image.fromarray(pixels, "RGBA"))
+    back = np.asarray(qimage_to_pil(converted))
+    np.testing.assert_array_equal(back[4:, 4:], pixels[4:, 4:])  # opaque pixels are exact
+    assert (back[:4, :4, 3] == 0).all()
+    grey = pil_to_pixmap_ready_qimage(Image.new("L", (8, 8), 77))
+    assert qimage_to_pil(grey).getpixel((3, 3)) == (77, 77, 77)
