@@ -33,6 +33,7 @@ from studio.core.events import (
     JobStarted,
 )
 from studio.core.requests import GenerationRequest, PostProcessRequest
+from studio.engine.thread_priority import lower_this_threads_priority
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +221,7 @@ class EngineWorker:
         _emit_status(self._emit, device, model, message)
 
     def _run(self) -> None:
+        log.info("Engine thread priority: %s", lower_this_threads_priority())
         if self._warm_up is not None:
             with _imports_uncollected():
                 try:

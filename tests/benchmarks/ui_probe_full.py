@@ -49,7 +49,8 @@ async def run_jobs(window, service, jobs: int) -> None:  # noqa: ANN001
         while len(window.queue_panel.job_ids("finished")) + len(window.queue_panel.job_ids("failed")) < number:
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.15)  # the result's repaints, thumbnail and autosave
-        print(f"job {number}{' (the first after start)' if number == 1 else ''}: {probe.stop()}", flush=True)
+        took = window.status.message_label.text().split(" s.")[0] + " s"  # "Finished in 5.1 s"
+        print(f"job {number}{' (the first after start)' if number == 1 else ''}: {probe.stop()} ({took})", flush=True)
     if window.queue_panel.job_ids("failed"):
         print("Some jobs failed; see the Queue panel's messages in the log.")
 
