@@ -18,6 +18,7 @@ from studio.core.events import JobProgress, StepRate, format_rate
 from studio.ui.theme import plain_tooltip, repolish
 
 ENGINE_STARTING = "Engine starting…"  # the device label until the engine reports its device
+ROOMY_PROGRESS_TEXT = "Image 10/10 · Step 100/100 · 10.0 it/s · 100.0 s"  # the progress label's width at first
 
 
 class StudioStatusBar(QStatusBar):
@@ -39,9 +40,7 @@ class StudioStatusBar(QStatusBar):
         self.progress.hide()
         self.progress_label = QLabel()
         self.progress_label.setObjectName("progressLabel")
-        # Room for a long line from the start, so the changing text does not keep resizing the bar.
-        self.progress_label.setMinimumWidth(self.progress_label.fontMetrics().horizontalAdvance(
-            "Image 10/10 · Step 100/100 · 10.0 it/s · 100.0 s"))
+        self._progress_label_width = 0  # its fixed width once a job has shown text in it (see _show_progress)
         self.model_label = QLabel("No model loaded")
         self.device_label = QLabel(ENGINE_STARTING)
         self.device_label.setToolTip("The device that runs the models")
@@ -105,10 +104,26 @@ class StudioStatusBar(QStatusBar):
         elapsed = time.monotonic() - self._job_started
         p = self._last_progress
         if p is None:
-            self.progress_label.setText(f"Preparing… {elapsed:.1f} s")
+            self._show_progress(f"Preparing… {elapsed:.1f} s")
             return
         batch = f"Image {p.image_index + 1}/{p.image_count} · " if p.image_count > 1 else ""
-        self.progress_label.setText(f"{batch}Step {p.step}/{p.total} · {self._speed}{elapsed:.1f} s")
+        self._show_progress(f"{batch}Step {p.step}/{p.total} · {self._speed}{elapsed:.1f} s")
+
+    def _show_progress(self, text: str) -> None:
+        """Set the progress text in a label of fixed size, grown only when a text would not fit.
+
+        A label of fixed size repaints only itself when its text changes; a resizable one re-lays out the status
+        bar, then the window's layout, and repaints the whole bar, at every step and every 200 ms tick (the
+        tiny model's 2 ms probe showed p99 gaps 1 ms longer for it)."""
+        label = self.progress_label
+        margins = label.contentsMargins()  # the style sheet's padding
+        metrics = label.fontMetrics()
+        needed = metrics.horizontalAdvance(text) + margins.left() + margins.right()
+        if needed > self._progress_label_width:
+            room = metrics.horizontalAdvance(ROOMY_PROGRESS_TEXT) + margins.left() + margins.right()
+            self._progress_label_width = max(needed, room)  # room for a long line at once: it rarely grows again
+            label.setFixedSize(self._progress_label_width, metrics.height() + margins.top() + margins.bottom())
+        label.setText(text)
 
 
 def _separator() -> QFrame:

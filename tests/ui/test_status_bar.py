@@ -26,3 +26,43 @@ def test_the_progress_shows_the_step_speed_of_the_current_picture(qtbot) -> None
     bar.job_started()  # a new job starts without the last one's speed
     bar.job_progress(JobProgress(2, 1, 4, 0, 1, 0.5))
     assert "it/s" not in bar.progress_label.text() and "s/it" not in bar.progress_label.text()
+
+
+def test_progress_text_changes_repaint_only_its_label_and_always_fit(qtbot, window) -> None:  # noqa: ANN001
+    """A resizable label re-lays out the status bar and then the window at every step; the progress label keeps a
+    fixed size, grown only when a text would not fit (long CPU jobs: seconds per step, thousands of seconds)."""
+    from PySide6.QtCore import QEvent, QObject
+    from PySide6.QtWidgets import QApplication
+
+    bar, label = window.status, window.status.progress_label
+
+    class LayoutRequests(QObject):
+        count = 0
+
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+            if watched is bar and event.type() == QEvent.Type.LayoutRequest:
+                self.count += 1
+            return False
+
+    def fits() -> bool:
+        margins = label.contentsMargins()
+        return label.fontMetrics().horizontalAdvance(label.text()) + margins.left() + margins.right() <= label.width()
+
+    bar.job_started()
+    bar.job_progress(JobProgress(1, 1, 20, 0, 2, 4.0))
+    QApplication.processEvents()  # the first text fixes the label's size: one layout
+    requests = LayoutRequests()
+    bar.installEventFilter(requests)
+    for step in range(2, 21):
+        bar.job_progress(JobProgress(1, step, 20, step // 11, 2, 4.0 + step * 0.1))
+        QApplication.processEvents()
+        assert fits(), label.text()
+    assert requests.count == 0
+    width = label.width()
+    bar.job_progress(JobProgress(1, 150, 150, 9, 10, 12345.6))  # a long CPU batch: it grows, once
+    bar._job_started -= 12345
+    bar._refresh_progress_text()
+    QApplication.processEvents()
+    assert label.width() > width and fits(), label.text()
+    bar.removeEventFilter(requests)
+    bar.job_ended()
