@@ -98,8 +98,9 @@ class ModelActions:
             ("fast", "&Fast Path (CUDA graphs)", "Capture each size's denoising step once, then replay it; on the "
                                                  "CPU, compute in bfloat16 where the processor has bfloat16 units"),
             ("eager", "&Plain diffusers", "No graphs (float32 on the CPU): for comparing, or if a driver misbehaves"),
-            ("compile", "Fast Path + torch.&compile", "Also compile the step: a little faster, but minutes of "
-                                                      "warm-up for every new size")))
+            ("compile", "Fast Path + torch.&compile", "On a CUDA GPU, also compile the step: a little faster, but "
+                                                      "minutes of warm-up for every new size. On the CPU it is the "
+                                                      "Fast Path: compiled, a step was slower there")))
         return menu
 
     def _radio_group(self, menu: QMenu, setting: str, current: str, choices: tuple) -> None:  # noqa: ANN001
