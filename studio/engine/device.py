@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
+
+from studio.core.errors import StudioError
+
+CPU_THREADS_ENV = "STUDIO_CPU_THREADS"
 
 
 @dataclass(frozen=True)
@@ -29,10 +33,19 @@ def select_device(preference: str = "auto") -> DeviceInfo:
         return DeviceInfo("cuda", torch.device("cuda", 0), dtype, f"CUDA · {props.name} ({gib:.0f} GB) · float16")
     if preference in ("auto", "mps") and torch.backends.mps.is_available():
         return DeviceInfo("mps", torch.device("mps"), torch.float16, "Apple MPS · float16")
-    # Leave one core to the window so the UI stays smooth while the CPU computes.
-    cores = os.cpu_count() or 1
-    torch.set_num_threads(max(1, cores - 1))
+    torch.set_num_threads(cpu_threads(os.cpu_count() or 1))
     return DeviceInfo("cpu", torch.device("cpu"), torch.float32, cpu_description(torch.float32))
+
+
+def cpu_threads(cores: int, environ: Mapping[str, str] = os.environ) -> int:
+    """How many threads torch computes with on the CPU: all cores but one, left to the window so it stays smooth,
+    or ``STUDIO_CPU_THREADS`` (say, every core, for someone who would rather have the picture sooner)."""
+    override = environ.get(CPU_THREADS_ENV, "").strip()
+    if not override:
+        return max(1, cores - 1)
+    if not override.isdigit() or int(override) < 1:
+        raise StudioError(f"{CPU_THREADS_ENV} must be a whole number of threads (1 or more), not {override!r}.")
+    return int(override)
 
 
 def cpu_description(dtype: torch.dtype) -> str:

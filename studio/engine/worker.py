@@ -33,7 +33,6 @@ from studio.core.events import (
     JobStarted,
 )
 from studio.core.requests import GenerationRequest, PostProcessRequest
-from studio.engine.thread_priority import lower_this_threads_priority
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +96,10 @@ def share_the_interpreter() -> None:
     main thread waits for the GIL before each slot and paint; at 5 ms its 2 ms probe showed p99 gaps of 10-21
     ms on the CPU, past the 8 ms target. The switch only happens when another thread asks, so an engine thread
     alone runs as fast as before. Process-wide, and only ever lowered.
+
+    The engine thread keeps its normal OS priority. Lowering it (nice +10) was measured: beside one busy
+    program it helped the window (p99 4-5.5 -> 2.4-2.7 ms), but beside two the thread holding the GIL got
+    ~5 % of a core, so the window waited 42-101 ms for the GIL and a 256x256 CPU job took 80-105 s, not 8-11.
     """
     if sys.getswitchinterval() > SWITCH_INTERVAL_S:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -221,7 +224,6 @@ class EngineWorker:
         _emit_status(self._emit, device, model, message)
 
     def _run(self) -> None:
-        log.info("Engine thread priority: %s", lower_this_threads_priority())
         if self._warm_up is not None:
             with _imports_uncollected():
                 try:
