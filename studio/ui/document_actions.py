@@ -97,6 +97,7 @@ class DocumentActions(QObject):
         except StudioError as exc:
             self._warn("Open image", str(exc))
             return False
+        await self.window.canvas.convert_ahead(image)  # a big photo's conversion would hold the window up
         self.document.set_image(image, f"Open {path.name}", recipe)
         self.window.status.set_message(f"Opened {path.name} ({image.width}×{image.height}).")
         return True

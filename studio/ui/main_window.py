@@ -46,7 +46,6 @@ from studio.ui.mask_toolbar import MaskToolBar
 from studio.ui.model_actions import ModelActions
 from studio.ui.plugin_actions import PluginActions
 from studio.ui.prompt_panel import PromptPanel
-from studio.ui.qt_images import pil_to_pixmap_ready_qimage
 from studio.ui.queue_panel import QueuePanel
 from studio.ui.gallery_panel import GalleryPanel
 from studio.ui.history_actions import HistoryActions
@@ -229,19 +228,11 @@ class MainWindow(QMainWindow):
         assert self._stream is not None
         async for event in self._stream:
             if isinstance(event, JobOutput):
-                await self._convert_for_the_canvas(event.output.image)
+                await self.canvas.convert_ahead(event.output.image)  # the biggest part of taking a result in
             try:
                 self.handle_event(event)
             except Exception:  # a bug in one handler must not stop the window hearing the engine
                 log.exception("Handling %r failed", event)
-
-    async def _convert_for_the_canvas(self, image: Image.Image) -> None:
-        """Convert a result for display in a worker thread before it is taken in: at 1024x1024 and up the
-        conversion is the biggest part of a result's cost to this thread (3-8 ms, more with the engine busy)."""
-        try:
-            self.canvas.prepare(image, await asyncio.to_thread(pil_to_pixmap_ready_qimage, image))
-        except Exception:  # the canvas converts it itself then
-            log.exception("Converting a result for display failed")
 
     def event(self, event: QEvent) -> bool:
         if not self._painted and event.type() == QEvent.Type.Paint:

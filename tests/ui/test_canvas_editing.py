@@ -163,8 +163,13 @@ def test_a_result_landing_mid_stroke_waits_for_the_stroke(qtbot, window, picture
 
 
 def test_drop_and_paste_open_pictures_and_bad_files_leave_the_document(qtbot, window, tmp_path, monkeypatch):  # noqa: ANN001
+    from studio.ui import canvas as canvas_module
+
     warnings: list[str] = []
     monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: warnings.append(text))
+    on_this_thread = [False]  # an opened file is converted for display in a worker thread, not on this one
+    convert = canvas_module.pil_to_qpixmap
+    monkeypatch.setattr(canvas_module, "pil_to_qpixmap", lambda image: on_this_thread.append(True) or convert(image))
     good = tmp_path / "dropped.png"
     Image.new("RGB", (96, 64), (10, 20, 30)).save(good)
     mime = QMimeData()
@@ -174,6 +179,9 @@ def test_drop_and_paste_open_pictures_and_bad_files_leave_the_document(qtbot, wi
     window.dropEvent(drop)
     qtbot.waitUntil(lambda: window.document.image is not None, timeout=5000)
     assert window.document.image.size == (96, 64)
+    shown = window.canvas._image_item.pixmap().toImage()
+    assert (shown.width(), shown.height(), shown.pixelColor(5, 5).getRgb()[:3]) == (96, 64, (10, 20, 30))
+    assert on_this_thread == [False]
 
     broken = tmp_path / "broken.png"
     broken.write_bytes(good.read_bytes()[:60])

@@ -249,10 +249,9 @@ def test_results_are_converted_for_display_off_the_window_thread(qtbot, window, 
     import threading
 
     from studio.ui import canvas as canvas_module
-    from studio.ui import main_window as main_window_module
 
     threads: list[str] = []
-    convert = main_window_module.pil_to_pixmap_ready_qimage
+    convert = canvas_module.pil_to_pixmap_ready_qimage
 
     def converting(image):  # noqa: ANN001, ANN202
         threads.append(threading.current_thread().name)
@@ -261,7 +260,7 @@ def test_results_are_converted_for_display_off_the_window_thread(qtbot, window, 
     def on_this_thread(image):  # noqa: ANN001, ANN202
         raise AssertionError("the canvas converted a result on the window's thread")
 
-    monkeypatch.setattr(main_window_module, "pil_to_pixmap_ready_qimage", converting)
+    monkeypatch.setattr(canvas_module, "pil_to_pixmap_ready_qimage", converting)
     monkeypatch.setattr(canvas_module, "pil_to_qpixmap", on_this_thread)
     window.prompt_panel.batch_spin.setValue(2)
     window.generate()
