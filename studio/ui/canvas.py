@@ -110,7 +110,8 @@ class CanvasView(QGraphicsView):
 
     async def convert_ahead(self, image: Image.Image) -> None:
         """Convert a picture the document is about to take in (a result, an opened file) in a worker thread: at
-        1024x1024 the conversion took this thread 3-8 ms with the engine decoding beside it, ~0.4 ms is left."""
+        1024x1024 the conversion took this thread 3-8 ms with the engine decoding beside it (a 4096x4096 photo
+        150-160 ms); taking the converted one in costs it under 0.1 ms."""
         try:
             self.prepare(image, await asyncio.to_thread(pil_to_pixmap_ready_qimage, image))
         except Exception:  # the canvas converts it itself then

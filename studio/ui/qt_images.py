@@ -6,13 +6,19 @@ from PIL import Image
 from PySide6.QtGui import QImage, QPixmap
 
 
-def pil_to_qimage(image: Image.Image) -> QImage:
+def _over_bytes(image: Image.Image) -> tuple[QImage, bytes]:
+    """A QImage over ``image``'s pixels (RGB, or RGBA where it has alpha), valid only while the bytes live."""
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    fmt = QImage.Format.Format_RGBA8888 if image.mode == "RGBA" else QImage.Format.Format_RGB888
+    alpha = image.mode == "RGBA"
     data = image.tobytes()
-    channels = 4 if image.mode == "RGBA" else 3
-    return QImage(data, image.width, image.height, image.width * channels, fmt).copy()
+    fmt = QImage.Format.Format_RGBA8888 if alpha else QImage.Format.Format_RGB888
+    return QImage(data, image.width, image.height, image.width * (4 if alpha else 3), fmt), data
+
+
+def pil_to_qimage(image: Image.Image) -> QImage:
+    qimage, _data = _over_bytes(image)  # the bytes live until the copy is made
+    return qimage.copy()
 
 
 def pil_to_qpixmap(image: Image.Image) -> QPixmap:
@@ -20,16 +26,11 @@ def pil_to_qpixmap(image: Image.Image) -> QPixmap:
 
 
 def pil_to_pixmap_ready_qimage(image: Image.Image) -> QImage:
-    """``image`` in the format a raster QPixmap keeps (32-bit, alpha premultiplied), so QPixmap.fromImage
-    only copies it. Made off the main thread (QImage is reentrant, QPixmap is not): for a 1024x1024 result
-    the conversion took that thread 3-8 ms while the engine decoded beside it, ~0.4 ms is left."""
-    if image.mode not in ("RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    alpha = image.mode == "RGBA"
-    data = image.tobytes()  # kept alive until the conversion below has made its own copy
-    packed = QImage(data, image.width, image.height, image.width * (4 if alpha else 3),
-                    QImage.Format.Format_RGBA8888 if alpha else QImage.Format.Format_RGB888)
-    return packed.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied if alpha else QImage.Format.Format_RGB32)
+    """``image`` in the format a raster QPixmap keeps (32-bit, alpha premultiplied), so that QPixmap.fromImage
+    takes it as it is. Safe off the main thread, which is what it is for: QImage is reentrant, QPixmap is not."""
+    qimage, _data = _over_bytes(image)  # the bytes live until the conversion has made its own copy
+    return qimage.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied if qimage.hasAlphaChannel()
+                                  else QImage.Format.Format_RGB32)
 
 
 def qimage_to_pil(qimage: QImage) -> Image.Image:
