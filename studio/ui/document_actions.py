@@ -254,13 +254,24 @@ class DocumentActions(QObject):
         if dialog.exec() == QDialog.DialogCode.Accepted:
             self.scale_image(*dialog.new_size())
 
-    def scale_image(self, width: int, height: int) -> None:
+    def scale_image(self, width: int, height: int) -> asyncio.Task | None:
+        """Scale in a worker thread: on this thread, 2048x2048 to 4096x4096 held the window 0.7 s."""
         doc = self.document
         if doc.image is None or (width, height) == doc.size or self._busy_refusal():
+            return None
+        self.window.status.set_message(f"Scaling to {width}×{height}…")
+        return self.run(self._scale_image(doc.revision, doc.image, doc.mask.copy(), width, height))
+
+    async def _scale_image(self, revision: int, image: Image.Image, mask: np.ndarray, width: int, height: int) -> None:
+        image, mask = await asyncio.to_thread(scaled, image, mask, width, height)
+        await self.window.canvas.convert_ahead(image)
+        doc = self.document
+        if doc.revision != revision or self._busy_refusal():  # the person went on working meanwhile
+            self.window.status.set_message("The picture or mask changed while it was being scaled, so it was not "
+                                           "scaled; scale it again.", error=True)
             return
-        image = doc.image.resize((width, height), Image.Resampling.LANCZOS)
-        mask = np.asarray(Image.fromarray(doc.mask, "L").resize((width, height), Image.Resampling.BILINEAR))
         doc.replace_all(f"Scale to {width}×{height}", image, mask, doc.recipe)
+        self.window.status.set_message(f"Scaled to {width}×{height}.")
 
     def open_folder(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -272,3 +283,9 @@ def _recipe_or_none(path: Path) -> Recipe | None:
         return read_recipe(path)
     except (StudioError, OSError, ValueError, TypeError, KeyError):
         return None  # a picture without a readable recipe is still a picture
+
+
+def scaled(image: Image.Image, mask: np.ndarray, width: int, height: int) -> tuple[Image.Image, np.ndarray]:
+    """The picture (Lanczos) and its mask (bilinear) at a new size."""
+    return (image.resize((width, height), Image.Resampling.LANCZOS),
+            np.asarray(Image.fromarray(mask, "L").resize((width, height), Image.Resampling.BILINEAR)))

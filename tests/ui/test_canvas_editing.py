@@ -125,6 +125,7 @@ def test_undo_and_redo_restore_exact_states(qtbot, window, picture):  # noqa: AN
     window.actions_.extend_canvas(16, 0, 32, 8, fill=False)
     remember()
     window.actions_.scale_image(100, 80)
+    qtbot.waitUntil(lambda: doc.size == (100, 80), timeout=5000)
     remember()
     for index in range(len(states) - 1, 0, -1):
         window.actions_.undo.trigger()
@@ -359,3 +360,40 @@ def test_a_picture_with_alpha_converted_ahead_keeps_its_pixels() -> None:
     assert (back[:4, :4, 3] == 0).all()
     grey = pil_to_pixmap_ready_qimage(Image.new("L", (8, 8), 77))
     assert qimage_to_pil(grey).getpixel((3, 3)) == (77, 77, 77)
+
+
+def test_scaling_runs_off_the_window_thread_and_never_overwrites_later_work(qtbot, window, picture, monkeypatch):  # noqa: ANN001
+    """Scale image resizes in a worker thread; if the person changes the picture or mask meanwhile, that work is
+    kept and the scale is dropped with a sentence."""
+    import threading
+
+    from studio.ui import document_actions
+
+    doc = window.document
+    threads: list[str] = []
+    release = threading.Event()
+    resize = document_actions.scaled
+
+    def scaled(*args):  # noqa: ANN002, ANN202
+        threads.append(threading.current_thread().name)
+        release.wait(10)
+        return resize(*args)
+
+    monkeypatch.setattr(document_actions, "scaled", scaled)
+    window.actions_.scale_image(SIZE * 2, SIZE)
+    qtbot.waitUntil(lambda: bool(threads), timeout=5000)
+    window.actions_.invert()  # the person goes on working while it scales
+    inverted = doc.mask.copy()
+    release.set()
+    qtbot.waitUntil(lambda: "not scaled" in window.status.message_label.text(), timeout=5000)
+    assert doc.size == (SIZE, SIZE) and np.array_equal(doc.mask, inverted)
+    assert threading.main_thread().name not in threads
+
+    window.actions_.scale_image(SIZE * 2, SIZE)
+    qtbot.waitUntil(lambda: doc.size == (SIZE * 2, SIZE), timeout=5000)
+    assert window.status.message_label.text() == f"Scaled to {SIZE * 2}×{SIZE}."
+    assert doc.mask.shape == (SIZE, SIZE * 2) and doc.mask.min() == 255  # the inverted mask, scaled
+    shown = window.canvas._image_item.pixmap()
+    assert (shown.width(), shown.height()) == (SIZE * 2, SIZE)
+    window.actions_.undo.trigger()
+    assert doc.size == (SIZE, SIZE)
