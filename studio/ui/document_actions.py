@@ -255,7 +255,7 @@ class DocumentActions(QObject):
             self.scale_image(*dialog.new_size())
 
     def scale_image(self, width: int, height: int) -> asyncio.Task | None:
-        """Scale in a worker thread: on this thread, 2048x2048 to 4096x4096 held the window 0.7 s."""
+        """Scale in a worker thread: on this thread, 2048x2048 to 4096x4096 held the window 0.42-0.47 s."""
         doc = self.document
         if doc.image is None or (width, height) == doc.size or self._busy_refusal():
             return None
