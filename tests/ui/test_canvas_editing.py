@@ -274,18 +274,20 @@ def test_dragging_a_frame_past_the_edges_extends_the_canvas(qtbot, window, pictu
     assert window.document.size == (SIZE, SIZE)
 
 
-def test_the_canvas_shows_a_changed_region_and_its_undo_exactly(qtbot, window, picture):  # noqa: ANN001
+def _shown(canvas) -> np.ndarray:  # noqa: ANN001
+    """The canvas's picture as it is drawn."""
     from studio.ui.qt_images import qimage_to_pil
 
-    def shown() -> np.ndarray:
-        return np.asarray(qimage_to_pil(window.canvas._image_item.pixmap().toImage()).convert("RGB"))
+    return np.asarray(qimage_to_pil(canvas._image_item.pixmap().toImage()).convert("RGB"))
 
+
+def test_the_canvas_shows_a_changed_region_and_its_undo_exactly(qtbot, window, picture):  # noqa: ANN001
     changed = np.asarray(picture).copy()
     changed[10:20, 30:50] = 7
     window.document.set_image(Image.fromarray(changed), "Generated")
-    np.testing.assert_array_equal(shown(), changed)
+    np.testing.assert_array_equal(_shown(window.canvas), changed)
     window.actions_.undo.trigger()
-    np.testing.assert_array_equal(shown(), np.asarray(picture))
+    np.testing.assert_array_equal(_shown(window.canvas), np.asarray(picture))
 
 
 @pytest.mark.parametrize(("latent", "output", "shown"), [(64, 512, 256), (128, 1024, 256), (96, 768, 192),
@@ -304,12 +306,6 @@ def test_previews_are_enlarged_to_about_256_px_and_scaled_over_the_results_area(
     item = canvas._preview_item
     assert canvas.has_preview() and item.pixmap().width() == shown
     assert item.mapRectToScene(item.boundingRect()).width() == pytest.approx(output)
-
-
-def _shown(canvas) -> np.ndarray:  # noqa: ANN001
-    from studio.ui.qt_images import qimage_to_pil
-
-    return np.asarray(qimage_to_pil(canvas._image_item.pixmap().toImage()).convert("RGB"))
 
 
 def test_a_picture_converted_ahead_is_shown_without_converting_it_again(qtbot, monkeypatch):  # noqa: ANN001
