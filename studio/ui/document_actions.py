@@ -235,12 +235,22 @@ class DocumentActions(QObject):
         if dialog.exec() == QDialog.DialogCode.Accepted:
             self.extend_canvas(*dialog.amounts(), fill=dialog.fill_check.isChecked())
 
-    def extend_canvas(self, left: int, top: int, right: int, bottom: int, fill: bool) -> None:
+    def extend_canvas(self, left: int, top: int, right: int, bottom: int, fill: bool) -> asyncio.Task | None:
+        """Extend in a worker thread, then fill the new area by inpainting if asked (the frame tool does):
+        on this thread, extending a 4096x4096 picture held the window 1.1-1.4 s."""
         doc = self.document
         if doc.image is None or not any((left, top, right, bottom)) or self._busy_refusal():
+            return None
+        return self.run(self._extend_canvas(doc.revision, doc.image, doc.mask.copy(), (left, top, right, bottom),
+                                            fill))
+
+    async def _extend_canvas(self, revision: int, image: Image.Image, mask: np.ndarray,
+                             amounts: tuple[int, int, int, int], fill: bool) -> None:
+        image, mask = await asyncio.to_thread(extend_canvas, image, mask, *amounts)
+        if not await self._still_current(revision, image, "extended", "extend"):
             return
-        image, mask = extend_canvas(doc.image, doc.mask, left, top, right, bottom)
-        doc.replace_all(f"Extend canvas to {image.width}×{image.height}", image, mask, doc.recipe)
+        self.document.replace_all(f"Extend canvas to {image.width}×{image.height}", image, mask,
+                                  self.document.recipe)
         self.window.canvas.set_mask_visible(True)
         self.window.mask_toolbar.show_mask_action.setChecked(True)
         if fill:
@@ -264,14 +274,19 @@ class DocumentActions(QObject):
 
     async def _scale_image(self, revision: int, image: Image.Image, mask: np.ndarray, width: int, height: int) -> None:
         image, mask = await asyncio.to_thread(scaled, image, mask, width, height)
+        if await self._still_current(revision, image, "scaled", "scale"):
+            self.document.replace_all(f"Scale to {width}×{height}", image, mask, self.document.recipe)
+            self.window.status.set_message(f"Scaled to {width}×{height}.")
+
+    async def _still_current(self, revision: int, image: Image.Image, done: str, verb: str) -> bool:
+        """Convert a whole-canvas change's new picture for display, then check the person did not change the
+        document meanwhile: if they did, their work is kept and the change is dropped with a sentence."""
         await self.window.canvas.convert_ahead(image)
-        doc = self.document
-        if doc.revision != revision or self._busy_refusal():  # the person went on working meanwhile
-            self.window.status.set_message("The picture or mask changed while it was being scaled, so it was not "
-                                           "scaled; scale it again.", error=True)
-            return
-        doc.replace_all(f"Scale to {width}×{height}", image, mask, doc.recipe)
-        self.window.status.set_message(f"Scaled to {width}×{height}.")
+        if self.document.revision == revision and not self._busy_refusal():
+            return True
+        self.window.status.set_message(f"The picture or mask changed while it was being {done}, so it was not "
+                                       f"{done}; {verb} it again.", error=True)
+        return False
 
     def open_folder(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """The mask drawn over the picture as a tinted, translucent layer, updated region by region.
 
-The overlay is a premultiplied BGRA numpy buffer that a QImage wraps without copying, so a
-brush stroke recolours only its box and the view repaints only that box.
+The overlay is a premultiplied ARGB32 QImage that numpy edits in place through a view of its pixels,
+so a brush stroke recolours only its box and the view repaints only that box.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
-from studio.core.mask import Box
+from studio.core.mask import Box, bounding_box
 
 DEFAULT_COLOR = "#ff3b6b"
 DEFAULT_OPACITY = 0.5
@@ -24,7 +24,8 @@ class MaskOverlayItem(QGraphicsItem):
         self.setZValue(2)
         self._color = QColor(DEFAULT_COLOR)
         self._opacity = DEFAULT_OPACITY
-        self._buffer = np.zeros((0, 0, 4), dtype=np.uint8)
+        self._tints = self._tint_table()
+        self._pixels = np.zeros((0, 0), dtype=np.uint32)
         self._image = QImage()
         self._mask: np.ndarray | None = None
 
@@ -40,6 +41,7 @@ class MaskOverlayItem(QGraphicsItem):
     def set_style(self, color: QColor | str, opacity: float) -> None:
         self._color = QColor(color)
         self._opacity = min(1.0, max(0.05, opacity))
+        self._tints = self._tint_table()
         if self._mask is not None and not self._image.isNull():
             self._fill((0, 0, self._mask.shape[1], self._mask.shape[0]))
             self.update()
@@ -51,9 +53,11 @@ class MaskOverlayItem(QGraphicsItem):
         self._mask = mask
         # The tinted layer is made when a masked pixel first needs it: a new picture's mask is empty, and
         # allocating and clearing a 1024x1024 layer for it cost the window's thread ~2 ms per new size.
-        self._image, self._buffer = QImage(), np.zeros((0, 0, 4), dtype=np.uint8)
-        if mask.any() and self._make_layer():
-            self._fill((0, 0, mask.shape[1], mask.shape[0]))
+        # Only the mask's box is tinted: an extended canvas's mask is often one strip.
+        self._image, self._pixels = QImage(), np.zeros((0, 0), dtype=np.uint32)
+        box = bounding_box(mask)
+        if box is not None and self._make_layer():
+            self._fill(box)
         self.update()
 
     def update_region(self, box: Box) -> None:
@@ -74,19 +78,21 @@ class MaskOverlayItem(QGraphicsItem):
         # (the other way round, Qt could outlive a numpy buffer that Python had freed).
         self._image = QImage(width, height, QImage.Format.Format_ARGB32_Premultiplied)
         self._image.fill(0)
-        stride = self._image.bytesPerLine()
-        raw = np.frombuffer(self._image.bits(), dtype=np.uint8, count=stride * height)
-        self._buffer = raw.reshape(height, stride)[:, :width * 4].reshape(height, width, 4)
+        stride = self._image.bytesPerLine() // 4  # ARGB32 rows are whole 32-bit pixels
+        raw = np.frombuffer(self._image.bits(), dtype=np.uint32, count=stride * height)
+        self._pixels = raw.reshape(height, stride)[:, :width]
         return True
 
+    def _tint_table(self) -> np.ndarray:
+        """The premultiplied 0xAARRGGBB pixel for each of the 256 mask values."""
+        alpha = np.arange(256, dtype=np.uint32) * int(self._opacity * 255 + 0.5) // 255
+        red, green, blue = (alpha * value // 255 for value in self._color.getRgb()[:3])
+        return (alpha << 24) | (red << 16) | (green << 8) | blue
+
     def _fill(self, box: Box) -> None:
+        # One table lookup per pixel: tinting a whole 4096x4096 mask took 150 ms channel by channel, 75 ms so.
         x0, y0, x1, y1 = box
-        alpha = self._mask[y0:y1, x0:x1].astype(np.uint16) * int(self._opacity * 255 + 0.5) // 255
-        region = self._buffer[y0:y1, x0:x1]
-        # Little-endian ARGB32 is B, G, R, A in memory; premultiplied by alpha.
-        for channel, value in enumerate((self._color.blue(), self._color.green(), self._color.red())):
-            region[..., channel] = alpha * value // 255
-        region[..., 3] = alpha
+        self._pixels[y0:y1, x0:x1] = self._tints[self._mask[y0:y1, x0:x1]]
 
     # -- QGraphicsItem -------------------------------------------------------------------------
     def boundingRect(self) -> QRectF:  # noqa: N802
