@@ -8,6 +8,7 @@ the stroke's box in memory, not the whole mask.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,6 +65,7 @@ class Document:
         self._stroke_box: Box | None = None
         self._stroke_label = ""
         self.revision = 0  # bumps on every change: autosave compares it
+        self._held_changes: list[DocumentChange] | None = None  # while go_to walks the history
 
     # -- observing -------------------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -73,6 +75,9 @@ class Document:
         self._listeners.append(ref)
 
     def _notify(self, change: DocumentChange) -> None:
+        if self._held_changes is not None:
+            self._held_changes.append(change)
+            return
         self.revision += 1
         for ref in list(self._listeners):
             listener = ref()
@@ -130,12 +135,22 @@ class Document:
         return True
 
     def go_to(self, position: int) -> None:
-        """Undo or redo until ``position`` steps are done (a click in the history list)."""
+        """Undo or redo until ``position`` steps are done (a click in the history list).
+
+        Listeners hear of it once for the picture and once for the mask, each change covering every step's:
+        a view redraws each once however far back the person goes."""
         position = max(0, min(position, len(self._steps)))
-        while self._position > position:
-            self.undo()
-        while self._position < position:
-            self.redo()
+        held: list[DocumentChange] = []
+        self._held_changes = held
+        try:
+            while self._position > position:
+                self.undo()
+            while self._position < position:
+                self.redo()
+        finally:
+            self._held_changes = None
+        for change in _merged(held):
+            self._notify(change)
 
     def _push(self, step: _Step) -> None:
         del self._steps[self._position:]
@@ -249,6 +264,18 @@ class Document:
         self._push(_Step(self._stroke_label, box, mask_before=before[y0:y1, x0:x1].copy(),
                          mask_after=self.mask[y0:y1, x0:x1].copy()))
         self._notify(DocumentChange(None, False, False))  # pixels were shown already; the history grew
+
+
+def _merged(changes: list[DocumentChange]) -> list[DocumentChange]:
+    """The fewest changes that redraw everything the given ones did: the whole document if any step was whole,
+    else one box around every picture change and one around every mask change (a mask inverted on a big canvas
+    must not make the canvas convert the whole picture again)."""
+    if any(c.box is None for c in changes):
+        return [DocumentChange(None, True, True, size=True)]
+    image_box = functools.reduce(union_box, (c.box for c in changes if c.image), None)
+    mask_box = functools.reduce(union_box, (c.box for c in changes if c.mask), None)
+    return ([DocumentChange(image_box, True, False)] if image_box else []) + \
+        ([DocumentChange(mask_box, False, True)] if mask_box else [])
 
 
 def _region(image: Image.Image, box: Box) -> Image.Image:

@@ -87,3 +87,39 @@ def test_a_new_1024_picture_is_recorded_in_a_few_milliseconds_on_the_windows_thr
         document.set_image(picture, "Generated")
         took.append((time.perf_counter() - started) * 1000)
     assert statistics.median(took) < 10, took
+
+
+def test_a_jump_through_the_history_tells_of_the_picture_and_the_mask_once_each() -> None:
+    """A click in the history list walks many steps; the canvas must redraw once, over everything they touched,
+    and the picture only where the picture changed."""
+    from studio.core.mask import fill_rect
+
+    rng = np.random.default_rng(5)
+    pictures = [rng.integers(0, 256, (40, 60, 3), dtype=np.uint8) for _ in range(2)]
+    document = Document()
+    document.set_image(Image.fromarray(pictures[0]), "Open")
+    region = pictures[0].copy()
+    region[5:10, 20:30] = 0
+    document.set_image(Image.fromarray(region), "Generated")  # box (20, 5, 30, 10)
+    document.edit_mask("Brush", lambda mask: fill_rect(mask, (40, 30, 50, 35)))
+    document.edit_mask("Brush", lambda mask: fill_rect(mask, (2, 2, 4, 4)))
+    latest = (document.image.tobytes(), document.mask.copy())
+    seen = changes_of(document)
+    revision = document.revision
+    both = [DocumentChange((20, 5, 30, 10), True, False), DocumentChange((2, 2, 50, 35), False, True)]
+    document.go_to(1)
+    assert seen == both and document.revision > revision
+    assert document.image.tobytes() == pictures[0].tobytes() and not document.mask.any()
+    document.go_to(4)
+    assert seen[2:] == both
+    assert document.image.tobytes() == latest[0] and np.array_equal(document.mask, latest[1])
+    document.go_to(4)  # where it is already: nothing to redraw
+    document.go_to(2)  # back over mask steps only
+    assert seen[4:] == [DocumentChange((2, 2, 50, 35), False, True)]
+
+    document.replace_all("Extend", Image.fromarray(pictures[1]), np.zeros((40, 60), np.uint8))
+    document.edit_mask("Brush", lambda mask: fill_rect(mask, (0, 0, 8, 8)))
+    document.go_to(1)  # back over a whole-document step: everything, size included
+    assert seen[-1] == DocumentChange(None, True, True, size=True) and len(seen) == 8
+    document.redo()  # single steps still tell of themselves at once
+    assert seen[-1] == DocumentChange((20, 5, 30, 10), True, False)
