@@ -1,13 +1,15 @@
 """The mask drawn over the picture as a tinted, translucent layer, updated region by region.
 
 The overlay is a premultiplied ARGB32 QImage that numpy edits in place through a view of its pixels,
-so a brush stroke recolours only its box and the view repaints only that box.
+so a brush stroke recolours only its box and the view repaints only that box. A new mask's layer
+covers only the mask's box (an extended canvas's mask is one strip); the first edit outside it
+widens the layer to the whole picture.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QPoint, QRect, QRectF
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
@@ -25,9 +27,8 @@ class MaskOverlayItem(QGraphicsItem):
         self._color = QColor(DEFAULT_COLOR)
         self._opacity = DEFAULT_OPACITY
         self._tints = self._tint_table()
-        self._pixels = np.zeros((0, 0), dtype=np.uint32)
-        self._image = QImage()
         self._mask: np.ndarray | None = None
+        self._clear_layer()
 
     # -- style ---------------------------------------------------------------------------------
     @property
@@ -42,8 +43,8 @@ class MaskOverlayItem(QGraphicsItem):
         self._color = QColor(color)
         self._opacity = min(1.0, max(0.05, opacity))
         self._tints = self._tint_table()
-        if self._mask is not None and not self._image.isNull():
-            self._fill((0, 0, self._mask.shape[1], self._mask.shape[0]))
+        if not self._image.isNull():
+            self._fill(self._layer_box)
             self.update()
 
     # -- content -------------------------------------------------------------------------------
@@ -52,36 +53,53 @@ class MaskOverlayItem(QGraphicsItem):
         self.prepareGeometryChange()
         self._mask = mask
         # The tinted layer is made when a masked pixel first needs it: a new picture's mask is empty, and
-        # allocating and clearing a 1024x1024 layer for it cost the window's thread ~2 ms per new size.
-        # Only the mask's box is tinted: an extended canvas's mask is often one strip.
-        self._image, self._pixels = QImage(), np.zeros((0, 0), dtype=np.uint32)
+        # allocating and clearing a 1024x1024 layer for it cost the window's thread ~2 ms per new size
+        # (a 4096x4096 one 30-70 ms, which is why a mask with pixels gets a layer over its box alone).
+        self._clear_layer()
         box = bounding_box(mask)
-        if box is not None and self._make_layer():
+        if box is not None:
+            self._make_layer(box)
             self._fill(box)
         self.update()
 
     def update_region(self, box: Box) -> None:
-        if self._mask is None or not self._make_layer():
+        if self._mask is None or not self._cover(box):
             return
         self._fill(box)
         x0, y0, x1, y1 = box
         self.update(QRectF(x0, y0, x1 - x0, y1 - y0))
 
-    def _make_layer(self) -> bool:
-        """The tinted layer for the current mask, made (transparent) if it is not yet; False for no pixels."""
-        if not self._image.isNull():
+    def _clear_layer(self) -> None:
+        self._image = QImage()
+        self._pixels = np.zeros((0, 0), dtype=np.uint32)
+        self._layer_box: Box = (0, 0, 0, 0)  # the part of the mask the layer covers
+
+    def _cover(self, box: Box) -> bool:
+        """Make sure the layer covers box, widening it to the whole mask if not; False for a mask of no pixels."""
+        lx0, ly0, lx1, ly1 = self._layer_box
+        x0, y0, x1, y1 = box
+        if not self._image.isNull() and lx0 <= x0 and ly0 <= y0 and x1 <= lx1 and y1 <= ly1:
             return True
-        height, width = self._mask.shape if self._mask is not None else (0, 0)
+        height, width = self._mask.shape
         if not (width and height):
             return False
+        covered = self._layer_box if not self._image.isNull() else None
+        self._make_layer((0, 0, width, height))
+        if covered is not None:
+            self._fill(covered)  # the mask holds the truth: tint again what the narrower layer showed
+        return True
+
+    def _make_layer(self, box: Box) -> None:
+        """A transparent layer over box of the mask."""
+        x0, y0, x1, y1 = box
         # Qt owns the pixels; numpy edits them in place through a view of the QImage's own buffer
         # (the other way round, Qt could outlive a numpy buffer that Python had freed).
-        self._image = QImage(width, height, QImage.Format.Format_ARGB32_Premultiplied)
+        self._image = QImage(x1 - x0, y1 - y0, QImage.Format.Format_ARGB32_Premultiplied)
         self._image.fill(0)
         stride = self._image.bytesPerLine() // 4  # ARGB32 rows are whole 32-bit pixels
-        raw = np.frombuffer(self._image.bits(), dtype=np.uint32, count=stride * height)
-        self._pixels = raw.reshape(height, stride)[:, :width]
-        return True
+        raw = np.frombuffer(self._image.bits(), dtype=np.uint32, count=stride * (y1 - y0))
+        self._pixels = raw.reshape(y1 - y0, stride)[:, :x1 - x0]
+        self._layer_box = box
 
     def _tint_table(self) -> np.ndarray:
         """The premultiplied 0xAARRGGBB pixel for each of the 256 mask values."""
@@ -92,7 +110,8 @@ class MaskOverlayItem(QGraphicsItem):
     def _fill(self, box: Box) -> None:
         # One table lookup per pixel: tinting a whole 4096x4096 mask took 150 ms channel by channel, 75 ms so.
         x0, y0, x1, y1 = box
-        self._pixels[y0:y1, x0:x1] = self._tints[self._mask[y0:y1, x0:x1]]
+        lx0, ly0 = self._layer_box[:2]
+        self._pixels[y0 - ly0:y1 - ly0, x0 - lx0:x1 - lx0] = self._tints[self._mask[y0:y1, x0:x1]]
 
     # -- QGraphicsItem -------------------------------------------------------------------------
     def boundingRect(self) -> QRectF:  # noqa: N802
@@ -102,7 +121,7 @@ class MaskOverlayItem(QGraphicsItem):
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         if self._image.isNull():
             return
-        exposed = option.exposedRect.intersected(self.boundingRect()).toAlignedRect()
-        if exposed.isEmpty():
-            return
-        painter.drawImage(exposed, self._image, exposed)
+        x0, y0, x1, y1 = self._layer_box
+        exposed = option.exposedRect.toAlignedRect().intersected(QRect(x0, y0, x1 - x0, y1 - y0))
+        if not exposed.isEmpty():
+            painter.drawImage(exposed, self._image, exposed.translated(-QPoint(x0, y0)))
