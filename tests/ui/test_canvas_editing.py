@@ -197,20 +197,32 @@ def test_drop_and_paste_open_pictures_and_bad_files_leave_the_document(qtbot, wi
 
     QGuiApplication.clipboard().setImage(pil_to_qimage(Image.new("RGB", (48, 40), (250, 0, 0))))
     window.actions_.paste.trigger()
-    assert window.document.image.size == (48, 40)
+    qtbot.waitUntil(lambda: window.document.image.size == (48, 40), timeout=5000)
     assert window.document.image.getpixel((5, 5)) == (250, 0, 0)
+    assert on_this_thread == [False]  # a pasted picture, too, is converted in worker threads
     window.actions_.undo.trigger()
     assert window.document.image.size == (96, 64)
 
 
 def test_copy_picture_and_masked_area(qtbot, window, picture):  # noqa: ANN001
+    """Both are made in a worker thread and handed to the clipboard on the window's."""
+    from studio.ui.qt_images import qimage_to_pil
+
+    clipboard = QGuiApplication.clipboard()
+    clipboard.clear()
     window.actions_.copy.trigger()
-    assert QGuiApplication.clipboard().image().size().toTuple() == (SIZE, SIZE)
+    qtbot.waitUntil(lambda: not clipboard.image().isNull(), timeout=5000)
+    assert np.array_equal(np.asarray(qimage_to_pil(clipboard.image())), np.asarray(picture))
+    assert window.status.message_label.text() == "Copied the picture."
     window.document.edit_mask("box", lambda m: (m.__setitem__((slice(10, 30), slice(20, 60)), 255), (20, 10, 60, 30))[1])
+    window.document.edit_mask("soft", lambda m: (m.__setitem__((slice(12, 14), slice(20, 22)), 100), (20, 12, 22, 14))[1])
     window.actions_.copy_masked.trigger()
-    copied = QGuiApplication.clipboard().image()
-    assert copied.size().toTuple() == (40, 20)
-    assert copied.hasAlphaChannel()
+    qtbot.waitUntil(lambda: clipboard.image().size().toTuple() == (40, 20), timeout=5000)
+    copied = np.asarray(qimage_to_pil(clipboard.image()))
+    assert copied.shape == (20, 40, 4)
+    np.testing.assert_array_equal(copied[..., :3], np.asarray(picture)[10:30, 20:60])
+    assert (copied[2:4, :2, 3] == 100).all() and copied[5:, 5:, 3].min() == 255
+    assert window.status.message_label.text() == "Copied the masked area (40×20)."
 
 
 def test_mask_files_round_trip(qtbot, window, picture, tmp_path):  # noqa: ANN001
