@@ -303,6 +303,21 @@ def test_the_canvas_shows_a_changed_region_and_its_undo_exactly(qtbot, window, p
     np.testing.assert_array_equal(_shown(window.canvas), np.asarray(picture))
 
 
+def test_a_changed_region_is_painted_into_the_shown_pixmap_without_copying_all_of_it(qtbot, window, picture):  # noqa: ANN001
+    """Painting into a pixmap the item still shared copied the whole picture first: 50-100 ms at 4096x4096."""
+
+    def pixels_address() -> int:
+        shown = window.canvas._image_item.pixmap().toImage()  # shares the pixmap's pixels while it lives
+        return np.frombuffer(shown.constBits(), dtype=np.uint8).ctypes.data
+
+    before = pixels_address()
+    changed = np.asarray(picture).copy()
+    changed[40:60, 70:90] = 3
+    window.document.set_image(Image.fromarray(changed), "Generated")
+    assert pixels_address() == before
+    np.testing.assert_array_equal(_shown(window.canvas), changed)
+
+
 @pytest.mark.parametrize(("latent", "output", "shown"), [(64, 512, 256), (128, 1024, 256), (96, 768, 192),
                                                           (512, 1024, 512)])
 def test_previews_are_enlarged_to_about_256_px_and_scaled_over_the_results_area(qtbot, latent, output, shown):
