@@ -245,26 +245,42 @@ def test_the_picked_model_is_loaded_before_the_first_job(qtbot, window, tiny_mod
 
 def test_results_are_converted_for_display_off_the_window_thread(qtbot, window, monkeypatch):  # noqa: ANN001
     """At 1024x1024 converting a result took the window's thread 3-8 ms; it is done in a worker thread now,
-    and the canvas only copies it in."""
+    and the canvas only copies it in. Where the result differs from the canvas picture is found there too."""
     import threading
 
+    from studio.core import document as document_module
     from studio.ui import canvas as canvas_module
+    from studio.ui import main_window as main_window_module
 
     threads: list[str] = []
-    convert = canvas_module.pil_to_pixmap_ready_qimage
+    compared: list[str] = []
+    convert, real_pixmap = canvas_module.pil_to_pixmap_ready_qimage, canvas_module.pil_to_qpixmap
+    compare = document_module.changed_box
 
     def converting(image):  # noqa: ANN001, ANN202
         threads.append(threading.current_thread().name)
         return convert(image)
 
     def on_this_thread(image):  # noqa: ANN001, ANN202
-        raise AssertionError("the canvas converted a result on the window's thread")
+        if image.size == (64, 64):  # a preview (8x8 here) is shown as it comes, on this thread
+            raise AssertionError("the canvas converted a result on the window's thread")
+        return real_pixmap(image)
+
+    def comparing(a, b):  # noqa: ANN001, ANN202
+        compared.append(threading.current_thread().name)
+        return compare(a, b)
 
     monkeypatch.setattr(canvas_module, "pil_to_pixmap_ready_qimage", converting)
     monkeypatch.setattr(canvas_module, "pil_to_qpixmap", on_this_thread)
+    monkeypatch.setattr(main_window_module, "changed_box", comparing)
+    monkeypatch.setattr(document_module, "changed_box", comparing)
     window.prompt_panel.batch_spin.setValue(2)
     window.generate()
     qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
     assert len(threads) == 2 and threading.main_thread().name not in threads
+    assert len(compared) == 1 and threading.main_thread().name not in compared  # the second against the first
+    first, second = (Image.open(p) for p in sorted(window.settings.outputs_dir.rglob("*.png"))[-2:])
+    differs = compare(first.convert("RGB"), second.convert("RGB"))
+    assert window.document.history_labels()[-1] == "Generated" and window.document._steps[-1].box == differs
     shown = window.canvas._image_item.pixmap().toImage()
     assert (shown.width(), shown.height()) == window.canvas.image().size == (64, 64)
