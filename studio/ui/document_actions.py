@@ -259,7 +259,7 @@ class DocumentActions(QObject):
     async def _extend_canvas(self, revision: int, image: Image.Image, mask: np.ndarray,
                              amounts: tuple[int, int, int, int], fill: bool) -> None:
         image, mask = await asyncio.to_thread(extend_canvas, image, mask, *amounts)
-        if not await self._still_current(revision, image, "extended", "extend"):
+        if not await self._still_current(revision, image, mask, "extended", "extend"):
             return
         self.document.replace_all(f"Extend canvas to {image.width}×{image.height}", image, mask,
                                   self.document.recipe)
@@ -286,14 +286,14 @@ class DocumentActions(QObject):
 
     async def _scale_image(self, revision: int, image: Image.Image, mask: np.ndarray, width: int, height: int) -> None:
         image, mask = await asyncio.to_thread(scaled, image, mask, width, height)
-        if await self._still_current(revision, image, "scaled", "scale"):
+        if await self._still_current(revision, image, mask, "scaled", "scale"):
             self.document.replace_all(f"Scale to {width}×{height}", image, mask, self.document.recipe)
             self.window.status.set_message(f"Scaled to {width}×{height}.")
 
-    async def _still_current(self, revision: int, image: Image.Image, done: str, verb: str) -> bool:
-        """Convert a whole-canvas change's new picture for display, then check the person did not change the
-        document meanwhile: if they did, their work is kept and the change is dropped with a sentence."""
-        await self.window.canvas.convert_ahead(image)
+    async def _still_current(self, revision: int, image: Image.Image, mask: np.ndarray, done: str, verb: str) -> bool:
+        """Convert a whole-canvas change's new picture and mask for display, then check the person did not change
+        the document meanwhile: if they did, their work is kept and the change is dropped with a sentence."""
+        await self.window.canvas.convert_ahead(image, mask)
         if self.document.revision == revision and not self._busy_refusal():
             return True
         self.window.status.set_message(f"The picture or mask changed while it was being {done}, so it was not "

@@ -3,10 +3,15 @@
 The overlay is a premultiplied ARGB32 QImage that numpy edits in place through a view of its pixels,
 so a brush stroke recolours only its box and the view repaints only that box. A new mask's layer
 covers only the mask's box (an extended canvas's mask is one strip); the first edit outside it
-widens the layer to the whole picture.
+widens the layer to the whole picture. Tinting a whole 4096x4096 mask takes 100-130 ms, so a
+layer can be made ahead in a worker thread (``tinted_layer``, for a mask about to come), and the
+layer of the mask shown before a new one is kept: undoing or redoing a whole-canvas change
+swaps it back.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from PySide6.QtCore import QPoint, QRect, QRectF
@@ -19,6 +24,50 @@ DEFAULT_COLOR = "#ff3b6b"
 DEFAULT_OPACITY = 0.5
 
 
+class TintedLayer(NamedTuple):
+    """A mask (as it was: never edited after) and its tinted layer over its box, in the given tints."""
+
+    mask: np.ndarray
+    image: QImage
+    box: Box
+    tints: np.ndarray
+
+
+def tinted_layer(mask: np.ndarray, tints: np.ndarray, box: Box | None = None) -> TintedLayer | None:
+    """The layer over the mask's box (given, or found) for a mask with pixels; None for an empty one. Safe off
+    the window's thread: QImage is reentrant."""
+    box = box or bounding_box(mask)
+    if box is None:
+        return None
+    image = _new_layer(box, clear=False)
+    x0, y0, x1, y1 = box
+    _tint(_pixels_of(image), mask[y0:y1, x0:x1], tints)
+    return TintedLayer(mask, image, box, tints)
+
+
+def _new_layer(box: Box, clear: bool) -> QImage:
+    x0, y0, x1, y1 = box
+    image = QImage(x1 - x0, y1 - y0, QImage.Format.Format_ARGB32_Premultiplied)
+    if clear:
+        image.fill(0)
+    return image
+
+
+def _pixels_of(image: QImage) -> np.ndarray:
+    """A numpy view of the layer's own pixels. Qt owns them (the other way round, Qt could outlive a numpy
+    buffer that Python had freed)."""
+    stride = image.bytesPerLine() // 4  # ARGB32 rows are whole 32-bit pixels
+    raw = np.frombuffer(image.bits(), dtype=np.uint32, count=stride * image.height())
+    return raw.reshape(image.height(), stride)[:, :image.width()]
+
+
+def _tint(pixels: np.ndarray, mask: np.ndarray, tints: np.ndarray) -> None:
+    # One table lookup per pixel (channel by channel took twice as long); a box of one value (a cleared mask,
+    # an inverted empty one) is one colour, about 10 ms at 4096x4096.
+    low = mask.min(initial=255)
+    pixels[...] = tints[low] if low == mask.max(initial=0) else tints[mask]
+
+
 class MaskOverlayItem(QGraphicsItem):
     def __init__(self) -> None:
         super().__init__()
@@ -26,8 +75,9 @@ class MaskOverlayItem(QGraphicsItem):
         self.setZValue(2)
         self._color = QColor(DEFAULT_COLOR)
         self._opacity = DEFAULT_OPACITY
-        self._tints = self._tint_table()
+        self.tints = self._tint_table()
         self._mask: np.ndarray | None = None
+        self._kept: list[TintedLayer] = []  # made ahead, and the one shown before the current mask
         self._clear_layer()
 
     # -- style ---------------------------------------------------------------------------------
@@ -42,24 +92,41 @@ class MaskOverlayItem(QGraphicsItem):
     def set_style(self, color: QColor | str, opacity: float) -> None:
         self._color = QColor(color)
         self._opacity = min(1.0, max(0.05, opacity))
-        self._tints = self._tint_table()
+        self.tints = self._tint_table()
         if not self._image.isNull():
             self._fill(self._layer_box)
             self.update()
 
+    def _tint_table(self) -> np.ndarray:
+        """The premultiplied 0xAARRGGBB pixel for each of the 256 mask values."""
+        alpha = np.arange(256, dtype=np.uint32) * int(self._opacity * 255 + 0.5) // 255
+        red, green, blue = (alpha * value // 255 for value in self._color.getRgb()[:3])
+        return (alpha << 24) | (red << 16) | (green << 8) | blue
+
     # -- content -------------------------------------------------------------------------------
+    def keep(self, layer: TintedLayer | None) -> None:
+        """Hold a layer made ahead (tinted_layer) for a mask that set_mask is about to be given."""
+        if layer is not None:
+            self._kept = [layer, *self._kept[-1:]]
+
     def set_mask(self, mask: np.ndarray) -> None:
         """Show a (new) mask; the item keeps a reference and reads it on update_region."""
         self.prepareGeometryChange()
+        outgoing = None
+        if self._mask is not None and not self._image.isNull() and self._mask is not mask:
+            outgoing = TintedLayer(self._mask, self._image, self._layer_box, self.tints)
         self._mask = mask
-        # The tinted layer is made when a masked pixel first needs it: a new picture's mask is empty, and
-        # allocating and clearing a 1024x1024 layer for it cost the window's thread ~2 ms per new size
-        # (a 4096x4096 one 30-70 ms, which is why a mask with pixels gets a layer over its box alone).
         self._clear_layer()
+        # The tinted layer is made when a masked pixel first needs it: a new picture's mask is empty, and
+        # allocating and clearing a 1024x1024 layer for it cost the window's thread ~2 ms per new size.
         box = bounding_box(mask)
         if box is not None:
-            self._make_layer(box)
-            self._fill(box)
+            kept = next((k for k in self._kept if k.box == box and np.array_equal(k.tints, self.tints)
+                         and np.array_equal(k.mask, mask)), None)
+            layer = kept or tinted_layer(mask, self.tints, box)
+            self._image, self._layer_box = layer.image, layer.box
+            self._pixels = _pixels_of(self._image)
+        self._kept = [outgoing] if outgoing is not None else []
         self.update()
 
     def update_region(self, box: Box) -> None:
@@ -84,38 +151,16 @@ class MaskOverlayItem(QGraphicsItem):
         if not (width and height):
             return False
         covered = self._layer_box if not self._image.isNull() else None
-        self._make_layer((0, 0, width, height))
+        self._image, self._layer_box = _new_layer((0, 0, width, height), clear=True), (0, 0, width, height)
+        self._pixels = _pixels_of(self._image)
         if covered is not None:
             self._fill(covered)  # the mask holds the truth: tint again what the narrower layer showed
         return True
 
-    def _make_layer(self, box: Box) -> None:
-        """A transparent layer over box of the mask."""
-        x0, y0, x1, y1 = box
-        # Qt owns the pixels; numpy edits them in place through a view of the QImage's own buffer
-        # (the other way round, Qt could outlive a numpy buffer that Python had freed).
-        self._image = QImage(x1 - x0, y1 - y0, QImage.Format.Format_ARGB32_Premultiplied)
-        self._image.fill(0)
-        stride = self._image.bytesPerLine() // 4  # ARGB32 rows are whole 32-bit pixels
-        raw = np.frombuffer(self._image.bits(), dtype=np.uint32, count=stride * (y1 - y0))
-        self._pixels = raw.reshape(y1 - y0, stride)[:, :x1 - x0]
-        self._layer_box = box
-
-    def _tint_table(self) -> np.ndarray:
-        """The premultiplied 0xAARRGGBB pixel for each of the 256 mask values."""
-        alpha = np.arange(256, dtype=np.uint32) * int(self._opacity * 255 + 0.5) // 255
-        red, green, blue = (alpha * value // 255 for value in self._color.getRgb()[:3])
-        return (alpha << 24) | (red << 16) | (green << 8) | blue
-
     def _fill(self, box: Box) -> None:
-        # One table lookup per pixel: tinting a whole 4096x4096 mask took 150 ms channel by channel, 75-80 ms
-        # so; a box of one value (a cleared or inverted empty mask) is one colour, 10 ms.
         x0, y0, x1, y1 = box
         lx0, ly0 = self._layer_box[:2]
-        mask = self._mask[y0:y1, x0:x1]
-        low = mask.min(initial=255)
-        uniform = low == mask.max(initial=0)
-        self._pixels[y0 - ly0:y1 - ly0, x0 - lx0:x1 - lx0] = self._tints[low] if uniform else self._tints[mask]
+        _tint(self._pixels[y0 - ly0:y1 - ly0, x0 - lx0:x1 - lx0], self._mask[y0:y1, x0:x1], self.tints)
 
     # -- QGraphicsItem -------------------------------------------------------------------------
     def boundingRect(self) -> QRectF:  # noqa: N802
