@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "ui")]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from real_window import real_window  # noqa: E402
 
 
 def build_model(folder: Path) -> Path:
@@ -63,52 +63,13 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "studio-ui-probe")
     args = parser.parse_args()
-    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    os.environ["STUDIO_HOME"] = tempfile.mkdtemp(prefix="studio-ui-probe-")
     model = build_model(args.cache / "sd15-random")
-
-    from PySide6.QtWidgets import QApplication
-
-    import qasync
-
-    from studio.core.environment import GeneratorEnvironment
-    from studio.core.paths import studio_paths
-    from studio.core.settings import load_settings
-    from studio.plugin_host.registry import builtin_registry
-    from studio.services.history_store import HistoryStore
-    from studio.services.jobs import JobService
-    from studio.services.outputs import OutputStore
-    from studio.ui.main_window import MainWindow
-    from studio.ui.theme import apply_dark_theme
-
-    app = QApplication(sys.argv)
-    apply_dark_theme(app)
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
-    paths = studio_paths()
-    settings = load_settings(paths)
-    settings.extra_model_paths = [model]
-    settings.generation.model = str(model.resolve())
-    settings.generation.width = settings.generation.height = args.size
-    settings.generation.steps = args.steps
-    history = HistoryStore(paths.data_dir / "history.db")
-    service = JobService(builtin_registry(), GeneratorEnvironment(args.device, paths.data_dir, paths.cache_dir),
-                         OutputStore(settings.outputs_dir), history=history)
-    window = MainWindow(settings, service, paths.data_dir, history, paths.cache_dir)
-    window.resize(1400, 1000)
-    window.show()
-    window.prompt_panel.prompt_edit.setPlainText("a lighthouse at dusk, oil painting")
     started = time.perf_counter()
     print(f"{args.size}x{args.size}, {args.steps} steps, full-size SD 1.5 (random weights):", flush=True)
-    try:
-        with loop:
-            loop.run_until_complete(run_jobs(window, service, args.jobs))
-    finally:
-        window.close()
-        service.shutdown(timeout=10)
-        history.close()
-    print(f"device: {window.status.device_label.text()}; {time.perf_counter() - started:.1f} s in all")
+    with real_window(model, args.size, args.steps, args.device) as (window, service, run):
+        window.prompt_panel.prompt_edit.setPlainText("a lighthouse at dusk, oil painting")
+        run(run_jobs(window, service, args.jobs))
+        print(f"device: {window.status.device_label.text()}; {time.perf_counter() - started:.1f} s in all")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,87 @@
+"""Benchmark: what each whole-canvas edit costs the window's main thread on a big picture (4096x4096 by default).
+
+Studio's real main window (offscreen unless a display is set) runs each edit as a person would, from the menu
+action to the repainted canvas, with a 2 ms timer probe on the main thread; it prints the longest wall-clock gap
+between two ticks (what a person feels as a freeze), the p99 gap and the main thread's own longest CPU slice.
+No model is needed. Run: python tests/benchmarks/big_canvas_edits.py [--size 4096] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from real_window import real_window  # noqa: E402
+
+
+async def measure(label: str, edit: Callable[[], Any], done: Callable[[], bool]) -> None:
+    from test_ui_responsiveness import MainThreadProbe
+
+    probe = MainThreadProbe()
+    probe.start()
+    await asyncio.sleep(0.05)
+    edit()
+    while not done():
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.15)  # the repaints that follow
+    print(f"  {label:<36} {probe.stop()}", flush=True)
+
+
+async def edits(window: Any, size: int, rounds: int) -> None:
+    import numpy as np
+    from PIL import Image
+    from PySide6.QtGui import QGuiApplication
+
+    window.start()
+    document, actions = window.document, window.actions_
+    small = np.random.default_rng(0).integers(0, 256, (size // 16, size // 16, 3), dtype=np.uint8)
+    picture = Image.fromarray(small).resize((size, size), Image.Resampling.BILINEAR)
+    await window.canvas.convert_ahead(picture)
+    document.set_image(picture, "Open")
+    clipboard = QGuiApplication.clipboard()
+    wide, framed = (size + 64, size), (size + 256, size + 256)
+    for number in range(1, rounds + 1):
+        print(f"round {number}:")
+        await measure("Extend Canvas by 64 px on the right", lambda: actions.extend_canvas(0, 0, 64, 0, fill=False),
+                      lambda: document.size == wide)
+        await measure("Undo it", actions.undo.trigger, lambda: document.size == (size, size))
+        await measure("Redo it", actions.redo.trigger, lambda: document.size == wide)
+        await measure("Undo it again", actions.undo.trigger, lambda: document.size == (size, size))
+        await measure("Extend by 128 px on every side", lambda: actions.extend_canvas(128, 128, 128, 128, False),
+                      lambda: document.size == framed)
+        await measure("Undo it", actions.undo.trigger, lambda: document.size == (size, size))
+        await measure("Invert Mask (all of it)", actions.invert, lambda: True)
+        await measure("Shrink Mask 8 px", lambda: actions.grow(-8), lambda: True)
+        await measure("Clear Mask", actions.clear, lambda: True)
+        steps = document.history_position
+        await measure("History: 3 steps back", lambda: window.history_panel.position_requested.emit(steps - 3),
+                      lambda: document.history_position == steps - 3)
+        await measure("History: 3 steps forward", lambda: window.history_panel.position_requested.emit(steps),
+                      lambda: document.history_position == steps)
+        clipboard.clear()
+        await measure("Copy Picture", actions.copy_picture, lambda: not clipboard.image().isNull())
+        document.set_image(Image.new("RGB", (512, 512)), "A small picture")
+        await measure("Paste it back", actions.paste_from_clipboard, lambda: document.size == (size, size))
+        await measure("Scale Image to half", lambda: actions.scale_image(size // 2, size // 2),
+                      lambda: document.size == (size // 2, size // 2))
+        await measure("Undo it", actions.undo.trigger, lambda: document.size == (size, size))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=4096)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    print(f"{args.size}x{args.size} picture; longest gap, p99 gap and the main thread's longest own slice:")
+    with real_window() as (window, _service, run):
+        run(edits(window, args.size, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
