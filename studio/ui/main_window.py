@@ -75,7 +75,7 @@ class MainWindow(QMainWindow):
         self._painted = False
         self._requests: dict[int, GenerationRequest | PostProcessRequest] = {}
         self._pending_outputs: list[tuple[GeneratedImage, str]] = []  # results that landed mid-stroke
-        self._compared: tuple[Image.Image, Image.Image, Box | None] | None = None  # (canvas, result, changed box)
+        self._compared: tuple[Image.Image, Image.Image, Box | None] | None = None  # (picture, result, their diff)
         # Settings are written (with fsync) off the UI thread, once the person pauses.
         self._settings_timer = self._single_shot(1500, self._save_settings_in_background)
         # Mask state and history list are refreshed once per burst of document changes.
@@ -237,18 +237,18 @@ class MainWindow(QMainWindow):
                 log.exception("Handling %r failed", event)
 
     async def _take_in_ahead(self, result: Image.Image) -> None:
-        """Convert a result for display and find where it differs from the canvas picture in worker threads: at
-        1024x1024 the conversion took this thread 3-8 ms with the engine busy beside it, at 4096x4096 the two
-        together 130-190 ms."""
-        canvas = self.document.image
-        comparable = canvas is not None and (canvas.size, canvas.mode) == (result.size, result.mode)
-        compare = asyncio.to_thread(changed_box, canvas, result) if comparable else asyncio.sleep(0)
+        """Convert a result for display and find where it differs from the canvas picture, in worker threads: at
+        1024x1024 the conversion took this thread 3-8 ms with the engine busy beside it; at 4096x4096 the
+        comparison alone took it 20-40 ms."""
+        current = self.document.image
+        comparable = current is not None and (current.size, current.mode) == (result.size, result.mode)
+        compare = asyncio.to_thread(changed_box, current, result) if comparable else asyncio.sleep(0)
         try:
             box, _ = await asyncio.gather(compare, self.canvas.convert_ahead(result))
         except Exception:  # the document compares them itself then
             log.exception("Comparing a result with the canvas failed")
             return
-        self._compared = (canvas, result, box) if comparable else None
+        self._compared = (current, result, box) if comparable else None
 
     def event(self, event: QEvent) -> bool:
         if not self._painted and event.type() == QEvent.Type.Paint:
@@ -469,8 +469,9 @@ class MainWindow(QMainWindow):
         self.cancel_all_action.setEnabled(running or bool(self.queue_panel.job_ids("waiting")))
 
     def _show_result(self, output: GeneratedImage, label: str) -> None:
-        compared, self._compared = self._compared, None
-        known = (compared[0], compared[2]) if compared is not None and compared[1] is output.image else None
+        known, compared = None, self._compared
+        if compared is not None and compared[1] is output.image:
+            known, self._compared = (compared[0], compared[2]), None
         self.document.set_image(output.image, label, output.recipe, compared=known)
         if self.autosaver is not None:
             self.actions_.run(self.autosaver.save_now())  # every generation is on disk at once
