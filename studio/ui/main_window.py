@@ -241,14 +241,16 @@ class MainWindow(QMainWindow):
         1024x1024 the conversion took this thread 3-8 ms with the engine busy beside it; at 4096x4096 the
         comparison alone took it 20-40 ms."""
         current = self.document.image
-        comparable = current is not None and (current.size, current.mode) == (result.size, result.mode)
-        compare = asyncio.to_thread(changed_box, current, result) if comparable else asyncio.sleep(0)
+        if current is None or (current.size, current.mode) != (result.size, result.mode):
+            await self.canvas.convert_ahead(result)  # a new size: nothing to compare with
+            return
         try:
-            box, _ = await asyncio.gather(compare, self.canvas.convert_ahead(result))
+            box, _ = await asyncio.gather(asyncio.to_thread(changed_box, current, result),
+                                          self.canvas.convert_ahead(result))
         except Exception:  # the document compares them itself then
             log.exception("Comparing a result with the canvas failed")
             return
-        self._compared = (current, result, box) if comparable else None
+        self._compared = (current, result, box)
 
     def event(self, event: QEvent) -> bool:
         if not self._painted and event.type() == QEvent.Type.Paint:
