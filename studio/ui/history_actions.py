@@ -77,10 +77,12 @@ class HistoryActions(QObject):
                 picture = await asyncio.to_thread(open_image, entry.source_image_path)
                 mask = None
                 if entry.source_mask_path:
-                    mask = mask_from_image(await asyncio.to_thread(open_image, entry.source_mask_path), picture.size)
+                    mask = await asyncio.to_thread(lambda: mask_from_image(open_image(entry.source_mask_path),
+                                                                           picture.size))
             except StudioError as exc:
                 notes.append(f"Its source picture could not be restored: {exc}")
             else:
+                await self.window.canvas.convert_ahead(picture, mask)  # as an opened picture is
                 doc = self.window.document
                 if mask is not None:
                     doc.replace_all("Restore inpaint source", picture, mask)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -98,6 +99,36 @@ def test_load_parameters_fills_every_field(qtbot, window, filled):  # noqa: ANN0
     assert panel.seed_edit.text() == str(entry.seed)
     assert panel.scheduler_combo.currentText() == "DPM++ 2M Karras"
     assert panel.selected_model() == entry.model_path
+
+
+def test_loading_an_inpaint_puts_its_source_and_mask_back_without_converting_them_here(qtbot, window, tmp_path,
+                                                                                       monkeypatch):  # noqa: ANN001
+    """The source picture and its mask are read, converted for display and tinted in worker threads."""
+    from studio.ui import canvas as canvas_module
+    from studio.ui import mask_overlay
+
+    source = np.random.default_rng(2).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    mask = np.zeros((64, 96), dtype=np.uint8)
+    mask[10:40, 20:70] = 255
+    save_image(Image.fromarray(source), tmp_path / "source.png")
+    save_image(Image.fromarray(mask, "L"), tmp_path / "mask.png")
+    window.history.add(HistoryEntry(
+        prompt="an inpainted fox", seed=7, steps=5, cfg_scale=5.0, sampler="Euler", width=96, height=64,
+        strength=0.8, image_path=str(tmp_path / "source.png"), source_image_path=str(tmp_path / "source.png"),
+        source_mask_path=str(tmp_path / "mask.png"), params={"inpaint": {"padding": 16}}, elapsed=1.0))
+    here: list[str] = []
+    pixmap, tint = canvas_module.pil_to_qpixmap, mask_overlay._tint
+    monkeypatch.setattr(canvas_module, "pil_to_qpixmap", lambda image: here.append("picture") or pixmap(image))
+    monkeypatch.setattr(mask_overlay, "_tint", lambda *args: here.append(threading.current_thread().name)
+                        or tint(*args))
+    _reload(qtbot, window)
+    window.gallery.select_row(0)
+    window.gallery.load_button.click()
+    qtbot.waitUntil(lambda: window.document.history_labels()[-1:] == ["Restore inpaint source"], timeout=5000)
+    np.testing.assert_array_equal(np.asarray(window.document.image), source)
+    np.testing.assert_array_equal(window.document.mask, mask)
+    assert threading.main_thread().name not in here and "picture" not in here
+    qtbot.waitUntil(lambda: window.prompt_panel.inpaint_box.isVisibleTo(window), timeout=2000)  # inpainting again
 
 
 def test_use_as_input_and_run_again(qtbot, window, filled, monkeypatch):  # noqa: ANN001
