@@ -39,6 +39,7 @@ class DocumentActions(QObject):
         self.window = window
         self.document = window.document
         self._tasks: set[asyncio.Task] = set()
+        self._resizing = asyncio.Lock()  # one canvas size change at a time
         a = self._action
         self.open = a("&Open Image…", "open", QKeySequence.StandardKey.Open, self.open_image_dialog)
         self.save = a("&Save Canvas As…", "save", QKeySequence.StandardKey.Save, self.save_image_dialog,
@@ -250,17 +251,15 @@ class DocumentActions(QObject):
     def extend_canvas(self, left: int, top: int, right: int, bottom: int, fill: bool) -> asyncio.Task | None:
         """Extend in a worker thread, then fill the new area by inpainting if asked (the frame tool does):
         on this thread, extending a 4096x4096 picture held the window 1.1-1.4 s."""
-        doc = self.document
-        if doc.image is None or not any((left, top, right, bottom)) or self._busy_refusal():
+        if self.document.image is None or not any((left, top, right, bottom)) or self._busy_refusal():
             return None
-        return self.run(self._extend_canvas(doc.revision, doc.image, doc.mask.copy(), (left, top, right, bottom),
-                                            fill))
+        return self.run(self._extend_canvas((left, top, right, bottom), fill))
 
-    async def _extend_canvas(self, revision: int, image: Image.Image, mask: np.ndarray,
-                             amounts: tuple[int, int, int, int], fill: bool) -> None:
-        image, mask = await asyncio.to_thread(extend_canvas, image, mask, *amounts)
-        if not await self._still_current(revision, image, mask, "extended", "extend"):
+    async def _extend_canvas(self, amounts: tuple[int, int, int, int], fill: bool) -> None:
+        changed = await self._resized(lambda image, mask: extend_canvas(image, mask, *amounts), "extended", "extend")
+        if changed is None:
             return
+        image, mask = changed
         self.document.replace_all(f"Extend canvas to {image.width}×{image.height}", image, mask,
                                   self.document.recipe)
         self.window.canvas.set_mask_visible(True)
@@ -282,23 +281,33 @@ class DocumentActions(QObject):
         if doc.image is None or (width, height) == doc.size or self._busy_refusal():
             return None
         self.window.status.set_message(f"Scaling to {width}×{height}…")
-        return self.run(self._scale_image(doc.revision, doc.image, doc.mask.copy(), width, height))
+        return self.run(self._scale_image(width, height))
 
-    async def _scale_image(self, revision: int, image: Image.Image, mask: np.ndarray, width: int, height: int) -> None:
-        image, mask = await asyncio.to_thread(scaled, image, mask, width, height)
-        if await self._still_current(revision, image, mask, "scaled", "scale"):
-            self.document.replace_all(f"Scale to {width}×{height}", image, mask, self.document.recipe)
+    async def _scale_image(self, width: int, height: int) -> None:
+        changed = await self._resized(lambda image, mask: scaled(image, mask, width, height), "scaled", "scale")
+        if changed is not None:
+            self.document.replace_all(f"Scale to {width}×{height}", *changed, self.document.recipe)
             self.window.status.set_message(f"Scaled to {width}×{height}.")
 
-    async def _still_current(self, revision: int, image: Image.Image, mask: np.ndarray, done: str, verb: str) -> bool:
-        """Convert a whole-canvas change's new picture and mask for display, then check the person did not change
-        the document meanwhile: if they did, their work is kept and the change is dropped with a sentence."""
-        await self.window.canvas.convert_ahead(image, mask)
-        if self.document.revision == revision and not self._busy_refusal():
-            return True
+    async def _resized(self, work: Callable[[Image.Image, np.ndarray], tuple[Image.Image, np.ndarray]], done: str,
+                       verb: str) -> tuple[Image.Image, np.ndarray] | None:
+        """A new size's picture and mask, made in a worker thread and converted for display there, or None.
+
+        Size changes run one after another: a second frame dragged before the first is in extends its result.
+        If the person changes the picture or mask meanwhile, their work is kept and the change is dropped with
+        a sentence."""
+        async with self._resizing:
+            doc = self.document
+            if doc.image is None or self._busy_refusal():
+                return None
+            revision = doc.revision
+            image, mask = await asyncio.to_thread(work, doc.image, doc.mask.copy())
+            await self.window.canvas.convert_ahead(image, mask)
+            if self.document.revision == revision and not self._busy_refusal():
+                return image, mask
         self.window.status.set_message(f"The picture or mask changed while it was being {done}, so it was not "
                                        f"{done}; {verb} it again.", error=True)
-        return False
+        return None
 
     def open_folder(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -372,6 +372,20 @@ def test_a_picture_converted_ahead_is_shown_without_converting_it_again(qtbot, m
     assert converted == ["pil_to_qimage"]
 
 
+def test_a_second_size_change_waits_for_the_first_and_works_on_its_result(qtbot, window, picture):  # noqa: ANN001
+    """Two frames dragged in quick succession: the second extends what the first made, neither is dropped."""
+    doc = window.document
+    window.actions_.extend_canvas(0, 0, 64, 0, fill=False)
+    window.actions_.extend_canvas(0, 0, 0, 32, fill=False)
+    window.actions_.scale_image(SIZE, SIZE)  # asked while the picture is still SIZE x SIZE: a no-op then
+    qtbot.waitUntil(lambda: doc.size == (SIZE + 64, SIZE + 32), timeout=5000)
+    qtbot.wait(50)
+    assert doc.history_labels()[-2:] == [f"Extend canvas to {SIZE + 64}×{SIZE}",
+                                         f"Extend canvas to {SIZE + 64}×{SIZE + 32}"]
+    np.testing.assert_array_equal(np.asarray(doc.image)[:SIZE, :SIZE], np.asarray(picture))
+    assert "so it was not" not in window.status.message_label.text()
+
+
 def test_undo_and_redo_of_a_whole_canvas_change_swap_pictures_without_converting(qtbot, monkeypatch):  # noqa: ANN001
     """The picture shown before a whole-canvas change stays converted while the history holds it: at 4096x4096
     converting it again for an undo held the window 100-160 ms."""
