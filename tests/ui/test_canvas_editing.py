@@ -311,6 +311,8 @@ def test_a_changed_region_is_painted_into_the_shown_pixmap_without_copying_all_o
         return np.frombuffer(shown.constBits(), dtype=np.uint8).ctypes.data
 
     before = pixels_address()
+    if pixels_address() != before:
+        pytest.skip("this platform's pixmaps are not raster images the test can look into")
     changed = np.asarray(picture).copy()
     changed[40:60, 70:90] = 3
     window.document.set_image(Image.fromarray(changed), "Generated")
