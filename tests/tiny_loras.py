@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 RANK = 4
 
 
@@ -46,6 +47,35 @@ def save_lora(state: dict, path: Path) -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     StableDiffusionPipeline.save_lora_weights(path.parent, unet_lora_layers=state, weight_name=path.name)
+    return path
+
+
+def text_encoder_lora_state(model_dir: Path, seed: int = 1, scale: float = 0.5) -> dict:
+    """PEFT LoRA layers on the tiny text encoder's attention projections, with random B: they change the
+    prompt's embeddings."""
+    import torch
+    from peft import LoraConfig, inject_adapter_in_model
+    from peft.utils import get_peft_model_state_dict
+    from transformers import CLIPTextModel
+
+    encoder = CLIPTextModel.from_pretrained(model_dir / "text_encoder")
+    torch.manual_seed(seed)
+    # peft's own injection: transformers' add_adapter wants a newer peft than PyPI has here.
+    inject_adapter_in_model(LoraConfig(r=RANK, lora_alpha=RANK, target_modules=TEXT_TARGETS), encoder)
+    with torch.no_grad():
+        for name, parameter in encoder.named_parameters():
+            if "lora_B" in name:
+                parameter.copy_(torch.randn_like(parameter) * scale)
+    return {key: value.detach().clone() for key, value in get_peft_model_state_dict(encoder).items()}
+
+
+def save_lora_with_text_encoder(unet_state: dict, text_state: dict, path: Path) -> Path:
+    """One diffusers-format file with UNet and text-encoder layers (``text_encoder.…`` keys)."""
+    from diffusers import StableDiffusionPipeline
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    StableDiffusionPipeline.save_lora_weights(path.parent, unet_lora_layers=unet_state,
+                                              text_encoder_lora_layers=text_state, weight_name=path.name)
     return path
 
 

@@ -51,6 +51,7 @@ from studio.engine.memory import (
 )
 from studio.engine.model_keeping import in_precision, in_system_memory, model_files_key, worth_keeping
 from studio.engine.preview import LivePreviews, latents_to_preview
+from studio.engine.prompt_cache import prompts_cached
 from studio.engine.schedulers import make_scheduler
 from studio.engine.taesd import taesd_decoder
 from studio.engine.vae_override import VaeOverride, find_vae
@@ -276,8 +277,9 @@ class DiffusersGenerator:
         )
 
         # The fast path (CUDA graphs, fused attention) when the job allows it; it is undone when the job ends.
+        # A prompt read before (this batch's first picture, an earlier job) is not read again.
         with fast_job(run.pipe, self.device, self._plan, model.offloaded, run.kwargs, context.note,
-                      options_for(request.speed)) as fast:
+                      options_for(request.speed)) as fast, prompts_cached(run.pipe):
             yield from self._images(request, model, run, context, fast)
 
     def _images(self, request: GenerationRequest, model: LoadedModel, run: JobRun, context: JobContext,
