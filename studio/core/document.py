@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -65,7 +66,7 @@ class Document:
         self._stroke_box: Box | None = None
         self._stroke_label = ""
         self.revision = 0  # bumps on every change: autosave compares it
-        self._held_changes: list[DocumentChange] | None = None  # while go_to walks the history
+        self._held_changes: list[DocumentChange] | None = None  # while changes_held() holds them
 
     # -- observing -------------------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -140,17 +141,27 @@ class Document:
         Listeners hear of it once for the picture and once for the mask, each change covering every step's:
         a view redraws each once however far back the person goes."""
         position = max(0, min(position, len(self._steps)))
-        held: list[DocumentChange] = []
-        self._held_changes = held
-        try:
+        with self.changes_held():
             while self._position > position:
                 self.undo()
             while self._position < position:
                 self.redo()
+
+    @contextmanager
+    def changes_held(self) -> Iterator[None]:
+        """Listeners hear of the block's changes when it ends, merged: once for the picture and once for the
+        mask, each covering every change's box (or once for everything, if any change was whole)."""
+        if self._held_changes is not None:  # within another hold: that one tells
+            yield
+            return
+        held: list[DocumentChange] = []
+        self._held_changes = held
+        try:
+            yield
         finally:
             self._held_changes = None
-        for change in _merged(held):
-            self._notify(change)
+            for change in _merged(held):
+                self._notify(change)
 
     def _push(self, step: _Step) -> None:
         del self._steps[self._position:]

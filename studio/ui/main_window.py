@@ -75,7 +75,7 @@ class MainWindow(QMainWindow):
         self._painted = False
         self._requests: dict[int, GenerationRequest | PostProcessRequest] = {}
         self._pending_outputs: list[tuple[GeneratedImage, str]] = []  # results that landed mid-stroke
-        self._compared: tuple[Image.Image, Image.Image, Box | None] | None = None  # (picture, result, their diff)
+        self._compared: list[tuple[Image.Image, Image.Image, Box | None]] = []  # (picture, result, their diff)
         # Settings are written (with fsync) off the UI thread, once the person pauses.
         self._settings_timer = self._single_shot(1500, self._save_settings_in_background)
         # Mask state and history list are refreshed once per burst of document changes.
@@ -239,8 +239,9 @@ class MainWindow(QMainWindow):
     async def _take_in_ahead(self, result: Image.Image) -> None:
         """Convert a result for display and find where it differs from the canvas picture, in worker threads: at
         1024x1024 the conversion took this thread 3-8 ms with the engine busy beside it; at 4096x4096 the
-        comparison alone took it 20-40 ms."""
-        current = self.document.image
+        comparison alone took it 20-40 ms. A result that will wait behind a brush stroke is compared with the one
+        before it, which the document will have by then."""
+        current = self._pending_outputs[-1][0].image if self._pending_outputs else self.document.image
         if current is None or (current.size, current.mode) != (result.size, result.mode):
             await self.canvas.convert_ahead(result)  # a new size: nothing to compare with
             return
@@ -250,7 +251,7 @@ class MainWindow(QMainWindow):
         except Exception:  # the document compares them itself then
             log.exception("Comparing a result with the canvas failed")
             return
-        self._compared = (current, result, box)
+        self._compared.append((current, result, box))
 
     def event(self, event: QEvent) -> bool:
         if not self._painted and event.type() == QEvent.Type.Paint:
@@ -422,7 +423,7 @@ class MainWindow(QMainWindow):
             if self.canvas.busy:
                 self._pending_outputs.append((event.output, label))  # never under the person's brush
             else:
-                self._show_result(event.output, label)
+                self._show_results([(event.output, label)])
         elif isinstance(event, JobFinished):
             self._job_ended(event.job_id)
             self.queue_panel.set_finished(event.job_id, f"Done in {format_seconds(event.elapsed)}")
@@ -470,18 +471,27 @@ class MainWindow(QMainWindow):
         self.cancel_action.setEnabled(running)
         self.cancel_all_action.setEnabled(running or bool(self.queue_panel.job_ids("waiting")))
 
-    def _show_result(self, output: GeneratedImage, label: str) -> None:
-        known, compared = None, self._compared
-        if compared is not None and compared[1] is output.image:
-            known, self._compared = (compared[0], compared[2]), None
-        self.document.set_image(output.image, label, output.recipe, compared=known)
+    def _show_results(self, results: list[tuple[GeneratedImage, str]]) -> None:
+        """Each result becomes a step in the undo history; the canvas redraws once, for the last one (those that
+        waited behind a brush stroke are never seen, so only the last one's conversion, made ahead, is used)."""
+        with self.document.changes_held():
+            for output, label in results:
+                self.document.set_image(output.image, label, output.recipe, compared=self._compared_with(output))
         if self.autosaver is not None:
             self.actions_.run(self.autosaver.save_now())  # every generation is on disk at once
 
+    def _compared_with(self, output: GeneratedImage) -> tuple[Image.Image, Box | None] | None:
+        """The comparison made ahead for this result, if any; those of earlier results go with it."""
+        for index, (picture, result, box) in enumerate(self._compared):
+            if result is output.image:
+                del self._compared[:index + 1]
+                return picture, box
+        return None
+
     def _apply_pending_outputs(self) -> None:
         pending, self._pending_outputs = self._pending_outputs, []
-        for output, label in pending:
-            self._show_result(output, label)
+        if pending:
+            self._show_results(pending)
 
     def _filter_title(self, processor: str) -> str:
         try:

@@ -164,6 +164,73 @@ def test_a_result_landing_mid_stroke_waits_for_the_stroke(qtbot, window, picture
     assert window.document.history_labels()[-2:] == ["Paint mask", "Generated"]
 
 
+def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_redrawn_once(
+        qtbot, window, picture, monkeypatch):  # noqa: ANN001
+    """Two results land during one brush stroke (a fast GPU makes a batch in a second): each becomes its own
+    undo step, found by a comparison made off the window's thread against the result before it, and when the
+    stroke ends the canvas redraws once, from the last one's conversion made ahead."""
+    import asyncio
+    import threading
+
+    from studio.core import document as document_module
+    from studio.core.events import GeneratedImage, JobOutput
+    from studio.core.metadata import Recipe
+    from studio.ui import canvas as canvas_module
+
+    window_thread = threading.current_thread()
+    compared_here: list[tuple[int, int]] = []
+    compare, real_pixmap = document_module.changed_box, canvas_module.pil_to_qpixmap
+
+    def comparing(a, b):  # noqa: ANN001, ANN202
+        if threading.current_thread() is window_thread:
+            compared_here.append(a.size)
+        return compare(a, b)
+
+    def on_this_thread(image):  # noqa: ANN001, ANN202
+        raise AssertionError("the canvas converted a whole result on the window's thread")
+
+    monkeypatch.setattr(document_module, "changed_box", comparing)
+    monkeypatch.setattr("studio.ui.main_window.changed_box", comparing)
+    monkeypatch.setattr(canvas_module, "pil_to_qpixmap", on_this_thread)
+    first, second = picture.copy(), picture.copy()
+    first.paste((250, 0, 0), (10, 10, 60, 60))
+    second.paste((250, 0, 0), (10, 10, 60, 60))
+    second.paste((0, 0, 250), (100, 100, 150, 150))
+    recipe = Recipe("p", "", 4, "Euler", 7, 1, SIZE, SIZE, "tiny-sd")
+    changes: list = []
+    window.document.add_listener(lambda change: changes.append(change))
+
+    canvas, viewport = window.canvas, window.canvas.viewport()
+    canvas.set_tool(BRUSH)
+    canvas.set_brush(size=20, hardness=1.0)
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=canvas.mapFromScene(QPointF(200, 30)))
+    qtbot.mouseMove(viewport, canvas.mapFromScene(QPointF(230, 30)))
+
+    async def arrive() -> None:  # as MainWindow._consume_events takes each JobOutput
+        for result in (first, second):
+            await window._take_in_ahead(result)
+            window.handle_event(JobOutput(1, GeneratedImage(result, recipe), 0))
+
+    arrived = asyncio.ensure_future(arrive())
+    qtbot.waitUntil(arrived.done, timeout=5000)
+    arrived.result()
+    assert window.document.image is picture  # nothing under the person's brush
+    changes.clear()
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=canvas.mapFromScene(QPointF(230, 30)))
+
+    doc = window.document
+    assert doc.image is second and doc.history_labels()[-3:] == ["Paint mask", "Generated", "Generated"]
+    assert [s.box for s in doc._steps[-2:]] == [(10, 10, 60, 60), (100, 100, 150, 150)]
+    assert compared_here == []  # both boxes were found ahead
+    assert [c.box for c in changes if c.image] == [(10, 10, 150, 150)]  # one redraw, around both
+    shown = canvas._image_item.pixmap().toImage().convertToFormat(pil_to_qimage(second).format())
+    assert shown == pil_to_qimage(second)
+    monkeypatch.setattr(canvas_module, "pil_to_qpixmap", real_pixmap)
+    doc.undo()
+    assert doc.image.tobytes() == first.tobytes()
+    assert doc.mask[30, 215] == 255  # the stroke is still there
+
+
 def test_drop_and_paste_open_pictures_and_bad_files_leave_the_document(qtbot, window, tmp_path, monkeypatch):  # noqa: ANN001
     from studio.ui import canvas as canvas_module
 
