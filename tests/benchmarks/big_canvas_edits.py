@@ -26,8 +26,8 @@ async def measure(label: str, edit: Callable[[], Any], done: Callable[[], bool])
     probe = MainThreadProbe()
     probe.start()
     await asyncio.sleep(0.05)
-    edit()
-    while not done():
+    started = edit()  # a task, for the edits that work in a worker thread
+    while not done() or (isinstance(started, asyncio.Future) and not started.done()):
         await asyncio.sleep(0.005)
     await asyncio.sleep(0.15)  # the repaints that follow
     print(f"  {label:<36} {probe.stop()}", flush=True)

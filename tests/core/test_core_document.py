@@ -143,3 +143,40 @@ def test_a_change_found_ahead_is_used_only_against_the_picture_it_was_found_for(
     assert seen[-1].box == changed_box(third, third.convert("L").convert("RGB"))
     document.set_image(document.image.copy(), "Same", compared=(document.image, None))  # no change, same recipe
     assert len(seen) == 3 and document.history_labels()[-1] == "Grey"
+
+
+def test_a_mask_change_worked_out_ahead_is_used_only_against_the_mask_it_was_worked_out_for(monkeypatch) -> None:
+    from studio.core import document as document_module
+    from studio.core.document import mask_change
+
+    doc = Document()
+    doc.set_image(Image.new("RGB", (64, 48)), "Open")
+    doc.mask[10:20, 5:25] = 255
+    original = doc.mask.copy()
+    seen = changes_of(doc)
+    inverted = 255 - original
+    ahead = mask_change(doc.revision, doc.mask, inverted)  # as a worker thread finds it
+    assert ahead.box == (0, 0, 64, 48)
+
+    compared: list[int] = []
+    real = document_module.changed_box
+    monkeypatch.setattr(document_module, "changed_box", lambda a, b: compared.append(1) or real(a, b))
+    doc.apply_mask_change("Invert mask", ahead)
+    assert compared == [] and np.array_equal(doc.mask, inverted) and doc.mask is not ahead.mask
+    assert seen == [DocumentChange((0, 0, 64, 48), False, True)]
+    doc.undo()
+    assert np.array_equal(doc.mask, original)
+    doc.redo()
+    assert np.array_equal(doc.mask, inverted)
+
+    stale = mask_change(doc.revision, doc.mask, np.zeros_like(doc.mask))
+
+    def stroke(mask: np.ndarray) -> tuple[int, int, int, int]:
+        mask[0:2, 0:2] = 7
+        return 0, 0, 2, 2
+
+    doc.edit_mask("Stroke", stroke)  # the mask was edited since
+    doc.apply_mask_change("Clear mask", stale)
+    assert compared and not doc.has_mask  # compared again, against the mask as it is now
+    doc.undo()
+    assert doc.mask[0, 0] == 7 and doc.mask[30, 30] == 255

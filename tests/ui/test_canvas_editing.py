@@ -9,7 +9,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
-from studio.core.mask import new_mask, stroke_segment
+from studio.core.mask import fill_rect, new_mask, stroke_segment
 from studio.ui.canvas_tools import BRUSH, ERASER, LASSO, RECT
 from studio.ui.qt_images import pil_to_qimage
 
@@ -114,10 +114,9 @@ def test_undo_and_redo_restore_exact_states(qtbot, window, picture):  # noqa: AN
     canvas.set_brush(size=25, hardness=0.6)
     _drag(qtbot, canvas, [(30, 30), (200, 200)])
     remember()
-    window.actions_.invert()
-    remember()
-    window.actions_.grow(6)
-    remember()
+    for task in (window.actions_.invert(), window.actions_.grow(6)):
+        qtbot.waitUntil(task.done, timeout=5000)
+        remember()
     changed = np.asarray(picture).copy()
     changed[10:40, 10:40] = 0
     doc.set_image(Image.fromarray(changed), "Generated")
@@ -231,6 +230,64 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
     assert doc.mask[30, 215] == 255  # the stroke is still there
 
 
+def test_whole_mask_edits_are_made_off_the_window_thread_queue_up_and_undo_without_tinting(
+        qtbot, window, picture, monkeypatch):  # noqa: ANN001
+    """Invert, grow and clear work out the new mask, where it changed and its tinted layer in a worker thread (at
+    4096x4096 inverting held the window 74-86 ms); a second one waits for the first and works on its result; an
+    edit made meanwhile is kept and the change is made again from it; undo and redo swap kept layers."""
+    import threading
+
+    from studio.core import document as document_module
+    from studio.ui import document_actions, mask_overlay
+
+    doc, actions = window.document, window.actions_
+    here: list[str] = []
+    window_thread = threading.current_thread()
+
+    def watched(module, name):  # noqa: ANN001, ANN202
+        real = getattr(module, name)
+
+        def call(*args):  # noqa: ANN002, ANN202
+            if threading.current_thread() is window_thread:
+                here.append(name)
+            return real(*args)
+        monkeypatch.setattr(module, name, call)
+
+    watched(document_module, "changed_box")
+    watched(mask_overlay, "_tint")
+    doc.edit_mask("Fill rectangle", lambda mask: fill_rect(mask, (20, 30, 120, 90)))
+    painted = doc.mask.copy()
+    here.clear()
+
+    first, second = actions.invert(), actions.invert()  # Ctrl+I twice, quickly
+    qtbot.waitUntil(lambda: first.done() and second.done(), timeout=5000)
+    assert np.array_equal(doc.mask, painted) and doc.history_labels()[-2:] == ["Invert mask", "Invert mask"]
+    doc.undo()
+    assert np.array_equal(doc.mask, 255 - painted)
+    doc.redo()
+    doc.undo()
+    assert here == []  # nothing compared or tinted on the window's thread
+
+    release = threading.Event()
+    real_change = document_actions.mask_change
+
+    def held_change(*args):  # noqa: ANN002, ANN202
+        release.wait(10)
+        return real_change(*args)
+
+    monkeypatch.setattr(document_actions, "mask_change", held_change)
+    task = actions.grow(4)
+    doc.edit_mask("Fill rectangle", lambda mask: fill_rect(mask, (200, 200, 210, 210)))  # the person goes on
+    release.set()
+    qtbot.waitUntil(task.done, timeout=5000)
+    assert doc.history_labels()[-2:] == ["Fill rectangle", "Grow mask 4 px"]
+    assert doc.mask[198, 205] == 255 and doc.mask[205, 205] == 255  # grown from the person's mask, theirs kept
+
+    task = actions.clear()
+    qtbot.waitUntil(task.done, timeout=5000)
+    assert not doc.has_mask and window.canvas.overlay._image.isNull()
+
+
 def test_drop_and_paste_open_pictures_and_bad_files_leave_the_document(qtbot, window, tmp_path, monkeypatch):  # noqa: ANN001
     from studio.ui import canvas as canvas_module
 
@@ -300,7 +357,8 @@ def test_mask_files_round_trip(qtbot, window, picture, tmp_path):  # noqa: ANN00
     qtbot.waitUntil(task.done, timeout=5000)
     saved = np.asarray(Image.open(path))
     np.testing.assert_array_equal(saved, window.document.mask)
-    window.actions_.clear()
+    task = window.actions_.clear()
+    qtbot.waitUntil(task.done, timeout=5000)
     assert not window.document.has_mask
     task = window.actions_.run(window.actions_.open_mask_path(path))
     qtbot.waitUntil(task.done, timeout=5000)
@@ -532,18 +590,18 @@ def test_canvas_size_changes_run_off_the_window_thread_and_never_overwrite_later
     monkeypatch.setattr(document_actions, work, held_work)
     change(window.actions_)
     qtbot.waitUntil(lambda: bool(threads), timeout=5000)
-    window.actions_.invert()  # the person goes on working meanwhile
-    inverted = doc.mask.copy()
+    doc.edit_mask("Fill rectangle", lambda mask: fill_rect(mask, (0, 0, SIZE, SIZE)))  # the person goes on
+    filled = doc.mask.copy()
     release.set()
     qtbot.waitUntil(lambda: "so it was not" in window.status.message_label.text(), timeout=5000)
-    assert doc.size == (SIZE, SIZE) and np.array_equal(doc.mask, inverted)
+    assert doc.size == (SIZE, SIZE) and np.array_equal(doc.mask, filled)
     assert threading.main_thread().name not in threads
 
     change(window.actions_)
     qtbot.waitUntil(lambda: doc.size == (SIZE * 2, SIZE), timeout=5000)
     if done:
         assert window.status.message_label.text() == done
-    assert doc.mask.shape == (SIZE, SIZE * 2) and doc.mask.min() == 255  # the inverted mask, kept
+    assert doc.mask.shape == (SIZE, SIZE * 2) and doc.mask.min() == 255  # the filled mask, kept
     shown = window.canvas._image_item.pixmap()
     assert (shown.width(), shown.height()) == (SIZE * 2, SIZE)
     window.actions_.undo.trigger()

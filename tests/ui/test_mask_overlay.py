@@ -123,3 +123,55 @@ def test_a_layer_made_ahead_or_shown_before_is_taken_for_a_mask_like_it_and_only
     tinted.clear()
     item.set_mask(coming.copy())
     assert len(tinted) == 1 and shown(item)[0, 55] == 0xCC00CC00
+
+
+def test_a_change_of_most_of_the_mask_in_place_swaps_in_a_kept_layer_and_keeps_the_one_it_replaces(
+        qapp, monkeypatch) -> None:  # noqa: ANN001
+    """Invert, clear and grow change the document's mask in place: a layer made ahead for the new mask is shown
+    as it is, the one it replaces is kept (with a copy of its mask), so undo and redo swap them back and forth,
+    and an empty mask drops its layer. Only a kept layer with exactly the mask's pixels and tints is taken."""
+    from studio.ui import mask_overlay
+
+    tinted: list[tuple[int, ...]] = []
+    real_tint = mask_overlay._tint
+    monkeypatch.setattr(mask_overlay, "_tint", lambda pixels, mask, tints: tinted.append(mask.shape)
+                        or real_tint(pixels, mask, tints))
+    item = MaskOverlayItem()
+    live = new_mask(60, 40)  # the document's mask, edited in place
+    item.set_mask(live)
+    live[5:30, 10:50] = 200  # a stroke
+    item.update_region((10, 5, 50, 30))
+    painted = live.copy()
+
+    def becomes(mask: np.ndarray) -> None:  # as Document.apply_mask_change / undo / redo edit it
+        live[...] = mask
+        item.update_region((0, 0, 60, 40))
+
+    def expected(mask: np.ndarray) -> np.ndarray:
+        return mask.astype(np.uint32) * SHOWN_ALPHA // 255
+
+    inverted = 255 - painted
+    item.keep(mask_overlay.tinted_layer(inverted, item.tints), painted.copy())  # as made in a worker thread
+    tinted.clear()
+    becomes(inverted)
+    assert tinted == []
+    np.testing.assert_array_equal(alpha(shown(item)), expected(inverted))
+    for mask in (painted, inverted, painted):  # undo, redo, undo
+        becomes(mask)
+        assert tinted == []
+        np.testing.assert_array_equal(alpha(shown(item)), expected(mask))
+
+    becomes(np.zeros_like(painted))  # cleared: no layer at all
+    assert item._image.isNull() and tinted == []
+    becomes(painted)  # its undo
+    assert tinted == [] and not item._image.isNull()
+    np.testing.assert_array_equal(alpha(shown(item)), expected(painted))
+
+    almost = painted.copy()
+    almost[39, 59] = 9  # one pixel off what any kept layer shows: tinted, not swapped
+    becomes(almost)
+    assert tinted and alpha(shown(item))[39, 59] == 9 * SHOWN_ALPHA // 255
+    tinted.clear()
+    live[0:2, 0:2] = 255  # a small edit is tinted in its box as ever
+    item.update_region((0, 0, 2, 2))
+    assert tinted == [(2, 2)]
