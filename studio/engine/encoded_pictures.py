@@ -1,0 +1,87 @@
+"""Pictures the VAE has encoded, kept with the VAE: img2img and inpaint start from the same canvas picture again
+and again (every picture of a batch, every new seed for it), and each time diffusers encoded it anew.
+
+On one CPU thread in bfloat16 a full-size SD 1.5 VAE took 0.37 s to encode a 256x256 picture and 2.0 s at
+512x512; on a GPU an SDXL picture at 1024x1024 is tens of milliseconds of an img2img job that takes well under a
+second. What is kept is the encoder's output, the latent distribution (its mean and variance): the pipeline still
+samples from it with the picture's own seeded generator, so the pictures are bit for bit what they were.
+
+An entry holds the encoded picture itself (on the device) and is taken only for a tensor equal to it, encoded by
+the same VAE (a weak key: a VAE let go takes its entries along) in the same precision, memory layout, tiling and
+slicing. The pipeline gets a distribution of its own, so nothing it does to one reaches the kept one.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+ENTRIES_PER_VAE = 4  # an inpainting model encodes two pictures per job (the picture and its masked part)
+
+
+@dataclass(eq=False)
+class _Entry:
+    state: tuple[Hashable, ...]
+    picture: torch.Tensor
+    output: Any
+
+
+_kept: weakref.WeakKeyDictionary[torch.nn.Module, list[_Entry]] = weakref.WeakKeyDictionary()
+
+
+def _state(vae: torch.nn.Module) -> tuple[Hashable, ...]:
+    """What the encoding depends on beside the picture: precision, device, layout, tiling, slicing."""
+    weight = next(vae.parameters(), None)
+    if weight is None:
+        return ()
+    layout = weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last)
+    return (str(weight.dtype), str(weight.device), layout, bool(getattr(vae, "use_tiling", False)),
+            bool(getattr(vae, "use_slicing", False)))
+
+
+def _fresh(output: Any) -> Any:  # noqa: ANN401
+    dist = output.latent_dist
+    return type(output)(latent_dist=type(dist)(dist.parameters.clone(), deterministic=dist.deterministic))
+
+
+def _keepable(output: Any) -> bool:  # noqa: ANN401
+    dist = getattr(output, "latent_dist", None)
+    return isinstance(getattr(dist, "parameters", None), torch.Tensor) and hasattr(dist, "deterministic")
+
+
+@contextmanager
+def encodings_cached(pipe: Any, size: int = ENTRIES_PER_VAE) -> Iterator[None]:  # noqa: ANN401
+    """While in the block, the pipeline's VAE answers a picture it has encoded before from what it kept."""
+    vae = getattr(pipe, "vae", None)
+    encode = getattr(vae, "encode", None)
+    if not isinstance(vae, torch.nn.Module) or encode is None or "encode" in vars(vae):
+        yield  # no VAE, or someone else's encode stands in already
+        return
+    entries = _kept.setdefault(vae, [])
+
+    def cached(x: torch.Tensor, return_dict: bool = True) -> Any:  # noqa: ANN401
+        if not return_dict or not isinstance(x, torch.Tensor):
+            return encode(x, return_dict)
+        state = _state(vae)
+        for index, entry in enumerate(entries):
+            if (entry.state == state and entry.picture.shape == x.shape and entry.picture.dtype == x.dtype
+                    and entry.picture.device == x.device and torch.equal(entry.picture, x)):
+                entries.insert(0, entries.pop(index))
+                return _fresh(entry.output)
+        output = encode(x, return_dict)
+        if _keepable(output):
+            entries.insert(0, _Entry(state, x.clone(), _fresh(output)))
+            del entries[size:]
+        return output
+
+    vae.encode = cached
+    try:
+        yield
+    finally:
+        if vars(vae).get("encode") is cached:
+            del vae.encode

@@ -1,0 +1,124 @@
+"""Pictures the VAE has encoded, kept with it: the real engine on the tiny pipelines, and the cache itself."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from studio_testing import DirectContext, tiny_request
+
+from studio.core.environment import GeneratorEnvironment
+from studio.core.inpaint import InpaintOptions
+from studio.core.requests import GenerationRequest
+from studio.engine.device import select_device
+from studio.engine.diffusion import DiffusersGenerator
+from studio.engine.encoded_pictures import encodings_cached
+from studio.engine.loader import load_model
+
+CANVAS = Image.fromarray(np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8), "RGB")
+
+
+def new_generator(root: Path) -> DiffusersGenerator:
+    return DiffusersGenerator(GeneratorEnvironment("cpu", root / "data", root / "cache", root / "models"))
+
+
+def request(model: Path, **kwargs) -> GenerationRequest:  # noqa: ANN003
+    values = dict(init_image=CANVAS, strength=0.7, steps=3, seed=21)
+    values.update(kwargs)
+    return tiny_request(model, prepared=True, **values)
+
+
+def make(generator: DiffusersGenerator, req: GenerationRequest) -> list[np.ndarray]:
+    return [np.asarray(image, dtype=np.int16) for image, _recipe in generator.generate(req, DirectContext())]
+
+
+class EncoderRuns:
+    """How many times the VAE's encoder ran, on the generator's model."""
+
+    def __init__(self, generator: DiffusersGenerator) -> None:
+        self.count = 0
+        generator._model.text2img.vae.encoder.register_forward_hook(lambda *_: self.ran())
+
+    def ran(self) -> None:
+        self.count += 1
+
+    def taken(self) -> int:
+        count, self.count = self.count, 0
+        return count
+
+
+def test_img2img_encodes_the_canvas_once_for_a_batch_and_the_jobs_after_it(tiny_model_dir, tmp_path):
+    generator = new_generator(tmp_path / "kept")
+    make(generator, tiny_request(tiny_model_dir, prepared=True, prompt="loads the model"))
+    runs = EncoderRuns(generator)
+
+    batch = make(generator, request(tiny_model_dir, batch_count=3))
+    assert runs.taken() == 1
+    again = make(generator, request(tiny_model_dir, seed=23, prompt="another prompt, the same canvas"))
+    assert runs.taken() == 0
+    fresh = new_generator(tmp_path / "fresh")
+    assert np.array_equal(batch[2], make(fresh, request(tiny_model_dir, seed=23))[0])  # same seed, never kept
+    assert not np.array_equal(again[0], batch[2])  # (another prompt: another picture, from the same latents)
+
+    other = CANVAS.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    make(generator, request(tiny_model_dir, init_image=other))
+    assert runs.taken() == 1  # another canvas is encoded
+    make(generator, request(tiny_model_dir))
+    assert runs.taken() == 0  # and the first one is still kept
+    assert "encode" not in vars(generator._model.text2img.vae)  # the VAE is left as it was
+
+
+def test_an_inpainting_model_encodes_the_picture_and_its_masked_part_once_for_a_batch(tiny_inpaint_model_dir,
+                                                                                        tmp_path):
+    generator = new_generator(tmp_path)
+    mask = Image.new("L", CANVAS.size, 0)
+    mask.paste(255, (20, 20, 44, 44))
+    options = InpaintOptions(masked_only=False, feather=4, fill="original")
+    make(generator, tiny_request(tiny_inpaint_model_dir, prepared=True, prompt="loads the model"))
+    runs = EncoderRuns(generator)
+    make(generator, request(tiny_inpaint_model_dir, mask=mask, inpaint=options, batch_count=2))
+    assert runs.taken() == 2  # the picture and its masked part, for the first picture only
+    make(generator, request(tiny_inpaint_model_dir, mask=mask, inpaint=options, seed=40))
+    assert runs.taken() == 0
+
+
+@pytest.fixture
+def vae(tiny_model_dir):  # noqa: ANN201 - the tiny pipeline's AutoencoderKL
+    return load_model(tiny_model_dir, select_device("cpu")).text2img
+
+
+def test_the_kept_encoding_samples_as_a_new_one_and_other_settings_encode_again(vae):
+    pipe = vae
+    calls = Counter()
+    pipe.vae.encoder.register_forward_hook(lambda *_: calls.update(["run"]))
+    picture = torch.rand(1, 3, 64, 64) * 2 - 1
+
+    def sample(seed: int) -> torch.Tensor:
+        with torch.inference_mode():
+            return pipe.vae.encode(picture.clone()).latent_dist.sample(torch.Generator().manual_seed(seed))
+
+    truth = [sample(seed) for seed in (1, 2)]
+    with encodings_cached(pipe):
+        kept = [sample(seed) for seed in (1, 2, 1)]
+        assert calls["run"] == 3  # two outside, one inside
+        assert torch.equal(kept[0], truth[0]) and torch.equal(kept[1], truth[1]) and torch.equal(kept[2], truth[0])
+        with torch.inference_mode():
+            pipe.vae.encode(picture).latent_dist.mean.fill_(9.0)  # what a pipeline does to its own copy
+        assert torch.equal(sample(1), truth[0])
+
+        pipe.vae.enable_tiling()  # tiled encoding gives other values: encoded again
+        sample(1)
+        pipe.vae.disable_tiling()
+        pipe.vae.to(torch.bfloat16)  # so does another precision
+        with torch.inference_mode():
+            pipe.vae.encode(picture.to(torch.bfloat16))
+        pipe.vae.to(torch.float32)
+        assert calls["run"] == 5
+        with torch.inference_mode():
+            pipe.vae.encode(picture, return_dict=False)  # a plain tuple is passed through, never kept
+        assert calls["run"] == 6
+    assert "encode" not in vars(pipe.vae)
