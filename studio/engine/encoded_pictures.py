@@ -59,10 +59,11 @@ def encodings_cached(pipe: Any, size: int = ENTRIES_PER_VAE) -> Iterator[None]: 
     """While in the block, the pipeline's VAE answers a picture it has encoded before from what it kept."""
     vae = getattr(pipe, "vae", None)
     encode = getattr(vae, "encode", None)
-    if not isinstance(vae, torch.nn.Module) or encode is None or "encode" in vars(vae):
-        yield  # no VAE, or someone else's encode stands in already
+    if not isinstance(vae, torch.nn.Module) or encode is None or getattr(encode, "keeps_encodings", False):
+        yield  # no VAE, or its encodings are kept already
         return
     entries = _kept.setdefault(vae, [])
+    own = vars(vae).get("encode")  # a VAE's own encode (the fast path's bfloat16 copy casts in one): put back after
 
     def cached(x: torch.Tensor, return_dict: bool = True) -> Any:  # noqa: ANN401
         if not return_dict or not isinstance(x, torch.Tensor):
@@ -79,9 +80,13 @@ def encodings_cached(pipe: Any, size: int = ENTRIES_PER_VAE) -> Iterator[None]: 
             del entries[size:]
         return output
 
+    cached.keeps_encodings = True
     vae.encode = cached
     try:
         yield
     finally:
         if vars(vae).get("encode") is cached:
-            del vae.encode
+            if own is None:
+                del vae.encode
+            else:
+                vae.encode = own

@@ -122,3 +122,21 @@ def test_the_kept_encoding_samples_as_a_new_one_and_other_settings_encode_again(
             pipe.vae.encode(picture, return_dict=False)  # a plain tuple is passed through, never kept
         assert calls["run"] == 6
     assert "encode" not in vars(pipe.vae)
+
+
+def test_a_vae_with_its_own_encode_is_kept_for_too_and_gets_it_back(vae):
+    """The fast path's bfloat16 VAE copy (SDXL on a GPU) casts in an encode of its own."""
+    from studio.engine.fast_layout import bf16_copy
+
+    pipe = vae
+    pipe.vae = twin = bf16_copy(pipe.vae)
+    own = vars(twin)["encode"]
+    calls = Counter()
+    twin.encoder.register_forward_hook(lambda *_: calls.update(["run"]))
+    picture = torch.rand(1, 3, 64, 64, dtype=torch.float16)
+    with encodings_cached(pipe), torch.inference_mode():
+        with encodings_cached(pipe):  # (inside a job's block: nothing wrapped twice)
+            first = twin.encode(picture).latent_dist.parameters
+        second = twin.encode(picture).latent_dist.parameters
+    assert calls["run"] == 1 and first.dtype == torch.bfloat16 and torch.equal(first, second)
+    assert vars(twin)["encode"] is own
