@@ -25,6 +25,7 @@ from studio.core.metadata import Recipe
 from studio.ui.actions import make_action
 from studio.ui.dialogs import ExtendCanvasDialog, ScaleImageDialog
 from studio.ui.mask_overlay import TintedLayer, tinted_layer
+from studio.ui.modal import modal
 from studio.ui.qt_images import pil_to_qimage, qimage_to_pil
 
 if TYPE_CHECKING:
@@ -71,8 +72,8 @@ class DocumentActions(QObject):
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def _warn(self, title: str, text: str) -> None:
-        QMessageBox.warning(self.window, title, text)
+    async def _warn(self, title: str, text: str) -> None:
+        await modal(lambda: QMessageBox.warning(self.window, title, text))
 
     def _busy_refusal(self) -> bool:
         """Undo and whole-document changes wait until the brush is let go."""
@@ -99,7 +100,7 @@ class DocumentActions(QObject):
             image = await asyncio.to_thread(open_image, path)
             recipe = await asyncio.to_thread(_recipe_or_none, path)
         except StudioError as exc:
-            self._warn("Open image", str(exc))
+            await self._warn("Open image", str(exc))
             return False
         await self.window.canvas.convert_ahead(image)  # a big photo's conversion would hold the window up
         self.document.set_image(image, f"Open {path.name}", recipe)
@@ -129,10 +130,10 @@ class DocumentActions(QObject):
         try:
             await asyncio.to_thread(writer, *args)
         except StudioError as exc:
-            self._warn(what, str(exc))
+            await self._warn(what, str(exc))
             return False
         except OSError as exc:
-            self._warn(what, f"{Path(path).name} could not be written: {exc.strerror or exc}.")
+            await self._warn(what, f"{Path(path).name} could not be written: {exc.strerror or exc}.")
             return False
         self.window.status.set_message(f"Saved {path}.")
         return True
@@ -150,7 +151,7 @@ class DocumentActions(QObject):
         try:
             picture = await asyncio.to_thread(open_image, path)
         except StudioError as exc:
-            self._warn("Open mask", str(exc))
+            await self._warn("Open mask", str(exc))
             return False
 
         def fitted(current: np.ndarray) -> np.ndarray:  # at the picture's size when its turn comes

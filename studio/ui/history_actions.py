@@ -19,6 +19,7 @@ from studio.core.images import open_image
 from studio.core.settings import GenerationPreset, PromptStyle
 from studio.services.history_reuse import loras_and_vae, model_change_warning, request_for_entry
 from studio.services.history_store import HistoryEntry
+from studio.ui.modal import modal
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
@@ -101,9 +102,9 @@ class HistoryActions(QObject):
             self.window.status.set_message(str(exc), error=True)
             return
         if warning:
-            answer = QMessageBox.question(self.window, "Run again", f"{warning} Run it anyway?",
-                                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                          QMessageBox.StandardButton.Yes)
+            answer = await modal(lambda: QMessageBox.question(
+                self.window, "Run again", f"{warning} Run it anyway?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes))
             if answer != QMessageBox.StandardButton.Yes:
                 return
         try:

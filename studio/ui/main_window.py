@@ -44,6 +44,7 @@ from studio.ui.canvas import CanvasView
 from studio.ui.document_actions import DocumentActions
 from studio.ui.history_panel import HistoryPanel
 from studio.ui.mask_toolbar import MaskToolBar
+from studio.ui.modal import modal
 from studio.ui.model_actions import ModelActions
 from studio.ui.plugin_actions import PluginActions
 from studio.ui.prompt_panel import PromptPanel
@@ -76,6 +77,7 @@ class MainWindow(QMainWindow):
         self._requests: dict[int, GenerationRequest | PostProcessRequest] = {}
         self._pending_outputs: list[tuple[GeneratedImage, str]] = []  # results that landed mid-stroke
         self._compared: list[tuple[Image.Image, Image.Image, Box | None]] = []  # (picture, result, their diff)
+        self.recovery: asyncio.Task | None = None  # offering back an earlier Studio's unsaved work (start)
         # Settings are written (with fsync) off the UI thread, once the person pauses.
         self._settings_timer = self._single_shot(1500, self._save_settings_in_background)
         # Mask state and history list are refreshed once per burst of document changes.
@@ -219,7 +221,7 @@ class MainWindow(QMainWindow):
         self._stream = self.service.subscribe()
         self._events_task = asyncio.ensure_future(self._consume_events())
         self.actions_.run(self.history_actions.start())
-        self.offer_recovery(recovery_choice or self._ask_to_restore)
+        self.recovery = self.actions_.run(self.offer_recovery(recovery_choice or self._ask_to_restore))
         try:
             self.autosaver = Autosaver(self.data_dir / "autosave", self.snapshot)
             self.autosaver.start()
@@ -307,18 +309,21 @@ class MainWindow(QMainWindow):
             return None
         return DocumentSnapshot(doc.image, doc.mask.copy(), doc.recipe, doc.revision)
 
-    def offer_recovery(self, choose: RecoveryChoice) -> bool:
-        """If an earlier Studio died with unsaved work, offer it back. True when restored."""
-        found = find_recoverable(self.data_dir / "autosave")
+    async def offer_recovery(self, choose: RecoveryChoice) -> bool:
+        """If an earlier Studio died with unsaved work, offer it back; True when restored. The autosaves are read,
+        and the picture and mask made ready for display, in worker threads: on this thread a 4096x4096 one held
+        the window 0.6 s before the question came, and as long again once it was answered."""
+        found = await asyncio.to_thread(find_recoverable, self.data_dir / "autosave")
         if not found:
             return False
         latest = found[0]
-        if choose(latest):
+        restored = await modal(lambda: choose(latest))
+        if restored:
+            await self.canvas.convert_ahead(latest.image, latest.mask)
             self.document.replace_all("Restore after a crash", latest.image, latest.mask, latest.recipe)
             self.status.set_message("Restored the picture and mask from before Studio stopped.")
-        for saved in found:
-            discard(saved)
-        return True
+        await asyncio.to_thread(lambda: [discard(saved) for saved in found])
+        return restored
 
     def _ask_to_restore(self, saved: SavedDocument) -> bool:
         from datetime import datetime

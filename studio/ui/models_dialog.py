@@ -33,7 +33,6 @@ from PySide6.QtWidgets import (
 from studio.core.errors import JobCancelledError, StudioError
 from studio.core.model_library import LibraryItem, format_size, scan_library, with_hashes
 from studio.core.settings import Settings
-from studio.ui.plugins_dialog import ask
 from studio.ui.task_dialog import TaskDialog, brush
 from studio.ui.theme import icon
 
@@ -52,7 +51,6 @@ class ModelsDialog(TaskDialog):
         self.settings = settings
         self.hash_cache = cache_dir / "model-hashes.json"
         self.on_change = on_change  # the library changed (here is its new scan): refresh the pickers, save
-        self.confirm = lambda title, text: ask(self, title, text)  # tests answer for the person
         self.items: list[LibraryItem] = []
         self._cancel = threading.Event()
         self._generation = 0
@@ -246,7 +244,7 @@ class ModelsDialog(TaskDialog):
         from studio.services.model_imports import convert_and_import, import_model
 
         pickle = path.is_file() and await asyncio.to_thread(sniff_weights_format, path) in (PICKLE, TORCH_ZIP)
-        if pickle and self.confirm(
+        if pickle and await self.confirmed(
                 "Convert checkpoint", f"{path.name} is a pickle checkpoint, which can run code when loaded the usual "
                 "way. Studio can convert it to safetensors, reading only tensors and plain containers (torch.load "
                 "with weights_only=True; anything else is refused without running it), and import that. Convert?"):
@@ -294,7 +292,7 @@ class ModelsDialog(TaskDialog):
         self._busy(f"Asking the hub about {repo_id}…")
         try:
             plan = await asyncio.to_thread(plan_download, repo_id, self.settings.models_dir)
-            if not self.confirm("Download model", f"Download {repo_id}: {len(plan.files)} files, "
+            if not await self.confirmed("Download model", f"Download {repo_id}: {len(plan.files)} files, "
                                 f"{format_size(plan.total_bytes - plan.already_bytes)} to fetch, into "
                                 f"{plan.target}?"):
                 self._report("Nothing was downloaded.")
@@ -323,7 +321,7 @@ class ModelsDialog(TaskDialog):
             self._report(f"{item.name} is in a linked folder; Studio does not delete other tools' files. Unlink "
                          "the folder under Linked Folders instead.", error=True)
             return False
-        if not self.confirm("Remove model", f"Delete {item.path}?"):
+        if not await self.confirmed("Remove model", f"Delete {item.path}?"):
             return False
         try:
             _, self.settings.extra_model_paths = await asyncio.to_thread(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QMenu,
-    QMessageBox,
     QPushButton,
     QSplitter,
     QTreeWidget,
@@ -31,17 +29,11 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import StudioError
 from studio.plugin_host.host import DISABLED, ENABLED, PluginHost, PluginRecord
+from studio.ui.modal import modal
 from studio.ui.task_dialog import TaskDialog, brush
 from studio.ui.theme import icon
 
 STATUS_COLOURS = {ENABLED: "#7ccf8a", DISABLED: "#9aa3b2"}
-Confirm = Callable[[str, str], bool]  # (title, text) -> the person said yes
-
-
-def ask(parent: QWidget, title: str, text: str) -> bool:
-    answer = QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                  QMessageBox.StandardButton.No)
-    return answer == QMessageBox.StandardButton.Yes
 
 
 class PluginsDialog(TaskDialog):
@@ -51,7 +43,6 @@ class PluginsDialog(TaskDialog):
         self.host = host
         self.index_url = index_url
         self._start_dir = start_dir
-        self.confirm: Confirm = lambda title, text: ask(self, title, text)  # tests answer for the person
         self.setWindowTitle("Plugins")
         self.resize(860, 520)
         layout = QVBoxLayout(self)
@@ -182,7 +173,7 @@ class PluginsDialog(TaskDialog):
         plan = None
         try:
             plan = await asyncio.to_thread(installer.plan, source, self.host.taken_ids())
-            if not self.confirm("Install plugin", plan.describe() + "\n\nInstall it? It stays disabled until you "
+            if not await self.confirmed("Install plugin", plan.describe() + "\n\nInstall it? It stays disabled until you "
                                                                      "enable it."):
                 self._report("Nothing was installed.")
                 return False
@@ -207,7 +198,7 @@ class PluginsDialog(TaskDialog):
             self._report(f"{record.name} was installed into Python's environment, not by Studio; remove it with "
                          f"pip uninstall {record.found.distribution}.", error=True)
             return False
-        if not self.confirm("Uninstall plugin", f"Remove {record.name} {record.version} and its files?"):
+        if not await self.confirmed("Uninstall plugin", f"Remove {record.name} {record.version} and its files?"):
             return False
         from studio.plugin_host.installer import PluginInstaller
 
@@ -226,7 +217,8 @@ class PluginsDialog(TaskDialog):
         from studio.plugin_host.plugin_index import fetch_index
 
         if not self.index_url:
-            url, ok = QInputDialog.getText(self, "Plugin index", "Address of a plugin index (a JSON list):")
+            url, ok = await modal(lambda: QInputDialog.getText(self, "Plugin index",
+                                                               "Address of a plugin index (a JSON list):"))
             if not ok or not url.strip():
                 return None
             self.index_url = url.strip()
@@ -246,7 +238,7 @@ class PluginsDialog(TaskDialog):
             self._report(f"The index {self.index_url} lists no plugins.")
             return
         labels = [f"{e.name} {e.version} — {e.summary}" for e in entries]
-        label, ok = QInputDialog.getItem(self, "Install from index", "Plugin:", labels, 0, False)
+        label, ok = await modal(lambda: QInputDialog.getItem(self, "Install from index", "Plugin:", labels, 0, False))
         if ok:
             await self.install(entries[labels.index(label)])
 

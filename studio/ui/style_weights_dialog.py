@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import StudioError
 from studio.core.style_weights import WEIGHTS, WeightsFile, style_weights_dir
+from studio.ui.modal import modal
 from studio.ui.theme import icon
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
@@ -96,7 +97,7 @@ class StyleWeightsDialog(QDialog):
     async def import_file(self, name: str, source: Path) -> bool:
         """Check (and, if asked, convert) ``source`` off the UI thread, then put it in place as ``name``."""
         convert = source.suffix.lower() in PICKLE_SUFFIXES
-        if convert and not self.ask_convert(source.name):
+        if convert and not await modal(lambda: self.ask_convert(source.name)):
             return False
         self.message.setText(f"Checking {source.name}…")
         try:

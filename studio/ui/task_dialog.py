@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QDialog, QLabel, QWidget
+from PySide6.QtWidgets import QDialog, QLabel, QMessageBox, QWidget
+
+from studio.ui.modal import modal
 
 ERROR_STYLE = "color: #ff8a80;"
+
+
+Confirm = Callable[[str, str], bool]  # (title, text) -> the person said yes
+
+
+def ask(parent: QWidget, title: str, text: str) -> bool:
+    answer = QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                  QMessageBox.StandardButton.No)
+    return answer == QMessageBox.StandardButton.Yes
 
 
 class TaskDialog(QDialog):
@@ -21,11 +32,16 @@ class TaskDialog(QDialog):
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setTextFormat(Qt.TextFormat.PlainText)
+        self.confirm: Confirm = lambda title, text: ask(self, title, text)  # tests answer for the person
 
     def start(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def confirmed(self, title: str, text: str) -> bool:
+        """The person's yes or no (``self.confirm``, which tests answer), asked from a task (see ``modal``)."""
+        return await modal(lambda: self.confirm(title, text))
 
     def _busy(self, text: str) -> None:
         """Say what is running (or, with "", that nothing is) and turn the action buttons off meanwhile."""

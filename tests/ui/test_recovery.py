@@ -29,7 +29,12 @@ def _wait_for(predicate, timeout: float) -> bool:  # noqa: ANN001
     return False
 
 
-def test_a_killed_studio_is_restored_at_the_next_start(qtbot, qt_loop, studio_home, tmp_path):  # noqa: ANN001
+def test_a_killed_studio_is_restored_at_the_next_start(qtbot, qt_loop, studio_home, tmp_path, monkeypatch):  # noqa: ANN001
+    import threading
+
+    from studio.ui import canvas as canvas_module
+    from studio.ui import main_window as main_window_module
+
     picture = Image.fromarray(np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8))
     path = tmp_path / "work.png"
     picture.save(path)
@@ -56,10 +61,24 @@ def test_a_killed_studio_is_restored_at_the_next_start(qtbot, qt_loop, studio_ho
     window = MainWindow(settings, service, paths.data_dir)
     qtbot.addWidget(window)
     offered: list[Path] = []
+    threads: list[str] = []
+    real_find = main_window_module.find_recoverable
+
+    def finding(root):  # noqa: ANN001, ANN202
+        threads.append(threading.current_thread().name)
+        return real_find(root)
+
+    def on_this_thread(image):  # noqa: ANN001, ANN202
+        raise AssertionError("the restored picture was converted on the window's thread")
+
+    monkeypatch.setattr(main_window_module, "find_recoverable", finding)
+    monkeypatch.setattr(canvas_module, "pil_to_qpixmap", on_this_thread)
     window.start(recovery_choice=lambda found: offered.append(found.folder) or True)
     service.start()
     try:
-        assert len(offered) == 1
+        qtbot.waitUntil(window.recovery.done, timeout=10_000)
+        assert window.recovery.result() is True
+        assert len(offered) == 1 and threads and threading.main_thread().name not in threads
         np.testing.assert_array_equal(np.asarray(window.document.image), np.asarray(picture))
         assert window.document.history_labels() == ["Restore after a crash"]
         assert not offered[0].exists()  # offered once, not again at every start
