@@ -35,6 +35,7 @@ from studio.engine.device import (
     select_device,
 )
 from studio.engine.encoded_pictures import encodings_cached
+from studio.engine.device_lookups import device_lookups_pinned
 from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for
 from studio.engine.ip_adapter import find_ip_adapter, let_reference_go, reference_attached, reference_bytes
 from studio.engine.job_runs import JobRun, full_mask_run, inpaint_run, plain_run
@@ -278,9 +279,11 @@ class DiffusersGenerator:
         )
 
         # The fast path (CUDA graphs, fused attention) when the job allows it; it is undone when the job ends.
-        # A prompt read, or a picture encoded, before (this batch's first picture, an earlier job) is not again.
-        with fast_job(run.pipe, self.device, self._plan, model.offloaded, run.kwargs, context.note,
-                      options_for(request.speed)) as fast, prompts_cached(run.pipe), encodings_cached(run.pipe):
+        # A prompt read, or a picture encoded, before (this batch's first picture, an earlier job) is not again;
+        # nor is the device searched for at every picture.
+        with (fast_job(run.pipe, self.device, self._plan, model.offloaded, run.kwargs, context.note,
+                       options_for(request.speed)) as fast,
+              prompts_cached(run.pipe), encodings_cached(run.pipe), device_lookups_pinned(run.pipe)):
             yield from self._images(request, model, run, context, fast)
 
     def _images(self, request: GenerationRequest, model: LoadedModel, run: JobRun, context: JobContext,
