@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from studio.engine.stand_in import standing_in
+
 ENTRIES_PER_VAE = 4  # an inpainting model encodes two pictures per job (the picture and its masked part)
 
 
@@ -63,7 +65,6 @@ def encodings_cached(pipe: Any, size: int = ENTRIES_PER_VAE) -> Iterator[None]: 
         yield  # no VAE, or its encodings are kept already
         return
     entries = _kept.setdefault(vae, [])
-    own = vars(vae).get("encode")  # a VAE's own encode (the fast path's bfloat16 copy casts in one): put back after
 
     def cached(x: torch.Tensor, return_dict: bool = True) -> Any:  # noqa: ANN401
         if not return_dict or not isinstance(x, torch.Tensor):
@@ -81,12 +82,5 @@ def encodings_cached(pipe: Any, size: int = ENTRIES_PER_VAE) -> Iterator[None]: 
         return output
 
     cached.keeps_encodings = True
-    vae.encode = cached
-    try:
+    with standing_in(vae, "encode", cached):  # over a VAE's own encode too (the bfloat16 copy casts in one)
         yield
-    finally:
-        if vars(vae).get("encode") is cached:
-            if own is None:
-                del vae.encode
-            else:
-                vae.encode = own

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from studio.engine.loras import merged_key
+from studio.engine.stand_in import standing_in
 
 ENTRIES_PER_MODEL = 16  # a few hundred KB each on the device (SDXL: 2 x 77 x 2048 values and two pooled)
 _ENCODERS = ("text_encoder", "text_encoder_2")
@@ -71,8 +72,8 @@ def prompts_cached(pipe: Any, size: int = ENTRIES_PER_MODEL) -> Iterator[None]: 
     """While in the block, the pipeline's ``encode_prompt`` answers a prompt it has read before from the cache."""
     encode = getattr(pipe, "encode_prompt", None)
     encoders = _encoders(pipe)
-    if encode is None or not encoders or "encode_prompt" in vars(pipe):
-        yield  # no text encoder, or someone else's encode_prompt already stands in
+    if encode is None or not encoders or getattr(encode, "keeps_prompts", False):
+        yield  # no text encoder, or its prompts are kept already
         return
     signature = inspect.signature(encode)
     entries = _kept.setdefault(encoders[0], OrderedDict())
@@ -91,12 +92,9 @@ def prompts_cached(pipe: Any, size: int = ENTRIES_PER_MODEL) -> Iterator[None]: 
             entries.move_to_end(key)
         return _copies(kept)
 
-    pipe.encode_prompt = cached
-    try:
+    cached.keeps_prompts = True
+    with standing_in(pipe, "encode_prompt", cached):
         yield
-    finally:
-        if vars(pipe).get("encode_prompt") is cached:
-            del pipe.encode_prompt
 
 
 def _call_key(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable | None:
