@@ -131,3 +131,30 @@ def test_a_reference_job_replays_its_own_graph_and_reads_a_new_strength_from_the
         diff = np.abs(np.asarray(image, np.int16) - plain(reference, req, req.seed, ip_adapter_image=picture))
         assert diff.mean() <= TOLERANCE[0] and diff.max() <= TOLERANCE[1], (strength, diff.mean(), diff.max())
         assert np.abs(np.asarray(image, np.int16) - np.asarray(base, np.int16)).mean() > 1  # the reference showed
+
+
+def test_img2img_on_the_fast_path_encodes_the_canvas_and_reads_the_prompt_once_per_batch(cuda, tmp_path,
+                                                                                      tiny_model_dir, monkeypatch):
+    """The prompt and the canvas's encoding are kept on the GPU too, and the pictures stay plain diffusers'."""
+    from diffusers.models.autoencoders import vae as vae_module
+
+    encodes: list[int] = []
+    encode = vae_module.Encoder.forward
+    monkeypatch.setattr(vae_module.Encoder, "forward",
+                        lambda self, *args, **kwargs: encodes.append(1) or encode(self, *args, **kwargs))
+    canvas = Image.fromarray(np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8), "RGB")
+    generator = DiffusersGenerator(GeneratorEnvironment("cuda", tmp_path / "data", tmp_path / "cache"))
+    req = request(tiny_model_dir, init_image=canvas, strength=0.75, batch_count=2)
+    context = DirectContext()
+    images = [np.asarray(image, np.int16) for image, _recipe in generator.generate(req, context)]
+    assert not [n for n in context.notes if "fast path" in n or "captured UNet step" in n], context.notes
+    assert len(encodes) == 1
+
+    reference = load_model(tiny_model_dir, select_device("cuda")).pipeline(img2img=True)
+    reference.scheduler = make_scheduler(req.scheduler, reference.scheduler.config)
+    for index, image in enumerate(images):
+        expected = reference(prompt=req.prompt, negative_prompt=req.negative_prompt, image=canvas,
+                             strength=req.strength, num_inference_steps=req.steps, guidance_scale=req.cfg_scale,
+                             output_type="pil", generator=torch.Generator("cpu").manual_seed(req.seed_for(index)))
+        diff = np.abs(image - np.asarray(expected.images[0], np.int16))
+        assert diff.mean() <= TOLERANCE[0] and diff.max() <= TOLERANCE[1], (index, diff.mean(), diff.max())
