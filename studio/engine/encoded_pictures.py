@@ -2,9 +2,9 @@
 and again (every picture of a batch, every new seed for it), and each time diffusers encoded it anew.
 
 On one CPU thread in bfloat16 a full-size SD 1.5 VAE took 0.37 s to encode a 256x256 picture and 2.0 s at
-512x512; on a GPU it is one more pass of the VAE's encoder per picture, outside the captured UNet step (not yet
-measured there). What is kept is the encoder's output, the latent distribution (its mean and variance): the pipeline still
-samples from it with the picture's own seeded generator, so the pictures are bit for bit what they were.
+512x512; on a GPU it is one more pass of the VAE's encoder per picture, outside the captured UNet step (not
+yet measured there). What is kept is the encoder's output, the latent distribution (its mean and variance): the
+pipeline still samples from it with the picture's own seeded generator, so the pictures are bit for bit what they were.
 
 An entry holds the encoded picture itself (on the device) and is taken only for a tensor equal to it, encoded by
 the same VAE (a weak key: a VAE let go takes its entries along) in the same precision, memory layout, tiling and
