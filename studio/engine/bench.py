@@ -6,10 +6,10 @@ weights: speed does not depend on weight values, and nothing is downloaded. On t
 says nothing about a real model's speed. Both sides make the same pictures (prompt, seeds, size, steps,
 scheduler); Studio's side is what a person gets: the generator with its memory plan, the fast path where it
 applies, a latent preview and progress event at every step, and the prompt's embeddings read once and kept
-(``prompt_cache``), where plain diffusers reads the prompt for every picture. Plain diffusers runs in the
-precision its users pick by default (float16 on CUDA, float32 on the CPU) unless ``plain_dtype`` says otherwise; where Studio's fast
-path computes in another precision or layout (bfloat16, channels-last, on a CPU with bfloat16 units), Studio
-gets its own copy of the pipeline, built from the same seed.
+(``prompt_cache``), where plain diffusers reads the prompt for every picture. Plain diffusers runs in the precision
+its users pick by default (float16 on CUDA, float32 on the CPU) unless ``plain_dtype`` says otherwise; where
+Studio's fast path computes in another precision or layout (bfloat16, channels-last, on a CPU with bfloat16 units),
+Studio gets its own copy of the pipeline, built from the same seed.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ diffusers looks for group offloading by walking every module, each time it asks 
 (``ModelMixin.device``: the UNet and the VAE, once each per picture): 9 ms for the pipeline lookup of SD 1.5's
 1,100 modules and 21 ms for SDXL's 2,700 on this CPU, Python time on the engine thread where the targets for a
 whole GPU picture are 0.25 s and 0.9 s. Studio never turns group offloading on (its memory plan uses model CPU
-offload), so for a job the answers are the rest of diffusers' own rules: the execution device of an accelerate offload hook where there
-is one, else the pipeline's device; and a model's first weight's device. A model under an offload hook moves
-during the picture and is always asked.
+offload), so for a job the answers are the rest of diffusers' own rules: the execution device of an accelerate
+offload hook where there is one, else the pipeline's device; and a model's first weight's device. A model under an
+offload hook moves during the picture and is always asked.
 """
 
 from __future__ import annotations
