@@ -59,6 +59,7 @@ async def edits(window: Any, size: int, rounds: int) -> None:
         await measure("Invert Mask (all of it)", actions.invert, lambda: True)
         await measure("Shrink Mask 8 px", lambda: actions.grow(-8), lambda: True)
         await measure("Clear Mask", actions.clear, lambda: True)
+        await measure("Undo it / redo it", lambda: (actions.undo.trigger(), actions.redo.trigger()), lambda: True)
         steps = document.history_position
         await measure("History: 3 steps back", lambda: window.history_panel.position_requested.emit(steps - 3),
                       lambda: document.history_position == steps - 3)
@@ -71,6 +72,38 @@ async def edits(window: Any, size: int, rounds: int) -> None:
         await measure("Scale Image to half", lambda: actions.scale_image(size // 2, size // 2),
                       lambda: document.size == (size // 2, size // 2))
         await measure("Undo it", actions.undo.trigger, lambda: document.size == (size, size))
+        await measure("3 results land in a stroke: let go", *await results_in_a_stroke(window, document.image))
+        steps = document.history_position
+        await measure("History: back over those 3", lambda: window.history_panel.position_requested.emit(steps - 3),
+                      lambda: document.history_position == steps - 3)
+
+
+async def results_in_a_stroke(window: Any, picture: Any) -> tuple[Callable[[], None], Callable[[], bool]]:
+    """Press the brush, let three results (each a changed box of the picture) land as the engine's events do, and
+    return the release of the brush (what is measured) with its condition of done."""
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtTest import QTest
+
+    from studio.core.events import GeneratedImage, JobOutput
+    from studio.core.metadata import Recipe
+    from studio.ui.canvas_tools import BRUSH
+
+    canvas, size = window.canvas, picture.width
+    viewport, at = canvas.viewport(), canvas.mapFromScene(QPointF(size * 0.7, size * 0.7))
+    results = []
+    for k in range(3):
+        result = (results[-1] if results else picture).copy()
+        result.paste((250, 0, 60 * k), (size // 40 * (k + 1), size // 10, size // 4 * (k + 1), size // 3))
+        results.append(result)
+    recipe = Recipe("p", "", 4, "Euler", 7, 1, size, size, "tiny-sd")
+    canvas.set_tool(BRUSH)
+    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, pos=at)
+    QTest.mouseMove(viewport, at + type(at)(20, 0))
+    for result in results:  # as MainWindow._consume_events takes each JobOutput
+        await window._take_in_ahead(result)
+        window.handle_event(JobOutput(1, GeneratedImage(result, recipe), 0))
+    return (lambda: QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=at + type(at)(20, 0)),
+            lambda: window.document.image is results[-1])
 
 
 def main() -> None:

@@ -175,3 +175,36 @@ def test_a_change_of_most_of_the_mask_in_place_swaps_in_a_kept_layer_and_keeps_t
     live[0:2, 0:2] = 255  # a small edit is tinted in its box as ever
     item.update_region((0, 0, 2, 2))
     assert tinted == [(2, 2)]
+
+
+def test_a_wide_box_with_a_few_masked_pixels_is_tinted_exactly(qapp) -> None:  # noqa: ANN001
+    """Cleared to the tint of nothing, then looked up only around its masked pixels: as every pixel looked up."""
+    item = MaskOverlayItem()
+    live = new_mask(80, 60)
+    item.set_mask(live)
+    live[...] = 255  # a whole-mask change to cover the layer over all of it
+    item.update_region((0, 0, 80, 60))
+    live[...] = 0
+    live[40:44, 10:13] = (90, 255, 7)  # a dab of three values, far inside the box
+    item.update_region((0, 0, 80, 60))
+    np.testing.assert_array_equal(alpha(shown(item)), live.astype(np.uint32) * SHOWN_ALPHA // 255)
+    assert shown(item)[0, 0] == 0 and (shown(item)[live > 0] != 0).all()
+
+
+def test_a_whole_change_back_to_a_few_masked_pixels_gets_a_layer_over_them_alone(qapp, monkeypatch) -> None:  # noqa: ANN001
+    """Undoing a clear, when no layer was kept for the brush dab before it: a new layer over the dab's box (at
+    4096x4096 a whole layer cost 33 ms to allocate and 70 ms to tint); an edit elsewhere widens it as ever."""
+    item = MaskOverlayItem()
+    live = new_mask(200, 150)
+    item.set_mask(live)
+    live[...] = 255
+    item.update_region((0, 0, 200, 150))
+    live[...] = 0
+    live[100:110, 50:70] = 255  # back to a dab (the whole-mask state before it was not kept)
+    item.update_region((0, 0, 200, 150))
+    assert item._layer_box == (50, 100, 70, 110)
+    np.testing.assert_array_equal(alpha(shown(item)), live.astype(np.uint32) * SHOWN_ALPHA // 255)
+    live[5:8, 5:8] = 255  # a stroke outside the dab's box
+    item.update_region((5, 5, 8, 8))
+    assert item._layer_box == (0, 0, 200, 150)
+    np.testing.assert_array_equal(alpha(shown(item)), live.astype(np.uint32) * SHOWN_ALPHA // 255)
