@@ -67,6 +67,7 @@ class Document:
         self._stroke_label = ""
         self.revision = 0  # bumps on every change: autosave compares it
         self._held_changes: list[DocumentChange] | None = None  # while changes_held() holds them
+        self._unseen: Image.Image | None = None  # a picture made while they are held, not yet shown to anyone
 
     # -- observing -------------------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -159,7 +160,7 @@ class Document:
         try:
             yield
         finally:
-            self._held_changes = None
+            self._held_changes = self._unseen = None
             for change in _merged(held):
                 self._notify(change)
 
@@ -183,8 +184,14 @@ class Document:
             return
         x0, y0, x1, y1 = step.box
         if image is not None:
-            canvas = self.image.copy()
-            canvas.paste(image, (x0, y0))
+            if image.size == self.image.size:
+                canvas = image  # the step holds the whole picture, which is never changed in place: no copy
+            else:
+                # A picture made earlier in the same history jump has been seen by no one: paste into it.
+                canvas = self.image if self.image is self._unseen else self.image.copy()
+                canvas.paste(image, (x0, y0))
+                if self._held_changes is not None:
+                    self._unseen = canvas
             self.image = canvas
             self.recipe = recipe
         if mask is not None:

@@ -180,3 +180,43 @@ def test_a_mask_change_worked_out_ahead_is_used_only_against_the_mask_it_was_wor
     assert compared and not doc.has_mask  # compared again, against the mask as it is now
     doc.undo()
     assert doc.mask[0, 0] == 7 and doc.mask[30, 30] == 255
+
+
+def test_history_jumps_never_change_a_picture_anyone_was_given_and_copy_it_at_most_once() -> None:
+    """Pictures are never changed in place (the autosave and the canvas hold them); a jump over several picture
+    steps pastes them into one copy, and a step that holds the whole picture is taken as it is."""
+    rng = np.random.default_rng(9)
+    doc = Document()
+    doc.set_image(Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)), "Open")
+    given = [doc.image]
+    for k in range(4):  # four results, each changing a box of the one before
+        array = np.asarray(doc.image).copy()
+        array[5 * k:5 * k + 20, 10 * k:10 * k + 30] = 40 * k
+        doc.set_image(Image.fromarray(array), "Generated")
+        given.append(doc.image)
+    doc.set_image(Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)), "Generated")  # all of it
+    given.append(doc.image)
+    snapshots = [g.tobytes() for g in given]
+
+    copies = 0
+    real_copy = Image.Image.copy
+
+    def counted(self):  # noqa: ANN001, ANN202
+        nonlocal copies
+        copies += 1
+        return real_copy(self)
+
+    Image.Image.copy = counted
+    try:
+        doc.go_to(1)  # back over the whole step and three box steps
+        assert doc.image.tobytes() == snapshots[0] and copies <= 1
+        doc.go_to(5)
+        assert doc.image.tobytes() == snapshots[4]
+        doc.redo()
+        assert doc.image is given[5]  # the whole picture, taken as it is
+        doc.undo()
+        doc.undo()
+    finally:
+        Image.Image.copy = real_copy
+    assert doc.image.tobytes() == snapshots[3]
+    assert [g.tobytes() for g in given] == snapshots  # nobody's picture changed
