@@ -227,8 +227,9 @@ class Document:
         self._replace_all(label, image, mask.copy(), recipe)
 
     def _replace_all(self, label: str, image: Image.Image, mask: np.ndarray, recipe: Recipe | None) -> None:
+        # The mask object is replaced here, never edited again, so the step keeps it as it is (16 MB at 4096x4096).
         self._push(_Step(label, None, image_before=self.image, image_after=image,
-                         mask_before=self.mask.copy() if self.image is not None else None, mask_after=mask.copy(),
+                         mask_before=self.mask if self.image is not None else None, mask_after=mask.copy(),
                          recipe_before=self.recipe, recipe_after=recipe))
         self.image, self.mask, self.recipe = image, mask, recipe
         self._notify(DocumentChange(None, True, True, size=True))

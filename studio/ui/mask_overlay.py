@@ -144,10 +144,10 @@ class MaskOverlayItem(QGraphicsItem):
         self._clear_layer()
         # The tinted layer is made when a masked pixel first needs it: a new picture's mask is empty, and
         # allocating and clearing a 1024x1024 layer for it cost the window's thread ~2 ms per new size.
-        box = bounding_box(mask)
+        # A kept layer is looked for first: finding the mask's box costs 5 ms at 4096x4096, and it knows its box.
+        kept = next((k for k in self._kept if _same_mask(k, mask, self.tints)), None)
+        box = kept.box if kept is not None else bounding_box(mask)
         if box is not None:
-            kept = next((k for k in self._kept if k.box == box and np.array_equal(k.tints, self.tints)
-                         and np.array_equal(k.mask, mask)), None)
             layer = kept or tinted_layer(mask, self.tints, box)
             self._show(layer)
             self._source = None if kept is None else kept.mask  # a kept mask is never edited; the document's is
