@@ -293,8 +293,8 @@ class ModelsDialog(TaskDialog):
         try:
             plan = await asyncio.to_thread(plan_download, repo_id, self.settings.models_dir)
             if not await self.confirmed("Download model", f"Download {repo_id}: {len(plan.files)} files, "
-                                f"{format_size(plan.total_bytes - plan.already_bytes)} to fetch, into "
-                                f"{plan.target}?"):
+                                        f"{format_size(plan.total_bytes - plan.already_bytes)} to fetch, into "
+                                        f"{plan.target}?"):
                 self._report("Nothing was downloaded.")
                 return False
             self._busy(f"Downloading {repo_id}…", progress=True)
