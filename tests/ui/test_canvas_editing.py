@@ -114,7 +114,8 @@ def test_undo_and_redo_restore_exact_states(qtbot, window, picture):  # noqa: AN
     canvas.set_brush(size=25, hardness=0.6)
     _drag(qtbot, canvas, [(30, 30), (200, 200)])
     remember()
-    for task in (window.actions_.invert(), window.actions_.grow(6)):
+    for edit in (window.actions_.invert, lambda: window.actions_.grow(6)):  # one after the other: each state seen
+        task = edit()
         qtbot.waitUntil(task.done, timeout=5000)
         remember()
     changed = np.asarray(picture).copy()
