@@ -80,7 +80,8 @@ def _call_all(registry: list[Callable[[], Release | None]]) -> list[object]:
     return results
 
 
-def _hand_back(device: DeviceInfo | None) -> None:
+def hand_back(device: DeviceInfo | None) -> None:
+    """Collect what nothing refers to any more, and hand the device's cached blocks back."""
     import gc
 
     gc.collect()
@@ -98,7 +99,7 @@ def on_free_memory(release: Callable[[], None]) -> None:
 def free_memory(device: DeviceInfo | None) -> None:
     """Let every engine cache go and hand the memory back (out of memory, switching models)."""
     _call_all(_caches)
-    _hand_back(device)
+    hand_back(device)
 
 
 def on_spare_memory(release: Callable[[], bool]) -> None:
@@ -112,5 +113,5 @@ def release_spare_memory(device: DeviceInfo | None) -> bool:
     switching back) goes, and its memory is handed back. True when anything went."""
     if not any(_call_all(_spares)):
         return False
-    _hand_back(device)
+    hand_back(device)
     return True

@@ -30,8 +30,8 @@ from studio.engine.cpu_precision import job_device, lay_out_for_cpu
 from studio.engine.device import (
     DeviceInfo,
     free_memory,
+    hand_back,
     on_spare_memory,
-    release_spare_memory,
     select_device,
 )
 from studio.engine.encoded_pictures import encodings_cached
@@ -51,7 +51,7 @@ from studio.engine.memory import (
     oom_advice,
     plan_memory,
 )
-from studio.engine.model_keeping import in_precision, in_system_memory, model_files_key, worth_keeping
+from studio.engine.model_keeping import KeptModels, in_precision, in_system_memory, model_files_key
 from studio.engine.preview import LivePreviews, latents_to_preview
 from studio.engine.prompt_cache import prompts_cached
 from studio.engine.schedulers import make_scheduler
@@ -63,14 +63,14 @@ log = logging.getLogger(__name__)
 
 
 class DiffusersGenerator:
-    """Keeps one model loaded; switching models frees the previous one first."""
+    """Keeps one model in use, and the few before it loaded for switching back (model_keeping)."""
 
     def __init__(self, env: GeneratorEnvironment) -> None:
         self._env = env
         self._device: DeviceInfo | None = None
         self._in_use: DeviceInfo | None = None  # the device as the current job uses it (cpu_precision.job_device)
         self._model: LoadedModel | None = None
-        self._kept: LoadedModel | None = None  # the model before, still loaded for switching back (model_keeping)
+        self._kept = KeptModels()  # the models before, still loaded for switching back
         self._vae = VaeOverride()
         self._plan: MemoryPlan | None = None  # the last job's memory measures (what an OOM message builds on)
         on_spare_memory(self._let_kept_go)  # another job out of memory (an upscaler's tiles) gets its room
@@ -136,7 +136,7 @@ class DiffusersGenerator:
 
     def _ensure_model(self, path: Path, context: JobContext) -> LoadedModel:
         """The model at path, loaded (on the CPU: the job's memory plan places it). Switching keeps the model
-        before loaded where that costs nothing (model_keeping), and lets the one kept before it go."""
+        before loaded where that costs nothing (model_keeping), and lets the oldest kept go where needed."""
         return self._load(path, context.status)
 
     def _load(self, path: Path, status) -> LoadedModel:  # noqa: ANN001 - StatusFn / JobContext.status
@@ -146,19 +146,22 @@ class DiffusersGenerator:
         self._vae.clear()  # the next model may want another VAE anyway
         if self._model is not None:
             let_reference_go(self._model.text2img)  # a kept IP-Adapter holds up to 3.6 GB
-        if (self._kept is not None and self._kept.path == resolved and self._kept.files_key == model_files_key(path)
-                and in_precision(self._kept, self.device)):
-            self._model, self._kept = self._kept, self._keep(self._model)
+        previous, self._model = self._model, None
+        found, let_go = self._kept.take(resolved, model_files_key(path), self.device)
+        if previous is not None:
+            let_go += self._kept.keep(self._keep(previous))
+        if found is not None:
+            self._model = found
             log.info("Switched back to %s, kept loaded", path)
+        else:
+            let_go += self._kept.make_room(path, self.device)
+        let_gone = bool(let_go)
+        del previous, found, let_go  # no reference may outlive the collection that frees their memory
+        if let_gone:
+            free_memory(self._device)
+        if self._model is not None:
             status(device=self.device.description, model=self._model.name, message="")
             return self._model
-        previous, before, self._model, self._kept = self._model, self._kept, None, None
-        if previous is not None and worth_keeping(previous, path, self.device):
-            self._kept = self._keep(previous)
-        let_go = before is not None or (previous is not None and self._kept is None)
-        del previous, before  # no reference may outlive the collection that frees their memory
-        if let_go:
-            free_memory(self._device)
         status(device=self.device.description, message=f"Loading {path.name}…")
         started = time.perf_counter()
         self._model = load_model(path, self.device, self._env.cache_dir / "model-hashes.json",
@@ -169,8 +172,7 @@ class DiffusersGenerator:
         return self._model
 
     def _let_kept_go(self) -> bool:
-        kept, self._kept = self._kept, None
-        return kept is not None
+        return bool(self._kept.let_all_go())
 
     @staticmethod
     def _keep(model: LoadedModel | None) -> LoadedModel | None:
@@ -183,7 +185,8 @@ class DiffusersGenerator:
         try:
             yield from self._generate(request, context)
         except torch.OutOfMemoryError:
-            self._model = self._kept = None
+            self._model = None
+            self._kept.let_all_go()
             self._vae.clear()
             free_memory(self._device)  # cached TAESD decoders and upscalers go too
             advice = oom_advice(self._plan, request.width, request.height, request.batch_count)
@@ -256,12 +259,12 @@ class DiffusersGenerator:
         def plan() -> MemoryPlan:
             return plan_memory(request.memory, device, model_bytes(pipe) + extra, activations, free_vram(device))
 
-        self._plan, kept = plan(), self._kept
-        if kept is not None and not in_system_memory(kept) and (self._plan.measures or not self._plan.fits):
-            # The model kept for switching back must not cost this job a measure: it goes, and the plan is redone.
+        self._plan = plan()
+        # A model kept for switching back must not cost this job a measure: the oldest goes, the plan is redone.
+        while (self._plan.measures or not self._plan.fits) and (kept := self._kept.let_oldest_on_gpu_go()):
             context.note(f"{kept.name}, kept loaded for switching back, was let go to make room on the GPU.")
             kept = None  # no reference here may keep its memory from the collection
-            release_spare_memory(device)
+            hand_back(device)
             self._plan = plan()
         model.offloaded, model.sliced = apply_plan(pipe, self._plan, device, model.offloaded, model.sliced)
         if device.kind != "cpu":

@@ -1,11 +1,12 @@
-"""Keeping the model switched away from, so that switching back costs nearly nothing.
+"""Keeping the models switched away from, so that switching back costs nearly nothing.
 
-People go back and forth between two models (a photographic one and an illustrative one, an SD 1.5
-finetune and SDXL), as ComfyUI, InvokeAI and AUTOMATIC1111 let them without a reload. Studio keeps the
-model before the current one loaded, where it is, with its merged LoRAs: switching back reads no file and
-copies no weights. On a GPU its captured steps go (their memory pool is no use to another model). It never
-costs a job anything: on the GPU the job's memory plan lets it go before taking any measure (diffusion.py),
-and in system memory it is kept only while the next model still leaves a reserve free.
+People go back and forth between models (a photographic one, an illustrative one, an SD 1.5 finetune and SDXL),
+as ComfyUI, InvokeAI and AUTOMATIC1111 let them without a reload. Studio keeps up to ``KEEP_AT_MOST`` models
+before the current one loaded, where they are, with their merged LoRAs, most recent first: switching back reads
+no file and copies no weights. On a GPU their captured steps go (their memory pool is no use to another model).
+Keeping never costs a job anything: on the GPU the job's memory plan lets kept models go, the oldest first, before
+taking any measure (diffusion.py), and in system memory they are kept only while the next model still leaves a
+reserve free (the oldest goes first).
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from studio.core.errors import StudioError
 from studio.core.hashing import FilesKey, files_key
 from studio.core.weight_files import numbers_in
 from studio.engine.device import DeviceInfo
-from studio.engine.memory import GIB
+from studio.engine.memory import GIB, model_bytes
 
 RAM_RESERVE_SHARE = 0.2  # of the machine's memory, left free for the window, the OS and the job itself
 RAM_RESERVE_MIN = 2 * GIB
+# Models kept besides the one in use. Memory bounds them anyway; this bounds what an idle Studio holds of a GPU
+# that other programs share (four SDXL models in float16 are 28 GB).
+KEEP_AT_MOST = 3
 
 
 def in_system_memory(model: Any) -> bool:  # noqa: ANN401 - a LoadedModel
@@ -65,18 +69,75 @@ def available_ram() -> tuple[int, int]:
     return int(memory.available), int(memory.total)
 
 
-def worth_keeping(model: Any, next_model: Path, device: DeviceInfo,  # noqa: ANN401 - a LoadedModel
-                  ram: Callable[[], tuple[int, int]] | None = None) -> bool:
-    """Whether to keep ``model`` loaded while ``next_model`` is loaded and used.
-
-    On a CUDA GPU yes (the memory plan lets it go when a job needs the room). In system memory only while loading
-    the next model, in the device's precision, still leaves the reserve free; swapping would cost more than
-    reading the file again. An offloaded model (Low VRAM) is never kept: its weights are in RAM already.
-    """
-    if model.offloaded:
-        return False
-    if not in_system_memory(model):
-        return True
+def system_memory_short(next_model: Path, device: DeviceInfo,
+                        ram: Callable[[], tuple[int, int]] | None = None) -> int:
+    """Bytes of system memory missing for loading ``next_model`` in the device's precision and still leaving the
+    reserve free (0 or less: none missing)."""
     available, total = (ram or available_ram)()
     needed = numbers_in_model(next_model) * device.dtype.itemsize
-    return available - needed >= max(RAM_RESERVE_SHARE * total, RAM_RESERVE_MIN)
+    return max(RAM_RESERVE_SHARE * total, RAM_RESERVE_MIN) - (available - needed)
+
+
+class KeptModels:
+    """The models switched away from, still loaded, most recent first (``LoadedModel`` each).
+
+    Every method that lets models go returns them: the caller drops its last references and hands their memory
+    back (``device.free_memory``), since a collection only frees what nothing refers to.
+    """
+
+    def __init__(self, at_most: int = KEEP_AT_MOST) -> None:
+        self._at_most = at_most
+        self._models: list[Any] = []
+
+    @property
+    def models(self) -> tuple[Any, ...]:
+        return tuple(self._models)
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def take(self, path: Path, files: FilesKey, device: DeviceInfo) -> tuple[Any | None, list[Any]]:
+        """The kept model of ``path`` in the precision ``device`` computes in, taken out (or None), and the kept
+        copies of ``path`` whose files have changed since (a new download or conversion), let go. A copy in
+        another precision stays (the CPU's Speed setting switches between two)."""
+        same = [m for m in self._models if m.path == path]
+        stale = [m for m in same if m.files_key != files]
+        found = next((m for m in same if m.files_key == files and in_precision(m, device)), None)
+        self._models = [m for m in self._models if m is not found and not any(m is s for s in stale)]
+        return found, stale
+
+    def keep(self, model: Any) -> list[Any]:  # noqa: ANN401 - a LoadedModel
+        """Put ``model`` first; returns the models let go: an offloaded one (Low VRAM: its weights are in system
+        memory already) and the oldest past ``KEEP_AT_MOST``."""
+        if model.offloaded:
+            return [model]
+        self._models.insert(0, model)
+        let_go, self._models = self._models[self._at_most:], self._models[:self._at_most]
+        return let_go
+
+    def make_room(self, next_model: Path, device: DeviceInfo,
+                  ram: Callable[[], tuple[int, int]] | None = None) -> list[Any]:
+        """Let go the kept models in system memory, the oldest first, until loading ``next_model`` leaves the
+        reserve free; returns them. Swapping would cost more than reading a file again. On a CUDA GPU they stay:
+        the next job's memory plan lets them go if it needs their room (``let_oldest_on_gpu_go``)."""
+        in_ram = [m for m in self._models if in_system_memory(m)]
+        if not in_ram:
+            return []
+        short, let_go = system_memory_short(next_model, device, ram), []
+        for model in reversed(in_ram):
+            if short <= 0:
+                break
+            let_go.append(model)
+            short -= model_bytes(model.text2img)
+        self._models = [m for m in self._models if not any(m is g for g in let_go)]
+        return let_go
+
+    def let_oldest_on_gpu_go(self) -> Any | None:  # noqa: ANN401 - a LoadedModel
+        """The oldest kept model in a GPU's own memory, let go (None when there is none)."""
+        oldest = next((m for m in reversed(self._models) if not in_system_memory(m)), None)
+        self._models = [m for m in self._models if m is not oldest]
+        return oldest
+
+    def let_all_go(self) -> list[Any]:
+        let_go, self._models = self._models, []
+        return let_go

@@ -4,8 +4,8 @@ Three measures, each against how it was before, in one process on the CPU:
 - the first load of a model whose hash is not cached: when ``load_model`` returns, and when the hash is ready
   (it is computed on a thread of its own; before, the load waited for it);
 - loading a second model with the same tokenizer files: tokenizer shared, against each building its own;
-- switching A, B, A, B, A through Studio's generator: the model before kept loaded, against not kept.
-B is the same files hard-linked under another name, so both read from the page cache alike.
+- going round A, B, C, A, B, C through Studio's generator: the models before kept loaded, against not kept.
+B and C are the same files hard-linked under other names, so all read from the page cache alike.
 Run: python tests/benchmarks/model_loads.py [--cache DIR]   (the model is built into DIR once, as for
 ui_probe_full.py)
 """
@@ -60,23 +60,23 @@ def tokenizer_loads(a: Path, b: Path, device, hashes: Path) -> None:  # noqa: AN
         print(f"loads, {'tokenizer shared' if share else 'each its own tokenizer'}: {spans(times)}", flush=True)
 
 
-def switches(a: Path, b: Path, cache: Path) -> None:
+def switches(models: list[Path], cache: Path) -> None:
     import studio.engine.diffusion as diffusion
     from studio.core.environment import GeneratorEnvironment
-    from studio.engine.model_keeping import worth_keeping
+    from studio.engine.model_keeping import KEEP_AT_MOST, KeptModels
 
     for keep in (False, True):
-        diffusion.worth_keeping = worth_keeping if keep else (lambda *args, **kwargs: False)
         generator = diffusion.DiffusersGenerator(GeneratorEnvironment("cpu", cache / "data", cache))
+        generator._kept = KeptModels(at_most=KEEP_AT_MOST if keep else 0)
         times = []
-        for path in (a, b, a, b, a):
+        for path in models * 2:
             started = time.perf_counter()
             generator._load(path, lambda **status: None)
             times.append(time.perf_counter() - started)
-        print(f"switching A B A B A, {'the model before kept' if keep else 'not kept'}: {spans(times)}", flush=True)
+        print(f"going round A B C A B C, {'the models before kept' if keep else 'not kept'}: {spans(times)}",
+              flush=True)
         del generator
         gc.collect()
-    diffusion.worth_keeping = worth_keeping
 
 
 def main() -> None:
@@ -86,9 +86,10 @@ def main() -> None:
     from ui_probe_full import build_model
 
     a = build_model(args.cache / "sd15-random")
-    b = args.cache / "sd15-random-b"
-    if not b.exists():
-        shutil.copytree(a, b, copy_function=os.link)
+    b, c = args.cache / "sd15-random-b", args.cache / "sd15-random-c"
+    for copy in (b, c):
+        if not copy.exists():
+            shutil.copytree(a, copy, copy_function=os.link)
 
     from studio.engine.device import select_device
 
@@ -100,7 +101,7 @@ def main() -> None:
     for path in (a, b):  # hashes cached, page cache warm: the rest measures the loads themselves
         load_model(path, device, scratch / "model-hashes.json", place=False).hash  # noqa: B018
     tokenizer_loads(a, b, device, scratch / "model-hashes.json")
-    switches(a, b, scratch)
+    switches([a, b, c], scratch)
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def test_a_fast_job_runs_bfloat16_channels_last_and_plain_diffusers_float32_each
 
     plain = make("eager")  # Plain diffusers: float32, as diffusers runs on the CPU; the bfloat16 model is kept
     float32_pipe = generator._model.text2img
-    assert loads == [torch.bfloat16, torch.float32] and generator._kept.text2img is pipe
+    assert loads == [torch.bfloat16, torch.float32] and generator._kept.models[0].text2img is pipe
     assert float32_pipe.unet.dtype == torch.float32 and not channels_last(float32_pipe.unet)
     assert model_bytes(float32_pipe) == 2 * model_bytes(pipe)
     monkeypatch.setenv(ENV, "float32")

@@ -1,4 +1,4 @@
-"""Switching models: the model before stays loaded for switching back, unless keeping it would cost something.
+"""Switching models: the models before stay loaded for switching back, unless keeping them would cost something.
 
 Tiny SD pipelines (three different random weights), loaded through Studio's loader, on the CPU; where the GPU's
 memory plan decides, the plan is stood in for.
@@ -25,7 +25,7 @@ from studio.engine.device import release_spare_memory, select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.loader import load_model
 from studio.engine.memory import GIB, SLICING, MemoryPlan, model_bytes
-from studio.engine.model_keeping import numbers_in_model, worth_keeping
+from studio.engine.model_keeping import KEEP_AT_MOST, KeptModels, numbers_in_model, system_memory_short
 
 PLENTY = (64 * GIB, 128 * GIB)  # (available, total) system memory
 
@@ -71,13 +71,25 @@ def gone(reference: weakref.ref) -> bool:
     return reference() is None
 
 
+def kept(generator: DiffusersGenerator) -> list[str]:
+    """The models kept for switching back, most recent first, by folder name."""
+    return [model.path.name for model in generator._kept.models]
+
+
+def on_gpu(monkeypatch) -> None:  # noqa: ANN001
+    """Every model as if placed on a CUDA GPU, in its own memory."""
+    monkeypatch.setattr(diffusion, "in_system_memory", lambda model: False)
+    monkeypatch.setattr(model_keeping, "in_system_memory", lambda model: False)
+
+
 def test_switching_back_reads_nothing_and_makes_the_same_picture_and_a_third_model_lets_the_older_go(
         generator, loads, tiny_model_dir, other_models):
+    generator._kept = KeptModels(at_most=1)
     b_dir, c_dir = other_models
     a = make(generator, tiny_model_dir)
     a_model = generator._model
     b = make(generator, b_dir)
-    assert generator._kept is a_model and not np.array_equal(a, b)
+    assert generator._kept.models[0] is a_model and not np.array_equal(a, b)
 
     context = DirectContext()
     again = make(generator, tiny_model_dir, context)  # back: kept, so nothing is read
@@ -90,7 +102,19 @@ def test_switching_back_reads_nothing_and_makes_the_same_picture_and_a_third_mod
     del a_model
     make(generator, c_dir)  # a third: the one before it (B) is kept, the one kept before (A) goes
     assert loads == ["tiny-sd", "tiny-b", "tiny-c"]
-    assert generator._kept is b_model and gone(a_pipe)
+    assert generator._kept.models[0] is b_model and len(generator._kept) == 1 and gone(a_pipe)
+
+
+def test_going_round_three_models_reads_each_once_and_keeps_the_most_recent_first(
+        generator, loads, tiny_model_dir, other_models):
+    assert KEEP_AT_MOST >= 2
+    b_dir, c_dir = other_models
+    first = {path.name: make(generator, path) for path in (tiny_model_dir, b_dir, c_dir)}
+    assert kept(generator) == ["tiny-b", "tiny-sd"]
+    for path in (tiny_model_dir, b_dir, c_dir, b_dir, tiny_model_dir):
+        assert np.array_equal(make(generator, path), first[path.name])
+    assert loads == ["tiny-sd", "tiny-b", "tiny-c"]
+    assert generator._model.path.name == "tiny-sd" and kept(generator) == ["tiny-b", "tiny-c"]
 
 
 def test_a_model_is_not_kept_when_the_next_would_leave_too_little_system_memory(
@@ -99,9 +123,24 @@ def test_a_model_is_not_kept_when_the_next_would_leave_too_little_system_memory(
     a_pipe = weakref.ref(generator._model.text2img)
     monkeypatch.setattr(model_keeping, "available_ram", lambda: (int(2.5 * GIB), 16 * GIB))  # reserve: 3.2 GB
     make(generator, other_models[0])
-    assert generator._kept is None and gone(a_pipe)
+    assert len(generator._kept) == 0 and gone(a_pipe)
     make(generator, tiny_model_dir)
     assert loads == ["tiny-sd", "tiny-b", "tiny-sd"]
+
+
+def test_short_of_system_memory_the_oldest_kept_model_goes_first(
+        generator, loads, tiny_model_dir, other_models, monkeypatch):
+    b_dir, c_dir = other_models
+    make(generator, tiny_model_dir)
+    a_pipe = weakref.ref(generator._model.text2img)
+    make(generator, b_dir)
+    one_model = model_bytes(generator._model.text2img)
+    # Loading C leaves the reserve free once one model's room is handed back, not before.
+    need = numbers_in_model(c_dir) * 4
+    monkeypatch.setattr(model_keeping, "available_ram", lambda: (16 * GIB + need - one_model, 80 * GIB))
+    make(generator, c_dir)
+    assert kept(generator) == ["tiny-b"] and gone(a_pipe)  # A was kept longest: it went
+    assert loads == ["tiny-sd", "tiny-b", "tiny-c"]
 
 
 def test_what_keeping_weighs(tiny_model_dir, other_models):
@@ -111,21 +150,26 @@ def test_what_keeping_weighs(tiny_model_dir, other_models):
     assert numbers_in_model(tiny_model_dir) * 4 == model_bytes(model.text2img)
     need = numbers_in_model(other_models[0]) * 4
     reserve = math.ceil(0.2 * 64 * GIB)
-    assert worth_keeping(model, other_models[0], cpu, lambda: (reserve + need, 64 * GIB))
-    assert not worth_keeping(model, other_models[0], cpu, lambda: (reserve + need - 1, 64 * GIB))
-    assert not worth_keeping(model, other_models[0], cpu, lambda: (2 * GIB + need - 1, 8 * GIB))  # 2 GB at least
+    assert system_memory_short(other_models[0], cpu, lambda: (reserve + need, 64 * GIB)) <= 0
+    assert system_memory_short(other_models[0], cpu, lambda: (reserve + need - 1, 64 * GIB)) > 0
+    assert system_memory_short(other_models[0], cpu, lambda: (2 * GIB + need - 1, 8 * GIB)) > 0  # 2 GB at least
+    models = KeptModels(at_most=2)
+    assert models.keep(model) == [] and models.make_room(other_models[0], cpu, lambda: PLENTY) == []
+    assert models.make_room(other_models[0], cpu, lambda: (reserve + need - 1, 64 * GIB)) == [model]
+    assert models.keep(model) == []
+    assert models.take(tiny_model_dir, (), cpu) == (None, [model])  # its files changed since: it goes
     model.offloaded = True  # Low VRAM: its weights are in system memory with hooks; never kept
-    assert not worth_keeping(model, other_models[0], cpu, lambda: PLENTY)
+    assert models.keep(model) == [model] and len(models) == 0
 
 
 def test_on_a_gpu_the_kept_model_goes_before_the_memory_plan_takes_any_measure(
         generator, tiny_model_dir, other_models, monkeypatch):
     """On a CUDA GPU the kept model is in VRAM: a job that would need a measure beside it gets the room instead."""
-    monkeypatch.setattr(diffusion, "in_system_memory", lambda model: False)  # as if placed on a CUDA GPU
+    on_gpu(monkeypatch)
     crowded: list[bool] = []
 
     def plan_beside_the_kept_model(mode, device, weights, activations, free):  # noqa: ANN001, ANN202
-        crowded.append(generator._kept is not None and needs_room)
+        crowded.append(len(generator._kept) > 0 and needs_room)
         measures = (SLICING,) if crowded[-1] else ()
         return MemoryPlan(measures, "crowded" if measures else "room enough", weights, activations, free)
 
@@ -138,22 +182,44 @@ def test_on_a_gpu_the_kept_model_goes_before_the_memory_plan_takes_any_measure(
     assert len(graphs) == 0  # kept aside on the GPU: its graphs' memory pool goes (the plan would count it free)
     context = DirectContext()
     make(generator, tiny_model_dir, context)  # fits beside it: kept
-    assert crowded == [False, False, False] and generator._kept is not None
+    assert crowded == [False, False, False] and kept(generator) == ["tiny-b"]
     assert not any("let go" in note for note in context.notes)
 
     needs_room = True
-    kept = weakref.ref(generator._kept.text2img)
+    kept_pipe = weakref.ref(generator._kept.models[0].text2img)
     context = DirectContext()
     make(generator, tiny_model_dir, context)
     assert crowded[3:] == [True, False]  # planned again without it: no measure
-    assert generator._kept is None and gone(kept)
+    assert len(generator._kept) == 0 and gone(kept_pipe)
     assert "tiny-b, kept loaded for switching back, was let go to make room on the GPU." in context.notes
+
+
+def test_on_a_gpu_the_oldest_kept_model_goes_first_and_only_as_many_as_the_job_needs_room_for(
+        generator, tiny_model_dir, other_models, monkeypatch):
+    on_gpu(monkeypatch)
+    room = {"kept": 2}  # how many kept models fit beside a job without a measure
+
+    def plan(mode, device, weights, activations, free):  # noqa: ANN001, ANN202
+        measures = (SLICING,) if len(generator._kept) > room["kept"] else ()
+        return MemoryPlan(measures, "crowded" if measures else "room enough", weights, activations, free)
+
+    monkeypatch.setattr(diffusion, "plan_memory", plan)
+    b_dir, c_dir = other_models
+    for path in (tiny_model_dir, b_dir, c_dir):
+        make(generator, path)
+    assert kept(generator) == ["tiny-b", "tiny-sd"]
+    room["kept"] = 1
+    context = DirectContext()
+    make(generator, c_dir, context)
+    assert kept(generator) == ["tiny-b"] and generator._plan.reason == "room enough"
+    assert [note for note in context.notes if "let go" in note] == [
+        "tiny-sd, kept loaded for switching back, was let go to make room on the GPU."]
 
 
 def test_running_out_of_memory_lets_the_kept_model_go_too(generator, tiny_model_dir, other_models, monkeypatch):
     make(generator, tiny_model_dir)
     make(generator, other_models[0])
-    kept = weakref.ref(generator._kept.text2img)
+    kept_pipe = weakref.ref(generator._kept.models[0].text2img)
 
     def out_of_memory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -161,7 +227,7 @@ def test_running_out_of_memory_lets_the_kept_model_go_too(generator, tiny_model_
     monkeypatch.setattr(diffusion, "latents_to_preview", out_of_memory)
     with pytest.raises(Exception, match="ran out of memory"):
         make(generator, other_models[0])
-    assert generator._kept is None and generator._model is None and gone(kept)
+    assert len(generator._kept) == 0 and generator._model is None and gone(kept_pipe)
 
 
 def test_a_kept_model_keeps_its_merged_lora_and_puts_its_own_weights_back_when_asked(
@@ -185,7 +251,7 @@ def test_a_kept_model_keeps_its_merged_lora_and_puts_its_own_weights_back_when_a
     assert not np.array_equal(plain, with_lora)
     picture(other_models[0])
     merges: list[int] = []
-    kept_pipe = generator._kept.text2img
+    kept_pipe = generator._kept.models[0].text2img
     real_merge = kept_pipe.fuse_lora
     monkeypatch.setattr(kept_pipe, "fuse_lora", lambda *args, **kwargs: merges.append(1) or real_merge(*args, **kwargs))
     assert np.array_equal(picture(tiny_model_dir, detail), with_lora) and merges == []  # still merged: no merge
@@ -210,7 +276,9 @@ def test_another_job_out_of_memory_gets_the_kept_models_room(generator, tiny_mod
     """An upscaler's tiles or the fast path's eager retry call release_spare_memory before trying again."""
     make(generator, tiny_model_dir)
     make(generator, other_models[0])
-    kept = weakref.ref(generator._kept.text2img)
-    assert release_spare_memory(generator.device) and generator._kept is None and gone(kept)
+    make(generator, other_models[1])
+    pipes = [weakref.ref(model.text2img) for model in generator._kept.models]
+    assert release_spare_memory(generator.device) and len(generator._kept) == 0  # every kept model goes
+    assert len(pipes) == 2 and all(gone(pipe) for pipe in pipes)
     assert generator._model is not None  # the model in use stays
     assert not release_spare_memory(generator.device)  # nothing more to give
