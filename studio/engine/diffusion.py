@@ -255,9 +255,10 @@ class DiffusersGenerator:
         ``extra``: bytes of weights the job will add (a reference picture's adapter)."""
         device = self.device
         activations = job_bytes(request.width, request.height, request.batch_count, device.dtype.itemsize)
+        weights = model_bytes(pipe) + extra  # a walk over every parameter: once, however often it is planned
 
         def plan() -> MemoryPlan:
-            return plan_memory(request.memory, device, model_bytes(pipe) + extra, activations, free_vram(device))
+            return plan_memory(request.memory, device, weights, activations, free_vram(device))
 
         self._plan = plan()
         # A model kept for switching back must not cost this job a measure: the oldest goes, the plan is redone.
