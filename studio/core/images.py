@@ -13,6 +13,8 @@ from studio.core.errors import ImageError
 from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+MAX_SIDES = {"JPEG": 65_500, "WEBP": 16_383}  # the formats' own limits on width and height (libjpeg, libwebp)
+EXIF_MAX_BYTES = 65_533  # JPEG keeps EXIF in one APP1 segment
 MAX_PIXELS = 16384 * 16384  # refuse decompression bombs above this
 EXIF_USER_COMMENT = 0x9286  # where A1111 keeps "parameters" in JPEG and WebP files
 EXIF_IFD = 0x8769
@@ -39,6 +41,8 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
         raise ImageError(f"The image {path.name} is too large to open safely (over {MAX_PIXELS:,} pixels).") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path.name} is not an image file Studio can read.") from None
+    except PermissionError:
+        raise ImageError(f"Studio may not read {path.name}: permission denied.") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageError(f"The image {path.name} could not be read; it may be truncated or damaged ({exc}).") from None
     if upright.width == 0 or upright.height == 0:
@@ -53,8 +57,21 @@ def _to_rgb_or_rgba(img: Image.Image) -> Image.Image:
         # 16/32-bit greyscale: scale to 8 bits rather than clipping to white.
         scale = 1 / 257 if img.mode.startswith("I;16") else 1 / 65793
         return img.point(lambda v: v * scale).convert("L").convert("RGB")
+    if img.mode == "F":
+        return _float_to_rgb(img)
     has_alpha = img.mode in ("LA", "PA") or (img.mode == "P" and "transparency" in img.info)
     return img.convert("RGBA" if has_alpha else "RGB")
+
+
+def _float_to_rgb(img: Image.Image) -> Image.Image:
+    """32-bit float greyscale (TIFF, some scientific and HDR tools): 0-1 scaled to 8 bits, as those tools store
+    it; anything brighter than 1 is taken as already 0-255."""
+    import numpy as np
+
+    values = np.nan_to_num(np.asarray(img, dtype=np.float32))
+    if values.size and values.max() <= 1.0:
+        values = values * 255.0
+    return Image.fromarray(np.clip(values + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
 
 
 def flatten(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
@@ -77,6 +94,20 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], recipe: Recipe | 
         )
     if not path.parent.is_dir():
         raise ImageError(f"The folder {path.parent} does not exist.")
+    largest = MAX_SIDES.get(fmt)
+    if largest is not None and max(img.size) > largest:
+        kind = "WebP" if fmt == "WEBP" else fmt
+        raise ImageError(f"{kind} pictures can be at most {largest:,} pixels wide and high, and this one is "
+                         f"{img.width}×{img.height}; save it as PNG.")
+    try:
+        data = _encoded(img, fmt, recipe)
+    except (OSError, ValueError) as exc:  # the encoder's own refusals
+        raise ImageError(f"{path.name} could not be written as {fmt}: {exc}.") from None
+    write_atomically(path, data)
+    return path
+
+
+def _encoded(img: Image.Image, fmt: str, recipe: Recipe | None) -> bytes:
     buffer = io.BytesIO()
     if fmt == "PNG":
         info = PngImagePlugin.PngInfo()
@@ -89,9 +120,11 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], recipe: Recipe | 
         kwargs: dict[str, object] = {"quality": 95}
         if recipe is not None:
             kwargs["exif"] = _exif_with_comment(recipe.to_parameters())
+            if fmt == "JPEG" and len(kwargs["exif"]) > EXIF_MAX_BYTES:
+                raise ValueError(f"its prompt and settings ({len(recipe.to_parameters()):,} characters) are too long "
+                                 "for a JPEG file's metadata; save it as PNG or WebP, which keep them")
         out.save(buffer, fmt, **kwargs)
-    write_atomically(path, buffer.getvalue())
-    return path
+    return buffer.getvalue()
 
 
 def write_atomically(path: Path, data: bytes, durable: bool = True) -> None:
@@ -131,7 +164,10 @@ def read_recipe(path: str | os.PathLike[str]) -> Recipe | None:
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
         raise ImageError(f"{path.name} is not an image file Studio can read.") from None
     if STUDIO_CHUNK in info:
-        return Recipe.from_json(info[STUDIO_CHUNK])
+        try:
+            return Recipe.from_json(info[STUDIO_CHUNK])
+        except (ValueError, TypeError):
+            pass  # damaged: the A1111 text beside it, if any, says the same
     if PARAMETERS_CHUNK in info:
         return Recipe.from_parameters(info[PARAMETERS_CHUNK])
     if isinstance(comment, bytes) and comment.startswith(b"UNICODE\0"):

@@ -103,6 +103,8 @@ class Recipe:
     @classmethod
     def from_json(cls, text: str) -> Recipe:
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"a recipe is a JSON object, not {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         if "post" in values:

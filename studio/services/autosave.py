@@ -21,11 +21,14 @@ from filelock import FileLock, Timeout
 
 from studio.core.document_io import DOCUMENT_JSON, DocumentSnapshot, SavedDocument, load_document, save_document
 from studio.core.errors import StudioError
+from studio.core.images import save_image
+from studio.core.mask import mask_to_image
 
 log = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 30.0
 LOCK_NAME = "session.lock"
 SnapshotFn = Callable[[], DocumentSnapshot | None]
+RECOVERED_FOLDER = "Recovered"  # in the outputs folder: older unsaved work found at start
 
 
 def autosave_interval() -> float:
@@ -37,7 +40,8 @@ def autosave_interval() -> float:
 
 
 class Autosaver:
-    def __init__(self, root: Path, snapshot: SnapshotFn, interval: float | None = None) -> None:
+    def __init__(self, root: Path, snapshot: SnapshotFn, interval: float | None = None,
+                 on_failure: Callable[[str], None] | None = None) -> None:
         self.root = root
         self.folder = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -49,6 +53,7 @@ class Autosaver:
         self._task: asyncio.Task | None = None
         self._saving = asyncio.Lock()
         self.last_error: str | None = None
+        self._on_failure = on_failure  # told once when saving starts failing (a full or lost disk), not every time
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -70,8 +75,11 @@ class Autosaver:
             try:
                 await asyncio.to_thread(save_document, snapshot, self.folder)
             except (OSError, StudioError) as exc:
+                first = self.last_error is None
                 self.last_error = f"Autosave to {self.folder} failed: {exc}"
                 log.warning(self.last_error)
+                if first and self._on_failure is not None:
+                    self._on_failure(f"Autosave failed ({exc}); until it works again, save your work yourself.")
                 return False
             self._saved_revision = snapshot.revision
             self.last_error = None
@@ -113,3 +121,24 @@ def find_recoverable(root: Path) -> list[SavedDocument]:
 
 def discard(saved: SavedDocument) -> None:
     shutil.rmtree(saved.folder, ignore_errors=True)
+
+
+def keep_as_pictures(found: list[SavedDocument], folder: Path) -> list[Path]:
+    """Write each autosaved document into ``folder`` as a PNG (its recipe embedded, its mask beside it as
+    ``-mask.png``), then let its autosave go; returns the pictures written. One that cannot be written keeps its
+    autosave, to be found again at the next start."""
+    written = []
+    for saved in found:
+        stem = "recovered-" + time.strftime("%Y%m%d-%H%M%S", time.localtime(saved.saved_at))
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = next(p for n in range(1000) if not (p := folder / f"{stem}{f'-{n}' if n else ''}.png").exists())
+            save_image(saved.image, path, saved.recipe)
+            if saved.mask.any():
+                save_image(mask_to_image(saved.mask), path.with_name(f"{path.stem}-mask.png"))
+        except (OSError, StudioError, StopIteration) as exc:
+            log.warning("Kept the autosave %s: it could not be written into %s (%s)", saved.folder, folder, exc)
+            continue
+        written.append(path)
+        discard(saved)
+    return written

@@ -5,7 +5,7 @@ undo/redo, mask edits and canvas size. Long file work runs off the UI thread.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from studio.ui.actions import make_action
 from studio.ui.dialogs import ExtendCanvasDialog, ScaleImageDialog
 from studio.ui.mask_overlay import TintedLayer, tinted_layer
 from studio.ui.modal import modal
+from studio.ui.task_dialog import ask
 from studio.ui.qt_images import pil_to_qimage, qimage_to_pil
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ class DocumentActions(QObject):
             await self._warn("Open image", str(exc))
             return False
         await self.window.canvas.convert_ahead(image)  # a big photo's conversion would hold the window up
+        await self._brush_let_go()  # a stroke begun meanwhile is finished on the picture it began on
         self.document.set_image(image, f"Open {path.name}", recipe)
         self.window.status.set_message(f"Opened {path.name} ({image.width}×{image.height}).")
         return True
@@ -113,11 +115,24 @@ class DocumentActions(QObject):
             return
         path, chosen = QFileDialog.getSaveFileName(self.window, "Save canvas",
                                                    str(self.window.settings.outputs_dir), SAVE_FILTERS)
-        if path:
-            target = Path(path)
-            if target.suffix.lower() not in SAVE_FORMATS:
-                target = target.with_suffix(".jpg" if "JPEG" in chosen else ".webp" if "WebP" in chosen else ".png")
+        extension = ".jpg" if "JPEG" in chosen else ".webp" if "WebP" in chosen else ".png"
+        target = self._save_target(path, SAVE_FORMATS, extension, "Save canvas")
+        if target is not None:
             self.run(self.save_canvas(target))
+
+    def _save_target(self, chosen: str, formats: Iterable[str], extension: str, title: str) -> Path | None:
+        """The file the person chose, with ``extension`` added when it ends in none of ``formats`` (a name such as
+        "Mr. Smith" keeps all of itself); a file of that name, which the file dialog did not ask about, is only
+        replaced if they say so. None: nothing to save."""
+        if not chosen:
+            return None
+        path = Path(chosen)
+        if path.suffix.lower() in formats:
+            return path
+        target = path.with_name(path.name + extension)
+        if target.exists() and not ask(self.window, title, f"{target.name} already exists. Replace it?"):
+            return None
+        return target
 
     async def save_canvas(self, path: Path) -> bool:
         image, recipe = self.document.image, self.document.recipe
@@ -169,8 +184,9 @@ class DocumentActions(QObject):
             return
         path, _ = QFileDialog.getSaveFileName(self.window, "Save mask", str(self.window.settings.outputs_dir),
                                               "PNG image (*.png)")
-        if path:
-            self.run(self.save_mask_to(Path(path).with_suffix(".png")))
+        target = self._save_target(path, (".png",), ".png", "Save mask")
+        if target is not None:
+            self.run(self.save_mask_to(target))
 
     async def save_mask_to(self, path: Path) -> bool:
         return await self._write(save_image, mask_to_image(self.document.mask.copy()), path, None, what="Save mask")
@@ -272,6 +288,7 @@ class DocumentActions(QObject):
         """Convert pasted image data in worker threads: a 4096x4096 picture held the window 150-250 ms."""
         image = await asyncio.to_thread(qimage_to_pil, qimage)
         await self.window.canvas.convert_ahead(image)
+        await self._brush_let_go()
         self.document.set_image(image, label)
         self.window.status.set_message(f"{label}: {image.width}×{image.height} picture.")
 

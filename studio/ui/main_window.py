@@ -36,7 +36,7 @@ from studio.core.mask import Box
 from studio.core.paths import studio_paths
 from studio.core.requests import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, GenerationRequest, PostProcessRequest
 from studio.core.settings import GenerationDefaults, Settings, save_settings
-from studio.services.autosave import Autosaver, discard, find_recoverable
+from studio.services.autosave import RECOVERED_FOLDER, Autosaver, discard, find_recoverable, keep_as_pictures
 from studio.services.history_store import HistoryStore
 from studio.services.jobs import EventStream, JobService
 from studio.ui.actions import make_action
@@ -223,7 +223,8 @@ class MainWindow(QMainWindow):
         self.actions_.run(self.history_actions.start())
         self.recovery = self.actions_.run(self.offer_recovery(recovery_choice or self._ask_to_restore))
         try:
-            self.autosaver = Autosaver(self.data_dir / "autosave", self.snapshot)
+            self.autosaver = Autosaver(self.data_dir / "autosave", self.snapshot,
+                                       on_failure=lambda text: self.status.set_message(text, error=True))
             self.autosaver.start()
         except OSError as exc:
             self.status.set_message(f"Autosave is off: {exc}", error=True)
@@ -316,13 +317,24 @@ class MainWindow(QMainWindow):
         found = await asyncio.to_thread(find_recoverable, self.data_dir / "autosave")
         if not found:
             return False
-        latest = found[0]
+        latest, older = found[0], found[1:]
         restored = await modal(lambda: choose(latest))
+        message = ""
         if restored:
             await self.canvas.convert_ahead(latest.image, latest.mask)
             self.document.replace_all("Restore after a crash", latest.image, latest.mask, latest.recipe)
-            self.status.set_message("Restored the picture and mask from before Studio stopped.")
-        await asyncio.to_thread(lambda: [discard(saved) for saved in found])
+            message = "Restored the picture and mask from before Studio stopped."
+        if older:  # more than one Studio stopped (a power cut): only one picture fits the canvas, none is lost
+            folder = self.settings.outputs_dir / RECOVERED_FOLDER
+            kept = await asyncio.to_thread(keep_as_pictures, older, folder)
+            if kept:
+                message += (f" {len(kept)} older unsaved picture{'s' if len(kept) > 1 else ''} from Studios that "
+                            f"stopped {'were' if len(kept) > 1 else 'was'} kept in {folder}.")
+        if message:
+            self.status.set_message(message.strip())
+        # Restored work is on disk again, in this session's autosave, before the old one goes.
+        if not restored or (self.autosaver is not None and await self.autosaver.save_now()):
+            await asyncio.to_thread(discard, latest)
         return restored
 
     def _ask_to_restore(self, saved: SavedDocument) -> bool:

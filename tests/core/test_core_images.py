@@ -6,6 +6,7 @@ import os
 import stat
 import struct
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +102,45 @@ def test_a_bad_extension_is_refused(tmp_path, name):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(("suffix", "size", "limit"), [(".webp", (16_384, 8), "16,383"), (".jpg", (8, 65_501), "65,500")])
+def test_a_picture_past_the_formats_size_limit_is_refused_with_a_sentence(tmp_path, suffix, size, limit):
+    with pytest.raises(ImageError) as err:
+        save_image(Image.new("RGB", size), tmp_path / f"wide{suffix}")
+    assert_sentence(err, limit, f"{size[0]}×{size[1]}", "save it as PNG")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_prompt_too_long_for_jpeg_metadata_is_refused_and_png_and_webp_keep_it(tmp_path):
+    long = replace(RECIPE, prompt="a lighthouse, " * 3000)
+    with pytest.raises(ImageError) as err:
+        save_image(gradient(8, 8), tmp_path / "long.jpg", long)
+    assert_sentence(err, "long.jpg", "too long for a JPEG", "PNG or WebP")
+    assert list(tmp_path.iterdir()) == []
+    for suffix in (".png", ".webp"):
+        assert read_recipe(save_image(gradient(8, 8), tmp_path / f"long{suffix}", long)).prompt == long.prompt
+
+
+def test_an_encoder_refusal_is_a_sentence(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise ValueError("encoder error -2")
+
+    monkeypatch.setattr(Image.Image, "save", refuse)
+    with pytest.raises(ImageError) as err:
+        save_image(gradient(), tmp_path / "out.webp")
+    assert_sentence(err, "out.webp could not be written as WEBP", "encoder error -2")
+
+
+def test_a_damaged_studio_chunk_falls_back_to_the_parameters_text(tmp_path):
+    from PIL import PngImagePlugin
+
+    for chunk in ("null", "[1, 2]", "{not json"):
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("studio", chunk)
+        info.add_itxt("parameters", RECIPE.to_parameters())
+        gradient().save(tmp_path / "damaged.png", pnginfo=info)
+        assert read_recipe(tmp_path / "damaged.png").prompt == RECIPE.prompt
+
+
 def test_a_missing_folder_is_refused(tmp_path):
     with pytest.raises(ImageError) as err:
         save_image(gradient(), tmp_path / "nope" / "out.png")
@@ -138,6 +178,18 @@ def test_open_image_missing_file(tmp_path):
     with pytest.raises(ImageError) as err:
         open_image(tmp_path / "missing.png")
     assert_sentence(err, "missing.png", "does not exist")
+
+
+def test_open_image_without_permission_says_so(tmp_path, monkeypatch):
+    gradient().save(tmp_path / "locked.png")
+
+    def denied(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - as for a file the person may not read (not as root)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Image, "open", denied)
+    with pytest.raises(ImageError) as err:
+        open_image(tmp_path / "locked.png")
+    assert_sentence(err, "may not read locked.png: permission denied")
 
 
 def test_open_image_folder(tmp_path):
@@ -186,6 +238,13 @@ def test_open_image_16_bit_greyscale_png_is_scaled_not_clipped(tmp_path):
     assert grey.min() == 0 and grey.max() == 255
     assert abs(grey[4, 0] - 32 * 65535 / 63 / 257) <= 1  # the middle stays mid-grey
     assert len(np.unique(grey)) > 32
+
+
+def test_open_image_32_bit_float_greyscale_is_scaled_from_0_to_1(tmp_path):
+    path = tmp_path / "float.tiff"
+    Image.fromarray(np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8), "F").save(path)
+    grey = np.asarray(open_image(path))[..., 0].astype(int)
+    assert grey.min() == 0 and grey.max() == 255 and abs(grey[4, 0] - 32 / 63 * 255) <= 1
 
 
 def test_open_image_16_bit_rgb_png(tmp_path):

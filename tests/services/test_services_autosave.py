@@ -62,3 +62,46 @@ def test_saves_that_pile_up_behind_a_slow_one_write_the_latest_state_once(tmp_pa
     results = asyncio.run(scenario())
     assert written == [1, 4] and results == [True, True, False, False]
     assert not (tmp_path / "autosave").exists() or not any((tmp_path / "autosave").iterdir())
+
+
+def test_a_failing_autosave_says_so_once_and_again_after_it_worked(tmp_path: Path, monkeypatch):  # noqa: ANN001
+    work = Work()
+    told: list[str] = []
+    broken = [True]
+    real_save = document_io.save_document
+
+    def save(snapshot: DocumentSnapshot, folder: Path) -> None:
+        if broken[0]:
+            raise OSError(28, "No space left on device")
+        real_save(snapshot, folder)
+
+    monkeypatch.setattr(autosave, "save_document", save)
+
+    async def scenario() -> list[bool]:
+        saver = Autosaver(tmp_path / "autosave", work.snapshot, interval=3600, on_failure=told.append)
+        results = []
+        for fixed in (False, False, True, False):
+            broken[0] = not fixed
+            work.change()
+            results.append(await saver.save_now())
+        saver.close()
+        return results
+
+    assert asyncio.run(scenario()) == [False, False, True, False]
+    assert told == ["Autosave failed ([Errno 28] No space left on device); until it works again, save your work "
+                    "yourself."] * 2  # once when it began failing, once more when it failed again after working
+
+
+def test_older_autosaves_are_kept_as_pictures_unless_they_cannot_be_written(tmp_path: Path):
+    work = Work()
+    for name in ("a", "b"):
+        work.change()
+        document_io.save_document(work.snapshot(), tmp_path / "autosave" / name)
+    found = find_recoverable(tmp_path / "autosave")
+    (tmp_path / "blocked").write_text("a file where the folder would go")
+    assert autosave.keep_as_pictures(found, tmp_path / "blocked" / "Recovered") == []
+    assert len(find_recoverable(tmp_path / "autosave")) == 2  # kept, to be found again at the next start
+    written = autosave.keep_as_pictures(found, tmp_path / "Recovered")
+    assert len(written) == 2 and len(set(written)) == 2  # the same second: numbered, not overwritten
+    assert not [p for p in written if "mask" in p.name] and find_recoverable(tmp_path / "autosave") == []
+    assert sorted(Image.open(p).getpixel((0, 0)) for p in written) == [(20, 0, 0), (40, 0, 0)]

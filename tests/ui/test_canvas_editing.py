@@ -329,6 +329,64 @@ def test_drop_and_paste_open_pictures_and_bad_files_leave_the_document(qtbot, wi
     assert window.document.image.size == (96, 64)
 
 
+def test_a_picture_opened_or_pasted_during_a_stroke_waits_for_it(qtbot, window, picture, tmp_path):  # noqa: ANN001
+    """A picture of another size that lands while the brush is down (a big file read and converted in threads, a
+    paste) would change the canvas under the stroke: it becomes the document once the brush is let go."""
+    other = tmp_path / "other.png"
+    Image.new("RGB", (96, 64), (10, 20, 30)).save(other)
+    canvas, viewport = window.canvas, window.canvas.viewport()
+    canvas.set_tool(BRUSH)
+    canvas.set_brush(size=20, hardness=1.0)
+    doc = window.document
+    for arrive, size in ((lambda: window.actions_.run(window.actions_.open_path(other)), (96, 64)),
+                         (lambda: (QGuiApplication.clipboard().setImage(pil_to_qimage(Image.new("RGB", (48, 40)))),
+                                   window.actions_.paste.trigger()), (48, 40))):
+        before = doc.image
+        qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=canvas.mapFromScene(QPointF(10, 10)))
+        qtbot.mouseMove(viewport, canvas.mapFromScene(QPointF(30, 10)))
+        arrive()
+        qtbot.wait(300)  # read and converted by now; it waits
+        assert doc.image is before
+        qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=canvas.mapFromScene(QPointF(30, 10)))
+        qtbot.waitUntil(lambda size=size: doc.image.size == size, timeout=5000)
+        assert doc.history_labels()[-2] == "Paint mask"
+        doc.undo()  # back to the stroke, on the picture it was painted on
+        assert doc.image is before and doc.mask[10, 20] == 255
+        doc.redo()
+
+
+def test_saving_adds_the_extension_to_a_name_with_a_dot_and_asks_before_replacing(
+        qtbot, window, picture, tmp_path, monkeypatch):  # noqa: ANN001
+    from PySide6.QtWidgets import QFileDialog
+
+    from studio.ui import document_actions
+
+    asked: list[str] = []
+    answer = [True]
+    monkeypatch.setattr(document_actions, "ask", lambda parent, title, text: asked.append(text) or answer[0])
+    chosen = [str(tmp_path / "Mr. Smith"), "PNG image (*.png)"]
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: tuple(chosen))
+    (tmp_path / "Mr.png").write_bytes(b"an earlier picture")
+    window.actions_.save_image_dialog()
+    qtbot.waitUntil(lambda: (tmp_path / "Mr. Smith.png").exists(), timeout=5000)
+    assert (tmp_path / "Mr.png").read_bytes() == b"an earlier picture" and asked == []
+
+    chosen[1] = "WebP image (*.webp)"
+    window.actions_.save_image_dialog()
+    qtbot.waitUntil(lambda: (tmp_path / "Mr. Smith.webp").exists(), timeout=5000)
+
+    window.document.edit_mask("box", lambda m: (m.__setitem__((slice(0, 9), slice(0, 9)), 255), (0, 0, 9, 9))[1])
+    chosen[:] = [str(tmp_path / "Mr. Smith"), "PNG image (*.png)"]  # the picture saved above, by name
+    answer[0] = False
+    window.actions_.save_mask_dialog()
+    assert asked == ["Mr. Smith.png already exists. Replace it?"]
+    assert Image.open(tmp_path / "Mr. Smith.png").size == (SIZE, SIZE)  # not replaced
+    chosen[0] = str(tmp_path / "face.mask v1")
+    window.actions_.save_mask_dialog()
+    qtbot.waitUntil(lambda: (tmp_path / "face.mask v1.png").exists(), timeout=5000)
+    assert not (tmp_path / "face.png").exists() and len(asked) == 1
+
+
 def test_copy_picture_and_masked_area(qtbot, window, picture):  # noqa: ANN001
     """Both are made in a worker thread and handed to the clipboard on the window's."""
     from studio.ui.qt_images import qimage_to_pil

@@ -86,3 +86,61 @@ def test_a_killed_studio_is_restored_at_the_next_start(qtbot, qt_loop, studio_ho
         window.close()
         service.shutdown()
     assert not list(autosave_root.glob("*/document.json"))  # a clean exit leaves nothing behind
+
+
+def test_older_unsaved_work_is_kept_as_pictures_and_restored_work_is_saved_before_its_autosave_goes(
+        qtbot, qt_loop, studio_home, monkeypatch):  # noqa: ANN001
+    """Two Studios stopped (a power cut): the newest autosave is offered, the older one becomes pictures in the
+    outputs folder; the restored work is in this session's autosave before the old autosave is let go."""
+    import json
+
+    from studio.core.document_io import DOCUMENT_JSON, DocumentSnapshot, save_document
+    from studio.core.metadata import Recipe
+    from studio.ui import main_window as main_window_module
+    from studio.ui.main_window import MainWindow
+
+    paths = studio_paths()
+    root = paths.data_dir / "autosave"
+    rng = np.random.default_rng(4)
+    older, newer = (Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)) for _ in range(2))
+    mask = np.zeros((24, 32), np.uint8)
+    mask[2:6, 3:9] = 255
+    recipe = Recipe("an older idea", "", 4, "Euler", 7, 9, 32, 24, "tiny-sd")
+    for name, image, saved_at in (("older", older, 1_000_000.0), ("newer", newer, 2_000_000.0)):
+        save_document(DocumentSnapshot(image, mask if name == "older" else mask * 0, recipe, 3), root / name)
+        meta = json.loads((root / name / DOCUMENT_JSON).read_text())
+        (root / name / DOCUMENT_JSON).write_text(json.dumps({**meta, "saved_at": saved_at}))
+    settings = load_settings(paths)
+    service = JobService(builtin_registry(), GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
+                         warm_up=False)
+    window = MainWindow(settings, service, paths.data_dir)
+    qtbot.addWidget(window)
+    saved_before_discard: list[bool] = []
+    real_discard = main_window_module.discard
+
+    def discarding(saved):  # noqa: ANN001, ANN202
+        own = window.autosaver.folder / DOCUMENT_JSON
+        saved_before_discard.append(own.exists())
+        real_discard(saved)
+
+    monkeypatch.setattr(main_window_module, "discard", discarding)
+    offered: list[Path] = []
+    window.start(recovery_choice=lambda found: offered.append(found.folder.name) or True)
+    try:
+        qtbot.waitUntil(window.recovery.done, timeout=10_000)
+        assert window.recovery.result() is True and offered == ["newer"]
+        np.testing.assert_array_equal(np.asarray(window.document.image), np.asarray(newer))
+        assert saved_before_discard == [True] and not (root / "newer").exists() and not (root / "older").exists()
+        stem = "recovered-" + time.strftime("%Y%m%d-%H%M%S", time.localtime(1_000_000))
+        kept = [settings.outputs_dir / "Recovered" / f"{stem}{suffix}" for suffix in (".png", "-mask.png")]
+        assert sorted((settings.outputs_dir / "Recovered").iterdir()) == sorted(kept)
+        np.testing.assert_array_equal(np.asarray(Image.open(kept[0])), np.asarray(older))
+        np.testing.assert_array_equal(np.asarray(Image.open(kept[1])), mask)
+        from studio.core.images import read_recipe
+
+        assert read_recipe(kept[0]).prompt == "an older idea"
+        text = window.status.message_label.text()
+        assert text.startswith("Restored the picture") and "1 older unsaved picture" in text and "Recovered" in text
+    finally:
+        window.close()
+        service.shutdown()
