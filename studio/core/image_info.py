@@ -32,7 +32,7 @@ from typing import Any
 
 from studio.core.errors import ImageError
 from studio.core.image_text import PNG_SIGNATURE, read_exif_texts, read_png_texts
-from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe, parse_loras, parse_settings_line
+from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe, parse_loras, split_parameters
 from studio.core.requests import MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, SCHEDULER_NAMES
 
 # Tighter limits where sd-parsers is slow on long input (see _keep_sd_parsers_fast).
@@ -261,13 +261,24 @@ def _from_sd_parsers(texts: dict[str, str], notes: list[str]) -> ImageInfo | Non
             continue
         try:
             info = _info_from_prompt_info(result, notes)
-            return replace(info, loras=_a1111_loras(texts.get(PARAMETERS_CHUNK, "")))
+            if info.model is None:
+                info = replace(info, model=_model_named_elsewhere(info.tool, result.metadata, texts))
+            parameters = texts.get(PARAMETERS_CHUNK, "")
+            if result.generator.value == "AUTOMATIC1111" and parameters.strip():
+                return _as_a1111_reads(info, parameters, notes)
+            return info
         except Exception as exc:  # noqa: BLE001 - sd-parsers' result had a shape nobody expected
             notes.append(f"The {parser.generator.value} metadata could not be read ({type(exc).__name__}).")
     # Fooocus' 'parameters' is JSON, A1111's is text (which may start with "{" too): judged only now.
     parameters = texts.get(PARAMETERS_CHUNK, "").strip()
     if parameters.startswith("{") and parameters.endswith("}") and not _is_json(parameters):
         notes.append("The 'parameters' text in this image looks like JSON but is not valid; it was ignored.")
+    elif "Steps:" in parameters:  # A1111's layout, on which sd-parsers failed ("Negative prompt:" twice in a line)
+        unread = ImageInfo("AUTOMATIC1111", None, None, None, None, None, None, None, None, None, None, None)
+        info = _as_a1111_reads(unread, parameters, notes)
+        if info is not unread:
+            notes[:] = [note for note in notes if not note.startswith("The AUTOMATIC1111 reader failed")]
+            return info
     return None
 
 
@@ -321,16 +332,43 @@ def _comfyui_links(graph: dict[Any, Any]) -> list[list[Any]]:
     return links
 
 
-def _a1111_loras(parameters: str) -> tuple[tuple[str, float], ...]:
-    """LoRAs of an A1111-style text: ``Lora hashes`` and the prompt's ``<lora:name:weight>`` tags.
+def _model_named_elsewhere(tool: str | None, metadata: Any, texts: dict[str, str]) -> str | None:
+    """The model where sd-parsers 0.6 misses it: InvokeAI 4 and 5 name it ``model.name`` (3.x ``model_name``), and
+    a ComfyUI graph with a LoRA loader between checkpoint and sampler links it through the loader (its one
+    checkpoint loader names it)."""
+    if tool == "InvokeAI" and "invokeai_metadata" in texts:
+        data = json.loads(texts["invokeai_metadata"])  # checked to be JSON before any parser saw it
+        model = data.get("model") if isinstance(data, dict) else None
+        return _text(model.get("name")) if isinstance(model, dict) else None
+    if tool == "ComfyUI" and isinstance(metadata, dict):
+        names = {node.get("ckpt_name") for kind, nodes in metadata.items() if "Checkpoint" in str(kind)
+                 and isinstance(nodes, list) for node in nodes if isinstance(node, dict)}
+        names.discard(None)
+        return names.pop() if len(names) == 1 and isinstance(next(iter(names)), str) else None
+    return None
 
-    Read here, not through sd-parsers, which splits the settings line at every comma, quoted or not.
-    """
-    if not parameters.strip():
-        return ()
-    prompt = parameters.split("\nNegative prompt:", 1)[0]
-    settings = parse_settings_line(parameters.rstrip().splitlines()[-1])
-    return tuple((lora.name, lora.weight) for lora in parse_loras(prompt, settings))
+
+def _as_a1111_reads(info: ImageInfo, parameters: str, notes: list[str]) -> ImageInfo:
+    """An A1111-style text read by A1111's own rules (``metadata.split_parameters``), where sd-parsers 0.6 bends
+    them: it starts the negative prompt at "Negative prompt:" anywhere in a line, and splits the settings line at
+    every comma, in quoted values too (a model "Realistic, Vision V5", an ADetailer prompt with "Seed: 9" in it).
+    LoRAs come from ``Lora hashes`` and the prompt's ``<lora:name:weight>`` tags."""
+    try:
+        prompt, negative, settings = split_parameters(parameters)
+    except ValueError:
+        notes.append("A quoted value in this image's settings line is never closed; the settings were read as far "
+                     "as they could be, and its LoRAs were not.")
+        return info
+    loras = tuple((lora.name, lora.weight) for lora in parse_loras(prompt, settings))
+    info = replace(info, prompt=prompt or None, negative_prompt=negative or None, loras=loras)
+    if not settings:
+        return info
+    width, height = _size(settings)
+    sampler = settings.get("Sampler")
+    return replace(info, seed=_int(settings.get("Seed")), steps=_int(settings.get("Steps")),
+                   cfg_scale=_float(settings.get("CFG scale")), sampler=sampler, width=width, height=height,
+                   model=settings.get("Model"), model_hash=settings.get("Model hash"),
+                   scheduler=studio_scheduler(sampler, settings.get("Schedule type")))
 
 
 def _info_from_prompt_info(result: Any, notes: list[str]) -> ImageInfo:

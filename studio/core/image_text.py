@@ -15,10 +15,9 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from studio.core.errors import ImageError
-from studio.core.images import EXIF_IFD, EXIF_USER_COMMENT, MAX_PIXELS
+from studio.core.images import EXIF_IFD, EXIF_USER_COMMENT, MAX_PIXELS, MAX_TEXT_BYTES, user_comment_text
 from studio.core.metadata import PARAMETERS_CHUNK
 
-MAX_TEXT_BYTES = 1024 * 1024  # a metadata text larger than this is ignored (with a note)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 _MAX_PNG_CHUNKS = 100_000  # a file of nothing but tiny chunks is not worth walking to the end
@@ -137,40 +136,5 @@ def read_exif_texts(path: Path, notes: list[str]) -> tuple[tuple[int, int], dict
         raise ImageError(f"The image {path.name} could not be read; it may be truncated or damaged ({exc}).") from None
     if size[0] <= 0 or size[1] <= 0:
         raise ImageError(f"The image {path.name} is empty.")
-    text = _user_comment_text(comment, notes)
+    text = user_comment_text(comment, notes)
     return size, ({PARAMETERS_CHUNK: text} if text else {})
-
-
-def _user_comment_text(comment: Any, notes: list[str]) -> str | None:
-    """EXIF UserComment: an 8-byte character-set id, then the text (A1111: UNICODE = UTF-16BE)."""
-    if comment is None:
-        return None
-    if len(comment) > MAX_TEXT_BYTES:
-        notes.append("The image's EXIF UserComment is larger than 1 MB; it was ignored.")
-        return None
-    if isinstance(comment, str):  # Fooocus: plain text, which Pillow hands back as str
-        return comment.rstrip("\0") or None
-    if not isinstance(comment, bytes):
-        return None
-    prefix, body = comment[:8], comment[8:]
-    try:
-        if prefix == b"UNICODE\0":
-            text = body.decode(_utf16_byte_order(body))
-        elif prefix in (b"ASCII\0\0\0", b"\0" * 8):
-            text = body.decode("utf-8")
-        else:  # no character-set id: plain UTF-8 text (Fooocus' newer releases)
-            text = comment.decode("utf-8")
-    except UnicodeDecodeError:
-        notes.append("The image's EXIF UserComment is not readable text; it was ignored.")
-        return None
-    return text.lstrip("\ufeff").rstrip("\0") or None
-
-
-def _utf16_byte_order(body: bytes) -> str:
-    """A1111 (piexif) and Studio write UTF-16BE; exiftool writes the file's byte order, often little-endian.
-    Mostly-Latin text shows which: its zero bytes sit on the even (BE) or odd (LE) positions."""
-    if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return "utf-16"  # the BOM says
-    if body[1::2].count(0) > body[0::2].count(0):
-        return "utf-16-le"
-    return "utf-16-be"

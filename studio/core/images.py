@@ -6,6 +6,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
@@ -18,6 +19,7 @@ EXIF_MAX_BYTES = 65_533  # JPEG keeps EXIF in one APP1 segment
 MAX_PIXELS = 16384 * 16384  # refuse decompression bombs above this
 EXIF_USER_COMMENT = 0x9286  # where A1111 keeps "parameters" in JPEG and WebP files
 EXIF_IFD = 0x8769
+MAX_TEXT_BYTES = 1024 * 1024  # a metadata text larger than this is ignored (with a note)
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: mkstemp makes 0600 files, saved images should get the usual mode
 
@@ -170,6 +172,40 @@ def read_recipe(path: str | os.PathLike[str]) -> Recipe | None:
             pass  # damaged: the A1111 text beside it, if any, says the same
     if PARAMETERS_CHUNK in info:
         return Recipe.from_parameters(info[PARAMETERS_CHUNK])
-    if isinstance(comment, bytes) and comment.startswith(b"UNICODE\0"):
-        return Recipe.from_parameters(comment[8:].decode("utf-16-be"))
-    return None
+    text = user_comment_text(comment, [])
+    return Recipe.from_parameters(text) if text else None
+
+
+def user_comment_text(comment: Any, notes: list[str]) -> str | None:  # noqa: ANN401 - whatever the EXIF holds
+    """EXIF UserComment: an 8-byte character-set id, then the text (A1111: UNICODE = UTF-16BE)."""
+    if not isinstance(comment, (str, bytes)):
+        if comment is not None:
+            notes.append("The image's EXIF UserComment is not text; it was ignored.")
+        return None
+    if len(comment) > MAX_TEXT_BYTES:
+        notes.append("The image's EXIF UserComment is larger than 1 MB; it was ignored.")
+        return None
+    if isinstance(comment, str):  # Fooocus: plain text, which Pillow hands back as str
+        return comment.rstrip("\0") or None
+    prefix, body = comment[:8], comment[8:]
+    try:
+        if prefix == b"UNICODE\0":
+            text = body.decode(_utf16_byte_order(body))
+        elif prefix in (b"ASCII\0\0\0", b"\0" * 8):
+            text = body.decode("utf-8")
+        else:  # no character-set id: plain UTF-8 text (Fooocus' newer releases)
+            text = comment.decode("utf-8")
+    except UnicodeDecodeError:
+        notes.append("The image's EXIF UserComment is not readable text; it was ignored.")
+        return None
+    return text.lstrip("\ufeff").rstrip("\0") or None
+
+
+def _utf16_byte_order(body: bytes) -> str:
+    """A1111 (piexif) and Studio write UTF-16BE; exiftool writes the file's byte order, often little-endian.
+    Mostly-Latin text shows which: its zero bytes sit on the even (BE) or odd (LE) positions."""
+    if body[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"  # the BOM says
+    if body[1::2].count(0) > body[0::2].count(0):
+        return "utf-16-le"
+    return "utf-16-be"

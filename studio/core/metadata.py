@@ -118,21 +118,13 @@ class Recipe:
     @classmethod
     def from_parameters(cls, text: str) -> Recipe:
         """Read A1111 ``parameters`` text (Studio's own, or another tool's with the same layout)."""
-        lines = text.strip("\n").split("\n")
-        settings = parse_settings_line(lines[-1]) if lines and "Steps:" in lines[-1] else {}
-        body = lines[:-1] if settings else lines
-        prompt_lines, negative_lines, in_negative = [], [], False
-        for line in body:
-            if line.startswith("Negative prompt:"):
-                in_negative = True
-                line = line[len("Negative prompt:"):].lstrip()
-            (negative_lines if in_negative else prompt_lines).append(line)
+        prompt, negative, settings = split_parameters(text)
         width, _, height = settings.get("Size", "0x0").partition("x")
         strength = settings.get("Denoising strength")
         blur, padding = settings.get("Mask blur"), settings.get("Masked area padding")
         return cls(
-            prompt="\n".join(prompt_lines),
-            negative_prompt="\n".join(negative_lines),
+            prompt=prompt,
+            negative_prompt=negative,
             steps=int(settings.get("Steps", 0)),
             sampler=settings.get("Sampler", ""),
             cfg_scale=float(settings.get("CFG scale", 0)),
@@ -147,7 +139,7 @@ class Recipe:
             masked_padding=None if padding is None else int(padding),
             masked_content=settings.get("Masked content"),
             version=settings.get("Version", ""),
-            loras=parse_loras("\n".join(prompt_lines), settings),
+            loras=parse_loras(prompt, settings),
             vae_name=settings.get("VAE", ""),
             vae_hash=settings.get("VAE hash", ""),
         )
@@ -201,6 +193,24 @@ def _lora_records(items: Any) -> tuple[LoraRecord, ...]:
         digest = item.get("hash", "")
         records.append(LoraRecord(item["name"], digest if isinstance(digest, str) else "", float(weight)))
     return tuple(records)
+
+
+def split_parameters(text: str) -> tuple[str, str, dict[str, str]]:
+    """A1111 ``parameters`` text as A1111 reads it: (prompt, negative prompt, settings). The negative prompt
+    starts at the first line that starts with "Negative prompt:" (the words elsewhere are part of a prompt), and
+    the settings are the last line with "Steps:" (extensions such as Dynamic Prompts add lines after it, which are
+    left out). ValueError for a quoted setting left unclosed."""
+    lines = text.strip("\n").split("\n")
+    last = next((i for i in range(len(lines) - 1, -1, -1) if "Steps:" in lines[i]), None)
+    settings = parse_settings_line(lines[last]) if last is not None else {}
+    body = lines[:last] if last is not None else lines
+    prompt_lines, negative_lines, in_negative = [], [], False
+    for line in body:
+        if line.startswith("Negative prompt:"):
+            in_negative = True
+            line = line[len("Negative prompt:"):].lstrip()
+        (negative_lines if in_negative else prompt_lines).append(line)
+    return "\n".join(prompt_lines), "\n".join(negative_lines), settings
 
 
 def parse_settings_line(line: str) -> dict[str, str]:

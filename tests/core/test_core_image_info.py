@@ -29,7 +29,7 @@ from studio.core.image_info import (
     studio_scheduler,
 )
 from studio.core.image_text import MAX_TEXT_BYTES
-from studio.core.images import save_image
+from studio.core.images import read_recipe, save_image
 from studio.core.metadata import Recipe
 from studio.core.requests import SCHEDULER_NAMES
 
@@ -208,6 +208,17 @@ def test_other_user_comment_encodings(tmp_path, encode):
     assert ParserManager().parse(path) is None  # the sd-parsers gap: it always decodes UTF-16BE
     info = inspect_image(path)
     assert (info.tool, info.prompt, info.seed) == ("AUTOMATIC1111", "portrait of a knight, (armor:1.3)", 3141592653)
+    assert read_recipe(path).prompt == "portrait of a knight, (armor:1.3)"  # what Studio carries on (postprocess)
+
+
+def test_a_user_comment_that_is_not_text_is_a_note(tmp_path):
+    path = exif_jpeg(tmp_path / "number.jpg", "")
+    exif = Image.open(path).getexif()
+    exif.get_ifd(0x8769)[0x9286] = 7  # written as a number by a broken tool
+    Image.new("RGB", (48, 32)).save(path, exif=exif.tobytes())
+    info = inspect_image(path)
+    assert info.tool is None and "The image's EXIF UserComment is not text; it was ignored." in info.notes
+    assert read_recipe(path) is None
 
 
 @pytest.mark.parametrize("sampler, schedule, expected", [
@@ -336,8 +347,10 @@ def test_sd_parsers_gap_comfyui_model_behind_a_lora_loader(tmp_path):
     path = comfy_png(tmp_path / "lora.png", graph, links)
     assert ParserManager().parse(path).samplers[0].model.name == ["4", 0]  # a link, not the checkpoint's name
     info = inspect_image(path)
-    assert info.model is None
+    assert info.model == "v1-5-pruned-emaonly.safetensors"  # the graph's one checkpoint loader names it
     assert (info.prompt, info.seed) == ("beautiful scenery, glass bottle, purple galaxy", 156680208700286)
+    graph["12"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "refiner.safetensors"}}
+    assert inspect_image(comfy_png(tmp_path / "two.png", graph, links)).model is None  # two: which, is not known
 
 
 def test_sd_parsers_gap_comfyui_seed_from_another_node(tmp_path):
@@ -412,7 +425,8 @@ def test_invokeai_3_metadata(tmp_path):
 
 
 def test_sd_parsers_gap_invokeai_4_and_later_model(tmp_path):
-    """InvokeAI 4+ names the model {key, hash, name, base, type}; sd-parsers looks for model_name only."""
+    """InvokeAI 4+ names the model {key, hash, name, base, type}; sd-parsers looks for model_name only, so
+    Studio reads the name itself."""
     metadata = INVOKE_V3 | {"app_version": "5.6.0", "scheduler": "euler_a",
                             "model": {"key": "4a1b2c", "hash": "blake3:9f8e7d", "name": "Juggernaut XL v9",
                                       "base": "sdxl", "type": "main"}}
@@ -421,7 +435,7 @@ def test_sd_parsers_gap_invokeai_4_and_later_model(tmp_path):
                                                            "invokeai_graph": json.dumps(graph)}))
     assert (info.tool, info.prompt, info.seed, info.scheduler) == ("InvokeAI", "landscape, mountains", 356120443,
                                                                    "Euler a")
-    assert (info.model, info.model_hash) == (None, None)
+    assert (info.model, info.model_hash) == ("Juggernaut XL v9", None)
 
 
 def test_invokeai_2_sd_metadata(tmp_path):
@@ -728,6 +742,31 @@ def test_a_studio_picture_gives_back_its_loras_and_vae(tmp_path):
     assert info.loras == (("ink", 0.7), ("grain", -1.5)) and info.vae == "sdxl-vae-fix"
     fields = recipe_fields(info)
     assert fields["loras"] == [("ink", 0.7), ("grain", -1.5)] and fields["vae"] == "sdxl-vae-fix"
+
+
+def test_a1111_text_is_read_by_a1111_s_own_rules_where_sd_parsers_bends_them(tmp_path):
+    def read(name: str, parameters: str):  # noqa: ANN202
+        return inspect_image(pillow_png(tmp_path / f"{name}.png", {"parameters": parameters}))
+
+    settings = "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 512x768"
+    inline = read("inline", f"poster with the words Negative prompt: none, bold font\n{settings}")
+    assert (inline.prompt, inline.negative_prompt) == ("poster with the words Negative prompt: none, bold font", None)
+    twice = read("twice", f"a sign saying Negative prompt: none\nNegative prompt: blurry\n{settings}")
+    assert (twice.tool, twice.prompt, twice.negative_prompt, twice.seed) == (
+        "AUTOMATIC1111", "a sign saying Negative prompt: none", "blurry", 42)
+    assert twice.notes == ()
+    quoted = read("quoted", f'a cat\nNegative prompt: dog\n{settings}, Model hash: 1234567890, Model: "Realistic, '
+                            'Vision V5", ADetailer prompt: "face, Seed: 9, smile", Version: v1.6.0')
+    assert (quoted.model, quoted.model_hash, quoted.seed, quoted.width, quoted.height) == (
+        "Realistic, Vision V5", "1234567890", 42, 512, 768)
+    extension_lines = read("dynamic", f"a red fox\nNegative prompt: blurry\n{settings}\nTemplate: a {{red|blue}} fox")
+    assert (extension_lines.prompt, extension_lines.negative_prompt, extension_lines.steps) == (
+        "a red fox", "blurry", 20)
+    unclosed = read("unclosed", f'a cat <lora:ink:0.5>\nNegative prompt: dog\n{settings}, Template: "broken')
+    assert (unclosed.tool, unclosed.prompt, unclosed.seed, unclosed.loras) == ("AUTOMATIC1111", "a cat <lora:ink:0.5>",
+                                                                              42, ())
+    assert unclosed.notes == ("A quoted value in this image's settings line is never closed; the settings were read "
+                              "as far as they could be, and its LoRAs were not.",)
 
 
 def test_an_a1111_picture_gives_its_loras_from_the_prompt_tags_and_hashes(tmp_path):
