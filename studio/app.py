@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from studio.core.environment import GeneratorEnvironment
-from studio.core.paths import StudioPaths, studio_paths
+from studio.core.paths import StudioPaths, log_to_file, studio_paths
 from studio.core.settings import load_settings
 
 log = logging.getLogger("studio")
@@ -33,15 +33,6 @@ def process_start_time() -> float:
         return time.time() - since_start
     except (OSError, ValueError, IndexError, AttributeError):
         return time.time()
-
-
-def setup_logging(paths: StudioPaths) -> None:
-    paths.data_dir.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(paths.log_file, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
 
 
 def missing_display_library() -> str | None:
@@ -95,7 +86,7 @@ def run_app(print_startup_time: bool = False, open_path: str | None = None, safe
     from studio.ui.theme import apply_dark_theme
 
     paths = studio_paths()
-    setup_logging(paths)
+    log_to_file(paths)
     settings = load_settings(paths)
     apply_dark_theme(app)
     env = GeneratorEnvironment(settings.device, paths.data_dir, paths.cache_dir, settings.models_dir)

@@ -127,6 +127,10 @@ def _add_plugin_flags(argv: list[str], command: str, option: str, kind: str, par
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
+    if args.command is not None:  # the window sets up its own, once its folders are known
+        from studio.core.paths import log_to_file, studio_paths
+
+        log_to_file(studio_paths())
     if args.command in ("generate", "postprocess"):
         from studio.cli_generate import EXIT_BAD_INPUT, run_generate, run_postprocess
 

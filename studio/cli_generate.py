@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -15,7 +16,7 @@ from PIL import Image
 from studio.cli_params import collect_params, parse_post_step
 from studio.cli_plugins import open_host
 from studio.core.environment import GeneratorEnvironment
-from studio.core.errors import InvalidRequest, ModelError
+from studio.core.errors import InvalidRequest, ModelError, StudioError
 from studio.core.events import (
     EngineStatus,
     JobCancelled,
@@ -174,8 +175,10 @@ def _find_files(loras: tuple[LoraChoice, ...], vae: str,
     def found(name: str, kind: str, find: Callable[[Path, str], object]) -> str:
         nonlocal items
         try:
-            find(settings.models_dir, name)
-            return name
+            where = find(settings.models_dir, name)
+            path = Path(getattr(where, "path", where))
+            # A file given by its path, outside the models folder: recorded whole, so a rerun elsewhere finds it.
+            return name if path.resolve().is_relative_to(settings.models_dir.resolve()) else str(path.resolve())
         except ModelError:
             if items is None:
                 items = scan_library(settings.models_dir, settings.extra_model_paths)
@@ -189,10 +192,18 @@ def _find_files(loras: tuple[LoraChoice, ...], vae: str,
 
 
 def check_output(output: Path) -> None:
+    """Refuse, before any work, an output that could not be written once the picture is made."""
     if output.suffix.lower() not in SAVE_FORMATS:
         raise InvalidRequest(f"The output {output.name!r} must end in .png, .jpg or .webp.")
-    if not output.parent.resolve().is_dir():
+    folder = output.parent.resolve()
+    if folder.exists() and not folder.is_dir():
+        raise InvalidRequest(f"The output folder {output.parent} is a file, not a folder.")
+    if not folder.is_dir():
         raise InvalidRequest(f"The output folder {output.parent} does not exist.")
+    if output.is_dir():
+        raise InvalidRequest(f"The output {output} is a folder; name a file in it.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InvalidRequest(f"Studio may not write into the output folder {output.parent} (permission denied).")
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -236,6 +247,7 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
                dynamic_ncols=True,
                bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
     rate = StepRate()  # tqdm's own rate would count the model load as steps
+    unsaved: dict[int, str] = {}  # index: why the picture could not be written where asked
     bar.set_description("Starting the engine")
     try:
         async for event in service.run(request):
@@ -250,14 +262,23 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
                     bar.set_postfix_str(format_rate(speed), refresh=False)
                 bar.refresh()
             elif isinstance(event, JobOutput):
-                save_image(event.output.image, outputs[event.index], event.output.recipe)
+                try:
+                    save_image(event.output.image, outputs[event.index], event.output.recipe)
+                except (StudioError, OSError) as exc:  # the folder went away or filled up meanwhile
+                    unsaved[event.index] = str(exc) if isinstance(exc, StudioError) else exc.strerror or str(exc)
             elif isinstance(event, JobFinished):
                 bar.close()
-                for path, out in zip(outputs, event.outputs):
+                for index, (path, out) in enumerate(zip(outputs, event.outputs)):
+                    if index in unsaved:
+                        kept = f"; it is kept in {out.path}" if out.path else ""
+                        print(f"studio: {path} could not be written ({unsaved[index]}){kept}.", file=sys.stderr)
+                        continue
                     seed = f"seed {out.recipe.seed}, " if out.recipe.seed >= 0 else ""
                     print(f"Saved {path} ({seed}{out.image.width}x{out.image.height})")
+                for note in event.notes:
+                    print(f"note: {note}", file=sys.stderr)
                 print(f"Done in {format_seconds(event.elapsed)}.", file=sys.stderr)
-                return 0
+                return EXIT_FAILED if unsaved else 0
             elif isinstance(event, JobFailed):
                 bar.close()
                 print(f"studio: {event.message}", file=sys.stderr)
@@ -292,7 +313,6 @@ def run_postprocess(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     """``studio convert-weights IN OUT``: the one place a pickle checkpoint is read, and only its tensors."""
-    from studio.core.errors import StudioError
     from studio.engine.convert import convert_to_safetensors
 
     if args.dest.suffix.lower() != ".safetensors":

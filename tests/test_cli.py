@@ -151,6 +151,29 @@ def test_bad_input_exits_2_with_one_sentence(tiny_model_dir, home, tmp_path, cas
     assert not output.exists()
 
 
+def test_an_output_that_could_not_be_written_is_refused_before_the_engine_starts(tiny_model_dir, home, tmp_path):
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "notes.txt").write_text("a file")
+    base = ["generate", "--model", str(tiny_model_dir), "--prompt", "p"]
+    assert_refused_without_torch(home, base, {
+        "a folder": (["-o", str(tmp_path / "folder.png")],
+                     f"The output {tmp_path / 'folder.png'} is a folder; name a file in it."),
+        "a file as folder": (["-o", str(tmp_path / "notes.txt" / "x.png")],
+                             f"The output folder {tmp_path / 'notes.txt'} is a file, not a folder."),
+    })
+
+
+def test_a_failed_job_says_one_sentence_and_keeps_the_traceback_in_the_log(home, tmp_path):
+    not_a_model = tmp_path / "notes.safetensors"
+    not_a_model.write_text("these are notes, not weights")
+    result = studio(home, "--model", str(not_a_model), "--prompt", "p", "-o", str(tmp_path / "o.png"), timeout=120)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("studio: notes.safetensors is a corrupt safetensors file") and last.endswith(".")
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert "Traceback" in (home / "data" / "studio.log").read_text(encoding="utf-8")
+
+
 # -- inpainting and outpainting ------------------------------------------------------------------
 
 def noise_picture(path: Path, size: tuple[int, int] = (96, 72)) -> Image.Image:
@@ -306,6 +329,25 @@ def test_generate_with_a_lora_and_a_vae_records_them(tiny_model_dir, home, tmp_p
     assert (recipe.vae_name, recipe.vae_hash) == ("other-vae", model_hash(vae))
     text = parameters_of(tmp_path / "fox.png")  # the A1111 text says the same
     assert (text.loras, text.vae_name, text.vae_hash) == (recipe.loras, recipe.vae_name, recipe.vae_hash)
+
+
+def test_a_lora_given_by_a_relative_path_is_recorded_whole_and_one_in_the_models_folder_by_name(
+        tiny_model_dir, tmp_path, monkeypatch):
+    """The history keeps the request as given, and a rerun may start in another folder: a relative path would
+    find nothing there."""
+    from tiny_loras import lora_state, save_lora, tiny_unet
+
+    from studio.cli_generate import _find_files
+    from studio.core.requests import LoraChoice
+    from studio.core.settings import Settings
+
+    state = lora_state(tiny_unet(tiny_model_dir))
+    settings = Settings(models_dir=tmp_path / "models", outputs_dir=tmp_path / "outputs")
+    save_lora(state, settings.models_dir / "loras" / "detail.safetensors")
+    mine = save_lora(state, tmp_path / "work" / "mine" / "ink.safetensors")
+    monkeypatch.chdir(tmp_path / "work")
+    loras, _vae = _find_files((LoraChoice("mine/ink.safetensors", 0.5), LoraChoice("detail", 1.0)), "", settings)
+    assert loras == (LoraChoice(str(mine.resolve()), 0.5), LoraChoice("detail", 1.0))
 
 
 def test_a_lora_in_a_linked_folder_is_found_by_name(tiny_model_dir, home, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,3 +55,18 @@ def studio_paths() -> StudioPaths:
 def resources_dir() -> Path:
     """The repository's ``resources/`` folder (icons, style sheet, model configs)."""
     return Path(__file__).resolve().parents[2] / "resources"
+
+
+def log_to_file(paths: StudioPaths) -> None:
+    """Studio's log (with the tracebacks of unexpected errors) goes to ``paths.log_file``, never to the terminal,
+    where the window and the command line say what went wrong in a sentence. Without a writable data folder it
+    goes nowhere."""
+    root = logging.getLogger()
+    try:
+        paths.data_dir.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(paths.log_file, encoding="utf-8")
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)

@@ -146,6 +146,12 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
         raise InvalidRequest(f"The model folder {request.model} does not exist.")
     if request.generator == "diffusers":  # a plugin's generator has its own parameters instead
         _check_sampling(request)
+    for name, text in (("prompt", request.prompt), ("negative prompt", request.negative_prompt)):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # bytes a terminal passed on that are not UTF-8 (surrogate escapes)
+            raise InvalidRequest(f"The {name} has bytes that are not text at character {exc.start + 1}; check the "
+                                 "terminal's encoding (Studio reads UTF-8).") from None
     if not 1 <= request.batch_count <= MAX_BATCH_COUNT:
         raise InvalidRequest(f"The batch count must be between 1 and {MAX_BATCH_COUNT}, not {request.batch_count}.")
     if request.init_image is not None and not 0.0 < request.strength <= 1.0:

@@ -20,15 +20,35 @@ def fts_query(text: str) -> str:
     letters or digits (which the tokenizer would drop, making an empty phrase) are left out.
     Returns "" when nothing searchable remains.
     """
-    # Control characters separate words (and a NUL would end the query inside SQLite).
-    text = "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)
-    words = [w for w in text.split() if any(_is_token_char(c) for c in w)]
+    text = _separated(text)
+    words = [w for w in text.split() if any(_is_token_char(c) for c in w) and not _unspaced(w)]
     if not words:
         return ""
     terms = ['"' + w.replace('"', '""') + '"' for w in words]
     if text.split()[-1] == words[-1] and not text[-1].isspace():
         terms[-1] += "*"
     return " ".join(terms)
+
+
+def unspaced_words(text: str) -> list[str]:
+    """The words the full-text index cannot find, matched as substrings of the prompts instead: those in scripts
+    written without spaces (Chinese, Japanese, Thai…), whose whole run the unicode61 tokenizer takes as one token
+    (猫 would miss 一只可爱的猫), and those with symbols such as emoji, which it drops (🦊 would match everything)."""
+    return list(dict.fromkeys(w.lower() for w in _separated(text).split() if _unspaced(w)))
+
+
+def _separated(text: str) -> str:
+    # Control characters separate words (a NUL would end the query inside SQLite), and so do lone surrogates
+    # (bytes a terminal passed on that are not UTF-8), which SQLite cannot take.
+    return "".join(" " if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
+
+
+_UNSPACED_SCRIPTS = ("CJK ", "HIRAGANA", "KATAKANA", "HALFWIDTH KATAKANA", "IDEOGRAPHIC", "THAI", "LAO", "KHMER",
+                     "MYANMAR", "TIBETAN")
+
+
+def _unspaced(word: str) -> bool:
+    return any(unicodedata.category(c) == "So" or unicodedata.name(c, "").startswith(_UNSPACED_SCRIPTS) for c in word)
 
 
 def _is_token_char(char: str) -> bool:
@@ -69,7 +89,7 @@ def where_sql(query: HistoryQuery) -> tuple[str, list[Any]]:
 
 
 def _filters(query: HistoryQuery) -> tuple[list[str], list[Any]]:
-    """Everything but the words, as SQL conditions on entries' columns."""
+    """Everything but the indexed words, as SQL conditions on entries' columns."""
     clauses: list[str] = []
     args: list[Any] = []
     if query.model is not None:
@@ -86,4 +106,7 @@ def _filters(query: HistoryQuery) -> tuple[list[str], list[Any]]:
     if query.outcome is not None:
         clauses.append("outcome = ?")
         args.append(query.outcome)
+    for word in unspaced_words(query.text):  # a scan of the prompts, only for words the index cannot find
+        clauses.append("(instr(lower(entries.prompt), ?) > 0 OR instr(lower(entries.negative_prompt), ?) > 0)")
+        args += [word, word]
     return clauses, args

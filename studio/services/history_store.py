@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.errors import StudioError
-from studio.services.history_query import NEWEST_FIRST, created_follows_id, fts_query, ids_sql, where_sql
+from studio.services.history_query import (
+    NEWEST_FIRST,
+    created_follows_id,
+    fts_query,
+    ids_sql,
+    unspaced_words,
+    where_sql,
+)
 from studio.services.history_schema import SCHEMA_VERSION, NewerSchemaError, migrate
 
 log = logging.getLogger(__name__)
@@ -28,6 +35,7 @@ log = logging.getLogger(__name__)
 HISTORY_FILE = "history.db"
 OUTCOMES = ("ok", "failed", "cancelled")
 _ID_CHUNK = 500  # ids per "IN (...)" query, well under every SQLite's variable limit
+SQLITE_MAX_INT = 2**63 - 1
 _BULK_ROWS = 1000  # add_many batches from this size index their text in one statement
 _FTS_INSERT_TRIGGER = "entries_fts_insert"
 _COMPANIONS = ("-wal", "-shm")  # SQLite's files beside a WAL database
@@ -329,6 +337,8 @@ class HistoryStore:
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, entry_id: int) -> HistoryEntry | None:
+        if not -SQLITE_MAX_INT <= entry_id <= SQLITE_MAX_INT:
+            return None  # no row has it (SQLite's integers are 64-bit)
         with self._errors():
             row = self._conn().execute(f"{_SELECT_SQL} WHERE id = ?", (entry_id,)).fetchone()
         return None if row is None else _entry(row)
@@ -340,7 +350,7 @@ class HistoryStore:
             sql, args = ids_sql(query, created_follows_id(conn))
             if limit is not None:
                 sql += " LIMIT ?"
-                args.append(max(0, int(limit)))
+                args.append(min(max(0, int(limit)), SQLITE_MAX_INT))
             return [row[0] for row in conn.execute(sql, args)]
 
     def entries(self, ids: Sequence[int]) -> list[HistoryEntry]:
@@ -363,7 +373,8 @@ class HistoryStore:
 
     def count(self, query: HistoryQuery = HistoryQuery()) -> int:
         match = fts_query(query.text)
-        if match and replace(query, text="") == HistoryQuery():  # words only: the index alone knows
+        indexed_only = match and not unspaced_words(query.text)
+        if indexed_only and replace(query, text="") == HistoryQuery():  # words only: the index alone knows
             sql, args = "SELECT count(*) FROM entries_fts WHERE entries_fts MATCH ?", [match]
         else:
             where, args = where_sql(query)

@@ -42,6 +42,15 @@ def test_a_good_request_is_kept_with_prompts_trimmed(base):
     assert (prepared.request.width, prepared.request.height, prepared.request.seed) == (512, 512, 5)
 
 
+@pytest.mark.parametrize("field", ["prompt", "negative_prompt"])
+def test_a_prompt_with_bytes_that_are_not_text_is_refused(base, field):
+    # What Python makes of a terminal's non-UTF-8 byte (caf\xe9 in Latin-1) in sys.argv: a surrogate escape.
+    text = b"caf\xe9".decode("utf-8", "surrogateescape")
+    name = field.replace("_", " ")
+    assert refused(replace(base, **{field: text})) == (
+        f"The {name} has bytes that are not text at character 4; check the terminal's encoding (Studio reads UTF-8).")
+
+
 @pytest.mark.parametrize(("width", "height", "expected"), [
     (100, 68, (104, 72)),  # halves round up, never to even
     (64, 70, (64, 72)),

@@ -155,6 +155,25 @@ def test_full_text_search_treats_the_text_as_words(store, texts, text, expected)
     assert found == sorted((texts[n] for n in expected), reverse=True)
 
 
+def test_words_in_unspaced_scripts_and_emoji_are_found_inside_prompts(store, texts):
+    """unicode61 takes a run of Chinese or Japanese as one token and drops emoji: those words are matched as
+    substrings of the prompts instead, with the indexed words and the filters as before."""
+    chinese = store.add(entry(prompt="一只可爱的猫，坐在窗台上", negative_prompt="模糊"))
+    japanese = store.add(entry(prompt="かわいい猫 on a windowsill 🦊", model_name="other"))
+    expected = {"猫": [japanese, chinese], "窗台": [chinese], "模糊": [chinese], "🦊": [japanese],
+                "猫 windowsill": [japanese], "狐": [texts["unicode"]], "かわいい": [japanese], "🐈": [], "窗台 fox": []}
+    for text, ids in expected.items():
+        assert ids_for(store, text=text) == ids, text
+        assert store.count(HistoryQuery(text=text)) == len(ids), text
+    assert ids_for(store, text="猫", model="other") == [japanese]
+
+
+def test_a_query_with_bytes_that_are_not_text_and_ids_past_sqlite_s_range_are_no_error(store, texts):
+    assert ids_for(store, text="fox" + b"\xff".decode("utf-8", "surrogateescape")) == [texts["fox"]]
+    assert store.get(10**30) is None and store.get(-(10**30)) is None
+    assert len(store.search(limit=10**30)) == len(texts)
+
+
 @pytest.mark.parametrize("text", [
     "", "   ", "!!!", "*", '"', '""', "()", "-", "^", ":", "--", "___", "…", "\x00",
 ])
