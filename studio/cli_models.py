@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 from studio.core.errors import JobCancelledError, StudioError
-from studio.core.model_library import LibraryItem, format_size, scan_library, with_hashes
+from studio.core.model_library import KIND_FOLDERS, LibraryItem, format_size, scan_library, with_hashes
 from studio.core.paths import studio_paths
 from studio.core.settings import Settings, load_settings, save_settings
 
 EXIT_BAD_INPUT = 2
+LISTED_KINDS = (*KIND_FOLDERS, "image-encoder", "unknown")  # every kind the library tells apart
 
 
 def add_models_parser(commands: argparse._SubParsersAction) -> None:
@@ -23,7 +24,8 @@ def add_models_parser(commands: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="every model with its kind, size, short hash and source")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    listing.add_argument("--kind", help="only this kind: checkpoint, lora, vae, upscaler, style, ip-adapter, ...")
+    listing.add_argument("--kind", type=str.lower, choices=LISTED_KINDS, metavar="KIND",
+                         help=f"only this kind: {', '.join(LISTED_KINDS)}")
     listing.add_argument("--no-hash", action="store_true", help="skip hashing (hashes are cached once computed)")
     imp = actions.add_parser("import", help="copy a .safetensors file or a diffusers folder into the library",
                              description="Check a model by content (safetensors only), detect its kind and copy "
@@ -78,7 +80,12 @@ def _items(settings: Settings, hashes: bool) -> list[LibraryItem]:
 
 
 def _list(settings: Settings, kind: str | None, as_json: bool, hashes: bool) -> int:
-    items = [i for i in _items(settings, hashes) if not kind or i.kind == kind]
+    every = _items(settings, hashes)
+    items = [i for i in every if not kind or i.kind == kind]
+    if kind and every and not items:
+        print(f"No models of the kind {kind} in the library; `studio models list` shows its {len(every)} other "
+              f"model{'s' if len(every) > 1 else ''}.")
+        return 0
     if as_json:
         print(json.dumps([dict(name=i.name, kind=i.kind, family=i.family, label=i.label, size=i.size, hash=i.hash,
                                path=str(i.path), source=i.source, problem=i.problem,

@@ -60,7 +60,7 @@ def run_plugins(args: argparse.Namespace) -> int:
         if command in ("enable", "disable"):
             record = host.set_enabled(args.plugin_id, command == "enable")
             print(f"{record.name} {record.version}: {_status(record)}.")
-            return 0
+            return EXIT_FAILED if command == "enable" and record.error else 0
         if command == "uninstall":
             return _uninstall(host, args.plugin_id)
         if command == "install":
@@ -153,8 +153,12 @@ def _install(host: PluginHost, source: str, index: str | None, yes: bool) -> int
     finally:
         installer.discard(plan)
     host.refresh()
-    print(f"Installed {plan.manifest.name} {plan.version}. It is disabled until you run: "
-          f"studio plugins enable {plan.manifest.id}")
+    if plan.replaces is not None and plan.manifest.id in host.enabled_ids():  # as an update, it keeps its state
+        print(f"Installed {plan.manifest.name} {plan.version} in place of {plan.replaces}; it stays enabled "
+              f"(studio plugins disable {plan.manifest.id} turns it off).")
+    else:
+        print(f"Installed {plan.manifest.name} {plan.version}. It is disabled until you run: "
+              f"studio plugins enable {plan.manifest.id}")
     return 0
 
 

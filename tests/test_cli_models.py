@@ -53,8 +53,13 @@ def test_import_list_link_and_remove(home, tmp_path):
     assert items["ink"]["kind"] == "lora" and items["ink"]["source"].startswith("AUTOMATIC1111 folder")
     text = studio(home, "list").stdout
     assert "same file as" in text and "LoRA" in text
-    only = studio(home, "list", "--kind", "lora", "--no-hash", "--json")
+    only = studio(home, "list", "--kind", "LoRA", "--no-hash", "--json")
     assert [i["name"] for i in json.loads(only.stdout)] == ["ink"]
+    none_of_it = studio(home, "list", "--kind", "vae", "--no-hash")
+    assert none_of_it.stdout.strip() == ("No models of the kind vae in the library; `studio models list` shows its 3 "
+                                         "other models.")
+    unknown = studio(home, "list", "--kind", "loras")
+    assert unknown.returncode == 2 and "invalid choice: 'loras'" in unknown.stderr
     refused = studio(home, "remove", "ink", "-y")
     assert refused.returncode == 2 and "does not delete other tools' files" in refused.stderr
     asked = studio(home, "remove", "dreamy")

@@ -193,3 +193,25 @@ def test_install_and_update_from_an_index_on_a_local_server(tmp_path):
         server.server_close()
     unreachable = studio(home, "plugins", "update", "--index", index, "--yes")  # the server is gone
     assert unreachable.returncode == 2 and index in unreachable.stderr
+
+
+def test_installing_over_an_enabled_plugin_says_what_it_replaces_and_that_it_stays_enabled(tmp_path):
+    home = tmp_path / "home"
+    newer = plugin_wheel(tmp_path / "v2", version="2.0.0")
+    older = plugin_wheel(tmp_path / "v1", version="1.0.0")
+    assert studio(home, "plugins", "install", str(newer), "--yes").returncode == 0
+    assert studio(home, "plugins", "enable", "test-plugin").returncode == 0
+    replaced = studio(home, "plugins", "install", str(older), "--yes")
+    assert replaced.returncode == 0, replaced.stderr
+    assert "Downgrade: replaces the installed version 2.0.0" in replaced.stdout
+    assert "Installed Test Plugin 1.0.0 in place of 2.0.0; it stays enabled" in replaced.stdout
+    listed = json.loads(studio(home, "plugins", "list", "--json").stdout)
+    assert [(p["version"], p["status"]) for p in listed] == [("1.0.0", "enabled")]
+
+
+def test_enabling_a_plugin_that_fails_to_load_exits_1(tmp_path):
+    home = tmp_path / "home"
+    wheel = plugin_wheel(tmp_path / "taken", plugin_id="taker", generator_id="diffusers")  # Studio's own id
+    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
+    enabled = studio(home, "plugins", "enable", "taker")
+    assert enabled.returncode == 1 and "failed" in enabled.stdout and "diffusers" in enabled.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from studio.core.errors import InvalidRequest, ModelError
@@ -30,9 +31,12 @@ def resolve_model(value: str, models_dir: Path, extra: list[Path] | tuple[Path, 
     path = Path(value).expanduser()
     if path.exists():
         return path.resolve()
-    for entry in find_models(models_dir, extra):
-        if value in (entry.name, entry.path.name):
-            return entry.path
+    found = [entry.path for entry in find_models(models_dir, extra) if value in (entry.name, entry.path.name)]
+    if len(found) > 1:
+        raise InvalidRequest(f"{len(found)} models are named {value!r} ({', '.join(str(p) for p in found[:3])}); "
+                             "give the one you mean by its path.")
+    if found:
+        return found[0]
     raise InvalidRequest(f"No model file or folder named {value!r} was found (looked in {models_dir}).")
 
 
@@ -71,6 +75,20 @@ def check_model_folder(path: Path) -> None:
             f"The model {path.name} has pickle weights ({names}), which can run code when loaded; "
             "Studio only reads safetensors. Convert them to safetensors first."
         )
+    index = path / MODEL_INDEX
+    try:
+        valid_index = isinstance(json.loads(index.read_text(encoding="utf-8")), dict)
+    except (OSError, UnicodeDecodeError, ValueError):
+        valid_index = False
+    if not valid_index:
+        raise ModelError(f"The {MODEL_INDEX} of the model {path.name} could not be read as a JSON object of its "
+                         "components.")
+    for weights_file in sorted(p for p in weights if p.name.endswith(SAFE_SUFFIX)):
+        try:  # headers only: a truncated or emptied file is refused here, not halfway through a load
+            check_weights_file(weights_file)
+        except ModelError as exc:
+            raise ModelError(f"The model {path.name} has a damaged weights file, "
+                             f"{weights_file.relative_to(path)}: {str(exc).rstrip('.')}.") from None
 
 
 def find_weights(folder: Path, name: str) -> Path | None:

@@ -55,6 +55,7 @@ def find_lora(models_root: Path, name: str) -> Path:
         raise ModelError(f"No LoRA named {name!r} was found: Studio looked for {folder / (stem + SAFE_SUFFIX)} "
                          f"and for a file at {Path(name).expanduser()}.")
     if path.suffix.lower() != SAFE_SUFFIX:  # diffusers picks its reader by the file's name
+        check_weights_file(path)  # a picture or a pickle is refused as what it is, before any renaming advice
         raise ModelError(f"The LoRA file {path.name} must be named .safetensors for Studio to load "
                          f"it; rename it to {path.stem}{SAFE_SUFFIX}.")
     return path

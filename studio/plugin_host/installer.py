@@ -91,6 +91,15 @@ class InstallPlan:
     replaces: str | None  # the version now installed in plugins_dir/<id>, for an update
     staging: Path
 
+    def _direction(self) -> str:
+        from packaging.version import InvalidVersion, Version
+
+        try:
+            newer, older = Version(self.version), Version(self.replaces or "")
+        except InvalidVersion:
+            return "Replacement"
+        return "Update" if newer > older else "Downgrade" if newer < older else "Reinstall"
+
     def describe(self) -> str:
         """Several lines for a confirm dialog or the command line."""
         m = self.manifest
@@ -101,7 +110,7 @@ class InstallPlan:
             lines.append(f"About: {m.description}")
         lines.append(f"Package: {self.distribution} {self.version}, from {self.source}")
         if self.replaces is not None:
-            lines.append(f"Update: replaces the installed version {self.replaces}")
+            lines.append(f"{self._direction()}: replaces the installed version {self.replaces}")
         lines.append(f"Permissions: {m.permissions.describe()}")
         lines.append("Adds: " + "; ".join(f"{c.kind} {c.title!r} ({c.id})" for c in m.contributions))
         if self.dependencies:

@@ -20,7 +20,7 @@ from pathlib import Path
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.hashing import model_hash
 from studio.core.images import write_atomically
-from studio.core.model_kinds import detect_kind
+from studio.core.model_kinds import detect_kind, with_article
 from studio.core.model_library import (
     IMPORTS_FILE,
     KIND_FOLDERS,
@@ -58,14 +58,16 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
     if item.problem:
         raise ModelError(item.problem)
     if item.kind == "unknown":
-        raise ModelError(f"{source.name} is a safetensors file, but not a kind of model Studio knows "
+        what = "a folder" if source.is_dir() else "a safetensors file"
+        raise ModelError(f"{source.name} is {what}, but not a kind of model Studio knows "
                          "(checkpoint, LoRA, VAE, upscaler, IP-Adapter, embedding or style weights).")
     folder = models_dir / KIND_FOLDERS.get(item.kind, item.kind)
     style = _style_file(source) if item.kind == "style" else None
     target = folder / (style.name if style else source.name)
     # Only files of the same kind and size can be the same file: hash just those (hashing GBs takes seconds).
     # Style weights count only under the name the filters look for: a copy under another name is not used.
-    alike = [i for i in scan_library(models_dir) if i.kind == item.kind and i.size == item.size
+    library = scan_library(models_dir)
+    alike = [i for i in library if i.kind == item.kind and i.size == item.size
              and (style is None or i.path.resolve() == target.resolve())]
     digest = model_hash(source, hash_cache) if alike else ""
     for existing in with_hashes(alike, hash_cache):
@@ -78,6 +80,10 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
     if target.exists():
         raise InvalidRequest(f"The library already has a different {target.name} in {folder}; rename the "
                              "file you are importing first.")
+    namesake = next((i for i in library if i.kind == item.kind and i.name == item.name and style is None), None)
+    if namesake is not None:  # models are picked by name (the picker, --model, <lora:name>): two would be one
+        raise InvalidRequest(f"The library already has {with_article(item.label)} named {item.name} "
+                             f"({namesake.path}); rename the one you are importing first.")
     if style is not None:
         return _install_style(source, models_dir, style, move=move, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)

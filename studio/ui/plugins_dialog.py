@@ -173,8 +173,10 @@ class PluginsDialog(TaskDialog):
         plan = None
         try:
             plan = await asyncio.to_thread(installer.plan, source, self.host.taken_ids())
-            if not await self.confirmed("Install plugin", plan.describe() + "\n\nInstall it? It stays disabled until you "
-                                                                     "enable it."):
+            stays_on = plan.replaces is not None and plan.manifest.id in self.host.enabled_ids()  # as an update
+            after = ("It replaces the enabled version and stays enabled." if stays_on
+                     else "It stays disabled until you enable it.")
+            if not await self.confirmed("Install plugin", f"{plan.describe()}\n\nInstall it? {after}"):
                 self._report("Nothing was installed.")
                 return False
             self._busy(f"Installing {plan.manifest.name}…")
@@ -187,7 +189,7 @@ class PluginsDialog(TaskDialog):
                 await asyncio.to_thread(installer.discard, plan)
         self.host.refresh()
         self.reload(plan.manifest.id)
-        self._report(f"Installed {plan.manifest.name} {plan.version}. Enable it to use it.")
+        self._report(f"Installed {plan.manifest.name} {plan.version}." + ("" if stays_on else " Enable it to use it."))
         return True
 
     async def uninstall(self, plugin_id: str | None) -> bool:

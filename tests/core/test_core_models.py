@@ -12,6 +12,7 @@ import studio.core.hashing as hashing
 from studio.core.errors import ModelError
 from studio.core.hashing import model_hash
 from studio.core.models import check_model_folder, find_models
+from model_files import write
 
 
 def make_model(folder, weights=("unet/diffusion_pytorch_model.safetensors",)):  # noqa: ANN001, ANN201
@@ -19,7 +20,10 @@ def make_model(folder, weights=("unet/diffusion_pytorch_model.safetensors",)):  
     (folder / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
     for i, name in enumerate(weights):
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(f"weights {i} of {folder.name}".encode())
+        if name.endswith(".safetensors"):  # a real header: the check reads it
+            write(folder / name, {f"weights {i} of {folder.name}": (i + 1,)})
+        else:
+            (folder / name).write_bytes(f"weights {i} of {folder.name}".encode())
     return folder
 
 
@@ -76,6 +80,25 @@ def test_check_refuses_pickle_weights(tmp_path, name):
         check_model_folder(model)
     message = str(err.value)
     assert "pickle" in message and name in message and message.endswith("Convert them to safetensors first.")
+
+
+def test_check_refuses_a_truncated_or_emptied_weights_file_and_a_model_index_that_is_not_an_object(tmp_path):
+    model = make_model(tmp_path / "cut", weights=("unet/diffusion_pytorch_model.safetensors",
+                                                  "vae/diffusion_pytorch_model.safetensors"))
+    vae = model / "vae" / "diffusion_pytorch_model.safetensors"
+    vae.write_bytes(vae.read_bytes()[:-1])
+    with pytest.raises(ModelError, match=r"^The model cut has a damaged weights file, vae/diffusion_pytorch_model\."
+                                         r"safetensors: .*truncated"):
+        check_model_folder(model)
+    vae.write_bytes(b"")
+    with pytest.raises(ModelError, match="damaged weights file, vae/diffusion_pytorch_model.safetensors"):
+        check_model_folder(model)
+    listed = make_model(tmp_path / "listed")
+    (listed / "model_index.json").write_text("[1]")
+    with pytest.raises(ModelError) as err:
+        check_model_folder(listed)
+    assert str(err.value) == ("The model_index.json of the model listed could not be read as a JSON object of its "
+                              "components.")
 
 
 # -- model_hash -----------------------------------------------------------------------------------

@@ -188,7 +188,7 @@ def test_a_missing_model_is_refused(cpu, tmp_path):
 def test_an_unreadable_model_index_is_refused(tiny_model_dir, cpu, tmp_path):
     model = copy_model(tiny_model_dir, tmp_path / "bad-index")
     (model / "model_index.json").write_text("{not json")
-    with pytest.raises(ModelError, match="model_index.json of bad-index could not be read"):
+    with pytest.raises(ModelError, match="model_index.json of the model bad-index could not be read"):
         load_model(model, cpu)
 
 
@@ -208,7 +208,7 @@ def test_a_pickle_renamed_to_safetensors_fails_without_being_unpickled(tiny_mode
     weights.write_bytes(evil_pickle(marker))
     with pytest.raises(ModelError) as err:
         load_model(model, cpu)
-    assert str(err.value).startswith(f"The model disguised-{component} could not be loaded")
+    assert str(err.value).startswith(f"The model disguised-{component} has a damaged weights file")
     assert "\n" not in str(err.value)
     assert not marker.exists()
     assert no_torch_load == []

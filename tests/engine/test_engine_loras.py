@@ -411,3 +411,17 @@ def test_files_of_another_kind_are_refused_as_lora_or_vae(generator, tiny_model_
     with pytest.raises(ModelError) as as_vae:
         make(generator, request(tiny_model_dir, vae=lora_file))
     assert str(as_vae.value) == ("detail.safetensors is not a VAE but a LoRA file; pick it where that kind is used.")
+
+
+def test_a_lora_file_not_named_safetensors_is_refused_as_what_it_is(tmp_path):
+    from model_files import lora
+
+    from studio.engine.loras import find_lora
+
+    picture = tmp_path / "photo.png"
+    Image.new("RGB", (8, 8)).save(picture)
+    with pytest.raises(ModelError, match=r"^photo\.png is not a safetensors file"):
+        find_lora(tmp_path / "models", str(picture))
+    weights = lora(tmp_path / "ink.safetensors").rename(tmp_path / "ink.lora")
+    with pytest.raises(ModelError, match=r"rename it to ink\.safetensors\.$"):
+        find_lora(tmp_path / "models", str(weights))

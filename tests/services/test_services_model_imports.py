@@ -49,6 +49,21 @@ def test_a_diffusers_folder_is_copied_whole(tmp_path):
     assert result.item.is_folder and (tmp_path / "models" / "checkpoints" / "tiny-sd" / "model_index.json").is_file()
 
 
+def test_a_model_named_as_one_already_in_the_library_is_refused_and_an_ambiguous_name_is_not_guessed(tmp_path):
+    from studio.core.models import resolve_model
+
+    models = tmp_path / "models"
+    import_model(sd1(tmp_path / "a" / "sd1.safetensors"), models)
+    with pytest.raises(InvalidRequest) as err:
+        import_model(diffusers_folder(tmp_path / "b" / "sd1"), models)
+    existing = models / "checkpoints" / "sd1.safetensors"
+    assert str(err.value) == f"The library already has an SD 1.x named sd1 ({existing}); rename the one you are " \
+                             "importing first."
+    diffusers_folder(models / "elsewhere" / "sd1")  # put there by hand
+    with pytest.raises(InvalidRequest, match=r"^2 models are named 'sd1' .*give the one you mean by its path\.$"):
+        resolve_model("sd1", models)
+
+
 def test_the_same_file_twice_is_not_copied_again(tmp_path):
     models = tmp_path / "models"
     first = sd1(tmp_path / "a" / "dreamy.safetensors")
