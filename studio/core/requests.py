@@ -134,6 +134,14 @@ def _round_size(name: str, value: int, notes: list[str]) -> int:
     return rounded
 
 
+def check_strength(steps: int, strength: float) -> None:
+    """diffusers runs int(steps x strength) steps of an img2img or inpainting job: none is an error, said here."""
+    if int(steps * strength) < 1:
+        raise InvalidRequest(
+            f"With {steps} steps and a strength of {strength:g} no denoising step would run; "
+            "raise the steps or the strength.")
+
+
 def prepare_request(request: GenerationRequest, *, check_model_exists: bool = True) -> PreparedRequest:
     """Check a request, fix what can be fixed (with a note), and fix the seed.
 
@@ -157,6 +165,8 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
     if request.init_image is not None and not 0.0 < request.strength <= 1.0:
         what = "denoising strength" if request.mask is not None else "img2img strength"
         raise InvalidRequest(f"The {what} must be above 0 and at most 1, not {request.strength}.")
+    if request.init_image is not None and request.generator == "diffusers":
+        check_strength(request.steps, request.strength)
     if request.seed < -1 or request.seed > MAX_SEED:
         raise InvalidRequest(f"The seed must be between 0 and {MAX_SEED} (or -1 for random), not {request.seed}.")
     if request.memory not in MEMORY_MODES:

@@ -9,9 +9,8 @@ from typing import Any
 
 from PIL import Image
 
-from studio.core.errors import InvalidRequest
 from studio.core.images import flatten
-from studio.core.requests import GenerationRequest
+from studio.core.requests import GenerationRequest, check_strength
 from studio.engine.inpainting import plan_inpaint
 from studio.engine.loader import LoadedModel
 
@@ -38,17 +37,10 @@ class JobRun:
     later: dict[str, Callable[[], Any]] = field(default_factory=dict)  # those computed meanwhile (file hashes)
 
 
-def _check_strength(request: GenerationRequest, strength: float) -> None:
-    if int(request.steps * strength) < 1:
-        raise InvalidRequest(
-            f"With {request.steps} steps and a strength of {strength:g} no denoising step would run; "
-            "raise the steps or the strength.")
-
-
 def plain_run(request: GenerationRequest, model: LoadedModel) -> JobRun:
     """txt2img, or img2img from request.init_image, with an ordinary (4-channel) model."""
     if request.is_img2img:
-        _check_strength(request, request.strength)
+        check_strength(request.steps, request.strength)
         init = flatten(request.init_image).resize((request.width, request.height), Image.Resampling.LANCZOS)
         return JobRun(model.pipeline(img2img=True), dict(image=init, strength=request.strength),
                     recipe=dict(strength=request.strength))
@@ -65,7 +57,7 @@ def full_mask_run(request: GenerationRequest, model: LoadedModel) -> JobRun:
     size = (request.width, request.height)
     mask = Image.new("L", size, 255)
     if request.is_img2img:
-        _check_strength(request, request.strength)
+        check_strength(request.steps, request.strength)
         init = flatten(request.init_image).resize(size, Image.Resampling.LANCZOS)
         kwargs = dict(image=init, mask_image=mask, strength=request.strength)
         recipe: dict[str, Any] = dict(strength=request.strength)
@@ -83,7 +75,7 @@ def inpaint_run(request: GenerationRequest, model: LoadedModel) -> JobRun:
     size and cell-aligned mask; no padding_mask_crop. Pixels outside the feathered mask are the
     picture's own, bit for bit: ``InpaintPlan.finish`` blends with integer arithmetic.
     """
-    _check_strength(request, request.strength)
+    check_strength(request.steps, request.strength)
     options = request.inpaint
     plan = plan_inpaint(request.init_image, request.mask, options, model.native_size, model.latent_scale)
     work_w, work_h = plan.work_size

@@ -103,10 +103,15 @@ def test_img2img_strength_must_be_in_0_1(base, strength):
     assert prepare_request(replace(base, strength=strength)).request.strength == strength
 
 
-@pytest.mark.parametrize("strength", [0.01, 0.5, 1.0])
+@pytest.mark.parametrize("strength", [0.05, 0.5, 1.0])
 def test_img2img_strength_in_range_is_kept(base, strength):
     request = prepare_request(replace(base, init_image=Image.new("RGB", (8, 8)), strength=strength)).request
-    assert request.strength == strength and request.is_img2img
+    assert request.strength == strength and request.is_img2img and request.steps == 20
+
+
+def test_a_strength_too_low_for_the_steps_to_run_one_is_refused(base):
+    assert refused(replace(base, init_image=Image.new("RGB", (8, 8)), strength=0.04)) == (
+        "With 20 steps and a strength of 0.04 no denoising step would run; raise the steps or the strength.")
 
 
 @pytest.mark.parametrize("seed", [-2, MAX_SEED + 1, -(2**40)])

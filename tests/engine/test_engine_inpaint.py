@@ -250,19 +250,17 @@ def test_every_scheduler_inpaints_with_an_ordinary_model(tiny_model_dir, tmp_pat
         assert np.array_equal(pixels(end.outputs[0].image)[keep], pixels(picture(64, 64))[keep]), name
 
 
-def test_too_few_steps_for_the_strength_fail_the_job_with_one_sentence(tiny_model_dir, tmp_path):
-    async def scenario():
-        async with running_service(make_env(tmp_path)) as service:
-            stream = service.subscribe()
-            job = service.submit(request(tiny_model_dir, steps=2, strength=0.3, init_image=picture(),
-                                         mask=square_mask()))
-            return await collect_until_done(stream, [job]), job
+def test_too_few_steps_for_the_strength_are_refused_with_one_sentence_before_the_job(tiny_model_dir, tmp_path):
+    from studio.core.errors import InvalidRequest
 
-    events, job = run(scenario())
-    end = terminal(events, job)
-    assert isinstance(end, JobFailed)
-    assert end.message == ("With 2 steps and a strength of 0.3 no denoising step would run; "
-                           "raise the steps or the strength.")
+    async def scenario() -> None:
+        async with running_service(make_env(tmp_path)) as service:
+            service.submit(request(tiny_model_dir, steps=2, strength=0.3, init_image=picture(), mask=square_mask()))
+
+    with pytest.raises(InvalidRequest) as err:
+        run(scenario())
+    assert str(err.value) == "With 2 steps and a strength of 0.3 no denoising step would run; raise the steps or " \
+                             "the strength."
 
 
 class IdentityPipeline:
