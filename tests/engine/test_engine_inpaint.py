@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from studio_testing import collect_until_done, make_env, of_job, run, running_service, terminal
 
-from studio.core.events import JobCancelled, JobFailed, JobFinished, JobPreview, JobProgress, JobStarted
+from studio.core.events import JobCancelled, JobFinished, JobPreview, JobProgress, JobStarted
 from studio.core.inpaint import InpaintOptions, extend_canvas
 from studio.core.mask import bounding_box, feather
 from studio.core.requests import SCHEDULER_NAMES, GenerationRequest
