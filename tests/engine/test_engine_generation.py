@@ -277,7 +277,7 @@ def test_a_model_that_fails_to_load_fails_its_job_and_the_next_job_succeeds(tiny
     events, broken, fine = run(scenario())
     end = terminal(events, broken)
     assert isinstance(end, JobFailed)
-    assert end.message.startswith("The model broken-model could not be loaded")
+    assert end.message.startswith("The model broken-model has a damaged weights file, unet/")
     assert "\n" not in end.message
     assert isinstance(terminal(events, fine), JobFinished)
 
