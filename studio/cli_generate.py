@@ -32,7 +32,7 @@ from studio.core.images import SAVE_FORMATS, open_image, save_image
 from studio.core.inpaint import InpaintOptions, extend_canvas
 from studio.core.mask import mask_from_image
 from studio.core.model_library import LibraryItem, scan_library
-from studio.core.models import resolve_model
+from studio.core.models import check_model_folder, resolve_model
 from studio.core.paths import studio_paths
 from studio.core.requests import (
     MAX_INPAINT_SIDE,
@@ -146,6 +146,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
             raise InvalidRequest("--model is needed: a checkpoint file or diffusers folder, or the name of a model "
                                  f"in the library (studio models list; models folder {settings.models_dir}).")
         model = str(resolve_model(args.model, settings.models_dir, settings.extra_model_paths))
+        check_model_folder(Path(model))  # headers only: not a model, or a damaged one, is bad input (before torch)
         loras, vae = _find_files(loras, args.vae or "", settings)
     else:
         if init_image is not None:

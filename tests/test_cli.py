@@ -163,13 +163,32 @@ def test_an_output_that_could_not_be_written_is_refused_before_the_engine_starts
     })
 
 
-def test_a_failed_job_says_one_sentence_and_keeps_the_traceback_in_the_log(home, tmp_path):
-    not_a_model = tmp_path / "notes.safetensors"
-    not_a_model.write_text("these are notes, not weights")
-    result = studio(home, "--model", str(not_a_model), "--prompt", "p", "-o", str(tmp_path / "o.png"), timeout=120)
+def test_a_file_that_is_not_a_model_is_bad_input_said_before_the_engine_starts(tiny_model_dir, home, tmp_path):
+    notes = tmp_path / "notes.safetensors"
+    notes.write_text("these are notes, not weights")
+    lora = tmp_path / "detail.safetensors"
+    from model_files import lora as lora_file
+
+    lora_file(lora)
+    base = ["generate", "--prompt", "p", "-o", str(tmp_path / "o.png")]
+    assert_refused_without_torch(home, base, {
+        "notes": (["--model", str(notes)], "notes.safetensors is a corrupt safetensors file: its header claims "
+                                           f"{int.from_bytes(b'these ar', 'little')} bytes, more than the 104857600 "
+                                           "allowed."),
+        "a LoRA": (["--model", str(lora)], "detail.safetensors is a LoRA file, not a full Stable Diffusion "
+                                           "checkpoint; pick it where that kind is used."),
+    })
+
+
+def test_a_failed_job_says_one_sentence_and_keeps_the_traceback_in_the_log(tiny_model_dir, home, tmp_path):
+    import shutil
+
+    no_vae = shutil.copytree(tiny_model_dir, tmp_path / "no-vae")
+    shutil.rmtree(no_vae / "vae")  # its model_index.json still names one: found out when the engine loads it
+    result = studio(home, "--model", str(no_vae), "--prompt", "p", "-o", str(tmp_path / "o.png"), timeout=120)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("studio: notes.safetensors is a corrupt safetensors file") and last.endswith(".")
+    assert last.startswith("studio: ") and last.endswith(".")
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert "Traceback" in (home / "data" / "studio.log").read_text(encoding="utf-8")
 
