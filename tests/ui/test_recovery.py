@@ -29,6 +29,18 @@ def _wait_for(predicate, timeout: float) -> bool:  # noqa: ANN001
     return False
 
 
+def _window(qtbot):  # noqa: ANN001, ANN202
+    """The main window over STUDIO_HOME's folders, as the next start makes it, and its job service."""
+    from studio.ui.main_window import MainWindow
+
+    paths = studio_paths()
+    service = JobService(builtin_registry(), GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
+                         warm_up=False)
+    window = MainWindow(load_settings(paths), service, paths.data_dir)
+    qtbot.addWidget(window)
+    return window, service
+
+
 def test_a_killed_studio_is_restored_at_the_next_start(qtbot, qt_loop, studio_home, tmp_path, monkeypatch):  # noqa: ANN001
     import threading
 
@@ -52,14 +64,7 @@ def test_a_killed_studio_is_restored_at_the_next_start(qtbot, qt_loop, studio_ho
         process.wait(timeout=10)
     assert process.returncode == -signal.SIGKILL
 
-    from studio.ui.main_window import MainWindow
-
-    paths = studio_paths()
-    settings = load_settings(paths)
-    service = JobService(builtin_registry(), GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
-                         warm_up=False)
-    window = MainWindow(settings, service, paths.data_dir)
-    qtbot.addWidget(window)
+    window, service = _window(qtbot)
     offered: list[Path] = []
     threads: list[str] = []
     real_find = main_window_module.find_recoverable
@@ -97,7 +102,6 @@ def test_older_unsaved_work_is_kept_as_pictures_and_restored_work_is_saved_befor
     from studio.core.document_io import DOCUMENT_JSON, DocumentSnapshot, save_document
     from studio.core.metadata import Recipe
     from studio.ui import main_window as main_window_module
-    from studio.ui.main_window import MainWindow
 
     paths = studio_paths()
     root = paths.data_dir / "autosave"
@@ -110,11 +114,8 @@ def test_older_unsaved_work_is_kept_as_pictures_and_restored_work_is_saved_befor
         save_document(DocumentSnapshot(image, mask if name == "older" else mask * 0, recipe, 3), root / name)
         meta = json.loads((root / name / DOCUMENT_JSON).read_text())
         (root / name / DOCUMENT_JSON).write_text(json.dumps({**meta, "saved_at": saved_at}))
-    settings = load_settings(paths)
-    service = JobService(builtin_registry(), GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
-                         warm_up=False)
-    window = MainWindow(settings, service, paths.data_dir)
-    qtbot.addWidget(window)
+    window, service = _window(qtbot)
+    settings = window.settings
     saved_before_discard: list[bool] = []
     real_discard = main_window_module.discard
 
