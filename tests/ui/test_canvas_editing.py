@@ -448,7 +448,11 @@ def test_screenshot_with_a_painted_mask(qtbot, window, artifacts_dir):  # noqa: 
     _drag(qtbot, canvas, [(30, 30), (90, 20), (110, 70), (50, 90)])
     canvas.set_tool(BRUSH)
     qtbot.mouseMove(canvas.viewport(), canvas.mapFromScene(QPointF(200, 200)))
-    qtbot.waitUntil(lambda: window.prompt_panel.inpaint_box.isVisible(), timeout=2000)
+    panel = window.prompt_panel
+    # As a person sees it: the inpaint settings shown, laid out and scrolled into view (a grab in between caught
+    # the panel's rows half laid out, over each other).
+    qtbot.waitUntil(lambda: panel.inpaint_box.isVisible() and panel._scroll.verticalScrollBar().value() > 0,
+                    timeout=2000)
     window.grab().save(str(artifacts_dir / "mask-editing.png"))
 
 
