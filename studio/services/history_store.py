@@ -41,7 +41,7 @@ _FTS_INSERT_TRIGGER = "entries_fts_insert"
 _COMPANIONS = ("-wal", "-shm")  # SQLite's files beside a WAL database
 
 # Primary SQLite result codes (extended codes carry these in their low byte).
-_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_NOTADB = 5, 6, 11, 26
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 5, 6, 8, 11, 14, 26
 
 
 @dataclass(frozen=True)
@@ -251,6 +251,9 @@ class HistoryStore:
         if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
             return HistoryError(f"The history database {self.path} is damaged; Studio will set it aside "
                                 "and start a new one the next time it starts.")
+        if code in (_SQLITE_READONLY, _SQLITE_CANTOPEN):  # SQLite says only "unable to open database file"
+            return HistoryError(f"The history database {self.path} could not be opened for writing; check that "
+                                f"Studio may write to it and to its folder {self.path.parent}.")
         return HistoryError(f"The history database {self.path} could not be used: {exc}.")
 
     @contextmanager

@@ -474,6 +474,15 @@ def release(holder: subprocess.Popen) -> None:
     assert holder.wait(10) == 0
 
 
+@pytest.mark.parametrize("code", [8, 14])  # SQLITE_READONLY, SQLITE_CANTOPEN ("unable to open database file")
+def test_a_database_studio_may_not_write_says_where_to_look(store, code):
+    error = sqlite3.OperationalError("unable to open database file")
+    error.sqlite_errorcode = code
+    assert str(store._translate(error)) == (
+        f"The history database {store.path} could not be opened for writing; check that Studio may write to it "
+        f"and to its folder {store.path.parent}.")
+
+
 def test_a_database_locked_by_another_process_is_not_mistaken_for_a_damaged_one(tmp_path):
     path = tmp_path / "history.db"
     store = HistoryStore(path)
