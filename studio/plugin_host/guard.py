@@ -104,11 +104,21 @@ def run_guarded(produce: Callable[[], Iterable[T]], context: JobContext, guarded
                 while not resume.acquire(timeout=_POLL):
                     if guarded._closed.is_set():
                         return
+                if guarded._closed.is_set():  # its job ended meanwhile: no more items are wanted
+                    return
             results.put(("done", None))
         except BaseException as exc:  # noqa: BLE001 - handed to the engine thread, which decides
             results.put(("error", exc))
 
     threading.Thread(target=body, name=f"plugin: {who.removeprefix('The plugin ')}", daemon=True).start()
+    try:
+        yield from _taken(results, resume, context, guarded, who, grace)
+    finally:
+        guarded.close()  # however the reading ends (a failure, the reader stopping): what the plugin says is dropped
+
+
+def _taken(results: queue.Queue[tuple[str, Any]], resume: threading.Semaphore, context: JobContext,
+           guarded: GuardedContext, who: str, grace: float) -> Iterator[Any]:
     cancelled_at: float | None = None
     while True:
         try:
@@ -124,6 +134,9 @@ def run_guarded(produce: Callable[[], Iterable[T]], context: JobContext, guarded
         if kind == "item":
             try:
                 yield value
+            except BaseException:  # the reader stopped (a failed check, a closed job): the plugin may not go on
+                guarded.close()
+                raise
             finally:
                 resume.release()
         elif kind == "done":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import replace
 from typing import Any
 
@@ -87,8 +88,12 @@ class ContributionRunner:
         def produce(guarded: GuardedContext) -> Iterable[Any]:
             return self._registry.instance(GENERATOR, contribution.id, self._env).generate(request, guarded)
 
-        for index, item in enumerate(self._guarded(contribution, produce, context)):
-            yield self._plugin_output(contribution, request, index, item)
+        def check(item: Any) -> tuple[Image.Image, Any]:
+            image, recipe = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
+            return _checked_image(image, contribution, own_copy=True), recipe
+
+        for index, (image, recipe) in enumerate(self._guarded(contribution, produce, context, check=check)):
+            yield self._plugin_output(contribution, request, index, image, recipe)
 
     def post_process(self, step: PostStep, image: Image.Image, recipe: Recipe | None, context: JobContext,
                      image_index: int = 0, mask: Image.Image | None = None) -> tuple[Image.Image, Recipe | None]:
@@ -96,15 +101,15 @@ class ContributionRunner:
         contribution = self._registry.get(POSTPROCESSOR, step.processor)
         if contribution.builtin:
             indexed = GuardedContext(context, self._env.device, self._env.data_dir, image_index)
-            result = self._registry.instance(POSTPROCESSOR, contribution.id, self._env).process(
-                image, step.params, indexed)
+            result = _checked_image(self._registry.instance(POSTPROCESSOR, contribution.id, self._env).process(
+                image, step.params, indexed), contribution)
         else:
             def produce(guarded: GuardedContext) -> Iterable[Any]:
                 instance = self._registry.instance(POSTPROCESSOR, contribution.id, self._env)
-                return [instance.process(image, step.params, guarded)]
+                return [instance.process(image.copy(), step.params, guarded)]  # the picture itself is never theirs
 
-            (result,) = list(self._guarded(contribution, produce, context, image_index)) or [None]
-        result = _checked_image(result, contribution)
+            (result,) = self._guarded(contribution, produce, context, image_index,
+                                      check=lambda item: _checked_image(item, contribution, own_copy=True))
         base = image
         if result.size != image.size and (step.strength < 1.0 or mask is not None):
             base, mask = scale_for_blend(image, mask, result.size)  # an upscaler: blend at the new size
@@ -123,11 +128,17 @@ class ContributionRunner:
         return self.post_process(step, request.image, recipe, context, mask=request.mask)
 
     def _guarded(self, contribution: Contribution, produce: Callable[[GuardedContext], Iterable[Any]],
-                 context: JobContext, image_index: int | None = None) -> Iterator[Any]:
+                 context: JobContext, image_index: int | None = None,
+                 check: Callable[[Any], Any] = lambda item: item) -> Iterator[Any]:
+        """The plugin's items, each through ``check``: what it returns that Studio cannot use is its failure too,
+        counted as any other (three switch it off)."""
         env = plugin_environment(self._env, contribution)
         guarded = GuardedContext(context, self._env.device, env.data_dir, image_index)
+        items = run_guarded(lambda: produce(guarded), context, guarded, f"The plugin {contribution.owner}")
         try:
-            yield from run_guarded(lambda: produce(guarded), context, guarded, f"The plugin {contribution.owner}")
+            with closing(items):  # a failed check stops the plugin too (run_guarded closes its context)
+                for item in items:
+                    yield check(item)
         except JobCancelledError:
             raise
         except PluginFailed as exc:
@@ -143,9 +154,7 @@ class ContributionRunner:
         return notice
 
     def _plugin_output(self, contribution: Contribution, request: GenerationRequest, index: int,
-                       item: Any) -> tuple[Image.Image, Recipe]:
-        image, recipe = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
-        image = _checked_image(image, contribution)
+                       image: Image.Image, recipe: Any) -> tuple[Image.Image, Recipe]:
         if not isinstance(recipe, Recipe):
             recipe = Recipe(prompt=request.prompt, negative_prompt=request.negative_prompt, steps=0, sampler="",
                             cfg_scale=0, seed=request.seed_for(index), width=image.width, height=image.height,
@@ -156,10 +165,14 @@ class ContributionRunner:
         return image, recipe
 
 
-def _checked_image(image: Any, contribution: Contribution) -> Image.Image:
+def _checked_image(image: Any, contribution: Contribution, own_copy: bool = False) -> Image.Image:
+    """The picture as Studio keeps it (RGB or RGBA), or PluginFailed naming the plugin. ``own_copy``: a plugin's
+    picture is copied, since the plugin may go on to change the object it handed over (a reused buffer)."""
     if not isinstance(image, Image.Image):
         raise PluginFailed(f"The plugin {contribution.owner} returned {type(image).__name__} instead of a picture.")
     if not (0 < image.width <= MAX_OUTPUT_SIDE and 0 < image.height <= MAX_OUTPUT_SIDE):
         raise PluginFailed(f"The plugin {contribution.owner} returned a {image.width}x{image.height} picture, "
                            "which Studio cannot use.")
-    return image if image.mode in ("RGB", "RGBA") else image.convert("RGB")
+    if image.mode not in ("RGB", "RGBA"):
+        return image.convert("RGB")  # a new picture
+    return image.copy() if own_copy else image

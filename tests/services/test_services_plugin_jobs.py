@@ -35,6 +35,18 @@ class Generator:
         if mode == "refuse":
             from studio.plugin_api import InvalidRequest
             raise InvalidRequest("This pattern needs a square picture.")
+        if mode == "reuse":  # one picture object, changed for every result (a plugin's own buffer)
+            buffer = Image.new("RGB", (request.width, request.height))
+            for i in range(request.batch_count):
+                buffer.paste((50 * (i + 1), 0, 0), (0, 0, request.width, request.height))
+                yield buffer
+            return
+        if mode == "junk":  # not a picture, then it carries on as if nothing happened
+            yield "not a picture"
+            for step in range(1, 30):
+                time.sleep(0.01)
+                context.report_progress(step, 30, 0)
+            return
         for i in range(request.batch_count):
             if mode == "raise" and i == 1:
                 raise RuntimeError("kaput")
@@ -58,7 +70,9 @@ class Invert:
         if params["amount"] < 0.01:
             raise ValueError("amount too small to see")
         context.report_progress(1, 1)
-        return Image.eval(image, lambda v: 255 - v)
+        inverted = Image.eval(image, lambda v: 255 - v)
+        image.paste((1, 2, 3), (0, 0, image.width, image.height))  # scribbles on the picture it was given
+        return inverted
 '''
 
 MANIFEST_EXTRA = '''
@@ -72,7 +86,7 @@ max = 255
 [[generators.parameters]]
 name = "mode"
 type = "choice"
-choices = ["fine", "raise", "hang", "slow", "refuse"]
+choices = ["fine", "raise", "hang", "slow", "refuse", "reuse", "junk"]
 
 [[postprocessors]]
 id = "tp-invert"
@@ -174,7 +188,7 @@ def test_bad_parameters_are_refused_before_the_job_is_queued(setup):
                     ({"level": 300}, "Test generator: Level must be between 0 and 255, not 300."),
                     ({"nope": 1}, "Test generator has no parameter 'nope'; its parameters are: level, mode."),
                     ({"mode": "loud"},
-                     "Test generator: Mode must be one of fine, raise, hang, slow, refuse, not 'loud'.")):
+                     "Test generator: Mode must be one of fine, raise, hang, slow, refuse, reuse, junk, not 'loud'.")):
                 with pytest.raises(InvalidRequest) as err:
                     service.submit(request(params=bad))
                 assert str(err.value) == message
@@ -252,3 +266,26 @@ def test_a_plugin_refusing_the_input_is_not_counted_as_its_failure(setup):
     events, ids = submit_all(setup, [request(params={"mode": "refuse"}) for _ in range(4)])
     assert {terminal(events, j).message for j in ids} == {"This pattern needs a square picture."}
     assert host.record("tp-good").status == ENABLED and host.record("tp-good").failures == 0
+
+
+def test_a_plugin_never_changes_the_picture_it_is_given_nor_one_it_handed_over(setup):
+    picture = Image.fromarray(np.full((20, 30, 3), 10, np.uint8))
+    events, (post, reused) = submit_all(setup, [PostProcessRequest("tp-good-invert", picture, {"amount": "0.5"}),
+                                                request(params={"mode": "reuse"}, batch_count=3)])
+    assert picture.getpixel((0, 0)) == (10, 10, 10)  # the canvas picture is the person's, not the plugin's
+    assert terminal(events, post).outputs[0].image.getpixel((0, 0)) == (245, 245, 245)
+    finished = terminal(events, reused)
+    assert [o.image.getpixel((0, 0)) for o in finished.outputs] == [(50, 0, 0), (100, 0, 0), (150, 0, 0)]
+    assert [Image.open(o.path).getpixel((0, 0)) for o in finished.outputs] == [(50, 0, 0), (100, 0, 0), (150, 0, 0)]
+
+
+def test_results_that_are_not_pictures_count_as_failures_and_stop_the_plugin(setup):
+    host = setup[0]
+    events, ids = submit_all(setup, [*(request(params={"mode": "junk"}) for _ in range(3)), request("tp-other-gen")])
+    messages = [terminal(events, j).message for j in ids[:3]]
+    assert messages[0] == "The plugin Test Plugin returned str instead of a picture."
+    assert "was switched off until Studio restarts because it failed 3 times" in messages[2]
+    assert host.record("tp-good").status == FAILED
+    # What it says after its job failed is dropped: no progress of a dead job beside the next one's.
+    assert not [e for e in events if isinstance(e, JobProgress) and e.job_id in ids[:3]]
+    assert isinstance(terminal(events, ids[3]), JobFinished)
