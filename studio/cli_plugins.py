@@ -59,7 +59,7 @@ def run_plugins(args: argparse.Namespace) -> int:
             return _list(host, args.json)
         if command in ("enable", "disable"):
             record = host.set_enabled(args.plugin_id, command == "enable")
-            print(f"{record.name} {record.version}: {_status(record)}.")
+            print(f"{record.name} {record.version}: {_status(record).rstrip('.')}.")
             return EXIT_FAILED if command == "enable" and record.error else 0
         if command == "uninstall":
             return _uninstall(host, args.plugin_id)

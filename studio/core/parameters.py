@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from PIL import Image
@@ -203,6 +203,31 @@ def params_for_record(values: Mapping[str, Any]) -> dict[str, Any]:
             for name, v in values.items()}
 
 
+_SETTING_TYPES = {"int": ((int,), "a whole number"), "float": ((int, float), "a number"), "str": ((str,), "text"),
+                  "bool": ((bool,), "true or false")}
+WIDGET_LIMIT = 2**31 - 1  # what the form's spin boxes hold (Qt's int)
+
+
+def _check_settings(cls: type[Param], row: Mapping[str, Any], who: str) -> None:
+    """Each setting a manifest gives is of the type its parameter kind declares, and a number the form can show:
+    TOML lets any value through (``min = "0"``, ``choices = 5``, ``max = 1e12``)."""
+    for field in fields(cls):
+        if field.name not in row or field.name == "name":
+            continue
+        value = row[field.name]
+        if field.type.startswith("tuple"):
+            fits = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+            expected = "a list of texts"
+        else:
+            types, expected = _SETTING_TYPES.get(field.type, ((object,), "a value"))
+            fits = isinstance(value, types) and (bool in types or not isinstance(value, bool))
+        if fits and isinstance(value, int | float) and not isinstance(value, bool):
+            fits = math.isfinite(value) and abs(value) <= WIDGET_LIMIT
+            expected += f" between {-WIDGET_LIMIT:,} and {WIDGET_LIMIT:,}"
+        if not fits:
+            raise InvalidRequest(f"{who} has {field.name} = {value!r}, which is not {expected}.")
+
+
 def schema_from_table(rows: Sequence[Mapping[str, Any]], owner: str) -> tuple[Param, ...]:
     """Params from a manifest's ``[[...parameters]]`` tables. InvalidRequest names the first bad row."""
     params: list[Param] = []
@@ -221,6 +246,7 @@ def schema_from_table(rows: Sequence[Mapping[str, Any]], owner: str) -> tuple[Pa
                                  "post-processor); choose another.")
         if any(p.name == name for p in params):
             raise InvalidRequest(f"{owner}: parameter {name!r} is declared twice.")
+        _check_settings(cls, row, f"{owner}: parameter {name!r}")
         if "choices" in row:
             row["choices"] = tuple(row["choices"])
         try:
