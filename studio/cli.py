@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
+import threading
 from pathlib import Path
 
 from studio import __version__
@@ -168,5 +171,25 @@ def main(argv: list[str] | None = None) -> int:
     return run_app(print_startup_time=args.print_startup_time, open_path=args.open, safe_mode=args.safe_mode)
 
 
+# Threads of Studio's own worker pools, which the interpreter stops itself at exit.
+_POOL_THREADS = ("ThreadPoolExecutor", "asyncio_")
+
+
+def run() -> None:
+    """The ``studio`` command: ``main()``, then an exit that a thread a plugin left running cannot hold up
+    (the interpreter would wait for it for ever, after the work was done and said)."""
+    code = main()
+    lingering = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
+                 and not t.name.startswith(_POOL_THREADS)]
+    if lingering:
+        logging.getLogger(__name__).warning("Exiting past threads left running: %s",
+                                            ", ".join(t.name for t in lingering))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    raise SystemExit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

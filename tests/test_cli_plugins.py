@@ -215,3 +215,31 @@ def test_enabling_a_plugin_that_fails_to_load_exits_1(tmp_path):
     assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
     enabled = studio(home, "plugins", "enable", "taker")
     assert enabled.returncode == 1 and "failed" in enabled.stdout and "diffusers" in enabled.stdout
+
+
+LINGERING = '''
+import threading
+from PIL import Image
+
+
+class Generator:
+    def __init__(self, env):
+        pass
+
+    def generate(self, request, context):
+        threading.Thread(target=threading.Event().wait, name="forgotten", daemon=False).start()  # never ends
+        yield Image.new("RGB", (request.width, request.height), (9, 9, 9))
+'''
+
+
+def test_a_thread_a_plugin_leaves_running_does_not_keep_the_command_from_ending(tmp_path):
+    home = tmp_path / "home"
+    wheel = plugin_wheel(tmp_path / "wheels", plugin_id="lingers", package="studio_tp_lingers",
+                         generator_id="lingers-gen", generator_code=LINGERING)
+    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
+    assert studio(home, "plugins", "enable", "lingers").returncode == 0
+    made = studio(home, "generate", "--generator", "lingers-gen", "--prompt", "x", "--size", "64x64", "-o",
+                  str(tmp_path / "x.png"), timeout=60)  # before: still running when the time was up
+    assert made.returncode == 0, made.stderr
+    assert Image.open(tmp_path / "x.png").getpixel((0, 0)) == (9, 9, 9)
+    assert "Exiting past threads left running: forgotten" in (home / "data" / "studio.log").read_text()
