@@ -91,6 +91,13 @@ class HistoryActions(QObject):
                 else:
                     doc.set_image(picture, "Restore img2img source")
                     self.panel.use_canvas_check.setChecked(True)
+        elif entry.generator in ("", "diffusers"):  # made from the prompt alone: so is the remake
+            shown_mask = self.window.mask_toolbar.show_mask_action
+            if self.panel.use_canvas_check.isChecked() or (shown_mask.isChecked() and self.window.document.has_mask):
+                self.panel.use_canvas_check.setChecked(False)
+                shown_mask.setChecked(False)
+                notes.append("It was made from the prompt alone, so the canvas is not its input now (M shows the "
+                             "mask again).")
         self.window.status.set_message(" ".join(["Loaded the parameters of that picture.", *notes]))
 
     async def run_again(self, entry: HistoryEntry) -> None:

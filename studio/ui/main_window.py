@@ -407,9 +407,10 @@ class MainWindow(QMainWindow):
             self.status.set_message("Cancelling…")
 
     def _remove_job(self, job_id: int) -> None:
-        if self.queue_panel.state(job_id) == "waiting":
+        state = self.queue_panel.state(job_id)
+        if state == "waiting":
             self.service.cancel(job_id)
-        else:
+        elif state != "running":  # a running job is stopped with Cancel; its row stays until it has stopped
             self.queue_panel.remove_row(job_id)
 
     def handle_event(self, event: object) -> None:
@@ -472,8 +473,9 @@ class MainWindow(QMainWindow):
         if event.model:
             self.status.set_model(event.model)
             self.setWindowTitle(f"{event.model} — Studio")
-            if not event.message:
-                self.status.set_message(f"{event.model} is loaded. Working…")
+            if not event.message:  # loaded ahead of any job (the preload), or for the job now running
+                working = " Working…" if self.queue_panel.job_ids("running") else ""
+                self.status.set_message(f"{event.model} is loaded.{working}")
         if event.message:
             self.status.set_message(event.message, error=not event.device and not event.model
                                     and "fail" in event.message.lower())

@@ -101,6 +101,22 @@ def test_load_parameters_fills_every_field(qtbot, window, filled):  # noqa: ANN0
     assert panel.selected_model() == entry.model_path
 
 
+def test_loading_a_text_to_image_picture_takes_the_canvas_out_of_the_next_job(qtbot, window, filled):  # noqa: ANN001
+    """A remake of a picture made from the prompt alone must not start from the canvas or its mask."""
+    window.document.set_image(Image.new("RGB", (96, 64)), "Open")
+    window.document.edit_mask("dab", lambda m: (m.__setitem__((slice(0, 8), slice(0, 8)), 255), (0, 0, 8, 8))[1])
+    panel, shown = window.prompt_panel, window.mask_toolbar.show_mask_action
+    panel.use_canvas_check.setChecked(True)
+    shown.setChecked(True)
+    _reload(qtbot, window)
+    window.gallery.select_row(2)
+    window.gallery.load_button.click()
+    qtbot.waitUntil(lambda: window.status.message_label.text().startswith("Loaded the parameters"), timeout=5000)
+    assert not panel.use_canvas_check.isChecked() and not shown.isChecked()
+    assert window.document.has_mask  # hidden, not lost
+    assert "the canvas is not its input now" in window.status.message_label.text()
+
+
 def test_loading_an_inpaint_puts_its_source_and_mask_back_without_converting_them_here(qtbot, window, tmp_path,
                                                                                        monkeypatch):  # noqa: ANN001
     """The source picture and its mask are read, converted for display and tinted in worker threads."""

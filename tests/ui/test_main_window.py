@@ -105,10 +105,11 @@ def test_queue_shows_waiting_jobs_and_removes_them(qtbot, window):  # noqa: ANN0
     qtbot.waitUntil(lambda: len(window.queue_panel.job_ids("waiting")) == 2
                     and len(window.queue_panel.job_ids("running")) == 1, timeout=WAIT_MS)
     first, second, third = sorted(window.queue_panel.job_ids())
-    row = window.queue_panel._items[third]
-    row.setSelected(True)
+    for job_id in (first, third):  # the running one with it: Remove leaves it (Cancel stops it)
+        window.queue_panel._items[job_id].setSelected(True)
     qtbot.mouseClick(window.queue_panel.remove_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: third not in window.queue_panel.job_ids(), timeout=5000)
+    assert window.queue_panel.state(first) == "running" and window.cancel_action.isEnabled()
     qtbot.mouseClick(window.queue_panel.cancel_all_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.queue_panel.job_ids() == [first]
                     and window.queue_panel.state(first) == "cancelled", timeout=10_000)
@@ -284,3 +285,10 @@ def test_results_are_converted_for_display_off_the_window_thread(qtbot, window, 
     assert window.document.history_labels()[-1] == "Generated" and window.document._steps[-1].box == differs
     shown = window.canvas._image_item.pixmap().toImage()
     assert (shown.width(), shown.height()) == window.canvas.image().size == (64, 64)
+
+
+def test_a_model_loaded_ahead_of_any_job_is_not_said_to_be_working(qtbot, window):  # noqa: ANN001
+    from studio.core.events import EngineStatus
+
+    window.handle_event(EngineStatus(device="CPU · 1 thread · float32", model="tiny-sd", message=""))
+    assert window.status.message_label.text() == "tiny-sd is loaded."
