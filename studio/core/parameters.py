@@ -21,6 +21,7 @@ PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 RESERVED_NAMES = frozenset({"strength", "mask"})  # Studio's own, around every post-processor
 MAX_TEXT = 10_000
 MAX_SEED = 2**32 - 1
+SOURCE_KEY = "studio_source_file"  # in a checked picture's info: the file it was read from
 
 
 @dataclass(frozen=True)
@@ -167,15 +168,19 @@ class ImageParam(Param):
             if self.optional:
                 return None
             raise self._bad(owner, "needs a picture")
+        source = None
         if isinstance(value, str):
             from pathlib import Path
 
             from studio.core.images import open_image
 
-            value = open_image(Path(value))
+            source, value = value, open_image(Path(value))
         if not isinstance(value, Image.Image):
             raise self._bad(owner, f"must be a picture, not {type(value).__name__}")
-        return value.convert("RGB") if value.mode != "RGB" else value
+        picture = value.convert("RGB") if value.mode != "RGB" else value
+        if source is not None:
+            picture.info[SOURCE_KEY] = source  # where it was read from: the history keeps that (params_for_record)
+        return picture
 
 
 PARAM_KINDS: dict[str, type[Param]] = {
@@ -197,10 +202,17 @@ def validate_params(schema: Sequence[Param], values: Mapping[str, Any], owner: s
     return checked
 
 
-def params_for_record(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The values as they go into metadata and history: pictures are noted, not embedded."""
-    return {name: (f"<picture {v.width}x{v.height}>" if isinstance(v, Image.Image) else v)
-            for name, v in values.items()}
+def params_for_record(values: Mapping[str, Any], keep_files: bool = False) -> dict[str, Any]:
+    """The values as they go into metadata and history: pictures are noted, not embedded. ``keep_files``: a
+    picture read from a file is recorded as its path (the history, on this machine, can read it again for a
+    rerun; a picture's own metadata, which travels, never names local files)."""
+    def recorded(value: Any) -> Any:
+        if not isinstance(value, Image.Image):
+            return value
+        source = value.info.get(SOURCE_KEY)
+        return source if keep_files and isinstance(source, str) else f"<picture {value.width}x{value.height}>"
+
+    return {name: recorded(v) for name, v in values.items()}
 
 
 _SETTING_TYPES = {"int": ((int,), "a whole number"), "float": ((int, float), "a number"), "str": ((str,), "text"),

@@ -93,13 +93,14 @@ class HistoryRecorder:
         if recipe is not None and recipe.plugin:
             params["plugin"] = recipe.plugin
         if request.params:
-            params["generator_params"] = params_for_record(request.params)
+            params["generator_params"] = params_for_record(request.params, keep_files=True)
         if request.loras:  # as chosen (a name or a path), so a rerun finds the same files
             params["loras"] = [{"name": c.name, "weight": c.weight} for c in request.loras]
         if request.vae:
             params["vae"] = request.vae
         if request.post:
-            params["post"] = [{"processor": s.processor, "params": params_for_record(s.params)} for s in request.post]
+            params["post"] = [{"processor": s.processor, "params": params_for_record(s.params, keep_files=True),
+                               "strength": s.strength} for s in request.post]
         if recipe is not None:
             params["studio_version"] = recipe.version
         if self._context.notes:

@@ -41,7 +41,7 @@ def request_for_entry(entry: HistoryEntry) -> GenerationRequest:
         seed=entry.seed, scheduler=entry.sampler or DEFAULT_SCHEDULER, batch_count=1,
         init_image=init_image, strength=0.75 if entry.strength is None else entry.strength, mask=mask,
         inpaint=inpaint, generator=entry.generator, params=_recorded(entry.params.get("generator_params")),
-        post=tuple(PostStep(step["processor"], _recorded(step.get("params")))
+        post=tuple(PostStep(step["processor"], _recorded(step.get("params")), _strength(step.get("strength")))
                    for step in entry.params.get("post", []) if isinstance(step, dict) and "processor" in step),
         loras=loras, vae=vae,
     )
@@ -72,6 +72,11 @@ def _recorded(params: object) -> dict:
     if not isinstance(params, dict):
         return {}
     return {k: v for k, v in params.items() if not (isinstance(v, str) and v.startswith("<picture "))}
+
+
+def _strength(value: object) -> float:
+    """A chain step's recorded strength (entries from before it was recorded ran at full strength)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1 else 1.0
 
 
 def _source(path: str | None, what: str, label: str) -> Image.Image | None:

@@ -40,6 +40,7 @@ from studio.ui.theme import icon
 
 ImageSource = tuple[str, Callable[[], Image.Image | None]]  # ("Canvas picture", a function giving it)
 SOURCE = "source:"
+KEPT = "kept:"  # the picture a step was set up with, offered again when it is edited
 
 
 class _ImagePicker(QWidget):
@@ -49,6 +50,7 @@ class _ImagePicker(QWidget):
         super().__init__()
         self._sources = dict(sources)
         self._path: Path | None = None
+        self._kept: Image.Image | None = None
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         self.combo = QComboBox()
@@ -77,10 +79,21 @@ class _ImagePicker(QWidget):
             index = self.combo.count() - 1
         self.combo.setCurrentIndex(index)
 
+    def set_picture(self, picture: Image.Image) -> None:
+        """Offer (and select) a picture chosen before, as it was: editing a chain step keeps its reference."""
+        self._kept = picture
+        index = self.combo.findData(KEPT)
+        if index < 0:
+            self.combo.addItem(f"The picture chosen before ({picture.width}×{picture.height})", KEPT)
+            index = self.combo.count() - 1
+        self.combo.setCurrentIndex(index)
+
     def value(self) -> Image.Image | None:
         choice = self.combo.currentData()
         if choice is None:
             return None
+        if choice == KEPT:
+            return self._kept
         if choice.startswith(SOURCE):
             label = choice[len(SOURCE):]
             image = self._sources[label]()
@@ -189,7 +202,14 @@ class ParameterForm(QWidget):
     def set_values(self, values: Mapping[str, Any]) -> None:
         """Restore remembered values; ones that no longer fit the schema are skipped."""
         for param in self.params:
-            if param.name not in values or isinstance(param, ImageParam):
+            if param.name not in values:
+                continue
+            if isinstance(param, ImageParam):
+                picker, value = self._editors[param.name], values[param.name]
+                if isinstance(value, Image.Image):
+                    picker.set_picture(value)
+                elif isinstance(value, str) and value and Path(value).is_file():
+                    picker.set_path(Path(value))
                 continue
             try:
                 value = param.check(values[param.name], "saved value")

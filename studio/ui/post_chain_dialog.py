@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.errors import StudioError
 from studio.core.settings import PostStepSetting
 from studio.plugin_host.registry import Contribution
 from studio.ui.parameter_form import ImageSource
@@ -66,6 +67,11 @@ class PostChainDialog(QDialog):
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout.addLayout(buttons)
+        self.problem = QLabel()  # a step's settings that could not be taken
+        self.problem.setWordWrap(True)
+        self.problem.setObjectName("errorLabel")
+        self.problem.hide()
+        layout.addWidget(self.problem)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         box.accepted.connect(self.accept)
         box.rejected.connect(self.reject)
@@ -117,8 +123,14 @@ class PostChainDialog(QDialog):
         dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok).setText("OK")
         if not self.edit_step(dialog):
             return False
-        self.steps[row] = PostStepSetting(processor=step.processor, params=dialog.form.values(),
-                                          strength=dialog.strength)
+        try:
+            params = dialog.form.values()
+        except StudioError as exc:  # the dialog refuses these itself; the picture it offered may be gone since
+            self.problem.setText(str(exc))
+            self.problem.show()
+            return False
+        self.problem.hide()
+        self.steps[row] = PostStepSetting(processor=step.processor, params=params, strength=dialog.strength)
         self._fill(row)
         return True
 

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.errors import StudioError
 from studio.plugin_host.registry import Contribution
 from studio.ui.parameter_form import ImageSource, ParameterForm
 from studio.ui.theme import section_label
@@ -64,11 +65,27 @@ class PostProcessDialog(QDialog):
         self.after_each.setChecked(after_each)
         self.after_each.setToolTip("Add it to the post-processing chain that runs on every new picture")
         layout.addWidget(self.after_each)
+        self.problem = QLabel()  # what the form cannot take, said where the person is looking
+        self.problem.setWordWrap(True)
+        self.problem.setObjectName("errorLabel")
+        self.problem.hide()
+        layout.addWidget(self.problem)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Apply to Canvas")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+
+    def accept(self) -> None:
+        """Only settings the post-processor can run with close the dialog (a picture setting with no canvas
+        picture to take, say); otherwise the sentence shows and the dialog stays."""
+        try:
+            self.form.values()
+        except StudioError as exc:
+            self.problem.setText(str(exc))
+            self.problem.show()
+            return
+        super().accept()
 
     @property
     def strength(self) -> float:

@@ -97,3 +97,72 @@ def test_the_chain_dialog_orders_steps_and_every_new_picture_goes_through_them(q
     qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
     saved = sorted(settings.outputs_dir.rglob("*.png"))[-1]
     assert [s["processor"] for s in read_recipe(saved).post] == ["color", "histogram"]
+
+
+def test_a_chain_step_whose_picture_cannot_be_taken_is_not_added_and_its_picture_is_kept_when_edited(
+        qtbot, window, settings, tmp_path):  # noqa: ANN001
+    """With the canvas empty, Colour Transfer's "Canvas picture" cannot be taken: the step is not added, and the
+    chain dialog says why. Editing a step later offers the picture it was set up with, not the canvas."""
+    seen = {}
+
+    def empty_canvas(dialog) -> bool:  # noqa: ANN001
+        if isinstance(dialog, PostChainDialog):
+            dialog.add("color")  # its settings accepted as offered
+            seen.update(steps=list(dialog.steps), problem=dialog.problem.text())
+            return False
+        return True
+
+    window.plugin_actions.edit_dialog = empty_canvas
+    window.plugin_actions.open_chain()
+    assert seen == {"steps": [], "problem": "Style picture: There is no canvas picture to use; pick another "
+                                             "picture."}
+
+    def with_reference(dialog) -> bool:  # noqa: ANN001
+        if isinstance(dialog, PostChainDialog):
+            dialog.add("color")
+            return True
+        dialog.form.editor("style").set_path(Path(_reference(tmp_path)))
+        return True
+
+    window.plugin_actions.edit_dialog = with_reference
+    window.plugin_actions.open_chain()
+    _blue_canvas(window)
+
+    def stronger(dialog) -> bool:  # noqa: ANN001
+        if isinstance(dialog, PostChainDialog):
+            dialog.list.setCurrentRow(0)
+            return dialog.edit_selected()
+        dialog.strength_slider.setValue(60)  # the strength alone is changed
+        return True
+
+    window.plugin_actions.edit_dialog = stronger
+    window.plugin_actions.open_chain()
+    (step,) = settings.generation.post
+    assert step.strength == 0.6 and Image.open(step.params["style"]).getpixel((0, 0)) == (230, 120, 40)
+
+
+def test_run_again_remakes_a_chain_step_with_its_picture_and_strength(qtbot, window, settings, tmp_path):  # noqa: ANN001
+    from studio.core.settings import PostStepSetting
+    from studio.services.history_reuse import request_for_entry
+
+    window.plugin_actions.set_chain([PostStepSetting(processor="color", params={"style": _reference(tmp_path)},
+                                                     strength=0.3)])
+    window.prompt_panel.seed_edit.setText("42")
+    window.generate()
+    qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 1, timeout=WAIT_MS)
+    entry = window.gallery.model.entry_at(0)
+    (step,) = request_for_entry(entry).post
+    assert (step.processor, step.strength, step.params["style"]) == ("color", 0.3, _reference(tmp_path))
+    window.gallery.run_again_requested.emit(entry)
+    qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 2, timeout=WAIT_MS)
+    first, again = (np.asarray(Image.open(window.gallery.model.entry_at(i).image_path), np.int16) for i in (1, 0))
+    assert np.abs(first - again).max() <= 1  # the same picture
+
+
+def test_the_step_dialog_stays_open_with_a_sentence_until_its_settings_can_be_taken(qtbot, window):  # noqa: ANN001
+    colour = window.service.registry.get("postprocessor", "color")
+    dialog = PostProcessDialog(colour, {}, image_sources=[("Canvas picture", lambda: None)], parent=window)
+    qtbot.addWidget(dialog)
+    dialog.accept()
+    assert dialog.result() != PostProcessDialog.DialogCode.Accepted and not dialog.problem.isHidden()
+    assert dialog.problem.text() == "Style picture: There is no canvas picture to use; pick another picture."
