@@ -38,7 +38,7 @@ class SavedItemsButton(QToolButton):
         menu = self._menu
         menu.clear()
         for item in items:
-            action = menu.addAction(item.name)
+            action = menu.addAction(_literal(item.name))
             action.setToolTip(self._describe(item))
             action.triggered.connect(lambda _=False, i=item: self.chosen.emit(i))
         if not items:
@@ -49,8 +49,13 @@ class SavedItemsButton(QToolButton):
         if items:
             delete_menu = menu.addMenu(f"Delete {self._kind}")
             for item in items:
-                delete_menu.addAction(item.name).triggered.connect(
+                delete_menu.addAction(_literal(item.name)).triggered.connect(
                     lambda _=False, i=item: self.delete_requested.emit(i))
+
+
+def _literal(name: str) -> str:
+    """A name as a menu shows it: Qt reads a single "&" as a shortcut marker ("R&B" showed as "RB")."""
+    return name.replace("&", "&&")
 
 
 class StylesButton(SavedItemsButton):

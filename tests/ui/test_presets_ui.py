@@ -40,3 +40,10 @@ def test_a_preset_keeps_settings_and_chain_but_not_the_prompt(qtbot, window, set
     assert saved.presets[0].generation.prompt == ""  # a preset is not a prompt
     actions.delete_preset(preset)
     assert settings.presets == [] and load_settings(studio_paths()).presets == []
+
+
+def test_a_name_with_an_ampersand_shows_as_written(qtbot, window):  # noqa: ANN001
+    window.history_actions.add_preset("Black & White")
+    (action,) = [a for a in window.prompt_panel.presets_button.menu().actions() if "White" in a.text()]
+    assert action.text() == "Black && White"  # Qt shows "&&" as one "&" ("&" alone marks a shortcut key)
+    assert action.iconText() == "Black & White"
