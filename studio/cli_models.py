@@ -66,8 +66,10 @@ def run_models(args: argparse.Namespace) -> int:
         if command == "remove":
             return _remove(settings, args.name, args.yes)
         return _recommended()
-    except JobCancelledError:
-        print("studio: download stopped; run the same command again to resume.", file=sys.stderr)
+    except (JobCancelledError, KeyboardInterrupt):  # a cancel, or Ctrl+C
+        stopped = "download stopped; run the same command again to resume" if args.models_command == "download" \
+            else "stopped; nothing was changed" if args.models_command == "import" else "stopped"
+        print(f"studio: {stopped}.", file=sys.stderr)
         return 130
     except StudioError as exc:
         print(f"studio: {exc}", file=sys.stderr)

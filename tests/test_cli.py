@@ -183,9 +183,9 @@ def test_a_file_that_is_not_a_model_is_bad_input_said_before_the_engine_starts(t
 def test_a_failed_job_says_one_sentence_and_keeps_the_traceback_in_the_log(tiny_model_dir, home, tmp_path):
     import shutil
 
-    no_vae = shutil.copytree(tiny_model_dir, tmp_path / "no-vae")
-    shutil.rmtree(no_vae / "vae")  # its model_index.json still names one: found out when the engine loads it
-    result = studio(home, "--model", str(no_vae), "--prompt", "p", "-o", str(tmp_path / "o.png"), timeout=120)
+    broken = shutil.copytree(tiny_model_dir, tmp_path / "broken")
+    (broken / "unet" / "config.json").write_text("{not json")  # found out when the engine loads it
+    result = studio(home, "--model", str(broken), "--prompt", "p", "-o", str(tmp_path / "o.png"), timeout=120)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("studio: ") and last.endswith(".")

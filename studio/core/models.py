@@ -14,6 +14,7 @@ PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 SAFE_SUFFIX = ".safetensors"
 MODEL_INDEX = "model_index.json"
 SKIPPED_COMPONENTS = ("safety_checker",)  # never loaded, so its weight format does not matter
+WEIGHT_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2", "transformer")  # the parts that hold weights
 
 
 def is_diffusers_folder(path: Path) -> bool:
@@ -75,14 +76,20 @@ def check_model_folder(path: Path) -> None:
             f"The model {path.name} has pickle weights ({names}), which can run code when loaded; "
             "Studio only reads safetensors. Convert them to safetensors first."
         )
-    index = path / MODEL_INDEX
     try:
-        valid_index = isinstance(json.loads(index.read_text(encoding="utf-8")), dict)
+        named = json.loads((path / MODEL_INDEX).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
-        valid_index = False
-    if not valid_index:
+        named = None
+    if not isinstance(named, dict):
         raise ModelError(f"The {MODEL_INDEX} of the model {path.name} could not be read as a JSON object of its "
                          "components.")
+    weighted = {p.relative_to(path).parts[0] for p in weights
+                if p.name.endswith(SAFE_SUFFIX) or p.suffix.lower() in PICKLE_SUFFIXES}
+    for component in WEIGHT_COMPONENTS:
+        entry = named.get(component)
+        if isinstance(entry, list) and entry and entry[0] is not None and component not in weighted:
+            raise ModelError(f"The model {path.name} has no weights for its {component}; it may be a download that "
+                             "did not finish (download it again to resume).")
     for weights_file in sorted(p for p in weights if p.name.endswith(SAFE_SUFFIX)):
         try:  # headers only: a truncated or emptied file is refused here, not halfway through a load
             check_weights_file(weights_file)

@@ -112,7 +112,17 @@ def plan_download(repo_id: str, models_dir: Path, *, revision: str | None = None
 def download_model(plan: DownloadPlan, *, progress: Callable[[DownloadProgress], None] | None = None,
                    cancelled: Callable[[], bool] | None = None, endpoint: str | None = None,
                    token: str | None = None) -> Path:
-    """Fetch the plan's files into ``plan.target``, resuming partial ones; returns the folder."""
+    """Fetch the plan's files into ``plan.target``, resuming partial ones; returns the folder. A file that cannot
+    be written (a full disk, a folder gone) is a ModelError: what is in stays, to resume from."""
+    try:
+        return _download(plan, progress, cancelled, endpoint, token)
+    except OSError as exc:
+        raise ModelError(f"The download of {plan.repo_id} into {plan.target} stopped: "
+                         f"{(exc.strerror or str(exc)).rstrip('.')}. Fix that and run it again to resume.") from exc
+
+
+def _download(plan: DownloadPlan, progress: Callable[[DownloadProgress], None] | None,
+              cancelled: Callable[[], bool] | None, endpoint: str | None, token: str | None) -> Path:
     endpoint, target, work = hub_endpoint(endpoint), plan.target, plan.target / WORK_DIR
     dests = {path: _destination(target, path) for path, _ in plan.files}
     already, finished = _on_disk(target, plan.repo_id, plan.revision, plan.files)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,7 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
     if style is not None:
         return _install_style(source, models_dir, style, move=move, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f".{source.name}.importing"
+    partial = folder / f".importing-{uuid.uuid4().hex[:12]}"  # short: a long name plus a suffix passed 255 bytes
     try:
         if move:
             shutil.move(source, partial)

@@ -101,6 +101,20 @@ def test_check_refuses_a_truncated_or_emptied_weights_file_and_a_model_index_tha
                               "components.")
 
 
+def test_check_refuses_a_folder_whose_component_has_no_weights_as_an_unfinished_download(tmp_path):
+    model = make_model(tmp_path / "half", weights=("text_encoder/model.safetensors",))
+    (model / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline",
+                                                        "unet": ["diffusers", "UNet2DConditionModel"],
+                                                        "text_encoder": ["transformers", "CLIPTextModel"],
+                                                        "safety_checker": [None, None]}))
+    (model / "unet").mkdir()
+    (model / "unet" / "config.json").write_text("{}")  # the download stopped before its weights
+    with pytest.raises(ModelError, match="^The model half has no weights for its unet; it may be a download that"):
+        check_model_folder(model)
+    write(model / "unet" / "diffusion_pytorch_model.safetensors", {"w": (1,)})
+    check_model_folder(model)
+
+
 # -- model_hash -----------------------------------------------------------------------------------
 
 def test_hash_of_a_file_is_sha256_first_10(tmp_path):

@@ -217,6 +217,11 @@ def test_a_pickle_renamed_to_safetensors_fails_without_being_unpickled(tiny_mode
 def test_a_model_index_naming_a_missing_component_is_refused(tiny_model_dir, cpu, tmp_path):
     model = copy_model(tiny_model_dir, tmp_path / "no-vae")
     shutil.rmtree(model / "vae")
+    with pytest.raises(ModelError, match="^The model no-vae has no weights for its vae; it may be a download that "
+                                         r"did not finish \(download it again to resume\)\.$"):
+        load_model(model, cpu)
+    shutil.copytree(tiny_model_dir / "vae", model / "vae")
+    (model / "unet" / "config.json").write_text("{not json")  # what only the loader reads
     with pytest.raises(ModelError, match="The model no-vae could not be loaded"):
         load_model(model, cpu)
 

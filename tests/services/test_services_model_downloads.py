@@ -188,6 +188,27 @@ def test_a_cut_download_fails_clearly_and_the_next_call_resumes(hub: FakeHub, tm
     assert (plan.target / BIG).read_bytes() == _pipeline_files()[BIG]
 
 
+def test_a_disk_that_fills_up_mid_download_is_a_sentence_and_the_next_call_resumes(
+        hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = plan_download(REPO, tmp_path, endpoint=hub.url)
+    real_write, writes = model_downloads._write_json, []
+
+    def full_after_one_file(path: Path, data: dict) -> None:
+        writes.append(path)
+        if len(writes) == 2:  # the state after the first finished file
+            raise OSError(28, "No space left on device")
+        real_write(path, data)
+
+    monkeypatch.setattr(model_downloads, "_write_json", full_after_one_file)
+    with pytest.raises(ModelError) as err:
+        download_model(plan, endpoint=hub.url)
+    assert str(err.value) == (f"The download of {REPO} into {plan.target} stopped: No space left on device. Fix "
+                              "that and run it again to resume.")
+    monkeypatch.setattr(model_downloads, "_write_json", real_write)
+    download_model(plan_download(REPO, tmp_path, endpoint=hub.url), endpoint=hub.url)
+    assert (plan.target / BIG).read_bytes() == _pipeline_files()[BIG]
+
+
 def test_cancel_mid_file_keeps_the_partial_and_resume_completes(hub: FakeHub, tmp_path: Path) -> None:
     hub.chunk, hub.delay = 4096, 0.002
     plan = plan_download(REPO, tmp_path, endpoint=hub.url)

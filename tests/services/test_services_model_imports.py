@@ -33,7 +33,14 @@ def test_a_checkpoint_goes_to_checkpoints_and_remembers_where_it_came_from(tmp_p
     assert source.exists()  # a copy: the person's file stays where it was
     item = scan_library(models)[0]
     assert item.source == f"imported from {source.resolve()}"
-    assert not list(models.rglob("*.importing"))
+    assert not list(models.rglob(".importing-*"))
+
+
+def test_a_file_with_a_long_legal_name_is_imported(tmp_path):
+    name = "猫" * 80 + ".safetensors"  # 252 bytes: a temporary name with more around it would pass 255
+    result = import_model(sd1(tmp_path / name), tmp_path / "models")
+    assert result.copied and result.item.path.name == name
+    assert not list((tmp_path / "models").rglob(".importing-*"))
 
 
 @pytest.mark.parametrize(("make", "folder"), [(lora, "loras"), (esrgan, "upscalers")])
