@@ -147,7 +147,7 @@ def remove_model(value: str, models_dir: Path, linked: list[Path]) -> tuple[Libr
     root = models_dir.resolve()
     if item.path == root:
         raise InvalidRequest(f"{root} is the models folder itself; Studio does not delete it.")
-    if not item.path.is_relative_to(root):
+    if item.linked:  # found through a linked folder (a kind folder that is a symlink is still Studio's own)
         raise InvalidRequest(f"{item.path} is in a linked folder, not in Studio's models folder; Studio does not "
                              "delete other tools' files. Unlink the folder instead.")
     if item.path.is_dir():

@@ -56,6 +56,7 @@ class ModelPicker(QWidget):
         self.browse_button.clicked.connect(self.browse_requested)
         self.refresh_button.clicked.connect(self.refresh_requested)
         self.combo.currentIndexChanged.connect(lambda *_: self.selection_changed.emit())
+        self.combo.activated.connect(self._chosen)
 
     def set_models(self, models: list[ModelEntry], selected: str, models_dir: str) -> None:
         self._models, self._models_dir = list(models), models_dir
@@ -86,6 +87,10 @@ class ModelPicker(QWidget):
     def prefer_generator(self, generator_id: str) -> None:
         """Select a plugin generator now, or as soon as its plugin lists it (settings load before plugins)."""
         self._rebuild(GENERATOR_PREFIX + generator_id)
+
+    def _chosen(self, _index: int) -> None:
+        """The person picked an entry: what was wanted before (a removed model, a plugin off for now) is not."""
+        self._wanted = ""
 
     def _select(self, key: str) -> bool:
         index = self.combo.findData(key)

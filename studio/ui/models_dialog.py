@@ -317,7 +317,7 @@ class ModelsDialog(TaskDialog):
 
         if item is None:
             return False
-        if not item.path.is_relative_to(self.settings.models_dir.resolve()):
+        if item.linked:
             self._report(f"{item.name} is in a linked folder; Studio does not delete other tools' files. Unlink "
                          "the folder under Linked Folders instead.", error=True)
             return False

@@ -159,3 +159,14 @@ def test_a_checkpoint_with_code_is_refused_by_the_conversion_and_never_runs(tmp_
         convert_and_import(evil, tmp_path / "models")
     assert not sentinel.exists()
     assert not list((tmp_path / "models").rglob("*.safetensors"))
+
+
+def test_a_model_in_a_kind_folder_that_is_a_symlink_is_removed_like_any_other(tmp_path):
+    """People move checkpoints/ to another drive and link it back: its models are still Studio's to remove."""
+    models, elsewhere = tmp_path / "models", tmp_path / "big-drive" / "checkpoints"
+    elsewhere.mkdir(parents=True)
+    models.mkdir()
+    (models / "checkpoints").symlink_to(elsewhere)
+    import_model(sd1(tmp_path / "dreamy.safetensors"), models)
+    item, links = remove_model("dreamy", models, [])
+    assert item.name == "dreamy" and links == [] and not (elsewhere / "dreamy.safetensors").exists()

@@ -170,3 +170,19 @@ def test_switching_back_to_the_model_before_in_the_picker_reads_nothing(qtbot, w
         qtbot.waitUntil(lambda: len(window.queue_panel.job_ids("finished")) == finished + 1, timeout=60000)
         assert window.status.model_label.text() == name
     assert loads == ["tiny-b"]  # tiny-sd was preloaded at start and kept while tiny-b ran: not read again
+
+
+def test_the_picker_keeps_the_persons_pick_after_the_selected_model_was_removed(qtbot, tmp_path):  # noqa: ANN001
+    from studio.core.model_library import ModelEntry
+    from studio.ui.model_picker import ModelPicker
+
+    alpha, bravo, charlie = (ModelEntry(name, tmp_path / name) for name in ("alpha", "bravo", "charlie"))
+    picker = ModelPicker()
+    qtbot.addWidget(picker)
+    picker.set_models([alpha, bravo, charlie], str(bravo.path), str(tmp_path))
+    picker.set_models([alpha, charlie], "", str(tmp_path))  # bravo removed: kept in mind in case it comes back
+    index = picker.combo.findData(str(charlie.path))
+    picker.combo.setCurrentIndex(index)
+    picker.combo.activated.emit(index)  # the person picks charlie
+    picker.set_models([alpha, charlie], "", str(tmp_path))  # any later refresh of the library
+    assert picker.selected_model() == str(charlie.path)
