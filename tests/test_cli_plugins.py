@@ -128,7 +128,8 @@ def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel):
     assert Image.open(darker).getpixel((0, 0)) == (50, 50, 50)
 
     safe = studio(home, "--safe-mode", "generate", "--generator", "cli-gen", "--prompt", "x", "-o", str(out))
-    assert safe.returncode == 2 and "No generator called 'cli-gen' is installed and enabled." in safe.stderr
+    assert safe.returncode == 2 and ("No generator called 'cli-gen' is installed and enabled. Studio was started in "
+                                     "safe mode, which loads no plugin.") in safe.stderr
 
     assert studio(home, "plugins", "disable", "cli-plugin").stdout.strip() == "Test Plugin 1.0.0: disabled."
     removed = studio(home, "plugins", "uninstall", "cli-plugin")

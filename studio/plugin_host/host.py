@@ -61,6 +61,8 @@ class PluginHost:
         self.safe_mode = safe_mode
         self.scan_environment = scan_environment
         self.registry = registry if registry is not None else builtin_registry()
+        if safe_mode:
+            self.registry.missing_hint = " Studio was started in safe mode, which loads no plugin."
         self.records: list[PluginRecord] = []
         self._failures: dict[str, list[str]] = {}
         self._switched_off: dict[str, str] = {}  # plugin id -> why, for this session

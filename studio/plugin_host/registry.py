@@ -50,6 +50,7 @@ class Registry:
         self._contributions: dict[tuple[str, str], Contribution] = {}
         self._instances: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
+        self.missing_hint = ""  # said after "No generator called …" (the host sets it in safe mode)
 
     def add(self, contribution: Contribution) -> None:
         key = (contribution.kind, contribution.id)
@@ -83,7 +84,7 @@ class Registry:
         try:
             return self._contributions[(kind, id)]
         except KeyError:
-            raise StudioError(f"No {kind} called {id!r} is installed and enabled.") from None
+            raise StudioError(f"No {kind} called {id!r} is installed and enabled.{self.missing_hint}") from None
 
     def instance(self, kind: str, id: str, env: GeneratorEnvironment) -> Any:
         """The one live object for a contribution, imported and created on first use."""
