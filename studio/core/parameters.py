@@ -15,7 +15,7 @@ from typing import Any
 
 from PIL import Image
 
-from studio.core.errors import InvalidRequest
+from studio.core.errors import InvalidRequest, StudioError
 
 PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 RESERVED_NAMES = frozenset({"strength", "mask"})  # Studio's own, around every post-processor
@@ -174,7 +174,10 @@ class ImageParam(Param):
 
             from studio.core.images import open_image
 
-            source, value = value, open_image(Path(value))
+            try:
+                source, value = value, open_image(Path(value))
+            except StudioError as exc:  # an ImageError: said as this parameter's, so the step is known
+                raise InvalidRequest(f"{owner}: {self.title}: {exc}") from None
         if not isinstance(value, Image.Image):
             raise self._bad(owner, f"must be a picture, not {type(value).__name__}")
         picture = value.convert("RGB") if value.mode != "RGB" else value

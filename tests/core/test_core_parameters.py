@@ -111,3 +111,9 @@ def test_bad_declarations_are_refused(row, message):
         schema_from_table([row], "gen")
     with pytest.raises(InvalidRequest, match="declared twice"):
         schema_from_table([{"name": "a", "type": "bool"}, {"name": "a", "type": "bool"}], "gen")
+
+
+def test_a_picture_file_that_cannot_be_read_is_said_as_the_parameters(tmp_path):
+    with pytest.raises(InvalidRequest) as err:
+        validate_params((ImageParam("style"),), {"style": str(tmp_path / "gone.png")}, "Colour Transfer")
+    assert str(err.value) == f"Colour Transfer: Style: The image {tmp_path / 'gone.png'} does not exist."
