@@ -70,6 +70,11 @@ class ImageInfo:
     loras: tuple[tuple[str, float], ...] = ()  # (name, weight), as the image names them
     vae: str | None = None
 
+    @classmethod
+    def unread(cls, tool: str | None = None) -> ImageInfo:
+        """Nothing read yet (or nothing to read): every field None."""
+        return cls(tool, *(None,) * 11)
+
     def to_json_dict(self) -> dict[str, Any]:
         """The keys of ``studio inspect --json``, absent values as None."""
         return {key: getattr(self, key) for key in JSON_KEYS}
@@ -102,7 +107,7 @@ def inspect_image(path: str | os.PathLike[str]) -> ImageInfo:
         if texts:
             where = ", ".join(repr(key) for key in sorted(texts)) if is_png else "its EXIF UserComment"
             notes.append(f"No generation settings Studio knows were found in this image's metadata ({where}).")
-        info = ImageInfo(None, None, None, None, None, None, None, None, None, None, None, None)
+        info = ImageInfo.unread()
     width, height = info.width, info.height
     if width is None or height is None:
         width, height = size
@@ -274,7 +279,7 @@ def _from_sd_parsers(texts: dict[str, str], notes: list[str]) -> ImageInfo | Non
     if parameters.startswith("{") and parameters.endswith("}") and not _is_json(parameters):
         notes.append("The 'parameters' text in this image looks like JSON but is not valid; it was ignored.")
     elif "Steps:" in parameters:  # A1111's layout, on which sd-parsers failed ("Negative prompt:" twice in a line)
-        unread = ImageInfo("AUTOMATIC1111", None, None, None, None, None, None, None, None, None, None, None)
+        unread = ImageInfo.unread("AUTOMATIC1111")
         info = _as_a1111_reads(unread, parameters, notes)
         if info is not unread:
             notes[:] = [note for note in notes if not note.startswith("The AUTOMATIC1111 reader failed")]

@@ -23,7 +23,7 @@ from studio.core.settings import PostStepSetting
 from studio.plugin_host.registry import Contribution
 from studio.ui.parameter_form import ImageSource
 from studio.ui.post_process_dialog import PostProcessDialog
-from studio.ui.theme import icon
+from studio.ui.theme import error_label, icon
 
 
 class PostChainDialog(QDialog):
@@ -67,10 +67,7 @@ class PostChainDialog(QDialog):
             buttons.addWidget(button)
         buttons.addStretch(1)
         layout.addLayout(buttons)
-        self.problem = QLabel()  # a step's settings that could not be taken
-        self.problem.setWordWrap(True)
-        self.problem.setObjectName("errorLabel")
-        self.problem.hide()
+        self.problem = error_label()  # a step's settings that could not be taken
         layout.addWidget(self.problem)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         box.accepted.connect(self.accept)

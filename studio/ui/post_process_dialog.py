@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 from studio.core.errors import StudioError
 from studio.plugin_host.registry import Contribution
 from studio.ui.parameter_form import ImageSource, ParameterForm
-from studio.ui.theme import section_label
+from studio.ui.theme import error_label, section_label
 
 
 class PostProcessDialog(QDialog):
@@ -65,10 +65,7 @@ class PostProcessDialog(QDialog):
         self.after_each.setChecked(after_each)
         self.after_each.setToolTip("Add it to the post-processing chain that runs on every new picture")
         layout.addWidget(self.after_each)
-        self.problem = QLabel()  # what the form cannot take, said where the person is looking
-        self.problem.setWordWrap(True)
-        self.problem.setObjectName("errorLabel")
-        self.problem.hide()
+        self.problem = error_label()  # what the form cannot take, said where the person is looking
         layout.addWidget(self.problem)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Apply to Canvas")

@@ -9,7 +9,6 @@ from PIL import Image
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QScrollArea,
     QVBoxLayout,
@@ -30,7 +29,7 @@ from studio.ui.parameter_form import ImageSource
 from studio.ui.plugin_generator_box import PluginGeneratorBox
 from studio.ui.prompt_edit import PromptEdit
 from studio.ui.styles_menu import PresetsButton, StylesButton
-from studio.ui.theme import icon, section_label
+from studio.ui.theme import error_label, icon, section_label
 
 
 def _header(title: str, button: QWidget) -> QHBoxLayout:
@@ -118,11 +117,7 @@ class PromptPanel(QWidget):
         footer = QVBoxLayout()
         footer.setContentsMargins(12, 8, 12, 12)
         footer.setSpacing(6)
-        self.error_label = QLabel()
-        self.error_label.setObjectName("errorLabel")
-        self.error_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.error_label.setWordWrap(True)
-        self.error_label.hide()
+        self.error_label = error_label()
         footer.addWidget(self.error_label)
         self.generate_button = QPushButton("  Generate")
         self.generate_button.setIcon(icon("generate", "#ffffff"))

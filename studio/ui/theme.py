@@ -188,6 +188,17 @@ def repolish(widget: QWidget) -> None:
     widget.update()
 
 
+def error_label(parent: QWidget | None = None) -> QLabel:
+    """A hidden, word-wrapped line for a refusal, said where the person is looking (``QLabel#errorLabel``);
+    plain text, so a file name with markup shows as written."""
+    label = QLabel(parent)
+    label.setObjectName("errorLabel")
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setWordWrap(True)
+    label.hide()
+    return label
+
+
 def section_label(text: str, parent: QWidget | None = None) -> QLabel:
     """A small, upper-case, letter-spaced panel heading (``QLabel#sectionLabel``)."""
     label = QLabel(text.upper(), parent)
