@@ -81,6 +81,7 @@ class PostProcessDialog(QDialog):
         except StudioError as exc:
             self.problem.setText(str(exc))
             self.problem.show()
+            self.adjustSize()  # room for the sentence's wrapped lines
             return
         super().accept()
 
