@@ -74,6 +74,7 @@ class FakeHub:
     delay: float = 0.0  # seconds between chunks (to test cancel mid-file)
     cut_after: dict[str, int] = field(default_factory=dict)  # repo path -> body bytes before the first GET is reset
     requests: list[Seen] = field(default_factory=list)
+    bare_errors: bool = False  # answer errors without X-Error-Code, as a plain mirror or proxy does
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -235,7 +236,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, code: str) -> None:
         body = json.dumps({"error": code}).encode()
         self.send_response(status)
-        self.send_header("X-Error-Code", code)
+        if not self.hub.bare_errors:
+            self.send_header("X-Error-Code", code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

@@ -91,6 +91,11 @@ def scan_library(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryI
         tool = detect_layout(path) if path.is_dir() else ""
         roots.append((path, f"{tool} folder {path}" if tool else f"linked: {path}"))
     for root, source in roots:
+        if root != models_dir and not root.exists():
+            seen[root] = LibraryItem(root.name, root.expanduser().resolve(), "unknown", "", "Missing", 0, source, linked=True, problem=(
+                f"The linked {'file' if root.suffix.lower() in WEIGHT_SUFFIXES else 'folder'} {root} is not there (moved, or on a drive "
+                "that is not plugged in); its models come back when it is, or unlink it."))
+            continue
         for item in _scan_root(root, source):
             resolved = item.path.resolve()
             if resolved in seen:
@@ -161,9 +166,7 @@ def item_for_folder(path: Path, source: str) -> LibraryItem:
     if architecture:
         kind = ModelKind("image-encoder", label=f"Image encoder ({architecture})")
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
-    downloaded = read_source(path)
-    if downloaded and downloaded.get("repo_id"):
-        source = f"Hugging Face: {downloaded['repo_id']}"
+    source = _downloaded_from(path) or source
     problem = ""
     if kind.kind == "checkpoint":
         from studio.core.models import check_model_folder
@@ -174,6 +177,12 @@ def item_for_folder(path: Path, source: str) -> LibraryItem:
             problem = str(exc)
         problem = problem or unloadable_reason(kind, path.name)
     return replace(_item(path.name, path, kind, size, source), is_folder=True, problem=problem)
+
+
+def _downloaded_from(folder: Path) -> str:
+    """"Hugging Face: owner/name" for a folder a download made, else ""."""
+    downloaded = read_source(folder)
+    return f"Hugging Face: {downloaded['repo_id']}" if downloaded and downloaded.get("repo_id") else ""
 
 
 def read_source(folder: Path) -> dict | None:
@@ -247,6 +256,7 @@ def _scan_root(root: Path, source: str) -> Iterator[LibraryItem]:
             continue
         if len(here.parts) - base_depth >= MAX_DEPTH:
             dirs.clear()
+        files_source = (_downloaded_from(here) or source) if SOURCE_FILE in files else source  # a single-file repo
         for name in sorted(files):
             if not name.startswith(".") and Path(name).suffix.lower() in WEIGHT_SUFFIXES:
-                yield item_for_file(here / name, source)
+                yield item_for_file(here / name, files_source)

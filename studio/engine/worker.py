@@ -270,7 +270,10 @@ class EngineWorker:
         except JobCancelledError:
             self._emit(JobCancelled(job.id, was_running=True, outputs=tuple(outputs)))
         except BaseException as exc:  # noqa: BLE001 - every failure becomes an event; the thread lives on
-            log.error("Job %s failed", job.id, exc_info=True)
+            if isinstance(exc, StudioError):  # a refusal said in a sentence: no traceback to hunt through
+                log.info("Job %s failed: %s", job.id, exc)
+            else:
+                log.error("Job %s failed", job.id, exc_info=True)
             self._emit(JobFailed(job.id, describe_exception(exc), traceback.format_exc(), tuple(outputs)))
             if not isinstance(exc, Exception):
                 raise

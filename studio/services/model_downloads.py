@@ -318,8 +318,14 @@ def _hub_errors(repo_id: str, endpoint: str, path: str | None = None) -> Iterato
         raise ModelError(f"The hub no longer has {what}; plan the download again.") from exc
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else 0
-        if status in (401, 403, 404):
-            raise ModelError(no_repo) from exc
+        # A mirror or proxy answers without the hub's error code: say what was asked for and what it answered.
+        if status == 404:
+            raise ModelError(no_repo if path is None else
+                             f"The model hub at {endpoint} has no {what} (HTTP 404); check the mirror, or plan the "
+                             "download again.") from exc
+        if status in (401, 403):
+            raise ModelError(f"The model hub at {endpoint} refused access to {what} (HTTP {status}); it may be "
+                             "private or gated: log in with a token that has access.") from exc
         raise ModelError(f"The model hub at {endpoint} answered HTTP {status} for {what}; try again later.") from exc
     except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.UnsupportedProtocol) as exc:
         raise ModelError(f"Could not reach the model hub at {endpoint}; Studio may be offline. Import a file you "

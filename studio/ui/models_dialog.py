@@ -317,11 +317,13 @@ class ModelsDialog(TaskDialog):
 
         if item is None:
             return False
-        if item.linked:
+        is_link = item.path in {p.expanduser().resolve() for p in self.settings.extra_model_paths}
+        if item.linked and not is_link:
             self._report(f"{item.name} is in a linked folder; Studio does not delete other tools' files. Unlink "
                          "the folder under Linked Folders instead.", error=True)
             return False
-        if not await self.confirmed("Remove model", f"Delete {item.path}?"):
+        if not await self.confirmed("Remove model", f"Unlink {item.path}? Its files are untouched." if is_link
+                                    else f"Delete {item.path}?"):
             return False
         try:
             _, self.settings.extra_model_paths = await asyncio.to_thread(
@@ -330,7 +332,7 @@ class ModelsDialog(TaskDialog):
             self._report(str(exc), error=True)
             return False
         await self._changed()
-        self._report(f"Removed {item.name}.")
+        self._report(f"Unlinked {item.path}; its files are untouched." if is_link else f"Removed {item.name}.")
         return True
 
     async def _changed(self) -> None:

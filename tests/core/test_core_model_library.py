@@ -96,3 +96,24 @@ def test_taesd_preview_decoders_are_listed_as_such(tmp_path):
     (folder / "diffusion_pytorch_model.safetensors").write_bytes(b"\x08\0\0\0\0\0\0\0{}      ")
     [item] = scan_library(tmp_path / "models")
     assert (item.name, item.kind, item.label) == ("taesdxl", "preview-decoder", "TAESD preview decoder")
+
+
+def test_a_linked_folder_that_is_gone_is_listed_as_missing_not_dropped(tmp_path):
+    models = tmp_path / "models"
+    sd1(models / "checkpoints" / "dreamy.safetensors")
+    gone, drive = tmp_path / "unplugged" / "ComfyUI" / "models", tmp_path / "drive"
+    sd1(drive / "juggernaut.safetensors")
+    items = {i.name: i for i in scan_library(models, [gone, drive])}
+    assert items["models"].label == "Missing" and items["models"].linked and not items["models"].usable
+    assert items["models"].problem.startswith(f"The linked folder {gone} is not there (moved, or on a drive")
+    assert items["juggernaut"].usable and items["dreamy"].usable
+    assert [i.name for i in with_hashes(items.values(), None) if i.hash == ""] == ["models"]
+
+
+def test_a_single_file_downloaded_from_the_hub_names_its_repository(tmp_path):
+    models = tmp_path / "models"
+    sd1(models / "sd-turbo-single" / "model.safetensors")
+    (models / "sd-turbo-single" / ".studio-source.json").write_text('{"source": "hub", "repo_id": "someone/turbo"}')
+    sd1(models / "checkpoints" / "dreamy.safetensors")
+    items = {i.name: i.source for i in scan_library(models)}
+    assert items == {"model": "Hugging Face: someone/turbo", "dreamy": "models folder"}

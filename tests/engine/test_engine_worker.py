@@ -99,7 +99,8 @@ def test_jobs_run_one_at_a_time_in_submit_order_on_the_engine_thread():
     assert recorder.threads == {"studio-engine", threading.current_thread().name}
 
 
-def test_a_failing_job_becomes_a_failed_event_and_the_thread_goes_on():
+def test_a_failing_job_becomes_a_failed_event_and_the_thread_goes_on(caplog):  # noqa: ANN001
+    caplog.set_level("INFO", logger="studio.engine.worker")
     recorder = Recorder()
 
     def handler(job, context):  # noqa: ANN001, ANN202
@@ -122,6 +123,10 @@ def test_a_failing_job_becomes_a_failed_event_and_the_thread_goes_on():
     assert ends[ids[1]].message == "The model x is broken."
     assert ends[ids[2]].message == "The job failed with an unexpected error: ValueError"
     assert isinstance(ends[ids[3]], JobFinished)
+    # the log keeps a traceback for what nobody planned for, and just the sentence for a refusal
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert [r.exc_info[0] for r in tracebacks] == [ZeroDivisionError, ValueError]
+    assert any(r.getMessage().endswith("The model x is broken.") for r in caplog.records)
 
 
 def test_cancel_running_and_waiting_jobs(gate):

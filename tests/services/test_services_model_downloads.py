@@ -283,6 +283,24 @@ def test_unknown_and_gated_repos(hub: FakeHub, tmp_path: Path, monkeypatch: pyte
     assert plan_download(REPO, tmp_path).revision == "1" * 40
 
 
+def test_a_mirror_without_the_hubs_error_codes_gets_sentences_that_say_what_it_answered(
+        hub: FakeHub, tmp_path: Path) -> None:
+    hub.bare_errors = True
+    with pytest.raises(ModelError, match=r"^The hub has no model repository tester/xyz"):
+        plan_download("tester/xyz", tmp_path, endpoint=hub.url)
+    hub.repos["tester/gated"] = FakeRepo({"model.safetensors": b"x" * 10}, gated=True)
+    plan = plan_download("tester/gated", tmp_path, endpoint=hub.url)
+    with pytest.raises(ModelError, match=rf"^The model hub at {hub.url} refused access to "
+                                         r"tester/gated/model\.safetensors \(HTTP 403\); it may be private or gated"):
+        download_model(plan, endpoint=hub.url)
+    hub.repos["tester/gone"] = FakeRepo({"model.safetensors": b"x" * 10})
+    plan = plan_download("tester/gone", tmp_path, endpoint=hub.url)
+    del hub.repos["tester/gone"].files["model.safetensors"]  # taken down between the plan and the download
+    with pytest.raises(ModelError, match=rf"^The model hub at {hub.url} has no tester/gone/model\.safetensors "
+                                         r"\(HTTP 404\); check the mirror"):
+        download_model(plan, endpoint=hub.url)
+
+
 def test_path_escapes_are_refused_and_nothing_lands_outside(hub: FakeHub, tmp_path: Path) -> None:
     hub.repos["tester/evil"] = FakeRepo({"../evil.safetensors": b"x" * 10, "model.safetensors": b"y" * 10})
     models = tmp_path / "models"

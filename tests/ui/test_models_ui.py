@@ -100,6 +100,20 @@ def test_remove_deletes_from_the_models_folder_only_after_asking(qtbot, window, 
     assert studio_paths().settings_file.exists()
 
 
+def test_a_linked_folder_that_is_gone_shows_why_and_remove_unlinks_it(qtbot, window, tmp_path):  # noqa: ANN001
+    gone = tmp_path / "unplugged" / "models"
+    window.settings.extra_model_paths = [gone]
+    dialog = open_library(qtbot, window)
+    assert rows(dialog)["models"][1] == "Missing"
+    item = next(i for i in dialog.items if i.name == "models")
+    asked: list[str] = []
+    dialog.confirm = lambda title, text: asked.append(text) or True
+    dialog.start(dialog.remove(item))
+    qtbot.waitUntil(lambda: "models" not in rows(dialog), timeout=10000)
+    assert asked == [f"Unlink {gone}? Its files are untouched."] and window.settings.extra_model_paths == []
+    assert dialog.message.text() == f"Unlinked {gone}; its files are untouched."
+
+
 def test_a_lora_from_the_library_applies_to_the_next_generation_and_is_remembered(qtbot, window, tiny_model_dir,
                                                                                   artifacts_dir):
     from tiny_loras import lora_state, save_lora, tiny_unet
