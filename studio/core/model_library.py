@@ -92,9 +92,10 @@ def scan_library(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryI
         roots.append((path, f"{tool} folder {path}" if tool else f"linked: {path}"))
     for root, source in roots:
         if root != models_dir and not root.exists():
-            seen[root] = LibraryItem(root.name, root.expanduser().resolve(), "unknown", "", "Missing", 0, source, linked=True, problem=(
-                f"The linked {'file' if root.suffix.lower() in WEIGHT_SUFFIXES else 'folder'} {root} is not there (moved, or on a drive "
-                "that is not plugged in); its models come back when it is, or unlink it."))
+            what = "file" if root.suffix.lower() in WEIGHT_SUFFIXES else "folder"
+            seen[root] = LibraryItem(root.name, root.expanduser().resolve(), "unknown", "", "Missing", 0, source,
+                                     linked=True, problem=f"The linked {what} {root} is not there (moved, or on a "
+                                     "drive that is not plugged in); its models come back when it is, or unlink it.")
             continue
         for item in _scan_root(root, source):
             resolved = item.path.resolve()
