@@ -53,8 +53,9 @@ def open_host(safe_mode: bool = False) -> PluginHost:
 
 def run_plugins(args: argparse.Namespace) -> int:
     try:
-        host = open_host()
         command = args.plugins_command
+        # Safe mode loads no plugin: the list says so. The other commands run no plugin code anyway.
+        host = open_host(safe_mode=command == "list" and getattr(args, "safe_mode", False))
         if command == "list":
             return _list(host, args.json)
         if command in ("enable", "disable"):

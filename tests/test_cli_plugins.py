@@ -130,6 +130,8 @@ def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel):
     safe = studio(home, "--safe-mode", "generate", "--generator", "cli-gen", "--prompt", "x", "-o", str(out))
     assert safe.returncode == 2 and ("No generator called 'cli-gen' is installed and enabled. Studio was started in "
                                      "safe mode, which loads no plugin.") in safe.stderr
+    listed = studio(home, "--safe-mode", "plugins", "list").stdout
+    assert "cli-plugin  Test Plugin 1.0.0  [not loaded (safe mode)]" in listed and "no plugin is loaded" in listed
 
     assert studio(home, "plugins", "disable", "cli-plugin").stdout.strip() == "Test Plugin 1.0.0: disabled."
     removed = studio(home, "plugins", "uninstall", "cli-plugin")
