@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 from filelock import FileLock, Timeout
-from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
+from huggingface_hub import HfApi, constants, get_hf_file_metadata, hf_hub_url
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -50,6 +50,8 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 WORK_DIR = ".cache/studio-download"  # partial files + state.json (finished files); removed once all are in
 DISK_MARGIN = 512 * 1024**2  # left free for the OS and Studio's own outputs
 TIMEOUT = 20.0
+# huggingface_hub hands over 10 MB at a time: progress and Cancel waited ~15 s between chunks on a slow line.
+CHUNK_BYTES = 1024**2
 LIBRARY = "studio"
 _PART = r"[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9_])?"
 _REPO_ID = re.compile(rf"^{_PART}/{_PART}$")
@@ -217,6 +219,7 @@ def _fetch(plan: DownloadPlan, path: str, dest: Path, work: Path, endpoint: str,
     partial = _partial(work, plan.revision, path)
     if partial.exists() and partial.stat().st_size > size:
         partial.unlink()
+    constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, CHUNK_BYTES)  # read by http_get per call
     with partial.open("ab") as out:  # append: resume after what an earlier call left
         http_get(meta.location, out, resume_size=out.tell(), headers=headers, expected_size=size,
                  displayed_filename=path, tqdm_class=cast(Any, tracker.bar))

@@ -225,6 +225,18 @@ def test_cancel_mid_file_keeps_the_partial_and_resume_completes(hub: FakeHub, tm
     assert (plan.target / BIG).read_bytes() == _pipeline_files()[BIG]
 
 
+def test_progress_and_cancel_come_at_least_every_megabyte(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 10 * 1024**2)  # huggingface_hub's own
+    files = {**_pipeline_files(), BIG: _bytes(7, 3 * 1024**2 + 5)}
+    with FakeHub({REPO: FakeRepo(files, sha="1" * 40)}) as hub:
+        plan = plan_download(REPO, tmp_path, endpoint=hub.url)
+        events: list[DownloadProgress] = []
+        download_model(plan, progress=events.append, endpoint=hub.url)
+    steps = [e.file_done for e in events if e.file == BIG]
+    assert max(b - a for a, b in zip(steps, steps[1:], strict=False)) <= 1024**2 and steps[-1] == len(files[BIG])
+
+
 def test_a_file_that_does_not_match_the_hub_checksum_is_deleted(hub: FakeHub, tmp_path: Path) -> None:
     hub.cut_after[BIG] = 100_000
     plan = plan_download(REPO, tmp_path, endpoint=hub.url)
