@@ -1,0 +1,211 @@
+"""Emphasis and long prompts: ``(words:1.3)``, ``[words]``, ``BREAK``, and prompts past CLIP's 75 tokens.
+
+diffusers reads a prompt as plain text and cuts it after 75 tokens. A prompt written for AUTOMATIC1111,
+ComfyUI or Fooocus (or read back from their pictures) means more: its emphasis (``studio.core.prompt_syntax``)
+and all of its words. For such a prompt this stands in for the pipeline's ``encode_prompt``, the way A1111 reads
+it: the tokens go into chunks of 75 (a full chunk ends at its last comma when one is in its last 20 tokens, and
+BREAK ends one early), each chunk is read by the text encoder(s) on its own, between its start and end tokens,
+each token's embedding is multiplied by its weight, and the chunk is scaled back to its mean before weighting.
+The chunks are laid end to end; the UNet's cross-attention takes any length. The negative prompt gets as many
+chunks (padded with empty ones), so that CFG can put the two side by side. SDXL's pooled embedding is the first
+chunk's, as in A1111.
+
+A prompt with no emphasis that fits in one chunk goes to diffusers' own ``encode_prompt`` untouched, so it
+gives exactly the embeddings it always did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import wraps
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from studio.core.prompt_syntax import Fragment, has_emphasis, parse_emphasis
+from studio.engine.stand_in import standing_in
+
+CHUNK_TOKENS = 75  # CLIP reads 77: these and its start and end tokens
+COMMA_LOOKBACK = 20  # a full chunk ends at a comma this close to its end, so a phrase stays whole
+
+
+@dataclass
+class _Chunk:
+    tokens: list[int]
+    weights: list[float]
+
+
+def chunk_tokens(tokenizer: Any, fragments: Sequence[Fragment]) -> list[_Chunk]:  # noqa: ANN401
+    """The prompt's tokens (without start and end tokens) in chunks of at most 75, each token with its weight."""
+    texts = [f.text for f in fragments if not f.is_break]
+    ids = iter(tokenizer(texts, add_special_tokens=False, truncation=False).input_ids if texts else [])
+    comma = tokenizer.get_vocab().get(",</w>")
+    chunks: list[_Chunk] = []
+    current = _Chunk([], [])
+    last_comma = -1
+
+    def end_chunk() -> None:
+        nonlocal current, last_comma
+        chunks.append(current)
+        current, last_comma = _Chunk([], []), -1
+
+    for fragment in fragments:
+        if fragment.is_break:
+            end_chunk()
+            continue
+        for token in next(ids):
+            if len(current.tokens) == CHUNK_TOKENS:
+                if last_comma >= 0 and len(current.tokens) - last_comma <= COMMA_LOOKBACK:
+                    cut = last_comma + 1  # what follows the comma goes on into the next chunk
+                    rest = _Chunk(current.tokens[cut:], current.weights[cut:])
+                    current = _Chunk(current.tokens[:cut], current.weights[:cut])
+                    end_chunk()
+                    current = rest
+                else:
+                    end_chunk()
+            if token == comma:
+                last_comma = len(current.tokens)
+            current.tokens.append(token)
+            current.weights.append(fragment.weight)
+    if current.tokens or not chunks:
+        end_chunk()
+    return chunks
+
+
+def needs_weighting(tokenizer: Any, prompt: str) -> bool:  # noqa: ANN401
+    """Whether diffusers' plain reading would change what the prompt means: emphasis, or past 75 tokens."""
+    if has_emphasis(prompt):
+        return True
+    return len(tokenizer(prompt, add_special_tokens=False, truncation=False).input_ids) > CHUNK_TOKENS
+
+
+@contextmanager
+def prompts_weighted(pipe: Any) -> Iterator[None]:  # noqa: ANN401
+    """While in the block, the pipeline's ``encode_prompt`` reads emphasis and long prompts (see the module)."""
+    encode = getattr(pipe, "encode_prompt", None)
+    pairs = _readers(pipe)
+    if encode is None or not pairs:
+        yield
+        return
+    is_sdxl = hasattr(pipe, "text_encoder_2")
+
+    @wraps(encode)  # the prompt cache around this keys on encode_prompt's own signature
+    def weighted(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+        call = _call(is_sdxl, args, kwargs)
+        tokenizer = pairs[0][0]
+        if call is None or any(getattr(e, "peft_config", None) for _, e in pairs) or not (
+                needs_weighting(tokenizer, call.prompt) or needs_weighting(tokenizer, call.negative or "")):
+            return encode(*args, **kwargs)
+        return _encode(pipe, pairs, is_sdxl, call)
+
+    with standing_in(pipe, "encode_prompt", weighted):
+        yield
+
+
+@dataclass(frozen=True)
+class _Call:
+    prompt: str
+    negative: str | None
+    pictures: int  # per prompt
+    cfg: bool
+
+
+def _call(is_sdxl: bool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Call | None:
+    """The arguments Studio passes (strings, no embeddings, no clip skip), or None for anything else."""
+    names = (["prompt", "prompt_2"] if is_sdxl else ["prompt"]) + ["device", "num_images_per_prompt",
+                                                                   "do_classifier_free_guidance", "negative_prompt"]
+    given = dict(zip(names, args, strict=False)) | kwargs
+    extra = {k: v for k, v in given.items() if k not in names and v is not None and k != "lora_scale"}
+    prompt, negative = given.get("prompt"), given.get("negative_prompt")
+    if extra or given.get("prompt_2") or given.get("negative_prompt_2") or not isinstance(prompt, str) \
+            or not isinstance(negative, str | None):
+        return None
+    return _Call(prompt, negative, int(given.get("num_images_per_prompt") or 1),
+                 bool(given.get("do_classifier_free_guidance", True)))
+
+
+def _readers(pipe: Any) -> list[tuple[Any, torch.nn.Module]]:  # noqa: ANN401
+    pairs = [(getattr(pipe, t, None), getattr(pipe, e, None))
+             for t, e in (("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2"))]
+    return [(t, e) for t, e in pairs if t is not None and isinstance(e, torch.nn.Module)]
+
+
+@torch.no_grad()
+def _encode(pipe: Any, pairs: list[tuple[Any, torch.nn.Module]], is_sdxl: bool, call: _Call) -> tuple[Any, ...]:  # noqa: ANN401
+    from diffusers.utils.torch_utils import get_module_execution_device
+
+    tokenizer = pairs[0][0]
+    positive = chunk_tokens(tokenizer, parse_emphasis(call.prompt))
+    zero_negative = is_sdxl and call.negative is None and getattr(pipe.config, "force_zeros_for_empty_prompt", False)
+    negative = chunk_tokens(tokenizer, parse_emphasis(call.negative or "")) if call.cfg else []
+    count = max(len(positive), len(negative) if not zero_negative else 0)
+    empty = _Chunk([], [])
+    positive += [empty] * (count - len(positive))
+    negative += [empty] * (count - len(negative)) if call.cfg and not zero_negative else []
+
+    def read(chunks: list[_Chunk]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        embeds, pooled = [], None
+        for chunk in chunks:
+            per_encoder = []
+            for chunk_tokenizer, encoder in pairs:
+                ids = torch.tensor([_ids(chunk_tokenizer, chunk.tokens)], device=get_module_execution_device(encoder))
+                if is_sdxl:
+                    out = encoder(ids, output_hidden_states=True)
+                    if pooled is None and out[0].ndim == 2:
+                        pooled = out[0]
+                    per_encoder.append(out.hidden_states[-2])
+                else:
+                    per_encoder.append(encoder(ids, attention_mask=_mask(encoder, ids, len(chunk.tokens)))[0])
+            embeds.append(_weighted(torch.cat(per_encoder, dim=-1), chunk.weights))
+        return torch.cat(embeds, dim=1), pooled
+
+    dtype = pairs[-1][1].dtype
+    device = pipe._execution_device
+
+    def laid_out(embeds: torch.Tensor) -> torch.Tensor:
+        return embeds.to(dtype=dtype, device=device).repeat_interleave(call.pictures, dim=0)
+
+    prompt_embeds, pooled = read(positive)
+    negative_embeds = negative_pooled = None
+    if call.cfg and zero_negative:
+        negative_embeds, negative_pooled = torch.zeros_like(prompt_embeds), torch.zeros_like(pooled)
+    elif call.cfg:
+        negative_embeds, negative_pooled = read(negative)
+    prompt_embeds = laid_out(prompt_embeds)
+    negative_embeds = None if negative_embeds is None else laid_out(negative_embeds)
+    if not is_sdxl:
+        return prompt_embeds, negative_embeds
+    pooled = pooled.repeat_interleave(call.pictures, dim=0)
+    negative_pooled = None if negative_pooled is None else negative_pooled.repeat_interleave(call.pictures, dim=0)
+    return prompt_embeds, negative_embeds, pooled, negative_pooled
+
+
+def _ids(tokenizer: Any, tokens: list[int]) -> list[int]:  # noqa: ANN401
+    """Laid out as diffusers' own tokenizing does: start, the tokens, end, then padding up to 77."""
+    ids = [tokenizer.bos_token_id, *tokens, tokenizer.eos_token_id]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return ids + [pad] * (CHUNK_TOKENS + 2 - len(ids))
+
+
+def _mask(encoder: torch.nn.Module, ids: torch.Tensor, tokens: int) -> torch.Tensor | None:
+    """The attention mask diffusers passes to an encoder that asks for one: the start, tokens and end, no padding."""
+    if not getattr(encoder.config, "use_attention_mask", False):
+        return None
+    mask = torch.zeros_like(ids)
+    mask[:, :tokens + 2] = 1
+    return mask
+
+
+def _weighted(embeds: torch.Tensor, weights: list[float]) -> torch.Tensor:
+    """Each token's embedding times its weight, the whole scaled back to its mean before (A1111's emphasis)."""
+    if all(w == 1.0 for w in weights):
+        return embeds
+    scale = torch.ones(embeds.shape[1], dtype=embeds.dtype, device=embeds.device)
+    scale[1:1 + len(weights)] = torch.tensor(weights, dtype=embeds.dtype)
+    weighted = embeds * scale[None, :, None]
+    mean, new_mean = embeds.float().mean(), weighted.float().mean()
+    if min(abs(float(mean)), abs(float(new_mean))) < 1e-6:
+        return weighted  # no mean to keep (a layer norm without bias): the ratio would be noise
+    return weighted * (mean / new_mean).to(embeds.dtype)

@@ -1,0 +1,130 @@
+"""Emphasis and long prompts read as A1111 reads them: the chunks, the weights, and the real engine's pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from studio_testing import DirectContext, tiny_request
+from tiny_models import build_tiny_sdxl
+
+from studio.core.environment import GeneratorEnvironment
+from studio.core.prompt_syntax import parse_emphasis
+from studio.engine.device import select_device
+from studio.engine.diffusion import DiffusersGenerator
+from studio.engine.loader import load_model
+from studio.engine.prompt_weighting import CHUNK_TOKENS, chunk_tokens, prompts_weighted
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_model_dir):  # noqa: ANN001, ANN201
+    return load_model(tiny_model_dir, select_device("cpu")).text2img
+
+
+def encode(pipe, prompt: str, negative: str | None = "blurry", pictures: int = 1):  # noqa: ANN001, ANN201
+    return pipe.encode_prompt(prompt=prompt, device=pipe.device, num_images_per_prompt=pictures,
+                              do_classifier_free_guidance=True, negative_prompt=negative)
+
+
+def chunks_of(pipe, prompt: str) -> list[tuple[str, list[float]]]:  # noqa: ANN001
+    return [(pipe.tokenizer.decode(c.tokens), c.weights) for c in chunk_tokens(pipe.tokenizer, parse_emphasis(prompt))]
+
+
+def test_long_prompts_go_into_chunks_of_75_ending_at_a_comma_or_a_break(pipe):
+    # The tiny tokenizer makes a token of every character: 100 letters are 100 tokens.
+    chunks = chunks_of(pipe, "x" * 100)
+    assert [len(c[1]) for c in chunks] == [CHUNK_TOKENS, 25]
+    # A comma in a full chunk's last 20 tokens ends it, so the words after it stay together in the next.
+    chunks = chunks_of(pipe, "a" * 60 + ", " + "b" * 30)
+    assert [text.replace(" ", "") for text, _ in chunks] == ["a" * 60 + ",", "b" * 30]
+    chunks = chunks_of(pipe, "a" * 40 + ", " + "b" * 50)  # the comma is 35 tokens back: no
+    assert [len(w) for _, w in chunks] == [CHUNK_TOKENS, 16]
+    chunks = chunks_of(pipe, "red fox BREAK (snow:1.5)")
+    assert [(text.replace(" ", ""), weights[-1]) for text, weights in chunks] == [("redfox", 1.0), ("snow", 1.5)]
+    assert chunks_of(pipe, "") == [("", [])]
+
+
+def test_a_plain_prompt_is_left_to_diffusers_and_its_embeddings_stay_as_they_were(pipe):
+    plain = encode(pipe, "a red fox, snow")
+    with prompts_weighted(pipe):
+        assert pipe.encode_prompt.__wrapped__ == pipe.__class__.encode_prompt.__get__(pipe)
+        same = encode(pipe, "a red fox, snow")
+        # Brackets that weigh nothing: read through Studio's own chunks, to the same values as diffusers.
+        unit = encode(pipe, "a (red fox:1), snow")
+    for ours, theirs in zip((*same, *unit), (*plain, *plain), strict=True):
+        assert torch.allclose(ours, theirs, atol=1e-6)
+    assert "encode_prompt" not in vars(pipe)  # the pipeline's own method answers again
+
+
+@pytest.fixture
+def biased(pipe):  # noqa: ANN001, ANN201
+    """The tiny encoder's last layer norm with a bias, as real CLIPs have: its embeddings get a mean to keep."""
+    bias = pipe.text_encoder.final_layer_norm.bias
+    with torch.no_grad():
+        bias.fill_(0.3)
+    yield pipe
+    with torch.no_grad():
+        bias.zero_()
+
+
+def test_emphasis_multiplies_the_tokens_and_keeps_the_chunks_mean(biased):
+    pipe = biased
+    plain, _ = encode(pipe, "a red fox")
+    with prompts_weighted(pipe):
+        weighted, negative = encode(pipe, "a (red:1.5) fox")
+        halved, _ = encode(pipe, "a [[red]] fox")
+    scale = torch.ones(77)
+    scale[2:5] = 1.5  # after the start token and "a": r-e-d
+    expected = plain * scale[None, :, None]
+    expected *= plain.mean() / expected.mean()
+    assert torch.allclose(weighted, expected, atol=1e-5)
+    assert not torch.allclose(halved, plain, atol=1e-3) and not torch.allclose(halved, weighted, atol=1e-3)
+    assert torch.allclose(negative, encode(pipe, "a fox")[1], atol=1e-6)  # "blurry", as diffusers reads it
+
+
+def test_a_long_prompt_is_read_whole_and_the_negative_gets_as_many_chunks(pipe):
+    words = "a red fox in the snow, " * 5  # 17 tokens each: the first chunk ends at the fourth comma
+    with prompts_weighted(pipe):
+        prompt, negative = encode(pipe, words, pictures=2)
+        first, _ = encode(pipe, "(" + words[:4 * 23] + ":1)")  # the first chunk on its own
+    assert prompt.shape == negative.shape == (2, 2 * 77, 32)
+    assert torch.allclose(prompt[:1, :77], first, atol=1e-6)
+    empty_chunk = encode(pipe, "", None)[1]
+    assert torch.allclose(negative[:1, 77:], empty_chunk, atol=1e-6)  # padded with an empty chunk
+
+
+def test_sdxl_reads_both_encoders_per_chunk_and_keeps_the_first_chunks_pooled(tmp_path):
+    pipe = load_model(build_tiny_sdxl(tmp_path / "tiny-xl"), select_device("cpu")).text2img
+    words = "a red fox in the snow, " * 5
+    plain = encode(pipe, words[:4 * 23], None)
+    with prompts_weighted(pipe):
+        prompt, negative, pooled, negative_pooled = encode(pipe, words, None)
+        unit = encode(pipe, "(" + words[:4 * 23] + ":1)", None)
+    assert prompt.shape == (1, 154, 72) and torch.allclose(prompt[:, :77], plain[0], atol=1e-5)
+    assert torch.allclose(pooled, plain[2], atol=1e-5)
+    assert not negative.any() and not negative_pooled.any()  # SDXL's zeros for an empty negative prompt
+    assert negative.shape == prompt.shape
+    for ours, theirs in zip(unit, plain, strict=True):
+        assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_the_engine_paints_emphasis_and_records_the_prompt_as_written(tiny_model_dir, tmp_path):
+    generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
+
+    def make(prompt: str) -> tuple[np.ndarray, str]:
+        [(image, recipe)] = generator.generate(tiny_request(tiny_model_dir, prepared=True, prompt=prompt),
+                                               DirectContext())
+        return np.asarray(image, dtype=np.int16), recipe.prompt
+
+    plain, _ = make("a red fox, snow")
+    unit, _ = make("a (red fox:1), snow")
+    loud, written = make("a (red fox:4), snow")
+    reads: list[int] = []
+    generator._model.text2img.text_encoder.register_forward_hook(lambda *_: reads.append(1))
+    again, _ = make("a (red fox:4), snow")
+    assert reads == []  # kept by the prompt cache like any other prompt
+    assert np.abs(unit - plain).max() <= 1  # the same embeddings, to rounding
+    assert np.abs(loud - plain).mean() > 2 and np.array_equal(loud, again)  # the tiny model hears little
+    assert written == "a (red fox:4), snow"
