@@ -21,6 +21,8 @@ from studio.core.requests import MAX_SIZE, MIN_SIZE, GenerationRequest, prepare_
 
 
 class Restyle:
+    runs_generator = True  # a job's pictures are all made before this step runs on them (see JobService)
+
     def __init__(self, env: GeneratorEnvironment) -> None:
         self.env = env
         self._registry: Any = None

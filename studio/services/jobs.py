@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from studio.core.events import (
     JobQueued,
     JobStarted,
 )
-from studio.core.requests import GenerationRequest, PostProcessRequest, prepare_request
+from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep, prepare_request
 from studio.engine.worker import EngineWorker, Job, StatusFn, WorkerContext, describe_exception
 from studio.plugin_host.host import PluginHost
 from studio.plugin_host.registry import GENERATOR, Registry
@@ -39,6 +39,7 @@ from studio.services.plugin_jobs import ContributionRunner, check_plugin_inputs
 log = logging.getLogger(__name__)
 
 _CLOSED = object()
+_Made = tuple[Image.Image, Recipe]
 
 
 @dataclass
@@ -209,15 +210,25 @@ class JobService:
                     if self._history is not None else None)
         made = 0
         last = time.perf_counter()
+        stopped: JobCancelledError | None = None  # cancelled during a step: what is made is still saved
+        pictures = self._runner.generate(job.request, context)
+        made_first = any(self._runner.runs_generator(step) for step in job.request.post)
+        if made_first:
+            pictures = _whole_batch_first(pictures)
         try:
-            for image, recipe in self._runner.generate(job.request, context):
-                image, recipe = self._post_process(job.request, image, recipe, context, made)
+            for image, recipe in pictures:
+                if stopped is None:
+                    image, recipe, stopped = self._post_process(job.request, image, recipe, context, made)
                 path = self._outputs.save(image, recipe) if self._outputs else None
                 now = time.perf_counter()
                 if recorder is not None:
                     recorder.image(made, recipe, path, now - last)
                 made, last = made + 1, now
                 yield GeneratedImage(image, recipe, path)
+                if stopped is not None and not made_first:
+                    break  # nothing more is made; pictures made already (a whole batch) are still saved
+            if stopped is not None:
+                raise stopped
         except JobCancelledError:
             if recorder is not None and made == 0:
                 recorder.ended("cancelled", "The job was cancelled before it made an image.")
@@ -227,18 +238,22 @@ class JobService:
                 recorder.ended("failed", describe_exception(exc))
             raise
 
-    def _post_process(self, request: GenerationRequest, image: Image.Image, recipe: Recipe,
-                      context: WorkerContext, index: int) -> tuple[Image.Image, Recipe]:
-        """The request's post-processing chain; a step that fails leaves the picture as it was before it."""
-        for step in request.post:
+    def _post_process(self, request: GenerationRequest, image: Image.Image, recipe: Recipe, context: WorkerContext,
+                      index: int) -> tuple[Image.Image, Recipe, JobCancelledError | None]:
+        """The request's post-processing chain; a step that fails or is cancelled leaves the picture as it was
+        before it, and the steps after it are not run."""
+        for number, step in enumerate(request.post):
             try:
                 image, recipe = self._runner.post_process(step, image, recipe, context, index)
-            except JobCancelledError:
-                raise
+            except JobCancelledError as cancelled:
+                context.note(f"Cancelled during {step.processor}: the picture was kept without "
+                             f"{_steps(request.post[number:])}.")
+                return image, recipe, cancelled
             except Exception as exc:  # noqa: BLE001 - the generated picture is kept, never lost to a filter
-                context.note(f"{describe_exception(exc)} The picture was kept without {step.processor}.")
+                context.note(f"{describe_exception(exc)} The picture was kept without "
+                             f"{_steps(request.post[number:])}.")
                 break
-        return image, recipe
+        return image, recipe, None
 
     def _emit_threadsafe(self, event: object) -> None:
         loop = self._loop
@@ -263,3 +278,21 @@ class JobService:
         for stream in list(self._streams):
             stream.put(event)
 
+
+def _steps(steps: Sequence[PostStep]) -> str:
+    names = [step.processor for step in steps]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _whole_batch_first(pictures: Iterator[_Made]) -> Iterator[_Made]:
+    """Every picture of the batch made before the first goes on. A step that runs the generator itself (Restyle)
+    would otherwise run between the batch's pictures and undo their job's LoRAs, scheduler and reference. A
+    cancel or failure part-way still lets the pictures made before it through, then is raised."""
+    made: list[_Made] = []
+    try:
+        for picture in pictures:
+            made.append(picture)
+    except BaseException:
+        yield from made
+        raise
+    yield from made

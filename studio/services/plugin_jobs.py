@@ -95,6 +95,9 @@ class ContributionRunner:
         for index, (image, recipe) in enumerate(self._guarded(contribution, produce, context, check=check)):
             yield self._plugin_output(contribution, request, index, image, recipe)
 
+    def runs_generator(self, step: PostStep) -> bool:
+        return self._registry.runs_generator(POSTPROCESSOR, step.processor)
+
     def post_process(self, step: PostStep, image: Image.Image, recipe: Recipe | None, context: JobContext,
                      image_index: int = 0, mask: Image.Image | None = None) -> tuple[Image.Image, Recipe | None]:
         """One step on one picture, blended by the step's strength and kept to the mask; the recipe records it."""

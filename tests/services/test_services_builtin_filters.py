@@ -3,15 +3,19 @@ restyle on the tiny model, chains in order with their metadata, and missing weig
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from PIL import Image
 from studio_testing import collect_until_done, make_env, run, running_service, terminal
+from tiny_loras import lora_state, save_lora, tiny_unet
 
 from studio.core.color_transfer import lab_statistics
 from studio.core.events import JobFailed, JobFinished
 from studio.core.images import read_recipe
 from studio.core.metadata import Recipe
-from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep
+from studio.core.environment import GeneratorEnvironment
+from studio.core.requests import GenerationRequest, LoraChoice, PostProcessRequest, PostStep
 from studio.services.outputs import OutputStore
 
 
@@ -81,6 +85,28 @@ def test_diffusion_restyle_runs_the_tiny_model_as_image_to_image(tmp_path, tiny_
     failed = terminal(events, missing)
     assert isinstance(failed, JobFailed)
     assert failed.message.startswith("No model file or folder named 'no-such-model' was found")
+
+
+def test_a_restyle_step_waits_for_the_whole_batch_so_the_jobs_lora_and_scheduler_hold(tmp_path, tiny_model_dir):
+    models = tmp_path / "models"
+    save_lora(lora_state(tiny_unet(tiny_model_dir)), models / "loras" / "ink.safetensors")
+    env = GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache", models)
+    # Strength 0: the step changes no pixel, so the pictures must be the ones the job makes without it.
+    restyle = PostStep("restyle", {"model": str(tiny_model_dir), "prompt": "oil", "steps": 2, "seed": 3,
+                                   "denoise": 0.5}, strength=0.0)
+    job = GenerationRequest(model=str(tiny_model_dir), prompt="a fox", width=64, height=64, steps=2, seed=9,
+                            batch_count=2, scheduler="DDIM", loras=(LoraChoice("ink", 1.0),))
+
+    async def scenario():
+        async with running_service(env) as service:
+            stream = service.subscribe()
+            ids = [service.submit(job), service.submit(replace(job, post=(restyle,)))]
+            return await collect_until_done(stream, ids), ids
+
+    events, (plain, chained) = run(scenario())
+    plain_pictures, chained_pictures = (terminal(events, j).outputs for j in (plain, chained))
+    assert [p.image.tobytes() for p in chained_pictures] == [p.image.tobytes() for p in plain_pictures]
+    assert [[s["processor"] for s in p.recipe.post] for p in chained_pictures] == [["restyle"], ["restyle"]]
 
 
 def test_style_transfer_jobs_run_on_the_engine_thread_and_missing_weights_are_a_sentence(tmp_path):

@@ -69,6 +69,11 @@ class Invert:
     def process(self, image, params, context):
         if params["amount"] < 0.01:
             raise ValueError("amount too small to see")
+        if params["amount"] == 0.02:  # slow, and stops when cancelled
+            context.report_progress(1, 99)
+            for _ in range(500):
+                context.check_cancelled()
+                time.sleep(0.01)
         context.report_progress(1, 1)
         inverted = Image.eval(image, lambda v: 255 - v)
         image.paste((1, 2, 3), (0, 0, image.width, image.height))  # scribbles on the picture it was given
@@ -248,6 +253,30 @@ def test_a_failing_post_step_keeps_the_generated_picture(setup):
     assert finished.notes == ("The plugin Test Plugin failed (ValueError: amount too small to see). The picture "
                               "was kept without tp-good-invert.",)
     assert read_recipe(finished.outputs[0].path).post == ()
+
+
+def test_a_cancel_during_a_post_step_still_saves_and_records_the_picture_without_the_steps(setup):
+    host, env, outputs, history = setup
+    slow = PostStep("tp-good-invert", {"amount": 0.02})
+
+    async def scenario():
+        async with running_service(env, outputs=outputs, history=history, plugins=host) as service:
+            stream = service.subscribe()
+            job = service.submit(request(post=(slow, PostStep("tp-good-invert", {"amount": 1}))))
+
+            def cancel_in_the_step(event: object) -> None:
+                if isinstance(event, JobProgress) and event.total == 99:
+                    service.cancel(job)
+
+            return await collect_until_done(stream, [job], on_event=cancel_in_the_step), job
+
+    events, job = run(scenario())
+    cancelled = terminal(events, job)
+    assert isinstance(cancelled, JobCancelled) and len(cancelled.outputs) == 1
+    kept = cancelled.outputs[0]
+    assert kept.path.is_file() and kept.image.getpixel((0, 0)) == (200, 7, 0)  # as generated: neither step ran
+    assert read_recipe(kept.path).post == ()
+    assert [r.outcome for r in history.search(HistoryQuery(text="plugin test"))] == ["ok"]
 
 
 def test_post_processing_a_picture_as_its_own_job(setup):
