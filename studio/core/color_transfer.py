@@ -41,19 +41,41 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     return np.clip(np.round(c * 255), 0, 255).astype(np.uint8)
 
 
+CHUNK_PIXELS = 1 << 18  # rows converted at a time: a float64 L*a*b* copy of a whole 8192² picture is 1.6 GB
+
+
+def _row_blocks(rgb: np.ndarray) -> list[slice]:
+    step = max(1, CHUNK_PIXELS // max(1, rgb.shape[1]))
+    return [slice(top, top + step) for top in range(0, rgb.shape[0], step)]
+
+
+def _lab_moments(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation in L*a*b*, a block of rows at a time."""
+    total, squares = np.zeros(3), np.zeros(3)
+    for rows in _row_blocks(rgb):
+        lab = rgb_to_lab(rgb[rows]).reshape(-1, 3)
+        total += lab.sum(0)
+        squares += np.square(lab).sum(0)
+    count = max(1, rgb.shape[0] * rgb.shape[1])
+    mean = total / count
+    return mean, np.sqrt(np.maximum(squares / count - mean**2, 0.0))
+
+
 def lab_statistics(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation of the picture in L*a*b*."""
-    lab = rgb_to_lab(np.asarray(image.convert("RGB"))).reshape(-1, 3)
-    return lab.mean(0), lab.std(0)
+    return _lab_moments(np.asarray(image.convert("RGB")))
 
 
 def reinhard(source: Image.Image, reference: Image.Image) -> Image.Image:
     """Reinhard et al. 2001: give the source the reference's L*a*b* mean and spread, channel by channel."""
-    lab = rgb_to_lab(np.asarray(source.convert("RGB")))
-    mean, std = lab.reshape(-1, 3).mean(0), lab.reshape(-1, 3).std(0)
+    rgb = np.asarray(source.convert("RGB"))
+    mean, std = _lab_moments(rgb)
     ref_mean, ref_std = lab_statistics(reference)
     scale = np.where(std > 1e-6, ref_std / np.maximum(std, 1e-6), 1.0)  # a flat channel keeps its (zero) spread
-    return Image.fromarray(lab_to_rgb((lab - mean) * scale + ref_mean), "RGB")
+    out = np.empty_like(rgb)
+    for rows in _row_blocks(rgb):
+        out[rows] = lab_to_rgb((rgb_to_lab(rgb[rows]) - mean) * scale + ref_mean)
+    return Image.fromarray(out, "RGB")
 
 
 def match_histograms(source: Image.Image, reference: Image.Image) -> Image.Image:

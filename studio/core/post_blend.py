@@ -33,7 +33,12 @@ def blend_result(original: Image.Image, processed: Image.Image, strength: float 
     pixel is the original's, exactly. A result of another size (an upscaler) is returned as it is: bring
     the original and the mask to its size first, with ``scale_for_blend``.
     """
-    if processed.size != original.size or (strength >= 1.0 and mask is None):
+    if processed.size != original.size:
+        return processed
+    if strength >= 1.0 and mask is None:
+        if original.mode == "RGBA" and processed.mode != "RGBA":  # a filter that works in RGB: the see-through stays
+            processed = processed.convert("RGB")
+            processed.putalpha(original.getchannel("A"))
         return processed
     base = np.asarray(original.convert("RGB"), dtype=np.float32)
     weight = np.full(base.shape[:2], float(strength), np.float32)

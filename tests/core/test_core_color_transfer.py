@@ -97,3 +97,27 @@ def test_bad_strength_and_masks_are_one_sentence(source):
         check_blend(source, 1.0, Image.new("L", source.size, 0))
     bigger = source.resize((192, 128))
     assert blend_result(source, bigger, 0.5) is bigger  # a new size (an upscaler) cannot be blended
+
+
+def test_reinhard_works_a_block_of_rows_at_a_time_in_bounded_memory():
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    big = Image.fromarray(rng.integers(0, 255, (1536, 1536, 3), dtype=np.uint8))
+    small = Image.fromarray(rng.integers(0, 120, (64, 64, 3), dtype=np.uint8))
+    tracemalloc.start()
+    try:
+        result = transfer_color(big, small)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 150 * 2**20, f"{peak / 2**20:.0f} MB"  # the whole picture at once took about 450 MB
+    assert np.abs(lab_statistics(result)[0] - lab_statistics(small)[0]).max() < 1.5
+
+
+def test_a_filter_that_answers_in_rgb_keeps_the_pictures_transparency_at_full_strength():
+    picture = Image.new("RGBA", (8, 8), (10, 20, 30, 255))
+    picture.putpixel((0, 0), (10, 20, 30, 0))
+    result = blend_result(picture, Image.new("RGB", (8, 8), (200, 0, 0)), 1.0)
+    assert result.mode == "RGBA" and result.getpixel((0, 0)) == (200, 0, 0, 0)
+    assert result.getpixel((1, 1)) == (200, 0, 0, 255)
