@@ -86,8 +86,10 @@ def flatten(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255)
     return base
 
 
-def save_image(img: Image.Image, path: str | os.PathLike[str], recipe: Recipe | None = None) -> Path:
-    """Write img to path atomically, format from the extension, recipe embedded when given."""
+def save_image(img: Image.Image, path: str | os.PathLike[str], recipe: Recipe | None = None, *,
+               exclusive: bool = False) -> Path:
+    """Write img to path atomically, format from the extension, recipe embedded when given. ``exclusive``: a
+    file already at path (another process's) is never replaced; FileExistsError instead."""
     path = Path(path)
     fmt = SAVE_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -105,7 +107,7 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], recipe: Recipe | 
         data = _encoded(img, fmt, recipe)
     except (OSError, ValueError) as exc:  # the encoder's own refusals
         raise ImageError(f"{path.name} could not be written as {fmt}: {exc}.") from None
-    write_atomically(path, data)
+    write_atomically(path, data, exclusive=exclusive)
     return path
 
 
@@ -129,10 +131,12 @@ def _encoded(img: Image.Image, fmt: str, recipe: Recipe | None) -> bytes:
     return buffer.getvalue()
 
 
-def write_atomically(path: Path, data: bytes, durable: bool = True) -> None:
+def write_atomically(path: Path, data: bytes, durable: bool = True, exclusive: bool = False) -> None:
     """Temp file in the same folder, fsync, rename: a reader never sees half a file.
 
-    ``durable=False`` skips the fsync, for caches that may be lost but must never be torn."""
+    ``durable=False`` skips the fsync, for caches that may be lost but must never be torn. ``exclusive``: the
+    name is taken only if free (FileExistsError otherwise), by a hard link, or where the file system has none
+    by creating it empty first."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -141,10 +145,25 @@ def write_atomically(path: Path, data: bytes, durable: bool = True) -> None:
             if durable:
                 os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
+        if exclusive:
+            _take_name(tmp, path)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _take_name(tmp: str, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links here (FAT, some network shares): claim the name, then fill it
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK))
+        os.replace(tmp, path)
+    else:
+        os.unlink(tmp)
 
 
 def _exif_with_comment(text: str) -> bytes:

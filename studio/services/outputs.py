@@ -24,6 +24,7 @@ SOURCES_FOLDER = "sources"
 # (a live save takes seconds at most; another Studio process may be saving into the same folder).
 STALE_PART_AGE = 15 * 60.0
 _PART = re.compile(r"^\..+\.part$")
+NAME_TRIES = 100
 
 
 class OutputStore:
@@ -44,8 +45,15 @@ class OutputStore:
             self._sweep_once()
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                number = _next_number(folder)
-                return save_image(image, folder / f"{number:05d}-{recipe.seed}.png", recipe)
+                # Another Studio may be saving into the same folder: a number it took is never written over.
+                for _ in range(NAME_TRIES):
+                    try:
+                        return save_image(image, folder / f"{_next_number(folder):05d}-{recipe.seed}.png", recipe,
+                                          exclusive=True)
+                    except FileExistsError:
+                        continue
+                raise StudioError(f"The image could not be saved in {folder}: every new number was taken "
+                                  "while Studio tried.")
             except OSError as exc:
                 raise StudioError(f"The image could not be saved in {folder}: {exc.strerror or exc}.") from exc
 

@@ -107,3 +107,23 @@ def test_sources_are_kept_once_as_pngs_next_to_the_outputs(tmp_path):
     assert no_mask is None and only_image != image_path
     # Sources never disturb the output numbering.
     assert store.save(Image.new("RGB", (8, 8)), recipe(3)).name == "00001-3.png"
+
+
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_a_number_another_studio_took_meanwhile_is_never_written_over(tmp_path, monkeypatch, hard_links):
+    from studio.services import outputs
+
+    store = OutputStore(tmp_path / "outputs")
+    theirs = store.save(Image.new("RGB", (8, 8), (255, 0, 0)), recipe(5))  # 00001-5.png, the other process's
+    numbers = iter([1])  # this process listed the folder before the other one wrote
+    real_next = outputs._next_number
+    monkeypatch.setattr(outputs, "_next_number", lambda folder: next(numbers, None) or real_next(folder))
+    if not hard_links:
+        def no_links(*args: object) -> None:
+            raise PermissionError(1, "Operation not permitted")
+        monkeypatch.setattr(os, "link", no_links)
+    ours = store.save(Image.new("RGB", (8, 8), (0, 0, 255)), recipe(5))
+    assert (theirs.name, ours.name) == ("00001-5.png", "00002-5.png")
+    with Image.open(theirs) as saved:
+        assert saved.getpixel((0, 0)) == (255, 0, 0)
+    assert not [p for p in ours.parent.iterdir() if p.name.endswith(".part")]
