@@ -236,9 +236,9 @@ def run_generate(args: argparse.Namespace) -> int:
 
 async def _generate(request: GenerationRequest | PostProcessRequest, env: GeneratorEnvironment, outputs: list[Path],
                     output_store: OutputStore | None = None, history: HistoryStore | None = None,
-                    plugins: PluginHost | None = None) -> int:
+                    plugins: PluginHost | None = None, other_text: dict[str, str] | None = None) -> int:
     """Run one request; each image goes to outputs[i] (and, with output_store, to the outputs folder
-    first, where the history rows point)."""
+    first, where the history rows point). ``other_text``: other tools' PNG text to carry over."""
     from tqdm import tqdm
 
     service = JobService(None if plugins else builtin_registry(), env, outputs=output_store, warm_up=False,
@@ -264,7 +264,7 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
                 bar.refresh()
             elif isinstance(event, JobOutput):
                 try:
-                    save_image(event.output.image, outputs[event.index], event.output.recipe)
+                    save_image(event.output.image, outputs[event.index], event.output.recipe, other_text=other_text)
                 except (StudioError, OSError) as exc:  # the folder went away or filled up meanwhile
                     unsaved[event.index] = str(exc) if isinstance(exc, StudioError) else exc.strerror or str(exc)
             elif isinstance(event, JobFinished):
@@ -294,8 +294,9 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
 
 
 def run_postprocess(args: argparse.Namespace) -> int:
-    """``studio postprocess IN -o OUT --method ID``: the picture's recipe is kept, extended by the step."""
-    from studio.core.images import read_recipe
+    """``studio postprocess IN -o OUT --method ID``: the picture's recipe is kept, extended by the step, and
+    other tools' metadata (a ComfyUI workflow) is carried over."""
+    from studio.core.images import other_tools_text, read_recipe
 
     settings = load_settings()
     check_output(args.output)
@@ -306,7 +307,8 @@ def run_postprocess(args: argparse.Namespace) -> int:
     paths = studio_paths()
     env = GeneratorEnvironment(settings.device, paths.data_dir, paths.cache_dir, settings.models_dir)
     try:
-        return asyncio.run(_generate(request, env, [args.output], plugins=open_host(safe_mode=args.safe_mode)))
+        return asyncio.run(_generate(request, env, [args.output], plugins=open_host(safe_mode=args.safe_mode),
+                                     other_text=other_tools_text(args.input)))
     except KeyboardInterrupt:
         print("studio: cancelled.", file=sys.stderr)
         return EXIT_CANCELLED

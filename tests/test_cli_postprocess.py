@@ -3,15 +3,17 @@ mask, a chain on ``studio generate --post``, and the sentence when a method's we
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 from studio_testing import run_studio
 
 from studio.core.color_transfer import lab_statistics
+from studio.core.image_info import inspect_image
 from studio.core.images import read_recipe
 
 
@@ -42,6 +44,30 @@ def test_colour_transfer_strength_and_mask_from_the_command_line(tmp_path):
     assert np.array_equal(result[:, :32], original[:, :32]) and not np.array_equal(result[:, 32:], original[:, 32:])
     (step,) = read_recipe(masked).post
     assert (step["processor"], step["strength"], step["masked"]) == ("histogram", 0.5, True)
+    # The source had no settings: none are made up (A1111's text said "Steps: 0, CFG scale: 0, Seed: -1").
+    assert "parameters" not in Image.open(masked).info
+    unmade = inspect_image(masked)
+    assert unmade.prompt is None and unmade.steps is None
+    assert unmade.notes == ("Studio post-processed this picture (histogram); Studio did not make it.",)
+
+    # Another tool's metadata is carried over, and still says what made the picture.
+    comfy = tmp_path / "comfy.png"
+    graph = {"3": {"class_type": "KSampler", "inputs": {
+        "seed": 42, "steps": 20, "cfg": 7, "sampler_name": "euler", "scheduler": "normal", "denoise": 1,
+        "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0], "latent_image": ["5", 0]}},
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd15.safetensors"}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 48, "batch_size": 1}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a comfy red fox", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}}}
+    text = PngImagePlugin.PngInfo()
+    text.add_text("prompt", json.dumps(graph))
+    Image.open(source).save(comfy, pnginfo=text)
+    restyled = tmp_path / "comfy-color.png"
+    done = studio(home, "postprocess", str(comfy), "-o", str(restyled), "--method", "color", "--style", str(style))
+    assert done.returncode == 0, done.stderr
+    carried = inspect_image(restyled)
+    assert (carried.tool, carried.prompt, carried.seed) == ("ComfyUI", "a comfy red fox", 42)
+    assert "Studio post-processed this picture (color); Studio did not make it." in carried.notes
 
     for args, message in (
             (("--method", "color"), "Colour Transfer: Style picture needs a picture."),

@@ -215,6 +215,11 @@ def _from_studio(texts: dict[str, str], notes: list[str]) -> ImageInfo | None:
             candidate = None
         if candidate is not None and candidate.version.startswith(f"{STUDIO_TOOL} "):
             recipe = candidate
+    if recipe is not None and not recipe.describes_generation:
+        steps = " > ".join(str(step.get("processor", "?")) for step in recipe.post) or "nothing"
+        notes.append(f"Studio post-processed this picture ({steps}); Studio did not make it.")
+        texts.pop(STUDIO_CHUNK)  # what made it may still be told by the tool that did
+        return None
     if recipe is None:
         return None
     return ImageInfo(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +88,10 @@ def flatten(img: Image.Image, background: tuple[int, int, int] = (255, 255, 255)
 
 
 def save_image(img: Image.Image, path: str | os.PathLike[str], recipe: Recipe | None = None, *,
-               exclusive: bool = False) -> Path:
+               exclusive: bool = False, other_text: Mapping[str, str] | None = None) -> Path:
     """Write img to path atomically, format from the extension, recipe embedded when given. ``exclusive``: a
-    file already at path (another process's) is never replaced; FileExistsError instead."""
+    file already at path (another process's) is never replaced; FileExistsError instead. ``other_text``:
+    other tools' PNG text chunks to carry over (``other_tools_text``)."""
     path = Path(path)
     fmt = SAVE_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -104,25 +106,29 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], recipe: Recipe | 
         raise ImageError(f"{kind} pictures can be at most {largest:,} pixels wide and high, and this one is "
                          f"{img.width}×{img.height}; save it as PNG.")
     try:
-        data = _encoded(img, fmt, recipe)
+        data = _encoded(img, fmt, recipe, other_text or {})
     except (OSError, ValueError) as exc:  # the encoder's own refusals
         raise ImageError(f"{path.name} could not be written as {fmt}: {exc}.") from None
     write_atomically(path, data, exclusive=exclusive)
     return path
 
 
-def _encoded(img: Image.Image, fmt: str, recipe: Recipe | None) -> bytes:
+def _encoded(img: Image.Image, fmt: str, recipe: Recipe | None, other_text: Mapping[str, str]) -> bytes:
     buffer = io.BytesIO()
     if fmt == "PNG":
         info = PngImagePlugin.PngInfo()
+        for key, value in other_text.items():
+            if key not in (PARAMETERS_CHUNK, STUDIO_CHUNK):
+                info.add_itxt(key, value)
         if recipe is not None:
-            info.add_itxt(PARAMETERS_CHUNK, recipe.to_parameters())
+            if recipe.describes_generation:  # a post-only recipe has no A1111 text to write: no made-up settings
+                info.add_itxt(PARAMETERS_CHUNK, recipe.to_parameters())
             info.add_itxt(STUDIO_CHUNK, recipe.to_json())
         img.save(buffer, "PNG", pnginfo=info)
     else:
         out = flatten(img) if fmt == "JPEG" else img
         kwargs: dict[str, object] = {"quality": 95}
-        if recipe is not None:
+        if recipe is not None and recipe.describes_generation:
             kwargs["exif"] = _exif_with_comment(recipe.to_parameters())
             if fmt == "JPEG" and len(kwargs["exif"]) > EXIF_MAX_BYTES:
                 raise ValueError(f"its prompt and settings ({len(recipe.to_parameters()):,} characters) are too long "
@@ -171,6 +177,17 @@ def _exif_with_comment(text: str) -> bytes:
     # EXIF UserComment: 8-byte charset id, then the text (A1111 writes UNICODE as UTF-16 big-endian).
     exif.get_ifd(EXIF_IFD)[EXIF_USER_COMMENT] = b"UNICODE\0" + text.encode("utf-16-be")
     return exif.tobytes()
+
+
+def other_tools_text(path: str | os.PathLike[str]) -> dict[str, str]:
+    """A PNG's text chunks other than Studio's and A1111's (ComfyUI's workflow, InvokeAI's metadata…), to carry
+    over to a picture made from it; empty for other formats or an unreadable file."""
+    try:
+        with Image.open(path) as img:
+            texts = dict(getattr(img, "text", None) or {}) if img.format == "PNG" else {}
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return {}
+    return {k: v for k, v in texts.items() if isinstance(v, str) and k not in (PARAMETERS_CHUNK, STUDIO_CHUNK)}
 
 
 def read_recipe(path: str | os.PathLike[str]) -> Recipe | None:

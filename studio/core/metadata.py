@@ -66,6 +66,17 @@ class Recipe:
     vae_name: str = ""  # "" = the model's own VAE
     vae_hash: str = ""
 
+    @classmethod
+    def post_only(cls, width: int, height: int) -> Recipe:
+        """For a picture Studio did not make: it records only the post-processing Studio does to it."""
+        return cls(prompt="", negative_prompt="", steps=0, sampler="", cfg_scale=0, seed=-1, width=width,
+                   height=height, model_name="", generator="")
+
+    @property
+    def describes_generation(self) -> bool:
+        """False for a ``post_only`` recipe: no prompt or settings to write as A1111's text or to load."""
+        return bool(self.generator)
+
     def to_parameters(self) -> str:
         fields_ = {
             "Steps": self.steps,

@@ -124,9 +124,8 @@ class ContributionRunner:
         return result, recipe
 
     def run_post_request(self, request: PostProcessRequest, context: JobContext) -> tuple[Image.Image, Recipe]:
-        recipe = request.recipe if isinstance(request.recipe, Recipe) else Recipe(
-            prompt="", negative_prompt="", steps=0, sampler="", cfg_scale=0, seed=-1,
-            width=request.width, height=request.height, model_name="", generator="")
+        recipe = request.recipe if isinstance(request.recipe, Recipe) else Recipe.post_only(request.width,
+                                                                                            request.height)
         step = PostStep(request.processor, request.params, request.strength)
         return self.post_process(step, request.image, recipe, context, mask=request.mask)
 
