@@ -174,8 +174,8 @@ class ImageParam(Param):
 
             from studio.core.images import open_image
 
-            try:
-                source, value = value, open_image(Path(value))
+            try:  # recorded whole: a rerun from another folder finds the same file
+                source, value = str(Path(value).expanduser().resolve()), open_image(Path(value))
             except StudioError as exc:  # an ImageError: said as this parameter's, so the step is known
                 raise InvalidRequest(f"{owner}: {self.title}: {exc}") from None
         if not isinstance(value, Image.Image):

@@ -117,3 +117,11 @@ def test_a_picture_file_that_cannot_be_read_is_said_as_the_parameters(tmp_path):
     with pytest.raises(InvalidRequest) as err:
         validate_params((ImageParam("style"),), {"style": str(tmp_path / "gone.png")}, "Colour Transfer")
     assert str(err.value) == f"Colour Transfer: Style: The image {tmp_path / 'gone.png'} does not exist."
+
+
+def test_a_picture_given_by_a_relative_path_is_recorded_by_its_whole_path(tmp_path, monkeypatch):
+    Image.new("RGB", (4, 4)).save(tmp_path / "ref.png")
+    monkeypatch.chdir(tmp_path)
+    values = validate_params((ImageParam("style"),), {"style": "ref.png"}, "Colour Transfer")
+    assert params_for_record(values, keep_files=True) == {"style": str(tmp_path.resolve() / "ref.png")}
+    assert params_for_record(values) == {"style": "<picture 4x4>"}  # what travels in metadata names no file
