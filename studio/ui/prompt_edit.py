@@ -1,5 +1,6 @@
-"""The prompt box: Up/Down walk through earlier prompts, completion of earlier prompts as you type,
-and picture files dropped on it hand over their parameters instead of inserting their path.
+"""The prompt box: Up/Down walk through earlier prompts, Ctrl+Up/Down weigh the selected words (or the word at
+the cursor) as ``(words:1.1)``, completion of earlier prompts as you type, and picture files dropped on it hand
+over their parameters instead of inserting their path.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ from PySide6.QtCore import QMimeData, QStringListModel, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QTextCursor
 from PySide6.QtWidgets import QCompleter, QPlainTextEdit, QWidget
 
+from studio.core.prompt_syntax import change_emphasis
+
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MIN_COMPLETION_CHARS = 3
+EMPHASIS_STEP = 0.1  # what Ctrl+Up / Ctrl+Down add to the words' weight, as in A1111
 
 
 def picture_paths(mime: QMimeData) -> list[Path]:
@@ -80,6 +84,10 @@ class PromptEdit(QPlainTextEdit):
                 popup.hide()
                 return
             popup.hide()
+        if event.modifiers() == Qt.KeyboardModifier.ControlModifier and event.key() in (Qt.Key.Key_Up,
+                                                                                        Qt.Key.Key_Down):
+            self.weigh_selection(EMPHASIS_STEP if event.key() == Qt.Key.Key_Up else -EMPHASIS_STEP)
+            return
         plain = event.modifiers() in (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.KeypadModifier)
         cursor = self.textCursor()
         if plain and event.key() == Qt.Key.Key_Up and not popup.isVisible():
@@ -94,6 +102,22 @@ class PromptEdit(QPlainTextEdit):
             if last_block and last_line and self.recall(-1):
                 return
         super().keyPressEvent(event)
+
+    def weigh_selection(self, step: float) -> None:
+        """The selected words' (or the cursor's word's) emphasis up or down by ``step``, as one undo step."""
+        cursor = self.textCursor()
+        text, start, end = change_emphasis(self.toPlainText(), cursor.selectionStart(), cursor.selectionEnd(), step)
+        if text == self.toPlainText():
+            return
+        self._completing = True  # an edit of the weights is not typing: no completion popup
+        cursor.beginEditBlock()
+        cursor.select(QTextCursor.SelectionType.Document)
+        cursor.insertText(text)
+        cursor.endEditBlock()
+        cursor.setPosition(start)
+        cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        self.setTextCursor(cursor)
+        self._completing = False
 
     # -- completion ------------------------------------------------------------------------------
     def _update_completion(self) -> None:

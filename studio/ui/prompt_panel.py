@@ -81,6 +81,9 @@ class PromptPanel(QWidget):
         layout.addLayout(_header("Prompt", self.styles_button))
         self.prompt_edit = PromptEdit()
         self.prompt_edit.setPlaceholderText("Describe the picture… (Ctrl+Enter to generate)")
+        emphasis = ("(words:1.3) weighs words more, [words] less; Ctrl+Up / Ctrl+Down change the weight of the "
+                    "selected words. Long prompts are read whole; BREAK starts a new 75-token part.")
+        self.prompt_edit.setToolTip(emphasis)
         self.prompt_edit.setTabChangesFocus(True)
         self.prompt_edit.setMinimumHeight(96)
         layout.addWidget(self.prompt_edit)
@@ -88,6 +91,7 @@ class PromptPanel(QWidget):
         layout.addWidget(self.negative_label)
         self.negative_edit = PromptEdit()
         self.negative_edit.setPlaceholderText("What to avoid: blurry, low quality…")
+        self.negative_edit.setToolTip(emphasis)
         self.negative_edit.setTabChangesFocus(True)
         self.negative_edit.setFixedHeight(60)
         layout.addWidget(self.negative_edit)

@@ -178,6 +178,22 @@ def test_delete_asks_and_removes_the_file(qtbot, window, filled, monkeypatch):  
     assert not __import__("pathlib").Path(path).exists()
 
 
+def test_ctrl_up_and_down_weigh_the_word_at_the_cursor_in_one_undo_step(qtbot, window):  # noqa: ANN001
+    edit = window.prompt_panel.prompt_edit
+    edit.setPlainText("a red fox in snow")
+    cursor = edit.textCursor()
+    cursor.setPosition(7)  # in "fox"
+    edit.setTextCursor(cursor)
+    edit.setFocus()
+    qtbot.keyClick(edit, Qt.Key.Key_Up, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(edit, Qt.Key.Key_Up, Qt.KeyboardModifier.ControlModifier)
+    assert edit.toPlainText() == "a red (fox:1.2) in snow" and edit.textCursor().selectedText() == "fox"
+    qtbot.keyClick(edit, Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
+    assert edit.toPlainText() == "a red (fox:1.1) in snow"
+    edit.undo()
+    assert edit.toPlainText() == "a red (fox:1.2) in snow"
+
+
 def test_up_and_down_walk_through_earlier_prompts(qtbot, window, filled):  # noqa: ANN001
     task = window.actions_.run(window.history_actions.start())
     qtbot.waitUntil(task.done, timeout=5000)
