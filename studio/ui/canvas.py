@@ -74,6 +74,9 @@ class CanvasView(QGraphicsView):
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMouseTracking(True)
+        # A file dropped here goes to the window, which opens it: the scene would take the drag and refuse it.
+        self.setAcceptDrops(False)
+        self.viewport().setAcceptDrops(False)
 
         self._backdrop = self._scene.addRect(QRectF(), Qt.PenStyle.NoPen, _checkerboard())
         self._image_item = QGraphicsPixmapItem()

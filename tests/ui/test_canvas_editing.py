@@ -669,3 +669,37 @@ def test_canvas_size_changes_run_off_the_window_thread_and_never_overwrite_later
     assert (shown.width(), shown.height()) == (SIZE * 2, SIZE)
     window.actions_.undo.trigger()
     assert doc.size == (SIZE, SIZE)
+
+
+def _drop_as_qt_does(widget, path) -> bool:  # noqa: ANN001
+    """A file dragged over ``widget`` and let go, routed as Qt routes it: to the nearest widget that takes drops."""
+    from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent
+    from PySide6.QtWidgets import QApplication
+
+    target = widget
+    while target is not None and not target.acceptDrops():
+        target = target.parentWidget()
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    point = target.mapFrom(widget, widget.rect().center())
+    enter = QDragEnterEvent(point, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    enter.setAccepted(False)
+    QApplication.sendEvent(target, enter)
+    move = QDragMoveEvent(point, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                          Qt.KeyboardModifier.NoModifier)
+    move.setAccepted(enter.isAccepted())
+    QApplication.sendEvent(target, move)
+    if not move.isAccepted():
+        return False
+    QApplication.sendEvent(target, QDropEvent(QPointF(point), Qt.DropAction.CopyAction, mime,
+                                              Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+    return True
+
+
+def test_a_picture_dropped_on_the_canvas_itself_opens(qtbot, window, tmp_path):  # noqa: ANN001
+    picture = tmp_path / "photo.png"
+    Image.new("RGB", (80, 64), (200, 10, 10)).save(picture)
+    assert _drop_as_qt_does(window.canvas.viewport(), picture)
+    qtbot.waitUntil(lambda: window.document.image is not None, timeout=5000)
+    assert window.document.image.size == (80, 64)
