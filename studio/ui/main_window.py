@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox, QToolBar, QWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMenu, QMessageBox, QToolBar, QWidget
 
 from studio import __version__
 from studio.core.document import Document, DocumentChange, changed_box
@@ -42,6 +42,7 @@ from studio.services.jobs import EventStream, JobService
 from studio.ui.actions import make_action
 from studio.ui.canvas import CanvasView
 from studio.ui.document_actions import DocumentActions
+from studio.ui.focus_keys import FocusedFieldKeys
 from studio.ui.history_panel import HistoryPanel
 from studio.ui.mask_toolbar import MaskToolBar
 from studio.ui.modal import modal
@@ -115,6 +116,7 @@ class MainWindow(QMainWindow):
 
         self._build_actions()
         self._build_menus_and_toolbars()
+        QApplication.instance().installEventFilter(FocusedFieldKeys(self, leave_to=self.canvas))
         self._wire()
         self.prompt_panel.load_defaults(settings.generation)
         self.models.show_chosen_model()

@@ -1,0 +1,52 @@
+"""Keys that belong to the field that has focus, not to the window's shortcuts.
+
+The tools have one-letter shortcuts (H, B, E, R, L, F, M) and Esc cancels the running job, window-wide. In a
+drop-down or a list a letter jumps to the item it starts ("E" to Euler), so there it goes to the field, not
+to the tool (M used to hide the mask, and the next job quietly ignored it). Esc in a field leaves it for the
+canvas instead of cancelling a long job; a second Esc cancels.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QKeyEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QAbstractSpinBox,
+    QComboBox,
+    QLineEdit,
+    QPlainTextEdit,
+    QTextEdit,
+    QWidget,
+)
+
+_LETTER_FIELDS = (QComboBox, QAbstractItemView)
+_ESC_FIELDS = (QComboBox, QAbstractItemView, QLineEdit, QPlainTextEdit, QTextEdit, QAbstractSpinBox)
+_PLAIN = (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.ShiftModifier, Qt.KeyboardModifier.KeypadModifier)
+
+
+class FocusedFieldKeys(QObject):
+    """An application event filter for one window; ``leave_to`` gets focus when Esc leaves a field."""
+
+    def __init__(self, window: QWidget, leave_to: QWidget) -> None:
+        super().__init__(window)
+        self._window = window
+        self._leave_to = leave_to
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        kind = event.type()
+        if kind not in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress) or not isinstance(watched, QWidget):
+            return False
+        if watched.window() is not self._window:  # a drop-down's open list, a completer: their own Esc
+            return False
+        assert isinstance(event, QKeyEvent)
+        escape = event.key() == Qt.Key.Key_Escape and event.modifiers() == Qt.KeyboardModifier.NoModifier
+        if kind == QEvent.Type.ShortcutOverride:
+            letter = bool(event.text()) and event.text().isprintable() and event.modifiers() in _PLAIN
+            if (letter and isinstance(watched, _LETTER_FIELDS)) or (escape and isinstance(watched, _ESC_FIELDS)):
+                event.accept()  # the field gets the key as a key press, and no shortcut fires
+            return False
+        if escape and isinstance(watched, _ESC_FIELDS) and watched is not self._leave_to:
+            self._leave_to.setFocus(Qt.FocusReason.ShortcutFocusReason)
+            return True
+        return False

@@ -1,0 +1,37 @@
+"""Keys in the field that has focus: letters in a drop-down pick its items, not tools; Esc leaves a field for
+the canvas and does not cancel a job; only then does Esc cancel."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+
+
+def test_letters_in_a_drop_down_pick_its_items_and_leave_the_tools_and_mask_alone(qtbot, window):  # noqa: ANN001
+    combo = window.prompt_panel.scheduler_combo
+    window.mask_toolbar.show_mask_action.setChecked(True)
+    window.canvas.set_tool("hand")
+    combo.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is combo, timeout=2000)
+    qtbot.keyClick(combo, Qt.Key.Key_U)  # UniPC
+    qtbot.keyClick(combo, Qt.Key.Key_M)
+    qtbot.keyClick(combo, Qt.Key.Key_L)
+    assert combo.currentText() == "UniPC"
+    assert window.canvas.mask_visible() and window.canvas.tool == "hand"
+    window.canvas.setFocus()  # on the canvas the letters are the tools'
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.canvas, timeout=2000)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_L)
+    assert window.canvas.tool == "lasso"
+
+
+def test_esc_in_a_field_leaves_it_for_the_canvas_and_a_second_esc_cancels(qtbot, window):  # noqa: ANN001
+    cancels: list[bool] = []
+    window.cancel_action.setEnabled(True)  # as while a job runs
+    window.cancel_action.triggered.connect(lambda: cancels.append(True))
+    search = window.gallery.search_edit
+    search.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is search, timeout=2000)
+    qtbot.keyClick(search, Qt.Key.Key_Escape)
+    assert QApplication.focusWidget() is window.canvas and cancels == []
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Escape)
+    assert cancels == [True]
