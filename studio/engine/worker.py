@@ -270,7 +270,7 @@ class EngineWorker:
         except JobCancelledError:
             self._emit(JobCancelled(job.id, was_running=True, outputs=tuple(outputs)))
         except BaseException as exc:  # noqa: BLE001 - every failure becomes an event; the thread lives on
-            if isinstance(exc, StudioError):  # a refusal said in a sentence: no traceback to hunt through
+            if isinstance(exc, StudioError) and exc.__cause__ is None:  # a plain refusal: the sentence is all
                 log.info("Job %s failed: %s", job.id, exc)
             else:
                 log.error("Job %s failed", job.id, exc_info=True)

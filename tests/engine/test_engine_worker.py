@@ -109,11 +109,16 @@ def test_a_failing_job_becomes_a_failed_event_and_the_thread_goes_on(caplog):  #
             raise ZeroDivisionError("division by zero")
         if job.request.seed == 2:
             raise ModelError("The model x is broken.")
+        if job.request.seed == 4:
+            try:
+                {}["unet"]
+            except KeyError as missing:
+                raise ModelError("The model y could not be loaded.") from missing
         if job.request.seed == 3:
             raise ValueError("")
 
     worker = make_worker(handler, recorder)
-    ids = [worker.submit(req(seed)) for seed in (1, 2, 3, 4)]
+    ids = [worker.submit(req(seed)) for seed in (1, 2, 3, 5, 4)]
     events = recorder.until_done(*ids)
     assert worker.shutdown(TIMEOUT)
     ends = {e.job_id: e for e in events if isinstance(e, (JobFinished, JobFailed))}
@@ -125,7 +130,9 @@ def test_a_failing_job_becomes_a_failed_event_and_the_thread_goes_on(caplog):  #
     assert isinstance(ends[ids[3]], JobFinished)
     # the log keeps a traceback for what nobody planned for, and just the sentence for a refusal
     tracebacks = [r for r in caplog.records if r.exc_info]
-    assert [r.exc_info[0] for r in tracebacks] == [ZeroDivisionError, ValueError]
+    assert [r.exc_info[0] for r in tracebacks] == [ZeroDivisionError, ValueError, ModelError]
+    # A sentence over an error underneath keeps its traceback in the log.
+    assert ends[ids[4]].message == "The model y could not be loaded."
     assert any(r.getMessage().endswith("The model x is broken.") for r in caplog.records)
 
 
