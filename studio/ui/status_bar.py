@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
     QLabel,
@@ -21,10 +22,37 @@ ENGINE_STARTING = "Engine starting…"  # the device label until the engine repo
 ROOMY_PROGRESS_TEXT = "Image 10/10 · Step 100/100 · 10.0 it/s · 100.0 s"  # the progress label's width at first
 
 
+class _ElidedLabel(QLabel):
+    """A one-line label that ends a message too long for it with "…" (the tooltip has it whole), instead of
+    cutting it off mid-word; ``text()`` is the whole message."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__()
+        self._whole = text
+        super().setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802
+        self._whole = text
+        self._elide()
+
+    def text(self) -> str:
+        return self._whole
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        room = self.contentsRect().width()
+        shown = self.fontMetrics().elidedText(self._whole, Qt.TextElideMode.ElideRight, room) if room > 0 \
+            else self._whole
+        super().setText(shown)
+
+
 class StudioStatusBar(QStatusBar):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.message_label = QLabel("Starting…")
+        self.message_label = _ElidedLabel("Starting…")
         self.message_label.setObjectName("statusMessage")
         self.message_label.setTextFormat(Qt.TextFormat.PlainText)  # messages quote file names and metadata
         # Its text must not set the window's minimum width: a long message would re-lay out the whole window.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from PySide6.QtWidgets import QLabel
+
 from studio.core.events import JobProgress
 from studio.ui.status_bar import StudioStatusBar
 
@@ -66,3 +68,16 @@ def test_progress_text_changes_repaint_only_its_label_and_always_fit(qtbot, wind
     assert label.width() > width and fits(), label.text()
     bar.removeEventFilter(requests)
     bar.job_ended()
+
+
+def test_a_message_too_long_for_the_bar_ends_with_an_ellipsis_and_is_whole_in_its_tooltip(qtbot, window) -> None:  # noqa: ANN001
+    sentence = "Neural style transfer needs the VGG-19 weights; " * 6 + "import them with Filters → Style Weights."
+    window.status.set_message(sentence, error=True)
+    label = window.status.message_label
+    qtbot.waitUntil(lambda: QLabel.text(label) != sentence, timeout=2000)
+    shown = QLabel.text(label)  # what is drawn
+    assert shown.endswith("…") and sentence.startswith(shown[:-1])
+    assert label.fontMetrics().horizontalAdvance(shown) <= label.contentsRect().width()
+    assert label.text() == sentence and sentence in label.toolTip()  # wrapped rich text, whole
+    window.status.set_message("Saved the picture.")  # one that fits is shown whole
+    assert QLabel.text(label) == "Saved the picture."
