@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.services.history_store import HistoryEntry, HistoryQuery, HistoryStore
+from studio.ui.actions import widget_keys
 from studio.ui.gallery_model import ENTRY_ROLE, THUMB_ROLE, GalleryModel
 from studio.ui.theme import ACCENT, BASE, TEXT_DIM, icon
 
@@ -182,6 +183,8 @@ class GalleryPanel(QWidget):
         self.model.modelAboutToBeReset.connect(self._remember_selection)
         self.model.modelReset.connect(self._model_reset)
         self.view.doubleClicked.connect(lambda index: self._emit(self.use_as_input_requested))
+        widget_keys(self.view, ("Return", "Enter"), lambda: self._emit(self.use_as_input_requested))
+        widget_keys(self.view, ("Delete",), lambda: self.delete_selected())
         self.view.customContextMenuRequested.connect(self._context_menu)
         self.load_button.clicked.connect(lambda: self._emit(self.load_parameters_requested))
         self.rerun_button.clicked.connect(lambda: self._emit(self.run_again_requested))

@@ -1,4 +1,5 @@
-"""The undo history as a list: click a row to go back (or forward) to that state."""
+"""The undo history as a list: click a row, or move to it with the arrow keys, to go back (or forward) to that
+state."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ class HistoryPanel(QListWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("historyList")
-        self.itemClicked.connect(lambda item: self.position_requested.emit(item.data(Qt.ItemDataRole.UserRole)))
+        # A click or the arrow keys: the row that becomes current is the state to go to.
+        self.currentRowChanged.connect(lambda row: row >= 0 and self.position_requested.emit(row))
 
     def refresh(self, document: Document) -> None:
         labels = ["Start", *document.history_labels()]

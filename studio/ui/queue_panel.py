@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.requests import GenerationRequest, PostProcessRequest
+from studio.ui.actions import widget_keys
 from studio.ui.theme import icon, plain_tooltip
 
 MAX_FINISHED_ROWS = 50
@@ -64,6 +65,7 @@ class QueuePanel(QWidget):
         self._items: dict[int, QListWidgetItem] = {}
         self._requests: dict[int, GenerationRequest | PostProcessRequest] = {}
         self.remove_button.clicked.connect(self._remove_selected)
+        widget_keys(self.list, ("Delete",), self._remove_selected)
         self.cancel_button.clicked.connect(self.cancel_current_requested)
         self.cancel_all_button.clicked.connect(self.cancel_all_requested)
         self.list.itemSelectionChanged.connect(self._update_buttons)

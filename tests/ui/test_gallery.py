@@ -165,6 +165,20 @@ def test_use_as_input_and_run_again(qtbot, window, filled, monkeypatch):  # noqa
                                                                         entry.sampler)
 
 
+def test_enter_uses_the_picture_and_delete_deletes_it_from_the_keyboard(qtbot, window, filled, monkeypatch):  # noqa: ANN001
+    _reload(qtbot, window)
+    window.gallery.select_row(0)
+    used: list[bool] = []
+    window.gallery.use_as_input_requested.connect(lambda *a: used.append(True))
+    window.gallery.view.setFocus()
+    qtbot.waitUntil(window.gallery.view.hasFocus, timeout=2000)
+    qtbot.keyClick(window.gallery.view, Qt.Key.Key_Return)
+    assert used == [True]
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    qtbot.keyClick(window.gallery.view, Qt.Key.Key_Delete)
+    assert window.gallery.model.rowCount() == 4
+
+
 def test_delete_asks_and_removes_the_file(qtbot, window, filled, monkeypatch):  # noqa: ANN001
     _reload(qtbot, window)
     window.gallery.select_row(0)

@@ -35,3 +35,30 @@ def test_esc_in_a_field_leaves_it_for_the_canvas_and_a_second_esc_cancels(qtbot,
     assert QApplication.focusWidget() is window.canvas and cancels == []
     qtbot.keyClick(window.canvas, Qt.Key.Key_Escape)
     assert cancels == [True]
+
+
+def test_delete_removes_the_selected_queue_rows_and_arrows_walk_the_undo_history(qtbot, window):  # noqa: ANN001
+    from PIL import Image
+
+    from studio.core.requests import GenerationRequest
+
+    queue = window.queue_panel
+    queue.add_job(41, GenerationRequest(model="m", prompt="a waiting job"))
+    removed: list[int] = []
+    queue.remove_requested.connect(removed.append)
+    queue._items[41].setSelected(True)
+    queue.list.setFocus()
+    qtbot.waitUntil(queue.list.hasFocus, timeout=2000)
+    qtbot.keyClick(queue.list, Qt.Key.Key_Delete)
+    assert removed == [41]
+
+    window.document.set_image(Image.new("RGB", (64, 64)), "Open")
+    window.document.edit_mask("Paint", lambda m: (m.__setitem__((slice(0, 8), slice(0, 8)), 255), (0, 0, 8, 8))[1])
+    assert window.document.history_position == 2
+    panel = window.history_panel
+    panel.setFocus()
+    qtbot.waitUntil(lambda: panel.hasFocus() and panel.currentRow() == 2, timeout=2000)
+    qtbot.keyClick(panel, Qt.Key.Key_Up)
+    qtbot.waitUntil(lambda: window.document.history_position == 1, timeout=2000)
+    qtbot.keyClick(panel, Qt.Key.Key_Down)
+    qtbot.waitUntil(lambda: window.document.history_position == 2, timeout=2000)
