@@ -155,6 +155,8 @@ class MainWindow(QMainWindow):
         self.cancel_action = self._action("&Cancel Current Job", "stop", "Esc", self.cancel_current)
         self.cancel_all_action = self._action("Cancel &All Jobs", "cancel-all", None, self.service.cancel_all)
         self.zoom_in_action = self._action("Zoom &In", "zoom-in", QKeySequence.StandardKey.ZoomIn, self.canvas.zoom_in)
+        # Ctrl+= too: "+" is Shift+= on most keyboards, and people press it without the Shift.
+        self.zoom_in_action.setShortcuts([*self.zoom_in_action.shortcuts(), QKeySequence("Ctrl+=")])
         self.zoom_out_action = self._action("Zoom &Out", "zoom-out", QKeySequence.StandardKey.ZoomOut,
                                             self.canvas.zoom_out)
         self.fit_action = self._action("&Fit to Window", "fit", "Ctrl+0", self.canvas.fit)

@@ -143,11 +143,19 @@ class PromptEdit(QPlainTextEdit):
 
     # -- drops -----------------------------------------------------------------------------------
     def canInsertFromMimeData(self, source: QMimeData) -> bool:  # noqa: N802
-        return bool(picture_paths(source)) or super().canInsertFromMimeData(source)
+        if _only_files(source):  # another file than a picture: its "file:///…" is no part of a prompt
+            return bool(picture_paths(source))
+        return super().canInsertFromMimeData(source)
 
     def insertFromMimeData(self, source: QMimeData) -> None:  # noqa: N802
         paths = picture_paths(source)
         if paths:
             self.picture_dropped.emit(paths[0])
             return
-        super().insertFromMimeData(source)
+        if not _only_files(source):
+            super().insertFromMimeData(source)
+
+
+def _only_files(mime: QMimeData) -> bool:
+    """Files dragged from a file manager (which also offer their URLs as text), not text someone dragged."""
+    return mime.hasUrls() and all(u.isLocalFile() for u in mime.urls())

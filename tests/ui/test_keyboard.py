@@ -62,3 +62,30 @@ def test_delete_removes_the_selected_queue_rows_and_arrows_walk_the_undo_history
     qtbot.waitUntil(lambda: window.document.history_position == 1, timeout=2000)
     qtbot.keyClick(panel, Qt.Key.Key_Down)
     qtbot.waitUntil(lambda: window.document.history_position == 2, timeout=2000)
+
+
+def test_ctrl_equals_zooms_in_and_a_file_that_is_not_a_picture_is_not_dropped_into_the_prompt(qtbot, window,  # noqa: ANN001
+                                                                                            tmp_path):
+    from PIL import Image
+    from PySide6.QtCore import QMimeData, QUrl
+
+    window.document.set_image(Image.new("RGB", (64, 64)), "Open")
+    before = window.canvas.zoom()
+    window.canvas.setFocus()
+    qtbot.waitUntil(window.canvas.hasFocus, timeout=2000)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
+    assert window.canvas.zoom() > before
+
+    edit = window.prompt_panel.prompt_edit
+    edit.setPlainText("a fox")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(notes))])
+    mime.setText(QUrl.fromLocalFile(str(notes)).toString())  # as file managers offer it
+    assert not edit.canInsertFromMimeData(mime)
+    edit.insertFromMimeData(mime)
+    assert edit.toPlainText() == "a fox"
+    text = QMimeData()
+    text.setText(" in snow")  # dragged words still go in
+    assert edit.canInsertFromMimeData(text)
