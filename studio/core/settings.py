@@ -99,6 +99,21 @@ class PromptStyle(BaseModel):
         return styled, negatives
 
 
+class WindowLayout(BaseModel):
+    """How the person left the window: where it was and how big, where the panels were, and the brush and mask
+    tools as they set them. Values are clamped when applied, so a hand-edited one cannot stop Studio starting."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    geometry: str = ""  # QMainWindow.saveGeometry(), base64: size, place, maximised
+    docks: str = ""  # QMainWindow.saveState(), base64: which panels are shown, where, and how wide
+    brush_size: float = 48.0
+    brush_hardness: float = 0.8
+    mask_color: str = ""  # "" = the default colour
+    mask_opacity: float = 0.5
+    grow_pixels: int = 8
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -113,6 +128,7 @@ class Settings(BaseModel):
     presets: list[GenerationPreset] = Field(default_factory=list)
     filter_params: dict[str, dict[str, Any]] = Field(default_factory=dict)  # last values, per post-processor
     plugin_index: str = ""  # URL or file of a plugin index (a JSON list of name, version, summary, url, sha256)
+    window: WindowLayout = Field(default_factory=WindowLayout)
 
     @field_validator("memory")
     @classmethod

@@ -54,6 +54,7 @@ from studio.ui.gallery_panel import GalleryPanel
 from studio.ui.history_actions import HistoryActions
 from studio.ui.status_bar import StudioStatusBar
 from studio.ui.theme import icon
+from studio.ui.window_layout import capture_layout, restore_layout
 
 log = logging.getLogger(__name__)
 RecoveryChoice = Callable[[SavedDocument], bool]
@@ -86,7 +87,6 @@ class MainWindow(QMainWindow):
 
         self.setWindowTitle("Studio")
         self.setWindowIcon(icon("app"))
-        self.resize(1440, 900)
         self.setAcceptDrops(True)
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
 
@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_menus_and_toolbars()
         QApplication.instance().installEventFilter(FocusedFieldKeys(self, leave_to=self.canvas))
+        restore_layout(self, settings.window)
         self._wire()
         self.prompt_panel.load_defaults(settings.generation)
         self.models.show_chosen_model()
@@ -282,6 +283,7 @@ class MainWindow(QMainWindow):
         """Write settings now (on quit, and after the person changes a folder)."""
         self._settings_timer.stop()
         self.settings.generation = self.generation_defaults()
+        self.settings.window = capture_layout(self)
         try:
             save_settings(self.settings)
         except StudioError as exc:
@@ -297,6 +299,7 @@ class MainWindow(QMainWindow):
 
     def _save_settings_in_background(self) -> None:
         self.settings.generation = self.generation_defaults()
+        self.settings.window = capture_layout(self)
         snapshot = self.settings.model_copy(deep=True)
 
         async def save() -> None:

@@ -54,6 +54,7 @@ def window(qtbot, qt_loop, settings: Settings):  # noqa: ANN001
     service = JobService(builtin_registry(), GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
                          OutputStore(settings.outputs_dir), history=history)
     win = MainWindow(settings, service, paths.data_dir, history, paths.cache_dir)
+    win.resize(1440, 900)  # a desktop's window; the offscreen screen is 800x800, and the first size fits a screen
     qtbot.addWidget(win)
     win.show()
     win.start()

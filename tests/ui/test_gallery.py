@@ -174,6 +174,7 @@ def test_enter_uses_the_picture_and_delete_deletes_it_from_the_keyboard(qtbot, w
     qtbot.waitUntil(window.gallery.view.hasFocus, timeout=2000)
     qtbot.keyClick(window.gallery.view, Qt.Key.Key_Return)
     assert used == [True]
+    qtbot.waitUntil(lambda: window.document.image is not None, timeout=5000)  # opened before its file goes
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     qtbot.keyClick(window.gallery.view, Qt.Key.Key_Delete)
     assert window.gallery.model.rowCount() == 4

@@ -82,6 +82,7 @@ def _window(qtbot, settings, safe_mode: bool = False):  # noqa: ANN001, ANN202
     service = JobService(None, GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
                          OutputStore(settings.outputs_dir), history=history, plugins=host)
     win = MainWindow(settings, service, paths.data_dir, history, paths.cache_dir)
+    win.resize(1440, 900)  # a desktop's window; the offscreen screen is 800x800, and the first size fits a screen
     qtbot.addWidget(win)
     win.show()
     win.start()

@@ -1,0 +1,51 @@
+"""The window as the person left it: its size and place, its panels, and the brush and mask tools' settings,
+kept in the settings file (``WindowLayout``) and put back at the next start."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QByteArray, QSize
+from PySide6.QtGui import QColor
+
+from studio.core.settings import WindowLayout
+
+if TYPE_CHECKING:
+    from studio.ui.main_window import MainWindow
+
+DEFAULT_SIZE = QSize(1440, 900)
+SCREEN_SHARE = 0.9  # a first window leaves room for the task bar and the screen's edges
+
+
+def first_size(window: MainWindow) -> QSize:
+    """1440×900, or less on a smaller screen (1366×768 laptops): the status bar must not start off-screen."""
+    screen = window.screen()
+    if screen is None:
+        return DEFAULT_SIZE
+    room = screen.availableGeometry().size()
+    return QSize(min(DEFAULT_SIZE.width(), int(room.width() * SCREEN_SHARE)),
+                 min(DEFAULT_SIZE.height(), int(room.height() * SCREEN_SHARE)))
+
+
+def capture_layout(window: MainWindow) -> WindowLayout:
+    canvas, tools = window.canvas, window.mask_toolbar
+    return WindowLayout(
+        geometry=bytes(window.saveGeometry().toBase64()).decode("ascii"),
+        docks=bytes(window.saveState().toBase64()).decode("ascii"),
+        brush_size=canvas.brush_size, brush_hardness=canvas.brush_hardness,
+        mask_color=canvas.overlay.color.name(), mask_opacity=canvas.overlay.overlay_opacity,
+        grow_pixels=tools.grow_spin.value())
+
+
+def restore_layout(window: MainWindow, layout: WindowLayout) -> None:
+    """The saved layout, or the first size for the screen; a saved value out of range is brought into it."""
+    if not (layout.geometry and window.restoreGeometry(QByteArray.fromBase64(layout.geometry.encode("ascii")))):
+        window.resize(first_size(window))
+    if layout.docks:
+        window.restoreState(QByteArray.fromBase64(layout.docks.encode("ascii")))
+    canvas, tools = window.canvas, window.mask_toolbar
+    canvas.set_brush(size=layout.brush_size, hardness=layout.brush_hardness)  # set_brush clamps
+    color = QColor(layout.mask_color)
+    canvas.overlay.set_style(color if color.isValid() else canvas.overlay.color, layout.mask_opacity)
+    tools.grow_spin.setValue(layout.grow_pixels)  # a spin box clamps to its range
+    tools.sync_from_canvas()

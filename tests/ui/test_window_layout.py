@@ -1,0 +1,58 @@
+"""The window as the person left it comes back at the next start; a first window fits the screen."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QDockWidget
+
+from studio.core.environment import GeneratorEnvironment
+from studio.core.paths import studio_paths
+from studio.core.settings import load_settings
+from studio.plugin_host.registry import builtin_registry
+from studio.services.jobs import JobService
+
+
+def _next_start(qtbot):  # noqa: ANN001, ANN202
+    from studio.ui.main_window import MainWindow
+
+    paths = studio_paths()
+    service = JobService(builtin_registry(), GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
+                         warm_up=False)
+    window = MainWindow(load_settings(paths), service, paths.data_dir)
+    qtbot.addWidget(window)
+    return window
+
+
+def test_size_panels_brush_and_mask_tools_come_back_at_the_next_start(qtbot, window):  # noqa: ANN001
+    window.resize(780, 640)  # within the offscreen screen (800x800): Qt brings a restored window onto its screen
+    window.findChild(QDockWidget, "dock-queue").hide()
+    window.canvas.set_brush(size=120, hardness=0.3)
+    window.canvas.overlay.set_style("#22cc88", 0.8)
+    window.mask_toolbar.grow_spin.setValue(20)
+    qtbot.wait(50)
+    window.close()
+
+    again = _next_start(qtbot)
+    again.show()
+    assert (again.width(), again.height()) == (window.width(), 640)
+    assert again.findChild(QDockWidget, "dock-queue").isHidden()
+    assert not again.findChild(QDockWidget, "dock-generate").isHidden()
+    assert (again.canvas.brush_size, again.canvas.brush_hardness) == (120, 0.3)
+    assert again.canvas.overlay.color.name() == "#22cc88" and abs(again.canvas.overlay.overlay_opacity - 0.8) < 1e-6
+    assert again.mask_toolbar.grow_spin.value() == 20 and again.mask_toolbar.size_spin.value() == 120
+
+
+def test_a_first_window_fits_the_screen_and_bad_saved_values_are_brought_into_range(qtbot, studio_home, qt_loop):  # noqa: ANN001
+    first = _next_start(qtbot)
+    room = first.screen().availableGeometry()
+    assert first.width() <= room.width() and first.height() <= room.height()  # the offscreen screen: 800x800
+
+    from studio.core.settings import save_settings
+
+    settings = load_settings()
+    settings.window = settings.window.model_copy(update={
+        "geometry": "not base64 at all", "brush_size": 1e9, "brush_hardness": -3, "mask_color": "mauve-ish",
+        "grow_pixels": 99999})
+    save_settings(settings)
+    odd = _next_start(qtbot)
+    assert odd.width() <= room.width() and odd.canvas.brush_hardness == 0.0
+    assert odd.canvas.brush_size <= 2048 and odd.mask_toolbar.grow_spin.value() == 256
