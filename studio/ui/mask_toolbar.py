@@ -57,6 +57,7 @@ class MaskToolBar(QToolBar):
         self.size_spin = QSpinBox()
         self.size_spin.setRange(int(MIN_BRUSH), int(MAX_BRUSH))
         self.size_spin.setSuffix(" px")
+        self.size_spin.setMaximumWidth(84)  # "2048 px": it would take the room the tools after it need
         self.size_spin.setToolTip(self.size_slider.toolTip())
         self.addWidget(self.size_slider)
         self.addWidget(self.size_spin)

@@ -56,3 +56,16 @@ def test_a_first_window_fits_the_screen_and_bad_saved_values_are_brought_into_ra
     odd = _next_start(qtbot)
     assert odd.width() <= room.width() and odd.canvas.brush_hardness == 0.0
     assert odd.canvas.brush_size <= 2048 and odd.mask_toolbar.grow_spin.value() == 256
+
+
+def test_a_narrow_window_shows_the_tool_bars_overflow_arrow(qtbot, window):  # noqa: ANN001
+    from PySide6.QtWidgets import QWidget
+
+    window.resize(900, 640)
+    qtbot.wait(200)
+    [extension] = [c for c in window.mask_toolbar.findChildren(QWidget)
+                   if c.metaObject().className() == "QToolBarExtension"]
+    assert extension.isVisible()
+    picture = extension.grab().toImage()
+    colours = {picture.pixel(x, y) for x in range(picture.width()) for y in range(picture.height())}
+    assert len(colours) > 2  # an arrow is drawn (the padding of tool buttons left it a blank 12 px strip)
