@@ -12,8 +12,10 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QSlider,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -55,18 +57,19 @@ class SizeBox(QWidget):
         self.width_spin = self._size_spin("Width in pixels (a multiple of 8)")
         self.height_spin = self._size_spin("Height in pixels (a multiple of 8)")
         self.swap_button = tool_button("swap", "Swap width and height")
-        self.presets = QComboBox()
-        self.presets.addItem("Presets")
+        # A button with a menu, not a drop-down: the drop-down's "1024 × 1024" made the panel need 447 px, which
+        # a small window took from the canvas.
+        self.presets = tool_button("chevron-down", "Common sizes")
+        self.presets.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.presets.setMenu(QMenu(self.presets))
         for label, w, h in SIZE_PRESETS:
-            self.presets.addItem(label, (w, h))
-        self.presets.setToolTip("Common sizes")
+            self.presets.menu().addAction(label, lambda w=w, h=h: self.set_size(w, h))
         row.addWidget(self.width_spin, 1)
         row.addWidget(self.swap_button)
         row.addWidget(self.height_spin, 1)
         row.addWidget(self.presets)
         layout.addLayout(row)
         self.swap_button.clicked.connect(self._swap)
-        self.presets.activated.connect(self._apply_preset)
 
     @staticmethod
     def _size_spin(tip: str) -> QSpinBox:
@@ -83,13 +86,6 @@ class SizeBox(QWidget):
 
     def _swap(self) -> None:
         self.set_size(self.height_spin.value(), self.width_spin.value())
-
-    def _apply_preset(self, index: int) -> None:
-        data = self.presets.itemData(index)
-        if data:
-            self.set_size(*data)
-        self.presets.setCurrentIndex(0)  # the menu is an action, not a state: show "Presets" again
-
 
 class SamplingBox(QWidget):
     """Sampler, steps, CFG scale, image count and seed; a plugin generator uses only the count and the seed."""

@@ -69,3 +69,14 @@ def test_a_narrow_window_shows_the_tool_bars_overflow_arrow(qtbot, window):  # n
     picture = extension.grab().toImage()
     colours = {picture.pixel(x, y) for x in range(picture.width()) for y in range(picture.height())}
     assert len(colours) > 2  # an arrow is drawn (the padding of tool buttons left it a blank 12 px strip)
+
+
+def test_a_laptop_sized_window_leaves_the_canvas_room_and_the_size_menu_sets_sizes(qtbot, window):  # noqa: ANN001
+    window.resize(1024, 640)
+    qtbot.wait(200)
+    assert window.prompt_panel.size_box.minimumSizeHint().width() <= 340  # the size drop-down made it 445
+    assert window.canvas.width() >= 300
+    sizes = window.prompt_panel.size_box
+    [portrait] = [a for a in sizes.presets.menu().actions() if a.text() == "832 × 1216"]
+    portrait.trigger()
+    assert (sizes.width_spin.value(), sizes.height_spin.value()) == (832, 1216)
