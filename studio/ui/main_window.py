@@ -57,6 +57,9 @@ from studio.ui.theme import icon
 from studio.ui.window_layout import capture_layout, restore_layout
 
 log = logging.getLogger(__name__)
+GENERATED = "Generated"  # the undo step of a generated picture
+HELD_BACK = ("The new picture is in the Gallery (double-click it to use it); the canvas keeps the steps you undid, "
+             "so you can still redo them.")
 RecoveryChoice = Callable[[SavedDocument], bool]
 
 
@@ -79,6 +82,7 @@ class MainWindow(QMainWindow):
         self._requests: dict[int, GenerationRequest | PostProcessRequest] = {}
         self._pending_outputs: list[tuple[GeneratedImage, str]] = []  # results that landed mid-stroke
         self._compared: list[tuple[Image.Image, Image.Image, Box | None]] = []  # (picture, result, their diff)
+        self._held_note = ""  # said when the job ends: a result stayed in the gallery (see _held_back)
         self.recovery: asyncio.Task | None = None  # offering back an earlier Studio's unsaved work (start)
         # Settings are written (with fsync) off the UI thread, once the person pauses.
         self._settings_timer = self._single_shot(1500, self._save_settings_in_background)
@@ -439,7 +443,7 @@ class MainWindow(QMainWindow):
                 self.canvas.show_preview(event.image, request.width, request.height, event.box)
         elif isinstance(event, JobOutput):
             request = self._requests.get(event.job_id)
-            label = "Generated"
+            label = GENERATED
             if isinstance(request, PostProcessRequest):
                 label = self._filter_title(request.processor)
             else:
@@ -454,8 +458,9 @@ class MainWindow(QMainWindow):
             self.queue_panel.set_finished(event.job_id, f"Done in {format_seconds(event.elapsed)}")
             saved = next((o.path for o in reversed(event.outputs) if o.path), None)
             where = f" Saved to {saved.parent}." if saved else ""
-            finished = f"Finished in {format_seconds(event.elapsed)}.{where} {' '.join(event.notes)}"
-            self.status.set_message(finished.strip())
+            finished = f"Finished in {format_seconds(event.elapsed)}.{where} {' '.join(event.notes)} {self._held_note}"
+            self._held_note = ""
+            self.status.set_message(" ".join(finished.split()))
         elif isinstance(event, JobFailed):
             self._job_ended(event.job_id)
             self.history_actions.results_arrived()  # failed jobs are in the history too
@@ -500,11 +505,22 @@ class MainWindow(QMainWindow):
     def _show_results(self, results: list[tuple[GeneratedImage, str]]) -> None:
         """Each result becomes a step in the undo history; the canvas redraws once, for the last one (those that
         waited behind a brush stroke are never seen, so only the last one's conversion, made ahead, is used)."""
+        results = [(output, label) for output, label in results if not self._held_back(output, label)]
         with self.document.changes_held():
             for output, label in results:
                 self.document.set_image(output.image, label, output.recipe, compared=self._compared_with(output))
         if self.autosaver is not None:
             self.actions_.run(self.autosaver.save_now())  # every generation is on disk at once
+
+    def _held_back(self, output: GeneratedImage, label: str) -> bool:
+        """A generated picture that lands while the person has undone steps stays in the gallery: putting it on
+        the canvas would throw away the steps they can still redo."""
+        if label != GENERATED or not self.document.can_redo() or output.path is None:
+            return False
+        self._compared_with(output)  # its comparison made ahead goes too
+        self._held_note = HELD_BACK
+        self.status.set_message(HELD_BACK)
+        return True
 
     def _compared_with(self, output: GeneratedImage) -> tuple[Image.Image, Box | None] | None:
         """The comparison made ahead for this result, if any; those of earlier results go with it."""

@@ -292,3 +292,18 @@ def test_a_model_loaded_ahead_of_any_job_is_not_said_to_be_working(qtbot, window
 
     window.handle_event(EngineStatus(device="CPU · 1 thread · float32", model="tiny-sd", message=""))
     assert window.status.message_label.text() == "tiny-sd is loaded."
+
+
+def test_a_picture_that_lands_while_steps_can_be_redone_waits_in_the_gallery(qtbot, window):  # noqa: ANN001
+    window.document.set_image(Image.new("RGB", (64, 64), (9, 9, 9)), "Open")
+    window.document.edit_mask("Paint", lambda m: (m.__setitem__((slice(0, 8), slice(0, 8)), 255), (0, 0, 8, 8))[1])
+    window.document.undo()  # comparing: the stroke can be redone
+    labels = window.document.history_labels()
+    window.mask_toolbar.show_mask_action.setChecked(False)  # a plain text-to-image job
+    _type_prompt(qtbot, window, "a lighthouse")
+    window.generate()
+    qtbot.waitUntil(lambda: "Gallery" in window.status.message_label.text(), timeout=WAIT_MS)
+    assert window.document.can_redo() and window.document.history_labels() == labels
+    window.document.redo()
+    assert window.document.has_mask  # the undone stroke was kept
+    qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 1, timeout=10_000)  # the picture is not lost
