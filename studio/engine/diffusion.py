@@ -34,6 +34,7 @@ from studio.engine.device import (
     on_spare_memory,
     select_device,
 )
+from studio.engine.embeddings import embeddings_key, find_embeddings
 from studio.engine.encoded_pictures import encodings_cached
 from studio.engine.device_lookups import device_lookups_pinned
 from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for
@@ -283,14 +284,16 @@ class DiffusersGenerator:
             output_type="pil",
         )
 
+        embeddings = find_embeddings(self._env.models_root)
         # The fast path (CUDA graphs, fused attention) when the job allows it; it is undone when the job ends.
         # Emphasis and long prompts are read as A1111 reads them (prompt_weighting).
         # A prompt read, or a picture encoded, before (this batch's first picture, an earlier job) is not again;
         # nor is the device searched for at every picture.
         with (fast_job(run.pipe, self.device, self._plan, model.offloaded, run.kwargs, context.note,
                        options_for(request.speed)) as fast,
-              prompts_weighted(run.pipe), prompts_cached(run.pipe), encodings_cached(run.pipe),
-              device_lookups_pinned(run.pipe)):
+              prompts_weighted(run.pipe, embeddings, context.note),
+              prompts_cached(run.pipe, also=embeddings_key(embeddings)),
+              encodings_cached(run.pipe), device_lookups_pinned(run.pipe)):
             yield from self._images(request, model, run, context, fast)
 
     def _images(self, request: GenerationRequest, model: LoadedModel, run: JobRun, context: JobContext,

@@ -68,8 +68,9 @@ def _copies(result: Any) -> Any:  # noqa: ANN401
 
 
 @contextmanager
-def prompts_cached(pipe: Any, size: int = ENTRIES_PER_MODEL) -> Iterator[None]:  # noqa: ANN401
-    """While in the block, the pipeline's ``encode_prompt`` answers a prompt it has read before from the cache."""
+def prompts_cached(pipe: Any, size: int = ENTRIES_PER_MODEL, also: Hashable = None) -> Iterator[None]:  # noqa: ANN401
+    """While in the block, the pipeline's ``encode_prompt`` answers a prompt it has read before from the cache.
+    ``also``: what else the embeddings depend on this time (the textual inversions there are)."""
     encode = getattr(pipe, "encode_prompt", None)
     encoders = _encoders(pipe)
     if encode is None or not encoders or getattr(encode, "keeps_prompts", False):
@@ -82,7 +83,7 @@ def prompts_cached(pipe: Any, size: int = ENTRIES_PER_MODEL) -> Iterator[None]: 
         key = _call_key(signature, args, kwargs)
         if key is None or any(getattr(e, "peft_config", None) for e in encoders):
             return encode(*args, **kwargs)
-        key = (key, _model_key(pipe, encoders))
+        key = (key, _model_key(pipe, encoders), also)
         kept = entries.get(key)
         if kept is None:
             kept = entries[key] = encode(*args, **kwargs)

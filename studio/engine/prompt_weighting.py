@@ -10,21 +10,29 @@ The chunks are laid end to end; the UNet's cross-attention takes any length. The
 chunks (padded with empty ones), so that CFG can put the two side by side. SDXL's pooled embedding is the first
 chunk's, as in A1111.
 
-A prompt with no emphasis that fits in one chunk goes to diffusers' own ``encode_prompt`` untouched, so it
-gives exactly the embeddings it always did.
+A word that names a textual inversion in ``<models>/embeddings`` (``studio.engine.embeddings``) takes that file's
+vectors in place of its tokens, as in A1111: they are put in at the text encoder's token embeddings, for this
+reading only.
+
+A prompt with no emphasis and no embedding that fits in one chunk goes to diffusers' own ``encode_prompt``
+untouched, so it gives exactly the embeddings it always did.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import wraps
-from dataclasses import dataclass
+from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from studio.core.errors import ModelError
 from studio.core.prompt_syntax import Fragment, has_emphasis, parse_emphasis
+from studio.engine.embeddings import embedding_vectors, embedding_widths, mentioned, word_pattern
 from studio.engine.stand_in import standing_in
 
 CHUNK_TOKENS = 75  # CLIP reads 77: these and its start and end tokens
@@ -33,45 +41,82 @@ COMMA_LOOKBACK = 20  # a full chunk ends at a comma this close to its end, so a 
 
 @dataclass
 class _Chunk:
-    tokens: list[int]
-    weights: list[float]
+    tokens: list[int] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+    vectors: dict[int, tuple[str, int]] = field(default_factory=dict)  # place -> (embedding, its vector)
+
+    def split(self, at: int) -> tuple[_Chunk, _Chunk]:
+        return (_Chunk(self.tokens[:at], self.weights[:at], {p: v for p, v in self.vectors.items() if p < at}),
+                _Chunk(self.tokens[at:], self.weights[at:], {p - at: v for p, v in self.vectors.items() if p >= at}))
 
 
-def chunk_tokens(tokenizer: Any, fragments: Sequence[Fragment]) -> list[_Chunk]:  # noqa: ANN401
-    """The prompt's tokens (without start and end tokens) in chunks of at most 75, each token with its weight."""
-    texts = [f.text for f in fragments if not f.is_break]
-    ids = iter(tokenizer(texts, add_special_tokens=False, truncation=False).input_ids if texts else [])
+_Unit = list[tuple[int, float, tuple[str, int] | None]]  # tokens kept in one chunk: a word's, or an embedding's
+
+
+def chunk_tokens(tokenizer: Any, fragments: Sequence[Fragment],  # noqa: ANN401
+                 embeddings: Mapping[str, int] | None = None) -> list[_Chunk]:
+    """The prompt's tokens (without start and end tokens) in chunks of at most 75, each token with its weight.
+    ``embeddings``: textual inversions by name (lower case) and how many vectors each has; a name in the prompt
+    takes that many places, all in one chunk."""
     comma = tokenizer.get_vocab().get(",</w>")
     chunks: list[_Chunk] = []
-    current = _Chunk([], [])
+    current = _Chunk()
     last_comma = -1
 
     def end_chunk() -> None:
         nonlocal current, last_comma
         chunks.append(current)
-        current, last_comma = _Chunk([], []), -1
+        current, last_comma = _Chunk(), -1
 
-    for fragment in fragments:
-        if fragment.is_break:
+    for unit in _units(tokenizer, fragments, embeddings or {}):
+        if unit is None:  # BREAK
             end_chunk()
             continue
-        for token in next(ids):
-            if len(current.tokens) == CHUNK_TOKENS:
-                if last_comma >= 0 and len(current.tokens) - last_comma <= COMMA_LOOKBACK:
-                    cut = last_comma + 1  # what follows the comma goes on into the next chunk
-                    rest = _Chunk(current.tokens[cut:], current.weights[cut:])
-                    current = _Chunk(current.tokens[:cut], current.weights[:cut])
-                    end_chunk()
-                    current = rest
-                else:
-                    end_chunk()
-            if token == comma:
+        if len(current.tokens) + len(unit) > CHUNK_TOKENS:
+            if last_comma >= 0 and len(current.tokens) - last_comma <= COMMA_LOOKBACK:
+                current, rest = current.split(last_comma + 1)  # what follows the comma goes on into the next
+                end_chunk()
+                current = rest
+            else:
+                end_chunk()
+        for token, weight, vector in unit[:CHUNK_TOKENS]:
+            if token == comma and vector is None:
                 last_comma = len(current.tokens)
+            if vector is not None:
+                current.vectors[len(current.tokens)] = vector
             current.tokens.append(token)
-            current.weights.append(fragment.weight)
+            current.weights.append(weight)
     if current.tokens or not chunks:
         end_chunk()
     return chunks
+
+
+def _units(tokenizer: Any, fragments: Sequence[Fragment],  # noqa: ANN401
+           embeddings: Mapping[str, int]) -> list[_Unit | None]:
+    """Each token as its own unit and each embedding's places as one; None for a BREAK."""
+    names = re.compile(word_pattern(embeddings), re.IGNORECASE) if embeddings else None
+    pieces: list[tuple[str, float] | tuple[str, float, str] | None] = []
+    for fragment in fragments:
+        if fragment.is_break:
+            pieces.append(None)
+            continue
+        at = 0
+        for match in names.finditer(fragment.text) if names else ():
+            pieces += [(fragment.text[at:match.start()], fragment.weight), ("", fragment.weight, match[0].lower())]
+            at = match.end()
+        pieces.append((fragment.text[at:], fragment.weight))
+    texts = [p[0] for p in pieces if p is not None and len(p) == 2]
+    ids = iter(tokenizer(texts, add_special_tokens=False, truncation=False).input_ids if texts else [])
+    stand_in = tokenizer("*", add_special_tokens=False).input_ids[0]  # any plain token: its row is replaced
+    units: list[_Unit | None] = []
+    for piece in pieces:
+        if piece is None:
+            units.append(None)
+        elif len(piece) == 2:
+            units += [[(token, piece[1], None)] for token in next(ids)]
+        else:
+            units.append([(stand_in, piece[1], (piece[2], row)) for row in range(embeddings[piece[2]])])
+    return units
 
 
 def needs_weighting(tokenizer: Any, prompt: str) -> bool:  # noqa: ANN401
@@ -82,23 +127,40 @@ def needs_weighting(tokenizer: Any, prompt: str) -> bool:  # noqa: ANN401
 
 
 @contextmanager
-def prompts_weighted(pipe: Any) -> Iterator[None]:  # noqa: ANN401
-    """While in the block, the pipeline's ``encode_prompt`` reads emphasis and long prompts (see the module)."""
+def prompts_weighted(pipe: Any, embeddings: Mapping[str, Path] | None = None,  # noqa: ANN401
+                     note: Callable[[str], None] | None = None) -> Iterator[None]:
+    """While in the block, the pipeline's ``encode_prompt`` reads emphasis, long prompts and the textual inversions
+    in ``embeddings`` (by name, lower case; ``embeddings.find_embeddings``) that a prompt names. ``note`` is told
+    why an embedding named could not be used (it is then read as words)."""
     encode = getattr(pipe, "encode_prompt", None)
     pairs = _readers(pipe)
     if encode is None or not pairs:
         yield
         return
     is_sdxl = hasattr(pipe, "text_encoder_2")
+    told: set[str] = set()
+
+    def usable(call: _Call) -> dict[str, list[torch.Tensor]]:
+        found: dict[str, list[torch.Tensor]] = {}
+        for name, path in mentioned((call.prompt, call.negative or ""), embeddings or {}).items():
+            try:
+                found[name] = embedding_vectors(path, embedding_widths([e for _, e in pairs]))
+            except (ModelError, OSError) as exc:
+                if note is not None and name not in told:
+                    told.add(name)
+                    note(f"{exc if isinstance(exc, ModelError) else exc.strerror} It was read as words.")
+        return found
 
     @wraps(encode)  # the prompt cache around this keys on encode_prompt's own signature
     def weighted(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
         call = _call(is_sdxl, args, kwargs)
         tokenizer = pairs[0][0]
-        if call is None or any(getattr(e, "peft_config", None) for _, e in pairs) or not (
-                needs_weighting(tokenizer, call.prompt) or needs_weighting(tokenizer, call.negative or "")):
+        if call is None or any(getattr(e, "peft_config", None) for _, e in pairs):
             return encode(*args, **kwargs)
-        return _encode(pipe, pairs, is_sdxl, call)
+        vectors = usable(call)
+        if not (vectors or needs_weighting(tokenizer, call.prompt) or needs_weighting(tokenizer, call.negative or "")):
+            return encode(*args, **kwargs)
+        return _encode(pipe, pairs, is_sdxl, call, vectors)
 
     with standing_in(pipe, "encode_prompt", weighted):
         yield
@@ -133,15 +195,17 @@ def _readers(pipe: Any) -> list[tuple[Any, torch.nn.Module]]:  # noqa: ANN401
 
 
 @torch.no_grad()
-def _encode(pipe: Any, pairs: list[tuple[Any, torch.nn.Module]], is_sdxl: bool, call: _Call) -> tuple[Any, ...]:  # noqa: ANN401
+def _encode(pipe: Any, pairs: list[tuple[Any, torch.nn.Module]], is_sdxl: bool, call: _Call,  # noqa: ANN401
+            vectors: Mapping[str, list[torch.Tensor]]) -> tuple[Any, ...]:
     from diffusers.utils.torch_utils import get_module_execution_device
 
     tokenizer = pairs[0][0]
-    positive = chunk_tokens(tokenizer, parse_emphasis(call.prompt))
+    counts = {name: len(per_encoder[0]) for name, per_encoder in vectors.items()}
+    positive = chunk_tokens(tokenizer, parse_emphasis(call.prompt), counts)
     zero_negative = is_sdxl and call.negative is None and getattr(pipe.config, "force_zeros_for_empty_prompt", False)
-    negative = chunk_tokens(tokenizer, parse_emphasis(call.negative or "")) if call.cfg else []
+    negative = chunk_tokens(tokenizer, parse_emphasis(call.negative or ""), counts) if call.cfg else []
     count = max(len(positive), len(negative) if not zero_negative else 0)
-    empty = _Chunk([], [])
+    empty = _Chunk()
     positive += [empty] * (count - len(positive))
     negative += [empty] * (count - len(negative)) if call.cfg and not zero_negative else []
 
@@ -149,15 +213,17 @@ def _encode(pipe: Any, pairs: list[tuple[Any, torch.nn.Module]], is_sdxl: bool, 
         embeds, pooled = [], None
         for chunk in chunks:
             per_encoder = []
-            for chunk_tokenizer, encoder in pairs:
+            for index, (chunk_tokenizer, encoder) in enumerate(pairs):
                 ids = torch.tensor([_ids(chunk_tokenizer, chunk.tokens)], device=get_module_execution_device(encoder))
-                if is_sdxl:
-                    out = encoder(ids, output_hidden_states=True)
-                    if pooled is None and out[0].ndim == 2:
-                        pooled = out[0]
-                    per_encoder.append(out.hidden_states[-2])
-                else:
-                    per_encoder.append(encoder(ids, attention_mask=_mask(encoder, ids, len(chunk.tokens)))[0])
+                with _vectors_placed(encoder, {1 + place: vectors[name][index][row]
+                                               for place, (name, row) in chunk.vectors.items()}):
+                    if is_sdxl:
+                        out = encoder(ids, output_hidden_states=True)
+                        if pooled is None and out[0].ndim == 2:
+                            pooled = out[0]
+                        per_encoder.append(out.hidden_states[-2])
+                    else:
+                        per_encoder.append(encoder(ids, attention_mask=_mask(encoder, ids, len(chunk.tokens)))[0])
             embeds.append(_weighted(torch.cat(per_encoder, dim=-1), chunk.weights))
         return torch.cat(embeds, dim=1), pooled
 
@@ -180,6 +246,26 @@ def _encode(pipe: Any, pairs: list[tuple[Any, torch.nn.Module]], is_sdxl: bool, 
     pooled = pooled.repeat_interleave(call.pictures, dim=0)
     negative_pooled = None if negative_pooled is None else negative_pooled.repeat_interleave(call.pictures, dim=0)
     return prompt_embeds, negative_embeds, pooled, negative_pooled
+
+
+@contextmanager
+def _vectors_placed(encoder: torch.nn.Module, rows: Mapping[int, torch.Tensor]) -> Iterator[None]:
+    """The token embeddings at these places (after the start token) replaced by an embedding's vectors."""
+    if not rows:
+        yield
+        return
+
+    def place(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:  # noqa: ANN401
+        output = output.clone()
+        for at, vector in rows.items():
+            output[:, at] = vector.to(device=output.device, dtype=output.dtype)
+        return output
+
+    handle = encoder.get_input_embeddings().register_forward_hook(place)
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def _ids(tokenizer: Any, tokens: list[int]) -> list[int]:  # noqa: ANN401

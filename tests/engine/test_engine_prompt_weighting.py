@@ -127,3 +127,75 @@ def test_the_engine_paints_emphasis_and_records_the_prompt_as_written(tiny_model
     assert np.abs(unit - plain).max() <= 1  # the same embeddings, to rounding
     assert np.abs(loud - plain).mean() > 2 and np.array_equal(loud, again)  # the tiny model hears little
     assert written == "a (red fox:4), snow"
+
+
+# -- textual inversions ----------------------------------------------------------------------------------
+
+def rows_of(encoder, tokenizer, word: str) -> torch.Tensor:  # noqa: ANN001
+    """The token embeddings a word is read as: an embedding holding these means the word itself."""
+    ids = tokenizer(word, add_special_tokens=False).input_ids
+    return encoder.get_input_embeddings().weight[ids].detach().clone()
+
+
+def test_an_embedding_named_in_the_prompt_stands_for_its_vectors(pipe, tmp_path):
+    from safetensors.torch import save_file
+
+    from studio.engine.embeddings import find_embeddings
+
+    folder = tmp_path / "models" / "embeddings"
+    folder.mkdir(parents=True)
+    save_file({"emb_params": rows_of(pipe.text_encoder, pipe.tokenizer, "red")}, folder / "MyRed.safetensors")
+    save_file({"clip_l": torch.zeros(2, 768), "clip_g": torch.zeros(2, 1280)}, folder / "xl-only.safetensors")
+    found = find_embeddings(tmp_path / "models")
+    assert set(found) == {"myred", "xl-only"}
+    notes: list[str] = []
+    plain = encode(pipe, "a red fox", "xl-only")
+    with prompts_weighted(pipe, found, notes.append):
+        named, negative = encode(pipe, "a MyRed fox", "xl-only")
+        weighed, _ = encode(pipe, "a (myred:1.2) fox, myredder", "xl-only")
+    assert torch.allclose(named, plain[0], atol=1e-5)  # the vectors of "red", put where "myred" stood
+    assert torch.allclose(negative, plain[1], atol=1e-6)  # an embedding for SDXL is read as words on SD
+    assert notes == ["The embedding xl-only does not fit this model: it holds clip_g (2, 1280), clip_l (2, 768), "
+                     "and this model's text encoders take vectors 32 wide. It was read as words."]
+    assert not torch.allclose(weighed[:, :6], named[:, :6], atol=1e-3)
+    chunks = chunk_tokens(pipe.tokenizer, parse_emphasis("x" * 73 + " myred"), {"myred": 3})
+    assert [len(c.tokens) for c in chunks] == [73, 3] and chunks[1].vectors == {0: ("myred", 0), 1: ("myred", 1),
+                                                                                  2: ("myred", 2)}
+
+
+def test_sdxl_embeddings_give_each_text_encoder_its_own_vectors(tmp_path):
+    from safetensors.torch import save_file
+
+    pipe = load_model(build_tiny_sdxl(tmp_path / "tiny-xl"), select_device("cpu")).text2img
+    folder = tmp_path / "models" / "embeddings"
+    folder.mkdir(parents=True)
+    save_file({"clip_l": rows_of(pipe.text_encoder, pipe.tokenizer, "red"),
+               "clip_g": rows_of(pipe.text_encoder_2, pipe.tokenizer_2, "red")}, folder / "myred.safetensors")
+    from studio.engine.embeddings import find_embeddings
+
+    plain = encode(pipe, "a red fox", None)
+    with prompts_weighted(pipe, find_embeddings(tmp_path / "models")):
+        named = encode(pipe, "a myred fox", None)
+    for ours, theirs in zip(named, plain, strict=True):
+        assert torch.allclose(ours, theirs, atol=1e-5)
+
+
+def test_the_engine_uses_embeddings_from_the_models_folder_and_notices_a_new_one(tiny_model_dir, tmp_path):
+    from safetensors.torch import save_file
+
+    models = tmp_path / "models"
+    (models / "embeddings").mkdir(parents=True)
+    generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache", models))
+
+    def make(prompt: str) -> np.ndarray:
+        [(image, _recipe)] = generator.generate(tiny_request(tiny_model_dir, prepared=True, prompt=prompt),
+                                                DirectContext())
+        return np.asarray(image, dtype=np.int16)
+
+    as_words = make("a myred fox, snow")
+    pipe = generator._model.text2img
+    save_file({"emb_params": rows_of(pipe.text_encoder, pipe.tokenizer, "red")},
+              models / "embeddings" / "myred.safetensors")
+    with_vectors = make("a myred fox, snow")  # the same prompt: the cache must not answer with the words' reading
+    assert np.abs(with_vectors - make("a red fox, snow")).max() <= 1
+    assert np.abs(with_vectors - as_words).max() > 0
