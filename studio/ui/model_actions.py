@@ -58,6 +58,9 @@ class ModelActions:
         # "": keep what the picker shows (the person may have chosen since the scan began).
         self.panel.set_models(checkpoints(items), "", str(self.settings.models_dir))
         self.panel.lora_box.set_library(items)
+        embeddings = (self.settings.models_dir / "embeddings").resolve()
+        self.panel.styles_button.set_embeddings(sorted(
+            (i.name for i in items if i.kind == "embedding" and i.path.is_relative_to(embeddings)), key=str.lower))
 
     def _prefer_likely_job(self) -> None:
         likely = self.panel.likely_request()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QStringListModel, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QTextCursor
+from PySide6.QtGui import QFocusEvent, QKeyEvent, QTextCursor
 from PySide6.QtWidgets import QCompleter, QPlainTextEdit, QWidget
 
 from studio.core.prompt_syntax import change_emphasis
@@ -25,6 +25,7 @@ def picture_paths(mime: QMimeData) -> list[Path]:
 
 class PromptEdit(QPlainTextEdit):
     picture_dropped = Signal(object)  # Path of a picture whose parameters should be loaded
+    focused = Signal()  # the person went into this box (words from a menu go into the last one)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -102,6 +103,17 @@ class PromptEdit(QPlainTextEdit):
             if last_block and last_line and self.recall(-1):
                 return
         super().keyPressEvent(event)
+
+    def focusInEvent(self, event: QFocusEvent) -> None:  # noqa: N802
+        super().focusInEvent(event)
+        self.focused.emit()
+
+    def insert_word(self, word: str) -> None:
+        """``word`` at the cursor, set off from the words before it by a comma."""
+        cursor = self.textCursor()
+        before = self.toPlainText()[:cursor.selectionStart()].rstrip()
+        cursor.insertText(f"{', ' if before and not before.endswith(',') else ' ' if before else ''}{word}")
+        self.setTextCursor(cursor)
 
     def weigh_selection(self, step: float) -> None:
         """The selected words' (or the cursor's word's) emphasis up or down by ``step``, as one undo step."""

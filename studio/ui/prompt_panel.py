@@ -148,6 +148,10 @@ class PromptPanel(QWidget):
         self.prompt_edit.picture_dropped.connect(self.picture_dropped)
         self.negative_edit.picture_dropped.connect(self.picture_dropped)
         self.styles_button.chosen.connect(self.apply_style)
+        self._words_go_to = self.prompt_edit  # the prompt box the person was in last
+        for box in (self.prompt_edit, self.negative_edit):
+            box.focused.connect(lambda b=box: setattr(self, "_words_go_to", b))
+        self.styles_button.embedding_chosen.connect(lambda name: self._words_go_to.insert_word(name))
         self.model_picker.browse_requested.connect(self.browse_model_requested)
         self.model_picker.refresh_requested.connect(self.refresh_models_requested)
         for signal in (self.prompt_edit.textChanged, self.model_combo.currentIndexChanged,

@@ -59,12 +59,33 @@ def _literal(name: str) -> str:
 
 
 class StylesButton(SavedItemsButton):
+    embedding_chosen = Signal(str)  # a textual inversion's name, to put in the prompt
+
     def __init__(self, parent: QWidget | None = None) -> None:
+        self._embeddings: list[str] = []
         super().__init__("palette", "Styles", "Prompt styles: apply a saved style ({prompt} is replaced by your "
-                         "prompt)", "Style", lambda s: f"{s.prompt}\nNegative: {s.negative_prompt}", parent)
+                         "prompt); insert a textual inversion", "Style",
+                         lambda s: f"{s.prompt}\nNegative: {s.negative_prompt}", parent)
 
     def set_styles(self, styles: list[PromptStyle]) -> None:
+        self._styles = styles
         self.set_items(styles)
+
+    def set_embeddings(self, names: list[str]) -> None:
+        """The textual inversions in the models folder's embeddings/, offered under Insert Embedding."""
+        self._embeddings = names
+        self.set_items(getattr(self, "_styles", []))
+
+    def set_items(self, items: Sequence[Any]) -> None:
+        super().set_items(items)
+        menu = self.menu().addMenu("Insert Embedding")
+        menu.setToolTipsVisible(True)
+        for name in self._embeddings:
+            action = menu.addAction(_literal(name))
+            action.setToolTip("A textual inversion: its name in a prompt stands for its vectors")
+            action.triggered.connect(lambda _=False, n=name: self.embedding_chosen.emit(n))
+        if not self._embeddings:
+            menu.addAction("None in the models folder's embeddings/").setEnabled(False)
 
 
 class PresetsButton(SavedItemsButton):

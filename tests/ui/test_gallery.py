@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from PySide6.QtCore import QMimeData, Qt, QUrl
+from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QMessageBox
 
 from studio.core.images import save_image
@@ -255,6 +256,32 @@ def test_styles_apply_around_the_prompt_and_persist(qtbot, window):  # noqa: ANN
     assert [s.name for s in load_settings().styles] == ["Ink"]
     window.history_actions.delete_style(style)
     assert load_settings().styles == []
+
+
+def test_insert_embedding_puts_its_name_in_the_prompt_box_last_used(qtbot, window, settings):  # noqa: ANN001
+    import torch
+    from safetensors.torch import save_file
+
+    folder = settings.models_dir / "embeddings"
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({"emb_params": torch.zeros(2, 768)}, folder / "EasyNegative.safetensors")
+    window.models.refresh()
+    panel = window.prompt_panel
+
+    def inserts() -> list:  # noqa: ANN202
+        menu = next(a.menu() for a in panel.styles_button.menu().actions() if a.text() == "Insert Embedding")
+        return [a for a in menu.actions() if a.isEnabled()]
+
+    qtbot.waitUntil(lambda: [a.text() for a in inserts()] == ["EasyNegative"], timeout=10_000)
+    panel.prompt_edit.setPlainText("a castle")
+    panel.prompt_edit.moveCursor(QTextCursor.MoveOperation.End)
+    inserts()[0].trigger()
+    assert panel.prompt_edit.toPlainText() == "a castle, EasyNegative"
+    panel.negative_edit.setPlainText("")
+    panel.negative_edit.setFocus()
+    qtbot.waitUntil(panel.negative_edit.hasFocus, timeout=2000)
+    inserts()[0].trigger()
+    assert panel.negative_edit.toPlainText() == "EasyNegative"
 
 
 def test_a_picture_dropped_on_the_prompt_box_loads_its_parameters(qtbot, window, tmp_path):  # noqa: ANN001
