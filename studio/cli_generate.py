@@ -36,6 +36,8 @@ from studio.core.models import check_model_folder, resolve_model
 from studio.core.paths import studio_paths
 from studio.core.requests import (
     MAX_INPAINT_SIDE,
+    MAX_SIZE,
+    MIN_SIZE,
     GenerationRequest,
     LoraChoice,
     PostProcessRequest,
@@ -135,6 +137,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         width, height = parse_size(args.size)
     elif init_image is not None:
         width, height = init_image.size
+        _check_picture_size(init_image, args.init_image.name, "give --size WxH to work at another size")
     else:
         width, height = 512, 512
     options = InpaintOptions(masked_only=args.masked_only, padding=args.padding, fill=args.fill,
@@ -161,6 +164,14 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         post=tuple(parse_post_step(text) for text in args.post), loras=loras, vae=vae,
         memory=args.memory or settings.memory, speed=args.speed or settings.speed,
     )
+
+
+def _check_picture_size(picture: Image.Image, name: str, advice: str) -> None:
+    """An image-to-image job's size comes from its picture: say so when it is one Studio cannot work at
+    (inpainting works on a region of any picture)."""
+    if not all(MIN_SIZE <= side <= MAX_SIZE for side in picture.size):
+        raise InvalidRequest(f"The picture {name} is {picture.width}x{picture.height}, and Studio works at "
+                             f"{MIN_SIZE} to {MAX_SIZE} pixels a side; {advice}.")
 
 
 def _find_files(loras: tuple[LoraChoice, ...], vae: str,

@@ -125,24 +125,29 @@ def test_img2img_from_an_init_image_with_the_model_named_from_the_models_folder(
     assert recipe.model_name == "tiny-sd"
 
 
-@pytest.mark.parametrize("case", ["missing model", "unreadable init image", "zero steps", "bad size"])
+@pytest.mark.parametrize("case", ["missing model", "unreadable init image", "zero steps", "bad size",
+                                  "small init image"])
 def test_bad_input_exits_2_with_one_sentence(tiny_model_dir, home, tmp_path, case):
     output = tmp_path / "never.png"
     args = ["--model", str(tiny_model_dir), "--prompt", "p", "-o", str(output)]
     not_an_image = tmp_path / "photo.png"
     not_an_image.write_text("this is not a picture")
+    Image.new("RGB", (53, 40)).save(tmp_path / "icon.png")
     expected = {
         "missing model": "studio: No model file or folder named 'no-such-model' was found (looked in "
                          f"{home.resolve() / 'data' / 'models'}).",
         "unreadable init image": "studio: photo.png is not an image file Studio can read.",
         "zero steps": "studio: Steps must be at least 1, not 0.",
         "bad size": "studio: The size 'big' is not WIDTHxHEIGHT, e.g. 512x768.",
+        "small init image": "studio: The picture icon.png is 53x40, and Studio works at 64 to 4096 pixels a side; "
+                            "give --size WxH to work at another size.",
     }[case]
     extra = {
         "missing model": ["--model", "no-such-model"],
         "unreadable init image": ["--init-image", str(not_an_image)],
         "zero steps": ["--steps", "0"],
         "bad size": ["--size", "big"],
+        "small init image": ["--init-image", str(tmp_path / "icon.png")],
     }[case]
     result = studio(home, *args, *extra, timeout=120)
     assert result.returncode == 2, result.stderr
