@@ -86,6 +86,7 @@ class MaskToolBar(QToolBar):
         self.grow_spin.setRange(1, 256)
         self.grow_spin.setValue(8)
         self.grow_spin.setSuffix(" px")
+        self.grow_spin.setMaximumWidth(76)
         self.grow_spin.setToolTip("How far Grow and Shrink move the mask edge")
         self.grow_action = self.addAction(icon("grow"), "Grow Mask")
         self.shrink_action = self.addAction(icon("shrink"), "Shrink Mask")
