@@ -12,6 +12,7 @@ from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QAbstractSpinBox,
     QComboBox,
     QLineEdit,
@@ -26,27 +27,31 @@ _PLAIN = (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.ShiftModifier, Qt.
 
 
 class FocusedFieldKeys(QObject):
-    """An application event filter for one window; ``leave_to`` gets focus when Esc leaves a field."""
+    """An event filter on the main window; ``leave_to`` gets focus when Esc leaves a field.
+
+    Key events a field does not take go up to its window, so the window is the one place to watch: a filter on
+    the whole application would call Python for every event of every widget, and each call waits for the
+    interpreter while the engine thread runs."""
 
     def __init__(self, window: QWidget, leave_to: QWidget) -> None:
         super().__init__(window)
-        self._window = window
         self._leave_to = leave_to
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
         kind = event.type()
-        if kind not in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress) or not isinstance(watched, QWidget):
+        if kind not in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress):
             return False
-        if watched.window() is not self._window:  # a drop-down's open list, a completer: their own Esc
-            return False
+        field = QApplication.focusWidget()
+        if field is None or field is self._leave_to or field.window() is not watched:
+            return False  # a drop-down's open list, a completer: their own keys
         assert isinstance(event, QKeyEvent)
         escape = event.key() == Qt.Key.Key_Escape and event.modifiers() == Qt.KeyboardModifier.NoModifier
         if kind == QEvent.Type.ShortcutOverride:
             letter = bool(event.text()) and event.text().isprintable() and event.modifiers() in _PLAIN
-            if (letter and isinstance(watched, _LETTER_FIELDS)) or (escape and isinstance(watched, _ESC_FIELDS)):
+            if (letter and isinstance(field, _LETTER_FIELDS)) or (escape and isinstance(field, _ESC_FIELDS)):
                 event.accept()  # the field gets the key as a key press, and no shortcut fires
             return False
-        if escape and isinstance(watched, _ESC_FIELDS) and watched is not self._leave_to:
+        if escape and isinstance(field, _ESC_FIELDS):
             self._leave_to.setFocus(Qt.FocusReason.ShortcutFocusReason)
             return True
         return False

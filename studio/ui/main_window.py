@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMenu, QMessageBox, QToolBar, QWidget
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox, QToolBar, QWidget
 
 from studio import __version__
 from studio.core.document import Document, DocumentChange, changed_box
@@ -120,7 +120,7 @@ class MainWindow(QMainWindow):
 
         self._build_actions()
         self._build_menus_and_toolbars()
-        QApplication.instance().installEventFilter(FocusedFieldKeys(self, leave_to=self.canvas))
+        self.installEventFilter(FocusedFieldKeys(self, leave_to=self.canvas))
         restore_layout(self, settings.window)
         self._wire()
         self.prompt_panel.load_defaults(settings.generation)
