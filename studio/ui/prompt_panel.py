@@ -29,15 +29,17 @@ from studio.ui.parameter_form import ImageSource
 from studio.ui.plugin_generator_box import PluginGeneratorBox
 from studio.ui.prompt_edit import PromptEdit
 from studio.ui.styles_menu import PresetsButton, StylesButton
+from studio.ui.token_counter import TokenCounter
 from studio.ui.theme import error_label, icon, section_label
 
 
-def _header(title: str, button: QWidget) -> QHBoxLayout:
-    """A section heading with its menu button at the right."""
+def _header(title: str | QWidget, *right: QWidget) -> QHBoxLayout:
+    """A section heading with its menu button (or counter) at the right."""
     row = QHBoxLayout()
-    row.addWidget(section_label(title))
+    row.addWidget(section_label(title) if isinstance(title, str) else title)
     row.addStretch(1)
-    row.addWidget(button)
+    for widget in right:
+        row.addWidget(widget)
     return row
 
 
@@ -78,8 +80,9 @@ class PromptPanel(QWidget):
         # Prompts
         layout.addSpacing(6)
         self.styles_button = StylesButton()
-        layout.addLayout(_header("Prompt", self.styles_button))
         self.prompt_edit = PromptEdit()
+        self.prompt_tokens = TokenCounter(self.prompt_edit)
+        layout.addLayout(_header("Prompt", self.prompt_tokens, self.styles_button))
         self.prompt_edit.setPlaceholderText("Describe the picture… (Ctrl+Enter to generate)")
         emphasis = ("(words:1.3) weighs words more, [words] less; Ctrl+Up / Ctrl+Down change the weight of the "
                     "selected words. Long prompts are read whole; BREAK starts a new 75-token part.")
@@ -88,8 +91,9 @@ class PromptPanel(QWidget):
         self.prompt_edit.setMinimumHeight(96)
         layout.addWidget(self.prompt_edit)
         self.negative_label = section_label("Negative prompt")
-        layout.addWidget(self.negative_label)
         self.negative_edit = PromptEdit()
+        self.negative_tokens = TokenCounter(self.negative_edit)
+        layout.addLayout(_header(self.negative_label, self.negative_tokens))
         self.negative_edit.setPlaceholderText("What to avoid: blurry, low quality…")
         self.negative_edit.setToolTip(emphasis)
         self.negative_edit.setTabChangesFocus(True)
@@ -176,7 +180,7 @@ class PromptPanel(QWidget):
 
     def _update_generator_mode(self) -> None:
         generator = self.selected_generator()
-        for widget in (self.lora_box, self.negative_label, self.negative_edit, self.img2img):
+        for widget in (self.lora_box, self.negative_label, self.negative_tokens, self.negative_edit, self.img2img):
             widget.setVisible(generator is None)
         self.sampling.set_plugin_mode(generator is not None)
         self.inpaint_box.setVisible(generator is None and self._mask_active)

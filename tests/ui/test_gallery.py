@@ -297,3 +297,11 @@ def test_a_picture_dropped_on_the_prompt_box_loads_its_parameters(qtbot, window,
     assert (panel.steps_spin.value(), panel.seed_edit.text(), panel.scheduler_combo.currentText()) == (28, "777", "Euler")
     assert (panel.width_spin.value(), panel.height_spin.value()) == (512, 768)
     assert window.document.image is None  # parameters only: the canvas is not touched
+
+
+def test_the_token_counters_count_as_the_text_encoder_reads(qtbot, window):  # noqa: ANN001
+    panel = window.prompt_panel
+    panel.prompt_edit.setPlainText("a photo of an astronaut riding a horse on mars, (red helmet:1.3)")
+    qtbot.waitUntil(lambda: panel.prompt_tokens.text() == "13/75", timeout=5000)  # brackets and weight not counted
+    panel.negative_edit.setPlainText("blurry, " * 40)  # 80 tokens: read in two parts
+    qtbot.waitUntil(lambda: panel.negative_tokens.text() == "80/150", timeout=5000)
