@@ -33,7 +33,7 @@ class TokenCounter(QLabel):
     def _count(self) -> None:
         self._asked += 1
         asked, text = self._asked, self._edit.toPlainText()
-        # The first count reads CLIP's vocabulary (about 60 ms): never on this thread.
+        # The first count reads CLIP's merges (about 30 ms): never on this thread.
         threading.Thread(target=lambda: self._counted.emit(asked, *count_tokens(text)), name="token-count",
                          daemon=True).start()
 
