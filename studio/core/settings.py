@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,7 @@ class Settings(BaseModel):
     filter_params: dict[str, dict[str, Any]] = Field(default_factory=dict)  # last values, per post-processor
     plugin_index: str = ""  # URL or file of a plugin index (a JSON list of name, version, summary, url, sha256)
     window: WindowLayout = Field(default_factory=WindowLayout)
+    load_note: str = Field("", exclude=True)  # what load_settings had to set aside, for the window to say once
 
     @field_validator("memory")
     @classmethod
@@ -146,21 +148,75 @@ class Settings(BaseModel):
 
 
 def load_settings(paths: StudioPaths | None = None) -> Settings:
-    """Read settings; a broken file is kept aside and defaults are used, so Studio always starts."""
+    """Read settings, so Studio always starts: a value that cannot be read takes its default and the rest are
+    kept; a file that is not TOML at all is moved aside. Either way the original stays beside it
+    (``settings.toml.broken``) and ``Settings.load_note`` says what happened, for the window to tell."""
     paths = paths or studio_paths()
     file = paths.settings_file
     if not file.exists():
         return Settings.defaults(paths)
+    aside = file.with_suffix(".toml.broken")
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
-        base = Settings.defaults(paths).model_dump()
-        base.update(data)
-        return Settings.model_validate(base)
-    except (tomllib.TOMLDecodeError, ValidationError, UnicodeDecodeError) as exc:
-        aside = file.with_suffix(".toml.broken")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         file.replace(aside)
         log.warning("Settings file %s could not be read (%s); moved to %s, using defaults.", file, exc, aside)
-        return Settings.defaults(paths)
+        settings = Settings.defaults(paths)
+        settings.load_note = (f"The settings file could not be read ({_first_line(exc)}); Studio started with its "
+                              f"defaults and kept the file as {aside.name}.")
+        return settings
+    defaults = Settings.defaults(paths).model_dump()
+    merged = {**defaults, **data}
+    dropped: list[str] = []
+    for _ in range(MAX_SETTINGS_REPAIRS):
+        try:
+            settings = Settings.model_validate(merged)
+        except ValidationError as exc:
+            # Later places first: dropping a list's item must not move the items still to drop.
+            places = sorted({tuple(e["loc"]) for e in exc.errors()}, key=lambda p: [str(x) for x in p], reverse=True)
+            removed = [place for place in places if _drop(merged, place)]
+            if not removed:
+                break
+            merged = {**defaults, **merged}  # a folder dropped takes the default folder
+            dropped += [".".join(str(part) for part in place) for place in removed]
+            continue
+        if dropped:
+            shutil.copyfile(file, aside)
+            log.warning("Settings file %s had values Studio cannot use (%s); they take their defaults.", file,
+                        ", ".join(dropped))
+            settings.load_note = (f"Some settings could not be read ({', '.join(dropped)}) and take their "
+                                  f"defaults; the file as it was is kept as {aside.name}.")
+        return settings
+    file.replace(aside)
+    settings = Settings.defaults(paths)
+    settings.load_note = (f"The settings could not be read; Studio started with its defaults and kept them as "
+                          f"{aside.name}.")
+    return settings
+
+
+MAX_SETTINGS_REPAIRS = 20
+
+
+def _drop(data: Any, place: tuple[Any, ...]) -> bool:  # noqa: ANN401
+    """Remove the value at ``place`` (a whole item, inside a list) so it takes its default; False if not there."""
+    node = data
+    for depth, part in enumerate(place):
+        if isinstance(node, list) and isinstance(part, int):
+            if 0 <= part < len(node):
+                del node[part]
+                return True
+            return False
+        if not isinstance(node, dict) or part not in node:
+            return False
+        if depth == len(place) - 1:
+            del node[part]
+            return True
+        node = node[part]
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(".")
 
 
 def save_settings(settings: Settings, paths: StudioPaths | None = None) -> None:

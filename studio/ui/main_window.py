@@ -128,6 +128,9 @@ class MainWindow(QMainWindow):
         self.models.refresh()
         self._refresh_document_views()
         self.status.set_message("Ready. Write a prompt and press Generate (Ctrl+Enter).")
+        if settings.load_note:  # said once: the settings saved next no longer hold what was set aside
+            self.status.set_message(settings.load_note, error=True)
+            settings.load_note = ""
 
     # -- construction --------------------------------------------------------------------------
     def _single_shot(self, ms: int, slot: Callable[[], None]) -> QTimer:

@@ -39,13 +39,20 @@ def capture_layout(window: MainWindow) -> WindowLayout:
 
 def restore_layout(window: MainWindow, layout: WindowLayout) -> None:
     """The saved layout, or the first size for the screen; a saved value out of range is brought into it."""
-    if not (layout.geometry and window.restoreGeometry(QByteArray.fromBase64(layout.geometry.encode("ascii")))):
+    if not window.restoreGeometry(_saved(layout.geometry)):
         window.resize(first_size(window))
-    if layout.docks:
-        window.restoreState(QByteArray.fromBase64(layout.docks.encode("ascii")))
+    window.restoreState(_saved(layout.docks))  # an empty or foreign one is refused, and changes nothing
     canvas, tools = window.canvas, window.mask_toolbar
     canvas.set_brush(size=layout.brush_size, hardness=layout.brush_hardness)  # set_brush clamps
     color = QColor(layout.mask_color)
     canvas.overlay.set_style(color if color.isValid() else canvas.overlay.color, layout.mask_opacity)
     tools.grow_spin.setValue(layout.grow_pixels)  # a spin box clamps to its range
     tools.sync_from_canvas()
+
+
+def _saved(text: str) -> QByteArray:
+    """A saved layout's bytes; empty for text that is not base64 (a hand-edited settings file)."""
+    try:
+        return QByteArray.fromBase64(text.encode("ascii"))
+    except UnicodeEncodeError:
+        return QByteArray()

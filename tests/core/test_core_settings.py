@@ -64,11 +64,9 @@ def test_a_partial_file_fills_in_defaults_and_ignores_unknown_keys(studio_home):
 
 @pytest.mark.parametrize("content", [
     "this is = = not toml [",
-    "[generation]\nsteps = 0\n",  # valid TOML, invalid value
-    'models_dir = ["a", "list"]\n',
     b"\xff\xfe\x00 not utf-8",
 ])
-def test_a_broken_file_is_moved_aside_and_defaults_are_used(studio_home, caplog, content):
+def test_a_file_that_is_not_toml_is_moved_aside_and_defaults_are_used(studio_home, caplog, content):
     paths = studio_paths()
     paths.config_dir.mkdir(parents=True)
     if isinstance(content, bytes):
@@ -77,15 +75,55 @@ def test_a_broken_file_is_moved_aside_and_defaults_are_used(studio_home, caplog,
         paths.settings_file.write_text(content)
     with caplog.at_level(logging.WARNING, logger="studio.core.settings"):
         settings = load_settings()
-    assert settings == Settings.defaults(paths)
+    assert settings.model_dump() == Settings.defaults(paths).model_dump()
     aside = paths.config_dir / "settings.toml.broken"
     assert aside.is_file()
     assert aside.read_bytes() == (content if isinstance(content, bytes) else content.encode())
     assert not paths.settings_file.exists()
     assert "could not be read" in caplog.text
+    assert settings.load_note.startswith("The settings file could not be read (") and "settings.toml.broken" in \
+        settings.load_note
     # Saving afterwards writes a good file again.
     save_settings(settings)
-    assert load_settings() == settings
+    assert load_settings().model_dump() == settings.model_dump()
+
+
+def test_values_that_cannot_be_used_take_their_defaults_and_the_rest_is_kept(studio_home):
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True)
+    content = """memory = 5
+models_dir = ["a", "list"]
+
+[generation]
+steps = 0
+prompt = "kept"
+
+[window]
+brush_size = "big"
+
+[[styles]]
+name = "Ink"
+prompt = "ink drawing of {prompt}"
+
+[[styles]]
+prompt = "a style without a name"
+
+[[presets]]
+name = "Small"
+generation = "not a table"
+"""
+    paths.settings_file.write_text(content)
+    settings = load_settings()
+    assert settings.generation.prompt == "kept" and settings.generation.steps == 20
+    assert [s.name for s in settings.styles] == ["Ink"] and settings.presets == []
+    assert settings.models_dir == paths.default_models_dir and settings.memory == "auto"
+    assert settings.window.brush_size == 48.0
+    assert settings.load_note.startswith("Some settings could not be read (") and "generation.steps" in \
+        settings.load_note and "window.brush_size" in settings.load_note
+    assert (paths.config_dir / "settings.toml.broken").read_text() == content
+    assert paths.settings_file.read_text() == content  # untouched until Studio saves its settings again
+    save_settings(settings)
+    assert load_settings().load_note == ""
 
 
 def test_explicit_paths_are_used_instead_of_studio_home(tmp_path):

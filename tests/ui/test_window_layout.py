@@ -80,3 +80,15 @@ def test_a_laptop_sized_window_leaves_the_canvas_room_and_the_size_menu_sets_siz
     [portrait] = [a for a in sizes.presets.menu().actions() if a.text() == "832 × 1216"]
     portrait.trigger()
     assert (sizes.width_spin.value(), sizes.height_spin.value()) == (832, 1216)
+
+
+def test_a_hand_edited_settings_file_starts_studio_and_the_window_says_what_was_set_aside(qtbot, studio_home,  # noqa: ANN001
+                                                                                        qt_loop):
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True, exist_ok=True)
+    paths.settings_file.write_text('[window]\ngeometry = "géométrie"\ngrow_pixels = 2.5\n\n'
+                                   '[[styles]]\nname = "Ink"\nprompt = "ink {prompt}"\n', encoding="utf-8")
+    window = _next_start(qtbot)
+    assert window.settings.styles[0].name == "Ink"  # kept
+    assert window.status.message_label.text().startswith("Some settings could not be read (window.grow_pixels)")
+    assert window.mask_toolbar.grow_spin.value() == 8
