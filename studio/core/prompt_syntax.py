@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 ROUND = 1.1  # what one pair of ( ) multiplies by; [ ] divides by it
 BREAK = "BREAK"
-_TOKEN = re.compile(r"\\[()\[\]\\]|\\|\(|\[|:\s*(-?(?:\d+\.?\d*|\.\d+))\s*\)|\)|]|\bBREAK\b|[^\\()\[\]:B]+|[:B]")
+_WEIGHT = r"\s*([+-]?\d+(?:\.\d*)?)\s*"  # the number in "(words:1.2)", as change_emphasis reads it
+_TOKEN = re.compile(r"\\[()\[\]\\]|\\|\(|\[|:\s*([+-]?(?:\d+\.?\d*|\.\d+))\s*\)|\)|]|\bBREAK\b|[^\\()\[\]:B]+|[:B]")
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ def parse_emphasis(prompt: str) -> list[Fragment]:
 
     for match in _TOKEN.finditer(prompt):
         token, number = match.group(0), match.group(1)
-        if token.startswith("\\") and len(token) == 2:
-            fragments.append(Fragment(token[1]))
+        if token.startswith("\\"):  # an escaped bracket or backslash; a lone backslash goes, as in A1111
+            fragments.append(Fragment(token[1:]))
         elif token == "(":
             round_open.append(len(fragments))
         elif token == "[":
@@ -91,13 +92,13 @@ def change_emphasis(prompt: str, start: int, end: int, step: float) -> tuple[str
     box. Returns the new text and where the words now are."""
     start, end = sorted((max(0, start), min(len(prompt), end)))
     if start == end:
-        start, end = _word_at(prompt, start)
+        start, end = _block_at(prompt, start) or _word_at(prompt, start)
         if start == end:
             return prompt, start, end
     words = prompt[start:end]
     weight = 1.0
-    inside = re.fullmatch(r"\((.*):\s*(-?\d+(?:\.\d*)?)\)", words, re.S)
-    around = re.match(r":\s*(-?\d+(?:\.\d*)?)\)", prompt[end:])
+    inside = re.fullmatch(rf"\((.*):{_WEIGHT}\)", words, re.S)
+    around = re.match(rf":{_WEIGHT}\)", prompt[end:])
     if inside:  # the selection is "(words:1.2)" itself
         words, weight = inside.group(1), float(inside.group(2))
     elif start > 0 and prompt[start - 1] == "(" and around:  # the selection is the words inside it
@@ -106,6 +107,14 @@ def change_emphasis(prompt: str, start: int, end: int, step: float) -> tuple[str
     if weight == 1.0:
         return prompt[:start] + words + prompt[end:], start, start + len(words)
     return prompt[:start] + f"({words}:{weight:g})" + prompt[end:], start + 1, start + 1 + len(words)
+
+
+def _block_at(prompt: str, position: int) -> tuple[int, int] | None:
+    """The ``(words:w)`` the cursor is in (on its words or its weight), as A1111's box takes it."""
+    for match in re.finditer(rf"\(([^()]*):{_WEIGHT}\)", prompt):
+        if match.start() < position < match.end():
+            return match.start(), match.end()
+    return None
 
 
 def _word_at(prompt: str, position: int) -> tuple[int, int]:

@@ -55,7 +55,7 @@ from studio.engine.memory import (
 from studio.engine.model_keeping import KeptModels, in_precision, in_system_memory, model_files_key
 from studio.engine.preview import LivePreviews, latents_to_preview
 from studio.engine.prompt_cache import prompts_cached
-from studio.engine.prompt_weighting import prompts_weighted
+from studio.engine.prompt_weighting import prompts_weighted, unusable_embeddings
 from studio.engine.schedulers import make_scheduler
 from studio.engine.taesd import taesd_decoder
 from studio.engine.vae_override import VaeOverride, find_vae
@@ -285,13 +285,15 @@ class DiffusersGenerator:
         )
 
         embeddings = find_embeddings(self._env.models_root)
+        for note in unusable_embeddings(run.pipe, embeddings, (request.prompt, request.negative_prompt)):
+            context.note(note)
         # The fast path (CUDA graphs, fused attention) when the job allows it; it is undone when the job ends.
         # Emphasis and long prompts are read as A1111 reads them (prompt_weighting).
         # A prompt read, or a picture encoded, before (this batch's first picture, an earlier job) is not again;
         # nor is the device searched for at every picture.
         with (fast_job(run.pipe, self.device, self._plan, model.offloaded, run.kwargs, context.note,
                        options_for(request.speed)) as fast,
-              prompts_weighted(run.pipe, embeddings, context.note),
+              prompts_weighted(run.pipe, embeddings),
               prompts_cached(run.pipe, also=embeddings_key(embeddings)),
               encodings_cached(run.pipe), device_lookups_pinned(run.pipe)):
             yield from self._images(request, model, run, context, fast)

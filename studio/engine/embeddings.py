@@ -20,7 +20,8 @@ from studio.core.errors import ModelError
 from studio.core.weight_files import check_weights_file
 
 FOLDER = "embeddings"
-_loaded: dict[tuple[Path, int], dict[str, torch.Tensor]] = {}  # (file, mtime) -> its tensors, read once
+KEEP_FILES = 64  # embedding files kept read (a few KB each)
+_loaded: dict[tuple[Path, int, int], dict[str, torch.Tensor]] = {}  # (file, mtime, size) -> its tensors
 
 
 def find_embeddings(models_root: Path | None) -> dict[str, Path]:
@@ -31,13 +32,14 @@ def find_embeddings(models_root: Path | None) -> dict[str, Path]:
     return {path.stem.lower(): path for path in sorted(folder.rglob("*.safetensors")) if path.is_file()}
 
 
-def embeddings_key(found: Mapping[str, Path]) -> tuple[tuple[str, int], ...]:
-    """What the prompts' embeddings depend on in the folder: each file's name and when it last changed."""
-    def changed(path: Path) -> int:
+def embeddings_key(found: Mapping[str, Path]) -> tuple[tuple[str, tuple[int, int]], ...]:
+    """What the prompts' embeddings depend on in the folder: each file's name, when it last changed, its size."""
+    def changed(path: Path) -> tuple[int, int]:
         try:
-            return path.stat().st_mtime_ns
+            stat = path.stat()
         except OSError:
-            return -1
+            return -1, -1
+        return stat.st_mtime_ns, stat.st_size
 
     return tuple((name, changed(path)) for name, path in found.items())
 
@@ -58,18 +60,28 @@ def embedding_vectors(path: Path, widths: Sequence[int]) -> list[torch.Tensor]:
     """The file's vectors for each text encoder (``widths``: their embedding widths, in order), each
     ``[count, width]``; ModelError with one sentence if the file holds none that fit."""
     check_weights_file(path)
-    key = (path, path.stat().st_mtime_ns)
+    stat = path.stat()
+    key = (path, stat.st_mtime_ns, stat.st_size)
     if key not in _loaded:
         from safetensors.torch import load_file
 
+        while len(_loaded) >= KEEP_FILES:
+            _loaded.pop(next(iter(_loaded)))
         _loaded[key] = load_file(str(path))
     tensors = _loaded[key]
     if len(widths) == 2:
         found = [tensors.get("clip_l"), tensors.get("clip_g")]
+    elif {"clip_l", "clip_g"} <= set(tensors):
+        raise ModelError(f"The embedding {path.stem} is made for SDXL (it holds clip_l and clip_g vectors), not for "
+                         "this model.")
     else:
         found = [next((t for k, t in tensors.items() if k == "emb_params" or k.startswith("string_to_param.")),
                       next(iter(tensors.values())) if len(tensors) == 1 else None)]
-    vectors = [t.reshape(-1, t.shape[-1]) if t is not None and t.ndim in (1, 2) else None for t in found]
+        if found[0] is None and tensors:
+            raise ModelError(f"The embedding {path.stem} holds {len(tensors)} tensors ({', '.join(tensors)}) and "
+                             "none named emb_params, so Studio cannot tell which one to use.")
+    vectors = [t.reshape(-1, t.shape[-1]) if t is not None and t.ndim in (1, 2) and t.numel() else None
+               for t in found]
     if any(v is None or v.shape[-1] != width or len(v) == 0 for v, width in zip(vectors, widths, strict=True)):
         shapes = ", ".join(f"{k} {tuple(t.shape)}" for k, t in tensors.items())
         wanted = " and ".join(str(w) for w in widths)

@@ -21,8 +21,8 @@ untouched, so it gives exactly the embeddings it always did.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from functools import wraps
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -72,20 +72,28 @@ def chunk_tokens(tokenizer: Any, fragments: Sequence[Fragment],  # noqa: ANN401
         if unit is None:  # BREAK
             end_chunk()
             continue
-        if len(current.tokens) + len(unit) > CHUNK_TOKENS:
-            if last_comma >= 0 and len(current.tokens) - last_comma <= COMMA_LOOKBACK:
+        if unit[0][2] is None:  # a token of the text: A1111's rules, comma and all
+            token, weight, _ = unit[0]
+            if token == comma:
+                last_comma = len(current.tokens)
+            elif len(current.tokens) == CHUNK_TOKENS and last_comma >= 0 and \
+                    len(current.tokens) - last_comma <= COMMA_LOOKBACK:
                 current, rest = current.split(last_comma + 1)  # what follows the comma goes on into the next
                 end_chunk()
                 current = rest
-            else:
+            if len(current.tokens) == CHUNK_TOKENS:
                 end_chunk()
-        for token, weight, vector in unit[:CHUNK_TOKENS]:
-            if token == comma and vector is None:
-                last_comma = len(current.tokens)
-            if vector is not None:
-                current.vectors[len(current.tokens)] = vector
             current.tokens.append(token)
             current.weights.append(weight)
+            continue
+        for start in range(0, len(unit), CHUNK_TOKENS):  # an embedding's vectors, in as few chunks as they fit
+            part = unit[start:start + CHUNK_TOKENS]
+            if current.tokens and len(current.tokens) + len(part) > CHUNK_TOKENS:
+                end_chunk()
+            for token, weight, vector in part:
+                current.vectors[len(current.tokens)] = vector  # type: ignore[assignment]
+                current.tokens.append(token)
+                current.weights.append(weight)
     if current.tokens or not chunks:
         end_chunk()
     return chunks
@@ -127,28 +135,22 @@ def needs_weighting(tokenizer: Any, prompt: str) -> bool:  # noqa: ANN401
 
 
 @contextmanager
-def prompts_weighted(pipe: Any, embeddings: Mapping[str, Path] | None = None,  # noqa: ANN401
-                     note: Callable[[str], None] | None = None) -> Iterator[None]:
+def prompts_weighted(pipe: Any, embeddings: Mapping[str, Path] | None = None) -> Iterator[None]:  # noqa: ANN401
     """While in the block, the pipeline's ``encode_prompt`` reads emphasis, long prompts and the textual inversions
-    in ``embeddings`` (by name, lower case; ``embeddings.find_embeddings``) that a prompt names. ``note`` is told
-    why an embedding named could not be used (it is then read as words)."""
+    in ``embeddings`` (by name, lower case; ``embeddings.find_embeddings``) that a prompt names; one that cannot
+    be used is read as words (``unusable_embeddings`` says why)."""
     encode = getattr(pipe, "encode_prompt", None)
     pairs = _readers(pipe)
     if encode is None or not pairs:
         yield
         return
     is_sdxl = hasattr(pipe, "text_encoder_2")
-    told: set[str] = set()
 
     def usable(call: _Call) -> dict[str, list[torch.Tensor]]:
         found: dict[str, list[torch.Tensor]] = {}
         for name, path in mentioned((call.prompt, call.negative or ""), embeddings or {}).items():
-            try:
+            with suppress(ModelError, OSError):
                 found[name] = embedding_vectors(path, embedding_widths([e for _, e in pairs]))
-            except (ModelError, OSError) as exc:
-                if note is not None and name not in told:
-                    told.add(name)
-                    note(f"{exc if isinstance(exc, ModelError) else exc.strerror} It was read as words.")
         return found
 
     @wraps(encode)  # the prompt cache around this keys on encode_prompt's own signature
@@ -164,6 +166,21 @@ def prompts_weighted(pipe: Any, embeddings: Mapping[str, Path] | None = None,  #
 
     with standing_in(pipe, "encode_prompt", weighted):
         yield
+
+
+def unusable_embeddings(pipe: Any, embeddings: Mapping[str, Path], prompts: Sequence[str]) -> list[str]:  # noqa: ANN401
+    """A sentence for each embedding the prompts name that this model cannot use (said at every job, also when
+    the prompt's reading comes from the cache)."""
+    widths = embedding_widths([e for _, e in _readers(pipe)])
+    notes = []
+    for path in mentioned(prompts, embeddings).values():
+        try:
+            embedding_vectors(path, widths)
+        except ModelError as exc:
+            notes.append(f"{exc} It was read as words.")
+        except OSError as exc:
+            notes.append(f"The embedding {path.stem} could not be read ({exc.strerror}). It was read as words.")
+    return notes
 
 
 @dataclass(frozen=True)
@@ -224,7 +241,8 @@ def _encode(pipe: Any, pairs: list[tuple[Any, torch.nn.Module]], is_sdxl: bool, 
                         per_encoder.append(out.hidden_states[-2])
                     else:
                         per_encoder.append(encoder(ids, attention_mask=_mask(encoder, ids, len(chunk.tokens)))[0])
-            embeds.append(_weighted(torch.cat(per_encoder, dim=-1), chunk.weights))
+            # Each encoder's part is weighted and keeps its own mean, as A1111's SDXL embedders do.
+            embeds.append(torch.cat([_weighted(e, chunk.weights) for e in per_encoder], dim=-1))
         return torch.cat(embeds, dim=1), pooled
 
     dtype = pairs[-1][1].dtype

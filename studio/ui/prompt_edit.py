@@ -111,23 +111,26 @@ class PromptEdit(QPlainTextEdit):
     def insert_word(self, word: str) -> None:
         """``word`` at the cursor, set off from the words before it by a comma."""
         cursor = self.textCursor()
-        before = self.toPlainText()[:cursor.selectionStart()].rstrip()
+        text = self.toPlainText()
+        before = text[:_from_qt(text, cursor.selectionStart())].rstrip()
         cursor.insertText(f"{', ' if before and not before.endswith(',') else ' ' if before else ''}{word}")
         self.setTextCursor(cursor)
 
     def weigh_selection(self, step: float) -> None:
         """The selected words' (or the cursor's word's) emphasis up or down by ``step``, as one undo step."""
         cursor = self.textCursor()
-        text, start, end = change_emphasis(self.toPlainText(), cursor.selectionStart(), cursor.selectionEnd(), step)
-        if text == self.toPlainText():
+        old = self.toPlainText()
+        text, start, end = change_emphasis(old, _from_qt(old, cursor.selectionStart()),
+                                           _from_qt(old, cursor.selectionEnd()), step)
+        if text == old:
             return
         self._completing = True  # an edit of the weights is not typing: no completion popup
         cursor.beginEditBlock()
         cursor.select(QTextCursor.SelectionType.Document)
         cursor.insertText(text)
         cursor.endEditBlock()
-        cursor.setPosition(start)
-        cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        cursor.setPosition(_to_qt(text, start))
+        cursor.setPosition(_to_qt(text, end), QTextCursor.MoveMode.KeepAnchor)
         self.setTextCursor(cursor)
         self._completing = False
 
@@ -171,3 +174,12 @@ class PromptEdit(QPlainTextEdit):
 def _only_files(mime: QMimeData) -> bool:
     """Files dragged from a file manager (which also offer their URLs as text), not text someone dragged."""
     return mime.hasUrls() and all(u.isLocalFile() for u in mime.urls())
+
+
+# Qt counts places in UTF-16 units (an emoji is two), Python in characters.
+def _from_qt(text: str, position: int) -> int:
+    return len(text.encode("utf-16-le")[:2 * position].decode("utf-16-le", errors="ignore"))
+
+
+def _to_qt(text: str, position: int) -> int:
+    return len(text[:position].encode("utf-16-le")) // 2

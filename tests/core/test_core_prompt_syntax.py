@@ -14,6 +14,7 @@ from studio.core.prompt_syntax import ROUND, Fragment, change_emphasis, has_emph
     ("(red hair:1.4), blue eyes", [("red hair", 1.4), (", blue eyes", 1.0)]),
     ("(a (b:2):0.5)", [("a ", 0.5), ("b", 1.0)]),
     (r"\(artist\) name \\ x", [("(artist) name \\ x", 1.0)]),
+    (r"back\slash (x:+1.5)", [("backslash ", 1.0), ("x", 1.5)]),  # as A1111: a lone backslash goes
     ("style: anime, 16:9", [("style: anime, 16:9", 1.0)]),
     ("(open to the end", [("open to the end", ROUND)]),
     ("closed) twice]", [("closed) twice]", 1.0)]),  # a bracket with none open is text
@@ -39,6 +40,8 @@ def test_break_ends_a_chunk_and_only_real_emphasis_counts():
     ("a (cat:1.1) on a mat", (2, 11), 0.1, ("a (cat:1.2) on a mat", "cat")),  # the whole bracket
     ("a (cat:1.1) on a mat", (3, 6), -0.1, ("a cat on a mat", "cat")),  # back to 1: no brackets
     ("a  cat", (2, 2), 0.1, ("a  cat", "")),  # no word at the cursor: nothing changes
+    ("(red:1.2)", (7, 7), 0.1, ("(red:1.3)", "red")),  # the cursor on the weight: the whole block
+    ("(red fox:1.2)", (2, 2), 0.1, ("(red fox:1.3)", "red fox")),  # on a word of a block: the block
 ])
 def test_change_emphasis(prompt, selection, step, expected):
     text, start, end = change_emphasis(prompt, *selection, step)

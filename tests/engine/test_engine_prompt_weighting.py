@@ -14,7 +14,7 @@ from studio.core.prompt_syntax import parse_emphasis
 from studio.engine.device import select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.loader import load_model
-from studio.engine.prompt_weighting import CHUNK_TOKENS, chunk_tokens, prompts_weighted
+from studio.engine.prompt_weighting import CHUNK_TOKENS, chunk_tokens, prompts_weighted, unusable_embeddings
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +102,16 @@ def test_sdxl_reads_both_encoders_per_chunk_and_keeps_the_first_chunks_pooled(tm
         prompt, negative, pooled, negative_pooled = encode(pipe, words, None)
         unit = encode(pipe, "(" + words[:4 * 23] + ":1)", None)
     assert prompt.shape == (1, 154, 72) and torch.allclose(prompt[:, :77], plain[0], atol=1e-5)
+    fox = encode(pipe, "a red fox", None)[0]
+    with prompts_weighted(pipe):
+        loud = encode(pipe, "a (red:1.5) fox", None)[0]
+    scale = torch.ones(77)
+    scale[2:5] = 1.5
+    parts = []
+    for part in (fox[..., :32], fox[..., 32:]):  # each encoder's part keeps its own mean, as in A1111
+        weighted = part * scale[None, :, None]
+        parts.append(weighted * (part.mean() / weighted.mean()))
+    assert torch.allclose(loud, torch.cat(parts, dim=-1), atol=1e-5)
     assert torch.allclose(pooled, plain[2], atol=1e-5)
     assert not negative.any() and not negative_pooled.any()  # SDXL's zeros for an empty negative prompt
     assert negative.shape == prompt.shape
@@ -148,15 +158,15 @@ def test_an_embedding_named_in_the_prompt_stands_for_its_vectors(pipe, tmp_path)
     save_file({"clip_l": torch.zeros(2, 768), "clip_g": torch.zeros(2, 1280)}, folder / "xl-only.safetensors")
     found = find_embeddings(tmp_path / "models")
     assert set(found) == {"myred", "xl-only"}
-    notes: list[str] = []
+    notes = unusable_embeddings(pipe, found, ("a MyRed fox", "xl-only"))
     plain = encode(pipe, "a red fox", "xl-only")
-    with prompts_weighted(pipe, found, notes.append):
+    with prompts_weighted(pipe, found):
         named, negative = encode(pipe, "a MyRed fox", "xl-only")
         weighed, _ = encode(pipe, "a (myred:1.2) fox, myredder", "xl-only")
     assert torch.allclose(named, plain[0], atol=1e-5)  # the vectors of "red", put where "myred" stood
     assert torch.allclose(negative, plain[1], atol=1e-6)  # an embedding for SDXL is read as words on SD
-    assert notes == ["The embedding xl-only does not fit this model: it holds clip_g (2, 1280), clip_l (2, 768), "
-                     "and this model's text encoders take vectors 32 wide. It was read as words."]
+    assert notes == ["The embedding xl-only is made for SDXL (it holds clip_l and clip_g vectors), not for this "
+                     "model. It was read as words."]
     assert not torch.allclose(weighed[:, :6], named[:, :6], atol=1e-3)
     chunks = chunk_tokens(pipe.tokenizer, parse_emphasis("x" * 73 + " myred"), {"myred": 3})
     assert [len(c.tokens) for c in chunks] == [73, 3] and chunks[1].vectors == {0: ("myred", 0), 1: ("myred", 1),
@@ -199,3 +209,31 @@ def test_the_engine_uses_embeddings_from_the_models_folder_and_notices_a_new_one
     with_vectors = make("a myred fox, snow")  # the same prompt: the cache must not answer with the words' reading
     assert np.abs(with_vectors - make("a red fox, snow")).max() <= 1
     assert np.abs(with_vectors - as_words).max() > 0
+
+
+def test_chunks_follow_a1111_at_a_comma_and_around_long_embeddings(pipe):
+    # A comma as the 76th token starts the next chunk; the comma before it does not pull words back.
+    chunks = chunks_of(pipe, "a" * 60 + "," + "b" * 14 + ",c")
+    assert [text.replace(" ", "") for text, _ in chunks] == ["a" * 60 + "," + "b" * 14, ",c"]
+    # An embedding never goes back to a comma, and is never cut: past 75 vectors it goes on in the next chunk.
+    chunks = chunk_tokens(pipe.tokenizer, parse_emphasis("a" * 55 + "," + "b" * 19 + " big"), {"big": 60})
+    assert [len(c.tokens) for c in chunks] == [75, 60]
+    chunks = chunk_tokens(pipe.tokenizer, parse_emphasis("huge"), {"huge": 80})
+    assert [len(c.tokens) for c in chunks] == [75, 5]
+    assert [row for c in chunks for _, row in c.vectors.values()] == list(range(80))
+
+
+def test_broken_embedding_files_are_sentences_said_at_every_job(pipe, tmp_path):
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "embeddings"
+    folder.mkdir()
+    save_file({"emb_params": torch.zeros(0)}, folder / "empty.safetensors")
+    save_file({"a": torch.zeros(2, 32), "b": torch.zeros(2, 32)}, folder / "two.safetensors")
+    (folder / "junk.safetensors").write_bytes(b"not a weights file")
+    found = {p.stem: p for p in folder.iterdir()}
+    notes = unusable_embeddings(pipe, found, ("empty two junk", ""))
+    assert len(notes) == 3 and all(n.endswith("It was read as words.") for n in notes)
+    assert any("holds 2 tensors (a, b) and none named emb_params" in n for n in notes)
+    with prompts_weighted(pipe, found):
+        encode(pipe, "empty two junk")  # read as words, no error

@@ -208,6 +208,14 @@ def test_ctrl_up_and_down_weigh_the_word_at_the_cursor_in_one_undo_step(qtbot, w
     assert edit.toPlainText() == "a red (fox:1.1) in snow"
     edit.undo()
     assert edit.toPlainText() == "a red (fox:1.2) in snow"
+    edit.setPlainText("🦊, red fox")  # an emoji is two places for Qt, one character for Python
+    cursor = edit.textCursor()
+    cursor.setPosition(4)
+    cursor.setPosition(7, QTextCursor.MoveMode.KeepAnchor)
+    edit.setTextCursor(cursor)
+    assert cursor.selectedText() == "red"
+    qtbot.keyClick(edit, Qt.Key.Key_Up, Qt.KeyboardModifier.ControlModifier)
+    assert edit.toPlainText() == "🦊, (red:1.1) fox" and edit.textCursor().selectedText() == "red"
 
 
 def test_up_and_down_walk_through_earlier_prompts(qtbot, window, filled):  # noqa: ANN001
