@@ -16,7 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from studio.core.environment import GeneratorEnvironment
-from studio.core.errors import JobCancelledError
+from studio.core.errors import JobCancelledError, StudioError
 from studio.core.metadata import Recipe
 from studio.core.events import (
     TERMINAL_EVENTS,
@@ -219,7 +219,7 @@ class JobService:
             for image, recipe in pictures:
                 if stopped is None:
                     image, recipe, stopped = self._post_process(job.request, image, recipe, context, made)
-                path = self._outputs.save(image, recipe) if self._outputs else None
+                path = self._saved(image, recipe, context)
                 now = time.perf_counter()
                 if recorder is not None:
                     recorder.image(made, recipe, path, now - last)
@@ -237,6 +237,18 @@ class JobService:
             if recorder is not None and made == 0:
                 recorder.ended("failed", describe_exception(exc))
             raise
+
+    def _saved(self, image: Image.Image, recipe: Recipe, context: WorkerContext) -> Path | None:
+        """The picture in the outputs folder; one that cannot be written there (a full or read-only disk) still
+        goes on, unsaved, with a note: minutes of work are not thrown away for want of a file."""
+        if self._outputs is None:
+            return None
+        try:
+            return self._outputs.save(image, recipe)
+        except StudioError as exc:
+            context.note(f"{exc} The picture was handed on unsaved: keep it with File → Save, or -o on the command "
+                         "line.")
+            return None
 
     def _post_process(self, request: GenerationRequest, image: Image.Image, recipe: Recipe, context: WorkerContext,
                       index: int) -> tuple[Image.Image, Recipe, JobCancelledError | None]:

@@ -193,3 +193,17 @@ def test_upscaling_keeps_strength_and_the_mask_at_the_new_size(tmp_path, monkeyp
     assert np.array_equal(result[:, :76], np.asarray(upscaled)[:, :76])  # well inside it: the upscaler's
     (step,) = masked.outputs[0].recipe.post
     assert (step["processor"], step["masked"], masked.outputs[0].recipe.width) == ("upscale", True, 160)
+
+
+def test_a_picture_that_cannot_be_saved_is_handed_on_unsaved_with_a_note(tmp_path, tiny_model_dir):
+    blocker = tmp_path / "outputs"
+    blocker.write_text("a file where the outputs folder should be")
+    request = GenerationRequest(model=str(tiny_model_dir), prompt="a fox", width=64, height=64, steps=2, seed=3)
+    events, (job,) = run_jobs(tmp_path, [request], OutputStore(blocker))
+    finished = terminal(events, job)
+    assert isinstance(finished, JobFinished), getattr(finished, "message", "")
+    (output,) = finished.outputs
+    assert output.path is None and output.image.size == (64, 64)  # the picture itself is not lost
+    assert finished.notes[0].startswith("The image could not be saved in ")
+    assert finished.notes[0].endswith("The picture was handed on unsaved: keep it with File → Save, or -o on the "
+                                      "command line.")
