@@ -94,9 +94,13 @@ class PluginHost:
                 self._switched_off.pop(plugin_id, None)
         else:
             ids.discard(plugin_id)
-        self.plugins_dir.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.plugins_dir / STATE_FILE,
-                         json.dumps({"enabled": sorted(ids)}, indent=2).encode("utf-8"))
+        try:
+            self.plugins_dir.mkdir(parents=True, exist_ok=True)
+            write_atomically(self.plugins_dir / STATE_FILE,
+                             json.dumps({"enabled": sorted(ids)}, indent=2).encode("utf-8"))
+        except OSError as exc:
+            raise StudioError(f"Could not save which plugins are on in {self.plugins_dir}: "
+                              f"{(exc.strerror or str(exc)).rstrip('.')}.") from exc
         self.refresh()
         return self.record(plugin_id)
 

@@ -7,6 +7,7 @@ installed and says yes before anything is put in place.
 from __future__ import annotations
 
 import asyncio
+from contextlib import suppress
 import html
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ class PluginsDialog(TaskDialog):
         super().__init__(parent)
         self.host = host
         self.index_url = index_url
+        self._last_failure = ""  # why the last install did not happen (for Update's summary)
         self._start_dir = start_dir
         self.setWindowTitle("Plugins")
         self.resize(860, 520)
@@ -164,12 +166,13 @@ class PluginsDialog(TaskDialog):
         if name:
             self.start(self.install(Path(name)))
 
-    async def install(self, source: Any) -> bool:
-        """Plan (dry run), ask, install. True when it was installed."""
+    async def install(self, source: Any, report: bool = True) -> str | None:
+        """Plan (dry run), ask, install. The sentence that says it was installed, or None (said when ``report``)."""
         from studio.plugin_host.installer import PluginInstaller
 
-        installer = PluginInstaller(self.host.plugins_dir)
         self._busy(f"Checking {getattr(source, 'name', source)}… (pip dry run)")
+        # Made off this thread: it reads every installed package's metadata (60-290 ms).
+        installer = await asyncio.to_thread(PluginInstaller, self.host.plugins_dir)
         plan = None
         try:
             plan = await asyncio.to_thread(installer.plan, source, self.host.taken_ids())
@@ -178,19 +181,28 @@ class PluginsDialog(TaskDialog):
                      else "It stays disabled until you enable it.")
             if not await self.confirmed("Install plugin", f"{plan.describe()}\n\nInstall it? {after}"):
                 self._report("Nothing was installed.")
-                return False
+                return None
             self._busy(f"Installing {plan.manifest.name}…")
             await asyncio.to_thread(installer.install, plan)
-        except StudioError as exc:
-            self._report(str(exc), error=True)
-            return False
+        except (StudioError, OSError) as exc:  # OSError: a full disk, a read-only plugins folder
+            reason = str(exc) if isinstance(exc, StudioError) else \
+                f"Could not install into {self.host.plugins_dir}: {(exc.strerror or str(exc)).rstrip('.')}."
+            if report:
+                self._report(reason, error=True)
+            else:
+                self._busy("")
+            self._last_failure = reason
+            return None
         finally:
             if plan is not None:
-                await asyncio.to_thread(installer.discard, plan)
+                with suppress(OSError):
+                    await asyncio.to_thread(installer.discard, plan)
         self.host.refresh()
         self.reload(plan.manifest.id)
-        self._report(f"Installed {plan.manifest.name} {plan.version}." + ("" if stays_on else " Enable it to use it."))
-        return True
+        done = f"Installed {plan.manifest.name} {plan.version}." + ("" if stays_on else " Enable it to use it.")
+        if report:
+            self._report(done)
+        return done
 
     async def uninstall(self, plugin_id: str | None) -> bool:
         record = self._selected() if plugin_id is None else self.host.record(plugin_id)
@@ -218,18 +230,20 @@ class PluginsDialog(TaskDialog):
     async def _index_entries(self) -> list[Any] | None:
         from studio.plugin_host.plugin_index import fetch_index
 
-        if not self.index_url:
-            url, ok = await modal(lambda: QInputDialog.getText(self, "Plugin index",
-                                                               "Address of a plugin index (a JSON list):"))
-            if not ok or not url.strip():
-                return None
-            self.index_url = url.strip()
-        self._busy(f"Reading {self.index_url}…")
+        # Asked every time, with the last address filled in: a mistyped one can be put right.
+        url, ok = await modal(lambda: QInputDialog.getText(self, "Plugin index",
+                                                           "Address of a plugin index (a JSON list):",
+                                                           text=self.index_url))
+        if not ok or not url.strip():
+            return None
+        self._busy(f"Reading {url.strip()}…")
         try:
-            return await asyncio.to_thread(fetch_index, self.index_url)
+            entries = await asyncio.to_thread(fetch_index, url.strip())
         except StudioError as exc:
             self._report(str(exc), error=True)
             return None
+        self.index_url = url.strip()  # kept (and saved) only once it worked
+        return entries
 
     async def browse_index(self) -> None:
         entries = await self._index_entries()
@@ -255,8 +269,16 @@ class PluginsDialog(TaskDialog):
         if not newer:
             self._report("Every plugin is up to date.")
             return
+        done, failed = [], []
         for entry, _current in newer:
-            await self.install(entry)
+            installed_now = await self.install(entry, report=False)
+            if installed_now is not None:
+                done.append(installed_now)
+            else:
+                failed.append(f"{entry.name} was not updated: {self._last_failure}" if self._last_failure
+                              else f"{entry.name} was not updated.")
+            self._last_failure = ""
+        self._report(" ".join([*done, *failed]), error=bool(failed))
 
 
 def describe(record: PluginRecord) -> str:

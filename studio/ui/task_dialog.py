@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,7 +11,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QDialog, QLabel, QMessageBox, QWidget
 
+from studio.core.errors import first_line
 from studio.ui.modal import modal
+
+log = logging.getLogger(__name__)
 
 ERROR_STYLE = "color: #ff8a80;"
 
@@ -38,6 +42,17 @@ class TaskDialog(QDialog):
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task) -> None:
+        """A task that failed in a way nobody planned for still ends with a sentence and the buttons back on;
+        before, the dialog stayed at "Checking…" with every button off."""
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        log.error("A task of %s failed", type(self).__name__, exc_info=exc)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
+        self._report(f"That did not work: {reason}. Details are in studio.log.", error=True)
 
     async def confirmed(self, title: str, text: str) -> bool:
         """The person's yes or no (``self.confirm``, which tests answer), asked from a task (see ``modal``)."""

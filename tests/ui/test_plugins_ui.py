@@ -14,6 +14,7 @@ from plugin_wheels import plugin_wheel
 from studio_testing import unpack_plugin
 
 from studio.core.environment import GeneratorEnvironment
+from studio.core.errors import StudioError
 from studio.core.paths import studio_paths
 from studio.plugin_host.host import DISABLED, ENABLED, SAFE_MODE, PluginHost
 from studio.services.history_store import HistoryStore
@@ -265,15 +266,70 @@ def test_install_and_uninstall_from_the_dialog(qtbot, plugin_window, plugin_sand
     wheel = plugin_wheel(plugin_sandbox / "new", plugin_id="ui-new", package="studio_tp_new", generator_id="new-gen")
     task = window.actions_.run(dialog.install(wheel))
     qtbot.waitUntil(task.done, timeout=WAIT_MS)
-    assert task.result() is True
+    assert task.result() == "Installed Test Plugin 1.0.0. Enable it to use it."
     assert "Test Plugin 1.0.0 (plugin id ui-new)" in asked[0] and "Installs no other packages." in asked[0]
     assert host.record("ui-new").status == DISABLED  # installing is not enabling
     assert dialog.tree.topLevelItemCount() == 2 and "Enable it to use it" in dialog.message.text()
     refused = window.actions_.run(dialog.install(plugin_sandbox / "nope.whl"))
     qtbot.waitUntil(refused.done, timeout=WAIT_MS)
-    assert refused.result() is False and dialog.message.text()  # the sentence is shown
+    assert refused.result() is None and dialog.message.text()  # the sentence is shown
     task = window.actions_.run(dialog.uninstall("ui-new"))
     qtbot.waitUntil(task.done, timeout=WAIT_MS)
     assert task.result() is True
     assert [r.id for r in host.records] == ["ui-plugin"]
     assert not (host.plugins_dir / "ui-new").exists()
+
+
+def test_a_disk_error_while_installing_or_switching_is_a_sentence_and_the_buttons_come_back(  # noqa: ANN001
+        qtbot, plugin_window, plugin_sandbox, monkeypatch):
+    from studio.plugin_host import host as host_module
+    from studio.plugin_host.installer import PluginInstaller
+    from studio.ui.plugins_dialog import PluginsDialog
+
+    window = plugin_window
+    dialog = PluginsDialog(window.service.plugins, parent=window)
+    qtbot.addWidget(dialog)
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(PluginInstaller, "plan", read_only)
+    task = window.actions_.run(dialog.install(plugin_sandbox / "any.whl"))
+    qtbot.waitUntil(task.done, timeout=WAIT_MS)
+    assert dialog.message.text() == f"Could not install into {dialog.host.plugins_dir}: Read-only file system."
+    assert dialog.install_button.isEnabled() and dialog.index_button.isEnabled()  # not stuck at "Checking…"
+
+    monkeypatch.setattr(host_module, "write_atomically", read_only)
+    with pytest.raises(StudioError, match=r"^Could not save which plugins are on in .*: Read-only file system\.$"):
+        dialog.host.set_enabled("ui-plugin", False)
+
+    async def surprise() -> None:
+        raise RuntimeError("nobody planned for this")
+
+    dialog._busy("Working…")
+    dialog.start(surprise())
+    qtbot.waitUntil(lambda: dialog.message.text().startswith("That did not work"), timeout=5000)
+    assert dialog.message.text() == "That did not work: nobody planned for this. Details are in studio.log."
+    assert any(b.isEnabled() for b in dialog.action_buttons)
+
+
+def test_the_index_address_is_asked_each_time_and_kept_only_once_it_worked(qtbot, plugin_window, tmp_path,  # noqa: ANN001
+                                                                          monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    from studio.ui.plugins_dialog import PluginsDialog
+
+    window = plugin_window
+    dialog = PluginsDialog(window.service.plugins, index_url="https://example.invalid/index.json", parent=window)
+    qtbot.addWidget(dialog)
+    good = tmp_path / "index.json"
+    good.write_text("[]")
+    offered: list[str] = []
+    answers = iter([str(tmp_path / "typo.json"), str(good)])
+    monkeypatch.setattr(QInputDialog, "getText",
+                        lambda *a, text="", **k: (offered.append(text), (next(answers), True))[1])
+    for _ in range(2):
+        task = window.actions_.run(dialog.browse_index())
+        qtbot.waitUntil(task.done, timeout=WAIT_MS)
+    assert offered == ["https://example.invalid/index.json", "https://example.invalid/index.json"]  # the typo: not kept
+    assert dialog.index_url == str(good) and dialog.message.text() == f"The index {good} lists no plugins."
