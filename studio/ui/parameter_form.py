@@ -135,7 +135,10 @@ class ParameterForm(QWidget):
         if isinstance(param, IntParam | FloatParam):
             spin = QSpinBox() if isinstance(param, IntParam) else QDoubleSpinBox()
             if isinstance(param, FloatParam):
-                spin.setDecimals(param.decimals)  # before the range, which it rounds
+                # Before the range, which it rounds: enough places for the bounds, default and step too
+                # (min = 0.001 with 2 places showed 0.00, and Generate was refused for it).
+                spin.setDecimals(max(param.decimals, *(_places(v) for v in (param.min, param.max, param.default,
+                                                                          param.step))))
             spin.setRange(param.min, param.max)
             spin.setSingleStep(param.step)
             spin.setValue(param.default)
@@ -232,3 +235,9 @@ class ParameterForm(QWidget):
     def editor(self, name: str) -> QWidget:
         return self._editors[name]
 
+
+
+def _places(value: float) -> int:
+    """Decimal places a number needs to be shown exactly (at most 6)."""
+    text = f"{value:.6f}".rstrip("0")
+    return len(text.split(".")[1]) if "." in text else 0
