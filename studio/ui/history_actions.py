@@ -190,8 +190,14 @@ class HistoryActions(QObject):
         current = self.panel.defaults()
         chosen = preset.generation.model_copy(update={
             "prompt": current.prompt, "negative_prompt": current.negative_prompt, "seed": current.seed}, deep=True)
+        notes = []
+        if chosen.generator != "diffusers" and not self.panel.model_picker.lists_generator(chosen.generator):
+            # Its plugin is gone or off: the rest of the preset applies, the current model or generator stays.
+            notes.append(f"The generator {chosen.generator!r} is not installed and enabled; kept the current one.")
+            chosen = chosen.model_copy(update={"generator": current.generator, "model": current.model})
         self.panel.load_defaults(chosen)
-        notes = [] if chosen.generator != "diffusers" else self.panel.fill(model_path=chosen.model or None)
+        if chosen.generator == "diffusers":
+            notes += self.panel.fill(model_path=chosen.model or None)
         self.window.settings.generation.post = list(chosen.post)
         self.window.plugin_actions.refresh()
         self.window.persist_settings()

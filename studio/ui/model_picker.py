@@ -84,6 +84,9 @@ class ModelPicker(QWidget):
         """Make a plugin generator current; False (nothing changes) if it is not listed."""
         return self._select(GENERATOR_PREFIX + generator_id)
 
+    def lists_generator(self, generator_id: str) -> bool:
+        return self.combo.findData(GENERATOR_PREFIX + generator_id) >= 0
+
     def prefer_generator(self, generator_id: str) -> None:
         """Select a plugin generator now, or as soon as its plugin lists it (settings load before plugins)."""
         self._rebuild(GENERATOR_PREFIX + generator_id)

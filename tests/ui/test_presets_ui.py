@@ -47,3 +47,15 @@ def test_a_name_with_an_ampersand_shows_as_written(qtbot, window):  # noqa: ANN0
     (action,) = [a for a in window.prompt_panel.presets_button.menu().actions() if "White" in a.text()]
     assert action.text() == "Black && White"  # Qt shows "&&" as one "&" ("&" alone marks a shortcut key)
     assert action.iconText() == "Black & White"
+
+
+def test_a_preset_whose_plugin_generator_is_gone_says_so_and_keeps_the_model(qtbot, window, settings):  # noqa: ANN001
+    from studio.core.settings import GenerationPreset
+
+    panel = window.prompt_panel
+    model = panel.model_combo.currentText()
+    steps = panel.defaults().model_copy(update={"generator": "gone-gen", "steps": 9})
+    window.history_actions.apply_preset(GenerationPreset(name="Red plugin", generation=steps))
+    assert panel.model_combo.currentText() == model and panel.steps_spin.value() == 9
+    assert window.status.message_label.text() == ("Applied the preset 'Red plugin'. The generator 'gone-gen' is not "
+                                                  "installed and enabled; kept the current one.")
