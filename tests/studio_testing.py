@@ -222,3 +222,18 @@ class ReplayOnCpu:
     def replay(self) -> None:
         self.replays += 1
         self.output.copy_(self.step())
+
+
+def next_start_window(qtbot):  # noqa: ANN001, ANN201 - a MainWindow
+    """The main window over STUDIO_HOME's folders and settings file, as the next start of Studio makes it (its job
+    service, not started, is ``window.service``)."""
+    from studio.core.paths import studio_paths
+    from studio.core.settings import load_settings
+    from studio.ui.main_window import MainWindow
+
+    paths = studio_paths()
+    service = JobService(builtin_registry(), GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
+                         warm_up=False)
+    window = MainWindow(load_settings(paths), service, paths.data_dir)
+    qtbot.addWidget(window)
+    return window

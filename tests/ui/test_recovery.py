@@ -11,13 +11,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from studio_testing import next_start_window
 
-from studio.core.environment import GeneratorEnvironment
 from studio.core.paths import studio_paths
-from studio.core.settings import load_settings
-from studio.plugin_host.registry import builtin_registry
 from studio.services.autosave import find_recoverable
-from studio.services.jobs import JobService
 
 
 def _wait_for(predicate, timeout: float) -> bool:  # noqa: ANN001
@@ -30,15 +27,9 @@ def _wait_for(predicate, timeout: float) -> bool:  # noqa: ANN001
 
 
 def _window(qtbot):  # noqa: ANN001, ANN202
-    """The main window over STUDIO_HOME's folders, as the next start makes it, and its job service."""
-    from studio.ui.main_window import MainWindow
-
-    paths = studio_paths()
-    service = JobService(builtin_registry(), GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
-                         warm_up=False)
-    window = MainWindow(load_settings(paths), service, paths.data_dir)
-    qtbot.addWidget(window)
-    return window, service
+    """The main window as the next start makes it, and its job service."""
+    window = next_start_window(qtbot)
+    return window, window.service
 
 
 def test_a_killed_studio_is_restored_at_the_next_start(qtbot, qt_loop, studio_home, tmp_path, monkeypatch):  # noqa: ANN001

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 from PySide6.QtWidgets import QDockWidget
+from studio_testing import next_start_window
 
-from studio.core.environment import GeneratorEnvironment
 from studio.core.paths import studio_paths
 from studio.core.settings import load_settings
-from studio.plugin_host.registry import builtin_registry
-from studio.services.jobs import JobService
 
 
 def _next_start(qtbot):  # noqa: ANN001, ANN202
-    from studio.ui.main_window import MainWindow
-
-    paths = studio_paths()
-    service = JobService(builtin_registry(), GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
-                         warm_up=False)
-    window = MainWindow(load_settings(paths), service, paths.data_dir)
-    qtbot.addWidget(window)
-    return window
+    return next_start_window(qtbot)
 
 
 def test_size_panels_brush_and_mask_tools_come_back_at_the_next_start(qtbot, window):  # noqa: ANN001
