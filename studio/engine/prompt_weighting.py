@@ -23,9 +23,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from functools import wraps
 from pathlib import Path
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -57,7 +57,7 @@ def chunk_tokens(tokenizer: Any, fragments: Sequence[Fragment],  # noqa: ANN401
                  embeddings: Mapping[str, int] | None = None) -> list[_Chunk]:
     """The prompt's tokens (without start and end tokens) in chunks of at most 75, each token with its weight.
     ``embeddings``: textual inversions by name (lower case) and how many vectors each has; a name in the prompt
-    takes that many places, all in one chunk."""
+    takes that many places, in one chunk where they fit (an embedding never pulls words back to a comma)."""
     comma = tokenizer.get_vocab().get(",</w>")
     chunks: list[_Chunk] = []
     current = _Chunk()
