@@ -173,7 +173,9 @@ def load_settings(paths: StudioPaths | None = None) -> Settings:
             settings = Settings.model_validate(merged)
         except ValidationError as exc:
             # Later places first: dropping a list's item must not move the items still to drop.
-            places = sorted({tuple(e["loc"]) for e in exc.errors()}, key=lambda p: [str(x) for x in p], reverse=True)
+            places = sorted({tuple(e["loc"]) for e in exc.errors()}, reverse=True,
+                            key=lambda place: [(0, part) if isinstance(part, int) else (1, str(part))
+                                               for part in place])
             removed = [place for place in places if _drop(merged, place)]
             if not removed:
                 break
