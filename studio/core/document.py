@@ -201,7 +201,7 @@ class Document:
     # -- changes ---------------------------------------------------------------------------------
     def set_image(self, image: Image.Image, label: str, recipe: Recipe | None = None,
                   compared: tuple[Image.Image, Box | None] | None = None) -> None:
-        """Replace the picture. Same size: the mask stays (and only the changed box is recorded).
+        """Replace the picture. Same size: the mask stays (and, in the same mode, only the changed box is recorded).
 
         ``compared`` is (picture, changed_box(picture, image)) found ahead, off the window's thread; it is used
         if that picture is still the document's (a 4096x4096 comparison costs 30-40 ms)."""
@@ -218,7 +218,9 @@ class Document:
             self.image, self.recipe = image, recipe
             self._notify(DocumentChange(box, True, False))
             return
-        self._replace_all(label, image, new_mask(*image.size), recipe)
+        same_size = self.image is not None and image.size == self.image.size
+        # Another mode at the same size (a picture with transparency after one without): the mask still fits.
+        self._replace_all(label, image, self.mask.copy() if same_size else new_mask(*image.size), recipe)
 
     def replace_all(self, label: str, image: Image.Image, mask: np.ndarray, recipe: Recipe | None = None) -> None:
         """A new size or a new picture and mask at once (extend canvas, scale image, restore)."""

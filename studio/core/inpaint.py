@@ -153,8 +153,9 @@ def blend(original: Image.Image, generated: Image.Image, blend_mask: np.ndarray)
     alpha = blend_mask.astype(np.uint16)[..., None]
     out = (base * (255 - alpha) + new * alpha + 127) // 255
     result = Image.fromarray(out.astype(np.uint8), "RGB")
-    if original.mode == "RGBA":
-        result.putalpha(original.getchannel("A"))
+    if original.mode == "RGBA":  # what was made anew shows, also where the picture was see-through
+        kept = np.asarray(original.getchannel("A"), dtype=np.uint8)
+        result.putalpha(Image.fromarray(np.maximum(kept, blend_mask.astype(np.uint8)), "L"))
     return result
 
 
@@ -228,3 +229,14 @@ def _blur_border(padded: np.ndarray, amounts: tuple[int, int, int, int], radius:
             blurred.append((x0, y0, soft[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]))
     for x0, y0, soft in blurred:  # after all are blurred: each strip is blurred from the unblurred padding
         padded[y0:y0 + soft.shape[0], x0:x0 + soft.shape[1]] = soft
+
+
+def carry_changes(source: Image.Image, result: Image.Image, onto: Image.Image) -> Image.Image:
+    """``onto`` with the pixels where ``result`` differs from ``source`` (what a job was given) taken from
+    ``result``: a job's changes, put on a picture that has changed since it was asked for (another inpaint
+    landed meanwhile). All three are the same size."""
+    if result.mode not in ("RGB", "RGBA"):
+        result = result.convert("RGB")
+    made = np.asarray(result)
+    changed = np.any(made != np.asarray(source.convert(result.mode)), axis=-1)
+    return Image.fromarray(np.where(changed[..., None], made, np.asarray(onto.convert(result.mode))), result.mode)

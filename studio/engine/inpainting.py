@@ -46,7 +46,7 @@ def cell_mask(mask: np.ndarray, cell: int) -> np.ndarray:
 class InpaintPlan:
     """One inpaint job, decided before the model runs."""
 
-    original: Image.Image  # RGB, the picture's own size: what the result is blended into
+    original: Image.Image  # the picture's own size (RGBA where it has transparency): what the result goes into
     mask: np.ndarray  # the picture's own size, 255 = regenerate
     options: InpaintOptions
     box: Box  # the region the model works on, in picture pixels
@@ -86,7 +86,8 @@ def plan_inpaint(image: Image.Image, mask: Image.Image, options: InpaintOptions,
     Masked area only: the mask's box plus padding (widened to at most MAX_ASPECT), scaled to about
     native x native pixels of area. Whole picture: the picture at its own size, rounded to cells.
     """
-    original = flatten(image)
+    # The model sees the picture on white; the result goes into the picture as it was, transparency and all.
+    original = image if image.mode in ("RGB", "RGBA") else image.convert("RGBA" if "A" in image.getbands() else "RGB")
     if mask.size != original.size:
         raise InvalidRequest(f"The mask is {mask.width}x{mask.height} but the picture is "
                              f"{original.width}x{original.height}; they must be the same size.")
@@ -107,7 +108,7 @@ def plan_inpaint(image: Image.Image, mask: Image.Image, options: InpaintOptions,
             raise InvalidRequest("The mask is empty; paint the area to regenerate first.")
         box = (0, 0, width, height)
         work = (round_work_side(width, cell), round_work_side(height, cell))
-    crop = original.crop(box)
+    crop = flatten(original.crop(box))
     work_image = crop if crop.size == work else crop.resize(work, Image.Resampling.LANCZOS)
     mask_crop = Image.fromarray(mask_array).crop(box)
     if mask_crop.size != work:

@@ -220,3 +220,14 @@ def test_history_jumps_never_change_a_picture_anyone_was_given_and_copy_it_at_mo
         Image.Image.copy = real_copy
     assert doc.image.tobytes() == snapshots[3]
     assert [g.tobytes() for g in given] == snapshots  # nobody's picture changed
+
+
+def test_a_picture_of_the_same_size_in_another_mode_keeps_the_mask_and_undoes_exactly():
+    document = Document()
+    document.set_image(Image.new("RGB", (32, 24), (9, 9, 9)), "Open")
+    document.edit_mask("Paint", lambda m: (m.__setitem__((slice(0, 4), slice(0, 4)), 255), (0, 0, 4, 4))[1])
+    see_through = Image.new("RGBA", (32, 24), (1, 2, 3, 0))
+    document.set_image(see_through, "Open transparent")
+    assert document.image.mode == "RGBA" and document.mask[:4, :4].all() and document.mask.sum() == 16 * 255
+    document.undo()
+    assert document.image.mode == "RGB" and document.mask.sum() == 16 * 255

@@ -11,6 +11,7 @@ from studio.core.inpaint import (
     MAX_WORKING_ASPECT,
     InpaintOptions,
     blend,
+    carry_changes,
     extend_canvas,
     fill_masked,
     paste_back,
@@ -240,8 +241,8 @@ def test_blend_keeps_the_originals_alpha():
     generated = Image.new("RGB", (40, 30), (1, 2, 3))
     mask = graded_mask(40, 30)
     out = blend(original, generated, mask)
-    assert out.mode == "RGBA"
-    assert pixels(out)[..., 3].tobytes() == pixels(original)[..., 3].tobytes()
+    assert out.mode == "RGBA"  # what was made anew shows: alpha is at least the blend mask's
+    assert pixels(out)[..., 3].tobytes() == np.maximum(pixels(original)[..., 3], mask).tobytes()
     assert (pixels(out)[..., :3][mask == 0] == pixels(original)[..., :3][mask == 0]).all()
     assert (pixels(out)[..., :3][mask == 255] == (1, 2, 3)).all()
 
@@ -295,8 +296,8 @@ def test_paste_back_keeps_alpha_and_mode():
     box = working_box(mask, 8)
     result = paste_back(original, Image.new("RGB", (64, 64), (5, 6, 7)), box, mask, 4)
     assert result.mode == "RGBA" and result.size == (100, 80)
-    assert pixels(result)[..., 3].tobytes() == pixels(original)[..., 3].tobytes()
     soft = feather(mask, 4)
+    assert pixels(result)[..., 3].tobytes() == np.maximum(pixels(original)[..., 3], soft).tobytes()
     assert pixels(result)[soft == 0].tobytes() == pixels(original)[soft == 0].tobytes()
 
 
@@ -405,3 +406,15 @@ def test_inpaint_options_defaults():
     options = InpaintOptions()
     assert (options.masked_only, options.padding, options.fill, options.feather) == (True, 32, "original", 8.0)
     assert options.fill in INPAINT_FILLS
+
+
+def test_carry_changes_puts_only_what_the_job_changed_on_the_later_picture():
+    source = random_image(20, 10, seed=1)
+    later = random_image(20, 10, seed=2)  # the canvas after another job landed
+    result = pixels(source).copy()
+    result[2:5, 3:7] = (9, 8, 7)  # what this job changed
+    out = pixels(carry_changes(source, Image.fromarray(result), later))
+    assert (out[2:5, 3:7] == (9, 8, 7)).all()
+    outside = np.ones((10, 20), bool)
+    outside[2:5, 3:7] = False
+    assert (out[outside] == pixels(later)[outside]).all()

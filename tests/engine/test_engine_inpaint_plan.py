@@ -146,9 +146,11 @@ def test_an_empty_or_mismatched_mask_is_refused_with_one_sentence():
         plan_inpaint(picture(64, 64), Image.new("L", (32, 32), 255), InpaintOptions(), 256)
 
 
-def test_a_picture_with_alpha_is_flattened_and_the_result_is_rgb():
+def test_a_picture_with_alpha_is_seen_on_white_and_keeps_its_transparency_outside_the_mask():
     rgba = Image.new("RGBA", (64, 64), (10, 20, 30, 0))
     plan = plan_inpaint(rgba, mask_of(64, 64, (0, 0, 8, 8)), InpaintOptions(feather=0), 256)
+    assert plan.work_image.mode == "RGB" and plan.work_image.getpixel((40, 40)) == (255, 255, 255)  # the model's
     result = plan.finish(Image.new("RGB", plan.work_size, (0, 0, 0)))
-    assert result.mode == "RGB"
-    assert result.getpixel((40, 40)) == (255, 255, 255)  # transparent: on white, like every flattened input
+    assert result.mode == "RGBA"
+    assert result.getpixel((40, 40)) == (10, 20, 30, 0)  # untouched: still see-through (it became opaque white)
+    assert result.getpixel((2, 2)) == (0, 0, 0, 255)  # made anew: shows

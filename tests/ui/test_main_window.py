@@ -225,6 +225,28 @@ def test_inpainting_from_the_window_changes_only_the_masked_area(qtbot, window):
     qtbot.waitUntil(lambda: not window.prompt_panel.inpaint_box.isVisible(), timeout=2000)
 
 
+def test_a_second_inpaint_queued_before_the_first_lands_keeps_the_first(qtbot, window):  # noqa: ANN001
+    import numpy as np
+
+    from studio.core.mask import fill_rect
+
+    picture = Image.fromarray(np.random.default_rng(6).integers(0, 256, (96, 128, 3), dtype=np.uint8))
+    window.document.set_image(picture, "Open")
+    qtbot.waitUntil(lambda: window.status.model_label.text() == "tiny-sd", timeout=WAIT_MS)
+    _type_prompt(qtbot, window, "a red door")
+    window.document.edit_mask("A", lambda m: fill_rect(m, (8, 20, 40, 60)))
+    window.generate()
+    window.document.edit_mask("Clear", lambda m: fill_rect(m, (0, 0, 128, 96), erase=True))
+    window.document.edit_mask("B", lambda m: fill_rect(m, (80, 20, 112, 60)))
+    window.generate()  # asked for while the first runs: made from the picture without the first's result
+    qtbot.waitUntil(lambda: len(window.queue_panel.job_ids("finished")) == 2
+                    and window.document.history_labels()[-2:] == ["Generated", "Generated"], timeout=WAIT_MS)
+    result, before = np.asarray(window.document.image), np.asarray(picture)
+    assert (result[30:50, 14:34] != before[30:50, 14:34]).any(), "the first inpaint was undone by the second"
+    assert (result[30:50, 86:106] != before[30:50, 86:106]).any()
+    np.testing.assert_array_equal(result[:, 56:64], before[:, 56:64])  # between the two: untouched
+
+
 def test_the_picked_model_is_loaded_before_the_first_job(qtbot, window, tiny_model_dir):  # noqa: ANN001
     # The engine loads what the picker shows once it is up, so the status bar names it before any job runs.
     qtbot.waitUntil(lambda: window.status.model_label.text() == "tiny-sd", timeout=WAIT_MS)
