@@ -276,6 +276,8 @@ class Document:
 
     # -- strokes: many small edits, one undo step ------------------------------------------------
     def begin_stroke(self, label: str) -> None:
+        if self._stroke_before is not None:
+            self.end_stroke()  # one left unfinished is recorded, not lost from undo
         self._stroke_before = self.mask.copy()
         self._stroke_box = None
         self._stroke_label = label

@@ -382,6 +382,9 @@ class CanvasView(QGraphicsView):
         super().keyReleaseEvent(event)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self._tool.active or self._pan_from is not None:
+            event.accept()  # another button while one is held: the stroke or pan under way goes on as it was
+            return
         button = event.button()
         pans = button == Qt.MouseButton.MiddleButton or (
             button == Qt.MouseButton.LeftButton and (self._space_held or self._tool.name == HAND))

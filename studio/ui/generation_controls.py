@@ -78,6 +78,7 @@ class SizeBox(QWidget):
         spin.setSingleStep(SIZE_MULTIPLE)
         spin.setSuffix(" px")
         spin.setToolTip(tip)
+        spin.setMinimumWidth(96)  # "4096 px" fits; its own hint (111 px) made the panel wider than its dock
         return spin
 
     def set_size(self, width: int, height: int) -> None:

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QGridLayout, QLabel, QS
 from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
 from studio.ui.theme import section_label
 
-AREAS = [("Masked area only", True), ("Whole picture", False)]
+AREAS = [("Masked area", True), ("Whole picture", False)]
 FILL_LABELS = {"original": "Original", "noise": "Noise", "blurred": "Blurred surroundings"}
 
 
@@ -29,7 +29,7 @@ class InpaintOptionsBox(QWidget):
         self.area_combo = QComboBox()
         for label, value in AREAS:
             self.area_combo.addItem(label, value)
-        self.area_combo.setToolTip("Masked area only: work on the mask's box at the model's own size (more "
+        self.area_combo.setToolTip("Masked area: work on the mask's box at the model's own size (more "
                                    "detail), then scale back. Whole picture: redraw at the picture's size.")
         self.fill_combo = QComboBox()
         for fill in INPAINT_FILLS:
@@ -46,6 +46,9 @@ class InpaintOptionsBox(QWidget):
         self.feather_spin.setToolTip("How softly the new pixels blend into the old at the mask's edge")
         for index, (name, widget) in enumerate([("Area", self.area_combo), ("Masked content", self.fill_combo),
                                                  ("Padding", self.padding_spin), ("Feather", self.feather_spin)]):
+            if isinstance(widget, QComboBox):  # as narrow as the panel: "Blurred surroundings" made it scroll
+                widget.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+                widget.setMinimumContentsLength(8)
             grid.addWidget(QLabel(name), index // 2 * 2, index % 2)
             grid.addWidget(widget, index // 2 * 2 + 1, index % 2)
         layout.addLayout(grid)

@@ -212,8 +212,15 @@ class PromptPanel(QWidget):
         self.inpaint_box.setVisible(active and self.selected_generator() is None)
         self._mask_active = active
         if became_active:  # the first stroke of a mask: show where its options are
-            QTimer.singleShot(0, self, lambda: self._scroll.ensureWidgetVisible(self.inpaint_box, 0, 12))
+            QTimer.singleShot(0, self, self._show_inpaint_options)
         self.img2img.set_mask_active(active)
+
+    def _show_inpaint_options(self) -> None:
+        """Scrolled down to them, never sideways: the panel has no horizontal scroll bar to scroll back with."""
+        sideways = self._scroll.horizontalScrollBar()
+        left = sideways.value()
+        self._scroll.ensureWidgetVisible(self.inpaint_box, 0, 12)
+        sideways.setValue(left)
 
     def apply_style(self, style: PromptStyle) -> None:
         prompt, negative = style.apply(self.prompt_edit.toPlainText(), self.negative_edit.toPlainText())

@@ -703,3 +703,21 @@ def test_a_picture_dropped_on_the_canvas_itself_opens(qtbot, window, tmp_path): 
     assert _drop_as_qt_does(window.canvas.viewport(), picture)
     qtbot.waitUntil(lambda: window.document.image is not None, timeout=5000)
     assert window.document.image.size == (80, 64)
+
+
+def test_a_second_button_pressed_mid_stroke_leaves_the_stroke_whole_in_undo(qtbot, window, picture):  # noqa: ANN001
+    canvas = window.canvas
+    canvas.set_tool(BRUSH)
+    canvas.set_brush(size=20, hardness=1.0)
+    viewport = canvas.viewport()
+    points = [canvas.mapFromScene(QPointF(x, 60)) for x in (40, 80, 120)]
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=points[0])
+    qtbot.mouseMove(viewport, points[1])
+    qtbot.mousePress(viewport, Qt.MouseButton.RightButton, pos=points[1])  # the right one too, while painting
+    qtbot.mouseMove(viewport, points[2])
+    qtbot.mouseRelease(viewport, Qt.MouseButton.RightButton, pos=points[2])
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=points[2])
+    assert window.document.history_labels() == ["Open test picture", "Paint mask"]
+    assert window.document.mask.any()
+    window.document.undo()
+    assert not window.document.mask.any()  # the whole stroke goes back

@@ -83,3 +83,17 @@ def test_a_hand_edited_settings_file_starts_studio_and_the_window_says_what_was_
     assert window.settings.styles[0].name == "Ink"  # kept
     assert window.status.message_label.text().startswith("Some settings could not be read (window.grow_pixels)")
     assert window.mask_toolbar.grow_spin.value() == 8
+
+
+def test_the_generate_panel_fits_its_dock_and_a_first_mask_scrolls_it_only_down(qtbot, window):  # noqa: ANN001
+    from PIL import Image
+
+    from studio.core.mask import fill_rect
+
+    scroll = window.prompt_panel._scroll
+    window.document.set_image(Image.new("RGB", (96, 64)), "Open")
+    window.document.edit_mask("A", lambda m: fill_rect(m, (8, 8, 40, 40)))
+    qtbot.waitUntil(lambda: window.prompt_panel.inpaint_box.isVisible(), timeout=3000)
+    qtbot.wait(100)
+    assert scroll.widget().width() <= scroll.viewport().width()  # nothing cut off at the right
+    assert scroll.horizontalScrollBar().value() == 0 and scroll.verticalScrollBar().value() > 0
