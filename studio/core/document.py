@@ -104,16 +104,15 @@ class Document:
     def history_position(self) -> int:
         return self._position
 
-    def image_before_last_step(self) -> Image.Image | None:
-        """The picture as it was before the last change that touched it (for before/after comparison)."""
+    def before_last_step(self) -> tuple[Image.Image, Box | None] | None:
+        """What the picture was before the last change that touched it (for before/after comparison): the
+        region that changed and its box, or the whole picture (box None)."""
         for step in reversed(self._steps[:self._position]):
             if step.image_before is None and step.box is not None:
                 continue  # a mask-only change: look further back
-            if step.box is None:
-                return step.image_before
-            canvas = self.image.copy()
-            canvas.paste(step.image_before, step.box[:2])
-            return canvas
+            if step.image_before is None:
+                return None  # the first picture: nothing before it
+            return step.image_before, step.box
         return None
 
     def can_undo(self) -> bool:

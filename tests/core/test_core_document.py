@@ -69,7 +69,8 @@ def test_the_same_picture_again_changes_nothing_and_undo_restores_a_replaced_one
     assert seen == [] and document.history_labels() == ["Open"]
     document.set_image(second, "Generated")
     assert seen == [DocumentChange((0, 0, 64, 48), True, False)]
-    assert document.image_before_last_step().tobytes() == first.tobytes()
+    region, box = document.before_last_step()
+    assert box == (0, 0, 64, 48) and region.tobytes() == first.tobytes()
     assert document.undo() and document.image.tobytes() == first.tobytes()
     assert document.redo() and document.image.tobytes() == second.tobytes()
 

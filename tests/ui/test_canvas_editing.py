@@ -721,3 +721,26 @@ def test_a_second_button_pressed_mid_stroke_leaves_the_stroke_whole_in_undo(qtbo
     assert window.document.mask.any()
     window.document.undo()
     assert not window.document.mask.any()  # the whole stroke goes back
+
+
+def test_compare_shows_the_changed_region_where_it_was_and_refuses_a_picture_of_another_size(  # noqa: ANN001
+        qtbot, window, picture):
+    from studio.core.inpaint import extend_canvas
+
+    window.document.edit_mask("box", lambda m: (m.__setitem__((slice(10, 30), slice(20, 60)), 255),
+                                                (20, 10, 60, 30))[1])
+    changed = picture.copy()
+    changed.paste((250, 0, 0), (20, 10, 60, 30))
+    window.document.set_image(changed, "Generated")
+    compare = window.plugin_actions.compare
+    compare.trigger()
+    item = window.canvas._preview_item
+    assert window.canvas.has_preview() and (item.pos().x(), item.pos().y()) == (20, 10)
+    assert (item.pixmap().width(), item.pixmap().height()) == (40, 20)  # the region only, not the whole picture
+    compare.trigger()
+    bigger, mask = extend_canvas(changed, window.document.mask, 8, 8, 8, 8)
+    window.document.replace_all("Extend canvas", bigger, mask)
+    compare.trigger()
+    assert not window.canvas.has_preview() and not compare.isChecked()
+    assert window.status.message_label.text() == (f"The picture before the last change was {SIZE}x{SIZE}; compare "
+                                                  "shows pictures of the same size.")
