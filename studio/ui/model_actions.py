@@ -84,6 +84,7 @@ class ModelActions:
 
         dialog = ModelsDialog(self.settings, self.window.cache_dir, changed, self.window)
         self.dialog = dialog  # tests reach the open dialog here
+        dialog.finished.connect(dialog.deleteLater)  # a child of the window: it would stay for the whole session
         dialog.open()
 
     def _gpu_menu(self) -> QMenu:

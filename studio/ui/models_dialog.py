@@ -124,8 +124,11 @@ class ModelsDialog(TaskDialog):
         return row
 
     def done(self, result: int) -> None:
-        """Closing the window stops a download (it resumes next time) rather than leaving it running unseen."""
+        """Closing the window stops a download (it resumes next time) rather than leaving it running unseen, and
+        its list's scan: the window goes."""
         self._cancel.set()
+        for task in list(self._tasks):
+            task.cancel()
         super().done(result)
 
     # -- list ------------------------------------------------------------------------------------

@@ -113,15 +113,18 @@ class PluginActions(QObject):
         dialog = PostProcessDialog(contribution, values, strength=in_chain.strength if in_chain else 1.0,
                                    after_each=in_chain is not None, mask_available=self._mask() is not None,
                                    image_sources=self.image_sources(), parent=self.window)
-        if not self.edit_dialog(dialog):
-            return
         try:
-            values = dialog.form.values()
-        except StudioError as exc:
-            self.window.status.set_message(str(exc), error=True)
-            return
-        self.apply(contribution, values, after_each=dialog.after_each.isChecked(), strength=dialog.strength,
-                   masked=dialog.masked.isChecked(), storable=dialog.form.storable_values())
+            if not self.edit_dialog(dialog):
+                return
+            try:
+                values = dialog.form.values()
+            except StudioError as exc:
+                self.window.status.set_message(str(exc), error=True)
+                return
+            self.apply(contribution, values, after_each=dialog.after_each.isChecked(), strength=dialog.strength,
+                       masked=dialog.masked.isChecked(), storable=dialog.form.storable_values())
+        finally:
+            dialog.deleteLater()  # a child of the window: it would stay, hidden, for the whole session
 
     def _mask(self) -> Image.Image | None:
         return self.window.current_mask_image()
@@ -164,8 +167,11 @@ class PluginActions(QObject):
         dialog = PostChainDialog(self.window.settings.generation.post, self._processors(), self.image_sources,
                                  self.window)
         dialog.edit_step = self.edit_dialog
-        if self.edit_dialog(dialog):
-            self.set_chain(dialog.steps)
+        try:
+            if self.edit_dialog(dialog):
+                self.set_chain(dialog.steps)
+        finally:
+            dialog.deleteLater()  # its step dialogs with it
 
     def set_chain(self, steps: list[PostStepSetting]) -> None:
         self.window.settings.generation.post = [

@@ -89,3 +89,24 @@ def test_ctrl_equals_zooms_in_and_a_file_that_is_not_a_picture_is_not_dropped_in
     text = QMimeData()
     text.setText(" in snow")  # dragged words still go in
     assert edit.canInsertFromMimeData(text)
+
+
+def test_closed_dialogs_go_and_the_prompt_recall_list_stays_bounded(qtbot, window):  # noqa: ANN001
+    from PySide6.QtWidgets import QDialog
+
+    from studio.ui.prompt_edit import RECALLED
+
+    actions = window.plugin_actions
+    actions.edit_dialog = lambda dialog: False  # the person cancels each
+    colour = window.service.registry.get("postprocessor", "color")
+    for _ in range(3):
+        actions.open_processor(colour)
+        actions.open_chain()
+        window.models.library_action.trigger()
+        window.models.dialog.reject()
+    qtbot.waitUntil(lambda: not window.findChildren(QDialog), timeout=5000)
+
+    edit = window.prompt_panel.prompt_edit
+    for number in range(RECALLED + 5):
+        edit.remember(f"prompt {number}")
+    assert len(edit._history) == RECALLED and edit._history[0] == f"prompt {RECALLED + 4}"
