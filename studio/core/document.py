@@ -21,6 +21,7 @@ from studio.core.mask import Box, bounding_box, new_mask, union_box
 from studio.core.metadata import Recipe
 
 HISTORY_BYTES = 768 * 2**20  # oldest steps are forgotten beyond this
+KEPT_STEPS = 2  # ... but never the last ones
 Listener = Callable[["DocumentChange"], None]
 
 
@@ -167,7 +168,9 @@ class Document:
         del self._steps[self._position:]
         self._steps.append(step)
         total = sum(s.nbytes for s in self._steps)
-        while len(self._steps) > 1 and total > HISTORY_BYTES:
+        # The last two changes stay whatever they weigh: a scale to 16384² (1 GB) must still be undoable after
+        # the stroke that follows it.
+        while len(self._steps) > KEPT_STEPS and total > HISTORY_BYTES:
             total -= self._steps.pop(0).nbytes
         self._position = len(self._steps)
 

@@ -232,3 +232,16 @@ def test_a_picture_of_the_same_size_in_another_mode_keeps_the_mask_and_undoes_ex
     assert document.image.mode == "RGBA" and document.mask[:4, :4].all() and document.mask.sum() == 16 * 255
     document.undo()
     assert document.image.mode == "RGB" and document.mask.sum() == 16 * 255
+
+
+def test_a_change_heavier_than_the_whole_history_stays_undoable_after_the_next_one(monkeypatch):
+    from studio.core import document as document_module
+
+    monkeypatch.setattr(document_module, "HISTORY_BYTES", 10_000)
+    document = Document()
+    document.set_image(Image.new("RGB", (16, 16)), "Open")
+    document.replace_all("Scale", Image.new("RGB", (128, 128), (5, 5, 5)), np.zeros((128, 128), np.uint8))
+    document.edit_mask("Paint", lambda m: (m.__setitem__((slice(0, 4), slice(0, 4)), 255), (0, 0, 4, 4))[1])
+    assert document.history_labels() == ["Scale", "Paint"]  # "Open" went: the budget is spent
+    assert document.undo() and document.undo()
+    assert document.image.size == (16, 16)  # the scale was undone
