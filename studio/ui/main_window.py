@@ -34,7 +34,6 @@ from studio.core.events import (
 )
 from studio.core.mask import Box
 from studio.core.paths import studio_paths
-from studio.core.inpaint import carry_changes
 from studio.core.requests import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, GenerationRequest, PostProcessRequest
 from studio.core.settings import GenerationDefaults, Settings, save_settings
 from studio.services.autosave import RECOVERED_FOLDER, Autosaver, discard, find_recoverable, keep_as_pictures
@@ -55,6 +54,7 @@ from studio.ui.gallery_panel import GalleryPanel
 from studio.ui.history_actions import HistoryActions
 from studio.ui.status_bar import StudioStatusBar
 from studio.ui.theme import icon
+from studio.ui.result_landing import CANVAS_RESIZED, FILTER_RESIZED, Landing, landed, source_of
 from studio.ui.window_layout import capture_layout, restore_layout
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class MainWindow(QMainWindow):
         self._events_task: asyncio.Task | None = None
         self._painted = False
         self._requests: dict[int, GenerationRequest | PostProcessRequest] = {}
-        self._pending_outputs: list[_Landing] = []  # results that landed mid-stroke
+        self._pending_outputs: list[Landing] = []  # results that landed mid-stroke
         self._compared: list[tuple[Image.Image, Image.Image, Box | None]] = []  # (picture, result, their diff)
         self._held_note = ""  # said when the job ends: a result stayed in the gallery (see _held_back)
         self.recovery: asyncio.Task | None = None  # offering back an earlier Studio's unsaved work (start)
@@ -453,7 +453,7 @@ class MainWindow(QMainWindow):
             else:
                 self.history_actions.results_arrived()
                 self.prompt_panel.remember_seed(event.output.recipe.seed)
-            landing = (event.output, label, _source_of(request))
+            landing = (event.output, label, source_of(request))
             if self.canvas.busy:
                 self._pending_outputs.append(landing)  # never under the person's brush
             else:
@@ -507,23 +507,20 @@ class MainWindow(QMainWindow):
         self.cancel_action.setEnabled(running)
         self.cancel_all_action.setEnabled(running or bool(self.queue_panel.job_ids("waiting")))
 
-    def _show_results(self, results: list[_Landing]) -> None:
+    def _show_results(self, results: list[Landing]) -> None:
         """Each result becomes a step in the undo history; the canvas redraws once, for the last one (those that
         waited behind a brush stroke are never seen, so only the last one's conversion, made ahead, is used)."""
         with self.document.changes_held():
             for output, label, source in results:
                 if self._held_back(output, label):
                     continue
-                image, compared = output.image, self._compared_with(output)
-                current = self.document.image
-                if source is not None and current is not None and current is not source:
-                    if current.size != source.size:  # extended or scaled since: its pixels are elsewhere now
-                        self._hold(output, "The new picture is in the Gallery: the canvas changed size since it was "
-                                           "asked for.")
-                        continue
-                    # Changed since it was asked for (another inpaint landed): only what this job changed goes in.
-                    image, compared = carry_changes(source, output.image, current), None
-                self.document.set_image(image, label, output.recipe, compared=compared)
+                compared = self._compared_with(output)
+                image = landed(self.document.image, output.image, source)  # the canvas as it is now
+                if image is None:
+                    self._hold(output, CANVAS_RESIZED if output.path is not None else FILTER_RESIZED)
+                    continue
+                self.document.set_image(image, label, output.recipe, compared=compared if image is output.image
+                                        else None)
         if self.autosaver is not None:
             self.actions_.run(self.autosaver.save_now())  # every generation is on disk at once
 
@@ -570,17 +567,3 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About Studio",
                           f"<b>Studio {__version__}</b><br>A local AI image studio.<br>"
                           f"Models: {self.settings.models_dir}<br>Outputs: {self.settings.outputs_dir}")
-
-
-# A result, the name of its undo step, and the canvas picture it was made from.
-_Landing = tuple[GeneratedImage, str, "Image.Image | None"]
-
-
-def _source_of(request: object) -> Image.Image | None:
-    """The canvas picture a job was made from, where its result changes only part of it (an inpaint, a filter
-    under the mask); None where the result is a whole new picture."""
-    if isinstance(request, GenerationRequest) and request.mask is not None:
-        return request.init_image
-    if isinstance(request, PostProcessRequest) and request.mask is not None:
-        return request.image
-    return None

@@ -1,0 +1,40 @@
+"""Where a finished job's picture goes when it lands: onto the canvas as it is now.
+
+A job is made from the canvas as it was when it was asked for. An inpaint (or a filter under the mask) changes
+only part of it; if the canvas changed meanwhile (another inpaint landed first), only the pixels this job
+changed go in, or the first job's work would be undone. If the canvas changed size since (Extend, Scale), its
+pixels are no longer where the job's are, and the result does not go onto it.
+"""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from studio.core.events import GeneratedImage
+from studio.core.inpaint import carry_changes
+from studio.core.requests import GenerationRequest, PostProcessRequest
+
+# A result, the name of its undo step, and the canvas picture it was made from (see source_of).
+Landing = tuple[GeneratedImage, str, "Image.Image | None"]
+
+CANVAS_RESIZED = "The new picture is in the Gallery: the canvas changed size since it was asked for."
+FILTER_RESIZED = "The filter's result was not put on the canvas, which changed size since; run the filter again."
+
+
+def source_of(request: object) -> Image.Image | None:
+    """The canvas picture a job was made from, where its result changes only part of it (an inpaint, a filter
+    under the mask); None where the result is a whole new picture."""
+    if isinstance(request, GenerationRequest) and request.mask is not None:
+        return request.init_image
+    if isinstance(request, PostProcessRequest) and request.mask is not None:
+        return request.image
+    return None
+
+
+def landed(current: Image.Image | None, result: Image.Image, source: Image.Image | None) -> Image.Image | None:
+    """The picture to put on the canvas; None when the canvas changed size since the job was asked for."""
+    if source is None or current is None or current is source:
+        return result
+    if current.size != source.size:
+        return None
+    return carry_changes(source, result, current)
