@@ -229,7 +229,7 @@ def run_generate(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     paths = studio_paths()
     env = GeneratorEnvironment(args.device or settings.device, paths.data_dir, paths.cache_dir,
-                               settings.models_dir)
+                               settings.models_dir, tuple(settings.extra_model_paths))
     plugins = open_host(safe_mode=args.safe_mode)
     # A real generation: recorded in the history like the window's, its pictures kept in the outputs folder.
     history = try_open_history()
@@ -316,7 +316,8 @@ def run_postprocess(args: argparse.Namespace) -> int:
     request = PostProcessRequest(args.method, image, collect_params(args), read_recipe(args.input),
                                  strength=args.strength, mask=mask)
     paths = studio_paths()
-    env = GeneratorEnvironment(settings.device, paths.data_dir, paths.cache_dir, settings.models_dir)
+    env = GeneratorEnvironment(settings.device, paths.data_dir, paths.cache_dir, settings.models_dir,
+                               tuple(settings.extra_model_paths))
     try:
         return asyncio.run(_generate(request, env, [args.output], plugins=open_host(safe_mode=args.safe_mode),
                                      other_text=other_tools_text(args.input)))

@@ -12,6 +12,7 @@ class GeneratorEnvironment:
     data_dir: Path  # the generator's own folder for files it keeps
     cache_dir: Path  # for things that may be rebuilt (hash caches, compiled graphs)
     models_dir: Path | None = None  # the person's models folder (weights for built-in features live under it)
+    linked_dirs: tuple[Path, ...] = ()  # other tools' models folders the library uses in place (their embeddings)
 
     @property
     def models_root(self) -> Path:

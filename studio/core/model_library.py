@@ -261,3 +261,22 @@ def _scan_root(root: Path, source: str) -> Iterator[LibraryItem]:
         for name in sorted(files):
             if not name.startswith(".") and Path(name).suffix.lower() in WEIGHT_SUFFIXES:
                 yield item_for_file(here / name, files_source)
+
+
+def embedding_files(models_dir: Path, linked: Sequence[Path] = ()) -> dict[str, Path]:
+    """Textual inversions by name in lower case (what a prompt names them by): the ``.safetensors`` files in
+    the models folder's ``embeddings/``, then in linked folders' (ComfyUI's ``models/embeddings``, and
+    AUTOMATIC1111's ``embeddings`` beside its ``models``). The models folder's own come first on a name clash."""
+    folders = [models_dir / KIND_FOLDERS["embedding"]]
+    for path in linked:
+        name = path.name.lower()
+        folders.append(path if name == "embeddings" else path / "embeddings")
+        if name == "models":
+            folders.append(path.parent / "embeddings")
+    found: dict[str, Path] = {}
+    for folder in folders:
+        if folder.is_dir():
+            for file in sorted(folder.rglob("*.safetensors")):
+                if file.is_file():
+                    found.setdefault(file.stem.lower(), file)
+    return found

@@ -23,6 +23,7 @@ from studio.core.errors import (
 )
 from studio.core.generation import JobContext
 from studio.core.hashing import in_background, lora_hash, model_hash
+from studio.core.model_library import embedding_files
 from studio.core.metadata import LoraRecord, Recipe
 from studio.core.requests import GenerationRequest, prepare_request
 from studio.core.weight_files import check_weights_file
@@ -34,7 +35,7 @@ from studio.engine.device import (
     on_spare_memory,
     select_device,
 )
-from studio.engine.embeddings import embeddings_key, find_embeddings
+from studio.engine.embeddings import embeddings_key
 from studio.engine.encoded_pictures import encodings_cached
 from studio.engine.device_lookups import device_lookups_pinned
 from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for
@@ -76,6 +77,10 @@ class DiffusersGenerator:
         self._vae = VaeOverride()
         self._plan: MemoryPlan | None = None  # the last job's memory measures (what an OOM message builds on)
         on_spare_memory(self._let_kept_go)  # another job out of memory (an upscaler's tiles) gets its room
+
+    def use_linked_dirs(self, linked: tuple[Path, ...]) -> None:
+        """Other tools' folders were linked or unlinked: the next job finds their embeddings (nothing reloads)."""
+        self._env = replace(self._env, linked_dirs=linked)
 
     def warm_up(self, status) -> None:  # noqa: ANN001 - StatusFn from the worker
         """Import the heavy libraries and pick the device, so the first job starts at once."""
@@ -284,7 +289,7 @@ class DiffusersGenerator:
             output_type="pil",
         )
 
-        embeddings = find_embeddings(self._env.models_root)
+        embeddings = embedding_files(self._env.models_root, self._env.linked_dirs)
         for note in unusable_embeddings(run.pipe, embeddings, (request.prompt, request.negative_prompt)):
             context.note(note)
         # The fast path (CUDA graphs, fused attention) when the job allows it; it is undone when the job ends.

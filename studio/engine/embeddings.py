@@ -1,5 +1,6 @@
 """Textual inversions (A1111's "embeddings"): a word in the prompt that names a file in ``<models>/embeddings``
-stands for the vectors the file holds, as in AUTOMATIC1111 ("easynegative" in a negative prompt).
+(or a linked folder's: ``model_library.embedding_files``) stands for the vectors the file holds, as in
+AUTOMATIC1111 ("easynegative" in a negative prompt).
 
 Files are found by name (case does not matter, as CLIP lower-cases the prompt) and read as safetensors only:
 A1111's ``emb_params`` or ``string_to_param.*``, diffusers' one tensor named by its token, or SDXL's ``clip_l``
@@ -19,17 +20,8 @@ import torch
 from studio.core.errors import ModelError
 from studio.core.weight_files import check_weights_file
 
-FOLDER = "embeddings"
 KEEP_FILES = 64  # embedding files kept read (a few KB each)
 _loaded: dict[tuple[Path, int, int], dict[str, torch.Tensor]] = {}  # (file, mtime, size) -> its tensors
-
-
-def find_embeddings(models_root: Path | None) -> dict[str, Path]:
-    """Every ``.safetensors`` file under ``<models>/embeddings``, by its name in lower case."""
-    folder = models_root / FOLDER if models_root is not None else None
-    if folder is None or not folder.is_dir():
-        return {}
-    return {path.stem.lower(): path for path in sorted(folder.rglob("*.safetensors")) if path.is_file()}
 
 
 def embeddings_key(found: Mapping[str, Path]) -> tuple[tuple[str, tuple[int, int]], ...]:

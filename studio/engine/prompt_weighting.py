@@ -137,7 +137,7 @@ def needs_weighting(tokenizer: Any, prompt: str) -> bool:  # noqa: ANN401
 @contextmanager
 def prompts_weighted(pipe: Any, embeddings: Mapping[str, Path] | None = None) -> Iterator[None]:  # noqa: ANN401
     """While in the block, the pipeline's ``encode_prompt`` reads emphasis, long prompts and the textual inversions
-    in ``embeddings`` (by name, lower case; ``embeddings.find_embeddings``) that a prompt names; one that cannot
+    in ``embeddings`` (by name, lower case; ``model_library.embedding_files``) that a prompt names; one that cannot
     be used is read as words (``unusable_embeddings`` says why)."""
     encode = getattr(pipe, "encode_prompt", None)
     pairs = _readers(pipe)

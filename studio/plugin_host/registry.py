@@ -68,6 +68,11 @@ class Registry:
                 del self._contributions[key]
                 self._instances.pop(key, None)
 
+    def live_instances(self) -> list[Any]:
+        """The objects created so far (a job running now may be using one)."""
+        with self._lock:
+            return list(self._instances.values())
+
     def forget_instances(self) -> None:
         """Drop every live object, so the next use creates it again (with a new environment). A job running
         now keeps the object it has."""

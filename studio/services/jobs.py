@@ -145,6 +145,15 @@ class JobService:
         self._runner.use_environment(self._env)
         self._registry.forget_instances()
 
+    def use_linked_dirs(self, linked: Sequence[Path]) -> None:
+        """Other tools' models folders were linked or unlinked: the next job finds the embeddings in them,
+        without letting any loaded model go."""
+        self._env = replace(self._env, linked_dirs=tuple(linked))
+        self._runner.use_environment(self._env)
+        for instance in self._registry.live_instances():
+            if hasattr(instance, "use_linked_dirs"):
+                instance.use_linked_dirs(self._env.linked_dirs)
+
     def submit(self, request: GenerationRequest | PostProcessRequest) -> int:
         """Validate and queue a request; InvalidRequest (one sentence) if it cannot run."""
         if isinstance(request, PostProcessRequest):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QDialog, QFileDialog, QMenu
 
-from studio.core.model_library import LibraryItem, checkpoints, scan_library
+from studio.core.model_library import embedding_files, LibraryItem, checkpoints, scan_library
 from studio.core.models import ModelEntry
 from studio.ui.actions import make_action
 
@@ -58,9 +58,8 @@ class ModelActions:
         # "": keep what the picker shows (the person may have chosen since the scan began).
         self.panel.set_models(checkpoints(items), "", str(self.settings.models_dir))
         self.panel.lora_box.set_library(items)
-        embeddings = (self.settings.models_dir / "embeddings").resolve()
-        self.panel.styles_button.set_embeddings(sorted(
-            (i.name for i in items if i.kind == "embedding" and i.path.is_relative_to(embeddings)), key=str.lower))
+        found = embedding_files(self.settings.models_dir, self.settings.extra_model_paths)  # as the engine does
+        self.panel.styles_button.set_embeddings(sorted({path.stem for path in found.values()}, key=str.lower))
 
     def _prefer_likely_job(self) -> None:
         likely = self.panel.likely_request()
@@ -80,6 +79,7 @@ class ModelActions:
 
         def changed(items: list[LibraryItem]) -> None:
             self.show_library(items)
+            self.window.service.use_linked_dirs(self.settings.extra_model_paths)  # their embeddings
             self.window.persist_settings()
 
         dialog = ModelsDialog(self.settings, self.window.cache_dir, changed, self.window)

@@ -150,13 +150,13 @@ def rows_of(encoder, tokenizer, word: str) -> torch.Tensor:  # noqa: ANN001
 def test_an_embedding_named_in_the_prompt_stands_for_its_vectors(pipe, tmp_path):
     from safetensors.torch import save_file
 
-    from studio.engine.embeddings import find_embeddings
+    from studio.core.model_library import embedding_files
 
     folder = tmp_path / "models" / "embeddings"
     folder.mkdir(parents=True)
     save_file({"emb_params": rows_of(pipe.text_encoder, pipe.tokenizer, "red")}, folder / "MyRed.safetensors")
     save_file({"clip_l": torch.zeros(2, 768), "clip_g": torch.zeros(2, 1280)}, folder / "xl-only.safetensors")
-    found = find_embeddings(tmp_path / "models")
+    found = embedding_files(tmp_path / "models")
     assert set(found) == {"myred", "xl-only"}
     notes = unusable_embeddings(pipe, found, ("a MyRed fox", "xl-only"))
     plain = encode(pipe, "a red fox", "xl-only")
@@ -181,10 +181,10 @@ def test_sdxl_embeddings_give_each_text_encoder_its_own_vectors(tmp_path):
     folder.mkdir(parents=True)
     save_file({"clip_l": rows_of(pipe.text_encoder, pipe.tokenizer, "red"),
                "clip_g": rows_of(pipe.text_encoder_2, pipe.tokenizer_2, "red")}, folder / "myred.safetensors")
-    from studio.engine.embeddings import find_embeddings
+    from studio.core.model_library import embedding_files
 
     plain = encode(pipe, "a red fox", None)
-    with prompts_weighted(pipe, find_embeddings(tmp_path / "models")):
+    with prompts_weighted(pipe, embedding_files(tmp_path / "models")):
         named = encode(pipe, "a myred fox", None)
     for ours, theirs in zip(named, plain, strict=True):
         assert torch.allclose(ours, theirs, atol=1e-5)
@@ -237,3 +237,25 @@ def test_broken_embedding_files_are_sentences_said_at_every_job(pipe, tmp_path):
     assert any("holds 2 tensors (a, b) and none named emb_params" in n for n in notes)
     with prompts_weighted(pipe, found):
         encode(pipe, "empty two junk")  # read as words, no error
+
+
+def test_embeddings_in_a_folder_linked_later_are_used_without_reloading_the_model(tiny_model_dir, tmp_path):
+    from safetensors.torch import save_file
+
+    generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache",
+                                                        tmp_path / "models"))
+
+    def make(prompt: str) -> np.ndarray:
+        [(image, _recipe)] = generator.generate(tiny_request(tiny_model_dir, prepared=True, prompt=prompt),
+                                                DirectContext())
+        return np.asarray(image, dtype=np.int16)
+
+    red = make("a red fox, snow")
+    pipe = generator._model.text2img
+    comfy = tmp_path / "ComfyUI" / "models"
+    (comfy / "embeddings").mkdir(parents=True)
+    save_file({"emb_params": rows_of(pipe.text_encoder, pipe.tokenizer, "red")},
+              comfy / "embeddings" / "myred.safetensors")
+    generator.use_linked_dirs((comfy,))
+    assert np.abs(make("a myred fox, snow") - red).max() <= 1
+    assert generator._model.text2img is pipe  # nothing was loaded again
