@@ -27,6 +27,12 @@ def encode(pipe, prompt: str, negative: str | None = "blurry", pictures: int = 1
                               do_classifier_free_guidance=True, negative_prompt=negative)
 
 
+def painted(generator: DiffusersGenerator, model, prompt: str) -> tuple[np.ndarray, str]:  # noqa: ANN001
+    """The picture a tiny job with this prompt makes, as numbers, and the prompt its recipe records."""
+    [(image, recipe)] = generator.generate(tiny_request(model, prepared=True, prompt=prompt), DirectContext())
+    return np.asarray(image, dtype=np.int16), recipe.prompt
+
+
 def chunks_of(pipe, prompt: str) -> list[tuple[str, list[float]]]:  # noqa: ANN001
     return [(pipe.tokenizer.decode(c.tokens), c.weights) for c in chunk_tokens(pipe.tokenizer, parse_emphasis(prompt))]
 
@@ -123,9 +129,7 @@ def test_the_engine_paints_emphasis_and_records_the_prompt_as_written(tiny_model
     generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
 
     def make(prompt: str) -> tuple[np.ndarray, str]:
-        [(image, recipe)] = generator.generate(tiny_request(tiny_model_dir, prepared=True, prompt=prompt),
-                                               DirectContext())
-        return np.asarray(image, dtype=np.int16), recipe.prompt
+        return painted(generator, tiny_model_dir, prompt)
 
     plain, _ = make("a red fox, snow")
     unit, _ = make("a (red fox:1), snow")
@@ -198,9 +202,7 @@ def test_the_engine_uses_embeddings_from_the_models_folder_and_notices_a_new_one
     generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache", models))
 
     def make(prompt: str) -> np.ndarray:
-        [(image, _recipe)] = generator.generate(tiny_request(tiny_model_dir, prepared=True, prompt=prompt),
-                                                DirectContext())
-        return np.asarray(image, dtype=np.int16)
+        return painted(generator, tiny_model_dir, prompt)[0]
 
     as_words = make("a myred fox, snow")
     pipe = generator._model.text2img
@@ -246,9 +248,7 @@ def test_embeddings_in_a_folder_linked_later_are_used_without_reloading_the_mode
                                                         tmp_path / "models"))
 
     def make(prompt: str) -> np.ndarray:
-        [(image, _recipe)] = generator.generate(tiny_request(tiny_model_dir, prepared=True, prompt=prompt),
-                                                DirectContext())
-        return np.asarray(image, dtype=np.int16)
+        return painted(generator, tiny_model_dir, prompt)[0]
 
     red = make("a red fox, snow")
     pipe = generator._model.text2img
