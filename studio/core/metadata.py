@@ -65,6 +65,7 @@ class Recipe:
     loras: tuple[LoraRecord, ...] = ()
     vae_name: str = ""  # "" = the model's own VAE
     vae_hash: str = ""
+    ti_hashes: str = ""  # A1111's "TI hashes": "name: hash, …" of the textual inversions the prompts used
 
     @classmethod
     def post_only(cls, width: int, height: int) -> Recipe:
@@ -99,6 +100,7 @@ class Recipe:
             "Lora hashes": ", ".join(f"{_lora_label(lora.name)}: {lora.hash}" for lora in self.loras) or None,
             "Lora weights": ", ".join(f"{_lora_label(lora.name)}: {_number(lora.weight)}"
                                       for lora in self.loras) or None,
+            "TI hashes": self.ti_hashes or None,
             "Version": self.version,
         }
         settings = ", ".join(f"{k}: {_quote(v)}" for k, v in fields_.items() if v not in (None, ""))
@@ -153,6 +155,7 @@ class Recipe:
             loras=parse_loras(prompt, settings),
             vae_name=settings.get("VAE", ""),
             vae_hash=settings.get("VAE hash", ""),
+            ti_hashes=settings.get("TI hashes", ""),
         )
 
 

@@ -22,7 +22,7 @@ from studio.core.errors import (
     StudioError,
 )
 from studio.core.generation import JobContext
-from studio.core.hashing import in_background, lora_hash, model_hash
+from studio.core.hashing import embedding_hash, in_background, lora_hash, model_hash
 from studio.core.model_library import embedding_files
 from studio.core.metadata import LoraRecord, Recipe
 from studio.core.requests import GenerationRequest, prepare_request
@@ -56,7 +56,7 @@ from studio.engine.memory import (
 from studio.engine.model_keeping import KeptModels, in_precision, in_system_memory, model_files_key
 from studio.engine.preview import LivePreviews, latents_to_preview
 from studio.engine.prompt_cache import prompts_cached
-from studio.engine.prompt_weighting import prompts_weighted, unusable_embeddings
+from studio.engine.prompt_weighting import embeddings_named, prompts_weighted
 from studio.engine.schedulers import make_scheduler
 from studio.engine.taesd import taesd_decoder
 from studio.engine.vae_override import VaeOverride, find_vae
@@ -290,8 +290,12 @@ class DiffusersGenerator:
         )
 
         embeddings = embedding_files(self._env.models_root, self._env.linked_dirs)
-        for note in unusable_embeddings(run.pipe, embeddings, (request.prompt, request.negative_prompt)):
+        used, notes = embeddings_named(run.pipe, embeddings, (request.prompt, request.negative_prompt))
+        for note in notes:
             context.note(note)
+        if used:  # A1111's "TI hashes": model sites link the picture to the embeddings by them
+            hashes = self._env.cache_dir / "model-hashes.json"
+            run.recipe["ti_hashes"] = ", ".join(f"{path.stem}: {embedding_hash(path, hashes)}" for path in used)
         # The fast path (CUDA graphs, fused attention) when the job allows it; it is undone when the job ends.
         # Emphasis and long prompts are read as A1111 reads them (prompt_weighting).
         # A prompt read, or a picture encoded, before (this batch's first picture, an earlier job) is not again;

@@ -168,11 +168,12 @@ def prompts_weighted(pipe: Any, embeddings: Mapping[str, Path] | None = None) ->
         yield
 
 
-def unusable_embeddings(pipe: Any, embeddings: Mapping[str, Path], prompts: Sequence[str]) -> list[str]:  # noqa: ANN401
-    """A sentence for each embedding the prompts name that this model cannot use (said at every job, also when
-    the prompt's reading comes from the cache)."""
+def embeddings_named(pipe: Any, embeddings: Mapping[str, Path],  # noqa: ANN401
+                     prompts: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """The embeddings the prompts name that this model can use, and a sentence for each it cannot (said at every
+    job, also when the prompt's reading comes from the cache)."""
     widths = embedding_widths([e for _, e in _readers(pipe)])
-    notes = []
+    usable, notes = [], []
     for path in mentioned(prompts, embeddings).values():
         try:
             embedding_vectors(path, widths)
@@ -180,7 +181,9 @@ def unusable_embeddings(pipe: Any, embeddings: Mapping[str, Path], prompts: Sequ
             notes.append(f"{exc} It was read as words.")
         except OSError as exc:
             notes.append(f"The embedding {path.stem} could not be read ({exc.strerror}). It was read as words.")
-    return notes
+        else:
+            usable.append(path)
+    return usable, notes
 
 
 @dataclass(frozen=True)

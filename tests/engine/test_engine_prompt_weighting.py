@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 
 import numpy as np
 import pytest
@@ -10,11 +11,12 @@ from studio_testing import DirectContext, tiny_request
 from tiny_models import build_tiny_sdxl
 
 from studio.core.environment import GeneratorEnvironment
+from studio.core.metadata import Recipe
 from studio.core.prompt_syntax import parse_emphasis
 from studio.engine.device import select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.loader import load_model
-from studio.engine.prompt_weighting import CHUNK_TOKENS, chunk_tokens, prompts_weighted, unusable_embeddings
+from studio.engine.prompt_weighting import CHUNK_TOKENS, chunk_tokens, embeddings_named, prompts_weighted
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +164,8 @@ def test_an_embedding_named_in_the_prompt_stands_for_its_vectors(pipe, tmp_path)
     save_file({"clip_l": torch.zeros(2, 768), "clip_g": torch.zeros(2, 1280)}, folder / "xl-only.safetensors")
     found = embedding_files(tmp_path / "models")
     assert set(found) == {"myred", "xl-only"}
-    notes = unusable_embeddings(pipe, found, ("a MyRed fox", "xl-only"))
+    used, notes = embeddings_named(pipe, found, ("a MyRed fox", "xl-only"))
+    assert used == [found["myred"]]
     plain = encode(pipe, "a red fox", "xl-only")
     with prompts_weighted(pipe, found):
         named, negative = encode(pipe, "a MyRed fox", "xl-only")
@@ -210,6 +213,12 @@ def test_the_engine_uses_embeddings_from_the_models_folder_and_notices_a_new_one
               models / "embeddings" / "myred.safetensors")
     with_vectors = make("a myred fox, snow")  # the same prompt: the cache must not answer with the words' reading
     assert np.abs(with_vectors - make("a red fox, snow")).max() <= 1
+    [(_, recipe)] = generator.generate(tiny_request(tiny_model_dir, prepared=True, prompt="a myred fox"),
+                                       DirectContext())
+    digest = hashlib.sha256((models / "embeddings" / "myred.safetensors").read_bytes()).hexdigest()[:12]
+    assert recipe.ti_hashes == f"myred: {digest}"  # as A1111 writes them
+    assert f'TI hashes: "myred: {digest}"' in recipe.to_parameters()
+    assert Recipe.from_parameters(recipe.to_parameters()).ti_hashes == f"myred: {digest}"
     assert np.abs(with_vectors - as_words).max() > 0
 
 
@@ -234,7 +243,8 @@ def test_broken_embedding_files_are_sentences_said_at_every_job(pipe, tmp_path):
     save_file({"a": torch.zeros(2, 32), "b": torch.zeros(2, 32)}, folder / "two.safetensors")
     (folder / "junk.safetensors").write_bytes(b"not a weights file")
     found = {p.stem: p for p in folder.iterdir()}
-    notes = unusable_embeddings(pipe, found, ("empty two junk", ""))
+    used, notes = embeddings_named(pipe, found, ("empty two junk", ""))
+    assert used == []
     assert len(notes) == 3 and all(n.endswith("It was read as words.") for n in notes)
     assert any("holds 2 tensors (a, b) and none named emb_params" in n for n in notes)
     with prompts_weighted(pipe, found):
