@@ -289,8 +289,8 @@ class DiffusersGenerator:
             output_type="pil",
         )
 
-        embeddings = embedding_files(self._env.models_root, self._env.linked_dirs)
-        used, notes = embeddings_named(run.pipe, embeddings, (request.prompt, request.negative_prompt))
+        found = embedding_files(self._env.models_root, self._env.linked_dirs)
+        used, notes = embeddings_named(run.pipe, found, (request.prompt, request.negative_prompt))
         for note in notes:
             context.note(note)
         if used:  # A1111's "TI hashes": model sites link the picture to the embeddings by them
@@ -302,8 +302,8 @@ class DiffusersGenerator:
         # nor is the device searched for at every picture.
         with (fast_job(run.pipe, self.device, self._plan, model.offloaded, run.kwargs, context.note,
                        options_for(request.speed)) as fast,
-              prompts_weighted(run.pipe, embeddings),
-              prompts_cached(run.pipe, also=embeddings_key(embeddings)),
+              prompts_weighted(run.pipe, {path.stem.lower(): path for path in used}),
+              prompts_cached(run.pipe, also=embeddings_key(found)),
               encodings_cached(run.pipe), device_lookups_pinned(run.pipe)):
             yield from self._images(request, model, run, context, fast)
 

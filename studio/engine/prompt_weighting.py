@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import wraps
 from pathlib import Path
@@ -137,21 +137,18 @@ def needs_weighting(tokenizer: Any, prompt: str) -> bool:  # noqa: ANN401
 @contextmanager
 def prompts_weighted(pipe: Any, embeddings: Mapping[str, Path] | None = None) -> Iterator[None]:  # noqa: ANN401
     """While in the block, the pipeline's ``encode_prompt`` reads emphasis, long prompts and the textual inversions
-    in ``embeddings`` (by name, lower case; ``model_library.embedding_files``) that a prompt names; one that cannot
-    be used is read as words (``unusable_embeddings`` says why)."""
+    in ``embeddings`` (the usable ones, by name in lower case: ``embeddings_named``) that a prompt names."""
     encode = getattr(pipe, "encode_prompt", None)
     pairs = _readers(pipe)
     if encode is None or not pairs:
         yield
         return
     is_sdxl = hasattr(pipe, "text_encoder_2")
+    widths = embedding_widths([e for _, e in pairs])
 
     def usable(call: _Call) -> dict[str, list[torch.Tensor]]:
-        found: dict[str, list[torch.Tensor]] = {}
-        for name, path in mentioned((call.prompt, call.negative or ""), embeddings or {}).items():
-            with suppress(ModelError, OSError):
-                found[name] = embedding_vectors(path, embedding_widths([e for _, e in pairs]))
-        return found
+        named = mentioned((call.prompt, call.negative or ""), embeddings or {})
+        return {name: embedding_vectors(path, widths) for name, path in named.items()}
 
     @wraps(encode)  # the prompt cache around this keys on encode_prompt's own signature
     def weighted(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401

@@ -167,7 +167,7 @@ def test_an_embedding_named_in_the_prompt_stands_for_its_vectors(pipe, tmp_path)
     used, notes = embeddings_named(pipe, found, ("a MyRed fox", "xl-only"))
     assert used == [found["myred"]]
     plain = encode(pipe, "a red fox", "xl-only")
-    with prompts_weighted(pipe, found):
+    with prompts_weighted(pipe, {path.stem.lower(): path for path in used}):
         named, negative = encode(pipe, "a MyRed fox", "xl-only")
         weighed, _ = encode(pipe, "a (myred:1.2) fox, myredder", "xl-only")
     assert torch.allclose(named, plain[0], atol=1e-5)  # the vectors of "red", put where "myred" stood
@@ -247,8 +247,8 @@ def test_broken_embedding_files_are_sentences_said_at_every_job(pipe, tmp_path):
     assert used == []
     assert len(notes) == 3 and all(n.endswith("It was read as words.") for n in notes)
     assert any("holds 2 tensors (a, b) and none named emb_params" in n for n in notes)
-    with prompts_weighted(pipe, found):
-        encode(pipe, "empty two junk")  # read as words, no error
+    with prompts_weighted(pipe, {}):
+        encode(pipe, "empty two junk")  # none usable: read as words, no error
 
 
 def test_embeddings_in_a_folder_linked_later_are_used_without_reloading_the_model(tiny_model_dir, tmp_path):
