@@ -307,7 +307,8 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
 def run_postprocess(args: argparse.Namespace) -> int:
     """``studio postprocess IN -o OUT --method ID``: the picture's recipe is kept, extended by the step, and
     other tools' metadata (a ComfyUI workflow) is carried over."""
-    from studio.core.images import other_tools_text, read_recipe
+    from studio.core.image_text import other_tools_text
+    from studio.core.images import read_recipe
 
     settings = load_settings()
     check_output(args.output)

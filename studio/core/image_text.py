@@ -16,7 +16,7 @@ from PIL import Image, UnidentifiedImageError
 
 from studio.core.errors import ImageError
 from studio.core.images import EXIF_IFD, EXIF_USER_COMMENT, MAX_PIXELS, MAX_TEXT_BYTES, user_comment_text
-from studio.core.metadata import PARAMETERS_CHUNK
+from studio.core.metadata import PARAMETERS_CHUNK, RECIPE_CHUNKS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
@@ -138,3 +138,17 @@ def read_exif_texts(path: Path, notes: list[str]) -> tuple[tuple[int, int], dict
         raise ImageError(f"The image {path.name} is empty.")
     text = user_comment_text(comment, notes)
     return size, ({PARAMETERS_CHUNK: text} if text else {})
+
+
+def other_tools_text(path: str | os.PathLike[str]) -> dict[str, str]:
+    """A PNG's text chunks other than Studio's and A1111's (ComfyUI's workflow, InvokeAI's metadata…), to carry
+    over to a picture made from it, read within the same limits as for inspecting; empty for other formats or an
+    unreadable file."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+                return {}
+            _, texts = read_png_texts(f, Path(path).name, [])
+    except (OSError, ImageError):
+        return {}
+    return {key: value for key, value in texts.items() if key not in RECIPE_CHUNKS}

@@ -12,7 +12,7 @@ from typing import Any
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from studio.core.errors import ImageError
-from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe
+from studio.core.metadata import PARAMETERS_CHUNK, RECIPE_CHUNKS, STUDIO_CHUNK, Recipe
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 MAX_SIDES = {"JPEG": 65_500, "WEBP": 16_383}  # the formats' own limits on width and height (libjpeg, libwebp)
@@ -118,7 +118,7 @@ def _encoded(img: Image.Image, fmt: str, recipe: Recipe | None, other_text: Mapp
     if fmt == "PNG":
         info = PngImagePlugin.PngInfo()
         for key, value in other_text.items():
-            if key not in (PARAMETERS_CHUNK, STUDIO_CHUNK):
+            if key not in RECIPE_CHUNKS:
                 info.add_itxt(key, value)
         if recipe is not None:
             if recipe.describes_generation:  # a post-only recipe has no A1111 text to write: no made-up settings
@@ -177,17 +177,6 @@ def _exif_with_comment(text: str) -> bytes:
     # EXIF UserComment: 8-byte charset id, then the text (A1111 writes UNICODE as UTF-16 big-endian).
     exif.get_ifd(EXIF_IFD)[EXIF_USER_COMMENT] = b"UNICODE\0" + text.encode("utf-16-be")
     return exif.tobytes()
-
-
-def other_tools_text(path: str | os.PathLike[str]) -> dict[str, str]:
-    """A PNG's text chunks other than Studio's and A1111's (ComfyUI's workflow, InvokeAI's metadata…), to carry
-    over to a picture made from it; empty for other formats or an unreadable file."""
-    try:
-        with Image.open(path) as img:
-            texts = dict(getattr(img, "text", None) or {}) if img.format == "PNG" else {}
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return {}
-    return {k: v for k, v in texts.items() if isinstance(v, str) and k not in (PARAMETERS_CHUNK, STUDIO_CHUNK)}
 
 
 def read_recipe(path: str | os.PathLike[str]) -> Recipe | None:

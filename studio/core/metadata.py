@@ -23,6 +23,7 @@ from studio import __version__
 
 STUDIO_CHUNK = "studio"
 PARAMETERS_CHUNK = "parameters"
+RECIPE_CHUNKS = (PARAMETERS_CHUNK, STUDIO_CHUNK)  # the PNG text chunks a recipe is written in
 RECIPE_FORMAT = 1
 # A1111's prompt syntax: <lora:name>, <lora:name:weight> or <lora:name:text-encoder weight:unet weight>.
 _LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([^:>]*))?(?::[^>]*)?>")
