@@ -63,11 +63,6 @@ def model_hash(model: Path, cache_file: Path | None = None) -> str:
 FilesKey = tuple[tuple[str, int, int], ...]
 
 
-def embedding_hash(path: Path, cache_file: Path | None = None) -> str:
-    """A textual inversion's hash as A1111 writes it in "TI hashes": the file's SHA-256, 12 hex digits."""
-    return _cached(cache_file, "", path, file_sha256)[:12]
-
-
 def files_key(paths: Iterable[Path]) -> FilesKey:
     """One version of these files (path, size, modification time of each): a cache of what was loaded from
     them is used while the key is the same, and loads again once a file is replaced."""

@@ -22,7 +22,7 @@ from studio.core.errors import (
     StudioError,
 )
 from studio.core.generation import JobContext
-from studio.core.hashing import embedding_hash, in_background, lora_hash, model_hash
+from studio.core.hashing import file_sha256, files_key, in_background, lora_hash, model_hash
 from studio.core.model_library import embedding_files
 from studio.core.metadata import LoraRecord, Recipe
 from studio.core.requests import GenerationRequest, prepare_request
@@ -35,7 +35,6 @@ from studio.engine.device import (
     on_spare_memory,
     select_device,
 )
-from studio.engine.embeddings import embeddings_key
 from studio.engine.encoded_pictures import encodings_cached
 from studio.engine.device_lookups import device_lookups_pinned
 from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for
@@ -289,21 +288,21 @@ class DiffusersGenerator:
             output_type="pil",
         )
 
-        found = embedding_files(self._env.models_root, self._env.linked_dirs)
-        used, notes = embeddings_named(run.pipe, found, (request.prompt, request.negative_prompt))
-        for note in notes:
+        named = embeddings_named(run.pipe, embedding_files(self._env.models_root, self._env.linked_dirs),
+                                 (request.prompt, request.negative_prompt))
+        for note in named.notes:
             context.note(note)
-        if used:  # A1111's "TI hashes": model sites link the picture to the embeddings by them
-            hashes = self._env.cache_dir / "model-hashes.json"
-            run.recipe["ti_hashes"] = ", ".join(f"{path.stem}: {embedding_hash(path, hashes)}" for path in used)
+        if named.paths:  # A1111's "TI hashes": model sites link the picture to the embeddings by them
+            run.recipe["ti_hashes"] = ", ".join(f"{path.stem}: {file_sha256(path)[:12]}"
+                                                for path in named.paths.values())
         # The fast path (CUDA graphs, fused attention) when the job allows it; it is undone when the job ends.
         # Emphasis and long prompts are read as A1111 reads them (prompt_weighting).
         # A prompt read, or a picture encoded, before (this batch's first picture, an earlier job) is not again;
         # nor is the device searched for at every picture.
         with (fast_job(run.pipe, self.device, self._plan, model.offloaded, run.kwargs, context.note,
                        options_for(request.speed)) as fast,
-              prompts_weighted(run.pipe, {path.stem.lower(): path for path in used}),
-              prompts_cached(run.pipe, also=embeddings_key(found)),
+              prompts_weighted(run.pipe, named.vectors),
+              prompts_cached(run.pipe, also=files_key(named.paths.values())),
               encodings_cached(run.pipe), device_lookups_pinned(run.pipe)):
             yield from self._images(request, model, run, context, fast)
 

@@ -14,26 +14,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 from studio.core.errors import ModelError
 from studio.core.weight_files import check_weights_file
 
+T = TypeVar("T")
 KEEP_FILES = 64  # embedding files kept read (a few KB each)
 _loaded: dict[tuple[Path, int, int], dict[str, torch.Tensor]] = {}  # (file, mtime, size) -> its tensors
-
-
-def embeddings_key(found: Mapping[str, Path]) -> tuple[tuple[str, tuple[int, int]], ...]:
-    """What the prompts' embeddings depend on in the folder: each file's name, when it last changed, its size."""
-    def changed(path: Path) -> tuple[int, int]:
-        try:
-            stat = path.stat()
-        except OSError:
-            return -1, -1
-        return stat.st_mtime_ns, stat.st_size
-
-    return tuple((name, changed(path)) for name, path in found.items())
 
 
 def named_in(texts: Iterable[str], names: Iterable[str]) -> set[str]:
@@ -89,6 +79,7 @@ def embedding_widths(encoders: Sequence[torch.nn.Module]) -> list[int]:
     return [int(e.get_input_embeddings().weight.shape[-1]) for e in encoders]
 
 
-def mentioned(prompts: Iterable[str], found: Mapping[str, Path]) -> dict[str, Path]:
+def mentioned(prompts: Iterable[str], found: Mapping[str, T]) -> dict[str, T]:
+    """The entries of ``found`` (by name in lower case) whose names stand as words in the prompts."""
     names = named_in(prompts, found)
     return {name: found[name] for name in sorted(names)}

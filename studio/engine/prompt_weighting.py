@@ -135,20 +135,19 @@ def needs_weighting(tokenizer: Any, prompt: str) -> bool:  # noqa: ANN401
 
 
 @contextmanager
-def prompts_weighted(pipe: Any, embeddings: Mapping[str, Path] | None = None) -> Iterator[None]:  # noqa: ANN401
+def prompts_weighted(pipe: Any, vectors: Mapping[str, list[torch.Tensor]] | None = None) -> Iterator[None]:  # noqa: ANN401
     """While in the block, the pipeline's ``encode_prompt`` reads emphasis, long prompts and the textual inversions
-    in ``embeddings`` (the usable ones, by name in lower case: ``embeddings_named``) that a prompt names."""
+    a prompt names (``vectors``: ``embeddings_named(...).vectors``)."""
     encode = getattr(pipe, "encode_prompt", None)
     pairs = _readers(pipe)
     if encode is None or not pairs:
         yield
         return
     is_sdxl = hasattr(pipe, "text_encoder_2")
-    widths = embedding_widths([e for _, e in pairs])
 
     def usable(call: _Call) -> dict[str, list[torch.Tensor]]:
-        named = mentioned((call.prompt, call.negative or ""), embeddings or {})
-        return {name: embedding_vectors(path, widths) for name, path in named.items()}
+        named = mentioned((call.prompt, call.negative or ""), vectors or {})
+        return {name: (vectors or {})[name] for name in named}
 
     @wraps(encode)  # the prompt cache around this keys on encode_prompt's own signature
     def weighted(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
@@ -165,22 +164,29 @@ def prompts_weighted(pipe: Any, embeddings: Mapping[str, Path] | None = None) ->
         yield
 
 
-def embeddings_named(pipe: Any, embeddings: Mapping[str, Path],  # noqa: ANN401
-                     prompts: Sequence[str]) -> tuple[list[Path], list[str]]:
-    """The embeddings the prompts name that this model can use, and a sentence for each it cannot (said at every
-    job, also when the prompt's reading comes from the cache)."""
+@dataclass
+class NamedEmbeddings:
+    """The textual inversions a job's prompts name: those this model can use, and why the others cannot."""
+
+    paths: dict[str, Path] = field(default_factory=dict)  # by name in lower case
+    vectors: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # each text encoder's, by name
+    notes: list[str] = field(default_factory=list)  # said at every job, also when the reading is cached
+
+
+def embeddings_named(pipe: Any, embeddings: Mapping[str, Path], prompts: Sequence[str]) -> NamedEmbeddings:  # noqa: ANN401
+    """Read once per job: the embeddings (``model_library.embedding_files``) the prompts name."""
     widths = embedding_widths([e for _, e in _readers(pipe)])
-    usable, notes = [], []
-    for path in mentioned(prompts, embeddings).values():
+    named = NamedEmbeddings()
+    for name, path in mentioned(prompts, embeddings).items():
         try:
-            embedding_vectors(path, widths)
+            named.vectors[name] = embedding_vectors(path, widths)
         except ModelError as exc:
-            notes.append(f"{exc} It was read as words.")
+            named.notes.append(f"{exc} It was read as words.")
         except OSError as exc:
-            notes.append(f"The embedding {path.stem} could not be read ({exc.strerror}). It was read as words.")
+            named.notes.append(f"The embedding {path.stem} could not be read ({exc.strerror}). It was read as words.")
         else:
-            usable.append(path)
-    return usable, notes
+            named.paths[name] = path
+    return named
 
 
 @dataclass(frozen=True)

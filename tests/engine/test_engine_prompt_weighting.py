@@ -164,10 +164,11 @@ def test_an_embedding_named_in_the_prompt_stands_for_its_vectors(pipe, tmp_path)
     save_file({"clip_l": torch.zeros(2, 768), "clip_g": torch.zeros(2, 1280)}, folder / "xl-only.safetensors")
     found = embedding_files(tmp_path / "models")
     assert set(found) == {"myred", "xl-only"}
-    used, notes = embeddings_named(pipe, found, ("a MyRed fox", "xl-only"))
-    assert used == [found["myred"]]
+    named = embeddings_named(pipe, found, ("a MyRed fox", "xl-only"))
+    notes = named.notes
+    assert named.paths == {"myred": found["myred"]}
     plain = encode(pipe, "a red fox", "xl-only")
-    with prompts_weighted(pipe, {path.stem.lower(): path for path in used}):
+    with prompts_weighted(pipe, named.vectors):
         named, negative = encode(pipe, "a MyRed fox", "xl-only")
         weighed, _ = encode(pipe, "a (myred:1.2) fox, myredder", "xl-only")
     assert torch.allclose(named, plain[0], atol=1e-5)  # the vectors of "red", put where "myred" stood
@@ -191,7 +192,8 @@ def test_sdxl_embeddings_give_each_text_encoder_its_own_vectors(tmp_path):
     from studio.core.model_library import embedding_files
 
     plain = encode(pipe, "a red fox", None)
-    with prompts_weighted(pipe, embedding_files(tmp_path / "models")):
+    vectors = embeddings_named(pipe, embedding_files(tmp_path / "models"), ("a myred fox",)).vectors
+    with prompts_weighted(pipe, vectors):
         named = encode(pipe, "a myred fox", None)
     for ours, theirs in zip(named, plain, strict=True):
         assert torch.allclose(ours, theirs, atol=1e-5)
@@ -243,8 +245,9 @@ def test_broken_embedding_files_are_sentences_said_at_every_job(pipe, tmp_path):
     save_file({"a": torch.zeros(2, 32), "b": torch.zeros(2, 32)}, folder / "two.safetensors")
     (folder / "junk.safetensors").write_bytes(b"not a weights file")
     found = {p.stem: p for p in folder.iterdir()}
-    used, notes = embeddings_named(pipe, found, ("empty two junk", ""))
-    assert used == []
+    named = embeddings_named(pipe, found, ("empty two junk", ""))
+    notes = named.notes
+    assert named.paths == {} and named.vectors == {}
     assert len(notes) == 3 and all(n.endswith("It was read as words.") for n in notes)
     assert any("holds 2 tensors (a, b) and none named emb_params" in n for n in notes)
     with prompts_weighted(pipe, {}):
