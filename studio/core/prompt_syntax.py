@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 ROUND = 1.1  # what one pair of ( ) multiplies by; [ ] divides by it
 BREAK = "BREAK"
-_WEIGHT = r"\s*([+-]?\d+(?:\.\d*)?)\s*"  # the number in "(words:1.2)", as change_emphasis reads it
-_TOKEN = re.compile(r"\\[()\[\]\\]|\\|\(|\[|:\s*([+-]?(?:\d+\.?\d*|\.\d+))\s*\)|\)|]|\bBREAK\b|[^\\()\[\]:B]+|[:B]")
+_WEIGHT = r"\s*([+-]?(?:\d+\.?\d*|\.\d+))\s*"  # the number in "(words:1.2)": read, and changed by Ctrl+Up/Down
+_TOKEN = re.compile(rf"\\[()\[\]\\]|\\|\(|\[|:{_WEIGHT}\)|\)|]|\bBREAK\b|[^\\()\[\]:B]+|[:B]")
 
 
 @dataclass(frozen=True)
@@ -73,11 +73,6 @@ def _joined(fragments: list[Fragment]) -> list[Fragment]:
         elif fragment.is_break or fragment.text:
             joined.append(fragment)
     return joined
-
-
-def plain_text(prompt: str) -> str:
-    """What the words say without their emphasis (for searching, and for counting tokens)."""
-    return " ".join("".join(" " if f.is_break else f.text for f in parse_emphasis(prompt)).split())
 
 
 def has_emphasis(prompt: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from studio.core.errors import StudioError
+from studio.core.errors import StudioError, first_line
 from studio.core.paths import StudioPaths, studio_paths
 from studio.core.requests import DEFAULT_SCHEDULER, MAX_LORA_WEIGHT, MAX_LORAS, MEMORY_MODES, SCHEDULER_NAMES, SPEED_MODES
 
@@ -162,7 +162,7 @@ def load_settings(paths: StudioPaths | None = None) -> Settings:
         file.replace(aside)
         log.warning("Settings file %s could not be read (%s); moved to %s, using defaults.", file, exc, aside)
         settings = Settings.defaults(paths)
-        settings.load_note = (f"The settings file could not be read ({_first_line(exc)}); Studio started with its "
+        settings.load_note = (f"The settings file could not be read ({first_line(exc)}); Studio started with its "
                               f"defaults and kept the file as {aside.name}.")
         return settings
     defaults = Settings.defaults(paths).model_dump()
@@ -215,10 +215,6 @@ def _drop(data: Any, place: tuple[Any, ...]) -> bool:  # noqa: ANN401
             return True
         node = node[part]
     return False
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(".")
 
 
 def save_settings(settings: Settings, paths: StudioPaths | None = None) -> None:

@@ -32,10 +32,11 @@ import torch
 
 from studio.core.errors import ModelError
 from studio.core.prompt_syntax import Fragment, has_emphasis, parse_emphasis
+from studio.core.prompt_tokens import CHUNK
 from studio.engine.embeddings import embedding_vectors, embedding_widths, mentioned, word_pattern
 from studio.engine.stand_in import standing_in
 
-CHUNK_TOKENS = 75  # CLIP reads 77: these and its start and end tokens
+CHUNK_TOKENS = CHUNK  # CLIP reads 77: these and its start and end tokens
 COMMA_LOOKBACK = 20  # a full chunk ends at a comma this close to its end, so a phrase stays whole
 
 

@@ -3,9 +3,9 @@ state."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QListWidget, QListWidgetItem, QWidget
+from PySide6.QtWidgets import QListWidget, QWidget
 
 from studio.core.document import Document
 from studio.ui.theme import TEXT, TEXT_DISABLED
@@ -26,10 +26,7 @@ class HistoryPanel(QListWidget):
         self.blockSignals(True)
         if self.count() != len(labels) or any(self.item(i).text() != t for i, t in enumerate(labels)):
             self.clear()
-            for index, label in enumerate(labels):
-                item = QListWidgetItem(label)
-                item.setData(Qt.ItemDataRole.UserRole, index)
-                self.addItem(item)
+            self.addItems(labels)
         for index in range(self.count()):
             # Undone steps stay listed, dimmed, until a new change replaces them.
             self.item(index).setForeground(QColor(TEXT if index <= position else TEXT_DISABLED))
