@@ -31,12 +31,16 @@ class SavedItemsButton(QToolButton):
         self.setAutoRaise(True)
         self.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self._menu = QMenu(self)
+        self._delete_menu: QMenu | None = None  # made again with each list: the old one is deleted
         self.setMenu(self._menu)
         self.set_items([])
 
     def set_items(self, items: Sequence[Any]) -> None:
         menu = self._menu
-        menu.clear()
+        menu.clear()  # its actions; a submenu stays a child of the menu until deleted
+        if self._delete_menu is not None:
+            self._delete_menu.deleteLater()
+            self._delete_menu = None
         for item in items:
             action = menu.addAction(_literal(item.name))
             action.setToolTip(self._describe(item))
@@ -47,7 +51,7 @@ class SavedItemsButton(QToolButton):
         what = "Prompt" if self._kind == "Style" else "Settings"
         menu.addAction(f"Save Current {what} as {self._kind}…").triggered.connect(self.save_requested)
         if items:
-            delete_menu = menu.addMenu(f"Delete {self._kind}")
+            delete_menu = self._delete_menu = menu.addMenu(f"Delete {self._kind}")
             for item in items:
                 delete_menu.addAction(_literal(item.name)).triggered.connect(
                     lambda _=False, i=item: self.delete_requested.emit(i))
@@ -62,30 +66,33 @@ class StylesButton(SavedItemsButton):
     embedding_chosen = Signal(str)  # a textual inversion's name, to put in the prompt
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        self._embeddings: list[str] = []
         super().__init__("palette", "Styles", "Prompt styles: apply a saved style ({prompt} is replaced by your "
                          "prompt); insert a textual inversion", "Style",
                          lambda s: f"{s.prompt}\nNegative: {s.negative_prompt}", parent)
+        # One submenu for the whole session, added again after each rebuild (clear() does not delete submenus).
+        self.embeddings_menu = QMenu("Insert Embedding", self)
+        self.embeddings_menu.setToolTipsVisible(True)
+        self.set_embeddings([])
+        self.set_items([])
 
     def set_styles(self, styles: list[PromptStyle]) -> None:
-        self._styles = styles
         self.set_items(styles)
 
     def set_embeddings(self, names: list[str]) -> None:
-        """The textual inversions in the models folder's embeddings/, offered under Insert Embedding."""
-        self._embeddings = names
-        self.set_items(getattr(self, "_styles", []))
-
-    def set_items(self, items: Sequence[Any]) -> None:
-        super().set_items(items)
-        menu = self.menu().addMenu("Insert Embedding")
-        menu.setToolTipsVisible(True)
-        for name in self._embeddings:
+        """The textual inversions Studio finds (the models folder's embeddings/ and linked folders')."""
+        menu = self.embeddings_menu
+        menu.clear()
+        for name in names:
             action = menu.addAction(_literal(name))
             action.setToolTip("A textual inversion: its name in a prompt stands for its vectors")
             action.triggered.connect(lambda _=False, n=name: self.embedding_chosen.emit(n))
-        if not self._embeddings:
+        if not names:
             menu.addAction("None in the models folder's embeddings/").setEnabled(False)
+
+    def set_items(self, items: Sequence[Any]) -> None:
+        super().set_items(items)
+        if hasattr(self, "embeddings_menu"):  # not yet while the base class sets up
+            self.menu().addMenu(self.embeddings_menu)
 
 
 class PresetsButton(SavedItemsButton):

@@ -281,6 +281,16 @@ def test_insert_embedding_puts_its_name_in_the_prompt_box_last_used(qtbot, windo
         return [a for a in menu.actions() if a.isEnabled()]
 
     qtbot.waitUntil(lambda: [a.text() for a in inserts()] == ["EasyNegative"], timeout=10_000)
+    from PySide6.QtWidgets import QMenu
+
+    window.history_actions.add_style("Ink", "ink {prompt}", "")
+    qtbot.wait(50)
+    menus = len(panel.styles_button.findChildren(QMenu))
+    for _ in range(5):  # every library refresh and style change: the same submenus, filled again
+        panel.styles_button.set_embeddings(["EasyNegative"])
+        panel.styles_button.set_styles(window.settings.styles)
+    qtbot.wait(50)
+    assert len(panel.styles_button.findChildren(QMenu)) == menus
     panel.prompt_edit.setPlainText("a castle")
     panel.prompt_edit.moveCursor(QTextCursor.MoveOperation.End)
     inserts()[0].trigger()
