@@ -92,9 +92,11 @@ class Registry:
             raise StudioError(f"No {kind} called {id!r} is installed and enabled.{self.missing_hint}") from None
 
     def runs_generator(self, kind: str, id: str) -> bool:
-        """Whether a contribution of Studio's own runs Studio's diffusers generator itself (Restyle)."""
-        contribution = self.get(kind, id)
-        return contribution.builtin and bool(getattr(_load(contribution), "runs_generator", False))
+        """Whether a contribution of Studio's own runs Studio's diffusers generator itself (Restyle); False for one
+        not there (its step then says so when it runs, and the picture is kept)."""
+        contribution = self._contributions.get((kind, id))
+        return contribution is not None and contribution.builtin and \
+            bool(getattr(_load(contribution), "runs_generator", False))
 
     def instance(self, kind: str, id: str, env: GeneratorEnvironment) -> Any:
         """The one live object for a contribution, imported and created on first use."""

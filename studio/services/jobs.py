@@ -220,11 +220,12 @@ class JobService:
         made = 0
         last = time.perf_counter()
         stopped: JobCancelledError | None = None  # cancelled during a step: what is made is still saved
-        pictures = self._runner.generate(job.request, context)
-        made_first = any(self._runner.runs_generator(step) for step in job.request.post)
-        if made_first:
-            pictures = _whole_batch_first(pictures)
+        made_first = False
         try:
+            pictures = self._runner.generate(job.request, context)
+            made_first = any(self._runner.runs_generator(step) for step in job.request.post)
+            if made_first:
+                pictures = _whole_batch_first(pictures)
             for image, recipe in pictures:
                 if stopped is None:
                     image, recipe, stopped = self._post_process(job.request, image, recipe, context, made)
