@@ -82,7 +82,8 @@ class MainWindow(QMainWindow):
         self._painted = False
         self._requests: dict[int, GenerationRequest | PostProcessRequest] = {}
         self._pending_outputs: list[Landing] = []  # results that landed mid-stroke
-        self._compared: list[tuple[Image.Image, Image.Image, Box | None]] = []  # (picture, result, their diff)
+        # Made ahead, off this thread, for each result: (canvas picture, result, what goes on the canvas, their diff).
+        self._compared: list[tuple[Image.Image, Image.Image, Image.Image, Box | None]] = []
         self._held_note = ""  # said when the job ends: a result stayed in the gallery (see _held_back)
         self.recovery: asyncio.Task | None = None  # offering back an earlier Studio's unsaved work (start)
         # Settings are written (with fsync) off the UI thread, once the person pauses.
@@ -246,28 +247,36 @@ class MainWindow(QMainWindow):
         assert self._stream is not None
         async for event in self._stream:
             if isinstance(event, JobOutput):
-                await self._take_in_ahead(event.output.image)
+                await self._take_in_ahead(event.output.image, source_of(self._requests.get(event.job_id)))
             try:
                 self.handle_event(event)
             except Exception:  # a bug in one handler must not stop the window hearing the engine
                 log.exception("Handling %r failed", event)
 
-    async def _take_in_ahead(self, result: Image.Image) -> None:
-        """Convert a result for display and find where it differs from the canvas picture, in worker threads: at
-        1024x1024 the conversion took this thread 3-8 ms with the engine busy beside it; at 4096x4096 the
-        comparison alone took it 20-40 ms. A result that will wait behind a brush stroke is compared with the one
-        before it, which the document will have by then."""
+    async def _take_in_ahead(self, result: Image.Image, source: Image.Image | None) -> None:
+        """Work out what goes on the canvas, convert it for display and find where it differs from the canvas
+        picture, in worker threads: at 1024x1024 the conversion took this thread 3-8 ms with the engine busy beside
+        it; at 4096x4096 the comparison alone took it 20-40 ms, and carrying an inpaint's changes onto a canvas
+        changed since (result_landing) 740 ms. A result that will wait behind a brush stroke is compared with the
+        one before it, which the document will have by then."""
         current = self._pending_outputs[-1][0].image if self._pending_outputs else self.document.image
-        if current is None or (current.size, current.mode) != (result.size, result.mode):
-            await self.canvas.convert_ahead(result)  # a new size: nothing to compare with
+        try:
+            shown = await asyncio.to_thread(landed, current, result, source)
+        except Exception:  # the window works it out itself then
+            log.exception("Placing a result on the canvas failed")
+            return
+        if shown is None:
+            return  # it will not go on the canvas
+        if current is None or (current.size, current.mode) != (shown.size, shown.mode):
+            await self.canvas.convert_ahead(shown)  # a new size: nothing to compare with
             return
         try:
-            box, _ = await asyncio.gather(asyncio.to_thread(changed_box, current, result),
-                                          self.canvas.convert_ahead(result))
+            box, _ = await asyncio.gather(asyncio.to_thread(changed_box, current, shown),
+                                          self.canvas.convert_ahead(shown))
         except Exception:  # the document compares them itself then
             log.exception("Comparing a result with the canvas failed")
             return
-        self._compared.append((current, result, box))
+        self._compared.append((current, result, shown, box))
 
     def event(self, event: QEvent) -> bool:
         if not self._painted and event.type() == QEvent.Type.Paint:
@@ -514,13 +523,15 @@ class MainWindow(QMainWindow):
             for output, label, source in results:
                 if self._held_back(output, label):
                     continue
-                compared = self._compared_with(output)
-                image = landed(self.document.image, output.image, source)  # the canvas as it is now
+                ahead = self._made_ahead(output)
+                if ahead is not None and ahead[0] is self.document.image:  # the canvas it was worked out for
+                    image, compared = ahead[1], (ahead[0], ahead[2])
+                else:
+                    image, compared = landed(self.document.image, output.image, source), None  # the canvas as it is
                 if image is None:
                     self._hold(output, CANVAS_RESIZED if output.path is not None else FILTER_RESIZED)
                     continue
-                self.document.set_image(image, label, output.recipe, compared=compared if image is output.image
-                                        else None)
+                self.document.set_image(image, label, output.recipe, compared=compared)
         if self.autosaver is not None:
             self.actions_.run(self.autosaver.save_now())  # every generation is on disk at once
 
@@ -533,16 +544,17 @@ class MainWindow(QMainWindow):
         return True
 
     def _hold(self, output: GeneratedImage, why: str) -> None:
-        self._compared_with(output)  # its comparison made ahead goes too
+        self._made_ahead(output)  # what was made ahead for it goes too
         self._held_note = why
         self.status.set_message(why)
 
-    def _compared_with(self, output: GeneratedImage) -> tuple[Image.Image, Box | None] | None:
-        """The comparison made ahead for this result, if any; those of earlier results go with it."""
-        for index, (picture, result, box) in enumerate(self._compared):
+    def _made_ahead(self, output: GeneratedImage) -> tuple[Image.Image, Image.Image, Box | None] | None:
+        """(canvas picture, what goes on it, their diff) made ahead for this result, if any; those of earlier
+        results go with it."""
+        for index, (picture, result, shown, box) in enumerate(self._compared):
             if result is output.image:
                 del self._compared[:index + 1]
-                return picture, box
+                return picture, shown, box
         return None
 
     def _apply_pending_outputs(self) -> None:

@@ -208,7 +208,7 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
 
     async def arrive() -> None:  # as MainWindow._consume_events takes each JobOutput
         for result in (first, second):
-            await window._take_in_ahead(result)
+            await window._take_in_ahead(result, None)
             window.handle_event(JobOutput(1, GeneratedImage(result, recipe), 0))
 
     arrived = asyncio.ensure_future(arrive())
