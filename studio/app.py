@@ -89,8 +89,7 @@ def run_app(print_startup_time: bool = False, open_path: str | None = None, safe
     log_to_file(paths)
     settings = load_settings(paths)
     apply_dark_theme(app)
-    env = GeneratorEnvironment(settings.device, paths.data_dir, paths.cache_dir, settings.models_dir,
-                               tuple(settings.extra_model_paths))
+    env = GeneratorEnvironment.from_settings(settings, paths)
     history = open_history(paths)
     plugins = PluginHost(paths.plugins_dir, safe_mode=safe_mode)
     service = JobService(None, env, OutputStore(settings.outputs_dir), history=history, plugins=plugins)

@@ -228,8 +228,7 @@ def run_generate(args: argparse.Namespace) -> int:
     for note in (*notes, *prepared.notes):
         print(f"note: {note}", file=sys.stderr)
     paths = studio_paths()
-    env = GeneratorEnvironment(args.device or settings.device, paths.data_dir, paths.cache_dir,
-                               settings.models_dir, tuple(settings.extra_model_paths))
+    env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     plugins = open_host(safe_mode=args.safe_mode)
     # A real generation: recorded in the history like the window's, its pictures kept in the outputs folder.
     history = try_open_history()
@@ -317,8 +316,7 @@ def run_postprocess(args: argparse.Namespace) -> int:
     request = PostProcessRequest(args.method, image, collect_params(args), read_recipe(args.input),
                                  strength=args.strength, mask=mask)
     paths = studio_paths()
-    env = GeneratorEnvironment(settings.device, paths.data_dir, paths.cache_dir, settings.models_dir,
-                               tuple(settings.extra_model_paths))
+    env = GeneratorEnvironment.from_settings(settings, paths)
     try:
         return asyncio.run(_generate(request, env, [args.output], plugins=open_host(safe_mode=args.safe_mode),
                                      other_text=other_tools_text(args.input)))

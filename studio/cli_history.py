@@ -178,8 +178,7 @@ def _rerun(args: argparse.Namespace) -> int:
     for note in prepared.notes:
         print(f"note: {note}", file=sys.stderr)
     settings = load_settings(paths)
-    env = GeneratorEnvironment(args.device or settings.device, paths.data_dir, paths.cache_dir,
-                               settings.models_dir, tuple(settings.extra_model_paths))
+    env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     try:
         return asyncio.run(_generate(prepared.request, env, [args.output],
                                      output_store=OutputStore(settings.outputs_dir), history=store,

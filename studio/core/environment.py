@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from studio.core.paths import StudioPaths
+    from studio.core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -13,6 +18,12 @@ class GeneratorEnvironment:
     cache_dir: Path  # for things that may be rebuilt (hash caches, compiled graphs)
     models_dir: Path | None = None  # the person's models folder (weights for built-in features live under it)
     linked_dirs: tuple[Path, ...] = ()  # other tools' models folders the library uses in place (their embeddings)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, paths: StudioPaths, device: str | None = None) -> GeneratorEnvironment:
+        """What Studio's generators are given, from the person's settings (``device`` overrides theirs)."""
+        return cls(device or settings.device, paths.data_dir, paths.cache_dir, settings.models_dir,
+                   tuple(settings.extra_model_paths))
 
     @property
     def models_root(self) -> Path:

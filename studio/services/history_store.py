@@ -31,6 +31,7 @@ from studio.services.history_query import (
 from studio.services.history_schema import SCHEMA_VERSION, NewerSchemaError, migrate
 
 log = logging.getLogger(__name__)
+RECENT_PROMPTS = 1000  # earlier prompts the prompt box offers (Up/Down, completion)
 
 HISTORY_FILE = "history.db"
 OUTCOMES = ("ok", "failed", "cancelled")
@@ -391,7 +392,7 @@ class HistoryStore:
             return [row[0] for row in self._conn().execute(
                 "SELECT DISTINCT model_name FROM entries WHERE model_name != '' ORDER BY model_name")]
 
-    def recent_prompts(self, limit: int = 1000) -> list[str]:
+    def recent_prompts(self, limit: int = RECENT_PROMPTS) -> list[str]:
         """Distinct prompts, most recently used first (for Up/Down recall and completion)."""
         prompts: dict[str, None] = {}
         with self._errors():

@@ -20,7 +20,6 @@ from studio.core.settings import GenerationPreset, PromptStyle
 from studio.services.history_reuse import loras_and_vae, model_change_warning, request_for_entry
 from studio.services.history_store import HistoryEntry
 from studio.ui.modal import modal
-from studio.ui.prompt_edit import RECALLED
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
@@ -53,7 +52,7 @@ class HistoryActions(QObject):
         store = self.gallery.store
         if store.notice:
             self.window.status.set_message(store.notice, error=True)
-        prompts = await asyncio.to_thread(store.recent_prompts, RECALLED)
+        prompts = await asyncio.to_thread(store.recent_prompts)
         self.panel.prompt_edit.set_history(prompts)
         await self.gallery.reload()
 

@@ -12,10 +12,10 @@ from PySide6.QtGui import QFocusEvent, QKeyEvent, QTextCursor
 from PySide6.QtWidgets import QCompleter, QPlainTextEdit, QWidget
 
 from studio.core.prompt_syntax import change_emphasis
+from studio.services.history_store import RECENT_PROMPTS
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MIN_COMPLETION_CHARS = 3
-RECALLED = 1000  # earlier prompts Up/Down and completion offer (the history gives as many at start)
 EMPHASIS_STEP = 0.1  # what Ctrl+Up / Ctrl+Down add to the words' weight, as in A1111
 
 
@@ -52,9 +52,9 @@ class PromptEdit(QPlainTextEdit):
         self._position = -1
 
     def remember(self, prompt: str) -> None:
-        """A prompt was just run: it becomes the newest entry (the oldest goes past RECALLED, as at start)."""
+        """A prompt was just run: it becomes the newest entry (the oldest goes past RECENT_PROMPTS, as at start)."""
         if prompt.strip():
-            self.set_history([prompt, *[p for p in self._history if p != prompt]][:RECALLED])
+            self.set_history([prompt, *[p for p in self._history if p != prompt]][:RECENT_PROMPTS])
 
     def recall(self, step: int) -> bool:
         """Move through earlier prompts: +1 older, -1 newer. False at either end."""
