@@ -58,7 +58,12 @@ class ModelActions:
         # "": keep what the picker shows (the person may have chosen since the scan began).
         self.panel.set_models(checkpoints(items), "", str(self.settings.models_dir))
         self.panel.lora_box.set_library(items)
-        found = embedding_files(self.settings.models_dir, self.settings.extra_model_paths)  # as the engine does
+        self.window.actions_.run(self._list_embeddings())
+
+    async def _list_embeddings(self) -> None:
+        """The Insert Embedding menu: the files the engine will find, looked for off this thread (linked folders
+        may be on a slow drive)."""
+        found = await asyncio.to_thread(embedding_files, self.settings.models_dir, self.settings.extra_model_paths)
         self.panel.styles_button.set_embeddings(sorted({path.stem for path in found.values()}, key=str.lower))
 
     def _prefer_likely_job(self) -> None:
