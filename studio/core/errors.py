@@ -1,5 +1,7 @@
 """Errors that carry one sentence a person can act on."""
 
+from collections.abc import Sequence
+
 
 class StudioError(Exception):
     """A failure whose message is a complete, human sentence (shown as-is in the UI and CLI)."""
@@ -26,3 +28,8 @@ def first_line(exc: BaseException) -> str:
     putting inside a sentence of our own."""
     text = str(exc).strip()
     return text.splitlines()[0].rstrip(".") if text else type(exc).__name__
+
+
+def and_list(items: Sequence[str]) -> str:
+    """Names for a sentence: "a", "a and b", "a, b and c"."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

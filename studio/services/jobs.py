@@ -16,7 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from studio.core.environment import GeneratorEnvironment
-from studio.core.errors import JobCancelledError, StudioError
+from studio.core.errors import JobCancelledError, StudioError, and_list
 from studio.core.metadata import Recipe
 from studio.core.events import (
     TERMINAL_EVENTS,
@@ -27,7 +27,7 @@ from studio.core.events import (
     JobQueued,
     JobStarted,
 )
-from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep, prepare_request
+from studio.core.requests import GenerationRequest, PostProcessRequest, prepare_request
 from studio.engine.worker import EngineWorker, Job, StatusFn, WorkerContext, describe_exception
 from studio.plugin_host.host import PluginHost
 from studio.plugin_host.registry import GENERATOR, Registry
@@ -269,11 +269,11 @@ class JobService:
                 image, recipe = self._runner.post_process(step, image, recipe, context, index)
             except JobCancelledError as cancelled:
                 context.note(f"Cancelled during {step.processor}: the picture was kept without "
-                             f"{_steps(request.post[number:])}.")
+                             f"{and_list([step.processor for step in request.post[number:]])}.")
                 return image, recipe, cancelled
             except Exception as exc:  # noqa: BLE001 - the generated picture is kept, never lost to a filter
                 context.note(f"{describe_exception(exc)} The picture was kept without "
-                             f"{_steps(request.post[number:])}.")
+                             f"{and_list([step.processor for step in request.post[number:]])}.")
                 break
         return image, recipe, None
 
@@ -299,11 +299,6 @@ class JobService:
                 del self.jobs[event.job_id]  # only live jobs are kept; the event says how it ended
         for stream in list(self._streams):
             stream.put(event)
-
-
-def _steps(steps: Sequence[PostStep]) -> str:
-    names = [step.processor for step in steps]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _whole_batch_first(pictures: Iterator[_Made]) -> Iterator[_Made]:

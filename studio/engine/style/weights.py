@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from studio.core.environment import GeneratorEnvironment
-from studio.core.errors import ModelError
+from studio.core.errors import ModelError, and_list
 from studio.core.hashing import files_key
 
 # The names and the folder are plain data the UI and CLI need too, so they live in core.
@@ -43,10 +43,6 @@ _SOURCES: dict[str, _Source] = {
 }
 
 
-def _and(items: Sequence[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
 def missing_weights_message(directory: Path, names: Sequence[str], method_title: str) -> str:
     """One sentence: which files, which folder, and the exact command that makes each from its original."""
     sources = [_SOURCES.get(name, _Source(name, "the original", name)) for name in names]
@@ -54,11 +50,11 @@ def missing_weights_message(directory: Path, names: Sequence[str], method_title:
     whats = [source.what for source in sources]
     if all(source.what.startswith("the AdaIN") for source in sources) and len(sources) > 1:
         whats = ["the AdaIN encoder and decoder weights"]  # reads better than two "the AdaIN … weights"
-    originals = _and([source.original for source in sources])
+    originals = and_list([source.original for source in sources])
     origin = sources[0].origin if len({source.origin for source in sources}) == 1 else "the original"
-    commands = _and([f"studio convert-weights {source.original} {directory / name}"
+    commands = and_list([f"studio convert-weights {source.original} {directory / name}"
                      for source, name in zip(sources, names, strict=True)])
-    return (f"{method_title} needs {_and(whats)}: put {_and(list(names))} in {folder} "
+    return (f"{method_title} needs {and_list(whats)}: put {and_list(list(names))} in {folder} "
             f"(convert {origin} {originals} with: {commands}).")
 
 
