@@ -17,6 +17,9 @@ from studio.cli_inspect import add_inspect_parser
 from studio.cli_params import add_param_flags, option_value
 from studio.cli_plugins import add_plugins_parser
 from studio.core.errors import StudioError
+from studio.core.hires import DEFAULT_STRENGTH as DEFAULT_HIRES_STRENGTH
+from studio.core.hires import LANCZOS
+from studio.core.hires import MAX_SCALE as MAX_HIRES_SCALE
 from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
 from studio.core.requests import DEFAULT_SCHEDULER, MEMORY_MODES, SCHEDULER_NAMES, SPEED_MODES
 
@@ -68,6 +71,15 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                          help=f"blur radius of the mask edge when blending back (default {InpaintOptions.feather:g})")
     inpaint.add_argument("--outpaint", metavar="LEFT,TOP,RIGHT,BOTTOM",
                          help="extend the picture by these many pixels on each side and fill the new area")
+    hires = gen.add_argument_group("hires fix", "make the picture at --size, enlarge it, and redraw it larger")
+    hires.add_argument("--hires", type=float, metavar="SCALE",
+                       help=f"enlarge by SCALE (above 1, at most {MAX_HIRES_SCALE:g}); 2 makes 512x512 1024x1024")
+    hires.add_argument("--hires-steps", type=int, default=0, metavar="N",
+                       help="steps of the second pass (default 0: as many as --steps)")
+    hires.add_argument("--hires-strength", type=float, default=DEFAULT_HIRES_STRENGTH, metavar="S",
+                       help=f"how much the second pass may redraw (default {DEFAULT_HIRES_STRENGTH:g})")
+    hires.add_argument("--hires-upscaler", default=LANCZOS, metavar="NAME",
+                       help=f"{LANCZOS} (the default) or an upscaler model in the models folder's upscalers/")
     gen.add_argument("--lora", action="append", default=[], metavar="NAME[:WEIGHT]",
                      help="apply this LoRA (a name in the models folder's loras/, or a .safetensors file) at WEIGHT "
                           "(default 1, from -4 to 4); repeat for several")

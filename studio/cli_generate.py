@@ -29,6 +29,8 @@ from studio.core.events import (
     format_seconds,
 )
 from studio.core.images import SAVE_FORMATS, open_image, save_image
+from studio.core.hires import DEFAULT_STRENGTH as DEFAULT_HIRES_STRENGTH
+from studio.core.hires import LANCZOS, HiresFix
 from studio.core.inpaint import InpaintOptions, extend_canvas
 from studio.core.mask import mask_from_image
 from studio.core.model_library import LibraryItem, scan_library
@@ -162,8 +164,19 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         scheduler=args.scheduler, batch_count=args.batch_count, init_image=init_image, strength=args.strength,
         mask=mask, inpaint=options, generator=generator, params=collect_params(args),
         post=tuple(parse_post_step(text) for text in args.post), loras=loras, vae=vae,
-        memory=args.memory or settings.memory, speed=args.speed or settings.speed,
+        memory=args.memory or settings.memory, speed=args.speed or settings.speed, hires=_hires(args),
     )
+
+
+def _hires(args: argparse.Namespace) -> HiresFix | None:
+    if args.hires is None:
+        for option, value, default in (("--hires-steps", args.hires_steps, 0),
+                                       ("--hires-strength", args.hires_strength, DEFAULT_HIRES_STRENGTH),
+                                       ("--hires-upscaler", args.hires_upscaler, LANCZOS)):
+            if value != default:
+                raise InvalidRequest(f"{option} needs --hires SCALE, the hires fix it belongs to.")
+        return None
+    return HiresFix(args.hires, args.hires_steps, args.hires_strength, args.hires_upscaler)
 
 
 def _check_picture_size(picture: Image.Image, name: str, advice: str) -> None:

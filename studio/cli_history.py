@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.events import format_seconds
+from studio.core.hires import HiresFix, hires_summary
 
 if TYPE_CHECKING:  # imported when used: `studio` with no command opens the window, and should start fast
     from studio.services.history_store import HistoryEntry, HistoryStore
@@ -140,6 +141,8 @@ def _show(args: argparse.Namespace) -> int:
              + (f", Strength {entry.strength:g}" if entry.strength is not None else ""),
              f"  Generator:   {_plugin_prefix(entry)}{_safe(entry.generator)} {_safe(entry.generator_version)}".rstrip(),
              f"  Post-processing: {', '.join(_step(p) for p in entry.postprocess) or 'none'}"]
+    if (hires := HiresFix.from_record(entry.params.get("hires"))) is not None:
+        lines.append(f"  Hires fix:   {_safe(hires_summary(hires, entry.width, entry.height))}")
     if isinstance(entry.params.get("generator_params"), dict):
         lines.append(f"  Generator settings: {_settings(entry.params['generator_params'])}")
     if entry.elapsed is not None:

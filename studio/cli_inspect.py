@@ -50,6 +50,7 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 def format_info(info: ImageInfo) -> str:
     """Human-readable lines, every value escaped."""
+    from studio.core.hires import hires_summary
     from studio.core.image_info import escape_text
 
     def show(value: object) -> str:
@@ -74,6 +75,8 @@ def format_info(info: ImageInfo) -> str:
         ("Size", size),
         ("Model", model),
     ]
+    if info.hires is not None and info.width is not None and info.height is not None:
+        lines.append(("Hires fix", escape_text(hires_summary(info.hires, info.width, info.height))))
     lines += [("Note", escape_text(note)) for note in info.notes]
     width = max(len(label) for label, _ in lines) + 1
     return "\n".join(f"{label + ':':<{width}} {value}" for label, value in lines)

@@ -126,7 +126,7 @@ def test_img2img_from_an_init_image_with_the_model_named_from_the_models_folder(
 
 
 @pytest.mark.parametrize("case", ["missing model", "unreadable init image", "zero steps", "bad size",
-                                  "small init image"])
+                                  "small init image", "hires option alone", "hires too large"])
 def test_bad_input_exits_2_with_one_sentence(tiny_model_dir, home, tmp_path, case):
     output = tmp_path / "never.png"
     args = ["--model", str(tiny_model_dir), "--prompt", "p", "-o", str(output)]
@@ -141,6 +141,9 @@ def test_bad_input_exits_2_with_one_sentence(tiny_model_dir, home, tmp_path, cas
         "bad size": "studio: The size 'big' is not WIDTHxHEIGHT, e.g. 512x768.",
         "small init image": "studio: The picture icon.png is 53x40, and Studio works at 64 to 4096 pixels a side; "
                             "give --size WxH to work at another size.",
+        "hires option alone": "studio: --hires-strength needs --hires SCALE, the hires fix it belongs to.",
+        "hires too large": "studio: Hires fix at 2.5x would make a 5120x5120 picture; Studio makes at most 4096 "
+                           "pixels a side, so lower the upscale or the size.",
     }[case]
     extra = {
         "missing model": ["--model", "no-such-model"],
@@ -148,6 +151,8 @@ def test_bad_input_exits_2_with_one_sentence(tiny_model_dir, home, tmp_path, cas
         "zero steps": ["--steps", "0"],
         "bad size": ["--size", "big"],
         "small init image": ["--init-image", str(tmp_path / "icon.png")],
+        "hires option alone": ["--hires-strength", "0.3"],
+        "hires too large": ["--size", "2048x2048", "--hires", "2.5"],
     }[case]
     result = studio(home, *args, *extra, timeout=120)
     assert result.returncode == 2, result.stderr
@@ -338,6 +343,20 @@ def test_outpaint_with_a_mask_extends_both_and_masks_the_new_border(tiny_model_d
 
 
 # -- LoRAs and the VAE override ------------------------------------------------------------------
+
+def test_generate_with_a_hires_fix_makes_the_larger_picture(tiny_model_dir, home, tmp_path):
+    output = tmp_path / "big.png"
+    result = studio(home, "--model", str(tiny_model_dir), "--prompt", "a fox", "--seed", "3", "--steps", "2",
+                    "--size", "64x64", "--hires", "1.5", "--hires-steps", "4", "--hires-strength", "0.5", "-o",
+                    str(output))
+    assert result.returncode == 0, result.stderr
+    with Image.open(output) as picture:
+        assert picture.size == (96, 96)
+    recipe = read_recipe(output)
+    assert (recipe.width, recipe.height, recipe.steps) == (64, 64, 2)
+    assert (recipe.hires_scale, recipe.hires_steps, recipe.hires_strength, recipe.hires_upscaler) == \
+        (1.5, 4, 0.5, "Lanczos")
+
 
 def test_generate_with_a_lora_and_a_vae_records_them(tiny_model_dir, home, tmp_path):
     from tiny_loras import build_tiny_vae_folder, lora_state, save_lora, tiny_unet

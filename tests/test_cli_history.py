@@ -141,3 +141,21 @@ def test_rerun_refuses_when_the_model_or_a_source_file_is_gone(made, tmp_path):
     assert gone_mask.returncode == 2
     assert "The mask" in gone_mask.stderr and "of history entry 2 no longer exists." in gone_mask.stderr
     assert not (tmp_path / "a.png").exists() and not (tmp_path / "b.png").exists()
+
+
+def test_show_and_rerun_keep_the_hires_fix(studio_home, tiny_model_dir, capsys):
+    from studio.cli import main
+    from studio.core.hires import HiresFix
+    from studio.core.paths import studio_paths
+    from studio.services.history_reuse import request_for_entry
+    from studio.services.history_store import HistoryStore
+
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    entry_id = store.add(HistoryEntry(prompt="a tower", model_path=str(tiny_model_dir), width=512, height=640,
+                                      steps=20, params={"hires": {"scale": 2, "steps": 10, "strength": 0.4,
+                                                                  "upscaler": "Lanczos"}}))
+    entry = store.get(entry_id)
+    store.close()
+    assert request_for_entry(entry).hires == HiresFix(2.0, 10, 0.4)
+    assert main(["history", "show", str(entry_id)]) == 0
+    assert "  Hires fix:   2× with Lanczos → 1024×1280, 10 steps, strength 0.4" in capsys.readouterr().out.splitlines()

@@ -81,6 +81,16 @@ def test_terminal_escape_sequences_are_shown_escaped(tmp_path, capsys):
     assert "Model:     m\\x08" in out
 
 
+def test_human_output_says_the_hires_fix(tmp_path, capsys):
+    from studio.core.hires import HiresFix
+
+    path = save_image(Image.new("RGB", (64, 40)), tmp_path / "big.png", RECIPE.with_hires(HiresFix(2.0, 10, 0.4)))
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "Size:      512x768" in out
+    assert "Hires fix: 2× with Lanczos → 1024×1536, 10 steps, strength 0.4" in out
+
+
 def test_json_has_exactly_the_issue_s_keys(tmp_path, capsys):
     path = save_image(Image.new("RGB", (64, 40)), tmp_path / "fox.webp", RECIPE)
     assert main(["inspect", "--json", str(path)]) == 0

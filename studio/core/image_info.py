@@ -31,6 +31,7 @@ from typing import Any
 
 
 from studio.core.errors import ImageError
+from studio.core.hires import HiresFix, hires_from_settings
 from studio.core.image_text import PNG_SIGNATURE, read_exif_texts, read_png_texts
 from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe, parse_loras, split_parameters
 from studio.core.requests import MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, SCHEDULER_NAMES
@@ -69,6 +70,7 @@ class ImageInfo:
     notes: tuple[str, ...] = ()
     loras: tuple[tuple[str, float], ...] = ()  # (name, weight), as the image names them
     vae: str | None = None
+    hires: HiresFix | None = None  # a hires fix's second pass (width x height are then the first pass's)
 
     @classmethod
     def unread(cls, tool: str | None = None) -> ImageInfo:
@@ -120,7 +122,7 @@ def recipe_fields(info: ImageInfo) -> dict[str, Any]:
     """The prompt-panel fields an image can fill: only values it has, and only ones Studio accepts.
 
     Keys are GenerationRequest's names (prompt, negative_prompt, steps, cfg_scale, seed, scheduler,
-    width, height, loras, vae) plus model_name and model_hash, for finding the model. A seed outside Studio's
+    width, height, hires (a HiresFix, or False for none), loras, vae) plus model_name and model_hash, for finding the model. A seed outside Studio's
     range (ComfyUI's are 64-bit) or a sampler with no Studio equivalent is left out.
     """
     fields: dict[str, Any] = {}
@@ -139,6 +141,7 @@ def recipe_fields(info: ImageInfo) -> dict[str, Any]:
     if (info.tool is not None and info.width is not None and info.height is not None
             and MIN_SIZE <= info.width <= MAX_SIZE and MIN_SIZE <= info.height <= MAX_SIZE):
         fields["width"], fields["height"] = info.width, info.height
+        fields["hires"] = info.hires or False  # the size is the first pass's: a picture made without one turns it off
     if info.model:
         fields["model_name"] = info.model
     if info.model_hash:
@@ -237,6 +240,7 @@ def _from_studio(texts: dict[str, str], notes: list[str]) -> ImageInfo | None:
         scheduler=studio_scheduler(_text(recipe.sampler)),
         loras=tuple((lora.name, lora.weight) for lora in recipe.loras),
         vae=_text(recipe.vae_name) or None,
+        hires=recipe.hires,
     )
 
 
@@ -378,7 +382,8 @@ def _as_a1111_reads(info: ImageInfo, parameters: str, notes: list[str]) -> Image
     return replace(info, seed=_int(settings.get("Seed")), steps=_int(settings.get("Steps")),
                    cfg_scale=_float(settings.get("CFG scale")), sampler=sampler, width=width, height=height,
                    model=settings.get("Model"), model_hash=settings.get("Model hash"),
-                   scheduler=studio_scheduler(sampler, settings.get("Schedule type")))
+                   scheduler=studio_scheduler(sampler, settings.get("Schedule type")),
+                   hires=hires_from_settings(settings))
 
 
 def _info_from_prompt_info(result: Any, notes: list[str]) -> ImageInfo:

@@ -16,10 +16,11 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from studio import __version__
+from studio.core.hires import HiresFix, hires_from_settings
 
 STUDIO_CHUNK = "studio"
 PARAMETERS_CHUNK = "parameters"
@@ -67,6 +68,23 @@ class Recipe:
     vae_name: str = ""  # "" = the model's own VAE
     vae_hash: str = ""
     ti_hashes: str = ""  # A1111's "TI hashes": "name: hash, …" of the textual inversions the prompts used
+    # A hires fix's second pass (width x height and steps are the first pass's, as A1111 writes them).
+    hires_scale: float | None = None
+    hires_steps: int | None = None  # 0: as many as the first pass
+    hires_strength: float | None = None
+    hires_upscaler: str | None = None
+
+    @property
+    def hires(self) -> HiresFix | None:
+        """The hires fix that made the picture, or None (also for a recipe whose fields are malformed)."""
+        if self.hires_scale is None:
+            return None
+        return HiresFix.from_record({"scale": self.hires_scale, "steps": self.hires_steps or 0,
+                                     "strength": self.hires_strength, "upscaler": self.hires_upscaler or ""})
+
+    def with_hires(self, hires: HiresFix) -> Recipe:
+        return replace(self, hires_scale=hires.scale, hires_steps=hires.steps, hires_strength=hires.strength,
+                       hires_upscaler=hires.upscaler)
 
     @classmethod
     def post_only(cls, width: int, height: int) -> Recipe:
@@ -90,11 +108,15 @@ class Recipe:
             "Model": self.model_name,
             "VAE hash": self.vae_hash or None,
             "VAE": self.vae_name or None,
-            "Denoising strength": None if self.strength is None else _number(self.strength),
+            "Denoising strength": _number(self.strength) if self.strength is not None else
+            None if self.hires_strength is None else _number(self.hires_strength),
             "Mask blur": None if self.mask_blur is None else _number(self.mask_blur),
             "Inpaint area": self.inpaint_area,
             "Masked area padding": self.masked_padding,
             "Masked content": self.masked_content,
+            "Hires upscale": None if self.hires_scale is None else _number(self.hires_scale),
+            "Hires steps": self.hires_steps or None,
+            "Hires upscaler": self.hires_upscaler if self.hires_scale is not None else None,
             "Generator": None if self.generator == "diffusers" else
             f"{self.plugin + '/' if self.plugin else ''}{self.generator} {self.generator_version}".strip(),
             "Post-processing": " > ".join(step.get("processor", "?") for step in self.post) or None,
@@ -135,8 +157,9 @@ class Recipe:
         prompt, negative, settings = split_parameters(text)
         width, _, height = settings.get("Size", "0x0").partition("x")
         strength = settings.get("Denoising strength")
+        hires = hires_from_settings(settings)
         blur, padding = settings.get("Mask blur"), settings.get("Masked area padding")
-        return cls(
+        recipe = cls(
             prompt=prompt,
             negative_prompt=negative,
             steps=int(settings.get("Steps", 0)),
@@ -147,7 +170,7 @@ class Recipe:
             height=int(height or 0),
             model_name=settings.get("Model", ""),
             model_hash=settings.get("Model hash", ""),
-            strength=None if strength is None else float(strength),
+            strength=None if strength is None or hires is not None else float(strength),
             mask_blur=None if blur is None else float(blur),
             inpaint_area=settings.get("Inpaint area"),
             masked_padding=None if padding is None else int(padding),
@@ -158,6 +181,7 @@ class Recipe:
             vae_hash=settings.get("VAE hash", ""),
             ti_hashes=settings.get("TI hashes", ""),
         )
+        return recipe if hires is None else recipe.with_hires(hires)
 
 
 def parse_loras(prompt: str, settings: Mapping[str, str]) -> tuple[LoraRecord, ...]:

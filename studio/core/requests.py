@@ -12,6 +12,7 @@ from typing import Any
 from PIL import Image
 
 from studio.core.errors import InvalidRequest
+from studio.core.hires import MAX_SCALE, HiresFix
 from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
 
 # A1111 names, so recipes read the same in every tool. The engine maps them to diffusers schedulers.
@@ -105,6 +106,7 @@ class GenerationRequest:
     speed: str = field(default="fast", compare=False)  # fast | eager | compile: how the job runs on CUDA
     loras: tuple[LoraChoice, ...] = ()  # applied for this job only, in order
     vae: str = ""  # a VAE name in <models>/vae, or a path; "" = the model's own
+    hires: HiresFix | None = None  # a second, larger pass of a new picture (width x height is the first's)
 
     @property
     def is_img2img(self) -> bool:
@@ -113,6 +115,11 @@ class GenerationRequest:
     @property
     def is_inpaint(self) -> bool:
         return self.mask is not None
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """The size of the pictures the job makes: width x height, or the hires fix's larger size."""
+        return self.hires.size(self.width, self.height) if self.hires is not None else (self.width, self.height)
 
     def seed_for(self, index: int) -> int:
         """Seed of the index-th image of the batch (A1111 convention: consecutive seeds)."""
@@ -187,8 +194,9 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
             notes.append("LoRAs and the VAE choice apply to Studio's own generator only; they were left out.")
         loras, vae = (), ""
     loras = _check_loras(tuple(loras))
+    hires = _check_hires(request, width, height, notes)
     prepared = replace(request, width=width, height=height, seed=seed, prompt=request.prompt.strip(),
-                       negative_prompt=request.negative_prompt.strip(), mask=mask, loras=loras, vae=vae)
+                       negative_prompt=request.negative_prompt.strip(), mask=mask, loras=loras, vae=vae, hires=hires)
     return PreparedRequest(prepared, tuple(notes))
 
 
@@ -214,6 +222,37 @@ def _check_loras(loras: tuple[LoraChoice, ...]) -> tuple[LoraChoice, ...]:
         seen.add(key)
         checked.append(LoraChoice(name, float(weight)))
     return tuple(checked)
+
+
+def _check_hires(request: GenerationRequest, width: int, height: int, notes: list[str]) -> HiresFix | None:
+    """The hires fix as the job will run it: left out (with a note) where it does not apply, one sentence for a
+    value that cannot be run."""
+    hires = request.hires
+    if hires is None:
+        return None
+    if request.generator != "diffusers":
+        notes.append("Hires fix applies to Studio's own generator only; it was left out.")
+        return None
+    if request.init_image is not None:
+        what = "inpainting" if request.mask is not None else "image to image"
+        notes.append(f"Hires fix enlarges new pictures; it was left out of this {what} job.")
+        return None
+    if isinstance(hires.scale, bool) or not isinstance(hires.scale, int | float) or not 1 < hires.scale <= MAX_SCALE:
+        raise InvalidRequest(f"The hires fix's upscale must be above 1 and at most {MAX_SCALE:g}, not {hires.scale}.")
+    final_width, final_height = hires.size(width, height)
+    if max(final_width, final_height) > MAX_SIZE:
+        raise InvalidRequest(f"Hires fix at {hires.scale:g}x would make a {final_width}x{final_height} picture; "
+                             f"Studio makes at most {MAX_SIZE} pixels a side, so lower the upscale or the size.")
+    if isinstance(hires.steps, bool) or not isinstance(hires.steps, int) or not 0 <= hires.steps <= MAX_STEPS:
+        raise InvalidRequest(f"The hires steps must be between 0 (as many as the first pass) and {MAX_STEPS}, "
+                             f"not {hires.steps}.")
+    if not 0.0 < hires.strength <= 1.0:
+        raise InvalidRequest(f"The hires fix's denoising strength must be above 0 and at most 1, not {hires.strength}.")
+    check_strength(hires.steps_for(request.steps), hires.strength)
+    upscaler = hires.upscaler.strip() if isinstance(hires.upscaler, str) else ""
+    if not upscaler:
+        raise InvalidRequest("The hires fix has no upscaler; pick Lanczos or an upscaler model.")
+    return replace(hires, scale=float(hires.scale), strength=float(hires.strength), upscaler=upscaler)
 
 
 def _check_sampling(request: GenerationRequest) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from studio.core import hires as hires_fix
 from studio.core.errors import StudioError, first_line
 from studio.core.paths import StudioPaths, studio_paths
 from studio.core.requests import DEFAULT_SCHEDULER, MAX_LORA_WEIGHT, MAX_LORAS, MEMORY_MODES, SCHEDULER_NAMES, SPEED_MODES
@@ -42,6 +43,11 @@ class GenerationDefaults(BaseModel):
     post: list[PostStepSetting] = Field(default_factory=list)  # applied to every result, in order
     loras: list[LoraSetting] = Field(default_factory=list)  # applied to the next generation (at most MAX_LORAS)
     vae: str = ""  # a VAE name in <models>/vae, or a path; "" = the model's own
+    hires: bool = False  # a hires fix for new pictures, with these settings (kept while it is off)
+    hires_scale: float = Field(hires_fix.DEFAULT_SCALE, gt=1, le=hires_fix.MAX_SCALE)
+    hires_steps: int = Field(0, ge=0, le=1000)
+    hires_strength: float = Field(hires_fix.DEFAULT_STRENGTH, gt=0, le=1)
+    hires_upscaler: str = hires_fix.LANCZOS
 
     @field_validator("scheduler")
     @classmethod

@@ -23,6 +23,7 @@ from studio.core.errors import (
 )
 from studio.core.generation import JobContext
 from studio.core.hashing import file_sha256, files_key, in_background, lora_hash, model_hash
+from studio.core.hires import LANCZOS, HiresFix
 from studio.core.model_library import embedding_files
 from studio.core.metadata import LoraRecord, Recipe
 from studio.core.requests import GenerationRequest, prepare_request
@@ -38,6 +39,7 @@ from studio.engine.device import (
 from studio.engine.encoded_pictures import encodings_cached
 from studio.engine.device_lookups import device_lookups_pinned
 from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for
+from studio.engine.hires_pass import enlarge_lanczos, hires_pictures
 from studio.engine.ip_adapter import find_ip_adapter, let_reference_go, reference_attached, reference_bytes
 from studio.engine.job_runs import JobRun, full_mask_run, inpaint_run, plain_run
 from studio.engine.libraries import quiet_imports
@@ -58,6 +60,7 @@ from studio.engine.prompt_cache import prompts_cached
 from studio.engine.prompt_weighting import embeddings_named, prompts_weighted
 from studio.engine.schedulers import make_scheduler
 from studio.engine.taesd import taesd_decoder
+from studio.engine.upscale import Upscale, find_upscaler, import_spandrel
 from studio.engine.vae_override import VaeOverride, find_vae
 from studio.engine.worker import Job, WorkerContext
 
@@ -75,6 +78,7 @@ class DiffusersGenerator:
         self._kept = KeptModels()  # the models before, still loaded for switching back
         self._vae = VaeOverride()
         self._plan: MemoryPlan | None = None  # the last job's memory measures (what an OOM message builds on)
+        self._upscale: Upscale | None = None  # a hires fix's upscaler model, loaded at its first use
         on_spare_memory(self._let_kept_go)  # another job out of memory (an upscaler's tiles) gets its room
 
     def use_linked_dirs(self, linked: tuple[Path, ...]) -> None:
@@ -189,16 +193,32 @@ class DiffusersGenerator:
 
     def generate(self, request: GenerationRequest, context: JobContext) -> Iterator[tuple[Image.Image, Recipe]]:
         try:
-            yield from self._generate(request, context)
+            if request.hires is not None:
+                if request.hires.upscaler != LANCZOS:  # a missing file or library is said before the first pass
+                    find_upscaler(self._env, request.hires.upscaler)
+                    import_spandrel()
+                yield from hires_pictures(request, context, self._generate, self._enlarge)
+            else:
+                yield from self._generate(request, context)
         except torch.OutOfMemoryError:
             self._model = None
             self._kept.let_all_go()
             self._vae.clear()
             free_memory(self._device)  # cached TAESD decoders and upscalers go too
-            advice = oom_advice(self._plan, request.width, request.height, request.batch_count)
+            width, height = request.output_size
+            advice = oom_advice(self._plan, width, height, request.batch_count)
             raise StudioError(
-                f"The GPU ran out of memory making a {request.width}x{request.height} image; {advice}. Studio "
+                f"The GPU ran out of memory making a {width}x{height} image; {advice}. Studio "
                 "freed its cached models, so the next job starts clean.") from None
+
+    def _enlarge(self, picture: Image.Image, hires: HiresFix, size: tuple[int, int],
+                 context: JobContext) -> Image.Image:
+        """A hires fix's first picture at its final size: by Lanczos, or an upscaler model (kept for the next)."""
+        if hires.upscaler == LANCZOS:
+            return enlarge_lanczos(picture, size)
+        if self._upscale is None:
+            self._upscale = Upscale(self._env)
+        return self._upscale.process(picture, {"model": hires.upscaler, "outscale": hires.scale}, context)
 
     def _generate(self, request: GenerationRequest, context: JobContext) -> Iterator[tuple[Image.Image, Recipe]]:
         self._use(request)

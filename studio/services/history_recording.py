@@ -98,6 +98,8 @@ class HistoryRecorder:
             params["loras"] = [{"name": c.name, "weight": c.weight} for c in request.loras]
         if request.vae:
             params["vae"] = request.vae
+        if request.hires is not None:
+            params["hires"] = request.hires.to_record()
         if request.post:
             params["post"] = [{"processor": s.processor, "params": params_for_record(s.params, keep_files=True),
                                "strength": s.strength} for s in request.post]

@@ -9,6 +9,7 @@ from PIL import Image
 
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.hashing import model_hash
+from studio.core.hires import HiresFix
 from studio.core.images import open_image, read_recipe
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
@@ -43,7 +44,7 @@ def request_for_entry(entry: HistoryEntry) -> GenerationRequest:
         inpaint=inpaint, generator=entry.generator, params=_recorded(entry.params.get("generator_params")),
         post=tuple(PostStep(step["processor"], _recorded(step.get("params")), _strength(step.get("strength")))
                    for step in entry.params.get("post", []) if isinstance(step, dict) and "processor" in step),
-        loras=loras, vae=vae,
+        loras=loras, vae=vae, hires=HiresFix.from_record(entry.params.get("hires")),
     )
 
 

@@ -15,6 +15,7 @@ from PySide6.QtGui import QImage
 
 from studio.core.errors import StudioError
 from studio.core.events import format_seconds
+from studio.core.hires import HiresFix, hires_summary
 from studio.services.history_store import HistoryEntry, HistoryQuery, HistoryStore
 from studio.ui.thumbnails import ThumbnailLoader
 
@@ -143,6 +144,8 @@ def tooltip(entry: HistoryEntry) -> str:
         lines.append(f"Negative: {html.escape(entry.negative_prompt[:300])}")
     lines.append(html.escape(f"{entry.width}×{entry.height} · {entry.steps} steps · {entry.sampler} · "
                              f"CFG {entry.cfg_scale:g} · seed {entry.seed}"))
+    if (hires := HiresFix.from_record(entry.params.get("hires"))) is not None:
+        lines.append(html.escape(f"Hires fix {hires_summary(hires, entry.width, entry.height)}"))
     lines.append(html.escape(f"{entry.model_name} [{entry.model_hash}] · {when}"
                              + (f" · {format_seconds(entry.elapsed)}" if entry.elapsed else "")))
     if entry.outcome != "ok":

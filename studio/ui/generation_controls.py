@@ -38,7 +38,7 @@ SIZE_PRESETS = [
 ]
 
 
-def _section_layout(widget: QWidget) -> QVBoxLayout:
+def section_layout(widget: QWidget) -> QVBoxLayout:
     # No margins and the panel's spacing: a section lays out exactly as its rows did in the panel itself.
     layout = QVBoxLayout(widget)
     layout.setContentsMargins(0, 0, 0, 0)
@@ -46,12 +46,26 @@ def _section_layout(widget: QWidget) -> QVBoxLayout:
     return layout
 
 
+def strength_controls(tip: str) -> tuple[QSlider, QDoubleSpinBox]:
+    """A denoising strength as a slider and a spin box that follow each other (0.01 to 1)."""
+    slider = QSlider(Qt.Orientation.Horizontal)
+    slider.setRange(1, 100)
+    spin = QDoubleSpinBox()
+    spin.setRange(0.01, 1.0)
+    spin.setSingleStep(0.05)
+    spin.setDecimals(2)
+    spin.setToolTip(tip)
+    slider.valueChanged.connect(lambda v: spin.setValue(v / 100))
+    spin.valueChanged.connect(lambda v: slider.setValue(round(v * 100)))
+    return slider, spin
+
+
 class SizeBox(QWidget):
     """Width and height, a swap button and a menu of common sizes."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = _section_layout(self)
+        layout = section_layout(self)
         layout.addWidget(section_label("Size"))
         row = QHBoxLayout()
         self.width_spin = self._size_spin("Width in pixels (a multiple of 8)")
@@ -93,7 +107,7 @@ class SamplingBox(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = _section_layout(self)
+        layout = section_layout(self)
         self.title = section_label("Sampling")
         layout.addWidget(self.title)
         grid = QGridLayout()
@@ -158,27 +172,20 @@ class Img2ImgBox(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = _section_layout(self)
+        layout = section_layout(self)
         layout.addWidget(section_label("Image to image"))
         self.use_canvas_check = QCheckBox("Use canvas as input")
         self.use_canvas_check.setToolTip("Start from the picture on the canvas instead of noise")
         layout.addWidget(self.use_canvas_check)
         strength_row = QHBoxLayout()
         self.strength_label = QLabel("Strength")
-        self.strength_slider = QSlider(Qt.Orientation.Horizontal)
-        self.strength_slider.setRange(1, 100)
-        self.strength_spin = QDoubleSpinBox()
-        self.strength_spin.setRange(0.01, 1.0)
-        self.strength_spin.setSingleStep(0.05)
-        self.strength_spin.setDecimals(2)
-        self.strength_spin.setToolTip("How much the picture may change: low keeps it close, 1 redraws it")
+        self.strength_slider, self.strength_spin = strength_controls(
+            "How much the picture may change: low keeps it close, 1 redraws it")
         strength_row.addWidget(self.strength_label)
         strength_row.addWidget(self.strength_slider, 1)
         strength_row.addWidget(self.strength_spin)
         layout.addLayout(strength_row)
         self._mask_active = False
-        self.strength_slider.valueChanged.connect(lambda v: self.strength_spin.setValue(v / 100))
-        self.strength_spin.valueChanged.connect(lambda v: self.strength_slider.setValue(round(v * 100)))
         self.use_canvas_check.toggled.connect(self._update_enabled)
         self._update_enabled()
 

@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
 from studio.core.errors import StudioError
+from studio.core.hires import HiresFix
 from studio.core.image_info import inspect_image, recipe_fields
 from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
@@ -72,7 +73,7 @@ class HistoryActions(QObject):
             height=entry.height or None, steps=entry.steps or None, cfg_scale=entry.cfg_scale, seed=entry.seed,
             scheduler=entry.sampler or None, strength=entry.strength, model_path=entry.model_path or None,
             inpaint=options, generator=entry.generator, generator_params=entry.params.get("generator_params"),
-            loras=loras, vae=vae)
+            loras=loras, vae=vae, hires=HiresFix.from_record(entry.params.get("hires")) or False)
         if entry.source_image_path:
             try:
                 picture = await asyncio.to_thread(open_image, entry.source_image_path)

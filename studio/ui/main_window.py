@@ -453,7 +453,9 @@ class MainWindow(QMainWindow):
         elif isinstance(event, JobPreview):
             request = self._requests.get(event.job_id)
             if request is not None:
-                self.canvas.show_preview(event.image, request.width, request.height, event.box)
+                width, height = (request.width, request.height) if isinstance(request, PostProcessRequest) \
+                    else request.output_size  # a hires fix's first pass is shown over the final picture's place
+                self.canvas.show_preview(event.image, width, height, event.box)
         elif isinstance(event, JobOutput):
             request = self._requests.get(event.job_id)
             label = GENERATED

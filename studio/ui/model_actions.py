@@ -58,6 +58,7 @@ class ModelActions:
         # "": keep what the picker shows (the person may have chosen since the scan began).
         self.panel.set_models(checkpoints(items), "", str(self.settings.models_dir))
         self.panel.lora_box.set_library(items)
+        self.panel.hires_box.set_library(items)
         self.window.actions_.run(self._list_embeddings())
 
     async def _list_embeddings(self) -> None:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.hires import HiresFix
 from studio.core.inpaint import InpaintOptions
 from studio.core.models import ModelEntry
 from studio.core.requests import MAX_SEED, SCHEDULER_NAMES, GenerationRequest
@@ -22,6 +23,7 @@ from studio.core.settings import GenerationDefaults, PromptStyle
 from studio.plugin_host.registry import Contribution
 from studio.ui import prompt_panel_values
 from studio.ui.generation_controls import Img2ImgBox, SamplingBox, SizeBox
+from studio.ui.hires_box import HiresBox
 from studio.ui.inpaint_options import InpaintOptionsBox
 from studio.ui.lora_box import LoraBox
 from studio.ui.model_picker import ModelPicker
@@ -115,6 +117,9 @@ class PromptPanel(QWidget):
         self.image_sources: Callable[[], list[ImageSource]] = list
 
         layout.addSpacing(6)
+        self.hires_box = HiresBox()
+        layout.addWidget(self.hires_box)
+        layout.addSpacing(6)
         self.img2img = Img2ImgBox()
         layout.addWidget(self.img2img)
         self.inpaint_box = InpaintOptionsBox()
@@ -162,6 +167,10 @@ class PromptPanel(QWidget):
                        self.use_canvas_check.toggled):
             signal.connect(self.clear_error)
         self.model_picker.selection_changed.connect(self._update_generator_mode)
+        for spin in (self.width_spin, self.height_spin):
+            spin.valueChanged.connect(lambda *_: self.hires_box.set_base_size(self.width_spin.value(),
+                                                                            self.height_spin.value()))
+        self.use_canvas_check.toggled.connect(self._update_hires)
 
     # -- models ------------------------------------------------------------------------------
     def set_models(self, models: list[ModelEntry], selected: str, models_dir: str) -> None:
@@ -180,7 +189,8 @@ class PromptPanel(QWidget):
 
     def _update_generator_mode(self) -> None:
         generator = self.selected_generator()
-        for widget in (self.lora_box, self.negative_label, self.negative_tokens, self.negative_edit, self.img2img):
+        for widget in (self.lora_box, self.negative_label, self.negative_tokens, self.negative_edit, self.img2img,
+                       self.hires_box):
             widget.setVisible(generator is None)
         self.sampling.set_plugin_mode(generator is not None)
         self.inpaint_box.setVisible(generator is None and self._mask_active)
@@ -214,6 +224,11 @@ class PromptPanel(QWidget):
         if became_active:  # the first stroke of a mask: show where its options are
             QTimer.singleShot(0, self, self._show_inpaint_options)
         self.img2img.set_mask_active(active)
+        self._update_hires()
+
+    def _update_hires(self) -> None:
+        """A job that starts from the canvas works at the canvas's size: the hires fix does not apply to it."""
+        self.hires_box.set_applies(not (self._mask_active or self.use_canvas_check.isChecked()))
 
     def _show_inpaint_options(self) -> None:
         """Scrolled down to them, never sideways: the panel has no horizontal scroll bar to scroll back with."""
@@ -232,8 +247,9 @@ class PromptPanel(QWidget):
              seed: int | None = None, scheduler: str | None = None, strength: float | None = None,
              model_path: str | None = None, inpaint: InpaintOptions | None = None, generator: str | None = None,
              generator_params: dict | None = None, loras: tuple | list | None = None,
-             vae: str | None = None) -> list[str]:
-        """Set every given field (None: leave as is). Returns notes on what could not be set."""
+             vae: str | None = None, hires: HiresFix | bool | None = None) -> list[str]:
+        """Set every given field (None: leave as is; ``hires=False`` turns the hires fix off). Returns notes on
+        what could not be set."""
         notes: list[str] = []
         if prompt is not None:
             self.prompt_edit.setPlainText(prompt)
@@ -257,6 +273,10 @@ class PromptPanel(QWidget):
             self.inpaint_box.set_options(inpaint)
         if loras is not None or vae is not None:
             self.lora_box.set_values(list(loras or ()), vae or "")
+        if hires is False:
+            self.hires_box.enabled_check.setChecked(False)
+        elif isinstance(hires, HiresFix):
+            notes += self.hires_box.set_values(hires)
         if generator not in (None, "diffusers"):
             if not self.model_picker.select_generator(generator):
                 notes.append(f"The generator {generator!r} is not installed and enabled; kept the current one.")

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from studio.core.errors import InvalidRequest
+from studio.core.hires import HiresFix
 from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
 from studio.core.requests import MAX_SEED, GenerationRequest
 from studio.core.settings import GenerationDefaults, LoraSetting
@@ -59,7 +60,7 @@ def build_request(panel: PromptPanel, canvas_image: Image.Image | None,
         height=panel.height_spin.value(), steps=panel.steps_spin.value(), cfg_scale=panel.cfg_spin.value(),
         seed=seed, scheduler=panel.scheduler_combo.currentText(), batch_count=panel.batch_spin.value(),
         init_image=init_image, strength=panel.strength_spin.value(), loras=panel.lora_box.choices(),
-        vae=panel.lora_box.vae(),
+        vae=panel.lora_box.vae(), hires=panel.hires_box.hires() if init_image is None else None,
     )
 
 
@@ -87,6 +88,7 @@ def read_defaults(panel: PromptPanel) -> GenerationDefaults:
         generator_params=panel.plugin_box.remembered(),
         loras=[LoraSetting(name=c.name, weight=c.weight) for c in panel.lora_box.choices()],
         vae=panel.lora_box.vae(),
+        **_hires_defaults(panel.hires_box.enabled_check.isChecked(), panel.hires_box.values()),
     )
 
 
@@ -108,8 +110,14 @@ def load_defaults(panel: PromptPanel, d: GenerationDefaults) -> None:
         fill=d.inpaint_fill if d.inpaint_fill in INPAINT_FILLS else "original", feather=d.inpaint_feather))
     panel.plugin_box.restore(d.generator_params)
     panel.lora_box.set_values([(lora.name, lora.weight) for lora in d.loras], d.vae)
+    panel.hires_box.set_values(HiresFix(d.hires_scale, d.hires_steps, d.hires_strength, d.hires_upscaler), d.hires)
     if d.generator != "diffusers":
         panel.model_picker.prefer_generator(d.generator)
+
+
+def _hires_defaults(enabled: bool, hires: HiresFix) -> dict:
+    return {"hires": enabled, "hires_scale": hires.scale, "hires_steps": hires.steps,
+            "hires_strength": hires.strength, "hires_upscaler": hires.upscaler}
 
 
 def _inpaint_defaults(options: InpaintOptions) -> dict:

@@ -31,7 +31,10 @@ def _summary(request: GenerationRequest | PostProcessRequest) -> str:
     count = f" · ×{request.batch_count}" if request.batch_count > 1 else ""
     if request.generator != "diffusers":
         return f"{prompt}\n{request.generator} · {request.width}×{request.height}{count}"
-    return f"{prompt}\n{mode}{request.width}×{request.height} · {request.steps} steps · {request.scheduler}{count}"
+    size = f"{request.width}×{request.height}"
+    if request.hires is not None:
+        size += "→{}×{}".format(*request.output_size)
+    return f"{prompt}\n{mode}{size} · {request.steps} steps · {request.scheduler}{count}"
 
 
 class QueuePanel(QWidget):

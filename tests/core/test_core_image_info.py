@@ -707,7 +707,7 @@ def test_recipe_fields_from_a_studio_image(tmp_path):
     path = save_image(Image.new("RGB", (64, 40)), tmp_path / "s.png", RECIPE)
     assert recipe_fields(inspect_image(path)) == {
         "prompt": RECIPE.prompt, "negative_prompt": "blurry, dark", "steps": 31, "cfg_scale": 6.5, "seed": 987654321,
-        "scheduler": "DPM++ 2M Karras", "width": 512, "height": 768, "model_name": "tiny-sd",
+        "scheduler": "DPM++ 2M Karras", "width": 512, "height": 768, "hires": False, "model_name": "tiny-sd",
         "model_hash": "0123456789"}
 
 
@@ -715,7 +715,7 @@ def test_recipe_fields_leave_out_what_studio_cannot_take(tmp_path):
     graph = comfy_graph("euler_ancestral", "karras")  # no Studio equivalent; a 64-bit seed
     fields = recipe_fields(inspect_image(comfy_png(tmp_path / "c.png", graph)))
     assert fields == {"prompt": "beautiful scenery, glass bottle, purple galaxy", "negative_prompt": "text, watermark",
-                      "steps": 20, "cfg_scale": 8.0, "width": 512, "height": 768,
+                      "steps": 20, "cfg_scale": 8.0, "width": 512, "height": 768, "hires": False,
                       "model_name": "v1-5-pruned-emaonly.safetensors"}
     plain = tmp_path / "plain.png"
     Image.new("RGB", (64, 64)).save(plain)

@@ -302,13 +302,17 @@ def test_insert_embedding_puts_its_name_in_the_prompt_box_last_used(qtbot, windo
     assert panel.negative_edit.toPlainText() == "EasyNegative"
 
 
-def test_a_picture_dropped_on_the_prompt_box_loads_its_parameters(qtbot, window, tmp_path):  # noqa: ANN001
-    path = tmp_path / "a1111.png"
-    recipe = Recipe("a knight, oil painting", "lowres", 28, "Euler", 6.5, 777, 512, 768, "some-model")
-    save_image(Image.fromarray(np.zeros((768, 512, 3), dtype=np.uint8)), path, recipe)
+def _drop_on_the_prompt(window, path, recipe: Recipe, size: tuple[int, int]) -> None:  # noqa: ANN001
+    """A picture with ``recipe`` saved at ``path``, then dropped on the prompt box."""
+    save_image(Image.fromarray(np.zeros((size[1], size[0], 3), dtype=np.uint8)), path, recipe)
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
     window.prompt_panel.prompt_edit.insertFromMimeData(mime)
+
+
+def test_a_picture_dropped_on_the_prompt_box_loads_its_parameters(qtbot, window, tmp_path):  # noqa: ANN001
+    recipe = Recipe("a knight, oil painting", "lowres", 28, "Euler", 6.5, 777, 512, 768, "some-model")
+    _drop_on_the_prompt(window, tmp_path / "a1111.png", recipe, (512, 768))
     panel = window.prompt_panel
     qtbot.waitUntil(lambda: panel.prompt_edit.toPlainText() == "a knight, oil painting", timeout=5000)
     assert panel.negative_edit.toPlainText() == "lowres"
@@ -323,3 +327,16 @@ def test_the_token_counters_count_as_the_text_encoder_reads(qtbot, window):  # n
     qtbot.waitUntil(lambda: panel.prompt_tokens.text() == "13/75", timeout=5000)  # brackets and weight not counted
     panel.negative_edit.setPlainText("blurry, " * 40)  # 80 tokens: read in two parts
     qtbot.waitUntil(lambda: panel.negative_tokens.text() == "80/150", timeout=5000)
+
+
+def test_an_a1111_hires_picture_dropped_on_the_prompt_loads_both_passes(qtbot, window, tmp_path):  # noqa: ANN001
+    from studio.core.hires import HiresFix
+
+    recipe = Recipe("a knight", "", 28, "Euler", 6.5, 777, 512, 768, "some-model").with_hires(
+        HiresFix(2.0, 10, 0.55, "Latent"))
+    _drop_on_the_prompt(window, tmp_path / "hires.png", recipe, (1024, 1536))
+    panel = window.prompt_panel
+    qtbot.waitUntil(lambda: panel.prompt_edit.toPlainText() == "a knight", timeout=5000)
+    assert (panel.width_spin.value(), panel.height_spin.value()) == (512, 768)
+    assert panel.hires_box.hires() == HiresFix(2.0, 10, 0.55, "Lanczos")
+    assert "not its latents" in window.status.message_label.text()

@@ -1,0 +1,103 @@
+"""Hires fix: a picture made at the model's own size, enlarged, then redrawn at the larger size (image to image).
+
+Models are trained at one size (SD 1.5 at 512, SDXL at 1024); asked straight for a larger picture they repeat
+subjects and lose composition. AUTOMATIC1111's "Hires. fix", Fooocus' and InvokeAI's upscale passes instead
+compose at the trained size and add detail in a second, partial pass. The recipe says so in A1111's words
+(``Hires upscale``, ``Hires steps``, ``Hires upscaler``, and the second pass's ``Denoising strength``), with
+``Size`` the first pass's size, so pictures read the same in every tool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+LANCZOS = "Lanczos"  # enlarged as a picture, by Pillow; any other name is an upscaler model in <models>/upscalers
+MAX_SCALE = 4.0
+DEFAULT_SCALE = 2.0
+DEFAULT_STRENGTH = 0.5  # enough to add detail at the new size without redrawing the composition
+SIZE_MULTIPLE = 8
+
+
+@dataclass(frozen=True)
+class HiresFix:
+    """The second pass of a new picture: enlarged ``scale`` times by ``upscaler``, then redrawn with ``strength``
+    in ``steps`` steps (0: as many as the first pass; diffusers runs ``int(steps x strength)`` of them)."""
+
+    scale: float = DEFAULT_SCALE
+    steps: int = 0
+    strength: float = DEFAULT_STRENGTH
+    upscaler: str = LANCZOS
+
+    def size(self, width: int, height: int) -> tuple[int, int]:
+        """The picture's final size: the first pass's, times the scale, in multiples of 8."""
+        return _multiple(width * self.scale), _multiple(height * self.scale)
+
+    def steps_for(self, first_pass_steps: int) -> int:
+        return self.steps or first_pass_steps
+
+    def to_record(self) -> dict[str, Any]:
+        return {"scale": self.scale, "steps": self.steps, "strength": self.strength, "upscaler": self.upscaler}
+
+    @classmethod
+    def from_record(cls, value: object) -> HiresFix | None:
+        """A recorded hires fix (history params, Studio's JSON recipe), which is untrusted: None where malformed."""
+        if not isinstance(value, Mapping):
+            return None
+        scale, steps, strength = value.get("scale"), value.get("steps", 0), value.get("strength", DEFAULT_STRENGTH)
+        upscaler = value.get("upscaler", LANCZOS)
+        if not (_number(scale) and _number(strength) and isinstance(steps, int) and not isinstance(steps, bool)
+                and isinstance(upscaler, str)):
+            return None
+        return cls(float(scale), steps, float(strength), upscaler or LANCZOS)
+
+
+def hires_summary(hires: HiresFix, width: int, height: int) -> str:
+    """For people: "2× with Lanczos → 1024×1024, 10 steps, strength 0.5"."""
+    final_width, final_height = hires.size(width, height)
+    steps = f"{hires.steps} steps" if hires.steps else "steps as the first pass"
+    return (f"{hires.scale:g}× with {hires.upscaler} → {final_width}×{final_height}, {steps}, "
+            f"strength {hires.strength:g}")
+
+
+def hires_from_settings(settings: Mapping[str, str]) -> HiresFix | None:
+    """The hires fix an A1111 settings line describes (``Hires upscale: 2, Hires steps: 10, Hires upscaler: …,
+    Denoising strength: 0.5``), or None. The upscaler keeps A1111's name ("Latent", "R-ESRGAN 4x+"): whoever uses
+    it finds Studio's nearest (``upscaler_or_lanczos``)."""
+    scale = _float(settings.get("Hires upscale"))
+    if scale is None or scale <= 1:
+        return None
+    steps = _float(settings.get("Hires steps")) or 0
+    strength = _float(settings.get("Denoising strength"))
+    upscaler = settings.get("Hires upscaler", "").strip() or LANCZOS
+    return HiresFix(scale, int(steps), DEFAULT_STRENGTH if strength is None else strength, upscaler)
+
+
+def upscaler_or_lanczos(name: str, installed: list[str]) -> tuple[str, str | None]:
+    """The upscaler Studio runs for ``name`` (another tool's, or one no longer installed): the installed model of
+    that name (any case), else Lanczos with a sentence saying so."""
+    if name.casefold() == LANCZOS.casefold():
+        return LANCZOS, None
+    found = next((item for item in installed if item.casefold() == name.casefold()), None)
+    if found is not None:
+        return found, None
+    if name.casefold().startswith("latent"):
+        return LANCZOS, f"Studio enlarges the picture, not its latents, before the hires pass; {name!r} became Lanczos."
+    return LANCZOS, f"No upscaler called {name!r} is installed; the hires fix uses Lanczos."
+
+
+def _multiple(value: float) -> int:
+    return max(SIZE_MULTIPLE, int(value + SIZE_MULTIPLE / 2) // SIZE_MULTIPLE * SIZE_MULTIPLE)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value  # not NaN
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and value == value and abs(value) != float("inf") else None

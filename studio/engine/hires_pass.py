@@ -1,0 +1,102 @@
+"""Hires fix on the engine thread: each picture of a batch made at its first size, enlarged, and redrawn.
+
+Both passes are whole jobs of Studio's generator (``make``), one after the other, so the second gets everything the
+first did: the same LoRAs, VAE, reference picture and embeddings, its own memory plan at the larger size, the fast
+path's captured step for that size (kept beside the first size's), and the eager fallback. Progress runs over both
+passes as one count of steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+
+from PIL import Image
+
+from studio.core.generation import JobContext
+from studio.core.hires import LANCZOS, HiresFix
+from studio.core.metadata import Recipe
+from studio.core.requests import GenerationRequest
+
+Pictures = Iterable[tuple[Image.Image, Recipe]]
+MakePictures = Callable[[GenerationRequest, JobContext], Pictures]
+Enlarge = Callable[[Image.Image, HiresFix, tuple[int, int], JobContext], Image.Image]
+
+
+class PassContext:
+    """One pass's view of the job: its steps counted after the passes before it, notes said once per job."""
+
+    def __init__(self, job: JobContext, image_index: int, steps_before: int, steps_in_all: int,
+                 said: set[str]) -> None:
+        self._job = job
+        self._index = image_index
+        self._before = steps_before
+        self._in_all = steps_in_all
+        self._said = said
+
+    def report_progress(self, step: int, total: int, image_index: int = 0, preview: Image.Image | None = None,
+                        preview_box: tuple[int, int, int, int] | None = None) -> None:
+        self._job.report_progress(min(self._before + step, self._in_all), self._in_all, self._index, preview,
+                                  preview_box)
+
+    def is_cancelled(self) -> bool:
+        return self._job.is_cancelled()
+
+    def check_cancelled(self) -> None:
+        self._job.check_cancelled()
+
+    def note(self, text: str) -> None:
+        if text not in self._said:  # the second pass's memory plan and fallbacks would say it all again
+            self._said.add(text)
+            self._job.note(text)
+
+    def status(self, *, device: str = "", model: str = "", message: str = "") -> None:
+        self._job.status(device=device, model=model, message=message)
+
+
+class _Quiet(PassContext):
+    """The enlarging step's view: an upscaler's tile count is not the job's step count."""
+
+    def report_progress(self, step: int, total: int, image_index: int = 0, preview: Image.Image | None = None,
+                        preview_box: tuple[int, int, int, int] | None = None) -> None:
+        self.check_cancelled()
+
+
+def hires_pictures(request: GenerationRequest, context: JobContext, make: MakePictures,
+                   enlarge: Enlarge) -> Iterator[tuple[Image.Image, Recipe]]:
+    """The batch of ``request`` (which has a hires fix), each picture made in two passes by ``make``."""
+    hires = request.hires
+    assert hires is not None
+    size = hires.size(request.width, request.height)
+    steps = hires.steps_for(request.steps)
+    first_steps = request.steps
+    steps_in_all = first_steps + int(steps * hires.strength)  # diffusers' image to image runs int(steps x strength)
+    said: set[str] = set()
+    for index in range(request.batch_count):
+        context.check_cancelled()
+        first = replace(request, batch_count=1, seed=request.seed_for(index), hires=None)
+        picture, recipe = _only(make(first, PassContext(context, index, 0, steps_in_all, said)))
+        context.check_cancelled()
+        how = "" if hires.upscaler == LANCZOS else f" with {hires.upscaler}"
+        context.status(message=f"Enlarging to {size[0]}x{size[1]}{how}…")
+        enlarged = enlarge(picture, hires, size, _Quiet(context, index, 0, steps_in_all, said))
+        if enlarged.size != size:
+            enlarged = enlarged.resize(size, Image.Resampling.LANCZOS)
+        second = replace(first, width=size[0], height=size[1], steps=steps, init_image=enlarged.convert("RGB"),
+                         strength=hires.strength)
+        result, second_recipe = _only(make(second, PassContext(context, index, first_steps, steps_in_all, said)))
+        # A1111's record of a hires picture: the first pass's size and steps, and the second pass's settings.
+        yield result, replace(second_recipe, steps=recipe.steps, width=recipe.width, height=recipe.height,
+                              strength=None).with_hires(hires)
+
+
+def enlarge_lanczos(picture: Image.Image, size: tuple[int, int]) -> Image.Image:
+    return picture.resize(size, Image.Resampling.LANCZOS)
+
+
+def _only(pictures: Pictures) -> tuple[Image.Image, Recipe]:
+    """The one picture of a one-picture job; the job is run to its end (its fast path and attachments undone)."""
+    made = list(pictures)
+    if len(made) != 1:
+        raise RuntimeError(f"A one-picture pass made {len(made)} pictures")
+    return made[0]

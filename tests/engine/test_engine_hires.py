@@ -1,0 +1,113 @@
+"""Hires fix end to end on the tiny model: two passes per picture through the real service, loader and pipelines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from studio_testing import collect_until_done, make_env, of_job, run, running_service, terminal, tiny_request
+
+import studio.engine.diffusion as diffusion
+from studio.core.events import JobCancelled, JobFailed, JobFinished, JobProgress
+from studio.core.hires import HiresFix
+from studio.core.images import read_recipe
+from studio.services.outputs import OutputStore
+
+
+def _jobs(tiny_model_dir: Path, tmp_path: Path, *requests, outputs: OutputStore | None = None,
+          cancel_at: int | None = None):
+    async def scenario():
+        async with running_service(make_env(tmp_path), outputs=outputs) as service:
+            stream = service.subscribe()
+            ids = [service.submit(r) for r in requests]
+
+            def cancel_late(event: object) -> None:
+                if cancel_at is not None and isinstance(event, JobProgress) and event.step >= cancel_at:
+                    service.cancel(ids[0])
+
+            return await collect_until_done(stream, ids, on_event=cancel_late), ids
+
+    return run(scenario())
+
+
+def test_each_picture_is_made_small_enlarged_and_redrawn(tiny_model_dir, tmp_path, monkeypatch):
+    passes = []
+    original = diffusion.DiffusersGenerator._generate
+
+    def spy(self, request, context):  # noqa: ANN001, ANN202
+        passes.append(request)
+        return original(self, request, context)
+
+    monkeypatch.setattr(diffusion.DiffusersGenerator, "_generate", spy)
+    hires = HiresFix(scale=2.0, steps=4, strength=0.5)
+    outputs = OutputStore(tmp_path / "outputs")
+    events, (job,) = _jobs(tiny_model_dir, tmp_path, tiny_request(
+        tiny_model_dir, width=64, height=80, steps=3, seed=7, batch_count=2, hires=hires), outputs=outputs)
+    end = terminal(events, job)
+    assert isinstance(end, JobFinished), end
+    assert [out.image.size for out in end.outputs] == [(128, 160), (128, 160)]
+    # Two passes per picture: the first at its size from noise, the second image to image at twice it.
+    assert [(p.width, p.height, p.init_image is not None, p.seed) for p in passes] == [
+        (64, 80, False, 7), (128, 160, True, 7), (64, 80, False, 8), (128, 160, True, 8)]
+    second = passes[1]
+    assert (second.steps, second.strength, second.hires, second.batch_count) == (4, 0.5, None, 1)
+    assert second.init_image.size == (128, 160)
+    # The recipe is written as A1111 writes a hires picture: the first pass's size and steps, then the hires fix.
+    recipe = end.outputs[0].recipe
+    assert (recipe.width, recipe.height, recipe.steps, recipe.seed, recipe.strength) == (64, 80, 3, 7, None)
+    assert recipe.hires == hires
+    saved = read_recipe(end.outputs[0].path)
+    assert saved.hires == hires
+    assert "Size: 64x80" in saved.to_parameters() and "Hires upscale: 2, Hires steps: 4" in saved.to_parameters()
+    assert "Denoising strength: 0.5" in saved.to_parameters()
+    # One count of steps over both passes: 3 + int(4 x 0.5) for each picture, never going back.
+    progress = [(e.image_index, e.step, e.total) for e in of_job(events, job, JobProgress)]
+    assert {total for _, _, total in progress} == {5}
+    for index in (0, 1):
+        steps = [step for i, step, _ in progress if i == index]
+        assert steps == sorted(steps) and steps[-1] == 5
+
+
+def test_the_same_seed_makes_the_same_hires_picture(tiny_model_dir, tmp_path):
+    ask = tiny_request(tiny_model_dir, seed=3, hires=HiresFix(scale=1.5, strength=0.6))
+    events, ids = _jobs(tiny_model_dir, tmp_path, ask, ask)
+    first, again = (np.asarray(terminal(events, i).outputs[0].image) for i in ids)
+    assert first.shape == (96, 96, 3)
+    assert np.array_equal(first, again)
+
+
+def test_a_missing_upscaler_fails_the_job_with_a_sentence(tiny_model_dir, tmp_path):
+    events, (job,) = _jobs(tiny_model_dir, tmp_path, tiny_request(
+        tiny_model_dir, hires=HiresFix(upscaler="4x-UltraSharp")))
+    end = terminal(events, job)
+    assert isinstance(end, JobFailed)
+    assert "No upscaler called '4x-UltraSharp'" in end.message
+    assert not of_job(events, job, JobProgress)  # said before the first pass, not after it
+
+
+def test_an_upscaler_model_enlarges_before_the_second_pass(tiny_model_dir, tmp_path, monkeypatch):
+    seen = []
+
+    def upscale(self, image, params, context):  # noqa: ANN001, ANN202 - a stand-in for spandrel's network
+        seen.append((image.size, dict(params)))
+        return image.resize((image.width * 4, image.height * 4), Image.Resampling.NEAREST)
+
+    monkeypatch.setattr(diffusion.Upscale, "process", upscale)
+    monkeypatch.setattr(diffusion, "import_spandrel", lambda: None)
+    folder = make_env(tmp_path).models_root / "upscalers"
+    folder.mkdir(parents=True)
+    (folder / "4x-UltraSharp.safetensors").write_bytes(b"")  # found by name; the stand-in above never reads it
+    events, (job,) = _jobs(tiny_model_dir, tmp_path, tiny_request(
+        tiny_model_dir, hires=HiresFix(scale=2.0, upscaler="4x-UltraSharp")))
+    end = terminal(events, job)
+    assert isinstance(end, JobFinished), end
+    assert seen == [((64, 64), {"model": "4x-UltraSharp", "outscale": 2.0})]
+    assert end.outputs[0].image.size == (128, 128)  # the upscaler's 4x taken down to the asked 2x
+
+
+def test_a_cancel_in_the_second_pass_stops_the_job(tiny_model_dir, tmp_path):
+    ask = tiny_request(tiny_model_dir, steps=2, hires=HiresFix(scale=2.0, steps=200, strength=1.0))
+    events, (job,) = _jobs(tiny_model_dir, tmp_path, ask, cancel_at=4)
+    assert isinstance(terminal(events, job), JobCancelled)
+    assert max(e.step for e in of_job(events, job, JobProgress)) < 202
