@@ -121,6 +121,14 @@ class WindowLayout(BaseModel):
     grow_pixels: int = 8
 
 
+def absolute_folder(path: Path) -> Path:
+    """A folder as written in settings.toml, made absolute: ``~`` is the home folder, and so is the start of a relative
+    path. Taken as it is, "~/Pictures" was a folder named "~" wherever Studio started, and the history recorded
+    pictures there by relative paths, which a later Delete, started elsewhere, resolved to another folder's files."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else Path.home() / path
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -137,6 +145,16 @@ class Settings(BaseModel):
     plugin_index: str = ""  # URL or file of a plugin index (a JSON list of name, version, summary, url, sha256)
     window: WindowLayout = Field(default_factory=WindowLayout)
     load_note: str = Field("", exclude=True)  # what load_settings had to set aside, for the window to say once
+
+    @field_validator("models_dir", "outputs_dir")
+    @classmethod
+    def _absolute_folder(cls, value: Path) -> Path:
+        return absolute_folder(value)
+
+    @field_validator("extra_model_paths")
+    @classmethod
+    def _absolute_paths(cls, value: list[Path]) -> list[Path]:
+        return [absolute_folder(path) for path in value]
 
     @field_validator("memory")
     @classmethod

@@ -333,6 +333,9 @@ class HistoryStore:
             for path in paths:
                 if path in still_used:
                     continue
+                if not Path(path).is_absolute():  # recorded by an older Studio: relative to a folder long gone
+                    log.warning("Not removing %s of deleted history entry %s: a relative path", path, entry_id)
+                    continue
                 try:
                     Path(path).unlink(missing_ok=True)
                 except OSError as exc:

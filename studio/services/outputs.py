@@ -35,7 +35,7 @@ class OutputStore:
     """
 
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root = Path(root).expanduser().absolute()  # the history records where pictures are, from any folder
         self._lock = threading.Lock()
         self._swept = False
 

@@ -151,3 +151,18 @@ def test_several_bad_items_of_one_list_go_and_only_they(studio_home):
                      for i in range(12))
     paths.settings_file.write_text(styles)
     assert [s.name for s in load_settings().styles] == [f"s{i}" for i in range(12) if i not in (2, 10)]
+
+
+def test_folders_written_with_a_tilde_or_relative_are_made_absolute_under_home(studio_home, monkeypatch, tmp_path):
+    """"~/Pictures/Studio" was a folder named "~" in whatever folder Studio started in, and the history recorded
+    pictures there by relative paths."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True)
+    paths.settings_file.write_text('outputs_dir = "~/Pictures/Studio"\nmodels_dir = "AI/models"\n'
+                                   'extra_model_paths = ["~/sd/dream.safetensors"]\n')
+    settings = load_settings()
+    home = tmp_path / "home"
+    assert settings.outputs_dir == home / "Pictures" / "Studio"
+    assert settings.models_dir == home / "AI" / "models"
+    assert settings.extra_model_paths == [home / "sd" / "dream.safetensors"]

@@ -298,6 +298,15 @@ def test_delete_removes_the_files_no_other_entry_uses(store, tmp_path):
     assert store.delete(store.add(entry(image_path=str(tmp_path / "never-written.png"))))
 
 
+
+def test_delete_never_removes_a_file_recorded_by_a_relative_path(store, tmp_path, monkeypatch):
+    """Relative to the folder Studio started in then, which is not this one: it would be another folder's file."""
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (4, 4)).save(tmp_path / "00001-1.png")
+    assert store.delete(store.add(entry(image_path="00001-1.png")))
+    assert (tmp_path / "00001-1.png").exists()
+
+
 # -- migrations ----------------------------------------------------------------------------
 
 def make_schema_1_database(path: Path) -> None:

@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,3 +128,10 @@ def test_a_number_another_studio_took_meanwhile_is_never_written_over(tmp_path, 
     with Image.open(theirs) as saved:
         assert saved.getpixel((0, 0)) == (255, 0, 0)
     assert not [p for p in ours.parent.iterdir() if p.name.endswith(".part")]
+
+
+def test_a_relative_or_tilde_root_saves_under_an_absolute_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    saved = OutputStore(Path("~/Pictures")).save(Image.new("RGB", (8, 8)), recipe(1))
+    assert saved.is_absolute() and saved.is_relative_to(tmp_path / "home" / "Pictures")
