@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,8 @@ from studio.core.errors import ImageError
 from studio.core.images import open_image, write_atomically
 from studio.core.mask import mask_from_image
 from studio.core.metadata import Recipe
+
+log = logging.getLogger(__name__)
 
 DOCUMENT_JSON = "document.json"
 FORMAT = 1
@@ -68,11 +72,20 @@ def load_document(folder: Path) -> SavedDocument:
         meta = json.loads((folder / DOCUMENT_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ImageError(f"The saved document in {folder} could not be read ({exc}).") from None
+    if not isinstance(meta, dict):
+        raise ImageError(f"The saved document in {folder} is damaged (its {DOCUMENT_JSON} is not a JSON object).")
     image = open_image(folder / "image.png")
     mask = mask_from_image(open_image(folder / "mask.png"))
     if image.size != (meta.get("width"), meta.get("height")) or mask.shape != (image.height, image.width):
         raise ImageError(f"The saved document in {folder} is incomplete (its files do not match).")
+    # The picture and mask are what is recovered: a damaged recipe or time loses only itself.
     recipe = None
     if meta.get("recipe"):
-        recipe = Recipe.from_json(json.dumps(meta["recipe"]))
-    return SavedDocument(folder, image, mask, recipe, float(meta.get("saved_at", 0)))
+        try:
+            recipe = Recipe.from_json(json.dumps(meta["recipe"]))
+        except (ValueError, TypeError, AttributeError, RecursionError):
+            log.warning("The recipe of the saved document in %s is damaged; recovering the picture without it", folder)
+    saved_at = meta.get("saved_at", 0)
+    if isinstance(saved_at, bool) or not isinstance(saved_at, int | float) or not math.isfinite(saved_at):
+        saved_at = 0.0
+    return SavedDocument(folder, image, mask, recipe, float(saved_at))

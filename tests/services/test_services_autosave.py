@@ -105,3 +105,31 @@ def test_older_autosaves_are_kept_as_pictures_unless_they_cannot_be_written(tmp_
     assert len(written) == 2 and len(set(written)) == 2  # the same second: numbered, not overwritten
     assert not [p for p in written if "mask" in p.name] and find_recoverable(tmp_path / "autosave") == []
     assert sorted(Image.open(p).getpixel((0, 0)) for p in written) == [(20, 0, 0), (40, 0, 0)]
+
+
+def test_a_damaged_autosave_never_stops_the_others_from_being_recovered(tmp_path: Path):
+    """Valid JSON of the wrong shape raised past find_recoverable, so no autosave was offered at all, at every start."""
+    import json
+
+    from studio.core.metadata import Recipe
+    from studio.services.autosave import keep_as_pictures
+
+    snapshot = DocumentSnapshot(Image.new("RGB", (16, 16), (9, 9, 9)), np.zeros((16, 16), np.uint8),
+                                Recipe("p", "", 20, "Euler", 7, 1, 16, 16, "m"), 1)
+    damage = {
+        "a list": lambda meta: [],
+        "a recipe without a field": lambda meta: {**meta, "recipe": {k: v for k, v in meta["recipe"].items()
+                                                                    if k != "model_name"}},
+        "a recipe that is a string": lambda meta: {**meta, "recipe": "oops"},
+        "a time that is words": lambda meta: {**meta, "saved_at": "yesterday"},
+        "a time past any clock": lambda meta: {**meta, "saved_at": float("inf")},
+    }
+    for name, change in damage.items():
+        root = tmp_path / name
+        document_io.save_document(snapshot, root / "good")
+        document_io.save_document(snapshot, root / "damaged")
+        meta = json.loads((root / "damaged" / "document.json").read_text())
+        (root / "damaged" / "document.json").write_text(json.dumps(change(meta)))
+        found = find_recoverable(root)
+        assert any(doc.folder.name == "good" and doc.recipe is not None for doc in found), name
+        assert len(keep_as_pictures(found, tmp_path / "Recovered" / name)) == len(found), name
