@@ -111,3 +111,13 @@ def test_a_cancel_in_the_second_pass_stops_the_job(tiny_model_dir, tmp_path):
     events, (job,) = _jobs(tiny_model_dir, tmp_path, ask, cancel_at=4)
     assert isinstance(terminal(events, job), JobCancelled)
     assert max(e.step for e in of_job(events, job, JobProgress)) < 202
+
+
+def test_an_inpainting_model_makes_hires_pictures_too(tiny_inpaint_model_dir, tmp_path):
+    events, (job,) = _jobs(tiny_inpaint_model_dir, tmp_path, tiny_request(
+        tiny_inpaint_model_dir, hires=HiresFix(scale=1.5, strength=0.5)))
+    end = terminal(events, job)
+    assert isinstance(end, JobFinished), end
+    assert end.outputs[0].image.size == (96, 96)
+    notes = end.notes
+    assert len(notes) == len(set(notes))  # the second pass does not say again what the first said
