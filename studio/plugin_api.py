@@ -8,7 +8,8 @@ Both are named in the plugin's ``studio-plugin.toml`` and imported only on first
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, JobCancelledError, StudioError
-from studio.core.generation import Generator, JobContext, PluginContext, PostProcessor
+from studio.core.generation import Generator, JobContext, MemoryHolder, PluginContext, PostProcessor
+from studio.core.held_memory import CACHED, IN_USE, KEPT, HeldModel
 from studio.core.metadata import Recipe
 from studio.core.parameters import (
     BoolParam,
@@ -27,16 +28,21 @@ API_VERSION = "1.0"
 __all__ = [
     "API_VERSION",
     "BoolParam",
+    "CACHED",
     "ChoiceParam",
     "FloatParam",
     "Generator",
     "GenerationRequest",
     "GeneratorEnvironment",
+    "HeldModel",
+    "IN_USE",
     "ImageParam",
     "IntParam",
     "InvalidRequest",
     "JobCancelledError",
     "JobContext",
+    "KEPT",
+    "MemoryHolder",
     "Param",
     "PluginContext",
     "PostProcessor",

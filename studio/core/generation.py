@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image
 
+from studio.core.held_memory import HeldModel
 from studio.core.metadata import Recipe
 from studio.core.requests import GenerationRequest
 
@@ -70,3 +71,18 @@ class PostProcessor(Protocol):
     """
 
     def process(self, image: Image.Image, params: Mapping[str, Any], context: JobContext) -> Image.Image: ...
+
+
+@runtime_checkable
+class MemoryHolder(Protocol):
+    """Optional, for a generator or post-processor that keeps models loaded between jobs: the Models in Memory
+    window lists them and frees them. Both are called on the engine thread, between jobs, and must be quick."""
+
+    def held_models(self) -> Sequence[HeldModel]:
+        """What is loaded now."""
+        ...
+
+    def release_memory(self, in_use: bool = False) -> Sequence[HeldModel]:
+        """Let go what is kept only to be quick later (and with ``in_use``, everything), dropping every reference
+        to it; returns what went. Studio collects the garbage and empties the device's cache afterwards."""
+        ...

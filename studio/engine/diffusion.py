@@ -22,6 +22,7 @@ from studio.core.errors import (
     StudioError,
 )
 from studio.core.generation import JobContext
+from studio.core.held_memory import CACHED, IN_USE, KEPT, HeldModel
 from studio.core.hashing import file_sha256, files_key, in_background, lora_hash, model_hash
 from studio.core.hires import LANCZOS, HiresFix
 from studio.core.model_library import embedding_files
@@ -39,8 +40,15 @@ from studio.engine.device import (
 from studio.engine.encoded_pictures import encodings_cached
 from studio.engine.device_lookups import device_lookups_pinned
 from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for
+from studio.engine.held_memory import describe
 from studio.engine.hires_pass import enlarge_lanczos, hires_pictures
-from studio.engine.ip_adapter import find_ip_adapter, let_reference_go, reference_attached, reference_bytes
+from studio.engine.ip_adapter import (
+    find_ip_adapter,
+    kept_reference,
+    let_reference_go,
+    reference_attached,
+    reference_bytes,
+)
 from studio.engine.job_runs import JobRun, full_mask_run, inpaint_run, plain_run
 from studio.engine.libraries import quiet_imports
 from studio.engine.loader import LoadedModel, load_model
@@ -53,6 +61,7 @@ from studio.engine.memory import (
     model_bytes,
     oom_advice,
     plan_memory,
+    weight_parts,
 )
 from studio.engine.model_keeping import KeptModels, in_precision, in_system_memory, model_files_key
 from studio.engine.preview import LivePreviews, latents_to_preview
@@ -183,6 +192,35 @@ class DiffusersGenerator:
 
     def _let_kept_go(self) -> bool:
         return bool(self._kept.let_all_go())
+
+    def held_models(self) -> list[HeldModel]:
+        """The model in use, the models kept for switching back (most recent first), and the parts kept for the
+        next job that wants them (a VAE, an IP-Adapter): what the Models in Memory window lists."""
+        held = [] if self._model is None else [_described(self._model, IN_USE)]
+        held += [_described(model, KEPT) for model in self._kept.models]
+        vae = self._vae.kept
+        if vae is not None:
+            held.append(describe(f"VAE {vae[0].name}", CACHED, [vae[1]], vae[0]))
+        adapter = kept_reference(self._model.text2img) if self._model is not None else ()
+        if adapter:
+            held.append(describe(f"IP-Adapter for {self._model.name}", CACHED, adapter))
+        if self._upscale is not None:  # a hires fix's upscaler model
+            held += self._upscale.held_models()
+        return held
+
+    def release_memory(self, in_use: bool = False) -> list[HeldModel]:
+        """Let the kept models and parts go and, with ``in_use``, the model in use (the next job loads it again);
+        returns what went. Called between jobs; held_memory collects and empties the device's cache after."""
+        let_go = [model for model in self.held_models() if in_use or model.role != IN_USE]
+        self._kept.let_all_go()
+        self._vae.clear()
+        if self._upscale is not None:
+            self._upscale.forget()
+        if self._model is not None:
+            let_reference_go(self._model.text2img)
+            if in_use:  # its captured steps, LoRA originals and cached prompts are held by it weakly: they go too
+                self._model = None
+        return let_go
 
     @staticmethod
     def _keep(model: LoadedModel | None) -> LoadedModel | None:
@@ -371,6 +409,10 @@ class DiffusersGenerator:
                 **run.recipe,
                 **{name: value() for name, value in run.later.items()},
             )
+
+
+def _described(model: LoadedModel, role: str) -> HeldModel:
+    return describe(model.name, role, weight_parts(model.text2img), model.path)
 
 
 def warm_up_worthwhile(device: DeviceInfo) -> bool:

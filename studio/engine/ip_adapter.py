@@ -113,6 +113,17 @@ def let_reference_go(pipe: Any) -> None:  # noqa: ANN401
         _kept.pop(unet, None)
 
 
+def kept_reference(pipe: Any) -> tuple[Any, ...]:  # noqa: ANN401
+    """The parts of the adapter kept for the pipeline's model that hold weights (its image encoder, projection
+    and attention layers), or () when none is kept."""
+    unet = getattr(pipe, "unet", None)
+    kept = _kept.get(unet) if unet is not None else None
+    if kept is None:
+        return ()
+    parts = (kept.encoder, kept.projection, *kept.processors.values())
+    return tuple(part for part in parts if hasattr(part, "parameters"))
+
+
 @contextmanager
 def reference_attached(pipe: Any, files: AdapterFiles, reference: Image.Image,  # noqa: ANN401
                        scale: float, guidance: float) -> Iterator[dict]:

@@ -39,14 +39,15 @@ class MemoryPlan:
         return self.free_bytes is None or int((self.model_bytes + self.job_bytes) * HEADROOM) <= self.free_bytes
 
 
+def weight_parts(pipe: Any) -> list[Any]:
+    """The pipeline's modules that hold weights (UNet first, VAE, text encoders, image encoder)."""
+    parts = (getattr(pipe, name, None) for name in COMPONENTS)
+    return [part for part in parts if part is not None and hasattr(part, "parameters")]
+
+
 def model_bytes(pipe: Any) -> int:
     """Bytes of the pipeline's weights (UNet, VAE, text encoders) in their current dtype."""
-    total = 0
-    for name in COMPONENTS:
-        module = getattr(pipe, name, None)
-        if module is not None and hasattr(module, "parameters"):
-            total += sum(p.numel() * p.element_size() for p in module.parameters())
-    return total
+    return sum(p.numel() * p.element_size() for part in weight_parts(pipe) for p in part.parameters())
 
 
 def job_bytes(width: int, height: int, batch: int, element_size: int) -> int:

@@ -19,11 +19,13 @@ from PIL import Image
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.generation import JobContext
+from studio.core.held_memory import CACHED, HeldModel
 from studio.core.model_library import KIND_FOLDERS
 from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights
 from studio.core.weight_files import check_weights_file, pickle_refusal
 from studio.engine.cpu_precision import cpu_dtype, to_channels_last
 from studio.engine.device import DeviceInfo, on_free_memory, select_device
+from studio.engine.held_memory import describe
 from studio.engine.style.weights import file_key
 from studio.engine.tiled import Network, upscale_tiled
 
@@ -157,6 +159,20 @@ class Upscale:
 
     def forget(self) -> None:
         self._cached = None
+
+    def held_models(self) -> list[HeldModel]:
+        """The upscaler kept from the last job, for the Models in Memory window."""
+        if self._cached is None:
+            return []
+        upscaler = self._cached[1]
+        network = getattr(upscaler.run, "model", upscaler.run)  # spandrel's descriptor holds the torch module
+        parts = [network] if hasattr(network, "parameters") else []
+        return [describe(f"Upscaler {upscaler.name}", CACHED, parts)]
+
+    def release_memory(self, in_use: bool = False) -> list[HeldModel]:
+        held = self.held_models()
+        self.forget()
+        return held
 
     def load(self, path: Path, device: DeviceInfo, context: JobContext | None = None) -> Upscaler:
         # The precision the device gives a model that takes any (STUDIO_CPU_DTYPE may change it): a kept model

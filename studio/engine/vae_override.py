@@ -105,6 +105,11 @@ class VaeOverride:
     def clear(self) -> None:
         self._key, self._vae = None, None
 
+    @property
+    def kept(self) -> tuple[Path, Any] | None:
+        """The VAE kept from the last job that chose one, and its file or folder (None when none is)."""
+        return None if self._key is None else (Path(self._key[0]), self._vae)
+
     def _get(self, source: VaeSource, pipe: Any, model_name: str) -> Any:  # noqa: ANN401
         from safetensors import SafetensorError
 

@@ -14,8 +14,10 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from PIL import Image
 
@@ -37,6 +39,7 @@ from studio.core.requests import GenerationRequest, PostProcessRequest
 log = logging.getLogger(__name__)
 
 Emit = Callable[[object], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -157,6 +160,7 @@ class EngineWorker:
         self._warm_up = warm_up
         self._preload = preload  # after the warm-up, while no job waits: what the first job will likely need
         self._pending: deque[Job] = deque()
+        self._chores: deque[tuple[Callable[[], Any], Future[Any]]] = deque()  # run between jobs, before the next
         self._current: Job | None = None
         self._cond = threading.Condition()
         self._stopping = False
@@ -180,6 +184,18 @@ class EngineWorker:
             self._emit(JobQueued(job.id, request, notes))
             self._cond.notify()
         return job.id
+
+    def between_jobs(self, chore: Callable[[], T]) -> Future[T]:
+        """Run ``chore`` on the engine thread while no job runs: at once when idle, else right after the current
+        job, before the waiting ones (asking what is loaded, freeing memory). Its answer or exception lands in
+        the future; a future cancelled before its turn is skipped, and shutting down cancels those waiting."""
+        future: Future[T] = Future()
+        with self._cond:
+            if self._stopping:
+                raise StudioError("Studio is shutting down; the engine takes no more requests.")
+            self._chores.append((chore, future))
+            self._cond.notify()
+        return future
 
     def pending_ids(self) -> list[int]:
         with self._cond:
@@ -213,6 +229,8 @@ class EngineWorker:
         """Cancel everything and stop the thread; True when it ended within timeout."""
         with self._cond:
             self._stopping = True
+            while self._chores:
+                self._chores.popleft()[1].cancel()
         self.cancel_all()
         with self._cond:
             self._cond.notify_all()
@@ -234,11 +252,16 @@ class EngineWorker:
         self._preload_unless_busy()
         while True:
             with self._cond:
-                while not self._pending and not self._stopping:
+                while not self._pending and not self._chores and not self._stopping:
                     self._cond.wait()
                 if self._stopping:
                     return
-                job = self._current = self._pending.popleft()
+                chore = self._chores.popleft() if self._chores else None
+                if chore is None:
+                    job = self._current = self._pending.popleft()
+            if chore is not None:
+                _run_chore(*chore)
+                continue
             try:
                 self._run_job(job)
             finally:
@@ -279,3 +302,17 @@ class EngineWorker:
                 raise
         else:
             self._emit(JobFinished(job.id, tuple(outputs), context.elapsed, tuple(context.notes)))
+
+
+def _run_chore(chore: Callable[[], Any], future: Future[Any]) -> None:
+    if not future.set_running_or_notify_cancel():
+        return  # whoever asked stopped waiting
+    try:
+        result = chore()
+    except BaseException as exc:  # noqa: BLE001 - handed to whoever asked; the thread lives on
+        log.error("A request between jobs failed", exc_info=True)
+        future.set_exception(exc)
+        if not isinstance(exc, Exception):
+            raise
+    else:
+        future.set_result(result)

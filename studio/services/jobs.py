@@ -27,7 +27,9 @@ from studio.core.events import (
     JobQueued,
     JobStarted,
 )
+from studio.core.held_memory import HeldModel, MemoryFreed
 from studio.core.requests import GenerationRequest, PostProcessRequest, prepare_request
+from studio.engine import held_memory
 from studio.engine.worker import EngineWorker, Job, StatusFn, WorkerContext, describe_exception
 from studio.plugin_host.host import PluginHost
 from studio.plugin_host.registry import GENERATOR, Registry
@@ -196,6 +198,24 @@ class JobService:
                     return
         finally:
             self.unsubscribe(stream)
+
+    # -- memory ----------------------------------------------------------------------------
+    async def held_models(self) -> tuple[HeldModel, ...]:
+        """What the generators and filters hold loaded, asked on the engine thread between jobs (a running job
+        ends first; waiting ones wait)."""
+        return await asyncio.wrap_future(self._worker.between_jobs(
+            lambda: held_memory.held_models(self._registry.live_instances())))
+
+    async def release_memory(self, in_use: bool = False) -> MemoryFreed:
+        """Let every kept model and cache go (with ``in_use``, the models in use too: the next job loads its model
+        again), between jobs as ``held_models``. The answer also goes to every event stream, in order with the
+        jobs' events."""
+        return await asyncio.wrap_future(self._worker.between_jobs(lambda: self._release_memory(in_use)))
+
+    def _release_memory(self, in_use: bool) -> MemoryFreed:
+        freed = held_memory.release_memory(self._registry.live_instances(), in_use)
+        self._emit_threadsafe(freed)
+        return freed
 
     # -- engine thread side ----------------------------------------------------------------
     def _warm_up(self, status: StatusFn) -> None:

@@ -32,6 +32,7 @@ from studio.core.events import (
     JobStarted,
     format_seconds,
 )
+from studio.core.held_memory import MemoryFreed
 from studio.core.mask import Box
 from studio.core.paths import studio_paths
 from studio.core.requests import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, GenerationRequest, PostProcessRequest
@@ -45,6 +46,7 @@ from studio.ui.document_actions import DocumentActions
 from studio.ui.focus_keys import FocusedFieldKeys
 from studio.ui.history_panel import HistoryPanel
 from studio.ui.mask_toolbar import MaskToolBar
+from studio.ui.memory_actions import MemoryActions
 from studio.ui.modal import modal
 from studio.ui.model_actions import ModelActions
 from studio.ui.plugin_actions import PluginActions
@@ -118,6 +120,7 @@ class MainWindow(QMainWindow):
         self.mask_toolbar = MaskToolBar(self.canvas)
         self.plugin_actions = PluginActions(self)
         self.models = ModelActions(self)
+        self.memory = MemoryActions(self)
         self.prompt_panel.image_sources = self.plugin_actions.image_sources
 
         self._build_actions()
@@ -187,7 +190,7 @@ class MainWindow(QMainWindow):
             "&View": [self.zoom_in_action, self.zoom_out_action, self.fit_action, self.actual_size_action, None,
                       *(d.toggleViewAction() for d in self.findChildren(QDockWidget))],
             "&Settings": [self.models.folder_action, self.models.library_action, self.models.gpu_menu.menuAction(),
-                          None, self.plugin_actions.manage],
+                          self.memory.models_action, self.memory.free_action, None, self.plugin_actions.manage],
             "&Help": [self.about_action],
         }
         for title, actions in menus.items():
@@ -493,6 +496,8 @@ class MainWindow(QMainWindow):
                 self.queue_panel.remove_row(event.job_id)
         elif isinstance(event, EngineStatus):
             self._show_engine_status(event)
+        elif isinstance(event, MemoryFreed):
+            self.memory.show_freed(event)
         self._update_job_actions()
 
     def _show_engine_status(self, event: EngineStatus) -> None:

@@ -13,6 +13,8 @@ from safetensors.torch import load_file, save_file
 from style_weights import RecordingContext, gradient_image, make_env, write_adain
 
 from studio.core.errors import ModelError
+from studio.core.held_memory import CACHED
+from studio.engine.held_memory import release_memory
 from studio.engine.style.adain import (
     AdaINStyle,
     adain_decoder,
@@ -92,6 +94,16 @@ def test_the_same_inputs_give_the_same_picture(adain, models_dir, tmp_path):
     first = adain.process(CONTENT, params(alpha=0.6), RecordingContext())
     again = AdaINStyle(make_env(tmp_path, models_dir)).process(CONTENT, params(alpha=0.6), RecordingContext())
     assert first.tobytes() == again.tobytes()
+
+
+def test_the_loaded_networks_are_listed_in_memory_and_freed(models_dir, tmp_path):
+    style = AdaINStyle(make_env(tmp_path, models_dir))
+    assert style.held_models() == []
+    style.process(CONTENT, params(), RecordingContext())
+    ((held,),) = [style.held_models()]
+    assert (held.name, held.role, held.device) == ("Fast style transfer (AdaIN): encoder and decoder", CACHED, "cpu")
+    assert held.size == sum(p.numel() * p.element_size() for m in style._modules for p in m.parameters())
+    assert release_memory([style]).models == (held,) and style.held_models() == []
 
 
 def test_preserve_colors_is_the_lab_transfer_of_the_result(adain):

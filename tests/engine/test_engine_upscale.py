@@ -25,10 +25,12 @@ from torch import nn
 
 from studio.core.errors import InvalidRequest, JobCancelledError, ModelError
 from studio.core.events import JobFailed, JobFinished, JobProgress
+from studio.core.held_memory import CACHED, HeldModel
 from studio.core.requests import PostProcessRequest
 from studio.core.weight_files import pickle_refusal
 from studio.engine import upscale as upscale_module
 from studio.engine.device import on_spare_memory, select_device
+from studio.engine.held_memory import release_memory
 from studio.engine.tiled import blend_weights, tile_spans, upscale_tiled
 from studio.engine.upscale import (
     Upscale,
@@ -285,6 +287,19 @@ def test_the_post_processor_tiles_rescales_reports_and_keeps_the_model_between_j
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     processor.process(picture, {}, RecordingContext())
     assert loads == [path, path]  # a replaced file is loaded again
+
+
+def test_the_kept_upscaler_is_listed_in_memory_and_freed(tmp_path, monkeypatch):
+    write_tensors(tmp_path / "data" / "models" / "upscalers" / "fake.safetensors")
+    net = conv_2x()
+    monkeypatch.setattr(upscale_module, "load_upscaler", lambda p, device: fake_upscaler(net))
+    processor = Upscale(make_env(tmp_path))
+    assert processor.held_models() == []
+    processor.process(noise(16, 16), {}, RecordingContext())
+    size = sum(p.numel() * 4 for p in net.parameters())
+    held = HeldModel("Upscaler fake.safetensors", CACHED, "cpu", "float32", size)
+    assert processor.held_models() == [held]
+    assert release_memory([processor]).models == (held,) and processor.held_models() == []
 
 
 def test_a_result_larger_than_studio_takes_is_refused_before_any_work(tmp_path, monkeypatch):

@@ -206,6 +206,55 @@ def test_shutdown_cancels_everything_stops_the_thread_and_refuses_new_jobs(gate)
         worker.submit(req(3))
 
 
+def test_a_request_between_jobs_runs_at_once_when_idle_else_after_the_running_job_before_the_waiting_ones(gate):
+    recorder = Recorder()
+    order: list[str] = []
+
+    def handler(job, context):  # noqa: ANN001, ANN202
+        order.append(f"job {job.request.seed} starts")
+        context.report_progress(1, 2)
+        if job.request.seed == 1:
+            gate.wait(TIMEOUT)
+        order.append(f"job {job.request.seed} ends")
+        yield output(job.request.seed)
+
+    worker = make_worker(handler, recorder)
+    assert worker.between_jobs(threading.current_thread).result(TIMEOUT).name == "studio-engine"  # idle: at once
+    running = worker.submit(req(1))
+    waiting = worker.submit(req(2))
+    recorder.next_of(JobProgress, running)
+    asked = worker.between_jobs(lambda: order.append("between") or "answer")
+    failing = worker.between_jobs(lambda: 1 / 0)
+    skipped = worker.between_jobs(lambda: order.append("skipped"))
+    assert skipped.cancel() and not asked.done()  # nothing runs beside a job
+    gate.set()
+    assert asked.result(TIMEOUT) == "answer"
+    with pytest.raises(ZeroDivisionError):
+        failing.result(TIMEOUT)
+    recorder.until_done(running, waiting)  # the engine went on after the failure
+    assert order == ["job 1 starts", "job 1 ends", "between", "job 2 starts", "job 2 ends"]
+    assert worker.shutdown(TIMEOUT)
+
+
+def test_shutting_down_cancels_the_requests_waiting_for_a_job_to_end(gate):
+    recorder = Recorder()
+
+    def handler(job, context):  # noqa: ANN001, ANN202
+        context.report_progress(1, 2)
+        while not gate.wait(0.01):
+            context.check_cancelled()
+        yield output(1)
+
+    worker = make_worker(handler, recorder)
+    running = worker.submit(req(1))
+    recorder.next_of(JobProgress, running)
+    waiting = worker.between_jobs(lambda: "never")
+    assert worker.shutdown(TIMEOUT)
+    assert waiting.cancelled()
+    with pytest.raises(StudioError, match="shutting down"):
+        worker.between_jobs(lambda: "after")
+
+
 def test_a_failing_warm_up_is_reported_and_jobs_still_run():
     recorder = Recorder()
 

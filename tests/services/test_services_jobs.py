@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from studio_testing import (
+    EVENT_TIMEOUT,
     GatedGenerator,
     collect_until_done,
     fake_registry,
@@ -19,6 +20,7 @@ from studio_testing import (
 )
 
 from studio.core.errors import InvalidRequest, StudioError
+from studio.core.held_memory import IN_USE, HeldModel, MemoryFreed
 from studio.core.events import (
     JobCancelled,
     JobFailed,
@@ -326,3 +328,47 @@ def test_another_models_folder_reaches_the_next_jobs_generators(tmp_path):
     after = service.registry.instance(GENERATOR, "diffusers", service.env)
     assert service.env.models_root == tmp_path / "new"
     assert after is not before and after._env.models_root == tmp_path / "new"
+
+
+def test_memory_is_listed_and_freed_on_the_engine_thread_after_the_running_job_and_said_in_order(tmp_path):
+    registry, env = fake_registry(), make_env(tmp_path)
+    generator = gated(registry, env)  # a plugin's generator holding a model (MemoryHolder)
+    model = HeldModel("gated model", IN_USE, "cpu", "float32", 64)
+    holding = [model]
+    released_on: list[str] = []
+
+    def release_memory(in_use: bool = False) -> list[HeldModel]:
+        released_on.append(threading.current_thread().name)
+        let_go = [m for m in holding if in_use]
+        holding[:] = [m for m in holding if not in_use]
+        return let_go
+
+    generator.held_models = lambda: list(holding)
+    generator.release_memory = release_memory
+
+    async def scenario():
+        async with running_service(env, registry) as service:
+            stream = service.subscribe()
+            job = service.submit(fake_request())
+            events: list[object] = []
+            async with asyncio.timeout(EVENT_TIMEOUT):
+                async for event in stream:
+                    events.append(event)
+                    if isinstance(event, JobProgress):
+                        break
+                listed = asyncio.ensure_future(service.held_models())
+                freed = asyncio.ensure_future(service.release_memory(in_use=True))
+                await asyncio.sleep(0)  # both asked while the job still runs
+                generator.release.set()  # the job ends; the requests run after it
+                answers = (await listed, await freed, await service.held_models())
+                async for event in stream:
+                    events.append(event)
+                    if isinstance(event, MemoryFreed):
+                        break
+            return answers, events, job
+
+    (listed, freed, after), events, job = run(scenario())
+    assert listed == (model,) and after == ()
+    assert freed == MemoryFreed((model,), 64) and released_on == ["studio-engine"]
+    ends = [e for e in events if isinstance(e, (JobFinished, MemoryFreed))]
+    assert ends == [terminal(events, job), freed]  # never beside the job: after it, in order with its events

@@ -20,8 +20,10 @@ from torch import nn
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.generation import JobContext
+from studio.core.held_memory import CACHED, HeldModel
 from studio.engine.cpu_precision import cpu_dtype, to_channels_last
 from studio.engine.device import select_device
+from studio.engine.held_memory import describe
 from studio.engine.style.neural import same_area_size, to_image, to_tensor
 from studio.engine.style.weights import (
     ADAIN_DECODER_FILE,
@@ -126,6 +128,14 @@ class AdaINStyle:
                 loaded.append(module.requires_grad_(False).eval().to(device))
             self._modules, self._key = (loaded[0], loaded[1]), key
         return self._modules
+
+    def held_models(self) -> list[HeldModel]:
+        """Its encoder and decoder, kept from the last run (the Models in Memory window)."""
+        return [] if self._modules is None else [describe(f"{TITLE}: encoder and decoder", CACHED, self._modules)]
+
+    def release_memory(self, in_use: bool = False) -> list[HeldModel]:
+        held, self._modules, self._key = self.held_models(), None, None
+        return held
 
     def process(self, image: Image.Image, params: Mapping[str, Any], context: JobContext) -> Image.Image:
         # float32 even on CUDA: relu4_1 variances overflow float16, and it is a single pass. bfloat16 has

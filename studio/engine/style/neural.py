@@ -27,7 +27,9 @@ from PIL import Image
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.generation import JobContext
+from studio.core.held_memory import CACHED, HeldModel
 from studio.engine.device import select_device
+from studio.engine.held_memory import describe
 from studio.engine.style.vgg import (
     CONV1_1,
     CONV2_1,
@@ -134,6 +136,14 @@ class NeuralStyle:
             model.requires_grad_(False).eval()
             self._vgg, self._vgg_key = model.to(device), key
         return self._vgg
+
+    def held_models(self) -> list[HeldModel]:
+        """Its VGG-19 trunk, kept from the last run (the Models in Memory window)."""
+        return [] if self._vgg is None else [describe(f"{TITLE}: VGG-19", CACHED, [self._vgg])]
+
+    def release_memory(self, in_use: bool = False) -> list[HeldModel]:
+        held, self._vgg, self._vgg_key = self.held_models(), None, None
+        return held
 
     def process(self, image: Image.Image, params: Mapping[str, Any], context: JobContext) -> Image.Image:
         iterations = int(params.get("iterations", 200))

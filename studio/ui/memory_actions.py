@@ -1,0 +1,67 @@
+"""Settings → Models in Memory… and Free Memory: seeing what the engine holds loaded and letting it go, as
+ComfyUI's "Unload models" and A1111's "Unload SD checkpoint" do (the dialog: memory_dialog)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from studio.core.errors import first_line
+from studio.core.held_memory import MemoryFreed
+from studio.ui.actions import make_action
+from studio.ui.memory_dialog import AFTER_THE_JOB, MemoryDialog
+
+if TYPE_CHECKING:
+    from studio.ui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+FREE_MEMORY_KEYS = "Ctrl+Shift+F"
+
+
+class MemoryActions:
+    def __init__(self, window: MainWindow) -> None:
+        self.window = window
+        self.dialog: MemoryDialog | None = None  # the open one (tests reach it here)
+        self.models_action = make_action(window, "Models in &Memory…", "cpu", None, self.open_dialog,
+                                         "See which models are loaded, and free their memory")
+        self.free_action = make_action(window, "&Free Memory", "remove", FREE_MEMORY_KEYS, lambda: self.free(True),
+                                       "Let every loaded model go, to give the memory to another program (the "
+                                       f"next job loads its model again) ({FREE_MEMORY_KEYS})")
+
+    def open_dialog(self) -> None:
+        if self.dialog is not None:
+            self.dialog.raise_()
+            self.dialog.activateWindow()
+            return
+        dialog = MemoryDialog(self.window.service, self.free, self.window)
+        self.dialog = dialog
+        dialog.finished.connect(self._dialog_closed)
+        dialog.show()  # not modal: it can stay open, following the jobs, while the person works
+
+    def _dialog_closed(self) -> None:
+        if self.dialog is not None:
+            self.dialog.deleteLater()  # a child of the window: it would stay for the whole session
+            self.dialog = None
+
+    def free(self, in_use: bool) -> asyncio.Task:
+        """Ask the engine to let its kept models go (with ``in_use``, every model): at once between jobs, else when
+        the running job ends. The status bar says what went when it has (``show_freed``)."""
+        if self.window.service.running() is not None:
+            self.window.status.set_message(AFTER_THE_JOB)
+        return self.window.actions_.run(self._free(in_use))
+
+    async def _free(self, in_use: bool) -> MemoryFreed | None:
+        try:
+            return await self.window.service.release_memory(in_use)
+        except Exception as exc:  # noqa: BLE001 - said in the status bar; the window goes on
+            log.error("Freeing memory failed", exc_info=True)
+            self.window.status.set_message(f"The memory could not be freed: {first_line(exc)}", error=True)
+            return None
+
+    def show_freed(self, freed: MemoryFreed) -> None:
+        """The engine's answer, in order with the jobs' events: a job queued after it says Loading… after this."""
+        self.window.status.set_message(freed.summary())
+        if freed.in_use_freed:
+            self.window.status.set_model("")
+            self.window.setWindowTitle("Studio")

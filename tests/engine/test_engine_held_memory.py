@@ -1,0 +1,150 @@
+"""Models in Memory: what the engine lists as held, and freeing it (kept models, the model in use, cached parts).
+
+Tiny SD pipelines loaded through Studio's loader, on the CPU; the GPU's measure is stood in for.
+"""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from studio_testing import DirectContext, tiny_request
+from tiny_models import build_tiny_sd
+
+import studio.engine.diffusion as diffusion
+from studio.core.environment import GeneratorEnvironment
+from studio.core.held_memory import CACHED, IN_USE, KEPT, HeldModel, MemoryFreed
+from studio.core.model_library import format_size
+from studio.engine import held_memory, model_keeping
+from studio.engine.diffusion import DiffusersGenerator
+from studio.engine.held_memory import held_models, release_memory
+from studio.engine.memory import GIB, model_bytes
+
+
+@pytest.fixture(scope="module")
+def model_b(tmp_path_factory) -> Path:
+    return build_tiny_sd(tmp_path_factory.mktemp("other-models") / "tiny-b", seed=1)
+
+
+@pytest.fixture
+def generator(tmp_path, monkeypatch) -> DiffusersGenerator:
+    monkeypatch.setattr(model_keeping, "available_ram", lambda: (64 * GIB, 128 * GIB))  # room to keep models
+    return DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
+
+
+@pytest.fixture
+def loads(monkeypatch) -> list[str]:
+    """The models read from disk, by folder name."""
+    names: list[str] = []
+    real = diffusion.load_model
+
+    def counted(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        names.append(Path(path).name)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(diffusion, "load_model", counted)
+    return names
+
+
+def make(generator: DiffusersGenerator, model: Path, context: DirectContext | None = None,
+         **kwargs) -> np.ndarray:  # noqa: ANN003
+    ((image, _recipe),) = list(generator.generate(tiny_request(model, prepared=True, **kwargs),
+                                                  context or DirectContext()))
+    return np.asarray(image, dtype=np.int16)
+
+
+def gone(reference: weakref.ref) -> bool:
+    gc.collect()
+    return reference() is None
+
+
+def test_freeing_kept_models_keeps_the_one_in_use_and_freeing_all_makes_the_next_job_load_it_again(
+        generator, loads, tiny_model_dir, model_b):
+    picture_a = make(generator, tiny_model_dir)
+    make(generator, model_b)  # A is kept for switching back
+    a_pipe = weakref.ref(generator._kept.models[0].text2img)
+    b_pipe = weakref.ref(generator._model.text2img)
+
+    held = held_models([generator])
+    assert [(m.name, m.role, m.device, m.precision) for m in held] == [
+        ("tiny-b", IN_USE, "cpu", "float32"), ("tiny-sd", KEPT, "cpu", "float32")]
+    assert held[0].size == model_bytes(generator._model.text2img) > 0
+    assert held[1].path == tiny_model_dir.resolve()
+
+    freed = release_memory([generator], in_use=False)
+    assert freed == MemoryFreed((held[1],), held[1].size)  # counted on the CPU, not measured
+    assert freed.summary() == f"Freed 1 model ({format_size(held[1].size)})." and not freed.in_use_freed
+    assert gone(a_pipe) and held_models([generator]) == (held[0],)
+
+    freed = release_memory([generator], in_use=True)
+    assert freed.models == (held[0],) and freed.in_use_freed
+    assert generator._model is None and held_models([generator]) == ()
+    assert gone(b_pipe)  # nothing else (graphs, LoRA originals, prompt caches) keeps its weights alive
+
+    context = DirectContext()
+    assert np.array_equal(make(generator, tiny_model_dir, context), picture_a)  # loaded again: the same picture
+    assert loads == ["tiny-sd", "tiny-b", "tiny-sd"]
+    assert {"device": generator.device.description, "message": "Loading tiny-sd…"} in context.statuses
+    assert release_memory([generator]).models == ()  # nothing kept: the one in use stays
+
+
+def test_a_vae_chosen_for_a_job_is_listed_as_cached_and_freed_with_the_kept_models(generator, tiny_model_dir):
+    vae_folder = tiny_model_dir / "vae"  # the model's own VAE, as a VAE folder
+    make(generator, tiny_model_dir, vae=str(vae_folder))
+    held = held_models([generator])
+    assert [(m.name, m.role, m.path) for m in held] == [
+        ("tiny-sd", IN_USE, tiny_model_dir.resolve()), ("VAE vae", CACHED, vae_folder.resolve())]
+    assert held[1].size == sum(p.numel() * 4 for p in generator._vae.kept[1].parameters())
+    vae = weakref.ref(generator._vae.kept[1])
+    assert release_memory([generator]).models == (held[1],)
+    assert gone(vae) and held_models([generator]) == (held[0],)
+
+
+class Holder:
+    """A plugin's generator that keeps two models: one in the GPU's memory, one in system memory."""
+
+    def __init__(self) -> None:
+        self.models = [HeldModel("plugin model", IN_USE, "cuda", "float16", 100),
+                       HeldModel("plugin cache", CACHED, "cpu", "float32", 30)]
+        self.asked: list[bool] = []
+
+    def held_models(self) -> list[HeldModel]:
+        return list(self.models)
+
+    def release_memory(self, in_use: bool = False) -> list[HeldModel]:
+        self.asked.append(in_use)
+        let_go, self.models = self.models, []
+        return let_go
+
+
+class Broken:
+    def held_models(self) -> list[HeldModel]:
+        raise RuntimeError("a bug in a plugin")
+
+    release_memory = held_models
+
+
+def test_any_live_generator_or_filter_can_hold_models_and_one_that_fails_leaves_the_others_listed_and_freed():
+    holder = Holder()
+    listed = held_models([object(), Broken(), holder])
+    assert listed == tuple(holder.models)
+    freed = release_memory([object(), Broken(), holder], in_use=True)
+    assert holder.asked == [True] and freed.models == listed
+    assert freed.size == 130 and not freed.measured  # no GPU started: the weights counted
+    assert freed.summary() == "Freed 2 models (130 B)."
+
+
+def test_on_a_gpu_the_freed_memory_is_measured_and_what_left_system_memory_is_counted(monkeypatch):
+    allocated = iter([1000, 880])  # before, after
+    monkeypatch.setattr(held_memory, "_gpu_started", lambda: "cuda")
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda *args: next(allocated))
+    emptied: list[bool] = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(True))
+    freed = release_memory([Holder()], in_use=True)
+    assert freed.size == 120 + 30 and freed.measured and emptied == [True]
+    assert MemoryFreed((), 5 * GIB // 2).summary() == "Freed 2.5 GB of cached memory."
+    assert MemoryFreed((), 0).summary() == "No model was loaded: there was no memory to free."
