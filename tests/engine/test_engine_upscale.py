@@ -444,3 +444,16 @@ def test_on_a_cpu_with_bfloat16_units_an_upscaler_that_takes_it_runs_bfloat16_ch
     cuda = type(cpu)("cuda", torch.device("cuda", 0), torch.float16, "CUDA")
     assert upscale_module.upscaler_dtype(cuda, True, True) == torch.float16
     assert upscale_module.upscaler_dtype(cuda, False, True) == torch.float32
+
+
+def test_a_hires_fix_upscaler_is_listed_with_the_generator_and_freed(tmp_path, monkeypatch):
+    from studio.core.hires import HiresFix
+    from studio.engine.diffusion import DiffusersGenerator
+
+    write_tensors(tmp_path / "data" / "models" / "upscalers" / "fake.safetensors")
+    monkeypatch.setattr(upscale_module, "load_upscaler", lambda p, device: fake_upscaler(conv_2x()))
+    generator = DiffusersGenerator(make_env(tmp_path))
+    generator._enlarge(noise(16, 16), HiresFix(2.0, upscaler="fake"), (32, 32), RecordingContext())
+    assert [held.name for held in generator.held_models()] == ["Upscaler fake.safetensors"]
+    assert [held.name for held in release_memory([generator]).models] == ["Upscaler fake.safetensors"]
+    assert generator.held_models() == []
