@@ -79,7 +79,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     hires.add_argument("--hires-strength", type=float, default=DEFAULT_HIRES_STRENGTH, metavar="S",
                        help=f"how much the second pass may redraw (default {DEFAULT_HIRES_STRENGTH:g})")
     hires.add_argument("--hires-upscaler", default=LANCZOS, metavar="NAME",
-                       help=f"{LANCZOS} (the default) or an upscaler model in the models folder's upscalers/")
+                       help=f"{LANCZOS} (the default), Latent (A1111's latent upscalers, also \"Latent (bicubic)\" and "
+                            "the rest), or an upscaler model in the models folder's upscalers/")
     gen.add_argument("--lora", action="append", default=[], metavar="NAME[:WEIGHT]",
                      help="apply this LoRA (a name in the models folder's loras/, or a .safetensors file) at WEIGHT "
                           "(default 1, from -4 to 4); repeat for several")

@@ -13,7 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-LANCZOS = "Lanczos"  # enlarged as a picture, by Pillow; any other name is an upscaler model in <models>/upscalers
+LANCZOS = "Lanczos"  # enlarged as a picture, by Pillow
+# AUTOMATIC1111's latent upscalers: the first picture's latents are enlarged (torch's interpolate mode, antialiased).
+LATENT_UPSCALERS: dict[str, tuple[str, bool]] = {
+    "Latent": ("bilinear", False), "Latent (antialiased)": ("bilinear", True), "Latent (bicubic)": ("bicubic", False),
+    "Latent (bicubic antialiased)": ("bicubic", True), "Latent (nearest)": ("nearest", False),
+    "Latent (nearest-exact)": ("nearest-exact", False),
+}
+BUILT_IN_UPSCALERS = (LANCZOS, *LATENT_UPSCALERS)  # any other name is an upscaler model in <models>/upscalers
 MAX_SCALE = 4.0
 DEFAULT_SCALE = 2.0
 DEFAULT_STRENGTH = 0.5  # enough to add detail at the new size without redrawing the composition
@@ -64,7 +71,7 @@ def hires_summary(hires: HiresFix, width: int, height: int) -> str:
 def hires_from_settings(settings: Mapping[str, str]) -> HiresFix | None:
     """The hires fix an A1111 settings line describes (``Hires upscale: 2, Hires steps: 10, Hires upscaler: …,
     Denoising strength: 0.5``), or None. The upscaler keeps A1111's name ("Latent", "R-ESRGAN 4x+"): whoever uses
-    it finds Studio's nearest (``upscaler_or_lanczos``)."""
+    it finds Studio's own (``upscaler_or_lanczos``)."""
     scale = _float(settings.get("Hires upscale"))
     if scale is None or scale <= 1:
         return None
@@ -74,16 +81,17 @@ def hires_from_settings(settings: Mapping[str, str]) -> HiresFix | None:
     return HiresFix(scale, int(steps), DEFAULT_STRENGTH if strength is None else strength, upscaler)
 
 
+def latent_mode(upscaler: str) -> tuple[str, bool] | None:
+    """How a latent upscaler enlarges (torch's interpolate mode, antialiased), or None for a picture upscaler."""
+    return LATENT_UPSCALERS.get(upscaler)
+
+
 def upscaler_or_lanczos(name: str, installed: list[str]) -> tuple[str, str | None]:
-    """The upscaler Studio runs for ``name`` (another tool's, or one no longer installed): the installed model of
-    that name (any case), else Lanczos with a sentence saying so."""
-    if name.casefold() == LANCZOS.casefold():
-        return LANCZOS, None
-    found = next((item for item in installed if item.casefold() == name.casefold()), None)
+    """The upscaler Studio runs for ``name`` (another tool's, or one no longer installed): a built-in one or the
+    installed model of that name (any case), else Lanczos with a sentence saying so."""
+    found = next((item for item in (*BUILT_IN_UPSCALERS, *installed) if item.casefold() == name.casefold()), None)
     if found is not None:
         return found, None
-    if name.casefold().startswith("latent"):
-        return LANCZOS, f"Studio enlarges the picture, not its latents, before the hires pass; {name!r} became Lanczos."
     return LANCZOS, f"No upscaler called {name!r} is installed; the hires fix uses Lanczos."
 
 

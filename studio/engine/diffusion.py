@@ -24,7 +24,7 @@ from studio.core.errors import (
 from studio.core.generation import JobContext
 from studio.core.held_memory import CACHED, IN_USE, KEPT, HeldModel
 from studio.core.hashing import file_sha256, files_key, in_background, lora_hash, model_hash
-from studio.core.hires import LANCZOS, HiresFix
+from studio.core.hires import BUILT_IN_UPSCALERS, LANCZOS, HiresFix
 from studio.core.model_library import embedding_files
 from studio.core.metadata import LoraRecord, Recipe
 from studio.core.requests import GenerationRequest, prepare_request
@@ -41,7 +41,7 @@ from studio.engine.encoded_pictures import encodings_cached
 from studio.engine.device_lookups import device_lookups_pinned
 from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for
 from studio.engine.held_memory import describe
-from studio.engine.hires_pass import enlarge_lanczos, hires_pictures
+from studio.engine.hires_pass import LatentStart, enlarge_lanczos, hires_pictures
 from studio.engine.ip_adapter import (
     find_ip_adapter,
     kept_reference,
@@ -232,7 +232,7 @@ class DiffusersGenerator:
     def generate(self, request: GenerationRequest, context: JobContext) -> Iterator[tuple[Image.Image, Recipe]]:
         try:
             if request.hires is not None:
-                if request.hires.upscaler != LANCZOS:  # a missing file or library is said before the first pass
+                if request.hires.upscaler not in BUILT_IN_UPSCALERS:  # a missing file or library: said at once
                     find_upscaler(self._env, request.hires.upscaler)
                     import_spandrel()
                 yield from hires_pictures(request, context, self._generate, self._enlarge)
@@ -258,7 +258,9 @@ class DiffusersGenerator:
             self._upscale = Upscale(self._env)
         return self._upscale.process(picture, {"model": hires.upscaler, "outscale": hires.scale}, context)
 
-    def _generate(self, request: GenerationRequest, context: JobContext) -> Iterator[tuple[Image.Image, Recipe]]:
+    def _generate(self, request: GenerationRequest, context: JobContext,
+                  start: LatentStart | None = None) -> Iterator[tuple[Image.Image, Recipe]]:
+        """The pictures of one job; ``start``: an image-to-image job starts from latents (a hires fix's)."""
         self._use(request)
         model = self._ensure_model(Path(request.model), context)
         if model.unet_channels not in (4, 9):
@@ -271,6 +273,8 @@ class DiffusersGenerator:
             run = full_mask_run(request, model)
         else:
             run = plain_run(request, model)
+        if start is not None:
+            self._start_from_latents(run, request, model, start, context)
         run.pipe.scheduler = make_scheduler(request.scheduler, model.base_scheduler_config)
         # Names are resolved (and LoRAs checked, below) before anything is loaded, so a bad file fails at once.
         loras = resolve_loras(self._env.models_root, request.loras)
@@ -312,6 +316,17 @@ class DiffusersGenerator:
                 run.kwargs.update(stack.enter_context(reference_attached(
                     run.pipe, adapter, reference, request.reference_scale, request.cfg_scale)))
             yield from self._run_batch(request, model, run, context)
+
+    @staticmethod
+    def _start_from_latents(run: JobRun, request: GenerationRequest, model: LoadedModel, start: LatentStart,
+                            context: JobContext) -> None:
+        if model.unet_channels != 4 or not request.is_img2img:
+            context.note(f"An inpainting model redraws a picture, not latents: the hires fix enlarged it with "
+                         f"Lanczos instead of {start.upscaler}.")
+            return
+        del run.kwargs["image"]  # encoded when the picture is made: the model is placed by then
+        size = (request.width, request.height)
+        run.per_seed = lambda seed: {"image": start.latents(run.pipe, size)}
 
     def _fit_memory(self, request: GenerationRequest, model: LoadedModel, pipe: Any, context: JobContext,
                     extra: int = 0) -> None:

@@ -9,18 +9,52 @@ passes as one count of steps.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 
+import torch
 from PIL import Image
 
 from studio.core.generation import JobContext
-from studio.core.hires import LANCZOS, HiresFix
+from studio.core.hires import LANCZOS, HiresFix, latent_mode
 from studio.core.metadata import Recipe
 from studio.core.requests import GenerationRequest
 
 Pictures = Iterable[tuple[Image.Image, Recipe]]
-MakePictures = Callable[[GenerationRequest, JobContext], Pictures]
 Enlarge = Callable[[Image.Image, HiresFix, tuple[int, int], JobContext], Image.Image]
+
+
+@dataclass(frozen=True)
+class LatentStart:
+    """A latent upscaler's start for the second pass (AUTOMATIC1111's "Latent" upscalers): the first picture as the
+    model's VAE encodes it, those latents enlarged. The pipeline takes latents for its ``image`` and noises them."""
+
+    picture: Image.Image
+    upscaler: str  # its name, as the person chose it
+    mode: str  # torch.nn.functional.interpolate's
+    antialias: bool
+
+    def latents(self, pipe: Any, size: tuple[int, int]) -> torch.Tensor:  # noqa: ANN401 - an image-to-image pipeline
+        vae = pipe.vae
+        pixels = pipe.image_processor.preprocess(self.picture)
+        # SDXL's VAE overflows in float16; diffusers' image to image encodes in float32 for it, as here.
+        upcast = vae.dtype == torch.float16 and bool(getattr(vae.config, "force_upcast", False))
+        dtype = torch.float32 if upcast else vae.dtype
+        if upcast:
+            vae.to(dtype=torch.float32)
+        try:
+            encoded = vae.encode(pixels.to(device=pipe._execution_device, dtype=dtype)).latent_dist.mode()
+        finally:
+            if upcast:
+                vae.to(dtype=torch.float16)
+        encoded = encoded.float() * vae.config.scaling_factor
+        scale = pipe.vae_scale_factor
+        enlarged = torch.nn.functional.interpolate(encoded, size=(size[1] // scale, size[0] // scale),
+                                                   mode=self.mode, antialias=self.antialias)
+        return enlarged.to(vae.dtype)
+
+
+MakePictures = Callable[[GenerationRequest, JobContext, LatentStart | None], Pictures]
 
 
 class PassContext:
@@ -75,16 +109,22 @@ def hires_pictures(request: GenerationRequest, context: JobContext, make: MakePi
     for index in range(request.batch_count):
         context.check_cancelled()
         first = replace(request, batch_count=1, seed=request.seed_for(index), hires=None)
-        picture, recipe = _only(make(first, PassContext(context, index, 0, steps_in_all, said)))
+        picture, recipe = _only(make(first, PassContext(context, index, 0, steps_in_all, said), None))
         context.check_cancelled()
-        how = "" if hires.upscaler == LANCZOS else f" with {hires.upscaler}"
-        context.status(message=f"Enlarging to {size[0]}x{size[1]}{how}…")
-        enlarged = enlarge(picture, hires, size, _Quiet(context, index, 0, steps_in_all, said))
+        mode = latent_mode(hires.upscaler)
+        start = None if mode is None else LatentStart(picture, hires.upscaler, *mode)
+        if start is None:
+            how = "" if hires.upscaler == LANCZOS else f" with {hires.upscaler}"
+            context.status(message=f"Enlarging to {size[0]}x{size[1]}{how}…")
+            enlarged = enlarge(picture, hires, size, _Quiet(context, index, 0, steps_in_all, said))
+        else:  # the latents are enlarged in the second pass; this picture stands where they cannot be used
+            enlarged = enlarge_lanczos(picture, size)
         if enlarged.size != size:
             enlarged = enlarged.resize(size, Image.Resampling.LANCZOS)
         second = replace(first, width=size[0], height=size[1], steps=steps, init_image=enlarged.convert("RGB"),
                          strength=hires.strength)
-        result, second_recipe = _only(make(second, PassContext(context, index, first_steps, steps_in_all, said)))
+        result, second_recipe = _only(make(second, PassContext(context, index, first_steps, steps_in_all, said),
+                                           start))
         # A1111's record of a hires picture: the first pass's size and steps, and the second pass's settings.
         yield result, replace(second_recipe, steps=recipe.steps, width=recipe.width, height=recipe.height,
                               strength=None).with_hires(hires)

@@ -13,7 +13,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.hires import DEFAULT_SCALE, DEFAULT_STRENGTH, LANCZOS, MAX_SCALE, HiresFix, upscaler_or_lanczos
+from studio.core.hires import (
+    BUILT_IN_UPSCALERS,
+    DEFAULT_SCALE,
+    DEFAULT_STRENGTH,
+    LANCZOS,
+    MAX_SCALE,
+    HiresFix,
+    upscaler_or_lanczos,
+)
 from studio.core.model_library import KIND_FOLDERS, LibraryItem
 from studio.core.requests import MAX_SIZE, MAX_STEPS
 from studio.ui.generation_controls import section_layout, strength_controls
@@ -50,9 +58,10 @@ class HiresBox(QWidget):
         self.size_label = QLabel()
         self.size_label.setObjectName("hintLabel")
         self.upscaler_combo = QComboBox()
-        self.upscaler_combo.setToolTip("How the picture is enlarged before it is redrawn: Lanczos resampling, or an "
-                                       "upscaler model from the model library (sharper; needs spandrel)")
-        self.upscaler_combo.addItem(LANCZOS, LANCZOS)
+        self.upscaler_combo.setToolTip("How the picture is enlarged before it is redrawn: Lanczos resampling, its "
+                                       "latents (AUTOMATIC1111's Latent upscalers), or an upscaler model from the "
+                                       "model library (sharper; needs spandrel)")
+        self._add_built_in_upscalers()
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(0, MAX_STEPS)
         self.steps_spin.setSpecialValueText("Same")
@@ -99,7 +108,7 @@ class HiresBox(QWidget):
         current = self._wanted or self.upscaler_combo.currentData()
         self.upscaler_combo.blockSignals(True)
         self.upscaler_combo.clear()
-        self.upscaler_combo.addItem(LANCZOS, LANCZOS)
+        self._add_built_in_upscalers()
         for item in items:
             if item.kind == "upscaler" and item.usable:
                 # One in the models folder's upscalers/ by the name A1111 records (the engine looks there), another
@@ -111,6 +120,14 @@ class HiresBox(QWidget):
         if self._select(current or LANCZOS):
             self._wanted = ""
         self.upscaler_combo.blockSignals(False)
+
+    def _add_built_in_upscalers(self) -> None:
+        for name in BUILT_IN_UPSCALERS:
+            self.upscaler_combo.addItem(name, name)
+        self.upscaler_combo.setItemData(0, "Enlarge the picture by Lanczos resampling", Qt.ItemDataRole.ToolTipRole)
+        for index in range(1, len(BUILT_IN_UPSCALERS)):  # AUTOMATIC1111's: a strength of 0.5 or more suits them
+            self.upscaler_combo.setItemData(index, "Enlarge the first picture's latents (as AUTOMATIC1111 does); "
+                                                   "use a strength of 0.5 or more", Qt.ItemDataRole.ToolTipRole)
 
     # -- values ------------------------------------------------------------------------------------
     def hires(self) -> HiresFix | None:
@@ -145,7 +162,8 @@ class HiresBox(QWidget):
         return False
 
     def _fallback(self, upscaler: str) -> str | None:
-        names = [self.upscaler_combo.itemText(i) for i in range(1, self.upscaler_combo.count())]
+        first_model = len(BUILT_IN_UPSCALERS)
+        names = [self.upscaler_combo.itemText(i) for i in range(first_model, self.upscaler_combo.count())]
         return upscaler_or_lanczos(upscaler, names)[1]
 
     def _update(self) -> None:

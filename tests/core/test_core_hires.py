@@ -95,8 +95,7 @@ def test_hostile_recorded_hires_values_are_dropped():
 def test_other_tools_upscalers_are_matched_or_fall_back_to_lanczos():
     assert upscaler_or_lanczos("4x-ultrasharp", ["4x-UltraSharp"]) == ("4x-UltraSharp", None)
     assert upscaler_or_lanczos("lanczos", []) == (LANCZOS, None)
-    name, note = upscaler_or_lanczos("Latent (nearest-exact)", [])
-    assert name == LANCZOS and "not its latents" in note
+    assert upscaler_or_lanczos("latent (nearest-exact)", []) == ("Latent (nearest-exact)", None)
     name, note = upscaler_or_lanczos("R-ESRGAN 4x+", ["4x-UltraSharp"])
     assert name == LANCZOS and "No upscaler called 'R-ESRGAN 4x+'" in note
     assert hires_from_settings({"Hires upscale": "1"}) is None

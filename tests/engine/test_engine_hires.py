@@ -35,9 +35,9 @@ def test_each_picture_is_made_small_enlarged_and_redrawn(tiny_model_dir, tmp_pat
     passes = []
     original = diffusion.DiffusersGenerator._generate
 
-    def spy(self, request, context):  # noqa: ANN001, ANN202
+    def spy(self, request, context, start=None):  # noqa: ANN001, ANN202
         passes.append(request)
-        return original(self, request, context)
+        return original(self, request, context, start)
 
     monkeypatch.setattr(diffusion.DiffusersGenerator, "_generate", spy)
     hires = HiresFix(scale=2.0, steps=4, strength=0.5)
@@ -121,3 +121,34 @@ def test_an_inpainting_model_makes_hires_pictures_too(tiny_inpaint_model_dir, tm
     assert end.outputs[0].image.size == (96, 96)
     notes = end.notes
     assert len(notes) == len(set(notes))  # the second pass does not say again what the first said
+
+
+def test_a_latent_upscaler_enlarges_the_first_pictures_latents(tiny_model_dir, tmp_path, monkeypatch):
+    starts = []
+    original = diffusion.DiffusersGenerator._start_from_latents
+
+    def spy(run, request, model, start, context):  # noqa: ANN001, ANN202
+        original(run, request, model, start, context)
+        starts.append(run.per_seed(0)["image"])
+
+    monkeypatch.setattr(diffusion.DiffusersGenerator, "_start_from_latents", staticmethod(spy))
+    latent = tiny_request(tiny_model_dir, seed=4, hires=HiresFix(scale=2.0, strength=0.6, upscaler="Latent"))
+    lanczos = tiny_request(tiny_model_dir, seed=4, hires=HiresFix(scale=2.0, strength=0.6))
+    events, ids = _jobs(tiny_model_dir, tmp_path, latent, latent, lanczos)
+    ends = [terminal(events, i) for i in ids]
+    assert all(isinstance(end, JobFinished) for end in ends), ends
+    pictures = [np.asarray(end.outputs[0].image) for end in ends]
+    assert pictures[0].shape == (128, 128, 3)
+    assert np.array_equal(pictures[0], pictures[1])  # the same seed, the same picture
+    assert not np.array_equal(pictures[0], pictures[2])  # the latents, not the Lanczos picture, were redrawn
+    # The pipeline got 4-channel latents at the second size, 128x128 pixels.
+    assert [tuple(s.shape) for s in starts] == [(1, 4, 16, 16)] * 2
+    assert ends[0].outputs[0].recipe.hires_upscaler == "Latent"
+
+
+def test_an_inpainting_model_redraws_the_lanczos_picture_for_a_latent_upscaler(tiny_inpaint_model_dir, tmp_path):
+    events, (job,) = _jobs(tiny_inpaint_model_dir, tmp_path, tiny_request(
+        tiny_inpaint_model_dir, hires=HiresFix(scale=1.5, upscaler="Latent (nearest-exact)")))
+    end = terminal(events, job)
+    assert isinstance(end, JobFinished), end
+    assert any("instead of Latent (nearest-exact)" in note for note in end.notes)

@@ -81,12 +81,20 @@ def test_the_settings_and_chosen_upscaler_come_back_at_the_next_start(qtbot, win
     panel = window.prompt_panel
     folder = tmp_path / "models" / "upscalers"
     panel.hires_box.set_library([_upscaler(folder, "4x-UltraSharp"), _upscaler(tmp_path / "a1111", "Remacri", True)])
-    assert [panel.hires_box.upscaler_combo.itemData(i) for i in range(3)] == [
-        "Lanczos", "4x-UltraSharp", str(tmp_path / "a1111" / "Remacri.safetensors")]
+    combo = panel.hires_box.upscaler_combo
+    assert [combo.itemData(i) for i in range(combo.count())] == [
+        "Lanczos", "Latent", "Latent (antialiased)", "Latent (bicubic)", "Latent (bicubic antialiased)",
+        "Latent (nearest)", "Latent (nearest-exact)", "4x-UltraSharp", str(tmp_path / "a1111" / "Remacri.safetensors")]
     panel.hires_box.set_values(HiresFix(2.5, 12, 0.4, "4x-UltraSharp"))
     saved = panel.defaults()
     assert (saved.hires, saved.hires_scale, saved.hires_steps, saved.hires_strength, saved.hires_upscaler) == \
         (True, 2.5, 12, 0.4, "4x-UltraSharp")
+    # Another tool's upscaler Studio does not have becomes Lanczos, and the person is told.
+    assert panel.fill(hires=HiresFix(2.0, upscaler="R-ESRGAN 4x+")) == [
+        "No upscaler called 'R-ESRGAN 4x+' is installed; the hires fix uses Lanczos."]
+    assert panel.hires_box.hires().upscaler == "Lanczos"
+    panel.hires_box.set_values(HiresFix(2.5, 12, 0.4, "4x-UltraSharp"))
+    saved = panel.defaults()
     # At a start the settings come before the library's scan: the upscaler waits for it instead of being lost.
     from studio.ui.prompt_panel import PromptPanel
 
