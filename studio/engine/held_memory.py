@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import sys
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from studio.core.held_memory import HeldModel, MemoryFreed
 
 log = logging.getLogger(__name__)
 SYSTEM_MEMORY = "cpu"
+ANSWER_SECONDS = 10.0  # how long one holder may take to list or free what it holds
 
 
 def describe(name: str, role: str, parts: Iterable[Any], path: Path | None = None) -> HeldModel:
@@ -36,15 +38,7 @@ def describe(name: str, role: str, parts: Iterable[Any], path: Path | None = Non
 
 def held_models(holders: Iterable[object]) -> tuple[HeldModel, ...]:
     """What every holder says it holds; one that fails to say is left out (and logged)."""
-    found: list[HeldModel] = []
-    for holder in holders:
-        ask = getattr(holder, "held_models", None)
-        if callable(ask):
-            try:
-                found.extend(ask())
-            except Exception:  # noqa: BLE001 - a plugin's bug must not take the list down
-                log.warning("%s could not say which models it holds", type(holder).__name__, exc_info=True)
-    return tuple(found)
+    return tuple(model for holder in holders for model in _answer(holder, "held_models"))
 
 
 def release_memory(holders: Iterable[object], in_use: bool = False) -> MemoryFreed:
@@ -55,20 +49,38 @@ def release_memory(holders: Iterable[object], in_use: bool = False) -> MemoryFre
     weights of what was let go from system memory; elsewhere the counted weights alone."""
     gpu = _gpu_started()
     before = _allocated(gpu)
-    let_go: list[HeldModel] = []
-    for holder in holders:
-        release = getattr(holder, "release_memory", None)
-        if callable(release):
-            try:
-                let_go.extend(release(in_use))
-            except Exception:  # noqa: BLE001 - the others are still freed
-                log.warning("%s could not free its memory", type(holder).__name__, exc_info=True)
+    let_go = [model for holder in holders for model in _answer(holder, "release_memory", in_use)]
     _hand_back(gpu)
     after = _allocated(gpu)
     if before is None or after is None:
         return MemoryFreed(tuple(let_go), sum(model.size for model in let_go))
     in_system_memory = sum(model.size for model in let_go if model.device == SYSTEM_MEMORY)
     return MemoryFreed(tuple(let_go), max(0, before - after) + in_system_memory, measured=True)
+
+
+def _answer(holder: object, method: str, *args: object) -> list[HeldModel]:
+    """What ``holder.method(*args)`` answers, asked on a thread of its own: a plugin's may fail or never return, and
+    the engine thread, which waits for it, goes on after ``ANSWER_SECONDS`` without its answer. Anything but a
+    HeldModel in the answer is left out."""
+    call = getattr(holder, method, None)
+    if not callable(call):
+        return []
+    answers: list[object] = []
+
+    def ask() -> None:
+        try:
+            answers.extend(call(*args))
+        except BaseException:  # noqa: BLE001 - a plugin's bug, even a SystemExit, must not take the others down
+            log.warning("%s failed in %s", type(holder).__name__, method, exc_info=True)
+
+    thread = threading.Thread(target=ask, name=f"studio-{method}", daemon=True)
+    thread.start()
+    thread.join(ANSWER_SECONDS)
+    if thread.is_alive():
+        log.warning("%s did not answer %s within %g s; it was left out", type(holder).__name__, method,
+                    ANSWER_SECONDS)
+        return []
+    return [answer for answer in answers if isinstance(answer, HeldModel)]
 
 
 def _gpu_started() -> str | None:

@@ -138,6 +138,42 @@ def test_any_live_generator_or_filter_can_hold_models_and_one_that_fails_leaves_
     assert freed.summary() == "Freed 2 models (130 B)."
 
 
+def test_a_holder_that_hangs_exits_or_answers_nonsense_is_left_out_and_the_engine_goes_on(monkeypatch):
+    import threading
+
+    from studio.engine import held_memory
+
+    monkeypatch.setattr(held_memory, "ANSWER_SECONDS", 0.2)
+    stop = threading.Event()
+
+    class Hangs:
+        def held_models(self) -> list[HeldModel]:
+            stop.wait(30)
+            return []
+
+        release_memory = held_models
+
+    class Exits:
+        def held_models(self) -> list[HeldModel]:
+            raise SystemExit(3)
+
+        release_memory = held_models
+
+    class Nonsense:
+        def held_models(self) -> list[object]:
+            return ["a string", None, HeldModel("real", CACHED, "cpu", "float32", 5)]
+
+        def release_memory(self, in_use: bool = False) -> list[object]:
+            return self.held_models()
+
+    holders = [Hangs(), Exits(), Nonsense(), Holder()]
+    try:
+        assert [model.name for model in held_models(holders)] == ["real", "plugin model", "plugin cache"]
+        assert release_memory(holders).size == 135
+    finally:
+        stop.set()
+
+
 def test_on_a_gpu_the_freed_memory_is_measured_and_what_left_system_memory_is_counted(monkeypatch):
     allocated = iter([1000, 880])  # before, after
     monkeypatch.setattr(held_memory, "_gpu_started", lambda: "cuda")
