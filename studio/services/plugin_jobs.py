@@ -120,7 +120,10 @@ class ContributionRunner:
         if recipe is not None:
             record = {"processor": step.processor, "version": contribution.plugin_version or __version__,
                       "params": params_for_record(step.params), "strength": step.strength, "masked": mask is not None}
-            recipe = replace(recipe, post=(*recipe.post, record), width=result.width, height=result.height)
+            # A recipe's size is the generation's (a hires fix's first pass), as A1111 keeps it through its upscalers:
+            # run again, the chain makes the same size again. Only a picture Studio did not make records its own.
+            size = {} if recipe.describes_generation else {"width": result.width, "height": result.height}
+            recipe = replace(recipe, post=(*recipe.post, record), **size)
         return result, recipe
 
     def run_post_request(self, request: PostProcessRequest, context: JobContext) -> tuple[Image.Image, Recipe]:

@@ -152,3 +152,29 @@ def test_an_inpainting_model_redraws_the_lanczos_picture_for_a_latent_upscaler(t
     end = terminal(events, job)
     assert isinstance(end, JobFinished), end
     assert any("instead of Latent (nearest-exact)" in note for note in end.notes)
+
+
+def test_a_chain_step_that_changes_the_size_keeps_the_generations_size_in_the_recipe(tiny_model_dir, tmp_path,
+                                                                                     monkeypatch):
+    """Run again, the chain makes the same size again: the recipe's size is the generation's (a hires fix's first
+    pass), as A1111 keeps it through its upscalers."""
+    import torch
+    from safetensors.torch import save_file
+
+    from studio.core.requests import PostStep
+    from studio.engine import upscale
+
+    folder = make_env(tmp_path).models_root / "upscalers"
+    folder.mkdir(parents=True)
+    save_file({"weight": torch.zeros(1)}, str(folder / "x2.safetensors"))
+    monkeypatch.setattr(upscale, "load_upscaler", lambda path, device: upscale.Upscaler(
+        torch.nn.Upsample(scale_factor=2, mode="nearest"), path.name, 2, 3, 1, 0, True, torch.float32))
+    chain = (PostStep("upscale", {"model": "x2"}),)
+    hires = tiny_request(tiny_model_dir, hires=HiresFix(scale=2.0), post=chain)
+    plain = tiny_request(tiny_model_dir, post=chain)
+    events, ids = _jobs(tiny_model_dir, tmp_path, hires, plain)
+    (made_hires,), (made_plain,) = (terminal(events, i).outputs for i in ids)
+    assert made_hires.image.size == (256, 256) and made_plain.image.size == (128, 128)
+    assert (made_hires.recipe.width, made_hires.recipe.height, made_hires.recipe.hires_scale) == (64, 64, 2.0)
+    assert (made_plain.recipe.width, made_plain.recipe.height) == (64, 64)
+    assert "Size: 64x64" in made_hires.recipe.to_parameters()
