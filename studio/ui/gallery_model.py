@@ -36,6 +36,7 @@ class GalleryModel(QAbstractListModel):
         self._entries: dict[int, HistoryEntry] = {}  # id -> entry, for fetched pages
         self._generation = 0  # a newer query makes older results stale
         self._in_flight = 0  # queries still running (a superseded one ends without touching the rows)
+        self.error: str | None = None  # why the newest query failed (its rows are then empty, not unfiltered)
         self.thumbnails = ThumbnailLoader(thumbnail_cache, self._thumbnail_loaded)
 
     # -- queries -----------------------------------------------------------------------------------
@@ -44,13 +45,18 @@ class GalleryModel(QAbstractListModel):
         self._generation += 1
         generation = self._generation
         self._in_flight += 1
+        error = None
         try:
             ids = await asyncio.to_thread(self.store.search_ids, query)
+        except StudioError as exc:
+            ids, error = [], str(exc)
+            log.warning("Gallery query failed: %s", exc)
         finally:
             self._in_flight -= 1
         if generation != self._generation:
             return
         self.query = query
+        self.error = error
         self.beginResetModel()
         self._ids = ids
         self._rows = {entry_id: row for row, entry_id in enumerate(ids)}

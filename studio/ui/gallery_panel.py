@@ -80,6 +80,7 @@ class GalleryPanel(QWidget):
     load_parameters_requested = Signal(object)  # HistoryEntry
     run_again_requested = Signal(object)
     use_as_input_requested = Signal(object)
+    failed = Signal(str)  # a sentence for the status bar: a search, star or delete the history could not do
 
     def __init__(self, store: HistoryStore, thumbnail_cache: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -162,6 +163,7 @@ class GalleryPanel(QWidget):
         layout.addLayout(actions)
         self.count_label = QLabel()
         self.count_label.setObjectName("hintLabel")
+        self.count_label.setWordWrap(True)  # a failed search says why
         layout.addWidget(self.count_label)
 
         self._wire()
@@ -237,9 +239,17 @@ class GalleryPanel(QWidget):
         row = self.model.row_of(self._selected_id) if self._selected_id else None
         if row is not None:
             self.select_row(row)
-        count = self.model.rowCount()
-        self.count_label.setText(f"{count:,} picture{'s' * (count != 1)}")
+        self._show_count()
         self._update_buttons()
+        if self.model.error:
+            self.failed.emit(self.model.error)
+
+    def _show_count(self) -> None:
+        count = self.model.rowCount()
+        if self.model.error:
+            self.count_label.setText(f"Search failed: {self.model.error}")
+        else:
+            self.count_label.setText(f"{count:,} picture{'s' * (count != 1)}")
 
     # -- actions -----------------------------------------------------------------------------------
     def selected_entry(self) -> HistoryEntry | None:

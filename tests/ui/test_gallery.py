@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from studio.core.images import save_image
 from studio.core.metadata import Recipe
-from studio.services.history_store import HistoryEntry
+from studio.services.history_store import HistoryEntry, HistoryError
 
 PROMPTS = ["a watercolor fox in a misty forest", "a lighthouse on a cliff at dusk", "portrait of an old sailor",
            "a red fox in the snow", "isometric city at night"]
@@ -70,6 +70,21 @@ def test_the_gallery_lists_newest_first_and_search_filters_as_you_type(qtbot, wi
     window.gallery.starred_button.setChecked(True)
     qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=5000)
     assert model.entry_at(0).prompt == PROMPTS[-1] and model.entry_at(0).starred
+
+
+def test_a_search_that_fails_shows_why_not_every_picture(qtbot, window, filled, monkeypatch):  # noqa: ANN001
+    _reload(qtbot, window)
+    sentence = "The history database is damaged."
+
+    def fail(query, limit=None):  # noqa: ANN001, ANN202
+        raise HistoryError(sentence)
+
+    monkeypatch.setattr(window.history, "search_ids", fail)
+    window.gallery.search_edit.setText("fox")
+    _query(qtbot, window)
+    assert window.gallery.model.rowCount() == 0  # not the five unfiltered pictures
+    assert sentence in window.gallery.count_label.text()
+    assert window.status.message_label.text() == sentence
 
 
 def test_thumbnails_load_lazily_and_tooltips_escape_markup(qtbot, window, filled):  # noqa: ANN001
