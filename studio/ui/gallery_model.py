@@ -93,10 +93,10 @@ class GalleryModel(QAbstractListModel):
     def row_of(self, entry_id: int) -> int | None:
         return self._rows.get(entry_id)
 
-    def update_entry(self, entry_id: int) -> None:
-        """Re-read one entry (after star/unstar) and repaint its row."""
+    async def update_entry(self, entry_id: int) -> None:
+        """Re-read one entry (after star/unstar), off the UI thread, and repaint its row."""
+        fresh = await asyncio.to_thread(self.store.get, entry_id)
         row = self._rows.get(entry_id)
-        fresh = self.store.get(entry_id)
         if row is None or fresh is None:
             return
         self._entries[entry_id] = fresh

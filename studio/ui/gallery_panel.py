@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QDate, QModelIndex, QRect, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices, QPainter, QPen
@@ -25,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.errors import StudioError
 from studio.services.history_store import HistoryEntry, HistoryQuery, HistoryStore
 from studio.ui.actions import widget_keys
 from studio.ui.gallery_model import ENTRY_ROLE, THUMB_ROLE, GalleryModel
@@ -87,6 +90,7 @@ class GalleryPanel(QWidget):
         self.store = store
         self.model = GalleryModel(store, thumbnail_cache)
         self._selected_id: int | None = None
+        self._tasks: set[asyncio.Task] = set()
         self._query_timer = QTimer(self)
         self._query_timer.setSingleShot(True)
         self._query_timer.setInterval(120)  # search as you type, once the typing pauses
@@ -273,29 +277,48 @@ class GalleryPanel(QWidget):
         for button in (self.load_button, self.rerun_button, self.star_button, self.delete_button):
             button.setEnabled(entry is not None)
 
-    def toggle_star(self) -> None:
+    def _run(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task:
+        """Store work off the UI thread (another Studio may hold the write lock for seconds)."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def toggle_star(self) -> asyncio.Task | None:
         entry = self.selected_entry()
-        if entry is not None:
-            self.store.set_starred(entry.id, not entry.starred)
-            self.model.update_entry(entry.id)
+        return None if entry is None else self._run(self._set_starred(entry.id, not entry.starred))
+
+    async def _set_starred(self, entry_id: int, starred: bool) -> None:
+        try:
+            await asyncio.to_thread(self.store.set_starred, entry_id, starred)
+            await self.model.update_entry(entry_id)
+        except StudioError as exc:  # nothing changed: the star shows what the history holds
+            self.failed.emit(str(exc))
 
     def reveal(self) -> None:
         entry = self.selected_entry()
         if entry is not None and entry.image_path:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(entry.image_path).parent)))
 
-    def delete_selected(self, confirm: bool = True) -> None:
+    def delete_selected(self, confirm: bool = True) -> asyncio.Task | None:
         entry = self.selected_entry()
         if entry is None:
-            return
+            return None
         if confirm:
             answer = QMessageBox.question(
                 self, "Delete picture",
                 "Delete this history entry and its picture file? This cannot be undone.",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
             if answer != QMessageBox.StandardButton.Yes:
-                return
-        self.store.delete(entry.id, remove_files=True)
+                return None
+        return self._run(self._delete(entry))
+
+    async def _delete(self, entry: HistoryEntry) -> None:
+        try:
+            await asyncio.to_thread(self.store.delete, entry.id, True)
+        except StudioError as exc:  # nothing was deleted: the row stays
+            self.failed.emit(str(exc))
+            return
         self.model.thumbnails.invalidate(entry.id)
         self.model.remove_entry(entry.id)
         self._model_reset()

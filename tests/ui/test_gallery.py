@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from studio.core.images import save_image
 from studio.core.metadata import Recipe
-from studio.services.history_store import HistoryEntry, HistoryError
+from studio.services.history_store import HistoryEntry, HistoryError, HistoryLocked
 
 PROMPTS = ["a watercolor fox in a misty forest", "a lighthouse on a cliff at dusk", "portrait of an old sailor",
            "a red fox in the snow", "isometric city at night"]
@@ -67,6 +67,7 @@ def test_the_gallery_lists_newest_first_and_search_filters_as_you_type(qtbot, wi
     qtbot.waitUntil(lambda: model.rowCount() == 5, timeout=5000)
     window.gallery.select_row(0)
     window.gallery.star_button.click()
+    qtbot.waitUntil(lambda: model.entry_at(0).starred, timeout=5000)
     window.gallery.starred_button.setChecked(True)
     qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=5000)
     assert model.entry_at(0).prompt == PROMPTS[-1] and model.entry_at(0).starred
@@ -193,7 +194,7 @@ def test_enter_uses_the_picture_and_delete_deletes_it_from_the_keyboard(qtbot, w
     qtbot.waitUntil(lambda: window.document.image is not None, timeout=5000)  # opened before its file goes
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     qtbot.keyClick(window.gallery.view, Qt.Key.Key_Delete)
-    assert window.gallery.model.rowCount() == 4
+    qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 4, timeout=5000)
 
 
 def test_delete_asks_and_removes_the_file(qtbot, window, filled, monkeypatch):  # noqa: ANN001
@@ -205,8 +206,34 @@ def test_delete_asks_and_removes_the_file(qtbot, window, filled, monkeypatch):  
     assert window.gallery.model.rowCount() == 5
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     window.gallery.delete_button.click()
-    assert window.gallery.model.rowCount() == 4
+    qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 4, timeout=5000)
     assert not __import__("pathlib").Path(path).exists()
+
+
+def test_star_and_delete_write_off_the_ui_thread_and_a_locked_history_changes_nothing(qtbot, window, filled,
+                                                                                      monkeypatch):  # noqa: ANN001
+    _reload(qtbot, window)
+    gallery, model = window.gallery, window.gallery.model
+    sentence = "The history database is locked by another program; close other Studio windows and try again."
+    writers: list[threading.Thread] = []
+
+    def locked(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        writers.append(threading.current_thread())
+        raise HistoryLocked(sentence)
+
+    monkeypatch.setattr(window.history, "set_starred", locked)
+    monkeypatch.setattr(window.history, "delete", locked)
+    gallery.select_row(1)
+    star = gallery.toggle_star()
+    qtbot.waitUntil(star.done, timeout=5000)
+    assert star.exception() is None and window.status.message_label.text() == sentence
+    assert not model.entry_at(1).starred and not window.history.get(filled[-2]).starred
+    window.status.set_message("")
+    deletion = gallery.delete_selected(confirm=False)
+    qtbot.waitUntil(deletion.done, timeout=5000)
+    assert deletion.exception() is None and window.status.message_label.text() == sentence
+    assert model.rowCount() == 5 and gallery.selected_entry().id == filled[-2]
+    assert len(writers) == 2 and threading.main_thread() not in writers
 
 
 def test_ctrl_up_and_down_weigh_the_word_at_the_cursor_in_one_undo_step(qtbot, window):  # noqa: ANN001
