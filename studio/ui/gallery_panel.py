@@ -320,8 +320,13 @@ class GalleryPanel(QWidget):
             self.failed.emit(str(exc))
             return
         self.model.thumbnails.invalidate(entry.id)
+        row = self.model.row_of(entry.id)
         self.model.remove_entry(entry.id)
-        self._model_reset()
+        if row is not None and self.model.rowCount():
+            # The picture that took its place, else the one before it (the last was deleted), as file managers do.
+            self.select_row(min(row, self.model.rowCount() - 1))
+        self._show_count()
+        self._update_buttons()
 
     def _context_menu(self, pos) -> None:  # noqa: ANN001
         if self.selected_entry() is None:

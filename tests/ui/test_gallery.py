@@ -236,6 +236,22 @@ def test_star_and_delete_write_off_the_ui_thread_and_a_locked_history_changes_no
     assert len(writers) == 2 and threading.main_thread() not in writers
 
 
+def test_after_delete_the_next_picture_is_selected_else_the_previous(qtbot, window, filled):  # noqa: ANN001
+    _reload(qtbot, window)
+    gallery, model = window.gallery, window.gallery.model
+    gallery.select_row(3)
+    _reload(qtbot, window)  # remembers the selection across the refresh
+    gallery.select_row(1)
+    deletion = gallery.delete_selected(confirm=False)
+    qtbot.waitUntil(deletion.done, timeout=5000)
+    assert model.rowCount() == 4 and gallery.selected_entry().id == filled[2]  # the one that was below it
+    assert gallery.count_label.text() == "4 pictures"
+    gallery.select_row(3)
+    deletion = gallery.delete_selected(confirm=False)
+    qtbot.waitUntil(deletion.done, timeout=5000)
+    assert gallery.selected_entry().id == filled[1]  # the last one went: the one before it
+
+
 def test_ctrl_up_and_down_weigh_the_word_at_the_cursor_in_one_undo_step(qtbot, window):  # noqa: ANN001
     edit = window.prompt_panel.prompt_edit
     edit.setPlainText("a red fox in snow")
