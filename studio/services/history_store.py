@@ -26,6 +26,7 @@ from studio.services.history_query import (
     created_follows_id,
     fts_query,
     ids_sql,
+    register_functions,
     unspaced_words,
     where_sql,
 )
@@ -244,6 +245,7 @@ class HistoryStore:
             # fsynced before them, so no row ever lacks its file).
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            register_functions(conn)
         except BaseException:
             conn.close()
             raise

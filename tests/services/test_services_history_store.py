@@ -168,6 +168,17 @@ def test_words_in_unspaced_scripts_and_emoji_are_found_inside_prompts(store, tex
     assert ids_for(store, text="猫", model="other") == [japanese]
 
 
+def test_words_matched_inside_prompts_fold_case_beyond_ascii_the_same_on_both_sides(store):
+    emile = store.add(entry(prompt="Émile🦊 portrait"))
+    athena = store.add(entry(prompt="a temple", negative_prompt="ΑΘΗΝΑ🏛"))
+    strasse = store.add(entry(prompt="STRASSE🚲 at night"))
+    expected = {"Émile🦊": [emile], "émile🦊": [emile], "ÉMILE🦊": [emile], "αθηνα🏛": [athena], "ΑΘΗΝΑ🏛": [athena],
+                "straße🚲": [strasse], "portrait émile🦊": [emile]}
+    for text, ids in expected.items():
+        assert ids_for(store, text=text) == ids, text
+        assert store.count(HistoryQuery(text=text)) == len(ids), text
+
+
 def test_a_query_with_bytes_that_are_not_text_and_ids_past_sqlite_s_range_are_no_error(store, texts):
     assert ids_for(store, text="fox" + b"\xff".decode("utf-8", "surrogateescape")) == [texts["fox"]]
     assert store.get(10**30) is None and store.get(-(10**30)) is None
