@@ -337,10 +337,11 @@ class HistoryStore:
         """
         entries = list(entries)  # it may be run twice (a repaired index)
         with self._write() as conn:
-            # Taken under the write lock, and never before the latest entry (a clock set back): entries
-            # recorded "now" keep times that rise with their ids, so newest first stays highest id first.
-            latest = conn.execute("SELECT max(created) FROM entries").fetchone()[0]
-            now = max(time.time(), latest or 0.0)
+            # The real time, even before the latest entry's (a clock that was fast, then corrected): raising it
+            # to that would stamp every later entry with the wrong time. A row earlier than the one before it
+            # turns the meta flag created_follows_id off (schema 3's trigger), so newest first then sorts by
+            # time instead of reading ids in order, and stays correct.
+            now = time.time()
             rows = [_row_values(entry, now) for entry in entries]
             if len(rows) < _BULK_ROWS:
                 return [conn.execute(_INSERT_SQL, row).lastrowid for row in rows]

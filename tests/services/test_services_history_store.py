@@ -72,13 +72,18 @@ def test_an_entry_comes_back_with_every_field(store, tmp_path):
     assert dated.created == T0
 
 
-def test_entries_recorded_now_never_go_back_in_time(store, monkeypatch):
-    first = store.get(store.add(entry()))
-    monkeypatch.setattr("studio.services.history_store.time.time", lambda: first.created - 3600)  # clock set back
-    second = store.get(store.add(entry()))
-    assert second.created == first.created
-    assert store.search_ids() == [second.id, first.id]
-    assert store._conn().execute("SELECT value FROM meta").fetchone() == (1,)
+def test_entries_keep_the_real_time_after_one_made_while_the_clock_was_fast(store, monkeypatch):
+    real = time.time()
+    monkeypatch.setattr("studio.services.history_store.time.time", lambda: real + 3 * 3600)  # fast, then corrected
+    fast = store.add(entry(prompt="made while the clock was fast"))
+    monkeypatch.setattr("studio.services.history_store.time.time", lambda: real + 60)
+    later = [store.add(entry(prompt=f"made later {i}")) for i in range(2)]
+    assert [store.get(i).created for i in later] == [real + 60] * 2  # not the fast entry's time
+    # Times no longer follow ids: newest first sorts by time, text searches included.
+    assert store._conn().execute("SELECT value FROM meta").fetchone() == (0,)
+    assert store.search_ids() == [fast, later[1], later[0]]
+    assert ids_for(store, text="made") == [fast, later[1], later[0]]
+    assert store.count(HistoryQuery(until=real + 61)) == 2
 
 
 def test_ids_are_newest_first_and_entries_keep_the_order_asked_for(store):
