@@ -8,7 +8,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QDate, QModelIndex, QRect, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QDate, QModelIndex, QPoint, QRect, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices, QPainter, QPen
 from PySide6.QtWidgets import (
     QComboBox,
@@ -188,6 +188,9 @@ class GalleryPanel(QWidget):
         self.view.selectionModel().selectionChanged.connect(self._update_buttons)
         self.model.modelAboutToBeReset.connect(self._remember_selection)
         self.model.modelReset.connect(self._model_reset)
+        # Thumbnail requests for rows scrolled away (or gone with a new query) are dropped before loading.
+        self.view.verticalScrollBar().valueChanged.connect(self._drop_unseen_thumbnails)
+        self.model.modelReset.connect(self._drop_unseen_thumbnails)
         self.view.doubleClicked.connect(lambda index: self._emit(self.use_as_input_requested))
         widget_keys(self.view, ("Return", "Enter"), lambda: self._emit(self.use_as_input_requested))
         widget_keys(self.view, ("Delete",), lambda: self.delete_selected())
@@ -254,6 +257,29 @@ class GalleryPanel(QWidget):
             self.count_label.setText(f"Search failed: {self.model.error}")
         else:
             self.count_label.setText(f"{count:,} picture{'s' * (count != 1)}")
+
+    def visible_rows(self) -> range:
+        """The rows on screen (an empty range when none)."""
+        count = self.model.rowCount()
+        first = self.view.indexAt(QPoint(CELL // 2, CELL // 2)).row()
+        if count == 0 or first < 0 or not self.view.isVisible():
+            return range(0)
+        area = self.view.viewport().rect()
+        last = first
+        while last + 1 < count and self.view.visualRect(self.model.index(last + 1)).intersects(area):
+            last += 1
+        return range(first, last + 1)
+
+    def _drop_unseen_thumbnails(self) -> None:
+        rows = self.visible_rows()
+        margin = len(rows)  # a screenful either side stays wanted (scrolling back a little)
+        low, high = rows.start - margin, rows.stop + margin
+
+        def near(entry_id: int) -> bool:
+            row = self.model.row_of(entry_id)
+            return row is not None and low <= row < high
+
+        self.model.thumbnails.forget_unless(near)
 
     # -- actions -----------------------------------------------------------------------------------
     def selected_entry(self) -> HistoryEntry | None:

@@ -397,3 +397,38 @@ def test_an_a1111_hires_picture_dropped_on_the_prompt_loads_both_passes(qtbot, w
     qtbot.waitUntil(lambda: panel.prompt_edit.toPlainText() == "a knight", timeout=5000)
     assert (panel.width_spin.value(), panel.height_spin.value()) == (512, 768)
     assert panel.hires_box.hires() == HiresFix(2.0, 10, 0.55, "Latent")
+
+
+def test_thumbnail_requests_for_rows_scrolled_away_are_dropped(qtbot, qt_loop, tmp_path, monkeypatch):  # noqa: ANN001
+    import asyncio
+
+    from studio.services.history_store import HistoryStore
+    from studio.ui import thumbnails
+    from studio.ui.gallery_panel import GalleryPanel
+
+    picture = tmp_path / "p.png"
+    save_image(Image.new("RGB", (32, 32), (200, 30, 30)), picture)
+    store = HistoryStore(tmp_path / "history.db")
+    store.add_many([HistoryEntry(prompt=f"p{i}", image_path=str(picture)) for i in range(300)])
+    release = threading.Event()
+    monkeypatch.setattr(thumbnails, "load_thumbnail", lambda path, cache: release.wait(10) and None)  # busy loaders
+    gallery = GalleryPanel(store, tmp_path / "thumbs")
+    qtbot.addWidget(gallery)
+    try:
+        gallery.resize(600, 500)
+        gallery.show()
+        task = asyncio.ensure_future(gallery.reload())
+        qtbot.waitUntil(task.done, timeout=5000)
+        gallery.view.viewport().repaint()
+        loader = gallery.model.thumbnails
+        assert loader._wanted  # the first screen's requests wait for the two busy loads
+        bar = gallery.view.verticalScrollBar()
+        bar.setValue(bar.maximum())
+        gallery.view.viewport().repaint()
+        wanted = [gallery.model.row_of(key) for key in loader._wanted]
+        assert wanted and min(wanted) >= 250  # the bottom rows (and a screenful above), none from the top
+    finally:
+        release.set()
+        qtbot.waitUntil(lambda: gallery.model.thumbnails._running == 0, timeout=5000)
+        gallery.close()
+        store.close()
