@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -33,6 +34,7 @@ from studio.ui.actions import widget_keys
 from studio.ui.gallery_model import ENTRY_ROLE, THUMB_ROLE, GalleryModel
 from studio.ui.theme import ACCENT, BASE, TEXT_DIM, icon
 
+log = logging.getLogger(__name__)
 CELL = 132
 STAR = "#f5c542"
 DATE_RANGES = [("Any time", None), ("Today", 0), ("Last 7 days", 7), ("Last 30 days", 30),
@@ -341,7 +343,7 @@ class GalleryPanel(QWidget):
 
     async def _delete(self, entry: HistoryEntry) -> None:
         try:
-            await asyncio.to_thread(self.store.delete, entry.id, True)
+            await asyncio.to_thread(self._delete_entry_and_files, entry)
         except StudioError as exc:  # nothing was deleted: the row stays
             self.failed.emit(str(exc))
             return
@@ -353,6 +355,17 @@ class GalleryPanel(QWidget):
             self.select_row(min(row, self.model.rowCount() - 1))
         self._show_count()
         self._update_buttons()
+
+    def _delete_entry_and_files(self, entry: HistoryEntry) -> None:
+        """Off the UI thread: the entry, its files, and its picture's cached thumbnail (privacy)."""
+        picture = Path(entry.image_path) if entry.image_path else None
+        cached = self.model.thumbnails.cached_file(picture) if picture else None  # named by the picture's stat
+        self.store.delete(entry.id, remove_files=True)
+        if cached is not None and not picture.exists():  # kept while another entry still shows the picture
+            try:
+                cached.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("Could not remove the cached thumbnail %s of a deleted picture: %s", cached, exc)
 
     def _context_menu(self, pos) -> None:  # noqa: ANN001
         if self.selected_entry() is None:

@@ -432,3 +432,34 @@ def test_thumbnail_requests_for_rows_scrolled_away_are_dropped(qtbot, qt_loop, t
         qtbot.waitUntil(lambda: gallery.model.thumbnails._running == 0, timeout=5000)
         gallery.close()
         store.close()
+
+
+def test_deleting_a_picture_removes_its_cached_thumbnail(qtbot, qt_loop, tmp_path):  # noqa: ANN001
+    import asyncio
+
+    from studio.services.history_store import HistoryStore
+    from studio.ui.gallery_panel import GalleryPanel
+
+    store = HistoryStore(tmp_path / "history.db")
+    for name in ("kept", "private"):
+        save_image(Image.new("RGB", (64, 64), (200, 30, 30)), tmp_path / f"{name}.png")
+        store.add(HistoryEntry(prompt=name, image_path=str(tmp_path / f"{name}.png")))
+    cache = tmp_path / "thumbs"
+    gallery = GalleryPanel(store, cache)
+    qtbot.addWidget(gallery)
+    try:
+        task = asyncio.ensure_future(gallery.reload())
+        qtbot.waitUntil(task.done, timeout=5000)
+        model = gallery.model
+        for row in range(2):
+            model.thumbnail(model.index(row))
+        qtbot.waitUntil(lambda: len(list(cache.glob("*.jpg"))) == 2, timeout=5000)
+        gallery.select_row(0)
+        assert gallery.selected_entry().prompt == "private"
+        deletion = gallery.delete_selected(confirm=False)
+        qtbot.waitUntil(deletion.done, timeout=5000)
+        assert not (tmp_path / "private.png").exists()
+        assert len(list(cache.glob("*.jpg"))) == 1  # the other picture's stays
+    finally:
+        gallery.close()
+        store.close()
