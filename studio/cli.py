@@ -184,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     return run_app(print_startup_time=args.print_startup_time, open_path=args.open, safe_mode=args.safe_mode)
 
 
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a program killed by SIGPIPE
+
 # Threads of Studio's own worker pools, which the interpreter stops itself at exit.
 _POOL_THREADS = ("ThreadPoolExecutor", "asyncio_")
 
@@ -191,7 +193,16 @@ _POOL_THREADS = ("ThreadPoolExecutor", "asyncio_")
 def run() -> None:
     """The ``studio`` command: ``main()``, then an exit that a thread a plugin left running cannot hold up
     (the interpreter would wait for it for ever, after the work was done and said)."""
-    code = main()
+    try:
+        code = main()
+        sys.stdout.flush()  # here, where a reader that went away (`| head`) is caught, not at exit
+    except BrokenPipeError:
+        # Quietly, as cat or grep end in a pipe: the rest of the output is sent nowhere (Python would try to
+        # flush it again at exit and print a traceback), and the status is the shell's for death by SIGPIPE
+        # (128 + 13), so `set -o pipefail` scripts see what they see for other tools: output cut short.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = EXIT_BROKEN_PIPE
     lingering = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon
                  and not t.name.startswith(_POOL_THREADS)]
     if lingering:

@@ -115,7 +115,7 @@ def _search(args: argparse.Namespace) -> int:
     print(f"{'ID':>6}  {'DATE':16}  {'MODEL':20}  {'SEED':>10}  {'OUTCOME':9}  PROMPT")
     for e in entries:
         star = "*" if e.starred else " "
-        print(f"{e.id:>6}{star} {_date(e.created):16}  {_clip(e.model_name, 20):20}  {e.seed:>10}  "
+        print(f"{e.id:>6}{star} {_date(e.created):16}  {_clip(_one_line(e.model_name), 20):20}  {e.seed:>10}  "
               f"{e.outcome:9}  {_clip(_one_line(e.prompt), PROMPT_COLUMN)}")
     if total > len(entries):
         print(f"({len(entries)} of {total} shown; --limit shows more)", file=sys.stderr)

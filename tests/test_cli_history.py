@@ -159,3 +159,36 @@ def test_show_and_rerun_keep_the_hires_fix(studio_home, tiny_model_dir, capsys):
     assert request_for_entry(entry).hires == HiresFix(2.0, 10, 0.4)
     assert main(["history", "show", str(entry_id)]) == 0
     assert "  Hires fix:   2× with Lanczos → 1024×1280, 10 steps, strength 0.4" in capsys.readouterr().out.splitlines()
+
+
+def test_search_escapes_model_names(studio_home, capsys):
+    from studio.cli import main
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryStore
+
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    store.add(HistoryEntry(prompt="a fox", model_name="m\x1b]0;owned\x07\x1b[2J"))
+    store.close()
+    assert main(["history", "search"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "m\\x1b]0;owned\\x07" in out
+
+
+def test_search_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path):
+    import os
+    import sys
+
+    from studio.services.history_store import HistoryStore
+
+    home = tmp_path / "home"
+    store = HistoryStore(home / "data" / "history.db")
+    store.add_many([HistoryEntry(prompt=f"picture number {i} " * 4, model_name="tiny-sd") for i in range(3000)])
+    store.close()
+    env = dict(os.environ, STUDIO_HOME=str(home), PYTHONIOENCODING="utf-8")
+    process = subprocess.Popen([sys.executable, "-m", "studio", "history", "search", "--limit", "3000"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert process.stdout.readline().split()[0] == b"ID"  # `| head -1`: one line read, then the pipe closes
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(60) == 141  # as for cat or grep killed by SIGPIPE
+    assert stderr == ""  # no traceback, no "Exception ignored"

@@ -34,7 +34,22 @@ def unspaced_words(text: str) -> list[str]:
     """The words the full-text index cannot find, matched as substrings of the prompts instead: those in scripts
     written without spaces (Chinese, Japanese, Thai…), whose whole run the unicode61 tokenizer takes as one token
     (猫 would miss 一只可爱的猫), and those with symbols such as emoji, which it drops (🦊 would match everything)."""
-    return list(dict.fromkeys(w.lower() for w in _separated(text).split() if _unspaced(w)))
+    return list(dict.fromkeys(fold(w) for w in _separated(text).split() if _unspaced(w)))
+
+
+def fold(text: str) -> str:
+    """Case folding for matching words inside prompts: Python's full Unicode rules (É, Α, ß…), applied to the
+    words here and to the prompts in SQL through the same function (SQLite's own lower() folds ASCII only)."""
+    return text.casefold()
+
+
+def _sql_fold(value: object) -> object:
+    return fold(value) if isinstance(value, str) else value
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """The SQL functions these queries use, on a new connection."""
+    conn.create_function("studio_fold", 1, _sql_fold, deterministic=True)
 
 
 def _separated(text: str) -> str:
@@ -107,6 +122,7 @@ def _filters(query: HistoryQuery) -> tuple[list[str], list[Any]]:
         clauses.append("outcome = ?")
         args.append(query.outcome)
     for word in unspaced_words(query.text):  # a scan of the prompts, only for words the index cannot find
-        clauses.append("(instr(lower(entries.prompt), ?) > 0 OR instr(lower(entries.negative_prompt), ?) > 0)")
+        clauses.append("(instr(studio_fold(entries.prompt), ?) > 0 "
+                       "OR instr(studio_fold(entries.negative_prompt), ?) > 0)")
         args += [word, word]
     return clauses, args

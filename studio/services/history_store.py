@@ -7,6 +7,7 @@ Image files are written (atomically, fsynced) before the row that points at them
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from studio.core.errors import StudioError
 from studio.services.history_query import (
@@ -25,6 +26,7 @@ from studio.services.history_query import (
     created_follows_id,
     fts_query,
     ids_sql,
+    register_functions,
     unspaced_words,
     where_sql,
 )
@@ -94,6 +96,25 @@ class HistoryLocked(HistoryError):
 
 class _Corrupt(Exception):
     """The file is not a usable SQLite database (internal: leads to moving it aside)."""
+
+
+_T = TypeVar("_T")
+
+
+def _repairs_index(method: Callable[..., _T]) -> Callable[..., _T]:
+    """Run method; when SQLite reports damage that is only in the full-text index (PRAGMA quick_check does not
+    look into FTS5's data), rebuild the index from the entries table and run it once more."""
+    @functools.wraps(method)
+    def wrapper(self: HistoryStore, *args: Any, **kwargs: Any) -> _T:
+        try:
+            return method(self, *args, **kwargs)
+        except HistoryError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, sqlite3.Error) and _primary_code(cause) == _SQLITE_CORRUPT
+                    and self._repair_index()):
+                raise
+        return method(self, *args, **kwargs)
+    return wrapper
 
 
 _COLUMNS = tuple(f.name for f in fields(HistoryEntry))
@@ -224,6 +245,7 @@ class HistoryStore:
             # fsynced before them, so no row ever lacks its file).
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
+            register_functions(conn)
         except BaseException:
             conn.close()
             raise
@@ -243,6 +265,28 @@ class HistoryStore:
         """
         self._closed = True
         self._drop_connection()
+
+    def _repair_index(self) -> bool:
+        """Rebuild a damaged full-text index (the entries table being sound); True when it was rebuilt."""
+        conn = self._conn()
+        try:
+            conn.execute("INSERT INTO entries_fts (entries_fts) VALUES ('integrity-check')")
+            return False  # the index is sound: the damage is elsewhere
+        except sqlite3.Error as exc:
+            if _primary_code(exc) != _SQLITE_CORRUPT:
+                return False
+        try:
+            if [row[0] for row in conn.execute("PRAGMA quick_check")] != ["ok"]:
+                return False  # the entries themselves are damaged: set aside at the next start
+            with self._write() as conn:
+                conn.execute("INSERT INTO entries_fts (entries_fts) VALUES ('rebuild')")
+        except (sqlite3.Error, HistoryError) as exc:
+            log.warning("The damaged search index of %s could not be rebuilt: %s", self.path, exc)
+            return False
+        log.warning("The search index of history database %s was damaged; rebuilt it from the entries", self.path)
+        self.notice = ("The history's search index was damaged, so Studio rebuilt it from the history; "
+                       "no entry was lost.")
+        return True
 
     def _translate(self, exc: sqlite3.Error) -> HistoryError:
         code = _primary_code(exc)
@@ -283,6 +327,7 @@ class HistoryStore:
         """Store one entry (its image file must already be on disk); returns its id."""
         return self.add_many([entry])[0]
 
+    @_repairs_index
     def add_many(self, entries: Iterable[HistoryEntry]) -> list[int]:
         """Store entries in one transaction (imports, benchmarks); returns their ids in order.
 
@@ -290,11 +335,13 @@ class HistoryStore:
         (the trigger is dropped and re-created inside the same transaction: other connections
         never see it missing).
         """
+        entries = list(entries)  # it may be run twice (a repaired index)
         with self._write() as conn:
-            # Taken under the write lock, and never before the latest entry (a clock set back): entries
-            # recorded "now" keep times that rise with their ids, so newest first stays highest id first.
-            latest = conn.execute("SELECT max(created) FROM entries").fetchone()[0]
-            now = max(time.time(), latest or 0.0)
+            # The real time, even before the latest entry's (a clock that was fast, then corrected): raising it
+            # to that would stamp every later entry with the wrong time. A row earlier than the one before it
+            # turns the meta flag created_follows_id off (schema 3's trigger), so newest first then sorts by
+            # time instead of reading ids in order, and stays correct.
+            now = time.time()
             rows = [_row_values(entry, now) for entry in entries]
             if len(rows) < _BULK_ROWS:
                 return [conn.execute(_INSERT_SQL, row).lastrowid for row in rows]
@@ -309,12 +356,14 @@ class HistoryStore:
             conn.execute(trigger_sql)
             return list(range(first, first + len(rows)))
 
+    @_repairs_index
     def set_starred(self, entry_id: int, starred: bool) -> bool:
         """Star or unstar an entry; False when there is no such entry."""
         with self._write() as conn:
             return conn.execute("UPDATE entries SET starred = ? WHERE id = ?",
                                 (int(bool(starred)), entry_id)).rowcount > 0
 
+    @_repairs_index
     def delete(self, entry_id: int, remove_files: bool = True) -> bool:
         """Forget an entry; with remove_files, also delete its image, source picture and mask files
         when no other entry uses them. False when there is no such entry.
@@ -343,6 +392,7 @@ class HistoryStore:
         return True
 
     # -- reading ---------------------------------------------------------------------------
+    @_repairs_index
     def get(self, entry_id: int) -> HistoryEntry | None:
         if not -SQLITE_MAX_INT <= entry_id <= SQLITE_MAX_INT:
             return None  # no row has it (SQLite's integers are 64-bit)
@@ -350,6 +400,7 @@ class HistoryStore:
             row = self._conn().execute(f"{_SELECT_SQL} WHERE id = ?", (entry_id,)).fetchone()
         return None if row is None else _entry(row)
 
+    @_repairs_index
     def search_ids(self, query: HistoryQuery = HistoryQuery(), limit: int | None = None) -> list[int]:
         """Ids of the entries matching query, newest first (a gallery fetches the entries page by page)."""
         with self._errors():
@@ -360,6 +411,7 @@ class HistoryStore:
                 args.append(min(max(0, int(limit)), SQLITE_MAX_INT))
             return [row[0] for row in conn.execute(sql, args)]
 
+    @_repairs_index
     def entries(self, ids: Sequence[int]) -> list[HistoryEntry]:
         """The entries with these ids, in the order given (ids that no longer exist are skipped)."""
         found: dict[int, HistoryEntry] = {}
@@ -378,6 +430,7 @@ class HistoryStore:
         # Ids first, then the rows: sorting only (created, id) pairs is much cheaper than whole rows.
         return self.entries(self.search_ids(query, limit))
 
+    @_repairs_index
     def count(self, query: HistoryQuery = HistoryQuery()) -> int:
         match = fts_query(query.text)
         indexed_only = match and not unspaced_words(query.text)
@@ -389,12 +442,14 @@ class HistoryStore:
         with self._errors():
             return self._conn().execute(sql, args).fetchone()[0]
 
+    @_repairs_index
     def models(self) -> list[str]:
         """The distinct model names in the history, sorted (for the model filter)."""
         with self._errors():
             return [row[0] for row in self._conn().execute(
                 "SELECT DISTINCT model_name FROM entries WHERE model_name != '' ORDER BY model_name")]
 
+    @_repairs_index
     def recent_prompts(self, limit: int = RECENT_PROMPTS) -> list[str]:
         """Distinct prompts, most recently used first (for Up/Down recall and completion)."""
         prompts: dict[str, None] = {}

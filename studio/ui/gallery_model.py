@@ -36,6 +36,7 @@ class GalleryModel(QAbstractListModel):
         self._entries: dict[int, HistoryEntry] = {}  # id -> entry, for fetched pages
         self._generation = 0  # a newer query makes older results stale
         self._in_flight = 0  # queries still running (a superseded one ends without touching the rows)
+        self.error: str | None = None  # why the newest query failed (its rows are then empty, not unfiltered)
         self.thumbnails = ThumbnailLoader(thumbnail_cache, self._thumbnail_loaded)
 
     # -- queries -----------------------------------------------------------------------------------
@@ -44,13 +45,18 @@ class GalleryModel(QAbstractListModel):
         self._generation += 1
         generation = self._generation
         self._in_flight += 1
+        error = None
         try:
             ids = await asyncio.to_thread(self.store.search_ids, query)
+        except StudioError as exc:
+            ids, error = [], str(exc)
+            log.warning("Gallery query failed: %s", exc)
         finally:
             self._in_flight -= 1
         if generation != self._generation:
             return
         self.query = query
+        self.error = error
         self.beginResetModel()
         self._ids = ids
         self._rows = {entry_id: row for row, entry_id in enumerate(ids)}
@@ -87,10 +93,10 @@ class GalleryModel(QAbstractListModel):
     def row_of(self, entry_id: int) -> int | None:
         return self._rows.get(entry_id)
 
-    def update_entry(self, entry_id: int) -> None:
-        """Re-read one entry (after star/unstar) and repaint its row."""
+    async def update_entry(self, entry_id: int) -> None:
+        """Re-read one entry (after star/unstar), off the UI thread, and repaint its row."""
+        fresh = await asyncio.to_thread(self.store.get, entry_id)
         row = self._rows.get(entry_id)
-        fresh = self.store.get(entry_id)
         if row is None or fresh is None:
             return
         self._entries[entry_id] = fresh

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import QDate, QModelIndex, QRect, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QDate, QModelIndex, QPoint, QRect, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QColor, QDesktopServices, QPainter, QPen
 from PySide6.QtWidgets import (
     QComboBox,
@@ -25,11 +28,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.errors import StudioError
 from studio.services.history_store import HistoryEntry, HistoryQuery, HistoryStore
 from studio.ui.actions import widget_keys
 from studio.ui.gallery_model import ENTRY_ROLE, THUMB_ROLE, GalleryModel
 from studio.ui.theme import ACCENT, BASE, TEXT_DIM, icon
 
+log = logging.getLogger(__name__)
 CELL = 132
 STAR = "#f5c542"
 DATE_RANGES = [("Any time", None), ("Today", 0), ("Last 7 days", 7), ("Last 30 days", 30),
@@ -80,12 +85,14 @@ class GalleryPanel(QWidget):
     load_parameters_requested = Signal(object)  # HistoryEntry
     run_again_requested = Signal(object)
     use_as_input_requested = Signal(object)
+    failed = Signal(str)  # a sentence for the status bar: a search, star or delete the history could not do
 
     def __init__(self, store: HistoryStore, thumbnail_cache: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.store = store
         self.model = GalleryModel(store, thumbnail_cache)
         self._selected_id: int | None = None
+        self._tasks: set[asyncio.Task] = set()
         self._query_timer = QTimer(self)
         self._query_timer.setSingleShot(True)
         self._query_timer.setInterval(120)  # search as you type, once the typing pauses
@@ -162,6 +169,7 @@ class GalleryPanel(QWidget):
         layout.addLayout(actions)
         self.count_label = QLabel()
         self.count_label.setObjectName("hintLabel")
+        self.count_label.setWordWrap(True)  # a failed search says why
         layout.addWidget(self.count_label)
 
         self._wire()
@@ -182,6 +190,9 @@ class GalleryPanel(QWidget):
         self.view.selectionModel().selectionChanged.connect(self._update_buttons)
         self.model.modelAboutToBeReset.connect(self._remember_selection)
         self.model.modelReset.connect(self._model_reset)
+        # Thumbnail requests for rows scrolled away (or gone with a new query) are dropped before loading.
+        self.view.verticalScrollBar().valueChanged.connect(self._drop_unseen_thumbnails)
+        self.model.modelReset.connect(self._drop_unseen_thumbnails)
         self.view.doubleClicked.connect(lambda index: self._emit(self.use_as_input_requested))
         widget_keys(self.view, ("Return", "Enter"), lambda: self._emit(self.use_as_input_requested))
         widget_keys(self.view, ("Delete",), lambda: self.delete_selected())
@@ -237,9 +248,40 @@ class GalleryPanel(QWidget):
         row = self.model.row_of(self._selected_id) if self._selected_id else None
         if row is not None:
             self.select_row(row)
-        count = self.model.rowCount()
-        self.count_label.setText(f"{count:,} picture{'s' * (count != 1)}")
+        self._show_count()
         self._update_buttons()
+        if self.model.error:
+            self.failed.emit(self.model.error)
+
+    def _show_count(self) -> None:
+        count = self.model.rowCount()
+        if self.model.error:
+            self.count_label.setText(f"Search failed: {self.model.error}")
+        else:
+            self.count_label.setText(f"{count:,} picture{'s' * (count != 1)}")
+
+    def visible_rows(self) -> range:
+        """The rows on screen (an empty range when none)."""
+        count = self.model.rowCount()
+        first = self.view.indexAt(QPoint(CELL // 2, CELL // 2)).row()
+        if count == 0 or first < 0 or not self.view.isVisible():
+            return range(0)
+        area = self.view.viewport().rect()
+        last = first
+        while last + 1 < count and self.view.visualRect(self.model.index(last + 1)).intersects(area):
+            last += 1
+        return range(first, last + 1)
+
+    def _drop_unseen_thumbnails(self) -> None:
+        rows = self.visible_rows()
+        margin = len(rows)  # a screenful either side stays wanted (scrolling back a little)
+        low, high = rows.start - margin, rows.stop + margin
+
+        def near(entry_id: int) -> bool:
+            row = self.model.row_of(entry_id)
+            return row is not None and low <= row < high
+
+        self.model.thumbnails.forget_unless(near)
 
     # -- actions -----------------------------------------------------------------------------------
     def selected_entry(self) -> HistoryEntry | None:
@@ -263,32 +305,67 @@ class GalleryPanel(QWidget):
         for button in (self.load_button, self.rerun_button, self.star_button, self.delete_button):
             button.setEnabled(entry is not None)
 
-    def toggle_star(self) -> None:
+    def _run(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task:
+        """Store work off the UI thread (another Studio may hold the write lock for seconds)."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def toggle_star(self) -> asyncio.Task | None:
         entry = self.selected_entry()
-        if entry is not None:
-            self.store.set_starred(entry.id, not entry.starred)
-            self.model.update_entry(entry.id)
+        return None if entry is None else self._run(self._set_starred(entry.id, not entry.starred))
+
+    async def _set_starred(self, entry_id: int, starred: bool) -> None:
+        try:
+            await asyncio.to_thread(self.store.set_starred, entry_id, starred)
+            await self.model.update_entry(entry_id)
+        except StudioError as exc:  # nothing changed: the star shows what the history holds
+            self.failed.emit(str(exc))
 
     def reveal(self) -> None:
         entry = self.selected_entry()
         if entry is not None and entry.image_path:
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(Path(entry.image_path).parent)))
 
-    def delete_selected(self, confirm: bool = True) -> None:
+    def delete_selected(self, confirm: bool = True) -> asyncio.Task | None:
         entry = self.selected_entry()
         if entry is None:
-            return
+            return None
         if confirm:
             answer = QMessageBox.question(
                 self, "Delete picture",
                 "Delete this history entry and its picture file? This cannot be undone.",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
             if answer != QMessageBox.StandardButton.Yes:
-                return
-        self.store.delete(entry.id, remove_files=True)
+                return None
+        return self._run(self._delete(entry))
+
+    async def _delete(self, entry: HistoryEntry) -> None:
+        try:
+            await asyncio.to_thread(self._delete_entry_and_files, entry)
+        except StudioError as exc:  # nothing was deleted: the row stays
+            self.failed.emit(str(exc))
+            return
         self.model.thumbnails.invalidate(entry.id)
+        row = self.model.row_of(entry.id)
         self.model.remove_entry(entry.id)
-        self._model_reset()
+        if row is not None and self.model.rowCount():
+            # The picture that took its place, else the one before it (the last was deleted), as file managers do.
+            self.select_row(min(row, self.model.rowCount() - 1))
+        self._show_count()
+        self._update_buttons()
+
+    def _delete_entry_and_files(self, entry: HistoryEntry) -> None:
+        """Off the UI thread: the entry, its files, and its picture's cached thumbnail (privacy)."""
+        picture = Path(entry.image_path) if entry.image_path else None
+        cached = self.model.thumbnails.cached_file(picture) if picture else None  # named by the picture's stat
+        self.store.delete(entry.id, remove_files=True)
+        if cached is not None and not picture.exists():  # kept while another entry still shows the picture
+            try:
+                cached.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("Could not remove the cached thumbnail %s of a deleted picture: %s", cached, exc)
 
     def _context_menu(self, pos) -> None:  # noqa: ANN001
         if self.selected_entry() is None:

@@ -31,6 +31,15 @@ def _cache_name(path: Path) -> str:
     return hashlib.sha1(key.encode()).hexdigest() + ".jpg"
 
 
+def cached_thumbnail(path: Path, cache_dir: Path) -> Path | None:
+    """Where path's thumbnail is (or would be) cached; None when path cannot be read (its name needs its size
+    and time, so ask before deleting the picture)."""
+    try:
+        return cache_dir / _cache_name(path)
+    except OSError:
+        return None
+
+
 def load_thumbnail(path: Path, cache_dir: Path) -> Image.Image:
     """A THUMB_SIZE thumbnail of path, from the disk cache when it is there (and writes it there)."""
     cached = cache_dir / _cache_name(path)
@@ -78,8 +87,14 @@ class ThumbnailLoader:
         for key in [k for k in self._wanted if not keep(k)]:
             del self._wanted[key]
 
+    def cached_file(self, path: Path) -> Path | None:
+        """The disk cache's file for path (blocking: it reads the picture's size and time)."""
+        return cached_thumbnail(path, self._cache_dir)
+
     def invalidate(self, key: int) -> None:
+        """Forget key's thumbnail in memory and any pending request for it (the disk copy: see cached_file)."""
         self._images.pop(key, None)
+        self._wanted.pop(key, None)
 
     def _pump(self) -> None:
         while self._running < PARALLEL and self._wanted:

@@ -46,7 +46,7 @@ def realistic_entries(count: int, seed: int = 0, now: float | None = None) -> It
     rng = random.Random(seed)
     now = time.time() if now is None else now
     created = now - YEAR
-    step = YEAR / max(1, count)
+    step = 0.95 * YEAR / max(1, count)  # the random steps add up to about 0.95 of a year: all in the past
     made = 0
     while made < count:
         prompt = ", ".join([rng.choice(SUBJECTS), rng.choice(STYLES),
@@ -54,7 +54,7 @@ def realistic_entries(count: int, seed: int = 0, now: float | None = None) -> It
         negative, model, sampler = rng.choice(NEGATIVES), rng.choice(MODELS), rng.choice(SAMPLERS)
         base_seed = rng.randrange(2**32)
         for index in range(min(rng.choice((1, 1, 2, 4)), count - made)):
-            created += rng.uniform(0.2, 1.8) * step
+            created = min(created + rng.uniform(0.2, 1.8) * step, now)  # never in the future
             outcome = "ok" if rng.random() > 0.02 else rng.choice(("failed", "cancelled"))
             yield HistoryEntry(
                 prompt=prompt, negative_prompt=negative, model_name=model,

@@ -72,13 +72,18 @@ def test_an_entry_comes_back_with_every_field(store, tmp_path):
     assert dated.created == T0
 
 
-def test_entries_recorded_now_never_go_back_in_time(store, monkeypatch):
-    first = store.get(store.add(entry()))
-    monkeypatch.setattr("studio.services.history_store.time.time", lambda: first.created - 3600)  # clock set back
-    second = store.get(store.add(entry()))
-    assert second.created == first.created
-    assert store.search_ids() == [second.id, first.id]
-    assert store._conn().execute("SELECT value FROM meta").fetchone() == (1,)
+def test_entries_keep_the_real_time_after_one_made_while_the_clock_was_fast(store, monkeypatch):
+    real = time.time()
+    monkeypatch.setattr("studio.services.history_store.time.time", lambda: real + 3 * 3600)  # fast, then corrected
+    fast = store.add(entry(prompt="made while the clock was fast"))
+    monkeypatch.setattr("studio.services.history_store.time.time", lambda: real + 60)
+    later = [store.add(entry(prompt=f"made later {i}")) for i in range(2)]
+    assert [store.get(i).created for i in later] == [real + 60] * 2  # not the fast entry's time
+    # Times no longer follow ids: newest first sorts by time, text searches included.
+    assert store._conn().execute("SELECT value FROM meta").fetchone() == (0,)
+    assert store.search_ids() == [fast, later[1], later[0]]
+    assert ids_for(store, text="made") == [fast, later[1], later[0]]
+    assert store.count(HistoryQuery(until=real + 61)) == 2
 
 
 def test_ids_are_newest_first_and_entries_keep_the_order_asked_for(store):
@@ -166,6 +171,17 @@ def test_words_in_unspaced_scripts_and_emoji_are_found_inside_prompts(store, tex
         assert ids_for(store, text=text) == ids, text
         assert store.count(HistoryQuery(text=text)) == len(ids), text
     assert ids_for(store, text="猫", model="other") == [japanese]
+
+
+def test_words_matched_inside_prompts_fold_case_beyond_ascii_the_same_on_both_sides(store):
+    emile = store.add(entry(prompt="Émile🦊 portrait"))
+    athena = store.add(entry(prompt="a temple", negative_prompt="ΑΘΗΝΑ🏛"))
+    strasse = store.add(entry(prompt="STRASSE🚲 at night"))
+    expected = {"Émile🦊": [emile], "émile🦊": [emile], "ÉMILE🦊": [emile], "αθηνα🏛": [athena], "ΑΘΗΝΑ🏛": [athena],
+                "straße🚲": [strasse], "portrait émile🦊": [emile]}
+    for text, ids in expected.items():
+        assert ids_for(store, text=text) == ids, text
+        assert store.count(HistoryQuery(text=text)) == len(ids), text
 
 
 def test_a_query_with_bytes_that_are_not_text_and_ids_past_sqlite_s_range_are_no_error(store, texts):
@@ -450,6 +466,24 @@ def test_a_damaged_page_found_by_quick_check_is_moved_aside(tmp_path):
         f.write(os.urandom(page_size - 8))
     damaged = HistoryStore(path)
     assert damaged.notice is not None and len(aside_files(tmp_path)) == 1
+    damaged.close()
+
+
+def test_a_damaged_full_text_index_is_rebuilt_from_the_entries_and_said_once(tmp_path):
+    path = tmp_path / "history.db"
+    store = HistoryStore(path)
+    store.add_many([entry(prompt=f"prompt number {i} cat") for i in range(300)])
+    store.close()
+    conn = sqlite3.connect(path)  # quick_check does not look into FTS5's data: the entries stay sound
+    conn.execute("UPDATE entries_fts_data SET block = randomblob(length(block)) WHERE id > 10")
+    conn.commit()
+    conn.close()
+    damaged = HistoryStore(path)
+    assert damaged.count(HistoryQuery(text="number 5")) == 11  # 5, 50-59
+    assert "search index" in damaged.notice and "rebuilt" in damaged.notice
+    assert len(ids_for(damaged, text="cat")) == 300
+    new = damaged.add(entry(prompt="a new cat"))
+    assert ids_for(damaged, text="new cat") == [new] and aside_files(tmp_path) == []
     damaged.close()
 
 

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from studio.core.images import save_image
 from studio.core.metadata import Recipe
-from studio.services.history_store import HistoryEntry
+from studio.services.history_store import HistoryEntry, HistoryError, HistoryLocked
 
 PROMPTS = ["a watercolor fox in a misty forest", "a lighthouse on a cliff at dusk", "portrait of an old sailor",
            "a red fox in the snow", "isometric city at night"]
@@ -67,9 +67,25 @@ def test_the_gallery_lists_newest_first_and_search_filters_as_you_type(qtbot, wi
     qtbot.waitUntil(lambda: model.rowCount() == 5, timeout=5000)
     window.gallery.select_row(0)
     window.gallery.star_button.click()
+    qtbot.waitUntil(lambda: model.entry_at(0).starred, timeout=5000)
     window.gallery.starred_button.setChecked(True)
     qtbot.waitUntil(lambda: model.rowCount() == 1, timeout=5000)
     assert model.entry_at(0).prompt == PROMPTS[-1] and model.entry_at(0).starred
+
+
+def test_a_search_that_fails_shows_why_not_every_picture(qtbot, window, filled, monkeypatch):  # noqa: ANN001
+    _reload(qtbot, window)
+    sentence = "The history database is damaged."
+
+    def fail(query, limit=None):  # noqa: ANN001, ANN202
+        raise HistoryError(sentence)
+
+    monkeypatch.setattr(window.history, "search_ids", fail)
+    window.gallery.search_edit.setText("fox")
+    _query(qtbot, window)
+    assert window.gallery.model.rowCount() == 0  # not the five unfiltered pictures
+    assert sentence in window.gallery.count_label.text()
+    assert window.status.message_label.text() == sentence
 
 
 def test_thumbnails_load_lazily_and_tooltips_escape_markup(qtbot, window, filled):  # noqa: ANN001
@@ -178,7 +194,7 @@ def test_enter_uses_the_picture_and_delete_deletes_it_from_the_keyboard(qtbot, w
     qtbot.waitUntil(lambda: window.document.image is not None, timeout=5000)  # opened before its file goes
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     qtbot.keyClick(window.gallery.view, Qt.Key.Key_Delete)
-    assert window.gallery.model.rowCount() == 4
+    qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 4, timeout=5000)
 
 
 def test_delete_asks_and_removes_the_file(qtbot, window, filled, monkeypatch):  # noqa: ANN001
@@ -190,8 +206,50 @@ def test_delete_asks_and_removes_the_file(qtbot, window, filled, monkeypatch):  
     assert window.gallery.model.rowCount() == 5
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     window.gallery.delete_button.click()
-    assert window.gallery.model.rowCount() == 4
+    qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 4, timeout=5000)
     assert not __import__("pathlib").Path(path).exists()
+
+
+def test_star_and_delete_write_off_the_ui_thread_and_a_locked_history_changes_nothing(qtbot, window, filled,
+                                                                                      monkeypatch):  # noqa: ANN001
+    _reload(qtbot, window)
+    gallery, model = window.gallery, window.gallery.model
+    sentence = "The history database is locked by another program; close other Studio windows and try again."
+    writers: list[threading.Thread] = []
+
+    def locked(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        writers.append(threading.current_thread())
+        raise HistoryLocked(sentence)
+
+    monkeypatch.setattr(window.history, "set_starred", locked)
+    monkeypatch.setattr(window.history, "delete", locked)
+    gallery.select_row(1)
+    star = gallery.toggle_star()
+    qtbot.waitUntil(star.done, timeout=5000)
+    assert star.exception() is None and window.status.message_label.text() == sentence
+    assert not model.entry_at(1).starred and not window.history.get(filled[-2]).starred
+    window.status.set_message("")
+    deletion = gallery.delete_selected(confirm=False)
+    qtbot.waitUntil(deletion.done, timeout=5000)
+    assert deletion.exception() is None and window.status.message_label.text() == sentence
+    assert model.rowCount() == 5 and gallery.selected_entry().id == filled[-2]
+    assert len(writers) == 2 and threading.main_thread() not in writers
+
+
+def test_after_delete_the_next_picture_is_selected_else_the_previous(qtbot, window, filled):  # noqa: ANN001
+    _reload(qtbot, window)
+    gallery, model = window.gallery, window.gallery.model
+    gallery.select_row(3)
+    _reload(qtbot, window)  # remembers the selection across the refresh
+    gallery.select_row(1)
+    deletion = gallery.delete_selected(confirm=False)
+    qtbot.waitUntil(deletion.done, timeout=5000)
+    assert model.rowCount() == 4 and gallery.selected_entry().id == filled[2]  # the one that was below it
+    assert gallery.count_label.text() == "4 pictures"
+    gallery.select_row(3)
+    deletion = gallery.delete_selected(confirm=False)
+    qtbot.waitUntil(deletion.done, timeout=5000)
+    assert gallery.selected_entry().id == filled[1]  # the last one went: the one before it
 
 
 def test_ctrl_up_and_down_weigh_the_word_at_the_cursor_in_one_undo_step(qtbot, window):  # noqa: ANN001
@@ -339,3 +397,69 @@ def test_an_a1111_hires_picture_dropped_on_the_prompt_loads_both_passes(qtbot, w
     qtbot.waitUntil(lambda: panel.prompt_edit.toPlainText() == "a knight", timeout=5000)
     assert (panel.width_spin.value(), panel.height_spin.value()) == (512, 768)
     assert panel.hires_box.hires() == HiresFix(2.0, 10, 0.55, "Latent")
+
+
+def test_thumbnail_requests_for_rows_scrolled_away_are_dropped(qtbot, qt_loop, tmp_path, monkeypatch):  # noqa: ANN001
+    import asyncio
+
+    from studio.services.history_store import HistoryStore
+    from studio.ui import thumbnails
+    from studio.ui.gallery_panel import GalleryPanel
+
+    picture = tmp_path / "p.png"
+    save_image(Image.new("RGB", (32, 32), (200, 30, 30)), picture)
+    store = HistoryStore(tmp_path / "history.db")
+    store.add_many([HistoryEntry(prompt=f"p{i}", image_path=str(picture)) for i in range(300)])
+    release = threading.Event()
+    monkeypatch.setattr(thumbnails, "load_thumbnail", lambda path, cache: release.wait(10) and None)  # busy loaders
+    gallery = GalleryPanel(store, tmp_path / "thumbs")
+    qtbot.addWidget(gallery)
+    try:
+        gallery.resize(600, 500)
+        gallery.show()
+        task = asyncio.ensure_future(gallery.reload())
+        qtbot.waitUntil(task.done, timeout=5000)
+        gallery.view.viewport().repaint()
+        loader = gallery.model.thumbnails
+        assert loader._wanted  # the first screen's requests wait for the two busy loads
+        bar = gallery.view.verticalScrollBar()
+        bar.setValue(bar.maximum())
+        gallery.view.viewport().repaint()
+        wanted = [gallery.model.row_of(key) for key in loader._wanted]
+        assert wanted and min(wanted) >= 250  # the bottom rows (and a screenful above), none from the top
+    finally:
+        release.set()
+        qtbot.waitUntil(lambda: gallery.model.thumbnails._running == 0, timeout=5000)
+        gallery.close()
+        store.close()
+
+
+def test_deleting_a_picture_removes_its_cached_thumbnail(qtbot, qt_loop, tmp_path):  # noqa: ANN001
+    import asyncio
+
+    from studio.services.history_store import HistoryStore
+    from studio.ui.gallery_panel import GalleryPanel
+
+    store = HistoryStore(tmp_path / "history.db")
+    for name in ("kept", "private"):
+        save_image(Image.new("RGB", (64, 64), (200, 30, 30)), tmp_path / f"{name}.png")
+        store.add(HistoryEntry(prompt=name, image_path=str(tmp_path / f"{name}.png")))
+    cache = tmp_path / "thumbs"
+    gallery = GalleryPanel(store, cache)
+    qtbot.addWidget(gallery)
+    try:
+        task = asyncio.ensure_future(gallery.reload())
+        qtbot.waitUntil(task.done, timeout=5000)
+        model = gallery.model
+        for row in range(2):
+            model.thumbnail(model.index(row))
+        qtbot.waitUntil(lambda: len(list(cache.glob("*.jpg"))) == 2, timeout=5000)
+        gallery.select_row(0)
+        assert gallery.selected_entry().prompt == "private"
+        deletion = gallery.delete_selected(confirm=False)
+        qtbot.waitUntil(deletion.done, timeout=5000)
+        assert not (tmp_path / "private.png").exists()
+        assert len(list(cache.glob("*.jpg"))) == 1  # the other picture's stays
+    finally:
+        gallery.close()
+        store.close()
