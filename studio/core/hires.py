@@ -54,8 +54,8 @@ class HiresFix:
             return None
         scale, steps, strength = value.get("scale"), value.get("steps", 0), value.get("strength", DEFAULT_STRENGTH)
         upscaler = value.get("upscaler", LANCZOS)
-        if not (_number(scale) and _number(strength) and isinstance(steps, int) and not isinstance(steps, bool)
-                and isinstance(upscaler, str)):
+        if not (_number(scale) and 1 < scale <= MAX_SCALE and _number(strength) and isinstance(steps, int)
+                and not isinstance(steps, bool) and isinstance(upscaler, str)):
             return None
         return cls(float(scale), steps, float(strength), upscaler or LANCZOS)
 
@@ -70,10 +70,13 @@ def hires_summary(hires: HiresFix, width: int, height: int) -> str:
 
 def hires_from_settings(settings: Mapping[str, str]) -> HiresFix | None:
     """The hires fix an A1111 settings line describes (``Hires upscale: 2, Hires steps: 10, Hires upscaler: …,
-    Denoising strength: 0.5``), or None. The upscaler keeps A1111's name ("Latent", "R-ESRGAN 4x+"): whoever uses
-    it finds Studio's own (``upscaler_or_lanczos``)."""
+    Denoising strength: 0.5``; or ``Hires resize: 1024x1536`` for a size, taken as the scale that reaches it), or
+    None, also for a scale Studio cannot run. The upscaler keeps A1111's name ("Latent", "R-ESRGAN 4x+"): whoever
+    uses it finds Studio's own (``upscaler_or_lanczos``)."""
     scale = _float(settings.get("Hires upscale"))
-    if scale is None or scale <= 1:
+    if scale is None:
+        scale = _resize_scale(settings)
+    if scale is None or not 1 < scale <= MAX_SCALE:
         return None
     steps = _float(settings.get("Hires steps")) or 0
     strength = _float(settings.get("Denoising strength"))
@@ -93,6 +96,19 @@ def upscaler_or_lanczos(name: str, installed: list[str]) -> tuple[str, str | Non
     if found is not None:
         return found, None
     return LANCZOS, f"No upscaler called {name!r} is installed; the hires fix uses Lanczos."
+
+
+def _resize_scale(settings: Mapping[str, str]) -> float | None:
+    """The scale of A1111's "Resize width/height to" (``Hires resize: WxH``, or ``Hires resize-1``/``-2``; 0 keeps
+    the aspect): the larger of the two, where A1111 would crop to the other."""
+    width, _, height = settings.get("Size", "").partition("x")
+    if "Hires resize" in settings:
+        to_width, _, to_height = settings["Hires resize"].partition("x")
+    else:
+        to_width, to_height = settings.get("Hires resize-1", ""), settings.get("Hires resize-2", "")
+    first, wanted = (_float(width), _float(height)), (_float(to_width), _float(to_height))
+    scales = [to / side for side, to in zip(first, wanted, strict=True) if side and side > 0 and to and to > 0]
+    return round(max(scales), 4) if scales else None
 
 
 def _multiple(value: float) -> int:

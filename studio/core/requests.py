@@ -12,7 +12,7 @@ from typing import Any
 from PIL import Image
 
 from studio.core.errors import InvalidRequest
-from studio.core.hires import MAX_SCALE, HiresFix
+from studio.core.hires import BUILT_IN_UPSCALERS, MAX_SCALE, HiresFix
 from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
 
 # A1111 names, so recipes read the same in every tool. The engine maps them to diffusers schedulers.
@@ -252,6 +252,7 @@ def _check_hires(request: GenerationRequest, width: int, height: int, notes: lis
     upscaler = hires.upscaler.strip() if isinstance(hires.upscaler, str) else ""
     if not upscaler:
         raise InvalidRequest("The hires fix has no upscaler; pick Lanczos or an upscaler model.")
+    upscaler = next((name for name in BUILT_IN_UPSCALERS if name.casefold() == upscaler.casefold()), upscaler)
     return replace(hires, scale=float(hires.scale), strength=float(hires.strength), upscaler=upscaler)
 
 

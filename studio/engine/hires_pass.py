@@ -60,18 +60,20 @@ MakePictures = Callable[[GenerationRequest, JobContext, LatentStart | None], Pic
 class PassContext:
     """One pass's view of the job: its steps counted after the passes before it, notes said once per job."""
 
-    def __init__(self, job: JobContext, image_index: int, steps_before: int, steps_in_all: int,
+    def __init__(self, job: JobContext, image_index: int, steps_before: int, steps_here: int, steps_in_all: int,
                  said: set[str]) -> None:
         self._job = job
         self._index = image_index
         self._before = steps_before
+        self._here = steps_here
         self._in_all = steps_in_all
         self._said = said
 
     def report_progress(self, step: int, total: int, image_index: int = 0, preview: Image.Image | None = None,
                         preview_box: tuple[int, int, int, int] | None = None) -> None:
-        self._job.report_progress(min(self._before + step, self._in_all), self._in_all, self._index, preview,
-                                  preview_box)
+        # The pass's own count scaled to its share: a sampler such as Heun reports two model calls a step.
+        done = self._before + min(self._here, round(step * self._here / max(1, total)))
+        self._job.report_progress(done, self._in_all, self._index, preview, preview_box)
 
     def is_cancelled(self) -> bool:
         return self._job.is_cancelled()
@@ -104,27 +106,30 @@ def hires_pictures(request: GenerationRequest, context: JobContext, make: MakePi
     size = hires.size(request.width, request.height)
     steps = hires.steps_for(request.steps)
     first_steps = request.steps
-    steps_in_all = first_steps + int(steps * hires.strength)  # diffusers' image to image runs int(steps x strength)
+    second_steps = int(steps * hires.strength)  # diffusers' image to image runs int(steps x strength)
+    steps_in_all = first_steps + second_steps
     said: set[str] = set()
     for index in range(request.batch_count):
         context.check_cancelled()
         first = replace(request, batch_count=1, seed=request.seed_for(index), hires=None)
-        picture, recipe = _only(make(first, PassContext(context, index, 0, steps_in_all, said), None))
+        context.status(message=f"Making the picture at {request.width}x{request.height}…")
+        picture, recipe = _only(make(first, PassContext(context, index, 0, first_steps, steps_in_all, said), None))
         context.check_cancelled()
         mode = latent_mode(hires.upscaler)
         start = None if mode is None else LatentStart(picture, hires.upscaler, *mode)
         if start is None:
             how = "" if hires.upscaler == LANCZOS else f" with {hires.upscaler}"
             context.status(message=f"Enlarging to {size[0]}x{size[1]}{how}…")
-            enlarged = enlarge(picture, hires, size, _Quiet(context, index, 0, steps_in_all, said))
+            enlarged = enlarge(picture, hires, size, _Quiet(context, index, 0, 0, steps_in_all, said))
         else:  # the latents are enlarged in the second pass; this picture stands where they cannot be used
             enlarged = enlarge_lanczos(picture, size)
         if enlarged.size != size:
             enlarged = enlarged.resize(size, Image.Resampling.LANCZOS)
         second = replace(first, width=size[0], height=size[1], steps=steps, init_image=enlarged.convert("RGB"),
                          strength=hires.strength)
-        result, second_recipe = _only(make(second, PassContext(context, index, first_steps, steps_in_all, said),
-                                           start))
+        context.status(message=f"Redrawing at {size[0]}x{size[1]}…")
+        result, second_recipe = _only(make(second, PassContext(context, index, first_steps, second_steps,
+                                                               steps_in_all, said), start))
         # A1111's record of a hires picture: the first pass's size and steps, and the second pass's settings.
         yield result, replace(second_recipe, steps=recipe.steps, width=recipe.width, height=recipe.height,
                               strength=None).with_hires(hires)

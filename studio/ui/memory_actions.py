@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from studio.core.errors import first_line
@@ -17,12 +18,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 FREE_MEMORY_KEYS = "Ctrl+Shift+F"
+KEEP_SAID_SECONDS = 10.0
 
 
 class MemoryActions:
     def __init__(self, window: MainWindow) -> None:
         self.window = window
         self.dialog: MemoryDialog | None = None  # the open one (tests reach it here)
+        self._freed_at = -KEEP_SAID_SECONDS  # when memory was last freed
         self.models_action = make_action(window, "Models in &Memory…", "cpu", None, self.open_dialog,
                                          "See which models are loaded, and free their memory")
         self.free_action = make_action(window, "&Free Memory", "remove", FREE_MEMORY_KEYS, lambda: self.free(True),
@@ -60,8 +63,12 @@ class MemoryActions:
             return None
 
     def show_freed(self, freed: MemoryFreed) -> None:
-        """The engine's answer, in order with the jobs' events: a job queued after it says Loading… after this."""
-        self.window.status.set_message(freed.summary())
+        """The engine's answer, in order with the jobs' events: a job queued after it says Loading… after this. A
+        second free that found nothing (the key pressed twice) leaves the first one's words in place."""
+        if freed.models or freed.size or time.monotonic() - self._freed_at > KEEP_SAID_SECONDS:
+            self.window.status.set_message(freed.summary())
+        if freed.models or freed.size:
+            self._freed_at = time.monotonic()
         if freed.in_use_freed:
             self.window.status.set_model("")
             self.window.setWindowTitle("Studio")

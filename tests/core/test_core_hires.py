@@ -122,3 +122,21 @@ def test_an_a1111_hires_picture_loads_its_first_size_and_the_hires_fix(tmp_path:
     info.add_text("parameters", "castle\nSteps: 25, Sampler: Euler, CFG scale: 6, Seed: 9, Size: 512x640")
     Image.new("RGB", (512, 640)).save(plain, pnginfo=info)
     assert recipe_fields(inspect_image(plain))["hires"] is False  # made without one: loading it turns it off
+
+
+def test_a1111_resize_to_a_size_and_out_of_range_scales_are_read_sensibly():
+    base = {"Size": "512x768", "Denoising strength": "0.7"}
+    assert hires_from_settings({**base, "Hires resize": "1024x1536"}) == HiresFix(2.0, 0, 0.7)
+    assert hires_from_settings({**base, "Hires resize-1": "0", "Hires resize-2": "1152"}) == HiresFix(1.5, 0, 0.7)
+    recipe = Recipe.from_parameters("p\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 512x768, "
+                                    "Denoising strength: 0.7, Hires resize: 1024x1536, Hires upscaler: Latent")
+    assert recipe.hires == HiresFix(2.0, 0, 0.7, "Latent") and recipe.strength is None
+    for scale in ("1e308", "1e30", "8", "0", "nan", "-2"):
+        assert hires_from_settings({**base, "Hires upscale": scale}) is None, scale
+        assert HiresFix.from_record({"scale": float(scale)}) is None, scale
+
+
+def test_built_in_upscaler_names_are_taken_in_any_case():
+    for typed, name in (("lanczos", "Lanczos"), ("LATENT (bicubic)", "Latent (bicubic)")):
+        request = prepare_request(ask(hires=HiresFix(upscaler=typed)), check_model_exists=False).request
+        assert request.hires.upscaler == name

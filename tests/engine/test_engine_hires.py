@@ -9,7 +9,7 @@ from PIL import Image
 from studio_testing import collect_until_done, make_env, of_job, run, running_service, terminal, tiny_request
 
 import studio.engine.diffusion as diffusion
-from studio.core.events import JobCancelled, JobFailed, JobFinished, JobProgress
+from studio.core.events import EngineStatus, JobCancelled, JobFailed, JobFinished, JobProgress
 from studio.core.hires import HiresFix
 from studio.core.images import read_recipe
 from studio.services.outputs import OutputStore
@@ -67,6 +67,10 @@ def test_each_picture_is_made_small_enlarged_and_redrawn(tiny_model_dir, tmp_pat
     for index in (0, 1):
         steps = [step for i, step, _ in progress if i == index]
         assert steps == sorted(steps) and steps[-1] == 5
+    # The status bar says which pass runs: never a stale "Enlarging…" through the redraw and the next picture.
+    said = [e.message for e in events if isinstance(e, EngineStatus) and e.message]
+    assert said.count("Making the picture at 64x80…") == 2 and said.count("Redrawing at 128x160…") == 2
+    assert said.index("Enlarging to 128x160…") < said.index("Redrawing at 128x160…")
 
 
 def test_the_same_seed_makes_the_same_hires_picture(tiny_model_dir, tmp_path):
@@ -178,3 +182,13 @@ def test_a_chain_step_that_changes_the_size_keeps_the_generations_size_in_the_re
     assert (made_hires.recipe.width, made_hires.recipe.height, made_hires.recipe.hires_scale) == (64, 64, 2.0)
     assert (made_plain.recipe.width, made_plain.recipe.height) == (64, 64)
     assert "Size: 64x64" in made_hires.recipe.to_parameters()
+
+
+def test_progress_never_goes_back_with_a_sampler_that_calls_the_model_twice_a_step(tiny_model_dir, tmp_path):
+    ask = tiny_request(tiny_model_dir, steps=4, scheduler="Heun", hires=HiresFix(scale=1.5, steps=4, strength=0.5))
+    events, (job,) = _jobs(tiny_model_dir, tmp_path, ask)
+    assert isinstance(terminal(events, job), JobFinished)
+    progress = [(e.step, e.total) for e in of_job(events, job, JobProgress)]
+    steps = [step for step, _ in progress]
+    assert steps == sorted(steps) and steps[-1] == 6 and {total for _, total in progress} == {6}
+    assert steps.count(4) <= 2  # the first pass ends at its share (4 of 6), not at the whole bar

@@ -80,3 +80,12 @@ def test_while_a_job_runs_free_memory_waits_for_it_and_then_frees_every_model(qt
     assert window.status.model_label.text() == "No model loaded"
     qtbot.waitUntil(lambda: [row[:2] for row in rows(dialog)] == [["plugin model", "Kept for switching back"]],
                     timeout=WAIT_MS)
+
+
+def test_free_memory_pressed_twice_keeps_the_first_answer_in_view(qtbot, window):  # noqa: ANN001
+    qtbot.waitUntil(lambda: window.status.model_label.text() == "tiny-sd", timeout=WAIT_MS)  # loaded ahead of jobs
+    window.memory.free_action.trigger()
+    window.memory.free_action.trigger()
+    qtbot.waitUntil(lambda: window.status.model_label.text() == "No model loaded", timeout=WAIT_MS)
+    qtbot.wait(300)  # the second, empty answer has come too
+    assert window.status.message_label.text().startswith("Freed 1 model (")
