@@ -157,7 +157,8 @@ class SeedParam(Param):
 
 @dataclass(frozen=True)
 class ImageParam(Param):
-    """A picture: from a file (CLI, form) or the canvas (form). The plugin receives an RGB PIL image."""
+    """A picture: from a file (CLI, form) or the canvas (form). The plugin receives an RGB PIL image of its own (a
+    copy: the canvas picture it may have come from is the person's, and so is its undo history)."""
 
     optional: bool = False
 
@@ -180,7 +181,7 @@ class ImageParam(Param):
                 raise InvalidRequest(f"{owner}: {self.title}: {exc}") from None
         if not isinstance(value, Image.Image):
             raise self._bad(owner, f"must be a picture, not {type(value).__name__}")
-        picture = value.convert("RGB") if value.mode != "RGB" else value
+        picture = value.convert("RGB") if value.mode != "RGB" else value.copy()
         if source is not None:
             picture.info[SOURCE_KEY] = source  # where it was read from: the history keeps that (params_for_record)
         return picture

@@ -86,7 +86,10 @@ class ContributionRunner:
             return
 
         def produce(guarded: GuardedContext) -> Iterable[Any]:
-            return self._registry.instance(GENERATOR, contribution.id, self._env).generate(request, guarded)
+            # what it is given is its own to change: the request's pictures stay as they are
+            own = replace(request, params=_own_pictures(request.params), init_image=_own(request.init_image),
+                          mask=_own(request.mask))
+            return self._registry.instance(GENERATOR, contribution.id, self._env).generate(own, guarded)
 
         def check(item: Any) -> tuple[Image.Image, Any]:
             image, recipe = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
@@ -109,7 +112,8 @@ class ContributionRunner:
         else:
             def produce(guarded: GuardedContext) -> Iterable[Any]:
                 instance = self._registry.instance(POSTPROCESSOR, contribution.id, self._env)
-                return [instance.process(image.copy(), step.params, guarded)]  # the picture itself is never theirs
+                # the picture itself is never theirs, nor the pictures among its parameters
+                return [instance.process(image.copy(), _own_pictures(step.params), guarded)]
 
             (result,) = self._guarded(contribution, produce, context, image_index,
                                       check=lambda item: _checked_image(item, contribution, own_copy=True))
@@ -165,6 +169,15 @@ class ContributionRunner:
                          plugin=contribution.plugin_id,
                          params=params_for_record(request.params), width=image.width, height=image.height)
         return image, recipe
+
+
+def _own(image: Image.Image | None) -> Image.Image | None:
+    return image.copy() if isinstance(image, Image.Image) else image
+
+
+def _own_pictures(values: dict[str, Any]) -> dict[str, Any]:
+    """The values with every picture copied (keeping its info): a plugin may draw on what it is given."""
+    return {name: _own(value) for name, value in values.items()}
 
 
 def _checked_image(image: Any, contribution: Contribution, own_copy: bool = False) -> Image.Image:

@@ -318,3 +318,65 @@ def test_results_that_are_not_pictures_count_as_failures_and_stop_the_plugin(set
     # What it says after its job failed is dropped: no progress of a dead job beside the next one's.
     assert not [e for e in events if isinstance(e, JobProgress) and e.job_id in ids[:3]]
     assert isinstance(terminal(events, ids[3]), JobFinished)
+
+
+def own_plugin(tmp_path, plugin_id: str, code: str, manifest_extra: str = "") -> tuple:  # noqa: ANN001
+    """A setup (host, env, outputs, history) holding one enabled plugin with ``code`` as its generator module."""
+    package = "studio_tp_" + plugin_id.replace("-", "_")
+    wheel = plugin_wheel(tmp_path / "wheels" / plugin_id, plugin_id=plugin_id, package=package,
+                         generator_id=plugin_id + "-gen", generator_code=code,
+                         manifest_extra=manifest_extra.format(package=package, plugin_id=plugin_id))
+    unpack_plugin(tmp_path / "plugins", wheel, plugin_id)
+    host = PluginHost(tmp_path / "plugins", scan_environment=False)
+    host.refresh()
+    host.set_enabled(plugin_id, True)
+    return host, make_env(tmp_path), OutputStore(tmp_path / "outputs"), None
+
+
+SCRIBBLER = '''
+from PIL import Image, ImageDraw
+
+
+class Generator:
+    def __init__(self, env):
+        pass
+
+    def generate(self, request, context):
+        reference = request.params["reference"]
+        ImageDraw.Draw(reference).rectangle((0, 0, reference.width, reference.height), fill=(255, 0, 0))
+        yield Image.new("RGB", (request.width, request.height), reference.getpixel((0, 0)))
+
+
+class Post:
+    def __init__(self, env):
+        pass
+
+    def process(self, image, params, context):
+        params["reference"].paste((0, 255, 0), (0, 0, 4, 4))
+        return image.copy()
+'''
+
+SCRIBBLER_MANIFEST = '''
+[[generators.parameters]]
+name = "reference"
+type = "image"
+
+[[postprocessors]]
+id = "{plugin_id}-post"
+title = "Scribbler"
+target = "{package}.generator:Post"
+
+[[postprocessors.parameters]]
+name = "reference"
+type = "image"
+'''
+
+
+def test_a_plugin_never_changes_a_picture_given_as_a_parameter(plugin_sandbox, tmp_path):
+    setup = own_plugin(tmp_path, "tp-scribble", SCRIBBLER, SCRIBBLER_MANIFEST)
+    canvas = Image.new("RGB", (8, 8), (200, 200, 200))  # the canvas picture, chosen as the reference
+    events, ids = submit_all(setup, [request("tp-scribble-gen", params={"reference": canvas}),
+                                     PostProcessRequest("tp-scribble-post", canvas, {"reference": canvas})])
+    assert all(isinstance(terminal(events, j), JobFinished) for j in ids)
+    assert canvas.getpixel((0, 0)) == (200, 200, 200)  # the person's picture (and its undo history) is untouched
+    assert terminal(events, ids[0]).outputs[0].image.getpixel((0, 0)) == (255, 0, 0)  # it drew on its own copy

@@ -165,6 +165,9 @@ def test_a_filter_runs_on_the_canvas_and_undo_takes_it_back(qtbot, plugin_window
     window.actions_.undo.trigger()
     assert window.canvas.image().getpixel((0, 0)) == (20, 20, 20)
     assert window.history.search() == []  # a canvas edit is not a generation
+    # A picture parameter's "Canvas picture" is a copy: a plugin drawing on it cannot reach the canvas or its undo.
+    canvas_source = dict(window.plugin_actions.image_sources())["Canvas picture"]
+    assert canvas_source() is not window.document.image
 
 
 def test_after_each_generation_the_chain_is_applied(qtbot, plugin_window, settings):
