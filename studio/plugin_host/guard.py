@@ -90,8 +90,9 @@ def run_guarded(produce: Callable[[], Iterable[T]], context: JobContext, guarded
                 grace: float | None = None) -> Iterator[T]:
     """Items from ``produce()`` (plugin code), computed on the plugin's own thread.
 
-    Exceptions become PluginFailed naming ``who``; a cancel passes through as JobCancelledError;
-    ignoring a cancel for longer than ``grace`` seconds becomes PluginHung.
+    Exceptions become PluginFailed naming ``who``; a cancel passes through as JobCancelledError, and so does the
+    first item handed over after a cancel (a plugin that keeps yielding and never looks at the cancel is stopped
+    there); ignoring a cancel for longer than ``grace`` seconds without handing anything over becomes PluginHung.
     """
     grace = CANCEL_GRACE_SECONDS if grace is None else grace
     results: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -132,6 +133,9 @@ def _taken(results: queue.Queue[tuple[str, Any]], resume: threading.Semaphore, c
                                      "Studio stopped waiting for it.") from None
             continue
         if kind == "item":
+            if context.is_cancelled():  # it went on making pictures after a cancel: a yield is where it stops
+                guarded.close()  # its thread ends at the yield (no item is taken again), whatever it meant to do
+                raise JobCancelledError()
             try:
                 yield value
             except BaseException:  # the reader stopped (a failed check, a closed job): the plugin may not go on

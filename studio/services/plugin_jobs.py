@@ -95,8 +95,15 @@ class ContributionRunner:
             image, recipe = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
             return _checked_image(image, contribution, own_copy=True), recipe
 
-        for index, (image, recipe) in enumerate(self._guarded(contribution, produce, context, check=check)):
-            yield self._plugin_output(contribution, request, index, image, recipe)
+        items = self._guarded(contribution, produce, context, check=check)
+        with closing(items):  # stopping early stops the plugin too
+            for index, (image, recipe) in enumerate(items):
+                if index == request.batch_count:  # never more than asked for: a runaway plugin would fill the disk
+                    asked = "1 picture" if request.batch_count == 1 else f"{request.batch_count} pictures"
+                    context.note(f"The plugin {contribution.owner} made more than the {asked} asked for; Studio "
+                                 f"kept the first {request.batch_count} and stopped it.")
+                    return
+                yield self._plugin_output(contribution, request, index, image, recipe)
 
     def runs_generator(self, step: PostStep) -> bool:
         return self._registry.runs_generator(POSTPROCESSOR, step.processor)

@@ -380,3 +380,43 @@ def test_a_plugin_never_changes_a_picture_given_as_a_parameter(plugin_sandbox, t
     assert all(isinstance(terminal(events, j), JobFinished) for j in ids)
     assert canvas.getpixel((0, 0)) == (200, 200, 200)  # the person's picture (and its undo history) is untouched
     assert terminal(events, ids[0]).outputs[0].image.getpixel((0, 0)) == (255, 0, 0)  # it drew on its own copy
+
+
+RUNAWAY = '''
+import time
+from PIL import Image
+
+
+class Generator:
+    def __init__(self, env):
+        pass
+
+    def generate(self, request, context):  # never looks at the cancel, never stops by itself
+        while True:
+            time.sleep(request.params["pause"])
+            yield Image.new("RGB", (request.width, request.height), (9, 9, 9))
+'''
+
+RUNAWAY_MANIFEST = '''
+[[generators.parameters]]
+name = "pause"
+type = "float"
+default = 0.0
+'''
+
+
+def test_a_generator_yielding_without_end_is_capped_at_the_batch_and_stopped_by_a_cancel(plugin_sandbox, tmp_path):
+    setup = own_plugin(tmp_path, "tp-runaway", RUNAWAY, RUNAWAY_MANIFEST)
+    events, ids = submit_all(setup, [request("tp-runaway-gen", batch_count=2),
+                                     request("tp-runaway-gen", batch_count=2)])
+    for job in ids:  # the first job ended, so the next one ran
+        finished = terminal(events, job)
+        assert isinstance(finished, JobFinished) and len(finished.outputs) == 2
+        assert finished.notes == ("The plugin Test Plugin made more than the 2 pictures asked for; Studio kept the "
+                                  "first 2 and stopped it.",)
+    assert len(list((tmp_path / "outputs").rglob("*.png"))) == 4
+    events, (job,) = submit_all(setup, [request("tp-runaway-gen", batch_count=100, params={"pause": 0.02})],
+                                cancel_after=0.3)
+    cancelled = terminal(events, job)
+    assert isinstance(cancelled, JobCancelled) and len(cancelled.outputs) < 50  # stopped at its next picture
+    assert setup[0].record("tp-runaway").failures == 0
