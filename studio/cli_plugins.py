@@ -11,6 +11,7 @@ import sys
 
 from studio.core.errors import StudioError
 from studio.core.paths import studio_paths
+from studio.core.safe_text import escaped
 from studio.plugin_host.host import PluginHost, PluginRecord
 
 EXIT_FAILED = 1
@@ -107,7 +108,7 @@ def _list(host: PluginHost, as_json: bool) -> int:
 
 
 def _confirm(text: str, yes: bool) -> bool:
-    print(text)
+    print(escaped(text))  # it quotes the plugin's manifest: a terminal escape in it is printed, not obeyed
     if yes:
         return True
     if not sys.stdin.isatty():

@@ -246,3 +246,11 @@ def test_a_thread_a_plugin_leaves_running_does_not_keep_the_command_from_ending(
     assert made.returncode == 0, made.stderr
     assert Image.open(tmp_path / "x.png").getpixel((0, 0)) == (9, 9, 9)
     assert "Exiting past threads left running: forgotten" in (home / "data" / "studio.log").read_text()
+
+
+def test_the_install_confirmation_prints_control_characters_escaped(capsys):
+    from studio.cli_plugins import _confirm
+
+    assert _confirm("Install Evil 1.0\x1b[2J\x1b[1A\rSafe Plugin\u202e?", yes=True)
+    printed = capsys.readouterr().out
+    assert printed == "Install Evil 1.0\\x1b[2J\\x1b[1A\\x0dSafe Plugin\\u202e?\n"  # shown, not obeyed

@@ -16,6 +16,7 @@ from typing import Any
 from PIL import Image
 
 from studio.core.errors import InvalidRequest, StudioError
+from studio.core.safe_text import hidden_character
 
 PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 RESERVED_NAMES = frozenset({"strength", "mask"})  # Studio's own, around every post-processor
@@ -263,6 +264,11 @@ def schema_from_table(rows: Sequence[Mapping[str, Any]], owner: str) -> tuple[Pa
         if any(p.name == name for p in params):
             raise InvalidRequest(f"{owner}: parameter {name!r} is declared twice.")
         _check_settings(cls, row, f"{owner}: parameter {name!r}")
+        for key in ("label", "help", "choices"):  # shown in the form and the command line's help
+            for text in row.get(key, ()) if key == "choices" else (row.get(key, ""),):
+                if (hidden := hidden_character(text, allowed="\n" if key == "help" else "")) is not None:
+                    raise InvalidRequest(f"{owner}: parameter {name!r} has the control character {hidden} in its "
+                                         f"{key}, which could disguise what Studio shows; only plain text is allowed.")
         if "choices" in row:
             row["choices"] = tuple(row["choices"])
         try:
