@@ -145,9 +145,9 @@ def _install(host: PluginHost, source: str, index: str | None, yes: bool) -> int
         if source not in entries:
             raise StudioError(f"The plugin index {index} has no plugin called {source!r}; it offers: "
                               f"{', '.join(sorted(entries)) or 'nothing'}.")
-        plan = installer.plan(entries[source], host.taken_ids())
+        plan = installer.plan(entries[source], host.taken_ids(), host.taken_contributions())
     else:
-        plan = installer.plan(source, host.taken_ids())
+        plan = installer.plan(source, host.taken_ids(), host.taken_contributions())
     try:
         if not _confirm(plan.describe(), yes):
             return EXIT_FAILED
@@ -189,7 +189,7 @@ def _update(host: PluginHost, plugin_id: str | None, index: str | None, yes: boo
         return 0
     installer = _installer(host)
     for entry, current in newer:
-        plan = installer.plan(entry, host.taken_ids())
+        plan = installer.plan(entry, host.taken_ids(), host.taken_contributions())
         try:
             if _confirm(f"Update {entry.name} {current} → {entry.version}:\n{plan.describe()}", yes):
                 installer.install(plan)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from plugin_wheels import plugin_wheel
-from studio_testing import run_studio
+from studio_testing import run_studio, unpack_plugin
 
 from studio.core.images import read_recipe
 
@@ -212,12 +212,18 @@ def test_installing_over_an_enabled_plugin_says_what_it_replaces_and_that_it_sta
     assert [(p["version"], p["status"]) for p in listed] == [("1.0.0", "enabled")]
 
 
-def test_enabling_a_plugin_that_fails_to_load_exits_1(tmp_path):
+def test_a_plugin_taking_studio_s_own_generator_id_is_neither_installed_nor_enabled(tmp_path):
     home = tmp_path / "home"
     wheel = plugin_wheel(tmp_path / "taken", plugin_id="taker", generator_id="diffusers")  # Studio's own id
-    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
+    installed = studio(home, "plugins", "install", str(wheel), "--yes")
+    assert installed.returncode == 2
+    assert installed.stderr == ("studio: The plugin Test Plugin's generator id 'diffusers' is already owned by "
+                                "Studio; it was refused.\n")
+    unpack_plugin(home / "data" / "plugins", wheel, "taker")  # there all the same (installed by an older Studio)
     enabled = studio(home, "plugins", "enable", "taker")
-    assert enabled.returncode == 1 and "failed" in enabled.stdout and "diffusers" in enabled.stdout
+    assert enabled.returncode == 2
+    assert "Test Plugin cannot be enabled: its generator id 'diffusers' is already owned by Studio" in enabled.stderr
+    assert "[disabled]" in studio(home, "plugins", "list").stdout  # the refused enable was not remembered
 
 
 LINGERING = '''

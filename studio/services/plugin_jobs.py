@@ -37,6 +37,11 @@ def check_plugin_inputs(registry: Registry, request: GenerationRequest | PostPro
         return replace(request, params=step.params, mask=check_blend(request.image, request.strength, request.mask))
     if request.generator != "diffusers":
         contribution = _contribution(registry, GENERATOR, request.generator)
+        if request.plugin and not contribution.builtin and contribution.plugin_id != request.plugin:
+            raise InvalidRequest(f"This was made by the generator {request.generator!r} of the plugin "
+                                 f"{request.plugin}, but that id now belongs to {contribution.owner}, which would "
+                                 f"make something else; enable {request.plugin} (and disable {contribution.owner}) "
+                                 "to make it again.")
         request = replace(request, params=_fix_seeds(contribution, validate_params(
             contribution.parameters, request.params, contribution.title)))
     elif request.params:

@@ -4,6 +4,7 @@ history, parameters, the after-each-generation chain, and isolation of plugins t
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -420,3 +421,25 @@ def test_a_generator_yielding_without_end_is_capped_at_the_batch_and_stopped_by_
     cancelled = terminal(events, job)
     assert isinstance(cancelled, JobCancelled) and len(cancelled.outputs) < 50  # stopped at its next picture
     assert setup[0].record("tp-runaway").failures == 0
+
+
+def test_a_rerun_is_refused_when_its_generator_id_now_belongs_to_another_plugin(setup):
+    from studio.services.history_reuse import request_for_entry
+
+    host, env, _, history = setup
+    events, (job,) = submit_all(setup, [request()])
+    assert isinstance(terminal(events, job), JobFinished)
+    (entry,) = history.search(HistoryQuery(text="plugin test"))
+    rerun = request_for_entry(entry)
+    assert (rerun.generator, rerun.plugin) == ("tp-good-gen", "tp-good")
+
+    async def scenario():
+        async with running_service(env, plugins=host) as service:
+            service.submit(rerun)  # the plugin that made it: fine
+            with pytest.raises(InvalidRequest) as err:  # as if another plugin had the id now
+                service.submit(replace(rerun, plugin="tp-other"))
+            return str(err.value)
+
+    assert run(scenario()) == ("This was made by the generator 'tp-good-gen' of the plugin tp-other, but that id now "
+                               "belongs to Test Plugin, which would make something else; enable tp-other (and "
+                               "disable Test Plugin) to make it again.")
