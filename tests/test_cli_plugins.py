@@ -260,3 +260,41 @@ def test_the_install_confirmation_prints_control_characters_escaped(capsys):
     assert _confirm("Install Evil 1.0\x1b[2J\x1b[1A\rSafe Plugin\u202e?", yes=True)
     printed = capsys.readouterr().out
     assert printed == "Install Evil 1.0\\x1b[2J\\x1b[1A\\x0dSafe Plugin\\u202e?\n"  # shown, not obeyed
+
+
+COUNTING = '''
+from PIL import Image
+
+
+class Generator:
+    def __init__(self, env):
+        pass
+
+    def generate(self, request, context):  # as many pictures as it is told, whatever the batch count
+        for i in range(request.params["count"]):
+            yield Image.new("RGB", (request.width, request.height), (i, 0, 0))
+'''
+
+
+def test_a_generator_making_fewer_or_more_pictures_than_asked_is_said_and_fewer_exits_1(tmp_path):
+    home = tmp_path / "home"
+    wheel = plugin_wheel(tmp_path / "wheels", plugin_id="counting", package="studio_tp_counting",
+                         generator_id="counting", generator_code=COUNTING,
+                         manifest_extra='[[generators.parameters]]\nname = "count"\ntype = "int"\nmax = 9\n')
+    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
+    assert studio(home, "plugins", "enable", "counting").returncode == 0
+
+    def generate(count: int, batch: int, out: str) -> subprocess.CompletedProcess[str]:
+        return studio(home, "generate", "--generator", "counting", "--prompt", "x", "--size", "64x64",
+                      "--batch-count", str(batch), "--count", str(count), "-o", str(tmp_path / out))
+
+    none = generate(0, 1, "none.png")
+    assert none.returncode == 1 and not (tmp_path / "none.png").exists()
+    assert "studio: the generator 'counting' made no picture; nothing was written." in none.stderr
+    fewer = generate(1, 2, "fewer.png")
+    assert fewer.returncode == 1 and (tmp_path / "fewer-1.png").is_file() and not (tmp_path / "fewer-2.png").exists()
+    assert "studio: the generator 'counting' made 1 of the 2 pictures asked for." in fewer.stderr
+    more = generate(5, 2, "more.png")
+    assert more.returncode == 0, more.stderr
+    assert sorted(p.name for p in tmp_path.glob("more*")) == ["more-1.png", "more-2.png"]
+    assert "made more than the 2 pictures asked for; Studio kept the first 2" in more.stderr
