@@ -298,3 +298,21 @@ def test_a_generator_making_fewer_or_more_pictures_than_asked_is_said_and_fewer_
     assert more.returncode == 0, more.stderr
     assert sorted(p.name for p in tmp_path.glob("more*")) == ["more-1.png", "more-2.png"]
     assert "made more than the 2 pictures asked for; Studio kept the first 2" in more.stderr
+
+
+def test_plugin_flags_never_clash_with_studio_s_own_and_help_shows_percent_signs():
+    import argparse
+
+    from studio.cli import build_parser
+    from studio.cli_params import add_param_flags
+    from studio.core import parameters
+    from studio.core.parameters import FloatParam
+
+    commands = next(a for a in build_parser([])._actions if isinstance(a, argparse._SubParsersAction))
+    for command, reserved in (("generate", "GENERATE_OPTIONS"), ("postprocess", "POSTPROCESS_OPTIONS")):
+        names = {o[2:].replace("-", "_") for a in commands.choices[command]._actions for o in a.option_strings
+                 if o.startswith("--")}
+        assert names <= getattr(parameters, reserved, set()), f"studio {command}: not reserved for plugins"
+    parser = argparse.ArgumentParser(prog="studio generate")
+    add_param_flags(parser, "Film", [FloatParam("grain", help="50% more grain, at 100%")])
+    assert "50% more grain, at 100% (0 to 1, default 0)" in " ".join(parser.format_help().split())

@@ -13,7 +13,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from studio.core.errors import InvalidRequest, StudioError
-from studio.core.parameters import Param, schema_from_table
+from studio.core.parameters import GENERATE_OPTIONS, POSTPROCESS_OPTIONS, Param, schema_from_table
 from studio.core.safe_text import hidden_character
 from studio.plugin_api import API_VERSION
 
@@ -196,4 +196,5 @@ def _contribution(kind: str, row: dict[str, Any], source: str) -> ContributionSp
         raise ManifestError(f"The plugin manifest {source}: the parameters of {contribution_id!r} must be "
                             "[[...parameters]] tables.")
     return ContributionSpec(kind, contribution_id, title, target, _text(row, "description", source),
-                            schema_from_table(parameters, f"the {kind} {contribution_id!r}"))
+                            schema_from_table(parameters, f"the {kind} {contribution_id!r}",
+                                              GENERATE_OPTIONS if kind == "generator" else POSTPROCESS_OPTIONS))

@@ -47,6 +47,8 @@ default = 0.5
      "'description' contains the control character U+000D"),
     (('title = "Test generator"', 'title = "Test \\u202egenerator"'), "'title' contains the control character U+202E"),
     (('author = "Tests"', 'author = "Tests\\nStudio team"'), "'author' contains the control character U+000A"),
+    (('target = "studio_test_plugin.generator:Generator"', 'target = "studio_test_plugin.generator:Generator"\n'
+      '[[generators.parameters]]\nname = "prompt"\ntype = "text"'), "is one of Studio's own command-line options"),
 ])
 def test_bad_manifests_are_refused_with_a_sentence(change, message):
     text = manifest_text().replace(*change)
