@@ -121,9 +121,10 @@ def _small_copy(preview: Image.Image) -> Image.Image:
     return preview.copy()
 
 
-def run_guarded(produce: Callable[[], Iterable[T]], context: JobContext, guarded: GuardedContext, who: str,
-                grace: float | None = None) -> Iterator[T]:
-    """Items from ``produce()`` (plugin code), computed on the plugin's own thread.
+def run_guarded(produce: Callable[[], Iterable[Any]], context: JobContext, guarded: GuardedContext, who: str,
+                grace: float | None = None, check: Callable[[Any], T] = lambda item: item) -> Iterator[T]:
+    """Items from ``produce()`` (plugin code), computed on the plugin's own thread, each through ``check`` there
+    too (a picture loaded lazily from a broken file fails there, as the plugin's failure, not the engine's).
 
     Exceptions become PluginFailed naming ``who``; a cancel passes through as JobCancelledError, and so does the
     first item handed over after a cancel (a plugin that keeps yielding and never looks at the cancel is stopped
@@ -136,7 +137,7 @@ def run_guarded(produce: Callable[[], Iterable[T]], context: JobContext, guarded
     def body() -> None:
         try:
             for item in produce():
-                results.put(("item", item))
+                results.put(("item", check(item)))  # while the plugin waits at its yield: nothing changes the item
                 while not resume.acquire(timeout=_POLL):
                     if guarded._closed.is_set():
                         return

@@ -152,11 +152,12 @@ class ContributionRunner:
         counted as any other (three switch it off)."""
         env = plugin_environment(self._env, contribution)
         guarded = GuardedContext(context, self._env.device, env.data_dir, image_index)
-        items = run_guarded(lambda: produce(guarded), context, guarded, f"The plugin {contribution.owner}")
+        # Each item is checked (a picture loaded, copied) on the plugin's thread: whatever goes wrong is its failure.
+        items = run_guarded(lambda: produce(guarded), context, guarded, f"The plugin {contribution.owner}",
+                            check=check)
         try:
             with closing(items):  # a failed check stops the plugin too (run_guarded closes its context)
-                for item in items:
-                    yield check(item)
+                yield from items
         except JobCancelledError:
             raise
         except PluginFailed as exc:

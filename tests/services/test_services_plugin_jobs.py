@@ -443,3 +443,28 @@ def test_a_rerun_is_refused_when_its_generator_id_now_belongs_to_another_plugin(
     assert run(scenario()) == ("This was made by the generator 'tp-good-gen' of the plugin tp-other, but that id now "
                                "belongs to Test Plugin, which would make something else; enable tp-other (and "
                                "disable Test Plugin) to make it again.")
+
+
+BROKEN_FILE = '''
+import io
+from PIL import Image
+
+
+class Generator:
+    def __init__(self, env):
+        pass
+
+    def generate(self, request, context):  # a picture read lazily from a file cut short: it fails when loaded
+        data = io.BytesIO()
+        Image.effect_noise((request.width, request.height), 50).convert("RGB").save(data, "PNG")
+        yield Image.open(io.BytesIO(data.getvalue()[: len(data.getvalue()) // 2]))
+'''
+
+
+def test_a_broken_lazily_loaded_picture_is_the_plugin_s_failure_with_its_name(plugin_sandbox, tmp_path):
+    setup = own_plugin(tmp_path, "tp-lazy", BROKEN_FILE)
+    events, (job,) = submit_all(setup, [request("tp-lazy-gen")])
+    failed = terminal(events, job)
+    assert isinstance(failed, JobFailed)
+    assert failed.message.startswith("The plugin Test Plugin failed (OSError: image file is truncated")
+    assert setup[0].record("tp-lazy").failures == 1  # counted: three would switch it off
