@@ -286,6 +286,8 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
                     bar.set_postfix_str(format_rate(speed), refresh=False)
                 bar.refresh()
             elif isinstance(event, JobOutput):
+                if event.index >= len(outputs):  # never more than asked for (the job service caps a plugin's)
+                    continue
                 try:
                     save_image(event.output.image, outputs[event.index], event.output.recipe, other_text=other_text)
                 except (StudioError, OSError) as exc:  # the folder went away or filled up meanwhile
@@ -301,6 +303,12 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
                     print(f"Saved {path} ({seed}{out.image.width}x{out.image.height})")
                 for note in event.notes:
                     print(f"note: {note}", file=sys.stderr)
+                asked = getattr(request, "batch_count", 1)
+                if len(event.outputs) < asked:  # a plugin generator that made fewer than asked for
+                    made = ("made no picture; nothing was written" if not event.outputs else
+                            f"made {len(event.outputs)} of the {asked} pictures asked for")
+                    print(f"studio: the generator {getattr(request, 'generator', '')!r} {made}.", file=sys.stderr)
+                    return EXIT_FAILED
                 print(f"Done in {format_seconds(event.elapsed)}.", file=sys.stderr)
                 return EXIT_FAILED if unsaved else 0
             elif isinstance(event, JobFailed):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import unicodedata
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.events import format_seconds
 from studio.core.hires import HiresFix, hires_summary
+from studio.core.safe_text import escaped
 
 if TYPE_CHECKING:  # imported when used: `studio` with no command opens the window, and should start fast
     from studio.services.history_store import HistoryEntry, HistoryStore
@@ -199,13 +199,7 @@ def _date(created: float, seconds: bool = False) -> str:
 
 def _safe(text: str) -> str:
     """Recorded text is data: control characters (terminal escapes) are shown escaped, never sent raw."""
-    out = []
-    for char in text:
-        if char != "\n" and unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
-            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return "".join(out)
+    return escaped(text)
 
 
 def _one_line(text: str) -> str:

@@ -46,7 +46,7 @@ def add_param_flags(parser: argparse.ArgumentParser, title: str, params: Sequenc
         if isinstance(param, BoolParam):
             del kwargs["metavar"]
             group.add_argument(param.flag, action=argparse.BooleanOptionalAction,
-                               help=f"{text} (default: {'yes' if param.default else 'no'})", **kwargs)
+                               help=_literal(f"{text} (default: {'yes' if param.default else 'no'})"), **kwargs)
             continue
         if isinstance(param, ChoiceParam):
             kwargs["choices"] = param.choices
@@ -59,7 +59,12 @@ def add_param_flags(parser: argparse.ArgumentParser, title: str, params: Sequenc
         elif isinstance(param, ImageParam):
             kwargs["metavar"] = "IMAGE"
             text += " (a picture file)"
-        group.add_argument(param.flag, help=text, **kwargs)
+        group.add_argument(param.flag, help=_literal(text), **kwargs)
+
+
+def _literal(text: str) -> str:
+    """Help text as written: argparse reads %-placeholders in it (a plugin's "50% more" crashed --help)."""
+    return text.replace("%", "%%")
 
 
 def collect_params(args: argparse.Namespace) -> dict[str, Any]:

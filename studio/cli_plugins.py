@@ -11,6 +11,7 @@ import sys
 
 from studio.core.errors import StudioError
 from studio.core.paths import studio_paths
+from studio.core.safe_text import escaped
 from studio.plugin_host.host import PluginHost, PluginRecord
 
 EXIT_FAILED = 1
@@ -107,7 +108,7 @@ def _list(host: PluginHost, as_json: bool) -> int:
 
 
 def _confirm(text: str, yes: bool) -> bool:
-    print(text)
+    print(escaped(text))  # it quotes the plugin's manifest: a terminal escape in it is printed, not obeyed
     if yes:
         return True
     if not sys.stdin.isatty():
@@ -144,9 +145,9 @@ def _install(host: PluginHost, source: str, index: str | None, yes: bool) -> int
         if source not in entries:
             raise StudioError(f"The plugin index {index} has no plugin called {source!r}; it offers: "
                               f"{', '.join(sorted(entries)) or 'nothing'}.")
-        plan = installer.plan(entries[source], host.taken_ids())
+        plan = installer.plan(entries[source], host.taken_ids(), host.taken_contributions())
     else:
-        plan = installer.plan(source, host.taken_ids())
+        plan = installer.plan(source, host.taken_ids(), host.taken_contributions())
     try:
         if not _confirm(plan.describe(), yes):
             return EXIT_FAILED
@@ -188,7 +189,7 @@ def _update(host: PluginHost, plugin_id: str | None, index: str | None, yes: boo
         return 0
     installer = _installer(host)
     for entry, current in newer:
-        plan = installer.plan(entry, host.taken_ids())
+        plan = installer.plan(entry, host.taken_ids(), host.taken_contributions())
         try:
             if _confirm(f"Update {entry.name} {current} → {entry.version}:\n{plan.describe()}", yes):
                 installer.install(plan)

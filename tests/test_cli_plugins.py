@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from plugin_wheels import plugin_wheel
-from studio_testing import run_studio
+from studio_testing import run_studio, unpack_plugin
 
 from studio.core.images import read_recipe
 
@@ -212,12 +212,18 @@ def test_installing_over_an_enabled_plugin_says_what_it_replaces_and_that_it_sta
     assert [(p["version"], p["status"]) for p in listed] == [("1.0.0", "enabled")]
 
 
-def test_enabling_a_plugin_that_fails_to_load_exits_1(tmp_path):
+def test_a_plugin_taking_studio_s_own_generator_id_is_neither_installed_nor_enabled(tmp_path):
     home = tmp_path / "home"
     wheel = plugin_wheel(tmp_path / "taken", plugin_id="taker", generator_id="diffusers")  # Studio's own id
-    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
+    installed = studio(home, "plugins", "install", str(wheel), "--yes")
+    assert installed.returncode == 2
+    assert installed.stderr == ("studio: The plugin Test Plugin's generator id 'diffusers' is already owned by "
+                                "Studio; it was refused.\n")
+    unpack_plugin(home / "data" / "plugins", wheel, "taker")  # there all the same (installed by an older Studio)
     enabled = studio(home, "plugins", "enable", "taker")
-    assert enabled.returncode == 1 and "failed" in enabled.stdout and "diffusers" in enabled.stdout
+    assert enabled.returncode == 2
+    assert "Test Plugin cannot be enabled: its generator id 'diffusers' is already owned by Studio" in enabled.stderr
+    assert "[disabled]" in studio(home, "plugins", "list").stdout  # the refused enable was not remembered
 
 
 LINGERING = '''
@@ -246,3 +252,67 @@ def test_a_thread_a_plugin_leaves_running_does_not_keep_the_command_from_ending(
     assert made.returncode == 0, made.stderr
     assert Image.open(tmp_path / "x.png").getpixel((0, 0)) == (9, 9, 9)
     assert "Exiting past threads left running: forgotten" in (home / "data" / "studio.log").read_text()
+
+
+def test_the_install_confirmation_prints_control_characters_escaped(capsys):
+    from studio.cli_plugins import _confirm
+
+    assert _confirm("Install Evil 1.0\x1b[2J\x1b[1A\rSafe Plugin\u202e?", yes=True)
+    printed = capsys.readouterr().out
+    assert printed == "Install Evil 1.0\\x1b[2J\\x1b[1A\\x0dSafe Plugin\\u202e?\n"  # shown, not obeyed
+
+
+COUNTING = '''
+from PIL import Image
+
+
+class Generator:
+    def __init__(self, env):
+        pass
+
+    def generate(self, request, context):  # as many pictures as it is told, whatever the batch count
+        for i in range(request.params["count"]):
+            yield Image.new("RGB", (request.width, request.height), (i, 0, 0))
+'''
+
+
+def test_a_generator_making_fewer_or_more_pictures_than_asked_is_said_and_fewer_exits_1(tmp_path):
+    home = tmp_path / "home"
+    wheel = plugin_wheel(tmp_path / "wheels", plugin_id="counting", package="studio_tp_counting",
+                         generator_id="counting", generator_code=COUNTING,
+                         manifest_extra='[[generators.parameters]]\nname = "count"\ntype = "int"\nmax = 9\n')
+    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
+    assert studio(home, "plugins", "enable", "counting").returncode == 0
+
+    def generate(count: int, batch: int, out: str) -> subprocess.CompletedProcess[str]:
+        return studio(home, "generate", "--generator", "counting", "--prompt", "x", "--size", "64x64",
+                      "--batch-count", str(batch), "--count", str(count), "-o", str(tmp_path / out))
+
+    none = generate(0, 1, "none.png")
+    assert none.returncode == 1 and not (tmp_path / "none.png").exists()
+    assert "studio: the generator 'counting' made no picture; nothing was written." in none.stderr
+    fewer = generate(1, 2, "fewer.png")
+    assert fewer.returncode == 1 and (tmp_path / "fewer-1.png").is_file() and not (tmp_path / "fewer-2.png").exists()
+    assert "studio: the generator 'counting' made 1 of the 2 pictures asked for." in fewer.stderr
+    more = generate(5, 2, "more.png")
+    assert more.returncode == 0, more.stderr
+    assert sorted(p.name for p in tmp_path.glob("more*")) == ["more-1.png", "more-2.png"]
+    assert "made more than the 2 pictures asked for; Studio kept the first 2" in more.stderr
+
+
+def test_plugin_flags_never_clash_with_studio_s_own_and_help_shows_percent_signs():
+    import argparse
+
+    from studio.cli import build_parser
+    from studio.cli_params import add_param_flags
+    from studio.core import parameters
+    from studio.core.parameters import FloatParam
+
+    commands = next(a for a in build_parser([])._actions if isinstance(a, argparse._SubParsersAction))
+    for command, reserved in (("generate", "GENERATE_OPTIONS"), ("postprocess", "POSTPROCESS_OPTIONS")):
+        names = {o[2:].replace("-", "_") for a in commands.choices[command]._actions for o in a.option_strings
+                 if o.startswith("--")}
+        assert names <= getattr(parameters, reserved, set()), f"studio {command}: not reserved for plugins"
+    parser = argparse.ArgumentParser(prog="studio generate")
+    add_param_flags(parser, "Film", [FloatParam("grain", help="50% more grain, at 100%")])
+    assert "50% more grain, at 100% (0 to 1, default 0)" in " ".join(parser.format_help().split())

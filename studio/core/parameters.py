@@ -16,9 +16,18 @@ from typing import Any
 from PIL import Image
 
 from studio.core.errors import InvalidRequest, StudioError
+from studio.core.safe_text import hidden_character
 
 PARAM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 RESERVED_NAMES = frozenset({"strength", "mask"})  # Studio's own, around every post-processor
+# The options `studio generate` and `studio postprocess` have themselves: a plugin's parameter becomes a flag
+# beside them (--name-with-dashes), so it may not have one of their names (a test keeps these up to date).
+GENERATE_OPTIONS = frozenset({
+    "help", "generator", "model", "prompt", "negative", "seed", "steps", "size", "cfg", "scheduler", "batch_count",
+    "init_image", "strength", "mask", "masked_only", "whole_picture", "padding", "fill", "feather", "outpaint",
+    "hires", "hires_steps", "hires_strength", "hires_upscaler", "lora", "vae", "device", "speed", "memory", "post",
+    "output"})
+POSTPROCESS_OPTIONS = frozenset({"help", "output", "method", "strength", "mask"})
 MAX_TEXT = 10_000
 MAX_SEED = 2**32 - 1
 SOURCE_KEY = "studio_source_file"  # in a checked picture's info: the file it was read from
@@ -157,7 +166,8 @@ class SeedParam(Param):
 
 @dataclass(frozen=True)
 class ImageParam(Param):
-    """A picture: from a file (CLI, form) or the canvas (form). The plugin receives an RGB PIL image."""
+    """A picture: from a file (CLI, form) or the canvas (form). The plugin receives an RGB PIL image of its own (a
+    copy: the canvas picture it may have come from is the person's, and so is its undo history)."""
 
     optional: bool = False
 
@@ -180,7 +190,7 @@ class ImageParam(Param):
                 raise InvalidRequest(f"{owner}: {self.title}: {exc}") from None
         if not isinstance(value, Image.Image):
             raise self._bad(owner, f"must be a picture, not {type(value).__name__}")
-        picture = value.convert("RGB") if value.mode != "RGB" else value
+        picture = value.convert("RGB") if value.mode != "RGB" else value.copy()
         if source is not None:
             picture.info[SOURCE_KEY] = source  # where it was read from: the history keeps that (params_for_record)
         return picture
@@ -243,8 +253,10 @@ def _check_settings(cls: type[Param], row: Mapping[str, Any], who: str) -> None:
             raise InvalidRequest(f"{who} has {field.name} = {value!r}, which is not {expected}.")
 
 
-def schema_from_table(rows: Sequence[Mapping[str, Any]], owner: str) -> tuple[Param, ...]:
-    """Params from a manifest's ``[[...parameters]]`` tables. InvalidRequest names the first bad row."""
+def schema_from_table(rows: Sequence[Mapping[str, Any]], owner: str,
+                      options: frozenset[str] = frozenset()) -> tuple[Param, ...]:
+    """Params from a manifest's ``[[...parameters]]`` tables. InvalidRequest names the first bad row.
+    ``options``: the names of the command line's own options beside which these become flags."""
     params: list[Param] = []
     for row in rows:
         row = dict(row)
@@ -259,9 +271,21 @@ def schema_from_table(rows: Sequence[Mapping[str, Any]], owner: str) -> tuple[Pa
         if name in RESERVED_NAMES:
             raise InvalidRequest(f"{owner}: parameter name {name!r} is Studio's own (used around every "
                                  "post-processor); choose another.")
+        if name in options:
+            raise InvalidRequest(f"{owner}: parameter name {name!r} is one of Studio's own command-line options "
+                                 f"(--{name.replace('_', '-')}); choose another.")
         if any(p.name == name for p in params):
             raise InvalidRequest(f"{owner}: parameter {name!r} is declared twice.")
+        if any(f"no_{p.name}" == name and p.kind == "bool" or f"no_{name}" == p.name and kind == "bool"
+               for p in params):  # a yes/no parameter's flag comes with --no-NAME
+            raise InvalidRequest(f"{owner}: parameter {name!r} would have the same command-line option as the "
+                                 "--no- form of a yes/no parameter; choose another name.")
         _check_settings(cls, row, f"{owner}: parameter {name!r}")
+        for key in ("label", "help", "choices"):  # shown in the form and the command line's help
+            for text in row.get(key, ()) if key == "choices" else (row.get(key, ""),):
+                if (hidden := hidden_character(text, allowed="\n" if key == "help" else "")) is not None:
+                    raise InvalidRequest(f"{owner}: parameter {name!r} has the control character {hidden} in its "
+                                         f"{key}, which could disguise what Studio shows; only plain text is allowed.")
         if "choices" in row:
             row["choices"] = tuple(row["choices"])
         try:

@@ -98,6 +98,8 @@ class GenerationRequest:
     mask: Image.Image | None = field(default=None, compare=False, repr=False)  # "L"; white = regenerate
     inpaint: InpaintOptions = InpaintOptions()
     generator: str = "diffusers"
+    # a rerun's: the plugin whose generator made the picture ("" = whichever plugin has the generator id now)
+    plugin: str = ""
     params: Mapping[str, Any] = field(default_factory=dict, compare=False)  # a plugin generator's own parameters
     post: tuple[PostStep, ...] = ()  # post-processors applied to every image, in order
     reference_image: Image.Image | None = field(default=None, compare=False, repr=False)  # steers via IP-Adapter

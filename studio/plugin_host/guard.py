@@ -23,6 +23,9 @@ from studio.core.generation import JobContext
 T = TypeVar("T")
 CANCEL_GRACE_SECONDS = 5.0
 _POLL = 0.05
+PREVIEW_INTERVAL = 0.1  # a plugin's previews reach the window at most 10 times a second (the newest wins)
+PREVIEW_MAX_SIDE = 512  # and at most this big: shrunk on the plugin's thread, never the window's
+PROGRESS_RATE, PROGRESS_BURST = 30.0, 10  # its progress reports: a few at once, then at most 30 a second
 
 
 class PluginFailed(StudioError):
@@ -46,6 +49,10 @@ class GuardedContext:
         self._device = device
         self._data_dir = data_dir
         self._closed = threading.Event()
+        self._clock = time.monotonic
+        self._tokens, self._refilled = float(PROGRESS_BURST), self._clock()
+        self._preview_at = -PREVIEW_INTERVAL  # when a preview was last passed on
+        self._pending: tuple[Image.Image, tuple[int, int, int, int] | None] | None = None  # the newest held back
 
     @property
     def device(self) -> str:
@@ -64,11 +71,28 @@ class GuardedContext:
 
     def report_progress(self, step: int, total: int, image_index: int = 0, preview: Image.Image | None = None,
                         preview_box: tuple[int, int, int, int] | None = None) -> None:
+        """Passed on throttled, so that a plugin reporting in a tight loop cannot flood the window: progress at
+        most PROGRESS_RATE a second (after a burst), previews at most every PREVIEW_INTERVAL, the newest one
+        held back meanwhile and sent with the next report let through, shrunk to PREVIEW_MAX_SIDE."""
         self._check_open()
-        if preview is not None and not isinstance(preview, Image.Image):
-            preview = None  # a plugin's bad preview must not reach the window
+        step, total = int(step), int(total)
+        if isinstance(preview, Image.Image):  # a plugin's bad preview must not reach the window
+            self._pending = (preview, preview_box)  # (its own object, copied only if it is passed on)
+        now = self._clock()
+        self._tokens = min(float(PROGRESS_BURST), self._tokens + (now - self._refilled) * PROGRESS_RATE)
+        self._refilled = now
+        if self._tokens < 1:
+            return
+        self._tokens -= 1
+        shown, box = None, None
+        if self._pending is not None and now - self._preview_at >= PREVIEW_INTERVAL:
+            (shown, box), self._pending, self._preview_at = self._pending, None, now
+            try:
+                shown = _small_copy(shown)
+            except Exception:  # noqa: BLE001 - a picture that cannot be shown: the progress still is
+                shown, box = None, None
         index = self._image_index if self._image_index is not None else int(image_index)
-        self._inner.report_progress(int(step), int(total), index, preview, preview_box)
+        self._inner.report_progress(step, total, index, shown, box)
 
     def is_cancelled(self) -> bool:
         return self._closed.is_set() or self._inner.is_cancelled()
@@ -86,12 +110,25 @@ class GuardedContext:
         self._inner.status(message=str(message)[:200])  # device and model lines belong to the engine
 
 
-def run_guarded(produce: Callable[[], Iterable[T]], context: JobContext, guarded: GuardedContext, who: str,
-                grace: float | None = None) -> Iterator[T]:
-    """Items from ``produce()`` (plugin code), computed on the plugin's own thread.
+def _small_copy(preview: Image.Image) -> Image.Image:
+    """The preview as the window may have it: its own copy, RGB(A), at most PREVIEW_MAX_SIDE on its longer side."""
+    if preview.mode not in ("RGB", "RGBA"):
+        preview = preview.convert("RGB")
+    if max(preview.size) > PREVIEW_MAX_SIDE:
+        scale = PREVIEW_MAX_SIDE / max(preview.size)
+        size = (max(1, round(preview.width * scale)), max(1, round(preview.height * scale)))
+        return preview.resize(size, Image.Resampling.BILINEAR)
+    return preview.copy()
 
-    Exceptions become PluginFailed naming ``who``; a cancel passes through as JobCancelledError;
-    ignoring a cancel for longer than ``grace`` seconds becomes PluginHung.
+
+def run_guarded(produce: Callable[[], Iterable[Any]], context: JobContext, guarded: GuardedContext, who: str,
+                grace: float | None = None, check: Callable[[Any], T] = lambda item: item) -> Iterator[T]:
+    """Items from ``produce()`` (plugin code), computed on the plugin's own thread, each through ``check`` there
+    too (a picture loaded lazily from a broken file fails there, as the plugin's failure, not the engine's).
+
+    Exceptions become PluginFailed naming ``who``; a cancel passes through as JobCancelledError, and so does the
+    first item handed over after a cancel (a plugin that keeps yielding and never looks at the cancel is stopped
+    there); ignoring a cancel for longer than ``grace`` seconds without handing anything over becomes PluginHung.
     """
     grace = CANCEL_GRACE_SECONDS if grace is None else grace
     results: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -100,7 +137,7 @@ def run_guarded(produce: Callable[[], Iterable[T]], context: JobContext, guarded
     def body() -> None:
         try:
             for item in produce():
-                results.put(("item", item))
+                results.put(("item", check(item)))  # while the plugin waits at its yield: nothing changes the item
                 while not resume.acquire(timeout=_POLL):
                     if guarded._closed.is_set():
                         return
@@ -132,6 +169,9 @@ def _taken(results: queue.Queue[tuple[str, Any]], resume: threading.Semaphore, c
                                      "Studio stopped waiting for it.") from None
             continue
         if kind == "item":
+            if context.is_cancelled():  # it went on making pictures after a cancel: a yield is where it stops
+                guarded.close()  # its thread ends at the yield (no item is taken again), whatever it meant to do
+                raise JobCancelledError()
             try:
                 yield value
             except BaseException:  # the reader stopped (a failed check, a closed job): the plugin may not go on

@@ -88,6 +88,9 @@ class PluginHost:
                 raise StudioError(f"{record.name} cannot be enabled: {record.found.error}")
             if reason := record.found.manifest.incompatibility():
                 raise StudioError(reason)
+            # refused, and not remembered: it would take the id over silently once its owner is off
+            if clash := self._clash(_contributions(record.found), self._owned_by_others(plugin_id, ids)):
+                raise StudioError(f"{record.name} cannot be enabled: {clash}; disable that plugin first.")
             ids.add(plugin_id)
             with self._lock:
                 self._failures.pop(plugin_id, None)
@@ -116,6 +119,17 @@ class PluginHost:
         taken: dict[str, str] = {}
         for record in self.records:
             taken.setdefault(record.id, record.found.distribution)  # the first copy found is the one in use
+        return taken
+
+    def taken_contributions(self) -> dict[tuple[str, str], tuple[str, str]]:
+        """(kind, id) -> (plugin id, name) for every generator and post-processor of Studio and of the installed
+        plugins, enabled or not, for the installer's check."""
+        taken = {(c.kind, c.id): (c.plugin_id, c.owner) for kind in ("generator", "postprocessor")
+                 for c in self.registry.contributions(kind) if c.builtin}
+        for record in self.records:
+            if record.found.manifest is not None:
+                for c in _contributions(record.found):
+                    taken.setdefault((c.kind, c.id), (c.plugin_id, c.owner))
         return taken
 
     # -- discovery -------------------------------------------------------------------------
@@ -167,15 +181,30 @@ class PluginHost:
         return PluginRecord(plugin, ENABLED, last, failures)
 
     def _clashes(self, contributions: list[Contribution], wanted: dict[str, list[Contribution]]) -> str:
+        clash = self._clash(contributions, wanted)
+        return f"{clash[:1].upper()}{clash[1:]}; the plugin was not loaded." if clash else ""
+
+    def _clash(self, contributions: list[Contribution], wanted: dict[str, list[Contribution]]) -> str:
+        """``its generator id 'x' is already owned by Y`` for the first id Studio or a plugin in ``wanted`` has."""
         taken = {(c.kind, c.id): c.owner for c in self.registry.contributions("generator")
                  + self.registry.contributions("postprocessor") if c.builtin}
         for others in wanted.values():
             taken.update({(c.kind, c.id): c.owner for c in others})
         for c in contributions:
             if (c.kind, c.id) in taken:
-                return (f"Its {c.kind} id {c.id!r} is already owned by {taken[(c.kind, c.id)]}; "
-                        "the plugin was not loaded.")
+                return f"its {c.kind} id {c.id!r} is already owned by {taken[(c.kind, c.id)]}"
         return ""
+
+    def _owned_by_others(self, plugin_id: str, enabled: set[str]) -> dict[str, list[Contribution]]:
+        """The contributions of every other enabled plugin, loaded now or not (switched off for the session,
+        safe mode): their ids are theirs while they are enabled."""
+        owned: dict[str, list[Contribution]] = {}
+        for record in self.records:
+            manifest = record.found.manifest
+            if (record.id != plugin_id and record.id in enabled and manifest is not None and manifest.compatible
+                    and record.id not in owned):  # (a second copy of an id is not the one in use)
+                owned[record.id] = _contributions(record.found)
+        return owned
 
     def _sync_registry(self, wanted: dict[str, list[Contribution]]) -> None:
         current: dict[str, set[Contribution]] = {}

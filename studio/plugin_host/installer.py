@@ -138,11 +138,14 @@ class PluginInstaller:
 
     # --- plan ---------------------------------------------------------------------------------------
 
-    def plan(self, source: str | Path | IndexEntry, taken_ids: Mapping[str, str] | None = None) -> InstallPlan:
+    def plan(self, source: str | Path | IndexEntry, taken_ids: Mapping[str, str] | None = None,
+             taken_contributions: Mapping[tuple[str, str], tuple[str, str]] | None = None) -> InstallPlan:
         """Check a plugin and work out what installing it means; nothing is installed.
 
         An IndexEntry is downloaded into the staging folder and checked against its sha256 first.
-        ``taken_ids`` maps plugin ids already in use to their distribution ("studio": built in)."""
+        ``taken_ids`` maps plugin ids already in use to their distribution ("studio": built in);
+        ``taken_contributions`` (kind, id) -> (plugin id, name) of the generators and post-processors Studio and
+        the installed plugins have (a plugin's own, as an update, may be kept)."""
         self._staging_root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self._staging_root))
         try:
@@ -159,6 +162,11 @@ class PluginInstaller:
                 raise InstallError(f"The plugin index lists {source.name}, but its file holds the plugin "
                                    f"{info.manifest.id}; nothing was installed.")
             replaces = self._check(info, dict(taken_ids or {}))
+            for spec in info.manifest.contributions:
+                plugin_id, owner = (taken_contributions or {}).get((spec.kind, spec.id), (info.manifest.id, ""))
+                if plugin_id != info.manifest.id:
+                    raise InstallError(f"The plugin {info.manifest.name}'s {spec.kind} id {spec.id!r} is already "
+                                       f"owned by {owner}; it was refused.")
             deps = self._resolve(info, wheel, staging)
             return InstallPlan(label, wheel, info.manifest, info.distribution, info.version, deps, replaces, staging)
         except BaseException:

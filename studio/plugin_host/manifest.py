@@ -13,7 +13,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from studio.core.errors import InvalidRequest, StudioError
-from studio.core.parameters import Param, schema_from_table
+from studio.core.parameters import GENERATE_OPTIONS, POSTPROCESS_OPTIONS, Param, schema_from_table
+from studio.core.safe_text import hidden_character
 from studio.plugin_api import API_VERSION
 
 MANIFEST_NAME = "studio-plugin.toml"
@@ -119,9 +120,17 @@ def parse_manifest(data: bytes | str, source: str = MANIFEST_NAME) -> Manifest:
 
 
 def _text(table: Mapping[str, Any], key: str, source: str, required: bool = False, limit: int = 2000) -> str:
+    """Text shown to the person (in the install confirmation, the plugins list): control and format characters,
+    which could disguise what is shown (a terminal escape, a right-to-left override), are refused; a
+    description may have line breaks."""
     value = table.get(key, "")
     if not isinstance(value, str):
         raise ManifestError(f"The plugin manifest {source}: {key!r} must be text.")
+    hidden = hidden_character(value, allowed="\n" if key == "description" else "")
+    if hidden is not None:
+        raise ManifestError(f"The plugin manifest {source}: {key!r} contains the control character {hidden}, "
+                            "which could disguise what Studio shows; only plain text is allowed"
+                            + (" (and line breaks)." if key == "description" else "."))
     if required and not value.strip():
         raise ManifestError(f"The plugin manifest {source} has no {key!r}.")
     if len(value) > limit:
@@ -187,4 +196,5 @@ def _contribution(kind: str, row: dict[str, Any], source: str) -> ContributionSp
         raise ManifestError(f"The plugin manifest {source}: the parameters of {contribution_id!r} must be "
                             "[[...parameters]] tables.")
     return ContributionSpec(kind, contribution_id, title, target, _text(row, "description", source),
-                            schema_from_table(parameters, f"the {kind} {contribution_id!r}"))
+                            schema_from_table(parameters, f"the {kind} {contribution_id!r}",
+                                              GENERATE_OPTIONS if kind == "generator" else POSTPROCESS_OPTIONS))

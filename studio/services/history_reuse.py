@@ -42,6 +42,7 @@ def request_for_entry(entry: HistoryEntry) -> GenerationRequest:
         seed=entry.seed, scheduler=entry.sampler or DEFAULT_SCHEDULER, batch_count=1,
         init_image=init_image, strength=0.75 if entry.strength is None else entry.strength, mask=mask,
         inpaint=inpaint, generator=entry.generator, params=_recorded(entry.params.get("generator_params")),
+        plugin=plugin if isinstance(plugin := entry.params.get("plugin"), str) else "",
         post=tuple(PostStep(step["processor"], _recorded(step.get("params")), _strength(step.get("strength")))
                    for step in entry.params.get("post", []) if isinstance(step, dict) and "processor" in step),
         loras=loras, vae=vae, hires=HiresFix.from_record(entry.params.get("hires")),

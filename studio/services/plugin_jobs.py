@@ -37,6 +37,11 @@ def check_plugin_inputs(registry: Registry, request: GenerationRequest | PostPro
         return replace(request, params=step.params, mask=check_blend(request.image, request.strength, request.mask))
     if request.generator != "diffusers":
         contribution = _contribution(registry, GENERATOR, request.generator)
+        if request.plugin and not contribution.builtin and contribution.plugin_id != request.plugin:
+            raise InvalidRequest(f"This was made by the generator {request.generator!r} of the plugin "
+                                 f"{request.plugin}, but that id now belongs to {contribution.owner}, which would "
+                                 f"make something else; enable {request.plugin} (and disable {contribution.owner}) "
+                                 "to make it again.")
         request = replace(request, params=_fix_seeds(contribution, validate_params(
             contribution.parameters, request.params, contribution.title)))
     elif request.params:
@@ -86,14 +91,24 @@ class ContributionRunner:
             return
 
         def produce(guarded: GuardedContext) -> Iterable[Any]:
-            return self._registry.instance(GENERATOR, contribution.id, self._env).generate(request, guarded)
+            # what it is given is its own to change: the request's pictures stay as they are
+            own = replace(request, params=_own_pictures(request.params), init_image=_own(request.init_image),
+                          mask=_own(request.mask))
+            return self._registry.instance(GENERATOR, contribution.id, self._env).generate(own, guarded)
 
         def check(item: Any) -> tuple[Image.Image, Any]:
             image, recipe = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
             return _checked_image(image, contribution, own_copy=True), recipe
 
-        for index, (image, recipe) in enumerate(self._guarded(contribution, produce, context, check=check)):
-            yield self._plugin_output(contribution, request, index, image, recipe)
+        items = self._guarded(contribution, produce, context, check=check)
+        with closing(items):  # stopping early stops the plugin too
+            for index, (image, recipe) in enumerate(items):
+                if index == request.batch_count:  # never more than asked for: a runaway plugin would fill the disk
+                    asked = "1 picture" if request.batch_count == 1 else f"{request.batch_count} pictures"
+                    context.note(f"The plugin {contribution.owner} made more than the {asked} asked for; Studio "
+                                 f"kept the first {request.batch_count} and stopped it.")
+                    return
+                yield self._plugin_output(contribution, request, index, image, recipe)
 
     def runs_generator(self, step: PostStep) -> bool:
         return self._registry.runs_generator(POSTPROCESSOR, step.processor)
@@ -109,7 +124,8 @@ class ContributionRunner:
         else:
             def produce(guarded: GuardedContext) -> Iterable[Any]:
                 instance = self._registry.instance(POSTPROCESSOR, contribution.id, self._env)
-                return [instance.process(image.copy(), step.params, guarded)]  # the picture itself is never theirs
+                # the picture itself is never theirs, nor the pictures among its parameters
+                return [instance.process(image.copy(), _own_pictures(step.params), guarded)]
 
             (result,) = self._guarded(contribution, produce, context, image_index,
                                       check=lambda item: _checked_image(item, contribution, own_copy=True))
@@ -139,11 +155,12 @@ class ContributionRunner:
         counted as any other (three switch it off)."""
         env = plugin_environment(self._env, contribution)
         guarded = GuardedContext(context, self._env.device, env.data_dir, image_index)
-        items = run_guarded(lambda: produce(guarded), context, guarded, f"The plugin {contribution.owner}")
+        # Each item is checked (a picture loaded, copied) on the plugin's thread: whatever goes wrong is its failure.
+        items = run_guarded(lambda: produce(guarded), context, guarded, f"The plugin {contribution.owner}",
+                            check=check)
         try:
             with closing(items):  # a failed check stops the plugin too (run_guarded closes its context)
-                for item in items:
-                    yield check(item)
+                yield from items
         except JobCancelledError:
             raise
         except PluginFailed as exc:
@@ -168,6 +185,15 @@ class ContributionRunner:
                          plugin=contribution.plugin_id,
                          params=params_for_record(request.params), width=image.width, height=image.height)
         return image, recipe
+
+
+def _own(image: Image.Image | None) -> Image.Image | None:
+    return image.copy() if isinstance(image, Image.Image) else image
+
+
+def _own_pictures(values: dict[str, Any]) -> dict[str, Any]:
+    """The values with every picture copied (keeping its info): a plugin may draw on what it is given."""
+    return {name: _own(value) for name, value in values.items()}
 
 
 def _checked_image(image: Any, contribution: Contribution, own_copy: bool = False) -> Image.Image:

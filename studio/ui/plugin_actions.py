@@ -81,8 +81,13 @@ class PluginActions(QObject):
 
     # -- images ------------------------------------------------------------------------------------
     def image_sources(self) -> list[ImageSource]:
-        return [("Canvas picture", lambda: self.window.document.image),
+        return [("Canvas picture", self._canvas_picture),
                 ("Gallery selection", self._gallery_picture)]
+
+    def _canvas_picture(self) -> Image.Image | None:
+        """A copy: the canvas picture (and its undo history) is the person's, never a plugin's to draw on."""
+        image = self.window.document.image
+        return image.copy() if image is not None else None
 
     def _gallery_picture(self) -> Image.Image | None:
         entry = self.window.gallery.selected_entry()

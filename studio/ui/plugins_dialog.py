@@ -175,7 +175,8 @@ class PluginsDialog(TaskDialog):
         installer = await asyncio.to_thread(PluginInstaller, self.host.plugins_dir)
         plan = None
         try:
-            plan = await asyncio.to_thread(installer.plan, source, self.host.taken_ids())
+            plan = await asyncio.to_thread(installer.plan, source, self.host.taken_ids(),
+                                           self.host.taken_contributions())
             stays_on = plan.replaces is not None and plan.manifest.id in self.host.enabled_ids()  # as an update
             after = ("It replaces the enabled version and stays enabled." if stays_on
                      else "It stays disabled until you enable it.")

@@ -22,10 +22,22 @@ ERROR_STYLE = "color: #ff8a80;"
 Confirm = Callable[[str, str], bool]  # (title, text) -> the person said yes
 
 
+def question_box(parent: QWidget, title: str, text: str) -> QMessageBox:
+    """A yes/no box showing ``text`` as plain text: it quotes what others wrote (a plugin's manifest), and markup
+    in it must not change what the person reads."""
+    box = QMessageBox(QMessageBox.Icon.Question, title, text,
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, parent)
+    box.setTextFormat(Qt.TextFormat.PlainText)
+    box.setDefaultButton(QMessageBox.StandardButton.No)
+    return box
+
+
 def ask(parent: QWidget, title: str, text: str) -> bool:
-    answer = QMessageBox.question(parent, title, text, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                                  QMessageBox.StandardButton.No)
-    return answer == QMessageBox.StandardButton.Yes
+    box = question_box(parent, title, text)
+    try:
+        return box.exec() == QMessageBox.StandardButton.Yes
+    finally:
+        box.deleteLater()
 
 
 class TaskDialog(QDialog):

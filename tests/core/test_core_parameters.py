@@ -125,3 +125,16 @@ def test_a_picture_given_by_a_relative_path_is_recorded_by_its_whole_path(tmp_pa
     values = validate_params((ImageParam("style"),), {"style": "ref.png"}, "Colour Transfer")
     assert params_for_record(values, keep_files=True) == {"style": str(tmp_path.resolve() / "ref.png")}
     assert params_for_record(values) == {"style": "<picture 4x4>"}  # what travels in metadata names no file
+
+
+@pytest.mark.parametrize(("name", "flag"), [("prompt", "--prompt"), ("output", "--output"),
+                                            ("batch_count", "--batch-count"), ("help", "--help")])
+def test_a_parameter_cannot_take_a_command_line_option_s_name(name, flag):
+    from studio.core.parameters import GENERATE_OPTIONS
+
+    with pytest.raises(InvalidRequest) as err:
+        schema_from_table([{"name": name, "type": "text"}], "Gen", GENERATE_OPTIONS)
+    assert str(err.value) == (f"Gen: parameter name {name!r} is one of Studio's own command-line options ({flag}); "
+                              "choose another.")
+    with pytest.raises(InvalidRequest, match="the --no- form of a yes/no parameter"):
+        schema_from_table([{"name": "sharp", "type": "bool"}, {"name": "no_sharp", "type": "int"}], "Gen")

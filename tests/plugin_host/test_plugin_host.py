@@ -160,3 +160,24 @@ def test_plugins_installed_in_the_environment_are_found_too(plugin_sandbox, tmp_
     record = host.record("tp-env")
     assert not record.found.managed and record.status == DISABLED
     assert record.found.distribution == "studio-tp-env"
+
+
+def test_a_plugin_whose_generator_id_another_enabled_plugin_owns_is_not_enabled(plugins_dir, tmp_path):
+    install(plugins_dir, tmp_path, plugin_id="tp-one", package="studio_tp_one", generator_id="twin")
+    install(plugins_dir, tmp_path, plugin_id="tp-two", package="studio_tp_two", generator_id="twin")
+    host = host_for(plugins_dir)
+    host.set_enabled("tp-one", True)
+    with pytest.raises(StudioError) as err:
+        host.set_enabled("tp-two", True)
+    assert str(err.value) == ("Test Plugin cannot be enabled: its generator id 'twin' is already owned by Test Plugin; "
+                              "disable that plugin first.")
+    assert host.enabled_ids() == {"tp-one"}  # the failed enable is not remembered
+    for _ in range(MAX_FAILURES):  # switched off for the session: its ids are still its own
+        host.report_failure("tp-one", "boom")
+    with pytest.raises(StudioError):
+        host.set_enabled("tp-two", True)
+    host.set_enabled("tp-one", False)  # nothing takes the id over silently
+    assert host.record("tp-two").status == DISABLED
+    assert not host.registry.has(GENERATOR, "twin")
+    host.set_enabled("tp-two", True)  # once the id is free, it can be enabled
+    assert host.registry.get(GENERATOR, "twin").plugin_id == "tp-two"

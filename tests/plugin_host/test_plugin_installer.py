@@ -311,3 +311,14 @@ def test_uninstall_checks_the_id(installer: PluginInstaller) -> None:
         installer.uninstall("../data")
     with pytest.raises(InstallError, match="No plugin nothing-here is installed"):
         installer.uninstall("nothing-here")
+
+
+def test_a_plugin_taking_a_generator_id_another_plugin_has_is_refused(installer: PluginInstaller, tmp_path: Path,
+                                                                       built: dict[str, Path]) -> None:
+    before = outside_staging(tmp_path, installer.plugins_dir)
+    with pytest.raises(StudioError) as err:
+        installer.plan(built["good"], {}, {("generator", "test-gen"): ("twin-a", "Twin A")})
+    assert str(err.value) == ("The plugin Test Plugin's generator id 'test-gen' is already owned by Twin A; "
+                              "it was refused.")
+    assert outside_staging(tmp_path, installer.plugins_dir) == before
+    assert list((installer.plugins_dir / ".staging").iterdir()) == []

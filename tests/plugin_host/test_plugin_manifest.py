@@ -41,6 +41,14 @@ default = 0.5
     (('[[generators]]', '[[generator]]'), "contributes nothing"),
     (('id = "test-gen"', 'id = "bad id"'), "is not a plain name"),
     (('name = "Test Plugin"', 'name = [1]'), "'name' must be text"),
+    (('name = "Test Plugin"', 'name = "Test\\u001b[2JPlugin"'), "'name' contains the control character U+001B, which "
+                                                                "could disguise what Studio shows"),
+    (('name = "Test Plugin"', 'name = "Test Plugin"\ndescription = "Safe.\\rInstalls nothing"'),
+     "'description' contains the control character U+000D"),
+    (('title = "Test generator"', 'title = "Test \\u202egenerator"'), "'title' contains the control character U+202E"),
+    (('author = "Tests"', 'author = "Tests\\nStudio team"'), "'author' contains the control character U+000A"),
+    (('target = "studio_test_plugin.generator:Generator"', 'target = "studio_test_plugin.generator:Generator"\n'
+      '[[generators.parameters]]\nname = "prompt"\ntype = "text"'), "is one of Studio's own command-line options"),
 ])
 def test_bad_manifests_are_refused_with_a_sentence(change, message):
     text = manifest_text().replace(*change)
@@ -70,3 +78,17 @@ def test_an_incompatible_api_range_is_read_but_not_compatible():
 def test_plugin_ids_are_plain_names(bad):
     with pytest.raises(ManifestError):
         check_plugin_id(bad)
+
+
+def test_a_description_may_have_line_breaks_and_parameter_texts_no_control_characters():
+    manifest = parse_manifest(manifest_text().replace('author = "Tests"', 'author = "Tests"\n'
+                                                      'description = "Two lines:\\nthe second."'))
+    assert manifest.description == "Two lines:\nthe second."
+    bad = manifest_text(manifest_extra='''
+[[generators.parameters]]
+name = "level"
+type = "int"
+help = "How red\\u001b]8;;https://evil.example\\u0007"
+''')
+    with pytest.raises(ManifestError, match="parameter 'level' has the control character U\\+001B in its help"):
+        parse_manifest(bad)

@@ -4,6 +4,7 @@ history, parameters, the after-each-generation chain, and isolation of plugins t
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -318,3 +319,152 @@ def test_results_that_are_not_pictures_count_as_failures_and_stop_the_plugin(set
     # What it says after its job failed is dropped: no progress of a dead job beside the next one's.
     assert not [e for e in events if isinstance(e, JobProgress) and e.job_id in ids[:3]]
     assert isinstance(terminal(events, ids[3]), JobFinished)
+
+
+def own_plugin(tmp_path, plugin_id: str, code: str, manifest_extra: str = "") -> tuple:  # noqa: ANN001
+    """A setup (host, env, outputs, history) holding one enabled plugin with ``code`` as its generator module."""
+    package = "studio_tp_" + plugin_id.replace("-", "_")
+    wheel = plugin_wheel(tmp_path / "wheels" / plugin_id, plugin_id=plugin_id, package=package,
+                         generator_id=plugin_id + "-gen", generator_code=code,
+                         manifest_extra=manifest_extra.format(package=package, plugin_id=plugin_id))
+    unpack_plugin(tmp_path / "plugins", wheel, plugin_id)
+    host = PluginHost(tmp_path / "plugins", scan_environment=False)
+    host.refresh()
+    host.set_enabled(plugin_id, True)
+    return host, make_env(tmp_path), OutputStore(tmp_path / "outputs"), None
+
+
+SCRIBBLER = '''
+from PIL import Image, ImageDraw
+
+
+class Generator:
+    def __init__(self, env):
+        pass
+
+    def generate(self, request, context):
+        reference = request.params["reference"]
+        ImageDraw.Draw(reference).rectangle((0, 0, reference.width, reference.height), fill=(255, 0, 0))
+        yield Image.new("RGB", (request.width, request.height), reference.getpixel((0, 0)))
+
+
+class Post:
+    def __init__(self, env):
+        pass
+
+    def process(self, image, params, context):
+        params["reference"].paste((0, 255, 0), (0, 0, 4, 4))
+        return image.copy()
+'''
+
+SCRIBBLER_MANIFEST = '''
+[[generators.parameters]]
+name = "reference"
+type = "image"
+
+[[postprocessors]]
+id = "{plugin_id}-post"
+title = "Scribbler"
+target = "{package}.generator:Post"
+
+[[postprocessors.parameters]]
+name = "reference"
+type = "image"
+'''
+
+
+def test_a_plugin_never_changes_a_picture_given_as_a_parameter(plugin_sandbox, tmp_path):
+    setup = own_plugin(tmp_path, "tp-scribble", SCRIBBLER, SCRIBBLER_MANIFEST)
+    canvas = Image.new("RGB", (8, 8), (200, 200, 200))  # the canvas picture, chosen as the reference
+    events, ids = submit_all(setup, [request("tp-scribble-gen", params={"reference": canvas}),
+                                     PostProcessRequest("tp-scribble-post", canvas, {"reference": canvas})])
+    assert all(isinstance(terminal(events, j), JobFinished) for j in ids)
+    assert canvas.getpixel((0, 0)) == (200, 200, 200)  # the person's picture (and its undo history) is untouched
+    assert terminal(events, ids[0]).outputs[0].image.getpixel((0, 0)) == (255, 0, 0)  # it drew on its own copy
+
+
+RUNAWAY = '''
+import time
+from PIL import Image
+
+
+class Generator:
+    def __init__(self, env):
+        pass
+
+    def generate(self, request, context):  # never looks at the cancel, never stops by itself
+        while True:
+            time.sleep(request.params["pause"])
+            yield Image.new("RGB", (request.width, request.height), (9, 9, 9))
+'''
+
+RUNAWAY_MANIFEST = '''
+[[generators.parameters]]
+name = "pause"
+type = "float"
+default = 0.0
+'''
+
+
+def test_a_generator_yielding_without_end_is_capped_at_the_batch_and_stopped_by_a_cancel(plugin_sandbox, tmp_path):
+    setup = own_plugin(tmp_path, "tp-runaway", RUNAWAY, RUNAWAY_MANIFEST)
+    events, ids = submit_all(setup, [request("tp-runaway-gen", batch_count=2),
+                                     request("tp-runaway-gen", batch_count=2)])
+    for job in ids:  # the first job ended, so the next one ran
+        finished = terminal(events, job)
+        assert isinstance(finished, JobFinished) and len(finished.outputs) == 2
+        assert finished.notes == ("The plugin Test Plugin made more than the 2 pictures asked for; Studio kept the "
+                                  "first 2 and stopped it.",)
+    assert len(list((tmp_path / "outputs").rglob("*.png"))) == 4
+    events, (job,) = submit_all(setup, [request("tp-runaway-gen", batch_count=100, params={"pause": 0.02})],
+                                cancel_after=0.3)
+    cancelled = terminal(events, job)
+    assert isinstance(cancelled, JobCancelled) and len(cancelled.outputs) < 50  # stopped at its next picture
+    assert setup[0].record("tp-runaway").failures == 0
+
+
+def test_a_rerun_is_refused_when_its_generator_id_now_belongs_to_another_plugin(setup):
+    from studio.services.history_reuse import request_for_entry
+
+    host, env, _, history = setup
+    events, (job,) = submit_all(setup, [request()])
+    assert isinstance(terminal(events, job), JobFinished)
+    (entry,) = history.search(HistoryQuery(text="plugin test"))
+    rerun = request_for_entry(entry)
+    assert (rerun.generator, rerun.plugin) == ("tp-good-gen", "tp-good")
+
+    async def scenario():
+        async with running_service(env, plugins=host) as service:
+            service.submit(rerun)  # the plugin that made it: fine
+            with pytest.raises(InvalidRequest) as err:  # as if another plugin had the id now
+                service.submit(replace(rerun, plugin="tp-other"))
+            return str(err.value)
+
+    assert run(scenario()) == ("This was made by the generator 'tp-good-gen' of the plugin tp-other, but that id now "
+                               "belongs to Test Plugin, which would make something else; enable tp-other (and "
+                               "disable Test Plugin) to make it again.")
+
+
+BROKEN_FILE = '''
+import io
+from PIL import Image
+
+
+class Generator:
+    def __init__(self, env):
+        pass
+
+    def generate(self, request, context):  # a picture read lazily from a file cut short: it fails when loaded
+        data = io.BytesIO()
+        Image.effect_noise((request.width, request.height), 50).convert("RGB").save(data, "PNG")
+        yield Image.open(io.BytesIO(data.getvalue()[: len(data.getvalue()) // 2]))
+'''
+
+
+def test_a_broken_lazily_loaded_picture_is_the_plugin_s_failure_with_its_name(plugin_sandbox, tmp_path):
+    setup = own_plugin(tmp_path, "tp-lazy", BROKEN_FILE)
+    events, (job,) = submit_all(setup, [request("tp-lazy-gen")])
+    failed = terminal(events, job)
+    assert isinstance(failed, JobFailed)
+    assert failed.message.startswith("The plugin Test Plugin failed (OSError: image file is truncated")
+    assert setup[0].record("tp-lazy").failures == 1  # counted: three would switch it off

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
 from plugin_wheels import plugin_wheel
 from studio_testing import unpack_plugin
 
@@ -165,6 +167,9 @@ def test_a_filter_runs_on_the_canvas_and_undo_takes_it_back(qtbot, plugin_window
     window.actions_.undo.trigger()
     assert window.canvas.image().getpixel((0, 0)) == (20, 20, 20)
     assert window.history.search() == []  # a canvas edit is not a generation
+    # A picture parameter's "Canvas picture" is a copy: a plugin drawing on it cannot reach the canvas or its undo.
+    canvas_source = dict(window.plugin_actions.image_sources())["Canvas picture"]
+    assert canvas_source() is not window.document.image
 
 
 def test_after_each_generation_the_chain_is_applied(qtbot, plugin_window, settings):
@@ -333,3 +338,12 @@ def test_the_index_address_is_asked_each_time_and_kept_only_once_it_worked(qtbot
         qtbot.waitUntil(task.done, timeout=WAIT_MS)
     assert offered == ["https://example.invalid/index.json", "https://example.invalid/index.json"]  # the typo: not kept
     assert dialog.index_url == str(good) and dialog.message.text() == f"The index {good} lists no plugins."
+
+
+def test_the_install_question_shows_a_manifest_s_markup_as_text(qtbot):
+    from studio.ui.task_dialog import question_box
+
+    box = question_box(None, "Install plugin", "Install <b>Safe</b> 1.0<!--\nand 40 packages-->?")
+    qtbot.addWidget(box)
+    assert box.textFormat() == Qt.TextFormat.PlainText  # the text as written: nothing hidden, nothing restyled
+    assert box.defaultButton() == box.button(QMessageBox.StandardButton.No)
