@@ -11,6 +11,7 @@ import importlib
 import sys
 import threading
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from studio.core.environment import GeneratorEnvironment
@@ -128,13 +129,31 @@ def _load(contribution: Contribution) -> Any:
     if contribution.import_path and contribution.import_path not in sys.path:
         sys.path.append(contribution.import_path)
     try:
-        return getattr(importlib.import_module(module_name), attr)
+        module = importlib.import_module(module_name)
+        found = getattr(module, attr)
     except Exception as exc:  # noqa: BLE001 - any import-time error of a plugin is its own failure
         kind = type(exc).__name__
         raise StudioError(
             f"The {contribution.kind} {contribution.title!r} from {contribution.owner} could not be loaded "
             f"({kind}: {exc})."
         ) from exc
+    _check_own_module(contribution, module)
+    return found
+
+
+def _check_own_module(contribution: Contribution, module: Any) -> None:
+    """Two plugins that ship a package of one name share one ``sys.modules`` entry: the second would run the first
+    one's code while its pictures named the second. Refused with a sentence instead."""
+    origin = getattr(module, "__file__", None)
+    if not contribution.import_path or not origin:
+        return
+    if Path(origin).resolve().is_relative_to(Path(contribution.import_path).resolve()):
+        return
+    top = contribution.target.partition(":")[0].partition(".")[0]
+    raise StudioError(
+        f"The {contribution.kind} {contribution.title!r} from {contribution.owner} could not be loaded: its package "
+        f"{top!r} has the name of one already loaded from {Path(origin).parent}, so it would run that code instead. "
+        "Two plugins cannot ship packages of one name; uninstall one of them (or ask its author to rename it).")
 
 
 def builtin_registry() -> Registry:

@@ -96,3 +96,28 @@ def test_builtin_registry_offers_studio_s_own_contributions_without_importing_th
         spec = importlib.util.find_spec(module_name)
         assert spec is not None, contribution.target
         assert f"class {attr}" in open(spec.origin, encoding="utf-8").read()
+
+
+def test_a_plugin_whose_package_has_another_plugins_name_is_refused_not_run_as_the_other(tmp_path, env):
+    """Copying a first-party plugin and changing only its ids gave two plugins one package: the second ran the
+    first one's code while its pictures named the second."""
+    for folder, colour in (("a", "red"), ("b", "blue")):
+        package = tmp_path / folder / "studio_tp_twin"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "gen.py").write_text(f"COLOUR = {colour!r}\nclass Generator:\n    def __init__(self, env):\n"
+                                        "        pass\n")
+    registry = Registry()
+    for folder in ("a", "b"):
+        registry.add(Contribution(GENERATOR, f"gen-{folder}", f"Twin {folder}", "studio_tp_twin.gen:Generator",
+                                  plugin_id=f"twin-{folder}", import_path=str(tmp_path / folder)))
+    path_before = list(sys.path)
+    try:
+        registry.instance(GENERATOR, "gen-a", env)
+        assert sys.modules["studio_tp_twin.gen"].COLOUR == "red"
+        with pytest.raises(StudioError, match="its package 'studio_tp_twin' has the name of one already loaded from"):
+            registry.instance(GENERATOR, "gen-b", env)
+    finally:
+        sys.path[:] = path_before
+        for name in [n for n in sys.modules if n.startswith("studio_tp_twin")]:
+            del sys.modules[name]
