@@ -8,6 +8,7 @@ is put at the END of sys.path on first use, so a plugin can never shadow Studio'
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import threading
 from dataclasses import dataclass, replace
@@ -63,11 +64,15 @@ class Registry:
             self._contributions[key] = contribution
 
     def remove_plugin(self, plugin_id: str) -> None:
-        """Forget every contribution of a plugin (its imported modules stay until Studio restarts)."""
+        """Forget every contribution of a plugin, and the modules imported from its folder: a plugin updated (or
+        turned off and on) while Studio runs is imported afresh at its next use, so its new version's code runs
+        where its new version is recorded. A job running now keeps what it has."""
         with self._lock:
+            folders = set()
             for key in [k for k, c in self._contributions.items() if c.plugin_id == plugin_id]:
-                del self._contributions[key]
+                folders.add(self._contributions.pop(key).import_path)
                 self._instances.pop(key, None)
+        _forget_modules_in({folder for folder in folders if folder})
 
     def live_instances(self) -> list[Any]:
         """The objects created so far (a job running now may be using one)."""
@@ -139,6 +144,20 @@ def _load(contribution: Contribution) -> Any:
         ) from exc
     _check_own_module(contribution, module)
     return found
+
+
+def _forget_modules_in(folders: set[str]) -> None:
+    if not folders:
+        return
+    # By the text of the path (thousands of modules are loaded; no file system call for each): a plugin's modules are
+    # imported through its folder's sys.path entry, so their files start with it.
+    prefixes = tuple({os.path.join(form, "") for folder in folders
+                      for form in (os.path.abspath(folder), os.path.realpath(folder))})
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None)
+        if isinstance(origin, str) and origin.startswith(prefixes):
+            sys.modules.pop(name, None)
+    importlib.invalidate_caches()  # the folder's files changed in place: its finder's listing is stale
 
 
 def _check_own_module(contribution: Contribution, module: Any) -> None:

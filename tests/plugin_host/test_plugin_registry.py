@@ -121,3 +121,34 @@ def test_a_plugin_whose_package_has_another_plugins_name_is_refused_not_run_as_t
         sys.path[:] = path_before
         for name in [n for n in sys.modules if n.startswith("studio_tp_twin")]:
             del sys.modules[name]
+
+
+def test_a_plugin_updated_while_studio_runs_runs_its_new_code(tmp_path, env):
+    """The registry took the new version's contributions, but Python's cached module kept running the old code,
+    recorded under the new version."""
+    folder = tmp_path / "upd"
+    package = folder / "studio_tp_upd"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+
+    def install(version: str) -> Contribution:
+        (package / "gen.py").write_text(f"VERSION = {version!r}\nclass Generator:\n    def __init__(self, env):\n"
+                                        "        pass\n")
+        return Contribution(GENERATOR, "upd", "Updatable", "studio_tp_upd.gen:Generator", plugin_id="upd",
+                            plugin_version=version, import_path=str(folder))
+
+    registry = Registry()
+    path_before = list(sys.path)
+    try:
+        registry.add(install("1.0"))  # (a size of its own: a .pyc is checked by size and whole seconds)
+        registry.instance(GENERATOR, "upd", env)
+        assert sys.modules["studio_tp_upd.gen"].VERSION == "1.0"
+        registry.remove_plugin("upd")  # as the host does when the plugin's contributions change
+        assert "studio_tp_upd.gen" not in sys.modules and "studio.core.errors" in sys.modules
+        registry.add(install("2.0.0"))
+        registry.instance(GENERATOR, "upd", env)
+        assert sys.modules["studio_tp_upd.gen"].VERSION == "2.0.0"
+    finally:
+        sys.path[:] = path_before
+        for name in [n for n in sys.modules if n.startswith("studio_tp_upd")]:
+            del sys.modules[name]
