@@ -250,7 +250,10 @@ def _check_hires(request: GenerationRequest, width: int, height: int, notes: lis
                              f"not {hires.steps}.")
     if not 0.0 < hires.strength <= 1.0:
         raise InvalidRequest(f"The hires fix's denoising strength must be above 0 and at most 1, not {hires.strength}.")
-    check_strength(hires.steps_for(request.steps), hires.strength)
+    second_steps = hires.steps_for(request.steps)
+    if int(second_steps * hires.strength) < 1:
+        raise InvalidRequest(f"The hires fix's second pass would run no step ({second_steps} steps at a strength of "
+                             f"{hires.strength:g}); raise its steps or its strength.")
     upscaler = hires.upscaler.strip() if isinstance(hires.upscaler, str) else ""
     if not upscaler:
         raise InvalidRequest("The hires fix has no upscaler; pick Lanczos or an upscaler model.")

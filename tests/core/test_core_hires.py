@@ -40,7 +40,7 @@ def test_prepare_checks_the_hires_fix_with_one_sentence_each():
         (HiresFix(float("nan")), "upscale must be above 1"),
         (HiresFix(2.0, steps=-1), "hires steps must be between 0"),
         (HiresFix(2.0, strength=0.0), "denoising strength must be above 0"),
-        (HiresFix(2.0, steps=3, strength=0.2), "no denoising step would run"),
+        (HiresFix(2.0, steps=3, strength=0.2), r"second pass would run no step \(3 steps at a strength of 0.2\)"),
         (HiresFix(2.0, upscaler=" "), "has no upscaler"),
     ]
     for hires, sentence in cases:
