@@ -15,7 +15,6 @@ import torch
 from studio_testing import DirectContext, tiny_request
 from tiny_models import build_tiny_sd
 
-import studio.engine.diffusion as diffusion
 from studio.core.environment import GeneratorEnvironment
 from studio.core.held_memory import CACHED, IN_USE, KEPT, HeldModel, MemoryFreed
 from studio.core.model_library import format_size
@@ -34,20 +33,6 @@ def model_b(tmp_path_factory) -> Path:
 def generator(tmp_path, monkeypatch) -> DiffusersGenerator:
     monkeypatch.setattr(model_keeping, "available_ram", lambda: (64 * GIB, 128 * GIB))  # room to keep models
     return DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
-
-
-@pytest.fixture
-def loads(monkeypatch) -> list[str]:
-    """The models read from disk, by folder name."""
-    names: list[str] = []
-    real = diffusion.load_model
-
-    def counted(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        names.append(Path(path).name)
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(diffusion, "load_model", counted)
-    return names
 
 
 def make(generator: DiffusersGenerator, model: Path, context: DirectContext | None = None,

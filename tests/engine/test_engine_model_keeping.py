@@ -42,20 +42,6 @@ def generator(tmp_path, monkeypatch) -> DiffusersGenerator:
     return DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
 
 
-@pytest.fixture
-def loads(monkeypatch) -> list[str]:
-    """The models read from disk, by folder name."""
-    names: list[str] = []
-    real = diffusion.load_model
-
-    def counted(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        names.append(Path(path).name)
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(diffusion, "load_model", counted)
-    return names
-
-
 def request(model: Path, **kwargs) -> GenerationRequest:  # noqa: ANN003
     return tiny_request(model, prepared=True, **kwargs)
 

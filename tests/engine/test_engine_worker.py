@@ -70,6 +70,18 @@ def gate():
     return threading.Event()
 
 
+def held_at(gate: threading.Event):  # noqa: ANN201
+    """A handler whose job reports a step, then waits for ``gate`` (or a cancel), then makes one picture."""
+
+    def handler(job, context):  # noqa: ANN001, ANN202
+        context.report_progress(1, 2)
+        while not gate.wait(0.01):
+            context.check_cancelled()
+        yield output(1)
+
+    return handler
+
+
 def make_worker(handler, recorder: Recorder) -> EngineWorker:  # noqa: ANN001
     worker = EngineWorker(handler, recorder)
     worker.start()
@@ -187,13 +199,7 @@ def test_cancelled_error_raised_directly_by_a_handler_is_a_cancel():
 def test_shutdown_cancels_everything_stops_the_thread_and_refuses_new_jobs(gate):
     recorder = Recorder()
 
-    def handler(job, context):  # noqa: ANN001, ANN202
-        context.report_progress(1, 2)
-        while not gate.wait(0.01):
-            context.check_cancelled()
-        yield output(1)
-
-    worker = make_worker(handler, recorder)
+    worker = make_worker(held_at(gate), recorder)
     running = worker.submit(req(1))
     waiting = worker.submit(req(2))
     recorder.next_of(JobProgress, running)
@@ -239,13 +245,7 @@ def test_a_request_between_jobs_runs_at_once_when_idle_else_after_the_running_jo
 def test_shutting_down_cancels_the_requests_waiting_for_a_job_to_end(gate):
     recorder = Recorder()
 
-    def handler(job, context):  # noqa: ANN001, ANN202
-        context.report_progress(1, 2)
-        while not gate.wait(0.01):
-            context.check_cancelled()
-        yield output(1)
-
-    worker = make_worker(handler, recorder)
+    worker = make_worker(held_at(gate), recorder)
     running = worker.submit(req(1))
     recorder.next_of(JobProgress, running)
     waiting = worker.between_jobs(lambda: "never")
