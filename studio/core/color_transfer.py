@@ -79,15 +79,20 @@ def reinhard(source: Image.Image, reference: Image.Image) -> Image.Image:
 
 
 def match_histograms(source: Image.Image, reference: Image.Image) -> Image.Image:
-    """Each RGB channel of the source mapped so its cumulative histogram follows the reference's."""
+    """Each RGB channel of the source mapped so its cumulative histogram follows the reference's.
+
+    Only the levels the reference really has are interpolated over (as scikit-image does): a flat run of the
+    reference's cumulative histogram would otherwise send the source's brightest value to 255."""
     src = np.asarray(source.convert("RGB"))
     ref = np.asarray(reference.convert("RGB"))
     out = np.empty_like(src)
     levels = np.arange(256)
     for channel in range(3):
         src_cdf = np.cumsum(np.bincount(src[..., channel].ravel(), minlength=256)) / src[..., channel].size
-        ref_cdf = np.cumsum(np.bincount(ref[..., channel].ravel(), minlength=256)) / ref[..., channel].size
-        lookup = np.interp(src_cdf, ref_cdf, levels)
+        ref_hist = np.bincount(ref[..., channel].ravel(), minlength=256)
+        present = ref_hist > 0
+        ref_cdf = np.cumsum(ref_hist)[present] / ref[..., channel].size
+        lookup = np.interp(src_cdf, ref_cdf, levels[present])
         out[..., channel] = np.round(lookup).astype(np.uint8)[src[..., channel]]
     return Image.fromarray(out, "RGB")
 

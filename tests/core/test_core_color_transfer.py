@@ -121,3 +121,19 @@ def test_a_filter_that_answers_in_rgb_keeps_the_pictures_transparency_at_full_st
     result = blend_result(picture, Image.new("RGB", (8, 8), (200, 0, 0)), 1.0)
     assert result.mode == "RGBA" and result.getpixel((0, 0)) == (200, 0, 0, 0)
     assert result.getpixel((1, 1)) == (200, 0, 0, 255)
+
+
+def test_histogram_matching_stays_within_the_reference_s_levels():
+    # A dark reference (0..99) once sent each source channel's brightest value to 255: the reference's
+    # cumulative histogram is flat at 1.0 above 99, and interpolating over that run reached level 255.
+    rng = np.random.default_rng(0)
+    source = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    dark = rng.integers(0, 100, (32, 32, 3), dtype=np.uint8)
+    result = np.asarray(match_histograms(source, Image.fromarray(dark)))
+    for channel in range(3):
+        assert result[..., channel].max() == dark[..., channel].max()
+        assert result[..., channel].min() == dark[..., channel].min()
+    assert np.unique(np.asarray(match_histograms(source, Image.new("RGB", (8, 8), (200, 40, 7))))).tolist() == [
+        7, 40, 200]
+    flat = np.asarray(match_histograms(Image.new("RGB", (8, 8), (120, 120, 120)), Image.fromarray(dark)))
+    assert all(flat[0, 0, c] in dark[..., c] for c in range(3))
