@@ -137,3 +137,36 @@ def test_histogram_matching_stays_within_the_reference_s_levels():
         7, 40, 200]
     flat = np.asarray(match_histograms(Image.new("RGB", (8, 8), (120, 120, 120)), Image.fromarray(dark)))
     assert all(flat[0, 0, c] in dark[..., c] for c in range(3))
+
+
+@pytest.mark.parametrize("method", ["lab", "histogram"])
+def test_only_visible_pixels_count_in_the_reference_and_the_source(source, reference, method):
+    # A red disc on a transparent reference once counted its hidden black (or white) pixels, and the transfer
+    # darkened (or paled) the picture with colours nobody sees.
+    rgba = np.asarray(reference.convert("RGBA")).copy()
+    yy, xx = np.mgrid[:rgba.shape[0], :rgba.shape[1]]
+    hidden = (yy - 32) ** 2 + (xx - 48) ** 2 >= 20 ** 2
+    rgba[hidden] = (0, 0, 0, 0)
+    black = Image.fromarray(rgba, "RGBA")
+    rgba[hidden] = (255, 255, 255, 0)
+    white = Image.fromarray(rgba, "RGBA")
+    visible_only = Image.fromarray(np.asarray(reference)[~hidden][None], "RGB")  # the same shown pixels, a row
+    expected = np.asarray(transfer_color(source, visible_only, method))
+    assert np.array_equal(np.asarray(transfer_color(source, black, method)), expected)
+    assert np.array_equal(np.asarray(transfer_color(source, white, method)), expected)
+    # The source's own statistics: its hidden pixels change nothing that shows.
+    src = np.asarray(source.convert("RGBA")).copy()
+    src[:, :20] = (0, 0, 0, 0)
+    dark = np.asarray(transfer_color(Image.fromarray(src, "RGBA"), reference, method))
+    src[:, :20] = (255, 255, 255, 0)
+    pale = np.asarray(transfer_color(Image.fromarray(src, "RGBA"), reference, method))
+    assert np.array_equal(dark[:, 20:], pale[:, 20:])
+    cropped = np.asarray(transfer_color(source.crop((20, 0, source.width, source.height)), reference, method))
+    assert np.array_equal(dark[:, 20:, :3], cropped)
+
+
+@pytest.mark.parametrize("method", ["lab", "histogram"])
+def test_a_fully_transparent_reference_is_refused_in_one_sentence(source, method):
+    with pytest.raises(InvalidRequest, match=r"^The colour reference is fully transparent, so it has no colours "
+                                             r"to transfer\.$"):
+        transfer_color(source, Image.new("RGBA", (8, 8), (200, 0, 0, 0)), method)
