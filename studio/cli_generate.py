@@ -314,9 +314,13 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
             elif isinstance(event, JobFailed):
                 bar.close()
                 print(f"studio: {event.message}", file=sys.stderr)
+                for note in event.notes:
+                    print(f"note: {note}", file=sys.stderr)
                 return EXIT_FAILED
             elif isinstance(event, JobCancelled):
                 bar.close()
+                for note in event.notes:
+                    print(f"note: {note}", file=sys.stderr)
                 return EXIT_CANCELLED
     finally:
         bar.close()

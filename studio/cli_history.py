@@ -173,14 +173,14 @@ def _rerun(args: argparse.Namespace) -> int:
     check_output(args.output)
     store = open_history()
     entry = _entry_or_refuse(store, args.id)
-    prepared = prepare_request(request_for_entry(entry))
     paths = studio_paths()
+    settings = load_settings(paths)
+    prepared = prepare_request(request_for_entry(entry, settings))
     warning = model_change_warning(entry, paths.cache_dir / "model-hashes.json")
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     for note in prepared.notes:
         print(f"note: {note}", file=sys.stderr)
-    settings = load_settings(paths)
     env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     try:
         return asyncio.run(_generate(prepared.request, env, [args.output],

@@ -179,6 +179,19 @@ class FailingGenerator:
         raise KeyError("no such layer")
 
 
+class WaitsForCancelFilter:
+    """A post-processor that reports step 1 of 99, then waits until its job is cancelled."""
+
+    def __init__(self, env: GeneratorEnvironment) -> None:
+        self.env = env
+
+    def process(self, image: Image.Image, params, context) -> Image.Image:  # noqa: ANN001
+        context.report_progress(1, 99)
+        while True:
+            context.check_cancelled()
+            threading.Event().wait(0.01)
+
+
 def fake_registry() -> Registry:
     """Studio's own registry plus the fakes above, and one contribution whose module does not exist."""
     registry = builtin_registry()

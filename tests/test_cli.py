@@ -446,3 +446,36 @@ def test_lora_flags_are_parsed_as_name_and_weight():
     assert args.vae == "mse"
     assert parse_lora(r"C:\loras\ink.safetensors") == LoraChoice(r"C:\loras\ink.safetensors", 1.0)
     assert parse_lora(r"C:\loras\ink.safetensors:-0.5") == LoraChoice(r"C:\loras\ink.safetensors", -0.5)
+
+
+@pytest.mark.parametrize("ending", ["failed", "cancelled"])
+def test_the_notes_of_a_failed_or_cancelled_job_are_printed(ending, tmp_path, monkeypatch, capsys):
+    # "Cancelled during <filter>: the picture was kept without ..." never reached the command line.
+    import asyncio
+
+    import studio.cli_generate as cli_generate
+    from studio.core.environment import GeneratorEnvironment
+    from studio.core.events import JobCancelled, JobFailed
+    from studio.core.requests import GenerationRequest
+
+    end = JobFailed(1, "The model is damaged.", notes=("A note.",)) if ending == "failed" else \
+        JobCancelled(1, was_running=True, notes=("A note.",))
+
+    class OneEvent:
+        def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+            pass
+
+        def start(self) -> None:
+            pass
+
+        def shutdown(self) -> None:
+            pass
+
+        async def run(self, request):  # noqa: ANN001, ANN202
+            yield end
+
+    monkeypatch.setattr(cli_generate, "JobService", OneEvent)
+    env = GeneratorEnvironment("cpu", tmp_path, tmp_path)
+    code = asyncio.run(cli_generate._generate(GenerationRequest(model="m", prompt="p"), env, [tmp_path / "a.png"]))
+    assert code == (cli_generate.EXIT_FAILED if ending == "failed" else cli_generate.EXIT_CANCELLED)
+    assert "note: A note." in capsys.readouterr().err.splitlines()

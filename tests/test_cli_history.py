@@ -161,6 +161,31 @@ def test_show_and_rerun_keep_the_hires_fix(studio_home, tiny_model_dir, capsys):
     assert "  Hires fix:   2× with Lanczos → 1024×1280, 10 steps, strength 0.4" in capsys.readouterr().out.splitlines()
 
 
+def test_rerun_runs_the_way_the_person_s_settings_say(studio_home, tiny_model_dir, tmp_path, monkeypatch):
+    # ``studio history rerun`` once ran with the request's defaults (speed "fast"), not the person's settings.
+    import studio.cli_generate
+    from studio.cli import main
+    from studio.core.paths import studio_paths
+    from studio.core.settings import load_settings, save_settings
+    from studio.services.history_store import HistoryStore
+
+    settings = load_settings()
+    settings.memory, settings.speed = "low", "eager"
+    save_settings(settings)
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    entry_id = store.add(HistoryEntry(prompt="a tower", model_path=str(tiny_model_dir), seed=5, steps=2))
+    store.close()
+    ran: list = []
+
+    async def generate(request, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        ran.append(request)
+        return 0
+
+    monkeypatch.setattr(studio.cli_generate, "_generate", generate)
+    assert main(["history", "rerun", str(entry_id), "-o", str(tmp_path / "again.png")]) == 0
+    assert [(r.memory, r.speed, r.seed) for r in ran] == [("low", "eager", 5)]
+
+
 def test_search_escapes_model_names(studio_home, capsys):
     from studio.cli import main
     from studio.core.paths import studio_paths

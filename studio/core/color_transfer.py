@@ -49,28 +49,47 @@ def _row_blocks(rgb: np.ndarray) -> list[slice]:
     return [slice(top, top + step) for top in range(0, rgb.shape[0], step)]
 
 
-def _lab_moments(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation in L*a*b*, a block of rows at a time."""
+def _visible(image: Image.Image, reference: bool = False) -> np.ndarray | None:
+    """Where the picture shows (alpha > 0), or None when it all does: the colours hidden under full
+    transparency are no part of it. A fully transparent reference is refused; a fully transparent source
+    is taken whole (nothing of it shows either way)."""
+    if "A" not in image.getbands():
+        return None
+    shown = np.asarray(image.getchannel("A")) > 0
+    if shown.all():
+        return None
+    if not shown.any():
+        if reference:
+            raise InvalidRequest("The colour reference is fully transparent, so it has no colours to transfer.")
+        return None
+    return shown
+
+
+def _lab_moments(rgb: np.ndarray, shown: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation in L*a*b* (of the shown pixels only, when given), a block of
+    rows at a time."""
     total, squares = np.zeros(3), np.zeros(3)
     for rows in _row_blocks(rgb):
-        lab = rgb_to_lab(rgb[rows]).reshape(-1, 3)
+        lab = rgb_to_lab(rgb[rows])
+        lab = lab.reshape(-1, 3) if shown is None else lab[shown[rows]]
         total += lab.sum(0)
         squares += np.square(lab).sum(0)
-    count = max(1, rgb.shape[0] * rgb.shape[1])
+    count = max(1, rgb.shape[0] * rgb.shape[1] if shown is None else int(shown.sum()))
     mean = total / count
     return mean, np.sqrt(np.maximum(squares / count - mean**2, 0.0))
 
 
 def lab_statistics(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and standard deviation of the picture in L*a*b*."""
-    return _lab_moments(np.asarray(image.convert("RGB")))
+    """Per-channel mean and standard deviation in L*a*b* of the picture's visible pixels (alpha > 0).
+    InvalidRequest when none is visible."""
+    return _lab_moments(np.asarray(image.convert("RGB")), _visible(image, reference=True))
 
 
 def reinhard(source: Image.Image, reference: Image.Image) -> Image.Image:
     """Reinhard et al. 2001: give the source the reference's L*a*b* mean and spread, channel by channel."""
-    rgb = np.asarray(source.convert("RGB"))
-    mean, std = _lab_moments(rgb)
     ref_mean, ref_std = lab_statistics(reference)
+    rgb = np.asarray(source.convert("RGB"))
+    mean, std = _lab_moments(rgb, _visible(source))
     scale = np.where(std > 1e-6, ref_std / np.maximum(std, 1e-6), 1.0)  # a flat channel keeps its (zero) spread
     out = np.empty_like(rgb)
     for rows in _row_blocks(rgb):
@@ -79,15 +98,25 @@ def reinhard(source: Image.Image, reference: Image.Image) -> Image.Image:
 
 
 def match_histograms(source: Image.Image, reference: Image.Image) -> Image.Image:
-    """Each RGB channel of the source mapped so its cumulative histogram follows the reference's."""
+    """Each RGB channel of the source mapped so its cumulative histogram follows the reference's (both counted
+    over their visible pixels, alpha > 0).
+
+    Only the levels the reference really has are interpolated over (as scikit-image does): a flat run of the
+    reference's cumulative histogram would otherwise send the source's brightest value to 255."""
+    ref_shown = _visible(reference, reference=True)
     src = np.asarray(source.convert("RGB"))
     ref = np.asarray(reference.convert("RGB"))
+    src_shown = _visible(source)
     out = np.empty_like(src)
     levels = np.arange(256)
     for channel in range(3):
-        src_cdf = np.cumsum(np.bincount(src[..., channel].ravel(), minlength=256)) / src[..., channel].size
-        ref_cdf = np.cumsum(np.bincount(ref[..., channel].ravel(), minlength=256)) / ref[..., channel].size
-        lookup = np.interp(src_cdf, ref_cdf, levels)
+        src_values = src[..., channel] if src_shown is None else src[..., channel][src_shown]
+        ref_values = ref[..., channel] if ref_shown is None else ref[..., channel][ref_shown]
+        src_cdf = np.cumsum(np.bincount(src_values.ravel(), minlength=256)) / src_values.size
+        ref_hist = np.bincount(ref_values.ravel(), minlength=256)
+        present = ref_hist > 0
+        ref_cdf = np.cumsum(ref_hist)[present] / ref_values.size
+        lookup = np.interp(src_cdf, ref_cdf, levels[present])
         out[..., channel] = np.round(lookup).astype(np.uint8)[src[..., channel]]
     return Image.fromarray(out, "RGB")
 

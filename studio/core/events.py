@@ -118,12 +118,14 @@ class JobFailed(JobEvent):
     message: str  # one sentence for the person
     detail: str = ""  # traceback, for the log
     outputs: tuple[GeneratedImage, ...] = ()  # images finished before the failure, kept
+    notes: tuple[str, ...] = ()  # what the person should know besides (a filter left out, a picture unsaved)
 
 
 @dataclass(frozen=True)
 class JobCancelled(JobEvent):
     was_running: bool = False
     outputs: tuple[GeneratedImage, ...] = ()  # images finished before the cancel, kept
+    notes: tuple[str, ...] = ()  # what the person should know besides ("Cancelled during <filter>: ...")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
+from studio.core.images import flatten
 from studio.core.mask import Box, bounding_box, clip_box, feather
 
 INPAINT_FILLS = ("original", "noise", "blurred")
@@ -176,7 +177,9 @@ def extend_canvas(image: Image.Image, mask: np.ndarray | None, left: int, top: i
     """Outpainting: a bigger picture with the new border masked (plus ``overlap`` px into the old edge).
 
     The new area starts as the old edge pixels stretched outward and blurred, which gives the model
-    the right colours to continue; inpainting then redraws it.
+    the right colours to continue; inpainting then redraws it. A transparent picture's edge is taken as the
+    model sees it (flattened on white), not the colours hidden under its transparency (often black); inside,
+    the picture keeps its own pixels and alpha.
     """
     if min(left, top, right, bottom) < 0:
         raise ValueError("Extend amounts cannot be negative.")
@@ -186,8 +189,10 @@ def extend_canvas(image: Image.Image, mask: np.ndarray | None, left: int, top: i
     w, h = image.size
     new_w, new_h = w + left + right, h + top + bottom
     # Edge-extend: numpy's "edge" padding repeats the outermost row/column outward.
-    extended = np.pad(np.asarray(image.convert("RGB")), ((top, bottom), (left, right), (0, 0)), mode="edge")
+    extended = np.pad(np.asarray(flatten(image)), ((top, bottom), (left, right), (0, 0)), mode="edge")
     _blur_border(extended, (left, top, right, bottom), radius=max(4, max(left, top, right, bottom) // 4))
+    if image.mode != "RGB":
+        extended[top:top + h, left:left + w] = np.asarray(image.convert("RGB"))
     new_mask = np.full((new_h, new_w), 255, dtype=np.uint8)
     inner = np.zeros((h, w), dtype=np.uint8) if mask is None else mask.copy()
     # The old picture is kept except a band along each edge that was extended.

@@ -8,7 +8,8 @@ There is no setting: installing the weights switches it on. Studio looks in the 
 each a diffusers ``AutoencoderTiny`` folder (``config.json`` + ``diffusion_pytorch_model.safetensors``),
 e.g. ``huggingface-cli download madebyollin/taesd --local-dir <models>/taesd``. Without one, previews
 use the linear approximation (``studio.engine.preview``). A decoder is loaded once (float16 on CUDA) and
-kept; a folder that fails to load is remembered, so it costs one note, not one per job.
+kept; a folder that fails to load, or loads but fails to decode (a TAESD for another latent space), is
+remembered, so it costs one note, not one per picture or job.
 """
 
 from __future__ import annotations
@@ -62,9 +63,21 @@ class TaesdDecoder:
     def __call__(self, latents: torch.Tensor) -> torch.Tensor:
         vae = self._model(latents.device)
         dtype = next(vae.parameters()).dtype
-        with torch.inference_mode():
-            decoded = vae.decode(latents[:1].to(dtype)).sample[0]  # [-1, 1], channels first
-            return ((decoded.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0)
+        try:
+            with torch.inference_mode():
+                decoded = vae.decode(latents[:1].to(dtype)).sample[0]  # [-1, 1], channels first
+                return ((decoded.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0)
+        except Exception:
+            self._give_up()
+            raise
+
+    def _give_up(self) -> None:
+        """It loaded but cannot decode these latents: remembered as broken, as a folder that fails to load is,
+        and its weights let go."""
+        with _lock:
+            _broken.add((self.folder, self.signature))
+            for key in [k for k in _loaded if k[0] == self.folder]:
+                del _loaded[key]
 
     def _model(self, device: torch.device) -> Any:  # noqa: ANN401 - diffusers' AutoencoderTiny
         signature = self.signature

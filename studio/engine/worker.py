@@ -291,13 +291,14 @@ class EngineWorker:
                 outputs.append(output)
                 self._emit(JobOutput(job.id, output, len(outputs) - 1))
         except JobCancelledError:
-            self._emit(JobCancelled(job.id, was_running=True, outputs=tuple(outputs)))
+            self._emit(JobCancelled(job.id, was_running=True, outputs=tuple(outputs), notes=tuple(context.notes)))
         except BaseException as exc:  # noqa: BLE001 - every failure becomes an event; the thread lives on
             if isinstance(exc, StudioError) and exc.__cause__ is None:  # a plain refusal: the sentence is all
                 log.info("Job %s failed: %s", job.id, exc)
             else:
                 log.error("Job %s failed", job.id, exc_info=True)
-            self._emit(JobFailed(job.id, describe_exception(exc), traceback.format_exc(), tuple(outputs)))
+            self._emit(JobFailed(job.id, describe_exception(exc), traceback.format_exc(), tuple(outputs),
+                                 tuple(context.notes)))
             if not isinstance(exc, Exception):
                 raise
         else:

@@ -14,12 +14,16 @@ from studio.core.images import open_image, read_recipe
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
 from studio.core.requests import DEFAULT_SCHEDULER, GenerationRequest, LoraChoice, PostStep
+from studio.core.settings import Settings
 from studio.services.history_store import HistoryEntry
 
 
-def request_for_entry(entry: HistoryEntry) -> GenerationRequest:
+def request_for_entry(entry: HistoryEntry, settings: Settings | None = None) -> GenerationRequest:
     """The request that runs entry again exactly: same model path, seed and settings, one image,
-    its own source picture and mask. InvalidRequest (one sentence) when a file it needs is gone."""
+    its own source picture and mask. InvalidRequest (one sentence) when a file it needs is gone.
+
+    How it runs on this machine (memory, speed) is the person's: from settings, their current ones, as a
+    job started from the window or ``studio generate`` (the request's defaults only when none are given)."""
     label = f"history entry {entry.id}"
     if entry.generator == "diffusers" and not entry.model_path:
         raise InvalidRequest(f"No model is recorded in {label}, so it cannot be run again.")
@@ -46,6 +50,7 @@ def request_for_entry(entry: HistoryEntry) -> GenerationRequest:
         post=tuple(PostStep(step["processor"], _recorded(step.get("params")), _strength(step.get("strength")))
                    for step in entry.params.get("post", []) if isinstance(step, dict) and "processor" in step),
         loras=loras, vae=vae, hires=HiresFix.from_record(entry.params.get("hires")),
+        **({"memory": settings.memory, "speed": settings.speed} if settings is not None else {}),
     )
 
 

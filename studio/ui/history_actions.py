@@ -104,7 +104,7 @@ class HistoryActions(QObject):
 
     async def run_again(self, entry: HistoryEntry) -> None:
         try:
-            request = await asyncio.to_thread(request_for_entry, entry)
+            request = await asyncio.to_thread(request_for_entry, entry, self.window.settings)
             warning = await asyncio.to_thread(model_change_warning, entry,
                                               self.window.cache_dir / "model-hashes.json")
         except StudioError as exc:

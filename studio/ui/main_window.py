@@ -484,13 +484,13 @@ class MainWindow(QMainWindow):
             self._job_ended(event.job_id)
             self.history_actions.results_arrived()  # failed jobs are in the history too
             self.queue_panel.set_failed(event.job_id, event.message)
-            self.status.set_message(event.message, error=True)
+            self.status.set_message(" ".join([event.message, *event.notes]), error=True)
         elif isinstance(event, JobCancelled):
             self.history_actions.results_arrived()
             if event.was_running:
                 self._job_ended(event.job_id)
                 self.queue_panel.set_cancelled(event.job_id)
-                self.status.set_message("Cancelled.")
+                self.status.set_message(" ".join(["Cancelled.", *event.notes]))
             else:
                 self._requests.pop(event.job_id, None)
                 self.queue_panel.remove_row(event.job_id)

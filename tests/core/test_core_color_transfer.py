@@ -121,3 +121,52 @@ def test_a_filter_that_answers_in_rgb_keeps_the_pictures_transparency_at_full_st
     result = blend_result(picture, Image.new("RGB", (8, 8), (200, 0, 0)), 1.0)
     assert result.mode == "RGBA" and result.getpixel((0, 0)) == (200, 0, 0, 0)
     assert result.getpixel((1, 1)) == (200, 0, 0, 255)
+
+
+def test_histogram_matching_stays_within_the_reference_s_levels():
+    # A dark reference (0..99) once sent each source channel's brightest value to 255: the reference's
+    # cumulative histogram is flat at 1.0 above 99, and interpolating over that run reached level 255.
+    rng = np.random.default_rng(0)
+    source = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    dark = rng.integers(0, 100, (32, 32, 3), dtype=np.uint8)
+    result = np.asarray(match_histograms(source, Image.fromarray(dark)))
+    for channel in range(3):
+        assert result[..., channel].max() == dark[..., channel].max()
+        assert result[..., channel].min() == dark[..., channel].min()
+    assert np.unique(np.asarray(match_histograms(source, Image.new("RGB", (8, 8), (200, 40, 7))))).tolist() == [
+        7, 40, 200]
+    flat = np.asarray(match_histograms(Image.new("RGB", (8, 8), (120, 120, 120)), Image.fromarray(dark)))
+    assert all(flat[0, 0, c] in dark[..., c] for c in range(3))
+
+
+@pytest.mark.parametrize("method", ["lab", "histogram"])
+def test_only_visible_pixels_count_in_the_reference_and_the_source(source, reference, method):
+    # A red disc on a transparent reference once counted its hidden black (or white) pixels, and the transfer
+    # darkened (or paled) the picture with colours nobody sees.
+    rgba = np.asarray(reference.convert("RGBA")).copy()
+    yy, xx = np.mgrid[:rgba.shape[0], :rgba.shape[1]]
+    hidden = (yy - 32) ** 2 + (xx - 48) ** 2 >= 20 ** 2
+    rgba[hidden] = (0, 0, 0, 0)
+    black = Image.fromarray(rgba, "RGBA")
+    rgba[hidden] = (255, 255, 255, 0)
+    white = Image.fromarray(rgba, "RGBA")
+    visible_only = Image.fromarray(np.asarray(reference)[~hidden][None], "RGB")  # the same shown pixels, a row
+    expected = np.asarray(transfer_color(source, visible_only, method))
+    assert np.array_equal(np.asarray(transfer_color(source, black, method)), expected)
+    assert np.array_equal(np.asarray(transfer_color(source, white, method)), expected)
+    # The source's own statistics: its hidden pixels change nothing that shows.
+    src = np.asarray(source.convert("RGBA")).copy()
+    src[:, :20] = (0, 0, 0, 0)
+    dark = np.asarray(transfer_color(Image.fromarray(src, "RGBA"), reference, method))
+    src[:, :20] = (255, 255, 255, 0)
+    pale = np.asarray(transfer_color(Image.fromarray(src, "RGBA"), reference, method))
+    assert np.array_equal(dark[:, 20:], pale[:, 20:])
+    cropped = np.asarray(transfer_color(source.crop((20, 0, source.width, source.height)), reference, method))
+    assert np.array_equal(dark[:, 20:, :3], cropped)
+
+
+@pytest.mark.parametrize("method", ["lab", "histogram"])
+def test_a_fully_transparent_reference_is_refused_in_one_sentence(source, method):
+    with pytest.raises(InvalidRequest, match=r"^The colour reference is fully transparent, so it has no colours "
+                                             r"to transfer\.$"):
+        transfer_color(source, Image.new("RGBA", (8, 8), (200, 0, 0, 0)), method)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from studio.core.images import flatten
 from studio.core.inpaint import (
     INPAINT_FILLS,
     MAX_WORKING_ASPECT,
@@ -388,6 +389,24 @@ def test_extend_canvas_handles_rgba():
     out = pixels(result)
     assert out[0:20, 4:34].tobytes() == pixels(image).tobytes()  # colour and alpha kept
     assert (out[:, :4, 3] == 255).all() and (out[:, 34:, 3] == 255).all() and (out[20:, :, 3] == 255).all()
+
+
+def test_extend_canvas_of_a_transparent_picture_starts_the_border_from_what_the_model_sees():
+    # A sticker (red disc, transparent around it, hidden black) once got a black border to outpaint from:
+    # the hidden colours were stretched out, though the model sees the transparency as white.
+    pixels = np.zeros((32, 32, 4), np.uint8)
+    yy, xx = np.mgrid[:32, :32]
+    pixels[(yy - 16) ** 2 + (xx - 16) ** 2 < 8 ** 2] = (220, 40, 40, 255)
+    pixels[:, -2:] = (0, 0, 200, 128)  # a half-transparent blue edge on the right
+    sticker = Image.fromarray(pixels, "RGBA")
+    result, _ = extend_canvas(sticker, None, left=0, top=8, right=16, bottom=0)
+    rgb = np.asarray(result.convert("RGB")).astype(int)
+    assert (rgb[:4, :20] >= 250).all()  # above the transparent top edge: white, as flattened
+    flat_edge = np.asarray(flatten(sticker))[:, -1].astype(int)  # the right edge on white: a light blue
+    assert np.abs(rgb[8 + 4:8 + 28, -4] - flat_edge[4:28]).max() <= 3
+    np.testing.assert_array_equal(np.asarray(result)[8:, :32], pixels)  # the picture itself: its own pixels
+    alpha = np.asarray(result.getchannel("A"))
+    assert (alpha[:8] == 255).all() and (alpha[:, 32:] == 255).all()  # the new border is opaque, as before
 
 
 def test_extend_canvas_refuses_bad_input():

@@ -264,6 +264,26 @@ def test_a_broken_taesd_folder_falls_back_to_linear_with_a_note_instead_of_faili
     assert taesd_notes[0].endswith("; Studio shows the quick colour previews instead.")
 
 
+def test_a_taesd_that_loads_but_cannot_decode_costs_one_note_per_session(tiny_model_dir, tmp_path):
+    # A TAESD for another latent space (16 channels) loads, then fails at every decode: its note and traceback
+    # came once per picture and once per job, as only the current picture's previews dropped it.
+    from diffusers import AutoencoderTiny
+
+    models = tmp_path / "models"
+    AutoencoderTiny(latent_channels=16, encoder_block_out_channels=(8, 8, 8, 8),
+                    decoder_block_out_channels=(8, 8, 8, 8), num_encoder_blocks=(1, 1, 1, 1),
+                    num_decoder_blocks=(1, 1, 1, 1)).save_pretrained(models / "taesd")
+    notes = []
+    for _ in range(2):
+        events, job = generate(tmp_path, tiny_model_dir, models, batch_count=2, steps=2)
+        end = terminal(events, job)
+        assert isinstance(end, JobFinished) and len(end.outputs) == 2
+        assert {p.image.size for p in of_job(events, job, JobPreview)} == {(8, 8)}
+        notes += [n for n in end.notes if "TAESD" in n]
+    assert len(notes) == 1 and notes[0].startswith("A TAESD preview failed (")
+    assert taesd_decoder(models, "sd") is None
+
+
 # -- what previews cost --------------------------------------------------------------------------------
 
 

@@ -196,6 +196,27 @@ def test_cancelled_error_raised_directly_by_a_handler_is_a_cancel():
     assert events[-1] == JobCancelled(job, was_running=True)
 
 
+def test_a_cancelled_or_failed_job_carries_the_notes_made_before_it_ended():
+    # "Cancelled during <filter>: the picture was kept without ..." was written to the context and then lost:
+    # only a finished job's event carried the notes.
+    recorder = Recorder()
+
+    def handler(job, context):  # noqa: ANN001, ANN202
+        context.note(f"note of job {job.id}")
+        if job.request.seed == 1:
+            raise JobCancelledError()
+        raise ValueError("broken")
+        yield  # pragma: no cover
+
+    worker = make_worker(handler, recorder)
+    cancelled, failed = worker.submit(req(seed=1)), worker.submit(req(seed=2))
+    events = recorder.until_done(cancelled, failed)
+    assert worker.shutdown(TIMEOUT)
+    ends = {e.job_id: e for e in events if isinstance(e, (JobFailed, JobCancelled))}
+    assert ends[cancelled] == JobCancelled(cancelled, was_running=True, notes=(f"note of job {cancelled}",))
+    assert isinstance(ends[failed], JobFailed) and ends[failed].notes == (f"note of job {failed}",)
+
+
 def test_shutdown_cancels_everything_stops_the_thread_and_refuses_new_jobs(gate):
     recorder = Recorder()
 

@@ -12,6 +12,7 @@ from studio import __version__
 from studio.core.events import JobCancelled, JobFailed, JobFinished, JobProgress
 from studio.core.images import read_recipe
 from studio.core.inpaint import InpaintOptions
+from studio.core.settings import load_settings
 from studio.plugin_host.registry import GENERATOR, Contribution
 from studio.services.history_recording import generator_version
 from studio.services.history_reuse import request_for_entry
@@ -79,6 +80,18 @@ def test_each_image_is_saved_then_recorded_with_everything_needed_to_run_it_agai
     again = request_for_entry(rows[0])
     assert (again.seed, again.batch_count, again.scheduler, again.width, again.cfg_scale) == (41, 1, "DDIM", 72, 6.5)
     store.close()
+
+
+def test_run_again_runs_the_way_the_person_s_settings_say(studio_home):
+    # A rerun once ran with the request's defaults (speed "fast": bf16 on a CPU) whatever the person had chosen,
+    # and the picture came out different from the one their "eager" setting makes.
+    entry = HistoryEntry(prompt="a fox", model_path="", generator="gated", seed=3, steps=2)
+    settings = load_settings()
+    settings.memory, settings.speed = "low", "eager"
+    again = request_for_entry(entry, settings)
+    assert (again.memory, again.speed, again.seed) == ("low", "eager", 3)
+    settings.memory, settings.speed = "high", "compile"
+    assert (request_for_entry(entry, settings).memory, request_for_entry(entry, settings).speed) == ("high", "compile")
 
 
 def test_an_inpaint_job_keeps_its_source_picture_and_mask_once(tmp_path):

@@ -31,7 +31,8 @@ from studio.core.events import (
     JobQueued,
     JobStarted,
 )
-from studio.plugin_host.registry import GENERATOR
+from studio.core.requests import PostStep
+from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution
 from studio.services.jobs import EventStream, JobService
 
 
@@ -256,6 +257,29 @@ def test_cancel_and_cancel_all_through_the_service(tmp_path):
         assert terminal(events, job) == JobCancelled(job, was_running=False)
     assert [e.job_id for e in events if isinstance(e, JobStarted)] == [running]
     assert jobs_left == {}
+
+
+def test_a_cancel_during_a_filter_says_what_was_left_out(tmp_path):
+    # "Cancelled during <filter>: the picture was kept without ..." was noted, then never reached the person.
+    registry, env = fake_registry(), make_env(tmp_path)
+    registry.add(Contribution(POSTPROCESSOR, "waits", "Waits", "studio_testing:WaitsForCancelFilter"))
+    gated(registry, env).release.set()
+
+    async def scenario():
+        async with running_service(env, registry) as service:
+            stream = service.subscribe()
+            job = service.submit(fake_request(post=(PostStep("waits"),)))
+
+            def on_event(event: object) -> None:
+                if isinstance(event, JobProgress) and event.total == 99:
+                    service.cancel(job)
+
+            return await collect_until_done(stream, [job], on_event=on_event), job
+
+    events, job = run(scenario())
+    cancelled = terminal(events, job)
+    assert isinstance(cancelled, JobCancelled) and len(cancelled.outputs) == 1
+    assert cancelled.notes == ("Cancelled during waits: the picture was kept without waits.",)
 
 
 def test_shutdown_ends_every_stream_and_refuses_new_jobs(tmp_path):

@@ -182,6 +182,19 @@ def test_use_as_input_and_run_again(qtbot, window, filled, monkeypatch):  # noqa
                                                                         entry.sampler)
 
 
+def test_run_again_uses_the_person_s_memory_and_speed_settings(qtbot, window, filled, monkeypatch):  # noqa: ANN001
+    # "Run again" once submitted the request's defaults (speed "fast"), ignoring the person's Speed and Memory.
+    _reload(qtbot, window)
+    window.settings.memory, window.settings.speed = "low", "eager"
+    submitted: list = []
+    monkeypatch.setattr(window.service, "submit", submitted.append)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a: QMessageBox.StandardButton.Yes)
+    window.gallery.select_row(0)
+    window.gallery.rerun_button.click()
+    qtbot.waitUntil(lambda: bool(submitted), timeout=10_000)
+    assert (submitted[0].memory, submitted[0].speed, submitted[0].seed) == ("low", "eager", 1004)
+
+
 def test_enter_uses_the_picture_and_delete_deletes_it_from_the_keyboard(qtbot, window, filled, monkeypatch):  # noqa: ANN001
     _reload(qtbot, window)
     window.gallery.select_row(0)

@@ -325,6 +325,17 @@ def test_a_model_loaded_ahead_of_any_job_is_not_said_to_be_working(qtbot, window
     assert window.status.message_label.text() == "tiny-sd is loaded."
 
 
+def test_a_cancelled_or_failed_job_s_notes_are_shown(qtbot, window):  # noqa: ANN001
+    # "Cancelled during <filter>: the picture was kept without ..." never reached the person: only "Cancelled."
+    from studio.core.events import JobCancelled, JobFailed
+
+    window.handle_event(JobCancelled(7, was_running=True, notes=("Cancelled during Blur: the picture was kept "
+                                                                 "without Blur.",)))
+    assert window.status.message_label.text() == "Cancelled. Cancelled during Blur: the picture was kept without Blur."
+    window.handle_event(JobFailed(8, "The model is damaged.", notes=("The picture was handed on unsaved.",)))
+    assert window.status.message_label.text() == "The model is damaged. The picture was handed on unsaved."
+
+
 def test_a_picture_that_lands_while_steps_can_be_redone_waits_in_the_gallery(qtbot, window):  # noqa: ANN001
     window.document.set_image(Image.new("RGB", (64, 64), (9, 9, 9)), "Open")
     window.document.edit_mask("Paint", lambda m: (m.__setitem__((slice(0, 8), slice(0, 8)), 255), (0, 0, 8, 8))[1])
