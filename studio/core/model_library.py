@@ -148,7 +148,7 @@ def item_for_file(path: Path, source: str) -> LibraryItem:
     """One weights file, identified by its contents (a dangling link or unreadable file is listed with why)."""
     try:
         size = path.stat().st_size
-        kind = detect_kind(check_weights_file(path, SCAN_HEADER_BYTES), path.name)
+        kind = detect_kind(check_weights_file(path, SCAN_HEADER_BYTES), path.name, path)
     except OSError as exc:
         return LibraryItem(path.stem, path, "unknown", "", "Unusable", 0, source,
                            problem=f"{path.name} could not be read: {(exc.strerror or str(exc)).rstrip('.')}.")

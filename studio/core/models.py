@@ -43,7 +43,7 @@ def resolve_model(value: str, models_dir: Path, extra: list[Path] | tuple[Path, 
 
 def checkpoint_kind(path: Path) -> ModelKind:
     """The kind of a single-file checkpoint, read from its contents; ModelError unless Studio can load it."""
-    kind = detect_kind(check_weights_file(path), path.name)
+    kind = detect_kind(check_weights_file(path), path.name, path)
     if kind.kind == "unknown":
         raise ModelError(f"{path.name} is a safetensors file, but not a Stable Diffusion checkpoint Studio knows.")
     if kind.kind != "checkpoint":
