@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from studio.core.weight_files import check_weights_file
 
 Progress = Callable[[int, int], None]  # bytes copied, bytes in all
 CHUNK = 8 << 20
+PARTIAL_PREFIX = ".importing-"
+STALE_AFTER_S = 15 * 60  # a copy in progress writes a chunk every few seconds; one untouched this long is dead
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,9 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
     if style is not None:
         return _install_style(source, models_dir, style, move=move, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f".importing-{uuid.uuid4().hex[:12]}"  # short: a long name plus a suffix passed 255 bytes
+    _remove_stale_partials(folder)
+    partial = folder / f"{PARTIAL_PREFIX}{uuid.uuid4().hex[:12]}"  # short: a long name plus a suffix passed 255 bytes
+    done = False
     try:
         if move:
             shutil.move(source, partial)
@@ -98,9 +103,15 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
         else:
             _copy_file(source, partial, progress)
         partial.replace(target)
+        done = True
     except OSError as exc:
-        shutil.rmtree(partial, ignore_errors=True) if partial.is_dir() else partial.unlink(missing_ok=True)
         raise ModelError(f"{source.name} could not be copied into {folder}: {exc.strerror or exc}.") from exc
+    finally:  # whatever stopped it (an error, Ctrl+C): no multi-GB hidden file is left behind
+        if not done:
+            if move and not source.exists() and partial.exists():
+                with contextlib.suppress(OSError):
+                    partial.replace(source)  # a moved file goes back where it was
+            _remove(partial)
     if not move:
         _record_import(models_dir, target, source)
     imported = item_for_folder(target, "models folder") if target.is_dir() else item_for_file(target, "models folder")
@@ -204,6 +215,33 @@ def _install_style(source: Path, models_dir: Path, style: WeightsFile, *, move: 
     note = "" if source.name == target.name else (f"Imported {source.name} as {target.name}, the name "
                                                   f"{style.used_by} looks for.")
     return ImportResult(item_for_file(target, "models folder"), copied=True, note=note)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _last_written(path: Path) -> float:
+    """The newest modification time in ``path`` (a copied folder's files keep their sources' times, but the
+    one being written is new)."""
+    times = [path.lstat().st_mtime]
+    if path.is_dir() and not path.is_symlink():
+        times += [p.lstat().st_mtime for p in path.rglob("*")]
+    return max(times)
+
+
+def _remove_stale_partials(folder: Path) -> None:
+    """What an import killed outright (power cut, kill -9) left: hidden, and as big as the model."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for leftover in folder.glob(PARTIAL_PREFIX + "*"):
+            with contextlib.suppress(OSError):
+                if now - _last_written(leftover) > STALE_AFTER_S:
+                    _remove(leftover)
 
 
 def _copy_file(source: Path, target: Path, progress: Progress | None) -> None:

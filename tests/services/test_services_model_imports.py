@@ -170,3 +170,31 @@ def test_a_model_in_a_kind_folder_that_is_a_symlink_is_removed_like_any_other(tm
     import_model(sd1(tmp_path / "dreamy.safetensors"), models)
     item, links = remove_model("dreamy", models, [])
     assert item.name == "dreamy" and links == [] and not (elsewhere / "dreamy.safetensors").exists()
+
+
+def test_ctrl_c_while_copying_leaves_no_hidden_partial_file(tmp_path):
+    """Ctrl+C left a multi-GB hidden .importing-* file behind (only OSError cleaned up)."""
+    models = tmp_path / "models"
+    source = sd1(tmp_path / "dreamy.safetensors")
+
+    def interrupt(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        import_model(source, models, progress=interrupt)
+    assert not list(models.rglob(".importing-*")) and not (models / "checkpoints" / source.name).exists()
+
+
+def test_a_partial_file_left_by_a_killed_import_is_removed_at_the_next_import(tmp_path):
+    import os
+    import time
+
+    folder = tmp_path / "models" / "checkpoints"
+    folder.mkdir(parents=True)
+    dead, live = folder / ".importing-0123456789ab", folder / ".importing-ba9876543210"
+    dead.write_bytes(b"x" * 1000)
+    live.write_bytes(b"x" * 1000)  # another import copying right now: left alone
+    old = time.time() - 3600
+    os.utime(dead, (old, old))
+    import_model(sd1(tmp_path / "dreamy.safetensors"), tmp_path / "models")
+    assert not dead.exists() and live.exists()
