@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.core.errors import InvalidRequest, ModelError
+from studio.core.errors import InvalidRequest, JobCancelledError, ModelError
 from studio.core.hashing import model_hash
 from studio.core.images import write_atomically
 from studio.core.model_kinds import detect_kind, with_article
@@ -39,6 +39,7 @@ from studio.core.style_weights import WeightsFile, weights_file_for
 from studio.core.weight_files import check_weights_file
 
 Progress = Callable[[int, int], None]  # bytes copied, bytes in all
+Cancelled = Callable[[], bool]  # checked between chunks: True stops the copy (JobCancelledError)
 CHUNK = 8 << 20
 PARTIAL_PREFIX = ".importing-"
 STALE_AFTER_S = 15 * 60  # a copy in progress writes a chunk every few seconds; one untouched this long is dead
@@ -52,9 +53,10 @@ class ImportResult:
 
 
 def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = None,
-                 progress: Progress | None = None, move: bool = False) -> ImportResult:
+                 progress: Progress | None = None, move: bool = False,
+                 cancelled: Cancelled | None = None) -> ImportResult:
     """Copy (or, with ``move``, move) a checked model file or diffusers folder into the library;
-    InvalidRequest/ModelError otherwise."""
+    InvalidRequest/ModelError otherwise, JobCancelledError (nothing copied) once ``cancelled()`` says so."""
     source = Path(source).expanduser()
     if not source.exists():
         raise InvalidRequest(f"There is no file or folder at {source}.")
@@ -99,9 +101,10 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
             shutil.move(source, partial)
         elif source.is_dir():
             shutil.rmtree(partial, ignore_errors=True)
-            shutil.copytree(source, partial)
+            shutil.copytree(source, partial, copy_function=lambda src, dst: _copy_file(
+                Path(src), Path(dst), None, cancelled))
         else:
-            _copy_file(source, partial, progress)
+            _copy_file(source, partial, progress, cancelled)
         partial.replace(target)
         done = True
     except OSError as exc:
@@ -244,11 +247,16 @@ def _remove_stale_partials(folder: Path) -> None:
                     _remove(leftover)
 
 
-def _copy_file(source: Path, target: Path, progress: Progress | None) -> None:
+def _copy_file(source: Path, target: Path, progress: Progress | None, cancelled: Cancelled | None = None) -> None:
     total = source.stat().st_size
     done = 0
     with open(source, "rb") as src, open(target, "wb") as dst:
-        while block := src.read(CHUNK):
+        while True:
+            if cancelled is not None and cancelled():
+                raise JobCancelledError(f"The import of {source.name} was cancelled.")
+            block = src.read(CHUNK)
+            if not block:
+                break
             dst.write(block)
             done += len(block)
             if progress is not None:

@@ -198,3 +198,18 @@ def test_a_partial_file_left_by_a_killed_import_is_removed_at_the_next_import(tm
     os.utime(dead, (old, old))
     import_model(sd1(tmp_path / "dreamy.safetensors"), tmp_path / "models")
     assert not dead.exists() and live.exists()
+
+
+@pytest.mark.parametrize("make", [sd1, diffusers_folder], ids=["file", "folder"])
+def test_a_cancelled_import_stops_between_chunks_and_leaves_nothing(tmp_path, make, monkeypatch):
+    import studio.services.model_imports as model_imports
+    from studio.core.errors import JobCancelledError
+
+    monkeypatch.setattr(model_imports, "CHUNK", 16)
+    source = make(tmp_path / ("dreamy.safetensors" if make is sd1 else "tiny-sd"))
+    models = tmp_path / "models"
+    asked = []
+    with pytest.raises(JobCancelledError, match="cancelled"):
+        import_model(source, models, cancelled=lambda: asked.append(1) or len(asked) > 2)
+    assert len(asked) == 3  # checked chunk by chunk, stopped at once
+    assert not list((models / "checkpoints").iterdir())
