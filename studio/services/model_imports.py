@@ -35,6 +35,7 @@ from studio.core.model_library import (
     with_hashes,
 )
 from studio.core.models import MODEL_INDEX
+from studio.core.paths import real_path
 from studio.core.style_weights import WeightsFile, weights_file_for
 from studio.core.weight_files import check_weights_file
 
@@ -74,7 +75,7 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
     # Style weights count only under the name the filters look for: a copy under another name is not used.
     library = scan_library(models_dir)
     alike = [i for i in library if i.kind == item.kind and i.size == item.size
-             and (style is None or i.path.resolve() == target.resolve())]
+             and (style is None or real_path(i.path) == real_path(target))]
     digest = model_hash(source, hash_cache) if alike else ""
     for existing in with_hashes(alike, hash_cache):
         if existing.hash == digest:
@@ -145,10 +146,10 @@ def remove_model(value: str, models_dir: Path, linked: list[Path]) -> tuple[Libr
     """Delete a model inside the models folder, or unlink a linked path; returns the item and the new links."""
     items = scan_library(models_dir, linked)
     item = find_item(value, items)
-    resolved_links = {p.expanduser().resolve(): p for p in linked}
+    resolved_links = {real_path(p): p for p in linked}
     target = Path(value).expanduser()
-    if item is None and target.resolve() in resolved_links:
-        kept = [p for p in linked if p.expanduser().resolve() != target.resolve()]
+    if item is None and real_path(target) in resolved_links:
+        kept = [p for p in linked if real_path(p) != real_path(target)]
         return LibraryItem(target.name, target, "folder", "", "Linked folder", 0, "linked"), kept
     if item is None:
         raise InvalidRequest(f"The library has no model named {value!r}; `studio models list` shows the names.")
@@ -157,7 +158,7 @@ def remove_model(value: str, models_dir: Path, linked: list[Path]) -> tuple[Libr
         paths = ", ".join(str(i.path) for i in same_name)
         raise InvalidRequest(f"More than one model is named {value!r} ({paths}); give the path of the one to remove.")
     if item.path in resolved_links:
-        return item, [p for p in linked if p.expanduser().resolve() != item.path]
+        return item, [p for p in linked if real_path(p) != item.path]
     root = models_dir.resolve()
     if item.path == root:
         raise InvalidRequest(f"{root} is the models folder itself; Studio does not delete it.")
@@ -177,9 +178,9 @@ def link_folder(path: Path, linked: list[Path]) -> list[Path]:
     path = Path(path).expanduser()
     if not path.exists():
         raise InvalidRequest(f"There is no file or folder at {path}.")
-    if any(p.expanduser().resolve() == path.resolve() for p in linked):
+    if any(real_path(p) == real_path(path) for p in linked):
         return list(linked)
-    return [*linked, path.resolve()]
+    return [*linked, real_path(path)]
 
 
 def _identify(source: Path) -> LibraryItem:
