@@ -31,6 +31,8 @@ SDXL_ADM = UNET + "label_emb.0.0.weight"  # SDXL's size/crop conditioning: 2816 
 LORA_MARKS = (".lora_down.", ".lora_up.", ".lora.down.", ".lora.up.", ".lora_A.", ".lora_B.", "lora_linear_layer.",
               "_lora.down.", ".hada_w1_", ".lokr_w1")
 LORA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
+# LyCORIS's other adapters (kohya's names, LoRA's prefixes): diffusers applies neither to SD 1.x/2.x/SDXL.
+LYCORIS_MARKS = {".hada_w1_": "LoHa", ".lokr_w1": "LoKr"}
 VAE_PARTS = ("encoder.", "decoder.", "quant_conv.", "post_quant_conv.")
 VAE_EXTRAS = ("model_ema.", "loss.")  # bookkeeping some VAE files carry
 # SD 2.x comes as 2.x-base (512 px, predicts the noise: "epsilon") and 2.x-v (768 px, predicts "v"); the layers
@@ -214,8 +216,21 @@ def _lora_family(info: SafetensorsInfo) -> str:
     return ""
 
 
+def lycoris_problem(kind: ModelKind, filename: str) -> str:
+    """Why a LyCORIS LoHa/LoKr file cannot be used (it would fail inside diffusers with a message that says
+    nothing); "" for anything else."""
+    if not kind.detail.startswith("LyCORIS "):
+        return ""
+    return (f"{filename} is a {kind.detail} file; Studio applies LoRA and LoCon files, not LyCORIS LoHa or LoKr "
+            "ones.")
+
+
 def _detect_lora(info: SafetensorsInfo) -> ModelKind:
     family = _lora_family(info)
+    lycoris = next((name for mark, name in LYCORIS_MARKS.items() if any(mark in key for key in info.tensors)), "")
+    if lycoris:
+        label = f"LyCORIS {lycoris}" + (f" ({FAMILY_LABELS[family]})" if family else "")
+        return ModelKind("lora", family, label=label, detail=f"LyCORIS {lycoris}")
     kohya = any(key.startswith(LORA_PREFIXES) for key in info.tensors)
     label = f"LoRA ({FAMILY_LABELS[family]})" if family else "LoRA"
     return ModelKind("lora", family, label=label, detail="kohya" if kohya else "diffusers")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from studio.core.errors import ModelError
 from studio.core.hashing import lora_hash, model_hash
-from studio.core.model_kinds import ModelKind, detect_folder_kind, detect_kind
+from studio.core.model_kinds import ModelKind, detect_folder_kind, detect_kind, lycoris_problem
 from studio.core.paths import is_link_loop, real_path
 from studio.core.weight_files import check_weights_file
 
@@ -209,6 +209,8 @@ def read_imports(models_dir: Path) -> dict[str, str]:
 
 
 def unloadable_reason(kind: ModelKind, name: str) -> str:
+    if lycoris := lycoris_problem(kind, name):
+        return lycoris
     if kind.kind != "checkpoint" or kind.family in LOADABLE_FAMILIES:
         return ""
     return (f"{name} is an {kind.label} model, which Studio cannot generate with yet; it runs SD 1.x, SD 2.x and "

@@ -123,6 +123,21 @@ def test_sd2_base_and_v_are_told_apart(tmp_path):
     assert (turbo.prediction, turbo.label) == ("epsilon", "SD-Turbo")
 
 
+def test_lycoris_loha_and_lokr_files_are_told_from_loras(tmp_path):
+    """They showed as "LoRA (kohya)" and then failed inside diffusers."""
+    from studio.core.model_kinds import lycoris_problem
+
+    block = "lora_unet_input_blocks_4_1_proj_in"
+    loha = kind_of(tmp_path, {f"{block}.hada_w1_a": (4, 4), f"{block}.hada_w2_b": (4, 4)}, "a.safetensors")
+    lokr = kind_of(tmp_path, {f"{block}.lokr_w1": (2, 2), f"{block}.lokr_w2": (4, 4)}, "b.safetensors")
+    assert (loha.kind, loha.label, loha.detail) == ("lora", "LyCORIS LoHa (SDXL)", "LyCORIS LoHa")
+    assert (lokr.kind, lokr.label) == ("lora", "LyCORIS LoKr (SDXL)")
+    assert lycoris_problem(loha, "a.safetensors") == (
+        "a.safetensors is a LyCORIS LoHa file; Studio applies LoRA and LoCon files, not LyCORIS LoHa or LoKr ones.")
+    locon = kind_of(tmp_path, {"lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight": (4, 8, 3, 3)})
+    assert locon.label == "LoRA" and not lycoris_problem(locon, "c.safetensors")
+
+
 def test_diffusion_checkpoints_studio_cannot_use_are_unknown(tmp_path):
     pix2pix = kind_of(tmp_path, {**unet(8), **SD1_TEXT})
     flux = kind_of(tmp_path, {UNET + "double_blocks.0.img_attn.norm.key_norm.scale": (1,)})

@@ -150,3 +150,17 @@ def test_a_symlink_loop_is_listed_as_unusable_and_the_rest_of_the_library_still_
     assert not items["loop"].usable
     assert resolve_model("good", models) == (models / "checkpoints" / "good.safetensors").resolve()
     assert [m.name for m in find_models(models, [tmp_path / "loop"])] == ["good"]
+
+
+def test_a_lycoris_loha_file_is_listed_with_why_it_cannot_be_used(tmp_path):
+    from model_files import write
+
+    models = tmp_path / "models"
+    write(models / "loras" / "my_loha.safetensors", {"lora_unet_down_blocks_0_attentions_0_proj_in.hada_w1_a": (4, 4),
+                                                     "lora_unet_down_blocks_0_attentions_0_proj_in.hada_w1_b": (4, 4)})
+    lora(models / "loras" / "plain.safetensors")
+    items = {i.name: i for i in scan_library(models)}
+    assert items["plain"].usable
+    assert items["my_loha"].label.startswith("LyCORIS LoHa") and not items["my_loha"].usable
+    assert items["my_loha"].problem == ("my_loha.safetensors is a LyCORIS LoHa file; Studio applies LoRA and LoCon "
+                                        "files, not LyCORIS LoHa or LoKr ones.")
