@@ -93,11 +93,11 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
                              f"({namesake.path}); rename the one you are importing first.")
     if style is not None:
         return _install_style(source, models_dir, style, move=move, progress=progress)
-    folder.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(folder)
     partial = folder / f"{PARTIAL_PREFIX}{uuid.uuid4().hex[:12]}"  # short: a long name plus a suffix passed 255 bytes
     done = False
     try:
+        folder.mkdir(parents=True, exist_ok=True)  # a read-only models folder: the sentence below, no traceback
+        _remove_stale_partials(folder)
         if move:
             shutil.move(source, partial)
         elif source.is_dir():

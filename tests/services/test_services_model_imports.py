@@ -213,3 +213,19 @@ def test_a_cancelled_import_stops_between_chunks_and_leaves_nothing(tmp_path, ma
         import_model(source, models, cancelled=lambda: asked.append(1) or len(asked) > 2)
     assert len(asked) == 3  # checked chunk by chunk, stopped at once
     assert not list((models / "checkpoints").iterdir())
+
+
+def test_a_models_folder_that_cannot_be_written_is_one_sentence(tmp_path, monkeypatch):
+    """A read-only models folder crashed `studio models import` with a PermissionError traceback."""
+    real_mkdir = Path.mkdir
+
+    def read_only(self: Path, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 — root can write anywhere: simulated
+        if self.name == "checkpoints":
+            raise PermissionError(13, "Permission denied", str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    models = tmp_path / "models"
+    with pytest.raises(ModelError, match=r"^dreamy\.safetensors could not be copied into .*checkpoints: "
+                                         r"Permission denied\.$"):
+        import_model(sd1(tmp_path / "dreamy.safetensors"), models)
