@@ -85,6 +85,18 @@ def test_a_pickle_is_refused_and_never_runs(home, tmp_path, name):
     assert not (tmp_path / "ran").exists()
 
 
+def test_an_import_into_a_models_folder_that_cannot_be_written_is_one_sentence(home, tmp_path):
+    """It crashed with a traceback (the folder was made outside the error handling)."""
+    assert studio(home, "list").returncode == 0
+    models = home / "data" / "models"
+    shutil.rmtree(models, ignore_errors=True)
+    models.parent.mkdir(parents=True, exist_ok=True)
+    models.write_text("not a folder")  # what a read-only folder does even to root: no sub-folder can be made
+    result = studio(home, "import", str(sd1(tmp_path / "dreamy.safetensors")))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("studio: dreamy.safetensors could not be copied into ")
+
+
 def test_an_upscaler_goes_to_its_folder(home, tmp_path):
     result = studio(home, "import", str(esrgan(tmp_path / "4x-UltraSharp.safetensors")))
     assert result.returncode == 0 and "Upscaler (ESRGAN)" in result.stdout

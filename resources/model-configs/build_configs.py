@@ -50,6 +50,12 @@ FAMILIES = {
                     [("", "CLIPTextModel", CLIP_L, "<|endoftext|>")]),
     "sd2": ("StableDiffusionPipeline", SD2_UNET, dict(sample_size=768), dict(prediction_type="v_prediction"),
             [("", "CLIPTextModel", OPEN_CLIP_H, "!")]),
+    # 2.x-base (512 px) and SD-Turbo predict the noise (epsilon), unlike 2.x at 768; Turbo spaces its 1-4 steps
+    # "trailing" (as stabilityai/sd-turbo's scheduler config), so its first step starts from pure noise.
+    "sd2-base": ("StableDiffusionPipeline", dict(SD2_UNET, sample_size=64), dict(sample_size=512), {},
+                 [("", "CLIPTextModel", OPEN_CLIP_H, "!")]),
+    "sd2-turbo": ("StableDiffusionPipeline", dict(SD2_UNET, sample_size=64), dict(sample_size=512),
+                  dict(timestep_spacing="trailing"), [("", "CLIPTextModel", OPEN_CLIP_H, "!")]),
     "sd2-inpaint": ("StableDiffusionInpaintPipeline", dict(SD2_UNET, in_channels=9, sample_size=64),
                     dict(sample_size=512), {}, [("", "CLIPTextModel", OPEN_CLIP_H, "!")]),
     "sdxl": ("StableDiffusionXLPipeline", SDXL_UNET, dict(sample_size=1024, scaling_factor=0.13025, force_upcast=True),
@@ -91,7 +97,7 @@ def build_family(name: str, spec: tuple) -> None:
     with torch.device("meta"):
         UNet2DConditionModel(**unet).save_config(root / "unet")
         AutoencoderKL(**VAE, **vae_extra).save_config(root / "vae")
-    EulerDiscreteScheduler(**BETAS, **scheduler_extra).save_config(root / "scheduler")
+    EulerDiscreteScheduler(**{**BETAS, **scheduler_extra}).save_config(root / "scheduler")
     index: dict = {"_class_name": pipeline, "_diffusers_version": "0.42.1",
                    "scheduler": ["diffusers", "EulerDiscreteScheduler"],
                    "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"]}

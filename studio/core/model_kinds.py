@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,16 @@ SDXL_ADM = UNET + "label_emb.0.0.weight"  # SDXL's size/crop conditioning: 2816 
 LORA_MARKS = (".lora_down.", ".lora_up.", ".lora.down.", ".lora.up.", ".lora_A.", ".lora_B.", "lora_linear_layer.",
               "_lora.down.", ".hada_w1_", ".lokr_w1")
 LORA_PREFIXES = ("lora_unet_", "lora_te_", "lora_te1_", "lora_te2_")
+# LyCORIS's other adapters (kohya's names, LoRA's prefixes): diffusers applies neither to SD 1.x/2.x/SDXL.
+LYCORIS_MARKS = {".hada_w1_": "LoHa", ".lokr_w1": "LoKr"}
 VAE_PARTS = ("encoder.", "decoder.", "quant_conv.", "post_quant_conv.")
 VAE_EXTRAS = ("model_ema.", "loss.")  # bookkeeping some VAE files carry
+# SD 2.x comes as 2.x-base (512 px, predicts the noise: "epsilon") and 2.x-v (768 px, predicts "v"); the layers
+# are the same. ComfyUI's rule (supported_models.SD20.model_type): v models spread this 320-wide bias wider.
+SD2_V_PROBE = UNET + "output_blocks.11.1.transformer_blocks.0.norm1.bias"
+SD2_V_STD = 0.09
+PREDICTION_LABELS = {"v": "768, v", "epsilon": "512, epsilon"}
+SIDECAR_SUFFIXES = (".yaml", ".yml")  # AUTOMATIC1111's: the model's LDM config, next to it under its name
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class ModelKind:
     turbo: bool = False
     label: str = "Unknown"
     detail: str = ""  # the format or architecture, when it says more than the label ("kohya", "VGG-19")
+    prediction: str = ""  # SD 2.x single files: "v" (768 px) or "epsilon" (512 px, and SD-Turbo)
 
 
 UNKNOWN_KIND = ModelKind("unknown")
@@ -52,13 +62,16 @@ def with_article(label: str) -> str:
     return f"{'an' if label.startswith(('SD', '8', 'A', 'E', 'I', 'O', 'U')) else 'a'} {label}"
 
 
-def checkpoint_label(family: str, inpainting: bool = False, turbo: bool = False) -> str:
+def checkpoint_label(family: str, inpainting: bool = False, turbo: bool = False, prediction: str = "") -> str:
     label = (TURBO_LABELS.get(family) if turbo else None) or FAMILY_LABELS.get(family, "Unknown")
+    if prediction in PREDICTION_LABELS and not turbo and not inpainting:
+        label += f" ({PREDICTION_LABELS[prediction]})"
     return label + (" inpainting" if inpainting else "")
 
 
-def _checkpoint(family: str, inpainting: bool, turbo: bool, detail: str = "") -> ModelKind:
-    return ModelKind("checkpoint", family, inpainting, turbo, checkpoint_label(family, inpainting, turbo), detail)
+def _checkpoint(family: str, inpainting: bool, turbo: bool, detail: str = "", prediction: str = "") -> ModelKind:
+    return ModelKind("checkpoint", family, inpainting, turbo, checkpoint_label(family, inpainting, turbo, prediction),
+                     detail, prediction)
 
 
 def _simple(kind: str, detail: str = "", family: str = "") -> ModelKind:
@@ -69,6 +82,76 @@ def _looks_turbo(metadata: dict[str, str], filename: str) -> bool:
     """Distillation leaves no trace in the weights: only the name or the ModelSpec metadata can say so."""
     fields = (metadata.get("modelspec.title", ""), metadata.get("modelspec.architecture", ""), filename)
     return any("turbo" in field.lower() for field in fields)
+
+
+def _sidecar_prediction(path: Path) -> str:
+    """From NAME.yaml next to the file (A1111's way to say how to run it): ``parameterization: "v"`` means v,
+    any other config (LDM's default is "eps") epsilon."""
+    for suffix in SIDECAR_SUFFIXES:
+        sidecar = path.with_suffix(suffix)
+        try:
+            text = sidecar.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        found = re.search(r"^\s*parameterization\s*:\s*[\"']?(\w+)", text, re.MULTILINE)
+        return "v" if found and found.group(1).lower() in ("v", "v_prediction") else "epsilon"
+    return ""
+
+
+def _metadata_prediction(metadata: dict[str, str]) -> str:
+    """ModelSpec's prediction_type (kohya writes "v" or "epsilon"), or its architecture name."""
+    declared = metadata.get("modelspec.prediction_type", "").strip().lower()
+    if declared in ("v", "v_prediction", "v-prediction"):
+        return "v"
+    if declared in ("epsilon", "eps"):
+        return "epsilon"
+    architecture = metadata.get("modelspec.architecture", "").lower()
+    if "768-v" in architecture:
+        return "v"
+    return "epsilon" if architecture.endswith("-512") else ""
+
+
+_FLOATS = {"F32": ("f", 4), "F16": ("e", 2), "BF16": ("H", 2)}
+
+
+def _weights_prediction(path: Path, info: SafetensorsInfo) -> str:
+    """ComfyUI's test: the population std of SD2_V_PROBE above SD2_V_STD means v (reads 320 numbers)."""
+    tensor = info.tensors.get(SD2_V_PROBE)
+    if tensor is None or tensor.dtype not in _FLOATS or not 0 < tensor.numel <= 4096:
+        return ""
+    code, width = _FLOATS[tensor.dtype]
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(8 + info.header_size + tensor.start)
+            raw = handle.read(tensor.numel * width)
+    except OSError:
+        return ""
+    if len(raw) != tensor.numel * width:
+        return ""
+    values = struct.unpack(f"<{tensor.numel}{code}", raw)
+    if tensor.dtype == "BF16":  # the top half of a float32
+        values = struct.unpack(f"<{tensor.numel}f", struct.pack(f"<{tensor.numel}I", *(v << 16 for v in values)))
+    mean = sum(values) / len(values)
+    std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+    if std != std:  # NaN: says nothing
+        return ""
+    return "v" if std > SD2_V_STD else "epsilon"
+
+
+def _name_prediction(filename: str) -> str:
+    """"v2-1_768-ema-pruned", "sd21-768-v" say v; "v2-1_512-ema-pruned", "sd2-base" say epsilon."""
+    name = filename.lower()
+    says_v = "768" in name or re.search(r"(^|[-_. ])v([-_. ]|$)|vpred|v-pred|v_pred", name) is not None
+    says_epsilon = "512" in name or "base" in name or "epsilon" in name
+    return "v" if says_v and not says_epsilon else "epsilon" if says_epsilon and not says_v else ""
+
+
+def sd2_prediction(info: SafetensorsInfo, filename: str, path: Path | None = None) -> str:
+    """What a (non-inpainting, non-turbo) SD 2.x checkpoint predicts: a NAME.yaml next to it wins, then the file's
+    ModelSpec metadata, then its weights (ComfyUI's rule), then its name; else "v" (SD 2.1, the common one)."""
+    sidecar = _sidecar_prediction(path) if path is not None else ""
+    weights = _weights_prediction(path, info) if path is not None else ""
+    return sidecar or _metadata_prediction(info.metadata) or weights or _name_prediction(filename) or "v"
 
 
 def _dim(info: SafetensorsInfo, key: str, axis: int) -> int | None:
@@ -88,7 +171,7 @@ _UNET_TO_K = re.compile(r"attn2\.to_k\.weight$")
 _LORA_TO_K = re.compile(r"attn2[._]to_k.*(lora_down|lora\.down|lora_A|_lora\.down|lora_linear_layer\.down)")
 
 
-def _detect_checkpoint(info: SafetensorsInfo, turbo: bool) -> ModelKind:
+def _detect_checkpoint(info: SafetensorsInfo, turbo: bool, filename: str = "", path: Path | None = None) -> ModelKind:
     in_channels = _dim(info, IN_CONV, 1)
     if in_channels not in (4, 9):
         # x4 upscaler (7), InstructPix2Pix (8), SD3/Flux (no input_blocks): not what Studio generates with.
@@ -100,7 +183,9 @@ def _detect_checkpoint(info: SafetensorsInfo, turbo: bool) -> ModelKind:
         return _checkpoint("sdxl-refiner", inpainting, turbo)
     width = _context_width(info, UNET, _UNET_TO_K)
     if width == 1024 or info.has_prefix("cond_stage_model.model."):
-        return _checkpoint("sd2", inpainting, turbo)
+        # Inpainting and Turbo models are all 512 px epsilon; the others need telling apart.
+        prediction = "epsilon" if inpainting or turbo else sd2_prediction(info, filename, path)
+        return _checkpoint("sd2", inpainting, turbo, prediction=prediction)
     if width == 768 or info.has_prefix("cond_stage_model.transformer."):
         return _checkpoint("sd1", inpainting, turbo)
     adm = _dim(info, SDXL_ADM, 1)
@@ -131,8 +216,21 @@ def _lora_family(info: SafetensorsInfo) -> str:
     return ""
 
 
+def lycoris_problem(kind: ModelKind, filename: str) -> str:
+    """Why a LyCORIS LoHa/LoKr file cannot be used (it would fail inside diffusers with a message that says
+    nothing); "" for anything else."""
+    if not kind.detail.startswith("LyCORIS "):
+        return ""
+    return (f"{filename} is a {kind.detail} file; Studio applies LoRA and LoCon files, not LyCORIS LoHa or LoKr "
+            "ones.")
+
+
 def _detect_lora(info: SafetensorsInfo) -> ModelKind:
     family = _lora_family(info)
+    lycoris = next((name for mark, name in LYCORIS_MARKS.items() if any(mark in key for key in info.tensors)), "")
+    if lycoris:
+        label = f"LyCORIS {lycoris}" + (f" ({FAMILY_LABELS[family]})" if family else "")
+        return ModelKind("lora", family, label=label, detail=f"LyCORIS {lycoris}")
     kohya = any(key.startswith(LORA_PREFIXES) for key in info.tensors)
     label = f"LoRA ({FAMILY_LABELS[family]})" if family else "LoRA"
     return ModelKind("lora", family, label=label, detail="kohya" if kohya else "diffusers")
@@ -194,11 +292,12 @@ def _detect_embedding(info: SafetensorsInfo) -> ModelKind | None:
     return None
 
 
-def detect_kind(info: SafetensorsInfo, filename: str = "") -> ModelKind:
-    """What the file holds, from its header alone; ``filename`` only helps to tell a turbo checkpoint."""
+def detect_kind(info: SafetensorsInfo, filename: str = "", path: Path | None = None) -> ModelKind:
+    """What the file holds, from its header; ``filename`` helps to tell a turbo checkpoint. Given the file's
+    ``path``, an SD 2.x checkpoint's prediction also comes from a NAME.yaml next to it and one small tensor."""
     keys = list(info.tensors)
     if IN_CONV in info.tensors or info.has_prefix(UNET):
-        return _detect_checkpoint(info, _looks_turbo(info.metadata, filename))
+        return _detect_checkpoint(info, _looks_turbo(info.metadata, filename), filename, path)
     if _is_lora(keys):
         return _detect_lora(info)
     if info.has_prefix("image_proj.") and info.has_prefix("ip_adapter."):

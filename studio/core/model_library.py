@@ -16,7 +16,8 @@ from pathlib import Path
 
 from studio.core.errors import ModelError
 from studio.core.hashing import lora_hash, model_hash
-from studio.core.model_kinds import ModelKind, detect_folder_kind, detect_kind
+from studio.core.model_kinds import ModelKind, detect_folder_kind, detect_kind, lycoris_problem
+from studio.core.paths import is_link_loop, real_path
 from studio.core.weight_files import check_weights_file
 
 MODEL_INDEX = "model_index.json"
@@ -93,12 +94,16 @@ def scan_library(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryI
     for root, source in roots:
         if root != models_dir and not root.exists():
             what = "file" if root.suffix.lower() in WEIGHT_SUFFIXES else "folder"
-            seen[root] = LibraryItem(root.name, root.expanduser().resolve(), "unknown", "", "Missing", 0, source,
+            seen[root] = LibraryItem(root.name, real_path(root), "unknown", "", "Missing", 0, source,
                                      linked=True, problem=f"The linked {what} {root} is not there (moved, or on a "
                                      "drive that is not plugged in); its models come back when it is, or unlink it.")
             continue
         for item in _scan_root(root, source):
-            resolved = item.path.resolve()
+            resolved = real_path(item.path)
+            if is_link_loop(item.path):  # listed with why, and the rest of the library still is
+                item = replace(item, kind="unknown", family="", label="Unusable",
+                               problem=f"{item.path.name} is a symbolic link that leads back to itself (a link "
+                               "loop), so it cannot be read; fix or delete the link.")
             if resolved in seen:
                 continue
             origin = imports.get(str(resolved))
@@ -148,7 +153,7 @@ def item_for_file(path: Path, source: str) -> LibraryItem:
     """One weights file, identified by its contents (a dangling link or unreadable file is listed with why)."""
     try:
         size = path.stat().st_size
-        kind = detect_kind(check_weights_file(path, SCAN_HEADER_BYTES), path.name)
+        kind = detect_kind(check_weights_file(path, SCAN_HEADER_BYTES), path.name, path)
     except OSError as exc:
         return LibraryItem(path.stem, path, "unknown", "", "Unusable", 0, source,
                            problem=f"{path.name} could not be read: {(exc.strerror or str(exc)).rstrip('.')}.")
@@ -204,6 +209,8 @@ def read_imports(models_dir: Path) -> dict[str, str]:
 
 
 def unloadable_reason(kind: ModelKind, name: str) -> str:
+    if lycoris := lycoris_problem(kind, name):
+        return lycoris
     if kind.kind != "checkpoint" or kind.family in LOADABLE_FAMILIES:
         return ""
     return (f"{name} is an {kind.label} model, which Studio cannot generate with yet; it runs SD 1.x, SD 2.x and "
@@ -245,7 +252,7 @@ def _scan_root(root: Path, source: str) -> Iterator[LibraryItem]:
     # link loop ends.
     for folder, dirs, files in os.walk(root, followlinks=True):
         here = Path(folder)
-        real = here.resolve()
+        real = real_path(here)
         if real in visited:
             dirs.clear()
             continue

@@ -8,6 +8,7 @@ from pathlib import Path
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.model_kinds import ModelKind, detect_kind, with_article
 from studio.core.model_library import ModelEntry, checkpoints, scan_library, unloadable_reason
+from studio.core.paths import real_path
 from studio.core.weight_files import check_weights_file, pickle_refusal
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
@@ -31,7 +32,7 @@ def resolve_model(value: str, models_dir: Path, extra: list[Path] | tuple[Path, 
     """A model folder or checkpoint file as given, or the name of one in the library."""
     path = Path(value).expanduser()
     if path.exists():
-        return path.resolve()
+        return real_path(path)
     found = [entry.path for entry in find_models(models_dir, extra) if value in (entry.name, entry.path.name)]
     if len(found) > 1:
         raise InvalidRequest(f"{len(found)} models are named {value!r} ({', '.join(str(p) for p in found[:3])}); "
@@ -43,7 +44,7 @@ def resolve_model(value: str, models_dir: Path, extra: list[Path] | tuple[Path, 
 
 def checkpoint_kind(path: Path) -> ModelKind:
     """The kind of a single-file checkpoint, read from its contents; ModelError unless Studio can load it."""
-    kind = detect_kind(check_weights_file(path), path.name)
+    kind = detect_kind(check_weights_file(path), path.name, path)
     if kind.kind == "unknown":
         raise ModelError(f"{path.name} is a safetensors file, but not a Stable Diffusion checkpoint Studio knows.")
     if kind.kind != "checkpoint":

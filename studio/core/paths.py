@@ -52,6 +52,23 @@ def studio_paths() -> StudioPaths:
     )
 
 
+def real_path(path: Path) -> Path:
+    """``path.resolve()``; where a symbolic link loop (a → b → a) keeps it from resolving, the absolute path as it
+    is (``resolve()`` raises RuntimeError for a loop), so one bad link cannot stop a scan; is_link_loop tells."""
+    try:
+        return path.expanduser().resolve()
+    except (RuntimeError, OSError):
+        return path.expanduser().absolute()
+
+
+def is_link_loop(path: Path) -> bool:
+    try:
+        path.expanduser().resolve()
+    except (RuntimeError, OSError):
+        return True
+    return False
+
+
 def resources_dir() -> Path:
     """The repository's ``resources/`` folder (icons, style sheet, model configs)."""
     return Path(__file__).resolve().parents[2] / "resources"

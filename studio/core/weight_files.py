@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import struct
+import subprocess
 from collections.abc import Iterable, KeysView
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,8 +247,10 @@ def read_safetensors_header(path: Path, max_header_bytes: int = MAX_HEADER_BYTES
 
 
 def _quoted(path: Path) -> str:
-    text = str(path)
-    return f'"{text}"' if any(c.isspace() for c in text) else text
+    """The path as one argument for the person's shell: parentheses, $, quotes and spaces included."""
+    if os.name == "nt":
+        return subprocess.list2cmdline([str(path)])
+    return shlex.quote(str(path))
 
 
 def convert_command(path: Path) -> str:

@@ -25,6 +25,7 @@ from studio.core.model_kinds import (
     CONTEXT_FAMILY,
     FAMILY_LABELS,
     detect_kind,
+    lycoris_problem,
     with_article,
 )
 from studio.core.model_library import KIND_FOLDERS
@@ -102,6 +103,8 @@ def _check_fits(lora: LoraFile, info: SafetensorsInfo, pipe: Any, model_name: st
     if kind.kind != "lora":
         what = kind.label + (" checkpoint" if kind.kind == "checkpoint" else " file")
         raise ModelError(f"{lora.path.name} is not a LoRA but {with_article(what)}; pick it where that kind is used.")
+    if problem := lycoris_problem(kind, lora.path.name):
+        raise ModelError(problem)
     have = getattr(getattr(getattr(pipe, "unet", None), "config", None), "cross_attention_dim", None)
     if not isinstance(have, int):
         return

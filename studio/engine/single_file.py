@@ -21,7 +21,15 @@ TOKENIZER_FILES = ("vocab.json", "merges.txt")
 
 
 def config_key(kind: ModelKind) -> str:
-    return kind.family + ("-inpaint" if kind.inpainting else "")
+    """The config folder for ``kind``: SD 2.x has three, SD-Turbo's and 2.x-base's (512 px, epsilon) besides
+    2.x-v's (768 px, v) in ``sd2``; model_kinds.sd2_prediction says which a file is."""
+    if kind.inpainting:
+        return kind.family + "-inpaint"
+    if kind.family == "sd2" and kind.turbo:
+        return "sd2-turbo"
+    if kind.family == "sd2" and kind.prediction == "epsilon":
+        return "sd2-base"
+    return kind.family
 
 
 def config_folder(key: str, models_dir: Path | None, cache_dir: Path) -> Path:

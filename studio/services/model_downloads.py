@@ -264,7 +264,11 @@ def _target_folder(models_dir: Path, repo_id: str) -> Path:
 
 
 def _destination(target: Path, path: str) -> Path:
-    root, dest = target.resolve(), (target / path).resolve()  # resolve(): a symlinked sub-folder can't lead out
+    try:
+        root, dest = target.resolve(), (target / path).resolve()  # resolve(): a symlinked sub-folder can't lead out
+    except (RuntimeError, OSError):  # RuntimeError: a symlink loop
+        raise ModelError(f"The file path {path!r} in {target} goes through a symbolic link that leads back to "
+                         "itself (a link loop); fix or delete that link and download again.") from None
     if unsafe_path(path) or not dest.is_relative_to(root) or dest == root:
         raise ModelError(f"The file path {path!r} would land outside {target}, so Studio refused to download it.")
     return dest

@@ -13,12 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.core.errors import InvalidRequest, ModelError
+from studio.core.errors import InvalidRequest, JobCancelledError, ModelError
 from studio.core.hashing import model_hash
 from studio.core.images import write_atomically
 from studio.core.model_kinds import detect_kind, with_article
@@ -34,11 +35,15 @@ from studio.core.model_library import (
     with_hashes,
 )
 from studio.core.models import MODEL_INDEX
+from studio.core.paths import real_path
 from studio.core.style_weights import WeightsFile, weights_file_for
 from studio.core.weight_files import check_weights_file
 
 Progress = Callable[[int, int], None]  # bytes copied, bytes in all
+Cancelled = Callable[[], bool]  # checked between chunks: True stops the copy (JobCancelledError)
 CHUNK = 8 << 20
+PARTIAL_PREFIX = ".importing-"
+STALE_AFTER_S = 15 * 60  # a copy in progress writes a chunk every few seconds; one untouched this long is dead
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,10 @@ class ImportResult:
 
 
 def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = None,
-                 progress: Progress | None = None, move: bool = False) -> ImportResult:
+                 progress: Progress | None = None, move: bool = False,
+                 cancelled: Cancelled | None = None) -> ImportResult:
     """Copy (or, with ``move``, move) a checked model file or diffusers folder into the library;
-    InvalidRequest/ModelError otherwise."""
+    InvalidRequest/ModelError otherwise, JobCancelledError (nothing copied) once ``cancelled()`` says so."""
     source = Path(source).expanduser()
     if not source.exists():
         raise InvalidRequest(f"There is no file or folder at {source}.")
@@ -69,7 +75,7 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
     # Style weights count only under the name the filters look for: a copy under another name is not used.
     library = scan_library(models_dir)
     alike = [i for i in library if i.kind == item.kind and i.size == item.size
-             and (style is None or i.path.resolve() == target.resolve())]
+             and (style is None or real_path(i.path) == real_path(target))]
     digest = model_hash(source, hash_cache) if alike else ""
     for existing in with_hashes(alike, hash_cache):
         if existing.hash == digest:
@@ -87,20 +93,29 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
                              f"({namesake.path}); rename the one you are importing first.")
     if style is not None:
         return _install_style(source, models_dir, style, move=move, progress=progress)
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f".importing-{uuid.uuid4().hex[:12]}"  # short: a long name plus a suffix passed 255 bytes
+    partial = folder / f"{PARTIAL_PREFIX}{uuid.uuid4().hex[:12]}"  # short: a long name plus a suffix passed 255 bytes
+    done = False
     try:
+        folder.mkdir(parents=True, exist_ok=True)  # a read-only models folder: the sentence below, no traceback
+        _remove_stale_partials(folder)
         if move:
             shutil.move(source, partial)
         elif source.is_dir():
             shutil.rmtree(partial, ignore_errors=True)
-            shutil.copytree(source, partial)
+            shutil.copytree(source, partial, copy_function=lambda src, dst: _copy_file(
+                Path(src), Path(dst), None, cancelled))
         else:
-            _copy_file(source, partial, progress)
+            _copy_file(source, partial, progress, cancelled)
         partial.replace(target)
+        done = True
     except OSError as exc:
-        shutil.rmtree(partial, ignore_errors=True) if partial.is_dir() else partial.unlink(missing_ok=True)
         raise ModelError(f"{source.name} could not be copied into {folder}: {exc.strerror or exc}.") from exc
+    finally:  # whatever stopped it (an error, Ctrl+C): no multi-GB hidden file is left behind
+        if not done:
+            if move and not source.exists() and partial.exists():
+                with contextlib.suppress(OSError):
+                    partial.replace(source)  # a moved file goes back where it was
+            _remove(partial)
     if not move:
         _record_import(models_dir, target, source)
     imported = item_for_folder(target, "models folder") if target.is_dir() else item_for_file(target, "models folder")
@@ -131,10 +146,10 @@ def remove_model(value: str, models_dir: Path, linked: list[Path]) -> tuple[Libr
     """Delete a model inside the models folder, or unlink a linked path; returns the item and the new links."""
     items = scan_library(models_dir, linked)
     item = find_item(value, items)
-    resolved_links = {p.expanduser().resolve(): p for p in linked}
+    resolved_links = {real_path(p): p for p in linked}
     target = Path(value).expanduser()
-    if item is None and target.resolve() in resolved_links:
-        kept = [p for p in linked if p.expanduser().resolve() != target.resolve()]
+    if item is None and real_path(target) in resolved_links:
+        kept = [p for p in linked if real_path(p) != real_path(target)]
         return LibraryItem(target.name, target, "folder", "", "Linked folder", 0, "linked"), kept
     if item is None:
         raise InvalidRequest(f"The library has no model named {value!r}; `studio models list` shows the names.")
@@ -143,7 +158,7 @@ def remove_model(value: str, models_dir: Path, linked: list[Path]) -> tuple[Libr
         paths = ", ".join(str(i.path) for i in same_name)
         raise InvalidRequest(f"More than one model is named {value!r} ({paths}); give the path of the one to remove.")
     if item.path in resolved_links:
-        return item, [p for p in linked if p.expanduser().resolve() != item.path]
+        return item, [p for p in linked if real_path(p) != item.path]
     root = models_dir.resolve()
     if item.path == root:
         raise InvalidRequest(f"{root} is the models folder itself; Studio does not delete it.")
@@ -163,9 +178,9 @@ def link_folder(path: Path, linked: list[Path]) -> list[Path]:
     path = Path(path).expanduser()
     if not path.exists():
         raise InvalidRequest(f"There is no file or folder at {path}.")
-    if any(p.expanduser().resolve() == path.resolve() for p in linked):
+    if any(real_path(p) == real_path(path) for p in linked):
         return list(linked)
-    return [*linked, path.resolve()]
+    return [*linked, real_path(path)]
 
 
 def _identify(source: Path) -> LibraryItem:
@@ -206,11 +221,43 @@ def _install_style(source: Path, models_dir: Path, style: WeightsFile, *, move: 
     return ImportResult(item_for_file(target, "models folder"), copied=True, note=note)
 
 
-def _copy_file(source: Path, target: Path, progress: Progress | None) -> None:
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _last_written(path: Path) -> float:
+    """The newest modification time in ``path`` (a copied folder's files keep their sources' times, but the
+    one being written is new)."""
+    times = [path.lstat().st_mtime]
+    if path.is_dir() and not path.is_symlink():
+        times += [p.lstat().st_mtime for p in path.rglob("*")]
+    return max(times)
+
+
+def _remove_stale_partials(folder: Path) -> None:
+    """What an import killed outright (power cut, kill -9) left: hidden, and as big as the model."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for leftover in folder.glob(PARTIAL_PREFIX + "*"):
+            with contextlib.suppress(OSError):
+                if now - _last_written(leftover) > STALE_AFTER_S:
+                    _remove(leftover)
+
+
+def _copy_file(source: Path, target: Path, progress: Progress | None, cancelled: Cancelled | None = None) -> None:
     total = source.stat().st_size
     done = 0
     with open(source, "rb") as src, open(target, "wb") as dst:
-        while block := src.read(CHUNK):
+        while True:
+            if cancelled is not None and cancelled():
+                raise JobCancelledError(f"The import of {source.name} was cancelled.")
+            block = src.read(CHUNK)
+            if not block:
+                break
             dst.write(block)
             done += len(block)
             if progress is not None:

@@ -254,16 +254,21 @@ class ModelsDialog(TaskDialog):
             self._busy(f"Converting {path.name} to safetensors…")
             return await self._imported("Converted and imported", lambda: convert_and_import(
                 path, self.settings.models_dir, hash_cache=self.hash_cache))
+        self._cancel.clear()
         self._busy(f"Checking and copying {path.name}…", progress=True)
         update = self._loop_callback(lambda done, total: self._show_progress(
             done, total, f"Copying {path.name}: {format_size(done)} of {format_size(total)}"))
         return await self._imported("Imported", lambda: import_model(
-            path, self.settings.models_dir, hash_cache=self.hash_cache, progress=update))
+            path, self.settings.models_dir, hash_cache=self.hash_cache, progress=update,
+            cancelled=self._cancel.is_set))
 
     async def _imported(self, done: str, work: Callable[[], ImportResult]) -> bool:
         """Run an import off the UI thread and say how it went; True when a file was copied in."""
         try:
             result = await asyncio.to_thread(work)
+        except JobCancelledError as exc:
+            self._report(f"{exc} Nothing was added to the library.")
+            return False
         except StudioError as exc:
             self._report(str(exc), error=True)
             return False

@@ -54,7 +54,7 @@ CHECKPOINTS = {
     "sd1": ({**unet(), **SD1_TEXT}, ("sd1", False, "SD 1.x")),
     "sd1 inpainting": ({**unet(9), **SD1_TEXT}, ("sd1", True, "SD 1.x inpainting")),
     "sd1 unet only": (unet(), ("sd1", False, "SD 1.x")),
-    "sd2": ({**unet(width=1024), **SD2_TEXT}, ("sd2", False, "SD 2.x")),
+    "sd2": ({**unet(width=1024), **SD2_TEXT}, ("sd2", False, "SD 2.x (768, v)")),
     "sd2 inpainting": ({**unet(9, 1024), **SD2_TEXT}, ("sd2", True, "SD 2.x inpainting")),
     "sdxl": ({**SDXL_UNET, **SDXL_TEXT}, ("sdxl", False, "SDXL")),
     "sdxl inpainting": ({**SDXL_UNET, **unet(9, 2048, "input_blocks.4.1"), **SDXL_TEXT},
@@ -81,6 +81,61 @@ def test_turbo_from_metadata_or_filename(tmp_path):
     assert (by_name.family, by_name.turbo, by_name.label) == ("sd2", True, "SD-Turbo")
     plain = kind_of(tmp_path, sdxl, "base.safetensors", {"modelspec.title": "SDXL 1.0"})
     assert not plain.turbo and plain.label == "SDXL"
+
+
+def sd2_file(path: Path, bias: np.ndarray | None = None, metadata: dict[str, str] | None = None) -> Path:
+    tensors = {key: np.zeros(shape, np.uint8) for key, shape in {**unet(width=1024), **SD2_TEXT}.items()}
+    if bias is not None:
+        tensors[UNET + "output_blocks.11.1.transformer_blocks.0.norm1.bias"] = bias
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def prediction_of(path: Path) -> tuple[str, str]:
+    kind = detect_kind(check_weights_file(path), path.name, path)
+    return kind.prediction, kind.label
+
+
+def test_sd2_base_and_v_are_told_apart(tmp_path):
+    """2.x-base (512, epsilon) and 2.x-v (768, v) have the same layers: the name, ModelSpec metadata, one bias's
+    spread (ComfyUI's rule: std > 0.09 is v) and a NAME.yaml next to the file (A1111's) tell them apart."""
+    base, v = ("epsilon", "SD 2.x (512, epsilon)"), ("v", "SD 2.x (768, v)")
+    assert prediction_of(sd2_file(tmp_path / "v2-1_512-ema-pruned.safetensors")) == base
+    assert prediction_of(sd2_file(tmp_path / "sd21-base.safetensors")) == base
+    assert prediction_of(sd2_file(tmp_path / "v2-1_768-ema-pruned.safetensors")) == v
+    assert prediction_of(sd2_file(tmp_path / "anything.safetensors")) == v  # SD 2.1, the common one
+    assert prediction_of(sd2_file(tmp_path / "m1.safetensors", metadata={"modelspec.prediction_type": "epsilon"})) \
+        == base
+    assert prediction_of(sd2_file(tmp_path / "m2.safetensors",
+                                  metadata={"modelspec.architecture": "stable-diffusion-v2-512"})) == base
+    spread = np.linspace(-0.5, 0.5, 320)
+    for dtype in (np.float16, np.float32):
+        assert prediction_of(sd2_file(tmp_path / "wide.safetensors", spread.astype(dtype))) == v
+        # the weights outrank a name that says otherwise
+        assert prediction_of(sd2_file(tmp_path / "x_512.safetensors", (spread / 10).astype(dtype))) == base
+    own = sd2_file(tmp_path / "mine_512.safetensors", (spread / 10).astype(np.float16))
+    own.with_suffix(".yaml").write_text('model:\n  params:\n    parameterization: "v"\n')
+    assert prediction_of(own) == v  # the person's word wins
+    assert prediction_of(sd2_file(tmp_path / "mine_768.safetensors")) == v
+    (tmp_path / "mine_768.yaml").write_text("model:\n  params:\n    image_size: 64\n")  # LDM's default: eps
+    assert prediction_of(tmp_path / "mine_768.safetensors") == base
+    turbo = detect_kind(check_weights_file(sd2_file(tmp_path / "sd_turbo.safetensors")), "sd_turbo.safetensors")
+    assert (turbo.prediction, turbo.label) == ("epsilon", "SD-Turbo")
+
+
+def test_lycoris_loha_and_lokr_files_are_told_from_loras(tmp_path):
+    """They showed as "LoRA (kohya)" and then failed inside diffusers."""
+    from studio.core.model_kinds import lycoris_problem
+
+    block = "lora_unet_input_blocks_4_1_proj_in"
+    loha = kind_of(tmp_path, {f"{block}.hada_w1_a": (4, 4), f"{block}.hada_w2_b": (4, 4)}, "a.safetensors")
+    lokr = kind_of(tmp_path, {f"{block}.lokr_w1": (2, 2), f"{block}.lokr_w2": (4, 4)}, "b.safetensors")
+    assert (loha.kind, loha.label, loha.detail) == ("lora", "LyCORIS LoHa (SDXL)", "LyCORIS LoHa")
+    assert (lokr.kind, lokr.label) == ("lora", "LyCORIS LoKr (SDXL)")
+    assert lycoris_problem(loha, "a.safetensors") == (
+        "a.safetensors is a LyCORIS LoHa file; Studio applies LoRA and LoCon files, not LyCORIS LoHa or LoKr ones.")
+    locon = kind_of(tmp_path, {"lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight": (4, 8, 3, 3)})
+    assert locon.label == "LoRA" and not lycoris_problem(locon, "c.safetensors")
 
 
 def test_diffusion_checkpoints_studio_cannot_use_are_unknown(tmp_path):

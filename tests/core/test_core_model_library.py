@@ -134,3 +134,33 @@ def test_embeddings_are_found_in_the_models_folder_and_in_linked_comfyui_and_a11
     put(tmp_path / "webui" / "models" / "Lora" / "not-an-embedding.safetensors")
     found = embedding_files(tmp_path / "models", [tmp_path / "ComfyUI" / "models", tmp_path / "webui" / "models"])
     assert found == {"easynegative": ours, "badhands": comfy, "style-x": a1111}
+
+
+def test_a_symlink_loop_is_listed_as_unusable_and_the_rest_of_the_library_still_is(tmp_path):
+    """A looping link anywhere crashed the whole scan (Path.resolve raises RuntimeError "Symlink loop")."""
+    models = tmp_path / "models"
+    sd1(models / "checkpoints" / "good.safetensors")
+    (models / "checkpoints" / "a.safetensors").symlink_to("b.safetensors")
+    (models / "checkpoints" / "b.safetensors").symlink_to("a.safetensors")
+    (tmp_path / "loop").symlink_to("loop")  # a linked folder that became a loop
+    items = {i.name: i for i in with_hashes(scan_library(models, [tmp_path / "loop"]), None)}
+    assert items["good"].usable and items["good"].label == "SD 1.x"
+    assert not items["a"].usable and "symbolic link that leads back to itself" in items["a"].problem
+    assert not items["b"].usable and items["a"].label == "Unusable"
+    assert not items["loop"].usable
+    assert resolve_model("good", models) == (models / "checkpoints" / "good.safetensors").resolve()
+    assert [m.name for m in find_models(models, [tmp_path / "loop"])] == ["good"]
+
+
+def test_a_lycoris_loha_file_is_listed_with_why_it_cannot_be_used(tmp_path):
+    from model_files import write
+
+    models = tmp_path / "models"
+    write(models / "loras" / "my_loha.safetensors", {"lora_unet_down_blocks_0_attentions_0_proj_in.hada_w1_a": (4, 4),
+                                                     "lora_unet_down_blocks_0_attentions_0_proj_in.hada_w1_b": (4, 4)})
+    lora(models / "loras" / "plain.safetensors")
+    items = {i.name: i for i in scan_library(models)}
+    assert items["plain"].usable
+    assert items["my_loha"].label.startswith("LyCORIS LoHa") and not items["my_loha"].usable
+    assert items["my_loha"].problem == ("my_loha.safetensors is a LyCORIS LoHa file; Studio applies LoRA and LoCon "
+                                        "files, not LyCORIS LoHa or LoKr ones.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import pickle
 import struct
@@ -238,4 +239,22 @@ def test_convert_command_never_overwrites_the_source(tmp_path):
     with pytest.raises(ModelError) as caught:
         check_weights_file(path)
     dest = tmp_path / "my model.converted.safetensors"
-    assert f'`studio convert-weights "{path}" "{dest}"`' in str(caught.value)
+    assert f"`studio convert-weights '{path}' '{dest}'`" in str(caught.value)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX shell quoting")
+@pytest.mark.parametrize("name", ["model (1).ckpt", "cost$HOME.ckpt", "it's \"best\".ckpt", "a;b&c.ckpt"])
+def test_the_convert_command_runs_as_shown_for_any_name(tmp_path, name):
+    """It quoted only names with spaces: parentheses, $ and quotes broke the command or changed its paths."""
+    import shlex
+    import subprocess
+
+    path = tmp_path / name
+    path.write_bytes(pickle.dumps({"w": 1}, 2))
+    with pytest.raises(ModelError) as caught:
+        check_weights_file(path)
+    command = str(caught.value).split("`")[1]
+    assert shlex.split(command) == ["studio", "convert-weights", str(path), str(path.with_suffix(".safetensors"))]
+    echoed = subprocess.run(["sh", "-c", command.replace("studio convert-weights", "printf '%s\\n'", 1)],
+                            capture_output=True, text=True, check=True).stdout
+    assert echoed.splitlines() == [str(path), str(path.with_suffix(".safetensors"))]

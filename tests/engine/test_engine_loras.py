@@ -413,6 +413,20 @@ def test_files_of_another_kind_are_refused_as_lora_or_vae(generator, tiny_model_
     assert str(as_vae.value) == ("detail.safetensors is not a VAE but a LoRA file; pick it where that kind is used.")
 
 
+@pytest.mark.parametrize(("mark", "what"), [("hada_w1_a", "LoHa"), ("lokr_w1", "LoKr")])
+def test_a_lycoris_loha_or_lokr_file_is_refused_with_a_sentence(generator, tiny_model_dir, tmp_path, mark, what):
+    """They were taken for LoRAs and failed with diffusers' "keys have not been correctly renamed"."""
+    from safetensors.numpy import save_file
+
+    path = tmp_path / f"my_{what.lower()}.safetensors"
+    save_file({f"lora_unet_down_blocks_0_attentions_0_proj_in.{mark}": np.zeros((4, 4), np.float32),
+               "lora_unet_down_blocks_0_attentions_0_proj_in.alpha": np.zeros((), np.float32)}, str(path))
+    with pytest.raises(ModelError) as refused:
+        make(generator, request(tiny_model_dir, loras=loras((str(path), 1.0))))
+    assert str(refused.value) == (f"{path.name} is a LyCORIS {what} file; Studio applies LoRA and LoCon files, "
+                                  "not LyCORIS LoHa or LoKr ones.")
+
+
 def test_a_lora_file_not_named_safetensors_is_refused_as_what_it_is(tmp_path):
     from model_files import lora
 

@@ -14,11 +14,12 @@ import torch
 from single_file import write_original_checkpoint
 from studio.core.errors import ModelError
 from studio.core.model_kinds import detect_kind
+from studio.core.models import checkpoint_kind
 from studio.core.paths import resources_dir
 from studio.core.weight_files import read_safetensors_header
 from studio.engine.device import select_device
 from studio.engine.loader import load_model
-from studio.engine.single_file import config_folder
+from studio.engine.single_file import config_folder, config_key
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_a_single_file_checkpoint_makes_the_same_picture_as_its_folder(library, 
 
 
 def test_shipped_configs_are_complete_for_every_family(tmp_path):
-    for key in ("sd1", "sd1-inpaint", "sd2", "sd2-inpaint", "sdxl", "sdxl-inpaint"):
+    for key in ("sd1", "sd1-inpaint", "sd2", "sd2-base", "sd2-turbo", "sd2-inpaint", "sdxl", "sdxl-inpaint"):
         folder = config_folder(key, None, tmp_path)
         index = json.loads((folder / "model_index.json").read_text())
         for component, spec in index.items():
@@ -69,6 +70,28 @@ def test_shipped_configs_are_complete_for_every_family(tmp_path):
             assert (tokenizer / "merges.txt").is_file()
     unet = json.loads((tmp_path / "model-configs" / "sdxl-inpaint" / "unet" / "config.json").read_text())
     assert unet["in_channels"] == 9 and unet["cross_attention_dim"] == 2048
+
+
+SD2_SHAPES = {"model.diffusion_model.input_blocks.0.0.weight": (1, 4, 1, 1),
+              "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (1, 1024),
+              "cond_stage_model.model.positional_embedding": (1, 1)}
+
+
+@pytest.mark.parametrize(("name", "metadata", "expected"), [
+    ("sd_turbo.safetensors", {"modelspec.architecture": "stable-diffusion-v2-1-turbo"}, ("epsilon", 512, "trailing")),
+    ("v2-1_512-ema-pruned.safetensors", {}, ("epsilon", 512, "leading")),
+    ("v2-1_768-ema-pruned.safetensors", {}, ("v_prediction", 768, "leading")),
+])
+def test_sd2_files_load_with_the_config_of_what_they_are(tmp_path, name, metadata, expected):
+    """SD-Turbo and 2.x-base files were loaded as 768 v-prediction models, and made noise."""
+    from safetensors.numpy import save_file
+
+    path = tmp_path / name
+    save_file({k: np.zeros(s, np.uint8) for k, s in SD2_SHAPES.items()}, str(path), metadata=metadata)
+    folder = config_folder(config_key(checkpoint_kind(path)), None, tmp_path / "cache")
+    scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+    unet = json.loads((folder / "unet" / "config.json").read_text())
+    assert (scheduler["prediction_type"], unet["sample_size"] * 8, scheduler["timestep_spacing"]) == expected
 
 
 def test_the_shipped_tokenizer_is_clips():

@@ -53,6 +53,28 @@ def test_import_a_checkpoint_pick_it_and_generate(qtbot, window, checkpoint, art
     assert window.document.image.size == (64, 64)
 
 
+def test_cancel_stops_an_import_and_leaves_nothing(qtbot, window, checkpoint, monkeypatch):
+    """The Cancel button showed during an import but did nothing."""
+    import studio.services.model_imports as model_imports
+
+    monkeypatch.setattr(model_imports, "CHUNK", 256)  # many chunks: the copy is still going when Cancel is hit
+    dialog = open_library(qtbot, window)
+    dialog._show_progress = lambda done, total, text: dialog.cancel_button.click()
+    to_ui = dialog._loop_callback
+
+    def held(callback):  # noqa: ANN001, ANN202 — the copy waits for the click it asked for (no race)
+        send = to_ui(callback)
+        return lambda *args: (send(*args), dialog._cancel.wait(10))
+
+    dialog._loop_callback = held
+    dialog.start(dialog.import_path(checkpoint))
+    qtbot.waitUntil(lambda: "cancelled" in dialog.message.text(), timeout=20000)
+    assert "The import of dreamy.safetensors was cancelled." in dialog.message.text()
+    folder = window.settings.models_dir / "checkpoints"
+    assert not (folder / "dreamy.safetensors").exists() and not list(folder.glob(".importing-*"))
+    assert "dreamy" not in rows(dialog)
+
+
 def test_a_pickle_is_refused_with_the_sentence_and_nothing_is_copied(qtbot, window, tmp_path):
     evil = tmp_path / "model.safetensors"
     evil.write_bytes(b"\x80\x04\x95" + b"\0" * 32)
