@@ -61,6 +61,11 @@ FAMILIES = {
     "sdxl": ("StableDiffusionXLPipeline", SDXL_UNET, dict(sample_size=1024, scaling_factor=0.13025, force_upcast=True),
              {}, [("", "CLIPTextModel", CLIP_L, "<|endoftext|>"),
                   ("_2", "CLIPTextModelWithProjection", OPEN_CLIP_BIGG, "!")]),
+    # SDXL-Turbo spaces its 1-4 steps "trailing" too (stabilityai/sdxl-turbo's scheduler config); at 512 px.
+    "sdxl-turbo": ("StableDiffusionXLPipeline", dict(SDXL_UNET, sample_size=64),
+                   dict(sample_size=1024, scaling_factor=0.13025, force_upcast=True), dict(timestep_spacing="trailing"),
+                   [("", "CLIPTextModel", CLIP_L, "<|endoftext|>"),
+                    ("_2", "CLIPTextModelWithProjection", OPEN_CLIP_BIGG, "!")]),
     "sdxl-inpaint": ("StableDiffusionXLInpaintPipeline", dict(SDXL_UNET, in_channels=9),
                      dict(sample_size=1024, scaling_factor=0.13025, force_upcast=True), {},
                      [("", "CLIPTextModel", CLIP_L, "<|endoftext|>"),

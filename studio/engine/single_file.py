@@ -22,11 +22,12 @@ TOKENIZER_FILES = ("vocab.json", "merges.txt")
 
 def config_key(kind: ModelKind) -> str:
     """The config folder for ``kind``: SD 2.x has three, SD-Turbo's and 2.x-base's (512 px, epsilon) besides
-    2.x-v's (768 px, v) in ``sd2``; model_kinds.sd2_prediction says which a file is."""
+    2.x-v's (768 px, v) in ``sd2``; model_kinds.sd2_prediction says which a file is. SDXL-Turbo has its own
+    (512 px, "trailing" steps)."""
     if kind.inpainting:
         return kind.family + "-inpaint"
-    if kind.family == "sd2" and kind.turbo:
-        return "sd2-turbo"
+    if kind.family in ("sd2", "sdxl") and kind.turbo:
+        return kind.family + "-turbo"
     if kind.family == "sd2" and kind.prediction == "epsilon":
         return "sd2-base"
     return kind.family

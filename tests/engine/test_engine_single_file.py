@@ -59,7 +59,8 @@ def test_a_single_file_checkpoint_makes_the_same_picture_as_its_folder(library, 
 
 
 def test_shipped_configs_are_complete_for_every_family(tmp_path):
-    for key in ("sd1", "sd1-inpaint", "sd2", "sd2-base", "sd2-turbo", "sd2-inpaint", "sdxl", "sdxl-inpaint"):
+    for key in ("sd1", "sd1-inpaint", "sd2", "sd2-base", "sd2-turbo", "sd2-inpaint", "sdxl", "sdxl-turbo",
+                "sdxl-inpaint"):
         folder = config_folder(key, None, tmp_path)
         index = json.loads((folder / "model_index.json").read_text())
         for component, spec in index.items():
@@ -92,6 +93,26 @@ def test_sd2_files_load_with_the_config_of_what_they_are(tmp_path, name, metadat
     scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
     unet = json.loads((folder / "unet" / "config.json").read_text())
     assert (scheduler["prediction_type"], unet["sample_size"] * 8, scheduler["timestep_spacing"]) == expected
+
+
+def test_an_sdxl_turbo_file_takes_its_trailing_steps_at_512(tmp_path):
+    """SDXL-Turbo's 1-4 steps are spaced "trailing" (its own scheduler config): "leading" started the first step
+    short of pure noise."""
+    from safetensors.numpy import save_file
+
+    unet = "model.diffusion_model."
+    shapes = {unet + "input_blocks.0.0.weight": (1, 4, 1, 1), unet + "label_emb.0.0.weight": (1, 2816),
+              unet + "input_blocks.4.1.transformer_blocks.0.attn2.to_k.weight": (1, 2048),
+              "conditioner.embedders.0.transformer.text_model.embeddings.position_embedding.weight": (1, 1),
+              "conditioner.embedders.1.model.positional_embedding": (1, 1)}
+    for name, expected in (("sd_xl_turbo_1.0_fp16.safetensors", ("epsilon", 512, "trailing")),
+                           ("sd_xl_base_1.0.safetensors", ("epsilon", 1024, "leading"))):
+        path = tmp_path / name
+        save_file({k: np.zeros(s, np.uint8) for k, s in shapes.items()}, str(path))
+        folder = config_folder(config_key(checkpoint_kind(path)), None, tmp_path / "cache")
+        scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+        size = json.loads((folder / "unet" / "config.json").read_text())["sample_size"] * 8
+        assert (scheduler["prediction_type"], size, scheduler["timestep_spacing"]) == expected, name
 
 
 def test_the_shipped_tokenizer_is_clips():
