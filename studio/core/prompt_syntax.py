@@ -94,7 +94,7 @@ def change_emphasis(prompt: str, start: int, end: int, step: float) -> tuple[str
     weight = 1.0
     inside = re.fullmatch(rf"\((.*):{_WEIGHT}\)", words, re.S)
     around = re.match(rf":{_WEIGHT}\)", prompt[end:])
-    if inside:  # the selection is "(words:1.2)" itself
+    if inside and _closes_at_end(words):  # the selection is "(words:1.2)" itself, one block
         words, weight = inside.group(1), float(inside.group(2))
     elif start > 0 and prompt[start - 1] == "(" and around:  # the selection is the words inside it
         start, end, weight = start - 1, end + around.end(), float(around.group(1))
@@ -102,6 +102,22 @@ def change_emphasis(prompt: str, start: int, end: int, step: float) -> tuple[str
     if weight == 1.0:
         return prompt[:start] + words + prompt[end:], start, start + len(words)
     return prompt[:start] + f"({words}:{weight:g})" + prompt[end:], start + 1, start + 1 + len(words)
+
+
+def _closes_at_end(text: str) -> bool:
+    """Whether the bracket that opens ``text`` closes at its last character: "(a:1.2), b, (c:1.1)" is two blocks,
+    which Ctrl+Up wraps whole rather than reading as one (unbalancing them)."""
+    depth = 0
+    for index, char in enumerate(text):
+        if char == "\\":
+            continue
+        if char == "(" and (index == 0 or text[index - 1] != "\\"):
+            depth += 1
+        elif char == ")" and (index == 0 or text[index - 1] != "\\"):
+            depth -= 1
+            if depth == 0:
+                return index == len(text) - 1
+    return False
 
 
 def _block_at(prompt: str, position: int) -> tuple[int, int] | None:

@@ -46,3 +46,13 @@ def test_break_ends_a_chunk_and_only_real_emphasis_counts():
 def test_change_emphasis(prompt, selection, step, expected):
     text, start, end = change_emphasis(prompt, *selection, step)
     assert (text, text[start:end]) == expected
+
+
+def test_a_selection_of_two_weighted_blocks_is_wrapped_whole_not_unbalanced():
+    """Ctrl+A, Ctrl+Down on "(a:1.2), b, (c:1.1)" read it as one block and left "a:1.2), b, (c"."""
+    prompt = "(masterpiece:1.2), a cat on a sofa, (detailed:1.1)"
+    down, start, end = change_emphasis(prompt, 0, len(prompt), -0.1)
+    assert down == f"({prompt}:0.9)" and down[start:end] == prompt
+    assert change_emphasis(prompt, 0, len(prompt), 0.1)[0] == f"({prompt}:1.1)"
+    assert change_emphasis("(red hair:1.2)", 0, 14, 0.1)[0] == "(red hair:1.3)"  # one block is still reweighed
+    assert change_emphasis(r"(\(x\):1.2)", 0, 11, 0.1)[0] == r"(\(x\):1.3)"
