@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,15 @@ class GenerationPreset(BaseModel):
     generation: GenerationDefaults
 
 
+def _styled(style: str, text: str) -> str:
+    if "{prompt}" in style:
+        return style.replace("{prompt}", text)
+    return ", ".join(part for part in (text.strip(), style.strip()) if part)
+
+
 class PromptStyle(BaseModel):
-    """A saved style: ``{prompt}`` in its prompt is replaced by the person's prompt."""
+    """A saved style: ``{prompt}`` in its prompt (or negative prompt) is replaced by the person's prompt (or
+    negative prompt)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -98,12 +106,9 @@ class PromptStyle(BaseModel):
     negative_prompt: str = ""
 
     def apply(self, prompt: str, negative: str) -> tuple[str, str]:
-        if "{prompt}" in self.prompt:
-            styled = self.prompt.replace("{prompt}", prompt)
-        else:
-            styled = ", ".join(p for p in (prompt.strip(), self.prompt.strip()) if p)
-        negatives = ", ".join(n for n in (negative.strip(), self.negative_prompt.strip()) if n)
-        return styled, negatives
+        """The person's prompts with the style's, as AUTOMATIC1111 applies styles: each ``{prompt}`` in the style's
+        prompt (and in its negative prompt) stands for the person's; without one, the style's words come after."""
+        return _styled(self.prompt, prompt), _styled(self.negative_prompt, negative)
 
 
 class WindowLayout(BaseModel):
@@ -253,3 +258,26 @@ def save_settings(settings: Settings, paths: StudioPaths | None = None) -> None:
         write_atomically(paths.settings_file, text.encode("utf-8"))
     except OSError as exc:
         raise StudioError(f"Settings could not be saved to {paths.settings_file}: {exc.strerror}.") from exc
+
+
+class OrderedSaves:
+    """Settings saved from more than one thread (the window's, a worker's) are written in the order their snapshots
+    were taken: an older one that finishes later (a slow disk, an fsync) never overwrites a newer one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._taken = 0
+        self._written = 0
+
+    def ticket(self) -> int:
+        """Take one when the snapshot is taken (on the window's thread)."""
+        with self._lock:
+            self._taken += 1
+            return self._taken
+
+    def save(self, settings: Settings, ticket: int, paths: StudioPaths | None = None) -> None:
+        with self._lock:
+            if ticket < self._written:
+                return  # a newer snapshot is on disk already
+            save_settings(settings, paths)
+            self._written = ticket

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -28,6 +30,8 @@ from studio.ui.generation_controls import section_layout, strength_controls
 from studio.ui.theme import section_label
 
 UPSCALERS = KIND_FOLDERS["upscaler"]
+ENABLE_TIP = ("Make the picture at the size above, where the model composes well, then enlarge it and redraw it at "
+              "the larger size to add detail (AUTOMATIC1111's Hires. fix)")
 ONLY_NEW = "Hires fix enlarges new pictures; image to image and inpainting work at the canvas's size."
 
 
@@ -42,9 +46,7 @@ class HiresBox(QWidget):
         layout = section_layout(self)
         layout.addWidget(section_label("Hires fix"))
         self.enabled_check = QCheckBox("Enlarge and redraw")
-        self.enabled_check.setToolTip(
-            "Make the picture at the size above, where the model composes well, then enlarge it and redraw it at "
-            "the larger size to add detail (AUTOMATIC1111's Hires. fix)")
+        self.enabled_check.setToolTip(ENABLE_TIP)
         layout.addWidget(self.enabled_check)
         grid = QGridLayout()
         grid.setHorizontalSpacing(8)
@@ -100,7 +102,7 @@ class HiresBox(QWidget):
     def set_applies(self, applies: bool) -> None:
         """Off for a job that starts from the canvas (image to image, inpainting): it would be left out."""
         self._applies = applies
-        self.enabled_check.setToolTip(self.enabled_check.toolTip() if applies else ONLY_NEW)
+        self.enabled_check.setToolTip(ENABLE_TIP if applies else ONLY_NEW)
         self._update()
 
     def set_library(self, items: list[LibraryItem]) -> None:
@@ -137,9 +139,14 @@ class HiresBox(QWidget):
         return self.values()
 
     def values(self) -> HiresFix:
-        """The settings, on or off (what is saved with the window's defaults and presets)."""
+        """The settings as shown, on or off."""
         return HiresFix(round(self.scale_spin.value(), 2), self.steps_spin.value(),
                         round(self.strength_spin.value(), 2), self.upscaler_combo.currentData() or LANCZOS)
+
+    def saved_values(self) -> HiresFix:
+        """What the window's defaults and presets keep: an upscaler missing from the library for now (a linked
+        drive not plugged in) stays chosen, as LoRAs and the VAE do, instead of becoming Lanczos for good."""
+        return replace(self.values(), upscaler=self._wanted or self.values().upscaler)
 
     def set_values(self, hires: HiresFix, enabled: bool = True) -> list[str]:
         """Every setting of ``hires``; a note for an upscaler Studio does not have (it takes Lanczos instead)."""
@@ -148,6 +155,7 @@ class HiresBox(QWidget):
         self.steps_spin.setValue(hires.steps)
         self.strength_spin.setValue(hires.strength)
         if self._select(hires.upscaler):
+            self._wanted = ""
             return []
         self._wanted = hires.upscaler
         return [note for note in (self._fallback(hires.upscaler),) if note]

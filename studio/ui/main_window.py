@@ -36,7 +36,7 @@ from studio.core.held_memory import MemoryFreed
 from studio.core.mask import Box
 from studio.core.paths import studio_paths
 from studio.core.requests import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE, GenerationRequest, PostProcessRequest
-from studio.core.settings import GenerationDefaults, Settings, save_settings
+from studio.core.settings import GenerationDefaults, OrderedSaves, Settings
 from studio.services.autosave import RECOVERED_FOLDER, Autosaver, discard, find_recoverable, keep_as_pictures
 from studio.services.history_store import HistoryStore
 from studio.services.jobs import EventStream, JobService
@@ -90,6 +90,7 @@ class MainWindow(QMainWindow):
         self.recovery: asyncio.Task | None = None  # offering back an earlier Studio's unsaved work (start)
         # Settings are written (with fsync) off the UI thread, once the person pauses.
         self._settings_timer = self._single_shot(1500, self._save_settings_in_background)
+        self._saves = OrderedSaves()  # the quit save and a background one in flight: the newer wins
         # Mask state and history list are refreshed once per burst of document changes.
         self._document_timer = self._single_shot(60, self._refresh_document_views)
 
@@ -305,7 +306,7 @@ class MainWindow(QMainWindow):
         self.settings.generation = self.generation_defaults()
         self.settings.window = capture_layout(self)
         try:
-            save_settings(self.settings)
+            self._saves.save(self.settings, self._saves.ticket())
         except StudioError as exc:
             self.status.set_message(str(exc), error=True)
 
@@ -320,11 +321,11 @@ class MainWindow(QMainWindow):
     def _save_settings_in_background(self) -> None:
         self.settings.generation = self.generation_defaults()
         self.settings.window = capture_layout(self)
-        snapshot = self.settings.model_copy(deep=True)
+        snapshot, ticket = self.settings.model_copy(deep=True), self._saves.ticket()
 
         async def save() -> None:
             try:
-                await asyncio.to_thread(save_settings, snapshot)
+                await asyncio.to_thread(self._saves.save, snapshot, ticket)
             except StudioError as exc:
                 self.status.set_message(str(exc), error=True)
 

@@ -69,9 +69,26 @@ class PromptEdit(QPlainTextEdit):
 
     def _set_text(self, text: str) -> None:
         self._completing = True  # recalled text is not typing: no completion popup
-        self.setPlainText(text)
+        position = self._position
+        self.replace_text(text)
+        self._position = position
         self.moveCursor(QTextCursor.MoveOperation.End)
         self._completing = False
+
+    def replace_text(self, text: str) -> None:
+        """All the text replaced by ``text`` as one step Ctrl+Z takes back (a style, a recalled prompt, loaded
+        parameters): setPlainText would clear the undo history, and with it the person's draft."""
+        if text == self.toPlainText():
+            return
+        if not self.document().isEmpty():
+            cursor = self.textCursor()
+            cursor.beginEditBlock()
+            cursor.select(QTextCursor.SelectionType.Document)
+            cursor.insertText(text)
+            cursor.endEditBlock()
+            self.setTextCursor(cursor)
+        else:  # nothing to take back
+            self.setPlainText(text)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         popup = self.completer.popup()

@@ -239,8 +239,8 @@ class PromptPanel(QWidget):
 
     def apply_style(self, style: PromptStyle) -> None:
         prompt, negative = style.apply(self.prompt_edit.toPlainText(), self.negative_edit.toPlainText())
-        self.prompt_edit.setPlainText(prompt)
-        self.negative_edit.setPlainText(negative)
+        self.prompt_edit.replace_text(prompt)
+        self.negative_edit.replace_text(negative)
 
     def fill(self, *, prompt: str | None = None, negative_prompt: str | None = None, width: int | None = None,
              height: int | None = None, steps: int | None = None, cfg_scale: float | None = None,
@@ -252,9 +252,9 @@ class PromptPanel(QWidget):
         what could not be set."""
         notes: list[str] = []
         if prompt is not None:
-            self.prompt_edit.setPlainText(prompt)
+            self.prompt_edit.replace_text(prompt)
         if negative_prompt is not None:
-            self.negative_edit.setPlainText(negative_prompt)
+            self.negative_edit.replace_text(negative_prompt)
         for spin, value in ((self.width_spin, width), (self.height_spin, height), (self.steps_spin, steps)):
             if value is not None:
                 spin.setValue(int(value))

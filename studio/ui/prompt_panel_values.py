@@ -88,15 +88,15 @@ def read_defaults(panel: PromptPanel) -> GenerationDefaults:
         generator_params=panel.plugin_box.remembered(),
         loras=[LoraSetting(name=c.name, weight=c.weight) for c in panel.lora_box.choices()],
         vae=panel.lora_box.vae(),
-        **_hires_defaults(panel.hires_box.enabled_check.isChecked(), panel.hires_box.values()),
+        **_hires_defaults(panel.hires_box.enabled_check.isChecked(), panel.hires_box.saved_values()),
     )
 
 
 def load_defaults(panel: PromptPanel, d: GenerationDefaults) -> None:
     """Every field from saved defaults but the model, which set_models or fill selects; a plugin generator is
     selected now, or once its plugin lists it."""
-    panel.prompt_edit.setPlainText(d.prompt)
-    panel.negative_edit.setPlainText(d.negative_prompt)
+    panel.prompt_edit.replace_text(d.prompt)
+    panel.negative_edit.replace_text(d.negative_prompt)
     panel.width_spin.setValue(d.width)
     panel.height_spin.setValue(d.height)
     panel.steps_spin.setValue(d.steps)

@@ -46,7 +46,8 @@ def restore_layout(window: MainWindow, layout: WindowLayout) -> None:
     canvas.set_brush(size=layout.brush_size, hardness=layout.brush_hardness)  # set_brush clamps
     color = QColor(layout.mask_color)
     canvas.overlay.set_style(color if color.isValid() else canvas.overlay.color, layout.mask_opacity)
-    tools.grow_spin.setValue(layout.grow_pixels)  # a spin box clamps to its range
+    spin = tools.grow_spin  # clamped here: a spin box clamps too, but raises for a number past a C int
+    tools.grow_spin.setValue(min(max(layout.grow_pixels, spin.minimum()), spin.maximum()))
     tools.sync_from_canvas()
 
 

@@ -166,3 +166,26 @@ def test_folders_written_with_a_tilde_or_relative_are_made_absolute_under_home(s
     assert settings.outputs_dir == home / "Pictures" / "Studio"
     assert settings.models_dir == home / "AI" / "models"
     assert settings.extra_model_paths == [home / "sd" / "dream.safetensors"]
+
+
+def test_a_style_fills_prompt_into_its_negative_prompt_too():
+    from studio.core.settings import PromptStyle
+
+    style = PromptStyle(name="s", prompt="{prompt}, oil painting", negative_prompt="{prompt}, lowres, bad hands")
+    assert style.apply("a cat", "blurry") == ("a cat, oil painting", "blurry, lowres, bad hands")
+    assert PromptStyle(name="t", negative_prompt="lowres").apply("a cat", "blurry") == ("a cat", "blurry, lowres")
+
+
+def test_an_older_settings_snapshot_that_finishes_later_never_overwrites_a_newer_one(studio_home):
+    """A background save's slow fsync finished after the save on quit, and the last edits were lost."""
+    from studio.core.settings import OrderedSaves
+
+    saves = OrderedSaves()
+    settings = load_settings()
+    older, newer = saves.ticket(), saves.ticket()
+    settings.generation.prompt = "new prompt"
+    saves.save(settings, newer)
+    stale = settings.model_copy(deep=True)
+    stale.generation.prompt = "old prompt"
+    saves.save(stale, older)
+    assert load_settings().generation.prompt == "new prompt"

@@ -63,7 +63,7 @@ def test_the_gallery_lists_newest_first_and_search_filters_as_you_type(qtbot, wi
     qtbot.waitUntil(lambda: model.rowCount() == 2, timeout=5000)
     assert all(model.entry_at(r).model_name == "tiny-sd" for r in range(2))
     window.gallery.model_combo.setCurrentIndex(0)
-    window.gallery.date_combo.setCurrentIndex(window.gallery.date_combo.findText("Today"))
+    window.gallery.date_combo.setCurrentIndex(window.gallery.date_combo.findText("Last 7 days"))
     qtbot.waitUntil(lambda: model.rowCount() == 5, timeout=5000)
     window.gallery.select_row(0)
     window.gallery.star_button.click()
@@ -330,6 +330,8 @@ def test_styles_apply_around_the_prompt_and_persist(qtbot, window):  # noqa: ANN
     panel.styles_button.chosen.emit(style)
     assert panel.prompt_edit.toPlainText() == "ink drawing of a castle, high contrast"
     assert panel.negative_edit.toPlainText() == "blurry, color"
+    panel.prompt_edit.undo()  # a style is one step Ctrl+Z takes back
+    assert panel.prompt_edit.toPlainText() == "a castle"
     from studio.core.settings import load_settings
 
     assert [s.name for s in load_settings().styles] == ["Ink"]
@@ -476,3 +478,19 @@ def test_deleting_a_picture_removes_its_cached_thumbnail(qtbot, qt_loop, tmp_pat
     finally:
         gallery.close()
         store.close()
+
+
+def test_a_recalled_prompt_never_loses_the_draft_it_replaced(qtbot, window):  # noqa: ANN001
+    """Up then a keystroke made the recalled prompt the draft, and setPlainText had cleared the undo history."""
+    edit = window.prompt_panel.prompt_edit
+    edit.set_history(["an older prompt"])
+    edit.setFocus()
+    qtbot.keyClicks(edit, "my long draft")
+    qtbot.keyClick(edit, Qt.Key.Key_Up)
+    assert edit.toPlainText() == "an older prompt"
+    qtbot.keyClicks(edit, "!")
+    states = []
+    for _ in range(3):  # (Qt may fold the "!" into the recall's step)
+        edit.undo()
+        states.append(edit.toPlainText())
+    assert "my long draft" in states

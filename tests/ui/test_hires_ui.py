@@ -114,3 +114,18 @@ def test_a_preset_keeps_the_hires_fix(qtbot, window):  # noqa: ANN001
     panel.hires_box.scale_spin.setValue(3.0)
     window.history_actions.apply_preset(next(p for p in window.settings.presets if p.name == "big"))
     assert panel.hires_box.hires() == HiresFix(1.75, 6, 0.3)
+
+
+def test_an_upscaler_missing_for_now_stays_chosen_and_the_tip_comes_back(qtbot, window, tmp_path):  # noqa: ANN001
+    """A linked drive unplugged for one session turned the saved upscaler into Lanczos for good."""
+    from studio.ui.hires_box import ENABLE_TIP, ONLY_NEW
+
+    panel = window.prompt_panel
+    panel.hires_box.set_values(HiresFix(2.0, upscaler="4x-UltraSharp"))  # not in the library this session
+    panel.hires_box.set_library([])
+    assert panel.hires_box.hires().upscaler == "Lanczos"  # what runs is what is shown
+    assert panel.defaults().hires_upscaler == "4x-UltraSharp"  # what is kept is what was chosen
+    panel.use_canvas_check.setChecked(True)
+    assert panel.hires_box.enabled_check.toolTip() == ONLY_NEW
+    panel.use_canvas_check.setChecked(False)
+    assert panel.hires_box.enabled_check.toolTip() == ENABLE_TIP

@@ -42,7 +42,7 @@ def test_a_first_window_fits_the_screen_and_bad_saved_values_are_brought_into_ra
     settings = load_settings()
     settings.window = settings.window.model_copy(update={
         "geometry": "not base64 at all", "brush_size": 1e9, "brush_hardness": -3, "mask_color": "mauve-ish",
-        "grow_pixels": 99999})
+        "grow_pixels": 99999999999})  # past a C int: the spin box raised instead of clamping
     save_settings(settings)
     odd = _next_start(qtbot)
     assert odd.width() <= room.width() and odd.canvas.brush_hardness == 0.0
