@@ -97,3 +97,17 @@ def test_the_generate_panel_fits_its_dock_and_a_first_mask_scrolls_it_only_down(
     qtbot.wait(100)
     assert scroll.widget().width() <= scroll.viewport().width()  # nothing cut off at the right
     assert scroll.horizontalScrollBar().value() == 0 and scroll.verticalScrollBar().value() > 0
+
+
+def test_the_view_menu_hides_and_shows_each_panel(qtbot, window):  # noqa: ANN001
+    from PySide6.QtWidgets import QDockWidget
+
+    docks = {dock.windowTitle(): dock for dock in window.findChildren(QDockWidget)}
+    assert set(docks) == {"Generate", "Queue", "Gallery", "Undo History"}
+    queue = docks["Queue"]
+    action = queue.toggleViewAction()
+    assert action.isEnabled()
+    action.trigger()
+    assert not queue.isVisible()
+    action.trigger()
+    assert queue.isVisible()
