@@ -143,7 +143,7 @@ class CanvasView(QGraphicsView):
     def _document_changed(self, change: DocumentChange) -> None:
         doc = self.document
         if change.size:
-            self.overlay.set_mask(doc.mask)
+            self.overlay.set_mask(doc.mask, edited=change.mask_edited)
             self._set_extent(*doc.size)
             if self._auto_fit:
                 self.fit()
