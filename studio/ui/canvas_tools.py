@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen, QPolygonF
 
+from studio.core.images import MAX_PIXELS
+from studio.core.inpaint import MAX_EXTEND
 from studio.core.mask import fill_polygon, fill_rect, stroke_segment
 
 if TYPE_CHECKING:
@@ -194,13 +196,19 @@ class FrameTool(RectTool):
         return super().press(pos, button, Qt.KeyboardModifier.NoModifier)
 
     def extension(self, rect: QRectF) -> tuple[int, int, int, int]:
-        """Pixels to add (left, top, right, bottom) so the picture covers rect, rounded up to 8."""
+        """Pixels to add (left, top, right, bottom) so the picture covers rect, rounded up to 8, within Extend
+        Canvas's limit per side and Studio's on pixels (a long drag at low zoom asked for a 200,000² canvas)."""
         width, height = self.view.document.size
 
         def up(v: float) -> int:
-            return int(-(-max(0.0, v) // FRAME_STEP) * FRAME_STEP)
+            return min(MAX_EXTEND, int(-(-max(0.0, min(v, MAX_EXTEND)) // FRAME_STEP) * FRAME_STEP))
 
-        return up(-rect.left()), up(-rect.top()), up(rect.right() - width), up(rect.bottom() - height)
+        amounts = [up(-rect.left()), up(-rect.top()), up(rect.right() - width), up(rect.bottom() - height)]
+        while (width + amounts[0] + amounts[2]) * (height + amounts[1] + amounts[3]) > MAX_PIXELS and any(amounts):
+            largest = max(range(4), key=amounts.__getitem__)
+            amounts[largest] = max(0, amounts[largest] - FRAME_STEP)
+        left, top, right, bottom = amounts
+        return left, top, right, bottom
 
     def release(self, pos: QPointF) -> None:
         if self._start is None:

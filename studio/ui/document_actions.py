@@ -5,6 +5,7 @@ undo/redo, mask edits and canvas size. Long file work runs off the UI thread.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
 from pathlib import Path
@@ -31,6 +32,8 @@ from studio.ui.qt_images import pil_to_qimage, qimage_to_pil
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
 
 SAVE_FILTERS = "PNG image (*.png);;JPEG image (*.jpg *.jpeg);;WebP image (*.webp)"
 OPEN_FILTERS = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif);;All files (*)"
@@ -355,7 +358,14 @@ class DocumentActions(QObject):
             if doc.image is None or self._busy_refusal():
                 return None
             revision = doc.revision
-            image, mask = await asyncio.to_thread(work, doc.image, doc.mask.copy())
+            try:
+                image, mask = await asyncio.to_thread(work, doc.image, doc.mask.copy())
+            except Exception as exc:  # noqa: BLE001 - told as a sentence; the document is unchanged
+                log.exception("The picture could not be %s", done)
+                reason = "there was not enough memory" if isinstance(exc, MemoryError) else str(exc) or repr(exc)
+                self.window.status.set_message(f"The picture could not be {done} ({reason}); it is unchanged.",
+                                               error=True)
+                return None
             await self.window.canvas.convert_ahead(image, mask)
             if self.document.revision == revision and not self._busy_refusal():
                 return image, mask

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, QRectF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
@@ -473,6 +473,39 @@ def test_dragging_a_frame_past_the_edges_extends_the_canvas(qtbot, window, pictu
     assert generated == [True]  # and the new area is filled by inpainting at once
     window.actions_.undo.trigger()
     assert window.document.size == (SIZE, SIZE)
+
+
+def test_a_frame_dragged_far_at_low_zoom_asks_for_no_more_than_extend_canvas_allows(qtbot, window):  # noqa: ANN001
+    """A long drag at 2% zoom asked for a 200,000² canvas: a MemoryError in a task, and nothing said."""
+    from types import SimpleNamespace
+
+    from studio.core.images import MAX_PIXELS
+    from studio.core.inpaint import MAX_EXTEND
+    from studio.ui.canvas_tools import FrameTool
+
+    def amounts(size: tuple[int, int], rect: QRectF) -> tuple[int, int, int, int]:
+        return FrameTool(SimpleNamespace(document=SimpleNamespace(size=size))).extension(rect)
+
+    assert amounts((512, 512), QRectF(-100_000, 100, 200_000, 200_000)) == (MAX_EXTEND, 0, MAX_EXTEND, MAX_EXTEND)
+    assert amounts((512, 512), QRectF(-50, 10, 600, 100)) == (56, 0, 40, 0)  # as before within the limits
+    left, top, right, bottom = amounts((15000, 15000), QRectF(-3000, -3000, 21000, 21000))
+    assert max(left, top, right, bottom) <= MAX_EXTEND and (15000 + left + right) * (15000 + top + bottom) <= MAX_PIXELS
+    assert min(left, top, right, bottom) > 0 and all(a % 8 == 0 for a in (left, top, right, bottom))
+
+
+def test_a_size_change_that_fails_in_its_worker_is_told_and_changes_nothing(qtbot, window, picture, monkeypatch):  # noqa: ANN001
+    from studio.ui import document_actions
+
+    def out_of_memory(*args: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(document_actions, "extend_canvas", out_of_memory)
+    task = window.actions_.extend_canvas(0, 0, 64, 0, fill=False)
+    qtbot.waitUntil(task.done, timeout=5000)
+    assert task.exception() is None
+    assert window.status.message_label.text() == ("The picture could not be extended (there was not enough memory); "
+                                                  "it is unchanged.")
+    assert window.document.size == (SIZE, SIZE) and window.document.history_labels() == ["Open test picture"]
 
 
 def _shown(canvas) -> np.ndarray:  # noqa: ANN001
