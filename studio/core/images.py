@@ -25,8 +25,16 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: mkstemp makes 0600 files, saved images should get the usual mode
 
 
-def open_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open an image file fully, upright (EXIF orientation applied), as RGB or RGBA."""
+def too_large(width: int, height: int) -> bool:
+    """Over Studio's pixel limit: a picture it would refuse to open again (so it must not make one)."""
+    return width * height > MAX_PIXELS
+
+
+def open_image(path: str | os.PathLike[str], trusted: bool = False) -> Image.Image:
+    """Open an image file fully, upright (EXIF orientation applied), as RGB or RGBA.
+
+    ``trusted``: a file Studio wrote itself (an autosave to recover), opened past MAX_PIXELS, up to Pillow's own
+    limit (twice it): a canvas made that large must still be recovered, not lost after a crash."""
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"{path} is a folder, not an image file.")
@@ -36,7 +44,7 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
     try:
         with Image.open(path) as img:
             # Pillow only refuses at twice its limit; refuse at the limit, before decoding anything.
-            if img.width * img.height > MAX_PIXELS:
+            if too_large(img.width, img.height) and not trusted:
                 raise Image.DecompressionBombError(f"{img.width}x{img.height}")
             img.load()
             upright = ImageOps.exif_transpose(img)

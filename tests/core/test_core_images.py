@@ -320,6 +320,20 @@ def test_open_image_refuses_decompression_bombs(tmp_path):
     assert_sentence(err, "bomb.png", "too large")
 
 
+def test_only_studios_own_files_open_past_the_pixel_limit(tmp_path, monkeypatch):
+    """A canvas past MAX_PIXELS could be made and autosaved, then never recovered: open refused its own files."""
+    from studio.core import images
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # open_image sets Pillow's: put back
+    monkeypatch.setattr(images, "MAX_PIXELS", 40 * 40)
+    Image.new("RGB", (48, 40), (1, 2, 3)).save(tmp_path / "big.png")
+    assert images.too_large(48, 40) and not images.too_large(40, 40)
+    with pytest.raises(ImageError) as err:
+        open_image(tmp_path / "big.png")
+    assert_sentence(err, "big.png", "too large")
+    assert open_image(tmp_path / "big.png", trusted=True).size == (48, 40)
+
+
 def test_open_image_is_fully_loaded_and_file_closed(tmp_path):
     path = tmp_path / "img.png"
     gradient().save(path)

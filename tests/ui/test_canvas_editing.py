@@ -508,6 +508,28 @@ def test_a_size_change_that_fails_in_its_worker_is_told_and_changes_nothing(qtbo
     assert window.document.size == (SIZE, SIZE) and window.document.history_labels() == ["Open test picture"]
 
 
+def test_a_canvas_past_the_pixel_limit_is_never_made(qtbot, window, picture, monkeypatch):  # noqa: ANN001
+    """Extend, the frame tool, scale and paste made canvases Studio then refused to open again or recover."""
+    from PySide6.QtGui import QImage
+
+    from studio.core import images
+
+    monkeypatch.setattr(images, "MAX_PIXELS", SIZE * (SIZE + 8))
+    for make in (lambda: window.actions_.extend_canvas(0, 0, 16, 0, fill=False),
+                 lambda: window.actions_.scale_image(SIZE + 16, SIZE),
+                 lambda: window.actions_.run(window.actions_._take_pasted(QImage(SIZE, SIZE + 16,
+                                                                                 QImage.Format.Format_RGB32), "Paste"))):
+        window.status.set_message("")
+        task = make()
+        qtbot.waitUntil(task.done, timeout=5000)
+        assert task.exception() is None
+        assert "would be too large for Studio to open again" in window.status.message_label.text()
+        assert window.document.size == (SIZE, SIZE) and window.document.history_labels() == ["Open test picture"]
+    task = window.actions_.extend_canvas(0, 0, 8, 0, fill=False)  # up to the limit is fine
+    qtbot.waitUntil(task.done, timeout=5000)
+    assert window.document.size == (SIZE + 8, SIZE)
+
+
 def _shown(canvas) -> np.ndarray:  # noqa: ANN001
     """The canvas's picture as it is drawn."""
     from studio.ui.qt_images import qimage_to_pil
