@@ -98,6 +98,7 @@ class CanvasView(QGraphicsView):
         self._space_held = False
         self._pan_from: QPointF | None = None
         self._auto_fit = True  # until the person zooms, keep the picture fitted to the window
+        self._fit_pending = False  # a fit asked for mid-stroke, done when it ends
         self.brush_size = 48.0
         self.brush_hardness = 0.8
         self._cursor_pos: QPointF | None = None  # in image pixels
@@ -249,7 +250,14 @@ class CanvasView(QGraphicsView):
         if box is None and (self.image() is None or self.image().size != (width, height)):
             grew = self._set_extent(max(width, self._extent_w), max(height, self._extent_h))
             if grew and self._auto_fit:
-                self.fit()
+                self._fit_when_free()
+
+    def _fit_when_free(self) -> None:
+        """Fit now, or when the stroke or pan under way ends: fitting mid-stroke moved the picture under the
+        pointer, so the stroke jumped."""
+        self._fit_pending = self.busy or self._pan_from is not None
+        if not self._fit_pending:
+            self.fit()
 
     def clear_preview(self) -> None:
         if not self._preview_item.isVisible():
@@ -422,6 +430,7 @@ class CanvasView(QGraphicsView):
                 self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
             else:
                 self._apply_cursor()
+            self._fit_if_pending()
             event.accept()
             return
         if self._tool.active:
@@ -429,9 +438,15 @@ class CanvasView(QGraphicsView):
             self._tool.release(self.mapToScene(event.position().toPoint()))
             self._update_cursor_area()
             self.stroke_finished.emit()
+            self._fit_if_pending()
             event.accept()
             return
         super().mouseReleaseEvent(event)
+
+    def _fit_if_pending(self) -> None:
+        pending, self._fit_pending = self._fit_pending, False
+        if pending and self._auto_fit and not self.busy:
+            self.fit()
 
     def leaveEvent(self, event: QEvent) -> None:  # noqa: N802
         self._update_cursor_area()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, QRectF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QRectF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
@@ -528,6 +528,27 @@ def test_a_canvas_past_the_pixel_limit_is_never_made(qtbot, window, picture, mon
     task = window.actions_.extend_canvas(0, 0, 8, 0, fill=False)  # up to the limit is fine
     qtbot.waitUntil(task.done, timeout=5000)
     assert window.document.size == (SIZE + 8, SIZE)
+
+
+def test_a_preview_of_a_bigger_job_refits_the_view_only_when_the_stroke_ends(qtbot, window, picture):  # noqa: ANN001
+    """A preview of a 1024² job landing mid-stroke re-fitted the view at once: the picture moved under the pointer
+    and the stroke jumped across it."""
+    canvas = window.canvas
+    canvas.fit()
+    canvas.set_tool(BRUSH)
+    canvas.set_brush(size=6, hardness=1.0)
+    viewport = canvas.viewport()
+    start = canvas.mapFromScene(QPointF(40, 40))
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(viewport, start + QPoint(20, 0))
+    zoom, under = canvas.zoom(), canvas.mapToScene(start + QPoint(20, 0))
+    canvas.show_preview(Image.new("RGB", (128, 128)), 4 * SIZE, 4 * SIZE)
+    assert canvas.zoom() == zoom and canvas.mapToScene(start + QPoint(20, 0)) == under
+    qtbot.mouseMove(viewport, start + QPoint(22, 0))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=start + QPoint(22, 0))
+    columns = np.flatnonzero(window.document.mask.any(axis=0))
+    assert columns.max() < 40 + 22 / zoom + 6  # the stroke ended where the pointer was on the picture
+    assert canvas.zoom() < zoom  # fitted to the preview's size once the stroke was done
 
 
 def _shown(canvas) -> np.ndarray:  # noqa: ANN001
