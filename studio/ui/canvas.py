@@ -89,6 +89,11 @@ class CanvasView(QGraphicsView):
         self._preview_item.setZValue(3)
         self._preview_item.setVisible(False)
         self._scene.addItem(self._preview_item)
+        # Under the preview, the checkerboard: where a preview is transparent (compare's picture before a change,
+        # a cut-out), the picture under it must not show through as if it were the earlier one.
+        self._preview_backdrop = self._scene.addRect(QRectF(), Qt.PenStyle.NoPen, _checkerboard())
+        self._preview_backdrop.setZValue(2.5)
+        self._preview_backdrop.setVisible(False)
 
         self.document: Document | None = None
         self._prepared: tuple[Image.Image, QImage] | None = None  # a picture converted ahead (prepare())
@@ -244,8 +249,10 @@ class CanvasView(QGraphicsView):
         self._preview_item.setPos(x, y)
         self._preview_item.setTransform(QTransform.fromScale(
             width / max(1, pixmap.width()), height / max(1, pixmap.height())))
+        self._preview_backdrop.setRect(QRectF(x, y, width, height))  # in scene coordinates: tiles line up
         if not self._preview_item.isVisible():
             self._preview_item.setVisible(True)
+            self._preview_backdrop.setVisible(True)
             self.viewport().update()
         if box is None and (self.image() is None or self.image().size != (width, height)):
             grew = self._set_extent(max(width, self._extent_w), max(height, self._extent_h))
@@ -263,6 +270,7 @@ class CanvasView(QGraphicsView):
         if not self._preview_item.isVisible():
             return
         self._preview_item.setVisible(False)
+        self._preview_backdrop.setVisible(False)
         self._preview_item.setPixmap(QPixmap())
         self._set_extent(*(self.document.size if self.document else (0, 0)))
         self.viewport().update()

@@ -799,6 +799,32 @@ def test_a_second_button_pressed_mid_stroke_leaves_the_stroke_whole_in_undo(qtbo
     assert not window.document.mask.any()  # the whole stroke goes back
 
 
+def test_compare_shows_the_checkerboard_where_the_picture_before_was_transparent(qtbot, window):  # noqa: ANN001
+    """Compare drew the picture before over the current one: where the earlier (a cut-out) was transparent, the
+    new picture showed through, as if it had been there before."""
+    from studio.ui.qt_images import qimage_to_pil
+
+    cutout = Image.new("RGBA", (SIZE, SIZE), (0, 0, 0, 0))
+    cutout.paste((200, 200, 200, 255), (SIZE // 2, 0, SIZE, SIZE))
+    window.document.set_image(cutout, "Open cutout")
+    window.document.set_image(Image.new("RGBA", (SIZE, SIZE), (255, 0, 0, 255)), "Filter")
+    canvas = window.canvas
+    canvas.set_zoom(1.0)
+    canvas.centerOn(SIZE / 2, SIZE / 2)
+
+    def shown_at(x: int, y: int) -> tuple[int, int, int]:
+        point = canvas.mapFromScene(QPointF(x, y))
+        return qimage_to_pil(canvas.viewport().grab().toImage()).convert("RGB").getpixel((point.x(), point.y()))
+
+    assert shown_at(40, SIZE // 2) == (255, 0, 0)
+    window.plugin_actions.compare.trigger()
+    red, green, blue = shown_at(40, SIZE // 2)
+    assert red < 80 and abs(red - green) < 10 and abs(green - blue) < 15  # the dark checkerboard, no red
+    assert shown_at(SIZE - 40, SIZE // 2) == (200, 200, 200)
+    window.plugin_actions.compare.trigger()
+    assert shown_at(40, SIZE // 2) == (255, 0, 0)
+
+
 def test_compare_shows_the_changed_region_where_it_was_and_refuses_a_picture_of_another_size(  # noqa: ANN001
         qtbot, window, picture):
     from studio.core.inpaint import extend_canvas
