@@ -168,7 +168,7 @@ class DocumentActions(QObject):
 
     async def open_mask_path(self, path: Path) -> bool:
         try:
-            picture = await asyncio.to_thread(open_image, path)
+            picture = await asyncio.to_thread(partial(open_image, path, keep_mode=True))  # 16-bit grey stays so
         except StudioError as exc:
             await self._warn("Open mask", str(exc))
             return False

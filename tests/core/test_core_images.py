@@ -240,6 +240,18 @@ def test_open_image_16_bit_greyscale_png_is_scaled_not_clipped(tmp_path):
     assert len(np.unique(grey)) > 32
 
 
+def test_open_image_32_bit_integer_greyscale_tiff_is_scaled_by_its_real_range(tmp_path):
+    """A 32-bit ("I") TIFF of 16-bit values opened black: it was divided as if its values filled 32 bits."""
+    wide = np.linspace(0, 65535, 64).reshape(8, 8).astype(np.int32)
+    Image.fromarray(wide, "I").save(tmp_path / "wide.tif")
+    grey = np.asarray(open_image(tmp_path / "wide.tif"))[..., 0].astype(int)
+    assert grey.min() == 0 and grey.max() == 255 and abs(grey[4, 0] - 32 * 65535 / 63 / 257) <= 1
+    narrow = np.arange(64).reshape(8, 8).astype(np.int32) * 4  # 8-bit values kept in 32 bits: as they are
+    Image.fromarray(narrow, "I").save(tmp_path / "narrow.tif")
+    np.testing.assert_array_equal(np.asarray(open_image(tmp_path / "narrow.tif"))[..., 0], narrow)
+    assert open_image(tmp_path / "wide.tif", keep_mode=True).mode == "I"
+
+
 def test_open_image_32_bit_float_greyscale_is_scaled_from_0_to_1(tmp_path):
     path = tmp_path / "float.tiff"
     Image.fromarray(np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8), "F").save(path)

@@ -424,6 +424,19 @@ def test_mask_files_round_trip(qtbot, window, picture, tmp_path):  # noqa: ANN00
     np.testing.assert_array_equal(window.document.mask, saved)
 
 
+def test_a_32_bit_greyscale_tiff_opens_as_the_mask_it_shows(qtbot, window, picture, tmp_path):  # noqa: ANN001
+    """Open Mask read a 32-bit ("I") TIFF through the picture path, which made it black: an empty mask."""
+    wide = np.zeros((SIZE, SIZE), np.int32)
+    wide[:, SIZE // 2:] = 65535
+    wide[:, SIZE // 4:SIZE // 2] = 32896  # mid-grey: 128 of 255
+    Image.fromarray(wide, "I").save(tmp_path / "mask.tif")
+    task = window.actions_.run(window.actions_.open_mask_path(tmp_path / "mask.tif"))
+    qtbot.waitUntil(task.done, timeout=5000)
+    expected = np.zeros((SIZE, SIZE), np.uint8)
+    expected[:, SIZE // 4:SIZE // 2], expected[:, SIZE // 2:] = 128, 255
+    np.testing.assert_array_equal(window.document.mask, expected)
+
+
 def _landscape(size: int) -> Image.Image:
     """A simple drawn scene (sky, sun, hills), so the screenshot shows the mask over a picture."""
     from PIL import ImageDraw
