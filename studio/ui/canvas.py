@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -29,6 +30,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
 from studio.core.document import Document, DocumentChange
+from studio.core.mask import Box
 from studio.ui.canvas_tools import BRUSH, ERASER, HAND, Tool, make_tool
 from studio.ui.mask_overlay import MaskOverlayItem, TintedLayer, tinted_layer
 from studio.ui.qt_images import pil_to_pixmap_ready_qimage, pil_to_qimage, pil_to_qpixmap
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 32.0
 WHEEL_STEP = 1.15
+BIG_FILL = 1024 * 1024  # px: a fill's box this big, over a quarter of the mask or more, is made in a worker thread
 PREVIEW_UPSCALE_TO = 256  # px: latent-sized previews are enlarged to about this before the view scales them
 MIN_BRUSH, MAX_BRUSH = 1.0, 1024.0
 
@@ -96,6 +99,8 @@ class CanvasView(QGraphicsView):
         self._preview_backdrop.setVisible(False)
 
         self.document: Document | None = None
+        # The window's: makes a whole-mask change in a worker thread with its tinted layer (label, operation).
+        self.mask_filler: Callable[[str, Callable[[np.ndarray], Box | None]], object] | None = None
         self._prepared: tuple[Image.Image, QImage] | None = None  # a picture converted ahead (prepare())
         self._shown: weakref.ref[Image.Image] | None = None  # the document picture the pixmap shows
         self._earlier: tuple[weakref.ref[Image.Image], QPixmap] | None = None  # the one shown before it, whole
@@ -115,6 +120,17 @@ class CanvasView(QGraphicsView):
         self.document = document
         document.add_listener(self._document_changed)
         self._document_changed(DocumentChange(None, True, True, size=True))
+
+    def fill_mask(self, label: str, operation: Callable[[np.ndarray], Box | None], box: Box) -> None:
+        """A rectangle or lasso fill over ``box``: one undoable mask edit. Over much of a big mask it is made in a
+        worker thread with its tinted layer (mask_filler), as invert is: at 4096x4096 a big lasso held the window
+        90-300 ms, and its undo and redo as long again; the layers kept make those a swap."""
+        x0, y0, x1, y1 = box
+        area = max(0, x1 - x0) * max(0, y1 - y0)
+        if self.mask_filler is not None and area >= BIG_FILL and 4 * area >= self.document.mask.size:
+            self.mask_filler(label, operation)
+        else:
+            self.document.edit_mask(label, operation)
 
     def prepare(self, image: Image.Image, converted: QImage) -> None:
         """Hand over ``image`` already converted for display (qt_images.pil_to_pixmap_ready_qimage, made off

@@ -128,8 +128,8 @@ class RectTool(Tool):
         rect = QRectF(self._start, pos).normalized()
         self._start = self._end = None
         box = (round(rect.left()), round(rect.top()), round(rect.right()), round(rect.bottom()))
-        self.view.document.edit_mask("Erase rectangle" if self._erase else "Fill rectangle",
-                                     partial(fill_rect, box=box, erase=self._erase))
+        self.view.fill_mask("Erase rectangle" if self._erase else "Fill rectangle",
+                            partial(fill_rect, box=box, erase=self._erase), box)
 
     def outline_rect(self) -> QRectF:
         if self._start is None or self._end is None:
@@ -170,10 +170,12 @@ class LassoTool(Tool):
             self._points.append(pos)
 
     def release(self, pos: QPointF) -> None:
+        outline = QPolygonF(self._points).boundingRect()
         points, self._points = [(p.x(), p.y()) for p in self._points], []
         if len(points) >= 3:
-            self.view.document.edit_mask("Erase lasso" if self._erase else "Fill lasso",
-                                         partial(fill_polygon, points=points, erase=self._erase))
+            box = (int(outline.left()), int(outline.top()), int(outline.right()) + 1, int(outline.bottom()) + 1)
+            self.view.fill_mask("Erase lasso" if self._erase else "Fill lasso",
+                                partial(fill_polygon, points=points, erase=self._erase), box)
 
     def outline_rect(self) -> QRectF:
         return QPolygonF(self._points).boundingRect() if self._points else QRectF()

@@ -210,6 +210,16 @@ class DocumentActions(QObject):
             return None
         return self.run(self._changed_mask(label, make))
 
+    def fill_mask(self, label: str, operation: Callable[[np.ndarray], Box | None]) -> asyncio.Task:
+        """A big rectangle or lasso fill (the canvas's mask_filler), made in a worker thread as invert is."""
+
+        def make(current: np.ndarray) -> np.ndarray:
+            mask = current.copy()
+            operation(mask)
+            return mask
+
+        return self.run(self._changed_mask(label, make))
+
     async def _changed_mask(self, label: str, make: Callable[[np.ndarray], np.ndarray]) -> None:
         """A new whole mask (invert, clear, grow, a mask file), made in a worker thread with its tinted layer: at
         4096x4096 inverting held the window 74-86 ms. It waits for the whole-canvas changes asked before it and

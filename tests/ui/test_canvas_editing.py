@@ -231,6 +231,56 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
     assert doc.mask[30, 215] == 255  # the stroke is still there
 
 
+def test_a_big_rectangle_or_lasso_fill_is_made_off_the_window_thread_and_undoes_without_tinting(
+        qtbot, window, picture, monkeypatch):  # noqa: ANN001
+    """At 4096x4096 a big lasso held the window 90-300 ms on release, and its undo and redo as long again: a fill
+    over much of a big mask is made with its tinted layer in a worker thread, as invert is; a small one at once."""
+    import threading
+
+    from studio.core import mask as mask_module
+    from studio.ui import canvas as canvas_module
+    from studio.ui import canvas_tools, mask_overlay
+
+    monkeypatch.setattr(canvas_module, "BIG_FILL", 64 * 64, raising=False)  # this picture's "big"
+    here: list[str] = []
+    window_thread = threading.current_thread()
+
+    def watched(module, name):  # noqa: ANN001, ANN202
+        real = getattr(module, name)
+
+        def call(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            if threading.current_thread() is window_thread:
+                here.append(name)
+            return real(*args, **kwargs)
+        monkeypatch.setattr(module, name, call)
+
+    watched(mask_overlay, "_tint")
+    watched(canvas_tools, "fill_rect")
+    watched(canvas_tools, "fill_polygon")
+    doc, canvas = window.document, window.canvas
+    canvas.set_tool(RECT)
+    _drag(qtbot, canvas, [(10, 10), (200, 220)])
+    canvas.set_tool(LASSO)
+    _drag(qtbot, canvas, [(100, 5), (250, 100), (150, 250), (5, 150)])
+    assert here == [] and doc.history_labels() == ["Open test picture"]  # under way, not on this thread
+    qtbot.waitUntil(lambda: not window.actions_._tasks, timeout=5000)
+    assert doc.history_labels()[1:] == ["Fill rectangle", "Fill lasso"]
+    expected = np.zeros((SIZE, SIZE), np.uint8)
+    fill_rect(expected, (10, 10, 200, 220))
+    mask_module.fill_polygon(expected, [(100, 5), (250, 100), (150, 250), (5, 150)])
+    assert (doc.mask != expected).mean() < 0.01  # the same shapes, but for the edges' rounding on screen
+    assert doc.mask[11:219, 11:199].min() == 255 and doc.mask[240:, 240:].max() == 0
+    for step in (window.actions_.document_undo, window.actions_.document_redo, window.actions_.document_undo):
+        step()
+    assert here == []  # nothing filled or tinted on the window's thread
+    overlay = canvas.overlay
+    x0, y0, x1, y1 = overlay._layer_box
+    np.testing.assert_array_equal(overlay._pixels, overlay.tints[doc.mask[y0:y1, x0:x1]])
+    canvas.set_tool(RECT)
+    _drag(qtbot, canvas, [(10, 10), (40, 40)])  # a small fill: at once
+    assert doc.history_labels()[-1] == "Fill rectangle" and "fill_rect" in here
+
+
 def test_whole_mask_edits_are_made_off_the_window_thread_queue_up_and_undo_without_tinting(
         qtbot, window, picture, monkeypatch):  # noqa: ANN001
     """Invert, grow and clear work out the new mask, where it changed and its tinted layer in a worker thread (at
