@@ -29,12 +29,15 @@ Listener = Callable[["DocumentChange"], None]
 class DocumentChange:
     """What a listener must redraw: the box (None = everything) and which layers.
 
-    With neither image nor mask set, only the history changed (a stroke was recorded)."""
+    With neither image nor mask set, only the history changed (a stroke was recorded). ``mask_edited``: a whole
+    change, held (a history jump), before which the mask a listener was shown had been edited in place unheard of:
+    what the listener drew of that mask no longer matches it."""
 
     box: Box | None
     image: bool
     mask: bool
     size: bool = False
+    mask_edited: bool = False
 
 
 @dataclass
@@ -333,8 +336,12 @@ def _merged(changes: list[DocumentChange]) -> list[DocumentChange]:
     """The fewest changes that redraw everything the given ones did: the whole document if any step was whole,
     else one box around every picture change and one around every mask change (a mask inverted on a big canvas
     must not make the canvas convert the whole picture again)."""
-    if any(c.box is None for c in changes):
-        return [DocumentChange(None, True, True, size=True)]
+    whole = next((i for i, c in enumerate(changes) if c.box is None), None)
+    if whole is not None:
+        # Mask edits before the first whole change went into the mask listeners were shown; later ones into its
+        # replacement, which they have not seen yet.
+        edited = any(c.mask and c.box is not None for c in changes[:whole])
+        return [DocumentChange(None, True, True, size=True, mask_edited=edited)]
     image_box = functools.reduce(union_box, (c.box for c in changes if c.image), None)
     mask_box = functools.reduce(union_box, (c.box for c in changes if c.mask), None)
     return ([DocumentChange(image_box, True, False)] if image_box else []) + \

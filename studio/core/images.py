@@ -12,6 +12,7 @@ from typing import Any
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from studio.core.errors import ImageError
+from studio.core.mask import eight_bit_grey
 from studio.core.metadata import PARAMETERS_CHUNK, RECIPE_CHUNKS, STUDIO_CHUNK, Recipe
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
@@ -25,8 +26,17 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: mkstemp makes 0600 files, saved images should get the usual mode
 
 
-def open_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open an image file fully, upright (EXIF orientation applied), as RGB or RGBA."""
+def too_large(width: int, height: int) -> bool:
+    """Over Studio's pixel limit: a picture it would refuse to open again (so it must not make one)."""
+    return width * height > MAX_PIXELS
+
+
+def open_image(path: str | os.PathLike[str], trusted: bool = False, keep_mode: bool = False) -> Image.Image:
+    """Open an image file fully, upright (EXIF orientation applied), as RGB or RGBA (``keep_mode``: in its own
+    mode, for a mask: mask_from_image reads 16-bit grey and alpha better than their RGB conversion).
+
+    ``trusted``: a file Studio wrote itself (an autosave to recover), opened past MAX_PIXELS, up to Pillow's own
+    limit (twice it): a canvas made that large must still be recovered, not lost after a crash."""
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"{path} is a folder, not an image file.")
@@ -36,7 +46,7 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
     try:
         with Image.open(path) as img:
             # Pillow only refuses at twice its limit; refuse at the limit, before decoding anything.
-            if img.width * img.height > MAX_PIXELS:
+            if too_large(img.width, img.height) and not trusted:
                 raise Image.DecompressionBombError(f"{img.width}x{img.height}")
             img.load()
             upright = ImageOps.exif_transpose(img)
@@ -50,16 +60,15 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
         raise ImageError(f"The image {path.name} could not be read; it may be truncated or damaged ({exc}).") from None
     if upright.width == 0 or upright.height == 0:
         raise ImageError(f"The image {path.name} is empty.")
-    return _to_rgb_or_rgba(upright)
+    return upright if keep_mode else _to_rgb_or_rgba(upright)
 
 
 def _to_rgb_or_rgba(img: Image.Image) -> Image.Image:
     if img.mode in ("RGB", "RGBA"):
         return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit greyscale: scale to 8 bits rather than clipping to white.
-        scale = 1 / 257 if img.mode.startswith("I;16") else 1 / 65793
-        return img.point(lambda v: v * scale).convert("L").convert("RGB")
+    if img.mode.startswith("I"):
+        # 16/32-bit greyscale: scaled to 8 bits by its real range, as a mask is (32-bit TIFFs opened black).
+        return eight_bit_grey(img).convert("RGB")
     if img.mode == "F":
         return _float_to_rgb(img)
     has_alpha = img.mode in ("LA", "PA") or (img.mode == "P" and "transparency" in img.info)

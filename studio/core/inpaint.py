@@ -172,6 +172,9 @@ def paste_back(original: Image.Image, generated: Image.Image, box: Box, mask: np
     return result
 
 
+MAX_EXTEND = 2048  # pixels added to one side at a time (the Extend Canvas dialog's limit, and the frame tool's)
+
+
 def extend_canvas(image: Image.Image, mask: np.ndarray | None, left: int, top: int, right: int, bottom: int,
                   overlap: int = 16) -> tuple[Image.Image, np.ndarray]:
     """Outpainting: a bigger picture with the new border masked (plus ``overlap`` px into the old edge).

@@ -32,14 +32,20 @@ def mask_from_image(image: Image.Image, size: tuple[int, int] | None = None) -> 
         if alpha.getextrema()[0] < 255:
             grey = alpha
     if grey is None:
-        if image.mode.startswith("I;16") or (image.mode == "I" and image.getextrema()[1] > 255):
-            wide = np.asarray(image).astype(np.float64) / 257  # 0..65535 -> 0..255
-            grey = Image.fromarray(np.clip(np.rint(wide), 0, 255).astype(np.uint8), "L")
-        else:
-            grey = image.convert("L")
+        grey = eight_bit_grey(image) if image.mode.startswith("I") else image.convert("L")
     if size is not None and grey.size != size:
         grey = grey.resize(size, Image.Resampling.BILINEAR)
     return np.asarray(grey, dtype=np.uint8).copy()
+
+
+def eight_bit_grey(image: Image.Image) -> Image.Image:
+    """16- or 32-bit integer greyscale ("I;16…", "I") as 8-bit "L", by its real range: 16-bit values (and 32-bit
+    ones past 255) are 0..65535, scaled down; 32-bit ones all within 0..255 are 8-bit values already. Pillow's own
+    conversion clips them to white (or, scaled as if 32-bit, makes them black)."""
+    values = np.asarray(image)
+    wide = image.mode.startswith("I;16") or (values.size and values.max() > 255)
+    scaled = np.rint(values.astype(np.float64) / 257) if wide else values
+    return Image.fromarray(np.clip(scaled, 0, 255).astype(np.uint8), "L")
 
 
 def mask_to_image(mask: np.ndarray) -> Image.Image:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
@@ -29,6 +30,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
 from studio.core.document import Document, DocumentChange
+from studio.core.mask import Box
 from studio.ui.canvas_tools import BRUSH, ERASER, HAND, Tool, make_tool
 from studio.ui.mask_overlay import MaskOverlayItem, TintedLayer, tinted_layer
 from studio.ui.qt_images import pil_to_pixmap_ready_qimage, pil_to_qimage, pil_to_qpixmap
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 32.0
 WHEEL_STEP = 1.15
+BIG_FILL = 1024 * 1024  # px: a fill's box this big, over a quarter of the mask or more, is made in a worker thread
 PREVIEW_UPSCALE_TO = 256  # px: latent-sized previews are enlarged to about this before the view scales them
 MIN_BRUSH, MAX_BRUSH = 1.0, 1024.0
 
@@ -89,8 +92,15 @@ class CanvasView(QGraphicsView):
         self._preview_item.setZValue(3)
         self._preview_item.setVisible(False)
         self._scene.addItem(self._preview_item)
+        # Under the preview, the checkerboard: where a preview is transparent (compare's picture before a change,
+        # a cut-out), the picture under it must not show through as if it were the earlier one.
+        self._preview_backdrop = self._scene.addRect(QRectF(), Qt.PenStyle.NoPen, _checkerboard())
+        self._preview_backdrop.setZValue(2.5)
+        self._preview_backdrop.setVisible(False)
 
         self.document: Document | None = None
+        # The window's: makes a whole-mask change in a worker thread with its tinted layer (label, operation).
+        self.mask_filler: Callable[[str, Callable[[np.ndarray], Box | None]], object] | None = None
         self._prepared: tuple[Image.Image, QImage] | None = None  # a picture converted ahead (prepare())
         self._shown: weakref.ref[Image.Image] | None = None  # the document picture the pixmap shows
         self._earlier: tuple[weakref.ref[Image.Image], QPixmap] | None = None  # the one shown before it, whole
@@ -98,6 +108,7 @@ class CanvasView(QGraphicsView):
         self._space_held = False
         self._pan_from: QPointF | None = None
         self._auto_fit = True  # until the person zooms, keep the picture fitted to the window
+        self._fit_pending = False  # a fit asked for mid-stroke, done when it ends
         self.brush_size = 48.0
         self.brush_hardness = 0.8
         self._cursor_pos: QPointF | None = None  # in image pixels
@@ -109,6 +120,17 @@ class CanvasView(QGraphicsView):
         self.document = document
         document.add_listener(self._document_changed)
         self._document_changed(DocumentChange(None, True, True, size=True))
+
+    def fill_mask(self, label: str, operation: Callable[[np.ndarray], Box | None], box: Box) -> None:
+        """A rectangle or lasso fill over ``box``: one undoable mask edit. Over much of a big mask it is made in a
+        worker thread with its tinted layer (mask_filler), as invert is: at 4096x4096 a big lasso held the window
+        90-300 ms, and its undo and redo as long again; the layers kept make those a swap."""
+        x0, y0, x1, y1 = box
+        area = max(0, x1 - x0) * max(0, y1 - y0)
+        if self.mask_filler is not None and area >= BIG_FILL and 4 * area >= self.document.mask.size:
+            self.mask_filler(label, operation)
+        else:
+            self.document.edit_mask(label, operation)
 
     def prepare(self, image: Image.Image, converted: QImage) -> None:
         """Hand over ``image`` already converted for display (qt_images.pil_to_pixmap_ready_qimage, made off
@@ -143,7 +165,7 @@ class CanvasView(QGraphicsView):
     def _document_changed(self, change: DocumentChange) -> None:
         doc = self.document
         if change.size:
-            self.overlay.set_mask(doc.mask)
+            self.overlay.set_mask(doc.mask, edited=change.mask_edited)
             self._set_extent(*doc.size)
             if self._auto_fit:
                 self.fit()
@@ -243,18 +265,28 @@ class CanvasView(QGraphicsView):
         self._preview_item.setPos(x, y)
         self._preview_item.setTransform(QTransform.fromScale(
             width / max(1, pixmap.width()), height / max(1, pixmap.height())))
+        self._preview_backdrop.setRect(QRectF(x, y, width, height))  # in scene coordinates: tiles line up
         if not self._preview_item.isVisible():
             self._preview_item.setVisible(True)
+            self._preview_backdrop.setVisible(True)
             self.viewport().update()
         if box is None and (self.image() is None or self.image().size != (width, height)):
             grew = self._set_extent(max(width, self._extent_w), max(height, self._extent_h))
             if grew and self._auto_fit:
-                self.fit()
+                self._fit_when_free()
+
+    def _fit_when_free(self) -> None:
+        """Fit now, or when the stroke or pan under way ends: fitting mid-stroke moved the picture under the
+        pointer, so the stroke jumped."""
+        self._fit_pending = self.busy or self._pan_from is not None
+        if not self._fit_pending:
+            self.fit()
 
     def clear_preview(self) -> None:
         if not self._preview_item.isVisible():
             return
         self._preview_item.setVisible(False)
+        self._preview_backdrop.setVisible(False)
         self._preview_item.setPixmap(QPixmap())
         self._set_extent(*(self.document.size if self.document else (0, 0)))
         self.viewport().update()
@@ -422,6 +454,7 @@ class CanvasView(QGraphicsView):
                 self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
             else:
                 self._apply_cursor()
+            self._fit_if_pending()
             event.accept()
             return
         if self._tool.active:
@@ -429,9 +462,15 @@ class CanvasView(QGraphicsView):
             self._tool.release(self.mapToScene(event.position().toPoint()))
             self._update_cursor_area()
             self.stroke_finished.emit()
+            self._fit_if_pending()
             event.accept()
             return
         super().mouseReleaseEvent(event)
+
+    def _fit_if_pending(self) -> None:
+        pending, self._fit_pending = self._fit_pending, False
+        if pending and self._auto_fit and not self.busy:
+            self.fit()
 
     def leaveEvent(self, event: QEvent) -> None:  # noqa: N802
         self._update_cursor_area()

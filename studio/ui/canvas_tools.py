@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen, QPolygonF
 
+from studio.core.images import MAX_PIXELS
+from studio.core.inpaint import MAX_EXTEND
 from studio.core.mask import fill_polygon, fill_rect, stroke_segment
 
 if TYPE_CHECKING:
@@ -126,8 +128,8 @@ class RectTool(Tool):
         rect = QRectF(self._start, pos).normalized()
         self._start = self._end = None
         box = (round(rect.left()), round(rect.top()), round(rect.right()), round(rect.bottom()))
-        self.view.document.edit_mask("Erase rectangle" if self._erase else "Fill rectangle",
-                                     partial(fill_rect, box=box, erase=self._erase))
+        self.view.fill_mask("Erase rectangle" if self._erase else "Fill rectangle",
+                            partial(fill_rect, box=box, erase=self._erase), box)
 
     def outline_rect(self) -> QRectF:
         if self._start is None or self._end is None:
@@ -168,10 +170,12 @@ class LassoTool(Tool):
             self._points.append(pos)
 
     def release(self, pos: QPointF) -> None:
+        outline = QPolygonF(self._points).boundingRect()
         points, self._points = [(p.x(), p.y()) for p in self._points], []
         if len(points) >= 3:
-            self.view.document.edit_mask("Erase lasso" if self._erase else "Fill lasso",
-                                         partial(fill_polygon, points=points, erase=self._erase))
+            box = (int(outline.left()), int(outline.top()), int(outline.right()) + 1, int(outline.bottom()) + 1)
+            self.view.fill_mask("Erase lasso" if self._erase else "Fill lasso",
+                                partial(fill_polygon, points=points, erase=self._erase), box)
 
     def outline_rect(self) -> QRectF:
         return QPolygonF(self._points).boundingRect() if self._points else QRectF()
@@ -194,13 +198,19 @@ class FrameTool(RectTool):
         return super().press(pos, button, Qt.KeyboardModifier.NoModifier)
 
     def extension(self, rect: QRectF) -> tuple[int, int, int, int]:
-        """Pixels to add (left, top, right, bottom) so the picture covers rect, rounded up to 8."""
+        """Pixels to add (left, top, right, bottom) so the picture covers rect, rounded up to 8, within Extend
+        Canvas's limit per side and Studio's on pixels (a long drag at low zoom asked for a 200,000² canvas)."""
         width, height = self.view.document.size
 
         def up(v: float) -> int:
-            return int(-(-max(0.0, v) // FRAME_STEP) * FRAME_STEP)
+            return min(MAX_EXTEND, int(-(-max(0.0, min(v, MAX_EXTEND)) // FRAME_STEP) * FRAME_STEP))
 
-        return up(-rect.left()), up(-rect.top()), up(rect.right() - width), up(rect.bottom() - height)
+        amounts = [up(-rect.left()), up(-rect.top()), up(rect.right() - width), up(rect.bottom() - height)]
+        while (width + amounts[0] + amounts[2]) * (height + amounts[1] + amounts[3]) > MAX_PIXELS and any(amounts):
+            largest = max(range(4), key=amounts.__getitem__)
+            amounts[largest] = max(0, amounts[largest] - FRAME_STEP)
+        left, top, right, bottom = amounts
+        return left, top, right, bottom
 
     def release(self, pos: QPointF) -> None:
         if self._start is None:

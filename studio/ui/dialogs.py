@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.inpaint import MAX_EXTEND
 from studio.core.requests import MAX_SIZE, MIN_SIZE
 
 
@@ -34,7 +35,7 @@ class ExtendCanvasDialog(QDialog):
         self._size = size
         layout = QVBoxLayout(self)
         form = QFormLayout()
-        self.left, self.top, self.right, self.bottom = (_spin(2048, 0) for _ in range(4))
+        self.left, self.top, self.right, self.bottom = (_spin(MAX_EXTEND, 0) for _ in range(4))
         self.right.setValue(128)
         for label, spin in (("Left", self.left), ("Top", self.top), ("Right", self.right), ("Bottom", self.bottom)):
             form.addRow(label, spin)

@@ -5,6 +5,7 @@ undo/redo, mask edits and canvas size. Long file work runs off the UI thread.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
 from pathlib import Path
@@ -17,6 +18,7 @@ from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QImage, QK
 from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
 
 from studio.core.errors import StudioError
+from studio.core import images
 from studio.core.images import SAVE_FORMATS, open_image, read_recipe, save_image
 from studio.core.inpaint import extend_canvas
 from studio.core.document import MaskChange, mask_change
@@ -31,6 +33,8 @@ from studio.ui.qt_images import pil_to_qimage, qimage_to_pil
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
 
 SAVE_FILTERS = "PNG image (*.png);;JPEG image (*.jpg *.jpeg);;WebP image (*.webp)"
 OPEN_FILTERS = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif);;All files (*)"
@@ -164,7 +168,7 @@ class DocumentActions(QObject):
 
     async def open_mask_path(self, path: Path) -> bool:
         try:
-            picture = await asyncio.to_thread(open_image, path)
+            picture = await asyncio.to_thread(partial(open_image, path, keep_mode=True))  # 16-bit grey stays so
         except StudioError as exc:
             await self._warn("Open mask", str(exc))
             return False
@@ -204,6 +208,16 @@ class DocumentActions(QObject):
     def _change_mask(self, label: str, make: Callable[[np.ndarray], np.ndarray]) -> asyncio.Task | None:
         if self.document.image is None or self._busy_refusal():
             return None
+        return self.run(self._changed_mask(label, make))
+
+    def fill_mask(self, label: str, operation: Callable[[np.ndarray], Box | None]) -> asyncio.Task:
+        """A big rectangle or lasso fill (the canvas's mask_filler), made in a worker thread as invert is."""
+
+        def make(current: np.ndarray) -> np.ndarray:
+            mask = current.copy()
+            operation(mask)
+            return mask
+
         return self.run(self._changed_mask(label, make))
 
     async def _changed_mask(self, label: str, make: Callable[[np.ndarray], np.ndarray]) -> None:
@@ -286,6 +300,8 @@ class DocumentActions(QObject):
 
     async def _take_pasted(self, qimage: QImage, label: str) -> None:
         """Convert pasted image data in worker threads: a 4096x4096 picture held the window 150-250 ms."""
+        if self._refused_as_too_large(qimage.width(), qimage.height(), "pasted"):
+            return
         image = await asyncio.to_thread(qimage_to_pil, qimage)
         await self.window.canvas.convert_ahead(image)
         await self._brush_let_go()
@@ -310,7 +326,9 @@ class DocumentActions(QObject):
         return self.run(self._extend_canvas((left, top, right, bottom), fill))
 
     async def _extend_canvas(self, amounts: tuple[int, int, int, int], fill: bool) -> None:
-        changed = await self._resized(lambda image, mask: extend_canvas(image, mask, *amounts), "extended", "extend")
+        left, top, right, bottom = amounts
+        changed = await self._resized(lambda image, mask: extend_canvas(image, mask, *amounts), "extended", "extend",
+                                      lambda width, height: (width + left + right, height + top + bottom))
         if changed is None:
             return
         image, mask = changed
@@ -338,14 +356,19 @@ class DocumentActions(QObject):
         return self.run(self._scale_image(width, height))
 
     async def _scale_image(self, width: int, height: int) -> None:
-        changed = await self._resized(lambda image, mask: scaled(image, mask, width, height), "scaled", "scale")
+        changed = await self._resized(lambda image, mask: scaled(image, mask, width, height), "scaled", "scale",
+                                      lambda *_: (width, height))
         if changed is not None:
             self.document.replace_all(f"Scale to {width}×{height}", *changed, self.document.recipe)
             self.window.status.set_message(f"Scaled to {width}×{height}.")
 
     async def _resized(self, work: Callable[[Image.Image, np.ndarray], tuple[Image.Image, np.ndarray]], done: str,
-                       verb: str) -> tuple[Image.Image, np.ndarray] | None:
+                       verb: str, new_size: Callable[[int, int], tuple[int, int]],
+                       ) -> tuple[Image.Image, np.ndarray] | None:
         """A new size's picture and mask, made in a worker thread and converted for display there, or None.
+
+        ``new_size``: the size the work makes of the picture's, refused with a sentence past Studio's pixel limit
+        (Studio could not open such a picture again, nor recover it after a crash).
 
         Size changes run one after another: a second frame dragged before the first is in extends its result.
         If the person changes the picture or mask meanwhile, their work is kept and the change is dropped with
@@ -354,14 +377,31 @@ class DocumentActions(QObject):
             doc = self.document
             if doc.image is None or self._busy_refusal():
                 return None
+            if self._refused_as_too_large(*new_size(*doc.size), done):
+                return None
             revision = doc.revision
-            image, mask = await asyncio.to_thread(work, doc.image, doc.mask.copy())
+            try:
+                image, mask = await asyncio.to_thread(work, doc.image, doc.mask.copy())
+            except Exception as exc:  # noqa: BLE001 - told as a sentence; the document is unchanged
+                log.exception("The picture could not be %s", done)
+                reason = "there was not enough memory" if isinstance(exc, MemoryError) else str(exc) or repr(exc)
+                self.window.status.set_message(f"The picture could not be {done} ({reason}); it is unchanged.",
+                                               error=True)
+                return None
             await self.window.canvas.convert_ahead(image, mask)
             if self.document.revision == revision and not self._busy_refusal():
                 return image, mask
         self.window.status.set_message(f"The picture or mask changed while it was being {done}, so it was not "
                                        f"{done}; {verb} it again.", error=True)
         return None
+
+    def _refused_as_too_large(self, width: int, height: int, done: str) -> bool:
+        if not images.too_large(width, height):
+            return False
+        self.window.status.set_message(f"A {width}×{height} picture would be too large for Studio to open again "
+                                       f"(over {images.MAX_PIXELS:,} pixels), so it was not {done}; the picture is "
+                                       "unchanged.", error=True)
+        return True
 
     def open_folder(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,9 @@
 
 The tools have one-letter shortcuts (H, B, E, R, L, F, M) and Esc cancels the running job, window-wide. In a
 drop-down or a list a letter jumps to the item it starts ("E" to Euler), so there it goes to the field, not
-to the tool (M used to hide the mask, and the next job quietly ignored it). Esc in a field leaves it for the
-canvas instead of cancelling a long job; a second Esc cancels.
+to the tool (M used to hide the mask, and the next job quietly ignored it); the undo history's list is the
+exception, where the letters stay the tools'. Esc in a field leaves it for the canvas instead of cancelling a
+long job; a second Esc cancels.
 """
 
 from __future__ import annotations
@@ -48,10 +49,16 @@ class FocusedFieldKeys(QObject):
         escape = event.key() == Qt.Key.Key_Escape and event.modifiers() == Qt.KeyboardModifier.NoModifier
         if kind == QEvent.Type.ShortcutOverride:
             letter = bool(event.text()) and event.text().isprintable() and event.modifiers() in _PLAIN
-            if (letter and isinstance(field, _LETTER_FIELDS)) or (escape and isinstance(field, _ESC_FIELDS)):
+            if (letter and _takes_letters(field)) or (escape and isinstance(field, _ESC_FIELDS)):
                 event.accept()  # the field gets the key as a key press, and no shortcut fires
             return False
         if escape and isinstance(field, _ESC_FIELDS):
             self._leave_to.setFocus(Qt.FocusReason.ShortcutFocusReason)
             return True
         return False
+
+
+def _takes_letters(field: QWidget) -> bool:
+    """A drop-down or a list searches its items by letter, unless it says its letters are the window's shortcuts
+    (the undo history: a search there moved the current row, and so undid steps)."""
+    return isinstance(field, _LETTER_FIELDS) and not field.property("lettersAreShortcuts")

@@ -80,7 +80,8 @@ class HistoryActions(QObject):
                 picture = await asyncio.to_thread(open_image, entry.source_image_path)
                 mask = None
                 if entry.source_mask_path:
-                    mask = await asyncio.to_thread(lambda: mask_from_image(open_image(entry.source_mask_path),
+                    source = entry.source_mask_path
+                    mask = await asyncio.to_thread(lambda: mask_from_image(open_image(source, keep_mode=True),
                                                                            picture.size))
             except StudioError as exc:
                 notes.append(f"Its source picture could not be restored: {exc}")

@@ -17,8 +17,14 @@ class HistoryPanel(QListWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("historyList")
+        # A letter here is a tool's shortcut (focus_keys), never a search: a search moved the current row, and so
+        # undid steps the person never meant to undo.
+        self.setProperty("lettersAreShortcuts", True)
         # A click or the arrow keys: the row that becomes current is the state to go to.
         self.currentRowChanged.connect(lambda row: row >= 0 and self.position_requested.emit(row))
+
+    def keyboardSearch(self, search: str) -> None:  # noqa: N802
+        """No search by typing: a row that becomes current is a jump in the history."""
 
     def refresh(self, document: Document) -> None:
         labels = ["Start", *document.history_labels()]

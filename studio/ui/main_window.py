@@ -227,6 +227,7 @@ class MainWindow(QMainWindow):
         self.history_panel.position_requested.connect(self._go_to_history)
         self.canvas.zoom_changed.connect(self.status.set_zoom)
         self.canvas.stroke_finished.connect(self._apply_pending_outputs)
+        self.canvas.mask_filler = self.actions_.fill_mask
         self.canvas.frame_requested.connect(lambda *amounts: self.actions_.extend_canvas(*amounts, fill=True))
         self.mask_toolbar.show_mask_action.toggled.connect(lambda _: self._document_timer.start())
         self.mask_toolbar.invert_requested.connect(self.actions_.invert)

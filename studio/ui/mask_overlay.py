@@ -134,12 +134,16 @@ class MaskOverlayItem(QGraphicsItem):
         if shown is not None:
             self._source = shown
 
-    def set_mask(self, mask: np.ndarray) -> None:
-        """Show a (new) mask; the item keeps a reference and reads it on update_region."""
+    def set_mask(self, mask: np.ndarray, edited: bool = False) -> None:
+        """Show a (new) mask; the item keeps a reference and reads it on update_region. ``edited``: the mask shown
+        until now was edited in place without update_region (a history jump held its changes), so the layer shows
+        it as it was: that layer is kept only with a copy known to equal what it shows."""
         self.prepareGeometryChange()
         outgoing = None
         if self._mask is not None and not self._image.isNull() and self._mask is not mask:
-            outgoing = TintedLayer(self._mask, self._image, self._layer_box, self.tints)
+            shown = self._source if self._source is not None else None if edited else self._mask
+            if shown is not None:
+                outgoing = TintedLayer(shown, self._image, self._layer_box, self.tints)
         self._mask = mask
         self._clear_layer()
         # The tinted layer is made when a masked pixel first needs it: a new picture's mask is empty, and

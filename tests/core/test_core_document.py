@@ -120,8 +120,14 @@ def test_a_jump_through_the_history_tells_of_the_picture_and_the_mask_once_each(
 
     document.replace_all("Extend", Image.fromarray(pictures[1]), np.zeros((40, 60), np.uint8))
     document.edit_mask("Brush", lambda mask: fill_rect(mask, (0, 0, 8, 8)))
+    shown_mask = document.mask
     document.go_to(1)  # back over a whole-document step: everything, size included
-    assert seen[-1] == DocumentChange(None, True, True, size=True) and len(seen) == 8
+    # The brush was undone in the mask a view had drawn before that mask was replaced: the view is told.
+    assert seen[-1] == DocumentChange(None, True, True, size=True, mask_edited=True) and len(seen) == 8
+    assert not shown_mask.any()
+    document.go_to(6)  # forward: the brush is redone in the new mask, which no view has drawn yet
+    assert seen[-1] == DocumentChange(None, True, True, size=True, mask_edited=False)
+    document.go_to(1)
     document.redo()  # single steps still tell of themselves at once
     assert seen[-1] == DocumentChange((20, 5, 30, 10), True, False)
 

@@ -240,6 +240,18 @@ def test_open_image_16_bit_greyscale_png_is_scaled_not_clipped(tmp_path):
     assert len(np.unique(grey)) > 32
 
 
+def test_open_image_32_bit_integer_greyscale_tiff_is_scaled_by_its_real_range(tmp_path):
+    """A 32-bit ("I") TIFF of 16-bit values opened black: it was divided as if its values filled 32 bits."""
+    wide = np.linspace(0, 65535, 64).reshape(8, 8).astype(np.int32)
+    Image.fromarray(wide, "I").save(tmp_path / "wide.tif")
+    grey = np.asarray(open_image(tmp_path / "wide.tif"))[..., 0].astype(int)
+    assert grey.min() == 0 and grey.max() == 255 and abs(grey[4, 0] - 32 * 65535 / 63 / 257) <= 1
+    narrow = np.arange(64).reshape(8, 8).astype(np.int32) * 4  # 8-bit values kept in 32 bits: as they are
+    Image.fromarray(narrow, "I").save(tmp_path / "narrow.tif")
+    np.testing.assert_array_equal(np.asarray(open_image(tmp_path / "narrow.tif"))[..., 0], narrow)
+    assert open_image(tmp_path / "wide.tif", keep_mode=True).mode == "I"
+
+
 def test_open_image_32_bit_float_greyscale_is_scaled_from_0_to_1(tmp_path):
     path = tmp_path / "float.tiff"
     Image.fromarray(np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8), "F").save(path)
@@ -318,6 +330,20 @@ def test_open_image_refuses_decompression_bombs(tmp_path):
     with pytest.raises(ImageError) as err:
         open_image(path)
     assert_sentence(err, "bomb.png", "too large")
+
+
+def test_only_studios_own_files_open_past_the_pixel_limit(tmp_path, monkeypatch):
+    """A canvas past MAX_PIXELS could be made and autosaved, then never recovered: open refused its own files."""
+    from studio.core import images
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # open_image sets Pillow's: put back
+    monkeypatch.setattr(images, "MAX_PIXELS", 40 * 40)
+    Image.new("RGB", (48, 40), (1, 2, 3)).save(tmp_path / "big.png")
+    assert images.too_large(48, 40) and not images.too_large(40, 40)
+    with pytest.raises(ImageError) as err:
+        open_image(tmp_path / "big.png")
+    assert_sentence(err, "big.png", "too large")
+    assert open_image(tmp_path / "big.png", trusted=True).size == (48, 40)
 
 
 def test_open_image_is_fully_loaded_and_file_closed(tmp_path):

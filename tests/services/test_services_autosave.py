@@ -133,3 +133,18 @@ def test_a_damaged_autosave_never_stops_the_others_from_being_recovered(tmp_path
         found = find_recoverable(root)
         assert any(doc.folder.name == "good" and doc.recipe is not None for doc in found), name
         assert len(keep_as_pictures(found, tmp_path / "Recovered" / name)) == len(found), name
+
+
+def test_an_autosave_past_the_pixel_limit_is_still_recovered(tmp_path: Path, monkeypatch):  # noqa: ANN001
+    """open_image refuses pictures past MAX_PIXELS; an autosave's own files are Studio's, so a canvas made that
+    large (before Studio refused to make one) is recovered, not skipped and lost."""
+    from studio.core import images
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # open_image sets Pillow's: put back
+    monkeypatch.setattr(images, "MAX_PIXELS", 40 * 40)
+    mask = np.zeros((40, 48), np.uint8)
+    mask[5:9, 5:9] = 255
+    document_io.save_document(DocumentSnapshot(Image.new("RGB", (48, 40), (9, 8, 7)), mask, None, 1),
+                              tmp_path / "big")
+    [found] = find_recoverable(tmp_path)
+    assert found.image.size == (48, 40) and np.array_equal(found.mask, mask)

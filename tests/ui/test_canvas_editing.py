@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QRectF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QMessageBox
 
@@ -231,6 +231,56 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
     assert doc.mask[30, 215] == 255  # the stroke is still there
 
 
+def test_a_big_rectangle_or_lasso_fill_is_made_off_the_window_thread_and_undoes_without_tinting(
+        qtbot, window, picture, monkeypatch):  # noqa: ANN001
+    """At 4096x4096 a big lasso held the window 90-300 ms on release, and its undo and redo as long again: a fill
+    over much of a big mask is made with its tinted layer in a worker thread, as invert is; a small one at once."""
+    import threading
+
+    from studio.core import mask as mask_module
+    from studio.ui import canvas as canvas_module
+    from studio.ui import canvas_tools, mask_overlay
+
+    monkeypatch.setattr(canvas_module, "BIG_FILL", 64 * 64, raising=False)  # this picture's "big"
+    here: list[str] = []
+    window_thread = threading.current_thread()
+
+    def watched(module, name):  # noqa: ANN001, ANN202
+        real = getattr(module, name)
+
+        def call(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            if threading.current_thread() is window_thread:
+                here.append(name)
+            return real(*args, **kwargs)
+        monkeypatch.setattr(module, name, call)
+
+    watched(mask_overlay, "_tint")
+    watched(canvas_tools, "fill_rect")
+    watched(canvas_tools, "fill_polygon")
+    doc, canvas = window.document, window.canvas
+    canvas.set_tool(RECT)
+    _drag(qtbot, canvas, [(10, 10), (200, 220)])
+    canvas.set_tool(LASSO)
+    _drag(qtbot, canvas, [(100, 5), (250, 100), (150, 250), (5, 150)])
+    assert here == [] and doc.history_labels() == ["Open test picture"]  # under way, not on this thread
+    qtbot.waitUntil(lambda: not window.actions_._tasks, timeout=5000)
+    assert doc.history_labels()[1:] == ["Fill rectangle", "Fill lasso"]
+    expected = np.zeros((SIZE, SIZE), np.uint8)
+    fill_rect(expected, (10, 10, 200, 220))
+    mask_module.fill_polygon(expected, [(100, 5), (250, 100), (150, 250), (5, 150)])
+    assert (doc.mask != expected).mean() < 0.01  # the same shapes, but for the edges' rounding on screen
+    assert doc.mask[11:219, 11:199].min() == 255 and doc.mask[240:, 240:].max() == 0
+    for step in (window.actions_.document_undo, window.actions_.document_redo, window.actions_.document_undo):
+        step()
+    assert here == []  # nothing filled or tinted on the window's thread
+    overlay = canvas.overlay
+    x0, y0, x1, y1 = overlay._layer_box
+    np.testing.assert_array_equal(overlay._pixels, overlay.tints[doc.mask[y0:y1, x0:x1]])
+    canvas.set_tool(RECT)
+    _drag(qtbot, canvas, [(10, 10), (40, 40)])  # a small fill: at once
+    assert doc.history_labels()[-1] == "Fill rectangle" and "fill_rect" in here
+
+
 def test_whole_mask_edits_are_made_off_the_window_thread_queue_up_and_undo_without_tinting(
         qtbot, window, picture, monkeypatch):  # noqa: ANN001
     """Invert, grow and clear work out the new mask, where it changed and its tinted layer in a worker thread (at
@@ -424,6 +474,19 @@ def test_mask_files_round_trip(qtbot, window, picture, tmp_path):  # noqa: ANN00
     np.testing.assert_array_equal(window.document.mask, saved)
 
 
+def test_a_32_bit_greyscale_tiff_opens_as_the_mask_it_shows(qtbot, window, picture, tmp_path):  # noqa: ANN001
+    """Open Mask read a 32-bit ("I") TIFF through the picture path, which made it black: an empty mask."""
+    wide = np.zeros((SIZE, SIZE), np.int32)
+    wide[:, SIZE // 2:] = 65535
+    wide[:, SIZE // 4:SIZE // 2] = 32896  # mid-grey: 128 of 255
+    Image.fromarray(wide, "I").save(tmp_path / "mask.tif")
+    task = window.actions_.run(window.actions_.open_mask_path(tmp_path / "mask.tif"))
+    qtbot.waitUntil(task.done, timeout=5000)
+    expected = np.zeros((SIZE, SIZE), np.uint8)
+    expected[:, SIZE // 4:SIZE // 2], expected[:, SIZE // 2:] = 128, 255
+    np.testing.assert_array_equal(window.document.mask, expected)
+
+
 def _landscape(size: int) -> Image.Image:
     """A simple drawn scene (sky, sun, hills), so the screenshot shows the mask over a picture."""
     from PIL import ImageDraw
@@ -473,6 +536,82 @@ def test_dragging_a_frame_past_the_edges_extends_the_canvas(qtbot, window, pictu
     assert generated == [True]  # and the new area is filled by inpainting at once
     window.actions_.undo.trigger()
     assert window.document.size == (SIZE, SIZE)
+
+
+def test_a_frame_dragged_far_at_low_zoom_asks_for_no_more_than_extend_canvas_allows(qtbot, window):  # noqa: ANN001
+    """A long drag at 2% zoom asked for a 200,000² canvas: a MemoryError in a task, and nothing said."""
+    from types import SimpleNamespace
+
+    from studio.core.images import MAX_PIXELS
+    from studio.core.inpaint import MAX_EXTEND
+    from studio.ui.canvas_tools import FrameTool
+
+    def amounts(size: tuple[int, int], rect: QRectF) -> tuple[int, int, int, int]:
+        return FrameTool(SimpleNamespace(document=SimpleNamespace(size=size))).extension(rect)
+
+    assert amounts((512, 512), QRectF(-100_000, 100, 200_000, 200_000)) == (MAX_EXTEND, 0, MAX_EXTEND, MAX_EXTEND)
+    assert amounts((512, 512), QRectF(-50, 10, 600, 100)) == (56, 0, 40, 0)  # as before within the limits
+    left, top, right, bottom = amounts((15000, 15000), QRectF(-3000, -3000, 21000, 21000))
+    assert max(left, top, right, bottom) <= MAX_EXTEND and (15000 + left + right) * (15000 + top + bottom) <= MAX_PIXELS
+    assert min(left, top, right, bottom) > 0 and all(a % 8 == 0 for a in (left, top, right, bottom))
+
+
+def test_a_size_change_that_fails_in_its_worker_is_told_and_changes_nothing(qtbot, window, picture, monkeypatch):  # noqa: ANN001
+    from studio.ui import document_actions
+
+    def out_of_memory(*args: object) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(document_actions, "extend_canvas", out_of_memory)
+    task = window.actions_.extend_canvas(0, 0, 64, 0, fill=False)
+    qtbot.waitUntil(task.done, timeout=5000)
+    assert task.exception() is None
+    assert window.status.message_label.text() == ("The picture could not be extended (there was not enough memory); "
+                                                  "it is unchanged.")
+    assert window.document.size == (SIZE, SIZE) and window.document.history_labels() == ["Open test picture"]
+
+
+def test_a_canvas_past_the_pixel_limit_is_never_made(qtbot, window, picture, monkeypatch):  # noqa: ANN001
+    """Extend, the frame tool, scale and paste made canvases Studio then refused to open again or recover."""
+    from PySide6.QtGui import QImage
+
+    from studio.core import images
+
+    monkeypatch.setattr(images, "MAX_PIXELS", SIZE * (SIZE + 8))
+    for make in (lambda: window.actions_.extend_canvas(0, 0, 16, 0, fill=False),
+                 lambda: window.actions_.scale_image(SIZE + 16, SIZE),
+                 lambda: window.actions_.run(window.actions_._take_pasted(QImage(SIZE, SIZE + 16,
+                                                                                 QImage.Format.Format_RGB32), "Paste"))):
+        window.status.set_message("")
+        task = make()
+        qtbot.waitUntil(task.done, timeout=5000)
+        assert task.exception() is None
+        assert "would be too large for Studio to open again" in window.status.message_label.text()
+        assert window.document.size == (SIZE, SIZE) and window.document.history_labels() == ["Open test picture"]
+    task = window.actions_.extend_canvas(0, 0, 8, 0, fill=False)  # up to the limit is fine
+    qtbot.waitUntil(task.done, timeout=5000)
+    assert window.document.size == (SIZE + 8, SIZE)
+
+
+def test_a_preview_of_a_bigger_job_refits_the_view_only_when_the_stroke_ends(qtbot, window, picture):  # noqa: ANN001
+    """A preview of a 1024² job landing mid-stroke re-fitted the view at once: the picture moved under the pointer
+    and the stroke jumped across it."""
+    canvas = window.canvas
+    canvas.fit()
+    canvas.set_tool(BRUSH)
+    canvas.set_brush(size=6, hardness=1.0)
+    viewport = canvas.viewport()
+    start = canvas.mapFromScene(QPointF(40, 40))
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(viewport, start + QPoint(20, 0))
+    zoom, under = canvas.zoom(), canvas.mapToScene(start + QPoint(20, 0))
+    canvas.show_preview(Image.new("RGB", (128, 128)), 4 * SIZE, 4 * SIZE)
+    assert canvas.zoom() == zoom and canvas.mapToScene(start + QPoint(20, 0)) == under
+    qtbot.mouseMove(viewport, start + QPoint(22, 0))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=start + QPoint(22, 0))
+    columns = np.flatnonzero(window.document.mask.any(axis=0))
+    assert columns.max() < 40 + 22 / zoom + 6  # the stroke ended where the pointer was on the picture
+    assert canvas.zoom() < zoom  # fitted to the preview's size once the stroke was done
 
 
 def _shown(canvas) -> np.ndarray:  # noqa: ANN001
@@ -721,6 +860,32 @@ def test_a_second_button_pressed_mid_stroke_leaves_the_stroke_whole_in_undo(qtbo
     assert window.document.mask.any()
     window.document.undo()
     assert not window.document.mask.any()  # the whole stroke goes back
+
+
+def test_compare_shows_the_checkerboard_where_the_picture_before_was_transparent(qtbot, window):  # noqa: ANN001
+    """Compare drew the picture before over the current one: where the earlier (a cut-out) was transparent, the
+    new picture showed through, as if it had been there before."""
+    from studio.ui.qt_images import qimage_to_pil
+
+    cutout = Image.new("RGBA", (SIZE, SIZE), (0, 0, 0, 0))
+    cutout.paste((200, 200, 200, 255), (SIZE // 2, 0, SIZE, SIZE))
+    window.document.set_image(cutout, "Open cutout")
+    window.document.set_image(Image.new("RGBA", (SIZE, SIZE), (255, 0, 0, 255)), "Filter")
+    canvas = window.canvas
+    canvas.set_zoom(1.0)
+    canvas.centerOn(SIZE / 2, SIZE / 2)
+
+    def shown_at(x: int, y: int) -> tuple[int, int, int]:
+        point = canvas.mapFromScene(QPointF(x, y))
+        return qimage_to_pil(canvas.viewport().grab().toImage()).convert("RGB").getpixel((point.x(), point.y()))
+
+    assert shown_at(40, SIZE // 2) == (255, 0, 0)
+    window.plugin_actions.compare.trigger()
+    red, green, blue = shown_at(40, SIZE // 2)
+    assert red < 80 and abs(red - green) < 10 and abs(green - blue) < 15  # the dark checkerboard, no red
+    assert shown_at(SIZE - 40, SIZE // 2) == (200, 200, 200)
+    window.plugin_actions.compare.trigger()
+    assert shown_at(40, SIZE // 2) == (255, 0, 0)
 
 
 def test_compare_shows_the_changed_region_where_it_was_and_refuses_a_picture_of_another_size(  # noqa: ANN001

@@ -64,6 +64,27 @@ def test_delete_removes_the_selected_queue_rows_and_arrows_walk_the_undo_history
     qtbot.waitUntil(lambda: window.document.history_position == 2, timeout=2000)
 
 
+
+def test_letters_in_the_undo_history_pick_tools_and_undo_nothing(qtbot, window):  # noqa: ANN001
+    """The history list searched its rows by letter: F (the frame tool) made "Fill rectangle" current, which
+    undid every step after it."""
+    from PIL import Image
+
+    doc = window.document
+    doc.set_image(Image.new("RGB", (64, 64)), "Open")
+    doc.edit_mask("Fill rectangle", lambda m: (m.__setitem__((slice(0, 8), slice(0, 8)), 255), (0, 0, 8, 8))[1])
+    doc.edit_mask("Paint mask", lambda m: (m.__setitem__((slice(9, 12), slice(0, 8)), 255), (0, 9, 8, 12))[1])
+    window.canvas.set_tool("hand")
+    panel = window.history_panel
+    panel.setFocus()
+    qtbot.waitUntil(lambda: panel.hasFocus() and panel.currentRow() == 3, timeout=2000)
+    qtbot.keyClick(panel, Qt.Key.Key_F)
+    assert window.canvas.tool == "frame"
+    qtbot.keyClick(panel, Qt.Key.Key_S)  # no tool's: "Start" is not searched for either
+    qtbot.keyClick(panel, Qt.Key.Key_O)
+    assert doc.history_position == 3 and panel.currentRow() == 3
+
+
 def test_ctrl_equals_zooms_in_and_a_file_that_is_not_a_picture_is_not_dropped_into_the_prompt(qtbot, window,  # noqa: ANN001
                                                                                             tmp_path):
     from PIL import Image

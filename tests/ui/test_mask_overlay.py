@@ -208,3 +208,22 @@ def test_a_whole_change_back_to_a_few_masked_pixels_gets_a_layer_over_them_alone
     item.update_region((5, 5, 8, 8))
     assert item._layer_box == (0, 0, 200, 150)
     np.testing.assert_array_equal(alpha(shown(item)), live.astype(np.uint32) * SHOWN_ALPHA // 255)
+
+
+def test_a_history_jump_over_a_stroke_and_a_new_size_shows_the_mask_there_is(qtbot, window) -> None:  # noqa: ANN001
+    """A jump back over a stroke and an extended canvas undoes the stroke in the mask on screen (held, unseen)
+    before that mask is replaced; the layer that showed the stroke must not be kept as that mask's layer, or a
+    jump forward again shows the stroke where the mask has none."""
+    from PIL import Image
+
+    from studio.core.mask import fill_rect
+
+    doc, overlay = window.document, window.canvas.overlay
+    doc.set_image(Image.new("RGB", (64, 48), (90, 120, 200)), "Open")
+    doc.replace_all("Extend canvas", Image.new("RGB", (80, 48), (90, 120, 200)), np.zeros((48, 80), np.uint8))
+    doc.begin_stroke("Paint mask")
+    doc.stroke(lambda mask: fill_rect(mask, (10, 10, 30, 30)))
+    doc.end_stroke()
+    for position in (1, 2, 3, 2, 1, 2):
+        window._go_to_history(position)
+        np.testing.assert_array_equal(shown(overlay), overlay.tints[doc.mask], err_msg=f"at step {position}")
