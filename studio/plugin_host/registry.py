@@ -111,7 +111,10 @@ class Registry:
         with self._lock:
             if key in self._instances:
                 return self._instances[key]
-        created = _load(contribution)(plugin_environment(env, contribution))  # not under the lock: plugin code
+        with self._lock:
+            others = frozenset(c.import_path for c in self._contributions.values()
+                               if c.import_path and c.plugin_id != contribution.plugin_id)
+        created = _load(contribution, others)(plugin_environment(env, contribution))  # not under the lock: plugin code
         if contribution.builtin and hasattr(created, "use_registry"):
             created.use_registry(self)  # e.g. restyle runs Studio's own diffusers generator, not a second copy
         with self._lock:
@@ -129,12 +132,22 @@ def plugin_environment(env: GeneratorEnvironment, contribution: Contribution) ->
     return replace(env, data_dir=data_dir, cache_dir=cache_dir)
 
 
-def _load(contribution: Contribution) -> Any:
+def _load(contribution: Contribution, others: frozenset[str] = frozenset()) -> Any:
+    """The contribution's class (or factory), imported from its plugin's folder. ``others``: the folders of the
+    other plugins loaded now, whose modules it must not take for its own."""
     module_name, _, attr = contribution.target.partition(":")
     if contribution.import_path and contribution.import_path not in sys.path:
         sys.path.append(contribution.import_path)
     try:
         module = importlib.import_module(module_name)
+        if _foreign(contribution, module) and not _under(module, others):
+            # A copy of its package left loaded by no plugin in use (one uninstalled or updated away, a source
+            # checkout): it goes, and the plugin's own is imported.
+            top = module_name.partition(".")[0]
+            for name in [n for n in sys.modules if n == top or n.startswith(top + ".")]:
+                del sys.modules[name]
+            importlib.invalidate_caches()
+            module = importlib.import_module(module_name)
         found = getattr(module, attr)
     except Exception as exc:  # noqa: BLE001 - any import-time error of a plugin is its own failure
         kind = type(exc).__name__
@@ -142,7 +155,8 @@ def _load(contribution: Contribution) -> Any:
             f"The {contribution.kind} {contribution.title!r} from {contribution.owner} could not be loaded "
             f"({kind}: {exc})."
         ) from exc
-    _check_own_module(contribution, module)
+    if _foreign(contribution, module):
+        _refuse_foreign(contribution, module)
     return found
 
 
@@ -160,19 +174,28 @@ def _forget_modules_in(folders: set[str]) -> None:
     importlib.invalidate_caches()  # the folder's files changed in place: its finder's listing is stale
 
 
-def _check_own_module(contribution: Contribution, module: Any) -> None:
-    """Two plugins that ship a package of one name share one ``sys.modules`` entry: the second would run the first
-    one's code while its pictures named the second. Refused with a sentence instead."""
+def _foreign(contribution: Contribution, module: Any) -> bool:
+    """Whether ``module`` was loaded from somewhere else than the contribution's own plugin folder."""
     origin = getattr(module, "__file__", None)
     if not contribution.import_path or not origin:
-        return
-    if Path(origin).resolve().is_relative_to(Path(contribution.import_path).resolve()):
-        return
+        return False
+    return not Path(origin).resolve().is_relative_to(Path(contribution.import_path).resolve())
+
+
+def _under(module: Any, folders: frozenset[str]) -> bool:
+    origin = getattr(module, "__file__", None)
+    return bool(origin) and any(Path(origin).resolve().is_relative_to(Path(folder).resolve()) for folder in folders)
+
+
+def _refuse_foreign(contribution: Contribution, module: Any) -> None:
+    """Two plugins that ship a package of one name share one ``sys.modules`` entry: the second would run the first
+    one's code while its pictures named the second. Refused with a sentence instead."""
     top = contribution.target.partition(":")[0].partition(".")[0]
     raise StudioError(
         f"The {contribution.kind} {contribution.title!r} from {contribution.owner} could not be loaded: its package "
-        f"{top!r} has the name of one already loaded from {Path(origin).parent}, so it would run that code instead. "
-        "Two plugins cannot ship packages of one name; uninstall one of them (or ask its author to rename it).")
+        f"{top!r} has the name of one already loaded from {Path(module.__file__).parent}, so it would run that code "
+        "instead. Two plugins cannot ship packages of one name; uninstall one of them (or ask its author to rename "
+        "it).")
 
 
 def builtin_registry() -> Registry:

@@ -152,3 +152,29 @@ def test_a_plugin_updated_while_studio_runs_runs_its_new_code(tmp_path, env):
         sys.path[:] = path_before
         for name in [n for n in sys.modules if n.startswith("studio_tp_upd")]:
             del sys.modules[name]
+
+
+def test_a_stray_copy_of_a_plugins_package_loaded_by_no_plugin_gives_way_to_the_plugins_own(tmp_path, env):
+    """A source checkout imported earlier in the session (or a plugin uninstalled since) is not another plugin."""
+    for folder, colour in (("checkout", "grey"), ("installed", "green")):
+        package = tmp_path / folder / "studio_tp_stray"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        (package / "gen.py").write_text(f"COLOUR = {colour!r}\nclass Generator:\n    def __init__(self, env):\n"
+                                        "        pass\n")
+    path_before = list(sys.path)
+    try:
+        sys.path.insert(0, str(tmp_path / "checkout"))
+        import importlib
+
+        assert importlib.import_module("studio_tp_stray.gen").COLOUR == "grey"
+        sys.path.remove(str(tmp_path / "checkout"))
+        registry = Registry()
+        registry.add(Contribution(GENERATOR, "stray", "Stray", "studio_tp_stray.gen:Generator", plugin_id="stray",
+                                  import_path=str(tmp_path / "installed")))
+        registry.instance(GENERATOR, "stray", env)
+        assert sys.modules["studio_tp_stray.gen"].COLOUR == "green"
+    finally:
+        sys.path[:] = path_before
+        for name in [n for n in sys.modules if n.startswith("studio_tp_stray")]:
+            del sys.modules[name]
