@@ -166,3 +166,33 @@ def test_the_step_dialog_stays_open_with_a_sentence_until_its_settings_can_be_ta
     dialog.accept()
     assert dialog.result() != PostProcessDialog.DialogCode.Accepted and not dialog.problem.isHidden()
     assert dialog.problem.text() == "Style picture: There is no canvas picture to use; pick another picture."
+
+
+def test_a_masked_upscale_is_held_with_a_sentence_when_the_canvas_changed_while_it_ran(qtbot, window, tmp_path,
+                                                                                       monkeypatch, caplog):
+    """Colour transfer, then an upscale under the mask, queued together: when the upscale lands, the canvas is no
+    longer the picture it was made from, and a picture of another size cannot have its changes carried over
+    (numpy refused to broadcast, and the result vanished without a word)."""
+    import logging
+
+    import studio.engine.upscale as upscale
+    from studio.ui.result_landing import FILTER_CHANGED
+
+    monkeypatch.setattr(upscale.Upscale, "process",  # spandrel's model stands in: 2x nearest
+                        lambda self, image, params, context: image.resize((image.width * 2, image.height * 2)))
+    _blue_canvas(window)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, :32] = 255
+    window.document.set_mask("Paint", mask)
+    window.mask_toolbar.show_mask_action.setChecked(True)
+    registry, actions = window.service.registry, window.plugin_actions
+    from studio.core.images import open_image
+
+    actions.apply(registry.get("postprocessor", "color"), {"style": open_image(Path(_reference(tmp_path)))},
+                  storable={})
+    actions.apply(registry.get("postprocessor", "upscale"), {}, masked=True)
+    with caplog.at_level(logging.ERROR):
+        qtbot.waitUntil(lambda: window.status.message_label.text().endswith(FILTER_CHANGED), timeout=WAIT_MS)
+    assert window.document.history_labels()[-1] == "Filter: Colour Transfer"  # its work stays
+    assert window.document.image.size == (64, 64)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
