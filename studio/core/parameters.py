@@ -215,6 +215,13 @@ def validate_params(schema: Sequence[Param], values: Mapping[str, Any], owner: s
     return checked
 
 
+def validate_settings(schema: Sequence[Param], values: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """validate_params for every parameter but pictures (read and checked where the slow work is done): what a
+    form gives is checked before it is kept, so a value no job can run with is never saved (a seed too large)."""
+    plain = [p for p in schema if not isinstance(p, ImageParam)]
+    return validate_params(plain, {p.name: values[p.name] for p in plain if p.name in values}, owner)
+
+
 def params_for_record(values: Mapping[str, Any], keep_files: bool = False) -> dict[str, Any]:
     """The values as they go into metadata and history: pictures are noted, not embedded. ``keep_files``: a
     picture read from a file is recorded as its path (the history, on this machine, can read it again for a

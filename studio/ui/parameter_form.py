@@ -8,7 +8,7 @@ from typing import Any
 
 from PIL import Image
 from PySide6.QtCore import Signal
-from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -30,6 +30,7 @@ from studio.core.parameters import (
     BoolParam,
     ChoiceParam,
     FloatParam,
+    MAX_SEED,
     ImageParam,
     IntParam,
     Param,
@@ -41,6 +42,14 @@ from studio.ui.theme import icon
 ImageSource = tuple[str, Callable[[], Image.Image | None]]  # ("Canvas picture", a function giving it)
 SOURCE = "source:"
 KEPT = "kept:"  # the picture a step was set up with, offered again when it is edited
+
+
+class _SeedValidator(QValidator):
+    """Digits up to MAX_SEED (ten digits let 9999999999 in, which no job takes), or nothing for a random seed."""
+
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:  # noqa: D102
+        fits = text == "" or (text.isascii() and text.isdigit() and int(text) <= MAX_SEED)
+        return (QValidator.State.Acceptable if fits else QValidator.State.Invalid), text, pos
 
 
 class _ImagePicker(QWidget):
@@ -158,7 +167,7 @@ class ParameterForm(QWidget):
         if isinstance(param, SeedParam):
             edit = QLineEdit("" if param.default < 0 else str(param.default))
             edit.setPlaceholderText("Random")
-            edit.setValidator(QRegularExpressionValidator(r"\d{0,10}"))
+            edit.setValidator(_SeedValidator(edit))
             edit.textChanged.connect(self.changed)
             return edit
         if isinstance(param, ImageParam):

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QDialog, QMenu
 
 from studio.core.errors import StudioError
 from studio.core.images import open_image, write_atomically
+from studio.core.parameters import validate_settings
 from studio.core.paths import resources_dir
 from studio.core.requests import PostProcessRequest, PostStep
 from studio.core.settings import PostStepSetting
@@ -139,6 +140,11 @@ class PluginActions(QObject):
         """Run the filter on the canvas picture as a job (undoable like any result); remember the settings
         and whether it also runs after each generation. Returns the job id."""
         settings = self.window.settings
+        try:  # before anything is kept: a value no job can run with would block every Generate from the chain
+            validate_settings(contribution.parameters, values, contribution.title)
+        except StudioError as exc:
+            self.window.status.set_message(str(exc), error=True)
+            return None
         settings.filter_params[contribution.id] = values if storable is None else storable
         chain = settings.generation.post
         position = next((i for i, s in enumerate(chain) if s.processor == contribution.id), len(chain))

@@ -138,3 +138,12 @@ def test_a_parameter_cannot_take_a_command_line_option_s_name(name, flag):
                               "choose another.")
     with pytest.raises(InvalidRequest, match="the --no- form of a yes/no parameter"):
         schema_from_table([{"name": "sharp", "type": "bool"}, {"name": "no_sharp", "type": "int"}], "Gen")
+
+
+def test_validate_settings_checks_all_but_pictures():
+    from studio.core.parameters import MAX_SEED, validate_settings
+
+    schema = (ImageParam("style"), SeedParam("seed"), IntParam("steps", default=2, min=1, max=9))
+    assert validate_settings(schema, {"style": "/no/such/file.png", "seed": 5}, "Neural") == {"seed": 5, "steps": 2}
+    with pytest.raises(InvalidRequest, match=f"Neural: Seed must be between -1 and {MAX_SEED}, not 9999999999"):
+        validate_settings(schema, {"seed": 9999999999}, "Neural")

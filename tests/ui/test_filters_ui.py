@@ -196,3 +196,33 @@ def test_a_masked_upscale_is_held_with_a_sentence_when_the_canvas_changed_while_
     assert window.document.history_labels()[-1] == "Filter: Colour Transfer"  # its work stays
     assert window.document.image.size == (64, 64)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_seed_out_of_range_is_said_in_the_dialog_and_never_kept_in_the_chain(qtbot, window, settings, tmp_path):
+    """A seed above MAX_SEED went into the chain (and filter_params) before the job was checked; every Generate
+    was then refused."""
+    from studio.core.parameters import MAX_SEED
+
+    _blue_canvas(window)
+    neural = window.service.registry.get("postprocessor", "neural")
+    dialog = PostProcessDialog(neural, {}, image_sources=window.plugin_actions.image_sources(), parent=window)
+    qtbot.addWidget(dialog)
+    seed = dialog.form.editor("seed")
+    seed.clear()
+    qtbot.keyClicks(seed, "99999999999")
+    assert seed.text() == "999999999"  # the field takes no more than a seed can be
+    seed.setText("9999999999")  # set from elsewhere, past the validator
+    dialog.accept()
+    assert dialog.result() != PostProcessDialog.DialogCode.Accepted
+    assert dialog.problem.text() == f"Neural Style Transfer: Seed must be between -1 and {MAX_SEED}, not 9999999999."
+
+    def answer(dialog: PostProcessDialog) -> bool:
+        dialog.form.editor("style").set_path(Path(_reference(tmp_path)))
+        dialog.form.editor("seed").setText("9999999999")
+        dialog.after_each.setChecked(True)
+        return True
+
+    window.plugin_actions.edit_dialog = answer
+    window.plugin_actions.open_processor(neural)
+    assert not settings.generation.post and "neural" not in settings.filter_params
+    assert "Seed must be between" in window.status.message_label.text()
