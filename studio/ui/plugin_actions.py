@@ -128,7 +128,7 @@ class PluginActions(QObject):
                 self.window.status.set_message(str(exc), error=True)
                 return
             self.apply(contribution, values, after_each=dialog.after_each.isChecked(), strength=dialog.strength,
-                       masked=dialog.masked.isChecked(), storable=dialog.form.storable_values())
+                       masked=dialog.masked.isChecked(), storable=dialog.form.storable_values(), step=in_chain)
         finally:
             dialog.deleteLater()  # a child of the window: it would stay, hidden, for the whole session
 
@@ -136,9 +136,11 @@ class PluginActions(QObject):
         return self.window.current_mask_image()
 
     def apply(self, contribution: Contribution, values: dict, after_each: bool = False, strength: float = 1.0,
-              masked: bool = False, storable: dict | None = None) -> int | None:
+              masked: bool = False, storable: dict | None = None, step: PostStepSetting | None = None) -> int | None:
         """Run the filter on the canvas picture as a job (undoable like any result); remember the settings
-        and whether it also runs after each generation. Returns the job id."""
+        and whether it also runs after each generation. ``step``: the chain step the settings were opened from
+        (by default the chain's first step of this filter), the only one replaced or removed: the chain may hold
+        the filter more than once. Returns the job id."""
         settings = self.window.settings
         try:  # before anything is kept: a value no job can run with would block every Generate from the chain
             validate_settings(contribution.parameters, values, contribution.title)
@@ -147,8 +149,13 @@ class PluginActions(QObject):
             return None
         settings.filter_params[contribution.id] = values if storable is None else storable
         chain = settings.generation.post
-        position = next((i for i, s in enumerate(chain) if s.processor == contribution.id), len(chain))
-        chain[:] = [s for s in chain if s.processor != contribution.id]
+        if step is None:
+            step = next((s for s in chain if s.processor == contribution.id), None)
+        position = next((i for i, s in enumerate(chain) if s is step), None)
+        if position is not None:
+            del chain[position]
+        else:
+            position = len(chain)
         if after_each:  # it keeps its place in the chain, or joins at the end
             chain.insert(position, PostStepSetting(processor=contribution.id, params=self._storable(values),
                                                    strength=strength))

@@ -226,3 +226,32 @@ def test_a_seed_out_of_range_is_said_in_the_dialog_and_never_kept_in_the_chain(q
     window.plugin_actions.open_processor(neural)
     assert not settings.generation.post and "neural" not in settings.filter_params
     assert "Seed must be between" in window.status.message_label.text()
+
+
+def test_applying_a_filter_from_the_menu_changes_only_its_own_step_of_the_chain(qtbot, window, settings, tmp_path):
+    """The chain held Histogram twice: applying Histogram from the Filters menu removed both and put one back."""
+    from studio.core.settings import PostStepSetting
+
+    reference = _reference(tmp_path)
+    window.plugin_actions.set_chain([PostStepSetting(processor="histogram", params={"style": reference}),
+                                     PostStepSetting(processor="color", params={"style": reference}),
+                                     PostStepSetting(processor="histogram", params={"style": reference}, strength=0.4)])
+    _blue_canvas(window)
+    histogram = window.service.registry.get("postprocessor", "histogram")
+
+    def answer(dialog: PostProcessDialog) -> bool:
+        dialog.strength_slider.setValue(70)
+        return True
+
+    window.plugin_actions.edit_dialog = answer
+    window.plugin_actions.open_processor(histogram)
+    assert [(s.processor, s.strength) for s in settings.generation.post] == [
+        ("histogram", 0.7), ("color", 1.0), ("histogram", 0.4)]
+
+    def untick(dialog: PostProcessDialog) -> bool:
+        dialog.after_each.setChecked(False)
+        return True
+
+    window.plugin_actions.edit_dialog = untick
+    window.plugin_actions.open_processor(histogram)
+    assert [(s.processor, s.strength) for s in settings.generation.post] == [("color", 1.0), ("histogram", 0.4)]
