@@ -166,8 +166,10 @@ class SeedParam(Param):
 
 @dataclass(frozen=True)
 class ImageParam(Param):
-    """A picture: from a file (CLI, form) or the canvas (form). The plugin receives an RGB PIL image of its own (a
-    copy: the canvas picture it may have come from is the person's, and so is its undo history)."""
+    """A picture: from a file (CLI, form) or the canvas (form). The plugin receives a PIL image of its own (a
+    copy: the canvas picture it may have come from is the person's, and so is its undo history): RGBA where the
+    picture has transparency (its hidden pixels are no part of it: colour transfer counts only what shows), RGB
+    otherwise. A consumer that needs RGB converts it."""
 
     optional: bool = False
 
@@ -190,10 +192,20 @@ class ImageParam(Param):
                 raise InvalidRequest(f"{owner}: {self.title}: {exc}") from None
         if not isinstance(value, Image.Image):
             raise self._bad(owner, f"must be a picture, not {type(value).__name__}")
-        picture = value.convert("RGB") if value.mode != "RGB" else value.copy()
+        picture = _rgb_or_rgba(value)
         if source is not None:
             picture.info[SOURCE_KEY] = source  # where it was read from: the history keeps that (params_for_record)
         return picture
+
+
+def _rgb_or_rgba(picture: Image.Image) -> Image.Image:
+    """A copy, RGBA where some pixel is not fully opaque, RGB otherwise."""
+    if "A" in picture.getbands() or "transparency" in picture.info:
+        rgba = picture.convert("RGBA") if picture.mode != "RGBA" else picture.copy()
+        if rgba.getchannel("A").getextrema()[0] < 255:
+            return rgba
+        return rgba.convert("RGB")
+    return picture.convert("RGB") if picture.mode != "RGB" else picture.copy()
 
 
 PARAM_KINDS: dict[str, type[Param]] = {
