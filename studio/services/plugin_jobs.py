@@ -46,7 +46,20 @@ def check_plugin_inputs(registry: Registry, request: GenerationRequest | PostPro
             contribution.parameters, request.params, contribution.title)))
     elif request.params:
         raise InvalidRequest("Stable Diffusion takes no plugin parameters.")
-    return replace(request, post=tuple(_checked_step(registry, s) for s in request.post))
+    return replace(request, post=tuple(_checked_step(registry, _with_model(registry, s, request.model))
+                                       for s in request.post))
+
+
+def _with_model(registry: Registry, step: PostStep, model: str) -> PostStep:
+    """A chain step that runs Studio's generator (Restyle) with no model of its own uses the generation's: its
+    form starts empty when added in the chain dialog, and "no model" failed on every picture. Filled in here, the
+    recipe records the model it ran with."""
+    if not model or str(step.params.get("model", "")).strip() or not registry.runs_generator(POSTPROCESSOR,
+                                                                                             step.processor):
+        return step
+    if not any(p.name == "model" for p in registry.get(POSTPROCESSOR, step.processor).parameters):
+        return step
+    return replace(step, params={**step.params, "model": model})
 
 
 def _contribution(registry: Registry, kind: str, id: str) -> Contribution:

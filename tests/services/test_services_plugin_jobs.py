@@ -468,3 +468,15 @@ def test_a_broken_lazily_loaded_picture_is_the_plugin_s_failure_with_its_name(pl
     assert isinstance(failed, JobFailed)
     assert failed.message.startswith("The plugin Test Plugin failed (OSError: image file is truncated")
     assert setup[0].record("tp-lazy").failures == 1  # counted: three would switch it off
+
+
+def test_a_restyle_step_with_no_model_in_the_chain_uses_the_generations_model():
+    """Added in the chain dialog, Restyle's model was empty, and every generation failed with "Diffusion restyle
+    needs a model" though a model was picked. An upscaler's empty model (the first one there) is left alone."""
+    from studio.plugin_host.registry import builtin_registry
+    from studio.services.plugin_jobs import check_plugin_inputs
+
+    asked = request("diffusers", model="/models/tiny-sd", post=(
+        PostStep("restyle", {"model": " "}), PostStep("restyle", {"model": "other"}), PostStep("upscale", {})))
+    restyle, own, upscale = check_plugin_inputs(builtin_registry(), asked).post
+    assert (restyle.params["model"], own.params["model"], upscale.params["model"]) == ("/models/tiny-sd", "other", "")
