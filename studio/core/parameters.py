@@ -208,13 +208,46 @@ def _rgb_or_rgba(picture: Image.Image) -> Image.Image:
     return picture.convert("RGB") if picture.mode != "RGB" else picture.copy()
 
 
+class MissingPicture(InvalidRequest):
+    """A picture parameter's file is gone (or cannot be read): a chain step is left out for it, with a note."""
+
+
+def check_picture_file(param: ImageParam, value: Any, owner: str) -> Any:
+    """ImageParam.check without reading the picture: a file that exists and may be read (given as its whole
+    path), or a picture as given; load_pictures reads and checks them later, off the window's thread (a 4096² file
+    took it 0.7 s to decode)."""
+    if value is None or isinstance(value, Image.Image):
+        return param.check(value, owner) if value is None else value
+    if not isinstance(value, str):
+        raise param._bad(owner, f"must be a picture, not {type(value).__name__}")
+    import os
+    from pathlib import Path
+
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise MissingPicture(f"{owner}: {param.title}: the picture {path} does not exist.")
+    if not os.access(path, os.R_OK):
+        raise MissingPicture(f"{owner}: {param.title}: Studio may not read the picture {path}: permission denied.")
+    return str(path.resolve())
+
+
+def load_pictures(schema: Sequence[Param], values: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """The values with every picture parameter read and checked (ImageParam.check), for values validated with
+    ``pictures_later``: slow work, for the engine thread."""
+    kinds = {p.name: p for p in schema}
+    return {name: kinds[name].check(value, owner) if isinstance(kinds.get(name), ImageParam) else value
+            for name, value in values.items()}
+
+
 PARAM_KINDS: dict[str, type[Param]] = {
     cls.kind: cls for cls in (IntParam, FloatParam, ChoiceParam, TextParam, BoolParam, SeedParam, ImageParam)
 }
 
 
-def validate_params(schema: Sequence[Param], values: Mapping[str, Any], owner: str) -> dict[str, Any]:
-    """Every parameter of the schema, checked; defaults fill what is missing. Unknown names are refused."""
+def validate_params(schema: Sequence[Param], values: Mapping[str, Any], owner: str,
+                    pictures_later: bool = False) -> dict[str, Any]:
+    """Every parameter of the schema, checked; defaults fill what is missing. Unknown names are refused.
+    ``pictures_later``: picture files are only checked to exist (check_picture_file); load_pictures reads them."""
     known = {p.name for p in schema}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -223,7 +256,10 @@ def validate_params(schema: Sequence[Param], values: Mapping[str, Any], owner: s
     checked: dict[str, Any] = {}
     for param in schema:
         value = values.get(param.name, param.default_value)
-        checked[param.name] = param.check(value, owner)
+        if pictures_later and isinstance(param, ImageParam):
+            checked[param.name] = check_picture_file(param, value, owner)
+        else:
+            checked[param.name] = param.check(value, owner)
     return checked
 
 

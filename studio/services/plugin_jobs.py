@@ -20,7 +20,13 @@ from studio.core.generation import JobContext
 from studio import __version__
 from studio.core.metadata import Recipe
 from studio.core.post_blend import blend_result, check_blend, scale_for_blend
-from studio.core.parameters import MAX_SEED, SeedParam, params_for_record, validate_params
+from studio.core.parameters import (
+    MAX_SEED,
+    SeedParam,
+    load_pictures,
+    params_for_record,
+    validate_params,
+)
 from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep
 from studio.plugin_host.guard import GuardedContext, PluginFailed, PluginHung, run_guarded
 from studio.plugin_host.host import PluginHost
@@ -31,7 +37,8 @@ MAX_OUTPUT_SIDE = 16384
 
 def check_plugin_inputs(registry: Registry, request: GenerationRequest | PostProcessRequest) -> Any:
     """The request with its plugin parameters checked, defaults filled and random seeds fixed (so the recipe
-    can remake the picture); InvalidRequest names what is wrong."""
+    can remake the picture); InvalidRequest names what is wrong. Post-processors' picture files are only checked
+    to exist here (this runs on the window's thread); the engine thread reads them (load_pictures)."""
     if isinstance(request, PostProcessRequest):
         step = _checked_step(registry, PostStep(request.processor, request.params, request.strength))
         return replace(request, params=step.params, mask=check_blend(request.image, request.strength, request.mask))
@@ -73,8 +80,8 @@ def _checked_step(registry: Registry, step: PostStep) -> PostStep:
     contribution = _contribution(registry, POSTPROCESSOR, step.processor)
     if not 0.0 <= step.strength <= 1.0:
         raise InvalidRequest(f"{contribution.title}: the strength must be between 0 and 1, not {step.strength:g}.")
-    return PostStep(step.processor, _fix_seeds(contribution, validate_params(contribution.parameters, step.params,
-                                                                             contribution.title)), step.strength)
+    return PostStep(step.processor, _fix_seeds(contribution, validate_params(
+        contribution.parameters, step.params, contribution.title, pictures_later=True)), step.strength)
 
 
 def _fix_seeds(contribution: Contribution, values: dict[str, Any]) -> dict[str, Any]:
@@ -130,6 +137,7 @@ class ContributionRunner:
                      image_index: int = 0, mask: Image.Image | None = None) -> tuple[Image.Image, Recipe | None]:
         """One step on one picture, blended by the step's strength and kept to the mask; the recipe records it."""
         contribution = self._registry.get(POSTPROCESSOR, step.processor)
+        step = replace(step, params=load_pictures(contribution.parameters, step.params, contribution.title))
         if contribution.builtin:
             indexed = GuardedContext(context, self._env.device, self._env.data_dir, image_index)
             result = _checked_image(self._registry.instance(POSTPROCESSOR, contribution.id, self._env).process(

@@ -4,6 +4,7 @@ with what is enabled."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,8 @@ class PluginActions(QObject):
                                           "The weight files neural and fast style transfer need, and importing them")
         self.menu = QMenu("F&ilters", window)
         self.dialog: QDialog | None = None
+        # Chain steps whose pictures are being saved (see _step), by id: the step (kept alive) and its values.
+        self._unstored: dict[int, tuple[PostStepSetting, dict[str, Any]]] = {}
         self.edit_dialog = lambda dialog: dialog.exec() == QDialog.DialogCode.Accepted  # tests answer instead
         self.plugins_changed.connect(self.refresh)
         if self.host is not None:
@@ -94,8 +97,33 @@ class PluginActions(QObject):
         entry = self.window.gallery.selected_entry()
         return open_image(entry.image_path) if entry is not None and entry.image_path else None
 
+    def _step(self, processor: str, values: dict[str, Any], strength: float) -> PostStepSetting:
+        """A chain step for the settings. Its pictures are saved (once, by content) and referred to by path in a
+        worker thread: PNG-encoding and hashing a 4096² canvas held the window 7 s. Until they are, the step's
+        picture values are empty in the settings and post_steps() hands the pictures themselves to a Generate."""
+        pictures = {name: value for name, value in values.items() if isinstance(value, Image.Image)}
+        step = PostStepSetting(processor=processor, params={**values, **dict.fromkeys(pictures, "")},
+                               strength=strength)
+        if pictures:
+            self._unstored[id(step)] = (step, values)
+            self.window.actions_.run(self._store(step, values))
+        return step
+
+    async def _store(self, step: PostStepSetting, values: dict[str, Any]) -> None:
+        try:
+            stored = await asyncio.to_thread(self._storable, values)
+        except OSError as exc:
+            self._unstored.pop(id(step), None)
+            self.window.status.set_message(f"The chain step's picture could not be kept: {exc}", error=True)
+            return
+        self._unstored.pop(id(step), None)
+        if any(s is step for s in self.window.settings.generation.post):  # not replaced meanwhile
+            step.params = stored
+            self.window.save_settings_soon()
+
     def _storable(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Values a chain step can keep in the settings: pictures are saved once and referred to by path."""
+        """Values a chain step can keep in the settings: pictures are saved once and referred to by path (in a
+        worker thread: see _step)."""
         folder = self.window.data_dir / REFERENCES
         stored = {}
         for name, value in values.items():
@@ -113,7 +141,7 @@ class PluginActions(QObject):
     def open_processor(self, contribution: Contribution) -> None:
         settings = self.window.settings
         in_chain = next((s for s in settings.generation.post if s.processor == contribution.id), None)
-        values = dict(in_chain.params if in_chain else settings.filter_params.get(contribution.id, {}))
+        values = dict(self._params(in_chain) if in_chain else settings.filter_params.get(contribution.id, {}))
         if any(p.name == "model" for p in contribution.parameters) and not values.get("model"):
             values["model"] = self.window.prompt_panel.selected_model()  # restyle: the model in use
         dialog = PostProcessDialog(contribution, values, strength=in_chain.strength if in_chain else 1.0,
@@ -157,8 +185,7 @@ class PluginActions(QObject):
         else:
             position = len(chain)
         if after_each:  # it keeps its place in the chain, or joins at the end
-            chain.insert(position, PostStepSetting(processor=contribution.id, params=self._storable(values),
-                                                   strength=strength))
+            chain.insert(position, self._step(contribution.id, values, strength))
         self.window.save_settings_soon()
         self._build_menu()
         image = self.window.document.image
@@ -176,14 +203,19 @@ class PluginActions(QObject):
     def post_steps(self) -> tuple[PostStep, ...]:
         """The after-each-generation chain, for the next request (steps of plugins now off are skipped)."""
         registry = self.window.service.registry
-        return tuple(PostStep(s.processor, s.params, s.strength) for s in self.window.settings.generation.post
-                     if registry.has(POSTPROCESSOR, s.processor))
+        return tuple(PostStep(s.processor, self._params(s), s.strength)
+                     for s in self.window.settings.generation.post if registry.has(POSTPROCESSOR, s.processor))
+
+    def _params(self, step: PostStepSetting) -> dict[str, Any]:
+        """A chain step's values, with its pictures themselves while they are being saved."""
+        return self._unstored.get(id(step), (step, step.params))[1]
 
     def open_chain(self) -> None:
         from studio.ui.post_chain_dialog import PostChainDialog
 
-        dialog = PostChainDialog(self.window.settings.generation.post, self._processors(), self.image_sources,
-                                 self.window)
+        steps = [PostStepSetting(processor=s.processor, params=self._params(s), strength=s.strength)
+                 for s in self.window.settings.generation.post]
+        dialog = PostChainDialog(steps, self._processors(), self.image_sources, self.window)
         dialog.edit_step = self.edit_dialog
         try:
             if self.edit_dialog(dialog):
@@ -192,9 +224,7 @@ class PluginActions(QObject):
             dialog.deleteLater()  # its step dialogs with it
 
     def set_chain(self, steps: list[PostStepSetting]) -> None:
-        self.window.settings.generation.post = [
-            PostStepSetting(processor=s.processor, params=self._storable(s.params), strength=s.strength)
-            for s in steps]
+        self.window.settings.generation.post = [self._step(s.processor, s.params, s.strength) for s in steps]
         self.window.save_settings_soon()
         self._build_menu()
 

@@ -480,3 +480,23 @@ def test_a_restyle_step_with_no_model_in_the_chain_uses_the_generations_model():
         PostStep("restyle", {"model": " "}), PostStep("restyle", {"model": "other"}), PostStep("upscale", {})))
     restyle, own, upscale = check_plugin_inputs(builtin_registry(), asked).post
     assert (restyle.params["model"], own.params["model"], upscale.params["model"]) == ("/models/tiny-sd", "other", "")
+
+
+
+def test_chain_pictures_are_only_checked_to_exist_at_submit(tmp_path, monkeypatch):
+    """Submitting decoded every chain step's reference on the window's thread (a 4096² file: 0.7 s a step). Now
+    the file is only checked to exist (and be readable); the engine thread reads it."""
+    import studio.core.images as images
+    from studio.plugin_host.registry import builtin_registry
+    from studio.services.plugin_jobs import check_plugin_inputs
+
+    there = tmp_path / "there.png"
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(there)
+    opened = []
+    monkeypatch.setattr(images, "open_image", lambda *a, **k: opened.append(a) or Image.new("RGB", (8, 8)))
+    (step,) = check_plugin_inputs(builtin_registry(), request("diffusers", post=(
+        PostStep("histogram", {"style": str(there)}),))).post
+    assert step.params["style"] == str(there.resolve()) and not opened
+    with pytest.raises(InvalidRequest, match="does not exist"):
+        check_plugin_inputs(builtin_registry(), PostProcessRequest("color", Image.new("RGB", (8, 8)),
+                                                                   {"style": str(tmp_path / "gone.png")}, None))

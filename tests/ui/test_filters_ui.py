@@ -91,6 +91,7 @@ def test_the_chain_dialog_orders_steps_and_every_new_picture_goes_through_them(q
     window.plugin_actions.open_chain()
     chain = settings.generation.post
     assert [(s.processor, s.strength) for s in chain] == [("color", 0.5), ("histogram", 1.0)]
+    qtbot.waitUntil(lambda: all(s.params["style"] for s in chain), timeout=WAIT_MS)  # saved in a worker thread
     stored = chain[0].params["style"]
     assert stored.startswith(str(window.data_dir / "post-references")) and Image.open(stored).size == (32, 32)
     window.generate()
@@ -138,6 +139,7 @@ def test_a_chain_step_whose_picture_cannot_be_taken_is_not_added_and_its_picture
     window.plugin_actions.edit_dialog = stronger
     window.plugin_actions.open_chain()
     (step,) = settings.generation.post
+    qtbot.waitUntil(lambda: bool(step.params["style"]), timeout=WAIT_MS)
     assert step.strength == 0.6 and Image.open(step.params["style"]).getpixel((0, 0)) == (230, 120, 40)
 
 
@@ -255,3 +257,39 @@ def test_applying_a_filter_from_the_menu_changes_only_its_own_step_of_the_chain(
     window.plugin_actions.edit_dialog = untick
     window.plugin_actions.open_processor(histogram)
     assert [(s.processor, s.strength) for s in settings.generation.post] == [("color", 1.0), ("histogram", 0.4)]
+
+
+def test_a_chain_steps_picture_is_saved_off_the_windows_thread(qtbot, window, settings, monkeypatch):
+    """Ticking "Also apply after each generation" with the canvas as the reference PNG-encoded and hashed the
+    canvas on the window's thread (7 s at 4096²). It is saved in a worker thread; a Generate meanwhile gets the
+    picture itself."""
+    import threading
+
+    from PIL import Image as PILImage
+
+    from studio.ui.plugin_actions import PluginActions
+
+    threads, release = [], threading.Event()
+    storable = PluginActions._storable
+
+    def slow(self, values):  # noqa: ANN001, ANN202
+        threads.append(threading.current_thread())
+        release.wait(10)
+        return storable(self, values)
+
+    monkeypatch.setattr(PluginActions, "_storable", slow)
+    _blue_canvas(window)
+
+    def answer(dialog: PostProcessDialog) -> bool:
+        dialog.after_each.setChecked(True)  # the style: "Canvas picture", as offered
+        return True
+
+    window.plugin_actions.edit_dialog = answer
+    window.plugin_actions.open_processor(window.service.registry.get("postprocessor", "color"))
+    (step,) = settings.generation.post
+    (offered,) = window.plugin_actions.post_steps()
+    assert isinstance(offered.params["style"], PILImage.Image) and step.params["style"] == ""
+    release.set()
+    qtbot.waitUntil(lambda: bool(step.params["style"]), timeout=WAIT_MS)
+    assert threads and threading.main_thread() not in threads
+    assert Image.open(window.plugin_actions.post_steps()[0].params["style"]).size == (64, 64)
