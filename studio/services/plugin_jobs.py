@@ -22,6 +22,7 @@ from studio.core.metadata import Recipe
 from studio.core.post_blend import blend_result, check_blend, scale_for_blend
 from studio.core.parameters import (
     MAX_SEED,
+    MissingPicture,
     SeedParam,
     load_pictures,
     params_for_record,
@@ -35,10 +36,13 @@ from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution, 
 MAX_OUTPUT_SIDE = 16384
 
 
-def check_plugin_inputs(registry: Registry, request: GenerationRequest | PostProcessRequest) -> Any:
+def check_plugin_inputs(registry: Registry, request: GenerationRequest | PostProcessRequest,
+                        notes: list[str] | None = None) -> Any:
     """The request with its plugin parameters checked, defaults filled and random seeds fixed (so the recipe
     can remake the picture); InvalidRequest names what is wrong. Post-processors' picture files are only checked
-    to exist here (this runs on the window's thread); the engine thread reads them (load_pictures)."""
+    to exist here (this runs on the window's thread); the engine thread reads them (load_pictures). A chain step
+    whose picture file is gone is left out, said in ``notes``: the generation is not refused for it, as a step
+    that fails while it runs leaves the picture as it was (given no ``notes``, it is refused)."""
     if isinstance(request, PostProcessRequest):
         step = _checked_step(registry, PostStep(request.processor, request.params, request.strength))
         return replace(request, params=step.params, mask=check_blend(request.image, request.strength, request.mask))
@@ -53,8 +57,16 @@ def check_plugin_inputs(registry: Registry, request: GenerationRequest | PostPro
             contribution.parameters, request.params, contribution.title)))
     elif request.params:
         raise InvalidRequest("Stable Diffusion takes no plugin parameters.")
-    return replace(request, post=tuple(_checked_step(registry, _with_model(registry, s, request.model))
-                                       for s in request.post))
+    steps = []
+    for step in request.post:
+        try:
+            steps.append(_checked_step(registry, _with_model(registry, step, request.model)))
+        except MissingPicture as exc:
+            if notes is None:
+                raise
+            notes.append(f"{exc} That step was left out: choose another picture for it in the post-processing "
+                         "chain.")
+    return replace(request, post=tuple(steps))
 
 
 def _with_model(registry: Registry, step: PostStep, model: str) -> PostStep:

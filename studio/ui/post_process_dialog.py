@@ -69,6 +69,9 @@ class PostProcessDialog(QDialog):
         layout.addWidget(self.after_each)
         self.problem = error_label()  # what the form cannot take, said where the person is looking
         layout.addWidget(self.problem)
+        if problems := self.form.problems():  # a reference picture deleted since: said at once
+            self.problem.setText(" ".join(problems))
+            self.problem.show()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Apply to Canvas")
         buttons.accepted.connect(self.accept)

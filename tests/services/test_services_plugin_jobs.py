@@ -500,3 +500,22 @@ def test_chain_pictures_are_only_checked_to_exist_at_submit(tmp_path, monkeypatc
     with pytest.raises(InvalidRequest, match="does not exist"):
         check_plugin_inputs(builtin_registry(), PostProcessRequest("color", Image.new("RGB", (8, 8)),
                                                                    {"style": str(tmp_path / "gone.png")}, None))
+
+
+def test_a_chain_step_whose_picture_file_is_gone_is_left_out_with_a_note(tmp_path):
+    """A deleted reference refused every Generate. The step is left out with a note, the others run; a filter run
+    on its own is still refused for it."""
+    from studio.plugin_host.registry import builtin_registry
+    from studio.services.plugin_jobs import check_plugin_inputs
+
+    there, gone = tmp_path / "there.png", str(tmp_path / "gone.png")
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(there)
+    notes: list[str] = []
+    asked = request("diffusers", post=(PostStep("color", {"style": gone}),
+                                       PostStep("histogram", {"style": str(there)})))
+    (step,) = check_plugin_inputs(builtin_registry(), asked, notes).post
+    assert step.processor == "histogram"
+    assert notes == [f"Colour Transfer: Style picture: the picture {gone} does not exist. That step was left out: "
+                     "choose another picture for it in the post-processing chain."]
+    with pytest.raises(InvalidRequest, match="does not exist"):
+        check_plugin_inputs(builtin_registry(), asked)  # no notes to say it in: refused

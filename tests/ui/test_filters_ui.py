@@ -293,3 +293,47 @@ def test_a_chain_steps_picture_is_saved_off_the_windows_thread(qtbot, window, se
     qtbot.waitUntil(lambda: bool(step.params["style"]), timeout=WAIT_MS)
     assert threads and threading.main_thread() not in threads
     assert Image.open(window.plugin_actions.post_steps()[0].params["style"]).size == (64, 64)
+
+
+def test_a_deleted_reference_is_shown_as_missing_and_left_out_of_a_generation_with_a_note(qtbot, window, settings,
+                                                                                        tmp_path):
+    """A chain step's reference file deleted: Generate was refused, and editing the step swapped in the canvas
+    picture without a word. Now the generation runs without the step, saying so, and the step's form shows the
+    missing file, which must be replaced."""
+    import os
+
+    from studio.core.settings import PostStepSetting
+
+    window.plugin_actions.set_chain([PostStepSetting(processor="color", params={"style": _reference(tmp_path)},
+                                                     strength=0.5)])
+    gone = settings.generation.post[0].params["style"]
+    os.unlink(gone)
+    _blue_canvas(window)
+    window.generate()
+    qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
+    assert not window.prompt_panel.error_label.text()
+    saved = sorted(settings.outputs_dir.rglob("*.png"))[-1]
+    assert read_recipe(saved).post == ()
+    seen = {}
+
+    def edit(dialog) -> bool:  # noqa: ANN001
+        if isinstance(dialog, PostChainDialog):
+            dialog.list.setCurrentRow(0)
+            seen["edited"] = dialog.edit_selected()
+            seen["chain problem"] = dialog.problem.text()
+            return True
+        seen["choice"] = dialog.form.editor("style").combo.currentText()
+        seen["problem"] = dialog.problem.text()
+        dialog.strength_slider.setValue(60)  # the strength alone is changed
+        dialog.accept()
+        seen["accepted"] = dialog.result() == PostProcessDialog.DialogCode.Accepted
+        return True
+
+    window.plugin_actions.edit_dialog = edit
+    window.plugin_actions.open_chain()
+    name = Path(gone).name
+    assert seen["choice"] == f"Missing: {name} (choose another)" and not seen["accepted"] and not seen["edited"]
+    assert seen["problem"] == f"Style picture: The picture {gone} is gone; choose another."
+    assert seen["chain problem"] == seen["problem"]
+    (step,) = settings.generation.post
+    assert step.params["style"] == gone and step.strength == 0.5  # as it was: nothing swapped in
