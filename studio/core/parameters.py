@@ -166,8 +166,10 @@ class SeedParam(Param):
 
 @dataclass(frozen=True)
 class ImageParam(Param):
-    """A picture: from a file (CLI, form) or the canvas (form). The plugin receives an RGB PIL image of its own (a
-    copy: the canvas picture it may have come from is the person's, and so is its undo history)."""
+    """A picture: from a file (CLI, form) or the canvas (form). The plugin receives a PIL image of its own (a
+    copy: the canvas picture it may have come from is the person's, and so is its undo history): RGBA where the
+    picture has transparency (its hidden pixels are no part of it: colour transfer counts only what shows), RGB
+    otherwise. A consumer that needs RGB converts it."""
 
     optional: bool = False
 
@@ -190,10 +192,51 @@ class ImageParam(Param):
                 raise InvalidRequest(f"{owner}: {self.title}: {exc}") from None
         if not isinstance(value, Image.Image):
             raise self._bad(owner, f"must be a picture, not {type(value).__name__}")
-        picture = value.convert("RGB") if value.mode != "RGB" else value.copy()
+        picture = _rgb_or_rgba(value)
         if source is not None:
             picture.info[SOURCE_KEY] = source  # where it was read from: the history keeps that (params_for_record)
         return picture
+
+
+def _rgb_or_rgba(picture: Image.Image) -> Image.Image:
+    """A copy, RGBA where some pixel is not fully opaque, RGB otherwise."""
+    if "A" in picture.getbands() or "transparency" in picture.info:
+        rgba = picture.convert("RGBA") if picture.mode != "RGBA" else picture.copy()
+        if rgba.getchannel("A").getextrema()[0] < 255:
+            return rgba
+        return rgba.convert("RGB")
+    return picture.convert("RGB") if picture.mode != "RGB" else picture.copy()
+
+
+class MissingPicture(InvalidRequest):
+    """A picture parameter's file is gone (or cannot be read): a chain step is left out for it, with a note."""
+
+
+def check_picture_file(param: ImageParam, value: Any, owner: str) -> Any:
+    """ImageParam.check without reading the picture: a file that exists and may be read (given as its whole
+    path), or a picture as given; load_pictures reads and checks them later, off the window's thread (a 4096² file
+    took it 0.7 s to decode)."""
+    if value is None or isinstance(value, Image.Image):
+        return param.check(value, owner) if value is None else value
+    if not isinstance(value, str):
+        raise param._bad(owner, f"must be a picture, not {type(value).__name__}")
+    import os
+    from pathlib import Path
+
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise MissingPicture(f"{owner}: {param.title}: the picture {path} does not exist.")
+    if not os.access(path, os.R_OK):
+        raise MissingPicture(f"{owner}: {param.title}: Studio may not read the picture {path}: permission denied.")
+    return str(path.resolve())
+
+
+def load_pictures(schema: Sequence[Param], values: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """The values with every picture parameter read and checked (ImageParam.check), for values validated with
+    ``pictures_later``: slow work, for the engine thread."""
+    kinds = {p.name: p for p in schema}
+    return {name: kinds[name].check(value, owner) if isinstance(kinds.get(name), ImageParam) else value
+            for name, value in values.items()}
 
 
 PARAM_KINDS: dict[str, type[Param]] = {
@@ -201,8 +244,10 @@ PARAM_KINDS: dict[str, type[Param]] = {
 }
 
 
-def validate_params(schema: Sequence[Param], values: Mapping[str, Any], owner: str) -> dict[str, Any]:
-    """Every parameter of the schema, checked; defaults fill what is missing. Unknown names are refused."""
+def validate_params(schema: Sequence[Param], values: Mapping[str, Any], owner: str,
+                    pictures_later: bool = False) -> dict[str, Any]:
+    """Every parameter of the schema, checked; defaults fill what is missing. Unknown names are refused.
+    ``pictures_later``: picture files are only checked to exist (check_picture_file); load_pictures reads them."""
     known = {p.name for p in schema}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -211,8 +256,18 @@ def validate_params(schema: Sequence[Param], values: Mapping[str, Any], owner: s
     checked: dict[str, Any] = {}
     for param in schema:
         value = values.get(param.name, param.default_value)
-        checked[param.name] = param.check(value, owner)
+        if pictures_later and isinstance(param, ImageParam):
+            checked[param.name] = check_picture_file(param, value, owner)
+        else:
+            checked[param.name] = param.check(value, owner)
     return checked
+
+
+def validate_settings(schema: Sequence[Param], values: Mapping[str, Any], owner: str) -> dict[str, Any]:
+    """validate_params for every parameter but pictures (read and checked where the slow work is done): what a
+    form gives is checked before it is kept, so a value no job can run with is never saved (a seed too large)."""
+    plain = [p for p in schema if not isinstance(p, ImageParam)]
+    return validate_params(plain, {p.name: values[p.name] for p in plain if p.name in values}, owner)
 
 
 def params_for_record(values: Mapping[str, Any], keep_files: bool = False) -> dict[str, Any]:

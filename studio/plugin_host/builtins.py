@@ -60,7 +60,8 @@ BUILTIN_CONTRIBUTIONS: tuple[Contribution, ...] = (
           FloatParam("cfg_scale", label="CFG scale", default=7.0, min=0.0, max=30.0, step=0.5, decimals=1),
           SeedParam("seed", default=0),
           TextParam("model", label="Model", default="",
-                    help="A diffusers model folder, or the name of one in the models folder"),
+                    help="A diffusers model folder, or the name of one in the models folder; empty in the "
+                         "post-processing chain: the model each picture was generated with"),
           ImageParam("reference", label="Reference picture", optional=True,
                      help="Steers the style with a picture too (needs IP-Adapter weights in models/ip-adapter)"),
           FloatParam("reference_strength", label="Reference strength", default=0.6, min=0.0, max=1.0,

@@ -161,7 +161,9 @@ class JobService:
         if isinstance(request, PostProcessRequest):
             return self._worker.submit(check_plugin_inputs(self._registry, request))
         prepared = prepare_request(request)
-        return self._worker.submit(check_plugin_inputs(self._registry, prepared.request), prepared.notes)
+        notes = list(prepared.notes)
+        checked = check_plugin_inputs(self._registry, prepared.request, notes)
+        return self._worker.submit(checked, tuple(notes))
 
     def cancel(self, job_id: int) -> bool:
         return self._worker.cancel(job_id)

@@ -20,7 +20,14 @@ from studio.core.generation import JobContext
 from studio import __version__
 from studio.core.metadata import Recipe
 from studio.core.post_blend import blend_result, check_blend, scale_for_blend
-from studio.core.parameters import MAX_SEED, SeedParam, params_for_record, validate_params
+from studio.core.parameters import (
+    MAX_SEED,
+    MissingPicture,
+    SeedParam,
+    load_pictures,
+    params_for_record,
+    validate_params,
+)
 from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep
 from studio.plugin_host.guard import GuardedContext, PluginFailed, PluginHung, run_guarded
 from studio.plugin_host.host import PluginHost
@@ -29,9 +36,13 @@ from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution, 
 MAX_OUTPUT_SIDE = 16384
 
 
-def check_plugin_inputs(registry: Registry, request: GenerationRequest | PostProcessRequest) -> Any:
+def check_plugin_inputs(registry: Registry, request: GenerationRequest | PostProcessRequest,
+                        notes: list[str] | None = None) -> Any:
     """The request with its plugin parameters checked, defaults filled and random seeds fixed (so the recipe
-    can remake the picture); InvalidRequest names what is wrong."""
+    can remake the picture); InvalidRequest names what is wrong. Post-processors' picture files are only checked
+    to exist here (this runs on the window's thread); the engine thread reads them (load_pictures). A chain step
+    whose picture file is gone is left out, said in ``notes``: the generation is not refused for it, as a step
+    that fails while it runs leaves the picture as it was (given no ``notes``, it is refused)."""
     if isinstance(request, PostProcessRequest):
         step = _checked_step(registry, PostStep(request.processor, request.params, request.strength))
         return replace(request, params=step.params, mask=check_blend(request.image, request.strength, request.mask))
@@ -46,7 +57,28 @@ def check_plugin_inputs(registry: Registry, request: GenerationRequest | PostPro
             contribution.parameters, request.params, contribution.title)))
     elif request.params:
         raise InvalidRequest("Stable Diffusion takes no plugin parameters.")
-    return replace(request, post=tuple(_checked_step(registry, s) for s in request.post))
+    steps = []
+    for step in request.post:
+        try:
+            steps.append(_checked_step(registry, _with_model(registry, step, request.model)))
+        except MissingPicture as exc:
+            if notes is None:
+                raise
+            notes.append(f"{exc} That step was left out: choose another picture for it in the post-processing "
+                         "chain.")
+    return replace(request, post=tuple(steps))
+
+
+def _with_model(registry: Registry, step: PostStep, model: str) -> PostStep:
+    """A chain step that runs Studio's generator (Restyle) with no model of its own uses the generation's: its
+    form starts empty when added in the chain dialog, and "no model" failed on every picture. Filled in here, the
+    recipe records the model it ran with."""
+    if not model or str(step.params.get("model", "")).strip() or not registry.runs_generator(POSTPROCESSOR,
+                                                                                             step.processor):
+        return step
+    if not any(p.name == "model" for p in registry.get(POSTPROCESSOR, step.processor).parameters):
+        return step
+    return replace(step, params={**step.params, "model": model})
 
 
 def _contribution(registry: Registry, kind: str, id: str) -> Contribution:
@@ -60,8 +92,8 @@ def _checked_step(registry: Registry, step: PostStep) -> PostStep:
     contribution = _contribution(registry, POSTPROCESSOR, step.processor)
     if not 0.0 <= step.strength <= 1.0:
         raise InvalidRequest(f"{contribution.title}: the strength must be between 0 and 1, not {step.strength:g}.")
-    return PostStep(step.processor, _fix_seeds(contribution, validate_params(contribution.parameters, step.params,
-                                                                             contribution.title)), step.strength)
+    return PostStep(step.processor, _fix_seeds(contribution, validate_params(
+        contribution.parameters, step.params, contribution.title, pictures_later=True)), step.strength)
 
 
 def _fix_seeds(contribution: Contribution, values: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +149,7 @@ class ContributionRunner:
                      image_index: int = 0, mask: Image.Image | None = None) -> tuple[Image.Image, Recipe | None]:
         """One step on one picture, blended by the step's strength and kept to the mask; the recipe records it."""
         contribution = self._registry.get(POSTPROCESSOR, step.processor)
+        step = replace(step, params=load_pictures(contribution.parameters, step.params, contribution.title))
         if contribution.builtin:
             indexed = GuardedContext(context, self._env.device, self._env.data_dir, image_index)
             result = _checked_image(self._registry.instance(POSTPROCESSOR, contribution.id, self._env).process(

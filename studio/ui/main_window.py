@@ -56,7 +56,7 @@ from studio.ui.gallery_panel import GalleryPanel
 from studio.ui.history_actions import HistoryActions
 from studio.ui.status_bar import StudioStatusBar
 from studio.ui.theme import icon
-from studio.ui.result_landing import CANVAS_RESIZED, FILTER_RESIZED, Landing, landed, source_of
+from studio.ui.result_landing import Landing, held_because, landed, source_of
 from studio.ui.window_layout import capture_layout, restore_layout
 
 log = logging.getLogger(__name__)
@@ -538,9 +538,14 @@ class MainWindow(QMainWindow):
                 if ahead is not None and ahead[0] is self.document.image:  # the canvas it was worked out for
                     image, compared = ahead[1], (ahead[0], ahead[2])
                 else:
-                    image, compared = landed(self.document.image, output.image, source), None  # the canvas as it is
+                    try:
+                        image = landed(self.document.image, output.image, source)  # the canvas as it is
+                    except Exception:  # never lost without a word: the person is told it was not put on the canvas
+                        log.exception("Putting a result on the canvas failed")
+                        image = None
+                    compared = None
                 if image is None:
-                    self._hold(output, CANVAS_RESIZED if output.path is not None else FILTER_RESIZED)
+                    self._hold(output, held_because(output.image, source, output.path is not None))
                     continue
                 self.document.set_image(image, label, output.recipe, compared=compared)
         if self.autosaver is not None:

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from PySide6.QtCore import Signal
-from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -30,17 +30,27 @@ from studio.core.parameters import (
     BoolParam,
     ChoiceParam,
     FloatParam,
+    MAX_SEED,
     ImageParam,
     IntParam,
     Param,
     SeedParam,
     TextParam,
 )
-from studio.ui.theme import icon
+from studio.ui.theme import WARNING, icon
 
 ImageSource = tuple[str, Callable[[], Image.Image | None]]  # ("Canvas picture", a function giving it)
 SOURCE = "source:"
 KEPT = "kept:"  # the picture a step was set up with, offered again when it is edited
+MISSING = "missing:"  # a file a step was set up with that is gone: shown, so it is replaced, never swapped silently
+
+
+class _SeedValidator(QValidator):
+    """Digits up to MAX_SEED (ten digits let 9999999999 in, which no job takes), or nothing for a random seed."""
+
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:  # noqa: D102
+        fits = text == "" or (text.isascii() and text.isdigit() and int(text) <= MAX_SEED)
+        return (QValidator.State.Acceptable if fits else QValidator.State.Invalid), text, pos
 
 
 class _ImagePicker(QWidget):
@@ -79,6 +89,23 @@ class _ImagePicker(QWidget):
             index = self.combo.count() - 1
         self.combo.setCurrentIndex(index)
 
+    def set_missing(self, path: str) -> None:
+        """Show (and select) a file the step was set up with that is gone: the person must choose another; the
+        picker never falls back on the canvas picture without a word."""
+        index = self.combo.findData(MISSING + path)
+        if index < 0:
+            self.combo.addItem(icon("alert", WARNING), f"Missing: {Path(path).name} (choose another)", MISSING + path)
+            index = self.combo.count() - 1
+        self.combo.setItemData(index, f"{path} is gone; choose another picture.", Qt.ItemDataRole.ToolTipRole)
+        self.combo.setCurrentIndex(index)
+
+    def problem(self) -> str | None:
+        """What is wrong with the choice as it stands, if anything (a file that is gone)."""
+        choice = self.combo.currentData()
+        if isinstance(choice, str) and choice.startswith(MISSING):
+            return f"The picture {choice[len(MISSING):]} is gone; choose another."
+        return None
+
     def set_picture(self, picture: Image.Image) -> None:
         """Offer (and select) a picture chosen before, as it was: editing a chain step keeps its reference."""
         self._kept = picture
@@ -94,6 +121,8 @@ class _ImagePicker(QWidget):
             return None
         if choice == KEPT:
             return self._kept
+        if (problem := self.problem()) is not None:
+            raise InvalidRequest(problem)
         if choice.startswith(SOURCE):
             label = choice[len(SOURCE):]
             image = self._sources[label]()
@@ -158,7 +187,7 @@ class ParameterForm(QWidget):
         if isinstance(param, SeedParam):
             edit = QLineEdit("" if param.default < 0 else str(param.default))
             edit.setPlaceholderText("Random")
-            edit.setValidator(QRegularExpressionValidator(r"\d{0,10}"))
+            edit.setValidator(_SeedValidator(edit))
             edit.textChanged.connect(self.changed)
             return edit
         if isinstance(param, ImageParam):
@@ -213,6 +242,8 @@ class ParameterForm(QWidget):
                     picker.set_picture(value)
                 elif isinstance(value, str) and value and Path(value).is_file():
                     picker.set_path(Path(value))
+                elif isinstance(value, str) and value:  # a reference deleted since: shown as such
+                    picker.set_missing(value)
                 continue
             try:
                 value = param.check(values[param.name], "saved value")
@@ -231,6 +262,11 @@ class ParameterForm(QWidget):
                 editor.setText("" if value < 0 else str(value))
             elif isinstance(editor, QLineEdit):
                 editor.setText(value)
+
+    def problems(self) -> list[str]:
+        """Sentences for the settings that must be changed before the form can be taken (a picture gone)."""
+        pickers = [(p, e) for p in self.params if isinstance(e := self._editors[p.name], _ImagePicker)]
+        return [f"{p.title}: {problem}" for p, picker in pickers if (problem := picker.problem()) is not None]
 
     def editor(self, name: str) -> QWidget:
         return self._editors[name]

@@ -4,6 +4,7 @@ with what is enabled."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import QDialog, QMenu
 
 from studio.core.errors import StudioError
 from studio.core.images import open_image, write_atomically
+from studio.core.parameters import validate_settings
 from studio.core.paths import resources_dir
 from studio.core.requests import PostProcessRequest, PostStep
 from studio.core.settings import PostStepSetting
@@ -46,6 +48,8 @@ class PluginActions(QObject):
                                           "The weight files neural and fast style transfer need, and importing them")
         self.menu = QMenu("F&ilters", window)
         self.dialog: QDialog | None = None
+        # Chain steps whose pictures are being saved (see _step), by id: the step (kept alive) and its values.
+        self._unstored: dict[int, tuple[PostStepSetting, dict[str, Any]]] = {}
         self.edit_dialog = lambda dialog: dialog.exec() == QDialog.DialogCode.Accepted  # tests answer instead
         self.plugins_changed.connect(self.refresh)
         if self.host is not None:
@@ -93,8 +97,33 @@ class PluginActions(QObject):
         entry = self.window.gallery.selected_entry()
         return open_image(entry.image_path) if entry is not None and entry.image_path else None
 
+    def _step(self, processor: str, values: dict[str, Any], strength: float) -> PostStepSetting:
+        """A chain step for the settings. Its pictures are saved (once, by content) and referred to by path in a
+        worker thread: PNG-encoding and hashing a 4096² canvas held the window 7 s. Until they are, the step's
+        picture values are empty in the settings and post_steps() hands the pictures themselves to a Generate."""
+        pictures = {name: value for name, value in values.items() if isinstance(value, Image.Image)}
+        step = PostStepSetting(processor=processor, params={**values, **dict.fromkeys(pictures, "")},
+                               strength=strength)
+        if pictures:
+            self._unstored[id(step)] = (step, values)
+            self.window.actions_.run(self._store(step, values))
+        return step
+
+    async def _store(self, step: PostStepSetting, values: dict[str, Any]) -> None:
+        try:
+            stored = await asyncio.to_thread(self._storable, values)
+        except OSError as exc:
+            self._unstored.pop(id(step), None)
+            self.window.status.set_message(f"The chain step's picture could not be kept: {exc}", error=True)
+            return
+        self._unstored.pop(id(step), None)
+        if any(s is step for s in self.window.settings.generation.post):  # not replaced meanwhile
+            step.params = stored
+            self.window.save_settings_soon()
+
     def _storable(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Values a chain step can keep in the settings: pictures are saved once and referred to by path."""
+        """Values a chain step can keep in the settings: pictures are saved once and referred to by path (in a
+        worker thread: see _step)."""
         folder = self.window.data_dir / REFERENCES
         stored = {}
         for name, value in values.items():
@@ -112,7 +141,7 @@ class PluginActions(QObject):
     def open_processor(self, contribution: Contribution) -> None:
         settings = self.window.settings
         in_chain = next((s for s in settings.generation.post if s.processor == contribution.id), None)
-        values = dict(in_chain.params if in_chain else settings.filter_params.get(contribution.id, {}))
+        values = dict(self._params(in_chain) if in_chain else settings.filter_params.get(contribution.id, {}))
         if any(p.name == "model" for p in contribution.parameters) and not values.get("model"):
             values["model"] = self.window.prompt_panel.selected_model()  # restyle: the model in use
         dialog = PostProcessDialog(contribution, values, strength=in_chain.strength if in_chain else 1.0,
@@ -127,7 +156,7 @@ class PluginActions(QObject):
                 self.window.status.set_message(str(exc), error=True)
                 return
             self.apply(contribution, values, after_each=dialog.after_each.isChecked(), strength=dialog.strength,
-                       masked=dialog.masked.isChecked(), storable=dialog.form.storable_values())
+                       masked=dialog.masked.isChecked(), storable=dialog.form.storable_values(), step=in_chain)
         finally:
             dialog.deleteLater()  # a child of the window: it would stay, hidden, for the whole session
 
@@ -135,17 +164,28 @@ class PluginActions(QObject):
         return self.window.current_mask_image()
 
     def apply(self, contribution: Contribution, values: dict, after_each: bool = False, strength: float = 1.0,
-              masked: bool = False, storable: dict | None = None) -> int | None:
+              masked: bool = False, storable: dict | None = None, step: PostStepSetting | None = None) -> int | None:
         """Run the filter on the canvas picture as a job (undoable like any result); remember the settings
-        and whether it also runs after each generation. Returns the job id."""
+        and whether it also runs after each generation. ``step``: the chain step the settings were opened from
+        (by default the chain's first step of this filter), the only one replaced or removed: the chain may hold
+        the filter more than once. Returns the job id."""
         settings = self.window.settings
+        try:  # before anything is kept: a value no job can run with would block every Generate from the chain
+            validate_settings(contribution.parameters, values, contribution.title)
+        except StudioError as exc:
+            self.window.status.set_message(str(exc), error=True)
+            return None
         settings.filter_params[contribution.id] = values if storable is None else storable
         chain = settings.generation.post
-        position = next((i for i, s in enumerate(chain) if s.processor == contribution.id), len(chain))
-        chain[:] = [s for s in chain if s.processor != contribution.id]
+        if step is None:
+            step = next((s for s in chain if s.processor == contribution.id), None)
+        position = next((i for i, s in enumerate(chain) if s is step), None)
+        if position is not None:
+            del chain[position]
+        else:
+            position = len(chain)
         if after_each:  # it keeps its place in the chain, or joins at the end
-            chain.insert(position, PostStepSetting(processor=contribution.id, params=self._storable(values),
-                                                   strength=strength))
+            chain.insert(position, self._step(contribution.id, values, strength))
         self.window.save_settings_soon()
         self._build_menu()
         image = self.window.document.image
@@ -163,14 +203,19 @@ class PluginActions(QObject):
     def post_steps(self) -> tuple[PostStep, ...]:
         """The after-each-generation chain, for the next request (steps of plugins now off are skipped)."""
         registry = self.window.service.registry
-        return tuple(PostStep(s.processor, s.params, s.strength) for s in self.window.settings.generation.post
-                     if registry.has(POSTPROCESSOR, s.processor))
+        return tuple(PostStep(s.processor, self._params(s), s.strength)
+                     for s in self.window.settings.generation.post if registry.has(POSTPROCESSOR, s.processor))
+
+    def _params(self, step: PostStepSetting) -> dict[str, Any]:
+        """A chain step's values, with its pictures themselves while they are being saved."""
+        return self._unstored.get(id(step), (step, step.params))[1]
 
     def open_chain(self) -> None:
         from studio.ui.post_chain_dialog import PostChainDialog
 
-        dialog = PostChainDialog(self.window.settings.generation.post, self._processors(), self.image_sources,
-                                 self.window)
+        steps = [PostStepSetting(processor=s.processor, params=self._params(s), strength=s.strength)
+                 for s in self.window.settings.generation.post]
+        dialog = PostChainDialog(steps, self._processors(), self.image_sources, self.window)
         dialog.edit_step = self.edit_dialog
         try:
             if self.edit_dialog(dialog):
@@ -179,9 +224,7 @@ class PluginActions(QObject):
             dialog.deleteLater()  # its step dialogs with it
 
     def set_chain(self, steps: list[PostStepSetting]) -> None:
-        self.window.settings.generation.post = [
-            PostStepSetting(processor=s.processor, params=self._storable(s.params), strength=s.strength)
-            for s in steps]
+        self.window.settings.generation.post = [self._step(s.processor, s.params, s.strength) for s in steps]
         self.window.save_settings_soon()
         self._build_menu()
 

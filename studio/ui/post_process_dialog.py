@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import StudioError
+from studio.core.parameters import validate_settings
 from studio.plugin_host.registry import Contribution
 from studio.ui.parameter_form import ImageSource, ParameterForm
 from studio.ui.theme import error_label, section_label
@@ -29,6 +30,7 @@ class PostProcessDialog(QDialog):
                  mask_available: bool = False, image_sources: Sequence[ImageSource] = (),
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.contribution = contribution
         self.setWindowTitle(contribution.title)
         self.setMinimumWidth(420)
         layout = QVBoxLayout(self)
@@ -67,6 +69,9 @@ class PostProcessDialog(QDialog):
         layout.addWidget(self.after_each)
         self.problem = error_label()  # what the form cannot take, said where the person is looking
         layout.addWidget(self.problem)
+        if problems := self.form.problems():  # a reference picture deleted since: said at once
+            self.problem.setText(" ".join(problems))
+            self.problem.show()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Apply to Canvas")
         buttons.accepted.connect(self.accept)
@@ -75,9 +80,9 @@ class PostProcessDialog(QDialog):
 
     def accept(self) -> None:
         """Only settings the post-processor can run with close the dialog (a picture setting with no canvas
-        picture to take, say); otherwise the sentence shows and the dialog stays."""
+        picture to take, say, or a value out of its range); otherwise the sentence shows and the dialog stays."""
         try:
-            self.form.values()
+            validate_settings(self.contribution.parameters, self.form.values(), self.contribution.title)
         except StudioError as exc:
             self.problem.setText(str(exc))
             self.problem.show()

@@ -19,6 +19,8 @@ Landing = tuple[GeneratedImage, str, "Image.Image | None"]
 
 CANVAS_RESIZED = "The new picture is in the Gallery: the canvas changed size since it was asked for."
 FILTER_RESIZED = "The filter's result was not put on the canvas, which changed size since; run the filter again."
+FILTER_CHANGED = ("The filter's result was not put on the canvas: the canvas changed while it ran, and the result is "
+                  "a different size, so its changes cannot be carried over; run the filter again.")
 
 
 def source_of(request: object) -> Image.Image | None:
@@ -32,9 +34,18 @@ def source_of(request: object) -> Image.Image | None:
 
 
 def landed(current: Image.Image | None, result: Image.Image, source: Image.Image | None) -> Image.Image | None:
-    """The picture to put on the canvas; None when the canvas changed size since the job was asked for."""
+    """The picture to put on the canvas; None when the canvas changed size since the job was asked for, or changed
+    at all while a job that changes the picture's size (an upscale under the mask) ran: there is no telling which
+    of its pixels are the job's changes (see held_because)."""
     if source is None or current is None or current is source:
         return result
-    if current.size != source.size:
+    if current.size != source.size or result.size != source.size:
         return None
     return carry_changes(source, result, current)
+
+
+def held_because(result: Image.Image, source: Image.Image | None, gallery: bool) -> str:
+    """Why a result landed() refuses is not on the canvas (``gallery``: it is in the Gallery)."""
+    if gallery:
+        return CANVAS_RESIZED
+    return FILTER_CHANGED if source is not None and result.size != source.size else FILTER_RESIZED

@@ -71,7 +71,7 @@ def test_bad_values_are_one_sentence_naming_the_parameter(values, message):
 
 def test_pictures_are_converted_and_only_noted_in_records(tmp_path):
     path = tmp_path / "ref.png"
-    Image.new("RGBA", (6, 4)).save(path)
+    Image.new("LA", (6, 4), (90, 255)).save(path)  # grey with an alpha that hides nothing
     values = validate_params(SCHEMA, {"reference": str(path)}, "F")
     assert values["reference"].mode == "RGB" and values["reference"].size == (6, 4)
     assert params_for_record(values)["reference"] == "<picture 6x4>"
@@ -138,3 +138,24 @@ def test_a_parameter_cannot_take_a_command_line_option_s_name(name, flag):
                               "choose another.")
     with pytest.raises(InvalidRequest, match="the --no- form of a yes/no parameter"):
         schema_from_table([{"name": "sharp", "type": "bool"}, {"name": "no_sharp", "type": "int"}], "Gen")
+
+
+def test_validate_settings_checks_all_but_pictures():
+    from studio.core.parameters import MAX_SEED, validate_settings
+
+    schema = (ImageParam("style"), SeedParam("seed"), IntParam("steps", default=2, min=1, max=9))
+    assert validate_settings(schema, {"style": "/no/such/file.png", "seed": 5}, "Neural") == {"seed": 5, "steps": 2}
+    with pytest.raises(InvalidRequest, match=f"Neural: Seed must be between -1 and {MAX_SEED}, not 9999999999"):
+        validate_settings(schema, {"seed": 9999999999}, "Neural")
+
+
+def test_a_picture_with_transparency_keeps_its_alpha(tmp_path):
+    """Converted to RGB, a transparent reference's hidden pixels counted as colours (colour transfer's own
+    alpha handling never ran)."""
+    path = tmp_path / "half.png"
+    picture = Image.new("RGBA", (6, 4), (220, 30, 30, 255))
+    picture.paste((0, 0, 0, 0), (3, 0, 6, 4))
+    picture.save(path)
+    for value in (str(path), picture, picture.convert("PA")):
+        checked = validate_params(SCHEMA, {"reference": value}, "F")["reference"]
+        assert checked.mode == "RGBA" and checked.getpixel((4, 1))[3] == 0 and checked is not value

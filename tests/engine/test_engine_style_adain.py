@@ -192,3 +192,19 @@ def test_on_a_cpu_with_bfloat16_units_it_runs_bfloat16_channels_last_near_the_fl
     assert decoder[1].weight.is_contiguous(memory_format=torch.channels_last)
     difference = np.abs(bfloat16 - float32)
     assert difference.any() and difference.mean() <= 1.0 and difference.max() <= 8, (difference.mean(), difference.max())
+
+
+def test_preserve_colors_counts_only_the_pixels_that_show(adain):
+    """A picture half orange, half transparent (hidden black): given as RGB, the hidden half went into the colour
+    statistics and the visible half came out far darker than the picture."""
+    from studio.core.color_transfer import lab_statistics
+
+    rgba = np.zeros((48, 64, 4), np.uint8)
+    rgba[:, :32] = (230, 140, 60, 255)
+    rgba[:, :32, :3] = np.clip(rgba[:, :32, :3] + np.random.default_rng(0).normal(0, 10, (48, 32, 3)), 0, 255)
+    picture = Image.fromarray(rgba, "RGBA")
+    kept = adain.process(picture, params(preserve_colors=True), RecordingContext())
+    shown = Image.fromarray(np.asarray(kept.convert("RGB"))[:, :32])
+    assert np.abs(lab_statistics(shown)[0] - lab_statistics(picture)[0]).max() < 1.0
+    clear = Image.fromarray(np.zeros((48, 64, 4), np.uint8), "RGBA")  # nothing shows: nothing to keep, no refusal
+    assert adain.process(clear, params(preserve_colors=True), RecordingContext()).size == (64, 48)

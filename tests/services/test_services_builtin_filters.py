@@ -207,3 +207,21 @@ def test_a_picture_that_cannot_be_saved_is_handed_on_unsaved_with_a_note(tmp_pat
     assert finished.notes[0].startswith("The image could not be saved in ")
     assert finished.notes[0].endswith("The picture was handed on unsaved: keep it with File → Save, or -o on the "
                                       "command line.")
+
+
+def test_a_transparent_reference_gives_only_the_colours_that_show(tmp_path):
+    """A reference file half red, half transparent (hidden black): its hidden pixels darkened the result, and a
+    fully transparent one was taken as black instead of refused."""
+    half = np.zeros((32, 32, 4), np.uint8)
+    half[:, :16] = (220, 30, 30, 255)
+    Image.fromarray(half, "RGBA").save(tmp_path / "half.png")
+    Image.fromarray(np.zeros((32, 32, 4), np.uint8), "RGBA").save(tmp_path / "clear.png")
+    requests = [PostProcessRequest(method, blue(), {"style": str(tmp_path / name)}, None)
+                for method in ("color", "histogram") for name in ("half.png", "clear.png")]
+    events, ids = run_jobs(tmp_path, requests)
+    for job in ids[0::2]:  # the visible red alone
+        result = np.asarray(terminal(events, job).outputs[0].image.convert("RGB")).reshape(-1, 3).mean(0)
+        assert result[0] > 180 and result[1:].max() < 60, result
+    for job in ids[1::2]:
+        failed = terminal(events, job)
+        assert isinstance(failed, JobFailed) and "fully transparent" in failed.message

@@ -468,3 +468,54 @@ def test_a_broken_lazily_loaded_picture_is_the_plugin_s_failure_with_its_name(pl
     assert isinstance(failed, JobFailed)
     assert failed.message.startswith("The plugin Test Plugin failed (OSError: image file is truncated")
     assert setup[0].record("tp-lazy").failures == 1  # counted: three would switch it off
+
+
+def test_a_restyle_step_with_no_model_in_the_chain_uses_the_generations_model():
+    """Added in the chain dialog, Restyle's model was empty, and every generation failed with "Diffusion restyle
+    needs a model" though a model was picked. An upscaler's empty model (the first one there) is left alone."""
+    from studio.plugin_host.registry import builtin_registry
+    from studio.services.plugin_jobs import check_plugin_inputs
+
+    asked = request("diffusers", model="/models/tiny-sd", post=(
+        PostStep("restyle", {"model": " "}), PostStep("restyle", {"model": "other"}), PostStep("upscale", {})))
+    restyle, own, upscale = check_plugin_inputs(builtin_registry(), asked).post
+    assert (restyle.params["model"], own.params["model"], upscale.params["model"]) == ("/models/tiny-sd", "other", "")
+
+
+
+def test_chain_pictures_are_only_checked_to_exist_at_submit(tmp_path, monkeypatch):
+    """Submitting decoded every chain step's reference on the window's thread (a 4096² file: 0.7 s a step). Now
+    the file is only checked to exist (and be readable); the engine thread reads it."""
+    import studio.core.images as images
+    from studio.plugin_host.registry import builtin_registry
+    from studio.services.plugin_jobs import check_plugin_inputs
+
+    there = tmp_path / "there.png"
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(there)
+    opened = []
+    monkeypatch.setattr(images, "open_image", lambda *a, **k: opened.append(a) or Image.new("RGB", (8, 8)))
+    (step,) = check_plugin_inputs(builtin_registry(), request("diffusers", post=(
+        PostStep("histogram", {"style": str(there)}),))).post
+    assert step.params["style"] == str(there.resolve()) and not opened
+    with pytest.raises(InvalidRequest, match="does not exist"):
+        check_plugin_inputs(builtin_registry(), PostProcessRequest("color", Image.new("RGB", (8, 8)),
+                                                                   {"style": str(tmp_path / "gone.png")}, None))
+
+
+def test_a_chain_step_whose_picture_file_is_gone_is_left_out_with_a_note(tmp_path):
+    """A deleted reference refused every Generate. The step is left out with a note, the others run; a filter run
+    on its own is still refused for it."""
+    from studio.plugin_host.registry import builtin_registry
+    from studio.services.plugin_jobs import check_plugin_inputs
+
+    there, gone = tmp_path / "there.png", str(tmp_path / "gone.png")
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(there)
+    notes: list[str] = []
+    asked = request("diffusers", post=(PostStep("color", {"style": gone}),
+                                       PostStep("histogram", {"style": str(there)})))
+    (step,) = check_plugin_inputs(builtin_registry(), asked, notes).post
+    assert step.processor == "histogram"
+    assert notes == [f"Colour Transfer: Style picture: the picture {gone} does not exist. That step was left out: "
+                     "choose another picture for it in the post-processing chain."]
+    with pytest.raises(InvalidRequest, match="does not exist"):
+        check_plugin_inputs(builtin_registry(), asked)  # no notes to say it in: refused

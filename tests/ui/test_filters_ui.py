@@ -91,6 +91,7 @@ def test_the_chain_dialog_orders_steps_and_every_new_picture_goes_through_them(q
     window.plugin_actions.open_chain()
     chain = settings.generation.post
     assert [(s.processor, s.strength) for s in chain] == [("color", 0.5), ("histogram", 1.0)]
+    qtbot.waitUntil(lambda: all(s.params["style"] for s in chain), timeout=WAIT_MS)  # saved in a worker thread
     stored = chain[0].params["style"]
     assert stored.startswith(str(window.data_dir / "post-references")) and Image.open(stored).size == (32, 32)
     window.generate()
@@ -138,6 +139,7 @@ def test_a_chain_step_whose_picture_cannot_be_taken_is_not_added_and_its_picture
     window.plugin_actions.edit_dialog = stronger
     window.plugin_actions.open_chain()
     (step,) = settings.generation.post
+    qtbot.waitUntil(lambda: bool(step.params["style"]), timeout=WAIT_MS)
     assert step.strength == 0.6 and Image.open(step.params["style"]).getpixel((0, 0)) == (230, 120, 40)
 
 
@@ -166,3 +168,172 @@ def test_the_step_dialog_stays_open_with_a_sentence_until_its_settings_can_be_ta
     dialog.accept()
     assert dialog.result() != PostProcessDialog.DialogCode.Accepted and not dialog.problem.isHidden()
     assert dialog.problem.text() == "Style picture: There is no canvas picture to use; pick another picture."
+
+
+def test_a_masked_upscale_is_held_with_a_sentence_when_the_canvas_changed_while_it_ran(qtbot, window, tmp_path,
+                                                                                       monkeypatch, caplog):
+    """Colour transfer, then an upscale under the mask, queued together: when the upscale lands, the canvas is no
+    longer the picture it was made from, and a picture of another size cannot have its changes carried over
+    (numpy refused to broadcast, and the result vanished without a word)."""
+    import logging
+
+    import studio.engine.upscale as upscale
+    from studio.ui.result_landing import FILTER_CHANGED
+
+    monkeypatch.setattr(upscale.Upscale, "process",  # spandrel's model stands in: 2x nearest
+                        lambda self, image, params, context: image.resize((image.width * 2, image.height * 2)))
+    _blue_canvas(window)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, :32] = 255
+    window.document.set_mask("Paint", mask)
+    window.mask_toolbar.show_mask_action.setChecked(True)
+    registry, actions = window.service.registry, window.plugin_actions
+    from studio.core.images import open_image
+
+    actions.apply(registry.get("postprocessor", "color"), {"style": open_image(Path(_reference(tmp_path)))},
+                  storable={})
+    actions.apply(registry.get("postprocessor", "upscale"), {}, masked=True)
+    with caplog.at_level(logging.ERROR):
+        qtbot.waitUntil(lambda: window.status.message_label.text().endswith(FILTER_CHANGED), timeout=WAIT_MS)
+    assert window.document.history_labels()[-1] == "Filter: Colour Transfer"  # its work stays
+    assert window.document.image.size == (64, 64)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_seed_out_of_range_is_said_in_the_dialog_and_never_kept_in_the_chain(qtbot, window, settings, tmp_path):
+    """A seed above MAX_SEED went into the chain (and filter_params) before the job was checked; every Generate
+    was then refused."""
+    from studio.core.parameters import MAX_SEED
+
+    _blue_canvas(window)
+    neural = window.service.registry.get("postprocessor", "neural")
+    dialog = PostProcessDialog(neural, {}, image_sources=window.plugin_actions.image_sources(), parent=window)
+    qtbot.addWidget(dialog)
+    seed = dialog.form.editor("seed")
+    seed.clear()
+    qtbot.keyClicks(seed, "99999999999")
+    assert seed.text() == "999999999"  # the field takes no more than a seed can be
+    seed.setText("9999999999")  # set from elsewhere, past the validator
+    dialog.accept()
+    assert dialog.result() != PostProcessDialog.DialogCode.Accepted
+    assert dialog.problem.text() == f"Neural Style Transfer: Seed must be between -1 and {MAX_SEED}, not 9999999999."
+
+    def answer(dialog: PostProcessDialog) -> bool:
+        dialog.form.editor("style").set_path(Path(_reference(tmp_path)))
+        dialog.form.editor("seed").setText("9999999999")
+        dialog.after_each.setChecked(True)
+        return True
+
+    window.plugin_actions.edit_dialog = answer
+    window.plugin_actions.open_processor(neural)
+    assert not settings.generation.post and "neural" not in settings.filter_params
+    assert "Seed must be between" in window.status.message_label.text()
+
+
+def test_applying_a_filter_from_the_menu_changes_only_its_own_step_of_the_chain(qtbot, window, settings, tmp_path):
+    """The chain held Histogram twice: applying Histogram from the Filters menu removed both and put one back."""
+    from studio.core.settings import PostStepSetting
+
+    reference = _reference(tmp_path)
+    window.plugin_actions.set_chain([PostStepSetting(processor="histogram", params={"style": reference}),
+                                     PostStepSetting(processor="color", params={"style": reference}),
+                                     PostStepSetting(processor="histogram", params={"style": reference}, strength=0.4)])
+    _blue_canvas(window)
+    histogram = window.service.registry.get("postprocessor", "histogram")
+
+    def answer(dialog: PostProcessDialog) -> bool:
+        dialog.strength_slider.setValue(70)
+        return True
+
+    window.plugin_actions.edit_dialog = answer
+    window.plugin_actions.open_processor(histogram)
+    assert [(s.processor, s.strength) for s in settings.generation.post] == [
+        ("histogram", 0.7), ("color", 1.0), ("histogram", 0.4)]
+
+    def untick(dialog: PostProcessDialog) -> bool:
+        dialog.after_each.setChecked(False)
+        return True
+
+    window.plugin_actions.edit_dialog = untick
+    window.plugin_actions.open_processor(histogram)
+    assert [(s.processor, s.strength) for s in settings.generation.post] == [("color", 1.0), ("histogram", 0.4)]
+
+
+def test_a_chain_steps_picture_is_saved_off_the_windows_thread(qtbot, window, settings, monkeypatch):
+    """Ticking "Also apply after each generation" with the canvas as the reference PNG-encoded and hashed the
+    canvas on the window's thread (7 s at 4096²). It is saved in a worker thread; a Generate meanwhile gets the
+    picture itself."""
+    import threading
+
+    from PIL import Image as PILImage
+
+    from studio.ui.plugin_actions import PluginActions
+
+    threads, release = [], threading.Event()
+    storable = PluginActions._storable
+
+    def slow(self, values):  # noqa: ANN001, ANN202
+        threads.append(threading.current_thread())
+        release.wait(10)
+        return storable(self, values)
+
+    monkeypatch.setattr(PluginActions, "_storable", slow)
+    _blue_canvas(window)
+
+    def answer(dialog: PostProcessDialog) -> bool:
+        dialog.after_each.setChecked(True)  # the style: "Canvas picture", as offered
+        return True
+
+    window.plugin_actions.edit_dialog = answer
+    window.plugin_actions.open_processor(window.service.registry.get("postprocessor", "color"))
+    (step,) = settings.generation.post
+    (offered,) = window.plugin_actions.post_steps()
+    assert isinstance(offered.params["style"], PILImage.Image) and step.params["style"] == ""
+    release.set()
+    qtbot.waitUntil(lambda: bool(step.params["style"]), timeout=WAIT_MS)
+    assert threads and threading.main_thread() not in threads
+    assert Image.open(window.plugin_actions.post_steps()[0].params["style"]).size == (64, 64)
+
+
+def test_a_deleted_reference_is_shown_as_missing_and_left_out_of_a_generation_with_a_note(qtbot, window, settings,
+                                                                                        tmp_path):
+    """A chain step's reference file deleted: Generate was refused, and editing the step swapped in the canvas
+    picture without a word. Now the generation runs without the step, saying so, and the step's form shows the
+    missing file, which must be replaced."""
+    import os
+
+    from studio.core.settings import PostStepSetting
+
+    window.plugin_actions.set_chain([PostStepSetting(processor="color", params={"style": _reference(tmp_path)},
+                                                     strength=0.5)])
+    gone = settings.generation.post[0].params["style"]
+    os.unlink(gone)
+    _blue_canvas(window)
+    window.generate()
+    qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
+    assert not window.prompt_panel.error_label.text()
+    saved = sorted(settings.outputs_dir.rglob("*.png"))[-1]
+    assert read_recipe(saved).post == ()
+    seen = {}
+
+    def edit(dialog) -> bool:  # noqa: ANN001
+        if isinstance(dialog, PostChainDialog):
+            dialog.list.setCurrentRow(0)
+            seen["edited"] = dialog.edit_selected()
+            seen["chain problem"] = dialog.problem.text()
+            return True
+        seen["choice"] = dialog.form.editor("style").combo.currentText()
+        seen["problem"] = dialog.problem.text()
+        dialog.strength_slider.setValue(60)  # the strength alone is changed
+        dialog.accept()
+        seen["accepted"] = dialog.result() == PostProcessDialog.DialogCode.Accepted
+        return True
+
+    window.plugin_actions.edit_dialog = edit
+    window.plugin_actions.open_chain()
+    name = Path(gone).name
+    assert seen["choice"] == f"Missing: {name} (choose another)" and not seen["accepted"] and not seen["edited"]
+    assert seen["problem"] == f"Style picture: The picture {gone} is gone; choose another."
+    assert seen["chain problem"] == seen["problem"]
+    (step,) = settings.generation.post
+    assert step.params["style"] == gone and step.strength == 0.5  # as it was: nothing swapped in

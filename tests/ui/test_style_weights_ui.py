@@ -66,3 +66,17 @@ def test_importing_style_weights_from_files(qtbot, window, tmp_path, artifacts_d
     assert not sentinel.exists() and not (folder / "adain-vgg.safetensors").exists()
     assert _run(qtbot, window, dialog.import_file("adain-vgg.safetensors", encoder)) is True
     assert [p.name for p in folder.iterdir()] and not list(folder.glob(".*.part"))
+
+
+def test_a_file_that_is_no_weights_file_is_not_called_a_pytorch_checkpoint(qtbot, window, tmp_path):
+    """A picture or a text offered as weights was called "a PyTorch checkpoint, which can hold code"."""
+    dialog = StyleWeightsDialog(window.service.env, window)
+    qtbot.addWidget(dialog)
+    dialog.ask_convert = lambda name: True
+    for name, data in (("notes.txt", b"hello\n"), ("picture.png", b"\x89PNG\r\n\x1a\n" + bytes(32)), ("x.pth", b"")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        assert _run(qtbot, window, dialog.import_file("vgg19.safetensors", path)) is False
+        assert (f"{name} is not a weights file (neither safetensors nor a PyTorch checkpoint); it was not used."
+                in dialog.message.text())
+    assert not (style_weights_dir(window.service.env) / "vgg19.safetensors").exists()

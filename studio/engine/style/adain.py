@@ -24,7 +24,7 @@ from studio.core.held_memory import CACHED, HeldModel
 from studio.engine.cpu_precision import cpu_dtype, to_channels_last
 from studio.engine.device import select_device
 from studio.engine.held_memory import describe
-from studio.engine.style.neural import same_area_size, to_image, to_tensor
+from studio.engine.style.neural import keep_own_colours, same_area_size, to_image, to_tensor
 from studio.engine.style.weights import (
     ADAIN_DECODER_FILE,
     ADAIN_VGG_FILE,
@@ -159,9 +159,7 @@ class AdaINStyle:
         if result.size != image.size:
             result = result.resize(image.size, Image.Resampling.LANCZOS)
         if params.get("preserve_colors"):
-            from studio.core.color_transfer import transfer_color
-
-            result = transfer_color(result, image.convert("RGB"), "lab")
+            result = keep_own_colours(result, image)
         context.report_progress(2, 2, preview=_small(result))
         return result
 

@@ -65,6 +65,9 @@ def install_weights(folder: Path, name: str, source: Path, convert: bool = False
             shutil.copyfile(source, temp)
         elif source.suffix.lower() == ".safetensors":
             raise ModelError(f"{source.name} is named .safetensors but is not a safetensors file; it was not used.")
+        elif not _looks_like_checkpoint(source):
+            raise ModelError(f"{source.name} is not a weights file (neither safetensors nor a PyTorch checkpoint); "
+                             "it was not used.")
         elif not convert:
             raise ModelError(f"{source.name} is a PyTorch checkpoint, which can hold code; convert it to safetensors "
                              "first (Studio reads it with torch.load(weights_only=True), tensors only).")
@@ -81,3 +84,11 @@ def install_weights(folder: Path, name: str, source: Path, convert: bool = False
         if os.path.exists(temp):
             os.unlink(temp)
     return folder / name
+
+
+def _looks_like_checkpoint(path: Path) -> bool:
+    """Whether the file starts as torch.save writes: a zip archive (PyTorch 1.6 and later) or a pickle (protocol 2
+    or later, the legacy format). Said of any other file, "a PyTorch checkpoint" misled (a picture, a text)."""
+    with path.open("rb") as file:
+        head = file.read(4)
+    return head == b"PK\x03\x04" or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)

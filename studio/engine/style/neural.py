@@ -85,6 +85,21 @@ def to_tensor(image: Image.Image, size: tuple[int, int], device: torch.device) -
     return (array.float() / 255.0).contiguous().to(device)
 
 
+def keep_own_colours(result: Image.Image, image: Image.Image) -> Image.Image:
+    """The styled result given the picture's own colours ("Keep the picture's own colours"), both counted over the
+    pixels that show: the picture's alpha goes with it (given as RGB, its hidden pixels, black as often as not,
+    darkened the result). A picture that shows nothing has no colours to keep."""
+    from studio.core.color_transfer import transfer_color
+
+    if "A" in image.getbands():
+        alpha = image.getchannel("A")
+        if alpha.getextrema()[1] == 0:
+            return result
+        result = result.convert("RGB")
+        result.putalpha(alpha)  # the result's hidden pixels are not counted either
+    return transfer_color(result, image, "lab")
+
+
 def to_image(tensor: torch.Tensor) -> Image.Image:
     """(1, 3, H, W) tensor in [0, 1] (clamped here) → RGB picture."""
     array = (tensor.detach()[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().contiguous()
@@ -193,9 +208,7 @@ class NeuralStyle:
         if result.size != image.size:
             result = result.resize(image.size, Image.Resampling.LANCZOS)
         if params.get("preserve_colors"):
-            from studio.core.color_transfer import transfer_color
-
-            result = transfer_color(result, image.convert("RGB"), "lab")
+            result = keep_own_colours(result, image)
         return result
 
 
