@@ -98,83 +98,71 @@ def test_builtin_registry_offers_studio_s_own_contributions_without_importing_th
         assert f"class {attr}" in open(spec.origin, encoding="utf-8").read()
 
 
-def test_a_plugin_whose_package_has_another_plugins_name_is_refused_not_run_as_the_other(tmp_path, env):
+@pytest.fixture
+def package_in(tmp_path):  # noqa: ANN201
+    """Writes a plugin package ``NAME/gen.py`` (a Generator, and a VALUE to tell copies apart) into a folder under
+    tmp_path, and returns the folder; sys.path and the modules imported from them are put back afterwards."""
+    path_before, names = list(sys.path), set()
+
+    def write(folder: str, name: str, value: str):  # noqa: ANN202
+        package = tmp_path / folder / name
+        package.mkdir(parents=True, exist_ok=True)
+        (package / "__init__.py").write_text("")
+        (package / "gen.py").write_text(f"VALUE = {value!r}\nclass Generator:\n    def __init__(self, env):\n"
+                                        "        pass\n")
+        names.add(name)
+        return tmp_path / folder
+
+    yield write
+    sys.path[:] = path_before
+    for module in [n for n in sys.modules if n.partition(".")[0] in names]:
+        del sys.modules[module]
+
+
+def test_a_plugin_whose_package_has_another_plugins_name_is_refused_not_run_as_the_other(package_in, env):
     """Copying a first-party plugin and changing only its ids gave two plugins one package: the second ran the
     first one's code while its pictures named the second."""
-    for folder, colour in (("a", "red"), ("b", "blue")):
-        package = tmp_path / folder / "studio_tp_twin"
-        package.mkdir(parents=True)
-        (package / "__init__.py").write_text("")
-        (package / "gen.py").write_text(f"COLOUR = {colour!r}\nclass Generator:\n    def __init__(self, env):\n"
-                                        "        pass\n")
     registry = Registry()
-    for folder in ("a", "b"):
+    for folder, colour in (("a", "red"), ("b", "blue")):
         registry.add(Contribution(GENERATOR, f"gen-{folder}", f"Twin {folder}", "studio_tp_twin.gen:Generator",
-                                  plugin_id=f"twin-{folder}", import_path=str(tmp_path / folder)))
-    path_before = list(sys.path)
-    try:
-        registry.instance(GENERATOR, "gen-a", env)
-        assert sys.modules["studio_tp_twin.gen"].COLOUR == "red"
-        with pytest.raises(StudioError, match="its package 'studio_tp_twin' has the name of one already loaded from"):
-            registry.instance(GENERATOR, "gen-b", env)
-    finally:
-        sys.path[:] = path_before
-        for name in [n for n in sys.modules if n.startswith("studio_tp_twin")]:
-            del sys.modules[name]
+                                  plugin_id=f"twin-{folder}", import_path=str(package_in(folder, "studio_tp_twin",
+                                                                                          colour))))
+    registry.instance(GENERATOR, "gen-a", env)
+    assert sys.modules["studio_tp_twin.gen"].VALUE == "red"
+    with pytest.raises(StudioError, match="its package 'studio_tp_twin' has the name of one already loaded from"):
+        registry.instance(GENERATOR, "gen-b", env)
 
 
-def test_a_plugin_updated_while_studio_runs_runs_its_new_code(tmp_path, env):
+def test_a_plugin_updated_while_studio_runs_runs_its_new_code(package_in, env):
     """The registry took the new version's contributions, but Python's cached module kept running the old code,
     recorded under the new version."""
-    folder = tmp_path / "upd"
-    package = folder / "studio_tp_upd"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
 
     def install(version: str) -> Contribution:
-        (package / "gen.py").write_text(f"VERSION = {version!r}\nclass Generator:\n    def __init__(self, env):\n"
-                                        "        pass\n")
+        folder = package_in("upd", "studio_tp_upd", version)
         return Contribution(GENERATOR, "upd", "Updatable", "studio_tp_upd.gen:Generator", plugin_id="upd",
                             plugin_version=version, import_path=str(folder))
 
     registry = Registry()
-    path_before = list(sys.path)
-    try:
-        registry.add(install("1.0"))  # (a size of its own: a .pyc is checked by size and whole seconds)
-        registry.instance(GENERATOR, "upd", env)
-        assert sys.modules["studio_tp_upd.gen"].VERSION == "1.0"
-        registry.remove_plugin("upd")  # as the host does when the plugin's contributions change
-        assert "studio_tp_upd.gen" not in sys.modules and "studio.core.errors" in sys.modules
-        registry.add(install("2.0.0"))
-        registry.instance(GENERATOR, "upd", env)
-        assert sys.modules["studio_tp_upd.gen"].VERSION == "2.0.0"
-    finally:
-        sys.path[:] = path_before
-        for name in [n for n in sys.modules if n.startswith("studio_tp_upd")]:
-            del sys.modules[name]
+    registry.add(install("1.0"))  # (a size of its own: a .pyc is checked by size and whole seconds)
+    registry.instance(GENERATOR, "upd", env)
+    assert sys.modules["studio_tp_upd.gen"].VALUE == "1.0"
+    registry.remove_plugin("upd")  # as the host does when the plugin's contributions change
+    assert "studio_tp_upd.gen" not in sys.modules and "studio.core.errors" in sys.modules
+    registry.add(install("2.0.0"))
+    registry.instance(GENERATOR, "upd", env)
+    assert sys.modules["studio_tp_upd.gen"].VALUE == "2.0.0"
 
 
-def test_a_stray_copy_of_a_plugins_package_loaded_by_no_plugin_gives_way_to_the_plugins_own(tmp_path, env):
+def test_a_stray_copy_of_a_plugins_package_loaded_by_no_plugin_gives_way_to_the_plugins_own(package_in, env):
     """A source checkout imported earlier in the session (or a plugin uninstalled since) is not another plugin."""
-    for folder, colour in (("checkout", "grey"), ("installed", "green")):
-        package = tmp_path / folder / "studio_tp_stray"
-        package.mkdir(parents=True)
-        (package / "__init__.py").write_text("")
-        (package / "gen.py").write_text(f"COLOUR = {colour!r}\nclass Generator:\n    def __init__(self, env):\n"
-                                        "        pass\n")
-    path_before = list(sys.path)
-    try:
-        sys.path.insert(0, str(tmp_path / "checkout"))
-        import importlib
+    import importlib
 
-        assert importlib.import_module("studio_tp_stray.gen").COLOUR == "grey"
-        sys.path.remove(str(tmp_path / "checkout"))
-        registry = Registry()
-        registry.add(Contribution(GENERATOR, "stray", "Stray", "studio_tp_stray.gen:Generator", plugin_id="stray",
-                                  import_path=str(tmp_path / "installed")))
-        registry.instance(GENERATOR, "stray", env)
-        assert sys.modules["studio_tp_stray.gen"].COLOUR == "green"
-    finally:
-        sys.path[:] = path_before
-        for name in [n for n in sys.modules if n.startswith("studio_tp_stray")]:
-            del sys.modules[name]
+    checkout = package_in("checkout", "studio_tp_stray", "grey")
+    sys.path.insert(0, str(checkout))
+    assert importlib.import_module("studio_tp_stray.gen").VALUE == "grey"
+    sys.path.remove(str(checkout))
+    registry = Registry()
+    registry.add(Contribution(GENERATOR, "stray", "Stray", "studio_tp_stray.gen:Generator", plugin_id="stray",
+                              import_path=str(package_in("installed", "studio_tp_stray", "green"))))
+    registry.instance(GENERATOR, "stray", env)
+    assert sys.modules["studio_tp_stray.gen"].VALUE == "green"
