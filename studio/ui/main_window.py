@@ -306,6 +306,7 @@ class MainWindow(QMainWindow):
     def persist_settings(self) -> None:
         """Write settings now (on quit, and after the person changes a folder)."""
         self._settings_timer.stop()
+        self.plugin_actions.store_now()
         self.settings.generation = self.generation_defaults()
         self.settings.window = capture_layout(self)
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from PIL import Image
@@ -26,6 +27,7 @@ from studio.ui.post_process_dialog import PostProcessDialog
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
 
+log = logging.getLogger(__name__)
 REFERENCES = "post-references"  # pictures that chain steps refer to, kept so every run can use them
 
 
@@ -120,6 +122,19 @@ class PluginActions(QObject):
         if any(s is step for s in self.window.settings.generation.post):  # not replaced meanwhile
             step.params = stored
             self.window.save_settings_soon()
+
+    def store_now(self) -> None:
+        """The chain steps' pictures still being saved, saved here and now (quitting: the settings written next
+        would hold their empty paths, and the steps would lose their pictures)."""
+        for key, (step, values) in list(self._unstored.items()):
+            try:
+                stored = self._storable(values)
+            except OSError as exc:
+                log.warning("A chain step's picture could not be kept: %s", exc)
+                continue
+            self._unstored.pop(key, None)
+            if any(s is step for s in self.window.settings.generation.post):
+                step.params = stored
 
     def _storable(self, values: dict[str, Any]) -> dict[str, Any]:
         """Values a chain step can keep in the settings: pictures are saved once and referred to by path (in a

@@ -295,6 +295,31 @@ def test_a_chain_steps_picture_is_saved_off_the_windows_thread(qtbot, window, se
     assert Image.open(window.plugin_actions.post_steps()[0].params["style"]).size == (64, 64)
 
 
+def test_quitting_while_a_chain_steps_picture_is_saved_keeps_the_picture(qtbot, window, settings, monkeypatch):
+    """The settings written on quit held the step's empty path, and the step lost its picture."""
+    import threading
+
+    from studio.core.settings import load_settings
+    from studio.ui.plugin_actions import PluginActions
+
+    release = threading.Event()
+    storable = PluginActions._storable
+
+    def slow_off_the_window(self, values):  # noqa: ANN001, ANN202
+        if threading.current_thread() is not threading.main_thread():
+            release.wait(10)
+        return storable(self, values)
+
+    monkeypatch.setattr(PluginActions, "_storable", slow_off_the_window)
+    _blue_canvas(window)
+    window.plugin_actions.edit_dialog = lambda dialog: dialog.after_each.setChecked(True) or True
+    window.plugin_actions.open_processor(window.service.registry.get("postprocessor", "color"))
+    window.persist_settings()  # as on quit, with the worker's save still waiting
+    release.set()
+    (step,) = load_settings().generation.post
+    assert step.params["style"] and Image.open(step.params["style"]).size == (64, 64)
+
+
 def test_a_deleted_reference_is_shown_as_missing_and_left_out_of_a_generation_with_a_note(qtbot, window, settings,
                                                                                         tmp_path):
     """A chain step's reference file deleted: Generate was refused, and editing the step swapped in the canvas
