@@ -72,8 +72,9 @@ class GuardedContext:
     def report_progress(self, step: int, total: int, image_index: int = 0, preview: Image.Image | None = None,
                         preview_box: tuple[int, int, int, int] | None = None) -> None:
         """Passed on throttled, so that a plugin reporting in a tight loop cannot flood the window: progress at
-        most PROGRESS_RATE a second (after a burst), previews at most every PREVIEW_INTERVAL, the newest one
-        held back meanwhile and sent with the next report let through, shrunk to PREVIEW_MAX_SIDE."""
+        most PROGRESS_RATE a second (after a burst; the last step always), previews at most every
+        PREVIEW_INTERVAL, the newest one held back meanwhile and sent with the next report let through, shrunk to
+        PREVIEW_MAX_SIDE."""
         self._check_open()
         step, total = int(step), int(total)
         if isinstance(preview, Image.Image):  # a plugin's bad preview must not reach the window
@@ -81,9 +82,9 @@ class GuardedContext:
         now = self._clock()
         self._tokens = min(float(PROGRESS_BURST), self._tokens + (now - self._refilled) * PROGRESS_RATE)
         self._refilled = now
-        if self._tokens < 1:
+        if self._tokens < 1 and step < total:  # the last step always reaches the window: the bar is full
             return
-        self._tokens -= 1
+        self._tokens = max(0.0, self._tokens - 1)
         shown, box = None, None
         if self._pending is not None and now - self._preview_at >= PREVIEW_INTERVAL:
             (shown, box), self._pending, self._preview_at = self._pending, None, now

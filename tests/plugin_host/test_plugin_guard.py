@@ -54,3 +54,11 @@ def test_a_flood_of_previews_is_throttled_shrunk_and_the_newest_wins(tmp_path):
     later = inner.reports[before:]
     assert len(later) <= 31 and sum(r[3] is not None for r in later) <= 10
     assert all(max(r[3].size) <= PREVIEW_MAX_SIDE for r in later if r[3] is not None)
+
+
+def test_the_last_step_of_a_flood_always_reaches_the_window(tmp_path):
+    """The bar stalled at 10 of 100 until the job ended: the throttle dropped the final report."""
+    guarded, inner, _ = guarded_with_clock(tmp_path)
+    for step in range(1, 101):
+        guarded.report_progress(step, 100)
+    assert len(inner.reports) == 11 and inner.reports[-1][:2] == (100, 100)
