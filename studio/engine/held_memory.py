@@ -59,12 +59,14 @@ def release_memory(holders: Iterable[object], in_use: bool = False) -> MemoryFre
 
 
 def _answer(holder: object, method: str, *args: object) -> list[HeldModel]:
-    """What ``holder.method(*args)`` answers, asked on a thread of its own: a plugin's may fail or never return, and
-    the engine thread, which waits for it, goes on after ``ANSWER_SECONDS`` without its answer. Anything but a
-    HeldModel in the answer is left out."""
+    """What ``holder.method(*args)`` answers. Studio's own holders answer on the engine thread; a plugin's is asked
+    on a thread of its own, since it may fail or never return: the engine thread, which waits for it, goes on after
+    ``ANSWER_SECONDS`` without its answer. Anything but a HeldModel in the answer is left out."""
     call = getattr(holder, method, None)
     if not callable(call):
         return []
+    if type(holder).__module__.startswith("studio."):  # Studio's own: on the engine thread, between jobs, as said
+        return [answer for answer in call(*args) if isinstance(answer, HeldModel)]
     answers: list[object] = []
 
     def ask() -> None:
