@@ -87,7 +87,8 @@ class DiffusersGenerator:
         self._kept = KeptModels()  # the models before, still loaded for switching back
         self._vae = VaeOverride()
         self._plan: MemoryPlan | None = None  # the last job's memory measures (what an OOM message builds on)
-        self._upscale: Upscale | None = None  # a hires fix's upscaler model, loaded at its first use
+        self._upscale: Upscale | None = None  # a hires fix's upscaler, where no registry hands over the filter's
+        self._registry: Any = None  # Studio's registry, which hands over the Upscale filter (use_registry)
         on_spare_memory(self._let_kept_go)  # another job out of memory (an upscaler's tiles) gets its room
 
     def use_linked_dirs(self, linked: tuple[Path, ...]) -> None:
@@ -254,9 +255,19 @@ class DiffusersGenerator:
         """A hires fix's first picture at its final size: by Lanczos, or an upscaler model (kept for the next)."""
         if hires.upscaler == LANCZOS:
             return enlarge_lanczos(picture, size)
+        return self._upscaler().process(picture, {"model": hires.upscaler, "outscale": hires.scale}, context)
+
+    def use_registry(self, registry: Any) -> None:  # noqa: ANN401 - the plugin host's Registry (a sibling layer)
+        self._registry = registry
+
+    def _upscaler(self) -> Upscale:
+        """The Upscale filter's own instance, so a hires fix and an Upscale step share one loaded model (and Models
+        in Memory lists it once); one of this generator's own where it was made without Studio's registry."""
+        if self._registry is not None:
+            return self._registry.instance("postprocessor", "upscale", self._env)
         if self._upscale is None:
             self._upscale = Upscale(self._env)
-        return self._upscale.process(picture, {"model": hires.upscaler, "outscale": hires.scale}, context)
+        return self._upscale
 
     def _generate(self, request: GenerationRequest, context: JobContext,
                   start: LatentStart | None = None) -> Iterator[tuple[Image.Image, Recipe]]:

@@ -192,3 +192,12 @@ def test_progress_never_goes_back_with_a_sampler_that_calls_the_model_twice_a_st
     steps = [step for step, _ in progress]
     assert steps == sorted(steps) and steps[-1] == 6 and {total for _, total in progress} == {6}
     assert steps.count(4) <= 2  # the first pass ends at its share (4 of 6), not at the whole bar
+
+
+def test_a_hires_fix_and_an_upscale_step_share_one_upscaler(tmp_path):
+    """The hires fix loaded a second copy of the same network beside the Upscale filter's."""
+    from studio.plugin_host.registry import builtin_registry
+
+    registry, env = builtin_registry(), make_env(tmp_path)
+    generator = registry.instance("generator", "diffusers", env)
+    assert generator._upscaler() is registry.instance("postprocessor", "upscale", env)
