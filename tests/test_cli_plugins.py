@@ -259,7 +259,7 @@ def test_the_install_confirmation_prints_control_characters_escaped(capsys):
 
     assert _confirm("Install Evil 1.0\x1b[2J\x1b[1A\rSafe Plugin\u202e?", yes=True)
     printed = capsys.readouterr().out
-    assert printed == "Install Evil 1.0\\x1b[2J\\x1b[1A\\x0dSafe Plugin\\u202e?\n"  # shown, not obeyed
+    assert printed == "Install Evil 1.0\\x1b[2J\\x1b[1A\\rSafe Plugin\\u202e?\n"  # shown, not obeyed
 
 
 COUNTING = '''

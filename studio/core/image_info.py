@@ -35,6 +35,7 @@ from studio.core.hires import HiresFix, hires_from_settings
 from studio.core.image_text import PNG_SIGNATURE, read_exif_texts, read_png_texts
 from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe, parse_loras, split_parameters
 from studio.core.requests import MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, SCHEDULER_NAMES
+from studio.core.safe_text import escaped
 
 # Tighter limits where sd-parsers is slow on long input (see _keep_sd_parsers_fast).
 MAX_PARAMETERS_CHARS = 64 * 1024
@@ -152,10 +153,8 @@ def recipe_fields(info: ImageInfo) -> dict[str, Any]:
 
 
 def escape_text(text: str) -> str:
-    """text with every non-printable character (newlines, ESC, bidi overrides…) written as an escape."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+    """text with every non-printable character (newlines too, ESC, bidi overrides…) written as an escape."""
+    return escaped(text, allowed="")
 
 
 # --- schedulers ------------------------------------------------------------------------------------

@@ -20,11 +20,8 @@ def hidden_character(text: str, allowed: str = "") -> str | None:
 
 
 def escaped(text: str, allowed: str = "\n") -> str:
-    """``text`` with every such character shown escaped (``\\x1b``), so a terminal prints it instead of obeying it."""
-    out = []
-    for char in text:
-        if char not in allowed and unicodedata.category(char) in HIDING:
-            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return "".join(out)
+    """``text`` with every character that is not printable (but those in ``allowed``) written as Python writes it
+    in a string (``\x1b``, ``\r``, ``\u202e``), so a terminal prints it instead of obeying it."""
+    if text.isprintable():
+        return text
+    return "".join(char if char in allowed or char.isprintable() else repr(char)[1:-1] for char in text)
