@@ -63,6 +63,15 @@ def open_image(path: str | os.PathLike[str], trusted: bool = False, keep_mode: b
     return upright if keep_mode else _to_rgb_or_rgba(upright)
 
 
+def rgb_or_rgba(img: Image.Image, drop_opaque_alpha: bool = False) -> Image.Image:
+    """``img`` as RGB, or RGBA where it has transparency (16/32-bit and float greyscale scaled by their real range);
+    with ``drop_opaque_alpha``, an alpha that is opaque everywhere goes too. May be ``img`` itself."""
+    picture = _to_rgb_or_rgba(img)
+    if drop_opaque_alpha and picture.mode == "RGBA" and picture.getchannel("A").getextrema()[0] == 255:
+        return picture.convert("RGB")
+    return picture
+
+
 def _to_rgb_or_rgba(img: Image.Image) -> Image.Image:
     if img.mode in ("RGB", "RGBA"):
         return img

@@ -192,20 +192,14 @@ class ImageParam(Param):
                 raise InvalidRequest(f"{owner}: {self.title}: {exc}") from None
         if not isinstance(value, Image.Image):
             raise self._bad(owner, f"must be a picture, not {type(value).__name__}")
-        picture = _rgb_or_rgba(value)
+        from studio.core.images import rgb_or_rgba
+
+        picture = rgb_or_rgba(value, drop_opaque_alpha=True)
+        if picture is value:
+            picture = value.copy()  # the caller's picture is never a plugin's to draw on
         if source is not None:
             picture.info[SOURCE_KEY] = source  # where it was read from: the history keeps that (params_for_record)
         return picture
-
-
-def _rgb_or_rgba(picture: Image.Image) -> Image.Image:
-    """A copy, RGBA where some pixel is not fully opaque, RGB otherwise."""
-    if "A" in picture.getbands() or "transparency" in picture.info:
-        rgba = picture.convert("RGBA") if picture.mode != "RGBA" else picture.copy()
-        if rgba.getchannel("A").getextrema()[0] < 255:
-            return rgba
-        return rgba.convert("RGB")
-    return picture.convert("RGB") if picture.mode != "RGB" else picture.copy()
 
 
 class MissingPicture(InvalidRequest):

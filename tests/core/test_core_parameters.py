@@ -159,3 +159,13 @@ def test_a_picture_with_transparency_keeps_its_alpha(tmp_path):
     for value in (str(path), picture, picture.convert("PA")):
         checked = validate_params(SCHEMA, {"reference": value}, "F")["reference"]
         assert checked.mode == "RGBA" and checked.getpixel((4, 1))[3] == 0 and checked is not value
+
+
+def test_a_16_bit_grey_picture_parameter_keeps_its_range():
+    """Picture parameters had their own RGB conversion, which clipped 16-bit grey to nearly white."""
+    import numpy as np
+
+    ramp = Image.fromarray(np.tile(np.linspace(0, 65535, 256).astype(np.uint16), (4, 1)))
+    assert ramp.mode == "I;16"
+    picture = ImageParam("style").check(ramp, "Filter")
+    assert picture.mode == "RGB" and 120 < np.asarray(picture).mean() < 135
