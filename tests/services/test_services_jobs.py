@@ -323,7 +323,7 @@ def test_warm_up_creates_the_generator_on_the_engine_thread(tmp_path, monkeypatc
             calls.append(threading.current_thread().name)
             status(device="Fake device")
 
-    monkeypatch.setattr("studio.plugin_host.registry._load", lambda contribution: FakeDiffusers)
+    monkeypatch.setattr("studio.plugin_host.registry._load", lambda contribution, *others: FakeDiffusers)
     monkeypatch.setattr("studio.engine.libraries.open_torch_libraries_off_the_gil",
                         lambda: calls.append("libraries"))
 
