@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.core.model_library import format_size
+from studio.core.units import format_size
 
 IN_USE = "in use"  # the model the last job ran: the next job with it starts at once
 KEPT = "kept"  # switched away from, kept loaded for switching back (model_keeping)

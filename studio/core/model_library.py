@@ -18,6 +18,7 @@ from studio.core.errors import ModelError
 from studio.core.hashing import lora_hash, model_hash
 from studio.core.model_kinds import ModelKind, detect_folder_kind, detect_kind, lycoris_problem
 from studio.core.paths import is_link_loop, real_path
+from studio.core.units import format_size  # noqa: F401 - where callers have found it
 from studio.core.weight_files import check_weights_file
 
 MODEL_INDEX = "model_index.json"
@@ -63,14 +64,6 @@ class LibraryItem:
     @property
     def usable(self) -> bool:
         return not self.problem
-
-
-def format_size(size: int) -> str:
-    """Bytes for people: "6.6 GB", "144.0 MB"."""
-    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} B"
 
 
 def detect_layout(folder: Path) -> str:

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.events import TERMINAL_EVENTS, EngineStatus
 from studio.core.held_memory import HeldModel, MemoryFreed, total_size
-from studio.core.model_library import format_size
+from studio.core.units import format_size
 from studio.services.jobs import JobService
 from studio.ui.task_dialog import TaskDialog
 from studio.ui.theme import icon
