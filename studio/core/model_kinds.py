@@ -149,9 +149,9 @@ def _name_prediction(filename: str) -> str:
 def sd2_prediction(info: SafetensorsInfo, filename: str, path: Path | None = None) -> str:
     """What a (non-inpainting, non-turbo) SD 2.x checkpoint predicts: a NAME.yaml next to it wins, then the file's
     ModelSpec metadata, then its weights (ComfyUI's rule), then its name; else "v" (SD 2.1, the common one)."""
-    sidecar = _sidecar_prediction(path) if path is not None else ""
-    weights = _weights_prediction(path, info) if path is not None else ""
-    return sidecar or _metadata_prediction(info.metadata) or weights or _name_prediction(filename) or "v"
+    # In that order, stopping at the first answer: the weights are read only when nothing before says.
+    return ((_sidecar_prediction(path) if path is not None else "") or _metadata_prediction(info.metadata)
+            or (_weights_prediction(path, info) if path is not None else "") or _name_prediction(filename) or "v")
 
 
 def _dim(info: SafetensorsInfo, key: str, axis: int) -> int | None:
