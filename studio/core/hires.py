@@ -54,8 +54,9 @@ class HiresFix:
             return None
         scale, steps, strength = value.get("scale"), value.get("steps", 0), value.get("strength", DEFAULT_STRENGTH)
         upscaler = value.get("upscaler", LANCZOS)
-        if not (_number(scale) and 1 < scale <= MAX_SCALE and _number(strength) and isinstance(steps, int)
-                and not isinstance(steps, bool) and isinstance(upscaler, str)):
+        whole_steps = isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0
+        if not (_number(scale) and 1 < scale <= MAX_SCALE and _number(strength) and 0 < strength <= 1
+                and whole_steps and isinstance(upscaler, str)):
             return None
         return cls(float(scale), steps, float(strength), upscaler or LANCZOS)
 

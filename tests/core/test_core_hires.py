@@ -83,7 +83,8 @@ def test_an_img2img_recipe_keeps_its_strength_and_has_no_hires():
 
 def test_hostile_recorded_hires_values_are_dropped():
     for value in (None, [], {"scale": "2"}, {"scale": True}, {"scale": 2, "steps": 1.5},
-                  {"scale": 2, "upscaler": 3}, {"scale": float("nan")}):
+                  {"scale": 2, "upscaler": 3}, {"scale": float("nan")}, {"scale": 2, "strength": 1.5},
+                  {"scale": 2, "steps": -3}):
         assert HiresFix.from_record(value) is None, value
     assert HiresFix.from_record({"scale": 2}) == HiresFix(2.0)
     data = json.loads(Recipe(prompt="p", negative_prompt="", steps=1, sampler="", cfg_scale=1, seed=1, width=64,
