@@ -30,6 +30,7 @@ from studio.ui.mask_overlay import TintedLayer, tinted_layer
 from studio.ui.modal import modal
 from studio.ui.task_dialog import ask
 from studio.ui.qt_images import pil_to_qimage, qimage_to_pil
+from studio.ui.tasks import Tasks
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
@@ -46,7 +47,7 @@ class DocumentActions(QObject):
         super().__init__(window)
         self.window = window
         self.document = window.document
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = Tasks()
         self._whole_changes = asyncio.Lock()  # one change of the whole canvas or mask at a time
         a = self._action
         self.open = a("&Open Image…", "open", QKeySequence.StandardKey.Open, self.open_image_dialog)
@@ -72,10 +73,7 @@ class DocumentActions(QObject):
         return make_action(self.window, text, icon_name, shortcut, slot, tip)
 
     def run(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._tasks.run(coro)
 
     async def _warn(self, title: str, text: str) -> None:
         await modal(lambda: QMessageBox.warning(self.window, title, text))

@@ -32,6 +32,7 @@ from studio.core.errors import StudioError
 from studio.services.history_store import HistoryEntry, HistoryQuery, HistoryStore
 from studio.ui.actions import widget_keys
 from studio.ui.gallery_model import ENTRY_ROLE, THUMB_ROLE, GalleryModel
+from studio.ui.tasks import Tasks
 from studio.ui.theme import ACCENT, BASE, TEXT_DIM, icon
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class GalleryPanel(QWidget):
         self.store = store
         self.model = GalleryModel(store, thumbnail_cache)
         self._selected_id: int | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = Tasks()
         self._query_timer = QTimer(self)
         self._query_timer.setSingleShot(True)
         self._query_timer.setInterval(120)  # search as you type, once the typing pauses
@@ -307,10 +308,7 @@ class GalleryPanel(QWidget):
 
     def _run(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task:
         """Store work off the UI thread (another Studio may hold the write lock for seconds)."""
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._tasks.run(coro)
 
     def toggle_star(self) -> asyncio.Task | None:
         entry = self.selected_entry()

@@ -155,5 +155,4 @@ class MemoryDialog(TaskDialog):
 
     def _stop(self) -> None:
         self.service.unsubscribe(self._stream)
-        for task in list(self._tasks):
-            task.cancel()  # a list still asked for is not wanted (the engine skips it)
+        self._tasks.cancel_all()  # a list still asked for is not wanted (the engine skips it)

@@ -127,8 +127,7 @@ class ModelsDialog(TaskDialog):
         """Closing the window stops a download (it resumes next time) rather than leaving it running unseen, and
         its list's scan: the window goes."""
         self._cancel.set()
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel_all()
         super().done(result)
 
     # -- list ------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import StudioError
 from studio.core.style_weights import WEIGHTS, WeightsFile, style_weights_dir
 from studio.ui.modal import modal
+from studio.ui.tasks import Tasks
 from studio.ui.theme import icon
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
@@ -35,7 +36,7 @@ class StyleWeightsDialog(QDialog):
         self.env = env
         self.folder = style_weights_dir(env)
         self.ask_convert: Callable[[str], bool] = self._ask_convert  # tests answer for the person
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = Tasks()
         self.setWindowTitle("Style Weights")
         self.resize(860, 280)
         layout = QVBoxLayout(self)
@@ -83,9 +84,7 @@ class StyleWeightsDialog(QDialog):
         name, _ = QFileDialog.getOpenFileName(self, f"Import {weights.name}", "",
                                               "Weights (*.safetensors *.pth *.pt *.ckpt *.bin)")
         if name:
-            task = asyncio.ensure_future(self.import_file(weights.name, Path(name)))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.run(self.import_file(weights.name, Path(name)))
 
     def _ask_convert(self, file_name: str) -> bool:
         answer = QMessageBox.question(

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QDialog, QLabel, QMessageBox, QWidget
 
 from studio.core.errors import first_line
 from studio.ui.modal import modal
+from studio.ui.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def ask(parent: QWidget, title: str, text: str) -> bool:
 class TaskDialog(QDialog):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._tasks: set[asyncio.Task] = set()  # kept so a running task is not garbage-collected
+        self._tasks = Tasks()
         self.action_buttons: list[QWidget] = []  # disabled while a task runs
         self.message = QLabel()
         self.message.setWordWrap(True)
@@ -51,18 +52,14 @@ class TaskDialog(QDialog):
         self.confirm: Confirm = lambda title, text: ask(self, title, text)  # tests answer for the person
 
     def start(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(self._ended)
+        self._tasks.run(coro).add_done_callback(self._ended)
 
     def _ended(self, task: asyncio.Task) -> None:
         """A task that failed in a way nobody planned for still ends with a sentence and the buttons back on;
         before, the dialog stayed at "Checking…" with every button off."""
         if task.cancelled() or task.exception() is None:
             return
-        exc = task.exception()
-        log.error("A task of %s failed", type(self).__name__, exc_info=exc)
+        exc = task.exception()  # (logged by Tasks)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
         self._report(f"That did not work: {reason}. Details are in studio.log.", error=True)
 
