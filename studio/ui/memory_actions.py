@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from studio.core.errors import first_line
 from studio.core.held_memory import MemoryFreed
 from studio.ui.actions import make_action
-from studio.ui.memory_dialog import AFTER_THE_JOB, MemoryDialog
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
+    from studio.ui.memory_dialog import MemoryDialog
 
 log = logging.getLogger(__name__)
 FREE_MEMORY_KEYS = "Ctrl+Shift+F"
@@ -37,6 +37,8 @@ class MemoryActions:
             self.dialog.raise_()
             self.dialog.activateWindow()
             return
+        from studio.ui.memory_dialog import MemoryDialog  # when first opened: nothing of it on the start-up path
+
         dialog = MemoryDialog(self.window.service, self.free, self.window)
         self.dialog = dialog
         dialog.finished.connect(self._dialog_closed)
@@ -51,6 +53,8 @@ class MemoryActions:
         """Ask the engine to let its kept models go (with ``in_use``, every model): at once between jobs, else when
         the running job ends. The status bar says what went when it has (``show_freed``)."""
         if self.window.service.running() is not None:
+            from studio.ui.memory_dialog import AFTER_THE_JOB
+
             self.window.status.set_message(AFTER_THE_JOB)
         return self.window.actions_.run(self._free(in_use))
 
