@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from studio import __version__
+from studio.core.control import a1111_text, controls_from_settings, control_records
 from studio.core.hires import HiresFix, hires_from_settings
 
 STUDIO_CHUNK = "studio"
@@ -73,6 +74,8 @@ class Recipe:
     hires_steps: int | None = None  # 0: as many as the first pass
     hires_strength: float | None = None
     hires_upscaler: str | None = None
+    # ControlNet guides (ControlGuide.to_record: model, hash, preprocessor, weight, start, end, thresholds, image)
+    controls: tuple[dict[str, Any], ...] = ()
 
     @property
     def hires(self) -> HiresFix | None:
@@ -119,6 +122,7 @@ class Recipe:
             "Hires upscaler": self.hires_upscaler if self.hires_scale is not None else None,
             "Generator": None if self.generator == "diffusers" else
             f"{self.plugin + '/' if self.plugin else ''}{self.generator} {self.generator_version}".strip(),
+            **{f"ControlNet {index}": a1111_text(record) for index, record in enumerate(self.controls)},
             "Post-processing": " > ".join(step.get("processor", "?") for step in self.post) or None,
             "Lora hashes": ", ".join(f"{_lora_label(lora.name)}: {lora.hash}" for lora in self.loras) or None,
             "Lora weights": ", ".join(f"{_lora_label(lora.name)}: {_number(lora.weight)}"
@@ -149,6 +153,8 @@ class Recipe:
             values["params"] = {}
         if "loras" in values:
             values["loras"] = _lora_records(values["loras"])
+        if "controls" in values:
+            values["controls"] = control_records(values["controls"])
         return cls(**values)
 
     @classmethod
@@ -180,6 +186,7 @@ class Recipe:
             vae_name=settings.get("VAE", ""),
             vae_hash=settings.get("VAE hash", ""),
             ti_hashes=settings.get("TI hashes", ""),
+            controls=controls_from_settings(settings),
         )
         return recipe if hires is None else recipe.with_hires(hires)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from PIL import Image
 
+from studio.core.control import ControlGuide, check_guides
 from studio.core.errors import InvalidRequest
 from studio.core.hires import BUILT_IN_UPSCALERS, MAX_SCALE, HiresFix
 from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
@@ -109,6 +110,7 @@ class GenerationRequest:
     loras: tuple[LoraChoice, ...] = ()  # applied for this job only, in order
     vae: str = ""  # a VAE name in <models>/vae, or a path; "" = the model's own
     hires: HiresFix | None = None  # a second, larger pass of a new picture (width x height is the first's)
+    controls: tuple[ControlGuide, ...] = ()  # ControlNet guides, in order (Studio's own generator only)
 
     @property
     def is_img2img(self) -> bool:
@@ -197,8 +199,14 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
         loras, vae = (), ""
     loras = _check_loras(tuple(loras))
     hires = _check_hires(request, width, height, notes)
+    controls = tuple(request.controls)
+    if controls and request.generator != "diffusers":
+        notes.append("Control guides apply to Studio's own generator only; they were left out.")
+        controls = ()
+    check_guides(controls)
     prepared = replace(request, width=width, height=height, seed=seed, prompt=request.prompt.strip(),
-                       negative_prompt=request.negative_prompt.strip(), mask=mask, loras=loras, vae=vae, hires=hires)
+                       negative_prompt=request.negative_prompt.strip(), mask=mask, loras=loras, vae=vae, hires=hires,
+                       controls=controls)
     return PreparedRequest(prepared, tuple(notes))
 
 

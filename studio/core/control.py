@@ -1,0 +1,223 @@
+"""ControlNet guides: a picture (edges, a sketch, a depth map) that steers the composition of a new one.
+
+Every tool in this field has them (AUTOMATIC1111's sd-webui-controlnet, ComfyUI's Apply ControlNet, InvokeAI's
+and krita-ai-diffusion's control layers). A guide is a ControlNet model, its control picture, what is done to
+that picture first (the preprocessor: A1111's "Module"), how strongly it steers (its weight) and over which part
+of the steps (guidance start and end, as fractions). Recipes record guides in A1111's words
+(``ControlNet 0: "Module: canny, Model: name [hash], Weight: 1, ..."``) so pictures read the same everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from studio.core.errors import InvalidRequest
+
+NONE, CANNY, INVERT = "none", "canny", "invert"
+# What each preprocessor does, as the window lists it; the keys are A1111's module names.
+PREPROCESSORS: dict[str, str] = {
+    NONE: "As it is (an edge, line, depth or pose picture made already)",
+    CANNY: "Canny edges of a photo or painting",
+    INVERT: "Invert (black lines on white, as sketches are drawn)",
+}
+# Other tools' module names for the same preprocessors (A1111 writes the long form of invert).
+_MODULE_ALIASES = {"invert (from white bg & black line)": INVERT, "canny": CANNY, "none": NONE}
+MAX_GUIDES = 3  # at once in one job; more only slows every step down
+MAX_WEIGHT = 2.0
+DEFAULT_LOW, DEFAULT_HIGH = 100, 200  # Canny's hysteresis thresholds, as A1111's defaults
+_RECORD_KEYS = ("model", "hash", "preprocessor", "weight", "start", "end", "low", "high", "image")
+
+
+@dataclass(frozen=True)
+class ControlGuide:
+    """One ControlNet guide of a job. ``image`` is the control picture as given (the preprocessor runs when the
+    job does); ``image_path`` is where it is kept, so a rerun finds it ("" for a picture not kept yet)."""
+
+    model: str  # a name in <models>/controlnet, or a path to a ControlNet folder or file
+    image: Image.Image | None = field(default=None, compare=False, repr=False)
+    preprocessor: str = NONE
+    weight: float = 1.0  # diffusers' controlnet_conditioning_scale
+    start: float = 0.0  # the fraction of the steps where guidance starts
+    end: float = 1.0  # ... and ends
+    low_threshold: int = DEFAULT_LOW  # Canny only
+    high_threshold: int = DEFAULT_HIGH
+    image_path: str = ""
+
+    def check(self, label: str = "The control guide") -> None:
+        """InvalidRequest, in one sentence, for what a job could not run with."""
+        if not self.model.strip():
+            raise InvalidRequest(f"{label} has no ControlNet model chosen.")
+        if self.image is None:
+            raise InvalidRequest(f"{label} has no control picture.")
+        if self.preprocessor not in PREPROCESSORS:
+            raise InvalidRequest(f"{label}'s preprocessor {self.preprocessor!r} is not one of: "
+                                 f"{', '.join(PREPROCESSORS)}.")
+        if not (_finite(self.weight) and 0 <= self.weight <= MAX_WEIGHT):
+            raise InvalidRequest(f"{label}'s weight must be between 0 and {MAX_WEIGHT:g}, not {self.weight}.")
+        if not (_finite(self.start) and _finite(self.end) and 0 <= self.start < self.end <= 1):
+            raise InvalidRequest(f"{label} must start before it ends, both between 0 and 1 of the steps "
+                                 f"(not {self.start:g} to {self.end:g}).")
+        if self.preprocessor == CANNY and not (0 <= self.low_threshold <= self.high_threshold <= 255):
+            raise InvalidRequest(f"{label}'s Canny thresholds must be 0 to 255 with the low one at most the high "
+                                 f"one, not {self.low_threshold} and {self.high_threshold}.")
+
+    def control_picture(self, width: int, height: int) -> Image.Image:
+        """The picture the ControlNet sees: preprocessed, then fitted to the job's size."""
+        if self.image is None:
+            raise InvalidRequest("The control guide has no control picture.")
+        return fit_control(preprocess(self.image, self.preprocessor, self.low_threshold, self.high_threshold),
+                           width, height)
+
+    def to_record(self, model_hash: str = "") -> dict[str, Any]:
+        """As the history and Studio's JSON recipe keep it (no pixels: ``image`` is the kept file's path)."""
+        return {"model": self.model, "hash": model_hash, "preprocessor": self.preprocessor, "weight": self.weight,
+                "start": self.start, "end": self.end, "low": self.low_threshold, "high": self.high_threshold,
+                "image": self.image_path}
+
+    @classmethod
+    def from_record(cls, value: object) -> ControlGuide | None:
+        """A recorded guide (history params, a JSON recipe, A1111's text), which is untrusted: None if malformed.
+        The picture is not opened here: ``image_path`` says where it was kept."""
+        if not isinstance(value, Mapping) or not isinstance(value.get("model"), str) or not value["model"]:
+            return None
+        module = value.get("preprocessor", NONE)
+        module = _MODULE_ALIASES.get(module.lower(), module) if isinstance(module, str) else module
+        numbers = {k: value.get(k, default) for k, default in
+                   (("weight", 1.0), ("start", 0.0), ("end", 1.0), ("low", DEFAULT_LOW), ("high", DEFAULT_HIGH))}
+        if not all(_finite(v) for v in numbers.values()) or module not in PREPROCESSORS:
+            return None
+        image = value.get("image", "")
+        guide = cls(model=value["model"], preprocessor=module, weight=float(numbers["weight"]),
+                    start=float(numbers["start"]), end=float(numbers["end"]), low_threshold=int(numbers["low"]),
+                    high_threshold=int(numbers["high"]), image_path=image if isinstance(image, str) else "")
+        try:
+            replace(guide, image=Image.new("L", (1, 1))).check()
+        except InvalidRequest:
+            return None
+        return guide
+
+
+def preprocess(image: Image.Image, preprocessor: str, low: int = DEFAULT_LOW, high: int = DEFAULT_HIGH) -> Image.Image:
+    """The control picture after its preprocessor, as RGB. Transparent parts count as black (nothing to follow),
+    as a ControlNet reads black as "no line, no edge"."""
+    rgb = _on_black(image)
+    if preprocessor == CANNY:
+        import cv2  # opencv-python-headless: the Canny that every ControlNet annotator uses
+
+        edges = cv2.Canny(np.asarray(rgb), low, high)
+        return Image.fromarray(edges, "L").convert("RGB")
+    if preprocessor == INVERT:
+        return Image.fromarray(255 - np.asarray(rgb), "RGB")
+    if preprocessor != NONE:
+        raise InvalidRequest(f"The preprocessor {preprocessor!r} is not one of: {', '.join(PREPROCESSORS)}.")
+    return rgb
+
+
+def fit_control(image: Image.Image, width: int, height: int) -> Image.Image:
+    """A1111's "Crop and Resize": scaled to cover width x height, keeping its proportions, and centred."""
+    if image.size == (width, height):
+        return image
+    scale = max(width / image.width, height / image.height)
+    scaled = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
+    resized = image.resize(scaled, Image.Resampling.LANCZOS)
+    left, top = (scaled[0] - width) // 2, (scaled[1] - height) // 2
+    return resized.crop((left, top, left + width, top + height))
+
+
+def check_guides(guides: tuple[ControlGuide, ...]) -> None:
+    if len(guides) > MAX_GUIDES:
+        raise InvalidRequest(f"A job takes at most {MAX_GUIDES} control guides, not {len(guides)}.")
+    for index, guide in enumerate(guides):
+        guide.check("The control guide" if len(guides) == 1 else f"Control guide {index + 1}")
+
+
+def a1111_text(record: Mapping[str, Any]) -> str:
+    """One guide as sd-webui-controlnet writes it in a picture's ``parameters`` (its ``ControlNet N`` value)."""
+    name = str(record.get("model", ""))
+    model = f"{name} [{record['hash']}]" if record.get("hash") else name
+    parts = [f"Module: {record.get('preprocessor', NONE)}", f"Model: {model}",
+             f"Weight: {_number(record.get('weight', 1.0))}",
+             f"Guidance Start: {_number(record.get('start', 0.0))}", f"Guidance End: {_number(record.get('end', 1.0))}"]
+    if record.get("preprocessor") == CANNY:
+        parts += [f"Threshold A: {record.get('low', DEFAULT_LOW)}", f"Threshold B: {record.get('high', DEFAULT_HIGH)}"]
+    return ", ".join(parts)
+
+
+def controls_from_settings(settings: Mapping[str, str]) -> tuple[dict[str, Any], ...]:
+    """The guides of an A1111 ``parameters`` settings line (``ControlNet 0``, ``ControlNet 1``, …) as records;
+    a malformed one is left out."""
+    records = []
+    for index in range(10):
+        text = settings.get(f"ControlNet {index}")
+        if text is None:
+            continue
+        values = dict(_a1111_pairs(text))
+        name, digest = _name_and_hash(values.get("Model", ""))
+        record = {"model": name, "hash": digest, "preprocessor": values.get("Module", NONE),
+                  "weight": _float(values.get("Weight"), 1.0), "start": _float(values.get("Guidance Start"), 0.0),
+                  "end": _float(values.get("Guidance End"), 1.0), "image": ""}
+        if record["preprocessor"] == CANNY:
+            record["low"] = int(_float(values.get("Threshold A"), DEFAULT_LOW))
+            record["high"] = int(_float(values.get("Threshold B"), DEFAULT_HIGH))
+        guide = ControlGuide.from_record(record)
+        if guide is not None:
+            records.append(guide.to_record(digest))
+    return tuple(records)
+
+
+def control_records(items: object) -> tuple[dict[str, Any], ...]:
+    """The guides of a recipe's JSON, which is untrusted: only well-formed ones, in ``to_record``'s form."""
+    records = []
+    for item in items if isinstance(items, list | tuple) else ():
+        guide = ControlGuide.from_record(item)
+        if guide is not None:
+            digest = item.get("hash", "")
+            records.append(guide.to_record(digest if isinstance(digest, str) else ""))
+    return tuple(records)
+
+
+def _a1111_pairs(text: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in text.split(", "):
+        key, colon, value = item.partition(":")
+        if colon:
+            pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def _name_and_hash(text: str) -> tuple[str, str]:
+    """``control_v11p_sd15_canny [d14c016b]`` -> (name, hash)."""
+    text = text.strip()
+    if text.endswith("]") and " [" in text:
+        name, _, digest = text[:-1].rpartition(" [")
+        return name.strip(), digest.strip()
+    return text, ""
+
+
+def _on_black(image: Image.Image) -> Image.Image:
+    from studio.core.images import flatten, rgb_or_rgba  # images reads recipes, whose text names the guides
+
+    picture = rgb_or_rgba(image)
+    return flatten(picture, (0, 0, 0)) if picture.mode == "RGBA" else picture
+
+
+def _float(text: str | None, default: float) -> float:
+    try:
+        value = float(text) if text is not None else default
+    except ValueError:
+        return default
+    return value if math.isfinite(value) else default
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number(value: object) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)

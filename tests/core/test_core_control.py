@@ -1,0 +1,111 @@
+"""ControlNet guides: checks, preprocessors, fitting, and how recipes record them (A1111's words)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from studio.core.control import (
+    CANNY,
+    INVERT,
+    MAX_GUIDES,
+    NONE,
+    ControlGuide,
+    check_guides,
+    controls_from_settings,
+    fit_control,
+    preprocess,
+)
+from studio.core.errors import InvalidRequest
+from studio.core.metadata import Recipe
+from studio.core.requests import GenerationRequest, prepare_request
+
+
+def _square() -> Image.Image:
+    picture = Image.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(picture).rectangle((16, 16, 47, 47), fill="black")
+    return picture
+
+
+def guide(**values) -> ControlGuide:
+    return ControlGuide(**{"model": "canny-net", "image": _square(), **values})
+
+
+def test_canny_finds_the_edges_of_a_shape_and_nothing_inside_it() -> None:
+    edges = np.asarray(preprocess(_square(), CANNY).convert("L"))
+    assert edges[16, 30] == 255 or edges[15, 30] == 255  # on the square's top edge
+    assert edges[32, 32] == 0 and edges[2, 2] == 0  # inside, and the flat background
+    assert set(np.unique(edges)) <= {0, 255}
+
+
+def test_invert_turns_a_sketch_on_white_into_white_lines_on_black() -> None:
+    inverted = np.asarray(preprocess(_square(), INVERT))
+    assert tuple(inverted[2, 2]) == (0, 0, 0) and tuple(inverted[32, 32]) == (255, 255, 255)
+
+
+def test_transparent_parts_are_black_and_sixteen_bit_grey_keeps_its_range() -> None:
+    clear = Image.new("RGBA", (8, 8), (255, 255, 255, 0))
+    assert preprocess(clear, NONE).getextrema() == ((0, 0), (0, 0), (0, 0))
+    grey = Image.fromarray(np.full((8, 8), 65535, np.uint16))
+    assert preprocess(grey, NONE).getextrema()[0] == (255, 255)
+
+
+def test_fit_control_covers_the_size_and_keeps_the_centre() -> None:
+    wide = Image.new("RGB", (200, 100), "black")
+    ImageDraw.Draw(wide).rectangle((90, 0, 109, 99), fill="white")  # a bar in the middle
+    fitted = fit_control(wide, 64, 64)
+    assert fitted.size == (64, 64)
+    assert fitted.getpixel((32, 32)) == (255, 255, 255) and fitted.getpixel((2, 32)) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(("values", "words"), [
+    ({"model": " "}, "no ControlNet model"),
+    ({"image": None}, "no control picture"),
+    ({"preprocessor": "depth_midas"}, "not one of"),
+    ({"weight": 2.5}, "weight must be between 0 and 2"),
+    ({"weight": float("nan")}, "weight"),
+    ({"start": 0.6, "end": 0.4}, "must start before it ends"),
+    ({"preprocessor": CANNY, "low_threshold": 200, "high_threshold": 100}, "Canny thresholds"),
+])
+def test_a_guide_that_cannot_run_is_refused_in_a_sentence(values: dict, words: str) -> None:
+    with pytest.raises(InvalidRequest, match=words):
+        guide(**values).check()
+
+
+def test_a_job_takes_a_few_guides_and_names_the_one_that_is_wrong(tmp_path) -> None:
+    with pytest.raises(InvalidRequest, match=f"at most {MAX_GUIDES}"):
+        check_guides((guide(),) * (MAX_GUIDES + 1))
+    with pytest.raises(InvalidRequest, match="Control guide 2's weight"):
+        check_guides((guide(), guide(weight=-1)))
+    model = tmp_path / "model"
+    model.mkdir()
+    with pytest.raises(InvalidRequest, match="Control guide 2"):
+        prepare_request(GenerationRequest(model=str(model), prompt="a", controls=(guide(), guide(end=0))))
+    prepared = prepare_request(GenerationRequest(model="", prompt="a", generator="procedural", controls=(guide(),)))
+    assert prepared.request.controls == () and any("Control guides" in note for note in prepared.notes)
+
+
+def test_a_recipe_writes_guides_as_sd_webui_controlnet_does_and_reads_them_back() -> None:
+    record = guide(preprocessor=CANNY, weight=0.8, start=0.1, end=0.9, image_path="/kept/c.png").to_record("d14c016b")
+    recipe = Recipe("a cat", "", 20, "Euler a", 7, 1, 512, 512, "model", controls=(record,))
+    text = recipe.to_parameters()
+    assert ('ControlNet 0: "Module: canny, Model: canny-net [d14c016b], Weight: 0.8, Guidance Start: 0.1, '
+            'Guidance End: 0.9, Threshold A: 100, Threshold B: 200"') in text
+    assert Recipe.from_parameters(text).controls == ({**record, "image": ""},)  # the text keeps no file
+    assert Recipe.from_json(recipe.to_json()).controls == (record,)
+
+
+def test_guides_from_automatic1111_and_damaged_records_are_read_safely() -> None:
+    settings = {"ControlNet 0": "Module: invert (from white bg & black line), Model: control_v11p_sd15_scribble "
+                                "[d4ba51ff], Weight: 1, Resize Mode: Crop and Resize, Processor Res: 512, "
+                                "Guidance Start: 0, Guidance End: 1, Pixel Perfect: False, Control Mode: Balanced",
+                "ControlNet 1": "Module: openpose_full, Model: control_v11p_sd15_openpose [cab727d4], Weight: 1"}
+    (scribble,) = controls_from_settings(settings)  # a preprocessor Studio lacks: that guide is left out
+    assert scribble["model"] == "control_v11p_sd15_scribble" and scribble["hash"] == "d4ba51ff"
+    assert scribble["preprocessor"] == INVERT
+    damaged = [{"model": "x", "weight": "strong"}, {"model": 3}, "text", {"model": "y", "start": 1, "end": 0.5},
+               {"model": "ok", "weight": True}]
+    assert Recipe.from_json(Recipe("a", "", 1, "Euler", 7, 1, 8, 8, "m", controls=tuple(damaged)).to_json()).controls \
+        == ()
+    assert ControlGuide.from_record({"model": "ok", "weight": 1.5}).weight == 1.5
