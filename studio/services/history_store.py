@@ -493,7 +493,8 @@ def _kept_controls(params: str | None) -> list[str]:
 
 def _controls_referenced(conn: sqlite3.Connection, paths: list[str]) -> set[str]:
     """Which of these control pictures other entries' guides still use. Guides live in the params JSON: rows that
-    hold a path's JSON text at all are found by SQLite, then read here (a prompt may quote the path too)."""
+    hold a path's JSON text at all are found by SQLite, then read here (a note or a plugin's parameter may hold the
+    path as well, which is no use of it)."""
     if not paths:
         return set()
     needles = [json.dumps(path, ensure_ascii=False) for path in paths]  # as _row_values wrote them

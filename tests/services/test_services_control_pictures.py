@@ -192,7 +192,7 @@ def test_a_kept_control_picture_stays_while_another_entry_s_guide_uses_it(tmp_pa
     only_first = kept_picture(tmp_path / "outputs" / "2026-01-02", "101010-abcdefabcd-control.png")
     first = store.add(guided_entry(shared, only_first))
     second = store.add(guided_entry(shared))
-    # A prompt quoting a path is no use of it: only a guide is.
+    # Other text that holds a path (a prompt, a note in the params) is no use of it: only a guide is.
     store.add(HistoryEntry(prompt=f'"{only_first}"', params={"note": only_first}))
     store.delete(first)
     assert Path(shared).is_file() and not Path(only_first).exists()
