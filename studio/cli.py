@@ -11,6 +11,7 @@ from pathlib import Path
 
 from studio import __version__
 from studio.cli_bench import add_bench_parser
+from studio.cli_control import add_control_flags
 from studio.cli_history import add_history_parser
 from studio.cli_models import add_models_parser
 from studio.cli_inspect import add_inspect_parser
@@ -81,6 +82,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     hires.add_argument("--hires-upscaler", default=LANCZOS, metavar="NAME",
                        help=f"{LANCZOS} (the default), Latent (A1111's latent upscalers, also \"Latent (bicubic)\" and "
                             "the rest), or an upscaler model in the models folder's upscalers/")
+    add_control_flags(gen)
     gen.add_argument("--lora", action="append", default=[], metavar="NAME[:WEIGHT]",
                      help="apply this LoRA (a name in the models folder's loras/, or a .safetensors file) at WEIGHT "
                           "(default 1, from -4 to 4); repeat for several")

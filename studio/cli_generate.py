@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from studio.cli_control import control_guides
 from studio.cli_params import collect_params, parse_post_step
 from studio.cli_plugins import open_host
 from studio.core.environment import GeneratorEnvironment
@@ -165,6 +166,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         mask=mask, inpaint=options, generator=generator, params=collect_params(args),
         post=tuple(parse_post_step(text) for text in args.post), loras=loras, vae=vae,
         memory=args.memory or settings.memory, speed=args.speed or settings.speed, hires=_hires(args),
+        controls=control_guides(args, generator),
     )
 
 

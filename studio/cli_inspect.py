@@ -29,7 +29,8 @@ def add_inspect_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
     parser.add_argument("image", type=Path, metavar="IMAGE", help="a PNG, JPEG or WebP file")
     parser.add_argument("--json", action="store_true",
                         help="print JSON with the keys tool, prompt, negative_prompt, seed, steps, cfg_scale, "
-                             "sampler, width, height, model (null where the image does not say)")
+                             "sampler, width, height, model (null where the image does not say), and controls (its "
+                             "ControlNet guides) for a picture made with some")
     return parser
 
 
@@ -77,6 +78,19 @@ def format_info(info: ImageInfo) -> str:
     ]
     if info.hires is not None and info.width is not None and info.height is not None:
         lines.append(("Hires fix", escape_text(hires_summary(info.hires, info.width, info.height))))
+    lines += _control_lines(info.controls)
     lines += [("Note", escape_text(note)) for note in info.notes]
     width = max(len(label) for label, _ in lines) + 1
     return "\n".join(f"{label + ':':<{width}} {value}" for label, value in lines)
+
+
+def _control_lines(records: tuple[dict, ...]) -> list[tuple[str, str]]:
+    """(label, value) for each ControlNet guide the picture records."""
+    from studio.cli_control import describe_guide
+    from studio.core.image_info import escape_text
+
+    lines = []
+    for number, record in enumerate(records, 1):
+        label = "ControlNet" if len(records) == 1 else f"ControlNet {number}"
+        lines.append((label, escape_text(describe_guide(record) or "(a record Studio cannot read)")))
+    return lines

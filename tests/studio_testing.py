@@ -192,6 +192,35 @@ class WaitsForCancelFilter:
             threading.Event().wait(0.01)
 
 
+class ControlRecordingGenerator:
+    """Stands in for Studio's diffusers generator (registered as "diffusers", so a job keeps its control guides):
+    records the requests it is given and, as the engine does, each guide in its picture's recipe, with the hash
+    "c0ffee". A prompt of "fail" fails the job before any picture."""
+
+    def __init__(self, env: GeneratorEnvironment) -> None:
+        self.env = env
+        self.requests: list[GenerationRequest] = []
+
+    def generate(self, request: GenerationRequest, context) -> Iterable[tuple[Image.Image, Recipe]]:  # noqa: ANN001
+        self.requests.append(request)
+        if request.prompt == "fail":
+            raise RuntimeError("the ControlNet did not load")
+        for index in range(request.batch_count):
+            seed = request.seed_for(index)
+            yield Image.new("RGB", (request.width, request.height), (seed % 256, 0, 0)), Recipe(
+                request.prompt, request.negative_prompt, request.steps, request.scheduler, request.cfg_scale, seed,
+                request.width, request.height, "controlled", controls=tuple(g.to_record("c0ffee")
+                                                                            for g in request.controls))
+
+
+def control_registry() -> Registry:
+    """A registry whose "diffusers" generator is ControlRecordingGenerator."""
+    registry = Registry()
+    registry.add(Contribution(GENERATOR, "diffusers", "Control-recording generator",
+                              "studio_testing:ControlRecordingGenerator"))
+    return registry
+
+
 def fake_registry() -> Registry:
     """Studio's own registry plus the fakes above, and one contribution whose module does not exist."""
     registry = builtin_registry()

@@ -217,3 +217,32 @@ def test_search_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path):
     stderr = process.stderr.read().decode()
     assert process.wait(60) == 141  # as for cat or grep killed by SIGPIPE
     assert stderr == ""  # no traceback, no "Exception ignored"
+
+
+def test_show_lists_the_control_guides_and_marks_a_missing_picture(studio_home, tmp_path, capsys):
+    from studio.cli import main
+    from studio.core.control import ControlGuide
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryStore
+
+    kept = tmp_path / "sources" / "101010-0123456789-control.png"
+    kept.parent.mkdir()
+    Image.new("RGB", (8, 8)).save(kept)
+    records = [ControlGuide("canny-sd15", preprocessor="canny", weight=0.8, end=0.6, low_threshold=50,
+                            high_threshold=150, image_path=str(kept)).to_record("c0ffee"),
+               ControlGuide("lines\x1b[2J", preprocessor="invert", start=0.2,
+                            image_path=str(tmp_path / "gone.png")).to_record(),
+               {"model": "depth", "weight": "strong"}]
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    entry_id = store.add(HistoryEntry(prompt="a tower", params={"controls": records}))
+    store.close()
+    assert main(["history", "show", str(entry_id)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("  ControlNet")] == [
+        f"  ControlNet 1: canny-sd15 [c0ffee], preprocessor canny (thresholds 50 and 150), weight 0.8, steps 0 to 0.6, "
+        f"picture {kept}",
+        f"  ControlNet 2: lines\\x1b[2J, preprocessor invert, weight 1, steps 0.2 to 1, picture {tmp_path / 'gone.png'}"
+        "  (missing)",
+        "  ControlNet 3: (a record Studio cannot read)"]
+    assert main(["history", "show", str(entry_id), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"]["controls"] == records

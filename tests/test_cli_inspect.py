@@ -159,3 +159,35 @@ def test_python_m_studio_inspect(tmp_path):
                          check=False, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip() == f"studio: The image {tmp_path / 'missing.png'} does not exist."
+
+
+def test_the_control_guides_are_shown_and_in_the_json(tmp_path, capsys):
+    from dataclasses import replace
+
+    from studio.core.control import ControlGuide
+
+    guides = (ControlGuide("canny-sd15", preprocessor="canny", weight=0.8, end=0.6,
+                           image_path="/out/sources/101010-0123456789-control.png").to_record("c0ffee"),
+              ControlGuide("lineart", preprocessor="invert").to_record())
+    path = save_image(Image.new("RGB", (64, 40)), tmp_path / "fox.png", replace(RECIPE, controls=guides))
+    assert main(["inspect", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == [
+        "ControlNet 1: canny-sd15 [c0ffee], preprocessor canny (thresholds 100 and 200), weight 0.8, steps 0 to 0.6, "
+        "picture /out/sources/101010-0123456789-control.png",
+        "ControlNet 2: lineart, preprocessor invert, weight 1, steps 0 to 1, picture (not kept)"]
+    assert main(["inspect", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert list(data) == [*KEYS, "controls"]
+    assert data["controls"] == [dict(record) for record in guides]
+
+
+def test_another_tool_s_control_guides_are_read_from_its_settings_line(tmp_path, capsys):
+    text = ('a fox\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 512x512, '
+            'ControlNet 0: "Module: canny, Model: control_v11p_sd15_canny [d14c016b], Weight: 0.5, '
+            'Guidance Start: 0, Guidance End: 0.8, Threshold A: 64, Threshold B: 128"')
+    path = png_with(tmp_path / "a1111.png", {"parameters": text})
+    assert main(["inspect", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "ControlNet: control_v11p_sd15_canny [d14c016b], preprocessor canny (thresholds 64 and 128), weight 0.5, "
+        "steps 0 to 0.8, picture (not kept)")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 
+from studio.core.control import controls_from_settings
 from studio.core.errors import ImageError
 from studio.core.hires import HiresFix, hires_from_settings
 from studio.core.image_text import PNG_SIGNATURE, read_exif_texts, read_png_texts
@@ -72,6 +73,7 @@ class ImageInfo:
     loras: tuple[tuple[str, float], ...] = ()  # (name, weight), as the image names them
     vae: str | None = None
     hires: HiresFix | None = None  # a hires fix's second pass (width x height are then the first pass's)
+    controls: tuple[dict[str, Any], ...] = ()  # ControlNet guides, in ControlGuide.to_record's form
 
     @classmethod
     def unread(cls, tool: str | None = None) -> ImageInfo:
@@ -79,8 +81,10 @@ class ImageInfo:
         return cls(tool, *(None,) * 11)
 
     def to_json_dict(self) -> dict[str, Any]:
-        """The keys of ``studio inspect --json``, absent values as None."""
-        return {key: getattr(self, key) for key in JSON_KEYS}
+        """The keys of ``studio inspect --json``, absent values as None; ``controls`` (the ControlNet guides) only
+        for a picture made with some, so every other picture keeps exactly the keys it always had."""
+        values = {key: getattr(self, key) for key in JSON_KEYS}
+        return values | {"controls": [dict(record) for record in self.controls]} if self.controls else values
 
 
 def inspect_image(path: str | os.PathLike[str]) -> ImageInfo:
@@ -240,6 +244,7 @@ def _from_studio(texts: dict[str, str], notes: list[str]) -> ImageInfo | None:
         loras=tuple((lora.name, lora.weight) for lora in recipe.loras),
         vae=_text(recipe.vae_name) or None,
         hires=recipe.hires,
+        controls=recipe.controls,
     )
 
 
@@ -382,7 +387,7 @@ def _as_a1111_reads(info: ImageInfo, parameters: str, notes: list[str]) -> Image
                    cfg_scale=_float(settings.get("CFG scale")), sampler=sampler, width=width, height=height,
                    model=settings.get("Model"), model_hash=settings.get("Model hash"),
                    scheduler=studio_scheduler(sampler, settings.get("Schedule type")),
-                   hires=hires_from_settings(settings))
+                   hires=hires_from_settings(settings), controls=controls_from_settings(settings))
 
 
 def _info_from_prompt_info(result: Any, notes: list[str]) -> ImageInfo:

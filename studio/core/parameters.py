@@ -26,7 +26,7 @@ GENERATE_OPTIONS = frozenset({
     "help", "generator", "model", "prompt", "negative", "seed", "steps", "size", "cfg", "scheduler", "batch_count",
     "init_image", "strength", "mask", "masked_only", "whole_picture", "padding", "fill", "feather", "outpaint",
     "hires", "hires_steps", "hires_strength", "hires_upscaler", "lora", "vae", "device", "speed", "memory", "post",
-    "output"})
+    "output", "control", "control_preprocessor", "control_weight", "control_range", "canny"})
 POSTPROCESS_OPTIONS = frozenset({"help", "output", "method", "strength", "mask"})
 MAX_TEXT = 10_000
 MAX_SEED = 2**32 - 1

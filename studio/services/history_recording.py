@@ -100,6 +100,9 @@ class HistoryRecorder:
             params["vae"] = request.vae
         if request.hires is not None:
             params["hires"] = request.hires.to_record()
+        if request.controls:  # image: the kept copy (keep_control_pictures ran first), so a rerun finds it
+            params["controls"] = [guide.to_record(digest) for guide, digest in
+                                  zip(request.controls, _control_hashes(recipe, len(request.controls)))]
         if request.post:
             params["post"] = [{"processor": s.processor, "params": params_for_record(s.params, keep_files=True),
                                "strength": s.strength} for s in request.post]
@@ -129,3 +132,13 @@ class HistoryRecorder:
         except Exception as exc:  # noqa: BLE001 - the image is safe on disk; the job goes on
             log.exception("%s", what)
             self._context.note(f"{what}: {describe_exception(exc)}")
+
+
+def _control_hashes(recipe: Recipe | None, count: int) -> list[str]:
+    """The ControlNet models' hashes as the engine recorded them in the picture's recipe ("" where it did not:
+    a job that ended before making a picture)."""
+    recorded = list(recipe.controls) if recipe is not None else []
+    if len(recorded) != count:
+        return [""] * count
+    return [digest if isinstance(digest := record.get("hash", ""), str) else "" for record in recorded]
+

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from PIL import Image
 
+from studio.core.control import ControlGuide
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.hashing import model_hash
 from studio.core.hires import HiresFix
@@ -50,8 +51,30 @@ def request_for_entry(entry: HistoryEntry, settings: Settings | None = None) -> 
         post=tuple(PostStep(step["processor"], _recorded(step.get("params")), _strength(step.get("strength")))
                    for step in entry.params.get("post", []) if isinstance(step, dict) and "processor" in step),
         loras=loras, vae=vae, hires=HiresFix.from_record(entry.params.get("hires")),
+        controls=control_guides(entry),
         **({"memory": settings.memory, "speed": settings.speed} if settings is not None else {}),
     )
+
+
+def control_guides(entry: HistoryEntry) -> tuple[ControlGuide, ...]:
+    """The entry's ControlNet guides with their kept pictures opened. InvalidRequest (one sentence) for a guide
+    that cannot be remade: a record Studio cannot read, or a picture that was not kept or is gone (running without
+    it would make another picture, not this one again)."""
+    records = entry.params.get("controls") or []
+    if not isinstance(records, list):
+        records = [records]
+    label = f"history entry {entry.id}"
+    guides = []
+    for number, record in enumerate(records, 1):
+        which = "the control guide" if len(records) == 1 else f"control guide {number}"
+        guide = ControlGuide.from_record(record)
+        if guide is None:
+            raise InvalidRequest(f"The record of {which} of {label} is damaged, so it cannot be run again.")
+        if not guide.image_path:
+            raise InvalidRequest(f"The control picture of {which} of {label} was not kept, so it cannot be run "
+                                 "again.")
+        guides.append(replace(guide, image=_source(guide.image_path, "control picture", label)))
+    return tuple(guides)
 
 
 def loras_and_vae(entry: HistoryEntry) -> tuple[tuple[LoraChoice, ...], str]:

@@ -31,6 +31,7 @@ from studio.services.history_query import (
     where_sql,
 )
 from studio.services.history_schema import SCHEMA_VERSION, NewerSchemaError, migrate
+from studio.services.outputs import is_kept_control
 
 log = logging.getLogger(__name__)
 RECENT_PROMPTS = 1000  # earlier prompts the prompt box offers (Up/Down, completion)
@@ -365,19 +366,21 @@ class HistoryStore:
 
     @_repairs_index
     def delete(self, entry_id: int, remove_files: bool = True) -> bool:
-        """Forget an entry; with remove_files, also delete its image, source picture and mask files
-        when no other entry uses them. False when there is no such entry.
+        """Forget an entry; with remove_files, also delete its image, source picture and mask files and the
+        control pictures kept for its guides, when no other entry uses them. False when there is no such entry.
 
         The row goes first, then the files: a crash in between leaves a stray file, never a row without one.
         """
         with self._write() as conn:
-            row = conn.execute("SELECT image_path, source_image_path, source_mask_path FROM entries WHERE id = ?",
-                               (entry_id,)).fetchone()
+            row = conn.execute("SELECT image_path, source_image_path, source_mask_path, params FROM entries "
+                               "WHERE id = ?", (entry_id,)).fetchone()
             if row is None:
                 return False
             conn.execute("DELETE FROM entries WHERE id = ?", (entry_id,))
-            paths = list(dict.fromkeys(p for p in row if p))
-            still_used = _referenced(conn, paths) if remove_files and paths else set()
+            controls = _kept_controls(row[3])
+            paths = list(dict.fromkeys([*(p for p in row[:3] if p), *controls]))
+            still_used = (_referenced(conn, paths) | _controls_referenced(conn, controls)
+                          if remove_files and paths else set())
         if remove_files:
             for path in paths:
                 if path in still_used:
@@ -478,6 +481,27 @@ def _referenced(conn: sqlite3.Connection, paths: list[str]) -> set[str]:
                             f"WHERE image_path IN ({marks}) OR source_image_path IN ({marks}) "
                             f"OR source_mask_path IN ({marks})", paths * 3):
         used.update(p for p in row if p in paths)
+    return used
+
+
+def _kept_controls(params: str | None) -> list[str]:
+    """The control pictures Studio kept for an entry's guides (never a person's own file a guide named instead)."""
+    records = _json_or(params, {}, dict).get("controls")
+    images = [r.get("image") for r in records if isinstance(r, dict)] if isinstance(records, list) else []
+    return list(dict.fromkeys(i for i in images if isinstance(i, str) and i and is_kept_control(i)))
+
+
+def _controls_referenced(conn: sqlite3.Connection, paths: list[str]) -> set[str]:
+    """Which of these control pictures other entries' guides still use. Guides live in the params JSON: rows that
+    hold a path's JSON text at all are found by SQLite, then read here (a note or a plugin's parameter may hold the
+    path as well, which is no use of it)."""
+    if not paths:
+        return set()
+    needles = [json.dumps(path, ensure_ascii=False) for path in paths]  # as _row_values wrote them
+    used: set[str] = set()
+    for (params,) in conn.execute(f"SELECT params FROM entries WHERE {' OR '.join('instr(params, ?)' for _ in paths)}",
+                                  needles):
+        used.update(path for path in _kept_controls(params) if path in paths)
     return used
 
 

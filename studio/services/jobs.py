@@ -33,6 +33,7 @@ from studio.engine import held_memory
 from studio.engine.worker import EngineWorker, Job, StatusFn, WorkerContext, describe_exception
 from studio.plugin_host.host import PluginHost
 from studio.plugin_host.registry import GENERATOR, Registry
+from studio.services.control_pictures import keep_control_pictures
 from studio.services.history_recording import HistoryRecorder
 from studio.services.history_store import HistoryStore
 from studio.services.outputs import OutputStore
@@ -237,20 +238,22 @@ class JobService:
             image, recipe = self._runner.run_post_request(job.request, context)
             yield GeneratedImage(image, recipe, None)
             return
-        recorder = (HistoryRecorder(self._history, self._outputs, self._registry, job.request, context)
+        # Kept before the engine runs: the recipe it writes and the history rows name the kept copies.
+        request = keep_control_pictures(job.request, self._outputs, context.note)
+        recorder = (HistoryRecorder(self._history, self._outputs, self._registry, request, context)
                     if self._history is not None else None)
         made = 0
         last = time.perf_counter()
         stopped: JobCancelledError | None = None  # cancelled during a step: what is made is still saved
         made_first = False
         try:
-            pictures = self._runner.generate(job.request, context)
-            made_first = any(self._runner.runs_generator(step) for step in job.request.post)
+            pictures = self._runner.generate(request, context)
+            made_first = any(self._runner.runs_generator(step) for step in request.post)
             if made_first:
                 pictures = _whole_batch_first(pictures)
             for image, recipe in pictures:
                 if stopped is None:
-                    image, recipe, stopped = self._post_process(job.request, image, recipe, context, made)
+                    image, recipe, stopped = self._post_process(request, image, recipe, context, made)
                 path = self._saved(image, recipe, context)
                 now = time.perf_counter()
                 if recorder is not None:

@@ -20,6 +20,10 @@ from studio.core.metadata import Recipe
 log = logging.getLogger(__name__)
 
 SOURCES_FOLDER = "sources"
+CONTROL_SUFFIX = "-control.png"
+# The names save_control gives: only these are Studio's to remove with a history entry (a guide whose picture
+# could not be kept records the person's own file instead, which is never theirs to delete).
+_KEPT_CONTROL = re.compile(r"^\d{6}-[0-9a-f]{10}" + re.escape(CONTROL_SUFFIX) + "$")
 # write_atomically's temp files: ".<final name>.<random>.part". One older than this is left from a crash
 # (a live save takes seconds at most; another Studio process may be saving into the same folder).
 STALE_PART_AGE = 15 * 60.0
@@ -60,7 +64,7 @@ class OutputStore:
     def save_sources(self, image: Image.Image, mask: Image.Image | None = None) -> tuple[Path, Path | None]:
         """Keep a job's source picture (and mask) as PNGs, so the job can be restored and run again."""
         folder = self._today() / SOURCES_FOLDER
-        stem = f"{datetime.now():%H%M%S}-{uuid.uuid4().hex[:10]}"
+        stem = _source_stem()
         with self._lock:
             self._sweep_once()
             try:
@@ -71,6 +75,19 @@ class OutputStore:
                 raise StudioError(f"The source picture could not be saved in {folder}: "
                                   f"{exc.strerror or exc}.") from exc
         return image_path, mask_path
+
+    def save_control(self, image: Image.Image) -> Path:
+        """Keep a job's control picture (a ControlNet guide's, as given, before its preprocessor) as a PNG beside
+        the sources, so the picture's recipe and the history point at a file that stays."""
+        folder = self._today() / SOURCES_FOLDER
+        with self._lock:
+            self._sweep_once()
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                return save_image(image, folder / f"{_source_stem()}{CONTROL_SUFFIX}")
+            except OSError as exc:
+                raise StudioError(f"The control picture could not be saved in {folder}: "
+                                  f"{exc.strerror or exc}.") from exc
 
     def remove_stale_parts(self, max_age: float = STALE_PART_AGE) -> list[Path]:
         """Delete temp files (``.*.part``) older than max_age seconds left in the output folders by a crash."""
@@ -101,6 +118,16 @@ class OutputStore:
         if not self._swept:
             self._swept = True
             self.remove_stale_parts()
+
+
+def is_kept_control(path: str | os.PathLike[str]) -> bool:
+    """Whether path names a control picture that ``save_control`` kept (by its name, in a sources folder)."""
+    path = Path(path)
+    return path.parent.name == SOURCES_FOLDER and _KEPT_CONTROL.match(path.name) is not None
+
+
+def _source_stem() -> str:
+    return f"{datetime.now():%H%M%S}-{uuid.uuid4().hex[:10]}"
 
 
 def _output_folders(root: Path) -> list[Path]:

@@ -1,0 +1,52 @@
+"""Keeping a job's control pictures: each ControlNet guide's picture is saved in the outputs' sources folder before
+the engine runs, and the guide then names that copy, so the picture's recipe and its history entry point at a file
+that stays (the person's own file may move, or the picture was drawn in the window and has no file at all)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+
+from PIL import Image
+
+from studio.core.requests import GenerationRequest
+from studio.engine.worker import describe_exception
+from studio.services.outputs import OutputStore
+
+log = logging.getLogger(__name__)
+
+
+def keep_control_pictures(request: GenerationRequest, outputs: OutputStore | None,
+                          note: Callable[[str], None]) -> GenerationRequest:
+    """The request with each guide's ``image_path`` set to its kept copy: one file per distinct picture of the job
+    (two guides reading one photo share it). A picture that cannot be kept only costs a note, never the job: its
+    guide keeps the path it had (the file given on the command line, or none)."""
+    if not request.controls or outputs is None:
+        return request
+    kept: dict[bytes, str | None] = {}
+    guides = []
+    for number, guide in enumerate(request.controls, 1):
+        if guide.image is None:  # prepare_request refuses these; nothing to keep
+            guides.append(guide)
+            continue
+        key = _picture_key(guide.image)
+        if key not in kept:
+            try:
+                kept[key] = str(outputs.save_control(guide.image))
+            except Exception as exc:  # noqa: BLE001 - keeping the picture is a nicety, never fatal
+                log.warning("Could not keep the control picture of a job", exc_info=True)
+                label = "the control guide" if len(request.controls) == 1 else f"control guide {number}"
+                note(f"The control picture of {label} could not be kept for the history: {describe_exception(exc)}")
+                kept[key] = None
+        path = kept[key]
+        guides.append(guide if path is None else replace(guide, image_path=path))
+    return replace(request, controls=tuple(guides))
+
+
+def _picture_key(image: Image.Image) -> bytes:
+    """Equal for pictures with the same pixels (two guides given one file are two Image objects)."""
+    digest = hashlib.blake2b(image.tobytes(), digest_size=16)
+    digest.update(f"{image.mode} {image.width}x{image.height}".encode())
+    return digest.digest()

@@ -1,0 +1,211 @@
+"""A job's ControlNet pictures: kept once in the outputs' sources folder before the engine runs, named by the
+picture's recipe and its history rows, used again by a rerun, and removed with the last entry that uses them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from studio_testing import collect_until_done, control_registry, fake_request, make_env, run, running_service
+
+from studio.core.control import CANNY, INVERT, ControlGuide
+from studio.core.errors import InvalidRequest, StudioError
+from studio.core.events import JobFailed, JobFinished
+from studio.core.images import read_recipe
+from studio.core.requests import prepare_request
+from studio.plugin_host.registry import GENERATOR
+from studio.services.control_pictures import keep_control_pictures
+from studio.services.history_reuse import request_for_entry
+from studio.services.history_store import HistoryEntry, HistoryStore
+from studio.services.outputs import OutputStore, is_kept_control
+
+
+def noise(seed: int, size: tuple[int, int] = (40, 32)) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+
+
+def same_pixels(a: Image.Image, b: Image.Image) -> bool:
+    return a.size == b.size and np.array_equal(np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB")))
+
+
+def guided_request(tmp_path: Path, photo: Image.Image, sketch: Image.Image, **kwargs):  # noqa: ANN003, ANN201
+    """Three guides: two read one photo (two Image objects with the same pixels), one a sketch."""
+    guides = (ControlGuide("canny-sd15", photo, CANNY, low_threshold=50, high_threshold=150,
+                           image_path=str(tmp_path / "photo.png")),
+              ControlGuide("depth-sd15", photo.copy(), weight=0.5, end=0.6, image_path=str(tmp_path / "photo.png")),
+              ControlGuide(str(tmp_path / "lineart.safetensors"), sketch, INVERT, start=0.1))
+    return fake_request(generator="diffusers", model=str(tmp_path), seed=30, controls=guides, **kwargs)
+
+
+def run_jobs(tmp_path: Path, requests: list, store: HistoryStore | None = None,
+             outputs: OutputStore | None = None) -> tuple[list, list, object]:
+    """The requests through a JobService whose "diffusers" generator records what it is given."""
+    registry, env = control_registry(), make_env(tmp_path)
+    outputs = outputs or OutputStore(tmp_path / "outputs")
+
+    async def scenario():  # noqa: ANN202
+        async with running_service(env, registry, outputs=outputs, history=store) as service:
+            stream = service.subscribe()
+            jobs = [service.submit(r) for r in requests]
+            return await collect_until_done(stream, jobs), jobs
+
+    events, jobs = run(scenario())
+    return events, jobs, registry.instance(GENERATOR, "diffusers", env)
+
+
+def kept_files(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "outputs").glob("*/sources/*-control.png"))
+
+
+@pytest.fixture
+def guided(tmp_path: Path) -> dict:
+    """One guided job of two pictures, recorded in a history."""
+    photo, sketch = noise(1), noise(2, (24, 24))
+    store = HistoryStore(tmp_path / "history.db")
+    events, (job,), generator = run_jobs(tmp_path, [guided_request(tmp_path, photo, sketch, batch_count=2)], store)
+    finished = next(e for e in events if isinstance(e, JobFinished | JobFailed) and e.job_id == job)
+    assert isinstance(finished, JobFinished), finished
+    yield {"photo": photo, "sketch": sketch, "store": store, "finished": finished, "generator": generator,
+           "rows": list(reversed(store.search()))}
+    store.close()
+
+
+def test_each_distinct_control_picture_is_kept_once_before_the_engine_runs(tmp_path, guided):
+    kept = kept_files(tmp_path)
+    assert len(kept) == 2  # the photo once (two guides read it) and the sketch
+    (seen,) = guided["generator"].requests
+    paths = [g.image_path for g in seen.controls]
+    assert paths[0] == paths[1] != paths[2]
+    assert sorted({Path(p) for p in paths}) == kept and all(is_kept_control(p) for p in paths)
+    with Image.open(paths[0]) as photo, Image.open(paths[2]) as sketch:
+        assert same_pixels(photo, guided["photo"]) and same_pixels(sketch, guided["sketch"])
+    # Only the picture's path changed; the engine got every guide as asked.
+    asked = guided_request(tmp_path, guided["photo"], guided["sketch"]).controls
+    assert seen.controls == tuple(replace(g, image_path=p) for g, p in zip(asked, paths))
+    # The pictures' recipes name the kept copies.
+    for output in guided["finished"].outputs:
+        assert [r["image"] for r in read_recipe(output.path).controls] == paths
+
+
+def test_the_history_records_the_guides_with_their_kept_pictures_and_the_models_hashes(guided):
+    (seen,) = guided["generator"].requests
+    rows = guided["rows"]
+    assert len(rows) == 2
+    for row in rows:
+        assert row.params["controls"] == [g.to_record("c0ffee") for g in seen.controls]
+
+
+def test_a_rerun_uses_the_kept_pictures(guided):
+    (seen,) = guided["generator"].requests
+    again = prepare_request(request_for_entry(guided["rows"][1])).request
+    assert again.controls == seen.controls and again.seed == 31
+    assert same_pixels(again.controls[0].image, guided["photo"])
+    assert same_pixels(again.controls[1].image, guided["photo"])
+    assert same_pixels(again.controls[2].image, guided["sketch"])
+
+
+def test_a_rerun_whose_control_picture_is_gone_or_unrecorded_is_refused_in_one_sentence(guided):
+    row = guided["rows"][0]
+    gone = row.params["controls"][2]["image"]
+    Path(gone).unlink()
+    with pytest.raises(InvalidRequest) as caught:
+        request_for_entry(row)
+    assert str(caught.value) == f"The control picture {gone} of history entry {row.id} no longer exists."
+    record = row.params["controls"][0]
+    unkept = replace(row, params={**row.params, "controls": [{**record, "image": ""}]})
+    with pytest.raises(InvalidRequest) as caught:
+        request_for_entry(unkept)
+    assert str(caught.value) == (f"The control picture of the control guide of history entry {row.id} was not "
+                                 "kept, so it cannot be run again.")
+    damaged = replace(row, params={**row.params, "controls": [record, {**record, "weight": "strong"}]})
+    with pytest.raises(InvalidRequest) as caught:
+        request_for_entry(damaged)
+    assert str(caught.value) == f"The record of control guide 2 of history entry {row.id} is damaged, so it cannot " \
+                                "be run again."
+
+
+def test_deleting_the_last_entry_that_uses_a_kept_control_picture_removes_it(tmp_path, guided):
+    store, (first, second) = guided["store"], guided["rows"]
+    kept = kept_files(tmp_path)
+    store.delete(first.id)
+    assert kept_files(tmp_path) == kept  # the other picture of the job still uses them
+    store.delete(second.id)
+    assert kept_files(tmp_path) == []
+    assert not Path(second.image_path).exists()
+
+
+def test_a_picture_that_cannot_be_kept_is_a_note_and_the_guide_keeps_the_file_it_named(tmp_path):
+    class FullDisk(OutputStore):
+        def save_control(self, image: Image.Image) -> Path:
+            raise StudioError("The control picture could not be saved in /full: No space left on device.")
+
+    events, (job,), generator = run_jobs(tmp_path, [guided_request(tmp_path, noise(1), noise(2))],
+                                         outputs=FullDisk(tmp_path / "outputs"))
+    finished = next(e for e in events if isinstance(e, JobFinished | JobFailed) and e.job_id == job)
+    assert isinstance(finished, JobFinished)
+    said = ("could not be kept for the history: The control picture could not be saved in /full: No space left on "
+            "device.")
+    # One note per picture: the two guides that share the photo say it once.
+    assert [n for n in finished.notes if "control picture" in n] == [
+        f"The control picture of control guide 1 {said}", f"The control picture of control guide 3 {said}"]
+    assert [g.image_path for g in generator.requests[0].controls] == [str(tmp_path / "photo.png")] * 2 + [""]
+
+
+def test_a_failed_job_s_row_records_its_guides_and_their_kept_pictures(tmp_path):
+    store = HistoryStore(tmp_path / "history.db")
+    run_jobs(tmp_path, [guided_request(tmp_path, noise(1), noise(2), prompt="fail")], store)
+    (row,) = store.search()
+    assert row.outcome == "failed"
+    images = [r["image"] for r in row.params["controls"]]
+    assert sorted({Path(p) for p in images}) == kept_files(tmp_path) and len(images) == 3
+    assert [r["hash"] for r in row.params["controls"]] == ["", "", ""]  # no picture: no recipe told the hashes
+    store.close()
+
+
+def test_without_an_outputs_folder_nothing_is_kept():
+    request = fake_request(generator="diffusers", controls=(ControlGuide("canny", noise(1), image_path="/a.png"),))
+    notes: list[str] = []
+    assert keep_control_pictures(request, None, notes.append) is request
+    assert notes == []
+
+
+# -- deleting entries: which control pictures are Studio's to remove --------------------------------------
+
+def kept_picture(folder: Path, name: str) -> str:
+    (folder / "sources").mkdir(parents=True, exist_ok=True)
+    path = folder / "sources" / name
+    Image.new("RGB", (8, 8)).save(path)
+    return str(path)
+
+
+def guided_entry(*images: str, prompt: str = "a castle") -> HistoryEntry:
+    return HistoryEntry(prompt=prompt, params={"controls": [
+        ControlGuide("canny", image_path=image).to_record() for image in images]})
+
+
+def test_a_kept_control_picture_stays_while_another_entry_s_guide_uses_it(tmp_path):
+    store = HistoryStore(tmp_path / "history.db")
+    shared = kept_picture(tmp_path / "outputs" / "2026-01-02", "101010-0123456789-control.png")
+    only_first = kept_picture(tmp_path / "outputs" / "2026-01-02", "101010-abcdefabcd-control.png")
+    first = store.add(guided_entry(shared, only_first))
+    second = store.add(guided_entry(shared))
+    # Other text that holds a path (a prompt, a note in the params) is no use of it: only a guide is.
+    store.add(HistoryEntry(prompt=f'"{only_first}"', params={"note": only_first}))
+    store.delete(first)
+    assert Path(shared).is_file() and not Path(only_first).exists()
+    store.delete(second)
+    assert not Path(shared).exists()
+    store.close()
+
+
+def test_a_guide_that_names_the_person_s_own_picture_never_removes_it(tmp_path):
+    store = HistoryStore(tmp_path / "history.db")
+    own = tmp_path / "photos" / "sources" / "castle.png"  # not a name Studio gives the pictures it keeps
+    own.parent.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(own)
+    store.delete(store.add(guided_entry(str(own))))
+    assert own.is_file()
+    store.close()

@@ -1,0 +1,132 @@
+"""``studio generate --control MODEL IMAGE`` and the per-guide options after it: parsed into the request's guides,
+and bad input refused in one sentence before the engine starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_cli import assert_refused_without_torch
+
+from studio.core.control import CANNY, DEFAULT_HIGH, DEFAULT_LOW, INVERT, NONE, ControlGuide
+
+GUIDE_OPTIONS = {"--control-preprocessor": ["canny"], "--control-weight": ["0.5"], "--control-range": ["0", "0.5"],
+                 "--canny": ["50", "150"]}
+
+
+def picture(path: Path, seed: int, size: tuple[int, int] = (40, 32)) -> Image.Image:
+    image = Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return image
+
+
+def requested(monkeypatch: pytest.MonkeyPatch, args: list[str]):  # noqa: ANN201
+    """The prepared request ``studio generate ARGS`` hands to the job service (the engine is not started)."""
+    import studio.cli_generate
+    from studio.cli import main
+
+    ran: list = []
+
+    async def generate(request, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        ran.append(request)
+        return 0
+
+    monkeypatch.setattr(studio.cli_generate, "_generate", generate)
+    assert main(["generate", *args]) == 0
+    (request,) = ran
+    return request
+
+
+def test_each_guide_takes_the_options_given_after_its_control(studio_home, tiny_model_dir, tmp_path, monkeypatch):
+    photo = picture(tmp_path / "work" / "photo.png", 1)
+    sketch = picture(tmp_path / "work" / "sketches" / "tower.png", 2, (24, 24))
+    monkeypatch.chdir(tmp_path / "work")
+    request = requested(monkeypatch, [
+        "--model", str(tiny_model_dir), "--prompt", "a tower", "-o", str(tmp_path / "o.png"),
+        "--control", "canny-sd15", "photo.png", "--control-weight", "0.8", "--canny", "50", "150",
+        "--control-range", "0", "0.6",
+        "--control", "lineart.safetensors", "sketches/tower.png", "--control-preprocessor", "invert",
+        "--steps", "3",  # the generation's own options may come between
+        "--control-range", "0.2", "1"])
+    # Relative paths are recorded whole: a rerun from another folder finds the pictures.
+    assert request.controls == (
+        ControlGuide("canny-sd15", preprocessor=CANNY, weight=0.8, start=0.0, end=0.6, low_threshold=50,
+                     high_threshold=150, image_path=str(tmp_path / "work" / "photo.png")),
+        ControlGuide("lineart.safetensors", preprocessor=INVERT, start=0.2, end=1.0,
+                     image_path=str(tmp_path / "work" / "sketches" / "tower.png")))
+    assert np.array_equal(np.asarray(request.controls[0].image), np.asarray(photo))
+    assert np.array_equal(np.asarray(request.controls[1].image), np.asarray(sketch))
+    assert request.steps == 3
+
+
+def test_a_guide_without_options_takes_the_defaults_and_canny_thresholds_imply_canny(
+        studio_home, tiny_model_dir, tmp_path, monkeypatch):
+    picture(tmp_path / "edges.png", 3)
+    base = ["--model", str(tiny_model_dir), "--prompt", "p", "-o", str(tmp_path / "o.png")]
+    (plain,) = requested(monkeypatch, [*base, "--control", "canny-sd15", str(tmp_path / "edges.png")]).controls
+    assert (plain.preprocessor, plain.weight, plain.start, plain.end) == (NONE, 1.0, 0.0, 1.0)
+    assert (plain.low_threshold, plain.high_threshold) == (DEFAULT_LOW, DEFAULT_HIGH)
+    (canny,) = requested(monkeypatch, [*base, "--control", "canny-sd15", str(tmp_path / "edges.png"),
+                                       "--canny", "10", "90"]).controls
+    assert (canny.preprocessor, canny.low_threshold, canny.high_threshold) == (CANNY, 10, 90)
+    assert requested(monkeypatch, base).controls == ()
+
+
+@pytest.mark.parametrize("option", GUIDE_OPTIONS)
+def test_a_guide_option_with_no_control_before_it_is_an_argparse_error(option, capsys):
+    from studio.cli import build_parser
+
+    parser = build_parser([])
+    with pytest.raises(SystemExit) as exited:
+        parser.parse_args(["generate", "--prompt", "p", "-o", "o.png", option, *GUIDE_OPTIONS[option],
+                           "--control", "canny", "edges.png"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"studio generate: error: argument {option}: it sets an option of a control guide, so it must come after "
+        "the --control MODEL IMAGE it applies to")
+
+
+def test_the_help_says_what_each_control_option_does(capsys):
+    from studio.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser([]).parse_args(["generate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for said in ("--control MODEL IMAGE guide the picture with the ControlNet MODEL",
+                 "--control-preprocessor {none,canny,invert} what is done to the control picture first",
+                 "--control-weight W how strongly the guide steers, 0 to 2",
+                 "--control-range START END the part of the steps it steers",
+                 "--canny LOW HIGH the Canny edge thresholds"):
+        assert said in text
+
+
+def test_bad_control_input_exits_2_with_one_sentence_before_loading_torch(tiny_model_dir, tmp_path):
+    home = tmp_path / "studio-home"
+    picture(tmp_path / "edges.png", 1)
+    (tmp_path / "notes.png").write_text("not a picture")
+    edges = ["--control", "canny-sd15", str(tmp_path / "edges.png")]
+    base = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", str(tmp_path / "never.png")]
+    assert_refused_without_torch(home, base, {
+        "missing picture": (["--control", "canny-sd15", str(tmp_path / "gone.png")],
+                            f"The control picture {tmp_path / 'gone.png'} of the control guide does not exist."),
+        "not a picture": ([*edges, "--control", "depth", str(tmp_path / "notes.png")],
+                          "notes.png is not an image file Studio can read."),
+        "canny with invert": ([*edges, "--control", "lines", str(tmp_path / "edges.png"), "--canny", "1", "2",
+                               "--control-preprocessor", "invert"],
+                              "--canny sets the Canny edge thresholds, but control guide 2 uses the invert "
+                              "preprocessor; leave --canny out or give --control-preprocessor canny."),
+        "weight": ([*edges, "--control-weight", "3"], "The control guide's weight must be between 0 and 2, not 3.0."),
+        "range": ([*edges, "--control-range", "0.8", "0.2"],
+                  "The control guide must start before it ends, both between 0 and 1 of the steps (not 0.8 to 0.2)."),
+        "thresholds": ([*edges, "--canny", "200", "100"],
+                       "The control guide's Canny thresholds must be 0 to 255 with the low one at most the high one, "
+                       "not 200 and 100."),
+        "four guides": (edges * 4, "A job takes at most 3 control guides, not 4."),
+        "plugin generator": (["--generator", "no-such-generator", *edges],
+                             "The generator 'no-such-generator' takes no control guides; they steer Studio's own "
+                             "generator only, so leave out --control."),
+    })
+    assert not (tmp_path / "never.png").exists()
