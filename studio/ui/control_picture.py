@@ -135,6 +135,8 @@ class ControlPicture(QWidget):
         if load != self._loads:
             return
         if image is None:
+            if self.state == LOADING:  # the file being read was given up for the canvas
+                self._set_state(EMPTY, "")
             self.status.setText("There is no picture on the canvas yet; open or generate one first.")
             self.status.setProperty("error", True)
             repolish(self.status)

@@ -239,3 +239,20 @@ def test_malformed_saved_guides_are_dropped_not_the_settings():  # noqa: ANN001
         {"model": "a", "weight": 7}, "nonsense", {"model": "b", "preprocessor": "invert"}, *[{"model": "c"}] * 4]})
     assert [c["model"] for c in defaults.controls] == ["b", "c", "c"]
     assert ControlGuide.from_record(defaults.controls[0]).preprocessor == "invert"
+
+
+def test_canvas_with_no_canvas_picture_says_so(qtbot, panel, picture, monkeypatch):  # noqa: ANN001
+    release, real = threading.Event(), control_picture.open_image
+    monkeypatch.setattr(control_picture, "open_image", lambda path: release.wait(WAIT_MS / 1000) and real(path))
+    row = panel.control_box.add()
+    row.picture.use_file(picture)
+    qtbot.waitUntil(lambda: row.picture.state == "loading", timeout=WAIT_MS)
+    panel.image_sources = lambda: [("Canvas picture", lambda: None)]  # an empty canvas
+    row.picture.canvas_button.click()
+    qtbot.waitUntil(lambda: "no picture on the canvas" in row.picture.status.text(), timeout=WAIT_MS)
+    assert row.picture.state == "empty"  # the file it gave up is not left "being read"
+    release.set()  # ... nor shown when it has been read after all: the later choice wins
+    qtbot.waitUntil(lambda: len(panel.control_box._tasks) == 0, timeout=WAIT_MS)  # the read has ended
+    assert row.picture.state == "empty"
+    with pytest.raises(InvalidRequest, match="has no control picture"):
+        panel.build_request(None)

@@ -19,11 +19,12 @@ WAIT_MS = 10_000
 
 
 def _library(window, tiny_model_dir: Path) -> None:  # noqa: ANN001
-    """The tiny model and two ControlNets (the engine's scan lists them once it reads controlnet/)."""
+    """The tiny model and three ControlNets (the engine's scan lists them once it reads controlnet/)."""
     models = window.settings.models_dir
     tiny = LibraryItem("tiny-sd", tiny_model_dir.resolve(), "checkpoint", "sd1", "SD 1.x", 1, "linked", linked=True)
     nets = [LibraryItem(name, models / "controlnet" / f"{name}.safetensors", "controlnet", family, "ControlNet", 1,
                         "models folder") for name, family in (("control_v11p_sd15_canny", "sd1"),
+                                                              ("control_v11p_sd15_lineart", "sd1"),
                                                               ("controlnet-canny-sdxl-1.0", "sdxl"))]
     window.models.show_library([tiny, *nets])
 
@@ -44,7 +45,7 @@ def test_the_library_feeds_the_section_and_canvas_takes_the_canvas_picture(qtbot
     assert box.add_button.isEnabled()
     row = box.add()
     combo = row.model_combo
-    assert [combo.model().item(i).isEnabled() for i in range(1, combo.count())] == [True, False]  # SDXL's greyed
+    assert [combo.model().item(i).isEnabled() for i in range(1, combo.count())] == [True, True, False]  # SDXL's
     canvas = Image.new("RGB", (64, 64), (200, 30, 30))
     window.document.set_image(canvas, "Test")
     row.picture.canvas_button.click()
@@ -120,6 +121,7 @@ def test_screenshot_of_the_control_section(qtbot, window, tiny_model_dir, tmp_pa
     first = panel.control_box.add()
     first.picture.use_file(tmp_path / "drawing.png")
     second = panel.control_box.add()
+    second.select_model("control_v11p_sd15_lineart")
     second.preprocessor_combo.setCurrentIndex(second.preprocessor_combo.findData("invert"))
     second.weight_spin.setValue(0.6)
     second.end_spin.setValue(0.8)
