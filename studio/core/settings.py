@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from studio.core import hires as hires_fix
+from studio.core.control import MAX_GUIDES, control_records
 from studio.core.errors import StudioError, first_line
 from studio.core.paths import StudioPaths, studio_paths
 from studio.core.requests import DEFAULT_SCHEDULER, MAX_LORA_WEIGHT, MAX_LORAS, MEMORY_MODES, SCHEDULER_NAMES, SPEED_MODES
@@ -49,6 +50,8 @@ class GenerationDefaults(BaseModel):
     hires_steps: int = Field(0, ge=0, le=1000)
     hires_strength: float = Field(hires_fix.DEFAULT_STRENGTH, gt=0, le=1)
     hires_upscaler: str = hires_fix.LANCZOS
+    # ControlNet guides as ControlGuide.to_record keeps them (the picture by its file's path), plus "enabled".
+    controls: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("scheduler")
     @classmethod
@@ -59,6 +62,17 @@ class GenerationDefaults(BaseModel):
     @classmethod
     def _at_most_max_loras(cls, value: list[LoraSetting]) -> list[LoraSetting]:
         return value[:MAX_LORAS]
+
+    @field_validator("controls", mode="before")
+    @classmethod
+    def _well_formed_guides(cls, value: object) -> list[dict[str, Any]]:
+        """Guides a job could take, at most MAX_GUIDES: a hand-edited file may hold anything, and one bad guide
+        must not cost the person the rest of their settings."""
+        kept = []
+        for item in value if isinstance(value, list) else []:
+            for record in control_records([item]):
+                kept.append({**record, "enabled": not (isinstance(item, dict) and item.get("enabled") is False)})
+        return kept[:MAX_GUIDES]
 
 
 class LoraSetting(BaseModel):

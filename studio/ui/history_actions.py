@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
+from studio.core.control import control_records
 from studio.core.errors import StudioError
 from studio.core.hires import HiresFix
 from studio.core.image_info import inspect_image, recipe_fields
-from studio.core.images import open_image
+from studio.core.images import open_image, read_recipe
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
 from studio.core.settings import GenerationPreset, PromptStyle
@@ -69,12 +70,15 @@ class HistoryActions(QObject):
         options = InpaintOptions(**{k: v for k, v in inpaint.items() if k in known}) \
             if isinstance(inpaint, dict) else None
         loras, vae = await asyncio.to_thread(loras_and_vae, entry)  # may read the picture's recipe
+        controls, missing = await asyncio.to_thread(recorded_controls, entry)
         notes = self.panel.fill(
             prompt=entry.prompt, negative_prompt=entry.negative_prompt, width=entry.width or None,
             height=entry.height or None, steps=entry.steps or None, cfg_scale=entry.cfg_scale, seed=entry.seed,
             scheduler=entry.sampler or None, strength=entry.strength, model_path=entry.model_path or None,
             inpaint=options, generator=entry.generator, generator_params=entry.params.get("generator_params"),
             loras=loras, vae=vae, hires=HiresFix.from_record(entry.params.get("hires")) or False)
+        self.panel.control_box.set_records(controls)  # none for a picture made without: so is the remake
+        notes += [f"Its control picture {path} is missing; choose another for that guide." for path in missing]
         if entry.source_image_path:
             try:
                 picture = await asyncio.to_thread(open_image, entry.source_image_path)
@@ -178,9 +182,10 @@ class HistoryActions(QObject):
             self.add_preset(name.strip())
 
     def add_preset(self, name: str) -> None:
-        """The current settings (not the prompt, negative prompt or seed) saved as ``name``, replacing one."""
+        """The current settings (not the prompt, negative prompt, seed or control guides: like the prompt, the guides
+        belong to the picture being made, not to a way of working) saved as ``name``, replacing one."""
         current = self.window.generation_defaults()
-        kept = current.model_copy(update={"prompt": "", "negative_prompt": "", "seed": -1}, deep=True)
+        kept = current.model_copy(update={"prompt": "", "negative_prompt": "", "seed": -1, "controls": []}, deep=True)
         presets = [p for p in self.window.settings.presets if p.name != name]
         presets.append(GenerationPreset(name=name, generation=kept))
         self.window.settings.presets = sorted(presets, key=lambda p: p.name.lower())
@@ -189,10 +194,11 @@ class HistoryActions(QObject):
         self.window.status.set_message(f"Saved the preset {name!r}.")
 
     def apply_preset(self, preset: GenerationPreset) -> None:
-        """The preset's settings, keeping the prompt, negative prompt and seed as they are."""
+        """The preset's settings, keeping the prompt, negative prompt, seed and control guides as they are."""
         current = self.panel.defaults()
         chosen = preset.generation.model_copy(update={
-            "prompt": current.prompt, "negative_prompt": current.negative_prompt, "seed": current.seed}, deep=True)
+            "prompt": current.prompt, "negative_prompt": current.negative_prompt, "seed": current.seed,
+            "controls": current.controls}, deep=True)
         notes = []
         if chosen.generator != "diffusers" and not self.panel.model_picker.lists_generator(chosen.generator):
             # Its plugin is gone or off: the rest of the preset applies, the current model or generator stays.
@@ -210,3 +216,17 @@ class HistoryActions(QObject):
         self.window.settings.presets = [p for p in self.window.settings.presets if p.name != preset.name]
         self.panel.presets_button.set_items(self.window.settings.presets)
         self.window.persist_settings()
+
+
+def recorded_controls(entry: HistoryEntry) -> tuple[tuple[dict[str, Any], ...], list[str]]:
+    """The guides an entry was made with (from its params where the job recorded them, else from its picture's
+    recipe), and the kept control pictures that are gone. Reads files: run it in a worker thread."""
+    if "controls" in entry.params:
+        records = control_records(entry.params["controls"])
+    else:
+        try:
+            recipe = read_recipe(entry.image_path) if entry.image_path and Path(entry.image_path).is_file() else None
+        except (StudioError, ValueError, TypeError):  # a damaged file only loses what it would have told
+            recipe = None
+        records = recipe.controls if recipe is not None else ()
+    return records, [r["image"] for r in records if r["image"] and not Path(r["image"]).is_file()]

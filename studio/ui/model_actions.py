@@ -14,6 +14,8 @@ from studio.core.model_library import embedding_files, LibraryItem, checkpoints,
 from studio.core.models import ModelEntry
 from studio.ui.actions import make_action
 
+CONTROL_PICTURES = "control-pictures"
+
 if TYPE_CHECKING:
     from studio.core.settings import Settings
     from studio.ui.main_window import MainWindow
@@ -29,6 +31,8 @@ class ModelActions:
                                           "Import, download, link and remove models")
         self.gpu_menu = self._gpu_menu()
         self.dialog: QDialog | None = None
+        # A control guide's canvas picture is kept here, so the settings and presets can name it by its path.
+        self.panel.control_box.keep_folder = window.data_dir / CONTROL_PICTURES
         # Once it is up, the engine prepares for the job the panel describes (if no job came first): it loads the
         # picked model and, on a GPU, runs a step at the panel's size. Keep it told.
         self.panel.model_picker.selection_changed.connect(self._prefer_likely_job)
@@ -59,6 +63,7 @@ class ModelActions:
         self.panel.set_models(checkpoints(items), "", str(self.settings.models_dir))
         self.panel.lora_box.set_library(items)
         self.panel.hires_box.set_library(items)
+        self.panel.control_box.set_library(items)
         self.window.actions_.run(self._list_embeddings())
 
     async def _list_embeddings(self) -> None:

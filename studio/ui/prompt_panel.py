@@ -7,13 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (
-    QHBoxLayout,
-    QPushButton,
-    QScrollArea,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QHBoxLayout, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from studio.core.hires import HiresFix
 from studio.core.inpaint import InpaintOptions
@@ -22,6 +16,7 @@ from studio.core.requests import MAX_SEED, SCHEDULER_NAMES, GenerationRequest
 from studio.core.settings import GenerationDefaults, PromptStyle
 from studio.plugin_host.registry import Contribution
 from studio.ui import prompt_panel_values
+from studio.ui.control_box import ControlBox
 from studio.ui.generation_controls import Img2ImgBox, SamplingBox, SizeBox
 from studio.ui.hires_box import HiresBox
 from studio.ui.inpaint_options import InpaintOptionsBox
@@ -125,6 +120,9 @@ class PromptPanel(QWidget):
         self.inpaint_box = InpaintOptionsBox()
         self.inpaint_box.hide()
         layout.addWidget(self.inpaint_box)
+        layout.addSpacing(6)
+        self.control_box = ControlBox(lambda: self.image_sources())
+        layout.addWidget(self.control_box)
 
         layout.addStretch(1)
         footer = QVBoxLayout()
@@ -168,8 +166,7 @@ class PromptPanel(QWidget):
             signal.connect(self.clear_error)
         self.model_picker.selection_changed.connect(self._update_generator_mode)
         for spin in (self.width_spin, self.height_spin):
-            spin.valueChanged.connect(lambda *_: self.hires_box.set_base_size(self.width_spin.value(),
-                                                                            self.height_spin.value()))
+            spin.valueChanged.connect(self._size_changed)
         self.use_canvas_check.toggled.connect(self._update_hires)
 
     # -- models ------------------------------------------------------------------------------
@@ -195,6 +192,8 @@ class PromptPanel(QWidget):
         self.sampling.set_plugin_mode(generator is not None)
         self.inpaint_box.setVisible(generator is None and self._mask_active)
         self.plugin_box.setVisible(generator is not None)
+        self.control_box.set_generator(generator.title if generator is not None else None)
+        self.control_box.set_model(self.selected_model())
         if generator is not None:
             self.plugin_box.show_generator(generator)
 
@@ -225,6 +224,10 @@ class PromptPanel(QWidget):
             QTimer.singleShot(0, self, self._show_inpaint_options)
         self.img2img.set_mask_active(active)
         self._update_hires()
+
+    def _size_changed(self) -> None:
+        self.hires_box.set_base_size(self.width_spin.value(), self.height_spin.value())
+        self.control_box.set_size(self.width_spin.value(), self.height_spin.value())
 
     def _update_hires(self) -> None:
         """A job that starts from the canvas works at the canvas's size: the hires fix does not apply to it."""

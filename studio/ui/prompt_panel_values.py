@@ -39,6 +39,7 @@ def build_request(panel: PromptPanel, canvas_image: Image.Image | None,
         raise InvalidRequest("No model is selected; add one in the Model Library first (the folder button "
                              "above).")
     init_image = None
+    controls = panel.control_box.guides()  # a guide that cannot be used is said before anything is queued
     if mask is not None:
         if canvas_image is None:
             raise InvalidRequest("There is no picture to inpaint; open or generate one first.")
@@ -49,6 +50,7 @@ def build_request(panel: PromptPanel, canvas_image: Image.Image | None,
             seed=seed, scheduler=panel.scheduler_combo.currentText(), batch_count=panel.batch_spin.value(),
             init_image=canvas_image, mask=mask, strength=panel.strength_spin.value(),
             inpaint=panel.inpaint_box.options(), loras=panel.lora_box.choices(), vae=panel.lora_box.vae(),
+            controls=controls,
         )
     if panel.use_canvas_check.isChecked():
         if canvas_image is None:
@@ -60,7 +62,7 @@ def build_request(panel: PromptPanel, canvas_image: Image.Image | None,
         height=panel.height_spin.value(), steps=panel.steps_spin.value(), cfg_scale=panel.cfg_spin.value(),
         seed=seed, scheduler=panel.scheduler_combo.currentText(), batch_count=panel.batch_spin.value(),
         init_image=init_image, strength=panel.strength_spin.value(), loras=panel.lora_box.choices(),
-        vae=panel.lora_box.vae(), hires=panel.hires_box.hires() if init_image is None else None,
+        vae=panel.lora_box.vae(), hires=panel.hires_box.hires() if init_image is None else None, controls=controls,
     )
 
 
@@ -89,6 +91,7 @@ def read_defaults(panel: PromptPanel) -> GenerationDefaults:
         loras=[LoraSetting(name=c.name, weight=c.weight) for c in panel.lora_box.choices()],
         vae=panel.lora_box.vae(),
         **_hires_defaults(panel.hires_box.enabled_check.isChecked(), panel.hires_box.saved_values()),
+        controls=panel.control_box.records(),
     )
 
 
@@ -111,6 +114,7 @@ def load_defaults(panel: PromptPanel, d: GenerationDefaults) -> None:
     panel.plugin_box.restore(d.generator_params)
     panel.lora_box.set_values([(lora.name, lora.weight) for lora in d.loras], d.vae)
     panel.hires_box.set_values(HiresFix(d.hires_scale, d.hires_steps, d.hires_strength, d.hires_upscaler), d.hires)
+    panel.control_box.set_records(d.controls)
     if d.generator != "diffusers":
         panel.model_picker.prefer_generator(d.generator)
 

@@ -1,0 +1,175 @@
+"""The prompt panel's Control section: up to MAX_GUIDES ControlNet guides (control_guide_row), each a picture that
+steers the composition of the next pictures, as AUTOMATIC1111's ControlNet units and krita-ai-diffusion's control
+layers do."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+
+from studio.core.control import MAX_GUIDES, ControlGuide
+from studio.core.errors import InvalidRequest
+from studio.core.model_library import LibraryItem
+from studio.ui.control_guide_row import GuideRow
+from studio.ui.control_picture import CanvasSource
+from studio.ui.generation_controls import section_layout
+from studio.ui.parameter_form import ImageSource
+from studio.ui.tasks import Tasks
+from studio.ui.theme import icon, section_label
+
+CANVAS = "Canvas picture"  # the image source "From canvas" takes (see PluginActions.image_sources)
+NO_CONTROLNETS = "No ControlNets in the library yet (Settings → Model Library…)"
+ABOUT = "Steer the composition with a picture: its edges, a sketch, a depth map or a pose."
+ADD_TIP = (f"Add a guide: a picture whose edges, lines, depth or pose the new picture follows (at most {MAX_GUIDES}; "
+           "each one slows every step down)")
+
+
+class ControlBox(QWidget):
+    changed = Signal()
+
+    def __init__(self, image_sources: Callable[[], list[ImageSource]] = list, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._tasks = Tasks()
+        self._controlnets: list[LibraryItem] = []
+        self._families: dict[str, str] = {}  # checkpoint path -> family, from the library
+        self._model = ""  # the chosen checkpoint
+        self._size = (512, 512)
+        self._generator = ""  # a plugin generator's title while one is chosen: the guides do not apply
+        self.rows: list[GuideRow] = []
+        self._image_sources = image_sources  # the window's: "Canvas" takes the picture from its "Canvas picture"
+        self.keep_folder: Path | None = None  # where canvas pictures are kept (set by the window)
+        layout = section_layout(self)
+        header = QHBoxLayout()
+        header.addWidget(section_label("Control"))
+        header.addStretch(1)
+        self.add_button = QToolButton()
+        self.add_button.setIcon(icon("add"))
+        self.add_button.setText("Add control guide")
+        self.add_button.setToolButtonStyle(self.add_button.toolButtonStyle().ToolButtonTextBesideIcon)
+        self.add_button.clicked.connect(self._add_clicked)
+        header.addWidget(self.add_button)
+        layout.addLayout(header)
+        self.hint = QLabel()
+        self.hint.setObjectName("hintLabel")
+        self.hint.setWordWrap(True)
+        layout.addWidget(self.hint)
+        self.guides_widget = QWidget()  # greyed as a whole while a plugin generator is chosen
+        self.rows_layout = QVBoxLayout(self.guides_widget)
+        self.rows_layout.setContentsMargins(0, 0, 0, 0)
+        self.rows_layout.setSpacing(8)
+        layout.addWidget(self.guides_widget)
+        self._update()
+
+    # -- what it applies to -------------------------------------------------------------------------
+    def set_library(self, items: list[LibraryItem]) -> None:
+        """The library's ControlNets to pick from, and its checkpoints' families (to list fitting ones first)."""
+        self._controlnets = [i for i in items if i.kind == "controlnet" and i.usable]
+        self._families = {str(i.path): i.family for i in items if i.kind == "checkpoint"}
+        self._update_models()
+
+    def set_model(self, model: str) -> None:
+        """The chosen checkpoint (its path): ControlNets for its family are the ones that can be picked."""
+        self._model = model
+        self._update_models()
+
+    def set_size(self, width: int, height: int) -> None:
+        """The new picture's size: the thumbnails show the control pictures cropped to it, as the job crops them."""
+        self._size = (width, height)
+        for row in self.rows:
+            row.picture.job_size = self._size
+            row.picture.refresh_preview()
+
+    def set_generator(self, title: str | None) -> None:
+        """A plugin generator (by its title) takes no guides: they are greyed, and kept for when a model is back."""
+        self._generator = title or ""
+        self._update()
+
+    def applies(self) -> bool:
+        return not self._generator
+
+    # -- guides -------------------------------------------------------------------------------------
+    def add(self, record: Mapping[str, Any] | None = None) -> GuideRow | None:
+        """A new guide, empty (with the first fitting ControlNet) or as recorded; None at MAX_GUIDES."""
+        if len(self.rows) >= MAX_GUIDES:
+            return None
+        row = GuideRow(self._tasks, self._canvas_source, lambda: self.keep_folder)
+        row.picture.job_size = self._size
+        row.set_models(self._controlnets, self._family())
+        if record is None:
+            row.choose_first_model()
+        else:
+            row.set_record(dict(record))
+        row.remove_requested.connect(lambda: self.remove(row))
+        row.changed.connect(self.changed)
+        self.rows.append(row)
+        self.rows_layout.addWidget(row)
+        self._update()
+        self.changed.emit()
+        return row
+
+    def remove(self, row: GuideRow) -> None:
+        if row in self.rows:
+            self.rows.remove(row)
+            row.hide()
+            row.deleteLater()
+            self._update()
+            self.changed.emit()
+
+    def guides(self) -> tuple[ControlGuide, ...]:
+        """The guides a job takes, in order (those switched off left out); InvalidRequest, in a sentence, for one
+        that cannot be used as it stands (no picture, a missing file, no model, a model of another family)."""
+        if not self.applies():
+            return ()
+        for index, row in enumerate(self.rows):
+            label = "The control guide" if len(self.rows) == 1 else f"Control guide {index + 1}"
+            if row.enabled() and (problem := row.problem(label)) is not None:
+                raise InvalidRequest(problem)
+        return tuple(row.guide() for row in self.rows if row.enabled())
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every guide as the settings and presets keep it (the picture by its file's path)."""
+        return [row.record() for row in self.rows]
+
+    def set_records(self, records: list[Mapping[str, Any]] | tuple[Mapping[str, Any], ...]) -> None:
+        """The guides of saved settings or a picture's recipe, in place of the ones shown (the same ones are left
+        as they are: a canvas picture not kept yet would be lost, and the others read again for nothing)."""
+        if [dict(r) for r in records] == self.records():
+            return
+        for row in list(self.rows):
+            self.remove(row)
+        for record in records:
+            if ControlGuide.from_record(record) is not None:
+                self.add(record)
+
+    # -- inside -------------------------------------------------------------------------------------
+    def _add_clicked(self) -> None:
+        self.add()
+
+    def _canvas_source(self) -> CanvasSource | None:
+        return dict(self._image_sources()).get(CANVAS)
+
+    def _family(self) -> str:
+        return self._families.get(self._model, "")
+
+    def _update_models(self) -> None:
+        for row in self.rows:
+            row.set_models(self._controlnets, self._family())
+        self._update()
+
+    def _update(self) -> None:
+        full = len(self.rows) >= MAX_GUIDES
+        self.add_button.setEnabled(self.applies() and bool(self._controlnets) and not full)
+        self.add_button.setToolTip(NO_CONTROLNETS if not self._controlnets else
+                                   f"At most {MAX_GUIDES} control guides at once: each one slows every step down"
+                                   if full else ADD_TIP)
+        self.guides_widget.setEnabled(self.applies())
+        off = (f"Control guides steer Studio's own Stable Diffusion models; {self._generator} does not use them "
+               "(they are kept for when you pick a model again).")
+        self.setToolTip(off if self._generator else "")
+        hint = off if self._generator else "" if self.rows else ABOUT if self._controlnets else NO_CONTROLNETS
+        self.hint.setText(hint)
+        self.hint.setVisible(bool(hint))

@@ -1,0 +1,258 @@
+"""The prompt panel's Control section on real widgets: guides added and removed, the request they make, family
+filtering, the thumbnail made off the UI thread, the guide limit, a plugin generator, and saved guides restored."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+
+from studio.core import control
+from studio.core.control import MAX_GUIDES, ControlGuide
+from studio.core.errors import InvalidRequest
+from studio.core.model_library import LibraryItem
+from studio.core.models import ModelEntry
+from studio.core.settings import GenerationDefaults
+from studio.plugin_host.registry import GENERATOR, Contribution
+from studio.ui import control_picture
+from studio.ui.control_box import NO_CONTROLNETS
+from studio.ui.prompt_panel import PromptPanel
+
+WAIT_MS = 10_000
+MODELS = Path("/models")
+
+
+def _item(name: str, kind: str, family: str, folder: str) -> LibraryItem:
+    return LibraryItem(name, MODELS / folder / f"{name}.safetensors", kind, family, kind, 1, "models folder")
+
+
+SD15 = _item("dreamshaper_8", "checkpoint", "sd1", "checkpoints")
+SDXL = _item("juggernaut_xl", "checkpoint", "sdxl", "checkpoints")
+CANNY15 = _item("control_v11p_sd15_canny", "controlnet", "sd1", "controlnet")
+LINEART15 = _item("control_v11p_sd15_lineart", "controlnet", "sd1", "controlnet")
+CANNYXL = _item("controlnet-canny-sdxl-1.0", "controlnet", "sdxl", "controlnet")
+
+
+@pytest.fixture
+def panel(qtbot, qt_loop) -> PromptPanel:  # noqa: ANN001
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    panel.set_models([ModelEntry(i.name, i.path, i.label) for i in (SD15, SDXL)], str(SD15.path), str(MODELS))
+    panel.control_box.set_library([SD15, SDXL, CANNY15, LINEART15, CANNYXL])
+    panel.prompt_edit.setPlainText("a cat")
+    panel.resize(360, 900)
+    panel.show()
+    return panel
+
+
+@pytest.fixture
+def picture(tmp_path: Path) -> Path:
+    path = tmp_path / "sketch.png"
+    image = Image.new("RGB", (96, 64), "white")
+    image.paste((0, 0, 0), (20, 10, 70, 50))
+    image.save(path)
+    return path
+
+
+def _ready(qtbot, row) -> None:  # noqa: ANN001
+    qtbot.waitUntil(lambda: row.picture.state == "ready" and row.picture.preview is not None, timeout=WAIT_MS)
+
+
+def test_guides_are_added_and_removed_and_go_into_the_request_in_order(qtbot, panel, picture):  # noqa: ANN001
+    box = panel.control_box
+    assert panel.build_request(None).controls == ()
+    canvas, read_in = Image.new("RGB", (64, 64), "gray"), []
+    # As the window's source does: a copy of the canvas picture (made in a worker thread: a 4096² one takes a while).
+    panel.image_sources = lambda: [("Canvas picture", lambda: read_in.append(threading.current_thread())
+                                    or canvas.copy())]
+    first = box.add()
+    assert (first.model(), first.preprocessor()) == (CANNY15.name, "canny")  # the first that fits, and its edges
+    qtbot.mouseClick(box.add_button, Qt.MouseButton.LeftButton)
+    second = box.rows[1]
+    second.select_model(LINEART15.name)
+    second.preprocessor_combo.setCurrentIndex(second.preprocessor_combo.findData("invert"))
+    second.weight_spin.setValue(0.6)
+    second.end_spin.setValue(0.8)
+    first.picture.use_file(picture)
+    qtbot.mouseClick(second.picture.canvas_button, Qt.MouseButton.LeftButton)
+    _ready(qtbot, first)
+    _ready(qtbot, second)
+    guides = panel.build_request(None).controls
+    assert [(g.model, g.preprocessor, g.weight, g.start, g.end) for g in guides] == [
+        (CANNY15.name, "canny", 1.0, 0.0, 1.0), (LINEART15.name, "invert", 0.6, 0.0, 0.8)]
+    assert guides[0].image.size == (96, 64) and guides[0].image_path == str(picture)
+    assert guides[1].image.tobytes() == canvas.tobytes() and read_in != [threading.main_thread()]
+    qtbot.mouseClick(first.remove_button, Qt.MouseButton.LeftButton)
+    assert box.rows == [second]
+    assert [g.model for g in panel.build_request(None).controls] == [LINEART15.name]
+    second.set_enabled(False)  # kept, but left out of the job
+    assert panel.build_request(None).controls == () and len(box.rows) == 1
+
+
+def test_canny_thresholds_show_only_for_canny(qtbot, panel, picture):  # noqa: ANN001
+    row = panel.control_box.add()
+    row.preprocessor_combo.setCurrentIndex(row.preprocessor_combo.findData("none"))
+    qtbot.waitUntil(row.isVisible)  # a widget added to a shown layout is shown by a queued call
+    low = row.low_spin
+    assert not low.isVisibleTo(panel)
+    row.preprocessor_combo.setCurrentIndex(row.preprocessor_combo.findData("canny"))
+    assert low.isVisibleTo(panel) and row.high_spin.isVisibleTo(panel)
+    tip = row.preprocessor_combo.itemData(row.preprocessor_combo.currentIndex(), Qt.ItemDataRole.ToolTipRole)
+    assert tip == control.PREPROCESSORS["canny"]
+    row.low_spin.setValue(50)
+    row.high_spin.setValue(120)
+    row.high_spin.setValue(30)  # never below the low one: the values stay a job's
+    assert (row.guide().low_threshold, row.guide().high_threshold) == (50, 50)
+    row.preprocessor_combo.setCurrentIndex(row.preprocessor_combo.findData("invert"))
+    assert not low.isVisibleTo(panel)
+
+
+def test_controlnets_of_another_family_are_greyed_and_refused(qtbot, panel, picture):  # noqa: ANN001
+    row = panel.control_box.add()
+    combo = row.model_combo
+    enabled = {combo.itemText(i): combo.model().item(i).isEnabled() for i in range(1, combo.count())}
+    assert enabled == {CANNY15.name: True, LINEART15.name: True, f"{CANNYXL.name}  ·  SDXL": False}
+    row.picture.use_file(picture)
+    _ready(qtbot, row)
+    panel.model_picker.select_model(str(SDXL.path))
+    enabled = {combo.itemText(i): combo.model().item(i).isEnabled() for i in range(1, combo.count())}
+    assert enabled[CANNYXL.name] and not enabled[f"{CANNY15.name}  ·  SD 1.x"]
+    assert row.model() == CANNY15.name  # the choice stays, and is said to be wrong
+    assert "is for SD 1.x models" in row.picture.status.text()
+    with pytest.raises(InvalidRequest, match="control_v11p_sd15_canny is for SD 1.x models, and the chosen model "
+                                             "is SDXL"):
+        panel.build_request(None)
+    row.select_model(CANNYXL.name)
+    assert panel.build_request(None).controls[0].model == CANNYXL.name
+    row.select_model("control_sd15_depth")  # not in the library: listed by its name
+    assert row.model_combo.currentText() == "control_sd15_depth (not in the library)"
+
+
+def test_the_thumbnail_is_made_off_the_ui_thread(qtbot, panel, picture, monkeypatch):  # noqa: ANN001
+    threads: list[threading.Thread] = []
+    real = control.preprocess
+
+    def spy(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(control, "preprocess", spy)
+    row = panel.control_box.add()
+    row.preprocessor_combo.setCurrentIndex(row.preprocessor_combo.findData("invert"))
+    row.picture.use_file(picture)
+    _ready(qtbot, row)
+    assert threads and threading.main_thread() not in threads
+    # As the ControlNet will see it: inverted (the white paper black), cropped square to the 512x512 job.
+    assert row.picture.preview.size == (control_picture.THUMB, control_picture.THUMB)
+    assert row.picture.preview.getpixel((0, 0)) == (0, 0, 0)
+    assert not row.picture.thumb.pixmap().isNull()
+
+
+def test_a_picture_file_is_read_off_the_ui_thread_and_generate_waits_for_it(qtbot, panel, picture,  # noqa: ANN001
+                                                                           monkeypatch):
+    release, threads = threading.Event(), []
+    real = control_picture.open_image
+
+    def slow(path):  # noqa: ANN001, ANN202 - a huge picture taking its time to decode
+        threads.append(threading.current_thread())
+        release.wait(WAIT_MS / 1000)
+        return real(path)
+
+    monkeypatch.setattr(control_picture, "open_image", slow)
+    row = panel.control_box.add()
+    row.picture.use_file(picture)
+    qtbot.waitUntil(lambda: bool(threads), timeout=WAIT_MS)
+    assert threads[0] is not threading.main_thread() and row.picture.thumb.text() == "Reading…"
+    with pytest.raises(InvalidRequest, match="still being read"):
+        panel.build_request(None)
+    release.set()
+    _ready(qtbot, row)
+    assert panel.build_request(None).controls[0].image.size == (96, 64)
+
+
+def test_at_most_max_guides_and_a_word_when_the_library_has_none(qtbot, panel):  # noqa: ANN001
+    box = panel.control_box
+    for _ in range(MAX_GUIDES):
+        assert box.add_button.isEnabled()
+        box.add_button.click()
+    assert len(box.rows) == MAX_GUIDES and not box.add_button.isEnabled()
+    assert f"At most {MAX_GUIDES}" in box.add_button.toolTip()
+    assert box.add() is None
+    box.remove(box.rows[0])
+    assert box.add_button.isEnabled()
+    box.set_library([SD15])
+    assert not box.add_button.isEnabled()
+    assert box.add_button.toolTip() == NO_CONTROLNETS
+    box.set_records([])
+    assert box.hint.isVisibleTo(panel) and box.hint.text() == NO_CONTROLNETS
+
+
+def test_a_plugin_generator_greys_the_guides_and_takes_none(qtbot, panel, picture):  # noqa: ANN001
+    panel.set_generators([Contribution(GENERATOR, "noise", "Noise", "x:y")])
+    row = panel.control_box.add()
+    row.picture.use_file(picture)
+    _ready(qtbot, row)
+    panel.model_picker.select_generator("noise")
+    box = panel.control_box
+    assert not box.guides_widget.isEnabled() and not box.add_button.isEnabled()
+    assert "Noise does not use them" in box.toolTip() and box.hint.isVisibleTo(panel)
+    assert panel.build_request(None).controls == ()
+    panel.model_picker.select_model(str(SD15.path))
+    assert box.guides_widget.isEnabled() and len(panel.build_request(None).controls) == 1
+
+
+def test_saved_guides_come_back_with_their_pictures_and_a_missing_one_is_said(qtbot, panel, picture,  # noqa: ANN001
+                                                                              tmp_path):
+    row = panel.control_box.add()
+    row.preprocessor_combo.setCurrentIndex(row.preprocessor_combo.findData("canny"))
+    row.low_spin.setValue(60)
+    row.picture.use_file(picture)
+    _ready(qtbot, row)
+    gone = {"model": "control_sd15_depth", "preprocessor": "none", "weight": 0.5, "start": 0.2, "end": 0.9,
+            "image": str(tmp_path / "gone.png"), "enabled": False}
+    saved = panel.defaults().model_copy(update={"controls": [*panel.defaults().controls, gone]})
+    saved = GenerationDefaults.model_validate(saved.model_dump())  # as the settings file reads it back
+    other = PromptPanel()
+    qtbot.addWidget(other)
+    other.set_models([ModelEntry(SD15.name, SD15.path)], str(SD15.path), str(MODELS))
+    other.control_box.set_library([SD15, CANNY15])
+    other.load_defaults(saved)
+    first, second = other.control_box.rows
+    _ready(qtbot, first)
+    assert (first.model(), first.preprocessor(), first.low_spin.value()) == (CANNY15.name, "canny", 60)
+    assert first.picture.path == str(picture) and first.picture.image.size == (96, 64)
+    qtbot.waitUntil(lambda: second.picture.state == "missing", timeout=WAIT_MS)
+    assert second.model_combo.currentText() == "control_sd15_depth (not in the library)"
+    assert (second.weight_spin.value(), second.start_spin.value(), second.end_spin.value()) == (0.5, 0.2, 0.9)
+    assert second.picture.thumb.text() == "Picture missing" and not second.enabled()
+    assert other.build_request(None).controls[0].model == CANNY15.name  # the one switched off is left out
+    second.set_enabled(True)
+    with pytest.raises(InvalidRequest, match="Control guide 2's picture .*gone.png is missing"):
+        other.build_request(None)
+
+
+def test_malformed_saved_guides_are_dropped_not_the_settings():  # noqa: ANN001
+    defaults = GenerationDefaults.model_validate({"controls": [
+        {"model": "a", "weight": 7}, "nonsense", {"model": "b", "preprocessor": "invert"}, *[{"model": "c"}] * 4]})
+    assert [c["model"] for c in defaults.controls] == ["b", "c", "c"]
+    assert ControlGuide.from_record(defaults.controls[0]).preprocessor == "invert"
+
+
+def test_canvas_with_no_canvas_picture_says_so(qtbot, panel, picture, monkeypatch):  # noqa: ANN001
+    release, real = threading.Event(), control_picture.open_image
+    monkeypatch.setattr(control_picture, "open_image", lambda path: release.wait(WAIT_MS / 1000) and real(path))
+    row = panel.control_box.add()
+    row.picture.use_file(picture)
+    qtbot.waitUntil(lambda: row.picture.state == "loading", timeout=WAIT_MS)
+    panel.image_sources = lambda: [("Canvas picture", lambda: None)]  # an empty canvas
+    row.picture.canvas_button.click()
+    qtbot.waitUntil(lambda: "no picture on the canvas" in row.picture.status.text(), timeout=WAIT_MS)
+    assert row.picture.state == "empty"  # the file it gave up is not left "being read"
+    release.set()  # ... nor shown when it has been read after all: the later choice wins
+    qtbot.waitUntil(lambda: len(panel.control_box._tasks) == 0, timeout=WAIT_MS)  # the read has ended
+    assert row.picture.state == "empty"
+    with pytest.raises(InvalidRequest, match="has no control picture"):
+        panel.build_request(None)

@@ -1,0 +1,134 @@
+"""Control guides in the main window: the library feeds the section, "Canvas" takes the canvas picture (kept for
+the settings), "Load parameters" brings a picture's guides back (a missing picture said, not crashed on), and a
+screenshot of the section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from studio.core.images import save_image
+from studio.core.metadata import Recipe
+from studio.core.model_library import LibraryItem
+from studio.services.history_store import HistoryEntry
+from studio.ui.history_actions import recorded_controls
+from studio.ui.model_actions import CONTROL_PICTURES
+
+WAIT_MS = 10_000
+
+
+def _library(window, tiny_model_dir: Path) -> None:  # noqa: ANN001
+    """The tiny model and three ControlNets (the engine's scan lists them once it reads controlnet/)."""
+    models = window.settings.models_dir
+    tiny = LibraryItem("tiny-sd", tiny_model_dir.resolve(), "checkpoint", "sd1", "SD 1.x", 1, "linked", linked=True)
+    nets = [LibraryItem(name, models / "controlnet" / f"{name}.safetensors", "controlnet", family, "ControlNet", 1,
+                        "models folder") for name, family in (("control_v11p_sd15_canny", "sd1"),
+                                                              ("control_v11p_sd15_lineart", "sd1"),
+                                                              ("controlnet-canny-sdxl-1.0", "sdxl"))]
+    window.models.show_library([tiny, *nets])
+
+
+def _drawing(path: Path) -> Path:
+    image = Image.new("RGB", (320, 240), "white")
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((40, 30, 200, 210), outline="black", width=5)
+    draw.rectangle((150, 90, 300, 220), fill=(190, 70, 40))
+    image.save(path)
+    return path
+
+
+def test_the_library_feeds_the_section_and_canvas_takes_the_canvas_picture(qtbot, window, tiny_model_dir):  # noqa: ANN001
+    box = window.prompt_panel.control_box
+    assert not box.add_button.isEnabled()  # no ControlNets in the library yet
+    _library(window, tiny_model_dir)
+    assert box.add_button.isEnabled()
+    row = box.add()
+    combo = row.model_combo
+    assert [combo.model().item(i).isEnabled() for i in range(1, combo.count())] == [True, True, False]  # SDXL's
+    canvas = Image.new("RGB", (64, 64), (200, 30, 30))
+    window.document.set_image(canvas, "Test")
+    row.picture.canvas_button.click()
+    qtbot.waitUntil(lambda: row.picture.path.startswith(str(window.data_dir / CONTROL_PICTURES)), timeout=WAIT_MS)
+    assert Image.open(row.picture.path).convert("RGB").tobytes() == canvas.tobytes()
+    saved = window.generation_defaults().controls
+    assert [(c["model"], c["preprocessor"], c["image"]) for c in saved] == [
+        ("control_v11p_sd15_canny", "canny", row.picture.path)]
+    request = window.prompt_panel.build_request(window.document.image)
+    assert request.controls[0].image.tobytes() == canvas.tobytes()
+
+
+def test_load_parameters_brings_the_guides_back_and_a_missing_picture_is_said(qtbot, window, tiny_model_dir,  # noqa: ANN001
+                                                                               tmp_path):
+    _library(window, tiny_model_dir)
+    kept = _drawing(tmp_path / "kept.png")
+    records = [{"model": "control_v11p_sd15_canny", "hash": "", "preprocessor": "canny", "weight": 0.8, "start": 0.0,
+                "end": 0.7, "low": 80, "high": 160, "image": str(kept)},
+               {"model": "control_sd15_depth", "hash": "", "preprocessor": "none", "weight": 1.0, "start": 0.1,
+                "end": 1.0, "low": 100, "high": 200, "image": str(tmp_path / "gone.png")}]
+    entry = HistoryEntry(prompt="a house", model_path=str(tiny_model_dir.resolve()), seed=3, steps=4, cfg_scale=7,
+                         width=64, height=64, params={"controls": records})
+    box = window.prompt_panel.control_box
+    window.actions_.run(window.history_actions.load_parameters(entry))
+    qtbot.waitUntil(lambda: len(box.rows) == 2 and box.rows[1].picture.state == "missing", timeout=WAIT_MS)
+    first, second = box.rows
+    qtbot.waitUntil(lambda: first.picture.state == "ready", timeout=WAIT_MS)
+    assert (first.model(), first.weight_spin.value(), first.end_spin.value(), first.low_spin.value()) == (
+        "control_v11p_sd15_canny", 0.8, 0.7, 80)
+    assert second.model_combo.currentText() == "control_sd15_depth (not in the library)"
+    assert "gone.png is missing" in window.status.message_label.text()
+    window.generate()  # said in a sentence where the person looks; nothing is queued
+    assert "Control guide 2's picture" in window.prompt_panel.error_label.text()
+    assert not window.queue_panel.job_ids("waiting") and not window.queue_panel.job_ids("running")
+    # A picture made without guides: its remake is too.
+    window.actions_.run(window.history_actions.load_parameters(HistoryEntry(prompt="plain", params={"controls": []})))
+    qtbot.waitUntil(lambda: not box.rows, timeout=WAIT_MS)
+
+
+def test_presets_leave_the_guides_as_they_are(qtbot, window, tiny_model_dir):  # noqa: ANN001
+    """Like the prompt, guides belong to the picture being made: a preset neither keeps nor replaces them."""
+    _library(window, tiny_model_dir)
+    box = window.prompt_panel.control_box
+    row = box.add()
+    window.document.set_image(Image.new("RGB", (64, 64), "white"), "Test")
+    row.picture.canvas_button.click()
+    qtbot.waitUntil(lambda: row.picture.state == "ready", timeout=WAIT_MS)
+    window.history_actions.add_preset("Fast")
+    preset = next(p for p in window.settings.presets if p.name == "Fast")
+    assert preset.generation.controls == []
+    window.prompt_panel.steps_spin.setValue(9)
+    window.history_actions.apply_preset(preset)
+    assert window.prompt_panel.steps_spin.value() == 4 and box.rows == [row] and row.picture.state == "ready"
+
+
+def test_guides_are_read_from_the_pictures_recipe_when_the_history_has_none(tmp_path):  # noqa: ANN001
+    record = {"model": "control_v11p_sd15_canny", "hash": "", "preprocessor": "invert", "weight": 1.0, "start": 0.0,
+              "end": 1.0, "low": 100, "high": 200, "image": str(tmp_path / "control.png")}
+    recipe = Recipe(prompt="a", negative_prompt="", steps=4, sampler="Euler a", cfg_scale=7, seed=1, width=64,
+                    height=64, model_name="tiny", controls=(record,))
+    picture = save_image(Image.new("RGB", (64, 64)), tmp_path / "made.png", recipe)
+    records, missing = recorded_controls(HistoryEntry(prompt="a", image_path=str(picture)))
+    assert [r["preprocessor"] for r in records] == ["invert"] and missing == [str(tmp_path / "control.png")]
+
+
+def test_screenshot_of_the_control_section(qtbot, window, tiny_model_dir, tmp_path, artifacts_dir):  # noqa: ANN001
+    """Saves artifacts/main-window-control.png: two guides, one from a file with Canny, one from the canvas."""
+    _library(window, tiny_model_dir)
+    panel = window.prompt_panel
+    panel.prompt_edit.setPlainText("a cottage in a meadow, watercolor")
+    drawing = Image.open(_drawing(tmp_path / "drawing.png"))
+    window.document.set_image(drawing.resize((256, 192)), "Test")
+    first = panel.control_box.add()
+    first.picture.use_file(tmp_path / "drawing.png")
+    second = panel.control_box.add()
+    second.select_model("control_v11p_sd15_lineart")
+    second.preprocessor_combo.setCurrentIndex(second.preprocessor_combo.findData("invert"))
+    second.weight_spin.setValue(0.6)
+    second.end_spin.setValue(0.8)
+    second.picture.canvas_button.click()
+    qtbot.waitUntil(lambda: all(r.picture.preview is not None for r in panel.control_box.rows), timeout=WAIT_MS)
+    panel._scroll.ensureWidgetVisible(panel.control_box, 0, 0)
+    panel._scroll.verticalScrollBar().setValue(panel._scroll.verticalScrollBar().maximum())
+    window.canvas.fit()
+    window.grab().save(str(artifacts_dir / "main-window-control.png"))
+    assert (artifacts_dir / "main-window-control.png").stat().st_size > 10_000
