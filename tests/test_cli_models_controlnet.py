@@ -22,6 +22,6 @@ def test_controlnets_are_imported_into_their_folder_and_listed_with_their_family
     assert {name: (item["kind"], item["family"], item["label"]) for name, item in items.items()} == {
         "control_v11p_sd15_canny": ("controlnet", "sd1", "ControlNet (SD 1.x)"),
         "diffusers_xl_canny_full": ("controlnet", "sdxl", "ControlNet (SDXL)")}
-    assert items["control_v11p_sd15_canny"]["hash"] == "e3b0c442"  # what sd-webui-controlnet writes of a tiny file
+    assert len(items["control_v11p_sd15_canny"]["hash"]) == 10  # AutoV2, as every model's in the library
     text = run_studio(home, "models", "list", "--no-hash").stdout
     assert "control_v11p_sd15_canny  ControlNet (SD 1.x)" in text

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from studio.core.errors import ModelError
-from studio.core.hashing import controlnet_hash, lora_hash, model_hash
+from studio.core.hashing import lora_hash, model_hash
 from studio.core.model_kinds import ModelKind, control_problem, detect_folder_kind, detect_kind, lycoris_problem
 from studio.core.paths import is_link_loop, real_path
 from studio.core.units import format_size  # noqa: F401 - where callers have found it
@@ -121,14 +121,12 @@ def with_hashes(items: Iterable[LibraryItem], cache_file: Path | None) -> list[L
 
 
 def _hash(item: LibraryItem, cache_file: Path | None) -> str:
-    """AutoV3 for a LoRA (what A1111 writes in "Lora hashes"), sd-webui-controlnet's for a ControlNet (what recipes
-    write after its name), AutoV2 for everything else."""
+    """AutoV3 for a LoRA (what A1111 writes in "Lora hashes"), AutoV2 for everything else. (A ControlNet's in
+    recipes is sd-webui-controlnet's, ``hashing.controlnet_hash``: it reads 64 KiB, too little to find duplicates.)"""
     if not item.path.exists():
         return ""
     if item.kind == "lora" and item.path.is_file():
         return lora_hash(item.path, cache_file)
-    if item.kind == "controlnet" and not item.problem:
-        return controlnet_hash(item.path)
     return model_hash(item.path, cache_file)
 
 

@@ -193,6 +193,23 @@ def test_controlnets_are_listed_in_their_folder_with_their_family_and_what_canno
         "control-lora-canny": ("controlnet", "", "Control-LoRA", False)}
     assert items["controlnet-canny-sdxl-1.0"].is_folder
     assert "is a Control-LoRA, which Studio cannot use" in items["control-lora-canny"].problem
+    canny = folder / "control_v11p_sd15_canny.safetensors"
     hashed = {i.name: i.hash for i in with_hashes(items.values(), None)}
-    assert hashed["control_v11p_sd15_canny"] == hashlib.sha256(b"").hexdigest()[:8]  # A1111's old hash, of 64 KiB
-    assert hashed["control-lora-canny"] != ""  # an unusable one: its AutoV2, as any file's
+    assert hashed["control_v11p_sd15_canny"] == hashlib.sha256(canny.read_bytes()).hexdigest()[:10]  # AutoV2
+
+
+def test_a_controlnets_recipe_hash_is_sd_webui_controlnets(tmp_path):
+    """A1111's old model_hash: SHA-256 of the 64 KiB at 1 MiB, 8 digits (``Model: control_v11p_sd15_canny
+    [d14c016b]``); of a diffusers folder, its weights file's."""
+    from studio.core.hashing import controlnet_hash
+
+    data = bytes(range(256)) * 5000  # 1.28 MB
+    (tmp_path / "canny.safetensors").write_bytes(data)
+    assert controlnet_hash(tmp_path / "canny.safetensors") == hashlib.sha256(data[2**20:2**20 + 2**16]).hexdigest()[:8]
+    folder = tmp_path / "canny-folder"
+    folder.mkdir()
+    (folder / "diffusion_pytorch_model.fp16.safetensors").write_bytes(b"small")
+    (folder / "diffusion_pytorch_model.safetensors").write_bytes(data)
+    assert controlnet_hash(folder) == controlnet_hash(tmp_path / "canny.safetensors")  # the full-precision file
+    (tmp_path / "empty").mkdir()
+    assert controlnet_hash(tmp_path / "empty") == ""  # no weights

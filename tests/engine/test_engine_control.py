@@ -23,7 +23,7 @@ from studio.core.errors import InvalidRequest, JobCancelledError, ModelError
 from studio.core.held_memory import CACHED
 from studio.core.hires import HiresFix
 from studio.core.inpaint import InpaintOptions
-from studio.core.model_library import scan_library, with_hashes
+from studio.core.model_library import scan_library
 from studio.core.requests import GenerationRequest, LoraChoice
 from studio.engine import control_nets, fast_path
 from studio.engine.control_nets import ControlSource, check_fits, control_pictures, find_controlnet
@@ -334,10 +334,15 @@ def test_control_loras_and_t2i_adapters_are_listed_with_why_they_cannot_be_used(
             ControlGuide(str(tmp_path / "control-lora-canny-rank256.safetensors"), lines()),)))
 
 
-def test_library_hashes_of_controlnets_are_the_ones_recipes_write(models):
-    hashed = {item.name: item.hash for item in with_hashes(scan_library(models), None) if item.kind == "controlnet"}
-    assert hashed["edges"] == old_hash(models / "controlnet" / "edges")
-    assert find_controlnet(models, "edges").name == "edges"
+def test_a_guide_names_its_controlnet_by_its_place_in_the_controlnet_folder(models, tmp_path):
+    import shutil
+
+    nested = tmp_path / "controlnet" / "sd15" / "scribble"
+    shutil.copytree(models / "controlnet" / "edges", nested)
+    save_file({"control_model.input_hint_block.0.weight": torch.zeros(1)}, str(tmp_path / "loose.safetensors"))
+    assert find_controlnet(tmp_path, "sd15/scribble").name == "sd15/scribble"
+    assert find_controlnet(tmp_path, str(nested)).name == "sd15/scribble"  # a path inside the folder: its place
+    assert find_controlnet(tmp_path, str(tmp_path / "loose.safetensors")).name == "loose"  # elsewhere: its name
 
 
 def test_a_guided_job_can_be_cancelled(generator, tiny_model_dir):
@@ -375,7 +380,7 @@ def test_a_guided_job_replays_the_captured_unet_step_with_the_residuals_as_input
     assert diff.mean() <= 1.0 and diff.max() <= 8  # fused QKV sums in another order: close, not always bitwise
 
 
-def test_guides_go_with_loras_and_a_reference_picture(generator, models, tiny_model_dir):
+def test_guides_go_with_loras_a_reference_picture_and_emphasis(generator, models, tiny_model_dir):
     """The ControlNet pipeline shares the model's UNet: a LoRA merged into it steers guided pictures too, and
     the base weights come back for the next job; an IP-Adapter attaches to the ControlNet pipeline as to the model's."""
     from tiny_loras import lora_state, save_lora, tiny_unet
@@ -392,6 +397,9 @@ def test_guides_go_with_loras_and_a_reference_picture(generator, models, tiny_mo
     referenced, _ = make(generator, request(tiny_model_dir, controls=(EDGES,), reference_image=reference))
     assert differ(guided, referenced) > 1
     assert np.array_equal(make(generator, request(tiny_model_dir, controls=(EDGES,)))[0], guided)
+    # Emphasis and long prompts are read as A1111 reads them in the ControlNet pipeline too.
+    emphasis, _ = make(generator, request(tiny_model_dir, prompt="a (red:1.6) fox, snow", controls=(EDGES,)))
+    assert not np.array_equal(emphasis, guided)
 
 
 def test_the_controlnet_is_placed_as_the_memory_plan_places_the_model():
@@ -414,3 +422,28 @@ def test_the_controlnet_is_placed_as_the_memory_plan_places_the_model():
     control_nets.place(pipe, False, cpu)  # a job with everything on the device: the hook goes
     assert not hasattr(net, "_hf_hook")
     control_nets.place(SimpleNamespace(), False, cpu)  # a pipeline without a ControlNet: nothing
+
+
+def test_a_model_of_another_kind_lets_the_kept_controlnets_go(generator, tiny_model_dir, tiny_sdxl_dir,
+                                                               tiny_inpaint_model_dir):
+    make(generator, request(tiny_model_dir, controls=(EDGES,)))
+    make(generator, request(tiny_inpaint_model_dir))  # the same kind of model (its text encoder): kept
+    assert [m.name for m in generator.held_models() if m.role == CACHED] == ["ControlNet edges"]
+    assert not generator._controls._pipes  # the pipelines built on the model before went with the switch
+    make(generator, request(tiny_sdxl_dir))
+    assert not [m for m in generator.held_models() if m.role == CACHED]
+
+
+def test_running_out_of_memory_lets_the_kept_controlnets_go(generator, tiny_model_dir, monkeypatch):
+    from studio.core.errors import StudioError
+
+    make(generator, request(tiny_model_dir, controls=(EDGES,)))
+
+    def out_of_memory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise torch.OutOfMemoryError("CUDA out of memory")
+        yield
+
+    monkeypatch.setattr(generator, "_generate", out_of_memory)
+    with pytest.raises(StudioError, match="ran out of memory"):
+        make(generator, request(tiny_model_dir, controls=(EDGES,)))
+    assert generator.held_models() == [] and generator._controls.kept == []
