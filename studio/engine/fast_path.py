@@ -23,7 +23,7 @@ What it does for a job, all undone when the job ends, so LoRA/IP-Adapter loading
   those weights (``ip_adapter``), so a new strength is read, not recaptured. A ControlNet job's graph takes the
   ControlNet's residuals as more inputs (the ControlNet itself runs eagerly before each step), and is kept beside
   the plain one; outside a guide's step range diffusers still passes residuals, scaled to zero, so one graph
-  serves every step. On the CPU with a stand-in capture its pictures are the eager ones, bit for bit.
+  serves every step. On the CPU with a stand-in capture (tiny model) its pictures matched the eager ones.
 
 Same seed, same picture? Not bit for bit on a GPU, and that is expected: one fused GEMM sums in another
 order than three separate ones; a graph replays the kernels picked at capture, which cuBLAS/cuDNN may pick
