@@ -48,3 +48,11 @@ def diffusers_folder(path: Path) -> Path:
     write(path / "unet" / "diffusion_pytorch_model.safetensors", {"conv_in.weight": (4, 25)}, fill=119)
     (path / ".studio-source.json").write_text(json.dumps({"source": "hub", "repo_id": "someone/tiny-sd"}))
     return path
+
+
+def controlnet(path: Path, width: int = 768) -> Path:
+    """A ControlNet in lllyasviel's original layout (``control_model.``), for SD 1.x (768), 2.x (1024) or SDXL."""
+    block = "input_blocks.4.1" if width == 2048 else "input_blocks.1.1"
+    return write(path, {"control_model.input_hint_block.0.weight": (16, 3, 3, 3),
+                        "control_model.zero_convs.0.0.weight": (1, 1, 1, 1),
+                        f"control_model.{block}.transformer_blocks.0.attn2.to_k.weight": (1, width)})

@@ -1,9 +1,10 @@
 """Writes the diffusers configs Studio uses to load single-file checkpoints and to build benchmark models.
 
 Run from the repository root: ``python resources/model-configs/build_configs.py``. The hyperparameters are
-those of the released SD 1.5, SD 2.1, SDXL base and their inpainting models; the CLIP tokenizer files in
-``clip-tokenizer/`` are made from OpenAI's BPE merges (``bpe_simple_vocab_16e6.txt.gz``, shipped in the
-open_clip_torch wheel) exactly as transformers' CLIP conversion does. Nothing here downloads anything.
+those of the released SD 1.5, SD 2.1, SDXL base and their inpainting models, and of the ControlNets made for them
+(lllyasviel's ControlNet 1.1 for SD 1.5, thibaud's for SD 2.1, diffusers/controlnet-canny-sdxl-1.0); the CLIP
+tokenizer files in ``clip-tokenizer/`` are made from OpenAI's BPE merges (``bpe_simple_vocab_16e6.txt.gz``,
+shipped in the open_clip_torch wheel) exactly as transformers' CLIP conversion does. Nothing here downloads anything.
 """
 
 from __future__ import annotations
@@ -72,6 +73,21 @@ FAMILIES = {
                       ("_2", "CLIPTextModelWithProjection", OPEN_CLIP_BIGG, "!")]),
 }
 
+# ControlNets: the UNet's encoder half with the hint encoder (lllyasviel's 16/32/96/256 channels) in front.
+CONTROLNET = dict(conditioning_embedding_out_channels=(16, 32, 96, 256), controlnet_conditioning_channel_order="rgb")
+CONTROLNETS = {
+    "controlnet-sd1": dict(CONTROLNET, **{k: SD1_UNET[k] for k in (
+        "in_channels", "layers_per_block", "block_out_channels", "down_block_types", "cross_attention_dim",
+        "attention_head_dim")}),
+    "controlnet-sd2": dict(CONTROLNET, **{k: SD2_UNET[k] for k in (
+        "in_channels", "layers_per_block", "block_out_channels", "down_block_types", "cross_attention_dim",
+        "attention_head_dim", "use_linear_projection")}),
+    "controlnet-sdxl": dict(CONTROLNET, **{k: SDXL_UNET[k] for k in (
+        "in_channels", "layers_per_block", "block_out_channels", "down_block_types", "cross_attention_dim",
+        "attention_head_dim", "use_linear_projection", "transformer_layers_per_block", "addition_embed_type",
+        "addition_time_embed_dim", "projection_class_embeddings_input_dim")}),
+}
+
 
 def write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,8 +140,19 @@ def build_family(name: str, spec: tuple) -> None:
     write_json(root / "model_index.json", index)
 
 
+def build_controlnet(name: str, params: dict) -> None:
+    """A ControlNet's config.json alone: ``ControlNetModel.from_single_file(config=folder)`` reads just that."""
+    import torch
+    from diffusers import ControlNetModel
+
+    with torch.device("meta"):
+        ControlNetModel(**params).save_config(HERE / name)
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1:
         build_tokenizer(Path(sys.argv[1]))
     for family, spec in FAMILIES.items():
         build_family(family, spec)
+    for name, params in CONTROLNETS.items():
+        build_controlnet(name, params)

@@ -60,6 +60,24 @@ def model_hash(model: Path, cache_file: Path | None = None) -> str:
     return digest.hexdigest()[:10]
 
 
+OLD_HASH_OFFSET, OLD_HASH_BYTES = 0x100000, 0x10000
+
+
+def controlnet_hash(path: Path) -> str:
+    """The hash sd-webui-controlnet writes after a ControlNet's name (``Model: control_v11p_sd15_canny [d14c016b]``):
+    A1111's old ``model_hash``, the first 8 hex digits of the SHA-256 of the 64 KiB at 1 MiB into the file (of a
+    shorter file, of nothing). Of a diffusers folder, its weights file's. Reads 64 KiB, so nothing is cached."""
+    if path.is_dir():
+        files = (p for p in path.glob("*.safetensors") if p.is_file())
+        weights = sorted(files, key=lambda p: (".fp16." in p.name, p.name))
+        if not weights:
+            return ""
+        path = weights[0]  # diffusion_pytorch_model.safetensors (or its .fp16 variant alone)
+    with open(path, "rb") as handle:
+        handle.seek(OLD_HASH_OFFSET)
+        return hashlib.sha256(handle.read(OLD_HASH_BYTES)).hexdigest()[:8]
+
+
 FilesKey = tuple[tuple[str, int, int], ...]
 
 

@@ -20,7 +20,7 @@ FAMILY_LABELS: dict[str, str] = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL
 TURBO_LABELS: dict[str, str] = {"sd1": "SD 1.x Turbo", "sd2": "SD-Turbo", "sdxl": "SDXL-Turbo"}
 KIND_LABELS: dict[str, str] = {
     "vae": "VAE", "upscaler": "Upscaler (ESRGAN)", "style": "Style-transfer weights", "ip-adapter": "IP-Adapter",
-    "embedding": "Textual inversion", "unknown": "Unknown",
+    "embedding": "Textual inversion", "controlnet": "ControlNet", "unknown": "Unknown",
 }
 # Cross-attention width = the text encoder's output: tells the family from any UNet attention layer.
 CONTEXT_FAMILY: dict[int, str] = {768: "sd1", 1024: "sd2", 2048: "sdxl", 1280: "sdxl-refiner"}
@@ -45,7 +45,8 @@ SIDECAR_SUFFIXES = (".yaml", ".yml")  # AUTOMATIC1111's: the model's LDM config,
 
 @dataclass(frozen=True)
 class ModelKind:
-    kind: str  # checkpoint | lora | vae | upscaler | style | ip-adapter | embedding | preview-decoder | unknown
+    kind: str  # checkpoint | lora | vae | upscaler | style | ip-adapter | embedding | controlnet | preview-decoder
+    # | unknown
     family: str = ""  # sd1 | sd2 | sdxl | sdxl-refiner | ""
     inpainting: bool = False
     turbo: bool = False
@@ -279,6 +280,54 @@ def _detect_style(info: SafetensorsInfo) -> ModelKind | None:
     return None
 
 
+# ControlNets: lllyasviel's original layout (``control_model.``, or bare as thibaud's SD 2.1 files), diffusers' own
+# key names (a saved ControlNetModel), and the guide kinds diffusers' ControlNetModel cannot run, told by their keys
+# as ComfyUI tells them (``lora_controlnet``: Stability's Control-LoRAs; ``body.``/``adapter.``: T2I-Adapters).
+CONTROL_PREFIX = "control_model."
+CONTROL_DIFFUSERS_MARKS = ("controlnet_cond_embedding.", "controlnet_down_blocks.")
+CONTROL_UNSUPPORTED = {"Control-LoRA": "a Control-LoRA", "T2I-Adapter": "a T2I-Adapter",
+                       "ControlNet Union": "a ControlNet Union model", "ControlNet-XS": "a ControlNet-XS model"}
+# A folder's config.json class for each of those; ControlNetModel is the one Studio runs.
+CONTROL_CLASSES = {"T2IAdapter": "T2I-Adapter", "MultiAdapter": "T2I-Adapter",
+                   "ControlNetUnionModel": "ControlNet Union", "ControlNetXSAdapter": "ControlNet-XS"}
+
+
+def _control(family: str, detail: str) -> ModelKind:
+    label = "ControlNet" if detail in ("original", "diffusers") else detail
+    return ModelKind("controlnet", family, label=label + (f" ({FAMILY_LABELS[family]})" if family else ""),
+                     detail=detail)
+
+
+def control_problem(kind: ModelKind, name: str) -> str:
+    """Why a ControlNet-like file or folder cannot be used (a Control-LoRA, a T2I-Adapter…); "" when it can."""
+    what = CONTROL_UNSUPPORTED.get(kind.detail) if kind.kind == "controlnet" else None
+    if what is None:
+        return ""
+    return (f"{name} is {what}, which Studio cannot use as a control guide yet; it runs ControlNet models "
+            "(ControlNetModel in diffusers' layout, or lllyasviel's original control_model layout).")
+
+
+def _detect_controlnet(info: SafetensorsInfo) -> ModelKind | None:
+    keys = info.tensors
+    if "lora_controlnet" in keys:
+        return _control("sdxl" if info.has_prefix("label_emb.") else "", "Control-LoRA")
+    if info.has_prefix("adapter.body.") or (info.has_prefix("body.0.") and any(
+            key.startswith(("body.0.block1.", "body.0.in_conv.", "body.0.resnets.")) for key in keys)):
+        return _control("", "T2I-Adapter")
+    original = info.has_prefix(CONTROL_PREFIX)
+    prefix = CONTROL_PREFIX if original else ""
+    if not original and not ("input_hint_block.0.weight" in keys or any(
+            key.startswith(CONTROL_DIFFUSERS_MARKS) for key in keys)):
+        return None
+    if info.has_prefix(prefix + "task_embedding") or info.has_prefix(prefix + "control_add_embedding."):
+        return _control("sdxl", "ControlNet Union")
+    width = _context_width(info, prefix, _UNET_TO_K)
+    family = {768: "sd1", 1024: "sd2", 2048: "sdxl"}.get(width or 0, "")
+    if not family and (info.has_prefix(prefix + "add_embedding.") or info.has_prefix(prefix + "label_emb.")):
+        family = "sdxl"  # SDXL's size conditioning; its small variants keep little cross-attention
+    return _control(family, "original" if original or "input_hint_block.0.weight" in keys else "diffusers")
+
+
 def _detect_embedding(info: SafetensorsInfo) -> ModelKind | None:
     keys = set(info.tensors)
     if "clip_l" in keys and "clip_g" in keys:
@@ -296,6 +345,9 @@ def detect_kind(info: SafetensorsInfo, filename: str = "", path: Path | None = N
     """What the file holds, from its header; ``filename`` helps to tell a turbo checkpoint. Given the file's
     ``path``, an SD 2.x checkpoint's prediction also comes from a NAME.yaml next to it and one small tensor."""
     keys = list(info.tensors)
+    control = _detect_controlnet(info)  # first: a ControlNet may come bundled with the model it was trained on
+    if control is not None:
+        return control
     if IN_CONV in info.tensors or info.has_prefix(UNET):
         return _detect_checkpoint(info, _looks_turbo(info.metadata, filename), filename, path)
     if _is_lora(keys):
@@ -328,6 +380,11 @@ def detect_folder_kind(path: Path) -> ModelKind:
     index = _read_json(path / "model_index.json")
     if index is None:
         config = _read_json(path / "config.json")
+        if config is not None and (config.get("_class_name") == "ControlNetModel"
+                                   or config.get("_class_name") in CONTROL_CLASSES):
+            width = config.get("cross_attention_dim")
+            family = {768: "sd1", 1024: "sd2", 2048: "sdxl"}.get(width if isinstance(width, int) else 0, "")
+            return _control(family, CONTROL_CLASSES.get(config["_class_name"], "diffusers"))
         if config is not None and config.get("_class_name") == "AutoencoderTiny":
             return ModelKind("preview-decoder", label="TAESD preview decoder", detail="AutoencoderTiny")
         if config is not None and config.get("_class_name") == "AutoencoderKL":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from studio.core.errors import ModelError
 from studio.core.hashing import lora_hash, model_hash
-from studio.core.model_kinds import ModelKind, detect_folder_kind, detect_kind, lycoris_problem
+from studio.core.model_kinds import ModelKind, control_problem, detect_folder_kind, detect_kind, lycoris_problem
 from studio.core.paths import is_link_loop, real_path
 from studio.core.units import format_size  # noqa: F401 - where callers have found it
 from studio.core.weight_files import check_weights_file
@@ -29,7 +29,7 @@ MAX_DEPTH = 6
 LOADABLE_FAMILIES = ("sd1", "sd2", "sdxl")  # what the built-in generator runs
 # Where imports go, by kind: the names AUTOMATIC1111/ComfyUI people know, and what Studio's features read.
 KIND_FOLDERS = {"checkpoint": "checkpoints", "lora": "loras", "vae": "vae", "upscaler": "upscalers",
-                "style": "style", "ip-adapter": "ip-adapter", "embedding": "embeddings",
+                "style": "style", "ip-adapter": "ip-adapter", "embedding": "embeddings", "controlnet": "controlnet",
                 "preview-decoder": ""}  # TAESD folders keep their own names (taesd/, taesdxl/) in the models folder
 SCAN_HEADER_BYTES = 16 * 2**20  # looking at many untrusted files: real headers are a few MB at most
 # Sub-folders that mark another tool's models folder, so the library can say where a model lives.
@@ -50,7 +50,8 @@ class ModelEntry:
 class LibraryItem:
     name: str  # what the person picks or types: the file's stem, or the folder's name
     path: Path
-    kind: str  # checkpoint | lora | vae | upscaler | style | ip-adapter | embedding | image-encoder | unknown
+    kind: str  # checkpoint | lora | vae | upscaler | style | ip-adapter | embedding | controlnet | image-encoder
+    # | unknown
     family: str  # sd1 | sd2 | sdxl | sdxl-refiner | "" (see model_kinds)
     label: str  # for people: "SDXL", "LoRA (SD 1.x)", "VAE", ...
     size: int  # bytes of weights on disk
@@ -120,7 +121,8 @@ def with_hashes(items: Iterable[LibraryItem], cache_file: Path | None) -> list[L
 
 
 def _hash(item: LibraryItem, cache_file: Path | None) -> str:
-    """AutoV3 for a LoRA (what A1111 writes in "Lora hashes"), AutoV2 for everything else."""
+    """AutoV3 for a LoRA (what A1111 writes in "Lora hashes"), AutoV2 for everything else. (A ControlNet's in
+    recipes is sd-webui-controlnet's, ``hashing.controlnet_hash``: it reads 64 KiB, too little to find duplicates.)"""
     if not item.path.exists():
         return ""
     if item.kind == "lora" and item.path.is_file():
@@ -175,6 +177,8 @@ def item_for_folder(path: Path, source: str) -> LibraryItem:
         except ModelError as exc:
             problem = str(exc)
         problem = problem or unloadable_reason(kind, path.name)
+    elif kind.kind == "controlnet":
+        problem = unloadable_reason(kind, path.name)
     return replace(_item(path.name, path, kind, size, source), is_folder=True, problem=problem)
 
 
@@ -204,6 +208,8 @@ def read_imports(models_dir: Path) -> dict[str, str]:
 def unloadable_reason(kind: ModelKind, name: str) -> str:
     if lycoris := lycoris_problem(kind, name):
         return lycoris
+    if unsupported := control_problem(kind, name):
+        return unsupported
     if kind.kind != "checkpoint" or kind.family in LOADABLE_FAMILIES:
         return ""
     return (f"{name} is an {kind.label} model, which Studio cannot generate with yet; it runs SD 1.x, SD 2.x and "

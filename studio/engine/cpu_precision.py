@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 ENV = "STUDIO_CPU_DTYPE"
 _CHOICES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 _HARDWARE_CHECKS = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")  # torch.cpu's, by CPUID
-_LAID_OUT = ("unet", "vae")  # the convolutional parts; the text encoders have none
+_LAID_OUT = ("unet", "vae", "controlnet")  # the convolutional parts; the text encoders have none
 
 
 def cpu_computes_bfloat16() -> bool:

@@ -29,6 +29,7 @@ from studio.core.model_library import embedding_files
 from studio.core.metadata import LoraRecord, Recipe
 from studio.core.requests import GenerationRequest, prepare_request
 from studio.core.weight_files import check_weights_file
+from studio.engine.control_nets import ControlNets, bytes_to_place, check_fits, find_controlnet, place
 from studio.engine.cpu_precision import job_device, lay_out_for_cpu
 from studio.engine.device import (
     DeviceInfo,
@@ -86,6 +87,7 @@ class DiffusersGenerator:
         self._model: LoadedModel | None = None
         self._kept = KeptModels()  # the models before, still loaded for switching back
         self._vae = VaeOverride()
+        self._controls = ControlNets()  # the last guided job's ControlNets, kept for the next
         self._plan: MemoryPlan | None = None  # the last job's memory measures (what an OOM message builds on)
         self._upscale: Upscale | None = None  # a hires fix's upscaler, where no registry hands over the filter's
         self._registry: Any = None  # Studio's registry, which hands over the Upscale filter (use_registry)
@@ -127,7 +129,7 @@ class DiffusersGenerator:
         try:
             trial = prepare_request(replace(
                 likely, prompt="", negative_prompt="", steps=1, batch_count=1, seed=0, init_image=None, mask=None,
-                reference_image=None, loras=(), vae="", post=())).request
+                reference_image=None, loras=(), vae="", post=(), controls=())).request
         except InvalidRequest as exc:
             log.info("No warm-up run: %s", exc)
             return
@@ -180,6 +182,7 @@ class DiffusersGenerator:
         if let_gone:
             free_memory(self._device)
         if self._model is not None:
+            self._controls.model_changed(self._model.text2img.unet, self.device.dtype)
             status(device=self.device.description, model=self._model.name, message="")
             return self._model
         status(device=self.device.description, message=f"Loading {path.name}…")
@@ -187,6 +190,7 @@ class DiffusersGenerator:
         self._model = load_model(path, self.device, self._env.cache_dir / "model-hashes.json",
                                  models_dir=self._env.models_root, cache_dir=self._env.cache_dir, place=False)
         lay_out_for_cpu(self._model.text2img, self.device)
+        self._controls.model_changed(self._model.text2img.unet, self.device.dtype)
         log.info("Loaded %s in %.2f s", path, time.perf_counter() - started)
         status(device=self.device.description, model=self._model.name, message="")
         return self._model
@@ -196,7 +200,7 @@ class DiffusersGenerator:
 
     def held_models(self) -> list[HeldModel]:
         """The model in use, the models kept for switching back (most recent first), and the parts kept for the
-        next job that wants them (a VAE, an IP-Adapter): what the Models in Memory window lists."""
+        next job that wants them (a VAE, an IP-Adapter, ControlNets): what the Models in Memory window lists."""
         held = [] if self._model is None else [_described(self._model, IN_USE)]
         held += [_described(model, KEPT) for model in self._kept.models]
         vae = self._vae.kept
@@ -205,6 +209,8 @@ class DiffusersGenerator:
         adapter = kept_reference(self._model.text2img) if self._model is not None else ()
         if adapter:
             held.append(describe(f"IP-Adapter for {self._model.name}", CACHED, adapter))
+        held += [describe(f"ControlNet {source.name}", CACHED, [net], source.path)
+                 for source, net in self._controls.kept]
         if self._upscale is not None:  # a hires fix's upscaler model
             held += self._upscale.held_models()
         return held
@@ -215,6 +221,7 @@ class DiffusersGenerator:
         let_go = [model for model in self.held_models() if in_use or model.role != IN_USE]
         self._kept.let_all_go()
         self._vae.clear()
+        self._controls.clear()
         if self._upscale is not None:
             self._upscale.forget()
         if self._model is not None:
@@ -243,6 +250,7 @@ class DiffusersGenerator:
             self._model = None
             self._kept.let_all_go()
             self._vae.clear()
+            self._controls.clear()
             free_memory(self._device)  # cached TAESD decoders and upscalers go too
             width, height = request.output_size
             advice = oom_advice(self._plan, width, height, request.batch_count)
@@ -286,8 +294,10 @@ class DiffusersGenerator:
             run = plain_run(request, model)
         if start is not None:
             self._start_from_latents(run, request, model, start, context)
-        run.pipe.scheduler = make_scheduler(request.scheduler, model.base_scheduler_config)
         # Names are resolved (and LoRAs checked, below) before anything is loaded, so a bad file fails at once.
+        controls = [find_controlnet(self._env.models_root, guide.model) for guide in request.controls]
+        for source in controls:
+            check_fits(source, run.pipe.unet, model.name)
         loras = resolve_loras(self._env.models_root, request.loras)
         vae = find_vae(self._env.models_root, request.vae) if request.vae else None
         reference = request.reference_image
@@ -302,6 +312,11 @@ class DiffusersGenerator:
         if vae is not None:
             run.recipe["vae_name"] = vae.name
             run.later["vae_hash"] = in_background(partial(model_hash, vae.path, hashes), vae.path).result
+        if controls:  # the job's pipeline becomes its ControlNet counterpart, on the same components
+            self._controls.attach(run, request, controls, self.device, self._env.models_root,
+                                  lambda text: context.status(device=self.device.description, model=model.name,
+                                                              message=text))
+        run.pipe.scheduler = make_scheduler(request.scheduler, model.base_scheduler_config)
         # Every job: the same LoRAs as the last job's stay merged; other LoRAs, or none, put the base weights back.
         use_loras(run.pipe, loras, model.name,
                   lambda: context.status(device=self.device.description, message="Loading LoRAs…"))
@@ -316,7 +331,8 @@ class DiffusersGenerator:
                 let_reference_go(run.pipe)  # before the memory plan counts what is free
             # After the LoRAs and VAE are on: the measures (offload hooks, VAE tiling) must cover what runs.
             extra = 0 if adapter is None else reference_bytes(run.pipe, adapter, self.device.dtype.itemsize)
-            self._fit_memory(request, model, run.pipe, context, extra)
+            self._fit_memory(request, model, run.pipe, context, extra + bytes_to_place(run.pipe, self.device))
+            place(run.pipe, model.offloaded, self.device)
             if adapter is not None:
                 if model.sliced:  # diffusers' IP-Adapter loading fails on sliced attention, and has no sliced kind
                     run.pipe.disable_attention_slicing()
@@ -351,6 +367,10 @@ class DiffusersGenerator:
             return plan_memory(request.memory, device, weights, activations, free_vram(device))
 
         self._plan = plan()
+        if (self._plan.measures or not self._plan.fits) and self._controls.let_unused_go(pipe):
+            context.note("ControlNets kept from an earlier job were let go to make room on the GPU.")
+            hand_back(device)
+            self._plan = plan()
         # A model kept for switching back must not cost this job a measure: the oldest goes, the plan is redone.
         while (self._plan.measures or not self._plan.fits) and (kept := self._kept.let_oldest_on_gpu_go()):
             context.note(f"{kept.name}, kept loaded for switching back, was let go to make room on the GPU.")

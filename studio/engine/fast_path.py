@@ -4,8 +4,8 @@ On by default on CUDA, off on MPS, and on the CPU only its bfloat16 precision (`
 processor computes it; ``STUDIO_FAST_PATH=off`` turns it off, ``=compile`` also
 runs the captured step through ``torch.compile`` (opt-in only: its warm-up took over six minutes on an H100).
 A job runs it when nothing in the job needs the plain UNet (``job_reason``: offload, attention slicing,
-unmerged LoRA layers, cross-attention options, ControlNet); such a job runs plain diffusers with a note, and
-any failure in the fast path makes the job (or the rest of it) plain diffusers, with a note.
+unmerged LoRA layers, cross-attention options); such a job runs plain diffusers with a note, and any failure in
+the fast path makes the job (or the rest of it) plain diffusers, with a note.
 
 What it does for a job, all undone when the job ends, so LoRA/IP-Adapter loading sees the plain pipeline:
 - attention: diffusers' SDPA processors with fused QKV projections (one GEMM instead of three). The fused
@@ -20,7 +20,10 @@ What it does for a job, all undone when the job ends, so LoRA/IP-Adapter loading
   the layout or the weights change. Studio's own LoRAs are merged into the weights in place (``loras``), so
   the graph reads them. A reference job's graph takes the image embeddings as one more input, and is kept
   beside the plain one, keyed by where its IP-Adapter's weights live; the adapter keeps its strength in
-  those weights (``ip_adapter``), so a new strength is read, not recaptured.
+  those weights (``ip_adapter``), so a new strength is read, not recaptured. A ControlNet job's graph takes the
+  ControlNet's residuals as more inputs (the ControlNet itself runs eagerly before each step), and is kept beside
+  the plain one; outside a guide's step range diffusers still passes residuals, scaled to zero, so one graph
+  serves every step. On the CPU with a stand-in capture (tiny model) its pictures matched the eager ones.
 
 Same seed, same picture? Not bit for bit on a GPU, and that is expected: one fused GEMM sums in another
 order than three separate ones; a graph replays the kernels picked at capture, which cuBLAS/cuDNN may pick
@@ -126,8 +129,6 @@ def job_reason(pipe: Any, call_kwargs: Mapping[str, Any], measures: tuple[str, .
         return "LoRAs are attached, and their weights are Python numbers a captured graph would freeze"
     if call_kwargs.get("cross_attention_kwargs"):
         return "it passes cross-attention options, which a captured graph would freeze"
-    if getattr(pipe, "controlnet", None) is not None:
-        return "a ControlNet adds residuals to every UNet step"
     if any("Added" in name for name in processors):
         return "this UNet's attention has added key/value projections the fast path does not handle"
     return None

@@ -35,6 +35,8 @@ class JobRun:
     preview_box: tuple[int, int, int, int] | None = None  # where on the result the preview goes (None: all of it)
     recipe: dict[str, Any] = field(default_factory=dict)  # Recipe fields beyond the common ones
     later: dict[str, Callable[[], Any]] = field(default_factory=dict)  # those computed meanwhile (file hashes)
+    # Inpainting: the whole picture's size and the box of it the pipeline works on (control pictures are cut alike).
+    control_area: tuple[tuple[int, int], tuple[int, int, int, int]] | None = None
 
 
 def plain_run(request: GenerationRequest, model: LoadedModel) -> JobRun:
@@ -89,4 +91,5 @@ def inpaint_run(request: GenerationRequest, model: LoadedModel) -> JobRun:
         recipe=dict(strength=request.strength, mask_blur=options.feather, inpaint_area=plan.area_name,
                     masked_padding=options.padding if options.masked_only else None,
                     masked_content=options.fill),
+        control_area=(plan.original.size, plan.box),
     )

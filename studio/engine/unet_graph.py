@@ -61,7 +61,8 @@ class GraphKey:
         rows, channels, height, width = first.shape
         dtype = dtype_name(first.dtype)
         text = f"{channels}x{height}x{width} latents, {rows} row{'s' * (rows != 1)}, {dtype}"
-        return text + ", with a reference picture" * _has_key(self.template, "image_embeds")
+        text += ", with a reference picture" * _has_key(self.template, "image_embeds")
+        return text + ", with control guides" * _has_key(self.template, "mid_block_additional_residual")
 
 
 def graph_key(args: tuple[Any, ...], kwargs: dict[str, Any],

@@ -164,3 +164,52 @@ def test_a_lycoris_loha_file_is_listed_with_why_it_cannot_be_used(tmp_path):
     assert items["my_loha"].label.startswith("LyCORIS LoHa") and not items["my_loha"].usable
     assert items["my_loha"].problem == ("my_loha.safetensors is a LyCORIS LoHa file; Studio applies LoRA and LoCon "
                                         "files, not LyCORIS LoHa or LoKr ones.")
+
+
+def test_controlnets_are_listed_in_their_folder_with_their_family_and_what_cannot_guide_with_why(tmp_path):
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from studio.core.model_library import KIND_FOLDERS
+
+    assert KIND_FOLDERS["controlnet"] == "controlnet"
+    models = tmp_path / "models"
+    folder = models / "controlnet"
+    folder.mkdir(parents=True)
+    to_k = "control_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"
+    save_file({to_k: np.zeros((1, 768), np.uint8), "control_model.input_hint_block.0.weight": np.zeros(1, np.uint8)},
+              str(folder / "control_v11p_sd15_canny.safetensors"))
+    save_file({"lora_controlnet": np.zeros(1, np.uint8)}, str(folder / "control-lora-canny.safetensors"))
+    canny_xl = folder / "controlnet-canny-sdxl-1.0"
+    canny_xl.mkdir()
+    (canny_xl / "config.json").write_text(json.dumps({"_class_name": "ControlNetModel", "cross_attention_dim": 2048}))
+    save_file({"conv_in.weight": np.zeros(1, np.uint8)}, str(canny_xl / "diffusion_pytorch_model.safetensors"))
+    items = {i.name: i for i in scan_library(models)}
+    assert {n: (i.kind, i.family, i.label, i.usable) for n, i in items.items()} == {
+        "control_v11p_sd15_canny": ("controlnet", "sd1", "ControlNet (SD 1.x)", True),
+        "controlnet-canny-sdxl-1.0": ("controlnet", "sdxl", "ControlNet (SDXL)", True),
+        "control-lora-canny": ("controlnet", "", "Control-LoRA", False)}
+    assert items["controlnet-canny-sdxl-1.0"].is_folder
+    assert "is a Control-LoRA, which Studio cannot use" in items["control-lora-canny"].problem
+    canny = folder / "control_v11p_sd15_canny.safetensors"
+    hashed = {i.name: i.hash for i in with_hashes(items.values(), None)}
+    assert hashed["control_v11p_sd15_canny"] == hashlib.sha256(canny.read_bytes()).hexdigest()[:10]  # AutoV2
+
+
+def test_a_controlnets_recipe_hash_is_sd_webui_controlnets(tmp_path):
+    """A1111's old model_hash: SHA-256 of the 64 KiB at 1 MiB, 8 digits (``Model: control_v11p_sd15_canny
+    [d14c016b]``); of a diffusers folder, its weights file's."""
+    from studio.core.hashing import controlnet_hash
+
+    data = bytes(range(256)) * 5000  # 1.28 MB
+    (tmp_path / "canny.safetensors").write_bytes(data)
+    assert controlnet_hash(tmp_path / "canny.safetensors") == hashlib.sha256(data[2**20:2**20 + 2**16]).hexdigest()[:8]
+    folder = tmp_path / "canny-folder"
+    folder.mkdir()
+    (folder / "diffusion_pytorch_model.fp16.safetensors").write_bytes(b"small")
+    (folder / "diffusion_pytorch_model.safetensors").write_bytes(data)
+    assert controlnet_hash(folder) == controlnet_hash(tmp_path / "canny.safetensors")  # the full-precision file
+    (tmp_path / "empty").mkdir()
+    assert controlnet_hash(tmp_path / "empty") == ""  # no weights
