@@ -16,6 +16,7 @@ from PIL import Image
 from studio.cli_control import control_guides
 from studio.cli_params import collect_params, parse_post_step
 from studio.cli_plugins import open_host
+from studio.core.control import ControlGuide
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, ModelError, StudioError
 from studio.core.events import (
@@ -153,12 +154,12 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
                                  f"in the library (studio models list; models folder {settings.models_dir}).")
         model = str(resolve_model(args.model, settings.models_dir, settings.extra_model_paths))
         check_model_folder(Path(model))  # headers only: not a model, or a damaged one, is bad input (before torch)
-        loras, vae = _find_files(loras, args.vae or "", settings)
+        loras, vae, controls = _find_files(loras, args.vae or "", control_guides(args, generator), settings)
     else:
         if init_image is not None:
             raise InvalidRequest(f"The generator {generator!r} does not start from a picture; leave out "
                                  "--init-image, --mask and --outpaint.")
-        model, vae = "", args.vae or ""
+        model, vae, controls = "", args.vae or "", control_guides(args, generator)
     return GenerationRequest(
         model=model, prompt=args.prompt, negative_prompt=args.negative,
         width=width, height=height, steps=args.steps, cfg_scale=args.cfg, seed=args.seed,
@@ -166,7 +167,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         mask=mask, inpaint=options, generator=generator, params=collect_params(args),
         post=tuple(parse_post_step(text) for text in args.post), loras=loras, vae=vae,
         memory=args.memory or settings.memory, speed=args.speed or settings.speed, hires=_hires(args),
-        controls=control_guides(args, generator),
+        controls=controls,
     )
 
 
@@ -189,11 +190,12 @@ def _check_picture_size(picture: Image.Image, name: str, advice: str) -> None:
                              f"{MIN_SIZE} to {MAX_SIZE} pixels a side; {advice}.")
 
 
-def _find_files(loras: tuple[LoraChoice, ...], vae: str,
-                settings: Settings) -> tuple[tuple[LoraChoice, ...], str]:
-    """The LoRAs and VAE as the engine will find them: by name in the models folder, else by name in the
-    library's linked folders (an AUTOMATIC1111 ``Lora`` folder, say), given then as paths. Bad input when
+def _find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[ControlGuide, ...],
+                settings: Settings) -> tuple[tuple[LoraChoice, ...], str, tuple[ControlGuide, ...]]:
+    """The LoRAs, VAE and ControlNets as the engine will find them: by name in the models folder, else by name
+    in the library's linked folders (an AUTOMATIC1111 ``Lora`` folder, say), given then as paths. Bad input when
     neither has one, before the engine starts (it looks again)."""
+    from studio.engine.control_nets import find_controlnet  # no torch: names are checked before the engine starts
     from studio.engine.loras import find_lora
     from studio.engine.vae_override import find_vae
 
@@ -206,7 +208,7 @@ def _find_files(loras: tuple[LoraChoice, ...], vae: str,
             path = Path(getattr(where, "path", where))
             # A file given by its path, outside the models folder: recorded whole, so a rerun elsewhere finds it.
             return name if path.resolve().is_relative_to(settings.models_dir.resolve()) else str(path.resolve())
-        except ModelError:
+        except (ModelError, InvalidRequest):  # not in the models folder (find_controlnet says so as bad input)
             if items is None:
                 items = scan_library(settings.models_dir, settings.extra_model_paths)
             match = next((i for i in items if i.kind == kind and name in (i.name, i.path.name)), None)
@@ -215,7 +217,9 @@ def _find_files(loras: tuple[LoraChoice, ...], vae: str,
             return str(match.path)
 
     loras = tuple(replace(c, name=found(c.name.strip(), "lora", find_lora)) if c.name.strip() else c for c in loras)
-    return loras, found(vae.strip(), "vae", find_vae) if vae.strip() else ""
+    controls = tuple(replace(g, model=found(g.model, "controlnet", find_controlnet)) if g.model else g
+                     for g in controls)
+    return loras, found(vae.strip(), "vae", find_vae) if vae.strip() else "", controls
 
 
 def check_output(output: Path) -> None:

@@ -380,7 +380,10 @@ def test_a_lora_given_by_a_relative_path_is_recorded_whole_and_one_in_the_models
     find nothing there."""
     from tiny_loras import lora_state, save_lora, tiny_unet
 
+    from model_files import controlnet
+
     from studio.cli_generate import _find_files
+    from studio.core.control import ControlGuide
     from studio.core.requests import LoraChoice
     from studio.core.settings import Settings
 
@@ -389,8 +392,13 @@ def test_a_lora_given_by_a_relative_path_is_recorded_whole_and_one_in_the_models
     save_lora(state, settings.models_dir / "loras" / "detail.safetensors")
     mine = save_lora(state, tmp_path / "work" / "mine" / "ink.safetensors")
     monkeypatch.chdir(tmp_path / "work")
-    loras, _vae = _find_files((LoraChoice("mine/ink.safetensors", 0.5), LoraChoice("detail", 1.0)), "", settings)
+    controlnet(settings.models_dir / "controlnet" / "canny.safetensors")
+    lines = controlnet(tmp_path / "work" / "mine" / "lines.safetensors")
+    guides = (ControlGuide("mine/lines.safetensors"), ControlGuide("canny"))
+    loras, _vae, controls = _find_files(
+        (LoraChoice("mine/ink.safetensors", 0.5), LoraChoice("detail", 1.0)), "", guides, settings)
     assert loras == (LoraChoice(str(mine.resolve()), 0.5), LoraChoice("detail", 1.0))
+    assert [guide.model for guide in controls] == [str(lines.resolve()), "canny"]  # ControlNets alike
 
 
 def test_a_lora_in_a_linked_folder_is_found_by_name(tiny_model_dir, home, tmp_path):

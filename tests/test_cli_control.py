@@ -8,12 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from model_files import controlnet
 from test_cli import assert_refused_without_torch
 
 from studio.core.control import CANNY, DEFAULT_HIGH, DEFAULT_LOW, INVERT, NONE, ControlGuide
 
 GUIDE_OPTIONS = {"--control-preprocessor": ["canny"], "--control-weight": ["0.5"], "--control-range": ["0", "0.5"],
                  "--canny": ["50", "150"]}
+
+
+def controlnets(home: Path, *names: str) -> None:
+    """ControlNets by these names in the models folder of the Studio at ``home`` (headers only: never run)."""
+    for name in names:
+        controlnet(home / "data" / "models" / "controlnet" / f"{name}.safetensors")
 
 
 def picture(path: Path, seed: int, size: tuple[int, int] = (40, 32)) -> Image.Image:
@@ -44,6 +51,7 @@ def test_each_guide_takes_the_options_given_after_its_control(studio_home, tiny_
     photo = picture(tmp_path / "work" / "photo.png", 1)
     sketch = picture(tmp_path / "work" / "sketches" / "tower.png", 2, (24, 24))
     monkeypatch.chdir(tmp_path / "work")
+    controlnets(studio_home, "canny-sd15", "lineart")
     request = requested(monkeypatch, [
         "--model", str(tiny_model_dir), "--prompt", "a tower", "-o", str(tmp_path / "o.png"),
         "--control", "canny-sd15", "photo.png", "--control-weight", "0.8", "--canny", "50", "150",
@@ -65,6 +73,7 @@ def test_each_guide_takes_the_options_given_after_its_control(studio_home, tiny_
 def test_a_guide_without_options_takes_the_defaults_and_canny_thresholds_imply_canny(
         studio_home, tiny_model_dir, tmp_path, monkeypatch):
     picture(tmp_path / "edges.png", 3)
+    controlnets(studio_home, "canny-sd15")
     base = ["--model", str(tiny_model_dir), "--prompt", "p", "-o", str(tmp_path / "o.png")]
     (plain,) = requested(monkeypatch, [*base, "--control", "canny-sd15", str(tmp_path / "edges.png")]).controls
     assert (plain.preprocessor, plain.weight, plain.start, plain.end) == (NONE, 1.0, 0.0, 1.0)
@@ -105,6 +114,7 @@ def test_the_help_says_what_each_control_option_does(capsys):
 
 def test_bad_control_input_exits_2_with_one_sentence_before_loading_torch(tiny_model_dir, tmp_path):
     home = tmp_path / "studio-home"
+    controlnets(home, "canny-sd15", "depth", "lines")
     picture(tmp_path / "edges.png", 1)
     (tmp_path / "notes.png").write_text("not a picture")
     edges = ["--control", "canny-sd15", str(tmp_path / "edges.png")]
@@ -125,6 +135,11 @@ def test_bad_control_input_exits_2_with_one_sentence_before_loading_torch(tiny_m
                        "The control guide's Canny thresholds must be 0 to 255 with the low one at most the high one, "
                        "not 200 and 100."),
         "four guides": (edges * 4, "A job takes at most 3 control guides, not 4."),
+        "no such ControlNet": (["--control", "gone", str(tmp_path / "edges.png")],
+                               f"No ControlNet named 'gone' was found: Studio looked for the folder "
+                               f"{home / 'data' / 'models' / 'controlnet' / 'gone'} (with config.json), the file "
+                               f"{home / 'data' / 'models' / 'controlnet' / 'gone.safetensors'} and a file or "
+                               "folder at gone."),
         "plugin generator": (["--generator", "no-such-generator", *edges],
                              "The generator 'no-such-generator' takes no control guides; they steer Studio's own "
                              "generator only, so leave out --control."),
