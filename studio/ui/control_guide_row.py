@@ -128,14 +128,15 @@ class GuideRow(QFrame):
     # -- models ----------------------------------------------------------------------------------------
     def set_models(self, items: list[LibraryItem], family: str) -> None:
         """The library's ControlNets: those for another family than the checkpoint's are listed greyed, with it
-        named; a chosen one missing from the library stays listed by its name."""
+        named (one whose family is not known fits any: the job checks it); a chosen one missing from the library
+        stays listed by its name."""
         current = self.model()
         self._items, self._family = items, family
         combo = self.model_combo
         combo.blockSignals(True)
         combo.clear()
         combo.addItem("Choose a ControlNet…", "")
-        fitting = [i for i in items if not family or i.family == family]
+        fitting = [i for i in items if not family or not i.family or i.family == family]
         for item in fitting + [i for i in items if i not in fitting]:
             fits = item in fitting
             combo.addItem(item.name if fits else f"{item.name}  ·  {_family(item.family)}", _value(item))

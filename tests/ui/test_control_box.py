@@ -131,6 +131,22 @@ def test_controlnets_of_another_family_are_greyed_and_refused(qtbot, panel, pict
     assert row.model_combo.currentText() == "control_sd15_depth (not in the library)"
 
 
+def test_a_controlnet_whose_family_is_not_known_can_be_chosen_for_any_model(qtbot, panel, picture):  # noqa: ANN001
+    """Greyed as "for unknown models" while Generate would take it (the engine checks its width when the job runs):
+    a ControlNet Studio cannot place fits every model, as a model Studio cannot place takes every ControlNet."""
+    odd = _item("custom-controlnet", "controlnet", "", "controlnet")
+    panel.control_box.set_library([SD15, SDXL, odd])
+    row = panel.control_box.add()
+    combo = row.model_combo
+    assert [(combo.itemText(i), combo.model().item(i).isEnabled()) for i in range(1, combo.count())] == [
+        ("custom-controlnet", True)]
+    assert row.model() == "custom-controlnet"  # a new guide starts with it
+    row.picture.use_file(picture)
+    _ready(qtbot, row)
+    assert row.picture.status.text() and "is for" not in row.picture.status.text()
+    assert panel.build_request(None).controls[0].model == "custom-controlnet"
+
+
 def test_the_thumbnail_is_made_off_the_ui_thread(qtbot, panel, picture, monkeypatch):  # noqa: ANN001
     threads: list[threading.Thread] = []
     real = control.preprocess
