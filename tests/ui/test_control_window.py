@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from PIL import Image, ImageDraw
 
 from studio.core.images import save_image
@@ -132,3 +134,62 @@ def test_screenshot_of_the_control_section(qtbot, window, tiny_model_dir, tmp_pa
     window.canvas.fit()
     window.grab().save(str(artifacts_dir / "main-window-control.png"))
     assert (artifacts_dir / "main-window-control.png").stat().st_size > 10_000
+
+
+def test_a_guided_picture_made_in_the_window_records_its_guide_and_runs_again_the_same(qtbot, window, tiny_model_dir,  # noqa: ANN001
+                                                                                        tmp_path, monkeypatch):
+    """End to end with the real engine: a tiny ControlNet in the models folder's controlnet/, a guide with a picture
+    file, Generate; the picture's recipe and its history entry name the guide and its kept picture, and Run again
+    from the gallery makes the same pixels."""
+    from PySide6.QtWidgets import QMessageBox
+    from tiny_controlnets import build_tiny_controlnet
+
+    from studio.core.images import read_recipe
+    from studio.services.outputs import is_kept_control
+
+    build_tiny_controlnet(window.settings.models_dir / "controlnet" / "tiny-edges", tiny_model_dir)
+    box = window.prompt_panel.control_box
+    window.models.refresh()  # the library finds it, as after an import
+    qtbot.waitUntil(box.add_button.isEnabled, timeout=WAIT_MS)
+    row = box.add()
+    assert row.model() == "tiny-edges"
+    drawing = _drawing(tmp_path / "drawing.png")
+    row.picture.use_file(drawing)
+    row.preprocessor_combo.setCurrentIndex(row.preprocessor_combo.findData("canny"))
+    row.weight_spin.setValue(1.5)
+    qtbot.waitUntil(lambda: row.picture.state == "ready", timeout=WAIT_MS)
+    window.prompt_panel.prompt_edit.setPlainText("a cottage")
+    window.prompt_panel.seed_edit.setText("42")
+    window.generate()
+    assert window.prompt_panel.error_label.text() == ""
+    gallery = window.gallery.model
+    qtbot.waitUntil(lambda: gallery.rowCount() == 1, timeout=120_000)
+    first = gallery.entry_at(0)
+    (record,) = first.params["controls"]
+    kept = Path(record["image"])
+    assert (record["model"], record["preprocessor"], record["weight"]) == ("tiny-edges", "canny", 1.5)
+    assert is_kept_control(kept) and kept.parent.name == "sources"
+    assert kept.parent.parent.parent == window.settings.outputs_dir.absolute()
+    with Image.open(kept) as picture, Image.open(drawing) as given:
+        assert picture.convert("RGB").tobytes() == given.convert("RGB").tobytes()
+    (recorded,) = read_recipe(first.image_path).controls
+    assert {k: recorded[k] for k in ("model", "preprocessor", "weight", "image")} == {
+        "model": "tiny-edges", "preprocessor": "canny", "weight": 1.5, "image": str(kept)}
+    asked: list[str] = []  # the model is the one it was made with: nothing to ask
+    monkeypatch.setattr(QMessageBox, "question", lambda parent, title, text, *a: asked.append(text)
+                        or QMessageBox.StandardButton.Yes)
+    window.gallery.select_row(0)
+    window.gallery.rerun_button.click()
+    qtbot.waitUntil(lambda: gallery.rowCount() == 2, timeout=120_000)
+    again = gallery.entry_at(0)
+    assert not asked and again.id != first.id and again.seed == 42
+    assert [{k: r[k] for k in ("model", "preprocessor", "weight")} for r in again.params["controls"]] == [
+        {"model": "tiny-edges", "preprocessor": "canny", "weight": 1.5}]
+    with Image.open(first.image_path) as made, Image.open(again.image_path) as remade:
+        assert np.array_equal(np.asarray(made), np.asarray(remade))
+    # Without the guide the same seed makes another picture: the guide is what was run again.
+    window.prompt_panel.control_box.remove(row)
+    window.generate()
+    qtbot.waitUntil(lambda: gallery.rowCount() == 3, timeout=120_000)
+    with Image.open(first.image_path) as made, Image.open(gallery.entry_at(0).image_path) as unguided:
+        assert not np.array_equal(np.asarray(made), np.asarray(unguided))
