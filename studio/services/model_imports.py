@@ -67,7 +67,7 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
     if item.kind == "unknown":
         what = "a folder" if source.is_dir() else "a safetensors file"
         raise ModelError(f"{source.name} is {what}, but not a kind of model Studio knows "
-                         "(checkpoint, LoRA, VAE, upscaler, IP-Adapter, embedding or style weights).")
+                         "(checkpoint, LoRA, VAE, ControlNet, upscaler, IP-Adapter, embedding or style weights).")
     folder = models_dir / KIND_FOLDERS.get(item.kind, item.kind)
     style = _style_file(source) if item.kind == "style" else None
     target = folder / (style.name if style else source.name)

@@ -40,7 +40,8 @@ if TYPE_CHECKING:  # services are imported when an import runs
     from studio.services.model_imports import ImportResult
 
 KIND_FILTERS = (("All kinds", ""), ("Checkpoints", "checkpoint"), ("LoRAs", "lora"), ("VAEs", "vae"),
-                ("Upscalers", "upscaler"), ("Style weights", "style"), ("IP-Adapters", "ip-adapter"))
+                ("ControlNets", "controlnet"), ("Upscalers", "upscaler"), ("Style weights", "style"),
+                ("IP-Adapters", "ip-adapter"), ("Textual inversions", "embedding"))
 COLUMNS = ("Name", "Kind", "Size", "Hash", "Source")
 
 
@@ -201,7 +202,8 @@ class ModelsDialog(TaskDialog):
         self.cancel_button.setVisible(progress)
 
     def _choose_file(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(self, "Import a model", "", "Model weights (*.safetensors *.ckpt *.pt *.pth *.bin);;All (*)")
+        name, _ = QFileDialog.getOpenFileName(self, "Import a model", "",
+                                              "Model weights (*.safetensors *.ckpt *.pt *.pth *.bin);;All (*)")
         if name:
             self.start(self.import_path(Path(name)))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from model_files import diffusers_folder, esrgan, lora, sd1
+from model_files import controlnet, diffusers_folder, esrgan, lora, sd1, write
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.model_library import IMPORTS_FILE, scan_library
 from studio.services.model_imports import import_model, link_folder, remove_model
@@ -43,7 +43,7 @@ def test_a_file_with_a_long_legal_name_is_imported(tmp_path):
     assert not list((tmp_path / "models").rglob(".importing-*"))
 
 
-@pytest.mark.parametrize(("make", "folder"), [(lora, "loras"), (esrgan, "upscalers")])
+@pytest.mark.parametrize(("make", "folder"), [(lora, "loras"), (esrgan, "upscalers"), (controlnet, "controlnet")])
 def test_each_kind_goes_to_its_folder(tmp_path, make, folder):
     source = make(tmp_path / "file.safetensors")
     result = import_model(source, tmp_path / "models")
@@ -109,6 +109,15 @@ def test_a_corrupt_file_and_a_plain_folder_are_refused(tmp_path):
         import_model(tmp_path / "plain", tmp_path / "models")
     with pytest.raises(InvalidRequest, match="no file or folder"):
         import_model(tmp_path / "missing.safetensors", tmp_path / "models")
+
+
+def test_a_file_of_no_kind_studio_knows_is_refused_naming_the_kinds_it_can_import(tmp_path):
+    odd = write(tmp_path / "odd.safetensors", {"some.other.network.weight": (4, 4)})
+    with pytest.raises(ModelError) as err:
+        import_model(odd, tmp_path / "models")
+    assert str(err.value) == ("odd.safetensors is a safetensors file, but not a kind of model Studio knows "
+                              "(checkpoint, LoRA, VAE, ControlNet, upscaler, IP-Adapter, embedding or style weights).")
+    assert not (tmp_path / "models").exists()
 
 
 def test_remove_deletes_inside_the_models_folder_and_only_unlinks_other_folders(tmp_path):

@@ -222,3 +222,18 @@ def test_the_picker_keeps_the_persons_pick_after_the_selected_model_was_removed(
     picker.combo.activated.emit(index)  # the person picks charlie
     picker.set_models([alpha, charlie], "", str(tmp_path))  # any later refresh of the library
     assert picker.selected_model() == str(charlie.path)
+
+
+def test_the_kind_filter_lists_the_controlnets_alone_and_has_every_kind_imports_sort_into(qtbot, window):  # noqa: ANN001
+    from model_files import controlnet
+
+    from studio.core.model_library import KIND_FOLDERS
+    from studio.ui.models_dialog import KIND_FILTERS
+
+    controlnet(window.settings.models_dir / "controlnet" / "control_v11p_sd15_canny.safetensors")
+    dialog = open_library(qtbot, window)
+    assert set(rows(dialog)) == {"control_v11p_sd15_canny", window.settings.extra_model_paths[0].name}
+    dialog.kind_filter.setCurrentIndex(dialog.kind_filter.findText("ControlNets"))
+    assert {name: row[1] for name, row in rows(dialog).items()} == {"control_v11p_sd15_canny": "ControlNet (SD 1.x)"}
+    filtered = {kind for _, kind in KIND_FILTERS}
+    assert {kind for kind, folder in KIND_FOLDERS.items() if folder} <= filtered  # each kind an import puts away
