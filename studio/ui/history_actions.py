@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QInputDialog, QMessageBox
 from studio.core.control import control_records
 from studio.core.errors import StudioError
 from studio.core.hires import HiresFix
-from studio.core.image_info import inspect_image, recipe_fields
+from studio.core.image_info import ImageInfo, inspect_image, recipe_fields
 from studio.core.images import open_image, read_recipe
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
@@ -77,8 +77,7 @@ class HistoryActions(QObject):
             scheduler=entry.sampler or None, strength=entry.strength, model_path=entry.model_path or None,
             inpaint=options, generator=entry.generator, generator_params=entry.params.get("generator_params"),
             loras=loras, vae=vae, hires=HiresFix.from_record(entry.params.get("hires")) or False)
-        self.panel.control_box.set_records(controls)  # none for a picture made without: so is the remake
-        notes += [f"Its control picture {path} is missing; choose another for that guide." for path in missing]
+        notes += self._restore_guides(controls, missing)
         if entry.source_image_path:
             try:
                 picture = await asyncio.to_thread(open_image, entry.source_image_path)
@@ -133,7 +132,7 @@ class HistoryActions(QObject):
     async def load_from_picture(self, path: Path) -> None:
         """A picture dropped on the prompt panel: its prompt and parameters, from whichever tool made it."""
         try:
-            info = await asyncio.to_thread(inspect_image, path)
+            info, missing = await asyncio.to_thread(_inspect_with_guides, path)
         except StudioError as exc:
             self.window.status.set_message(str(exc), error=True)
             return
@@ -147,11 +146,22 @@ class HistoryActions(QObject):
         model_path = next((self.panel.model_combo.itemData(i) for i in range(self.panel.model_combo.count())
                            if self.panel.model_combo.itemText(i) == model_name), None)
         notes = self.panel.fill(model_path=model_path, **fields)
+        notes += self._restore_guides(info.controls, missing)
         if model_name and model_path is None:
             notes.append(f"The model {model_name!r} it names is not in the model list.")
         tool = info.tool or "an unknown tool"
         self.window.status.set_message(" ".join([f"Loaded the parameters of {path.name} (made by {tool}).",
                                                  *notes, *info.notes]))
+
+    def _restore_guides(self, records: tuple[dict[str, Any], ...], missing: list[str]) -> list[str]:
+        """A picture's guides in place of the ones shown (none for a picture made without: so is the remake), and
+        what the person must still do for them, in sentences."""
+        self.panel.control_box.set_records(records)
+        notes = [f"Its control picture {path} is missing; choose another for that guide." for path in missing]
+        if any(not r["image"] for r in records):  # AUTOMATIC1111 names its guides but keeps none of their pictures
+            notes.append("It names no picture for its control guide; choose one." if len(records) == 1 else
+                         "It names no picture for some of its control guides; choose one for each that has none.")
+        return notes
 
     # -- styles ------------------------------------------------------------------------------------
     def save_style(self) -> None:
@@ -229,4 +239,14 @@ def recorded_controls(entry: HistoryEntry) -> tuple[tuple[dict[str, Any], ...], 
         except (StudioError, ValueError, TypeError):  # a damaged file only loses what it would have told
             recipe = None
         records = recipe.controls if recipe is not None else ()
-    return records, [r["image"] for r in records if r["image"] and not Path(r["image"]).is_file()]
+    return records, _gone(records)
+
+
+def _inspect_with_guides(path: Path) -> tuple[ImageInfo, list[str]]:
+    """What a dropped picture says about how it was made, and its guides' kept pictures that are gone."""
+    info = inspect_image(path)
+    return info, _gone(info.controls)
+
+
+def _gone(records: tuple[dict[str, Any], ...]) -> list[str]:
+    return [r["image"] for r in records if r["image"] and not Path(r["image"]).is_file()]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from PIL import Image, ImageDraw
+from PIL.PngImagePlugin import PngInfo
 
 from studio.core.images import save_image
 from studio.core.metadata import Recipe
@@ -193,3 +194,55 @@ def test_a_guided_picture_made_in_the_window_records_its_guide_and_runs_again_th
     qtbot.waitUntil(lambda: gallery.rowCount() == 3, timeout=120_000)
     with Image.open(first.image_path) as made, Image.open(gallery.entry_at(0).image_path) as unguided:
         assert not np.array_equal(np.asarray(made), np.asarray(unguided))
+
+
+def _drop_on_the_prompt(window, path: Path) -> None:  # noqa: ANN001
+    from PySide6.QtCore import QMimeData, QUrl
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    window.prompt_panel.prompt_edit.insertFromMimeData(mime)
+
+
+def test_a_picture_dropped_on_the_prompt_box_brings_its_guides_back_as_load_parameters_does(qtbot, window,  # noqa: ANN001
+                                                                                             tiny_model_dir, tmp_path):
+    _library(window, tiny_model_dir)
+    kept = _drawing(tmp_path / "kept.png")
+    records = ({"model": "control_v11p_sd15_canny", "hash": "", "preprocessor": "canny", "weight": 0.8, "start": 0.0,
+                "end": 0.7, "low": 80, "high": 160, "image": str(kept)},
+               {"model": "control_sd15_depth", "hash": "", "preprocessor": "none", "weight": 1.0, "start": 0.1,
+                "end": 1.0, "low": 100, "high": 200, "image": str(tmp_path / "gone.png")})
+    recipe = Recipe(prompt="a house", negative_prompt="", steps=4, sampler="Euler a", cfg_scale=7, seed=3, width=64,
+                    height=64, model_name="tiny-sd", controls=records)
+    picture = save_image(Image.new("RGB", (64, 64)), tmp_path / "made.png", recipe)
+    box = window.prompt_panel.control_box
+    _drop_on_the_prompt(window, picture)
+    qtbot.waitUntil(lambda: len(box.rows) == 2 and box.rows[1].picture.state == "missing", timeout=WAIT_MS)
+    first, second = box.rows
+    qtbot.waitUntil(lambda: first.picture.state == "ready", timeout=WAIT_MS)
+    assert window.prompt_panel.prompt_edit.toPlainText() == "a house"
+    assert (first.model(), first.weight_spin.value(), first.end_spin.value(), first.low_spin.value()) == (
+        "control_v11p_sd15_canny", 0.8, 0.7, 80)
+    assert first.picture.path == str(kept)
+    assert second.model_combo.currentText() == "control_sd15_depth (not in the library)"
+    assert "gone.png is missing" in window.status.message_label.text()
+    # AUTOMATIC1111 names its guides (sd-webui-controlnet's text) but keeps none of their pictures.
+    a1111 = tmp_path / "a1111.png"
+    text = PngInfo()
+    text.add_text("parameters", 'a barn\nSteps: 4, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 64x64, '
+                                'ControlNet 0: "Module: canny, Model: control_v11p_sd15_lineart [5c23b17d], '
+                                'Weight: 0.6, Guidance Start: 0, Guidance End: 1, Threshold A: 90, Threshold B: 180"')
+    Image.new("RGB", (64, 64)).save(a1111, pnginfo=text)
+    _drop_on_the_prompt(window, a1111)
+    qtbot.waitUntil(lambda: len(box.rows) == 1 and box.rows[0].model() == "control_v11p_sd15_lineart",
+                    timeout=WAIT_MS)
+    (only,) = box.rows
+    assert (only.preprocessor(), only.weight_spin.value(), only.low_spin.value(), only.picture.state) == (
+        "canny", 0.6, 90, "empty")
+    assert "It names no picture for its control guide; choose one." in window.status.message_label.text()
+    # A picture made without guides: its parameters take them away, as Load parameters does.
+    plain = save_image(Image.new("RGB", (64, 64)), tmp_path / "plain.png",
+                       Recipe("a field", "", 4, "Euler a", 7, 9, 64, 64, "tiny-sd"))
+    _drop_on_the_prompt(window, plain)
+    qtbot.waitUntil(lambda: not box.rows, timeout=WAIT_MS)
+    assert window.prompt_panel.prompt_edit.toPlainText() == "a field"
