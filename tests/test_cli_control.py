@@ -1,5 +1,6 @@
 """``studio generate --control MODEL IMAGE`` and the per-guide options after it: parsed into the request's guides,
-and bad input refused in one sentence before the engine starts."""
+bad input refused in one sentence before the engine starts, and a guided picture made again by ``studio history
+rerun`` with the real engine."""
 
 from __future__ import annotations
 
@@ -145,3 +146,36 @@ def test_bad_control_input_exits_2_with_one_sentence_before_loading_torch(tiny_m
                              "generator only, so leave out --control."),
     })
     assert not (tmp_path / "never.png").exists()
+
+
+def test_a_guided_picture_made_by_generate_is_made_again_the_same_by_history_rerun(tiny_model_dir, tmp_path):
+    """End to end with the real engine, in subprocesses: the guide's picture is kept under outputs/…/sources, the
+    history names it, and ``studio history rerun`` opens it and makes the same pixels."""
+    import json
+
+    from studio_testing import run_studio
+    from tiny_controlnets import build_tiny_controlnet
+
+    home = tmp_path / "home"
+    build_tiny_controlnet(home / "data" / "models" / "controlnet" / "tiny-edges", tiny_model_dir)
+    photo = picture(tmp_path / "photo.png", 4, (48, 40))
+    made = run_studio(home, "generate", "--model", str(tiny_model_dir), "--prompt", "a tower", "--seed", "11",
+                      "--steps", "2", "--size", "64x64", "--control", "tiny-edges", str(tmp_path / "photo.png"),
+                      "--canny", "60", "140", "--control-weight", "1.5", "-o", str(tmp_path / "made.png"))
+    assert made.returncode == 0, made.stderr
+    (tmp_path / "photo.png").unlink()  # the person's file may go: the rerun reads the kept copy
+    entry = json.loads(run_studio(home, "history", "show", "1", "--json").stdout)
+    (record,) = entry["params"]["controls"]
+    kept = Path(record["image"])
+    assert (record["model"], record["preprocessor"], record["weight"], record["low"]) == ("tiny-edges", CANNY, 1.5, 60)
+    assert kept.parent.name == "sources" and kept.is_relative_to(home / "data" / "outputs")
+    assert np.array_equal(np.asarray(Image.open(kept).convert("RGB")), np.asarray(photo))
+    again = run_studio(home, "history", "rerun", "1", "-o", str(tmp_path / "again.png"))
+    assert again.returncode == 0, again.stderr
+    with Image.open(tmp_path / "made.png") as first, Image.open(tmp_path / "again.png") as second:
+        assert np.array_equal(np.asarray(first), np.asarray(second))
+    unguided = run_studio(home, "generate", "--model", str(tiny_model_dir), "--prompt", "a tower", "--seed", "11",
+                          "--steps", "2", "--size", "64x64", "-o", str(tmp_path / "plain.png"))
+    assert unguided.returncode == 0, unguided.stderr
+    with Image.open(tmp_path / "made.png") as first, Image.open(tmp_path / "plain.png") as plain:
+        assert not np.array_equal(np.asarray(first), np.asarray(plain))  # the guide is what was made again
