@@ -8,12 +8,13 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 from PIL import Image
 
 from studio.core.requests import GenerationRequest
 from studio.engine.worker import describe_exception
-from studio.services.outputs import OutputStore
+from studio.services.outputs import OutputStore, is_kept_control
 
 log = logging.getLogger(__name__)
 
@@ -21,15 +22,16 @@ log = logging.getLogger(__name__)
 def keep_control_pictures(request: GenerationRequest, outputs: OutputStore | None,
                           note: Callable[[str], None]) -> GenerationRequest:
     """The request with each guide's ``image_path`` set to its kept copy: one file per distinct picture of the job
-    (two guides reading one photo share it). A picture that cannot be kept only costs a note, never the job: its
-    guide keeps the path it had (the file given on the command line, or none)."""
+    (two guides reading one photo share it). A guide that names a copy kept before (a rerun, Load parameters) keeps
+    naming it: the entries that use it share one file, which stays while any of them does. A picture that cannot be
+    kept only costs a note, never the job: its guide keeps the path it had (the file given on the command line)."""
     if not request.controls or outputs is None:
         return request
     kept: dict[bytes, str | None] = {}
     guides = []
     for number, guide in enumerate(request.controls, 1):
-        if guide.image is None:  # prepare_request refuses these; nothing to keep
-            guides.append(guide)
+        if guide.image is None or (is_kept_control(guide.image_path) and Path(guide.image_path).is_file()):
+            guides.append(guide)  # nothing to keep (prepare_request refuses it), or kept already
             continue
         key = _picture_key(guide.image)
         if key not in kept:

@@ -107,6 +107,20 @@ def test_a_rerun_uses_the_kept_pictures(guided):
     assert same_pixels(again.controls[2].image, guided["sketch"])
 
 
+def test_a_rerun_shares_the_kept_pictures_instead_of_keeping_copies(tmp_path, guided):
+    before = kept_files(tmp_path)
+    again = prepare_request(request_for_entry(guided["rows"][1])).request
+    store = guided["store"]
+    run_jobs(tmp_path, [again], store)
+    assert kept_files(tmp_path) == before  # no second copy of either picture
+    newest = store.search()[0]
+    assert [g["image"] for g in newest.params["controls"]] == [g.image_path for g in again.controls]
+    for row in guided["rows"]:  # the first job's entries go: the rerun still uses their pictures
+        store.delete(row.id)
+    assert kept_files(tmp_path) == before
+    assert prepare_request(request_for_entry(newest)).request.controls == again.controls
+
+
 def test_a_rerun_whose_control_picture_is_gone_or_unrecorded_is_refused_in_one_sentence(guided):
     row = guided["rows"][0]
     gone = row.params["controls"][2]["image"]
