@@ -276,3 +276,18 @@ def test_pictures_that_differ_all_over_are_compared_only_at_both_ends(monkeypatc
         other = Image.fromarray(pixels)
         for a, b in ((first, other), (first.convert("RGBA"), other.convert("RGBA"))):
             assert changed_box(a, b) == every_difference(a, b)
+
+
+def test_a_picture_of_a_new_size_records_its_empty_mask_without_copying_it() -> None:
+    """Copying the new empty mask for the undo step took the window's thread 6-11 ms at 4096x4096; undo and redo
+    make it afresh."""
+    document = Document()
+    document.set_image(Image.new("RGB", (64, 48)), "Open")
+    document.mask[5:10, 5:10] = 255
+    document.set_image(Image.new("RGB", (80, 40)), "Open another")
+    assert document._steps[-1].mask_after is None and document.mask.shape == (40, 80) and not document.has_mask
+    document.mask[1:3, 1:3] = 9
+    document.undo()
+    assert document.mask.shape == (48, 64) and document.mask[5:10, 5:10].all()
+    document.redo()
+    assert document.mask.shape == (40, 80) and not document.has_mask
