@@ -31,9 +31,11 @@ from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGrap
 
 from studio.core.document import Document, DocumentChange
 from studio.core.mask import Box
+from studio.ui.canvas_pixmaps import KeptPixmaps, converts_at_once, stand_in
 from studio.ui.canvas_tools import BRUSH, ERASER, HAND, Tool, make_tool
 from studio.ui.mask_overlay import MaskOverlayItem, TintedLayer, tinted_layer
 from studio.ui.qt_images import pil_to_pixmap_ready_qimage, pil_to_qimage, pil_to_qpixmap
+from studio.ui.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,15 @@ WHEEL_STEP = 1.15
 BIG_FILL = 1024 * 1024  # px: a fill's box this big, over a quarter of the mask or more, is made in a worker thread
 PREVIEW_UPSCALE_TO = 256  # px: latent-sized previews are enlarged to about this before the view scales them
 MIN_BRUSH, MAX_BRUSH = 1.0, 1024.0
+
+
+def _loop_running() -> bool:
+    """Whether a worker thread's result can come back to this thread (an asyncio loop runs here)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _checkerboard(size: int = 16) -> QBrush:
@@ -102,8 +113,12 @@ class CanvasView(QGraphicsView):
         # The window's: makes a whole-mask change in a worker thread with its tinted layer (label, operation).
         self.mask_filler: Callable[[str, Callable[[np.ndarray], Box | None]], object] | None = None
         self._prepared: tuple[Image.Image, QImage] | None = None  # a picture converted ahead (prepare())
-        self._shown: weakref.ref[Image.Image] | None = None  # the document picture the pixmap shows
-        self._earlier: tuple[weakref.ref[Image.Image], QPixmap] | None = None  # the one shown before it, whole
+        self._shown: weakref.ref[Image.Image] | None = None  # the document picture the pixmap shows, whole
+        self._kept = KeptPixmaps()  # the pictures shown before it, whole, while the undo history holds them
+        self._converting: Image.Image | None = None  # the picture a worker converts, its stand-in shown meanwhile
+        self._tasks = Tasks()
+        tasks = self._tasks
+        self.destroyed.connect(lambda: tasks.cancel_all())  # a conversion ending later has no view to show it in
         self._extent_w = self._extent_h = 0  # the picture's (or the coming result's) size
         self._space_held = False
         self._pan_from: QPointF | None = None
@@ -175,7 +190,8 @@ class CanvasView(QGraphicsView):
         if change.image:
             pixmap = self._image_item.pixmap()
             prepared = self._take_prepared(doc.image)
-            whole = doc.image is None or change.box in (None, (0, 0, *doc.image.size))
+            # Over a stand-in, a region is not painted: the whole picture is converted again.
+            whole = doc.image is None or change.box in (None, (0, 0, *doc.image.size)) or self._converting is not None
             if not whole and not pixmap.isNull():
                 # A region changed (an inpaint result, an undo of one): convert only that box. The item lets go
                 # of its share of the pixmap first, or painting would copy all of it (a 4096x4096 one: 50-100 ms).
@@ -189,25 +205,61 @@ class CanvasView(QGraphicsView):
                     painter.drawImage(x0, y0, pil_to_qimage(doc.image.crop(change.box)))
                 painter.end()
                 self._image_item.setPixmap(pixmap)
+                self._shown = weakref.ref(doc.image)
             else:
-                self._image_item.setPixmap(self._whole_pixmap(doc.image, prepared))
-            self._shown = None if doc.image is None else weakref.ref(doc.image)
+                self._show_whole(doc.image, prepared)
             self.clear_preview()
 
-    def _whole_pixmap(self, image: Image.Image | None, prepared: QImage | None) -> QPixmap:
-        """The pixmap for a whole new picture. The picture shown before it is kept converted while it lives (in
-        the undo history): undoing or redoing a change of the whole canvas (extend, scale, a new picture) swaps
-        back to it, where converting a 4096x4096 picture again held this thread 100-160 ms."""
-        earlier = self._earlier
+    def _show_whole(self, image: Image.Image | None, prepared: QImage | None) -> None:
+        """Show a whole new picture. The pictures shown before it stay converted while they live (in the undo
+        history): undoing or redoing a change of the whole canvas (extend, scale, a new picture) swaps back to one,
+        where converting a 4096x4096 picture again held this thread 150-240 ms. Any other big picture is converted
+        in a worker thread, its rough stand-in shown meanwhile."""
         outgoing = self._shown() if self._shown is not None else None
-        self._earlier = (self._shown, self._image_item.pixmap()) if outgoing is not None else None
+        if image is not None and image is self._converting and prepared is None:
+            return  # already on its way
+        current = self._image_item.pixmap()
+        if outgoing is not None and outgoing is not image:
+            self._kept.keep(outgoing, current)
+        self._converting = None
         if image is None:
-            return QPixmap()
-        if prepared is not None:
-            return QPixmap.fromImage(prepared)
-        if earlier is not None and earlier[0]() is image:
-            return earlier[1]
-        return pil_to_qpixmap(image)
+            pixmap = QPixmap()
+        elif prepared is not None:
+            pixmap = QPixmap.fromImage(prepared)
+        elif outgoing is image:
+            pixmap = current
+        elif (kept := self._kept.take(image)) is not None:
+            pixmap = kept
+        elif converts_at_once(image) or not _loop_running():
+            pixmap = pil_to_qpixmap(image)
+        else:
+            self._converting = image
+            self._shown = None
+            self._set_pixmap(*stand_in(image))
+            self._tasks.run(self._convert(image))
+            return
+        self._set_pixmap(pixmap)
+        self._shown = None if image is None else weakref.ref(image)
+
+    def _set_pixmap(self, pixmap: QPixmap, transform: QTransform | None = None) -> None:
+        self._image_item.setPixmap(pixmap)
+        self._image_item.setTransform(transform or QTransform())
+
+    async def _convert(self, image: Image.Image) -> None:
+        try:
+            converted = await asyncio.to_thread(pil_to_pixmap_ready_qimage, image)
+        except Exception:  # this thread converts it then
+            log.exception("Converting a picture for display failed")
+            converted = None
+        if self._converting is not image:
+            return  # another picture came meanwhile
+        self._converting = None
+        self._set_pixmap(pil_to_qpixmap(image) if converted is None else QPixmap.fromImage(converted))
+        self._shown = weakref.ref(image)
+
+    def showing_stand_in(self) -> bool:
+        """A big picture is being converted in a worker thread; its rough stand-in is shown."""
+        return self._converting is not None
 
     # -- mask display ----------------------------------------------------------------------------
     def set_mask_visible(self, visible: bool) -> None:

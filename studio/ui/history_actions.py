@@ -89,13 +89,14 @@ class HistoryActions(QObject):
             except StudioError as exc:
                 notes.append(f"Its source picture could not be restored: {exc}")
             else:
-                await self.window.canvas.convert_ahead(picture, mask)  # as an opened picture is
                 doc = self.window.document
                 if mask is not None:
+                    await self.window.canvas.convert_ahead(picture, mask)  # as an opened picture is
                     doc.replace_all("Restore inpaint source", picture, mask)
                     self.window.mask_toolbar.show_mask_action.setChecked(True)
                 else:
-                    doc.set_image(picture, "Restore img2img source")
+                    compared = await self.window.actions_.take_in_ahead(picture)  # as an opened picture is
+                    doc.set_image(picture, "Restore img2img source", compared=compared)
                     self.panel.use_canvas_check.setChecked(True)
         elif entry.generator in ("", "diffusers"):  # made from the prompt alone: so is the remake
             shown_mask = self.window.mask_toolbar.show_mask_action

@@ -39,7 +39,10 @@ from studio.core.parameters import (
 )
 from studio.ui.theme import WARNING, icon
 
-ImageSource = tuple[str, Callable[[], Image.Image | None]]  # ("Canvas picture", a function giving it)
+# ("Canvas picture", a function giving it): a picture in memory, the file to read it from (read later, off the window's
+# thread: a 4096² PNG took it 0.7 s to decode), or None when the source has none now.
+ImageSource = tuple[str, Callable[[], Image.Image | Path | None]]
+Picture = Image.Image | Path | None  # a picture parameter as chosen: read_pictures turns a Path into the picture
 SOURCE = "source:"
 KEPT = "kept:"  # the picture a step was set up with, offered again when it is edited
 MISSING = "missing:"  # a file a step was set up with that is gone: shown, so it is replaced, never swapped silently
@@ -115,7 +118,8 @@ class _ImagePicker(QWidget):
             index = self.combo.count() - 1
         self.combo.setCurrentIndex(index)
 
-    def value(self) -> Image.Image | None:
+    def choice(self) -> Picture:
+        """The picture chosen, without reading a file: InvalidRequest (a sentence) when there is none to take."""
         choice = self.combo.currentData()
         if choice is None:
             return None
@@ -123,13 +127,12 @@ class _ImagePicker(QWidget):
             return self._kept
         if (problem := self.problem()) is not None:
             raise InvalidRequest(problem)
-        if choice.startswith(SOURCE):
-            label = choice[len(SOURCE):]
-            image = self._sources[label]()
-            if image is None:
-                raise InvalidRequest(f"There is no {label.lower()} to use; pick another picture.")
-            return image
-        return open_image(Path(choice))
+        picture = self._sources[choice[len(SOURCE):]]() if choice.startswith(SOURCE) else Path(choice)
+        if picture is None:
+            raise InvalidRequest(f"There is no {choice[len(SOURCE):].lower()} to use; pick another picture.")
+        if isinstance(picture, Path) and not picture.is_file():  # said now, as reading it would have
+            raise InvalidRequest(f"The image {picture} does not exist.")
+        return picture
 
 
 class ParameterForm(QWidget):
@@ -204,7 +207,12 @@ class ParameterForm(QWidget):
         return line
 
     def values(self) -> dict[str, Any]:
-        """What the person set; InvalidRequest (one sentence) if a picture file cannot be read."""
+        """What the person set, pictures read; InvalidRequest (one sentence) if a picture file cannot be read."""
+        return read_pictures(self.params, self.choices())
+
+    def choices(self) -> dict[str, Any]:
+        """What the person set, with a picture file as its Path, unread (read_pictures reads it, off this thread);
+        InvalidRequest (one sentence) if a picture parameter has none to take (no canvas picture, a file gone)."""
         return {param.name: self._value(param) for param in self.params}
 
     def storable_values(self) -> dict[str, Any]:
@@ -221,7 +229,7 @@ class ParameterForm(QWidget):
             return editor.isChecked()
         if isinstance(editor, _ImagePicker):
             try:
-                return editor.value()
+                return editor.choice()
             except Exception as exc:  # noqa: BLE001 - a picture file that went away or is broken
                 raise InvalidRequest(f"{param.title}: {exc}") from None
         if isinstance(editor, QPlainTextEdit):
@@ -238,6 +246,8 @@ class ParameterForm(QWidget):
                 continue
             if isinstance(param, ImageParam):
                 picker, value = self._editors[param.name], values[param.name]
+                if isinstance(value, Path):  # chosen in a form before, not read yet
+                    value = str(value)
                 if isinstance(value, Image.Image):
                     picker.set_picture(value)
                 elif isinstance(value, str) and value and Path(value).is_file():
@@ -271,6 +281,19 @@ class ParameterForm(QWidget):
     def editor(self, name: str) -> QWidget:
         return self._editors[name]
 
+
+def read_pictures(params: Sequence[Param], choices: Mapping[str, Any]) -> dict[str, Any]:
+    """ParameterForm.choices with every picture file read; InvalidRequest names the parameter of one that cannot be.
+    Touches no widget, so it may run in a worker thread."""
+    titles = {p.name: p.title for p in params if isinstance(p, ImageParam)}
+    values = dict(choices)
+    for name, value in values.items():
+        if name in titles and isinstance(value, Path):
+            try:
+                values[name] = open_image(value)
+            except Exception as exc:  # noqa: BLE001 - a picture file that went away or is broken
+                raise InvalidRequest(f"{titles[name]}: {exc}") from None
+    return values
 
 
 def _places(value: float) -> int:

@@ -37,7 +37,8 @@ class PostChainDialog(QDialog):
         self.steps = [step.model_copy(deep=True) for step in steps]
         self._processors = {c.id: c for c in processors}
         self._image_sources = image_sources
-        self.edit_step: Callable[[PostProcessDialog], bool] = lambda dialog: dialog.exec() == QDialog.DialogCode.Accepted
+        self.edit_step: Callable[[PostProcessDialog], bool] = (
+            lambda dialog: dialog.exec() == QDialog.DialogCode.Accepted)
         layout = QVBoxLayout(self)
         hint = QLabel("Applied to every new picture, top to bottom, before it is saved. The steps and their "
                       "settings are recorded in the picture, so running it again gives the same result.")
@@ -121,7 +122,7 @@ class PostChainDialog(QDialog):
         if not self.edit_step(dialog):
             return False
         try:
-            params = dialog.form.values()
+            params = dialog.form.choices()  # a picture file is read when the step is kept, off this thread
         except StudioError as exc:  # the dialog refuses these itself; the picture it offered may be gone since
             self.problem.setText(str(exc))
             self.problem.show()

@@ -1,43 +1,91 @@
-"""PIL <-> Qt image conversion (copies, so neither side shares memory with the other)."""
+"""PIL <-> Qt image conversion (copies, so neither side shares memory with the other).
+
+Big pictures are converted a strip of rows at a time. These conversions run in worker threads, but a Qt call
+holds Python's interpreter lock for all of its work: converting or copying a whole 4096x4096 picture in one call
+held the window's thread 35-50 ms as surely as doing it there. A strip's call holds it a few milliseconds, and
+Pillow's and numpy's copies between them let go of it.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 from PIL import Image
+from PySide6.QtCore import QRect
 from PySide6.QtGui import QImage, QPixmap
+
+STRIP_BYTES = 4 * 2**20  # about this much of a picture per Qt call (a few ms of the interpreter lock)
+
+
+def _rgb_or_rgba(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGB", "RGBA"):
+        return image
+    return image.convert("RGBA" if "A" in image.getbands() else "RGB")
 
 
 def _over_bytes(image: Image.Image) -> tuple[QImage, bytes]:
-    """A QImage over ``image``'s pixels (RGB, or RGBA where it has alpha), valid only while the bytes live."""
-    if image.mode not in ("RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    """A QImage over ``image``'s pixels (RGB or RGBA), valid only while the bytes live."""
     alpha = image.mode == "RGBA"
     data = image.tobytes()
     fmt = QImage.Format.Format_RGBA8888 if alpha else QImage.Format.Format_RGB888
     return QImage(data, image.width, image.height, image.width * (4 if alpha else 3), fmt), data
 
 
+def _rows(qimage: QImage) -> np.ndarray:
+    """The QImage's own pixel rows (bytesPerLine wide), writable in place."""
+    return np.frombuffer(qimage.bits(), np.uint8).reshape(qimage.height(), qimage.bytesPerLine())
+
+
+def _strips(height: int, width: int) -> range:
+    return range(0, height, max(1, STRIP_BYTES // max(1, width * 4)))
+
+
+def _converted(image: Image.Image, target: QImage.Format | None) -> QImage:
+    """``image`` as a new QImage in ``target``'s format (None: RGB888 or RGBA8888, the picture's own layout)."""
+    image = _rgb_or_rgba(image)
+    width, height = image.size
+    own = QImage.Format.Format_RGBA8888 if image.mode == "RGBA" else QImage.Format.Format_RGB888
+    result = QImage(width, height, own if target is None else target)
+    if result.isNull():
+        raise MemoryError(f"no memory for a {width}x{height} picture")
+    rows = _rows(result)
+    step = _strips(height, width).step
+    for top in _strips(height, width):
+        bottom = min(height, top + step)
+        part = image if (top, bottom) == (0, height) else image.crop((0, top, width, bottom))
+        strip, _data = _over_bytes(part)  # the bytes live until the strip is copied
+        if target is not None:
+            strip = strip.convertToFormat(target)  # Qt's own conversion, premultiplying alpha as Qt does
+        pixels = np.frombuffer(strip.constBits(), np.uint8).reshape(bottom - top, strip.bytesPerLine())
+        rows[top:bottom, :pixels.shape[1]] = pixels
+    return result
+
+
 def pil_to_qimage(image: Image.Image) -> QImage:
-    qimage, _data = _over_bytes(image)  # the bytes live until the copy is made
-    return qimage.copy()
+    return _converted(image, None)
 
 
 def pil_to_qpixmap(image: Image.Image) -> QPixmap:
-    return QPixmap.fromImage(pil_to_qimage(image))
+    return QPixmap.fromImage(pil_to_pixmap_ready_qimage(image))
 
 
 def pil_to_pixmap_ready_qimage(image: Image.Image) -> QImage:
     """``image`` in the format a raster QPixmap keeps (32-bit, alpha premultiplied), so that QPixmap.fromImage
     takes it as it is. Safe off the main thread, which is what it is for: QImage is reentrant, QPixmap is not."""
-    qimage, _data = _over_bytes(image)  # the bytes live until the conversion has made its own copy
-    return qimage.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied if qimage.hasAlphaChannel()
-                                  else QImage.Format.Format_RGB32)
+    alpha = _rgb_or_rgba(image).mode == "RGBA"
+    return _converted(image, QImage.Format.Format_ARGB32_Premultiplied if alpha else QImage.Format.Format_RGB32)
 
 
 def qimage_to_pil(qimage: QImage) -> Image.Image:
     """RGBA when the QImage has an alpha channel, else RGB."""
     has_alpha = qimage.hasAlphaChannel()
-    qimage = qimage.convertToFormat(QImage.Format.Format_RGBA8888 if has_alpha else QImage.Format.Format_RGB888)
-    width, height = qimage.width(), qimage.height()
+    fmt = QImage.Format.Format_RGBA8888 if has_alpha else QImage.Format.Format_RGB888
     mode = "RGBA" if has_alpha else "RGB"
-    data = bytes(qimage.constBits())[: qimage.bytesPerLine() * height]
-    return Image.frombuffer(mode, (width, height), data, "raw", mode, qimage.bytesPerLine(), 1).copy()
+    width, height = qimage.width(), qimage.height()
+    result = Image.new(mode, (width, height))
+    step = _strips(height, width).step
+    for top in _strips(height, width):
+        rows = min(step, height - top)
+        strip = qimage.copy(QRect(0, top, width, rows)).convertToFormat(fmt)
+        data = bytes(strip.constBits())[: strip.bytesPerLine() * rows]
+        result.paste(Image.frombuffer(mode, (width, rows), data, "raw", mode, strip.bytesPerLine(), 1), (0, top))
+    return result

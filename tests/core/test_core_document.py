@@ -251,3 +251,43 @@ def test_a_change_heavier_than_the_whole_history_stays_undoable_after_the_next_o
     assert document.history_labels() == ["Scale", "Paint"]  # "Open" went: the budget is spent
     assert document.undo() and document.undo()
     assert document.image.size == (16, 16)  # the scale was undone
+
+
+def test_pictures_that_differ_all_over_are_compared_only_at_both_ends(monkeypatch) -> None:
+    """Another picture opened over one of its size: comparing all of a 4096x4096 pair took 55-65 ms; the first and
+    last strips already make the box all of the picture. Elsewhere every strip is compared, and the box is exact."""
+    from PIL import ImageChops
+
+    from studio.core import document as document_module
+    from studio.core.document import changed_box
+
+    monkeypatch.setattr(document_module, "COMPARED_PIXELS", 64 * 10, raising=False)  # strips of 10 rows
+    compared: list[int] = []
+    difference = ImageChops.difference
+    monkeypatch.setattr(ImageChops, "difference", lambda a, b: compared.append(a.height) or difference(a, b))
+    rng = np.random.default_rng(11)
+    first, second = (Image.fromarray(rng.integers(0, 256, (95, 64, 3), dtype=np.uint8)) for _ in range(2))
+    assert changed_box(first, second) == (0, 0, 64, 95) and compared == [10, 5]
+    speck = np.asarray(first).copy()
+    speck[47, 30, 2] ^= 1  # in a middle strip, the last compared
+    changes = [speck, np.asarray(first), edited(np.asarray(first), rng, "corner")]
+    changes += [edited(np.asarray(first), rng, "colour") for _ in range(20)]
+    for pixels in changes:
+        other = Image.fromarray(pixels)
+        for a, b in ((first, other), (first.convert("RGBA"), other.convert("RGBA"))):
+            assert changed_box(a, b) == every_difference(a, b)
+
+
+def test_a_picture_of_a_new_size_records_its_empty_mask_without_copying_it() -> None:
+    """Copying the new empty mask for the undo step took the window's thread 6-11 ms at 4096x4096; undo and redo
+    make it afresh."""
+    document = Document()
+    document.set_image(Image.new("RGB", (64, 48)), "Open")
+    document.mask[5:10, 5:10] = 255
+    document.set_image(Image.new("RGB", (80, 40)), "Open another")
+    assert document._steps[-1].mask_after is None and document.mask.shape == (40, 80) and not document.has_mask
+    document.mask[1:3, 1:3] = 9
+    document.undo()
+    assert document.mask.shape == (48, 64) and document.mask[5:10, 5:10].all()
+    document.redo()
+    assert document.mask.shape == (40, 80) and not document.has_mask

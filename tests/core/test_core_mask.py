@@ -532,3 +532,16 @@ def test_a_stroke_segment_on_a_4096_mask_is_fast(capsys):
               + ", ".join(f"size {s} hardness {h}: {ms:.3f}" for (s, h), ms in results.items()))
     assert results[(64, 1.0)] < 8 and results[(64, 0.5)] < 8
     assert results[(256, 1.0)] < 16 and results[(256, 0.5)] < 16
+
+
+@pytest.mark.parametrize("threshold", [0, 100])
+def test_bounding_box_holds_exactly_the_pixels_above_the_threshold(threshold) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(5)
+    assert bounding_box(new_mask(0, 7), threshold) is None and bounding_box(new_mask(7, 0), threshold) is None
+    for _ in range(200):
+        mask = np.where(rng.random((int(rng.integers(1, 40)), int(rng.integers(1, 40)))) < rng.random() * 0.05,
+                        rng.integers(1, 256), 0).astype(np.uint8)
+        above = mask > threshold
+        rows, cols = np.flatnonzero(above.any(axis=1)), np.flatnonzero(above.any(axis=0))
+        expected = None if rows.size == 0 else (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
+        assert bounding_box(mask, threshold) == expected

@@ -379,6 +379,41 @@ def test_drop_and_paste_open_pictures_and_bad_files_leave_the_document(qtbot, wi
     assert window.document.image.size == (96, 64)
 
 
+def test_a_picture_opened_or_pasted_over_one_of_its_size_is_compared_with_it_off_the_window_thread(
+        qtbot, window, picture, tmp_path, monkeypatch):  # noqa: ANN001
+    """Only the part that differs is recorded for undo; finding it held the window 50-65 ms at 4096x4096."""
+    import threading
+
+    from studio.core import document as document_module
+    from studio.ui import document_actions
+
+    threads: list[threading.Thread] = []
+    compare = document_module.changed_box
+
+    def comparing(a, b):  # noqa: ANN001, ANN202
+        threads.append(threading.current_thread())
+        return compare(a, b)
+
+    monkeypatch.setattr(document_module, "changed_box", comparing)
+    monkeypatch.setattr(document_actions, "changed_box", comparing, raising=False)
+    doc, seen = window.document, []
+    doc.add_listener(lambda change: seen.append(change))
+    opened = np.asarray(picture).copy()
+    opened[30:40, 50:70] = 0
+    path = tmp_path / "edited.png"
+    Image.fromarray(opened).save(path)
+    window.actions_.run(window.actions_.open_path(path))
+    qtbot.waitUntil(lambda: doc.history_labels()[-1] == "Open edited.png", timeout=5000)
+    pasted = opened.copy()
+    pasted[200:210, 5:9] = 255
+    QGuiApplication.clipboard().setImage(pil_to_qimage(Image.fromarray(pasted)))
+    window.actions_.paste.trigger()
+    qtbot.waitUntil(lambda: doc.history_labels()[-1] == "Paste", timeout=5000)
+    assert [change.box for change in seen if change.image] == [(50, 30, 70, 40), (5, 200, 9, 210)]
+    np.testing.assert_array_equal(np.asarray(doc.image), pasted)
+    assert threads and threading.main_thread() not in threads
+
+
 def test_a_picture_opened_or_pasted_during_a_stroke_waits_for_it(qtbot, window, picture, tmp_path):  # noqa: ANN001
     """A picture of another size that lands while the brush is down (a big file read and converted in threads, a
     paste) would change the canvas under the stroke: it becomes the document once the brush is let go."""
@@ -447,8 +482,10 @@ def test_copy_picture_and_masked_area(qtbot, window, picture):  # noqa: ANN001
     qtbot.waitUntil(lambda: not clipboard.image().isNull(), timeout=5000)
     assert np.array_equal(np.asarray(qimage_to_pil(clipboard.image())), np.asarray(picture))
     assert window.status.message_label.text() == "Copied the picture."
-    window.document.edit_mask("box", lambda m: (m.__setitem__((slice(10, 30), slice(20, 60)), 255), (20, 10, 60, 30))[1])
-    window.document.edit_mask("soft", lambda m: (m.__setitem__((slice(12, 14), slice(20, 22)), 100), (20, 12, 22, 14))[1])
+    window.document.edit_mask("box", lambda m: (m.__setitem__((slice(10, 30), slice(20, 60)), 255),
+                                                (20, 10, 60, 30))[1])
+    window.document.edit_mask("soft", lambda m: (m.__setitem__((slice(12, 14), slice(20, 22)), 100),
+                                                 (20, 12, 22, 14))[1])
     window.actions_.copy_masked.trigger()
     qtbot.waitUntil(lambda: clipboard.image().size().toTuple() == (40, 20), timeout=5000)
     copied = np.asarray(qimage_to_pil(clipboard.image()))
@@ -580,8 +617,8 @@ def test_a_canvas_past_the_pixel_limit_is_never_made(qtbot, window, picture, mon
     monkeypatch.setattr(images, "MAX_PIXELS", SIZE * (SIZE + 8))
     for make in (lambda: window.actions_.extend_canvas(0, 0, 16, 0, fill=False),
                  lambda: window.actions_.scale_image(SIZE + 16, SIZE),
-                 lambda: window.actions_.run(window.actions_._take_pasted(QImage(SIZE, SIZE + 16,
-                                                                                 QImage.Format.Format_RGB32), "Paste"))):
+                 lambda: window.actions_.run(window.actions_._take_pasted(
+                     QImage(SIZE, SIZE + 16, QImage.Format.Format_RGB32), "Paste"))):
         window.status.set_message("")
         task = make()
         qtbot.waitUntil(task.done, timeout=5000)

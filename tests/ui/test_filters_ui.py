@@ -362,3 +362,60 @@ def test_a_deleted_reference_is_shown_as_missing_and_left_out_of_a_generation_wi
     assert seen["chain problem"] == seen["problem"]
     (step,) = settings.generation.post
     assert step.params["style"] == gone and step.strength == 0.5  # as it was: nothing swapped in
+
+
+def test_a_picture_file_or_gallery_picture_chosen_for_a_filter_is_read_off_the_windows_thread(
+        qtbot, window, settings, tmp_path, monkeypatch):  # noqa: ANN001
+    """Apply read the chosen picture on the window's thread just to check there was one (a 4096² gallery picture
+    held it 0.7 s), and then again to run the filter. The job reads it on the engine thread; a chain step's file is
+    read where it is saved, in a worker thread."""
+    import threading
+
+    from PIL import ImageFile
+
+    from studio.services.history_store import HistoryEntry
+
+    gallery_file, chain_file = _reference(tmp_path), str(tmp_path / "chain.png")
+    Image.open(gallery_file).save(chain_file)
+    readers: list[threading.Thread] = []
+    load = ImageFile.ImageFile.load
+
+    def recorded(self):  # noqa: ANN001, ANN202
+        if self.filename in (gallery_file, chain_file):
+            readers.append(threading.current_thread())
+        return load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", recorded)
+    selected = HistoryEntry(prompt="", image_path=gallery_file, id=1)
+    monkeypatch.setattr(window.gallery, "selected_entry", lambda: selected)
+    _blue_canvas(window)
+    before = np.asarray(window.document.image).copy()
+
+    def gallery_picture(dialog: PostProcessDialog) -> bool:
+        combo = dialog.form.editor("style").combo
+        combo.setCurrentIndex(combo.findData("source:Gallery selection"))
+        dialog.accept()
+        return dialog.result() == PostProcessDialog.DialogCode.Accepted
+
+    window.plugin_actions.edit_dialog = gallery_picture
+    window.plugin_actions.open_processor(window.service.registry.get("postprocessor", "color"))
+    assert not readers  # accepted, the picture unread
+    qtbot.waitUntil(lambda: window.document.history_labels()[-1] == "Filter: Colour Transfer", timeout=WAIT_MS)
+    assert np.asarray(window.document.image)[..., 0].mean() > before[..., 0].mean() + 50  # the orange one's colours
+    assert readers and threading.main_thread() not in readers
+
+    def chain_step(dialog) -> bool:  # noqa: ANN001
+        if isinstance(dialog, PostChainDialog):
+            dialog.add("color")
+            return True
+        dialog.form.editor("style").set_path(Path(chain_file))
+        dialog.accept()
+        return dialog.result() == PostProcessDialog.DialogCode.Accepted
+
+    readers.clear()
+    window.plugin_actions.edit_dialog = chain_step
+    window.plugin_actions.open_chain()
+    (step,) = settings.generation.post
+    qtbot.waitUntil(lambda: bool(step.params["style"]), timeout=WAIT_MS)  # kept as a copy among the references
+    assert step.params["style"].startswith(str(window.data_dir / "post-references"))
+    assert readers and threading.main_thread() not in readers

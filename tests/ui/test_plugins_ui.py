@@ -17,6 +17,7 @@ from studio_testing import unpack_plugin
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import StudioError
+from studio.core.parameters import ImageParam
 from studio.core.paths import studio_paths
 from studio.plugin_host.host import DISABLED, ENABLED, SAFE_MODE, PluginHost
 from studio.services.history_store import HistoryStore
@@ -167,9 +168,11 @@ def test_a_filter_runs_on_the_canvas_and_undo_takes_it_back(qtbot, plugin_window
     window.actions_.undo.trigger()
     assert window.canvas.image().getpixel((0, 0)) == (20, 20, 20)
     assert window.history.search() == []  # a canvas edit is not a generation
-    # A picture parameter's "Canvas picture" is a copy: a plugin drawing on it cannot reach the canvas or its undo.
+    # A picture parameter's "Canvas picture" is the picture itself (copying a 4096² one held the window), and the
+    # job hands the plugin a copy: drawing on it cannot reach the canvas or its undo.
     canvas_source = dict(window.plugin_actions.image_sources())["Canvas picture"]
-    assert canvas_source() is not window.document.image
+    assert canvas_source() is window.document.image
+    assert ImageParam("style", "Style").check(canvas_source(), "Test") is not window.document.image
 
 
 def test_after_each_generation_the_chain_is_applied(qtbot, plugin_window, settings):

@@ -1,0 +1,74 @@
+"""PIL <-> Qt conversions: the same pixels as Qt's own conversion of the whole picture, and made in worker threads
+without holding the window's thread up (a Qt call holds the interpreter lock for all of its work)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtGui import QImage
+
+from studio.ui import qt_images
+from studio.ui.qt_images import pil_to_pixmap_ready_qimage, pil_to_qimage, qimage_to_pil
+
+ALLOWED_WAIT_MS = 20.0  # a worker's conversion of a 4096² picture held the window's thread 34-46 ms in one Qt call
+
+
+def _whole(image: Image.Image, pixmap_ready: bool) -> QImage:
+    """The conversion in one Qt call, as Studio made it before."""
+    alpha = image.mode == "RGBA"
+    data = image.tobytes()
+    qimage = QImage(data, image.width, image.height, image.width * (4 if alpha else 3),
+                    QImage.Format.Format_RGBA8888 if alpha else QImage.Format.Format_RGB888)
+    if not pixmap_ready:
+        return qimage.copy()
+    return qimage.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied if alpha else QImage.Format.Format_RGB32)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L"])
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (37, 23), (130, 61)])
+def test_strip_by_strip_conversions_give_the_whole_pictures_pixels(qapp, monkeypatch, mode, width, height):  # noqa: ANN001
+    monkeypatch.setattr(qt_images, "STRIP_BYTES", 2000)  # several strips, odd-sized last one
+    pixels = np.random.default_rng(width).integers(0, 256, (height, width, 4), dtype=np.uint8)
+    image = Image.fromarray(pixels, "RGBA").convert(mode)
+    shown = image if mode != "L" else image.convert("RGB")
+    assert pil_to_qimage(image) == _whole(shown, pixmap_ready=False)
+    assert pil_to_pixmap_ready_qimage(image) == _whole(shown, pixmap_ready=True)
+    back = qimage_to_pil(pil_to_qimage(image))
+    assert back.mode == shown.mode and np.array_equal(np.asarray(back), np.asarray(shown))
+
+
+def _longest_wait_ms(work: Callable[[], object]) -> float:
+    """The longest the main thread waited to run again (1 ms sleeps) while a worker thread did ``work``."""
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (work(), done.set()))
+    longest, last = 0.0, time.perf_counter()
+    worker.start()
+    while not done.is_set():
+        time.sleep(0.001)
+        now = time.perf_counter()
+        longest, last = max(longest, now - last), now
+    worker.join()
+    return longest * 1000
+
+
+def test_converting_a_big_picture_in_a_worker_leaves_the_window_thread_free(qapp):  # noqa: ANN001
+    """Each conversion is judged on its best of three runs: other load on the machine only adds waits."""
+    small = np.random.default_rng(0).integers(0, 256, (256, 256, 4), dtype=np.uint8)
+    rgba = Image.fromarray(small, "RGBA").resize((4096, 4096), Image.Resampling.BILINEAR)
+    rgb = rgba.convert("RGB")
+    shown = pil_to_qimage(rgb)
+    control = min(_longest_wait_ms(lambda: np.ones((4096, 4096, 4), np.uint8).copy()) for _ in range(3))
+    if control > ALLOWED_WAIT_MS:
+        pytest.skip(f"this machine is too loaded to judge: even a copy that lets go of the lock kept the main "
+                    f"thread waiting {control:.0f} ms")
+    for name, work in (("pil_to_pixmap_ready_qimage RGB", lambda: pil_to_pixmap_ready_qimage(rgb)),
+                       ("pil_to_pixmap_ready_qimage RGBA", lambda: pil_to_pixmap_ready_qimage(rgba)),
+                       ("pil_to_qimage", lambda: pil_to_qimage(rgb)),
+                       ("qimage_to_pil", lambda: qimage_to_pil(shown))):
+        waited = min(_longest_wait_ms(work) for _ in range(3))
+        assert waited < ALLOWED_WAIT_MS, f"{name} held the main thread {waited:.0f} ms"
