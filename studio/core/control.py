@@ -104,9 +104,10 @@ class ControlGuide:
 
 
 def preprocess(image: Image.Image, preprocessor: str, low: int = DEFAULT_LOW, high: int = DEFAULT_HIGH) -> Image.Image:
-    """The control picture after its preprocessor, as RGB. Transparent parts count as black (nothing to follow),
-    as a ControlNet reads black as "no line, no edge"."""
-    rgb = _on_black(image)
+    """The control picture after its preprocessor, as RGB. Transparent parts are flattened as each preprocessor
+    reads them: on black for a picture taken as it is (a ControlNet reads black as "no line, no edge"), on white for
+    invert and Canny, as sd-webui-controlnet does, so black lines drawn on a transparent layer stay lines."""
+    rgb = _flattened(image, (0, 0, 0) if preprocessor == NONE else (255, 255, 255))
     if preprocessor == CANNY:
         import cv2  # opencv-python-headless: the Canny that every ControlNet annotator uses
 
@@ -200,11 +201,11 @@ def _name_and_hash(text: str) -> tuple[str, str]:
     return text, ""
 
 
-def _on_black(image: Image.Image) -> Image.Image:
+def _flattened(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
     from studio.core.images import flatten, rgb_or_rgba  # images reads recipes, whose text names the guides
 
     picture = rgb_or_rgba(image)
-    return flatten(picture, (0, 0, 0)) if picture.mode == "RGBA" else picture
+    return flatten(picture, background) if picture.mode == "RGBA" else picture
 
 
 def _float(text: str | None, default: float) -> float:

@@ -51,6 +51,18 @@ def test_transparent_parts_are_black_and_sixteen_bit_grey_keeps_its_range() -> N
     assert preprocess(grey, NONE).getextrema()[0] == (255, 255)
 
 
+def test_a_sketch_on_a_transparent_layer_keeps_its_lines_under_invert_and_canny() -> None:
+    """Black lines drawn on a transparent layer: invert and Canny read the clear parts as white paper (as
+    sd-webui-controlnet does); a picture taken as it is reads them as black, "nothing to follow"."""
+    sketch = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    ImageDraw.Draw(sketch).line((5, 5, 60, 60), fill=(0, 0, 0, 255), width=3)
+    inverted = np.asarray(preprocess(sketch, INVERT).convert("L"))
+    assert inverted[32, 32] == 255 and inverted[5, 58] == 0  # the line white, the clear paper black
+    edges = np.asarray(preprocess(sketch, CANNY).convert("L"))
+    assert edges[20:45, 20:45].max() == 255 and edges[:, 50:][:20].max() == 0  # along the line, not elsewhere
+    assert preprocess(sketch, NONE).getextrema() == ((0, 0), (0, 0), (0, 0))
+
+
 def test_fit_control_covers_the_size_and_keeps_the_centre() -> None:
     wide = Image.new("RGB", (200, 100), "black")
     ImageDraw.Draw(wide).rectangle((90, 0, 109, 99), fill="white")  # a bar in the middle
