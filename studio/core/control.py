@@ -67,12 +67,14 @@ class ControlGuide:
             raise InvalidRequest(f"{label}'s Canny thresholds must be 0 to 255 with the low one at most the high "
                                  f"one, not {self.low_threshold} and {self.high_threshold}.")
 
-    def control_picture(self, width: int, height: int) -> Image.Image:
-        """The picture the ControlNet sees: preprocessed, then fitted to the job's size."""
+    def control_picture(self, width: int, height: int, start: tuple[int, int] | None = None,
+                        box: tuple[int, int, int, int] | None = None) -> Image.Image:
+        """The picture the ControlNet sees: preprocessed, then placed in the job as ``place_control`` says (the
+        engine and the window's thumbnail both come here, so they cannot disagree)."""
         if self.image is None:
             raise InvalidRequest("The control guide has no control picture.")
-        return fit_control(preprocess(self.image, self.preprocessor, self.low_threshold, self.high_threshold),
-                           width, height)
+        return place_control(preprocess(self.image, self.preprocessor, self.low_threshold, self.high_threshold),
+                             (width, height), start, box)
 
     def to_record(self, model_hash: str = "") -> dict[str, Any]:
         """As the history and Studio's JSON recipe keep it (no pixels: ``image`` is the kept file's path)."""
@@ -129,6 +131,20 @@ def fit_control(image: Image.Image, width: int, height: int) -> Image.Image:
     resized = image.resize(scaled, Image.Resampling.LANCZOS)
     left, top = (scaled[0] - width) // 2, (scaled[1] - height) // 2
     return resized.crop((left, top, left + width, top + height))
+
+
+def place_control(picture: Image.Image, size: tuple[int, int], start: tuple[int, int] | None = None,
+                  box: tuple[int, int, int, int] | None = None) -> Image.Image:
+    """A control picture at ``size``, the size the pipeline works at, with its lines where the job's picture has
+    them. A new picture (``start`` None): A1111's crop and resize (``fit_control``). A job that starts from a picture
+    of the size ``start`` (img2img, inpainting): the control picture is fitted to that picture first (one made from
+    it, the canvas picture, is left as it is), then cut to ``box``, the part of it the pipeline works on (all of it
+    when None), and scaled to ``size`` as that part is, stretched as img2img stretches its start picture."""
+    if start is None:
+        return fit_control(picture, *size)
+    fitted = fit_control(picture, *start)
+    cut = fitted if box is None or box == (0, 0, *start) else fitted.crop(box)
+    return cut if cut.size == size else cut.resize(size, Image.Resampling.LANCZOS)
 
 
 def check_guides(guides: tuple[ControlGuide, ...]) -> None:

@@ -15,6 +15,7 @@ from studio.core.control import (
     check_guides,
     controls_from_settings,
     fit_control,
+    place_control,
     preprocess,
 )
 from studio.core.errors import InvalidRequest
@@ -69,6 +70,22 @@ def test_fit_control_covers_the_size_and_keeps_the_centre() -> None:
     fitted = fit_control(wide, 64, 64)
     assert fitted.size == (64, 64)
     assert fitted.getpixel((32, 32)) == (255, 255, 255) and fitted.getpixel((2, 32)) == (0, 0, 0)
+
+
+def test_place_control_follows_the_start_picture_of_an_image_to_image_job() -> None:
+    """img2img stretches its start picture to the job's size: a control picture of the start picture's size is
+    stretched the same way, one of other proportions is first fitted to the start picture (crop and resize)."""
+    start = Image.new("RGB", (128, 64), "black")
+    ImageDraw.Draw(start).rectangle((4, 10, 11, 50), fill="white")
+    stretched = start.resize((64, 64), Image.Resampling.LANCZOS)
+    assert np.array_equal(np.asarray(place_control(start, (64, 64), (128, 64))), np.asarray(stretched))
+    assert np.asarray(place_control(start, (64, 64)))[:, :16].max() == 0  # a new picture: the middle only
+    square = Image.new("RGB", (64, 64), "black")  # fitted to 128x64 first: its middle rows, then stretched
+    ImageDraw.Draw(square).rectangle((0, 16, 63, 47), fill="white")
+    placed = np.asarray(place_control(square, (32, 32), (128, 64)).convert("L"))
+    assert placed.min() > 200
+    cut = np.asarray(place_control(start, (16, 16), (128, 64), (0, 0, 32, 32)).convert("L"))
+    assert cut[8, 2] > 128 and cut[1, 12] == 0  # an inpainting box: cut from the fitted picture, then scaled
 
 
 @pytest.mark.parametrize(("values", "words"), [

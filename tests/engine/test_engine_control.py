@@ -167,6 +167,45 @@ def test_image_to_image_with_a_guide(generator, tiny_model_dir):
     assert kinds == {"StableDiffusionControlNetImg2ImgPipeline"}
 
 
+@pytest.fixture
+def pipeline_calls(monkeypatch) -> list[dict]:
+    """The arguments each ControlNet pipeline is called with (it then runs as it would)."""
+    import diffusers
+
+    calls: list[dict] = []
+    for task in ("", "Img2Img", "Inpaint"):
+        cls = getattr(diffusers, f"StableDiffusionControlNet{task}Pipeline")
+        monkeypatch.setattr(cls, "__call__", lambda self, *a, _real=cls.__call__, **k: calls.append(k) or
+                            _real(self, *a, **k))
+    return calls
+
+
+def columns(picture: Image.Image, row: int = 32) -> list[int]:
+    return np.flatnonzero(np.asarray(picture.convert("L"))[row] > 128).tolist()
+
+
+@pytest.mark.parametrize("model", ["tiny_model_dir", "tiny_inpaint_model_dir"])
+def test_image_to_image_fits_the_guide_as_it_fits_the_start_picture(generator, pipeline_calls, model, request):
+    """A 128x64 canvas picture redrawn at 64x64 is stretched to it: a guide made from that picture is stretched
+    alike, so its lines lie on the picture's (A1111's crop to the middle cut both of these lines off)."""
+    model_dir = request.getfixturevalue(model)
+    canvas = Image.new("RGB", (128, 64))
+    for x in (8, 120):  # a line near each edge, outside the middle 64 columns
+        ImageDraw.Draw(canvas).line((x, 0, x, 63), fill="white", width=3)
+    guided, _ = make(generator, tiny_request(model_dir, prepared=True, init_image=canvas, strength=0.8,
+                                             controls=(ControlGuide("edges", canvas),)))
+    start, control = pipeline_calls[-1]["image"], pipeline_calls[-1]["control_image"]
+    assert start.size == control.size == (64, 64)
+    assert columns(control) == columns(start) and columns(start)[0] < 8 and columns(start)[-1] > 56
+    blind, _ = make(generator, tiny_request(model_dir, prepared=True, init_image=canvas, strength=0.8,
+                                            controls=(ControlGuide("edges", Image.new("RGB", (128, 64))),)))
+    assert not np.array_equal(guided, blind)  # the lines steer (all black, as they were cut to, does not)
+    # A new picture of that size still takes A1111's crop and resize: the middle of the guide.
+    make(generator, tiny_request(model_dir, prepared=True, controls=(ControlGuide("edges", canvas),)))
+    call = pipeline_calls[-1]
+    assert columns(call["control_image"] if "control_image" in call else call["image"]) == []
+
+
 def masked_corner(size: tuple[int, int] = (128, 128)) -> Image.Image:
     mask = Image.new("L", size)
     ImageDraw.Draw(mask).rectangle((80, 80, 111, 111), fill=255)
