@@ -37,7 +37,7 @@ class ControlBox(QWidget):
         self._controlnets: list[LibraryItem] = []
         self._families: dict[str, str] = {}  # checkpoint path -> family, from the library
         self._model = ""  # the chosen checkpoint
-        self._size = (512, 512)
+        self._size: tuple[tuple[int, int], tuple[int, int] | None] = ((512, 512), None)  # set_size's
         self._generator = ""  # a plugin generator's title while one is chosen: the guides do not apply
         self.rows: list[GuideRow] = []
         self._image_sources = image_sources  # the window's: "Canvas" takes the picture from its "Canvas picture"
@@ -76,11 +76,14 @@ class ControlBox(QWidget):
         self._model = model
         self._update_models()
 
-    def set_size(self, width: int, height: int) -> None:
-        """The new picture's size: the thumbnails show the control pictures cropped to it, as the job crops them."""
-        self._size = (width, height)
+    def set_size(self, width: int, height: int, start: tuple[int, int] | None = None) -> None:
+        """The job's size, and the size of the picture it starts from (None: a new picture): the thumbnails show the
+        control pictures fitted as the job fits them (``ControlGuide.control_picture``)."""
+        if self._size == ((width, height), start):
+            return  # the window says it after every stroke on the canvas: nothing to preprocess again
+        self._size = ((width, height), start)
         for row in self.rows:
-            row.picture.job_size = self._size
+            row.picture.job_size, row.picture.start_size = self._size
             row.picture.refresh_preview()
 
     def set_generator(self, title: str | None) -> None:
@@ -97,7 +100,7 @@ class ControlBox(QWidget):
         if len(self.rows) >= MAX_GUIDES:
             return None
         row = GuideRow(self._tasks, self._canvas_source, lambda: self.keep_folder)
-        row.picture.job_size = self._size
+        row.picture.job_size, row.picture.start_size = self._size
         row.set_models(self._controlnets, self._family())
         if record is None:
             row.choose_first_model()

@@ -61,6 +61,29 @@ def test_the_library_feeds_the_section_and_canvas_takes_the_canvas_picture(qtbot
     assert request.controls[0].image.tobytes() == canvas.tobytes()
 
 
+def test_the_thumbnail_follows_the_canvas_picture_an_inpainting_job_works_on(qtbot, window, tiny_model_dir):  # noqa: ANN001
+    """A guide taken from a 256x128 canvas picture with a line near its left edge, the Size boxes at 128x128: a new
+    picture crops it to the middle (no line in the thumbnail); once a mask makes Generate inpaint, the job has the
+    canvas picture's size and the thumbnail shows all of it."""
+    _library(window, tiny_model_dir)
+    panel = window.prompt_panel
+    panel.width_spin.setValue(128)
+    panel.height_spin.setValue(128)
+    canvas = Image.new("RGB", (256, 128))
+    ImageDraw.Draw(canvas).line((12, 0, 12, 127), fill="white", width=5)
+    window.document.set_image(canvas, "Test")
+    row = panel.control_box.add()
+    row.preprocessor_combo.setCurrentIndex(row.preprocessor_combo.findData("none"))
+    row.picture.canvas_button.click()
+    qtbot.waitUntil(lambda: row.picture.preview is not None, timeout=WAIT_MS)
+    assert row.picture.preview.size == (96, 96) and row.picture.preview.getextrema()[0][1] == 0
+    mask = np.zeros((128, 256), np.uint8)
+    mask[:, 200:] = 255
+    window.document.set_mask("Mask", mask)
+    qtbot.waitUntil(lambda: row.picture.preview.size == (96, 48), timeout=WAIT_MS)
+    assert np.asarray(row.picture.preview.convert("L"))[:, :8].max() > 128
+
+
 def test_load_parameters_brings_the_guides_back_and_a_missing_picture_is_said(qtbot, window, tiny_model_dir,  # noqa: ANN001
                                                                                tmp_path):
     _library(window, tiny_model_dir)
