@@ -147,6 +147,22 @@ def place_control(picture: Image.Image, size: tuple[int, int], start: tuple[int,
     return cut if cut.size == size else cut.resize(size, Image.Resampling.LANCZOS)
 
 
+def extend_guide(guide: ControlGuide, size: tuple[int, int], amounts: tuple[int, int, int, int]) -> ControlGuide:
+    """The guide of a picture of ``size`` that is extended by ``amounts`` (left, top, right, bottom: outpainting), so
+    its lines stay on the picture's. A guide whose picture has that size (one made for the picture) becomes the
+    picture its ControlNet sees, preprocessed, in black margins: nothing to follow in the new area (the margins are
+    added after the preprocessor, as Canny would find an edge along the old border and invert would make them white).
+    Its preprocessor is then "none" and its picture not kept yet. A picture of another size is left as it is."""
+    if guide.image is None or guide.image.size != size or not any(amounts):
+        return guide
+    left, top, right, bottom = amounts
+    seen = preprocess(guide.image, guide.preprocessor, guide.low_threshold, guide.high_threshold)
+    extended = Image.new("RGB", (size[0] + left + right, size[1] + top + bottom))
+    extended.paste(seen, (left, top))
+    return replace(guide, image=extended, preprocessor=NONE, low_threshold=DEFAULT_LOW, high_threshold=DEFAULT_HIGH,
+                   image_path="")
+
+
 def check_guides(guides: tuple[ControlGuide, ...]) -> None:
     if len(guides) > MAX_GUIDES:
         raise InvalidRequest(f"A job takes at most {MAX_GUIDES} control guides, not {len(guides)}.")

@@ -4,6 +4,7 @@ layers do."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
-from studio.core.control import MAX_GUIDES, ControlGuide
+from studio.core.control import MAX_GUIDES, ControlGuide, extend_guide
 from studio.core.errors import InvalidRequest
 from studio.core.model_library import LibraryItem
 from studio.ui.control_guide_row import GuideRow
@@ -147,6 +148,18 @@ class ControlBox(QWidget):
         for record in records:
             if ControlGuide.from_record(record) is not None:
                 self.add(record)
+
+    async def follow_extend(self, size: tuple[int, int], amounts: tuple[int, int, int, int]) -> None:
+        """The canvas picture of ``size`` was extended by ``amounts`` (left, top, right, bottom: outpainting): each
+        guide made for it (a picture of that size) is extended alike, so its lines stay on the picture's, with
+        nothing to follow in the new area. Preprocessed in a worker thread (a large photo's Canny takes a while)."""
+        for row in list(self.rows):
+            guide = row.guide()
+            if guide.image is None or guide.image.size != size:
+                continue
+            extended = await asyncio.to_thread(extend_guide, guide, size, amounts)
+            if row in self.rows and row.picture.image is guide.image:  # not removed, nor given another picture
+                row.take_extended(extended)
 
     # -- inside -------------------------------------------------------------------------------------
     def _add_clicked(self) -> None:

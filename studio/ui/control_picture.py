@@ -144,12 +144,22 @@ class ControlPicture(QWidget):
             repolish(self.status)
             return
         self._set_picture(image, "", f"Canvas picture · {image.width}×{image.height}")
+        await self._keep(image)
+
+    def use_made_picture(self, image: Image.Image, note: str) -> None:
+        """A picture made in the window (a guide's, extended with the canvas): shown at once, then kept."""
+        self._loads += 1  # a file or canvas picture still being read is given up for it
+        self._set_picture(image, "", note)
+        self._tasks.run(self._keep(image))
+
+    async def _keep(self, image: Image.Image) -> None:
+        """A picture with no file saved in the keep folder, so the settings can name it by its path."""
         folder = self._keep_folder()
         if folder is not None:
             try:
                 path = await asyncio.to_thread(keep_picture, image, folder)
             except OSError as exc:  # the guide still works; only the settings will not name its picture
-                log.warning("The canvas picture of a control guide could not be kept: %s", exc)
+                log.warning("The picture of a control guide could not be kept: %s", exc)
                 return
             if self.image is image:
                 self.path = path

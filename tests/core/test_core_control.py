@@ -14,6 +14,7 @@ from studio.core.control import (
     ControlGuide,
     check_guides,
     controls_from_settings,
+    extend_guide,
     fit_control,
     place_control,
     preprocess,
@@ -86,6 +87,22 @@ def test_place_control_follows_the_start_picture_of_an_image_to_image_job() -> N
     assert placed.min() > 200
     cut = np.asarray(place_control(start, (16, 16), (128, 64), (0, 0, 32, 32)).convert("L"))
     assert cut[8, 2] > 128 and cut[1, 12] == 0  # an inpainting box: cut from the fitted picture, then scaled
+
+
+@pytest.mark.parametrize("preprocessor", [NONE, CANNY, INVERT])
+def test_an_extended_guide_is_what_its_controlnet_saw_in_black_margins(preprocessor: str) -> None:
+    """Outpainting: the margins are added after the preprocessor, so they are black (nothing to follow) whatever it
+    is: Canny finds no edge along the old border, invert does not turn them white."""
+    made = guide(preprocessor=preprocessor, low_threshold=50, image_path="/pictures/square.png")
+    extended = extend_guide(made, (64, 64), (16, 8, 0, 24))
+    assert extended.image.size == (80, 96)
+    assert (extended.preprocessor, extended.image_path, extended.model) == (NONE, "", made.model)
+    seen = np.asarray(extended.image)
+    assert np.array_equal(seen[8:72, 16:], np.asarray(preprocess(made.image, preprocessor, 50)))
+    assert seen[:8].max() == 0 and seen[72:].max() == 0 and seen[:, :16].max() == 0
+    assert np.array_equal(np.asarray(extended.control_picture(80, 96, (80, 96))), seen)
+    assert extend_guide(made, (32, 32), (16, 8, 0, 24)) is made  # made for another picture: fitted as ever
+    assert extend_guide(made, (64, 64), (0, 0, 0, 0)) is made
 
 
 @pytest.mark.parametrize(("values", "words"), [
