@@ -16,7 +16,7 @@ from PIL import Image
 from studio.cli_control import control_guides
 from studio.cli_params import collect_params, parse_post_step
 from studio.cli_plugins import open_host
-from studio.core.control import ControlGuide
+from studio.core.control import ControlGuide, extend_guide
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, ModelError, StudioError
 from studio.core.events import (
@@ -125,6 +125,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
     extend = parse_outpaint(args.outpaint) if args.outpaint is not None else None
     init_image = open_image(args.init_image) if args.init_image else None
     mask = read_mask(args.mask, init_image, args.init_image.name) if args.mask is not None else None
+    original_size = init_image.size if init_image is not None else (0, 0)
     if extend is not None:
         new_w, new_h = init_image.width + extend[0] + extend[2], init_image.height + extend[1] + extend[3]
         if max(new_w, new_h) > MAX_INPAINT_SIDE:
@@ -160,6 +161,8 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
             raise InvalidRequest(f"The generator {generator!r} does not start from a picture; leave out "
                                  "--init-image, --mask and --outpaint.")
         model, vae, controls = "", args.vae or "", control_guides(args, generator)
+    if extend is not None:  # a guide made for the picture is extended with it, so its lines stay on the picture's
+        controls = tuple(extend_guide(guide, original_size, extend) for guide in controls)
     return GenerationRequest(
         model=model, prompt=args.prompt, negative_prompt=args.negative,
         width=width, height=height, steps=args.steps, cfg_scale=args.cfg, seed=args.seed,

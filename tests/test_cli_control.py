@@ -85,6 +85,30 @@ def test_a_guide_without_options_takes_the_defaults_and_canny_thresholds_imply_c
     assert requested(monkeypatch, base).controls == ()
 
 
+def test_outpainting_extends_a_guide_made_for_the_picture_with_it(studio_home, tiny_inpaint_model_dir, tmp_path,
+                                                                 monkeypatch):
+    """``--outpaint 8,0,24,0``: a guide whose picture has the picture's size is extended by the same amounts, as its
+    ControlNet sees it (Canny's edges) in black margins, so its lines stay on the picture's; one of another size is
+    fitted as ever."""
+    from studio.core.control import preprocess
+
+    photo = picture(tmp_path / "photo.png", 5)
+    other = picture(tmp_path / "other.png", 6, (24, 24))
+    controlnets(studio_home, "canny-sd15")
+    request = requested(monkeypatch, [
+        "--model", str(tiny_inpaint_model_dir), "--prompt", "p", "-o", str(tmp_path / "o.png"),
+        "--init-image", str(tmp_path / "photo.png"), "--outpaint", "8,0,24,0",
+        "--control", "canny-sd15", str(tmp_path / "photo.png"), "--canny", "50", "150",
+        "--control", "canny-sd15", str(tmp_path / "other.png")])
+    extended, untouched = request.controls
+    assert request.init_image.size == extended.image.size == (72, 32)
+    assert (extended.preprocessor, extended.image_path) == (NONE, "")  # what was used; kept as a new picture
+    seen = np.asarray(extended.image)
+    assert np.array_equal(seen[:, 8:48], np.asarray(preprocess(photo, CANNY, 50, 150)))
+    assert seen[:, :8].max() == 0 and seen[:, 48:].max() == 0  # nothing to follow in the new area
+    assert untouched.image.size == other.size and untouched.image_path == str(tmp_path / "other.png")
+
+
 @pytest.mark.parametrize("option", GUIDE_OPTIONS)
 def test_a_guide_option_with_no_control_before_it_is_an_argparse_error(option, capsys):
     from studio.cli import build_parser

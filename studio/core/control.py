@@ -67,12 +67,14 @@ class ControlGuide:
             raise InvalidRequest(f"{label}'s Canny thresholds must be 0 to 255 with the low one at most the high "
                                  f"one, not {self.low_threshold} and {self.high_threshold}.")
 
-    def control_picture(self, width: int, height: int) -> Image.Image:
-        """The picture the ControlNet sees: preprocessed, then fitted to the job's size."""
+    def control_picture(self, width: int, height: int, start: tuple[int, int] | None = None,
+                        box: tuple[int, int, int, int] | None = None) -> Image.Image:
+        """The picture the ControlNet sees: preprocessed, then placed in the job as ``place_control`` says (the
+        engine and the window's thumbnail both come here, so they cannot disagree)."""
         if self.image is None:
             raise InvalidRequest("The control guide has no control picture.")
-        return fit_control(preprocess(self.image, self.preprocessor, self.low_threshold, self.high_threshold),
-                           width, height)
+        return place_control(preprocess(self.image, self.preprocessor, self.low_threshold, self.high_threshold),
+                             (width, height), start, box)
 
     def to_record(self, model_hash: str = "") -> dict[str, Any]:
         """As the history and Studio's JSON recipe keep it (no pixels: ``image`` is the kept file's path)."""
@@ -104,9 +106,10 @@ class ControlGuide:
 
 
 def preprocess(image: Image.Image, preprocessor: str, low: int = DEFAULT_LOW, high: int = DEFAULT_HIGH) -> Image.Image:
-    """The control picture after its preprocessor, as RGB. Transparent parts count as black (nothing to follow),
-    as a ControlNet reads black as "no line, no edge"."""
-    rgb = _on_black(image)
+    """The control picture after its preprocessor, as RGB. Transparent parts are flattened as each preprocessor
+    reads them: on black for a picture taken as it is (a ControlNet reads black as "no line, no edge"), on white for
+    invert and Canny, as sd-webui-controlnet does, so black lines drawn on a transparent layer stay lines."""
+    rgb = _flattened(image, (0, 0, 0) if preprocessor == NONE else (255, 255, 255))
     if preprocessor == CANNY:
         import cv2  # opencv-python-headless: the Canny that every ControlNet annotator uses
 
@@ -128,6 +131,36 @@ def fit_control(image: Image.Image, width: int, height: int) -> Image.Image:
     resized = image.resize(scaled, Image.Resampling.LANCZOS)
     left, top = (scaled[0] - width) // 2, (scaled[1] - height) // 2
     return resized.crop((left, top, left + width, top + height))
+
+
+def place_control(picture: Image.Image, size: tuple[int, int], start: tuple[int, int] | None = None,
+                  box: tuple[int, int, int, int] | None = None) -> Image.Image:
+    """A control picture at ``size``, the size the pipeline works at, with its lines where the job's picture has
+    them. A new picture (``start`` None): A1111's crop and resize (``fit_control``). A job that starts from a picture
+    of the size ``start`` (img2img, inpainting): the control picture is fitted to that picture first (one made from
+    it, the canvas picture, is left as it is), then cut to ``box``, the part of it the pipeline works on (all of it
+    when None), and scaled to ``size`` as that part is, stretched as img2img stretches its start picture."""
+    if start is None:
+        return fit_control(picture, *size)
+    fitted = fit_control(picture, *start)
+    cut = fitted if box is None or box == (0, 0, *start) else fitted.crop(box)
+    return cut if cut.size == size else cut.resize(size, Image.Resampling.LANCZOS)
+
+
+def extend_guide(guide: ControlGuide, size: tuple[int, int], amounts: tuple[int, int, int, int]) -> ControlGuide:
+    """The guide of a picture of ``size`` that is extended by ``amounts`` (left, top, right, bottom: outpainting), so
+    its lines stay on the picture's. A guide whose picture has that size (one made for the picture) becomes the
+    picture its ControlNet sees, preprocessed, in black margins: nothing to follow in the new area (the margins are
+    added after the preprocessor, as Canny would find an edge along the old border and invert would make them white).
+    Its preprocessor is then "none" and its picture not kept yet. A picture of another size is left as it is."""
+    if guide.image is None or guide.image.size != size or not any(amounts):
+        return guide
+    left, top, right, bottom = amounts
+    seen = preprocess(guide.image, guide.preprocessor, guide.low_threshold, guide.high_threshold)
+    extended = Image.new("RGB", (size[0] + left + right, size[1] + top + bottom))
+    extended.paste(seen, (left, top))
+    return replace(guide, image=extended, preprocessor=NONE, low_threshold=DEFAULT_LOW, high_threshold=DEFAULT_HIGH,
+                   image_path="")
 
 
 def check_guides(guides: tuple[ControlGuide, ...]) -> None:
@@ -200,11 +233,11 @@ def _name_and_hash(text: str) -> tuple[str, str]:
     return text, ""
 
 
-def _on_black(image: Image.Image) -> Image.Image:
+def _flattened(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
     from studio.core.images import flatten, rgb_or_rgba  # images reads recipes, whose text names the guides
 
     picture = rgb_or_rgba(image)
-    return flatten(picture, (0, 0, 0)) if picture.mode == "RGBA" else picture
+    return flatten(picture, background) if picture.mode == "RGBA" else picture
 
 
 def _float(text: str | None, default: float) -> float:

@@ -178,14 +178,11 @@ def _config_folder(source: ControlSource, models_dir: Path | None) -> Path:
 
 def control_pictures(guides: Sequence[ControlGuide], size: tuple[int, int],
                      area: tuple[tuple[int, int], tuple[int, int, int, int]] | None = None) -> list[Image.Image]:
-    """What each ControlNet sees, at the size the pipeline works at. Inpainting a box of a picture: the control
-    picture fitted to the whole picture, then cut and scaled as the box is (``inpainting.plan_inpaint``), so its
-    lines fall where the picture's do."""
-    if area is None:
-        return [guide.control_picture(*size) for guide in guides]
-    whole, box = area
-    cut = [guide.control_picture(*whole).crop(box) for guide in guides]
-    return [picture if picture.size == size else picture.resize(size, Image.Resampling.LANCZOS) for picture in cut]
+    """What each ControlNet sees, at the size the pipeline works at. A job from a picture (``area``: its size and
+    the box of it the pipeline works on): the control picture fitted to the whole picture, then cut and scaled as
+    the box is (img2img's stretch, ``inpainting.plan_inpaint``'s crop), so its lines fall where the picture's do."""
+    start, box = area if area is not None else (None, None)
+    return [guide.control_picture(*size, start, box) for guide in guides]
 
 
 class ControlNets:

@@ -35,7 +35,8 @@ class JobRun:
     preview_box: tuple[int, int, int, int] | None = None  # where on the result the preview goes (None: all of it)
     recipe: dict[str, Any] = field(default_factory=dict)  # Recipe fields beyond the common ones
     later: dict[str, Callable[[], Any]] = field(default_factory=dict)  # those computed meanwhile (file hashes)
-    # Inpainting: the whole picture's size and the box of it the pipeline works on (control pictures are cut alike).
+    # From a picture: its size and the box of it the pipeline works on (control pictures are fitted, cut and scaled
+    # alike); None for a new picture, whose control pictures are cropped to its size.
     control_area: tuple[tuple[int, int], tuple[int, int, int, int]] | None = None
 
 
@@ -45,7 +46,7 @@ def plain_run(request: GenerationRequest, model: LoadedModel) -> JobRun:
         check_strength(request.steps, request.strength)
         init = flatten(request.init_image).resize((request.width, request.height), Image.Resampling.LANCZOS)
         return JobRun(model.pipeline(img2img=True), dict(image=init, strength=request.strength),
-                    recipe=dict(strength=request.strength))
+                      recipe=dict(strength=request.strength), control_area=_whole(request.init_image))
     return JobRun(model.pipeline(), dict(width=request.width, height=request.height))
 
 
@@ -67,7 +68,8 @@ def full_mask_run(request: GenerationRequest, model: LoadedModel) -> JobRun:
         kwargs = dict(image=Image.new("RGB", size, (127, 127, 127)), mask_image=mask, strength=1.0)
         recipe = {}
     kwargs.update(width=request.width, height=request.height)
-    return JobRun(model.pipeline(inpaint=True), kwargs, recipe=recipe)
+    area = _whole(request.init_image) if request.is_img2img else None
+    return JobRun(model.pipeline(inpaint=True), kwargs, recipe=recipe, control_area=area)
 
 
 def inpaint_run(request: GenerationRequest, model: LoadedModel) -> JobRun:
@@ -93,3 +95,8 @@ def inpaint_run(request: GenerationRequest, model: LoadedModel) -> JobRun:
                     masked_content=options.fill),
         control_area=(plan.original.size, plan.box),
     )
+
+
+def _whole(picture: Image.Image) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    """img2img works on all of its start picture, stretched to the job's size: control pictures are fitted alike."""
+    return picture.size, (0, 0, *picture.size)

@@ -4,6 +4,7 @@ layers do."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
-from studio.core.control import MAX_GUIDES, ControlGuide
+from studio.core.control import MAX_GUIDES, ControlGuide, extend_guide
 from studio.core.errors import InvalidRequest
 from studio.core.model_library import LibraryItem
 from studio.ui.control_guide_row import GuideRow
@@ -37,7 +38,7 @@ class ControlBox(QWidget):
         self._controlnets: list[LibraryItem] = []
         self._families: dict[str, str] = {}  # checkpoint path -> family, from the library
         self._model = ""  # the chosen checkpoint
-        self._size = (512, 512)
+        self._size: tuple[tuple[int, int], tuple[int, int] | None] = ((512, 512), None)  # set_size's
         self._generator = ""  # a plugin generator's title while one is chosen: the guides do not apply
         self.rows: list[GuideRow] = []
         self._image_sources = image_sources  # the window's: "Canvas" takes the picture from its "Canvas picture"
@@ -76,11 +77,14 @@ class ControlBox(QWidget):
         self._model = model
         self._update_models()
 
-    def set_size(self, width: int, height: int) -> None:
-        """The new picture's size: the thumbnails show the control pictures cropped to it, as the job crops them."""
-        self._size = (width, height)
+    def set_size(self, width: int, height: int, start: tuple[int, int] | None = None) -> None:
+        """The job's size, and the size of the picture it starts from (None: a new picture): the thumbnails show the
+        control pictures fitted as the job fits them (``ControlGuide.control_picture``)."""
+        if self._size == ((width, height), start):
+            return  # the window says it after every stroke on the canvas: nothing to preprocess again
+        self._size = ((width, height), start)
         for row in self.rows:
-            row.picture.job_size = self._size
+            row.picture.job_size, row.picture.start_size = self._size
             row.picture.refresh_preview()
 
     def set_generator(self, title: str | None) -> None:
@@ -97,7 +101,7 @@ class ControlBox(QWidget):
         if len(self.rows) >= MAX_GUIDES:
             return None
         row = GuideRow(self._tasks, self._canvas_source, lambda: self.keep_folder)
-        row.picture.job_size = self._size
+        row.picture.job_size, row.picture.start_size = self._size
         row.set_models(self._controlnets, self._family())
         if record is None:
             row.choose_first_model()
@@ -144,6 +148,18 @@ class ControlBox(QWidget):
         for record in records:
             if ControlGuide.from_record(record) is not None:
                 self.add(record)
+
+    async def follow_extend(self, size: tuple[int, int], amounts: tuple[int, int, int, int]) -> None:
+        """The canvas picture of ``size`` was extended by ``amounts`` (left, top, right, bottom: outpainting): each
+        guide made for it (a picture of that size) is extended alike, so its lines stay on the picture's, with
+        nothing to follow in the new area. Preprocessed in a worker thread (a large photo's Canny takes a while)."""
+        for row in list(self.rows):
+            guide = row.guide()
+            if guide.image is None or guide.image.size != size:
+                continue
+            extended = await asyncio.to_thread(extend_guide, guide, size, amounts)
+            if row in self.rows and row.picture.image is guide.image:  # not removed, nor given another picture
+                row.take_extended(extended)
 
     # -- inside -------------------------------------------------------------------------------------
     def _add_clicked(self) -> None:

@@ -227,6 +227,17 @@ class GuideRow(QFrame):
         if guide.image_path:
             self.picture.use_file(Path(guide.image_path))
 
+    def take_extended(self, extended: ControlGuide) -> None:
+        """Its guide extended with the canvas picture (``extend_guide``): the picture its ControlNet saw, now taken
+        as it is."""
+        image = extended.image
+        if image is None:
+            return
+        self.set_values(extended.preprocessor, extended.weight, extended.start, extended.end,
+                        extended.low_threshold, extended.high_threshold)
+        self.picture.use_made_picture(image, f"Extended with the canvas, as the ControlNet saw it · "
+                                             f"{image.width}×{image.height}")
+
     def problem(self, label: str) -> str | None:
         """Why a job cannot take this guide as it stands, in a sentence; None when it can."""
         if (problem := self.picture.problem(label)) is not None:

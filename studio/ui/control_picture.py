@@ -48,6 +48,7 @@ class ControlPicture(QWidget):
         self.state, self._note = EMPTY, ""
         self._loads = self._previews = 0  # the newest picture (and preview) asked for wins over older ones
         self.job_size = (512, 512)
+        self.start_size: tuple[int, int] | None = None  # the picture the job starts from (None: a new picture)
         self.preview: Image.Image | None = None  # the thumbnail's picture, as last made
         self.other_problem: str | None = None  # a sentence about the card's other fields, said in the status line
         self.thumb = QLabel()
@@ -55,8 +56,9 @@ class ControlPicture(QWidget):
         self.thumb.setFixedSize(THUMB + 4, THUMB + 4)
         self.thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.thumb.setWordWrap(True)
-        self.thumb.setToolTip("The control picture as the ControlNet will see it: after the preprocessor, "
-                              "cropped to the new picture's size. Drop a picture file here to use it.")
+        self.thumb.setToolTip("The control picture as the ControlNet will see it: after the preprocessor, fitted "
+                              "to the job: cropped to the new picture's size, or fitted to the canvas picture it "
+                              "starts from. Drop a picture file here to use it.")
         self.file_button = _button("open", "File…", "Use a picture file…")
         self.canvas_button = _button("image", "Canvas", "Use the picture on the canvas, as it is now")
         self.status = QLabel()
@@ -142,12 +144,22 @@ class ControlPicture(QWidget):
             repolish(self.status)
             return
         self._set_picture(image, "", f"Canvas picture · {image.width}×{image.height}")
+        await self._keep(image)
+
+    def use_made_picture(self, image: Image.Image, note: str) -> None:
+        """A picture made in the window (a guide's, extended with the canvas): shown at once, then kept."""
+        self._loads += 1  # a file or canvas picture still being read is given up for it
+        self._set_picture(image, "", note)
+        self._tasks.run(self._keep(image))
+
+    async def _keep(self, image: Image.Image) -> None:
+        """A picture with no file saved in the keep folder, so the settings can name it by its path."""
         folder = self._keep_folder()
         if folder is not None:
             try:
                 path = await asyncio.to_thread(keep_picture, image, folder)
             except OSError as exc:  # the guide still works; only the settings will not name its picture
-                log.warning("The canvas picture of a control guide could not be kept: %s", exc)
+                log.warning("The picture of a control guide could not be kept: %s", exc)
                 return
             if self.image is image:
                 self.path = path
@@ -191,7 +203,7 @@ class ControlPicture(QWidget):
         made = self._previews
         guide = self._guide()
         try:
-            picture, qimage = await asyncio.to_thread(preview, guide, *self.job_size)
+            picture, qimage = await asyncio.to_thread(preview, guide, *self.job_size, self.start_size)
         except Exception as exc:  # noqa: BLE001 - a preprocessor's failure is said on the card, never raised
             log.warning("A control picture's preview failed", exc_info=exc)
             if made == self._previews:
@@ -212,10 +224,13 @@ class ControlPicture(QWidget):
             event.acceptProposedAction()
 
 
-def preview(guide: ControlGuide, width: int, height: int) -> tuple[Image.Image, QImage]:
-    """What the ControlNet will see, as a thumbnail (made in a worker thread: QImage is safe there, QPixmap not)."""
+def preview(guide: ControlGuide, width: int, height: int,
+            start: tuple[int, int] | None = None) -> tuple[Image.Image, QImage]:
+    """What the ControlNet will see, as a thumbnail (made in a worker thread: QImage is safe there, QPixmap not):
+    the engine's own fitting, for a job of ``width`` x ``height`` from a picture of the size ``start`` (if any)."""
     # Fitted to the box both ways: a small job's control picture (64x64) is enlarged, so its edges can be judged.
-    picture = ImageOps.contain(guide.control_picture(width, height), (THUMB, THUMB), Image.Resampling.BILINEAR)
+    seen = guide.control_picture(width, height, start)
+    picture = ImageOps.contain(seen, (THUMB, THUMB), Image.Resampling.BILINEAR)
     return picture, pil_to_pixmap_ready_qimage(picture)
 
 

@@ -345,6 +345,9 @@ class DocumentActions(QObject):
                                   self.document.recipe)
         self.window.canvas.set_mask_visible(True)
         self.window.mask_toolbar.show_mask_action.setChecked(True)
+        # Control guides made for the picture are extended with it (before the fill job takes them).
+        await self.window.prompt_panel.control_box.follow_extend(
+            (image.width - left - right, image.height - top - bottom), amounts)
         if fill:
             self.window.generate()
 

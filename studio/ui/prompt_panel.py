@@ -147,6 +147,7 @@ class PromptPanel(QWidget):
         self.use_canvas_check, self.strength_spin = self.img2img.use_canvas_check, self.img2img.strength_spin
 
         self._mask_active = False
+        self._canvas_size: tuple[int, int] | None = None  # the canvas picture's (None: no picture)
         self._wire()
         self.load_defaults(GenerationDefaults())
 
@@ -168,6 +169,7 @@ class PromptPanel(QWidget):
         for spin in (self.width_spin, self.height_spin):
             spin.valueChanged.connect(self._size_changed)
         self.use_canvas_check.toggled.connect(self._update_hires)
+        self.use_canvas_check.toggled.connect(self._update_control_size)
 
     # -- models ------------------------------------------------------------------------------
     def set_models(self, models: list[ModelEntry], selected: str, models_dir: str) -> None:
@@ -224,10 +226,26 @@ class PromptPanel(QWidget):
             QTimer.singleShot(0, self, self._show_inpaint_options)
         self.img2img.set_mask_active(active)
         self._update_hires()
+        self._update_control_size()
+
+    def set_canvas_size(self, size: tuple[int, int] | None) -> None:
+        """The canvas picture's size (None: no picture), which a job from the canvas starts from."""
+        self._canvas_size = size
+        self._update_control_size()
 
     def _size_changed(self) -> None:
         self.hires_box.set_base_size(self.width_spin.value(), self.height_spin.value())
-        self.control_box.set_size(self.width_spin.value(), self.height_spin.value())
+        self._update_control_size()
+
+    def _update_control_size(self) -> None:
+        """The guides' thumbnails fitted as the next job fits them (build_request): inpainting works at the canvas
+        picture's size, img2img stretches the canvas picture to the Size boxes, a new picture is cropped to them."""
+        canvas = self._canvas_size
+        if self._mask_active and canvas is not None:
+            self.control_box.set_size(*canvas, canvas)
+        else:
+            start = canvas if self.use_canvas_check.isChecked() else None
+            self.control_box.set_size(self.width_spin.value(), self.height_spin.value(), start)
 
     def _update_hires(self) -> None:
         """A job that starts from the canvas works at the canvas's size: the hires fix does not apply to it."""

@@ -14,7 +14,9 @@ from studio.core.control import (
     ControlGuide,
     check_guides,
     controls_from_settings,
+    extend_guide,
     fit_control,
+    place_control,
     preprocess,
 )
 from studio.core.errors import InvalidRequest
@@ -51,12 +53,56 @@ def test_transparent_parts_are_black_and_sixteen_bit_grey_keeps_its_range() -> N
     assert preprocess(grey, NONE).getextrema()[0] == (255, 255)
 
 
+def test_a_sketch_on_a_transparent_layer_keeps_its_lines_under_invert_and_canny() -> None:
+    """Black lines drawn on a transparent layer: invert and Canny read the clear parts as white paper (as
+    sd-webui-controlnet does); a picture taken as it is reads them as black, "nothing to follow"."""
+    sketch = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    ImageDraw.Draw(sketch).line((5, 5, 60, 60), fill=(0, 0, 0, 255), width=3)
+    inverted = np.asarray(preprocess(sketch, INVERT).convert("L"))
+    assert inverted[32, 32] == 255 and inverted[5, 58] == 0  # the line white, the clear paper black
+    edges = np.asarray(preprocess(sketch, CANNY).convert("L"))
+    assert edges[20:45, 20:45].max() == 255 and edges[:, 50:][:20].max() == 0  # along the line, not elsewhere
+    assert preprocess(sketch, NONE).getextrema() == ((0, 0), (0, 0), (0, 0))
+
+
 def test_fit_control_covers_the_size_and_keeps_the_centre() -> None:
     wide = Image.new("RGB", (200, 100), "black")
     ImageDraw.Draw(wide).rectangle((90, 0, 109, 99), fill="white")  # a bar in the middle
     fitted = fit_control(wide, 64, 64)
     assert fitted.size == (64, 64)
     assert fitted.getpixel((32, 32)) == (255, 255, 255) and fitted.getpixel((2, 32)) == (0, 0, 0)
+
+
+def test_place_control_follows_the_start_picture_of_an_image_to_image_job() -> None:
+    """img2img stretches its start picture to the job's size: a control picture of the start picture's size is
+    stretched the same way, one of other proportions is first fitted to the start picture (crop and resize)."""
+    start = Image.new("RGB", (128, 64), "black")
+    ImageDraw.Draw(start).rectangle((4, 10, 11, 50), fill="white")
+    stretched = start.resize((64, 64), Image.Resampling.LANCZOS)
+    assert np.array_equal(np.asarray(place_control(start, (64, 64), (128, 64))), np.asarray(stretched))
+    assert np.asarray(place_control(start, (64, 64)))[:, :16].max() == 0  # a new picture: the middle only
+    square = Image.new("RGB", (64, 64), "black")  # fitted to 128x64 first: its middle rows, then stretched
+    ImageDraw.Draw(square).rectangle((0, 16, 63, 47), fill="white")
+    placed = np.asarray(place_control(square, (32, 32), (128, 64)).convert("L"))
+    assert placed.min() > 200
+    cut = np.asarray(place_control(start, (16, 16), (128, 64), (0, 0, 32, 32)).convert("L"))
+    assert cut[8, 2] > 128 and cut[1, 12] == 0  # an inpainting box: cut from the fitted picture, then scaled
+
+
+@pytest.mark.parametrize("preprocessor", [NONE, CANNY, INVERT])
+def test_an_extended_guide_is_what_its_controlnet_saw_in_black_margins(preprocessor: str) -> None:
+    """Outpainting: the margins are added after the preprocessor, so they are black (nothing to follow) whatever it
+    is: Canny finds no edge along the old border, invert does not turn them white."""
+    made = guide(preprocessor=preprocessor, low_threshold=50, image_path="/pictures/square.png")
+    extended = extend_guide(made, (64, 64), (16, 8, 0, 24))
+    assert extended.image.size == (80, 96)
+    assert (extended.preprocessor, extended.image_path, extended.model) == (NONE, "", made.model)
+    seen = np.asarray(extended.image)
+    assert np.array_equal(seen[8:72, 16:], np.asarray(preprocess(made.image, preprocessor, 50)))
+    assert seen[:8].max() == 0 and seen[72:].max() == 0 and seen[:, :16].max() == 0
+    assert np.array_equal(np.asarray(extended.control_picture(80, 96, (80, 96))), seen)
+    assert extend_guide(made, (32, 32), (16, 8, 0, 24)) is made  # made for another picture: fitted as ever
+    assert extend_guide(made, (64, 64), (0, 0, 0, 0)) is made
 
 
 @pytest.mark.parametrize(("values", "words"), [

@@ -18,11 +18,11 @@ from studio_testing import DirectContext, ReplayOnCpu, make_env, tiny_request
 from tiny_controlnets import build_tiny_controlnet, original_layout, tiny_controlnet
 from tiny_models import build_tiny_sdxl
 
-from studio.core.control import ControlGuide
+from studio.core.control import ControlGuide, extend_guide
 from studio.core.errors import InvalidRequest, JobCancelledError, ModelError
 from studio.core.held_memory import CACHED
 from studio.core.hires import HiresFix
-from studio.core.inpaint import InpaintOptions
+from studio.core.inpaint import InpaintOptions, extend_canvas
 from studio.core.model_library import scan_library
 from studio.core.requests import GenerationRequest, LoraChoice
 from studio.engine import control_nets, fast_path
@@ -165,6 +165,63 @@ def test_image_to_image_with_a_guide(generator, tiny_model_dir):
     assert differ(plain, guided) > 1 and recipe.strength == 0.8 and recipe.controls[0]["model"] == "edges"
     kinds = {type(wrapper).__name__ for _key, wrapper in generator._controls._pipes.values()}
     assert kinds == {"StableDiffusionControlNetImg2ImgPipeline"}
+
+
+@pytest.fixture
+def pipeline_calls(monkeypatch) -> list[dict]:
+    """The arguments each ControlNet pipeline is called with (it then runs as it would)."""
+    import diffusers
+
+    calls: list[dict] = []
+    for task in ("", "Img2Img", "Inpaint"):
+        cls = getattr(diffusers, f"StableDiffusionControlNet{task}Pipeline")
+        monkeypatch.setattr(cls, "__call__", lambda self, *a, _real=cls.__call__, **k: calls.append(k) or
+                            _real(self, *a, **k))
+    return calls
+
+
+def columns(picture: Image.Image, row: int = 32) -> list[int]:
+    return np.flatnonzero(np.asarray(picture.convert("L"))[row] > 128).tolist()
+
+
+@pytest.mark.parametrize("model", ["tiny_model_dir", "tiny_inpaint_model_dir"])
+def test_image_to_image_fits_the_guide_as_it_fits_the_start_picture(generator, pipeline_calls, model, request):
+    """A 128x64 canvas picture redrawn at 64x64 is stretched to it: a guide made from that picture is stretched
+    alike, so its lines lie on the picture's (A1111's crop to the middle cut both of these lines off)."""
+    model_dir = request.getfixturevalue(model)
+    canvas = Image.new("RGB", (128, 64))
+    for x in (8, 120):  # a line near each edge, outside the middle 64 columns
+        ImageDraw.Draw(canvas).line((x, 0, x, 63), fill="white", width=3)
+    guided, _ = make(generator, tiny_request(model_dir, prepared=True, init_image=canvas, strength=0.8,
+                                             controls=(ControlGuide("edges", canvas),)))
+    start, control = pipeline_calls[-1]["image"], pipeline_calls[-1]["control_image"]
+    assert start.size == control.size == (64, 64)
+    assert columns(control) == columns(start) and columns(start)[0] < 8 and columns(start)[-1] > 56
+    blind, _ = make(generator, tiny_request(model_dir, prepared=True, init_image=canvas, strength=0.8,
+                                            controls=(ControlGuide("edges", Image.new("RGB", (128, 64))),)))
+    assert not np.array_equal(guided, blind)  # the lines steer (all black, as they were cut to, does not)
+    # A new picture of that size still takes A1111's crop and resize: the middle of the guide.
+    make(generator, tiny_request(model_dir, prepared=True, controls=(ControlGuide("edges", canvas),)))
+    call = pipeline_calls[-1]
+    assert columns(call["control_image"] if "control_image" in call else call["image"]) == []
+
+
+@pytest.mark.parametrize("masked_only", [False, True])
+def test_outpainting_with_an_extended_guide_keeps_its_lines_on_the_picture(generator, pipeline_calls, tiny_model_dir,
+                                                                          masked_only):
+    """A guide made from a 64x64 picture (a line at x=20), the picture extended 64 px to the right: the guide extended
+    alike (``extend_guide``) reaches the pipeline with its line where the picture's is (fitting the 64x64 guide to
+    the 128x64 picture, as before, doubled it and moved the line)."""
+    photo = Image.new("RGB", (64, 64), (40, 40, 40))
+    ImageDraw.Draw(photo).line((20, 0, 20, 63), fill="white", width=3)
+    picture, mask = extend_canvas(photo, None, 0, 0, 64, 0)
+    guide = extend_guide(ControlGuide("edges", photo), photo.size, (0, 0, 64, 0))
+    make(generator, request(tiny_model_dir, init_image=picture, mask=Image.fromarray(mask, "L"), strength=1.0,
+                            inpaint=InpaintOptions(masked_only=masked_only), controls=(guide,)))
+    call = pipeline_calls[-1]
+    start, control = call["image"], call["control_image"]
+    row = start.height // 2
+    assert control.size == start.size and columns(start, row) and columns(control, row) == columns(start, row)
 
 
 def masked_corner(size: tuple[int, int] = (128, 128)) -> Image.Image:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageOps
 from PySide6.QtCore import Qt
 
 from studio.core import control
@@ -16,6 +17,7 @@ from studio.core.errors import InvalidRequest
 from studio.core.model_library import LibraryItem
 from studio.core.models import ModelEntry
 from studio.core.settings import GenerationDefaults
+from studio.engine.control_nets import control_pictures
 from studio.plugin_host.registry import GENERATOR, Contribution
 from studio.ui import control_picture
 from studio.ui.control_box import NO_CONTROLNETS
@@ -165,6 +167,46 @@ def test_the_thumbnail_is_made_off_the_ui_thread(qtbot, panel, picture, monkeypa
     assert row.picture.preview.size == (control_picture.THUMB, control_picture.THUMB)
     assert row.picture.preview.getpixel((0, 0)) == (0, 0, 0)
     assert not row.picture.thumb.pixmap().isNull()
+
+
+def test_the_thumbnail_fits_the_guide_as_the_next_job_will(qtbot, panel, tmp_path):  # noqa: ANN001
+    """A guide made from a 1024x512 canvas picture, a line near its left edge, with the Size boxes at 512x512: a new
+    picture crops it to the middle square (the line cut off); inpainting works at the canvas picture's size (all of
+    it); img2img stretches the canvas picture to 512x512, and the guide with it. The thumbnail is what the engine's
+    own fitting makes of each job."""
+    panel.width_spin.setValue(512)
+    panel.height_spin.setValue(512)
+    canvas = Image.new("RGB", (1024, 512))
+    ImageDraw.Draw(canvas).line((60, 0, 60, 511), fill="white", width=9)
+    canvas.save(tmp_path / "canvas.png")
+    row = panel.control_box.add()
+    row.preprocessor_combo.setCurrentIndex(row.preprocessor_combo.findData("none"))
+    row.picture.use_file(tmp_path / "canvas.png")
+    _ready(qtbot, row)
+
+    def line_in_thumbnail() -> bool:
+        return bool(np.asarray(row.picture.preview.convert("L")).max() > 128)
+
+    def as_the_engine_sees(request, start: tuple[int, int] | None) -> bytes:  # noqa: ANN001
+        area = None if start is None else (start, (0, 0, *start))
+        seen = control_pictures(request.controls, (request.width, request.height), area)[0]
+        return ImageOps.contain(seen, (control_picture.THUMB,) * 2, Image.Resampling.BILINEAR).tobytes()
+
+    assert row.picture.preview.size == (96, 96) and not line_in_thumbnail()
+    assert row.picture.preview.tobytes() == as_the_engine_sees(panel.build_request(None), None)
+    panel.set_canvas_size(canvas.size)
+    mask = Image.new("L", canvas.size, 255)
+    panel.set_mask_active(True)  # inpainting: the job has the canvas picture's size
+    qtbot.waitUntil(lambda: row.picture.preview.size == (96, 48), timeout=WAIT_MS)
+    assert line_in_thumbnail()
+    assert row.picture.preview.tobytes() == as_the_engine_sees(panel.build_request(canvas, mask), canvas.size)
+    panel.set_mask_active(False)
+    panel.use_canvas_check.setChecked(True)  # img2img at the Size boxes' 512x512, from the canvas picture
+    qtbot.waitUntil(lambda: row.picture.preview.size == (96, 96), timeout=WAIT_MS)
+    assert line_in_thumbnail()
+    request = panel.build_request(canvas)
+    assert (request.width, request.height) == (512, 512) and request.init_image is canvas
+    assert row.picture.preview.tobytes() == as_the_engine_sees(request, canvas.size)
 
 
 def test_a_picture_file_is_read_off_the_ui_thread_and_generate_waits_for_it(qtbot, panel, picture,  # noqa: ANN001

@@ -61,6 +61,62 @@ def test_the_library_feeds_the_section_and_canvas_takes_the_canvas_picture(qtbot
     assert request.controls[0].image.tobytes() == canvas.tobytes()
 
 
+def test_the_thumbnail_follows_the_canvas_picture_an_inpainting_job_works_on(qtbot, window, tiny_model_dir):  # noqa: ANN001
+    """A guide taken from a 256x128 canvas picture with a line near its left edge, the Size boxes at 128x128: a new
+    picture crops it to the middle (no line in the thumbnail); once a mask makes Generate inpaint, the job has the
+    canvas picture's size and the thumbnail shows all of it."""
+    _library(window, tiny_model_dir)
+    panel = window.prompt_panel
+    panel.width_spin.setValue(128)
+    panel.height_spin.setValue(128)
+    canvas = Image.new("RGB", (256, 128))
+    ImageDraw.Draw(canvas).line((12, 0, 12, 127), fill="white", width=5)
+    window.document.set_image(canvas, "Test")
+    row = panel.control_box.add()
+    row.preprocessor_combo.setCurrentIndex(row.preprocessor_combo.findData("none"))
+    row.picture.canvas_button.click()
+    qtbot.waitUntil(lambda: row.picture.preview is not None, timeout=WAIT_MS)
+    assert row.picture.preview.size == (96, 96) and row.picture.preview.getextrema()[0][1] == 0
+    mask = np.zeros((128, 256), np.uint8)
+    mask[:, 200:] = 255
+    window.document.set_mask("Mask", mask)
+    qtbot.waitUntil(lambda: row.picture.preview.size == (96, 48), timeout=WAIT_MS)
+    assert np.asarray(row.picture.preview.convert("L"))[:, :8].max() > 128
+
+
+def test_the_outpaint_frame_extends_the_guides_made_for_the_picture_and_the_fill_job_takes_them(  # noqa: ANN001
+        qtbot, window, tiny_model_dir, tmp_path, monkeypatch):
+    """Extending the canvas (the outpaint frame, Extend Canvas…) extends a guide whose picture has the picture's size
+    by the same amounts: its Canny edges as the ControlNet saw them, black in the new area, taken as they are and
+    kept for the settings; the fill job gets it. A guide of another size is left as it is."""
+    from studio.core.control import CANNY, NONE, preprocess
+
+    _library(window, tiny_model_dir)
+    box = window.prompt_panel.control_box
+    photo = Image.new("RGB", (64, 64), (40, 40, 40))
+    ImageDraw.Draw(photo).line((20, 0, 20, 63), fill="white", width=3)
+    window.document.set_image(photo, "Test")
+    row, other = box.add(), box.add()
+    assert row.preprocessor() == CANNY  # a Canny ControlNet's own
+    row.picture.canvas_button.click()
+    other.picture.use_file(_drawing(tmp_path / "drawing.png"))
+    qtbot.waitUntil(lambda: row.picture.path != "" and other.picture.state == "ready", timeout=WAIT_MS)
+    canvas_kept, drawing = row.picture.path, other.picture.image
+    submitted = []
+    monkeypatch.setattr(window.service, "submit", lambda request: submitted.append(request) or 1)
+    window.canvas.frame_requested.emit(0, 0, 64, 0)  # the frame tool dragged 64 px past the right edge
+    qtbot.waitUntil(lambda: len(submitted) == 1, timeout=WAIT_MS)
+    extended, untouched = submitted[0].controls
+    assert submitted[0].mask is not None and submitted[0].init_image.size == extended.image.size == (128, 64)
+    seen = np.asarray(extended.image)
+    assert np.array_equal(seen[:, :64], np.asarray(preprocess(photo, CANNY))) and seen[:, 64:].max() == 0
+    assert (row.preprocessor(), row.picture.image) == (NONE, extended.image)
+    assert untouched.image is drawing and other.preprocessor() == CANNY
+    qtbot.waitUntil(lambda: row.picture.path not in ("", canvas_kept), timeout=WAIT_MS)
+    assert row.picture.path.startswith(str(window.data_dir / CONTROL_PICTURES))
+    qtbot.waitUntil(lambda: row.picture.preview is not None and row.picture.preview.size == (96, 48), timeout=WAIT_MS)
+
+
 def test_load_parameters_brings_the_guides_back_and_a_missing_picture_is_said(qtbot, window, tiny_model_dir,  # noqa: ANN001
                                                                                tmp_path):
     _library(window, tiny_model_dir)
