@@ -129,7 +129,7 @@ class ControlPicture(QWidget):
             self._set_picture(image, str(path), f"{path.name} · {image.width}×{image.height}")
 
     async def take_canvas(self) -> None:
-        """The canvas picture as it is now (copied in a worker thread: a 4096² canvas takes a while)."""
+        """The canvas picture as it is now (read in a worker thread; the document never changes a picture in place)."""
         source = self._canvas()
         self._loads += 1
         load = self._loads
