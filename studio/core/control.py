@@ -10,6 +10,7 @@ of the steps (guidance start and end, as fractions). Recipes record guides in A1
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,6 +33,13 @@ MAX_GUIDES = 3  # at once in one job; more only slows every step down
 MAX_WEIGHT = 2.0
 DEFAULT_LOW, DEFAULT_HIGH = 100, 200  # Canny's hysteresis thresholds, as A1111's defaults
 _RECORD_KEYS = ("model", "hash", "preprocessor", "weight", "start", "end", "low", "high", "image")
+# sd-webui-controlnet's keys in a ``ControlNet N`` value (its ControlNetUnit's fields, "_" as " ", capitalised).
+_A1111_KEYS = frozenset({
+    "Module", "Model", "Weight", "Resize Mode", "Low Vram", "Processor Res", "Threshold A", "Threshold B",
+    "Guidance Start", "Guidance End", "Pixel Perfect", "Control Mode", "Inpaint Crop Input Image", "Hr Option",
+    "Save Detected Map", "Union Control Type", "Mask", "Mask Image"})
+_KEY_AT = re.compile(r"(?:^|, )([A-Za-z][A-Za-z0-9 /_-]*): ")  # where a key may start
+_HASHED = re.compile(r"(.*) \[([0-9a-fA-F]{8})\]", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -157,7 +165,7 @@ def controls_from_settings(settings: Mapping[str, str]) -> tuple[dict[str, Any],
         text = settings.get(f"ControlNet {index}")
         if text is None:
             continue
-        values = dict(_a1111_pairs(text))
+        values = _a1111_pairs(text)
         name, digest = _name_and_hash(values.get("Model", ""))
         record = {"model": name, "hash": digest, "preprocessor": values.get("Module", NONE),
                   "weight": _float(values.get("Weight"), 1.0), "start": _float(values.get("Guidance Start"), 0.0),
@@ -182,22 +190,37 @@ def control_records(items: object) -> tuple[dict[str, Any], ...]:
     return tuple(records)
 
 
-def _a1111_pairs(text: str) -> list[tuple[str, str]]:
-    pairs = []
-    for item in text.split(", "):
-        key, colon, value = item.partition(":")
-        if colon:
-            pairs.append((key.strip(), value.strip()))
+def _a1111_pairs(text: str) -> dict[str, str]:
+    """A ``ControlNet N`` value as {key: value}. sd-webui-controlnet writes no value with ", " or ": " in it, but a
+    model's name may have them (Studio writes it as the name's file has it): so the name runs to the next key that
+    ends it, one of sd-webui-controlnet's keys that came neither before it nor comes again after it (a name may hold
+    ", Weight: 2" when ", Weight: 1" follows), while another value ends where the next key starts."""
+    keys = list(_KEY_AT.finditer(text))
+    pairs: dict[str, str] = {}
+    index = 0
+    while index < len(keys):
+        key = keys[index].group(1)
+        following = index + 1
+        if key == "Model":
+            before = {k.group(1) for k in keys[:following]}
+            while following < len(keys) and not _ends_name(keys[following].group(1), before, keys[following + 1:]):
+                following += 1
+        end = keys[following].start() if following < len(keys) else len(text)
+        pairs.setdefault(key, text[keys[index].end():end].strip())
+        index = following
     return pairs
 
 
+def _ends_name(key: str, before: set[str], after: list[re.Match[str]]) -> bool:
+    return key in _A1111_KEYS and key not in before and all(later.group(1) != key for later in after)
+
+
 def _name_and_hash(text: str) -> tuple[str, str]:
-    """``control_v11p_sd15_canny [d14c016b]`` -> (name, hash)."""
+    """``control_v11p_sd15_canny [d14c016b]`` -> (name, hash): only 8 hex digits in brackets at the end are a hash
+    (``lineart [v1.1]`` is a name)."""
     text = text.strip()
-    if text.endswith("]") and " [" in text:
-        name, _, digest = text[:-1].rpartition(" [")
-        return name.strip(), digest.strip()
-    return text, ""
+    match = _HASHED.fullmatch(text)
+    return (match.group(1).strip(), match.group(2)) if match else (text, "")
 
 
 def _on_black(image: Image.Image) -> Image.Image:
