@@ -98,11 +98,13 @@ class ControlGuide:
         return {**record, "module": self.module} if self.module else record
 
     @classmethod
-    def from_record(cls, value: object) -> ControlGuide | None:
+    def from_record(cls, value: object, *, unchosen_model: bool = False) -> ControlGuide | None:
         """A recorded guide (history params, a JSON recipe, A1111's text), which is untrusted: None if malformed.
         The picture is not opened here: ``image_path`` says where it was kept. A preprocessor Studio does not have
-        (another tool's) becomes none, its name kept as ``module``."""
-        if not isinstance(value, Mapping) or not isinstance(value.get("model"), str) or not value["model"]:
+        (another tool's) becomes none, its name kept as ``module``. ``unchosen_model``: a guide with no ControlNet
+        chosen yet is well formed (the settings keep a guide being set up, its picture and values)."""
+        if not isinstance(value, Mapping) or not isinstance(value.get("model"), str) or \
+                not (value["model"] or unchosen_model):
             return None
         preprocessor, module = studio_preprocessor(value.get("preprocessor", NONE))
         if isinstance(written := value.get("module"), str) and written.strip() and not module:
@@ -117,7 +119,7 @@ class ControlGuide:
                     high_threshold=int(numbers["high"]), image_path=image if isinstance(image, str) else "",
                     module=module)
         try:
-            replace(guide, image=Image.new("L", (1, 1))).check()
+            replace(guide, image=Image.new("L", (1, 1)), model=guide.model or "unchosen").check()
         except InvalidRequest:
             return None
         return guide
@@ -218,11 +220,12 @@ def _unit_values(settings: Mapping[str, str], index: int) -> dict[str, str] | No
     return values if "model" in values and values.get("enabled", "True") != "False" else None
 
 
-def control_records(items: object) -> tuple[dict[str, Any], ...]:
-    """The guides of a recipe's JSON, which is untrusted: only well-formed ones, in ``to_record``'s form."""
+def control_records(items: object, *, unchosen_model: bool = False) -> tuple[dict[str, Any], ...]:
+    """The guides of a recipe's JSON, which is untrusted: only well-formed ones, in ``to_record``'s form (with
+    ``unchosen_model``, those with no ControlNet chosen yet too)."""
     records = []
     for item in items if isinstance(items, list | tuple) else ():
-        guide = ControlGuide.from_record(item)
+        guide = ControlGuide.from_record(item, unchosen_model=unchosen_model)
         if guide is not None:
             digest = item.get("hash", "")
             records.append(guide.to_record(digest if isinstance(digest, str) else ""))
