@@ -129,7 +129,9 @@ def describe_guide(record: object) -> str | None:
     digest = record.get("hash") if isinstance(record, dict) else None
     model = f"{guide.model} [{digest}]" if isinstance(digest, str) and digest else guide.model
     preprocessor = guide.preprocessor
-    if preprocessor == CANNY:
+    if guide.module:  # another tool's, which Studio does not have
+        preprocessor = f"{guide.module} (Studio has no such preprocessor: it would use the picture as it is)"
+    elif preprocessor == CANNY:
         preprocessor += f" (thresholds {guide.low_threshold} and {guide.high_threshold})"
     return (f"{model}, preprocessor {preprocessor}, weight {guide.weight:g}, steps {guide.start:g} to "
             f"{guide.end:g}, picture {guide.image_path or '(not kept)'}")

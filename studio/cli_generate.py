@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -36,7 +37,8 @@ from studio.core.hires import LANCZOS, HiresFix
 from studio.core.inpaint import InpaintOptions, extend_canvas
 from studio.core.mask import mask_from_image
 from studio.core.model_library import LibraryItem, scan_library
-from studio.core.models import check_model_folder, resolve_model
+from studio.core.model_kinds import CONTEXT_FAMILY
+from studio.core.models import check_model_folder, checkpoint_kind, resolve_model
 from studio.core.paths import studio_paths
 from studio.core.requests import (
     MAX_INPAINT_SIDE,
@@ -156,6 +158,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         model = str(resolve_model(args.model, settings.models_dir, settings.extra_model_paths))
         check_model_folder(Path(model))  # headers only: not a model, or a damaged one, is bad input (before torch)
         loras, vae, controls = _find_files(loras, args.vae or "", control_guides(args, generator), settings)
+        _check_controlnets_fit(controls, Path(model), settings)
     else:
         if init_image is not None:
             raise InvalidRequest(f"The generator {generator!r} does not start from a picture; leave out "
@@ -217,12 +220,39 @@ def _find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[Control
             match = next((i for i in items if i.kind == kind and name in (i.name, i.path.name)), None)
             if match is None:
                 raise
+            if match.problem:  # one the engine would refuse once the model is loaded (a Control-LoRA, a pickle)
+                raise InvalidRequest(match.problem) from None
             return str(match.path)
 
     loras = tuple(replace(c, name=found(c.name.strip(), "lora", find_lora)) if c.name.strip() else c for c in loras)
     controls = tuple(replace(g, model=found(g.model, "controlnet", find_controlnet)) if g.model else g
                      for g in controls)
     return loras, found(vae.strip(), "vae", find_vae) if vae.strip() else "", controls
+
+
+def _check_controlnets_fit(controls: tuple[ControlGuide, ...], model: Path, settings: Settings) -> None:
+    """Each ControlNet is made for the model's family, as the engine checks once the model is loaded (seconds
+    later): from the files' headers, where the model's family is known from them."""
+    from studio.engine.control_nets import find_controlnet, fit_problem  # no torch
+
+    width = _context_width(model)
+    name = model.stem if model.is_file() else model.name  # as the engine names the model
+    for guide in controls:
+        if guide.model and (problem := fit_problem(find_controlnet(settings.models_dir, guide.model), width, name)):
+            raise InvalidRequest(problem)
+
+
+def _context_width(model: Path) -> int:
+    """The model's cross-attention width (its text encoder's: what a ControlNet must be made for), from its
+    headers or its UNet's config.json; 0 when they do not tell."""
+    if model.is_file():
+        family = checkpoint_kind(model).family
+        return next((width for width, known in CONTEXT_FAMILY.items() if known == family), 0)
+    try:
+        width = json.loads((model / "unet" / "config.json").read_text(encoding="utf-8")).get("cross_attention_dim")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return 0
+    return width if isinstance(width, int) and not isinstance(width, bool) else 0
 
 
 def check_output(output: Path) -> None:

@@ -30,7 +30,8 @@ def add_inspect_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
     parser.add_argument("--json", action="store_true",
                         help="print JSON with the keys tool, prompt, negative_prompt, seed, steps, cfg_scale, "
                              "sampler, width, height, model (null where the image does not say), and controls (its "
-                             "ControlNet guides) for a picture made with some")
+                             "ControlNet guides; module names another tool's preprocessor that Studio lacks) for a "
+                             "picture made with some")
     return parser
 
 

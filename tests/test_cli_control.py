@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from model_files import controlnet
+from model_files import controlnet, sd1, write
 from test_cli import assert_refused_without_torch
 
 from studio.core.control import CANNY, DEFAULT_HIGH, DEFAULT_LOW, INVERT, NONE, ControlGuide
@@ -18,10 +18,11 @@ GUIDE_OPTIONS = {"--control-preprocessor": ["canny"], "--control-weight": ["0.5"
                  "--canny": ["50", "150"]}
 
 
-def controlnets(home: Path, *names: str) -> None:
-    """ControlNets by these names in the models folder of the Studio at ``home`` (headers only: never run)."""
+def controlnets(home: Path, *names: str, width: int = 32) -> None:
+    """ControlNets by these names in the models folder of the Studio at ``home`` (headers only: never run), made
+    for the tiny model (its text encoder is 32 wide) unless ``width`` says otherwise."""
     for name in names:
-        controlnet(home / "data" / "models" / "controlnet" / f"{name}.safetensors")
+        controlnet(home / "data" / "models" / "controlnet" / f"{name}.safetensors", width)
 
 
 def picture(path: Path, seed: int, size: tuple[int, int] = (40, 32)) -> Image.Image:
@@ -203,3 +204,32 @@ def test_a_guided_picture_made_by_generate_is_made_again_the_same_by_history_rer
     assert unguided.returncode == 0, unguided.stderr
     with Image.open(tmp_path / "made.png") as first, Image.open(tmp_path / "plain.png") as plain:
         assert not np.array_equal(np.asarray(first), np.asarray(plain))  # the guide is what was made again
+
+
+def test_a_controlnet_the_engine_would_refuse_after_loading_the_model_is_refused_before(tiny_model_dir, tmp_path):
+    """A Control-LoRA in controlnet/ (listed in the library with why it cannot be used), or a ControlNet of another
+    family than the model, would fail the job seconds later, once the model is loaded: refused at once instead."""
+    home = tmp_path / "studio-home"
+    nets = home / "data" / "models" / "controlnet"
+    write(nets / "control-lora-canny.safetensors", {"lora_controlnet": (1,), "input_hint_block.0.weight": (16, 3, 3, 3),
+                                                    "label_emb.0.0.weight": (1, 2816)})
+    controlnets(home, "canny-xl", width=2048)
+    controlnets(home, "canny-sd15", width=768)
+    checkpoint = sd1(tmp_path / "dreamshaper.safetensors")
+    picture(tmp_path / "edges.png", 1)
+    edges = str(tmp_path / "edges.png")
+    base = ["generate", "--prompt", "p", "-o", str(tmp_path / "never.png")]
+    assert_refused_without_torch(home, base, {
+        "Control-LoRA": (["--model", str(tiny_model_dir), "--control", "control-lora-canny", edges],
+                         "control-lora-canny.safetensors is a Control-LoRA, which Studio cannot use as a "
+                         "control guide yet; it runs ControlNet models (ControlNetModel in diffusers' layout, or "
+                         "lllyasviel's original control_model layout)."),
+        "SDXL net, SD 1.5 file": (["--model", str(checkpoint), "--control", "canny-xl", edges],
+                                  "The ControlNet canny-xl is made for SDXL models, and dreamshaper is an SD 1.x "
+                                  "model; choose a ControlNet made for SD 1.x models."),
+        "SD 1.5 net, diffusers folder": (["--model", str(tiny_model_dir), "--control", "canny-sd15", edges],
+                                         "The ControlNet canny-sd15 is made for SD 1.x models, and tiny-sd is a "
+                                         "32-wide text encoder model; choose a ControlNet made for 32-wide text "
+                                         "encoder models."),
+    })
+    assert not (tmp_path / "never.png").exists()

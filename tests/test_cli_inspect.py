@@ -191,3 +191,20 @@ def test_another_tool_s_control_guides_are_read_from_its_settings_line(tmp_path,
     assert capsys.readouterr().out.splitlines()[-1] == (
         "ControlNet: control_v11p_sd15_canny [d14c016b], preprocessor canny (thresholds 64 and 128), weight 0.5, "
         "steps 0 to 0.8, picture (not kept)")
+
+
+def test_a_guide_made_with_a_preprocessor_studio_lacks_is_shown_by_its_name(tmp_path, capsys):
+    text = ('a fox\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 512x512, '
+            'ControlNet 0: "Module: depth_midas, Model: control_v11f1p_sd15_depth [cfd03158], Weight: 0.8, '
+            'Guidance Start: 0, Guidance End: 1", ControlNet 1: "preprocessor: canny, model: control_sd15_canny '
+            '[fef5e48e], weight: 1, starting/ending: (0, 0.5), preprocessor params: (512, 50, 150)"')
+    path = png_with(tmp_path / "a1111.png", {"parameters": text})
+    assert main(["inspect", str(path)]) == 0
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        "ControlNet 1: control_v11f1p_sd15_depth [cfd03158], preprocessor depth_midas (Studio has no such "
+        "preprocessor: it would use the picture as it is), weight 0.8, steps 0 to 1, picture (not kept)",
+        "ControlNet 2: control_sd15_canny [fef5e48e], preprocessor canny (thresholds 50 and 150), weight 1, steps 0 "
+        "to 0.5, picture (not kept)"]
+    assert main(["inspect", str(path), "--json"]) == 0
+    assert [(c["preprocessor"], c.get("module")) for c in json.loads(capsys.readouterr().out)["controls"]] == [
+        ("none", "depth_midas"), ("canny", None)]

@@ -10,6 +10,7 @@ of the steps (guidance start and end, as fractions). Recipes record guides in A1
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -26,12 +27,24 @@ PREPROCESSORS: dict[str, str] = {
     CANNY: "Canny edges of a photo or painting",
     INVERT: "Invert (black lines on white, as sketches are drawn)",
 }
-# Other tools' module names for the same preprocessors (A1111 writes the long form of invert).
+# Other tools' module names for the same preprocessors, and the one Studio writes for each (sd-webui-controlnet's:
+# it recognises its own long name of invert, not Studio's short one).
 _MODULE_ALIASES = {"invert (from white bg & black line)": INVERT, "canny": CANNY, "none": NONE}
+_A1111_MODULES = {NONE: "none", CANNY: "canny", INVERT: "invert (from white bg & black line)"}
+MAX_MODULE_NAME = 200  # another tool's preprocessor name, kept for display: longer is no name
 MAX_GUIDES = 3  # at once in one job; more only slows every step down
 MAX_WEIGHT = 2.0
 DEFAULT_LOW, DEFAULT_HIGH = 100, 200  # Canny's hysteresis thresholds, as A1111's defaults
 _RECORD_KEYS = ("model", "hash", "preprocessor", "weight", "start", "end", "low", "high", "image")
+# sd-webui-controlnet's keys in a ``ControlNet N`` value, lower-cased: its ControlNetUnit's fields ("_" as " ";
+# written capitalised since 1.1.4xx), and the keys of its 1.1.1xx-2xx text ("preprocessor: canny, model: …").
+_A1111_KEYS = frozenset({
+    "module", "model", "weight", "resize mode", "low vram", "processor res", "threshold a", "threshold b",
+    "guidance start", "guidance end", "pixel perfect", "control mode", "inpaint crop input image", "hr option",
+    "save detected map", "union control type", "mask", "mask image",
+    "preprocessor", "starting/ending", "preprocessor params"})
+_KEY_AT = re.compile(r"(?:^|, )([A-Za-z][A-Za-z0-9 /_-]*): ")  # where a key may start
+_HASHED = re.compile(r"(.*) \[([0-9a-fA-F]{8})\]", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,9 @@ class ControlGuide:
     low_threshold: int = DEFAULT_LOW  # Canny only
     high_threshold: int = DEFAULT_HIGH
     image_path: str = ""
+    # The preprocessor as the tool that made the picture named it, when Studio has none like it (AUTOMATIC1111's
+    # depth_midas, openpose_full…): ``preprocessor`` is then none, so its picture is used as it is. "" otherwise.
+    module: str = ""
 
     def check(self, label: str = "The control guide") -> None:
         """InvalidRequest, in one sentence, for what a job could not run with."""
@@ -78,28 +94,34 @@ class ControlGuide:
 
     def to_record(self, model_hash: str = "") -> dict[str, Any]:
         """As the history and Studio's JSON recipe keep it (no pixels: ``image`` is the kept file's path)."""
-        return {"model": self.model, "hash": model_hash, "preprocessor": self.preprocessor, "weight": self.weight,
-                "start": self.start, "end": self.end, "low": self.low_threshold, "high": self.high_threshold,
-                "image": self.image_path}
+        record = {"model": self.model, "hash": model_hash, "preprocessor": self.preprocessor, "weight": self.weight,
+                  "start": self.start, "end": self.end, "low": self.low_threshold, "high": self.high_threshold,
+                  "image": self.image_path}
+        return {**record, "module": self.module} if self.module else record
 
     @classmethod
-    def from_record(cls, value: object) -> ControlGuide | None:
+    def from_record(cls, value: object, *, unchosen_model: bool = False) -> ControlGuide | None:
         """A recorded guide (history params, a JSON recipe, A1111's text), which is untrusted: None if malformed.
-        The picture is not opened here: ``image_path`` says where it was kept."""
-        if not isinstance(value, Mapping) or not isinstance(value.get("model"), str) or not value["model"]:
+        The picture is not opened here: ``image_path`` says where it was kept. A preprocessor Studio does not have
+        (another tool's) becomes none, its name kept as ``module``. ``unchosen_model``: a guide with no ControlNet
+        chosen yet is well formed (the settings keep a guide being set up, its picture and values)."""
+        if not isinstance(value, Mapping) or not isinstance(value.get("model"), str) or \
+                not (value["model"] or unchosen_model):
             return None
-        module = value.get("preprocessor", NONE)
-        module = _MODULE_ALIASES.get(module.lower(), module) if isinstance(module, str) else module
+        preprocessor, module = studio_preprocessor(value.get("preprocessor", NONE))
+        if isinstance(written := value.get("module"), str) and written.strip() and not module:
+            module = written.strip()
         numbers = {k: value.get(k, default) for k, default in
                    (("weight", 1.0), ("start", 0.0), ("end", 1.0), ("low", DEFAULT_LOW), ("high", DEFAULT_HIGH))}
-        if not all(_finite(v) for v in numbers.values()) or module not in PREPROCESSORS:
+        if not all(_finite(v) for v in numbers.values()) or preprocessor is None or len(module) > MAX_MODULE_NAME:
             return None
         image = value.get("image", "")
-        guide = cls(model=value["model"], preprocessor=module, weight=float(numbers["weight"]),
+        guide = cls(model=value["model"], preprocessor=preprocessor, weight=float(numbers["weight"]),
                     start=float(numbers["start"]), end=float(numbers["end"]), low_threshold=int(numbers["low"]),
-                    high_threshold=int(numbers["high"]), image_path=image if isinstance(image, str) else "")
+                    high_threshold=int(numbers["high"]), image_path=image if isinstance(image, str) else "",
+                    module=module)
         try:
-            replace(guide, image=Image.new("L", (1, 1))).check()
+            replace(guide, image=Image.new("L", (1, 1)), model=guide.model or "unchosen").check()
         except InvalidRequest:
             return None
         return guide
@@ -170,11 +192,22 @@ def check_guides(guides: tuple[ControlGuide, ...]) -> None:
         guide.check("The control guide" if len(guides) == 1 else f"Control guide {index + 1}")
 
 
+def studio_preprocessor(name: object) -> tuple[str | None, str]:
+    """A recorded preprocessor (Studio's, or another tool's module name) as (Studio's preprocessor, the name as
+    written when Studio has none like it: its picture is then used as it is); (None, "") for what is no name."""
+    if not isinstance(name, str):
+        return None, ""
+    known = _MODULE_ALIASES.get(name.strip().lower(), name.strip())
+    return (known, "") if known in PREPROCESSORS else (NONE, name.strip())
+
+
 def a1111_text(record: Mapping[str, Any]) -> str:
     """One guide as sd-webui-controlnet writes it in a picture's ``parameters`` (its ``ControlNet N`` value)."""
     name = str(record.get("model", ""))
     model = f"{name} [{record['hash']}]" if record.get("hash") else name
-    parts = [f"Module: {record.get('preprocessor', NONE)}", f"Model: {model}",
+    preprocessor = record.get("preprocessor", NONE)
+    module = record.get("module") or _A1111_MODULES.get(preprocessor, preprocessor)
+    parts = [f"Module: {module}", f"Model: {model}",
              f"Weight: {_number(record.get('weight', 1.0))}",
              f"Guidance Start: {_number(record.get('start', 0.0))}", f"Guidance End: {_number(record.get('end', 1.0))}"]
     if record.get("preprocessor") == CANNY:
@@ -183,54 +216,94 @@ def a1111_text(record: Mapping[str, Any]) -> str:
 
 
 def controls_from_settings(settings: Mapping[str, str]) -> tuple[dict[str, Any], ...]:
-    """The guides of an A1111 ``parameters`` settings line (``ControlNet 0``, ``ControlNet 1``, …) as records;
-    a malformed one is left out."""
+    """The guides of an A1111 ``parameters`` settings line (``ControlNet 0``, ``ControlNet 1``, …) as records, in
+    any of the ways sd-webui-controlnet has written them; a malformed one is left out. A preprocessor Studio does not
+    have is kept by its name (``module``) for what shows it, and is none for a job."""
     records = []
     for index in range(10):
-        text = settings.get(f"ControlNet {index}")
-        if text is None:
+        values = _unit_values(settings, index)
+        if values is None:
             continue
-        values = dict(_a1111_pairs(text))
-        name, digest = _name_and_hash(values.get("Model", ""))
-        record = {"model": name, "hash": digest, "preprocessor": values.get("Module", NONE),
-                  "weight": _float(values.get("Weight"), 1.0), "start": _float(values.get("Guidance Start"), 0.0),
-                  "end": _float(values.get("Guidance End"), 1.0), "image": ""}
-        if record["preprocessor"] == CANNY:
-            record["low"] = int(_float(values.get("Threshold A"), DEFAULT_LOW))
-            record["high"] = int(_float(values.get("Threshold B"), DEFAULT_HIGH))
+        name, digest = _name_and_hash(values.get("model", ""))
+        module = values.get("module", values.get("preprocessor", NONE))
+        start, end = _numbers(values.get("starting/ending"), 2) or (values.get("guidance start"),
+                                                                    values.get("guidance end"))
+        record = {"model": name, "hash": digest, "preprocessor": module, "weight": _float(values.get("weight"), 1.0),
+                  "start": _float(start, 0.0), "end": _float(end, 1.0), "image": ""}
+        if studio_preprocessor(module)[0] == CANNY:  # its thresholds: named, or the last two preprocessor params
+            params = _numbers(values.get("preprocessor params"), 3) or ("", None, None)
+            low = int(_float(values.get("threshold a", params[1]), DEFAULT_LOW))
+            high = int(_float(values.get("threshold b", params[2]), DEFAULT_HIGH))
+            record["low"], record["high"] = (low, high) if 0 <= low <= high <= 255 else (DEFAULT_LOW, DEFAULT_HIGH)
         guide = ControlGuide.from_record(record)
         if guide is not None:
             records.append(guide.to_record(digest))
     return tuple(records)
 
 
-def control_records(items: object) -> tuple[dict[str, Any], ...]:
-    """The guides of a recipe's JSON, which is untrusted: only well-formed ones, in ``to_record``'s form."""
+def _unit_values(settings: Mapping[str, str], index: int) -> dict[str, str] | None:
+    """One unit's values by lower-cased key, as sd-webui-controlnet wrote them: ``ControlNet N: "Module: …"``
+    (1.1.4xx on), ``ControlNet N: "preprocessor: …"`` (1.1.1xx-2xx, ``ControlNet: …`` for a single unit), or
+    ``ControlNet-N Module: …`` as settings of their own (1.0); None when it wrote no such unit."""
+    text = settings.get(f"ControlNet {index}", settings.get("ControlNet") if index == 0 else None)
+    if text is not None:
+        return _a1111_pairs(text)
+    prefix = f"ControlNet-{index} "
+    values = {key[len(prefix):].strip().lower(): value for key, value in settings.items() if key.startswith(prefix)}
+    return values if "model" in values and values.get("enabled", "True") != "False" else None
+
+
+def control_records(items: object, *, unchosen_model: bool = False) -> tuple[dict[str, Any], ...]:
+    """The guides of a recipe's JSON, which is untrusted: only well-formed ones, in ``to_record``'s form (with
+    ``unchosen_model``, those with no ControlNet chosen yet too)."""
     records = []
     for item in items if isinstance(items, list | tuple) else ():
-        guide = ControlGuide.from_record(item)
+        guide = ControlGuide.from_record(item, unchosen_model=unchosen_model)
         if guide is not None:
             digest = item.get("hash", "")
             records.append(guide.to_record(digest if isinstance(digest, str) else ""))
     return tuple(records)
 
 
-def _a1111_pairs(text: str) -> list[tuple[str, str]]:
-    pairs = []
-    for item in text.split(", "):
-        key, colon, value = item.partition(":")
-        if colon:
-            pairs.append((key.strip(), value.strip()))
+def _a1111_pairs(text: str) -> dict[str, str]:
+    """A ``ControlNet N`` value as {key: value}. sd-webui-controlnet writes no value with ", " or ": " in it, but a
+    model's name may have them (Studio writes it as the name's file has it): so the name runs to the next key that
+    ends it, one of sd-webui-controlnet's keys that came neither before it nor comes again after it (a name may hold
+    ", Weight: 2" when ", Weight: 1" follows), while another value ends where the next key starts."""
+    keys = [(match.group(1).lower(), match) for match in _KEY_AT.finditer(text)]
+    pairs: dict[str, str] = {}
+    index = 0
+    while index < len(keys):
+        key, match = keys[index]
+        following = index + 1
+        if key == "model":
+            before = {k for k, _ in keys[:following]}
+            while following < len(keys) and not _ends_name(keys[following][0], before, keys[following + 1:]):
+                following += 1
+        end = keys[following][1].start() if following < len(keys) else len(text)
+        pairs.setdefault(key, text[match.end():end].strip())
+        index = following
     return pairs
 
 
+def _ends_name(key: str, before: set[str], after: list[tuple[str, re.Match[str]]]) -> bool:
+    return key in _A1111_KEYS and key not in before and all(later != key for later, _ in after)
+
+
+def _numbers(text: str | None, count: int) -> tuple[str, ...] | None:
+    """``(0, 1)`` -> ("0", "1"): a tuple of ``count`` values as sd-webui-controlnet 1.1.1xx-2xx wrote them."""
+    if text is None or not (text := text.strip()).startswith("(") or not text.endswith(")"):
+        return None
+    parts = tuple(part.strip() for part in text[1:-1].split(","))
+    return parts if len(parts) == count else None
+
+
 def _name_and_hash(text: str) -> tuple[str, str]:
-    """``control_v11p_sd15_canny [d14c016b]`` -> (name, hash)."""
+    """``control_v11p_sd15_canny [d14c016b]`` -> (name, hash): only 8 hex digits in brackets at the end are a hash
+    (``lineart [v1.1]`` is a name)."""
     text = text.strip()
-    if text.endswith("]") and " [" in text:
-        name, _, digest = text[:-1].rpartition(" [")
-        return name.strip(), digest.strip()
-    return text, ""
+    match = _HASHED.fullmatch(text)
+    return (match.group(1).strip(), match.group(2)) if match else (text, "")
 
 
 def _flattened(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:

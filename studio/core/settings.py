@@ -66,11 +66,12 @@ class GenerationDefaults(BaseModel):
     @field_validator("controls", mode="before")
     @classmethod
     def _well_formed_guides(cls, value: object) -> list[dict[str, Any]]:
-        """Guides a job could take, at most MAX_GUIDES: a hand-edited file may hold anything, and one bad guide
-        must not cost the person the rest of their settings."""
+        """Guides a job could take once a ControlNet is chosen, at most MAX_GUIDES (a guide set up before there is
+        a ControlNet for the model stays, its picture and values with it): a hand-edited file may hold anything, and
+        one bad guide must not cost the person the rest of their settings."""
         kept = []
         for item in value if isinstance(value, list) else []:
-            for record in control_records([item]):
+            for record in control_records([item], unchosen_model=True):
                 kept.append({**record, "enabled": not (isinstance(item, dict) and item.get("enabled") is False)})
         return kept[:MAX_GUIDES]
 

@@ -107,11 +107,18 @@ def _made_for(width: int) -> str:
 def check_fits(source: ControlSource, unet: Any, model_name: str) -> None:  # noqa: ANN401 - the model's UNet
     """InvalidRequest naming both when the ControlNet was made for another kind of model (an SDXL ControlNet on
     an SD 1.5 model): its residuals would not fit the UNet's layers."""
-    theirs = int(unet.config.cross_attention_dim)
-    if source.width and source.width != theirs:
-        raise InvalidRequest(f"The ControlNet {source.name} is made for {_made_for(source.width)} models, and "
-                             f"{model_name} is {with_article(_made_for(theirs))} model; choose a ControlNet made for "
-                             f"{_made_for(theirs)} models.")
+    if problem := fit_problem(source, int(unet.config.cross_attention_dim), model_name):
+        raise InvalidRequest(problem)
+
+
+def fit_problem(source: ControlSource, width: int, model_name: str) -> str | None:
+    """Why the ControlNet cannot guide the model ``model_name``, whose cross-attention is ``width`` wide, in a
+    sentence; None when it can, or when either width is not known (0). No torch: ``studio generate`` asks it from
+    the files' headers before the engine starts."""
+    if source.width and width and source.width != width:
+        return (f"The ControlNet {source.name} is made for {_made_for(source.width)} models, and {model_name} is "
+                f"{with_article(_made_for(width))} model; choose a ControlNet made for {_made_for(width)} models.")
+    return None
 
 
 def _load(source: ControlSource, dtype: Any, models_dir: Path | None) -> Any:  # noqa: ANN401

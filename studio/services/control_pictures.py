@@ -4,36 +4,34 @@ that stays (the person's own file may move, or the picture was drawn in the wind
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from PIL import Image
-
 from studio.core.requests import GenerationRequest
 from studio.engine.worker import describe_exception
-from studio.services.outputs import OutputStore, is_kept_control
+from studio.services.outputs import OutputStore, control_digest, is_kept_control
 
 log = logging.getLogger(__name__)
 
 
 def keep_control_pictures(request: GenerationRequest, outputs: OutputStore | None,
                           note: Callable[[str], None]) -> GenerationRequest:
-    """The request with each guide's ``image_path`` set to its kept copy: one file per distinct picture of the job
-    (two guides reading one photo share it). A guide that names a copy kept before (a rerun, Load parameters) keeps
-    naming it: the entries that use it share one file, which stays while any of them does. A picture that cannot be
-    kept only costs a note, never the job: its guide keeps the path it had (the file given on the command line)."""
+    """The request with each guide's ``image_path`` set to its kept copy: one file per distinct picture (two guides
+    reading one photo share it, and so do the day's jobs that read it: ``OutputStore.save_control``). A guide that
+    names a copy kept before (a rerun, Load parameters) keeps naming it. The entries that use a kept copy share it,
+    and it stays while any of them does. A picture that cannot be kept only costs a note, never the job: its guide
+    keeps the path it had (the file given on the command line)."""
     if not request.controls or outputs is None:
         return request
-    kept: dict[bytes, str | None] = {}
+    kept: dict[str, str | None] = {}
     guides = []
     for number, guide in enumerate(request.controls, 1):
         if guide.image is None or (is_kept_control(guide.image_path) and Path(guide.image_path).is_file()):
             guides.append(guide)  # nothing to keep (prepare_request refuses it), or kept already
             continue
-        key = _picture_key(guide.image)
+        key = control_digest(guide.image)
         if key not in kept:
             try:
                 kept[key] = str(outputs.save_control(guide.image))
@@ -46,9 +44,3 @@ def keep_control_pictures(request: GenerationRequest, outputs: OutputStore | Non
         guides.append(guide if path is None else replace(guide, image_path=path))
     return replace(request, controls=tuple(guides))
 
-
-def _picture_key(image: Image.Image) -> bytes:
-    """Equal for pictures with the same pixels (two guides given one file are two Image objects)."""
-    digest = hashlib.blake2b(image.tobytes(), digest_size=16)
-    digest.update(f"{image.mode} {image.width}x{image.height}".encode())
-    return digest.digest()

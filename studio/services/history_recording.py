@@ -17,7 +17,7 @@ from studio.core.requests import GenerationRequest
 from studio.engine.worker import WorkerContext, describe_exception
 from studio.plugin_host.registry import GENERATOR, Registry
 from studio.services.history_store import HistoryEntry, HistoryStore
-from studio.services.outputs import OutputStore
+from studio.services.outputs import OutputStore, is_kept_control
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ class HistoryRecorder:
         if request.hires is not None:
             params["hires"] = request.hires.to_record()
         if request.controls:  # image: the kept copy (keep_control_pictures ran first), so a rerun finds it
+            self._keep_controls_again()
             params["controls"] = [guide.to_record(digest) for guide, digest in
                                   zip(request.controls, _control_hashes(recipe, len(request.controls)))]
         if request.post:
@@ -111,6 +112,23 @@ class HistoryRecorder:
         if self._context.notes:
             params["notes"] = list(self._context.notes)
         return params
+
+    def _keep_controls_again(self) -> None:
+        """A kept control picture this job names is shared with other entries: deleting the last of them while
+        the job ran removed it. It is written again where it was, so this row (and the pictures' recipes) name a
+        file that is there."""
+        if self._outputs is None:
+            return
+        for guide in self._request.controls:
+            path = Path(guide.image_path) if guide.image_path else None
+            if path is None or guide.image is None or not is_kept_control(path) or path.is_file():
+                continue
+            try:
+                self._outputs.restore_control(guide.image, path)
+            except Exception as exc:  # noqa: BLE001 - keeping the picture is a nicety, never fatal
+                log.warning("Could not keep the control picture %s again", path, exc_info=True)
+                self._context.note(f"The control picture {path} was removed with a deleted history entry and could "
+                                   f"not be kept again: {describe_exception(exc)}")
 
     def _source_paths(self) -> tuple[str | None, str | None]:
         if self._sources is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -21,9 +22,10 @@ log = logging.getLogger(__name__)
 
 SOURCES_FOLDER = "sources"
 CONTROL_SUFFIX = "-control.png"
-# The names save_control gives: only these are Studio's to remove with a history entry (a guide whose picture
-# could not be kept records the person's own file instead, which is never theirs to delete).
-_KEPT_CONTROL = re.compile(r"^\d{6}-[0-9a-f]{10}" + re.escape(CONTROL_SUFFIX) + "$")
+# The names save_control gives (its pixels' digest; before, the time and a random number): only these are Studio's
+# to remove with a history entry (a guide whose picture could not be kept records the person's own file instead,
+# which is never theirs to delete).
+_KEPT_CONTROL = re.compile(r"^(?:[0-9a-f]{16}|\d{6}-[0-9a-f]{10})" + re.escape(CONTROL_SUFFIX) + "$")
 # write_atomically's temp files: ".<final name>.<random>.part". One older than this is left from a crash
 # (a live save takes seconds at most; another Studio process may be saving into the same folder).
 STALE_PART_AGE = 15 * 60.0
@@ -78,15 +80,34 @@ class OutputStore:
 
     def save_control(self, image: Image.Image) -> Path:
         """Keep a job's control picture (a ControlNet guide's, as given, before its preprocessor) as a PNG beside
-        the sources, so the picture's recipe and the history point at a file that stays."""
+        the sources, so the picture's recipe and the history point at a file that stays. It is named by its pixels
+        (``control_digest``) in today's sources: a picture kept there already is named again, not written again,
+        so a photo that guides every job of a day costs one file, written once."""
         folder = self._today() / SOURCES_FOLDER
+        path = folder / f"{control_digest(image)}{CONTROL_SUFFIX}"
         with self._lock:
             self._sweep_once()
             try:
+                if path.is_file():
+                    return path
                 folder.mkdir(parents=True, exist_ok=True)
-                return save_image(image, folder / f"{_source_stem()}{CONTROL_SUFFIX}")
+                try:
+                    return save_image(image, path, exclusive=True)
+                except FileExistsError:  # another Studio process kept the same picture meanwhile
+                    return path
             except OSError as exc:
                 raise StudioError(f"The control picture could not be saved in {folder}: "
+                                  f"{exc.strerror or exc}.") from exc
+
+    def restore_control(self, image: Image.Image, path: Path) -> None:
+        """Write a kept control picture again where it was: deleting the last history entry that used it removed
+        it while a job that names it was running (that job's pictures and row name it)."""
+        with self._lock:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_image(image, path)
+            except OSError as exc:
+                raise StudioError(f"The control picture {path.name} could not be saved again in {path.parent}: "
                                   f"{exc.strerror or exc}.") from exc
 
     def remove_stale_parts(self, max_age: float = STALE_PART_AGE) -> list[Path]:
@@ -124,6 +145,14 @@ def is_kept_control(path: str | os.PathLike[str]) -> bool:
     """Whether path names a control picture that ``save_control`` kept (by its name, in a sources folder)."""
     path = Path(path)
     return path.parent.name == SOURCES_FOLDER and _KEPT_CONTROL.match(path.name) is not None
+
+
+def control_digest(image: Image.Image) -> str:
+    """16 hex digits, equal for pictures with the same pixels, mode and size (two guides given one file are two
+    Image objects; the same photo given again in another job is the same picture)."""
+    digest = hashlib.blake2b(image.tobytes(), digest_size=8)
+    digest.update(f"{image.mode} {image.width}x{image.height}".encode())
+    return digest.hexdigest()
 
 
 def _source_stem() -> str:

@@ -146,7 +146,7 @@ class ControlBox(QWidget):
         for row in list(self.rows):
             self.remove(row)
         for record in records:
-            if ControlGuide.from_record(record) is not None:
+            if ControlGuide.from_record(record, unchosen_model=True) is not None:
                 self.add(record)
 
     async def follow_extend(self, size: tuple[int, int], amounts: tuple[int, int, int, int]) -> None:

@@ -216,8 +216,9 @@ class GuideRow(QFrame):
             second.setMinimum(first.value() + gap)
 
     def set_record(self, record: dict[str, Any]) -> None:
-        """A recorded guide (settings, a preset, a picture's recipe); its picture is read from its path."""
-        guide = ControlGuide.from_record(record)
+        """A recorded guide (settings, a preset, a picture's recipe); its picture is read from its path. One with no
+        ControlNet chosen yet shows "Choose a ControlNet…"."""
+        guide = ControlGuide.from_record(record, unchosen_model=True)
         if guide is None:
             return
         self.select_model(guide.model)

@@ -159,6 +159,12 @@ class HistoryActions(QObject):
         what the person must still do for them, in sentences."""
         self.panel.control_box.set_records(records)
         notes = [f"Its control picture {path} is missing; choose another for that guide." for path in missing]
+        for number, record in enumerate(records, 1):
+            if record.get("module"):  # another tool's preprocessor: the guide's is none now
+                which = "Its control guide" if len(records) == 1 else f"Its control guide {number}"
+                notes.append(f"{which} was made with the {record['module']} preprocessor, which Studio does not "
+                             "have: its picture is used as it is, so give it one made already (a depth map, a pose, "
+                             "lines).")
         if any(not r["image"] for r in records):  # AUTOMATIC1111 names its guides but keeps none of their pictures
             notes.append("It names no picture for its control guide; choose one." if len(records) == 1 else
                          "It names no picture for some of its control guides; choose one for each that has none.")

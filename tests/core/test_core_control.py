@@ -147,7 +147,8 @@ def test_guides_from_automatic1111_and_damaged_records_are_read_safely() -> None
                                 "[d4ba51ff], Weight: 1, Resize Mode: Crop and Resize, Processor Res: 512, "
                                 "Guidance Start: 0, Guidance End: 1, Pixel Perfect: False, Control Mode: Balanced",
                 "ControlNet 1": "Module: openpose_full, Model: control_v11p_sd15_openpose [cab727d4], Weight: 1"}
-    (scribble,) = controls_from_settings(settings)  # a preprocessor Studio lacks: that guide is left out
+    scribble, pose = controls_from_settings(settings)  # a preprocessor Studio lacks: named, its picture used as is
+    assert (pose["preprocessor"], pose["module"]) == (NONE, "openpose_full")
     assert scribble["model"] == "control_v11p_sd15_scribble" and scribble["hash"] == "d4ba51ff"
     assert scribble["preprocessor"] == INVERT
     damaged = [{"model": "x", "weight": "strong"}, {"model": 3}, "text", {"model": "y", "start": 1, "end": 0.5},

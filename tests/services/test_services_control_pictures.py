@@ -20,7 +20,7 @@ from studio.plugin_host.registry import GENERATOR
 from studio.services.control_pictures import keep_control_pictures
 from studio.services.history_reuse import request_for_entry
 from studio.services.history_store import HistoryEntry, HistoryStore
-from studio.services.outputs import OutputStore, is_kept_control
+from studio.services.outputs import OutputStore, control_digest, is_kept_control
 
 
 def noise(seed: int, size: tuple[int, int] = (40, 32)) -> Image.Image:
@@ -223,3 +223,65 @@ def test_a_guide_that_names_the_person_s_own_picture_never_removes_it(tmp_path):
     store.delete(store.add(guided_entry(str(own))))
     assert own.is_file()
     store.close()
+
+
+# -- one kept copy per picture: named by its pixels, never written twice ------------------------------------------
+
+def test_a_picture_given_again_in_another_job_is_the_same_kept_file_not_written_again(tmp_path):
+    store = HistoryStore(tmp_path / "history.db")
+    photo, sketch = noise(1), noise(2, (24, 24))
+    run_jobs(tmp_path, [guided_request(tmp_path, photo, sketch)], store)
+    kept = kept_files(tmp_path)
+    assert sorted(p.name for p in kept) == sorted(f"{control_digest(i)}-control.png" for i in (photo, sketch))
+    written = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in kept}
+    # The same pixels again (new Image objects, as a file opened again gives), with another picture beside them.
+    other = noise(3)
+    again = guided_request(tmp_path, photo.copy(), other)
+    run_jobs(tmp_path, [again], store)
+    assert len(kept_files(tmp_path)) == 3 and set(kept) < set(kept_files(tmp_path))
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in kept} == written  # named, not written again
+    first, second = reversed(store.search())
+    assert [g["image"] for g in second.params["controls"]][:2] == [g["image"] for g in first.params["controls"]][:2]
+    # A copy stays while any entry uses it: the first job's entry goes, the photo stays for the second's.
+    store.delete(first.id)
+    photo_copy, sketch_copy = (kept[0].parent / f"{control_digest(i)}-control.png" for i in (photo, sketch))
+    assert photo_copy.is_file() and not sketch_copy.exists()
+    store.delete(second.id)
+    assert kept_files(tmp_path) == []
+    store.close()
+
+
+def test_a_kept_picture_removed_with_a_deleted_entry_while_a_job_used_it_is_kept_again(tmp_path, monkeypatch):
+    """The person deletes the last entry that used a picture while a rerun of it runs: the rerun's row and pictures
+    name that file, so it is written again where it was."""
+    from studio_testing import ControlRecordingGenerator
+
+    store = HistoryStore(tmp_path / "history.db")
+    photo, sketch = noise(1), noise(2, (24, 24))
+    run_jobs(tmp_path, [guided_request(tmp_path, photo, sketch)], store)
+    (first,) = store.search()
+    rerun = prepare_request(request_for_entry(first)).request
+    made = ControlRecordingGenerator.generate
+
+    def deleting_first(self, request, context):  # noqa: ANN001, ANN202
+        store.delete(first.id)  # its kept pictures go: only it used them, as far as the history knows yet
+        assert kept_files(tmp_path) == []
+        yield from made(self, request, context)
+
+    monkeypatch.setattr(ControlRecordingGenerator, "generate", deleting_first)
+    run_jobs(tmp_path, [rerun], store)
+    (row,) = store.search()
+    paths = [g["image"] for g in row.params["controls"]]
+    assert paths == [g.image_path for g in rerun.controls] and all(Path(p).is_file() for p in paths)
+    with Image.open(paths[0]) as kept_photo, Image.open(paths[2]) as kept_sketch:
+        assert same_pixels(kept_photo, photo) and same_pixels(kept_sketch, sketch)
+    assert "notes" not in row.params
+    store.close()
+
+
+@pytest.mark.parametrize(("name", "kept"), [
+    ("0123456789abcdef-control.png", True), ("101010-0123456789-control.png", True),  # today's names, and before
+    ("0123456789abcde-control.png", False), ("castle-control.png", False), ("0123456789abcdef-image.png", False)])
+def test_only_the_names_studio_gives_kept_control_pictures_are_its_to_remove(name: str, kept: bool):
+    assert is_kept_control(f"/outputs/2026-01-02/sources/{name}") is kept
+    assert not is_kept_control(f"/photos/{name}")
