@@ -225,6 +225,8 @@ def controls_from_settings(settings: Mapping[str, str]) -> tuple[dict[str, Any],
         if values is None:
             continue
         name, digest = _name_and_hash(values.get("model", ""))
+        if name in ("", "None"):  # a unit with no ControlNet (A1111's reference_only and the like): nothing to guide
+            continue
         module = values.get("module", values.get("preprocessor", NONE))
         start, end = _numbers(values.get("starting/ending"), 2) or (values.get("guidance start"),
                                                                     values.get("guidance end"))

@@ -156,3 +156,9 @@ def test_guides_from_automatic1111_and_damaged_records_are_read_safely() -> None
     assert Recipe.from_json(Recipe("a", "", 1, "Euler", 7, 1, 8, 8, "m", controls=tuple(damaged)).to_json()).controls \
         == ()
     assert ControlGuide.from_record({"model": "ok", "weight": 1.5}).weight == 1.5
+
+
+def test_an_automatic1111_unit_without_a_controlnet_is_no_guide() -> None:
+    settings = {"ControlNet 0": "Module: reference_only, Model: None, Weight: 1, Guidance Start: 0, Guidance End: 1",
+                "ControlNet 1": "Module: canny, Model: control_v11p_sd15_canny [d14c016b], Weight: 1"}
+    assert [record["model"] for record in controls_from_settings(settings)] == ["control_v11p_sd15_canny"]
