@@ -11,12 +11,13 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageOps
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
-from studio.core.control import ControlGuide
+from studio.core.control import CANNY, INVERT, ControlGuide
 from studio.core.errors import StudioError
 from studio.core.images import open_image, write_atomically
 from studio.ui.qt_images import pil_to_pixmap_ready_qimage
@@ -230,8 +231,22 @@ def preview(guide: ControlGuide, width: int, height: int,
     the engine's own fitting, for a job of ``width`` x ``height`` from a picture of the size ``start`` (if any)."""
     # Fitted to the box both ways: a small job's control picture (64x64) is enlarged, so its edges can be judged.
     seen = guide.control_picture(width, height, start)
+    if guide.preprocessor in (CANNY, INVERT):
+        seen = _lines_kept(seen)
     picture = ImageOps.contain(seen, (THUMB, THUMB), Image.Resampling.BILINEAR)
     return picture, pil_to_pixmap_ready_qimage(picture)
+
+
+def _lines_kept(picture: Image.Image) -> Image.Image:
+    """Shrunk by the brightest pixel of each block: the one-pixel lines of Canny edges or an inverted sketch stay
+    visible in a thumbnail (averaged down, a 1024 px picture's edges fade to a faint grey, as if few were found)."""
+    factor = max(picture.width, picture.height) // THUMB
+    if factor < 2:
+        return picture
+    pixels = np.asarray(picture.convert("RGB"))
+    height, width = pixels.shape[0] // factor * factor, pixels.shape[1] // factor * factor
+    blocks = pixels[:height, :width].reshape(height // factor, factor, width // factor, factor, 3)
+    return Image.fromarray(np.ascontiguousarray(blocks.max(axis=(1, 3))), "RGB")
 
 
 def keep_picture(image: Image.Image, folder: Path) -> str:

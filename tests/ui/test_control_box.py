@@ -314,3 +314,12 @@ def test_canvas_with_no_canvas_picture_says_so(qtbot, panel, picture, monkeypatc
     assert row.picture.state == "empty"
     with pytest.raises(InvalidRequest, match="has no control picture"):
         panel.build_request(None)
+
+
+@pytest.mark.parametrize("preprocessor", [control.CANNY, control.INVERT])
+def test_thin_lines_of_a_big_picture_stay_bright_in_the_thumbnail(preprocessor: str) -> None:
+    sketch = Image.new("RGB", (1024, 1024), "white")
+    ImageDraw.Draw(sketch).line((0, 500, 1023, 500), fill="black", width=1)  # one pixel wide, as Canny finds
+    thumb, _ = control_picture.preview(ControlGuide("net", sketch, preprocessor), 1024, 1024)
+    assert max(thumb.size) == control_picture.THUMB
+    assert np.asarray(thumb.convert("L")).max() >= 192  # averaged down, it faded to a dim grey
