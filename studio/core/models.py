@@ -120,3 +120,15 @@ def find_weights(folder: Path, name: str) -> Path | None:
         if (folder / f"{stem}{suffix}").is_file():
             raise ModelError(pickle_refusal(folder / f"{stem}{suffix}"))
     return None
+
+
+def find_weights_or_folder(folder: Path, name: str, config: str) -> tuple[Path | None, str]:
+    """A diffusers folder (one with ``config``) or weights file that ``name`` names in ``folder``, else at ``name``
+    itself (``find_weights``' rules), and where that was looked for, as a phrase for the sentence when it is None."""
+    given = Path(name).expanduser()
+    path = folder / name if (folder / name / config).is_file() else find_weights(folder, name)
+    if path is None and (given / config).is_file():
+        path = given
+    looked = (f"the folder {folder / name} (with {config}), the file "
+              f"{folder / (name.removesuffix(SAFE_SUFFIX) + SAFE_SUFFIX)} and a file or folder at {given}")
+    return path, looked

@@ -35,7 +35,7 @@ from studio.core.model_kinds import (
     with_article,
 )
 from studio.core.model_library import KIND_FOLDERS
-from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights
+from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights_or_folder
 from studio.core.paths import resources_dir
 from studio.core.requests import GenerationRequest
 from studio.core.weight_files import SafetensorsInfo, check_weights_file, pickle_refusal
@@ -68,14 +68,9 @@ def find_controlnet(models_root: Path, name: str) -> ControlSource:
     """A ControlNet in ``<models>/controlnet`` (a folder, or ``<name>.safetensors``), else a folder or file at
     ``name``; InvalidRequest naming where Studio looked, ModelError for a pickle or what is not a ControlNet."""
     folder = models_root / FOLDER
-    given = Path(name).expanduser()
-    path = folder / name if _is_folder(folder / name) else find_weights(folder, name)
-    if path is None and _is_folder(given):
-        path = given
+    path, looked = find_weights_or_folder(folder, name, CONFIG)
     if path is None:
-        raise InvalidRequest(f"No ControlNet named {name!r} was found: Studio looked for the folder {folder / name} "
-                             f"(with {CONFIG}), the file {folder / (name.removesuffix(SAFE_SUFFIX) + SAFE_SUFFIX)} "
-                             f"and a file or folder at {given}.")
+        raise InvalidRequest(f"No ControlNet named {name!r} was found: Studio looked for {looked}.")
     info = None if path.is_dir() else check_weights_file(path)  # a pickle is refused here, unread
     kind = detect_folder_kind(path) if info is None else detect_kind(info, path.name)
     if kind.kind != "controlnet":
@@ -85,10 +80,6 @@ def find_controlnet(models_root: Path, name: str) -> ControlSource:
     if problem := control_problem(kind, path.name):
         raise ModelError(problem)
     return ControlSource(recorded_name(folder, path), path, _width(path, info))
-
-
-def _is_folder(path: Path) -> bool:
-    return path.is_dir() and (path / CONFIG).is_file()
 
 
 def _width(path: Path, info: SafetensorsInfo | None) -> int:

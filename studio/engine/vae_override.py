@@ -18,7 +18,7 @@ from studio.core.errors import ModelError, first_line
 from studio.core.hashing import files_key
 from studio.core.model_kinds import detect_kind, with_article
 from studio.core.model_library import KIND_FOLDERS
-from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights
+from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights_or_folder
 from studio.core.weight_files import check_weights_file, pickle_refusal
 from studio.engine.loras import recorded_name
 
@@ -32,21 +32,12 @@ class VaeSource:
     path: Path  # a diffusers VAE folder or a .safetensors file
 
 
-def _is_vae_folder(path: Path) -> bool:
-    return path.is_dir() and (path / CONFIG).is_file()
-
-
 def find_vae(models_root: Path, name: str) -> VaeSource:
     """A VAE in ``<models>/vae`` (a folder, or ``<name>.safetensors``), else a folder or file at ``name``."""
     folder = models_root / VAE_FOLDER
-    given = Path(name).expanduser()
-    path = folder / name if _is_vae_folder(folder / name) else find_weights(folder, name)
-    if path is None and _is_vae_folder(given):
-        path = given
+    path, looked = find_weights_or_folder(folder, name, CONFIG)
     if path is None:
-        stem = name.removesuffix(SAFE_SUFFIX)
-        raise ModelError(f"No VAE named {name!r} was found: Studio looked for the folder {folder / name} (with "
-                         f"{CONFIG}), the file {folder / (stem + SAFE_SUFFIX)} and a file or folder at {given}.")
+        raise ModelError(f"No VAE named {name!r} was found: Studio looked for {looked}.")
     return VaeSource(recorded_name(folder, path), path)
 
 
