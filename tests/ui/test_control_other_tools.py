@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image
-from PIL.PngImagePlugin import PngInfo
-from test_control_window import WAIT_MS, _drop_on_the_prompt, _library
+from test_control_window import WAIT_MS, _drop_on_the_prompt, _library, a1111_picture
 
 from studio.core.control import NONE
 
@@ -16,11 +14,8 @@ def test_a_dropped_a1111_picture_s_guide_with_a_preprocessor_studio_lacks_is_kep
         qtbot, window, tiny_model_dir, tmp_path: Path):
     _library(window, tiny_model_dir)
     a1111 = tmp_path / "a1111.png"
-    text = PngInfo()
-    text.add_text("parameters", 'a barn\nSteps: 4, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 64x64, '
-                                'ControlNet 0: "Module: depth_midas, Model: control_v11p_sd15_lineart [5c23b17d], '
-                                'Weight: 0.6, Guidance Start: 0.2, Guidance End: 1"')
-    Image.new("RGB", (64, 64)).save(a1111, pnginfo=text)
+    a1111_picture(a1111, "Module: depth_midas, Model: control_v11p_sd15_lineart [5c23b17d], Weight: 0.6, "
+                         "Guidance Start: 0.2, Guidance End: 1")
     box = window.prompt_panel.control_box
     _drop_on_the_prompt(window, a1111)
     qtbot.waitUntil(lambda: len(box.rows) == 1 and box.rows[0].model() == "control_v11p_sd15_lineart",

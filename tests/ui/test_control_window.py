@@ -252,6 +252,14 @@ def test_a_guided_picture_made_in_the_window_records_its_guide_and_runs_again_th
         assert not np.array_equal(np.asarray(made), np.asarray(unguided))
 
 
+def a1111_picture(path: Path, unit: str) -> None:
+    """A picture as AUTOMATIC1111 saves it, with one sd-webui-controlnet unit in its parameters (and no picture)."""
+    text = PngInfo()
+    text.add_text("parameters", "a barn\nSteps: 4, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 64x64, "
+                                f'ControlNet 0: "{unit}"')
+    Image.new("RGB", (64, 64)).save(path, pnginfo=text)
+
+
 def _drop_on_the_prompt(window, path: Path) -> None:  # noqa: ANN001
     from PySide6.QtCore import QMimeData, QUrl
 
@@ -284,11 +292,8 @@ def test_a_picture_dropped_on_the_prompt_box_brings_its_guides_back_as_load_para
     assert "gone.png is missing" in window.status.message_label.text()
     # AUTOMATIC1111 names its guides (sd-webui-controlnet's text) but keeps none of their pictures.
     a1111 = tmp_path / "a1111.png"
-    text = PngInfo()
-    text.add_text("parameters", 'a barn\nSteps: 4, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 64x64, '
-                                'ControlNet 0: "Module: canny, Model: control_v11p_sd15_lineart [5c23b17d], '
-                                'Weight: 0.6, Guidance Start: 0, Guidance End: 1, Threshold A: 90, Threshold B: 180"')
-    Image.new("RGB", (64, 64)).save(a1111, pnginfo=text)
+    a1111_picture(a1111, 'Module: canny, Model: control_v11p_sd15_lineart [5c23b17d], Weight: 0.6, '
+                         'Guidance Start: 0, Guidance End: 1, Threshold A: 90, Threshold B: 180')
     _drop_on_the_prompt(window, a1111)
     qtbot.waitUntil(lambda: len(box.rows) == 1 and box.rows[0].model() == "control_v11p_sd15_lineart",
                     timeout=WAIT_MS)
