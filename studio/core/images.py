@@ -132,6 +132,7 @@ def save_image(img: Image.Image, path: str | os.PathLike[str], recipe: Recipe | 
 
 
 def _encoded(img: Image.Image, fmt: str, recipe: Recipe | None, other_text: Mapping[str, str]) -> bytes:
+    img = saved_alone(img)
     buffer = io.BytesIO()
     if fmt == "PNG":
         info = PngImagePlugin.PngInfo()
@@ -153,6 +154,28 @@ def _encoded(img: Image.Image, fmt: str, recipe: Recipe | None, other_text: Mapp
                                  "for a JPEG file's metadata; save it as PNG or WebP, which keep them")
         out.save(buffer, fmt, **kwargs)
     return buffer.getvalue()
+
+
+def saved_alone(img: Image.Image) -> Image.Image:
+    """A picture of its own to call ``save`` on. Pillow keeps a save's settings (its pnginfo, exif…) on the picture
+    object while it writes, so two threads saving one shared picture (the canvas's: autosave, Save, a control guide
+    kept) mix them, and one save's settings stay on it for later ones: a copy (in the saving thread) has none."""
+    return img.copy()
+
+
+def keep_png(img: Image.Image, folder: Path, compress_level: int = 6) -> Path:
+    """The picture saved once in folder as a PNG named by its content (no text chunks): the same picture kept again
+    is named again, not written again. For pictures the settings refer to by path (chain steps', guides')."""
+    import hashlib
+
+    buffer = io.BytesIO()
+    saved_alone(img).save(buffer, "PNG", compress_level=compress_level)
+    data = buffer.getvalue()
+    path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}.png"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, data)
+    return path
 
 
 def write_atomically(path: Path, data: bytes, durable: bool = True, exclusive: bool = False) -> None:

@@ -5,8 +5,6 @@ threads: a 4096² photo never holds the window."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import io
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +17,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QSizePolicy, QTo
 
 from studio.core.control import CANNY, INVERT, ControlGuide
 from studio.core.errors import StudioError
-from studio.core.images import open_image, write_atomically
+from studio.core.images import keep_png, open_image
 from studio.ui.qt_images import pil_to_pixmap_ready_qimage
 from studio.ui.tasks import Tasks
 from studio.ui.theme import icon, repolish
@@ -251,14 +249,7 @@ def _lines_kept(picture: Image.Image) -> Image.Image:
 
 def keep_picture(image: Image.Image, folder: Path) -> str:
     """A canvas picture saved once (named by its content), so settings and presets can name it by its path."""
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=3)
-    data = buffer.getvalue()
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}.png"
-    if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, data)
-    return str(path)
+    return str(keep_png(image, folder, compress_level=3))
 
 
 def _dropped_file(event: QDragEnterEvent | QDropEvent) -> Path | None:

@@ -5,7 +5,6 @@ with what is enabled."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +14,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QDialog, QMenu
 
 from studio.core.errors import StudioError
-from studio.core.images import open_image, write_atomically
+from studio.core.images import keep_png, open_image
 from studio.core.parameters import validate_settings
 from studio.core.paths import resources_dir
 from studio.core.requests import PostProcessRequest, PostStep
@@ -148,12 +147,7 @@ class PluginActions(QObject):
             if isinstance(value, Path):
                 value = open_image(value)
             if isinstance(value, Image.Image):
-                data = _png(value)
-                path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}.png"
-                if not path.exists():
-                    folder.mkdir(parents=True, exist_ok=True)
-                    write_atomically(path, data)
-                value = str(path)
+                value = str(keep_png(value, folder))
             stored[name] = value
         return stored
 
@@ -308,9 +302,3 @@ def _files_named(values: dict[str, Any]) -> dict[str, Any]:
     return {name: str(value) if isinstance(value, Path) else value for name, value in values.items()}
 
 
-def _png(image: Image.Image) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()

@@ -352,3 +352,19 @@ def test_open_image_is_fully_loaded_and_file_closed(tmp_path):
     img = open_image(path)
     Path(path).unlink()  # the file can go: the pixels are already in memory
     assert img.getpixel((63, 0))[0] == 255
+
+
+def test_a_shared_picture_is_never_saved_itself_so_two_threads_saving_it_cannot_mix_their_settings(
+        tmp_path, monkeypatch) -> None:
+    # Pillow keeps a save's settings (pnginfo) on the picture object while it writes: the canvas picture, saved by
+    # autosave and Save and kept for a control guide at once, came out with another save's prompt in it.
+    from studio.core.images import keep_png
+
+    shared = Image.new("RGB", (8, 8), "red")
+    saved = []
+    real_save = Image.Image.save
+    monkeypatch.setattr(Image.Image, "save", lambda self, *a, **k: saved.append(self) or real_save(self, *a, **k))
+    recipe = Recipe("a red square", "", 1, "Euler", 7, 1, 8, 8, "m")
+    save_image(shared, tmp_path / "a.png", recipe)
+    keep_png(shared, tmp_path / "kept")
+    assert len(saved) == 2 and all(picture is not shared for picture in saved)
