@@ -129,8 +129,10 @@ class Document:
     def undo(self) -> bool:
         if not self.can_undo():
             return False
+        # The position moves only once the step is back: one that cannot be restored leaves history and document
+        # as they were, in agreement.
+        self._restore(self._steps[self._position - 1], before=True)
         self._position -= 1
-        self._restore(self._steps[self._position], before=True)
         return True
 
     def redo(self) -> bool:
@@ -189,6 +191,9 @@ class Document:
             self._notify(DocumentChange(None, True, True, size=True))
             return
         x0, y0, x1, y1 = step.box
+        if x1 > self.size[0] or y1 > self.size[1] or self.mask.shape != self.size[::-1]:
+            # Checked before anything changes: a picture pasted out of bounds would be cut off unnoticed.
+            raise ValueError(f"the step {step.label!r} does not fit the {self.size[0]}x{self.size[1]} picture")
         if image is not None:
             if image.size == self.image.size:
                 canvas = image  # the step holds the whole picture, which is never changed in place: no copy
