@@ -242,6 +242,10 @@ class Document:
     def _replace_all(self, label: str, image: Image.Image, mask: np.ndarray | None, recipe: Recipe | None) -> None:
         """``mask`` None: a new empty one. The step records it as None (undo makes it afresh), not a copy of its
         zeros: copying a 4096x4096 one took the window's thread 6-11 ms on opening a picture of a new size."""
+        # A stroke under way is recorded first, on the mask it painted (recorded later, its box and mask would be
+        # taken from the new one and could never be undone); the brush, still down, goes on as a stroke of its own.
+        stroke_label = self._stroke_label if self.in_stroke else None
+        self.end_stroke()
         # The mask object is replaced here, never edited again, so the step keeps it as it is (16 MB at 4096x4096).
         self._push(_Step(label, None, image_before=self.image, image_after=image,
                          mask_before=self.mask if self.image is not None else None,
@@ -249,6 +253,8 @@ class Document:
                          recipe_before=self.recipe, recipe_after=recipe))
         self.image, self.mask, self.recipe = image, new_mask(*image.size) if mask is None else mask, recipe
         self._notify(DocumentChange(None, True, True, size=True))
+        if stroke_label is not None:
+            self.begin_stroke(stroke_label)
 
     def edit_mask(self, label: str, operation: Callable[[np.ndarray], Box | None]) -> Box | None:
         """One undoable mask edit: ``operation`` changes the mask in place and returns its box."""

@@ -46,3 +46,29 @@ def test_undo_and_redo_still_move_one_step_each():
     doc = painted()
     assert doc.undo() and doc.history_position == 1 and not doc.mask.any()
     assert doc.redo() and doc.history_position == 2 and doc.mask[2:6, 3:9].all()
+
+
+@pytest.mark.parametrize("change", ["replace_all", "set_image"])
+def test_a_stroke_under_way_when_the_picture_is_replaced_is_recorded_on_its_own_mask(change):
+    doc = Document()
+    doc.set_image(Image.new("RGB", (64, 48), (1, 2, 3)), "Open")
+    doc.begin_stroke("Paint mask")
+    doc.stroke(lambda m: (m.__setitem__((slice(30, 40), slice(40, 60)), 255), (40, 30, 60, 40))[1])
+    picture = Image.new("RGB", (32, 24), (200, 0, 0))
+    if change == "replace_all":
+        doc.replace_all("Restore", picture, new_mask(32, 24))
+    else:
+        doc.set_image(picture, "Restore")
+    assert doc.in_stroke  # the brush is still down: it goes on painting the new mask
+    doc.stroke(lambda m: (m.__setitem__((slice(0, 4), slice(0, 4)), 255), (0, 0, 4, 4))[1])
+    doc.end_stroke()
+    assert doc.history_labels() == ["Open", "Paint mask", "Restore", "Paint mask"]
+    doc.undo()
+    assert doc.size == (32, 24) and not doc.mask.any()
+    doc.undo()
+    assert doc.size == (64, 48) and doc.mask[30:40, 40:60].all()
+    doc.undo()
+    assert doc.size == (64, 48) and not doc.mask.any()
+    while doc.redo():
+        pass
+    assert doc.size == (32, 24) and doc.mask[0:4, 0:4].all() and doc.mask.sum() == 16 * 255
