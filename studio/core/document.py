@@ -129,8 +129,10 @@ class Document:
     def undo(self) -> bool:
         if not self.can_undo():
             return False
+        # The position moves only once the step is back: one that cannot be restored leaves history and document
+        # as they were, in agreement.
+        self._restore(self._steps[self._position - 1], before=True)
         self._position -= 1
-        self._restore(self._steps[self._position], before=True)
         return True
 
     def redo(self) -> bool:
@@ -189,6 +191,9 @@ class Document:
             self._notify(DocumentChange(None, True, True, size=True))
             return
         x0, y0, x1, y1 = step.box
+        if x1 > self.size[0] or y1 > self.size[1] or self.mask.shape != self.size[::-1]:
+            # Checked before anything changes: a picture pasted out of bounds would be cut off unnoticed.
+            raise ValueError(f"the step {step.label!r} does not fit the {self.size[0]}x{self.size[1]} picture")
         if image is not None:
             if image.size == self.image.size:
                 canvas = image  # the step holds the whole picture, which is never changed in place: no copy
@@ -237,6 +242,10 @@ class Document:
     def _replace_all(self, label: str, image: Image.Image, mask: np.ndarray | None, recipe: Recipe | None) -> None:
         """``mask`` None: a new empty one. The step records it as None (undo makes it afresh), not a copy of its
         zeros: copying a 4096x4096 one took the window's thread 6-11 ms on opening a picture of a new size."""
+        # A stroke under way is recorded first, on the mask it painted (recorded later, its box and mask would be
+        # taken from the new one and could never be undone); the brush, still down, goes on as a stroke of its own.
+        stroke_label = self._stroke_label if self.in_stroke else None
+        self.end_stroke()
         # The mask object is replaced here, never edited again, so the step keeps it as it is (16 MB at 4096x4096).
         self._push(_Step(label, None, image_before=self.image, image_after=image,
                          mask_before=self.mask if self.image is not None else None,
@@ -244,6 +253,8 @@ class Document:
                          recipe_before=self.recipe, recipe_after=recipe))
         self.image, self.mask, self.recipe = image, new_mask(*image.size) if mask is None else mask, recipe
         self._notify(DocumentChange(None, True, True, size=True))
+        if stroke_label is not None:
+            self.begin_stroke(stroke_label)
 
     def edit_mask(self, label: str, operation: Callable[[np.ndarray], Box | None]) -> Box | None:
         """One undoable mask edit: ``operation`` changes the mask in place and returns its box."""

@@ -1,0 +1,74 @@
+"""Undo and redo keep the history list and the document in agreement, also when a step cannot be restored."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from studio.core.document import Document
+from studio.core.mask import new_mask
+
+
+def dab(mask: np.ndarray) -> tuple[int, int, int, int]:
+    mask[2:6, 3:9] = 255
+    return (3, 2, 9, 6)
+
+
+def painted() -> Document:
+    doc = Document()
+    doc.set_image(Image.new("RGB", (32, 24), (1, 2, 3)), "Open")
+    doc.edit_mask("Paint mask", dab)
+    return doc
+
+
+def test_an_undo_that_fails_leaves_the_step_done():
+    doc = painted()
+    # A mask that no longer fits the step (as a stroke recorded across a change of size left it).
+    doc.image, doc.mask = Image.new("RGB", (4, 4)), new_mask(4, 4)
+    with pytest.raises(ValueError):
+        doc.undo()
+    assert doc.history_position == 2 and doc.can_redo() is False
+    assert doc.size == (4, 4) and not doc.mask.any()  # nothing was half restored
+
+
+def test_a_redo_that_fails_leaves_the_step_undone():
+    doc = painted()
+    doc.undo()
+    doc.image, doc.mask = Image.new("RGB", (4, 4)), new_mask(4, 4)
+    with pytest.raises(ValueError):
+        doc.redo()
+    assert doc.history_position == 1 and doc.can_redo()
+    assert doc.size == (4, 4) and not doc.mask.any()
+
+
+def test_undo_and_redo_still_move_one_step_each():
+    doc = painted()
+    assert doc.undo() and doc.history_position == 1 and not doc.mask.any()
+    assert doc.redo() and doc.history_position == 2 and doc.mask[2:6, 3:9].all()
+
+
+@pytest.mark.parametrize("change", ["replace_all", "set_image"])
+def test_a_stroke_under_way_when_the_picture_is_replaced_is_recorded_on_its_own_mask(change):
+    doc = Document()
+    doc.set_image(Image.new("RGB", (64, 48), (1, 2, 3)), "Open")
+    doc.begin_stroke("Paint mask")
+    doc.stroke(lambda m: (m.__setitem__((slice(30, 40), slice(40, 60)), 255), (40, 30, 60, 40))[1])
+    picture = Image.new("RGB", (32, 24), (200, 0, 0))
+    if change == "replace_all":
+        doc.replace_all("Restore", picture, new_mask(32, 24))
+    else:
+        doc.set_image(picture, "Restore")
+    assert doc.in_stroke  # the brush is still down: it goes on painting the new mask
+    doc.stroke(lambda m: (m.__setitem__((slice(0, 4), slice(0, 4)), 255), (0, 0, 4, 4))[1])
+    doc.end_stroke()
+    assert doc.history_labels() == ["Open", "Paint mask", "Restore", "Paint mask"]
+    doc.undo()
+    assert doc.size == (32, 24) and not doc.mask.any()
+    doc.undo()
+    assert doc.size == (64, 48) and doc.mask[30:40, 40:60].all()
+    doc.undo()
+    assert doc.size == (64, 48) and not doc.mask.any()
+    while doc.redo():
+        pass
+    assert doc.size == (32, 24) and doc.mask[0:4, 0:4].all() and doc.mask.sum() == 16 * 255

@@ -1,0 +1,45 @@
+"""Load parameters puts a picture's source back on the canvas: never under a brush stroke still being painted."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import QPointF, Qt
+
+from studio.services.history_store import HistoryEntry
+from studio.ui.canvas_tools import BRUSH
+
+
+@pytest.mark.parametrize("with_mask", [True, False], ids=["inpaint", "img2img"])
+def test_a_source_restored_during_a_stroke_waits_for_the_brush(qtbot, window, tmp_path, with_mask):  # noqa: ANN001
+    doc, canvas = window.document, window.canvas
+    doc.set_image(Image.new("RGB", (256, 256), (10, 20, 30)), "Open")
+    source = tmp_path / "source.png"
+    Image.new("RGB", (128, 96), (200, 0, 0)).save(source)
+    mask_path = tmp_path / "mask.png"
+    Image.new("L", (128, 96), 0).save(mask_path)
+    entry = HistoryEntry(prompt="x", image_path=str(source), id=1, source_image_path=str(source),
+                         source_mask_path=str(mask_path) if with_mask else "")
+    canvas.set_tool(BRUSH)
+    canvas.set_brush(size=20, hardness=1.0)
+    viewport = canvas.viewport()
+
+    def at(x: float, y: float):  # noqa: ANN202
+        return canvas.mapFromScene(QPointF(x, y))
+
+    task = window.actions_.run(window.history_actions.load_parameters(entry))
+    assert not task.done()  # the source is read in a worker: the person starts painting meanwhile
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=at(200, 200))
+    qtbot.mouseMove(viewport, at(210, 200))
+    qtbot.wait(500)  # long enough for the source to be read and converted
+    assert doc.size == (256, 256) and not task.done()  # the picture waits for the brush
+    qtbot.mouseMove(viewport, at(220, 210))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=at(220, 210))
+    qtbot.waitUntil(task.done, timeout=20_000)
+    label = "Restore inpaint source" if with_mask else "Restore img2img source"
+    assert doc.history_labels() == ["Open", "Paint mask", label]
+    assert doc.size == (128, 96) and not doc.mask.any()  # the stroke did not go on into the restored mask
+    assert doc.undo() and doc.size == (256, 256)
+    assert doc.mask[200, 200] and doc.mask[200, 210] and doc.mask[210, 220]  # all the stroke, on its picture
+    assert doc.undo() and not doc.mask.any()
+    assert doc.redo() and doc.redo() and doc.size == (128, 96) and doc.history_position == 3
