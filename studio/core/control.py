@@ -10,9 +10,11 @@ of the steps (guidance start and end, as fractions). Recipes record guides in A1
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -265,6 +267,41 @@ def control_records(items: object, *, unchosen_model: bool = False) -> tuple[dic
             digest = item.get("hash", "")
             records.append(guide.to_record(digest if isinstance(digest, str) else ""))
     return tuple(records)
+
+
+def shareable_controls(records: tuple[dict[str, Any], ...], outputs: Path) -> tuple[dict[str, Any], ...]:
+    """The guides as a picture's recipe writes them, for a picture people share: a kept control picture by its path
+    relative to the outputs folder (``2026-12-07/sources/<hex>-control.png``), any other file (the person's own, when
+    keeping it failed) by its file name alone. No folder of the person's computer is written (a ControlNet given by
+    its path, which the engine writes by its name already, is its name too)."""
+    return tuple(record | {"image": _shareable_path(image, outputs) if image else image,
+                           "model": Path(model).name if isinstance(model := record.get("model"), str)
+                           and Path(model).is_absolute() else model}
+                 if isinstance(image := record.get("image"), str) else record for record in records)
+
+
+def resolved_controls(records: tuple[dict[str, Any], ...], outputs: Path) -> tuple[dict[str, Any], ...]:
+    """The guides of a picture's recipe with each picture's path resolved: a relative one (``shareable_controls``)
+    against the outputs folder now; an absolute one (a picture made before recipes were shareable) as it is."""
+    return tuple(record | {"image": _resolved_path(image, outputs)}
+                 if isinstance(image := record.get("image"), str) and image and not Path(image).is_absolute()
+                 else record for record in records)
+
+
+def _resolved_path(image: str, outputs: Path) -> str:
+    relative = PurePosixPath(image.replace("\\", "/"))
+    if ".." in relative.parts:  # never a folder above the outputs folder: the name in it
+        relative = PurePosixPath(relative.name)
+    return str(Path(outputs).expanduser().absolute() / relative)
+
+
+def _shareable_path(image: str, outputs: Path) -> str:
+    path = Path(os.path.abspath(image))
+    root = Path(os.path.abspath(outputs))
+    for inside, folder in ((path, root), (Path(os.path.realpath(path)), Path(os.path.realpath(root)))):
+        if inside.is_relative_to(folder) and inside != folder:
+            return inside.relative_to(folder).as_posix()
+    return path.name
 
 
 def _a1111_pairs(text: str) -> dict[str, str]:

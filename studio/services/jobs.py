@@ -238,7 +238,8 @@ class JobService:
             image, recipe = self._runner.run_post_request(job.request, context)
             yield GeneratedImage(image, recipe, None)
             return
-        # Kept before the engine runs: the recipe it writes and the history rows name the kept copies.
+        # Kept before the engine runs: the recipe it writes (relative to the outputs folder, as saved) and the
+        # history rows (by their full paths) name the kept copies.
         request = keep_control_pictures(job.request, self._outputs, context.note)
         recorder = (HistoryRecorder(self._history, self._outputs, self._registry, request, context)
                     if self._history is not None else None)
@@ -254,6 +255,8 @@ class JobService:
             for image, recipe in pictures:
                 if stopped is None:
                     image, recipe, stopped = self._post_process(request, image, recipe, context, made)
+                if self._outputs is not None:  # what the picture carries, and the canvas or File → Save after it
+                    recipe = self._outputs.shareable(recipe)
                 path = self._saved(image, recipe, context)
                 now = time.perf_counter()
                 if recorder is not None:

@@ -9,11 +9,13 @@ import re
 import threading
 import time
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from PIL import Image
 
+from studio.core.control import shareable_controls
 from studio.core.errors import StudioError
 from studio.core.images import save_image
 from studio.core.metadata import Recipe
@@ -62,6 +64,14 @@ class OutputStore:
                                   "while Studio tried.")
             except OSError as exc:
                 raise StudioError(f"The image could not be saved in {folder}: {exc.strerror or exc}.") from exc
+
+    def shareable(self, recipe: Recipe) -> Recipe:
+        """The recipe as a saved picture carries it, for people who share pictures: its control pictures named relative
+        to this folder (a kept copy: ``2026-12-07/sources/<hex>-control.png``) or by their file name alone (the
+        person's own file), never by a path of their computer. The history keeps the full paths."""
+        if not recipe.controls:
+            return recipe
+        return replace(recipe, controls=shareable_controls(recipe.controls, self.root))
 
     def save_sources(self, image: Image.Image, mask: Image.Image | None = None) -> tuple[Path, Path | None]:
         """Keep a job's source picture (and mask) as PNGs, so the job can be restored and run again."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
-from studio.core.control import control_records
+from studio.core.control import control_records, resolved_controls
 from studio.core.errors import StudioError
 from studio.core.hires import HiresFix
 from studio.core.image_info import ImageInfo, inspect_image, recipe_fields
@@ -70,7 +70,7 @@ class HistoryActions(QObject):
         options = InpaintOptions(**{k: v for k, v in inpaint.items() if k in known}) \
             if isinstance(inpaint, dict) else None
         loras, vae = await asyncio.to_thread(loras_and_vae, entry)  # may read the picture's recipe
-        controls, missing = await asyncio.to_thread(recorded_controls, entry)
+        controls, missing = await asyncio.to_thread(recorded_controls, entry, self.window.settings.outputs_dir)
         notes = self.panel.fill(
             prompt=entry.prompt, negative_prompt=entry.negative_prompt, width=entry.width or None,
             height=entry.height or None, steps=entry.steps or None, cfg_scale=entry.cfg_scale, seed=entry.seed,
@@ -135,7 +135,8 @@ class HistoryActions(QObject):
     async def load_from_picture(self, path: Path) -> None:
         """A picture dropped on the prompt panel: its prompt and parameters, from whichever tool made it."""
         try:
-            info, missing = await asyncio.to_thread(_inspect_with_guides, path)
+            info, controls, missing = await asyncio.to_thread(_inspect_with_guides, path,
+                                                              self.window.settings.outputs_dir)
         except StudioError as exc:
             self.window.status.set_message(str(exc), error=True)
             return
@@ -149,7 +150,7 @@ class HistoryActions(QObject):
         model_path = next((self.panel.model_combo.itemData(i) for i in range(self.panel.model_combo.count())
                            if self.panel.model_combo.itemText(i) == model_name), None)
         notes = self.panel.fill(model_path=model_path, **fields)
-        notes += self._restore_guides(info.controls, missing)
+        notes += self._restore_guides(controls, missing)
         if model_name and model_path is None:
             notes.append(f"The model {model_name!r} it names is not in the model list.")
         tool = info.tool or "an unknown tool"
@@ -237,9 +238,10 @@ class HistoryActions(QObject):
         self.window.persist_settings()
 
 
-def recorded_controls(entry: HistoryEntry) -> tuple[tuple[dict[str, Any], ...], list[str]]:
-    """The guides an entry was made with (from its params where the job recorded them, else from its picture's
-    recipe), and the kept control pictures that are gone. Reads files: run it in a worker thread."""
+def recorded_controls(entry: HistoryEntry, outputs: Path) -> tuple[tuple[dict[str, Any], ...], list[str]]:
+    """The guides an entry was made with (from its params where the job recorded them, by full paths, else from its
+    picture's recipe, by paths in the outputs folder), and the kept control pictures that are gone. Reads files: run
+    it in a worker thread."""
     if "controls" in entry.params:
         records = control_records(entry.params["controls"])
     else:
@@ -247,14 +249,16 @@ def recorded_controls(entry: HistoryEntry) -> tuple[tuple[dict[str, Any], ...], 
             recipe = read_recipe(entry.image_path) if entry.image_path and Path(entry.image_path).is_file() else None
         except (StudioError, ValueError, TypeError):  # a damaged file only loses what it would have told
             recipe = None
-        records = recipe.controls if recipe is not None else ()
+        records = resolved_controls(recipe.controls, outputs) if recipe is not None else ()
     return records, _gone(records)
 
 
-def _inspect_with_guides(path: Path) -> tuple[ImageInfo, list[str]]:
-    """What a dropped picture says about how it was made, and its guides' kept pictures that are gone."""
+def _inspect_with_guides(path: Path, outputs: Path) -> tuple[ImageInfo, tuple[dict[str, Any], ...], list[str]]:
+    """What a dropped picture says about how it was made, its guides with their pictures' paths in the outputs
+    folder (a Studio recipe names a kept picture relative to it), and those kept pictures that are gone."""
     info = inspect_image(path)
-    return info, _gone(info.controls)
+    controls = resolved_controls(info.controls, outputs)
+    return info, controls, _gone(controls)
 
 
 def _gone(records: tuple[dict[str, Any], ...]) -> list[str]:

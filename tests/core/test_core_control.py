@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -18,6 +20,8 @@ from studio.core.control import (
     fit_control,
     place_control,
     preprocess,
+    resolved_controls,
+    shareable_controls,
 )
 from studio.core.errors import InvalidRequest
 from studio.core.metadata import Recipe
@@ -162,3 +166,32 @@ def test_an_automatic1111_unit_without_a_controlnet_is_no_guide() -> None:
     settings = {"ControlNet 0": "Module: reference_only, Model: None, Weight: 1, Guidance Start: 0, Guidance End: 1",
                 "ControlNet 1": "Module: canny, Model: control_v11p_sd15_canny [d14c016b], Weight: 1"}
     assert [record["model"] for record in controls_from_settings(settings)] == ["control_v11p_sd15_canny"]
+
+
+def test_a_shared_recipe_names_kept_pictures_relative_to_the_outputs_and_other_files_by_name(tmp_path):
+    outputs = tmp_path / "outputs"
+    kept = outputs / "2026-12-07" / "sources" / "0123456789abcdef-control.png"
+    records = (ControlGuide("canny", image_path=str(kept)).to_record("abc"),
+               ControlGuide(str(tmp_path / "nets" / "lineart.safetensors"),
+                            image_path=str(tmp_path / "photos" / "castle.png")).to_record(),
+               ControlGuide("depth").to_record())
+    shared = shareable_controls(records, outputs)
+    assert [r["image"] for r in shared] == ["2026-12-07/sources/0123456789abcdef-control.png", "castle.png", ""]
+    assert [r["model"] for r in shared] == ["canny", "lineart.safetensors", "depth"]
+    assert shared[0]["hash"] == "abc" and str(tmp_path) not in repr(shared)
+    # Read back: a relative path is in the outputs folder now; an absolute one (an older picture's) is as written.
+    assert [r["image"] for r in resolved_controls(shared, outputs)] == [
+        str(kept), str(outputs / "castle.png"), ""]
+    assert resolved_controls(records[:1], tmp_path / "elsewhere") == records[:1]
+    climbing = ({**records[0], "image": "../../etc/picture.png"},)
+    assert resolved_controls(climbing, outputs)[0]["image"] == str(outputs / "picture.png")
+
+
+def test_a_kept_picture_under_a_linked_outputs_folder_is_still_relative(tmp_path):
+    real = tmp_path / "real"
+    (real / "2026-12-07" / "sources").mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    record = ControlGuide("canny", image_path=str(real / "2026-12-07" / "sources" / "a-control.png")).to_record()
+    assert shareable_controls((record,), link)[0]["image"] == "2026-12-07/sources/a-control.png"
+    assert Path(resolved_controls(shareable_controls((record,), link), link)[0]["image"]).parent.is_dir()

@@ -85,9 +85,15 @@ def test_each_distinct_control_picture_is_kept_once_before_the_engine_runs(tmp_p
     # Only the picture's path changed; the engine got every guide as asked.
     asked = guided_request(tmp_path, guided["photo"], guided["sketch"]).controls
     assert seen.controls == tuple(replace(g, image_path=p) for g, p in zip(asked, paths))
-    # The pictures' recipes name the kept copies.
+    # The pictures' recipes name the kept copies, relative to the outputs folder: people share these pictures, and
+    # no folder of their computer goes with them (the history, which stays on it, keeps the full paths).
+    outputs = tmp_path / "outputs"
     for output in guided["finished"].outputs:
-        assert [r["image"] for r in read_recipe(output.path).controls] == paths
+        written = [r["image"] for r in read_recipe(output.path).controls]
+        assert written == [Path(p).relative_to(outputs).as_posix() for p in paths]
+        assert all(w.count("/") == 2 and w.split("/")[1] == "sources" for w in written)
+        assert str(tmp_path) not in read_recipe(output.path).to_json() and str(Path.home()) not in written[0]
+        assert output.recipe.controls == read_recipe(output.path).controls  # the canvas's, for File → Save, alike
 
 
 def test_the_history_records_the_guides_with_their_kept_pictures_and_the_models_hashes(guided):
@@ -96,6 +102,7 @@ def test_the_history_records_the_guides_with_their_kept_pictures_and_the_models_
     assert len(rows) == 2
     for row in rows:
         assert row.params["controls"] == [g.to_record("c0ffee") for g in seen.controls]
+        assert all(Path(r["image"]).is_absolute() and Path(r["image"]).is_file() for r in row.params["controls"])
 
 
 def test_a_rerun_uses_the_kept_pictures(guided):
@@ -156,7 +163,8 @@ def test_a_picture_that_cannot_be_kept_is_a_note_and_the_guide_keeps_the_file_it
         def save_control(self, image: Image.Image) -> Path:
             raise StudioError("The control picture could not be saved in /full: No space left on device.")
 
-    events, (job,), generator = run_jobs(tmp_path, [guided_request(tmp_path, noise(1), noise(2))],
+    store = HistoryStore(tmp_path / "history.db")
+    events, (job,), generator = run_jobs(tmp_path, [guided_request(tmp_path, noise(1), noise(2))], store,
                                          outputs=FullDisk(tmp_path / "outputs"))
     finished = next(e for e in events if isinstance(e, JobFinished | JobFailed) and e.job_id == job)
     assert isinstance(finished, JobFinished)
@@ -166,6 +174,14 @@ def test_a_picture_that_cannot_be_kept_is_a_note_and_the_guide_keeps_the_file_it
     assert [n for n in finished.notes if "control picture" in n] == [
         f"The control picture of control guide 1 {said}", f"The control picture of control guide 3 {said}"]
     assert [g.image_path for g in generator.requests[0].controls] == [str(tmp_path / "photo.png")] * 2 + [""]
+    # The picture's recipe names the person's own file by its name alone (no folder of their computer); the history
+    # row, which stays on it, by its full path.
+    (output,) = finished.outputs
+    assert [r["image"] for r in read_recipe(output.path).controls] == ["photo.png", "photo.png", ""]
+    assert str(tmp_path) not in read_recipe(output.path).to_json()
+    (row,) = store.search()
+    assert [r["image"] for r in row.params["controls"]] == [str(tmp_path / "photo.png")] * 2 + [""]
+    store.close()
 
 
 def test_a_failed_job_s_row_records_its_guides_and_their_kept_pictures(tmp_path):

@@ -4,6 +4,7 @@ screenshot of the section."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -166,8 +167,17 @@ def test_guides_are_read_from_the_pictures_recipe_when_the_history_has_none(tmp_
     recipe = Recipe(prompt="a", negative_prompt="", steps=4, sampler="Euler a", cfg_scale=7, seed=1, width=64,
                     height=64, model_name="tiny", controls=(record,))
     picture = save_image(Image.new("RGB", (64, 64)), tmp_path / "made.png", recipe)
-    records, missing = recorded_controls(HistoryEntry(prompt="a", image_path=str(picture)))
+    outputs = tmp_path / "outputs"
+    records, missing = recorded_controls(HistoryEntry(prompt="a", image_path=str(picture)), outputs)
     assert [r["preprocessor"] for r in records] == ["invert"] and missing == [str(tmp_path / "control.png")]
+    # Today's recipes name a kept picture relative to the outputs folder: it is found there.
+    kept = outputs / "2026-12-07" / "sources" / "0123456789abcdef-control.png"
+    kept.parent.mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(kept)
+    relative = {**record, "image": "2026-12-07/sources/0123456789abcdef-control.png"}
+    save_image(Image.new("RGB", (64, 64)), picture, replace(recipe, controls=(relative,)))
+    records, missing = recorded_controls(HistoryEntry(prompt="a", image_path=str(picture)), outputs)
+    assert [r["image"] for r in records] == [str(kept)] and missing == []
 
 
 def test_screenshot_of_the_control_section(qtbot, window, tiny_model_dir, tmp_path, artifacts_dir):  # noqa: ANN001
@@ -229,9 +239,14 @@ def test_a_guided_picture_made_in_the_window_records_its_guide_and_runs_again_th
     assert kept.parent.parent.parent == window.settings.outputs_dir.absolute()
     with Image.open(kept) as picture, Image.open(drawing) as given:
         assert picture.convert("RGB").tobytes() == given.convert("RGB").tobytes()
+    # The picture's recipe names the kept picture relative to the outputs folder: no folder of the person's computer
+    # goes with a shared picture. The history row (above) keeps the full path.
     (recorded,) = read_recipe(first.image_path).controls
     assert {k: recorded[k] for k in ("model", "preprocessor", "weight", "image")} == {
-        "model": "tiny-edges", "preprocessor": "canny", "weight": 1.5, "image": str(kept)}
+        "model": "tiny-edges", "preprocessor": "canny", "weight": 1.5,
+        "image": kept.relative_to(window.settings.outputs_dir.absolute()).as_posix()}
+    assert str(window.settings.outputs_dir.absolute()) not in read_recipe(first.image_path).to_json()
+    assert str(Path.home()) not in recorded["image"] and not Path(recorded["image"]).is_absolute()
     asked: list[str] = []  # the model is the one it was made with: nothing to ask
     monkeypatch.setattr(QMessageBox, "question", lambda parent, title, text, *a: asked.append(text)
                         or QMessageBox.StandardButton.Yes)
@@ -250,6 +265,10 @@ def test_a_guided_picture_made_in_the_window_records_its_guide_and_runs_again_th
     qtbot.waitUntil(lambda: gallery.rowCount() == 3, timeout=120_000)
     with Image.open(first.image_path) as made, Image.open(gallery.entry_at(0).image_path) as unguided:
         assert not np.array_equal(np.asarray(made), np.asarray(unguided))
+    # The picture dropped on the prompt box brings its guide back, with its kept picture found in the outputs folder.
+    _drop_on_the_prompt(window, Path(first.image_path))
+    qtbot.waitUntil(lambda: len(box.rows) == 1 and box.rows[0].picture.state == "ready", timeout=WAIT_MS)
+    assert (box.rows[0].model(), box.rows[0].picture.path) == ("tiny-edges", str(kept))
 
 
 def a1111_picture(path: Path, unit: str) -> None:
@@ -307,3 +326,27 @@ def test_a_picture_dropped_on_the_prompt_box_brings_its_guides_back_as_load_para
     _drop_on_the_prompt(window, plain)
     qtbot.waitUntil(lambda: not box.rows, timeout=WAIT_MS)
     assert window.prompt_panel.prompt_edit.toPlainText() == "a field"
+
+
+def test_a_dropped_picture_s_guides_are_found_in_the_outputs_folder_and_a_file_of_its_own_is_said_missing(  # noqa: ANN001
+        qtbot, window, tiny_model_dir):
+    """A Studio recipe names a kept control picture relative to the outputs folder (it is shared without the
+    person's folders), and the person's own file, not kept, by its name alone."""
+    _library(window, tiny_model_dir)
+    outputs = window.settings.outputs_dir.absolute()
+    (outputs / "2026-12-07" / "sources").mkdir(parents=True)
+    kept = _drawing(outputs / "2026-12-07" / "sources" / "0123456789abcdef-control.png")
+    records = ({"model": "control_v11p_sd15_canny", "hash": "", "preprocessor": "canny", "weight": 0.8, "start": 0.0,
+                "end": 0.7, "low": 80, "high": 160, "image": "2026-12-07/sources/0123456789abcdef-control.png"},
+               {"model": "control_v11p_sd15_lineart", "hash": "", "preprocessor": "none", "weight": 1.0, "start": 0.0,
+                "end": 1.0, "low": 100, "high": 200, "image": "photo.png"})
+    recipe = Recipe(prompt="a house", negative_prompt="", steps=4, sampler="Euler a", cfg_scale=7, seed=3, width=64,
+                    height=64, model_name="tiny-sd", controls=records)
+    picture = save_image(Image.new("RGB", (64, 64)), outputs / "shared.png", recipe)
+    box = window.prompt_panel.control_box
+    _drop_on_the_prompt(window, picture)
+    qtbot.waitUntil(lambda: len(box.rows) == 2 and box.rows[0].picture.state == "ready"
+                    and box.rows[1].picture.state == "missing", timeout=WAIT_MS)
+    assert box.rows[0].picture.path == str(kept) and box.rows[0].model() == "control_v11p_sd15_canny"
+    assert box.rows[1].picture.path == str(outputs / "photo.png")
+    assert "photo.png is missing" in window.status.message_label.text()
