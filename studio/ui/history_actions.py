@@ -89,16 +89,11 @@ class HistoryActions(QObject):
             except StudioError as exc:
                 notes.append(f"Its source picture could not be restored: {exc}")
             else:
-                doc = self.window.document
                 if mask is not None:
-                    await self.window.canvas.convert_ahead(picture, mask)  # as an opened picture is
-                    await self.window.actions_._brush_let_go()  # a stroke begun meanwhile ends on its own picture
-                    doc.replace_all("Restore inpaint source", picture, mask)
+                    await self.window.actions_.replace_in(picture, mask, "Restore inpaint source")
                     self.window.mask_toolbar.show_mask_action.setChecked(True)
                 else:
-                    compared = await self.window.actions_.take_in_ahead(picture)  # as an opened picture is
-                    await self.window.actions_._brush_let_go()
-                    doc.set_image(picture, "Restore img2img source", compared=compared)
+                    await self.window.actions_.take_in(picture, "Restore img2img source")
                     self.panel.use_canvas_check.setChecked(True)
         elif entry.generator in ("", "diffusers"):  # made from the prompt alone: so is the remake
             shown_mask = self.window.mask_toolbar.show_mask_action
