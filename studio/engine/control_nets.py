@@ -13,7 +13,6 @@ again. The ControlNets the last guided job used stay loaded, with those pipeline
 
 from __future__ import annotations
 
-import json
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -38,7 +37,7 @@ from studio.core.model_library import KIND_FOLDERS
 from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights_or_folder
 from studio.core.paths import resources_dir
 from studio.core.requests import GenerationRequest
-from studio.core.weight_files import SafetensorsInfo, check_weights_file, pickle_refusal
+from studio.core.weight_files import check_weights_file, pickle_refusal
 from studio.engine.loras import recorded_name
 
 if TYPE_CHECKING:  # torch loads with them; `studio generate` may check guides' names before it does
@@ -79,15 +78,7 @@ def find_controlnet(models_root: Path, name: str) -> ControlSource:
         raise InvalidRequest(f"{path.name} is not a ControlNet{what}; pick a ControlNet for the guide.")
     if problem := control_problem(kind, path.name):
         raise ModelError(problem)
-    return ControlSource(recorded_name(folder, path), path, _width(path, info))
-
-
-def _width(path: Path, info: SafetensorsInfo | None) -> int:
-    if info is None:
-        width = json.loads((path / CONFIG).read_text(encoding="utf-8")).get("cross_attention_dim")
-        return width if isinstance(width, int) else 0
-    shapes = (t.shape for key, t in info.tensors.items() if key.endswith("attn2.to_k.weight") and len(t.shape) == 2)
-    return next((shape[-1] for shape in shapes), 0)
+    return ControlSource(recorded_name(folder, path), path, kind.width)
 
 
 def _made_for(width: int) -> str:
