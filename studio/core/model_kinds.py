@@ -24,6 +24,8 @@ KIND_LABELS: dict[str, str] = {
 }
 # Cross-attention width = the text encoder's output: tells the family from any UNet attention layer.
 CONTEXT_FAMILY: dict[int, str] = {768: "sd1", 1024: "sd2", 2048: "sdxl", 1280: "sdxl-refiner"}
+# The families ControlNets are made for (no refiner's), by the same width.
+CONTROL_FAMILIES: dict[int, str] = {w: family for w, family in CONTEXT_FAMILY.items() if family != "sdxl-refiner"}
 
 UNET = "model.diffusion_model."
 IN_CONV = UNET + "input_blocks.0.0.weight"  # (320, in_channels, 3, 3): 9 in-channels = inpainting
@@ -323,7 +325,7 @@ def _detect_controlnet(info: SafetensorsInfo) -> ModelKind | None:
     if info.has_prefix(prefix + "task_embedding") or info.has_prefix(prefix + "control_add_embedding."):
         return _control("sdxl", "ControlNet Union")
     width = _context_width(info, prefix, _UNET_TO_K)
-    family = {768: "sd1", 1024: "sd2", 2048: "sdxl"}.get(width or 0, "")
+    family = CONTROL_FAMILIES.get(width or 0, "")
     if not family and (info.has_prefix(prefix + "add_embedding.") or info.has_prefix(prefix + "label_emb.")):
         family = "sdxl"  # SDXL's size conditioning; its small variants keep little cross-attention
     return _control(family, "original" if original or "input_hint_block.0.weight" in keys else "diffusers",
@@ -386,7 +388,7 @@ def detect_folder_kind(path: Path) -> ModelKind:
                                    or config.get("_class_name") in CONTROL_CLASSES):
             width = config.get("cross_attention_dim")
             width = width if isinstance(width, int) else 0
-            family = {768: "sd1", 1024: "sd2", 2048: "sdxl"}.get(width, "")
+            family = CONTROL_FAMILIES.get(width, "")
             return _control(family, CONTROL_CLASSES.get(config["_class_name"], "diffusers"), width)
         if config is not None and config.get("_class_name") == "AutoencoderTiny":
             return ModelKind("preview-decoder", label="TAESD preview decoder", detail="AutoencoderTiny")

@@ -27,6 +27,7 @@ from studio.core.errors import InvalidRequest, ModelError, first_line
 from studio.core.hashing import controlnet_hash, files_key, in_background
 from studio.core.model_kinds import (
     CONTEXT_FAMILY,
+    CONTROL_FAMILIES,
     FAMILY_LABELS,
     control_problem,
     detect_folder_kind,
@@ -47,7 +48,7 @@ if TYPE_CHECKING:  # torch loads with them; `studio generate` may check guides' 
 FOLDER = KIND_FOLDERS["controlnet"]
 CONFIG = "config.json"
 # The config a single file is built from, by the width of its cross-attention (its text encoder's).
-CONFIG_KEYS = {768: "controlnet-sd1", 1024: "controlnet-sd2", 2048: "controlnet-sdxl"}
+CONFIG_KEYS = {width: f"controlnet-{family}" for width, family in CONTROL_FAMILIES.items()}
 # Each pipeline Studio runs and its ControlNet counterpart, which takes the same components and a ControlNet.
 PIPELINES = {f"StableDiffusion{xl}{task}Pipeline": f"StableDiffusion{xl}ControlNet{task}Pipeline"
              for xl in ("", "XL") for task in ("", "Img2Img", "Inpaint")}
