@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -55,6 +56,9 @@ from studio.plugin_host.registry import builtin_registry
 from studio.services.history_store import HistoryStore
 from studio.services.jobs import JobService
 from studio.services.outputs import OutputStore
+
+if TYPE_CHECKING:
+    from studio.engine.control_nets import ControlSource
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -157,8 +161,8 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
                                  f"in the library (studio models list; models folder {settings.models_dir}).")
         model = str(resolve_model(args.model, settings.models_dir, settings.extra_model_paths))
         check_model_folder(Path(model))  # headers only: not a model, or a damaged one, is bad input (before torch)
-        loras, vae, controls = _find_files(loras, args.vae or "", control_guides(args, generator), settings)
-        _check_controlnets_fit(controls, Path(model), settings)
+        loras, vae, controls, sources = _find_files(loras, args.vae or "", control_guides(args, generator), settings)
+        _check_controlnets_fit(sources, Path(model))
     else:
         if init_image is not None:
             raise InvalidRequest(f"The generator {generator!r} does not start from a picture; leave out "
@@ -196,24 +200,26 @@ def _check_picture_size(picture: Image.Image, name: str, advice: str) -> None:
                              f"{MIN_SIZE} to {MAX_SIZE} pixels a side; {advice}.")
 
 
-def _find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[ControlGuide, ...],
-                settings: Settings) -> tuple[tuple[LoraChoice, ...], str, tuple[ControlGuide, ...]]:
+def _find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[ControlGuide, ...], settings: Settings
+                ) -> tuple[tuple[LoraChoice, ...], str, tuple[ControlGuide, ...], tuple[ControlSource, ...]]:
     """The LoRAs, VAE and ControlNets as the engine will find them: by name in the models folder, else by name
     in the library's linked folders (an AUTOMATIC1111 ``Lora`` folder, say), given then as paths. Bad input when
-    neither has one, before the engine starts (it looks again)."""
+    neither has one, before the engine starts (it looks again). With them, the guides' ControlNets as found."""
     from studio.engine.control_nets import find_controlnet  # no torch: names are checked before the engine starts
     from studio.engine.loras import find_lora
     from studio.engine.vae_override import find_vae
 
     items: list[LibraryItem] | None = None
 
-    def found(name: str, kind: str, find: Callable[[Path, str], object]) -> str:
+    def found(name: str, kind: str, find: Callable[[Path, str], object]) -> tuple[str, Any]:
+        """The name as recorded, and what ``find`` gave for it (None when found in the library instead)."""
         nonlocal items
         try:
             where = find(settings.models_dir, name)
             path = Path(getattr(where, "path", where))
             # A file given by its path, outside the models folder: recorded whole, so a rerun elsewhere finds it.
-            return name if path.resolve().is_relative_to(settings.models_dir.resolve()) else str(path.resolve())
+            return (name if path.resolve().is_relative_to(settings.models_dir.resolve()) else str(path.resolve()),
+                    where)
         except (ModelError, InvalidRequest):  # not in the models folder (find_controlnet says so as bad input)
             if items is None:
                 items = scan_library(settings.models_dir, settings.extra_model_paths)
@@ -222,23 +228,30 @@ def _find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[Control
                 raise
             if match.problem:  # one the engine would refuse once the model is loaded (a Control-LoRA, a pickle)
                 raise InvalidRequest(match.problem) from None
-            return str(match.path)
+            return str(match.path), None
 
-    loras = tuple(replace(c, name=found(c.name.strip(), "lora", find_lora)) if c.name.strip() else c for c in loras)
-    controls = tuple(replace(g, model=found(g.model, "controlnet", find_controlnet)) if g.model else g
-                     for g in controls)
-    return loras, found(vae.strip(), "vae", find_vae) if vae.strip() else "", controls
+    sources: list[ControlSource] = []
+
+    def with_controlnet(guide: ControlGuide) -> ControlGuide:
+        name, source = found(guide.model, "controlnet", find_controlnet)
+        sources.append(source if source is not None else find_controlnet(settings.models_dir, name))
+        return replace(guide, model=name)
+
+    loras = tuple(replace(c, name=found(c.name.strip(), "lora", find_lora)[0]) if c.name.strip() else c
+                  for c in loras)
+    controls = tuple(with_controlnet(g) if g.model else g for g in controls)
+    return loras, found(vae.strip(), "vae", find_vae)[0] if vae.strip() else "", controls, tuple(sources)
 
 
-def _check_controlnets_fit(controls: tuple[ControlGuide, ...], model: Path, settings: Settings) -> None:
+def _check_controlnets_fit(sources: tuple[ControlSource, ...], model: Path) -> None:
     """Each ControlNet is made for the model's family, as the engine checks once the model is loaded (seconds
     later): from the files' headers, where the model's family is known from them."""
-    from studio.engine.control_nets import find_controlnet, fit_problem  # no torch
+    from studio.engine.control_nets import fit_problem  # no torch
 
     width = _context_width(model)
     name = model.stem if model.is_file() else model.name  # as the engine names the model
-    for guide in controls:
-        if guide.model and (problem := fit_problem(find_controlnet(settings.models_dir, guide.model), width, name)):
+    for source in sources:
+        if problem := fit_problem(source, width, name):
             raise InvalidRequest(problem)
 
 

@@ -395,7 +395,7 @@ def test_a_lora_given_by_a_relative_path_is_recorded_whole_and_one_in_the_models
     controlnet(settings.models_dir / "controlnet" / "canny.safetensors")
     lines = controlnet(tmp_path / "work" / "mine" / "lines.safetensors")
     guides = (ControlGuide("mine/lines.safetensors"), ControlGuide("canny"))
-    loras, _vae, controls = _find_files(
+    loras, _vae, controls, _sources = _find_files(
         (LoraChoice("mine/ink.safetensors", 0.5), LoraChoice("detail", 1.0)), "", guides, settings)
     assert loras == (LoraChoice(str(mine.resolve()), 0.5), LoraChoice("detail", 1.0))
     assert [guide.model for guide in controls] == [str(lines.resolve()), "canny"]  # ControlNets alike

@@ -24,6 +24,8 @@ KIND_LABELS: dict[str, str] = {
 }
 # Cross-attention width = the text encoder's output: tells the family from any UNet attention layer.
 CONTEXT_FAMILY: dict[int, str] = {768: "sd1", 1024: "sd2", 2048: "sdxl", 1280: "sdxl-refiner"}
+# The families ControlNets are made for (no refiner's), by the same width.
+CONTROL_FAMILIES: dict[int, str] = {w: family for w, family in CONTEXT_FAMILY.items() if family != "sdxl-refiner"}
 
 UNET = "model.diffusion_model."
 IN_CONV = UNET + "input_blocks.0.0.weight"  # (320, in_channels, 3, 3): 9 in-channels = inpainting
@@ -53,6 +55,7 @@ class ModelKind:
     label: str = "Unknown"
     detail: str = ""  # the format or architecture, when it says more than the label ("kohya", "VGG-19")
     prediction: str = ""  # SD 2.x single files: "v" (768 px) or "epsilon" (512 px, and SD-Turbo)
+    width: int = 0  # a ControlNet's cross-attention width: the text encoder it was trained with (0: not known)
 
 
 UNKNOWN_KIND = ModelKind("unknown")
@@ -292,10 +295,10 @@ CONTROL_CLASSES = {"T2IAdapter": "T2I-Adapter", "MultiAdapter": "T2I-Adapter",
                    "ControlNetUnionModel": "ControlNet Union", "ControlNetXSAdapter": "ControlNet-XS"}
 
 
-def _control(family: str, detail: str) -> ModelKind:
+def _control(family: str, detail: str, width: int = 0) -> ModelKind:
     label = "ControlNet" if detail in ("original", "diffusers") else detail
     return ModelKind("controlnet", family, label=label + (f" ({FAMILY_LABELS[family]})" if family else ""),
-                     detail=detail)
+                     detail=detail, width=width)
 
 
 def control_problem(kind: ModelKind, name: str) -> str:
@@ -322,10 +325,11 @@ def _detect_controlnet(info: SafetensorsInfo) -> ModelKind | None:
     if info.has_prefix(prefix + "task_embedding") or info.has_prefix(prefix + "control_add_embedding."):
         return _control("sdxl", "ControlNet Union")
     width = _context_width(info, prefix, _UNET_TO_K)
-    family = {768: "sd1", 1024: "sd2", 2048: "sdxl"}.get(width or 0, "")
+    family = CONTROL_FAMILIES.get(width or 0, "")
     if not family and (info.has_prefix(prefix + "add_embedding.") or info.has_prefix(prefix + "label_emb.")):
         family = "sdxl"  # SDXL's size conditioning; its small variants keep little cross-attention
-    return _control(family, "original" if original or "input_hint_block.0.weight" in keys else "diffusers")
+    return _control(family, "original" if original or "input_hint_block.0.weight" in keys else "diffusers",
+                    width or 0)
 
 
 def _detect_embedding(info: SafetensorsInfo) -> ModelKind | None:
@@ -383,8 +387,9 @@ def detect_folder_kind(path: Path) -> ModelKind:
         if config is not None and (config.get("_class_name") == "ControlNetModel"
                                    or config.get("_class_name") in CONTROL_CLASSES):
             width = config.get("cross_attention_dim")
-            family = {768: "sd1", 1024: "sd2", 2048: "sdxl"}.get(width if isinstance(width, int) else 0, "")
-            return _control(family, CONTROL_CLASSES.get(config["_class_name"], "diffusers"))
+            width = width if isinstance(width, int) else 0
+            family = CONTROL_FAMILIES.get(width, "")
+            return _control(family, CONTROL_CLASSES.get(config["_class_name"], "diffusers"), width)
         if config is not None and config.get("_class_name") == "AutoencoderTiny":
             return ModelKind("preview-decoder", label="TAESD preview decoder", detail="AutoencoderTiny")
         if config is not None and config.get("_class_name") == "AutoencoderKL":

@@ -13,7 +13,6 @@ again. The ControlNets the last guided job used stay loaded, with those pipeline
 
 from __future__ import annotations
 
-import json
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ from studio.core.errors import InvalidRequest, ModelError, first_line
 from studio.core.hashing import controlnet_hash, files_key, in_background
 from studio.core.model_kinds import (
     CONTEXT_FAMILY,
+    CONTROL_FAMILIES,
     FAMILY_LABELS,
     control_problem,
     detect_folder_kind,
@@ -38,7 +38,7 @@ from studio.core.model_library import KIND_FOLDERS
 from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights_or_folder
 from studio.core.paths import resources_dir
 from studio.core.requests import GenerationRequest
-from studio.core.weight_files import SafetensorsInfo, check_weights_file, pickle_refusal
+from studio.core.weight_files import check_weights_file, pickle_refusal
 from studio.engine.loras import recorded_name
 
 if TYPE_CHECKING:  # torch loads with them; `studio generate` may check guides' names before it does
@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # torch loads with them; `studio generate` may check guides' 
 FOLDER = KIND_FOLDERS["controlnet"]
 CONFIG = "config.json"
 # The config a single file is built from, by the width of its cross-attention (its text encoder's).
-CONFIG_KEYS = {768: "controlnet-sd1", 1024: "controlnet-sd2", 2048: "controlnet-sdxl"}
+CONFIG_KEYS = {width: f"controlnet-{family}" for width, family in CONTROL_FAMILIES.items()}
 # Each pipeline Studio runs and its ControlNet counterpart, which takes the same components and a ControlNet.
 PIPELINES = {f"StableDiffusion{xl}{task}Pipeline": f"StableDiffusion{xl}ControlNet{task}Pipeline"
              for xl in ("", "XL") for task in ("", "Img2Img", "Inpaint")}
@@ -79,15 +79,7 @@ def find_controlnet(models_root: Path, name: str) -> ControlSource:
         raise InvalidRequest(f"{path.name} is not a ControlNet{what}; pick a ControlNet for the guide.")
     if problem := control_problem(kind, path.name):
         raise ModelError(problem)
-    return ControlSource(recorded_name(folder, path), path, _width(path, info))
-
-
-def _width(path: Path, info: SafetensorsInfo | None) -> int:
-    if info is None:
-        width = json.loads((path / CONFIG).read_text(encoding="utf-8")).get("cross_attention_dim")
-        return width if isinstance(width, int) else 0
-    shapes = (t.shape for key, t in info.tensors.items() if key.endswith("attn2.to_k.weight") and len(t.shape) == 2)
-    return next((shape[-1] for shape in shapes), 0)
+    return ControlSource(recorded_name(folder, path), path, kind.width)
 
 
 def _made_for(width: int) -> str:

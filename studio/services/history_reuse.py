@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from PIL import Image
 
-from studio.core.control import ControlGuide
+from studio.core.control import ControlGuide, control_records, resolved_controls
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.hashing import model_hash
 from studio.core.hires import HiresFix
 from studio.core.images import open_image, read_recipe
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
+from studio.core.metadata import Recipe
 from studio.core.requests import DEFAULT_SCHEDULER, GenerationRequest, LoraChoice, PostStep
 from studio.core.settings import Settings
 from studio.services.history_store import HistoryEntry
@@ -77,24 +79,64 @@ def control_guides(entry: HistoryEntry) -> tuple[ControlGuide, ...]:
     return tuple(guides)
 
 
+class RecordedChoices(NamedTuple):
+    """What an entry was made with beyond its plain fields, from its params or else its picture's recipe."""
+    loras: tuple[LoraChoice, ...]
+    vae: str
+    controls: tuple[dict[str, Any], ...]  # the guides' records, their pictures' paths resolved
+    missing: list[str]  # the guides' kept pictures that are gone
+
+
+def recorded_choices(entry: HistoryEntry, outputs: Path) -> RecordedChoices:
+    """The LoRAs, VAE and guides an entry was made with: from its params where the job recorded them (names or
+    paths as chosen, guides by full paths), else from its picture's recipe, read once (names in the models folder,
+    guides by paths in the outputs folder); and the kept control pictures that are gone. Reads files: run it in a
+    worker thread."""
+    params = entry.params
+    recipe = _picture_recipe(entry) if not _lists_loras(params) or "controls" not in params else None
+    loras, vae = _loras_and_vae(params, recipe)
+    if "controls" in params:
+        controls = control_records(params["controls"])
+    else:
+        controls = resolved_controls(recipe.controls, outputs) if recipe is not None else ()
+    return RecordedChoices(loras, vae, controls, missing_pictures(controls))
+
+
+def missing_pictures(records: tuple[dict[str, Any], ...]) -> list[str]:
+    """The pictures that guides' records name and that are gone."""
+    return [r["image"] for r in records if r["image"] and not Path(r["image"]).is_file()]
+
+
 def loras_and_vae(entry: HistoryEntry) -> tuple[tuple[LoraChoice, ...], str]:
     """The LoRAs (name, weight) and VAE an entry was made with: from its params where the job recorded them
     (names or paths as chosen), else from its image's recipe (names in the models folder)."""
-    params = entry.params
-    if "loras" in params or "vae" in params:
+    return _loras_and_vae(entry.params, None if _lists_loras(entry.params) else _picture_recipe(entry))
+
+
+def _lists_loras(params: dict) -> bool:
+    return "loras" in params or "vae" in params
+
+
+def _loras_and_vae(params: dict, recipe: Recipe | None) -> tuple[tuple[LoraChoice, ...], str]:
+    if _lists_loras(params):
         loras = tuple(LoraChoice(item["name"], float(item.get("weight", 1.0))) for item in params.get("loras") or ()
                       if isinstance(item, dict) and isinstance(item.get("name"), str)
                       and isinstance(item.get("weight", 1.0), (int, float)))
         vae = params.get("vae")
         return loras, vae if isinstance(vae, str) else ""
-    if entry.image_path and Path(entry.image_path).is_file():
-        try:
-            recipe = read_recipe(entry.image_path)
-        except (StudioError, ValueError, TypeError):  # a damaged file only loses what it would have told
-            recipe = None
-        if recipe is not None:
-            return tuple(LoraChoice(lora.name, lora.weight) for lora in recipe.loras), recipe.vae_name
+    if recipe is not None:
+        return tuple(LoraChoice(lora.name, lora.weight) for lora in recipe.loras), recipe.vae_name
     return (), ""
+
+
+def _picture_recipe(entry: HistoryEntry) -> Recipe | None:
+    """The recipe of the entry's picture, or None where it has none or is gone."""
+    if not entry.image_path or not Path(entry.image_path).is_file():
+        return None
+    try:
+        return read_recipe(entry.image_path)
+    except (StudioError, ValueError, TypeError):  # a damaged file only loses what it would have told
+        return None
 
 
 def _recorded(params: object) -> dict:

@@ -105,11 +105,23 @@ class DocumentActions(QObject):
         except StudioError as exc:
             await self._warn("Open image", str(exc))
             return False
-        compared = await self.take_in_ahead(image)
-        await self._brush_let_go()  # a stroke begun meanwhile is finished on the picture it began on
-        self.document.set_image(image, f"Open {path.name}", recipe, compared=compared)
+        await self.take_in(image, f"Open {path.name}", recipe)
         self.window.status.set_message(f"Opened {path.name} ({image.width}×{image.height}).")
         return True
+
+    async def take_in(self, image: Image.Image, label: str, recipe: Recipe | None = None) -> None:
+        """The picture as the document's, as an opened one is: converted for display and compared with the canvas
+        picture in worker threads first, and a stroke begun meanwhile finished on the picture it began on."""
+        compared = await self.take_in_ahead(image)
+        await self._brush_let_go()
+        self.document.set_image(image, label, recipe, compared=compared)
+
+    async def replace_in(self, image: Image.Image, mask: np.ndarray, label: str) -> None:
+        """A new picture and mask at once as the document's, converted for display in a worker thread first, and a
+        stroke begun meanwhile finished on the picture it began on."""
+        await self.window.canvas.convert_ahead(image, mask)
+        await self._brush_let_go()
+        self.document.replace_all(label, image, mask)
 
     async def take_in_ahead(self, image: Image.Image) -> tuple[Image.Image, Box | None] | None:
         """Convert a picture the document is about to take in for display, and compare it with the canvas picture
@@ -312,9 +324,7 @@ class DocumentActions(QObject):
         if self._refused_as_too_large(qimage.width(), qimage.height(), "pasted"):
             return
         image = await asyncio.to_thread(qimage_to_pil, qimage)
-        compared = await self.take_in_ahead(image)
-        await self._brush_let_go()
-        self.document.set_image(image, label, compared=compared)
+        await self.take_in(image, label)
         self.window.status.set_message(f"{label}: {image.width}×{image.height} picture.")
 
     # -- canvas size -----------------------------------------------------------------------------

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
-from studio.core.control import control_records, resolved_controls
+from studio.core.control import resolved_controls
 from studio.core.errors import StudioError
 from studio.core.hires import HiresFix
 from studio.core.image_info import ImageInfo, inspect_image, recipe_fields
-from studio.core.images import open_image, read_recipe
+from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
 from studio.core.settings import GenerationPreset, PromptStyle
-from studio.services.history_reuse import loras_and_vae, model_change_warning, request_for_entry
+from studio.services.history_reuse import missing_pictures, model_change_warning, recorded_choices, request_for_entry
 from studio.services.history_store import HistoryEntry
 from studio.ui.modal import modal
 
@@ -69,8 +69,8 @@ class HistoryActions(QObject):
         known = set(InpaintOptions.__dataclass_fields__)
         options = InpaintOptions(**{k: v for k, v in inpaint.items() if k in known}) \
             if isinstance(inpaint, dict) else None
-        loras, vae = await asyncio.to_thread(loras_and_vae, entry)  # may read the picture's recipe
-        controls, missing = await asyncio.to_thread(recorded_controls, entry, self.window.settings.outputs_dir)
+        loras, vae, controls, missing = await asyncio.to_thread(  # may read the picture's recipe
+            recorded_choices, entry, self.window.settings.outputs_dir)
         notes = self.panel.fill(
             prompt=entry.prompt, negative_prompt=entry.negative_prompt, width=entry.width or None,
             height=entry.height or None, steps=entry.steps or None, cfg_scale=entry.cfg_scale, seed=entry.seed,
@@ -89,16 +89,11 @@ class HistoryActions(QObject):
             except StudioError as exc:
                 notes.append(f"Its source picture could not be restored: {exc}")
             else:
-                doc = self.window.document
                 if mask is not None:
-                    await self.window.canvas.convert_ahead(picture, mask)  # as an opened picture is
-                    await self.window.actions_._brush_let_go()  # a stroke begun meanwhile ends on its own picture
-                    doc.replace_all("Restore inpaint source", picture, mask)
+                    await self.window.actions_.replace_in(picture, mask, "Restore inpaint source")
                     self.window.mask_toolbar.show_mask_action.setChecked(True)
                 else:
-                    compared = await self.window.actions_.take_in_ahead(picture)  # as an opened picture is
-                    await self.window.actions_._brush_let_go()
-                    doc.set_image(picture, "Restore img2img source", compared=compared)
+                    await self.window.actions_.take_in(picture, "Restore img2img source")
                     self.panel.use_canvas_check.setChecked(True)
         elif entry.generator in ("", "diffusers"):  # made from the prompt alone: so is the remake
             shown_mask = self.window.mask_toolbar.show_mask_action
@@ -238,28 +233,10 @@ class HistoryActions(QObject):
         self.window.persist_settings()
 
 
-def recorded_controls(entry: HistoryEntry, outputs: Path) -> tuple[tuple[dict[str, Any], ...], list[str]]:
-    """The guides an entry was made with (from its params where the job recorded them, by full paths, else from its
-    picture's recipe, by paths in the outputs folder), and the kept control pictures that are gone. Reads files: run
-    it in a worker thread."""
-    if "controls" in entry.params:
-        records = control_records(entry.params["controls"])
-    else:
-        try:
-            recipe = read_recipe(entry.image_path) if entry.image_path and Path(entry.image_path).is_file() else None
-        except (StudioError, ValueError, TypeError):  # a damaged file only loses what it would have told
-            recipe = None
-        records = resolved_controls(recipe.controls, outputs) if recipe is not None else ()
-    return records, _gone(records)
-
-
 def _inspect_with_guides(path: Path, outputs: Path) -> tuple[ImageInfo, tuple[dict[str, Any], ...], list[str]]:
     """What a dropped picture says about how it was made, its guides with their pictures' paths in the outputs
     folder (a Studio recipe names a kept picture relative to it), and those kept pictures that are gone."""
     info = inspect_image(path)
     controls = resolved_controls(info.controls, outputs)
-    return info, controls, _gone(controls)
+    return info, controls, missing_pictures(controls)
 
-
-def _gone(records: tuple[dict[str, Any], ...]) -> list[str]:
-    return [r["image"] for r in records if r["image"] and not Path(r["image"]).is_file()]

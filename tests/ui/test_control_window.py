@@ -15,8 +15,8 @@ from PIL.PngImagePlugin import PngInfo
 from studio.core.images import save_image
 from studio.core.metadata import Recipe
 from studio.core.model_library import LibraryItem
+from studio.services.history_reuse import recorded_choices
 from studio.services.history_store import HistoryEntry
-from studio.ui.history_actions import recorded_controls
 from studio.ui.model_actions import CONTROL_PICTURES
 
 WAIT_MS = 10_000
@@ -168,7 +168,7 @@ def test_guides_are_read_from_the_pictures_recipe_when_the_history_has_none(tmp_
                     height=64, model_name="tiny", controls=(record,))
     picture = save_image(Image.new("RGB", (64, 64)), tmp_path / "made.png", recipe)
     outputs = tmp_path / "outputs"
-    records, missing = recorded_controls(HistoryEntry(prompt="a", image_path=str(picture)), outputs)
+    *_, records, missing = recorded_choices(HistoryEntry(prompt="a", image_path=str(picture)), outputs)
     assert [r["preprocessor"] for r in records] == ["invert"] and missing == [str(tmp_path / "control.png")]
     # Today's recipes name a kept picture relative to the outputs folder: it is found there.
     kept = outputs / "2026-12-07" / "sources" / "0123456789abcdef-control.png"
@@ -176,7 +176,7 @@ def test_guides_are_read_from_the_pictures_recipe_when_the_history_has_none(tmp_
     Image.new("RGB", (8, 8)).save(kept)
     relative = {**record, "image": "2026-12-07/sources/0123456789abcdef-control.png"}
     save_image(Image.new("RGB", (64, 64)), picture, replace(recipe, controls=(relative,)))
-    records, missing = recorded_controls(HistoryEntry(prompt="a", image_path=str(picture)), outputs)
+    *_, records, missing = recorded_choices(HistoryEntry(prompt="a", image_path=str(picture)), outputs)
     assert [r["image"] for r in records] == [str(kept)] and missing == []
 
 
