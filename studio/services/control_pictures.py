@@ -9,9 +9,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from studio.core.images import pixel_digest
 from studio.core.requests import GenerationRequest
 from studio.engine.worker import describe_exception
-from studio.services.outputs import OutputStore, control_digest, is_kept_control
+from studio.services.outputs import OutputStore, is_kept_control
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def keep_control_pictures(request: GenerationRequest, outputs: OutputStore | Non
         if guide.image is None or (is_kept_control(guide.image_path) and Path(guide.image_path).is_file()):
             guides.append(guide)  # nothing to keep (prepare_request refuses it), or kept already
             continue
-        key = control_digest(guide.image)
+        key = pixel_digest(guide.image)
         if key not in kept:
             try:
                 kept[key] = str(outputs.save_control(guide.image))
