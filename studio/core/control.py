@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from studio.core.errors import InvalidRequest
+from studio.core.paths import path_inside
 
 NONE, CANNY, INVERT = "none", "canny", "invert"
 # What each preprocessor does, as the window lists it; the keys are A1111's module names.
@@ -296,12 +297,7 @@ def _resolved_path(image: str, outputs: Path) -> str:
 
 
 def _shareable_path(image: str, outputs: Path) -> str:
-    path = Path(os.path.abspath(image))
-    root = Path(os.path.abspath(outputs))
-    for inside, folder in ((path, root), (Path(os.path.realpath(path)), Path(os.path.realpath(root)))):
-        if inside.is_relative_to(folder) and inside != folder:
-            return inside.relative_to(folder).as_posix()
-    return path.name
+    return path_inside(outputs, image) or Path(os.path.abspath(image)).name
 
 
 def _a1111_pairs(text: str) -> dict[str, str]:
