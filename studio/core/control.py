@@ -9,7 +9,6 @@ of the steps (guidance start and end, as fractions). Recipes record guides in A1
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -22,6 +21,7 @@ from PIL import Image
 
 from studio.core.errors import InvalidRequest
 from studio.core.paths import path_inside
+from studio.core.units import finite_or, is_finite_number, short_number
 
 NONE, CANNY, INVERT = "none", "canny", "invert"
 # What each preprocessor does, as the window lists it; the keys are A1111's module names.
@@ -77,9 +77,9 @@ class ControlGuide:
         if self.preprocessor not in PREPROCESSORS:
             raise InvalidRequest(f"{label}'s preprocessor {self.preprocessor!r} is not one of: "
                                  f"{', '.join(PREPROCESSORS)}.")
-        if not (_finite(self.weight) and 0 <= self.weight <= MAX_WEIGHT):
+        if not (is_finite_number(self.weight) and 0 <= self.weight <= MAX_WEIGHT):
             raise InvalidRequest(f"{label}'s weight must be between 0 and {MAX_WEIGHT:g}, not {self.weight}.")
-        if not (_finite(self.start) and _finite(self.end) and 0 <= self.start < self.end <= 1):
+        if not (is_finite_number(self.start) and is_finite_number(self.end) and 0 <= self.start < self.end <= 1):
             raise InvalidRequest(f"{label} must start before it ends, both between 0 and 1 of the steps "
                                  f"(not {self.start:g} to {self.end:g}).")
         if self.preprocessor == CANNY and not (0 <= self.low_threshold <= self.high_threshold <= 255):
@@ -116,7 +116,8 @@ class ControlGuide:
             module = written.strip()
         numbers = {k: value.get(k, default) for k, default in
                    (("weight", 1.0), ("start", 0.0), ("end", 1.0), ("low", DEFAULT_LOW), ("high", DEFAULT_HIGH))}
-        if not all(_finite(v) for v in numbers.values()) or preprocessor is None or len(module) > MAX_MODULE_NAME:
+        if (not all(is_finite_number(v) for v in numbers.values()) or preprocessor is None
+                or len(module) > MAX_MODULE_NAME):
             return None
         image = value.get("image", "")
         guide = cls(model=value["model"], preprocessor=preprocessor, weight=float(numbers["weight"]),
@@ -211,8 +212,9 @@ def a1111_text(record: Mapping[str, Any]) -> str:
     preprocessor = record.get("preprocessor", NONE)
     module = record.get("module") or _A1111_MODULES.get(preprocessor, preprocessor)
     parts = [f"Module: {module}", f"Model: {model}",
-             f"Weight: {_number(record.get('weight', 1.0))}",
-             f"Guidance Start: {_number(record.get('start', 0.0))}", f"Guidance End: {_number(record.get('end', 1.0))}"]
+             f"Weight: {short_number(record.get('weight', 1.0))}",
+             f"Guidance Start: {short_number(record.get('start', 0.0))}",
+             f"Guidance End: {short_number(record.get('end', 1.0))}"]
     if record.get("preprocessor") == CANNY:
         parts += [f"Threshold A: {record.get('low', DEFAULT_LOW)}", f"Threshold B: {record.get('high', DEFAULT_HIGH)}"]
     return ", ".join(parts)
@@ -233,12 +235,13 @@ def controls_from_settings(settings: Mapping[str, str]) -> tuple[dict[str, Any],
         module = values.get("module", values.get("preprocessor", NONE))
         start, end = _numbers(values.get("starting/ending"), 2) or (values.get("guidance start"),
                                                                     values.get("guidance end"))
-        record = {"model": name, "hash": digest, "preprocessor": module, "weight": _float(values.get("weight"), 1.0),
-                  "start": _float(start, 0.0), "end": _float(end, 1.0), "image": ""}
+        record = {"model": name, "hash": digest, "preprocessor": module,
+                  "weight": finite_or(values.get("weight"), 1.0),
+                  "start": finite_or(start, 0.0), "end": finite_or(end, 1.0), "image": ""}
         if studio_preprocessor(module)[0] == CANNY:  # its thresholds: named, or the last two preprocessor params
             params = _numbers(values.get("preprocessor params"), 3) or ("", None, None)
-            low = int(_float(values.get("threshold a", params[1]), DEFAULT_LOW))
-            high = int(_float(values.get("threshold b", params[2]), DEFAULT_HIGH))
+            low = int(finite_or(values.get("threshold a", params[1]), DEFAULT_LOW))
+            high = int(finite_or(values.get("threshold b", params[2]), DEFAULT_HIGH))
             record["low"], record["high"] = (low, high) if 0 <= low <= high <= 255 else (DEFAULT_LOW, DEFAULT_HIGH)
         guide = ControlGuide.from_record(record)
         if guide is not None:
@@ -347,18 +350,3 @@ def _flattened(image: Image.Image, background: tuple[int, int, int]) -> Image.Im
     picture = rgb_or_rgba(image)
     return flatten(picture, background) if picture.mode == "RGBA" else picture
 
-
-def _float(text: str | None, default: float) -> float:
-    try:
-        value = float(text) if text is not None else default
-    except ValueError:
-        return default
-    return value if math.isfinite(value) else default
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _number(value: object) -> str:
-    return f"{value:g}" if isinstance(value, int | float) else str(value)
