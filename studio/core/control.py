@@ -74,6 +74,10 @@ class ControlGuide:
             raise InvalidRequest(f"{label} has no ControlNet model chosen.")
         if self.image is None:
             raise InvalidRequest(f"{label} has no control picture.")
+        self._check_values(label)
+
+    def _check_values(self, label: str) -> None:
+        """``check`` past the model and the picture: the preprocessor, the weight, the range and the thresholds."""
         if self.preprocessor not in PREPROCESSORS:
             raise InvalidRequest(f"{label}'s preprocessor {self.preprocessor!r} is not one of: "
                                  f"{', '.join(PREPROCESSORS)}.")
@@ -125,7 +129,7 @@ class ControlGuide:
                     high_threshold=int(numbers["high"]), image_path=image if isinstance(image, str) else "",
                     module=module)
         try:
-            replace(guide, image=Image.new("L", (1, 1)), model=guide.model or "unchosen").check()
+            guide._check_values("The control guide")
         except InvalidRequest:
             return None
         return guide
