@@ -193,11 +193,18 @@ def extend_guide(guide: ControlGuide, size: tuple[int, int], amounts: tuple[int,
                    image_path="")
 
 
+def guide_label(number: int, count: int, capital: bool = True) -> str:
+    """How sentences name guide ``number`` (from 1) of a job's ``count``: "The control guide" when it is the only
+    one, else "Control guide 2" (lower case without ``capital``, for the middle of a sentence)."""
+    label = "The control guide" if count == 1 else f"Control guide {number}"
+    return label if capital else label[0].lower() + label[1:]
+
+
 def check_guides(guides: tuple[ControlGuide, ...]) -> None:
     if len(guides) > MAX_GUIDES:
         raise InvalidRequest(f"A job takes at most {MAX_GUIDES} control guides, not {len(guides)}.")
-    for index, guide in enumerate(guides):
-        guide.check("The control guide" if len(guides) == 1 else f"Control guide {index + 1}")
+    for number, guide in enumerate(guides, 1):
+        guide.check(guide_label(number, len(guides)))
 
 
 def studio_preprocessor(name: object) -> tuple[str | None, str]:
