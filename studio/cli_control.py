@@ -22,6 +22,7 @@ from studio.core.control import (
     NONE,
     PREPROCESSORS,
     ControlGuide,
+    guide_label,
 )
 from studio.core.errors import InvalidRequest
 
@@ -98,7 +99,7 @@ def control_guides(args: argparse.Namespace, generator: str = "diffusers") -> tu
     if given and generator != "diffusers":
         raise InvalidRequest(f"The generator {generator!r} takes no control guides; they steer Studio's own "
                              "generator only, so leave out --control.")
-    return tuple(_guide(flags, "the control guide" if len(given) == 1 else f"control guide {number}")
+    return tuple(_guide(flags, guide_label(number, len(given), capital=False))
                  for number, flags in enumerate(given, 1))
 
 
@@ -118,6 +119,24 @@ def _guide(flags: GuideFlags, label: str) -> ControlGuide:
     return ControlGuide(model=flags.model.strip(), image=open_image(path), preprocessor=preprocessor,
                         weight=1.0 if flags.weight is None else flags.weight, start=start, end=end,
                         low_threshold=low, high_threshold=high, image_path=str(path.absolute()))
+
+
+def guide_lines(records: object, mark_missing: bool = False) -> list[tuple[str, str]]:
+    """(label, plain unescaped text) for each guide a recipe or history entry records, for ``history show`` and
+    ``inspect``: "ControlNet" alone, else numbered. ``mark_missing``: a picture that is gone is marked (the history's
+    full paths; a rerun would be refused)."""
+    records = records if isinstance(records, list | tuple) else []
+    lines = []
+    for number, record in enumerate(records, 1):
+        label = "ControlNet" if len(records) == 1 else f"ControlNet {number}"
+        text = describe_guide(record)
+        if text is None:
+            lines.append((label, "(a record Studio cannot read)"))
+            continue
+        picture = record.get("image")
+        gone = mark_missing and isinstance(picture, str) and picture and not Path(picture).is_file()
+        lines.append((label, text + ("  (missing)" if gone else "")))
+    return lines
 
 
 def describe_guide(record: object) -> str | None:

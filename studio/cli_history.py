@@ -123,6 +123,8 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from studio.cli_control import guide_lines
+
     store = open_history()
     entry = _entry_or_refuse(store, args.id)
     store.close()
@@ -143,7 +145,7 @@ def _show(args: argparse.Namespace) -> int:
              f"  Post-processing: {', '.join(_step(p) for p in entry.postprocess) or 'none'}"]
     if (hires := HiresFix.from_record(entry.params.get("hires"))) is not None:
         lines.append(f"  Hires fix:   {_safe(hires_summary(hires, entry.width, entry.height))}")
-    lines += _control_lines(entry.params.get("controls"))
+    lines += [f"  {label + ':':12} {_safe(text)}" for label, text in guide_lines(entry.params.get("controls"), True)]
     if isinstance(entry.params.get("generator_params"), dict):
         lines.append(f"  Generator settings: {_settings(entry.params['generator_params'])}")
     if entry.elapsed is not None:
@@ -157,24 +159,6 @@ def _show(args: argparse.Namespace) -> int:
         lines.append(f"  Parameters:  {_safe(json.dumps(entry.params, ensure_ascii=False))}")
     print("\n".join(lines))
     return 0
-
-
-def _control_lines(records: object) -> list[str]:
-    """One line per ControlNet guide, its kept picture marked when it is gone (a rerun would be refused)."""
-    from studio.cli_control import describe_guide
-
-    lines = []
-    records = records if isinstance(records, list) else []
-    for number, record in enumerate(records, 1):
-        text = describe_guide(record)
-        label = f"ControlNet {number}:" if len(records) > 1 else "ControlNet:"
-        if text is None:
-            lines.append(f"  {label:12} (a record Studio cannot read)")
-            continue
-        picture = record.get("image")
-        missing = "  (missing)" if isinstance(picture, str) and picture and not Path(picture).is_file() else ""
-        lines.append(f"  {label:12} {_safe(text)}{missing}")
-    return lines
 
 
 def _rerun(args: argparse.Namespace) -> int:

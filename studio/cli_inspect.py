@@ -52,6 +52,7 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 def format_info(info: ImageInfo) -> str:
     """Human-readable lines, every value escaped."""
+    from studio.cli_control import guide_lines
     from studio.core.hires import hires_summary
     from studio.core.image_info import escape_text
 
@@ -79,19 +80,9 @@ def format_info(info: ImageInfo) -> str:
     ]
     if info.hires is not None and info.width is not None and info.height is not None:
         lines.append(("Hires fix", escape_text(hires_summary(info.hires, info.width, info.height))))
-    lines += _control_lines(info.controls)
+    lines += [(label, escape_text(text)) for label, text in guide_lines(info.controls)]
     lines += [("Note", escape_text(note)) for note in info.notes]
     width = max(len(label) for label, _ in lines) + 1
     return "\n".join(f"{label + ':':<{width}} {value}" for label, value in lines)
 
 
-def _control_lines(records: tuple[dict, ...]) -> list[tuple[str, str]]:
-    """(label, value) for each ControlNet guide the picture records."""
-    from studio.cli_control import describe_guide
-    from studio.core.image_info import escape_text
-
-    lines = []
-    for number, record in enumerate(records, 1):
-        label = "ControlNet" if len(records) == 1 else f"ControlNet {number}"
-        lines.append((label, escape_text(describe_guide(record) or "(a record Studio cannot read)")))
-    return lines

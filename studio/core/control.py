@@ -9,7 +9,6 @@ of the steps (guidance start and end, as fractions). Recipes record guides in A1
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -21,6 +20,8 @@ import numpy as np
 from PIL import Image
 
 from studio.core.errors import InvalidRequest
+from studio.core.paths import path_inside
+from studio.core.units import finite_or, is_finite_number, short_number
 
 NONE, CANNY, INVERT = "none", "canny", "invert"
 # What each preprocessor does, as the window lists it; the keys are A1111's module names.
@@ -73,12 +74,16 @@ class ControlGuide:
             raise InvalidRequest(f"{label} has no ControlNet model chosen.")
         if self.image is None:
             raise InvalidRequest(f"{label} has no control picture.")
+        self._check_values(label)
+
+    def _check_values(self, label: str) -> None:
+        """``check`` past the model and the picture: the preprocessor, the weight, the range and the thresholds."""
         if self.preprocessor not in PREPROCESSORS:
             raise InvalidRequest(f"{label}'s preprocessor {self.preprocessor!r} is not one of: "
                                  f"{', '.join(PREPROCESSORS)}.")
-        if not (_finite(self.weight) and 0 <= self.weight <= MAX_WEIGHT):
+        if not (is_finite_number(self.weight) and 0 <= self.weight <= MAX_WEIGHT):
             raise InvalidRequest(f"{label}'s weight must be between 0 and {MAX_WEIGHT:g}, not {self.weight}.")
-        if not (_finite(self.start) and _finite(self.end) and 0 <= self.start < self.end <= 1):
+        if not (is_finite_number(self.start) and is_finite_number(self.end) and 0 <= self.start < self.end <= 1):
             raise InvalidRequest(f"{label} must start before it ends, both between 0 and 1 of the steps "
                                  f"(not {self.start:g} to {self.end:g}).")
         if self.preprocessor == CANNY and not (0 <= self.low_threshold <= self.high_threshold <= 255):
@@ -115,7 +120,8 @@ class ControlGuide:
             module = written.strip()
         numbers = {k: value.get(k, default) for k, default in
                    (("weight", 1.0), ("start", 0.0), ("end", 1.0), ("low", DEFAULT_LOW), ("high", DEFAULT_HIGH))}
-        if not all(_finite(v) for v in numbers.values()) or preprocessor is None or len(module) > MAX_MODULE_NAME:
+        if (not all(is_finite_number(v) for v in numbers.values()) or preprocessor is None
+                or len(module) > MAX_MODULE_NAME):
             return None
         image = value.get("image", "")
         guide = cls(model=value["model"], preprocessor=preprocessor, weight=float(numbers["weight"]),
@@ -123,7 +129,7 @@ class ControlGuide:
                     high_threshold=int(numbers["high"]), image_path=image if isinstance(image, str) else "",
                     module=module)
         try:
-            replace(guide, image=Image.new("L", (1, 1)), model=guide.model or "unchosen").check()
+            guide._check_values("The control guide")
         except InvalidRequest:
             return None
         return guide
@@ -187,11 +193,18 @@ def extend_guide(guide: ControlGuide, size: tuple[int, int], amounts: tuple[int,
                    image_path="")
 
 
+def guide_label(number: int, count: int, capital: bool = True) -> str:
+    """How sentences name guide ``number`` (from 1) of a job's ``count``: "The control guide" when it is the only
+    one, else "Control guide 2" (lower case without ``capital``, for the middle of a sentence)."""
+    label = "The control guide" if count == 1 else f"Control guide {number}"
+    return label if capital else label[0].lower() + label[1:]
+
+
 def check_guides(guides: tuple[ControlGuide, ...]) -> None:
     if len(guides) > MAX_GUIDES:
         raise InvalidRequest(f"A job takes at most {MAX_GUIDES} control guides, not {len(guides)}.")
-    for index, guide in enumerate(guides):
-        guide.check("The control guide" if len(guides) == 1 else f"Control guide {index + 1}")
+    for number, guide in enumerate(guides, 1):
+        guide.check(guide_label(number, len(guides)))
 
 
 def studio_preprocessor(name: object) -> tuple[str | None, str]:
@@ -210,8 +223,9 @@ def a1111_text(record: Mapping[str, Any]) -> str:
     preprocessor = record.get("preprocessor", NONE)
     module = record.get("module") or _A1111_MODULES.get(preprocessor, preprocessor)
     parts = [f"Module: {module}", f"Model: {model}",
-             f"Weight: {_number(record.get('weight', 1.0))}",
-             f"Guidance Start: {_number(record.get('start', 0.0))}", f"Guidance End: {_number(record.get('end', 1.0))}"]
+             f"Weight: {short_number(record.get('weight', 1.0))}",
+             f"Guidance Start: {short_number(record.get('start', 0.0))}",
+             f"Guidance End: {short_number(record.get('end', 1.0))}"]
     if record.get("preprocessor") == CANNY:
         parts += [f"Threshold A: {record.get('low', DEFAULT_LOW)}", f"Threshold B: {record.get('high', DEFAULT_HIGH)}"]
     return ", ".join(parts)
@@ -232,12 +246,13 @@ def controls_from_settings(settings: Mapping[str, str]) -> tuple[dict[str, Any],
         module = values.get("module", values.get("preprocessor", NONE))
         start, end = _numbers(values.get("starting/ending"), 2) or (values.get("guidance start"),
                                                                     values.get("guidance end"))
-        record = {"model": name, "hash": digest, "preprocessor": module, "weight": _float(values.get("weight"), 1.0),
-                  "start": _float(start, 0.0), "end": _float(end, 1.0), "image": ""}
+        record = {"model": name, "hash": digest, "preprocessor": module,
+                  "weight": finite_or(values.get("weight"), 1.0),
+                  "start": finite_or(start, 0.0), "end": finite_or(end, 1.0), "image": ""}
         if studio_preprocessor(module)[0] == CANNY:  # its thresholds: named, or the last two preprocessor params
             params = _numbers(values.get("preprocessor params"), 3) or ("", None, None)
-            low = int(_float(values.get("threshold a", params[1]), DEFAULT_LOW))
-            high = int(_float(values.get("threshold b", params[2]), DEFAULT_HIGH))
+            low = int(finite_or(values.get("threshold a", params[1]), DEFAULT_LOW))
+            high = int(finite_or(values.get("threshold b", params[2]), DEFAULT_HIGH))
             record["low"], record["high"] = (low, high) if 0 <= low <= high <= 255 else (DEFAULT_LOW, DEFAULT_HIGH)
         guide = ControlGuide.from_record(record)
         if guide is not None:
@@ -296,12 +311,7 @@ def _resolved_path(image: str, outputs: Path) -> str:
 
 
 def _shareable_path(image: str, outputs: Path) -> str:
-    path = Path(os.path.abspath(image))
-    root = Path(os.path.abspath(outputs))
-    for inside, folder in ((path, root), (Path(os.path.realpath(path)), Path(os.path.realpath(root)))):
-        if inside.is_relative_to(folder) and inside != folder:
-            return inside.relative_to(folder).as_posix()
-    return path.name
+    return path_inside(outputs, image) or Path(os.path.abspath(image)).name
 
 
 def _a1111_pairs(text: str) -> dict[str, str]:
@@ -351,18 +361,3 @@ def _flattened(image: Image.Image, background: tuple[int, int, int]) -> Image.Im
     picture = rgb_or_rgba(image)
     return flatten(picture, background) if picture.mode == "RGBA" else picture
 
-
-def _float(text: str | None, default: float) -> float:
-    try:
-        value = float(text) if text is not None else default
-    except ValueError:
-        return default
-    return value if math.isfinite(value) else default
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _number(value: object) -> str:
-    return f"{value:g}" if isinstance(value, int | float) else str(value)

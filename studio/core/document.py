@@ -393,14 +393,13 @@ def _changed_picture_box(a: Image.Image, b: Image.Image) -> Box | None:
     width, height = a.size
     step = max(1, COMPARED_PIXELS // max(1, width))
     tops = list(range(0, height, step))
+    if len(tops) == 1:  # one strip (up to 1024x1024): no copies of the pictures' rows
+        return ImageChops.difference(a, b).getbbox(alpha_only=False)
     inwards = [tops[i // 2] if i % 2 == 0 else tops[-1 - i // 2] for i in range(len(tops))]
     box: Box | None = None
     for top in inwards:
-        if len(tops) == 1:  # one strip (up to 1024x1024): no copies of the pictures' rows
-            found = ImageChops.difference(a, b).getbbox(alpha_only=False)
-        else:
-            strip = (0, top, width, min(height, top + step))
-            found = ImageChops.difference(a.crop(strip), b.crop(strip)).getbbox(alpha_only=False)
+        strip = (0, top, width, min(height, top + step))
+        found = ImageChops.difference(a.crop(strip), b.crop(strip)).getbbox(alpha_only=False)
         if found is not None:
             box = union_box(box, (found[0], found[1] + top, found[2], found[3] + top))
             if box == (0, 0, width, height):

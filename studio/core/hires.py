@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from studio.core.units import finite_or, is_finite_number
+
 LANCZOS = "Lanczos"  # enlarged as a picture, by Pillow
 # AUTOMATIC1111's latent upscalers: the first picture's latents are enlarged (torch's interpolate mode, antialiased).
 LATENT_UPSCALERS: dict[str, tuple[str, bool]] = {
@@ -55,8 +57,8 @@ class HiresFix:
         scale, steps, strength = value.get("scale"), value.get("steps", 0), value.get("strength", DEFAULT_STRENGTH)
         upscaler = value.get("upscaler", LANCZOS)
         whole_steps = isinstance(steps, int) and not isinstance(steps, bool) and steps >= 0
-        if not (_number(scale) and 1 < scale <= MAX_SCALE and _number(strength) and 0 < strength <= 1
-                and whole_steps and isinstance(upscaler, str)):
+        if not (is_finite_number(scale) and 1 < scale <= MAX_SCALE and is_finite_number(strength)
+                and 0 < strength <= 1 and whole_steps and isinstance(upscaler, str)):
             return None
         return cls(float(scale), steps, float(strength), upscaler or LANCZOS)
 
@@ -74,13 +76,13 @@ def hires_from_settings(settings: Mapping[str, str]) -> HiresFix | None:
     Denoising strength: 0.5``; or ``Hires resize: 1024x1536`` for a size, taken as the scale that reaches it), or
     None, also for a scale Studio cannot run. The upscaler keeps A1111's name ("Latent", "R-ESRGAN 4x+"): whoever
     uses it finds Studio's own (``upscaler_or_lanczos``)."""
-    scale = _float(settings.get("Hires upscale"))
+    scale = finite_or(settings.get("Hires upscale"), None)
     if scale is None:
         scale = _resize_scale(settings)
     if scale is None or not 1 < scale <= MAX_SCALE:
         return None
-    steps = _float(settings.get("Hires steps")) or 0
-    strength = _float(settings.get("Denoising strength"))
+    steps = finite_or(settings.get("Hires steps"), None) or 0
+    strength = finite_or(settings.get("Denoising strength"), None)
     upscaler = settings.get("Hires upscaler", "").strip() or LANCZOS
     return HiresFix(scale, int(steps), DEFAULT_STRENGTH if strength is None else strength, upscaler)
 
@@ -107,22 +109,11 @@ def _resize_scale(settings: Mapping[str, str]) -> float | None:
         to_width, _, to_height = settings["Hires resize"].partition("x")
     else:
         to_width, to_height = settings.get("Hires resize-1", ""), settings.get("Hires resize-2", "")
-    first, wanted = (_float(width), _float(height)), (_float(to_width), _float(to_height))
+    first = finite_or(width, None), finite_or(height, None)
+    wanted = finite_or(to_width, None), finite_or(to_height, None)
     scales = [to / side for side, to in zip(first, wanted, strict=True) if side and side > 0 and to and to > 0]
     return round(max(scales), 4) if scales else None
 
 
 def _multiple(value: float) -> int:
     return max(SIZE_MULTIPLE, int(value + SIZE_MULTIPLE / 2) // SIZE_MULTIPLE * SIZE_MULTIPLE)
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value  # not NaN
-
-
-def _float(text: str | None) -> float | None:
-    try:
-        value = float(text) if text is not None else None
-    except ValueError:
-        return None
-    return value if value is not None and value == value and abs(value) != float("inf") else None

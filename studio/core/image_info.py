@@ -22,7 +22,6 @@ pulled out here rather than by sd-parsers' ``ParserManager``:
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from dataclasses import dataclass, replace
@@ -37,6 +36,7 @@ from studio.core.image_text import PNG_SIGNATURE, read_exif_texts, read_png_text
 from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe, parse_loras, split_parameters
 from studio.core.requests import MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, SCHEDULER_NAMES
 from studio.core.safe_text import escaped
+from studio.core.units import finite_or
 
 # Tighter limits where sd-parsers is slow on long input (see _keep_sd_parsers_fast).
 MAX_PARAMETERS_CHARS = 64 * 1024
@@ -491,15 +491,4 @@ def _positive(value: Any) -> int | None:
 
 
 def _float(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        number = float(value)
-    elif isinstance(value, str) and len(value) <= 40:
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    return number if math.isfinite(number) else None
+    return None if isinstance(value, str) and len(value) > 40 else finite_or(value, None)

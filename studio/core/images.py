@@ -163,19 +163,27 @@ def saved_alone(img: Image.Image) -> Image.Image:
     return img.copy()
 
 
-def keep_png(img: Image.Image, folder: Path, compress_level: int = 6) -> Path:
-    """The picture saved once in folder as a PNG named by its content (no text chunks): the same picture kept again
-    is named again, not written again. For pictures the settings refer to by path (chain steps', guides')."""
+def keep_png(img: Image.Image, folder: Path, compress_level: int = 6, suffix: str = ".png") -> Path:
+    """The picture saved once in folder as a PNG named by its pixels (``pixel_digest``, then ``suffix``; no text
+    chunks): the same picture kept again is named again, not encoded or written again. For pictures the settings
+    and recipes refer to by path (chain steps', guides')."""
+    path = folder / f"{pixel_digest(img)}{suffix}"
+    if not path.is_file():
+        buffer = io.BytesIO()
+        saved_alone(img).save(buffer, "PNG", compress_level=compress_level)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, buffer.getvalue())  # another process keeping it meanwhile writes the same picture
+    return path
+
+
+def pixel_digest(img: Image.Image) -> str:
+    """16 hex digits, equal for pictures with the same pixels, mode and size (two guides given one file are two
+    Image objects; the same photo given again in another job is the same picture)."""
     import hashlib
 
-    buffer = io.BytesIO()
-    saved_alone(img).save(buffer, "PNG", compress_level=compress_level)
-    data = buffer.getvalue()
-    path = folder / f"{hashlib.sha256(data).hexdigest()[:16]}.png"
-    if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, data)
-    return path
+    digest = hashlib.blake2b(img.tobytes(), digest_size=8)
+    digest.update(f"{img.mode} {img.width}x{img.height}".encode())
+    return digest.hexdigest()
 
 
 def write_atomically(path: Path, data: bytes, durable: bool = True, exclusive: bool = False) -> None:

@@ -13,7 +13,6 @@ Studio does not put ``<lora:name:weight>`` tags in the prompt where A1111 keeps 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -22,6 +21,7 @@ from typing import Any
 from studio import __version__
 from studio.core.control import a1111_text, controls_from_settings, control_records
 from studio.core.hires import HiresFix, hires_from_settings
+from studio.core.units import finite_or, is_finite_number, short_number
 
 STUDIO_CHUNK = "studio"
 PARAMETERS_CHUNK = "parameters"
@@ -104,20 +104,20 @@ class Recipe:
         fields_ = {
             "Steps": self.steps,
             "Sampler": self.sampler,
-            "CFG scale": _number(self.cfg_scale),
+            "CFG scale": short_number(self.cfg_scale),
             "Seed": self.seed,
             "Size": f"{self.width}x{self.height}",
             "Model hash": self.model_hash or None,
             "Model": self.model_name,
             "VAE hash": self.vae_hash or None,
             "VAE": self.vae_name or None,
-            "Denoising strength": _number(self.strength) if self.strength is not None else
-            None if self.hires_strength is None else _number(self.hires_strength),
-            "Mask blur": None if self.mask_blur is None else _number(self.mask_blur),
+            "Denoising strength": short_number(self.strength) if self.strength is not None else
+            None if self.hires_strength is None else short_number(self.hires_strength),
+            "Mask blur": None if self.mask_blur is None else short_number(self.mask_blur),
             "Inpaint area": self.inpaint_area,
             "Masked area padding": self.masked_padding,
             "Masked content": self.masked_content,
-            "Hires upscale": None if self.hires_scale is None else _number(self.hires_scale),
+            "Hires upscale": None if self.hires_scale is None else short_number(self.hires_scale),
             "Hires steps": self.hires_steps or None,
             "Hires upscaler": self.hires_upscaler if self.hires_scale is not None else None,
             "Generator": None if self.generator == "diffusers" else
@@ -125,7 +125,7 @@ class Recipe:
             **{f"ControlNet {index}": a1111_text(record) for index, record in enumerate(self.controls)},
             "Post-processing": " > ".join(step.get("processor", "?") for step in self.post) or None,
             "Lora hashes": ", ".join(f"{_lora_label(lora.name)}: {lora.hash}" for lora in self.loras) or None,
-            "Lora weights": ", ".join(f"{_lora_label(lora.name)}: {_number(lora.weight)}"
+            "Lora weights": ", ".join(f"{_lora_label(lora.name)}: {short_number(lora.weight)}"
                                       for lora in self.loras) or None,
             "TI hashes": self.ti_hashes or None,
             "Version": self.version,
@@ -195,10 +195,10 @@ def parse_loras(prompt: str, settings: Mapping[str, str]) -> tuple[LoraRecord, .
     """The LoRAs of an A1111-style text: names and hashes from ``Lora hashes``, weights from ``Lora weights``
     (Studio) or the prompt's ``<lora:name:weight>`` tags (A1111), in the order they first appear."""
     hashes = _pairs(settings.get("Lora hashes", ""))
-    weights = {name: _weight(value) for name, value in _pairs(settings.get("Lora weights", "")).items()}
+    weights = {name: finite_or(value, 1.0) for name, value in _pairs(settings.get("Lora weights", "")).items()}
     for match in _LORA_TAG.finditer(prompt):
         name = match.group(1).strip()
-        weights.setdefault(name, _weight(match.group(2) or "1"))
+        weights.setdefault(name, finite_or(match.group(2) or "1", 1.0))
         hashes.setdefault(name, "")
     for name in weights:
         hashes.setdefault(name, "")
@@ -214,14 +214,6 @@ def _pairs(text: str) -> dict[str, str]:
     return result
 
 
-def _weight(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        return 1.0
-    return value if math.isfinite(value) else 1.0
-
-
 def _lora_label(name: str) -> str:
     # As A1111 does: its "name: hash, name: hash" list has no way to quote these.
     return name.replace(",", "").replace(":", "")
@@ -234,7 +226,7 @@ def _lora_records(items: Any) -> tuple[LoraRecord, ...]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             continue
         weight = item.get("weight", 1.0)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
+        if not is_finite_number(weight):
             continue
         digest = item.get("hash", "")
         records.append(LoraRecord(item["name"], digest if isinstance(digest, str) else "", float(weight)))
@@ -282,10 +274,6 @@ def parse_settings_line(line: str) -> dict[str, str]:
         comma = line.find(",", j)
         i = n if comma < 0 else comma + 1
     return result
-
-
-def _number(value: float) -> str:
-    return f"{value:g}"
 
 
 def _quote(value: object) -> str:

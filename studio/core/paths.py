@@ -61,6 +61,16 @@ def real_path(path: Path) -> Path:
         return path.expanduser().absolute()
 
 
+def path_inside(folder: str | os.PathLike[str], path: str | os.PathLike[str]) -> str | None:
+    """path's place inside folder, as a relative POSIX path ("2026-12-07/sources/a.png"): as the two are written
+    (made absolute), else as they really are (links followed); None where it is not inside (or is folder itself)."""
+    path, folder = os.path.abspath(path), os.path.abspath(folder)
+    for inside, root in ((Path(path), Path(folder)), (Path(os.path.realpath(path)), Path(os.path.realpath(folder)))):
+        if inside.is_relative_to(root) and inside != root:
+            return inside.relative_to(root).as_posix()
+    return None
+
+
 def is_link_loop(path: Path) -> bool:
     try:
         path.expanduser().resolve()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import math
+from typing import TypeVar
+
+Default = TypeVar("Default")
+
 
 def format_size(size: int) -> str:
     """Bytes for people: "6.6 GB", "144.0 MB"."""
@@ -9,3 +14,24 @@ def format_size(size: int) -> str:
         if size >= scale:
             return f"{size / scale:.1f} {unit}"
     return f"{size} B"
+
+
+def is_finite_number(value: object) -> bool:
+    """An int or float (never a bool: JSON's true is no number), neither NaN nor infinite."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def finite_or(value: object, default: Default) -> float | Default:
+    """value (a number, or a number's text) as a finite float; default where it is none (None, a bool, other text,
+    NaN, infinite)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return default
+    return float(value) if is_finite_number(value) else default
+
+
+def short_number(value: object) -> str:
+    """A number as recipes write it ("7.5", "1", "1e-05"); anything else as its text."""
+    return f"{value:g}" if isinstance(value, int | float) else str(value)

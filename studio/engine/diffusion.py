@@ -181,17 +181,14 @@ class DiffusersGenerator:
         del previous, found, let_go  # no reference may outlive the collection that frees their memory
         if let_gone:
             free_memory(self._device)
-        if self._model is not None:
-            self._controls.model_changed(self._model.text2img.unet, self.device.dtype)
-            status(device=self.device.description, model=self._model.name, message="")
-            return self._model
-        status(device=self.device.description, message=f"Loading {path.name}…")
-        started = time.perf_counter()
-        self._model = load_model(path, self.device, self._env.cache_dir / "model-hashes.json",
-                                 models_dir=self._env.models_root, cache_dir=self._env.cache_dir, place=False)
-        lay_out_for_cpu(self._model.text2img, self.device)
+        if self._model is None:
+            status(device=self.device.description, message=f"Loading {path.name}…")
+            started = time.perf_counter()
+            self._model = load_model(path, self.device, self._env.cache_dir / "model-hashes.json",
+                                     models_dir=self._env.models_root, cache_dir=self._env.cache_dir, place=False)
+            lay_out_for_cpu(self._model.text2img, self.device)
+            log.info("Loaded %s in %.2f s", path, time.perf_counter() - started)
         self._controls.model_changed(self._model.text2img.unet, self.device.dtype)
-        log.info("Loaded %s in %.2f s", path, time.perf_counter() - started)
         status(device=self.device.description, model=self._model.name, message="")
         return self._model
 

@@ -30,6 +30,7 @@ from studio.core.model_kinds import (
 )
 from studio.core.model_library import KIND_FOLDERS
 from studio.core.models import SAFE_SUFFIX, find_weights
+from studio.core.paths import path_inside
 from studio.core.requests import LoraChoice
 from studio.core.weight_files import SafetensorsInfo, check_weights_file
 
@@ -65,10 +66,7 @@ def find_lora(models_root: Path, name: str) -> Path:
 def recorded_name(folder: Path, path: Path) -> str:
     """A weights file's or folder's name as recipes record it: its path inside folder (so the recipe finds it
     again in another machine's models folder), else its own name; without .safetensors either way."""
-    for inside, root in ((path.absolute(), folder.absolute()), (path.resolve(), folder.resolve())):
-        if inside.is_relative_to(root):
-            return inside.relative_to(root).as_posix().removesuffix(SAFE_SUFFIX)
-    return path.name.removesuffix(SAFE_SUFFIX)
+    return (path_inside(folder, path) or path.name).removesuffix(SAFE_SUFFIX)
 
 
 def resolve_loras(models_root: Path, choices: Sequence[LoraChoice]) -> list[LoraFile]:

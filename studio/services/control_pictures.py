@@ -9,9 +9,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from studio.core.control import guide_label
+from studio.core.images import pixel_digest
 from studio.core.requests import GenerationRequest
 from studio.engine.worker import describe_exception
-from studio.services.outputs import OutputStore, control_digest, is_kept_control
+from studio.services.outputs import OutputStore, is_kept_control
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +33,13 @@ def keep_control_pictures(request: GenerationRequest, outputs: OutputStore | Non
         if guide.image is None or (is_kept_control(guide.image_path) and Path(guide.image_path).is_file()):
             guides.append(guide)  # nothing to keep (prepare_request refuses it), or kept already
             continue
-        key = control_digest(guide.image)
+        key = pixel_digest(guide.image)
         if key not in kept:
             try:
                 kept[key] = str(outputs.save_control(guide.image))
             except Exception as exc:  # noqa: BLE001 - keeping the picture is a nicety, never fatal
                 log.warning("Could not keep the control picture of a job", exc_info=True)
-                label = "the control guide" if len(request.controls) == 1 else f"control guide {number}"
+                label = guide_label(number, len(request.controls), capital=False)
                 note(f"The control picture of {label} could not be kept for the history: {describe_exception(exc)}")
                 kept[key] = None
         path = kept[key]

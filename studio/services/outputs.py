@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -17,7 +16,7 @@ from PIL import Image
 
 from studio.core.control import shareable_controls
 from studio.core.errors import StudioError
-from studio.core.images import save_image
+from studio.core.images import keep_png, save_image
 from studio.core.metadata import Recipe
 
 log = logging.getLogger(__name__)
@@ -76,7 +75,7 @@ class OutputStore:
     def save_sources(self, image: Image.Image, mask: Image.Image | None = None) -> tuple[Path, Path | None]:
         """Keep a job's source picture (and mask) as PNGs, so the job can be restored and run again."""
         folder = self._today() / SOURCES_FOLDER
-        stem = _source_stem()
+        stem = f"{datetime.now():%H%M%S}-{uuid.uuid4().hex[:10]}"
         with self._lock:
             self._sweep_once()
             try:
@@ -88,23 +87,16 @@ class OutputStore:
                                   f"{exc.strerror or exc}.") from exc
         return image_path, mask_path
 
-    def save_control(self, image: Image.Image) -> Path:
+    def save_control(self, image: Image.Image, folder: Path | None = None) -> Path:
         """Keep a job's control picture (a ControlNet guide's, as given, before its preprocessor) as a PNG beside
-        the sources, so the picture's recipe and the history point at a file that stays. It is named by its pixels
-        (``control_digest``) in today's sources: a picture kept there already is named again, not written again,
-        so a photo that guides every job of a day costs one file, written once."""
-        folder = self._today() / SOURCES_FOLDER
-        path = folder / f"{control_digest(image)}{CONTROL_SUFFIX}"
+        the sources (or in ``folder``), so the picture's recipe and the history point at a file that stays. It is
+        named by its pixels (``pixel_digest``) in today's sources: a picture kept there already is named again, not
+        written again, so a photo that guides every job of a day costs one file, written once."""
+        folder = self._today() / SOURCES_FOLDER if folder is None else folder
         with self._lock:
             self._sweep_once()
             try:
-                if path.is_file():
-                    return path
-                folder.mkdir(parents=True, exist_ok=True)
-                try:
-                    return save_image(image, path, exclusive=True)
-                except FileExistsError:  # another Studio process kept the same picture meanwhile
-                    return path
+                return keep_png(image, folder, suffix=CONTROL_SUFFIX)
             except OSError as exc:
                 raise StudioError(f"The control picture could not be saved in {folder}: "
                                   f"{exc.strerror or exc}.") from exc
@@ -112,13 +104,7 @@ class OutputStore:
     def restore_control(self, image: Image.Image, path: Path) -> None:
         """Write a kept control picture again where it was: deleting the last history entry that used it removed
         it while a job that names it was running (that job's pictures and row name it)."""
-        with self._lock:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                save_image(image, path)
-            except OSError as exc:
-                raise StudioError(f"The control picture {path.name} could not be saved again in {path.parent}: "
-                                  f"{exc.strerror or exc}.") from exc
+        self.save_control(image, path.parent)
 
     def remove_stale_parts(self, max_age: float = STALE_PART_AGE) -> list[Path]:
         """Delete temp files (``.*.part``) older than max_age seconds left in the output folders by a crash."""
@@ -155,18 +141,6 @@ def is_kept_control(path: str | os.PathLike[str]) -> bool:
     """Whether path names a control picture that ``save_control`` kept (by its name, in a sources folder)."""
     path = Path(path)
     return path.parent.name == SOURCES_FOLDER and _KEPT_CONTROL.match(path.name) is not None
-
-
-def control_digest(image: Image.Image) -> str:
-    """16 hex digits, equal for pictures with the same pixels, mode and size (two guides given one file are two
-    Image objects; the same photo given again in another job is the same picture)."""
-    digest = hashlib.blake2b(image.tobytes(), digest_size=8)
-    digest.update(f"{image.mode} {image.width}x{image.height}".encode())
-    return digest.hexdigest()
-
-
-def _source_stem() -> str:
-    return f"{datetime.now():%H%M%S}-{uuid.uuid4().hex[:10]}"
 
 
 def _output_folders(root: Path) -> list[Path]:

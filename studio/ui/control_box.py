@@ -12,7 +12,7 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
-from studio.core.control import MAX_GUIDES, ControlGuide, extend_guide
+from studio.core.control import MAX_GUIDES, ControlGuide, extend_guide, guide_label
 from studio.core.errors import InvalidRequest
 from studio.core.model_library import LibraryItem
 from studio.ui.control_guide_row import GuideRow
@@ -129,8 +129,7 @@ class ControlBox(QWidget):
         if not self.applies():
             return ()
         for index, row in enumerate(self.rows):
-            label = "The control guide" if len(self.rows) == 1 else f"Control guide {index + 1}"
-            if row.enabled() and (problem := row.problem(label)) is not None:
+            if row.enabled() and (problem := row.problem(guide_label(index + 1, len(self.rows)))) is not None:
                 raise InvalidRequest(problem)
         return tuple(row.guide() for row in self.rows if row.enabled())
 

@@ -156,7 +156,7 @@ class ControlPicture(QWidget):
         folder = self._keep_folder()
         if folder is not None:
             try:
-                path = await asyncio.to_thread(keep_picture, image, folder)
+                path = str(await asyncio.to_thread(keep_png, image, folder, 3))
             except OSError as exc:  # the guide still works; only the settings will not name its picture
                 log.warning("The picture of a control guide could not be kept: %s", exc)
                 return
@@ -245,11 +245,6 @@ def _lines_kept(picture: Image.Image) -> Image.Image:
     height, width = pixels.shape[0] // factor * factor, pixels.shape[1] // factor * factor
     blocks = pixels[:height, :width].reshape(height // factor, factor, width // factor, factor, 3)
     return Image.fromarray(np.ascontiguousarray(blocks.max(axis=(1, 3))), "RGB")
-
-
-def keep_picture(image: Image.Image, folder: Path) -> str:
-    """A canvas picture saved once (named by its content), so settings and presets can name it by its path."""
-    return str(keep_png(image, folder, compress_level=3))
 
 
 def _dropped_file(event: QDragEnterEvent | QDropEvent) -> Path | None:

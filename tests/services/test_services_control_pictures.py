@@ -14,13 +14,13 @@ from studio_testing import collect_until_done, control_registry, fake_request, m
 from studio.core.control import CANNY, INVERT, ControlGuide
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.events import JobFailed, JobFinished
-from studio.core.images import read_recipe
+from studio.core.images import pixel_digest, read_recipe
 from studio.core.requests import prepare_request
 from studio.plugin_host.registry import GENERATOR
 from studio.services.control_pictures import keep_control_pictures
 from studio.services.history_reuse import request_for_entry
 from studio.services.history_store import HistoryEntry, HistoryStore
-from studio.services.outputs import OutputStore, control_digest, is_kept_control
+from studio.services.outputs import OutputStore, is_kept_control
 
 
 def noise(seed: int, size: tuple[int, int] = (40, 32)) -> Image.Image:
@@ -248,7 +248,7 @@ def test_a_picture_given_again_in_another_job_is_the_same_kept_file_not_written_
     photo, sketch = noise(1), noise(2, (24, 24))
     run_jobs(tmp_path, [guided_request(tmp_path, photo, sketch)], store)
     kept = kept_files(tmp_path)
-    assert sorted(p.name for p in kept) == sorted(f"{control_digest(i)}-control.png" for i in (photo, sketch))
+    assert sorted(p.name for p in kept) == sorted(f"{pixel_digest(i)}-control.png" for i in (photo, sketch))
     written = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in kept}
     # The same pixels again (new Image objects, as a file opened again gives), with another picture beside them.
     other = noise(3)
@@ -260,7 +260,7 @@ def test_a_picture_given_again_in_another_job_is_the_same_kept_file_not_written_
     assert [g["image"] for g in second.params["controls"]][:2] == [g["image"] for g in first.params["controls"]][:2]
     # A copy stays while any entry uses it: the first job's entry goes, the photo stays for the second's.
     store.delete(first.id)
-    photo_copy, sketch_copy = (kept[0].parent / f"{control_digest(i)}-control.png" for i in (photo, sketch))
+    photo_copy, sketch_copy = (kept[0].parent / f"{pixel_digest(i)}-control.png" for i in (photo, sketch))
     assert photo_copy.is_file() and not sketch_copy.exists()
     store.delete(second.id)
     assert kept_files(tmp_path) == []
