@@ -5,10 +5,13 @@ layers do."""
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
@@ -25,8 +28,21 @@ from studio.ui.theme import icon, section_label
 CANVAS = "Canvas picture"  # the image source "From canvas" takes (see PluginActions.image_sources)
 NO_CONTROLNETS = "No ControlNets in the library yet (Settings → Model Library…)"
 ABOUT = "Steer the composition with a picture: its edges, a sketch, a depth map or a pose."
+KEPT_EXTENSIONS = 8  # per guide: how many canvas extensions an undo or a history jump can take it back over
 ADD_TIP = (f"Add a guide: a picture whose edges, lines, depth or pose the new picture follows (at most {MAX_GUIDES}; "
            "each one slows every step down)")
+
+
+@dataclass(frozen=True)
+class _Extension:
+    """A guide extended with the canvas picture (outpainting): the canvas pictures before and after (held weakly:
+    the document's undo history keeps them), and the guide each one goes with."""
+
+    canvas_before: weakref.ref[Image.Image]
+    canvas_after: weakref.ref[Image.Image]
+    original: ControlGuide
+    original_note: str
+    extended: ControlGuide
 
 
 class ControlBox(QWidget):
@@ -41,6 +57,7 @@ class ControlBox(QWidget):
         self._size: tuple[tuple[int, int], tuple[int, int] | None] = ((512, 512), None)  # set_size's
         self._generator = ""  # a plugin generator's title while one is chosen: the guides do not apply
         self.rows: list[GuideRow] = []
+        self._extensions: dict[GuideRow, list[_Extension]] = {}  # newest last
         self._image_sources = image_sources  # the window's: "Canvas" takes the picture from its "Canvas picture"
         self.keep_folder: Path | None = None  # where canvas pictures are kept (set by the window)
         layout = section_layout(self)
@@ -118,6 +135,7 @@ class ControlBox(QWidget):
     def remove(self, row: GuideRow) -> None:
         if row in self.rows:
             self.rows.remove(row)
+            self._extensions.pop(row, None)
             row.hide()
             row.deleteLater()
             self._update()
@@ -148,17 +166,42 @@ class ControlBox(QWidget):
             if ControlGuide.from_record(record, unchosen_model=True) is not None:
                 self.add(record)
 
-    async def follow_extend(self, size: tuple[int, int], amounts: tuple[int, int, int, int]) -> None:
-        """The canvas picture of ``size`` was extended by ``amounts`` (left, top, right, bottom: outpainting): each
-        guide made for it (a picture of that size) is extended alike, so its lines stay on the picture's, with
-        nothing to follow in the new area. Preprocessed in a worker thread (a large photo's Canny takes a while)."""
+    async def follow_extend(self, before: Image.Image, after: Image.Image,
+                            amounts: tuple[int, int, int, int]) -> None:
+        """The canvas picture ``before`` was extended by ``amounts`` (left, top, right, bottom: outpainting) into
+        ``after``: each guide made for it (a picture of its size) is extended alike, so its lines stay on the
+        picture's, with nothing to follow in the new area. Preprocessed in a worker thread (a large photo's Canny
+        takes a while). Undoing the extension brings such a guide back as it was (``follow_canvas``)."""
         for row in list(self.rows):
-            guide = row.guide()
-            if guide.image is None or guide.image.size != size:
+            guide, note = row.guide(), row.picture.note
+            if guide.image is None or guide.image.size != before.size:
                 continue
-            extended = await asyncio.to_thread(extend_guide, guide, size, amounts)
+            extended = await asyncio.to_thread(extend_guide, guide, before.size, amounts)
             if row in self.rows and row.picture.image is guide.image:  # not removed, nor given another picture
                 row.take_extended(extended)
+                kept = self._extensions.setdefault(row, [])
+                kept.append(_Extension(weakref.ref(before), weakref.ref(after), guide, note, extended))
+                del kept[:-KEPT_EXTENSIONS]
+
+    def follow_canvas(self, picture: Image.Image | None) -> None:
+        """The canvas shows ``picture`` after an undo, a redo or a history jump: a guide extended with the canvas
+        goes back to what it was before the extension (or is extended again), as long as the person has not given
+        it another picture since."""
+        if picture is None:
+            return
+        for row, extensions in self._extensions.items():
+            ours = [image for e in extensions for image in (e.original.image, e.extended.image)]
+            if not any(row.picture.image is image for image in ours):
+                continue  # given another picture: the person's choice stands
+            for extension in reversed(extensions):
+                if extension.canvas_before() is picture:
+                    if row.picture.image is not extension.original.image:
+                        row.restore(extension.original, extension.original_note)
+                    break
+                if extension.canvas_after() is picture:
+                    if row.picture.image is not extension.extended.image:
+                        row.take_extended(extension.extended)
+                    break
 
     # -- inside -------------------------------------------------------------------------------------
     def _add_clicked(self) -> None:

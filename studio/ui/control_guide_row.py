@@ -239,6 +239,14 @@ class GuideRow(QFrame):
         self.picture.use_made_picture(image, f"Extended with the canvas, as the ControlNet saw it · "
                                              f"{image.width}×{image.height}")
 
+    def restore(self, guide: ControlGuide, note: str) -> None:
+        """The guide as it was before (an extension with the canvas undone): its picture, file and settings."""
+        if guide.image is None:
+            return
+        self.set_values(guide.preprocessor, guide.weight, guide.start, guide.end, guide.low_threshold,
+                        guide.high_threshold)
+        self.picture.show_picture(guide.image, guide.image_path, note)
+
     def problem(self, label: str) -> str | None:
         """Why a job cannot take this guide as it stands, in a sentence; None when it can."""
         if (problem := self.picture.problem(label)) is not None:

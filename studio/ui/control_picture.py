@@ -151,6 +151,19 @@ class ControlPicture(QWidget):
         self._set_picture(image, "", note)
         self._tasks.run(self._keep(image))
 
+    def show_picture(self, image: Image.Image, path: str, note: str) -> None:
+        """A picture this card showed before (its file ``path``, or "" for one not kept: it is kept again)."""
+        if not path:
+            self.use_made_picture(image, note)
+            return
+        self._loads += 1
+        self._set_picture(image, path, note)
+
+    @property
+    def note(self) -> str:
+        """What the card says of its picture (its file's name and size, or where it came from)."""
+        return self._note
+
     async def _keep(self, image: Image.Image) -> None:
         """A picture with no file saved in the keep folder, so the settings can name it by its path."""
         folder = self._keep_folder()

@@ -351,13 +351,13 @@ class DocumentActions(QObject):
         if changed is None:
             return
         image, mask = changed
+        before = self.document.image
         self.document.replace_all(f"Extend canvas to {image.width}×{image.height}", image, mask,
                                   self.document.recipe)
         self.window.canvas.set_mask_visible(True)
         self.window.mask_toolbar.show_mask_action.setChecked(True)
         # Control guides made for the picture are extended with it (before the fill job takes them).
-        await self.window.prompt_panel.control_box.follow_extend(
-            (image.width - left - right, image.height - top - bottom), amounts)
+        await self.window.prompt_panel.control_box.follow_extend(before, image, amounts)
         if fill:
             self.window.generate()
 

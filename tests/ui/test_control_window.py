@@ -118,6 +118,50 @@ def test_the_outpaint_frame_extends_the_guides_made_for_the_picture_and_the_fill
     qtbot.waitUntil(lambda: row.picture.preview is not None and row.picture.preview.size == (96, 48), timeout=WAIT_MS)
 
 
+def test_undoing_an_outpaint_brings_its_guides_back_and_redoing_it_extends_them_again(  # noqa: ANN001
+        qtbot, window, tiny_model_dir, tmp_path):
+    """A guide extended with the canvas follows the canvas back: Undo gives it its picture, file and Canny
+    preprocessor again, Redo its extension; a history jump over the extension and a change after it does the same;
+    a guide given another picture since is left as the person chose."""
+    from studio.core.control import CANNY, NONE
+
+    _library(window, tiny_model_dir)
+    box = window.prompt_panel.control_box
+    photo = Image.new("RGB", (64, 64), (40, 40, 40))
+    ImageDraw.Draw(photo).line((20, 0, 20, 63), fill="white", width=3)
+    window.document.set_image(photo, "Test")
+    row = box.add()
+    row.picture.canvas_button.click()
+    qtbot.waitUntil(lambda: row.picture.path != "", timeout=WAIT_MS)
+    canvas_kept, note = row.picture.path, row.picture.note
+    window.actions_.extend_canvas(0, 0, 64, 0, fill=False)
+    qtbot.waitUntil(lambda: row.picture.image is not photo and row.picture.path not in ("", canvas_kept),
+                    timeout=WAIT_MS)
+    extended = row.picture.image
+    assert extended.size == (128, 64) and row.preprocessor() == NONE
+
+    window.actions_.undo.trigger()
+    qtbot.waitUntil(lambda: row.picture.image is photo, timeout=WAIT_MS)
+    assert (row.preprocessor(), row.picture.path, row.picture.note) == (CANNY, canvas_kept, note)
+    window.actions_.redo.trigger()
+    qtbot.waitUntil(lambda: row.picture.image is extended, timeout=WAIT_MS)
+    assert row.preprocessor() == NONE
+
+    window.document.set_image(Image.new("RGB", (128, 64), (200, 10, 10)), "Generated")  # the fill job's result
+    window.history_panel.position_requested.emit(window.document.history_position - 2)
+    qtbot.waitUntil(lambda: row.picture.image is photo, timeout=WAIT_MS)
+    assert row.preprocessor() == CANNY
+
+    other = _drawing(tmp_path / "drawing.png")
+    row.picture.use_file(other)
+    qtbot.waitUntil(lambda: row.picture.path == str(other) and row.picture.state == "ready", timeout=WAIT_MS)
+    drawing = row.picture.image
+    window.actions_.redo.trigger()
+    qtbot.waitUntil(lambda: window.document.size == (128, 64), timeout=WAIT_MS)
+    qtbot.wait(300)  # the views' batched refresh
+    assert row.picture.image is drawing and row.preprocessor() == CANNY
+
+
 def test_load_parameters_brings_the_guides_back_and_a_missing_picture_is_said(qtbot, window, tiny_model_dir,  # noqa: ANN001
                                                                                tmp_path):
     _library(window, tiny_model_dir)
