@@ -18,6 +18,8 @@ INPAINT_FILLS = ("original", "noise", "blurred")
 SIZE_MULTIPLE = 8
 MIN_WORKING_SIDE = 64
 MAX_WORKING_ASPECT = 8.0
+MAX_ASPECT = 2.0  # a masked-area crop wider or taller than this is widened: the model needs context
+MIN_WORK_SIDE = 64
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,33 @@ class InpaintOptions:
     padding: int = 32  # pixels of context around the mask's box, in image pixels
     fill: str = "original"  # what the masked area starts from: original | noise | blurred
     feather: float = 8.0  # blur radius of the mask edge when blending the result back
+
+
+def round_work_side(value: int, multiple: int = 8) -> int:
+    """A side the model can work at: the nearest multiple (halves up), at least MIN_WORK_SIDE."""
+    return max(MIN_WORK_SIDE, (value + multiple // 2) // multiple * multiple)
+
+
+def inpaint_area(mask: np.ndarray, options: InpaintOptions, native: int,
+                 cell: int = 8) -> tuple[Box, tuple[int, int]] | None:
+    """Where an inpainting job works and at what size: (box of the picture, work size); None for an empty mask.
+
+    Masked area only: the mask's box plus padding (widened to at most MAX_ASPECT), scaled to about native x native
+    pixels of area. Whole picture: the picture at its own size, rounded to cells. The engine plans its job here and
+    the window fits a control guide's thumbnail here, so the two cannot disagree."""
+    height, width = mask.shape
+    if not options.masked_only:
+        return None if not mask.any() else ((0, 0, width, height),
+                                             (round_work_side(width, cell), round_work_side(height, cell)))
+    box = working_box(mask, options.padding)
+    if box is None:
+        return None
+    w, h = box[2] - box[0], box[3] - box[1]
+    if w / h > MAX_ASPECT or h / w > MAX_ASPECT:
+        box = working_box(mask, options.padding, aspect=MAX_ASPECT if w > h else 1 / MAX_ASPECT)
+        w, h = box[2] - box[0], box[3] - box[1]
+    work = working_size(w, h, native)
+    return box, (round_work_side(work[0], cell), round_work_side(work[1], cell))
 
 
 def working_box(mask: np.ndarray, padding: int, aspect: float | None = None) -> Box | None:

@@ -16,20 +16,10 @@ from studio.core.images import flatten
 from studio.core.inpaint import (
     InpaintOptions,
     fill_masked,
+    inpaint_area,
     paste_back,
-    working_box,
-    working_size,
 )
 from studio.core.mask import Box, feather
-
-MAX_ASPECT = 2.0  # a masked-area crop wider or taller than this is widened: the model needs context
-MIN_WORK_SIDE = 64
-
-
-def round_work_side(value: int, multiple: int = 8) -> int:
-    """A side the model can work at: the nearest multiple (halves up), at least MIN_WORK_SIDE."""
-    return max(MIN_WORK_SIDE, (value + multiple // 2) // multiple * multiple)
-
 
 def cell_mask(mask: np.ndarray, cell: int) -> np.ndarray:
     """Every latent cell (cell x cell pixels) that any masked pixel touches, fully white; the rest black.
@@ -81,33 +71,18 @@ class InpaintPlan:
 
 def plan_inpaint(image: Image.Image, mask: Image.Image, options: InpaintOptions, native: int,
                  cell: int = 8) -> InpaintPlan:
-    """Decide the working region and size for inpainting ``image`` under ``mask`` (same size, "L").
-
-    Masked area only: the mask's box plus padding (widened to at most MAX_ASPECT), scaled to about
-    native x native pixels of area. Whole picture: the picture at its own size, rounded to cells.
-    """
+    """Decide the working region and size for inpainting ``image`` under ``mask`` (same size, "L"): where and at
+    what size, ``inpaint_area`` says."""
     # The model sees the picture on white; the result goes into the picture as it was, transparency and all.
     original = image if image.mode in ("RGB", "RGBA") else image.convert("RGBA" if "A" in image.getbands() else "RGB")
     if mask.size != original.size:
         raise InvalidRequest(f"The mask is {mask.width}x{mask.height} but the picture is "
                              f"{original.width}x{original.height}; they must be the same size.")
     mask_array = np.asarray(mask.convert("L"), dtype=np.uint8)
-    width, height = original.size
-    if options.masked_only:
-        box = working_box(mask_array, options.padding)
-        if box is None:
-            raise InvalidRequest("The mask is empty; paint the area to regenerate first.")
-        w, h = box[2] - box[0], box[3] - box[1]
-        if w / h > MAX_ASPECT or h / w > MAX_ASPECT:
-            box = working_box(mask_array, options.padding, aspect=MAX_ASPECT if w > h else 1 / MAX_ASPECT)
-        w, h = box[2] - box[0], box[3] - box[1]
-        work = working_size(w, h, native)
-        work = (round_work_side(work[0], cell), round_work_side(work[1], cell))
-    else:
-        if not mask_array.any():
-            raise InvalidRequest("The mask is empty; paint the area to regenerate first.")
-        box = (0, 0, width, height)
-        work = (round_work_side(width, cell), round_work_side(height, cell))
+    area = inpaint_area(mask_array, options, native, cell)
+    if area is None:
+        raise InvalidRequest("The mask is empty; paint the area to regenerate first.")
+    box, work = area
     crop = flatten(original.crop(box))
     work_image = crop if crop.size == work else crop.resize(work, Image.Resampling.LANCZOS)
     mask_crop = Image.fromarray(mask_array).crop(box)

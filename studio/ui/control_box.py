@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from studio.core.control import MAX_GUIDES, ControlGuide, extend_guide, guide_label
 from studio.core.errors import InvalidRequest
+from studio.core.inpaint import InpaintOptions, inpaint_area
+from studio.core.model_kinds import NATIVE_SIDES
 from studio.core.model_library import LibraryItem
 from studio.ui.control_guide_row import GuideRow
 from studio.ui.control_picture import CanvasSource
@@ -25,6 +28,8 @@ from studio.ui.parameter_form import ImageSource
 from studio.ui.tasks import Tasks
 from studio.ui.theme import icon, section_label
 
+Inpainting = tuple[np.ndarray, InpaintOptions]  # an inpainting job's mask (as the canvas has it) and options
+Fitting = tuple[tuple[int, int], tuple[int, int] | None, tuple[int, int, int, int] | None]
 CANVAS = "Canvas picture"  # the image source "From canvas" takes (see PluginActions.image_sources)
 NO_CONTROLNETS = "No ControlNets in the library yet (Settings → Model Library…)"
 ABOUT = "Steer the composition with a picture: its edges, a sketch, a depth map or a pose."
@@ -54,7 +59,8 @@ class ControlBox(QWidget):
         self._controlnets: list[LibraryItem] = []
         self._families: dict[str, str] = {}  # checkpoint path -> family, from the library
         self._model = ""  # the chosen checkpoint
-        self._size: tuple[tuple[int, int], tuple[int, int] | None] = ((512, 512), None)  # set_size's
+        self._job: tuple[int, int, tuple[int, int] | None, Inpainting | None] = (512, 512, None, None)  # set_size's
+        self._fitting: Fitting = ((512, 512), None, None)  # the rows' job size, start size and box
         self._generator = ""  # a plugin generator's title while one is chosen: the guides do not apply
         self.rows: list[GuideRow] = []
         self._extensions: dict[GuideRow, list[_Extension]] = {}  # newest last
@@ -93,15 +99,33 @@ class ControlBox(QWidget):
         """The chosen checkpoint (its path): ControlNets for its family are the ones that can be picked."""
         self._model = model
         self._update_models()
+        self._fit_rows()  # a masked-area job works at the model's native size
 
-    def set_size(self, width: int, height: int, start: tuple[int, int] | None = None) -> None:
+    def set_size(self, width: int, height: int, start: tuple[int, int] | None = None,
+                 inpainting: Inpainting | None = None) -> None:
         """The job's size, and the size of the picture it starts from (None: a new picture): the thumbnails show the
-        control pictures fitted as the job fits them (``ControlGuide.control_picture``)."""
-        if self._size == ((width, height), start):
+        control pictures fitted as the job fits them (``ControlGuide.control_picture``). ``inpainting``: the job
+        inpaints the picture of size ``start`` under this mask, with these options: a masked-area job works on the
+        part of it around the mask (``inpaint_area``), and so the thumbnails show that part."""
+        self._job = (width, height, start, inpainting)
+        self._fit_rows()
+
+    def _fit_rows(self) -> None:
+        width, height, start, inpainting = self._job
+        box = None
+        if inpainting is not None and self.rows:  # the mask's box is looked for only with guides to show
+            mask, options = inpainting
+            # The checkpoint's family gives the model's native side; unknown, SD 1.x's (only the crop's scale
+            # in the thumbnail depends on it, not which part of the picture it shows).
+            area = inpaint_area(mask, options, NATIVE_SIDES.get(self._family(), NATIVE_SIDES["sd1"]))
+            if area is not None:
+                box, (width, height) = area
+        fitting: Fitting = ((width, height), start, box)
+        if fitting == self._fitting:
             return  # the window says it after every stroke on the canvas: nothing to preprocess again
-        self._size = ((width, height), start)
+        self._fitting = fitting
         for row in self.rows:
-            row.picture.job_size, row.picture.start_size = self._size
+            row.picture.job_size, row.picture.start_size, row.picture.area_box = fitting
             row.picture.refresh_preview()
 
     def set_generator(self, title: str | None) -> None:
@@ -118,7 +142,7 @@ class ControlBox(QWidget):
         if len(self.rows) >= MAX_GUIDES:
             return None
         row = GuideRow(self._tasks, self._canvas_source, lambda: self.keep_folder)
-        row.picture.job_size, row.picture.start_size = self._size
+        row.picture.job_size, row.picture.start_size, row.picture.area_box = self._fitting
         row.set_models(self._controlnets, self._family())
         if record is None:
             row.choose_first_model()

@@ -48,6 +48,7 @@ class ControlPicture(QWidget):
         self._loads = self._previews = 0  # the newest picture (and preview) asked for wins over older ones
         self.job_size = (512, 512)
         self.start_size: tuple[int, int] | None = None  # the picture the job starts from (None: a new picture)
+        self.area_box: tuple[int, int, int, int] | None = None  # the part of that picture the job works on (None: all)
         self.preview: Image.Image | None = None  # the thumbnail's picture, as last made
         self.other_problem: str | None = None  # a sentence about the card's other fields, said in the status line
         self.thumb = QLabel()
@@ -215,7 +216,8 @@ class ControlPicture(QWidget):
         made = self._previews
         guide = self._guide()
         try:
-            picture, qimage = await asyncio.to_thread(preview, guide, *self.job_size, self.start_size)
+            picture, qimage = await asyncio.to_thread(preview, guide, *self.job_size, self.start_size,
+                                                     self.area_box)
         except Exception as exc:  # noqa: BLE001 - a preprocessor's failure is said on the card, never raised
             log.warning("A control picture's preview failed", exc_info=exc)
             if made == self._previews:
@@ -236,12 +238,13 @@ class ControlPicture(QWidget):
             event.acceptProposedAction()
 
 
-def preview(guide: ControlGuide, width: int, height: int,
-            start: tuple[int, int] | None = None) -> tuple[Image.Image, QImage]:
+def preview(guide: ControlGuide, width: int, height: int, start: tuple[int, int] | None = None,
+            box: tuple[int, int, int, int] | None = None) -> tuple[Image.Image, QImage]:
     """What the ControlNet will see, as a thumbnail (made in a worker thread: QImage is safe there, QPixmap not):
-    the engine's own fitting, for a job of ``width`` x ``height`` from a picture of the size ``start`` (if any)."""
+    the engine's own fitting, for a job of ``width`` x ``height`` from a picture of the size ``start`` (if any),
+    working on its ``box`` (None: all of it)."""
     # Fitted to the box both ways: a small job's control picture (64x64) is enlarged, so its edges can be judged.
-    seen = guide.control_picture(width, height, start)
+    seen = guide.control_picture(width, height, start, box)
     if guide.preprocessor in (CANNY, INVERT):
         seen = _lines_kept(seen)
     picture = ImageOps.contain(seen, (THUMB, THUMB), Image.Resampling.BILINEAR)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QGridLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
@@ -12,6 +13,8 @@ FILL_LABELS = {"original": "Original", "noise": "Noise", "blurred": "Blurred sur
 
 
 class InpaintOptionsBox(QWidget):
+    area_changed = Signal()  # the area or its padding: where the job works
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
@@ -54,6 +57,8 @@ class InpaintOptionsBox(QWidget):
         layout.addLayout(grid)
         self.area_combo.currentIndexChanged.connect(
             lambda: self.padding_spin.setEnabled(bool(self.area_combo.currentData())))
+        self.area_combo.currentIndexChanged.connect(self.area_changed)
+        self.padding_spin.valueChanged.connect(self.area_changed)
         self.set_options(InpaintOptions())
 
     def options(self) -> InpaintOptions:

@@ -397,7 +397,8 @@ class MainWindow(QMainWindow):
         doc = self.document
         self.prompt_panel.set_canvas_size(doc.size if doc.image is not None else None)
         self.prompt_panel.control_box.follow_canvas(doc.image)  # an outpaint undone: its guides go back too
-        self.prompt_panel.set_mask_active(doc.image is not None and doc.has_mask and self.canvas.mask_visible())
+        self.prompt_panel.set_mask_active(doc.image is not None and doc.has_mask and self.canvas.mask_visible(),
+                                          doc.mask)
         self.history_panel.refresh(doc)
         self._update_document_actions()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QScrollArea, QVBoxLayout, QWidget
@@ -147,6 +148,7 @@ class PromptPanel(QWidget):
         self.use_canvas_check, self.strength_spin = self.img2img.use_canvas_check, self.img2img.strength_spin
 
         self._mask_active = False
+        self._mask: np.ndarray | None = None  # the canvas's mask, set with set_mask_active
         self._canvas_size: tuple[int, int] | None = None  # the canvas picture's (None: no picture)
         self._wire()
         self.load_defaults(GenerationDefaults())
@@ -170,6 +172,7 @@ class PromptPanel(QWidget):
             spin.valueChanged.connect(self._size_changed)
         self.use_canvas_check.toggled.connect(self._update_hires)
         self.use_canvas_check.toggled.connect(self._update_control_size)
+        self.inpaint_box.area_changed.connect(self._update_control_size)
 
     # -- models ------------------------------------------------------------------------------
     def set_models(self, models: list[ModelEntry], selected: str, models_dir: str) -> None:
@@ -217,8 +220,10 @@ class PromptPanel(QWidget):
         """The job the panel will most likely make next (model, size, CFG), or None for none of Studio's own."""
         return prompt_panel_values.likely_request(self)
 
-    def set_mask_active(self, active: bool) -> None:
-        """A visible, non-empty mask turns Generate into inpainting (with its own options)."""
+    def set_mask_active(self, active: bool, mask: np.ndarray | None = None) -> None:
+        """A visible, non-empty mask turns Generate into inpainting (with its own options). ``mask``: the canvas's
+        (edited in place by the brush), for the control guides' thumbnails to show the part a job works on."""
+        self._mask = mask
         became_active = active and not self._mask_active
         self.inpaint_box.setVisible(active and self.selected_generator() is None)
         self._mask_active = active
@@ -242,7 +247,8 @@ class PromptPanel(QWidget):
         picture's size, img2img stretches the canvas picture to the Size boxes, a new picture is cropped to them."""
         canvas = self._canvas_size
         if self._mask_active and canvas is not None:
-            self.control_box.set_size(*canvas, canvas)
+            mask = self._mask if self._mask is not None and self._mask.shape == canvas[::-1] else None
+            self.control_box.set_size(*canvas, canvas, None if mask is None else (mask, self.inpaint_box.options()))
         else:
             start = canvas if self.use_canvas_check.isChecked() else None
             self.control_box.set_size(self.width_spin.value(), self.height_spin.value(), start)

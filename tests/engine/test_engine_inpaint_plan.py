@@ -9,7 +9,8 @@ from PIL import Image
 from studio.core.errors import InvalidRequest
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import bounding_box, feather
-from studio.engine.inpainting import MAX_ASPECT, cell_mask, plan_inpaint
+from studio.core.inpaint import MAX_ASPECT
+from studio.engine.inpainting import cell_mask, plan_inpaint
 
 
 def picture(width: int, height: int) -> Image.Image:

@@ -209,6 +209,44 @@ def test_the_thumbnail_fits_the_guide_as_the_next_job_will(qtbot, panel, tmp_pat
     assert row.picture.preview.tobytes() == as_the_engine_sees(request, canvas.size)
 
 
+def test_a_masked_area_job_shows_the_part_of_the_guide_around_the_mask(qtbot, panel, tmp_path):  # noqa: ANN001
+    """Inpainting the masked area only works on the mask's box plus padding at the model's size: the thumbnail shows
+    that part of the guide, as the engine's own plan cuts it; painting elsewhere, or the whole picture, follows."""
+    from studio.engine.inpainting import plan_inpaint
+
+    canvas = Image.new("RGB", (1024, 512))
+    ImageDraw.Draw(canvas).line((60, 0, 60, 511), fill="white", width=9)
+    canvas.save(tmp_path / "canvas.png")
+    row = panel.control_box.add()
+    row.preprocessor_combo.setCurrentIndex(row.preprocessor_combo.findData("none"))
+    row.picture.use_file(tmp_path / "canvas.png")
+    _ready(qtbot, row)
+    panel.set_canvas_size(canvas.size)
+    mask = np.zeros((512, 1024), np.uint8)
+    mask[200:300, 700:900] = 255  # far from the line
+    panel.set_mask_active(True, mask)
+
+    def as_the_engine_sees() -> bytes:
+        request = panel.build_request(canvas, Image.fromarray(mask))
+        plan = plan_inpaint(canvas, request.mask, request.inpaint, 512)
+        seen = control_pictures(request.controls, plan.work_size, (canvas.size, plan.box))[0]
+        return ImageOps.contain(seen, (control_picture.THUMB,) * 2, Image.Resampling.BILINEAR).tobytes()
+
+    def shown(expected: bytes) -> bool:
+        return row.picture.preview is not None and row.picture.preview.tobytes() == expected
+
+    qtbot.waitUntil(lambda: shown(as_the_engine_sees()), timeout=WAIT_MS)
+    assert row.picture.preview.size == (96, 59) and np.asarray(row.picture.preview.convert("L")).max() == 0
+    mask[:] = 0
+    mask[100:400, 40:120] = 255  # a stroke over the line: the brush edits the canvas's mask in place
+    panel.set_mask_active(True, mask)
+    qtbot.waitUntil(lambda: shown(as_the_engine_sees()), timeout=WAIT_MS)
+    assert np.asarray(row.picture.preview.convert("L")).max() > 128
+    panel.inpaint_box.area_combo.setCurrentIndex(1)  # the whole picture: all of the guide
+    qtbot.waitUntil(lambda: row.picture.preview.size == (96, 48), timeout=WAIT_MS)
+    assert shown(as_the_engine_sees())
+
+
 def test_a_picture_file_is_read_off_the_ui_thread_and_generate_waits_for_it(qtbot, panel, picture,  # noqa: ANN001
                                                                            monkeypatch):
     release, threads = threading.Event(), []

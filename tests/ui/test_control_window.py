@@ -64,8 +64,9 @@ def test_the_library_feeds_the_section_and_canvas_takes_the_canvas_picture(qtbot
 
 def test_the_thumbnail_follows_the_canvas_picture_an_inpainting_job_works_on(qtbot, window, tiny_model_dir):  # noqa: ANN001
     """A guide taken from a 256x128 canvas picture with a line near its left edge, the Size boxes at 128x128: a new
-    picture crops it to the middle (no line in the thumbnail); once a mask makes Generate inpaint, the job has the
-    canvas picture's size and the thumbnail shows all of it."""
+    picture crops it to the middle (no line in the thumbnail); once a mask makes Generate inpaint the whole picture,
+    the job has the canvas picture's size and the thumbnail shows all of it; inpainting the masked area only, the
+    part around the mask (the mask painted in the window reaches the thumbnail)."""
     _library(window, tiny_model_dir)
     panel = window.prompt_panel
     panel.width_spin.setValue(128)
@@ -78,11 +79,15 @@ def test_the_thumbnail_follows_the_canvas_picture_an_inpainting_job_works_on(qtb
     row.picture.canvas_button.click()
     qtbot.waitUntil(lambda: row.picture.preview is not None, timeout=WAIT_MS)
     assert row.picture.preview.size == (96, 96) and row.picture.preview.getextrema()[0][1] == 0
+    panel.inpaint_box.area_combo.setCurrentIndex(1)  # the whole picture
     mask = np.zeros((128, 256), np.uint8)
     mask[:, 200:] = 255
     window.document.set_mask("Mask", mask)
     qtbot.waitUntil(lambda: row.picture.preview.size == (96, 48), timeout=WAIT_MS)
     assert np.asarray(row.picture.preview.convert("L"))[:, :8].max() > 128
+    panel.inpaint_box.area_combo.setCurrentIndex(0)  # the masked area: 168-256 with its 32 px of padding
+    qtbot.waitUntil(lambda: row.picture.preview.size[0] < 96, timeout=WAIT_MS)
+    assert row.picture.area_box == (168, 0, 256, 128) and row.picture.preview.getextrema()[0][1] == 0
 
 
 def test_the_outpaint_frame_extends_the_guides_made_for_the_picture_and_the_fill_job_takes_them(  # noqa: ANN001
@@ -115,7 +120,9 @@ def test_the_outpaint_frame_extends_the_guides_made_for_the_picture_and_the_fill
     assert untouched.image is drawing and other.preprocessor() == CANNY
     qtbot.waitUntil(lambda: row.picture.path not in ("", canvas_kept), timeout=WAIT_MS)
     assert row.picture.path.startswith(str(window.data_dir / CONTROL_PICTURES))
-    qtbot.waitUntil(lambda: row.picture.preview is not None and row.picture.preview.size == (96, 48), timeout=WAIT_MS)
+    # The fill job works on the new area and its padding (the masked area): the thumbnail shows that part.
+    qtbot.waitUntil(lambda: row.picture.preview is not None and row.picture.area_box is not None, timeout=WAIT_MS)
+    assert 0 < row.picture.area_box[0] < 64 and row.picture.area_box[2:] == (128, 64)
 
 
 def test_undoing_an_outpaint_brings_its_guides_back_and_redoing_it_extends_them_again(  # noqa: ANN001
