@@ -141,7 +141,8 @@ def _show(args: argparse.Namespace) -> int:
              f"  Settings:    Steps {entry.steps}, Sampler {_safe(entry.sampler)}, CFG scale {entry.cfg_scale:g}, "
              f"Seed {entry.seed}, Size {entry.width}x{entry.height}"
              + (f", Strength {entry.strength:g}" if entry.strength is not None else ""),
-             f"  Generator:   {_plugin_prefix(entry)}{_safe(entry.generator)} {_safe(entry.generator_version)}".rstrip(),
+             f"  Generator:   {_plugin_prefix(entry)}{_safe(entry.generator)} "
+             f"{_safe(entry.generator_version)}".rstrip(),
              f"  Post-processing: {', '.join(_step(p) for p in entry.postprocess) or 'none'}"]
     if (hires := HiresFix.from_record(entry.params.get("hires"))) is not None:
         lines.append(f"  Hires fix:   {_safe(hires_summary(hires, entry.width, entry.height))}")
