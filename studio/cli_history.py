@@ -171,7 +171,8 @@ def _rerun(args: argparse.Namespace) -> int:
     from studio.core.paths import studio_paths
     from studio.core.requests import prepare_request
     from studio.core.settings import load_settings
-    from studio.services.history_reuse import model_change_warning, request_for_entry
+    from studio.services.changed_files import changed_file_warnings
+    from studio.services.history_reuse import request_for_entry
     from studio.services.outputs import OutputStore
 
     check_output(args.output)
@@ -180,12 +181,11 @@ def _rerun(args: argparse.Namespace) -> int:
     paths = studio_paths()
     settings = load_settings(paths)
     prepared = prepare_request(request_for_entry(entry, settings))
-    warning = model_change_warning(entry, paths.cache_dir / "model-hashes.json")
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
+    env = GeneratorEnvironment.from_settings(settings, paths, args.device)
+    for warning in changed_file_warnings(entry, env.models_root, paths.cache_dir / "model-hashes.json"):
+        print(f"warning: {_safe(warning)}", file=sys.stderr)  # it names recorded files: data, shown escaped
     for note in prepared.notes:
         print(f"note: {note}", file=sys.stderr)
-    env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     try:
         return asyncio.run(_generate(prepared.request, env, [args.output],
                                      output_store=OutputStore(settings.outputs_dir), history=store,
