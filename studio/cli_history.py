@@ -141,7 +141,8 @@ def _show(args: argparse.Namespace) -> int:
              f"  Settings:    Steps {entry.steps}, Sampler {_safe(entry.sampler)}, CFG scale {entry.cfg_scale:g}, "
              f"Seed {entry.seed}, Size {entry.width}x{entry.height}"
              + (f", Strength {entry.strength:g}" if entry.strength is not None else ""),
-             f"  Generator:   {_plugin_prefix(entry)}{_safe(entry.generator)} {_safe(entry.generator_version)}".rstrip(),
+             f"  Generator:   {_plugin_prefix(entry)}{_safe(entry.generator)} "
+             f"{_safe(entry.generator_version)}".rstrip(),
              f"  Post-processing: {', '.join(_step(p) for p in entry.postprocess) or 'none'}"]
     if (hires := HiresFix.from_record(entry.params.get("hires"))) is not None:
         lines.append(f"  Hires fix:   {_safe(hires_summary(hires, entry.width, entry.height))}")
@@ -170,7 +171,8 @@ def _rerun(args: argparse.Namespace) -> int:
     from studio.core.paths import studio_paths
     from studio.core.requests import prepare_request
     from studio.core.settings import load_settings
-    from studio.services.history_reuse import model_change_warning, request_for_entry
+    from studio.services.changed_files import changed_file_warnings
+    from studio.services.history_reuse import request_for_entry
     from studio.services.outputs import OutputStore
 
     check_output(args.output)
@@ -179,12 +181,11 @@ def _rerun(args: argparse.Namespace) -> int:
     paths = studio_paths()
     settings = load_settings(paths)
     prepared = prepare_request(request_for_entry(entry, settings))
-    warning = model_change_warning(entry, paths.cache_dir / "model-hashes.json")
-    if warning:
-        print(f"warning: {warning}", file=sys.stderr)
+    env = GeneratorEnvironment.from_settings(settings, paths, args.device)
+    for warning in changed_file_warnings(entry, env.models_root, paths.cache_dir / "model-hashes.json"):
+        print(f"warning: {_safe(warning)}", file=sys.stderr)  # it names recorded files: data, shown escaped
     for note in prepared.notes:
         print(f"note: {note}", file=sys.stderr)
-    env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     try:
         return asyncio.run(_generate(prepared.request, env, [args.output],
                                      output_store=OutputStore(settings.outputs_dir), history=store,

@@ -186,6 +186,48 @@ def test_rerun_runs_the_way_the_person_s_settings_say(studio_home, tiny_model_di
     assert [(r.memory, r.speed, r.seed) for r in ran] == [("low", "eager", 5)]
 
 
+def test_rerun_warns_of_each_lora_vae_and_controlnet_that_changed_or_is_gone(studio_home, tiny_model_dir, tmp_path,
+                                                                              monkeypatch, capsys):
+    from dataclasses import replace
+
+    from recorded_files import CONTROLNET_BYTES, made_with_files, weights_file
+
+    import studio.cli_generate
+    from studio.cli import main
+    from studio.core.hashing import controlnet_hash, lora_hash, model_hash
+    from studio.core.paths import studio_paths
+    from studio.core.settings import load_settings
+    from studio.services.history_store import HistoryStore
+
+    models = load_settings().models_dir
+    entry = made_with_files(models, tmp_path / "out")
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    entry_id = store.add(replace(entry, model_path=str(tiny_model_dir)))
+    store.close()
+    then = {"ink": lora_hash(models / "loras" / "ink.safetensors"), "soft": model_hash(models / "vae" /
+            "soft.safetensors"), "canny": controlnet_hash(models / "controlnet" / "canny.safetensors")}
+    ink = lora_hash(weights_file(models / "loras" / "ink.safetensors", 9))
+    canny = controlnet_hash(weights_file(models / "controlnet" / "canny.safetensors", 9, CONTROLNET_BYTES))
+    (models / "vae" / "soft.safetensors").unlink()
+    ran: list = []
+
+    async def generate(request, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        ran.append(request)
+        return 0
+
+    monkeypatch.setattr(studio.cli_generate, "_generate", generate)
+    assert main(["history", "rerun", str(entry_id), "-o", str(tmp_path / "again.png")]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        (f"warning: The LoRA 'ink' is not the file this picture was made with (hash {then['ink']}, now {ink}): the "
+         "result will differ."),
+        (f"warning: The VAE 'soft' this picture was made with (hash {then['soft']}) is missing, so it cannot be made "
+         "the same way again."),
+        (f"warning: The ControlNet 'canny' is not the file this picture was made with (hash {then['canny']}, now "
+         f"{canny}): the result will differ.")]
+    assert len(ran) == 1  # a warning, not a refusal: the person may want the new files' picture
+
+
 def test_search_escapes_model_names(studio_home, capsys):
     from studio.cli import main
     from studio.core.paths import studio_paths

@@ -1,4 +1,5 @@
-"""Using a history entry again: the exact request that remakes it, and whether its model file changed."""
+"""Using a history entry again: the exact request that remakes it, and what it was made with (whether those files
+changed: ``changed_files``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from PIL import Image
 
 from studio.core.control import ControlGuide, control_records, resolved_controls
 from studio.core.errors import InvalidRequest, StudioError
-from studio.core.hashing import model_hash
 from studio.core.hires import HiresFix
 from studio.core.images import open_image, read_recipe
 from studio.core.inpaint import InpaintOptions
@@ -93,8 +93,8 @@ def recorded_choices(entry: HistoryEntry, outputs: Path) -> RecordedChoices:
     guides by paths in the outputs folder); and the kept control pictures that are gone. Reads files: run it in a
     worker thread."""
     params = entry.params
-    recipe = _picture_recipe(entry) if not _lists_loras(params) or "controls" not in params else None
-    loras, vae = _loras_and_vae(params, recipe)
+    recipe = picture_recipe(entry) if not _lists_loras(params) or "controls" not in params else None
+    loras, vae = chosen_loras_and_vae(params, recipe)
     if "controls" in params:
         controls = control_records(params["controls"])
     else:
@@ -110,14 +110,15 @@ def missing_pictures(records: tuple[dict[str, Any], ...]) -> list[str]:
 def loras_and_vae(entry: HistoryEntry) -> tuple[tuple[LoraChoice, ...], str]:
     """The LoRAs (name, weight) and VAE an entry was made with: from its params where the job recorded them
     (names or paths as chosen), else from its image's recipe (names in the models folder)."""
-    return _loras_and_vae(entry.params, None if _lists_loras(entry.params) else _picture_recipe(entry))
+    return chosen_loras_and_vae(entry.params, None if _lists_loras(entry.params) else picture_recipe(entry))
 
 
 def _lists_loras(params: dict) -> bool:
     return "loras" in params or "vae" in params
 
 
-def _loras_and_vae(params: dict, recipe: Recipe | None) -> tuple[tuple[LoraChoice, ...], str]:
+def chosen_loras_and_vae(params: dict, recipe: Recipe | None) -> tuple[tuple[LoraChoice, ...], str]:
+    """The LoRAs and VAE a rerun asks for: the params' where the job recorded them, else the recipe's."""
     if _lists_loras(params):
         loras = tuple(LoraChoice(item["name"], float(item.get("weight", 1.0))) for item in params.get("loras") or ()
                       if isinstance(item, dict) and isinstance(item.get("name"), str)
@@ -129,7 +130,7 @@ def _loras_and_vae(params: dict, recipe: Recipe | None) -> tuple[tuple[LoraChoic
     return (), ""
 
 
-def _picture_recipe(entry: HistoryEntry) -> Recipe | None:
+def picture_recipe(entry: HistoryEntry) -> Recipe | None:
     """The recipe of the entry's picture, or None where it has none or is gone."""
     if not entry.image_path or not Path(entry.image_path).is_file():
         return None
@@ -158,18 +159,3 @@ def _source(path: str | None, what: str, label: str) -> Image.Image | None:
         raise InvalidRequest(f"The {what} {path} of {label} no longer exists.")
     return open_image(path)
 
-
-def model_change_warning(entry: HistoryEntry, hash_cache: Path | None = None) -> str | None:
-    """A sentence when the entry's model file no longer has the recorded hash, else None.
-
-    Hashes the model's weights (cached by size and modification time): seconds for a model not
-    hashed before, so call it off the UI thread.
-    """
-    path = Path(entry.model_path) if entry.model_path else None
-    if not entry.model_hash or path is None or not path.exists():
-        return None
-    current = model_hash(path, hash_cache)
-    if current == entry.model_hash:
-        return None
-    return (f"The model file changed since history entry {entry.id} was made (hash {entry.model_hash} then, "
-            f"{current} now); the picture may come out different.")

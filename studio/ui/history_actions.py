@@ -12,14 +12,15 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
 from studio.core.control import resolved_controls
-from studio.core.errors import StudioError
+from studio.core.errors import StudioError, first_line
 from studio.core.hires import HiresFix
 from studio.core.image_info import ImageInfo, inspect_image, recipe_fields
 from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
 from studio.core.settings import GenerationPreset, PromptStyle
-from studio.services.history_reuse import missing_pictures, model_change_warning, recorded_choices, request_for_entry
+from studio.services.changed_files import changed_file_warnings
+from studio.services.history_reuse import missing_pictures, recorded_choices, request_for_entry
 from studio.services.history_store import HistoryEntry
 from studio.ui.modal import modal
 
@@ -69,6 +70,8 @@ class HistoryActions(QObject):
         known = set(InpaintOptions.__dataclass_fields__)
         options = InpaintOptions(**{k: v for k, v in inpaint.items() if k in known}) \
             if isinstance(inpaint, dict) else None
+        # Meanwhile, whether its files are still those it was made with (hashing may take seconds).
+        checking = asyncio.ensure_future(self._changed_files(entry))
         loras, vae, controls, missing = await asyncio.to_thread(  # may read the picture's recipe
             recorded_choices, entry, self.window.settings.outputs_dir)
         notes = self.panel.fill(
@@ -102,19 +105,18 @@ class HistoryActions(QObject):
                 shown_mask.setChecked(False)
                 notes.append("It was made from the prompt alone, so the canvas is not its input now (M shows the "
                              "mask again).")
+        notes += await checking
         self.window.status.set_message(" ".join(["Loaded the parameters of that picture.", *notes]))
 
     async def run_again(self, entry: HistoryEntry) -> None:
         try:
             request = await asyncio.to_thread(request_for_entry, entry, self.window.settings)
-            warning = await asyncio.to_thread(model_change_warning, entry,
-                                              self.window.cache_dir / "model-hashes.json")
         except StudioError as exc:
             self.window.status.set_message(str(exc), error=True)
             return
-        if warning:
+        if warnings := await self._changed_files(entry):
             answer = await modal(lambda: QMessageBox.question(
-                self.window, "Run again", f"{warning} Run it anyway?",
+                self.window, "Run again", " ".join([*warnings, "Run it anyway?"]),
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes))
             if answer != QMessageBox.StandardButton.Yes:
                 return
@@ -122,6 +124,15 @@ class HistoryActions(QObject):
             self.window.service.submit(request)
         except StudioError as exc:
             self.window.status.set_message(str(exc), error=True)
+
+    async def _changed_files(self, entry: HistoryEntry) -> list[str]:
+        """A sentence for each file the entry was made with that is missing or another file now (its checkpoint,
+        LoRAs, VAE, ControlNets), hashed in a worker thread."""
+        try:
+            return await asyncio.to_thread(changed_file_warnings, entry, self.window.settings.models_dir,
+                                           self.window.cache_dir / "model-hashes.json")
+        except (OSError, StudioError) as exc:  # an unreadable model: the run or the load says what is wrong
+            return [f"Studio could not check its files: {first_line(exc)}."]
 
     async def use_as_input(self, entry: HistoryEntry) -> None:
         if entry.image_path:

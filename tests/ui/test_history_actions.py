@@ -1,11 +1,19 @@
-"""Load parameters puts a picture's source back on the canvas: never under a brush stroke still being painted."""
+"""Load parameters puts a picture's source back on the canvas: never under a brush stroke still being painted; it
+and Run again say which LoRA, VAE or ControlNet is another file now."""
 
 from __future__ import annotations
+
+import threading
+from dataclasses import replace
 
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPointF, Qt
+from PySide6.QtWidgets import QMessageBox
+from recorded_files import made_with_files, weights_file
 
+import studio.core.hashing
+from studio.core.hashing import lora_hash
 from studio.services.history_store import HistoryEntry
 from studio.ui.canvas_tools import BRUSH
 
@@ -43,3 +51,34 @@ def test_a_source_restored_during_a_stroke_waits_for_the_brush(qtbot, window, tm
     assert doc.mask[200, 200] and doc.mask[200, 210] and doc.mask[210, 220]  # all the stroke, on its picture
     assert doc.undo() and not doc.mask.any()
     assert doc.redo() and doc.redo() and doc.size == (128, 96) and doc.history_position == 3
+
+
+def test_run_again_and_load_parameters_name_a_lora_that_is_another_file_now(qtbot, window, tmp_path,  # noqa: ANN001
+                                                                           tiny_model_dir, monkeypatch):
+    models = window.settings.models_dir
+    entry = replace(made_with_files(models, tmp_path / "out", vae=False, controlnet=False),
+                    model_path=str(tiny_model_dir))
+    then = lora_hash(models / "loras" / "ink.safetensors")
+    now = lora_hash(weights_file(models / "loras" / "ink.safetensors", 9))
+    sentence = (f"The LoRA 'ink' is not the file this picture was made with (hash {then}, now {now}): the result "
+                "will differ.")
+    hashed_on: list[str] = []
+    tensor_sha256 = studio.core.hashing.tensor_sha256
+    monkeypatch.setattr(studio.core.hashing, "tensor_sha256",
+                        lambda path: hashed_on.append(threading.current_thread().name) or tensor_sha256(path))
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda parent, title, text, *a: asked.append(text) or QMessageBox.StandardButton.No)
+    submitted: list = []
+    monkeypatch.setattr(window.service, "submit", submitted.append)
+    window.gallery.run_again_requested.emit(entry)
+    qtbot.waitUntil(lambda: bool(asked), timeout=10_000)
+    assert asked == [f"{sentence} Run it anyway?"]  # where and as the checkpoint's warning is asked
+    qtbot.wait(100)
+    assert submitted == []  # the person said no
+    assert hashed_on and threading.main_thread().name not in hashed_on  # a worker hashed it, not the window
+
+    window.gallery.load_parameters_requested.emit(entry)
+    qtbot.waitUntil(lambda: window.status.message_label.text().startswith("Loaded the parameters"), timeout=10_000)
+    assert sentence in window.status.message_label.text()
+    assert [c.name for c in window.prompt_panel.lora_box.choices()] == ["ink"]  # the fields are filled all the same

@@ -1,0 +1,144 @@
+"""Whether the files a history entry was made with are still those files: its checkpoint, and the LoRAs, VAE
+and ControlNets recorded with their hashes. Another file under the same name makes another picture, so "Run
+again", "Load parameters" and ``studio history rerun`` say so, one sentence a file.
+
+The hashes are the ones the engine records: LoRAs and the VAE in the picture's recipe (``Lora hashes``, ``VAE
+hash``), guides in the entry's params (else the recipe), each ControlNet by sd-webui-controlnet's 8-digit hash.
+A file named without a hash (an entry from before hashes were recorded) is not checked.
+
+Hashing reads whole files (seconds for a big one; the hash cache the model library and the engine share makes
+it instant once a file of that size and modification time was hashed): run it off the window's thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+from studio.core.control import control_records
+from studio.core.errors import StudioError, first_line
+from studio.core.hashing import controlnet_hash, lora_hash, model_hash
+from studio.core.metadata import Recipe
+from studio.core.model_library import KIND_FOLDERS
+from studio.core.models import SAFE_SUFFIX, find_weights, find_weights_or_folder
+from studio.services.history_reuse import chosen_loras_and_vae, picture_recipe
+from studio.services.history_store import HistoryEntry
+
+DIFFUSERS_CONFIG = "config.json"  # what makes a folder a diffusers VAE or ControlNet
+AUTO_V2_LENGTH = 10  # Studio recorded a LoRA's AutoV2 hash (of the whole file) before it recorded AutoV3's
+
+
+class RecordedFile(NamedTuple):
+    """A file an entry was made with, as recorded."""
+    kind: str  # "LoRA" | "VAE" | "ControlNet": its kind, as the sentences name it
+    name: str  # as the sentences name it
+    chosen: str  # the name (or path) a rerun looks it up by
+    digest: str  # its hash when the picture was made
+
+
+def changed_file_warnings(entry: HistoryEntry, models_root: Path, hash_cache: Path | None = None) -> list[str]:
+    """One sentence for the entry's checkpoint if it changed, and one for each recorded LoRA, VAE and ControlNet
+    that is missing or is another file now; empty when all are the same or none has a recorded hash. Reads and
+    hashes files: call it in a worker thread."""
+    warnings = [warning] if (warning := model_change_warning(entry, hash_cache)) else []
+    for recorded in recorded_files(entry):
+        if warning := file_change_warning(recorded, models_root, hash_cache):
+            warnings.append(warning)
+    return warnings
+
+
+def model_change_warning(entry: HistoryEntry, hash_cache: Path | None = None) -> str | None:
+    """A sentence when the entry's model file no longer has the recorded hash, else None.
+
+    Hashes the model's weights (cached by size and modification time): seconds for a model not
+    hashed before, so call it off the UI thread.
+    """
+    path = Path(entry.model_path) if entry.model_path else None
+    if not entry.model_hash or path is None or not path.exists():
+        return None
+    current = model_hash(path, hash_cache)
+    if current == entry.model_hash:
+        return None
+    return (f"The model file changed since history entry {entry.id} was made (hash {entry.model_hash} then, "
+            f"{current} now); the picture may come out different.")
+
+
+def recorded_files(entry: HistoryEntry) -> list[RecordedFile]:
+    """The LoRAs, VAE and ControlNets the entry records a hash for, each looked up by the name a rerun uses:
+    its params' (as chosen: a name or a path) where the job recorded them, else its picture's recipe's."""
+    params = entry.params
+    recipe = picture_recipe(entry) if entry.generator in ("", "diffusers") else None
+    files: list[RecordedFile] = []
+    if recipe is not None:
+        files += _lora_and_vae_files(params, recipe)
+    records = control_records(params["controls"]) if "controls" in params else \
+        recipe.controls if recipe is not None else ()
+    for record in records:
+        model, digest = record.get("model"), record.get("hash")
+        if isinstance(model, str) and model and isinstance(digest, str) and digest:
+            files.append(RecordedFile("ControlNet", _shown_name(model), model, digest))
+    unique = {(f.kind, f.chosen): f for f in reversed(files)}  # two guides with one ControlNet: one sentence
+    return [f for f in files if unique[(f.kind, f.chosen)] is f]
+
+
+def file_change_warning(recorded: RecordedFile, models_root: Path, hash_cache: Path | None = None) -> str | None:
+    """A sentence when the file is missing or is not the one recorded (by its hash), else None."""
+    what = f"The {recorded.kind} {recorded.name!r}"
+    path = _find(recorded, models_root)
+    try:
+        current = _current_hash(recorded, path, hash_cache) if path is not None else ""
+    except (OSError, StudioError) as exc:
+        return f"{what} this picture was made with cannot be read now ({first_line(exc)}): the result will differ."
+    if not current:  # no file, or a ControlNet folder without weights: nothing of it to run with
+        return (f"{what} this picture was made with (hash {recorded.digest}) is missing, so it cannot be made the "
+                "same way again.")
+    if _same_hash(recorded.digest, current):
+        return None
+    return (f"{what} is not the file this picture was made with (hash {recorded.digest}, now {current}): the result "
+            "will differ.")
+
+
+def _lora_and_vae_files(params: dict, recipe: Recipe) -> list[RecordedFile]:
+    """The recipe's LoRAs and VAE with hashes, paired with the names a rerun looks up: the params' in order
+    (the engine records the LoRAs in the order they were chosen), or the recipe's own where the params have none."""
+    loras, vae = chosen_loras_and_vae(params, recipe)
+    files: list[RecordedFile] = []
+    if len(loras) == len(recipe.loras):  # else the picture does not record this job's LoRAs: nothing to pair
+        files += [RecordedFile("LoRA", record.name, choice.name, record.hash)
+                  for choice, record in zip(loras, recipe.loras, strict=True) if record.hash]
+    if recipe.vae_hash and vae:
+        files.append(RecordedFile("VAE", recipe.vae_name or _shown_name(vae), vae, recipe.vae_hash))
+    return files
+
+
+def _find(recorded: RecordedFile, models_root: Path) -> Path | None:
+    """The file a rerun loads for it, by the engine's rules (``find_lora``, ``find_vae``, ``find_controlnet``);
+    None when there is none, or only a pickle Studio would refuse."""
+    folder = models_root / KIND_FOLDERS[recorded.kind.lower()]
+    try:
+        if recorded.kind == "LoRA":
+            return find_weights(folder, recorded.chosen)
+        return find_weights_or_folder(folder, recorded.chosen, DIFFUSERS_CONFIG)[0]
+    except StudioError:  # a pickle under that name: not the file it was made with either
+        return None
+
+
+def _current_hash(recorded: RecordedFile, path: Path, hash_cache: Path | None) -> str:
+    """The file's hash in the recorded hash's kind."""
+    if recorded.kind == "ControlNet":
+        return controlnet_hash(path)  # reads 64 KiB: nothing to cache
+    if recorded.kind == "LoRA" and len(recorded.digest) != AUTO_V2_LENGTH:
+        return lora_hash(path, hash_cache)
+    return model_hash(path, hash_cache)
+
+
+def _same_hash(recorded: str, current: str) -> bool:
+    # Hashes are hex: any case. A hash written longer or shorter than Studio's is compared as far as both go.
+    length = min(len(recorded), len(current))
+    return recorded[:length].lower() == current[:length].lower()
+
+
+def _shown_name(chosen: str) -> str:
+    """A name chosen as a path is shown by its file's name, as the recipe records it."""
+    path = Path(chosen)
+    return path.name.removesuffix(SAFE_SUFFIX) if path.is_absolute() else chosen

@@ -1,0 +1,123 @@
+"""Run again and Load parameters name each LoRA, VAE and ControlNet that is missing or another file now, by the
+hashes the entry's picture (or its guides' records) kept; the checkpoint's own warning stays as it was."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from PIL import Image
+from recorded_files import CONTROLNET_BYTES, made_with_files, weights_file
+
+import studio.core.hashing
+from studio.core.hashing import controlnet_hash, lora_hash, model_hash
+from studio.core.images import read_recipe, save_image
+from studio.services.changed_files import changed_file_warnings
+from studio.services.history_store import HistoryEntry
+
+
+@pytest.fixture
+def models(tmp_path):
+    return tmp_path / "models"
+
+
+def test_the_same_files_say_nothing(models, tmp_path):
+    entry = made_with_files(models, tmp_path / "out")
+    assert changed_file_warnings(entry, models, tmp_path / "hashes.json") == []
+
+
+def test_a_lora_with_other_content_under_its_name_is_named_with_both_hashes(models, tmp_path):
+    entry = made_with_files(models, tmp_path / "out")
+    then = lora_hash(models / "loras" / "ink.safetensors")
+    now = lora_hash(weights_file(models / "loras" / "ink.safetensors", 9))
+    assert changed_file_warnings(entry, models, tmp_path / "hashes.json") == [
+        f"The LoRA 'ink' is not the file this picture was made with (hash {then}, now {now}): the result will differ."]
+
+
+def test_a_vae_with_other_content_under_its_name_is_named(models, tmp_path):
+    entry = made_with_files(models, tmp_path / "out")
+    then = model_hash(models / "vae" / "soft.safetensors")
+    now = model_hash(weights_file(models / "vae" / "soft.safetensors", 9))
+    assert changed_file_warnings(entry, models, tmp_path / "hashes.json") == [
+        f"The VAE 'soft' is not the file this picture was made with (hash {then}, now {now}): the result will differ."]
+
+
+def test_a_controlnet_with_other_content_under_its_name_is_named(models, tmp_path):
+    entry = made_with_files(models, tmp_path / "out")
+    then = controlnet_hash(models / "controlnet" / "canny.safetensors")
+    now = controlnet_hash(weights_file(models / "controlnet" / "canny.safetensors", 9, CONTROLNET_BYTES))
+    assert changed_file_warnings(entry, models, tmp_path / "hashes.json") == [(
+        f"The ControlNet 'canny' is not the file this picture was made with (hash {then}, now {now}): the result "
+        "will differ.")]
+
+
+def test_each_missing_file_is_named_in_a_sentence_of_its_own(models, tmp_path):
+    entry = made_with_files(models, tmp_path / "out")
+    digests = {"LoRA": lora_hash(models / "loras" / "ink.safetensors"),
+               "VAE": model_hash(models / "vae" / "soft.safetensors"),
+               "ControlNet": controlnet_hash(models / "controlnet" / "canny.safetensors")}
+    for path in models.rglob("*.safetensors"):
+        path.unlink()
+    assert changed_file_warnings(entry, models) == [
+        f"The {kind} {name!r} this picture was made with (hash {digests[kind]}) is missing, so it cannot be made the "
+        "same way again." for kind, name in (("LoRA", "ink"), ("VAE", "soft"), ("ControlNet", "canny"))]
+
+
+def test_the_checkpoint_warning_comes_first_and_is_as_before(models, tmp_path, tiny_model_dir):
+    entry = replace(made_with_files(models, tmp_path / "out", vae=False, controlnet=False),
+                    id=4, model_path=str(tiny_model_dir), model_hash="0000000000")
+    weights_file(models / "loras" / "ink.safetensors", 9)
+    first, lora = changed_file_warnings(entry, models)
+    assert first.startswith("The model file changed since history entry 4 was made (hash 0000000000 then, ")
+    assert lora.startswith("The LoRA 'ink' is not the file")
+
+
+def test_entries_recorded_without_hashes_say_nothing(models, tmp_path):
+    bare = HistoryEntry(prompt="a fox", params={"loras": [{"name": "ink", "weight": 1.0}], "vae": "soft",
+                                                "controls": [{"model": "canny", "hash": ""}]})
+    assert changed_file_warnings(bare, models) == []  # no picture, so no recipe: nothing to compare, even missing
+    entry = made_with_files(models, tmp_path / "out", controlnet=False)
+    weights_file(models / "loras" / "ink.safetensors", 9)
+    gone = replace(entry, image_path=str(tmp_path / "deleted.png"))  # its picture (with the hashes) deleted
+    assert changed_file_warnings(gone, models) == []
+
+
+def test_a_lora_chosen_by_its_path_is_looked_up_there(models, tmp_path):
+    entry = made_with_files(models, tmp_path / "out", vae=False, controlnet=False)
+    mine = (models / "loras" / "ink.safetensors").rename(tmp_path / "ink.safetensors")
+    entry = replace(entry, params={"loras": [{"name": str(mine), "weight": 0.7}]})
+    assert changed_file_warnings(entry, models) == []
+    weights_file(mine, 9)
+    assert changed_file_warnings(entry, models)[0].startswith("The LoRA 'ink' is not the file")
+
+
+def test_an_old_ten_digit_lora_hash_is_compared_as_the_whole_file_s(models, tmp_path):
+    # Studio first recorded a LoRA's AutoV2 hash (of the whole file), as it does a checkpoint's.
+    entry = made_with_files(models, tmp_path / "out", vae=False, controlnet=False)
+    picture = tmp_path / "out" / "fox.png"
+    recipe = read_recipe(picture)
+    old = (replace(recipe.loras[0], hash=model_hash(models / "loras" / "ink.safetensors")),)
+    save_image(Image.new("RGB", (8, 8)), picture, replace(recipe, loras=old))
+    assert changed_file_warnings(entry, models) == []
+    weights_file(models / "loras" / "ink.safetensors", 9)
+    assert "is not the file this picture was made with" in changed_file_warnings(entry, models)[0]
+
+
+def test_hashes_come_from_the_shared_cache_once_a_file_was_hashed(models, tmp_path, monkeypatch):
+    # A big LoRA or VAE is hashed once (by the library, the engine or a first rerun), not on every rerun.
+    entry = made_with_files(models, tmp_path / "out", controlnet=False)
+    cache = tmp_path / "hashes.json"
+    assert changed_file_warnings(entry, models, cache) == []
+    hashed: list = []
+    for name in ("file_sha256", "tensor_sha256"):
+        monkeypatch.setattr(studio.core.hashing, name, lambda path, *a, name=name: hashed.append(path) or "x" * 64)
+    assert changed_file_warnings(entry, models, cache) == []
+    assert hashed == []
+
+
+def test_a_lora_that_cannot_be_read_now_is_said_so(models, tmp_path):
+    entry = made_with_files(models, tmp_path / "out", vae=False, controlnet=False)
+    (models / "loras" / "ink.safetensors").write_bytes(b"not weights any more")
+    [warning] = changed_file_warnings(entry, models)
+    assert warning.startswith("The LoRA 'ink' this picture was made with cannot be read now (")
+    assert warning.endswith("): the result will differ.")
