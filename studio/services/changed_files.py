@@ -3,7 +3,8 @@ and ControlNets recorded with their hashes. Another file under the same name mak
 again", "Load parameters" and ``studio history rerun`` say so, one sentence a file.
 
 The hashes are the ones the engine records: LoRAs and the VAE in the picture's recipe (``Lora hashes``, ``VAE
-hash``), guides in the entry's params (else the recipe), each ControlNet by sd-webui-controlnet's 8-digit hash.
+hash``; also in the entry's params since 2026-12-07, read there once the picture is gone), guides in the entry's
+params (else the recipe), each ControlNet by sd-webui-controlnet's 8-digit hash.
 A file named without a hash (an entry from before hashes were recorded) is not checked.
 
 Hashing reads whole files (seconds for a big one; the hash cache the model library and the engine share makes
@@ -68,9 +69,7 @@ def recorded_files(entry: HistoryEntry) -> list[RecordedFile]:
     its params' (as chosen: a name or a path) where the job recorded them, else its picture's recipe's."""
     params = entry.params
     recipe = picture_recipe(entry) if entry.generator in ("", "diffusers") else None
-    files: list[RecordedFile] = []
-    if recipe is not None:
-        files += _lora_and_vae_files(params, recipe)
+    files = _lora_and_vae_files(params, recipe) if recipe is not None else _recorded_lora_and_vae_files(params)
     records = control_records(params["controls"]) if "controls" in params else \
         recipe.controls if recipe is not None else ()
     for record in records:
@@ -108,6 +107,17 @@ def _lora_and_vae_files(params: dict, recipe: Recipe) -> list[RecordedFile]:
                   for choice, record in zip(loras, recipe.loras, strict=True) if record.hash]
     if recipe.vae_hash and vae:
         files.append(RecordedFile("VAE", recipe.vae_name or _shown_name(vae), vae, recipe.vae_hash))
+    return files
+
+
+def _recorded_lora_and_vae_files(params: dict) -> list[RecordedFile]:
+    """The LoRAs and VAE with the hashes the history recorded beside them (the picture and its recipe are gone)."""
+    files = [RecordedFile("LoRA", _shown_name(item["name"]), item["name"], item["hash"])
+             for item in params.get("loras") or () if isinstance(item, dict) and isinstance(item.get("name"), str)
+             and isinstance(item.get("hash"), str) and item["hash"]]
+    vae, digest = params.get("vae"), params.get("vae_hash")
+    if isinstance(vae, str) and vae and isinstance(digest, str) and digest:
+        files.append(RecordedFile("VAE", _shown_name(vae), vae, digest))
     return files
 
 

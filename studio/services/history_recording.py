@@ -94,10 +94,17 @@ class HistoryRecorder:
             params["plugin"] = recipe.plugin
         if request.params:
             params["generator_params"] = params_for_record(request.params, keep_files=True)
-        if request.loras:  # as chosen (a name or a path), so a rerun finds the same files
-            params["loras"] = [{"name": c.name, "weight": c.weight} for c in request.loras]
+        # As chosen (a name or a path), so a rerun finds the same files; with the hashes the recipe records, so a
+        # rerun can tell another file under the same name even once the picture (and its recipe) is deleted.
+        if request.loras:
+            hashes = [r.hash for r in recipe.loras] if recipe is not None and len(recipe.loras) == len(
+                request.loras) else [""] * len(request.loras)
+            params["loras"] = [{"name": c.name, "weight": c.weight} | ({"hash": digest} if digest else {})
+                               for c, digest in zip(request.loras, hashes, strict=True)]
         if request.vae:
             params["vae"] = request.vae
+            if recipe is not None and recipe.vae_hash:
+                params["vae_hash"] = recipe.vae_hash
         if request.hires is not None:
             params["hires"] = request.hires.to_record()
         if request.controls:  # image: the kept copy (keep_control_pictures ran first), so a rerun finds it

@@ -40,6 +40,7 @@ from studio.core.metadata import LoraRecord
 from studio.core.requests import GenerationRequest, LoraChoice
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.loras import merged_key, resolve_loras, use_loras
+from studio.services.changed_files import recorded_files
 from studio.services.history_reuse import request_for_entry
 from studio.services.history_store import HistoryStore
 from studio.services.outputs import OutputStore
@@ -173,6 +174,11 @@ def test_the_recorded_recipe_and_the_history_run_it_again(tiny_model_dir, models
     (row,) = store.search()
     from_history = request_for_entry(row)
     assert (from_history.loras, from_history.vae) == (first.loras, first.vae)
+    # The history keeps the files' hashes beside their names: a rerun checks them after the picture is deleted.
+    assert (row.params["loras"][0]["hash"], row.params["vae_hash"]) == (recipe.loras[0].hash, recipe.vae_hash)
+    gone = replace(row, image_path=str(tmp_path / "deleted.png"))
+    assert [(f.kind, f.chosen, f.digest) for f in recorded_files(gone)] == [
+        ("LoRA", "detail", recipe.loras[0].hash), ("VAE", "other-vae", recipe.vae_hash)]
     again = run(scenario([from_recipe, from_history]))
     store.close()
     expected = np.asarray(output.image, dtype=np.int16)
