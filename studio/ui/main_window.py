@@ -31,6 +31,7 @@ from studio.ui.document_actions import DocumentActions
 from studio.ui.focus_keys import FocusedFieldKeys
 from studio.ui.history_panel import HistoryPanel
 from studio.ui.job_events import JobEvents
+from studio.ui.job_submission import JobSubmission
 from studio.ui.mask_toolbar import MaskToolBar
 from studio.ui.memory_actions import MemoryActions
 from studio.ui.model_actions import ModelActions
@@ -89,6 +90,7 @@ class MainWindow(QMainWindow):
         self.setStatusBar(self.status)
         self.jobs = JobEvents(self)
         self.results = ResultArrival(self)
+        self.submission = JobSubmission(self)
         self.actions_ = DocumentActions(self)
         self.history_actions = HistoryActions(self)
         self.mask_toolbar = MaskToolBar(self.canvas)
@@ -231,6 +233,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self.persist_settings()
+        self.submission.drop_waiting()
         self.service.cancel_all()
         self.jobs.stop()
         if self.autosaver is not None:
@@ -303,13 +306,10 @@ class MainWindow(QMainWindow):
             request = self.prompt_panel.build_request(self.document.image, self.current_mask_image())
             request = replace(request, post=self.plugin_actions.post_steps(), memory=self.settings.memory,
                               speed=self.settings.speed)
-            self.service.submit(request)
         except StudioError as exc:
             self.prompt_panel.show_error(str(exc))
             return
-        self.prompt_panel.clear_error()
-        self.prompt_panel.prompt_edit.remember(request.prompt)
-        self.save_settings_soon()
+        self.submission.submit(request)
 
     def handle_event(self, event: object) -> None:
         """One engine event, as the window hears it (tests and benchmarks hand events in here)."""
