@@ -53,9 +53,11 @@ class PluginGeneratorBox(QWidget):
     def form(self) -> ParameterForm | None:
         return self._forms.get(self.current.id) if self.current is not None else None
 
-    def values(self) -> dict[str, Any]:
+    def choices(self) -> dict[str, Any]:
+        """The shown generator's values with a picture file as its Path, unread (read_pictures reads it, off the
+        window's thread); InvalidRequest (one sentence) where a picture parameter has none to take."""
         form = self.form()
-        return form.values() if form is not None else {}
+        return form.choices() if form is not None else {}
 
     def remembered(self) -> dict[str, dict[str, Any]]:
         """Every generator's last values (pictures left out), for the settings file."""

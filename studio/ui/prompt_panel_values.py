@@ -20,7 +20,8 @@ def build_request(panel: PromptPanel, canvas_image: Image.Image | None,
                   mask: Image.Image | None = None) -> GenerationRequest:
     """The request the panel describes; InvalidRequest (one sentence) if it cannot be made.
 
-    With a mask (the canvas's visible, non-empty mask) the request inpaints the canvas picture.
+    With a mask (the canvas's visible, non-empty mask) the request inpaints the canvas picture. A plugin generator's
+    picture file is in it as its Path, unread: JobSubmission reads it off the window's thread.
     """
     seed_text = panel.seed_edit.text().strip()
     seed = int(seed_text) if seed_text else -1
@@ -34,7 +35,7 @@ def build_request(panel: PromptPanel, canvas_image: Image.Image | None,
         return GenerationRequest(
             model="", prompt=panel.prompt_edit.toPlainText(), width=panel.width_spin.value(),
             height=panel.height_spin.value(), seed=seed, batch_count=panel.batch_spin.value(),
-            generator=generator.id, params=panel.plugin_box.values(), steps=1, cfg_scale=0)
+            generator=generator.id, params=panel.plugin_box.choices(), steps=1, cfg_scale=0)
     if not panel.selected_model():
         raise InvalidRequest("No model is selected; add one in the Model Library first (the folder button "
                              "above).")

@@ -99,8 +99,8 @@ async def results_in_a_stroke(window: Any, picture: Any) -> tuple[Callable[[], N
     canvas.set_tool(BRUSH)
     QTest.mousePress(viewport, Qt.MouseButton.LeftButton, pos=at)
     QTest.mouseMove(viewport, at + type(at)(20, 0))
-    for result in results:  # as MainWindow._consume_events takes each JobOutput
-        await window._take_in_ahead(result, None)
+    for result in results:  # as JobEvents takes each JobOutput
+        await window.results.take_in_ahead(result, None)
         window.handle_event(JobOutput(1, GeneratedImage(result, recipe), 0))
     return (lambda: QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=at + type(at)(20, 0)),
             lambda: window.document.image is results[-1])

@@ -190,7 +190,7 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
         raise AssertionError("the canvas converted a whole result on the window's thread")
 
     monkeypatch.setattr(document_module, "changed_box", comparing)
-    monkeypatch.setattr("studio.ui.main_window.changed_box", comparing)
+    monkeypatch.setattr("studio.ui.result_arrival.changed_box", comparing)
     monkeypatch.setattr(canvas_module, "pil_to_qpixmap", on_this_thread)
     first, second = picture.copy(), picture.copy()
     first.paste((250, 0, 0), (10, 10, 60, 60))
@@ -206,9 +206,9 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
     qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=canvas.mapFromScene(QPointF(200, 30)))
     qtbot.mouseMove(viewport, canvas.mapFromScene(QPointF(230, 30)))
 
-    async def arrive() -> None:  # as MainWindow._consume_events takes each JobOutput
+    async def arrive() -> None:  # as JobEvents takes each JobOutput
         for result in (first, second):
-            await window._take_in_ahead(result, None)
+            await window.results.take_in_ahead(result, None)
             window.handle_event(JobOutput(1, GeneratedImage(result, recipe), 0))
 
     arrived = asyncio.ensure_future(arrive())

@@ -282,7 +282,7 @@ def test_results_are_converted_for_display_off_the_window_thread(qtbot, window, 
 
     from studio.core import document as document_module
     from studio.ui import canvas as canvas_module
-    from studio.ui import main_window as main_window_module
+    from studio.ui import result_arrival as result_arrival_module
 
     threads: list[str] = []
     compared: list[str] = []
@@ -304,7 +304,7 @@ def test_results_are_converted_for_display_off_the_window_thread(qtbot, window, 
 
     monkeypatch.setattr(canvas_module, "pil_to_pixmap_ready_qimage", converting)
     monkeypatch.setattr(canvas_module, "pil_to_qpixmap", on_this_thread)
-    monkeypatch.setattr(main_window_module, "changed_box", comparing)
+    monkeypatch.setattr(result_arrival_module, "changed_box", comparing)
     monkeypatch.setattr(document_module, "changed_box", comparing)
     window.prompt_panel.batch_spin.setValue(2)
     window.generate()

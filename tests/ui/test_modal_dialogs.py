@@ -42,7 +42,7 @@ def test_a_warning_shown_during_a_job_leaves_the_window_hearing_the_engine(qtbot
     assert answers == ["Open image"] and opened.result() is False
     qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
     assert window.document.image is not None  # the result reached the canvas
-    assert not window._events_task.done()
+    assert not window.jobs.task.done()
 
 
 def test_other_tasks_run_while_a_modal_dialog_waits_and_its_answer_or_error_comes_back(qtbot, qt_loop):  # noqa: ANN001

@@ -350,3 +350,89 @@ def test_the_install_question_shows_a_manifest_s_markup_as_text(qtbot):
     qtbot.addWidget(box)
     assert box.textFormat() == Qt.TextFormat.PlainText  # the text as written: nothing hidden, nothing restyled
     assert box.defaultButton() == box.button(QMessageBox.StandardButton.No)
+
+
+PICTURE_GENERATOR = '''
+from PIL import Image
+
+
+class Generator:
+    def __init__(self, env):
+        pass
+
+    def generate(self, request, context):
+        colour = request.params["reference"].getpixel((0, 0)) if request.params["reference"] else (1, 2, 3)
+        for i in range(request.batch_count):
+            yield Image.new("RGB", (request.width, request.height), colour[:3])
+'''
+
+PICTURE_MANIFEST = '''
+[[generators.parameters]]
+name = "reference"
+type = "image"
+label = "Reference"
+optional = true
+'''
+
+
+@pytest.fixture
+def picture_window(qtbot, qt_loop, settings, plugin_sandbox):  # noqa: ANN001
+    """A window whose plugin generator takes a picture."""
+    paths = studio_paths()
+    wheel = plugin_wheel(plugin_sandbox / "wheels", plugin_id="ui-picture", package="studio_tp_ui_picture",
+                         generator_id="ui-picture-gen", generator_code=PICTURE_GENERATOR,
+                         manifest_extra=PICTURE_MANIFEST)
+    unpack_plugin(paths.plugins_dir, wheel, "ui-picture")
+    host = PluginHost(paths.plugins_dir, scan_environment=False)
+    host.refresh()
+    host.set_enabled("ui-picture", True)
+    win, history = _window(qtbot, settings)
+    yield win
+    win.close()
+    win.service.cancel_all()
+    win.service.shutdown(timeout=10)
+    history.close()
+
+
+def test_a_plugin_generators_picture_file_is_read_off_the_window_thread_and_a_bad_one_is_said(
+        qtbot, picture_window, tmp_path, monkeypatch):  # noqa: ANN001
+    import threading
+    import time
+
+    window, panel = picture_window, picture_window.prompt_panel
+    reference, bad = tmp_path / "reference.png", tmp_path / "bad.png"
+    Image.new("RGB", (32, 32), (10, 200, 30)).save(reference)
+    bad.write_text("not a picture")
+    real_open = Image.open
+    read_on: list[bool] = []  # for each read of a chosen file: was it on the window's thread
+
+    def opening(fp, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if Path(str(fp)) in (reference, bad):
+            read_on.append(threading.current_thread() is threading.main_thread())
+            time.sleep(0.2)  # a big file: a second Generate pressed meanwhile waits its turn
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", opening)
+    _pick(panel, "Test generator")
+    picker = panel.plugin_box.form().editor("reference")
+    picker.set_path(reference)
+    panel.prompt_edit.setPlainText("a green field")
+    window.generate()
+    picker.combo.setCurrentIndex(0)  # None: nothing to read, yet it goes after the one pressed first
+    window.generate()
+    qtbot.waitUntil(lambda: len(window.queue_panel.job_ids("finished")) == 2, timeout=WAIT_MS)
+    assert read_on == [False]
+    entries = sorted(window.history.search(), key=lambda e: e.id)
+    assert [e.image_path and Image.open(e.image_path).getpixel((0, 0)) for e in entries] == [(10, 200, 30),
+                                                                                           (1, 2, 3)]
+    # A file that is no picture: the same sentence, nothing queued, the choice still there to change.
+    picker.set_path(bad)
+    window.generate()
+    qtbot.waitUntil(panel.error_label.isVisible, timeout=WAIT_MS)
+    assert panel.error_label.text() == "Reference: bad.png is not an image file Studio can read."
+    assert read_on == [False, False] and len(window.queue_panel.job_ids("finished")) == 2
+    assert picker.combo.currentData() == str(bad) and panel.prompt_edit.toPlainText() == "a green field"
+    picker.set_path(reference)  # put right, it goes
+    window.generate()
+    qtbot.waitUntil(lambda: len(window.queue_panel.job_ids("finished")) == 3, timeout=WAIT_MS)
+    assert not panel.error_label.isVisible()

@@ -36,7 +36,7 @@ def test_a_killed_studio_is_restored_at_the_next_start(qtbot, qt_loop, studio_ho
     import threading
 
     from studio.ui import canvas as canvas_module
-    from studio.ui import main_window as main_window_module
+    from studio.ui import crash_recovery as crash_recovery_module
 
     picture = Image.fromarray(np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8))
     path = tmp_path / "work.png"
@@ -58,7 +58,7 @@ def test_a_killed_studio_is_restored_at_the_next_start(qtbot, qt_loop, studio_ho
     window, service = _window(qtbot)
     offered: list[Path] = []
     threads: list[str] = []
-    real_find = main_window_module.find_recoverable
+    real_find = crash_recovery_module.find_recoverable
 
     def finding(root):  # noqa: ANN001, ANN202
         threads.append(threading.current_thread().name)
@@ -67,7 +67,7 @@ def test_a_killed_studio_is_restored_at_the_next_start(qtbot, qt_loop, studio_ho
     def on_this_thread(image):  # noqa: ANN001, ANN202
         raise AssertionError("the restored picture was converted on the window's thread")
 
-    monkeypatch.setattr(main_window_module, "find_recoverable", finding)
+    monkeypatch.setattr(crash_recovery_module, "find_recoverable", finding)
     monkeypatch.setattr(canvas_module, "pil_to_qpixmap", on_this_thread)
     window.start(recovery_choice=lambda found: offered.append(found.folder) or True)
     service.start()
@@ -92,7 +92,7 @@ def test_older_unsaved_work_is_kept_as_pictures_and_restored_work_is_saved_befor
 
     from studio.core.document_io import DOCUMENT_JSON, DocumentSnapshot, save_document
     from studio.core.metadata import Recipe
-    from studio.ui import main_window as main_window_module
+    from studio.ui import crash_recovery as crash_recovery_module
 
     paths = studio_paths()
     root = paths.data_dir / "autosave"
@@ -108,14 +108,14 @@ def test_older_unsaved_work_is_kept_as_pictures_and_restored_work_is_saved_befor
     window, service = _window(qtbot)
     settings = window.settings
     saved_before_discard: list[bool] = []
-    real_discard = main_window_module.discard
+    real_discard = crash_recovery_module.discard
 
     def discarding(saved):  # noqa: ANN001, ANN202
         own = window.autosaver.folder / DOCUMENT_JSON
         saved_before_discard.append(own.exists())
         real_discard(saved)
 
-    monkeypatch.setattr(main_window_module, "discard", discarding)
+    monkeypatch.setattr(crash_recovery_module, "discard", discarding)
     offered: list[Path] = []
     window.start(recovery_choice=lambda found: offered.append(found.folder.name) or True)
     try:

@@ -1,0 +1,59 @@
+"""Offering back the unsaved work of an earlier Studio that stopped without closing (a crash, a power cut), from
+its autosave: the latest picture and mask onto the canvas if the person says so, any older ones kept as pictures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from studio.core.document_io import SavedDocument
+from studio.services.autosave import RECOVERED_FOLDER, discard, find_recoverable, keep_as_pictures
+from studio.ui.modal import modal
+
+if TYPE_CHECKING:
+    from studio.ui.main_window import MainWindow
+
+RecoveryChoice = Callable[[SavedDocument], bool]  # asked whether to restore this autosave: True to restore
+
+
+async def offer_recovery(window: MainWindow, choose: RecoveryChoice) -> bool:
+    """If an earlier Studio died with unsaved work, offer it back; True when restored. The autosaves are read,
+    and the picture and mask made ready for display, in worker threads: on this thread a 4096x4096 one held
+    the window 0.6 s before the question came, and as long again once it was answered."""
+    found = await asyncio.to_thread(find_recoverable, window.data_dir / "autosave")
+    if not found:
+        return False
+    latest, older = found[0], found[1:]
+    restored = await modal(lambda: choose(latest))
+    message = ""
+    if restored:
+        await window.canvas.convert_ahead(latest.image, latest.mask)
+        window.document.replace_all("Restore after a crash", latest.image, latest.mask, latest.recipe)
+        message = "Restored the picture and mask from before Studio stopped."
+    if older:  # more than one Studio stopped (a power cut): only one picture fits the canvas, none is lost
+        folder = window.settings.outputs_dir / RECOVERED_FOLDER
+        kept = await asyncio.to_thread(keep_as_pictures, older, folder)
+        if kept:
+            message += (f" {len(kept)} older unsaved picture{'s' if len(kept) > 1 else ''} from Studios that "
+                        f"stopped {'were' if len(kept) > 1 else 'was'} kept in {folder}.")
+    if message:
+        window.status.set_message(message.strip())
+    # Restored work is on disk again, in this session's autosave, before the old one goes.
+    if not restored or (window.autosaver is not None and await window.autosaver.save_now()):
+        await asyncio.to_thread(discard, latest)
+    return restored
+
+
+def ask_to_restore(parent: QWidget, saved: SavedDocument) -> bool:
+    when = datetime.fromtimestamp(saved.saved_at).strftime("%H:%M on %d %b")
+    answer = QMessageBox.question(
+        parent, "Restore your work?",
+        f"Studio did not close properly last time. Restore the picture and mask it autosaved at {when} "
+        f"({saved.image.width}×{saved.image.height})?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
+    return answer == QMessageBox.StandardButton.Yes

@@ -1,0 +1,121 @@
+"""The window's side of a finished job's pictures: made ready for the canvas in worker threads as they come,
+held while a brush stroke is under way, left in the gallery where they would throw away steps the person can still
+redo, and otherwise put in the undo history (where each goes: result_landing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from PIL import Image
+
+from studio.core.document import changed_box
+from studio.core.events import GeneratedImage
+from studio.core.mask import Box
+from studio.ui.result_landing import Landing, held_because, landed
+
+if TYPE_CHECKING:
+    from studio.ui.main_window import MainWindow
+
+log = logging.getLogger(__name__)
+GENERATED = "Generated"  # the undo step of a generated picture
+HELD_BACK = ("The new picture is in the Gallery (double-click it to use it); the canvas keeps the steps you undid, "
+             "so you can still redo them.")
+
+
+class ResultArrival:
+    def __init__(self, window: MainWindow) -> None:
+        self.window = window
+        self.pending: list[Landing] = []  # results that landed mid-stroke
+        # Made ahead, off this thread, for each result: (canvas picture, result, what goes on the canvas, their diff).
+        self._compared: list[tuple[Image.Image, Image.Image, Image.Image, Box | None]] = []
+        self.held_note = ""  # said when the job ends: a result stayed in the gallery (see _held_back)
+
+    async def take_in_ahead(self, result: Image.Image, source: Image.Image | None) -> None:
+        """Work out what goes on the canvas, convert it for display and find where it differs from the canvas
+        picture, in worker threads: at 1024x1024 the conversion took this thread 3-8 ms with the engine busy beside
+        it; at 4096x4096 the comparison alone took it 20-40 ms, and carrying an inpaint's changes onto a canvas
+        changed since (result_landing) 740 ms. A result that will wait behind a brush stroke is compared with the
+        one before it, which the document will have by then."""
+        canvas = self.window.canvas
+        current = self.pending[-1][0].image if self.pending else self.window.document.image
+        try:
+            shown = await asyncio.to_thread(landed, current, result, source)
+        except Exception:  # the window works it out itself then
+            log.exception("Placing a result on the canvas failed")
+            return
+        if shown is None:
+            return  # it will not go on the canvas
+        if current is None or (current.size, current.mode) != (shown.size, shown.mode):
+            await canvas.convert_ahead(shown)  # a new size: nothing to compare with
+            return
+        try:
+            box, _ = await asyncio.gather(asyncio.to_thread(changed_box, current, shown), canvas.convert_ahead(shown))
+        except Exception:  # the document compares them itself then
+            log.exception("Comparing a result with the canvas failed")
+            return
+        self._compared.append((current, result, shown, box))
+
+    def arrive(self, landing: Landing) -> None:
+        if self.window.canvas.busy:
+            self.pending.append(landing)  # never under the person's brush
+        else:
+            self.show([landing])
+
+    def apply_pending(self) -> None:
+        pending, self.pending = self.pending, []
+        if pending:
+            self.show(pending)
+
+    def take_held_note(self) -> str:
+        note, self.held_note = self.held_note, ""
+        return note
+
+    def show(self, results: list[Landing]) -> None:
+        """Each result becomes a step in the undo history; the canvas redraws once, for the last one (those that
+        waited behind a brush stroke are never seen, so only the last one's conversion, made ahead, is used)."""
+        document = self.window.document
+        with document.changes_held():
+            for output, label, source in results:
+                if self._held_back(output, label):
+                    continue
+                ahead = self._made_ahead(output)
+                if ahead is not None and ahead[0] is document.image:  # the canvas it was worked out for
+                    image, compared = ahead[1], (ahead[0], ahead[2])
+                else:
+                    try:
+                        image = landed(document.image, output.image, source)  # the canvas as it is
+                    except Exception:  # never lost without a word: the person is told it was not put on the canvas
+                        log.exception("Putting a result on the canvas failed")
+                        image = None
+                    compared = None
+                if image is None:
+                    self._hold(output, held_because(output.image, source, output.path is not None))
+                    continue
+                document.set_image(image, label, output.recipe, compared=compared)
+        if self.window.autosaver is not None:
+            self.window.actions_.run(self.window.autosaver.save_now())  # every generation is on disk at once
+
+    def _held_back(self, output: GeneratedImage, label: str) -> bool:
+        """A generated picture that lands while the person has undone steps stays in the gallery: putting it on
+        the canvas would throw away the steps they can still redo."""
+        if label != GENERATED or not self.window.document.can_redo() or output.path is None:
+            return False
+        self._hold(output, HELD_BACK)
+        return True
+
+    def _hold(self, output: GeneratedImage, why: str) -> None:
+        self._made_ahead(output)  # what was made ahead for it goes too
+        self.held_note = why
+        self.window.status.set_message(why)
+
+    def _made_ahead(self, output: GeneratedImage) -> tuple[Image.Image, Image.Image, Box | None] | None:
+        """(canvas picture, what goes on it, their diff) made ahead for this result, if any; those of earlier
+        results go with it."""
+        for index, (picture, result, shown, box) in enumerate(self._compared):
+            if result is output.image:
+                del self._compared[:index + 1]
+                return picture, shown, box
+        return None
