@@ -130,16 +130,19 @@ class Document:
         if not self.can_undo():
             return False
         # The position moves only once the step is back: one that cannot be restored leaves history and document
-        # as they were, in agreement.
-        self._restore(self._steps[self._position - 1], before=True)
+        # as they were, in agreement. Listeners hear of it after the move: told before, the window read can_redo()
+        # as False and left Redo disabled (Ctrl+Z then Ctrl+Y at once redid nothing).
+        change = self._restore(self._steps[self._position - 1], before=True)
         self._position -= 1
+        self._notify(change)
         return True
 
     def redo(self) -> bool:
         if not self.can_redo():
             return False
-        self._restore(self._steps[self._position], before=False)
+        change = self._restore(self._steps[self._position], before=False)
         self._position += 1
+        self._notify(change)
         return True
 
     def go_to(self, position: int) -> None:
@@ -180,7 +183,8 @@ class Document:
             total -= self._steps.pop(0).nbytes
         self._position = len(self._steps)
 
-    def _restore(self, step: _Step, before: bool) -> None:
+    def _restore(self, step: _Step, before: bool) -> DocumentChange:
+        """Put the step's state back (its state before it, or after it) and return the change to tell of."""
         image = step.image_before if before else step.image_after
         mask = step.mask_before if before else step.mask_after
         recipe = step.recipe_before if before else step.recipe_after
@@ -188,8 +192,7 @@ class Document:
             self.image = image
             self.mask = mask.copy() if mask is not None else new_mask(*self.size)
             self.recipe = recipe
-            self._notify(DocumentChange(None, True, True, size=True))
-            return
+            return DocumentChange(None, True, True, size=True)
         x0, y0, x1, y1 = step.box
         if x1 > self.size[0] or y1 > self.size[1] or self.mask.shape != self.size[::-1]:
             # Checked before anything changes: a picture pasted out of bounds would be cut off unnoticed.
@@ -207,7 +210,7 @@ class Document:
             self.recipe = recipe
         if mask is not None:
             self.mask[y0:y1, x0:x1] = mask
-        self._notify(DocumentChange(step.box, image is not None, mask is not None))
+        return DocumentChange(step.box, image is not None, mask is not None)
 
     # -- changes ---------------------------------------------------------------------------------
     def set_image(self, image: Image.Image, label: str, recipe: Recipe | None = None,
