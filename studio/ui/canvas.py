@@ -180,13 +180,13 @@ class CanvasView(QGraphicsView):
     def _document_changed(self, change: DocumentChange) -> None:
         doc = self.document
         if change.size:
-            self.overlay.set_mask(doc.mask, edited=change.mask_edited)
+            self.overlay.set_mask(doc.mask, edited=change.mask_edited, source=change.mask_source)
             self._set_extent(*doc.size)
             if self._auto_fit:
                 self.fit()
             self.viewport().update()  # the empty-canvas hint comes and goes with the picture
         elif change.mask and change.box is not None:
-            self.overlay.update_region(change.box)
+            self.overlay.update_region(change.box, change.mask_source)
         if change.image:
             pixmap = self._image_item.pixmap()
             prepared = self._take_prepared(doc.image)
