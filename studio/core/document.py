@@ -22,6 +22,7 @@ from studio.core.metadata import Recipe
 
 HISTORY_BYTES = 768 * 2**20  # oldest steps are forgotten beyond this
 KEPT_STEPS = 2  # ... but never the last ones
+KEPT_PICTURES_BYTES = 192 * 2**20  # whole pictures kept by the steps nearest the position (three 4096x4096 ones)
 COMPARED_PIXELS = 2**20  # compared per Pillow call, which holds the interpreter lock throughout (50-60 ms at 4096²)
 Listener = Callable[["DocumentChange"], None]
 
@@ -54,6 +55,11 @@ class _Step:
     mask_after: np.ndarray | None = None
     recipe_before: Recipe | None = None
     recipe_after: Recipe | None = None
+    # A step of part of the picture may also hold the whole pictures before and after it (the very objects, never
+    # copies), while it is among the nearest to the position (Document._trim_wholes): undoing or redoing it is then
+    # a swap, where copying a 4096x4096 picture to paste the part back held the window 45-130 ms.
+    whole_before: Image.Image | None = None
+    whole_after: Image.Image | None = None
     nbytes: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
@@ -137,6 +143,7 @@ class Document:
         # as False and left Redo disabled (Ctrl+Z then Ctrl+Y at once redid nothing).
         change = self._restore(self._steps[self._position - 1], before=True)
         self._position -= 1
+        self._trim_wholes()
         self._notify(change)
         return True
 
@@ -145,6 +152,7 @@ class Document:
             return False
         change = self._restore(self._steps[self._position], before=False)
         self._position += 1
+        self._trim_wholes()
         self._notify(change)
         return True
 
@@ -185,6 +193,24 @@ class Document:
         while len(self._steps) > KEPT_STEPS and total > HISTORY_BYTES:
             total -= self._steps.pop(0).nbytes
         self._position = len(self._steps)
+        self._trim_wholes()
+
+    def _trim_wholes(self) -> None:
+        """Whole pictures stay held by the steps nearest the position, up to KEPT_PICTURES_BYTES besides the
+        picture shown; farther steps keep only their parts."""
+        held, budget = {id(self.image)}, KEPT_PICTURES_BYTES
+        for index in sorted(range(len(self._steps)), key=lambda i: abs(i + 0.5 - self._position)):
+            step = self._steps[index]
+            for name in ("whole_before", "whole_after"):
+                picture = getattr(step, name)
+                if picture is None or id(picture) in held:
+                    continue
+                cost = picture.width * picture.height * 4  # Pillow keeps RGB in four bytes a pixel as RGBA
+                if cost > budget:
+                    setattr(step, name, None)
+                else:
+                    budget -= cost
+                    held.add(id(picture))
 
     def _restore(self, step: _Step, before: bool) -> DocumentChange:
         """Put the step's state back (its state before it, or after it) and return the change to tell of."""
@@ -201,8 +227,12 @@ class Document:
             # Checked before anything changes: a picture pasted out of bounds would be cut off unnoticed.
             raise ValueError(f"the step {step.label!r} does not fit the {self.size[0]}x{self.size[1]} picture")
         if image is not None:
+            whole = step.whole_before if before else step.whole_after
+            outgoing = self.image
             if image.size == self.image.size:
                 canvas = image  # the step holds the whole picture, which is never changed in place: no copy
+            elif whole is not None:
+                canvas = whole  # the picture as it was, held: no copy
             else:
                 # A picture made earlier in the same history jump has been seen by no one: paste into it.
                 canvas = self.image if self.image is self._unseen else self.image.copy()
@@ -211,6 +241,13 @@ class Document:
                     self._unseen = canvas
             self.image = canvas
             self.recipe = recipe
+            if step.image_before is not None and step.image_before.size != outgoing.size and \
+                    outgoing is not self._unseen:
+                # The picture left is the step's other side, whole (one made in a jump is pasted into further).
+                if before:
+                    step.whole_after = outgoing
+                else:
+                    step.whole_before = outgoing
         if mask is not None:
             self.mask[y0:y1, x0:x1] = mask
         whole = mask is not None and mask.shape == self.mask.shape
@@ -231,8 +268,10 @@ class Document:
             if box is None and recipe == self.recipe:
                 return
             box = box or (0, 0, 1, 1)
+            part = box != (0, 0, *image.size)
             self._push(_Step(label, box, image_before=_region(self.image, box), image_after=_region(image, box),
-                             recipe_before=self.recipe, recipe_after=recipe))
+                             recipe_before=self.recipe, recipe_after=recipe,
+                             whole_before=self.image if part else None, whole_after=image if part else None))
             self.image, self.recipe = image, recipe
             self._notify(DocumentChange(box, True, False))
             return
