@@ -22,6 +22,7 @@ from studio.core.metadata import Recipe
 
 HISTORY_BYTES = 768 * 2**20  # oldest steps are forgotten beyond this
 KEPT_STEPS = 2  # ... but never the last ones
+KEPT_PICTURES_BYTES = 192 * 2**20  # whole pictures kept by the steps nearest the position (three 4096x4096 ones)
 COMPARED_PIXELS = 2**20  # compared per Pillow call, which holds the interpreter lock throughout (50-60 ms at 4096²)
 Listener = Callable[["DocumentChange"], None]
 
@@ -32,13 +33,16 @@ class DocumentChange:
 
     With neither image nor mask set, only the history changed (a stroke was recorded). ``mask_edited``: a whole
     change, held (a history jump), before which the mask a listener was shown had been edited in place unheard of:
-    what the listener drew of that mask no longer matches it."""
+    what the listener drew of that mask no longer matches it. ``mask_source``: an array that no one edits, equal to
+    the whole mask right after this change (the history's record of it), when the document knows one: a view that
+    kept what it drew of that very array swaps it back without comparing 16 MB masks (5-10 ms at 4096x4096)."""
 
     box: Box | None
     image: bool
     mask: bool
     size: bool = False
     mask_edited: bool = False
+    mask_source: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -51,6 +55,11 @@ class _Step:
     mask_after: np.ndarray | None = None
     recipe_before: Recipe | None = None
     recipe_after: Recipe | None = None
+    # A step of part of the picture may also hold the whole pictures before and after it (the very objects, never
+    # copies), while it is among the nearest to the position (Document._trim_wholes): undoing or redoing it is then
+    # a swap, where copying a 4096x4096 picture to paste the part back held the window 45-130 ms.
+    whole_before: Image.Image | None = None
+    whole_after: Image.Image | None = None
     nbytes: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
@@ -130,16 +139,21 @@ class Document:
         if not self.can_undo():
             return False
         # The position moves only once the step is back: one that cannot be restored leaves history and document
-        # as they were, in agreement.
-        self._restore(self._steps[self._position - 1], before=True)
+        # as they were, in agreement. Listeners hear of it after the move: told before, the window read can_redo()
+        # as False and left Redo disabled (Ctrl+Z then Ctrl+Y at once redid nothing).
+        change = self._restore(self._steps[self._position - 1], before=True)
         self._position -= 1
+        self._trim_wholes()
+        self._notify(change)
         return True
 
     def redo(self) -> bool:
         if not self.can_redo():
             return False
-        self._restore(self._steps[self._position], before=False)
+        change = self._restore(self._steps[self._position], before=False)
         self._position += 1
+        self._trim_wholes()
+        self._notify(change)
         return True
 
     def go_to(self, position: int) -> None:
@@ -179,8 +193,27 @@ class Document:
         while len(self._steps) > KEPT_STEPS and total > HISTORY_BYTES:
             total -= self._steps.pop(0).nbytes
         self._position = len(self._steps)
+        self._trim_wholes()
 
-    def _restore(self, step: _Step, before: bool) -> None:
+    def _trim_wholes(self) -> None:
+        """Whole pictures stay held by the steps nearest the position, up to KEPT_PICTURES_BYTES besides the
+        picture shown; farther steps keep only their parts."""
+        held, budget = {id(self.image)}, KEPT_PICTURES_BYTES
+        for index in sorted(range(len(self._steps)), key=lambda i: abs(i + 0.5 - self._position)):
+            step = self._steps[index]
+            for name in ("whole_before", "whole_after"):
+                picture = getattr(step, name)
+                if picture is None or id(picture) in held:
+                    continue
+                cost = picture.width * picture.height * 4  # Pillow keeps RGB in four bytes a pixel as RGBA
+                if cost > budget:
+                    setattr(step, name, None)
+                else:
+                    budget -= cost
+                    held.add(id(picture))
+
+    def _restore(self, step: _Step, before: bool) -> DocumentChange:
+        """Put the step's state back (its state before it, or after it) and return the change to tell of."""
         image = step.image_before if before else step.image_after
         mask = step.mask_before if before else step.mask_after
         recipe = step.recipe_before if before else step.recipe_after
@@ -188,15 +221,18 @@ class Document:
             self.image = image
             self.mask = mask.copy() if mask is not None else new_mask(*self.size)
             self.recipe = recipe
-            self._notify(DocumentChange(None, True, True, size=True))
-            return
+            return DocumentChange(None, True, True, size=True, mask_source=mask)
         x0, y0, x1, y1 = step.box
         if x1 > self.size[0] or y1 > self.size[1] or self.mask.shape != self.size[::-1]:
             # Checked before anything changes: a picture pasted out of bounds would be cut off unnoticed.
             raise ValueError(f"the step {step.label!r} does not fit the {self.size[0]}x{self.size[1]} picture")
         if image is not None:
+            whole = step.whole_before if before else step.whole_after
+            outgoing = self.image
             if image.size == self.image.size:
                 canvas = image  # the step holds the whole picture, which is never changed in place: no copy
+            elif whole is not None:
+                canvas = whole  # the picture as it was, held: no copy
             else:
                 # A picture made earlier in the same history jump has been seen by no one: paste into it.
                 canvas = self.image if self.image is self._unseen else self.image.copy()
@@ -205,9 +241,17 @@ class Document:
                     self._unseen = canvas
             self.image = canvas
             self.recipe = recipe
+            if step.image_before is not None and step.image_before.size != outgoing.size and \
+                    outgoing is not self._unseen:
+                # The picture left is the step's other side, whole (one made in a jump is pasted into further).
+                if before:
+                    step.whole_after = outgoing
+                else:
+                    step.whole_before = outgoing
         if mask is not None:
             self.mask[y0:y1, x0:x1] = mask
-        self._notify(DocumentChange(step.box, image is not None, mask is not None))
+        whole = mask is not None and mask.shape == self.mask.shape
+        return DocumentChange(step.box, image is not None, mask is not None, mask_source=mask if whole else None)
 
     # -- changes ---------------------------------------------------------------------------------
     def set_image(self, image: Image.Image, label: str, recipe: Recipe | None = None,
@@ -224,8 +268,10 @@ class Document:
             if box is None and recipe == self.recipe:
                 return
             box = box or (0, 0, 1, 1)
+            part = box != (0, 0, *image.size)
             self._push(_Step(label, box, image_before=_region(self.image, box), image_after=_region(image, box),
-                             recipe_before=self.recipe, recipe_after=recipe))
+                             recipe_before=self.recipe, recipe_after=recipe,
+                             whole_before=self.image if part else None, whole_after=image if part else None))
             self.image, self.recipe = image, recipe
             self._notify(DocumentChange(box, True, False))
             return
@@ -233,26 +279,37 @@ class Document:
         # Another mode at the same size (a picture with transparency after one without): the mask still fits.
         self._replace_all(label, image, self.mask.copy() if same_size else None, recipe)
 
-    def replace_all(self, label: str, image: Image.Image, mask: np.ndarray, recipe: Recipe | None = None) -> None:
-        """A new size or a new picture and mask at once (extend canvas, scale image, restore)."""
+    def replace_all(self, label: str, image: Image.Image, mask: np.ndarray, recipe: Recipe | None = None,
+                    record: np.ndarray | None = None) -> None:
+        """A new size or a new picture and mask at once (extend canvas, scale image, restore).
+
+        ``record``: a copy of ``mask`` made ahead, off the window's thread, that no one edits: the history keeps it
+        and the document takes ``mask`` itself as its own, to edit in place (the caller hands both over and uses
+        neither again). Without it the document copies the mask twice, which at 4096x4096 held the window 10-20 ms.
+        """
         if mask.shape != (image.height, image.width):
             raise ValueError("the mask must match the picture's size")
-        self._replace_all(label, image, mask.copy(), recipe)
+        if record is not None and (record.shape != mask.shape or record is mask):
+            raise ValueError("the mask's record must be a copy of it")
+        self._replace_all(label, image, mask if record is not None else mask.copy(), recipe, record)
 
-    def _replace_all(self, label: str, image: Image.Image, mask: np.ndarray | None, recipe: Recipe | None) -> None:
+    def _replace_all(self, label: str, image: Image.Image, mask: np.ndarray | None, recipe: Recipe | None,
+                     record: np.ndarray | None = None) -> None:
         """``mask`` None: a new empty one. The step records it as None (undo makes it afresh), not a copy of its
-        zeros: copying a 4096x4096 one took the window's thread 6-11 ms on opening a picture of a new size."""
+        zeros: copying a 4096x4096 one took the window's thread 6-11 ms on opening a picture of a new size.
+        ``record``: the step's copy of ``mask``, made ahead (else it is copied here)."""
         # A stroke under way is recorded first, on the mask it painted (recorded later, its box and mask would be
         # taken from the new one and could never be undone); the brush, still down, goes on as a stroke of its own.
         stroke_label = self._stroke_label if self.in_stroke else None
         self.end_stroke()
         # The mask object is replaced here, never edited again, so the step keeps it as it is (16 MB at 4096x4096).
+        if mask is not None and record is None:
+            record = mask.copy()
         self._push(_Step(label, None, image_before=self.image, image_after=image,
-                         mask_before=self.mask if self.image is not None else None,
-                         mask_after=None if mask is None else mask.copy(),
+                         mask_before=self.mask if self.image is not None else None, mask_after=record,
                          recipe_before=self.recipe, recipe_after=recipe))
         self.image, self.mask, self.recipe = image, new_mask(*image.size) if mask is None else mask, recipe
-        self._notify(DocumentChange(None, True, True, size=True))
+        self._notify(DocumentChange(None, True, True, size=True, mask_source=record))
         if stroke_label is not None:
             self.begin_stroke(stroke_label)
 
@@ -284,9 +341,12 @@ class Document:
             return
         x0, y0, x1, y1 = change.box
         self.mask[y0:y1, x0:x1] = change.mask[y0:y1, x0:x1]
+        # A change of all of the mask (invert, clear) keeps the new mask itself, which no one edits, as its record:
+        # copying it held the window 3-10 ms at 4096x4096.
+        whole = change.box == (0, 0, *self.size)
         self._push(_Step(label, change.box, mask_before=change.before,
-                         mask_after=change.mask[y0:y1, x0:x1].copy()))
-        self._notify(DocumentChange(change.box, False, True))
+                         mask_after=change.mask if whole else change.mask[y0:y1, x0:x1].copy()))
+        self._notify(DocumentChange(change.box, False, True, mask_source=change.mask if whole else None))
 
     def _record_mask(self, label: str, box: Box, before: np.ndarray) -> None:
         x0, y0, x1, y1 = box
@@ -352,15 +412,17 @@ def _merged(changes: list[DocumentChange]) -> list[DocumentChange]:
     else one box around every picture change and one around every mask change (a mask inverted on a big canvas
     must not make the canvas convert the whole picture again)."""
     whole = next((i for i, c in enumerate(changes) if c.box is None), None)
+    # The mask ends as the last change to it left it: equal to that change's source, if it had one.
+    source = next((c.mask_source for c in reversed(changes) if c.mask), None)
     if whole is not None:
         # Mask edits before the first whole change went into the mask listeners were shown; later ones into its
         # replacement, which they have not seen yet.
         edited = any(c.mask and c.box is not None for c in changes[:whole])
-        return [DocumentChange(None, True, True, size=True, mask_edited=edited)]
+        return [DocumentChange(None, True, True, size=True, mask_edited=edited, mask_source=source)]
     image_box = functools.reduce(union_box, (c.box for c in changes if c.image), None)
     mask_box = functools.reduce(union_box, (c.box for c in changes if c.mask), None)
     return ([DocumentChange(image_box, True, False)] if image_box else []) + \
-        ([DocumentChange(mask_box, False, True)] if mask_box else [])
+        ([DocumentChange(mask_box, False, True, mask_source=source)] if mask_box else [])
 
 
 def _region(image: Image.Image, box: Box) -> Image.Image:

@@ -30,17 +30,18 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
 from studio.core.document import Document, DocumentChange
-from studio.core.mask import Box
+from studio.core.mask import Box, union_box
 from studio.ui.canvas_pixmaps import KeptPixmaps, converts_at_once, stand_in
 from studio.ui.canvas_tools import BRUSH, ERASER, HAND, Tool, make_tool
 from studio.ui.mask_overlay import MaskOverlayItem, TintedLayer, tinted_layer
-from studio.ui.qt_images import pil_to_pixmap_ready_qimage, pil_to_qimage, pil_to_qpixmap
+from studio.ui.qt_images import ConversionCancelled, pil_to_pixmap_ready_qimage, pil_to_qimage, pil_to_qpixmap
 from studio.ui.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 32.0
 WHEEL_STEP = 1.15
+REGION_AT_ONCE = 512 * 512  # px: a changed region this small is converted on the window's thread (about 1-2 ms)
 BIG_FILL = 1024 * 1024  # px: a fill's box this big, over a quarter of the mask or more, is made in a worker thread
 PREVIEW_UPSCALE_TO = 256  # px: latent-sized previews are enlarged to about this before the view scales them
 MIN_BRUSH, MAX_BRUSH = 1.0, 1024.0
@@ -116,6 +117,8 @@ class CanvasView(QGraphicsView):
         self._shown: weakref.ref[Image.Image] | None = None  # the document picture the pixmap shows, whole
         self._kept = KeptPixmaps()  # the pictures shown before it, whole, while the undo history holds them
         self._converting: Image.Image | None = None  # the picture a worker converts, its stand-in shown meanwhile
+        self._regions: Box | None = None  # changed, converted by a worker before they are painted (_paint_regions)
+        self._painting_regions = False
         self._tasks = Tasks()
         tasks = self._tasks
         self.destroyed.connect(lambda: tasks.cancel_all())  # a conversion ending later has no view to show it in
@@ -180,35 +183,76 @@ class CanvasView(QGraphicsView):
     def _document_changed(self, change: DocumentChange) -> None:
         doc = self.document
         if change.size:
-            self.overlay.set_mask(doc.mask, edited=change.mask_edited)
+            self.overlay.set_mask(doc.mask, edited=change.mask_edited, source=change.mask_source)
             self._set_extent(*doc.size)
             if self._auto_fit:
                 self.fit()
             self.viewport().update()  # the empty-canvas hint comes and goes with the picture
         elif change.mask and change.box is not None:
-            self.overlay.update_region(change.box)
+            self.overlay.update_region(change.box, change.mask_source)
         if change.image:
             pixmap = self._image_item.pixmap()
             prepared = self._take_prepared(doc.image)
             # Over a stand-in, a region is not painted: the whole picture is converted again.
             whole = doc.image is None or change.box in (None, (0, 0, *doc.image.size)) or self._converting is not None
-            if not whole and not pixmap.isNull():
-                # A region changed (an inpaint result, an undo of one): convert only that box. The item lets go
-                # of its share of the pixmap first, or painting would copy all of it (a 4096x4096 one: 50-100 ms).
-                self._image_item.setPixmap(QPixmap())
-                x0, y0, x1, y1 = change.box
-                painter = QPainter(pixmap)
-                painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
-                if prepared is not None:
-                    painter.drawImage(QPoint(x0, y0), prepared, QRect(x0, y0, x1 - x0, y1 - y0))
-                else:
-                    painter.drawImage(x0, y0, pil_to_qimage(doc.image.crop(change.box)))
-                painter.end()
-                self._image_item.setPixmap(pixmap)
-                self._shown = weakref.ref(doc.image)
-            else:
+            x0, y0, x1, y1 = change.box or (0, 0, 0, 0)
+            if whole or pixmap.isNull():
+                self._regions = None  # painted with the rest
                 self._show_whole(doc.image, prepared)
+            elif prepared is not None:
+                self._paint(pixmap, change.box, prepared, QPoint(x0, y0), QRect(x0, y0, x1 - x0, y1 - y0))
+            elif (x1 - x0) * (y1 - y0) <= REGION_AT_ONCE or not _loop_running():
+                self._paint(pixmap, change.box, pil_to_qimage(doc.image.crop(change.box)), QPoint(x0, y0))
+            else:
+                # A big region (an undo of an inpaint result): converted by a worker, a strip at a time, and painted
+                # when done (a 3000x1300 one held this thread 9-16 ms); until then the canvas shows it as it was.
+                self._regions = union_box(self._regions, change.box)
+                self._shown = None  # the pixmap shows no one picture until then
+                if not self._painting_regions:
+                    self._painting_regions = True
+                    self._tasks.run(self._paint_regions())
             self.clear_preview()
+
+    def _paint(self, pixmap: QPixmap, box: Box, image: QImage, at: QPoint, part: QRect | None = None) -> None:
+        """Paint ``image`` (its ``part``) over the picture's pixmap at ``at``: a changed region (an inpaint result, an
+        undo of one). The item lets go of its share of the pixmap first, or painting would copy all of it (a
+        4096x4096 one: 50-100 ms)."""
+        self._image_item.setPixmap(QPixmap())
+        painter = QPainter(pixmap)
+        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
+        if part is None:
+            painter.drawImage(at, image)
+        else:
+            painter.drawImage(at, image, part)
+        painter.end()
+        self._image_item.setPixmap(pixmap)
+        if self._regions is None:
+            self._shown = weakref.ref(self.document.image)
+
+    async def _paint_regions(self) -> None:
+        """Convert the regions changed (self._regions) in a worker thread and paint them, until none is left; one
+        changed again meanwhile is converted again from the picture as it is now."""
+        try:
+            while self._regions is not None:
+                image, box = self.document.image, self._regions
+                try:
+                    converted = await asyncio.to_thread(lambda: pil_to_qimage(image.crop(box)))
+                except Exception:  # this thread converts it then
+                    log.exception("Converting a changed region for display failed")
+                    converted = pil_to_qimage(image.crop(box))
+                if self._regions is None or self.document.image is not image:
+                    continue  # painted whole meanwhile, or changed again: the loop goes on with what there is now
+                self._regions = None  # the picture is the one converted: no region changed since
+                pixmap = self._image_item.pixmap()
+                if not pixmap.isNull():
+                    self._paint(pixmap, box, converted, QPoint(box[0], box[1]))
+        finally:
+            self._painting_regions = False
+
+    def converting_regions(self) -> bool:
+        """Changed regions of the picture are being converted in a worker thread (the canvas shows them as they
+        were until then)."""
+        return self._regions is not None
 
     def _show_whole(self, image: Image.Image | None, prepared: QImage | None) -> None:
         """Show a whole new picture. The pictures shown before it stay converted while they live (in the undo
@@ -246,8 +290,13 @@ class CanvasView(QGraphicsView):
         self._image_item.setTransform(transform or QTransform())
 
     async def _convert(self, image: Image.Image) -> None:
+        # Given up between strips once another picture is to be shown (Ctrl+Z held over many big pictures past
+        # the kept pixmaps' budget started a conversion for each, all running to the end side by side).
         try:
-            converted = await asyncio.to_thread(pil_to_pixmap_ready_qimage, image)
+            converted = await asyncio.to_thread(pil_to_pixmap_ready_qimage, image,
+                                                lambda: self._converting is not image)
+        except ConversionCancelled:
+            return
         except Exception:  # this thread converts it then
             log.exception("Converting a picture for display failed")
             converted = None

@@ -254,7 +254,10 @@ class DocumentActions(QObject):
 
             def work() -> tuple[MaskChange, TintedLayer | None, np.ndarray]:
                 change = mask_change(revision, current, make(current))
-                return change, tinted_layer(change.mask, tints), current.copy()
+                # The mask as it is, for the layer shown now: the change's own copy where it changed all of it (the
+                # history keeps that very array, so an undo finds the layer by it without comparing masks).
+                whole = change.box == (0, 0, current.shape[1], current.shape[0])
+                return change, tinted_layer(change.mask, tints), change.before if whole else current.copy()
 
             change, layer, shown = await asyncio.to_thread(work)
             await self._brush_let_go()
@@ -350,10 +353,10 @@ class DocumentActions(QObject):
                                       lambda width, height: (width + left + right, height + top + bottom))
         if changed is None:
             return
-        image, mask = changed
+        image, mask, record = changed
         before = self.document.image
         self.document.replace_all(f"Extend canvas to {image.width}×{image.height}", image, mask,
-                                  self.document.recipe)
+                                  self.document.recipe, record=record)
         self.window.canvas.set_mask_visible(True)
         self.window.mask_toolbar.show_mask_action.setChecked(True)
         # Control guides made for the picture are extended with it (before the fill job takes them).
@@ -381,13 +384,15 @@ class DocumentActions(QObject):
         changed = await self._resized(lambda image, mask: scaled(image, mask, width, height), "scaled", "scale",
                                       lambda *_: (width, height))
         if changed is not None:
-            self.document.replace_all(f"Scale to {width}×{height}", *changed, self.document.recipe)
+            image, mask, record = changed
+            self.document.replace_all(f"Scale to {width}×{height}", image, mask, self.document.recipe, record=record)
             self.window.status.set_message(f"Scaled to {width}×{height}.")
 
     async def _resized(self, work: Callable[[Image.Image, np.ndarray], tuple[Image.Image, np.ndarray]], done: str,
                        verb: str, new_size: Callable[[int, int], tuple[int, int]],
-                       ) -> tuple[Image.Image, np.ndarray] | None:
-        """A new size's picture and mask, made in a worker thread and converted for display there, or None.
+                       ) -> tuple[Image.Image, np.ndarray, np.ndarray] | None:
+        """A new size's picture, mask and a copy of the mask (Document.replace_all's ``record``), made in a worker
+        thread and converted for display there (its layer tinted from the copy), or None.
 
         ``new_size``: the size the work makes of the picture's, refused with a sentence past Studio's pixel limit
         (Studio could not open such a picture again, nor recover it after a crash).
@@ -402,17 +407,22 @@ class DocumentActions(QObject):
             if self._refused_as_too_large(*new_size(*doc.size), done):
                 return None
             revision = doc.revision
+
+            def made(image: Image.Image, mask: np.ndarray) -> tuple[Image.Image, np.ndarray, np.ndarray]:
+                image, mask = work(image, mask)
+                return image, mask, mask.copy()  # the history's record of the new mask, copied here
+
             try:
-                image, mask = await asyncio.to_thread(work, doc.image, doc.mask.copy())
+                image, mask, record = await asyncio.to_thread(made, doc.image, doc.mask.copy())
             except Exception as exc:  # noqa: BLE001 - told as a sentence; the document is unchanged
                 log.exception("The picture could not be %s", done)
                 reason = "there was not enough memory" if isinstance(exc, MemoryError) else str(exc) or repr(exc)
                 self.window.status.set_message(f"The picture could not be {done} ({reason}); it is unchanged.",
                                                error=True)
                 return None
-            await self.window.canvas.convert_ahead(image, mask)
+            await self.window.canvas.convert_ahead(image, record)
             if self.document.revision == revision and not self._busy_refusal():
-                return image, mask
+                return image, mask, record
         self.window.status.set_message(f"The picture or mask changed while it was being {done}, so it was not "
                                        f"{done}; {verb} it again.", error=True)
         return None

@@ -20,13 +20,25 @@ class HistoryPanel(QListWidget):
         # A letter here is a tool's shortcut (focus_keys), never a search: a search moved the current row, and so
         # undid steps the person never meant to undo.
         self.setProperty("lettersAreShortcuts", True)
+        self._document: Document | None = None  # the one last shown
         # A click or the arrow keys: the row that becomes current is the state to go to.
-        self.currentRowChanged.connect(lambda row: row >= 0 and self.position_requested.emit(row))
+        self.currentRowChanged.connect(self._row_chosen)
+
+    def _row_chosen(self, row: int) -> None:
+        if row < 0:
+            return
+        self.position_requested.emit(row)
+        document = self._document
+        if document is not None and document.history_position != row:
+            # The jump was refused (the brush is down) or went elsewhere: the list shows where the document is,
+            # not a row it never went to (a later click on the row that looked current would do nothing).
+            self.refresh(document)
 
     def keyboardSearch(self, search: str) -> None:  # noqa: N802
         """No search by typing: a row that becomes current is a jump in the history."""
 
     def refresh(self, document: Document) -> None:
+        self._document = document
         labels = ["Start", *document.history_labels()]
         position = document.history_position
         self.blockSignals(True)

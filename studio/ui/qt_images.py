@@ -8,12 +8,18 @@ Pillow's and numpy's copies between them let go of it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from PIL import Image
 from PySide6.QtCore import QRect
 from PySide6.QtGui import QImage, QPixmap
 
 STRIP_BYTES = 4 * 2**20  # about this much of a picture per Qt call (a few ms of the interpreter lock)
+
+
+class ConversionCancelled(Exception):
+    """A conversion given up between strips: its picture is no longer wanted."""
 
 
 def _rgb_or_rgba(image: Image.Image) -> Image.Image:
@@ -39,8 +45,10 @@ def _strips(height: int, width: int) -> range:
     return range(0, height, max(1, STRIP_BYTES // max(1, width * 4)))
 
 
-def _converted(image: Image.Image, target: QImage.Format | None) -> QImage:
-    """``image`` as a new QImage in ``target``'s format (None: RGB888 or RGBA8888, the picture's own layout)."""
+def _converted(image: Image.Image, target: QImage.Format | None,
+               cancelled: Callable[[], bool] | None = None) -> QImage:
+    """``image`` as a new QImage in ``target``'s format (None: RGB888 or RGBA8888, the picture's own layout).
+    ``cancelled`` is asked before each strip: true, the conversion stops there (ConversionCancelled)."""
     image = _rgb_or_rgba(image)
     width, height = image.size
     own = QImage.Format.Format_RGBA8888 if image.mode == "RGBA" else QImage.Format.Format_RGB888
@@ -50,6 +58,8 @@ def _converted(image: Image.Image, target: QImage.Format | None) -> QImage:
     rows = _rows(result)
     step = _strips(height, width).step
     for top in _strips(height, width):
+        if cancelled is not None and cancelled():
+            raise ConversionCancelled
         bottom = min(height, top + step)
         part = image if (top, bottom) == (0, height) else image.crop((0, top, width, bottom))
         strip, _data = _over_bytes(part)  # the bytes live until the strip is copied
@@ -68,11 +78,13 @@ def pil_to_qpixmap(image: Image.Image) -> QPixmap:
     return QPixmap.fromImage(pil_to_pixmap_ready_qimage(image))
 
 
-def pil_to_pixmap_ready_qimage(image: Image.Image) -> QImage:
+def pil_to_pixmap_ready_qimage(image: Image.Image, cancelled: Callable[[], bool] | None = None) -> QImage:
     """``image`` in the format a raster QPixmap keeps (32-bit, alpha premultiplied), so that QPixmap.fromImage
-    takes it as it is. Safe off the main thread, which is what it is for: QImage is reentrant, QPixmap is not."""
+    takes it as it is. Safe off the main thread, which is what it is for: QImage is reentrant, QPixmap is not.
+    ``cancelled``: asked between strips; true, it stops (ConversionCancelled)."""
     alpha = _rgb_or_rgba(image).mode == "RGBA"
-    return _converted(image, QImage.Format.Format_ARGB32_Premultiplied if alpha else QImage.Format.Format_RGB32)
+    return _converted(image, QImage.Format.Format_ARGB32_Premultiplied if alpha else QImage.Format.Format_RGB32,
+                      cancelled)
 
 
 def qimage_to_pil(qimage: QImage) -> Image.Image:

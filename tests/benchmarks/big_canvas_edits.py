@@ -20,17 +20,39 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_window import real_window  # noqa: E402
 
 
-async def measure(label: str, edit: Callable[[], Any], done: Callable[[], bool]) -> None:
+GIVE_UP_S = 30.0  # an edit not done by then is reported as such, and the benchmark goes on
+
+
+async def measure(label: str, edit: Callable[[], Any], done: Callable[[], bool]) -> bool:
+    """Run one edit under the probe and print its line; False, with a line saying so, if it was not done within
+    GIVE_UP_S (a wait that could never end hung the benchmark for good)."""
     from test_ui_responsiveness import MainThreadProbe
 
+    loop = asyncio.get_running_loop()
     probe = MainThreadProbe()
     probe.start()
     await asyncio.sleep(0.05)
     started = edit()  # a task, for the edits that work in a worker thread
+    deadline = loop.time() + GIVE_UP_S
     while not done() or (isinstance(started, asyncio.Future) and not started.done()):
+        if loop.time() > deadline:
+            probe.stop()
+            print(f"  {label:<36} NOT DONE: gave up after {GIVE_UP_S:.0f} s", flush=True)
+            return False
         await asyncio.sleep(0.005)
     await asyncio.sleep(0.15)  # the repaints that follow
     print(f"  {label:<36} {probe.stop()}", flush=True)
+    return True
+
+
+async def jump(window: Any, label: str, position: int) -> None:
+    """A click on the history panel's row for ``position``, kept to the steps the history holds (past
+    HISTORY_BYTES it forgets its oldest ones); the line says where it went."""
+    document = window.document
+    target = max(0, min(position, len(document.history_labels())))
+    await measure(f"{label} ({document.history_position}->{target})",
+                  lambda: window.history_panel.position_requested.emit(target),
+                  lambda: document.history_position == target)
 
 
 async def edits(window: Any, size: int, rounds: int) -> None:
@@ -61,10 +83,8 @@ async def edits(window: Any, size: int, rounds: int) -> None:
         await measure("Clear Mask", actions.clear, lambda: True)
         await measure("Undo it / redo it", lambda: (actions.undo.trigger(), actions.redo.trigger()), lambda: True)
         steps = document.history_position
-        await measure("History: 3 steps back", lambda: window.history_panel.position_requested.emit(steps - 3),
-                      lambda: document.history_position == steps - 3)
-        await measure("History: 3 steps forward", lambda: window.history_panel.position_requested.emit(steps),
-                      lambda: document.history_position == steps)
+        await jump(window, "History: 3 steps back", steps - 3)
+        await jump(window, "History: 3 steps forward", steps)
         clipboard.clear()
         await measure("Copy Picture", actions.copy_picture, lambda: not clipboard.image().isNull())
         document.set_image(Image.new("RGB", (512, 512)), "A small picture")
@@ -73,9 +93,7 @@ async def edits(window: Any, size: int, rounds: int) -> None:
                       lambda: document.size == (size // 2, size // 2))
         await measure("Undo it", actions.undo.trigger, lambda: document.size == (size, size))
         await measure("3 results land in a stroke: let go", *await results_in_a_stroke(window, document.image))
-        steps = document.history_position
-        await measure("History: back over those 3", lambda: window.history_panel.position_requested.emit(steps - 3),
-                      lambda: document.history_position == steps - 3)
+        await jump(window, "History: back over those 3", document.history_position - 3)
 
 
 async def results_in_a_stroke(window: Any, picture: Any) -> tuple[Callable[[], None], Callable[[], bool]]:

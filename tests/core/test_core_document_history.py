@@ -72,3 +72,20 @@ def test_a_stroke_under_way_when_the_picture_is_replaced_is_recorded_on_its_own_
     while doc.redo():
         pass
     assert doc.size == (32, 24) and doc.mask[0:4, 0:4].all() and doc.mask.sum() == 16 * 255
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_listeners_told_of_an_undo_or_redo_see_the_history_where_it_now_is(whole: bool):
+    """The window enables Undo and Redo from can_undo()/can_redo() as it hears of a change: told before the
+    position moved, it left Redo disabled after an undo (Ctrl+Z then Ctrl+Y at once redid nothing)."""
+    doc = painted()
+    if whole:
+        doc.replace_all("Extend", Image.new("RGB", (40, 24)), new_mask(40, 24))
+    seen: list[tuple[int, bool, bool]] = []
+    doc.add_listener(lambda change: seen.append((doc.history_position, doc.can_undo(), doc.can_redo())))
+    steps = doc.history_position
+    doc.undo()
+    doc.redo()
+    assert seen == [(steps - 1, True, True), (steps, True, False)]
+    doc.go_to(0)  # a jump tells once it is over
+    assert seen[2:] and all(told == (0, False, True) for told in seen[2:])

@@ -732,7 +732,8 @@ def test_a_picture_converted_ahead_is_shown_without_converting_it_again(qtbot, m
     np.testing.assert_array_equal(_shown(canvas), second_pixels)
     assert converted == []
 
-    canvas.prepare(first, pil_to_pixmap_ready_qimage(first))  # prepared, but another picture is taken in
+    other = first.copy()
+    canvas.prepare(other, pil_to_pixmap_ready_qimage(other))  # prepared, but another picture is taken in
     document.undo()
     np.testing.assert_array_equal(_shown(canvas), np.asarray(first))
     assert converted == ["pil_to_qimage"]
@@ -787,7 +788,12 @@ def test_undo_and_redo_of_a_whole_canvas_change_swap_pictures_without_converting
     np.testing.assert_array_equal(_shown(canvas), np.asarray(small))
     assert converted == [big]
     document.go_to(3)
-    np.testing.assert_array_equal(_shown(canvas), edited)  # the region step makes a new picture: converted
+    # The region step holds its picture (the one shown before the jump back): its kept pixmap is swapped in.
+    np.testing.assert_array_equal(_shown(canvas), edited)
+    assert converted == [big]
+    document.set_image(Image.fromarray(np.asarray(small)), "Open")  # a new size, not converted ahead
+    document.undo()  # back to the edited picture: still kept
+    np.testing.assert_array_equal(_shown(canvas), edited)
     assert len(converted) == 2
 
 

@@ -38,10 +38,10 @@ def canvas(qtbot, qt_loop, monkeypatch):  # noqa: ANN001, ANN201
     for name in ("pil_to_qpixmap", "pil_to_pixmap_ready_qimage", "pil_to_qimage"):
         real = getattr(canvas_module, name)
 
-        def recorded(image, _real=real):  # noqa: ANN001, ANN202
+        def recorded(image, *more, _real=real):  # noqa: ANN001, ANN002, ANN202
             if image.size == (SIDE, SIDE):
                 view.converted.append(threading.current_thread())
-            return _real(image)
+            return _real(image, *more)
 
         monkeypatch.setattr(canvas_module, name, recorded)
     assert SIDE * SIDE > CONVERT_AT_ONCE
@@ -110,3 +110,68 @@ def test_kept_pixmaps_go_with_their_pictures_and_past_the_budget(qapp) -> None: 
     assert kept.take(newest) is not None and kept.take(newest) is None  # taken: no longer kept
     del dropped  # its step left the undo history
     assert kept.take(middle) is not None and len(kept) == 0
+
+
+def test_a_big_changed_region_and_its_undo_are_converted_in_a_worker_and_painted_exactly(qtbot, canvas,  # noqa: ANN001
+                                                                                        monkeypatch):
+    """An inpaint result's region, its undo and redo: a big region is converted in a worker thread (at 4096x4096
+    one of 3000x1300 held the window 9-16 ms), and one changed again before it is painted is painted as it is
+    then; a whole picture shown meanwhile is not painted over."""
+    from studio.ui.canvas import REGION_AT_ONCE
+
+    threads: list[threading.Thread] = []
+    real = canvas_module.pil_to_qimage
+    monkeypatch.setattr(canvas_module, "pil_to_qimage", lambda image: threads.append(threading.current_thread())
+                        or real(image))
+    document = canvas.document
+    first = _picture(4)
+    canvas.prepare(first, pil_to_pixmap_ready_qimage(first))
+    document.set_image(first, "Open")
+    array = np.asarray(first).copy()
+    array[100:900, 50:1000] = (250, 0, 60)  # 950x800: over REGION_AT_ONCE
+    assert 950 * 800 > REGION_AT_ONCE
+    document.set_image(Image.fromarray(array), "Generated")
+    assert canvas.converting_regions()
+    qtbot.waitUntil(lambda: not canvas.converting_regions(), timeout=10_000)
+    np.testing.assert_array_equal(_shown(canvas), array)
+    document.undo()
+    document.redo()  # before the undo's region is painted
+    document.undo()
+    qtbot.waitUntil(lambda: not canvas.converting_regions(), timeout=10_000)
+    np.testing.assert_array_equal(_shown(canvas), np.asarray(first))
+    assert threads and threading.main_thread() not in threads
+    document.redo()
+    second = _picture(5)
+    canvas.prepare(second, pil_to_pixmap_ready_qimage(second))
+    document.set_image(second, "Open")  # a whole picture before the region is painted
+    qtbot.waitUntil(lambda: not canvas.converting_regions() and not canvas._painting_regions, timeout=10_000)
+    np.testing.assert_array_equal(_shown(canvas), np.asarray(second))
+
+
+def test_conversions_of_pictures_no_longer_to_be_shown_are_given_up(qtbot, canvas, monkeypatch):  # noqa: ANN001
+    """Ctrl+Z held over big pictures whose pixmaps are no longer kept: each picture passed over started a
+    conversion in a worker thread, all running to the end side by side; now those passed over give up."""
+    from studio.ui.qt_images import ConversionCancelled
+
+    ended: dict[int, str] = {}
+    real = canvas_module.pil_to_pixmap_ready_qimage
+
+    def recorded(image, cancelled=None):  # noqa: ANN001, ANN202
+        try:
+            converted = real(image, cancelled)
+        except ConversionCancelled:
+            ended[id(image)] = "given up"
+            raise
+        ended[id(image)] = "converted"
+        return converted
+
+    monkeypatch.setattr(canvas_module, "pil_to_pixmap_ready_qimage", recorded)
+    document = canvas.document
+    canvas._kept = KeptPixmaps(budget=0)
+    pictures = [_picture(seed) for seed in range(6, 10)]
+    for picture in pictures:  # one after another, before any conversion could end
+        document.set_image(picture, "Open")
+    qtbot.waitUntil(lambda: not canvas.showing_stand_in(), timeout=10_000)
+    qtbot.waitUntil(lambda: len(ended) == len(pictures), timeout=10_000)
+    assert [ended[id(p)] for p in pictures] == ["given up"] * 3 + ["converted"]
+    np.testing.assert_array_equal(_shown(canvas), np.asarray(pictures[-1]))

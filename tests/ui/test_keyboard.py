@@ -65,6 +65,29 @@ def test_delete_removes_the_selected_queue_rows_and_arrows_walk_the_undo_history
 
 
 
+def test_a_history_row_chosen_while_the_brush_is_down_is_not_left_selected(qtbot, window):  # noqa: ANN001
+    """The window refuses a history jump mid-stroke; the list kept the chosen row selected, showing a state the
+    document was not in (and a second click on that row did nothing)."""
+    from PIL import Image
+    from PySide6.QtCore import QPointF
+
+    doc = window.document
+    doc.set_image(Image.new("RGB", (64, 64)), "Open")
+    doc.edit_mask("Paint", lambda m: (m.__setitem__((slice(0, 8), slice(0, 8)), 255), (0, 0, 8, 8))[1])
+    panel, canvas = window.history_panel, window.canvas
+    qtbot.waitUntil(lambda: panel.count() == 3 and panel.currentRow() == 2, timeout=2000)
+    canvas.set_tool("brush")
+    at = canvas.mapFromScene(QPointF(30, 30))
+    qtbot.mousePress(canvas.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    assert canvas.busy
+    qtbot.mouseClick(panel.viewport(), Qt.MouseButton.LeftButton, pos=panel.visualItemRect(panel.item(0)).center())
+    assert doc.history_position == 2 and panel.currentRow() == 2
+    qtbot.mouseRelease(canvas.viewport(), Qt.MouseButton.LeftButton, pos=at)
+    qtbot.waitUntil(lambda: panel.count() == 4, timeout=2000)  # the stroke is a step of its own
+    qtbot.mouseClick(panel.viewport(), Qt.MouseButton.LeftButton, pos=panel.visualItemRect(panel.item(0)).center())
+    assert doc.history_position == 0 and panel.currentRow() == 0
+
+
 def test_letters_in_the_undo_history_pick_tools_and_undo_nothing(qtbot, window):  # noqa: ANN001
     """The history list searched its rows by letter: F (the frame tool) made "Fill rectangle" current, which
     undid every step after it."""

@@ -72,3 +72,13 @@ def test_converting_a_big_picture_in_a_worker_leaves_the_window_thread_free(qapp
                        ("qimage_to_pil", lambda: qimage_to_pil(shown))):
         waited = min(_longest_wait_ms(work) for _ in range(3))
         assert waited < ALLOWED_WAIT_MS, f"{name} held the main thread {waited:.0f} ms"
+
+
+def test_a_conversion_asked_to_stop_stops_between_strips() -> None:
+    picture = Image.fromarray(np.zeros((4096, 1024, 3), np.uint8))  # four strips
+    asked: list[int] = []
+    with pytest.raises(qt_images.ConversionCancelled):
+        qt_images.pil_to_pixmap_ready_qimage(picture, lambda: asked.append(1) or len(asked) > 2)
+    assert len(asked) == 3
+    converted = qt_images.pil_to_pixmap_ready_qimage(picture, lambda: False)
+    assert (converted.width(), converted.height()) == (1024, 4096)
