@@ -239,9 +239,11 @@ PARAM_KINDS: dict[str, type[Param]] = {
 
 
 def validate_params(schema: Sequence[Param], values: Mapping[str, Any], owner: str,
-                    pictures_later: bool = False) -> dict[str, Any]:
+                    pictures_later: bool = False, copies_later: bool = False) -> dict[str, Any]:
     """Every parameter of the schema, checked; defaults fill what is missing. Unknown names are refused.
-    ``pictures_later``: picture files are only checked to exist (check_picture_file); load_pictures reads them."""
+    ``pictures_later``: picture files are only checked to exist (check_picture_file); load_pictures reads them.
+    ``copies_later``: a picture given as one is kept as it is, neither converted nor copied (at 4096² that held the
+    window's thread 40-100 ms); load_pictures makes the plugin's own copy, on the engine thread."""
     known = {p.name for p in schema}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -250,7 +252,8 @@ def validate_params(schema: Sequence[Param], values: Mapping[str, Any], owner: s
     checked: dict[str, Any] = {}
     for param in schema:
         value = values.get(param.name, param.default_value)
-        if pictures_later and isinstance(param, ImageParam):
+        given = copies_later and isinstance(value, Image.Image)
+        if isinstance(param, ImageParam) and (pictures_later or given):
             checked[param.name] = check_picture_file(param, value, owner)
         else:
             checked[param.name] = param.check(value, owner)

@@ -40,8 +40,9 @@ def check_plugin_inputs(registry: Registry, request: GenerationRequest | PostPro
                         notes: list[str] | None = None) -> Any:
     """The request with its plugin parameters checked, defaults filled and random seeds fixed (so the recipe
     can remake the picture); InvalidRequest names what is wrong. Post-processors' picture files are only checked
-    to exist here (this runs on the window's thread); the engine thread reads them (load_pictures). A chain step
-    whose picture file is gone is left out, said in ``notes``: the generation is not refused for it, as a step
+    to exist here (this runs on the window's thread); the engine thread reads them (load_pictures). A plugin
+    generator's pictures given as pictures are neither converted nor copied here either (generate does it). A chain
+    step whose picture file is gone is left out, said in ``notes``: the generation is not refused for it, as a step
     that fails while it runs leaves the picture as it was (given no ``notes``, it is refused)."""
     if isinstance(request, PostProcessRequest):
         step = _checked_step(registry, PostStep(request.processor, request.params, request.strength))
@@ -54,7 +55,7 @@ def check_plugin_inputs(registry: Registry, request: GenerationRequest | PostPro
                                  f"make something else; enable {request.plugin} (and disable {contribution.owner}) "
                                  "to make it again.")
         request = replace(request, params=_fix_seeds(contribution, validate_params(
-            contribution.parameters, request.params, contribution.title)))
+            contribution.parameters, request.params, contribution.title, copies_later=True)))
     elif request.params:
         raise InvalidRequest("Stable Diffusion takes no plugin parameters.")
     steps = []
@@ -121,11 +122,12 @@ class ContributionRunner:
         if contribution.builtin:
             yield from self._registry.instance(GENERATOR, contribution.id, self._env).generate(request, context)
             return
+        # Its picture parameters as it takes them (RGB or RGBA), each its own copy to draw on: made here, on the
+        # engine thread, not at submit on the window's. The request's own pictures are the person's.
+        pictures = load_pictures(contribution.parameters, request.params, contribution.title)
 
         def produce(guarded: GuardedContext) -> Iterable[Any]:
-            # what it is given is its own to change: the request's pictures stay as they are
-            own = replace(request, params=_own_pictures(request.params), init_image=_own(request.init_image),
-                          mask=_own(request.mask))
+            own = replace(request, params=pictures, init_image=_own(request.init_image), mask=_own(request.mask))
             return self._registry.instance(GENERATOR, contribution.id, self._env).generate(own, guarded)
 
         def check(item: Any) -> tuple[Image.Image, Any]:

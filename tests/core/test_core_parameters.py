@@ -127,6 +127,31 @@ def test_a_picture_given_by_a_relative_path_is_recorded_by_its_whole_path(tmp_pa
     assert params_for_record(values) == {"style": "<picture 4x4>"}  # what travels in metadata names no file
 
 
+def test_copies_later_keeps_a_given_picture_as_it_is_and_checks_the_rest_as_before(tmp_path):
+    """A generator's picture is checked at submit, on the window's thread, without the copy or conversion that
+    held it 40-100 ms at 4096²: load_pictures makes the plugin's own RGB copy later. A file is still read, and
+    every refusal is the same sentence."""
+    from studio.core.parameters import load_pictures
+
+    grey = Image.new("L", (6, 4), 90)
+    values = validate_params(SCHEMA, {"reference": grey}, "Fields", copies_later=True)
+    assert values["reference"] is grey
+    own = load_pictures(SCHEMA, values, "Fields")["reference"]
+    assert own is not grey and own.mode == "RGB" and grey.mode == "L"
+    Image.new("RGB", (4, 4)).save(tmp_path / "ref.png")
+    read = validate_params(SCHEMA, {"reference": str(tmp_path / "ref.png")}, "Fields", copies_later=True)
+    assert isinstance(read["reference"], Image.Image)
+    assert params_for_record(read, keep_files=True)["reference"] == str((tmp_path / "ref.png").resolve())
+    for given, message in (({"reference": 3}, "Fields: Reference must be a picture, not int."),
+                           ({"reference": str(tmp_path / "gone.png")},
+                            f"Fields: Reference: The image {tmp_path / 'gone.png'} does not exist.")):
+        with pytest.raises(InvalidRequest) as err:
+            validate_params(SCHEMA, given, "Fields", copies_later=True)
+        assert str(err.value) == message
+    with pytest.raises(InvalidRequest, match="^F: Style needs a picture.$"):
+        validate_params((ImageParam("style"),), {}, "F", copies_later=True)
+
+
 @pytest.mark.parametrize(("name", "flag"), [("prompt", "--prompt"), ("output", "--output"),
                                             ("batch_count", "--batch-count"), ("help", "--help")])
 def test_a_parameter_cannot_take_a_command_line_option_s_name(name, flag):

@@ -383,6 +383,41 @@ def test_a_plugin_never_changes_a_picture_given_as_a_parameter(plugin_sandbox, t
     assert terminal(events, ids[0]).outputs[0].image.getpixel((0, 0)) == (255, 0, 0)  # it drew on its own copy
 
 
+def test_submit_neither_copies_nor_converts_a_generator_s_picture_on_the_calling_thread(plugin_sandbox, tmp_path,
+                                                                                        monkeypatch):
+    """Submit copied a plugin generator's picture parameter (and converted one not RGB) on the window's thread:
+    40-100 ms at 4096². The engine thread now makes the plugin's own copy; the person's pictures are untouched
+    by the plugin drawing on it, and the recipe and history note the picture as before."""
+    import threading
+
+    host, env, outputs, _ = own_plugin(tmp_path, "tp-scribble", SCRIBBLER, SCRIBBLER_MANIFEST)
+    history = HistoryStore(tmp_path / "history.db")
+    canvas = Image.new("RGB", (8, 8), (200, 200, 200))
+    grey = Image.new("L", (6, 4), 90)  # drawn on in red by the plugin: only works once converted to RGB
+    given = {id(canvas), id(grey)}
+    caller = threading.current_thread()
+    on_caller: list[str] = []
+    for name in ("copy", "convert", "getchannel"):
+        def spy(self, *args, _original=getattr(Image.Image, name), _name=name, **kwargs):  # noqa: ANN001, ANN202
+            if id(self) in given and threading.current_thread() is caller:
+                on_caller.append(_name)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(Image.Image, name, spy)
+    events, ids = submit_all((host, env, outputs, history), [
+        request("tp-scribble-gen", params={"reference": picture}) for picture in (canvas, grey)])
+    assert on_caller == []
+    for job, noted in zip(ids, ("<picture 8x8>", "<picture 6x4>")):
+        finished = terminal(events, job)
+        assert isinstance(finished, JobFinished), getattr(finished, "message", "")
+        assert finished.outputs[0].image.getpixel((0, 0)) == (255, 0, 0)  # it drew on its own RGB copy
+        assert read_recipe(finished.outputs[0].path).params == {"reference": noted}
+    assert canvas.getpixel((0, 0)) == (200, 200, 200) and canvas.mode == "RGB"  # the person's, as they were
+    assert grey.getpixel((0, 0)) == 90 and grey.mode == "L"
+    rows = history.search(HistoryQuery(text="plugin test"))
+    assert sorted(r.params["generator_params"]["reference"] for r in rows) == ["<picture 6x4>", "<picture 8x8>"]
+    history.close()
+
+
 RUNAWAY = '''
 import time
 from PIL import Image
