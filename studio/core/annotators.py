@@ -44,13 +44,14 @@ def is_depth_config(config: Path) -> bool:
     return isinstance(data, dict) and data.get("model_type") == DEPTH_MODEL_TYPE
 
 
-def depth_model_missing(models_dir: Path | None, where: str = "") -> str:
+def depth_model_missing(models_dir: Path | None, where: str = "", label: str = "") -> str:
     """The sentence for a depth guide with no depth model: what is missing and the ways to get it. ``where``:
-    how the window says it, else the command line's command."""
+    how the window says to get it, else the command line's command; ``label``: the guide, as the window names it."""
     folder = Path(models_dir) / DEPTH_FOLDER if models_dir is not None else Path(DEPTH_FOLDER)
     how = where or f"run `studio models download {DEPTH_REPO}`"
-    return (f"The Depth preprocessor needs the {DEPTH_TITLE} model ({DEPTH_SIZE}), which is not in the models "
-            f"folder; {how}, or put its files ({', '.join(DEPTH_FILES)}) in {folder}.")
+    whose = f"{label}'s" if label else "The"
+    return (f"{whose} Depth preprocessor needs the {DEPTH_TITLE} model ({DEPTH_SIZE}), "
+            f"which is not in the models folder; {how}, or put its files ({', '.join(DEPTH_FILES)}) in {folder}.")
 
 
 def _whole(folder: Path) -> bool:
