@@ -11,6 +11,7 @@ from hub_server import FakeHub, FakeRepo, isolated_hub_client
 
 from studio.core.annotators import DEPTH_FOLDER, DEPTH_REPO, find_depth_model
 from studio.core.errors import InvalidRequest
+from studio.core.starter_models import STARTER_MODELS
 from studio.services.model_downloads import download_model, plan_download
 
 FILES = {"config.json": json.dumps({"model_type": "depth_anything"}).encode(), "README.md": b"# Depth",
@@ -38,6 +39,8 @@ def test_the_depth_model_lands_where_the_depth_preprocessor_finds_it(hub, tmp_pa
     assert find_depth_model(models) is None
     download_model(plan, endpoint=hub.url)
     assert find_depth_model(models) == models / DEPTH_FOLDER
+    depth = next(m for m in STARTER_MODELS if m.repo_id == DEPTH_REPO)  # in `studio models recommended` too
+    assert depth.size_label == "about 99 MB"
 
 
 def test_files_put_there_by_hand_are_completed_and_another_download_s_folder_is_not_taken(hub, tmp_path):
