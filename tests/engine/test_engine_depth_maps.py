@@ -105,3 +105,32 @@ def test_an_outpainted_depth_guide_takes_the_picture_s_map_in_black_margins(mode
     assert (extended.preprocessor, extended.image.size, extended.image_path) == (NONE, (48, 34), "")
     assert np.array_equal(pixels[:30, 8:], np.asarray(depth_maps.depth_map(picture, models)))
     assert not pixels[:, :8].any() and not pixels[30:].any()
+
+
+def test_a_depth_guided_job_steers_with_the_photo_s_depth_map_and_refuses_without_the_model(
+        tiny_model_dir, tmp_path):
+    """Through the real generator: the ControlNet sees exactly the depth map (the same job with the map given as a
+    ready-made picture makes the same pixels); without the depth model the job is refused in a sentence."""
+    from dataclasses import replace
+
+    from studio_testing import DirectContext, make_env, tiny_request
+    from tiny_controlnets import build_tiny_controlnet
+
+    from studio.engine.diffusion import DiffusersGenerator
+
+    root = tmp_path / "models"
+    build_tiny_controlnet(root / "controlnet" / "depth-net", tiny_model_dir)
+    generator = DiffusersGenerator(replace(make_env(tmp_path), models_dir=root))
+    picture = photo(8, (64, 64))
+
+    def make(guide: ControlGuide) -> np.ndarray:
+        ((image, recipe),) = list(generator.generate(tiny_request(tiny_model_dir, prepared=True, controls=(guide,)),
+                                                     DirectContext()))
+        return np.asarray(image)
+
+    with pytest.raises(InvalidRequest, match="Depth Anything V2 Small"):
+        make(ControlGuide("depth-net", picture, preprocessor=DEPTH))
+    depth_model_in(root)
+    guided = make(ControlGuide("depth-net", picture, preprocessor=DEPTH))
+    assert np.array_equal(guided, make(ControlGuide("depth-net", depth_maps.depth_map(picture, root))))
+    assert not np.array_equal(guided, make(ControlGuide("depth-net", picture)))
