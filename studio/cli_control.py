@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from studio.core.annotators import DEPTH_REPO, DEPTH_TITLE
 from studio.core.control import (
     CANNY,
     DEFAULT_HIGH,
@@ -81,7 +82,8 @@ def add_control_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--control-preprocessor", field="preprocessor", choices=list(PREPROCESSORS),
                        help="what is done to the control picture first: none (it is an edge, line, depth or pose "
                             "picture already; the default), canny (the edges of a photo or painting), invert (black "
-                            "lines on white, as sketches are drawn)", **option)
+                            "lines on white, as sketches are drawn), depth (a depth map of a photo, made by "
+                            f"{DEPTH_TITLE}: get it with `studio models download {DEPTH_REPO}`)", **option)
     group.add_argument("--control-weight", field="weight", type=float, metavar="W",
                        help=f"how strongly the guide steers, 0 to {MAX_WEIGHT:g} (default 1)", **option)
     group.add_argument("--control-range", field="range", type=float, nargs=2, metavar=("START", "END"),

@@ -163,13 +163,20 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         check_model_folder(Path(model))  # headers only: not a model, or a damaged one, is bad input (before torch)
         loras, vae, controls, sources = _find_files(loras, args.vae or "", control_guides(args, generator), settings)
         _check_controlnets_fit(sources, Path(model))
+        from studio.engine.depth_maps import check_depth_model  # no torch
+
+        check_depth_model(settings.models_dir, controls)  # a missing depth model is said before torch loads
     else:
         if init_image is not None:
             raise InvalidRequest(f"The generator {generator!r} does not start from a picture; leave out "
                                  "--init-image, --mask and --outpaint.")
         model, vae, controls = "", args.vae or "", control_guides(args, generator)
     if extend is not None:  # a guide made for the picture is extended with it, so its lines stay on the picture's
-        controls = tuple(extend_guide(guide, original_size, extend) for guide in controls)
+        from studio.engine.depth_maps import annotator  # torch only when a depth map is made
+
+        # A depth map is made of the picture before the margins (on the CPU: the engine has not started).
+        controls = tuple(extend_guide(guide, original_size, extend, annotator(settings.models_dir))
+                         for guide in controls)
     return GenerationRequest(
         model=model, prompt=args.prompt, negative_prompt=args.negative,
         width=width, height=height, steps=args.steps, cfg_scale=args.cfg, seed=args.seed,

@@ -13,7 +13,7 @@ from studio.core.paths import studio_paths
 from studio.core.settings import Settings, load_settings, save_settings
 
 EXIT_BAD_INPUT = 2
-LISTED_KINDS = (*KIND_FOLDERS, "image-encoder", "unknown")  # every kind the library tells apart
+LISTED_KINDS = (*KIND_FOLDERS, "image-encoder", "annotator", "unknown")  # every kind the library tells apart
 
 
 def add_models_parser(commands: argparse._SubParsersAction) -> None:
@@ -100,7 +100,8 @@ def _list(settings: Settings, kind: str | None, as_json: bool, hashes: bool) -> 
         return 0
     width = max(len(i.name) for i in items)
     for item in items:
-        print(f"{item.name:<{width}}  {item.label:<22} {format_size(item.size):>9}  {item.hash or '-':<10}  {item.source}")
+        print(f"{item.name:<{width}}  {item.label:<22} {format_size(item.size):>9}  {item.hash or '-':<10}  "
+              f"{item.source}")
         if item.duplicate_of:
             print(f"{'':<{width}}  same file as {item.duplicate_of}")
         if item.problem:

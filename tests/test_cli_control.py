@@ -131,7 +131,7 @@ def test_the_help_says_what_each_control_option_does(capsys):
         build_parser([]).parse_args(["generate", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     for said in ("--control MODEL IMAGE guide the picture with the ControlNet MODEL",
-                 "--control-preprocessor {none,canny,invert} what is done to the control picture first",
+                 "--control-preprocessor {none,canny,invert,depth} what is done to the control picture first",
                  "--control-weight W how strongly the guide steers, 0 to 2",
                  "--control-range START END the part of the steps it steers",
                  "--canny LOW HIGH the Canny edge thresholds"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -23,17 +23,27 @@ from studio.core.errors import InvalidRequest
 from studio.core.paths import path_inside
 from studio.core.units import finite_or, is_finite_number, short_number
 
-NONE, CANNY, INVERT = "none", "canny", "invert"
+NONE, CANNY, INVERT, DEPTH = "none", "canny", "invert", "depth"
 # What each preprocessor does, as the window lists it; the keys are A1111's module names.
 PREPROCESSORS: dict[str, str] = {
     NONE: "As it is (an edge, line, depth or pose picture made already)",
     CANNY: "Canny edges of a photo or painting",
     INVERT: "Invert (black lines on white, as sketches are drawn)",
+    DEPTH: "A depth map of a photo or painting, made by Depth Anything V2 (near is white)",
 }
+# The preprocessors that run a model: the engine runs them (an ``Annotate`` it gives), as core has no torch.
+MODEL_PREPROCESSORS = frozenset({DEPTH})
+# (preprocessor, the picture as given) -> the picture it makes, as RGB.
+Annotate = Callable[[str, Image.Image], Image.Image]
 # Other tools' module names for the same preprocessors, and the one Studio writes for each (sd-webui-controlnet's:
-# it recognises its own long name of invert, not Studio's short one).
-_MODULE_ALIASES = {"invert (from white bg & black line)": INVERT, "canny": CANNY, "none": NONE}
-_A1111_MODULES = {NONE: "none", CANNY: "canny", INVERT: "invert (from white bg & black line)"}
+# it recognises its own long name of invert, not Studio's short one). Its other depth modules (depth_midas,
+# depth_zoe, depth_leres, depth_anything v1) run other models: kept by their names, their pictures used as they are.
+_MODULE_ALIASES = {"invert (from white bg & black line)": INVERT, "canny": CANNY, "none": NONE,
+                   "depth_anything_v2": DEPTH}
+_A1111_MODULES = {NONE: "none", CANNY: "canny", INVERT: "invert (from white bg & black line)",
+                  DEPTH: "depth_anything_v2"}
+# sd-webui-controlnet's names that mean another preprocessor than Studio's of that name: its 1.0 "depth" was MiDaS.
+_OTHER_MEANINGS = frozenset({DEPTH})
 MAX_MODULE_NAME = 200  # another tool's preprocessor name, kept for display: longer is no name
 MAX_GUIDES = 3  # at once in one job; more only slows every step down
 MAX_WEIGHT = 2.0
@@ -91,13 +101,20 @@ class ControlGuide:
                                  f"one, not {self.low_threshold} and {self.high_threshold}.")
 
     def control_picture(self, width: int, height: int, start: tuple[int, int] | None = None,
-                        box: tuple[int, int, int, int] | None = None) -> Image.Image:
+                        box: tuple[int, int, int, int] | None = None, annotate: Annotate | None = None
+                        ) -> Image.Image:
         """The picture the ControlNet sees: preprocessed, then placed in the job as ``place_control`` says (the
-        engine and the window's thumbnail both come here, so they cannot disagree)."""
+        engine and the window's thumbnail both come here, so they cannot disagree). ``annotate`` runs a model
+        preprocessor (depth): the engine's."""
         if self.image is None:
             raise InvalidRequest("The control guide has no control picture.")
-        return place_control(preprocess(self.image, self.preprocessor, self.low_threshold, self.high_threshold),
-                             (width, height), start, box)
+        return place_control(self.preprocessed(annotate), (width, height), start, box)
+
+    def preprocessed(self, annotate: Annotate | None = None) -> Image.Image:
+        """Its picture after its preprocessor, at the picture's size."""
+        if self.image is None:
+            raise InvalidRequest("The control guide has no control picture.")
+        return preprocess(self.image, self.preprocessor, self.low_threshold, self.high_threshold, annotate)
 
     def to_record(self, model_hash: str = "") -> dict[str, Any]:
         """As the history and Studio's JSON recipe keep it (no pixels: ``image`` is the kept file's path)."""
@@ -135,10 +152,16 @@ class ControlGuide:
         return guide
 
 
-def preprocess(image: Image.Image, preprocessor: str, low: int = DEFAULT_LOW, high: int = DEFAULT_HIGH) -> Image.Image:
+def preprocess(image: Image.Image, preprocessor: str, low: int = DEFAULT_LOW, high: int = DEFAULT_HIGH,
+               annotate: Annotate | None = None) -> Image.Image:
     """The control picture after its preprocessor, as RGB. Transparent parts are flattened as each preprocessor
     reads them: on black for a picture taken as it is (a ControlNet reads black as "no line, no edge"), on white for
-    invert and Canny, as sd-webui-controlnet does, so black lines drawn on a transparent layer stay lines."""
+    invert and Canny, as sd-webui-controlnet does, so black lines drawn on a transparent layer stay lines. A model
+    preprocessor (depth) is ``annotate``'s, given the picture as it is (it keeps what it made by the picture)."""
+    if preprocessor in MODEL_PREPROCESSORS:
+        if annotate is None:  # a caller's slip, never the person's: every caller that can see depth passes one
+            raise InvalidRequest(f"The {preprocessor} preprocessor runs a model, and nothing was given to run it.")
+        return annotate(preprocessor, image).convert("RGB")
     rgb = _flattened(image, (0, 0, 0) if preprocessor == NONE else (255, 255, 255))
     if preprocessor == CANNY:
         import cv2  # opencv-python-headless: the Canny that every ControlNet annotator uses
@@ -177,16 +200,18 @@ def place_control(picture: Image.Image, size: tuple[int, int], start: tuple[int,
     return cut if cut.size == size else cut.resize(size, Image.Resampling.LANCZOS)
 
 
-def extend_guide(guide: ControlGuide, size: tuple[int, int], amounts: tuple[int, int, int, int]) -> ControlGuide:
+def extend_guide(guide: ControlGuide, size: tuple[int, int], amounts: tuple[int, int, int, int],
+                 annotate: Annotate | None = None) -> ControlGuide:
     """The guide of a picture of ``size`` that is extended by ``amounts`` (left, top, right, bottom: outpainting), so
     its lines stay on the picture's. A guide whose picture has that size (one made for the picture) becomes the
     picture its ControlNet sees, preprocessed, in black margins: nothing to follow in the new area (the margins are
     added after the preprocessor, as Canny would find an edge along the old border and invert would make them white).
-    Its preprocessor is then "none" and its picture not kept yet. A picture of another size is left as it is."""
+    Its preprocessor is then "none" and its picture not kept yet. A picture of another size is left as it is.
+    ``annotate`` runs a model preprocessor (depth: its map is made of the picture before the margins are added)."""
     if guide.image is None or guide.image.size != size or not any(amounts):
         return guide
     left, top, right, bottom = amounts
-    seen = preprocess(guide.image, guide.preprocessor, guide.low_threshold, guide.high_threshold)
+    seen = guide.preprocessed(annotate)
     extended = Image.new("RGB", (size[0] + left + right, size[1] + top + bottom))
     extended.paste(seen, (left, top))
     return replace(guide, image=extended, preprocessor=NONE, low_threshold=DEFAULT_LOW, high_threshold=DEFAULT_HIGH,
@@ -244,9 +269,11 @@ def controls_from_settings(settings: Mapping[str, str]) -> tuple[dict[str, Any],
         if name in ("", "None"):  # a unit with no ControlNet (A1111's reference_only and the like): nothing to guide
             continue
         module = values.get("module", values.get("preprocessor", NONE))
+        other = module.strip().lower() in _OTHER_MEANINGS  # kept by its name, its picture used as it is
         start, end = _numbers(values.get("starting/ending"), 2) or (values.get("guidance start"),
                                                                     values.get("guidance end"))
-        record = {"model": name, "hash": digest, "preprocessor": module,
+        record = {"model": name, "hash": digest, "preprocessor": NONE if other else module,
+                  **({"module": module.strip()} if other else {}),
                   "weight": finite_or(values.get("weight"), 1.0),
                   "start": finite_or(start, 0.0), "end": finite_or(end, 1.0), "image": ""}
         if studio_preprocessor(module)[0] == CANNY:  # its thresholds: named, or the last two preprocessor params

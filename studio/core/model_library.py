@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from studio.core.annotators import is_depth_config
 from studio.core.errors import ModelError
 from studio.core.hashing import lora_hash, model_hash
 from studio.core.model_kinds import ModelKind, control_problem, detect_folder_kind, detect_kind, lycoris_problem
@@ -51,7 +52,7 @@ class LibraryItem:
     name: str  # what the person picks or types: the file's stem, or the folder's name
     path: Path
     kind: str  # checkpoint | lora | vae | upscaler | style | ip-adapter | embedding | controlnet | image-encoder
-    # | unknown
+    # | annotator (a model that makes control pictures: depth) | unknown
     family: str  # sd1 | sd2 | sdxl | sdxl-refiner | "" (see model_kinds)
     label: str  # for people: "SDXL", "LoRA (SD 1.x)", "VAE", ...
     size: int  # bytes of weights on disk
@@ -164,7 +165,9 @@ def item_for_folder(path: Path, source: str) -> LibraryItem:
     except ModelError as exc:
         return LibraryItem(path.name, path, "unknown", "", "Unusable", 0, source, is_folder=True, problem=str(exc))
     architecture = _transformers_architecture(path) if kind.kind == "unknown" else ""
-    if architecture:
+    if architecture and is_depth_config(path / "config.json"):  # what the Depth preprocessor runs
+        kind = ModelKind("annotator", label="Depth map model (Depth Anything)", detail=architecture)
+    elif architecture:
         kind = ModelKind("image-encoder", label=f"Image encoder ({architecture})")
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
     source = _downloaded_from(path) or source

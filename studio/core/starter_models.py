@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from studio.core.annotators import DEPTH_REPO, DEPTH_TITLE
+
 GB = 1_000_000_000
 
 
@@ -38,4 +40,6 @@ STARTER_MODELS: tuple[StarterModel, ...] = (
                  "Tiny decoder that shows live previews while SD 1.x and 2.x images render."),
     StarterModel("madebyollin/sdxl-vae-fp16-fix", "SDXL VAE (fp16 fix)", "VAE", 335_000_000,
                  "SDXL's VAE patched to decode in fp16 without black images, using less memory."),
+    StarterModel(DEPTH_REPO, DEPTH_TITLE, "Depth maps", 99_000_000,
+                 "Makes depth maps of photos for depth control guides (the Depth preprocessor)."),
 )

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from studio.core.control import ControlGuide
+from studio.core.control import Annotate, ControlGuide
 from studio.core.errors import InvalidRequest, ModelError, first_line
 from studio.core.hashing import controlnet_hash, files_key, in_background
 from studio.core.model_kinds import (
@@ -39,6 +39,8 @@ from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights_or_fol
 from studio.core.paths import resources_dir
 from studio.core.requests import GenerationRequest
 from studio.core.weight_files import check_weights_file, pickle_refusal
+from studio.engine import depth_maps
+from studio.engine.depth_maps import annotator, check_depth_model
 from studio.engine.loras import recorded_name
 
 if TYPE_CHECKING:  # torch loads with them; `studio generate` may check guides' names before it does
@@ -167,12 +169,14 @@ def _config_folder(source: ControlSource, models_dir: Path | None) -> Path:
 
 
 def control_pictures(guides: Sequence[ControlGuide], size: tuple[int, int],
-                     area: tuple[tuple[int, int], tuple[int, int, int, int]] | None = None) -> list[Image.Image]:
+                     area: tuple[tuple[int, int], tuple[int, int, int, int]] | None = None,
+                     annotate: Annotate | None = None) -> list[Image.Image]:
     """What each ControlNet sees, at the size the pipeline works at. A job from a picture (``area``: its size and
     the box of it the pipeline works on): the control picture fitted to the whole picture, then cut and scaled as
-    the box is (img2img's stretch, ``inpainting.plan_inpaint``'s crop), so its lines fall where the picture's do."""
+    the box is (img2img's stretch, ``inpainting.plan_inpaint``'s crop), so its lines fall where the picture's do.
+    ``annotate`` runs the model preprocessors (depth: ``depth_maps.annotator``)."""
     start, box = area if area is not None else (None, None)
-    return [guide.control_picture(*size, start, box) for guide in guides]
+    return [guide.control_picture(*size, start, box, annotate) for guide in guides]
 
 
 class ControlNets:
@@ -190,6 +194,7 @@ class ControlNets:
     def clear(self) -> None:
         self._nets.clear()
         self._pipes.clear()
+        depth_maps.forget()
 
     def model_changed(self, unet: Any, dtype: Any) -> None:  # noqa: ANN401
         """A new model: its pipelines are new, and ControlNets for another kind or precision of model go."""
@@ -214,11 +219,13 @@ class ControlNets:
         """The run with its ControlNet pipeline, the request's control pictures, weights and step ranges, and its
         guides for the recipe (the models' hashes are read meanwhile)."""
         guides = request.controls
+        check_depth_model(models_dir, guides)  # before a ControlNet is read: the window and CLI have said so already
         nets = self._get(sources, device.dtype, models_dir, status)
         run.pipe = self._pipeline(run.pipe, nets)
         # The size the pipeline works at: an inpainting crop's, else the request's (img2img resizes to it).
         size = (run.kwargs.get("width", request.width), run.kwargs.get("height", request.height))
-        pictures = control_pictures(guides, size, run.control_area)
+        pictures = control_pictures(guides, size, run.control_area,
+                                    annotator(models_dir, device.torch_device, device.dtype))
         one = len(guides) == 1
         txt2img = not any(task in type(run.pipe).__name__ for task in ("Img2Img", "Inpaint"))
         run.kwargs["image" if txt2img else "control_image"] = pictures[0] if one else pictures

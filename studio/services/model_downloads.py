@@ -37,6 +37,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.file_download import http_get
 from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
 
+from studio.core.annotators import HUB_FOLDERS
 from studio.core.errors import (
     InvalidRequest,
     JobCancelledError,
@@ -250,15 +251,19 @@ def _components(repo_id: str, sha: str, endpoint: str, token: str | None) -> set
 def _target_folder(models_dir: Path, repo_id: str) -> Path:
     owner, name = repo_id.split("/")
     root = models_dir.expanduser().resolve()
-    candidates = (root / name, root / f"{owner}--{name}")
+    known = HUB_FOLDERS.get(repo_id)  # a model a feature finds in its own place (the depth model in annotators/)
+    # Its own place is its own: files put there by hand (no download's record) are completed, not moved away.
+    candidates = (root / known,) if known else (root / name, root / f"{owner}--{name}")
     for folder in candidates:
         owners = [data.get("repo_id") for data in (read_source(folder), _read_json(folder / WORK_DIR / "state.json"))
                   if data]
-        if not folder.exists() or repo_id in owners:
+        if not folder.exists() or repo_id in owners or (known and not owners):
             if not folder.resolve().is_relative_to(root) or folder.resolve() == root:
                 raise InvalidRequest(f"{folder} points outside the models folder {root}; Studio will not "
                                      "download into it.")
             return folder
+    if known:
+        raise InvalidRequest(f"{candidates[0]} holds another download; move it away to download {repo_id}.")
     raise InvalidRequest(f"{candidates[0]} and {candidates[1]} already hold other models; move one of them away "
                          f"to download {repo_id}.")
 

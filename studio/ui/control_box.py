@@ -22,7 +22,8 @@ from studio.core.inpaint import InpaintOptions, inpaint_area
 from studio.core.model_kinds import NATIVE_SIDES
 from studio.core.model_library import LibraryItem
 from studio.ui.control_guide_row import GuideRow
-from studio.ui.control_picture import CanvasSource
+from studio.ui.control_picture import CanvasSource, worker_annotator
+from studio.ui.depth_model import DepthModel
 from studio.ui.generation_controls import section_layout
 from studio.ui.parameter_form import ImageSource
 from studio.ui.tasks import Tasks
@@ -56,6 +57,7 @@ class ControlBox(QWidget):
     def __init__(self, image_sources: Callable[[], list[ImageSource]] = list, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._tasks = Tasks()
+        self.depth = DepthModel(self._tasks, self)  # the depth model, shared by the guides' cards
         self._controlnets: list[LibraryItem] = []
         self._families: dict[str, str] = {}  # checkpoint path -> family, from the library
         self._model = ""  # the chosen checkpoint
@@ -89,8 +91,11 @@ class ControlBox(QWidget):
         self._update()
 
     # -- what it applies to -------------------------------------------------------------------------
-    def set_library(self, items: list[LibraryItem]) -> None:
-        """The library's ControlNets to pick from, and its checkpoints' families (to list fitting ones first)."""
+    def set_library(self, items: list[LibraryItem], models_dir: Path | None = None) -> None:
+        """The library's ControlNets to pick from, and its checkpoints' families (to list fitting ones first); the
+        models folder's depth model is looked for again."""
+        if models_dir is not None:
+            self.depth.set_models_dir(models_dir)
         self._controlnets = [i for i in items if i.kind == "controlnet" and i.usable]
         self._families = {str(i.path): i.family for i in items if i.kind == "checkpoint"}
         self._update_models()
@@ -141,7 +146,7 @@ class ControlBox(QWidget):
         """A new guide, empty (with the first fitting ControlNet) or as recorded; None at MAX_GUIDES."""
         if len(self.rows) >= MAX_GUIDES:
             return None
-        row = GuideRow(self._tasks, self._canvas_source, lambda: self.keep_folder)
+        row = GuideRow(self._tasks, self._canvas_source, lambda: self.keep_folder, self.depth)
         row.picture.job_size, row.picture.start_size, row.picture.area_box = self._fitting
         row.set_models(self._controlnets, self._family())
         if record is None:
@@ -200,7 +205,8 @@ class ControlBox(QWidget):
             guide, note = row.guide(), row.picture.note
             if guide.image is None or guide.image.size != before.size:
                 continue
-            extended = await asyncio.to_thread(extend_guide, guide, before.size, amounts)
+            extended = await asyncio.to_thread(extend_guide, guide, before.size, amounts,
+                                               worker_annotator(self.depth.models_dir))
             if row in self.rows and row.picture.image is guide.image:  # not removed, nor given another picture
                 row.take_extended(extended)
                 kept = self._extensions.setdefault(row, [])

@@ -21,16 +21,27 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.control import CANNY, DEFAULT_HIGH, DEFAULT_LOW, MAX_WEIGHT, NONE, PREPROCESSORS, ControlGuide
+from studio.core.control import (
+    CANNY,
+    DEFAULT_HIGH,
+    DEFAULT_LOW,
+    DEPTH,
+    MAX_WEIGHT,
+    NONE,
+    PREPROCESSORS,
+    ControlGuide,
+)
 from studio.core.model_kinds import FAMILY_LABELS
 from studio.core.model_library import LibraryItem
 from studio.ui.buttons import tool_button
 from studio.ui.control_picture import CanvasSource, ControlPicture
+from studio.ui.depth_model import DepthModel, DepthOffer
 from studio.ui.tasks import Tasks
 from studio.ui.theme import icon
 
 SWITCH_OFF = "Leave this guide out of the next jobs (it is kept, greyed)"
-LABELS = {NONE: "None", CANNY: "Canny edges", "invert": "Invert"}  # short: the descriptions are the tooltips
+# Short: the descriptions are the tooltips.
+LABELS = {NONE: "None", CANNY: "Canny edges", "invert": "Invert", DEPTH: "Depth (Depth Anything V2)"}
 
 
 class GuideRow(QFrame):
@@ -38,13 +49,15 @@ class GuideRow(QFrame):
     remove_requested = Signal()
 
     def __init__(self, tasks: Tasks, canvas: Callable[[], CanvasSource | None],
-                 keep_folder: Callable[[], Path | None], parent: QWidget | None = None) -> None:
+                 keep_folder: Callable[[], Path | None], depth: DepthModel | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("controlGuide")
         self._tasks = tasks
         self._items: list[LibraryItem] = []
         self._family = ""  # the chosen checkpoint's family ("" unknown: every ControlNet fits)
-        self.picture = ControlPicture(tasks, self.guide, canvas, keep_folder)
+        self.depth = depth if depth is not None else DepthModel(tasks, self)
+        self.picture = ControlPicture(tasks, self.guide, canvas, keep_folder, lambda: self.depth.models_dir)
         self.model_combo = QComboBox()
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.setMinimumContentsLength(12)  # a long model name must not widen the panel
@@ -60,6 +73,8 @@ class GuideRow(QFrame):
             self.preprocessor_combo.addItem(LABELS.get(name, name.title()), name)
             self.preprocessor_combo.setItemData(index, description, Qt.ItemDataRole.ToolTipRole)
         self.picture.extra.addWidget(self.preprocessor_combo)
+        self.depth_offer = DepthOffer(self.depth)  # Depth chosen while its model is missing: the download
+        self.picture.extra.addWidget(self.depth_offer)
         self.weight_slider = QSlider(Qt.Orientation.Horizontal)
         self.weight_slider.setRange(0, round(MAX_WEIGHT * 100))
         self.weight_spin = _spin(MAX_WEIGHT, "How strongly the guide steers: 1 as trained, 0 not at all")
@@ -118,6 +133,7 @@ class GuideRow(QFrame):
         self.low_spin.valueChanged.connect(self.high_spin.setMinimum)
         self.high_spin.valueChanged.connect(self.low_spin.setMaximum)
         self.preprocessor_combo.currentIndexChanged.connect(self._preprocessor_changed)
+        self.depth.changed.connect(self._depth_changed)
         for spin in (self.low_spin, self.high_spin):
             spin.valueChanged.connect(lambda *_: self.picture.refresh_preview())
         for signal in (self.model_combo.currentIndexChanged, self.preprocessor_combo.currentIndexChanged,
@@ -251,6 +267,8 @@ class GuideRow(QFrame):
         """Why a job cannot take this guide as it stands, in a sentence; None when it can."""
         if (problem := self.picture.problem(label)) is not None:
             return problem
+        if self.preprocessor() == DEPTH and self.depth.known and self.depth.folder is None:
+            return self.depth.missing(label)
         if not self.model():
             return f"{label} has no ControlNet model chosen; add one in the Model Library (Settings)."
         return self._mismatch(label)
@@ -269,7 +287,12 @@ class GuideRow(QFrame):
     def _preprocessor_changed(self) -> None:
         for widget in self.canny_fields:
             widget.setVisible(self.preprocessor() == CANNY)
+        self.depth_offer.set_wanted(self.preprocessor() == DEPTH)
         self.picture.refresh_preview(now=True)
+
+    def _depth_changed(self) -> None:
+        if self.preprocessor() == DEPTH and not self.depth.downloading:  # downloaded: the thumbnail becomes its map
+            self.picture.refresh_preview(now=True)
 
 
 def _value(item: LibraryItem) -> str:

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
-from studio.core.control import CANNY, INVERT, ControlGuide
+from studio.core.control import CANNY, INVERT, Annotate, ControlGuide
 from studio.core.errors import StudioError
 from studio.core.images import keep_png, open_image
 from studio.ui.qt_images import pil_to_pixmap_ready_qimage
@@ -33,15 +33,18 @@ CanvasSource = Callable[[], Image.Image | None]
 class ControlPicture(QWidget):
     """``guide`` gives the guide as its card now describes it (for the preview's preprocessor and thresholds);
     ``canvas`` the function that reads the canvas picture (None: no canvas); ``keep_folder`` where a canvas picture
-    is kept, so the settings can name it by path (None: not kept)."""
+    is kept, so the settings can name it by path (None: not kept); ``models_dir`` the models folder, whose depth
+    model makes a depth guide's thumbnail."""
 
     changed = Signal()
 
     def __init__(self, tasks: Tasks, guide: Callable[[], ControlGuide], canvas: Callable[[], CanvasSource | None],
-                 keep_folder: Callable[[], Path | None], parent: QWidget | None = None) -> None:
+                 keep_folder: Callable[[], Path | None], models_dir: Callable[[], Path | None] = lambda: None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAcceptDrops(True)
         self._tasks, self._guide, self._canvas, self._keep_folder = tasks, guide, canvas, keep_folder
+        self._models_dir = models_dir
         self.image: Image.Image | None = None
         self.path = ""  # the picture's file ("" for a canvas picture not kept yet)
         self.state, self._note = EMPTY, ""
@@ -217,7 +220,11 @@ class ControlPicture(QWidget):
         guide = self._guide()
         try:
             picture, qimage = await asyncio.to_thread(preview, guide, *self.job_size, self.start_size,
-                                                     self.area_box)
+                                                     self.area_box, worker_annotator(self._models_dir()))
+        except StudioError:  # a missing depth model: the card offers it
+            if made == self._previews:
+                self.thumb.setText("No preview")
+            return
         except Exception as exc:  # noqa: BLE001 - a preprocessor's failure is said on the card, never raised
             log.warning("A control picture's preview failed", exc_info=exc)
             if made == self._previews:
@@ -238,13 +245,29 @@ class ControlPicture(QWidget):
             event.acceptProposedAction()
 
 
+def worker_annotator(models_dir: Path | None) -> Annotate:
+    """The engine's model preprocessors (depth, with the models folder's depth model, on the CPU), imported when
+    first run: only ever run in a worker thread (torch must not load on the window's)."""
+
+    def annotate(preprocessor: str, image: Image.Image) -> Image.Image:
+        from studio.engine.libraries import open_torch_libraries_off_the_gil
+
+        open_torch_libraries_off_the_gil()  # the window paints on while torch's libraries open
+        from studio.engine.depth_maps import annotator
+
+        return annotator(models_dir)(preprocessor, image)
+
+    return annotate
+
+
 def preview(guide: ControlGuide, width: int, height: int, start: tuple[int, int] | None = None,
-            box: tuple[int, int, int, int] | None = None) -> tuple[Image.Image, QImage]:
+            box: tuple[int, int, int, int] | None = None, annotate: Annotate | None = None
+            ) -> tuple[Image.Image, QImage]:
     """What the ControlNet will see, as a thumbnail (made in a worker thread: QImage is safe there, QPixmap not):
     the engine's own fitting, for a job of ``width`` x ``height`` from a picture of the size ``start`` (if any),
-    working on its ``box`` (None: all of it)."""
+    working on its ``box`` (None: all of it). ``annotate``: the engine's depth maps (``worker_annotator``)."""
     # Fitted to the box both ways: a small job's control picture (64x64) is enlarged, so its edges can be judged.
-    seen = guide.control_picture(width, height, start, box)
+    seen = guide.control_picture(width, height, start, box, annotate)
     if guide.preprocessor in (CANNY, INVERT):
         seen = _lines_kept(seen)
     picture = ImageOps.contain(seen, (THUMB, THUMB), Image.Resampling.BILINEAR)

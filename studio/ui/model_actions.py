@@ -63,7 +63,7 @@ class ModelActions:
         self.panel.set_models(checkpoints(items), "", str(self.settings.models_dir))
         self.panel.lora_box.set_library(items)
         self.panel.hires_box.set_library(items)
-        self.panel.control_box.set_library(items)
+        self.panel.control_box.set_library(items, self.settings.models_dir)
         self.window.actions_.run(self._list_embeddings())
 
     async def _list_embeddings(self) -> None:

@@ -292,7 +292,8 @@ def test_the_hires_fix_keeps_the_guides_in_its_second_pass_at_the_larger_size(ge
     sizes: list[tuple[int, int]] = []
     real = control_nets.control_pictures
     monkeypatch.setattr(control_nets, "control_pictures",
-                        lambda guides, size, area=None: sizes.append(size) or real(guides, size, area))
+                        lambda guides, size, area=None, annotate=None: sizes.append(size) or
+                        real(guides, size, area, annotate))
     hires = HiresFix(scale=1.5, strength=0.6)
     plain, _ = make(generator, request(tiny_model_dir, hires=hires))
     guided, recipe = make(generator, request(tiny_model_dir, hires=hires, controls=(EDGES,)))

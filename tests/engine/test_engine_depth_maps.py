@@ -1,0 +1,136 @@
+"""Depth maps from a tiny random-weight Depth Anything model, saved as the hub ships it and loaded through Studio's
+own loader: the map's size, grey levels and stretch, the same picture giving the same bytes from the kept map, and
+the ways a guide reaches it (the ControlNet's picture, an outpainting extension)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from tiny_depth import depth_model_in
+
+from studio.core.annotators import DEPTH_REPO
+from studio.core.control import DEPTH, NONE, ControlGuide, extend_guide
+from studio.core.errors import InvalidRequest
+from studio.engine import depth_maps
+from studio.engine.control_nets import control_pictures
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    depth_model_in(root)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def nothing_kept():
+    depth_maps.forget()
+    yield
+    depth_maps.forget()
+
+
+def photo(seed: int, size: tuple[int, int] = (60, 40)) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+
+
+def test_a_depth_map_is_grey_at_the_picture_s_size_stretched_from_black_to_white(models):
+    made = depth_maps.depth_map(photo(1), models)
+    pixels = np.asarray(made)
+    assert (made.mode, made.size) == ("RGB", (60, 40))
+    assert (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all()
+    assert (pixels.min(), pixels.max()) == (0, 255)  # per picture: its farthest point black, its nearest white
+
+
+def test_near_is_white_the_model_s_larger_values(models):
+    """The map follows the model's relative inverse depth (larger is nearer) in order, scaled to the picture."""
+    import torch
+    from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+    folder = models / "annotators" / "depth-anything-v2-small"
+    model = AutoModelForDepthEstimation.from_pretrained(folder).eval()
+    picture = photo(2)
+    inputs = AutoImageProcessor.from_pretrained(folder)(images=picture, return_tensors="pt")
+    with torch.no_grad():
+        predicted = model(**inputs).predicted_depth[:, None]
+    own = torch.nn.functional.interpolate(predicted, (40, 60), mode="bilinear", align_corners=True)[0, 0].numpy()
+    made = np.asarray(depth_maps.depth_map(picture, models))[..., 0].astype(float)
+    assert np.corrcoef(own.ravel(), made.ravel())[0, 1] > 0.999
+    assert made.flat[own.argmax()] == 255 and made.flat[own.argmin()] == 0
+
+
+def test_the_same_picture_gives_the_same_bytes_from_the_kept_map_without_running_the_model(models):
+    picture = photo(3)
+    first = depth_maps.depth_map(picture, models)
+    runs = depth_maps.runs
+    assert depth_maps.depth_map(picture, models).tobytes() == first.tobytes()
+    assert depth_maps.runs == runs  # a weight slider moved: the map is the kept one
+    copy = picture.copy()  # another picture with the same pixels: made again, alike
+    assert depth_maps.depth_map(copy, models).tobytes() == first.tobytes()
+    assert depth_maps.runs == runs + 1
+
+
+def test_a_transparent_picture_is_read_on_white(models):
+    cutout = photo(4).convert("RGBA")
+    cutout.putalpha(Image.new("L", cutout.size, 0))
+    white = Image.new("RGB", cutout.size, "white")
+    assert depth_maps.depth_map(cutout, models).tobytes() == depth_maps.depth_map(white, models).tobytes()
+
+
+def test_a_missing_depth_model_is_said_with_how_to_get_it(tmp_path):
+    guides = (ControlGuide("net", photo(5), preprocessor=DEPTH),)
+    with pytest.raises(InvalidRequest, match=f"studio models download {DEPTH_REPO}"):
+        depth_maps.depth_map(photo(5), tmp_path)
+    with pytest.raises(InvalidRequest, match="Depth Anything V2 Small"):
+        depth_maps.check_depth_model(tmp_path, guides)
+    depth_maps.check_depth_model(tmp_path, (ControlGuide("net", photo(5), preprocessor=NONE),))  # none needs none
+
+
+def test_the_controlnet_sees_the_depth_map_placed_in_the_job(models):
+    picture = photo(6, (64, 48))
+    guide = ControlGuide("net", picture, preprocessor=DEPTH)
+    (seen,) = control_pictures([guide], (32, 24), annotate=depth_maps.annotator(models))
+    expected = depth_maps.depth_map(picture, models).resize((32, 24), Image.Resampling.LANCZOS)
+    assert seen.size == (32, 24)
+    assert seen.tobytes() == expected.tobytes()
+
+
+def test_an_outpainted_depth_guide_takes_the_picture_s_map_in_black_margins(models):
+    picture = photo(7, (40, 30))
+    guide = ControlGuide("net", picture, preprocessor=DEPTH, image_path="/kept.png")
+    extended = extend_guide(guide, (40, 30), (8, 0, 0, 4), depth_maps.annotator(models))
+    pixels = np.asarray(extended.image)
+    assert (extended.preprocessor, extended.image.size, extended.image_path) == (NONE, (48, 34), "")
+    assert np.array_equal(pixels[:30, 8:], np.asarray(depth_maps.depth_map(picture, models)))
+    assert not pixels[:, :8].any() and not pixels[30:].any()
+
+
+def test_a_depth_guided_job_steers_with_the_photo_s_depth_map_and_refuses_without_the_model(
+        tiny_model_dir, tmp_path):
+    """Through the real generator: the ControlNet sees exactly the depth map (the same job with the map given as a
+    ready-made picture makes the same pixels); without the depth model the job is refused in a sentence."""
+    from dataclasses import replace
+
+    from studio_testing import DirectContext, make_env, tiny_request
+    from tiny_controlnets import build_tiny_controlnet
+
+    from studio.engine.diffusion import DiffusersGenerator
+
+    root = tmp_path / "models"
+    build_tiny_controlnet(root / "controlnet" / "depth-net", tiny_model_dir)
+    generator = DiffusersGenerator(replace(make_env(tmp_path), models_dir=root))
+    picture = photo(8, (64, 64))
+
+    def make(guide: ControlGuide) -> np.ndarray:
+        ((image, recipe),) = list(generator.generate(tiny_request(tiny_model_dir, prepared=True, controls=(guide,)),
+                                                     DirectContext()))
+        return np.asarray(image)
+
+    with pytest.raises(InvalidRequest, match="Depth Anything V2 Small"):
+        make(ControlGuide("depth-net", picture, preprocessor=DEPTH))
+    depth_model_in(root)
+    guided = make(ControlGuide("depth-net", picture, preprocessor=DEPTH))
+    assert np.array_equal(guided, make(ControlGuide("depth-net", depth_maps.depth_map(picture, root))))
+    assert not np.array_equal(guided, make(ControlGuide("depth-net", picture)))
