@@ -70,6 +70,11 @@ def run_app(print_startup_time: bool = False, open_path: str | None = None, safe
     if problem:
         print(f"studio: {problem}", file=sys.stderr)
         return 1
+    # Qt-free modules first: once PySide6 is loaded, its import hook reads the source of every module imported after.
+    from studio.plugin_host.host import PluginHost
+    from studio.services.jobs import JobService
+    from studio.services.outputs import OutputStore
+
     from PySide6.QtWidgets import QApplication
 
     import qasync
@@ -79,9 +84,6 @@ def run_app(print_startup_time: bool = False, open_path: str | None = None, safe
     app.setOrganizationName("Studio")
     app.setDesktopFileName("studio")
 
-    from studio.plugin_host.host import PluginHost
-    from studio.services.jobs import JobService
-    from studio.services.outputs import OutputStore
     from studio.ui.main_window import MainWindow
     from studio.ui.theme import apply_dark_theme
 

@@ -20,15 +20,23 @@ def test_window_modules_do_not_import_torch(studio_home) -> None:  # noqa: ANN00
     assert out.stdout.strip() == "[]"
 
 
+# Modules the first frame must not wait for: the engine's (imported on its thread once the window shows), the
+# ControlNet preprocessors' OpenCV (at the first Canny), filelock (at the first autosave), packaging (when plugin
+# manifests are read, after the first frame) and Pillow's PNG plugin (at the first picture saved or opened).
+NOT_BEFORE_FIRST_FRAME = ("torch", "diffusers", "transformers", "accelerate", "safetensors", "huggingface_hub", "peft",
+                          "spandrel", "cv2", "filelock", "packaging", "PIL.PngImagePlugin")
+
+
 def test_first_frame_is_shown_quickly_without_torch(studio_home) -> None:  # noqa: ANN001
+    # Checked once the window has closed again: what is not loaded then was not loaded at the first frame either.
     code = ("import sys; from studio.cli import main; rc = main(['--print-startup-time']); "
-            "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded'); sys.exit(rc)")
+            f"print('loaded:', sorted(m for m in {NOT_BEFORE_FIRST_FRAME!r} if m in sys.modules)); sys.exit(rc)")
     out = subprocess.run([sys.executable, "-c", code], env=_env(studio_home), capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
     match = re.search(r"First frame ([\d.]+) s after process start", out.stdout)
     assert match, out.stdout
-    assert "torch not loaded" in out.stdout
+    assert "loaded: []" in out.stdout, out.stdout
     # The target is 1 s on a quiet machine; CI machines are shared, so only a generous bound is asserted.
     assert float(match.group(1)) < 5.0
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from studio.core.errors import ImageError
 from studio.core.mask import eight_bit_grey
@@ -135,6 +135,8 @@ def _encoded(img: Image.Image, fmt: str, recipe: Recipe | None, other_text: Mapp
     img = saved_alone(img)
     buffer = io.BytesIO()
     if fmt == "PNG":
+        from PIL import PngImagePlugin  # loaded by the first save (or open), not at Studio's start
+
         info = PngImagePlugin.PngInfo()
         for key, value in other_text.items():
             if key not in RECIPE_CHUNKS:

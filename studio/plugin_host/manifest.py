@@ -9,9 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
-
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.parameters import GENERATE_OPTIONS, POSTPROCESS_OPTIONS, Param, schema_from_table
 from studio.core.safe_text import hidden_character
@@ -66,6 +63,9 @@ class Manifest:
 
     @property
     def compatible(self) -> bool:
+        from packaging.specifiers import SpecifierSet  # packaging is read when a manifest is, not at Studio's start
+        from packaging.version import Version
+
         return Version(API_VERSION) in SpecifierSet(self.api_version)
 
     def incompatibility(self) -> str:
@@ -139,6 +139,10 @@ def _text(table: Mapping[str, Any], key: str, source: str, required: bool = Fals
 
 
 def _manifest(table: dict[str, Any], source: str) -> Manifest:
+    # packaging (its version patterns take a while to compile) is read when a manifest is, not at Studio's start.
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
     plugin_id = table.get("id")
     if plugin_id is None:
         raise ManifestError(f"The plugin manifest {source} has no 'id'.")

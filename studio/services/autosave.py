@@ -17,8 +17,6 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from studio.core.document_io import DOCUMENT_JSON, DocumentSnapshot, SavedDocument, load_document, save_document
 from studio.core.errors import StudioError
 from studio.core.images import save_image
@@ -45,6 +43,8 @@ class Autosaver:
         self.root = root
         self.folder = root / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
         self.folder.mkdir(parents=True, exist_ok=True)
+        from filelock import FileLock  # here, not at import: the window's first frame does not wait for it
+
         self._lock = FileLock(self.folder / LOCK_NAME)
         self._lock.acquire(timeout=0)
         self._snapshot = snapshot
@@ -98,6 +98,8 @@ def find_recoverable(root: Path) -> list[SavedDocument]:
     found: list[SavedDocument] = []
     if not root.is_dir():
         return found
+    from filelock import FileLock, Timeout  # here, not at import: the window's first frame does not wait for it
+
     for folder in root.iterdir():
         if not folder.is_dir():
             continue
