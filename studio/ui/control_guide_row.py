@@ -68,6 +68,9 @@ class GuideRow(QFrame):
         self.enabled_button = tool_button("eye", SWITCH_OFF)
         self.remove_button = tool_button("close", "Remove this guide")
         self.preprocessor_combo = QComboBox()
+        # As narrow as the card: "Depth (Depth Anything V2)" at its full width made the panel scroll sideways.
+        self.preprocessor_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.preprocessor_combo.setMinimumContentsLength(10)
         self.preprocessor_combo.setToolTip("What is done to the picture first (A1111's preprocessor)")
         for index, (name, description) in enumerate(PREPROCESSORS.items()):
             self.preprocessor_combo.addItem(LABELS.get(name, name.title()), name)

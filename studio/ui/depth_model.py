@@ -9,7 +9,7 @@ import asyncio
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from studio.core.annotators import (
     DEPTH_FILES,
@@ -25,7 +25,7 @@ from studio.core.units import format_size
 from studio.ui.tasks import Tasks
 from studio.ui.theme import repolish
 
-DOWNLOAD = f"Download {DEPTH_TITLE} ({DEPTH_SIZE})"
+DOWNLOAD = f"Download it ({DEPTH_SIZE})"  # the note above names the model: a narrow panel fits the button
 ON_THE_CARD = "download it with the button on the guide's card"
 
 
@@ -105,6 +105,8 @@ class DepthOffer(QWidget):
         self.note.setWordWrap(True)
         self.note.setTextFormat(Qt.TextFormat.PlainText)
         self.button = QPushButton(DOWNLOAD)
+        # As narrow as the card: a button as wide as its text widened the whole panel, which then scrolled sideways.
+        self.button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.button.setToolTip(f"Fetch {DEPTH_REPO} from the Hugging Face hub into the models folder's annotators/ "
                                "(an interrupted download resumes)")
         self.bar = QProgressBar()

@@ -231,6 +231,19 @@ def test_guides_are_read_from_the_pictures_recipe_when_the_history_has_none(tmp_
     assert [r["image"] for r in records] == [str(kept)] and missing == []
 
 
+def test_guide_cards_fit_the_generate_panel_whatever_their_preprocessor(qtbot, window, tiny_model_dir):  # noqa: ANN001
+    """The panel never scrolls sideways (it has no horizontal scroll bar): a guide card with Depth chosen and its
+    download offer shown fits the dock as a Canny one does."""
+    _library(window, tiny_model_dir)
+    scroll = window.prompt_panel._scroll
+    row = window.prompt_panel.control_box.add()
+    for preprocessor in ("canny", "depth"):
+        row.preprocessor_combo.setCurrentIndex(row.preprocessor_combo.findData(preprocessor))
+        qtbot.wait(100)
+        assert scroll.widget().width() <= scroll.viewport().width(), preprocessor
+    assert row.depth_offer.isVisible()
+
+
 def test_screenshot_of_the_control_section(qtbot, window, tiny_model_dir, tmp_path, artifacts_dir):  # noqa: ANN001
     """Saves artifacts/main-window-control.png: two guides, one from a file with Canny, one from the canvas."""
     _library(window, tiny_model_dir)
