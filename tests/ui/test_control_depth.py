@@ -75,7 +75,7 @@ def test_with_the_depth_model_missing_the_card_offers_it_and_the_download_brings
     row = _depth_guide(qtbot, panel, tmp_path)
     offer = row.depth_offer
     assert row.preprocessor_combo.currentText() == "Depth (Depth Anything V2)"
-    assert offer.isVisible() and offer.button.text() == "Download Depth Anything V2 Small (99 MB)"
+    assert offer.isVisible() and offer.button.text() == "Download it (99 MB)"
     with pytest.raises(InvalidRequest, match="The control guide's Depth preprocessor needs the Depth Anything V2 "
                                              "Small model .*download it with the button on the guide's card"):
         panel.build_request(None)
