@@ -4,10 +4,7 @@ layers do."""
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,7 @@ from studio.core.model_library import LibraryItem
 from studio.ui.control_guide_row import GuideRow
 from studio.ui.control_picture import CanvasSource, worker_annotator
 from studio.ui.depth_model import DepthModel
+from studio.ui.guide_extensions import GuideExtensions
 from studio.ui.generation_controls import section_layout
 from studio.ui.parameter_form import ImageSource
 from studio.ui.tasks import Tasks
@@ -34,21 +32,8 @@ Fitting = tuple[tuple[int, int], tuple[int, int] | None, tuple[int, int, int, in
 CANVAS = "Canvas picture"  # the image source "From canvas" takes (see PluginActions.image_sources)
 NO_CONTROLNETS = "No ControlNets in the library yet (Settings → Model Library…)"
 ABOUT = "Steer the composition with a picture: its edges, a sketch, a depth map or a pose."
-KEPT_EXTENSIONS = 8  # per guide: how many canvas extensions an undo or a history jump can take it back over
 ADD_TIP = (f"Add a guide: a picture whose edges, lines, depth or pose the new picture follows (at most {MAX_GUIDES}; "
            "each one slows every step down)")
-
-
-@dataclass(frozen=True)
-class _Extension:
-    """A guide extended with the canvas picture (outpainting): the canvas pictures before and after (held weakly:
-    the document's undo history keeps them), and the guide each one goes with."""
-
-    canvas_before: weakref.ref[Image.Image]
-    canvas_after: weakref.ref[Image.Image]
-    original: ControlGuide
-    original_note: str
-    extended: ControlGuide
 
 
 class ControlBox(QWidget):
@@ -65,7 +50,7 @@ class ControlBox(QWidget):
         self._fitting: Fitting = ((512, 512), None, None)  # the rows' job size, start size and box
         self._generator = ""  # a plugin generator's title while one is chosen: the guides do not apply
         self.rows: list[GuideRow] = []
-        self._extensions: dict[GuideRow, list[_Extension]] = {}  # newest last
+        self.extensions = GuideExtensions(self._tasks, self._canvas_now, self._extend_guide)
         self._image_sources = image_sources  # the window's: "Canvas" takes the picture from its "Canvas picture"
         self.keep_folder: Path | None = None  # where canvas pictures are kept (set by the window)
         layout = section_layout(self)
@@ -164,7 +149,7 @@ class ControlBox(QWidget):
     def remove(self, row: GuideRow) -> None:
         if row in self.rows:
             self.rows.remove(row)
-            self._extensions.pop(row, None)
+            self.extensions.forget(row)
             row.hide()
             row.deleteLater()
             self._update()
@@ -196,42 +181,15 @@ class ControlBox(QWidget):
                 self.add(record)
 
     async def follow_extend(self, before: Image.Image, after: Image.Image,
-                            amounts: tuple[int, int, int, int]) -> None:
+                            amounts: tuple[int, int, int, int]) -> list[str]:
         """The canvas picture ``before`` was extended by ``amounts`` (left, top, right, bottom: outpainting) into
-        ``after``: each guide made for it (a picture of its size) is extended alike, so its lines stay on the
-        picture's, with nothing to follow in the new area. Preprocessed in a worker thread (a large photo's Canny
-        takes a while). Undoing the extension brings such a guide back as it was (``follow_canvas``)."""
-        for row in list(self.rows):
-            guide, note = row.guide(), row.picture.note
-            if guide.image is None or guide.image.size != before.size:
-                continue
-            extended = await asyncio.to_thread(extend_guide, guide, before.size, amounts,
-                                               worker_annotator(self.depth.models_dir))
-            if row in self.rows and row.picture.image is guide.image:  # not removed, nor given another picture
-                row.take_extended(extended)
-                kept = self._extensions.setdefault(row, [])
-                kept.append(_Extension(weakref.ref(before), weakref.ref(after), guide, note, extended))
-                del kept[:-KEPT_EXTENSIONS]
+        ``after``: the guides made for it are extended alike (``GuideExtensions``). Returns a sentence for each guide
+        that could not be."""
+        return await self.extensions.follow_extend(self.rows, before, after, amounts)
 
     def follow_canvas(self, picture: Image.Image | None) -> None:
-        """The canvas shows ``picture`` after an undo, a redo or a history jump: a guide extended with the canvas
-        goes back to what it was before the extension (or is extended again), as long as the person has not given
-        it another picture since."""
-        if picture is None:
-            return
-        for row, extensions in self._extensions.items():
-            ours = [image for e in extensions for image in (e.original.image, e.extended.image)]
-            if not any(row.picture.image is image for image in ours):
-                continue  # given another picture: the person's choice stands
-            for extension in reversed(extensions):
-                if extension.canvas_before() is picture:
-                    if row.picture.image is not extension.original.image:
-                        row.restore(extension.original, extension.original_note)
-                    break
-                if extension.canvas_after() is picture:
-                    if row.picture.image is not extension.extended.image:
-                        row.take_extended(extension.extended)
-                    break
+        """The canvas shows ``picture`` (an undo, a redo, a history jump): guides extended with it follow."""
+        self.extensions.follow_canvas(picture)
 
     # -- inside -------------------------------------------------------------------------------------
     def _add_clicked(self) -> None:
@@ -239,6 +197,15 @@ class ControlBox(QWidget):
 
     def _canvas_source(self) -> CanvasSource | None:
         return dict(self._image_sources()).get(CANVAS)
+
+    def _canvas_now(self) -> Image.Image | None:
+        source = self._canvas_source()
+        return source() if source is not None else None
+
+    def _extend_guide(self, guide: ControlGuide, size: tuple[int, int],
+                      amounts: tuple[int, int, int, int]) -> ControlGuide:
+        """``extend_guide`` with the window's preprocessors (depth's model run on the CPU): in a worker thread."""
+        return extend_guide(guide, size, amounts, worker_annotator(self.depth.models_dir))
 
     def _family(self) -> str:
         return self._families.get(self._model, "")

@@ -249,21 +249,21 @@ class GuideRow(QFrame):
 
     def take_extended(self, extended: ControlGuide) -> None:
         """Its guide extended with the canvas picture (``extend_guide``): the picture its ControlNet saw, now taken
-        as it is."""
+        as it is (no preprocessor); the weight and steps stay as the person has them."""
         image = extended.image
         if image is None:
             return
-        self.set_values(extended.preprocessor, extended.weight, extended.start, extended.end,
-                        extended.low_threshold, extended.high_threshold)
+        self.preprocessor_combo.setCurrentIndex(max(0, self.preprocessor_combo.findData(extended.preprocessor)))
         self.picture.use_made_picture(image, f"Extended with the canvas, as the ControlNet saw it · "
                                              f"{image.width}×{image.height}")
 
     def restore(self, guide: ControlGuide, note: str) -> None:
-        """The guide as it was before (an extension with the canvas undone): its picture, file and settings."""
+        """The guide's picture before an extension with the canvas (undone), its file, and the preprocessor and
+        thresholds it is seen with; the weight and steps stay as the person has them."""
         if guide.image is None:
             return
-        self.set_values(guide.preprocessor, guide.weight, guide.start, guide.end, guide.low_threshold,
-                        guide.high_threshold)
+        self.set_values(guide.preprocessor, self.weight_spin.value(), self.start_spin.value(), self.end_spin.value(),
+                        guide.low_threshold, guide.high_threshold)
         self.picture.show_picture(guide.image, guide.image_path, note)
 
     def problem(self, label: str) -> str | None:

@@ -360,8 +360,12 @@ class DocumentActions(QObject):
         self.window.canvas.set_mask_visible(True)
         self.window.mask_toolbar.show_mask_action.setChecked(True)
         # Control guides made for the picture are extended with it (before the fill job takes them).
-        await self.window.prompt_panel.control_box.follow_extend(before, image, amounts)
-        if fill:
+        problems = await self.window.prompt_panel.control_box.follow_extend(before, image, amounts)
+        if problems:  # no fill job with a guide that no longer lies on the picture
+            then = " The canvas is extended; change or remove that guide, then press Generate to fill it." if fill \
+                else ""
+            self.window.status.set_message(" ".join(problems) + then, error=True)
+        elif fill:
             self.window.generate()
 
     def scale_dialog(self) -> None:

@@ -169,6 +169,26 @@ def test_undoing_an_outpaint_brings_its_guides_back_and_redoing_it_extends_them_
     assert row.picture.image is drawing and row.preprocessor() == CANNY
 
 
+def test_an_outpaint_whose_guide_cannot_be_extended_says_so_and_starts_no_fill_job(  # noqa: ANN001
+        qtbot, window, tiny_model_dir, monkeypatch):
+    """A Depth guide made for the picture, with no depth model: the canvas is extended, the guide left as it was,
+    and the fill job, which would take a guide that no longer lies on the picture, waits for the person."""
+    _library(window, tiny_model_dir)
+    photo = Image.new("RGB", (64, 64), (40, 40, 40))
+    window.document.set_image(photo, "Test")
+    row = window.prompt_panel.control_box.add()
+    row.preprocessor_combo.setCurrentIndex(row.preprocessor_combo.findData("depth"))
+    row.picture.canvas_button.click()
+    qtbot.waitUntil(lambda: row.picture.path != "", timeout=WAIT_MS)
+    submitted = []
+    monkeypatch.setattr(window.service, "submit", lambda request: submitted.append(request) or 1)
+    window.canvas.frame_requested.emit(0, 0, 64, 0)
+    qtbot.waitUntil(lambda: "could not be extended" in window.status.message_label.text(), timeout=WAIT_MS)
+    assert window.status.message_label.text().startswith("The control guide could not be extended with the canvas: ")
+    assert window.status.message_label.text().endswith("then press Generate to fill it.")
+    assert window.document.size == (128, 64) and row.picture.image is photo and submitted == []
+
+
 def test_load_parameters_brings_the_guides_back_and_a_missing_picture_is_said(qtbot, window, tiny_model_dir,  # noqa: ANN001
                                                                                tmp_path):
     _library(window, tiny_model_dir)
