@@ -257,7 +257,12 @@ class Document:
         recipe = step.recipe_before if before else step.recipe_after
         if step.box is None:
             self.image = image
-            self.mask = mask.copy() if mask is not None else new_mask(*self.size)
+            if mask is None:
+                self.mask = new_mask(*self.size)
+            elif self._held_changes is not None:  # in a jump: copied in once, with any change of all of it after
+                self.mask, self._mask_due = np.empty_like(mask), mask
+            else:
+                self.mask = mask.copy()
             self.recipe = recipe
             return DocumentChange(None, True, True, size=True, mask_source=mask)
         x0, y0, x1, y1 = step.box

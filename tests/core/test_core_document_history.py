@@ -92,7 +92,7 @@ def test_listeners_told_of_an_undo_or_redo_see_the_history_where_it_now_is(whole
 
 
 class _CountedMask(np.ndarray):
-    """A mask that counts the writes of all of it (16 MB each at 4096x4096)."""
+    """A mask that counts the writes and copies of all of it (16 MB each at 4096x4096)."""
 
     whole_writes = 0
 
@@ -100,6 +100,10 @@ class _CountedMask(np.ndarray):
         if np.shape(value) == self.shape or key is Ellipsis:
             _CountedMask.whole_writes += 1
         super().__setitem__(key, value)
+
+    def copy(self, order: str = "C") -> np.ndarray:
+        _CountedMask.whole_writes += 1
+        return super().copy(order)
 
 
 def test_a_jump_over_changes_of_all_of_the_mask_writes_the_mask_once_and_lands_exactly():
@@ -135,3 +139,20 @@ def _change(doc: Document, new: np.ndarray):  # noqa: ANN202
     from studio.core.document import mask_change
 
     return mask_change(doc.revision, doc.mask, np.ascontiguousarray(new, dtype=np.uint8))
+
+
+def test_a_jump_over_a_new_size_and_a_change_of_all_of_its_mask_writes_the_mask_once():
+    doc = painted()
+    doc.mask = doc.mask.view(_CountedMask)
+    before = doc.mask.copy()
+    doc.replace_all("Extend", Image.new("RGB", (40, 24)), new_mask(40, 24).view(_CountedMask))
+    doc.apply_mask_change("Invert", _change(doc, 255 - doc.mask))
+    inverted = doc.mask.copy()
+    _CountedMask.whole_writes = 0
+    doc.go_to(2)
+    assert np.array_equal(doc.mask, before) and _CountedMask.whole_writes == 1
+    _CountedMask.whole_writes = 0
+    doc.go_to(4)
+    assert np.array_equal(doc.mask, inverted) and _CountedMask.whole_writes == 1
+    doc.undo()
+    assert doc.size == (40, 24) and not doc.mask.any()
