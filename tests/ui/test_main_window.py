@@ -352,7 +352,7 @@ def test_a_picture_that_lands_while_steps_can_be_redone_waits_in_the_gallery(qtb
 
 
 def test_the_autosaves_snapshot_copies_the_mask_off_the_window_thread_and_again_if_painted_meanwhile(
-        monkeypatch) -> None:  # noqa: ANN001
+        qtbot, qt_loop, monkeypatch) -> None:  # noqa: ANN001
     """At 4096x4096 copying the mask held the window's thread 5-6 ms after every result. A copy made in a worker
     while the person painted is not of one moment: it is made again, and the snapshot is the mask as painted."""
     import threading
@@ -373,7 +373,9 @@ def test_the_autosaves_snapshot_copies_the_mask_off_the_window_thread_and_again_
         return result
 
     monkeypatch.setattr(asyncio, "to_thread", to_thread)
-    snapshot = asyncio.run(MainWindow.snapshot(SimpleNamespace(document=doc)))
+    taken = asyncio.ensure_future(MainWindow.snapshot(SimpleNamespace(document=doc)))
+    qtbot.waitUntil(taken.done, timeout=5000)
+    snapshot = taken.result()
     assert len(copied_on) == 2 and threading.main_thread().name not in copied_on
     assert snapshot.revision == doc.revision and np.array_equal(snapshot.mask, doc.mask)
     assert snapshot.mask is not doc.mask and snapshot.mask[3, 4] == 255 and snapshot.image is doc.image
