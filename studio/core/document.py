@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageChops
@@ -45,6 +46,26 @@ class DocumentChange:
     mask_source: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
+class Comparison(NamedTuple):
+    """A picture about to be set (``image``) compared ahead, off the window's thread, with the document's picture
+    (``picture``): the box where they differ and, when made by ``compare``, each one's part in it. At 4096x4096
+    the comparison cost the window's thread 30-40 ms, the two parts of a big inpaint 5-10 ms."""
+
+    picture: Image.Image
+    box: Box | None
+    image: Image.Image | None = None
+    before: Image.Image | None = None  # picture's part in box
+    after: Image.Image | None = None  # image's part in box
+
+
+def compare(picture: Image.Image, image: Image.Image) -> Comparison:
+    """All that Document.set_image works out for taking ``image`` over ``picture`` (same size and mode)."""
+    box = changed_box(picture, image)
+    if box is None:
+        return Comparison(picture, None)
+    return Comparison(picture, box, image, _region(picture, box), _region(image, box))
+
+
 @dataclass
 class _Step:
     label: str
@@ -71,7 +92,8 @@ class _Step:
 class Document:
     def __init__(self) -> None:
         self.image: Image.Image | None = None
-        self.mask: np.ndarray = new_mask(0, 0)
+        self._mask: np.ndarray = new_mask(0, 0)
+        self._mask_due: np.ndarray | None = None  # a whole mask restored in a history jump, not yet copied in
         self.recipe: Recipe | None = None
         self._steps: list[_Step] = []
         self._position = 0  # steps before this are done; after it, redoable
@@ -101,6 +123,21 @@ class Document:
                 self._listeners.remove(ref)
             else:
                 listener(change)
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The mask, edited in place by the document's changes (readers that keep it copy it)."""
+        self._copy_in_due_mask()
+        return self._mask
+
+    @mask.setter
+    def mask(self, mask: np.ndarray) -> None:
+        self._mask, self._mask_due = mask, None
+
+    def _copy_in_due_mask(self) -> None:
+        if self._mask_due is not None:
+            self._mask[...] = self._mask_due
+            self._mask_due = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -181,6 +218,7 @@ class Document:
             yield
         finally:
             self._held_changes = self._unseen = None
+            self._copy_in_due_mask()  # before anyone hears of it
             for change in _merged(held):
                 self._notify(change)
 
@@ -219,11 +257,16 @@ class Document:
         recipe = step.recipe_before if before else step.recipe_after
         if step.box is None:
             self.image = image
-            self.mask = mask.copy() if mask is not None else new_mask(*self.size)
+            if mask is None:
+                self.mask = new_mask(*self.size)
+            elif self._held_changes is not None:  # in a jump: copied in once, with any change of all of it after
+                self.mask, self._mask_due = np.empty_like(mask), mask
+            else:
+                self.mask = mask.copy()
             self.recipe = recipe
             return DocumentChange(None, True, True, size=True, mask_source=mask)
         x0, y0, x1, y1 = step.box
-        if x1 > self.size[0] or y1 > self.size[1] or self.mask.shape != self.size[::-1]:
+        if x1 > self.size[0] or y1 > self.size[1] or self._mask.shape != self.size[::-1]:
             # Checked before anything changes: a picture pasted out of bounds would be cut off unnoticed.
             raise ValueError(f"the step {step.label!r} does not fit the {self.size[0]}x{self.size[1]} picture")
         if image is not None:
@@ -248,28 +291,36 @@ class Document:
                     step.whole_after = outgoing
                 else:
                     step.whole_before = outgoing
-        if mask is not None:
+        whole = mask is not None and mask.shape == self._mask.shape
+        if whole and self._held_changes is not None:
+            # Copied in when the mask is next read, at the latest when the hold ends: a jump over several changes
+            # of all of the mask copies it once (16 MB at 4096x4096, 2-3 ms of the window's thread), not once each.
+            self._mask_due = mask
+        elif mask is not None:
             self.mask[y0:y1, x0:x1] = mask
-        whole = mask is not None and mask.shape == self.mask.shape
         return DocumentChange(step.box, image is not None, mask is not None, mask_source=mask if whole else None)
 
     # -- changes ---------------------------------------------------------------------------------
     def set_image(self, image: Image.Image, label: str, recipe: Recipe | None = None,
-                  compared: tuple[Image.Image, Box | None] | None = None) -> None:
+                  compared: Comparison | tuple[Image.Image, Box | None] | None = None) -> None:
         """Replace the picture. Same size: the mask stays (and, in the same mode, only the changed box is recorded).
 
-        ``compared`` is (picture, changed_box(picture, image)) found ahead, off the window's thread; it is used
-        if that picture is still the document's (a 4096x4096 comparison costs 30-40 ms)."""
+        ``compared``: a Comparison (``compare``), or just (picture, changed_box(picture, image)), made ahead off the
+        window's thread; it is used if that picture is still the document's."""
         if image.mode not in ("RGB", "RGBA"):
             image, compared = image.convert("RGB"), None
         if self.image is not None and image.size == self.image.size and image.mode == self.image.mode:
-            known = compared is not None and compared[0] is self.image
-            box = compared[1] if known else changed_box(self.image, image)
+            known = Comparison(*compared) if compared is not None and compared[0] is self.image else None
+            box = known.box if known is not None else changed_box(self.image, image)
             if box is None and recipe == self.recipe:
                 return
-            box = box or (0, 0, 1, 1)
+            if known is not None and known.image is image and known.before is not None and known.after is not None:
+                before, after = known.before, known.after
+            else:
+                box = box or (0, 0, 1, 1)
+                before, after = _region(self.image, box), _region(image, box)
             part = box != (0, 0, *image.size)
-            self._push(_Step(label, box, image_before=_region(self.image, box), image_after=_region(image, box),
+            self._push(_Step(label, box, image_before=before, image_after=after,
                              recipe_before=self.recipe, recipe_after=recipe,
                              whole_before=self.image if part else None, whole_after=image if part else None))
             self.image, self.recipe = image, recipe

@@ -9,12 +9,13 @@ cleanly: its document can be restored.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from studio.core.document_io import DOCUMENT_JSON, DocumentSnapshot, SavedDocument, load_document, save_document
@@ -25,7 +26,8 @@ from studio.core.mask import mask_to_image
 log = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 30.0
 LOCK_NAME = "session.lock"
-SnapshotFn = Callable[[], DocumentSnapshot | None]
+# The document as it is now; awaitable where it is taken partly in a worker thread (the window copies its mask there).
+SnapshotFn = Callable[[], DocumentSnapshot | None | Awaitable[DocumentSnapshot | None]]
 RECOVERED_FOLDER = "Recovered"  # in the outputs folder: older unsaved work found at start
 
 
@@ -70,6 +72,8 @@ class Autosaver:
         4096x4096 one took 1.3 s) are saved as the latest state once, not each in turn, holding a copy each."""
         async with self._saving:
             snapshot = self._snapshot()
+            if inspect.isawaitable(snapshot):
+                snapshot = await snapshot
             if snapshot is None or snapshot.revision == self._saved_revision:
                 return False
             try:

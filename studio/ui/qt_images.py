@@ -4,6 +4,10 @@ Big pictures are converted a strip of rows at a time. These conversions run in w
 holds Python's interpreter lock for all of its work: converting or copying a whole 4096x4096 picture in one call
 held the window's thread 35-50 ms as surely as doing it there. A strip's call holds it a few milliseconds, and
 Pillow's and numpy's copies between them let go of it.
+
+A big QImage made here keeps its pixels in a numpy array (new_qimage): numpy asks Linux for huge pages for it, so
+letting go of a 4096x4096 picture's pixmap costs the window's thread 0.2-0.5 ms where Qt's own allocation (4 KiB
+pages, each given back in turn) cost it 4-5 ms, and an undo that drops two of them held it 10-20 ms.
 """
 
 from __future__ import annotations
@@ -36,9 +40,16 @@ def _over_bytes(image: Image.Image) -> tuple[QImage, bytes]:
     return QImage(data, image.width, image.height, image.width * (4 if alpha else 3), fmt), data
 
 
-def _rows(qimage: QImage) -> np.ndarray:
-    """The QImage's own pixel rows (bytesPerLine wide), writable in place."""
-    return np.frombuffer(qimage.bits(), np.uint8).reshape(qimage.height(), qimage.bytesPerLine())
+def new_qimage(width: int, height: int, fmt: QImage.Format) -> tuple[QImage, np.ndarray]:
+    """A new QImage (not cleared) over a numpy array of its rows, which it keeps alive (PySide holds a reference
+    for as long as Qt uses the pixels, QPixmap.fromImage's pixmap included), and that array, writable in place
+    (rows 4-byte aligned, as Qt's own are). Safe off the window's thread."""
+    depth = QImage.toPixelFormat(fmt).bitsPerPixel() // 8
+    if depth < 1 or width <= 0 or height <= 0:
+        raise ValueError(f"no {width}x{height} QImage in {fmt}")
+    stride = (width * depth + 3) // 4 * 4
+    rows = np.empty((height, stride), np.uint8)
+    return QImage(rows, width, height, stride, fmt), rows
 
 
 def _strips(height: int, width: int) -> range:
@@ -52,10 +63,7 @@ def _converted(image: Image.Image, target: QImage.Format | None,
     image = _rgb_or_rgba(image)
     width, height = image.size
     own = QImage.Format.Format_RGBA8888 if image.mode == "RGBA" else QImage.Format.Format_RGB888
-    result = QImage(width, height, own if target is None else target)
-    if result.isNull():
-        raise MemoryError(f"no memory for a {width}x{height} picture")
-    rows = _rows(result)
+    result, rows = new_qimage(width, height, own if target is None else target)
     step = _strips(height, width).step
     for top in _strips(height, width):
         if cancelled is not None and cancelled():

@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from studio.core.document import changed_box
+from studio.core.document import Comparison, compare
 from studio.core.events import GeneratedImage
-from studio.core.mask import Box
 from studio.ui.result_landing import Landing, held_because, landed
 
 if TYPE_CHECKING:
@@ -29,15 +28,17 @@ class ResultArrival:
     def __init__(self, window: MainWindow) -> None:
         self.window = window
         self.pending: list[Landing] = []  # results that landed mid-stroke
-        # Made ahead, off this thread, for each result: (canvas picture, result, what goes on the canvas, their diff).
-        self._compared: list[tuple[Image.Image, Image.Image, Image.Image, Box | None]] = []
+        # Made ahead, off this thread, for each result: (result, what goes on the canvas, its comparison with the
+        # canvas picture).
+        self._compared: list[tuple[Image.Image, Image.Image, Comparison]] = []
         self.held_note = ""  # said when the job ends: a result stayed in the gallery (see _held_back)
 
     async def take_in_ahead(self, result: Image.Image, source: Image.Image | None) -> None:
-        """Work out what goes on the canvas, convert it for display and find where it differs from the canvas
-        picture, in worker threads: at 1024x1024 the conversion took this thread 3-8 ms with the engine busy beside
-        it; at 4096x4096 the comparison alone took it 20-40 ms, and carrying an inpaint's changes onto a canvas
-        changed since (result_landing) 740 ms. A result that will wait behind a brush stroke is compared with the
+        """Work out what goes on the canvas, convert it for display, find where it differs from the canvas picture
+        and cut out both pictures' parts there for the undo history, in worker threads: at 1024x1024 the conversion
+        took this thread 3-8 ms with the engine busy beside it; at 4096x4096 the comparison alone took it 20-40 ms,
+        the parts of a big inpaint 5-10 ms, and carrying an inpaint's changes onto a canvas changed since
+        (result_landing) 740 ms. A result that will wait behind a brush stroke is compared with the
         one before it, which the document will have by then."""
         canvas = self.window.canvas
         current = self.pending[-1][0].image if self.pending else self.window.document.image
@@ -52,11 +53,11 @@ class ResultArrival:
             await canvas.convert_ahead(shown)  # a new size: nothing to compare with
             return
         try:
-            box, _ = await asyncio.gather(asyncio.to_thread(changed_box, current, shown), canvas.convert_ahead(shown))
+            compared, _ = await asyncio.gather(asyncio.to_thread(compare, current, shown), canvas.convert_ahead(shown))
         except Exception:  # the document compares them itself then
             log.exception("Comparing a result with the canvas failed")
             return
-        self._compared.append((current, result, shown, box))
+        self._compared.append((result, shown, compared))
 
     def arrive(self, landing: Landing) -> None:
         if self.window.canvas.busy:
@@ -82,8 +83,8 @@ class ResultArrival:
                 if self._held_back(output, label):
                     continue
                 ahead = self._made_ahead(output)
-                if ahead is not None and ahead[0] is document.image:  # the canvas it was worked out for
-                    image, compared = ahead[1], (ahead[0], ahead[2])
+                if ahead is not None and ahead[1].picture is document.image:  # the canvas it was worked out for
+                    image, compared = ahead
                 else:
                     try:
                         image = landed(document.image, output.image, source)  # the canvas as it is
@@ -111,11 +112,11 @@ class ResultArrival:
         self.held_note = why
         self.window.status.set_message(why)
 
-    def _made_ahead(self, output: GeneratedImage) -> tuple[Image.Image, Image.Image, Box | None] | None:
-        """(canvas picture, what goes on it, their diff) made ahead for this result, if any; those of earlier
-        results go with it."""
-        for index, (picture, result, shown, box) in enumerate(self._compared):
+    def _made_ahead(self, output: GeneratedImage) -> tuple[Image.Image, Comparison] | None:
+        """(what goes on the canvas, its comparison with the canvas picture) made ahead for this result, if any;
+        those of earlier results go with it."""
+        for index, (result, shown, compared) in enumerate(self._compared):
             if result is output.image:
                 del self._compared[:index + 1]
-                return picture, shown, box
+                return shown, compared
         return None

@@ -148,3 +148,22 @@ def test_an_autosave_past_the_pixel_limit_is_still_recovered(tmp_path: Path, mon
                               tmp_path / "big")
     [found] = find_recoverable(tmp_path)
     assert found.image.size == (48, 40) and np.array_equal(found.mask, mask)
+
+
+def test_a_snapshot_taken_partly_in_a_worker_is_awaited(tmp_path: Path):
+    """The window copies the mask in a worker thread: its snapshot is a coroutine."""
+    work = Work()
+
+    async def snapshot() -> DocumentSnapshot:
+        await asyncio.sleep(0)
+        return work.snapshot()
+
+    async def scenario() -> tuple[bool, bool]:
+        saver = Autosaver(tmp_path / "autosave", snapshot, interval=3600)
+        work.change()
+        saved = await saver.save_now(), await saver.save_now()
+        assert load_document(saver.folder).image.getpixel((0, 0)) == (20, 0, 0)
+        saver.close()
+        return saved
+
+    assert asyncio.run(scenario()) == (True, False)  # the second: nothing changed since

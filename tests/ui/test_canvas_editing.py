@@ -167,8 +167,9 @@ def test_a_result_landing_mid_stroke_waits_for_the_stroke(qtbot, window, picture
 def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_redrawn_once(
         qtbot, window, picture, monkeypatch):  # noqa: ANN001
     """Two results land during one brush stroke (a fast GPU makes a batch in a second): each becomes its own
-    undo step, found by a comparison made off the window's thread against the result before it, and when the
-    stroke ends the canvas redraws once, from the last one's conversion made ahead."""
+    undo step, found by a comparison made off the window's thread against the result before it (the parts the
+    step keeps cut out there too), and when the stroke ends the canvas redraws once, from the last one's conversion
+    made ahead."""
     import asyncio
     import threading
 
@@ -179,18 +180,25 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
 
     window_thread = threading.current_thread()
     compared_here: list[tuple[int, int]] = []
+    cut_here: list[tuple[int, int, int, int]] = []
     compare, real_pixmap = document_module.changed_box, canvas_module.pil_to_qpixmap
+    real_region = document_module._region
 
     def comparing(a, b):  # noqa: ANN001, ANN202
         if threading.current_thread() is window_thread:
             compared_here.append(a.size)
         return compare(a, b)
 
+    def cutting(image, box):  # noqa: ANN001, ANN202
+        if threading.current_thread() is window_thread:
+            cut_here.append(box)
+        return real_region(image, box)
+
     def on_this_thread(image):  # noqa: ANN001, ANN202
         raise AssertionError("the canvas converted a whole result on the window's thread")
 
     monkeypatch.setattr(document_module, "changed_box", comparing)
-    monkeypatch.setattr("studio.ui.result_arrival.changed_box", comparing)
+    monkeypatch.setattr(document_module, "_region", cutting)
     monkeypatch.setattr(canvas_module, "pil_to_qpixmap", on_this_thread)
     first, second = picture.copy(), picture.copy()
     first.paste((250, 0, 0), (10, 10, 60, 60))
@@ -221,7 +229,7 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
     doc = window.document
     assert doc.image is second and doc.history_labels()[-3:] == ["Paint mask", "Generated", "Generated"]
     assert [s.box for s in doc._steps[-2:]] == [(10, 10, 60, 60), (100, 100, 150, 150)]
-    assert compared_here == []  # both boxes were found ahead
+    assert compared_here == [] and cut_here == []  # both boxes were found ahead, and their parts cut out
     assert [c.box for c in changes if c.image] == [(10, 10, 150, 150)]  # one redraw, around both
     shown = canvas._image_item.pixmap().toImage().convertToFormat(pil_to_qimage(second).format())
     assert shown == pil_to_qimage(second)

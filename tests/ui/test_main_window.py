@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt, QTimer
 from PySide6.QtGui import QWheelEvent
@@ -282,7 +284,6 @@ def test_results_are_converted_for_display_off_the_window_thread(qtbot, window, 
 
     from studio.core import document as document_module
     from studio.ui import canvas as canvas_module
-    from studio.ui import result_arrival as result_arrival_module
 
     threads: list[str] = []
     compared: list[str] = []
@@ -304,7 +305,6 @@ def test_results_are_converted_for_display_off_the_window_thread(qtbot, window, 
 
     monkeypatch.setattr(canvas_module, "pil_to_pixmap_ready_qimage", converting)
     monkeypatch.setattr(canvas_module, "pil_to_qpixmap", on_this_thread)
-    monkeypatch.setattr(result_arrival_module, "changed_box", comparing)
     monkeypatch.setattr(document_module, "changed_box", comparing)
     window.prompt_panel.batch_spin.setValue(2)
     window.generate()
@@ -349,3 +349,33 @@ def test_a_picture_that_lands_while_steps_can_be_redone_waits_in_the_gallery(qtb
     window.document.redo()
     assert window.document.has_mask  # the undone stroke was kept
     qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 1, timeout=10_000)  # the picture is not lost
+
+
+def test_the_autosaves_snapshot_copies_the_mask_off_the_window_thread_and_again_if_painted_meanwhile(
+        qtbot, qt_loop, monkeypatch) -> None:  # noqa: ANN001
+    """At 4096x4096 copying the mask held the window's thread 5-6 ms after every result. A copy made in a worker
+    while the person painted is not of one moment: it is made again, and the snapshot is the mask as painted."""
+    import threading
+    from types import SimpleNamespace
+
+    from studio.core.document import Document
+    from studio.ui.main_window import MainWindow
+
+    doc = Document()
+    doc.set_image(Image.new("RGB", (40, 30)), "Open")
+    copied_on: list[str] = []
+    real_to_thread = asyncio.to_thread
+
+    async def to_thread(work, *args):  # noqa: ANN001, ANN202
+        result = await real_to_thread(lambda: (copied_on.append(threading.current_thread().name), work(*args))[1])
+        if len(copied_on) == 1:  # the person paints while the first copy is made
+            doc.edit_mask("Brush", lambda m: (m.__setitem__((slice(2, 5), slice(3, 7)), 255), (3, 2, 7, 5))[1])
+        return result
+
+    monkeypatch.setattr(asyncio, "to_thread", to_thread)
+    taken = asyncio.ensure_future(MainWindow.snapshot(SimpleNamespace(document=doc)))
+    qtbot.waitUntil(taken.done, timeout=5000)
+    snapshot = taken.result()
+    assert len(copied_on) == 2 and threading.main_thread().name not in copied_on
+    assert snapshot.revision == doc.revision and np.array_equal(snapshot.mask, doc.mask)
+    assert snapshot.mask is not doc.mask and snapshot.mask[3, 4] == 255 and snapshot.image is doc.image
