@@ -13,6 +13,7 @@ import inspect
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -54,6 +55,9 @@ class Autosaver:
         self._saved_revision: int | None = None
         self._task: asyncio.Task | None = None
         self._saving = asyncio.Lock()
+        # A write in its thread and close() take turns: the folder is removed after any write, never written again.
+        self._writing = threading.Lock()
+        self._closed = False
         self.last_error: str | None = None
         self._on_failure = on_failure  # told once when saving starts failing (a full or lost disk), not every time
 
@@ -74,10 +78,11 @@ class Autosaver:
             snapshot = self._snapshot()
             if inspect.isawaitable(snapshot):
                 snapshot = await snapshot
-            if snapshot is None or snapshot.revision == self._saved_revision:
+            if snapshot is None or snapshot.revision == self._saved_revision or self._closed:
                 return False
             try:
-                await asyncio.to_thread(save_document, snapshot, self.folder)
+                if not await asyncio.to_thread(self._write, snapshot):
+                    return False  # closed meanwhile: a clean exit leaves nothing to recover
             except (OSError, StudioError) as exc:
                 first = self.last_error is None
                 self.last_error = f"Autosave to {self.folder} failed: {exc}"
@@ -89,8 +94,18 @@ class Autosaver:
             self.last_error = None
             return True
 
+    def _write(self, snapshot: DocumentSnapshot) -> bool:
+        with self._writing:
+            if self._closed:
+                return False
+            save_document(snapshot, self.folder)
+            return True
+
     def close(self) -> None:
-        """A clean exit: stop saving, release the lock, and remove this session's autosave."""
+        """A clean exit: stop saving, release the lock, and remove this session's autosave (after a write still
+        under way, which would otherwise make the folder again: the next start would offer to recover it)."""
+        with self._writing:
+            self._closed = True
         if self._task is not None:
             self._task.cancel()
         self._lock.release()

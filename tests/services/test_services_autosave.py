@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +168,41 @@ def test_a_snapshot_taken_partly_in_a_worker_is_awaited(tmp_path: Path):
         return saved
 
     assert asyncio.run(scenario()) == (True, False)  # the second: nothing changed since
+
+
+def test_a_save_under_way_at_a_clean_exit_leaves_nothing_to_recover(tmp_path: Path, monkeypatch):  # noqa: ANN001
+    """Closed while a save awaits its snapshot (the mask copied in a worker), or while its picture is being written:
+    the folder is removed and stays removed, so the next start offers nothing."""
+    image, mask = Image.new("RGB", (64, 64)), np.zeros((64, 64), np.uint8)
+
+    async def snapshot() -> DocumentSnapshot:
+        return DocumentSnapshot(image, await asyncio.to_thread(mask.copy), None, 1)
+
+    async def close_while_copying() -> bool:
+        saver = Autosaver(tmp_path / "a", snapshot)
+        save = asyncio.ensure_future(saver.save_now())
+        await asyncio.sleep(0)
+        saver.close()
+        return await save
+
+    assert asyncio.run(close_while_copying()) is False
+    assert find_recoverable(tmp_path / "a") == [] and not any((tmp_path / "a").iterdir())
+
+    writing, real = threading.Event(), autosave.save_document
+
+    def slow_write(snapshot: DocumentSnapshot, folder: Path) -> None:
+        writing.set()
+        time.sleep(0.3)
+        real(snapshot, folder)
+
+    monkeypatch.setattr(autosave, "save_document", slow_write)
+
+    async def close_while_writing() -> bool:
+        saver = Autosaver(tmp_path / "b", snapshot)
+        save = asyncio.ensure_future(saver.save_now())
+        await asyncio.to_thread(writing.wait, 5)
+        saver.close()  # waits for the write, then removes the folder
+        return await save
+
+    asyncio.run(close_while_writing())
+    assert find_recoverable(tmp_path / "b") == [] and not any((tmp_path / "b").iterdir())
