@@ -462,7 +462,8 @@ def _merged(changes: list[DocumentChange]) -> list[DocumentChange]:
     """The fewest changes that redraw everything the given ones did: the whole document if any step was whole,
     else one box around every picture change and one around every mask change (a mask inverted on a big canvas
     must not make the canvas convert the whole picture again)."""
-    whole = next((i for i, c in enumerate(changes) if c.box is None), None)
+    # A stroke recorded (no box, no layer) only grew the history: it is no reason to redraw everything.
+    whole = next((i for i, c in enumerate(changes) if c.box is None and (c.image or c.mask)), None)
     # The mask ends as the last change to it left it: equal to that change's source, if it had one.
     source = next((c.mask_source for c in reversed(changes) if c.mask), None)
     if whole is not None:
@@ -472,8 +473,9 @@ def _merged(changes: list[DocumentChange]) -> list[DocumentChange]:
         return [DocumentChange(None, True, True, size=True, mask_edited=edited, mask_source=source)]
     image_box = functools.reduce(union_box, (c.box for c in changes if c.image), None)
     mask_box = functools.reduce(union_box, (c.box for c in changes if c.mask), None)
-    return ([DocumentChange(image_box, True, False)] if image_box else []) + \
+    merged = ([DocumentChange(image_box, True, False)] if image_box else []) + \
         ([DocumentChange(mask_box, False, True, mask_source=source)] if mask_box else [])
+    return merged or ([DocumentChange(None, False, False)] if changes else [])  # the history grew, if only that
 
 
 def _region(image: Image.Image, box: Box) -> Image.Image:
