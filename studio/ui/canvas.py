@@ -117,6 +117,7 @@ class CanvasView(QGraphicsView):
         self._shown: weakref.ref[Image.Image] | None = None  # the document picture the pixmap shows, whole
         self._kept = KeptPixmaps()  # the pictures shown before it, whole, while the undo history holds them
         self._converting: Image.Image | None = None  # the picture a worker converts, its stand-in shown meanwhile
+        self._conversions = 0  # numbers them: only the newest one goes on
         self._regions: Box | None = None  # changed, converted by a worker before they are painted (_paint_regions)
         self._painting_regions = False
         self._tasks = Tasks()
@@ -280,7 +281,8 @@ class CanvasView(QGraphicsView):
             self._converting = image
             self._shown = None
             self._set_pixmap(*stand_in(image))
-            self._tasks.run(self._convert(image))
+            self._conversions += 1
+            self._tasks.run(self._convert(image, self._conversions))
             return
         self._set_pixmap(pixmap)
         self._shown = None if image is None else weakref.ref(image)
@@ -289,18 +291,19 @@ class CanvasView(QGraphicsView):
         self._image_item.setPixmap(pixmap)
         self._image_item.setTransform(transform or QTransform())
 
-    async def _convert(self, image: Image.Image) -> None:
-        # Given up between strips once another picture is to be shown (Ctrl+Z held over many big pictures past
-        # the kept pixmaps' budget started a conversion for each, all running to the end side by side).
+    async def _convert(self, image: Image.Image, number: int) -> None:
+        # Given up between strips once another conversion starts (Ctrl+Z held over many big pictures past the kept
+        # pixmaps' budget started a conversion for each, all running to the end side by side; and after A, B, A
+        # again, the first one of A ran on beside the second).
         try:
             converted = await asyncio.to_thread(pil_to_pixmap_ready_qimage, image,
-                                                lambda: self._converting is not image)
+                                                lambda: self._conversions != number)
         except ConversionCancelled:
             return
         except Exception:  # this thread converts it then
             log.exception("Converting a picture for display failed")
             converted = None
-        if self._converting is not image:
+        if self._converting is not image or self._conversions != number:
             return  # another picture came meanwhile
         self._converting = None
         self._set_pixmap(pil_to_qpixmap(image) if converted is None else QPixmap.fromImage(converted))

@@ -56,7 +56,7 @@ class JobEvents:
                 source = source_of(self.requests.get(event.job_id))
                 await self.window.results.take_in_ahead(event.output.image, source)
             try:
-                self.handle(event)
+                self.window.handle_event(event)  # the window's own entry, as tests and benchmarks drive it
             except Exception:  # a bug in one handler must not stop the window hearing the engine
                 log.exception("Handling %r failed", event)
 

@@ -960,3 +960,37 @@ def test_compare_shows_the_changed_region_where_it_was_and_refuses_a_picture_of_
     assert not window.canvas.has_preview() and not compare.isChecked()
     assert window.status.message_label.text() == (f"The picture before the last change was {SIZE}x{SIZE}; compare "
                                                   "shows pictures of the same size.")
+
+
+def test_a_picture_shown_again_while_its_first_conversion_runs_is_converted_once(qtbot, qt_loop, monkeypatch):  # noqa: ANN001
+    """A, then B (its pixmap kept), then A again: the first conversion of A gives up when the second starts, rather
+    than both running to the end side by side."""
+    from studio.core.document import Document
+    from studio.ui import canvas as canvas_module
+    from studio.ui.canvas import CanvasView
+    from studio.ui.qt_images import ConversionCancelled
+
+    ended, real = [], canvas_module.pil_to_pixmap_ready_qimage
+
+    def recorded(image, cancelled=None):  # noqa: ANN001, ANN202
+        try:
+            converted = real(image, cancelled)
+        except ConversionCancelled:
+            ended.append((image, "given up"))
+            raise
+        ended.append((image, "converted"))
+        return converted
+
+    monkeypatch.setattr(canvas_module, "pil_to_pixmap_ready_qimage", recorded)
+    view, doc = CanvasView(), Document()
+    qtbot.addWidget(view)
+    view.set_document(doc)
+    b, a = (Image.fromarray(np.random.default_rng(seed).integers(0, 255, (3000, 3000, 3), np.uint8)) for seed in (1, 2))
+    view.prepare(b, real(b))
+    doc.set_image(b, "Open B")
+    doc.set_image(a, "Open A")  # not converted ahead: its stand-in shown, a worker converts it
+    doc.undo()  # B again, from its kept pixmap
+    doc.redo()  # A again: a second conversion of A
+    qtbot.waitUntil(lambda: not view.showing_stand_in(), timeout=30_000)
+    qtbot.waitUntil(lambda: len([e for e in ended if e[0] is a]) == 2, timeout=30_000)
+    assert [state for picture, state in ended if picture is a] == ["given up", "converted"]
