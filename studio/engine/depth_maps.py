@@ -53,10 +53,11 @@ _models: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()  # (files
 runs = 0  # how many times the model ran: what tests read to see a map come from the kept ones
 
 
-def check_depth_model(models_dir: Path | None, guides: Sequence[ControlGuide]) -> None:
-    """InvalidRequest, in one sentence, when a guide uses the depth preprocessor and the depth model is missing."""
+def check_depth_model(models_dir: Path | None, guides: Sequence[ControlGuide], where: str = "") -> None:
+    """InvalidRequest, in one sentence, when a guide uses the depth preprocessor and the depth model is missing;
+    ``where``: how the caller says to get it (as ``depth_model_missing``; "": the window's way and the command's)."""
     if any(guide.preprocessor == DEPTH for guide in guides) and find_depth_model(models_dir) is None:
-        raise InvalidRequest(depth_model_missing(models_dir))
+        raise InvalidRequest(depth_model_missing(models_dir, where))
 
 
 def annotator(models_dir: Path | None, device: Any = None, dtype: Any = None) -> Annotate:  # noqa: ANN401

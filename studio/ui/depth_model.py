@@ -52,10 +52,19 @@ class DepthModel(QObject):
         self._tasks.run(self.look())
 
     async def look(self) -> None:
+        await self._look(always=True)
+
+    async def recheck(self) -> None:
+        """Look again after the model failed to make a map (deleted, or broken, since the last look). The cards hear
+        of it only when where it is changed: told of a broken model found again, they would remake their previews,
+        which would fail again, and again."""
+        await self._look(always=False)
+
+    async def _look(self, always: bool) -> None:
         self._looks += 1
         look = self._looks
         found = await asyncio.to_thread(find_depth_model, self.models_dir)
-        if look == self._looks:
+        if look == self._looks and (always or not self.known or found != self.folder):
             self.folder, self.known = found, True
             self.changed.emit()
 
