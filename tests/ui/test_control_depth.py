@@ -4,7 +4,9 @@ thumbnail becomes the photo's depth map, made in a worker thread; offline, the c
 
 from __future__ import annotations
 
+import importlib.abc
 import shutil
+import sys
 import threading
 from pathlib import Path
 
@@ -131,6 +133,33 @@ def test_offline_the_card_says_so_and_where_the_files_go(qtbot, panel, models, t
     said = row.depth_offer.note.text()
     assert "Studio may be offline" in said and str(models / DEPTH_FOLDER) in said
     assert row.depth_offer.isVisible() and row.depth_offer.button.text().startswith("Download")
+
+
+def test_the_first_click_on_download_imports_the_hub_client_off_the_window_s_thread(
+        qtbot, panel, tmp_path, monkeypatch):  # noqa: ANN001
+    """huggingface_hub takes a quarter of a second to import: imported on the window's thread, it held the window."""
+    import studio.services
+
+    name = "studio.services.model_downloads"
+    imported_on: list[threading.Thread] = []
+
+    class Spy(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path, target=None):  # noqa: ANN001, ANN202
+            if fullname == name:
+                imported_on.append(threading.current_thread())
+            return None  # the usual finders import it
+
+    monkeypatch.delitem(sys.modules, name, raising=False)  # not imported yet, as in a window just opened
+    if hasattr(studio.services, "model_downloads"):  # the package's attribute is put back as it was, too
+        monkeypatch.setattr(studio.services, "model_downloads", studio.services.model_downloads)
+    monkeypatch.setattr(sys, "meta_path", [Spy(), *sys.meta_path])
+    row = _depth_guide(qtbot, panel, tmp_path)
+    with isolated_hub_client(tmp_path / "hf-home", monkeypatch):
+        monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+        qtbot.mouseClick(row.depth_offer.button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: bool(panel.control_box.depth.error) and not panel.control_box.depth.downloading,
+                        timeout=WAIT_MS)
+    assert imported_on and threading.main_thread() not in imported_on
 
 
 def test_an_outpaint_extends_a_depth_guide_with_its_photo_s_depth_map(qtbot, panel, models, tmp_path):  # noqa: ANN001
