@@ -18,6 +18,7 @@ from PIL import Image
 from studio.cli_control import control_guides
 from studio.cli_params import collect_params, parse_post_step
 from studio.cli_plugins import open_host
+from studio.core.annotators import DOWNLOAD_COMMAND
 from studio.core.control import ControlGuide, extend_guide
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, ModelError, StudioError
@@ -165,7 +166,8 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         _check_controlnets_fit(sources, Path(model))
         from studio.engine.depth_maps import check_depth_model  # no torch
 
-        check_depth_model(settings.models_dir, controls)  # a missing depth model is said before torch loads
+        # A missing depth model is said before torch loads, with the command that gets it.
+        check_depth_model(settings.models_dir, controls, DOWNLOAD_COMMAND)
     else:
         if init_image is not None:
             raise InvalidRequest(f"The generator {generator!r} does not start from a picture; leave out "

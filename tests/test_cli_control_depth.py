@@ -14,7 +14,7 @@ from test_cli import assert_refused_without_torch, parameters_of
 from test_cli_control import controlnets, picture, requested
 from tiny_depth import build_tiny_depth, depth_model_in
 
-from studio.core.annotators import DEPTH_FOLDER, DEPTH_REPO, depth_model_missing
+from studio.core.annotators import DEPTH_FOLDER, DEPTH_REPO, DOWNLOAD_COMMAND, depth_model_missing
 from studio.core.control import DEPTH, NONE
 
 
@@ -25,7 +25,7 @@ def test_a_missing_depth_model_exits_2_with_how_to_get_it_before_loading_torch(t
     base = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", str(tmp_path / "never.png")]
     assert_refused_without_torch(home, base, {
         "no depth model": (["--control", "depth-sd15", str(tmp_path / "photo.png"), "--control-preprocessor", "depth"],
-                           depth_model_missing(home / "data" / "models"))})
+                           depth_model_missing(home / "data" / "models", DOWNLOAD_COMMAND))})
     assert not (tmp_path / "never.png").exists()
 
 

@@ -20,6 +20,9 @@ DEPTH_MODEL_TYPE = "depth_anything"  # its config.json's model_type, as transfor
 DEPTH_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
 # Where ``studio models download`` puts these repositories (others go in a folder named after the repository).
 HUB_FOLDERS = {DEPTH_REPO: DEPTH_FOLDER}
+DOWNLOAD_COMMAND = f"run `studio models download {DEPTH_REPO}`"  # the command line's way to get it
+# Either way: said where the caller may be either (the engine: a job from the window or the command line).
+EITHER_WAY = f"download it with the button on a Depth guide's card or with `studio models download {DEPTH_REPO}`"
 
 
 def find_depth_model(models_dir: Path | None) -> Path | None:
@@ -45,10 +48,11 @@ def is_depth_config(config: Path) -> bool:
 
 
 def depth_model_missing(models_dir: Path | None, where: str = "", label: str = "") -> str:
-    """The sentence for a depth guide with no depth model: what is missing and the ways to get it. ``where``:
-    how the window says to get it, else the command line's command; ``label``: the guide, as the window names it."""
+    """The sentence for a depth guide with no depth model: what is missing and the ways to get it. ``where``: how
+    the caller says to get it (the window's button, ``DOWNLOAD_COMMAND``), else both; ``label``: the guide, as the
+    window names it."""
     folder = Path(models_dir) / DEPTH_FOLDER if models_dir is not None else Path(DEPTH_FOLDER)
-    how = where or f"run `studio models download {DEPTH_REPO}`"
+    how = where or EITHER_WAY
     whose = f"{label}'s" if label else "The"
     return (f"{whose} Depth preprocessor needs the {DEPTH_TITLE} model ({DEPTH_SIZE}), "
             f"which is not in the models folder; {how}, or put its files ({', '.join(DEPTH_FILES)}) in {folder}.")

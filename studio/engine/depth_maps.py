@@ -1,8 +1,10 @@
 """Depth maps for control guides: Depth Anything V2 (transformers' ``DepthAnythingForDepthEstimation`` and its
 image processor) run on a guide's picture, as sd-webui-controlnet's ``depth_anything_v2`` module does.
 
-The map has the picture's size, in 8-bit grey as RGB, near = white: the model's relative inverse depth, scaled
-bilinearly back to the picture's size and stretched per picture (its nearest point white, its farthest black), as
+The model reads the picture with its short side at the processor's size (518), as Depth Anything's own
+``infer_image`` does, but never longer than twice that (``work_size``). The map has the picture's size, in 8-bit
+grey as RGB, near = white: the model's relative inverse depth, scaled bilinearly back to the picture's size and
+stretched per picture (its nearest point white, its farthest black), as
 sd-webui-controlnet does. The model is loaded once per device and kept; the maps of the last few pictures are kept
 by the picture (the same object) and the model's files, so moving a guide's weight, or running the job after its
 thumbnail was made, does not run the model again. The window's thumbnail runs it on the CPU in a worker thread,
@@ -32,6 +34,10 @@ from studio.engine.libraries import quiet_imports
 
 KEPT_MAPS = 6  # two per guide of a job (MAX_GUIDES): its picture, and an extended one
 KEPT_MODELS = 2  # the CPU's (thumbnails) and the engine device's
+PATCH = 14  # the DINOv2 backbone's patch: the model reads whole patches
+# The long side read is at most this many times the processor's size (1036 px for 518): a 8000x300 strip read with
+# its short side at 518 would be 13818 px long, 27 times the tokens of a square, for minutes on a CPU.
+LONGEST = 2
 
 
 @dataclass
@@ -47,10 +53,11 @@ _models: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()  # (files
 runs = 0  # how many times the model ran: what tests read to see a map come from the kept ones
 
 
-def check_depth_model(models_dir: Path | None, guides: Sequence[ControlGuide]) -> None:
-    """InvalidRequest, in one sentence, when a guide uses the depth preprocessor and the depth model is missing."""
+def check_depth_model(models_dir: Path | None, guides: Sequence[ControlGuide], where: str = "") -> None:
+    """InvalidRequest, in one sentence, when a guide uses the depth preprocessor and the depth model is missing;
+    ``where``: how the caller says to get it (as ``depth_model_missing``; "": the window's way and the command's)."""
     if any(guide.preprocessor == DEPTH for guide in guides) and find_depth_model(models_dir) is None:
-        raise InvalidRequest(depth_model_missing(models_dir))
+        raise InvalidRequest(depth_model_missing(models_dir, where))
 
 
 def annotator(models_dir: Path | None, device: Any = None, dtype: Any = None) -> Annotate:  # noqa: ANN401
@@ -126,7 +133,9 @@ def _run(model: Any, processor: Any, image: Image.Image) -> Image.Image:  # noqa
     picture = rgb_or_rgba(image)
     if picture.mode == "RGBA":  # as the other preprocessors that read a photo: transparent parts on white
         picture = flatten(picture, (255, 255, 255))
-    inputs = processor(images=picture, return_tensors="pt")
+    width, height = work_size(picture.size, processor.size["height"])
+    inputs = processor(images=picture, size={"height": height, "width": width}, keep_aspect_ratio=False,
+                       return_tensors="pt")
     pixels = inputs["pixel_values"].to(model.device, model.dtype)
     with torch.inference_mode():
         predicted = model(pixel_values=pixels).predicted_depth  # (1, h, w): larger is nearer
@@ -137,3 +146,13 @@ def _run(model: Any, processor: Any, image: Image.Image) -> Image.Image:  # noqa
     low, high = float(depth.min()), float(depth.max())
     scaled = (depth - low) / (high - low) * 255.0 if high > low else np.zeros_like(depth)
     return Image.fromarray(scaled.astype(np.uint8), "L").convert("RGB")
+
+
+def work_size(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """The size the model reads a picture of ``size`` at: its short side ``side``, as Depth Anything's own
+    ``infer_image`` does, unless that makes the long side more than ``LONGEST`` times ``side``: then the long side
+    is that. Each side a whole number of patches, at least one (a 4000x40 strip's short side would round to none:
+    it is read a little stretched, and the map is scaled back to the picture's size all the same)."""
+    width, height = size
+    scale = min(side / min(width, height), side * LONGEST / max(width, height))
+    return max(PATCH, round(width * scale / PATCH) * PATCH), max(PATCH, round(height * scale / PATCH) * PATCH)

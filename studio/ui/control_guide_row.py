@@ -137,6 +137,7 @@ class GuideRow(QFrame):
         self.high_spin.valueChanged.connect(self.low_spin.setMaximum)
         self.preprocessor_combo.currentIndexChanged.connect(self._preprocessor_changed)
         self.depth.changed.connect(self._depth_changed)
+        self.picture.preview_failed.connect(lambda text, made: self._tasks.run(self._preview_failed(text, made)))
         for spin in (self.low_spin, self.high_spin):
             spin.valueChanged.connect(lambda *_: self.picture.refresh_preview())
         for signal in (self.model_combo.currentIndexChanged, self.preprocessor_combo.currentIndexChanged,
@@ -292,6 +293,15 @@ class GuideRow(QFrame):
             widget.setVisible(self.preprocessor() == CANNY)
         self.depth_offer.set_wanted(self.preprocessor() == DEPTH)
         self.picture.refresh_preview(now=True)
+
+    async def _preview_failed(self, sentence: str, made: int) -> None:
+        """The depth model could not make the thumbnail: looked for again, the card offers it if it is gone (the
+        offer says what is missing), else says why it could not be used (a broken model)."""
+        if self.preprocessor() == DEPTH:
+            await self.depth.recheck()
+            if self.depth.folder is None:
+                return
+        self.picture.show_preview_problem(sentence, made)
 
     def _depth_changed(self) -> None:
         if self.preprocessor() == DEPTH and not self.depth.downloading:  # downloaded: the thumbnail becomes its map

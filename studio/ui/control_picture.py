@@ -37,6 +37,7 @@ class ControlPicture(QWidget):
     model makes a depth guide's thumbnail."""
 
     changed = Signal()
+    preview_failed = Signal(str, int)  # why the preprocessor failed, in a sentence; which preview it was
 
     def __init__(self, tasks: Tasks, guide: Callable[[], ControlGuide], canvas: Callable[[], CanvasSource | None],
                  keep_folder: Callable[[], Path | None], models_dir: Callable[[], Path | None] = lambda: None,
@@ -54,6 +55,7 @@ class ControlPicture(QWidget):
         self.area_box: tuple[int, int, int, int] | None = None  # the part of that picture the job works on (None: all)
         self.preview: Image.Image | None = None  # the thumbnail's picture, as last made
         self.other_problem: str | None = None  # a sentence about the card's other fields, said in the status line
+        self.preview_problem: str | None = None  # why the preprocessor could not make the thumbnail (a broken model)
         self.thumb = QLabel()
         self.thumb.setObjectName("controlThumb")
         self.thumb.setFixedSize(THUMB + 4, THUMB + 4)
@@ -193,7 +195,7 @@ class ControlPicture(QWidget):
         self.changed.emit()
 
     def _set_state(self, state: str, note: str) -> None:
-        self.state, self._note = state, note
+        self.state, self._note, self.preview_problem = state, note, None
         if state != READY:
             self.image, self.preview = None, None
             self.thumb.setPixmap(QPixmap())
@@ -201,7 +203,7 @@ class ControlPicture(QWidget):
 
     def show_state(self) -> None:
         """The picture's state on the card (a problem with the card's other fields goes first)."""
-        problem = self.other_problem if self.state in (EMPTY, READY) else None
+        problem = self.other_problem or self.preview_problem if self.state in (EMPTY, READY) else None
         bad = self.state in (MISSING, FAILED) or problem is not None
         self.status.setText(problem or self._note or "A photo or painting to take edges from, or a line, depth "
                                                      "or pose picture.")
@@ -221,9 +223,10 @@ class ControlPicture(QWidget):
         try:
             picture, qimage = await asyncio.to_thread(preview, guide, *self.job_size, self.start_size,
                                                      self.area_box, worker_annotator(self._models_dir()))
-        except StudioError:  # a missing depth model: the card offers it
+        except StudioError as exc:  # a depth model deleted or broken: the card looks again, and offers it or says why
             if made == self._previews:
                 self.thumb.setText("No preview")
+                self.preview_failed.emit(str(exc), made)
             return
         except Exception as exc:  # noqa: BLE001 - a preprocessor's failure is said on the card, never raised
             log.warning("A control picture's preview failed", exc_info=exc)
@@ -233,6 +236,15 @@ class ControlPicture(QWidget):
         if made == self._previews and guide.image is self.image:
             self.preview = picture
             self.thumb.setPixmap(QPixmap.fromImage(qimage))
+            if self.preview_problem is not None:
+                self.preview_problem = None
+                self.show_state()
+
+    def show_preview_problem(self, sentence: str | None, made: int) -> None:
+        """Why preview ``made`` failed, in the status line (unless a newer one has been asked for since)."""
+        if made == self._previews:
+            self.preview_problem = sentence
+            self.show_state()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
         if _dropped_file(event) is not None:

@@ -6,7 +6,9 @@ shows the same download."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
@@ -24,6 +26,9 @@ from studio.core.errors import JobCancelledError, StudioError
 from studio.core.units import format_size
 from studio.ui.tasks import Tasks
 from studio.ui.theme import repolish
+
+if TYPE_CHECKING:
+    from studio.services.model_downloads import DownloadPlan, DownloadProgress
 
 DOWNLOAD = f"Download it ({DEPTH_SIZE})"  # the note above names the model: a narrow panel fits the button
 ON_THE_CARD = "download it with the button on the guide's card"
@@ -52,10 +57,19 @@ class DepthModel(QObject):
         self._tasks.run(self.look())
 
     async def look(self) -> None:
+        await self._look(always=True)
+
+    async def recheck(self) -> None:
+        """Look again after the model failed to make a map (deleted, or broken, since the last look). The cards hear
+        of it only when where it is changed: told of a broken model found again, they would remake their previews,
+        which would fail again, and again."""
+        await self._look(always=False)
+
+    async def _look(self, always: bool) -> None:
         self._looks += 1
         look = self._looks
         found = await asyncio.to_thread(find_depth_model, self.models_dir)
-        if look == self._looks:
+        if look == self._looks and (always or not self.known or found != self.folder):
             self.folder, self.known = found, True
             self.changed.emit()
 
@@ -70,8 +84,6 @@ class DepthModel(QObject):
             self._tasks.run(self.download())
 
     async def download(self) -> None:
-        from studio.services.model_downloads import download_model, plan_download
-
         models_dir = self.models_dir
         if models_dir is None or self.downloading:
             return
@@ -79,9 +91,9 @@ class DepthModel(QObject):
         self.changed.emit()
         loop = asyncio.get_running_loop()
         try:
-            plan = await asyncio.to_thread(plan_download, DEPTH_REPO, models_dir)
+            plan = await asyncio.to_thread(_plan, models_dir)
             self.progress.emit(plan.already_bytes, plan.total_bytes)
-            await asyncio.to_thread(download_model, plan, cancelled=lambda: self._cancel, progress=lambda event: (
+            await asyncio.to_thread(_download, plan, lambda: self._cancel, lambda event: (
                 loop.call_soon_threadsafe(self.progress.emit, event.done_bytes, event.total_bytes)))
         except JobCancelledError:
             self.error = "The download stopped; download it again to resume where it stopped."
@@ -90,6 +102,19 @@ class DepthModel(QObject):
         finally:
             self.downloading = False
         await self.look()
+
+
+def _plan(models_dir: Path) -> DownloadPlan:
+    # Imported here, in the worker: huggingface_hub takes a quarter of a second to import, which held the window.
+    from studio.services.model_downloads import plan_download
+
+    return plan_download(DEPTH_REPO, models_dir)
+
+
+def _download(plan: DownloadPlan, cancelled: Callable[[], bool], progress: Callable[[DownloadProgress], None]) -> None:
+    from studio.services.model_downloads import download_model
+
+    download_model(plan, cancelled=cancelled, progress=progress)
 
 
 class DepthOffer(QWidget):

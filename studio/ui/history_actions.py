@@ -34,6 +34,7 @@ class HistoryActions(QObject):
         self.window = window
         self.gallery = window.gallery
         self.panel = window.prompt_panel
+        self._loads = 0  # the newest Load parameters wins: an older one, still reading or hashing, stops or is quiet
         self._reload_timer = QTimer(self)
         self._reload_timer.setSingleShot(True)
         self._reload_timer.setInterval(300)  # a batch of results refreshes the gallery once
@@ -65,7 +66,10 @@ class HistoryActions(QObject):
 
     # -- gallery actions ---------------------------------------------------------------------------
     async def load_parameters(self, entry: HistoryEntry) -> None:
-        """Every field of the entry into the prompt panel; an img2img/inpaint source back on the canvas."""
+        """Every field of the entry into the prompt panel; an img2img/inpaint source back on the canvas. Said at
+        once; what its files' check finds (hashing may take seconds) is added when it ends."""
+        self._loads += 1
+        load = self._loads
         inpaint = entry.params.get("inpaint")
         known = set(InpaintOptions.__dataclass_fields__)
         options = InpaintOptions(**{k: v for k, v in inpaint.items() if k in known}) \
@@ -74,6 +78,8 @@ class HistoryActions(QObject):
         checking = asyncio.ensure_future(self._changed_files(entry))
         loras, vae, controls, missing = await asyncio.to_thread(  # may read the picture's recipe
             recorded_choices, entry, self.window.settings.outputs_dir)
+        if self._stale(load, checking):
+            return
         notes = self.panel.fill(
             prompt=entry.prompt, negative_prompt=entry.negative_prompt, width=entry.width or None,
             height=entry.height or None, steps=entry.steps or None, cfg_scale=entry.cfg_scale, seed=entry.seed,
@@ -82,22 +88,24 @@ class HistoryActions(QObject):
             loras=loras, vae=vae, hires=HiresFix.from_record(entry.params.get("hires")) or False)
         notes += self._restore_guides(controls, missing)
         if entry.source_image_path:
+            picture = mask = None
             try:
                 picture = await asyncio.to_thread(open_image, entry.source_image_path)
-                mask = None
                 if entry.source_mask_path:
                     source = entry.source_mask_path
                     mask = await asyncio.to_thread(lambda: mask_from_image(open_image(source, keep_mode=True),
                                                                            picture.size))
             except StudioError as exc:
                 notes.append(f"Its source picture could not be restored: {exc}")
-            else:
-                if mask is not None:
-                    await self.window.actions_.replace_in(picture, mask, "Restore inpaint source")
-                    self.window.mask_toolbar.show_mask_action.setChecked(True)
-                else:
-                    await self.window.actions_.take_in(picture, "Restore img2img source")
-                    self.panel.use_canvas_check.setChecked(True)
+                picture = None
+            if self._stale(load, checking):  # another picture's parameters are in now, and its source if any
+                return
+            if picture is not None and mask is not None:
+                await self.window.actions_.replace_in(picture, mask, "Restore inpaint source")
+                self.window.mask_toolbar.show_mask_action.setChecked(True)
+            elif picture is not None:
+                await self.window.actions_.take_in(picture, "Restore img2img source")
+                self.panel.use_canvas_check.setChecked(True)
         elif entry.generator in ("", "diffusers"):  # made from the prompt alone: so is the remake
             shown_mask = self.window.mask_toolbar.show_mask_action
             if self.panel.use_canvas_check.isChecked() or (shown_mask.isChecked() and self.window.document.has_mask):
@@ -105,8 +113,20 @@ class HistoryActions(QObject):
                 shown_mask.setChecked(False)
                 notes.append("It was made from the prompt alone, so the canvas is not its input now (M shows the "
                              "mask again).")
-        notes += await checking
-        self.window.status.set_message(" ".join(["Loaded the parameters of that picture.", *notes]))
+        if self._stale(load, checking):  # a newer load, begun while the source waited for a brush stroke, says so
+            return
+        loaded = " ".join(["Loaded the parameters of that picture.", *notes])
+        self.window.status.set_message(loaded)
+        warnings = await checking
+        if warnings and load == self._loads:  # a newer load's line is not given an older picture's warnings
+            self.window.status.set_message(" ".join([loaded, *warnings]))
+
+    def _stale(self, load: int, checking: asyncio.Future[list[str]]) -> bool:
+        """Whether Load parameters was asked for again since ``load`` began: that one's files are not checked."""
+        if load == self._loads:
+            return False
+        checking.cancel()
+        return True
 
     async def run_again(self, entry: HistoryEntry) -> None:
         try:

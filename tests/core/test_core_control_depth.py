@@ -10,7 +10,14 @@ import pytest
 from model_files import write
 from PIL import Image
 
-from studio.core.annotators import DEPTH_FILES, DEPTH_FOLDER, DEPTH_REPO, depth_model_missing, find_depth_model
+from studio.core.annotators import (
+    DEPTH_FILES,
+    DEPTH_FOLDER,
+    DEPTH_REPO,
+    DOWNLOAD_COMMAND,
+    depth_model_missing,
+    find_depth_model,
+)
 from studio.core.control import DEPTH, NONE, ControlGuide, controls_from_settings, preprocess
 from studio.core.errors import InvalidRequest
 from studio.core.metadata import Recipe
@@ -83,5 +90,8 @@ def test_the_depth_model_is_found_whole_in_annotators_and_listed_as_a_depth_map_
 def test_the_missing_model_sentence_says_how_to_get_it(tmp_path: Path) -> None:
     said = depth_model_missing(tmp_path)
     assert said.startswith("The Depth preprocessor needs the Depth Anything V2 Small model (99 MB), which is not")
-    assert f"run `studio models download {DEPTH_REPO}`" in said and str(tmp_path / DEPTH_FOLDER) in said
+    # Said by the engine, for a job from the window or the command line: both ways to get it.
+    assert (f"; download it with the button on a Depth guide's card or with `studio models download {DEPTH_REPO}`, "
+            "or put its files") in said and str(tmp_path / DEPTH_FOLDER) in said
+    assert f"; run `studio models download {DEPTH_REPO}`, or" in depth_model_missing(tmp_path, DOWNLOAD_COMMAND)
     assert "download it from the guide" in depth_model_missing(tmp_path, "download it from the guide")

@@ -52,7 +52,9 @@ def test_near_is_white_the_model_s_larger_values(models):
     folder = models / "annotators" / "depth-anything-v2-small"
     model = AutoModelForDepthEstimation.from_pretrained(folder).eval()
     picture = photo(2)
-    inputs = AutoImageProcessor.from_pretrained(folder)(images=picture, return_tensors="pt")
+    width, height = depth_maps.work_size(picture.size, 56)  # the tiny model's processor size
+    inputs = AutoImageProcessor.from_pretrained(folder)(images=picture, size={"height": height, "width": width},
+                                                        keep_aspect_ratio=False, return_tensors="pt")
     with torch.no_grad():
         predicted = model(**inputs).predicted_depth[:, None]
     own = torch.nn.functional.interpolate(predicted, (40, 60), mode="bilinear", align_corners=True)[0, 0].numpy()
@@ -77,6 +79,33 @@ def test_a_transparent_picture_is_read_on_white(models):
     cutout.putalpha(Image.new("L", cutout.size, 0))
     white = Image.new("RGB", cutout.size, "white")
     assert depth_maps.depth_map(cutout, models).tobytes() == depth_maps.depth_map(white, models).tobytes()
+
+
+def test_the_model_reads_the_short_side_at_its_size_and_the_long_side_at_most_twice_that():
+    assert depth_maps.work_size((640, 480), 518) == (686, 518)  # as Depth Anything's own infer_image
+    assert depth_maps.work_size((300, 200), 518) == (784, 518)  # 777 rounded to whole patches
+    assert depth_maps.work_size((8000, 300), 518) == (1036, 42)  # not 13818x518
+    assert depth_maps.work_size((40, 4000), 518) == (14, 1036)  # one patch, not none
+
+
+@pytest.mark.parametrize("size", [(4000, 40), (8000, 300), (3, 3000)])
+def test_a_very_thin_picture_s_map_has_its_size_and_the_model_reads_a_bounded_picture(tmp_path, size):
+    """As the real processor's 518 px: a 4000x40 strip was refused by the processor, a 8000x300 one read as
+    518x13818 (36519 tokens: minutes on a CPU)."""
+    from tiny_depth import build_tiny_depth
+
+    from studio.core.annotators import DEPTH_FOLDER
+    from studio.core.hashing import files_key
+
+    folder = build_tiny_depth(tmp_path / DEPTH_FOLDER, side=518)
+    model, _ = depth_maps._model(folder, files_key(sorted(folder.iterdir())), None, None)
+    read: list[tuple[int, ...]] = []
+    model.register_forward_pre_hook(lambda module, args, kwargs: read.append(tuple(kwargs["pixel_values"].shape)),
+                                    with_kwargs=True)
+    made = depth_maps.depth_map(photo(8, size), tmp_path)
+    assert made.size == size and made.mode == "RGB"
+    (shape,) = read
+    assert max(shape[2:]) <= 1036 and min(shape[2:]) >= 14
 
 
 def test_a_missing_depth_model_is_said_with_how_to_get_it(tmp_path):

@@ -4,6 +4,9 @@ thumbnail becomes the photo's depth map, made in a worker thread; offline, the c
 
 from __future__ import annotations
 
+import importlib.abc
+import shutil
+import sys
 import threading
 from pathlib import Path
 
@@ -132,6 +135,33 @@ def test_offline_the_card_says_so_and_where_the_files_go(qtbot, panel, models, t
     assert row.depth_offer.isVisible() and row.depth_offer.button.text().startswith("Download")
 
 
+def test_the_first_click_on_download_imports_the_hub_client_off_the_window_s_thread(
+        qtbot, panel, tmp_path, monkeypatch):  # noqa: ANN001
+    """huggingface_hub takes a quarter of a second to import: imported on the window's thread, it held the window."""
+    import studio.services
+
+    name = "studio.services.model_downloads"
+    imported_on: list[threading.Thread] = []
+
+    class Spy(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path, target=None):  # noqa: ANN001, ANN202
+            if fullname == name:
+                imported_on.append(threading.current_thread())
+            return None  # the usual finders import it
+
+    monkeypatch.delitem(sys.modules, name, raising=False)  # not imported yet, as in a window just opened
+    if hasattr(studio.services, "model_downloads"):  # the package's attribute is put back as it was, too
+        monkeypatch.setattr(studio.services, "model_downloads", studio.services.model_downloads)
+    monkeypatch.setattr(sys, "meta_path", [Spy(), *sys.meta_path])
+    row = _depth_guide(qtbot, panel, tmp_path)
+    with isolated_hub_client(tmp_path / "hf-home", monkeypatch):
+        monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+        qtbot.mouseClick(row.depth_offer.button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: bool(panel.control_box.depth.error) and not panel.control_box.depth.downloading,
+                        timeout=WAIT_MS)
+    assert imported_on and threading.main_thread() not in imported_on
+
+
 def test_an_outpaint_extends_a_depth_guide_with_its_photo_s_depth_map(qtbot, panel, models, tmp_path):  # noqa: ANN001
     depth_model_in(models)
     panel.control_box.set_library([SD15, DEPTH_NET], models)
@@ -145,3 +175,32 @@ def test_an_outpaint_extends_a_depth_guide_with_its_photo_s_depth_map(qtbot, pan
     assert row.picture.image.size == (80, 48) and row.preprocessor() == "none"
     assert np.array_equal(pixels[:, 16:], np.asarray(depth_maps.depth_map(photo, models)))
     assert not pixels[:, :16].any()
+
+
+def test_a_depth_model_deleted_since_the_card_looked_is_offered_again(qtbot, panel, models, tmp_path):  # noqa: ANN001
+    folder = depth_model_in(models)
+    panel.control_box.set_library([SD15, DEPTH_NET], models)
+    row = _depth_guide(qtbot, panel, tmp_path)
+    qtbot.waitUntil(lambda: row.picture.preview is not None, timeout=WAIT_MS)
+    assert panel.control_box.depth.folder == folder and not row.depth_offer.isVisible()
+    shutil.rmtree(folder)
+    other = tmp_path / "other.png"
+    Image.new("RGB", (40, 30), "grey").save(other)
+    row.picture.use_file(other)  # its map needs the model that is gone
+    qtbot.waitUntil(row.depth_offer.isVisible, timeout=WAIT_MS)
+    assert row.picture.thumb.text() == "No preview" and panel.control_box.depth.folder is None
+    with pytest.raises(InvalidRequest, match="download it with the button on the guide's card"):
+        panel.build_request(None)
+
+
+def test_a_broken_depth_model_is_said_on_the_card_once(qtbot, panel, models, tmp_path):  # noqa: ANN001
+    folder = depth_model_in(models)
+    (folder / "model.safetensors").write_bytes(b"not weights")
+    panel.control_box.set_library([SD15, DEPTH_NET], models)
+    row = _depth_guide(qtbot, panel, tmp_path)
+    qtbot.waitUntil(lambda: "could not be loaded" in row.picture.status.text(), timeout=WAIT_MS)
+    assert str(folder) in row.picture.status.text() and row.picture.status.property("error")
+    assert row.picture.thumb.text() == "No preview" and not row.depth_offer.isVisible()
+    previews = row.picture._previews
+    qtbot.wait(500)
+    assert row.picture._previews == previews  # looked for again and found: the preview is not made again and again

@@ -15,6 +15,7 @@ from recorded_files import made_with_files, weights_file
 import studio.core.hashing
 from studio.core.hashing import lora_hash
 from studio.services.history_store import HistoryEntry
+from studio.ui import history_actions
 from studio.ui.canvas_tools import BRUSH
 
 
@@ -79,6 +80,30 @@ def test_run_again_and_load_parameters_name_a_lora_that_is_another_file_now(qtbo
     assert hashed_on and threading.main_thread().name not in hashed_on  # a worker hashed it, not the window
 
     window.gallery.load_parameters_requested.emit(entry)
-    qtbot.waitUntil(lambda: window.status.message_label.text().startswith("Loaded the parameters"), timeout=10_000)
-    assert sentence in window.status.message_label.text()
+    qtbot.waitUntil(lambda: sentence in window.status.message_label.text(), timeout=10_000)
+    assert window.status.message_label.text().startswith("Loaded the parameters")
     assert [c.name for c in window.prompt_panel.lora_box.choices()] == ["ink"]  # the fields are filled all the same
+
+
+def test_load_parameters_says_so_at_once_and_adds_only_the_latest_load_s_file_warnings(qtbot, window,  # noqa: ANN001
+                                                                                       monkeypatch):
+    hashed = {"A": threading.Event(), "B": threading.Event()}
+    missing = "The LoRA 'ink' this picture was made with (hash abc) is missing."
+
+    def check(entry, models_root, cache):  # noqa: ANN001, ANN202 - a big checkpoint hashed for the first time
+        hashed[entry.prompt].wait(20)
+        return [f"{entry.prompt}: {missing}"]
+
+    monkeypatch.setattr(history_actions, "changed_file_warnings", check)
+    status, actions = window.status.message_label, window.history_actions
+    first = window.actions_.run(actions.load_parameters(HistoryEntry("A", id=1)))
+    qtbot.waitUntil(lambda: status.text() == "Loaded the parameters of that picture.", timeout=10_000)
+    assert not first.done()  # said while its files are still being hashed
+    second = window.actions_.run(actions.load_parameters(HistoryEntry("B", id=2)))
+    qtbot.waitUntil(lambda: window.prompt_panel.prompt_edit.toPlainText() == "B", timeout=10_000)
+    hashed["B"].set()
+    qtbot.waitUntil(second.done, timeout=10_000)
+    assert status.text() == f"Loaded the parameters of that picture. B: {missing}"
+    hashed["A"].set()  # the first picture's check ends last: its warning must not reach the second's line
+    qtbot.waitUntil(first.done, timeout=10_000)
+    assert status.text() == f"Loaded the parameters of that picture. B: {missing}"
