@@ -180,10 +180,12 @@ def fit_control(image: Image.Image, width: int, height: int) -> Image.Image:
     if image.size == (width, height):
         return image
     scale = max(width / image.width, height / image.height)
-    scaled = (max(width, round(image.width * scale)), max(height, round(image.height * scale)))
-    resized = image.resize(scaled, Image.Resampling.LANCZOS)
-    left, top = (scaled[0] - width) // 2, (scaled[1] - height) // 2
-    return resized.crop((left, top, left + width, top + height))
+    # Only the part that covers the box is scaled: a 3000x1 strip scaled whole to cover 512x512 was 1,536,000 x 512
+    # pixels (3.4 GB) before its middle was cut out.
+    part_width, part_height = min(image.width, width / scale), min(image.height, height / scale)
+    left, top = (image.width - part_width) / 2, (image.height - part_height) / 2
+    box = (left, top, left + part_width, top + part_height)
+    return image.resize((width, height), Image.Resampling.LANCZOS, box=box)
 
 
 def place_control(picture: Image.Image, size: tuple[int, int], start: tuple[int, int] | None = None,

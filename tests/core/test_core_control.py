@@ -77,6 +77,25 @@ def test_fit_control_covers_the_size_and_keeps_the_centre() -> None:
     assert fitted.getpixel((32, 32)) == (255, 255, 255) and fitted.getpixel((2, 32)) == (0, 0, 0)
 
 
+
+def test_fit_control_scales_only_the_part_it_keeps(monkeypatch) -> None:  # noqa: ANN001
+    """A 3000x1 strip fitted to 512x512 is cut before it is scaled (scaled whole first, it was 1,536,000 x 512 pixels:
+    3.4 GB), and gives what cutting the scaled strip gave."""
+    strip = Image.fromarray(np.arange(3000, dtype=np.uint8).reshape(1, 3000).repeat(3, 0).T.reshape(1, 3000, 3))
+    seen = []
+    real = Image.Image.resize
+
+    def resize(image: Image.Image, size: tuple[int, int], *args, **kwargs) -> Image.Image:  # noqa: ANN002, ANN003
+        seen.append(size)
+        return real(image, size, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "resize", resize)
+    fitted = fit_control(strip, 512, 512)
+    assert fitted.size == (512, 512) and seen == [(512, 512)]
+    middle = np.asarray(strip)[0, 1499:1501].astype(int).mean(axis=0)
+    assert np.abs(np.asarray(fitted)[256, 256].astype(int) - middle).max() <= 2
+
+
 def test_place_control_follows_the_start_picture_of_an_image_to_image_job() -> None:
     """img2img stretches its start picture to the job's size: a control picture of the start picture's size is
     stretched the same way, one of other proportions is first fitted to the start picture (crop and resize)."""
