@@ -161,9 +161,22 @@ def test_show_and_rerun_keep_the_hires_fix(studio_home, tiny_model_dir, capsys):
     assert "  Hires fix:   2× with Lanczos → 1024×1280, 10 steps, strength 0.4" in capsys.readouterr().out.splitlines()
 
 
+def _requests_run(monkeypatch) -> list:  # noqa: ANN001
+    """The requests `studio history rerun` goes on to generate, recorded instead of run."""
+    import studio.cli_generate
+
+    ran: list = []
+
+    async def generate(request, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        ran.append(request)
+        return 0
+
+    monkeypatch.setattr(studio.cli_generate, "_generate", generate)
+    return ran
+
+
 def test_rerun_runs_the_way_the_person_s_settings_say(studio_home, tiny_model_dir, tmp_path, monkeypatch):
     # ``studio history rerun`` once ran with the request's defaults (speed "fast"), not the person's settings.
-    import studio.cli_generate
     from studio.cli import main
     from studio.core.paths import studio_paths
     from studio.core.settings import load_settings, save_settings
@@ -175,13 +188,7 @@ def test_rerun_runs_the_way_the_person_s_settings_say(studio_home, tiny_model_di
     store = HistoryStore(studio_paths().data_dir / "history.db")
     entry_id = store.add(HistoryEntry(prompt="a tower", model_path=str(tiny_model_dir), seed=5, steps=2))
     store.close()
-    ran: list = []
-
-    async def generate(request, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        ran.append(request)
-        return 0
-
-    monkeypatch.setattr(studio.cli_generate, "_generate", generate)
+    ran = _requests_run(monkeypatch)
     assert main(["history", "rerun", str(entry_id), "-o", str(tmp_path / "again.png")]) == 0
     assert [(r.memory, r.speed, r.seed) for r in ran] == [("low", "eager", 5)]
 
@@ -192,7 +199,6 @@ def test_rerun_warns_of_each_lora_vae_and_controlnet_that_changed_or_is_gone(stu
 
     from recorded_files import CONTROLNET_BYTES, made_with_files, weights_file
 
-    import studio.cli_generate
     from studio.cli import main
     from studio.core.hashing import controlnet_hash, lora_hash, model_hash
     from studio.core.paths import studio_paths
@@ -209,13 +215,7 @@ def test_rerun_warns_of_each_lora_vae_and_controlnet_that_changed_or_is_gone(stu
     ink = lora_hash(weights_file(models / "loras" / "ink.safetensors", 9))
     canny = controlnet_hash(weights_file(models / "controlnet" / "canny.safetensors", 9, CONTROLNET_BYTES))
     (models / "vae" / "soft.safetensors").unlink()
-    ran: list = []
-
-    async def generate(request, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        ran.append(request)
-        return 0
-
-    monkeypatch.setattr(studio.cli_generate, "_generate", generate)
+    ran = _requests_run(monkeypatch)
     assert main(["history", "rerun", str(entry_id), "-o", str(tmp_path / "again.png")]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
     assert warnings == [

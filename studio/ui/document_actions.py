@@ -293,7 +293,9 @@ class DocumentActions(QObject):
     async def _to_clipboard(self, picture: Callable[[], Image.Image], message: str) -> None:
         """Make and convert the picture in a worker thread (a 4096x4096 one held the window 74-98 ms); the
         clipboard takes it on this thread."""
-        qimage = await asyncio.to_thread(lambda: pil_to_qimage(picture()))
+        # A copy in Qt's own memory: the clipboard keeps it past this window (and past Python, at exit), and one
+        # over a numpy array released it then, after the interpreter was gone: a crash on quitting.
+        qimage = await asyncio.to_thread(lambda: pil_to_qimage(picture()).copy())
         QGuiApplication.clipboard().setImage(qimage)
         self.window.status.set_message(message)
 

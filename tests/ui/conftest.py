@@ -17,6 +17,16 @@ from studio.services.jobs import JobService
 from studio.services.outputs import OutputStore
 
 
+@pytest.fixture(scope="session", autouse=True)
+def clipboard_emptied_at_the_end(qapp) -> Iterator[None]:  # noqa: ANN001
+    """Tests put pictures over numpy arrays on the clipboard (qt_images' converters, without the copy the window
+    makes); left there, Qt released them after Python had finished, and the run crashed on exit (code 139)."""
+    yield
+    from PySide6.QtGui import QGuiApplication
+
+    QGuiApplication.clipboard().clear()
+
+
 @pytest.fixture(scope="session")
 def qt_loop(qapp) -> Iterator[asyncio.AbstractEventLoop]:  # noqa: ANN001
     """One qasync loop for the session (as in the app), marked running so tasks advance while

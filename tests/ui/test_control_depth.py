@@ -123,13 +123,18 @@ def test_with_the_depth_model_there_the_thumbnail_is_the_depth_map_made_off_the_
     depth_maps.forget()
 
 
-def test_offline_the_card_says_so_and_where_the_files_go(qtbot, panel, models, tmp_path, monkeypatch):  # noqa: ANN001
-    row = _depth_guide(qtbot, panel, tmp_path)
+def _download_offline(qtbot, panel, row, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """Click the card's download with the hub out of reach, and wait for the card's answer."""
     with isolated_hub_client(tmp_path / "hf-home", monkeypatch):
         monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
         qtbot.mouseClick(row.depth_offer.button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: bool(panel.control_box.depth.error) and not panel.control_box.depth.downloading,
                         timeout=WAIT_MS)
+
+
+def test_offline_the_card_says_so_and_where_the_files_go(qtbot, panel, models, tmp_path, monkeypatch):  # noqa: ANN001
+    row = _depth_guide(qtbot, panel, tmp_path)
+    _download_offline(qtbot, panel, row, tmp_path, monkeypatch)
     said = row.depth_offer.note.text()
     assert "Studio may be offline" in said and str(models / DEPTH_FOLDER) in said
     assert row.depth_offer.isVisible() and row.depth_offer.button.text().startswith("Download")
@@ -154,11 +159,7 @@ def test_the_first_click_on_download_imports_the_hub_client_off_the_window_s_thr
         monkeypatch.setattr(studio.services, "model_downloads", studio.services.model_downloads)
     monkeypatch.setattr(sys, "meta_path", [Spy(), *sys.meta_path])
     row = _depth_guide(qtbot, panel, tmp_path)
-    with isolated_hub_client(tmp_path / "hf-home", monkeypatch):
-        monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
-        qtbot.mouseClick(row.depth_offer.button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: bool(panel.control_box.depth.error) and not panel.control_box.depth.downloading,
-                        timeout=WAIT_MS)
+    _download_offline(qtbot, panel, row, tmp_path, monkeypatch)
     assert imported_on and threading.main_thread() not in imported_on
 
 

@@ -94,21 +94,28 @@ def _window(qtbot, settings, safe_mode: bool = False):  # noqa: ANN001, ANN202
     return win, history
 
 
-@pytest.fixture
-def plugin_window(qtbot, qt_loop, settings, plugin_sandbox):  # noqa: ANN001
+def _plugin_window(qtbot, settings, plugin_sandbox, plugin_id: str, package: str, generator_id: str,  # noqa: ANN001
+                   code: str, manifest: str):  # noqa: ANN202
+    """A window with one plugin (its generator's code and manifest) installed and enabled; closed after the test."""
     paths = studio_paths()
-    wheel = plugin_wheel(plugin_sandbox / "wheels", plugin_id="ui-plugin", package="studio_tp_ui",
-                         generator_id="ui-gen", generator_code=GENERATOR, manifest_extra=MANIFEST_EXTRA)
-    unpack_plugin(paths.plugins_dir, wheel, "ui-plugin")
+    wheel = plugin_wheel(plugin_sandbox / "wheels", plugin_id=plugin_id, package=package, generator_id=generator_id,
+                         generator_code=code, manifest_extra=manifest)
+    unpack_plugin(paths.plugins_dir, wheel, plugin_id)
     host = PluginHost(paths.plugins_dir, scan_environment=False)
     host.refresh()
-    host.set_enabled("ui-plugin", True)
+    host.set_enabled(plugin_id, True)
     win, history = _window(qtbot, settings)
     yield win
     win.close()
     win.service.cancel_all()
     win.service.shutdown(timeout=10)
     history.close()
+
+
+@pytest.fixture
+def plugin_window(qtbot, qt_loop, settings, plugin_sandbox):  # noqa: ANN001
+    yield from _plugin_window(qtbot, settings, plugin_sandbox, "ui-plugin", "studio_tp_ui", "ui-gen", GENERATOR,
+                              MANIFEST_EXTRA)
 
 
 def _pick(panel, title: str) -> None:  # noqa: ANN001
@@ -378,20 +385,8 @@ optional = true
 @pytest.fixture
 def picture_window(qtbot, qt_loop, settings, plugin_sandbox):  # noqa: ANN001
     """A window whose plugin generator takes a picture."""
-    paths = studio_paths()
-    wheel = plugin_wheel(plugin_sandbox / "wheels", plugin_id="ui-picture", package="studio_tp_ui_picture",
-                         generator_id="ui-picture-gen", generator_code=PICTURE_GENERATOR,
-                         manifest_extra=PICTURE_MANIFEST)
-    unpack_plugin(paths.plugins_dir, wheel, "ui-picture")
-    host = PluginHost(paths.plugins_dir, scan_environment=False)
-    host.refresh()
-    host.set_enabled("ui-picture", True)
-    win, history = _window(qtbot, settings)
-    yield win
-    win.close()
-    win.service.cancel_all()
-    win.service.shutdown(timeout=10)
-    history.close()
+    yield from _plugin_window(qtbot, settings, plugin_sandbox, "ui-picture", "studio_tp_ui_picture", "ui-picture-gen",
+                              PICTURE_GENERATOR, PICTURE_MANIFEST)
 
 
 def test_a_plugin_generators_picture_file_is_read_off_the_window_thread_and_a_bad_one_is_said(
