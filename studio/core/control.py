@@ -106,8 +106,6 @@ class ControlGuide:
         """The picture the ControlNet sees: preprocessed, then placed in the job as ``place_control`` says (the
         engine and the window's thumbnail both come here, so they cannot disagree). ``annotate`` runs a model
         preprocessor (depth): the engine's."""
-        if self.image is None:
-            raise InvalidRequest("The control guide has no control picture.")
         return place_control(self.preprocessed(annotate), (width, height), start, box)
 
     def preprocessed(self, annotate: Annotate | None = None) -> Image.Image:

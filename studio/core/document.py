@@ -270,12 +270,12 @@ class Document:
             # Checked before anything changes: a picture pasted out of bounds would be cut off unnoticed.
             raise ValueError(f"the step {step.label!r} does not fit the {self.size[0]}x{self.size[1]} picture")
         if image is not None:
-            whole = step.whole_before if before else step.whole_after
+            whole_picture = step.whole_before if before else step.whole_after
             outgoing = self.image
             if image.size == self.image.size:
                 canvas = image  # the step holds the whole picture, which is never changed in place: no copy
-            elif whole is not None:
-                canvas = whole  # the picture as it was, held: no copy
+            elif whole_picture is not None:
+                canvas = whole_picture  # the picture as it was, held: no copy
             else:
                 # A picture made earlier in the same history jump has been seen by no one: paste into it.
                 canvas = self.image if self.image is self._unseen else self.image.copy()

@@ -19,7 +19,6 @@ SIZE_MULTIPLE = 8
 MIN_WORKING_SIDE = 64
 MAX_WORKING_ASPECT = 8.0
 MAX_ASPECT = 2.0  # a masked-area crop wider or taller than this is widened: the model needs context
-MIN_WORK_SIDE = 64
 
 
 @dataclass(frozen=True)
@@ -31,8 +30,8 @@ class InpaintOptions:
 
 
 def round_work_side(value: int, multiple: int = 8) -> int:
-    """A side the model can work at: the nearest multiple (halves up), at least MIN_WORK_SIDE."""
-    return max(MIN_WORK_SIDE, (value + multiple // 2) // multiple * multiple)
+    """A side the model can work at: the nearest multiple (halves up), at least MIN_WORKING_SIDE."""
+    return max(MIN_WORKING_SIDE, (value + multiple // 2) // multiple * multiple)
 
 
 def inpaint_area(mask: np.ndarray, options: InpaintOptions, native: int,

@@ -22,9 +22,9 @@ KIND_LABELS: dict[str, str] = {
     "vae": "VAE", "upscaler": "Upscaler (ESRGAN)", "style": "Style-transfer weights", "ip-adapter": "IP-Adapter",
     "embedding": "Textual inversion", "controlnet": "ControlNet", "unknown": "Unknown",
 }
-# Cross-attention width = the text encoder's output: tells the family from any UNet attention layer.
 # The side each family's models were trained at (SD 2.x: its 768 px v-models, the common ones).
 NATIVE_SIDES: dict[str, int] = {"sd1": 512, "sd2": 768, "sdxl": 1024, "sdxl-refiner": 1024}
+# Cross-attention width = the text encoder's output: tells the family from any UNet attention layer.
 CONTEXT_FAMILY: dict[int, str] = {768: "sd1", 1024: "sd2", 2048: "sdxl", 1280: "sdxl-refiner"}
 # The families ControlNets are made for (no refiner's), by the same width.
 CONTROL_FAMILIES: dict[int, str] = {w: family for w, family in CONTEXT_FAMILY.items() if family != "sdxl-refiner"}

@@ -201,9 +201,9 @@ class CanvasView(QGraphicsView):
                 self._regions = None  # painted with the rest
                 self._show_whole(doc.image, prepared)
             elif prepared is not None:
-                self._paint(pixmap, change.box, prepared, QPoint(x0, y0), QRect(x0, y0, x1 - x0, y1 - y0))
+                self._paint(pixmap, change.box, prepared, QRect(x0, y0, x1 - x0, y1 - y0))
             elif (x1 - x0) * (y1 - y0) <= REGION_AT_ONCE or not _loop_running():
-                self._paint(pixmap, change.box, pil_to_qimage(doc.image.crop(change.box)), QPoint(x0, y0))
+                self._paint(pixmap, change.box, pil_to_qimage(doc.image.crop(change.box)))
             else:
                 # A big region (an undo of an inpaint result): converted by a worker, a strip at a time, and painted
                 # when done (a 3000x1300 one held this thread 9-16 ms); until then the canvas shows it as it was.
@@ -214,10 +214,11 @@ class CanvasView(QGraphicsView):
                     self._tasks.run(self._paint_regions())
             self.clear_preview()
 
-    def _paint(self, pixmap: QPixmap, box: Box, image: QImage, at: QPoint, part: QRect | None = None) -> None:
-        """Paint ``image`` (its ``part``) over the picture's pixmap at ``at``: a changed region (an inpaint result, an
-        undo of one). The item lets go of its share of the pixmap first, or painting would copy all of it (a
+    def _paint(self, pixmap: QPixmap, box: Box, image: QImage, part: QRect | None = None) -> None:
+        """Paint ``image`` (its ``part``) over the picture's pixmap at the changed region ``box`` (an inpaint result,
+        an undo of one). The item lets go of its share of the pixmap first, or painting would copy all of it (a
         4096x4096 one: 50-100 ms)."""
+        at = QPoint(box[0], box[1])
         self._image_item.setPixmap(QPixmap())
         painter = QPainter(pixmap)
         painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
@@ -246,7 +247,7 @@ class CanvasView(QGraphicsView):
                 self._regions = None  # the picture is the one converted: no region changed since
                 pixmap = self._image_item.pixmap()
                 if not pixmap.isNull():
-                    self._paint(pixmap, box, converted, QPoint(box[0], box[1]))
+                    self._paint(pixmap, box, converted)
         finally:
             self._painting_regions = False
 

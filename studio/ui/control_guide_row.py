@@ -49,14 +49,13 @@ class GuideRow(QFrame):
     remove_requested = Signal()
 
     def __init__(self, tasks: Tasks, canvas: Callable[[], CanvasSource | None],
-                 keep_folder: Callable[[], Path | None], depth: DepthModel | None = None,
-                 parent: QWidget | None = None) -> None:
+                 keep_folder: Callable[[], Path | None], depth: DepthModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("controlGuide")
         self._tasks = tasks
         self._items: list[LibraryItem] = []
         self._family = ""  # the chosen checkpoint's family ("" unknown: every ControlNet fits)
-        self.depth = depth if depth is not None else DepthModel(tasks, self)
+        self.depth = depth  # the section's, shared by its cards
         self.picture = ControlPicture(tasks, self.guide, canvas, keep_folder, lambda: self.depth.models_dir)
         self.model_combo = QComboBox()
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)

@@ -40,7 +40,7 @@ class ControlPicture(QWidget):
     preview_failed = Signal(str, int)  # why the preprocessor failed, in a sentence; which preview it was
 
     def __init__(self, tasks: Tasks, guide: Callable[[], ControlGuide], canvas: Callable[[], CanvasSource | None],
-                 keep_folder: Callable[[], Path | None], models_dir: Callable[[], Path | None] = lambda: None,
+                 keep_folder: Callable[[], Path | None], models_dir: Callable[[], Path | None],
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAcceptDrops(True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
-from studio.core.control import ControlGuide, extend_guide, guide_label
+from studio.core.control import ControlGuide, guide_label
 from studio.core.errors import StudioError, first_line
 from studio.ui.control_guide_row import GuideRow
 from studio.ui.tasks import Tasks
@@ -44,7 +44,7 @@ class GuideExtensions:
     window's preprocessors), run in a worker thread."""
 
     def __init__(self, tasks: Tasks, canvas_now: Callable[[], Image.Image | None],
-                 extend: Callable[[ControlGuide, tuple[int, int], Amounts], ControlGuide] = extend_guide) -> None:
+                 extend: Callable[[ControlGuide, tuple[int, int], Amounts], ControlGuide]) -> None:
         self._tasks, self._canvas_now, self._extend = tasks, canvas_now, extend
         self._kept: dict[GuideRow, list[_Extension]] = {}  # newest last
 

@@ -235,6 +235,8 @@ class PromptPanel(QWidget):
 
     def set_canvas_size(self, size: tuple[int, int] | None) -> None:
         """The canvas picture's size (None: no picture), which a job from the canvas starts from."""
+        if size == self._canvas_size:
+            return  # said after every stroke; set_mask_active, said with it, fits the guides once
         self._canvas_size = size
         self._update_control_size()
 
