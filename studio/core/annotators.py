@@ -44,18 +44,28 @@ def is_depth_config(config: Path) -> bool:
         data = json.loads(config.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return False
-    return isinstance(data, dict) and data.get("model_type") == DEPTH_MODEL_TYPE
+    return isinstance(data, dict) and is_depth_data(data)
+
+
+def is_depth_data(config: dict) -> bool:
+    """A transformers folder's parsed config.json is the depth model's (what the Depth preprocessor runs)."""
+    return config.get("model_type") == DEPTH_MODEL_TYPE
 
 
 def depth_model_missing(models_dir: Path | None, where: str = "", label: str = "") -> str:
     """The sentence for a depth guide with no depth model: what is missing and the ways to get it. ``where``: how
     the caller says to get it (the window's button, ``DOWNLOAD_COMMAND``), else both; ``label``: the guide, as the
     window names it."""
-    folder = Path(models_dir) / DEPTH_FOLDER if models_dir is not None else Path(DEPTH_FOLDER)
     how = where or EITHER_WAY
     whose = f"{label}'s" if label else "The"
     return (f"{whose} Depth preprocessor needs the {DEPTH_TITLE} model ({DEPTH_SIZE}), "
-            f"which is not in the models folder; {how}, or put its files ({', '.join(DEPTH_FILES)}) in {folder}.")
+            f"which is not in the models folder; {how}, or {put_its_files(models_dir)}.")
+
+
+def put_its_files(models_dir: Path | None) -> str:
+    """The other way to get the depth model, for the end of a sentence: where its files go by hand."""
+    folder = Path(models_dir) / DEPTH_FOLDER if models_dir is not None else Path(DEPTH_FOLDER)
+    return f"put its files ({', '.join(DEPTH_FILES)}) in {folder}"
 
 
 def _whole(folder: Path) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from studio.core.annotators import is_depth_config
+from studio.core.annotators import is_depth_data
 from studio.core.errors import ModelError
 from studio.core.hashing import lora_hash, model_hash
 from studio.core.model_kinds import ModelKind, control_problem, detect_folder_kind, detect_kind, lycoris_problem
@@ -164,8 +164,10 @@ def item_for_folder(path: Path, source: str) -> LibraryItem:
         kind = detect_folder_kind(path)
     except ModelError as exc:
         return LibraryItem(path.name, path, "unknown", "", "Unusable", 0, source, is_folder=True, problem=str(exc))
-    architecture = _transformers_architecture(path) if kind.kind == "unknown" else ""
-    if architecture and is_depth_config(path / "config.json"):  # what the Depth preprocessor runs
+    config = _transformers_config(path) if kind.kind == "unknown" else {}
+    names = config.get("architectures")
+    architecture = str(names[0]) if isinstance(names, list) and names else ""
+    if architecture and is_depth_data(config):  # what the Depth preprocessor runs
         kind = ModelKind("annotator", label="Depth map model (Depth Anything)", detail=architecture)
     elif architecture:
         kind = ModelKind("image-encoder", label=f"Image encoder ({architecture})")
@@ -223,13 +225,13 @@ def _item(name: str, path: Path, kind: ModelKind, size: int, source: str) -> Lib
     return LibraryItem(name, path, kind.kind, kind.family, kind.label, size, source)
 
 
-def _transformers_architecture(path: Path) -> str:
+def _transformers_config(path: Path) -> dict:
+    """A folder's config.json, parsed ({} if it has none or it cannot be read)."""
     try:
         data = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return ""
-    names = data.get("architectures") if isinstance(data, dict) else None
-    return str(names[0]) if isinstance(names, list) and names else ""
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _is_component_folder(path: Path) -> bool:

@@ -14,13 +14,12 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from studio.core.annotators import (
-    DEPTH_FILES,
-    DEPTH_FOLDER,
     DEPTH_REPO,
     DEPTH_SIZE,
     DEPTH_TITLE,
     depth_model_missing,
     find_depth_model,
+    put_its_files,
 )
 from studio.core.errors import JobCancelledError, StudioError
 from studio.core.units import format_size
@@ -98,7 +97,7 @@ class DepthModel(QObject):
         except JobCancelledError:
             self.error = "The download stopped; download it again to resume where it stopped."
         except StudioError as exc:  # offline, say: the other way to get it follows what went wrong
-            self.error = f"{exc} Or put its files ({', '.join(DEPTH_FILES)}) in {models_dir / DEPTH_FOLDER}."
+            self.error = f"{exc} Or {put_its_files(models_dir)}."
         finally:
             self.downloading = False
         await self.look()

@@ -169,13 +169,8 @@ def test_the_thumbnail_is_made_off_the_ui_thread(qtbot, panel, picture, monkeypa
     assert not row.picture.thumb.pixmap().isNull()
 
 
-def test_the_thumbnail_fits_the_guide_as_the_next_job_will(qtbot, panel, tmp_path):  # noqa: ANN001
-    """A guide made from a 1024x512 canvas picture, a line near its left edge, with the Size boxes at 512x512: a new
-    picture crops it to the middle square (the line cut off); inpainting works at the canvas picture's size (all of
-    it); img2img stretches the canvas picture to 512x512, and the guide with it. The thumbnail is what the engine's
-    own fitting makes of each job."""
-    panel.width_spin.setValue(512)
-    panel.height_spin.setValue(512)
+def _guide_of_a_line_near_the_left(qtbot, panel, tmp_path):  # noqa: ANN001, ANN202
+    """A 1024x512 picture with a white line near its left edge, saved, and a guide taking it as it is."""
     canvas = Image.new("RGB", (1024, 512))
     ImageDraw.Draw(canvas).line((60, 0, 60, 511), fill="white", width=9)
     canvas.save(tmp_path / "canvas.png")
@@ -183,6 +178,17 @@ def test_the_thumbnail_fits_the_guide_as_the_next_job_will(qtbot, panel, tmp_pat
     row.preprocessor_combo.setCurrentIndex(row.preprocessor_combo.findData("none"))
     row.picture.use_file(tmp_path / "canvas.png")
     _ready(qtbot, row)
+    return canvas, row
+
+
+def test_the_thumbnail_fits_the_guide_as_the_next_job_will(qtbot, panel, tmp_path):  # noqa: ANN001
+    """A guide made from a 1024x512 canvas picture, a line near its left edge, with the Size boxes at 512x512: a new
+    picture crops it to the middle square (the line cut off); inpainting works at the canvas picture's size (all of
+    it); img2img stretches the canvas picture to 512x512, and the guide with it. The thumbnail is what the engine's
+    own fitting makes of each job."""
+    panel.width_spin.setValue(512)
+    panel.height_spin.setValue(512)
+    canvas, row = _guide_of_a_line_near_the_left(qtbot, panel, tmp_path)
 
     def line_in_thumbnail() -> bool:
         return bool(np.asarray(row.picture.preview.convert("L")).max() > 128)
@@ -214,13 +220,7 @@ def test_a_masked_area_job_shows_the_part_of_the_guide_around_the_mask(qtbot, pa
     that part of the guide, as the engine's own plan cuts it; painting elsewhere, or the whole picture, follows."""
     from studio.engine.inpainting import plan_inpaint
 
-    canvas = Image.new("RGB", (1024, 512))
-    ImageDraw.Draw(canvas).line((60, 0, 60, 511), fill="white", width=9)
-    canvas.save(tmp_path / "canvas.png")
-    row = panel.control_box.add()
-    row.preprocessor_combo.setCurrentIndex(row.preprocessor_combo.findData("none"))
-    row.picture.use_file(tmp_path / "canvas.png")
-    _ready(qtbot, row)
+    canvas, row = _guide_of_a_line_near_the_left(qtbot, panel, tmp_path)
     panel.set_canvas_size(canvas.size)
     mask = np.zeros((512, 1024), np.uint8)
     mask[200:300, 700:900] = 255  # far from the line
