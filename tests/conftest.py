@@ -77,3 +77,13 @@ def plugin_sandbox(tmp_path: Path):
         origin = getattr(sys.modules[name], "__file__", None) or ""
         if origin.startswith(str(tmp_path)) or name.startswith("studio_tp_"):
             del sys.modules[name]
+
+
+@pytest.fixture(autouse=True)
+def _no_depth_model_kept_between_tests() -> Iterator[None]:
+    """The depth models are kept in the engine's module (for the thumbnails and the next job): one a test loaded
+    must not be listed in another's Models in Memory."""
+    yield
+    depth_maps = sys.modules.get("studio.engine.depth_maps")  # not imported for a test that never made a map
+    if depth_maps is not None:
+        depth_maps.forget()

@@ -8,7 +8,8 @@ stretched per picture (its nearest point white, its farthest black), as
 sd-webui-controlnet does. The model is loaded once per device and kept; the maps of the last few pictures are kept
 by the picture (the same object) and the model's files, so moving a guide's weight, or running the job after its
 thumbnail was made, does not run the model again. The window's thumbnail runs it on the CPU in a worker thread,
-the engine on its own device; a lock keeps the two from loading or running it at once.
+the engine on its own device; a lock keeps the two from loading or running it at once. Both copies are listed in
+Models in Memory and freed there (``held_models``, through the engine's generator).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from studio.core.annotators import depth_model_missing, find_depth_model
 from studio.core.control import DEPTH, Annotate, ControlGuide
 from studio.core.errors import InvalidRequest, ModelError, first_line
 from studio.core.hashing import FilesKey, files_key
+from studio.core.held_memory import CACHED, HeldModel
 from studio.core.images import flatten, rgb_or_rgba
+from studio.engine.held_memory import describe
 from studio.engine.libraries import quiet_imports
 
 KEPT_MAPS = 6  # two per guide of a job (MAX_GUIDES): its picture, and an extended one
@@ -99,6 +102,19 @@ def forget() -> None:
     with _lock:
         _maps.clear()
         _models.clear()
+
+
+def held_models() -> list[HeldModel]:
+    """The depth models loaded, for Models in Memory: the engine device's (kept from a job's depth guide) and the
+    CPU's, which the guides' thumbnails run (and the engine's jobs, when it runs on the CPU)."""
+    with _lock:
+        loaded = [model for model, _ in _models.values()]
+    return [_described(model) for model in loaded]
+
+
+def _described(model: Any) -> HeldModel:  # noqa: ANN401 - transformers' DepthAnythingForDepthEstimation
+    folder = Path(model.name_or_path)  # the folder it was loaded from, as transformers records it
+    return describe(f"Depth model {folder.name}", CACHED, [model], folder)
 
 
 def _model(folder: Path, key: FilesKey, device: Any, dtype: Any) -> tuple[Any, Any]:  # noqa: ANN401

@@ -29,6 +29,7 @@ from studio.core.model_library import embedding_files
 from studio.core.metadata import LoraRecord, Recipe
 from studio.core.requests import GenerationRequest, prepare_request
 from studio.core.weight_files import check_weights_file
+from studio.engine import depth_maps
 from studio.engine.control_nets import ControlNets, bytes_to_place, check_fits, find_controlnet, place
 from studio.engine.cpu_precision import job_device, lay_out_for_cpu
 from studio.engine.device import (
@@ -208,6 +209,7 @@ class DiffusersGenerator:
             held.append(describe(f"IP-Adapter for {self._model.name}", CACHED, adapter))
         held += [describe(f"ControlNet {source.name}", CACHED, [net], source.path)
                  for source, net in self._controls.kept]
+        held += depth_maps.held_models()  # a depth guide's model, on the device and on the CPU (the thumbnails')
         if self._upscale is not None:  # a hires fix's upscaler model
             held += self._upscale.held_models()
         return held

@@ -4,7 +4,10 @@ the ways a guide reaches it (the ControlNet's picture, an outpainting extension)
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -163,3 +166,66 @@ def test_a_depth_guided_job_steers_with_the_photo_s_depth_map_and_refuses_withou
     guided = make(ControlGuide("depth-net", picture, preprocessor=DEPTH))
     assert np.array_equal(guided, make(ControlGuide("depth-net", depth_maps.depth_map(picture, root))))
     assert not np.array_equal(guided, make(ControlGuide("depth-net", picture)))
+
+
+# -- Models in Memory and the GPU memory plan ------------------------------------------------------------------------
+
+def on_a_gpu(folder: Path) -> Any:  # noqa: ANN401
+    """The depth model as a job on a GPU keeps it: in half precision on a device that is not the CPU (the meta
+    device stands in for the GPU; only its weights' place and size are read)."""
+    import torch
+
+    from studio.core.hashing import files_key
+
+    model, _ = depth_maps._model(folder, files_key(sorted(folder.iterdir())), torch.device("meta"), torch.float16)
+    return model
+
+
+def weight_bytes(model: Any) -> int:  # noqa: ANN401
+    return sum(weight.numel() * weight.element_size() for weight in model.parameters())
+
+
+@pytest.fixture
+def depth_generator(tiny_model_dir, tmp_path):  # noqa: ANN001, ANN201
+    from studio_testing import make_env
+    from tiny_controlnets import build_tiny_controlnet
+
+    from studio.engine.diffusion import DiffusersGenerator
+
+    root = tmp_path / "models"
+    build_tiny_controlnet(root / "controlnet" / "depth-net", tiny_model_dir)
+    depth_model_in(root)
+    return DiffusersGenerator(replace(make_env(tmp_path), models_dir=root))
+
+
+def depth_job(generator: Any, tiny_model_dir: Path, picture: Image.Image, context: Any = None) -> None:  # noqa: ANN401
+    from studio_testing import DirectContext, tiny_request
+
+    guide = ControlGuide("depth-net", picture, preprocessor=DEPTH)
+    request = tiny_request(tiny_model_dir, prepared=True, controls=(guide,))
+    list(generator.generate(request, context or DirectContext()))
+
+
+def test_models_in_memory_lists_the_depth_models_on_the_device_and_the_cpu_and_frees_them(depth_generator,
+                                                                                       tiny_model_dir):
+    """The engine device's copy (kept from a job on the GPU) and the CPU's (the guides' thumbnails, and the jobs
+    of an engine on the CPU) are both listed as cached, with their place, precision and size, and both go with the
+    kept models (the one in use stays)."""
+    from studio.core.held_memory import CACHED
+    from studio.engine.held_memory import release_memory
+
+    folder = depth_generator._env.models_root / "annotators" / "depth-anything-v2-small"
+    gpu_copy = weakref.ref(on_a_gpu(folder))
+    depth_job(depth_generator, tiny_model_dir, photo(9, (64, 64)))  # its map made on the CPU engine's device
+    cpu_copy = weakref.ref(next(model for model, _ in depth_maps._models.values() if model.device.type == "cpu"))
+    listed = [held for held in depth_generator.held_models() if held.name.startswith("Depth model")]
+    assert [(held.name, held.role, held.device, held.precision, held.path) for held in listed] == [
+        ("Depth model depth-anything-v2-small", CACHED, "meta", "float16", folder),
+        ("Depth model depth-anything-v2-small", CACHED, "cpu", "float32", folder)]
+    assert [held.size for held in listed] == [weight_bytes(gpu_copy()), weight_bytes(cpu_copy())]
+    assert listed[1].size == 2 * listed[0].size > 0
+
+    freed = release_memory([depth_generator])
+    assert set(listed) <= set(freed.models) and freed.size >= sum(held.size for held in listed)
+    assert gpu_copy() is None and cpu_copy() is None
+    assert depth_maps.held_models() == [] and depth_generator._model is not None  # the model in use stays
