@@ -9,7 +9,8 @@ sd-webui-controlnet does. The model is loaded once per device and kept; the maps
 by the picture (the same object) and the model's files, so moving a guide's weight, or running the job after its
 thumbnail was made, does not run the model again. The window's thumbnail runs it on the CPU in a worker thread,
 the engine on its own device; a lock keeps the two from loading or running it at once. Both copies are listed in
-Models in Memory and freed there (``held_models``, through the engine's generator).
+Models in Memory and freed there (``held_models``, through the engine's generator); a job's memory plan lets the
+GPU's copy go when it needs the room (``let_gpu_copies_go``): the maps are made before the UNet runs, and kept.
 """
 
 from __future__ import annotations
@@ -110,6 +111,14 @@ def held_models() -> list[HeldModel]:
     with _lock:
         loaded = [model for model, _ in _models.values()]
     return [_described(model) for model in loaded]
+
+
+def let_gpu_copies_go() -> list[HeldModel]:
+    """The depth models in a GPU's memory go, for a job's memory plan that needs the room (its depth maps were made
+    before the UNet runs, and are kept); the CPU's, which the thumbnails run, stays. What went."""
+    with _lock:
+        on_gpu = [slot for slot, (model, _) in _models.items() if model.device.type != "cpu"]
+        return [_described(_models.pop(slot)[0]) for slot in on_gpu]
 
 
 def _described(model: Any) -> HeldModel:  # noqa: ANN401 - transformers' DepthAnythingForDepthEstimation

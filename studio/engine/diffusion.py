@@ -365,7 +365,12 @@ class DiffusersGenerator:
         def plan() -> MemoryPlan:
             return plan_memory(request.memory, device, weights, activations, free_vram(device))
 
+        # What is already on the device (a depth model that made this job's maps) is out of the free VRAM measured.
         self._plan = plan()
+        if (self._plan.measures or not self._plan.fits) and depth_maps.let_gpu_copies_go():
+            context.note("The depth model, kept from making depth maps, was let go to make room on the GPU.")
+            hand_back(device)
+            self._plan = plan()
         if (self._plan.measures or not self._plan.fits) and self._controls.let_unused_go(pipe):
             context.note("ControlNets kept from an earlier job were let go to make room on the GPU.")
             hand_back(device)

@@ -229,3 +229,47 @@ def test_models_in_memory_lists_the_depth_models_on_the_device_and_the_cpu_and_f
     assert set(listed) <= set(freed.models) and freed.size >= sum(held.size for held in listed)
     assert gpu_copy() is None and cpu_copy() is None
     assert depth_maps.held_models() == [] and depth_generator._model is not None  # the model in use stays
+
+
+def test_a_job_short_of_gpu_memory_lets_the_depth_model_go_before_the_unet_runs(depth_generator, tiny_model_dir,
+                                                                                monkeypatch):
+    """The depth model's weights on the GPU are out of its free memory when a job's plan is made (the maps are made
+    first). With room it stays for the next depth guide; short of room it goes, the plan is made again without it
+    and needs no measure, and the CPU's copy (the thumbnails') stays. The plan's own arithmetic, on a pretend GPU
+    whose free memory is what its capacity leaves beside the depth model."""
+    import torch
+    from studio_testing import DirectContext
+
+    from studio.engine import diffusion
+    from studio.engine.device import DeviceInfo
+    from studio.engine.memory import HEADROOM, job_bytes, plan_memory
+
+    pretend_gpu = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")  # planning reads .kind
+    capacity = {"bytes": 2**40}
+    on_gpu: list[int] = []
+
+    def free_beside_the_depth_model(device: DeviceInfo) -> int:
+        on_gpu.append(sum(held.size for held in depth_maps.held_models() if held.device != "cpu"))
+        return capacity["bytes"] - on_gpu[-1]
+
+    monkeypatch.setattr(diffusion, "free_vram", free_beside_the_depth_model)
+    monkeypatch.setattr(diffusion, "plan_memory", lambda mode, device, *sizes: plan_memory(mode, pretend_gpu, *sizes))
+    folder = depth_generator._env.models_root / "annotators" / "depth-anything-v2-small"
+    picture = photo(10, (64, 64))
+    gpu_copy = weakref.ref(on_a_gpu(folder))
+    depth_bytes = weight_bytes(gpu_copy())
+    context = DirectContext()
+    depth_job(depth_generator, tiny_model_dir, picture, context)  # room enough: kept for the next depth guide
+    plan = depth_generator._plan
+    assert plan.measures == () and on_gpu == [depth_bytes] and gpu_copy() is not None
+    assert not any("let go" in note for note in context.notes)
+
+    # The job fits only without the depth model: half its weights short of room beside it.
+    needed = int((plan.model_bytes + job_bytes(64, 64, 1, 4)) * HEADROOM)
+    capacity["bytes"] = needed + depth_bytes // 2
+    runs, context = depth_maps.runs, DirectContext()
+    depth_job(depth_generator, tiny_model_dir, picture, context)
+    assert on_gpu[1:] == [depth_bytes, 0] and gpu_copy() is None  # planned again without it
+    assert depth_generator._plan.measures == () and "Everything fits" in depth_generator._plan.reason
+    assert "The depth model, kept from making depth maps, was let go to make room on the GPU." in context.notes
+    assert [held.device for held in depth_maps.held_models()] == ["cpu"] and depth_maps.runs == runs  # map kept
