@@ -195,8 +195,8 @@ class ImageParam(Param):
         from studio.core.images import rgb_or_rgba
 
         picture = rgb_or_rgba(value, drop_opaque_alpha=True)
-        if picture is value:
-            picture = value.copy()  # the caller's picture is never a plugin's to draw on
+        if picture is value and source is None:
+            picture = value.copy()  # the caller's picture is never a plugin's to draw on (one just read is Studio's)
         if source is not None:
             picture.info[SOURCE_KEY] = source  # where it was read from: the history keeps that (params_for_record)
         return picture

@@ -1,6 +1,7 @@
-"""Whether the files a history entry was made with are still those files: its checkpoint, and the LoRAs, VAE
-and ControlNets recorded with their hashes. Another file under the same name makes another picture, so "Run
-again", "Load parameters" and ``studio history rerun`` say so, one sentence a file.
+"""Whether the files a history entry (or a picture dropped on the prompt box) was made with are still those files:
+its checkpoint, and the LoRAs, VAE and ControlNets recorded with their hashes. Another file under the same name makes
+another picture, so "Run again", "Load parameters", a dropped picture and ``studio history rerun`` say so, one
+sentence a file.
 
 The hashes are the ones the engine records: LoRAs and the VAE in the picture's recipe (``Lora hashes``, ``VAE
 hash``; also in the entry's params since 2026-12-07, read there once the picture is gone), guides in the entry's
@@ -19,6 +20,7 @@ from typing import NamedTuple
 from studio.core.control import control_records
 from studio.core.errors import StudioError, first_line
 from studio.core.hashing import controlnet_hash, lora_hash, model_hash
+from studio.core.images import read_recipe
 from studio.core.metadata import Recipe
 from studio.core.model_library import KIND_FOLDERS
 from studio.core.models import SAFE_SUFFIX, find_weights, find_weights_or_folder
@@ -26,6 +28,7 @@ from studio.services.history_reuse import chosen_loras_and_vae, picture_recipe
 from studio.services.history_store import HistoryEntry
 
 DIFFUSERS_CONFIG = "config.json"  # what makes a folder a diffusers VAE or ControlNet
+OLD_MODEL_HASH_LENGTH = 8  # A1111's "Model hash" before AutoV2
 AUTO_V2_LENGTH = 10  # Studio recorded a LoRA's AutoV2 hash (of the whole file) before it recorded AutoV3's
 
 
@@ -42,10 +45,38 @@ def changed_file_warnings(entry: HistoryEntry, models_root: Path, hash_cache: Pa
     that is missing or is another file now; empty when all are the same or none has a recorded hash. Reads and
     hashes files: call it in a worker thread."""
     warnings = [warning] if (warning := model_change_warning(entry, hash_cache)) else []
-    for recorded in recorded_files(entry):
-        if warning := file_change_warning(recorded, models_root, hash_cache):
-            warnings.append(warning)
-    return warnings
+    return warnings + _file_warnings(recorded_files(entry), models_root, hash_cache)
+
+
+def picture_file_warnings(picture: Path, model: Path | None, models_root: Path,
+                          hash_cache: Path | None = None) -> list[str]:
+    """For a picture dropped on the prompt box (Studio's or AUTOMATIC1111's): one sentence if ``model``, the model
+    its parameters chose by name, is not the file its recipe's hash names, and one for each LoRA, VAE and ControlNet
+    recorded with a hash that is missing or another file now. Empty for a picture without a recipe. Reads and hashes
+    files: call it in a worker thread."""
+    try:
+        recipe = read_recipe(picture)
+    except (StudioError, ValueError, TypeError):  # a damaged recipe only loses what it would have told
+        return []
+    if recipe is None:
+        return []
+    warnings = []
+    if model is not None and recipe.model_hash and model.exists():
+        try:
+            # A1111 wrote the old 8-digit hash (of 64 KiB at 1 MiB) before its 10-digit one (of the whole file).
+            current = controlnet_hash(model) if len(recipe.model_hash) == OLD_MODEL_HASH_LENGTH and model.is_file() \
+                else model_hash(model, hash_cache)
+        except OSError as exc:
+            return [f"Studio could not check its files: {first_line(exc)}."]
+        if not _same_hash(recipe.model_hash, current):
+            warnings.append(f"The model {recipe.model_name!r} in the list is not the file this picture was made with "
+                            f"(hash {recipe.model_hash} then, {current} now): the picture may come out different.")
+    files = _once(_lora_and_vae_files({}, recipe) + _controlnet_files(recipe.controls))
+    return warnings + _file_warnings(files, models_root, hash_cache)
+
+
+def _file_warnings(files: list[RecordedFile], models_root: Path, hash_cache: Path | None) -> list[str]:
+    return [warning for recorded in files if (warning := file_change_warning(recorded, models_root, hash_cache))]
 
 
 def model_change_warning(entry: HistoryEntry, hash_cache: Path | None = None) -> str | None:
@@ -72,12 +103,20 @@ def recorded_files(entry: HistoryEntry) -> list[RecordedFile]:
     files = _lora_and_vae_files(params, recipe) if recipe is not None else _recorded_lora_and_vae_files(params)
     records = control_records(params["controls"]) if "controls" in params else \
         recipe.controls if recipe is not None else ()
-    for record in records:
-        model, digest = record.get("model"), record.get("hash")
-        if isinstance(model, str) and model and isinstance(digest, str) and digest:
-            files.append(RecordedFile("ControlNet", _shown_name(model), model, digest))
-    unique = {(f.kind, f.chosen): f for f in reversed(files)}  # two guides with one ControlNet: one sentence
+    return _once(files + _controlnet_files(records))
+
+
+def _once(files: list[RecordedFile]) -> list[RecordedFile]:
+    """Each file once, where it is first named (two guides with one ControlNet: one sentence)."""
+    unique = {(f.kind, f.chosen): f for f in reversed(files)}
     return [f for f in files if unique[(f.kind, f.chosen)] is f]
+
+
+def _controlnet_files(records: tuple[dict, ...]) -> list[RecordedFile]:
+    """The guides' ControlNets recorded with a hash."""
+    return [RecordedFile("ControlNet", _shown_name(model), model, digest) for record in records
+            if isinstance(model := record.get("model"), str) and model
+            and isinstance(digest := record.get("hash"), str) and digest]
 
 
 def file_change_warning(recorded: RecordedFile, models_root: Path, hash_cache: Path | None = None) -> str | None:

@@ -6,8 +6,10 @@ Every plugin failure is counted, and a plugin that keeps failing is switched off
 
 from __future__ import annotations
 
+import os
 import random
-from collections.abc import Callable, Iterable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import replace
 from typing import Any
@@ -22,7 +24,9 @@ from studio.core.metadata import Recipe
 from studio.core.post_blend import blend_result, check_blend, scale_for_blend
 from studio.core.parameters import (
     MAX_SEED,
+    ImageParam,
     MissingPicture,
+    Param,
     SeedParam,
     load_pictures,
     params_for_record,
@@ -113,6 +117,7 @@ class ContributionRunner:
         self._env = env
         self._host = host
         self._notify = notify
+        self._step_pictures = StepPictures()
 
     def use_environment(self, env: GeneratorEnvironment) -> None:
         self._env = env
@@ -151,7 +156,7 @@ class ContributionRunner:
                      image_index: int = 0, mask: Image.Image | None = None) -> tuple[Image.Image, Recipe | None]:
         """One step on one picture, blended by the step's strength and kept to the mask; the recipe records it."""
         contribution = self._registry.get(POSTPROCESSOR, step.processor)
-        step = replace(step, params=load_pictures(contribution.parameters, step.params, contribution.title))
+        step = replace(step, params=self._step_pictures.values(step, contribution))  # the step's own copies
         if contribution.builtin:
             indexed = GuardedContext(context, self._env.device, self._env.data_dir, image_index)
             result = _checked_image(self._registry.instance(POSTPROCESSOR, contribution.id, self._env).process(
@@ -159,8 +164,8 @@ class ContributionRunner:
         else:
             def produce(guarded: GuardedContext) -> Iterable[Any]:
                 instance = self._registry.instance(POSTPROCESSOR, contribution.id, self._env)
-                # the picture itself is never theirs, nor the pictures among its parameters
-                return [instance.process(image.copy(), _own_pictures(step.params), guarded)]
+                # the picture itself is never theirs (the pictures among its parameters are copies already)
+                return [instance.process(image.copy(), step.params, guarded)]
 
             (result,) = self._guarded(contribution, produce, context, image_index,
                                       check=lambda item: _checked_image(item, contribution, own_copy=True))
@@ -220,6 +225,47 @@ class ContributionRunner:
                          plugin=contribution.plugin_id,
                          params=params_for_record(request.params), width=image.width, height=image.height)
         return image, recipe
+
+
+class StepPictures:
+    """A chain step's picture parameters read once for all the pictures of a job: a batch runs each step once a
+    picture, and decoding a 4096² style picture again for each took 0.16-0.19 s (a copy: 7 ms). Each call gets copies
+    of its own (a plugin may draw on them); the pictures read are kept only while the step (its job's request) lives."""
+
+    def __init__(self) -> None:
+        # (the step, its files' stamp, its values read, a token naming this entry for its step's finalizer)
+        self._kept: tuple[weakref.ref[PostStep], tuple[Any, ...], dict[str, Any], object] | None = None
+
+    def values(self, step: PostStep, contribution: Contribution) -> dict[str, Any]:
+        """The step's parameter values with each picture read, checked and copied."""
+        stamp = _files_stamp(contribution.parameters, step.params)  # a file changed since (a rerun of one request)
+        kept = self._kept
+        if kept is not None and kept[0]() is step and kept[1] == stamp:
+            return _own_pictures(kept[2])
+        loaded = load_pictures(contribution.parameters, step.params, contribution.title)
+        token = object()
+        self._kept = (weakref.ref(step), stamp, loaded, token)
+        weakref.finalize(step, self._forget, token)  # holds the token only: a later step's pictures are not kept
+        return _own_pictures(loaded)
+
+    def _forget(self, token: object) -> None:
+        kept = self._kept
+        if kept is not None and kept[3] is token:
+            self._kept = None
+
+
+def _files_stamp(schema: Sequence[Param], values: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Size and modification time of each picture parameter's file."""
+    pictures = {p.name for p in schema if isinstance(p, ImageParam)}
+    stamp = []
+    for name in sorted(pictures & values.keys()):
+        if isinstance(path := values[name], str):
+            try:
+                status = os.stat(path)
+            except (OSError, ValueError):  # gone or unreadable: load_pictures says so
+                continue
+            stamp.append((name, status.st_size, status.st_mtime_ns))
+    return tuple(stamp)
 
 
 def _own(image: Image.Image | None) -> Image.Image | None:

@@ -5,6 +5,7 @@ the prompt boxes, and prompt styles. Store and file work runs off the UI thread.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
 from studio.core.settings import GenerationPreset, PromptStyle
-from studio.services.changed_files import changed_file_warnings
+from studio.services.changed_files import changed_file_warnings, picture_file_warnings
 from studio.services.history_reuse import missing_pictures, recorded_choices, request_for_entry
 from studio.services.history_store import HistoryEntry
 from studio.ui.modal import modal
@@ -148,8 +149,12 @@ class HistoryActions(QObject):
     async def _changed_files(self, entry: HistoryEntry) -> list[str]:
         """A sentence for each file the entry was made with that is missing or another file now (its checkpoint,
         LoRAs, VAE, ControlNets), hashed in a worker thread."""
+        return await self._checked(changed_file_warnings, entry)
+
+    async def _checked(self, check: Callable[..., list[str]], *made: object) -> list[str]:
+        """``check(*made, models folder, hash cache)`` in a worker thread: hashing may take seconds."""
         try:
-            return await asyncio.to_thread(changed_file_warnings, entry, self.window.settings.models_dir,
+            return await asyncio.to_thread(check, *made, self.window.settings.models_dir,
                                            self.window.cache_dir / "model-hashes.json")
         except (OSError, StudioError) as exc:  # an unreadable model: the run or the load says what is wrong
             return [f"Studio could not check its files: {first_line(exc)}."]
@@ -159,12 +164,19 @@ class HistoryActions(QObject):
             await self.window.actions_.open_path(Path(entry.image_path))
 
     async def load_from_picture(self, path: Path) -> None:
-        """A picture dropped on the prompt panel: its prompt and parameters, from whichever tool made it."""
+        """A picture dropped on the prompt panel: its prompt and parameters, from whichever tool made it. Said at
+        once; the model, LoRAs, VAE and ControlNets its recipe names with a hash that are other files now are added
+        when their check ends, as Load parameters does."""
+        self._loads += 1
+        load = self._loads
         try:
             info, controls, missing = await asyncio.to_thread(_inspect_with_guides, path,
                                                               self.window.settings.outputs_dir)
         except StudioError as exc:
-            self.window.status.set_message(str(exc), error=True)
+            if load == self._loads:
+                self.window.status.set_message(str(exc), error=True)
+            return
+        if load != self._loads:  # another picture or entry was loaded while this one was read: it stays
             return
         fields = recipe_fields(info)
         if "prompt" not in fields:
@@ -180,8 +192,11 @@ class HistoryActions(QObject):
         if model_name and model_path is None:
             notes.append(f"The model {model_name!r} it names is not in the model list.")
         tool = info.tool or "an unknown tool"
-        self.window.status.set_message(" ".join([f"Loaded the parameters of {path.name} (made by {tool}).",
-                                                 *notes, *info.notes]))
+        loaded = " ".join([f"Loaded the parameters of {path.name} (made by {tool}).", *notes, *info.notes])
+        self.window.status.set_message(loaded)
+        warnings = await self._checked(picture_file_warnings, path, Path(model_path) if model_path else None)
+        if warnings and load == self._loads:
+            self.window.status.set_message(" ".join([loaded, *warnings]))
 
     def _restore_guides(self, records: tuple[dict[str, Any], ...], missing: list[str]) -> list[str]:
         """A picture's guides in place of the ones shown (none for a picture made without: so is the remake), and

@@ -12,7 +12,8 @@ from recorded_files import CONTROLNET_BYTES, made_with_files, weights_file
 import studio.core.hashing
 from studio.core.hashing import controlnet_hash, lora_hash, model_hash
 from studio.core.images import read_recipe, save_image
-from studio.services.changed_files import changed_file_warnings
+from studio.core.metadata import Recipe
+from studio.services.changed_files import changed_file_warnings, picture_file_warnings
 from studio.services.history_store import HistoryEntry
 
 
@@ -121,3 +122,41 @@ def test_a_lora_that_cannot_be_read_now_is_said_so(models, tmp_path):
     [warning] = changed_file_warnings(entry, models)
     assert warning.startswith("The LoRA 'ink' this picture was made with cannot be read now (")
     assert warning.endswith("): the result will differ.")
+
+
+# -- a picture dropped on the prompt box: its recipe's hashes, and the model its parameters chose by name ---------
+
+def test_a_dropped_picture_names_its_lora_and_vae_that_are_other_files_now(models, tmp_path):
+    picture = made_with_files(models, tmp_path / "out", controlnet=False).image_path
+    assert picture_file_warnings(picture, None, models, tmp_path / "hashes.json") == []
+    lora_then = lora_hash(models / "loras" / "ink.safetensors")
+    vae_then = model_hash(models / "vae" / "soft.safetensors")
+    lora_now = lora_hash(weights_file(models / "loras" / "ink.safetensors", 9))
+    vae_now = model_hash(weights_file(models / "vae" / "soft.safetensors", 9))
+    assert picture_file_warnings(picture, None, models, tmp_path / "hashes.json") == [
+        f"The LoRA 'ink' is not the file this picture was made with (hash {lora_then}, now {lora_now}): the result "
+        "will differ.",
+        f"The VAE 'soft' is not the file this picture was made with (hash {vae_then}, now {vae_now}): the result "
+        "will differ."]
+
+
+@pytest.mark.parametrize("digits", [10, 8], ids=["whole-file hash", "A1111's old hash"])
+def test_a_dropped_picture_names_the_model_chosen_by_its_name_when_it_is_another_file(models, tmp_path, digits):
+    checkpoint = weights_file(models / "checkpoints" / "dream.safetensors", 1, CONTROLNET_BYTES)
+    digest = model_hash(checkpoint) if digits == 10 else controlnet_hash(checkpoint)
+    recipe = Recipe("a fox", "", 2, "Euler", 5, 7, 8, 8, "dream", model_hash=digest)
+    picture = save_image(Image.new("RGB", (8, 8)), tmp_path / "fox.png", recipe)
+    assert picture_file_warnings(picture, checkpoint, models, tmp_path / "hashes.json") == []
+    weights_file(checkpoint, 2, CONTROLNET_BYTES)
+    now = model_hash(checkpoint) if digits == 10 else controlnet_hash(checkpoint)
+    assert len(now) == digits
+    assert picture_file_warnings(picture, checkpoint, models, tmp_path / "hashes.json") == [
+        f"The model 'dream' in the list is not the file this picture was made with (hash {digest} then, {now} now): "
+        "the picture may come out different."]
+
+
+def test_a_dropped_picture_without_a_recipe_says_nothing(models, tmp_path):
+    picture = save_image(Image.new("RGB", (8, 8)), tmp_path / "plain.png")
+    assert picture_file_warnings(picture, None, models) == []
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    assert picture_file_warnings(tmp_path / "broken.png", None, models) == []

@@ -554,3 +554,81 @@ def test_a_chain_step_whose_picture_file_is_gone_is_left_out_with_a_note(tmp_pat
                      "choose another picture for it in the post-processing chain."]
     with pytest.raises(InvalidRequest, match="does not exist"):
         check_plugin_inputs(builtin_registry(), asked)  # no notes to say it in: refused
+
+
+STAMPER = '''
+from PIL import Image
+
+
+class Generator:
+    def __init__(self, env):
+        pass
+
+    def generate(self, request, context):
+        for _ in range(request.batch_count):
+            yield Image.new("RGB", (request.width, request.height), (128, 128, 128))
+
+
+class Post:
+    def __init__(self, env):
+        pass
+
+    def process(self, image, params, context):
+        result = Image.new("RGB", image.size, params["reference"].getpixel((0, 0)))
+        params["reference"].paste((255, 0, 0), (0, 0, 4, 4))  # it draws on what it was given
+        return result
+'''
+
+STAMPER_MANIFEST = '''
+[[postprocessors]]
+id = "{plugin_id}-post"
+title = "Stamper"
+target = "{package}.generator:Post"
+
+[[postprocessors.parameters]]
+name = "reference"
+type = "image"
+'''
+
+
+def test_a_chain_step_reads_its_picture_once_for_a_batch_and_each_picture_gets_its_own_copy(
+        plugin_sandbox, tmp_path, monkeypatch):  # noqa: ANN001
+    import studio.core.images
+
+    host, env, outputs, _ = own_plugin(tmp_path, "tp-stamp", STAMPER, STAMPER_MANIFEST)
+    reference = tmp_path / "reference.png"
+    Image.new("RGB", (16, 16), (0, 0, 255)).save(reference)
+    reads: list[str] = []
+    open_image = studio.core.images.open_image
+    monkeypatch.setattr(studio.core.images, "open_image", lambda path, *a, **k: reads.append(str(path)) or
+                        open_image(path, *a, **k))
+    asked = request("tp-stamp-gen", batch_count=3, post=(PostStep("tp-stamp-post", {"reference": str(reference)}),))
+    events, (job,) = submit_all((host, env, outputs, None), [asked])
+    finished = terminal(events, job)
+    assert isinstance(finished, JobFinished), getattr(finished, "message", "")
+    assert [o.image.getpixel((0, 0)) for o in finished.outputs] == [(0, 0, 255)] * 3  # none saw another's drawing
+    assert len(reads) == 1  # one read for the three pictures
+    Image.new("RGB", (16, 16), (0, 255, 0)).save(reference)  # the file changed: the same request reads it again
+    events, (job,) = submit_all((host, env, outputs, None), [asked])
+    assert [o.image.getpixel((0, 0)) for o in terminal(events, job).outputs] == [(0, 255, 0)] * 3
+    assert len(reads) == 2
+
+
+def test_a_chain_step_s_pictures_are_let_go_with_its_request(tmp_path):
+    import gc
+    import weakref
+    from types import SimpleNamespace
+
+    from studio.core.parameters import ImageParam
+    from studio.services.plugin_jobs import StepPictures
+
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(tmp_path / "style.png")
+    contribution = SimpleNamespace(parameters=(ImageParam("style", "Style"),), title="Colour")
+    pictures = StepPictures()
+    step = PostStep("color", {"style": str(tmp_path / "style.png")})
+    first, second = pictures.values(step, contribution)["style"], pictures.values(step, contribution)["style"]
+    assert first is not second and first.getpixel((0, 0)) == second.getpixel((0, 0)) == (9, 9, 9)
+    kept = weakref.ref(pictures._kept[2]["style"])
+    del step, first, second
+    gc.collect()
+    assert kept() is None and pictures._kept is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -107,3 +108,39 @@ def test_load_parameters_says_so_at_once_and_adds_only_the_latest_load_s_file_wa
     hashed["A"].set()  # the first picture's check ends last: its warning must not reach the second's line
     qtbot.waitUntil(first.done, timeout=10_000)
     assert status.text() == f"Loaded the parameters of that picture. B: {missing}"
+
+
+def test_a_picture_dropped_on_the_prompt_box_names_its_lora_that_is_another_file_now(qtbot, window, tmp_path,  # noqa: ANN001
+                                                                                   monkeypatch):
+    models = window.settings.models_dir
+    picture = made_with_files(models, tmp_path / "out", vae=False, controlnet=False).image_path
+    then = lora_hash(models / "loras" / "ink.safetensors")
+    now = lora_hash(weights_file(models / "loras" / "ink.safetensors", 9))
+    hashed_on: list[str] = []
+    tensor_sha256 = studio.core.hashing.tensor_sha256
+    monkeypatch.setattr(studio.core.hashing, "tensor_sha256",
+                        lambda path: hashed_on.append(threading.current_thread().name) or tensor_sha256(path))
+    window.prompt_panel.picture_dropped.emit(Path(picture))
+    status = window.status.message_label
+    qtbot.waitUntil(lambda: "is not the file" in status.text(), timeout=10_000)
+    assert status.text().startswith("Loaded the parameters of fox.png (made by Studio).")
+    assert status.text().endswith(f"The LoRA 'ink' is not the file this picture was made with (hash {then}, now "
+                                  f"{now}): the result will differ.")
+    assert window.prompt_panel.prompt_edit.toPlainText() == "a fox"  # the fields are filled all the same
+    assert hashed_on and threading.main_thread().name not in hashed_on
+
+
+def test_a_picture_dropped_while_a_load_is_read_leaves_the_later_load_s_fields(qtbot, window, tmp_path,  # noqa: ANN001
+                                                                             monkeypatch):
+    read = threading.Event()
+    inspect = history_actions._inspect_with_guides
+    monkeypatch.setattr(history_actions, "_inspect_with_guides",
+                        lambda path, outputs: read.wait(20) and inspect(path, outputs))
+    picture = made_with_files(window.settings.models_dir, tmp_path / "out", controlnet=False).image_path
+    dropped = window.actions_.run(window.history_actions.load_from_picture(Path(picture)))
+    loaded = window.actions_.run(window.history_actions.load_parameters(HistoryEntry("a castle", id=3)))
+    qtbot.waitUntil(loaded.done, timeout=10_000)
+    read.set()
+    qtbot.waitUntil(dropped.done, timeout=10_000)
+    assert window.prompt_panel.prompt_edit.toPlainText() == "a castle"
+    assert window.status.message_label.text() == "Loaded the parameters of that picture."
