@@ -63,6 +63,7 @@ from studio.engine.memory import (
     model_bytes,
     oom_advice,
     plan_memory,
+    resident_bytes,
     weight_parts,
 )
 from studio.engine.model_keeping import KeptModels, in_precision, in_system_memory, model_files_key
@@ -361,9 +362,13 @@ class DiffusersGenerator:
         device = self.device
         activations = job_bytes(request.width, request.height, request.batch_count, device.dtype.itemsize)
         weights = model_bytes(pipe) + extra  # a walk over every parameter: once, however often it is planned
+        # The model's own weights on the GPU already (from its last job) are in ``weights``: not out of the free
+        # memory too, or a model that fits would be sliced or offloaded from its second job on.
+        resident = resident_bytes(pipe, device)
 
         def plan() -> MemoryPlan:
-            return plan_memory(request.memory, device, weights, activations, free_vram(device))
+            free = free_vram(device)
+            return plan_memory(request.memory, device, weights, activations, None if free is None else free + resident)
 
         # What is already on the device (a depth model that made this job's maps) is out of the free VRAM measured.
         self._plan = plan()

@@ -50,6 +50,13 @@ def model_bytes(pipe: Any) -> int:
     return sum(p.numel() * p.element_size() for part in weight_parts(pipe) for p in part.parameters())
 
 
+def resident_bytes(pipe: Any, device: DeviceInfo) -> int:
+    """Bytes of the pipeline's weights already on ``device`` (a model kept there from the job before): they are out
+    of the free VRAM measured and in ``model_bytes``, so the plan counts them as free."""
+    return sum(p.numel() * p.element_size() for part in weight_parts(pipe) for p in part.parameters()
+               if p.device == device.torch_device)
+
+
 def job_bytes(width: int, height: int, batch: int, element_size: int) -> int:
     """Peak activations of one image: the UNet with CFG (two rows) and the VAE decode, whichever is larger.
 

@@ -236,13 +236,13 @@ def test_a_job_short_of_gpu_memory_lets_the_depth_model_go_before_the_unet_runs(
     """The depth model's weights on the GPU are out of its free memory when a job's plan is made (the maps are made
     first). With room it stays for the next depth guide; short of room it goes, the plan is made again without it
     and needs no measure, and the CPU's copy (the thumbnails') stays. The plan's own arithmetic, on a pretend GPU
-    whose free memory is what its capacity leaves beside the depth model."""
+    whose free memory is what its capacity leaves beside the depth model and the model itself."""
     import torch
     from studio_testing import DirectContext
 
     from studio.engine import diffusion
     from studio.engine.device import DeviceInfo
-    from studio.engine.memory import HEADROOM, job_bytes, plan_memory
+    from studio.engine.memory import HEADROOM, job_bytes, model_bytes, plan_memory
 
     pretend_gpu = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")  # planning reads .kind
     capacity = {"bytes": 2**40}
@@ -250,7 +250,8 @@ def test_a_job_short_of_gpu_memory_lets_the_depth_model_go_before_the_unet_runs(
 
     def free_beside_the_depth_model(device: DeviceInfo) -> int:
         on_gpu.append(sum(held.size for held in depth_maps.held_models() if held.device != "cpu"))
-        return capacity["bytes"] - on_gpu[-1]
+        # The model's own weights are there too (the plan counts them back as its own: resident_bytes).
+        return capacity["bytes"] - on_gpu[-1] - model_bytes(depth_generator._model.text2img)
 
     monkeypatch.setattr(diffusion, "free_vram", free_beside_the_depth_model)
     monkeypatch.setattr(diffusion, "plan_memory", lambda mode, device, *sizes: plan_memory(mode, pretend_gpu, *sizes))

@@ -16,6 +16,7 @@ from studio.engine.memory import (
     model_bytes,
     oom_advice,
     plan_memory,
+    resident_bytes,
 )
 
 CUDA = DeviceInfo("cuda", torch.device("cpu"), torch.float16, "pretend CUDA")  # planning only reads .kind
@@ -99,3 +100,37 @@ def test_a_part_left_elsewhere_is_brought_back_and_slicing_is_only_switched_when
     moved.clear()
     apply_plan(pipe, high, cpu, offloaded=False, sliced=False)
     assert moved == [] and switched == ["off"]  # already in place, already unsliced: nothing walked
+
+
+def test_only_the_weights_already_on_the_device_count_as_resident(tiny_model_dir):
+    pipe = load_model(tiny_model_dir, select_device("cpu")).text2img
+    assert resident_bytes(pipe, CUDA) == model_bytes(pipe) > 0  # CUDA's torch device here: where the pipe is
+    pipe.vae.to("meta")
+    assert resident_bytes(pipe, CUDA) == model_bytes(pipe) - sum(p.numel() * 4 for p in pipe.vae.parameters())
+    assert resident_bytes(pipe, DeviceInfo("cuda", torch.device("meta"), torch.float16, "elsewhere")) == \
+        sum(p.numel() * 4 for p in pipe.vae.parameters())
+
+
+def test_a_model_on_the_gpu_from_its_last_job_is_not_counted_twice_against_the_free_memory(tiny_model_dir, tmp_path,
+                                                                                           monkeypatch):
+    """From a model's second job its weights are on the GPU: out of the free memory measured, and in the weights the
+    plan counts. Counted twice, a model that fits was sliced, tiled or offloaded from its second job on (a 4 GB
+    GPU ran SD 1.5 offloaded). A pretend GPU whose free memory is what its capacity leaves beside the model."""
+    from studio_testing import DirectContext, tiny_request
+
+    from studio.core.environment import GeneratorEnvironment
+    from studio.engine import diffusion
+    from studio.engine.diffusion import DiffusersGenerator
+    from studio.engine.memory import HEADROOM
+
+    generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
+    capacity = {"bytes": 2**40}
+    monkeypatch.setattr(diffusion, "free_vram",
+                        lambda device: capacity["bytes"] - model_bytes(generator._model.text2img))
+    monkeypatch.setattr(diffusion, "plan_memory", lambda mode, device, *sizes: plan_memory(mode, CUDA, *sizes))
+    request = tiny_request(tiny_model_dir, prepared=True)
+    list(generator.generate(request, DirectContext()))  # loaded, and left on the device
+    weights = generator._plan.model_bytes
+    capacity["bytes"] = int((weights + job_bytes(64, 64, 1, 4)) * HEADROOM) + 1  # just enough for the job
+    list(generator.generate(request, DirectContext()))
+    assert generator._plan.measures == () and "Everything fits" in generator._plan.reason
