@@ -1,7 +1,10 @@
 """The document on the canvas: picture, mask and recipe, with an undo history of every change.
 
 The picture is never changed in place (each change makes a new Image), so readers such as the
-autosave may hold on to it; the mask is edited in place and copied by readers.
+autosave may hold on to it; the mask is edited in place, only by the document's own changes, and copied by
+readers. An undo or redo of a change of all of the mask takes the history's record of it back as the mask itself,
+read-only, and the first edit after copies it (copying 16 MB on the window's thread took 3-50 ms at 4096x4096).
+Whether any pixel is masked (``has_mask``) is kept as the mask changes, so asking costs no scan of it.
 Every change records only the region it touched, so a brush stroke on a 4096x4096 canvas costs
 the stroke's box in memory, not the whole mask.
 """
@@ -81,19 +84,25 @@ class _Step:
     # a swap, where copying a 4096x4096 picture to paste the part back held the window 45-130 ms.
     whole_before: Image.Image | None = None
     whole_after: Image.Image | None = None
+    # Whether any pixel of the whole mask was masked before and after the step (None: not known).
+    masked_before: bool | None = None
+    masked_after: bool | None = None
     nbytes: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         sizes = [a.nbytes for a in (self.mask_before, self.mask_after) if a is not None]
         sizes += [len(i.getbands()) * i.width * i.height for i in (self.image_before, self.image_after) if i]
         self.nbytes = sum(sizes)
+        for mask in (self.mask_before, self.mask_after):
+            if mask is not None:
+                mask.flags.writeable = False  # a record is never edited: the document may take it back as its mask
 
 
 class Document:
     def __init__(self) -> None:
         self.image: Image.Image | None = None
-        self._mask: np.ndarray = new_mask(0, 0)
-        self._mask_due: np.ndarray | None = None  # a whole mask restored in a history jump, not yet copied in
+        self._mask: np.ndarray = new_mask(0, 0)  # read-only while it is a record the history holds
+        self._masked: bool | None = False  # whether any pixel is masked (None: not known, found when asked)
         self.recipe: Recipe | None = None
         self._steps: list[_Step] = []
         self._position = 0  # steps before this are done; after it, redoable
@@ -101,6 +110,7 @@ class Document:
         self._stroke_before: np.ndarray | None = None
         self._stroke_box: Box | None = None
         self._stroke_label = ""
+        self._stroke_masked: bool | None = None  # has_mask when the stroke began
         self.revision = 0  # bumps on every change: autosave compares it
         self._held_changes: list[DocumentChange] | None = None  # while changes_held() holds them
         self._unseen: Image.Image | None = None  # a picture made while they are held, not yet shown to anyone
@@ -126,18 +136,40 @@ class Document:
 
     @property
     def mask(self) -> np.ndarray:
-        """The mask, edited in place by the document's changes (readers that keep it copy it)."""
-        self._copy_in_due_mask()
+        """The mask, edited in place by the document's changes only (readers that keep it copy it). After an undo or
+        redo it may be the history's read-only record, replaced by a copy on the next edit: a reader that keeps it
+        takes it again on each change it hears of."""
         return self._mask
 
     @mask.setter
     def mask(self, mask: np.ndarray) -> None:
-        self._mask, self._mask_due = mask, None
+        """Replace the mask outside the history: what the history knew of which states are empty is forgotten."""
+        self._mask = mask
+        self._forget_masked()
 
-    def _copy_in_due_mask(self) -> None:
-        if self._mask_due is not None:
-            self._mask[...] = self._mask_due
-            self._mask_due = None
+    def _editable_mask(self) -> np.ndarray:
+        if not self._mask.flags.writeable:
+            self._mask = self._mask.copy()
+        return self._mask
+
+    def _unedited_mask(self) -> np.ndarray:
+        """The mask as it is now, in an array no one will edit: the history's record it is, or a copy."""
+        return self._mask if not self._mask.flags.writeable else self._mask.copy()
+
+    def _edited(self, box: Box) -> None:
+        """The mask was edited in ``box`` only: has_mask follows without a scan of all of it where it can."""
+        x0, y0, x1, y1 = box
+        if self._mask[y0:y1, x0:x1].any():
+            self._masked = True
+        elif self._masked:
+            self._masked = None  # erased there: whether any pixel is left elsewhere is found when asked
+
+    def _forget_masked(self) -> None:
+        """The mask changed in a way the history did not record (an edit or undo in the middle of a stroke, a mask
+        set from outside): the states the steps go back to may differ from those they knew."""
+        self._masked = self._stroke_masked = None
+        for step in self._steps:
+            step.masked_before = step.masked_after = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -145,7 +177,11 @@ class Document:
 
     @property
     def has_mask(self) -> bool:
-        return bool(self.mask.any())
+        """Whether any pixel is masked: kept as the mask changes (a scan of a 4096x4096 mask held the window's thread
+        3-5 ms after every edit), found with one only where a change could not tell."""
+        if self._masked is None:
+            self._masked = bool(self._mask.any())
+        return self._masked
 
     # -- history ---------------------------------------------------------------------------------
     def history_labels(self) -> list[str]:
@@ -218,11 +254,13 @@ class Document:
             yield
         finally:
             self._held_changes = self._unseen = None
-            self._copy_in_due_mask()  # before anyone hears of it
             for change in _merged(held):
                 self._notify(change)
 
     def _push(self, step: _Step) -> None:
+        if self.in_stroke and (step.mask_before is not None or step.box is None):
+            self._forget_masked()  # a mask change within a stroke: undoing the stroke puts back what was before both
+            step.masked_before = step.masked_after = None
         del self._steps[self._position:]
         self._steps.append(step)
         total = sum(s.nbytes for s in self._steps)
@@ -255,14 +293,14 @@ class Document:
         image = step.image_before if before else step.image_after
         mask = step.mask_before if before else step.mask_after
         recipe = step.recipe_before if before else step.recipe_after
+        if self.in_stroke:
+            self._forget_masked()  # the stroke's pixels stay: the state is none the step knew
+        masked = None if self.in_stroke else step.masked_before if before else step.masked_after
         if step.box is None:
             self.image = image
-            if mask is None:
-                self.mask = new_mask(*self.size)
-            elif self._held_changes is not None:  # in a jump: copied in once, with any change of all of it after
-                self.mask, self._mask_due = np.empty_like(mask), mask
-            else:
-                self.mask = mask.copy()
+            # The record itself, read-only (the next edit copies it): a jump over many changes copies nothing.
+            self._mask = new_mask(*self.size) if mask is None else mask
+            self._masked = False if mask is None else masked
             self.recipe = recipe
             return DocumentChange(None, True, True, size=True, mask_source=mask)
         x0, y0, x1, y1 = step.box
@@ -292,12 +330,12 @@ class Document:
                 else:
                     step.whole_before = outgoing
         whole = mask is not None and mask.shape == self._mask.shape
-        if whole and self._held_changes is not None:
-            # Copied in when the mask is next read, at the latest when the hold ends: a jump over several changes
-            # of all of the mask copies it once (16 MB at 4096x4096, 2-3 ms of the window's thread), not once each.
-            self._mask_due = mask
+        if whole:
+            self._mask = mask  # the record itself, read-only, as for a whole step: no 16 MB copy (invert, clear)
         elif mask is not None:
-            self.mask[y0:y1, x0:x1] = mask
+            self._editable_mask()[y0:y1, x0:x1] = mask
+        if mask is not None:
+            self._masked = masked
         return DocumentChange(step.box, image is not None, mask is not None, mask_source=mask if whole else None)
 
     # -- changes ---------------------------------------------------------------------------------
@@ -328,24 +366,26 @@ class Document:
             return
         same_size = self.image is not None and image.size == self.image.size
         # Another mode at the same size (a picture with transparency after one without): the mask still fits.
-        self._replace_all(label, image, self.mask.copy() if same_size else None, recipe)
+        self._replace_all(label, image, self._mask.copy() if same_size else None, recipe,
+                          masked=self._masked if same_size else None)
 
     def replace_all(self, label: str, image: Image.Image, mask: np.ndarray, recipe: Recipe | None = None,
-                    record: np.ndarray | None = None) -> None:
+                    record: np.ndarray | None = None, masked: bool | None = None) -> None:
         """A new size or a new picture and mask at once (extend canvas, scale image, restore).
 
         ``record``: a copy of ``mask`` made ahead, off the window's thread, that no one edits: the history keeps it
         and the document takes ``mask`` itself as its own, to edit in place (the caller hands both over and uses
         neither again). Without it the document copies the mask twice, which at 4096x4096 held the window 10-20 ms.
+        ``masked``: whether any pixel of ``mask`` is masked, found ahead with it (None: found when asked).
         """
         if mask.shape != (image.height, image.width):
             raise ValueError("the mask must match the picture's size")
         if record is not None and (record.shape != mask.shape or record is mask):
             raise ValueError("the mask's record must be a copy of it")
-        self._replace_all(label, image, mask if record is not None else mask.copy(), recipe, record)
+        self._replace_all(label, image, mask if record is not None else mask.copy(), recipe, record, masked)
 
     def _replace_all(self, label: str, image: Image.Image, mask: np.ndarray | None, recipe: Recipe | None,
-                     record: np.ndarray | None = None) -> None:
+                     record: np.ndarray | None = None, masked: bool | None = None) -> None:
         """``mask`` None: a new empty one. The step records it as None (undo makes it afresh), not a copy of its
         zeros: copying a 4096x4096 one took the window's thread 6-11 ms on opening a picture of a new size.
         ``record``: the step's copy of ``mask``, made ahead (else it is copied here)."""
@@ -356,32 +396,37 @@ class Document:
         # The mask object is replaced here, never edited again, so the step keeps it as it is (16 MB at 4096x4096).
         if mask is not None and record is None:
             record = mask.copy()
+        masked = False if mask is None else masked
         self._push(_Step(label, None, image_before=self.image, image_after=image,
-                         mask_before=self.mask if self.image is not None else None, mask_after=record,
-                         recipe_before=self.recipe, recipe_after=recipe))
-        self.image, self.mask, self.recipe = image, new_mask(*image.size) if mask is None else mask, recipe
+                         mask_before=self._mask if self.image is not None else None, mask_after=record,
+                         recipe_before=self.recipe, recipe_after=recipe,
+                         masked_before=self._masked if self.image is not None else False, masked_after=masked))
+        self.image, self._mask, self.recipe = image, new_mask(*image.size) if mask is None else mask, recipe
+        self._masked = masked
         self._notify(DocumentChange(None, True, True, size=True, mask_source=record))
         if stroke_label is not None:
             self.begin_stroke(stroke_label)
 
     def edit_mask(self, label: str, operation: Callable[[np.ndarray], Box | None]) -> Box | None:
         """One undoable mask edit: ``operation`` changes the mask in place and returns its box."""
-        before = self.mask.copy()
-        box = operation(self.mask)
+        before, masked = self._unedited_mask(), self._masked
+        box = operation(self._editable_mask())
         if box is not None:
-            self._record_mask(label, box, before)
+            self._edited(box)
+            self._record_mask(label, box, before, masked)
         return box
 
     def set_mask(self, label: str, mask: np.ndarray) -> None:
         """Replace the whole mask (invert, clear, grow, load from file); see also apply_mask_change."""
         if mask.shape != self.mask.shape:
             raise ValueError("the mask must match the picture's size")
-        box = changed_box(self.mask, mask)
+        box = changed_box(self._mask, mask)
         if box is None:
             return
-        before = self.mask.copy()
-        self.mask[...] = mask
-        self._record_mask(label, box, before)
+        before, masked = self._unedited_mask(), self._masked
+        self._editable_mask()[...] = mask
+        self._masked = None  # found when asked
+        self._record_mask(label, box, before, masked)
 
     def apply_mask_change(self, label: str, change: MaskChange) -> None:
         """Set a new mask worked out ahead (``mask_change``); if the mask changed since, it is compared again."""
@@ -391,27 +436,30 @@ class Document:
         if change.box is None:
             return
         x0, y0, x1, y1 = change.box
-        self.mask[y0:y1, x0:x1] = change.mask[y0:y1, x0:x1]
+        self._editable_mask()[y0:y1, x0:x1] = change.mask[y0:y1, x0:x1]
         # A change of all of the mask (invert, clear) keeps the new mask itself, which no one edits, as its record:
         # copying it held the window 3-10 ms at 4096x4096.
         whole = change.box == (0, 0, *self.size)
+        masked, self._masked = self._masked, change.masked
         self._push(_Step(label, change.box, mask_before=change.before,
-                         mask_after=change.mask if whole else change.mask[y0:y1, x0:x1].copy()))
+                         mask_after=change.mask if whole else change.mask[y0:y1, x0:x1].copy(),
+                         masked_before=masked, masked_after=change.masked))
         self._notify(DocumentChange(change.box, False, True, mask_source=change.mask if whole else None))
 
-    def _record_mask(self, label: str, box: Box, before: np.ndarray) -> None:
+    def _record_mask(self, label: str, box: Box, before: np.ndarray, masked: bool | None) -> None:
         x0, y0, x1, y1 = box
         self._push(_Step(label, box, mask_before=before[y0:y1, x0:x1].copy(),
-                         mask_after=self.mask[y0:y1, x0:x1].copy()))
+                         mask_after=self._mask[y0:y1, x0:x1].copy(), masked_before=masked, masked_after=self._masked))
         self._notify(DocumentChange(box, False, True))
 
     # -- strokes: many small edits, one undo step ------------------------------------------------
     def begin_stroke(self, label: str) -> None:
         if self._stroke_before is not None:
             self.end_stroke()  # one left unfinished is recorded, not lost from undo
-        self._stroke_before = self.mask.copy()
+        self._stroke_before = self._unedited_mask()
         self._stroke_box = None
         self._stroke_label = label
+        self._stroke_masked = self._masked
 
     @property
     def in_stroke(self) -> bool:
@@ -421,8 +469,9 @@ class Document:
         """Apply one piece of the current stroke (shown at once, recorded at end_stroke)."""
         if self._stroke_before is None:
             raise RuntimeError("stroke() outside begin_stroke()/end_stroke()")
-        box = operation(self.mask)
+        box = operation(self._editable_mask())
         if box is not None:
+            self._edited(box)
             self._stroke_box = union_box(self._stroke_box, box)
             self._notify(DocumentChange(box, False, True))
         return box
@@ -434,7 +483,8 @@ class Document:
             return
         x0, y0, x1, y1 = box
         self._push(_Step(self._stroke_label, box, mask_before=before[y0:y1, x0:x1].copy(),
-                         mask_after=self.mask[y0:y1, x0:x1].copy()))
+                         mask_after=self._mask[y0:y1, x0:x1].copy(), masked_before=self._stroke_masked,
+                         masked_after=self._masked))
         self._notify(DocumentChange(None, False, False))  # pixels were shown already; the history grew
 
 
@@ -447,6 +497,7 @@ class MaskChange:
     mask: np.ndarray
     box: Box | None
     before: np.ndarray | None  # the mask at that revision, inside box (a copy)
+    masked: bool | None = None  # whether any pixel of the new mask is masked (None: not known)
 
 
 def mask_change(revision: int, current: np.ndarray, new: np.ndarray) -> MaskChange:
@@ -455,7 +506,7 @@ def mask_change(revision: int, current: np.ndarray, new: np.ndarray) -> MaskChan
     if box is None:
         return MaskChange(revision, new, None, None)
     x0, y0, x1, y1 = box
-    return MaskChange(revision, new, box, current[y0:y1, x0:x1].copy())
+    return MaskChange(revision, new, box, current[y0:y1, x0:x1].copy(), bool(new.any()))
 
 
 def _merged(changes: list[DocumentChange]) -> list[DocumentChange]:

@@ -190,7 +190,7 @@ class CanvasView(QGraphicsView):
                 self.fit()
             self.viewport().update()  # the empty-canvas hint comes and goes with the picture
         elif change.mask and change.box is not None:
-            self.overlay.update_region(change.box, change.mask_source)
+            self.overlay.update_region(change.box, change.mask_source, doc.mask)
         if change.image:
             pixmap = self._image_item.pixmap()
             prepared = self._take_prepared(doc.image)

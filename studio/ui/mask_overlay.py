@@ -202,8 +202,12 @@ class MaskOverlayItem(QGraphicsItem):
         self._kept = outgoing
         self.update()
 
-    def update_region(self, box: Box, source: np.ndarray | None = None) -> None:
-        """Redraw the mask in box; ``source``: as for set_mask (a change of all of the mask: invert, an undo)."""
+    def update_region(self, box: Box, source: np.ndarray | None = None, mask: np.ndarray | None = None) -> None:
+        """Redraw the mask in box; ``source``: as for set_mask (a change of all of the mask: invert, an undo).
+        ``mask``: the document's mask now, if it may be another array of the same size (the document takes an undo's
+        record back as its mask, and copies it on the next edit); what the layer shows stays true."""
+        if mask is not None and self._mask is not None and mask.shape == self._mask.shape:
+            self._mask = mask
         if self._mask is None:
             return
         x0, y0, x1, y1 = box

@@ -106,9 +106,10 @@ class _CountedMask(np.ndarray):
         return super().copy(order)
 
 
-def test_a_jump_over_changes_of_all_of_the_mask_writes_the_mask_once_and_lands_exactly():
+def test_a_jump_over_changes_of_all_of_the_mask_writes_the_mask_at_most_once_and_lands_exactly():
     """Going back over invert, a brush dab and clear puts each step's mask back exactly, but writes all of the mask
-    once, not once per step (at 4096x4096 each write held the window's thread 2-3 ms)."""
+    at most once, not once per step (at 4096x4096 each write held the window's thread 2-3 ms): the history's
+    records are taken back as they are."""
     doc = painted()
     doc.mask = doc.mask.view(_CountedMask)  # edited in place from here on: every write goes through it
     states = [doc.mask.copy()]  # at each position from 2 on
@@ -123,11 +124,11 @@ def test_a_jump_over_changes_of_all_of_the_mask_writes_the_mask_once_and_lands_e
     doc.add_listener(lambda change: seen.append(np.array(doc.mask)))
     _CountedMask.whole_writes = 0
     doc.go_to(4)  # back over the last invert and the clear, to just after the brush
-    assert np.array_equal(doc.mask, states[2]) and _CountedMask.whole_writes == 1
+    assert np.array_equal(doc.mask, states[2]) and _CountedMask.whole_writes <= 1
     assert all(np.array_equal(told, states[2]) for told in seen)  # listeners hear of it with the mask in place
     _CountedMask.whole_writes = 0
     doc.go_to(2)  # back over the brush (part of the mask) and the first invert
-    assert np.array_equal(doc.mask, states[0]) and _CountedMask.whole_writes == 1
+    assert np.array_equal(doc.mask, states[0]) and _CountedMask.whole_writes <= 1
     doc.go_to(6)
     assert np.array_equal(doc.mask, states[4])
     for position in (5, 4, 3, 2):
@@ -141,7 +142,7 @@ def _change(doc: Document, new: np.ndarray):  # noqa: ANN202
     return mask_change(doc.revision, doc.mask, np.ascontiguousarray(new, dtype=np.uint8))
 
 
-def test_a_jump_over_a_new_size_and_a_change_of_all_of_its_mask_writes_the_mask_once():
+def test_a_jump_over_a_new_size_and_a_change_of_all_of_its_mask_writes_the_mask_at_most_once():
     doc = painted()
     doc.mask = doc.mask.view(_CountedMask)
     before = doc.mask.copy()
@@ -150,10 +151,10 @@ def test_a_jump_over_a_new_size_and_a_change_of_all_of_its_mask_writes_the_mask_
     inverted = doc.mask.copy()
     _CountedMask.whole_writes = 0
     doc.go_to(2)
-    assert np.array_equal(doc.mask, before) and _CountedMask.whole_writes == 1
+    assert np.array_equal(doc.mask, before) and _CountedMask.whole_writes <= 1
     _CountedMask.whole_writes = 0
     doc.go_to(4)
-    assert np.array_equal(doc.mask, inverted) and _CountedMask.whole_writes == 1
+    assert np.array_equal(doc.mask, inverted) and _CountedMask.whole_writes <= 1
     doc.undo()
     assert doc.size == (40, 24) and not doc.mask.any()
 
