@@ -122,7 +122,19 @@ def run_app(print_startup_time: bool = False, open_path: str | None = None, safe
     try:
         with loop:
             loop.run_forever()
+            end_pending_tasks(loop)
     finally:
         service.shutdown(timeout=3.0)
         history.close()
     return 0
+
+
+def end_pending_tasks(loop: asyncio.AbstractEventLoop, timeout: float = 3.0) -> None:
+    """Cancel the tasks still waiting once the window has closed (the engine events' reader, a thumbnail's read) and
+    let them end, as ``asyncio.run`` does. Left pending, they were finalised after asyncio's own state had gone when
+    Python exited: a queue's reader woken just before the quit made Python crash on exit (code 139)."""
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.wait(tasks, timeout=timeout))

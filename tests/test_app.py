@@ -84,3 +84,31 @@ def test_the_window_keeps_ticking_while_the_engine_starts() -> None:
     match = re.search(r"ready [\d.]+ s after the first frame; \d+ ticks: max gap ([\d.]+) ms", out.stdout)
     assert match, out.stdout + out.stderr
     assert float(match.group(1)) < 100, out.stdout  # a shared CI machine's noise stays far below the stalls
+
+
+QUIT_WITH_AN_EVENT_UNREAD = """
+import asyncio, sys
+sys.path.insert(0, {benchmarks!r})
+from real_window import real_window
+
+async def quit_as_an_event_arrives(window):
+    window.start()
+    await asyncio.sleep(0.3)
+    window.jobs._stream.put(object())  # the window's reader of the engine's events is woken; the loop ends first
+
+with real_window() as (window, _service, run):
+    run(quit_as_an_event_arrives(window))
+print("ended")
+"""
+
+
+def test_tasks_still_waiting_at_the_end_are_ended_before_python_exits(studio_home) -> None:  # noqa: ANN001
+    """The window's tasks (its reader of the engine's events, the autosave) left pending when the loop ends were
+    finalised after asyncio's own state had gone as Python exited, and it crashed (code 139): ``end_pending_tasks``
+    ends them first, as ``asyncio.run`` does."""
+    from pathlib import Path
+
+    benchmarks = Path(__file__).resolve().parent / "benchmarks"
+    done = subprocess.run([sys.executable, "-c", QUIT_WITH_AN_EVENT_UNREAD.format(benchmarks=str(benchmarks))],
+                          env=_env(studio_home), capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout.strip()) == (0, "ended"), done.stderr[-2000:]

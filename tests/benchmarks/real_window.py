@@ -29,6 +29,7 @@ def real_window(model: Path | None = None, size: int = 512, steps: int = 20,
 
     from studio.core.environment import GeneratorEnvironment
     from studio.core.paths import studio_paths
+    from studio.app import end_pending_tasks
     from studio.core.settings import load_settings
     from studio.plugin_host.registry import builtin_registry
     from studio.services.history_store import HistoryStore
@@ -57,7 +58,10 @@ def real_window(model: Path | None = None, size: int = 512, steps: int = 20,
 
     def run(coroutine: Coroutine[Any, Any, Any]) -> Any:
         with loop:
-            return loop.run_until_complete(coroutine)
+            try:
+                return loop.run_until_complete(coroutine)
+            finally:
+                end_pending_tasks(loop)
 
     try:
         yield window, service, run
