@@ -51,11 +51,11 @@ diagnose() {
   echo "== $title" | tee -a "$OUT/diagnostics.txt"
   timeout "$(limit "$seconds")" "$@" 2>&1 | tee -a "$OUT/diagnostics.txt" | grep -v "^\[transformers\]" | tail -"$lines"
 }
-# The figures issue 8 still owes from the GPU, so before the steps that have results from the CPU already. Its JSON
-# goes into the text (--json -, its last line): the run has no room for an eighth file.
+diagnose "preview cost on the GPU" 90 20 python3 tests/benchmarks/preview_cost.py --device cuda --unet
+# Figures still owed from the GPU (after the preview's, one of issue 8's targets), so before the steps that have
+# results from the CPU already. Its JSON goes into the text (--json -, its last line): no room for an eighth file.
 diagnose "a guided (ControlNet) SDXL job: plain diffusers against Studio, and at Memory Low; the Depth preprocessor" \
   120 12 python3 tests/benchmarks/control_jobs.py --device cuda --json -
-diagnose "preview cost on the GPU" 90 20 python3 tests/benchmarks/preview_cost.py --device cuda --unet
 diagnose "where a step's time goes (UNet step and VAE decode variants, kernel profile)" 150 60 \
   python3 tests/benchmarks/gpu/step_profile.py --json "$OUT/step-profile.json"
 diagnose "the first picture after start, with and without the engine's warm-up run" 150 20 \
