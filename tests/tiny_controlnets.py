@@ -20,12 +20,17 @@ def tiny_controlnet(model_dir: Path, seed: int = 0, scale: float = 0.5):  # noqa
     if unet.config.in_channels != 4:  # ControlNets for inpainting models are the ordinary ones: latents only
         unet = UNet2DConditionModel.from_config({**unet.config, "in_channels": 4})
     net = ControlNetModel.from_unet(unet)
-    zero_convs = [*net.controlnet_down_blocks, net.controlnet_mid_block, net.controlnet_cond_embedding.conv_out]
     with torch.no_grad():
-        for conv in zero_convs:
+        for conv in zero_convolutions(net):
             for weight in conv.parameters():
                 weight.normal_(0, scale)
     return net
+
+
+def zero_convolutions(net) -> list:  # noqa: ANN001 - a ControlNetModel
+    """The convolutions a new ControlNet starts at zero (its residuals are nothing until it is trained): the ones
+    that hand its residuals to the UNet and the last of its control-picture embedding."""
+    return [*net.controlnet_down_blocks, net.controlnet_mid_block, net.controlnet_cond_embedding.conv_out]
 
 
 def build_tiny_controlnet(folder: Path, model_dir: Path, seed: int = 0) -> Path:
