@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -247,7 +248,10 @@ class GraphedUNet:
             except Exception as exc:  # noqa: BLE001 - a failed capture means eager, never a failed job
                 self.disabled = True
                 self._on_failure(exc)
-                return self._eager(*args, return_dict=return_dict, **kwargs)
+                # Whoever keeps the exception must not keep the failed capture's activations and half-made graph.
+                traceback.clear_frames(exc.__traceback__)
+        if entry is None:  # eager out of the except clause, whose traceback holds those frames until it ends
+            return self._eager(*args, return_dict=return_dict, **kwargs)
         for static, leaf in zip(entry.statics, leaves, strict=True):
             static.copy_(leaf)
         entry.captured.replay()

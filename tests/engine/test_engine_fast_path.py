@@ -6,6 +6,7 @@ one that "replays" by running the step again on the static buffers, which exerci
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,7 +28,7 @@ from studio.engine.fast_layout import UNetLayout
 from studio.engine.loader import load_model
 from studio.engine.memory import OFFLOAD, SLICING, TILING, MemoryPlan, model_bytes
 from studio.engine.schedulers import make_scheduler
-from studio.engine.unet_graph import GraphCache, GraphKey, Unsupported, graph_key
+from studio.engine.unet_graph import GraphCache, GraphedUNet, GraphKey, Unsupported, graph_key
 
 REAL_PLATFORM_REASON = fast_path.platform_reason
 REFERENCE = Image.new("RGB", (64, 64), (240, 140, 20))
@@ -397,6 +398,54 @@ def test_cancelling_or_a_failure_after_the_fast_path_was_dropped_is_not_retried(
             job.run(broken_after_capture)
     assert calls == ["cancelled", "broken"]  # neither was made twice
     assert len(notes) == 1 and notes[0].startswith("The fast path failed while capturing the UNet step")
+
+
+def test_after_running_out_of_gpu_memory_the_eager_retry_has_the_failed_pictures_memory(forced_on, plain_pipe):
+    """The retry runs after the failed attempt's tensors are let go, not while its traceback still holds them."""
+    forced_on.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
+    held: list[weakref.ref] = []
+    freed_at_retry: list[bool] = []
+
+    def make_image() -> str:
+        if not held:
+            activations = torch.ones(4096)  # a VAE decode's, say, on the GPU
+            held.append(weakref.ref(activations))
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        freed_at_retry.append(held[0]() is None)
+        return "picture"
+
+    notes: list[str] = []
+    with fast_path.fast_job(plain_pipe, select_device("cpu"), None, False, {}, notes.append) as job:
+        assert job.active
+        assert job.run(make_image) == "picture"
+    assert freed_at_retry == [True]
+    assert notes[0].startswith("The fast path failed while making the picture (OutOfMemoryError: CUDA out of memory")
+
+
+def test_after_a_capture_runs_out_of_gpu_memory_the_eager_step_has_its_memory():
+    """A failed capture's frames (its activations, its half-made graph) are let go before the eager step runs."""
+    held: list[weakref.ref] = []
+
+    class Doubling(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.freed: list[bool] = []
+
+        def forward(self, sample: torch.Tensor, return_dict: bool = True) -> tuple[torch.Tensor]:
+            self.freed.append(bool(held) and held[0]() is None)
+            return (sample * 2,)
+
+    def capture(step, cache):
+        activations = torch.ones(4096)
+        held.append(weakref.ref(activations))
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+
+    unet, failures = Doubling(), []
+    graphed = GraphedUNet(unet, GraphCache(), capture, on_eager=failures.append, on_failure=failures.append)
+    (out,) = graphed(torch.ones(1, 4, 8, 8), return_dict=False)
+    assert torch.equal(out, torch.full((1, 4, 8, 8), 2.0))
+    assert graphed.disabled and len(failures) == 1 and isinstance(failures[0], torch.OutOfMemoryError)
+    assert unet.freed == [True]
 
 
 def stored_bytes(module: torch.nn.Module) -> int:
