@@ -202,12 +202,15 @@ class GraphCache:
         """Keep the graphs if they were captured over these weights; else drop them all. True when kept."""
         if fingerprint == self.fingerprint:
             return True
-        self._entries.clear()
+        self.clear()
         self.fingerprint = fingerprint
         return False
 
     def clear(self) -> None:
         self._entries.clear()
+        # The next capture gets a new pool: PyTorch refuses (an internal assert) to capture into a pool whose graphs
+        # are all gone but which still holds memory, as the first capture's pool holds cuBLAS's workspace for good.
+        self.pool = None
 
 
 class GraphedUNet:
