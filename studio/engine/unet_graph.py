@@ -142,15 +142,22 @@ class _CudaGraphStep:
         self.graph.replay()
 
 
+_warmup_stream: Any = None  # the side stream warm-up runs use (made at the first capture)
+
+
 def capture_cuda_graph(step: Callable[[], torch.Tensor], cache: GraphCache) -> Captured:
     """Capture ``step`` (reading only static tensors) in a CUDA graph, after warm-up runs on a side stream.
 
     The cache's graphs share one memory pool: they never run at once, each one's output stays referenced,
     and only their temporaries overlap, so the pool holds one step's activations, not one per graph.
     """
+    global _warmup_stream
     if cache.pool is None:
         cache.pool = torch.cuda.graph_pool_handle()
-    stream = torch.cuda.Stream()
+    if _warmup_stream is None:
+        # One for every capture: cuBLAS keeps a workspace (up to 32 MB) for each stream it ever ran on.
+        _warmup_stream = torch.cuda.Stream()
+    stream = _warmup_stream
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
         for _ in range(WARMUP_RUNS):

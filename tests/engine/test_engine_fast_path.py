@@ -23,7 +23,7 @@ from tiny_models import build_tiny_ip_adapter, build_tiny_sdxl
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import JobCancelledError
 from studio.core.requests import GenerationRequest, LoraChoice
-from studio.engine import fast_path
+from studio.engine import fast_path, unet_graph
 from studio.engine.device import select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.fast_layout import UNetLayout
@@ -197,6 +197,16 @@ def test_a_unet_whose_graphs_were_let_go_captures_again(monkeypatch: pytest.Monk
         assert failures == [] and not graphed.disabled and len(graphed.captures) == 1
         cache.clear()  # let_graphs_go, make_room
     assert pools.captured_in == [1, 2, 3]  # after each clear, a pool of its own
+
+
+def test_every_capture_warms_up_on_the_same_side_stream(monkeypatch: pytest.MonkeyPatch):
+    """cuBLAS keeps a workspace for each stream it ran on: a new warm-up stream per capture would pile them up."""
+    monkeypatch.setattr(unet_graph, "_warmup_stream", None, raising=False)
+    pools = PyTorchGraphPools(monkeypatch)
+    graphed = GraphedUNet(DoublingUNet(), GraphCache(), capture_cuda_graph, on_eager=print, on_failure=print)
+    for size in (8, 12, 16, 8):
+        graphed(torch.ones(1, 4, size, size), return_dict=False)
+    assert len(graphed.captures) == 3 and len(pools.streams) == 1
 
 
 # -- when the fast path runs -----------------------------------------------------------------------------
