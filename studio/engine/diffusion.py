@@ -246,17 +246,21 @@ class DiffusersGenerator:
                 yield from hires_pictures(request, context, self._generate, self._enlarge)
             else:
                 yield from self._generate(request, context)
+            return
         except torch.OutOfMemoryError:
-            self._model = None
-            self._kept.let_all_go()
-            self._vae.clear()
-            self._controls.clear()
-            free_memory(self._device)  # cached TAESD decoders and upscalers go too
-            width, height = request.output_size
-            advice = oom_advice(self._plan, width, height, request.batch_count)
-            raise StudioError(
-                f"The GPU ran out of memory making a {width}x{height} image; {advice}. Studio "
-                "freed its cached models, so the next job starts clean.") from None
+            pass
+        # Out of the except clause: its traceback's frames hold the job's model and tensors (diffusers' step loop
+        # keeps a snapshot of its locals there), so the cache emptied inside it would keep their GPU memory.
+        self._model = None
+        self._kept.let_all_go()
+        self._vae.clear()
+        self._controls.clear()
+        free_memory(self._device)  # cached TAESD decoders and upscalers go too
+        width, height = request.output_size
+        advice = oom_advice(self._plan, width, height, request.batch_count)
+        raise StudioError(
+            f"The GPU ran out of memory making a {width}x{height} image; {advice}. Studio "
+            "freed its cached models, so the next job starts clean.")
 
     def _enlarge(self, picture: Image.Image, hires: HiresFix, size: tuple[int, int],
                  context: JobContext) -> Image.Image:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import os
+import traceback
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -296,11 +297,14 @@ class FastJob:
             if self.prepared is None:  # the fast path was dropped during this picture: the failure is not its own
                 raise
             self._fail("making the picture", exc)
-            if isinstance(exc, torch.OutOfMemoryError) and self.state is not None:
-                self.state.cache.clear()  # the graphs' memory, before the eager retry needs the room
-                release_spare_memory(None)  # and a model kept aside for switching back
-                torch.cuda.empty_cache()
-            return make_image()
+            out_of_memory = isinstance(exc, torch.OutOfMemoryError)
+        # Retried out of the except clause, its frames cleared (``_fail``): the traceback would keep the failed
+        # picture's tensors (a VAE decode's activations) on the GPU through the retry.
+        if out_of_memory and self.state is not None:
+            self.state.cache.clear()  # the graphs' memory, before the eager retry needs the room
+            release_spare_memory(None)  # and a model kept aside for switching back
+            torch.cuda.empty_cache()
+        return make_image()
 
     def close(self) -> None:
         prepared, self.prepared = self.prepared, None
@@ -316,6 +320,8 @@ class FastJob:
 
     def _fail(self, what: str, exc: BaseException) -> None:
         log.warning("Fast path failed while %s", what, exc_info=exc)
+        # Whoever keeps the exception (a log handler, the caller) must not keep its frames' GPU tensors with it.
+        traceback.clear_frames(exc.__traceback__)
         try:
             self.close()
         except Exception:

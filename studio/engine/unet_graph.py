@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -141,15 +142,22 @@ class _CudaGraphStep:
         self.graph.replay()
 
 
+_warmup_stream: Any = None  # the side stream warm-up runs use (made at the first capture)
+
+
 def capture_cuda_graph(step: Callable[[], torch.Tensor], cache: GraphCache) -> Captured:
     """Capture ``step`` (reading only static tensors) in a CUDA graph, after warm-up runs on a side stream.
 
     The cache's graphs share one memory pool: they never run at once, each one's output stays referenced,
     and only their temporaries overlap, so the pool holds one step's activations, not one per graph.
     """
+    global _warmup_stream
     if cache.pool is None:
         cache.pool = torch.cuda.graph_pool_handle()
-    stream = torch.cuda.Stream()
+    if _warmup_stream is None:
+        # One for every capture: cuBLAS keeps a workspace (up to 32 MB) for each stream it ever ran on.
+        _warmup_stream = torch.cuda.Stream()
+    stream = _warmup_stream
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
         for _ in range(WARMUP_RUNS):
@@ -201,12 +209,15 @@ class GraphCache:
         """Keep the graphs if they were captured over these weights; else drop them all. True when kept."""
         if fingerprint == self.fingerprint:
             return True
-        self._entries.clear()
+        self.clear()
         self.fingerprint = fingerprint
         return False
 
     def clear(self) -> None:
         self._entries.clear()
+        # The next capture gets a new pool: PyTorch refuses (an internal assert) to capture into a pool whose graphs
+        # are all gone but which still holds memory, as the first capture's pool holds cuBLAS's workspace for good.
+        self.pool = None
 
 
 class GraphedUNet:
@@ -247,7 +258,10 @@ class GraphedUNet:
             except Exception as exc:  # noqa: BLE001 - a failed capture means eager, never a failed job
                 self.disabled = True
                 self._on_failure(exc)
-                return self._eager(*args, return_dict=return_dict, **kwargs)
+                # Whoever keeps the exception must not keep the failed capture's activations and half-made graph.
+                traceback.clear_frames(exc.__traceback__)
+        if entry is None:  # eager out of the except clause, whose traceback holds those frames until it ends
+            return self._eager(*args, return_dict=return_dict, **kwargs)
         for static, leaf in zip(entry.statics, leaves, strict=True):
             static.copy_(leaf)
         entry.captured.replay()

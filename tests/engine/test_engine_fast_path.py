@@ -6,6 +6,9 @@ one that "replays" by running the step again on the static buffers, which exerci
 
 from __future__ import annotations
 
+import contextlib
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,14 +23,14 @@ from tiny_models import build_tiny_ip_adapter, build_tiny_sdxl
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import JobCancelledError
 from studio.core.requests import GenerationRequest, LoraChoice
-from studio.engine import fast_path
+from studio.engine import fast_path, unet_graph
 from studio.engine.device import select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.fast_layout import UNetLayout
 from studio.engine.loader import load_model
 from studio.engine.memory import OFFLOAD, SLICING, TILING, MemoryPlan, model_bytes
 from studio.engine.schedulers import make_scheduler
-from studio.engine.unet_graph import GraphCache, GraphKey, Unsupported, graph_key
+from studio.engine.unet_graph import GraphCache, GraphedUNet, GraphKey, Unsupported, capture_cuda_graph, graph_key
 
 REAL_PLATFORM_REASON = fast_path.platform_reason
 REFERENCE = Image.new("RGB", (64, 64), (240, 140, 20))
@@ -92,6 +95,19 @@ def unet_call(rows: int = 2, size: int = 8, dtype: torch.dtype = torch.float32, 
     return args, kwargs
 
 
+class DoublingUNet(torch.nn.Module):
+    """A stand-in UNet that doubles its latents; ``on_call`` runs at each call of its own forward."""
+
+    def __init__(self, on_call: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        self.on_call = on_call
+
+    def forward(self, sample: torch.Tensor, return_dict: bool = True) -> tuple[torch.Tensor]:
+        if self.on_call is not None:
+            self.on_call()
+        return (sample * 2,)
+
+
 def test_graph_key_changes_with_latent_shape_rows_and_dtype_only():
     key, leaves = graph_key(*unet_call())
     assert len(leaves) == 3
@@ -122,6 +138,75 @@ def test_graph_cache_keeps_the_three_latest_and_forgets_all_when_weights_move():
     assert cache.get(keys[1]) is None  # evicted: the next call with it recaptures
     assert cache.check("weights-1") and len(cache) == 3
     assert not cache.check("weights-2") and len(cache) == 0
+
+
+class FakeGraph:
+    def replay(self) -> None:
+        pass
+
+
+class PyTorchGraphPools:
+    """``torch.cuda``'s graph API on the CPU, keeping memory pools as PyTorch's caching allocator does
+    (CUDACachingAllocator.cpp, ``create_or_incref_pool``): a capture into an existing pool asserts that another graph
+    uses it; a pool goes once its graphs are gone and it holds no memory, and the first capture's pool keeps cuBLAS's
+    workspace (allocated on the capture stream then, kept for good), so it never goes."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.handles = iter(range(1, 1000))
+        self.graphs_using: dict[int, int] = {}  # pool -> its live graphs
+        self.holding: set[int] = set()  # pools that keep memory after their graphs go
+        self.streams: list[object] = []
+        self.captured_in: list[int] = []  # the pool of each capture
+        stream = SimpleNamespace(wait_stream=lambda other: None)
+        for name, value in (("graph_pool_handle", lambda: next(self.handles)), ("Stream", self.stream),
+                            ("stream", lambda s: contextlib.nullcontext()), ("current_stream", lambda: stream),
+                            ("CUDAGraph", FakeGraph), ("graph", self.graph)):
+            monkeypatch.setattr(torch.cuda, name, value)
+
+    def stream(self) -> object:
+        self.streams.append(SimpleNamespace(wait_stream=lambda other: None))
+        return self.streams[-1]
+
+    @contextlib.contextmanager
+    def graph(self, graph, pool: int, capture_error_mode: str):  # noqa: ANN001
+        if self.graphs_using.get(pool) == 0:
+            raise RuntimeError("INTERNAL ASSERT FAILED at CUDACachingAllocator.cpp: it->second->use_count > 0")
+        if not self.holding and not self.graphs_using:
+            self.holding.add(pool)
+        self.graphs_using[pool] = self.graphs_using.get(pool, 0) + 1
+        self.captured_in.append(pool)
+        weakref.finalize(graph, self.release, pool)
+        yield
+
+    def release(self, pool: int) -> None:
+        self.graphs_using[pool] -= 1
+        if self.graphs_using[pool] == 0 and pool not in self.holding:
+            del self.graphs_using[pool]  # freed (torch.cuda.graph empties the cache before each capture)
+
+
+def test_a_unet_whose_graphs_were_let_go_captures_again(monkeypatch: pytest.MonkeyPatch):
+    """A model kept aside and switched back to (or one whose job needed the memory) gets its step captured again."""
+    pools = PyTorchGraphPools(monkeypatch)
+    unet, failures = DoublingUNet(), []
+    cache = GraphCache()
+    for _job in range(3):
+        graphed = GraphedUNet(unet, cache, capture_cuda_graph, on_eager=failures.append,
+                              on_failure=failures.append)
+        (out,) = graphed(torch.ones(1, 4, 8, 8), return_dict=False)
+        assert torch.equal(out, torch.full((1, 4, 8, 8), 2.0))
+        assert failures == [] and not graphed.disabled and len(graphed.captures) == 1
+        cache.clear()  # let_graphs_go, make_room
+    assert pools.captured_in == [1, 2, 3]  # after each clear, a pool of its own
+
+
+def test_every_capture_warms_up_on_the_same_side_stream(monkeypatch: pytest.MonkeyPatch):
+    """cuBLAS keeps a workspace for each stream it ran on: a new warm-up stream per capture would pile them up."""
+    monkeypatch.setattr(unet_graph, "_warmup_stream", None, raising=False)
+    pools = PyTorchGraphPools(monkeypatch)
+    graphed = GraphedUNet(DoublingUNet(), GraphCache(), capture_cuda_graph, on_eager=print, on_failure=print)
+    for size in (8, 12, 16, 8):
+        graphed(torch.ones(1, 4, size, size), return_dict=False)
+    assert len(graphed.captures) == 3 and len(pools.streams) == 1
 
 
 # -- when the fast path runs -----------------------------------------------------------------------------
@@ -397,6 +482,46 @@ def test_cancelling_or_a_failure_after_the_fast_path_was_dropped_is_not_retried(
             job.run(broken_after_capture)
     assert calls == ["cancelled", "broken"]  # neither was made twice
     assert len(notes) == 1 and notes[0].startswith("The fast path failed while capturing the UNet step")
+
+
+def test_after_running_out_of_gpu_memory_the_eager_retry_has_the_failed_pictures_memory(forced_on, plain_pipe):
+    """The retry runs after the failed attempt's tensors are let go, not while its traceback still holds them."""
+    forced_on.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
+    held: list[weakref.ref] = []
+    freed_at_retry: list[bool] = []
+
+    def make_image() -> str:
+        if not held:
+            activations = torch.ones(4096)  # a VAE decode's, say, on the GPU
+            held.append(weakref.ref(activations))
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        freed_at_retry.append(held[0]() is None)
+        return "picture"
+
+    notes: list[str] = []
+    with fast_path.fast_job(plain_pipe, select_device("cpu"), None, False, {}, notes.append) as job:
+        assert job.active
+        assert job.run(make_image) == "picture"
+    assert freed_at_retry == [True]
+    assert notes[0].startswith("The fast path failed while making the picture (OutOfMemoryError: CUDA out of memory")
+
+
+def test_after_a_capture_runs_out_of_gpu_memory_the_eager_step_has_its_memory():
+    """A failed capture's frames (its activations, its half-made graph) are let go before the eager step runs."""
+    held: list[weakref.ref] = []
+
+    def capture(step, cache):
+        activations = torch.ones(4096)
+        held.append(weakref.ref(activations))
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+
+    freed: list[bool] = []
+    unet, failures = DoublingUNet(on_call=lambda: freed.append(bool(held) and held[0]() is None)), []
+    graphed = GraphedUNet(unet, GraphCache(), capture, on_eager=failures.append, on_failure=failures.append)
+    (out,) = graphed(torch.ones(1, 4, 8, 8), return_dict=False)
+    assert torch.equal(out, torch.full((1, 4, 8, 8), 2.0))
+    assert graphed.disabled and len(failures) == 1 and isinstance(failures[0], torch.OutOfMemoryError)
+    assert freed == [True]
 
 
 def stored_bytes(module: torch.nn.Module) -> int:

@@ -216,6 +216,28 @@ def test_running_out_of_memory_lets_the_kept_model_go_too(generator, tiny_model_
     assert len(generator._kept) == 0 and generator._model is None and gone(kept_pipe)
 
 
+def test_running_out_of_memory_lets_the_model_in_use_go_before_the_memory_is_handed_back(generator, tiny_model_dir,
+                                                                                         monkeypatch):
+    """The cache is emptied after the job's model is collected, so its GPU memory goes back to the driver."""
+    make(generator, tiny_model_dir)
+    in_use = weakref.ref(generator._model.text2img.unet)
+    gone_when_freed: list[bool] = []
+    real_free_memory = diffusion.free_memory
+
+    def free_memory(device) -> None:  # noqa: ANN001
+        gone_when_freed.append(gone(in_use))
+        real_free_memory(device)
+
+    def out_of_memory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(diffusion, "free_memory", free_memory)
+    monkeypatch.setattr(diffusion, "latents_to_preview", out_of_memory)
+    with pytest.raises(Exception, match="ran out of memory"):
+        make(generator, tiny_model_dir)
+    assert gone_when_freed == [True]
+
+
 def test_a_kept_model_keeps_its_merged_lora_and_puts_its_own_weights_back_when_asked(
         tmp_path, tiny_model_dir, other_models, monkeypatch):
     """LoRAs are merged into a model's weights in place; keeping the model keeps that state, and the jobs after
