@@ -97,7 +97,11 @@ def report(result: dict[str, Any]) -> str:
     else:
         lines.append(f"Fast path: off · {studio['fast_path_off_reason'] or 'see the notes'}")
     if plain["peak_vram_bytes"]:
-        lines.append(f"Peak VRAM: plain {_gib(plain['peak_vram_bytes'])}, Studio {_gib(studio['peak_vram_bytes'])}")
+        lines.append(f"Peak VRAM allocated: plain {_gib(plain['peak_vram_bytes'])}, Studio "
+                     f"{_gib(studio['peak_vram_bytes'])}")
+        if plain.get("peak_vram_reserved_bytes"):  # the whole process: both sides' weights, the graphs' free blocks
+            lines.append(f"Peak VRAM reserved by the process: during plain {_gib(plain['peak_vram_reserved_bytes'])}, "
+                         f"during Studio {_gib(studio['peak_vram_reserved_bytes'])}")
     if result["peak_rss_bytes"]:
         lines.append(f"Peak RSS of the whole process: {_gib(result['peak_rss_bytes'])}")
     same = result["same_seed_difference"]

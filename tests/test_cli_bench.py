@@ -51,6 +51,19 @@ def test_bench_report_says_what_was_measured(bench):
     assert "plain diffusers" in text and "Studio is " in text and "Fast path: off" in text
     assert "Same seed: identical pictures." in text
     assert "A Python thread beside the engine (as the window's main thread), waking every 2 ms: Studio p99 " in text
+    assert "Peak VRAM" not in text  # the CPU reports none
+
+
+def test_bench_report_gives_the_vram_allocated_and_what_the_process_reserved(bench):
+    """On a GPU the fast path's graph pool keeps free blocks the allocated figure leaves out: both are given."""
+    import copy
+
+    data = copy.deepcopy(bench[0])
+    for side, allocated, reserved in (("plain", 3, 4), ("studio", 3.5, 6)):
+        data[side].update(peak_vram_bytes=int(allocated * 2**30), peak_vram_reserved_bytes=int(reserved * 2**30))
+    text = report(data)
+    assert "Peak VRAM allocated: plain 3.00 GiB, Studio 3.50 GiB" in text
+    assert "Peak VRAM reserved by the process: during plain 4.00 GiB, during Studio 6.00 GiB" in text
 
 
 def test_bench_refuses_a_size_that_is_not_a_multiple_of_8(tmp_path: Path):

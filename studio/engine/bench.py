@@ -177,6 +177,7 @@ class _Side:
     warmup: float = 0.0
     runs: list[float] | None = None
     peak: int = 0
+    reserved: int = 0  # the process's peak VRAM reserved: both sides' weights, the graphs' pool (free blocks too)
     images: list[Image.Image] | None = None
     probe: ThreadProbe = field(default_factory=ThreadProbe)  # runs through the timed runs, not the warm-up
 
@@ -185,6 +186,7 @@ class _Side:
         figures = self.probe.figures()
         return {"seconds_per_image": per_image, "it_per_s": steps / per_image if per_image else 0.0,
                 "warmup_seconds": self.warmup, "run_seconds": self.runs, "peak_vram_bytes": self.peak or None,
+                "peak_vram_reserved_bytes": self.reserved or None,
                 "main_thread_probe": figures.as_dict() if figures else None}
 
 
@@ -252,12 +254,14 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     for name, side in sides.items():  # warm-up: first-call costs, and the fast path's capture
         say(f"Warm-up: {name}…")
         side.warmup, side.images, side.peak = timed(side.make, device)
+        side.reserved = peak_reserved(device)
     for run in range(config.runs):  # alternating, so clock and thermal drift hit both sides alike
         for side in sides.values():
             with side.probe:
                 seconds, side.images, peak = timed(side.make, device)
             side.runs.append(seconds)
             side.peak = max(side.peak, peak)
+            side.reserved = max(side.reserved, peak_reserved(device))
         say(f"Run {run + 1}/{config.runs}: plain {sides['plain'].runs[-1]:.3f} s, "
             f"Studio {sides['studio'].runs[-1]:.3f} s")
     plain_side, studio_side = (s.summary(config.batch, steps) for s in sides.values())
@@ -295,6 +299,12 @@ def timed(make: Callable[[], list[Image.Image]], device: DeviceInfo) -> tuple[fl
         torch.cuda.synchronize()
     seconds = time.perf_counter() - started
     return seconds, images, torch.cuda.max_memory_allocated() if cuda else 0
+
+
+def peak_reserved(device: DeviceInfo) -> int:
+    """The peak VRAM the process reserved since the last ``timed``: what the caching allocator held, the free blocks
+    of the fast path's graph pool too, which ``max_memory_allocated`` leaves out."""
+    return torch.cuda.max_memory_reserved() if device.kind == "cuda" else 0
 
 
 def same_seed_difference(plain: list[Image.Image] | None, studio: list[Image.Image] | None,
