@@ -162,11 +162,19 @@ def capture_cuda_graph(step: Callable[[], torch.Tensor], cache: GraphCache) -> C
     with torch.cuda.stream(stream):
         for _ in range(WARMUP_RUNS):
             step()
-    torch.cuda.current_stream().wait_stream(stream)
+    ambient = torch.cuda.current_stream()
+    ambient.wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
-    # thread_local: only this (the engine) thread's CUDA calls can break the capture.
-    with torch.cuda.graph(graph, pool=cache.pool, capture_error_mode="thread_local"):
-        output = step()
+    try:
+        # thread_local: only this (the engine) thread's CUDA calls can break the capture.
+        with torch.cuda.graph(graph, pool=cache.pool, capture_error_mode="thread_local"):
+            output = step()
+    except BaseException:
+        # A step that broke the capture (a sync, a call a graph cannot hold) makes ending it fail, and
+        # torch.cuda.graph then leaves its capture stream current: the eager fallback and every later job would
+        # run there, out of order with the pictures' copies on the ambient stream.
+        torch.cuda.set_stream(ambient)
+        raise
     return _CudaGraphStep(graph, output)
 
 

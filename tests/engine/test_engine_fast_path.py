@@ -209,6 +209,68 @@ def test_every_capture_warms_up_on_the_same_side_stream(monkeypatch: pytest.Monk
     assert len(graphed.captures) == 3 and len(pools.streams) == 1
 
 
+class PyTorchCaptureStreams:
+    """``torch.cuda``'s streams and ``torch.cuda.graph`` on the CPU, as PyTorch has them (torch/cuda/graphs.py): the
+    capture runs on a stream of its own; its exit ends the capture first and puts the stream before back only if
+    that worked, and ending a capture a step broke (a sync inside it) fails."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.ambient = self.current = self._new_stream("ambient")
+        for name, value in (("graph_pool_handle", lambda: 1), ("Stream", lambda: self._new_stream("side")),
+                            ("stream", self.stream), ("current_stream", lambda: self.current),
+                            ("set_stream", self.set_stream), ("CUDAGraph", FakeGraph), ("graph", self.graph)):
+            monkeypatch.setattr(torch.cuda, name, value)
+
+    @staticmethod
+    def _new_stream(name: str) -> SimpleNamespace:
+        return SimpleNamespace(name=name, wait_stream=lambda other: None)
+
+    def set_stream(self, stream: SimpleNamespace) -> None:
+        self.current = stream
+
+    @contextlib.contextmanager
+    def stream(self, stream: SimpleNamespace):  # noqa: ANN201
+        before, self.current = self.current, stream
+        try:
+            yield
+        finally:
+            self.current = before
+
+    def graph(self, graph, pool: int, capture_error_mode: str):  # noqa: ANN001, ANN201
+        streams = self
+
+        class Capture:
+            def __enter__(self) -> None:
+                self.stream_ctx = streams.stream(streams._new_stream("capture"))
+                self.stream_ctx.__enter__()
+
+            def __exit__(self, *exc: object) -> None:
+                if exc[0] is not None:  # capture_end: the capture was invalidated
+                    raise RuntimeError("CUDA error: operation failed due to a previous error during capture")
+                self.stream_ctx.__exit__(*exc)
+
+        return Capture()
+
+
+def test_a_capture_a_step_broke_falls_back_on_the_stream_it_started_on(monkeypatch: pytest.MonkeyPatch):
+    """A sync inside the step breaks the capture; ending it then fails, and torch.cuda.graph leaves its capture
+    stream current. The job runs eager with a note of the failure, on the stream it ran on before, as later jobs do."""
+    monkeypatch.setattr(unet_graph, "_warmup_stream", None, raising=False)
+    streams = PyTorchCaptureStreams(monkeypatch)
+
+    def sync_while_capturing() -> None:
+        if streams.current.name == "capture":
+            raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+
+    failures: list[BaseException] = []
+    graphed = GraphedUNet(DoublingUNet(on_call=sync_while_capturing), GraphCache(), capture_cuda_graph,
+                          on_eager=print, on_failure=failures.append)
+    (out,) = graphed(torch.ones(1, 4, 8, 8), return_dict=False)
+    assert torch.equal(out, torch.full((1, 4, 8, 8), 2.0))  # made eagerly
+    assert graphed.disabled and len(failures) == 1 and "previous error during capture" in str(failures[0])
+    assert streams.current is streams.ambient
+
+
 # -- when the fast path runs -----------------------------------------------------------------------------
 
 def test_fast_path_is_off_on_cpu_and_mps_and_when_turned_off_and_says_so():
