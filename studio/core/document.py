@@ -123,10 +123,10 @@ class Document:
         self._listeners.append(ref)
 
     def _notify(self, change: DocumentChange) -> None:
+        self.revision += 1  # held too: a mask change worked out ahead must see an edit made within the same hold
         if self._held_changes is not None:
             self._held_changes.append(change)
             return
-        self.revision += 1
         for ref in list(self._listeners):
             listener = ref()
             if listener is None:

@@ -164,8 +164,9 @@ class ContributionRunner:
         else:
             def produce(guarded: GuardedContext) -> Iterable[Any]:
                 instance = self._registry.instance(POSTPROCESSOR, contribution.id, self._env)
-                # the picture itself is never theirs (the pictures among its parameters are copies already)
-                return [instance.process(image.copy(), step.params, guarded)]
+                # Neither the picture nor the dict is theirs (the recipe records the dict after; its pictures are
+                # copies already).
+                return [instance.process(image.copy(), dict(step.params), guarded)]
 
             (result,) = self._guarded(contribution, produce, context, image_index,
                                       check=lambda item: _checked_image(item, contribution, own_copy=True))

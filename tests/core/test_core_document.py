@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from studio.core.document import Document, DocumentChange
+from studio.core.mask import fill_rect
 
 
 def changes_of(document: Document) -> list[DocumentChange]:
@@ -213,6 +214,23 @@ def test_a_mask_change_worked_out_ahead_is_used_only_against_the_mask_it_was_wor
     assert compared and not doc.has_mask  # compared again, against the mask as it is now
     doc.undo()
     assert doc.mask[0, 0] == 7 and doc.mask[30, 30] == 255
+
+
+def test_a_mask_change_worked_out_ahead_sees_an_edit_made_within_the_same_hold() -> None:
+    """Changes held (a history jump, results landing together) still move the revision on, one by one: a mask change
+    worked out before an edit in the same hold is compared again, not pasted in by its stale box."""
+    from studio.core.document import mask_change
+
+    doc = Document()
+    doc.set_image(Image.new("RGB", (64, 48)), "Open")
+    doc.edit_mask("Brush", lambda mask: fill_rect(mask, (40, 30, 50, 40)))
+    with doc.changes_held():
+        cleared = mask_change(doc.revision, doc.mask, np.zeros_like(doc.mask))  # box: the brush's alone
+        doc.edit_mask("Dab", lambda mask: fill_rect(mask, (0, 0, 2, 2)))
+        doc.apply_mask_change("Clear mask", cleared)
+    assert not doc.mask.any() and not doc.has_mask  # the dab is cleared too
+    doc.undo()
+    assert doc.mask[0, 0] == 255 and doc.mask[35, 45] == 255 and doc.has_mask
 
 
 def test_history_jumps_never_change_a_picture_anyone_was_given_and_copy_it_at_most_once() -> None:

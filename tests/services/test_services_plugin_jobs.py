@@ -632,3 +632,19 @@ def test_a_chain_step_s_pictures_are_let_go_with_its_request(tmp_path):
     del step, first, second
     gc.collect()
     assert kept() is None and pictures._kept is None
+
+
+TIDIER = STAMPER.replace('        return result\n', '        params.clear()  # it tidies up what it was given\n'
+                         '        return result\n')
+
+
+def test_a_plugin_that_changes_its_parameters_dict_does_not_change_what_the_picture_records(
+        plugin_sandbox, tmp_path):  # noqa: ANN001
+    host, env, outputs, _ = own_plugin(tmp_path, "tp-tidy", TIDIER, STAMPER_MANIFEST)
+    reference = tmp_path / "reference.png"
+    Image.new("RGB", (16, 16), (0, 0, 255)).save(reference)
+    asked = request("tp-tidy-gen", batch_count=2, post=(PostStep("tp-tidy-post", {"reference": str(reference)}),))
+    events, (job,) = submit_all((host, env, outputs, None), [asked])
+    finished = terminal(events, job)
+    assert isinstance(finished, JobFinished), getattr(finished, "message", "")
+    assert [o.recipe.post[0]["params"] for o in finished.outputs] == [{"reference": "<picture 16x16>"}] * 2
