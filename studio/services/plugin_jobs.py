@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import replace
@@ -229,30 +230,37 @@ class ContributionRunner:
 
 
 class StepPictures:
-    """A chain step's picture parameters read once for all the pictures of a job: a batch runs each step once a
+    """Each chain step's picture parameters read once for all the pictures of a job: a batch runs each step once a
     picture, and decoding a 4096² style picture again for each took 0.16-0.19 s (a copy: 7 ms). Each call gets copies
-    of its own (a plugin may draw on them); the pictures read are kept only while the step (its job's request) lives."""
+    of its own (a plugin may draw on them); the pictures read are kept only while their step (its job's request)
+    lives, for the last KEPT_STEPS steps at most."""
+
+    KEPT_STEPS = 4
 
     def __init__(self) -> None:
-        # (the step, its files' stamp, its values read, a token naming this entry for its step's finalizer)
-        self._kept: tuple[weakref.ref[PostStep], tuple[Any, ...], dict[str, Any], object] | None = None
+        # id(step) -> (the step, its files' stamp, its values read); the oldest first
+        self._kept: OrderedDict[int, tuple[weakref.ref[PostStep], tuple[Any, ...], dict[str, Any]]] = OrderedDict()
 
     def values(self, step: PostStep, contribution: Contribution) -> dict[str, Any]:
         """The step's parameter values with each picture read, checked and copied."""
         stamp = _files_stamp(contribution.parameters, step.params)  # a file changed since (a rerun of one request)
-        kept = self._kept
+        kept = self._kept.get(id(step))
         if kept is not None and kept[0]() is step and kept[1] == stamp:
+            self._kept.move_to_end(id(step))
             return _own_pictures(kept[2])
         loaded = load_pictures(contribution.parameters, step.params, contribution.title)
-        token = object()
-        self._kept = (weakref.ref(step), stamp, loaded, token)
-        weakref.finalize(step, self._forget, token)  # holds the token only: a later step's pictures are not kept
+        reference = weakref.ref(step)
+        self._kept[id(step)] = (reference, stamp, loaded)
+        self._kept.move_to_end(id(step))
+        while len(self._kept) > self.KEPT_STEPS:
+            self._kept.popitem(last=False)
+        weakref.finalize(step, self._forget, id(step), reference)  # no strong reference: the step may go
         return _own_pictures(loaded)
 
-    def _forget(self, token: object) -> None:
-        kept = self._kept
-        if kept is not None and kept[3] is token:
-            self._kept = None
+    def _forget(self, key: int, reference: weakref.ref[PostStep]) -> None:
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] is reference:  # not a later step that was given the same id
+            del self._kept[key]
 
 
 def _files_stamp(schema: Sequence[Param], values: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -262,7 +270,7 @@ def _files_stamp(schema: Sequence[Param], values: Mapping[str, Any]) -> tuple[An
     for name in sorted(pictures & values.keys()):
         if isinstance(path := values[name], str):
             try:
-                status = os.stat(path)
+                status = os.stat(os.path.expanduser(path))
             except (OSError, ValueError):  # gone or unreadable: load_pictures says so
                 continue
             stamp.append((name, status.st_size, status.st_mtime_ns))

@@ -4,6 +4,7 @@ history, parameters, the after-each-generation chain, and isolation of plugins t
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -628,10 +629,28 @@ def test_a_chain_step_s_pictures_are_let_go_with_its_request(tmp_path):
     step = PostStep("color", {"style": str(tmp_path / "style.png")})
     first, second = pictures.values(step, contribution)["style"], pictures.values(step, contribution)["style"]
     assert first is not second and first.getpixel((0, 0)) == second.getpixel((0, 0)) == (9, 9, 9)
-    kept = weakref.ref(pictures._kept[2]["style"])
-    del step, first, second
+    ((_step, _stamp, values),) = pictures._kept.values()
+    kept = weakref.ref(values["style"])
+    del step, first, second, _step, values
     gc.collect()
-    assert kept() is None and pictures._kept is None
+    assert kept() is None and not pictures._kept
+
+
+def test_each_step_of_a_chain_reads_its_picture_once_for_a_batch(plugin_sandbox, tmp_path, monkeypatch):  # noqa: ANN001
+    import studio.core.images
+
+    host, env, outputs, _ = own_plugin(tmp_path, "tp-stamp", STAMPER, STAMPER_MANIFEST)
+    blue, green = tmp_path / "blue.png", tmp_path / "green.png"
+    Image.new("RGB", (16, 16), (0, 0, 255)).save(blue)
+    Image.new("RGB", (16, 16), (0, 255, 0)).save(green)
+    reads: list[str] = []
+    open_image = studio.core.images.open_image
+    monkeypatch.setattr(studio.core.images, "open_image", lambda path, *a, **k: reads.append(Path(path).name) or
+                        open_image(path, *a, **k))
+    chain = (PostStep("tp-stamp-post", {"reference": str(blue)}), PostStep("tp-stamp-post", {"reference": str(green)}))
+    events, (job,) = submit_all((host, env, outputs, None), [request("tp-stamp-gen", batch_count=3, post=chain)])
+    assert [o.image.getpixel((0, 0)) for o in terminal(events, job).outputs] == [(0, 255, 0)] * 3
+    assert sorted(reads) == ["blue.png", "green.png"]  # one read a step, not one a step and picture
 
 
 TIDIER = STAMPER.replace('        return result\n', '        params.clear()  # it tidies up what it was given\n'
