@@ -417,10 +417,10 @@ class DocumentActions(QObject):
             revision = doc.revision
 
             def made(image: Image.Image, mask: np.ndarray) -> tuple[Image.Image, np.ndarray, np.ndarray, bool]:
-                # The mask is copied here, not on the window's thread (16 MB at 4096x4096: 3-50 ms there, most of it
-                # the new memory's first touch): one painted on meanwhile moves the revision on, and the result is
-                # dropped below.
-                image, mask = work(image, mask.copy())
+                # Read here, not copied on the window's thread (16 MB at 4096x4096: 3-50 ms there, most of it the
+                # new memory's first touch); ``work`` makes a new mask. Painted on meanwhile, the mask may be read
+                # half-changed: the revision then moved on, and the result is dropped below.
+                image, mask = work(image, mask)
                 # The history's record of the new mask, and whether it masks anything, found here too.
                 return image, mask, mask.copy(), bool(mask.any())
 

@@ -78,7 +78,8 @@ async def first_picture(model: Path, cache: Path, size: int, steps: int, warm: b
                     if isinstance(event, (JobFinished, JobFailed)) and event.job_id == job:
                         if isinstance(event, JobFailed):
                             raise RuntimeError(event.message)
-                        fallbacks.extend(f"{model.name}: {note}" for note in event.notes if "fast path" in note.lower())
+                        fallbacks.extend(f"{model.name}: {note}" for note in event.notes
+                                         if "fast path" in note.lower() or "captured UNet step" in note)
                         return time.perf_counter() - submitted
             raise RuntimeError("the stream ended")
 
