@@ -365,7 +365,7 @@ class DiffusersGenerator:
         ``extra``: bytes of weights the job will add (a reference picture's adapter)."""
         device = self.device
         activations = job_bytes(request.width, request.height, request.batch_count, device.dtype.itemsize)
-        weights = model_bytes(pipe) + extra  # a walk over every parameter: once, however often it is planned
+        weights = model_bytes(pipe) + extra  # it and resident_bytes walk every parameter: once, however often planned
         # The model's own weights on the GPU already (from its last job) are in ``weights``: not out of the free
         # memory too, or a model that fits would be sliced or offloaded from its second job on.
         resident = resident_bytes(pipe, device)
