@@ -102,13 +102,24 @@ def plan_memory(mode: str, device: DeviceInfo, weights: int, activations: int, f
 
 
 def free_vram(device: DeviceInfo) -> int | None:
-    """Free bytes on the CUDA device (counting what PyTorch's cache could hand back), else None."""
+    """Free bytes on the CUDA device, counting what PyTorch's cache holds free for any use, else None."""
     if device.kind != "cuda":
         return None
     import torch
 
     free, _total = torch.cuda.mem_get_info(device.torch_device)
-    return int(free + torch.cuda.memory_reserved(device.torch_device) - torch.cuda.memory_allocated(device.torch_device))
+    cached = torch.cuda.memory_reserved(device.torch_device) - torch.cuda.memory_allocated(device.torch_device)
+    return int(free + max(0, cached - graph_pools_free(device)))
+
+
+def graph_pools_free(device: DeviceInfo) -> int:
+    """Bytes free in the captured graphs' own memory pools: a step's temporaries, which every replay writes again, so
+    free to no one else (counted as free, a job planned to fit ran out of memory in its VAE decode)."""
+    import torch
+
+    index = device.torch_device.index or 0
+    return sum(segment["total_size"] - segment["allocated_size"] for segment in torch.cuda.memory_snapshot()
+               if tuple(segment.get("segment_pool_id", (0, 0))) != (0, 0) and segment.get("device", index) == index)
 
 
 def apply_plan(pipe: Any, plan: MemoryPlan, device: DeviceInfo, offloaded: bool,

@@ -175,3 +175,20 @@ def test_img2img_on_the_fast_path_encodes_the_canvas_and_reads_the_prompt_once_p
                              output_type="pil", generator=torch.Generator("cpu").manual_seed(req.seed_for(index)))
         diff = np.abs(image - np.asarray(expected.images[0], np.int16))
         assert diff.mean() <= TOLERANCE[0] and diff.max() <= TOLERANCE[1], (index, diff.mean(), diff.max())
+
+
+def test_the_free_vram_leaves_out_the_captured_step_s_temporaries(cuda, tmp_path, tiny_model_dir):
+    """The graph's pool keeps the step's temporaries free between replays, for the graph alone: the memory plan does
+    not count them as free (it would plan a job to fit that then runs out of memory in its VAE decode)."""
+    from studio.engine.memory import free_vram, graph_pools_free
+
+    generator = DiffusersGenerator(GeneratorEnvironment("cuda", tmp_path / "data", tmp_path / "cache"))
+    list(generator.generate(request(tiny_model_dir), DirectContext()))
+    assert len(fast_path.state_for(generator._model.text2img.unet).cache) == 1
+    device = select_device("cuda")
+    in_pools = graph_pools_free(device)
+    free, _total = torch.cuda.mem_get_info(device.torch_device)
+    gpu = device.torch_device
+    everything_cached = torch.cuda.memory_reserved(gpu) - torch.cuda.memory_allocated(gpu)
+    assert 0 < in_pools <= everything_cached
+    assert free_vram(device) == free + everything_cached - in_pools

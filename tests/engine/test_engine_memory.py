@@ -134,3 +134,22 @@ def test_a_model_on_the_gpu_from_its_last_job_is_not_counted_twice_against_the_f
     capacity["bytes"] = int((weights + job_bytes(64, 64, 1, 4)) * HEADROOM) + 1  # just enough for the job
     list(generator.generate(request, DirectContext()))
     assert generator._plan.measures == () and "Everything fits" in generator._plan.reason
+
+
+def test_the_free_vram_leaves_out_the_graphs_pools_free_blocks(monkeypatch):
+    """The captured graphs' pools keep a step's temporaries, written at every replay: their free blocks are no one
+    else's. The allocator's other free blocks, and what the driver has, are free."""
+    from studio.engine.memory import free_vram
+
+    gib = GIB
+    segments = [  # the default pool (0, 0): 3 GiB, 2 allocated; a graph pool: 2 GiB, 0.5 allocated (its outputs)
+        {"device": 0, "segment_pool_id": (0, 0), "total_size": 3 * gib, "allocated_size": 2 * gib},
+        {"device": 0, "segment_pool_id": (1, 0), "total_size": 2 * gib, "allocated_size": gib // 2},
+        {"device": 1, "segment_pool_id": (2, 0), "total_size": 4 * gib, "allocated_size": 0},  # another GPU's
+    ]
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (10 * gib, 80 * gib))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 5 * gib)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 5 * gib // 2)
+    monkeypatch.setattr(torch.cuda, "memory_snapshot", lambda: segments)
+    gpu = DeviceInfo("cuda", torch.device("cuda", 0), torch.float16, "pretend CUDA")
+    assert free_vram(gpu) == 10 * gib + gib  # the driver's 10 GiB, and the default pool's free 1 GiB
