@@ -137,7 +137,7 @@ def test_a_jump_over_changes_of_all_of_the_mask_writes_the_mask_at_most_once_and
 
 
 def _change(doc: Document, new: np.ndarray):  # noqa: ANN202
-    from studio.core.document import mask_change
+    from studio.core.comparison import mask_change
 
     return mask_change(doc.revision, doc.mask, np.ascontiguousarray(new, dtype=np.uint8))
 
