@@ -52,7 +52,8 @@ class MaskChange:
 
 
 def mask_change(revision: int, current: np.ndarray, new: np.ndarray) -> MaskChange:
-    """The change from ``current`` (the document's mask at ``revision``) to ``new``, which is not edited after."""
+    """The change from ``current`` (the document's mask at ``revision``) to ``new``, which is not edited after: a
+    change of all of it gives the document ``new`` itself, as its mask and its undo record (made read-only)."""
     box = changed_box(current, new)
     if box is None:
         return MaskChange(revision, new, None, None)
