@@ -2,7 +2,7 @@
 
 The picture is never changed in place (each change makes a new Image), so readers such as the
 autosave may hold on to it; the mask is edited in place, only by the document's own changes, and copied by
-readers. An undo or redo of a change of all of the mask takes the history's record of it back as the mask itself,
+readers. A change of all of the mask, and an undo or redo of one, takes the history's record of it as the mask itself,
 read-only, and the first edit after copies it (copying 16 MB on the window's thread took 3-50 ms at 4096x4096).
 Whether any pixel is masked (``has_mask``) is kept as the mask changes, so asking costs no scan of it.
 Every change records only the region it touched, so a brush stroke on a 4096x4096 canvas costs
@@ -16,18 +16,20 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, ImageChops
+from PIL import Image
 
-from studio.core.mask import Box, bounding_box, new_mask, union_box
+from studio.core import comparison
+from studio.core.comparison import Comparison, MaskChange
+# studio.ui.document_actions, being changed in another branch meanwhile, still imports these from here.
+from studio.core.comparison import compare, mask_change  # noqa: F401
+from studio.core.mask import Box, new_mask, union_box
 from studio.core.metadata import Recipe
 
 HISTORY_BYTES = 768 * 2**20  # oldest steps are forgotten beyond this
 KEPT_STEPS = 2  # ... but never the last ones
 KEPT_PICTURES_BYTES = 192 * 2**20  # whole pictures kept by the steps nearest the position (three 4096x4096 ones)
-COMPARED_PIXELS = 2**20  # compared per Pillow call, which holds the interpreter lock throughout (50-60 ms at 4096²)
 Listener = Callable[["DocumentChange"], None]
 
 
@@ -47,26 +49,6 @@ class DocumentChange:
     size: bool = False
     mask_edited: bool = False
     mask_source: np.ndarray | None = field(default=None, compare=False, repr=False)
-
-
-class Comparison(NamedTuple):
-    """A picture about to be set (``image``) compared ahead, off the window's thread, with the document's picture
-    (``picture``): the box where they differ and, when made by ``compare``, each one's part in it. At 4096x4096
-    the comparison cost the window's thread 30-40 ms, the two parts of a big inpaint 5-10 ms."""
-
-    picture: Image.Image
-    box: Box | None
-    image: Image.Image | None = None
-    before: Image.Image | None = None  # picture's part in box
-    after: Image.Image | None = None  # image's part in box
-
-
-def compare(picture: Image.Image, image: Image.Image) -> Comparison:
-    """All that Document.set_image works out for taking ``image`` over ``picture`` (same size and mode)."""
-    box = changed_box(picture, image)
-    if box is None:
-        return Comparison(picture, None)
-    return Comparison(picture, box, image, _region(picture, box), _region(image, box))
 
 
 @dataclass
@@ -343,20 +325,20 @@ class Document:
                   compared: Comparison | tuple[Image.Image, Box | None] | None = None) -> None:
         """Replace the picture. Same size: the mask stays (and, in the same mode, only the changed box is recorded).
 
-        ``compared``: a Comparison (``compare``), or just (picture, changed_box(picture, image)), made ahead off the
-        window's thread; it is used if that picture is still the document's."""
+        ``compared``: a Comparison (``comparison.compare``), or just (picture, changed_box(picture, image)), made
+        ahead off the window's thread; it is used if that picture is still the document's."""
         if image.mode not in ("RGB", "RGBA"):
             image, compared = image.convert("RGB"), None
         if self.image is not None and image.size == self.image.size and image.mode == self.image.mode:
             known = Comparison(*compared) if compared is not None and compared[0] is self.image else None
-            box = known.box if known is not None else changed_box(self.image, image)
+            box = known.box if known is not None else comparison.changed_box(self.image, image)
             if box is None and recipe == self.recipe:
                 return
             if known is not None and known.image is image and known.before is not None and known.after is not None:
                 before, after = known.before, known.after
             else:
                 box = box or (0, 0, 1, 1)
-                before, after = _region(self.image, box), _region(image, box)
+                before, after = comparison.region(self.image, box), comparison.region(image, box)
             part = box != (0, 0, *image.size)
             self._push(_Step(label, box, image_before=before, image_after=after,
                              recipe_before=self.recipe, recipe_after=recipe,
@@ -420,7 +402,7 @@ class Document:
         """Replace the whole mask (invert, clear, grow, load from file); see also apply_mask_change."""
         if mask.shape != self.mask.shape:
             raise ValueError("the mask must match the picture's size")
-        box = changed_box(self._mask, mask)
+        box = comparison.changed_box(self._mask, mask)
         if box is None:
             return
         before, masked = self._unedited_mask(), self._masked
@@ -436,14 +418,18 @@ class Document:
         if change.box is None:
             return
         x0, y0, x1, y1 = change.box
-        self._editable_mask()[y0:y1, x0:x1] = change.mask[y0:y1, x0:x1]
-        # A change of all of the mask (invert, clear) keeps the new mask itself, which no one edits, as its record:
-        # copying it held the window 3-10 ms at 4096x4096.
+        # A change of all of the mask (invert, clear, grow) keeps the new mask itself, which no one edits, as its
+        # record, and the document takes that record as its mask, read-only, as an undo does (the next edit copies
+        # it): copying it held the window 3-10 ms at 4096x4096, writing it into the mask 3-6 ms.
         whole = change.box == (0, 0, *self.size)
+        if not whole:
+            self._editable_mask()[y0:y1, x0:x1] = change.mask[y0:y1, x0:x1]
         masked, self._masked = self._masked, change.masked
         self._push(_Step(label, change.box, mask_before=change.before,
                          mask_after=change.mask if whole else change.mask[y0:y1, x0:x1].copy(),
                          masked_before=masked, masked_after=change.masked))
+        if whole:
+            self._mask = change.mask  # made read-only by the step, which holds it
         self._notify(DocumentChange(change.box, False, True, mask_source=change.mask if whole else None))
 
     def _record_mask(self, label: str, box: Box, before: np.ndarray, masked: bool | None) -> None:
@@ -488,27 +474,6 @@ class Document:
         self._notify(DocumentChange(None, False, False))  # pixels were shown already; the history grew
 
 
-@dataclass(frozen=True)
-class MaskChange:
-    """A new mask and where it differs from the document's mask at ``revision``, found off the window's thread:
-    at 4096x4096 comparing the two and copying the changed part held the window 10-20 ms."""
-
-    revision: int
-    mask: np.ndarray
-    box: Box | None
-    before: np.ndarray | None  # the mask at that revision, inside box (a copy)
-    masked: bool | None = None  # whether any pixel of the new mask is masked (None: not known)
-
-
-def mask_change(revision: int, current: np.ndarray, new: np.ndarray) -> MaskChange:
-    """The change from ``current`` (the document's mask at ``revision``) to ``new``, which is not edited after."""
-    box = changed_box(current, new)
-    if box is None:
-        return MaskChange(revision, new, None, None)
-    x0, y0, x1, y1 = box
-    return MaskChange(revision, new, box, current[y0:y1, x0:x1].copy(), bool(new.any()))
-
-
 def _merged(changes: list[DocumentChange]) -> list[DocumentChange]:
     """The fewest changes that redraw everything the given ones did: the whole document if any step was whole,
     else one box around every picture change and one around every mask change (a mask inverted on a big canvas
@@ -527,47 +492,3 @@ def _merged(changes: list[DocumentChange]) -> list[DocumentChange]:
     merged = ([DocumentChange(image_box, True, False)] if image_box else []) + \
         ([DocumentChange(mask_box, False, True, mask_source=source)] if mask_box else [])
     return merged or ([DocumentChange(None, False, False)] if changes else [])  # the history grew, if only that
-
-
-def _region(image: Image.Image, box: Box) -> Image.Image:
-    """The part of a picture in ``box``; the picture itself when the box is all of it (pictures in the
-    document are never changed in place, so a new generation's undo step copies nothing)."""
-    return image if box == (0, 0, *image.size) else image.crop(box)
-
-
-def changed_box(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray) -> Box | None:
-    """The box around every pixel that differs between two same-sized pictures (same mode) or masks.
-
-    Pictures are compared by Pillow in C, without copying them into arrays: about 1 ms for a 1024x1024 result
-    where comparing arrays took about 25 ms on the window's thread. Every band counts, alpha included
-    (``alpha_only=False``: a colour change under unchanged alpha is a change).
-    """
-    if isinstance(a, Image.Image) and isinstance(b, Image.Image):
-        return _changed_picture_box(a, b)
-    diff = np.asarray(a) != np.asarray(b)
-    if diff.ndim == 3:
-        diff = diff.any(axis=2)
-    return bounding_box(diff.view(np.uint8))
-
-
-
-def _changed_picture_box(a: Image.Image, b: Image.Image) -> Box | None:
-    """changed_box of two pictures, a strip of rows at a time from both ends inwards: a worker thread comparing them
-    lets the window's thread run between strips, and for two pictures that differ all over (another picture opened
-    over one of its size) the first and last strips already make the box all of the picture: 5 ms where comparing
-    every strip took 55-65 ms at 4096x4096."""
-    width, height = a.size
-    step = max(1, COMPARED_PIXELS // max(1, width))
-    tops = list(range(0, height, step))
-    if len(tops) == 1:  # one strip (up to 1024x1024): no copies of the pictures' rows
-        return ImageChops.difference(a, b).getbbox(alpha_only=False)
-    inwards = [tops[i // 2] if i % 2 == 0 else tops[-1 - i // 2] for i in range(len(tops))]
-    box: Box | None = None
-    for top in inwards:
-        strip = (0, top, width, min(height, top + step))
-        found = ImageChops.difference(a.crop(strip), b.crop(strip)).getbbox(alpha_only=False)
-        if found is not None:
-            box = union_box(box, (found[0], found[1] + top, found[2], found[3] + top))
-            if box == (0, 0, width, height):
-                break
-    return box

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from studio.core.document import Comparison, compare
+from studio.core.comparison import Comparison, compare
 from studio.core.events import GeneratedImage
 from studio.ui.result_landing import Landing, held_because, landed
 

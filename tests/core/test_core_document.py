@@ -11,36 +11,13 @@ from PIL import Image
 
 from studio.core.document import Document, DocumentChange
 from studio.core.mask import fill_rect
+from test_core_comparison import edited, every_difference
 
 
 def changes_of(document: Document) -> list[DocumentChange]:
     seen: list[DocumentChange] = []
     document.add_listener(lambda change: seen.append(change))
     return seen
-
-
-def every_difference(a: Image.Image, b: Image.Image) -> tuple[int, int, int, int] | None:
-    """The box around every differing pixel, by comparing all of them (what the document must agree with)."""
-    differs = (np.asarray(a) != np.asarray(b)).any(axis=2)
-    rows, cols = np.flatnonzero(differs.any(axis=1)), np.flatnonzero(differs.any(axis=0))
-    if rows.size == 0:
-        return None
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
-
-
-def edited(picture: np.ndarray, rng: np.random.Generator, kind: str) -> np.ndarray:
-    after = picture.copy()
-    height, width = picture.shape[:2]
-    x0, y0 = rng.integers(0, width), rng.integers(0, height)
-    x1, y1 = rng.integers(x0 + 1, width + 1), rng.integers(y0 + 1, height + 1)
-    region = after[y0:y1, x0:x1]
-    if kind == "colour":  # colour only: alpha (when there is one) stays as it was
-        region[..., 0] ^= 0x55
-    elif kind == "alpha":
-        region[..., -1] ^= 0x0F
-    elif kind == "corner":
-        after[-1, -1, 1] ^= 1
-    return after
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA"])
@@ -136,7 +113,7 @@ def test_a_jump_through_the_history_tells_of_the_picture_and_the_mask_once_each(
 def test_a_change_found_ahead_is_used_only_against_the_picture_it_was_found_for() -> None:
     """The window compares a result with the canvas picture in a worker thread (30-40 ms at 4096x4096); if the
     document's picture changed before the result is taken in, the document compares again itself."""
-    from studio.core.document import changed_box
+    from studio.core.comparison import changed_box
 
     rng = np.random.default_rng(9)
     first, second, third = (Image.fromarray(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)) for _ in range(3))
@@ -156,7 +133,7 @@ def test_a_change_found_ahead_is_used_only_against_the_picture_it_was_found_for(
 def test_a_comparison_made_ahead_gives_the_step_its_parts_and_undoes_exactly() -> None:
     """compare() also cuts out both pictures' parts in the changed box (5-10 ms of the window's thread for a big
     inpaint at 4096x4096): the step keeps those very parts, if made for the picture it is given."""
-    from studio.core.document import compare
+    from studio.core.comparison import compare
 
     rng = np.random.default_rng(4)
     first = Image.fromarray(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8))
@@ -180,8 +157,8 @@ def test_a_comparison_made_ahead_gives_the_step_its_parts_and_undoes_exactly() -
 
 
 def test_a_mask_change_worked_out_ahead_is_used_only_against_the_mask_it_was_worked_out_for(monkeypatch) -> None:
-    from studio.core import document as document_module
-    from studio.core.document import mask_change
+    from studio.core import comparison
+    from studio.core.comparison import mask_change
 
     doc = Document()
     doc.set_image(Image.new("RGB", (64, 48)), "Open")
@@ -193,10 +170,10 @@ def test_a_mask_change_worked_out_ahead_is_used_only_against_the_mask_it_was_wor
     assert ahead.box == (0, 0, 64, 48)
 
     compared: list[int] = []
-    real = document_module.changed_box
-    monkeypatch.setattr(document_module, "changed_box", lambda a, b: compared.append(1) or real(a, b))
+    real = comparison.changed_box
+    monkeypatch.setattr(comparison, "changed_box", lambda a, b: compared.append(1) or real(a, b))
     doc.apply_mask_change("Invert mask", ahead)
-    assert compared == [] and np.array_equal(doc.mask, inverted) and doc.mask is not ahead.mask
+    assert compared == [] and np.array_equal(doc.mask, inverted) and doc.mask is ahead.mask
     assert seen == [DocumentChange((0, 0, 64, 48), False, True)]
     doc.undo()
     assert np.array_equal(doc.mask, original)
@@ -219,7 +196,7 @@ def test_a_mask_change_worked_out_ahead_is_used_only_against_the_mask_it_was_wor
 def test_a_mask_change_worked_out_ahead_sees_an_edit_made_within_the_same_hold() -> None:
     """Changes held (a history jump, results landing together) still move the revision on, one by one: a mask change
     worked out before an edit in the same hold is compared again, not pasted in by its stale box."""
-    from studio.core.document import mask_change
+    from studio.core.comparison import mask_change
 
     doc = Document()
     doc.set_image(Image.new("RGB", (64, 48)), "Open")
@@ -295,31 +272,6 @@ def test_a_change_heavier_than_the_whole_history_stays_undoable_after_the_next_o
     assert document.history_labels() == ["Scale", "Paint"]  # "Open" went: the budget is spent
     assert document.undo() and document.undo()
     assert document.image.size == (16, 16)  # the scale was undone
-
-
-def test_pictures_that_differ_all_over_are_compared_only_at_both_ends(monkeypatch) -> None:
-    """Another picture opened over one of its size: comparing all of a 4096x4096 pair took 55-65 ms; the first and
-    last strips already make the box all of the picture. Elsewhere every strip is compared, and the box is exact."""
-    from PIL import ImageChops
-
-    from studio.core import document as document_module
-    from studio.core.document import changed_box
-
-    monkeypatch.setattr(document_module, "COMPARED_PIXELS", 64 * 10, raising=False)  # strips of 10 rows
-    compared: list[int] = []
-    difference = ImageChops.difference
-    monkeypatch.setattr(ImageChops, "difference", lambda a, b: compared.append(a.height) or difference(a, b))
-    rng = np.random.default_rng(11)
-    first, second = (Image.fromarray(rng.integers(0, 256, (95, 64, 3), dtype=np.uint8)) for _ in range(2))
-    assert changed_box(first, second) == (0, 0, 64, 95) and compared == [10, 5]
-    speck = np.asarray(first).copy()
-    speck[47, 30, 2] ^= 1  # in a middle strip, the last compared
-    changes = [speck, np.asarray(first), edited(np.asarray(first), rng, "corner")]
-    changes += [edited(np.asarray(first), rng, "colour") for _ in range(20)]
-    for pixels in changes:
-        other = Image.fromarray(pixels)
-        for a, b in ((first, other), (first.convert("RGBA"), other.convert("RGBA"))):
-            assert changed_box(a, b) == every_difference(a, b)
 
 
 def test_a_picture_of_a_new_size_records_its_empty_mask_without_copying_it() -> None:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.core.document import Document, mask_change
+from studio.core.comparison import mask_change
+from studio.core.document import Document
 from studio.core.inpaint import extend_canvas
 from studio.core.mask import fill_rect, grow, invert, stroke_segment
 

@@ -173,7 +173,7 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
     import asyncio
     import threading
 
-    from studio.core import document as document_module
+    from studio.core import comparison
     from studio.core.events import GeneratedImage, JobOutput
     from studio.core.metadata import Recipe
     from studio.ui import canvas as canvas_module
@@ -181,8 +181,8 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
     window_thread = threading.current_thread()
     compared_here: list[tuple[int, int]] = []
     cut_here: list[tuple[int, int, int, int]] = []
-    compare, real_pixmap = document_module.changed_box, canvas_module.pil_to_qpixmap
-    real_region = document_module._region
+    compare, real_pixmap = comparison.changed_box, canvas_module.pil_to_qpixmap
+    real_region = comparison.region
 
     def comparing(a, b):  # noqa: ANN001, ANN202
         if threading.current_thread() is window_thread:
@@ -197,8 +197,8 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
     def on_this_thread(image):  # noqa: ANN001, ANN202
         raise AssertionError("the canvas converted a whole result on the window's thread")
 
-    monkeypatch.setattr(document_module, "changed_box", comparing)
-    monkeypatch.setattr(document_module, "_region", cutting)
+    monkeypatch.setattr(comparison, "changed_box", comparing)
+    monkeypatch.setattr(comparison, "region", cutting)
     monkeypatch.setattr(canvas_module, "pil_to_qpixmap", on_this_thread)
     first, second = picture.copy(), picture.copy()
     first.paste((250, 0, 0), (10, 10, 60, 60))
@@ -296,7 +296,7 @@ def test_whole_mask_edits_are_made_off_the_window_thread_queue_up_and_undo_witho
     edit made meanwhile is kept and the change is made again from it; undo and redo swap kept layers."""
     import threading
 
-    from studio.core import document as document_module
+    from studio.core import comparison
     from studio.ui import document_actions, mask_overlay
 
     doc, actions = window.document, window.actions_
@@ -312,7 +312,7 @@ def test_whole_mask_edits_are_made_off_the_window_thread_queue_up_and_undo_witho
             return real(*args)
         monkeypatch.setattr(module, name, call)
 
-    watched(document_module, "changed_box")
+    watched(comparison, "changed_box")
     watched(mask_overlay, "_tint")
     doc.edit_mask("Fill rectangle", lambda mask: fill_rect(mask, (20, 30, 120, 90)))
     painted = doc.mask.copy()
@@ -392,17 +392,17 @@ def test_a_picture_opened_or_pasted_over_one_of_its_size_is_compared_with_it_off
     """Only the part that differs is recorded for undo; finding it held the window 50-65 ms at 4096x4096."""
     import threading
 
-    from studio.core import document as document_module
+    from studio.core import comparison
     from studio.ui import document_actions
 
     threads: list[threading.Thread] = []
-    compare = document_module.changed_box
+    compare = comparison.changed_box
 
     def comparing(a, b):  # noqa: ANN001, ANN202
         threads.append(threading.current_thread())
         return compare(a, b)
 
-    monkeypatch.setattr(document_module, "changed_box", comparing)
+    monkeypatch.setattr(comparison, "changed_box", comparing)
     monkeypatch.setattr(document_actions, "changed_box", comparing, raising=False)
     doc, seen = window.document, []
     doc.add_listener(lambda change: seen.append(change))

@@ -282,13 +282,13 @@ def test_results_are_converted_for_display_off_the_window_thread(qtbot, window, 
     and the canvas only copies it in. Where the result differs from the canvas picture is found there too."""
     import threading
 
-    from studio.core import document as document_module
+    from studio.core import comparison
     from studio.ui import canvas as canvas_module
 
     threads: list[str] = []
     compared: list[str] = []
     convert, real_pixmap = canvas_module.pil_to_pixmap_ready_qimage, canvas_module.pil_to_qpixmap
-    compare = document_module.changed_box
+    compare = comparison.changed_box
 
     def converting(image):  # noqa: ANN001, ANN202
         threads.append(threading.current_thread().name)
@@ -305,7 +305,7 @@ def test_results_are_converted_for_display_off_the_window_thread(qtbot, window, 
 
     monkeypatch.setattr(canvas_module, "pil_to_pixmap_ready_qimage", converting)
     monkeypatch.setattr(canvas_module, "pil_to_qpixmap", on_this_thread)
-    monkeypatch.setattr(document_module, "changed_box", comparing)
+    monkeypatch.setattr(comparison, "changed_box", comparing)
     window.prompt_panel.batch_spin.setValue(2)
     window.generate()
     qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
