@@ -22,8 +22,6 @@ from PIL import Image
 
 from studio.core import comparison
 from studio.core.comparison import Comparison, MaskChange
-# studio.ui.document_actions, being changed in another branch meanwhile, still imports these from here.
-from studio.core.comparison import compare, mask_change  # noqa: F401
 from studio.core.mask import Box, new_mask, union_box
 from studio.core.metadata import Recipe
 

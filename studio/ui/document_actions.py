@@ -17,11 +17,11 @@ from PySide6.QtCore import QMimeData, QObject, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
 
+from studio.core.comparison import Comparison, MaskChange, compare, mask_change
 from studio.core.errors import StudioError
 from studio.core import images
 from studio.core.images import SAVE_FORMATS, open_image, read_recipe, save_image
 from studio.core.inpaint import extend_canvas
-from studio.core.document import Comparison, MaskChange, compare, mask_change
 from studio.core.mask import Box, bounding_box, grow, invert, mask_from_image, mask_to_image
 from studio.core.metadata import Recipe
 from studio.ui.actions import make_action

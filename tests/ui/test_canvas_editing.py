@@ -393,7 +393,6 @@ def test_a_picture_opened_or_pasted_over_one_of_its_size_is_compared_with_it_off
     import threading
 
     from studio.core import comparison
-    from studio.ui import document_actions
 
     threads: list[threading.Thread] = []
     compare = comparison.changed_box
@@ -403,7 +402,6 @@ def test_a_picture_opened_or_pasted_over_one_of_its_size_is_compared_with_it_off
         return compare(a, b)
 
     monkeypatch.setattr(comparison, "changed_box", comparing)
-    monkeypatch.setattr(document_actions, "changed_box", comparing, raising=False)
     doc, seen = window.document, []
     doc.add_listener(lambda change: seen.append(change))
     opened = np.asarray(picture).copy()
