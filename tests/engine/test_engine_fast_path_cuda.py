@@ -192,3 +192,28 @@ def test_the_free_vram_leaves_out_the_captured_step_s_temporaries(cuda, tmp_path
     everything_cached = torch.cuda.memory_reserved(gpu) - torch.cuda.memory_allocated(gpu)
     assert 0 < in_pools <= everything_cached
     assert free_vram(device) == free + everything_cached - in_pools
+
+
+def test_a_decode_out_of_memory_is_retried_in_tiles_without_making_the_picture_again(cuda, tmp_path, tiny_model_dir,
+                                                                                     monkeypatch):
+    from diffusers import AutoencoderKL
+
+    from studio.engine.tiled_retry import TILED_NOTE
+
+    decode, untiled = AutoencoderKL.decode, []
+
+    def short_of_memory(self, *args, **kwargs):  # noqa: ANN001, ANN202 - the GPU's out-of-memory, stood in for
+        if not self.use_tiling and not untiled:
+            untiled.append(1)
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.50 GiB")
+        return decode(self, *args, **kwargs)
+
+    monkeypatch.setattr(AutoencoderKL, "decode", short_of_memory)
+    generator = DiffusersGenerator(GeneratorEnvironment("cuda", tmp_path / "data", tmp_path / "cache"))
+    context = DirectContext()
+    req = request(tiny_model_dir)
+    (image, _recipe), = generator.generate(req, context)
+    assert untiled == [1] and TILED_NOTE in context.notes
+    assert not [n for n in context.notes if "fast path" in n or "captured UNet step" in n], context.notes
+    assert fast_path.state_for(generator._model.text2img.unet).replays == req.steps  # the steps ran once
+    assert not generator._model.text2img.vae.use_tiling

@@ -1,0 +1,78 @@
+"""A decode that runs out of GPU memory is retried in tiles on the same latents: the picture is not made again from
+the start (ComfyUI does the same). On the CPU with a tiny pipeline and a pretend CUDA device; the GPU's own
+out-of-memory is stood in for by a decode that raises it while untiled."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from diffusers import AutoencoderKL
+
+from studio.engine.device import DeviceInfo, select_device
+from studio.engine.loader import load_model
+from studio.engine.tiled_retry import TILED_NOTE, decode_tiled_on_oom
+
+PRETEND_CUDA = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
+
+
+@pytest.fixture
+def pipe(tiny_model_dir):  # noqa: ANN001, ANN201
+    return load_model(tiny_model_dir, select_device("cpu")).text2img
+
+
+def picture(pipe, **kwargs) -> np.ndarray:  # noqa: ANN001
+    image = pipe(prompt="a red fox", num_inference_steps=2, width=64, height=64, output_type="pil",
+                 generator=torch.Generator("cpu").manual_seed(3), **kwargs).images[0]
+    return np.asarray(image, np.int16)
+
+
+def test_a_decode_out_of_gpu_memory_is_made_again_in_tiles_not_the_whole_picture(pipe, monkeypatch):
+    expected = picture(pipe)
+    steps, untiled_tries = [], []
+    decode = AutoencoderKL.decode
+
+    def short_of_memory(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        if not self.use_tiling:
+            untiled_tries.append(1)
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.50 GiB")
+        return decode(self, *args, **kwargs)
+
+    monkeypatch.setattr(AutoencoderKL, "decode", short_of_memory)
+    notes: list[str] = []
+    with decode_tiled_on_oom(pipe, PRETEND_CUDA, notes.append):
+        first = picture(pipe, callback_on_step_end=lambda p, i, t, k: steps.append(i) or {})
+        second = picture(pipe)
+    assert steps == [0, 1]  # the steps ran once: only the decode was made again
+    assert untiled_tries == [1, 1] and notes == [TILED_NOTE]  # said once a job
+    assert np.abs(first - expected).max() <= 2 and np.array_equal(first, second)  # the tiny VAE fits one tile
+    assert not pipe.vae.use_tiling and "decode" not in pipe.vae.__dict__  # as it was after the job
+
+
+def test_an_already_tiled_decode_or_another_failure_is_not_retried(pipe, monkeypatch):
+    calls = []
+
+    def failing(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        calls.append(self.use_tiling)
+        raise torch.OutOfMemoryError("CUDA out of memory.")
+
+    monkeypatch.setattr(AutoencoderKL, "decode", failing)
+    pipe.vae.enable_tiling()  # the memory plan tiled it from the start (Low VRAM): nothing smaller to try
+    with decode_tiled_on_oom(pipe, PRETEND_CUDA, print), pytest.raises(torch.OutOfMemoryError):
+        picture(pipe)
+    assert calls == [True]
+    pipe.vae.disable_tiling()
+    calls.clear()
+    with decode_tiled_on_oom(pipe, PRETEND_CUDA, print), pytest.raises(torch.OutOfMemoryError):
+        picture(pipe)  # out of memory in tiles too: the fast path's retry (or the job's message) takes it from here
+    assert calls == [False, True] and not pipe.vae.use_tiling
+
+
+def test_the_instance_s_own_decode_is_kept_and_the_cpu_is_left_alone(pipe):
+    own = pipe.vae.decode
+    pipe.vae.decode = own  # as the fast path's bfloat16 copy has its own (it casts what it is given)
+    with decode_tiled_on_oom(pipe, PRETEND_CUDA, print):
+        assert pipe.vae.decode is not own
+    assert pipe.vae.__dict__["decode"] is own
+    with decode_tiled_on_oom(pipe, select_device("cpu"), print):
+        assert pipe.vae.decode is own  # no GPU memory to run out of
