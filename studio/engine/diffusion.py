@@ -72,7 +72,7 @@ from studio.engine.prompt_cache import prompts_cached
 from studio.engine.prompt_weighting import embeddings_named, prompts_weighted
 from studio.engine.schedulers import make_scheduler
 from studio.engine.taesd import taesd_decoder
-from studio.engine.tiled_retry import decode_tiled_on_oom
+from studio.engine.tiled_retry import vae_tiled_on_oom
 from studio.engine.upscale import Upscale, find_upscaler, import_spandrel
 from studio.engine.vae_override import VaeOverride, find_vae
 from studio.engine.worker import Job, WorkerContext
@@ -419,7 +419,7 @@ class DiffusersGenerator:
         # nor is the device searched for at every picture.
         with (fast_job(run.pipe, self.device, self._plan, model.offloaded, run.kwargs, context.note,
                        options_for(request.speed)) as fast,
-              decode_tiled_on_oom(run.pipe, self.device, context.note),  # the VAE the fast path chose, if it swapped
+              vae_tiled_on_oom(run.pipe, self.device, context.note),  # the VAE the fast path chose, if it swapped
               prompts_weighted(run.pipe, named.vectors),
               prompts_cached(run.pipe, also=files_key(named.paths.values())),
               encodings_cached(run.pipe), device_lookups_pinned(run.pipe)):

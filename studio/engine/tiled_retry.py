@@ -1,4 +1,5 @@
-"""A picture whose VAE decode runs out of GPU memory is decoded again in tiles, not made again from the start.
+"""A picture whose VAE decode runs out of GPU memory is decoded again in tiles, not made again from the start (and
+a canvas picture whose encode does, for img2img or inpainting, is encoded in tiles).
 
 The decode comes after every denoising step, and at large sizes it needs more memory than the steps (SDXL's decoder
 at 1536x1536 wants several GB). The memory plan turns tiling on where it foresees that; where it did not (another
@@ -16,47 +17,48 @@ from typing import Any
 import torch
 
 from studio.engine.device import DeviceInfo
+from studio.engine.stand_in import standing_in
 
-TILED_NOTE = ("The GPU ran out of memory decoding the picture, so it was decoded in tiles (slower; tile seams may "
-              "show faintly). Memory: Low VRAM tiles every decode from the start.")
+TILED_NOTE = ("The GPU ran out of memory {what} the picture, so it was {done} in tiles (slower; tile seams may show "
+              "faintly). Memory: Low VRAM tiles the VAE from the start.")
+WORDS = {"decode": ("decoding", "decoded"), "encode": ("encoding", "encoded")}
 
 
 @contextmanager
-def decode_tiled_on_oom(pipe: Any, device: DeviceInfo, note: Callable[[str], None]) -> Iterator[None]:  # noqa: ANN401
-    """While the job runs, ``pipe.vae.decode`` retries a decode that ran out of GPU memory in tiles (once a picture;
-    said once a job). Only on CUDA: there is no out-of-memory to recover from elsewhere."""
+def vae_tiled_on_oom(pipe: Any, device: DeviceInfo, note: Callable[[str], None]) -> Iterator[None]:  # noqa: ANN401
+    """While the job runs, the pipeline's VAE retries a decode (or an img2img/inpaint picture's encode) that ran out
+    of GPU memory in tiles, once a call, said once a job for each. Only on CUDA: there is no out-of-memory to recover
+    from elsewhere."""
     vae = getattr(pipe, "vae", None)
     if device.kind != "cuda" or vae is None or not hasattr(vae, "enable_tiling"):
         yield
         return
-    own = vae.__dict__.get("decode")  # a decode the instance already has (the fast path's bfloat16 copy casts)
-    decode = vae.decode
+    with (standing_in(vae, "decode", _tiled_on_oom(vae, vae.decode, "decode", note)),
+          standing_in(vae, "encode", _tiled_on_oom(vae, vae.encode, "encode", note))):
+        yield
+
+
+def _tiled_on_oom(vae: Any, run: Callable[..., Any], what: str, note: Callable[[str], None]) -> Callable[..., Any]:  # noqa: ANN401
     said = False
 
-    def decode_or_tiled(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+    def run_or_tiled(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
         nonlocal said
         if getattr(vae, "use_tiling", False):
-            return decode(*args, **kwargs)  # tiled already: nothing smaller to retry with
+            return run(*args, **kwargs)  # tiled already: nothing smaller to retry with
         try:
-            return decode(*args, **kwargs)
+            return run(*args, **kwargs)
         except torch.OutOfMemoryError:
             pass
-        # Retried out of the except clause: its traceback holds the failed decode's activations.
+        # Retried out of the except clause: its traceback holds the failed attempt's activations.
         torch.cuda.empty_cache()
         if not said:
-            note(TILED_NOTE)
+            doing, done = WORDS[what]
+            note(TILED_NOTE.format(what=doing, done=done))
             said = True
         vae.enable_tiling()
         try:
-            return decode(*args, **kwargs)
+            return run(*args, **kwargs)
         finally:
             vae.disable_tiling()
 
-    vae.decode = decode_or_tiled
-    try:
-        yield
-    finally:
-        if own is None:
-            del vae.decode
-        else:
-            vae.decode = own
+    return run_or_tiled

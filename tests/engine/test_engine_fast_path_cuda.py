@@ -213,7 +213,7 @@ def test_a_decode_out_of_memory_is_retried_in_tiles_without_making_the_picture_a
     context = DirectContext()
     req = request(tiny_model_dir)
     (image, _recipe), = generator.generate(req, context)
-    assert untiled == [1] and TILED_NOTE in context.notes
+    assert untiled == [1] and TILED_NOTE.format(what="decoding", done="decoded") in context.notes
     assert not [n for n in context.notes if "fast path" in n or "captured UNet step" in n], context.notes
     assert fast_path.state_for(generator._model.text2img.unet).replays == req.steps  # the steps ran once
     assert not generator._model.text2img.vae.use_tiling

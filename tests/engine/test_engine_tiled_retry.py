@@ -11,8 +11,9 @@ from diffusers import AutoencoderKL
 
 from studio.engine.device import DeviceInfo, select_device
 from studio.engine.loader import load_model
-from studio.engine.tiled_retry import TILED_NOTE, decode_tiled_on_oom
+from studio.engine.tiled_retry import TILED_NOTE, vae_tiled_on_oom
 
+DECODED = TILED_NOTE.format(what="decoding", done="decoded")
 PRETEND_CUDA = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
 
 
@@ -40,13 +41,33 @@ def test_a_decode_out_of_gpu_memory_is_made_again_in_tiles_not_the_whole_picture
 
     monkeypatch.setattr(AutoencoderKL, "decode", short_of_memory)
     notes: list[str] = []
-    with decode_tiled_on_oom(pipe, PRETEND_CUDA, notes.append):
+    with vae_tiled_on_oom(pipe, PRETEND_CUDA, notes.append):
         first = picture(pipe, callback_on_step_end=lambda p, i, t, k: steps.append(i) or {})
         second = picture(pipe)
     assert steps == [0, 1]  # the steps ran once: only the decode was made again
-    assert untiled_tries == [1, 1] and notes == [TILED_NOTE]  # said once a job
+    assert untiled_tries == [1, 1] and notes == [DECODED]  # said once a job
     assert np.abs(first - expected).max() <= 2 and np.array_equal(first, second)  # the tiny VAE fits one tile
     assert not pipe.vae.use_tiling and "decode" not in pipe.vae.__dict__  # as it was after the job
+
+
+def test_a_canvas_picture_whose_encode_runs_out_of_gpu_memory_is_encoded_in_tiles(pipe, monkeypatch):
+    encode = AutoencoderKL.encode
+    untiled_tries = []
+
+    def short_of_memory(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        if not self.use_tiling:
+            untiled_tries.append(1)
+            raise torch.OutOfMemoryError("CUDA out of memory.")
+        return encode(self, *args, **kwargs)
+
+    monkeypatch.setattr(AutoencoderKL, "encode", short_of_memory)
+    canvas = torch.zeros(1, 3, 64, 64)
+    notes: list[str] = []
+    with vae_tiled_on_oom(pipe, PRETEND_CUDA, notes.append):
+        latents = pipe.vae.encode(canvas).latent_dist.mean
+    assert latents.shape == (1, 4, 8, 8) and untiled_tries == [1]
+    assert notes == [TILED_NOTE.format(what="encoding", done="encoded")]
+    assert not pipe.vae.use_tiling and "encode" not in pipe.vae.__dict__
 
 
 def test_an_already_tiled_decode_or_another_failure_is_not_retried(pipe, monkeypatch):
@@ -58,12 +79,12 @@ def test_an_already_tiled_decode_or_another_failure_is_not_retried(pipe, monkeyp
 
     monkeypatch.setattr(AutoencoderKL, "decode", failing)
     pipe.vae.enable_tiling()  # the memory plan tiled it from the start (Low VRAM): nothing smaller to try
-    with decode_tiled_on_oom(pipe, PRETEND_CUDA, print), pytest.raises(torch.OutOfMemoryError):
+    with vae_tiled_on_oom(pipe, PRETEND_CUDA, print), pytest.raises(torch.OutOfMemoryError):
         picture(pipe)
     assert calls == [True]
     pipe.vae.disable_tiling()
     calls.clear()
-    with decode_tiled_on_oom(pipe, PRETEND_CUDA, print), pytest.raises(torch.OutOfMemoryError):
+    with vae_tiled_on_oom(pipe, PRETEND_CUDA, print), pytest.raises(torch.OutOfMemoryError):
         picture(pipe)  # out of memory in tiles too: the fast path's retry (or the job's message) takes it from here
     assert calls == [False, True] and not pipe.vae.use_tiling
 
@@ -71,8 +92,8 @@ def test_an_already_tiled_decode_or_another_failure_is_not_retried(pipe, monkeyp
 def test_the_instance_s_own_decode_is_kept_and_the_cpu_is_left_alone(pipe):
     own = pipe.vae.decode
     pipe.vae.decode = own  # as the fast path's bfloat16 copy has its own (it casts what it is given)
-    with decode_tiled_on_oom(pipe, PRETEND_CUDA, print):
+    with vae_tiled_on_oom(pipe, PRETEND_CUDA, print):
         assert pipe.vae.decode is not own
     assert pipe.vae.__dict__["decode"] is own
-    with decode_tiled_on_oom(pipe, select_device("cpu"), print):
+    with vae_tiled_on_oom(pipe, select_device("cpu"), print):
         assert pipe.vae.decode is own  # no GPU memory to run out of
