@@ -28,11 +28,11 @@ from studio.core.events import (
     JobStarted,
 )
 from studio.core.held_memory import HeldModel, MemoryFreed
-from studio.core.requests import GenerationRequest, PostProcessRequest, prepare_request
+from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep, prepare_request
 from studio.engine import held_memory
 from studio.engine.worker import EngineWorker, Job, StatusFn, WorkerContext, describe_exception
 from studio.plugin_host.host import PluginHost
-from studio.plugin_host.registry import GENERATOR, Registry
+from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Registry
 from studio.services.control_pictures import keep_control_pictures
 from studio.services.history_recording import HistoryRecorder
 from studio.services.history_store import HistoryStore
@@ -296,14 +296,22 @@ class JobService:
             try:
                 image, recipe = self._runner.post_process(step, image, recipe, context, index)
             except JobCancelledError as cancelled:
-                context.note(f"Cancelled during {step.processor}: the picture was kept without "
-                             f"{and_list([step.processor for step in request.post[number:]])}.")
+                context.note(f"Cancelled during {self._step_title(step)}: the picture was kept without "
+                             f"{and_list([self._step_title(left) for left in request.post[number:]])}.")
                 return image, recipe, cancelled
             except Exception as exc:  # noqa: BLE001 - the generated picture is kept, never lost to a filter
                 context.note(f"{describe_exception(exc)} The picture was kept without "
-                             f"{and_list([step.processor for step in request.post[number:]])}.")
+                             f"{and_list([self._step_title(left) for left in request.post[number:]])}.")
                 break
         return image, recipe, None
+
+    def _step_title(self, step: PostStep) -> str:
+        """The filter's name as its menu shows it ("Colour Transfer"): its id ("color") read as if the picture lost
+        its colours; the id where it is not installed."""
+        try:
+            return self._registry.get(POSTPROCESSOR, step.processor).title
+        except StudioError:
+            return step.processor
 
     def _emit_threadsafe(self, event: object) -> None:
         loop = self._loop

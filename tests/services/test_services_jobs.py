@@ -279,7 +279,8 @@ def test_a_cancel_during_a_filter_says_what_was_left_out(tmp_path):
     events, job = run(scenario())
     cancelled = terminal(events, job)
     assert isinstance(cancelled, JobCancelled) and len(cancelled.outputs) == 1
-    assert cancelled.notes == ("Cancelled during waits: the picture was kept without waits.",)
+    # Named as the Filters menu names it: "kept without color" read as if the picture had lost its colours.
+    assert cancelled.notes == ("Cancelled during Waits: the picture was kept without Waits.",)
 
 
 def test_shutdown_ends_every_stream_and_refuses_new_jobs(tmp_path):

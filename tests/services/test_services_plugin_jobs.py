@@ -253,7 +253,7 @@ def test_a_failing_post_step_keeps_the_generated_picture(setup):
     assert isinstance(finished, JobFinished)
     assert finished.outputs[0].image.getpixel((0, 0)) == (200, 7, 0)  # not inverted, not lost
     assert finished.notes == ("The plugin Test Plugin failed (ValueError: amount too small to see). The picture "
-                              "was kept without tp-good-invert.",)
+                              "was kept without Invert.",)  # the filter's name, as its menu shows it
     assert read_recipe(finished.outputs[0].path).post == ()
 
 
