@@ -120,7 +120,7 @@ class HistoryActions(QObject):
         self.window.status.set_message(loaded)
         warnings = await checking
         if warnings and load == self._loads:  # a newer load's line is not given an older picture's warnings
-            self.window.status.set_message(" ".join([loaded, *warnings]))
+            self.window.status.set_message(_warned(loaded, warnings))
 
     def _stale(self, load: int, checking: asyncio.Future[list[str]]) -> bool:
         """Whether Load parameters was asked for again since ``load`` began: that one's files are not checked."""
@@ -196,7 +196,7 @@ class HistoryActions(QObject):
         self.window.status.set_message(loaded)
         warnings = await self._checked(picture_file_warnings, path, Path(model_path) if model_path else None)
         if warnings and load == self._loads:
-            self.window.status.set_message(" ".join([loaded, *warnings]))
+            self.window.status.set_message(_warned(loaded, warnings))
 
     def _restore_guides(self, records: tuple[dict[str, Any], ...], missing: list[str]) -> list[str]:
         """A picture's guides in place of the ones shown (none for a picture made without: so is the remake), and
@@ -286,3 +286,9 @@ def _inspect_with_guides(path: Path, outputs: Path) -> tuple[ImageInfo, tuple[di
     controls = resolved_controls(info.controls, outputs)
     return info, controls, missing_pictures(controls)
 
+
+def _warned(loaded: str, warnings: list[str]) -> str:
+    """The status line once the files are checked: the warnings lead it. The fields show what was loaded, and the
+    line is cut to the status bar's width (a LoRA's warning after "Loaded the parameters of …" lost its end even in
+    a 1440 px window, a second warning all of it)."""
+    return " ".join([*warnings, loaded])

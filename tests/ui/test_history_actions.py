@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from PySide6.QtCore import QPointF, Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QLabel, QMessageBox
 from recorded_files import made_with_files, weights_file
 
 import studio.core.hashing
@@ -82,7 +82,7 @@ def test_run_again_and_load_parameters_name_a_lora_that_is_another_file_now(qtbo
 
     window.gallery.load_parameters_requested.emit(entry)
     qtbot.waitUntil(lambda: sentence in window.status.message_label.text(), timeout=10_000)
-    assert window.status.message_label.text().startswith("Loaded the parameters")
+    assert window.status.message_label.text() == f"{sentence} Loaded the parameters of that picture."
     assert [c.name for c in window.prompt_panel.lora_box.choices()] == ["ink"]  # the fields are filled all the same
 
 
@@ -104,10 +104,10 @@ def test_load_parameters_says_so_at_once_and_adds_only_the_latest_load_s_file_wa
     qtbot.waitUntil(lambda: window.prompt_panel.prompt_edit.toPlainText() == "B", timeout=10_000)
     hashed["B"].set()
     qtbot.waitUntil(second.done, timeout=10_000)
-    assert status.text() == f"Loaded the parameters of that picture. B: {missing}"
+    assert status.text() == f"B: {missing} Loaded the parameters of that picture."
     hashed["A"].set()  # the first picture's check ends last: its warning must not reach the second's line
     qtbot.waitUntil(first.done, timeout=10_000)
-    assert status.text() == f"Loaded the parameters of that picture. B: {missing}"
+    assert status.text() == f"B: {missing} Loaded the parameters of that picture."
 
 
 def test_a_picture_dropped_on_the_prompt_box_names_its_lora_that_is_another_file_now(qtbot, window, tmp_path,  # noqa: ANN001
@@ -123,9 +123,12 @@ def test_a_picture_dropped_on_the_prompt_box_names_its_lora_that_is_another_file
     window.prompt_panel.picture_dropped.emit(Path(picture))
     status = window.status.message_label
     qtbot.waitUntil(lambda: "is not the file" in status.text(), timeout=10_000)
-    assert status.text().startswith("Loaded the parameters of fox.png (made by Studio).")
-    assert status.text().endswith(f"The LoRA 'ink' is not the file this picture was made with (hash {then}, now "
-                                  f"{now}): the result will differ.")
+    warning = f"The LoRA 'ink' is not the file this picture was made with (hash {then}, now {now}): the result will " \
+              "differ."
+    assert status.text().startswith(warning) and "Loaded the parameters of fox.png (made by Studio)." in status.text()
+    # What the status bar shows of it in the window (cut to its width, with "…"): the warning whole, which after
+    # "Loaded the parameters of …" lost its end.
+    assert QLabel.text(status).startswith(warning)
     assert window.prompt_panel.prompt_edit.toPlainText() == "a fox"  # the fields are filled all the same
     assert hashed_on and threading.main_thread().name not in hashed_on
 
