@@ -77,7 +77,6 @@ class MainWindow(QMainWindow):
         self.canvas.set_document(self.document)
         self.setCentralWidget(self.canvas)
         self.prompt_panel = PromptPanel()
-        self.prompt_panel.setMinimumWidth(320)
         self.queue_panel = QueuePanel()
         self.gallery = GalleryPanel(self.history, self.cache_dir / "thumbnails")
         self.history_panel = HistoryPanel()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from studio.core.hires import HiresFix
@@ -29,6 +29,8 @@ from studio.ui.prompt_edit import PromptEdit
 from studio.ui.styles_menu import PresetsButton, StylesButton
 from studio.ui.token_counter import TokenCounter
 from studio.ui.theme import error_label, icon, section_label
+
+MIN_WIDTH = 320  # the panel's least width, however narrow its rows
 
 
 def _header(title: str | QWidget, *right: QWidget) -> QHBoxLayout:
@@ -61,6 +63,7 @@ class PromptPanel(QWidget):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         body = QWidget()
         body.setObjectName("promptPanelBody")
+        body.installEventFilter(self)  # its widest row sets the panel's least width (minimumSizeHint)
         scroll.setWidget(body)
         outer.addWidget(scroll, 1)
         layout = QVBoxLayout(body)
@@ -152,6 +155,19 @@ class PromptPanel(QWidget):
         self._canvas_size: tuple[int, int] | None = None  # the canvas picture's (None: no picture)
         self._wire()
         self.load_defaults(GenerationDefaults())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        """Never narrower than the body's widest row and the scroll bar: the panel scrolls only down, and a dock
+        dragged (or a window made) narrower than that cut the right side off its rows (a model's refresh button, a
+        token count)."""
+        hint = super().minimumSizeHint()
+        body = self._scroll.widget().minimumSizeHint().width() + self._scroll.verticalScrollBar().sizeHint().width()
+        return QSize(max(MIN_WIDTH, hint.width(), body), hint.height())
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802
+        if event.type() == QEvent.Type.LayoutRequest and watched is self._scroll.widget():
+            self.updateGeometry()  # a row came or went (a guide card, the inpaint options): the dock asks again
+        return False
 
     def _wire(self) -> None:
         self.generate_button.clicked.connect(self.generate_requested)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
+
 from PySide6.QtWidgets import QDockWidget
 from studio_testing import next_start_window
 
@@ -97,6 +99,21 @@ def test_the_generate_panel_fits_its_dock_and_a_first_mask_scrolls_it_only_down(
     qtbot.wait(100)
     assert scroll.widget().width() <= scroll.viewport().width()  # nothing cut off at the right
     assert scroll.horizontalScrollBar().value() == 0 and scroll.verticalScrollBar().value() > 0
+
+
+def test_a_narrow_window_or_a_dragged_dock_never_cuts_the_generate_panel_s_rows_off(qtbot, window):  # noqa: ANN001
+    """The window as small as it goes (a screen 800 px wide opened it at its least width, 856 px) squeezes the docks
+    to their least widths: the Generate panel's is its widest row's, so the canvas gives way instead."""
+    scroll, panel = window.prompt_panel._scroll, window.prompt_panel
+    generate = next(d for d in window.findChildren(QDockWidget) if d.windowTitle() == "Generate")
+    window.resizeDocks([generate], [200], Qt.Orientation.Horizontal)  # dragged as narrow as it will go
+    window.resize(400, 720)  # the window's own least width wins
+    qtbot.wait(200)
+    body = scroll.widget()
+    assert body.width() >= body.minimumSizeHint().width() and body.width() <= scroll.viewport().width()
+    panel.control_box.add()  # a guide card
+    qtbot.wait(200)
+    assert scroll.widget().width() <= scroll.viewport().width()  # a row added later widens the dock with it
 
 
 def test_the_view_menu_hides_and_shows_each_panel(qtbot, window):  # noqa: ANN001
