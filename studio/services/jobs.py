@@ -293,6 +293,9 @@ class JobService:
         """The request's post-processing chain; a step that fails or is cancelled leaves the picture as it was
         before it, and the steps after it are not run."""
         for number, step in enumerate(request.post):
+            # The status line said the last denoising step ("Step 20/20") all through a filter that takes seconds.
+            pictures = f" on picture {index + 1} of {request.batch_count}" if request.batch_count > 1 else ""
+            context.status(message=f"{self._step_title(step)}{pictures}…")
             try:
                 image, recipe = self._runner.post_process(step, image, recipe, context, index)
             except JobCancelledError as cancelled:

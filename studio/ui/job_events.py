@@ -121,7 +121,9 @@ class JobEvents:
             if event.was_running:
                 self._job_ended(event.job_id)
                 queue.set_cancelled(event.job_id)
-                status.set_message(" ".join(["Cancelled.", *event.notes]))
+                # "Cancelled during Blur: …" says it already: not "Cancelled. Cancelled during Blur: …".
+                said = bool(event.notes) and event.notes[0].startswith("Cancelled")
+                status.set_message(" ".join(event.notes if said else ["Cancelled.", *event.notes]))
             else:
                 self.requests.pop(event.job_id, None)
                 queue.remove_row(event.job_id)

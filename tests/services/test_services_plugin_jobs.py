@@ -667,3 +667,10 @@ def test_a_plugin_that_changes_its_parameters_dict_does_not_change_what_the_pict
     finished = terminal(events, job)
     assert isinstance(finished, JobFinished), getattr(finished, "message", "")
     assert [o.recipe.post[0]["params"] for o in finished.outputs] == [{"reference": "<picture 16x16>"}] * 2
+
+
+def test_the_status_line_names_the_filter_running_on_each_picture(setup):
+    events, (job,) = submit_all(setup, [request(batch_count=2, post=(PostStep("tp-good-invert", {"amount": 1}),))])
+    assert isinstance(terminal(events, job), JobFinished)
+    said = [e.message for e in events if isinstance(e, EngineStatus) and e.message.startswith("Invert")]
+    assert said == ["Invert on picture 1 of 2…", "Invert on picture 2 of 2…"]

@@ -331,7 +331,9 @@ def test_a_cancelled_or_failed_job_s_notes_are_shown(qtbot, window):  # noqa: AN
 
     window.handle_event(JobCancelled(7, was_running=True, notes=("Cancelled during Blur: the picture was kept "
                                                                  "without Blur.",)))
-    assert window.status.message_label.text() == "Cancelled. Cancelled during Blur: the picture was kept without Blur."
+    assert window.status.message_label.text() == "Cancelled during Blur: the picture was kept without Blur."
+    window.handle_event(JobCancelled(9, was_running=True, notes=("The picture was handed on unsaved.",)))
+    assert window.status.message_label.text() == "Cancelled. The picture was handed on unsaved."
     window.handle_event(JobFailed(8, "The model is damaged.", notes=("The picture was handed on unsaved.",)))
     assert window.status.message_label.text() == "The model is damaged. The picture was handed on unsaved."
 
