@@ -29,7 +29,7 @@ from studio.ui.dialogs import ExtendCanvasDialog, ScaleImageDialog
 from studio.ui.mask_overlay import TintedLayer, tinted_layer
 from studio.ui.modal import modal
 from studio.ui.task_dialog import ask
-from studio.ui.qt_images import pil_to_qimage, qimage_to_pil
+from studio.ui.qt_images import pil_to_qt_owned_qimage, qimage_to_pil
 from studio.ui.tasks import Tasks
 
 if TYPE_CHECKING:
@@ -293,9 +293,9 @@ class DocumentActions(QObject):
     async def _to_clipboard(self, picture: Callable[[], Image.Image], message: str) -> None:
         """Make and convert the picture in a worker thread (a 4096x4096 one held the window 74-98 ms); the
         clipboard takes it on this thread."""
-        # A copy in Qt's own memory: the clipboard keeps it past this window (and past Python, at exit), and one
-        # over a numpy array released it then, after the interpreter was gone: a crash on quitting.
-        qimage = await asyncio.to_thread(lambda: pil_to_qimage(picture()).copy())
+        # In Qt's own memory: the clipboard keeps it past this window (and past Python, at exit), and one over a
+        # numpy array released it then, after the interpreter was gone: a crash on quitting.
+        qimage = await asyncio.to_thread(lambda: pil_to_qt_owned_qimage(picture()))
         QGuiApplication.clipboard().setImage(qimage)
         self.window.status.set_message(message)
 

@@ -13,7 +13,7 @@ from PIL import Image
 from PySide6.QtGui import QImage
 
 from studio.ui import qt_images
-from studio.ui.qt_images import pil_to_pixmap_ready_qimage, pil_to_qimage, qimage_to_pil
+from studio.ui.qt_images import pil_to_pixmap_ready_qimage, pil_to_qimage, pil_to_qt_owned_qimage, qimage_to_pil
 
 ALLOWED_WAIT_MS = 20.0  # a worker's conversion of a 4096² picture held the window's thread 34-46 ms in one Qt call
 
@@ -37,6 +37,7 @@ def test_strip_by_strip_conversions_give_the_whole_pictures_pixels(qapp, monkeyp
     image = Image.fromarray(pixels, "RGBA").convert(mode)
     shown = image if mode != "L" else image.convert("RGB")
     assert pil_to_qimage(image) == _whole(shown, pixmap_ready=False)
+    assert pil_to_qt_owned_qimage(image) == _whole(shown, pixmap_ready=False)
     assert pil_to_pixmap_ready_qimage(image) == _whole(shown, pixmap_ready=True)
     back = qimage_to_pil(pil_to_qimage(image))
     assert back.mode == shown.mode and np.array_equal(np.asarray(back), np.asarray(shown))
@@ -69,6 +70,7 @@ def test_converting_a_big_picture_in_a_worker_leaves_the_window_thread_free(qapp
     for name, work in (("pil_to_pixmap_ready_qimage RGB", lambda: pil_to_pixmap_ready_qimage(rgb)),
                        ("pil_to_pixmap_ready_qimage RGBA", lambda: pil_to_pixmap_ready_qimage(rgba)),
                        ("pil_to_qimage", lambda: pil_to_qimage(rgb)),
+                       ("pil_to_qt_owned_qimage (for the clipboard)", lambda: pil_to_qt_owned_qimage(rgb)),
                        ("qimage_to_pil", lambda: qimage_to_pil(shown))):
         waited = min(_longest_wait_ms(work) for _ in range(3))
         assert waited < ALLOWED_WAIT_MS, f"{name} held the main thread {waited:.0f} ms"
@@ -121,3 +123,27 @@ def test_a_big_pictures_pixmap_is_let_go_of_at_once_and_stays_valid_while_shown(
     painter.end()
     shown = pixmap.toImage()
     assert shown.pixelColor(1, 1) == QColor(255, 0, 0) and shown.pixelColor(40, 40) == QColor(10, 20, 30)
+
+
+def test_a_qt_owned_picture_keeps_no_numpy_array_alive(qapp):  # noqa: ANN001
+    """What outlives Python (the clipboard) must hold its pixels in Qt's memory, not over an array Python frees."""
+    import gc
+    import weakref
+
+    arrays: list[weakref.ref] = []
+    new_qimage = qt_images.new_qimage
+
+    def watched(*args):  # noqa: ANN002, ANN202
+        qimage, rows = new_qimage(*args)
+        arrays.append(weakref.ref(rows))
+        return qimage, rows
+
+    qt_images.new_qimage = watched
+    try:
+        owned = pil_to_qt_owned_qimage(Image.new("RGB", (64, 48), (200, 30, 30)))
+        over_array = pil_to_qimage(Image.new("RGB", (64, 48), (200, 30, 30)))
+    finally:
+        qt_images.new_qimage = new_qimage
+    gc.collect()
+    assert len(arrays) == 1 and arrays[0]() is not None  # only pil_to_qimage's, alive while its QImage is
+    assert owned == over_array and owned.pixelColor(3, 3).getRgb()[:3] == (200, 30, 30)
