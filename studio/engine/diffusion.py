@@ -419,10 +419,11 @@ class DiffusersGenerator:
         # nor is the device searched for at every picture.
         with (fast_job(run.pipe, self.device, self._plan, model.offloaded, run.kwargs, context.note,
                        options_for(request.speed)) as fast,
-              vae_tiled_on_oom(run.pipe, self.device, context.note),  # the VAE the fast path chose, if it swapped
               prompts_weighted(run.pipe, named.vectors),
               prompts_cached(run.pipe, also=files_key(named.paths.values())),
-              encodings_cached(run.pipe), device_lookups_pinned(run.pipe)):
+              encodings_cached(run.pipe),
+              # Over the kept encodings: a retry in tiles looks up, and keeps, a tiled encoding, not a whole one.
+              vae_tiled_on_oom(run.pipe, self.device, context.note), device_lookups_pinned(run.pipe)):
             yield from self._images(request, model, run, context, fast)
 
     def _images(self, request: GenerationRequest, model: LoadedModel, run: JobRun, context: JobContext,

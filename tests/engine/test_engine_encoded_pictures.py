@@ -140,3 +140,37 @@ def test_a_vae_with_its_own_encode_is_kept_for_too_and_gets_it_back(vae):
         second = twin.encode(picture).latent_dist.parameters
     assert calls["run"] == 1 and first.dtype == torch.bfloat16 and torch.equal(first, second)
     assert vars(twin)["encode"] is own
+
+
+def test_a_canvas_encoded_in_tiles_after_running_out_of_memory_is_kept_as_a_tiled_encoding(tiny_model_dir, tmp_path,
+                                                                                          monkeypatch):
+    """The job's retry in tiles (tiled_retry) is not kept as the untiled encoding: a later job with the memory to
+    encode whole encodes whole, as a fresh engine would; one short of memory again takes the tiled one."""
+    from diffusers import AutoencoderKL
+
+    from studio.engine import diffusion
+    from studio.engine.device import DeviceInfo
+    from studio.engine.tiled_retry import vae_tiled_on_oom
+
+    pretend_cuda = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
+    monkeypatch.setattr(diffusion, "vae_tiled_on_oom", lambda pipe, _device, note: vae_tiled_on_oom(pipe, pretend_cuda,
+                                                                                                     note))
+    encode, short = AutoencoderKL.encode, [True]
+
+    def short_of_memory(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        if short[0] and not self.use_tiling:
+            raise torch.OutOfMemoryError("CUDA out of memory.")
+        return encode(self, *args, **kwargs)
+
+    monkeypatch.setattr(AutoencoderKL, "encode", short_of_memory)
+    generator = new_generator(tmp_path)
+    make(generator, tiny_request(tiny_model_dir, prepared=True, prompt="loads the model"))
+    runs = EncoderRuns(generator)
+    make(generator, request(tiny_model_dir))
+    assert runs.taken() == 1  # in tiles
+    short[0] = False
+    make(generator, request(tiny_model_dir))
+    assert runs.taken() == 1  # whole: the tiled encoding is not the whole one
+    short[0] = True
+    make(generator, request(tiny_model_dir, seed=5))
+    assert runs.taken() == 0  # short again: the tiled one, kept
