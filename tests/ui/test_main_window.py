@@ -334,6 +334,11 @@ def test_a_cancelled_or_failed_job_s_notes_are_shown(qtbot, window):  # noqa: AN
     assert window.status.message_label.text() == "Cancelled during Blur: the picture was kept without Blur."
     window.handle_event(JobCancelled(9, was_running=True, notes=("The picture was handed on unsaved.",)))
     assert window.status.message_label.text() == "Cancelled. The picture was handed on unsaved."
+    # On a GPU the memory plan's reason is the job's first note: the filter's cancel still leads, said once.
+    window.handle_event(JobCancelled(10, was_running=True, notes=("Everything fits on the GPU.", "Cancelled during "
+                                                                  "Blur: the picture was kept without Blur.")))
+    assert window.status.message_label.text() == ("Cancelled during Blur: the picture was kept without Blur. "
+                                                  "Everything fits on the GPU.")
     window.handle_event(JobFailed(8, "The model is damaged.", notes=("The picture was handed on unsaved.",)))
     assert window.status.message_label.text() == "The model is damaged. The picture was handed on unsaved."
 
