@@ -97,6 +97,11 @@ class Registry:
         except KeyError:
             raise StudioError(f"No {kind} called {id!r} is installed and enabled.{self.missing_hint}") from None
 
+    def title(self, kind: str, id: str) -> str:
+        """The contribution's name as its menu shows it ("Colour Transfer"), or its id where none is installed."""
+        contribution = self._contributions.get((kind, id))
+        return id if contribution is None else contribution.title
+
     def runs_generator(self, kind: str, id: str) -> bool:
         """Whether a contribution of Studio's own runs Studio's diffusers generator itself (Restyle); False for one
         not there (its step then says so when it runs, and the picture is kept)."""

@@ -309,12 +309,8 @@ class JobService:
         return image, recipe, None
 
     def _step_title(self, step: PostStep) -> str:
-        """The filter's name as its menu shows it ("Colour Transfer"): its id ("color") read as if the picture lost
-        its colours; the id where it is not installed."""
-        try:
-            return self._registry.get(POSTPROCESSOR, step.processor).title
-        except StudioError:
-            return step.processor
+        """The filter's name as its menu shows it: its id ("color") read as if the picture lost its colours."""
+        return self._registry.title(POSTPROCESSOR, step.processor)
 
     def _emit_threadsafe(self, event: object) -> None:
         loop = self._loop

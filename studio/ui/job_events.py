@@ -9,7 +9,6 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from studio.core.errors import StudioError
 from studio.core.events import (
     EngineStatus,
     JobCancelled,
@@ -160,7 +159,4 @@ class JobEvents:
         self.window.status.job_ended()
 
     def _filter_title(self, processor: str) -> str:
-        try:
-            return f"Filter: {self.window.service.registry.get('postprocessor', processor).title}"
-        except StudioError:
-            return f"Filter: {processor}"
+        return f"Filter: {self.window.service.registry.title('postprocessor', processor)}"

@@ -73,6 +73,13 @@ def test_unknown_contribution_is_a_sentence(env):
     assert str(err.value) == "No generator called 'nope' is installed and enabled."
 
 
+def test_a_contribution_is_titled_as_its_menu_shows_it_or_by_its_id_where_none_is_installed():
+    registry = Registry()
+    registry.add(Contribution(POSTPROCESSOR, "color", "Colour Transfer", "studio_nowhere:Filter"))
+    assert registry.title(POSTPROCESSOR, "color") == "Colour Transfer"
+    assert registry.title(POSTPROCESSOR, "gone") == "gone" and registry.title(GENERATOR, "color") == "color"
+
+
 @pytest.mark.parametrize("target", ["studio_no_such_module_abc:Gen", "studio.core.errors:NoSuchAttr"])
 def test_a_contribution_that_cannot_be_imported_names_its_plugin(env, target):
     registry = Registry()
