@@ -181,7 +181,7 @@ def state_for(unet: torch.nn.Module, options: FastPathOptions | None = None) -> 
 
 def let_graphs_go(unet: torch.nn.Module) -> None:
     """The UNet's captured steps give their memory back: for a model kept aside on the GPU, whose graphs' pool
-    the next model cannot use, while the memory plan would count its free blocks as free VRAM."""
+    the next model cannot use (nor does the memory plan count it as free: ``memory.graph_pools_free``)."""
     state = _states.get(unet)
     if state is not None and len(state.cache):
         state.make_room(offload=False)
