@@ -233,7 +233,7 @@ class StepPictures:
     """Each chain step's picture parameters read once for all the pictures of a job: a batch runs each step once a
     picture, and decoding a 4096² style picture again for each took 0.16-0.19 s (a copy: 7 ms). Each call gets copies
     of its own (a plugin may draw on them); the pictures read are kept only while their step (its job's request)
-    lives, for the last KEPT_STEPS steps at most."""
+    lives, for the last KEPT_STEPS steps with pictures at most."""
 
     KEPT_STEPS = 4
 
@@ -243,6 +243,9 @@ class StepPictures:
 
     def values(self, step: PostStep, contribution: Contribution) -> dict[str, Any]:
         """The step's parameter values with each picture read, checked and copied."""
+        if not any(isinstance(param, ImageParam) for param in contribution.parameters):
+            # Nothing to read, so nothing kept: a long chain's other steps would push out the ones with pictures.
+            return load_pictures(contribution.parameters, step.params, contribution.title)
         stamp = _files_stamp(contribution.parameters, step.params)  # a file changed since (a rerun of one request)
         kept = self._kept.get(id(step))
         if kept is not None and kept[0]() is step and kept[1] == stamp:

@@ -636,6 +636,29 @@ def test_a_chain_step_s_pictures_are_let_go_with_its_request(tmp_path):
     assert kept() is None and not pictures._kept
 
 
+def test_a_long_chain_s_steps_without_pictures_do_not_push_out_one_with_a_picture(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from studio.core.parameters import FloatParam, ImageParam
+    from studio.services import plugin_jobs
+    from studio.services.plugin_jobs import StepPictures
+
+    Image.new("RGB", (8, 8), (9, 9, 9)).save(tmp_path / "style.png")
+    reads: list[str] = []
+    load = plugin_jobs.load_pictures
+    monkeypatch.setattr(plugin_jobs, "load_pictures", lambda schema, values, owner: reads.append(owner) or
+                        load(schema, values, owner))
+    colour = SimpleNamespace(parameters=(ImageParam("style", "Style"),), title="Colour")
+    blur = SimpleNamespace(parameters=(FloatParam("radius", "Radius"),), title="Blur")
+    chain = [PostStep("color", {"style": str(tmp_path / "style.png")})]
+    chain += [PostStep("blur", {"radius": 0.5}) for _ in range(StepPictures.KEPT_STEPS)]
+    pictures = StepPictures()
+    for _picture in range(3):  # a batch of three, each through the whole chain
+        for step in chain:
+            pictures.values(step, colour if step.processor == "color" else blur)
+    assert reads.count("Colour") == 1
+
+
 def test_each_step_of_a_chain_reads_its_picture_once_for_a_batch(plugin_sandbox, tmp_path, monkeypatch):  # noqa: ANN001
     import studio.core.images
 
