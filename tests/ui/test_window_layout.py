@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtWidgets import QDockWidget, QWidget
 from studio_testing import next_start_window
 
 from studio.core.paths import studio_paths
@@ -112,8 +112,12 @@ def test_a_narrow_window_or_a_dragged_dock_never_cuts_the_generate_panel_s_rows_
     body = scroll.widget()
     assert body.width() >= body.minimumSizeHint().width() and body.width() <= scroll.viewport().width()
     panel.control_box.add()  # a guide card
+    wider = QWidget()  # a row wider than the dock is now (a guide card alone is not, at the least width)
+    wider.setMinimumWidth(panel.width() + 80)
+    body.layout().addWidget(wider)
     qtbot.wait(200)
     assert scroll.widget().width() <= scroll.viewport().width()  # a row added later widens the dock with it
+    assert generate.width() >= wider.minimumWidth()
 
 
 def test_the_view_menu_hides_and_shows_each_panel(qtbot, window):  # noqa: ANN001
