@@ -261,9 +261,10 @@ class StepPictures:
         return _own_pictures(loaded)
 
     def _forget(self, key: int, reference: weakref.ref[PostStep]) -> None:
+        # Run where the step's last reference goes (often the window's thread) while the engine's may evict the key.
         kept = self._kept.get(key)
         if kept is not None and kept[0] is reference:  # not a later step that was given the same id
-            del self._kept[key]
+            self._kept.pop(key, None)
 
 
 def _files_stamp(schema: Sequence[Param], values: Mapping[str, Any]) -> tuple[Any, ...]:
