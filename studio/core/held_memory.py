@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from studio.core.errors import and_list
 from studio.core.units import format_size
 
 IN_USE = "in use"  # the model the last job ran: the next job with it starts at once
 KEPT = "kept"  # switched away from, kept loaded for switching back (model_keeping)
 CACHED = "cached"  # a part kept for the next job that wants it (a VAE, an IP-Adapter, an upscaler)
+NAMED_MODELS = 3  # more than this, the status bar counts them (it shows one line)
 ROLE_WORDS = {IN_USE: "In use", KEPT: "Kept for switching back", CACHED: "Cached"}
 
 
@@ -49,10 +51,14 @@ class MemoryFreed:
         return any(model.role == IN_USE for model in self.models)
 
     def summary(self) -> str:
-        """"Freed 3 models (7.9 GB)." for the status bar."""
+        """"Freed tiny-sd and ControlNet canny (2.4 GB)." for the status bar: the models by name, up to NAMED_MODELS
+        of them (two copies of one, on the GPU and on the CPU, named once); more are counted: "Freed 5 models"."""
         count = len(self.models)
+        names = list(dict.fromkeys(model.name for model in self.models))
+        if count and len(names) <= NAMED_MODELS:
+            return f"Freed {and_list(names)} ({format_size(self.size)})."
         if count:
-            return f"Freed {count} model{'s' * (count != 1)} ({format_size(self.size)})."
+            return f"Freed {count} models ({format_size(self.size)})."
         if self.size > 0:
             return f"Freed {format_size(self.size)} of cached memory."
         return "No model was loaded: there was no memory to free."

@@ -62,7 +62,7 @@ def test_freeing_kept_models_keeps_the_one_in_use_and_freeing_all_makes_the_next
 
     freed = release_memory([generator], in_use=False)
     assert freed == MemoryFreed((held[1],), held[1].size)  # counted on the CPU, not measured
-    assert freed.summary() == f"Freed 1 model ({format_size(held[1].size)})." and not freed.in_use_freed
+    assert freed.summary() == f"Freed tiny-sd ({format_size(held[1].size)})." and not freed.in_use_freed
     assert gone(a_pipe) and held_models([generator]) == (held[0],)
 
     freed = release_memory([generator], in_use=True)
@@ -120,7 +120,12 @@ def test_any_live_generator_or_filter_can_hold_models_and_one_that_fails_leaves_
     freed = release_memory([object(), Broken(), holder], in_use=True)
     assert holder.asked == [True] and freed.models == listed
     assert freed.size == 130 and not freed.measured  # no GPU started: the weights counted
-    assert freed.summary() == "Freed 2 models (130 B)."
+    assert freed.summary() == "Freed plugin model and plugin cache (130 B)."
+    many = MemoryFreed(tuple(HeldModel(f"model {n}", KEPT, "cpu", "float32", 10) for n in range(4)), 40)
+    assert many.summary() == "Freed 4 models (40 B)."  # one line: counted, not named
+    copies = MemoryFreed((HeldModel("Depth model", CACHED, "cuda", "float16", 50),
+                          HeldModel("Depth model", CACHED, "cpu", "float32", 100)), 150)
+    assert copies.summary() == "Freed Depth model (150 B)."  # its GPU and CPU copies: named once
 
 
 def test_a_holder_that_hangs_exits_or_answers_nonsense_is_left_out_and_the_engine_goes_on(monkeypatch):

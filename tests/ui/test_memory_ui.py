@@ -37,8 +37,8 @@ def test_free_all_lets_the_model_in_use_go_and_the_next_job_loads_it_again(qtbot
 
     qtbot.mouseClick(dialog.free_all_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.summary.text() == "No model is loaded.", timeout=WAIT_MS)
-    assert rows(dialog) == [] and dialog.message.text() == f"Freed 1 model ({size})."
-    assert window.status.message_label.text() == f"Freed 1 model ({size})."
+    assert rows(dialog) == [] and dialog.message.text() == f"Freed tiny-sd ({size})."
+    assert window.status.message_label.text() == f"Freed tiny-sd ({size})."
     assert window.status.model_label.text() == "No model loaded" and window.windowTitle() == "Studio"
 
     window.generate()  # the model is read again, and the list follows when the job ends
@@ -74,9 +74,10 @@ def test_while_a_job_runs_free_memory_waits_for_it_and_then_frees_every_model(qt
 
     plugin.release.set()  # the job ends; then Free Memory runs, then Free Kept Models
     qtbot.waitUntil(lambda: dialog.free_all_button.isEnabled(), timeout=WAIT_MS)
-    assert dialog.message.text() == "Freed 1 model (1.0 MB)."  # all that was left: the plugin's (it never forgets)
+    assert dialog.message.text() == "Freed plugin model (1.0 MB)."  # all that was left: the plugin's (it never forgets)
     freed = [text for text in messages if text.startswith("Freed")]
-    assert len(freed) == 2 and freed[0].startswith("Freed 2 models (") and freed[1] == dialog.message.text()
+    assert len(freed) == 2 and freed[0].startswith("Freed tiny-sd and plugin model (")
+    assert freed[1] == dialog.message.text()
     assert window.status.model_label.text() == "No model loaded"
     qtbot.waitUntil(lambda: [row[:2] for row in rows(dialog)] == [["plugin model", "Kept for switching back"]],
                     timeout=WAIT_MS)
@@ -88,4 +89,4 @@ def test_free_memory_pressed_twice_keeps_the_first_answer_in_view(qtbot, window)
     window.memory.free_action.trigger()
     qtbot.waitUntil(lambda: window.status.model_label.text() == "No model loaded", timeout=WAIT_MS)
     qtbot.wait(300)  # the second, empty answer has come too
-    assert window.status.message_label.text().startswith("Freed 1 model (")
+    assert window.status.message_label.text().startswith("Freed tiny-sd (")
