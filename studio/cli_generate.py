@@ -380,6 +380,7 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
                 return EXIT_FAILED
             elif isinstance(event, JobCancelled):
                 bar.close()
+                print(f"studio: {event.message or 'cancelled.'}", file=sys.stderr)
                 for note in event.notes:
                     print(f"note: {note}", file=sys.stderr)
                 return EXIT_CANCELLED

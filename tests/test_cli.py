@@ -487,3 +487,35 @@ def test_the_notes_of_a_failed_or_cancelled_job_are_printed(ending, tmp_path, mo
     code = asyncio.run(cli_generate._generate(GenerationRequest(model="m", prompt="p"), env, [tmp_path / "a.png"]))
     assert code == (cli_generate.EXIT_FAILED if ending == "failed" else cli_generate.EXIT_CANCELLED)
     assert "note: A note." in capsys.readouterr().err.splitlines()
+
+
+@pytest.mark.parametrize("message", ["", "Cancelled during Blur: the picture was kept without Blur."])
+def test_a_cancelled_job_says_its_own_sentence_before_its_notes(message, tmp_path, monkeypatch, capsys):
+    # A cancel during a filter said only its notes; the sentence saying which filter was left out is the cancel's.
+    import asyncio
+
+    import studio.cli_generate as cli_generate
+    from studio.core.environment import GeneratorEnvironment
+    from studio.core.events import JobCancelled
+    from studio.core.requests import GenerationRequest
+
+    class OneEvent:
+        def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+            pass
+
+        def start(self) -> None:
+            pass
+
+        def shutdown(self) -> None:
+            pass
+
+        async def run(self, request):  # noqa: ANN001, ANN202
+            yield JobCancelled(1, was_running=True, notes=("Everything fits on the GPU.",), message=message)
+
+    monkeypatch.setattr(cli_generate, "JobService", OneEvent)
+    env = GeneratorEnvironment("cpu", tmp_path, tmp_path)
+    code = asyncio.run(cli_generate._generate(GenerationRequest(model="m", prompt="p"), env, [tmp_path / "a.png"]))
+    assert code == cli_generate.EXIT_CANCELLED
+    lines = capsys.readouterr().err.splitlines()
+    said = f"studio: {message or 'cancelled.'}"
+    assert said in lines and lines.index(said) < lines.index("note: Everything fits on the GPU.")

@@ -20,7 +20,8 @@ class ImageError(StudioError):
 
 
 class JobCancelledError(Exception):
-    """Raised inside a running job when the person cancelled it; not an error."""
+    """Raised inside a running job when the person cancelled it; not an error. Its message, when it has one, is
+    the sentence the person is shown ("Cancelled during Blur: ..."); without one they are told "Cancelled."."""
 
 
 def first_line(exc: BaseException) -> str:

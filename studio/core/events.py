@@ -125,7 +125,8 @@ class JobFailed(JobEvent):
 class JobCancelled(JobEvent):
     was_running: bool = False
     outputs: tuple[GeneratedImage, ...] = ()  # images finished before the cancel, kept
-    notes: tuple[str, ...] = ()  # what the person should know besides ("Cancelled during <filter>: ...")
+    notes: tuple[str, ...] = ()  # what the person should know besides the cancel
+    message: str = ""  # the cancel's own sentence ("Cancelled during <filter>: ..."), said first; "" for "Cancelled."
 
 
 @dataclass(frozen=True)

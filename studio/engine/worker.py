@@ -290,8 +290,9 @@ class EngineWorker:
             for output in self._handler(job, context):
                 outputs.append(output)
                 self._emit(JobOutput(job.id, output, len(outputs) - 1))
-        except JobCancelledError:
-            self._emit(JobCancelled(job.id, was_running=True, outputs=tuple(outputs), notes=tuple(context.notes)))
+        except JobCancelledError as cancelled:
+            self._emit(JobCancelled(job.id, was_running=True, outputs=tuple(outputs), notes=tuple(context.notes),
+                                    message=str(cancelled)))
         except BaseException as exc:  # noqa: BLE001 - every failure becomes an event; the thread lives on
             if isinstance(exc, StudioError) and exc.__cause__ is None:  # a plain refusal: the sentence is all
                 log.info("Job %s failed: %s", job.id, exc)

@@ -298,10 +298,11 @@ class JobService:
             context.status(message=f"{self._step_title(step)}{pictures}…")
             try:
                 image, recipe = self._runner.post_process(step, image, recipe, context, index)
-            except JobCancelledError as cancelled:
-                context.note(f"Cancelled during {self._step_title(step)}: the picture was kept without "
-                             f"{and_list([self._step_title(left) for left in request.post[number:]])}.")
-                return image, recipe, cancelled
+            except JobCancelledError:
+                # The cancel's own sentence, not a note: the window and the command line say it first, and once.
+                return image, recipe, JobCancelledError(
+                    f"Cancelled during {self._step_title(step)}: the picture was kept without "
+                    f"{and_list([self._step_title(left) for left in request.post[number:]])}.")
             except Exception as exc:  # noqa: BLE001 - the generated picture is kept, never lost to a filter
                 context.note(f"{describe_exception(exc)} The picture was kept without "
                              f"{and_list([self._step_title(left) for left in request.post[number:]])}.")

@@ -120,10 +120,9 @@ class JobEvents:
             if event.was_running:
                 self._job_ended(event.job_id)
                 queue.set_cancelled(event.job_id)
-                # A filter's "Cancelled during Blur: …" says it already, and leads as "Cancelled." would: on a GPU
-                # the memory plan's reason is the job's first note, and a long line is cut at the status bar's end.
-                during = [note for note in event.notes if note.startswith("Cancelled during ")] or ["Cancelled."]
-                status.set_message(" ".join([*during, *(note for note in event.notes if note not in during)]))
+                # The cancel's sentence ("Cancelled during Blur: …") leads: on a GPU the memory plan's reason is
+                # the job's first note, and a long line is cut at the status bar's end.
+                status.set_message(" ".join([event.message or "Cancelled.", *event.notes]))
             else:
                 self.requests.pop(event.job_id, None)
                 queue.remove_row(event.job_id)

@@ -204,7 +204,7 @@ def test_a_cancelled_or_failed_job_carries_the_notes_made_before_it_ended():
     def handler(job, context):  # noqa: ANN001, ANN202
         context.note(f"note of job {job.id}")
         if job.request.seed == 1:
-            raise JobCancelledError()
+            raise JobCancelledError("Cancelled during Blur: the picture was kept without Blur.")
         raise ValueError("broken")
         yield  # pragma: no cover
 
@@ -213,7 +213,9 @@ def test_a_cancelled_or_failed_job_carries_the_notes_made_before_it_ended():
     events = recorder.until_done(cancelled, failed)
     assert worker.shutdown(TIMEOUT)
     ends = {e.job_id: e for e in events if isinstance(e, (JobFailed, JobCancelled))}
-    assert ends[cancelled] == JobCancelled(cancelled, was_running=True, notes=(f"note of job {cancelled}",))
+    # The cancel's own sentence travels as its message, said before the notes.
+    assert ends[cancelled] == JobCancelled(cancelled, was_running=True, notes=(f"note of job {cancelled}",),
+                                           message="Cancelled during Blur: the picture was kept without Blur.")
     assert isinstance(ends[failed], JobFailed) and ends[failed].notes == (f"note of job {failed}",)
 
 

@@ -280,7 +280,9 @@ def test_a_cancel_during_a_filter_says_what_was_left_out(tmp_path):
     cancelled = terminal(events, job)
     assert isinstance(cancelled, JobCancelled) and len(cancelled.outputs) == 1
     # Named as the Filters menu names it: "kept without color" read as if the picture had lost its colours.
-    assert cancelled.notes == ("Cancelled during Waits: the picture was kept without Waits.",)
+    # The cancel's own sentence, not a note found by its words: the window and the command line say it first.
+    assert cancelled.message == "Cancelled during Waits: the picture was kept without Waits."
+    assert cancelled.notes == ()
 
 
 def test_shutdown_ends_every_stream_and_refuses_new_jobs(tmp_path):

@@ -329,16 +329,14 @@ def test_a_cancelled_or_failed_job_s_notes_are_shown(qtbot, window):  # noqa: AN
     # "Cancelled during <filter>: the picture was kept without ..." never reached the person: only "Cancelled."
     from studio.core.events import JobCancelled, JobFailed
 
-    window.handle_event(JobCancelled(7, was_running=True, notes=("Cancelled during Blur: the picture was kept "
-                                                                 "without Blur.",)))
-    assert window.status.message_label.text() == "Cancelled during Blur: the picture was kept without Blur."
+    during = "Cancelled during Blur: the picture was kept without Blur."
+    window.handle_event(JobCancelled(7, was_running=True, message=during))
+    assert window.status.message_label.text() == during
     window.handle_event(JobCancelled(9, was_running=True, notes=("The picture was handed on unsaved.",)))
     assert window.status.message_label.text() == "Cancelled. The picture was handed on unsaved."
     # On a GPU the memory plan's reason is the job's first note: the filter's cancel still leads, said once.
-    window.handle_event(JobCancelled(10, was_running=True, notes=("Everything fits on the GPU.", "Cancelled during "
-                                                                  "Blur: the picture was kept without Blur.")))
-    assert window.status.message_label.text() == ("Cancelled during Blur: the picture was kept without Blur. "
-                                                  "Everything fits on the GPU.")
+    window.handle_event(JobCancelled(10, was_running=True, notes=("Everything fits on the GPU.",), message=during))
+    assert window.status.message_label.text() == f"{during} Everything fits on the GPU."
     window.handle_event(JobFailed(8, "The model is damaged.", notes=("The picture was handed on unsaved.",)))
     assert window.status.message_label.text() == "The model is damaged. The picture was handed on unsaved."
 
