@@ -72,6 +72,8 @@ def _check(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise InvalidRequest(f"--{name} must be at least 1, not {value}.")
+    if not 0 <= args.cfg <= 50:  # as a generation's (studio.core.requests): nan too
+        raise InvalidRequest(f"--cfg must be between 0 and 50, not {args.cfg:g}.")
 
 
 def report(result: dict[str, Any]) -> str:

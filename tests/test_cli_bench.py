@@ -70,3 +70,10 @@ def test_bench_refuses_a_size_that_is_not_a_multiple_of_8(tmp_path: Path):
     result = run_studio(tmp_path / "home", "bench", "--size", "100", timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip() == "studio: The size must be a multiple of 8 of at least 64 pixels, not 100."
+
+
+@pytest.mark.parametrize("cfg", ["-5", "51", "nan"])
+def test_bench_refuses_a_cfg_scale_a_generation_would_refuse(tmp_path: Path, cfg: str):
+    result = run_studio(tmp_path / "home", "bench", "--cfg", cfg, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"studio: --cfg must be between 0 and 50, not {float(cfg):g}."

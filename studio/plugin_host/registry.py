@@ -51,6 +51,9 @@ class Registry:
     def __init__(self) -> None:
         self._contributions: dict[tuple[str, str], Contribution] = {}
         self._instances: dict[tuple[str, str], Any] = {}
+        # Kept when a plugin is removed: a filter that failed until its plugin was switched off is still named as
+        # the person knows it ("the picture was kept without Boom"), not by its id.
+        self._titles: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         self.missing_hint = ""  # said after "No generator called …" (the host sets it in safe mode)
 
@@ -62,6 +65,7 @@ class Registry:
                 raise StudioError(f"Two {contribution.kind}s are called {contribution.id!r}: {owner} already "
                                   f"owns that id, so the one from {contribution.owner} was not added.")
             self._contributions[key] = contribution
+            self._titles[key] = contribution.title
 
     def remove_plugin(self, plugin_id: str) -> None:
         """Forget every contribution of a plugin, and the modules imported from its folder: a plugin updated (or
@@ -98,9 +102,9 @@ class Registry:
             raise StudioError(f"No {kind} called {id!r} is installed and enabled.{self.missing_hint}") from None
 
     def title(self, kind: str, id: str) -> str:
-        """The contribution's name as its menu shows it ("Colour Transfer"), or its id where none is installed."""
-        contribution = self._contributions.get((kind, id))
-        return id if contribution is None else contribution.title
+        """The contribution's name as its menu shows it ("Colour Transfer"), also once its plugin is removed or
+        switched off, or its id where none was ever installed."""
+        return self._titles.get((kind, id), id)
 
     def runs_generator(self, kind: str, id: str) -> bool:
         """Whether a contribution of Studio's own runs Studio's diffusers generator itself (Restyle); False for one

@@ -77,7 +77,7 @@ class MainWindow(QMainWindow):
         self.canvas.set_document(self.document)
         self.setCentralWidget(self.canvas)
         self.prompt_panel = PromptPanel()
-        self.queue_panel = QueuePanel()
+        self.queue_panel = QueuePanel(title=self.service.registry.title)
         self.gallery = GalleryPanel(self.history, self.cache_dir / "thumbnails")
         self.history_panel = HistoryPanel()
         self._add_dock("Generate", self.prompt_panel, Qt.DockWidgetArea.LeftDockWidgetArea)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -13,6 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.requests import GenerationRequest, PostProcessRequest
+from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR
 from studio.ui.actions import widget_keys
 from studio.ui.theme import icon, plain_tooltip
 
@@ -21,16 +24,18 @@ JOB_ID_ROLE = Qt.ItemDataRole.UserRole
 STATE_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
-def _summary(request: GenerationRequest | PostProcessRequest) -> str:
+def _summary(request: GenerationRequest | PostProcessRequest, title: Callable[[str, str], str]) -> str:
+    """Two lines about a job; a filter or a plugin's generator named as its menu or the model picker shows it
+    (``title(kind, id)``): "Filter: color" read as if the picture lost its colours."""
     if isinstance(request, PostProcessRequest):
-        return f"Filter: {request.processor}\n{request.width}×{request.height} · on the canvas"
+        return f"Filter: {title(POSTPROCESSOR, request.processor)}\n{request.width}×{request.height} · on the canvas"
     prompt = " ".join(request.prompt.split()) or "(no prompt)"
     if len(prompt) > 48:
         prompt = prompt[:47] + "…"
     mode = "inpaint · " if request.is_inpaint else "img2img · " if request.is_img2img else ""
     count = f" · ×{request.batch_count}" if request.batch_count > 1 else ""
     if request.generator != "diffusers":
-        return f"{prompt}\n{request.generator} · {request.width}×{request.height}{count}"
+        return f"{prompt}\n{title(GENERATOR, request.generator)} · {request.width}×{request.height}{count}"
     size = f"{request.width}×{request.height}"
     if request.hires is not None:
         size += "→{}×{}".format(*request.output_size)
@@ -42,8 +47,10 @@ class QueuePanel(QWidget):
     cancel_current_requested = Signal()
     cancel_all_requested = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None,
+                 title: Callable[[str, str], str] = lambda kind, id: id) -> None:
         super().__init__(parent)
+        self._title = title
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.setSpacing(6)
@@ -66,7 +73,7 @@ class QueuePanel(QWidget):
             buttons.addWidget(b)
         layout.addLayout(buttons)
         self._items: dict[int, QListWidgetItem] = {}
-        self._requests: dict[int, GenerationRequest | PostProcessRequest] = {}
+        self._summaries: dict[int, str] = {}  # taken when queued: a plugin switched off later is still named
         self.remove_button.clicked.connect(self._remove_selected)
         widget_keys(self.list, ("Delete",), self._remove_selected)
         self.cancel_button.clicked.connect(self.cancel_current_requested)
@@ -79,7 +86,7 @@ class QueuePanel(QWidget):
         item = QListWidgetItem()
         item.setData(JOB_ID_ROLE, job_id)
         self._items[job_id] = item
-        self._requests[job_id] = request
+        self._summaries[job_id] = _summary(request, self._title)
         self.list.addItem(item)
         self._set_state(job_id, "waiting", "Waiting")
 
@@ -107,7 +114,7 @@ class QueuePanel(QWidget):
 
     def remove_row(self, job_id: int) -> None:
         item = self._items.pop(job_id, None)
-        self._requests.pop(job_id, None)
+        self._summaries.pop(job_id, None)
         if item is not None:
             self.list.takeItem(self.list.row(item))
         self._update_buttons()
@@ -117,7 +124,7 @@ class QueuePanel(QWidget):
         if item is None:
             return
         item.setData(STATE_ROLE, state)
-        item.setText(f"{status} · #{job_id}  {_summary(self._requests[job_id])}")
+        item.setText(f"{status} · #{job_id}  {self._summaries[job_id]}")
         item.setIcon(icon({"waiting": "clock", "running": "generate", "finished": "check",
                            "failed": "alert", "cancelled": "cancel-all"}[state]))
         dim = state in ("finished", "cancelled")

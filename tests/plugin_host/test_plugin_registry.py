@@ -80,6 +80,16 @@ def test_a_contribution_is_titled_as_its_menu_shows_it_or_by_its_id_where_none_i
     assert registry.title(POSTPROCESSOR, "gone") == "gone" and registry.title(GENERATOR, "color") == "color"
 
 
+def test_a_contribution_keeps_its_title_once_its_plugin_is_switched_off():
+    # A filter that failed three times in a job's chain switched its plugin off before the job said what it had
+    # left out: "the picture was kept without ui-boom" named the filter by its id.
+    registry = Registry()
+    registry.add(Contribution(POSTPROCESSOR, "ui-boom", "Boom", "studio_nowhere:Filter", plugin_id="boom"))
+    registry.remove_plugin("boom")
+    assert not registry.has(POSTPROCESSOR, "ui-boom")
+    assert registry.title(POSTPROCESSOR, "ui-boom") == "Boom"
+
+
 @pytest.mark.parametrize("target", ["studio_no_such_module_abc:Gen", "studio.core.errors:NoSuchAttr"])
 def test_a_contribution_that_cannot_be_imported_names_its_plugin(env, target):
     registry = Registry()

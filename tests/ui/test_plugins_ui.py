@@ -196,6 +196,20 @@ def test_after_each_generation_the_chain_is_applied(qtbot, plugin_window, settin
     assert window.plugin_actions.chain_action.text() == "Post-processing &Chain… (1)"
 
 
+def test_the_queue_names_a_filter_and_a_plugin_generator_as_their_menus_do(qtbot, plugin_window):
+    # The queue said "Filter: ui-invert" and "ui-gen" where the Filters menu says "Invert colours" and the model
+    # picker "Test generator" (a built-in filter read "Filter: color").
+    window = plugin_window
+    window.document.set_image(Image.new("RGB", (64, 64)), "Open")
+    window.plugin_actions.apply(window.service.registry.get("postprocessor", "ui-invert"), {})
+    _pick(window.prompt_panel, "Test generator")
+    window.generate()
+    qtbot.waitUntil(lambda: len(window.queue_panel.job_ids("finished")) == 2, timeout=WAIT_MS)
+    rows = [window.queue_panel.list.item(i).text() for i in range(window.queue_panel.list.count())]
+    assert "Filter: Invert colours\n64×64 · on the canvas" in rows[0]
+    assert "\nTest generator · 64×64" in rows[1]
+
+
 def test_the_plugins_dialog_lists_toggles_and_explains(qtbot, plugin_window, artifacts_dir):
     from studio.ui.plugins_dialog import PluginsDialog
 
