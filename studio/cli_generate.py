@@ -362,6 +362,8 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
                         continue
                     seed = f"seed {out.recipe.seed}, " if out.recipe.seed >= 0 else ""
                     print(f"Saved {path} ({seed}{out.image.width}x{out.image.height})")
+                for warning in event.warnings:
+                    print(f"studio: {warning}", file=sys.stderr)
                 for note in event.notes:
                     print(f"note: {note}", file=sys.stderr)
                 asked = getattr(request, "batch_count", 1)

@@ -111,6 +111,7 @@ class JobFinished(JobEvent):
     outputs: tuple[GeneratedImage, ...]
     elapsed: float
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # what went wrong without stopping it (a filter failed): said first, as a problem
 
 
 @dataclass(frozen=True)

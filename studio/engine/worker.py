@@ -58,6 +58,7 @@ class WorkerContext:
         self._emit = emit
         self._started = time.perf_counter()
         self.notes: list[str] = list(job.notes)
+        self.warnings: list[str] = []  # what went wrong without stopping the job: said first, as a problem
 
     @property
     def elapsed(self) -> float:
@@ -80,6 +81,11 @@ class WorkerContext:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def warn(self, text: str) -> None:
+        """Something went wrong that did not stop the job (a filter failed: the picture was kept without it). Said
+        before "Finished in …", as a problem: among the notes after it, it was cut off the status line."""
+        self.warnings.append(text)
 
     def status(self, *, device: str = "", model: str = "", message: str = "") -> None:
         _emit_status(self._emit, device, model, message)
@@ -291,19 +297,20 @@ class EngineWorker:
                 outputs.append(output)
                 self._emit(JobOutput(job.id, output, len(outputs) - 1))
         except JobCancelledError as cancelled:
-            self._emit(JobCancelled(job.id, was_running=True, outputs=tuple(outputs), notes=tuple(context.notes),
-                                    message=str(cancelled)))
+            self._emit(JobCancelled(job.id, was_running=True, outputs=tuple(outputs),
+                                    notes=(*context.warnings, *context.notes), message=str(cancelled)))
         except BaseException as exc:  # noqa: BLE001 - every failure becomes an event; the thread lives on
             if isinstance(exc, StudioError) and exc.__cause__ is None:  # a plain refusal: the sentence is all
                 log.info("Job %s failed: %s", job.id, exc)
             else:
                 log.error("Job %s failed", job.id, exc_info=True)
             self._emit(JobFailed(job.id, describe_exception(exc), traceback.format_exc(), tuple(outputs),
-                                 tuple(context.notes)))
+                                 (*context.warnings, *context.notes)))
             if not isinstance(exc, Exception):
                 raise
         else:
-            self._emit(JobFinished(job.id, tuple(outputs), context.elapsed, tuple(context.notes)))
+            self._emit(JobFinished(job.id, tuple(outputs), context.elapsed, tuple(context.notes),
+                                   tuple(context.warnings)))
 
 
 def _run_chore(chore: Callable[[], Any], future: Future[Any]) -> None:

@@ -116,8 +116,8 @@ class HistoryRecorder:
                                "strength": s.strength} for s in request.post]
         if recipe is not None:
             params["studio_version"] = recipe.version
-        if self._context.notes:
-            params["notes"] = list(self._context.notes)
+        if notes := [*self._context.warnings, *self._context.notes]:
+            params["notes"] = notes
         return params
 
     def _keep_controls_again(self) -> None:

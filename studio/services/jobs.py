@@ -304,7 +304,7 @@ class JobService:
                     f"Cancelled during {self._step_title(step)}: the picture was kept without "
                     f"{and_list([self._step_title(left) for left in request.post[number:]])}.")
             except Exception as exc:  # noqa: BLE001 - the generated picture is kept, never lost to a filter
-                context.note(f"{describe_exception(exc)} The picture was kept without "
+                context.warn(f"{describe_exception(exc)} The picture was kept without "
                              f"{and_list([self._step_title(left) for left in request.post[number:]])}.")
                 break
         return image, recipe, None

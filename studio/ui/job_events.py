@@ -107,9 +107,9 @@ class JobEvents:
             queue.set_finished(event.job_id, f"Done in {format_seconds(event.elapsed)}")
             saved = next((o.path for o in reversed(event.outputs) if o.path), None)
             where = f" Saved to {saved.parent}." if saved else ""
-            finished = (f"Finished in {format_seconds(event.elapsed)}.{where} {' '.join(event.notes)} "
-                        f"{self.window.results.take_held_note()}")
-            status.set_message(" ".join(finished.split()))
+            finished = (f"{' '.join(event.warnings)} Finished in {format_seconds(event.elapsed)}.{where} "
+                        f"{' '.join(event.notes)} {self.window.results.take_held_note()}")
+            status.set_message(" ".join(finished.split()), error=bool(event.warnings))
         elif isinstance(event, JobFailed):
             self._job_ended(event.job_id)
             self.window.history_actions.results_arrived()  # failed jobs are in the history too

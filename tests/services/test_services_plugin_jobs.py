@@ -252,9 +252,14 @@ def test_a_failing_post_step_keeps_the_generated_picture(setup):
     finished = terminal(events, job)
     assert isinstance(finished, JobFinished)
     assert finished.outputs[0].image.getpixel((0, 0)) == (200, 7, 0)  # not inverted, not lost
-    assert finished.notes == ("The plugin Test Plugin failed (ValueError: amount too small to see). The picture "
-                              "was kept without Invert.",)  # the filter's name, as its menu shows it
+    # Said as a problem, before "Finished in …" (among the notes after it, the status line cut it off).
+    failed = ("The plugin Test Plugin failed (ValueError: amount too small to see). The picture was kept without "
+              "Invert.",)  # the filter's name, as its menu shows it
+    assert (finished.warnings, finished.notes) == (failed, ())
     assert read_recipe(finished.outputs[0].path).post == ()
+    history = setup[3]
+    (row,) = history.search(HistoryQuery(text="plugin test"))
+    assert row.params["notes"] == list(failed)  # and the history keeps it with the picture
 
 
 def test_a_cancel_during_a_post_step_still_saves_and_records_the_picture_without_the_steps(setup):

@@ -325,6 +325,18 @@ def test_a_model_loaded_ahead_of_any_job_is_not_said_to_be_working(qtbot, window
     assert window.status.message_label.text() == "tiny-sd is loaded."
 
 
+def test_a_filter_that_failed_leads_the_finished_line_as_a_problem(qtbot, window):  # noqa: ANN001
+    from studio.core.events import JobFinished
+
+    failed = "The plugin Boom failed (RuntimeError: kaput). The picture was kept without Boom."
+    window.handle_event(JobFinished(5, (), 0.36, notes=("Everything fits on the GPU.",), warnings=(failed,)))
+    label = window.status.message_label
+    assert label.text() == f"{failed} Finished in 0.36 s. Everything fits on the GPU."
+    assert label.property("error") is True
+    window.handle_event(JobFinished(6, (), 0.5))
+    assert label.text() == "Finished in 0.50 s." and label.property("error") is False
+
+
 def test_a_cancelled_or_failed_job_s_notes_are_shown(qtbot, window):  # noqa: ANN001
     # "Cancelled during <filter>: the picture was kept without ..." never reached the person: only "Cancelled."
     from studio.core.events import JobCancelled, JobFailed
