@@ -456,18 +456,13 @@ def test_lora_flags_are_parsed_as_name_and_weight():
     assert parse_lora(r"C:\loras\ink.safetensors:-0.5") == LoraChoice(r"C:\loras\ink.safetensors", -0.5)
 
 
-@pytest.mark.parametrize("ending", ["failed", "cancelled"])
-def test_the_notes_of_a_failed_or_cancelled_job_are_printed(ending, tmp_path, monkeypatch, capsys):
-    # "Cancelled during <filter>: the picture was kept without ..." never reached the command line.
+def _generate_ending_with(end: object, tmp_path, monkeypatch) -> int:  # noqa: ANN001
+    """``studio generate``'s own loop over a service whose job ends at once with ``end``; its exit code."""
     import asyncio
 
     import studio.cli_generate as cli_generate
     from studio.core.environment import GeneratorEnvironment
-    from studio.core.events import JobCancelled, JobFailed
     from studio.core.requests import GenerationRequest
-
-    end = JobFailed(1, "The model is damaged.", notes=("A note.",)) if ending == "failed" else \
-        JobCancelled(1, was_running=True, notes=("A note.",))
 
     class OneEvent:
         def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
@@ -484,7 +479,18 @@ def test_the_notes_of_a_failed_or_cancelled_job_are_printed(ending, tmp_path, mo
 
     monkeypatch.setattr(cli_generate, "JobService", OneEvent)
     env = GeneratorEnvironment("cpu", tmp_path, tmp_path)
-    code = asyncio.run(cli_generate._generate(GenerationRequest(model="m", prompt="p"), env, [tmp_path / "a.png"]))
+    return asyncio.run(cli_generate._generate(GenerationRequest(model="m", prompt="p"), env, [tmp_path / "a.png"]))
+
+
+@pytest.mark.parametrize("ending", ["failed", "cancelled"])
+def test_the_notes_of_a_failed_or_cancelled_job_are_printed(ending, tmp_path, monkeypatch, capsys):
+    # "Cancelled during <filter>: the picture was kept without ..." never reached the command line.
+    import studio.cli_generate as cli_generate
+    from studio.core.events import JobCancelled, JobFailed
+
+    end = JobFailed(1, "The model is damaged.", notes=("A note.",)) if ending == "failed" else \
+        JobCancelled(1, was_running=True, notes=("A note.",))
+    code = _generate_ending_with(end, tmp_path, monkeypatch)
     assert code == (cli_generate.EXIT_FAILED if ending == "failed" else cli_generate.EXIT_CANCELLED)
     assert "note: A note." in capsys.readouterr().err.splitlines()
 
@@ -492,30 +498,20 @@ def test_the_notes_of_a_failed_or_cancelled_job_are_printed(ending, tmp_path, mo
 @pytest.mark.parametrize("message", ["", "Cancelled during Blur: the picture was kept without Blur."])
 def test_a_cancelled_job_says_its_own_sentence_before_its_notes(message, tmp_path, monkeypatch, capsys):
     # A cancel during a filter said only its notes; the sentence saying which filter was left out is the cancel's.
-    import asyncio
-
     import studio.cli_generate as cli_generate
-    from studio.core.environment import GeneratorEnvironment
     from studio.core.events import JobCancelled
-    from studio.core.requests import GenerationRequest
 
-    class OneEvent:
-        def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
-            pass
-
-        def start(self) -> None:
-            pass
-
-        def shutdown(self) -> None:
-            pass
-
-        async def run(self, request):  # noqa: ANN001, ANN202
-            yield JobCancelled(1, was_running=True, notes=("Everything fits on the GPU.",), message=message)
-
-    monkeypatch.setattr(cli_generate, "JobService", OneEvent)
-    env = GeneratorEnvironment("cpu", tmp_path, tmp_path)
-    code = asyncio.run(cli_generate._generate(GenerationRequest(model="m", prompt="p"), env, [tmp_path / "a.png"]))
-    assert code == cli_generate.EXIT_CANCELLED
+    end = JobCancelled(1, was_running=True, notes=("Everything fits on the GPU.",), message=message)
+    assert _generate_ending_with(end, tmp_path, monkeypatch) == cli_generate.EXIT_CANCELLED
     lines = capsys.readouterr().err.splitlines()
     said = f"studio: {message or 'cancelled.'}"
     assert said in lines and lines.index(said) < lines.index("note: Everything fits on the GPU.")
+
+
+def test_a_filter_that_failed_is_said_before_the_finished_job_s_notes(tmp_path, monkeypatch, capsys):
+    from studio.core.events import JobFinished
+
+    failed = "The plugin Boom failed (RuntimeError: kaput). The picture was kept without Boom."
+    _generate_ending_with(JobFinished(1, (), 0.5, notes=("A note.",), warnings=(failed,)), tmp_path, monkeypatch)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines.index(f"studio: {failed}") < lines.index("note: A note.")
