@@ -28,18 +28,24 @@ def picture(pipe, **kwargs) -> np.ndarray:  # noqa: ANN001
     return np.asarray(image, np.int16)
 
 
-def test_a_decode_out_of_gpu_memory_is_made_again_in_tiles_not_the_whole_picture(pipe, monkeypatch):
-    expected = picture(pipe)
-    steps, untiled_tries = [], []
-    decode = AutoencoderKL.decode
+def untiled_runs_out_of_memory(monkeypatch: pytest.MonkeyPatch, method: str) -> list[int]:
+    """The VAE's ``method`` (decode, encode) runs out of GPU memory while untiled; the list counts those tries."""
+    run, tries = getattr(AutoencoderKL, method), []
 
     def short_of_memory(self, *args, **kwargs):  # noqa: ANN001, ANN202
         if not self.use_tiling:
-            untiled_tries.append(1)
+            tries.append(1)
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.50 GiB")
-        return decode(self, *args, **kwargs)
+        return run(self, *args, **kwargs)
 
-    monkeypatch.setattr(AutoencoderKL, "decode", short_of_memory)
+    monkeypatch.setattr(AutoencoderKL, method, short_of_memory)
+    return tries
+
+
+def test_a_decode_out_of_gpu_memory_is_made_again_in_tiles_not_the_whole_picture(pipe, monkeypatch):
+    expected = picture(pipe)
+    steps: list[int] = []
+    untiled_tries = untiled_runs_out_of_memory(monkeypatch, "decode")
     notes: list[str] = []
     with vae_tiled_on_oom(pipe, PRETEND_CUDA, notes.append):
         first = picture(pipe, callback_on_step_end=lambda p, i, t, k: steps.append(i) or {})
@@ -51,16 +57,7 @@ def test_a_decode_out_of_gpu_memory_is_made_again_in_tiles_not_the_whole_picture
 
 
 def test_a_canvas_picture_whose_encode_runs_out_of_gpu_memory_is_encoded_in_tiles(pipe, monkeypatch):
-    encode = AutoencoderKL.encode
-    untiled_tries = []
-
-    def short_of_memory(self, *args, **kwargs):  # noqa: ANN001, ANN202
-        if not self.use_tiling:
-            untiled_tries.append(1)
-            raise torch.OutOfMemoryError("CUDA out of memory.")
-        return encode(self, *args, **kwargs)
-
-    monkeypatch.setattr(AutoencoderKL, "encode", short_of_memory)
+    untiled_tries = untiled_runs_out_of_memory(monkeypatch, "encode")
     canvas = torch.zeros(1, 3, 64, 64)
     notes: list[str] = []
     with vae_tiled_on_oom(pipe, PRETEND_CUDA, notes.append):
