@@ -52,6 +52,14 @@ def new_qimage(width: int, height: int, fmt: QImage.Format) -> tuple[QImage, np.
     return QImage(rows, width, height, stride, fmt), rows
 
 
+def _qt_owned_qimage(width: int, height: int, fmt: QImage.Format) -> tuple[QImage, np.ndarray]:
+    """As new_qimage, but the pixels are in memory Qt allocated; the array is a view of them, writable in place."""
+    qimage = QImage(width, height, fmt)
+    if qimage.isNull():
+        raise MemoryError(f"Qt could not make a {width}x{height} picture")
+    return qimage, np.frombuffer(qimage.bits(), np.uint8).reshape(height, qimage.bytesPerLine())
+
+
 def _strips(height: int, width: int) -> range:
     return range(0, height, max(1, STRIP_BYTES // max(1, width * 4)))
 
@@ -64,14 +72,7 @@ def _converted(image: Image.Image, target: QImage.Format | None,
     image = _rgb_or_rgba(image)
     width, height = image.size
     own = QImage.Format.Format_RGBA8888 if image.mode == "RGBA" else QImage.Format.Format_RGB888
-    fmt = own if target is None else target
-    if qt_owned:
-        result = QImage(width, height, fmt)
-        if result.isNull():
-            raise MemoryError(f"Qt could not make a {width}x{height} picture")
-        rows = np.frombuffer(result.bits(), np.uint8).reshape(height, result.bytesPerLine())
-    else:
-        result, rows = new_qimage(width, height, fmt)
+    result, rows = (_qt_owned_qimage if qt_owned else new_qimage)(width, height, own if target is None else target)
     step = _strips(height, width).step
     for top in _strips(height, width):
         if cancelled is not None and cancelled():
