@@ -423,7 +423,8 @@ class DiffusersGenerator:
               prompts_cached(run.pipe, also=files_key(named.paths.values())),
               encodings_cached(run.pipe),
               # Over the kept encodings: a retry in tiles looks up, and keeps, a tiled encoding, not a whole one.
-              vae_tiled_on_oom(run.pipe, self.device, context.note), device_lookups_pinned(run.pipe)):
+              vae_tiled_on_oom(run.pipe, self.device, context.note, fast.let_graphs_go),
+              device_lookups_pinned(run.pipe)):
             yield from self._images(request, model, run, context, fast)
 
     def _images(self, request: GenerationRequest, model: LoadedModel, run: JobRun, context: JobContext,

@@ -306,6 +306,16 @@ class FastJob:
             torch.cuda.empty_cache()
         return make_image()
 
+    def let_graphs_go(self) -> None:
+        """Mid-job, the captured steps give their memory pool back (to a VAE decode that ran out of memory after the
+        steps) and the rest of the job runs its steps eagerly: captured again, they would take the memory back from
+        the next picture's decode. The next job captures them again, in a new pool. The caller empties the cache."""
+        if self.prepared is not None and self.prepared.graphed is not None:
+            self.prepared.graphed.disabled = True
+        if self.state is not None and len(self.state.cache):
+            log.info("Fast path: the captured steps were let go to make room for the VAE")
+            self.state.cache.clear()
+
     def close(self) -> None:
         prepared, self.prepared = self.prepared, None
         if prepared is not None:

@@ -6,6 +6,9 @@ at 1536x1536 wants several GB). The memory plan turns tiling on where it foresee
 program took the memory meanwhile, an estimate fell short), ComfyUI's answer is the one taken here: the same latents
 decoded tile by tile (diffusers' ``enable_tiling``), with a note. Without it the fast path's retry redid all the steps
 eagerly, then ran out of memory in the same decode.
+
+Before the tiled try, what the decode can have back goes: the captured UNet steps' memory pool (the latents are made;
+``make_room``), and if the tiles still do not fit, the models kept only for switching back (``release_spare_memory``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 import torch
 
-from studio.engine.device import DeviceInfo
+from studio.engine.device import DeviceInfo, release_spare_memory
 from studio.engine.stand_in import standing_in
 
 TILED_NOTE = ("The GPU ran out of memory {what} the picture, so it was {done} in tiles (slower; tile seams may show "
@@ -25,20 +28,22 @@ WORDS = {"decode": ("decoding", "decoded"), "encode": ("encoding", "encoded")}
 
 
 @contextmanager
-def vae_tiled_on_oom(pipe: Any, device: DeviceInfo, note: Callable[[str], None]) -> Iterator[None]:  # noqa: ANN401
+def vae_tiled_on_oom(pipe: Any, device: DeviceInfo, note: Callable[[str], None],  # noqa: ANN401
+                     make_room: Callable[[], object] = lambda: None) -> Iterator[None]:
     """While the job runs, the pipeline's VAE retries a decode (or an img2img/inpaint picture's encode) that ran out
-    of GPU memory in tiles, once a call, said once a job for each. Only on CUDA: there is no out-of-memory to recover
-    from elsewhere."""
+    of GPU memory in tiles, once a call, said once a job for each. ``make_room`` is called before the tiled try (the
+    fast path lets its captured steps go). Only on CUDA: there is no out-of-memory to recover from elsewhere."""
     vae = getattr(pipe, "vae", None)
     if device.kind != "cuda" or vae is None or not hasattr(vae, "enable_tiling"):
         yield
         return
-    with (standing_in(vae, "decode", _tiled_on_oom(vae, vae.decode, "decode", note)),
-          standing_in(vae, "encode", _tiled_on_oom(vae, vae.encode, "encode", note))):
+    with (standing_in(vae, "decode", _tiled_on_oom(vae, vae.decode, "decode", note, make_room, device)),
+          standing_in(vae, "encode", _tiled_on_oom(vae, vae.encode, "encode", note, make_room, device))):
         yield
 
 
-def _tiled_on_oom(vae: Any, run: Callable[..., Any], what: str, note: Callable[[str], None]) -> Callable[..., Any]:  # noqa: ANN401
+def _tiled_on_oom(vae: Any, run: Callable[..., Any], what: str, note: Callable[[str], None],  # noqa: ANN401
+                  make_room: Callable[[], object], device: DeviceInfo) -> Callable[..., Any]:
     said = False
 
     def run_or_tiled(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
@@ -50,6 +55,7 @@ def _tiled_on_oom(vae: Any, run: Callable[..., Any], what: str, note: Callable[[
         except torch.OutOfMemoryError:
             pass
         # Retried out of the except clause: its traceback holds the failed attempt's activations.
+        make_room()
         torch.cuda.empty_cache()
         if not said:
             doing, done = WORDS[what]
@@ -57,7 +63,12 @@ def _tiled_on_oom(vae: Any, run: Callable[..., Any], what: str, note: Callable[[
             said = True
         vae.enable_tiling()
         try:
-            return run(*args, **kwargs)
+            try:
+                return run(*args, **kwargs)
+            except torch.OutOfMemoryError:
+                if not release_spare_memory(device):  # nothing more to give: the caller's retry, or its message
+                    raise
+            return run(*args, **kwargs)  # out of the except clause, as above
         finally:
             vae.disable_tiling()
 

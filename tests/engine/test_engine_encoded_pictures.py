@@ -153,8 +153,8 @@ def test_a_canvas_encoded_in_tiles_after_running_out_of_memory_is_kept_as_a_tile
     from studio.engine.tiled_retry import vae_tiled_on_oom
 
     pretend_cuda = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
-    monkeypatch.setattr(diffusion, "vae_tiled_on_oom", lambda pipe, _device, note: vae_tiled_on_oom(pipe, pretend_cuda,
-                                                                                                     note))
+    monkeypatch.setattr(diffusion, "vae_tiled_on_oom",
+                        lambda pipe, _device, *rest: vae_tiled_on_oom(pipe, pretend_cuda, *rest))
     encode, short = AutoencoderKL.encode, [True]
 
     def short_of_memory(self, *args, **kwargs):  # noqa: ANN001, ANN202

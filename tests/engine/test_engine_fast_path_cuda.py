@@ -215,5 +215,11 @@ def test_a_decode_out_of_memory_is_retried_in_tiles_without_making_the_picture_a
     (image, _recipe), = generator.generate(req, context)
     assert untiled == [1] and TILED_NOTE.format(what="decoding", done="decoded") in context.notes
     assert not [n for n in context.notes if "fast path" in n or "captured UNet step" in n], context.notes
-    assert fast_path.state_for(generator._model.text2img.unet).replays == req.steps  # the steps ran once
+    state = fast_path.state_for(generator._model.text2img.unet)
+    assert state.replays == req.steps  # the steps ran once
     assert not generator._model.text2img.vae.use_tiling
+    assert len(state.cache) == 0  # the captured step gave its memory pool to the tiled decode
+    context = DirectContext()
+    list(generator.generate(req, context))  # captured again, in a pool of its own
+    assert not [n for n in context.notes if "fast path" in n or "captured UNet step" in n], context.notes
+    assert len(state.captures) == 2 and len(state.cache) == 1 and state.replays == 2 * req.steps

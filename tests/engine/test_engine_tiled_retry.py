@@ -94,3 +94,85 @@ def test_the_instance_s_own_decode_is_kept_and_the_cpu_is_left_alone(pipe):
     assert pipe.vae.__dict__["decode"] is own
     with vae_tiled_on_oom(pipe, select_device("cpu"), print):
         assert pipe.vae.decode is own  # no GPU memory to run out of
+
+
+def test_before_a_tiled_decode_the_captured_steps_give_their_memory_back_and_the_next_job_captures_them_again(
+        tiny_model_dir, tmp_path, monkeypatch):
+    """The captured UNet steps' memory pool is no use to the decode (their temporaries are the graphs' own): with the
+    latents made, the graphs go before the tiled try, the rest of the job runs its steps eagerly (captured again, they
+    would take the memory back from the next decode), and the next job captures them again. The capture is stood in
+    for on the CPU (ReplayOnCpu), as is the GPU's out-of-memory."""
+    from studio_testing import DirectContext, ReplayOnCpu
+
+    from studio.core.environment import GeneratorEnvironment
+    from studio.core.requests import GenerationRequest
+    from studio.engine import diffusion, fast_path
+    from studio.engine.diffusion import DiffusersGenerator
+
+    monkeypatch.setattr(fast_path, "platform_reason", lambda kind, options: None)  # the fast path as on CUDA
+    monkeypatch.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
+    monkeypatch.setattr(diffusion, "vae_tiled_on_oom",
+                        lambda pipe, _device, *rest: vae_tiled_on_oom(pipe, PRETEND_CUDA, *rest))
+    generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
+    req = GenerationRequest(model=str(tiny_model_dir), prompt="a red fox", width=64, height=64, steps=2, seed=5,
+                            batch_count=2, scheduler="Euler")
+    list(generator.generate(req, DirectContext()))  # the graphs of the model, captured and kept
+    state = fast_path.state_for(generator._model.text2img.unet)
+    captured, replayed = len(state.captures), state.replays
+    assert captured == 1 and len(state.cache) == 1
+
+    graphs_at_decode: list[tuple[bool, int]] = []  # (tiled, graphs kept) at each decode
+    run = AutoencoderKL.decode
+
+    def short_of_memory(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        graphs_at_decode.append((self.use_tiling, len(state.cache)))
+        if not self.use_tiling:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.50 GiB")
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(AutoencoderKL, "decode", short_of_memory)
+    context = DirectContext()
+    assert len(list(generator.generate(req, context))) == 2
+    assert graphs_at_decode == [(False, 1), (True, 0), (False, 0), (True, 0)]
+    assert context.notes == [DECODED]  # no fast-path failure: the steps were not made again
+    assert len(state.captures) == captured and state.replays == replayed + req.steps  # the second picture: eager
+
+    monkeypatch.setattr(AutoencoderKL, "decode", run)
+    context = DirectContext()
+    list(generator.generate(req, context))
+    assert context.notes == [] and len(state.captures) == captured + 1 and len(state.cache) == 1
+    assert state.replays == replayed + 3 * req.steps  # captured again, and replayed at every step
+
+
+def test_tiles_still_out_of_memory_are_tried_again_once_the_models_kept_for_switching_back_have_gone(pipe,
+                                                                                                     monkeypatch):
+    from studio.engine import tiled_retry
+
+    events: list[str] = []
+    kept = [True]  # a model kept for switching back, on the GPU
+    tiles_fit = [False]
+
+    def let_spare_go(device: DeviceInfo) -> bool:
+        events.append("spare let go")
+        went, kept[0] = kept[0], False
+        tiles_fit[0] = tiles_fit[0] or went  # its memory was what the tiles needed
+        return went
+
+    monkeypatch.setattr(tiled_retry, "release_spare_memory", let_spare_go)
+    run = AutoencoderKL.decode
+
+    def short_of_memory(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        events.append("tiled" if self.use_tiling else "whole")
+        if not (self.use_tiling and tiles_fit[0]):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB")
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(AutoencoderKL, "decode", short_of_memory)
+    with vae_tiled_on_oom(pipe, PRETEND_CUDA, print, make_room=lambda: events.append("graphs let go")):
+        assert pipe.vae.decode(torch.zeros(1, 4, 8, 8)).sample.shape == (1, 3, 64, 64)
+        assert events == ["whole", "graphs let go", "tiled", "spare let go", "tiled"]
+        events.clear()
+        tiles_fit[0] = False  # another program took the memory meanwhile
+        with pytest.raises(torch.OutOfMemoryError):  # nothing more to let go: the caller's retry, or its message
+            pipe.vae.decode(torch.zeros(1, 4, 8, 8))
+    assert events == ["whole", "graphs let go", "tiled", "spare let go"] and not pipe.vae.use_tiling
