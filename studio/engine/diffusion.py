@@ -59,6 +59,7 @@ from studio.engine.memory import (
     MemoryPlan,
     apply_plan,
     free_vram,
+    graph_pools_free,
     job_bytes,
     model_bytes,
     oom_advice,
@@ -370,9 +371,12 @@ class DiffusersGenerator:
         # The model's own weights on the GPU already (from its last job) are in ``weights``: not out of the free
         # memory too, or a model that fits would be sliced or offloaded from its second job on.
         resident = resident_bytes(pipe, device)
+        # Read once for all the plans below (PyTorch's snapshot walks every segment): what they let go holds no
+        # captured graph (a kept model's went when it was kept), so those pools stay as they are meanwhile.
+        in_graph_pools = graph_pools_free(device)
 
         def plan() -> MemoryPlan:
-            free = free_vram(device)
+            free = free_vram(device, in_graph_pools)
             return plan_memory(request.memory, device, weights, activations, None if free is None else free + resident)
 
         # What is already on the device (a depth model that made this job's maps) is out of the free VRAM measured.

@@ -101,20 +101,27 @@ def plan_memory(mode: str, device: DeviceInfo, weights: int, activations: int, f
                       free)
 
 
-def free_vram(device: DeviceInfo) -> int | None:
-    """Free bytes on the CUDA device, counting what PyTorch's cache holds free for any use, else None."""
+def free_vram(device: DeviceInfo, in_graph_pools: int | None = None) -> int | None:
+    """Free bytes on the CUDA device, counting what PyTorch's cache holds free for any use, else None.
+
+    ``in_graph_pools``: ``graph_pools_free(device)``, where the caller has it from earlier in the same plan (None: read
+    now); PyTorch's memory snapshot walks every segment, so a plan made again and again reads it once."""
     if device.kind != "cuda":
         return None
     import torch
 
     free, _total = torch.cuda.mem_get_info(device.torch_device)
     cached = torch.cuda.memory_reserved(device.torch_device) - torch.cuda.memory_allocated(device.torch_device)
-    return int(free + max(0, cached - graph_pools_free(device)))
+    if in_graph_pools is None:
+        in_graph_pools = graph_pools_free(device)
+    return int(free + max(0, cached - in_graph_pools))
 
 
 def graph_pools_free(device: DeviceInfo) -> int:
     """Bytes free in the captured graphs' own memory pools: a step's temporaries, which every replay writes again, so
-    free to no one else (counted as free, a job planned to fit ran out of memory in its VAE decode)."""
+    free to no one else (counted as free, a job planned to fit ran out of memory in its VAE decode). 0 off CUDA."""
+    if device.kind != "cuda":
+        return 0
     import torch
 
     index = device.torch_device.index or 0

@@ -248,7 +248,7 @@ def test_a_job_short_of_gpu_memory_lets_the_depth_model_go_before_the_unet_runs(
     capacity = {"bytes": 2**40}
     on_gpu: list[int] = []
 
-    def free_beside_the_depth_model(device: DeviceInfo) -> int:
+    def free_beside_the_depth_model(device: DeviceInfo, *_: object) -> int:
         on_gpu.append(sum(held.size for held in depth_maps.held_models() if held.device != "cpu"))
         # The model's own weights are there too (the plan counts them back as its own: resident_bytes).
         return capacity["bytes"] - on_gpu[-1] - model_bytes(depth_generator._model.text2img)

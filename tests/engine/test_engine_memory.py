@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from studio.engine.device import DeviceInfo, select_device
@@ -126,7 +128,7 @@ def test_a_model_on_the_gpu_from_its_last_job_is_not_counted_twice_against_the_f
     generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
     capacity = {"bytes": 2**40}
     monkeypatch.setattr(diffusion, "free_vram",
-                        lambda device: capacity["bytes"] - model_bytes(generator._model.text2img))
+                        lambda device, *_: capacity["bytes"] - model_bytes(generator._model.text2img))
     monkeypatch.setattr(diffusion, "plan_memory", lambda mode, device, *sizes: plan_memory(mode, CUDA, *sizes))
     request = tiny_request(tiny_model_dir, prepared=True)
     list(generator.generate(request, DirectContext()))  # loaded, and left on the device
@@ -153,3 +155,42 @@ def test_the_free_vram_leaves_out_the_graphs_pools_free_blocks(monkeypatch):
     monkeypatch.setattr(torch.cuda, "memory_snapshot", lambda: segments)
     gpu = DeviceInfo("cuda", torch.device("cuda", 0), torch.float16, "pretend CUDA")
     assert free_vram(gpu) == 10 * gib + gib  # the driver's 10 GiB, and the default pool's free 1 GiB
+
+
+def test_a_job_s_plan_reads_the_graphs_pools_once_however_often_it_is_made_again(tiny_model_dir, tmp_path,
+                                                                               monkeypatch):
+    """PyTorch's memory snapshot walks every segment of the allocator. A job's plan is made again after each thing it
+    lets go (a depth model, ControlNets, each kept model: none holds a captured graph), but the graphs' pools are read
+    once; the next job reads them again. A pretend GPU (its torch calls stood in for) that never has room."""
+    from types import SimpleNamespace
+
+    from studio_testing import DirectContext, tiny_request
+
+    from studio.core.environment import GeneratorEnvironment
+    from studio.engine import depth_maps, diffusion
+    from studio.engine.control_nets import ControlNets
+    from studio.engine.diffusion import DiffusersGenerator
+    from studio.engine.model_keeping import KeptModels
+
+    pretend_gpu = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
+    monkeypatch.setattr(diffusion, "job_device", lambda device, fast: pretend_gpu)
+    plans, snapshots = [], []
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: plans.append(1) or (0, 80 * GIB))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 0)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 0)
+    monkeypatch.setattr(torch.cuda, "memory_snapshot", lambda: snapshots.append(1) or [])
+    let_go = {"depth": [True], "controls": [True], "kept": [SimpleNamespace(name="Kept 1"),
+                                                            SimpleNamespace(name="Kept 2")]}
+    monkeypatch.setattr(depth_maps, "let_gpu_copies_go", lambda: bool(let_go["depth"]) and let_go["depth"].pop())
+    monkeypatch.setattr(ControlNets, "let_unused_go", lambda self, pipe: bool(let_go["controls"]) and
+                        let_go["controls"].pop())
+    monkeypatch.setattr(KeptModels, "let_oldest_on_gpu_go", lambda self: let_go["kept"].pop(0) if let_go["kept"]
+                        else None)
+    generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
+    request = replace(tiny_request(tiny_model_dir, prepared=True), memory="high", speed="eager")
+    context = DirectContext()
+    list(generator.generate(request, context))
+    assert len(plans) == 5 and len(snapshots) == 1  # first, after the depth model, the ControlNets, each kept model
+    assert sum("let go to make room" in note for note in context.notes) == 4
+    list(generator.generate(request, DirectContext()))
+    assert len(plans) == 6 and len(snapshots) == 2  # not kept from the job before
