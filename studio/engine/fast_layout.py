@@ -168,7 +168,9 @@ def bf16_copy(vae: Any) -> Any:
     """A bfloat16, channels_last copy of a VAE that casts what it is given (the pipeline hands it float16)."""
     twin = copy.deepcopy(vae).to(dtype=torch.bfloat16, memory_format=torch.channels_last)
     twin.register_to_config(force_upcast=False)  # bfloat16 has float32's range: no pipeline upcast needed
-    encode, decode = twin.encode, twin.decode
-    twin.encode = lambda x, *args, **kwargs: encode(x.to(torch.bfloat16), *args, **kwargs)
-    twin.decode = lambda z, *args, **kwargs: decode(z.to(torch.bfloat16), *args, **kwargs)
+    # Through the class and a weak reference: the twin's own methods kept in its __dict__ would be a reference cycle,
+    # and its weights would stay on the GPU after it is dropped, until a garbage collection happened to find it.
+    made, own = type(twin), weakref.ref(twin)
+    twin.encode = lambda x, *args, **kwargs: made.encode(own(), x.to(torch.bfloat16), *args, **kwargs)
+    twin.decode = lambda z, *args, **kwargs: made.decode(own(), z.to(torch.bfloat16), *args, **kwargs)
     return twin
