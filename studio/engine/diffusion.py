@@ -41,7 +41,7 @@ from studio.engine.device import (
 )
 from studio.engine.encoded_pictures import encodings_cached
 from studio.engine.device_lookups import device_lookups_pinned
-from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for
+from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for, vae_copy_bytes
 from studio.engine.held_memory import describe
 from studio.engine.hires_pass import LatentStart, enlarge_lanczos, hires_pictures
 from studio.engine.ip_adapter import (
@@ -367,10 +367,13 @@ class DiffusersGenerator:
         ``extra``: bytes of weights the job will add (a reference picture's adapter)."""
         device = self.device
         activations = job_bytes(request.width, request.height, request.batch_count, device.dtype.itemsize)
-        weights = model_bytes(pipe) + extra  # it and resident_bytes walk every parameter: once, however often planned
+        # The fast path's bfloat16 VAE copy (SDXL on a recent GPU) is on the GPU beside the weights while it runs.
+        vae_copy, vae_copy_there = vae_copy_bytes(pipe, device, options_for(request.speed))
+        # It and resident_bytes walk every parameter: once, however often planned.
+        weights = model_bytes(pipe) + extra + vae_copy
         # The model's own weights on the GPU already (from its last job) are in ``weights``: not out of the free
         # memory too, or a model that fits would be sliced or offloaded from its second job on.
-        resident = resident_bytes(pipe, device)
+        resident = resident_bytes(pipe, device) + vae_copy_there
         # Read once for all the plans below (PyTorch's snapshot walks every segment): what they let go holds no
         # captured graph (a kept model's went when it was kept), so those pools stay as they are meanwhile.
         in_graph_pools = graph_pools_free(device)

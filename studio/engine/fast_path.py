@@ -14,7 +14,9 @@ What it does for a job, all undone when the job ends, so LoRA/IP-Adapter loading
 - precision: the UNet in float16, as loaded. The VAE in float16, except where float16 overflows
   (``force_upcast``, which SDXL pipelines honour by decoding in float32): there it decodes in bfloat16 on
   GPUs that have it (compute capability 8.0+; float32's range in half the bytes), from a bfloat16 copy kept
-  next to the model (about 170 MB for SDXL's VAE). Older GPUs keep diffusers' float32 decode.
+  next to the model (about 170 MB for SDXL's VAE). The memory plan counts it with the weights (``vae_copy_bytes``);
+  it goes with the graphs when a job must save memory (offload, slicing) or the model is kept aside. Older GPUs keep
+  diffusers' float32 decode.
 - the VAE's weights in channels_last memory format, the layout cuDNN's half-precision convolutions prefer.
 - the UNet step as a CUDA graph per input layout (``unet_graph``), kept across jobs, recaptured only when
   the layout or the weights change. Studio's own LoRAs are merged into the weights in place (``loras``), so
@@ -149,14 +151,25 @@ class FastPathState:
         self._vae_layout: tuple[weakref.ref, VaeLayout] | None = None
 
     def bf16_vae(self, vae: Any) -> Any:
-        if self._vae is None or self._vae[0]() is not vae:
+        if self.vae_copy(vae) is None:
+            self._vae = None  # a copy of another VAE goes first: two would be on the GPU at once
             self._vae = (weakref.ref(vae), bf16_copy(vae))
         return self._vae[1]
 
+    def vae_copy(self, vae: Any) -> Any | None:
+        """The bfloat16 copy kept of ``vae``, if there is one."""
+        return self._vae[1] if self._vae is not None and self._vae[0]() is vae else None
+
+    def holds_memory(self) -> bool:
+        """Whether it keeps captured graphs or a bfloat16 VAE copy."""
+        return len(self.cache) > 0 or self._vae is not None
+
     def make_room(self, offload: bool) -> None:
-        """Give memory back for a job whose memory plan had to save some: the graphs, and before offload
-        moves the weights, the fused layers (their storage would stay on the GPU)."""
+        """Give memory back for a job whose memory plan had to save some, or a model kept aside: the graphs and
+        the bfloat16 VAE copy (neither is used then; offload would leave the copy on the GPU), and before
+        offload moves the weights, the fused layers (their storage would stay on the GPU)."""
         self.cache.clear()
+        self._vae = None
         if offload:
             self.layout.drop_fused()
         if torch.cuda.is_available():
@@ -180,11 +193,35 @@ def state_for(unet: torch.nn.Module, options: FastPathOptions | None = None) -> 
 
 
 def let_graphs_go(unet: torch.nn.Module) -> None:
-    """The UNet's captured steps give their memory back: for a model kept aside on the GPU, whose graphs' pool
-    the next model cannot use (nor does the memory plan count it as free: ``memory.graph_pools_free``)."""
+    """The UNet's captured steps (and bfloat16 VAE copy) give their memory back: for a model kept aside on the GPU,
+    whose graphs' pool the next model cannot use (nor does the memory plan count it as free:
+    ``memory.graph_pools_free``)."""
     state = _states.get(unet)
-    if state is not None and len(state.cache):
+    if state is not None and state.holds_memory():
         state.make_room(offload=False)
+
+
+def vae_copy_bytes(pipe: Any, device: DeviceInfo, options: FastPathOptions) -> tuple[int, int]:  # noqa: ANN401
+    """For a job's memory plan: the bytes of the bfloat16 VAE copy the fast path would decode with on ``device``,
+    and how many of them are there already (kept from the job before); (0, 0) where it decodes with the pipeline's
+    own VAE. Counted whether or not the plan then rules the fast path out (it lets the copy go then)."""
+    unet, vae = getattr(pipe, "unet", None), getattr(pipe, "vae", None)
+    if not isinstance(unet, torch.nn.Module) or not isinstance(vae, torch.nn.Module):
+        return 0, 0
+    if platform_reason(device.kind, options) is not None or dtypes_for(pipe, device).vae is None:
+        return 0, 0
+    size = sum(p.numel() for p in vae.parameters()) * torch.finfo(torch.bfloat16).bits // 8
+    state = _states.get(unet)
+    kept = state.vae_copy(vae) if state is not None else None
+    first = next(kept.parameters(), None) if kept is not None else None
+    return size, size if first is not None and first.device == device.torch_device else 0
+
+
+def dtypes_for(pipe: Any, device: DeviceInfo) -> DtypeChoice:  # noqa: ANN401
+    """The precisions the fast path runs the pipeline's UNet and VAE in on ``device``."""
+    capability = torch.cuda.get_device_capability(device.torch_device) if device.kind == "cuda" else None
+    return choose_dtypes(capability, bool(getattr(pipe.vae.config, "force_upcast", False)),
+                         "StableDiffusionXL" in type(pipe).__name__)
 
 
 @dataclass
@@ -208,10 +245,8 @@ def prepare_pipeline(pipe: Any, device: DeviceInfo, state: FastPathState,
     try:
         if not layout.fuse_qkv():
             layout.ensure_sdpa()
-        capability = torch.cuda.get_device_capability(device.torch_device) if device.kind == "cuda" else None
         vae = pipe.vae
-        prepared.dtypes = choose_dtypes(capability, bool(getattr(vae.config, "force_upcast", False)),
-                                        "StableDiffusionXL" in type(pipe).__name__)
+        prepared.dtypes = dtypes_for(pipe, device)
         if prepared.dtypes.vae is not None:
             prepared.swapped_vae = vae
             pipe.vae = state.bf16_vae(vae)

@@ -520,6 +520,59 @@ def test_a_bfloat16_vae_stands_in_for_the_job_and_the_pipeline_gets_its_own_back
     assert len(copies) == 1 and copies[0].dtype == torch.bfloat16  # made once, used by both pipelines
 
 
+def test_the_memory_plan_counts_the_bfloat16_vae_copy_and_a_job_short_of_memory_lets_it_go(forced_on, generator,
+                                                                                          tiny_sdxl_dir):
+    """SDXL's VAE overflows in float16: on a GPU with bfloat16 the fast path decodes with a bfloat16 copy of it (about
+    170 MB for SDXL's), on the GPU beside the weights. The plan counts it with them, as there already from the second
+    job on; a job that must save memory (its plan offloads or slices), or a model kept aside, lets it go. A pretend
+    Ampere GPU, its torch calls stood in for, running on the CPU."""
+    from studio.engine import diffusion
+    from studio.engine.device import DeviceInfo
+    from studio.engine.memory import GIB
+
+    pretend_gpu = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
+    forced_on.setattr(diffusion, "job_device", lambda device, fast: pretend_gpu)
+    capability = [(8, 6)]
+    forced_on.setattr(torch.cuda, "get_device_capability", lambda device: capability[0])
+    forced_on.setattr(torch.cuda, "mem_get_info", lambda device: (80 * GIB, 80 * GIB))
+    forced_on.setattr(torch.cuda, "memory_reserved", lambda device: 0)
+    forced_on.setattr(torch.cuda, "memory_allocated", lambda device: 0)
+    forced_on.setattr(torch.cuda, "memory_snapshot", lambda: [])
+    forced_on.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
+    (_,), context = studio_images(generator, request(tiny_sdxl_dir))
+    assert not [note for note in context.notes if "fast path" in note]
+    pipe = generator._model.text2img
+    state = fast_path.state_for(pipe.unet)
+    copy = state.vae_copy(pipe.vae)
+    assert copy is not None and copy.dtype == torch.bfloat16  # made for the job, kept for the next
+    copy_bytes = sum(p.numel() * 2 for p in copy.parameters())
+    weights = model_bytes(pipe)  # the model is where the pretend GPU is: all of it there already
+    assert (generator._plan.model_bytes, generator._plan.free_bytes) == (weights + copy_bytes, 80 * GIB + weights)
+    studio_images(generator, request(tiny_sdxl_dir))
+    assert (generator._plan.model_bytes, generator._plan.free_bytes) == (weights + copy_bytes,
+                                                                         80 * GIB + weights + copy_bytes)
+    assert state.vae_copy(pipe.vae) is copy  # the same copy again
+
+    options = fast_path.FastPathOptions()
+    forced_on.setattr(fast_path, "platform_reason", REAL_PLATFORM_REASON)  # the pretend GPU is a CUDA one as it is
+    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, options) == (copy_bytes, copy_bytes)
+    assert fast_path.vae_copy_bytes(pipe, select_device("cpu"), options) == (0, 0)  # CPU: no copy
+    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, fast_path.FastPathOptions(enabled=False)) == (0, 0)
+    capability[0] = (7, 5)  # a Turing GPU: no fast bfloat16, diffusers' float32 decode
+    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, options) == (0, 0)
+    capability[0] = (8, 6)
+
+    copy = weakref.ref(copy)
+    low = MemoryPlan((SLICING, TILING, OFFLOAD), "Low VRAM is on.")
+    with fast_path.fast_job(pipe, pretend_gpu, low, False, {}, print):
+        pass
+    assert state.vae_copy(pipe.vae) is None and copy() is None  # it would have stayed on the GPU, unused
+    studio_images(generator, request(tiny_sdxl_dir))
+    assert state.vae_copy(pipe.vae) is not None
+    fast_path.let_graphs_go(pipe.unet)  # the model kept aside for switching back
+    assert state.vae_copy(pipe.vae) is None
+
+
 def test_a_dropped_bfloat16_vae_copy_gives_its_weights_back_at_once(plain_pipe):
     """Its weights (about 170 MB of a GPU for SDXL's VAE) go with its last reference, so the cache emptied right after
     gets them: not at some later garbage collection, as they did while its own casting methods referred to it."""

@@ -7,6 +7,7 @@ Run on the GPU machine: tests/benchmarks/gpu/run_on_gpu.sh.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 from studio_testing import DirectContext
 from PIL import Image
 from tiny_loras import lora_state, save_lora, tiny_unet
-from tiny_models import build_tiny_ip_adapter
+from tiny_models import build_tiny_ip_adapter, build_tiny_sdxl
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.requests import GenerationRequest, LoraChoice
@@ -24,6 +25,7 @@ from studio.engine.bench import TOLERANCE
 from studio.engine.device import select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.loader import load_model
+from studio.engine.memory import model_bytes
 from studio.engine.schedulers import make_scheduler
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -223,3 +225,20 @@ def test_a_decode_out_of_memory_is_retried_in_tiles_without_making_the_picture_a
     list(generator.generate(req, context))  # captured again, in a pool of its own
     assert not [n for n in context.notes if "fast path" in n or "captured UNet step" in n], context.notes
     assert len(state.captures) == 2 and len(state.cache) == 1 and state.replays == 2 * req.steps
+
+
+def test_the_bfloat16_vae_copy_is_in_the_plan_and_a_low_vram_job_lets_it_go(cuda, tmp_path):
+    """SDXL's VAE decodes from a bfloat16 copy on a GPU with bfloat16: the plan counts it with the weights, and an
+    offloaded job (which runs plain diffusers) lets it go rather than leave it on the GPU."""
+    if torch.cuda.get_device_capability() < (8, 0):
+        pytest.skip("this GPU has no fast bfloat16: its VAE decodes in float32, with no copy")
+    model = build_tiny_sdxl(tmp_path / "tiny-xl")
+    generator = DiffusersGenerator(GeneratorEnvironment("cuda", tmp_path / "data", tmp_path / "cache"))
+    list(generator.generate(request(model), DirectContext()))
+    pipe = generator._model.text2img
+    copy = fast_path.state_for(pipe.unet).vae_copy(pipe.vae)
+    assert copy is not None and copy.dtype == torch.bfloat16 and copy.device.type == "cuda"
+    assert generator._plan.model_bytes == model_bytes(pipe) + sum(p.numel() * 2 for p in copy.parameters())
+    copy = weakref.ref(copy)
+    list(generator.generate(request(model, memory="low"), DirectContext()))
+    assert copy() is None
