@@ -430,7 +430,7 @@ class DiffusersGenerator:
               prompts_cached(run.pipe, also=files_key(named.paths.values())),
               encodings_cached(run.pipe),
               # Over the kept encodings: a retry in tiles looks up, and keeps, a tiled encoding, not a whole one.
-              vae_tiled_on_oom(run.pipe, self.device, context.note, fast.let_graphs_go),
+              vae_tiled_on_oom(run.pipe, self.device, context.note, fast.let_graphs_go, also=fast.own_vae),
               device_lookups_pinned(run.pipe)):
             yield from self._images(request, model, run, context, fast)
 

@@ -341,6 +341,12 @@ class FastJob:
             torch.cuda.empty_cache()
         return make_image()
 
+    @property
+    def own_vae(self) -> Any:  # noqa: ANN401
+        """The pipeline's own VAE while the bfloat16 copy stands in for it (it gets it back if the fast path is
+        dropped mid-job), else None."""
+        return self.prepared.swapped_vae if self.prepared is not None else None
+
     def let_graphs_go(self) -> None:
         """Mid-job, the captured steps give their memory pool back (to a VAE decode that ran out of memory after the
         steps) and the rest of the job runs its steps eagerly: captured again, they would take the memory back from

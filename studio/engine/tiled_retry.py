@@ -14,7 +14,7 @@ Before the tiled try, what the decode can have back goes: the captured UNet step
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import torch
@@ -29,25 +29,29 @@ WORDS = {"decode": ("decoding", "decoded"), "encode": ("encoding", "encoded")}
 
 @contextmanager
 def vae_tiled_on_oom(pipe: Any, device: DeviceInfo, note: Callable[[str], None],  # noqa: ANN401
-                     make_room: Callable[[], object] = lambda: None) -> Iterator[None]:
+                     make_room: Callable[[], object] = lambda: None, also: Any = None) -> Iterator[None]:  # noqa: ANN401
     """While the job runs, the pipeline's VAE retries a decode (or an img2img/inpaint picture's encode) that ran out
     of GPU memory in tiles, once a call, said once a job for each. ``make_room`` is called before the tiled try (the
-    fast path lets its captured steps go). Only on CUDA: there is no out-of-memory to recover from elsewhere."""
-    vae = getattr(pipe, "vae", None)
-    if device.kind != "cuda" or vae is None or not hasattr(vae, "enable_tiling"):
+    fast path lets its captured steps go). ``also``: a VAE the pipeline gets back during the job (its own, where the
+    fast path's bfloat16 copy stands in and the fast path is dropped mid-job), which retries the same way. Only on
+    CUDA: there is no out-of-memory to recover from elsewhere."""
+    found = (getattr(pipe, "vae", None), also)
+    vaes = list({id(vae): vae for vae in found if vae is not None and hasattr(vae, "enable_tiling")}.values())
+    if device.kind != "cuda" or not vaes:
         yield
         return
-    with (standing_in(vae, "decode", _tiled_on_oom(vae, vae.decode, "decode", note, make_room, device)),
-          standing_in(vae, "encode", _tiled_on_oom(vae, vae.encode, "encode", note, make_room, device))):
+    said: set[str] = set()  # what was said this job, whichever VAE ran out
+    with ExitStack() as stack:
+        for vae in vaes:
+            for what in ("decode", "encode"):
+                retried = _tiled_on_oom(vae, getattr(vae, what), what, note, make_room, device, said)
+                stack.enter_context(standing_in(vae, what, retried))
         yield
 
 
 def _tiled_on_oom(vae: Any, run: Callable[..., Any], what: str, note: Callable[[str], None],  # noqa: ANN401
-                  make_room: Callable[[], object], device: DeviceInfo) -> Callable[..., Any]:
-    said = False
-
+                  make_room: Callable[[], object], device: DeviceInfo, said: set[str]) -> Callable[..., Any]:
     def run_or_tiled(*args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
-        nonlocal said
         if getattr(vae, "use_tiling", False):
             return run(*args, **kwargs)  # tiled already: nothing smaller to retry with
         try:
@@ -57,10 +61,10 @@ def _tiled_on_oom(vae: Any, run: Callable[..., Any], what: str, note: Callable[[
         # Retried out of the except clause: its traceback holds the failed attempt's activations.
         make_room()
         torch.cuda.empty_cache()
-        if not said:
+        if what not in said:
             doing, done = WORDS[what]
             note(TILED_NOTE.format(what=doing, done=done))
-            said = True
+            said.add(what)
         vae.enable_tiling()
         try:
             try:

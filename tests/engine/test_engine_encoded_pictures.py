@@ -154,7 +154,7 @@ def test_a_canvas_encoded_in_tiles_after_running_out_of_memory_is_kept_as_a_tile
 
     pretend_cuda = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
     monkeypatch.setattr(diffusion, "vae_tiled_on_oom",
-                        lambda pipe, _device, *rest: vae_tiled_on_oom(pipe, pretend_cuda, *rest))
+                        lambda pipe, _device, *rest, **named: vae_tiled_on_oom(pipe, pretend_cuda, *rest, **named))
     encode, short = AutoencoderKL.encode, [True]
 
     def short_of_memory(self, *args, **kwargs):  # noqa: ANN001, ANN202

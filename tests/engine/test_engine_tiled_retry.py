@@ -112,7 +112,7 @@ def test_before_a_tiled_decode_the_captured_steps_give_their_memory_back_and_the
     monkeypatch.setattr(fast_path, "platform_reason", lambda kind, options: None)  # the fast path as on CUDA
     monkeypatch.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
     monkeypatch.setattr(diffusion, "vae_tiled_on_oom",
-                        lambda pipe, _device, *rest: vae_tiled_on_oom(pipe, PRETEND_CUDA, *rest))
+                        lambda pipe, _device, *rest, **named: vae_tiled_on_oom(pipe, PRETEND_CUDA, *rest, **named))
     generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
     req = GenerationRequest(model=str(tiny_model_dir), prompt="a red fox", width=64, height=64, steps=2, seed=5,
                             batch_count=2, scheduler="Euler")
@@ -176,3 +176,46 @@ def test_tiles_still_out_of_memory_are_tried_again_once_the_models_kept_for_swit
         with pytest.raises(torch.OutOfMemoryError):  # nothing more to let go: the caller's retry, or its message
             pipe.vae.decode(torch.zeros(1, 4, 8, 8))
     assert events == ["whole", "graphs let go", "tiled", "spare let go"] and not pipe.vae.use_tiling
+
+
+def test_the_pipeline_s_own_vae_given_back_mid_job_retries_in_tiles_too(tiny_model_dir, tmp_path, monkeypatch):
+    """Where the fast path's bfloat16 copy stands in for the VAE (SDXL on a recent GPU) and the fast path is dropped
+    mid-job (here its capture fails), the pipeline gets its own VAE back for the rest of the job: a decode of it that
+    runs out of memory is retried in tiles as the copy's would have been, not the job's failure."""
+    from studio_testing import DirectContext
+
+    from studio.core.environment import GeneratorEnvironment
+    from studio.core.requests import GenerationRequest
+    from studio.engine import diffusion, fast_path
+    from studio.engine.diffusion import DiffusersGenerator
+
+    def failing_capture(step, cache):  # noqa: ANN001, ANN202
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(fast_path, "platform_reason", lambda kind, options: None)  # the fast path as on CUDA
+    monkeypatch.setattr(fast_path, "capture_cuda_graph", failing_capture)
+    monkeypatch.setattr(fast_path, "choose_dtypes", lambda *args: fast_path.DtypeChoice(
+        torch.float16, torch.bfloat16, "bfloat16 VAE, as for SDXL on an Ampere GPU"))
+    monkeypatch.setattr(diffusion, "vae_tiled_on_oom",
+                        lambda pipe, _device, *rest, **named: vae_tiled_on_oom(pipe, PRETEND_CUDA, *rest, **named))
+    decoded_in: list[tuple[torch.dtype, bool]] = []  # (the decoding VAE's precision, tiled) at each decode
+    run = AutoencoderKL.decode
+
+    def short_of_memory(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        decoded_in.append((self.dtype, self.use_tiling))
+        if not self.use_tiling:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.50 GiB")
+        return run(self, *args, **kwargs)
+
+    monkeypatch.setattr(AutoencoderKL, "decode", short_of_memory)
+    generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
+    req = GenerationRequest(model=str(tiny_model_dir), prompt="a red fox", width=64, height=64, steps=2, seed=5,
+                            scheduler="Euler")
+    context = DirectContext()
+    (image, _recipe), = generator.generate(req, context)
+    assert image.size == (64, 64)
+    assert decoded_in == [(torch.float32, False), (torch.float32, True)]  # its own VAE, whole then in tiles
+    assert context.notes[0].startswith("The fast path failed while capturing the UNet step")
+    assert context.notes[1:] == [DECODED]
+    vae = generator._model.text2img.vae
+    assert vae.dtype == torch.float32 and not vae.use_tiling and "decode" not in vars(vae)
