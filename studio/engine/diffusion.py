@@ -58,6 +58,7 @@ from studio.engine.loras import resolve_loras, use_loras
 from studio.engine.memory import (
     MemoryPlan,
     apply_plan,
+    decode_element_size,
     free_vram,
     graph_pools_free,
     job_bytes,
@@ -366,9 +367,10 @@ class DiffusersGenerator:
         """Estimate what the job needs against the free VRAM, take the measures, and say which and why.
         ``extra``: bytes of weights the job will add (a reference picture's adapter)."""
         device = self.device
-        activations = job_bytes(request.width, request.height, request.batch_count, device.dtype.itemsize)
         # The fast path's bfloat16 VAE copy (SDXL on a recent GPU) is on the GPU beside the weights while it runs.
         vae_copy, vae_copy_there = vae_copy_bytes(pipe, device, options_for(request.speed))
+        activations = job_bytes(request.width, request.height, request.batch_count, device.dtype.itemsize,
+                                decode_element_size(pipe, device, bfloat16_copy=vae_copy > 0))
         # It and resident_bytes walk every parameter: once, however often planned.
         weights = model_bytes(pipe) + extra + vae_copy
         # The model's own weights on the GPU already (from its last job) are in ``weights``: not out of the free

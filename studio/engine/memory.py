@@ -57,16 +57,33 @@ def resident_bytes(pipe: Any, device: DeviceInfo) -> int:
                if p.device == device.torch_device)
 
 
-def job_bytes(width: int, height: int, batch: int, element_size: int) -> int:
+def job_bytes(width: int, height: int, batch: int, element_size: int, decode_element_size: int | None = None) -> int:
     """Peak activations of one image: the UNet with CFG (two rows) and the VAE decode, whichever is larger.
+    ``decode_element_size``: where the decode computes in another precision than the UNet (``decode_element_size``).
 
     Rules of thumb from the SD/SDXL architectures with SDPA attention: the UNet keeps about 40 tensors of
     (latent cells x 320 channels) alive; the VAE decoder about 6 of (pixels x 128 channels).
     """
     cells = (width // 8) * (height // 8)
     unet = 2 * batch * cells * 320 * 40 * element_size
-    vae = width * height * 128 * 6 * element_size
+    vae = width * height * 128 * 6 * (decode_element_size or element_size)
     return max(unet, vae)
+
+
+def decode_element_size(pipe: Any, device: DeviceInfo, bfloat16_copy: bool = False) -> int:  # noqa: ANN401
+    """Bytes per number in the job's VAE decode. SDXL's pipelines decode a float16 VAE that overflows in float16
+    (its config's ``force_upcast``: SDXL's own) in float32 (``upcast_vae``), twice float16's activations, unless the
+    fast path decodes from its bfloat16 copy (``bfloat16_copy``); other VAEs decode in their own precision."""
+    import torch
+
+    vae = getattr(pipe, "vae", None)
+    weight = next(vae.parameters(), None) if hasattr(vae, "parameters") else None
+    if weight is None:
+        return device.dtype.itemsize
+    force_upcast = bool(getattr(getattr(vae, "config", None), "force_upcast", False))
+    if weight.dtype == torch.float16 and force_upcast and "StableDiffusionXL" in type(pipe).__name__:
+        return torch.bfloat16.itemsize if bfloat16_copy else torch.float32.itemsize
+    return weight.element_size()
 
 
 def plan_memory(mode: str, device: DeviceInfo, weights: int, activations: int, free: int | None) -> MemoryPlan:

@@ -194,3 +194,38 @@ def test_a_job_s_plan_reads_the_graphs_pools_once_however_often_it_is_made_again
     assert sum("let go to make room" in note for note in context.notes) == 4
     list(generator.generate(request, DirectContext()))
     assert len(plans) == 6 and len(snapshots) == 2  # not kept from the job before
+
+
+def test_an_sdxl_decode_upcast_to_float32_is_planned_at_float32_s_size(tiny_model_dir, tmp_path, monkeypatch):
+    """SDXL's VAE overflows in float16, so its pipelines decode in float32 (twice float16's activations), or in
+    bfloat16 from the fast path's copy on a GPU that has it: the plan's decode estimate is in that precision. A
+    pretend float16 GPU without fast bfloat16 (a Turing card: no copy) plans a job of the tiny SDXL model."""
+    from studio_testing import DirectContext, tiny_request
+    from tiny_models import build_tiny_sdxl
+
+    from studio.core.environment import GeneratorEnvironment
+    from studio.engine.diffusion import DiffusersGenerator
+    from studio.engine.memory import decode_element_size
+
+    turing = DeviceInfo("cuda", torch.device("cpu"), torch.float16, "pretend Turing GPU")
+    folder = build_tiny_sdxl(tmp_path / "tiny-xl")
+    model = load_model(folder, turing, place=False)
+    pipe = model.text2img
+    assert pipe.vae.dtype == torch.float16 and pipe.vae.config.force_upcast
+    assert decode_element_size(pipe, turing) == 4
+    assert decode_element_size(pipe, turing, bfloat16_copy=True) == 2
+    pipe.vae.register_to_config(force_upcast=False)  # a VAE made for float16 (as sdxl-vae-fp16-fix is)
+    assert decode_element_size(pipe, turing) == 2
+    pipe.vae.register_to_config(force_upcast=True)
+    sd = load_model(tiny_model_dir, turing, place=False).text2img
+    assert decode_element_size(sd, turing) == 2  # SD 1.5's pipelines decode in the VAE's precision
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (7, 5))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (80 * GIB, 80 * GIB))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 0)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 0)
+    monkeypatch.setattr(torch.cuda, "memory_snapshot", lambda: [])
+    generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
+    generator._in_use = turing
+    generator._fit_memory(tiny_request(folder, prepared=True), model, pipe, DirectContext())
+    assert generator._plan.job_bytes == job_bytes(64, 64, 1, 2, 4) > job_bytes(64, 64, 1, 2)
