@@ -153,7 +153,7 @@ class FastPathState:
     def bf16_vae(self, vae: Any) -> Any:
         if self.vae_copy(vae) is None:
             self._vae = None  # a copy of another VAE goes first: two would be on the GPU at once
-            self._vae = (weakref.ref(vae), bf16_copy(vae))
+            self._vae = (self._tied(vae, "_vae"), bf16_copy(vae))
         return self._vae[1]
 
     def vae_copy(self, vae: Any) -> Any | None:
@@ -177,8 +177,21 @@ class FastPathState:
 
     def vae_layout(self, vae: Any) -> VaeLayout:
         if self._vae_layout is None or self._vae_layout[0]() is not vae:
-            self._vae_layout = (weakref.ref(vae), VaeLayout(vae))
+            self._vae_layout = (self._tied(vae, "_vae_layout"), VaeLayout(vae))
         return self._vae_layout[1]
+
+    def _tied(self, vae: Any, entry: str) -> weakref.ref:  # noqa: ANN401
+        """A weak reference to ``vae`` that lets this state's ``entry`` made for it go when the VAE goes: the
+        copy and the layout's weights (which a layout holds) of a VAE let go (a job's VAE choice, freed) would stay
+        on the GPU until a job with another VAE replaced them."""
+        state = weakref.ref(self)
+
+        def gone(ref: weakref.ref) -> None:
+            owner = state()
+            if owner is not None and getattr(owner, entry) is not None and getattr(owner, entry)[0] is ref:
+                setattr(owner, entry, None)
+
+        return weakref.ref(vae, gone)
 
 
 _states: weakref.WeakKeyDictionary[torch.nn.Module, FastPathState] = weakref.WeakKeyDictionary()

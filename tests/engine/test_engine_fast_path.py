@@ -593,6 +593,31 @@ def test_a_dropped_bfloat16_vae_copy_gives_its_weights_back_at_once(plain_pipe):
         gc.enable()
 
 
+def test_a_vae_let_go_takes_its_bfloat16_copy_and_its_weights_out_of_the_fast_path_s_state(tiny_model_dir):
+    """The state keeps a job VAE's bfloat16 copy and its weights' layout for the next job; a VAE the person chose for
+    a job, let go (freed from Models in Memory, or another chosen), takes them along at once rather than leave its
+    weights and copy on the GPU until a job with another VAE comes."""
+    import gc
+
+    from diffusers import AutoencoderKL
+
+    unet = tiny_unet(tiny_model_dir)
+    state = fast_path.FastPathState(unet, fast_path.FastPathOptions())
+    own = AutoencoderKL.from_pretrained(tiny_model_dir / "vae")
+    chosen = [AutoencoderKL.from_pretrained(tiny_model_dir / "vae") for _ in range(2)]
+    gc.disable()
+    try:
+        weights = weakref.ref(next(chosen[0].parameters()))
+        state.vae_layout(chosen[0])
+        copy = weakref.ref(state.bf16_vae(chosen[1]))
+        chosen.clear()  # both let go
+        assert weights() is None and copy() is None and not state.holds_memory()
+        kept = state.bf16_vae(own)
+        assert state.vae_copy(own) is kept and state.vae_layout(own) is state.vae_layout(own)  # kept while it lives
+    finally:
+        gc.enable()
+
+
 def test_cancelling_or_a_failure_after_the_fast_path_was_dropped_is_not_retried(forced_on, plain_pipe):
     forced_on.setattr(fast_path, "capture_cuda_graph", failing_capture)
     fast_path.state_for(plain_pipe.unet).cache.clear()  # no graph left by other tests: this one must capture
