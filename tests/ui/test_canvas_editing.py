@@ -478,6 +478,37 @@ def test_saving_adds_the_extension_to_a_name_with_a_dot_and_asks_before_replacin
     assert not (tmp_path / "face.png").exists() and len(asked) == 1
 
 
+def test_saving_under_another_file_type_is_refused_with_a_sentence_and_nothing_written(
+        qtbot, window, picture, tmp_path, monkeypatch):  # noqa: ANN001
+    """x.gif was saved as "x.gif.png", a PNG under a name the person did not give; Studio writes PNG, JPEG and WebP
+    (what the dialog offers), so another picture type's extension is refused, saying which ones it writes."""
+    from PySide6.QtWidgets import QFileDialog
+
+    warnings: list[tuple[str, str]] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: warnings.append((title, text)))
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    chosen = [str(folder / "x.gif"), "PNG image (*.png)"]
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: tuple(chosen))
+    window.actions_.save_image_dialog()
+    qtbot.waitUntil(lambda: len(warnings) == 1, timeout=5000)
+    assert warnings[0] == ("Save canvas", "Studio cannot save .gif files; it saves pictures as PNG (.png), JPEG "
+                                          "(.jpg, .jpeg) or WebP (.webp). Nothing was saved.")
+    chosen[:] = [str(folder / "x.TGA"), "WebP image (*.webp)"]  # a type Pillow knows, if not the system's list
+    window.actions_.save_image_dialog()
+    qtbot.waitUntil(lambda: len(warnings) == 2, timeout=5000)
+    assert warnings[1][1].startswith("Studio cannot save .TGA files;")
+
+    window.document.edit_mask("box", lambda m: (m.__setitem__((slice(0, 9), slice(0, 9)), 255), (0, 0, 9, 9))[1])
+    chosen[:] = [str(folder / "mask.jpg"), "PNG image (*.png)"]
+    window.actions_.save_mask_dialog()
+    qtbot.waitUntil(lambda: len(warnings) == 3, timeout=5000)
+    assert warnings[2] == ("Save mask", "Studio cannot save .jpg files; it saves masks as PNG (.png). Nothing was "
+                                        "saved.")
+    assert list(folder.iterdir()) == []
+    assert window.document.history_labels()[-1] == "box"  # the canvas is as it was
+
+
 def test_copy_picture_and_masked_area(qtbot, window, picture):  # noqa: ANN001
     """Both are made in a worker thread and handed to the clipboard on the window's."""
     from studio.ui.qt_images import qimage_to_pil
