@@ -176,12 +176,12 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
     from studio.core import comparison
     from studio.core.events import GeneratedImage, JobOutput
     from studio.core.metadata import Recipe
-    from studio.ui import canvas as canvas_module
+    from studio.ui import canvas_picture
 
     window_thread = threading.current_thread()
     compared_here: list[tuple[int, int]] = []
     cut_here: list[tuple[int, int, int, int]] = []
-    compare, real_pixmap = comparison.changed_box, canvas_module.pil_to_qpixmap
+    compare, real_pixmap = comparison.changed_box, canvas_picture.pil_to_qpixmap
     real_region = comparison.region
 
     def comparing(a, b):  # noqa: ANN001, ANN202
@@ -199,7 +199,7 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
 
     monkeypatch.setattr(comparison, "changed_box", comparing)
     monkeypatch.setattr(comparison, "region", cutting)
-    monkeypatch.setattr(canvas_module, "pil_to_qpixmap", on_this_thread)
+    monkeypatch.setattr(canvas_picture, "pil_to_qpixmap", on_this_thread)
     first, second = picture.copy(), picture.copy()
     first.paste((250, 0, 0), (10, 10, 60, 60))
     second.paste((250, 0, 0), (10, 10, 60, 60))
@@ -233,7 +233,7 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
     assert [c.box for c in changes if c.image] == [(10, 10, 150, 150)]  # one redraw, around both
     shown = canvas._image_item.pixmap().toImage().convertToFormat(pil_to_qimage(second).format())
     assert shown == pil_to_qimage(second)
-    monkeypatch.setattr(canvas_module, "pil_to_qpixmap", real_pixmap)
+    monkeypatch.setattr(canvas_picture, "pil_to_qpixmap", real_pixmap)
     doc.undo()
     assert doc.image.tobytes() == first.tobytes()
     assert doc.mask[30, 215] == 255  # the stroke is still there
@@ -348,13 +348,13 @@ def test_whole_mask_edits_are_made_off_the_window_thread_queue_up_and_undo_witho
 
 
 def test_drop_and_paste_open_pictures_and_bad_files_leave_the_document(qtbot, window, tmp_path, monkeypatch):  # noqa: ANN001
-    from studio.ui import canvas as canvas_module
+    from studio.ui import canvas_picture
 
     warnings: list[str] = []
     monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: warnings.append(text))
     on_this_thread = [False]  # an opened file is converted for display in a worker thread, not on this one
-    convert = canvas_module.pil_to_qpixmap
-    monkeypatch.setattr(canvas_module, "pil_to_qpixmap", lambda image: on_this_thread.append(True) or convert(image))
+    convert = canvas_picture.pil_to_qpixmap
+    monkeypatch.setattr(canvas_picture, "pil_to_qpixmap", lambda image: on_this_thread.append(True) or convert(image))
     good = tmp_path / "dropped.png"
     Image.new("RGB", (96, 64), (10, 20, 30)).save(good)
     mime = QMimeData()
@@ -743,7 +743,7 @@ def test_a_picture_converted_ahead_is_shown_without_converting_it_again(qtbot, m
     """The window converts a result off its thread (canvas.prepare); taking it in then converts nothing here,
     for a whole new picture and for a changed region alike. Any other picture is converted as before."""
     from studio.core.document import Document
-    from studio.ui import canvas as canvas_module
+    from studio.ui import canvas_picture
     from studio.ui.canvas import CanvasView
     from studio.ui.qt_images import pil_to_pixmap_ready_qimage
 
@@ -758,8 +758,8 @@ def test_a_picture_converted_ahead_is_shown_without_converting_it_again(qtbot, m
     second = Image.fromarray(second_pixels)
     converted: list[str] = []
     for name in ("pil_to_qpixmap", "pil_to_qimage"):
-        original = getattr(canvas_module, name)
-        monkeypatch.setattr(canvas_module, name, lambda image, _f=original, _n=name: converted.append(_n) or _f(image))
+        original = getattr(canvas_picture, name)
+        monkeypatch.setattr(canvas_picture, name, lambda image, _f=original, _n=name: converted.append(_n) or _f(image))
 
     canvas.prepare(first, pil_to_pixmap_ready_qimage(first))
     document.set_image(first, "Generated")
@@ -794,7 +794,7 @@ def test_undo_and_redo_of_a_whole_canvas_change_swap_pictures_without_converting
     """The picture shown before a whole-canvas change stays converted while the history holds it: at 4096x4096
     converting it again for an undo held the window 100-160 ms."""
     from studio.core.document import Document
-    from studio.ui import canvas as canvas_module
+    from studio.ui import canvas_picture
     from studio.ui.canvas import CanvasView
 
     canvas = CanvasView()
@@ -806,8 +806,8 @@ def test_undo_and_redo_of_a_whole_canvas_change_swap_pictures_without_converting
                   for w, h in ((64, 48), (96, 48)))
     document.set_image(small, "Open")
     converted: list[Image.Image] = []
-    real = canvas_module.pil_to_qpixmap
-    monkeypatch.setattr(canvas_module, "pil_to_qpixmap", lambda image: converted.append(image) or real(image))
+    real = canvas_picture.pil_to_qpixmap
+    monkeypatch.setattr(canvas_picture, "pil_to_qpixmap", lambda image: converted.append(image) or real(image))
 
     document.replace_all("Extend", big, np.zeros((48, 96), np.uint8))
     assert converted == [big]
@@ -995,11 +995,11 @@ def test_a_picture_shown_again_while_its_first_conversion_runs_is_converted_once
     """A, then B (its pixmap kept), then A again: the first conversion of A gives up when the second starts, rather
     than both running to the end side by side."""
     from studio.core.document import Document
-    from studio.ui import canvas as canvas_module
+    from studio.ui import canvas_picture
     from studio.ui.canvas import CanvasView
     from studio.ui.qt_images import ConversionCancelled
 
-    ended, real = [], canvas_module.pil_to_pixmap_ready_qimage
+    ended, real = [], canvas_picture.pil_to_pixmap_ready_qimage
 
     def recorded(image, cancelled=None):  # noqa: ANN001, ANN202
         try:
@@ -1010,7 +1010,7 @@ def test_a_picture_shown_again_while_its_first_conversion_runs_is_converted_once
         ended.append((image, "converted"))
         return converted
 
-    monkeypatch.setattr(canvas_module, "pil_to_pixmap_ready_qimage", recorded)
+    monkeypatch.setattr(canvas_picture, "pil_to_pixmap_ready_qimage", recorded)
     view, doc = CanvasView(), Document()
     qtbot.addWidget(view)
     view.set_document(doc)
