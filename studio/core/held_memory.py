@@ -64,5 +64,11 @@ class MemoryFreed:
         return "No model was loaded: there was no memory to free."
 
 
+@dataclass(frozen=True)
+class HeldModelsChanged:
+    """Models were loaded or let go outside the engine's jobs (a guide's thumbnail loaded the depth model's copy
+    for the CPU): Models in Memory asks again. A job's end, a preload and freeing memory have events of their own."""
+
+
 def total_size(models: tuple[HeldModel, ...] | list[HeldModel]) -> int:
     return sum(model.size for model in models)

@@ -40,11 +40,12 @@ class RecordedFile(NamedTuple):
     digest: str  # its hash when the picture was made
 
 
-def changed_file_warnings(entry: HistoryEntry, models_root: Path, hash_cache: Path | None = None) -> list[str]:
+def changed_file_warnings(entry: HistoryEntry, models_root: Path, hash_cache: Path | None = None, *,
+                          label: str | None = None) -> list[str]:
     """One sentence for the entry's checkpoint if it changed, and one for each recorded LoRA, VAE and ControlNet
     that is missing or is another file now; empty when all are the same or none has a recorded hash. Reads and
     hashes files: call it in a worker thread."""
-    warnings = [warning] if (warning := model_change_warning(entry, hash_cache)) else []
+    warnings = [warning] if (warning := model_change_warning(entry, hash_cache, label=label)) else []
     return warnings + _file_warnings(recorded_files(entry), models_root, hash_cache)
 
 
@@ -79,8 +80,10 @@ def _file_warnings(files: list[RecordedFile], models_root: Path, hash_cache: Pat
     return [warning for recorded in files if (warning := file_change_warning(recorded, models_root, hash_cache))]
 
 
-def model_change_warning(entry: HistoryEntry, hash_cache: Path | None = None) -> str | None:
-    """A sentence when the entry's model file no longer has the recorded hash, else None.
+def model_change_warning(entry: HistoryEntry, hash_cache: Path | None = None, *,
+                         label: str | None = None) -> str | None:
+    """A sentence when the entry's model file no longer has the recorded hash, else None; ``label`` names the entry
+    in it ("history entry 3" unless given).
 
     Hashes the model's weights (cached by size and modification time): seconds for a model not
     hashed before, so call it off the UI thread.
@@ -91,8 +94,9 @@ def model_change_warning(entry: HistoryEntry, hash_cache: Path | None = None) ->
     current = model_hash(path, hash_cache)
     if current == entry.model_hash:
         return None
-    return (f"The model file changed since history entry {entry.id} was made (hash {entry.model_hash} then, "
-            f"{current} now); the picture may come out different.")
+    label = label or f"history entry {entry.id}"
+    return (f"The model file changed since {label} was made (hash {entry.model_hash} then, {current} now); the "
+            "picture may come out different.")
 
 
 def recorded_files(entry: HistoryEntry) -> list[RecordedFile]:

@@ -21,13 +21,15 @@ from studio.core.settings import Settings
 from studio.services.history_store import HistoryEntry
 
 
-def request_for_entry(entry: HistoryEntry, settings: Settings | None = None) -> GenerationRequest:
+def request_for_entry(entry: HistoryEntry, settings: Settings | None = None, *,
+                      label: str | None = None) -> GenerationRequest:
     """The request that runs entry again exactly: same model path, seed and settings, one image,
-    its own source picture and mask. InvalidRequest (one sentence) when a file it needs is gone.
+    its own source picture and mask. InvalidRequest (one sentence) when a file it needs is gone; ``label`` names the
+    entry in it ("history entry 3" unless given: the window names it as its gallery does).
 
     How it runs on this machine (memory, speed) is the person's: from settings, their current ones, as a
     job started from the window or ``studio generate`` (the request's defaults only when none are given)."""
-    label = f"history entry {entry.id}"
+    label = label or f"history entry {entry.id}"
     if entry.generator == "diffusers" and not entry.model_path:
         raise InvalidRequest(f"No model is recorded in {label}, so it cannot be run again.")
     if entry.generator == "diffusers" and not Path(entry.model_path).exists():
@@ -53,19 +55,19 @@ def request_for_entry(entry: HistoryEntry, settings: Settings | None = None) -> 
         post=tuple(PostStep(step["processor"], _recorded(step.get("params")), _strength(step.get("strength")))
                    for step in entry.params.get("post", []) if isinstance(step, dict) and "processor" in step),
         loras=loras, vae=vae, hires=HiresFix.from_record(entry.params.get("hires")),
-        controls=control_guides(entry),
+        controls=control_guides(entry, label),
         **({"memory": settings.memory, "speed": settings.speed} if settings is not None else {}),
     )
 
 
-def control_guides(entry: HistoryEntry) -> tuple[ControlGuide, ...]:
+def control_guides(entry: HistoryEntry, label: str | None = None) -> tuple[ControlGuide, ...]:
     """The entry's ControlNet guides with their kept pictures opened. InvalidRequest (one sentence) for a guide
     that cannot be remade: a record Studio cannot read, or a picture that was not kept or is gone (running without
     it would make another picture, not this one again)."""
     records = entry.params.get("controls") or []
     if not isinstance(records, list):
         records = [records]
-    label = f"history entry {entry.id}"
+    label = label or f"history entry {entry.id}"
     guides = []
     for number, record in enumerate(records, 1):
         which = "the control guide" if len(records) == 1 else f"control guide {number}"

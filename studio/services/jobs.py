@@ -27,7 +27,7 @@ from studio.core.events import (
     JobQueued,
     JobStarted,
 )
-from studio.core.held_memory import HeldModel, MemoryFreed
+from studio.core.held_memory import HeldModel, HeldModelsChanged, MemoryFreed
 from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep, prepare_request
 from studio.engine import held_memory
 from studio.engine.worker import EngineWorker, Job, StatusFn, WorkerContext, describe_exception
@@ -214,6 +214,11 @@ class JobService:
         again), between jobs as ``held_models``. The answer also goes to every event stream, in order with the
         jobs' events."""
         return await asyncio.wrap_future(self._worker.between_jobs(lambda: self._release_memory(in_use)))
+
+    def held_models_changed(self) -> None:
+        """Tell every event stream that models in memory changed outside the jobs (``HeldModelsChanged``). Safe to
+        call from any thread: the window's thumbnails load the depth model in a worker thread."""
+        self._emit_threadsafe(HeldModelsChanged())
 
     def _release_memory(self, in_use: bool) -> MemoryFreed:
         freed = held_memory.release_memory(self._registry.live_instances(), in_use)

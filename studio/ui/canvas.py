@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QEvent, QPoint, QPointF, QRect, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
@@ -30,30 +29,19 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
 from studio.core.document import Document, DocumentChange
-from studio.core.mask import Box, union_box
-from studio.ui.canvas_pixmaps import KeptPixmaps, converts_at_once, stand_in
+from studio.core.mask import Box
+from studio.ui.canvas_picture import CanvasPicture
 from studio.ui.canvas_tools import BRUSH, ERASER, HAND, Tool, make_tool
 from studio.ui.mask_overlay import MaskOverlayItem, TintedLayer, tinted_layer
-from studio.ui.qt_images import ConversionCancelled, pil_to_pixmap_ready_qimage, pil_to_qimage, pil_to_qpixmap
-from studio.ui.tasks import Tasks
+from studio.ui.qt_images import pil_to_pixmap_ready_qimage, pil_to_qpixmap
 
 log = logging.getLogger(__name__)
 
 MIN_ZOOM, MAX_ZOOM = 0.02, 32.0
 WHEEL_STEP = 1.15
-REGION_AT_ONCE = 512 * 512  # px: a changed region this small is converted on the window's thread (about 1-2 ms)
 BIG_FILL = 1024 * 1024  # px: a fill's box this big, over a quarter of the mask or more, is made in a worker thread
 PREVIEW_UPSCALE_TO = 256  # px: latent-sized previews are enlarged to about this before the view scales them
 MIN_BRUSH, MAX_BRUSH = 1.0, 1024.0
-
-
-def _loop_running() -> bool:
-    """Whether a worker thread's result can come back to this thread (an asyncio loop runs here)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _checkerboard(size: int = 16) -> QBrush:
@@ -94,8 +82,7 @@ class CanvasView(QGraphicsView):
         self.viewport().setAcceptDrops(False)
 
         self._backdrop = self._scene.addRect(QRectF(), Qt.PenStyle.NoPen, _checkerboard())
-        self._image_item = QGraphicsPixmapItem()
-        self._image_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self._image_item = CanvasPicture(self.image)
         self._scene.addItem(self._image_item)
         self.overlay = MaskOverlayItem()
         self._scene.addItem(self.overlay)
@@ -113,15 +100,7 @@ class CanvasView(QGraphicsView):
         self.document: Document | None = None
         # The window's: makes a whole-mask change in a worker thread with its tinted layer (label, operation).
         self.mask_filler: Callable[[str, Callable[[np.ndarray], Box | None]], object] | None = None
-        self._prepared: tuple[Image.Image, QImage] | None = None  # a picture converted ahead (prepare())
-        self._shown: weakref.ref[Image.Image] | None = None  # the document picture the pixmap shows, whole
-        self._kept = KeptPixmaps()  # the pictures shown before it, whole, while the undo history holds them
-        self._converting: Image.Image | None = None  # the picture a worker converts, its stand-in shown meanwhile
-        self._conversions = 0  # numbers them: only the newest one goes on
-        self._regions: Box | None = None  # changed, converted by a worker before they are painted (_paint_regions)
-        self._painting_regions = False
-        self._tasks = Tasks()
-        tasks = self._tasks
+        tasks = self._image_item.tasks
         self.destroyed.connect(lambda: tasks.cancel_all())  # a conversion ending later has no view to show it in
         self._extent_w = self._extent_h = 0  # the picture's (or the coming result's) size
         self._space_held = False
@@ -154,7 +133,7 @@ class CanvasView(QGraphicsView):
     def prepare(self, image: Image.Image, converted: QImage) -> None:
         """Hand over ``image`` already converted for display (qt_images.pil_to_pixmap_ready_qimage, made off
         this thread); when the document next takes that very picture in, the canvas uses it as it is."""
-        self._prepared = (image, converted)
+        self._image_item.prepare(image, converted)
 
     async def convert_ahead(self, image: Image.Image, mask: np.ndarray | None = None) -> None:
         """Convert a picture the document is about to take in (a result, an opened file) in a worker thread: at
@@ -174,10 +153,6 @@ class CanvasView(QGraphicsView):
         self.prepare(image, converted)
         self.overlay.keep(layer)
 
-    def _take_prepared(self, image: Image.Image | None) -> QImage | None:
-        prepared, self._prepared = self._prepared, None
-        return prepared[1] if prepared is not None and prepared[0] is image else None
-
     def image(self) -> Image.Image | None:
         return None if self.document is None else self.document.image
 
@@ -192,127 +167,17 @@ class CanvasView(QGraphicsView):
         elif change.mask and change.box is not None:
             self.overlay.update_region(change.box, change.mask_source, doc.mask)
         if change.image:
-            pixmap = self._image_item.pixmap()
-            prepared = self._take_prepared(doc.image)
-            # Over a stand-in, a region is not painted: the whole picture is converted again.
-            whole = doc.image is None or change.box in (None, (0, 0, *doc.image.size)) or self._converting is not None
-            x0, y0, x1, y1 = change.box or (0, 0, 0, 0)
-            if whole or pixmap.isNull():
-                self._regions = None  # painted with the rest
-                self._show_whole(doc.image, prepared)
-            elif prepared is not None:
-                self._paint(pixmap, change.box, prepared, QRect(x0, y0, x1 - x0, y1 - y0))
-            elif (x1 - x0) * (y1 - y0) <= REGION_AT_ONCE or not _loop_running():
-                self._paint(pixmap, change.box, pil_to_qimage(doc.image.crop(change.box)))
-            else:
-                # A big region (an undo of an inpaint result): converted by a worker, a strip at a time, and painted
-                # when done (a 3000x1300 one held this thread 9-16 ms); until then the canvas shows it as it was.
-                self._regions = union_box(self._regions, change.box)
-                self._shown = None  # the pixmap shows no one picture until then
-                if not self._painting_regions:
-                    self._painting_regions = True
-                    self._tasks.run(self._paint_regions())
+            self._image_item.show_change(doc.image, change.box)
             self.clear_preview()
-
-    def _paint(self, pixmap: QPixmap, box: Box, image: QImage, part: QRect | None = None) -> None:
-        """Paint ``image`` (its ``part``) over the picture's pixmap at the changed region ``box`` (an inpaint result,
-        an undo of one). The item lets go of its share of the pixmap first, or painting would copy all of it (a
-        4096x4096 one: 50-100 ms)."""
-        at = QPoint(box[0], box[1])
-        self._image_item.setPixmap(QPixmap())
-        painter = QPainter(pixmap)
-        painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)
-        if part is None:
-            painter.drawImage(at, image)
-        else:
-            painter.drawImage(at, image, part)
-        painter.end()
-        self._image_item.setPixmap(pixmap)
-        if self._regions is None:
-            self._shown = weakref.ref(self.document.image)
-
-    async def _paint_regions(self) -> None:
-        """Convert the regions changed (self._regions) in a worker thread and paint them, until none is left; one
-        changed again meanwhile is converted again from the picture as it is now."""
-        try:
-            while self._regions is not None:
-                image, box = self.document.image, self._regions
-                try:
-                    converted = await asyncio.to_thread(lambda: pil_to_qimage(image.crop(box)))
-                except Exception:  # this thread converts it then
-                    log.exception("Converting a changed region for display failed")
-                    converted = pil_to_qimage(image.crop(box))
-                if self._regions is None or self.document.image is not image:
-                    continue  # painted whole meanwhile, or changed again: the loop goes on with what there is now
-                self._regions = None  # the picture is the one converted: no region changed since
-                pixmap = self._image_item.pixmap()
-                if not pixmap.isNull():
-                    self._paint(pixmap, box, converted)
-        finally:
-            self._painting_regions = False
 
     def converting_regions(self) -> bool:
         """Changed regions of the picture are being converted in a worker thread (the canvas shows them as they
         were until then)."""
-        return self._regions is not None
-
-    def _show_whole(self, image: Image.Image | None, prepared: QImage | None) -> None:
-        """Show a whole new picture. The pictures shown before it stay converted while they live (in the undo
-        history): undoing or redoing a change of the whole canvas (extend, scale, a new picture) swaps back to one,
-        where converting a 4096x4096 picture again held this thread 150-240 ms. Any other big picture is converted
-        in a worker thread, its rough stand-in shown meanwhile."""
-        outgoing = self._shown() if self._shown is not None else None
-        if image is not None and image is self._converting and prepared is None:
-            return  # already on its way
-        current = self._image_item.pixmap()
-        if outgoing is not None and outgoing is not image:
-            self._kept.keep(outgoing, current)
-        self._converting = None
-        if image is None:
-            pixmap = QPixmap()
-        elif prepared is not None:
-            pixmap = QPixmap.fromImage(prepared)
-        elif outgoing is image:
-            pixmap = current
-        elif (kept := self._kept.take(image)) is not None:
-            pixmap = kept
-        elif converts_at_once(image) or not _loop_running():
-            pixmap = pil_to_qpixmap(image)
-        else:
-            self._converting = image
-            self._shown = None
-            self._set_pixmap(*stand_in(image))
-            self._conversions += 1
-            self._tasks.run(self._convert(image, self._conversions))
-            return
-        self._set_pixmap(pixmap)
-        self._shown = None if image is None else weakref.ref(image)
-
-    def _set_pixmap(self, pixmap: QPixmap, transform: QTransform | None = None) -> None:
-        self._image_item.setPixmap(pixmap)
-        self._image_item.setTransform(transform or QTransform())
-
-    async def _convert(self, image: Image.Image, number: int) -> None:
-        # Given up between strips once another conversion starts (Ctrl+Z held over many big pictures past the kept
-        # pixmaps' budget started a conversion for each, all running to the end side by side; and after A, B, A
-        # again, the first one of A ran on beside the second).
-        try:
-            converted = await asyncio.to_thread(pil_to_pixmap_ready_qimage, image,
-                                                lambda: self._conversions != number)
-        except ConversionCancelled:
-            return
-        except Exception:  # this thread converts it then
-            log.exception("Converting a picture for display failed")
-            converted = None
-        if self._converting is not image or self._conversions != number:
-            return  # another picture came meanwhile
-        self._converting = None
-        self._set_pixmap(pil_to_qpixmap(image) if converted is None else QPixmap.fromImage(converted))
-        self._shown = weakref.ref(image)
+        return self._image_item.converting_regions()
 
     def showing_stand_in(self) -> bool:
         """A big picture is being converted in a worker thread; its rough stand-in is shown."""
-        return self._converting is not None
+        return self._image_item.showing_stand_in()
 
     # -- mask display ----------------------------------------------------------------------------
     def set_mask_visible(self, visible: bool) -> None:

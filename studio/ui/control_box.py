@@ -19,7 +19,7 @@ from studio.core.inpaint import InpaintOptions, inpaint_area
 from studio.core.model_kinds import NATIVE_SIDES
 from studio.core.model_library import LibraryItem
 from studio.ui.control_guide_row import GuideRow
-from studio.ui.control_picture import CanvasSource, worker_annotator
+from studio.ui.control_picture import CanvasSource
 from studio.ui.depth_model import DepthModel
 from studio.ui.guide_extensions import GuideExtensions
 from studio.ui.generation_controls import section_layout
@@ -205,7 +205,7 @@ class ControlBox(QWidget):
     def _extend_guide(self, guide: ControlGuide, size: tuple[int, int],
                       amounts: tuple[int, int, int, int]) -> ControlGuide:
         """``extend_guide`` with the window's preprocessors (depth's model run on the CPU): in a worker thread."""
-        return extend_guide(guide, size, amounts, worker_annotator(self.depth.models_dir))
+        return extend_guide(guide, size, amounts, self.depth.annotator())
 
     def _family(self) -> str:
         return self._families.get(self._model, "")

@@ -56,7 +56,7 @@ class GuideRow(QFrame):
         self._items: list[LibraryItem] = []
         self._family = ""  # the chosen checkpoint's family ("" unknown: every ControlNet fits)
         self.depth = depth  # the section's, shared by its cards
-        self.picture = ControlPicture(tasks, self.guide, canvas, keep_folder, lambda: self.depth.models_dir)
+        self.picture = ControlPicture(tasks, self.guide, canvas, keep_folder, self.depth.annotator)
         self.model_combo = QComboBox()
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.setMinimumContentsLength(12)  # a long model name must not widen the panel

@@ -40,12 +40,12 @@ class ControlPicture(QWidget):
     preview_failed = Signal(str, int)  # why the preprocessor failed, in a sentence; which preview it was
 
     def __init__(self, tasks: Tasks, guide: Callable[[], ControlGuide], canvas: Callable[[], CanvasSource | None],
-                 keep_folder: Callable[[], Path | None], models_dir: Callable[[], Path | None],
+                 keep_folder: Callable[[], Path | None], annotator: Callable[[], Annotate],
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAcceptDrops(True)
         self._tasks, self._guide, self._canvas, self._keep_folder = tasks, guide, canvas, keep_folder
-        self._models_dir = models_dir
+        self._annotator = annotator  # the model preprocessors to run in a worker thread (DepthModel.annotator)
         self.image: Image.Image | None = None
         self.path = ""  # the picture's file ("" for a canvas picture not kept yet)
         self.state, self._note = EMPTY, ""
@@ -222,7 +222,7 @@ class ControlPicture(QWidget):
         guide = self._guide()
         try:
             picture, qimage = await asyncio.to_thread(preview, guide, *self.job_size, self.start_size,
-                                                     self.area_box, worker_annotator(self._models_dir()))
+                                                     self.area_box, self._annotator())
         except StudioError as exc:  # a depth model deleted or broken: the card looks again, and offers it or says why
             if made == self._previews:
                 self.thumb.setText("No preview")
@@ -257,27 +257,12 @@ class ControlPicture(QWidget):
             event.acceptProposedAction()
 
 
-def worker_annotator(models_dir: Path | None) -> Annotate:
-    """The engine's model preprocessors (depth, with the models folder's depth model, on the CPU), imported when
-    first run: only ever run in a worker thread (torch must not load on the window's)."""
-
-    def annotate(preprocessor: str, image: Image.Image) -> Image.Image:
-        from studio.engine.libraries import open_torch_libraries_off_the_gil
-
-        open_torch_libraries_off_the_gil()  # the window paints on while torch's libraries open
-        from studio.engine.depth_maps import annotator
-
-        return annotator(models_dir)(preprocessor, image)
-
-    return annotate
-
-
 def preview(guide: ControlGuide, width: int, height: int, start: tuple[int, int] | None = None,
             box: tuple[int, int, int, int] | None = None, annotate: Annotate | None = None
             ) -> tuple[Image.Image, QImage]:
     """What the ControlNet will see, as a thumbnail (made in a worker thread: QImage is safe there, QPixmap not):
     the engine's own fitting, for a job of ``width`` x ``height`` from a picture of the size ``start`` (if any),
-    working on its ``box`` (None: all of it). ``annotate``: the engine's depth maps (``worker_annotator``)."""
+    working on its ``box`` (None: all of it). ``annotate``: the engine's depth maps (``DepthModel.annotator``)."""
     # Fitted to the box both ways: a small job's control picture (64x64) is enlarged, so its edges can be judged.
     seen = guide.control_picture(width, height, start, box, annotate)
     if guide.preprocessor in (CANNY, INVERT):

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from PIL import Image
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
@@ -21,6 +23,7 @@ from studio.core.annotators import (
     find_depth_model,
     put_its_files,
 )
+from studio.core.control import Annotate
 from studio.core.errors import JobCancelledError, StudioError
 from studio.core.units import format_size
 from studio.ui.tasks import Tasks
@@ -38,6 +41,8 @@ class DepthModel(QObject):
 
     changed = Signal()
     progress = Signal(int, int)  # bytes done, of the whole
+    # Its copies in memory changed: a thumbnail loaded the CPU's (emitted from the worker thread that loaded it).
+    held_changed = Signal()
 
     def __init__(self, tasks: Tasks, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -71,6 +76,28 @@ class DepthModel(QObject):
         if look == self._looks and (always or not self.known or found != self.folder):
             self.folder, self.known = found, True
             self.changed.emit()
+
+    def annotator(self) -> Annotate:
+        """The engine's model preprocessors (depth, with the models folder's depth model, on the CPU), imported when
+        first run: only ever run in a worker thread (torch must not load on the window's). Says ``held_changed``
+        when running them loaded a copy of the model (or let one go): Models in Memory lists it."""
+        models_dir, held_changed = self.models_dir, self.held_changed
+
+        def annotate(preprocessor: str, image: Image.Image) -> Image.Image:
+            from studio.engine.libraries import open_torch_libraries_off_the_gil
+
+            open_torch_libraries_off_the_gil()  # the window paints on while torch's libraries open
+            from studio.engine.depth_maps import annotator, held_models
+
+            before = held_models()
+            try:
+                return annotator(models_dir)(preprocessor, image)
+            finally:
+                if held_models() != before:
+                    with suppress(RuntimeError):  # the window closed meanwhile: there is no list to tell
+                        held_changed.emit()
+
+        return annotate
 
     def missing(self, label: str) -> str:
         """The sentence for a job with the depth guide ``label`` while the model is missing."""

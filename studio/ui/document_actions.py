@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mimetypes
 from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
 from pathlib import Path
@@ -141,19 +142,25 @@ class DocumentActions(QObject):
         path, chosen = QFileDialog.getSaveFileName(self.window, "Save canvas",
                                                    str(self.window.settings.outputs_dir), SAVE_FILTERS)
         extension = ".jpg" if "JPEG" in chosen else ".webp" if "WebP" in chosen else ".png"
-        target = self._save_target(path, SAVE_FORMATS, extension, "Save canvas")
+        target = self._save_target(path, SAVE_FORMATS, extension, "Save canvas",
+                                   "it saves pictures as PNG (.png), JPEG (.jpg, .jpeg) or WebP (.webp)")
         if target is not None:
             self.run(self.save_canvas(target))
 
-    def _save_target(self, chosen: str, formats: Iterable[str], extension: str, title: str) -> Path | None:
+    def _save_target(self, chosen: str, formats: Iterable[str], extension: str, title: str,
+                     saves: str) -> Path | None:
         """The file the person chose, with ``extension`` added when it ends in none of ``formats`` (a name such as
         "Mr. Smith" keeps all of itself); a file of that name, which the file dialog did not ask about, is only
-        replaced if they say so. None: nothing to save."""
+        replaced if they say so. A name ending in another file type's extension (x.gif) is refused with a sentence
+        that says what Studio ``saves``: "x.gif.png" was not what they asked for. None: nothing to save."""
         if not chosen:
             return None
         path = Path(chosen)
         if path.suffix.lower() in formats:
             return path
+        if names_a_file_type(path.name):
+            self.run(self._warn(title, f"Studio cannot save {path.suffix} files; {saves}. Nothing was saved."))
+            return None
         target = path.with_name(path.name + extension)
         if target.exists() and not ask(self.window, title, f"{target.name} already exists. Replace it?"):
             return None
@@ -209,7 +216,7 @@ class DocumentActions(QObject):
             return
         path, _ = QFileDialog.getSaveFileName(self.window, "Save mask", str(self.window.settings.outputs_dir),
                                               "PNG image (*.png)")
-        target = self._save_target(path, (".png",), ".png", "Save mask")
+        target = self._save_target(path, (".png",), ".png", "Save mask", "it saves masks as PNG (.png)")
         if target is not None:
             self.run(self.save_mask_to(target))
 
@@ -450,6 +457,13 @@ class DocumentActions(QObject):
     def open_folder(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+
+
+def names_a_file_type(name: str) -> bool:
+    """Whether a file name ends in a known file type's extension (x.gif, x.pdf), not merely has a dot in it
+    (Mr. Smith, face.mask v1)."""
+    suffix = Path(name).suffix.lower()
+    return bool(suffix) and (mimetypes.guess_type(name)[0] is not None or suffix in Image.registered_extensions())
 
 
 def _recipe_or_none(path: Path) -> Recipe | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import textwrap
 from datetime import datetime
 from pathlib import Path
 
@@ -142,9 +143,25 @@ class GalleryModel(QAbstractListModel):
         return self.data(index, THUMB_ROLE)
 
 
+def made_at(entry: HistoryEntry) -> str:
+    """When the entry was made, as the gallery's tooltip shows it."""
+    return datetime.fromtimestamp(entry.created).strftime("%Y-%m-%d %H:%M")
+
+
+def entry_name(entry: HistoryEntry, width: int = 40) -> str:
+    """The entry named in a sentence as the gallery shows it to the person, by its prompt (shortened) and when it
+    was made: the gallery never shows an entry's id, so "history entry 12" names nothing they can find."""
+    prompt = " ".join(entry.prompt.split())
+    if len(prompt) > width:
+        # At a word's end where there is one; a prompt of one long word is cut inside it.
+        prompt = textwrap.shorten(prompt, width, placeholder="…") if " " in prompt[:width - 1] \
+            else prompt[:width - 1] + "…"
+    return f"the picture “{prompt}” from {made_at(entry)}" if prompt else f"the picture from {made_at(entry)}"
+
+
 def tooltip(entry: HistoryEntry) -> str:
     """Rich text; every value from metadata is escaped (it is data, never markup)."""
-    when = datetime.fromtimestamp(entry.created).strftime("%Y-%m-%d %H:%M")
+    when = made_at(entry)
     lines = [f"<b>{html.escape(entry.prompt[:400]) or '(no prompt)'}</b>"]
     if entry.negative_prompt:
         lines.append(f"Negative: {html.escape(entry.negative_prompt[:300])}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,16 +14,18 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
 from studio.core.control import resolved_controls
-from studio.core.errors import StudioError, first_line
+from studio.core.errors import InvalidRequest, StudioError, first_line
 from studio.core.hires import HiresFix
 from studio.core.image_info import ImageInfo, inspect_image, recipe_fields
 from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
-from studio.core.settings import GenerationPreset, PromptStyle
+from studio.core.requests import GenerationRequest
+from studio.core.settings import GenerationPreset, PromptStyle, Settings
 from studio.services.changed_files import changed_file_warnings, picture_file_warnings
 from studio.services.history_reuse import missing_pictures, recorded_choices, request_for_entry
 from studio.services.history_store import HistoryEntry
+from studio.ui.gallery_model import entry_name
 from studio.ui.modal import modal
 
 if TYPE_CHECKING:
@@ -131,7 +134,7 @@ class HistoryActions(QObject):
 
     async def run_again(self, entry: HistoryEntry) -> None:
         try:
-            request = await asyncio.to_thread(request_for_entry, entry, self.window.settings)
+            request = await asyncio.to_thread(_rerun_request, entry, self.window.settings)
         except StudioError as exc:
             self.window.status.set_message(str(exc), error=True)
             return
@@ -149,7 +152,7 @@ class HistoryActions(QObject):
     async def _changed_files(self, entry: HistoryEntry) -> list[str]:
         """A sentence for each file the entry was made with that is missing or another file now (its checkpoint,
         LoRAs, VAE, ControlNets), hashed in a worker thread."""
-        return await self._checked(changed_file_warnings, entry)
+        return await self._checked(partial(changed_file_warnings, label=entry_name(entry)), entry)
 
     async def _checked(self, check: Callable[..., list[str]], *made: object) -> list[str]:
         """``check(*made, models folder, hash cache)`` in a worker thread: hashing may take seconds."""
@@ -285,6 +288,17 @@ def _inspect_with_guides(path: Path, outputs: Path) -> tuple[ImageInfo, tuple[di
     info = inspect_image(path)
     controls = resolved_controls(info.controls, outputs)
     return info, controls, missing_pictures(controls)
+
+
+def _rerun_request(entry: HistoryEntry, settings: Settings) -> GenerationRequest:
+    """``request_for_entry``, its sentences naming the entry as the gallery shows it. A gone model is said model and
+    picture first: the status line cuts a long sentence off, and the model's path would fill it."""
+    name = entry_name(entry)
+    path = Path(entry.model_path) if entry.model_path else None
+    if entry.generator == "diffusers" and path is not None and not path.exists():
+        raise InvalidRequest(f"The model {entry.model_name or path.stem} is gone, so {name} cannot be run again; "
+                             f"{path} no longer exists.")
+    return request_for_entry(entry, settings, label=name)
 
 
 def _warned(loaded: str, warnings: list[str]) -> str:

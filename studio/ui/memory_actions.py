@@ -31,6 +31,8 @@ class MemoryActions:
         self.free_action = make_action(window, "&Free Memory", "remove", FREE_MEMORY_KEYS, lambda: self.free(True),
                                        "Let every loaded model go, to give the memory to another program (the "
                                        f"next job loads its model again) ({FREE_MEMORY_KEYS})")
+        # The guides' thumbnails load the depth model outside the engine's jobs: Models in Memory hears of it.
+        window.prompt_panel.control_box.depth.held_changed.connect(window.service.held_models_changed)
 
     def open_dialog(self) -> None:
         if self.dialog is not None:

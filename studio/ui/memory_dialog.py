@@ -2,7 +2,8 @@
 and buttons to free it, for the GPU or the memory another program needs.
 
 The list is asked of the engine thread between jobs (``JobService.held_models``): while a job runs it comes when the
-job ends, and it is asked again whenever a job ends or memory is freed. Nothing here waits on this thread.
+job ends, and it is asked again whenever a job ends, memory is freed or models are loaded outside the jobs
+(``HeldModelsChanged``). Nothing here waits on this thread.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.events import TERMINAL_EVENTS, EngineStatus
-from studio.core.held_memory import HeldModel, MemoryFreed, total_size
+from studio.core.held_memory import HeldModel, HeldModelsChanged, MemoryFreed, total_size
 from studio.core.units import format_size
 from studio.services.jobs import JobService
 from studio.ui.task_dialog import TaskDialog
@@ -147,9 +148,10 @@ class MemoryDialog(TaskDialog):
                              if count else "No model is loaded.")
 
     async def _follow_engine(self) -> None:
-        """Ask again when a job ends, a model is loaded ahead of any job, or memory was freed."""
+        """Ask again when a job ends, a model is loaded ahead of any job, memory was freed, or models were loaded or
+        let go outside the jobs (a guide's thumbnail loading the depth model)."""
         async for event in self._stream:
-            if isinstance(event, (*TERMINAL_EVENTS, MemoryFreed)) or (
+            if isinstance(event, (*TERMINAL_EVENTS, MemoryFreed, HeldModelsChanged)) or (
                     isinstance(event, EngineStatus) and event.model and not self.job_running()):
                 self.refresh()
 

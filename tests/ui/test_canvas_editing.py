@@ -176,12 +176,12 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
     from studio.core import comparison
     from studio.core.events import GeneratedImage, JobOutput
     from studio.core.metadata import Recipe
-    from studio.ui import canvas as canvas_module
+    from studio.ui import canvas_picture
 
     window_thread = threading.current_thread()
     compared_here: list[tuple[int, int]] = []
     cut_here: list[tuple[int, int, int, int]] = []
-    compare, real_pixmap = comparison.changed_box, canvas_module.pil_to_qpixmap
+    compare, real_pixmap = comparison.changed_box, canvas_picture.pil_to_qpixmap
     real_region = comparison.region
 
     def comparing(a, b):  # noqa: ANN001, ANN202
@@ -199,7 +199,7 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
 
     monkeypatch.setattr(comparison, "changed_box", comparing)
     monkeypatch.setattr(comparison, "region", cutting)
-    monkeypatch.setattr(canvas_module, "pil_to_qpixmap", on_this_thread)
+    monkeypatch.setattr(canvas_picture, "pil_to_qpixmap", on_this_thread)
     first, second = picture.copy(), picture.copy()
     first.paste((250, 0, 0), (10, 10, 60, 60))
     second.paste((250, 0, 0), (10, 10, 60, 60))
@@ -233,7 +233,7 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
     assert [c.box for c in changes if c.image] == [(10, 10, 150, 150)]  # one redraw, around both
     shown = canvas._image_item.pixmap().toImage().convertToFormat(pil_to_qimage(second).format())
     assert shown == pil_to_qimage(second)
-    monkeypatch.setattr(canvas_module, "pil_to_qpixmap", real_pixmap)
+    monkeypatch.setattr(canvas_picture, "pil_to_qpixmap", real_pixmap)
     doc.undo()
     assert doc.image.tobytes() == first.tobytes()
     assert doc.mask[30, 215] == 255  # the stroke is still there
@@ -348,13 +348,13 @@ def test_whole_mask_edits_are_made_off_the_window_thread_queue_up_and_undo_witho
 
 
 def test_drop_and_paste_open_pictures_and_bad_files_leave_the_document(qtbot, window, tmp_path, monkeypatch):  # noqa: ANN001
-    from studio.ui import canvas as canvas_module
+    from studio.ui import canvas_picture
 
     warnings: list[str] = []
     monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: warnings.append(text))
     on_this_thread = [False]  # an opened file is converted for display in a worker thread, not on this one
-    convert = canvas_module.pil_to_qpixmap
-    monkeypatch.setattr(canvas_module, "pil_to_qpixmap", lambda image: on_this_thread.append(True) or convert(image))
+    convert = canvas_picture.pil_to_qpixmap
+    monkeypatch.setattr(canvas_picture, "pil_to_qpixmap", lambda image: on_this_thread.append(True) or convert(image))
     good = tmp_path / "dropped.png"
     Image.new("RGB", (96, 64), (10, 20, 30)).save(good)
     mime = QMimeData()
@@ -476,6 +476,37 @@ def test_saving_adds_the_extension_to_a_name_with_a_dot_and_asks_before_replacin
     window.actions_.save_mask_dialog()
     qtbot.waitUntil(lambda: (tmp_path / "face.mask v1.png").exists(), timeout=5000)
     assert not (tmp_path / "face.png").exists() and len(asked) == 1
+
+
+def test_saving_under_another_file_type_is_refused_with_a_sentence_and_nothing_written(
+        qtbot, window, picture, tmp_path, monkeypatch):  # noqa: ANN001
+    """x.gif was saved as "x.gif.png", a PNG under a name the person did not give; Studio writes PNG, JPEG and WebP
+    (what the dialog offers), so another picture type's extension is refused, saying which ones it writes."""
+    from PySide6.QtWidgets import QFileDialog
+
+    warnings: list[tuple[str, str]] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: warnings.append((title, text)))
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    chosen = [str(folder / "x.gif"), "PNG image (*.png)"]
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: tuple(chosen))
+    window.actions_.save_image_dialog()
+    qtbot.waitUntil(lambda: len(warnings) == 1, timeout=5000)
+    assert warnings[0] == ("Save canvas", "Studio cannot save .gif files; it saves pictures as PNG (.png), JPEG "
+                                          "(.jpg, .jpeg) or WebP (.webp). Nothing was saved.")
+    chosen[:] = [str(folder / "x.TGA"), "WebP image (*.webp)"]  # a type Pillow knows, if not the system's list
+    window.actions_.save_image_dialog()
+    qtbot.waitUntil(lambda: len(warnings) == 2, timeout=5000)
+    assert warnings[1][1].startswith("Studio cannot save .TGA files;")
+
+    window.document.edit_mask("box", lambda m: (m.__setitem__((slice(0, 9), slice(0, 9)), 255), (0, 0, 9, 9))[1])
+    chosen[:] = [str(folder / "mask.jpg"), "PNG image (*.png)"]
+    window.actions_.save_mask_dialog()
+    qtbot.waitUntil(lambda: len(warnings) == 3, timeout=5000)
+    assert warnings[2] == ("Save mask", "Studio cannot save .jpg files; it saves masks as PNG (.png). Nothing was "
+                                        "saved.")
+    assert list(folder.iterdir()) == []
+    assert window.document.history_labels()[-1] == "box"  # the canvas is as it was
 
 
 def test_copy_picture_and_masked_area(qtbot, window, picture):  # noqa: ANN001
@@ -712,7 +743,7 @@ def test_a_picture_converted_ahead_is_shown_without_converting_it_again(qtbot, m
     """The window converts a result off its thread (canvas.prepare); taking it in then converts nothing here,
     for a whole new picture and for a changed region alike. Any other picture is converted as before."""
     from studio.core.document import Document
-    from studio.ui import canvas as canvas_module
+    from studio.ui import canvas_picture
     from studio.ui.canvas import CanvasView
     from studio.ui.qt_images import pil_to_pixmap_ready_qimage
 
@@ -727,8 +758,8 @@ def test_a_picture_converted_ahead_is_shown_without_converting_it_again(qtbot, m
     second = Image.fromarray(second_pixels)
     converted: list[str] = []
     for name in ("pil_to_qpixmap", "pil_to_qimage"):
-        original = getattr(canvas_module, name)
-        monkeypatch.setattr(canvas_module, name, lambda image, _f=original, _n=name: converted.append(_n) or _f(image))
+        original = getattr(canvas_picture, name)
+        monkeypatch.setattr(canvas_picture, name, lambda image, _f=original, _n=name: converted.append(_n) or _f(image))
 
     canvas.prepare(first, pil_to_pixmap_ready_qimage(first))
     document.set_image(first, "Generated")
@@ -763,7 +794,7 @@ def test_undo_and_redo_of_a_whole_canvas_change_swap_pictures_without_converting
     """The picture shown before a whole-canvas change stays converted while the history holds it: at 4096x4096
     converting it again for an undo held the window 100-160 ms."""
     from studio.core.document import Document
-    from studio.ui import canvas as canvas_module
+    from studio.ui import canvas_picture
     from studio.ui.canvas import CanvasView
 
     canvas = CanvasView()
@@ -775,8 +806,8 @@ def test_undo_and_redo_of_a_whole_canvas_change_swap_pictures_without_converting
                   for w, h in ((64, 48), (96, 48)))
     document.set_image(small, "Open")
     converted: list[Image.Image] = []
-    real = canvas_module.pil_to_qpixmap
-    monkeypatch.setattr(canvas_module, "pil_to_qpixmap", lambda image: converted.append(image) or real(image))
+    real = canvas_picture.pil_to_qpixmap
+    monkeypatch.setattr(canvas_picture, "pil_to_qpixmap", lambda image: converted.append(image) or real(image))
 
     document.replace_all("Extend", big, np.zeros((48, 96), np.uint8))
     assert converted == [big]
@@ -964,11 +995,11 @@ def test_a_picture_shown_again_while_its_first_conversion_runs_is_converted_once
     """A, then B (its pixmap kept), then A again: the first conversion of A gives up when the second starts, rather
     than both running to the end side by side."""
     from studio.core.document import Document
-    from studio.ui import canvas as canvas_module
+    from studio.ui import canvas_picture
     from studio.ui.canvas import CanvasView
     from studio.ui.qt_images import ConversionCancelled
 
-    ended, real = [], canvas_module.pil_to_pixmap_ready_qimage
+    ended, real = [], canvas_picture.pil_to_pixmap_ready_qimage
 
     def recorded(image, cancelled=None):  # noqa: ANN001, ANN202
         try:
@@ -979,7 +1010,7 @@ def test_a_picture_shown_again_while_its_first_conversion_runs_is_converted_once
         ended.append((image, "converted"))
         return converted
 
-    monkeypatch.setattr(canvas_module, "pil_to_pixmap_ready_qimage", recorded)
+    monkeypatch.setattr(canvas_picture, "pil_to_pixmap_ready_qimage", recorded)
     view, doc = CanvasView(), Document()
     qtbot.addWidget(view)
     view.set_document(doc)

@@ -12,6 +12,7 @@ from PIL import Image
 
 from studio.core.document import Document
 from studio.ui import canvas as canvas_module
+from studio.ui import canvas_picture
 from studio.ui.canvas import CanvasView
 from studio.ui.canvas_pixmaps import CONVERT_AT_ONCE, KeptPixmaps
 from studio.ui.qt_images import pil_to_pixmap_ready_qimage, qimage_to_pil
@@ -35,15 +36,18 @@ def canvas(qtbot, qt_loop, monkeypatch):  # noqa: ANN001, ANN201
     qtbot.addWidget(view)
     view.set_document(Document())
     view.converted = []
-    for name in ("pil_to_qpixmap", "pil_to_pixmap_ready_qimage", "pil_to_qimage"):
-        real = getattr(canvas_module, name)
+    for module in (canvas_module, canvas_picture):  # the canvas's conversions, and its picture item's
+        for name in ("pil_to_qpixmap", "pil_to_pixmap_ready_qimage", "pil_to_qimage"):
+            real = getattr(module, name, None)
+            if real is None:
+                continue
 
-        def recorded(image, *more, _real=real):  # noqa: ANN001, ANN002, ANN202
-            if image.size == (SIDE, SIDE):
-                view.converted.append(threading.current_thread())
-            return _real(image, *more)
+            def recorded(image, *more, _real=real):  # noqa: ANN001, ANN002, ANN202
+                if image.size == (SIDE, SIDE):
+                    view.converted.append(threading.current_thread())
+                return _real(image, *more)
 
-        monkeypatch.setattr(canvas_module, name, recorded)
+            monkeypatch.setattr(module, name, recorded)
     assert SIDE * SIDE > CONVERT_AT_ONCE
     return view
 
@@ -73,7 +77,7 @@ def test_a_big_picture_not_kept_shows_a_stand_in_at_once_and_is_converted_in_a_w
     np.testing.assert_array_equal(_shown(canvas), np.asarray(first))
     canvas.prepare(second, pil_to_pixmap_ready_qimage(second))
     document.set_image(second, "Open")
-    canvas._kept = KeptPixmaps(budget=0)  # nothing kept: as past the budget, or a picture never shown
+    canvas._image_item._kept = KeptPixmaps(budget=0)  # nothing kept: as past the budget, or a picture never shown
     document.undo()
     assert canvas.showing_stand_in()
     item = canvas._image_item
@@ -117,11 +121,11 @@ def test_a_big_changed_region_and_its_undo_are_converted_in_a_worker_and_painted
     """An inpaint result's region, its undo and redo: a big region is converted in a worker thread (at 4096x4096
     one of 3000x1300 held the window 9-16 ms), and one changed again before it is painted is painted as it is
     then; a whole picture shown meanwhile is not painted over."""
-    from studio.ui.canvas import REGION_AT_ONCE
+    from studio.ui.canvas_picture import REGION_AT_ONCE
 
     threads: list[threading.Thread] = []
-    real = canvas_module.pil_to_qimage
-    monkeypatch.setattr(canvas_module, "pil_to_qimage", lambda image: threads.append(threading.current_thread())
+    real = canvas_picture.pil_to_qimage
+    monkeypatch.setattr(canvas_picture, "pil_to_qimage", lambda image: threads.append(threading.current_thread())
                         or real(image))
     document = canvas.document
     first = _picture(4)
@@ -144,7 +148,8 @@ def test_a_big_changed_region_and_its_undo_are_converted_in_a_worker_and_painted
     second = _picture(5)
     canvas.prepare(second, pil_to_pixmap_ready_qimage(second))
     document.set_image(second, "Open")  # a whole picture before the region is painted
-    qtbot.waitUntil(lambda: not canvas.converting_regions() and not canvas._painting_regions, timeout=10_000)
+    qtbot.waitUntil(lambda: not canvas.converting_regions() and not canvas._image_item._painting_regions,
+                    timeout=10_000)
     np.testing.assert_array_equal(_shown(canvas), np.asarray(second))
 
 
@@ -154,7 +159,7 @@ def test_conversions_of_pictures_no_longer_to_be_shown_are_given_up(qtbot, canva
     from studio.ui.qt_images import ConversionCancelled
 
     ended: dict[int, str] = {}
-    real = canvas_module.pil_to_pixmap_ready_qimage
+    real = canvas_picture.pil_to_pixmap_ready_qimage
 
     def recorded(image, cancelled=None):  # noqa: ANN001, ANN202
         try:
@@ -165,9 +170,9 @@ def test_conversions_of_pictures_no_longer_to_be_shown_are_given_up(qtbot, canva
         ended[id(image)] = "converted"
         return converted
 
-    monkeypatch.setattr(canvas_module, "pil_to_pixmap_ready_qimage", recorded)
+    monkeypatch.setattr(canvas_picture, "pil_to_pixmap_ready_qimage", recorded)
     document = canvas.document
-    canvas._kept = KeptPixmaps(budget=0)
+    canvas._image_item._kept = KeptPixmaps(budget=0)
     pictures = [_picture(seed) for seed in range(6, 10)]
     for picture in pictures:  # one after another, before any conversion could end
         document.set_image(picture, "Open")

@@ -111,10 +111,12 @@ def test_with_the_depth_model_there_the_thumbnail_is_the_depth_map_made_off_the_
     panel.control_box.set_library([SD15, DEPTH_NET], models)
     row = _depth_guide(qtbot, panel, tmp_path)
     assert not row.depth_offer.isVisible()
-    expected = _as_the_thumbnail_shows(models, row)
-    qtbot.waitUntil(lambda: row.picture.preview is not None and row.picture.preview.tobytes() == expected,
-                    timeout=WAIT_MS)
+    # The thumbnail first: the map the test makes to compare it with, made here, would else race the card's worker
+    # for the model, and the model would run on this thread (the kept map then serving the worker).
+    qtbot.waitUntil(lambda: row.picture.preview is not None, timeout=WAIT_MS)
     assert threads and threading.main_thread() not in threads
+    expected = _as_the_thumbnail_shows(models, row)  # from the kept map
+    assert row.picture.preview.tobytes() == expected
     runs, previews = depth_maps.runs, row.picture._previews
     row.weight_spin.setValue(0.4)  # nothing the depth map depends on: the thumbnail made again from the kept map
     row.picture.refresh_preview(now=True)
@@ -128,8 +130,10 @@ def _download_offline(qtbot, panel, row, tmp_path, monkeypatch) -> None:  # noqa
     with isolated_hub_client(tmp_path / "hf-home", monkeypatch):
         monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
         qtbot.mouseClick(row.depth_offer.button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: bool(panel.control_box.depth.error) and not panel.control_box.depth.downloading,
-                        timeout=WAIT_MS)
+        depth = panel.control_box.depth
+        # The card says it once the model has been looked for again, after the download ended.
+        qtbot.waitUntil(lambda: bool(depth.error) and not depth.downloading and row.depth_offer.note.text() ==
+                        depth.error, timeout=WAIT_MS)
 
 
 def test_offline_the_card_says_so_and_where_the_files_go(qtbot, panel, models, tmp_path, monkeypatch):  # noqa: ANN001

@@ -138,8 +138,7 @@ def test_loading_a_text_to_image_picture_takes_the_canvas_out_of_the_next_job(qt
 def test_loading_an_inpaint_puts_its_source_and_mask_back_without_converting_them_here(qtbot, window, tmp_path,
                                                                                        monkeypatch):  # noqa: ANN001
     """The source picture and its mask are read, converted for display and tinted in worker threads."""
-    from studio.ui import canvas as canvas_module
-    from studio.ui import mask_overlay
+    from studio.ui import canvas_picture, mask_overlay
 
     source = np.random.default_rng(2).integers(0, 256, (64, 96, 3), dtype=np.uint8)
     mask = np.zeros((64, 96), dtype=np.uint8)
@@ -151,8 +150,8 @@ def test_loading_an_inpaint_puts_its_source_and_mask_back_without_converting_the
         strength=0.8, image_path=str(tmp_path / "source.png"), source_image_path=str(tmp_path / "source.png"),
         source_mask_path=str(tmp_path / "mask.png"), params={"inpaint": {"padding": 16}}, elapsed=1.0))
     here: list[str] = []
-    pixmap, tint = canvas_module.pil_to_qpixmap, mask_overlay._tint
-    monkeypatch.setattr(canvas_module, "pil_to_qpixmap", lambda image: here.append("picture") or pixmap(image))
+    pixmap, tint = canvas_picture.pil_to_qpixmap, mask_overlay._tint
+    monkeypatch.setattr(canvas_picture, "pil_to_qpixmap", lambda image: here.append("picture") or pixmap(image))
     monkeypatch.setattr(mask_overlay, "_tint", lambda *args: here.append(threading.current_thread().name)
                         or tint(*args))
     _reload(qtbot, window)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -86,12 +87,52 @@ def test_run_again_and_load_parameters_name_a_lora_that_is_another_file_now(qtbo
     assert [c.name for c in window.prompt_panel.lora_box.choices()] == ["ink"]  # the fields are filled all the same
 
 
+def test_run_again_names_a_gone_model_and_the_picture_as_the_gallery_shows_it(qtbot, window, tmp_path,  # noqa: ANN001
+                                                                              tiny_model_dir, monkeypatch):
+    """It said "The model … used by history entry 1 no longer exists.": the gallery never shows an entry's id."""
+    gone = tmp_path / "models" / "dreamy-v2.safetensors"
+    entry = HistoryEntry("a red fox sleeping in deep snow under tall pine trees at dawn", model_name="dreamy-v2",
+                         model_path=str(gone), seed=7, steps=4, width=64, height=64, created=1_700_000_000, id=1)
+    submitted: list = []
+    monkeypatch.setattr(window.service, "submit", submitted.append)
+    made = datetime.fromtimestamp(entry.created).strftime("%Y-%m-%d %H:%M")
+    window.gallery.run_again_requested.emit(entry)
+    status = window.status.message_label
+    qtbot.waitUntil(lambda: "no longer exists" in status.text(), timeout=10_000)
+    assert status.text().startswith("The model dreamy-v2 is gone")  # said first: the status line cuts a path off
+    assert status.text() == ("The model dreamy-v2 is gone, so the picture “a red fox sleeping in deep snow under…” "
+                             f"from {made} cannot be run again; {gone} no longer exists.")
+    assert submitted == [] and status.property("error") is True
+
+    asked: list[str] = []  # a model that is another file now is named so too, in the question before the run
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda parent, title, text, *a: asked.append(text) or QMessageBox.StandardButton.No)
+    window.gallery.run_again_requested.emit(replace(entry, model_path=str(tiny_model_dir), model_hash="0000000000"))
+    qtbot.waitUntil(lambda: bool(asked), timeout=10_000)
+    assert asked[0].startswith(f"The model file changed since the picture “a red fox sleeping in deep snow under…” "
+                               f"from {made} was made (hash 0000000000 then, ")
+    assert "history entry" not in asked[0] and submitted == []
+
+
+@pytest.mark.parametrize(("prompt", "named"), [
+    ("a cat", "the picture “a cat”"),
+    ("  a   cat\non a mat ", "the picture “a cat on a mat”"),
+    ("", "the picture"),
+    ("x" * 60, "the picture “" + "x" * 39 + "…”"),
+])
+def test_an_entry_is_named_by_its_prompt_shortened_and_its_time(prompt, named):  # noqa: ANN001
+    from studio.ui.gallery_model import entry_name
+
+    made = datetime.fromtimestamp(1_700_000_000).strftime("%Y-%m-%d %H:%M")
+    assert entry_name(HistoryEntry(prompt, created=1_700_000_000, id=9)) == f"{named} from {made}"
+
+
 def test_load_parameters_says_so_at_once_and_adds_only_the_latest_load_s_file_warnings(qtbot, window,  # noqa: ANN001
                                                                                        monkeypatch):
     hashed = {"A": threading.Event(), "B": threading.Event()}
     missing = "The LoRA 'ink' this picture was made with (hash abc) is missing."
 
-    def check(entry, models_root, cache):  # noqa: ANN001, ANN202 - a big checkpoint hashed for the first time
+    def check(entry, models_root, cache, **named):  # noqa: ANN001, ANN003, ANN202 - a big checkpoint hashed for the first time
         hashed[entry.prompt].wait(20)
         return [f"{entry.prompt}: {missing}"]
 

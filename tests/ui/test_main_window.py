@@ -284,6 +284,7 @@ def test_results_are_converted_for_display_off_the_window_thread(qtbot, window, 
 
     from studio.core import comparison
     from studio.ui import canvas as canvas_module
+    from studio.ui import canvas_picture
 
     threads: list[str] = []
     compared: list[str] = []
@@ -304,7 +305,8 @@ def test_results_are_converted_for_display_off_the_window_thread(qtbot, window, 
         return compare(a, b)
 
     monkeypatch.setattr(canvas_module, "pil_to_pixmap_ready_qimage", converting)
-    monkeypatch.setattr(canvas_module, "pil_to_qpixmap", on_this_thread)
+    for module in (canvas_module, canvas_picture):
+        monkeypatch.setattr(module, "pil_to_qpixmap", on_this_thread)
     monkeypatch.setattr(comparison, "changed_box", comparing)
     window.prompt_panel.batch_spin.setValue(2)
     window.generate()

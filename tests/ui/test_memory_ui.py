@@ -3,10 +3,15 @@ its model again; while a job runs, the freeing waits for it to end."""
 
 from __future__ import annotations
 
+import numpy as np
+from PIL import Image
 from PySide6.QtCore import Qt
 from studio_testing import fake_request
+from tiny_depth import depth_model_in
 
+from studio.core.control import DEPTH
 from studio.core.held_memory import KEPT, HeldModel
+from studio.engine import depth_maps
 from studio.plugin_host.registry import GENERATOR, Contribution
 from studio.ui.memory_dialog import AFTER_THE_JOB
 
@@ -90,3 +95,28 @@ def test_free_memory_pressed_twice_keeps_the_first_answer_in_view(qtbot, window)
     qtbot.waitUntil(lambda: window.status.model_label.text() == "No model loaded", timeout=WAIT_MS)
     qtbot.wait(300)  # the second, empty answer has come too
     assert window.status.message_label.text().startswith("Freed tiny-sd (")
+
+
+def test_the_list_follows_a_guide_s_thumbnail_loading_the_depth_model(qtbot, window, tmp_path):  # noqa: ANN001
+    """A Depth guide's thumbnail loads the depth model's copy for the CPU in a worker thread, outside the engine's
+    jobs: the open list showed it only after the next job, Free or load."""
+    depth_maps.forget()
+    depth = window.prompt_panel.control_box.depth
+    depth_model_in(depth.models_dir)
+    window.actions_.run(depth.look())
+    qtbot.waitUntil(lambda: depth.folder is not None, timeout=WAIT_MS)
+    dialog = open_dialog(qtbot, window)
+    assert [row[0] for row in rows(dialog)] == ["tiny-sd"]
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(photo)
+    row = window.prompt_panel.control_box.add()
+    row.preprocessor_combo.setCurrentIndex(row.preprocessor_combo.findData(DEPTH))
+    row.picture.use_file(photo)
+    qtbot.waitUntil(lambda: row.picture.preview is not None, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: len(rows(dialog)) == 2, timeout=WAIT_MS)
+    (name, role, device, precision, _), = [r for r in rows(dialog) if r[0] != "tiny-sd"]
+    assert (name, role, device, precision) == ("Depth model depth-anything-v2-small", "Cached", "System memory",
+                                               "float32")
+    assert dialog.summary.text().startswith("2 models loaded")
+    depth_maps.forget()

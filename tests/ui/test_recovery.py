@@ -35,7 +35,7 @@ def _window(qtbot):  # noqa: ANN001, ANN202
 def test_a_killed_studio_is_restored_at_the_next_start(qtbot, qt_loop, studio_home, tmp_path, monkeypatch):  # noqa: ANN001
     import threading
 
-    from studio.ui import canvas as canvas_module
+    from studio.ui import canvas_picture
     from studio.ui import crash_recovery as crash_recovery_module
 
     picture = Image.fromarray(np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8))
@@ -68,7 +68,7 @@ def test_a_killed_studio_is_restored_at_the_next_start(qtbot, qt_loop, studio_ho
         raise AssertionError("the restored picture was converted on the window's thread")
 
     monkeypatch.setattr(crash_recovery_module, "find_recoverable", finding)
-    monkeypatch.setattr(canvas_module, "pil_to_qpixmap", on_this_thread)
+    monkeypatch.setattr(canvas_picture, "pil_to_qpixmap", on_this_thread)
     window.start(recovery_choice=lambda found: offered.append(found.folder) or True)
     service.start()
     try:
