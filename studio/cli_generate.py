@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,8 @@ from studio.services.jobs import JobService
 from studio.services.outputs import OutputStore
 
 if TYPE_CHECKING:
+    from tqdm import tqdm
+
     from studio.engine.control_nets import ControlSource
 
 EXIT_FAILED = 1
@@ -307,22 +309,43 @@ def run_generate(args: argparse.Namespace) -> int:
     # A real generation: recorded in the history like the window's, its pictures kept in the outputs folder.
     history = try_open_history()
     try:
-        return asyncio.run(_generate(prepared.request, env, output_paths(args.output, prepared.request.batch_count),
-                                     output_store=OutputStore(settings.outputs_dir) if history else None,
-                                     history=history, plugins=plugins))
-    except KeyboardInterrupt:
-        print("studio: cancelled.", file=sys.stderr)
-        return EXIT_CANCELLED
+        return run_job(prepared.request, env, output_paths(args.output, prepared.request.batch_count),
+                       output_store=OutputStore(settings.outputs_dir) if history else None, history=history,
+                       plugins=plugins)
     finally:
         if history is not None:
             history.close()
 
 
+@dataclass
+class JobOutcome:
+    """What became of the command's job, kept outside its event loop (which a Ctrl+C ends)."""
+
+    code: int | None = None  # the exit status, once the job's end was said
+
+
+def run_job(request: GenerationRequest | PostProcessRequest, env: GeneratorEnvironment, outputs: list[Path],
+            **options: Any) -> int:  # noqa: ANN401 - _generate's keyword arguments
+    """``_generate`` on an event loop of its own; its exit status. Ctrl+C cancels the job (exit 130), unless it
+    lands once the job has ended, while the engine shuts down: the pictures were written and said, so the job's
+    own status stands."""
+    outcome = JobOutcome()
+    try:
+        return asyncio.run(_generate(request, env, outputs, outcome=outcome, **options))
+    except KeyboardInterrupt:
+        if outcome.code is not None:
+            return outcome.code
+        print("studio: cancelled.", file=sys.stderr)
+        return EXIT_CANCELLED
+
+
 async def _generate(request: GenerationRequest | PostProcessRequest, env: GeneratorEnvironment, outputs: list[Path],
                     output_store: OutputStore | None = None, history: HistoryStore | None = None,
-                    plugins: PluginHost | None = None, other_text: dict[str, str] | None = None) -> int:
+                    plugins: PluginHost | None = None, other_text: dict[str, str] | None = None,
+                    outcome: JobOutcome | None = None) -> int:
     """Run one request; each image goes to outputs[i] (and, with output_store, to the outputs folder
-    first, where the history rows point). ``other_text``: other tools' PNG text to carry over."""
+    first, where the history rows point). ``other_text``: other tools' PNG text to carry over. ``outcome``
+    gets the exit status once the job's end is said, before the engine shuts down."""
     from tqdm import tqdm
 
     service = JobService(None if plugins else builtin_registry(), env, outputs=output_store, warm_up=False,
@@ -331,64 +354,73 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
     bar = tqdm(total=getattr(request, "steps", 1) * request.batch_count, unit="step", file=sys.stderr,
                dynamic_ncols=True,
                bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
-    rate = StepRate()  # tqdm's own rate would count the model load as steps
-    unsaved: dict[int, str] = {}  # index: why the picture could not be written where asked
     bar.set_description("Starting the engine")
     try:
-        async for event in service.run(request):
-            if isinstance(event, EngineStatus) and event.message:
-                bar.set_description(event.message.rstrip("…."))
-            elif isinstance(event, JobProgress):
-                bar.total = event.total * event.image_count
-                bar.set_description(f"Image {event.image_index + 1}/{event.image_count}")
-                bar.n = event.image_index * event.total + event.step
-                speed = rate.update(event)
-                if speed is not None:
-                    bar.set_postfix_str(format_rate(speed), refresh=False)
-                bar.refresh()
-            elif isinstance(event, JobOutput):
-                if event.index >= len(outputs):  # never more than asked for (the job service caps a plugin's)
-                    continue
-                try:
-                    save_image(event.output.image, outputs[event.index], event.output.recipe, other_text=other_text)
-                except (StudioError, OSError) as exc:  # the folder went away or filled up meanwhile
-                    unsaved[event.index] = str(exc) if isinstance(exc, StudioError) else exc.strerror or str(exc)
-            elif isinstance(event, JobFinished):
-                bar.close()
-                for index, (path, out) in enumerate(zip(outputs, event.outputs)):
-                    if index in unsaved:
-                        kept = f"; it is kept in {out.path}" if out.path else ""
-                        print(f"studio: {path} could not be written ({unsaved[index]}){kept}.", file=sys.stderr)
-                        continue
-                    seed = f"seed {out.recipe.seed}, " if out.recipe.seed >= 0 else ""
-                    print(f"Saved {path} ({seed}{out.image.width}x{out.image.height})")
-                for warning in event.warnings:
-                    print(f"studio: {warning}", file=sys.stderr)
-                for note in event.notes:
-                    print(f"note: {note}", file=sys.stderr)
-                asked = getattr(request, "batch_count", 1)
-                if len(event.outputs) < asked:  # a plugin generator that made fewer than asked for
-                    made = ("made no picture; nothing was written" if not event.outputs else
-                            f"made {len(event.outputs)} of the {asked} pictures asked for")
-                    print(f"studio: the generator {getattr(request, 'generator', '')!r} {made}.", file=sys.stderr)
-                    return EXIT_FAILED
-                print(f"Done in {format_seconds(event.elapsed)}.", file=sys.stderr)
-                return EXIT_FAILED if unsaved else 0
-            elif isinstance(event, JobFailed):
-                bar.close()
-                print(f"studio: {event.message}", file=sys.stderr)
-                for note in event.notes:
-                    print(f"note: {note}", file=sys.stderr)
-                return EXIT_FAILED
-            elif isinstance(event, JobCancelled):
-                bar.close()
-                print(f"studio: {event.message or 'cancelled.'}", file=sys.stderr)
-                for note in event.notes:
-                    print(f"note: {note}", file=sys.stderr)
-                return EXIT_CANCELLED
+        code = await _follow(service, request, outputs, bar, other_text)
+        if outcome is not None:
+            outcome.code = code
+        return code
     finally:
         bar.close()
         service.shutdown()
+
+
+async def _follow(service: JobService, request: GenerationRequest | PostProcessRequest, outputs: list[Path],
+                  bar: tqdm, other_text: dict[str, str] | None) -> int:
+    """The job's events as the terminal shows them, its pictures written to ``outputs``; its exit status."""
+    rate = StepRate()  # tqdm's own rate would count the model load as steps
+    unsaved: dict[int, str] = {}  # index: why the picture could not be written where asked
+    async for event in service.run(request):
+        if isinstance(event, EngineStatus) and event.message:
+            bar.set_description(event.message.rstrip("…."))
+        elif isinstance(event, JobProgress):
+            bar.total = event.total * event.image_count
+            bar.set_description(f"Image {event.image_index + 1}/{event.image_count}")
+            bar.n = event.image_index * event.total + event.step
+            speed = rate.update(event)
+            if speed is not None:
+                bar.set_postfix_str(format_rate(speed), refresh=False)
+            bar.refresh()
+        elif isinstance(event, JobOutput):
+            if event.index >= len(outputs):  # never more than asked for (the job service caps a plugin's)
+                continue
+            try:
+                save_image(event.output.image, outputs[event.index], event.output.recipe, other_text=other_text)
+            except (StudioError, OSError) as exc:  # the folder went away or filled up meanwhile
+                unsaved[event.index] = str(exc) if isinstance(exc, StudioError) else exc.strerror or str(exc)
+        elif isinstance(event, JobFinished):
+            bar.close()
+            for index, (path, out) in enumerate(zip(outputs, event.outputs)):
+                if index in unsaved:
+                    kept = f"; it is kept in {out.path}" if out.path else ""
+                    print(f"studio: {path} could not be written ({unsaved[index]}){kept}.", file=sys.stderr)
+                    continue
+                seed = f"seed {out.recipe.seed}, " if out.recipe.seed >= 0 else ""
+                print(f"Saved {path} ({seed}{out.image.width}x{out.image.height})")
+            for warning in event.warnings:
+                print(f"studio: {warning}", file=sys.stderr)
+            for note in event.notes:
+                print(f"note: {note}", file=sys.stderr)
+            asked = getattr(request, "batch_count", 1)
+            if len(event.outputs) < asked:  # a plugin generator that made fewer than asked for
+                made = ("made no picture; nothing was written" if not event.outputs else
+                        f"made {len(event.outputs)} of the {asked} pictures asked for")
+                print(f"studio: the generator {getattr(request, 'generator', '')!r} {made}.", file=sys.stderr)
+                return EXIT_FAILED
+            print(f"Done in {format_seconds(event.elapsed)}.", file=sys.stderr)
+            return EXIT_FAILED if unsaved else 0
+        elif isinstance(event, JobFailed):
+            bar.close()
+            print(f"studio: {event.message}", file=sys.stderr)
+            for note in event.notes:
+                print(f"note: {note}", file=sys.stderr)
+            return EXIT_FAILED
+        elif isinstance(event, JobCancelled):
+            bar.close()
+            print(f"studio: {event.message or 'cancelled.'}", file=sys.stderr)
+            for note in event.notes:
+                print(f"note: {note}", file=sys.stderr)
+            return EXIT_CANCELLED
     return EXIT_FAILED
 
 
@@ -406,12 +438,8 @@ def run_postprocess(args: argparse.Namespace) -> int:
                                  strength=args.strength, mask=mask)
     paths = studio_paths()
     env = GeneratorEnvironment.from_settings(settings, paths)
-    try:
-        return asyncio.run(_generate(request, env, [args.output], plugins=open_host(safe_mode=args.safe_mode),
-                                     other_text=other_tools_text(args.input)))
-    except KeyboardInterrupt:
-        print("studio: cancelled.", file=sys.stderr)
-        return EXIT_CANCELLED
+    return run_job(request, env, [args.output], plugins=open_host(safe_mode=args.safe_mode),
+                   other_text=other_tools_text(args.input))
 
 
 def run_convert(args: argparse.Namespace) -> int:
