@@ -464,6 +464,8 @@ def _generate_ending_with(end: object, tmp_path, monkeypatch) -> int:  # noqa: A
     from studio.core.environment import GeneratorEnvironment
     from studio.core.requests import GenerationRequest
 
+    from studio.services.jobs import EventStream
+
     class OneEvent:
         def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
             pass
@@ -474,8 +476,16 @@ def _generate_ending_with(end: object, tmp_path, monkeypatch) -> int:  # noqa: A
         def shutdown(self) -> None:
             pass
 
-        async def run(self, request):  # noqa: ANN001, ANN202
-            yield end
+        def subscribe(self) -> EventStream:
+            stream = EventStream()
+            stream.put(end)
+            return stream
+
+        def submit(self, request) -> int:  # noqa: ANN001
+            return end.job_id
+
+        def unsubscribe(self, stream: EventStream) -> None:
+            pass
 
     monkeypatch.setattr(cli_generate, "JobService", OneEvent)
     env = GeneratorEnvironment("cpu", tmp_path, tmp_path)
