@@ -37,12 +37,12 @@ from studio.core.events import (
 )
 from studio.core.images import SAVE_FORMATS, open_image, save_image
 from studio.core.hires import DEFAULT_STRENGTH as DEFAULT_HIRES_STRENGTH
-from studio.core.hires import LANCZOS, HiresFix
+from studio.core.hires import BUILT_IN_UPSCALERS, LANCZOS, HiresFix
 from studio.core.inpaint import InpaintOptions, extend_canvas
 from studio.core.mask import mask_from_image
-from studio.core.model_library import LibraryItem, scan_library
+from studio.core.model_library import KIND_FOLDERS, LibraryItem, scan_library
 from studio.core.model_kinds import CONTEXT_FAMILY
-from studio.core.models import check_model_folder, checkpoint_kind, resolve_model
+from studio.core.models import check_model_folder, checkpoint_kind, find_weights, resolve_model
 from studio.core.paths import studio_paths
 from studio.core.requests import (
     MAX_INPAINT_SIDE,
@@ -161,6 +161,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
                              feather=args.feather)
     generator = args.generator or "diffusers"
     loras = tuple(parse_lora(text) for text in args.lora)
+    hires = _hires(args)
     if generator == "diffusers":
         if not args.model:
             raise InvalidRequest("--model is needed: a checkpoint file or diffusers folder, or the name of a model "
@@ -169,6 +170,8 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         check_model_folder(Path(model))  # headers only: not a model, or a damaged one, is bad input (before torch)
         loras, vae, controls, sources = _find_files(loras, args.vae or "", control_guides(args, generator), settings)
         _check_controlnets_fit(sources, Path(model))
+        if hires is not None and init_image is None:  # one that applies (a note leaves out the others)
+            hires = replace(hires, upscaler=_hires_upscaler(hires.upscaler, settings))
         from studio.engine.depth_maps import check_depth_model  # no torch
 
         # A missing depth model is said before torch loads, with the command that gets it.
@@ -190,7 +193,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         scheduler=args.scheduler, batch_count=args.batch_count, init_image=init_image, strength=args.strength,
         mask=mask, inpaint=options, generator=generator, params=collect_params(args),
         post=tuple(parse_post_step(text) for text in args.post), loras=loras, vae=vae,
-        memory=args.memory or settings.memory, speed=args.speed or settings.speed, hires=_hires(args),
+        memory=args.memory or settings.memory, speed=args.speed or settings.speed, hires=hires,
         controls=controls,
     )
 
@@ -204,6 +207,29 @@ def _hires(args: argparse.Namespace) -> HiresFix | None:
                 raise InvalidRequest(f"{option} needs --hires SCALE, the hires fix it belongs to.")
         return None
     return HiresFix(args.hires, args.hires_steps, args.hires_strength, args.hires_upscaler)
+
+
+def _hires_upscaler(name: str, settings: Settings) -> str:
+    """The hires fix's upscaler as the engine will find it: a built-in one (any case), a model in the upscalers
+    folder (by name or path), or one in the library's linked folders (given then by its path). Bad input
+    otherwise, with the names there are, before the engine starts (which would say it only once started)."""
+    wanted = name.strip()
+    built_in = next((known for known in BUILT_IN_UPSCALERS if known.casefold() == wanted.casefold()), None)
+    if built_in is not None or not wanted:  # none at all: prepare_request says so
+        return built_in or name
+    folder = settings.models_dir / KIND_FOLDERS["upscaler"]
+    if find_weights(folder, wanted) is not None:  # the engine's lookup (a pickle is refused, with how to convert it)
+        return wanted
+    items = [item for item in scan_library(settings.models_dir, settings.extra_model_paths) if item.kind == "upscaler"]
+    match = next((item for item in items if wanted.casefold() in (item.name.casefold(), item.path.name.casefold())),
+                 None)
+    if match is not None and match.problem:  # one the engine would refuse (a pickle, a damaged file)
+        raise InvalidRequest(match.problem)
+    if match is not None:  # by the name the window records for one in the upscalers folder, else by its path
+        return match.name if match.path.parent == folder and not match.linked else str(match.path)
+    names = [*BUILT_IN_UPSCALERS, *(item.name for item in items if item.usable)]
+    raise InvalidRequest(f"No upscaler called {name!r} is installed; --hires-upscaler takes {', '.join(names)}, "
+                         f"or the name of an upscaler model put in {folder}.")
 
 
 def _check_picture_size(picture: Image.Image, name: str, advice: str) -> None:

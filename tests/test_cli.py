@@ -525,3 +525,50 @@ def test_a_filter_that_failed_is_said_before_the_finished_job_s_notes(tmp_path, 
     _generate_ending_with(JobFinished(1, (), 0.5, notes=("A note.",), warnings=(failed,)), tmp_path, monkeypatch)
     lines = capsys.readouterr().err.splitlines()
     assert lines.index(f"studio: {failed}") < lines.index("note: A note.")
+
+
+def test_an_unknown_hires_upscaler_is_bad_input_said_before_the_engine_starts(tiny_model_dir, home, tmp_path):
+    # It was refused by the engine once started (exit 1), without the names there are.
+    from model_files import esrgan
+
+    upscalers = (home / "data" / "models" / "upscalers").resolve()
+    esrgan(upscalers / "4x-Sharp.safetensors")
+    (upscalers / "old.pth").write_bytes(b"\x80\x04 a pickle")
+    base = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", str(tmp_path / "never.png"),
+            "--hires", "2"]
+    assert_refused_without_torch(home, base, {
+        "unknown": (["--hires-upscaler", "Nope"],
+                    "No upscaler called 'Nope' is installed; --hires-upscaler takes Lanczos, Latent, "
+                    "Latent (antialiased), Latent (bicubic), Latent (bicubic antialiased), Latent (nearest), "
+                    f"Latent (nearest-exact), 4x-Sharp, or the name of an upscaler model put in {upscalers}."),
+        "a pickle": (["--hires-upscaler", "old"],
+                     f"old.pth is a pickle checkpoint, which can run code when it is loaded; Studio only loads "
+                     f"safetensors. Convert it with `studio convert-weights {upscalers / 'old.pth'} "
+                     f"{upscalers / 'old.safetensors'}` (it reads tensors only, with torch.load(weights_only=True))."),
+    })
+
+
+def test_a_hires_upscaler_is_taken_by_the_name_the_engine_finds(tiny_model_dir, studio_home, tmp_path):
+    """A built-in one in any case, one in the upscalers folder by its name in any case, one in a linked folder
+    (an A1111 ESRGAN folder) by its path."""
+    from model_files import esrgan
+
+    from studio.cli import build_parser
+    from studio.cli_generate import build_request
+    from studio.core.settings import load_settings, save_settings
+
+    settings = load_settings()
+    esrgan(settings.models_dir / "upscalers" / "4x-Sharp.safetensors")
+    linked = esrgan(tmp_path / "webui" / "models" / "ESRGAN" / "4x-Remacri.safetensors")
+    settings.extra_model_paths = [linked.parent]
+    save_settings(settings)
+
+    def upscaler(name: str) -> str:
+        args = build_parser().parse_args(["generate", "--model", str(tiny_model_dir), "--prompt", "p", "--hires",
+                                          "2", "--hires-upscaler", name, "-o", str(tmp_path / "o.png")])
+        return build_request(args, load_settings()).hires.upscaler
+
+    assert upscaler("latent (BICUBIC)") == "Latent (bicubic)"
+    assert upscaler("4x-Sharp") == "4x-Sharp"
+    assert upscaler("4x-sharp") == "4x-Sharp"
+    assert upscaler("4x-remacri") == str(linked)
