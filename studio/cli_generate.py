@@ -134,6 +134,9 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
     if inpainting and args.init_image is None:
         option = "--mask" if args.mask is not None else "--outpaint"
         raise InvalidRequest(f"{option} needs --init-image, the picture to paint into.")
+    if args.strength is not None and args.init_image is None:  # it would be ignored: a new picture starts from noise
+        hires = " (the hires fix's second pass takes --hires-strength)" if args.hires is not None else ""
+        raise InvalidRequest(f"--strength needs --init-image: it says how much of that picture may change{hires}.")
     extend = parse_outpaint(args.outpaint) if args.outpaint is not None else None
     init_image = open_image(args.init_image) if args.init_image else None
     mask = read_mask(args.mask, init_image, args.init_image.name) if args.mask is not None else None
@@ -190,7 +193,8 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
     return GenerationRequest(
         model=model, prompt=args.prompt, negative_prompt=args.negative,
         width=width, height=height, steps=args.steps, cfg_scale=args.cfg, seed=args.seed,
-        scheduler=args.scheduler, batch_count=args.batch_count, init_image=init_image, strength=args.strength,
+        scheduler=args.scheduler, batch_count=args.batch_count, init_image=init_image,
+        strength=GenerationRequest.strength if args.strength is None else args.strength,
         mask=mask, inpaint=options, generator=generator, params=collect_params(args),
         post=tuple(parse_post_step(text) for text in args.post), loras=loras, vae=vae,
         memory=args.memory or settings.memory, speed=args.speed or settings.speed, hires=hires,

@@ -572,3 +572,26 @@ def test_a_hires_upscaler_is_taken_by_the_name_the_engine_finds(tiny_model_dir, 
     assert upscaler("4x-Sharp") == "4x-Sharp"
     assert upscaler("4x-sharp") == "4x-Sharp"
     assert upscaler("4x-remacri") == str(linked)
+
+
+def test_strength_without_a_picture_is_refused_before_the_engine_starts(tiny_model_dir, home, tmp_path):
+    # It was ignored: a new picture starts from noise, so nothing said how much of it may change.
+    base = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", str(tmp_path / "never.png")]
+    sentence = "--strength needs --init-image: it says how much of that picture may change"
+    assert_refused_without_torch(home, base, {
+        "alone": (["--strength", "0.5"], f"{sentence}."),
+        "with a hires fix": (["--hires", "2", "--strength", "0.3"],
+                             f"{sentence} (the hires fix's second pass takes --hires-strength)."),
+    })
+
+
+def test_an_init_image_without_strength_takes_the_default(tiny_model_dir, studio_home, tmp_path):
+    from studio.cli import build_parser
+    from studio.cli_generate import build_request
+    from studio.core.requests import GenerationRequest
+    from studio.core.settings import load_settings
+
+    noise_picture(tmp_path / "picture.png")
+    args = build_parser().parse_args(["generate", "--model", str(tiny_model_dir), "--prompt", "p", "--init-image",
+                                      str(tmp_path / "picture.png"), "-o", str(tmp_path / "o.png")])
+    assert build_request(args, load_settings()).strength == GenerationRequest.strength == 0.75
