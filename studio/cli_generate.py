@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from studio.cli_control import control_guides
-from studio.cli_params import collect_params, parse_post_step
+from studio.cli_params import check_post_processors, collect_params, parse_post_step
 from studio.cli_plugins import open_host
 from studio.core.annotators import DOWNLOAD_COMMAND
 from studio.core.control import ControlGuide, extend_guide
@@ -334,11 +334,12 @@ def run_generate(args: argparse.Namespace) -> int:
     check_output(args.output)
     notes: list[str] = []
     prepared = prepare_request(build_request(args, settings, notes))
+    plugins = open_host(safe_mode=args.safe_mode)
+    check_post_processors([step.processor for step in prepared.request.post], plugins.registry, "--post")
     for note in (*notes, *prepared.notes):
         print(f"note: {note}", file=sys.stderr)
     paths = studio_paths()
     env = GeneratorEnvironment.from_settings(settings, paths, args.device)
-    plugins = open_host(safe_mode=args.safe_mode)
     # A real generation: recorded in the history like the window's, its pictures kept in the outputs folder.
     history = try_open_history()
     try:
@@ -552,10 +553,10 @@ def run_postprocess(args: argparse.Namespace) -> int:
     mask = read_mask(args.mask, image, args.input.name) if args.mask is not None else None
     request = PostProcessRequest(args.method, image, collect_params(args), read_recipe(args.input),
                                  strength=args.strength, mask=mask)
-    paths = studio_paths()
-    env = GeneratorEnvironment.from_settings(settings, paths)
-    return run_job(request, env, [args.output], plugins=open_host(safe_mode=args.safe_mode),
-                   other_text=other_tools_text(args.input))
+    plugins = open_host(safe_mode=args.safe_mode)
+    check_post_processors([args.method], plugins.registry, "--method")
+    env = GeneratorEnvironment.from_settings(settings, studio_paths())
+    return run_job(request, env, [args.output], plugins=plugins, other_text=other_tools_text(args.input))
 
 
 def run_convert(args: argparse.Namespace) -> int:

@@ -595,3 +595,14 @@ def test_an_init_image_without_strength_takes_the_default(tiny_model_dir, studio
     args = build_parser().parse_args(["generate", "--model", str(tiny_model_dir), "--prompt", "p", "--init-image",
                                       str(tmp_path / "picture.png"), "-o", str(tmp_path / "o.png")])
     assert build_request(args, load_settings()).strength == GenerationRequest.strength == 0.75
+
+
+def test_an_unknown_post_processor_is_refused_with_the_ones_there_are(tiny_model_dir, home, tmp_path):
+    # The sentence named only what was wrong, once the engine had started: not what --post takes.
+    base = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", str(tmp_path / "never.png")]
+    assert_refused_without_torch(home, base, {
+        "unknown": (["--post", "upscale", "--post", "sharpen:amount=2"],
+                    "No post-processor called 'sharpen' is installed and enabled; --post takes one of: color for "
+                    "Colour Transfer, histogram for Colour Transfer (Histogram), neural for Neural Style Transfer, "
+                    "adain for Fast Style Transfer (AdaIN), restyle for Diffusion Restyle, upscale for Upscale."),
+    })
