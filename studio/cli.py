@@ -54,7 +54,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--steps", type=int, default=20)
     gen.add_argument("--size", help="WIDTHxHEIGHT, e.g. 512x768 (default 512x512, or the init image's size)")
     gen.add_argument("--cfg", type=float, default=7.0, help="CFG (guidance) scale")
-    gen.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=f"one of: {', '.join(SCHEDULER_NAMES)}")
+    gen.add_argument("--scheduler", default=DEFAULT_SCHEDULER,
+                     help=f"one of: {', '.join(SCHEDULER_NAMES)}, in any case (euler_a is Euler a)")
     gen.add_argument("--batch-count", type=int, default=1, help="how many images, with consecutive seeds")
     gen.add_argument("--init-image", type=Path, help="img2img: the picture to start from")
     gen.add_argument("--strength", type=float, default=None,

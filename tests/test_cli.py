@@ -112,13 +112,14 @@ def test_img2img_from_an_init_image_with_the_model_named_from_the_models_folder(
     picture.save(init)
     output = tmp_path / "result.jpg"
     result = studio(home, "--model", "tiny-sd", "--prompt", "a watercolour", "--init-image", str(init),
-                    "--strength", "0.5", "--steps", "4", "--seed", "7", "--scheduler", "Euler", "-o", str(output))
+                    "--strength", "0.5", "--steps", "4", "--seed", "7", "--scheduler", "euler", "-o", str(output))
     assert result.returncode == 0, result.stderr
     with Image.open(output) as img:
         assert img.format == "JPEG"
         assert img.size == (96, 72)  # the init image's size, as no --size was given
     recipe = read_recipe(output)
     assert recipe is not None
+    # The scheduler given in any case is recorded by its own name.
     assert (recipe.prompt, recipe.seed, recipe.steps, recipe.sampler) == ("a watercolour", 7, 4, "Euler")
     assert recipe.strength == 0.5
     assert (recipe.width, recipe.height) == (96, 72)
