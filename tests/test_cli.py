@@ -76,9 +76,10 @@ def test_txt2img_batch_writes_pngs_whose_parameters_match_the_request(tiny_model
     assert result.returncode == 0, result.stderr
     # The width was rounded to a multiple of 8, and the person was told.
     assert "note: The width 70 is not a multiple of 8; using 72." in result.stderr
-    # The progress bar gives the steps' own speed, and the end the job's time in hundredths.
+    # The progress bar gives the steps' own speed, and the end the job's time: in hundredths below 10 s (a job
+    # that loaded its model on a busy machine takes longer, in tenths).
     assert re.search(r"\d it/s|\d s/it", result.stderr), result.stderr
-    assert re.search(r"Done in \d+\.\d\d s\.", result.stderr), result.stderr
+    assert re.search(r"Done in (\d\.\d\d|\d\d\.\d) s\.", result.stderr), result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["fox-1.png", "fox-2.png"]
     expected_hash = model_hash(tiny_model_dir)
     for index, seed in enumerate((1234, 1235), start=1):
