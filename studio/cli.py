@@ -22,7 +22,13 @@ from studio.core.hires import DEFAULT_STRENGTH as DEFAULT_HIRES_STRENGTH
 from studio.core.hires import LANCZOS
 from studio.core.hires import MAX_SCALE as MAX_HIRES_SCALE
 from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
-from studio.core.requests import DEFAULT_SCHEDULER, MEMORY_MODES, SCHEDULER_NAMES, SPEED_MODES
+from studio.core.requests import (
+    DEFAULT_SCHEDULER,
+    MEMORY_MODES,
+    SCHEDULER_NAMES,
+    SPEED_MODES,
+    GenerationRequest,
+)
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -48,11 +54,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--steps", type=int, default=20)
     gen.add_argument("--size", help="WIDTHxHEIGHT, e.g. 512x768 (default 512x512, or the init image's size)")
     gen.add_argument("--cfg", type=float, default=7.0, help="CFG (guidance) scale")
-    gen.add_argument("--scheduler", default=DEFAULT_SCHEDULER, help=f"one of: {', '.join(SCHEDULER_NAMES)}")
+    gen.add_argument("--scheduler", default=DEFAULT_SCHEDULER,
+                     help=f"one of: {', '.join(SCHEDULER_NAMES)}, in any case (euler_a is Euler a)")
     gen.add_argument("--batch-count", type=int, default=1, help="how many images, with consecutive seeds")
     gen.add_argument("--init-image", type=Path, help="img2img: the picture to start from")
-    gen.add_argument("--strength", type=float, default=0.75,
-                     help="img2img and inpainting: how much may change (0-1]")
+    gen.add_argument("--strength", type=float, default=None,
+                     help="with --init-image (img2img, inpainting): how much of the picture may change, above 0 and "
+                          f"at most 1 (default {GenerationRequest.strength:g})")
     inpaint = gen.add_argument_group(
         "inpainting and outpainting", "With --init-image: regenerate only part of the picture. The result has the "
         "picture's own size (the extended size when outpainting); pixels outside the feathered mask are kept.")

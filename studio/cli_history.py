@@ -163,9 +163,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from studio.cli_generate import EXIT_CANCELLED, _generate, check_output
+    from studio.cli_generate import check_output, run_job
     from studio.cli_plugins import open_host
     from studio.core.environment import GeneratorEnvironment
     from studio.core.paths import studio_paths
@@ -187,12 +185,8 @@ def _rerun(args: argparse.Namespace) -> int:
     for note in prepared.notes:
         print(f"note: {note}", file=sys.stderr)
     try:
-        return asyncio.run(_generate(prepared.request, env, [args.output],
-                                     output_store=OutputStore(settings.outputs_dir), history=store,
-                                     plugins=open_host(safe_mode=args.safe_mode)))
-    except KeyboardInterrupt:
-        print("studio: cancelled.", file=sys.stderr)
-        return EXIT_CANCELLED
+        return run_job(prepared.request, env, [args.output], output_store=OutputStore(settings.outputs_dir),
+                       history=store, plugins=open_host(safe_mode=args.safe_mode))
     finally:
         store.close()
 

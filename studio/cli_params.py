@@ -21,6 +21,7 @@ from studio.core.parameters import (
     SeedParam,
 )
 from studio.core.requests import PostStep
+from studio.plugin_host.registry import POSTPROCESSOR, Registry
 
 PREFIX = "param__"
 
@@ -35,7 +36,8 @@ def option_value(argv: Sequence[str], option: str) -> str | None:
     return None
 
 
-def add_param_flags(parser: argparse.ArgumentParser, title: str, params: Sequence[Param], builtin: bool = False) -> None:
+def add_param_flags(parser: argparse.ArgumentParser, title: str, params: Sequence[Param],
+                    builtin: bool = False) -> None:
     about = "Options left out take their defaults." if builtin else \
         "Declared by the plugin; options left out take its defaults."
     group = parser.add_argument_group(f"{title} options", about)
@@ -94,3 +96,14 @@ def parse_post_step(text: str) -> PostStep:
         else:
             params[name] = value.strip()
     return PostStep(processor, params, strength)
+
+
+def check_post_processors(names: Sequence[str], registry: Registry, option: str) -> None:
+    """Each post-processor named is installed and enabled; bad input otherwise, said before the engine starts with
+    the ones there are: by id, as ``option`` and ``studio plugins list`` name them, with the Filters menu's
+    title."""
+    for name in names:
+        if not registry.has(POSTPROCESSOR, name):
+            there = ", ".join(f"{c.id} for {c.title}" for c in registry.contributions(POSTPROCESSOR))
+            raise InvalidRequest(f"No post-processor called {name!r} is installed and enabled; {option} takes "
+                                 f"{'one of: ' + there if there else 'none now'}.{registry.missing_hint}")

@@ -71,9 +71,14 @@ def test_colour_transfer_strength_and_mask_from_the_command_line(tmp_path):
 
     for args, message in (
             (("--method", "color"), "Colour Transfer: Style picture needs a picture."),
-            (("--method", "color", "--style", str(style), "--strength", "2"), "Colour Transfer: the strength must be between 0 and 1, not 2."),
-            (("--method", "sparkle"), "No postprocessor called 'sparkle' is installed and enabled."),
-            (("--method", "color", "--style", str(style), "--mask", str(style)), "The mask orange.png is 32x32 but the picture blue.png is 64x48")):
+            (("--method", "color", "--style", str(style), "--strength", "2"),
+             "Colour Transfer: the strength must be between 0 and 1, not 2."),
+            (("--method", "sparkle"), "No post-processor called 'sparkle' is installed and enabled; --method takes "
+                                      "one of: color for Colour Transfer, histogram for Colour Transfer (Histogram), "
+                                      "neural for Neural Style Transfer, adain for Fast Style Transfer (AdaIN), "
+                                      "restyle for Diffusion Restyle, upscale for Upscale."),
+            (("--method", "color", "--style", str(style), "--mask", str(style)),
+             "The mask orange.png is 32x32 but the picture blue.png is 64x48")):
         refused = studio(home, "postprocess", str(source), "-o", str(tmp_path / "x.png"), *args)
         assert refused.returncode == 2 and message in refused.stderr, refused.stderr
 

@@ -34,7 +34,7 @@ from studio.core.errors import ImageError
 from studio.core.hires import HiresFix, hires_from_settings
 from studio.core.image_text import PNG_SIGNATURE, read_exif_texts, read_png_texts
 from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe, parse_loras, split_parameters
-from studio.core.requests import MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, SCHEDULER_NAMES
+from studio.core.requests import MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, SCHEDULER_NAMES, canonical_scheduler
 from studio.core.safe_text import escaped
 from studio.core.units import finite_or
 
@@ -127,8 +127,9 @@ def recipe_fields(info: ImageInfo) -> dict[str, Any]:
     """The prompt-panel fields an image can fill: only values it has, and only ones Studio accepts.
 
     Keys are GenerationRequest's names (prompt, negative_prompt, steps, cfg_scale, seed, scheduler,
-    width, height, hires (a HiresFix, or False for none), loras, vae) plus model_name and model_hash, for finding the model. A seed outside Studio's
-    range (ComfyUI's are 64-bit) or a sampler with no Studio equivalent is left out.
+    width, height, hires (a HiresFix, or False for none), loras, vae) plus model_name and model_hash, for finding
+    the model. A seed outside Studio's range (ComfyUI's are 64-bit) or a sampler with no Studio equivalent is left
+    out.
     """
     fields: dict[str, Any] = {}
     if info.prompt is not None:
@@ -197,7 +198,7 @@ def studio_scheduler(sampler: str | None, schedule: str | None = None) -> str | 
         karras = True
     elif schedule_name not in _PLAIN_SCHEDULES:
         return None
-    base = _SAMPLER_BASES.get(name)
+    base = _SAMPLER_BASES.get(name) or canonical_scheduler(name)  # Studio's own names, as its command line takes them
     if base is None:
         return None
     result = f"{base} Karras" if karras else base

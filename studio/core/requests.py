@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +29,7 @@ SCHEDULER_NAMES: tuple[str, ...] = (
     "Heun",
 )
 DEFAULT_SCHEDULER = "Euler a"
+_SEPARATORS = re.compile(r"[\s_-]+")
 
 SIZE_MULTIPLE = 8
 MIN_SIZE = 64
@@ -145,6 +147,15 @@ def _round_size(name: str, value: int, notes: list[str]) -> int:
     return rounded
 
 
+def canonical_scheduler(name: object) -> str | None:
+    """The scheduler ``name`` means, as SCHEDULER_NAMES write it: in any case, with spaces, underscores or hyphens
+    between its words or none ("euler_a", "dpm++ 2m karras", "EulerA"); None for one Studio does not have."""
+    if not isinstance(name, str):
+        return None
+    key = _SEPARATORS.sub("", name.casefold())
+    return next((known for known in SCHEDULER_NAMES if _SEPARATORS.sub("", known.casefold()) == key), None)
+
+
 def check_strength(steps: int, strength: float) -> None:
     """diffusers runs int(steps x strength) steps of an img2img or inpainting job: none is an error, said here."""
     if int(steps * strength) < 1:
@@ -163,8 +174,9 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
         raise InvalidRequest("No model is selected; pick a model folder first.")
     if check_model_exists and request.generator == "diffusers" and not Path(request.model).exists():
         raise InvalidRequest(f"The model folder {request.model} does not exist.")
+    scheduler = request.scheduler
     if request.generator == "diffusers":  # a plugin's generator has its own parameters instead
-        _check_sampling(request)
+        scheduler = _check_sampling(request)
     for name, text in (("prompt", request.prompt), ("negative prompt", request.negative_prompt)):
         try:
             text.encode("utf-8")
@@ -204,9 +216,9 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
         notes.append("Control guides apply to Studio's own generator only; they were left out.")
         controls = ()
     check_guides(controls)
-    prepared = replace(request, width=width, height=height, seed=seed, prompt=request.prompt.strip(),
-                       negative_prompt=request.negative_prompt.strip(), mask=mask, loras=loras, vae=vae, hires=hires,
-                       controls=controls)
+    prepared = replace(request, width=width, height=height, seed=seed, scheduler=scheduler,
+                       prompt=request.prompt.strip(), negative_prompt=request.negative_prompt.strip(), mask=mask,
+                       loras=loras, vae=vae, hires=hires, controls=controls)
     return PreparedRequest(prepared, tuple(notes))
 
 
@@ -269,17 +281,20 @@ def _check_hires(request: GenerationRequest, width: int, height: int, notes: lis
     return replace(hires, scale=float(hires.scale), strength=float(hires.strength), upscaler=upscaler)
 
 
-def _check_sampling(request: GenerationRequest) -> None:
+def _check_sampling(request: GenerationRequest) -> str:
+    """The steps and the CFG scale checked; the scheduler as SCHEDULER_NAMES write it."""
     if not isinstance(request.steps, int) or request.steps < 1:
         raise InvalidRequest(f"Steps must be at least 1, not {request.steps}.")
     if request.steps > MAX_STEPS:
         raise InvalidRequest(f"Steps must be at most {MAX_STEPS}, not {request.steps}.")
     if not 0 <= request.cfg_scale <= 50:
         raise InvalidRequest(f"The CFG scale must be between 0 and 50, not {request.cfg_scale}.")
-    if request.scheduler not in SCHEDULER_NAMES:
+    scheduler = canonical_scheduler(request.scheduler)
+    if scheduler is None:
         raise InvalidRequest(
             f"Unknown scheduler {request.scheduler!r}; choose one of: {', '.join(SCHEDULER_NAMES)}."
         )
+    return scheduler
 
 
 def _check_inpaint(request: GenerationRequest) -> Image.Image:
@@ -304,7 +319,8 @@ def _check_inpaint(request: GenerationRequest) -> Image.Image:
     if mask.getbbox() is None:
         raise InvalidRequest("The mask is empty; paint the area to regenerate first.")
     if options.fill not in INPAINT_FILLS:
-        raise InvalidRequest(f"Unknown masked-content fill {options.fill!r}; choose one of: {', '.join(INPAINT_FILLS)}.")
+        raise InvalidRequest(f"Unknown masked-content fill {options.fill!r}; choose one of: "
+                             f"{', '.join(INPAINT_FILLS)}.")
     if not 0 <= options.padding <= 1024:
         raise InvalidRequest(f"The inpaint padding must be between 0 and 1024 pixels, not {options.padding}.")
     if not 0 <= options.feather <= 256:

@@ -15,7 +15,14 @@ from studio.core import hires as hires_fix
 from studio.core.control import MAX_GUIDES, control_records
 from studio.core.errors import StudioError, first_line
 from studio.core.paths import StudioPaths, studio_paths
-from studio.core.requests import DEFAULT_SCHEDULER, MAX_LORA_WEIGHT, MAX_LORAS, MEMORY_MODES, SCHEDULER_NAMES, SPEED_MODES
+from studio.core.requests import (
+    DEFAULT_SCHEDULER,
+    MAX_LORA_WEIGHT,
+    MAX_LORAS,
+    MEMORY_MODES,
+    SPEED_MODES,
+    canonical_scheduler,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +63,7 @@ class GenerationDefaults(BaseModel):
     @field_validator("scheduler")
     @classmethod
     def _known_scheduler(cls, value: str) -> str:
-        return value if value in SCHEDULER_NAMES else DEFAULT_SCHEDULER
+        return canonical_scheduler(value) or DEFAULT_SCHEDULER
 
     @field_validator("loras")
     @classmethod

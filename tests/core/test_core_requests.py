@@ -87,11 +87,14 @@ def test_too_many_steps_and_non_integer_steps_are_refused(base):
 
 
 def test_unknown_scheduler_is_refused_with_the_choices(base):
-    message = refused(replace(base, scheduler="euler_a"))
-    assert message.startswith("Unknown scheduler 'euler_a'; choose one of: ")
+    message = refused(replace(base, scheduler="euler_b"))
+    assert message.startswith("Unknown scheduler 'euler_b'; choose one of: ")
     assert all(name in message for name in SCHEDULER_NAMES)
     for name in SCHEDULER_NAMES:
         assert prepare_request(replace(base, scheduler=name)).request.scheduler == name
+    # Another case, with underscores or hyphens for spaces: Studio's own name, as it records it.
+    assert prepare_request(replace(base, scheduler="euler_a")).request.scheduler == "Euler a"
+    assert prepare_request(replace(base, scheduler="dpm++-2m-KARRAS")).request.scheduler == "DPM++ 2M Karras"
 
 
 @pytest.mark.parametrize("strength", [0.0, -0.1, 1.01, 2])
