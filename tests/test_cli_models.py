@@ -85,6 +85,32 @@ def test_a_pickle_is_refused_and_never_runs(home, tmp_path, name):
     assert not (tmp_path / "ran").exists()
 
 
+@pytest.mark.parametrize("claimed", [3_000_000_000, 50_000_000])
+def test_a_corrupt_file_gets_the_same_sentence_from_import_list_and_generate(home, tmp_path, claimed):
+    """Imports and the library checked headers against 16 MiB, loads (studio generate) against 100 MiB: a header
+    claiming 3 GB named two different limits, and one claiming 50 MB was 'too long' to import but 'not valid
+    JSON' to generate from."""
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(claimed.to_bytes(8, "little") + b"{" + b"x" * 200)
+    imported = studio(home, "import", str(bad))
+    generated = run_studio(home, "generate", "--model", str(bad), "--prompt", "p", "-o", str(tmp_path / "o.png"))
+    assert (imported.returncode, generated.returncode) == (2, 2)
+    assert imported.stderr == generated.stderr, (imported.stderr, generated.stderr)
+    assert imported.stderr.startswith("studio: broken.safetensors is a corrupt safetensors file: its header claims ")
+    shutil.copy(bad, (home / "data" / "models" / "checkpoints").mkdir(parents=True, exist_ok=True) or
+                home / "data" / "models" / "checkpoints" / bad.name)
+    assert f"studio: {listing(home)['broken']['problem']}\n" == imported.stderr
+
+
+def test_a_header_too_long_is_said_in_a_persons_words(home, tmp_path):
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes((3_000_000_000).to_bytes(8, "little") + b"{" + b"x" * 200)
+    result = studio(home, "import", str(bad))
+    assert result.stderr == ("studio: broken.safetensors is a corrupt safetensors file: its header claims to be "
+                             "3,000,000,000 bytes long, but a safetensors header holds at most 100,000,000 bytes "
+                             "(100 MB).\n")
+
+
 def test_an_import_into_a_models_folder_that_cannot_be_written_is_one_sentence(home, tmp_path):
     """It crashed with a traceback (the folder was made outside the error handling)."""
     assert studio(home, "list").returncode == 0
