@@ -43,10 +43,12 @@ def add_models_parser(commands: argparse._SubParsersAction) -> None:
     down.add_argument("repo_id", metavar="REPO_ID", help="e.g. stabilityai/sd-turbo")
     down.add_argument("--revision", help="branch, tag or commit (default: main)")
     down.add_argument("--endpoint", help="hub address (default: $HF_ENDPOINT or huggingface.co)")
-    down.add_argument("-y", "--yes", action="store_true", help="download without asking")
+    down.add_argument("-y", "--yes", action="store_true",
+                      help="download without asking (needed where there is no terminal to ask on: scripts, pipes)")
     remove = actions.add_parser("remove", help="delete a model from the models folder, or unlink a linked folder")
     remove.add_argument("name", metavar="NAME", help="a name from `studio models list`, or a path")
-    remove.add_argument("-y", "--yes", action="store_true", help="remove without asking")
+    remove.add_argument("-y", "--yes", action="store_true",
+                        help="remove without asking (needed where there is no terminal to ask on: scripts, pipes)")
     actions.add_parser("recommended", help="starter models worth downloading, with their sizes")
 
 
@@ -148,13 +150,19 @@ def _link(settings: Settings, path: Path) -> int:
     return 0
 
 
+def _no_terminal_to_ask(what_was_not: str, action: str) -> int:
+    """What a command that asks first says when stdin is no terminal (a script, a pipe) and -y was not given."""
+    print(f"studio: there is no terminal to ask on, so nothing was {what_was_not}; pass -y (--yes) to {action}.",
+          file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
 def _remove(settings: Settings, name: str, yes: bool) -> int:
     from studio.services.model_imports import remove_model
 
     if not yes:
         if not sys.stdin.isatty():
-            print("studio: not removing without --yes (no terminal to ask on).", file=sys.stderr)
-            return EXIT_BAD_INPUT
+            return _no_terminal_to_ask("removed", f"remove {name}")
         if input(f"Remove {name}? [y/N] ").strip().lower() not in ("y", "yes"):
             return 1
     item, links = remove_model(name, settings.models_dir, settings.extra_model_paths)
@@ -170,10 +178,12 @@ def _remove(settings: Settings, name: str, yes: bool) -> int:
 def _download(settings: Settings, repo_id: str, revision: str | None, endpoint: str | None, yes: bool) -> int:
     from studio.services.model_downloads import DownloadProgress, download_model, plan_download
 
+    if not yes and not sys.stdin.isatty():  # before the hub is asked anything: a script gets its answer at once
+        return _no_terminal_to_ask("downloaded", f"download {repo_id}")
     plan = plan_download(repo_id, settings.models_dir, revision=revision, endpoint=endpoint)
     print(f"{repo_id}: {len(plan.files)} file(s), {format_size(plan.total_bytes)} "
           f"({format_size(plan.already_bytes)} already here) into {plan.target}")
-    if not yes and sys.stdin.isatty() and input("Download? [y/N] ").strip().lower() not in ("y", "yes"):
+    if not yes and input("Download? [y/N] ").strip().lower() not in ("y", "yes"):
         return 1
 
     def progress(event: DownloadProgress) -> None:

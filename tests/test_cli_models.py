@@ -63,7 +63,8 @@ def test_import_list_link_and_remove(home, tmp_path):
     refused = studio(home, "remove", "ink", "-y")
     assert refused.returncode == 2 and "does not delete other tools' files" in refused.stderr
     asked = studio(home, "remove", "dreamy")
-    assert asked.returncode == 2 and "without --yes" in asked.stderr
+    assert (asked.returncode, asked.stderr) == (2, "studio: there is no terminal to ask on, so nothing was removed; "
+                                                   "pass -y (--yes) to remove dreamy.\n")
     removed = studio(home, "remove", "dreamy", "-y")
     assert removed.returncode == 0 and "Removed dreamy" in removed.stdout
     unlinked = studio(home, "remove", str(a1111), "-y")
@@ -142,6 +143,21 @@ def test_download_from_a_hub_and_the_recommended_list(home, tmp_path):
     assert offline.returncode == 2 and "offline" in offline.stderr
     recommended = studio(home, "recommended")
     assert "stabilityai/sd-turbo" in recommended.stdout and "about" in recommended.stdout
+
+
+def test_a_download_with_no_terminal_to_ask_on_needs_yes_as_a_removal_does(home, tmp_path):
+    """It asks "Download? [y/N]" on a terminal, but with none (a script, a pipe) it went ahead without asking,
+    where `studio models remove` refuses."""
+    files = {"config.json": json.dumps({"_class_name": "AutoencoderKL", "latent_channels": 4}).encode(),
+             "diffusion_pytorch_model.safetensors": b"\x08\0\0\0\0\0\0\0{}      "}
+    with FakeHub({"tester/tiny-vae": FakeRepo(files)}) as hub:
+        env = {"HF_HOME": str(tmp_path / "hf"), "NO_PROXY": "127.0.0.1"}
+        result = studio(home, "download", "tester/tiny-vae", "--endpoint", hub.url, env=env)
+        asked = list(hub.requests)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == ("studio: there is no terminal to ask on, so nothing was downloaded; pass -y (--yes) to "
+                             "download tester/tiny-vae.\n")
+    assert asked == [] and not (home / "data" / "models" / "tiny-vae").exists()
 
 
 @pytest.mark.slow
