@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -10,6 +11,10 @@ import pytest
 from studio_testing import run_studio
 
 from studio.cli_bench import report
+
+
+def building_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("Building")]
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +25,10 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, float]:
     elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
     assert "tiny sd15 layout" in result.stderr  # progress goes to stderr, the JSON alone to stdout
+    building = building_lines(result.stderr)  # one copy, shared by both sides: one line
+    assert len(building) == 1 and re.fullmatch(r"Building a tiny sd15 layout \(1/8 of every width; not a real "
+                                               r"model's speed\) with random weights on CPU · \d+ threads?, in "
+                                               r"float32, for both sides…", building[0]), building
     return json.loads(result.stdout), elapsed
 
 
@@ -77,3 +86,18 @@ def test_bench_refuses_a_cfg_scale_a_generation_would_refuse(tmp_path: Path, cfg
     result = run_studio(tmp_path / "home", "bench", "--cfg", cfg, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip() == f"studio: --cfg must be between 0 and 50, not {float(cfg):g}."
+
+
+@pytest.mark.parametrize("plain", ["float32", "bfloat16"])
+def test_bench_says_building_once_with_each_sides_precision(tmp_path: Path, plain: str):
+    """Where Studio gets its own copy (bfloat16, channels-last), "Building a tiny sdxl layout … with random weights"
+    began two lines, read as one line said twice; the second named the device's float32 even for a bfloat16 plain
+    diffusers."""
+    result = run_studio(tmp_path / "home", "bench", "--family", "sdxl", "--runs", "1", "--plain-dtype", plain,
+                        "--json", env={"STUDIO_CPU_DTYPE": "bfloat16", "STUDIO_CPU_THREADS": "1"}, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert building_lines(result.stderr) == [
+        "Building a tiny sdxl layout (1/8 of every width; not a real model's speed) with random weights on CPU · "
+        f"1 thread, twice: in {plain} for plain diffusers, in bfloat16 (channels-last) for Studio…"]
+    data = json.loads(result.stdout)
+    assert (data["plain_dtype"], data["studio_dtype"]) == (plain, "bfloat16")

@@ -216,12 +216,11 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     separate = studio_device.dtype != plain_device.dtype or lays_out(studio_device)  # plain diffusers' stays as is
     if device.kind == "cpu" and not tiny:
         check_memory(config.family, tiny, cache_dir, plain_device.dtype, studio_device.dtype if separate else None)
+    say(building_line(arch, plain_device, studio_device, separate))
     started = time.perf_counter()
     studio_pipe = None
     if separate:  # first: while its parts are converted from float32, plain diffusers' copy is not there yet
-        say(f"Building a {arch} with random weights for Studio, in {dtype_name(studio_device.dtype)}…")
         studio_pipe = build_pipeline(config.family, tiny, studio_device, cache_dir)
-    say(f"Building a {arch} with random weights on {plain_device.description}…")
     pipe = build_pipeline(config.family, tiny, plain_device, cache_dir)
     studio_pipe = studio_pipe or pipe
     built = time.perf_counter() - started
@@ -285,6 +284,23 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
         "same_seed_difference": same_seed_difference(sides["plain"].images, sides["studio"].images,
                                                      plain_device.dtype == studio_device.dtype),
     }
+
+
+def device_place(device: DeviceInfo) -> str:
+    """The device's description without the precision it ends with ("CPU · 2 threads"): the sides may use others."""
+    head, _, tail = device.description.rpartition(" · ")
+    return head if head and tail in PLAIN_DTYPES else device.description
+
+
+def building_line(arch: str, plain: DeviceInfo, studio: DeviceInfo, separate: bool) -> str:
+    """The one progress line for building the pipelines: where, and in which precision each side's copy is (two
+    lines that began alike read as one said twice, and the second named the device's precision, not plain's)."""
+    place = device_place(plain)
+    if not separate:
+        return f"Building a {arch} with random weights on {place}, in {dtype_name(plain.dtype)}, for both sides…"
+    layout = " (channels-last)" if lays_out(studio) else ""
+    return (f"Building a {arch} with random weights on {place}, twice: in {dtype_name(plain.dtype)} for plain "
+            f"diffusers, in {dtype_name(studio.dtype)}{layout} for Studio…")
 
 
 def timed(make: Callable[[], list[Image.Image]], device: DeviceInfo) -> tuple[float, list[Image.Image], int]:
