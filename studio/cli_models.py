@@ -150,6 +150,17 @@ def _link(settings: Settings, path: Path) -> int:
     return 0
 
 
+def _confirmed(question: str) -> bool:
+    """The person's yes at the terminal. Ctrl+D (end of input) or Ctrl+C at the question is a no, not a traceback
+    or a "stopped, run it again to resume" for a download that never started."""
+    try:
+        answer = input(f"{question} [y/N] ")
+    except (EOFError, KeyboardInterrupt):
+        print()  # the question's line was left open
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
 def _no_terminal_to_ask(what_was_not: str, action: str) -> int:
     """What a command that asks first says when stdin is no terminal (a script, a pipe) and -y was not given."""
     print(f"studio: there is no terminal to ask on, so nothing was {what_was_not}; pass -y (--yes) to {action}.",
@@ -163,7 +174,7 @@ def _remove(settings: Settings, name: str, yes: bool) -> int:
     if not yes:
         if not sys.stdin.isatty():
             return _no_terminal_to_ask("removed", f"remove {name}")
-        if input(f"Remove {name}? [y/N] ").strip().lower() not in ("y", "yes"):
+        if not _confirmed(f"Remove {name}?"):
             return 1
     item, links = remove_model(name, settings.models_dir, settings.extra_model_paths)
     if links != settings.extra_model_paths:
@@ -183,7 +194,7 @@ def _download(settings: Settings, repo_id: str, revision: str | None, endpoint: 
     plan = plan_download(repo_id, settings.models_dir, revision=revision, endpoint=endpoint)
     print(f"{repo_id}: {len(plan.files)} file(s), {format_size(plan.total_bytes)} "
           f"({format_size(plan.already_bytes)} already here) into {plan.target}")
-    if not yes and input("Download? [y/N] ").strip().lower() not in ("y", "yes"):
+    if not yes and not _confirmed("Download?"):
         return 1
 
     def progress(event: DownloadProgress) -> None:
