@@ -169,12 +169,16 @@ def _no_terminal_to_ask(what_was_not: str, action: str) -> int:
 
 
 def _remove(settings: Settings, name: str, yes: bool) -> int:
-    from studio.services.model_imports import remove_model
+    from studio.services.model_imports import remove_model, what_removing_does
 
-    if not yes:
+    if not yes:  # what it is first: a name that is no model, or a file Studio would not delete, is said, not asked
+        item, links = what_removing_does(name, settings.models_dir, settings.extra_model_paths)
         if not sys.stdin.isatty():
             return _no_terminal_to_ask("removed", f"remove {name}")
-        if not _confirmed(f"Remove {name}?"):
+        unlinks = links != settings.extra_model_paths
+        question = f"Unlink {item.path} (its files stay where they are)?" if unlinks else \
+            f"Delete {item.name} ({item.label}, {format_size(item.size)}) at {item.path}?"
+        if not _confirmed(question):
             return 1
     item, links = remove_model(name, settings.models_dir, settings.extra_model_paths)
     if links != settings.extra_model_paths:

@@ -65,6 +65,9 @@ def test_import_list_link_and_remove(home, tmp_path):
     asked = studio(home, "remove", "dreamy")
     assert (asked.returncode, asked.stderr) == (2, "studio: there is no terminal to ask on, so nothing was removed; "
                                                    "pass -y (--yes) to remove dreamy.\n")
+    unknown = studio(home, "remove", "nothing")  # what is wrong with the name comes first
+    assert (unknown.returncode, unknown.stderr) == (2, "studio: The library has no model named 'nothing'; `studio "
+                                                       "models list` shows the names.\n")
     removed = studio(home, "remove", "dreamy", "-y")
     assert removed.returncode == 0 and "Removed dreamy" in removed.stdout
     unlinked = studio(home, "remove", str(a1111), "-y")

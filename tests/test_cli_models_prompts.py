@@ -13,6 +13,8 @@ import pytest
 from hub_server import FakeHub, FakeRepo
 from model_files import sd1
 
+from studio.core.units import format_size
+
 pty = pytest.importorskip("pty")  # POSIX only
 
 
@@ -75,7 +77,7 @@ def test_ctrl_d_or_ctrl_c_at_the_remove_question_is_a_no(home, key):
     model = in_library(home, "dreamy")
     code, shown = at_a_terminal(home, ["models", "remove", "dreamy"], key)
     assert (code, "Traceback" in shown) == (1, False), shown
-    assert shown.startswith("Remove dreamy? [y/N] ") and model.is_file()
+    assert shown.startswith("Delete dreamy (SD 1.x, ") and model.is_file()
 
 
 @pytest.mark.parametrize("key", [b"\x04", b"\x03"], ids=["ctrl-d", "ctrl-c"])
@@ -103,3 +105,22 @@ def test_yes_at_the_questions_removes_and_downloads(home, tmp_path):
                                     env)
     assert code == 0 and "Downloaded tester/tiny-vae" in shown, shown
     assert (home / "data" / "models" / "tiny-vae" / "diffusion_pytorch_model.safetensors").is_file()
+
+
+def test_remove_asks_about_what_it_would_delete_or_unlink_and_never_about_what_it_would_refuse(home, tmp_path):
+    """It asked "Remove nothing? [y/N]" of a name no model has (and only a yes said so), and never said that a yes
+    deletes the file, or where it is."""
+    model = in_library(home, "dreamy")
+    code, shown = at_a_terminal(home, ["models", "remove", "dreamy"], b"n\n")
+    size = format_size(model.stat().st_size)
+    assert (code, shown.splitlines()[0]) == (1, f"Delete dreamy (SD 1.x, {size}) at {model}? [y/N] n"), shown
+    assert model.is_file()
+    code, shown = at_a_terminal(home, ["models", "remove", "nothing"], b"y\n")
+    assert (code, shown.strip()) == (2, "studio: The library has no model named 'nothing'; `studio models list` "
+                                        "shows the names."), shown
+    other = (tmp_path / "ComfyUI" / "models" / "loras")
+    other.mkdir(parents=True)
+    assert at_a_terminal(home, ["models", "link", str(other)], b"")[0] == 0
+    code, shown = at_a_terminal(home, ["models", "remove", str(other)], b"y\n")
+    assert code == 0 and shown.startswith(f"Unlink {other} (its files stay where they are)? [y/N] y"), shown
+    assert other.is_dir()
