@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from studio.core.errors import JobCancelledError, StudioError
@@ -115,9 +117,6 @@ def _import(settings: Settings, path: Path, convert: bool) -> int:
     from studio.core.weight_files import PICKLE, TORCH_ZIP, sniff_weights_format
     from studio.services.model_imports import convert_and_import, import_model
 
-    def progress(done: int, total: int) -> None:
-        print(f"\rCopying {path.name}: {done * 100 // max(total, 1)}%", end="", file=sys.stderr, flush=True)
-
     hashes = studio_paths().cache_dir / "model-hashes.json"
     is_pickle = path.is_file() and sniff_weights_format(path) in (PICKLE, TORCH_ZIP)
     if is_pickle and convert:
@@ -125,17 +124,36 @@ def _import(settings: Settings, path: Path, convert: bool) -> int:
         result = convert_and_import(path, settings.models_dir, hash_cache=hashes)
     else:
         try:
-            result = import_model(path, settings.models_dir, hash_cache=hashes, progress=progress)
+            with _progress_line() as show:
+                result = import_model(path, settings.models_dir, hash_cache=hashes, progress=lambda done, total: show(
+                    f"Copying {path.name}: {done * 100 // max(total, 1)}%"))
         except StudioError as exc:
             if is_pickle:
                 raise StudioError(f"{exc} Or import it with --convert, which does both.") from None
             raise
     if result.copied:
-        print(file=sys.stderr)
         print(f"Imported {result.item.name} ({result.item.label}) to {result.item.path}.")
     else:
         print(result.note)
     return 0
+
+
+@contextmanager
+def _progress_line() -> Iterator[Callable[[str], None]]:
+    """A line on stderr redrawn in place, ended however the work ends: an error's "studio: …" (or Ctrl+C's) was
+    written onto the end of "Copying x: 39%"."""
+    shown = False
+
+    def show(text: str) -> None:
+        nonlocal shown
+        print(f"\r{text}", end="", file=sys.stderr, flush=True)
+        shown = True
+
+    try:
+        yield show
+    finally:
+        if shown:
+            print(file=sys.stderr)
 
 
 def _link(settings: Settings, path: Path) -> int:
@@ -201,14 +219,13 @@ def _download(settings: Settings, repo_id: str, revision: str | None, endpoint: 
     if not yes and not _confirmed("Download?"):
         return 1
 
-    def progress(event: DownloadProgress) -> None:
+    def line(event: DownloadProgress) -> str:
         percent = event.done_bytes * 100 // max(event.total_bytes, 1)
-        print(f"\r{percent:3d}%  {format_size(event.done_bytes)} of {format_size(event.total_bytes)}  "
-              f"({event.files_done}/{event.files_total} files) {event.file[-40:]:<40}",
-              end="", file=sys.stderr, flush=True)
+        return (f"{percent:3d}%  {format_size(event.done_bytes)} of {format_size(event.total_bytes)}  "
+                f"({event.files_done}/{event.files_total} files) {event.file[-40:]:<40}")
 
-    target = download_model(plan, progress=progress, endpoint=endpoint)
-    print(file=sys.stderr)
+    with _progress_line() as show:
+        target = download_model(plan, progress=lambda event: show(line(event)), endpoint=endpoint)
     print(f"Downloaded {repo_id} to {target}.")
     return 0
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hub_server import FakeHub, FakeRepo
-from model_files import esrgan, lora, sd1
+from model_files import esrgan, lora, sd1, write
 from PIL import Image
 from studio_testing import run_studio
 
@@ -125,6 +127,40 @@ def test_an_import_into_a_models_folder_that_cannot_be_written_is_one_sentence(h
     result = studio(home, "import", str(sd1(tmp_path / "dreamy.safetensors")))
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.startswith("studio: dreamy.safetensors could not be copied into ")
+
+
+def test_a_copy_or_download_that_fails_midway_says_so_on_a_line_of_its_own(home, tmp_path):
+    """The error was written onto the end of the progress line: "Copying big.safetensors: 39%studio: big…". A
+    file-size limit (RLIMIT_FSIZE) stands in for a full disk: the write past it fails with "File too large"."""
+    resource = pytest.importorskip("resource")
+    unet = "model.diffusion_model."
+    big = write(tmp_path / "big.safetensors", {  # an SD 1.x checkpoint's keys (as model_files.sd1's), 20 MB
+        unet + "input_blocks.0.0.weight": (1, 4, 1, 1), unet + "out.0.weight": (20 * 2**20,),
+        unet + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (1, 768),
+        "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight": (1, 1)})
+    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8",
+               HF_HOME=str(tmp_path / "hf"), NO_PROXY="127.0.0.1")
+    assert studio(home, "list").returncode == 0  # the settings and the folders are made without the limit
+
+    def under_the_limit(*args: str) -> str:
+        limited = subprocess.run(
+            [sys.executable, "-m", "studio", "models", *args], env=env, cwd=home.parent, capture_output=True,
+            stdin=subprocess.DEVNULL, timeout=120,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (12 * 2**20, 12 * 2**20)))
+        assert limited.returncode == 2, limited.stderr
+        return limited.stderr.decode("utf-8")
+
+    copied = under_the_limit("import", str(big))
+    assert copied.startswith("\rCopying big.safetensors: ") and copied.endswith(
+        f"%\nstudio: big.safetensors could not be copied into {home / 'data' / 'models' / 'checkpoints'}: "
+        "File too large.\n"), copied
+    files = {"config.json": json.dumps({"_class_name": "AutoencoderKL", "latent_channels": 4}).encode(),
+             "diffusion_pytorch_model.safetensors": bytes(20 * 2**20)}
+    with FakeHub({"tester/big-vae": FakeRepo(files)}) as hub:
+        downloaded = under_the_limit("download", "tester/big-vae", "--endpoint", hub.url, "-y")
+    assert downloaded.startswith("\r  0%  0 B of 20.0 MB  (0/2 files) config.json ") and downloaded.endswith(
+        "\nstudio: Could not write tester/big-vae/diffusion_pytorch_model.safetensors into the models folder: File "
+        "too large.\n"), downloaded
 
 
 def test_an_upscaler_goes_to_its_folder(home, tmp_path):
