@@ -157,13 +157,20 @@ def _progress_line() -> Iterator[Callable[[str], None]]:
 
 
 def _link(settings: Settings, path: Path) -> int:
-    from studio.core.model_library import detect_layout
+    from studio.core.model_library import detect_layout, item_for_file
     from studio.services.model_imports import link_folder
 
+    # One model file linked in place: it said "0 usable model(s) found there" of a usable one.
+    item = item_for_file(path, "linked") if path.is_file() else None
+    if item is not None and not item.usable:
+        raise StudioError(f"{item.problem} Nothing was linked.")
     settings.extra_model_paths = link_folder(path, settings.extra_model_paths)
     save_settings(settings)
-    found = [i for i in scan_library(path) if i.usable] if path.is_dir() else []
-    tool = detect_layout(path) if path.is_dir() else ""
+    if item is not None:
+        print(f"Linked {path}: {item.label}, listed as {item.name}.")
+        return 0
+    found = [i for i in scan_library(path) if i.usable]
+    tool = detect_layout(path)
     print(f"Linked {path}{f' ({tool} layout)' if tool else ''}: {len(found)} usable model(s) found there.")
     return 0
 

@@ -163,6 +163,22 @@ def test_a_copy_or_download_that_fails_midway_says_so_on_a_line_of_its_own(home,
         "too large.\n"), downloaded
 
 
+def test_linking_one_model_file_says_what_it_is_and_an_unusable_one_is_not_linked(home, tmp_path):
+    """Linking a file said "0 usable model(s) found there" of a usable checkpoint (only folders were counted),
+    and linked a corrupt file just the same."""
+    model = sd1(tmp_path / "elsewhere" / "dreamy.safetensors")
+    linked = studio(home, "link", str(model))
+    assert (linked.returncode, linked.stdout) == (0, f"Linked {model}: SD 1.x, listed as dreamy.\n")
+    assert listing(home)["dreamy"]["source"] == f"linked: {model}"
+    broken = tmp_path / "elsewhere" / "broken.safetensors"
+    broken.write_bytes(b"\x05\0\0\0\0\0\0\0[1,2]")
+    refused = studio(home, "link", str(broken))
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr == ("studio: broken.safetensors is a corrupt safetensors file: its header does not start "
+                              "with '{'. Nothing was linked.\n")
+    assert set(listing(home)) == {"dreamy"}
+
+
 def test_an_upscaler_goes_to_its_folder(home, tmp_path):
     result = studio(home, "import", str(esrgan(tmp_path / "4x-UltraSharp.safetensors")))
     assert result.returncode == 0 and "Upscaler (ESRGAN)" in result.stdout
