@@ -14,6 +14,7 @@ from studio.core.errors import StudioError
 from studio.core.requests import SCHEDULER_NAMES
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl+C
 
 
 def add_bench_parser(commands: argparse._SubParsersAction) -> None:
@@ -59,6 +60,9 @@ def run_bench(args: argparse.Namespace) -> int:
     except StudioError as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl+C: a sentence and the shell's code for it, not torch's traceback
+        print("studio: bench stopped; nothing was measured.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(json.dumps(result) if args.json else report(result))
     return 0
 

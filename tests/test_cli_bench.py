@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -101,3 +105,23 @@ def test_bench_says_building_once_with_each_sides_precision(tmp_path: Path, plai
         f"1 thread, twice: in {plain} for plain diffusers, in bfloat16 (channels-last) for Studio…"]
     data = json.loads(result.stdout)
     assert (data["plain_dtype"], data["studio_dtype"]) == (plain, "bfloat16")
+
+
+def test_ctrl_c_stops_the_bench_with_a_sentence(tmp_path: Path):
+    """Ctrl+C printed a traceback from wherever torch or the thread probe happened to be."""
+    home = tmp_path / "home"
+    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
+    home.mkdir()
+    bench = subprocess.Popen([sys.executable, "-m", "studio", "bench", "--runs", "1000"], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                             encoding="utf-8")
+    try:
+        for line in bench.stdout:  # the progress lines go to stdout without --json
+            if line.startswith("Run 1/"):
+                bench.send_signal(signal.SIGINT)
+                break
+        rest, stderr = bench.communicate(timeout=120)
+    finally:
+        bench.kill()
+    assert (bench.returncode, stderr) == (130, "studio: bench stopped; nothing was measured.\n")
+    assert "Studio is " not in rest  # no report of runs that did not finish
