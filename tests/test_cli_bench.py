@@ -105,6 +105,12 @@ def test_bench_says_building_once_with_each_sides_precision(tmp_path: Path, plai
         f"1 thread, twice: in {plain} for plain diffusers, in bfloat16 (channels-last) for Studio…"]
     data = json.loads(result.stdout)
     assert (data["plain_dtype"], data["studio_dtype"]) == (plain, "bfloat16")
+    # The report's device is where; the precisions have their line ("Device: CPU · 1 thread · float32" was said
+    # above "Precision: plain diffusers bfloat16, Studio bfloat16"). The warm-ups name the sides as it does.
+    text = report(data)
+    assert f"Device: CPU · 1 thread · torch {data['torch']}" in text
+    assert f"Precision: plain diffusers {plain}, Studio bfloat16" in text
+    assert "Warm-up: plain diffusers…\nWarm-up: Studio…\n" in result.stderr
 
 
 def test_ctrl_c_stops_the_bench_with_a_sentence(tmp_path: Path):

@@ -57,6 +57,7 @@ TOLERANCE = (1.0, 8.0)  # mean and max absolute pixel difference (of 255) accept
 # Beside the pipelines on the CPU: activations, the pictures, the interpreter (SDXL at 512x512 peaked at 21.5 GB
 # against 20.4 GB of pipelines).
 RUNS_BYTES = 3 * GIB // 2
+SIDE_NAMES = {"plain": "plain diffusers", "studio": "Studio"}  # as the report names them
 PLAIN_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -251,7 +252,7 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     sides = {"plain": _Side(plain, runs=[]), "studio": _Side(studio, runs=[])}
     share_the_interpreter()  # as the app's engine thread does: the probe stands in for its window
     for name, side in sides.items():  # warm-up: first-call costs, and the fast path's capture
-        say(f"Warm-up: {name}…")
+        say(f"Warm-up: {SIDE_NAMES[name]}…")
         side.warmup, side.images, side.peak = timed(side.make, device)
         side.reserved = peak_reserved(device)
     for run in range(config.runs):  # alternating, so clock and thermal drift hit both sides alike
@@ -275,7 +276,7 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     return {
         "family": config.family, "architecture": "tiny" if tiny else "full", "architecture_label": arch,
         "size": size, "steps": steps, "batch": config.batch, "runs": config.runs, "scheduler": config.scheduler,
-        "cfg": config.cfg, "compile": state.options.compile, "device": device.description, "device_kind": device.kind,
+        "cfg": config.cfg, "compile": state.options.compile, "device": device_place(device), "device_kind": device.kind,
         "plain_dtype": dtype_name(plain_device.dtype), "studio_dtype": dtype_name(studio_device.dtype),
         "torch": torch.__version__, "diffusers": diffusers.__version__, "python": sys.version.split()[0],
         "build_seconds": built, "plain": plain_side, "studio": studio_side,
