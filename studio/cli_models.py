@@ -32,13 +32,16 @@ def add_models_parser(commands: argparse._SubParsersAction) -> None:
     imp = actions.add_parser("import", help="copy a .safetensors file or a diffusers folder into the library",
                              description="Check a model by content (safetensors only), detect its kind and copy "
                                          "it into the models folder under that kind's folder.")
-    imp.add_argument("path", type=Path, metavar="PATH")
+    imp.add_argument("path", type=Path, metavar="PATH", help="a .safetensors file or a diffusers model folder")
     imp.add_argument("--convert", action="store_true",
                      help="a pickle checkpoint (.ckpt/.pt/.pth/.bin): convert it to safetensors first, reading "
                           "tensors only with torch.load(weights_only=True)")
     link = actions.add_parser("link", help="use another tool's models folder (AUTOMATIC1111, ComfyUI, InvokeAI) "
-                                           "in place, without copying")
-    link.add_argument("path", type=Path, metavar="PATH")
+                                           "in place, without copying",
+                              description="Add a folder of models (or one model file) to the library where it is: "
+                                          "nothing is copied, and Studio never deletes files there (`studio models "
+                                          "remove PATH` unlinks it).")
+    link.add_argument("path", type=Path, metavar="PATH", help="another tool's models folder, or one model file")
     down = actions.add_parser("download", help="download a model from the Hugging Face hub by repo id",
                               description="Download the safetensors files of a hub repository into the models "
                                           "folder, resuming an interrupted download.")
@@ -47,7 +50,9 @@ def add_models_parser(commands: argparse._SubParsersAction) -> None:
     down.add_argument("--endpoint", help="hub address (default: $HF_ENDPOINT or huggingface.co)")
     down.add_argument("-y", "--yes", action="store_true",
                       help="download without asking (needed where there is no terminal to ask on: scripts, pipes)")
-    remove = actions.add_parser("remove", help="delete a model from the models folder, or unlink a linked folder")
+    remove = actions.add_parser("remove", help="delete a model from the models folder, or unlink a linked folder",
+                                description="Delete a model in Studio's models folder (it asks first, saying what "
+                                            "and where), or unlink a linked folder or file (its files stay).")
     remove.add_argument("name", metavar="NAME", help="a name from `studio models list`, or a path")
     remove.add_argument("-y", "--yes", action="store_true",
                         help="remove without asking (needed where there is no terminal to ask on: scripts, pipes)")

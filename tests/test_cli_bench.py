@@ -131,3 +131,15 @@ def test_ctrl_c_stops_the_bench_with_a_sentence(tmp_path: Path):
         bench.kill()
     assert (bench.returncode, stderr) == (130, "studio: bench stopped; nothing was measured.\n")
     assert "Studio is " not in rest  # no report of runs that did not finish
+
+
+def test_every_argument_of_studio_bench_says_what_it_takes_in_a_users_words():
+    """--family and --device had no help, and --scheduler's default was explained by 'the baselines in
+    shared/gpu', a folder of the developers' that no user has."""
+    from test_cli_models import subcommands, undocumented
+
+    from studio.cli import build_parser
+
+    bench = subcommands(build_parser())["bench"]
+    assert undocumented(bench, "studio bench") == []
+    assert "shared/" not in bench.format_help()

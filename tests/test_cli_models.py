@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import pickle
 import shutil
@@ -240,3 +241,28 @@ def test_a_ckpt_is_imported_with_convert(home, tmp_path):
     converted = studio(home, "import", str(checkpoint), "--convert")
     assert converted.returncode == 0, converted.stderr
     assert (home / "data" / "models" / "loras" / "ink.safetensors").is_file()
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def undocumented(parser: argparse.ArgumentParser, name: str) -> list[str]:
+    """Every argument of ``name``'s sub-commands that ``--help`` lists without a word about it."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, sub in action.choices.items():
+                found += undocumented(sub, f"{name} {command}")
+        elif not action.help and not isinstance(action, argparse._HelpAction):
+            found.append(f"{name} {'/'.join(action.option_strings) or action.metavar or action.dest}")
+    return found
+
+
+def test_every_argument_of_studio_models_says_what_it_takes():
+    """`studio models import --help` and `link --help` listed a bare PATH (link takes a folder or one file)."""
+    from studio.cli import build_parser
+
+    models = subcommands(build_parser())["models"]
+    assert undocumented(models, "studio models") == []
+    assert all(subcommands(models)[action].description for action in ("link", "remove"))
