@@ -93,14 +93,14 @@ def _items(settings: Settings, hashes: bool) -> list[LibraryItem]:
 def _list(settings: Settings, kind: str | None, as_json: bool, hashes: bool) -> int:
     every = _items(settings, hashes)
     items = [i for i in every if not kind or i.kind == kind]
-    if kind and every and not items:
-        print(f"No models of the kind {kind} in the library; `studio models list` shows its {len(every)} other "
-              f"model{'s' if len(every) > 1 else ''}.")
-        return 0
-    if as_json:
+    if as_json:  # JSON whatever is found: a script reading it got a sentence where no model had the kind
         print(json.dumps([dict(name=i.name, kind=i.kind, family=i.family, label=i.label, size=i.size, hash=i.hash,
                                path=str(i.path), source=i.source, problem=i.problem,
                                duplicate_of=str(i.duplicate_of) if i.duplicate_of else None) for i in items], indent=1))
+        return 0
+    if kind and every and not items:
+        print(f"No models of the kind {kind} in the library; `studio models list` shows its {len(every)} other "
+              f"model{'s' if len(every) > 1 else ''}.")
         return 0
     if not items:
         print(f"No models in {settings.models_dir}. Import one with `studio models import PATH`, download one with "

@@ -61,6 +61,8 @@ def test_import_list_link_and_remove(home, tmp_path):
     none_of_it = studio(home, "list", "--kind", "vae", "--no-hash")
     assert none_of_it.stdout.strip() == ("No models of the kind vae in the library; `studio models list` shows its 3 "
                                          "other models.")
+    none_as_json = studio(home, "list", "--kind", "vae", "--no-hash", "--json")  # was the sentence above, not JSON
+    assert (none_as_json.returncode, json.loads(none_as_json.stdout)) == (0, [])
     unknown = studio(home, "list", "--kind", "loras")
     assert unknown.returncode == 2 and "invalid choice: 'loras'" in unknown.stderr
     refused = studio(home, "remove", "ink", "-y")
