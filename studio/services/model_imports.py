@@ -146,10 +146,14 @@ def remove_model(value: str, models_dir: Path, linked: list[Path]) -> tuple[Libr
     """Delete a model inside the models folder, or unlink a linked path; returns the item and the new links."""
     item, links = what_removing_does(value, models_dir, linked)
     if links == list(linked):  # not an unlink: the files go
-        if item.path.is_dir():
-            shutil.rmtree(item.path)
-        else:
-            item.path.unlink()
+        try:
+            if item.path.is_dir():
+                shutil.rmtree(item.path)
+            else:
+                item.path.unlink()
+        except OSError as exc:  # a read-only drive, a file in use (Windows): a sentence, not a traceback
+            raise ModelError(f"{item.name} could not be deleted from {item.path.parent}: "
+                             f"{(exc.strerror or str(exc)).rstrip('.')}.") from exc
         _forget_import(models_dir, item.path)
     return item, links
 
