@@ -14,6 +14,7 @@ from studio.core.errors import StudioError
 from studio.core.requests import SCHEDULER_NAMES
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl+C
 
 
 def add_bench_parser(commands: argparse._SubParsersAction) -> None:
@@ -23,16 +24,18 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
                     "(speed does not depend on weight values; nothing is downloaded), then time plain diffusers "
                     "and Studio's engine on the same pipeline with the same prompt, seeds, size, steps and "
                     "scheduler. On the CPU the default is a tiny architecture of the same layout at 64x64.")
-    parser.add_argument("--family", default="sd15", choices=["sd15", "sdxl"])
+    parser.add_argument("--family", default="sd15", choices=["sd15", "sdxl"],
+                        help="which architecture to build (default sd15)")
     parser.add_argument("--size", type=int, help="width and height in pixels (default: 512 for sd15, 1024 for "
                                                  "sdxl; 64 with the tiny architecture)")
     parser.add_argument("--steps", type=int, help="denoising steps (default 20; 4 with the tiny architecture)")
     parser.add_argument("--batch", type=int, default=1, help="pictures per job, with consecutive seeds (default 1)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per side after a warm-up (default 3)")
     parser.add_argument("--scheduler", default="Euler", choices=list(SCHEDULER_NAMES), metavar="NAME",
-                        help=f"one of: {', '.join(SCHEDULER_NAMES)} (default Euler, as the baselines in shared/gpu)")
+                        help=f"one of: {', '.join(SCHEDULER_NAMES)} (default Euler)")
     parser.add_argument("--cfg", type=float, default=7.0, help="CFG (guidance) scale (default 7)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
+                        help="where to run (default auto: a CUDA GPU where PyTorch has one, else the CPU)")
     parser.add_argument("--tiny", action="store_true",
                         help="use the tiny architecture on any device (the default on the CPU without --size)")
     parser.add_argument("--compile", action="store_true",
@@ -59,6 +62,9 @@ def run_bench(args: argparse.Namespace) -> int:
     except StudioError as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl+C: a sentence and the shell's code for it, not torch's traceback
+        print("studio: bench stopped; nothing was measured.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(json.dumps(result) if args.json else report(result))
     return 0
 

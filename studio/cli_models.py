@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from studio.core.errors import JobCancelledError, StudioError
@@ -30,23 +32,30 @@ def add_models_parser(commands: argparse._SubParsersAction) -> None:
     imp = actions.add_parser("import", help="copy a .safetensors file or a diffusers folder into the library",
                              description="Check a model by content (safetensors only), detect its kind and copy "
                                          "it into the models folder under that kind's folder.")
-    imp.add_argument("path", type=Path, metavar="PATH")
+    imp.add_argument("path", type=Path, metavar="PATH", help="a .safetensors file or a diffusers model folder")
     imp.add_argument("--convert", action="store_true",
                      help="a pickle checkpoint (.ckpt/.pt/.pth/.bin): convert it to safetensors first, reading "
                           "tensors only with torch.load(weights_only=True)")
     link = actions.add_parser("link", help="use another tool's models folder (AUTOMATIC1111, ComfyUI, InvokeAI) "
-                                           "in place, without copying")
-    link.add_argument("path", type=Path, metavar="PATH")
+                                           "in place, without copying",
+                              description="Add a folder of models (or one model file) to the library where it is: "
+                                          "nothing is copied, and Studio never deletes files there (`studio models "
+                                          "remove PATH` unlinks it).")
+    link.add_argument("path", type=Path, metavar="PATH", help="another tool's models folder, or one model file")
     down = actions.add_parser("download", help="download a model from the Hugging Face hub by repo id",
                               description="Download the safetensors files of a hub repository into the models "
                                           "folder, resuming an interrupted download.")
     down.add_argument("repo_id", metavar="REPO_ID", help="e.g. stabilityai/sd-turbo")
     down.add_argument("--revision", help="branch, tag or commit (default: main)")
     down.add_argument("--endpoint", help="hub address (default: $HF_ENDPOINT or huggingface.co)")
-    down.add_argument("-y", "--yes", action="store_true", help="download without asking")
-    remove = actions.add_parser("remove", help="delete a model from the models folder, or unlink a linked folder")
+    down.add_argument("-y", "--yes", action="store_true",
+                      help="download without asking (needed where there is no terminal to ask on: scripts, pipes)")
+    remove = actions.add_parser("remove", help="delete a model from the models folder, or unlink a linked folder",
+                                description="Delete a model in Studio's models folder (it asks first, saying what "
+                                            "and where), or unlink a linked folder or file (its files stay).")
     remove.add_argument("name", metavar="NAME", help="a name from `studio models list`, or a path")
-    remove.add_argument("-y", "--yes", action="store_true", help="remove without asking")
+    remove.add_argument("-y", "--yes", action="store_true",
+                        help="remove without asking (needed where there is no terminal to ask on: scripts, pipes)")
     actions.add_parser("recommended", help="starter models worth downloading, with their sizes")
 
 
@@ -84,14 +93,14 @@ def _items(settings: Settings, hashes: bool) -> list[LibraryItem]:
 def _list(settings: Settings, kind: str | None, as_json: bool, hashes: bool) -> int:
     every = _items(settings, hashes)
     items = [i for i in every if not kind or i.kind == kind]
-    if kind and every and not items:
-        print(f"No models of the kind {kind} in the library; `studio models list` shows its {len(every)} other "
-              f"model{'s' if len(every) > 1 else ''}.")
-        return 0
-    if as_json:
+    if as_json:  # JSON whatever is found: a script reading it got a sentence where no model had the kind
         print(json.dumps([dict(name=i.name, kind=i.kind, family=i.family, label=i.label, size=i.size, hash=i.hash,
                                path=str(i.path), source=i.source, problem=i.problem,
                                duplicate_of=str(i.duplicate_of) if i.duplicate_of else None) for i in items], indent=1))
+        return 0
+    if kind and every and not items:
+        print(f"No models of the kind {kind} in the library; `studio models list` shows its {len(every)} other "
+              f"model{'s' if len(every) > 1 else ''}.")
         return 0
     if not items:
         print(f"No models in {settings.models_dir}. Import one with `studio models import PATH`, download one with "
@@ -113,9 +122,6 @@ def _import(settings: Settings, path: Path, convert: bool) -> int:
     from studio.core.weight_files import PICKLE, TORCH_ZIP, sniff_weights_format
     from studio.services.model_imports import convert_and_import, import_model
 
-    def progress(done: int, total: int) -> None:
-        print(f"\rCopying {path.name}: {done * 100 // max(total, 1)}%", end="", file=sys.stderr, flush=True)
-
     hashes = studio_paths().cache_dir / "model-hashes.json"
     is_pickle = path.is_file() and sniff_weights_format(path) in (PICKLE, TORCH_ZIP)
     if is_pickle and convert:
@@ -123,39 +129,86 @@ def _import(settings: Settings, path: Path, convert: bool) -> int:
         result = convert_and_import(path, settings.models_dir, hash_cache=hashes)
     else:
         try:
-            result = import_model(path, settings.models_dir, hash_cache=hashes, progress=progress)
+            with _progress_line() as show:
+                result = import_model(path, settings.models_dir, hash_cache=hashes, progress=lambda done, total: show(
+                    f"Copying {path.name}: {done * 100 // max(total, 1)}%"))
         except StudioError as exc:
             if is_pickle:
                 raise StudioError(f"{exc} Or import it with --convert, which does both.") from None
             raise
     if result.copied:
-        print(file=sys.stderr)
         print(f"Imported {result.item.name} ({result.item.label}) to {result.item.path}.")
     else:
         print(result.note)
     return 0
 
 
+@contextmanager
+def _progress_line() -> Iterator[Callable[[str], None]]:
+    """A line on stderr redrawn in place, ended however the work ends: an error's "studio: …" (or Ctrl+C's) was
+    written onto the end of "Copying x: 39%"."""
+    shown = False
+
+    def show(text: str) -> None:
+        nonlocal shown
+        print(f"\r{text}", end="", file=sys.stderr, flush=True)
+        shown = True
+
+    try:
+        yield show
+    finally:
+        if shown:
+            print(file=sys.stderr)
+
+
 def _link(settings: Settings, path: Path) -> int:
-    from studio.core.model_library import detect_layout
+    from studio.core.model_library import detect_layout, item_for_file
     from studio.services.model_imports import link_folder
 
+    # One model file linked in place: it said "0 usable model(s) found there" of a usable one.
+    item = item_for_file(path, "linked") if path.is_file() else None
+    if item is not None and not item.usable:
+        raise StudioError(f"{item.problem} Nothing was linked.")
     settings.extra_model_paths = link_folder(path, settings.extra_model_paths)
     save_settings(settings)
-    found = [i for i in scan_library(path) if i.usable] if path.is_dir() else []
-    tool = detect_layout(path) if path.is_dir() else ""
+    if item is not None:
+        print(f"Linked {path}: {item.label}, listed as {item.name}.")
+        return 0
+    found = [i for i in scan_library(path) if i.usable]
+    tool = detect_layout(path)
     print(f"Linked {path}{f' ({tool} layout)' if tool else ''}: {len(found)} usable model(s) found there.")
     return 0
 
 
-def _remove(settings: Settings, name: str, yes: bool) -> int:
-    from studio.services.model_imports import remove_model
+def _confirmed(question: str) -> bool:
+    """The person's yes at the terminal. Ctrl+D (end of input) or Ctrl+C at the question is a no, not a traceback
+    or a "stopped, run it again to resume" for a download that never started."""
+    try:
+        answer = input(f"{question} [y/N] ")
+    except (EOFError, KeyboardInterrupt):
+        print()  # the question's line was left open
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
-    if not yes:
+
+def _no_terminal_to_ask(what_was_not: str, action: str) -> int:
+    """What a command that asks first says when stdin is no terminal (a script, a pipe) and -y was not given."""
+    print(f"studio: there is no terminal to ask on, so nothing was {what_was_not}; pass -y (--yes) to {action}.",
+          file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _remove(settings: Settings, name: str, yes: bool) -> int:
+    from studio.services.model_imports import remove_model, what_removing_does
+
+    if not yes:  # what it is first: a name that is no model, or a file Studio would not delete, is said, not asked
+        item, links = what_removing_does(name, settings.models_dir, settings.extra_model_paths)
         if not sys.stdin.isatty():
-            print("studio: not removing without --yes (no terminal to ask on).", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        if input(f"Remove {name}? [y/N] ").strip().lower() not in ("y", "yes"):
+            return _no_terminal_to_ask("removed", f"remove {name}")
+        unlinks = links != settings.extra_model_paths
+        question = f"Unlink {item.path} (its files stay where they are)?" if unlinks else \
+            f"Delete {item.name} ({item.label}, {format_size(item.size)}) at {item.path}?"
+        if not _confirmed(question):
             return 1
     item, links = remove_model(name, settings.models_dir, settings.extra_model_paths)
     if links != settings.extra_model_paths:
@@ -170,20 +223,21 @@ def _remove(settings: Settings, name: str, yes: bool) -> int:
 def _download(settings: Settings, repo_id: str, revision: str | None, endpoint: str | None, yes: bool) -> int:
     from studio.services.model_downloads import DownloadProgress, download_model, plan_download
 
+    if not yes and not sys.stdin.isatty():  # before the hub is asked anything: a script gets its answer at once
+        return _no_terminal_to_ask("downloaded", f"download {repo_id}")
     plan = plan_download(repo_id, settings.models_dir, revision=revision, endpoint=endpoint)
     print(f"{repo_id}: {len(plan.files)} file(s), {format_size(plan.total_bytes)} "
           f"({format_size(plan.already_bytes)} already here) into {plan.target}")
-    if not yes and sys.stdin.isatty() and input("Download? [y/N] ").strip().lower() not in ("y", "yes"):
+    if not yes and not _confirmed("Download?"):
         return 1
 
-    def progress(event: DownloadProgress) -> None:
+    def line(event: DownloadProgress) -> str:
         percent = event.done_bytes * 100 // max(event.total_bytes, 1)
-        print(f"\r{percent:3d}%  {format_size(event.done_bytes)} of {format_size(event.total_bytes)}  "
-              f"({event.files_done}/{event.files_total} files) {event.file[-40:]:<40}",
-              end="", file=sys.stderr, flush=True)
+        return (f"{percent:3d}%  {format_size(event.done_bytes)} of {format_size(event.total_bytes)}  "
+                f"({event.files_done}/{event.files_total} files) {event.file[-40:]:<40}")
 
-    target = download_model(plan, progress=progress, endpoint=endpoint)
-    print(file=sys.stderr)
+    with _progress_line() as show:
+        target = download_model(plan, progress=lambda event: show(line(event)), endpoint=endpoint)
     print(f"Downloaded {repo_id} to {target}.")
     return 0
 

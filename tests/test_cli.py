@@ -184,9 +184,9 @@ def test_a_file_that_is_not_a_model_is_bad_input_said_before_the_engine_starts(t
     lora_file(lora)
     base = ["generate", "--prompt", "p", "-o", str(tmp_path / "o.png")]
     assert_refused_without_torch(home, base, {
-        "notes": (["--model", str(notes)], "notes.safetensors is a corrupt safetensors file: its header claims "
-                                           f"{int.from_bytes(b'these ar', 'little')} bytes, more than the 104857600 "
-                                           "allowed."),
+        "notes": (["--model", str(notes)], "notes.safetensors is a corrupt safetensors file: its header claims to be "
+                                           f"{int.from_bytes(b'these ar', 'little'):,} bytes long, but a safetensors "
+                                           "header holds at most 100,000,000 bytes (100 MB)."),
         "a LoRA": (["--model", str(lora)], "detail.safetensors is a LoRA file, not a full Stable Diffusion "
                                            "checkpoint; pick it where that kind is used."),
     })

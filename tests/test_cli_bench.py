@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -10,6 +15,10 @@ import pytest
 from studio_testing import run_studio
 
 from studio.cli_bench import report
+
+
+def building_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("Building")]
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +29,10 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, float]:
     elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
     assert "tiny sd15 layout" in result.stderr  # progress goes to stderr, the JSON alone to stdout
+    building = building_lines(result.stderr)  # one copy, shared by both sides: one line
+    assert len(building) == 1 and re.fullmatch(r"Building a tiny sd15 layout \(1/8 of every width; not a real "
+                                               r"model's speed\) with random weights on CPU · \d+ threads?, in "
+                                               r"float32, for both sides…", building[0]), building
     return json.loads(result.stdout), elapsed
 
 
@@ -77,3 +90,56 @@ def test_bench_refuses_a_cfg_scale_a_generation_would_refuse(tmp_path: Path, cfg
     result = run_studio(tmp_path / "home", "bench", "--cfg", cfg, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip() == f"studio: --cfg must be between 0 and 50, not {float(cfg):g}."
+
+
+@pytest.mark.parametrize("plain", ["float32", "bfloat16"])
+def test_bench_says_building_once_with_each_sides_precision(tmp_path: Path, plain: str):
+    """Where Studio gets its own copy (bfloat16, channels-last), "Building a tiny sdxl layout … with random weights"
+    began two lines, read as one line said twice; the second named the device's float32 even for a bfloat16 plain
+    diffusers."""
+    result = run_studio(tmp_path / "home", "bench", "--family", "sdxl", "--runs", "1", "--plain-dtype", plain,
+                        "--json", env={"STUDIO_CPU_DTYPE": "bfloat16", "STUDIO_CPU_THREADS": "1"}, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert building_lines(result.stderr) == [
+        "Building a tiny sdxl layout (1/8 of every width; not a real model's speed) with random weights on CPU · "
+        f"1 thread, twice: in {plain} for plain diffusers, in bfloat16 (channels-last) for Studio…"]
+    data = json.loads(result.stdout)
+    assert (data["plain_dtype"], data["studio_dtype"]) == (plain, "bfloat16")
+    # The report's device is where; the precisions have their line ("Device: CPU · 1 thread · float32" was said
+    # above "Precision: plain diffusers bfloat16, Studio bfloat16"). The warm-ups name the sides as it does.
+    text = report(data)
+    assert f"Device: CPU · 1 thread · torch {data['torch']}" in text
+    assert f"Precision: plain diffusers {plain}, Studio bfloat16" in text
+    assert "Warm-up: plain diffusers…\nWarm-up: Studio…\n" in result.stderr
+
+
+def test_ctrl_c_stops_the_bench_with_a_sentence(tmp_path: Path):
+    """Ctrl+C printed a traceback from wherever torch or the thread probe happened to be."""
+    home = tmp_path / "home"
+    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
+    home.mkdir()
+    bench = subprocess.Popen([sys.executable, "-m", "studio", "bench", "--runs", "1000"], env=env, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                             encoding="utf-8")
+    try:
+        for line in bench.stdout:  # the progress lines go to stdout without --json
+            if line.startswith("Run 1/"):
+                bench.send_signal(signal.SIGINT)
+                break
+        rest, stderr = bench.communicate(timeout=120)
+    finally:
+        bench.kill()
+    assert (bench.returncode, stderr) == (130, "studio: bench stopped; nothing was measured.\n")
+    assert "Studio is " not in rest  # no report of runs that did not finish
+
+
+def test_every_argument_of_studio_bench_says_what_it_takes_in_a_users_words():
+    """--family and --device had no help, and --scheduler's default was explained by 'the baselines in
+    shared/gpu', a folder of the developers' that no user has."""
+    from test_cli_models import subcommands, undocumented
+
+    from studio.cli import build_parser
+
+    bench = subcommands(build_parser())["bench"]
+    assert undocumented(bench, "studio bench") == []
+    assert "shared/" not in bench.format_help()

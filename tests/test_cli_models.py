@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import pickle
 import shutil
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hub_server import FakeHub, FakeRepo
-from model_files import esrgan, lora, sd1
+from model_files import esrgan, lora, sd1, write
 from PIL import Image
 from studio_testing import run_studio
 
@@ -58,12 +61,18 @@ def test_import_list_link_and_remove(home, tmp_path):
     none_of_it = studio(home, "list", "--kind", "vae", "--no-hash")
     assert none_of_it.stdout.strip() == ("No models of the kind vae in the library; `studio models list` shows its 3 "
                                          "other models.")
+    none_as_json = studio(home, "list", "--kind", "vae", "--no-hash", "--json")  # was the sentence above, not JSON
+    assert (none_as_json.returncode, json.loads(none_as_json.stdout)) == (0, [])
     unknown = studio(home, "list", "--kind", "loras")
     assert unknown.returncode == 2 and "invalid choice: 'loras'" in unknown.stderr
     refused = studio(home, "remove", "ink", "-y")
     assert refused.returncode == 2 and "does not delete other tools' files" in refused.stderr
     asked = studio(home, "remove", "dreamy")
-    assert asked.returncode == 2 and "without --yes" in asked.stderr
+    assert (asked.returncode, asked.stderr) == (2, "studio: there is no terminal to ask on, so nothing was removed; "
+                                                   "pass -y (--yes) to remove dreamy.\n")
+    unknown = studio(home, "remove", "nothing")  # what is wrong with the name comes first
+    assert (unknown.returncode, unknown.stderr) == (2, "studio: The library has no model named 'nothing'; `studio "
+                                                       "models list` shows the names.\n")
     removed = studio(home, "remove", "dreamy", "-y")
     assert removed.returncode == 0 and "Removed dreamy" in removed.stdout
     unlinked = studio(home, "remove", str(a1111), "-y")
@@ -85,6 +94,32 @@ def test_a_pickle_is_refused_and_never_runs(home, tmp_path, name):
     assert not (tmp_path / "ran").exists()
 
 
+@pytest.mark.parametrize("claimed", [3_000_000_000, 50_000_000])
+def test_a_corrupt_file_gets_the_same_sentence_from_import_list_and_generate(home, tmp_path, claimed):
+    """Imports and the library checked headers against 16 MiB, loads (studio generate) against 100 MiB: a header
+    claiming 3 GB named two different limits, and one claiming 50 MB was 'too long' to import but 'not valid
+    JSON' to generate from."""
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(claimed.to_bytes(8, "little") + b"{" + b"x" * 200)
+    imported = studio(home, "import", str(bad))
+    generated = run_studio(home, "generate", "--model", str(bad), "--prompt", "p", "-o", str(tmp_path / "o.png"))
+    assert (imported.returncode, generated.returncode) == (2, 2)
+    assert imported.stderr == generated.stderr, (imported.stderr, generated.stderr)
+    assert imported.stderr.startswith("studio: broken.safetensors is a corrupt safetensors file: its header claims ")
+    shutil.copy(bad, (home / "data" / "models" / "checkpoints").mkdir(parents=True, exist_ok=True) or
+                home / "data" / "models" / "checkpoints" / bad.name)
+    assert f"studio: {listing(home)['broken']['problem']}\n" == imported.stderr
+
+
+def test_a_header_too_long_is_said_in_a_persons_words(home, tmp_path):
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes((3_000_000_000).to_bytes(8, "little") + b"{" + b"x" * 200)
+    result = studio(home, "import", str(bad))
+    assert result.stderr == ("studio: broken.safetensors is a corrupt safetensors file: its header claims to be "
+                             "3,000,000,000 bytes long, but a safetensors header holds at most 100,000,000 bytes "
+                             "(100 MB).\n")
+
+
 def test_an_import_into_a_models_folder_that_cannot_be_written_is_one_sentence(home, tmp_path):
     """It crashed with a traceback (the folder was made outside the error handling)."""
     assert studio(home, "list").returncode == 0
@@ -95,6 +130,56 @@ def test_an_import_into_a_models_folder_that_cannot_be_written_is_one_sentence(h
     result = studio(home, "import", str(sd1(tmp_path / "dreamy.safetensors")))
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert result.stderr.startswith("studio: dreamy.safetensors could not be copied into ")
+
+
+def test_a_copy_or_download_that_fails_midway_says_so_on_a_line_of_its_own(home, tmp_path):
+    """The error was written onto the end of the progress line: "Copying big.safetensors: 39%studio: big…". A
+    file-size limit (RLIMIT_FSIZE) stands in for a full disk: the write past it fails with "File too large"."""
+    resource = pytest.importorskip("resource")
+    unet = "model.diffusion_model."
+    big = write(tmp_path / "big.safetensors", {  # an SD 1.x checkpoint's keys (as model_files.sd1's), 20 MB
+        unet + "input_blocks.0.0.weight": (1, 4, 1, 1), unet + "out.0.weight": (20 * 2**20,),
+        unet + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (1, 768),
+        "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight": (1, 1)})
+    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8",
+               HF_HOME=str(tmp_path / "hf"), NO_PROXY="127.0.0.1")
+    assert studio(home, "list").returncode == 0  # the settings and the folders are made without the limit
+
+    def under_the_limit(*args: str) -> str:
+        limited = subprocess.run(
+            [sys.executable, "-m", "studio", "models", *args], env=env, cwd=home.parent, capture_output=True,
+            stdin=subprocess.DEVNULL, timeout=120,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (12 * 2**20, 12 * 2**20)))
+        assert limited.returncode == 2, limited.stderr
+        return limited.stderr.decode("utf-8")
+
+    copied = under_the_limit("import", str(big))
+    assert copied.startswith("\rCopying big.safetensors: ") and copied.endswith(
+        f"%\nstudio: big.safetensors could not be copied into {home / 'data' / 'models' / 'checkpoints'}: "
+        "File too large.\n"), copied
+    files = {"config.json": json.dumps({"_class_name": "AutoencoderKL", "latent_channels": 4}).encode(),
+             "diffusion_pytorch_model.safetensors": bytes(20 * 2**20)}
+    with FakeHub({"tester/big-vae": FakeRepo(files)}) as hub:
+        downloaded = under_the_limit("download", "tester/big-vae", "--endpoint", hub.url, "-y")
+    assert downloaded.startswith("\r  0%  0 B of 20.0 MB  (0/2 files) config.json ") and downloaded.endswith(
+        "\nstudio: Could not write tester/big-vae/diffusion_pytorch_model.safetensors into the models folder: File "
+        "too large.\n"), downloaded
+
+
+def test_linking_one_model_file_says_what_it_is_and_an_unusable_one_is_not_linked(home, tmp_path):
+    """Linking a file said "0 usable model(s) found there" of a usable checkpoint (only folders were counted),
+    and linked a corrupt file just the same."""
+    model = sd1(tmp_path / "elsewhere" / "dreamy.safetensors")
+    linked = studio(home, "link", str(model))
+    assert (linked.returncode, linked.stdout) == (0, f"Linked {model}: SD 1.x, listed as dreamy.\n")
+    assert listing(home)["dreamy"]["source"] == f"linked: {model}"
+    broken = tmp_path / "elsewhere" / "broken.safetensors"
+    broken.write_bytes(b"\x05\0\0\0\0\0\0\0[1,2]")
+    refused = studio(home, "link", str(broken))
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr == ("studio: broken.safetensors is a corrupt safetensors file: its header does not start "
+                              "with '{'. Nothing was linked.\n")
+    assert set(listing(home)) == {"dreamy"}
 
 
 def test_an_upscaler_goes_to_its_folder(home, tmp_path):
@@ -116,6 +201,21 @@ def test_download_from_a_hub_and_the_recommended_list(home, tmp_path):
     assert offline.returncode == 2 and "offline" in offline.stderr
     recommended = studio(home, "recommended")
     assert "stabilityai/sd-turbo" in recommended.stdout and "about" in recommended.stdout
+
+
+def test_a_download_with_no_terminal_to_ask_on_needs_yes_as_a_removal_does(home, tmp_path):
+    """It asks "Download? [y/N]" on a terminal, but with none (a script, a pipe) it went ahead without asking,
+    where `studio models remove` refuses."""
+    files = {"config.json": json.dumps({"_class_name": "AutoencoderKL", "latent_channels": 4}).encode(),
+             "diffusion_pytorch_model.safetensors": b"\x08\0\0\0\0\0\0\0{}      "}
+    with FakeHub({"tester/tiny-vae": FakeRepo(files)}) as hub:
+        env = {"HF_HOME": str(tmp_path / "hf"), "NO_PROXY": "127.0.0.1"}
+        result = studio(home, "download", "tester/tiny-vae", "--endpoint", hub.url, env=env)
+        asked = list(hub.requests)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == ("studio: there is no terminal to ask on, so nothing was downloaded; pass -y (--yes) to "
+                             "download tester/tiny-vae.\n")
+    assert asked == [] and not (home / "data" / "models" / "tiny-vae").exists()
 
 
 @pytest.mark.slow
@@ -143,3 +243,28 @@ def test_a_ckpt_is_imported_with_convert(home, tmp_path):
     converted = studio(home, "import", str(checkpoint), "--convert")
     assert converted.returncode == 0, converted.stderr
     assert (home / "data" / "models" / "loras" / "ink.safetensors").is_file()
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def undocumented(parser: argparse.ArgumentParser, name: str) -> list[str]:
+    """Every argument of ``name``'s sub-commands that ``--help`` lists without a word about it."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, sub in action.choices.items():
+                found += undocumented(sub, f"{name} {command}")
+        elif not action.help and not isinstance(action, argparse._HelpAction):
+            found.append(f"{name} {'/'.join(action.option_strings) or action.metavar or action.dest}")
+    return found
+
+
+def test_every_argument_of_studio_models_says_what_it_takes():
+    """`studio models import --help` and `link --help` listed a bare PATH (link takes a folder or one file)."""
+    from studio.cli import build_parser
+
+    models = subcommands(build_parser())["models"]
+    assert undocumented(models, "studio models") == []
+    assert all(subcommands(models)[action].description for action in ("link", "remove"))

@@ -32,7 +32,6 @@ LOADABLE_FAMILIES = ("sd1", "sd2", "sdxl")  # what the built-in generator runs
 KIND_FOLDERS = {"checkpoint": "checkpoints", "lora": "loras", "vae": "vae", "upscaler": "upscalers",
                 "style": "style", "ip-adapter": "ip-adapter", "embedding": "embeddings", "controlnet": "controlnet",
                 "preview-decoder": ""}  # TAESD folders keep their own names (taesd/, taesdxl/) in the models folder
-SCAN_HEADER_BYTES = 16 * 2**20  # looking at many untrusted files: real headers are a few MB at most
 # Sub-folders that mark another tool's models folder, so the library can say where a model lives.
 LAYOUTS = (("AUTOMATIC1111", ("Stable-diffusion", "Lora")), ("ComfyUI", ("checkpoints", "loras")),
            ("InvokeAI", ("sd-1", "sdxl")), ("InvokeAI", ("sd-1/main",)))
@@ -149,7 +148,7 @@ def item_for_file(path: Path, source: str) -> LibraryItem:
     """One weights file, identified by its contents (a dangling link or unreadable file is listed with why)."""
     try:
         size = path.stat().st_size
-        kind = detect_kind(check_weights_file(path, SCAN_HEADER_BYTES), path.name, path)
+        kind = detect_kind(check_weights_file(path), path.name, path)
     except OSError as exc:
         return LibraryItem(path.stem, path, "unknown", "", "Unusable", 0, source,
                            problem=f"{path.name} could not be read: {(exc.strerror or str(exc)).rstrip('.')}.")

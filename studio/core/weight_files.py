@@ -25,7 +25,10 @@ TORCH_ZIP = "torch-zip"
 GGUF = "gguf"
 UNKNOWN = "unknown"
 
-MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit is 100 MB; real headers are a few MB at most
+# safetensors' own limit (MAX_HEADER_SIZE in its Rust code; a longer header is "header too large"): a file that
+# passes this check can be opened. The one limit for every path (loads, imports, library scans); real headers are a
+# few MB at most.
+MAX_HEADER_BYTES = 100_000_000
 _SNIFF_BYTES = 64
 _ZIP_MAGIC = b"PK\x03\x04"
 
@@ -213,10 +216,15 @@ def _check_layout(path: Path, tensors: dict[str, TensorInfo], data_size: int) ->
         raise _corrupt(path, f"{data_size - previous_end} bytes after the last tensor belong to no tensor")
 
 
-def read_safetensors_header(path: Path, max_header_bytes: int = MAX_HEADER_BYTES) -> SafetensorsInfo:
+def _too_long(length: int) -> str:
+    return (f"its header claims to be {length:,} bytes long, but a safetensors header holds at most "
+            f"{MAX_HEADER_BYTES:,} bytes ({MAX_HEADER_BYTES // 10**6} MB)")
+
+
+def read_safetensors_header(path: Path) -> SafetensorsInfo:
     """The validated header of a safetensors file; ModelError naming the file and the fault otherwise.
 
-    Reads 8 + header bytes only (never more than ``max_header_bytes``); no tensor data is read.
+    Reads 8 + header bytes only (never more than ``MAX_HEADER_BYTES``); no tensor data is read.
     """
     path = Path(path)
     try:
@@ -226,10 +234,11 @@ def read_safetensors_header(path: Path, max_header_bytes: int = MAX_HEADER_BYTES
             if len(prefix) < 8:
                 raise _corrupt(path, f"it is only {len(prefix)} bytes long, shorter than the 8-byte header length")
             (length,) = struct.unpack("<Q", prefix)
-            if length > max_header_bytes:
-                raise _corrupt(path, f"its header claims {length} bytes, more than the {max_header_bytes} allowed")
+            if length > MAX_HEADER_BYTES:
+                raise _corrupt(path, _too_long(length))
             if length > file_size - 8:
-                raise _corrupt(path, f"its header claims {length} bytes but only {file_size - 8} follow")
+                raise _corrupt(path, f"its header claims to be {length:,} bytes long, but only {file_size - 8:,} "
+                                     "bytes follow (the file is cut short)")
             raw = handle.read(length)  # bounded by the checks above
     except OSError as exc:
         raise ModelError(f"Could not read {path.name}: {(exc.strerror or str(exc)).rstrip('.')}.") from None
@@ -268,10 +277,9 @@ def pickle_refusal(path: Path) -> str:
             "(it reads tensors only, with torch.load(weights_only=True)).")
 
 
-def check_weights_file(path: Path, max_header_bytes: int = MAX_HEADER_BYTES) -> SafetensorsInfo:
-    """The gate every weight load goes through: the validated safetensors header, or ModelError with one sentence.
-
-    ``max_header_bytes`` may be lowered where many untrusted files are only being looked at (a library scan)."""
+def check_weights_file(path: Path) -> SafetensorsInfo:
+    """The gate every weight load, import and library scan goes through: the validated safetensors header, or
+    ModelError with one sentence (the same sentence for the same file, whichever path met it)."""
     path = Path(path)
     if not path.exists():
         raise ModelError(f"There is no weights file at {path}.")
@@ -289,7 +297,7 @@ def check_weights_file(path: Path, max_header_bytes: int = MAX_HEADER_BYTES) -> 
         raise ModelError(f"{path.name} is not a safetensors file (its first bytes match no weights format "
                          "Studio knows); Studio only loads safetensors weights.")
     # Named .safetensors but damaged: the header reader says exactly what is wrong.
-    return read_safetensors_header(path, max_header_bytes)
+    return read_safetensors_header(path)
 
 
 def numbers_in(paths: Iterable[Path]) -> int:

@@ -57,6 +57,7 @@ TOLERANCE = (1.0, 8.0)  # mean and max absolute pixel difference (of 255) accept
 # Beside the pipelines on the CPU: activations, the pictures, the interpreter (SDXL at 512x512 peaked at 21.5 GB
 # against 20.4 GB of pipelines).
 RUNS_BYTES = 3 * GIB // 2
+SIDE_NAMES = {"plain": "plain diffusers", "studio": "Studio"}  # as the report names them
 PLAIN_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -216,12 +217,11 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     separate = studio_device.dtype != plain_device.dtype or lays_out(studio_device)  # plain diffusers' stays as is
     if device.kind == "cpu" and not tiny:
         check_memory(config.family, tiny, cache_dir, plain_device.dtype, studio_device.dtype if separate else None)
+    say(building_line(arch, plain_device, studio_device, separate))
     started = time.perf_counter()
     studio_pipe = None
     if separate:  # first: while its parts are converted from float32, plain diffusers' copy is not there yet
-        say(f"Building a {arch} with random weights for Studio, in {dtype_name(studio_device.dtype)}…")
         studio_pipe = build_pipeline(config.family, tiny, studio_device, cache_dir)
-    say(f"Building a {arch} with random weights on {plain_device.description}…")
     pipe = build_pipeline(config.family, tiny, plain_device, cache_dir)
     studio_pipe = studio_pipe or pipe
     built = time.perf_counter() - started
@@ -252,7 +252,7 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     sides = {"plain": _Side(plain, runs=[]), "studio": _Side(studio, runs=[])}
     share_the_interpreter()  # as the app's engine thread does: the probe stands in for its window
     for name, side in sides.items():  # warm-up: first-call costs, and the fast path's capture
-        say(f"Warm-up: {name}…")
+        say(f"Warm-up: {SIDE_NAMES[name]}…")
         side.warmup, side.images, side.peak = timed(side.make, device)
         side.reserved = peak_reserved(device)
     for run in range(config.runs):  # alternating, so clock and thermal drift hit both sides alike
@@ -276,7 +276,7 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     return {
         "family": config.family, "architecture": "tiny" if tiny else "full", "architecture_label": arch,
         "size": size, "steps": steps, "batch": config.batch, "runs": config.runs, "scheduler": config.scheduler,
-        "cfg": config.cfg, "compile": state.options.compile, "device": device.description, "device_kind": device.kind,
+        "cfg": config.cfg, "compile": state.options.compile, "device": device_place(device), "device_kind": device.kind,
         "plain_dtype": dtype_name(plain_device.dtype), "studio_dtype": dtype_name(studio_device.dtype),
         "torch": torch.__version__, "diffusers": diffusers.__version__, "python": sys.version.split()[0],
         "build_seconds": built, "plain": plain_side, "studio": studio_side,
@@ -285,6 +285,23 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
         "same_seed_difference": same_seed_difference(sides["plain"].images, sides["studio"].images,
                                                      plain_device.dtype == studio_device.dtype),
     }
+
+
+def device_place(device: DeviceInfo) -> str:
+    """The device's description without the precision it ends with ("CPU · 2 threads"): the sides may use others."""
+    head, _, tail = device.description.rpartition(" · ")
+    return head if head and tail in PLAIN_DTYPES else device.description
+
+
+def building_line(arch: str, plain: DeviceInfo, studio: DeviceInfo, separate: bool) -> str:
+    """The one progress line for building the pipelines: where, and in which precision each side's copy is (two
+    lines that began alike read as one said twice, and the second named the device's precision, not plain's)."""
+    place = device_place(plain)
+    if not separate:
+        return f"Building a {arch} with random weights on {place}, in {dtype_name(plain.dtype)}, for both sides…"
+    layout = " (channels-last)" if lays_out(studio) else ""
+    return (f"Building a {arch} with random weights on {place}, twice: in {dtype_name(plain.dtype)} for plain "
+            f"diffusers, in {dtype_name(studio.dtype)}{layout} for Studio…")
 
 
 def timed(make: Callable[[], list[Image.Image]], device: DeviceInfo) -> tuple[float, list[Image.Image], int]:

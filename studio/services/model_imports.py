@@ -144,6 +144,23 @@ def convert_and_import(source: Path, models_dir: Path, *, hash_cache: Path | Non
 
 def remove_model(value: str, models_dir: Path, linked: list[Path]) -> tuple[LibraryItem, list[Path]]:
     """Delete a model inside the models folder, or unlink a linked path; returns the item and the new links."""
+    item, links = what_removing_does(value, models_dir, linked)
+    if links == list(linked):  # not an unlink: the files go
+        try:
+            if item.path.is_dir():
+                shutil.rmtree(item.path)
+            else:
+                item.path.unlink()
+        except OSError as exc:  # a read-only drive, a file in use (Windows): a sentence, not a traceback
+            raise ModelError(f"{item.name} could not be deleted from {item.path.parent}: "
+                             f"{(exc.strerror or str(exc)).rstrip('.')}.") from exc
+        _forget_import(models_dir, item.path)
+    return item, links
+
+
+def what_removing_does(value: str, models_dir: Path, linked: list[Path]) -> tuple[LibraryItem, list[Path]]:
+    """What ``remove_model`` would remove, and the links it would leave (fewer: it unlinks ``item``, the same:
+    it deletes ``item``'s files), changing nothing; InvalidRequest where it would refuse."""
     items = scan_library(models_dir, linked)
     item = find_item(value, items)
     resolved_links = {real_path(p): p for p in linked}
@@ -165,11 +182,6 @@ def remove_model(value: str, models_dir: Path, linked: list[Path]) -> tuple[Libr
     if item.linked:  # found through a linked folder (a kind folder that is a symlink is still Studio's own)
         raise InvalidRequest(f"{item.path} is in a linked folder, not in Studio's models folder; Studio does not "
                              "delete other tools' files. Unlink the folder instead.")
-    if item.path.is_dir():
-        shutil.rmtree(item.path)
-    else:
-        item.path.unlink()
-    _forget_import(models_dir, item.path)
     return item, list(linked)
 
 

@@ -19,6 +19,7 @@ from safetensors.numpy import save_file
 from studio.core.errors import ModelError
 from studio.core.weight_files import (
     DTYPE_BITS,
+    MAX_HEADER_BYTES,
     check_weights_file,
     read_safetensors_header,
     sniff_weights_format,
@@ -83,8 +84,8 @@ def test_header_padding_and_non_string_metadata(tmp_path):
 F32_2 = entry("F32", [2], 0, 8)
 
 MALFORMED = {
-    "header over the cap": (lambda p: write_raw(p, b"{}", b"", length=2**40), "more than"),
-    "header longer than file": (lambda p: write_raw(p, b"{}", b"", length=500), "only 2 follow"),
+    "header over the cap": (lambda p: write_raw(p, b"{}", b"", length=2**40), "holds at most 100,000,000 bytes"),
+    "header longer than file": (lambda p: write_raw(p, b"{}", b"", length=500), "only 2 bytes follow"),
     "shorter than 8 bytes": (lambda p: p.write_bytes(b"\x02\0\0"), "only 3 bytes"),
     "not json": (lambda p: write_raw(p, b"{not json", b""), "not valid JSON"),
     "not utf-8": (lambda p: write_raw(p, b'{"\xff": 1}', b""), "not UTF-8"),
@@ -135,6 +136,21 @@ def test_truncated_real_file(tmp_path):
         read_safetensors_header(path)
 
 
+def test_the_header_limit_is_the_one_safetensors_opens(tmp_path):
+    """A header one byte past the limit, otherwise valid: refused here, and by safetensors itself (the limit was
+    100 MiB, 4.8 MB above safetensors' own, so such a file passed the gate and then failed to open)."""
+    path = tmp_path / "long.safetensors"
+    with open(path, "wb") as out:
+        out.write(struct.pack("<Q", MAX_HEADER_BYTES + 1) + b"{" + b" " * (MAX_HEADER_BYTES - 1) + b"}")
+    with pytest.raises(ModelError) as caught:
+        check_weights_file(path)
+    assert str(caught.value) == ("long.safetensors is a corrupt safetensors file: its header claims to be "
+                                 "100,000,001 bytes long, but a safetensors header holds at most 100,000,000 bytes "
+                                 "(100 MB).")
+    with pytest.raises(Exception, match="header too large"), safe_open(str(path), framework="numpy"):
+        pass
+
+
 def test_a_lying_header_length_allocates_nothing(tmp_path):
     path = tmp_path / "huge.safetensors"
     path.write_bytes(struct.pack("<Q", 2**40) + b"{}" + b"\0" * 1000)
@@ -142,8 +158,10 @@ def test_a_lying_header_length_allocates_nothing(tmp_path):
     try:
         with pytest.raises(ModelError, match="corrupt"):
             read_safetensors_header(path)
-        with pytest.raises(ModelError, match="corrupt"):  # under the cap but past the file's end
-            read_safetensors_header(path, max_header_bytes=2**41)
+        near = tmp_path / "near.safetensors"
+        near.write_bytes(struct.pack("<Q", MAX_HEADER_BYTES) + b"{}" + b"\0" * 1000)
+        with pytest.raises(ModelError, match="but only 1,002 bytes follow"):  # under the cap but past the file's end
+            read_safetensors_header(near)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

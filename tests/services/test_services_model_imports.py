@@ -138,6 +138,24 @@ def test_remove_deletes_inside_the_models_folder_and_only_unlinks_other_folders(
         remove_model("nothing", models, [])
 
 
+def test_a_model_that_cannot_be_deleted_is_one_sentence_and_stays_listed(tmp_path, monkeypatch):
+    """A read-only drive or a file in use raised PermissionError out of `studio models remove`: a traceback."""
+    models = tmp_path / "models"
+    import_model(sd1(tmp_path / "dl" / "dreamy.safetensors"), models)
+
+    def refuse(self: Path, missing_ok: bool = False) -> None:
+        raise PermissionError(1, "Operation not permitted", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.raises(ModelError) as caught:
+        remove_model("dreamy", models, [])
+    assert str(caught.value) == (f"dreamy could not be deleted from {(models / 'checkpoints').resolve()}: "
+                                 "Operation not permitted.")
+    monkeypatch.undo()
+    assert [i.name for i in scan_library(models)] == ["dreamy"]
+    assert json.loads((models / IMPORTS_FILE).read_text())  # still remembers where it came from
+
+
 def test_a_pickle_checkpoint_is_converted_then_imported_tensors_only(tmp_path):
     import torch
 

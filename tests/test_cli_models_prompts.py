@@ -1,0 +1,126 @@
+"""``studio models remove|download`` asking at a terminal: run in a pseudo-terminal, answered as a person would."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hub_server import FakeHub, FakeRepo
+from model_files import sd1
+
+from studio.core.units import format_size
+
+pty = pytest.importorskip("pty")  # POSIX only
+
+
+def at_a_terminal(home: Path, args: list[str], answer: bytes, env: dict[str, str] | None = None,
+                  timeout: float = 60) -> tuple[int, str]:
+    """``python -m studio ARGS`` on a pseudo-terminal: ``answer`` is typed once it asks "[y/N]"; the exit code
+    and everything it showed."""
+    full_env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8", **(env or {}))
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the terminal is its stdin, stdout and stderr
+        os.chdir(home.parent)
+        os.execve(sys.executable, [sys.executable, "-m", "studio", *args], full_env)
+    shown, answered, deadline = b"", False, time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # EIO: the child closed the terminal (it exited)
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            if not answered and b"[y/N] " in shown and reading(pid):
+                os.write(fd, answer)
+                answered = True
+        else:
+            os.kill(pid, 9)
+            pytest.fail(f"studio did not finish at the terminal in {timeout} s: {shown!r}")
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), shown.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def reading(pid: int) -> bool:
+    """Whether the process's main thread sleeps (in the read after the question), as a person's key would find it:
+    a Ctrl+C between the question and the read sets Python's flag, but nothing wakes the read to see it."""
+    try:
+        stat = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS): a moment is what a person takes anyway
+        time.sleep(0.5)
+        return True
+    return stat.rpartition(")")[2].split()[0] == "S"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "studio-home"
+
+
+def in_library(home: Path, name: str) -> Path:
+    return sd1(home / "data" / "models" / "checkpoints" / f"{name}.safetensors")
+
+
+@pytest.mark.parametrize("key", [b"\x04", b"\x03"], ids=["ctrl-d", "ctrl-c"])
+def test_ctrl_d_or_ctrl_c_at_the_remove_question_is_a_no(home, key):
+    """Ctrl+D raised EOFError out of input(): a traceback."""
+    model = in_library(home, "dreamy")
+    code, shown = at_a_terminal(home, ["models", "remove", "dreamy"], key)
+    assert (code, "Traceback" in shown) == (1, False), shown
+    assert shown.startswith("Delete dreamy (SD 1.x, ") and model.is_file()
+
+
+@pytest.mark.parametrize("key", [b"\x04", b"\x03"], ids=["ctrl-d", "ctrl-c"])
+def test_ctrl_d_or_ctrl_c_at_the_download_question_downloads_nothing(home, tmp_path, key):
+    """Ctrl+C said 'download stopped; run the same command again to resume' of a download never started."""
+    files = {"config.json": json.dumps({"_class_name": "AutoencoderKL", "latent_channels": 4}).encode(),
+             "diffusion_pytorch_model.safetensors": b"\x08\0\0\0\0\0\0\0{}      "}
+    with FakeHub({"tester/tiny-vae": FakeRepo(files)}) as hub:
+        env = {"HF_HOME": str(tmp_path / "hf"), "NO_PROXY": "127.0.0.1"}
+        code, shown = at_a_terminal(home, ["models", "download", "tester/tiny-vae", "--endpoint", hub.url], key, env)
+        fetched = hub.file_gets()
+    assert (code, "Traceback" in shown, "resume" in shown) == (1, False, False), shown
+    assert "Download? [y/N] " in shown and fetched == []
+
+
+def test_yes_at_the_questions_removes_and_downloads(home, tmp_path):
+    model = in_library(home, "dreamy")
+    code, shown = at_a_terminal(home, ["models", "remove", "dreamy"], b"y\n")
+    assert code == 0 and "Removed dreamy" in shown and not model.exists()
+    files = {"config.json": json.dumps({"_class_name": "AutoencoderKL", "latent_channels": 4}).encode(),
+             "diffusion_pytorch_model.safetensors": b"\x08\0\0\0\0\0\0\0{}      "}
+    with FakeHub({"tester/tiny-vae": FakeRepo(files)}) as hub:
+        env = {"HF_HOME": str(tmp_path / "hf"), "NO_PROXY": "127.0.0.1"}
+        code, shown = at_a_terminal(home, ["models", "download", "tester/tiny-vae", "--endpoint", hub.url], b"yes\n",
+                                    env)
+    assert code == 0 and "Downloaded tester/tiny-vae" in shown, shown
+    assert (home / "data" / "models" / "tiny-vae" / "diffusion_pytorch_model.safetensors").is_file()
+
+
+def test_remove_asks_about_what_it_would_delete_or_unlink_and_never_about_what_it_would_refuse(home, tmp_path):
+    """It asked "Remove nothing? [y/N]" of a name no model has (and only a yes said so), and never said that a yes
+    deletes the file, or where it is."""
+    model = in_library(home, "dreamy")
+    code, shown = at_a_terminal(home, ["models", "remove", "dreamy"], b"n\n")
+    size = format_size(model.stat().st_size)
+    assert (code, shown.splitlines()[0]) == (1, f"Delete dreamy (SD 1.x, {size}) at {model}? [y/N] n"), shown
+    assert model.is_file()
+    code, shown = at_a_terminal(home, ["models", "remove", "nothing"], b"y\n")
+    assert (code, shown.strip()) == (2, "studio: The library has no model named 'nothing'; `studio models list` "
+                                        "shows the names."), shown
+    other = (tmp_path / "ComfyUI" / "models" / "loras")
+    other.mkdir(parents=True)
+    assert at_a_terminal(home, ["models", "link", str(other)], b"")[0] == 0
+    code, shown = at_a_terminal(home, ["models", "remove", str(other)], b"y\n")
+    assert code == 0 and shown.startswith(f"Unlink {other} (its files stay where they are)? [y/N] y"), shown
+    assert other.is_dir()
