@@ -5,6 +5,7 @@ used, disabled and removed."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -150,6 +151,31 @@ def test_bad_sources_and_ids_are_one_sentence(tmp_path):
         assert result.returncode == 2 and "is not a plain name" in result.stderr
     ghost = studio(home, "plugins", "enable", "ghost")
     assert ghost.stderr.strip() == "studio: No plugin called 'ghost' is installed."
+
+
+def test_a_plugins_folder_that_cannot_be_written_is_one_sentence_not_a_traceback(tmp_path, wheel):
+    # Studio's data folder is a regular file: no folder can be made in it, for root too.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "data").write_text("x")
+    denied = studio(home, "plugins", "install", str(wheel), "--yes")
+    assert (denied.returncode, denied.stdout) == (2, "")
+    assert denied.stderr == (f"studio: Could not install {wheel.name}: {home / 'data' / 'plugins'} could not be "
+                             "written to (Not a directory).\n")
+
+
+def test_uninstalling_where_the_plugins_folder_cannot_be_written_is_one_sentence(tmp_path, wheel):
+    home = tmp_path / "home"
+    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
+    plugins = home / "data" / "plugins"
+    shutil.rmtree(plugins / ".trash", ignore_errors=True)
+    (plugins / ".trash").write_text("x")  # where removed plugins go cannot be made
+    removed = studio(home, "plugins", "uninstall", "cli-plugin")
+    assert removed.returncode == 2
+    assert removed.stderr == (f"studio: Could not remove cli-plugin: {plugins} could not be written to "
+                              "(File exists).\n")
+    assert not (plugins / "state.json").exists()  # it was off: removing it writes no state
+    assert [p["id"] for p in json.loads(studio(home, "plugins", "list", "--json").stdout)] == ["cli-plugin"]
 
 
 def test_install_and_update_from_an_index_on_a_local_server(tmp_path):
