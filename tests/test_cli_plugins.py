@@ -178,6 +178,23 @@ def test_uninstalling_where_the_plugins_folder_cannot_be_written_is_one_sentence
     assert [p["id"] for p in json.loads(studio(home, "plugins", "list", "--json").stdout)] == ["cli-plugin"]
 
 
+def test_a_plugin_runs_when_its_cache_folder_cannot_be_made_and_says_so(tmp_path, wheel):
+    home = tmp_path / "home"
+    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
+    assert studio(home, "plugins", "enable", "cli-plugin").returncode == 0
+    shutil.rmtree(home / "cache", ignore_errors=True)
+    (home / "cache").write_text("x")  # no folder can be made in Studio's cache folder, for root too
+    out = tmp_path / "made.png"
+    made = studio(home, "generate", "--generator", "cli-gen", "--prompt", "x", "--size", "64x64", "-o", str(out))
+    assert made.returncode == 0, made.stderr
+    assert Image.open(out).getpixel((0, 0)) == (100, 0, 0)
+    said = made.stdout + made.stderr
+    assert (f"The cache folder {home / 'cache' / 'plugin-cache' / 'cli-plugin'} of the plugin Test Plugin could not "
+            "be made (Not a directory); it uses ") in said
+    stand_in = said.split("; it uses ", 1)[1].split(" until Studio closes.", 1)[0]
+    assert not Path(stand_in).exists()  # removed when Studio ended
+
+
 def test_install_and_update_from_an_index_on_a_local_server(tmp_path):
     import hashlib
     from functools import partial
