@@ -196,7 +196,9 @@ class PluginInstaller:
                                "(.whl), a source archive (.zip, .tar.gz) or a folder.")
         unpacked = unpack(path, staging / "src", self.limits)
         roots = [unpacked] + sorted(p for p in unpacked.iterdir() if p.is_dir())
-        projects = [p for p in roots if (p / "pyproject.toml").is_file()]
+        # (a setuptools source is refused by the build, as it is from a folder)
+        projects = ([p for p in roots if (p / "pyproject.toml").is_file()]
+                    or [p for p in roots if (p / "setup.py").is_file() or (p / "setup.cfg").is_file()])
         if not projects or (projects[0] != unpacked and len(projects) > 1):
             raise InstallError(f"The archive {path.name} has no single pyproject.toml at its top or one folder "
                                "down, so it is not a plugin's source.")

@@ -339,6 +339,20 @@ def test_where_removed_plugins_go_cannot_be_made_install_and_uninstall_say_so(
     assert infos == ["studio_test_plugin-1.0.0.dist-info"]  # the installed version is untouched
 
 
+def test_a_folder_without_pyproject_is_not_a_plugin_s_source_and_setup_py_is_refused(
+        installer: PluginInstaller, tmp_path: Path) -> None:
+    (tmp_path / "notplugin").mkdir()
+    (tmp_path / "notplugin" / "readme.txt").write_text("x")
+    message = refused(installer, tmp_path / "notplugin", tmp_path, "no pyproject")
+    assert message == "The folder notplugin has no pyproject.toml, so it is not a plugin's source."
+    (tmp_path / "oldstyle").mkdir()
+    (tmp_path / "oldstyle" / "setup.py").write_text("raise SystemExit('setup.py ran')\n")
+    for source in (tmp_path / "oldstyle", zip_tree(tmp_path / "oldstyle", tmp_path / "oldstyle.zip")):
+        message = refused(installer, source, tmp_path, "only with flit_core")  # its setup.py would run
+        assert message.startswith(f"The plugin source {source.name} is not built with flit_core")
+        assert ".staging" not in message
+
+
 def test_uninstall_checks_the_id(installer: PluginInstaller) -> None:
     with pytest.raises(ManifestError, match="not a plain name"):
         installer.uninstall("../data")
