@@ -241,6 +241,28 @@ def test_install_and_update_from_an_index_on_a_local_server(tmp_path):
     assert unreachable.returncode == 2 and index in unreachable.stderr
 
 
+def test_a_plugin_id_is_looked_up_in_the_index_of_the_settings(tmp_path, wheel, monkeypatch):
+    import hashlib
+
+    from studio.core.settings import load_settings, save_settings
+
+    home = tmp_path / "home"
+    unset = studio(home, "plugins", "install", "cli-plugin", "--yes")
+    assert (unset.returncode, unset.stderr) == (2, "studio: There is no file or folder cli-plugin, and no plugin index "
+                                                   "is set to look the plugin cli-plugin up in; pass --index URL (or "
+                                                   "set plugin_index in the settings file).\n")
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps([{"name": "cli-plugin", "version": "1.0.0", "url": wheel.as_uri(),
+                                  "sha256": hashlib.sha256(wheel.read_bytes()).hexdigest()}]))
+    monkeypatch.setenv("STUDIO_HOME", str(home))
+    settings = load_settings()
+    settings.plugin_index = str(index)
+    save_settings(settings)
+    installed = studio(home, "plugins", "install", "cli-plugin", "--yes")  # as --help says: the index of the settings
+    assert installed.returncode == 0, installed.stderr
+    assert "Installed Test Plugin 1.0.0." in installed.stdout
+
+
 def test_installing_over_an_enabled_plugin_says_what_it_replaces_and_that_it_stays_enabled(tmp_path):
     home = tmp_path / "home"
     newer = plugin_wheel(tmp_path / "v2", version="2.0.0")
