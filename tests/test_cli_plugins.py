@@ -263,6 +263,18 @@ def test_a_plugin_id_is_looked_up_in_the_index_of_the_settings(tmp_path, wheel, 
     assert "Installed Test Plugin 1.0.0." in installed.stdout
 
 
+def test_a_fresh_install_is_disabled_even_where_a_copy_removed_by_hand_was_enabled(tmp_path, wheel):
+    home = tmp_path / "home"
+    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
+    assert studio(home, "plugins", "enable", "cli-plugin").returncode == 0
+    shutil.rmtree(home / "data" / "plugins" / "cli-plugin")  # removed by hand: state.json still has it on
+    again = studio(home, "plugins", "install", str(wheel), "--yes")
+    assert again.returncode == 0, again.stderr
+    assert "It is disabled until you run: studio plugins enable cli-plugin" in again.stdout
+    listed = json.loads(studio(home, "plugins", "list", "--json").stdout)
+    assert [(p["id"], p["status"]) for p in listed] == [("cli-plugin", "disabled")]  # as it said
+
+
 def test_installing_over_an_enabled_plugin_says_what_it_replaces_and_that_it_stays_enabled(tmp_path):
     home = tmp_path / "home"
     newer = plugin_wheel(tmp_path / "v2", version="2.0.0")
