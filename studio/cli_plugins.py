@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from studio.core.errors import StudioError
 from studio.core.paths import studio_paths
 from studio.core.safe_text import escaped
 from studio.plugin_host.host import PluginHost, PluginRecord
+from studio.plugin_host.manifest import PLUGIN_ID
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -31,7 +33,8 @@ def add_plugins_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
         description="Install a plugin. Shows what pip would install first (a dry run with Studio's own packages "
                     "pinned) and asks before installing anything. The plugin stays disabled until enabled.")
     install.add_argument("source", metavar="SOURCE",
-                         help="a .whl, .tar.gz or .zip file, a plugin folder, or (with --index) a plugin id")
+                         help="a .whl, .tar.gz or .zip file, a plugin folder, or a plugin id (looked up in the "
+                              "plugin index)")
     install.add_argument("--index", metavar="URL", help="the plugin index to look SOURCE up in (default: settings)")
     install.add_argument("-y", "--yes", action="store_true", help="install without asking")
     update = actions.add_parser("update", help="install newer versions from the plugin index")
@@ -136,6 +139,13 @@ def _index_url(given: str | None) -> str:
 
 def _install(host: PluginHost, source: str, index: str | None, yes: bool) -> int:
     installer = _installer(host)
+    if not index and PLUGIN_ID.match(source) and not Path(source).expanduser().exists():
+        from studio.core.settings import load_settings
+
+        index = load_settings().plugin_index  # a plugin id, not a file: looked up in the index of the settings
+        if not index:
+            raise StudioError(f"There is no file or folder {source}, and no plugin index is set to look the plugin "
+                              f"{source} up in; pass --index URL (or set plugin_index in the settings file).")
     if index:
         from studio.plugin_host.plugin_index import fetch_index
 
@@ -155,6 +165,8 @@ def _install(host: PluginHost, source: str, index: str | None, yes: bool) -> int
     finally:
         installer.discard(plan)
     host.refresh()
+    if plan.replaces is None and plan.manifest.id in host.enabled_ids():
+        host.set_enabled(plan.manifest.id, False)  # left on by a copy removed by hand: installing is not enabling
     if plan.replaces is not None and plan.manifest.id in host.enabled_ids():  # as an update, it keeps its state
         print(f"Installed {plan.manifest.name} {plan.version} in place of {plan.replaces}; it stays enabled "
               f"(studio plugins disable {plan.manifest.id} turns it off).")
@@ -169,7 +181,8 @@ def _uninstall(host: PluginHost, plugin_id: str) -> int:
     if not record.found.managed:
         raise StudioError(f"{record.name} was installed into Python's environment, not by Studio; remove it with: "
                           f"{sys.executable} -m pip uninstall {record.found.distribution}")
-    host.set_enabled(plugin_id, False)
+    if plugin_id in host.enabled_ids():  # (one that is off needs no write: a read-only folder is said once, below)
+        host.set_enabled(plugin_id, False)
     _installer(host).uninstall(plugin_id)
     host.refresh()
     print(f"Removed {record.name} {record.version}.")

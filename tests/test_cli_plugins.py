@@ -5,6 +5,7 @@ used, disabled and removed."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -152,6 +153,48 @@ def test_bad_sources_and_ids_are_one_sentence(tmp_path):
     assert ghost.stderr.strip() == "studio: No plugin called 'ghost' is installed."
 
 
+def test_a_plugins_folder_that_cannot_be_written_is_one_sentence_not_a_traceback(tmp_path, wheel):
+    # Studio's data folder is a regular file: no folder can be made in it, for root too.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "data").write_text("x")
+    denied = studio(home, "plugins", "install", str(wheel), "--yes")
+    assert (denied.returncode, denied.stdout) == (2, "")
+    assert denied.stderr == (f"studio: Could not install {wheel.name}: {home / 'data' / 'plugins'} could not be "
+                             "written to (Not a directory).\n")
+
+
+def test_uninstalling_where_the_plugins_folder_cannot_be_written_is_one_sentence(tmp_path, wheel):
+    home = tmp_path / "home"
+    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
+    plugins = home / "data" / "plugins"
+    shutil.rmtree(plugins / ".trash", ignore_errors=True)
+    (plugins / ".trash").write_text("x")  # where removed plugins go cannot be made
+    removed = studio(home, "plugins", "uninstall", "cli-plugin")
+    assert removed.returncode == 2
+    assert removed.stderr == (f"studio: Could not remove cli-plugin: {plugins} could not be written to "
+                              "(File exists).\n")
+    assert not (plugins / "state.json").exists()  # it was off: removing it writes no state
+    assert [p["id"] for p in json.loads(studio(home, "plugins", "list", "--json").stdout)] == ["cli-plugin"]
+
+
+def test_a_plugin_runs_when_its_cache_folder_cannot_be_made_and_says_so(tmp_path, wheel):
+    home = tmp_path / "home"
+    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
+    assert studio(home, "plugins", "enable", "cli-plugin").returncode == 0
+    shutil.rmtree(home / "cache", ignore_errors=True)
+    (home / "cache").write_text("x")  # no folder can be made in Studio's cache folder, for root too
+    out = tmp_path / "made.png"
+    made = studio(home, "generate", "--generator", "cli-gen", "--prompt", "x", "--size", "64x64", "-o", str(out))
+    assert made.returncode == 0, made.stderr
+    assert Image.open(out).getpixel((0, 0)) == (100, 0, 0)
+    said = made.stdout + made.stderr
+    assert (f"The cache folder {home / 'cache' / 'plugin-cache' / 'cli-plugin'} of the plugin Test Plugin could not "
+            "be made (Not a directory); it uses ") in said
+    stand_in = said.split("; it uses ", 1)[1].split(" until Studio closes.", 1)[0]
+    assert not Path(stand_in).exists()  # removed when Studio ended
+
+
 def test_install_and_update_from_an_index_on_a_local_server(tmp_path):
     import hashlib
     from functools import partial
@@ -196,6 +239,40 @@ def test_install_and_update_from_an_index_on_a_local_server(tmp_path):
         server.server_close()
     unreachable = studio(home, "plugins", "update", "--index", index, "--yes")  # the server is gone
     assert unreachable.returncode == 2 and index in unreachable.stderr
+
+
+def test_a_plugin_id_is_looked_up_in_the_index_of_the_settings(tmp_path, wheel, monkeypatch):
+    import hashlib
+
+    from studio.core.settings import load_settings, save_settings
+
+    home = tmp_path / "home"
+    unset = studio(home, "plugins", "install", "cli-plugin", "--yes")
+    assert (unset.returncode, unset.stderr) == (2, "studio: There is no file or folder cli-plugin, and no plugin index "
+                                                   "is set to look the plugin cli-plugin up in; pass --index URL (or "
+                                                   "set plugin_index in the settings file).\n")
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps([{"name": "cli-plugin", "version": "1.0.0", "url": wheel.as_uri(),
+                                  "sha256": hashlib.sha256(wheel.read_bytes()).hexdigest()}]))
+    monkeypatch.setenv("STUDIO_HOME", str(home))
+    settings = load_settings()
+    settings.plugin_index = str(index)
+    save_settings(settings)
+    installed = studio(home, "plugins", "install", "cli-plugin", "--yes")  # as --help says: the index of the settings
+    assert installed.returncode == 0, installed.stderr
+    assert "Installed Test Plugin 1.0.0." in installed.stdout
+
+
+def test_a_fresh_install_is_disabled_even_where_a_copy_removed_by_hand_was_enabled(tmp_path, wheel):
+    home = tmp_path / "home"
+    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
+    assert studio(home, "plugins", "enable", "cli-plugin").returncode == 0
+    shutil.rmtree(home / "data" / "plugins" / "cli-plugin")  # removed by hand: state.json still has it on
+    again = studio(home, "plugins", "install", str(wheel), "--yes")
+    assert again.returncode == 0, again.stderr
+    assert "It is disabled until you run: studio plugins enable cli-plugin" in again.stdout
+    listed = json.loads(studio(home, "plugins", "list", "--json").stdout)
+    assert [(p["id"], p["status"]) for p in listed] == [("cli-plugin", "disabled")]  # as it said
 
 
 def test_installing_over_an_enabled_plugin_says_what_it_replaces_and_that_it_stays_enabled(tmp_path):

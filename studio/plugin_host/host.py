@@ -23,6 +23,8 @@ from studio.plugin_host.registry import BUILTIN_PLUGIN, Contribution, Registry, 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
+STATE_LOCK = ".state.lock"  # held while state.json is read, changed and written
+STATE_LOCK_TIMEOUT = 30.0  # seconds; each holder holds it for a file read and write
 MAX_FAILURES = 3
 
 ENABLED = "enabled"
@@ -81,29 +83,40 @@ class PluginHost:
 
     def set_enabled(self, plugin_id: str, enabled: bool) -> PluginRecord:
         """Turn a plugin on or off (remembered across sessions); enabling clears this session's failures."""
+        from filelock import FileLock, Timeout  # here, not at import: the window's first frame does not wait for it
+
         record = self.record(plugin_id)
-        ids = self.enabled_ids()
         if enabled:
             if record.found.manifest is None:
                 raise StudioError(f"{record.name} cannot be enabled: {record.found.error}")
             if reason := record.found.manifest.incompatibility():
                 raise StudioError(reason)
-            # refused, and not remembered: it would take the id over silently once its owner is off
-            if clash := self._clash(_contributions(record.found), self._owned_by_others(plugin_id, ids)):
-                raise StudioError(f"{record.name} cannot be enabled: {clash}; disable that plugin first.")
-            ids.add(plugin_id)
-            with self._lock:
-                self._failures.pop(plugin_id, None)
-                self._switched_off.pop(plugin_id, None)
-        else:
-            ids.discard(plugin_id)
         try:
             self.plugins_dir.mkdir(parents=True, exist_ok=True)
-            write_atomically(self.plugins_dir / STATE_FILE,
-                             json.dumps({"enabled": sorted(ids)}, indent=2).encode("utf-8"))
+            # Another Studio (a window, a `studio plugins disable` beside it) may change the file at the same
+            # time: read, change and write it as one step, or one of the changes is lost.
+            with FileLock(self.plugins_dir / STATE_LOCK, timeout=STATE_LOCK_TIMEOUT):
+                ids = self.enabled_ids()
+                if enabled:
+                    # refused, and not remembered: it would take the id over silently once its owner is off
+                    others = self._owned_by_others(plugin_id, ids)
+                    if clash := self._clash(_contributions(record.found), others):
+                        raise StudioError(f"{record.name} cannot be enabled: {clash}; disable that plugin first.")
+                    ids.add(plugin_id)
+                else:
+                    ids.discard(plugin_id)
+                write_atomically(self.plugins_dir / STATE_FILE,
+                                 json.dumps({"enabled": sorted(ids)}, indent=2).encode("utf-8"))
+        except Timeout:
+            raise StudioError(f"Could not save which plugins are on in {self.plugins_dir}: another Studio kept it "
+                              f"busy for {STATE_LOCK_TIMEOUT:g} s; try again.") from None
         except OSError as exc:
             raise StudioError(f"Could not save which plugins are on in {self.plugins_dir}: "
                               f"{(exc.strerror or str(exc)).rstrip('.')}.") from exc
+        if enabled:
+            with self._lock:
+                self._failures.pop(plugin_id, None)
+                self._switched_off.pop(plugin_id, None)
         self.refresh()
         return self.record(plugin_id)
 
@@ -167,8 +180,8 @@ class PluginHost:
         if plugin.manifest is None:
             return PluginRecord(plugin, FAILED, plugin.error)
         if plugin.id in owners:
-            return PluginRecord(plugin, FAILED, f"The plugin id {plugin.id!r} is already taken by "
-                                                f"{owners[plugin.id]}; this copy from {plugin.distribution} is ignored.")
+            return PluginRecord(plugin, FAILED, f"The plugin id {plugin.id!r} is already taken by {owners[plugin.id]}; "
+                                                f"this copy from {plugin.distribution} is ignored.")
         if reason := plugin.manifest.incompatibility():
             return PluginRecord(plugin, INCOMPATIBLE, reason)
         if not enabled:

@@ -8,6 +8,7 @@ exactly that into ``plugins_dir/<id>`` with ``pip --target`` and swaps it into p
 
 from __future__ import annotations
 
+import errno
 import importlib.metadata
 import json
 import os
@@ -17,7 +18,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +148,11 @@ class PluginInstaller:
         ``taken_ids`` maps plugin ids already in use to their distribution ("studio": built in);
         ``taken_contributions`` (kind, id) -> (plugin id, name) of the generators and post-processors Studio and
         the installed plugins have (a plugin's own, as an update, may be kept)."""
+        with self._writing(f"install {source.name if isinstance(source, IndexEntry) else Path(source).name}"):
+            return self._plan(source, taken_ids, taken_contributions)
+
+    def _plan(self, source: str | Path | IndexEntry, taken_ids: Mapping[str, str] | None,
+              taken_contributions: Mapping[tuple[str, str], tuple[str, str]] | None) -> InstallPlan:
         self._staging_root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self._staging_root))
         try:
@@ -189,7 +196,9 @@ class PluginInstaller:
                                "(.whl), a source archive (.zip, .tar.gz) or a folder.")
         unpacked = unpack(path, staging / "src", self.limits)
         roots = [unpacked] + sorted(p for p in unpacked.iterdir() if p.is_dir())
-        projects = [p for p in roots if (p / "pyproject.toml").is_file()]
+        # (a setuptools source is refused by the build, as it is from a folder)
+        projects = ([p for p in roots if (p / "pyproject.toml").is_file()]
+                    or [p for p in roots if (p / "setup.py").is_file() or (p / "setup.cfg").is_file()])
         if not projects or (projects[0] != unpacked and len(projects) > 1):
             raise InstallError(f"The archive {path.name} has no single pyproject.toml at its top or one folder "
                                "down, so it is not a plugin's source.")
@@ -269,6 +278,10 @@ class PluginInstaller:
     def install(self, plan: InstallPlan) -> Path:
         """Install a plan into plugins_dir/<id>; returns that folder. Its staging folder is then removed
         (on failure it is kept, minus the half-made target, so the plan can be retried or discarded)."""
+        with self._writing(f"install {plan.distribution}"):
+            return self._install(plan)
+
+    def _install(self, plan: InstallPlan) -> Path:
         target = plan.staging / "target"
         shutil.rmtree(target, ignore_errors=True)
         pins = [f"{name}=={version}" for name, version in plan.dependencies]
@@ -312,7 +325,8 @@ class PluginInstaller:
         dest = self.plugins_dir / check_plugin_id(plugin_id)
         if not dest.is_dir():
             raise InstallError(f"No plugin {plugin_id} is installed in {self.plugins_dir}.")
-        shutil.rmtree(self._to_trash(dest), ignore_errors=True)
+        with self._writing(f"remove {plugin_id}"):
+            shutil.rmtree(self._to_trash(dest), ignore_errors=True)
 
     def _to_trash(self, folder: Path) -> Path:
         # A rename is atomic: the plugin is either fully there or fully gone, never half-deleted.
@@ -323,13 +337,30 @@ class PluginInstaller:
 
     def _tidy(self) -> None:
         """Remove what an earlier crash left: the trash, and staging folders older than a day."""
-        if self._trash.is_dir():
-            for left in self._trash.iterdir():
+        with suppress(OSError):  # a folder that cannot be read, or one another Studio tidied meanwhile
+            for left in self._trash.iterdir() if self._trash.is_dir() else ():
                 shutil.rmtree(left, ignore_errors=True)
-        if self._staging_root.is_dir():
-            for left in self._staging_root.iterdir():
+            for left in self._staging_root.iterdir() if self._staging_root.is_dir() else ():
                 if time.time() - left.stat().st_mtime > STALE_STAGING:
                     shutil.rmtree(left, ignore_errors=True)
+
+    @contextmanager
+    def _writing(self, doing: str) -> Iterator[None]:
+        """A file system error (a read-only or full plugins folder, a source that cannot be read) as one sentence:
+        'Could not install x.whl: /…/plugins is read-only.'"""
+        try:
+            yield
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).rstrip(".")
+            name = exc.filename if isinstance(exc.filename, str) else None
+            if name is not None and not (Path(name).is_relative_to(self.plugins_dir)
+                                         or self.plugins_dir.is_relative_to(name)):
+                problem = f"{name}: {reason}"  # not the plugins folder: the source, say
+            elif exc.errno == errno.EROFS:
+                problem = f"{self.plugins_dir} is read-only"
+            else:
+                problem = f"{self.plugins_dir} could not be written to ({reason})"
+            raise InstallError(f"Could not {doing}: {problem}.") from None
 
     # --- pip ----------------------------------------------------------------------------------------
 

@@ -7,10 +7,14 @@ is put at the END of sys.path on first use, so a plugin can never shadow Studio'
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
+import shutil
 import sys
+import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -130,15 +134,63 @@ class Registry:
             return self._instances.setdefault(key, created)
 
 
-def plugin_environment(env: GeneratorEnvironment, contribution: Contribution) -> GeneratorEnvironment:
-    """A plugin gets folders of its own; Studio's built-ins keep Studio's."""
+def plugin_environment(env: GeneratorEnvironment, contribution: Contribution,
+                       note: Callable[[str], None] | None = None) -> GeneratorEnvironment:
+    """A plugin gets folders of its own; Studio's built-ins keep Studio's.
+
+    Its data folder must be made (what it keeps there would be lost anywhere else); a cache folder that cannot be
+    made is a temporary one instead, for this session, and ``note`` is told so once."""
     if contribution.builtin:
         return env
     data_dir = env.data_dir / "plugin-data" / contribution.plugin_id
     cache_dir = env.cache_dir / "plugin-cache" / contribution.plugin_id
-    data_dir.mkdir(parents=True, exist_ok=True)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StudioError(f"The plugin {contribution.owner} was not run: its data folder {data_dir} could not be "
+                          f"made ({_reason(exc)}).") from None
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        cache_dir = _stand_in_cache(contribution, cache_dir, exc, note)
     return replace(env, data_dir=data_dir, cache_dir=cache_dir)
+
+
+_stand_in_caches: dict[str, Path] = {}  # plugin id -> its temporary cache folder, removed when Studio ends
+_told: set[str] = set()  # the plugins whose stand-in a job has said (once a session is enough)
+_stand_in_lock = threading.Lock()
+
+
+def _stand_in_cache(contribution: Contribution, wanted: Path, error: OSError,
+                    note: Callable[[str], None] | None) -> Path:
+    with _stand_in_lock:
+        made = _stand_in_caches.get(contribution.plugin_id)
+        if made is None:
+            try:
+                # mkdtemp: a new folder only this user can enter, never one someone else prepared
+                made = Path(tempfile.mkdtemp(prefix=f"studio-{contribution.plugin_id}-cache-"))
+            except OSError as exc:
+                raise StudioError(f"The plugin {contribution.owner} was not run: its cache folder {wanted} could not "
+                                  f"be made ({_reason(error)}), nor a temporary one ({_reason(exc)}).") from None
+            if not _stand_in_caches:
+                atexit.register(_remove_stand_in_caches)
+            _stand_in_caches[contribution.plugin_id] = made
+        tell = note is not None and contribution.plugin_id not in _told
+        if tell:
+            _told.add(contribution.plugin_id)
+    if tell and note is not None:
+        note(f"The cache folder {wanted} of the plugin {contribution.owner} could not be made ({_reason(error)}); "
+             f"it uses {made} until Studio closes.")
+    return made
+
+
+def _remove_stand_in_caches() -> None:
+    for folder in _stand_in_caches.values():
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).rstrip(".")
 
 
 def _load(contribution: Contribution, others: frozenset[str] = frozenset()) -> Any:

@@ -188,9 +188,15 @@ def check_flit_project(project: Path, shown: str) -> None:
     refusal = (f"The plugin source {shown} is not built with flit_core and a static version: Studio "
                "builds plugins from source only with flit_core (which runs none of the plugin's code); "
                "install a wheel instead.")
+    if not (project / "pyproject.toml").is_file():
+        if (project / "setup.py").is_file() or (project / "setup.cfg").is_file():
+            raise InstallError(refusal)  # a setuptools project: building it would run its setup.py
+        raise InstallError(f"The folder {shown} has no pyproject.toml, so it is not a plugin's source.")
     try:
         data = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except OSError as exc:  # its reason only: the file's path is in Studio's staging folder, not the person's
+        raise InstallError(f"The pyproject.toml of {shown} could not be read ({exc.strerror or exc}).") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise InstallError(f"The pyproject.toml of {shown} could not be read ({exc}).") from None
     system, meta = data.get("build-system", {}), data.get("project", {})
     if not isinstance(system, dict) or not isinstance(meta, dict):

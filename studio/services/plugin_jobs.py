@@ -195,7 +195,7 @@ class ContributionRunner:
                  check: Callable[[Any], Any] = lambda item: item) -> Iterator[Any]:
         """The plugin's items, each through ``check``: what it returns that Studio cannot use is its failure too,
         counted as any other (three switch it off)."""
-        env = plugin_environment(self._env, contribution)
+        env = plugin_environment(self._env, contribution, context.note)
         guarded = GuardedContext(context, self._env.device, env.data_dir, image_index)
         # Each item is checked (a picture loaded, copied) on the plugin's thread: whatever goes wrong is its failure.
         items = run_guarded(lambda: produce(guarded), context, guarded, f"The plugin {contribution.owner}",

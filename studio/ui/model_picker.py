@@ -33,6 +33,7 @@ class ModelPicker(QWidget):
         self._generators: list[Contribution] = []
         self._models_dir = ""
         self._wanted = ""  # the model path or generator id to select once it is listed
+        self._last_model = ""  # the model current last: where the picker goes when what was picked leaves the list
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
@@ -42,6 +43,7 @@ class ModelPicker(QWidget):
         self.combo.setMinimumContentsLength(12)
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.combo.setToolTip("A Stable Diffusion model, or a generator from a plugin")
+        self.combo.setPlaceholderText("Choose a model or generator")  # shown while none is current
         self.browse_button = tool_button("folder", "Model Library: import, download or link models…")
         self.refresh_button = tool_button("refresh", "Look for models again")
         row.addWidget(self.combo, 1)
@@ -55,6 +57,7 @@ class ModelPicker(QWidget):
         layout.addWidget(self.hint)
         self.browse_button.clicked.connect(self.browse_requested)
         self.refresh_button.clicked.connect(self.refresh_requested)
+        self.combo.currentIndexChanged.connect(self._remember_model)
         self.combo.currentIndexChanged.connect(lambda *_: self.selection_changed.emit())
         self.combo.activated.connect(self._chosen)
 
@@ -95,6 +98,17 @@ class ModelPicker(QWidget):
         """The person picked an entry: what was wanted before (a removed model, a plugin off for now) is not."""
         self._wanted = ""
 
+    def _remember_model(self) -> None:
+        if self.selected_model():
+            self._last_model = self.selected_model()
+
+    def _fallback(self) -> int:
+        """Where the picker goes when what was wanted is not listed (a plugin switched off, a model removed): the
+        last model used, else the first model, else nothing. Never a plugin generator nobody picked: the next
+        Generate would run that plugin."""
+        index = self.combo.findData(self._last_model) if self._last_model else -1
+        return index if index >= 0 else (0 if self._models else -1)
+
     def _select(self, key: str) -> bool:
         index = self.combo.findData(key)
         if index >= 0:
@@ -121,8 +135,9 @@ class ModelPicker(QWidget):
                                   Qt.ItemDataRole.ToolTipRole)
         index = combo.findData(selected)
         self._wanted = "" if index >= 0 else selected  # a plugin switched off for now may come back
-        combo.setCurrentIndex(max(index, 0))
+        combo.setCurrentIndex(index if index >= 0 else self._fallback())
         combo.blockSignals(False)
+        self._remember_model()
         combo.setToolTip(f"Models are found in {self._models_dir} (Settings → Models Folder…); plugin generators "
                          "are listed after them (Plugins → Manage Plugins…)")
         self.hint.setVisible(not self._models)

@@ -4,7 +4,9 @@ safe mode, and switching a failing plugin off for the session."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sys
+from pathlib import Path
 
 import pytest
 from plugin_wheels import plugin_wheel
@@ -181,3 +183,43 @@ def test_a_plugin_whose_generator_id_another_enabled_plugin_owns_is_not_enabled(
     assert not host.registry.has(GENERATOR, "twin")
     host.set_enabled("tp-two", True)  # once the id is free, it can be enabled
     assert host.registry.get(GENERATOR, "twin").plugin_id == "tp-two"
+
+
+RACERS, ROUNDS = 6, 8
+
+
+def _race_set_enabled(plugins_dir: Path, plugin_id: str, barrier, rounds: int) -> None:  # noqa: ANN001
+    host = host_for(plugins_dir)
+    for round_ in range(rounds):
+        barrier.wait()  # every racer reads, changes and writes state.json at once
+        host.set_enabled(plugin_id, round_ % 2 == 1)
+        barrier.wait()  # the test looks at state.json
+
+
+@pytest.mark.slow
+def test_commands_enabling_and_disabling_at_once_lose_no_change(plugins_dir, tmp_path):
+    # Six `studio plugins disable X &` at once, each for another plugin: every change is kept.
+    ids = [f"tp-race-{i}" for i in range(RACERS)]
+    for i, plugin_id in enumerate(ids):
+        install(plugins_dir, tmp_path, plugin_id=plugin_id, package=f"studio_tp_race{i}", generator_id=f"race-{i}")
+    (plugins_dir / "state.json").write_text(json.dumps({"enabled": ids}))
+    spawn = multiprocessing.get_context("spawn")  # as separate commands are: nothing shared but the files
+    barrier = spawn.Barrier(RACERS + 1, timeout=120)
+    racers = [spawn.Process(target=_race_set_enabled, args=(plugins_dir, plugin_id, barrier, ROUNDS))
+              for plugin_id in ids]
+    for racer in racers:
+        racer.start()
+    try:
+        seen = []
+        for round_ in range(ROUNDS):
+            barrier.wait()
+            barrier.wait()
+            seen.append(sorted(json.loads((plugins_dir / "state.json").read_text())["enabled"]))
+    except BaseException:
+        barrier.abort()  # a racer that failed must not leave the others waiting
+        raise
+    finally:
+        for racer in racers:
+            racer.join(timeout=60)
+    assert [racer.exitcode for racer in racers] == [0] * RACERS
+    assert seen == [[] if round_ % 2 == 0 else ids for round_ in range(ROUNDS)]

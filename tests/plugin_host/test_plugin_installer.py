@@ -6,8 +6,10 @@ outside ``plugins_dir/.staging`` as it was, and the staging folder empty.
 
 from __future__ import annotations
 
+import errno
 import importlib.metadata
 import os
+import shutil
 import stat
 import tarfile
 import zipfile
@@ -304,6 +306,51 @@ def test_refused_sources_and_projects(installer: PluginInstaller, tmp_path: Path
                        extra_files={"studio_api_plugin/studio-plugin.toml":
                                     manifest_text("api-plugin", "studio_api_plugin").replace(">=1.0,<2", ">=2")})
     refused(installer, api, tmp_path, "needs plugin API >=2")
+
+
+def test_a_read_only_plugins_folder_is_one_sentence_naming_it(installer: PluginInstaller, plugins_dir: Path,
+                                                                built: dict[str, Path],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    def read_only(*args: object, **kwargs: object) -> str:  # (root may write anywhere: a stand-in says it)
+        raise OSError(errno.EROFS, "Read-only file system", str(plugins_dir / ".staging" / "tmpx"))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(installer_module.tempfile, "mkdtemp", read_only)
+        with pytest.raises(InstallError) as err:
+            installer.plan(built["good"])
+    assert str(err.value) == f"Could not install {built['good'].name}: {plugins_dir} is read-only."
+
+
+def test_where_removed_plugins_go_cannot_be_made_install_and_uninstall_say_so(
+        installer: PluginInstaller, plugins_dir: Path, built: dict[str, Path]) -> None:
+    installer.install(installer.plan(built["good"]))
+    shutil.rmtree(plugins_dir / ".trash", ignore_errors=True)
+    (plugins_dir / ".trash").write_text("x")  # a file where the folder should be: no folder can be made there
+    plan = installer.plan(built["v11"], {"test-plugin": "studio-test-plugin"})
+    with pytest.raises(InstallError) as err:
+        installer.install(plan)
+    assert str(err.value) == ("Could not install studio-test-plugin: "
+                              f"{plugins_dir} could not be written to (File exists).")
+    installer.discard(plan)
+    with pytest.raises(InstallError) as err:
+        installer.uninstall("test-plugin")
+    assert str(err.value) == f"Could not remove test-plugin: {plugins_dir} could not be written to (File exists)."
+    infos = sorted(p.name for p in (plugins_dir / "test-plugin").glob("*.dist-info"))
+    assert infos == ["studio_test_plugin-1.0.0.dist-info"]  # the installed version is untouched
+
+
+def test_a_folder_without_pyproject_is_not_a_plugin_s_source_and_setup_py_is_refused(
+        installer: PluginInstaller, tmp_path: Path) -> None:
+    (tmp_path / "notplugin").mkdir()
+    (tmp_path / "notplugin" / "readme.txt").write_text("x")
+    message = refused(installer, tmp_path / "notplugin", tmp_path, "no pyproject")
+    assert message == "The folder notplugin has no pyproject.toml, so it is not a plugin's source."
+    (tmp_path / "oldstyle").mkdir()
+    (tmp_path / "oldstyle" / "setup.py").write_text("raise SystemExit('setup.py ran')\n")
+    for source in (tmp_path / "oldstyle", zip_tree(tmp_path / "oldstyle", tmp_path / "oldstyle.zip")):
+        message = refused(installer, source, tmp_path, "only with flit_core")  # its setup.py would run
+        assert message.startswith(f"The plugin source {source.name} is not built with flit_core")
+        assert ".staging" not in message
 
 
 def test_uninstall_checks_the_id(installer: PluginInstaller) -> None:

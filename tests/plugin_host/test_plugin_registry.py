@@ -9,7 +9,14 @@ import pytest
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import StudioError
-from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution, Registry, builtin_registry
+from studio.plugin_host.registry import (
+    GENERATOR,
+    POSTPROCESSOR,
+    Contribution,
+    Registry,
+    builtin_registry,
+    plugin_environment,
+)
 
 
 @pytest.fixture
@@ -56,6 +63,30 @@ def test_contributions_are_imported_on_first_use_only_and_created_once(plugin_mo
     assert created.data_dir == env.data_dir / "plugin-data" / "lazy-plugin" and created.data_dir.is_dir()
     assert created.cache_dir == env.cache_dir / "plugin-cache" / "lazy-plugin"
     assert first.env is created
+
+
+def test_a_cache_folder_that_cannot_be_made_is_a_temporary_one_said_once(tmp_path):
+    (tmp_path / "cache").write_text("x")  # a file where the cache folder should be: for root too
+    env = GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache")
+    contribution = Contribution(GENERATOR, "nc", "No cache", "a:b", plugin_id="no-cache-plugin", plugin_name="NoCache")
+    notes: list[str] = []
+    first = plugin_environment(env, contribution, notes.append)
+    assert first.data_dir == tmp_path / "data" / "plugin-data" / "no-cache-plugin" and first.data_dir.is_dir()
+    assert first.cache_dir.is_dir() and not first.cache_dir.is_relative_to(tmp_path)
+    assert notes == [f"The cache folder {tmp_path / 'cache' / 'plugin-cache' / 'no-cache-plugin'} of the plugin "
+                     f"NoCache could not be made (Not a directory); it uses {first.cache_dir} until Studio closes."]
+    again = plugin_environment(env, contribution, notes.append)
+    assert again.cache_dir == first.cache_dir and len(notes) == 1  # the next job: the same folder, said once
+
+
+def test_a_data_folder_that_cannot_be_made_is_a_sentence_naming_it(tmp_path):
+    (tmp_path / "data").write_text("x")
+    env = GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache")
+    contribution = Contribution(GENERATOR, "nd", "No data", "a:b", plugin_id="no-data-plugin", plugin_name="NoData")
+    with pytest.raises(StudioError) as err:
+        plugin_environment(env, contribution)
+    assert str(err.value) == (f"The plugin NoData was not run: its data folder {tmp_path / 'data' / 'plugin-data'}"
+                              "/no-data-plugin could not be made (Not a directory).")
 
 
 def test_two_contributions_with_one_id_are_refused():

@@ -1,0 +1,103 @@
+"""The model picker when what was picked leaves the list (a plugin switched off, a model removed): it goes to the
+last model used, else the first model, else to nothing, and never to a plugin generator nobody picked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from plugin_wheels import DEFAULT_GENERATOR, plugin_wheel
+from studio_testing import unpack_plugin
+
+from studio.core.environment import GeneratorEnvironment
+from studio.core.errors import InvalidRequest
+from studio.core.model_library import ModelEntry
+from studio.core.paths import studio_paths
+from studio.core.settings import load_settings
+from studio.plugin_host.host import MAX_FAILURES, PluginHost
+from studio.plugin_host.registry import GENERATOR, Contribution
+from studio.services.history_store import HistoryStore
+from studio.services.jobs import JobService
+from studio.services.outputs import OutputStore
+from studio.ui.prompt_panel import PromptPanel
+
+WAIT_MS = 60_000
+RAISER = DEFAULT_GENERATOR.replace("yield Image.new", "raise RuntimeError('boom')\n            yield Image.new")
+CHOOSE = "Choose a model or generator in the list above first."
+
+
+def _generator(plugin_id: str) -> Contribution:
+    return Contribution(GENERATOR, f"{plugin_id}-gen", plugin_id.title(), "x:y", plugin_id=plugin_id)
+
+
+def test_a_generator_leaving_the_list_gives_way_to_the_last_model_used(qtbot, qt_loop, tmp_path):  # noqa: ANN001
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    alpha, bravo = ModelEntry("alpha", tmp_path / "alpha"), ModelEntry("bravo", tmp_path / "bravo")
+    panel.set_models([alpha, bravo], str(bravo.path), str(tmp_path))
+    one, two = _generator("one"), _generator("two")
+    panel.set_generators([one, two])
+    assert panel.model_picker.select_generator("one-gen")
+    panel.set_generators([two])  # one's plugin was switched off
+    assert panel.selected_generator() is None and panel.selected_model() == str(bravo.path)
+    panel.set_generators([one, two])  # on again, before anything else was picked: the person's pick is back
+    assert panel.selected_generator().id == "one-gen"
+
+
+def test_without_models_a_generator_leaving_the_list_leaves_nothing_picked(qtbot, qt_loop, tmp_path):  # noqa: ANN001
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    panel.set_models([], "", str(tmp_path))
+    panel.set_generators([_generator("one"), _generator("two")])
+    assert panel.model_picker.select_generator("one-gen")
+    panel.set_generators([_generator("two")])
+    assert panel.model_combo.currentIndex() == -1 and panel.selected_generator() is None
+    assert panel.model_combo.placeholderText() == "Choose a model or generator"
+    panel.prompt_edit.setPlainText("x")
+    with pytest.raises(InvalidRequest) as err:
+        panel.build_request(None)
+    assert str(err.value) == CHOOSE
+
+
+def test_a_generator_switched_off_for_failing_is_not_replaced_by_another_plugin_s(  # noqa: ANN001
+        qtbot, qt_loop, studio_home: Path, plugin_sandbox: Path):
+    from studio.ui.main_window import MainWindow
+
+    paths = studio_paths()
+    for plugin_id, code in (("boom-plugin", RAISER), ("other-plugin", DEFAULT_GENERATOR)):
+        wheel = plugin_wheel(plugin_sandbox / "wheels" / plugin_id, plugin_id=plugin_id,
+                             package=f"studio_tp_{plugin_id.split('-')[0]}", generator_id=f"{plugin_id}-gen",
+                             generator_code=code)
+        unpack_plugin(paths.plugins_dir, wheel, plugin_id)
+    host = PluginHost(paths.plugins_dir, scan_environment=False)
+    host.refresh()
+    host.set_enabled("boom-plugin", True)
+    host.set_enabled("other-plugin", True)
+    settings = load_settings(paths)  # no models: the plugins' generators are all the picker lists
+    settings.generation.width = settings.generation.height = 64
+    history = HistoryStore(paths.data_dir / "history.db")
+    service = JobService(None, GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
+                         OutputStore(settings.outputs_dir), history=history, plugins=host)
+    window = MainWindow(settings, service, paths.data_dir, history, paths.cache_dir)
+    qtbot.addWidget(window)
+    window.show()
+    window.start()
+    service.start()
+    try:
+        panel = window.prompt_panel
+        assert panel.model_picker.select_generator("boom-plugin-gen")
+        panel.prompt_edit.setPlainText("x")
+        for failed in range(1, MAX_FAILURES + 1):
+            window.generate()
+            qtbot.waitUntil(lambda n=failed: len(window.queue_panel.job_ids("failed")) == n, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: not panel.model_picker.lists_generator("boom-plugin-gen"), timeout=WAIT_MS)
+        assert panel.model_picker.lists_generator("other-plugin-gen")
+        assert panel.selected_generator() is None and panel.model_combo.currentIndex() == -1
+        window.generate()  # nothing runs: the other plugin was never picked
+        assert panel.error_label.text() == CHOOSE
+        assert window.queue_panel.job_ids("finished") == [] and len(window.queue_panel.job_ids("failed")) == 3
+    finally:
+        window.close()
+        service.cancel_all()
+        service.shutdown(timeout=10)
+        history.close()
