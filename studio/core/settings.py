@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import tomllib
 from pathlib import Path
@@ -23,6 +22,7 @@ from studio.core.requests import (
     SPEED_MODES,
     canonical_scheduler,
 )
+from studio.core.settings_aside import keep_aside, where
 
 log = logging.getLogger(__name__)
 
@@ -201,20 +201,20 @@ class Settings(BaseModel):
 def load_settings(paths: StudioPaths | None = None) -> Settings:
     """Read settings, so Studio always starts: a value that cannot be read takes its default and the rest are
     kept; a file that is not TOML at all is moved aside. Either way the original stays beside it
-    (``settings.toml.broken``) and ``Settings.load_note`` says what happened, for the window to tell."""
+    (``settings.toml.broken``, or ``.broken-2`` … where an earlier copy is kept) and ``Settings.load_note`` says
+    what happened and where the copy is, for the window to tell."""
     paths = paths or studio_paths()
     file = paths.settings_file
     if not file.exists():
         return Settings.defaults(paths)
-    aside = file.with_suffix(".toml.broken")
+    raw = file.read_bytes()
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # Windows Notepad starts UTF-8 with a byte-order mark
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        file.replace(aside)
-        log.warning("Settings file %s could not be read (%s); moved to %s, using defaults.", file, exc, aside)
+        log.warning("Settings file %s could not be read (%s); using defaults.", file, exc)
         settings = Settings.defaults(paths)
         settings.load_note = (f"The settings file could not be read ({first_line(exc)}); Studio started with its "
-                              f"defaults and kept the file as {aside.name}.")
+                              f"defaults and {_set_aside(file, raw, move=True)}")
         return settings
     defaults = Settings.defaults(paths).model_dump()
     merged = {**defaults, **data}
@@ -234,17 +234,30 @@ def load_settings(paths: StudioPaths | None = None) -> Settings:
             dropped += [".".join(str(part) for part in place) for place in removed]
             continue
         if dropped:
-            shutil.copyfile(file, aside)
             log.warning("Settings file %s had values Studio cannot use (%s); they take their defaults.", file,
                         ", ".join(dropped))
             settings.load_note = (f"Some settings could not be read ({', '.join(dropped)}) and take their "
-                                  f"defaults; the file as it was is kept as {aside.name}.")
+                                  f"defaults; {_set_aside(file, raw, move=False, as_it_was=True)}")
         return settings
-    file.replace(aside)
     settings = Settings.defaults(paths)
-    settings.load_note = (f"The settings could not be read; Studio started with its defaults and kept them as "
-                          f"{aside.name}.")
+    settings.load_note = ("The settings could not be read; Studio started with its defaults and "
+                          f"{_set_aside(file, raw, move=True)}")
     return settings
+
+
+def _set_aside(file: Path, raw: bytes, move: bool, as_it_was: bool = False) -> str:
+    """Keep ``raw`` (the file as read) beside ``file`` under a name no earlier copy has, and move the file away when
+    ``move``; the end of a sentence saying where the copy is (or why there is none)."""
+    try:
+        aside = keep_aside(file, raw)
+        if move:
+            file.unlink()
+    except OSError as exc:
+        log.warning("A copy of settings file %s could not be kept: %s", file, exc)
+        return (f"no copy of the file could be kept ({exc.strerror or exc}); it was left as it is, and is "
+                "replaced when Studio saves its settings.")
+    log.warning("Settings file %s kept as %s", file, aside)
+    return f"{'the file as it was is kept' if as_it_was else 'kept the file'} as {where(aside)}."
 
 
 MAX_SETTINGS_REPAIRS = 20

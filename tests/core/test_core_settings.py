@@ -126,6 +126,41 @@ generation = "not a table"
     assert load_settings().load_note == ""
 
 
+def test_a_file_saved_with_a_byte_order_mark_is_read_whole(studio_home):
+    """Windows Notepad starts UTF-8 with a byte-order mark: the file was called broken and every setting reset."""
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True)
+    paths.settings_file.write_bytes(b"\xef\xbb\xbf" + 'device = "cpu"\n[[styles]]\nname = "Ink"\n'.encode())
+    settings = load_settings()
+    assert (settings.device, [s.name for s in settings.styles], settings.load_note) == ("cpu", ["Ink"], "")
+    assert not (paths.config_dir / "settings.toml.broken").exists()
+
+
+def test_a_copy_set_aside_earlier_is_never_overwritten_and_the_note_says_where_the_new_one_is(studio_home):
+    """A file set aside once (the only copy of the person's styles) was overwritten by the next file that had one
+    value Studio could not use."""
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True)
+    first = '[[styles]]\nname = "My ink style"\nthis is not toml ['
+    paths.settings_file.write_text(first)
+    assert "settings.toml.broken (in " in load_settings().load_note
+    second = "[generation]\nsteps = 0\n"
+    paths.settings_file.write_text(second)
+    note = load_settings().load_note
+    assert note.startswith("Some settings could not be read (generation.steps)")
+    assert f"kept as settings.toml.broken-2 (in {paths.config_dir})." in note
+    assert (paths.config_dir / "settings.toml.broken").read_text() == first
+    assert (paths.config_dir / "settings.toml.broken-2").read_text() == second
+    # Read again (each `studio` command reads it, and none saves it): no copy more.
+    assert "settings.toml.broken-2 (in" in load_settings().load_note
+    assert sorted(p.name for p in paths.config_dir.iterdir()) == [
+        "settings.toml", "settings.toml.broken", "settings.toml.broken-2"]
+    paths.settings_file.write_text("not toml either [")
+    assert "settings.toml.broken-3 (in" in load_settings().load_note
+    assert not paths.settings_file.exists()
+    assert (paths.config_dir / "settings.toml.broken").read_text() == first
+
+
 def test_explicit_paths_are_used_instead_of_studio_home(tmp_path):
     paths = StudioPaths(tmp_path / "c", tmp_path / "d", tmp_path / "x")
     settings = Settings.defaults(paths)
