@@ -207,7 +207,15 @@ def load_settings(paths: StudioPaths | None = None) -> Settings:
     file = paths.settings_file
     if not file.exists():
         return Settings.defaults(paths)
-    raw = file.read_bytes()
+    try:
+        raw = file.read_bytes()
+    except OSError as exc:  # a folder by that name, a file Studio may not read: left as it is
+        settings = Settings.defaults(paths)
+        what = "is a folder, not a file" if file.is_dir() else f"could not be read ({exc.strerror or exc})"
+        settings.load_note = (f"The settings file {file} {what}; Studio started with its defaults and left it as it "
+                              "is.")
+        log.warning("%s", settings.load_note)
+        return settings
     try:
         data = tomllib.loads(raw.decode("utf-8-sig"))  # Windows Notepad starts UTF-8 with a byte-order mark
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -161,6 +161,21 @@ def test_a_copy_set_aside_earlier_is_never_overwritten_and_the_note_says_where_t
     assert (paths.config_dir / "settings.toml.broken").read_text() == first
 
 
+def test_a_folder_named_settings_toml_says_so_and_studio_starts_with_defaults(studio_home):
+    """Every command and the window ended in an IsADirectoryError traceback."""
+    paths = studio_paths()
+    paths.settings_file.mkdir(parents=True)
+    (paths.settings_file / "kept.txt").write_text("the person's")
+    settings = load_settings()
+    assert settings.model_dump() == Settings.defaults(paths).model_dump()
+    assert settings.load_note == (f"The settings file {paths.settings_file} is a folder, not a file; Studio started "
+                                  "with its defaults and left it as it is.")
+    assert (paths.settings_file / "kept.txt").read_text() == "the person's"
+    with pytest.raises(StudioError, match="^Settings could not be saved to "):
+        save_settings(settings)
+    assert (paths.settings_file / "kept.txt").read_text() == "the person's"
+
+
 def test_explicit_paths_are_used_instead_of_studio_home(tmp_path):
     paths = StudioPaths(tmp_path / "c", tmp_path / "d", tmp_path / "x")
     settings = Settings.defaults(paths)
