@@ -68,11 +68,22 @@ def run_history(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
 
 
-def open_history() -> HistoryStore:
-    """The person's history store; its notice (a damaged file set aside) goes to stderr."""
-    from studio.services.history_store import HistoryStore, default_history_path
+def open_history(*, for_reading: bool = False) -> HistoryStore:
+    """The person's history store; its notice (a damaged file set aside) goes to stderr. ``for_reading``: where
+    Studio may not write to it (a read-only folder or disk), it is opened read-only (``store.read_only``)."""
+    from studio.services.history_store import HistoryNotWritable, HistoryStore, default_history_path
 
-    store = HistoryStore(default_history_path())
+    path = default_history_path()
+    try:
+        store = HistoryStore(path)
+    except HistoryNotWritable:
+        if not for_reading:
+            raise
+        try:
+            store = HistoryStore(path, read_only=True)
+        except HistoryNotWritable:  # SQLite's "unable to open database file" again (a schema's sentence stays)
+            raise HistoryNotWritable(f"The history database {path} could not be opened, for writing or for "
+                                     "reading; check that it is there and that Studio may read it.") from None
     if store.notice:
         print(f"note: {store.notice}", file=sys.stderr)
     return store
@@ -101,7 +112,7 @@ def _search(args: argparse.Namespace) -> int:
 
     if args.limit < 1:
         raise InvalidRequest(f"--limit must be at least 1, not {args.limit}.")
-    store = open_history()
+    store = open_history(for_reading=True)
     query = HistoryQuery(text=" ".join(args.text), model=args.model, starred_only=args.starred)
     entries = store.search(query, limit=args.limit)
     total = store.count(query)
@@ -125,7 +136,7 @@ def _search(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from studio.cli_control import guide_lines
 
-    store = open_history()
+    store = open_history(for_reading=True)
     entry = _entry_or_refuse(store, args.id)
     store.close()
     if args.json:
@@ -174,8 +185,11 @@ def _rerun(args: argparse.Namespace) -> int:
     from studio.services.outputs import OutputStore
 
     check_output(args.output)
-    store = open_history()
+    store = open_history(for_reading=True)
     entry = _entry_or_refuse(store, args.id)
+    if store.read_only:  # read where it may not be written: the run goes ahead, unrecorded
+        print(f"note: Studio may not write to the history database {store.path}; this job is not recorded in the "
+              "history.", file=sys.stderr)
     paths = studio_paths()
     settings = load_settings(paths)
     prepared = prepare_request(request_for_entry(entry, settings))
@@ -185,8 +199,10 @@ def _rerun(args: argparse.Namespace) -> int:
     for note in prepared.notes:
         print(f"note: {note}", file=sys.stderr)
     try:
-        return run_job(prepared.request, env, [args.output], output_store=OutputStore(settings.outputs_dir),
-                       history=store, plugins=open_host(safe_mode=args.safe_mode))
+        recorded = not store.read_only  # the outputs folder keeps the pictures the history points at
+        return run_job(prepared.request, env, [args.output],
+                       output_store=OutputStore(settings.outputs_dir) if recorded else None,
+                       history=store if recorded else None, plugins=open_host(safe_mode=args.safe_mode))
     finally:
         store.close()
 
