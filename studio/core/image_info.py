@@ -34,6 +34,7 @@ from studio.core.errors import ImageError
 from studio.core.hires import HiresFix, hires_from_settings
 from studio.core.image_text import PNG_SIGNATURE, read_exif_texts, read_png_texts
 from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe, parse_loras, split_parameters
+from studio.core.recipe_faults import unread_note, wrong_kinds_note
 from studio.core.requests import MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, SCHEDULER_NAMES, canonical_scheduler
 from studio.core.safe_text import escaped
 from studio.core.units import finite_or
@@ -213,7 +214,9 @@ def _from_studio(texts: dict[str, str], notes: list[str]) -> ImageInfo | None:
         try:
             recipe = Recipe.from_json(texts[STUDIO_CHUNK])
         except (ValueError, TypeError, AttributeError, RecursionError):
-            notes.append("Studio's recipe in this image is not valid JSON; it was ignored.")
+            notes.append(unread_note(texts[STUDIO_CHUNK]))
+        else:
+            notes += filter(None, [wrong_kinds_note(texts[STUDIO_CHUNK])])
     if recipe is None and PARAMETERS_CHUNK in texts:
         # Studio's A1111 text (JPEG/WebP carry only this): read exactly, quoting and all.
         try:

@@ -155,20 +155,32 @@ def test_malformed_studio_json_is_a_note_and_the_parameters_text_still_counts(tm
     assert (info.tool, info.prompt, info.seed, info.model) == ("Studio", RECIPE.prompt, RECIPE.seed, "tiny-sd")
 
 
-@pytest.mark.parametrize("payload", ['"just a string"', "[1, 2]", "null", '{"prompt": "x"}',
-                                     "[" * 50_000 + "]" * 50_000])
-def test_studio_json_of_the_wrong_shape_is_a_note(tmp_path, payload):
+@pytest.mark.parametrize(("payload", "why"), [
+    ('"just a string"', "is JSON but not an object of named values"),
+    ("[1, 2]", "is JSON but not an object of named values"),
+    ("null", "is JSON but not an object of named values"),
+    ('{"prompt": "x"}', "lacks negative_prompt, steps, sampler, cfg_scale, seed, width, height, model_name"),
+    ("[" * 50_000 + "]" * 50_000, "is not valid JSON"),
+    ("{not json", "is not valid JSON"),
+    # Valid JSON was called "not valid JSON": say which values are of the wrong kind, and which are missing.
+    (json.dumps({"prompt": 123, "seed": "abc", "steps": -5, "width": "wide", "cfg_scale": None, "sampler": ["x"]}),
+     "has values of the wrong kind (prompt, sampler, cfg_scale, seed, width) and lacks negative_prompt, height, "
+     "model_name"),
+])
+def test_studio_json_of_the_wrong_shape_is_a_note_that_says_what_is_wrong(tmp_path, payload, why):
     info = inspect_image(png_file(tmp_path / "odd.png", text("studio", payload)))
     assert info.tool is None
-    assert "Studio's recipe in this image is not valid JSON; it was ignored." in info.notes
+    assert f"Studio's recipe in this image {why}; it was ignored." in info.notes
 
 
-def test_studio_json_with_wrong_value_types_gives_none_not_garbage(tmp_path):
+def test_studio_json_with_wrong_value_types_gives_none_not_garbage_and_names_them(tmp_path):
     data = json.loads(RECIPE.to_json()) | {"seed": "12; rm -rf /", "steps": True, "cfg_scale": "NaN", "prompt": 5}
     info = inspect_image(png_file(tmp_path / "types.png", itext("studio", json.dumps(data))))
     assert info.tool == "Studio"
     assert (info.seed, info.steps, info.cfg_scale, info.prompt) == (None, None, None, None)
     assert info.model == "tiny-sd"
+    assert info.notes == ("Studio's recipe in this image has values of the wrong kind (prompt, steps, cfg_scale, "
+                          "seed); they were ignored.",)
 
 
 # --- AUTOMATIC1111 (and Forge, SD.Next: the same text) -------------------------------------------------------------
