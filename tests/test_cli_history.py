@@ -335,3 +335,26 @@ def test_show_lists_the_control_guides_and_marks_a_missing_picture(studio_home, 
         "  ControlNet 3: (a record Studio cannot read)"]
     assert main(["history", "show", str(entry_id), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["params"]["controls"] == records
+
+
+def test_a_search_word_that_starts_with_a_dash_is_refused_with_how_to_give_it(studio_home, capsys):
+    """argparse took "-known" for an option: studio's own usage and "unrecognized arguments", nothing on how."""
+    from studio.cli import main
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryStore
+
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    store.add(HistoryEntry(prompt="a fox, -known"))
+    store.close()
+    with pytest.raises(SystemExit) as exit_:
+        main(["history", "search", "fox", "-known", "--limit", "3"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: studio history search ")
+    assert err.endswith("studio history search: error: unrecognized arguments: -known; to find words that start "
+                        "with '-', give the words after --: studio history search -- fox -known\n")
+    assert main(["history", "search", "--json", "--", "fox", "-known"]) == 0
+    assert [row["prompt"] for row in json.loads(capsys.readouterr().out)] == ["a fox, -known"]
+    with pytest.raises(SystemExit):  # other actions take no words: argparse's own error
+        main(["history", "show", "-x", "1"])
+    assert "studio: error: unrecognized arguments: -x" in capsys.readouterr().err
