@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.events import format_seconds
@@ -27,10 +27,13 @@ def add_history_parser(commands: argparse._SubParsersAction) -> None:
     """Add ``history search|show|rerun`` to the ``studio`` command's subcommands."""
     history = commands.add_parser("history", help="search, show and re-run earlier jobs",
                                   description="Every job Studio ran: search it, show one entry, run one again.")
-    actions = history.add_subparsers(dest="history_command", metavar="ACTION", required=True)
+    actions = history.add_subparsers(dest="history_command", metavar="ACTION", required=True,
+                                     parser_class=_ActionParser)
     search = actions.add_parser("search", help="find entries by words in their prompt or negative prompt",
                                 description="List entries whose prompt or negative prompt has all these words "
-                                            "(the last one may be unfinished), newest first.")
+                                            "(the last one may be unfinished), newest first. A word that starts "
+                                            "with '-' goes after --: studio history search -- -known",
+                                dashed_words=True)
     search.add_argument("text", nargs="*", help="words to find (none: every entry)")
     search.add_argument("--limit", type=int, default=20, help="at most this many entries (default 20)")
     search.add_argument("--model", help="only entries made with this model (its name)")
@@ -45,6 +48,26 @@ def add_history_parser(commands: argparse._SubParsersAction) -> None:
     rerun.add_argument("id", type=int, help="the entry's id (from history search)")
     rerun.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
     rerun.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
+
+
+class _ActionParser(argparse.ArgumentParser):
+    """A ``studio history`` action's parser. ``dashed_words``: it takes words, and one starting with '-' ("-known")
+    is taken by argparse for an option it does not know; the error then says how to give it (after ``--``) instead
+    of the top-level "unrecognized arguments" with ``studio``'s usage. Not read as a word to find: to someone used
+    to search engines "-known" means "without known", which the search does not do."""
+
+    def __init__(self, *args: Any, dashed_words: bool = False, **kwargs: Any) -> None:  # noqa: ANN401
+        super().__init__(*args, **kwargs)
+        self.dashed_words = dashed_words
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:  # noqa: ANN401
+        namespace, extras = super().parse_known_args(args, namespace)
+        dashed = [arg for arg in extras if arg.startswith("-") and arg != "-"]
+        if self.dashed_words and dashed:
+            words = [arg for arg in args or () if arg in dashed or arg in namespace.text]
+            self.error(f"unrecognized arguments: {' '.join(dashed)}; to find words that start with '-', give the "
+                       f"words after --: {self.prog} -- {' '.join(words)}")
+        return namespace, extras
 
 
 def run_history(args: argparse.Namespace) -> int:
@@ -68,11 +91,22 @@ def run_history(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
 
 
-def open_history() -> HistoryStore:
-    """The person's history store; its notice (a damaged file set aside) goes to stderr."""
-    from studio.services.history_store import HistoryStore, default_history_path
+def open_history(*, for_reading: bool = False) -> HistoryStore:
+    """The person's history store; its notice (a damaged file set aside) goes to stderr. ``for_reading``: where
+    Studio may not write to it (a read-only folder or disk), it is opened read-only (``store.read_only``)."""
+    from studio.services.history_store import HistoryNotWritable, HistoryStore, default_history_path
 
-    store = HistoryStore(default_history_path())
+    path = default_history_path()
+    try:
+        store = HistoryStore(path)
+    except HistoryNotWritable:
+        if not for_reading:
+            raise
+        try:
+            store = HistoryStore(path, read_only=True)
+        except HistoryNotWritable:  # SQLite's "unable to open database file" again (a schema's sentence stays)
+            raise HistoryNotWritable(f"The history database {path} could not be opened, for writing or for "
+                                     "reading; check that it is there and that Studio may read it.") from None
     if store.notice:
         print(f"note: {store.notice}", file=sys.stderr)
     return store
@@ -101,7 +135,7 @@ def _search(args: argparse.Namespace) -> int:
 
     if args.limit < 1:
         raise InvalidRequest(f"--limit must be at least 1, not {args.limit}.")
-    store = open_history()
+    store = open_history(for_reading=True)
     query = HistoryQuery(text=" ".join(args.text), model=args.model, starred_only=args.starred)
     entries = store.search(query, limit=args.limit)
     total = store.count(query)
@@ -125,7 +159,7 @@ def _search(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from studio.cli_control import guide_lines
 
-    store = open_history()
+    store = open_history(for_reading=True)
     entry = _entry_or_refuse(store, args.id)
     store.close()
     if args.json:
@@ -174,8 +208,11 @@ def _rerun(args: argparse.Namespace) -> int:
     from studio.services.outputs import OutputStore
 
     check_output(args.output)
-    store = open_history()
+    store = open_history(for_reading=True)
     entry = _entry_or_refuse(store, args.id)
+    if store.read_only:  # read where it may not be written: the run goes ahead, unrecorded
+        print(f"note: Studio may not write to the history database {store.path}; this job is not recorded in the "
+              "history.", file=sys.stderr)
     paths = studio_paths()
     settings = load_settings(paths)
     prepared = prepare_request(request_for_entry(entry, settings))
@@ -185,8 +222,10 @@ def _rerun(args: argparse.Namespace) -> int:
     for note in prepared.notes:
         print(f"note: {note}", file=sys.stderr)
     try:
-        return run_job(prepared.request, env, [args.output], output_store=OutputStore(settings.outputs_dir),
-                       history=store, plugins=open_host(safe_mode=args.safe_mode))
+        recorded = not store.read_only  # the outputs folder keeps the pictures the history points at
+        return run_job(prepared.request, env, [args.output],
+                       output_store=OutputStore(settings.outputs_dir) if recorded else None,
+                       history=store if recorded else None, plugins=open_host(safe_mode=args.safe_mode))
     finally:
         store.close()
 

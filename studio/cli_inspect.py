@@ -54,7 +54,7 @@ def format_info(info: ImageInfo) -> str:
     """Human-readable lines, every value escaped."""
     from studio.cli_control import guide_lines
     from studio.core.hires import hires_summary
-    from studio.core.image_info import escape_text
+    from studio.core.image_info import escape_text, refused_values
 
     def show(value: object) -> str:
         return "-" if value is None else escape_text(str(value))
@@ -81,6 +81,7 @@ def format_info(info: ImageInfo) -> str:
     if info.hires is not None and info.width is not None and info.height is not None:
         lines.append(("Hires fix", escape_text(hires_summary(info.hires, info.width, info.height))))
     lines += [(label, escape_text(text)) for label, text in guide_lines(info.controls)]
+    lines += [("Note", escape_text(f"{why}.")) for why in refused_values(info).values()]  # as Load parameters says
     lines += [("Note", escape_text(note)) for note in info.notes]
     width = max(len(label) for label, _ in lines) + 1
     return "\n".join(f"{label + ':':<{width}} {value}" for label, value in lines)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -125,6 +128,50 @@ def test_rerun_remakes_the_picture_exactly_warns_about_a_changed_model_and_is_re
     assert new["model_hash"] == model_hash(made["model"])  # the hash of the model actually used
     with Image.open(new["source_mask_path"]) as mask:
         assert np.array_equal(np.asarray(mask), np.asarray(made["mask"]))
+
+
+def _without_root_writes() -> None:
+    """In the child, before it runs Python: root gives up writing past file permissions (CAP_DAC_OVERRIDE leaves
+    the bounding set, so the new program never has it), and a read-only folder is read-only to it too."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_capbset_drop, cap_dac_override = 24, 1
+    if libc.prctl(pr_capbset_drop, cap_dac_override, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE)")
+
+
+def studio_unable_to_write(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``studio ARGS`` as run_studio runs it, by a user bound by file permissions (root too)."""
+    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
+    return subprocess.run([sys.executable, "-m", "studio", *args], env=env, cwd=home.parent, capture_output=True,
+                          text=True, encoding="utf-8", timeout=240, stdin=subprocess.DEVNULL,
+                          preexec_fn=_without_root_writes if os.geteuid() == 0 else None)
+
+
+def test_search_show_and_rerun_read_a_history_studio_may_not_write(made, tmp_path):
+    """On a read-only data folder every history command failed: 'could not be opened for writing'."""
+    home = copy_home(made, tmp_path)
+    data = home / "data"
+    assert not (data / "history.db-wal").exists()  # closed by the generate that made it
+    files = sorted(data.rglob("*"))
+    before = (data / "history.db").read_bytes()
+    for path in [data, *files]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        probe = studio_unable_to_write(home, "history", "search", "fox", "--json")
+        assert probe.returncode == 0, probe.stderr
+        assert [r["id"] for r in json.loads(probe.stdout)] == [2, 1] and probe.stderr == ""
+        shown = studio_unable_to_write(home, "history", "show", "2")
+        assert shown.returncode == 0 and shown.stdout.startswith("Entry 2\n"), shown.stderr
+        again = studio_unable_to_write(home, "history", "rerun", "2", "-o", str(tmp_path / "again.png"))
+        assert again.returncode == 0, again.stderr
+        assert (f"note: Studio may not write to the history database {data / 'history.db'}; this job is not recorded "
+                "in the history.") in again.stderr
+        with Image.open(tmp_path / "again.png") as remade, Image.open(made["out"] / "fox-2.png") as original:
+            assert np.array_equal(np.asarray(remade), np.asarray(original))
+    finally:
+        for path in [data, *files]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    assert sorted(data.rglob("*")) == files and (data / "history.db").read_bytes() == before  # nothing written
 
 
 def test_rerun_refuses_when_the_model_or_a_source_file_is_gone(made, tmp_path):
@@ -288,3 +335,26 @@ def test_show_lists_the_control_guides_and_marks_a_missing_picture(studio_home, 
         "  ControlNet 3: (a record Studio cannot read)"]
     assert main(["history", "show", str(entry_id), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["params"]["controls"] == records
+
+
+def test_a_search_word_that_starts_with_a_dash_is_refused_with_how_to_give_it(studio_home, capsys):
+    """argparse took "-known" for an option: studio's own usage and "unrecognized arguments", nothing on how."""
+    from studio.cli import main
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryStore
+
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    store.add(HistoryEntry(prompt="a fox, -known"))
+    store.close()
+    with pytest.raises(SystemExit) as exit_:
+        main(["history", "search", "fox", "-known", "--limit", "3"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: studio history search ")
+    assert err.endswith("studio history search: error: unrecognized arguments: -known; to find words that start "
+                        "with '-', give the words after --: studio history search -- fox -known\n")
+    assert main(["history", "search", "--json", "--", "fox", "-known"]) == 0
+    assert [row["prompt"] for row in json.loads(capsys.readouterr().out)] == ["a fox, -known"]
+    with pytest.raises(SystemExit):  # other actions take no words: argparse's own error
+        main(["history", "show", "-x", "1"])
+    assert "studio: error: unrecognized arguments: -x" in capsys.readouterr().err

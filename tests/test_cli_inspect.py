@@ -208,3 +208,14 @@ def test_a_guide_made_with_a_preprocessor_studio_lacks_is_shown_by_its_name(tmp_
     assert main(["inspect", str(path), "--json"]) == 0
     assert [(c["preprocessor"], c.get("module")) for c in json.loads(capsys.readouterr().out)["controls"]] == [
         ("none", "depth_midas"), ("canny", None)]
+
+
+def test_values_studio_cannot_take_are_said_as_a_dropped_picture_says_them(tmp_path, capsys):
+    """Loading this picture's parameters keeps the sampler and the values set: inspect says so too."""
+    path = png_with(tmp_path / "a1111.png", {"parameters": "a castle\nSteps: 100000, Sampler: DPM++ SDE, "
+                                                           "Schedule type: Karras, CFG scale: 6, Seed: 5, Size: 64x64"})
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "Sampler:   DPM++ SDE" in out
+    assert out[-2:] == ["Note:      Steps 100000 is more than 1000 (the most).",
+                        "Note:      Studio has no DPM++ SDE Karras sampler."]

@@ -34,7 +34,9 @@ from studio.core.errors import ImageError
 from studio.core.hires import HiresFix, hires_from_settings
 from studio.core.image_text import PNG_SIGNATURE, read_exif_texts, read_png_texts
 from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe, parse_loras, split_parameters
-from studio.core.requests import MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE, SCHEDULER_NAMES, canonical_scheduler
+from studio.core.recipe_faults import unread_note, wrong_kinds_note
+from studio.core.requests import MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
+from studio.core.sampler_names import missing_scheduler, studio_scheduler
 from studio.core.safe_text import escaped
 from studio.core.units import finite_or
 
@@ -44,6 +46,7 @@ MAX_SOURCE_CHARS = 256
 MAX_COMFYUI_NODES = 1000
 MAX_COMFYUI_SAMPLERS = 16
 MAX_NOTES = 20
+MAX_CFG = 50  # as prepare_request allows
 STUDIO_TOOL = "Studio"
 JSON_KEYS = ("tool", "prompt", "negative_prompt", "seed", "steps", "cfg_scale", "sampler", "width", "height",
              "model")
@@ -74,6 +77,7 @@ class ImageInfo:
     vae: str | None = None
     hires: HiresFix | None = None  # a hires fix's second pass (width x height are then the first pass's)
     controls: tuple[dict[str, Any], ...] = ()  # ControlNet guides, in ControlGuide.to_record's form
+    schedule: str | None = None  # the tool's schedule named apart from its sampler (A1111's "Schedule type")
 
     @classmethod
     def unread(cls, tool: str | None = None) -> ImageInfo:
@@ -128,24 +132,19 @@ def recipe_fields(info: ImageInfo) -> dict[str, Any]:
 
     Keys are GenerationRequest's names (prompt, negative_prompt, steps, cfg_scale, seed, scheduler,
     width, height, hires (a HiresFix, or False for none), loras, vae) plus model_name and model_hash, for finding
-    the model. A seed outside Studio's range (ComfyUI's are 64-bit) or a sampler with no Studio equivalent is left
-    out.
+    the model. A value Studio cannot take (a seed past its range, ComfyUI's are 64-bit; a sampler it lacks) is left
+    out: ``refused_values`` says why.
     """
+    refused = refused_values(info)
     fields: dict[str, Any] = {}
     if info.prompt is not None:
         fields["prompt"] = info.prompt
     if info.negative_prompt is not None:
         fields["negative_prompt"] = info.negative_prompt
-    if info.steps is not None and 1 <= info.steps <= MAX_STEPS:
-        fields["steps"] = info.steps
-    if info.cfg_scale is not None and 0 <= info.cfg_scale <= 50:
-        fields["cfg_scale"] = info.cfg_scale
-    if info.seed is not None and 0 <= info.seed <= MAX_SEED:
-        fields["seed"] = info.seed
-    if info.scheduler is not None:
-        fields["scheduler"] = info.scheduler
-    if (info.tool is not None and info.width is not None and info.height is not None
-            and MIN_SIZE <= info.width <= MAX_SIZE and MIN_SIZE <= info.height <= MAX_SIZE):
+    for key in ("steps", "cfg_scale", "seed", "scheduler"):
+        if getattr(info, key) is not None and key not in refused:
+            fields[key] = getattr(info, key)
+    if info.tool is not None and info.width is not None and info.height is not None and "size" not in refused:
         fields["width"], fields["height"] = info.width, info.height
         fields["hires"] = info.hires or False  # the size is the first pass's: a picture made without one turns it off
     if info.model:
@@ -157,52 +156,30 @@ def recipe_fields(info: ImageInfo) -> dict[str, Any]:
     return fields
 
 
+def refused_values(info: ImageInfo) -> dict[str, str]:
+    """Each value the image names that Studio cannot take (keys: steps, cfg_scale, seed, size, scheduler), with why,
+    as the start of a sentence ("Steps 100000 is more than 1000 (the most)", "Studio has no DPM++ SDE Karras
+    sampler"): loading its parameters keeps what was set for these, and says so."""
+    refused = {}
+    for key, label, value, least, most in (("steps", "Steps", info.steps, 1, MAX_STEPS),
+                                           ("cfg_scale", "CFG scale", info.cfg_scale, 0, MAX_CFG),
+                                           ("seed", "Seed", info.seed, 0, MAX_SEED)):
+        if value is not None and not least <= value <= most:
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            refused[key] = (f"{label} {shown} is less than {least} (the least)" if value < least else
+                            f"{label} {shown} is more than {most} (the most)")
+    width, height = info.width, info.height
+    if (info.tool is not None and width is not None and height is not None
+            and not (MIN_SIZE <= width <= MAX_SIZE and MIN_SIZE <= height <= MAX_SIZE)):
+        refused["size"] = f"Size {width}x{height} is not from {MIN_SIZE} to {MAX_SIZE} pixels a side"
+    if info.scheduler is None and (why := missing_scheduler(info.sampler, info.schedule)):
+        refused["scheduler"] = why
+    return refused
+
+
 def escape_text(text: str) -> str:
     """text with every non-printable character (newlines too, ESC, bidi overrides…) written as an escape."""
     return escaped(text, allowed="")
-
-
-# --- schedulers ------------------------------------------------------------------------------------
-
-# Lower-case sampler names of every tool -> the Studio name they share, without the Karras schedule.
-_SAMPLER_BASES = {
-    "euler": "Euler", "euler a": "Euler a", "euler_a": "Euler a", "euler_ancestral": "Euler a",
-    "heun": "Heun", "ddim": "DDIM", "unipc": "UniPC", "uni_pc": "UniPC", "uni_pc_bh2": "UniPC",
-    "dpm++ 2m": "DPM++ 2M", "dpmpp_2m": "DPM++ 2M",
-    "dpm++ 2m sde": "DPM++ 2M SDE", "dpmpp_2m_sde": "DPM++ 2M SDE", "dpmpp_2m_sde_gpu": "DPM++ 2M SDE",
-}
-# Schedules that mean "the sampler's usual one" (A1111's Automatic/Uniform, ComfyUI's normal, NovelAI's native).
-_PLAIN_SCHEDULES = {"", "automatic", "uniform", "normal", "simple", "native", "default"}
-
-
-def studio_scheduler(sampler: str | None, schedule: str | None = None) -> str | None:
-    """The Studio scheduler another tool's sampler (and separate schedule, if any) corresponds to.
-
-    Reads A1111 names ("DPM++ 2M Karras", or "DPM++ 2M" + "Schedule type: Karras"), ComfyUI and
-    Fooocus (sampler_name "dpmpp_2m" + scheduler "karras"), InvokeAI ("dpmpp_2m_k") and NovelAI
-    ("k_euler_ancestral"). None where Studio has no equivalent.
-    """
-    if not isinstance(sampler, str):
-        return None
-    name = sampler.strip().lower()
-    karras = False
-    if name.endswith(" karras"):
-        name, karras = name[: -len(" karras")], True
-    name = name.removeprefix("k_")  # NovelAI, old InvokeAI and A1111 aliases
-    for suffix in ("_karras", "_ka", "_k"):  # InvokeAI's and A1111's aliases
-        if name.endswith(suffix):
-            name, karras = name[: -len(suffix)], True
-            break
-    schedule_name = schedule.strip().lower() if isinstance(schedule, str) else ""
-    if schedule_name == "karras":
-        karras = True
-    elif schedule_name not in _PLAIN_SCHEDULES:
-        return None
-    base = _SAMPLER_BASES.get(name) or canonical_scheduler(name)  # Studio's own names, as its command line takes them
-    if base is None:
-        return None
-    result = f"{base} Karras" if karras else base
-    return result if result in SCHEDULER_NAMES else None
 
 
 # --- Studio's own recipe -----------------------------------------------------------------------------
@@ -213,7 +190,9 @@ def _from_studio(texts: dict[str, str], notes: list[str]) -> ImageInfo | None:
         try:
             recipe = Recipe.from_json(texts[STUDIO_CHUNK])
         except (ValueError, TypeError, AttributeError, RecursionError):
-            notes.append("Studio's recipe in this image is not valid JSON; it was ignored.")
+            notes.append(unread_note(texts[STUDIO_CHUNK]))
+        else:
+            notes += filter(None, [wrong_kinds_note(texts[STUDIO_CHUNK])])
     if recipe is None and PARAMETERS_CHUNK in texts:
         # Studio's A1111 text (JPEG/WebP carry only this): read exactly, quoting and all.
         try:
@@ -388,6 +367,7 @@ def _as_a1111_reads(info: ImageInfo, parameters: str, notes: list[str]) -> Image
                    cfg_scale=_float(settings.get("CFG scale")), sampler=sampler, width=width, height=height,
                    model=settings.get("Model"), model_hash=settings.get("Model hash"),
                    scheduler=studio_scheduler(sampler, settings.get("Schedule type")),
+                   schedule=settings.get("Schedule type"),
                    hires=hires_from_settings(settings), controls=controls_from_settings(settings))
 
 
@@ -428,6 +408,7 @@ def _info_from_prompt_info(result: Any, notes: list[str]) -> ImageInfo:
         model=_text(model.name) if model is not None else None,
         model_hash=_text(model.hash) if model is not None else None,
         scheduler=studio_scheduler(sampler_name, _text(param("scheduler", "noise_schedule"))),
+        schedule=_text(param("scheduler", "noise_schedule")),
     )
 
 

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from studio.core import hires as hires_fix
 from studio.core.control import MAX_GUIDES, control_records
 from studio.core.errors import StudioError, first_line
+from studio.core.inpaint import INPAINT_FILLS
 from studio.core.paths import StudioPaths, studio_paths
 from studio.core.requests import (
     DEFAULT_SCHEDULER,
     MAX_LORA_WEIGHT,
     MAX_LORAS,
+    MAX_SEED,
     MEMORY_MODES,
+    SCHEDULER_NAMES,
     SPEED_MODES,
     canonical_scheduler,
 )
+from studio.core.settings_aside import keep_aside, where
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +42,13 @@ class GenerationDefaults(BaseModel):
     height: int = Field(512, ge=64, le=4096)
     steps: int = Field(20, ge=1, le=1000)
     cfg_scale: float = Field(7.0, ge=0, le=50)
-    seed: int = -1
+    seed: int = Field(-1, ge=-1, le=MAX_SEED)  # -1: random
     scheduler: str = DEFAULT_SCHEDULER
     batch_count: int = Field(1, ge=1, le=100)
     strength: float = Field(0.75, gt=0, le=1)
     inpaint_masked_only: bool = True
     inpaint_padding: int = Field(32, ge=0, le=1024)
-    inpaint_fill: str = "original"
+    inpaint_fill: str = "original"  # one of INPAINT_FILLS
     inpaint_feather: float = Field(8.0, ge=0, le=256)
     generator: str = "diffusers"  # or a plugin generator's id
     generator_params: dict[str, dict[str, Any]] = Field(default_factory=dict)  # last values, per generator
@@ -60,10 +63,13 @@ class GenerationDefaults(BaseModel):
     # ControlNet guides as ControlGuide.to_record keeps them (the picture by its file's path), plus "enabled".
     controls: list[dict[str, Any]] = Field(default_factory=list)
 
+    # A value Studio cannot use raises: load_settings gives it its default and names it in Settings.load_note.
+    _known_fill = field_validator("inpaint_fill")(lambda value: _one_of(value, INPAINT_FILLS, "fill"))
+
     @field_validator("scheduler")
     @classmethod
     def _known_scheduler(cls, value: str) -> str:
-        return canonical_scheduler(value) or DEFAULT_SCHEDULER
+        return _one_of(canonical_scheduler(value) or value, SCHEDULER_NAMES, "sampler")  # "euler_a" is Euler a
 
     @field_validator("loras")
     @classmethod
@@ -87,13 +93,7 @@ class LoraSetting(BaseModel):
     """One chosen LoRA: its name in ``<models>/loras`` (or a .safetensors path) and its weight."""
 
     name: str
-    weight: float = 1.0
-
-    @field_validator("weight")
-    @classmethod
-    def _within_range(cls, value: float) -> float:
-        # A hand-edited weight out of range is clamped, not a reason to set the whole settings file aside.
-        return max(-MAX_LORA_WEIGHT, min(MAX_LORA_WEIGHT, value))
+    weight: float = Field(1.0, ge=-MAX_LORA_WEIGHT, le=MAX_LORA_WEIGHT)
 
 
 class PostStepSetting(BaseModel):
@@ -135,17 +135,18 @@ class PromptStyle(BaseModel):
 
 class WindowLayout(BaseModel):
     """How the person left the window: where it was and how big, where the panels were, and the brush and mask
-    tools as they set them. Values are clamped when applied, so a hand-edited one cannot stop Studio starting."""
+    tools as they set them. A value past the tools' own limits takes its default (and is named in the load note);
+    the window clamps them again when it applies them."""
 
     model_config = ConfigDict(extra="ignore")
 
     geometry: str = ""  # QMainWindow.saveGeometry(), base64: size, place, maximised
     docks: str = ""  # QMainWindow.saveState(), base64: which panels are shown, where, and how wide
-    brush_size: float = 48.0
-    brush_hardness: float = 0.8
+    brush_size: float = Field(48.0, ge=1, le=1024)  # pixels, as the brush size box allows
+    brush_hardness: float = Field(0.8, ge=0, le=1)
     mask_color: str = ""  # "" = the default colour
-    mask_opacity: float = 0.5
-    grow_pixels: int = 8
+    mask_opacity: float = Field(0.5, ge=0, le=1)
+    grow_pixels: int = Field(8, ge=1, le=256)  # as the grow box allows
 
 
 def absolute_folder(path: Path) -> Path:
@@ -162,7 +163,7 @@ class Settings(BaseModel):
     models_dir: Path
     outputs_dir: Path
     extra_model_paths: list[Path] = Field(default_factory=list)  # diffusers folders picked by hand
-    device: str = "auto"  # auto | cuda | mps | cpu
+    device: str = "auto"  # one of DEVICES
     memory: str = "auto"  # GPU memory: auto (estimate, then choose) | high (all on the GPU) | low (offload, tiling)
     speed: str = "fast"  # on CUDA: fast (graphs) | eager (plain diffusers) | compile (fast + torch.compile, opt-in)
     generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
@@ -173,99 +174,149 @@ class Settings(BaseModel):
     window: WindowLayout = Field(default_factory=WindowLayout)
     load_note: str = Field("", exclude=True)  # what load_settings had to set aside, for the window to say once
 
+    @field_validator("models_dir", "outputs_dir", mode="before")
+    @classmethod
+    def _named(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():  # Path("") is the folder Studio happens to start in
+            raise ValueError("no folder is named")
+        return value
+
     @field_validator("models_dir", "outputs_dir")
     @classmethod
-    def _absolute_folder(cls, value: Path) -> Path:
-        return absolute_folder(value)
+    def _absolute_folder(cls, value: Path, info: ValidationInfo) -> Path:
+        folder = absolute_folder(value)
+        # A file named where a folder should be (outputs_dir = "/etc/passwd") takes the default. The default is
+        # taken whatever is there (else there would be no folder at all): saving into it says what is wrong.
+        if folder.is_file() and folder not in (info.context or {}).get(DEFAULT_FOLDERS, ()):
+            raise ValueError("a file, not a folder")
+        return folder
 
     @field_validator("extra_model_paths")
     @classmethod
     def _absolute_paths(cls, value: list[Path]) -> list[Path]:
         return [absolute_folder(path) for path in value]
 
-    @field_validator("memory")
-    @classmethod
-    def _known_memory_mode(cls, value: str) -> str:
-        return value if value in MEMORY_MODES else "auto"
-
-    @field_validator("speed")
-    @classmethod
-    def _known_speed(cls, value: str) -> str:
-        return value if value in SPEED_MODES else "fast"
+    _known_device = field_validator("device")(lambda value: _one_of(value, DEVICES, "device"))
+    _known_memory_mode = field_validator("memory")(lambda value: _one_of(value, MEMORY_MODES, "memory mode"))
+    _known_speed = field_validator("speed")(lambda value: _one_of(value, SPEED_MODES, "speed"))
 
     @classmethod
     def defaults(cls, paths: StudioPaths) -> Settings:
-        return cls(models_dir=paths.default_models_dir, outputs_dir=paths.default_outputs_dir)
+        return cls.model_validate({"models_dir": paths.default_models_dir, "outputs_dir": paths.default_outputs_dir},
+                                  context=_default_folders(paths))
+
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+DEFAULT_FOLDERS = "default_folders"
+
+
+def _one_of(value: str, known: tuple[str, ...], what: str) -> str:
+    if value not in known:
+        raise ValueError(f"not a {what} Studio has")
+    return value
+
+
+def _default_folders(paths: StudioPaths) -> dict[str, tuple[Path, ...]]:
+    return {DEFAULT_FOLDERS: (paths.default_models_dir, paths.default_outputs_dir)}
 
 
 def load_settings(paths: StudioPaths | None = None) -> Settings:
     """Read settings, so Studio always starts: a value that cannot be read takes its default and the rest are
     kept; a file that is not TOML at all is moved aside. Either way the original stays beside it
-    (``settings.toml.broken``) and ``Settings.load_note`` says what happened, for the window to tell."""
+    (``settings.toml.broken``, or ``.broken-2`` … where an earlier copy is kept) and ``Settings.load_note`` says
+    what happened and where the copy is, for the window to tell."""
     paths = paths or studio_paths()
     file = paths.settings_file
     if not file.exists():
         return Settings.defaults(paths)
-    aside = file.with_suffix(".toml.broken")
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        raw = file.read_bytes()
+    except OSError as exc:  # a folder by that name, a file Studio may not read: left as it is
+        settings = Settings.defaults(paths)
+        what = "is a folder, not a file" if file.is_dir() else f"could not be read ({exc.strerror or exc})"
+        settings.load_note = (f"The settings file {file} {what}; Studio started with its defaults and left it as it "
+                              "is.")
+        log.warning("%s", settings.load_note)
+        return settings
+    try:
+        data = tomllib.loads(raw.decode("utf-8-sig"))  # Windows Notepad starts UTF-8 with a byte-order mark
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        file.replace(aside)
-        log.warning("Settings file %s could not be read (%s); moved to %s, using defaults.", file, exc, aside)
+        log.warning("Settings file %s could not be read (%s); using defaults.", file, exc)
         settings = Settings.defaults(paths)
         settings.load_note = (f"The settings file could not be read ({first_line(exc)}); Studio started with its "
-                              f"defaults and kept the file as {aside.name}.")
+                              f"defaults and {_set_aside(file, raw, move=True)}")
         return settings
     defaults = Settings.defaults(paths).model_dump()
     merged = {**defaults, **data}
     dropped: list[str] = []
     for _ in range(MAX_SETTINGS_REPAIRS):
         try:
-            settings = Settings.model_validate(merged)
+            settings = Settings.model_validate(merged, context=_default_folders(paths))
         except ValidationError as exc:
-            # Later places first: dropping a list's item must not move the items still to drop.
             places = sorted({tuple(e["loc"]) for e in exc.errors()}, reverse=True,
                             key=lambda place: [(0, part) if isinstance(part, int) else (1, str(part))
                                                for part in place])
-            removed = [place for place in places if _drop(merged, place)]
+            removed = _drop(merged, places)
             if not removed:
                 break
             merged = {**defaults, **merged}  # a folder dropped takes the default folder
-            dropped += [".".join(str(part) for part in place) for place in removed]
+            named = (".".join(str(part) for part in place) for place in removed)
+            dropped += [name for name in named if name not in dropped]  # a name dropped, then its style
             continue
         if dropped:
-            shutil.copyfile(file, aside)
             log.warning("Settings file %s had values Studio cannot use (%s); they take their defaults.", file,
                         ", ".join(dropped))
             settings.load_note = (f"Some settings could not be read ({', '.join(dropped)}) and take their "
-                                  f"defaults; the file as it was is kept as {aside.name}.")
+                                  f"defaults; {_set_aside(file, raw, move=False, as_it_was=True)}")
         return settings
-    file.replace(aside)
     settings = Settings.defaults(paths)
-    settings.load_note = (f"The settings could not be read; Studio started with its defaults and kept them as "
-                          f"{aside.name}.")
+    settings.load_note = ("The settings could not be read; Studio started with its defaults and "
+                          f"{_set_aside(file, raw, move=True)}")
     return settings
+
+
+def _set_aside(file: Path, raw: bytes, move: bool, as_it_was: bool = False) -> str:
+    """Keep ``raw`` (the file as read) beside ``file`` under a name no earlier copy has, and move the file away when
+    ``move``; the end of a sentence saying where the copy is (or why there is none)."""
+    try:
+        aside = keep_aside(file, raw)
+        if move:
+            file.unlink()
+    except OSError as exc:
+        log.warning("A copy of settings file %s could not be kept: %s", file, exc)
+        return (f"no copy of the file could be kept ({exc.strerror or exc}); it was left as it is, and is "
+                "replaced when Studio saves its settings.")
+    log.warning("Settings file %s kept as %s", file, aside)
+    return f"{'the file as it was is kept' if as_it_was else 'kept the file'} as {where(aside)}."
 
 
 MAX_SETTINGS_REPAIRS = 20
 
 
-def _drop(data: Any, place: tuple[Any, ...]) -> bool:  # noqa: ANN401
-    """Remove the value at ``place`` (a whole item, inside a list) so it takes its default; False if not there."""
-    node = data
+def _drop(data: Any, places: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:  # noqa: ANN401
+    """Remove the value at each place so it takes its default (a preset keeps its other values when its sampler
+    is unknown); a value with no default (a style's missing name, an item of the wrong kind) takes the list item
+    holding it with it. Every place is found before anything is removed, so no removal moves another; returns the
+    places removed."""
+    found = [(place, target) for place in places if (target := _removable(data, place)) is not None]
+    for container, key in sorted({(id(c), k): (c, k) for _, (c, k) in found}.values(),
+                                 key=lambda target: -target[1] if isinstance(target[1], int) else 0):
+        del container[key]
+    return [place for place, _ in found]
+
+
+def _removable(data: Any, place: tuple[Any, ...]) -> tuple[Any, Any] | None:  # noqa: ANN401
+    """The container and key to remove for ``place`` (see _drop), or None."""
+    node, item = data, None
     for depth, part in enumerate(place):
-        if isinstance(node, list) and isinstance(part, int):
-            if 0 <= part < len(node):
-                del node[part]
-                return True
-            return False
-        if not isinstance(node, dict) or part not in node:
-            return False
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            item = node, part
+        elif not (isinstance(node, dict) and part in node):
+            break  # a value that is missing, and has no default
         if depth == len(place) - 1:
-            del node[part]
-            return True
+            return node, part
         node = node[part]
-    return False
+    return item
 
 
 def save_settings(settings: Settings, paths: StudioPaths | None = None) -> None:

@@ -30,6 +30,7 @@ from studio.services.history_query import (
     unspaced_words,
     where_sql,
 )
+from studio.services.history_reading import connect_read_only, schema_problem
 from studio.services.history_schema import SCHEMA_VERSION, NewerSchemaError, migrate
 from studio.services.outputs import is_kept_control
 
@@ -91,6 +92,10 @@ class HistoryError(StudioError):
     """The history database cannot be used right now (its message is one sentence)."""
 
 
+class HistoryNotWritable(HistoryError):
+    """Studio may not write to the history database or its folder (it may still be read: ``read_only``)."""
+
+
 class HistoryLocked(HistoryError):
     """Another program holds the history database's lock; nothing was changed or moved."""
 
@@ -136,15 +141,24 @@ class HistoryStore:
     """Thread-safe: each thread gets its own connection (the engine thread writes, the UI reads).
 
     ``notice`` is a sentence for the person when something happened at open (a damaged database
-    was set aside), else None.
+    was set aside), else None. ``read_only``: opened only to read (history_reading), where writing is refused;
+    nothing is checked, repaired or migrated then.
     """
 
-    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = 5.0, read_only: bool = False) -> None:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self.notice: str | None = None
+        self.read_only = read_only
         self._local = threading.local()
         self._closed = False
+        if read_only:
+            with self._errors():
+                problem = schema_problem(self._conn(), self.path)
+            if problem:
+                self._drop_connection()
+                raise HistoryError(problem)
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -239,7 +253,10 @@ class HistoryStore:
             return conn
         if self._closed:
             raise HistoryError("The history is closed.")
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+        if self.read_only:
+            conn, self.notice = connect_read_only(self.path, self.busy_timeout)
+        else:
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000):d}")
             # WAL + NORMAL: a power cut may lose the last rows, never consistency (and their files were
@@ -298,8 +315,8 @@ class HistoryStore:
             return HistoryError(f"The history database {self.path} is damaged; Studio will set it aside "
                                 "and start a new one the next time it starts.")
         if code in (_SQLITE_READONLY, _SQLITE_CANTOPEN):  # SQLite says only "unable to open database file"
-            return HistoryError(f"The history database {self.path} could not be opened for writing; check that "
-                                f"Studio may write to it and to its folder {self.path.parent}.")
+            return HistoryNotWritable(f"The history database {self.path} could not be opened for writing; check "
+                                      f"that Studio may write to it and to its folder {self.path.parent}.")
         return HistoryError(f"The history database {self.path} could not be used: {exc}.")
 
     @contextmanager

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QInputDialog, QMessageBox
 from studio.core.control import resolved_controls
 from studio.core.errors import InvalidRequest, StudioError, first_line
 from studio.core.hires import HiresFix
-from studio.core.image_info import ImageInfo, inspect_image, recipe_fields
+from studio.core.image_info import ImageInfo, inspect_image, recipe_fields, refused_values
 from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
@@ -30,6 +30,7 @@ from studio.ui.modal import modal
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
+    from studio.ui.prompt_panel import PromptPanel
 
 
 class HistoryActions(QObject):
@@ -191,6 +192,7 @@ class HistoryActions(QObject):
         model_path = next((self.panel.model_combo.itemData(i) for i in range(self.panel.model_combo.count())
                            if self.panel.model_combo.itemText(i) == model_name), None)
         notes = self.panel.fill(model_path=model_path, **fields)
+        notes += [f"{why}; kept {_kept(self.panel, key)}." for key, why in refused_values(info).items()]
         notes += self._restore_guides(controls, missing)
         if model_name and model_path is None:
             notes.append(f"The model {model_name!r} it names is not in the model list.")
@@ -299,6 +301,17 @@ def _rerun_request(entry: HistoryEntry, settings: Settings) -> GenerationRequest
         raise InvalidRequest(f"The model {entry.model_name or path.stem} is gone, so {name} cannot be run again; "
                              f"{path} no longer exists.")
     return request_for_entry(entry, settings, label=name)
+
+
+def _kept(panel: PromptPanel, key: str) -> str:
+    """The panel's value for one a picture names that Studio cannot take (a refused_values key): it stays."""
+    if key == "size":
+        return f"{panel.width_spin.value()}x{panel.height_spin.value()}"
+    if key == "seed":
+        return panel.seed_edit.text() or "a random seed"
+    if key == "cfg_scale":
+        return f"{panel.cfg_spin.value():g}"
+    return panel.scheduler_combo.currentText() if key == "scheduler" else str(panel.steps_spin.value())
 
 
 def _warned(loaded: str, warnings: list[str]) -> str:

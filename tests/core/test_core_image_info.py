@@ -26,6 +26,7 @@ from studio.core.image_info import (
     escape_text,
     inspect_image,
     recipe_fields,
+    refused_values,
     studio_scheduler,
 )
 from studio.core.image_text import MAX_TEXT_BYTES
@@ -155,20 +156,32 @@ def test_malformed_studio_json_is_a_note_and_the_parameters_text_still_counts(tm
     assert (info.tool, info.prompt, info.seed, info.model) == ("Studio", RECIPE.prompt, RECIPE.seed, "tiny-sd")
 
 
-@pytest.mark.parametrize("payload", ['"just a string"', "[1, 2]", "null", '{"prompt": "x"}',
-                                     "[" * 50_000 + "]" * 50_000])
-def test_studio_json_of_the_wrong_shape_is_a_note(tmp_path, payload):
+@pytest.mark.parametrize(("payload", "why"), [
+    ('"just a string"', "is JSON but not an object of named values"),
+    ("[1, 2]", "is JSON but not an object of named values"),
+    ("null", "is JSON but not an object of named values"),
+    ('{"prompt": "x"}', "lacks negative_prompt, steps, sampler, cfg_scale, seed, width, height, model_name"),
+    ("[" * 50_000 + "]" * 50_000, "is not valid JSON"),
+    ("{not json", "is not valid JSON"),
+    # Valid JSON was called "not valid JSON": say which values are of the wrong kind, and which are missing.
+    (json.dumps({"prompt": 123, "seed": "abc", "steps": -5, "width": "wide", "cfg_scale": None, "sampler": ["x"]}),
+     "has values of the wrong kind (prompt, sampler, cfg_scale, seed, width) and lacks negative_prompt, height, "
+     "model_name"),
+])
+def test_studio_json_of_the_wrong_shape_is_a_note_that_says_what_is_wrong(tmp_path, payload, why):
     info = inspect_image(png_file(tmp_path / "odd.png", text("studio", payload)))
     assert info.tool is None
-    assert "Studio's recipe in this image is not valid JSON; it was ignored." in info.notes
+    assert f"Studio's recipe in this image {why}; it was ignored." in info.notes
 
 
-def test_studio_json_with_wrong_value_types_gives_none_not_garbage(tmp_path):
+def test_studio_json_with_wrong_value_types_gives_none_not_garbage_and_names_them(tmp_path):
     data = json.loads(RECIPE.to_json()) | {"seed": "12; rm -rf /", "steps": True, "cfg_scale": "NaN", "prompt": 5}
     info = inspect_image(png_file(tmp_path / "types.png", itext("studio", json.dumps(data))))
     assert info.tool == "Studio"
     assert (info.seed, info.steps, info.cfg_scale, info.prompt) == (None, None, None, None)
     assert info.model == "tiny-sd"
+    assert info.notes == ("Studio's recipe in this image has values of the wrong kind (prompt, steps, cfg_scale, "
+                          "seed); they were ignored.",)
 
 
 # --- AUTOMATIC1111 (and Forge, SD.Next: the same text) -------------------------------------------------------------
@@ -221,25 +234,56 @@ def test_a_user_comment_that_is_not_text_is_a_note(tmp_path):
     assert read_recipe(path) is None
 
 
-@pytest.mark.parametrize("sampler, schedule, expected", [
-    ("Euler a", None, "Euler a"),
-    ("Euler a", "Automatic", "Euler a"),
-    ("Euler", None, "Euler"),
-    ("DPM++ 2M Karras", None, "DPM++ 2M Karras"),  # before A1111 1.9: Karras in the sampler's name
-    ("DPM++ 2M Karras", "Karras", "DPM++ 2M Karras"),
-    ("DPM++ 2M", "Karras", "DPM++ 2M Karras"),  # A1111 1.9 and later: a separate Schedule type
-    ("DPM++ 2M SDE", "Karras", "DPM++ 2M SDE Karras"),
-    ("DPM++ 2M SDE", "Exponential", None),  # A1111's default for it; Studio has no such scheduler
-    ("Euler", "Karras", None),
-    ("LMS", None, None),
-    ("UniPC", None, "UniPC"),
-    ("DDIM", None, "DDIM"),
+@pytest.mark.parametrize("sampler, schedule, expected, why", [
+    ("Euler a", None, "Euler a", None),
+    ("Euler a", "Automatic", "Euler a", None),
+    ("Euler", None, "Euler", None),
+    ("DPM++ 2M Karras", None, "DPM++ 2M Karras", None),  # before A1111 1.9: Karras in the sampler's name
+    ("DPM++ 2M Karras", "Karras", "DPM++ 2M Karras", None),
+    ("DPM++ 2M", "Karras", "DPM++ 2M Karras", None),  # A1111 1.9 and later: a separate Schedule type
+    ("DPM++ 2M SDE", "Karras", "DPM++ 2M SDE Karras", None),
+    # A1111's default for it; Studio has no such scheduler
+    ("DPM++ 2M SDE", "Exponential", None, "Studio has no DPM++ 2M SDE sampler with the Exponential schedule"),
+    ("Euler", "Exponential", None, "Studio has no Euler sampler with the Exponential schedule"),
+    ("Euler", "Karras", None, "Studio has no Euler Karras sampler"),
+    ("DPM++ SDE", "Karras", None, "Studio has no DPM++ SDE Karras sampler"),
+    ("DPM++ SDE Karras", None, None, "Studio has no DPM++ SDE Karras sampler"),
+    ("LMS", None, None, "Studio has no LMS sampler"),
+    ("Totally New Sampler", None, None, "Studio has no Totally New Sampler"),
+    ("UniPC", None, "UniPC", None),
+    ("DDIM", None, "DDIM", None),
 ])
-def test_a1111_samplers_map_to_studio_schedulers(tmp_path, sampler, schedule, expected):
+def test_a1111_samplers_map_to_studio_schedulers_or_say_why_not(tmp_path, sampler, schedule, expected, why):
     settings = f"Steps: 20, Sampler: {sampler}, " + (f"Schedule type: {schedule}, " if schedule else "")
     path = pillow_png(tmp_path / "s.png", {"parameters": f"a cat\n{settings}CFG scale: 7, Seed: 1, Size: 512x512"})
     info = inspect_image(path)
     assert (info.sampler, info.scheduler) == (sampler, expected)
+    assert refused_values(info).get("scheduler") == why
+    assert recipe_fields(info).get("scheduler") == expected
+
+
+def test_values_past_studio_s_limits_are_left_out_and_each_says_why(tmp_path):
+    """They were left out with no word: loading the picture kept the old values and said it loaded them."""
+    path = pillow_png(tmp_path / "x.png", {"parameters": "a cat\nSteps: 100000, Sampler: Euler, CFG scale: -5, "
+                                                       "Seed: 99999999999999999999, Size: 99999x3"})
+    info = inspect_image(path)
+    assert refused_values(info) == {
+        "steps": "Steps 100000 is more than 1000 (the most)", "cfg_scale": "CFG scale -5 is less than 0 (the least)",
+        "seed": "Seed 99999999999999999999 is more than 4294967295 (the most)",
+        "size": "Size 99999x3 is not from 64 to 4096 pixels a side"}
+    assert sorted(recipe_fields(info)) == ["prompt", "scheduler"]
+    taken = inspect_image(pillow_png(tmp_path / "y.png", {"parameters": "a cat\nSteps: 1000, Sampler: Euler, "
+                                                                        "CFG scale: 50, Seed: 0, Size: 64x4096"}))
+    assert refused_values(taken) == {}
+    assert {k: recipe_fields(taken)[k] for k in ("steps", "cfg_scale", "seed", "width", "height")} == {
+        "steps": 1000, "cfg_scale": 50.0, "seed": 0, "width": 64, "height": 4096}
+
+
+def test_a_sampler_name_is_said_escaped_and_cut(tmp_path):
+    path = pillow_png(tmp_path / "x.png", {"parameters": "a cat\nSteps: 20, Sampler: \x1b[31mred" + "x" * 200 +
+                                                       ", CFG scale: 7, Seed: 1, Size: 64x64"})
+    why = refused_values(inspect_image(path))["scheduler"]
+    assert why.startswith("Studio has no \\x1b[31mredxxx") and why.endswith("x… sampler") and len(why) < 100
 
 
 def test_sd_parsers_gap_a1111_text_without_a_settings_line(tmp_path):

@@ -58,8 +58,9 @@ def test_a_partial_file_fills_in_defaults_and_ignores_unknown_keys(studio_home):
     assert settings.device == "cpu"
     assert settings.generation.steps == 12
     assert settings.generation.scheduler == "Euler a"  # unknown scheduler falls back, the rest is kept
+    assert settings.load_note.startswith("Some settings could not be read (generation.scheduler) ")
     assert settings.models_dir == paths.default_models_dir
-    assert paths.settings_file.exists()  # nothing was broken, nothing moved aside
+    assert paths.settings_file.exists()  # kept as it is until Studio saves its settings
 
 
 @pytest.mark.parametrize("content", [
@@ -126,6 +127,102 @@ generation = "not a table"
     assert load_settings().load_note == ""
 
 
+def test_a_file_saved_with_a_byte_order_mark_is_read_whole(studio_home):
+    """Windows Notepad starts UTF-8 with a byte-order mark: the file was called broken and every setting reset."""
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True)
+    paths.settings_file.write_bytes(b"\xef\xbb\xbf" + 'device = "cpu"\n[[styles]]\nname = "Ink"\n'.encode())
+    settings = load_settings()
+    assert (settings.device, [s.name for s in settings.styles], settings.load_note) == ("cpu", ["Ink"], "")
+    assert not (paths.config_dir / "settings.toml.broken").exists()
+
+
+def test_a_copy_set_aside_earlier_is_never_overwritten_and_the_note_says_where_the_new_one_is(studio_home):
+    """A file set aside once (the only copy of the person's styles) was overwritten by the next file that had one
+    value Studio could not use."""
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True)
+    first = '[[styles]]\nname = "My ink style"\nthis is not toml ['
+    paths.settings_file.write_text(first)
+    assert "settings.toml.broken (in " in load_settings().load_note
+    second = "[generation]\nsteps = 0\n"
+    paths.settings_file.write_text(second)
+    note = load_settings().load_note
+    assert note.startswith("Some settings could not be read (generation.steps)")
+    assert f"kept as settings.toml.broken-2 (in {paths.config_dir})." in note
+    assert (paths.config_dir / "settings.toml.broken").read_text() == first
+    assert (paths.config_dir / "settings.toml.broken-2").read_text() == second
+    # Read again (each `studio` command reads it, and none saves it): no copy more.
+    assert "settings.toml.broken-2 (in" in load_settings().load_note
+    assert sorted(p.name for p in paths.config_dir.iterdir()) == [
+        "settings.toml", "settings.toml.broken", "settings.toml.broken-2"]
+    paths.settings_file.write_text("not toml either [")
+    assert "settings.toml.broken-3 (in" in load_settings().load_note
+    assert not paths.settings_file.exists()
+    assert (paths.config_dir / "settings.toml.broken").read_text() == first
+
+
+def test_a_folder_named_settings_toml_says_so_and_studio_starts_with_defaults(studio_home):
+    """Every command and the window ended in an IsADirectoryError traceback."""
+    paths = studio_paths()
+    paths.settings_file.mkdir(parents=True)
+    (paths.settings_file / "kept.txt").write_text("the person's")
+    settings = load_settings()
+    assert settings.model_dump() == Settings.defaults(paths).model_dump()
+    assert settings.load_note == (f"The settings file {paths.settings_file} is a folder, not a file; Studio started "
+                                  "with its defaults and left it as it is.")
+    assert (paths.settings_file / "kept.txt").read_text() == "the person's"
+    with pytest.raises(StudioError, match="^Settings could not be saved to "):
+        save_settings(settings)
+    assert (paths.settings_file / "kept.txt").read_text() == "the person's"
+
+
+@pytest.mark.parametrize(("line", "place", "value", "default"), [
+    ("[window]\nmask_opacity = 7", "window.mask_opacity", lambda s: s.window.mask_opacity, 0.5),
+    ("[window]\nbrush_size = -inf", "window.brush_size", lambda s: s.window.brush_size, 48.0),
+    ("[window]\ngrow_pixels = 0", "window.grow_pixels", lambda s: s.window.grow_pixels, 8),
+    ('device = "tpu9"', "device", lambda s: s.device, "auto"),
+    ('memory = "infinite"', "memory", lambda s: s.memory, "auto"),
+    ('speed = "ludicrous"', "speed", lambda s: s.speed, "fast"),
+    ('outputs_dir = "FILE"', "outputs_dir", lambda s: s.outputs_dir, "OUTPUTS"),
+    ('outputs_dir = ""', "outputs_dir", lambda s: s.outputs_dir, "OUTPUTS"),
+    ('models_dir = "FILE"', "models_dir", lambda s: s.models_dir, "MODELS"),
+    ('[generation]\nscheduler = "Bogus 9000"', "generation.scheduler", lambda s: s.generation.scheduler, "Euler a"),
+    ('[generation]\ninpaint_fill = "lava"', "generation.inpaint_fill", lambda s: s.generation.inpaint_fill,
+     "original"),
+    ("[generation]\nseed = 9223372036854775807", "generation.seed", lambda s: s.generation.seed, -1),
+    ('[[generation.loras]]\nname = "ink"\nweight = 1e10', "generation.loras.0.weight",
+     lambda s: s.generation.loras[0].weight, 1.0),
+    ('[[presets]]\nname = "p"\ngeneration = { scheduler = "Bogus" }', "presets.0.generation.scheduler",
+     lambda s: s.presets[0].generation.scheduler, "Euler a"),
+])
+def test_each_value_studio_cannot_use_takes_its_default_and_is_named(studio_home, tmp_path, line, place, value,
+                                                                     default):
+    """mask_opacity = 7, device = "tpu9" and a file for the outputs folder were kept with no word; an unknown
+    sampler or memory mode took its default with no word either."""
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True)
+    a_file = tmp_path / "passwd"
+    a_file.write_text("not a folder")
+    paths.settings_file.write_text('plugin_index = "kept"\n' + line.replace("FILE", str(a_file)) + "\n")
+    settings = load_settings()
+    folders = {"OUTPUTS": paths.default_outputs_dir, "MODELS": paths.default_models_dir}
+    assert value(settings) == folders.get(default, default)
+    assert settings.plugin_index == "kept"
+    assert settings.load_note.startswith(f"Some settings could not be read ({place}) and take their defaults; ")
+
+
+def test_a_file_where_the_default_folder_should_be_is_not_a_reason_to_set_the_settings_aside(studio_home):
+    paths = studio_paths()
+    paths.data_dir.mkdir(parents=True)
+    paths.default_outputs_dir.write_text("a file")
+    paths.config_dir.mkdir(parents=True)
+    paths.settings_file.write_text('device = "cpu"\n')
+    settings = load_settings()
+    assert (settings.device, settings.outputs_dir, settings.load_note) == ("cpu", paths.default_outputs_dir, "")
+    assert Settings.defaults(paths).outputs_dir == paths.default_outputs_dir
+
+
 def test_explicit_paths_are_used_instead_of_studio_home(tmp_path):
     paths = StudioPaths(tmp_path / "c", tmp_path / "d", tmp_path / "x")
     settings = Settings.defaults(paths)
@@ -151,6 +248,31 @@ def test_several_bad_items_of_one_list_go_and_only_they(studio_home):
                      for i in range(12))
     paths.settings_file.write_text(styles)
     assert [s.name for s in load_settings().styles] == [f"s{i}" for i in range(12) if i not in (2, 10)]
+
+
+def test_an_item_with_a_bad_value_keeps_the_rest_and_one_with_no_name_goes_alone(studio_home):
+    """A value with a default is dropped alone (the preset, the LoRA stay); an item that cannot be without it goes,
+    and taking it away never shifts another item's value (each place is found before anything is removed)."""
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True)
+    paths.settings_file.write_text("""[[styles]]
+prompt = 5
+[[styles]]
+name = "Ink"
+prompt = "ink, {prompt}"
+[[presets]]
+name = "Fast"
+generation = { steps = 9, scheduler = "Bogus" }
+[[generation.post]]
+processor = "color"
+strength = 5
+""")
+    settings = load_settings()
+    assert [(s.name, s.prompt) for s in settings.styles] == [("Ink", "ink, {prompt}")]
+    assert [(p.name, p.generation.steps, p.generation.scheduler) for p in settings.presets] == [("Fast", 9, "Euler a")]
+    assert [(p.processor, p.strength) for p in settings.generation.post] == [("color", 1.0)]
+    assert settings.load_note.startswith("Some settings could not be read (styles.0.prompt, styles.0.name, "
+                                         "presets.0.generation.scheduler, generation.post.0.strength) ")
 
 
 def test_folders_written_with_a_tilde_or_relative_are_made_absolute_under_home(studio_home, monkeypatch, tmp_path):

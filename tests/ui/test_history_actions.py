@@ -188,3 +188,36 @@ def test_a_picture_dropped_while_a_load_is_read_leaves_the_later_load_s_fields(q
     qtbot.waitUntil(dropped.done, timeout=10_000)
     assert window.prompt_panel.prompt_edit.toPlainText() == "a castle"
     assert window.status.message_label.text() == "Loaded the parameters of that picture."
+
+
+@pytest.mark.parametrize(("settings_line", "said"), [
+    ("Steps: 28, Sampler: DPM++ SDE, Schedule type: Karras, CFG scale: 6, Seed: 5, Size: 64x96",
+     ["Studio has no DPM++ SDE Karras sampler; kept DDIM."]),
+    ("Steps: 28, Sampler: Euler, Schedule type: Exponential, CFG scale: 6, Seed: 5, Size: 64x96",
+     ["Studio has no Euler sampler with the Exponential schedule; kept DDIM."]),
+    ("Steps: 100000, Sampler: Euler a, CFG scale: -5, Seed: 99999999999, Size: 99999x3",
+     ["Steps 100000 is more than 1000 (the most); kept 30.", "CFG scale -5 is less than 0 (the least); kept 4.5.",
+      "Seed 99999999999 is more than 4294967295 (the most); kept 1234.",
+      "Size 99999x3 is not from 64 to 4096 pixels a side; kept 512x768."]),
+])
+def test_a_dropped_picture_s_values_studio_cannot_take_are_each_said_with_what_was_kept(  # noqa: ANN001
+        qtbot, window, tmp_path, settings_line, said):
+    """An AUTOMATIC1111 picture with a sampler Studio lacks, or values past its limits, was 'Loaded' with no word
+    while the old sampler and values stayed."""
+    from PIL.PngImagePlugin import PngInfo
+
+    panel = window.prompt_panel
+    panel.scheduler_combo.setCurrentText("DDIM")
+    panel.steps_spin.setValue(30)
+    panel.cfg_spin.setValue(4.5)
+    panel.seed_edit.setText("1234")
+    panel.width_spin.setValue(512)
+    panel.height_spin.setValue(768)
+    text = PngInfo()
+    text.add_text("parameters", f"a castle\nNegative prompt: ugly\n{settings_line}")
+    Image.new("RGB", (64, 64)).save(tmp_path / "x.png", pnginfo=text)
+    window.prompt_panel.picture_dropped.emit(tmp_path / "x.png")
+    status = window.status.message_label
+    qtbot.waitUntil(lambda: "Loaded the parameters of x.png" in status.text(), timeout=10_000)
+    assert status.text() == " ".join(["Loaded the parameters of x.png (made by AUTOMATIC1111).", *said])
+    assert panel.prompt_edit.toPlainText() == "a castle" and panel.negative_edit.toPlainText() == "ugly"
