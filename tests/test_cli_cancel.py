@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 import studio.cli_generate as cli_generate
+from studio.cli_job import EXIT_CANCELLED
 from studio.cli import main
 from studio.core.environment import GeneratorEnvironment
 from studio.core.images import read_recipe
@@ -111,7 +112,7 @@ def test_a_ctrl_c_during_a_batch_writes_the_pictures_it_finished_and_says_where(
                  "--batch-count", "3", "--post", "ctrl-c", "-o", str(output)])
     said = capsys.readouterr()
     first = tmp_path / "fox-1.png"
-    assert code == cli_generate.EXIT_CANCELLED
+    assert code == EXIT_CANCELLED
     assert sorted(path.name for path in tmp_path.glob("fox*")) == ["fox-1.png"]
     assert read_recipe(first).seed == 4
     assert f"Saved {first} (seed 4, 64x64)" in said.out.splitlines()
@@ -142,7 +143,7 @@ def test_ctrl_c_on_the_command_line_keeps_the_finished_pictures(tiny_model_dir, 
         finally:
             process.kill()
     first = tmp_path / "fox-1.png"
-    assert process.returncode == cli_generate.EXIT_CANCELLED, err
+    assert process.returncode == EXIT_CANCELLED, err
     assert sorted(path.name for path in tmp_path.glob("fox*")) == ["fox-1.png"]
     assert f"Saved {first} (seed 7, 64x64)" in out.splitlines()
     assert err.strip().splitlines()[-1] == f"studio: cancelled after 1 of 3 pictures; wrote {first}."

@@ -34,7 +34,7 @@ def picture(path: Path, seed: int, size: tuple[int, int] = (40, 32)) -> Image.Im
 
 def requested(monkeypatch: pytest.MonkeyPatch, args: list[str]):  # noqa: ANN201
     """The prepared request ``studio generate ARGS`` hands to the job service (the engine is not started)."""
-    import studio.cli_generate
+    import studio.cli_job
     from studio.cli import main
 
     ran: list = []
@@ -43,7 +43,7 @@ def requested(monkeypatch: pytest.MonkeyPatch, args: list[str]):  # noqa: ANN201
         ran.append(request)
         return 0
 
-    monkeypatch.setattr(studio.cli_generate, "_generate", generate)
+    monkeypatch.setattr(studio.cli_job, "_generate", generate)
     assert main(["generate", *args]) == 0
     (request,) = ran
     return request
