@@ -50,9 +50,11 @@ class JobOutcome:
 
     def cancelled(self) -> str:
         """The sentence for a cancelled job: with the pictures it finished, and where they were written."""
-        if not self.written:
-            return "cancelled."
-        after = f"cancelled after {len(self.written)} of {self.asked} pictures" if self.asked > 1 else "cancelled"
+        return self.ended("cancelled") if self.written else "cancelled."
+
+    def ended(self, how: str) -> str:
+        """The sentence for a job that ``how`` (cancelled, failed) after writing some pictures: which, and where."""
+        after = f"{how} after {len(self.written)} of {self.asked} pictures" if self.asked > 1 else how
         return f"{after}; wrote {and_list([str(path) for path in self.written])}."
 
 
@@ -165,8 +167,10 @@ class _JobView:
         elif isinstance(event, JobFinished):
             return self._finished(event)
         elif isinstance(event, JobFailed):
-            bar.close()
+            self._said_saved(event.outputs)  # a batch that failed part-way keeps the pictures it finished
             print(f"studio: {event.message}", file=sys.stderr)
+            if self.outcome.written:
+                print(f"studio: {self.outcome.ended('failed')}", file=sys.stderr)
             self._notes(event.notes)
             return EXIT_FAILED
         elif isinstance(event, JobCancelled):
