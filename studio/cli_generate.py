@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from studio.cli_job import run_job
-from studio.cli_params import check_post_processors, collect_params
+from studio.cli_params import check_contributions, check_post_processors, collect_params
 from studio.cli_plugins import open_host
 from studio.cli_request import build_request, read_mask
 from studio.core.environment import GeneratorEnvironment
@@ -18,6 +18,7 @@ from studio.core.images import SAVE_FORMATS, open_image
 from studio.core.paths import studio_paths
 from studio.core.requests import PostProcessRequest, prepare_request
 from studio.core.settings import load_settings
+from studio.plugin_host.registry import GENERATOR
 from studio.services.outputs import OutputStore
 
 EXIT_BAD_INPUT = 2
@@ -49,9 +50,11 @@ def run_generate(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     check_output(args.output)
+    plugins = open_host(safe_mode=args.safe_mode)
+    # First: the request's checks differ by generator (and the engine would say an unknown one only once started).
+    check_contributions(GENERATOR, [args.generator or "diffusers"], plugins.registry, "--generator")
     notes: list[str] = []
     prepared = prepare_request(build_request(args, settings, notes))
-    plugins = open_host(safe_mode=args.safe_mode)
     check_post_processors([step.processor for step in prepared.request.post], plugins.registry, "--post")
     for note in (*notes, *prepared.notes):
         print(f"note: {note}", file=sys.stderr)

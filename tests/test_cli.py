@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -597,6 +598,35 @@ def test_an_init_image_without_strength_takes_the_default(tiny_model_dir, studio
     args = build_parser().parse_args(["generate", "--model", str(tiny_model_dir), "--prompt", "p", "--init-image",
                                       str(tmp_path / "picture.png"), "-o", str(tmp_path / "o.png")])
     assert build_request(args, load_settings()).strength == GenerationRequest.strength == 0.75
+
+
+def test_an_unknown_generator_is_refused_with_the_ones_there_are_before_the_engine_starts(home, tmp_path):
+    # It was said only once the engine had started (torch loaded), without what --generator takes; with
+    # --init-image it was even refused as a generator that "does not start from a picture".
+    noise_picture(tmp_path / "picture.png")
+    generate = ["generate", "--generator", "dream", "--prompt", "p", "-o", str(tmp_path / "never.png")]
+    unknown = ("No generator called 'dream' is installed and enabled; --generator takes one of: diffusers for "
+               "Stable Diffusion (diffusers).")
+    assert_refused_without_torch(home, [], {
+        "unknown": (generate, unknown),
+        "from a picture": ([*generate, "--init-image", str(tmp_path / "picture.png")], unknown),
+        "safe mode": (["--safe-mode", *generate], f"{unknown} Studio was started in safe mode, which loads no plugin."),
+    })
+
+
+def test_an_unknown_generator_is_refused_with_the_enabled_plugins_generators_too(studio_home, tmp_path,
+                                                                                  monkeypatch, capsys):
+    import studio.cli_generate
+    from studio.cli import main
+    from studio.plugin_host.registry import GENERATOR, Contribution, builtin_registry
+
+    registry = builtin_registry()
+    registry.add(Contribution(GENERATOR, "cli-gen", "Test generator", "studio_tp_cli.generator:Generator"))
+    monkeypatch.setattr(studio.cli_generate, "open_host", lambda safe_mode=False: SimpleNamespace(registry=registry))
+    assert main(["generate", "--generator", "cli-gen2", "--prompt", "p", "-o", str(tmp_path / "o.png")]) == 2
+    assert capsys.readouterr().err == ("studio: No generator called 'cli-gen2' is installed and enabled; --generator "
+                                       "takes one of: diffusers for Stable Diffusion (diffusers), cli-gen for Test "
+                                       "generator.\n")
 
 
 def test_an_unknown_post_processor_is_refused_with_the_ones_there_are(tiny_model_dir, home, tmp_path):
