@@ -152,11 +152,22 @@ def _add_plugin_flags(argv: list[str], command: str, option: str, kind: str, par
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser(argv).parse_args(argv)
-    if args.command is not None:  # the window sets up its own, once its folders are known
-        from studio.core.paths import log_to_file, studio_paths
+    try:
+        args = build_parser(argv).parse_args(argv)
+        if args.command is not None:
+            return _run_command(args)
+    except KeyboardInterrupt:  # Ctrl+C outside a job's event loop (which makes it the job's cancel): no traceback
+        print("studio: cancelled.", file=sys.stderr)
+        return EXIT_CANCELLED
+    from studio.app import run_app
 
-        log_to_file(studio_paths())
+    return run_app(print_startup_time=args.print_startup_time, open_path=args.open, safe_mode=args.safe_mode)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from studio.core.paths import log_to_file, studio_paths
+
+    log_to_file(studio_paths())  # the window sets up its own, once its folders are known
     if args.command in ("generate", "postprocess"):
         from studio.cli_generate import EXIT_BAD_INPUT, run_generate, run_postprocess
 
@@ -185,16 +196,13 @@ def main(argv: list[str] | None = None) -> int:
         from studio.cli_bench import run_bench
 
         return run_bench(args)
-    if args.command == "plugins":
-        from studio.cli_plugins import run_plugins
+    from studio.cli_plugins import run_plugins
 
-        return run_plugins(args)
-    from studio.app import run_app
-
-    return run_app(print_startup_time=args.print_startup_time, open_path=args.open, safe_mode=args.safe_mode)
+    return run_plugins(args)
 
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program killed by SIGPIPE
+EXIT_CANCELLED = 130  # and by SIGINT (Ctrl+C), as studio.cli_job's job cancelled
 
 # Threads of Studio's own worker pools, which the interpreter stops itself at exit.
 _POOL_THREADS = ("ThreadPoolExecutor", "asyncio_")
