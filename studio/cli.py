@@ -32,6 +32,7 @@ from studio.core.requests import (
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(
         prog="studio", description="Studio: a local AI image studio. With no command, opens the window.")
     parser.add_argument("--version", action="version", version=f"Studio {__version__}")
@@ -114,8 +115,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     post.add_argument("input", type=Path, metavar="IN", help="the picture to process")
     post.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
     post.add_argument("--method", required=True, metavar="ID",
-                      help="color, histogram, neural, adain, restyle, upscale, or an enabled plugin's post-processor "
-                           "(studio plugins list)")
+                      help="the post-processor to run: Studio's own or an enabled plugin's (studio plugins list)"
+                           + _ids_for_help(argv, "postprocess", "postprocessor"))
     post.add_argument("--strength", type=float, default=1.0,
                       help="blend with the original: 0 keeps it, 1 (the default) takes the result fully")
     post.add_argument("--mask", type=Path, metavar="MASK",
@@ -126,7 +127,6 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                     "tensors and plain containers, and write its tensors as a .safetensors file Studio can use.")
     convert.add_argument("source", type=Path, metavar="IN")
     convert.add_argument("dest", type=Path, metavar="OUT", help="the .safetensors file to write")
-    argv = sys.argv[1:] if argv is None else argv
     _add_plugin_flags(argv, "generate", "--generator", "generator", gen)
     _add_plugin_flags(argv, "postprocess", "--method", "postprocessor", post)
     add_inspect_parser(commands)
@@ -135,6 +135,20 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     add_models_parser(commands)
     add_bench_parser(commands)
     return parser
+
+
+def _ids_for_help(argv: list[str], command: str, kind: str) -> str:
+    """``; one of: ID, ...`` for ``command --help``: the ids installed and enabled now, read from the manifests (no
+    plugin code, no torch), so the help names what there is; nothing when no help is asked for."""
+    if command not in argv or not {"-h", "--help"} & set(argv):
+        return ""
+    from studio.cli_plugins import open_host
+
+    try:
+        ids = [c.id for c in open_host(safe_mode="--safe-mode" in argv).registry.contributions(kind)]
+    except StudioError:
+        return ""
+    return f"; one of: {', '.join(ids)}".replace("%", "%%") if ids else ""  # argparse formats help with %
 
 
 def _add_plugin_flags(argv: list[str], command: str, option: str, kind: str, parser: argparse.ArgumentParser) -> None:
