@@ -32,6 +32,7 @@ from studio.core.requests import (
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(
         prog="studio", description="Studio: a local AI image studio. With no command, opens the window.")
     parser.add_argument("--version", action="version", version=f"Studio {__version__}")
@@ -114,8 +115,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     post.add_argument("input", type=Path, metavar="IN", help="the picture to process")
     post.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
     post.add_argument("--method", required=True, metavar="ID",
-                      help="color, histogram, neural, adain, restyle, upscale, or an enabled plugin's post-processor "
-                           "(studio plugins list)")
+                      help="the post-processor to run: Studio's own or an enabled plugin's (studio plugins list)"
+                           + _ids_for_help(argv, "postprocess", "postprocessor"))
     post.add_argument("--strength", type=float, default=1.0,
                       help="blend with the original: 0 keeps it, 1 (the default) takes the result fully")
     post.add_argument("--mask", type=Path, metavar="MASK",
@@ -126,7 +127,6 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                     "tensors and plain containers, and write its tensors as a .safetensors file Studio can use.")
     convert.add_argument("source", type=Path, metavar="IN")
     convert.add_argument("dest", type=Path, metavar="OUT", help="the .safetensors file to write")
-    argv = sys.argv[1:] if argv is None else argv
     _add_plugin_flags(argv, "generate", "--generator", "generator", gen)
     _add_plugin_flags(argv, "postprocess", "--method", "postprocessor", post)
     add_inspect_parser(commands)
@@ -135,6 +135,20 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     add_models_parser(commands)
     add_bench_parser(commands)
     return parser
+
+
+def _ids_for_help(argv: list[str], command: str, kind: str) -> str:
+    """``; one of: ID, ...`` for ``command --help``: the ids installed and enabled now, read from the manifests (no
+    plugin code, no torch), so the help names what there is; nothing when no help is asked for."""
+    if command not in argv or not {"-h", "--help"} & set(argv):
+        return ""
+    from studio.cli_plugins import open_host
+
+    try:
+        ids = [c.id for c in open_host(safe_mode="--safe-mode" in argv).registry.contributions(kind)]
+    except StudioError:
+        return ""
+    return f"; one of: {', '.join(ids)}".replace("%", "%%") if ids else ""  # argparse formats help with %
 
 
 def _add_plugin_flags(argv: list[str], command: str, option: str, kind: str, parser: argparse.ArgumentParser) -> None:
@@ -152,11 +166,22 @@ def _add_plugin_flags(argv: list[str], command: str, option: str, kind: str, par
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser(argv).parse_args(argv)
-    if args.command is not None:  # the window sets up its own, once its folders are known
-        from studio.core.paths import log_to_file, studio_paths
+    try:
+        args = build_parser(argv).parse_args(argv)
+        if args.command is not None:
+            return _run_command(args)
+    except KeyboardInterrupt:  # Ctrl+C outside a job's event loop (which makes it the job's cancel): no traceback
+        print("studio: cancelled.", file=sys.stderr)
+        return EXIT_CANCELLED
+    from studio.app import run_app
 
-        log_to_file(studio_paths())
+    return run_app(print_startup_time=args.print_startup_time, open_path=args.open, safe_mode=args.safe_mode)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from studio.core.paths import log_to_file, studio_paths
+
+    log_to_file(studio_paths())  # the window sets up its own, once its folders are known
     if args.command in ("generate", "postprocess"):
         from studio.cli_generate import EXIT_BAD_INPUT, run_generate, run_postprocess
 
@@ -185,16 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         from studio.cli_bench import run_bench
 
         return run_bench(args)
-    if args.command == "plugins":
-        from studio.cli_plugins import run_plugins
+    from studio.cli_plugins import run_plugins
 
-        return run_plugins(args)
-    from studio.app import run_app
-
-    return run_app(print_startup_time=args.print_startup_time, open_path=args.open, safe_mode=args.safe_mode)
+    return run_plugins(args)
 
 
 EXIT_BROKEN_PIPE = 141  # what a shell reports for a program killed by SIGPIPE
+EXIT_CANCELLED = 130  # and by SIGINT (Ctrl+C), as studio.cli_job's job cancelled
 
 # Threads of Studio's own worker pools, which the interpreter stops itself at exit.
 _POOL_THREADS = ("ThreadPoolExecutor", "asyncio_")

@@ -197,7 +197,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    from studio.cli_generate import check_output, run_job
+    from studio.cli_generate import check_output
+    from studio.cli_job import run_job
     from studio.cli_plugins import open_host
     from studio.core.environment import GeneratorEnvironment
     from studio.core.paths import studio_paths

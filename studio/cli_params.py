@@ -21,9 +21,10 @@ from studio.core.parameters import (
     SeedParam,
 )
 from studio.core.requests import PostStep
-from studio.plugin_host.registry import POSTPROCESSOR, Registry
+from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Registry
 
 PREFIX = "param__"
+KIND_WORDS = {GENERATOR: "generator", POSTPROCESSOR: "post-processor"}  # as sentences name them
 
 
 def option_value(argv: Sequence[str], option: str) -> str | None:
@@ -99,11 +100,16 @@ def parse_post_step(text: str) -> PostStep:
 
 
 def check_post_processors(names: Sequence[str], registry: Registry, option: str) -> None:
-    """Each post-processor named is installed and enabled; bad input otherwise, said before the engine starts with
-    the ones there are: by id, as ``option`` and ``studio plugins list`` name them, with the Filters menu's
-    title."""
+    """Each post-processor named is installed and enabled; bad input otherwise (see check_contributions)."""
+    check_contributions(POSTPROCESSOR, names, registry, option)
+
+
+def check_contributions(kind: str, names: Sequence[str], registry: Registry, option: str) -> None:
+    """Each generator or post-processor (``kind``) named is installed and enabled; bad input otherwise, said before
+    the engine starts with the ones there are: by id, as ``option`` and ``studio plugins list`` name them, with
+    the title the window shows. The registry is read from manifests: no plugin code (nor torch) is imported."""
     for name in names:
-        if not registry.has(POSTPROCESSOR, name):
-            there = ", ".join(f"{c.id} for {c.title}" for c in registry.contributions(POSTPROCESSOR))
-            raise InvalidRequest(f"No post-processor called {name!r} is installed and enabled; {option} takes "
+        if not registry.has(kind, name):
+            there = ", ".join(f"{c.id} for {c.title}" for c in registry.contributions(kind))
+            raise InvalidRequest(f"No {KIND_WORDS[kind]} called {name!r} is installed and enabled; {option} takes "
                                  f"{'one of: ' + there if there else 'none now'}.{registry.missing_hint}")

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -303,7 +304,7 @@ def test_bad_inpaint_input_exits_2_with_one_sentence_before_loading_torch(tiny_m
 
 
 def test_a_mask_file_uses_alpha_only_where_it_has_some(tmp_path):
-    from studio.cli_generate import read_mask
+    from studio.cli_request import read_mask
 
     picture = Image.new("RGB", (8, 4))
     opaque = Image.new("RGBA", (8, 4), (0, 0, 0, 255))
@@ -321,7 +322,7 @@ def test_a_mask_file_uses_alpha_only_where_it_has_some(tmp_path):
 
 def test_outpaint_with_a_mask_extends_both_and_masks_the_new_border(tiny_model_dir, studio_home, tmp_path):
     from studio.cli import build_parser
-    from studio.cli_generate import build_request
+    from studio.cli_request import build_request
     from studio.core.settings import load_settings
 
     picture = noise_picture(tmp_path / "picture.png", (40, 30))
@@ -384,7 +385,7 @@ def test_a_lora_given_by_a_relative_path_is_recorded_whole_and_one_in_the_models
 
     from model_files import controlnet
 
-    from studio.cli_generate import _find_files
+    from studio.cli_request import _find_files
     from studio.core.control import ControlGuide
     from studio.core.requests import LoraChoice
     from studio.core.settings import Settings
@@ -447,7 +448,7 @@ def test_bad_lora_and_vae_input_exits_2_with_one_sentence_before_loading_torch(t
 
 def test_lora_flags_are_parsed_as_name_and_weight():
     from studio.cli import build_parser
-    from studio.cli_generate import parse_lora
+    from studio.cli_request import parse_lora
     from studio.core.requests import LoraChoice
 
     args = build_parser([]).parse_args(["generate", "--prompt", "p", "-o", "x.png", "--lora", "detail:0.8",
@@ -462,7 +463,7 @@ def _generate_ending_with(end: object, tmp_path, monkeypatch) -> int:  # noqa: A
     """``studio generate``'s own loop over a service whose job ends at once with ``end``; its exit code."""
     import asyncio
 
-    import studio.cli_generate as cli_generate
+    import studio.cli_job as cli_job
     from studio.core.environment import GeneratorEnvironment
     from studio.core.requests import GenerationRequest
 
@@ -489,32 +490,32 @@ def _generate_ending_with(end: object, tmp_path, monkeypatch) -> int:  # noqa: A
         def unsubscribe(self, stream: EventStream) -> None:
             pass
 
-    monkeypatch.setattr(cli_generate, "JobService", OneEvent)
+    monkeypatch.setattr(cli_job, "JobService", OneEvent)
     env = GeneratorEnvironment("cpu", tmp_path, tmp_path)
-    return asyncio.run(cli_generate._generate(GenerationRequest(model="m", prompt="p"), env, [tmp_path / "a.png"]))
+    return asyncio.run(cli_job._generate(GenerationRequest(model="m", prompt="p"), env, [tmp_path / "a.png"]))
 
 
 @pytest.mark.parametrize("ending", ["failed", "cancelled"])
 def test_the_notes_of_a_failed_or_cancelled_job_are_printed(ending, tmp_path, monkeypatch, capsys):
     # "Cancelled during <filter>: the picture was kept without ..." never reached the command line.
-    import studio.cli_generate as cli_generate
+    import studio.cli_job as cli_job
     from studio.core.events import JobCancelled, JobFailed
 
     end = JobFailed(1, "The model is damaged.", notes=("A note.",)) if ending == "failed" else \
         JobCancelled(1, was_running=True, notes=("A note.",))
     code = _generate_ending_with(end, tmp_path, monkeypatch)
-    assert code == (cli_generate.EXIT_FAILED if ending == "failed" else cli_generate.EXIT_CANCELLED)
+    assert code == (cli_job.EXIT_FAILED if ending == "failed" else cli_job.EXIT_CANCELLED)
     assert "note: A note." in capsys.readouterr().err.splitlines()
 
 
 @pytest.mark.parametrize("message", ["", "Cancelled during Blur: the picture was kept without Blur."])
 def test_a_cancelled_job_says_its_own_sentence_before_its_notes(message, tmp_path, monkeypatch, capsys):
     # A cancel during a filter said only its notes; the sentence saying which filter was left out is the cancel's.
-    import studio.cli_generate as cli_generate
+    import studio.cli_job as cli_job
     from studio.core.events import JobCancelled
 
     end = JobCancelled(1, was_running=True, notes=("Everything fits on the GPU.",), message=message)
-    assert _generate_ending_with(end, tmp_path, monkeypatch) == cli_generate.EXIT_CANCELLED
+    assert _generate_ending_with(end, tmp_path, monkeypatch) == cli_job.EXIT_CANCELLED
     lines = capsys.readouterr().err.splitlines()
     said = f"studio: {message or 'cancelled.'}"
     assert said in lines and lines.index(said) < lines.index("note: Everything fits on the GPU.")
@@ -556,7 +557,7 @@ def test_a_hires_upscaler_is_taken_by_the_name_the_engine_finds(tiny_model_dir, 
     from model_files import esrgan
 
     from studio.cli import build_parser
-    from studio.cli_generate import build_request
+    from studio.cli_request import build_request
     from studio.core.settings import load_settings, save_settings
 
     settings = load_settings()
@@ -589,7 +590,7 @@ def test_strength_without_a_picture_is_refused_before_the_engine_starts(tiny_mod
 
 def test_an_init_image_without_strength_takes_the_default(tiny_model_dir, studio_home, tmp_path):
     from studio.cli import build_parser
-    from studio.cli_generate import build_request
+    from studio.cli_request import build_request
     from studio.core.requests import GenerationRequest
     from studio.core.settings import load_settings
 
@@ -597,6 +598,35 @@ def test_an_init_image_without_strength_takes_the_default(tiny_model_dir, studio
     args = build_parser().parse_args(["generate", "--model", str(tiny_model_dir), "--prompt", "p", "--init-image",
                                       str(tmp_path / "picture.png"), "-o", str(tmp_path / "o.png")])
     assert build_request(args, load_settings()).strength == GenerationRequest.strength == 0.75
+
+
+def test_an_unknown_generator_is_refused_with_the_ones_there_are_before_the_engine_starts(home, tmp_path):
+    # It was said only once the engine had started (torch loaded), without what --generator takes; with
+    # --init-image it was even refused as a generator that "does not start from a picture".
+    noise_picture(tmp_path / "picture.png")
+    generate = ["generate", "--generator", "dream", "--prompt", "p", "-o", str(tmp_path / "never.png")]
+    unknown = ("No generator called 'dream' is installed and enabled; --generator takes one of: diffusers for "
+               "Stable Diffusion (diffusers).")
+    assert_refused_without_torch(home, [], {
+        "unknown": (generate, unknown),
+        "from a picture": ([*generate, "--init-image", str(tmp_path / "picture.png")], unknown),
+        "safe mode": (["--safe-mode", *generate], f"{unknown} Studio was started in safe mode, which loads no plugin."),
+    })
+
+
+def test_an_unknown_generator_is_refused_with_the_enabled_plugins_generators_too(studio_home, tmp_path,
+                                                                                  monkeypatch, capsys):
+    import studio.cli_generate
+    from studio.cli import main
+    from studio.plugin_host.registry import GENERATOR, Contribution, builtin_registry
+
+    registry = builtin_registry()
+    registry.add(Contribution(GENERATOR, "cli-gen", "Test generator", "studio_tp_cli.generator:Generator"))
+    monkeypatch.setattr(studio.cli_generate, "open_host", lambda safe_mode=False: SimpleNamespace(registry=registry))
+    assert main(["generate", "--generator", "cli-gen2", "--prompt", "p", "-o", str(tmp_path / "o.png")]) == 2
+    assert capsys.readouterr().err == ("studio: No generator called 'cli-gen2' is installed and enabled; --generator "
+                                       "takes one of: diffusers for Stable Diffusion (diffusers), cli-gen for Test "
+                                       "generator.\n")
 
 
 def test_an_unknown_post_processor_is_refused_with_the_ones_there_are(tiny_model_dir, home, tmp_path):

@@ -143,3 +143,25 @@ def test_every_argument_of_studio_bench_says_what_it_takes_in_a_users_words():
     bench = subcommands(build_parser())["bench"]
     assert undocumented(bench, "studio bench") == []
     assert "shared/" not in bench.format_help()
+
+
+def test_bench_takes_a_scheduler_in_any_case_as_generate_does(studio_home, monkeypatch, capsys):
+    # Only the exact names were taken (euler_a was argparse's "invalid choice"), while studio generate takes any case.
+    from studio.cli import main
+    from studio.core.requests import SCHEDULER_NAMES
+
+    ran: list[str] = []
+
+    def bench(config, cache_dir, say):  # noqa: ANN001, ANN202 - the engine's bench, not run here
+        ran.append(config.scheduler)
+        return {}
+
+    monkeypatch.setattr("studio.engine.bench.run_bench", bench)
+    for given in ("euler_a", "dpm++ 2m karras", "DDIM"):
+        assert main(["bench", "--json", "--scheduler", given]) == 0
+    assert ran == ["Euler a", "DPM++ 2M Karras", "DDIM"]
+    capsys.readouterr()
+    assert main(["bench", "--scheduler", "fastest"]) == 2
+    assert capsys.readouterr().err == (f"studio: Unknown scheduler 'fastest'; --scheduler takes one of: "
+                                       f"{', '.join(SCHEDULER_NAMES)}.\n")
+    assert ran == ["Euler a", "DPM++ 2M Karras", "DDIM"]

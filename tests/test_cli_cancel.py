@@ -1,7 +1,7 @@
 """Ctrl+C and ``studio generate``: a job that has finished keeps its status, a cancelled batch keeps the pictures
-it finished, written where ``-o`` asked. The command runs in this process (Ctrl+C is a real SIGINT, which
-asyncio.run turns into the job's cancel) on Studio's job service, with a quick stand-in for the diffusers
-generator."""
+it finished, written where ``-o`` asked, and one pressed before the job starts is a cancel, not a traceback. The
+command runs in this process (Ctrl+C is a real SIGINT, which asyncio.run turns into the job's cancel) on Studio's
+job service, with a quick stand-in for the diffusers generator."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 import studio.cli_generate as cli_generate
+from studio.cli_job import EXIT_CANCELLED
 from studio.cli import main
 from studio.core.environment import GeneratorEnvironment
 from studio.core.images import read_recipe
@@ -111,7 +112,7 @@ def test_a_ctrl_c_during_a_batch_writes_the_pictures_it_finished_and_says_where(
                  "--batch-count", "3", "--post", "ctrl-c", "-o", str(output)])
     said = capsys.readouterr()
     first = tmp_path / "fox-1.png"
-    assert code == cli_generate.EXIT_CANCELLED
+    assert code == EXIT_CANCELLED
     assert sorted(path.name for path in tmp_path.glob("fox*")) == ["fox-1.png"]
     assert read_recipe(first).seed == 4
     assert f"Saved {first} (seed 4, 64x64)" in said.out.splitlines()
@@ -142,7 +143,29 @@ def test_ctrl_c_on_the_command_line_keeps_the_finished_pictures(tiny_model_dir, 
         finally:
             process.kill()
     first = tmp_path / "fox-1.png"
-    assert process.returncode == cli_generate.EXIT_CANCELLED, err
+    assert process.returncode == EXIT_CANCELLED, err
     assert sorted(path.name for path in tmp_path.glob("fox*")) == ["fox-1.png"]
     assert f"Saved {first} (seed 7, 64x64)" in out.splitlines()
     assert err.strip().splitlines()[-1] == f"studio: cancelled after 1 of 3 pictures; wrote {first}."
+
+
+def interrupted(*args: object, **kwargs: object) -> None:
+    raise KeyboardInterrupt  # as Python raises a Ctrl+C outside an event loop
+
+
+@pytest.mark.parametrize("command, where", [
+    (["generate", "--model", "some-model", "--prompt", "a fox"], "studio.cli_request.resolve_model"),
+    (["postprocess", "{picture}", "--method", "color"], "studio.cli_generate.open_host"),
+])
+def test_a_ctrl_c_before_the_job_starts_is_a_cancel_not_a_traceback(command, where, studio_home, tmp_path,
+                                                                     monkeypatch, capsys):
+    # While the request was built (models looked up, plugins read), a Ctrl+C ended the command with a traceback.
+    picture = tmp_path / "picture.png"
+    Image.new("RGB", (16, 16)).save(picture)
+    monkeypatch.setattr(where, interrupted)
+    try:
+        code = main([text.format(picture=picture) for text in command] + ["-o", str(tmp_path / "out.png")])
+    except KeyboardInterrupt:
+        pytest.fail("the Ctrl+C reached the interpreter, which prints a traceback")
+    assert (code, capsys.readouterr().err) == (EXIT_CANCELLED, "studio: cancelled.\n")
+    assert not (tmp_path / "out.png").exists()

@@ -34,7 +34,7 @@ def picture(path: Path, seed: int, size: tuple[int, int] = (40, 32)) -> Image.Im
 
 def requested(monkeypatch: pytest.MonkeyPatch, args: list[str]):  # noqa: ANN201
     """The prepared request ``studio generate ARGS`` hands to the job service (the engine is not started)."""
-    import studio.cli_generate
+    import studio.cli_job
     from studio.cli import main
 
     ran: list = []
@@ -43,7 +43,7 @@ def requested(monkeypatch: pytest.MonkeyPatch, args: list[str]):  # noqa: ANN201
         ran.append(request)
         return 0
 
-    monkeypatch.setattr(studio.cli_generate, "_generate", generate)
+    monkeypatch.setattr(studio.cli_job, "_generate", generate)
     assert main(["generate", *args]) == 0
     (request,) = ran
     return request
@@ -166,10 +166,25 @@ def test_bad_control_input_exits_2_with_one_sentence_before_loading_torch(tiny_m
                                f"{home / 'data' / 'models' / 'controlnet' / 'gone'} (with config.json), the file "
                                f"{home / 'data' / 'models' / 'controlnet' / 'gone.safetensors'} and a file or "
                                "folder at gone."),
-        "plugin generator": (["--generator", "no-such-generator", *edges],
-                             "The generator 'no-such-generator' takes no control guides; they steer Studio's own "
-                             "generator only, so leave out --control."),
     })
+    assert not (tmp_path / "never.png").exists()
+
+
+def test_a_plugin_generator_is_refused_control_guides(studio_home, tmp_path, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    import studio.cli_generate
+    from studio.cli import main
+    from studio.plugin_host.registry import GENERATOR, Contribution, builtin_registry
+
+    registry = builtin_registry()
+    registry.add(Contribution(GENERATOR, "quick-gen", "Quick generator", "studio_tp_quick:Generator"))
+    monkeypatch.setattr(studio.cli_generate, "open_host", lambda safe_mode=False: SimpleNamespace(registry=registry))
+    picture(tmp_path / "edges.png", 1)
+    assert main(["generate", "--generator", "quick-gen", "--prompt", "p", "--control", "canny-sd15",
+                 str(tmp_path / "edges.png"), "-o", str(tmp_path / "never.png")]) == 2
+    assert capsys.readouterr().err == ("studio: The generator 'quick-gen' takes no control guides; they steer "
+                                       "Studio's own generator only, so leave out --control.\n")
     assert not (tmp_path / "never.png").exists()
 
 

@@ -210,7 +210,7 @@ def test_show_and_rerun_keep_the_hires_fix(studio_home, tiny_model_dir, capsys):
 
 def _requests_run(monkeypatch) -> list:  # noqa: ANN001
     """The requests `studio history rerun` goes on to generate, recorded instead of run."""
-    import studio.cli_generate
+    import studio.cli_job
 
     ran: list = []
 
@@ -218,7 +218,7 @@ def _requests_run(monkeypatch) -> list:  # noqa: ANN001
         ran.append(request)
         return 0
 
-    monkeypatch.setattr(studio.cli_generate, "_generate", generate)
+    monkeypatch.setattr(studio.cli_job, "_generate", generate)
     return ran
 
 

@@ -92,7 +92,8 @@ def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel):
 
     refused = studio(home, "generate", "--generator", "cli-gen", "--prompt", "x", "-o", str(tmp_path / "x.png"))
     assert refused.returncode == 2
-    assert "No generator called 'cli-gen' is installed and enabled." in refused.stderr
+    assert ("No generator called 'cli-gen' is installed and enabled; --generator takes one of: diffusers for "
+            "Stable Diffusion (diffusers).") in refused.stderr
 
     assert studio(home, "plugins", "enable", "cli-plugin").stdout.strip() == "Test Plugin 1.0.0: enabled."
     helped = studio(home, "generate", "--generator", "cli-gen", "--help")
@@ -129,8 +130,9 @@ def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel):
     assert Image.open(darker).getpixel((0, 0)) == (50, 50, 50)
 
     safe = studio(home, "--safe-mode", "generate", "--generator", "cli-gen", "--prompt", "x", "-o", str(out))
-    assert safe.returncode == 2 and ("No generator called 'cli-gen' is installed and enabled. Studio was started in "
-                                     "safe mode, which loads no plugin.") in safe.stderr
+    assert safe.returncode == 2 and ("No generator called 'cli-gen' is installed and enabled; --generator takes one "
+                                     "of: diffusers for Stable Diffusion (diffusers). Studio was started in safe mode, "
+                                     "which loads no plugin.") in safe.stderr
     listed = studio(home, "--safe-mode", "plugins", "list").stdout
     assert "cli-plugin  Test Plugin 1.0.0  [not loaded (safe mode)]" in listed and "no plugin is loaded" in listed
 

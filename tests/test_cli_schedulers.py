@@ -16,7 +16,7 @@ from studio.core.requests import SCHEDULER_NAMES
     ("DPM++-2M-SDE-Karras", "DPM++ 2M SDE Karras"), ("unipc", "UniPC"), ("ddim", "DDIM")])
 def test_generate_takes_a_scheduler_in_any_case_and_records_its_own_name(given, recorded, tiny_model_dir,
                                                                           studio_home, tmp_path, monkeypatch):
-    import studio.cli_generate
+    import studio.cli_job
 
     ran: list = []
 
@@ -24,7 +24,7 @@ def test_generate_takes_a_scheduler_in_any_case_and_records_its_own_name(given, 
         ran.append(request)
         return 0
 
-    monkeypatch.setattr(studio.cli_generate, "_generate", generate)
+    monkeypatch.setattr(studio.cli_job, "_generate", generate)
     assert main(["generate", "--model", str(tiny_model_dir), "--prompt", "p", "--scheduler", given, "-o",
                  str(tmp_path / "o.png")]) == 0
     assert [request.scheduler for request in ran] == [recorded]

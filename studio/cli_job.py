@@ -1,0 +1,234 @@
+"""Following one job of the ``studio`` command on the terminal: submit it to the job service, show its progress,
+write each picture where ``-o`` asked as it comes, say its end, and turn a Ctrl+C into the job's cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from studio.core.environment import GeneratorEnvironment
+from studio.core.errors import StudioError, and_list
+from studio.core.events import (
+    EngineStatus,
+    GeneratedImage,
+    JobCancelled,
+    JobEvent,
+    JobFailed,
+    JobFinished,
+    JobOutput,
+    JobProgress,
+    StepRate,
+    format_rate,
+    format_seconds,
+)
+from studio.core.images import save_image
+from studio.core.requests import GenerationRequest, PostProcessRequest
+from studio.plugin_host.host import PluginHost
+from studio.plugin_host.registry import builtin_registry
+from studio.services.history_store import HistoryStore
+from studio.services.jobs import JobService
+from studio.services.outputs import OutputStore
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+EXIT_FAILED = 1
+EXIT_CANCELLED = 130
+CANCEL_WAIT = 10.0  # seconds a cancelled job has to stop (within a step) and hand over the pictures it finished
+
+
+@dataclass
+class JobOutcome:
+    """What became of the command's job, kept outside its event loop (which a Ctrl+C ends)."""
+
+    asked: int = 1  # pictures asked for
+    code: int | None = None  # the exit status, once the job's end was said
+    written: list[Path] = field(default_factory=list)  # the pictures written where -o asked, in order
+
+    def cancelled(self) -> str:
+        """The sentence for a cancelled job: with the pictures it finished, and where they were written."""
+        return self.ended("cancelled") if self.written else "cancelled."
+
+    def ended(self, how: str) -> str:
+        """The sentence for a job that ``how`` (cancelled, failed) after writing some pictures: which, and where."""
+        after = f"{how} after {len(self.written)} of {self.asked} pictures" if self.asked > 1 else how
+        return f"{after}; wrote {and_list([str(path) for path in self.written])}."
+
+
+def run_job(request: GenerationRequest | PostProcessRequest, env: GeneratorEnvironment, outputs: list[Path],
+            **options: Any) -> int:  # noqa: ANN401 - _generate's keyword arguments
+    """``_generate`` on an event loop of its own; its exit status. A first Ctrl+C cancels the job, which stops
+    within a step and hands over the pictures it finished (written to ``outputs``); a second one, or a job that
+    does not stop in time, ends the command at once (exit 130 either way). Pressed once the job has ended, while
+    the engine shuts down, it changes nothing: the pictures were written and said, so the job's own status
+    stands."""
+    outcome = JobOutcome(asked=request.batch_count)
+    try:
+        return asyncio.run(_generate(request, env, outputs, outcome=outcome, **options))
+    except KeyboardInterrupt:
+        if outcome.code is not None:
+            return outcome.code
+        print(f"studio: {outcome.cancelled()}", file=sys.stderr)
+        return EXIT_CANCELLED
+
+
+async def _generate(request: GenerationRequest | PostProcessRequest, env: GeneratorEnvironment, outputs: list[Path],
+                    output_store: OutputStore | None = None, history: HistoryStore | None = None,
+                    plugins: PluginHost | None = None, other_text: dict[str, str] | None = None,
+                    outcome: JobOutcome | None = None) -> int:
+    """Run one request; each image goes to outputs[i] (and, with output_store, to the outputs folder
+    first, where the history rows point). ``other_text``: other tools' PNG text to carry over. ``outcome``
+    follows what was written, and gets the exit status once the job's end is said, before the engine shuts
+    down."""
+    from tqdm import tqdm
+
+    service = JobService(None if plugins else builtin_registry(), env, outputs=output_store, warm_up=False,
+                         history=history, plugins=plugins)
+    service.start()
+    bar = tqdm(total=getattr(request, "steps", 1) * request.batch_count, unit="step", file=sys.stderr,
+               dynamic_ncols=True,
+               bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
+    bar.set_description("Starting the engine")
+    outcome = JobOutcome(asked=request.batch_count) if outcome is None else outcome
+    try:
+        code = await _follow(service, request, _JobView(request, outputs, bar, other_text, outcome))
+        outcome.code = code
+        return code
+    finally:
+        bar.close()
+        service.shutdown()
+
+
+async def _follow(service: JobService, request: GenerationRequest | PostProcessRequest, view: _JobView) -> int:
+    """Submit the request and show its events until it ends; its exit status. A Ctrl+C (asyncio.run cancels this
+    task) cancels the job, whose events are still followed: the pictures it finished come before its end."""
+    stream = service.subscribe()
+    try:
+        job_id = service.submit(request)
+        deadline: float | None = None  # once cancelled: how long the job has to stop
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    event = await anext(stream)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if deadline is not None or task is None:
+                    raise
+                task.uncancel()
+                service.cancel(job_id)
+                deadline = asyncio.get_running_loop().time() + CANCEL_WAIT
+                view.bar.set_description("Cancelling (Ctrl+C again to stop at once)")
+                continue
+            except TimeoutError:  # a step (or a model load) that does not look at the cancel: not waited for
+                return view.stopped()
+            except StopAsyncIteration:
+                return EXIT_FAILED
+            if not (isinstance(event, JobEvent) and event.job_id != job_id):
+                code = view.show(event)
+                if code is not None:
+                    return code
+    finally:
+        service.unsubscribe(stream)
+
+
+class _JobView:
+    """One job on the terminal: a progress bar on stderr, each picture written to its output as it comes, and
+    the job's end said."""
+
+    def __init__(self, request: GenerationRequest | PostProcessRequest, outputs: list[Path], bar: tqdm,
+                 other_text: dict[str, str] | None, outcome: JobOutcome) -> None:
+        self.request = request
+        self.outputs = outputs
+        self.bar = bar
+        self.other_text = other_text
+        self.outcome = outcome
+        self.rate = StepRate()  # tqdm's own rate would count the model load as steps
+        self.unsaved: dict[int, str] = {}  # index: why the picture could not be written where asked
+        self.handled: set[int] = set()
+
+    def show(self, event: object) -> int | None:
+        """Show one event; the exit status once the job has ended."""
+        bar = self.bar
+        if isinstance(event, EngineStatus) and event.message:
+            bar.set_description(event.message.rstrip("…."))
+        elif isinstance(event, JobProgress):
+            bar.total = event.total * event.image_count
+            bar.set_description(f"Image {event.image_index + 1}/{event.image_count}")
+            bar.n = event.image_index * event.total + event.step
+            speed = self.rate.update(event)
+            if speed is not None:
+                bar.set_postfix_str(format_rate(speed), refresh=False)
+            bar.refresh()
+        elif isinstance(event, JobOutput):
+            self._write(event.index, event.output)
+        elif isinstance(event, JobFinished):
+            return self._finished(event)
+        elif isinstance(event, JobFailed):
+            self._said_saved(event.outputs)  # a batch that failed part-way keeps the pictures it finished
+            print(f"studio: {event.message}", file=sys.stderr)
+            if self.outcome.written:
+                print(f"studio: {self.outcome.ended('failed')}", file=sys.stderr)
+            self._notes(event.notes)
+            return EXIT_FAILED
+        elif isinstance(event, JobCancelled):
+            self._said_saved(event.outputs)
+            if event.message:  # "Cancelled during <filter>: ...", said first
+                print(f"studio: {event.message}", file=sys.stderr)
+            if self.outcome.written or not event.message:
+                print(f"studio: {self.outcome.cancelled()}", file=sys.stderr)
+            self._notes(event.notes)
+            return EXIT_CANCELLED
+        return None
+
+    def stopped(self) -> int:
+        """The job did not stop within CANCEL_WAIT of the Ctrl+C: what it finished is said, without its end."""
+        self.bar.close()
+        print(f"studio: {self.outcome.cancelled()}", file=sys.stderr)
+        return EXIT_CANCELLED
+
+    def _write(self, index: int, output: GeneratedImage) -> None:
+        if index >= len(self.outputs) or index in self.handled:  # never more than asked for (the service caps a
+            return  # plugin's), and each once
+        self.handled.add(index)
+        try:
+            save_image(output.image, self.outputs[index], output.recipe, other_text=self.other_text)
+        except (StudioError, OSError) as exc:  # the folder went away or filled up meanwhile
+            self.unsaved[index] = str(exc) if isinstance(exc, StudioError) else exc.strerror or str(exc)
+        else:
+            self.outcome.written.append(self.outputs[index])
+
+    def _said_saved(self, outputs: tuple[GeneratedImage, ...]) -> None:
+        """Each picture the job handed over (any whose own event was missed is written now), said as saved or not
+        written."""
+        for index, out in enumerate(outputs):
+            self._write(index, out)
+        self.bar.close()
+        for index, (path, out) in enumerate(zip(self.outputs, outputs)):
+            if index in self.unsaved:
+                kept = f"; it is kept in {out.path}" if out.path else ""
+                print(f"studio: {path} could not be written ({self.unsaved[index]}){kept}.", file=sys.stderr)
+                continue
+            seed = f"seed {out.recipe.seed}, " if out.recipe.seed >= 0 else ""
+            print(f"Saved {path} ({seed}{out.image.width}x{out.image.height})")
+
+    def _finished(self, event: JobFinished) -> int:
+        self._said_saved(event.outputs)
+        for warning in event.warnings:
+            print(f"studio: {warning}", file=sys.stderr)
+        self._notes(event.notes)
+        asked = self.outcome.asked
+        if len(event.outputs) < asked:  # a plugin generator that made fewer than asked for
+            made = ("made no picture; nothing was written" if not event.outputs else
+                    f"made {len(event.outputs)} of the {asked} pictures asked for")
+            print(f"studio: the generator {getattr(self.request, 'generator', '')!r} {made}.", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"Done in {format_seconds(event.elapsed)}.", file=sys.stderr)
+        return EXIT_FAILED if self.unsaved else 0
+
+    @staticmethod
+    def _notes(notes: tuple[str, ...]) -> None:
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)

@@ -1,0 +1,275 @@
+"""The request ``studio generate`` asks for, built from its arguments and checked before the engine starts: the
+pictures read, the model, LoRAs, VAE, ControlNets and upscaler found as the engine will find them, and what does
+not fit said as bad input, with the names there are (the engine would say it only once started)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from studio.cli_control import control_guides
+from studio.cli_params import collect_params, parse_post_step
+from studio.core.annotators import DOWNLOAD_COMMAND
+from studio.core.control import ControlGuide, extend_guide
+from studio.core.errors import InvalidRequest, ModelError
+from studio.core.hires import DEFAULT_STRENGTH as DEFAULT_HIRES_STRENGTH
+from studio.core.hires import BUILT_IN_UPSCALERS, LANCZOS, HiresFix
+from studio.core.images import open_image
+from studio.core.inpaint import InpaintOptions, extend_canvas
+from studio.core.mask import mask_from_image
+from studio.core.model_library import KIND_FOLDERS, LibraryItem, scan_library
+from studio.core.model_kinds import CONTEXT_FAMILY
+from studio.core.models import check_model_folder, checkpoint_kind, find_weights, resolve_model
+from studio.core.requests import (
+    MAX_INPAINT_SIDE,
+    MAX_SIZE,
+    MIN_SIZE,
+    GenerationRequest,
+    LoraChoice,
+)
+from studio.core.settings import Settings
+
+if TYPE_CHECKING:
+    from studio.engine.control_nets import ControlSource
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    try:
+        return (int(width), int(height)) if sep else (int(width), int(width))
+    except ValueError:
+        raise InvalidRequest(f"The size {text!r} is not WIDTHxHEIGHT, e.g. 512x768.") from None
+
+
+def parse_outpaint(text: str) -> tuple[int, int, int, int]:
+    """LEFT,TOP,RIGHT,BOTTOM in pixels: at least one above 0, none below."""
+    parts = text.replace(" ", "").split(",")
+    example = "e.g. 0,0,128,0 to extend 128 pixels to the right"
+    try:
+        if len(parts) != 4:
+            raise ValueError
+        left, top, right, bottom = (int(p) for p in parts)
+    except ValueError:
+        raise InvalidRequest(
+            f"--outpaint {text!r} is not four whole numbers LEFT,TOP,RIGHT,BOTTOM; {example}.") from None
+    if min(left, top, right, bottom) < 0:
+        raise InvalidRequest(f"--outpaint {text!r} has a negative amount; give the pixels to add, {example}.")
+    if left + top + right + bottom == 0:
+        raise InvalidRequest(f"--outpaint {text!r} extends nothing; give at least one side in pixels, {example}.")
+    return left, top, right, bottom
+
+
+def parse_lora(text: str) -> LoraChoice:
+    """``NAME`` or ``NAME:WEIGHT``. A path may hold colons (C:\\...): only a number after the last one is a weight."""
+    name, sep, tail = text.rpartition(":")
+    if not sep or "/" in tail or "\\" in tail:
+        return LoraChoice(text.strip())
+    example = "write NAME:WEIGHT, e.g. detail:0.8"
+    try:
+        weight = float(tail)
+    except ValueError:
+        raise InvalidRequest(f"--lora {text!r} has the weight {tail!r}, which is not a number; {example}.") from None
+    if not name.strip():
+        raise InvalidRequest(f"--lora {text!r} has no name; {example}.")
+    return LoraChoice(name.strip(), weight)
+
+
+def read_mask(path: Path, picture: Image.Image, picture_name: str) -> Image.Image:
+    """The mask file as an "L" image of the picture's size: white = regenerate (alpha, where it has some)."""
+    image = open_image(path)
+    if image.size != picture.size:
+        raise InvalidRequest(
+            f"The mask {path.name} is {image.width}x{image.height} but the picture {picture_name} is "
+            f"{picture.width}x{picture.height}; they must be the same size.")
+    return Image.fromarray(mask_from_image(image), "L")
+
+
+def build_request(args: argparse.Namespace, settings: Settings, notes: list[str] | None = None) -> GenerationRequest:
+    notes = [] if notes is None else notes
+    inpainting = args.mask is not None or args.outpaint is not None
+    if inpainting and args.init_image is None:
+        option = "--mask" if args.mask is not None else "--outpaint"
+        raise InvalidRequest(f"{option} needs --init-image, the picture to paint into.")
+    if args.strength is not None and args.init_image is None:  # it would be ignored: a new picture starts from noise
+        hires = " (the hires fix's second pass takes --hires-strength)" if args.hires is not None else ""
+        raise InvalidRequest(f"--strength needs --init-image: it says how much of that picture may change{hires}.")
+    extend = parse_outpaint(args.outpaint) if args.outpaint is not None else None
+    init_image = open_image(args.init_image) if args.init_image else None
+    mask = read_mask(args.mask, init_image, args.init_image.name) if args.mask is not None else None
+    original_size = init_image.size if init_image is not None else (0, 0)
+    if extend is not None:
+        new_w, new_h = init_image.width + extend[0] + extend[2], init_image.height + extend[1] + extend[3]
+        if max(new_w, new_h) > MAX_INPAINT_SIDE:
+            raise InvalidRequest(f"Outpainting by {args.outpaint} would make a {new_w}x{new_h} picture; "
+                                 f"Studio inpaints pictures of at most {MAX_INPAINT_SIDE} pixels a side.")
+        mask_array = None if mask is None else np.asarray(mask, dtype=np.uint8)
+        init_image, mask_array = extend_canvas(init_image, mask_array, *extend)
+        mask = Image.fromarray(mask_array, "L")
+    if inpainting:
+        width, height = init_image.size
+        if args.size:
+            notes.append(f"--size is ignored when inpainting; the result has the picture's size, {width}x{height}.")
+    elif args.size:
+        width, height = parse_size(args.size)
+    elif init_image is not None:
+        width, height = init_image.size
+        _check_picture_size(init_image, args.init_image.name, "give --size WxH to work at another size")
+    else:
+        width, height = 512, 512
+    options = InpaintOptions(masked_only=args.masked_only, padding=args.padding, fill=args.fill,
+                             feather=args.feather)
+    generator = args.generator or "diffusers"
+    loras = tuple(parse_lora(text) for text in args.lora)
+    hires = _hires(args)
+    if generator == "diffusers":
+        if not args.model:
+            raise InvalidRequest("--model is needed: a checkpoint file or diffusers folder, or the name of a model "
+                                 f"in the library (studio models list; models folder {settings.models_dir}).")
+        model = str(resolve_model(args.model, settings.models_dir, settings.extra_model_paths))
+        check_model_folder(Path(model))  # headers only: not a model, or a damaged one, is bad input (before torch)
+        loras, vae, controls, sources = _find_files(loras, args.vae or "", control_guides(args, generator), settings)
+        _check_controlnets_fit(sources, Path(model))
+        if hires is not None and init_image is None:  # one that applies (a note leaves out the others)
+            hires = replace(hires, upscaler=_hires_upscaler(hires.upscaler, settings))
+        from studio.engine.depth_maps import check_depth_model  # no torch
+
+        # A missing depth model is said before torch loads, with the command that gets it.
+        check_depth_model(settings.models_dir, controls, DOWNLOAD_COMMAND)
+    else:
+        if init_image is not None:
+            raise InvalidRequest(f"The generator {generator!r} does not start from a picture; leave out "
+                                 "--init-image, --mask and --outpaint.")
+        model, vae, controls = "", args.vae or "", control_guides(args, generator)
+    if extend is not None:  # a guide made for the picture is extended with it, so its lines stay on the picture's
+        from studio.engine.depth_maps import annotator  # torch only when a depth map is made
+
+        # A depth map is made of the picture before the margins (on the CPU: the engine has not started).
+        controls = tuple(extend_guide(guide, original_size, extend, annotator(settings.models_dir))
+                         for guide in controls)
+    return GenerationRequest(
+        model=model, prompt=args.prompt, negative_prompt=args.negative,
+        width=width, height=height, steps=args.steps, cfg_scale=args.cfg, seed=args.seed,
+        scheduler=args.scheduler, batch_count=args.batch_count, init_image=init_image,
+        strength=GenerationRequest.strength if args.strength is None else args.strength,
+        mask=mask, inpaint=options, generator=generator, params=collect_params(args),
+        post=tuple(parse_post_step(text) for text in args.post), loras=loras, vae=vae,
+        memory=args.memory or settings.memory, speed=args.speed or settings.speed, hires=hires,
+        controls=controls,
+    )
+
+
+def _hires(args: argparse.Namespace) -> HiresFix | None:
+    if args.hires is None:
+        for option, value, default in (("--hires-steps", args.hires_steps, 0),
+                                       ("--hires-strength", args.hires_strength, DEFAULT_HIRES_STRENGTH),
+                                       ("--hires-upscaler", args.hires_upscaler, LANCZOS)):
+            if value != default:
+                raise InvalidRequest(f"{option} needs --hires SCALE, the hires fix it belongs to.")
+        return None
+    return HiresFix(args.hires, args.hires_steps, args.hires_strength, args.hires_upscaler)
+
+
+def _hires_upscaler(name: str, settings: Settings) -> str:
+    """The hires fix's upscaler as the engine will find it: a built-in one (any case), a model in the upscalers
+    folder (by name or path), or one in the library's linked folders (given then by its path). Bad input
+    otherwise, with the names there are, before the engine starts (which would say it only once started)."""
+    wanted = name.strip()
+    built_in = next((known for known in BUILT_IN_UPSCALERS if known.casefold() == wanted.casefold()), None)
+    if built_in is not None or not wanted:  # none at all: prepare_request says so
+        return built_in or name
+    folder = settings.models_dir / KIND_FOLDERS["upscaler"]
+    if find_weights(folder, wanted) is not None:  # the engine's lookup (a pickle is refused, with how to convert it)
+        return wanted
+    items = [item for item in scan_library(settings.models_dir, settings.extra_model_paths) if item.kind == "upscaler"]
+    match = next((item for item in items if wanted.casefold() in (item.name.casefold(), item.path.name.casefold())),
+                 None)
+    if match is not None and match.problem:  # one the engine would refuse (a pickle, a damaged file)
+        raise InvalidRequest(match.problem)
+    if match is not None:  # by the name the window records for one in the upscalers folder, else by its path
+        return match.name if match.path.parent == folder and not match.linked else str(match.path)
+    names = [*BUILT_IN_UPSCALERS, *(item.name for item in items if item.usable)]
+    raise InvalidRequest(f"No upscaler called {name!r} is installed; --hires-upscaler takes {', '.join(names)}, "
+                         f"or the name of an upscaler model put in {folder}.")
+
+
+def _check_picture_size(picture: Image.Image, name: str, advice: str) -> None:
+    """An image-to-image job's size comes from its picture: say so when it is one Studio cannot work at
+    (inpainting works on a region of any picture)."""
+    if not all(MIN_SIZE <= side <= MAX_SIZE for side in picture.size):
+        raise InvalidRequest(f"The picture {name} is {picture.width}x{picture.height}, and Studio works at "
+                             f"{MIN_SIZE} to {MAX_SIZE} pixels a side; {advice}.")
+
+
+def _find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[ControlGuide, ...], settings: Settings
+                ) -> tuple[tuple[LoraChoice, ...], str, tuple[ControlGuide, ...], tuple[ControlSource, ...]]:
+    """The LoRAs, VAE and ControlNets as the engine will find them: by name in the models folder, else by name
+    in the library's linked folders (an AUTOMATIC1111 ``Lora`` folder, say), given then as paths. Bad input when
+    neither has one, before the engine starts (it looks again). With them, the guides' ControlNets as found."""
+    from studio.engine.control_nets import find_controlnet  # no torch: names are checked before the engine starts
+    from studio.engine.loras import find_lora
+    from studio.engine.vae_override import find_vae
+
+    items: list[LibraryItem] | None = None
+
+    def found(name: str, kind: str, find: Callable[[Path, str], object]) -> tuple[str, Any]:
+        """The name as recorded, and what ``find`` gave for it (None when found in the library instead)."""
+        nonlocal items
+        try:
+            where = find(settings.models_dir, name)
+            path = Path(getattr(where, "path", where))
+            # A file given by its path, outside the models folder: recorded whole, so a rerun elsewhere finds it.
+            return (name if path.resolve().is_relative_to(settings.models_dir.resolve()) else str(path.resolve()),
+                    where)
+        except (ModelError, InvalidRequest):  # not in the models folder (find_controlnet says so as bad input)
+            if items is None:
+                items = scan_library(settings.models_dir, settings.extra_model_paths)
+            match = next((i for i in items if i.kind == kind and name in (i.name, i.path.name)), None)
+            if match is None:
+                raise
+            if match.problem:  # one the engine would refuse once the model is loaded (a Control-LoRA, a pickle)
+                raise InvalidRequest(match.problem) from None
+            return str(match.path), None
+
+    sources: list[ControlSource] = []
+
+    def with_controlnet(guide: ControlGuide) -> ControlGuide:
+        name, source = found(guide.model, "controlnet", find_controlnet)
+        sources.append(source if source is not None else find_controlnet(settings.models_dir, name))
+        return replace(guide, model=name)
+
+    loras = tuple(replace(c, name=found(c.name.strip(), "lora", find_lora)[0]) if c.name.strip() else c
+                  for c in loras)
+    controls = tuple(with_controlnet(g) if g.model else g for g in controls)
+    return loras, found(vae.strip(), "vae", find_vae)[0] if vae.strip() else "", controls, tuple(sources)
+
+
+def _check_controlnets_fit(sources: tuple[ControlSource, ...], model: Path) -> None:
+    """Each ControlNet is made for the model's family, as the engine checks once the model is loaded (seconds
+    later): from the files' headers, where the model's family is known from them."""
+    from studio.engine.control_nets import fit_problem  # no torch
+
+    width = _context_width(model)
+    name = model.stem if model.is_file() else model.name  # as the engine names the model
+    for source in sources:
+        if problem := fit_problem(source, width, name):
+            raise InvalidRequest(problem)
+
+
+def _context_width(model: Path) -> int:
+    """The model's cross-attention width (its text encoder's: what a ControlNet must be made for), from its
+    headers or its UNet's config.json; 0 when they do not tell."""
+    if model.is_file():
+        family = checkpoint_kind(model).family
+        return next((width for width, known in CONTEXT_FAMILY.items() if known == family), 0)
+    try:
+        width = json.loads((model / "unet" / "config.json").read_text(encoding="utf-8")).get("cross_attention_dim")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return 0
+    return width if isinstance(width, int) and not isinstance(width, bool) else 0
