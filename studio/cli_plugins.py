@@ -164,10 +164,7 @@ def _install(host: PluginHost, source: str, index: str | None, yes: bool) -> int
         installer.install(plan)
     finally:
         installer.discard(plan)
-    host.refresh()
-    if plan.replaces is None and plan.manifest.id in host.enabled_ids():
-        host.set_enabled(plan.manifest.id, False)  # left on by a copy removed by hand: installing is not enabling
-    if plan.replaces is not None and plan.manifest.id in host.enabled_ids():  # as an update, it keeps its state
+    if host.after_install(plan.manifest.id, updated=plan.replaces is not None):  # an update keeps its state
         print(f"Installed {plan.manifest.name} {plan.version} in place of {plan.replaces}; it stays enabled "
               f"(studio plugins disable {plan.manifest.id} turns it off).")
     else:

@@ -83,14 +83,34 @@ class PluginHost:
 
     def set_enabled(self, plugin_id: str, enabled: bool) -> PluginRecord:
         """Turn a plugin on or off (remembered across sessions); enabling clears this session's failures."""
-        from filelock import FileLock, Timeout  # here, not at import: the window's first frame does not wait for it
-
         record = self.record(plugin_id)
         if enabled:
             if record.found.manifest is None:
                 raise StudioError(f"{record.name} cannot be enabled: {record.found.error}")
             if reason := record.found.manifest.incompatibility():
                 raise StudioError(reason)
+        self._save_enabled(plugin_id, enabled, record)
+        if enabled:
+            with self._lock:
+                self._failures.pop(plugin_id, None)
+                self._switched_off.pop(plugin_id, None)
+        self.refresh()
+        return self.record(plugin_id)
+
+    def after_install(self, plugin_id: str, updated: bool) -> bool:
+        """Bring the list up to date once ``plugin_id`` was installed; returns whether it is enabled.
+
+        An update keeps its state. A fresh install is off, also where state.json still has the id on (a copy
+        removed by hand while enabled): installing is not enabling."""
+        if not updated and plugin_id in self.enabled_ids():
+            self._save_enabled(plugin_id, False)  # before the refresh: its code is not loaded, not even for a moment
+        self.refresh()
+        return plugin_id in self.enabled_ids()
+
+    def _save_enabled(self, plugin_id: str, enabled: bool, record: PluginRecord | None = None) -> None:
+        """Add the id to state.json's enabled list or take it out (``record``: the plugin, needed to enable)."""
+        from filelock import FileLock, Timeout  # here, not at import: the window's first frame does not wait for it
+
         try:
             self.plugins_dir.mkdir(parents=True, exist_ok=True)
             # Another Studio (a window, a `studio plugins disable` beside it) may change the file at the same
@@ -98,6 +118,7 @@ class PluginHost:
             with FileLock(self.plugins_dir / STATE_LOCK, timeout=STATE_LOCK_TIMEOUT):
                 ids = self.enabled_ids()
                 if enabled:
+                    assert record is not None
                     # refused, and not remembered: it would take the id over silently once its owner is off
                     others = self._owned_by_others(plugin_id, ids)
                     if clash := self._clash(_contributions(record.found), others):
@@ -113,12 +134,6 @@ class PluginHost:
         except OSError as exc:
             raise StudioError(f"Could not save which plugins are on in {self.plugins_dir}: "
                               f"{(exc.strerror or str(exc)).rstrip('.')}.") from exc
-        if enabled:
-            with self._lock:
-                self._failures.pop(plugin_id, None)
-                self._switched_off.pop(plugin_id, None)
-        self.refresh()
-        return self.record(plugin_id)
 
     def record(self, plugin_id: str) -> PluginRecord:
         check_plugin_id(plugin_id)

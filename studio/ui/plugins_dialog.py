@@ -198,7 +198,7 @@ class PluginsDialog(TaskDialog):
             if plan is not None:
                 with suppress(OSError):
                     await asyncio.to_thread(installer.discard, plan)
-        self.host.refresh()
+        stays_on = self.host.after_install(plan.manifest.id, updated=plan.replaces is not None)
         self.reload(plan.manifest.id)
         done = f"Installed {plan.manifest.name} {plan.version}." + ("" if stays_on else " Enable it to use it.")
         if report:

@@ -1,0 +1,49 @@
+"""The Plugins dialog on its own (a plugin host over a folder, no window): what it says about installing and
+removing matches what happens, as `studio plugins` does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+from plugin_wheels import plugin_wheel
+
+from studio.plugin_host.host import DISABLED, PluginHost
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture
+def dialog(qtbot, qt_loop, plugin_sandbox):  # noqa: ANN001, ANN201
+    from studio.ui.plugins_dialog import PluginsDialog
+
+    host = PluginHost(plugin_sandbox / "plugins", scan_environment=False)
+    host.refresh()
+    dialog = PluginsDialog(host)
+    qtbot.addWidget(dialog)
+    dialog.asked = []
+    dialog.confirm = lambda title, text: dialog.asked.append(text) or True  # the person says yes
+    return dialog
+
+
+def finished(qtbot, coro: Coroutine[Any, Any, Any]) -> Any:  # noqa: ANN001, ANN401
+    task = asyncio.ensure_future(coro)
+    qtbot.waitUntil(task.done, timeout=WAIT_MS)
+    return task.result()
+
+
+def test_installing_a_plugin_whose_folder_was_removed_by_hand_while_on_leaves_it_off_as_said(
+        qtbot, dialog, plugin_sandbox):  # noqa: ANN001
+    host = dialog.host
+    host.plugins_dir.mkdir(parents=True)
+    # Removed by hand while enabled: state.json still has it on.
+    (host.plugins_dir / "state.json").write_text(json.dumps({"enabled": ["dlg-plugin"]}))
+    wheel = plugin_wheel(plugin_sandbox / "wheels", plugin_id="dlg-plugin", package="studio_tp_dlg")
+    assert finished(qtbot, dialog.install(wheel)) == "Installed Test Plugin 1.0.0. Enable it to use it."
+    assert dialog.asked[0].endswith("Install it? It stays disabled until you enable it.")
+    assert host.record("dlg-plugin").status == DISABLED  # as it said
+    assert dialog.toggle_button.text() == "Enable"
+    assert json.loads((host.plugins_dir / "state.json").read_text()) == {"enabled": []}
