@@ -178,8 +178,7 @@ def _uninstall(host: PluginHost, plugin_id: str) -> int:
     if not record.found.managed:
         raise StudioError(f"{record.name} was installed into Python's environment, not by Studio; remove it with: "
                           f"{sys.executable} -m pip uninstall {record.found.distribution}")
-    if plugin_id in host.enabled_ids():  # (one that is off needs no write: a read-only folder is said once, below)
-        host.set_enabled(plugin_id, False)
+    host.set_enabled(plugin_id, False)  # (one that is off writes nothing: a read-only folder is said once, below)
     _installer(host).uninstall(plugin_id)
     host.refresh()
     print(f"Removed {record.name} {record.version}.")

@@ -102,7 +102,7 @@ class PluginHost:
 
         An update keeps its state. A fresh install is off, also where state.json still has the id on (a copy
         removed by hand while enabled): installing is not enabling."""
-        if not updated and plugin_id in self.enabled_ids():
+        if not updated:
             self._save_enabled(plugin_id, False)  # before the refresh: its code is not loaded, not even for a moment
         self.refresh()
         return plugin_id in self.enabled_ids()
@@ -111,6 +111,8 @@ class PluginHost:
         """Add the id to state.json's enabled list or take it out (``record``: the plugin, needed to enable)."""
         from filelock import FileLock, Timeout  # here, not at import: the window's first frame does not wait for it
 
+        if not enabled and plugin_id not in self.enabled_ids():
+            return  # already off: nothing to write (uninstalling it from a read-only folder says only that)
         try:
             self.plugins_dir.mkdir(parents=True, exist_ok=True)
             # Another Studio (a window, a `studio plugins disable` beside it) may change the file at the same

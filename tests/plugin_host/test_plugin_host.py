@@ -223,3 +223,18 @@ def test_commands_enabling_and_disabling_at_once_lose_no_change(plugins_dir, tmp
             racer.join(timeout=60)
     assert [racer.exitcode for racer in racers] == [0] * RACERS
     assert seen == [[] if round_ % 2 == 0 else ids for round_ in range(ROUNDS)]
+
+
+def test_disabling_a_plugin_that_is_off_writes_nothing(plugins_dir, tmp_path, monkeypatch):
+    # A read-only plugins folder: nothing to save is no error (uninstalling a disabled plugin disables it first).
+    from studio.plugin_host import host as host_module
+
+    install(plugins_dir, tmp_path)
+    host = host_for(plugins_dir)
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(host_module, "write_atomically", read_only)
+    assert host.set_enabled("tp-one", False).status == DISABLED
+    assert sorted(p.name for p in plugins_dir.iterdir()) == ["tp-one"]  # no state.json, no lock file

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from plugin_wheels import plugin_wheel
+from studio_testing import unpack_plugin
 
 from studio.plugin_host.host import DISABLED, PluginHost
 
@@ -47,3 +48,27 @@ def test_installing_a_plugin_whose_folder_was_removed_by_hand_while_on_leaves_it
     assert host.record("dlg-plugin").status == DISABLED  # as it said
     assert dialog.toggle_button.text() == "Enable"
     assert json.loads((host.plugins_dir / "state.json").read_text()) == {"enabled": []}
+
+
+def test_uninstalling_a_plugin_that_is_off_from_a_read_only_folder_says_it_could_not_be_removed(
+        qtbot, dialog, plugin_sandbox, monkeypatch):  # noqa: ANN001
+    import errno
+
+    from studio.plugin_host import host as host_module
+    from studio.plugin_host import installer as installer_module
+
+    host = dialog.host
+    wheel = plugin_wheel(plugin_sandbox / "wheels", plugin_id="dlg-plugin", package="studio_tp_dlg")
+    unpack_plugin(host.plugins_dir, wheel, "dlg-plugin")
+    host.refresh()
+    dialog.reload()
+
+    def read_only(*args: object, **kwargs: object) -> None:  # (root may write anywhere: a stand-in says it)
+        raise OSError(errno.EROFS, "Read-only file system", str(host.plugins_dir / "x"))
+
+    monkeypatch.setattr(host_module, "write_atomically", read_only)
+    monkeypatch.setattr(installer_module.tempfile, "mkdtemp", read_only)
+    assert finished(qtbot, dialog.uninstall("dlg-plugin")) is False
+    assert dialog.message.text() == f"Could not remove dlg-plugin: {host.plugins_dir} is read-only."
+    assert not (host.plugins_dir / "state.json").exists()  # it was off: nothing to write
+    assert host.record("dlg-plugin").status == DISABLED  # still installed
