@@ -60,6 +60,8 @@ def run_plugins(args: argparse.Namespace) -> int:
         command = args.plugins_command
         # Safe mode loads no plugin: the list says so. The other commands run no plugin code anyway.
         host = open_host(safe_mode=command == "list" and getattr(args, "safe_mode", False))
+        if host.state_notice:  # a damaged list of enabled plugins, set aside
+            print(f"studio: {host.state_notice}", file=sys.stderr)
         if command == "list":
             return _list(host, args.json)
         if command in ("enable", "disable"):

@@ -100,6 +100,8 @@ class PluginsDialog(TaskDialog):
         self.action_buttons = [self.toggle_button, self.uninstall_button, self.install_button, self.index_button,
                                self.update_button]
         self.reload()
+        if host.state_notice:  # a damaged list of enabled plugins, set aside
+            self._report(host.state_notice, error=True)
 
     # -- list ----------------------------------------------------------------------------------
     def reload(self, select: str | None = None) -> None:

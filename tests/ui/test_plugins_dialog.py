@@ -72,3 +72,20 @@ def test_uninstalling_a_plugin_that_is_off_from_a_read_only_folder_says_it_could
     assert dialog.message.text() == f"Could not remove dlg-plugin: {host.plugins_dir} is read-only."
     assert not (host.plugins_dir / "state.json").exists()  # it was off: nothing to write
     assert host.record("dlg-plugin").status == DISABLED  # still installed
+
+
+def test_the_dialog_says_that_a_damaged_list_of_enabled_plugins_was_set_aside(qtbot, qt_loop, plugin_sandbox):  # noqa: ANN001
+    from studio.ui.plugins_dialog import PluginsDialog
+
+    plugins_dir = plugin_sandbox / "plugins"
+    plugins_dir.mkdir()
+    (plugins_dir / "state.json").write_text("not json")
+    host = PluginHost(plugins_dir, scan_environment=False)
+    host.refresh()  # as the window does at its start
+    dialog = PluginsDialog(host)
+    qtbot.addWidget(dialog)
+    assert dialog.message.text() == (
+        f"The list of enabled plugins in {plugins_dir / 'state.json'} could not be read (not JSON: Expecting value: "
+        "line 1 column 1 (char 0)); it was set aside as state.json.broken and all plugins are off until you enable "
+        "them again.")
+    assert (plugins_dir / "state.json.broken").read_text() == "not json"
