@@ -60,6 +60,8 @@ def run_plugins(args: argparse.Namespace) -> int:
         command = args.plugins_command
         # Safe mode loads no plugin: the list says so. The other commands run no plugin code anyway.
         host = open_host(safe_mode=command == "list" and getattr(args, "safe_mode", False))
+        if host.state_notice:  # a damaged list of enabled plugins, set aside
+            print(f"studio: {host.state_notice}", file=sys.stderr)
         if command == "list":
             return _list(host, args.json)
         if command in ("enable", "disable"):
@@ -164,10 +166,7 @@ def _install(host: PluginHost, source: str, index: str | None, yes: bool) -> int
         installer.install(plan)
     finally:
         installer.discard(plan)
-    host.refresh()
-    if plan.replaces is None and plan.manifest.id in host.enabled_ids():
-        host.set_enabled(plan.manifest.id, False)  # left on by a copy removed by hand: installing is not enabling
-    if plan.replaces is not None and plan.manifest.id in host.enabled_ids():  # as an update, it keeps its state
+    if host.after_install(plan.manifest.id, updated=plan.replaces is not None):  # an update keeps its state
         print(f"Installed {plan.manifest.name} {plan.version} in place of {plan.replaces}; it stays enabled "
               f"(studio plugins disable {plan.manifest.id} turns it off).")
     else:
@@ -181,8 +180,7 @@ def _uninstall(host: PluginHost, plugin_id: str) -> int:
     if not record.found.managed:
         raise StudioError(f"{record.name} was installed into Python's environment, not by Studio; remove it with: "
                           f"{sys.executable} -m pip uninstall {record.found.distribution}")
-    if plugin_id in host.enabled_ids():  # (one that is off needs no write: a read-only folder is said once, below)
-        host.set_enabled(plugin_id, False)
+    host.set_enabled(plugin_id, False)  # (one that is off writes nothing: a read-only folder is said once, below)
     _installer(host).uninstall(plugin_id)
     host.refresh()
     print(f"Removed {record.name} {record.version}.")

@@ -277,6 +277,21 @@ def test_a_fresh_install_is_disabled_even_where_a_copy_removed_by_hand_was_enabl
     assert [(p["id"], p["status"]) for p in listed] == [("cli-plugin", "disabled")]  # as it said
 
 
+def test_a_damaged_list_of_enabled_plugins_is_said_set_aside_and_not_overwritten(tmp_path, wheel):
+    home = tmp_path / "home"
+    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
+    plugins = home / "data" / "plugins"
+    (plugins / "state.json").write_text('{"enabled": ["cli-plugin"')  # cut short
+    listed = studio(home, "plugins", "list")
+    assert listed.returncode == 0 and "[disabled]" in listed.stdout
+    assert listed.stderr == (f"studio: The list of enabled plugins in {plugins / 'state.json'} could not be read "
+                             "(not JSON: Expecting ',' delimiter: line 1 column 26 (char 25)); it was set aside as "
+                             "state.json.broken and all plugins are off until you enable them again.\n")
+    enabled = studio(home, "plugins", "enable", "cli-plugin")
+    assert (enabled.returncode, enabled.stderr) == (0, "")  # said once
+    assert (plugins / "state.json.broken").read_text() == '{"enabled": ["cli-plugin"'
+
+
 def test_installing_over_an_enabled_plugin_says_what_it_replaces_and_that_it_stays_enabled(tmp_path):
     home = tmp_path / "home"
     newer = plugin_wheel(tmp_path / "v2", version="2.0.0")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from studio.plugin_host.registry import BUILTIN_PLUGIN, Contribution, Registry, 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "state.json"
+STATE_SET_ASIDE = "state.json.broken"  # a damaged state.json, kept (then state.json.broken-2, …)
 STATE_LOCK = ".state.lock"  # held while state.json is read, changed and written
 STATE_LOCK_TIMEOUT = 30.0  # seconds; each holder holds it for a file read and write
 MAX_FAILURES = 3
@@ -72,32 +74,92 @@ class PluginHost:
         # The window refreshes on the UI thread, a failing plugin on the engine thread: one at a time.
         self._refresh_lock = threading.RLock()
         self.on_change: Callable[[], None] | None = None  # told after refresh (on whatever thread refreshed)
+        self.state_notice = ""  # what became of a damaged state.json, until a plugin is enabled or disabled
 
     # -- state -----------------------------------------------------------------------------
     def enabled_ids(self) -> set[str]:
+        """The plugins state.json has on. A damaged one is set aside and said (``state_notice``): none is on."""
+        from filelock import FileLock  # here, not at import: the window's first frame does not wait for it
+
         try:
-            data = json.loads((self.plugins_dir / STATE_FILE).read_text(encoding="utf-8"))
-            return {i for i in data.get("enabled", []) if isinstance(i, str)}
-        except (OSError, ValueError, AttributeError):
+            return _read_enabled(self.plugins_dir / STATE_FILE)
+        except DamagedState as damage:
+            first = damage
+        try:
+            # Under the lock: another Studio may be setting it aside, or writing a good one, at the same time.
+            with FileLock(self.plugins_dir / STATE_LOCK, timeout=STATE_LOCK_TIMEOUT):
+                return self._read_or_set_aside()
+        except OSError as exc:  # the lock cannot be had (a read-only folder; filelock's Timeout is one too)
+            self._say_damaged(first, f" nor set aside ({_reason(exc)}); all plugins are off.")
             return set()
+
+    def _read_or_set_aside(self) -> set[str]:
+        """enabled_ids, with the state lock held: a damaged state.json is moved aside, never over an earlier
+        copy, so that the next change, which writes a new one, loses nothing."""
+        state = self.plugins_dir / STATE_FILE
+        try:
+            return _read_enabled(state)
+        except DamagedState as damage:
+            problem = damage
+        aside, n = state.with_name(STATE_SET_ASIDE), 1
+        while os.path.lexists(aside):
+            n += 1
+            aside = state.with_name(f"{STATE_SET_ASIDE}-{n}")
+        try:
+            os.rename(state, aside)
+        except OSError as exc:
+            self._say_damaged(problem, f" nor set aside ({_reason(exc)}); all plugins are off.")
+        else:
+            self._say_damaged(problem, f"; it was set aside as {aside.name} and all plugins are off until you "
+                                       "enable them again.")
+        return set()
+
+    def _say_damaged(self, problem: DamagedState, then: str) -> None:
+        notice = f"The list of enabled plugins in {self.plugins_dir / STATE_FILE} could not be read ({problem}){then}"
+        if notice != self.state_notice:  # (logged once, not at every look at the list)
+            log.warning(notice)
+            self.state_notice = notice
 
     def set_enabled(self, plugin_id: str, enabled: bool) -> PluginRecord:
         """Turn a plugin on or off (remembered across sessions); enabling clears this session's failures."""
-        from filelock import FileLock, Timeout  # here, not at import: the window's first frame does not wait for it
-
         record = self.record(plugin_id)
         if enabled:
             if record.found.manifest is None:
                 raise StudioError(f"{record.name} cannot be enabled: {record.found.error}")
             if reason := record.found.manifest.incompatibility():
                 raise StudioError(reason)
+        self._save_enabled(plugin_id, enabled, record)
+        if enabled:
+            with self._lock:
+                self._failures.pop(plugin_id, None)
+                self._switched_off.pop(plugin_id, None)
+        self.refresh()
+        return self.record(plugin_id)
+
+    def after_install(self, plugin_id: str, updated: bool) -> bool:
+        """Bring the list up to date once ``plugin_id`` was installed; returns whether it is enabled.
+
+        An update keeps its state. A fresh install is off, also where state.json still has the id on (a copy
+        removed by hand while enabled): installing is not enabling."""
+        if not updated:
+            self._save_enabled(plugin_id, False)  # before the refresh: its code is not loaded, not even for a moment
+        self.refresh()
+        return plugin_id in self.enabled_ids()
+
+    def _save_enabled(self, plugin_id: str, enabled: bool, record: PluginRecord | None = None) -> None:
+        """Add the id to state.json's enabled list or take it out (``record``: the plugin, needed to enable)."""
+        from filelock import FileLock, Timeout  # here, not at import: the window's first frame does not wait for it
+
+        if not enabled and plugin_id not in self.enabled_ids():
+            return  # already off: nothing to write (uninstalling it from a read-only folder says only that)
         try:
             self.plugins_dir.mkdir(parents=True, exist_ok=True)
             # Another Studio (a window, a `studio plugins disable` beside it) may change the file at the same
             # time: read, change and write it as one step, or one of the changes is lost.
             with FileLock(self.plugins_dir / STATE_LOCK, timeout=STATE_LOCK_TIMEOUT):
-                ids = self.enabled_ids()
+                ids = self._read_or_set_aside()
                 if enabled:
+                    assert record is not None
                     # refused, and not remembered: it would take the id over silently once its owner is off
                     others = self._owned_by_others(plugin_id, ids)
                     if clash := self._clash(_contributions(record.found), others):
@@ -107,18 +169,12 @@ class PluginHost:
                     ids.discard(plugin_id)
                 write_atomically(self.plugins_dir / STATE_FILE,
                                  json.dumps({"enabled": sorted(ids)}, indent=2).encode("utf-8"))
+            self.state_notice = ""  # the person has acted on it
         except Timeout:
             raise StudioError(f"Could not save which plugins are on in {self.plugins_dir}: another Studio kept it "
                               f"busy for {STATE_LOCK_TIMEOUT:g} s; try again.") from None
         except OSError as exc:
-            raise StudioError(f"Could not save which plugins are on in {self.plugins_dir}: "
-                              f"{(exc.strerror or str(exc)).rstrip('.')}.") from exc
-        if enabled:
-            with self._lock:
-                self._failures.pop(plugin_id, None)
-                self._switched_off.pop(plugin_id, None)
-        self.refresh()
-        return self.record(plugin_id)
+            raise StudioError(f"Could not save which plugins are on in {self.plugins_dir}: {_reason(exc)}.") from exc
 
     def record(self, plugin_id: str) -> PluginRecord:
         check_plugin_id(plugin_id)
@@ -249,6 +305,29 @@ class PluginHost:
                 self._switched_off[plugin_id] = f"{notice} Last error: {message}"
         self.refresh()
         return notice
+
+
+class DamagedState(Exception):
+    """state.json cannot be read as ``{"enabled": [plugin ids]}``; the message says why, for a sentence."""
+
+
+def _read_enabled(state: Path) -> set[str]:
+    try:
+        data = json.loads(state.read_bytes())
+    except (FileNotFoundError, NotADirectoryError):
+        return set()  # none was ever enabled (or there is no plugins folder, which installing says)
+    except OSError as exc:
+        raise DamagedState(_reason(exc)) from None
+    except ValueError as exc:  # (also bytes that are not UTF-8)
+        raise DamagedState(f"not JSON: {exc}") from None
+    enabled = data.get("enabled", []) if isinstance(data, dict) else None
+    if not isinstance(enabled, list) or not all(isinstance(i, str) for i in enabled):
+        raise DamagedState('no list of plugin ids under "enabled"')
+    return set(enabled)
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).rstrip(".")
 
 
 def _contributions(plugin: FoundPlugin) -> list[Contribution]:

@@ -23,6 +23,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock, Timeout
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
@@ -47,6 +48,10 @@ from studio.plugin_host.wheels import (
 
 PIP_TIMEOUT = 900.0  # seconds; dependencies may be large downloads
 STALE_STAGING = 24 * 3600  # a staging folder this old was left by a crash
+# Held while an update has the old version in the trash and may have to put it back: another Studio starting
+# meanwhile must not tidy it away.
+SWAP_LOCK = ".swap.lock"
+SWAP_LOCK_TIMEOUT = 60.0  # seconds; each holder holds it for a few renames (or a listing of the trash)
 # pip settings from the environment that would send files elsewhere or use another interpreter.
 _PIP_ENV_DROPPED = ("PIP_TARGET", "PIP_PREFIX", "PIP_ROOT", "PIP_PYTHON", "PIP_DRY_RUN", "PIP_EDITABLE", "PIP_SRC")
 
@@ -305,14 +310,20 @@ class PluginInstaller:
         """Move target to plugins_dir/<id>. An old version is moved aside first, put back if the move
         fails, and deleted only once the new one is in: an update never leaves half a plugin."""
         dest = self.plugins_dir / check_plugin_id(plugin_id)
-        old = self._to_trash(dest) if dest.exists() else None
         try:
-            os.rename(target, dest)
-        except OSError as exc:
-            if old is not None:
-                os.rename(old, dest)
-            raise InstallError(f"The plugin {plugin_id} could not be put in place: {exc.strerror or exc}.") from None
-        if old is not None:
+            with FileLock(self.plugins_dir / SWAP_LOCK, timeout=SWAP_LOCK_TIMEOUT):
+                old = self._to_trash(dest) if dest.exists() else None
+                try:
+                    os.rename(target, dest)
+                except OSError as exc:
+                    if old is not None:
+                        os.rename(old, dest)
+                    raise InstallError(f"The plugin {plugin_id} could not be put in place: "
+                                       f"{exc.strerror or exc}.") from None
+        except Timeout:
+            raise InstallError(f"The plugin {plugin_id} could not be put in place: another Studio kept "
+                               f"{self.plugins_dir} busy for {SWAP_LOCK_TIMEOUT:g} s; try again.") from None
+        if old is not None:  # (no longer needed: another Studio may tidy it away as well)
             shutil.rmtree(old, ignore_errors=True)
         return dest
 
@@ -337,9 +348,17 @@ class PluginInstaller:
 
     def _tidy(self) -> None:
         """Remove what an earlier crash left: the trash, and staging folders older than a day."""
-        with suppress(OSError):  # a folder that cannot be read, or one another Studio tidied meanwhile
-            for left in self._trash.iterdir() if self._trash.is_dir() else ():
-                shutil.rmtree(left, ignore_errors=True)
+        # OSError: a folder that cannot be read, or one another Studio tidied meanwhile; Timeout (an OSError too):
+        # another Studio is swapping a plugin in, and may still put its old version back: tidied next time.
+        with suppress(OSError):
+            if self._trash.is_dir():
+                # What is in the trash while no update swaps is left over (an update starting later sets its old
+                # version aside under a new name). Not waited for: a start would wait.
+                with FileLock(self.plugins_dir / SWAP_LOCK, timeout=0):
+                    leftovers = list(self._trash.iterdir())
+                for left in leftovers:
+                    shutil.rmtree(left, ignore_errors=True)
+        with suppress(OSError):
             for left in self._staging_root.iterdir() if self._staging_root.is_dir() else ():
                 if time.time() - left.stat().st_mtime > STALE_STAGING:
                     shutil.rmtree(left, ignore_errors=True)

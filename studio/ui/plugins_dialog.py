@@ -100,6 +100,8 @@ class PluginsDialog(TaskDialog):
         self.action_buttons = [self.toggle_button, self.uninstall_button, self.install_button, self.index_button,
                                self.update_button]
         self.reload()
+        if host.state_notice:  # a damaged list of enabled plugins, set aside
+            self._report(host.state_notice, error=True)
 
     # -- list ----------------------------------------------------------------------------------
     def reload(self, select: str | None = None) -> None:
@@ -198,7 +200,7 @@ class PluginsDialog(TaskDialog):
             if plan is not None:
                 with suppress(OSError):
                     await asyncio.to_thread(installer.discard, plan)
-        self.host.refresh()
+        stays_on = self.host.after_install(plan.manifest.id, updated=plan.replaces is not None)
         self.reload(plan.manifest.id)
         done = f"Installed {plan.manifest.name} {plan.version}." + ("" if stays_on else " Enable it to use it.")
         if report:

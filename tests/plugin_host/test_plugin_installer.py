@@ -11,6 +11,8 @@ import importlib.metadata
 import os
 import shutil
 import stat
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -112,7 +114,7 @@ def test_a_plugin_wheel_installs_into_its_own_folder_without_running(installer: 
     installer.uninstall("test-plugin")
     assert not folder.exists()
     assert list((plugins_dir / ".trash").iterdir()) == []
-    assert sorted(p.name for p in plugins_dir.iterdir()) == [".staging", ".trash"]
+    assert sorted(p.name for p in plugins_dir.iterdir()) == [".staging", ".swap.lock", ".trash"]
 
 
 def test_an_update_replaces_the_old_version_whole(installer: PluginInstaller, plugins_dir: Path,
@@ -151,6 +153,45 @@ def test_a_failed_swap_puts_the_old_version_back(installer: PluginInstaller, plu
     with pytest.raises(InstallError, match="could not be put in place: No space left"):
         installer._swap_in(target, "test-plugin")
     assert (plugins_dir / "test-plugin" / "old.txt").read_text() == "old"
+
+
+ANOTHER_STUDIO_STARTS = "import sys; from pathlib import Path; " \
+    "from studio.plugin_host.installer import PluginInstaller; PluginInstaller(Path(sys.argv[1]), protected={})"
+
+
+def another_studio_starts(plugins_dir: Path) -> None:
+    """A second Studio (a window, a `studio plugins` command) starting: its installer tidies the plugins folder."""
+    repo = Path(installer_module.__file__).resolve().parents[2]
+    subprocess.run([sys.executable, "-c", ANOTHER_STUDIO_STARTS, str(plugins_dir)], check=True, timeout=120,
+                   env={**os.environ, "PYTHONPATH": str(repo)})
+
+
+def test_a_studio_starting_during_an_update_leaves_the_old_version_it_set_aside(
+        installer: PluginInstaller, plugins_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (plugins_dir / "test-plugin").mkdir(parents=True)
+    (plugins_dir / "test-plugin" / "old.txt").write_text("old")
+    target = plugins_dir / ".staging" / "x" / "target"
+    target.mkdir(parents=True)
+    real_rename = os.rename
+    set_aside: list[Path] = []
+
+    def starts_then_fails(src: object, dst: object) -> None:
+        if Path(str(src)) == target:  # the old version is in the trash now, the new one not yet in place
+            set_aside.extend((plugins_dir / ".trash").iterdir())
+            another_studio_starts(plugins_dir)
+            assert [p for p in set_aside if p.exists()] == set_aside  # not tidied away while in use
+            raise OSError(28, "No space left on device")
+        real_rename(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(installer_module.os, "rename", starts_then_fails)
+    with pytest.raises(InstallError, match="could not be put in place: No space left"):
+        installer._swap_in(target, "test-plugin")
+    assert len(set_aside) == 1
+    assert (plugins_dir / "test-plugin" / "old.txt").read_text() == "old"  # put back
+    # With no update running, what a crash left in the trash is tidied at the next start.
+    (plugins_dir / ".trash" / "test-plugin-left").mkdir()
+    another_studio_starts(plugins_dir)
+    assert list((plugins_dir / ".trash").iterdir()) == []
 
 
 def test_a_dependency_is_planned_and_lands_in_the_plugins_folder(installer: PluginInstaller,

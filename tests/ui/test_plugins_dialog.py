@@ -1,0 +1,91 @@
+"""The Plugins dialog on its own (a plugin host over a folder, no window): what it says about installing and
+removing matches what happens, as `studio plugins` does."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from typing import Any
+
+import pytest
+from plugin_wheels import plugin_wheel
+from studio_testing import unpack_plugin
+
+from studio.plugin_host.host import DISABLED, PluginHost
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture
+def dialog(qtbot, qt_loop, plugin_sandbox):  # noqa: ANN001, ANN201
+    from studio.ui.plugins_dialog import PluginsDialog
+
+    host = PluginHost(plugin_sandbox / "plugins", scan_environment=False)
+    host.refresh()
+    dialog = PluginsDialog(host)
+    qtbot.addWidget(dialog)
+    dialog.asked = []
+    dialog.confirm = lambda title, text: dialog.asked.append(text) or True  # the person says yes
+    return dialog
+
+
+def finished(qtbot, coro: Coroutine[Any, Any, Any]) -> Any:  # noqa: ANN001, ANN401
+    task = asyncio.ensure_future(coro)
+    qtbot.waitUntil(task.done, timeout=WAIT_MS)
+    return task.result()
+
+
+def test_installing_a_plugin_whose_folder_was_removed_by_hand_while_on_leaves_it_off_as_said(
+        qtbot, dialog, plugin_sandbox):  # noqa: ANN001
+    host = dialog.host
+    host.plugins_dir.mkdir(parents=True)
+    # Removed by hand while enabled: state.json still has it on.
+    (host.plugins_dir / "state.json").write_text(json.dumps({"enabled": ["dlg-plugin"]}))
+    wheel = plugin_wheel(plugin_sandbox / "wheels", plugin_id="dlg-plugin", package="studio_tp_dlg")
+    assert finished(qtbot, dialog.install(wheel)) == "Installed Test Plugin 1.0.0. Enable it to use it."
+    assert dialog.asked[0].endswith("Install it? It stays disabled until you enable it.")
+    assert host.record("dlg-plugin").status == DISABLED  # as it said
+    assert dialog.toggle_button.text() == "Enable"
+    assert json.loads((host.plugins_dir / "state.json").read_text()) == {"enabled": []}
+
+
+def test_uninstalling_a_plugin_that_is_off_from_a_read_only_folder_says_it_could_not_be_removed(
+        qtbot, dialog, plugin_sandbox, monkeypatch):  # noqa: ANN001
+    import errno
+
+    from studio.plugin_host import host as host_module
+    from studio.plugin_host import installer as installer_module
+
+    host = dialog.host
+    wheel = plugin_wheel(plugin_sandbox / "wheels", plugin_id="dlg-plugin", package="studio_tp_dlg")
+    unpack_plugin(host.plugins_dir, wheel, "dlg-plugin")
+    host.refresh()
+    dialog.reload()
+
+    def read_only(*args: object, **kwargs: object) -> None:  # (root may write anywhere: a stand-in says it)
+        raise OSError(errno.EROFS, "Read-only file system", str(host.plugins_dir / "x"))
+
+    monkeypatch.setattr(host_module, "write_atomically", read_only)
+    monkeypatch.setattr(installer_module.tempfile, "mkdtemp", read_only)
+    assert finished(qtbot, dialog.uninstall("dlg-plugin")) is False
+    assert dialog.message.text() == f"Could not remove dlg-plugin: {host.plugins_dir} is read-only."
+    assert not (host.plugins_dir / "state.json").exists()  # it was off: nothing to write
+    assert host.record("dlg-plugin").status == DISABLED  # still installed
+
+
+def test_the_dialog_says_that_a_damaged_list_of_enabled_plugins_was_set_aside(qtbot, qt_loop, plugin_sandbox):  # noqa: ANN001
+    from studio.ui.plugins_dialog import PluginsDialog
+
+    plugins_dir = plugin_sandbox / "plugins"
+    plugins_dir.mkdir()
+    (plugins_dir / "state.json").write_text("not json")
+    host = PluginHost(plugins_dir, scan_environment=False)
+    host.refresh()  # as the window does at its start
+    dialog = PluginsDialog(host)
+    qtbot.addWidget(dialog)
+    assert dialog.message.text() == (
+        f"The list of enabled plugins in {plugins_dir / 'state.json'} could not be read (not JSON: Expecting value: "
+        "line 1 column 1 (char 0)); it was set aside as state.json.broken and all plugins are off until you enable "
+        "them again.")
+    assert (plugins_dir / "state.json.broken").read_text() == "not json"
