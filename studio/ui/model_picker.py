@@ -102,10 +102,13 @@ class ModelPicker(QWidget):
         if self.selected_model():
             self._last_model = self.selected_model()
 
-    def _fallback(self) -> int:
-        """Where the picker goes when what was wanted is not listed (a plugin switched off, a model removed): the
-        last model used, else the first model, else nothing. Never a plugin generator nobody picked: the next
-        Generate would run that plugin."""
+    def _fallback(self, wanted: str) -> int:
+        """Where the picker goes when ``wanted`` is not listed. Nothing wanted (a first run, nothing listed until
+        now): the first entry, a plugin generator too. A plugin switched off or a model removed: the last model
+        used, else the first model, else nothing; never a plugin generator nobody picked, which the next Generate
+        would run in place of the one the person chose."""
+        if not wanted:
+            return 0 if self.combo.count() else -1
         index = self.combo.findData(self._last_model) if self._last_model else -1
         return index if index >= 0 else (0 if self._models else -1)
 
@@ -135,7 +138,7 @@ class ModelPicker(QWidget):
                                   Qt.ItemDataRole.ToolTipRole)
         index = combo.findData(selected)
         self._wanted = "" if index >= 0 else selected  # a plugin switched off for now may come back
-        combo.setCurrentIndex(index if index >= 0 else self._fallback())
+        combo.setCurrentIndex(index if index >= 0 else self._fallback(selected))
         combo.blockSignals(False)
         self._remember_model()
         combo.setToolTip(f"Models are found in {self._models_dir} (Settings → Models Folder…); plugin generators "

@@ -1,5 +1,6 @@
 """The model picker when what was picked leaves the list (a plugin switched off, a model removed): it goes to the
-last model used, else the first model, else to nothing, and never to a plugin generator nobody picked."""
+last model used, else the first model, else to nothing, and never to a plugin generator nobody picked. When nothing
+was ever picked (a first run), the first entry is current, a plugin generator too."""
 
 from __future__ import annotations
 
@@ -101,3 +102,82 @@ def test_a_generator_switched_off_for_failing_is_not_replaced_by_another_plugin_
         service.cancel_all()
         service.shutdown(timeout=10)
         history.close()
+
+
+def _window_with_plugins(qtbot, paths, plugin_sandbox: Path, enabled: tuple[str, ...]):  # noqa: ANN001, ANN202
+    """A main window on fresh settings (no model ever chosen, no models) with the plugin other-plugin installed."""
+    from studio.ui.main_window import MainWindow
+
+    wheel = plugin_wheel(plugin_sandbox / "wheels" / "other-plugin", plugin_id="other-plugin",
+                         package="studio_tp_other", generator_id="other-plugin-gen")
+    unpack_plugin(paths.plugins_dir, wheel, "other-plugin")
+    host = PluginHost(paths.plugins_dir, scan_environment=False)
+    host.refresh()
+    for plugin_id in enabled:
+        host.set_enabled(plugin_id, True)
+    settings = load_settings(paths)
+    settings.generation.width = settings.generation.height = 64
+    history = HistoryStore(paths.data_dir / "history.db")
+    service = JobService(None, GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
+                         OutputStore(settings.outputs_dir), history=history, plugins=host)
+    window = MainWindow(settings, service, paths.data_dir, history, paths.cache_dir)
+    qtbot.addWidget(window)
+    return window, service, history, host
+
+
+def test_first_run_with_no_models_picks_the_one_plugin_generator(  # noqa: ANN001
+        qtbot, qt_loop, studio_home: Path, plugin_sandbox: Path):
+    paths = studio_paths()
+    window, service, history, _host = _window_with_plugins(qtbot, paths, plugin_sandbox, ("other-plugin",))
+    assert window.settings.generation.model == "" and window.settings.generation.generator == "diffusers"
+    window.show()
+    window.start()
+    service.start()
+    try:
+        panel = window.prompt_panel
+        qtbot.waitUntil(lambda: panel.model_picker.lists_generator("other-plugin-gen"), timeout=WAIT_MS)
+        window.models.refresh()  # the library scan answers with no models: the pick stays
+        qtbot.waitUntil(lambda: panel.model_picker.hint.isVisibleTo(panel), timeout=WAIT_MS)
+        assert panel.selected_generator().id == "other-plugin-gen"
+        assert panel.model_combo.currentText() == "Test generator"
+        panel.prompt_edit.setPlainText("x")
+        window.generate()
+        qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
+        assert panel.error_label.text() == ""
+    finally:
+        window.close()
+        service.cancel_all()
+        service.shutdown(timeout=10)
+        history.close()
+
+
+def test_enabling_a_plugin_with_no_models_picks_its_generator(  # noqa: ANN001
+        qtbot, qt_loop, studio_home: Path, plugin_sandbox: Path):
+    paths = studio_paths()
+    window, service, history, host = _window_with_plugins(qtbot, paths, plugin_sandbox, ())
+    window.show()
+    window.start()
+    try:
+        panel = window.prompt_panel
+        assert panel.model_combo.count() == 0 and not panel.model_combo.isEnabled()
+        host.set_enabled("other-plugin", True)  # as the Plugins dialog does
+        qtbot.waitUntil(lambda: panel.model_picker.lists_generator("other-plugin-gen"), timeout=WAIT_MS)
+        assert panel.selected_generator().id == "other-plugin-gen" and panel.model_combo.isEnabled()
+        panel.prompt_edit.setPlainText("x")
+        assert panel.build_request(None).generator == "other-plugin-gen"
+    finally:
+        window.close()
+        service.shutdown(timeout=10)
+        history.close()
+
+
+def test_with_nothing_wanted_the_first_entry_is_current(qtbot, qt_loop, tmp_path):  # noqa: ANN001
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    panel.set_models([], "", str(tmp_path))
+    assert panel.model_combo.currentIndex() == -1
+    panel.set_generators([_generator("one"), _generator("two")])
+    assert panel.selected_generator().id == "one-gen"
+    alpha = ModelEntry("alpha", tmp_path / "alpha")
+    panel.set_models([alpha], "", str(tmp_path))  # a library scan keeps what is shown
+    assert panel.selected_generator().id == "one-gen"
