@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import mimetypes
 from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
 from pathlib import Path
@@ -41,6 +40,9 @@ log = logging.getLogger(__name__)
 SAVE_FILTERS = "PNG image (*.png);;JPEG image (*.jpg *.jpeg);;WebP image (*.webp)"
 OPEN_FILTERS = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif);;All files (*)"
 OPENABLE = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+# Common picture types Pillow has no plugin for (in this version or an older one): a name ending in one is refused.
+OTHER_PICTURE_TYPES = frozenset({".svg", ".svgz", ".heic", ".heif", ".avif", ".jxl", ".xcf", ".kra", ".ora", ".exr",
+                                 ".hdr", ".dng"})
 
 
 class DocumentActions(QObject):
@@ -151,14 +153,14 @@ class DocumentActions(QObject):
                      saves: str) -> Path | None:
         """The file the person chose, with ``extension`` added when it ends in none of ``formats`` (a name such as
         "Mr. Smith" keeps all of itself); a file of that name, which the file dialog did not ask about, is only
-        replaced if they say so. A name ending in another file type's extension (x.gif) is refused with a sentence
-        that says what Studio ``saves``: "x.gif.png" was not what they asked for. None: nothing to save."""
+        replaced if they say so. A name ending in another picture type's extension (x.gif) is refused with a
+        sentence that says what Studio ``saves``: "x.gif.png" was not what they asked for. None: nothing to save."""
         if not chosen:
             return None
         path = Path(chosen)
         if path.suffix.lower() in formats:
             return path
-        if names_a_file_type(path.name):
+        if names_a_picture_type(path.name):
             self.run(self._warn(title, f"Studio cannot save {path.suffix} files; {saves}. Nothing was saved."))
             return None
         target = path.with_name(path.name + extension)
@@ -459,11 +461,13 @@ class DocumentActions(QObject):
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
 
-def names_a_file_type(name: str) -> bool:
-    """Whether a file name ends in a known file type's extension (x.gif, x.pdf), not merely has a dot in it
-    (Mr. Smith, face.mask v1)."""
+def names_a_picture_type(name: str) -> bool:
+    """Whether a file name ends in a picture type's extension (x.gif, x.tga, x.svg), not merely has a dot in it
+    (Mr. Smith, face.mask v1) or ends in another kind of file's (cat.me, sunset.com): those get the extension.
+    Pillow's formats and a few it lacks, not the system's MIME list, which names troff, DOS programs and C source
+    and differs from one computer to the next."""
     suffix = Path(name).suffix.lower()
-    return bool(suffix) and (mimetypes.guess_type(name)[0] is not None or suffix in Image.registered_extensions())
+    return suffix in Image.registered_extensions() or suffix in OTHER_PICTURE_TYPES
 
 
 def _recipe_or_none(path: Path) -> Recipe | None:

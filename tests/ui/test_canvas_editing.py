@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -507,6 +509,44 @@ def test_saving_under_another_file_type_is_refused_with_a_sentence_and_nothing_w
                                         "saved.")
     assert list(folder.iterdir()) == []
     assert window.document.history_labels()[-1] == "box"  # the canvas is as it was
+
+
+def test_a_name_ending_in_a_type_that_is_no_picture_s_gets_the_extension_whatever_the_system_lists(
+        qtbot, window, picture, tmp_path, monkeypatch):  # noqa: ANN001
+    """Only picture types are refused: cat.me, sunset.com or sketch.c were refused ('Studio cannot save .me
+    files') because the system's MIME list (/etc/mime.types) names troff, DOS programs and C source; what it lists
+    differs from one computer to the next. .zq is added to this one's list here so the test holds anywhere."""
+    import mimetypes
+
+    from PySide6.QtWidgets import QFileDialog
+
+    mimetypes.init()  # types_map is then the list guess_type reads
+    monkeypatch.setitem(mimetypes.types_map, ".zq", "application/x-studio-test")
+    assert mimetypes.guess_type("bird.zq")[0] == "application/x-studio-test"
+    warnings: list[tuple[str, str]] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: warnings.append((title, text)))
+    chosen = ["", "PNG image (*.png)"]
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: tuple(chosen))
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    names = ("cat.me", "sunset.com", "scene.ms", "sketch.c", "a.m", "mix.es", "shot.t", "cat.so", "bird.zq")
+    for name in names:
+        chosen[0] = str(saved / name)
+        window.actions_.save_image_dialog()
+        qtbot.waitUntil(lambda name=name: (saved / f"{name}.png").exists() or bool(warnings), timeout=5000)
+        assert warnings == []
+    assert sorted(p.name for p in saved.iterdir()) == sorted(f"{n}.png" for n in names)
+
+    folder = tmp_path / "refused"
+    folder.mkdir()
+    refused = ("x.gif", "x.tga", "x.bmp", "x.svg", "x.heic")  # Pillow's formats, and common ones it lacks
+    for name in refused:
+        chosen[0] = str(folder / name)
+        window.actions_.save_image_dialog()
+    qtbot.waitUntil(lambda: len(warnings) == len(refused), timeout=5000)
+    assert [text.split(";")[0] for _, text in warnings] == [
+        f"Studio cannot save {Path(name).suffix} files" for name in refused]
+    assert list(folder.iterdir()) == []
 
 
 def test_copy_picture_and_masked_area(qtbot, window, picture):  # noqa: ANN001
