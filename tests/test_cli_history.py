@@ -179,8 +179,8 @@ def test_rerun_refuses_when_the_model_or_a_source_file_is_gone(made, tmp_path):
     sql(home, "UPDATE entries SET model_path = ? WHERE id = 1", str(tmp_path / "no-such-model"))
     gone_model = studio(home, "history", "rerun", "1", "-o", str(tmp_path / "a.png"))
     assert gone_model.returncode == 2
-    assert gone_model.stderr.strip() == f"studio: The model {tmp_path / 'no-such-model'} used by history entry 1 " \
-                                        "no longer exists."
+    assert gone_model.stderr.strip() == (f"studio: The model {made['model'].name} is gone, so history entry 1 cannot "
+                                         f"be run again; {tmp_path / 'no-such-model'} no longer exists.")
     entry = json.loads(studio(home, "history", "show", "2", "--json").stdout)
     Path(entry["source_mask_path"].replace(str(made["home"]), str(home))).unlink()
     sql(home, "UPDATE entries SET source_mask_path = replace(source_mask_path, ?, ?)", str(made["home"]), str(home))

@@ -16,6 +16,7 @@ from studio.core.images import open_image, read_recipe
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
 from studio.core.metadata import Recipe
+from studio.core.model_library import WEIGHT_SUFFIXES
 from studio.core.requests import DEFAULT_SCHEDULER, GenerationRequest, LoraChoice, PostStep
 from studio.core.settings import Settings
 from studio.services.history_store import HistoryEntry
@@ -25,15 +26,17 @@ def request_for_entry(entry: HistoryEntry, settings: Settings | None = None, *,
                       label: str | None = None) -> GenerationRequest:
     """The request that runs entry again exactly: same model path, seed and settings, one image,
     its own source picture and mask. InvalidRequest (one sentence) when a file it needs is gone; ``label`` names the
-    entry in it ("history entry 3" unless given: the window names it as its gallery does).
+    entry in it ("history entry 3" unless given: the window names it as its gallery does). A gone model is said by
+    its name first, the path last: the window's status line cuts a long sentence off, and the path would fill it.
 
     How it runs on this machine (memory, speed) is the person's: from settings, their current ones, as a
     job started from the window or ``studio generate`` (the request's defaults only when none are given)."""
     label = label or f"history entry {entry.id}"
     if entry.generator == "diffusers" and not entry.model_path:
         raise InvalidRequest(f"No model is recorded in {label}, so it cannot be run again.")
-    if entry.generator == "diffusers" and not Path(entry.model_path).exists():
-        raise InvalidRequest(f"The model {entry.model_path} used by {label} no longer exists.")
+    if entry.generator == "diffusers" and not (path := Path(entry.model_path)).exists():
+        name = entry.model_name or (path.stem if path.suffix.lower() in WEIGHT_SUFFIXES else path.name)
+        raise InvalidRequest(f"The model {name} is gone, so {label} cannot be run again; {path} no longer exists.")
     init_image = _source(entry.source_image_path, "source picture", label)
     mask = _source(entry.source_mask_path, "mask", label)
     if mask is not None:

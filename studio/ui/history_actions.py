@@ -14,14 +14,13 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
 from studio.core.control import resolved_controls
-from studio.core.errors import InvalidRequest, StudioError, first_line
+from studio.core.errors import StudioError, first_line
 from studio.core.hires import HiresFix
 from studio.core.image_info import ImageInfo, inspect_image, recipe_fields, refused_values
 from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
-from studio.core.requests import GenerationRequest
-from studio.core.settings import GenerationPreset, PromptStyle, Settings
+from studio.core.settings import GenerationPreset, PromptStyle
 from studio.services.changed_files import changed_file_warnings, picture_file_warnings
 from studio.services.history_reuse import missing_pictures, recorded_choices, request_for_entry
 from studio.services.history_store import HistoryEntry
@@ -135,7 +134,7 @@ class HistoryActions(QObject):
 
     async def run_again(self, entry: HistoryEntry) -> None:
         try:
-            request = await asyncio.to_thread(_rerun_request, entry, self.window.settings)
+            request = await asyncio.to_thread(request_for_entry, entry, self.window.settings, label=entry_name(entry))
         except StudioError as exc:
             self.window.status.set_message(str(exc), error=True)
             return
@@ -290,17 +289,6 @@ def _inspect_with_guides(path: Path, outputs: Path) -> tuple[ImageInfo, tuple[di
     info = inspect_image(path)
     controls = resolved_controls(info.controls, outputs)
     return info, controls, missing_pictures(controls)
-
-
-def _rerun_request(entry: HistoryEntry, settings: Settings) -> GenerationRequest:
-    """``request_for_entry``, its sentences naming the entry as the gallery shows it. A gone model is said model and
-    picture first: the status line cuts a long sentence off, and the model's path would fill it."""
-    name = entry_name(entry)
-    path = Path(entry.model_path) if entry.model_path else None
-    if entry.generator == "diffusers" and path is not None and not path.exists():
-        raise InvalidRequest(f"The model {entry.model_name or path.stem} is gone, so {name} cannot be run again; "
-                             f"{path} no longer exists.")
-    return request_for_entry(entry, settings, label=name)
 
 
 def _kept(panel: PromptPanel, key: str) -> str:
