@@ -1,12 +1,12 @@
-"""Everything the person does to the document outside generating: files, clipboard, drag and drop,
-undo/redo, mask edits and canvas size. Long file work runs off the UI thread.
+"""Everything the person does to the document outside generating: opening files, clipboard, drag and drop,
+undo/redo, mask edits and canvas size (saving is PictureSaving's). Long file work runs off the UI thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,15 +20,15 @@ from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
 from studio.core.comparison import Comparison, MaskChange, compare, mask_change
 from studio.core.errors import StudioError
 from studio.core import images
-from studio.core.images import SAVE_FORMATS, open_image, read_recipe, save_image
+from studio.core.images import open_image, read_recipe
 from studio.core.inpaint import extend_canvas
-from studio.core.mask import Box, bounding_box, grow, invert, mask_from_image, mask_to_image
+from studio.core.mask import Box, bounding_box, grow, invert, mask_from_image
 from studio.core.metadata import Recipe
 from studio.ui.actions import make_action
 from studio.ui.dialogs import ExtendCanvasDialog, ScaleImageDialog
 from studio.ui.mask_overlay import TintedLayer, tinted_layer
 from studio.ui.modal import modal
-from studio.ui.task_dialog import ask
+from studio.ui.picture_saving import PictureSaving
 from studio.ui.qt_images import pil_to_qt_owned_qimage, qimage_to_pil
 from studio.ui.tasks import Tasks
 
@@ -37,12 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SAVE_FILTERS = "PNG image (*.png);;JPEG image (*.jpg *.jpeg);;WebP image (*.webp)"
 OPEN_FILTERS = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif);;All files (*)"
 OPENABLE = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-# Common picture types Pillow has no plugin for (in this version or an older one): a name ending in one is refused.
-OTHER_PICTURE_TYPES = frozenset({".svg", ".svgz", ".heic", ".heif", ".avif", ".jxl", ".xcf", ".kra", ".ora", ".exr",
-                                 ".hdr", ".dng"})
 
 
 class DocumentActions(QObject):
@@ -52,13 +48,15 @@ class DocumentActions(QObject):
         self.document = window.document
         self._tasks = Tasks()
         self._whole_changes = asyncio.Lock()  # one change of the whole canvas or mask at a time
+        self.saving = PictureSaving(window, self.run, self._warn)
         a = self._action
         self.open = a("&Open Image…", "open", QKeySequence.StandardKey.Open, self.open_image_dialog)
-        self.save = a("&Save Canvas As…", "save", QKeySequence.StandardKey.Save, self.save_image_dialog,
+        self.save = a("&Save Canvas As…", "save", QKeySequence.StandardKey.Save, self.saving.save_image_dialog,
                       "Save the canvas picture as PNG, JPEG or WebP")
         self.open_mask = a("Open &Mask…", "layers-mask", None, self.open_mask_dialog,
                            "Load a mask from a picture (white = regenerate)")
-        self.save_mask = a("Save Mas&k As…", "save-as", None, self.save_mask_dialog, "Save the mask as a PNG")
+        self.save_mask = a("Save Mas&k As…", "save-as", None, self.saving.save_mask_dialog,
+                           "Save the mask as a PNG")
         self.undo = a("&Undo", "undo", QKeySequence.StandardKey.Undo, self.document_undo)
         self.redo = a("&Redo", "redo", None, self.document_redo)
         self.redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
@@ -137,56 +135,6 @@ class DocumentActions(QObject):
         compared, _ = await asyncio.gather(asyncio.to_thread(compare, current, image), canvas.convert_ahead(image))
         return compared
 
-    def save_image_dialog(self) -> None:
-        if self.document.image is None:
-            self.window.status.set_message("The canvas is empty; there is nothing to save yet.", error=True)
-            return
-        path, chosen = QFileDialog.getSaveFileName(self.window, "Save canvas",
-                                                   str(self.window.settings.outputs_dir), SAVE_FILTERS)
-        extension = ".jpg" if "JPEG" in chosen else ".webp" if "WebP" in chosen else ".png"
-        target = self._save_target(path, SAVE_FORMATS, extension, "Save canvas",
-                                   "it saves pictures as PNG (.png), JPEG (.jpg, .jpeg) or WebP (.webp)")
-        if target is not None:
-            self.run(self.save_canvas(target))
-
-    def _save_target(self, chosen: str, formats: Iterable[str], extension: str, title: str,
-                     saves: str) -> Path | None:
-        """The file the person chose, with ``extension`` added when it ends in none of ``formats`` (a name such as
-        "Mr. Smith" keeps all of itself); a file of that name, which the file dialog did not ask about, is only
-        replaced if they say so. A name ending in another picture type's extension (x.gif) is refused with a
-        sentence that says what Studio ``saves``: "x.gif.png" was not what they asked for. None: nothing to save."""
-        if not chosen:
-            return None
-        path = Path(chosen)
-        if path.suffix.lower() in formats:
-            return path
-        if names_a_picture_type(path.name):
-            self.run(self._warn(title, f"Studio cannot save {path.suffix} files; {saves}. Nothing was saved."))
-            return None
-        target = path.with_name(path.name + extension)
-        if target.exists() and not ask(self.window, title, f"{target.name} already exists. Replace it?"):
-            return None
-        return target
-
-    async def save_canvas(self, path: Path) -> bool:
-        image, recipe = self.document.image, self.document.recipe
-        if image is None:
-            return False
-        return await self._write(save_image, image, path, recipe, what="Save canvas")
-
-    async def _write(self, writer: Callable[..., Any], *args: Any, what: str) -> bool:
-        path = args[1]
-        try:
-            await asyncio.to_thread(writer, *args)
-        except StudioError as exc:
-            await self._warn(what, str(exc))
-            return False
-        except OSError as exc:
-            await self._warn(what, f"{Path(path).name} could not be written: {exc.strerror or exc}.")
-            return False
-        self.window.status.set_message(f"Saved {path}.")
-        return True
-
     # -- masks -----------------------------------------------------------------------------------
     def open_mask_dialog(self) -> None:
         if self.document.image is None:
@@ -211,19 +159,6 @@ class DocumentActions(QObject):
             self.window.status.set_message(
                 f"The mask was {picture.width}×{picture.height}; it was scaled to the picture's size.")
         return True
-
-    def save_mask_dialog(self) -> None:
-        if self.document.image is None or not self.document.has_mask:
-            self.window.status.set_message("There is no mask to save; paint one first.", error=True)
-            return
-        path, _ = QFileDialog.getSaveFileName(self.window, "Save mask", str(self.window.settings.outputs_dir),
-                                              "PNG image (*.png)")
-        target = self._save_target(path, (".png",), ".png", "Save mask", "it saves masks as PNG (.png)")
-        if target is not None:
-            self.run(self.save_mask_to(target))
-
-    async def save_mask_to(self, path: Path) -> bool:
-        return await self._write(save_image, mask_to_image(self.document.mask.copy()), path, None, what="Save mask")
 
     def invert(self) -> asyncio.Task | None:
         return self._change_mask("Invert mask", invert)
@@ -459,15 +394,6 @@ class DocumentActions(QObject):
     def open_folder(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
-
-
-def names_a_picture_type(name: str) -> bool:
-    """Whether a file name ends in a picture type's extension (x.gif, x.tga, x.svg), not merely has a dot in it
-    (Mr. Smith, face.mask v1) or ends in another kind of file's (cat.me, sunset.com): those get the extension.
-    Pillow's formats and a few it lacks, not the system's MIME list, which names troff, DOS programs and C source
-    and differs from one computer to the next."""
-    suffix = Path(name).suffix.lower()
-    return suffix in Image.registered_extensions() or suffix in OTHER_PICTURE_TYPES
 
 
 def _recipe_or_none(path: Path) -> Recipe | None:

@@ -452,30 +452,30 @@ def test_saving_adds_the_extension_to_a_name_with_a_dot_and_asks_before_replacin
         qtbot, window, picture, tmp_path, monkeypatch):  # noqa: ANN001
     from PySide6.QtWidgets import QFileDialog
 
-    from studio.ui import document_actions
+    from studio.ui import picture_saving
 
     asked: list[str] = []
     answer = [True]
-    monkeypatch.setattr(document_actions, "ask", lambda parent, title, text: asked.append(text) or answer[0])
+    monkeypatch.setattr(picture_saving, "ask", lambda parent, title, text: asked.append(text) or answer[0])
     chosen = [str(tmp_path / "Mr. Smith"), "PNG image (*.png)"]
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: tuple(chosen))
     (tmp_path / "Mr.png").write_bytes(b"an earlier picture")
-    window.actions_.save_image_dialog()
+    window.actions_.saving.save_image_dialog()
     qtbot.waitUntil(lambda: (tmp_path / "Mr. Smith.png").exists(), timeout=5000)
     assert (tmp_path / "Mr.png").read_bytes() == b"an earlier picture" and asked == []
 
     chosen[1] = "WebP image (*.webp)"
-    window.actions_.save_image_dialog()
+    window.actions_.saving.save_image_dialog()
     qtbot.waitUntil(lambda: (tmp_path / "Mr. Smith.webp").exists(), timeout=5000)
 
     window.document.edit_mask("box", lambda m: (m.__setitem__((slice(0, 9), slice(0, 9)), 255), (0, 0, 9, 9))[1])
     chosen[:] = [str(tmp_path / "Mr. Smith"), "PNG image (*.png)"]  # the picture saved above, by name
     answer[0] = False
-    window.actions_.save_mask_dialog()
+    window.actions_.saving.save_mask_dialog()
     assert asked == ["Mr. Smith.png already exists. Replace it?"]
     assert Image.open(tmp_path / "Mr. Smith.png").size == (SIZE, SIZE)  # not replaced
     chosen[0] = str(tmp_path / "face.mask v1")
-    window.actions_.save_mask_dialog()
+    window.actions_.saving.save_mask_dialog()
     qtbot.waitUntil(lambda: (tmp_path / "face.mask v1.png").exists(), timeout=5000)
     assert not (tmp_path / "face.png").exists() and len(asked) == 1
 
@@ -492,18 +492,18 @@ def test_saving_under_another_file_type_is_refused_with_a_sentence_and_nothing_w
     folder.mkdir()
     chosen = [str(folder / "x.gif"), "PNG image (*.png)"]
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: tuple(chosen))
-    window.actions_.save_image_dialog()
+    window.actions_.saving.save_image_dialog()
     qtbot.waitUntil(lambda: len(warnings) == 1, timeout=5000)
     assert warnings[0] == ("Save canvas", "Studio cannot save .gif files; it saves pictures as PNG (.png), JPEG "
                                           "(.jpg, .jpeg) or WebP (.webp). Nothing was saved.")
     chosen[:] = [str(folder / "x.TGA"), "WebP image (*.webp)"]  # a type Pillow knows, if not the system's list
-    window.actions_.save_image_dialog()
+    window.actions_.saving.save_image_dialog()
     qtbot.waitUntil(lambda: len(warnings) == 2, timeout=5000)
     assert warnings[1][1].startswith("Studio cannot save .TGA files;")
 
     window.document.edit_mask("box", lambda m: (m.__setitem__((slice(0, 9), slice(0, 9)), 255), (0, 0, 9, 9))[1])
     chosen[:] = [str(folder / "mask.jpg"), "PNG image (*.png)"]
-    window.actions_.save_mask_dialog()
+    window.actions_.saving.save_mask_dialog()
     qtbot.waitUntil(lambda: len(warnings) == 3, timeout=5000)
     assert warnings[2] == ("Save mask", "Studio cannot save .jpg files; it saves masks as PNG (.png). Nothing was "
                                         "saved.")
@@ -532,7 +532,7 @@ def test_a_name_ending_in_a_type_that_is_no_picture_s_gets_the_extension_whateve
     names = ("cat.me", "sunset.com", "scene.ms", "sketch.c", "a.m", "mix.es", "shot.t", "cat.so", "bird.zq")
     for name in names:
         chosen[0] = str(saved / name)
-        window.actions_.save_image_dialog()
+        window.actions_.saving.save_image_dialog()
         qtbot.waitUntil(lambda name=name: (saved / f"{name}.png").exists() or bool(warnings), timeout=5000)
         assert warnings == []
     assert sorted(p.name for p in saved.iterdir()) == sorted(f"{n}.png" for n in names)
@@ -542,7 +542,7 @@ def test_a_name_ending_in_a_type_that_is_no_picture_s_gets_the_extension_whateve
     refused = ("x.gif", "x.tga", "x.bmp", "x.svg", "x.heic")  # Pillow's formats, and common ones it lacks
     for name in refused:
         chosen[0] = str(folder / name)
-        window.actions_.save_image_dialog()
+        window.actions_.saving.save_image_dialog()
     qtbot.waitUntil(lambda: len(warnings) == len(refused), timeout=5000)
     assert [text.split(";")[0] for _, text in warnings] == [
         f"Studio cannot save {Path(name).suffix} files" for name in refused]
@@ -576,7 +576,7 @@ def test_mask_files_round_trip(qtbot, window, picture, tmp_path):  # noqa: ANN00
     window.document.edit_mask("box", lambda m: (m.__setitem__((slice(100, 150), slice(100, 150)), 255),
                                                 (100, 100, 150, 150))[1])
     path = tmp_path / "mask.png"
-    task = window.actions_.run(window.actions_.save_mask_to(path))
+    task = window.actions_.run(window.actions_.saving.save_mask_to(path))
     qtbot.waitUntil(task.done, timeout=5000)
     saved = np.asarray(Image.open(path))
     np.testing.assert_array_equal(saved, window.document.mask)

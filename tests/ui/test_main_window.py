@@ -174,7 +174,7 @@ def test_save_canvas_writes_the_recipe(qtbot, window, tmp_path):  # noqa: ANN001
     window.generate()
     qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
     for name in ("out.png", "out.jpg", "out.webp"):
-        window.actions_.run(window.actions_.save_canvas(tmp_path / name))
+        window.actions_.run(window.actions_.saving.save_canvas(tmp_path / name))
         qtbot.waitUntil(lambda n=name: (tmp_path / n).exists(), timeout=5000)
         assert read_recipe(tmp_path / name).prompt == "saved picture"
 
