@@ -12,6 +12,7 @@ from pathlib import Path
 from studio import __version__
 from studio.cli_bench import add_bench_parser
 from studio.cli_control import add_control_flags
+from studio.cli_exit import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_CANCELLED
 from studio.cli_history import add_history_parser
 from studio.cli_models import add_models_parser
 from studio.cli_inspect import add_inspect_parser
@@ -183,7 +184,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
     log_to_file(studio_paths())  # the window sets up its own, once its folders are known
     if args.command in ("generate", "postprocess"):
-        from studio.cli_generate import EXIT_BAD_INPUT, run_generate, run_postprocess
+        from studio.cli_generate import run_generate, run_postprocess
 
         try:
             return run_generate(args) if args.command == "generate" else run_postprocess(args)
@@ -214,9 +215,6 @@ def _run_command(args: argparse.Namespace) -> int:
 
     return run_plugins(args)
 
-
-EXIT_BROKEN_PIPE = 141  # what a shell reports for a program killed by SIGPIPE
-EXIT_CANCELLED = 130  # and by SIGINT (Ctrl+C), as studio.cli_job's job cancelled
 
 # Threads of Studio's own worker pools, which the interpreter stops itself at exit.
 _POOL_THREADS = ("ThreadPoolExecutor", "asyncio_")

@@ -10,14 +10,12 @@ import json
 import sys
 from pathlib import Path
 
+from studio.cli_exit import EXIT_BAD_INPUT, EXIT_FAILED
 from studio.core.errors import StudioError
 from studio.core.paths import studio_paths
 from studio.core.safe_text import escaped
 from studio.plugin_host.host import PluginHost, PluginRecord
 from studio.plugin_host.manifest import PLUGIN_ID
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 
 
 def add_plugins_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -498,24 +498,24 @@ def _generate_ending_with(end: object, tmp_path, monkeypatch) -> int:  # noqa: A
 @pytest.mark.parametrize("ending", ["failed", "cancelled"])
 def test_the_notes_of_a_failed_or_cancelled_job_are_printed(ending, tmp_path, monkeypatch, capsys):
     # "Cancelled during <filter>: the picture was kept without ..." never reached the command line.
-    import studio.cli_job as cli_job
+    from studio.cli_exit import EXIT_CANCELLED, EXIT_FAILED
     from studio.core.events import JobCancelled, JobFailed
 
     end = JobFailed(1, "The model is damaged.", notes=("A note.",)) if ending == "failed" else \
         JobCancelled(1, was_running=True, notes=("A note.",))
     code = _generate_ending_with(end, tmp_path, monkeypatch)
-    assert code == (cli_job.EXIT_FAILED if ending == "failed" else cli_job.EXIT_CANCELLED)
+    assert code == (EXIT_FAILED if ending == "failed" else EXIT_CANCELLED)
     assert "note: A note." in capsys.readouterr().err.splitlines()
 
 
 @pytest.mark.parametrize("message", ["", "Cancelled during Blur: the picture was kept without Blur."])
 def test_a_cancelled_job_says_its_own_sentence_before_its_notes(message, tmp_path, monkeypatch, capsys):
     # A cancel during a filter said only its notes; the sentence saying which filter was left out is the cancel's.
-    import studio.cli_job as cli_job
+    from studio.cli_exit import EXIT_CANCELLED
     from studio.core.events import JobCancelled
 
     end = JobCancelled(1, was_running=True, notes=("Everything fits on the GPU.",), message=message)
-    assert _generate_ending_with(end, tmp_path, monkeypatch) == cli_job.EXIT_CANCELLED
+    assert _generate_ending_with(end, tmp_path, monkeypatch) == EXIT_CANCELLED
     lines = capsys.readouterr().err.splitlines()
     said = f"studio: {message or 'cancelled.'}"
     assert said in lines and lines.index(said) < lines.index("note: Everything fits on the GPU.")
