@@ -30,6 +30,7 @@ from studio.core.requests import (
     SPEED_MODES,
     GenerationRequest,
 )
+from studio.core.safe_text import escaped
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -181,8 +182,32 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_command(args: argparse.Namespace) -> int:
     from studio.core.paths import log_to_file, studio_paths
+    from studio.core.settings import load_notes
 
     log_to_file(studio_paths())  # the window sets up its own, once its folders are known
+    notes = _NotesOnStderr()  # whichever command loads the settings, and wherever: what the loader had to do is said
+    load_notes.addHandler(notes)
+    try:
+        return _run(args)
+    finally:
+        load_notes.removeHandler(notes)
+
+
+class _NotesOnStderr(logging.Handler):
+    """Each note logged to it, said once on stderr as the command's other notes are (``note: …``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        note = record.getMessage()
+        if note not in self.said:  # a file with a bad value is read as it was by a second load: one note
+            self.said.add(note)
+            print(f"note: {escaped(note)}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command in ("generate", "postprocess"):
         from studio.cli_generate import run_generate, run_postprocess
 

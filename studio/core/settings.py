@@ -28,6 +28,9 @@ from studio.core.requests import (
 from studio.core.settings_aside import keep_aside, where
 
 log = logging.getLogger(__name__)
+# Each load note, as it is made: the window shows Settings.load_note itself; the studio command says what this
+# logger says on stderr (studio.log alone would leave a command-line user unaware of settings reset or set aside).
+load_notes = logging.getLogger(f"{__name__}.load_notes")
 
 
 class GenerationDefaults(BaseModel):
@@ -224,8 +227,14 @@ def load_settings(paths: StudioPaths | None = None) -> Settings:
     """Read settings, so Studio always starts: a value that cannot be read takes its default and the rest are
     kept; a file that is not TOML at all is moved aside. Either way the original stays beside it
     (``settings.toml.broken``, or ``.broken-2`` … where an earlier copy is kept) and ``Settings.load_note`` says
-    what happened and where the copy is, for the window to tell."""
-    paths = paths or studio_paths()
+    what happened and where the copy is, for the window to tell (and logs it on ``load_notes``)."""
+    settings = _read_settings(paths or studio_paths())
+    if settings.load_note:
+        load_notes.warning("%s", settings.load_note)
+    return settings
+
+
+def _read_settings(paths: StudioPaths) -> Settings:
     file = paths.settings_file
     if not file.exists():
         return Settings.defaults(paths)
@@ -236,7 +245,6 @@ def load_settings(paths: StudioPaths | None = None) -> Settings:
         what = "is a folder, not a file" if file.is_dir() else f"could not be read ({exc.strerror or exc})"
         settings.load_note = (f"The settings file {file} {what}; Studio started with its defaults and left it as it "
                               "is.")
-        log.warning("%s", settings.load_note)
         return settings
     try:
         data = tomllib.loads(raw.decode("utf-8-sig"))  # Windows Notepad starts UTF-8 with a byte-order mark
