@@ -48,7 +48,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                               description="Make images from a prompt, headless, through Studio's engine.")
     gen.add_argument("--generator", default="diffusers", metavar="ID",
                      help="diffusers (the default), or the id of an enabled plugin's generator; its options are "
-                          "listed by: studio generate --generator ID --help")
+                          "listed by: studio generate --generator ID --help"
+                          + _ids_for_help(argv, "generate", "generator"))
     gen.add_argument("--model", help="a checkpoint (.safetensors) or diffusers folder, or a name from "
                                       "`studio models list`")
     gen.add_argument("--prompt", required=True)
@@ -108,7 +109,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                      help="GPU memory: auto fits each job to the free VRAM (the default, from settings), high keeps "
                           "all on the GPU, low uses CPU offload and VAE tiling")
     gen.add_argument("--post", action="append", default=[], metavar="ID[:NAME=VALUE,...]",
-                     help="apply this post-processor to every image (repeat for a chain, in order)")
+                     help="apply this post-processor to every image (repeat for a chain, in order)"
+                          + _ids_for_help(argv, "generate", "postprocessor"))
     gen.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
     post = commands.add_parser(
         "postprocess", help="run a post-processor on a picture",
