@@ -6,9 +6,9 @@ import logging
 import threading
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from studio.core import hires as hires_fix
 from studio.core.control import MAX_GUIDES, control_records
@@ -31,6 +31,24 @@ log = logging.getLogger(__name__)
 # Each load note, as it is made: the window shows Settings.load_note itself; the studio command says what this
 # logger says on stderr (studio.log alone would leave a command-line user unaware of settings reset or set aside).
 load_notes = logging.getLogger(f"{__name__}.load_notes")
+
+
+class Refused:
+    """A list item the settings file holds but Studio cannot keep (a LoRA past the limit, a guide it cannot use),
+    left in its place so that validating it fails there: load_settings then drops it and names it."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+def _not_refused(value: object) -> object:
+    if isinstance(value, Refused):
+        raise ValueError(value.why)  # pydantic reports it at the item's place
+    return value
+
+
+T = TypeVar("T")
+Checked = Annotated[T, BeforeValidator(_not_refused)]  # a list item that may be Refused
 
 
 class GenerationDefaults(BaseModel):
@@ -56,7 +74,7 @@ class GenerationDefaults(BaseModel):
     generator: str = "diffusers"  # or a plugin generator's id
     generator_params: dict[str, dict[str, Any]] = Field(default_factory=dict)  # last values, per generator
     post: list[PostStepSetting] = Field(default_factory=list)  # applied to every result, in order
-    loras: list[LoraSetting] = Field(default_factory=list)  # applied to the next generation (at most MAX_LORAS)
+    loras: list[Checked[LoraSetting]] = Field(default_factory=list)  # for the next generation (at most MAX_LORAS)
     vae: str = ""  # a VAE name in <models>/vae, or a path; "" = the model's own
     hires: bool = False  # a hires fix for new pictures, with these settings (kept while it is off)
     hires_scale: float = Field(hires_fix.DEFAULT_SCALE, gt=1, le=hires_fix.MAX_SCALE)
@@ -64,7 +82,7 @@ class GenerationDefaults(BaseModel):
     hires_strength: float = Field(hires_fix.DEFAULT_STRENGTH, gt=0, le=1)
     hires_upscaler: str = hires_fix.LANCZOS
     # ControlNet guides as ControlGuide.to_record keeps them (the picture by its file's path), plus "enabled".
-    controls: list[dict[str, Any]] = Field(default_factory=list)
+    controls: list[Checked[dict[str, Any]]] = Field(default_factory=list)
 
     # A value Studio cannot use raises: load_settings gives it its default and names it in Settings.load_note.
     _known_fill = field_validator("inpaint_fill")(lambda value: _one_of(value, INPAINT_FILLS, "fill"))
@@ -74,22 +92,34 @@ class GenerationDefaults(BaseModel):
     def _known_scheduler(cls, value: str) -> str:
         return _one_of(canonical_scheduler(value) or value, SCHEDULER_NAMES, "sampler")  # "euler_a" is Euler a
 
-    @field_validator("loras")
+    @field_validator("loras", mode="before")
     @classmethod
-    def _at_most_max_loras(cls, value: list[LoraSetting]) -> list[LoraSetting]:
+    def _at_most_max_loras(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, list) or len(value) <= MAX_LORAS:
+            return value
+        if _reading_file(info):  # each LoRA past the limit is named in the load note
+            return [*value[:MAX_LORAS], *[Refused(f"more than {MAX_LORAS} LoRAs")] * (len(value) - MAX_LORAS)]
         return value[:MAX_LORAS]
 
     @field_validator("controls", mode="before")
     @classmethod
-    def _well_formed_guides(cls, value: object) -> list[dict[str, Any]]:
+    def _well_formed_guides(cls, value: object, info: ValidationInfo) -> object:
         """Guides a job could take once a ControlNet is chosen, at most MAX_GUIDES (a guide set up before there is
         a ControlNet for the model stays, its picture and values with it): a hand-edited file may hold anything, and
-        one bad guide must not cost the person the rest of their settings."""
-        kept = []
-        for item in value if isinstance(value, list) else []:
-            for record in control_records([item], unchosen_model=True):
-                kept.append({**record, "enabled": not (isinstance(item, dict) and item.get("enabled") is False)})
-        return kept[:MAX_GUIDES]
+        one bad guide must not cost the person the rest of their settings. Read from the file, each other item is
+        refused in its place, so the load note names it."""
+        reading = _reading_file(info)
+        if not isinstance(value, list):
+            return value if reading else []
+        guides: list[dict[str, Any] | Refused] = []
+        for item in value:
+            record = next(iter(control_records([item], unchosen_model=True)), None)
+            if record is not None and sum(isinstance(guide, dict) for guide in guides) < MAX_GUIDES:
+                guides.append({**record, "enabled": not (isinstance(item, dict) and item.get("enabled") is False)})
+            elif reading:
+                guides.append(Refused("not a control guide Studio can use" if record is None else
+                                      f"more than {MAX_GUIDES} control guides"))
+        return guides
 
 
 class LoraSetting(BaseModel):
@@ -211,6 +241,7 @@ class Settings(BaseModel):
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DEFAULT_FOLDERS = "default_folders"
+READING_FILE = "reading_file"
 
 
 def _one_of(value: str, known: tuple[str, ...], what: str) -> str:
@@ -221,6 +252,12 @@ def _one_of(value: str, known: tuple[str, ...], what: str) -> str:
 
 def _default_folders(paths: StudioPaths) -> dict[str, tuple[Path, ...]]:
     return {DEFAULT_FOLDERS: (paths.default_models_dir, paths.default_outputs_dir)}
+
+
+def _reading_file(info: ValidationInfo) -> bool:
+    """Whether the settings file is being read (load_settings names what it drops), not settings made in code (the
+    window's own values, which are trimmed quietly to what a job can take)."""
+    return bool((info.context or {}).get(READING_FILE))
 
 
 def load_settings(paths: StudioPaths | None = None) -> Settings:
@@ -259,7 +296,7 @@ def _read_settings(paths: StudioPaths) -> Settings:
     dropped: list[str] = []
     for _ in range(MAX_SETTINGS_REPAIRS):
         try:
-            settings = Settings.model_validate(merged, context=_default_folders(paths))
+            settings = Settings.model_validate(merged, context={**_default_folders(paths), READING_FILE: True})
         except ValidationError as exc:
             places = sorted({tuple(e["loc"]) for e in exc.errors()}, reverse=True,
                             key=lambda place: [(0, part) if isinstance(part, int) else (1, str(part))
