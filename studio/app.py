@@ -12,10 +12,14 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.paths import StudioPaths, log_to_file, studio_paths
 from studio.core.settings import load_settings
+
+if TYPE_CHECKING:
+    from studio.services.history_store import HistoryStore
 
 log = logging.getLogger("studio")
 
@@ -49,19 +53,38 @@ def missing_display_library() -> str | None:
     return None
 
 
-def open_history(paths: StudioPaths):  # noqa: ANN201 - HistoryStore, imported lazily
-    """The history store; if it cannot be used, a temporary one, so Studio still runs (and says why)."""
+def open_history(paths: StudioPaths) -> tuple[HistoryStore, HistoryStore | None]:
+    """The history the window shows, and the one new pictures are recorded in. Where Studio may not write to it (a
+    read-only data folder or disk), it is opened read-only: the gallery and search show the person's pictures, and
+    new ones are saved but not recorded (None: a write per picture would fail, each with a note). Where it cannot
+    be used at all, a temporary one, so Studio still runs. Either way its notice says so."""
     import tempfile
 
-    from studio.services.history_store import HistoryError, HistoryStore
+    from studio.services.history_store import HistoryError, HistoryNotWritable, HistoryStore
 
+    path = paths.data_dir / "history.db"
     try:
-        return HistoryStore(paths.data_dir / "history.db")
+        store = HistoryStore(path)
+        return store, store
+    except HistoryNotWritable as exc:
+        try:
+            shown = HistoryStore(path, read_only=True)
+        except HistoryError as unreadable:
+            log.error("History unavailable: %s; read-only: %s", exc, unreadable)
+            # A schema's sentence says more (made by a newer Studio); "unable to open" again says no more.
+            problem: HistoryError = exc if isinstance(unreadable, HistoryNotWritable) else unreadable
+        else:
+            log.warning("History opened read-only: %s", exc)
+            shown.notice = " ".join(filter(None, (
+                f"{exc} Studio shows the history read-only: new pictures are saved in the outputs folder (where "
+                "Studio may write there) but not added to the history.", shown.notice)))  # and a -wal file's note
+            return shown, None
     except HistoryError as exc:
         log.error("History unavailable: %s", exc)
-        store = HistoryStore(Path(tempfile.mkdtemp(prefix="studio-history-")) / "history.db")
-        store.notice = f"{exc} This session's history is kept only until Studio closes."
-        return store
+        problem = exc
+    store = HistoryStore(Path(tempfile.mkdtemp(prefix="studio-history-")) / "history.db")
+    store.notice = f"{problem} This session's history is kept only until Studio closes."
+    return store, store
 
 
 def run_app(print_startup_time: bool = False, open_path: str | None = None, safe_mode: bool = False) -> int:
@@ -92,9 +115,9 @@ def run_app(print_startup_time: bool = False, open_path: str | None = None, safe
     settings = load_settings(paths)
     apply_dark_theme(app)
     env = GeneratorEnvironment.from_settings(settings, paths)
-    history = open_history(paths)
+    history, recorded = open_history(paths)
     plugins = PluginHost(paths.plugins_dir, safe_mode=safe_mode)
-    service = JobService(None, env, OutputStore(settings.outputs_dir), history=history, plugins=plugins)
+    service = JobService(None, env, OutputStore(settings.outputs_dir), history=recorded, plugins=plugins)
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     window = MainWindow(settings, service, paths.data_dir, history, paths.cache_dir)

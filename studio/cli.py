@@ -12,6 +12,7 @@ from pathlib import Path
 from studio import __version__
 from studio.cli_bench import add_bench_parser
 from studio.cli_control import add_control_flags
+from studio.cli_exit import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_CANCELLED
 from studio.cli_history import add_history_parser
 from studio.cli_models import add_models_parser
 from studio.cli_inspect import add_inspect_parser
@@ -29,6 +30,7 @@ from studio.core.requests import (
     SPEED_MODES,
     GenerationRequest,
 )
+from studio.core.safe_text import escaped
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -46,7 +48,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                               description="Make images from a prompt, headless, through Studio's engine.")
     gen.add_argument("--generator", default="diffusers", metavar="ID",
                      help="diffusers (the default), or the id of an enabled plugin's generator; its options are "
-                          "listed by: studio generate --generator ID --help")
+                          "listed by: studio generate --generator ID --help"
+                          + _ids_for_help(argv, "generate", "generator"))
     gen.add_argument("--model", help="a checkpoint (.safetensors) or diffusers folder, or a name from "
                                       "`studio models list`")
     gen.add_argument("--prompt", required=True)
@@ -106,7 +109,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                      help="GPU memory: auto fits each job to the free VRAM (the default, from settings), high keeps "
                           "all on the GPU, low uses CPU offload and VAE tiling")
     gen.add_argument("--post", action="append", default=[], metavar="ID[:NAME=VALUE,...]",
-                     help="apply this post-processor to every image (repeat for a chain, in order)")
+                     help="apply this post-processor to every image (repeat for a chain, in order)"
+                          + _ids_for_help(argv, "generate", "postprocessor"))
     gen.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
     post = commands.add_parser(
         "postprocess", help="run a post-processor on a picture",
@@ -180,10 +184,34 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_command(args: argparse.Namespace) -> int:
     from studio.core.paths import log_to_file, studio_paths
+    from studio.core.settings import load_notes
 
     log_to_file(studio_paths())  # the window sets up its own, once its folders are known
+    notes = _NotesOnStderr()  # whichever command loads the settings, and wherever: what the loader had to do is said
+    load_notes.addHandler(notes)
+    try:
+        return _run(args)
+    finally:
+        load_notes.removeHandler(notes)
+
+
+class _NotesOnStderr(logging.Handler):
+    """Each note logged to it, said once on stderr as the command's other notes are (``note: …``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        note = record.getMessage()
+        if note not in self.said:  # a file with a bad value is read as it was by a second load: one note
+            self.said.add(note)
+            print(f"note: {escaped(note)}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command in ("generate", "postprocess"):
-        from studio.cli_generate import EXIT_BAD_INPUT, run_generate, run_postprocess
+        from studio.cli_generate import run_generate, run_postprocess
 
         try:
             return run_generate(args) if args.command == "generate" else run_postprocess(args)
@@ -214,9 +242,6 @@ def _run_command(args: argparse.Namespace) -> int:
 
     return run_plugins(args)
 
-
-EXIT_BROKEN_PIPE = 141  # what a shell reports for a program killed by SIGPIPE
-EXIT_CANCELLED = 130  # and by SIGINT (Ctrl+C), as studio.cli_job's job cancelled
 
 # Threads of Studio's own worker pools, which the interpreter stops itself at exit.
 _POOL_THREADS = ("ThreadPoolExecutor", "asyncio_")

@@ -10,11 +10,9 @@ import json
 import sys
 from typing import Any
 
+from studio.cli_exit import EXIT_BAD_INPUT, EXIT_CANCELLED
 from studio.core.errors import StudioError
 from studio.core.requests import SCHEDULER_NAMES, canonical_scheduler
-
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl+C
 
 
 def add_bench_parser(commands: argparse._SubParsersAction) -> None:
@@ -65,7 +63,7 @@ def run_bench(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:  # Ctrl+C: a sentence and the shell's code for it, not torch's traceback
         print("studio: bench stopped; nothing was measured.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_CANCELLED
     print(json.dumps(result) if args.json else report(result))
     return 0
 

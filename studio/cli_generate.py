@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from studio.cli_exit import EXIT_BAD_INPUT
 from studio.cli_job import run_job
 from studio.cli_params import check_contributions, check_post_processors, collect_params
 from studio.cli_plugins import open_host
@@ -20,8 +21,6 @@ from studio.core.requests import PostProcessRequest, prepare_request
 from studio.core.settings import load_settings
 from studio.plugin_host.registry import GENERATOR
 from studio.services.outputs import OutputStore
-
-EXIT_BAD_INPUT = 2
 
 
 def output_paths(output: Path, count: int) -> list[Path]:

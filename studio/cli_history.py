@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from studio.cli_exit import EXIT_BAD_INPUT, EXIT_FAILED
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.events import format_seconds
 from studio.core.hires import HiresFix, hires_summary
@@ -18,8 +19,6 @@ from studio.core.safe_text import escaped
 if TYPE_CHECKING:  # imported when used: `studio` with no command opens the window, and should start fast
     from studio.services.history_store import HistoryEntry, HistoryStore
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 PROMPT_COLUMN = 60
 
 

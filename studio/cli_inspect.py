@@ -12,12 +12,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from studio.cli_exit import EXIT_BAD_INPUT
 from studio.core.errors import StudioError
 
 if TYPE_CHECKING:
     from studio.core.image_info import ImageInfo
-
-EXIT_BAD_INPUT = 2
 
 
 def add_inspect_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from studio.cli_exit import EXIT_CANCELLED, EXIT_FAILED
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import StudioError, and_list
 from studio.core.events import (
@@ -35,8 +36,6 @@ from studio.services.outputs import OutputStore
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-EXIT_FAILED = 1
-EXIT_CANCELLED = 130
 CANCEL_WAIT = 10.0  # seconds a cancelled job has to stop (within a step) and hand over the pictures it finished
 
 

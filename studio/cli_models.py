@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from studio.cli_exit import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED
 from studio.core.errors import JobCancelledError, StudioError
 from studio.core.model_library import KIND_FOLDERS, LibraryItem, format_size, scan_library, with_hashes
 from studio.core.paths import studio_paths
 from studio.core.settings import Settings, load_settings, save_settings
 
-EXIT_BAD_INPUT = 2
 LISTED_KINDS = (*KIND_FOLDERS, "image-encoder", "annotator", "unknown")  # every kind the library tells apart
 
 
@@ -79,7 +79,7 @@ def run_models(args: argparse.Namespace) -> int:
         stopped = "download stopped; run the same command again to resume" if args.models_command == "download" \
             else "stopped; nothing was changed" if args.models_command == "import" else "stopped"
         print(f"studio: {stopped}.", file=sys.stderr)
-        return 130
+        return EXIT_CANCELLED
     except StudioError as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -209,7 +209,7 @@ def _remove(settings: Settings, name: str, yes: bool) -> int:
         question = f"Unlink {item.path} (its files stay where they are)?" if unlinks else \
             f"Delete {item.name} ({item.label}, {format_size(item.size)}) at {item.path}?"
         if not _confirmed(question):
-            return 1
+            return EXIT_FAILED
     item, links = remove_model(name, settings.models_dir, settings.extra_model_paths)
     if links != settings.extra_model_paths:
         settings.extra_model_paths = links
@@ -229,7 +229,7 @@ def _download(settings: Settings, repo_id: str, revision: str | None, endpoint: 
     print(f"{repo_id}: {len(plan.files)} file(s), {format_size(plan.total_bytes)} "
           f"({format_size(plan.already_bytes)} already here) into {plan.target}")
     if not yes and not _confirmed("Download?"):
-        return 1
+        return EXIT_FAILED
 
     def line(event: DownloadProgress) -> str:
         percent = event.done_bytes * 100 // max(event.total_bytes, 1)

@@ -9,15 +9,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
+from studio.cli_exit import EXIT_BAD_INPUT, EXIT_FAILED
 from studio.core.errors import StudioError
 from studio.core.paths import studio_paths
 from studio.core.safe_text import escaped
 from studio.plugin_host.host import PluginHost, PluginRecord
 from studio.plugin_host.manifest import PLUGIN_ID
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
+from studio.plugin_host.registry import BUILTIN_PLUGIN, GENERATOR, POSTPROCESSOR
 
 
 def add_plugins_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -26,7 +26,8 @@ def add_plugins_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
         description="Manage Studio plugins. Installing is not enabling: nothing from a plugin runs until you "
                     "enable it.")
     actions = parser.add_subparsers(dest="plugins_command", metavar="ACTION", required=True)
-    listing = actions.add_parser("list", help="every installed plugin with its status (reads manifests only)")
+    listing = actions.add_parser("list", help="Studio's own generators and post-processors, then every installed "
+                                              "plugin with its status (reads manifests only)")
     listing.add_argument("--json", action="store_true", help="print JSON")
     install = actions.add_parser(
         "install", help="install from a wheel, sdist, zip, folder, or an index entry",
@@ -82,8 +83,21 @@ def _status(record: PluginRecord) -> str:
     return f"{record.status} — {record.error}" if record.error else record.status
 
 
+BUILT_IN = "built in"  # the status and origin of Studio's own generators and post-processors
+
+
+def _studio_row(host: PluginHost) -> dict[str, Any]:
+    """Studio's own generators and post-processors, registered as a plugin's are: listed as one, always on."""
+    from studio import __version__
+
+    own = {kind: [c.id for c in host.registry.contributions(kind) if c.builtin] for kind in (GENERATOR, POSTPROCESSOR)}
+    return {"id": BUILTIN_PLUGIN, "name": "Studio", "version": __version__, "status": BUILT_IN, "error": "",
+            "author": "", "homepage": "", "permissions": "", "generators": own[GENERATOR],
+            "postprocessors": own[POSTPROCESSOR], "installed_by": BUILT_IN}
+
+
 def _list(host: PluginHost, as_json: bool) -> int:
-    rows = []
+    rows = [_studio_row(host)]
     for record in host.records:
         manifest = record.found.manifest
         rows.append({
@@ -98,17 +112,19 @@ def _list(host: PluginHost, as_json: bool) -> int:
     if as_json:
         print(json.dumps(rows, indent=2, ensure_ascii=False))
         return 0
-    if not rows:
-        print(f"No plugins are installed. Install one with: studio plugins install PATH "
-              f"(they go to {host.plugins_dir}).")
     for row in rows:
         print(f"{row['id']}  {row['name']} {row['version']}  [{row['status']}]")
-        details = [f"by {row['author']}" if row["author"] else "", f"permissions: {row['permissions'] or 'none'}",
+        details = [f"by {row['author']}" if row["author"] else "",
+                   "Studio's own: always on, cannot be disabled or uninstalled" if row["installed_by"] == BUILT_IN
+                   else f"permissions: {row['permissions'] or 'none'}",
                    "generators: " + ", ".join(row["generators"]) if row["generators"] else "",
                    "post-processors: " + ", ".join(row["postprocessors"]) if row["postprocessors"] else ""]
         print("    " + " · ".join(d for d in details if d))
         if row["error"]:
             print(f"    {row['error']}")
+    if len(rows) == 1:
+        print(f"No plugins are installed. Install one with: studio plugins install PATH "
+              f"(they go to {host.plugins_dir}).")
     return 0
 
 

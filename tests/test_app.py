@@ -1,11 +1,14 @@
-"""Start-up: the window paints before torch is imported, and quickly."""
+"""Start-up: the window paints before torch is imported, and quickly; what it opens, and what it does where it may
+not write."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 
 def _env(studio_home) -> dict[str, str]:  # noqa: ANN001
@@ -112,3 +115,137 @@ def test_tasks_still_waiting_at_the_end_are_ended_before_python_exits(studio_hom
     done = subprocess.run([sys.executable, "-c", QUIT_WITH_AN_EVENT_UNREAD.format(benchmarks=str(benchmarks))],
                           env=_env(studio_home), capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout.strip()) == (0, "ended"), done.stderr[-2000:]
+
+
+READ_ONLY_WINDOW = """
+import asyncio, json, sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+
+import qasync
+from PySide6.QtWidgets import QApplication
+from studio_testing import collect_until_done, fake_registry, fake_request, run, terminal
+
+from studio.app import end_pending_tasks, open_history
+from studio.core.environment import GeneratorEnvironment
+from studio.core.paths import studio_paths
+from studio.core.settings import load_settings
+from studio.plugin_host.registry import GENERATOR
+from studio.services.jobs import JobService
+from studio.services.outputs import OutputStore
+from studio.ui.main_window import MainWindow
+
+paths = studio_paths()
+settings = load_settings(paths)
+shown, recorded = open_history(paths)  # as run_app opens it
+app = QApplication(sys.argv)
+loop = qasync.QEventLoop(app)
+asyncio.set_event_loop(loop)
+engine = Path({engine!r})
+env = GeneratorEnvironment("cpu", engine, engine)
+registry = fake_registry()
+registry.instance(GENERATOR, "gated", env).release.set()
+said = {{"read_only": shown.read_only, "path": str(shown.path), "recorded": recorded is not None}}
+
+
+async def until(done):
+    async with asyncio.timeout(60):
+        while not done():
+            await asyncio.sleep(0.02)
+
+
+async def job(service):
+    stream = service.subscribe()
+    job_id = service.submit(fake_request(seed=7, prompt="a new picture"))
+    end = terminal(await collect_until_done(stream, [job_id]), job_id)
+    service.unsubscribe(stream)
+    return {{"end": type(end).__name__, "notes": list(end.notes),
+            "saved": [str(o.path) if o.path else None for o in end.outputs]}}
+
+
+async def scenario():
+    # The window as run_app makes it: its service records in `recorded`, its gallery shows `shown`.
+    service = JobService(registry, env, OutputStore(settings.outputs_dir), warm_up=False, history=recorded)
+    window = MainWindow(settings, service, paths.data_dir, shown, paths.cache_dir)
+    window.show()
+    window.start()
+    service.start()
+    await until(lambda: window.gallery.model.rowCount() == 2 and "picture" in window.gallery.count_label.text())
+    said["status"] = window.status.message_label.text()
+    said["prompts"] = [window.gallery.model.entry_at(row).prompt for row in range(2)]
+    said["writable outputs"] = await job(service)
+    await asyncio.sleep(0.5)  # the gallery reloads 0.3 s after a picture arrives
+    await window.gallery.reload()
+    said["count"] = window.gallery.count_label.text()
+    window.close()
+    service.shutdown(timeout=10)
+
+
+async def unsaved():
+    # Outputs in the read-only data folder too: the picture is handed on unsaved, with a note.
+    service = JobService(registry, env, OutputStore(paths.data_dir / "outputs"), warm_up=False, history=recorded)
+    service.start()
+    said["read-only outputs"] = await job(service)
+    service.shutdown(timeout=10)
+
+
+with loop:
+    loop.run_until_complete(scenario())
+    end_pending_tasks(loop)
+run(unsaved())
+print(json.dumps(said))
+"""
+
+
+def test_a_read_only_data_folder_shows_the_real_history_read_only_and_jobs_still_end_well(studio_home, tmp_path):
+    """The window fell back to an empty temporary history where it could not write to the history: the person's
+    pictures were gone from the gallery and search for the session. Now the real one is shown, read-only; a new
+    picture is saved (in a writable outputs folder, or handed on unsaved with a note), never recorded, and no
+    write is tried (which failed once per picture, each with a note)."""
+    from test_cli_history import _without_root_writes
+
+    from studio.core.paths import studio_paths
+    from studio.core.settings import load_settings, save_settings
+    from studio.services.history_store import HistoryEntry, HistoryStore
+
+    paths = studio_paths()
+    settings = load_settings(paths)
+    settings.outputs_dir = tmp_path / "outputs"  # a writable outputs folder outside the read-only data folder
+    save_settings(settings, paths)
+    store = HistoryStore(paths.data_dir / "history.db")
+    for prompt in ("a red fox", "a grey owl"):
+        store.add(HistoryEntry(prompt=prompt, model_path="m", generator="gated", seed=1))
+    store.close()
+    data = paths.data_dir
+    files = sorted(data.rglob("*"))
+    before = (data / "history.db").read_bytes()
+    for path in [data, *files]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    script = READ_ONLY_WINDOW.format(tests=str(Path(__file__).parent), engine=str(tmp_path / "engine"))
+    try:
+        done = subprocess.run([sys.executable, "-c", script], env=_env(studio_home), capture_output=True, text=True,
+                              timeout=180, preexec_fn=_without_root_writes if os.geteuid() == 0 else None)
+    finally:
+        for path in [data, *files]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    assert done.returncode == 0, done.stderr[-3000:]
+    said = json.loads(done.stdout.splitlines()[-1])
+    history = data / "history.db"
+    assert (said["path"], said["read_only"], said["recorded"]) == (str(history), True, False)
+    assert said["prompts"] == ["a grey owl", "a red fox"]  # the person's pictures, newest first
+    assert said["status"] == (
+        f"The history database {history} could not be opened for writing; check that Studio may write to it and to "
+        f"its folder {data}. Studio shows the history read-only: new pictures are saved in the outputs folder "
+        "(where Studio may write there) but not added to the history.")
+    writable = said["writable outputs"]
+    assert (writable["end"], writable["notes"]) == ("JobFinished", [])  # no write tried, no note per picture
+    (saved,) = writable["saved"]
+    assert Path(saved).parent.parent == tmp_path / "outputs" and Path(saved).is_file()
+    assert said["count"] == "2 pictures"
+    unsaved = said["read-only outputs"]
+    assert (unsaved["end"], unsaved["saved"]) == ("JobFinished", [None])
+    (note,) = unsaved["notes"]
+    assert note.startswith(f"The image could not be saved in {data / 'outputs'}")
+    assert note.endswith(": Permission denied. The picture was handed on unsaved: keep it with File → Save, or -o on "
+                         "the command line.")
+    assert sorted(data.rglob("*")) == files and history.read_bytes() == before  # nothing written

@@ -498,24 +498,24 @@ def _generate_ending_with(end: object, tmp_path, monkeypatch) -> int:  # noqa: A
 @pytest.mark.parametrize("ending", ["failed", "cancelled"])
 def test_the_notes_of_a_failed_or_cancelled_job_are_printed(ending, tmp_path, monkeypatch, capsys):
     # "Cancelled during <filter>: the picture was kept without ..." never reached the command line.
-    import studio.cli_job as cli_job
+    from studio.cli_exit import EXIT_CANCELLED, EXIT_FAILED
     from studio.core.events import JobCancelled, JobFailed
 
     end = JobFailed(1, "The model is damaged.", notes=("A note.",)) if ending == "failed" else \
         JobCancelled(1, was_running=True, notes=("A note.",))
     code = _generate_ending_with(end, tmp_path, monkeypatch)
-    assert code == (cli_job.EXIT_FAILED if ending == "failed" else cli_job.EXIT_CANCELLED)
+    assert code == (EXIT_FAILED if ending == "failed" else EXIT_CANCELLED)
     assert "note: A note." in capsys.readouterr().err.splitlines()
 
 
 @pytest.mark.parametrize("message", ["", "Cancelled during Blur: the picture was kept without Blur."])
 def test_a_cancelled_job_says_its_own_sentence_before_its_notes(message, tmp_path, monkeypatch, capsys):
     # A cancel during a filter said only its notes; the sentence saying which filter was left out is the cancel's.
-    import studio.cli_job as cli_job
+    from studio.cli_exit import EXIT_CANCELLED
     from studio.core.events import JobCancelled
 
     end = JobCancelled(1, was_running=True, notes=("Everything fits on the GPU.",), message=message)
-    assert _generate_ending_with(end, tmp_path, monkeypatch) == cli_job.EXIT_CANCELLED
+    assert _generate_ending_with(end, tmp_path, monkeypatch) == EXIT_CANCELLED
     lines = capsys.readouterr().err.splitlines()
     said = f"studio: {message or 'cancelled.'}"
     assert said in lines and lines.index(said) < lines.index("note: Everything fits on the GPU.")
@@ -638,3 +638,45 @@ def test_an_unknown_post_processor_is_refused_with_the_ones_there_are(tiny_model
                     "Colour Transfer, histogram for Colour Transfer (Histogram), neural for Neural Style Transfer, "
                     "adain for Fast Style Transfer (AdaIN), restyle for Diffusion Restyle, upscale for Upscale."),
     })
+
+
+def generate_help(capsys, option: str, following: str) -> str:  # noqa: ANN001
+    """What ``studio generate --help`` says for ``option``, on one line (up to the option after it)."""
+    from studio.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    return text[text.rindex(f"{option} "):text.rindex(f"{following} ")]
+
+
+def test_the_post_and_generator_help_name_those_there_are(studio_home, monkeypatch, capsys):
+    # --post said "this post-processor" with no list (studio postprocess --method listed them): a person had to
+    # find the ids in an error message.
+    from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution, Registry
+
+    registry = Registry()
+    registry.add(Contribution(GENERATOR, "diffusers", "Stable Diffusion", "studio.engine.diffusion:DiffusersGenerator"))
+    registry.add(Contribution(GENERATOR, "noise", "Noise", "studio_tp_cli.generator:Noise"))
+    registry.add(Contribution(POSTPROCESSOR, "color", "Colour Transfer", "studio.engine.color_filters:ColorTransfer"))
+    registry.add(Contribution(POSTPROCESSOR, "darken", "Darken", "studio_tp_cli.generator:Darken"))
+    monkeypatch.setattr("studio.cli_plugins.open_host", lambda safe_mode=False: SimpleNamespace(registry=registry))
+    assert generate_help(capsys, "--post ID[:NAME=VALUE,...]", "-o OUTPUT, --output OUTPUT").endswith(
+        "(repeat for a chain, in order); one of: color, darken ")
+    assert generate_help(capsys, "--generator ID", "--model MODEL").endswith(
+        "--generator ID --help; one of: diffusers, noise ")
+
+
+def test_the_post_help_lists_studio_s_own_without_loading_torch(tmp_path):
+    from studio.plugin_host.builtins import BUILTIN_CONTRIBUTIONS
+    from studio.plugin_host.registry import POSTPROCESSOR
+
+    script = ("import sys\nfrom studio.cli import main\ntry:\n    main(['--safe-mode', 'generate', '-h'])\n"
+              "except SystemExit:\n    print('torch' in sys.modules)\n")
+    env = dict(os.environ, STUDIO_HOME=str(tmp_path / "home"), PYTHONIOENCODING="utf-8")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, encoding="utf-8",
+                          timeout=120)
+    said = " ".join(done.stdout.split())
+    own = ", ".join(c.id for c in BUILTIN_CONTRIBUTIONS if c.kind == POSTPROCESSOR)
+    assert f"(repeat for a chain, in order); one of: {own} " in said, done.stderr
+    assert said.endswith(" False")

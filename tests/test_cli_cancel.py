@@ -20,8 +20,8 @@ import pytest
 from PIL import Image
 
 import studio.cli_generate as cli_generate
-from studio.cli_job import EXIT_CANCELLED
 from studio.cli import main
+from studio.cli_exit import EXIT_CANCELLED
 from studio.core.environment import GeneratorEnvironment
 from studio.core.images import read_recipe
 from studio.core.metadata import Recipe

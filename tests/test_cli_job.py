@@ -13,7 +13,7 @@ from PIL import Image
 
 import studio.cli_generate as cli_generate
 from studio.cli import main
-from studio.cli_job import EXIT_FAILED
+from studio.cli_exit import EXIT_FAILED
 from studio.core.environment import GeneratorEnvironment
 from studio.core.images import read_recipe
 from studio.core.metadata import Recipe

@@ -66,6 +66,13 @@ def studio(home: Path, *args: str, timeout: float = 240) -> subprocess.Completed
     return run_studio(home, *args, timeout=timeout)
 
 
+def plugins_listed(home: Path) -> list[dict]:
+    """The plugins ``studio plugins list --json`` lists: every row after Studio's own, which comes first."""
+    own, *plugins = json.loads(studio(home, "plugins", "list", "--json").stdout)
+    assert (own["id"], own["installed_by"]) == ("studio", "built in")
+    return plugins
+
+
 @pytest.fixture
 def wheel(tmp_path) -> Path:
     return plugin_wheel(tmp_path / "wheels", plugin_id="cli-plugin", package="studio_tp_cli",
@@ -86,7 +93,7 @@ def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel):
     installed = studio(home, "plugins", "install", str(wheel), "--yes")
     assert installed.returncode == 0, installed.stderr
     assert "It is disabled until you run: studio plugins enable cli-plugin" in installed.stdout
-    listed = json.loads(studio(home, "plugins", "list", "--json").stdout)
+    listed = plugins_listed(home)
     assert [(p["id"], p["status"], p["generators"], p["postprocessors"], p["installed_by"]) for p in listed] == \
         [("cli-plugin", "disabled", ["cli-gen"], ["darken"], "studio")]
 
@@ -140,7 +147,7 @@ def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel):
     removed = studio(home, "plugins", "uninstall", "cli-plugin")
     assert removed.returncode == 0 and "Removed Test Plugin 1.0.0." in removed.stdout
     assert not (home / "data" / "plugins" / "cli-plugin").exists()
-    assert studio(home, "plugins", "list", "--json").stdout.strip() == "[]"
+    assert plugins_listed(home) == []
 
 
 def test_bad_sources_and_ids_are_one_sentence(tmp_path):
@@ -177,7 +184,7 @@ def test_uninstalling_where_the_plugins_folder_cannot_be_written_is_one_sentence
     assert removed.stderr == (f"studio: Could not remove cli-plugin: {plugins} could not be written to "
                               "(File exists).\n")
     assert not (plugins / "state.json").exists()  # it was off: removing it writes no state
-    assert [p["id"] for p in json.loads(studio(home, "plugins", "list", "--json").stdout)] == ["cli-plugin"]
+    assert [p["id"] for p in plugins_listed(home)] == ["cli-plugin"]
 
 
 def test_a_plugin_runs_when_its_cache_folder_cannot_be_made_and_says_so(tmp_path, wheel):
@@ -232,7 +239,7 @@ def test_install_and_update_from_an_index_on_a_local_server(tmp_path):
         publish(old, new)
         updated = studio(home, "plugins", "update", "--index", index, "--yes")
         assert updated.returncode == 0 and "Updated cli-plugin to 1.1.0." in updated.stdout, updated.stderr
-        assert json.loads(studio(home, "plugins", "list", "--json").stdout)[0]["version"] == "1.1.0"
+        assert plugins_listed(home)[0]["version"] == "1.1.0"
         missing = studio(home, "plugins", "install", "nothing-here", "--index", index, "--yes")
         assert missing.returncode == 2 and "has no plugin called 'nothing-here'; it offers: cli-plugin." in \
             missing.stderr
@@ -273,7 +280,7 @@ def test_a_fresh_install_is_disabled_even_where_a_copy_removed_by_hand_was_enabl
     again = studio(home, "plugins", "install", str(wheel), "--yes")
     assert again.returncode == 0, again.stderr
     assert "It is disabled until you run: studio plugins enable cli-plugin" in again.stdout
-    listed = json.loads(studio(home, "plugins", "list", "--json").stdout)
+    listed = plugins_listed(home)
     assert [(p["id"], p["status"]) for p in listed] == [("cli-plugin", "disabled")]  # as it said
 
 
@@ -302,7 +309,7 @@ def test_installing_over_an_enabled_plugin_says_what_it_replaces_and_that_it_sta
     assert replaced.returncode == 0, replaced.stderr
     assert "Downgrade: replaces the installed version 2.0.0" in replaced.stdout
     assert "Installed Test Plugin 1.0.0 in place of 2.0.0; it stays enabled" in replaced.stdout
-    listed = json.loads(studio(home, "plugins", "list", "--json").stdout)
+    listed = plugins_listed(home)
     assert [(p["version"], p["status"]) for p in listed] == [("1.0.0", "enabled")]
 
 
@@ -410,3 +417,26 @@ def test_plugin_flags_never_clash_with_studio_s_own_and_help_shows_percent_signs
     parser = argparse.ArgumentParser(prog="studio generate")
     add_param_flags(parser, "Film", [FloatParam("grain", help="50% more grain, at 100%")])
     assert "50% more grain, at 100% (0 to 1, default 0)" in " ".join(parser.format_help().split())
+
+
+def test_the_list_shows_studio_s_own_generators_and_post_processors_first(studio_home, capsys):
+    """Studio's own, registered through the same registry as a plugin's, were listed nowhere but in error messages
+    and help: the list showed plugins only ('No plugins are installed')."""
+    from studio import __version__
+    from studio.cli import main
+    from studio.plugin_host.builtins import BUILTIN_CONTRIBUTIONS
+
+    own = {kind: [c.id for c in BUILTIN_CONTRIBUTIONS if c.kind == kind] for kind in ("generator", "postprocessor")}
+    for safe_mode in ([], ["--safe-mode"]):  # loaded in safe mode too
+        assert main([*safe_mode, "plugins", "list"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[:2] == [
+            f"studio  Studio {__version__}  [built in]",
+            "    Studio's own: always on, cannot be disabled or uninstalled · generators: "
+            f"{', '.join(own['generator'])} · post-processors: {', '.join(own['postprocessor'])}"]
+        assert lines[2].startswith("No plugins are installed. Install one with: studio plugins install PATH")
+    assert main(["plugins", "list", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row == {"id": "studio", "name": "Studio", "version": __version__, "status": "built in", "error": "",
+                   "author": "", "homepage": "", "permissions": "", "generators": own["generator"],
+                   "postprocessors": own["postprocessor"], "installed_by": "built in"}

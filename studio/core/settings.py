@@ -6,9 +6,9 @@ import logging
 import threading
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from studio.core import hires as hires_fix
 from studio.core.control import MAX_GUIDES, control_records
@@ -28,6 +28,27 @@ from studio.core.requests import (
 from studio.core.settings_aside import keep_aside, where
 
 log = logging.getLogger(__name__)
+# Each load note, as it is made: the window shows Settings.load_note itself; the studio command says what this
+# logger says on stderr (studio.log alone would leave a command-line user unaware of settings reset or set aside).
+load_notes = logging.getLogger(f"{__name__}.load_notes")
+
+
+class Refused:
+    """A list item the settings file holds but Studio cannot keep (a LoRA past the limit, a guide it cannot use),
+    left in its place so that validating it fails there: load_settings then drops it and names it."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+
+
+def _not_refused(value: object) -> object:
+    if isinstance(value, Refused):
+        raise ValueError(value.why)  # pydantic reports it at the item's place
+    return value
+
+
+T = TypeVar("T")
+Checked = Annotated[T, BeforeValidator(_not_refused)]  # a list item that may be Refused
 
 
 class GenerationDefaults(BaseModel):
@@ -53,7 +74,7 @@ class GenerationDefaults(BaseModel):
     generator: str = "diffusers"  # or a plugin generator's id
     generator_params: dict[str, dict[str, Any]] = Field(default_factory=dict)  # last values, per generator
     post: list[PostStepSetting] = Field(default_factory=list)  # applied to every result, in order
-    loras: list[LoraSetting] = Field(default_factory=list)  # applied to the next generation (at most MAX_LORAS)
+    loras: list[Checked[LoraSetting]] = Field(default_factory=list)  # for the next generation (at most MAX_LORAS)
     vae: str = ""  # a VAE name in <models>/vae, or a path; "" = the model's own
     hires: bool = False  # a hires fix for new pictures, with these settings (kept while it is off)
     hires_scale: float = Field(hires_fix.DEFAULT_SCALE, gt=1, le=hires_fix.MAX_SCALE)
@@ -61,7 +82,7 @@ class GenerationDefaults(BaseModel):
     hires_strength: float = Field(hires_fix.DEFAULT_STRENGTH, gt=0, le=1)
     hires_upscaler: str = hires_fix.LANCZOS
     # ControlNet guides as ControlGuide.to_record keeps them (the picture by its file's path), plus "enabled".
-    controls: list[dict[str, Any]] = Field(default_factory=list)
+    controls: list[Checked[dict[str, Any]]] = Field(default_factory=list)
 
     # A value Studio cannot use raises: load_settings gives it its default and names it in Settings.load_note.
     _known_fill = field_validator("inpaint_fill")(lambda value: _one_of(value, INPAINT_FILLS, "fill"))
@@ -71,22 +92,34 @@ class GenerationDefaults(BaseModel):
     def _known_scheduler(cls, value: str) -> str:
         return _one_of(canonical_scheduler(value) or value, SCHEDULER_NAMES, "sampler")  # "euler_a" is Euler a
 
-    @field_validator("loras")
+    @field_validator("loras", mode="before")
     @classmethod
-    def _at_most_max_loras(cls, value: list[LoraSetting]) -> list[LoraSetting]:
+    def _at_most_max_loras(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, list) or len(value) <= MAX_LORAS:
+            return value
+        if _reading_file(info):  # each LoRA past the limit is named in the load note
+            return [*value[:MAX_LORAS], *[Refused(f"more than {MAX_LORAS} LoRAs")] * (len(value) - MAX_LORAS)]
         return value[:MAX_LORAS]
 
     @field_validator("controls", mode="before")
     @classmethod
-    def _well_formed_guides(cls, value: object) -> list[dict[str, Any]]:
+    def _well_formed_guides(cls, value: object, info: ValidationInfo) -> object:
         """Guides a job could take once a ControlNet is chosen, at most MAX_GUIDES (a guide set up before there is
         a ControlNet for the model stays, its picture and values with it): a hand-edited file may hold anything, and
-        one bad guide must not cost the person the rest of their settings."""
-        kept = []
-        for item in value if isinstance(value, list) else []:
-            for record in control_records([item], unchosen_model=True):
-                kept.append({**record, "enabled": not (isinstance(item, dict) and item.get("enabled") is False)})
-        return kept[:MAX_GUIDES]
+        one bad guide must not cost the person the rest of their settings. Read from the file, each other item is
+        refused in its place, so the load note names it."""
+        reading = _reading_file(info)
+        if not isinstance(value, list):
+            return value if reading else []
+        guides: list[dict[str, Any] | Refused] = []
+        for item in value:
+            record = next(iter(control_records([item], unchosen_model=True)), None)
+            if record is not None and sum(isinstance(guide, dict) for guide in guides) < MAX_GUIDES:
+                guides.append({**record, "enabled": not (isinstance(item, dict) and item.get("enabled") is False)})
+            elif reading:
+                guides.append(Refused("not a control guide Studio can use" if record is None else
+                                      f"more than {MAX_GUIDES} control guides"))
+        return guides
 
 
 class LoraSetting(BaseModel):
@@ -208,6 +241,7 @@ class Settings(BaseModel):
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 DEFAULT_FOLDERS = "default_folders"
+READING_FILE = "reading_file"
 
 
 def _one_of(value: str, known: tuple[str, ...], what: str) -> str:
@@ -220,12 +254,24 @@ def _default_folders(paths: StudioPaths) -> dict[str, tuple[Path, ...]]:
     return {DEFAULT_FOLDERS: (paths.default_models_dir, paths.default_outputs_dir)}
 
 
+def _reading_file(info: ValidationInfo) -> bool:
+    """Whether the settings file is being read (load_settings names what it drops), not settings made in code (the
+    window's own values, which are trimmed quietly to what a job can take)."""
+    return bool((info.context or {}).get(READING_FILE))
+
+
 def load_settings(paths: StudioPaths | None = None) -> Settings:
     """Read settings, so Studio always starts: a value that cannot be read takes its default and the rest are
     kept; a file that is not TOML at all is moved aside. Either way the original stays beside it
     (``settings.toml.broken``, or ``.broken-2`` … where an earlier copy is kept) and ``Settings.load_note`` says
-    what happened and where the copy is, for the window to tell."""
-    paths = paths or studio_paths()
+    what happened and where the copy is, for the window to tell (and logs it on ``load_notes``)."""
+    settings = _read_settings(paths or studio_paths())
+    if settings.load_note:
+        load_notes.warning("%s", settings.load_note)
+    return settings
+
+
+def _read_settings(paths: StudioPaths) -> Settings:
     file = paths.settings_file
     if not file.exists():
         return Settings.defaults(paths)
@@ -236,7 +282,6 @@ def load_settings(paths: StudioPaths | None = None) -> Settings:
         what = "is a folder, not a file" if file.is_dir() else f"could not be read ({exc.strerror or exc})"
         settings.load_note = (f"The settings file {file} {what}; Studio started with its defaults and left it as it "
                               "is.")
-        log.warning("%s", settings.load_note)
         return settings
     try:
         data = tomllib.loads(raw.decode("utf-8-sig"))  # Windows Notepad starts UTF-8 with a byte-order mark
@@ -251,7 +296,7 @@ def load_settings(paths: StudioPaths | None = None) -> Settings:
     dropped: list[str] = []
     for _ in range(MAX_SETTINGS_REPAIRS):
         try:
-            settings = Settings.model_validate(merged, context=_default_folders(paths))
+            settings = Settings.model_validate(merged, context={**_default_folders(paths), READING_FILE: True})
         except ValidationError as exc:
             places = sorted({tuple(e["loc"]) for e in exc.errors()}, reverse=True,
                             key=lambda place: [(0, part) if isinstance(part, int) else (1, str(part))

@@ -311,3 +311,37 @@ def test_an_older_settings_snapshot_that_finishes_later_never_overwrites_a_newer
     stale.generation.prompt = "old prompt"
     saves.save(stale, older)
     assert load_settings().generation.prompt == "new prompt"
+
+
+def test_loras_past_the_limit_and_guides_studio_cannot_use_are_named_when_dropped(studio_home):
+    """A hand-edited file's LoRAs past MAX_LORAS and its badly formed (or too many) ControlNet guides were dropped
+    with no word; they are named in the load note like any other value Studio cannot use."""
+    from studio.core.control import MAX_GUIDES
+    from studio.core.requests import MAX_LORAS
+
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True)
+    loras = "".join(f'[[generation.loras]]\nname = "lora{i}"\n' for i in range(MAX_LORAS + 2))
+    guides = ['model = "canny"\nweight = "heavy"'] + [f'model = "cn{i}"\nimage = "/g{i}.png"'
+                                                       for i in range(MAX_GUIDES + 1)]
+    text = loras + "".join(f"[[generation.controls]]\n{guide}\n" for guide in guides)
+    paths.settings_file.write_text('plugin_index = "kept"\n' + text)
+    settings = load_settings()
+    assert [lora.name for lora in settings.generation.loras] == [f"lora{i}" for i in range(MAX_LORAS)]
+    assert [guide["model"] for guide in settings.generation.controls] == [f"cn{i}" for i in range(MAX_GUIDES)]
+    assert settings.plugin_index == "kept"
+    past = [f"generation.loras.{i}" for i in (MAX_LORAS + 1, MAX_LORAS)]
+    assert settings.load_note.startswith(f"Some settings could not be read ({', '.join(past)}, generation.controls."
+                                         f"{MAX_GUIDES + 1}, generation.controls.0) and take their defaults; ")
+
+
+def test_settings_made_in_code_keep_what_a_job_can_take_without_a_word(studio_home):
+    from studio.core.control import MAX_GUIDES
+    from studio.core.requests import MAX_LORAS
+    from studio.core.settings import GenerationDefaults
+
+    made = GenerationDefaults(loras=[{"name": f"lora{i}"} for i in range(MAX_LORAS + 2)],
+                              controls=[{"model": "canny", "weight": "heavy"},
+                                        *({"model": f"cn{i}"} for i in range(MAX_GUIDES + 1))])
+    assert len(made.loras) == MAX_LORAS
+    assert [guide["model"] for guide in made.controls] == [f"cn{i}" for i in range(MAX_GUIDES)]

@@ -1,0 +1,67 @@
+"""What the settings loader had to do (a value reset, a file set aside) is said by every command that loads them:
+the window shows it, and studio.log alone would leave a command-line user unaware of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from studio.cli import main
+from studio.core.paths import studio_paths
+
+BAD_VALUE = ("[generation]\nsteps = 0\n",
+             "note: Some settings could not be read (generation.steps) and take their defaults; the file as it was "
+             "is kept as settings.toml.broken (in {folder}).")
+NOT_TOML = ("steps = [\n",
+            "note: The settings file could not be read (Invalid value (at end of document)); Studio started with its "
+            "defaults and kept the file as settings.toml.broken (in {folder}).")
+
+
+def _commands(tmp_path: Path) -> dict[str, list[str]]:
+    missing = str(tmp_path / "no-such-folder" / "out.png")
+    return {
+        "models list": ["models", "list", "--no-hash"],
+        "generate": ["generate", "--prompt", "a fox", "-o", missing],
+        "postprocess": ["postprocess", str(tmp_path / "in.png"), "-o", missing, "--method", "blur"],
+        "plugins install": ["plugins", "install", "some-plugin"],
+    }
+
+
+@pytest.mark.parametrize("command", ["models list", "generate", "postprocess", "plugins install"])
+@pytest.mark.parametrize(("text", "note"), [BAD_VALUE, NOT_TOML], ids=["bad value", "not TOML"])
+def test_a_command_that_loads_the_settings_says_the_load_note_once(command, text, note, studio_home, tmp_path,
+                                                                    capsys):
+    paths = studio_paths()
+    paths.settings_file.parent.mkdir(parents=True)
+    paths.settings_file.write_text(text, encoding="utf-8")
+
+    main(_commands(tmp_path)[command])
+
+    lines = capsys.readouterr().err.splitlines()
+    assert lines.count(note.format(folder=paths.config_dir)) == 1, lines
+    assert (paths.config_dir / "settings.toml.broken").read_text(encoding="utf-8") == text
+
+
+def test_a_command_with_readable_settings_says_no_note(studio_home, tmp_path, capsys):
+    paths = studio_paths()
+    paths.settings_file.parent.mkdir(parents=True)
+    paths.settings_file.write_text("[generation]\nsteps = 30\n", encoding="utf-8")
+
+    assert main(["models", "list", "--no-hash"]) == 0
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_settings_loaded_twice_by_one_command_are_said_once(studio_home, tmp_path, capsys, monkeypatch):
+    # A file with a bad value reads the same each time: the second load's note is the first's.
+    import studio.cli_models as cli_models
+    from studio.core.settings import load_settings
+
+    paths = studio_paths()
+    paths.settings_file.parent.mkdir(parents=True)
+    paths.settings_file.write_text(BAD_VALUE[0], encoding="utf-8")
+    monkeypatch.setattr(cli_models, "run_models", lambda args: [load_settings(), load_settings()] and 0)
+
+    assert main(["models", "list"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [BAD_VALUE[1].format(folder=paths.config_dir)]
