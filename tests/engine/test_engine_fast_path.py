@@ -555,11 +555,14 @@ def test_the_memory_plan_counts_the_bfloat16_vae_copy_and_a_job_short_of_memory_
 
     options = fast_path.FastPathOptions()
     forced_on.setattr(fast_path, "platform_reason", REAL_PLATFORM_REASON)  # the pretend GPU is a CUDA one as it is
-    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, options) == (copy_bytes, copy_bytes)
-    assert fast_path.vae_copy_bytes(pipe, select_device("cpu"), options) == (0, 0)  # CPU: no copy
-    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, fast_path.FastPathOptions(enabled=False)) == (0, 0)
+    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, options, {}) == (copy_bytes, copy_bytes)
+    other_gpu = DeviceInfo("cuda", torch.device("meta"), torch.float32, "another GPU")
+    assert fast_path.vae_copy_bytes(pipe, other_gpu, options, {}) == (copy_bytes, 0)  # not there yet
+    # No copy used; the one kept is let go before the job runs (its room is the job's).
+    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, fast_path.FastPathOptions(enabled=False), {}) == \
+        (0, copy_bytes)
     capability[0] = (7, 5)  # a Turing GPU: no fast bfloat16, diffusers' float32 decode
-    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, options) == (0, 0)
+    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, options, {}) == (0, copy_bytes)
     capability[0] = (8, 6)
 
     copy = weakref.ref(copy)
@@ -571,6 +574,51 @@ def test_the_memory_plan_counts_the_bfloat16_vae_copy_and_a_job_short_of_memory_
     assert state.vae_copy(pipe.vae) is not None
     fast_path.let_graphs_go(pipe.unet)  # the model kept aside for switching back
     assert state.vae_copy(pipe.vae) is None
+
+
+def test_a_job_without_the_fast_path_lets_a_kept_bfloat16_vae_copy_go_and_its_plan_counts_the_room(forced_on,
+                                                                                                    generator,
+                                                                                                    tiny_sdxl_dir):
+    """A job that runs plain diffusers (the Speed setting, or LoRA layers a plugin left attached) decodes with the
+    pipeline's own VAE: the bfloat16 copy kept from a fast job before would stay on the GPU, used and counted by no
+    one. It goes when such a job starts, and that job's plan counts its room as free. A pretend Ampere GPU."""
+    from peft import LoraConfig
+
+    from studio.engine import diffusion
+    from studio.engine.device import DeviceInfo
+    from studio.engine.memory import GIB
+
+    pretend_gpu = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
+    forced_on.setattr(diffusion, "job_device", lambda device, fast: pretend_gpu)
+    forced_on.setattr(fast_path, "platform_reason", REAL_PLATFORM_REASON)  # the pretend GPU is a CUDA one as it is
+    forced_on.setattr(torch.cuda, "get_device_capability", lambda device: (8, 6))
+    forced_on.setattr(torch.cuda, "mem_get_info", lambda device: (80 * GIB, 80 * GIB))
+    forced_on.setattr(torch.cuda, "memory_reserved", lambda device: 0)
+    forced_on.setattr(torch.cuda, "memory_allocated", lambda device: 0)
+    forced_on.setattr(torch.cuda, "memory_snapshot", lambda: [])
+    forced_on.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
+
+    def kept_copy_then_plain_job(req: GenerationRequest, before: Callable[[], object] = lambda: None) -> list[str]:
+        studio_images(generator, request(tiny_sdxl_dir))  # a fast job: its copy is kept for the next
+        pipe = generator._model.text2img
+        state = fast_path.state_for(pipe.unet)
+        copy = state.vae_copy(pipe.vae)
+        assert copy is not None
+        copy_bytes, copy = sum(p.numel() * 2 for p in copy.parameters()), weakref.ref(copy)
+        before()
+        weights = model_bytes(pipe)
+        replays = state.replays
+        _images, context = studio_images(generator, req)
+        assert state.replays == replays  # plain diffusers
+        assert copy() is None and state.vae_copy(pipe.vae) is None
+        assert (generator._plan.model_bytes, generator._plan.free_bytes) == (weights, 80 * GIB + weights + copy_bytes)
+        return context.notes
+
+    kept_copy_then_plain_job(request(tiny_sdxl_dir, speed="eager"))
+    lora = LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v"])
+    notes = kept_copy_then_plain_job(request(tiny_sdxl_dir),
+                                     lambda: generator._model.text2img.unet.add_adapter(lora, adapter_name="plugin"))
+    assert any("LoRAs are attached" in note for note in notes), notes
 
 
 def test_a_dropped_bfloat16_vae_copy_gives_its_weights_back_at_once(plain_pipe):
