@@ -55,7 +55,7 @@ import torch
 from studio.core.errors import JobCancelledError, StudioError, first_line
 from studio.engine.device import DeviceInfo, release_spare_memory
 from studio.engine.fast_layout import UNetLayout, VaeLayout, bf16_copy
-from studio.engine.memory import OFFLOAD, SLICING, MemoryPlan
+from studio.engine.memory import OFFLOAD, SLICING, MemoryPlan, upcasts_float16_vae
 from studio.engine.unet_graph import GraphCache, GraphedUNet, capture_cuda_graph
 
 log = logging.getLogger(__name__)
@@ -90,9 +90,10 @@ class DtypeChoice:
     reason: str
 
 
-def choose_dtypes(capability: tuple[int, int] | None, vae_force_upcast: bool, pipeline_upcasts: bool) -> DtypeChoice:
-    """float16 everywhere, but bfloat16 for a VAE that overflows in float16, where the GPU has bfloat16."""
-    if not (vae_force_upcast and pipeline_upcasts):
+def choose_dtypes(capability: tuple[int, int] | None, vae_upcast: bool) -> DtypeChoice:
+    """float16 everywhere, but bfloat16 for a VAE that overflows in float16 (``vae_upcast``: its pipeline decodes it
+    in float32, ``memory.upcasts_float16_vae``), where the GPU has bfloat16."""
+    if not vae_upcast:
         return DtypeChoice(torch.float16, None, "float16 UNet and VAE")
     if capability is not None and capability >= (8, 0):
         return DtypeChoice(torch.float16, torch.bfloat16,
@@ -257,8 +258,7 @@ def _bfloat16_bytes(module: torch.nn.Module) -> int:
 def dtypes_for(pipe: Any, device: DeviceInfo) -> DtypeChoice:  # noqa: ANN401
     """The precisions the fast path runs the pipeline's UNet and VAE in on ``device``."""
     capability = torch.cuda.get_device_capability(device.torch_device) if device.kind == "cuda" else None
-    return choose_dtypes(capability, bool(getattr(pipe.vae.config, "force_upcast", False)),
-                         "StableDiffusionXL" in type(pipe).__name__)
+    return choose_dtypes(capability, upcasts_float16_vae(pipe))  # the fast path runs the VAE in float16
 
 
 @dataclass

@@ -28,7 +28,7 @@ from studio.engine.device import select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.fast_layout import UNetLayout
 from studio.engine.loader import load_model
-from studio.engine.memory import OFFLOAD, SLICING, TILING, MemoryPlan, model_bytes
+from studio.engine.memory import OFFLOAD, SLICING, TILING, MemoryPlan, model_bytes, upcasts_float16_vae
 from studio.engine.schedulers import make_scheduler
 from studio.engine.unet_graph import GraphCache, GraphedUNet, GraphKey, Unsupported, capture_cuda_graph, graph_key
 
@@ -322,15 +322,19 @@ def test_a_job_the_graph_cannot_take_says_why_in_a_note(forced_on, plain_pipe):
     assert notes[0].startswith("This job ran without the fast path: model CPU offload")
 
 
-def test_dtype_choice_keeps_float16_and_uses_bfloat16_only_for_a_vae_that_overflows():
-    sd15 = fast_path.choose_dtypes((9, 0), vae_force_upcast=True, pipeline_upcasts=False)
+def test_dtype_choice_keeps_float16_and_uses_bfloat16_only_for_a_vae_that_overflows(plain_pipe, tiny_sdxl_dir):
+    sd15 = fast_path.choose_dtypes((9, 0), vae_upcast=False)
     assert (sd15.unet, sd15.vae) == (torch.float16, None)  # the SD pipeline decodes in float16 anyway
-    sdxl = fast_path.choose_dtypes((9, 0), vae_force_upcast=True, pipeline_upcasts=True)
+    sdxl = fast_path.choose_dtypes((9, 0), vae_upcast=True)
     assert (sdxl.unet, sdxl.vae) == (torch.float16, torch.bfloat16)
-    turing = fast_path.choose_dtypes((7, 5), vae_force_upcast=True, pipeline_upcasts=True)
+    turing = fast_path.choose_dtypes((7, 5), vae_upcast=True)
     assert turing.vae is None and "float32 VAE" in turing.reason
-    fixed = fast_path.choose_dtypes((9, 0), vae_force_upcast=False, pipeline_upcasts=True)  # e.g. sdxl-vae-fp16-fix
-    assert fixed.vae is None
+    # Which pipelines upcast which VAEs is said in one place, which the memory plan asks too.
+    assert plain_pipe.vae.config.force_upcast and not upcasts_float16_vae(plain_pipe)  # SD's pipelines do not
+    sdxl_pipe = load_model(tiny_sdxl_dir, select_device("cpu"), place=False).text2img
+    assert upcasts_float16_vae(sdxl_pipe)
+    sdxl_pipe.vae.register_to_config(force_upcast=False)  # e.g. sdxl-vae-fp16-fix
+    assert not upcasts_float16_vae(sdxl_pipe)
 
 
 # -- the whole job, fast path forced on ------------------------------------------------------------------
