@@ -185,13 +185,16 @@ class FastPathState:
 
     def make_room(self, offload: bool) -> None:
         """Give memory back for a job whose memory plan had to save some, or a model kept aside: the graphs and
-        the bfloat16 VAE copy (neither is used then; offload would leave the copy on the GPU), and before
-        offload moves the weights, the fused layers (their storage would stay on the GPU)."""
+        the bfloat16 VAE copy (neither is used then; offload would leave the copy on the GPU), and with offload,
+        the fused layers (their storage would stay on the GPU). The allocator's cache is emptied only when something
+        went (the graphs' pools hand their blocks back only so): every Low VRAM job would pay for it, and its
+        allocations would have to be made again."""
+        went = self.holds_memory()
         self.cache.clear()
         self._vae = None
         if offload:
-            self.layout.drop_fused()
-        if torch.cuda.is_available():
+            went = self.layout.drop_fused() or went
+        if went and torch.cuda.is_available():
             torch.cuda.empty_cache()
 
     def vae_layout(self, vae: Any) -> VaeLayout:

@@ -779,6 +779,36 @@ def test_fusing_leaves_memory_plans_right_and_a_job_short_of_memory_gets_it_back
     assert notes[1].startswith("This job ran without the fast path: model CPU offload")
 
 
+def test_a_job_that_saves_memory_empties_the_allocator_s_cache_only_when_something_was_let_go(tiny_model_dir,
+                                                                                               monkeypatch):
+    """Emptying PyTorch's cache costs time, and the job's allocations are made again from the driver: a Low VRAM or
+    sliced job does it only when the fast path let something go (its graphs, its bfloat16 VAE copy, its fused
+    layers), not at every such job. A pretend CUDA whose cache emptying is counted."""
+    from diffusers import AutoencoderKL
+
+    emptied: list[int] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(1))
+    pipe = SimpleNamespace(unet=tiny_unet(tiny_model_dir), vae=AutoencoderKL.from_pretrained(tiny_model_dir / "vae"))
+    state = fast_path.state_for(pipe.unet)
+    low = MemoryPlan((SLICING, TILING, OFFLOAD), "Low VRAM is on.")
+    tight = MemoryPlan((SLICING, TILING), "The model fits but this job's size does not.")
+
+    def job(plan: MemoryPlan) -> int:
+        with fast_path.fast_job(pipe, select_device("cpu"), plan, False, {}, print):
+            pass
+        count = len(emptied)
+        emptied.clear()
+        return count
+
+    assert state.layout.fuse_qkv() and job(tight) == 0  # nothing held (the fused layers cost nothing unoffloaded)
+    assert job(low) == 1 and job(low) == 0  # the fused layers, dropped once
+    state.bf16_vae(pipe.vae)
+    assert job(tight) == 1 and job(tight) == 0  # the copy
+    state.cache.put("a step's graph", object())
+    assert job(low) == 1 and job(low) == 0  # the graphs
+
+
 def test_the_speed_setting_chooses_the_options_and_the_environment_overrides_it():
     assert fast_path.options_for("fast", {}) == fast_path.FastPathOptions(enabled=True, compile=False)
     assert fast_path.options_for("eager", {}) == fast_path.FastPathOptions(enabled=False, compile=False)
