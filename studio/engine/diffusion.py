@@ -338,7 +338,8 @@ class DiffusersGenerator:
                 let_reference_go(run.pipe)  # before the memory plan counts what is free
             # After the LoRAs and VAE are on: the measures (offload hooks, VAE tiling) must cover what runs.
             extra = 0 if adapter is None else reference_bytes(run.pipe, adapter, self.device.dtype.itemsize)
-            self._fit_memory(request, model, run.pipe, context, extra + bytes_to_place(run.pipe, self.device))
+            self._fit_memory(request, model, run.pipe, run.kwargs, context,
+                             extra + bytes_to_place(run.pipe, self.device))
             place(run.pipe, model.offloaded, self.device)
             if adapter is not None:
                 if model.sliced:  # diffusers' IP-Adapter loading fails on sliced attention, and has no sliced kind
@@ -362,13 +363,15 @@ class DiffusersGenerator:
         size = (request.width, request.height)
         run.per_seed = lambda seed: {"image": start.latents(run.pipe, size)}
 
-    def _fit_memory(self, request: GenerationRequest, model: LoadedModel, pipe: Any, context: JobContext,
-                    extra: int = 0) -> None:
+    def _fit_memory(self, request: GenerationRequest, model: LoadedModel, pipe: Any, call_kwargs: dict[str, Any],
+                    context: JobContext, extra: int = 0) -> None:
         """Estimate what the job needs against the free VRAM, take the measures, and say which and why.
-        ``extra``: bytes of weights the job will add (a reference picture's adapter)."""
+        ``call_kwargs``: the pipeline's arguments (some make the job run without the fast path); ``extra``: bytes of
+        weights the job will add (a reference picture's adapter)."""
         device = self.device
-        # The fast path's bfloat16 VAE copy (SDXL on a recent GPU) is on the GPU beside the weights while it runs.
-        vae_copy, vae_copy_there = vae_copy_bytes(pipe, device, options_for(request.speed))
+        # The fast path's bfloat16 VAE copy (SDXL on a recent GPU) is on the GPU beside the weights while it runs;
+        # a job without the fast path decodes SDXL in float32, and lets a copy kept from the job before go.
+        vae_copy, vae_copy_there = vae_copy_bytes(pipe, device, options_for(request.speed), call_kwargs)
         activations = job_bytes(request.width, request.height, request.batch_count, device.dtype.itemsize,
                                 decode_element_size(pipe, device, bfloat16_copy=vae_copy > 0))
         # It and resident_bytes walk every parameter: once, however often planned.

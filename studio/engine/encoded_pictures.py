@@ -8,16 +8,19 @@ pipeline still samples from it with the picture's own seeded generator, so the p
 
 An entry holds the encoded picture itself (on the device) and is taken only for a tensor equal to it, encoded by
 the same VAE (a weak key: a VAE let go takes its entries along) in the same precision, memory layout, tiling and
-slicing. The pipeline gets a distribution of its own, so nothing it does to one reaches the kept one.
+slicing, with its weights where they were (outside the encode: on the CPU while model CPU offload keeps them there).
+The pipeline gets a distribution of its own, so nothing it does to one reaches the kept one. Entries kept while the
+weights were elsewhere (a job with offload after one without, or the other way round) can never be taken again, yet
+hold GPU memory: each job lets them go as it starts.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -26,9 +29,19 @@ from studio.engine.stand_in import standing_in
 ENTRIES_PER_VAE = 4  # an inpainting model encodes two pictures per job (the picture and its masked part)
 
 
+class _State(NamedTuple):
+    """What the encoding depends on beside the picture."""
+
+    dtype: str
+    device: str  # where the weights are, outside the encode
+    channels_last: bool
+    tiled: bool
+    sliced: bool
+
+
 @dataclass(eq=False)
 class _Entry:
-    state: tuple[Hashable, ...]
+    state: _State | None
     picture: torch.Tensor
     output: Any
 
@@ -36,14 +49,17 @@ class _Entry:
 _kept: weakref.WeakKeyDictionary[torch.nn.Module, list[_Entry]] = weakref.WeakKeyDictionary()
 
 
-def _state(vae: torch.nn.Module) -> tuple[Hashable, ...]:
-    """What the encoding depends on beside the picture: precision, device, layout, tiling, slicing."""
+def _state(vae: torch.nn.Module) -> _State | None:
     weight = next(vae.parameters(), None)
     if weight is None:
-        return ()
+        return None
     layout = weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last)
-    return (str(weight.dtype), str(weight.device), layout, bool(getattr(vae, "use_tiling", False)),
-            bool(getattr(vae, "use_slicing", False)))
+    return _State(str(weight.dtype), str(weight.device), layout, bool(getattr(vae, "use_tiling", False)),
+                  bool(getattr(vae, "use_slicing", False)))
+
+
+def _device(state: _State | None) -> str | None:
+    return state.device if state is not None else None
 
 
 def _fresh(output: Any) -> Any:  # noqa: ANN401
@@ -65,6 +81,8 @@ def encodings_cached(pipe: Any, size: int = ENTRIES_PER_VAE) -> Iterator[None]: 
         yield  # no VAE, or its encodings are kept already
         return
     entries = _kept.setdefault(vae, [])
+    here = _device(_state(vae))
+    entries[:] = [entry for entry in entries if _device(entry.state) == here]  # the others can match no more
 
     def cached(x: torch.Tensor, return_dict: bool = True) -> Any:  # noqa: ANN401
         if not return_dict or not isinstance(x, torch.Tensor):

@@ -104,11 +104,14 @@ class UNetLayout:
             module.set_processor(fused)
         return True
 
-    def drop_fused(self) -> None:
-        """Forget the fused layers (before model offload moves the weights, which would leave them behind)."""
+    def drop_fused(self) -> bool:
+        """Forget the fused layers (model offload moves the weights, which would leave them behind); True when there
+        were any."""
+        dropped = False
         for module in self.attention:
             for name in ("to_qkv", "to_kv", _STAMP):
-                module.__dict__.pop(name, None)
+                dropped = module.__dict__.pop(name, None) is not None or dropped
+        return dropped
 
     def ensure_sdpa(self) -> bool:
         """Put SDPA attention back where something switched to diffusers' plain AttnProcessor."""

@@ -15,8 +15,9 @@ What it does for a job, all undone when the job ends, so LoRA/IP-Adapter loading
   (``force_upcast``, which SDXL pipelines honour by decoding in float32): there it decodes in bfloat16 on
   GPUs that have it (compute capability 8.0+; float32's range in half the bytes), from a bfloat16 copy kept
   next to the model (about 170 MB for SDXL's VAE). The memory plan counts it with the weights (``vae_copy_bytes``);
-  it goes with the graphs when a job must save memory (offload, slicing) or the model is kept aside. Older GPUs keep
-  diffusers' float32 decode.
+  it goes with the graphs when a job must save memory (offload, slicing) or the model is kept aside, and whenever a
+  job decodes without it (it runs plain diffusers, or its VAE needs no copy). Older GPUs keep diffusers' float32
+  decode.
 - the VAE's weights in channels_last memory format, the layout cuDNN's half-precision convolutions prefer.
 - the UNet step as a CUDA graph per input layout (``unet_graph``), kept across jobs, recaptured only when
   the layout or the weights change. Studio's own LoRAs are merged into the weights in place (``loras``), so
@@ -54,7 +55,7 @@ import torch
 from studio.core.errors import JobCancelledError, StudioError, first_line
 from studio.engine.device import DeviceInfo, release_spare_memory
 from studio.engine.fast_layout import UNetLayout, VaeLayout, bf16_copy
-from studio.engine.memory import OFFLOAD, SLICING, MemoryPlan
+from studio.engine.memory import OFFLOAD, SLICING, MemoryPlan, upcasts_float16_vae
 from studio.engine.unet_graph import GraphCache, GraphedUNet, capture_cuda_graph
 
 log = logging.getLogger(__name__)
@@ -89,9 +90,10 @@ class DtypeChoice:
     reason: str
 
 
-def choose_dtypes(capability: tuple[int, int] | None, vae_force_upcast: bool, pipeline_upcasts: bool) -> DtypeChoice:
-    """float16 everywhere, but bfloat16 for a VAE that overflows in float16, where the GPU has bfloat16."""
-    if not (vae_force_upcast and pipeline_upcasts):
+def choose_dtypes(capability: tuple[int, int] | None, vae_upcast: bool) -> DtypeChoice:
+    """float16 everywhere, but bfloat16 for a VAE that overflows in float16 (``vae_upcast``: its pipeline decodes it
+    in float32, ``memory.upcasts_float16_vae``), where the GPU has bfloat16."""
+    if not vae_upcast:
         return DtypeChoice(torch.float16, None, "float16 UNet and VAE")
     if capability is not None and capability >= (8, 0):
         return DtypeChoice(torch.float16, torch.bfloat16,
@@ -127,6 +129,12 @@ def job_reason(pipe: Any, call_kwargs: Mapping[str, Any], measures: tuple[str, .
         processors = [type(p).__name__ for p in getattr(unet, "attn_processors", {}).values()]
     if SLICING in measures or any("Sliced" in name for name in processors):
         return "attention slicing is on to save memory, and captured graphs would need more of it, not less"
+    return _reason_whatever_the_plan(unet, call_kwargs, processors)
+
+
+def _reason_whatever_the_plan(unet: torch.nn.Module, call_kwargs: Mapping[str, Any],
+                              processors: list[str]) -> str | None:
+    """Why the job cannot use the captured step whatever its memory plan decides (offload, slicing), or None."""
     # diffusers' LoRA loading (PEFT) sets it, unloading removes it; Studio merges and unloads, a plugin may not.
     if getattr(unet, "peft_config", None):
         return "LoRAs are attached, and their weights are Python numbers a captured graph would freeze"
@@ -160,19 +168,33 @@ class FastPathState:
         """The bfloat16 copy kept of ``vae``, if there is one."""
         return self._vae[1] if self._vae is not None and self._vae[0]() is vae else None
 
+    def kept_copy_bytes(self, device: DeviceInfo) -> int:
+        """Bytes of the bfloat16 VAE copy kept (of whichever VAE) on ``device``; 0 when none is."""
+        kept = self._vae[1] if self._vae is not None else None
+        first = next(kept.parameters(), None) if kept is not None else None
+        return _bfloat16_bytes(kept) if first is not None and first.device == device.torch_device else 0
+
+    def let_vae_copy_go(self) -> None:
+        """A job that decodes without the copy lets it go: kept, it would stay on the GPU, used and counted by no one.
+        Its memory stays in PyTorch's cache, where the job's own tensors take it."""
+        self._vae = None
+
     def holds_memory(self) -> bool:
         """Whether it keeps captured graphs or a bfloat16 VAE copy."""
         return len(self.cache) > 0 or self._vae is not None
 
     def make_room(self, offload: bool) -> None:
         """Give memory back for a job whose memory plan had to save some, or a model kept aside: the graphs and
-        the bfloat16 VAE copy (neither is used then; offload would leave the copy on the GPU), and before
-        offload moves the weights, the fused layers (their storage would stay on the GPU)."""
+        the bfloat16 VAE copy (neither is used then; offload would leave the copy on the GPU), and with offload,
+        the fused layers (their storage would stay on the GPU). The allocator's cache is emptied only when something
+        went (the graphs' pools hand their blocks back only so): every Low VRAM job would pay for it, and its
+        allocations would have to be made again."""
+        went = self.holds_memory()
         self.cache.clear()
         self._vae = None
         if offload:
-            self.layout.drop_fused()
-        if torch.cuda.is_available():
+            went = self.layout.drop_fused() or went
+        if went and torch.cuda.is_available():
             torch.cuda.empty_cache()
 
     def vae_layout(self, vae: Any) -> VaeLayout:
@@ -214,27 +236,32 @@ def let_graphs_go(unet: torch.nn.Module) -> None:
         state.make_room(offload=False)
 
 
-def vae_copy_bytes(pipe: Any, device: DeviceInfo, options: FastPathOptions) -> tuple[int, int]:  # noqa: ANN401
-    """For a job's memory plan: the bytes of the bfloat16 VAE copy the fast path would decode with on ``device``,
-    and how many of them are there already (kept from the job before); (0, 0) where it decodes with the pipeline's
-    own VAE. Counted whether or not the plan then rules the fast path out (it lets the copy go then)."""
+def vae_copy_bytes(pipe: Any, device: DeviceInfo, options: FastPathOptions,  # noqa: ANN401
+                   call_kwargs: Mapping[str, Any]) -> tuple[int, int]:
+    """For a job's memory plan: the bytes of the bfloat16 VAE copy the fast path will decode with on ``device`` (0
+    where the pipeline's own VAE decodes: no copy is needed, or the job runs plain diffusers for a reason its plan
+    does not decide, ``job_reason``), and the bytes of a copy kept on ``device`` from a job before: the job's own
+    again, or let go before the job runs (``fast_job``), so its room is the job's either way. Counted whether or not
+    the plan then rules the fast path out with offload or slicing (the copy goes then)."""
     unet, vae = getattr(pipe, "unet", None), getattr(pipe, "vae", None)
     if not isinstance(unet, torch.nn.Module) or not isinstance(vae, torch.nn.Module):
         return 0, 0
     if platform_reason(device.kind, options) is not None or dtypes_for(pipe, device).vae is None:
-        return 0, 0
-    size = sum(p.numel() for p in vae.parameters()) * torch.finfo(torch.bfloat16).bits // 8
-    state = _states.get(unet)
-    kept = state.vae_copy(vae) if state is not None else None
-    first = next(kept.parameters(), None) if kept is not None else None
-    return size, size if first is not None and first.device == device.torch_device else 0
+        state = _states.get(unet)
+        return 0, state.kept_copy_bytes(device) if state is not None else 0
+    state = state_for(unet, options)  # as the job's fast_job will have it
+    eager = _reason_whatever_the_plan(unet, call_kwargs, state.layout.processor_names())
+    return 0 if eager is not None else _bfloat16_bytes(vae), state.kept_copy_bytes(device)
+
+
+def _bfloat16_bytes(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters()) * torch.finfo(torch.bfloat16).bits // 8
 
 
 def dtypes_for(pipe: Any, device: DeviceInfo) -> DtypeChoice:  # noqa: ANN401
     """The precisions the fast path runs the pipeline's UNet and VAE in on ``device``."""
     capability = torch.cuda.get_device_capability(device.torch_device) if device.kind == "cuda" else None
-    return choose_dtypes(capability, bool(getattr(pipe.vae.config, "force_upcast", False)),
-                         "StableDiffusionXL" in type(pipe).__name__)
+    return choose_dtypes(capability, upcasts_float16_vae(pipe))  # the fast path runs the VAE in float16
 
 
 @dataclass
@@ -414,6 +441,8 @@ def fast_job(pipe: Any, device: DeviceInfo, plan: MemoryPlan | None, offloaded: 
         names = state.layout.processor_names() if state is not None else None
         eager = job_reason(pipe, call_kwargs, measures, offloaded, names)
     job = FastJob(pipe, device, note, off, eager, state)
+    if job.state is not None and job.own_vae is None:  # the job decodes with the pipeline's own VAE
+        job.state.let_vae_copy_go()
     try:
         yield job
     finally:

@@ -70,18 +70,25 @@ def job_bytes(width: int, height: int, batch: int, element_size: int, decode_ele
     return max(unet, vae)
 
 
+def upcasts_float16_vae(pipe: Any) -> bool:  # noqa: ANN401
+    """Whether the pipeline decodes its VAE in float32 when the VAE is in float16: SDXL's pipelines do for a VAE that
+    overflows in float16 (its config's ``force_upcast``: SDXL's own; ``upcast_vae``). The one place that says so, for
+    the memory plan (``decode_element_size``) and the fast path (which decodes such a VAE from a bfloat16 copy)."""
+    force_upcast = bool(getattr(getattr(getattr(pipe, "vae", None), "config", None), "force_upcast", False))
+    return force_upcast and "StableDiffusionXL" in type(pipe).__name__
+
+
 def decode_element_size(pipe: Any, device: DeviceInfo, bfloat16_copy: bool = False) -> int:  # noqa: ANN401
-    """Bytes per number in the job's VAE decode. SDXL's pipelines decode a float16 VAE that overflows in float16
-    (its config's ``force_upcast``: SDXL's own) in float32 (``upcast_vae``), twice float16's activations, unless the
-    fast path decodes from its bfloat16 copy (``bfloat16_copy``); other VAEs decode in their own precision."""
+    """Bytes per number in the job's VAE decode: float32's for a float16 VAE its pipeline upcasts
+    (``upcasts_float16_vae``), twice float16's activations, unless the fast path decodes from its bfloat16 copy
+    (``bfloat16_copy``); other VAEs decode in their own precision."""
     import torch
 
     vae = getattr(pipe, "vae", None)
     weight = next(vae.parameters(), None) if hasattr(vae, "parameters") else None
     if weight is None:
         return device.dtype.itemsize
-    force_upcast = bool(getattr(getattr(vae, "config", None), "force_upcast", False))
-    if weight.dtype == torch.float16 and force_upcast and "StableDiffusionXL" in type(pipe).__name__:
+    if weight.dtype == torch.float16 and upcasts_float16_vae(pipe):
         return torch.bfloat16.itemsize if bfloat16_copy else torch.float32.itemsize
     return weight.element_size()
 

@@ -9,6 +9,7 @@ eagerly, then ran out of memory in the same decode.
 
 Before the tiled try, what the decode can have back goes: the captured UNet steps' memory pool (the latents are made;
 ``make_room``), and if the tiles still do not fit, the models kept only for switching back (``release_spare_memory``).
+An encode comes before the steps, which still want their graphs: only the allocator's cache and the kept models go.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ WORDS = {"decode": ("decoding", "decoded"), "encode": ("encoding", "encoded")}
 def vae_tiled_on_oom(pipe: Any, device: DeviceInfo, note: Callable[[str], None],  # noqa: ANN401
                      make_room: Callable[[], object] = lambda: None, also: Any = None) -> Iterator[None]:  # noqa: ANN401
     """While the job runs, the pipeline's VAE retries a decode (or an img2img/inpaint picture's encode) that ran out
-    of GPU memory in tiles, once a call, said once a job for each. ``make_room`` is called before the tiled try (the
-    fast path lets its captured steps go). ``also``: a VAE the pipeline gets back during the job (its own, where the
-    fast path's bfloat16 copy stands in and the fast path is dropped mid-job), which retries the same way. Only on
-    CUDA: there is no out-of-memory to recover from elsewhere."""
+    of GPU memory in tiles, once a call, said once a job for each. ``make_room`` is called before a tiled decode (the
+    fast path lets its captured steps go), not before a tiled encode (the steps come after it). ``also``: a VAE the
+    pipeline gets back during the job (its own, where the fast path's bfloat16 copy stands in and the fast path is
+    dropped mid-job), which retries the same way. Only on CUDA: there is no out-of-memory to recover from elsewhere."""
     found = (getattr(pipe, "vae", None), also)
     vaes = list({id(vae): vae for vae in found if vae is not None and hasattr(vae, "enable_tiling")}.values())
     if device.kind != "cuda" or not vaes:
@@ -59,7 +60,8 @@ def _tiled_on_oom(vae: Any, run: Callable[..., Any], what: str, note: Callable[[
         except torch.OutOfMemoryError:
             pass
         # Retried out of the except clause: its traceback holds the failed attempt's activations.
-        make_room()
+        if what == "decode":
+            make_room()
         torch.cuda.empty_cache()
         if what not in said:
             doing, done = WORDS[what]

@@ -124,6 +124,28 @@ def test_the_kept_encoding_samples_as_a_new_one_and_other_settings_encode_again(
     assert "encode" not in vars(pipe.vae)
 
 
+def test_encodings_kept_while_the_vae_s_weights_were_elsewhere_go_when_the_next_job_starts(vae):
+    """Model CPU offload (Low VRAM) keeps the VAE's weights on the CPU outside its encode, so a job with it looks its
+    canvas up under another key than a job without: what one kind of job kept, the other can never take, yet it holds
+    the picture and its latents on the GPU (up to four per VAE). A job lets them go as it starts; what was kept with
+    the weights where they are stays. The meta device stands in for the place the weights moved to."""
+    import weakref
+
+    from studio.engine import encoded_pictures
+
+    pipe = vae
+    with encodings_cached(pipe), torch.inference_mode():
+        pipe.vae.encode(torch.rand(1, 3, 64, 64) * 2 - 1)
+    (entry,) = encoded_pictures._kept[pipe.vae]
+    held = weakref.ref(entry.picture)
+    del entry
+    with encodings_cached(pipe):  # the next job, the weights where they were
+        assert held() is not None
+    pipe.vae.to("meta")  # the weights moved (this job offloads, or the one before did)
+    with encodings_cached(pipe):
+        assert held() is None and encoded_pictures._kept[pipe.vae] == []
+
+
 def test_a_vae_with_its_own_encode_is_kept_for_too_and_gets_it_back(vae):
     """The fast path's bfloat16 VAE copy (SDXL on a GPU) casts in an encode of its own."""
     from studio.engine.fast_layout import bf16_copy

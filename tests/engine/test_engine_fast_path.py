@@ -28,7 +28,7 @@ from studio.engine.device import select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.fast_layout import UNetLayout
 from studio.engine.loader import load_model
-from studio.engine.memory import OFFLOAD, SLICING, TILING, MemoryPlan, model_bytes
+from studio.engine.memory import OFFLOAD, SLICING, TILING, MemoryPlan, model_bytes, upcasts_float16_vae
 from studio.engine.schedulers import make_scheduler
 from studio.engine.unet_graph import GraphCache, GraphedUNet, GraphKey, Unsupported, capture_cuda_graph, graph_key
 
@@ -322,15 +322,19 @@ def test_a_job_the_graph_cannot_take_says_why_in_a_note(forced_on, plain_pipe):
     assert notes[0].startswith("This job ran without the fast path: model CPU offload")
 
 
-def test_dtype_choice_keeps_float16_and_uses_bfloat16_only_for_a_vae_that_overflows():
-    sd15 = fast_path.choose_dtypes((9, 0), vae_force_upcast=True, pipeline_upcasts=False)
+def test_dtype_choice_keeps_float16_and_uses_bfloat16_only_for_a_vae_that_overflows(plain_pipe, tiny_sdxl_dir):
+    sd15 = fast_path.choose_dtypes((9, 0), vae_upcast=False)
     assert (sd15.unet, sd15.vae) == (torch.float16, None)  # the SD pipeline decodes in float16 anyway
-    sdxl = fast_path.choose_dtypes((9, 0), vae_force_upcast=True, pipeline_upcasts=True)
+    sdxl = fast_path.choose_dtypes((9, 0), vae_upcast=True)
     assert (sdxl.unet, sdxl.vae) == (torch.float16, torch.bfloat16)
-    turing = fast_path.choose_dtypes((7, 5), vae_force_upcast=True, pipeline_upcasts=True)
+    turing = fast_path.choose_dtypes((7, 5), vae_upcast=True)
     assert turing.vae is None and "float32 VAE" in turing.reason
-    fixed = fast_path.choose_dtypes((9, 0), vae_force_upcast=False, pipeline_upcasts=True)  # e.g. sdxl-vae-fp16-fix
-    assert fixed.vae is None
+    # Which pipelines upcast which VAEs is said in one place, which the memory plan asks too.
+    assert plain_pipe.vae.config.force_upcast and not upcasts_float16_vae(plain_pipe)  # SD's pipelines do not
+    sdxl_pipe = load_model(tiny_sdxl_dir, select_device("cpu"), place=False).text2img
+    assert upcasts_float16_vae(sdxl_pipe)
+    sdxl_pipe.vae.register_to_config(force_upcast=False)  # e.g. sdxl-vae-fp16-fix
+    assert not upcasts_float16_vae(sdxl_pipe)
 
 
 # -- the whole job, fast path forced on ------------------------------------------------------------------
@@ -555,11 +559,14 @@ def test_the_memory_plan_counts_the_bfloat16_vae_copy_and_a_job_short_of_memory_
 
     options = fast_path.FastPathOptions()
     forced_on.setattr(fast_path, "platform_reason", REAL_PLATFORM_REASON)  # the pretend GPU is a CUDA one as it is
-    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, options) == (copy_bytes, copy_bytes)
-    assert fast_path.vae_copy_bytes(pipe, select_device("cpu"), options) == (0, 0)  # CPU: no copy
-    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, fast_path.FastPathOptions(enabled=False)) == (0, 0)
+    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, options, {}) == (copy_bytes, copy_bytes)
+    other_gpu = DeviceInfo("cuda", torch.device("meta"), torch.float32, "another GPU")
+    assert fast_path.vae_copy_bytes(pipe, other_gpu, options, {}) == (copy_bytes, 0)  # not there yet
+    # No copy used; the one kept is let go before the job runs (its room is the job's).
+    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, fast_path.FastPathOptions(enabled=False), {}) == \
+        (0, copy_bytes)
     capability[0] = (7, 5)  # a Turing GPU: no fast bfloat16, diffusers' float32 decode
-    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, options) == (0, 0)
+    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, options, {}) == (0, copy_bytes)
     capability[0] = (8, 6)
 
     copy = weakref.ref(copy)
@@ -571,6 +578,51 @@ def test_the_memory_plan_counts_the_bfloat16_vae_copy_and_a_job_short_of_memory_
     assert state.vae_copy(pipe.vae) is not None
     fast_path.let_graphs_go(pipe.unet)  # the model kept aside for switching back
     assert state.vae_copy(pipe.vae) is None
+
+
+def test_a_job_without_the_fast_path_lets_a_kept_bfloat16_vae_copy_go_and_its_plan_counts_the_room(forced_on,
+                                                                                                    generator,
+                                                                                                    tiny_sdxl_dir):
+    """A job that runs plain diffusers (the Speed setting, or LoRA layers a plugin left attached) decodes with the
+    pipeline's own VAE: the bfloat16 copy kept from a fast job before would stay on the GPU, used and counted by no
+    one. It goes when such a job starts, and that job's plan counts its room as free. A pretend Ampere GPU."""
+    from peft import LoraConfig
+
+    from studio.engine import diffusion
+    from studio.engine.device import DeviceInfo
+    from studio.engine.memory import GIB
+
+    pretend_gpu = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
+    forced_on.setattr(diffusion, "job_device", lambda device, fast: pretend_gpu)
+    forced_on.setattr(fast_path, "platform_reason", REAL_PLATFORM_REASON)  # the pretend GPU is a CUDA one as it is
+    forced_on.setattr(torch.cuda, "get_device_capability", lambda device: (8, 6))
+    forced_on.setattr(torch.cuda, "mem_get_info", lambda device: (80 * GIB, 80 * GIB))
+    forced_on.setattr(torch.cuda, "memory_reserved", lambda device: 0)
+    forced_on.setattr(torch.cuda, "memory_allocated", lambda device: 0)
+    forced_on.setattr(torch.cuda, "memory_snapshot", lambda: [])
+    forced_on.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
+
+    def kept_copy_then_plain_job(req: GenerationRequest, before: Callable[[], object] = lambda: None) -> list[str]:
+        studio_images(generator, request(tiny_sdxl_dir))  # a fast job: its copy is kept for the next
+        pipe = generator._model.text2img
+        state = fast_path.state_for(pipe.unet)
+        copy = state.vae_copy(pipe.vae)
+        assert copy is not None
+        copy_bytes, copy = sum(p.numel() * 2 for p in copy.parameters()), weakref.ref(copy)
+        before()
+        weights = model_bytes(pipe)
+        replays = state.replays
+        _images, context = studio_images(generator, req)
+        assert state.replays == replays  # plain diffusers
+        assert copy() is None and state.vae_copy(pipe.vae) is None
+        assert (generator._plan.model_bytes, generator._plan.free_bytes) == (weights, 80 * GIB + weights + copy_bytes)
+        return context.notes
+
+    kept_copy_then_plain_job(request(tiny_sdxl_dir, speed="eager"))
+    lora = LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v"])
+    notes = kept_copy_then_plain_job(request(tiny_sdxl_dir),
+                                     lambda: generator._model.text2img.unet.add_adapter(lora, adapter_name="plugin"))
+    assert any("LoRAs are attached" in note for note in notes), notes
 
 
 def test_a_dropped_bfloat16_vae_copy_gives_its_weights_back_at_once(plain_pipe):
@@ -725,6 +777,36 @@ def test_fusing_leaves_memory_plans_right_and_a_job_short_of_memory_gets_it_back
     assert "to_qkv" not in attn.__dict__  # offload will move the weights: the fused layers would stay behind
     assert notes[0].startswith("This job ran without the fast path: attention slicing is on")
     assert notes[1].startswith("This job ran without the fast path: model CPU offload")
+
+
+def test_a_job_that_saves_memory_empties_the_allocator_s_cache_only_when_something_was_let_go(tiny_model_dir,
+                                                                                               monkeypatch):
+    """Emptying PyTorch's cache costs time, and the job's allocations are made again from the driver: a Low VRAM or
+    sliced job does it only when the fast path let something go (its graphs, its bfloat16 VAE copy, its fused
+    layers), not at every such job. A pretend CUDA whose cache emptying is counted."""
+    from diffusers import AutoencoderKL
+
+    emptied: list[int] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(1))
+    pipe = SimpleNamespace(unet=tiny_unet(tiny_model_dir), vae=AutoencoderKL.from_pretrained(tiny_model_dir / "vae"))
+    state = fast_path.state_for(pipe.unet)
+    low = MemoryPlan((SLICING, TILING, OFFLOAD), "Low VRAM is on.")
+    tight = MemoryPlan((SLICING, TILING), "The model fits but this job's size does not.")
+
+    def job(plan: MemoryPlan) -> int:
+        with fast_path.fast_job(pipe, select_device("cpu"), plan, False, {}, print):
+            pass
+        count = len(emptied)
+        emptied.clear()
+        return count
+
+    assert state.layout.fuse_qkv() and job(tight) == 0  # nothing held (the fused layers cost nothing unoffloaded)
+    assert job(low) == 1 and job(low) == 0  # the fused layers, dropped once
+    state.bf16_vae(pipe.vae)
+    assert job(tight) == 1 and job(tight) == 0  # the copy
+    state.cache.put("a step's graph", object())
+    assert job(low) == 1 and job(low) == 0  # the graphs
 
 
 def test_the_speed_setting_chooses_the_options_and_the_environment_overrides_it():

@@ -227,5 +227,43 @@ def test_an_sdxl_decode_upcast_to_float32_is_planned_at_float32_s_size(tiny_mode
     monkeypatch.setattr(torch.cuda, "memory_snapshot", lambda: [])
     generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
     generator._in_use = turing
-    generator._fit_memory(tiny_request(folder, prepared=True), model, pipe, DirectContext())
+    generator._fit_memory(tiny_request(folder, prepared=True), model, pipe, {}, DirectContext())
     assert generator._plan.job_bytes == job_bytes(64, 64, 1, 2, 4) > job_bytes(64, 64, 1, 2)
+
+
+def test_an_sdxl_job_that_runs_without_the_fast_path_is_planned_with_no_copy_and_a_float32_decode(tmp_path,
+                                                                                                  monkeypatch):
+    """On a GPU with bfloat16 the fast path decodes SDXL from a bfloat16 copy of its VAE. A job it cannot take (LoRA
+    layers a plugin left attached, cross-attention options, the Speed setting) runs plain diffusers, which makes no
+    copy and decodes in float32: the plan counts neither the copy nor a bfloat16 decode (at 1024x1024 that planned
+    about 1.6 GB for a 3.2 GB decode). A pretend Ampere GPU plans jobs of the tiny SDXL model in float16."""
+    from peft import LoraConfig
+    from studio_testing import DirectContext, tiny_request
+    from tiny_models import build_tiny_sdxl
+
+    from studio.core.environment import GeneratorEnvironment
+    from studio.engine.diffusion import DiffusersGenerator
+
+    ampere = DeviceInfo("cuda", torch.device("cpu"), torch.float16, "pretend Ampere GPU")
+    model = load_model(build_tiny_sdxl(tmp_path / "tiny-xl"), ampere, place=False)
+    pipe = model.text2img
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (8, 6))
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (80 * GIB, 80 * GIB))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 0)
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 0)
+    monkeypatch.setattr(torch.cuda, "memory_snapshot", lambda: [])
+    generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
+    generator._in_use = ampere
+    request = tiny_request(tmp_path / "tiny-xl", prepared=True)
+    copy_bytes = sum(p.numel() * 2 for p in pipe.vae.parameters())
+
+    def planned(call_kwargs: dict, **changes) -> tuple[int, int]:
+        generator._fit_memory(replace(request, **changes), model, pipe, call_kwargs, DirectContext())
+        return generator._plan.model_bytes, generator._plan.job_bytes
+
+    fast_decode, float32_decode = job_bytes(64, 64, 1, 2, 2), job_bytes(64, 64, 1, 2, 4)
+    assert planned({}) == (model_bytes(pipe) + copy_bytes, fast_decode)
+    assert planned({"cross_attention_kwargs": {"scale": 0.5}}) == (model_bytes(pipe), float32_decode)
+    assert planned({}, speed="eager") == (model_bytes(pipe), float32_decode)
+    pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v"]))
+    assert planned({}) == (model_bytes(pipe), float32_decode)

@@ -4,6 +4,8 @@ out-of-memory is stood in for by a decode that raises it while untiled."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -142,6 +144,42 @@ def test_before_a_tiled_decode_the_captured_steps_give_their_memory_back_and_the
     list(generator.generate(req, context))
     assert context.notes == [] and len(state.captures) == captured + 1 and len(state.cache) == 1
     assert state.replays == replayed + 3 * req.steps  # captured again, and replayed at every step
+
+
+def test_a_canvas_encode_out_of_memory_keeps_the_captured_steps_for_the_job_s_pictures(tiny_model_dir, tmp_path,
+                                                                                      monkeypatch):
+    """An img2img (or inpaint) picture's encode comes before its steps: one that runs out of memory is retried in tiles
+    without letting the captured steps go, which would run every step of the job eagerly. The capture is stood in for
+    on the CPU (ReplayOnCpu), as is the GPU's out-of-memory."""
+    from PIL import Image
+    from studio_testing import DirectContext, ReplayOnCpu
+
+    from studio.core.environment import GeneratorEnvironment
+    from studio.core.requests import GenerationRequest
+    from studio.engine import diffusion, fast_path
+    from studio.engine.diffusion import DiffusersGenerator
+
+    monkeypatch.setattr(fast_path, "platform_reason", lambda kind, options: None)  # the fast path as on CUDA
+    monkeypatch.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
+    monkeypatch.setattr(diffusion, "vae_tiled_on_oom",
+                        lambda pipe, _device, *rest, **named: vae_tiled_on_oom(pipe, PRETEND_CUDA, *rest, **named))
+    generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
+    canvas = Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8), "RGB")
+    req = GenerationRequest(model=str(tiny_model_dir), prompt="a red fox", width=64, height=64, steps=4, seed=5,
+                            batch_count=2, scheduler="Euler", init_image=canvas, strength=0.5)
+    list(generator.generate(req, DirectContext()))  # the img2img step, captured and kept
+    state = fast_path.state_for(generator._model.text2img.unet)
+    captured, replayed = len(state.captures), state.replays
+    assert len(state.cache) == 1 and replayed == 2 * 2  # two pictures of two steps (strength 0.5 of 4)
+
+    untiled_tries = untiled_runs_out_of_memory(monkeypatch, "encode")
+    context = DirectContext()
+    other = canvas.transpose(Image.Transpose.FLIP_LEFT_RIGHT)  # (the first canvas's encoding is kept)
+    assert len(list(generator.generate(replace(req, init_image=other), context))) == 2
+    assert untiled_tries == [1, 1]  # each picture tries it whole (the second then takes the tiled one kept)
+    assert context.notes == [TILED_NOTE.format(what="encoding", done="encoded")]
+    assert len(state.captures) == captured and len(state.cache) == 1  # kept, and not captured again
+    assert state.replays == replayed + 2 * 2  # both pictures replayed every step
 
 
 def test_tiles_still_out_of_memory_are_tried_again_once_the_models_kept_for_switching_back_have_gone(pipe,
