@@ -36,7 +36,7 @@ from studio.core.hires import HiresFix, hires_from_settings
 from studio.core.image_text import PNG_SIGNATURE, read_exif_texts, read_png_texts
 from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe, parse_loras, split_parameters
 from studio.core.recipe_faults import unread_note, wrong_kinds_note
-from studio.core.requests import MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
+from studio.core.requests import MAX_CFG, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from studio.core.sampler_names import missing_scheduler, studio_scheduler
 from studio.core.safe_text import escaped
 from studio.core.units import finite_or
@@ -47,7 +47,6 @@ MAX_SOURCE_CHARS = 256
 MAX_COMFYUI_NODES = 1000
 MAX_COMFYUI_SAMPLERS = 16
 MAX_NOTES = 20
-MAX_CFG = 50  # as prepare_request allows
 STUDIO_TOOL = "Studio"
 JSON_KEYS = ("tool", "prompt", "negative_prompt", "seed", "steps", "cfg_scale", "sampler", "width", "height",
              "model")

@@ -26,6 +26,7 @@ from studio.core.inpaint import INPAINT_FILLS
 from studio.core.paths import StudioPaths, studio_paths
 from studio.core.requests import (
     DEFAULT_SCHEDULER,
+    MAX_CFG,
     MAX_LORA_WEIGHT,
     MAX_LORAS,
     MAX_SEED,
@@ -51,7 +52,7 @@ class GenerationDefaults(BaseModel):
     width: int = Field(512, ge=64, le=4096)
     height: int = Field(512, ge=64, le=4096)
     steps: int = Field(20, ge=1, le=1000)
-    cfg_scale: float = Field(7.0, ge=0, le=50)
+    cfg_scale: float = Field(7.0, ge=0, le=MAX_CFG)
     seed: int = Field(-1, ge=-1, le=MAX_SEED)  # -1: random
     scheduler: str = DEFAULT_SCHEDULER
     batch_count: int = Field(1, ge=1, le=100)
