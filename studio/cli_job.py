@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from studio.cli_exit import EXIT_CANCELLED, EXIT_FAILED
 from studio.core.environment import GeneratorEnvironment
-from studio.core.errors import StudioError, and_list
+from studio.core.errors import StudioError, and_list, os_reason
 from studio.core.events import (
     EngineStatus,
     GeneratedImage,
@@ -195,7 +195,7 @@ class _JobView:
         try:
             save_image(output.image, self.outputs[index], output.recipe, other_text=self.other_text)
         except (StudioError, OSError) as exc:  # the folder went away or filled up meanwhile
-            self.unsaved[index] = str(exc) if isinstance(exc, StudioError) else exc.strerror or str(exc)
+            self.unsaved[index] = str(exc) if isinstance(exc, StudioError) else os_reason(exc)
         else:
             self.outcome.written.append(self.outputs[index])
 

@@ -31,6 +31,12 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0].rstrip(".") if text else type(exc).__name__
 
 
+def os_reason(exc: OSError) -> str:
+    """Why a file or system call failed, for putting inside a sentence of our own: the system's words ("Permission
+    denied") where it gives them, else the message, without its full stop."""
+    return (exc.strerror or str(exc)).rstrip(".")
+
+
 def and_list(items: Sequence[str]) -> str:
     """Names for a sentence: "a", "a and b", "a, b and c"."""
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

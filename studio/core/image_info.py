@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from studio.core.hires import HiresFix, hires_from_settings
 from studio.core.image_text import PNG_SIGNATURE, read_exif_texts, read_png_texts
 from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe, parse_loras, split_parameters
 from studio.core.recipe_faults import unread_note, wrong_kinds_note
-from studio.core.requests import MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
+from studio.core.requests import MAX_CFG, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from studio.core.sampler_names import missing_scheduler, studio_scheduler
 from studio.core.safe_text import escaped
 from studio.core.units import finite_or
@@ -46,7 +47,6 @@ MAX_SOURCE_CHARS = 256
 MAX_COMFYUI_NODES = 1000
 MAX_COMFYUI_SAMPLERS = 16
 MAX_NOTES = 20
-MAX_CFG = 50  # as prepare_request allows
 STUDIO_TOOL = "Studio"
 JSON_KEYS = ("tool", "prompt", "negative_prompt", "seed", "steps", "cfg_scale", "sampler", "width", "height",
              "model")
@@ -191,8 +191,7 @@ def _from_studio(texts: dict[str, str], notes: list[str]) -> ImageInfo | None:
             recipe = Recipe.from_json(texts[STUDIO_CHUNK])
         except (ValueError, TypeError, AttributeError, RecursionError):
             notes.append(unread_note(texts[STUDIO_CHUNK]))
-        else:
-            notes += filter(None, [wrong_kinds_note(texts[STUDIO_CHUNK])])
+    recipe_json = texts[STUDIO_CHUNK] if recipe is not None else None
     if recipe is None and PARAMETERS_CHUNK in texts:
         # Studio's A1111 text (JPEG/WebP carry only this): read exactly, quoting and all.
         try:
@@ -208,24 +207,34 @@ def _from_studio(texts: dict[str, str], notes: list[str]) -> ImageInfo | None:
         return None
     if recipe is None:
         return None
-    return ImageInfo(
+    read = {name: reader(getattr(recipe, name)) for name, reader in _RECIPE_READERS.items()}
+    info = ImageInfo(
         tool=STUDIO_TOOL,
-        prompt=_text(recipe.prompt),
-        negative_prompt=_text(recipe.negative_prompt),
-        seed=_int(recipe.seed),
-        steps=_int(recipe.steps),
-        cfg_scale=_float(recipe.cfg_scale),
-        sampler=_text(recipe.sampler) or None,
-        width=_int(recipe.width) or None,
-        height=_int(recipe.height) or None,
-        model=_text(recipe.model_name) or None,
-        model_hash=_text(recipe.model_hash) or None,
-        scheduler=studio_scheduler(_text(recipe.sampler)),
+        prompt=read["prompt"],
+        negative_prompt=read["negative_prompt"],
+        seed=read["seed"],
+        steps=read["steps"],
+        cfg_scale=read["cfg_scale"],
+        sampler=read["sampler"] or None,
+        width=read["width"] or None,
+        height=read["height"] or None,
+        model=read["model_name"] or None,
+        model_hash=read["model_hash"] or None,
+        scheduler=studio_scheduler(read["sampler"]),
         loras=tuple((lora.name, lora.weight) for lora in recipe.loras),
-        vae=_text(recipe.vae_name) or None,
+        vae=read["vae_name"] or None,
         hires=recipe.hires,
         controls=recipe.controls,
     )
+    if recipe_json is not None:
+        # A value the readers took is never named: they take "25" as 25 steps, where pydantic's strict check would not.
+        used = {name for name, value in read.items() if value is not None}
+        used |= {"loras"} if info.loras else set()
+        used |= {"controls"} if info.controls else set()
+        used |= {"hires_scale", "hires_steps", "hires_strength", "hires_upscaler"} if info.hires else set()
+        dropped = {name for name, value in read.items() if value is None}
+        notes += filter(None, [wrong_kinds_note(recipe_json, dropped=dropped, used=used)])
+    return info
 
 
 # --- other tools, through sd-parsers ------------------------------------------------------------------
@@ -474,3 +483,9 @@ def _positive(value: Any) -> int | None:
 
 def _float(value: Any) -> float | None:
     return None if isinstance(value, str) and len(value) > 40 else finite_or(value, None)
+
+
+# How each value of Studio's recipe that an ImageInfo shows is read (untrusted: None where it cannot be used).
+_RECIPE_READERS: dict[str, Callable[[Any], Any]] = {
+    "prompt": _text, "negative_prompt": _text, "steps": _int, "sampler": _text, "cfg_scale": _float, "seed": _int,
+    "width": _int, "height": _int, "model_name": _text, "model_hash": _text, "vae_name": _text}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from studio.core.annotators import is_depth_data
-from studio.core.errors import ModelError
+from studio.core.errors import ModelError, os_reason
 from studio.core.hashing import lora_hash, model_hash
 from studio.core.model_kinds import ModelKind, control_problem, detect_folder_kind, detect_kind, lycoris_problem
 from studio.core.paths import is_link_loop, real_path
@@ -151,7 +151,7 @@ def item_for_file(path: Path, source: str) -> LibraryItem:
         kind = detect_kind(check_weights_file(path), path.name, path)
     except OSError as exc:
         return LibraryItem(path.stem, path, "unknown", "", "Unusable", 0, source,
-                           problem=f"{path.name} could not be read: {(exc.strerror or str(exc)).rstrip('.')}.")
+                           problem=f"{path.name} could not be read: {os_reason(exc)}.")
     except ModelError as exc:
         return LibraryItem(path.stem, path, "unknown", "", "Unusable", size, source, problem=str(exc))
     return replace(_item(path.stem, path, kind, size, source), problem=unloadable_reason(kind, path.name))

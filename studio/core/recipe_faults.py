@@ -1,10 +1,13 @@
 """What is wrong with Studio's recipe in an image, in a sentence: the recipe is untrusted JSON (any program can write
 a ``studio`` text chunk), and "not valid JSON" for valid JSON with a number for the prompt sent people looking in
-the wrong place. Its values are checked against ``Recipe`` by pydantic, strictly (no "12" for 12)."""
+the wrong place. Its values are checked against ``Recipe`` by pydantic, strictly (no "12" for 12); for a recipe that
+was read, only the values its reader did not use are named."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Collection
+from dataclasses import fields
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -25,10 +28,16 @@ def unread_note(text: str) -> str:
     return f"{WHOSE} {' and '.join(part for part in parts if part) or 'could not be read'}; it was ignored."
 
 
-def wrong_kinds_note(text: str) -> str | None:
-    """For a recipe that was read: the values of the wrong kind it has (taken as unknown), in a sentence, or None."""
+def wrong_kinds_note(text: str, *, dropped: Collection[str] = (), used: Collection[str] = ()) -> str | None:
+    """For a recipe that was read: its values that were ignored for their kind, in a sentence, or None.
+
+    Those are the ones its reader dropped (``dropped``) and the ones pydantic finds of the wrong kind, less those the
+    reader took all the same (``used``): the reader is lenient ("25" is 25 steps), and a value that was used is
+    never called ignored."""
     wrong, _ = _faults(text)
-    return f"{WHOSE} has values of the wrong kind ({', '.join(wrong)}); they were ignored." if wrong else None
+    strictly_wrong = set(wrong or ()) - set(used)
+    names = [item.name for item in fields(Recipe) if item.name in dropped or item.name in strictly_wrong]
+    return f"{WHOSE} has values of the wrong kind ({', '.join(names)}); they were ignored." if names else None
 
 
 def _faults(text: str) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:

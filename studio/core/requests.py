@@ -35,6 +35,7 @@ SIZE_MULTIPLE = 8
 MIN_SIZE = 64
 MAX_SIZE = 4096
 MAX_STEPS = 1000
+MAX_CFG = 50  # the most CFG scale a generation takes; settings and pictures' parameters are held to it too
 MAX_BATCH_COUNT = 100
 MAX_SEED = 2**32 - 1
 SPEED_MODES = ("fast", "eager", "compile")  # CUDA: fast path / plain diffusers / fast path + torch.compile
@@ -287,8 +288,8 @@ def _check_sampling(request: GenerationRequest) -> str:
         raise InvalidRequest(f"Steps must be at least 1, not {request.steps}.")
     if request.steps > MAX_STEPS:
         raise InvalidRequest(f"Steps must be at most {MAX_STEPS}, not {request.steps}.")
-    if not 0 <= request.cfg_scale <= 50:
-        raise InvalidRequest(f"The CFG scale must be between 0 and 50, not {request.cfg_scale}.")
+    if not 0 <= request.cfg_scale <= MAX_CFG:
+        raise InvalidRequest(f"The CFG scale must be between 0 and {MAX_CFG}, not {request.cfg_scale}.")
     scheduler = canonical_scheduler(request.scheduler)
     if scheduler is None:
         raise InvalidRequest(

@@ -8,7 +8,17 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from studio.core import hires as hires_fix
 from studio.core.control import MAX_GUIDES, control_records
@@ -17,6 +27,7 @@ from studio.core.inpaint import INPAINT_FILLS
 from studio.core.paths import StudioPaths, studio_paths
 from studio.core.requests import (
     DEFAULT_SCHEDULER,
+    MAX_CFG,
     MAX_LORA_WEIGHT,
     MAX_LORAS,
     MAX_SEED,
@@ -26,6 +37,7 @@ from studio.core.requests import (
     canonical_scheduler,
 )
 from studio.core.settings_aside import keep_aside, where
+from studio.core.units import is_finite_number
 
 log = logging.getLogger(__name__)
 # Each load note, as it is made: the window shows Settings.load_note itself; the studio command says what this
@@ -62,7 +74,7 @@ class GenerationDefaults(BaseModel):
     width: int = Field(512, ge=64, le=4096)
     height: int = Field(512, ge=64, le=4096)
     steps: int = Field(20, ge=1, le=1000)
-    cfg_scale: float = Field(7.0, ge=0, le=50)
+    cfg_scale: float = Field(7.0, ge=0, le=MAX_CFG)
     seed: int = Field(-1, ge=-1, le=MAX_SEED)  # -1: random
     scheduler: str = DEFAULT_SCHEDULER
     batch_count: int = Field(1, ge=1, le=100)
@@ -128,6 +140,8 @@ class LoraSetting(BaseModel):
     name: str
     weight: float = Field(1.0, ge=-MAX_LORA_WEIGHT, le=MAX_LORA_WEIGHT)
 
+    _nearest_weight = field_validator("weight", mode="wrap")(lambda value, handler: _nearest_in_range(value, handler))
+
 
 class PostStepSetting(BaseModel):
     """One post-processor applied after each generation, with the parameters last chosen for it."""
@@ -168,8 +182,8 @@ class PromptStyle(BaseModel):
 
 class WindowLayout(BaseModel):
     """How the person left the window: where it was and how big, where the panels were, and the brush and mask
-    tools as they set them. A value past the tools' own limits takes its default (and is named in the load note);
-    the window clamps them again when it applies them."""
+    tools as they set them. A number past the tools' own limits takes the nearest one they allow (and is named in the
+    load note); the window clamps them again when it applies them."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -180,6 +194,9 @@ class WindowLayout(BaseModel):
     mask_color: str = ""  # "" = the default colour
     mask_opacity: float = Field(0.5, ge=0, le=1)
     grow_pixels: int = Field(8, ge=1, le=256)  # as the grow box allows
+
+    _nearest_tool_value = field_validator("brush_size", "brush_hardness", "mask_opacity", "grow_pixels", mode="wrap")(
+        lambda value, handler: _nearest_in_range(value, handler))
 
 
 def absolute_folder(path: Path) -> Path:
@@ -250,6 +267,25 @@ def _one_of(value: str, known: tuple[str, ...], what: str) -> str:
     return value
 
 
+NEAREST_IN_RANGE = "nearest_in_range"
+
+
+def _nearest_in_range(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:  # noqa: ANN401
+    """For a number a person set by hand, where one a little past the range means its end (a LoRA weight of 4.5 is
+    4): past the range, an error NEAREST_IN_RANGE with the nearest number in it, which load_settings uses and names.
+    Anything else that is wrong (not a number, NaN, infinite) raises as it is, and takes its default."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        limits = error.get("ctx") or {}
+        if not is_finite_number(value) or error["type"] not in ("less_than_equal", "greater_than_equal"):
+            raise
+        more = error["type"] == "less_than_equal"
+        raise PydanticCustomError(NEAREST_IN_RANGE, "{value} is {side} than {limit}", {
+            "value": value, "side": "more" if more else "less", "limit": limits["le" if more else "ge"]}) from None
+
+
 def _default_folders(paths: StudioPaths) -> dict[str, tuple[Path, ...]]:
     return {DEFAULT_FOLDERS: (paths.default_models_dir, paths.default_outputs_dir)}
 
@@ -294,25 +330,37 @@ def _read_settings(paths: StudioPaths) -> Settings:
     defaults = Settings.defaults(paths).model_dump()
     merged = {**defaults, **data}
     dropped: list[str] = []
+    nearest: list[str] = []
     for _ in range(MAX_SETTINGS_REPAIRS):
         try:
             settings = Settings.model_validate(merged, context={**_default_folders(paths), READING_FILE: True})
         except ValidationError as exc:
-            places = sorted({tuple(e["loc"]) for e in exc.errors()}, reverse=True,
+            errors = exc.errors()
+            places = sorted({tuple(e["loc"]) for e in errors if e["type"] != NEAREST_IN_RANGE}, reverse=True,
                             key=lambda place: [(0, part) if isinstance(part, int) else (1, str(part))
                                                for part in place])
             removed = _drop(merged, places)
-            if not removed:
+            if removed:
+                merged = {**defaults, **merged}  # a folder dropped takes the default folder
+                named = (".".join(str(part) for part in place) for place in removed)
+                dropped += [name for name in named if name not in dropped]  # a name dropped, then its style
+                continue
+            # Numbers past their range take the nearest allowed only once nothing more is dropped: a number in a
+            # list item that is dropped whole (a LoRA without a name) is not named.
+            past = [(e["loc"], e["ctx"]) for e in errors if e["type"] == NEAREST_IN_RANGE]
+            past = [(place, why) for place, why in past if _set(merged, place, why["limit"])]
+            if not past:
                 break
-            merged = {**defaults, **merged}  # a folder dropped takes the default folder
-            named = (".".join(str(part) for part in place) for place in removed)
-            dropped += [name for name in named if name not in dropped]  # a name dropped, then its style
+            nearest += [f"The setting {'.'.join(str(part) for part in place)} was {_number(why['value'])}, "
+                        f"{why['side']} than {_number(why['limit'])}; {_number(why['limit'])} is used."
+                        for place, why in past]
             continue
-        if dropped:
-            log.warning("Settings file %s had values Studio cannot use (%s); they take their defaults.", file,
-                        ", ".join(dropped))
-            settings.load_note = (f"Some settings could not be read ({', '.join(dropped)}) and take their "
-                                  f"defaults; {_set_aside(file, raw, move=False, as_it_was=True)}")
+        if dropped or nearest:
+            aside = _set_aside(file, raw, move=False, as_it_was=True)
+            last = (f"Some settings could not be read ({', '.join(dropped)}) and take their defaults; {aside}"
+                    if dropped else f"{aside[0].upper()}{aside[1:]}")
+            settings.load_note = " ".join([*nearest, last])
+            log.warning("Settings file %s: %s", file, settings.load_note)
         return settings
     settings = Settings.defaults(paths)
     settings.load_note = ("The settings could not be read; Studio started with its defaults and "
@@ -348,6 +396,28 @@ def _drop(data: Any, places: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:  #
                                  key=lambda target: -target[1] if isinstance(target[1], int) else 0):
         del container[key]
     return [place for place, _ in found]
+
+
+def _number(value: float) -> str:
+    """A number as a person wrote it in the file: 300 (not 3e+02), 4.5."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def _set(data: Any, place: tuple[Any, ...], value: object) -> bool:  # noqa: ANN401
+    """Put ``value`` at ``place`` (which holds one); False where there is none."""
+    *path, last = place
+    for part in path:
+        if not isinstance(data, dict | list) or not _holds(data, part):
+            return False
+        data = data[part]
+    if not isinstance(data, dict | list) or not _holds(data, last):
+        return False
+    data[last] = value
+    return True
+
+
+def _holds(container: dict[Any, Any] | list[Any], key: object) -> bool:
+    return key in container if isinstance(container, dict) else isinstance(key, int) and 0 <= key < len(container)
 
 
 def _removable(data: Any, place: tuple[Any, ...]) -> tuple[Any, Any] | None:  # noqa: ANN401

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from studio.core.errors import ModelError
+from studio.core.errors import ModelError, os_reason
 
 SAFETENSORS = "safetensors"
 PICKLE = "pickle"
@@ -241,7 +241,7 @@ def read_safetensors_header(path: Path) -> SafetensorsInfo:
                                      "bytes follow (the file is cut short)")
             raw = handle.read(length)  # bounded by the checks above
     except OSError as exc:
-        raise ModelError(f"Could not read {path.name}: {(exc.strerror or str(exc)).rstrip('.')}.") from None
+        raise ModelError(f"Could not read {path.name}: {os_reason(exc)}.") from None
     if len(raw) != length:
         raise _corrupt(path, "it changed size while being read")
     header = _parse_header(path, raw)
@@ -288,7 +288,7 @@ def check_weights_file(path: Path) -> SafetensorsInfo:
     try:
         kind = sniff_weights_format(path)
     except OSError as exc:
-        raise ModelError(f"Could not read {path.name}: {(exc.strerror or str(exc)).rstrip('.')}.") from None
+        raise ModelError(f"Could not read {path.name}: {os_reason(exc)}.") from None
     if kind in (PICKLE, TORCH_ZIP):
         raise ModelError(pickle_refusal(path))
     if kind == GGUF:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from studio.core.errors import StudioError
+from studio.core.errors import StudioError, os_reason
 
 # Where training scripts nest the weights: Lightning/most ("state_dict"), timm/others ("model"),
 # BasicSR/Real-ESRGAN ("params_ema" preferred over "params", as their own loaders do).
@@ -91,7 +91,7 @@ def convert_to_safetensors(src: Path, dest: Path) -> dict[str, int]:
         if temp is not None:
             Path(temp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise StudioError(f"Could not write {dest}: {(exc.strerror or str(exc)).rstrip('.')}.") from None
+            raise StudioError(f"Could not write {dest}: {os_reason(exc)}.") from None
         raise
     return {"tensors": len(tensors), "bytes": sum(t.numel() * t.element_size() for t in tensors.values())}
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.core.errors import StudioError
+from studio.core.errors import StudioError, os_reason
 from studio.core.images import write_atomically
 from studio.plugin_host.discovery import FoundPlugin, discover
 from studio.plugin_host.manifest import check_plugin_id
@@ -327,7 +327,7 @@ def _read_enabled(state: Path) -> set[str]:
 
 
 def _reason(exc: OSError) -> str:
-    return (exc.strerror or str(exc)).rstrip(".")
+    return os_reason(exc)
 
 
 def _contributions(plugin: FoundPlugin) -> list[Contribution]:

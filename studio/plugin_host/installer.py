@@ -27,6 +27,7 @@ from filelock import FileLock, Timeout
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from studio.core.errors import os_reason
 from studio.plugin_host.archives import (
     DEFAULT_LIMITS,
     ArchiveLimits,
@@ -370,7 +371,7 @@ class PluginInstaller:
         try:
             yield
         except OSError as exc:
-            reason = (exc.strerror or str(exc)).rstrip(".")
+            reason = os_reason(exc)
             name = exc.filename if isinstance(exc.filename, str) else None
             if name is not None and not (Path(name).is_relative_to(self.plugins_dir)
                                          or self.plugins_dir.is_relative_to(name)):

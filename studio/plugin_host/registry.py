@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.environment import GeneratorEnvironment
-from studio.core.errors import StudioError
+from studio.core.errors import StudioError, os_reason
 from studio.core.parameters import Param
 
 GENERATOR = "generator"
@@ -190,7 +190,7 @@ def _remove_stand_in_caches() -> None:
 
 
 def _reason(exc: OSError) -> str:
-    return (exc.strerror or str(exc)).rstrip(".")
+    return os_reason(exc)
 
 
 def _load(contribution: Contribution, others: frozenset[str] = frozenset()) -> Any:

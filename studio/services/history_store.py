@@ -15,12 +15,21 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from studio.core.errors import StudioError
+from studio.services.history_entry import (
+    INSERT_SQL,
+    OUTCOMES,
+    SELECT_SQL,
+    HistoryEntry,
+    entry_from_row,
+    json_or,
+    row_values,
+)
 from studio.services.history_query import (
     NEWEST_FIRST,
     created_follows_id,
@@ -38,7 +47,6 @@ log = logging.getLogger(__name__)
 RECENT_PROMPTS = 1000  # earlier prompts the prompt box offers (Up/Down, completion)
 
 HISTORY_FILE = "history.db"
-OUTCOMES = ("ok", "failed", "cancelled")
 _ID_CHUNK = 500  # ids per "IN (...)" query, well under every SQLite's variable limit
 SQLITE_MAX_INT = 2**63 - 1
 _BULK_ROWS = 1000  # add_many batches from this size index their text in one statement
@@ -47,35 +55,6 @@ _COMPANIONS = ("-wal", "-shm")  # SQLite's files beside a WAL database
 
 # Primary SQLite result codes (extended codes carry these in their low byte).
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 5, 6, 8, 11, 14, 26
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    prompt: str
-    negative_prompt: str = ""
-    model_name: str = ""
-    model_hash: str = ""
-    model_path: str = ""
-    seed: int = -1
-    steps: int = 0
-    cfg_scale: float = 0.0
-    sampler: str = ""
-    width: int = 0
-    height: int = 0
-    strength: float | None = None
-    generator: str = "diffusers"  # generator (plugin contribution) id
-    generator_version: str = ""
-    postprocess: list[dict[str, Any]] = field(default_factory=list)  # the post-processing chain, in order
-    params: dict[str, Any] = field(default_factory=dict)  # everything else needed to run it again
-    outcome: str = "ok"  # ok | failed | cancelled
-    message: str = ""  # the failure sentence, for failed jobs
-    elapsed: float | None = None  # seconds this image (or the failed job) took
-    image_path: str | None = None
-    source_image_path: str | None = None  # img2img / inpaint: the picture it started from
-    source_mask_path: str | None = None  # inpaint: the mask
-    created: float = 0.0  # set by the store when 0
-    starred: bool = False
-    id: int = 0  # set by the store
 
 
 @dataclass(frozen=True)
@@ -121,13 +100,6 @@ def _repairs_index(method: Callable[..., _T]) -> Callable[..., _T]:
                 raise
         return method(self, *args, **kwargs)
     return wrapper
-
-
-_COLUMNS = tuple(f.name for f in fields(HistoryEntry))
-_INSERT_COLUMNS = tuple(c for c in _COLUMNS if c != "id")
-_INSERT_SQL = (f"INSERT INTO entries ({', '.join(_INSERT_COLUMNS)}) "
-               f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})")
-_SELECT_SQL = f"SELECT {', '.join(_COLUMNS)} FROM entries"
 
 
 def default_history_path() -> Path:
@@ -360,13 +332,17 @@ class HistoryStore:
             # turns the meta flag created_follows_id off (schema 3's trigger), so newest first then sorts by
             # time instead of reading ids in order, and stays correct.
             now = time.time()
-            rows = [_row_values(entry, now) for entry in entries]
+            for entry in entries:
+                if entry.outcome not in OUTCOMES:
+                    raise HistoryError(f"A history entry's outcome must be one of {', '.join(OUTCOMES)}, not "
+                                       f"{entry.outcome!r}.")
+            rows = [row_values(entry, now) for entry in entries]
             if len(rows) < _BULK_ROWS:
-                return [conn.execute(_INSERT_SQL, row).lastrowid for row in rows]
+                return [conn.execute(INSERT_SQL, row).lastrowid for row in rows]
             trigger_sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?",
                                        (_FTS_INSERT_TRIGGER,)).fetchone()[0]
             conn.execute(f"DROP TRIGGER {_FTS_INSERT_TRIGGER}")
-            conn.executemany(_INSERT_SQL, rows)
+            conn.executemany(INSERT_SQL, rows)
             # Under the write lock, AUTOINCREMENT ids of one statement are consecutive.
             first = conn.execute("SELECT last_insert_rowid()").fetchone()[0] - len(rows) + 1
             conn.execute("INSERT INTO entries_fts (rowid, prompt, negative_prompt) "
@@ -417,8 +393,8 @@ class HistoryStore:
         if not -SQLITE_MAX_INT <= entry_id <= SQLITE_MAX_INT:
             return None  # no row has it (SQLite's integers are 64-bit)
         with self._errors():
-            row = self._conn().execute(f"{_SELECT_SQL} WHERE id = ?", (entry_id,)).fetchone()
-        return None if row is None else _entry(row)
+            row = self._conn().execute(f"{SELECT_SQL} WHERE id = ?", (entry_id,)).fetchone()
+        return None if row is None else entry_from_row(row)
 
     @_repairs_index
     def search_ids(self, query: HistoryQuery = HistoryQuery(), limit: int | None = None) -> list[int]:
@@ -440,8 +416,8 @@ class HistoryStore:
             for start in range(0, len(ids), _ID_CHUNK):
                 chunk = list(ids[start:start + _ID_CHUNK])
                 marks = ", ".join("?" for _ in chunk)
-                for row in conn.execute(f"{_SELECT_SQL} WHERE id IN ({marks})", chunk):
-                    entry = _entry(row)
+                for row in conn.execute(f"{SELECT_SQL} WHERE id IN ({marks})", chunk):
+                    entry = entry_from_row(row)
                     found[entry.id] = entry
         return [found[i] for i in ids if i in found]
 
@@ -503,7 +479,7 @@ def _referenced(conn: sqlite3.Connection, paths: list[str]) -> set[str]:
 
 def _kept_controls(params: str | None) -> list[str]:
     """The control pictures Studio kept for an entry's guides (never a person's own file a guide named instead)."""
-    records = _json_or(params, {}, dict).get("controls")
+    records = json_or(params, {}, dict).get("controls")
     images = [r.get("image") for r in records if isinstance(r, dict)] if isinstance(records, list) else []
     return list(dict.fromkeys(i for i in images if isinstance(i, str) and i and is_kept_control(i)))
 
@@ -514,7 +490,7 @@ def _controls_referenced(conn: sqlite3.Connection, paths: list[str]) -> set[str]
     path as well, which is no use of it)."""
     if not paths:
         return set()
-    needles = [json.dumps(path, ensure_ascii=False) for path in paths]  # as _row_values wrote them
+    needles = [json.dumps(path, ensure_ascii=False) for path in paths]  # as row_values wrote them
     used: set[str] = set()
     for (params,) in conn.execute(f"SELECT params FROM entries WHERE {' OR '.join('instr(params, ?)' for _ in paths)}",
                                   needles):
@@ -529,34 +505,3 @@ def _primary_code(exc: sqlite3.Error) -> int | None:
     return code & 0xFF
 
 
-def _row_values(entry: HistoryEntry, now: float) -> tuple[Any, ...]:
-    if entry.outcome not in OUTCOMES:
-        raise HistoryError(f"A history entry's outcome must be one of {', '.join(OUTCOMES)}, not {entry.outcome!r}.")
-    values = []
-    for name in _INSERT_COLUMNS:
-        value = getattr(entry, name)
-        if name in ("postprocess", "params"):
-            value = json.dumps(value, ensure_ascii=False, default=str)
-        elif name == "created":
-            value = value or now
-        elif name == "starred":
-            value = int(bool(value))
-        values.append(value)
-    return tuple(values)
-
-
-def _entry(row: Sequence[Any]) -> HistoryEntry:
-    values = dict(zip(_COLUMNS, row))
-    values["postprocess"] = _json_or(values["postprocess"], [], list)
-    values["params"] = _json_or(values["params"], {}, dict)
-    values["starred"] = bool(values["starred"])
-    values["generator_version"] = values["generator_version"] or ""
-    return HistoryEntry(**values)
-
-
-def _json_or(text: str | None, default: Any, kind: type) -> Any:
-    try:
-        value = json.loads(text) if text else default
-    except ValueError:
-        return default
-    return value if isinstance(value, kind) else default

@@ -43,6 +43,7 @@ from studio.core.errors import (
     JobCancelledError,
     ModelError,
     StudioError,
+    os_reason,
 )
 from studio.core.model_library import SOURCE_FILE, read_source
 from studio.services.hub_files import MODEL_INDEX, select_files, unsafe_path, weight_key
@@ -121,7 +122,7 @@ def download_model(plan: DownloadPlan, *, progress: Callable[[DownloadProgress],
         return _download(plan, progress, cancelled, endpoint, token)
     except OSError as exc:
         raise ModelError(f"The download of {plan.repo_id} into {plan.target} stopped: "
-                         f"{(exc.strerror or str(exc)).rstrip('.')}. Fix that and run it again to resume.") from exc
+                         f"{os_reason(exc)}. Fix that and run it again to resume.") from exc
 
 
 def _download(plan: DownloadPlan, progress: Callable[[DownloadProgress], None] | None,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.core.errors import InvalidRequest, JobCancelledError, ModelError
+from studio.core.errors import InvalidRequest, JobCancelledError, ModelError, os_reason
 from studio.core.hashing import model_hash
 from studio.core.images import write_atomically
 from studio.core.model_kinds import detect_kind, with_article
@@ -153,7 +153,7 @@ def remove_model(value: str, models_dir: Path, linked: list[Path]) -> tuple[Libr
                 item.path.unlink()
         except OSError as exc:  # a read-only drive, a file in use (Windows): a sentence, not a traceback
             raise ModelError(f"{item.name} could not be deleted from {item.path.parent}: "
-                             f"{(exc.strerror or str(exc)).rstrip('.')}.") from exc
+                             f"{os_reason(exc)}.") from exc
         _forget_import(models_dir, item.path)
     return item, links
 

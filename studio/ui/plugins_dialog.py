@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.errors import StudioError
+from studio.core.errors import StudioError, os_reason
 from studio.plugin_host.host import DISABLED, ENABLED, PluginHost, PluginRecord
 from studio.ui.modal import modal
 from studio.ui.task_dialog import TaskDialog, brush
@@ -189,7 +189,7 @@ class PluginsDialog(TaskDialog):
             await asyncio.to_thread(installer.install, plan)
         except (StudioError, OSError) as exc:  # OSError: a full disk, a read-only plugins folder
             reason = str(exc) if isinstance(exc, StudioError) else \
-                f"Could not install into {self.host.plugins_dir}: {(exc.strerror or str(exc)).rstrip('.')}."
+                f"Could not install into {self.host.plugins_dir}: {os_reason(exc)}."
             if report:
                 self._report(reason, error=True)
             else:

@@ -184,6 +184,23 @@ def test_studio_json_with_wrong_value_types_gives_none_not_garbage_and_names_the
                           "seed); they were ignored.",)
 
 
+
+@pytest.mark.parametrize(("changes", "read", "note"), [
+    # pydantic's strict check called "25" and 3.0 of the wrong kind, and the note said they were ignored: they are used.
+    ({"steps": "25", "seed": 3.0, "cfg_scale": "7.5"}, {"steps": 25, "seed": 3, "cfg_scale": 7.5}, None),
+    ({"steps": "25", "seed": 3.5}, {"steps": 25, "seed": None}, "seed"),
+    # A LoRA with a hash of the wrong kind is kept (without the hash): the LoRAs are not called ignored.
+    ({"loras": [{"name": "ink", "hash": 5, "weight": 0.5}]}, {"loras": (("ink", 0.5),)}, None),
+    # What pydantic lets through but the reader cannot use is named all the same (width 40: the picture's own).
+    ({"cfg_scale": float("nan"), "width": "0x1"}, {"cfg_scale": None, "width": 40}, "cfg_scale, width"),
+])
+def test_studio_json_note_names_only_the_values_that_were_not_used(tmp_path, changes, read, note):
+    data = json.loads(RECIPE.to_json()) | changes
+    info = inspect_image(png_file(tmp_path / "lenient.png", itext("studio", json.dumps(data))))
+    assert {key: getattr(info, key) for key in read} == read
+    assert info.notes == ((f"Studio's recipe in this image has values of the wrong kind ({note}); they were "
+                           "ignored.",) if note else ())
+
 # --- AUTOMATIC1111 (and Forge, SD.Next: the same text) -------------------------------------------------------------
 
 A1111_TEXT = (

@@ -178,9 +178,10 @@ def test_a_folder_named_settings_toml_says_so_and_studio_starts_with_defaults(st
 
 
 @pytest.mark.parametrize(("line", "place", "value", "default"), [
-    ("[window]\nmask_opacity = 7", "window.mask_opacity", lambda s: s.window.mask_opacity, 0.5),
+    ('[window]\nmask_opacity = "half"', "window.mask_opacity", lambda s: s.window.mask_opacity, 0.5),
     ("[window]\nbrush_size = -inf", "window.brush_size", lambda s: s.window.brush_size, 48.0),
-    ("[window]\ngrow_pixels = 0", "window.grow_pixels", lambda s: s.window.grow_pixels, 8),
+    ("[window]\nbrush_hardness = nan", "window.brush_hardness", lambda s: s.window.brush_hardness, 0.8),
+    ("[window]\ngrow_pixels = 2.5", "window.grow_pixels", lambda s: s.window.grow_pixels, 8),
     ('device = "tpu9"', "device", lambda s: s.device, "auto"),
     ('memory = "infinite"', "memory", lambda s: s.memory, "auto"),
     ('speed = "ludicrous"', "speed", lambda s: s.speed, "fast"),
@@ -191,7 +192,7 @@ def test_a_folder_named_settings_toml_says_so_and_studio_starts_with_defaults(st
     ('[generation]\ninpaint_fill = "lava"', "generation.inpaint_fill", lambda s: s.generation.inpaint_fill,
      "original"),
     ("[generation]\nseed = 9223372036854775807", "generation.seed", lambda s: s.generation.seed, -1),
-    ('[[generation.loras]]\nname = "ink"\nweight = 1e10', "generation.loras.0.weight",
+    ('[[generation.loras]]\nname = "ink"\nweight = "heavy"', "generation.loras.0.weight",
      lambda s: s.generation.loras[0].weight, 1.0),
     ('[[presets]]\nname = "p"\ngeneration = { scheduler = "Bogus" }', "presets.0.generation.scheduler",
      lambda s: s.presets[0].generation.scheduler, "Euler a"),
@@ -211,6 +212,48 @@ def test_each_value_studio_cannot_use_takes_its_default_and_is_named(studio_home
     assert settings.plugin_index == "kept"
     assert settings.load_note.startswith(f"Some settings could not be read ({place}) and take their defaults; ")
 
+
+
+@pytest.mark.parametrize(("line", "value", "said"), [
+    ('[[generation.loras]]\nname = "ink"\nweight = 4.5', lambda s: s.generation.loras[0].weight,
+     "The setting generation.loras.0.weight was 4.5, more than 4; 4 is used."),
+    ('[[presets]]\nname = "p"\n[[presets.generation.loras]]\nname = "ink"\nweight = -1e10',
+     lambda s: s.presets[0].generation.loras[0].weight,
+     "The setting presets.0.generation.loras.0.weight was -1e+10, less than -4; -4 is used."),
+    ("[window]\nmask_opacity = 7", lambda s: s.window.mask_opacity, "The setting window.mask_opacity was 7, more than "
+     "1; 1 is used."),
+    ("[window]\nbrush_size = 2000.5", lambda s: s.window.brush_size, "The setting window.brush_size was 2000.5, more "
+     "than 1024; 1024 is used."),
+    ("[window]\nbrush_hardness = -3", lambda s: s.window.brush_hardness, "The setting window.brush_hardness was -3, "
+     "less than 0; 0 is used."),
+    ("[window]\ngrow_pixels = 99999999999", lambda s: s.window.grow_pixels, "The setting window.grow_pixels was "
+     "99999999999, more than 256; 256 is used."),
+])
+def test_a_number_a_little_past_its_range_takes_the_nearest_allowed_and_is_named(studio_home, line, value, said):
+    """A LoRA weight of 4.5 (and a window value past the tools' limits) took its default, 1.0, where before it was
+    clamped to 4: a person who wrote one a little past the range means its end."""
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True)
+    paths.settings_file.write_text('plugin_index = "kept"\n' + line + "\n")
+    settings = load_settings()
+    nearest = float(said.rpartition("; ")[2].removesuffix(" is used."))
+    assert value(settings) == nearest and settings.plugin_index == "kept"
+    assert settings.load_note == f"{said} The file as it was is kept as settings.toml.broken (in {paths.config_dir})."
+
+
+def test_numbers_past_their_range_and_values_that_cannot_be_read_are_said_together(studio_home):
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True)
+    paths.settings_file.write_text('device = "tpu9"\n[window]\nmask_opacity = 1.5\n\n[[generation.loras]]\n'
+                                   'name = "ink"\nweight = 5\n\n[[generation.loras]]\nweight = 9\n')
+    settings = load_settings()
+    assert (settings.device, settings.window.mask_opacity) == ("auto", 1.0)
+    # The nameless LoRA is dropped whole, and its weight not named.
+    assert [(lora.name, lora.weight) for lora in settings.generation.loras] == [("ink", 4.0)]
+    assert settings.load_note == (
+        "The setting generation.loras.0.weight was 5, more than 4; 4 is used. The setting window.mask_opacity was "
+        "1.5, more than 1; 1 is used. Some settings could not be read (generation.loras.1.name, device) and take "
+        f"their defaults; the file as it was is kept as settings.toml.broken (in {paths.config_dir}).")
 
 def test_a_file_where_the_default_folder_should_be_is_not_a_reason_to_set_the_settings_aside(studio_home):
     paths = studio_paths()

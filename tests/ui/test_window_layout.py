@@ -48,10 +48,11 @@ def test_a_first_window_fits_the_screen_and_bad_saved_values_are_brought_into_ra
     save_settings(settings)
     odd = _next_start(qtbot)
     assert odd.width() <= room.width()
-    # Past the tools' limits: each takes its default, and the window says which.
-    assert (odd.canvas.brush_size, odd.canvas.brush_hardness, odd.mask_toolbar.grow_spin.value()) == (48, 0.8, 8)
+    # Past the tools' limits: each takes the nearest they allow, and the window says which.
+    assert (odd.canvas.brush_size, odd.canvas.brush_hardness, odd.mask_toolbar.grow_spin.value()) == (1024, 0, 256)
     assert odd.status.message_label.text().startswith(
-        "Some settings could not be read (window.grow_pixels, window.brush_size, window.brush_hardness)")
+        "The setting window.brush_size was 1e+09, more than 1024; 1024 is used. The setting window.brush_hardness "
+        "was -3, less than 0; 0 is used. The setting window.grow_pixels was 99999999999, more than 256; 256 is used.")
 
 
 def test_a_narrow_window_shows_the_tool_bars_overflow_arrow(qtbot, window):  # noqa: ANN001
