@@ -17,8 +17,14 @@ def format_size(size: int) -> str:
 
 
 def is_finite_number(value: object) -> bool:
-    """An int or float (never a bool: JSON's true is no number), neither NaN nor infinite."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """An int or float (never a bool: JSON's true is no number), neither NaN nor infinite, and within a float's
+    range (JSON may write an integer of 400 digits, which no setting or recipe value can take)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int past float's range
+        return False
 
 
 def finite_or(value: object, default: Default) -> float | Default:

@@ -839,3 +839,13 @@ def test_an_a1111_picture_gives_its_loras_from_the_prompt_tags_and_hashes(tmp_pa
     assert info.loras == (("ink", 0.6), ("film grain", 1.0))
     plain = inspect_image(pillow_png(tmp_path / "plain.png", {"parameters": "a fox\nSteps: 20, Seed: 1"}))
     assert plain.loras == () and "loras" not in recipe_fields(plain)
+
+
+def test_a_number_past_a_float_s_range_is_a_value_not_used_not_a_crash(tmp_path):
+    """JSON may write an integer of 400 digits; math.isfinite raised OverflowError on it out of inspect_image."""
+    text = RECIPE.to_json().replace('"cfg_scale": ' + json.dumps(RECIPE.cfg_scale), '"cfg_scale": 1' + "0" * 400)
+    assert "0" * 400 in text
+    info = inspect_image(png_file(tmp_path / "huge.png", itext("studio", text)))
+    assert info.cfg_scale is None and info.prompt == RECIPE.prompt
+    assert info.notes == ("Studio's recipe in this image has values of the wrong kind (cfg_scale); they were "
+                          "ignored.",)
