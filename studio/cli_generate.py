@@ -10,7 +10,7 @@ from pathlib import Path
 
 from studio.cli_exit import EXIT_BAD_INPUT
 from studio.cli_job import run_job
-from studio.cli_params import check_contributions, check_post_processors, collect_params
+from studio.cli_params import check_contributions, check_post_processors, collect_params, parse_post_step
 from studio.cli_plugins import open_host
 from studio.cli_request import build_request, read_mask
 from studio.core.environment import GeneratorEnvironment
@@ -52,9 +52,10 @@ def run_generate(args: argparse.Namespace) -> int:
     plugins = open_host(safe_mode=args.safe_mode)
     # First: the request's checks differ by generator (and the engine would say an unknown one only once started).
     check_contributions(GENERATOR, [args.generator or "diffusers"], plugins.registry, "--generator")
+    # Before the request is built: building it may run a guide's preprocessor (a depth map) on the CPU.
+    check_post_processors([parse_post_step(text).processor for text in args.post], plugins.registry, "--post")
     notes: list[str] = []
     prepared = prepare_request(build_request(args, settings, notes))
-    check_post_processors([step.processor for step in prepared.request.post], plugins.registry, "--post")
     for note in (*notes, *prepared.notes):
         print(f"note: {note}", file=sys.stderr)
     paths = studio_paths()

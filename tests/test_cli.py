@@ -640,6 +640,20 @@ def test_an_unknown_post_processor_is_refused_with_the_ones_there_are(tiny_model
     })
 
 
+def test_an_unknown_post_processor_is_refused_before_the_request_is_built(studio_home, monkeypatch, capsys,
+                                                                         tmp_path):
+    # Building the request may run a guide's preprocessor (a depth map on the CPU) before the typo was said.
+    import studio.cli_generate
+    from studio.cli import main
+
+    def never(*_args: object) -> None:
+        raise AssertionError("the request was built before --post was checked")
+
+    monkeypatch.setattr(studio.cli_generate, "build_request", never)
+    assert main(["generate", "--prompt", "p", "--post", "sharpen", "-o", str(tmp_path / "o.png")]) == 2
+    assert "No post-processor called 'sharpen'" in capsys.readouterr().err
+
+
 def generate_help(capsys, option: str, following: str) -> str:  # noqa: ANN001
     """What ``studio generate --help`` says for ``option``, on one line (up to the option after it)."""
     from studio.cli import main
