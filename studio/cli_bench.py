@@ -12,7 +12,7 @@ from typing import Any
 
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_CANCELLED
 from studio.core.errors import StudioError
-from studio.core.requests import SCHEDULER_NAMES, canonical_scheduler
+from studio.core.requests import MAX_CFG, SCHEDULER_NAMES, canonical_scheduler
 
 
 def add_bench_parser(commands: argparse._SubParsersAction) -> None:
@@ -83,8 +83,8 @@ def _check(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise InvalidRequest(f"--{name} must be at least 1, not {value}.")
-    if not 0 <= args.cfg <= 50:  # as a generation's (studio.core.requests): nan too
-        raise InvalidRequest(f"--cfg must be between 0 and 50, not {args.cfg:g}.")
+    if not 0 <= args.cfg <= MAX_CFG:  # as a generation's (studio.core.requests): nan too
+        raise InvalidRequest(f"--cfg must be between 0 and {MAX_CFG:g}, not {args.cfg:g}.")
 
 
 def report(result: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.requests import (
     MAX_BATCH_COUNT,
+    MAX_CFG,
     MAX_SIZE,
     MAX_STEPS,
     MIN_SIZE,
@@ -118,7 +119,7 @@ class SamplingBox(QWidget):
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, MAX_STEPS)
         self.cfg_spin = QDoubleSpinBox()
-        self.cfg_spin.setRange(0.0, 50.0)
+        self.cfg_spin.setRange(0.0, MAX_CFG)
         self.cfg_spin.setSingleStep(0.5)
         self.cfg_spin.setDecimals(1)
         self.cfg_spin.setToolTip("How strongly the picture follows the prompt (CFG scale)")
