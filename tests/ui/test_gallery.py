@@ -389,7 +389,8 @@ def test_a_picture_dropped_on_the_prompt_box_loads_its_parameters(qtbot, window,
     panel = window.prompt_panel
     qtbot.waitUntil(lambda: panel.prompt_edit.toPlainText() == "a knight, oil painting", timeout=5000)
     assert panel.negative_edit.toPlainText() == "lowres"
-    assert (panel.steps_spin.value(), panel.seed_edit.text(), panel.scheduler_combo.currentText()) == (28, "777", "Euler")
+    loaded = (panel.steps_spin.value(), panel.seed_edit.text(), panel.scheduler_combo.currentText())
+    assert loaded == (28, "777", "Euler")
     assert (panel.width_spin.value(), panel.height_spin.value()) == (512, 768)
     assert window.document.image is None  # parameters only: the canvas is not touched
 

@@ -43,7 +43,8 @@ def test_generate_puts_the_result_on_the_canvas_and_saves_it(qtbot, window, sett
     saved = sorted(settings.outputs_dir.rglob("*.png"))
     assert len(saved) == 1
     recipe = read_recipe(saved[0])
-    assert (recipe.prompt, recipe.negative_prompt, recipe.seed) == ("a watercolor fox in a misty forest", "blurry", 1234)
+    assert (recipe.prompt, recipe.negative_prompt, recipe.seed) == (
+        "a watercolor fox in a misty forest", "blurry", 1234)
     assert window.status.device_label.text().startswith("CPU")
     assert window.status.model_label.text() == "tiny-sd"
 
