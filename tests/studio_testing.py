@@ -41,6 +41,19 @@ def run_studio(home: Path, *args: str, timeout: float = 240,
                           text=True, encoding="utf-8", timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+HELP_LOADS_TORCH = ("import sys\nfrom studio.cli import main\ntry:\n    main(sys.argv[1:])\n"
+                    "except SystemExit:\n    print('torch' in sys.modules)\n")
+
+
+def help_in_a_fresh_process(home: Path, *args: str) -> tuple[str, str]:
+    """What ``studio ARGS`` (a --help) prints in a fresh Python, on one line and ending in whether torch was
+    imported ("True"/"False"), and its stderr."""
+    env = dict(os.environ, STUDIO_HOME=str(home), PYTHONIOENCODING="utf-8")
+    done = subprocess.run([sys.executable, "-c", HELP_LOADS_TORCH, *args], env=env, capture_output=True, text=True,
+                          encoding="utf-8", timeout=120)
+    return " ".join(done.stdout.split()), done.stderr
+
+
 class DirectContext:
     """The JobContext of a job run directly on a generator (no worker thread): records what it is told."""
 

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from PIL import Image
-from studio_testing import run_studio
+from studio_testing import help_in_a_fresh_process, run_studio
 
 from studio.core.hashing import lora_hash, model_hash
 from studio.core.images import read_recipe
@@ -685,12 +685,7 @@ def test_the_post_help_lists_studio_s_own_without_loading_torch(tmp_path):
     from studio.plugin_host.builtins import BUILTIN_CONTRIBUTIONS
     from studio.plugin_host.registry import POSTPROCESSOR
 
-    script = ("import sys\nfrom studio.cli import main\ntry:\n    main(['--safe-mode', 'generate', '-h'])\n"
-              "except SystemExit:\n    print('torch' in sys.modules)\n")
-    env = dict(os.environ, STUDIO_HOME=str(tmp_path / "home"), PYTHONIOENCODING="utf-8")
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, encoding="utf-8",
-                          timeout=120)
-    said = " ".join(done.stdout.split())
+    said, stderr = help_in_a_fresh_process(tmp_path / "home", "--safe-mode", "generate", "-h")
     own = ", ".join(c.id for c in BUILTIN_CONTRIBUTIONS if c.kind == POSTPROCESSOR)
-    assert f"(repeat for a chain, in order); one of: {own} " in said, done.stderr
+    assert f"(repeat for a chain, in order); one of: {own} " in said, stderr
     assert said.endswith(" False")

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
-from studio_testing import run_studio
+from studio_testing import help_in_a_fresh_process, run_studio
 
 from studio.core.color_transfer import lab_statistics
 from studio.core.image_info import inspect_image
@@ -146,12 +145,7 @@ def test_the_method_help_lists_studio_s_own_without_loading_torch(tmp_path):
     from studio.plugin_host.builtins import BUILTIN_CONTRIBUTIONS
     from studio.plugin_host.registry import POSTPROCESSOR
 
-    script = ("import sys\nfrom studio.cli import main\ntry:\n    main(['--safe-mode', 'postprocess', '-h'])\n"
-              "except SystemExit:\n    print('torch' in sys.modules)\n")
-    env = dict(os.environ, STUDIO_HOME=str(tmp_path / "home"), PYTHONIOENCODING="utf-8")
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, encoding="utf-8",
-                          timeout=120)
-    said = " ".join(done.stdout.split())
+    said, stderr = help_in_a_fresh_process(tmp_path / "home", "--safe-mode", "postprocess", "-h")
     own = ", ".join(c.id for c in BUILTIN_CONTRIBUTIONS if c.kind == POSTPROCESSOR)
-    assert f"(studio plugins list); one of: {own} " in said, done.stderr
+    assert f"(studio plugins list); one of: {own} " in said, stderr
     assert said.endswith(" False")

@@ -62,25 +62,10 @@ def test_without_models_a_generator_leaving_the_list_leaves_nothing_picked(qtbot
 
 def test_a_generator_switched_off_for_failing_is_not_replaced_by_another_plugin_s(  # noqa: ANN001
         qtbot, qt_loop, studio_home: Path, plugin_sandbox: Path):
-    from studio.ui.main_window import MainWindow
-
     paths = studio_paths()
-    for plugin_id, code in (("boom-plugin", RAISER), ("other-plugin", DEFAULT_GENERATOR)):
-        wheel = plugin_wheel(plugin_sandbox / "wheels" / plugin_id, plugin_id=plugin_id,
-                             package=f"studio_tp_{plugin_id.split('-')[0]}", generator_id=f"{plugin_id}-gen",
-                             generator_code=code)
-        unpack_plugin(paths.plugins_dir, wheel, plugin_id)
-    host = PluginHost(paths.plugins_dir, scan_environment=False)
-    host.refresh()
-    host.set_enabled("boom-plugin", True)
-    host.set_enabled("other-plugin", True)
-    settings = load_settings(paths)  # no models: the plugins' generators are all the picker lists
-    settings.generation.width = settings.generation.height = 64
-    history = HistoryStore(paths.data_dir / "history.db")
-    service = JobService(None, GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
-                         OutputStore(settings.outputs_dir), history=history, plugins=host)
-    window = MainWindow(settings, service, paths.data_dir, history, paths.cache_dir)
-    qtbot.addWidget(window)
+    window, service, history, _host = _window_with_plugins(
+        qtbot, paths, plugin_sandbox, ("boom-plugin", "other-plugin"),
+        installed=(("boom-plugin", RAISER), ("other-plugin", DEFAULT_GENERATOR)))
     window.show()
     window.start()
     service.start()
@@ -104,13 +89,17 @@ def test_a_generator_switched_off_for_failing_is_not_replaced_by_another_plugin_
         history.close()
 
 
-def _window_with_plugins(qtbot, paths, plugin_sandbox: Path, enabled: tuple[str, ...]):  # noqa: ANN001, ANN202
-    """A main window on fresh settings (no model ever chosen, no models) with the plugin other-plugin installed."""
+def _window_with_plugins(qtbot, paths, plugin_sandbox: Path, enabled: tuple[str, ...],  # noqa: ANN001, ANN202
+                         installed: tuple[tuple[str, str], ...] = (("other-plugin", DEFAULT_GENERATOR),)):
+    """A main window on fresh settings (no model ever chosen, no models) with ``installed`` (plugin id, its
+    generator's code) installed, ``enabled`` of them on."""
     from studio.ui.main_window import MainWindow
 
-    wheel = plugin_wheel(plugin_sandbox / "wheels" / "other-plugin", plugin_id="other-plugin",
-                         package="studio_tp_other", generator_id="other-plugin-gen")
-    unpack_plugin(paths.plugins_dir, wheel, "other-plugin")
+    for plugin_id, code in installed:
+        wheel = plugin_wheel(plugin_sandbox / "wheels" / plugin_id, plugin_id=plugin_id,
+                             package=f"studio_tp_{plugin_id.split('-')[0]}", generator_id=f"{plugin_id}-gen",
+                             generator_code=code)
+        unpack_plugin(paths.plugins_dir, wheel, plugin_id)
     host = PluginHost(paths.plugins_dir, scan_environment=False)
     host.refresh()
     for plugin_id in enabled:
