@@ -225,6 +225,9 @@ class MainWindow(QMainWindow):
             self.autosaver.start()
         except OSError as exc:
             self.status.set_message(f"Autosave is off: {exc}", error=True)
+        plugins = self.service.plugins
+        if plugins is not None and plugins.state_notice:  # a damaged list of enabled plugins, set aside: all are off
+            self.status.set_message(plugins.state_notice, error=True)
 
     def event(self, event: QEvent) -> bool:
         if not self._painted and event.type() == QEvent.Type.Paint:

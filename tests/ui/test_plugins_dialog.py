@@ -89,3 +89,35 @@ def test_the_dialog_says_that_a_damaged_list_of_enabled_plugins_was_set_aside(qt
         "line 1 column 1 (char 0)); it was set aside as state.json.broken and all plugins are off until you enable "
         "them again.")
     assert (plugins_dir / "state.json.broken").read_text() == "not json"
+
+
+def test_the_window_says_at_its_start_that_a_damaged_list_of_enabled_plugins_was_set_aside(  # noqa: ANN001
+        qtbot, qt_loop, studio_home, plugin_sandbox):
+    # It was only logged: the person learned why their plugins were all off when they opened the Plugins dialog.
+    from studio.core.environment import GeneratorEnvironment
+    from studio.core.paths import studio_paths
+    from studio.core.settings import load_settings
+    from studio.services.history_store import HistoryStore
+    from studio.services.jobs import JobService
+    from studio.services.outputs import OutputStore
+    from studio.ui.main_window import MainWindow
+
+    paths = studio_paths()
+    paths.plugins_dir.mkdir(parents=True, exist_ok=True)
+    (paths.plugins_dir / "state.json").write_text("not json")
+    host = PluginHost(paths.plugins_dir, scan_environment=False)
+    host.refresh()  # as the app does at its first frame, before the window starts
+    settings = load_settings(paths)
+    history = HistoryStore(paths.data_dir / "history.db")
+    service = JobService(None, GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
+                         OutputStore(settings.outputs_dir), history=history, plugins=host)
+    window = MainWindow(settings, service, paths.data_dir, history, paths.cache_dir)
+    qtbot.addWidget(window)
+    window.start()
+    try:
+        assert window.status.message_label.text() == host.state_notice
+        assert host.state_notice.startswith("The list of enabled plugins in ")
+        assert window.status.message_label.property("error")
+    finally:
+        window.close()
+        history.close()
