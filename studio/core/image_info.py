@@ -35,7 +35,6 @@ from studio.core.errors import ImageError
 from studio.core.hires import HiresFix, hires_from_settings
 from studio.core.image_text import PNG_SIGNATURE, read_exif_texts, read_png_texts
 from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe, parse_loras, split_parameters
-from studio.core.recipe_faults import unread_note, wrong_kinds_note
 from studio.core.requests import MAX_CFG, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from studio.core.sampler_names import missing_scheduler, studio_scheduler
 from studio.core.safe_text import escaped
@@ -190,6 +189,8 @@ def _from_studio(texts: dict[str, str], notes: list[str]) -> ImageInfo | None:
         try:
             recipe = Recipe.from_json(texts[STUDIO_CHUNK])
         except (ValueError, TypeError, AttributeError, RecursionError):
+            from studio.core.recipe_faults import unread_note  # pydantic's TypeAdapter: only for a faulty recipe
+
             notes.append(unread_note(texts[STUDIO_CHUNK]))
     recipe_json = texts[STUDIO_CHUNK] if recipe is not None else None
     if recipe is None and PARAMETERS_CHUNK in texts:
@@ -233,6 +234,8 @@ def _from_studio(texts: dict[str, str], notes: list[str]) -> ImageInfo | None:
         used |= {"controls"} if info.controls else set()
         used |= {"hires_scale", "hires_steps", "hires_strength", "hires_upscaler"} if info.hires else set()
         dropped = {name for name, value in read.items() if value is None}
+        from studio.core.recipe_faults import wrong_kinds_note  # not on the way to the window's first frame
+
         notes += filter(None, [wrong_kinds_note(recipe_json, dropped=dropped, used=used)])
     return info
 
