@@ -54,6 +54,24 @@ def help_in_a_fresh_process(home: Path, *args: str) -> tuple[str, str]:
     return " ".join(done.stdout.split()), done.stderr
 
 
+def three_pictures_of_which_one_was_written(tiny_model_dir: Path, tmp_path: Path, capsys, *extra: str  # noqa: ANN001
+                                            ) -> tuple[int, object, Path]:
+    """``studio generate`` of a batch of three foxes (seed 4) to ``tmp_path/fox.png`` that ends after its first
+    picture (how: ``extra`` arguments, or a generator put in place): only fox-1.png written, with its recipe, and
+    said. The exit status, what was printed (capsys's), and that first picture's path."""
+    from studio.cli import main
+    from studio.core.images import read_recipe
+
+    code = main(["generate", "--model", str(tiny_model_dir), "--prompt", "a fox", "--size", "64x64", "--seed", "4",
+                 "--batch-count", "3", *extra, "-o", str(tmp_path / "fox.png")])
+    said = capsys.readouterr()
+    first = tmp_path / "fox-1.png"
+    assert sorted(path.name for path in tmp_path.glob("fox*")) == ["fox-1.png"]
+    assert read_recipe(first).seed == 4
+    assert f"Saved {first} (seed 4, 64x64)" in said.out.splitlines()
+    return code, said, first
+
+
 class DirectContext:
     """The JobContext of a job run directly on a generator (no worker thread): records what it is told."""
 

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from studio_testing import three_pictures_of_which_one_was_written
 
 import studio.cli_generate as cli_generate
 from studio.cli import main
 from studio.cli_exit import EXIT_CANCELLED
 from studio.core.environment import GeneratorEnvironment
-from studio.core.images import read_recipe
 from studio.core.metadata import Recipe
 from studio.core.requests import GenerationRequest
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution, Registry
@@ -107,15 +107,8 @@ def test_a_ctrl_c_during_a_batch_writes_the_pictures_it_finished_and_says_where(
                                                                                 tiny_model_dir, tmp_path, capsys):
     # The first picture, finished as the cancel came, went to the outputs folder and the history, but not to -o:
     # the command stopped listening to the job at once, and said only "cancelled.".
-    output = tmp_path / "fox.png"
-    code = main(["generate", "--model", str(tiny_model_dir), "--prompt", "a fox", "--size", "64x64", "--seed", "4",
-                 "--batch-count", "3", "--post", "ctrl-c", "-o", str(output)])
-    said = capsys.readouterr()
-    first = tmp_path / "fox-1.png"
+    code, said, first = three_pictures_of_which_one_was_written(tiny_model_dir, tmp_path, capsys, "--post", "ctrl-c")
     assert code == EXIT_CANCELLED
-    assert sorted(path.name for path in tmp_path.glob("fox*")) == ["fox-1.png"]
-    assert read_recipe(first).seed == 4
-    assert f"Saved {first} (seed 4, 64x64)" in said.out.splitlines()
     assert said.err.splitlines()[-1] == f"studio: cancelled after 1 of 3 pictures; wrote {first}."
     history = HistoryStore(default_history_path())  # kept there too, as before
     try:

@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 from PIL import Image
+from studio_testing import three_pictures_of_which_one_was_written
 
 import studio.cli_generate as cli_generate
-from studio.cli import main
 from studio.cli_exit import EXIT_FAILED
 from studio.core.environment import GeneratorEnvironment
-from studio.core.images import read_recipe
 from studio.core.metadata import Recipe
 from studio.core.requests import GenerationRequest
 from studio.plugin_host.registry import GENERATOR, Contribution, Registry
@@ -47,15 +46,8 @@ def failing_engine(studio_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_batch_that_fails_part_way_says_which_pictures_it_wrote(failing_engine, tiny_model_dir, tmp_path,
                                                                   capsys):
     # The first picture was written to -o, but the command said only the failure: nobody knew it was there.
-    output = tmp_path / "fox.png"
-    code = main(["generate", "--model", str(tiny_model_dir), "--prompt", "a fox", "--size", "64x64", "--seed", "4",
-                 "--batch-count", "3", "-o", str(output)])
-    said = capsys.readouterr()
-    first = tmp_path / "fox-1.png"
+    code, said, first = three_pictures_of_which_one_was_written(tiny_model_dir, tmp_path, capsys)
     assert code == EXIT_FAILED
-    assert sorted(path.name for path in tmp_path.glob("fox*")) == ["fox-1.png"]
-    assert read_recipe(first).seed == 4
-    assert f"Saved {first} (seed 4, 64x64)" in said.out.splitlines()
     err = said.err.splitlines()
     failure = next(line for line in err if "the GPU fell over" in line)
     wrote = f"studio: failed after 1 of 3 pictures; wrote {first}."
