@@ -59,8 +59,8 @@ class HistoryActions(QObject):
     async def start(self) -> None:
         """Fill the gallery and the prompt box's recall list."""
         store = self.gallery.store
-        if store.notice:
-            self.window.status.set_message(store.notice, error=True)
+        if store.notice:  # a damaged history set aside, a read-only or a temporary one
+            self.window.status.add_notice(store.notice)
         prompts = await asyncio.to_thread(store.recent_prompts)
         self.panel.prompt_edit.set_history(prompts)
         await self.gallery.reload()

@@ -111,7 +111,7 @@ class MainWindow(QMainWindow):
         self._refresh_document_views()
         self.status.set_message("Ready. Write a prompt and press Generate (Ctrl+Enter).")
         if settings.load_note:  # said once: the settings saved next no longer hold what was set aside
-            self.status.set_message(settings.load_note, error=True)
+            self.status.add_notice(settings.load_note)
             settings.load_note = ""
 
     # -- construction --------------------------------------------------------------------------
@@ -220,14 +220,13 @@ class MainWindow(QMainWindow):
         choose = recovery_choice or (lambda saved: ask_to_restore(self, saved))
         self.recovery = self.actions_.run(offer_recovery(self, choose))
         try:
-            self.autosaver = Autosaver(self.data_dir / "autosave", self.snapshot,
-                                       on_failure=lambda text: self.status.set_message(text, error=True))
+            self.autosaver = Autosaver(self.data_dir / "autosave", self.snapshot, on_failure=self.status.add_notice)
             self.autosaver.start()
         except OSError as exc:
-            self.status.set_message(f"Autosave is off: {exc}", error=True)
+            self.status.add_notice(f"Autosave is off: {exc}")
         plugins = self.service.plugins
         if plugins is not None and plugins.state_notice:  # a damaged list of enabled plugins, set aside: all are off
-            self.status.set_message(plugins.state_notice, error=True)
+            self.status.add_notice(plugins.state_notice)
 
     def event(self, event: QEvent) -> bool:
         if not self._painted and event.type() == QEvent.Type.Paint:

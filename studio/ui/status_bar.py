@@ -1,4 +1,5 @@
-"""The status bar: job progress (step i/N, speed, elapsed), device, model and zoom."""
+"""The status bar: the latest message, standing notices, job progress (step i/N, speed, elapsed), device, model and
+zoom."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.events import JobProgress, StepRate, format_rate
+from studio.ui.status_notices import NoticesButton
 from studio.ui.theme import plain_tooltip, repolish
 
 ENGINE_STARTING = "Engine starting…"  # the device label until the engine reports its device
@@ -74,7 +76,11 @@ class StudioStatusBar(QStatusBar):
         self.device_label.setToolTip("The device that runs the models")
         self.zoom_label = QLabel("100%")
         self.zoom_label.setToolTip("Canvas zoom")
+        self.notices = NoticesButton()
+        self.notices.changed.connect(self._notices_changed)
+        self._shown_notice = ""  # the notice the message line shows, if it shows one
         self.addWidget(self.message_label, 1)
+        self.addPermanentWidget(self.notices)
         self.addPermanentWidget(self.progress_label)
         self.addPermanentWidget(self.progress)
         for label in (self.model_label, self.device_label, self.zoom_label):
@@ -93,6 +99,18 @@ class StudioStatusBar(QStatusBar):
         self.message_label.setProperty("error", error)
         self.message_label.setToolTip(plain_tooltip(text))
         repolish(self.message_label)
+        self._shown_notice = ""
+
+    def add_notice(self, text: str) -> None:
+        """A problem that stays true after it is said (a settings file set aside, autosave off): shown now, and kept
+        by the notices button, whatever messages replace it here, until the person dismisses it."""
+        self.notices.add(text)
+        self.set_message(text, error=True)
+        self._shown_notice = text
+
+    def _notices_changed(self) -> None:
+        if self._shown_notice and self._shown_notice not in self.notices.notices():  # dismissed: it goes from here too
+            self.set_message("")
 
     def set_device(self, text: str) -> None:
         self.device_label.setText(text)
