@@ -38,6 +38,7 @@ from studio.ui.theme import ACCENT, BASE, TEXT_DIM, icon
 log = logging.getLogger(__name__)
 CELL = 132
 STAR = "#f5c542"
+READ_ONLY = "the history is read-only: Studio may not write to it or to its folder"  # why Star and Delete are off
 DATE_RANGES = [("Any time", None), ("Today", 0), ("Last 7 days", 7), ("Last 30 days", 30),
                ("Last 365 days", 365), ("Custom range…", -1)]
 
@@ -163,6 +164,9 @@ class GalleryPanel(QWidget):
         self.star_button = self._button("star", "Star or unstar")
         self.reveal_button = self._button("folder", "Show the file in its folder")
         self.delete_button = self._button("remove", "Delete the entry and its files")
+        if store.read_only:  # opened only to read (app.open_history): a star or a deletion would fail
+            self.star_button.setToolTip(f"Star or unstar: not possible, {READ_ONLY}.")
+            self.delete_button.setToolTip(f"Delete the entry and its files: not possible, {READ_ONLY}.")
         for button in (self.load_button, self.rerun_button, self.use_button, self.star_button, self.reveal_button):
             actions.addWidget(button)
         actions.addStretch(1)
@@ -303,8 +307,10 @@ class GalleryPanel(QWidget):
         has_file = entry is not None and bool(entry.image_path) and entry.outcome == "ok"
         for button in (self.use_button, self.reveal_button):
             button.setEnabled(has_file)
-        for button in (self.load_button, self.rerun_button, self.star_button, self.delete_button):
+        for button in (self.load_button, self.rerun_button):
             button.setEnabled(entry is not None)
+        for button in (self.star_button, self.delete_button):
+            button.setEnabled(entry is not None and not self.store.read_only)
 
     def _run(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task:
         """Store work off the UI thread (another Studio may hold the write lock for seconds)."""
@@ -312,7 +318,15 @@ class GalleryPanel(QWidget):
 
     def toggle_star(self) -> asyncio.Task | None:
         entry = self.selected_entry()
-        return None if entry is None else self._run(self._set_starred(entry.id, not entry.starred))
+        if entry is None or self._refused_read_only("starred"):
+            return None
+        return self._run(self._set_starred(entry.id, not entry.starred))
+
+    def _refused_read_only(self, done: str) -> bool:
+        """Whether the history may not be written: said, for the Delete key (the buttons and menu are off)."""
+        if self.store.read_only:
+            self.failed.emit(f"Pictures cannot be {done} here: {READ_ONLY}.")
+        return self.store.read_only
 
     async def _set_starred(self, entry_id: int, starred: bool) -> None:
         try:
@@ -328,7 +342,7 @@ class GalleryPanel(QWidget):
 
     def delete_selected(self, confirm: bool = True) -> asyncio.Task | None:
         entry = self.selected_entry()
-        if entry is None:
+        if entry is None or self._refused_read_only("deleted"):
             return None
         if confirm:
             answer = QMessageBox.question(
@@ -368,12 +382,24 @@ class GalleryPanel(QWidget):
     def _context_menu(self, pos) -> None:  # noqa: ANN001
         if self.selected_entry() is None:
             return
-        menu = QMenu(self)
-        for text, slot in (("Load Parameters", self.load_button.click), ("Run Again", self.rerun_button.click),
-                           ("Use as Input", self.use_button.click), ("Star / Unstar", self.toggle_star),
-                           ("Show File", self.reveal), (None, None), ("Delete…", lambda: self.delete_selected())):
-            menu.addSeparator() if text is None else menu.addAction(text).triggered.connect(slot)
+        menu = self.context_menu()
         menu.exec(self.view.viewport().mapToGlobal(pos))
+
+    def context_menu(self) -> QMenu:
+        """The selected picture's menu: each entry as its button is (off, with the button's tooltip, where it is)."""
+        menu = QMenu(self)
+        menu.setToolTipsVisible(True)  # why an entry is off
+        for text, button in (("Load Parameters", self.load_button), ("Run Again", self.rerun_button),
+                             ("Use as Input", self.use_button), ("Star / Unstar", self.star_button),
+                             ("Show File", self.reveal_button), (None, None), ("Delete…", self.delete_button)):
+            if text is None:
+                menu.addSeparator()
+                continue
+            action = menu.addAction(text)
+            action.setEnabled(button.isEnabled())
+            action.setToolTip(button.toolTip())
+            action.triggered.connect(button.click)
+        return menu
 
 
 def _epoch(date: QDate) -> float:

@@ -495,3 +495,47 @@ def test_a_recalled_prompt_never_loses_the_draft_it_replaced(qtbot, window):  # 
         edit.undo()
         states.append(edit.toPlainText())
     assert "my long draft" in states
+
+
+def test_a_read_only_history_offers_no_star_or_delete_and_says_why(qtbot, qt_loop, tmp_path):  # noqa: ANN001
+    # Where Studio may not write to the data folder the window shows the history read-only; Star and Delete stayed
+    # on, and pressing them failed.
+    import asyncio
+
+    from studio.services.history_store import HistoryStore
+    from studio.ui.gallery_panel import GalleryPanel
+
+    picture = tmp_path / "fox.png"
+    save_image(Image.new("RGB", (64, 64), (200, 30, 30)), picture)
+    writer = HistoryStore(tmp_path / "history.db")
+    writer.add(HistoryEntry(prompt="a fox", image_path=str(picture)))
+    writer.close()
+    store = HistoryStore(tmp_path / "history.db", read_only=True)
+    gallery = GalleryPanel(store, tmp_path / "thumbs")
+    qtbot.addWidget(gallery)
+    try:
+        task = asyncio.ensure_future(gallery.reload())
+        qtbot.waitUntil(task.done, timeout=5000)
+        gallery.select_row(0)
+        assert gallery.load_button.isEnabled() and gallery.rerun_button.isEnabled() and gallery.use_button.isEnabled()
+        for button in (gallery.star_button, gallery.delete_button):
+            assert not button.isEnabled()
+            assert button.toolTip().endswith("not possible, the history is read-only: Studio may not write to it "
+                                             "or to its folder.")
+        menu = gallery.context_menu()
+        actions = {action.text(): action for action in menu.actions() if action.text()}
+        assert actions["Load Parameters"].isEnabled() and actions["Show File"].isEnabled()
+        assert not actions["Star / Unstar"].isEnabled() and not actions["Delete…"].isEnabled()
+        assert "read-only" in actions["Delete…"].toolTip()
+        gallery.show()
+        gallery.view.setFocus()
+        qtbot.waitUntil(gallery.view.hasFocus, timeout=2000)
+        with qtbot.waitSignal(gallery.failed, timeout=2000) as said:
+            qtbot.keyClick(gallery.view, Qt.Key.Key_Delete)  # the key has no button to be off: it says why
+        assert said.args == ["Pictures cannot be deleted here: the history is read-only: Studio may not write to "
+                             "it or to its folder."]
+        assert gallery.toggle_star() is None
+        assert picture.exists() and [(e.prompt, e.starred) for e in store.search()] == [("a fox", False)]
+    finally:
+        gallery.close()
+        store.close()
