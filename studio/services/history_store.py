@@ -121,6 +121,7 @@ class HistoryStore:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
         self.notice: str | None = None
+        self._notice_lock = threading.Lock()  # each thread's first connection may add to it
         self.read_only = read_only
         self._local = threading.local()
         self._closed = False
@@ -226,7 +227,9 @@ class HistoryStore:
         if self._closed:
             raise HistoryError("The history is closed.")
         if self.read_only:
-            conn, self.notice = connect_read_only(self.path, self.busy_timeout)
+            conn, notice = connect_read_only(self.path, self.busy_timeout)
+            if notice:
+                self._add_notice(notice)
         else:
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
@@ -241,6 +244,13 @@ class HistoryStore:
             raise
         self._local.conn = conn
         return conn
+
+    def _add_notice(self, text: str) -> None:
+        """Add a sentence to ``notice``: what one thread's connection or a repair found is kept, whatever another
+        thread's connection finds later (that one found no -wal file, the app's note on a read-only history…)."""
+        with self._notice_lock:
+            if text not in (self.notice or ""):
+                self.notice = " ".join(filter(None, (self.notice, text)))
 
     def _drop_connection(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -274,8 +284,8 @@ class HistoryStore:
             log.warning("The damaged search index of %s could not be rebuilt: %s", self.path, exc)
             return False
         log.warning("The search index of history database %s was damaged; rebuilt it from the entries", self.path)
-        self.notice = ("The history's search index was damaged, so Studio rebuilt it from the history; "
-                       "no entry was lost.")
+        self._add_notice("The history's search index was damaged, so Studio rebuilt it from the history; "
+                         "no entry was lost.")
         return True
 
     def _translate(self, exc: sqlite3.Error) -> HistoryError:

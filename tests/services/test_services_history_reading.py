@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 import pytest
 
@@ -62,6 +63,44 @@ def test_where_sqlite_cannot_make_its_shm_file_the_database_is_read_as_it_is_on_
     assert [e.prompt for e in store.search()] == ["a red fox"]
     assert store.notice == ("Its newest entries may be missing: they are still in its -wal file, which only a Studio "
                             "that may write there takes in.")
+    store.close()
+    writer.close()
+
+
+def _search_in_another_thread(store: HistoryStore) -> list[str]:
+    """What the gallery does: its searches run in worker threads, each with its own connection."""
+    found: list[str] = []
+    worker = threading.Thread(target=lambda: found.extend(e.prompt for e in store.search()))
+    worker.start()
+    worker.join(10)
+    return found
+
+
+def test_a_read_only_store_keeps_its_notice_whatever_another_thread_s_connection_finds(tmp_path, monkeypatch):
+    # Each thread's first connection set the notice to what it found: the -wal file's note one thread's connection
+    # gave was wiped by the next one's (none), and so was the window's own note on the read-only history.
+    path = made(tmp_path, "a red fox")
+    monkeypatch.setattr(history_reading, "_opened", _no_shm_here(history_reading._opened))
+    writer = HistoryStore(path)
+    writer._conn().execute("PRAGMA wal_autocheckpoint = 0")
+    writer.add(entry("a new fox"))  # in the -wal file only
+    store = HistoryStore(path, read_only=True)
+    wal_note = store.notice
+    assert wal_note and wal_note.startswith("Its newest entries may be missing")
+    writer.close()  # its last close takes the -wal file in: a connection made now finds none
+    assert not path.with_name("history.db-wal").exists()
+    assert _search_in_another_thread(store) == ["a new fox", "a red fox"]
+    assert store.notice == wal_note
+    store.close()
+
+    app_note = "The history database could not be opened for writing. Studio shows the history read-only."
+    writer = HistoryStore(path)
+    writer._conn().execute("PRAGMA wal_autocheckpoint = 0")
+    writer.add(entry("a third fox"))
+    store = HistoryStore(path, read_only=True)
+    store.notice = f"{app_note} {store.notice}"  # as app.open_history says it, the -wal file's note last
+    assert _search_in_another_thread(store) == ["a new fox", "a red fox"]  # the -wal file is still there
+    assert store.notice == f"{app_note} {wal_note}"  # not said twice, nor replaced
     store.close()
     writer.close()
 
