@@ -196,9 +196,7 @@ def _uninstall(host: PluginHost, plugin_id: str) -> int:
     if not record.found.managed:
         raise StudioError(f"{record.name} was installed into Python's environment, not by Studio; remove it with: "
                           f"{sys.executable} -m pip uninstall {record.found.distribution}")
-    host.set_enabled(plugin_id, False)  # (one that is off writes nothing: a read-only folder is said once, below)
-    _installer(host).uninstall(plugin_id)
-    host.refresh()
+    host.uninstall(plugin_id, _installer(host).uninstall)
     print(f"Removed {record.name} {record.version}.")
     return 0
 

@@ -187,6 +187,19 @@ def test_uninstalling_where_the_plugins_folder_cannot_be_written_is_one_sentence
     assert [p["id"] for p in plugins_listed(home)] == ["cli-plugin"]
 
 
+def test_an_enabled_plugin_that_cannot_be_removed_stays_enabled(tmp_path, wheel):
+    home = tmp_path / "home"
+    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
+    assert studio(home, "plugins", "enable", "cli-plugin").returncode == 0
+    plugins = home / "data" / "plugins"
+    shutil.rmtree(plugins / ".trash", ignore_errors=True)
+    (plugins / ".trash").write_text("x")  # where removed plugins go cannot be made
+    removed = studio(home, "plugins", "uninstall", "cli-plugin")
+    assert removed.returncode == 2
+    assert removed.stderr.startswith("studio: Could not remove cli-plugin:")
+    assert json.loads((plugins / "state.json").read_text()) == {"enabled": ["cli-plugin"]}  # as before
+
+
 def test_a_plugin_runs_when_its_cache_folder_cannot_be_made_and_says_so(tmp_path, wheel):
     home = tmp_path / "home"
     assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0

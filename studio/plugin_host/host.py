@@ -136,6 +136,27 @@ class PluginHost:
         self.refresh()
         return self.record(plugin_id)
 
+    def uninstall(self, plugin_id: str, remove_files: Callable[[str], None]) -> PluginRecord:
+        """Switch ``plugin_id`` off, then ``remove_files(plugin_id)`` (the installer's uninstall); returns the record
+        it had. Off first: a Studio that crashes midway must not find the id on with half its files. A removal
+        that fails (a read-only folder, files in use) leaves it as it was: one that was on stays on."""
+        record = self.record(plugin_id)
+        was_on = plugin_id in self.enabled_ids()
+        if was_on:
+            self.set_enabled(plugin_id, False)
+        try:
+            remove_files(plugin_id)
+        except BaseException:
+            if was_on:
+                try:
+                    self._save_enabled(plugin_id, True, record)
+                except StudioError as exc:  # the removal's own failure is the one to say
+                    log.warning("%s stays off: %s", record.name, exc)
+            self.refresh()
+            raise
+        self.refresh()
+        return record
+
     def after_install(self, plugin_id: str, updated: bool) -> bool:
         """Bring the list up to date once ``plugin_id`` was installed; returns whether it is enabled.
 

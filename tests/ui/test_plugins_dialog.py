@@ -121,3 +121,36 @@ def test_the_window_says_at_its_start_that_a_damaged_list_of_enabled_plugins_was
     finally:
         window.close()
         history.close()
+
+
+def test_an_enabled_plugin_whose_files_cannot_be_removed_stays_enabled_and_the_removal_runs_off_the_ui_thread(
+        qtbot, dialog, plugin_sandbox, monkeypatch):  # noqa: ANN001
+    import errno
+    import threading
+
+    from studio.plugin_host import installer as installer_module
+
+    host = dialog.host
+    wheel = plugin_wheel(plugin_sandbox / "wheels", plugin_id="dlg-plugin", package="studio_tp_dlg")
+    unpack_plugin(host.plugins_dir, wheel, "dlg-plugin")
+    host.refresh()
+    host.set_enabled("dlg-plugin", True)
+    dialog.reload("dlg-plugin")
+    threads: list[str] = []
+    made = installer_module.PluginInstaller.__init__
+
+    def noting_thread(self, *args: object, **kwargs: object) -> None:  # noqa: ANN001
+        threads.append(threading.current_thread().name)
+        made(self, *args, **kwargs)
+
+    def busy(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EBUSY, "Device or resource busy", str(host.plugins_dir / "dlg-plugin"))
+
+    monkeypatch.setattr(installer_module.PluginInstaller, "__init__", noting_thread)
+    monkeypatch.setattr(installer_module.tempfile, "mkdtemp", busy)
+    assert finished(qtbot, dialog.uninstall("dlg-plugin")) is False
+    assert dialog.message.text().startswith("Could not remove dlg-plugin")
+    assert host.record("dlg-plugin").status == "enabled"  # as it was: the removal did not happen
+    assert json.loads((host.plugins_dir / "state.json").read_text()) == {"enabled": ["dlg-plugin"]}
+    assert dialog.toggle_button.text() == "Disable"
+    assert threads and threading.main_thread().name not in threads  # its package scan (60-290 ms) is off the UI
