@@ -132,7 +132,7 @@ def run_app(print_startup_time: bool = False, open_path: str | None = None, safe
         plugins.refresh()  # manifests only (no plugin code runs); the picker and Filters menu follow
         if safe_mode:
             window.setWindowTitle("Studio (safe mode)")
-            window.status.set_message("Safe mode: no plugin is loaded this session.")
+            window.status.add_notice("Safe mode: no plugin is loaded this session.")
         window.start()  # subscribe first: no engine event can be missed
         # Engine thread: imports torch and picks the device in the background, then loads the picked model
         # while the person writes a prompt (unless a job comes first).

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox, QToo
 from studio import __version__
 from studio.core.document import Document, DocumentChange
 from studio.core.document_io import DocumentSnapshot
-from studio.core.errors import StudioError
+from studio.core.errors import StudioError, os_reason
 from studio.core.paths import studio_paths
 from studio.core.requests import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE
 from studio.core.settings import GenerationDefaults, Settings
@@ -223,10 +223,9 @@ class MainWindow(QMainWindow):
             self.autosaver = Autosaver(self.data_dir / "autosave", self.snapshot, on_failure=self.status.add_notice)
             self.autosaver.start()
         except OSError as exc:
-            self.status.add_notice(f"Autosave is off: {exc}")
-        plugins = self.service.plugins
-        if plugins is not None and plugins.state_notice:  # a damaged list of enabled plugins, set aside: all are off
-            self.status.add_notice(plugins.state_notice)
+            self.status.add_notice(f"Autosave is off: Studio could not make its folder in {self.data_dir / 'autosave'} "
+                                   f"({os_reason(exc)}), so unsaved work is not kept if Studio stops.")
+        self.plugin_actions.say_state_notice()
 
     def event(self, event: QEvent) -> bool:
         if not self._painted and event.type() == QEvent.Type.Paint:

@@ -53,13 +53,24 @@ class PluginActions(QObject):
         # Chain steps whose pictures are being saved (see _step), by id: the step (kept alive) and its values.
         self._unstored: dict[int, tuple[PostStepSetting, dict[str, Any]]] = {}
         self.edit_dialog = lambda dialog: dialog.exec() == QDialog.DialogCode.Accepted  # tests answer instead
+        self._state_notice = ""  # the damaged-list notice shown, while it stands (see say_state_notice)
         self.plugins_changed.connect(self.refresh)
         if self.host is not None:
             self.host.on_change = self.plugins_changed.emit
         window.document.add_listener(self._document_changed)
         self.refresh()
 
+    def say_state_notice(self) -> None:
+        """A damaged list of enabled plugins was set aside (all are off): a standing notice until the person enables
+        or disables a plugin, which writes a new list."""
+        if self.host is not None and self.host.state_notice:
+            self._state_notice = self.host.state_notice
+            self.window.status.add_notice(self._state_notice)
+
     def refresh(self) -> None:
+        if self._state_notice and self.host is not None and not self.host.state_notice:  # acted on
+            self.window.status.notices.dismiss(self._state_notice)
+            self._state_notice = ""
         registry = self.window.service.registry
         self.window.prompt_panel.set_generators(registry.contributions(GENERATOR))
         self._build_menu()

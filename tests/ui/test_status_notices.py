@@ -98,7 +98,8 @@ def test_a_window_started_with_several_problems_shows_every_one(  # noqa: ANN001
         qtbot.waitUntil(lambda: len(bar.notices.notices()) == 4, timeout=5000)  # the history's comes off a task
         notices = bar.notices.notices()
         assert settings_note.startswith("The settings file could not be read") and notices[0] == settings_note
-        assert notices[1].startswith("Autosave is off: ") and "Not a directory" in notices[1]
+        assert notices[1] == (f"Autosave is off: Studio could not make its folder in {paths.data_dir / 'autosave'} "
+                              "(Not a directory), so unsaved work is not kept if Studio stops.")
         assert notices[2] == host.state_notice
         assert notices[3] == history.notice and notices[3].startswith("The history database was damaged")
         assert bar.message_label.text() == history.notice  # the line shows the newest
@@ -112,6 +113,11 @@ def test_a_window_started_with_several_problems_shows_every_one(  # noqa: ANN001
         for label in popup.notice_labels():
             assert QLabel.text(label) == label.text()  # whole: wrapped, never elided
         _screenshot(window, popup).save(str(artifacts_dir / "main-window-notices.png"))
+
+        host.state_notice = ""  # as enabling or disabling a plugin does once it wrote a new list
+        host.refresh()
+        qtbot.waitUntil(lambda: len(bar.notices.notices()) == 3, timeout=5000)
+        assert notices[2] not in bar.notices.notices()
     finally:
         window.close()
         history.close()
