@@ -120,6 +120,7 @@ class GalleryPanel(QWidget):
         filters = QHBoxLayout()
         self.model_combo = QComboBox()
         self.model_combo.setToolTip("Only pictures made with this model")
+        self.model_combo.addItem("All models", None)  # until the history's models are read (reload)
         self.date_combo = QComboBox()
         for label, days in DATE_RANGES:
             self.date_combo.addItem(label, days)

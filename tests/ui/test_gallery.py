@@ -539,3 +539,17 @@ def test_a_read_only_history_offers_no_star_or_delete_and_says_why(qtbot, qt_loo
     finally:
         gallery.close()
         store.close()
+
+
+def test_the_model_filter_says_all_models_before_the_history_is_read(qtbot, tmp_path):  # noqa: ANN001
+    # It was empty until the first reload ran (a blank box beside "Any time" at the window's start).
+    from studio.services.history_store import HistoryStore
+    from studio.ui.gallery_panel import GalleryPanel
+
+    store = HistoryStore(tmp_path / "history.db")
+    gallery = GalleryPanel(store, tmp_path / "thumbs")
+    qtbot.addWidget(gallery)
+    try:
+        assert gallery.model_combo.currentText() == "All models" and gallery.model_combo.currentData() is None
+    finally:
+        store.close()
