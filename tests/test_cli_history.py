@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import re
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from studio_testing import run_studio
+from studio_testing import run_studio, why_root_cannot_give_up_writes, without_root_writes
 
 from studio.core.hashing import model_hash
 from studio.services.history_store import HistoryEntry
@@ -130,42 +129,17 @@ def test_rerun_remakes_the_picture_exactly_warns_about_a_changed_model_and_is_re
         assert np.array_equal(np.asarray(mask), np.asarray(made["mask"]))
 
 
-def _without_root_writes() -> None:
-    """In the child, before it runs Python: root gives up writing past file permissions (CAP_DAC_OVERRIDE leaves
-    the bounding set, so the new program never has it), and a read-only folder is read-only to it too."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_capbset_drop, cap_dac_override = 24, 1
-    if libc.prctl(pr_capbset_drop, cap_dac_override, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE)")
-
-
-def _why_root_cannot_give_up_writes() -> str | None:
-    """Why _without_root_writes would fail here, or None: a container without CAP_SETPCAP refuses the drop, and
-    raising in preexec_fn fails the test rather than skipping it. Tried in a child of its own, which it cannot
-    harm."""
-    if os.geteuid() != 0:
-        return None
-    tried = subprocess.run(
-        [sys.executable, "-c", "import ctypes, os, sys; libc = ctypes.CDLL(None, use_errno=True); "
-         "sys.exit(0 if libc.prctl(24, 1, 0, 0, 0) == 0 else os.strerror(ctypes.get_errno()))"],
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    if tried.returncode == 0:
-        return None
-    return (f"root cannot give up writing past file permissions here (prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE): "
-            f"{tried.stderr.strip() or tried.returncode}), so no folder is read-only to it")
-
-
 def studio_unable_to_write(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``studio ARGS`` as run_studio runs it, by a user bound by file permissions (root too)."""
     env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
     return subprocess.run([sys.executable, "-m", "studio", *args], env=env, cwd=home.parent, capture_output=True,
                           text=True, encoding="utf-8", timeout=240, stdin=subprocess.DEVNULL,
-                          preexec_fn=_without_root_writes if os.geteuid() == 0 else None)
+                          preexec_fn=without_root_writes if os.geteuid() == 0 else None)
 
 
 def test_search_show_and_rerun_read_a_history_studio_may_not_write(made, tmp_path):
     """On a read-only data folder every history command failed: 'could not be opened for writing'."""
-    if why := _why_root_cannot_give_up_writes():
+    if why := why_root_cannot_give_up_writes():
         pytest.skip(why)
     home = copy_home(made, tmp_path)
     data = home / "data"
