@@ -10,6 +10,7 @@ from pathlib import Path
 
 from studio.cli_exit import EXIT_BAD_INPUT
 from studio.cli_job import run_job
+from studio.cli_notes import say_note
 from studio.cli_params import check_contributions, check_post_processors, collect_params, parse_post_step
 from studio.cli_plugins import open_host
 from studio.cli_request import build_request, read_mask
@@ -57,7 +58,7 @@ def run_generate(args: argparse.Namespace) -> int:
     notes: list[str] = []
     prepared = prepare_request(build_request(args, settings, notes))
     for note in (*notes, *prepared.notes):
-        print(f"note: {note}", file=sys.stderr)
+        say_note(note)
     paths = studio_paths()
     env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     # A real generation: recorded in the history like the window's, its pictures kept in the outputs folder.

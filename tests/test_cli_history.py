@@ -91,7 +91,7 @@ def test_generate_records_its_job_and_search_and_show_print_it(made):
     assert lines[0].split() == ["ID", "DATE", "MODEL", "SEED", "OUTCOME", "PROMPT"]
     assert len(lines) == 2 and lines[1].split()[0] == "2" and " 78 " in lines[1]
     assert "\x1b" not in table.stdout and "\\x1b[31m" in lines[1]  # recorded text is shown escaped
-    assert "1 of 2 shown" in table.stderr
+    assert table.stderr == "note: 1 of 2 entries are shown; --limit shows more.\n"  # a notice, said as all are
 
     shown = studio(home, "history", "show", "1", "--json")
     assert json.loads(shown.stdout) == rows[1]
@@ -117,7 +117,7 @@ def test_rerun_remakes_the_picture_exactly_warns_about_a_changed_model_and_is_re
     sql(home, "UPDATE entries SET model_hash = '0000000000' WHERE id = 2")
     result = studio(home, "history", "rerun", "2", "-o", str(tmp_path / "again.png"))
     assert result.returncode == 0, result.stderr
-    assert "warning: The model file changed since history entry 2 was made (hash 0000000000 then" in result.stderr
+    assert "note: The model file changed since history entry 2 was made (hash 0000000000 then" in result.stderr
     with Image.open(tmp_path / "again.png") as again, Image.open(made["out"] / "fox-2.png") as original:
         assert np.array_equal(np.asarray(again), np.asarray(original))  # same seed, settings, source and mask
     rows = json.loads(studio(home, "history", "search", "--json").stdout)
@@ -256,13 +256,13 @@ def test_rerun_warns_of_each_lora_vae_and_controlnet_that_changed_or_is_gone(stu
     (models / "vae" / "soft.safetensors").unlink()
     ran = _requests_run(monkeypatch)
     assert main(["history", "rerun", str(entry_id), "-o", str(tmp_path / "again.png")]) == 0
-    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
-    assert warnings == [
-        (f"warning: The LoRA 'ink' is not the file this picture was made with (hash {then['ink']}, now {ink}): the "
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "made with" in line]
+    assert warnings == [  # notices, said as every other: the job runs
+        (f"note: The LoRA 'ink' is not the file this picture was made with (hash {then['ink']}, now {ink}): the "
          "result will differ."),
-        (f"warning: The VAE 'soft' this picture was made with (hash {then['soft']}) is missing, so it cannot be made "
+        (f"note: The VAE 'soft' this picture was made with (hash {then['soft']}) is missing, so it cannot be made "
          "the same way again."),
-        (f"warning: The ControlNet 'canny' is not the file this picture was made with (hash {then['canny']}, now "
+        (f"note: The ControlNet 'canny' is not the file this picture was made with (hash {then['canny']}, now "
          f"{canny}): the result will differ.")]
     assert len(ran) == 1  # a warning, not a refusal: the person may want the new files' picture
 
