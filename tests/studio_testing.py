@@ -34,12 +34,15 @@ from studio.services.jobs import EventStream, JobService
 from studio.services.outputs import OutputStore
 
 
-def run_studio(home: Path, *args: str, timeout: float = 240,
-               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m studio ARGS`` in a subprocess with its own STUDIO_HOME, on the CPU, no terminal to ask on."""
+def run_studio(home: Path, *args: str, timeout: float = 240, env: dict[str, str] | None = None,
+               bound_by_permissions: bool = False) -> subprocess.CompletedProcess[str]:
+    """``python -m studio ARGS`` in a subprocess with its own STUDIO_HOME, on the CPU, no terminal to ask on.
+    ``bound_by_permissions``: run by a user file permissions bind, root too (see without_root_writes)."""
     full_env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8", **(env or {}))
+    bound = bound_by_permissions and os.geteuid() == 0
     return subprocess.run([sys.executable, "-m", "studio", *args], env=full_env, cwd=home.parent, capture_output=True,
-                          text=True, encoding="utf-8", timeout=timeout, stdin=subprocess.DEVNULL)
+                          text=True, encoding="utf-8", timeout=timeout, stdin=subprocess.DEVNULL,
+                          preexec_fn=without_root_writes if bound else None)
 
 
 def without_root_writes() -> None:

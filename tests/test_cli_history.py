@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sqlite3
 import subprocess
-import sys
 from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from studio_testing import run_studio, why_root_cannot_give_up_writes, without_root_writes
+from studio_testing import run_studio, why_root_cannot_give_up_writes
 
 from studio.core.hashing import model_hash
 from studio.services.history_store import HistoryEntry
@@ -131,10 +129,7 @@ def test_rerun_remakes_the_picture_exactly_warns_about_a_changed_model_and_is_re
 
 def studio_unable_to_write(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``studio ARGS`` as run_studio runs it, by a user bound by file permissions (root too)."""
-    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
-    return subprocess.run([sys.executable, "-m", "studio", *args], env=env, cwd=home.parent, capture_output=True,
-                          text=True, encoding="utf-8", timeout=240, stdin=subprocess.DEVNULL,
-                          preexec_fn=without_root_writes if os.geteuid() == 0 else None)
+    return run_studio(home, *args, bound_by_permissions=True)
 
 
 def test_search_show_and_rerun_read_a_history_studio_may_not_write(made, tmp_path):
