@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED
+from studio.cli_notes import say_note
 from studio.core.errors import StudioError, first_line
 from studio.core.requests import MAX_CFG, SCHEDULER_NAMES, canonical_scheduler
 
@@ -39,7 +40,8 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--tiny", action="store_true",
                         help="use the tiny architecture on any device (the default on the CPU without --size)")
     parser.add_argument("--compile", action="store_true",
-                        help="also torch.compile the captured UNet step (opt-in: minutes of warm-up per shape)")
+                        help="on a CUDA GPU: also torch.compile the captured UNet step (opt-in: minutes of warm-up per "
+                             "shape; elsewhere it does nothing, and says so)")
     parser.add_argument("--plain-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                         help="plain diffusers' precision (default auto: float16 on CUDA, float32 on the CPU, as "
                              "diffusers' users run it); Studio's is its fast path's (bfloat16 on a CPU with "
@@ -71,7 +73,7 @@ def _bench(args: argparse.Namespace) -> int:
                                tiny=True if args.tiny else None, cfg=args.cfg, plain_dtype=args.plain_dtype)
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
     try:
-        result = bench.run_bench(config, studio_paths().cache_dir, say=say)
+        result = bench.run_bench(config, studio_paths().cache_dir, say=say, note=say_note)
     except bench.BenchFailed as exc:  # a side failed: it is named, and what it was doing
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -197,7 +197,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    from studio.cli_generate import check_output
+    from studio.cli_generate import check_output, say_if_compile_does_nothing
     from studio.cli_job import run_job
     from studio.cli_plugins import open_host
     from studio.core.environment import GeneratorEnvironment
@@ -222,6 +222,7 @@ def _rerun(args: argparse.Namespace) -> int:
         say_note(warning)  # it names recorded files: data, shown escaped
     for note in prepared.notes:
         say_note(note)
+    say_if_compile_does_nothing(prepared.request, env)  # the speed is the settings' (the entry's device may differ)
     try:
         recorded = not store.read_only  # the outputs folder keeps the pictures the history points at
         return run_job(prepared.request, env, [args.output],

@@ -152,7 +152,7 @@ def test_bench_takes_a_scheduler_in_any_case_as_generate_does(studio_home, monke
 
     ran: list[str] = []
 
-    def bench(config, cache_dir, say):  # noqa: ANN001, ANN202 - the engine's bench, not run here
+    def bench(config, cache_dir, say, note):  # noqa: ANN001, ANN202 - the engine's bench, not run here
         ran.append(config.scheduler)
         return {}
 

@@ -231,8 +231,10 @@ class _Side:
                 "main_thread_probe": figures.as_dict() if figures else None}
 
 
-def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Time both sides and return every figure; ``say`` gets progress lines."""
+def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] = print,
+              note: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Time both sides and return every figure; ``say`` gets progress lines, ``note`` (else ``say``) what the
+    person should know that does not stop it (``compile`` on a device where it does nothing)."""
     import diffusers
 
     quiet_imports()
@@ -244,8 +246,12 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     if config.plain_dtype != "auto" and config.plain_dtype not in PLAIN_DTYPES:
         raise InvalidRequest(f"Unknown precision {config.plain_dtype!r}; choose auto, {', '.join(PLAIN_DTYPES)}.")
     # The Speed setting the jobs carry decides the fast path's options (STUDIO_FAST_PATH overrides it), so
-    # the state read out below is the one the jobs use.
-    speed = "compile" if config.compile else "fast"
+    # the state read out below is the one the jobs use. torch.compile compiles the captured CUDA graph step: on
+    # another device there is none, and the figures say so ("compile": false).
+    compiles = config.compile and fast_path.platform_reason(device.kind, fast_path.FastPathOptions()) is None
+    if config.compile and not compiles:
+        (note or say)("--compile only applies on a CUDA GPU; running without it.")
+    speed = "compile" if compiles else "fast"
     options = fast_path.options_for(speed)
     plain_device = device if config.plain_dtype == "auto" else replace(device, dtype=PLAIN_DTYPES[config.plain_dtype])
     studio_device = job_device(device, options.enabled)
