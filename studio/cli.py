@@ -15,6 +15,7 @@ from studio.cli_control import add_control_flags
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_CANCELLED
 from studio.cli_history import add_history_parser
 from studio.cli_models import add_models_parser
+from studio.cli_notes import say_note
 from studio.cli_inspect import add_inspect_parser
 from studio.cli_params import add_param_flags, option_value
 from studio.cli_plugins import add_plugins_parser
@@ -30,7 +31,6 @@ from studio.core.requests import (
     SPEED_MODES,
     GenerationRequest,
 )
-from studio.core.safe_text import escaped
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -196,7 +196,7 @@ def _run_command(args: argparse.Namespace) -> int:
 
 
 class _NotesOnStderr(logging.Handler):
-    """Each note logged to it, said once on stderr as the command's other notes are (``note: …``)."""
+    """Each note logged to it, said once on stderr as the command's other notes are (``say_note``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -206,7 +206,7 @@ class _NotesOnStderr(logging.Handler):
         note = record.getMessage()
         if note not in self.said:  # a file with a bad value is read as it was by a second load: one note
             self.said.add(note)
-            print(f"note: {escaped(note)}", file=sys.stderr)
+            say_note(note)
 
 
 def _run(args: argparse.Namespace) -> int:

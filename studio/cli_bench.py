@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from typing import Any
 
-from studio.cli_exit import EXIT_BAD_INPUT, EXIT_CANCELLED
-from studio.core.errors import StudioError
+from studio.cli_exit import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED
+from studio.cli_notes import say_note
+from studio.core.errors import StudioError, first_line
 from studio.core.requests import MAX_CFG, SCHEDULER_NAMES, canonical_scheduler
 
 
@@ -38,7 +40,8 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--tiny", action="store_true",
                         help="use the tiny architecture on any device (the default on the CPU without --size)")
     parser.add_argument("--compile", action="store_true",
-                        help="also torch.compile the captured UNet step (opt-in: minutes of warm-up per shape)")
+                        help="on a CUDA GPU: also torch.compile the captured UNet step (opt-in: minutes of warm-up per "
+                             "shape; elsewhere it does nothing, and says so)")
     parser.add_argument("--plain-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                         help="plain diffusers' precision (default auto: float16 on CUDA, float32 on the CPU, as "
                              "diffusers' users run it); Studio's is its fast path's (bfloat16 on a CPU with "
@@ -47,23 +50,41 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    """Time both sides and print the figures. A side that fails (out of memory, an error in diffusers) is one
+    sentence naming it, exit EXIT_FAILED; bad input is refused before anything is built, exit EXIT_BAD_INPUT."""
     try:
         _check(args)
-        from studio.core.paths import studio_paths
-        from studio.engine.bench import BenchConfig
-        from studio.engine.bench import run_bench as bench
-
-        config = BenchConfig(family=args.family, size=args.size, steps=args.steps, batch=args.batch,
-                             runs=args.runs, scheduler=args.scheduler, device=args.device, compile=args.compile,
-                             tiny=True if args.tiny else None, cfg=args.cfg, plain_dtype=args.plain_dtype)
-        say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
-        result = bench(config, studio_paths().cache_dir, say=say)
     except StudioError as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    try:
+        return _bench(args)
     except KeyboardInterrupt:  # Ctrl+C: a sentence and the shell's code for it, not torch's traceback
         print("studio: bench stopped; nothing was measured.", file=sys.stderr)
         return EXIT_CANCELLED
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from studio.core.paths import studio_paths
+    from studio.engine import bench  # torch: once the input is checked
+
+    config = bench.BenchConfig(family=args.family, size=args.size, steps=args.steps, batch=args.batch,
+                               runs=args.runs, scheduler=args.scheduler, device=args.device, compile=args.compile,
+                               tiny=True if args.tiny else None, cfg=args.cfg, plain_dtype=args.plain_dtype)
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
+    try:
+        result = bench.run_bench(config, studio_paths().cache_dir, say=say, note=say_note)
+    except bench.BenchFailed as exc:  # a side failed: it is named, and what it was doing
+        print(f"studio: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except StudioError as exc:  # refused before any work: no CUDA GPU where asked for, not enough memory
+        print(f"studio: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # outside either side's work: a sentence here, the traceback in Studio's log
+        logging.getLogger(__name__).exception("studio bench failed")
+        print(f"studio: The bench failed ({type(exc).__name__}: {first_line(exc)}), so it has no figures.",
+              file=sys.stderr)
+        return EXIT_FAILED
     print(json.dumps(result) if args.json else report(result))
     return 0
 

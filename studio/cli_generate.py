@@ -10,6 +10,7 @@ from pathlib import Path
 
 from studio.cli_exit import EXIT_BAD_INPUT
 from studio.cli_job import run_job
+from studio.cli_notes import say_note
 from studio.cli_params import check_contributions, check_post_processors, collect_params, parse_post_step
 from studio.cli_plugins import open_host
 from studio.cli_request import build_request, read_mask
@@ -17,7 +18,7 @@ from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.images import SAVE_FORMATS, open_image
 from studio.core.paths import studio_paths
-from studio.core.requests import PostProcessRequest, prepare_request
+from studio.core.requests import GenerationRequest, PostProcessRequest, prepare_request
 from studio.core.settings import load_settings
 from studio.plugin_host.registry import GENERATOR
 from studio.services.outputs import OutputStore
@@ -57,9 +58,10 @@ def run_generate(args: argparse.Namespace) -> int:
     notes: list[str] = []
     prepared = prepare_request(build_request(args, settings, notes))
     for note in (*notes, *prepared.notes):
-        print(f"note: {note}", file=sys.stderr)
+        say_note(note)
     paths = studio_paths()
     env = GeneratorEnvironment.from_settings(settings, paths, args.device)
+    say_if_compile_does_nothing(prepared.request, env, "--speed compile" if args.speed == "compile" else "")
     # A real generation: recorded in the history like the window's, its pictures kept in the outputs folder.
     history = try_open_history()
     try:
@@ -69,6 +71,19 @@ def run_generate(args: argparse.Namespace) -> int:
     finally:
         if history is not None:
             history.close()
+
+
+def say_if_compile_does_nothing(request: GenerationRequest, env: GeneratorEnvironment, given_as: str = "") -> None:
+    """A note where the request asks for torch.compile (Speed compile) on a device without CUDA, where it changes
+    nothing (the fast path it compiles is CUDA graphs): said once, before the job, not left to be wondered at.
+    ``given_as``: the option it came from ("--speed compile"); empty where it came from the settings."""
+    if request.speed != "compile" or request.generator != "diffusers":
+        return
+    from studio.engine.device import select_device  # torch: the job imports it next anyway
+
+    if select_device(env.device).kind != "cuda":
+        asked = given_as or "The speed setting compile (torch.compile)"
+        say_note(f"{asked} only applies on a CUDA GPU; running without it.")
 
 
 def run_postprocess(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_FAILED
+from studio.cli_notes import say_note
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.events import format_seconds
 from studio.core.hires import HiresFix, hires_summary
@@ -107,7 +108,7 @@ def open_history(*, for_reading: bool = False) -> HistoryStore:
             raise HistoryNotWritable(f"The history database {path} could not be opened, for writing or for "
                                      "reading; check that it is there and that Studio may read it.") from None
     if store.notice:
-        print(f"note: {store.notice}", file=sys.stderr)
+        say_note(store.notice)
     return store
 
 
@@ -118,7 +119,7 @@ def try_open_history() -> HistoryStore | None:
     try:
         return open_history()
     except HistoryError as exc:
-        print(f"note: {exc} This job is not recorded in the history.", file=sys.stderr)
+        say_note(f"{exc} This job is not recorded in the history.")
         return None
 
 
@@ -151,7 +152,7 @@ def _search(args: argparse.Namespace) -> int:
         print(f"{e.id:>6}{star} {_date(e.created):16}  {_clip(_one_line(e.model_name), 20):20}  {e.seed:>10}  "
               f"{e.outcome:9}  {_clip(_one_line(e.prompt), PROMPT_COLUMN)}")
     if total > len(entries):
-        print(f"({len(entries)} of {total} shown; --limit shows more)", file=sys.stderr)
+        say_note(f"{len(entries)} of {total} entries are shown; --limit shows more.")
     return 0
 
 
@@ -196,7 +197,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    from studio.cli_generate import check_output
+    from studio.cli_generate import check_output, say_if_compile_does_nothing
     from studio.cli_job import run_job
     from studio.cli_plugins import open_host
     from studio.core.environment import GeneratorEnvironment
@@ -211,16 +212,17 @@ def _rerun(args: argparse.Namespace) -> int:
     store = open_history(for_reading=True)
     entry = _entry_or_refuse(store, args.id)
     if store.read_only:  # read where it may not be written: the run goes ahead, unrecorded
-        print(f"note: Studio may not write to the history database {store.path}; this job is not recorded in the "
-              "history.", file=sys.stderr)
+        say_note(f"Studio may not write to the history database {store.path}; this job is not recorded in the "
+                 "history.")
     paths = studio_paths()
     settings = load_settings(paths)
     prepared = prepare_request(request_for_entry(entry, settings))
     env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     for warning in changed_file_warnings(entry, env.models_root, paths.cache_dir / "model-hashes.json"):
-        print(f"warning: {_safe(warning)}", file=sys.stderr)  # it names recorded files: data, shown escaped
+        say_note(warning)  # it names recorded files: data, shown escaped
     for note in prepared.notes:
-        print(f"note: {note}", file=sys.stderr)
+        say_note(note)
+    say_if_compile_does_nothing(prepared.request, env)  # the speed is the settings' (the entry's device may differ)
     try:
         recorded = not store.read_only  # the outputs folder keeps the pictures the history points at
         return run_job(prepared.request, env, [args.output],

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio.cli_exit import EXIT_CANCELLED, EXIT_FAILED
+from studio.cli_notes import say_note
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import StudioError, and_list, os_reason
 from studio.core.events import (
@@ -215,8 +216,8 @@ class _JobView:
 
     def _finished(self, event: JobFinished) -> int:
         self._said_saved(event.outputs)
-        for warning in event.warnings:
-            print(f"studio: {warning}", file=sys.stderr)
+        for warning in event.warnings:  # what went wrong without stopping the job (a filter failed): first
+            say_note(warning)
         self._notes(event.notes)
         asked = self.outcome.asked
         if len(event.outputs) < asked:  # a plugin generator that made fewer than asked for
@@ -230,4 +231,4 @@ class _JobView:
     @staticmethod
     def _notes(notes: tuple[str, ...]) -> None:
         for note in notes:
-            print(f"note: {note}", file=sys.stderr)
+            say_note(note)

@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED
-from studio.core.errors import JobCancelledError, StudioError
+from studio.cli_notes import say_note
+from studio.core.errors import JobCancelledError, StudioError, os_reason
 from studio.core.model_library import KIND_FOLDERS, LibraryItem, format_size, scan_library, with_hashes
 from studio.core.paths import studio_paths
 from studio.core.settings import Settings, load_settings, save_settings
@@ -170,7 +171,8 @@ def _link(settings: Settings, path: Path) -> int:
     if item is not None and not item.usable:
         raise StudioError(f"{item.problem} Nothing was linked.")
     settings.extra_model_paths = link_folder(path, settings.extra_model_paths)
-    save_settings(settings)
+    if not _links_saved(settings, f"{path} was not linked"):
+        return EXIT_FAILED
     if item is not None:
         print(f"Linked {path}: {item.label}, listed as {item.name}.")
         return 0
@@ -210,14 +212,32 @@ def _remove(settings: Settings, name: str, yes: bool) -> int:
             f"Delete {item.name} ({item.label}, {format_size(item.size)}) at {item.path}?"
         if not _confirmed(question):
             return EXIT_FAILED
-    item, links = remove_model(name, settings.models_dir, settings.extra_model_paths)
+    notes: list[str] = []
+    item, links = remove_model(name, settings.models_dir, settings.extra_model_paths, notes)
     if links != settings.extra_model_paths:
         settings.extra_model_paths = links
-        save_settings(settings)
+        if not _links_saved(settings, f"{item.path} is still linked"):
+            return EXIT_FAILED
         print(f"Unlinked {item.path} (its files are untouched).")
     else:
         print(f"Removed {item.name} ({item.path}).")
+    for note in notes:
+        say_note(note)
     return 0
+
+
+def _links_saved(settings: Settings, not_done: str) -> bool:
+    """Save the settings, where the linked folders are listed; where they cannot be written (read-only, a full
+    disk), one sentence saying what was not done, since the change lived only there."""
+    try:
+        save_settings(settings)
+    except StudioError as exc:
+        cause = exc.__cause__
+        reason = os_reason(cause) if isinstance(cause, OSError) else str(exc).rstrip(".")
+        print(f"studio: {not_done}: Studio lists its linked folders in the settings file "
+              f"{studio_paths().settings_file}, which could not be written ({reason}).", file=sys.stderr)
+        return False
+    return True
 
 
 def _download(settings: Settings, repo_id: str, revision: str | None, endpoint: str | None, yes: bool) -> int:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_FAILED
+from studio.cli_notes import say_note
 from studio.core.errors import StudioError
 from studio.core.paths import studio_paths
 from studio.core.safe_text import escaped
@@ -62,7 +63,7 @@ def run_plugins(args: argparse.Namespace) -> int:
         # Safe mode loads no plugin: the list says so. The other commands run no plugin code anyway.
         host = open_host(safe_mode=command == "list" and getattr(args, "safe_mode", False))
         if host.state_notice:  # a damaged list of enabled plugins, set aside
-            print(f"studio: {host.state_notice}", file=sys.stderr)
+            say_note(host.state_notice)
         if command == "list":
             return _list(host, args.json)
         if command in ("enable", "disable"):

@@ -6,6 +6,7 @@ Importable from every test module because tests/conftest.py puts this folder on 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import subprocess
 import sys
@@ -33,12 +34,40 @@ from studio.services.jobs import EventStream, JobService
 from studio.services.outputs import OutputStore
 
 
-def run_studio(home: Path, *args: str, timeout: float = 240,
-               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m studio ARGS`` in a subprocess with its own STUDIO_HOME, on the CPU, no terminal to ask on."""
+def run_studio(home: Path, *args: str, timeout: float = 240, env: dict[str, str] | None = None,
+               bound_by_permissions: bool = False) -> subprocess.CompletedProcess[str]:
+    """``python -m studio ARGS`` in a subprocess with its own STUDIO_HOME, on the CPU, no terminal to ask on.
+    ``bound_by_permissions``: run by a user file permissions bind, root too (see without_root_writes)."""
     full_env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8", **(env or {}))
+    bound = bound_by_permissions and os.geteuid() == 0
     return subprocess.run([sys.executable, "-m", "studio", *args], env=full_env, cwd=home.parent, capture_output=True,
-                          text=True, encoding="utf-8", timeout=timeout, stdin=subprocess.DEVNULL)
+                          text=True, encoding="utf-8", timeout=timeout, stdin=subprocess.DEVNULL,
+                          preexec_fn=without_root_writes if bound else None)
+
+
+def without_root_writes() -> None:
+    """In the child, before it runs Python: root gives up writing past file permissions (CAP_DAC_OVERRIDE leaves
+    the bounding set, so the new program never has it), and a read-only folder is read-only to it too."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_capbset_drop, cap_dac_override = 24, 1
+    if libc.prctl(pr_capbset_drop, cap_dac_override, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE)")
+
+
+def why_root_cannot_give_up_writes() -> str | None:
+    """Why without_root_writes would fail here, or None: a container without CAP_SETPCAP refuses the drop, and
+    raising in preexec_fn fails the test rather than skipping it. Tried in a child of its own, which it cannot
+    harm."""
+    if os.geteuid() != 0:
+        return None
+    tried = subprocess.run(
+        [sys.executable, "-c", "import ctypes, os, sys; libc = ctypes.CDLL(None, use_errno=True); "
+         "sys.exit(0 if libc.prctl(24, 1, 0, 0, 0) == 0 else os.strerror(ctypes.get_errno()))"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    if tried.returncode == 0:
+        return None
+    return (f"root cannot give up writing past file permissions here (prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE): "
+            f"{tried.stderr.strip() or tried.returncode}), so no folder is read-only to it")
 
 
 HELP_LOADS_TORCH = ("import sys\nfrom studio.cli import main\ntry:\n    main(sys.argv[1:])\n"

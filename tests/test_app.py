@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _env(studio_home) -> dict[str, str]:  # noqa: ANN001
     return {**os.environ, "STUDIO_HOME": str(studio_home), "QT_QPA_PLATFORM": "offscreen"}
@@ -122,6 +124,8 @@ import asyncio, json, sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
 
+import pytest
+
 import qasync
 from PySide6.QtWidgets import QApplication
 from studio_testing import collect_until_done, fake_registry, fake_request, run, terminal
@@ -202,11 +206,14 @@ def test_a_read_only_data_folder_shows_the_real_history_read_only_and_jobs_still
     pictures were gone from the gallery and search for the session. Now the real one is shown, read-only; a new
     picture is saved (in a writable outputs folder, or handed on unsaved with a note), never recorded, and no
     write is tried (which failed once per picture, each with a note)."""
-    from test_cli_history import _without_root_writes
+    from studio_testing import why_root_cannot_give_up_writes, without_root_writes
 
     from studio.core.paths import studio_paths
     from studio.core.settings import load_settings, save_settings
     from studio.services.history_store import HistoryEntry, HistoryStore
+
+    if why := why_root_cannot_give_up_writes():
+        pytest.skip(why)
 
     paths = studio_paths()
     settings = load_settings(paths)
@@ -224,7 +231,7 @@ def test_a_read_only_data_folder_shows_the_real_history_read_only_and_jobs_still
     script = READ_ONLY_WINDOW.format(tests=str(Path(__file__).parent), engine=str(tmp_path / "engine"))
     try:
         done = subprocess.run([sys.executable, "-c", script], env=_env(studio_home), capture_output=True, text=True,
-                              timeout=180, preexec_fn=_without_root_writes if os.geteuid() == 0 else None)
+                              timeout=180, preexec_fn=without_root_writes if os.geteuid() == 0 else None)
     finally:
         for path in [data, *files]:
             path.chmod(0o755 if path.is_dir() else 0o644)

@@ -527,7 +527,7 @@ def test_a_filter_that_failed_is_said_before_the_finished_job_s_notes(tmp_path, 
     failed = "The plugin Boom failed (RuntimeError: kaput). The picture was kept without Boom."
     _generate_ending_with(JobFinished(1, (), 0.5, notes=("A note.",), warnings=(failed,)), tmp_path, monkeypatch)
     lines = capsys.readouterr().err.splitlines()
-    assert lines.index(f"studio: {failed}") < lines.index("note: A note.")
+    assert lines.index(f"note: {failed}") < lines.index("note: A note.")  # not stopped by it: a notice, said first
 
 
 def test_an_unknown_hires_upscaler_is_bad_input_said_before_the_engine_starts(tiny_model_dir, home, tmp_path):

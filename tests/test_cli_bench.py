@@ -152,7 +152,7 @@ def test_bench_takes_a_scheduler_in_any_case_as_generate_does(studio_home, monke
 
     ran: list[str] = []
 
-    def bench(config, cache_dir, say):  # noqa: ANN001, ANN202 - the engine's bench, not run here
+    def bench(config, cache_dir, say, note):  # noqa: ANN001, ANN202 - the engine's bench, not run here
         ran.append(config.scheduler)
         return {}
 
@@ -165,3 +165,68 @@ def test_bench_takes_a_scheduler_in_any_case_as_generate_does(studio_home, monke
     assert capsys.readouterr().err == (f"studio: Unknown scheduler 'fastest'; --scheduler takes one of: "
                                        f"{', '.join(SCHEDULER_NAMES)}.\n")
     assert ran == ["Euler a", "DPM++ 2M Karras", "DDIM"]
+
+
+PLAIN_OUT_OF_MEMORY = ("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.19 GiB of "
+                       "which 1.02 GiB is free. Including non-PyTorch memory, this process has 78.16 GiB memory in "
+                       "use. If reserved but unallocated memory is large try setting "
+                       "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation.")
+
+
+def _bench_failing(monkeypatch, capsys, where: str, error: Exception) -> tuple[int, str, str]:  # noqa: ANN001
+    """``studio bench --runs 1`` on the CPU, in this process, with ``error`` raised by plain diffusers' pipeline at
+    its first call ("plain warm-up") or its second ("plain run"), or by Studio's generator ("studio warm-up")."""
+    import diffusers
+
+    from studio.cli import main
+    from studio.engine.diffusion import DiffusersGenerator
+
+    calls = {"plain": 0}
+    plain_call = diffusers.StableDiffusionPipeline.__call__
+
+    def plain(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 - diffusers' own signature
+        if "callback_on_step_end" in kwargs:  # Studio's generator calls the pipeline too, to follow every step
+            return plain_call(self, *args, **kwargs)
+        calls["plain"] += 1
+        if where == "plain warm-up" or (where == "plain run" and calls["plain"] == 2):
+            raise error
+        return plain_call(self, *args, **kwargs)
+
+    def studio(self, request, context):  # noqa: ANN001, ANN202
+        raise error
+        yield
+
+    monkeypatch.setattr(diffusers.StableDiffusionPipeline, "__call__", plain)
+    if where == "studio warm-up":
+        monkeypatch.setattr(DiffusersGenerator, "generate", studio)
+    code = main(["bench", "--device", "cpu", "--runs", "1"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(("where", "error", "said"), [
+    ("plain warm-up", "out of memory",
+     "studio: Plain diffusers ran out of memory in its warm-up (it asked for 2.00 GiB more), so the bench has no "
+     "figures; a smaller --size or --batch needs less.\n"),
+    ("plain run", "runtime",
+     "studio: Plain diffusers failed in timed run 1 of 1 (RuntimeError: Expected all tensors to be on the same "
+     "device, but found at least two devices), so the bench has no figures.\n"),
+    ("studio warm-up", "runtime",
+     "studio: Studio failed in its warm-up (RuntimeError: Expected all tensors to be on the same device, but found "
+     "at least two devices), so the bench has no figures.\n"),
+])
+def test_a_side_that_fails_is_one_sentence_naming_it_not_a_traceback(studio_home, monkeypatch, capsys, where, error,
+                                                                     said):
+    """torch's OutOfMemoryError or a RuntimeError from diffusers ended `studio bench` in a Python traceback."""
+    import torch
+
+    from studio.cli_exit import EXIT_FAILED
+    from studio.core.paths import studio_paths
+
+    raised = torch.OutOfMemoryError(PLAIN_OUT_OF_MEMORY) if error == "out of memory" else RuntimeError(
+        "Expected all tensors to be on the same device, but found at least two devices.\nMore lines of detail.")
+    code, out, err = _bench_failing(monkeypatch, capsys, where, raised)
+    assert code == EXIT_FAILED
+    assert err.splitlines(keepends=True)[-1] == said and "Traceback" not in err
+    assert "Studio is " not in out  # no report without its figures
+    assert "Traceback" in (studio_paths().data_dir / "studio.log").read_text(encoding="utf-8")  # kept for a bug report

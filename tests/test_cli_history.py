@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
-import os
 import re
 import shutil
 import sqlite3
 import subprocess
-import sys
 from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from studio_testing import run_studio
+from studio_testing import run_studio, why_root_cannot_give_up_writes
 
 from studio.core.hashing import model_hash
 from studio.services.history_store import HistoryEntry
@@ -92,7 +89,7 @@ def test_generate_records_its_job_and_search_and_show_print_it(made):
     assert lines[0].split() == ["ID", "DATE", "MODEL", "SEED", "OUTCOME", "PROMPT"]
     assert len(lines) == 2 and lines[1].split()[0] == "2" and " 78 " in lines[1]
     assert "\x1b" not in table.stdout and "\\x1b[31m" in lines[1]  # recorded text is shown escaped
-    assert "1 of 2 shown" in table.stderr
+    assert table.stderr == "note: 1 of 2 entries are shown; --limit shows more.\n"  # a notice, said as all are
 
     shown = studio(home, "history", "show", "1", "--json")
     assert json.loads(shown.stdout) == rows[1]
@@ -118,7 +115,7 @@ def test_rerun_remakes_the_picture_exactly_warns_about_a_changed_model_and_is_re
     sql(home, "UPDATE entries SET model_hash = '0000000000' WHERE id = 2")
     result = studio(home, "history", "rerun", "2", "-o", str(tmp_path / "again.png"))
     assert result.returncode == 0, result.stderr
-    assert "warning: The model file changed since history entry 2 was made (hash 0000000000 then" in result.stderr
+    assert "note: The model file changed since history entry 2 was made (hash 0000000000 then" in result.stderr
     with Image.open(tmp_path / "again.png") as again, Image.open(made["out"] / "fox-2.png") as original:
         assert np.array_equal(np.asarray(again), np.asarray(original))  # same seed, settings, source and mask
     rows = json.loads(studio(home, "history", "search", "--json").stdout)
@@ -130,42 +127,14 @@ def test_rerun_remakes_the_picture_exactly_warns_about_a_changed_model_and_is_re
         assert np.array_equal(np.asarray(mask), np.asarray(made["mask"]))
 
 
-def _without_root_writes() -> None:
-    """In the child, before it runs Python: root gives up writing past file permissions (CAP_DAC_OVERRIDE leaves
-    the bounding set, so the new program never has it), and a read-only folder is read-only to it too."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_capbset_drop, cap_dac_override = 24, 1
-    if libc.prctl(pr_capbset_drop, cap_dac_override, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE)")
-
-
-def _why_root_cannot_give_up_writes() -> str | None:
-    """Why _without_root_writes would fail here, or None: a container without CAP_SETPCAP refuses the drop, and
-    raising in preexec_fn fails the test rather than skipping it. Tried in a child of its own, which it cannot
-    harm."""
-    if os.geteuid() != 0:
-        return None
-    tried = subprocess.run(
-        [sys.executable, "-c", "import ctypes, os, sys; libc = ctypes.CDLL(None, use_errno=True); "
-         "sys.exit(0 if libc.prctl(24, 1, 0, 0, 0) == 0 else os.strerror(ctypes.get_errno()))"],
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
-    if tried.returncode == 0:
-        return None
-    return (f"root cannot give up writing past file permissions here (prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE): "
-            f"{tried.stderr.strip() or tried.returncode}), so no folder is read-only to it")
-
-
 def studio_unable_to_write(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``studio ARGS`` as run_studio runs it, by a user bound by file permissions (root too)."""
-    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
-    return subprocess.run([sys.executable, "-m", "studio", *args], env=env, cwd=home.parent, capture_output=True,
-                          text=True, encoding="utf-8", timeout=240, stdin=subprocess.DEVNULL,
-                          preexec_fn=_without_root_writes if os.geteuid() == 0 else None)
+    return run_studio(home, *args, bound_by_permissions=True)
 
 
 def test_search_show_and_rerun_read_a_history_studio_may_not_write(made, tmp_path):
     """On a read-only data folder every history command failed: 'could not be opened for writing'."""
-    if why := _why_root_cannot_give_up_writes():
+    if why := why_root_cannot_give_up_writes():
         pytest.skip(why)
     home = copy_home(made, tmp_path)
     data = home / "data"
@@ -282,13 +251,13 @@ def test_rerun_warns_of_each_lora_vae_and_controlnet_that_changed_or_is_gone(stu
     (models / "vae" / "soft.safetensors").unlink()
     ran = _requests_run(monkeypatch)
     assert main(["history", "rerun", str(entry_id), "-o", str(tmp_path / "again.png")]) == 0
-    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: ")]
-    assert warnings == [
-        (f"warning: The LoRA 'ink' is not the file this picture was made with (hash {then['ink']}, now {ink}): the "
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "made with" in line]
+    assert warnings == [  # notices, said as every other: the job runs
+        (f"note: The LoRA 'ink' is not the file this picture was made with (hash {then['ink']}, now {ink}): the "
          "result will differ."),
-        (f"warning: The VAE 'soft' this picture was made with (hash {then['soft']}) is missing, so it cannot be made "
+        (f"note: The VAE 'soft' this picture was made with (hash {then['soft']}) is missing, so it cannot be made "
          "the same way again."),
-        (f"warning: The ControlNet 'canny' is not the file this picture was made with (hash {then['canny']}, now "
+        (f"note: The ControlNet 'canny' is not the file this picture was made with (hash {then['canny']}, now "
          f"{canny}): the result will differ.")]
     assert len(ran) == 1  # a warning, not a refusal: the person may want the new files' picture
 

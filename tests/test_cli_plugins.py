@@ -304,7 +304,7 @@ def test_a_damaged_list_of_enabled_plugins_is_said_set_aside_and_not_overwritten
     (plugins / "state.json").write_text('{"enabled": ["cli-plugin"')  # cut short
     listed = studio(home, "plugins", "list")
     assert listed.returncode == 0 and "[disabled]" in listed.stdout
-    assert listed.stderr == (f"studio: The list of enabled plugins in {plugins / 'state.json'} could not be read "
+    assert listed.stderr == (f"note: The list of enabled plugins in {plugins / 'state.json'} could not be read "
                              "(not JSON: Expecting ',' delimiter: line 1 column 26 (char 25)); it was set aside as "
                              "state.json.broken and all plugins are off until you enable them again.\n")
     enabled = studio(home, "plugins", "enable", "cli-plugin")

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
+import re
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +32,7 @@ import torch
 from PIL import Image
 
 from studio.core.environment import GeneratorEnvironment
-from studio.core.errors import InvalidRequest
+from studio.core.errors import InvalidRequest, StudioError, first_line
 from studio.core.events import JobPreview, JobProgress
 from studio.core.requests import GenerationRequest
 from studio.engine import fast_path
@@ -44,6 +47,8 @@ from studio.engine.schedulers import make_scheduler
 from studio.engine.single_file import config_folder
 from studio.engine.thread_probe import ThreadProbe
 from studio.engine.worker import Job, WorkerContext, share_the_interpreter
+
+log = logging.getLogger(__name__)
 
 FAMILIES = {"sd15": ("sd1", 512), "sdxl": ("sdxl", 1024)}
 TINY_DIVISOR = 8
@@ -77,6 +82,41 @@ class BenchConfig:
     prompt: str = "a watercolor fox in a misty forest"
     negative: str = "blurry"
     plain_dtype: str = "auto"  # auto: the device's own (float16 on CUDA, float32 on the CPU), or a PLAIN_DTYPES name
+
+
+class BenchFailed(StudioError):
+    """One side failed (or ran out of memory) while its pipeline was built or its pictures made: no figures."""
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or (isinstance(exc, RuntimeError) and any(
+        words in str(exc).lower() for words in ("out of memory", "can't allocate memory")))  # MPS's, the CPU's
+
+
+def failure_sentence(who: str, doing: str, exc: BaseException, device: DeviceInfo) -> str:
+    """One sentence for ``exc`` raised while ``who`` (a side) was ``doing`` something: which side, what failed,
+    and that the bench has no figures. torch's out-of-memory message (a paragraph) is cut to what was asked for."""
+    subject = who[:1].upper() + who[1:]
+    if _out_of_memory(exc):
+        asked = re.search(r"Tried to allocate ([\d.]+ [KMGT]i?B)", str(exc))
+        more = f" (it asked for {asked.group(1)} more)" if asked else ""
+        memory = "GPU memory" if device.kind == "cuda" else "memory"
+        return (f"{subject} ran out of {memory} {doing}{more}, so the bench has no figures; a smaller --size or "
+                "--batch needs less.")
+    reason = str(exc).strip().rstrip(".") if isinstance(exc, StudioError) else \
+        f"{type(exc).__name__}: {first_line(exc)}"
+    return f"{subject} failed {doing} ({reason}), so the bench has no figures."
+
+
+@contextmanager
+def failing_as(who: str, doing: str, device: DeviceInfo) -> Iterator[None]:
+    """Whatever goes wrong inside (torch's OutOfMemoryError, a RuntimeError from diffusers) as one BenchFailed
+    sentence naming the side and what it was doing; the traceback goes to Studio's log."""
+    try:
+        yield
+    except Exception as exc:
+        log.exception("The bench failed: %s, %s", who, doing)
+        raise BenchFailed(failure_sentence(who, doing, exc, device)) from exc
 
 
 def build_pipeline(family: str, tiny: bool, device: DeviceInfo, cache_dir: Path) -> Any:
@@ -191,8 +231,10 @@ class _Side:
                 "main_thread_probe": figures.as_dict() if figures else None}
 
 
-def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """Time both sides and return every figure; ``say`` gets progress lines."""
+def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] = print,
+              note: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Time both sides and return every figure; ``say`` gets progress lines, ``note`` (else ``say``) what the
+    person should know that does not stop it (``compile`` on a device where it does nothing)."""
     import diffusers
 
     quiet_imports()
@@ -204,8 +246,12 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     if config.plain_dtype != "auto" and config.plain_dtype not in PLAIN_DTYPES:
         raise InvalidRequest(f"Unknown precision {config.plain_dtype!r}; choose auto, {', '.join(PLAIN_DTYPES)}.")
     # The Speed setting the jobs carry decides the fast path's options (STUDIO_FAST_PATH overrides it), so
-    # the state read out below is the one the jobs use.
-    speed = "compile" if config.compile else "fast"
+    # the state read out below is the one the jobs use. torch.compile compiles the captured CUDA graph step: on
+    # another device there is none, and the figures say so ("compile": false).
+    compiles = config.compile and fast_path.platform_reason(device.kind, fast_path.FastPathOptions()) is None
+    if config.compile and not compiles:
+        (note or say)("--compile only applies on a CUDA GPU; running without it.")
+    speed = "compile" if compiles else "fast"
     options = fast_path.options_for(speed)
     plain_device = device if config.plain_dtype == "auto" else replace(device, dtype=PLAIN_DTYPES[config.plain_dtype])
     studio_device = job_device(device, options.enabled)
@@ -221,8 +267,12 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     started = time.perf_counter()
     studio_pipe = None
     if separate:  # first: while its parts are converted from float32, plain diffusers' copy is not there yet
-        studio_pipe = build_pipeline(config.family, tiny, studio_device, cache_dir)
-    pipe = build_pipeline(config.family, tiny, plain_device, cache_dir)
+        with failing_as("Studio", f"while its {dtype_name(studio_device.dtype)} pipeline was built", device):
+            studio_pipe = build_pipeline(config.family, tiny, studio_device, cache_dir)
+    plain_build = (SIDE_NAMES["plain"], f"while its {dtype_name(plain_device.dtype)} pipeline was built") if separate \
+        else ("the pipeline both sides share", f"while it was built in {dtype_name(plain_device.dtype)}")
+    with failing_as(*plain_build, device):
+        pipe = build_pipeline(config.family, tiny, plain_device, cache_dir)
     studio_pipe = studio_pipe or pipe
     built = time.perf_counter() - started
     state = fast_path.state_for(studio_pipe.unet, options)
@@ -253,11 +303,12 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     share_the_interpreter()  # as the app's engine thread does: the probe stands in for its window
     for name, side in sides.items():  # warm-up: first-call costs, and the fast path's capture
         say(f"Warm-up: {SIDE_NAMES[name]}…")
-        side.warmup, side.images, side.peak = timed(side.make, device)
+        with failing_as(SIDE_NAMES[name], "in its warm-up", device):
+            side.warmup, side.images, side.peak = timed(side.make, device)
         side.reserved = peak_reserved(device)
     for run in range(config.runs):  # alternating, so clock and thermal drift hit both sides alike
-        for side in sides.values():
-            with side.probe:
+        for name, side in sides.items():
+            with failing_as(SIDE_NAMES[name], f"in timed run {run + 1} of {config.runs}", device), side.probe:
                 seconds, side.images, peak = timed(side.make, device)
             side.runs.append(seconds)
             side.peak = max(side.peak, peak)

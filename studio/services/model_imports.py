@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shutil
 import time
 import uuid
@@ -38,6 +39,8 @@ from studio.core.models import MODEL_INDEX
 from studio.core.paths import real_path
 from studio.core.style_weights import WeightsFile, weights_file_for
 from studio.core.weight_files import check_weights_file
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # bytes copied, bytes in all
 Cancelled = Callable[[], bool]  # checked between chunks: True stops the copy (JobCancelledError)
@@ -142,8 +145,11 @@ def convert_and_import(source: Path, models_dir: Path, *, hash_cache: Path | Non
     return result
 
 
-def remove_model(value: str, models_dir: Path, linked: list[Path]) -> tuple[LibraryItem, list[Path]]:
-    """Delete a model inside the models folder, or unlink a linked path; returns the item and the new links."""
+def remove_model(value: str, models_dir: Path, linked: list[Path],
+                 notes: list[str] | None = None) -> tuple[LibraryItem, list[Path]]:
+    """Delete a model inside the models folder, or unlink a linked path; returns the item and the new links.
+    What did not stop the removal (the record of where it was imported from left as it was) goes to ``notes``,
+    else to the log."""
     item, links = what_removing_does(value, models_dir, linked)
     if links == list(linked):  # not an unlink: the files go
         try:
@@ -154,7 +160,15 @@ def remove_model(value: str, models_dir: Path, linked: list[Path]) -> tuple[Libr
         except OSError as exc:  # a read-only drive, a file in use (Windows): a sentence, not a traceback
             raise ModelError(f"{item.name} could not be deleted from {item.path.parent}: "
                              f"{os_reason(exc)}.") from exc
-        _forget_import(models_dir, item.path)
+        try:
+            _forget_import(models_dir, item.path)
+        except OSError as exc:  # a full disk, a read-only record: the files are gone, as asked; only a line stays
+            note = (f"{item.name} was deleted, but the record of where it was imported from, in "
+                    f"{models_dir / IMPORTS_FILE}, could not be updated ({os_reason(exc)}).")
+            if notes is None:
+                log.warning(note)
+            else:
+                notes.append(note)
     return item, links
 
 
