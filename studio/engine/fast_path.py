@@ -5,7 +5,9 @@ processor computes it; ``STUDIO_FAST_PATH=off`` turns it off, ``=compile`` also
 runs the captured step through ``torch.compile`` (opt-in only: its warm-up took over six minutes on an H100).
 A job runs it when nothing in the job needs the plain UNet (``job_reason``: offload, attention slicing,
 unmerged LoRA layers, cross-attention options); such a job runs plain diffusers with a note, and any failure in
-the fast path makes the job (or the rest of it) plain diffusers, with a note.
+the fast path makes the job (or the rest of it) plain diffusers, with a note. Running out of GPU memory is not the
+fast path's failure: the picture is made again, and the rest of the job made, with eager steps but the rest of the
+fast path kept, its bfloat16 VAE copy included (half what diffusers' float32 decode of SDXL takes).
 
 What it does for a job, all undone when the job ends, so LoRA/IP-Adapter loading sees the plain pipeline:
 - attention: diffusers' SDPA processors with fused QKV projections (one GEMM instead of three). The fused
@@ -371,12 +373,15 @@ class FastJob:
         except Exception as exc:
             if self.prepared is None:  # the fast path was dropped during this picture: the failure is not its own
                 raise
-            self._fail("making the picture", exc)
             out_of_memory = isinstance(exc, torch.OutOfMemoryError)
-        # Retried out of the except clause, its frames cleared (``_fail``): the traceback would keep the failed
-        # picture's tensors (a VAE decode's activations) on the GPU through the retry.
-        if out_of_memory and self.state is not None:
-            self.state.cache.clear()  # the graphs' memory, before the eager retry needs the room
+            if out_of_memory:
+                self._out_of_memory(exc)
+            else:
+                self._fail("making the picture", exc)
+        # Retried out of the except clause, its frames cleared: the traceback would keep the failed picture's tensors
+        # (a VAE decode's activations) on the GPU through the retry.
+        if out_of_memory:
+            self.let_graphs_go()  # the graphs' memory, before the eager retry needs the room
             release_spare_memory(None)  # and a model kept aside for switching back
             torch.cuda.empty_cache()
         return make_image()
@@ -408,6 +413,16 @@ class FastJob:
 
     def _capture_failed(self, exc: BaseException) -> None:
         self._fail("capturing the UNet step", exc)
+
+    def _out_of_memory(self, exc: BaseException) -> None:
+        """The picture ran out of GPU memory: the rest of the job runs its steps eagerly (``let_graphs_go``), the rest
+        of the fast path kept. It costs no memory of its own but the graphs', and its bfloat16 VAE copy decodes SDXL
+        in half the memory of diffusers' float32 upcast of the pipeline's own VAE (weights and activations both)."""
+        log.warning("Out of GPU memory with the fast path; making the picture again without its graphs", exc_info=exc)
+        traceback.clear_frames(exc.__traceback__)
+        self.reason = (f"The GPU ran out of memory making the picture ({_first_line(exc)}), so it was made again "
+                       "with the UNet steps run one by one, without their captured graphs.")
+        self.note(self.reason)
 
     def _fail(self, what: str, exc: BaseException) -> None:
         log.warning("Fast path failed while %s", what, exc_info=exc)
