@@ -41,7 +41,8 @@ from studio.engine.device import (
 )
 from studio.engine.encoded_pictures import encodings_cached
 from studio.engine.device_lookups import device_lookups_pinned
-from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for, vae_copy_bytes
+from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for
+from studio.engine.fast_path_memory import vae_copy_bytes
 from studio.engine.held_memory import describe
 from studio.engine.hires_pass import LatentStart, enlarge_lanczos, hires_pictures
 from studio.engine.ip_adapter import (

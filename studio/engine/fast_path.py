@@ -16,7 +16,7 @@ What it does for a job, all undone when the job ends, so LoRA/IP-Adapter loading
 - precision: the UNet in float16, as loaded. The VAE in float16, except where float16 overflows
   (``force_upcast``, which SDXL pipelines honour by decoding in float32): there it decodes in bfloat16 on
   GPUs that have it (compute capability 8.0+; float32's range in half the bytes), from a bfloat16 copy kept
-  next to the model (about 170 MB for SDXL's VAE). The memory plan counts it with the weights (``vae_copy_bytes``);
+  next to the model (about 170 MB for SDXL's VAE). The memory plan counts it with the weights (``fast_path_memory``);
   it goes with the graphs when a job must save memory (offload, slicing) or the model is kept aside, and whenever a
   job decodes without it (it runs plain diffusers, or its VAE needs no copy). Older GPUs keep diffusers' float32
   decode.
@@ -131,10 +131,10 @@ def job_reason(pipe: Any, call_kwargs: Mapping[str, Any], measures: tuple[str, .
         processors = [type(p).__name__ for p in getattr(unet, "attn_processors", {}).values()]
     if SLICING in measures or any("Sliced" in name for name in processors):
         return "attention slicing is on to save memory, and captured graphs would need more of it, not less"
-    return _reason_whatever_the_plan(unet, call_kwargs, processors)
+    return reason_whatever_the_plan(unet, call_kwargs, processors)
 
 
-def _reason_whatever_the_plan(unet: torch.nn.Module, call_kwargs: Mapping[str, Any],
+def reason_whatever_the_plan(unet: torch.nn.Module, call_kwargs: Mapping[str, Any],
                               processors: list[str]) -> str | None:
     """Why the job cannot use the captured step whatever its memory plan decides (offload, slicing), or None."""
     # diffusers' LoRA loading (PEFT) sets it, unloading removes it; Studio merges and unloads, a plugin may not.
@@ -170,11 +170,15 @@ class FastPathState:
         """The bfloat16 copy kept of ``vae``, if there is one."""
         return self._vae[1] if self._vae is not None and self._vae[0]() is vae else None
 
+    def kept_vae_copy(self) -> Any | None:  # noqa: ANN401
+        """The bfloat16 VAE copy kept (of whichever VAE), if there is one."""
+        return self._vae[1] if self._vae is not None else None
+
     def kept_copy_bytes(self, device: DeviceInfo) -> int:
         """Bytes of the bfloat16 VAE copy kept (of whichever VAE) on ``device``; 0 when none is."""
-        kept = self._vae[1] if self._vae is not None else None
+        kept = self.kept_vae_copy()
         first = next(kept.parameters(), None) if kept is not None else None
-        return _bfloat16_bytes(kept) if first is not None and first.device == device.torch_device else 0
+        return bfloat16_bytes(kept) if first is not None and first.device == device.torch_device else 0
 
     def let_vae_copy_go(self) -> None:
         """A job that decodes without the copy lets it go: kept, it would stay on the GPU, used and counted by no one.
@@ -221,6 +225,11 @@ class FastPathState:
 _states: weakref.WeakKeyDictionary[torch.nn.Module, FastPathState] = weakref.WeakKeyDictionary()
 
 
+def kept_state(unet: Any) -> FastPathState | None:  # noqa: ANN401
+    """The fast-path state a UNet has, if any (none is made)."""
+    return _states.get(unet) if isinstance(unet, torch.nn.Module) else None
+
+
 def state_for(unet: torch.nn.Module, options: FastPathOptions | None = None) -> FastPathState:
     """The fast-path state of a UNet (it goes when the UNet does); ``options`` replace the ones it has."""
     state = _states.get(unet)
@@ -238,25 +247,7 @@ def let_graphs_go(unet: torch.nn.Module) -> None:
         state.make_room(offload=False)
 
 
-def vae_copy_bytes(pipe: Any, device: DeviceInfo, options: FastPathOptions,  # noqa: ANN401
-                   call_kwargs: Mapping[str, Any]) -> tuple[int, int]:
-    """For a job's memory plan: the bytes of the bfloat16 VAE copy the fast path will decode with on ``device`` (0
-    where the pipeline's own VAE decodes: no copy is needed, or the job runs plain diffusers for a reason its plan
-    does not decide, ``job_reason``), and the bytes of a copy kept on ``device`` from a job before: the job's own
-    again, or let go before the job runs (``fast_job``), so its room is the job's either way. Counted whether or not
-    the plan then rules the fast path out with offload or slicing (the copy goes then)."""
-    unet, vae = getattr(pipe, "unet", None), getattr(pipe, "vae", None)
-    if not isinstance(unet, torch.nn.Module) or not isinstance(vae, torch.nn.Module):
-        return 0, 0
-    if platform_reason(device.kind, options) is not None or dtypes_for(pipe, device).vae is None:
-        state = _states.get(unet)
-        return 0, state.kept_copy_bytes(device) if state is not None else 0
-    state = state_for(unet, options)  # as the job's fast_job will have it
-    eager = _reason_whatever_the_plan(unet, call_kwargs, state.layout.processor_names())
-    return 0 if eager is not None else _bfloat16_bytes(vae), state.kept_copy_bytes(device)
-
-
-def _bfloat16_bytes(module: torch.nn.Module) -> int:
+def bfloat16_bytes(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters()) * torch.finfo(torch.bfloat16).bits // 8
 
 

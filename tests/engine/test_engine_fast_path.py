@@ -23,7 +23,7 @@ from tiny_models import build_tiny_ip_adapter, build_tiny_sdxl
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import JobCancelledError
 from studio.core.requests import GenerationRequest, LoraChoice
-from studio.engine import fast_path, unet_graph
+from studio.engine import fast_path, fast_path_memory, unet_graph
 from studio.engine.device import select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.fast_layout import UNetLayout
@@ -559,14 +559,14 @@ def test_the_memory_plan_counts_the_bfloat16_vae_copy_and_a_job_short_of_memory_
 
     options = fast_path.FastPathOptions()
     forced_on.setattr(fast_path, "platform_reason", REAL_PLATFORM_REASON)  # the pretend GPU is a CUDA one as it is
-    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, options, {}) == (copy_bytes, copy_bytes)
+    assert fast_path_memory.vae_copy_bytes(pipe, pretend_gpu, options, {}) == (copy_bytes, copy_bytes)
     other_gpu = DeviceInfo("cuda", torch.device("meta"), torch.float32, "another GPU")
-    assert fast_path.vae_copy_bytes(pipe, other_gpu, options, {}) == (copy_bytes, 0)  # not there yet
+    assert fast_path_memory.vae_copy_bytes(pipe, other_gpu, options, {}) == (copy_bytes, 0)  # not there yet
     # No copy used; the one kept is let go before the job runs (its room is the job's).
-    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, fast_path.FastPathOptions(enabled=False), {}) == \
+    assert fast_path_memory.vae_copy_bytes(pipe, pretend_gpu, fast_path.FastPathOptions(enabled=False), {}) == \
         (0, copy_bytes)
     capability[0] = (7, 5)  # a Turing GPU: no fast bfloat16, diffusers' float32 decode
-    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, options, {}) == (0, copy_bytes)
+    assert fast_path_memory.vae_copy_bytes(pipe, pretend_gpu, options, {}) == (0, copy_bytes)
     capability[0] = (8, 6)
 
     copy = weakref.ref(copy)
