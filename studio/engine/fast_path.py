@@ -22,7 +22,8 @@ What it does for a job, all undone when the job ends, so LoRA/IP-Adapter loading
   decode.
 - the VAE's weights in channels_last memory format, the layout cuDNN's half-precision convolutions prefer.
 - the UNet step as a CUDA graph per input layout (``unet_graph``), kept across jobs, recaptured only when
-  the layout or the weights change. Studio's own LoRAs are merged into the weights in place (``loras``), so
+  the layout or the weights change. The graphs' memory pool keeps a step's activations through the VAE decode: a
+  job's plan counts what a new capture adds to it (``fast_path_memory.captures_new_step``). Studio's own LoRAs are merged into the weights in place (``loras``), so
   the graph reads them. A reference job's graph takes the image embeddings as one more input, and is kept
   beside the plain one, keyed by where its IP-Adapter's weights live; the adapter keeps its strength in
   those weights (``ip_adapter``), so a new strength is read, not recaptured. A ControlNet job's graph takes the

@@ -1,4 +1,5 @@
-"""What the fast path (``fast_path``) keeps on the GPU, for a job's memory plan: its bfloat16 VAE copy.
+"""What the fast path (``fast_path``) keeps on the GPU, for a job's memory plan: its bfloat16 VAE copy, and the memory
+pool a new capture of the UNet step fills and keeps through the job's VAE decode.
 
 Asked before the job runs, while the fast path's own decisions (``fast_job``) are still to come: the same rules are
 read here through ``fast_path``'s functions, so a test standing one in (``platform_reason``) stands it in for both.
@@ -32,3 +33,22 @@ def vae_copy_bytes(pipe: Any, device: DeviceInfo, options: FastPathOptions,  # n
     state = fast_path.state_for(unet, options)  # as the job's fast_job will have it
     eager = fast_path.reason_whatever_the_plan(unet, call_kwargs, state.layout.processor_names())
     return 0 if eager is not None else fast_path.bfloat16_bytes(vae), state.kept_copy_bytes(device)
+
+
+def captures_new_step(pipe: Any, device: DeviceInfo, options: FastPathOptions,  # noqa: ANN401
+                      call_kwargs: Mapping[str, Any], width: int, height: int, rows: int) -> bool:
+    """Whether the job will capture its UNet step at a size no graph kept for the pipeline's UNet has (``width`` x
+    ``height`` pixels, ``rows`` latent rows: 2 with CFG): its first job, a new size (a hires fix's second pass), more
+    rows. False where the job runs no captured step for a reason its plan does not decide (as ``vae_copy_bytes``).
+    A capture at a size kept (another sampler's timesteps, a reference picture) reuses the pool's room."""
+    unet = getattr(pipe, "unet", None)
+    if not isinstance(unet, torch.nn.Module) or fast_path.platform_reason(device.kind, options) is not None:
+        return False
+    state = fast_path.state_for(unet, options)
+    if fast_path.reason_whatever_the_plan(unet, call_kwargs, state.layout.processor_names()) is not None:
+        return False
+    scale = getattr(pipe, "vae_scale_factor", 8)
+    size = (height // scale, width // scale)
+    kept = (key.latents for key in state.cache.keys())
+    return not any(latents is not None and len(latents.shape) == 4 and tuple(latents.shape[2:]) == size
+                   and latents.shape[0] >= rows for latents in kept)
