@@ -42,7 +42,7 @@ from studio.engine.device import (
 from studio.engine.encoded_pictures import encodings_cached
 from studio.engine.device_lookups import device_lookups_pinned
 from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for
-from studio.engine.fast_path_memory import captures_new_step, vae_copy_bytes
+from studio.engine.fast_path_memory import captures_new_step, held_by_fast_path, vae_copy_bytes
 from studio.engine.held_memory import describe
 from studio.engine.hires_pass import LatentStart, enlarge_lanczos, hires_pictures
 from studio.engine.ip_adapter import (
@@ -203,8 +203,11 @@ class DiffusersGenerator:
 
     def held_models(self) -> list[HeldModel]:
         """The model in use, the models kept for switching back (most recent first), and the parts kept for the
-        next job that wants them (a VAE, an IP-Adapter, ControlNets): what the Models in Memory window lists."""
+        next job that wants them (the fast path's VAE copy and captured steps, a VAE, an IP-Adapter, ControlNets): what
+        the Models in Memory window lists."""
         held = [] if self._model is None else [_described(self._model, IN_USE)]
+        if self._model is not None:  # a model kept aside let its fast path's parts go (``_keep``)
+            held += held_by_fast_path(self._model.text2img.unet, self._model.name)
         held += [_described(model, KEPT) for model in self._kept.models]
         vae = self._vae.kept
         if vae is not None:
@@ -230,6 +233,7 @@ class DiffusersGenerator:
             self._upscale.forget()
         if self._model is not None:
             let_reference_go(self._model.text2img)
+            let_graphs_go(self._model.text2img.unet)  # and its bfloat16 VAE copy: the next job makes them again
             if in_use:  # its captured steps, LoRA originals and cached prompts are held by it weakly: they go too
                 self._model = None
         return let_go

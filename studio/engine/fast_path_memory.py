@@ -1,5 +1,6 @@
-"""What the fast path (``fast_path``) keeps on the GPU, for a job's memory plan: its bfloat16 VAE copy, and the memory
-pool a new capture of the UNet step fills and keeps through the job's VAE decode.
+"""What the fast path (``fast_path``) keeps on the GPU: for a job's memory plan, its bfloat16 VAE copy and the memory
+pool a new capture of the UNet step fills and keeps through the job's VAE decode; for Models in Memory, the copy and
+the captured steps kept for the next job (``held_by_fast_path``), which "Free Kept Models" lets go (``let_graphs_go``).
 
 Asked before the job runs, while the fast path's own decisions (``fast_job``) are still to come: the same rules are
 read here through ``fast_path``'s functions, so a test standing one in (``platform_reason``) stands it in for both.
@@ -12,9 +13,11 @@ from typing import Any
 
 import torch
 
+from studio.core.held_memory import CACHED, HeldModel
 from studio.engine import fast_path
-from studio.engine.device import DeviceInfo
+from studio.engine.device import DeviceInfo, dtype_name
 from studio.engine.fast_path import FastPathOptions
+from studio.engine.held_memory import describe
 
 
 def vae_copy_bytes(pipe: Any, device: DeviceInfo, options: FastPathOptions,  # noqa: ANN401
@@ -52,3 +55,31 @@ def captures_new_step(pipe: Any, device: DeviceInfo, options: FastPathOptions,  
     kept = (key.latents for key in state.cache.keys())
     return not any(latents is not None and len(latents.shape) == 4 and tuple(latents.shape[2:]) == size
                    and latents.shape[0] >= rows for latents in kept)
+
+
+def held_by_fast_path(unet: Any, model_name: str) -> list[HeldModel]:  # noqa: ANN401
+    """What the fast path keeps for the next job of the model ``model_name`` (whose UNet is ``unet``), as Models in
+    Memory lists it: the bfloat16 VAE copy (about 170 MB for SDXL's), and the captured UNet steps with their memory
+    pool, as big as PyTorch's allocator says the pool's segments are (a step's activations and outputs)."""
+    state = fast_path.kept_state(unet)
+    if state is None:
+        return []
+    held = []
+    copy = state.kept_vae_copy()
+    if copy is not None:
+        held.append(describe(f"bfloat16 VAE copy of {model_name}", CACHED, [copy]))
+    keys = state.cache.keys()
+    if keys:  # one graph per input layout, all in one pool
+        latents = keys[0].latents
+        held.append(HeldModel(f"CUDA graphs of {model_name}'s UNet step", CACHED, "cuda",
+                              dtype_name(latents.dtype) if latents is not None else "",
+                              graph_pool_bytes(state.cache.pool)))
+    return held
+
+
+def graph_pool_bytes(pool: Any) -> int:  # noqa: ANN401 - torch.cuda.graph_pool_handle()'s token
+    """Bytes the graph memory pool ``pool`` holds on its GPU (0 for None: no capture made one)."""
+    if pool is None:
+        return 0
+    return sum(segment["total_size"] for segment in torch.cuda.memory_snapshot()
+               if tuple(segment.get("segment_pool_id", (0, 0))) == tuple(pool))
