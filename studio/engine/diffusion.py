@@ -41,7 +41,8 @@ from studio.engine.device import (
 )
 from studio.engine.encoded_pictures import encodings_cached
 from studio.engine.device_lookups import device_lookups_pinned
-from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for, vae_copy_bytes
+from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for
+from studio.engine.fast_path_memory import captures_new_step, held_by_fast_path, vae_copy_bytes
 from studio.engine.held_memory import describe
 from studio.engine.hires_pass import LatentStart, enlarge_lanczos, hires_pictures
 from studio.engine.ip_adapter import (
@@ -202,8 +203,11 @@ class DiffusersGenerator:
 
     def held_models(self) -> list[HeldModel]:
         """The model in use, the models kept for switching back (most recent first), and the parts kept for the
-        next job that wants them (a VAE, an IP-Adapter, ControlNets): what the Models in Memory window lists."""
+        next job that wants them (the fast path's VAE copy and captured steps, a VAE, an IP-Adapter, ControlNets): what
+        the Models in Memory window lists."""
         held = [] if self._model is None else [_described(self._model, IN_USE)]
+        if self._model is not None:  # a model kept aside let its fast path's parts go (``_keep``)
+            held += held_by_fast_path(self._model.text2img.unet, self._model.name)
         held += [_described(model, KEPT) for model in self._kept.models]
         vae = self._vae.kept
         if vae is not None:
@@ -229,6 +233,7 @@ class DiffusersGenerator:
             self._upscale.forget()
         if self._model is not None:
             let_reference_go(self._model.text2img)
+            let_graphs_go(self._model.text2img.unet)  # and its bfloat16 VAE copy: the next job makes them again
             if in_use:  # its captured steps, LoRA originals and cached prompts are held by it weakly: they go too
                 self._model = None
         return let_go
@@ -371,17 +376,22 @@ class DiffusersGenerator:
         device = self.device
         # The fast path's bfloat16 VAE copy (SDXL on a recent GPU) is on the GPU beside the weights while it runs;
         # a job without the fast path decodes SDXL in float32, and lets a copy kept from the job before go.
-        vae_copy, vae_copy_there = vae_copy_bytes(pipe, device, options_for(request.speed), call_kwargs)
+        options = options_for(request.speed)
+        vae_copy, vae_copy_there = vae_copy_bytes(pipe, device, options, call_kwargs)
+        # Read once for all the plans below (PyTorch's snapshot walks every segment): what they let go holds no
+        # captured graph (a kept model's went when it was kept), so those pools stay as they are meanwhile.
+        in_graph_pools = graph_pools_free(device)
+        # A new capture's graph pool keeps its step's activations through the decode.
+        rows = 2 if request.cfg_scale > 1 else 1
+        captures = captures_new_step(pipe, device, options, call_kwargs, request.width, request.height, rows)
         activations = job_bytes(request.width, request.height, request.batch_count, device.dtype.itemsize,
-                                decode_element_size(pipe, device, bfloat16_copy=vae_copy > 0))
+                                decode_element_size(pipe, device, bfloat16_copy=vae_copy > 0),
+                                in_graph_pools if captures else None)
         # It and resident_bytes walk every parameter: once, however often planned.
         weights = model_bytes(pipe) + extra + vae_copy
         # The model's own weights on the GPU already (from its last job) are in ``weights``: not out of the free
         # memory too, or a model that fits would be sliced or offloaded from its second job on.
         resident = resident_bytes(pipe, device) + vae_copy_there
-        # Read once for all the plans below (PyTorch's snapshot walks every segment): what they let go holds no
-        # captured graph (a kept model's went when it was kept), so those pools stay as they are meanwhile.
-        in_graph_pools = graph_pools_free(device)
 
         def plan() -> MemoryPlan:
             free = free_vram(device, in_graph_pools)

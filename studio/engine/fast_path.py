@@ -5,7 +5,9 @@ processor computes it; ``STUDIO_FAST_PATH=off`` turns it off, ``=compile`` also
 runs the captured step through ``torch.compile`` (opt-in only: its warm-up took over six minutes on an H100).
 A job runs it when nothing in the job needs the plain UNet (``job_reason``: offload, attention slicing,
 unmerged LoRA layers, cross-attention options); such a job runs plain diffusers with a note, and any failure in
-the fast path makes the job (or the rest of it) plain diffusers, with a note.
+the fast path makes the job (or the rest of it) plain diffusers, with a note. Running out of GPU memory is not the
+fast path's failure: the picture is made again, and the rest of the job made, with eager steps but the rest of the
+fast path kept, its bfloat16 VAE copy included (half what diffusers' float32 decode of SDXL takes).
 
 What it does for a job, all undone when the job ends, so LoRA/IP-Adapter loading sees the plain pipeline:
 - attention: diffusers' SDPA processors with fused QKV projections (one GEMM instead of three). The fused
@@ -14,13 +16,14 @@ What it does for a job, all undone when the job ends, so LoRA/IP-Adapter loading
 - precision: the UNet in float16, as loaded. The VAE in float16, except where float16 overflows
   (``force_upcast``, which SDXL pipelines honour by decoding in float32): there it decodes in bfloat16 on
   GPUs that have it (compute capability 8.0+; float32's range in half the bytes), from a bfloat16 copy kept
-  next to the model (about 170 MB for SDXL's VAE). The memory plan counts it with the weights (``vae_copy_bytes``);
+  next to the model (about 170 MB for SDXL's VAE). The memory plan counts it with the weights (``fast_path_memory``);
   it goes with the graphs when a job must save memory (offload, slicing) or the model is kept aside, and whenever a
   job decodes without it (it runs plain diffusers, or its VAE needs no copy). Older GPUs keep diffusers' float32
   decode.
 - the VAE's weights in channels_last memory format, the layout cuDNN's half-precision convolutions prefer.
 - the UNet step as a CUDA graph per input layout (``unet_graph``), kept across jobs, recaptured only when
-  the layout or the weights change. Studio's own LoRAs are merged into the weights in place (``loras``), so
+  the layout or the weights change. The graphs' memory pool keeps a step's activations through the VAE decode: a
+  job's plan counts what a new capture adds to it (``fast_path_memory.captures_new_step``). Studio's own LoRAs are merged into the weights in place (``loras``), so
   the graph reads them. A reference job's graph takes the image embeddings as one more input, and is kept
   beside the plain one, keyed by where its IP-Adapter's weights live; the adapter keeps its strength in
   those weights (``ip_adapter``), so a new strength is read, not recaptured. A ControlNet job's graph takes the
@@ -129,10 +132,10 @@ def job_reason(pipe: Any, call_kwargs: Mapping[str, Any], measures: tuple[str, .
         processors = [type(p).__name__ for p in getattr(unet, "attn_processors", {}).values()]
     if SLICING in measures or any("Sliced" in name for name in processors):
         return "attention slicing is on to save memory, and captured graphs would need more of it, not less"
-    return _reason_whatever_the_plan(unet, call_kwargs, processors)
+    return reason_whatever_the_plan(unet, call_kwargs, processors)
 
 
-def _reason_whatever_the_plan(unet: torch.nn.Module, call_kwargs: Mapping[str, Any],
+def reason_whatever_the_plan(unet: torch.nn.Module, call_kwargs: Mapping[str, Any],
                               processors: list[str]) -> str | None:
     """Why the job cannot use the captured step whatever its memory plan decides (offload, slicing), or None."""
     # diffusers' LoRA loading (PEFT) sets it, unloading removes it; Studio merges and unloads, a plugin may not.
@@ -168,11 +171,15 @@ class FastPathState:
         """The bfloat16 copy kept of ``vae``, if there is one."""
         return self._vae[1] if self._vae is not None and self._vae[0]() is vae else None
 
+    def kept_vae_copy(self) -> Any | None:  # noqa: ANN401
+        """The bfloat16 VAE copy kept (of whichever VAE), if there is one."""
+        return self._vae[1] if self._vae is not None else None
+
     def kept_copy_bytes(self, device: DeviceInfo) -> int:
         """Bytes of the bfloat16 VAE copy kept (of whichever VAE) on ``device``; 0 when none is."""
-        kept = self._vae[1] if self._vae is not None else None
+        kept = self.kept_vae_copy()
         first = next(kept.parameters(), None) if kept is not None else None
-        return _bfloat16_bytes(kept) if first is not None and first.device == device.torch_device else 0
+        return bfloat16_bytes(kept) if first is not None and first.device == device.torch_device else 0
 
     def let_vae_copy_go(self) -> None:
         """A job that decodes without the copy lets it go: kept, it would stay on the GPU, used and counted by no one.
@@ -219,6 +226,11 @@ class FastPathState:
 _states: weakref.WeakKeyDictionary[torch.nn.Module, FastPathState] = weakref.WeakKeyDictionary()
 
 
+def kept_state(unet: Any) -> FastPathState | None:  # noqa: ANN401
+    """The fast-path state a UNet has, if any (none is made)."""
+    return _states.get(unet) if isinstance(unet, torch.nn.Module) else None
+
+
 def state_for(unet: torch.nn.Module, options: FastPathOptions | None = None) -> FastPathState:
     """The fast-path state of a UNet (it goes when the UNet does); ``options`` replace the ones it has."""
     state = _states.get(unet)
@@ -236,25 +248,7 @@ def let_graphs_go(unet: torch.nn.Module) -> None:
         state.make_room(offload=False)
 
 
-def vae_copy_bytes(pipe: Any, device: DeviceInfo, options: FastPathOptions,  # noqa: ANN401
-                   call_kwargs: Mapping[str, Any]) -> tuple[int, int]:
-    """For a job's memory plan: the bytes of the bfloat16 VAE copy the fast path will decode with on ``device`` (0
-    where the pipeline's own VAE decodes: no copy is needed, or the job runs plain diffusers for a reason its plan
-    does not decide, ``job_reason``), and the bytes of a copy kept on ``device`` from a job before: the job's own
-    again, or let go before the job runs (``fast_job``), so its room is the job's either way. Counted whether or not
-    the plan then rules the fast path out with offload or slicing (the copy goes then)."""
-    unet, vae = getattr(pipe, "unet", None), getattr(pipe, "vae", None)
-    if not isinstance(unet, torch.nn.Module) or not isinstance(vae, torch.nn.Module):
-        return 0, 0
-    if platform_reason(device.kind, options) is not None or dtypes_for(pipe, device).vae is None:
-        state = _states.get(unet)
-        return 0, state.kept_copy_bytes(device) if state is not None else 0
-    state = state_for(unet, options)  # as the job's fast_job will have it
-    eager = _reason_whatever_the_plan(unet, call_kwargs, state.layout.processor_names())
-    return 0 if eager is not None else _bfloat16_bytes(vae), state.kept_copy_bytes(device)
-
-
-def _bfloat16_bytes(module: torch.nn.Module) -> int:
+def bfloat16_bytes(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters()) * torch.finfo(torch.bfloat16).bits // 8
 
 
@@ -371,12 +365,15 @@ class FastJob:
         except Exception as exc:
             if self.prepared is None:  # the fast path was dropped during this picture: the failure is not its own
                 raise
-            self._fail("making the picture", exc)
             out_of_memory = isinstance(exc, torch.OutOfMemoryError)
-        # Retried out of the except clause, its frames cleared (``_fail``): the traceback would keep the failed
-        # picture's tensors (a VAE decode's activations) on the GPU through the retry.
-        if out_of_memory and self.state is not None:
-            self.state.cache.clear()  # the graphs' memory, before the eager retry needs the room
+            if out_of_memory:
+                self._out_of_memory(exc)
+            else:
+                self._fail("making the picture", exc)
+        # Retried out of the except clause, its frames cleared: the traceback would keep the failed picture's tensors
+        # (a VAE decode's activations) on the GPU through the retry.
+        if out_of_memory:
+            self.let_graphs_go()  # the graphs' memory, before the eager retry needs the room
             release_spare_memory(None)  # and a model kept aside for switching back
             torch.cuda.empty_cache()
         return make_image()
@@ -408,6 +405,16 @@ class FastJob:
 
     def _capture_failed(self, exc: BaseException) -> None:
         self._fail("capturing the UNet step", exc)
+
+    def _out_of_memory(self, exc: BaseException) -> None:
+        """The picture ran out of GPU memory: the rest of the job runs its steps eagerly (``let_graphs_go``), the rest
+        of the fast path kept. It costs no memory of its own but the graphs', and its bfloat16 VAE copy decodes SDXL
+        in half the memory of diffusers' float32 upcast of the pipeline's own VAE (weights and activations both)."""
+        log.warning("Out of GPU memory with the fast path; making the picture again without its graphs", exc_info=exc)
+        traceback.clear_frames(exc.__traceback__)
+        self.reason = (f"The GPU ran out of memory making the picture ({_first_line(exc)}), so it was made again "
+                       "with the UNet steps run one by one, without their captured graphs.")
+        self.note(self.reason)
 
     def _fail(self, what: str, exc: BaseException) -> None:
         log.warning("Fast path failed while %s", what, exc_info=exc)

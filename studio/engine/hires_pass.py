@@ -19,6 +19,7 @@ from studio.core.generation import JobContext
 from studio.core.hires import LANCZOS, HiresFix, latent_mode
 from studio.core.metadata import Recipe
 from studio.core.requests import GenerationRequest
+from studio.engine.memory import upcasts_float16_vae
 
 Pictures = Iterable[tuple[Image.Image, Recipe]]
 Enlarge = Callable[[Image.Image, HiresFix, tuple[int, int], JobContext], Image.Image]
@@ -37,8 +38,9 @@ class LatentStart:
     def latents(self, pipe: Any, size: tuple[int, int]) -> torch.Tensor:  # noqa: ANN401 - an image-to-image pipeline
         vae = pipe.vae
         pixels = pipe.image_processor.preprocess(self.picture)
-        # SDXL's VAE overflows in float16; diffusers' image to image encodes in float32 for it, as here.
-        upcast = vae.dtype == torch.float16 and bool(getattr(vae.config, "force_upcast", False))
+        # SDXL's VAE overflows in float16: its image-to-image pipeline encodes in float32 for it, as here. SD 1.5's
+        # pipelines encode in float16 (its VAE's config says force_upcast too, by diffusers' default; they ignore it).
+        upcast = vae.dtype == torch.float16 and upcasts_float16_vae(pipe)
         dtype = torch.float32 if upcast else vae.dtype
         if upcast:
             vae.to(dtype=torch.float32)

@@ -57,9 +57,14 @@ def resident_bytes(pipe: Any, device: DeviceInfo) -> int:
                if p.device == device.torch_device)
 
 
-def job_bytes(width: int, height: int, batch: int, element_size: int, decode_element_size: int | None = None) -> int:
+def job_bytes(width: int, height: int, batch: int, element_size: int, decode_element_size: int | None = None,
+              graph_pools_free: int | None = None) -> int:
     """Peak activations of one image: the UNet with CFG (two rows) and the VAE decode, whichever is larger.
     ``decode_element_size``: where the decode computes in another precision than the UNet (``decode_element_size``).
+    ``graph_pools_free``: where the job captures a UNet step of a size no kept graph has, the bytes free in the
+    captured graphs' pools (``graph_pools_free``). The capture keeps its step's activations in that pool, beyond
+    what is free there, and the pool stays through the job's VAE decode (the graph is kept for the next job): the
+    decode needs its own room beside that.
 
     Rules of thumb from the SD/SDXL architectures with SDPA attention: the UNet keeps about 40 tensors of
     (latent cells x 320 channels) alive; the VAE decoder about 6 of (pixels x 128 channels).
@@ -67,7 +72,8 @@ def job_bytes(width: int, height: int, batch: int, element_size: int, decode_ele
     cells = (width // 8) * (height // 8)
     unet = 2 * batch * cells * 320 * 40 * element_size
     vae = width * height * 128 * 6 * (decode_element_size or element_size)
-    return max(unet, vae)
+    pool_growth = 0 if graph_pools_free is None else max(0, unet - graph_pools_free)
+    return max(unet, pool_growth + vae)
 
 
 def upcasts_float16_vae(pipe: Any) -> bool:  # noqa: ANN401

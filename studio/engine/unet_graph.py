@@ -55,8 +55,13 @@ class GraphKey:
     template: Any  # (args, kwargs) with tensors replaced by _Slot
     attention: Hashable = None  # the attention that runs (UNetLayout.attention_key): an IP-Adapter's weights
 
+    @property
+    def latents(self) -> _Slot | None:
+        """The first input's shape and dtype (the latents: rows, channels, height, width), if it has one."""
+        return _first_slot(self.template)
+
     def describe(self) -> str:
-        first = _first_slot(self.template)
+        first = self.latents
         if first is None or len(first.shape) != 4:
             return "this input layout"
         rows, channels, height, width = first.shape

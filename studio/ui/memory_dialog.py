@@ -1,5 +1,5 @@
-"""Models in Memory: what the engine holds loaded (the model in use, those kept for switching back, cached parts),
-and buttons to free it, for the GPU or the memory another program needs.
+"""Models in Memory: what the engine holds loaded (the model in use, those kept for switching back, cached parts: the
+fast path's too), and buttons to free it, for the GPU or the memory another program needs.
 
 The list is asked of the engine thread between jobs (``JobService.held_models``): while a job runs it comes when the
 job ends, and it is asked again whenever a job ends, memory is freed or models are loaded outside the jobs
@@ -51,8 +51,9 @@ class MemoryDialog(TaskDialog):
         self.resize(720, 340)
         layout = QVBoxLayout(self)
         intro = QLabel("Studio keeps the model in use loaded, and the last few you switched away from, so that "
-                       "switching back is instant. Free them to give the memory to another program; the next job "
-                       "loads its model again.")
+                       "switching back is instant; on a GPU, the fast path also keeps its CUDA graphs of the model's "
+                       "UNet step and, for SDXL, a bfloat16 copy of its VAE. Free them to give the memory to another "
+                       "program; the next job loads (or makes) them again.")
         intro.setWordWrap(True)
         intro.setObjectName("hintLabel")
         layout.addWidget(intro)
@@ -79,8 +80,8 @@ class MemoryDialog(TaskDialog):
     def _buttons(self) -> QHBoxLayout:
         row = QHBoxLayout()
         self.free_kept_button = QPushButton(icon("remove"), "Free Kept Models")
-        self.free_kept_button.setToolTip("Let go the models kept for switching back and the cached parts; the "
-                                         "model in use stays loaded")
+        self.free_kept_button.setToolTip("Let go the models kept for switching back and the cached parts (the "
+                                         "fast path's CUDA graphs and VAE copy too); the model in use stays loaded")
         self.free_kept_button.clicked.connect(lambda: self.free(in_use=False))
         self.free_all_button = QPushButton(icon("remove"), "Free All")
         self.free_all_button.setToolTip("Let every model go, the one in use too: the next job loads it again")

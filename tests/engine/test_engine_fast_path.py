@@ -23,7 +23,7 @@ from tiny_models import build_tiny_ip_adapter, build_tiny_sdxl
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import JobCancelledError
 from studio.core.requests import GenerationRequest, LoraChoice
-from studio.engine import fast_path, unet_graph
+from studio.engine import fast_path, fast_path_memory, unet_graph
 from studio.engine.device import select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.fast_layout import UNetLayout
@@ -559,14 +559,14 @@ def test_the_memory_plan_counts_the_bfloat16_vae_copy_and_a_job_short_of_memory_
 
     options = fast_path.FastPathOptions()
     forced_on.setattr(fast_path, "platform_reason", REAL_PLATFORM_REASON)  # the pretend GPU is a CUDA one as it is
-    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, options, {}) == (copy_bytes, copy_bytes)
+    assert fast_path_memory.vae_copy_bytes(pipe, pretend_gpu, options, {}) == (copy_bytes, copy_bytes)
     other_gpu = DeviceInfo("cuda", torch.device("meta"), torch.float32, "another GPU")
-    assert fast_path.vae_copy_bytes(pipe, other_gpu, options, {}) == (copy_bytes, 0)  # not there yet
+    assert fast_path_memory.vae_copy_bytes(pipe, other_gpu, options, {}) == (copy_bytes, 0)  # not there yet
     # No copy used; the one kept is let go before the job runs (its room is the job's).
-    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, fast_path.FastPathOptions(enabled=False), {}) == \
+    assert fast_path_memory.vae_copy_bytes(pipe, pretend_gpu, fast_path.FastPathOptions(enabled=False), {}) == \
         (0, copy_bytes)
     capability[0] = (7, 5)  # a Turing GPU: no fast bfloat16, diffusers' float32 decode
-    assert fast_path.vae_copy_bytes(pipe, pretend_gpu, options, {}) == (0, copy_bytes)
+    assert fast_path_memory.vae_copy_bytes(pipe, pretend_gpu, options, {}) == (0, copy_bytes)
     capability[0] = (8, 6)
 
     copy = weakref.ref(copy)
@@ -715,7 +715,7 @@ def test_after_running_out_of_gpu_memory_the_eager_retry_has_the_failed_pictures
         assert job.active
         assert job.run(make_image) == "picture"
     assert freed_at_retry == [True]
-    assert notes[0].startswith("The fast path failed while making the picture (OutOfMemoryError: CUDA out of memory")
+    assert notes[0].startswith("The GPU ran out of memory making the picture (OutOfMemoryError: CUDA out of memory")
 
 
 def test_after_a_capture_runs_out_of_gpu_memory_the_eager_step_has_its_memory():
@@ -840,3 +840,58 @@ def test_inpainting_replays_a_captured_step_with_four_or_nine_latent_channels(fo
     assert key.startswith(f"{channels}x") and key.endswith("latents, 2 rows, float32")
     assert state.replays == req.steps
     assert np.abs(pixels(image) - pixels(expected)).max() <= 1
+
+
+def test_a_picture_made_again_after_running_out_of_memory_still_decodes_sdxl_from_the_bfloat16_copy(forced_on,
+                                                                                                    generator,
+                                                                                                    tiny_sdxl_dir):
+    """A picture that ran out of GPU memory in the fast path is made again with its steps eager. Its SDXL decode stays
+    on the fast path's bfloat16 VAE copy: the pipeline's own float16 VAE would be upcast to float32 by diffusers,
+    twice the copy's weights and twice a bfloat16 decode's activations, while the copy stayed on the GPU unused. (At
+    SDXL's own 1024x1024 the tiled decode does not help: its VAE's tiles are 1024 pixels wide.) The rest of the job
+    does the same, and the next job captures again. A pretend Ampere GPU, its torch calls stood in for."""
+    from diffusers import AutoencoderKL
+
+    from studio.engine import diffusion
+    from studio.engine.device import DeviceInfo
+    from studio.engine.memory import GIB
+
+    pretend_gpu = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
+    forced_on.setattr(diffusion, "job_device", lambda device, fast: pretend_gpu)
+    forced_on.setattr(torch.cuda, "get_device_capability", lambda device: (8, 6))
+    forced_on.setattr(torch.cuda, "mem_get_info", lambda device: (80 * GIB, 80 * GIB))
+    forced_on.setattr(torch.cuda, "memory_reserved", lambda device: 0)
+    forced_on.setattr(torch.cuda, "memory_allocated", lambda device: 0)
+    forced_on.setattr(torch.cuda, "memory_snapshot", lambda: [])
+    ran_out: list[int] = []
+
+    class OutOfMemoryOnce(ReplayOnCpu):
+        def replay(self) -> None:
+            if not ran_out:
+                ran_out.append(1)
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            super().replay()
+
+    forced_on.setattr(fast_path, "capture_cuda_graph", OutOfMemoryOnce)
+    decoded_in: list[torch.dtype] = []
+    decode = AutoencoderKL.decode
+    forced_on.setattr(AutoencoderKL, "decode", lambda vae, *args, **kwargs: decoded_in.append(vae.dtype) or
+                      decode(vae, *args, **kwargs))
+    req = request(tiny_sdxl_dir, batch_count=2)
+    images, context = studio_images(generator, req)
+    assert ran_out == [1]
+    assert decoded_in == [torch.bfloat16, torch.bfloat16]  # the picture made again, and the next one
+    notes = [note for note in context.notes if not note.startswith("Everything fits")]  # the memory plan's
+    assert len(notes) == 1 and notes[0].startswith(
+        "The GPU ran out of memory making the picture (OutOfMemoryError: CUDA out of memory"), notes
+    pipe = generator._model.text2img
+    state = fast_path.state_for(pipe.unet)
+    assert pipe.vae.dtype == torch.float32 and state.vae_copy(pipe.vae) is not None  # its own back, the copy kept
+    assert len(state.cache) == 0 and state.replays == 0  # the graphs were let go; the steps ran eagerly
+
+    decoded_in.clear()
+    again, context = studio_images(generator, req)  # the fast path whole: captured again, replayed
+    assert context.notes[1:] == [] and len(state.cache) == 1 and state.replays == 2 * req.steps
+    assert decoded_in == [torch.bfloat16, torch.bfloat16]
+    for made_again, fast in zip(images, again, strict=True):  # eager steps, the same sums as the replayed ones
+        assert np.array_equal(pixels(made_again), pixels(fast))

@@ -174,3 +174,42 @@ def test_on_a_gpu_the_freed_memory_is_measured_and_what_left_system_memory_is_co
     assert freed.size == 120 + 30 and freed.measured and emptied == [True]
     assert MemoryFreed((), 5 * GIB // 2).summary() == "Freed 2.5 GB of cached memory."
     assert MemoryFreed((), 0).summary() == "No model was loaded: there was no memory to free."
+
+
+def test_the_fast_path_s_vae_copy_and_captured_steps_are_listed_and_freed_with_the_kept_models(generator,
+                                                                                               tiny_model_dir,
+                                                                                               monkeypatch):
+    """Kept for the model's next job, the fast path's bfloat16 VAE copy (about 170 MB for SDXL's) and its captured UNet
+    steps (their memory pool: a step's activations, up to a few GB) take GPU memory a person freeing it should see
+    and be able to let go; "Free Kept Models" lets them go, the model in use stays, and its next job makes them
+    again. A pretend Ampere GPU whose captures and memory snapshot are stood in for."""
+    from pretend_gpu import fast_path_on_pretend_gpu
+
+    from studio.engine import fast_path
+
+    fast_path_on_pretend_gpu(monkeypatch, pool_bytes=3 * 2**20, bfloat16_vae=True)
+    make(generator, tiny_model_dir)
+    pipe = generator._model.text2img
+    state = fast_path.state_for(pipe.unet)
+    copy = state.vae_copy(pipe.vae)
+    assert copy is not None and len(state.cache) == 1
+    held = held_models([generator])
+    assert [(m.name, m.role, m.device, m.precision) for m in held] == [
+        ("tiny-sd", IN_USE, "cpu", "float32"),
+        ("bfloat16 VAE copy of tiny-sd", CACHED, "cpu", "bfloat16"),  # where the pretend GPU's tensors are
+        ("CUDA graphs of tiny-sd's UNet step", CACHED, "cuda", "float32")]
+    assert held[1].size == sum(p.numel() * 2 for p in copy.parameters())
+    assert held[2].size == 3 * 2**20  # its pool's segments, as PyTorch's allocator lists them
+
+    copy = weakref.ref(copy)
+    freed = release_memory([generator])
+    assert freed.models == tuple(held[1:]) and not freed.in_use_freed
+    assert freed.summary() == (f"Freed bfloat16 VAE copy of tiny-sd and CUDA graphs of tiny-sd's UNet step "
+                               f"({format_size(held[1].size + held[2].size)}).")
+    assert gone(copy) and not state.holds_memory() and held_models([generator]) == (held[0],)
+
+    make(generator, tiny_model_dir, width=128, height=128)
+    make(generator, tiny_model_dir)
+    assert len(state.cache) == 2  # a graph for each size, in one new pool
+    assert held_models([generator])[1:] == held[1:]
+    assert release_memory([generator], in_use=True).in_use_freed and held_models([generator]) == ()

@@ -201,3 +201,38 @@ def test_a_hires_fix_and_an_upscale_step_share_one_upscaler(tmp_path):
     registry, env = builtin_registry(), make_env(tmp_path)
     generator = registry.instance("generator", "diffusers", env)
     assert generator._upscaler() is registry.instance("postprocessor", "upscale", env)
+
+
+def test_a_latent_start_encodes_in_the_precision_its_pipeline_would(tiny_model_dir, tmp_path):
+    """A latent upscaler's picture is encoded as the model's own image-to-image pipeline encodes one: SDXL's float16
+    VAE overflows, so its pipelines upcast it to float32 (its config's force_upcast); SD 1.5's encode in float16,
+    though its VAE's config says force_upcast too (diffusers' default, which SD's pipelines ignore). Upcast, an SD 1.5
+    VAE took float32's weights and activations (twice the memory) for nothing. Models loaded in float16 on the CPU."""
+    import torch
+    from tiny_models import build_tiny_sdxl
+
+    from studio.engine.device import DeviceInfo
+    from studio.engine.hires_pass import LatentStart
+    from studio.engine.loader import load_model
+
+    half = DeviceInfo("cpu", torch.device("cpu"), torch.float16, "CPU in float16")
+    picture = Image.new("RGB", (64, 64), (200, 90, 30))
+    for folder in (tiny_model_dir, build_tiny_sdxl(tmp_path / "tiny-xl")):
+        pipe = load_model(folder, half, place=False).pipeline(img2img=True)
+        vae, encode, seen = pipe.vae, pipe.vae.encode, []
+        assert vae.dtype == torch.float16 and vae.config.force_upcast
+
+        def spy(pixels, *args, _encode=encode, _seen=seen, _vae=vae, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            _seen.append((pixels.dtype, _vae.dtype))
+            return _encode(pixels, *args, **kwargs)
+
+        vae.encode = spy
+        pixels = pipe.image_processor.preprocess(picture).to(torch.float16)
+        with torch.inference_mode():
+            pipe.prepare_latents(pixels, torch.tensor([500]), 1, 1, torch.float16, torch.device("cpu"),
+                                 torch.Generator().manual_seed(0))  # how the pipeline itself encodes a picture
+            latents = LatentStart(picture, "Latent", "bilinear", False).latents(pipe, (128, 128))
+        assert len(seen) == 2 and seen[1] == seen[0], (type(pipe).__name__, seen)
+        upcast = "XL" in type(pipe).__name__
+        assert seen[1] == ((torch.float32,) * 2 if upcast else (torch.float16,) * 2), (type(pipe).__name__, seen)
+        assert vae.dtype == torch.float16 and latents.dtype == torch.float16 and latents.shape == (1, 4, 16, 16)

@@ -62,6 +62,53 @@ def test_estimates_grow_with_size_and_batch():
     assert job_bytes(512, 512, 1, 4) == 2 * job_bytes(512, 512, 1, 2)
 
 
+def test_a_new_capture_s_graph_pool_is_counted_beside_the_decode():
+    """A captured step's activations stay in its graphs' pool, kept for the next job, through the VAE decode after
+    the steps: a job that captures at a new size needs the decode's room beside what the pool grows by."""
+    unet, decode = 2 * 128 * 128 * 320 * 40 * 2, 1024 * 1024 * 128 * 6 * 2  # SDXL at 1024x1024 in float16
+    assert job_bytes(1024, 1024, 1, 2) == max(unet, decode)  # no capture
+    assert job_bytes(1024, 1024, 1, 2, graph_pools_free=0) == unet + decode  # the first capture: a new pool
+    assert job_bytes(1024, 1024, 1, 2, graph_pools_free=unet // 4) == unet - unet // 4 + decode  # a pool grown
+    assert job_bytes(1024, 1024, 1, 2, graph_pools_free=unet) == max(unet, decode)  # room in the pool
+    assert job_bytes(1024, 1024, 1, 2, 4, graph_pools_free=0) == unet + 2 * decode  # a float32 decode
+
+
+def test_a_job_s_plan_counts_the_pool_its_new_capture_keeps_through_the_decode(tiny_model_dir, tmp_path,
+                                                                               monkeypatch):
+    """The first job of a model captures its UNet step, and the graph's pool keeps the step's activations while the
+    VAE decodes (the graph is kept for the next job): its plan counts both. A job at a size captured before replays in
+    the pool, counted out of the free memory; one at a new size (a hires fix's second pass) grows the pool past its
+    free room; a job without captured steps counts neither. A pretend GPU whose captures are stood in for."""
+    from studio_testing import DirectContext, ReplayOnCpu, tiny_request
+
+    from studio.core.environment import GeneratorEnvironment
+    from studio.engine import diffusion, fast_path
+    from studio.engine.diffusion import DiffusersGenerator
+
+    pretend_gpu = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
+    monkeypatch.setattr(diffusion, "job_device", lambda device, fast: pretend_gpu)
+    monkeypatch.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
+    pool: list[dict] = []  # the graphs' pool as PyTorch's snapshot lists it: none before the first capture
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (80 * GIB, 80 * GIB))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: sum(s["total_size"] for s in pool))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: sum(s["allocated_size"] for s in pool))
+    monkeypatch.setattr(torch.cuda, "memory_snapshot", lambda: pool)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (8, 6))
+    generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
+
+    def planned(**changes) -> int:
+        list(generator.generate(tiny_request(tiny_model_dir, prepared=True, **changes), DirectContext()))
+        return generator._plan.job_bytes
+
+    assert planned() == job_bytes(64, 64, 1, 4, graph_pools_free=0) > job_bytes(64, 64, 1, 4)
+    unet = 2 * 8 * 8 * 320 * 40 * 4  # the captured step's activations, in its pool
+    pool.append({"device": 0, "segment_pool_id": (1, 0), "total_size": unet + 4096, "allocated_size": 4096})
+    assert planned() == job_bytes(64, 64, 1, 4)  # replayed in the pool
+    assert planned(cfg_scale=1.0) == job_bytes(64, 64, 1, 4)  # fewer rows: captured again in the pool's room
+    assert planned(width=128, height=128) == job_bytes(128, 128, 1, 4, graph_pools_free=unet)
+    assert planned(width=192, height=192, speed="eager") == job_bytes(192, 192, 1, 4)  # no captured step
+
+
 def test_measures_are_applied_to_a_real_pipeline_and_taken_off_again(tiny_model_dir):
     cpu = select_device("cpu")
     pipe = load_model(tiny_model_dir, cpu).text2img
@@ -228,7 +275,9 @@ def test_an_sdxl_decode_upcast_to_float32_is_planned_at_float32_s_size(tiny_mode
     generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
     generator._in_use = turing
     generator._fit_memory(tiny_request(folder, prepared=True), model, pipe, {}, DirectContext())
-    assert generator._plan.job_bytes == job_bytes(64, 64, 1, 2, 4) > job_bytes(64, 64, 1, 2)
+    # Beside the pool its first capture keeps (test_a_job_s_plan_counts_the_pool_its_new_capture_keeps_through_...).
+    assert generator._plan.job_bytes == job_bytes(64, 64, 1, 2, 4, graph_pools_free=0) > \
+        job_bytes(64, 64, 1, 2, graph_pools_free=0)
 
 
 def test_an_sdxl_job_that_runs_without_the_fast_path_is_planned_with_no_copy_and_a_float32_decode(tmp_path,
@@ -261,7 +310,8 @@ def test_an_sdxl_job_that_runs_without_the_fast_path_is_planned_with_no_copy_and
         generator._fit_memory(replace(request, **changes), model, pipe, call_kwargs, DirectContext())
         return generator._plan.model_bytes, generator._plan.job_bytes
 
-    fast_decode, float32_decode = job_bytes(64, 64, 1, 2, 2), job_bytes(64, 64, 1, 2, 4)
+    float32_decode = job_bytes(64, 64, 1, 2, 4)
+    fast_decode = job_bytes(64, 64, 1, 2, 2, graph_pools_free=0)  # beside its first capture's graph pool
     assert planned({}) == (model_bytes(pipe) + copy_bytes, fast_decode)
     assert planned({"cross_attention_kwargs": {"scale": 0.5}}) == (model_bytes(pipe), float32_decode)
     assert planned({}, speed="eager") == (model_bytes(pipe), float32_decode)

@@ -120,3 +120,30 @@ def test_the_list_follows_a_guide_s_thumbnail_loading_the_depth_model(qtbot, win
                                                "float32")
     assert dialog.summary.text().startswith("2 models loaded")
     depth_maps.forget()
+
+
+def test_the_fast_path_s_graphs_and_vae_copy_are_listed_with_their_sizes_and_freed_with_the_kept_models(
+        qtbot, window, monkeypatch):  # noqa: ANN001
+    """On a GPU the fast path keeps, beside the model in use, its CUDA graphs of the UNet step (their memory pool) and
+    SDXL's bfloat16 VAE copy: listed with their sizes, and let go by Free Kept Models while the model stays loaded.
+    A pretend Ampere GPU whose captures and memory snapshot are stood in for."""
+    from pretend_gpu import fast_path_on_pretend_gpu
+
+    fast_path_on_pretend_gpu(monkeypatch, pool_bytes=24 * 2**20, bfloat16_vae=True)
+    window.generate()
+    qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
+    dialog = open_dialog(qtbot, window)
+    listed = rows(dialog)
+    assert [row[:4] for row in listed] == [
+        ["tiny-sd", "In use", "System memory", "float32"],
+        ["bfloat16 VAE copy of tiny-sd", "Cached", "System memory", "bfloat16"],  # where the pretend GPU's are
+        ["CUDA graphs of tiny-sd's UNet step", "Cached", "GPU (CUDA)", "float32"]]
+    assert listed[1][4].endswith("KB") and listed[2][4] == "24.0 MB"
+
+    qtbot.mouseClick(dialog.free_kept_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.message.text().startswith("Freed"), timeout=WAIT_MS)
+    assert dialog.message.text().startswith("Freed bfloat16 VAE copy of tiny-sd and CUDA graphs of tiny-sd's UNet step")
+    qtbot.waitUntil(lambda: [row[0] for row in rows(dialog)] == ["tiny-sd"], timeout=WAIT_MS)
+    assert window.status.model_label.text() == "tiny-sd"
+    dialog.close()
+    qtbot.waitUntil(lambda: window.memory.dialog is None, timeout=5000)
