@@ -265,7 +265,7 @@ class DiffusersGenerator:
         self._controls.clear()
         free_memory(self._device)  # cached TAESD decoders and upscalers go too
         width, height = request.output_size
-        advice = oom_advice(self._plan, width, height, request.batch_count)
+        advice = oom_advice(self._plan, width, height)
         raise StudioError(
             f"The GPU ran out of memory making a {width}x{height} image; {advice}. Studio "
             "freed its cached models, so the next job starts clean.")
@@ -384,7 +384,7 @@ class DiffusersGenerator:
         # A new capture's graph pool keeps its step's activations through the decode.
         rows = 2 if request.cfg_scale > 1 else 1
         captures = captures_new_step(pipe, device, options, call_kwargs, request.width, request.height, rows)
-        activations = job_bytes(request.width, request.height, request.batch_count, device.dtype.itemsize,
+        activations = job_bytes(request.width, request.height, device.dtype.itemsize,
                                 decode_element_size(pipe, device, bfloat16_copy=vae_copy > 0),
                                 in_graph_pools if captures else None)
         # It and resident_bytes walk every parameter: once, however often planned.

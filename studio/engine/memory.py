@@ -57,9 +57,10 @@ def resident_bytes(pipe: Any, device: DeviceInfo) -> int:
                if p.device == device.torch_device)
 
 
-def job_bytes(width: int, height: int, batch: int, element_size: int, decode_element_size: int | None = None,
+def job_bytes(width: int, height: int, element_size: int, decode_element_size: int | None = None,
               graph_pools_free: int | None = None) -> int:
-    """Peak activations of one image: the UNet with CFG (two rows) and the VAE decode, whichever is larger.
+    """Peak activations of one image: the UNet with CFG (two rows) and the VAE decode, whichever is larger. A batch
+    needs no more: its pictures are made one after another, each by its own pipeline call.
     ``decode_element_size``: where the decode computes in another precision than the UNet (``decode_element_size``).
     ``graph_pools_free``: where the job captures a UNet step of a size no kept graph has, the bytes free in the
     captured graphs' pools (``graph_pools_free``). The capture keeps its step's activations in that pool, beyond
@@ -70,7 +71,7 @@ def job_bytes(width: int, height: int, batch: int, element_size: int, decode_ele
     (latent cells x 320 channels) alive; the VAE decoder about 6 of (pixels x 128 channels).
     """
     cells = (width // 8) * (height // 8)
-    unet = 2 * batch * cells * 320 * 40 * element_size
+    unet = 2 * cells * 320 * 40 * element_size
     vae = width * height * 128 * 6 * (decode_element_size or element_size)
     pool_growth = 0 if graph_pools_free is None else max(0, unet - graph_pools_free)
     return max(unet, pool_growth + vae)
@@ -197,14 +198,14 @@ def _on_device(pipe: Any, device: DeviceInfo) -> bool:
     return True
 
 
-def oom_advice(plan: MemoryPlan | None, width: int, height: int, batch: int) -> str:
+def oom_advice(plan: MemoryPlan | None, width: int, height: int) -> str:
     """What to change after the GPU ran out of memory, given what was already tried."""
     tried = plan.measures if plan is not None else ()
     if OFFLOAD not in tried:
         return "switch Memory to Low VRAM in Settings (CPU offload and VAE tiling), or make a smaller image"
     smaller = f"{max(64, width * 3 // 4 // 8 * 8)}x{max(64, height * 3 // 4 // 8 * 8)}"
-    return (f"even with Low VRAM measures it did not fit; try {smaller}"
-            + (" or a batch of 1" if batch > 1 else "") + ", or close other programs using the GPU")
+    # Not "a batch of 1": a batch's pictures are made one at a time, so it needs no more memory than one.
+    return f"even with Low VRAM measures it did not fit; try {smaller}, or close other programs using the GPU"
 
 
 def gb(size: int) -> str:

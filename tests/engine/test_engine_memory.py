@@ -31,20 +31,20 @@ def test_the_cpu_needs_no_measures_and_says_so():
 
 
 def test_auto_keeps_everything_on_a_big_gpu():
-    plan = plan_memory("auto", CUDA, SDXL_WEIGHTS, job_bytes(1024, 1024, 1, 2), 70 * GIB)
+    plan = plan_memory("auto", CUDA, SDXL_WEIGHTS, job_bytes(1024, 1024, 2), 70 * GIB)
     assert plan.measures == ()
     assert "fits" in plan.reason and "70.0 GB free" in plan.reason
 
 
 def test_auto_tiles_when_the_model_fits_but_the_job_does_not():
-    activations = job_bytes(2048, 2048, 1, 2)
+    activations = job_bytes(2048, 2048, 2)
     plan = plan_memory("auto", CUDA, SDXL_WEIGHTS, activations, 10 * GIB)
     assert plan.measures == (SLICING, TILING) and not plan.offload
     assert "this job's size does not" in plan.reason
 
 
 def test_auto_offloads_when_the_model_itself_does_not_fit_a_6gb_laptop():
-    plan = plan_memory("auto", CUDA, SDXL_WEIGHTS, job_bytes(1024, 1024, 1, 2), 6 * GIB)
+    plan = plan_memory("auto", CUDA, SDXL_WEIGHTS, job_bytes(1024, 1024, 2), 6 * GIB)
     assert plan.offload and TILING in plan.measures
     assert "does not fit" in plan.reason and "6.0 GB free" in plan.reason
 
@@ -56,21 +56,20 @@ def test_low_and_high_are_what_the_person_chose():
     assert high.measures == () and "may not fit" in high.reason and "Low VRAM" in high.reason
 
 
-def test_estimates_grow_with_size_and_batch():
-    assert job_bytes(1024, 1024, 1, 2) > job_bytes(512, 512, 1, 2)
-    assert job_bytes(512, 512, 4, 2) > job_bytes(512, 512, 1, 2)
-    assert job_bytes(512, 512, 1, 4) == 2 * job_bytes(512, 512, 1, 2)
+def test_estimates_grow_with_size():
+    assert job_bytes(1024, 1024, 2) > job_bytes(512, 512, 2)
+    assert job_bytes(512, 512, 4) == 2 * job_bytes(512, 512, 2)
 
 
 def test_a_new_capture_s_graph_pool_is_counted_beside_the_decode():
     """A captured step's activations stay in its graphs' pool, kept for the next job, through the VAE decode after
     the steps: a job that captures at a new size needs the decode's room beside what the pool grows by."""
     unet, decode = 2 * 128 * 128 * 320 * 40 * 2, 1024 * 1024 * 128 * 6 * 2  # SDXL at 1024x1024 in float16
-    assert job_bytes(1024, 1024, 1, 2) == max(unet, decode)  # no capture
-    assert job_bytes(1024, 1024, 1, 2, graph_pools_free=0) == unet + decode  # the first capture: a new pool
-    assert job_bytes(1024, 1024, 1, 2, graph_pools_free=unet // 4) == unet - unet // 4 + decode  # a pool grown
-    assert job_bytes(1024, 1024, 1, 2, graph_pools_free=unet) == max(unet, decode)  # room in the pool
-    assert job_bytes(1024, 1024, 1, 2, 4, graph_pools_free=0) == unet + 2 * decode  # a float32 decode
+    assert job_bytes(1024, 1024, 2) == max(unet, decode)  # no capture
+    assert job_bytes(1024, 1024, 2, graph_pools_free=0) == unet + decode  # the first capture: a new pool
+    assert job_bytes(1024, 1024, 2, graph_pools_free=unet // 4) == unet - unet // 4 + decode  # a pool grown
+    assert job_bytes(1024, 1024, 2, graph_pools_free=unet) == max(unet, decode)  # room in the pool
+    assert job_bytes(1024, 1024, 2, 4, graph_pools_free=0) == unet + 2 * decode  # a float32 decode
 
 
 def test_a_job_s_plan_counts_the_pool_its_new_capture_keeps_through_the_decode(tiny_model_dir, tmp_path,
@@ -100,13 +99,14 @@ def test_a_job_s_plan_counts_the_pool_its_new_capture_keeps_through_the_decode(t
         list(generator.generate(tiny_request(tiny_model_dir, prepared=True, **changes), DirectContext()))
         return generator._plan.job_bytes
 
-    assert planned() == job_bytes(64, 64, 1, 4, graph_pools_free=0) > job_bytes(64, 64, 1, 4)
+    assert planned() == job_bytes(64, 64, 4, graph_pools_free=0) > job_bytes(64, 64, 4)
     unet = 2 * 8 * 8 * 320 * 40 * 4  # the captured step's activations, in its pool
     pool.append({"device": 0, "segment_pool_id": (1, 0), "total_size": unet + 4096, "allocated_size": 4096})
-    assert planned() == job_bytes(64, 64, 1, 4)  # replayed in the pool
-    assert planned(cfg_scale=1.0) == job_bytes(64, 64, 1, 4)  # fewer rows: captured again in the pool's room
-    assert planned(width=128, height=128) == job_bytes(128, 128, 1, 4, graph_pools_free=unet)
-    assert planned(width=192, height=192, speed="eager") == job_bytes(192, 192, 1, 4)  # no captured step
+    assert planned() == job_bytes(64, 64, 4)  # replayed in the pool
+    assert planned(batch_count=3) == job_bytes(64, 64, 4)  # made one at a time: no more than one picture
+    assert planned(cfg_scale=1.0) == job_bytes(64, 64, 4)  # fewer rows: captured again in the pool's room
+    assert planned(width=128, height=128) == job_bytes(128, 128, 4, graph_pools_free=unet)
+    assert planned(width=192, height=192, speed="eager") == job_bytes(192, 192, 4)  # no captured step
 
 
 def test_measures_are_applied_to_a_real_pipeline_and_taken_off_again(tiny_model_dir):
@@ -127,10 +127,10 @@ def test_measures_are_applied_to_a_real_pipeline_and_taken_off_again(tiny_model_
 
 
 def test_oom_advice_says_what_to_change_next():
-    assert "Low VRAM" in oom_advice(None, 1024, 1024, 1)
+    assert "Low VRAM" in oom_advice(None, 1024, 1024)
     low = plan_memory("low", CUDA, GIB, GIB, GIB)
-    advice = oom_advice(low, 1024, 1024, 4)
-    assert "768x768" in advice and "batch of 1" in advice
+    advice = oom_advice(low, 1024, 1024)
+    assert "768x768" in advice and "batch" not in advice  # a batch's pictures are made one at a time
 
 
 def test_a_part_left_elsewhere_is_brought_back_and_slicing_is_only_switched_when_it_changes(tiny_model_dir,
@@ -180,7 +180,7 @@ def test_a_model_on_the_gpu_from_its_last_job_is_not_counted_twice_against_the_f
     request = tiny_request(tiny_model_dir, prepared=True)
     list(generator.generate(request, DirectContext()))  # loaded, and left on the device
     weights = generator._plan.model_bytes
-    capacity["bytes"] = int((weights + job_bytes(64, 64, 1, 4)) * HEADROOM) + 1  # just enough for the job
+    capacity["bytes"] = int((weights + job_bytes(64, 64, 4)) * HEADROOM) + 1  # just enough for the job
     list(generator.generate(request, DirectContext()))
     assert generator._plan.measures == () and "Everything fits" in generator._plan.reason
 
@@ -276,8 +276,8 @@ def test_an_sdxl_decode_upcast_to_float32_is_planned_at_float32_s_size(tiny_mode
     generator._in_use = turing
     generator._fit_memory(tiny_request(folder, prepared=True), model, pipe, {}, DirectContext())
     # Beside the pool its first capture keeps (test_a_job_s_plan_counts_the_pool_its_new_capture_keeps_through_...).
-    assert generator._plan.job_bytes == job_bytes(64, 64, 1, 2, 4, graph_pools_free=0) > \
-        job_bytes(64, 64, 1, 2, graph_pools_free=0)
+    assert generator._plan.job_bytes == job_bytes(64, 64, 2, 4, graph_pools_free=0) > \
+        job_bytes(64, 64, 2, graph_pools_free=0)
 
 
 def test_an_sdxl_job_that_runs_without_the_fast_path_is_planned_with_no_copy_and_a_float32_decode(tmp_path,
@@ -310,8 +310,8 @@ def test_an_sdxl_job_that_runs_without_the_fast_path_is_planned_with_no_copy_and
         generator._fit_memory(replace(request, **changes), model, pipe, call_kwargs, DirectContext())
         return generator._plan.model_bytes, generator._plan.job_bytes
 
-    float32_decode = job_bytes(64, 64, 1, 2, 4)
-    fast_decode = job_bytes(64, 64, 1, 2, 2, graph_pools_free=0)  # beside its first capture's graph pool
+    float32_decode = job_bytes(64, 64, 2, 4)
+    fast_decode = job_bytes(64, 64, 2, 2, graph_pools_free=0)  # beside its first capture's graph pool
     assert planned({}) == (model_bytes(pipe) + copy_bytes, fast_decode)
     assert planned({"cross_attention_kwargs": {"scale": 0.5}}) == (model_bytes(pipe), float32_decode)
     assert planned({}, speed="eager") == (model_bytes(pipe), float32_decode)
