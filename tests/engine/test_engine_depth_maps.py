@@ -266,7 +266,7 @@ def test_a_job_short_of_gpu_memory_lets_the_depth_model_go_before_the_unet_runs(
     assert not any("let go" in note for note in context.notes)
 
     # The job fits only without the depth model: half its weights short of room beside it.
-    needed = int((plan.model_bytes + job_bytes(64, 64, 1, 4)) * HEADROOM)
+    needed = int((plan.model_bytes + job_bytes(64, 64, 4)) * HEADROOM)
     capacity["bytes"] = needed + depth_bytes // 2
     runs, context = depth_maps.runs, DirectContext()
     depth_job(depth_generator, tiny_model_dir, picture, context)
