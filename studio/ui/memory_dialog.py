@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.events import TERMINAL_EVENTS, EngineStatus
-from studio.core.held_memory import HeldModel, HeldModelsChanged, MemoryFreed, total_size
+from studio.core.held_memory import CACHED, HeldModel, HeldModelsChanged, MemoryFreed, total_size
 from studio.core.units import format_size
 from studio.services.jobs import JobService
 from studio.ui.task_dialog import TaskDialog
@@ -144,9 +144,7 @@ class MemoryDialog(TaskDialog):
                 if column == len(COLUMNS) - 1:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(row, column, item)
-        count = len(held)
-        self.summary.setText(f"{count} model{'s' * (count != 1)} loaded, {format_size(total_size(held))} in all."
-                             if count else "No model is loaded.")
+        self.summary.setText(summary_words(held))
 
     async def _follow_engine(self) -> None:
         """Ask again when a job ends, a model is loaded ahead of any job, memory was freed, or models were loaded or
@@ -159,3 +157,15 @@ class MemoryDialog(TaskDialog):
     def _stop(self) -> None:
         self.service.unsubscribe(self._stream)
         self._tasks.cancel_all()  # a list still asked for is not wanted (the engine skips it)
+
+
+def summary_words(held: tuple[HeldModel, ...]) -> str:
+    """"1 model loaded and 2 cached parts, 7.1 GB in all.": cached parts (a VAE, the fast path's graphs) are not
+    models of their own."""
+    if not held:
+        return "No model is loaded."
+    models = sum(model.role != CACHED for model in held)
+    parts = len(held) - models
+    said = [f"{models} model{'s' * (models != 1)} loaded"] if models else []
+    said += [f"{parts} cached part{'s' * (parts != 1)}"] if parts else []
+    return f"{' and '.join(said)}, {format_size(total_size(held))} in all."

@@ -118,7 +118,7 @@ def test_the_list_follows_a_guide_s_thumbnail_loading_the_depth_model(qtbot, win
     (name, role, device, precision, _), = [r for r in rows(dialog) if r[0] != "tiny-sd"]
     assert (name, role, device, precision) == ("Depth model depth-anything-v2-small", "Cached", "System memory",
                                                "float32")
-    assert dialog.summary.text().startswith("2 models loaded")
+    assert dialog.summary.text().startswith("1 model loaded and 1 cached part, ")
     depth_maps.forget()
 
 
@@ -139,6 +139,7 @@ def test_the_fast_path_s_graphs_and_vae_copy_are_listed_with_their_sizes_and_fre
         ["bfloat16 VAE copy of tiny-sd", "Cached", "System memory", "bfloat16"],  # where the pretend GPU's are
         ["CUDA graphs of tiny-sd's UNet step", "Cached", "GPU (CUDA)", "float32"]]
     assert listed[1][4].endswith("KB") and listed[2][4] == "24.0 MB"
+    assert dialog.summary.text().startswith("1 model loaded and 2 cached parts, ")  # parts, not models of their own
 
     qtbot.mouseClick(dialog.free_kept_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.message.text().startswith("Freed"), timeout=WAIT_MS)
