@@ -67,6 +67,7 @@ from studio.engine.memory import (
     oom_advice,
     plan_memory,
     resident_bytes,
+    vae_precision_kept,
     weight_parts,
 )
 from studio.engine.model_keeping import KeptModels, in_precision, in_system_memory, model_files_key
@@ -473,7 +474,7 @@ class DiffusersGenerator:
                 # CPU generator: the same seed gives the same picture on every device (A1111 does the same).
                 # A fresh one per call: a fast-path failure makes the picture again, eagerly.
                 generator = torch.Generator("cpu").manual_seed(seed)
-                with torch.inference_mode():
+                with torch.inference_mode(), vae_precision_kept(run.pipe):
                     return run.pipe(generator=generator, callback_on_step_end=on_step_end,
                                     **run.kwargs, **run.per_seed(seed)).images[0]
 

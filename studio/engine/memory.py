@@ -8,6 +8,8 @@ rough on purpose (weights are exact, activations are a rule of thumb), and the r
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +85,22 @@ def upcasts_float16_vae(pipe: Any) -> bool:  # noqa: ANN401
     the memory plan (``decode_element_size``) and the fast path (which decodes such a VAE from a bfloat16 copy)."""
     force_upcast = bool(getattr(getattr(getattr(pipe, "vae", None), "config", None), "force_upcast", False))
     return force_upcast and "StableDiffusionXL" in type(pipe).__name__
+
+
+@contextmanager
+def vae_precision_kept(pipe: Any) -> Iterator[None]:  # noqa: ANN401
+    """The pipeline's VAE is in its own precision after the call, whatever happened in it. SDXL's pipelines upcast a
+    float16 VAE to float32 for the decode and cast it back after; a decode that fails (out of memory) skips the cast
+    back, and the VAE stayed in float32, twice its weights, for every later job of the model (the fast path's retry
+    made the picture again with it)."""
+    vae = getattr(pipe, "vae", None)
+    weight = next(vae.parameters(), None) if hasattr(vae, "parameters") else None
+    dtype = None if weight is None else weight.dtype  # (``to`` changes the same Parameter objects in place)
+    try:
+        yield
+    finally:
+        if dtype is not None and next(vae.parameters()).dtype != dtype:
+            vae.to(dtype=dtype)
 
 
 def decode_element_size(pipe: Any, device: DeviceInfo, bfloat16_copy: bool = False) -> int:  # noqa: ANN401

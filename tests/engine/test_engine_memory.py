@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import torch
 
 from studio.engine.device import DeviceInfo, select_device
@@ -317,3 +318,29 @@ def test_an_sdxl_job_that_runs_without_the_fast_path_is_planned_with_no_copy_and
     assert planned({}, speed="eager") == (model_bytes(pipe), float32_decode)
     pipe.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v"]))
     assert planned({}) == (model_bytes(pipe), float32_decode)
+
+
+def test_an_sdxl_vae_upcast_for_a_decode_that_fails_is_put_back_in_its_own_precision(tmp_path):
+    """SDXL's pipeline upcasts its float16 VAE to float32 for the decode and casts it back after; a decode that ran
+    out of memory skipped the cast back, and the fast path's retry and every later job of the model had the VAE in
+    float32 (twice its weights). The real pipeline, loaded in float16 on the CPU, its decode standing in for one that
+    runs out of memory."""
+    from tiny_models import build_tiny_sdxl
+
+    from studio.engine.device import DeviceInfo
+    from studio.engine.loader import load_model
+    from studio.engine.memory import vae_precision_kept
+
+    half = DeviceInfo("cpu", torch.device("cpu"), torch.float16, "CPU in float16")
+    pipe = load_model(build_tiny_sdxl(tmp_path / "tiny-xl"), half, place=False).text2img
+    seen = []
+
+    def out_of_memory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen.append(pipe.vae.dtype)
+        raise torch.OutOfMemoryError("CUDA out of memory (a stand-in)")
+
+    pipe.vae.decode = out_of_memory
+    with pytest.raises(torch.OutOfMemoryError), torch.inference_mode(), vae_precision_kept(pipe):
+        pipe(prompt="a fox", num_inference_steps=1, height=64, width=64, guidance_scale=1.0)
+    assert seen == [torch.float32]  # diffusers upcast it for the decode
+    assert pipe.vae.dtype == torch.float16 and all(p.dtype == torch.float16 for p in pipe.vae.parameters())
