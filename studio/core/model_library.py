@@ -110,7 +110,7 @@ def with_hashes(items: Iterable[LibraryItem], cache_file: Path | None) -> list[L
     """The items with their hashes (cached by size and mtime) and duplicates marked: a copy in
     Studio's models folder counts as the original over one in a linked folder."""
     items = list(items)
-    digests = [_hash(item, cache_file) for item in items]
+    digests = [library_hash(item, cache_file) for item in items]
     first: dict[str, Path] = {}
     for index in sorted(range(len(items)), key=lambda i: items[i].linked):
         if digests[index]:
@@ -120,9 +120,10 @@ def with_hashes(items: Iterable[LibraryItem], cache_file: Path | None) -> list[L
             for item, digest in zip(items, digests, strict=True)]
 
 
-def _hash(item: LibraryItem, cache_file: Path | None) -> str:
-    """AutoV3 for a LoRA (what A1111 writes in "Lora hashes"), AutoV2 for everything else. (A ControlNet's in
-    recipes is sd-webui-controlnet's, ``hashing.controlnet_hash``: it reads 64 KiB, too little to find duplicates.)"""
+def library_hash(item: LibraryItem, cache_file: Path | None) -> str:
+    """The hash the library compares items by: AutoV3 for a LoRA (what A1111 writes in "Lora hashes"), AutoV2 for
+    everything else. (A ControlNet's in recipes is sd-webui-controlnet's, ``hashing.controlnet_hash``: it reads
+    64 KiB, too little to find duplicates.)"""
     if not item.path.exists():
         return ""
     if item.kind == "lora" and item.path.is_file():

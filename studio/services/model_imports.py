@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.core.errors import InvalidRequest, JobCancelledError, ModelError, os_reason
-from studio.core.hashing import model_hash
 from studio.core.images import write_atomically
 from studio.core.model_kinds import detect_kind, with_article
 from studio.core.model_library import (
@@ -31,6 +30,7 @@ from studio.core.model_library import (
     find_item,
     item_for_file,
     item_for_folder,
+    library_hash,
     read_imports,
     scan_library,
     with_hashes,
@@ -79,7 +79,7 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
     library = scan_library(models_dir)
     alike = [i for i in library if i.kind == item.kind and i.size == item.size
              and (style is None or real_path(i.path) == real_path(target))]
-    digest = model_hash(source, hash_cache) if alike else ""
+    digest = library_hash(item, hash_cache) if alike else ""  # as the library hashes this kind (a LoRA: AutoV3)
     for existing in with_hashes(alike, hash_cache):
         if existing.hash == digest:
             return ImportResult(existing, copied=False,

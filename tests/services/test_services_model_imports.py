@@ -81,6 +81,21 @@ def test_the_same_file_twice_is_not_copied_again(tmp_path):
     assert sorted(p.name for p in (models / "checkpoints").iterdir()) == ["dreamy.safetensors"]
 
 
+@pytest.mark.parametrize("make", [sd1, lora, esrgan, controlnet])
+def test_the_same_file_of_any_kind_is_found_under_its_own_name_and_under_another(tmp_path, make):
+    # A LoRA's was hashed as a checkpoint's (AutoV2) and compared with the library's LoRA hash (AutoV3): never equal,
+    # so the same file again was "a different ink.safetensors", and under another name it was copied a second time.
+    models, cache = tmp_path / "models", tmp_path / "hashes.json"
+    source = make(tmp_path / "a" / "ink.safetensors")
+    first = import_model(source, models, hash_cache=cache)
+    again = import_model(source, models, hash_cache=cache)
+    renamed = import_model(make(tmp_path / "b" / "ink-again.safetensors"), models, hash_cache=cache)
+    for result in (again, renamed):
+        assert not result.copied and result.item.path == first.item.path
+        assert result.note.endswith(f"is already in the library as {first.item.path}.")
+    assert [p.name for p in first.item.path.parent.iterdir()] == ["ink.safetensors"]
+
+
 def test_a_different_file_with_a_taken_name_is_refused(tmp_path):
     models = tmp_path / "models"
     import_model(sd1(tmp_path / "a" / "dreamy.safetensors"), models)
