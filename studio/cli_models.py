@@ -14,7 +14,7 @@ from studio.cli_notes import say_note
 from studio.core.errors import JobCancelledError, StudioError, os_reason
 from studio.core.model_library import KIND_FOLDERS, LibraryItem, format_size, scan_library, with_hashes
 from studio.core.paths import studio_paths
-from studio.core.settings import Settings, load_settings, save_settings
+from studio.core.settings import Settings, load_settings, update_settings
 
 LISTED_KINDS = (*KIND_FOLDERS, "image-encoder", "annotator", "unknown")  # every kind the library tells apart
 
@@ -170,8 +170,12 @@ def _link(settings: Settings, path: Path) -> int:
     item = item_for_file(path, "linked") if path.is_file() else None
     if item is not None and not item.usable:
         raise StudioError(f"{item.problem} Nothing was linked.")
-    settings.extra_model_paths = link_folder(path, settings.extra_model_paths)
-    if not _links_saved(settings, f"{path} was not linked"):
+
+    def link(current: Settings) -> bool:
+        current.extra_model_paths = link_folder(path, current.extra_model_paths)
+        return True
+
+    if not _links_saved(link, f"{path} was not linked"):
         return EXIT_FAILED
     if item is not None:
         print(f"Linked {path}: {item.label}, listed as {item.name}.")
@@ -215,8 +219,13 @@ def _remove(settings: Settings, name: str, yes: bool) -> int:
     notes: list[str] = []
     item, links = remove_model(name, settings.models_dir, settings.extra_model_paths, notes)
     if links != settings.extra_model_paths:
-        settings.extra_model_paths = links
-        if not _links_saved(settings, f"{item.path} is still linked"):
+        unlinked = set(settings.extra_model_paths) - set(links)
+
+        def unlink(current: Settings) -> bool:  # only this one: a folder another command linked meanwhile stays
+            current.extra_model_paths = [p for p in current.extra_model_paths if p not in unlinked]
+            return True
+
+        if not _links_saved(unlink, f"{item.path} is still linked"):
             return EXIT_FAILED
         print(f"Unlinked {item.path} (its files are untouched).")
     else:
@@ -226,11 +235,12 @@ def _remove(settings: Settings, name: str, yes: bool) -> int:
     return 0
 
 
-def _links_saved(settings: Settings, not_done: str) -> bool:
-    """Save the settings, where the linked folders are listed; where they cannot be written (read-only, a full
-    disk), one sentence saying what was not done, since the change lived only there."""
+def _links_saved(change: Callable[[Settings], bool], not_done: str) -> bool:
+    """Change the settings file, where the linked folders are listed, as one step (another command may change it
+    at the same time); where it cannot be written (read-only, a full disk), one sentence saying what was not done,
+    since the change lived only there."""
     try:
-        save_settings(settings)
+        update_settings(change)
     except StudioError as exc:
         cause = exc.__cause__
         reason = os_reason(cause) if isinstance(cause, OSError) else str(exc).rstrip(".")

@@ -268,3 +268,38 @@ def test_every_argument_of_studio_models_says_what_it_takes():
     models = subcommands(build_parser())["models"]
     assert undocumented(models, "studio models") == []
     assert all(subcommands(models)[action].description for action in ("link", "remove"))
+
+
+def test_commands_run_at_once_each_keep_their_change_to_the_linked_folders(home, tmp_path, monkeypatch, capsys):
+    # Each read the settings at its start and saved them whole: of six `studio models link` run together, three
+    # said "Linked" and were lost. Here two read the file at the same moment, as they did.
+    import threading
+
+    from studio.cli import build_parser
+    from studio.cli_models import run_models
+    from studio.core import settings as settings_module
+
+    monkeypatch.setenv("STUDIO_HOME", str(home))
+    folders = [lora(tmp_path / f"l{n}" / "Lora" / f"ink{n}.safetensors").parent.parent for n in (1, 2)]
+    read = settings_module._read_settings
+    together = threading.Barrier(2, timeout=1)
+
+    def read_together(paths):  # noqa: ANN001, ANN202
+        settings = read(paths)
+        try:
+            together.wait()  # where the file is read under the lock, the other waits for it: the wait times out
+        except threading.BrokenBarrierError:
+            pass
+        return settings
+
+    monkeypatch.setattr(settings_module, "_read_settings", read_together)
+    codes: list[int] = []
+    commands = [threading.Thread(target=lambda f=folder: codes.append(
+        run_models(build_parser().parse_args(["models", "link", str(f)])))) for folder in folders]
+    for command in commands:
+        command.start()
+    for command in commands:
+        command.join()
+    assert codes == [0, 0] and capsys.readouterr().out.count("Linked ") == 2
+    monkeypatch.setattr(settings_module, "_read_settings", read)
+    assert sorted(settings_module.load_settings().extra_model_paths) == folders
