@@ -11,8 +11,16 @@ from pathlib import Path
 
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED
 from studio.cli_notes import say_note
-from studio.core.errors import JobCancelledError, StudioError, os_reason
-from studio.core.model_library import KIND_FOLDERS, LibraryItem, format_size, scan_library, with_hashes
+from studio.core.errors import InvalidRequest, JobCancelledError, StudioError, os_reason
+from studio.core.model_library import (
+    KIND_FOLDERS,
+    MISSING,
+    WEIGHT_SUFFIXES,
+    LibraryItem,
+    format_size,
+    scan_library,
+    with_hashes,
+)
 from studio.core.paths import studio_paths
 from studio.core.settings import Settings, load_settings, update_settings
 
@@ -94,6 +102,10 @@ def _items(settings: Settings, hashes: bool) -> list[LibraryItem]:
 def _list(settings: Settings, kind: str | None, as_json: bool, hashes: bool) -> int:
     every = _items(settings, hashes)
     items = [i for i in every if not kind or i.kind == kind]
+    for gone in (i for i in every if i.label == MISSING and i not in items):  # its models would be left out unsaid
+        say_note(f"The linked {'folder' if gone.path.suffix.lower() not in WEIGHT_SUFFIXES else 'file'} {gone.path} "
+                 "is not there (moved, or on a drive that is not plugged in), so its models are not listed; they come "
+                 f"back when it is, or unlink it with `studio models remove {gone.path}`.")
     if as_json:  # JSON whatever is found: a script reading it got a sentence where no model had the kind
         print(json.dumps([dict(name=i.name, kind=i.kind, family=i.family, label=i.label, size=i.size, hash=i.hash,
                                path=str(i.path), source=i.source, problem=i.problem,
@@ -171,18 +183,24 @@ def _link(settings: Settings, path: Path) -> int:
     if item is not None and not item.usable:
         raise StudioError(f"{item.problem} Nothing was linked.")
 
-    def link(current: Settings) -> bool:
-        current.extra_model_paths = link_folder(path, current.extra_model_paths)
-        return True
+    added = False
+
+    def link(current: Settings) -> bool:  # under the settings lock, with the file as it is now
+        nonlocal added
+        links = link_folder(path, current.extra_model_paths, current.models_dir)
+        added = links != current.extra_model_paths
+        current.extra_model_paths = links
+        return added
 
     if not _links_saved(link, f"{path} was not linked"):
         return EXIT_FAILED
+    tool = detect_layout(path) if item is None else ""
+    said = f"Linked {path}" if added else f"{path} is already linked"
+    said += f" ({tool} layout)" if tool else ""
     if item is not None:
-        print(f"Linked {path}: {item.label}, listed as {item.name}.")
-        return 0
-    found = [i for i in scan_library(path) if i.usable]
-    tool = detect_layout(path)
-    print(f"Linked {path}{f' ({tool} layout)' if tool else ''}: {len(found)} usable model(s) found there.")
+        print(f"{said}: {item.label}, listed as {item.name}.")
+    else:
+        print(f"{said}: {sum(i.usable for i in scan_library(path))} usable model(s) found there.")
     return 0
 
 
@@ -241,6 +259,8 @@ def _links_saved(change: Callable[[Settings], bool], not_done: str) -> bool:
     since the change lived only there."""
     try:
         update_settings(change)
+    except InvalidRequest:  # the change's own refusal (Studio's own models folder), said as it is
+        raise
     except StudioError as exc:
         cause = exc.__cause__
         reason = os_reason(cause) if isinstance(cause, OSError) else str(exc).rstrip(".")

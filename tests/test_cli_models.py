@@ -303,3 +303,23 @@ def test_commands_run_at_once_each_keep_their_change_to_the_linked_folders(home,
     assert codes == [0, 0] and capsys.readouterr().out.count("Linked ") == 2
     monkeypatch.setattr(settings_module, "_read_settings", read)
     assert sorted(settings_module.load_settings().extra_model_paths) == folders
+
+
+def test_linking_the_models_folder_or_a_linked_folder_again_is_said_and_a_gone_one_is_noted(home, tmp_path):
+    models = home / "data" / "models"
+    assert studio(home, "import", str(lora(tmp_path / "ink.safetensors"))).returncode == 0
+    own = studio(home, "link", str(models))
+    assert own.returncode == 2 and own.stderr == f"studio: {models} is Studio's own models folder; its models are " \
+                                                 "in the library already, so there is nothing to link.\n"
+    unplugged = tmp_path / "unplugged"
+    lora(unplugged / "Lora" / "kohya.safetensors")
+    assert studio(home, "link", str(unplugged)).stdout == f"Linked {unplugged}: 1 usable model(s) found there.\n"
+    again = studio(home, "link", str(unplugged))
+    assert again.returncode == 0 and again.stdout == f"{unplugged} is already linked: 1 usable model(s) found " \
+                                                     "there.\n"
+    assert listing(home)["kohya"]["kind"] == "lora"
+    shutil.rmtree(unplugged)
+    loras = studio(home, "list", "--kind", "lora", "--no-hash")
+    assert loras.stdout.startswith("ink ") and loras.stderr == (
+        f"note: The linked folder {unplugged} is not there (moved, or on a drive that is not plugged in), so its "
+        f"models are not listed; they come back when it is, or unlink it with `studio models remove {unplugged}`.\n")

@@ -27,6 +27,7 @@ WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pic
 SOURCE_FILE = ".studio-source.json"  # beside a downloaded folder's files: where it came from
 IMPORTS_FILE = ".studio-imports.json"  # in the models folder: where imported files came from
 MAX_DEPTH = 6
+MISSING = "Missing"  # the label of a linked file or folder that is not there
 LOADABLE_FAMILIES = ("sd1", "sd2", "sdxl")  # what the built-in generator runs
 # Where imports go, by kind: the names AUTOMATIC1111/ComfyUI people know, and what Studio's features read.
 KIND_FOLDERS = {"checkpoint": "checkpoints", "lora": "loras", "vae": "vae", "upscaler": "upscalers",
@@ -88,7 +89,7 @@ def scan_library(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryI
     for root, source in roots:
         if root != models_dir and not root.exists():
             what = "file" if root.suffix.lower() in WEIGHT_SUFFIXES else "folder"
-            seen[root] = LibraryItem(root.name, real_path(root), "unknown", "", "Missing", 0, source,
+            seen[root] = LibraryItem(root.name, real_path(root), "unknown", "", MISSING, 0, source,
                                      linked=True, problem=f"The linked {what} {root} is not there (moved, or on a "
                                      "drive that is not plugged in); its models come back when it is, or unlink it.")
             continue

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import time
 import uuid
@@ -179,9 +180,12 @@ def what_removing_does(value: str, models_dir: Path, linked: list[Path]) -> tupl
     item = find_item(value, items)
     resolved_links = {real_path(p): p for p in linked}
     target = Path(value).expanduser()
+    if item is None and os.path.lexists(target):  # a path relative to where the command runs: items' are real
+        item = next((i for i in items if i.path == real_path(target)), None)
     if item is None and real_path(target) in resolved_links:
         kept = [p for p in linked if real_path(p) != real_path(target)]
-        return LibraryItem(target.name, target, "folder", "", "Linked folder", 0, "linked"), kept
+        linked_path = resolved_links[real_path(target)]  # as the settings list it, not as typed
+        return LibraryItem(linked_path.name, linked_path, "folder", "", "Linked folder", 0, "linked"), kept
     if item is None:
         raise InvalidRequest(f"The library has no model named {value!r}; `studio models list` shows the names.")
     same_name = [i for i in items if value in (i.name, i.path.name)]
@@ -199,11 +203,19 @@ def what_removing_does(value: str, models_dir: Path, linked: list[Path]) -> tupl
     return item, list(linked)
 
 
-def link_folder(path: Path, linked: list[Path]) -> list[Path]:
-    """Add another tool's models folder (or one model) to the library, in place."""
+def link_folder(path: Path, linked: list[Path], models_dir: Path | None = None) -> list[Path]:
+    """Add another tool's models folder (or one model) to the library, in place; the same list where it is linked
+    already. Studio's own models folder, or a part of it, is refused: its models are in the library already."""
     path = Path(path).expanduser()
     if not path.exists():
         raise InvalidRequest(f"There is no file or folder at {path}.")
+    own = real_path(models_dir) if models_dir is not None else None
+    if own is not None and real_path(path) == own:
+        raise InvalidRequest(f"{path} is Studio's own models folder; its models are in the library already, so "
+                             "there is nothing to link.")
+    if own is not None and real_path(path).is_relative_to(own):
+        raise InvalidRequest(f"{path} is inside Studio's models folder {own}, so it is in the library already; "
+                             "there is nothing to link.")
     if any(real_path(p) == real_path(path) for p in linked):
         return list(linked)
     return [*linked, real_path(path)]

@@ -281,10 +281,14 @@ class ModelsDialog(TaskDialog):
         from studio.services.model_imports import link_folder
 
         try:
-            self.settings.extra_model_paths = link_folder(path, self.settings.extra_model_paths)
+            links = link_folder(path, self.settings.extra_model_paths, self.settings.models_dir)
         except StudioError as exc:
             self._report(str(exc), error=True)
             return
+        if links == self.settings.extra_model_paths:
+            self._report(f"{path} is already linked; nothing was changed.")
+            return
+        self.settings.extra_model_paths = links
         await self._changed()
         found = sum(1 for i in self.items if str(i.path).startswith(str(path.resolve())))
         self._report(f"Linked {path}: {found} model(s) found there, used in place.")

@@ -271,3 +271,29 @@ def test_a_models_folder_that_cannot_be_written_is_one_sentence(tmp_path, monkey
     with pytest.raises(ModelError, match=r"^dreamy\.safetensors could not be copied into .*checkpoints: "
                                          r"Permission denied\.$"):
         import_model(sd1(tmp_path / "dreamy.safetensors"), models)
+
+
+def test_studio_own_models_folder_or_a_part_of_it_is_not_linked_and_a_linked_one_is_not_linked_twice(tmp_path):
+    models = tmp_path / "models"
+    import_model(lora(tmp_path / "ink.safetensors"), models)
+    with pytest.raises(InvalidRequest) as own:
+        link_folder(models, [], models)
+    assert str(own.value) == f"{models} is Studio's own models folder; its models are in the library already, so " \
+                             "there is nothing to link."
+    with pytest.raises(InvalidRequest, match=r"is inside Studio's models folder .*; there is nothing to link\.$"):
+        link_folder(models / "loras" / "ink.safetensors", [], models)
+    other = lora(tmp_path / "a1111" / "Lora" / "x.safetensors").parent.parent
+    assert link_folder(other, [other], models) == [other]
+
+
+def test_a_model_is_removed_or_unlinked_by_a_path_relative_to_where_the_command_runs(tmp_path, monkeypatch):
+    models, a1111 = tmp_path / "models", tmp_path / "a1111"
+    lora(a1111 / "Lora" / "ink.safetensors")
+    mine = import_model(lora(tmp_path / "mine.safetensors"), models).item.path
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidRequest, match="is in a linked folder"):  # found, not "no model named"
+        remove_model("a1111/Lora/ink.safetensors", models, [a1111])
+    item, links = remove_model("a1111", models, [a1111])
+    assert links == [] and item.path == a1111
+    item, links = remove_model("models/loras/mine.safetensors", models, [a1111])
+    assert item.path == mine and not mine.exists() and links == [a1111]

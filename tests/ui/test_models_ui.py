@@ -237,3 +237,17 @@ def test_the_kind_filter_lists_the_controlnets_alone_and_has_every_kind_imports_
     assert {name: row[1] for name, row in rows(dialog).items()} == {"control_v11p_sd15_canny": "ControlNet (SD 1.x)"}
     filtered = {kind for _, kind in KIND_FILTERS}
     assert {kind for kind, folder in KIND_FOLDERS.items() if folder} <= filtered  # each kind an import puts away
+
+
+def test_linking_the_models_folder_is_refused_and_a_folder_linked_already_is_said(qtbot, window, tmp_path):  # noqa: ANN001
+    dialog = open_library(qtbot, window)
+    links = list(window.settings.extra_model_paths)
+    window.settings.models_dir.mkdir(parents=True, exist_ok=True)
+    dialog.start(dialog.link(window.settings.models_dir))
+    qtbot.waitUntil(lambda: "nothing to link" in dialog.message.text(), timeout=10000)
+    assert dialog.message.text() == f"{window.settings.models_dir} is Studio's own models folder; its models are in " \
+                                    "the library already, so there is nothing to link."
+    dialog.start(dialog.link(links[0]))
+    qtbot.waitUntil(lambda: "already linked" in dialog.message.text(), timeout=10000)
+    assert dialog.message.text() == f"{links[0]} is already linked; nothing was changed."
+    assert window.settings.extra_model_paths == links
