@@ -83,8 +83,19 @@ class DownloadProgress:
 
 
 def hub_endpoint(endpoint: str | None = None) -> str:
-    """The argument, else ``HF_ENDPOINT``, else huggingface.co."""
-    return (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    """The argument, else ``HF_ENDPOINT``, else huggingface.co; InvalidRequest where it is not an http(s) URL (it was
+    tried as one, and "notaurl" was said to be a hub Studio could not reach, as if offline)."""
+    given = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip()
+    try:
+        parts = urlsplit(given)
+        web = parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # an unclosed [IPv6 address, a port that is no number
+        web = False
+    if not web:
+        where = "" if endpoint else " (from HF_ENDPOINT)"
+        raise InvalidRequest(f"The hub address {given!r}{where} is not a web address: give one that starts with "
+                             f"http:// or https:// and names a host, such as {DEFAULT_ENDPOINT}.")
+    return given.rstrip("/")
 
 
 def plan_download(repo_id: str, models_dir: Path, *, revision: str | None = None, endpoint: str | None = None,

@@ -127,6 +127,21 @@ def test_plan_refuses_malformed_repo_ids(bad: str, tmp_path: Path) -> None:
         plan_download(bad, tmp_path, endpoint="http://127.0.0.1:9")
 
 
+@pytest.mark.parametrize("bad", ["notaurl", "huggingface.co", "ftp://mirror.example", "http://", "http://[::1",
+                                 "https://hub:port"])
+def test_a_hub_address_that_is_no_web_address_is_said_before_anything_is_tried(bad: str, tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # It was tried, and "notaurl" was "Could not reach the model hub at notaurl; Studio may be offline."
+    with pytest.raises(InvalidRequest) as given:
+        plan_download(REPO, tmp_path, endpoint=bad)
+    assert str(given.value) == f"The hub address {bad!r} is not a web address: give one that starts with http:// or " \
+                               "https:// and names a host, such as https://huggingface.co."
+    monkeypatch.setenv("HF_ENDPOINT", bad)
+    with pytest.raises(InvalidRequest, match=r"^The hub address .* \(from HF_ENDPOINT\) is not a web address"):
+        plan_download(REPO, tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
 def test_plan_lists_the_files_sizes_and_target(hub: FakeHub, tmp_path: Path) -> None:
     plan = plan_download(REPO, tmp_path / "models", endpoint=hub.url)
     files = _pipeline_files()
