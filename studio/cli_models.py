@@ -277,7 +277,7 @@ def _download(settings: Settings, repo_id: str, revision: str | None, endpoint: 
         return _no_terminal_to_ask("downloaded", f"download {repo_id}")
     plan = plan_download(repo_id, settings.models_dir, revision=revision, endpoint=endpoint)
     print(f"{repo_id}: {len(plan.files)} file(s), {format_size(plan.total_bytes)} "
-          f"({format_size(plan.already_bytes)} already here) into {plan.target}")
+          f"({format_size(plan.already_bytes)} already here) into {plan.destination}")
     if not yes and not _confirmed("Download?"):
         return EXIT_FAILED
 
@@ -286,9 +286,13 @@ def _download(settings: Settings, repo_id: str, revision: str | None, endpoint: 
         return (f"{percent:3d}%  {format_size(event.done_bytes)} of {format_size(event.total_bytes)}  "
                 f"({event.files_done}/{event.files_total} files) {event.file[-40:]:<40}")
 
+    notes: list[str] = []
     with _progress_line() as show:
-        target = download_model(plan, progress=lambda event: show(line(event)), endpoint=endpoint)
+        target = download_model(plan, progress=lambda event: show(line(event)), endpoint=endpoint, notes=notes,
+                                hash_cache=studio_paths().cache_dir / "model-hashes.json")
     print(f"Downloaded {repo_id} to {target}.")
+    for note in notes:
+        say_note(note)
     return 0
 
 

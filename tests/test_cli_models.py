@@ -323,3 +323,24 @@ def test_linking_the_models_folder_or_a_linked_folder_again_is_said_and_a_gone_o
     assert loras.stdout.startswith("ink ") and loras.stderr == (
         f"note: The linked folder {unplugged} is not there (moved, or on a drive that is not plugged in), so its "
         f"models are not listed; they come back when it is, or unlink it with `studio models remove {unplugged}`.\n")
+
+
+def test_a_downloaded_lora_is_filed_with_the_loras_and_the_same_one_is_not_kept_twice(home, tmp_path):
+    ink = lora(tmp_path / "ink.safetensors")
+    assert studio(home, "import", str(ink)).returncode == 0
+    loras = home / "data" / "models" / "loras"
+    with FakeHub({"tester/ink": FakeRepo({"ink.safetensors": ink.read_bytes()}),
+                  "tester/kohya": FakeRepo({"kohya-ink.safetensors": write(tmp_path / "k.safetensors", {
+                      "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": (4, 8),
+                      "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": (8, 4)}, fill=3).read_bytes()})
+                  }) as hub:
+        env = {"HF_HOME": str(tmp_path / "hf"), "NO_PROXY": "127.0.0.1"}
+        same = studio(home, "download", "tester/ink", "--endpoint", hub.url, "-y", env=env)
+        other = studio(home, "download", "tester/kohya", "--endpoint", hub.url, "-y", env=env)
+    assert same.returncode == 0 and same.stdout.endswith(f"Downloaded tester/ink to {loras / 'ink.safetensors'}.\n")
+    assert same.stderr.endswith(f"note: tester/ink is the same model as {loras / 'ink.safetensors'}, which is in the "
+                                "library already; the download was not kept twice.\n")
+    assert other.returncode == 0 and f"into {home / 'data' / 'models'}\n" in other.stdout
+    assert other.stdout.endswith(f"Downloaded tester/kohya to {loras / 'kohya-ink.safetensors'}.\n")
+    items = listing(home)
+    assert sorted(items) == ["ink", "kohya-ink"] and items["kohya-ink"]["source"] == "Hugging Face: tester/kohya"

@@ -26,6 +26,7 @@ MODEL_INDEX = "model_index.json"
 WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle", ".gguf")
 SOURCE_FILE = ".studio-source.json"  # beside a downloaded folder's files: where it came from
 IMPORTS_FILE = ".studio-imports.json"  # in the models folder: where imported files came from
+HUB_ORIGIN = "hub:"  # an import's origin that is a hub repo (a downloaded single file, filed by kind): hub:owner/name
 MAX_DEPTH = 6
 MISSING = "Missing"  # the label of a linked file or folder that is not there
 LOADABLE_FAMILIES = ("sd1", "sd2", "sdxl")  # what the built-in generator runs
@@ -102,8 +103,9 @@ def scan_library(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryI
             if resolved in seen:
                 continue
             origin = imports.get(str(resolved))
-            seen[resolved] = replace(item, path=resolved, source=f"imported from {origin}" if origin else item.source,
-                                     linked=root != models_dir)
+            source = item.source if not origin else f"Hugging Face: {origin.removeprefix(HUB_ORIGIN)}" \
+                if origin.startswith(HUB_ORIGIN) else f"imported from {origin}"
+            seen[resolved] = replace(item, path=resolved, source=source, linked=root != models_dir)
     return sorted(seen.values(), key=lambda i: (i.kind != "checkpoint", i.kind, i.name.lower()))
 
 

@@ -100,8 +100,9 @@ def test_download_shows_progress_and_lands_in_the_library(qtbot, window, tmp_pat
         dialog.start(dialog.download("tester/tiny-vae"))
         qtbot.waitUntil(lambda: dialog.message.text().startswith("Downloaded"), timeout=20000)
     assert seen and seen[-1] == 1000
-    target = window.settings.models_dir / "tiny-vae"
+    target = window.settings.models_dir / "vae" / "tiny-vae"  # filed by kind, as an import is
     assert (target / "diffusion_pytorch_model.safetensors").is_file()
+    assert dialog.message.text() == f"Downloaded tester/tiny-vae to {target.resolve()}."
     assert rows(dialog)["tiny-vae"][4] == "Hugging Face: tester/tiny-vae"
 
 
