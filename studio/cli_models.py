@@ -19,12 +19,14 @@ from studio.core.model_library import (
     LibraryItem,
     format_size,
     scan_library,
+    unhashed,
     with_hashes,
 )
 from studio.core.paths import studio_paths
 from studio.core.settings import Settings, load_settings, update_settings
 
 LISTED_KINDS = (*KIND_FOLDERS, "image-encoder", "annotator", "unknown")  # every kind the library tells apart
+HASH_NOTICE_BYTES = 256 * 1024**2  # new files to hash before a bar is shown: about a quarter of a second's reading
 
 
 def add_models_parser(commands: argparse._SubParsersAction) -> None:
@@ -96,7 +98,21 @@ def run_models(args: argparse.Namespace) -> int:
 
 def _items(settings: Settings, hashes: bool) -> list[LibraryItem]:
     items = scan_library(settings.models_dir, settings.extra_model_paths)
-    return with_hashes(items, studio_paths().cache_dir / "model-hashes.json") if hashes else items
+    if not hashes:
+        return items
+    cache = studio_paths().cache_dir / "model-hashes.json"
+    new = unhashed(items, cache)
+    size = sum(item.size for item in new)
+    if size < HASH_NOTICE_BYTES or not sys.stderr.isatty():  # a script's stderr is not for bars
+        return with_hashes(items, cache)
+    from tqdm import tqdm
+
+    # Four new 1 GB files kept the command silent for 8.6 s.
+    print(f"Hashing {len(new)} new model{'s' if len(new) > 1 else ''} ({format_size(size)}), once: hashes are kept "
+          "(--no-hash lists without them)…", file=sys.stderr)
+    with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, leave=False,
+              dynamic_ncols=True) as bar:
+        return with_hashes(items, cache, progress=bar.update)
 
 
 def _list(settings: Settings, kind: str | None, as_json: bool, hashes: bool) -> int:

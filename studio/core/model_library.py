@@ -16,7 +16,7 @@ from pathlib import Path
 
 from studio.core.annotators import is_depth_data
 from studio.core.errors import ModelError, os_reason
-from studio.core.hashing import lora_hash, model_hash
+from studio.core.hashing import Progress, is_hashed, lora_hash, model_hash
 from studio.core.model_kinds import ModelKind, control_problem, detect_folder_kind, detect_kind, lycoris_problem
 from studio.core.paths import is_link_loop, real_path
 from studio.core.units import format_size  # noqa: F401 - where callers have found it
@@ -109,11 +109,13 @@ def scan_library(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryI
     return sorted(seen.values(), key=lambda i: (i.kind != "checkpoint", i.kind, i.name.lower()))
 
 
-def with_hashes(items: Iterable[LibraryItem], cache_file: Path | None) -> list[LibraryItem]:
+def with_hashes(items: Iterable[LibraryItem], cache_file: Path | None,
+                progress: Progress | None = None) -> list[LibraryItem]:
     """The items with their hashes (cached by size and mtime) and duplicates marked: a copy in
-    Studio's models folder counts as the original over one in a linked folder."""
+    Studio's models folder counts as the original over one in a linked folder. ``progress`` is told the bytes
+    read as files are hashed (those not cached)."""
     items = list(items)
-    digests = [library_hash(item, cache_file) for item in items]
+    digests = [library_hash(item, cache_file, progress) for item in items]
     first: dict[str, Path] = {}
     for index in sorted(range(len(items)), key=lambda i: items[i].linked):
         if digests[index]:
@@ -123,15 +125,21 @@ def with_hashes(items: Iterable[LibraryItem], cache_file: Path | None) -> list[L
             for item, digest in zip(items, digests, strict=True)]
 
 
-def library_hash(item: LibraryItem, cache_file: Path | None) -> str:
+def unhashed(items: Iterable[LibraryItem], cache_file: Path | None) -> list[LibraryItem]:
+    """The items whose hashes are not cached yet: what with_hashes reads whole (about 1 s per GB)."""
+    return [item for item in items if item.path.exists()
+            and not is_hashed(item.path, cache_file, tensors=item.kind == "lora" and item.path.is_file())]
+
+
+def library_hash(item: LibraryItem, cache_file: Path | None, progress: Progress | None = None) -> str:
     """The hash the library compares items by: AutoV3 for a LoRA (what A1111 writes in "Lora hashes"), AutoV2 for
     everything else. (A ControlNet's in recipes is sd-webui-controlnet's, ``hashing.controlnet_hash``: it reads
     64 KiB, too little to find duplicates.)"""
     if not item.path.exists():
         return ""
     if item.kind == "lora" and item.path.is_file():
-        return lora_hash(item.path, cache_file)
-    return model_hash(item.path, cache_file)
+        return lora_hash(item.path, cache_file, progress)
+    return model_hash(item.path, cache_file, progress)
 
 
 def checkpoints(items: Iterable[LibraryItem]) -> list[ModelEntry]:
