@@ -379,3 +379,15 @@ def test_models_list_shows_a_bar_while_it_hashes_new_files_on_a_terminal_and_say
     assert said.startswith(f"Hashing 2 new models ({cli_models.format_size(size)}), once: hashes are kept "
                            "(--no-hash lists without them)…\n") and " 0%|" in said  # the bar
     assert listing_on(terminal=True) == ""  # kept: nothing to hash
+
+
+def test_generate_with_a_single_file_of_another_size_than_its_configs_is_bad_input_in_a_sentence(home, tmp_path,
+                                                                                                 tiny_model_dir):
+    # It printed diffusers' "Cannot load  because … expected shape … github issue" and exited 1, after loading.
+    checkpoint = write_original_checkpoint(tiny_model_dir, tmp_path / "a1111" / "linked-sd.safetensors")
+    assert studio(home, "link", str(checkpoint)).returncode == 0
+    result = run_studio(home, "generate", "--model", "linked-sd", "--prompt", "a fox", "-o", str(tmp_path / "x.png"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("studio: linked-sd.safetensors does not fit the SD 1.x layout Studio loads it "
+                                    "with: its UNet's first layer (model.diffusion_model.input_blocks.0.0.weight) is "
+                                    "8×4×3×3, where SD 1.x has 320×4×3×3.")
