@@ -11,12 +11,22 @@ from pathlib import Path
 
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED
 from studio.cli_notes import say_note
-from studio.core.errors import JobCancelledError, StudioError, os_reason
-from studio.core.model_library import KIND_FOLDERS, LibraryItem, format_size, scan_library, with_hashes
+from studio.core.errors import InvalidRequest, JobCancelledError, StudioError, os_reason
+from studio.core.model_library import (
+    KIND_FOLDERS,
+    MISSING,
+    WEIGHT_SUFFIXES,
+    LibraryItem,
+    format_size,
+    scan_library,
+    unhashed,
+    with_hashes,
+)
 from studio.core.paths import studio_paths
-from studio.core.settings import Settings, load_settings, save_settings
+from studio.core.settings import Settings, load_settings, update_settings
 
 LISTED_KINDS = (*KIND_FOLDERS, "image-encoder", "annotator", "unknown")  # every kind the library tells apart
+HASH_NOTICE_BYTES = 256 * 1024**2  # new files to hash before a bar is shown: about a quarter of a second's reading
 
 
 def add_models_parser(commands: argparse._SubParsersAction) -> None:
@@ -88,12 +98,30 @@ def run_models(args: argparse.Namespace) -> int:
 
 def _items(settings: Settings, hashes: bool) -> list[LibraryItem]:
     items = scan_library(settings.models_dir, settings.extra_model_paths)
-    return with_hashes(items, studio_paths().cache_dir / "model-hashes.json") if hashes else items
+    if not hashes:
+        return items
+    cache = studio_paths().cache_dir / "model-hashes.json"
+    new = unhashed(items, cache)
+    size = sum(item.size for item in new)
+    if size < HASH_NOTICE_BYTES or not sys.stderr.isatty():  # a script's stderr is not for bars
+        return with_hashes(items, cache)
+    from tqdm import tqdm
+
+    # Four new 1 GB files kept the command silent for 8.6 s.
+    print(f"Hashing {len(new)} new model{'s' if len(new) > 1 else ''} ({format_size(size)}), once: hashes are kept "
+          "(--no-hash lists without them)…", file=sys.stderr)
+    with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, leave=False,
+              dynamic_ncols=True) as bar:
+        return with_hashes(items, cache, progress=bar.update)
 
 
 def _list(settings: Settings, kind: str | None, as_json: bool, hashes: bool) -> int:
     every = _items(settings, hashes)
     items = [i for i in every if not kind or i.kind == kind]
+    for gone in (i for i in every if i.label == MISSING and i not in items):  # its models would be left out unsaid
+        say_note(f"The linked {'folder' if gone.path.suffix.lower() not in WEIGHT_SUFFIXES else 'file'} {gone.path} "
+                 "is not there (moved, or on a drive that is not plugged in), so its models are not listed; they come "
+                 f"back when it is, or unlink it with `studio models remove {gone.path}`.")
     if as_json:  # JSON whatever is found: a script reading it got a sentence where no model had the kind
         print(json.dumps([dict(name=i.name, kind=i.kind, family=i.family, label=i.label, size=i.size, hash=i.hash,
                                path=str(i.path), source=i.source, problem=i.problem,
@@ -170,15 +198,25 @@ def _link(settings: Settings, path: Path) -> int:
     item = item_for_file(path, "linked") if path.is_file() else None
     if item is not None and not item.usable:
         raise StudioError(f"{item.problem} Nothing was linked.")
-    settings.extra_model_paths = link_folder(path, settings.extra_model_paths)
-    if not _links_saved(settings, f"{path} was not linked"):
+
+    added = False
+
+    def link(current: Settings) -> bool:  # under the settings lock, with the file as it is now
+        nonlocal added
+        links = link_folder(path, current.extra_model_paths, current.models_dir)
+        added = links != current.extra_model_paths
+        current.extra_model_paths = links
+        return added
+
+    if not _links_saved(link, f"{path} was not linked"):
         return EXIT_FAILED
+    tool = detect_layout(path) if item is None else ""
+    said = f"Linked {path}" if added else f"{path} is already linked"
+    said += f" ({tool} layout)" if tool else ""
     if item is not None:
-        print(f"Linked {path}: {item.label}, listed as {item.name}.")
-        return 0
-    found = [i for i in scan_library(path) if i.usable]
-    tool = detect_layout(path)
-    print(f"Linked {path}{f' ({tool} layout)' if tool else ''}: {len(found)} usable model(s) found there.")
+        print(f"{said}: {item.label}, listed as {item.name}.")
+    else:
+        print(f"{said}: {sum(i.usable for i in scan_library(path))} usable model(s) found there.")
     return 0
 
 
@@ -215,8 +253,13 @@ def _remove(settings: Settings, name: str, yes: bool) -> int:
     notes: list[str] = []
     item, links = remove_model(name, settings.models_dir, settings.extra_model_paths, notes)
     if links != settings.extra_model_paths:
-        settings.extra_model_paths = links
-        if not _links_saved(settings, f"{item.path} is still linked"):
+        unlinked = set(settings.extra_model_paths) - set(links)
+
+        def unlink(current: Settings) -> bool:  # only this one: a folder another command linked meanwhile stays
+            current.extra_model_paths = [p for p in current.extra_model_paths if p not in unlinked]
+            return True
+
+        if not _links_saved(unlink, f"{item.path} is still linked"):
             return EXIT_FAILED
         print(f"Unlinked {item.path} (its files are untouched).")
     else:
@@ -226,11 +269,14 @@ def _remove(settings: Settings, name: str, yes: bool) -> int:
     return 0
 
 
-def _links_saved(settings: Settings, not_done: str) -> bool:
-    """Save the settings, where the linked folders are listed; where they cannot be written (read-only, a full
-    disk), one sentence saying what was not done, since the change lived only there."""
+def _links_saved(change: Callable[[Settings], bool], not_done: str) -> bool:
+    """Change the settings file, where the linked folders are listed, as one step (another command may change it
+    at the same time); where it cannot be written (read-only, a full disk), one sentence saying what was not done,
+    since the change lived only there."""
     try:
-        save_settings(settings)
+        update_settings(change)
+    except InvalidRequest:  # the change's own refusal (Studio's own models folder), said as it is
+        raise
     except StudioError as exc:
         cause = exc.__cause__
         reason = os_reason(cause) if isinstance(cause, OSError) else str(exc).rstrip(".")
@@ -247,7 +293,7 @@ def _download(settings: Settings, repo_id: str, revision: str | None, endpoint: 
         return _no_terminal_to_ask("downloaded", f"download {repo_id}")
     plan = plan_download(repo_id, settings.models_dir, revision=revision, endpoint=endpoint)
     print(f"{repo_id}: {len(plan.files)} file(s), {format_size(plan.total_bytes)} "
-          f"({format_size(plan.already_bytes)} already here) into {plan.target}")
+          f"({format_size(plan.already_bytes)} already here) into {plan.destination}")
     if not yes and not _confirmed("Download?"):
         return EXIT_FAILED
 
@@ -256,9 +302,13 @@ def _download(settings: Settings, repo_id: str, revision: str | None, endpoint: 
         return (f"{percent:3d}%  {format_size(event.done_bytes)} of {format_size(event.total_bytes)}  "
                 f"({event.files_done}/{event.files_total} files) {event.file[-40:]:<40}")
 
+    notes: list[str] = []
     with _progress_line() as show:
-        target = download_model(plan, progress=lambda event: show(line(event)), endpoint=endpoint)
+        target = download_model(plan, progress=lambda event: show(line(event)), endpoint=endpoint, notes=notes,
+                                hash_cache=studio_paths().cache_dir / "model-hashes.json")
     print(f"Downloaded {repo_id} to {target}.")
+    for note in notes:
+        say_note(note)
     return 0
 
 

@@ -35,6 +35,7 @@ from studio.core.requests import (
     LoraChoice,
 )
 from studio.core.settings import Settings
+from studio.engine.single_file import check_single_file
 
 if TYPE_CHECKING:
     from studio.engine.control_nets import ControlSource
@@ -134,6 +135,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
                                  f"in the library (studio models list; models folder {settings.models_dir}).")
         model = str(resolve_model(args.model, settings.models_dir, settings.extra_model_paths))
         check_model_folder(Path(model))  # headers only: not a model, or a damaged one, is bad input (before torch)
+        check_single_file(Path(model), settings.models_dir)  # one of another size than its configs: the same
         loras, vae, controls, sources = _find_files(loras, args.vae or "", control_guides(args, generator), settings)
         _check_controlnets_fit(sources, Path(model))
         if hires is not None and init_image is None:  # one that applies (a note leaves out the others)

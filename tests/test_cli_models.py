@@ -268,3 +268,126 @@ def test_every_argument_of_studio_models_says_what_it_takes():
     models = subcommands(build_parser())["models"]
     assert undocumented(models, "studio models") == []
     assert all(subcommands(models)[action].description for action in ("link", "remove"))
+
+
+def test_commands_run_at_once_each_keep_their_change_to_the_linked_folders(home, tmp_path, monkeypatch, capsys):
+    # Each read the settings at its start and saved them whole: of six `studio models link` run together, three
+    # said "Linked" and were lost. Here two read the file at the same moment, as they did.
+    import threading
+
+    from studio.cli import build_parser
+    from studio.cli_models import run_models
+    from studio.core import settings as settings_module
+
+    monkeypatch.setenv("STUDIO_HOME", str(home))
+    folders = [lora(tmp_path / f"l{n}" / "Lora" / f"ink{n}.safetensors").parent.parent for n in (1, 2)]
+    read = settings_module._read_settings
+    together = threading.Barrier(2, timeout=1)
+
+    def read_together(paths):  # noqa: ANN001, ANN202
+        settings = read(paths)
+        try:
+            together.wait()  # where the file is read under the lock, the other waits for it: the wait times out
+        except threading.BrokenBarrierError:
+            pass
+        return settings
+
+    monkeypatch.setattr(settings_module, "_read_settings", read_together)
+    codes: list[int] = []
+    commands = [threading.Thread(target=lambda f=folder: codes.append(
+        run_models(build_parser().parse_args(["models", "link", str(f)])))) for folder in folders]
+    for command in commands:
+        command.start()
+    for command in commands:
+        command.join()
+    assert codes == [0, 0] and capsys.readouterr().out.count("Linked ") == 2
+    monkeypatch.setattr(settings_module, "_read_settings", read)
+    assert sorted(settings_module.load_settings().extra_model_paths) == folders
+
+
+def test_linking_the_models_folder_or_a_linked_folder_again_is_said_and_a_gone_one_is_noted(home, tmp_path):
+    models = home / "data" / "models"
+    assert studio(home, "import", str(lora(tmp_path / "ink.safetensors"))).returncode == 0
+    own = studio(home, "link", str(models))
+    assert own.returncode == 2 and own.stderr == f"studio: {models} is Studio's own models folder; its models are " \
+                                                 "in the library already, so there is nothing to link.\n"
+    unplugged = tmp_path / "unplugged"
+    lora(unplugged / "Lora" / "kohya.safetensors")
+    assert studio(home, "link", str(unplugged)).stdout == f"Linked {unplugged}: 1 usable model(s) found there.\n"
+    again = studio(home, "link", str(unplugged))
+    assert again.returncode == 0 and again.stdout == f"{unplugged} is already linked: 1 usable model(s) found " \
+                                                     "there.\n"
+    assert listing(home)["kohya"]["kind"] == "lora"
+    shutil.rmtree(unplugged)
+    loras = studio(home, "list", "--kind", "lora", "--no-hash")
+    assert loras.stdout.startswith("ink ") and loras.stderr == (
+        f"note: The linked folder {unplugged} is not there (moved, or on a drive that is not plugged in), so its "
+        f"models are not listed; they come back when it is, or unlink it with `studio models remove {unplugged}`.\n")
+
+
+def test_a_downloaded_lora_is_filed_with_the_loras_and_the_same_one_is_not_kept_twice(home, tmp_path):
+    ink = lora(tmp_path / "ink.safetensors")
+    assert studio(home, "import", str(ink)).returncode == 0
+    loras = home / "data" / "models" / "loras"
+    with FakeHub({"tester/ink": FakeRepo({"ink.safetensors": ink.read_bytes()}),
+                  "tester/kohya": FakeRepo({"kohya-ink.safetensors": write(tmp_path / "k.safetensors", {
+                      "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": (4, 8),
+                      "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": (8, 4)}, fill=3).read_bytes()})
+                  }) as hub:
+        env = {"HF_HOME": str(tmp_path / "hf"), "NO_PROXY": "127.0.0.1"}
+        same = studio(home, "download", "tester/ink", "--endpoint", hub.url, "-y", env=env)
+        other = studio(home, "download", "tester/kohya", "--endpoint", hub.url, "-y", env=env)
+    assert same.returncode == 0 and same.stdout.endswith(f"Downloaded tester/ink to {loras / 'ink.safetensors'}.\n")
+    assert same.stderr.endswith(f"note: tester/ink is the same model as {loras / 'ink.safetensors'}, which is in the "
+                                "library already; the download was not kept twice.\n")
+    assert other.returncode == 0 and f"into {home / 'data' / 'models'}\n" in other.stdout
+    assert other.stdout.endswith(f"Downloaded tester/kohya to {loras / 'kohya-ink.safetensors'}.\n")
+    items = listing(home)
+    assert sorted(items) == ["ink", "kohya-ink"] and items["kohya-ink"]["source"] == "Hugging Face: tester/kohya"
+
+
+def test_models_list_shows_a_bar_while_it_hashes_new_files_on_a_terminal_and_says_how_to_skip_it(
+        home, tmp_path, monkeypatch, capsys):
+    # Four new 1 GB files kept `studio models list` silent for 8.6 s on a terminal.
+    import io
+
+    from studio import cli_models
+    from studio.cli import build_parser
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("STUDIO_HOME", str(home))
+    for n in (1, 2):
+        sd1(home / "data" / "models" / "checkpoints" / f"m{n}.safetensors", fill=n)
+    size = sum(p.stat().st_size for p in (home / "data" / "models" / "checkpoints").iterdir())
+    monkeypatch.setattr(cli_models, "HASH_NOTICE_BYTES", size, raising=False)
+    listed = build_parser().parse_args(["models", "list"])
+
+    def listing_on(terminal: bool) -> str:  # what it said on stderr
+        if terminal:
+            monkeypatch.setattr(sys, "stderr", Terminal())
+        assert cli_models.run_models(listed) == 0
+        captured = capsys.readouterr()
+        assert captured.out.count(" SD 1.x ") == 2
+        return sys.stderr.getvalue() if terminal else captured.err
+
+    assert listing_on(terminal=False) == ""  # a script's stderr gets no bar
+    (home / "cache" / "model-hashes.json").unlink()
+    said = listing_on(terminal=True)
+    assert said.startswith(f"Hashing 2 new models ({cli_models.format_size(size)}), once: hashes are kept "
+                           "(--no-hash lists without them)…\n") and " 0%|" in said  # the bar
+    assert listing_on(terminal=True) == ""  # kept: nothing to hash
+
+
+def test_generate_with_a_single_file_of_another_size_than_its_configs_is_bad_input_in_a_sentence(home, tmp_path,
+                                                                                                 tiny_model_dir):
+    # It printed diffusers' "Cannot load  because … expected shape … github issue" and exited 1, after loading.
+    checkpoint = write_original_checkpoint(tiny_model_dir, tmp_path / "a1111" / "linked-sd.safetensors")
+    assert studio(home, "link", str(checkpoint)).returncode == 0
+    result = run_studio(home, "generate", "--model", "linked-sd", "--prompt", "a fox", "-o", str(tmp_path / "x.png"))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("studio: linked-sd.safetensors does not fit the SD 1.x layout Studio loads it "
+                                    "with: its UNet's first layer (model.diffusion_model.input_blocks.0.0.weight) is "
+                                    "8×4×3×3, where SD 1.x has 320×4×3×3.")

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
 
 from studio.core.images import write_atomically
@@ -22,42 +23,72 @@ _lock = threading.Lock()
 log = logging.getLogger(__name__)
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+Progress = Callable[[int], None]  # told the bytes of each block read: a bar for a long hash
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20, progress: Progress | None = None) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             digest.update(block)
+            if progress is not None:
+                progress(len(block))
     return digest.hexdigest()
 
 
-def tensor_sha256(path: Path, chunk: int = 1 << 20) -> str:
+def tensor_sha256(path: Path, chunk: int = 1 << 20, progress: Progress | None = None) -> str:
     """SHA-256 of a safetensors file's data, after its 8-byte length and JSON header."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         header = int.from_bytes(f.read(8), "little")
         f.seek(8 + header)
+        if progress is not None:
+            progress(8 + header)  # skipped, but a bar of the file's size counts it
         while block := f.read(chunk):
             digest.update(block)
+            if progress is not None:
+                progress(len(block))
     return digest.hexdigest()
 
 
-def lora_hash(path: Path, cache_file: Path | None = None) -> str:
+def lora_hash(path: Path, cache_file: Path | None = None, progress: Progress | None = None) -> str:
     """The AutoV3 short hash A1111 writes in ``Lora hashes`` (12 hex digits); ModelError for a file that is
     not safetensors (a pickle is refused before a byte of it is hashed)."""
     from studio.core.weight_files import check_weights_file
 
     check_weights_file(path)
-    return _cached(cache_file, "tensors|", path, tensor_sha256)[:12]
+    return _cached(cache_file, TENSORS, path, _told(tensor_sha256, progress))[:12]
 
 
-def model_hash(model: Path, cache_file: Path | None = None) -> str:
+def model_hash(model: Path, cache_file: Path | None = None, progress: Progress | None = None) -> str:
     """Short hash of a single weights file, or of a diffusers folder's weight files in path order."""
+    whole = _told(file_sha256, progress)
     if model.is_file():
-        return _cached(cache_file, "", model, file_sha256)[:10]
+        return _cached(cache_file, "", model, whole)[:10]
     digest = hashlib.sha256()
-    for f in sorted(p for p in model.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file()):
-        digest.update(f"{f.relative_to(model).as_posix()}:{_cached(cache_file, '', f, file_sha256)}\n".encode())
+    for f in _folder_weights(model):
+        digest.update(f"{f.relative_to(model).as_posix()}:{_cached(cache_file, '', f, whole)}\n".encode())
     return digest.hexdigest()[:10]
+
+
+def _told(compute: Callable[..., str], progress: Progress | None) -> Callable[[Path], str]:
+    return compute if progress is None else partial(compute, progress=progress)
+
+
+def is_hashed(path: Path, cache_file: Path | None, tensors: bool = False) -> bool:
+    """Whether ``path``'s hash (a folder's: each weight file's) is in the cache for the file as it is now: a
+    hash that is not takes reading the whole file (about 1 s per GB)."""
+    files = [path] if path.is_file() else _folder_weights(path)
+    with _lock:
+        cache = _read_cache(cache_file)
+    try:
+        return all(_key(TENSORS if tensors else "", f) in cache for f in files)
+    except OSError:  # gone meanwhile: nothing to hash
+        return True
+
+
+def _folder_weights(model: Path) -> list[Path]:
+    return sorted(p for p in model.rglob("*") if p.suffix in WEIGHT_SUFFIXES and p.is_file())
 
 
 OLD_HASH_OFFSET, OLD_HASH_BYTES = 0x100000, 0x10000
@@ -114,8 +145,7 @@ def _cached(cache_file: Path | None, kind: str, path: Path, compute: Callable[[P
     """compute(path), remembered by path, size and mtime. The cache is shared by the window, the engine and
     the command line: each read-change-write holds the lock and replaces the file whole; the hashing itself
     (seconds for a big file) runs outside the lock."""
-    stat = path.stat()
-    key = f"{kind}{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    key = _key(kind, path)
     with _lock:
         known = _read_cache(cache_file).get(key)
     if known:
@@ -131,6 +161,14 @@ def _cached(cache_file: Path | None, kind: str, path: Path, compute: Callable[[P
             except OSError:
                 pass  # a cache we cannot write only costs time
     return value
+
+
+TENSORS = "tensors|"  # the cache key's start for a LoRA's hash (AutoV3), of its tensors only
+
+
+def _key(kind: str, path: Path) -> str:
+    stat = path.stat()
+    return f"{kind}{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
 def _read_cache(cache_file: Path | None) -> dict[str, str]:

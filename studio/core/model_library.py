@@ -16,7 +16,7 @@ from pathlib import Path
 
 from studio.core.annotators import is_depth_data
 from studio.core.errors import ModelError, os_reason
-from studio.core.hashing import lora_hash, model_hash
+from studio.core.hashing import Progress, is_hashed, lora_hash, model_hash
 from studio.core.model_kinds import ModelKind, control_problem, detect_folder_kind, detect_kind, lycoris_problem
 from studio.core.paths import is_link_loop, real_path
 from studio.core.units import format_size  # noqa: F401 - where callers have found it
@@ -26,7 +26,9 @@ MODEL_INDEX = "model_index.json"
 WEIGHT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle", ".gguf")
 SOURCE_FILE = ".studio-source.json"  # beside a downloaded folder's files: where it came from
 IMPORTS_FILE = ".studio-imports.json"  # in the models folder: where imported files came from
+HUB_ORIGIN = "hub:"  # an import's origin that is a hub repo (a downloaded single file, filed by kind): hub:owner/name
 MAX_DEPTH = 6
+MISSING = "Missing"  # the label of a linked file or folder that is not there
 LOADABLE_FAMILIES = ("sd1", "sd2", "sdxl")  # what the built-in generator runs
 # Where imports go, by kind: the names AUTOMATIC1111/ComfyUI people know, and what Studio's features read.
 KIND_FOLDERS = {"checkpoint": "checkpoints", "lora": "loras", "vae": "vae", "upscaler": "upscalers",
@@ -88,7 +90,7 @@ def scan_library(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryI
     for root, source in roots:
         if root != models_dir and not root.exists():
             what = "file" if root.suffix.lower() in WEIGHT_SUFFIXES else "folder"
-            seen[root] = LibraryItem(root.name, real_path(root), "unknown", "", "Missing", 0, source,
+            seen[root] = LibraryItem(root.name, real_path(root), "unknown", "", MISSING, 0, source,
                                      linked=True, problem=f"The linked {what} {root} is not there (moved, or on a "
                                      "drive that is not plugged in); its models come back when it is, or unlink it.")
             continue
@@ -101,16 +103,19 @@ def scan_library(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryI
             if resolved in seen:
                 continue
             origin = imports.get(str(resolved))
-            seen[resolved] = replace(item, path=resolved, source=f"imported from {origin}" if origin else item.source,
-                                     linked=root != models_dir)
+            source = item.source if not origin else f"Hugging Face: {origin.removeprefix(HUB_ORIGIN)}" \
+                if origin.startswith(HUB_ORIGIN) else f"imported from {origin}"
+            seen[resolved] = replace(item, path=resolved, source=source, linked=root != models_dir)
     return sorted(seen.values(), key=lambda i: (i.kind != "checkpoint", i.kind, i.name.lower()))
 
 
-def with_hashes(items: Iterable[LibraryItem], cache_file: Path | None) -> list[LibraryItem]:
+def with_hashes(items: Iterable[LibraryItem], cache_file: Path | None,
+                progress: Progress | None = None) -> list[LibraryItem]:
     """The items with their hashes (cached by size and mtime) and duplicates marked: a copy in
-    Studio's models folder counts as the original over one in a linked folder."""
+    Studio's models folder counts as the original over one in a linked folder. ``progress`` is told the bytes
+    read as files are hashed (those not cached)."""
     items = list(items)
-    digests = [_hash(item, cache_file) for item in items]
+    digests = [library_hash(item, cache_file, progress) for item in items]
     first: dict[str, Path] = {}
     for index in sorted(range(len(items)), key=lambda i: items[i].linked):
         if digests[index]:
@@ -120,14 +125,21 @@ def with_hashes(items: Iterable[LibraryItem], cache_file: Path | None) -> list[L
             for item, digest in zip(items, digests, strict=True)]
 
 
-def _hash(item: LibraryItem, cache_file: Path | None) -> str:
-    """AutoV3 for a LoRA (what A1111 writes in "Lora hashes"), AutoV2 for everything else. (A ControlNet's in
-    recipes is sd-webui-controlnet's, ``hashing.controlnet_hash``: it reads 64 KiB, too little to find duplicates.)"""
+def unhashed(items: Iterable[LibraryItem], cache_file: Path | None) -> list[LibraryItem]:
+    """The items whose hashes are not cached yet: what with_hashes reads whole (about 1 s per GB)."""
+    return [item for item in items if item.path.exists()
+            and not is_hashed(item.path, cache_file, tensors=item.kind == "lora" and item.path.is_file())]
+
+
+def library_hash(item: LibraryItem, cache_file: Path | None, progress: Progress | None = None) -> str:
+    """The hash the library compares items by: AutoV3 for a LoRA (what A1111 writes in "Lora hashes"), AutoV2 for
+    everything else. (A ControlNet's in recipes is sd-webui-controlnet's, ``hashing.controlnet_hash``: it reads
+    64 KiB, too little to find duplicates.)"""
     if not item.path.exists():
         return ""
     if item.kind == "lora" and item.path.is_file():
-        return lora_hash(item.path, cache_file)
-    return model_hash(item.path, cache_file)
+        return lora_hash(item.path, cache_file, progress)
+    return model_hash(item.path, cache_file, progress)
 
 
 def checkpoints(items: Iterable[LibraryItem]) -> list[ModelEntry]:

@@ -33,13 +33,24 @@ def resolve_model(value: str, models_dir: Path, extra: list[Path] | tuple[Path, 
     path = Path(value).expanduser()
     if path.exists():
         return real_path(path)
-    found = [entry.path for entry in find_models(models_dir, extra) if value in (entry.name, entry.path.name)]
+    items = scan_library(models_dir, extra)
+    found = [entry.path for entry in checkpoints(items) if value in (entry.name, entry.path.name)]
     if len(found) > 1:
         raise InvalidRequest(f"{len(found)} models are named {value!r} ({', '.join(str(p) for p in found[:3])}); "
                              "give the one you mean by its path.")
     if found:
         return found[0]
+    other = next((i for i in items if value in (i.name, i.path.name)), None)  # what `models list` shows by the name
+    if other is not None and other.kind in ("checkpoint", "unknown") and other.problem:  # why Studio cannot use it
+        raise InvalidRequest(other.problem)
+    if other is not None and other.kind not in ("checkpoint", "unknown"):  # it said "No model … named 'ink'"
+        use = USED_WITH.get(other.kind, "")
+        raise InvalidRequest(f"{value} is {with_article(other.label)}, not a model to generate with"
+                             f"{'; use ' + use.format(name=value) if use else ''}.")
     raise InvalidRequest(f"No model file or folder named {value!r} was found (looked in {models_dir}).")
+
+
+USED_WITH = {"lora": "--lora {name}", "vae": "--vae {name}", "controlnet": "--control {name} IMAGE"}
 
 
 def checkpoint_kind(path: Path) -> ModelKind:

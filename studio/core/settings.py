@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -13,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
@@ -199,6 +202,24 @@ class WindowLayout(BaseModel):
         lambda value, handler: _nearest_in_range(value, handler))
 
 
+class LinksOnDisk:
+    """The linked folders as the settings file held them when these settings were read, or as these settings last
+    saved them. A save compares with them, so that a folder another Studio linked or unlinked meanwhile (``studio
+    models link`` while the window is open) stays as that one left it. A copy of the settings (a background save's
+    snapshot) shares this record with its original: it is where both came from, not a value of either."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+
+    def __deepcopy__(self, memo: dict[int, object]) -> LinksOnDisk:
+        return self
+
+    def __eq__(self, other: object) -> bool:
+        return other is None or isinstance(other, LinksOnDisk)  # not a value: two settings equal in value are equal
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 def absolute_folder(path: Path) -> Path:
     """A folder as written in settings.toml, made absolute: ``~`` is the home folder, and so is the start of a relative
     path. Taken as it is, "~/Pictures" was a folder named "~" wherever Studio started, and the history recorded
@@ -223,6 +244,7 @@ class Settings(BaseModel):
     plugin_index: str = ""  # URL or file of a plugin index (a JSON list of name, version, summary, url, sha256)
     window: WindowLayout = Field(default_factory=WindowLayout)
     load_note: str = Field("", exclude=True)  # what load_settings had to set aside, for the window to say once
+    _links_on_disk: LinksOnDisk | None = PrivateAttr(default=None)  # None: made in code, not read from the file
 
     @field_validator("models_dir", "outputs_dir", mode="before")
     @classmethod
@@ -304,6 +326,7 @@ def load_settings(paths: StudioPaths | None = None) -> Settings:
     settings = _read_settings(paths or studio_paths())
     if settings.load_note:
         load_notes.warning("%s", settings.load_note)
+    settings._links_on_disk = LinksOnDisk(list(settings.extra_model_paths))
     return settings
 
 
@@ -434,18 +457,83 @@ def _removable(data: Any, place: tuple[Any, ...]) -> tuple[Any, Any] | None:  # 
     return item
 
 
+SETTINGS_LOCK = ".settings.lock"  # beside settings.toml: held while the file is read, changed and written
+SETTINGS_LOCK_TIMEOUT = 30.0  # seconds; each holder holds it for one read and write of a small file
+
+
 def save_settings(settings: Settings, paths: StudioPaths | None = None) -> None:
+    """Write the settings file, under the settings lock. Its linked folders are this Studio's changes (links added
+    and removed since these settings were read or last saved) applied to the file as it is now: a folder another
+    Studio linked meanwhile is not lost. Settings made in code, not read, are written as they are."""
+    paths = paths or studio_paths()
+    with _settings_file_locked(paths):
+        record = settings._links_on_disk
+        _write_settings(settings, paths, _merged_links(settings, paths.settings_file))
+        if record is not None:
+            record.paths = list(settings.extra_model_paths)
+
+
+def update_settings(change: Callable[[Settings], bool], paths: StudioPaths | None = None) -> Settings:
+    """Change the settings file as one step: read it afresh under the settings lock, apply ``change`` (which says
+    whether it changed anything) and write it back. Two commands at once each keep their change: read at their
+    start and saved whole, five of six ``studio models link`` run together were lost. Returns the settings as now
+    on disk."""
+    paths = paths or studio_paths()
+    with _settings_file_locked(paths):
+        settings = _read_settings(paths)
+        if change(settings):
+            _write_settings(settings, paths, settings.extra_model_paths)
+    settings._links_on_disk = LinksOnDisk(list(settings.extra_model_paths))
+    return settings
+
+
+@contextmanager
+def _settings_file_locked(paths: StudioPaths) -> Iterator[None]:
+    from filelock import FileLock, Timeout  # here, not at import: the window's first frame does not wait for it
+
+    try:
+        paths.config_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(paths.config_dir / SETTINGS_LOCK, timeout=SETTINGS_LOCK_TIMEOUT):
+            yield
+    except Timeout:
+        raise StudioError(f"Settings could not be saved to {paths.settings_file}: another Studio kept it busy for "
+                          f"{SETTINGS_LOCK_TIMEOUT:g} s; try again.") from None
+    except OSError as exc:
+        raise StudioError(f"Settings could not be saved to {paths.settings_file}: {exc.strerror}.") from exc
+
+
+def _write_settings(settings: Settings, paths: StudioPaths, links: list[Path]) -> None:
     import tomli_w
 
     from studio.core.images import write_atomically
 
-    paths = paths or studio_paths()
+    data = settings.model_dump(mode="json", exclude_none=True)
+    data["extra_model_paths"] = [str(path) for path in links]
+    write_atomically(paths.settings_file, tomli_w.dumps(data).encode("utf-8"))
+
+
+def _merged_links(settings: Settings, file: Path) -> list[Path]:
+    """The file's linked folders now, less those these settings unlinked and with those they linked since they were
+    read or last saved; theirs alone where they were not read from the file, or the file cannot be read now."""
+    ours, record = list(settings.extra_model_paths), settings._links_on_disk
+    theirs = _links_in_file(file) if record is not None else None
+    if record is None or theirs is None:
+        return ours
+    unlinked = [path for path in record.paths if path not in ours]
+    linked = [path for path in ours if path not in record.paths and path not in theirs]
+    return [path for path in theirs if path not in unlinked] + linked
+
+
+def _links_in_file(file: Path) -> list[Path] | None:
+    """The linked folders the settings file lists now; None where it cannot be read or they are not a list of
+    paths (load_settings says what it makes of such a file; here ours are written)."""
     try:
-        paths.config_dir.mkdir(parents=True, exist_ok=True)
-        text = tomli_w.dumps(settings.model_dump(mode="json", exclude_none=True))
-        write_atomically(paths.settings_file, text.encode("utf-8"))
-    except OSError as exc:
-        raise StudioError(f"Settings could not be saved to {paths.settings_file}: {exc.strerror}.") from exc
+        links = tomllib.loads(file.read_bytes().decode("utf-8-sig")).get("extra_model_paths", [])
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    if not isinstance(links, list) or not all(isinstance(path, str) and path.strip() for path in links):
+        return None
+    return [absolute_folder(Path(path)) for path in links]
 
 
 class OrderedSaves:

@@ -7,6 +7,7 @@ so a file the person already has loads with no network at all.
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,91 @@ def config_key(kind: ModelKind) -> str:
     if kind.family == "sd2" and kind.prediction == "epsilon":
         return "sd2-base"
     return kind.family
+
+
+def _config_source(key: str, models_dir: Path | None) -> Path:
+    """The configs a checkpoint of ``key`` is loaded with: the person's ``configs/<key>``, else Studio's."""
+    if models_dir is not None and (models_dir / "configs" / key / "model_index.json").is_file():
+        return models_dir / "configs" / key
+    return resources_dir() / CONFIGS / key
+
+
+def check_single_file(path: Path, models_dir: Path | None) -> None:
+    """ModelError with one sentence where a single-file checkpoint's tensors do not fit the configs it would be
+    loaded with (headers and config files only, no torch); nothing for a folder or a file that fits."""
+    from studio.core.models import checkpoint_kind
+
+    if path.is_file() and (mismatch := layout_mismatch(path, checkpoint_kind(path), models_dir)):
+        raise ModelError(mismatch)
+
+
+_TEXT = "text encoder's position embedding"
+# Tensors whose shapes say a file's size (the original layout's names), checked against the configs:
+# (component whose config gives the shape, what it is for a person).
+_SIZE_TENSORS = {
+    "model.diffusion_model.input_blocks.0.0.weight": ("unet", "UNet's first layer"),
+    "first_stage_model.encoder.conv_in.weight": ("vae", "VAE's first layer"),
+    "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight": ("text_encoder", _TEXT),
+    "cond_stage_model.model.positional_embedding": ("text_encoder", _TEXT),  # SD 2.x (OpenCLIP)
+    "conditioner.embedders.0.transformer.text_model.embeddings.position_embedding.weight": ("text_encoder", _TEXT),
+    "conditioner.embedders.1.model.positional_embedding": ("text_encoder_2", f"second {_TEXT}"),
+}
+
+
+def layout_mismatch(path: Path, kind: ModelKind, models_dir: Path | None) -> str:
+    """Where the file's tensors that say its size differ from the configs it is loaded with, one sentence (else
+    ""): diffusers found out only after loading for seconds, and said "Cannot load  because … expected shape …
+    pass both low_cpu_mem_usage=False and ignore_mismatched_sizes=True … github issue"."""
+    import json
+
+    from studio.core.weight_files import check_weights_file
+
+    key = config_key(kind)
+    folder = _config_source(key, models_dir)
+    configs: dict[str, dict[str, Any]] = {}
+    for part in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        try:
+            configs[part] = json.loads((folder / part / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+    info = check_weights_file(path)
+    for name, (part, what) in _SIZE_TENSORS.items():
+        config, got = configs.get(part), info.shape(name)
+        expected = _expected_shape(part, config) if config is not None and got is not None else None
+        if expected is not None and got != expected:
+            return (f"{path.name} does not fit the {kind.label} layout Studio loads it with: its {what} ({name}) "
+                    f"is {_shape(got)}, where {kind.label} has {_shape(expected)}. It may be a model of another "
+                    f"size (its diffusers configs in {models_dir / 'configs' / key if models_dir else 'configs/'} "
+                    "are used instead of Studio's), or a damaged file.")
+    return ""
+
+
+def _expected_shape(part: str, config: dict[str, Any]) -> tuple[int, ...] | None:
+    try:
+        if part == "unet":
+            kernel = int(config.get("conv_in_kernel", 3))
+            return int(config["block_out_channels"][0]), int(config.get("in_channels", 4)), kernel, kernel
+        if part == "vae":
+            return int(config["block_out_channels"][0]), int(config.get("in_channels", 3)), 3, 3
+        return int(config.get("max_position_embeddings", 77)), int(config["hidden_size"])
+    except (KeyError, IndexError, TypeError, ValueError):  # a config of another shape: not checked
+        return None
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "×".join(str(dim) for dim in shape)
+
+
+def _mismatch_sentence(exc: BaseException, path: Path, kind: ModelKind) -> str:
+    """diffusers' "Cannot load  because X expected shape A, but got B. If you want to instead overwrite …" as one
+    sentence naming the file, the tensor and the shapes; "" for other errors."""
+    match = re.search(r"because (\S+) expected shape (.+?), but got (.+?)\. If you want", str(exc))
+    if match is None:
+        return ""
+    name, expected, got = (match[1], *(_shape(tuple(int(d) for d in re.findall(r"\d+", re.sub(
+        r"device=\S+", "", text)))) for text in (match[2], match[3])))
+    return (f"{path.name} does not fit the {kind.label} layout Studio loads it with: its {name} is {got}, where "
+            f"{kind.label} has {expected}. It may be a model of another size, or a damaged file.")
 
 
 def config_folder(key: str, models_dir: Path | None, cache_dir: Path) -> Path:
@@ -66,6 +152,8 @@ def load_single_file(path: Path, kind: ModelKind, dtype: Any, models_dir: Path |
     import diffusers
     from safetensors import SafetensorError
 
+    if mismatch := layout_mismatch(path, kind, models_dir):  # before seconds of loading, said in a sentence
+        raise ModelError(mismatch)
     folder = config_folder(config_key(kind), models_dir, cache_dir)
     class_name = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))["_class_name"]
     pipeline_class = getattr(diffusers, class_name)
@@ -76,4 +164,5 @@ def load_single_file(path: Path, kind: ModelKind, dtype: Any, models_dir: Path |
         return load_sharing_tokenizers(folder, lambda **tokenizers: pipeline_class.from_single_file(
             str(path), config=str(folder), local_files_only=True, torch_dtype=dtype, **kwargs, **tokenizers))
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
-        raise ModelError(f"The {kind.label} checkpoint {path.name} could not be loaded: {first_line(exc)}.") from exc
+        raise ModelError(_mismatch_sentence(exc, path, kind) or
+                         f"The {kind.label} checkpoint {path.name} could not be loaded: {first_line(exc)}.") from exc

@@ -45,11 +45,13 @@ from studio.core.errors import (
     StudioError,
     os_reason,
 )
-from studio.core.model_library import SOURCE_FILE, read_source
+from studio.core.model_library import KIND_FOLDERS, SOURCE_FILE, read_source
 from studio.services.hub_files import MODEL_INDEX, select_files, unsafe_path, weight_key
+from studio.services.model_imports import file_download
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 WORK_DIR = ".cache/studio-download"  # partial files + state.json (finished files); removed once all are in
+STAGING = ".downloads"  # in the models folder, out of the library's sight: downloads until they are filed by kind
 DISK_MARGIN = 512 * 1024**2  # left free for the OS and Studio's own outputs
 TIMEOUT = 20.0
 # huggingface_hub hands over 10 MB at a time: progress and Cancel waited ~15 s between chunks on a slow line.
@@ -66,8 +68,14 @@ class DownloadPlan:
     revision: str  # the commit sha the files were listed at; every file is fetched at exactly this commit
     files: tuple[tuple[str, int], ...]  # (path in the repo, size in bytes)
     total_bytes: int
-    target: Path
+    target: Path  # where the files are fetched to
     already_bytes: int  # on disk already, finished or partial
+    file_into: Path | None = None  # the models folder to file the finished download into by kind; None: it stays
+
+    @property
+    def destination(self) -> Path:
+        """Where the model goes, for a person: the models folder where it is filed by kind, else its folder."""
+        return self.file_into or self.target
 
 
 @dataclass(frozen=True)
@@ -83,8 +91,19 @@ class DownloadProgress:
 
 
 def hub_endpoint(endpoint: str | None = None) -> str:
-    """The argument, else ``HF_ENDPOINT``, else huggingface.co."""
-    return (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    """The argument, else ``HF_ENDPOINT``, else huggingface.co; InvalidRequest where it is not an http(s) URL (it was
+    tried as one, and "notaurl" was said to be a hub Studio could not reach, as if offline)."""
+    given = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip()
+    try:
+        parts = urlsplit(given)
+        web = parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # an unclosed [IPv6 address, a port that is no number
+        web = False
+    if not web:
+        where = "" if endpoint else " (from HF_ENDPOINT)"
+        raise InvalidRequest(f"The hub address {given!r}{where} is not a web address: give one that starts with "
+                             f"http:// or https:// and names a host, such as {DEFAULT_ENDPOINT}.")
+    return given.rstrip("/")
 
 
 def plan_download(repo_id: str, models_dir: Path, *, revision: str | None = None, endpoint: str | None = None,
@@ -108,21 +127,31 @@ def plan_download(repo_id: str, models_dir: Path, *, revision: str | None = None
         has_index = any(path == MODEL_INDEX for path, _ in listing)
         components = _components(repo_id, info.sha, endpoint, token) if has_index else None
     files = tuple(select_files(repo_id, listing, components))
-    target = _target_folder(Path(models_dir), repo_id)
+    target, filed = _target_folder(Path(models_dir), repo_id)
     already = _on_disk(target, repo_id, info.sha, files)[0]
-    return DownloadPlan(repo_id, info.sha, files, sum(size for _, size in files), target, already)
+    return DownloadPlan(repo_id, info.sha, files, sum(size for _, size in files), target, already,
+                        Path(models_dir).expanduser().resolve() if filed else None)
 
 
 def download_model(plan: DownloadPlan, *, progress: Callable[[DownloadProgress], None] | None = None,
                    cancelled: Callable[[], bool] | None = None, endpoint: str | None = None,
-                   token: str | None = None) -> Path:
-    """Fetch the plan's files into ``plan.target``, resuming partial ones; returns the folder. A file that cannot
-    be written (a full disk, a folder gone) is a ModelError: what is in stays, to resume from."""
+                   token: str | None = None, hash_cache: Path | None = None, notes: list[str] | None = None) -> Path:
+    """Fetch the plan's files into ``plan.target``, resuming partial ones, and file the model by kind where the plan
+    says so (as an import is: a LoRA into loras/, the same model not twice); returns where the model is. What the
+    person should know of the filing (the same model was there already, the name taken) goes to ``notes``. A file
+    that cannot be written (a full disk, a folder gone) is a ModelError: what is in stays, to resume from."""
     try:
-        return _download(plan, progress, cancelled, endpoint, token)
+        folder = _download(plan, progress, cancelled, endpoint, token)
+        if plan.file_into is None:
+            return folder
+        place, note = file_download(folder, plan.file_into, plan.repo_id, hash_cache=hash_cache)
     except OSError as exc:
         raise ModelError(f"The download of {plan.repo_id} into {plan.target} stopped: "
                          f"{os_reason(exc)}. Fix that and run it again to resume.") from exc
+    _remove_empty(plan.target.parent, plan.file_into)  # .downloads/owner--name, and .downloads when it is empty
+    if note and notes is not None:
+        notes.append(note)
+    return place
 
 
 def _download(plan: DownloadPlan, progress: Callable[[DownloadProgress], None] | None,
@@ -134,7 +163,7 @@ def _download(plan: DownloadPlan, progress: Callable[[DownloadProgress], None] |
     work.mkdir(parents=True, exist_ok=True)
     state = {"repo_id": plan.repo_id, "revision": plan.revision, "finished": sorted(finished)}
     try:
-        with FileLock(str(work / "lock"), timeout=0):
+        with FileLock(str(work / "lock"), timeout=0), _tidied_if_nothing_came(plan, work):
             _write_json(work / "state.json", state)  # marks the folder as this repo's before any byte lands
             if (read_source(target) or {}).get("revision") not in (None, plan.revision):
                 (target / SOURCE_FILE).unlink()  # an update in progress: no longer the finished old revision
@@ -158,6 +187,30 @@ def _download(plan: DownloadPlan, progress: Callable[[DownloadProgress], None] |
     with suppress(OSError):
         (target / ".cache").rmdir()  # only when nothing else keeps files there
     return target
+
+
+@contextmanager
+def _tidied_if_nothing_came(plan: DownloadPlan, work: Path) -> Iterator[None]:
+    """A download that stops (a gated repo, a cancel) before a byte of it is kept leaves nothing behind: its empty
+    folders went on listing as an empty models/gated/.cache/. What did come stays, to resume from."""
+    try:
+        yield
+    except BaseException:
+        state = _read_json(work / "state.json") or {}
+        if not state.get("finished") and not any(p.stat().st_size for p in work.glob("*.incomplete")):
+            shutil.rmtree(work, ignore_errors=True)
+            _remove_empty(work.parent, plan.file_into or plan.target.parent)
+        raise
+
+
+def _remove_empty(folder: Path, stop: Path) -> None:
+    """``folder`` and the folders above it up to ``stop`` (not included), each while it is empty."""
+    while folder != stop and folder.is_relative_to(stop):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or gone): what is above it holds something too
+            return
+        folder = folder.parent
 
 
 class _Tracker:
@@ -249,24 +302,38 @@ def _components(repo_id: str, sha: str, endpoint: str, token: str | None) -> set
             if not key.startswith("_") and isinstance(value, list) and value and value[0] is not None}
 
 
-def _target_folder(models_dir: Path, repo_id: str) -> Path:
+def _target_folder(models_dir: Path, repo_id: str) -> tuple[Path, bool]:
+    """Where the files go, and whether the model is filed by kind once they are all in. An earlier download of this
+    repo (finished, in its kind's folder or where older Studios put it, or stopped half-way) is completed in place, and
+    a model a feature finds in its own place goes there; anything else is fetched out of the library's sight, into
+    ``<models>/.downloads/owner--name/name``, and filed as an import is once complete."""
     owner, name = repo_id.split("/")
     root = models_dir.expanduser().resolve()
     known = HUB_FOLDERS.get(repo_id)  # a model a feature finds in its own place (the depth model in annotators/)
-    # Its own place is its own: files put there by hand (no download's record) are completed, not moved away.
-    candidates = (root / known,) if known else (root / name, root / f"{owner}--{name}")
-    for folder in candidates:
-        owners = [data.get("repo_id") for data in (read_source(folder), _read_json(folder / WORK_DIR / "state.json"))
-                  if data]
-        if not folder.exists() or repo_id in owners or (known and not owners):
-            if not folder.resolve().is_relative_to(root) or folder.resolve() == root:
-                raise InvalidRequest(f"{folder} points outside the models folder {root}; Studio will not "
-                                     "download into it.")
-            return folder
     if known:
-        raise InvalidRequest(f"{candidates[0]} holds another download; move it away to download {repo_id}.")
-    raise InvalidRequest(f"{candidates[0]} and {candidates[1]} already hold other models; move one of them away "
-                         f"to download {repo_id}.")
+        folder = root / known
+        owners = _owners(folder)
+        if owners and repo_id not in owners:
+            raise InvalidRequest(f"{folder} holds another download; move it away to download {repo_id}.")
+        # Its own place is its own: files put there by hand (no download's record) are completed, not moved away.
+        return _inside(folder, root), False
+    kind_folders = [root / sub for sub in dict.fromkeys(KIND_FOLDERS.values()) if sub]
+    for folder in (place / label for place in (root, *kind_folders) for label in (name, f"{owner}--{name}")):
+        if folder.is_dir() and repo_id in _owners(folder):
+            return _inside(folder, root), False
+    return _inside(root / STAGING / f"{owner}--{name}" / name, root), True
+
+
+def _owners(folder: Path) -> list[str]:
+    """The repos a folder holds a download of, finished or in progress."""
+    return [str(data.get("repo_id")) for data in (read_source(folder), _read_json(folder / WORK_DIR / "state.json"))
+            if data]
+
+
+def _inside(folder: Path, root: Path) -> Path:
+    if not folder.resolve().is_relative_to(root) or folder.resolve() == root:
+        raise InvalidRequest(f"{folder} points outside the models folder {root}; Studio will not download into it.")
+    return folder
 
 
 def _destination(target: Path, path: str) -> Path:

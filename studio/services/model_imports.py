@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import time
 import uuid
@@ -20,17 +21,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.core.errors import InvalidRequest, JobCancelledError, ModelError, os_reason
-from studio.core.hashing import model_hash
+from studio.core.errors import InvalidRequest, JobCancelledError, ModelError, StudioError, os_reason
 from studio.core.images import write_atomically
 from studio.core.model_kinds import detect_kind, with_article
 from studio.core.model_library import (
+    HUB_ORIGIN,
     IMPORTS_FILE,
     KIND_FOLDERS,
     LibraryItem,
     find_item,
     item_for_file,
     item_for_folder,
+    library_hash,
     read_imports,
     scan_library,
     with_hashes,
@@ -58,14 +60,16 @@ class ImportResult:
 
 def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = None,
                  progress: Progress | None = None, move: bool = False,
-                 cancelled: Cancelled | None = None) -> ImportResult:
+                 cancelled: Cancelled | None = None, unusable_too: bool = False) -> ImportResult:
     """Copy (or, with ``move``, move) a checked model file or diffusers folder into the library;
-    InvalidRequest/ModelError otherwise, JobCancelledError (nothing copied) once ``cancelled()`` says so."""
+    InvalidRequest/ModelError otherwise, JobCancelledError (nothing copied) once ``cancelled()`` says so.
+    ``unusable_too``: a model of a known kind that Studio cannot use (an SD 3 pipeline) is filed too, and listed
+    with why (a download, already on disk, is not refused)."""
     source = Path(source).expanduser()
     if not source.exists():
         raise InvalidRequest(f"There is no file or folder at {source}.")
     item = _identify(source)
-    if item.problem:
+    if item.problem and not (unusable_too and item.kind != "unknown"):
         raise ModelError(item.problem)
     if item.kind == "unknown":
         what = "a folder" if source.is_dir() else "a safetensors file"
@@ -79,7 +83,7 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
     library = scan_library(models_dir)
     alike = [i for i in library if i.kind == item.kind and i.size == item.size
              and (style is None or real_path(i.path) == real_path(target))]
-    digest = model_hash(source, hash_cache) if alike else ""
+    digest = library_hash(item, hash_cache) if alike else ""  # as the library hashes this kind (a LoRA: AutoV3)
     for existing in with_hashes(alike, hash_cache):
         if existing.hash == digest:
             return ImportResult(existing, copied=False,
@@ -179,9 +183,12 @@ def what_removing_does(value: str, models_dir: Path, linked: list[Path]) -> tupl
     item = find_item(value, items)
     resolved_links = {real_path(p): p for p in linked}
     target = Path(value).expanduser()
+    if item is None and os.path.lexists(target):  # a path relative to where the command runs: items' are real
+        item = next((i for i in items if i.path == real_path(target)), None)
     if item is None and real_path(target) in resolved_links:
         kept = [p for p in linked if real_path(p) != real_path(target)]
-        return LibraryItem(target.name, target, "folder", "", "Linked folder", 0, "linked"), kept
+        linked_path = resolved_links[real_path(target)]  # as the settings list it, not as typed
+        return LibraryItem(linked_path.name, linked_path, "folder", "", "Linked folder", 0, "linked"), kept
     if item is None:
         raise InvalidRequest(f"The library has no model named {value!r}; `studio models list` shows the names.")
     same_name = [i for i in items if value in (i.name, i.path.name)]
@@ -199,14 +206,84 @@ def what_removing_does(value: str, models_dir: Path, linked: list[Path]) -> tupl
     return item, list(linked)
 
 
-def link_folder(path: Path, linked: list[Path]) -> list[Path]:
-    """Add another tool's models folder (or one model) to the library, in place."""
+def link_folder(path: Path, linked: list[Path], models_dir: Path | None = None) -> list[Path]:
+    """Add another tool's models folder (or one model) to the library, in place; the same list where it is linked
+    already. Studio's own models folder, or a part of it, is refused: its models are in the library already."""
     path = Path(path).expanduser()
     if not path.exists():
         raise InvalidRequest(f"There is no file or folder at {path}.")
+    own = real_path(models_dir) if models_dir is not None else None
+    if own is not None and real_path(path) == own:
+        raise InvalidRequest(f"{path} is Studio's own models folder; its models are in the library already, so "
+                             "there is nothing to link.")
+    if own is not None and real_path(path).is_relative_to(own):
+        raise InvalidRequest(f"{path} is inside Studio's models folder {own}, so it is in the library already; "
+                             "there is nothing to link.")
     if any(real_path(p) == real_path(path) for p in linked):
         return list(linked)
     return [*linked, real_path(path)]
+
+
+def file_download(staged: Path, models_dir: Path, repo_id: str, *,
+                  hash_cache: Path | None = None) -> tuple[Path, str]:
+    """A finished hub download (``staged``, a folder out of the library's sight) filed by kind as an import is: a
+    repo of one weights file as that file (a LoRA into loras/), a model folder (a diffusers pipeline, a VAE, a
+    ControlNet) whole. Returns where it is in the library and a sentence for the person, or "". The same model in
+    the library already is not kept twice (the download is deleted, and the one there returned); a name another
+    model has takes the repo's owner before it (``owner--name``), since models are picked by name. A repo Studio
+    cannot file by kind (several models, or none it knows) stays one folder, ``<models>/<name>``, as it is listed.
+    InvalidRequest where it cannot be filed: the download stays in ``staged`` for the next try."""
+    owner, name = repo_id.split("/")
+    single = _single_weights_file(staged)
+    if single is None and not _is_model_folder(staged):
+        return _keep_as_folder(staged, models_dir, repo_id), ""
+    source = single or staged
+    try:
+        result = import_model(source, models_dir, hash_cache=hash_cache, move=True, unusable_too=True)
+        note = ""
+    except ModelError:  # not a kind Studio files (or one it cannot use): listed where it is, with why
+        return _keep_as_folder(staged, models_dir, repo_id), ""
+    except InvalidRequest:  # the name is another model's: the owner's before it tells the two apart
+        renamed = source.with_name(f"{owner}--{source.name}")
+        source.rename(renamed)
+        try:
+            result = import_model(renamed, models_dir, hash_cache=hash_cache, move=True, unusable_too=True)
+        except StudioError:
+            renamed.rename(source)  # as the next try's plan finds it
+            raise
+        note = f"The library has another model named {result.item.name.removeprefix(f'{owner}--')}, so " \
+               f"{repo_id} is listed as {result.item.name}."
+    if not result.copied:
+        _remove(staged)
+        return result.item.path, (f"{repo_id} is the same model as {result.item.path}, which is in the library "
+                                  "already; the download was not kept twice.")
+    if single is not None:
+        _record_import(models_dir, result.item.path, f"{HUB_ORIGIN}{repo_id}")
+        _remove(staged)  # the repo's other files (configs, its download record) went with the file's folder
+    return result.item.path, note
+
+
+def _single_weights_file(folder: Path) -> Path | None:
+    """The one safetensors file of a download that is not a model folder (a LoRA's, a checkpoint's repo)."""
+    if _is_model_folder(folder):
+        return None
+    weights = [p for p in folder.rglob("*.safetensors") if p.is_file() and ".cache" not in p.relative_to(folder).parts]
+    return weights[0] if len(weights) == 1 else None
+
+
+def _is_model_folder(folder: Path) -> bool:
+    return (folder / MODEL_INDEX).is_file() or (folder / "config.json").is_file()
+
+
+def _keep_as_folder(staged: Path, models_dir: Path, repo_id: str) -> Path:
+    owner, name = repo_id.split("/")
+    for place in (models_dir / name, models_dir / f"{owner}--{name}"):
+        if not place.exists():
+            staged.rename(place)
+            return place
+    raise InvalidRequest(f"{models_dir / name} and {models_dir / f'{owner}--{name}'} already hold other models; move "
+                         f"one of them away and run the download again to file {repo_id} (it is kept in {staged} "
+                         "meanwhile).")
 
 
 def _identify(source: Path) -> LibraryItem:
@@ -291,9 +368,10 @@ def _copy_file(source: Path, target: Path, progress: Progress | None, cancelled:
     shutil.copystat(source, target)
 
 
-def _record_import(models_dir: Path, target: Path, source: Path) -> None:
+def _record_import(models_dir: Path, target: Path, source: Path | str) -> None:
+    """Where ``target`` came from: a file's path, or HUB_ORIGIN and a repo id."""
     imports = read_imports(models_dir)
-    imports[str(target.resolve())] = str(source.resolve())
+    imports[str(target.resolve())] = source if isinstance(source, str) else str(source.resolve())
     write_atomically(models_dir / IMPORTS_FILE, json.dumps(imports, indent=1).encode("utf-8"))
 
 

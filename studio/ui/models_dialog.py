@@ -281,10 +281,14 @@ class ModelsDialog(TaskDialog):
         from studio.services.model_imports import link_folder
 
         try:
-            self.settings.extra_model_paths = link_folder(path, self.settings.extra_model_paths)
+            links = link_folder(path, self.settings.extra_model_paths, self.settings.models_dir)
         except StudioError as exc:
             self._report(str(exc), error=True)
             return
+        if links == self.settings.extra_model_paths:
+            self._report(f"{path} is already linked; nothing was changed.")
+            return
+        self.settings.extra_model_paths = links
         await self._changed()
         found = sum(1 for i in self.items if str(i.path).startswith(str(path.resolve())))
         self._report(f"Linked {path}: {found} model(s) found there, used in place.")
@@ -303,14 +307,16 @@ class ModelsDialog(TaskDialog):
             plan = await asyncio.to_thread(plan_download, repo_id, self.settings.models_dir)
             if not await self.confirmed("Download model", f"Download {repo_id}: {len(plan.files)} files, "
                                         f"{format_size(plan.total_bytes - plan.already_bytes)} to fetch, into "
-                                        f"{plan.target}?"):
+                                        f"{plan.destination}?"):
                 self._report("Nothing was downloaded.")
                 return False
             self._busy(f"Downloading {repo_id}…", progress=True)
             update = self._loop_callback(lambda event: self._show_progress(
                 event.done_bytes, event.total_bytes, f"Downloading {repo_id}: {format_size(event.done_bytes)} of "
                 f"{format_size(event.total_bytes)} ({event.files_done}/{event.files_total} files)"))
-            await asyncio.to_thread(download_model, plan, progress=update, cancelled=self._cancel.is_set)
+            notes: list[str] = []
+            place = await asyncio.to_thread(download_model, plan, progress=update, cancelled=self._cancel.is_set,
+                                            hash_cache=self.hash_cache, notes=notes)
         except JobCancelledError:
             self._report(f"Stopped downloading {repo_id}; download it again to resume where it stopped.")
             return False
@@ -318,7 +324,7 @@ class ModelsDialog(TaskDialog):
             self._report(str(exc), error=True)
             return False
         await self._changed()
-        self._report(f"Downloaded {repo_id} to {plan.target}.")
+        self._report(" ".join([f"Downloaded {repo_id} to {place}.", *notes]))
         return True
 
     async def remove(self, item: LibraryItem | None) -> bool:

@@ -213,3 +213,19 @@ def test_a_controlnets_recipe_hash_is_sd_webui_controlnets(tmp_path):
     assert controlnet_hash(folder) == controlnet_hash(tmp_path / "canny.safetensors")  # the full-precision file
     (tmp_path / "empty").mkdir()
     assert controlnet_hash(tmp_path / "empty") == ""  # no weights
+
+
+def test_unhashed_items_are_those_a_listing_reads_whole_and_hashing_reports_their_bytes(tmp_path):
+    from studio.core.model_library import unhashed
+
+    models, cache = tmp_path / "models", tmp_path / "hashes.json"
+    sd1(models / "checkpoints" / "a.safetensors")
+    lora(models / "loras" / "ink.safetensors")
+    items = scan_library(models)
+    assert unhashed(items, cache) == items
+    read: list[int] = []
+    with_hashes(items, cache, progress=read.append)
+    assert sum(read) == sum(item.size for item in items)
+    assert unhashed(items, cache) == []
+    sd1(models / "checkpoints" / "a.safetensors", fill=7)  # changed: read again
+    assert [item.name for item in unhashed(scan_library(models), cache)] == ["a"]

@@ -201,3 +201,31 @@ def test_lora_hash_is_a1111s_autov3_and_ignores_header_edits(tmp_path):
     assert lora_hash(path) == expected and len(expected) == 12
     save_file(tensors, str(path), metadata={"ss_output_name": "renamed", "note": "edited"})
     assert lora_hash(path) == expected  # new metadata, same tensors, same hash
+
+
+def test_a_model_named_that_is_another_kind_or_cannot_be_used_is_said_so(tmp_path):
+    # It said "No model file or folder named 'ink' was found" of a LoRA `studio models list` shows as ink.
+    from model_files import controlnet, esrgan, lora
+
+    from studio.core.errors import InvalidRequest
+    from studio.core.models import resolve_model
+
+    models = tmp_path / "models"
+    lora(models / "loras" / "ink.safetensors")
+    controlnet(models / "controlnet" / "canny.safetensors")
+    esrgan(models / "upscalers" / "4x.safetensors")
+    (models / "vae" / "soft").mkdir(parents=True)
+    (models / "vae" / "soft" / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL"}))
+    write(models / "vae" / "soft" / "diffusion_pytorch_model.safetensors", {"decoder.conv_in.weight": (1,)})
+    (models / "old.ckpt").write_bytes(b"\x80\x02}q\x00.")
+    said = {}
+    for name in ("ink", "canny", "soft", "4x", "old", "nothing"):
+        with pytest.raises(InvalidRequest) as refusal:
+            resolve_model(name, models)
+        said[name] = str(refusal.value)
+    assert said["ink"] == "ink is a LoRA, not a model to generate with; use --lora ink."
+    assert said["canny"] == "canny is a ControlNet (SD 1.x), not a model to generate with; use --control canny IMAGE."
+    assert said["soft"] == "soft is a VAE, not a model to generate with; use --vae soft."
+    assert said["4x"].startswith("4x is an Upscaler") and said["4x"].endswith(", not a model to generate with.")
+    assert "pickle" in said["old"]
+    assert said["nothing"] == f"No model file or folder named 'nothing' was found (looked in {models})."

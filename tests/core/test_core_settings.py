@@ -388,3 +388,42 @@ def test_settings_made_in_code_keep_what_a_job_can_take_without_a_word(studio_ho
                                         *({"model": f"cn{i}"} for i in range(MAX_GUIDES + 1))])
     assert len(made.loras) == MAX_LORAS
     assert [guide["model"] for guide in made.controls] == [f"cn{i}" for i in range(MAX_GUIDES)]
+
+
+def test_the_window_saving_keeps_a_folder_a_command_linked_meanwhile_and_its_own_link_changes(studio_home, tmp_path):
+    from studio.core.settings import update_settings
+
+    def links(*paths: Path):  # noqa: ANN202 - what `studio models link` (or unlink) does to the file
+        def change(current: Settings) -> bool:
+            current.extra_model_paths = list(paths)
+            return True
+        return change
+
+    save_settings(Settings.defaults(studio_paths()).model_copy(update={"extra_model_paths": [tmp_path / "old"]}))
+    window = load_settings()
+    update_settings(links(tmp_path / "old", tmp_path / "by-command"))  # while the window is open
+    window.device = "cpu"
+    window.extra_model_paths = [*window.extra_model_paths, tmp_path / "by-window"]
+    save_settings(window.model_copy(deep=True))  # a background save's snapshot
+    assert load_settings().extra_model_paths == [tmp_path / "old", tmp_path / "by-command", tmp_path / "by-window"]
+    window.extra_model_paths = [tmp_path / "old"]  # the window unlinks its own again
+    save_settings(window)
+    saved = load_settings()
+    assert saved.extra_model_paths == [tmp_path / "old", tmp_path / "by-command"] and saved.device == "cpu"
+    update_settings(links(tmp_path / "by-command"))
+    save_settings(window)  # nothing changed in the window: the command's unlink stays
+    assert load_settings().extra_model_paths == [tmp_path / "by-command"]
+
+
+def test_settings_saved_while_another_studio_holds_the_lock_wait_for_it_then_say_so(studio_home, monkeypatch):
+    from filelock import FileLock
+
+    from studio.core import settings as settings_module
+
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True)
+    monkeypatch.setattr(settings_module, "SETTINGS_LOCK_TIMEOUT", 0.1)
+    with FileLock(paths.config_dir / settings_module.SETTINGS_LOCK), \
+            pytest.raises(StudioError, match=r"another Studio kept it busy for 0\.1 s; try again\.$"):
+        save_settings(load_settings())
+    assert not paths.settings_file.exists()

@@ -180,3 +180,31 @@ def test_an_inpainting_single_file_checkpoint_loads_as_an_inpainting_model(tiny_
     model = load_model(checkpoint, select_device("cpu"), models_dir=models, cache_dir=tmp_path)
     assert model.is_inpainting and type(model.text2img).__name__ == "StableDiffusionPipeline"
     assert type(model.pipeline(inpaint=True)).__name__ == "StableDiffusionInpaintPipeline"
+
+
+def test_a_file_of_another_size_than_its_configs_is_one_sentence_before_any_loading(library, tmp_path):
+    # diffusers said "Cannot load  because embeddings.position_embedding.weight expected shape … pass both
+    # low_cpu_mem_usage=False and ignore_mismatched_sizes=True … github issue" after seconds of loading.
+    from studio.engine.single_file import _mismatch_sentence, check_single_file
+
+    checkpoint = library / "checkpoints" / "tiny-original.safetensors"
+    check_single_file(checkpoint, library)  # the tiny model's own configs: it fits
+    elsewhere = tmp_path / "models"  # no configs/sd1: Studio's own SD 1.x configs
+    with pytest.raises(ModelError) as refusal:
+        load_model(checkpoint, select_device("cpu"), models_dir=elsewhere, cache_dir=tmp_path)
+    assert str(refusal.value) == (
+        "tiny-original.safetensors does not fit the SD 1.x layout Studio loads it with: its UNet's first layer "
+        "(model.diffusion_model.input_blocks.0.0.weight) is 8×4×3×3, where SD 1.x has 320×4×3×3. It may be a model "
+        f"of another size (its diffusers configs in {elsewhere / 'configs' / 'sd1'} are used instead of Studio's), "
+        "or a damaged file.")
+    with pytest.raises(ModelError, match=r"^tiny-original\.safetensors does not fit the SD 1\.x layout"):
+        check_single_file(checkpoint, elsewhere)
+    raw = ValueError("Cannot load  because embeddings.position_embedding.weight expected shape tensor(..., "
+                     "device='meta', size=(77, 768)), but got torch.Size([77, 32]). If you want to instead overwrite "
+                     "randomly initialized weights, please make sure to pass both `low_cpu_mem_usage=False` and "
+                     "`ignore_mismatched_sizes=True`. For more information, see also: https://github.com/huggingface/"
+                     "diffusers/issues/1619#issuecomment-1345604389 as an example.")
+    assert _mismatch_sentence(raw, checkpoint, checkpoint_kind(checkpoint)) == (
+        "tiny-original.safetensors does not fit the SD 1.x layout Studio loads it with: its "
+        "embeddings.position_embedding.weight is 77×32, where SD 1.x has 77×768. It may be a model of another size, "
+        "or a damaged file.")

@@ -127,6 +127,21 @@ def test_plan_refuses_malformed_repo_ids(bad: str, tmp_path: Path) -> None:
         plan_download(bad, tmp_path, endpoint="http://127.0.0.1:9")
 
 
+@pytest.mark.parametrize("bad", ["notaurl", "huggingface.co", "ftp://mirror.example", "http://", "http://[::1",
+                                 "https://hub:port"])
+def test_a_hub_address_that_is_no_web_address_is_said_before_anything_is_tried(bad: str, tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # It was tried, and "notaurl" was "Could not reach the model hub at notaurl; Studio may be offline."
+    with pytest.raises(InvalidRequest) as given:
+        plan_download(REPO, tmp_path, endpoint=bad)
+    assert str(given.value) == f"The hub address {bad!r} is not a web address: give one that starts with http:// or " \
+                               "https:// and names a host, such as https://huggingface.co."
+    monkeypatch.setenv("HF_ENDPOINT", bad)
+    with pytest.raises(InvalidRequest, match=r"^The hub address .* \(from HF_ENDPOINT\) is not a web address"):
+        plan_download(REPO, tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
 def test_plan_lists_the_files_sizes_and_target(hub: FakeHub, tmp_path: Path) -> None:
     plan = plan_download(REPO, tmp_path / "models", endpoint=hub.url)
     files = _pipeline_files()
@@ -134,17 +149,23 @@ def test_plan_lists_the_files_sizes_and_target(hub: FakeHub, tmp_path: Path) -> 
     assert {path for path, _ in plan.files} == EXPECTED
     assert all(size == len(files[path]) for path, size in plan.files)
     assert plan.total_bytes == sum(len(files[path]) for path in EXPECTED)
-    assert plan.target == (tmp_path / "models" / "tiny-sd").resolve() and plan.already_bytes == 0
+    # Fetched out of the library's sight, then filed by kind, as an import is.
+    assert plan.target == (tmp_path / "models" / ".downloads" / "tester--tiny-sd" / "tiny-sd").resolve()
+    assert plan.file_into == plan.destination == (tmp_path / "models").resolve() and plan.already_bytes == 0
     assert [r.path for r in hub.file_gets()] == [f"/{REPO}/resolve/{'1' * 40}/model_index.json"]
 
 
-def test_target_names_another_repos_folder_with_the_owner(hub: FakeHub, tmp_path: Path) -> None:
+def test_an_earlier_download_of_the_repo_is_completed_where_it_is_and_another_repos_folder_is_not_taken(
+        hub: FakeHub, tmp_path: Path) -> None:
     models = tmp_path / "models"
-    (models / "tiny-sd").mkdir(parents=True)
-    (models / "tiny-sd" / ".studio-source.json").write_text(json.dumps({"source": "hub", "repo_id": "other/tiny-sd"}))
-    assert plan_download(REPO, models, endpoint=hub.url).target.name == "tester--tiny-sd"
-    (models / "tiny-sd" / ".studio-source.json").write_text(json.dumps({"source": "hub", "repo_id": REPO}))
-    assert plan_download(REPO, models, endpoint=hub.url).target.name == "tiny-sd"
+    for place in (models / "tiny-sd", models / "checkpoints" / "tiny-sd"):  # where older Studios put it, its kind's
+        place.mkdir(parents=True)
+        (place / ".studio-source.json").write_text(json.dumps({"source": "hub", "repo_id": "other/tiny-sd"}))
+        assert plan_download(REPO, models, endpoint=hub.url).file_into is not None
+        (place / ".studio-source.json").write_text(json.dumps({"source": "hub", "repo_id": REPO}))
+        plan = plan_download(REPO, models, endpoint=hub.url)
+        assert plan.target == place.resolve() and plan.file_into is None
+        (place / ".studio-source.json").unlink()
 
 
 def test_download_writes_the_files_progress_and_source(tmp_path: Path) -> None:
@@ -183,9 +204,9 @@ def test_a_cut_download_fails_clearly_and_the_next_call_resumes(hub: FakeHub, tm
     assert len(partials) == 1 and 0 < (kept := partials[0].stat().st_size) <= 100_000
     resumed = plan_download(REPO, tmp_path, endpoint=hub.url)
     assert resumed.already_bytes > kept  # the small files before it are finished too
-    download_model(resumed, endpoint=hub.url)
+    folder = download_model(resumed, endpoint=hub.url)
     assert hub.file_gets(BIG)[-1].range == f"bytes={kept}-"
-    assert (plan.target / BIG).read_bytes() == _pipeline_files()[BIG]
+    assert (folder / BIG).read_bytes() == _pipeline_files()[BIG]
 
 
 def test_a_disk_that_fills_up_mid_download_is_a_sentence_and_the_next_call_resumes(
@@ -205,8 +226,8 @@ def test_a_disk_that_fills_up_mid_download_is_a_sentence_and_the_next_call_resum
     assert str(err.value) == (f"The download of {REPO} into {plan.target} stopped: No space left on device. Fix "
                               "that and run it again to resume.")
     monkeypatch.setattr(model_downloads, "_write_json", real_write)
-    download_model(plan_download(REPO, tmp_path, endpoint=hub.url), endpoint=hub.url)
-    assert (plan.target / BIG).read_bytes() == _pipeline_files()[BIG]
+    folder = download_model(plan_download(REPO, tmp_path, endpoint=hub.url), endpoint=hub.url)
+    assert (folder / BIG).read_bytes() == _pipeline_files()[BIG]
 
 
 def test_cancel_mid_file_keeps_the_partial_and_resume_completes(hub: FakeHub, tmp_path: Path) -> None:
@@ -220,9 +241,9 @@ def test_cancel_mid_file_keeps_the_partial_and_resume_completes(hub: FakeHub, tm
     kept = partial.stat().st_size
     assert 40_000 <= kept < 300_000 and not (plan.target / BIG).exists()
     hub.delay = 0.0
-    download_model(plan, endpoint=hub.url)
+    folder = download_model(plan, endpoint=hub.url)
     assert hub.file_gets(BIG)[-1].range == f"bytes={kept}-"
-    assert (plan.target / BIG).read_bytes() == _pipeline_files()[BIG]
+    assert (folder / BIG).read_bytes() == _pipeline_files()[BIG]
 
 
 def test_progress_and_cancel_come_at_least_every_megabyte(
@@ -341,3 +362,46 @@ def test_starter_models_are_well_formed() -> None:
     for model in STARTER_MODELS:
         assert model.repo_id.count("/") == 1 and model.title and model.kind and model.why
         assert 1_000_000 < model.approx_bytes < 20_000_000_000
+
+
+def test_a_download_is_filed_by_kind_as_an_import_is_and_the_same_model_is_not_kept_twice(
+        hub: FakeHub, tmp_path: Path) -> None:
+    # It went to models/<repo name>/ whatever it was: a pipeline beside checkpoints/, a LoRA in models/lora/ beside
+    # the same LoRA in loras/, and a name two models had (`--model tiny-sd`: "2 models are named 'tiny-sd'").
+    from model_files import lora
+
+    from studio.core.model_library import scan_library
+
+    models = tmp_path / "models"
+    ink = lora(tmp_path / "ink.safetensors").read_bytes()
+    hub.repos["tester/ink-lora"] = FakeRepo({"ink.safetensors": ink, "README.md": b"# ink"})
+    hub.repos["someone/ink-copy"] = FakeRepo({"ink.safetensors": ink})
+    folder = download_model(plan_download(REPO, models, endpoint=hub.url), endpoint=hub.url)
+    assert folder == (models / "checkpoints" / "tiny-sd").resolve() and (folder / BIG).is_file()
+    notes: list[str] = []
+    file = download_model(plan_download("tester/ink-lora", models, endpoint=hub.url), endpoint=hub.url, notes=notes)
+    assert file == (models / "loras" / "ink.safetensors").resolve() and file.read_bytes() == ink and notes == []
+    again = download_model(plan_download("someone/ink-copy", models, endpoint=hub.url), endpoint=hub.url,
+                           notes=notes)
+    assert again == file and notes == [f"someone/ink-copy is the same model as {file}, which is in the library "
+                                       "already; the download was not kept twice."]
+    items = {item.name: item for item in scan_library(models)}
+    assert sorted(items) == ["ink", "tiny-sd"] and not (models / ".downloads").exists()
+    assert items["ink"].source == "Hugging Face: tester/ink-lora" and items["ink"].kind == "lora"
+    assert items["tiny-sd"].source == f"Hugging Face: {REPO}"
+    # Another model of the name: told apart by the repo's owner, so a name picks one.
+    hub.repos["other/tiny-sd"] = FakeRepo({**_pipeline_files(), BIG: _bytes(99, 300_000)})
+    notes.clear()
+    other = download_model(plan_download("other/tiny-sd", models, endpoint=hub.url), endpoint=hub.url, notes=notes)
+    assert other == (models / "checkpoints" / "other--tiny-sd").resolve()
+    assert notes == ["The library has another model named tiny-sd, so other/tiny-sd is listed as other--tiny-sd."]
+    assert sorted(item.name for item in scan_library(models)) == ["ink", "other--tiny-sd", "tiny-sd"]
+
+
+def test_a_download_that_fails_before_a_byte_came_leaves_nothing_behind(hub: FakeHub, tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    (models / "loras").mkdir(parents=True)
+    hub.repos["tester/gated"] = FakeRepo({"model.safetensors": b"x" * 10}, gated=True)
+    with pytest.raises(ModelError, match="is gated on the hub"):
+        download_model(plan_download("tester/gated", models, endpoint=hub.url), endpoint=hub.url)
+    assert [p.name for p in models.iterdir()] == ["loras"]  # not an empty models/gated/.cache/

@@ -81,6 +81,21 @@ def test_the_same_file_twice_is_not_copied_again(tmp_path):
     assert sorted(p.name for p in (models / "checkpoints").iterdir()) == ["dreamy.safetensors"]
 
 
+@pytest.mark.parametrize("make", [sd1, lora, esrgan, controlnet])
+def test_the_same_file_of_any_kind_is_found_under_its_own_name_and_under_another(tmp_path, make):
+    # A LoRA's was hashed as a checkpoint's (AutoV2) and compared with the library's LoRA hash (AutoV3): never equal,
+    # so the same file again was "a different ink.safetensors", and under another name it was copied a second time.
+    models, cache = tmp_path / "models", tmp_path / "hashes.json"
+    source = make(tmp_path / "a" / "ink.safetensors")
+    first = import_model(source, models, hash_cache=cache)
+    again = import_model(source, models, hash_cache=cache)
+    renamed = import_model(make(tmp_path / "b" / "ink-again.safetensors"), models, hash_cache=cache)
+    for result in (again, renamed):
+        assert not result.copied and result.item.path == first.item.path
+        assert result.note.endswith(f"is already in the library as {first.item.path}.")
+    assert [p.name for p in first.item.path.parent.iterdir()] == ["ink.safetensors"]
+
+
 def test_a_different_file_with_a_taken_name_is_refused(tmp_path):
     models = tmp_path / "models"
     import_model(sd1(tmp_path / "a" / "dreamy.safetensors"), models)
@@ -256,3 +271,29 @@ def test_a_models_folder_that_cannot_be_written_is_one_sentence(tmp_path, monkey
     with pytest.raises(ModelError, match=r"^dreamy\.safetensors could not be copied into .*checkpoints: "
                                          r"Permission denied\.$"):
         import_model(sd1(tmp_path / "dreamy.safetensors"), models)
+
+
+def test_studio_own_models_folder_or_a_part_of_it_is_not_linked_and_a_linked_one_is_not_linked_twice(tmp_path):
+    models = tmp_path / "models"
+    import_model(lora(tmp_path / "ink.safetensors"), models)
+    with pytest.raises(InvalidRequest) as own:
+        link_folder(models, [], models)
+    assert str(own.value) == f"{models} is Studio's own models folder; its models are in the library already, so " \
+                             "there is nothing to link."
+    with pytest.raises(InvalidRequest, match=r"is inside Studio's models folder .*; there is nothing to link\.$"):
+        link_folder(models / "loras" / "ink.safetensors", [], models)
+    other = lora(tmp_path / "a1111" / "Lora" / "x.safetensors").parent.parent
+    assert link_folder(other, [other], models) == [other]
+
+
+def test_a_model_is_removed_or_unlinked_by_a_path_relative_to_where_the_command_runs(tmp_path, monkeypatch):
+    models, a1111 = tmp_path / "models", tmp_path / "a1111"
+    lora(a1111 / "Lora" / "ink.safetensors")
+    mine = import_model(lora(tmp_path / "mine.safetensors"), models).item.path
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidRequest, match="is in a linked folder"):  # found, not "no model named"
+        remove_model("a1111/Lora/ink.safetensors", models, [a1111])
+    item, links = remove_model("a1111", models, [a1111])
+    assert links == [] and item.path == a1111
+    item, links = remove_model("models/loras/mine.safetensors", models, [a1111])
+    assert item.path == mine and not mine.exists() and links == [a1111]

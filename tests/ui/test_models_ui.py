@@ -100,8 +100,9 @@ def test_download_shows_progress_and_lands_in_the_library(qtbot, window, tmp_pat
         dialog.start(dialog.download("tester/tiny-vae"))
         qtbot.waitUntil(lambda: dialog.message.text().startswith("Downloaded"), timeout=20000)
     assert seen and seen[-1] == 1000
-    target = window.settings.models_dir / "tiny-vae"
+    target = window.settings.models_dir / "vae" / "tiny-vae"  # filed by kind, as an import is
     assert (target / "diffusion_pytorch_model.safetensors").is_file()
+    assert dialog.message.text() == f"Downloaded tester/tiny-vae to {target.resolve()}."
     assert rows(dialog)["tiny-vae"][4] == "Hugging Face: tester/tiny-vae"
 
 
@@ -237,3 +238,17 @@ def test_the_kind_filter_lists_the_controlnets_alone_and_has_every_kind_imports_
     assert {name: row[1] for name, row in rows(dialog).items()} == {"control_v11p_sd15_canny": "ControlNet (SD 1.x)"}
     filtered = {kind for _, kind in KIND_FILTERS}
     assert {kind for kind, folder in KIND_FOLDERS.items() if folder} <= filtered  # each kind an import puts away
+
+
+def test_linking_the_models_folder_is_refused_and_a_folder_linked_already_is_said(qtbot, window, tmp_path):  # noqa: ANN001
+    dialog = open_library(qtbot, window)
+    links = list(window.settings.extra_model_paths)
+    window.settings.models_dir.mkdir(parents=True, exist_ok=True)
+    dialog.start(dialog.link(window.settings.models_dir))
+    qtbot.waitUntil(lambda: "nothing to link" in dialog.message.text(), timeout=10000)
+    assert dialog.message.text() == f"{window.settings.models_dir} is Studio's own models folder; its models are in " \
+                                    "the library already, so there is nothing to link."
+    dialog.start(dialog.link(links[0]))
+    qtbot.waitUntil(lambda: "already linked" in dialog.message.text(), timeout=10000)
+    assert dialog.message.text() == f"{links[0]} is already linked; nothing was changed."
+    assert window.settings.extra_model_paths == links
