@@ -5,8 +5,11 @@ used, disabled and removed."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ from PIL import Image
 from plugin_wheels import plugin_wheel
 from studio_testing import run_studio, unpack_plugin
 
+from studio.cli_exit import EXIT_CANCELLED
 from studio.core.images import read_recipe
 
 GENERATOR = '''
@@ -453,3 +457,56 @@ def test_the_list_shows_studio_s_own_generators_and_post_processors_first(studio
     assert row == {"id": "studio", "name": "Studio", "version": __version__, "status": "built in", "error": "",
                    "author": "", "homepage": "", "permissions": "", "generators": own["generator"],
                    "postprocessors": own["postprocessor"], "installed_by": "built in"}
+
+
+STUCK = '''
+import time
+
+
+class Generator:
+    def __init__(self, env):
+        pass
+
+
+class Stuck:
+    def __init__(self, env):
+        pass
+
+    def process(self, image, params, context):
+        time.sleep(30)  # looks at no cancel
+        return image
+'''
+
+
+def test_ctrl_c_on_a_plugin_that_does_not_stop_is_a_cancel_and_the_wait_on_it_is_shown(tmp_path):
+    # The bar said "Starting the engine" all through the plugin's work; Ctrl+C ended in exit 1 and "the plugin was
+    # switched off until Studio restarts …; turn it on again in Plugins" (the list still said enabled).
+    home = tmp_path / "home"
+    wheel = plugin_wheel(tmp_path / "wheels", plugin_id="stuck", package="studio_tp_stuck", generator_code=STUCK,
+                         manifest_extra='[[postprocessors]]\nid = "stuck-pp"\ntitle = "Stuck"\n'
+                                        'target = "studio_tp_stuck.generator:Stuck"\n')
+    unpack_plugin(home / "data" / "plugins", wheel, "stuck")
+    assert studio(home, "plugins", "enable", "stuck").returncode == 0
+    picture = tmp_path / "in.png"
+    Image.new("RGB", (16, 16)).save(picture)
+    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
+    command = [sys.executable, "-m", "studio", "postprocess", str(picture), "-o", str(tmp_path / "out.png"),
+               "--method", "stuck-pp"]
+    with subprocess.Popen(command, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, encoding="utf-8") as process:
+        try:
+            shown = ""
+            while "Running Stuck (plugin Test Plugin)" not in shown:
+                char = process.stderr.read(1)
+                assert char, f"the command ended first: {shown}"
+                shown += char
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=60)
+        finally:
+            process.kill()
+    assert process.returncode == EXIT_CANCELLED, err
+    said = [line for line in err.replace("\r", "\n").splitlines() if line.startswith(("studio:", "note:"))]
+    assert said == ["studio: cancelled.", "note: The plugin Test Plugin did not stop within 5 s of being cancelled; "
+                                          "Studio stopped waiting for it."]
+    assert not (tmp_path / "out.png").exists()
+    assert "[enabled]" in studio(home, "plugins", "list").stdout
