@@ -8,10 +8,11 @@ import sys
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_FAILED
 from studio.cli_notes import say_note
+from studio.cli_parser import CommandParser
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.events import format_seconds
 from studio.core.hires import HiresFix, hires_summary
@@ -50,24 +51,23 @@ def add_history_parser(commands: argparse._SubParsersAction) -> None:
     rerun.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
 
 
-class _ActionParser(argparse.ArgumentParser):
+class _ActionParser(CommandParser):
     """A ``studio history`` action's parser. ``dashed_words``: it takes words, and one starting with '-' ("-known")
-    is taken by argparse for an option it does not know; the error then says how to give it (after ``--``) instead
-    of the top-level "unrecognized arguments" with ``studio``'s usage. Not read as a word to find: to someone used
-    to search engines "-known" means "without known", which the search does not do."""
+    is taken by argparse for an option it does not know; the error then says how to give it (after ``--``), not
+    only "unrecognized arguments". Not read as a word to find: to someone used to search engines "-known" means
+    "without known", which the search does not do."""
 
     def __init__(self, *args: Any, dashed_words: bool = False, **kwargs: Any) -> None:  # noqa: ANN401
         super().__init__(*args, **kwargs)
         self.dashed_words = dashed_words
 
-    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:  # noqa: ANN401
-        namespace, extras = super().parse_known_args(args, namespace)
+    def unrecognized(self, parsed: Any, args: list[str], extras: list[str]) -> NoReturn:  # noqa: ANN401
         dashed = [arg for arg in extras if arg.startswith("-") and arg != "-"]
         if self.dashed_words and dashed:
-            words = [arg for arg in args or () if arg in dashed or arg in namespace.text]
+            words = [arg for arg in args if arg in dashed or arg in parsed.text]
             self.error(f"unrecognized arguments: {' '.join(dashed)}; to find words that start with '-', give the "
                        f"words after --: {self.prog} -- {' '.join(words)}")
-        return namespace, extras
+        super().unrecognized(parsed, args, extras)
 
 
 def run_history(args: argparse.Namespace) -> int:

@@ -342,6 +342,6 @@ def test_a_search_word_that_starts_with_a_dash_is_refused_with_how_to_give_it(st
                         "with '-', give the words after --: studio history search -- fox -known\n")
     assert main(["history", "search", "--json", "--", "fox", "-known"]) == 0
     assert [row["prompt"] for row in json.loads(capsys.readouterr().out)] == ["a fox, -known"]
-    with pytest.raises(SystemExit):  # other actions take no words: argparse's own error
+    with pytest.raises(SystemExit):  # other actions take no words: argparse's own error, with the action's usage
         main(["history", "show", "-x", "1"])
-    assert "studio: error: unrecognized arguments: -x" in capsys.readouterr().err
+    assert "\nstudio history show: error: unrecognized arguments: -x\n" in capsys.readouterr().err
