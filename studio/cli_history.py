@@ -158,6 +158,7 @@ def _search(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from studio.cli_control import guide_lines
+    from studio.cli_inspect import lora_and_vae_lines, post_chain
 
     store = open_history(for_reading=True)
     entry = _entry_or_refuse(store, args.id)
@@ -172,12 +173,14 @@ def _show(args: argparse.Namespace) -> int:
              f"  Negative:    {_indented(entry.negative_prompt)}",
              f"  Model:       {_safe(entry.model_name)}" + (f" (hash {entry.model_hash})" if entry.model_hash else ""),
              f"  Model path:  {_safe(entry.model_path)}",
+             *(f"  {label + ':':12} {_safe(text)}" for label, text in lora_and_vae_lines(
+                 entry.params.get("loras"), entry.params.get("vae"), entry.params.get("vae_hash"))),
              f"  Settings:    Steps {entry.steps}, Sampler {_safe(entry.sampler)}, CFG scale {entry.cfg_scale:g}, "
              f"Seed {entry.seed}, Size {entry.width}x{entry.height}"
              + (f", Strength {entry.strength:g}" if entry.strength is not None else ""),
              f"  Generator:   {_plugin_prefix(entry)}{_safe(entry.generator)} "
              f"{_safe(entry.generator_version)}".rstrip(),
-             f"  Post-processing: {', '.join(_step(p) for p in entry.postprocess) or 'none'}"]
+             f"  Post-processing: {_safe(post_chain(entry.postprocess)) or 'none'}"]
     if (hires := HiresFix.from_record(entry.params.get("hires"))) is not None:
         lines.append(f"  Hires fix:   {_safe(hires_summary(hires, entry.width, entry.height))}")
     lines += [f"  {label + ':':12} {_safe(text)}" for label, text in guide_lines(entry.params.get("controls"), True)]
@@ -261,9 +264,3 @@ def _plugin_prefix(entry: HistoryEntry) -> str:
 def _settings(values: dict) -> str:
     return ", ".join(f"{_safe(str(k))} {_safe(str(v))}" for k, v in values.items()) or "defaults"
 
-
-def _step(step: object) -> str:
-    if not isinstance(step, dict):
-        return _safe(str(step))
-    params = step.get("params")
-    return _safe(str(step.get("processor", "?"))) + (f" ({_settings(params)})" if isinstance(params, dict) else "")
