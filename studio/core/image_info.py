@@ -302,9 +302,12 @@ def _from_sd_parsers(texts: dict[str, str], notes: list[str]) -> ImageInfo | Non
             notes.append(f"The {parser.generator.value} metadata could not be read ({type(exc).__name__}).")
     # Fooocus' 'parameters' is JSON, A1111's is text (which may start with "{" too): judged only now.
     parameters = texts.get(PARAMETERS_CHUNK, "").strip()
-    if parameters.startswith("{") and parameters.endswith("}") and not _is_json(parameters):
+    looks_json = parameters.startswith("{") and parameters.endswith("}")
+    if looks_json and not _is_json(parameters):
         notes.append("The 'parameters' text in this image looks like JSON but is not valid; it was ignored.")
-    elif "Steps:" in parameters:  # A1111's layout, on which sd-parsers failed ("Negative prompt:" twice in a line)
+    elif parameters and not looks_json:
+        # A1111's layout, on which sd-parsers failed: "Negative prompt:" twice in a line, or no settings line at all,
+        # where A1111 reads the whole text as the prompt (and its negative prompt from a "Negative prompt:" line).
         unread = ImageInfo.unread("AUTOMATIC1111")
         info = _as_a1111_reads(unread, parameters, notes)
         if info is not unread:
