@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from studio.cli_exit import EXIT_BAD_INPUT
 from studio.core.environment import GeneratorEnvironment
 from studio.core.paths import StudioPaths, log_to_file, studio_paths
 from studio.core.settings import load_settings
@@ -37,6 +38,24 @@ def process_start_time() -> float:
         return time.time() - since_start
     except (OSError, ValueError, IndexError, AttributeError):
         return time.time()
+
+
+# Qt's platform plugins that draw on a display server: without one, Qt aborts the process (exit 134) with "no Qt
+# platform plugin could be initialized. Reinstalling the application may fix this problem."
+_DISPLAY_PLATFORMS = ("xcb", "wayland", "wayland-egl", "wayland-brcm")
+
+
+def no_display() -> str | None:
+    """A sentence when, on Linux, there is no display server to open the window on (neither DISPLAY nor
+    WAYLAND_DISPLAY set) and Qt is left to pick a platform that needs one; else None. A platform chosen in
+    QT_QPA_PLATFORM that needs none (offscreen, vnc, eglfs…) is Qt's to use."""
+    if not sys.platform.startswith("linux") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    chosen = [name.split(":")[0].strip() for name in os.environ.get("QT_QPA_PLATFORM", "").split(";")]
+    if any(name and name not in _DISPLAY_PLATFORMS for name in chosen):
+        return None
+    return ("there is no display to open the window on (DISPLAY and WAYLAND_DISPLAY are not set); the command line "
+            "(studio generate …) works without one.")
 
 
 def missing_display_library() -> str | None:
@@ -89,6 +108,9 @@ def open_history(paths: StudioPaths) -> tuple[HistoryStore, HistoryStore | None]
 
 def run_app(print_startup_time: bool = False, open_path: str | None = None, safe_mode: bool = False) -> int:
     started = process_start_time()
+    if (nowhere := no_display()) is not None:
+        print(f"studio: {nowhere}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     problem = missing_display_library()
     if problem:
         print(f"studio: {problem}", file=sys.stderr)

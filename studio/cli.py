@@ -16,6 +16,7 @@ from studio.cli_exit import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_CANCELLED
 from studio.cli_history import add_history_parser
 from studio.cli_models import add_models_parser
 from studio.cli_notes import say_note
+from studio.cli_parser import CommandParser
 from studio.cli_inspect import add_inspect_parser
 from studio.cli_params import add_param_flags, option_value
 from studio.cli_plugins import add_plugins_parser
@@ -35,7 +36,7 @@ from studio.core.requests import (
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="studio", description="Studio: a local AI image studio. With no command, opens the window.")
     parser.add_argument("--version", action="version", version=f"Studio {__version__}")
     parser.add_argument("--print-startup-time", action="store_true",

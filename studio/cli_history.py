@@ -8,10 +8,11 @@ import sys
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_FAILED
 from studio.cli_notes import say_note
+from studio.cli_parser import CommandParser
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.events import format_seconds
 from studio.core.hires import HiresFix, hires_summary
@@ -50,24 +51,23 @@ def add_history_parser(commands: argparse._SubParsersAction) -> None:
     rerun.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
 
 
-class _ActionParser(argparse.ArgumentParser):
+class _ActionParser(CommandParser):
     """A ``studio history`` action's parser. ``dashed_words``: it takes words, and one starting with '-' ("-known")
-    is taken by argparse for an option it does not know; the error then says how to give it (after ``--``) instead
-    of the top-level "unrecognized arguments" with ``studio``'s usage. Not read as a word to find: to someone used
-    to search engines "-known" means "without known", which the search does not do."""
+    is taken by argparse for an option it does not know; the error then says how to give it (after ``--``), not
+    only "unrecognized arguments". Not read as a word to find: to someone used to search engines "-known" means
+    "without known", which the search does not do."""
 
     def __init__(self, *args: Any, dashed_words: bool = False, **kwargs: Any) -> None:  # noqa: ANN401
         super().__init__(*args, **kwargs)
         self.dashed_words = dashed_words
 
-    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:  # noqa: ANN401
-        namespace, extras = super().parse_known_args(args, namespace)
+    def unrecognized(self, parsed: Any, args: list[str], extras: list[str]) -> NoReturn:  # noqa: ANN401
         dashed = [arg for arg in extras if arg.startswith("-") and arg != "-"]
         if self.dashed_words and dashed:
-            words = [arg for arg in args or () if arg in dashed or arg in namespace.text]
+            words = [arg for arg in args if arg in dashed or arg in parsed.text]
             self.error(f"unrecognized arguments: {' '.join(dashed)}; to find words that start with '-', give the "
                        f"words after --: {self.prog} -- {' '.join(words)}")
-        return namespace, extras
+        super().unrecognized(parsed, args, extras)
 
 
 def run_history(args: argparse.Namespace) -> int:
@@ -158,6 +158,7 @@ def _search(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     from studio.cli_control import guide_lines
+    from studio.cli_inspect import lora_and_vae_lines, post_chain
 
     store = open_history(for_reading=True)
     entry = _entry_or_refuse(store, args.id)
@@ -172,12 +173,14 @@ def _show(args: argparse.Namespace) -> int:
              f"  Negative:    {_indented(entry.negative_prompt)}",
              f"  Model:       {_safe(entry.model_name)}" + (f" (hash {entry.model_hash})" if entry.model_hash else ""),
              f"  Model path:  {_safe(entry.model_path)}",
+             *(f"  {label + ':':12} {_safe(text)}" for label, text in lora_and_vae_lines(
+                 entry.params.get("loras"), entry.params.get("vae"), entry.params.get("vae_hash"))),
              f"  Settings:    Steps {entry.steps}, Sampler {_safe(entry.sampler)}, CFG scale {entry.cfg_scale:g}, "
              f"Seed {entry.seed}, Size {entry.width}x{entry.height}"
              + (f", Strength {entry.strength:g}" if entry.strength is not None else ""),
              f"  Generator:   {_plugin_prefix(entry)}{_safe(entry.generator)} "
              f"{_safe(entry.generator_version)}".rstrip(),
-             f"  Post-processing: {', '.join(_step(p) for p in entry.postprocess) or 'none'}"]
+             f"  Post-processing: {_safe(post_chain(entry.postprocess)) or 'none'}"]
     if (hires := HiresFix.from_record(entry.params.get("hires"))) is not None:
         lines.append(f"  Hires fix:   {_safe(hires_summary(hires, entry.width, entry.height))}")
     lines += [f"  {label + ':':12} {_safe(text)}" for label, text in guide_lines(entry.params.get("controls"), True)]
@@ -261,9 +264,3 @@ def _plugin_prefix(entry: HistoryEntry) -> str:
 def _settings(values: dict) -> str:
     return ", ".join(f"{_safe(str(k))} {_safe(str(v))}" for k, v in values.items()) or "defaults"
 
-
-def _step(step: object) -> str:
-    if not isinstance(step, dict):
-        return _safe(str(step))
-    params = step.get("params")
-    return _safe(str(step.get("processor", "?"))) + (f" ({_settings(params)})" if isinstance(params, dict) else "")

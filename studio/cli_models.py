@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from studio.cli_confirm import confirmed, no_terminal_to_ask
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED
 from studio.cli_notes import say_note
 from studio.core.errors import InvalidRequest, JobCancelledError, StudioError, os_reason
@@ -220,35 +221,17 @@ def _link(settings: Settings, path: Path) -> int:
     return 0
 
 
-def _confirmed(question: str) -> bool:
-    """The person's yes at the terminal. Ctrl+D (end of input) or Ctrl+C at the question is a no, not a traceback
-    or a "stopped, run it again to resume" for a download that never started."""
-    try:
-        answer = input(f"{question} [y/N] ")
-    except (EOFError, KeyboardInterrupt):
-        print()  # the question's line was left open
-        return False
-    return answer.strip().lower() in ("y", "yes")
-
-
-def _no_terminal_to_ask(what_was_not: str, action: str) -> int:
-    """What a command that asks first says when stdin is no terminal (a script, a pipe) and -y was not given."""
-    print(f"studio: there is no terminal to ask on, so nothing was {what_was_not}; pass -y (--yes) to {action}.",
-          file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-
 def _remove(settings: Settings, name: str, yes: bool) -> int:
     from studio.services.model_imports import remove_model, what_removing_does
 
     if not yes:  # what it is first: a name that is no model, or a file Studio would not delete, is said, not asked
         item, links = what_removing_does(name, settings.models_dir, settings.extra_model_paths)
         if not sys.stdin.isatty():
-            return _no_terminal_to_ask("removed", f"remove {name}")
+            return no_terminal_to_ask("removed", f"remove {name}")
         unlinks = links != settings.extra_model_paths
         question = f"Unlink {item.path} (its files stay where they are)?" if unlinks else \
             f"Delete {item.name} ({item.label}, {format_size(item.size)}) at {item.path}?"
-        if not _confirmed(question):
+        if not confirmed(question):
             return EXIT_FAILED
     notes: list[str] = []
     item, links = remove_model(name, settings.models_dir, settings.extra_model_paths, notes)
@@ -290,11 +273,11 @@ def _download(settings: Settings, repo_id: str, revision: str | None, endpoint: 
     from studio.services.model_downloads import DownloadProgress, download_model, plan_download
 
     if not yes and not sys.stdin.isatty():  # before the hub is asked anything: a script gets its answer at once
-        return _no_terminal_to_ask("downloaded", f"download {repo_id}")
+        return no_terminal_to_ask("downloaded", f"download {repo_id}")
     plan = plan_download(repo_id, settings.models_dir, revision=revision, endpoint=endpoint)
     print(f"{repo_id}: {len(plan.files)} file(s), {format_size(plan.total_bytes)} "
           f"({format_size(plan.already_bytes)} already here) into {plan.destination}")
-    if not yes and not _confirmed("Download?"):
+    if not yes and not confirmed("Download?"):
         return EXIT_FAILED
 
     def line(event: DownloadProgress) -> str:

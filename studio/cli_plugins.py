@@ -11,13 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from studio.cli_confirm import confirmed, no_terminal_to_ask
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_FAILED
 from studio.cli_notes import say_note
-from studio.core.errors import StudioError
+from studio.core.errors import StudioError, and_list
 from studio.core.paths import studio_paths
 from studio.core.safe_text import escaped
 from studio.plugin_host.host import PluginHost, PluginRecord
-from studio.plugin_host.manifest import PLUGIN_ID
+from studio.plugin_host.manifest import PLUGIN_ID, RESERVED_IDS
 from studio.plugin_host.registry import BUILTIN_PLUGIN, GENERATOR, POSTPROCESSOR
 
 
@@ -43,11 +44,16 @@ def add_plugins_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
     update.add_argument("plugin_id", nargs="?", metavar="ID", help="only this plugin")
     update.add_argument("--index", metavar="URL", help="the plugin index (default: settings)")
     update.add_argument("-y", "--yes", action="store_true", help="update without asking")
-    for name, text in (("uninstall", "remove a plugin installed by Studio"),
-                       ("enable", "let a plugin's generators and post-processors be used"),
+    uninstall = actions.add_parser("uninstall", help="remove a plugin installed by Studio",
+                                   description="Remove a plugin installed by Studio, with its folder. Asks first.")
+    uninstall.add_argument("plugin_id", metavar="ID")
+    uninstall.add_argument("-y", "--yes", action="store_true", help="uninstall without asking")
+    for name, text in (("enable", "let a plugin's generators and post-processors be used"),
                        ("disable", "stop using a plugin (it stays installed)")):
         action = actions.add_parser(name, help=text)
         action.add_argument("plugin_id", metavar="ID")
+    for action in (install, update, uninstall):
+        action.epilog = "With no terminal to ask on (a script, a pipe), -y is needed."
     return parser
 
 
@@ -66,12 +72,14 @@ def run_plugins(args: argparse.Namespace) -> int:
             say_note(host.state_notice)
         if command == "list":
             return _list(host, args.json)
+        if getattr(args, "plugin_id", None) in RESERVED_IDS:
+            raise StudioError(_studio_s_own(args.plugin_id, command))
         if command in ("enable", "disable"):
             record = host.set_enabled(args.plugin_id, command == "enable")
             print(f"{record.name} {record.version}: {_status(record).rstrip('.')}.")
             return EXIT_FAILED if command == "enable" and record.error else 0
         if command == "uninstall":
-            return _uninstall(host, args.plugin_id)
+            return _uninstall(host, args.plugin_id, args.yes)
         if command == "install":
             return _install(host, args.source, args.index, args.yes)
         return _update(host, args.plugin_id, args.index, args.yes)
@@ -82,6 +90,13 @@ def run_plugins(args: argparse.Namespace) -> int:
 
 def _status(record: PluginRecord) -> str:
     return f"{record.status} — {record.error}" if record.error else record.status
+
+
+def _studio_s_own(name: str, command: str) -> str:
+    """Why ``command`` does not take ``name``, one of the ids that name Studio itself ("studio")."""
+    done = {"uninstall": "cannot be uninstalled", "disable": "cannot be disabled", "enable": "are always on",
+            "update": "are updated with Studio"}[command]
+    return f"{name!r} is Studio itself, not a plugin: Studio's own generators and post-processors {done}."
 
 
 BUILT_IN = "built in"  # the status and origin of Studio's own generators and post-processors
@@ -129,14 +144,8 @@ def _list(host: PluginHost, as_json: bool) -> int:
     return 0
 
 
-def _confirm(text: str, yes: bool) -> bool:
+def _show_plan(text: str) -> None:
     print(escaped(text))  # it quotes the plugin's manifest: a terminal escape in it is printed, not obeyed
-    if yes:
-        return True
-    if not sys.stdin.isatty():
-        print("studio: not installing without --yes (no terminal to ask on).", file=sys.stderr)
-        return False
-    return input("Install? [y/N] ").strip().lower() in ("y", "yes")
 
 
 def _installer(host: PluginHost):  # noqa: ANN202 - PluginInstaller, imported when needed
@@ -178,8 +187,12 @@ def _install(host: PluginHost, source: str, index: str | None, yes: bool) -> int
     else:
         plan = installer.plan(source, host.taken_ids(), host.taken_contributions())
     try:
-        if not _confirm(plan.describe(), yes):
-            return EXIT_FAILED
+        _show_plan(plan.describe())
+        if not yes:
+            if not sys.stdin.isatty():
+                return no_terminal_to_ask("installed", f"install {source}")
+            if not confirmed("Install?"):
+                return EXIT_FAILED
         installer.install(plan)
     finally:
         installer.discard(plan)
@@ -192,11 +205,17 @@ def _install(host: PluginHost, source: str, index: str | None, yes: bool) -> int
     return 0
 
 
-def _uninstall(host: PluginHost, plugin_id: str) -> int:
+def _uninstall(host: PluginHost, plugin_id: str, yes: bool) -> int:
     record = host.record(plugin_id)
     if not record.found.managed:
         raise StudioError(f"{record.name} was installed into Python's environment, not by Studio; remove it with: "
                           f"{sys.executable} -m pip uninstall {record.found.distribution}")
+    if not yes:  # what it is first: an id no plugin has, or one Studio did not install, is said, not asked
+        if not sys.stdin.isatty():
+            return no_terminal_to_ask("uninstalled", f"uninstall {plugin_id}")
+        if not confirmed(escaped(f"Uninstall {record.name} {record.version} and delete its folder "
+                                 f"{host.plugins_dir / plugin_id}?")):
+            return EXIT_FAILED
     host.uninstall(plugin_id, _installer(host).uninstall)
     print(f"Removed {record.name} {record.version}.")
     return 0
@@ -213,14 +232,22 @@ def _update(host: PluginHost, plugin_id: str | None, index: str | None, yes: boo
     if not newer:
         print("Every plugin is up to date.")
         return 0
+    if not yes and not sys.stdin.isatty():  # said before any download: a script gets its answer at once
+        for entry, current in newer:
+            print(escaped(f"{entry.name} {current} → {entry.version} is available."))
+        return no_terminal_to_ask("updated", f"update {and_list([entry.name for entry, _ in newer])}")
     installer = _installer(host)
+    declined = False
     for entry, current in newer:
         plan = installer.plan(entry, host.taken_ids(), host.taken_contributions())
         try:
-            if _confirm(f"Update {entry.name} {current} → {entry.version}:\n{plan.describe()}", yes):
+            _show_plan(f"Update {entry.name} {current} → {entry.version}:\n{plan.describe()}")
+            if yes or confirmed("Update?"):
                 installer.install(plan)
                 print(f"Updated {entry.name} to {entry.version}.")
+            else:
+                declined = True
         finally:
             installer.discard(plan)
     host.refresh()
-    return 0
+    return EXIT_FAILED if declined else 0

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -339,3 +340,50 @@ def next_start_window(qtbot):  # noqa: ANN001, ANN201 - a MainWindow
     window = MainWindow(load_settings(paths), service, paths.data_dir)
     qtbot.addWidget(window)
     return window
+
+
+def at_a_terminal(home: Path, args: list[str], answer: bytes, env: dict[str, str] | None = None,
+                  timeout: float = 60) -> tuple[int, str]:
+    """``python -m studio ARGS`` on a pseudo-terminal: ``answer`` is typed once it asks "[y/N]"; the exit code
+    and everything it showed."""
+    full_env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8", **(env or {}))
+    import pty  # POSIX only
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the terminal is its stdin, stdout and stderr
+        os.chdir(home.parent)
+        os.execve(sys.executable, [sys.executable, "-m", "studio", *args], full_env)
+    shown, answered, deadline = b"", False, time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:  # EIO: the child closed the terminal (it exited)
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            if not answered and b"[y/N] " in shown and reading(pid):
+                os.write(fd, answer)
+                answered = True
+        else:
+            os.kill(pid, 9)
+            raise AssertionError(f"studio did not finish at the terminal in {timeout} s: {shown!r}")
+    finally:
+        os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), shown.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def reading(pid: int) -> bool:
+    """Whether the process's main thread sleeps (in the read after the question), as a person's key would find it:
+    a Ctrl+C between the question and the read sets Python's flag, but nothing wakes the read to see it."""
+    try:
+        stat = Path(f"/proc/{pid}/task/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS): a moment is what a person takes anyway
+        time.sleep(0.5)
+        return True
+    return stat.rpartition(")")[2].split()[0] == "S"

@@ -83,6 +83,39 @@ def test_a_missing_x11_library_is_named_instead_of_a_qt_abort(monkeypatch) -> No
     assert missing_display_library() is None
 
 
+NO_DISPLAY = ("studio: there is no display to open the window on (DISPLAY and WAYLAND_DISPLAY are not set); the "
+              "command line (studio generate …) works without one.\n")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="DISPLAY and WAYLAND_DISPLAY are Linux's")
+@pytest.mark.parametrize("args", [["--open", "x.png"], ["--print-startup-time"]])
+def test_no_display_is_one_sentence_and_exit_2_not_a_qt_abort(args, studio_home, tmp_path) -> None:  # noqa: ANN001
+    # Qt aborted the process (exit 134) with "no Qt platform plugin could be initialized. Reinstalling the
+    # application may fix this problem."
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")} | {"STUDIO_HOME": str(studio_home),
+                                                                                 "PYTHONIOENCODING": "utf-8"}
+    out = subprocess.run([sys.executable, "-m", "studio", *args], env=env, cwd=tmp_path, capture_output=True,
+                         text=True, encoding="utf-8", timeout=60)
+    assert (out.returncode, out.stderr, out.stdout) == (2, NO_DISPLAY, "")
+
+
+def test_a_platform_that_needs_no_display_is_qt_s_to_use(monkeypatch) -> None:  # noqa: ANN001
+    from studio.app import no_display
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert no_display() is not None
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    assert no_display() is not None
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert no_display() is None
+    monkeypatch.delenv("QT_QPA_PLATFORM")
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    assert no_display() is None
+
+
 def test_the_window_keeps_ticking_while_the_engine_starts() -> None:
     """The engine imports torch, transformers and diffusers beside the window: collector passes over what they
     make, and torch's libraries opened under the GIL, held the window up 0.2-0.3 s at a time; now 11-34 ms."""

@@ -689,3 +689,23 @@ def test_the_post_help_lists_studio_s_own_without_loading_torch(tmp_path):
     own = ", ".join(c.id for c in BUILTIN_CONTRIBUTIONS if c.kind == POSTPROCESSOR)
     assert f"(repeat for a chain, in order); one of: {own} " in said, stderr
     assert said.endswith(" False")
+
+
+@pytest.mark.parametrize("args, usage", [
+    (["models", "list", "--bogus"], "studio models list"),
+    (["plugins", "uninstall", "boom", "--bogus"], "studio plugins uninstall"),
+    (["history", "show", "1", "--bogus"], "studio history show"),
+    (["inspect", "x.png", "--bogus"], "studio inspect"),
+    (["--bogus"], "studio"),
+])
+def test_an_unknown_option_is_refused_with_its_own_command_s_usage(args, usage, studio_home, capsys):
+    # argparse's subparsers passed what they did not know up to the top: every command's misspelt option was
+    # refused with `studio`'s own usage ("usage: studio [-h] [--version] …"), which shows none of that command's.
+    from studio.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err.startswith(f"usage: {usage} [-h]")
+    assert err.endswith(f"\n{usage}: error: unrecognized arguments: --bogus\n")

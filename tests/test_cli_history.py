@@ -342,6 +342,28 @@ def test_a_search_word_that_starts_with_a_dash_is_refused_with_how_to_give_it(st
                         "with '-', give the words after --: studio history search -- fox -known\n")
     assert main(["history", "search", "--json", "--", "fox", "-known"]) == 0
     assert [row["prompt"] for row in json.loads(capsys.readouterr().out)] == ["a fox, -known"]
-    with pytest.raises(SystemExit):  # other actions take no words: argparse's own error
+    with pytest.raises(SystemExit):  # other actions take no words: argparse's own error, with the action's usage
         main(["history", "show", "-x", "1"])
-    assert "studio: error: unrecognized arguments: -x" in capsys.readouterr().err
+    assert "\nstudio history show: error: unrecognized arguments: -x\n" in capsys.readouterr().err
+
+
+def test_show_lists_the_loras_the_vae_and_the_post_processing_chain(studio_home, capsys):
+    # LoRAs and the VAE were only in the raw Parameters JSON, where hires fix and ControlNet had lines of their own.
+    from studio.cli import main
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryStore
+
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    params = {"loras": [{"name": "ink", "weight": 1.0, "hash": "51333a97cda7"}, {"name": "paper", "weight": 0.25},
+                        "junk"], "vae": "tiny-vae", "vae_hash": "642f4f647f"}
+    post = [{"processor": "darken", "params": {"factor": 0.5}, "strength": 1.0},
+            {"processor": "film-look", "params": {"grain": 0.4}, "strength": 0.3}]
+    entry_id = store.add(HistoryEntry(prompt="a tower", params=params, postprocess=post))
+    store.close()
+    assert main(["history", "show", str(entry_id)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith(("  LoRA", "  VAE", "  Post"))] == [
+        "  LoRA 1:      ink [51333a97cda7], weight 1",
+        "  LoRA 2:      paper, weight 0.25",
+        "  VAE:         tiny-vae [642f4f647f]",
+        "  Post-processing: darken (factor 0.5) > film-look (grain 0.4), strength 0.3"]

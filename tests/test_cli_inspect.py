@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,33 @@ def test_values_studio_cannot_take_are_said_as_a_dropped_picture_says_them(tmp_p
     assert "Sampler:   DPM++ SDE" in out
     assert out[-2:] == ["Note:      Steps 100000 is more than 1000 (the most).",
                         "Note:      Studio has no DPM++ SDE Karras sampler."]
+
+
+def test_the_loras_vae_and_post_processing_are_shown_and_in_the_json(tmp_path, capsys):
+    # Only the raw PNG text said them ("Lora hashes: "ink: 51333a97cda7"…); the lines and the JSON had none.
+    from studio.core.metadata import LoraRecord
+
+    recipe = replace(RECIPE, loras=(LoraRecord("ink", "51333a97cda7", 1.0), LoraRecord("paper\x1b[2J", "", -0.5)),
+                     vae_name="tiny-vae", vae_hash="642f4f647f",
+                     post=({"processor": "film-look", "version": "1.0.0", "params": {"grain": 0.4}, "strength": 0.5,
+                            "masked": True}, {"processor": "color", "params": {}, "strength": 1.0}))
+    path = save_image(Image.new("RGB", (64, 40)), tmp_path / "ink.png", recipe)
+    assert main(["inspect", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-4:] == ["LoRA 1:          ink [51333a97cda7], weight 1",
+                          "LoRA 2:          paper\\x1b[2J, weight -0.5",
+                          "VAE:             tiny-vae [642f4f647f]",
+                          "Post-processing: film-look (grain 0.4), strength 0.5, masked > color"]
+    assert main(["inspect", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["loras"] == [{"name": "ink", "weight": 1.0, "hash": "51333a97cda7"},
+                             {"name": "paper\x1b[2J", "weight": -0.5}]
+    assert (data["vae"], data["vae_hash"], [step["processor"] for step in data["post"]]) == \
+        ("tiny-vae", "642f4f647f", ["film-look", "color"])
+
+
+def test_another_tool_s_lora_hashes_are_shown(tmp_path, capsys):
+    text = ('a fox <lora:ink:0.7>\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 512x512, '
+            'Lora hashes: "ink: 51333a97cda7"')
+    assert main(["inspect", str(png_with(tmp_path / "a.png", {"parameters": text}))]) == 0
+    assert "LoRA:      ink [51333a97cda7], weight 0.7" in capsys.readouterr().out.splitlines()

@@ -5,16 +5,20 @@ used, disabled and removed."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from plugin_wheels import plugin_wheel
-from studio_testing import run_studio, unpack_plugin
+from studio_testing import at_a_terminal, run_studio, unpack_plugin
 
+from studio.cli_exit import EXIT_CANCELLED
 from studio.core.images import read_recipe
 
 GENERATOR = '''
@@ -86,7 +90,8 @@ def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel):
 
     # Without a terminal to ask on, installing needs --yes; nothing is installed.
     asked = studio(home, "plugins", "install", str(wheel))
-    assert asked.returncode == 1 and "not installing without --yes" in asked.stderr
+    assert (asked.returncode, asked.stderr) == (2, "studio: there is no terminal to ask on, so nothing was "
+                                                   f"installed; pass -y (--yes) to install {wheel}.\n")
     assert "Test Plugin" in asked.stdout  # the plan was shown first
     assert not (home / "data" / "plugins" / "cli-plugin").exists()
 
@@ -144,7 +149,11 @@ def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel):
     assert "cli-plugin  Test Plugin 1.0.0  [not loaded (safe mode)]" in listed and "no plugin is loaded" in listed
 
     assert studio(home, "plugins", "disable", "cli-plugin").stdout.strip() == "Test Plugin 1.0.0: disabled."
-    removed = studio(home, "plugins", "uninstall", "cli-plugin")
+    kept = studio(home, "plugins", "uninstall", "cli-plugin")  # no terminal to ask on
+    assert (kept.returncode, kept.stderr) == (2, "studio: there is no terminal to ask on, so nothing was uninstalled; "
+                                                 "pass -y (--yes) to uninstall cli-plugin.\n")
+    assert (home / "data" / "plugins" / "cli-plugin").is_dir()
+    removed = studio(home, "plugins", "uninstall", "cli-plugin", "-y")
     assert removed.returncode == 0 and "Removed Test Plugin 1.0.0." in removed.stdout
     assert not (home / "data" / "plugins" / "cli-plugin").exists()
     assert plugins_listed(home) == []
@@ -179,7 +188,7 @@ def test_uninstalling_where_the_plugins_folder_cannot_be_written_is_one_sentence
     plugins = home / "data" / "plugins"
     shutil.rmtree(plugins / ".trash", ignore_errors=True)
     (plugins / ".trash").write_text("x")  # where removed plugins go cannot be made
-    removed = studio(home, "plugins", "uninstall", "cli-plugin")
+    removed = studio(home, "plugins", "uninstall", "cli-plugin", "--yes")
     assert removed.returncode == 2
     assert removed.stderr == (f"studio: Could not remove cli-plugin: {plugins} could not be written to "
                               "(File exists).\n")
@@ -194,7 +203,7 @@ def test_an_enabled_plugin_that_cannot_be_removed_stays_enabled(tmp_path, wheel)
     plugins = home / "data" / "plugins"
     shutil.rmtree(plugins / ".trash", ignore_errors=True)
     (plugins / ".trash").write_text("x")  # where removed plugins go cannot be made
-    removed = studio(home, "plugins", "uninstall", "cli-plugin")
+    removed = studio(home, "plugins", "uninstall", "cli-plugin", "--yes")
     assert removed.returncode == 2
     assert removed.stderr.startswith("studio: Could not remove cli-plugin:")
     assert json.loads((plugins / "state.json").read_text()) == {"enabled": ["cli-plugin"]}  # as before
@@ -250,6 +259,10 @@ def test_install_and_update_from_an_index_on_a_local_server(tmp_path):
         assert studio(home, "plugins", "update", "--index", index, "--yes").stdout.strip() == \
             "Every plugin is up to date."
         publish(old, new)
+        asked = studio(home, "plugins", "update", "--index", index)  # no terminal to ask on
+        assert (asked.returncode, asked.stdout, asked.stderr) == (
+            2, "cli-plugin 1.0.0 → 1.1.0 is available.\n",
+            "studio: there is no terminal to ask on, so nothing was updated; pass -y (--yes) to update cli-plugin.\n")
         updated = studio(home, "plugins", "update", "--index", index, "--yes")
         assert updated.returncode == 0 and "Updated cli-plugin to 1.1.0." in updated.stdout, updated.stderr
         assert plugins_listed(home)[0]["version"] == "1.1.0"
@@ -369,9 +382,9 @@ def test_a_thread_a_plugin_leaves_running_does_not_keep_the_command_from_ending(
 
 
 def test_the_install_confirmation_prints_control_characters_escaped(capsys):
-    from studio.cli_plugins import _confirm
+    from studio.cli_plugins import _show_plan
 
-    assert _confirm("Install Evil 1.0\x1b[2J\x1b[1A\rSafe Plugin\u202e?", yes=True)
+    _show_plan("Install Evil 1.0\x1b[2J\x1b[1A\rSafe Plugin\u202e?")
     printed = capsys.readouterr().out
     assert printed == "Install Evil 1.0\\x1b[2J\\x1b[1A\\rSafe Plugin\\u202e?\n"  # shown, not obeyed
 
@@ -453,3 +466,83 @@ def test_the_list_shows_studio_s_own_generators_and_post_processors_first(studio
     assert row == {"id": "studio", "name": "Studio", "version": __version__, "status": "built in", "error": "",
                    "author": "", "homepage": "", "permissions": "", "generators": own["generator"],
                    "postprocessors": own["postprocessor"], "installed_by": "built in"}
+
+
+STUCK = '''
+import time
+
+
+class Generator:
+    def __init__(self, env):
+        pass
+
+
+class Stuck:
+    def __init__(self, env):
+        pass
+
+    def process(self, image, params, context):
+        time.sleep(30)  # looks at no cancel
+        return image
+'''
+
+
+def test_ctrl_c_on_a_plugin_that_does_not_stop_is_a_cancel_and_the_wait_on_it_is_shown(tmp_path):
+    # The bar said "Starting the engine" all through the plugin's work; Ctrl+C ended in exit 1 and "the plugin was
+    # switched off until Studio restarts …; turn it on again in Plugins" (the list still said enabled).
+    home = tmp_path / "home"
+    wheel = plugin_wheel(tmp_path / "wheels", plugin_id="stuck", package="studio_tp_stuck", generator_code=STUCK,
+                         manifest_extra='[[postprocessors]]\nid = "stuck-pp"\ntitle = "Stuck"\n'
+                                        'target = "studio_tp_stuck.generator:Stuck"\n')
+    unpack_plugin(home / "data" / "plugins", wheel, "stuck")
+    assert studio(home, "plugins", "enable", "stuck").returncode == 0
+    picture = tmp_path / "in.png"
+    Image.new("RGB", (16, 16)).save(picture)
+    env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8")
+    command = [sys.executable, "-m", "studio", "postprocess", str(picture), "-o", str(tmp_path / "out.png"),
+               "--method", "stuck-pp"]
+    with subprocess.Popen(command, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, encoding="utf-8") as process:
+        try:
+            shown = ""
+            while "Running Stuck (plugin Test Plugin)" not in shown:
+                char = process.stderr.read(1)
+                assert char, f"the command ended first: {shown}"
+                shown += char
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=60)
+        finally:
+            process.kill()
+    assert process.returncode == EXIT_CANCELLED, err
+    said = [line for line in err.replace("\r", "\n").splitlines() if line.startswith(("studio:", "note:"))]
+    assert said == ["studio: cancelled.", "note: The plugin Test Plugin did not stop within 5 s of being cancelled; "
+                                          "Studio stopped waiting for it."]
+    assert not (tmp_path / "out.png").exists()
+    assert "[enabled]" in studio(home, "plugins", "list").stdout
+
+
+def test_install_and_uninstall_ask_at_a_terminal_as_models_remove_does(tmp_path, wheel):
+    # Uninstalling removed the plugin at once, without asking, and took no -y; installing said "not installing
+    # without --yes" and exited 1 where removing a model says "there is no terminal to ask on" and exits 2.
+    pytest.importorskip("pty")
+    home = tmp_path / "home"
+    folder = home / "data" / "plugins" / "cli-plugin"
+    code, shown = at_a_terminal(home, ["plugins", "install", str(wheel)], b"n\n")
+    assert (code, "Test Plugin 1.0.0 (plugin id cli-plugin)" in shown) == (1, True), shown
+    assert shown.rstrip().endswith("Install? [y/N] n") and not folder.exists()
+    code, shown = at_a_terminal(home, ["plugins", "install", str(wheel)], b"y\n")
+    assert code == 0 and "Installed Test Plugin 1.0.0." in shown and folder.is_dir()
+    code, shown = at_a_terminal(home, ["plugins", "uninstall", "cli-plugin"], b"n\n")
+    assert (code, shown.strip()) == (1, f"Uninstall Test Plugin 1.0.0 and delete its folder {folder}? [y/N] n")
+    assert folder.is_dir()
+    code, shown = at_a_terminal(home, ["plugins", "uninstall", "cli-plugin"], b"y\n")
+    assert code == 0 and shown.strip().endswith("Removed Test Plugin 1.0.0.") and not folder.exists()
+
+
+@pytest.mark.parametrize("args, done", [(["uninstall", "studio", "-y"], "cannot be uninstalled"),
+                                        (["disable", "studio"], "cannot be disabled")])
+def test_studio_s_own_id_is_refused_as_studio_itself_not_as_a_plugin_s_choice(args, done, tmp_path):
+    # "The plugin id 'studio' belongs to Studio itself; a plugin must choose another": words for plugin authors.
+    refused = studio(tmp_path / "home", "plugins", *args)
+    assert (refused.returncode, refused.stderr) == (
+        2, f"studio: 'studio' is Studio itself, not a plugin: Studio's own generators and post-processors {done}.\n")

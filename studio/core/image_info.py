@@ -73,21 +73,39 @@ class ImageInfo:
     scheduler: str | None  # the Studio scheduler that sampler (+ schedule) corresponds to, if any
     notes: tuple[str, ...] = ()
     loras: tuple[tuple[str, float], ...] = ()  # (name, weight), as the image names them
+    lora_hashes: tuple[str, ...] = ()  # each LoRA's short hash, in the order of ``loras`` ("" where not said)
     vae: str | None = None
+    vae_hash: str | None = None
     hires: HiresFix | None = None  # a hires fix's second pass (width x height are then the first pass's)
     controls: tuple[dict[str, Any], ...] = ()  # ControlNet guides, in ControlGuide.to_record's form
     schedule: str | None = None  # the tool's schedule named apart from its sampler (A1111's "Schedule type")
+    post: tuple[dict[str, Any], ...] = ()  # Studio's post-processing after the generation, in its recipe's form
 
     @classmethod
     def unread(cls, tool: str | None = None) -> ImageInfo:
         """Nothing read yet (or nothing to read): every field None."""
         return cls(tool, *(None,) * 11)
 
+    def lora_records(self) -> list[dict[str, Any]]:
+        """The LoRAs as the history records them: ``{"name", "weight"}``, and ``"hash"`` where the image says it."""
+        hashes = self.lora_hashes + ("",) * (len(self.loras) - len(self.lora_hashes))
+        return [{"name": name, "weight": weight} | ({"hash": digest} if digest else {})
+                for (name, weight), digest in zip(self.loras, hashes)]
+
     def to_json_dict(self) -> dict[str, Any]:
-        """The keys of ``studio inspect --json``, absent values as None; ``controls`` (the ControlNet guides) only
-        for a picture made with some, so every other picture keeps exactly the keys it always had."""
+        """The keys of ``studio inspect --json``, absent values as None; ``controls`` (the ControlNet guides),
+        ``loras``, ``vae`` and ``vae_hash``, and ``post`` (Studio's post-processing) only for a picture made with
+        them, so every other picture keeps exactly the keys it always had."""
         values = {key: getattr(self, key) for key in JSON_KEYS}
-        return values | {"controls": [dict(record) for record in self.controls]} if self.controls else values
+        if self.controls:
+            values["controls"] = [dict(record) for record in self.controls]
+        if self.loras:
+            values["loras"] = self.lora_records()
+        if self.vae:
+            values |= {"vae": self.vae, "vae_hash": self.vae_hash}
+        if self.post:
+            values["post"] = [dict(step) for step in self.post]
+        return values
 
 
 def inspect_image(path: str | os.PathLike[str]) -> ImageInfo:
@@ -223,9 +241,12 @@ def _from_studio(texts: dict[str, str], notes: list[str]) -> ImageInfo | None:
         model_hash=read["model_hash"] or None,
         scheduler=studio_scheduler(read["sampler"]),
         loras=tuple((lora.name, lora.weight) for lora in recipe.loras),
+        lora_hashes=tuple(lora.hash for lora in recipe.loras),
         vae=read["vae_name"] or None,
+        vae_hash=(read["vae_hash"] or None) if read["vae_name"] else None,
         hires=recipe.hires,
         controls=recipe.controls,
+        post=recipe.post,
     )
     if recipe_json is not None:
         # A value the readers took is never named: they take "25" as 25 steps, where pydantic's strict check would not.
@@ -281,9 +302,12 @@ def _from_sd_parsers(texts: dict[str, str], notes: list[str]) -> ImageInfo | Non
             notes.append(f"The {parser.generator.value} metadata could not be read ({type(exc).__name__}).")
     # Fooocus' 'parameters' is JSON, A1111's is text (which may start with "{" too): judged only now.
     parameters = texts.get(PARAMETERS_CHUNK, "").strip()
-    if parameters.startswith("{") and parameters.endswith("}") and not _is_json(parameters):
+    looks_json = parameters.startswith("{") and parameters.endswith("}")
+    if looks_json and not _is_json(parameters):
         notes.append("The 'parameters' text in this image looks like JSON but is not valid; it was ignored.")
-    elif "Steps:" in parameters:  # A1111's layout, on which sd-parsers failed ("Negative prompt:" twice in a line)
+    elif parameters and not looks_json:
+        # A1111's layout, on which sd-parsers failed: "Negative prompt:" twice in a line, or no settings line at all,
+        # where A1111 reads the whole text as the prompt (and its negative prompt from a "Negative prompt:" line).
         unread = ImageInfo.unread("AUTOMATIC1111")
         info = _as_a1111_reads(unread, parameters, notes)
         if info is not unread:
@@ -369,8 +393,10 @@ def _as_a1111_reads(info: ImageInfo, parameters: str, notes: list[str]) -> Image
         notes.append("A quoted value in this image's settings line is never closed; the settings were read as far "
                      "as they could be, and its LoRAs were not.")
         return info
-    loras = tuple((lora.name, lora.weight) for lora in parse_loras(prompt, settings))
-    info = replace(info, prompt=prompt or None, negative_prompt=negative or None, loras=loras)
+    records = parse_loras(prompt, settings)
+    info = replace(info, prompt=prompt or None, negative_prompt=negative or None,
+                   loras=tuple((lora.name, lora.weight) for lora in records),
+                   lora_hashes=tuple(lora.hash for lora in records))
     if not settings:
         return info
     width, height = _size(settings)
@@ -491,4 +517,4 @@ def _float(value: Any) -> float | None:
 # How each value of Studio's recipe that an ImageInfo shows is read (untrusted: None where it cannot be used).
 _RECIPE_READERS: dict[str, Callable[[Any], Any]] = {
     "prompt": _text, "negative_prompt": _text, "steps": _int, "sampler": _text, "cfg_scale": _float, "seed": _int,
-    "width": _int, "height": _int, "model_name": _text, "model_hash": _text, "vae_name": _text}
+    "width": _int, "height": _int, "model_name": _text, "model_hash": _text, "vae_name": _text, "vae_hash": _text}

@@ -3,7 +3,7 @@
 The plugin runs on a thread of its own; the engine thread waits for its results and watches the
 job's cancel flag. A plugin that does not stop within the grace period after a cancel is left
 behind (Python cannot kill a thread): its context is closed, so anything it still reports is
-dropped, and its job fails with a sentence naming it.
+dropped, and PluginHung names it (the job runner ends the job as cancelled, with that sentence).
 """
 
 from __future__ import annotations

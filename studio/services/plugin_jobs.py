@@ -131,6 +131,7 @@ class ContributionRunner:
         # Its picture parameters as it takes them (RGB or RGBA), each its own copy to draw on: made here, on the
         # engine thread, not at submit on the window's. The request's own pictures are the person's.
         pictures = load_pictures(contribution.parameters, request.params, contribution.title)
+        context.status(message=_running(contribution))  # until its first progress: a plugin may take long
 
         def produce(guarded: GuardedContext) -> Iterable[Any]:
             own = replace(request, params=pictures, init_image=_own(request.init_image), mask=_own(request.mask))
@@ -188,6 +189,7 @@ class ContributionRunner:
         recipe = request.recipe if isinstance(request.recipe, Recipe) else Recipe.post_only(request.width,
                                                                                             request.height)
         step = PostStep(request.processor, request.params, request.strength)
+        context.status(message=_running(self._registry.get(POSTPROCESSOR, request.processor)))
         return self.post_process(step, request.image, recipe, context, mask=request.mask)
 
     def _guarded(self, contribution: Contribution, produce: Callable[[GuardedContext], Iterable[Any]],
@@ -205,14 +207,19 @@ class ContributionRunner:
                 yield from items
         except JobCancelledError:
             raise
+        except PluginHung as exc:
+            # It did not stop after the person's cancel: the job ends cancelled, as asked, and the plugin's
+            # failure count is left alone (the cancel was the person's, not a failure of the plugin's).
+            context.note(str(exc))
+            raise JobCancelledError() from exc
         except PluginFailed as exc:
-            notice = self._failed(contribution, str(exc), switch_off=isinstance(exc, PluginHung))
+            notice = self._failed(contribution, str(exc))
             raise PluginFailed(f"{exc} {notice}".strip()) from exc
 
-    def _failed(self, contribution: Contribution, message: str, switch_off: bool) -> str:
+    def _failed(self, contribution: Contribution, message: str) -> str:
         if self._host is None:
             return ""
-        notice = self._host.report_failure(contribution.plugin_id, message, switch_off=switch_off)
+        notice = self._host.report_failure(contribution.plugin_id, message)
         if notice and self._notify is not None:
             self._notify(notice)
         return notice
@@ -279,6 +286,13 @@ def _files_stamp(schema: Sequence[Param], values: Mapping[str, Any]) -> tuple[An
                 continue
             stamp.append((name, status.st_size, status.st_mtime_ns))
     return tuple(stamp)
+
+
+def _running(contribution: Contribution) -> str:
+    """The status line while a contribution runs: whose code the job is waiting on, where it is a plugin's (one that
+    takes long, or hangs, is not taken for Studio)."""
+    whose = "" if contribution.builtin else f" (plugin {contribution.owner})"
+    return f"Running {contribution.title}{whose}…"
 
 
 def _own(image: Image.Image | None) -> Image.Image | None:

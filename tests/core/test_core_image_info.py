@@ -303,12 +303,20 @@ def test_a_sampler_name_is_said_escaped_and_cut(tmp_path):
     assert why.startswith("Studio has no \\x1b[31mredxxx") and why.endswith("x… sampler") and len(why) < 100
 
 
-def test_sd_parsers_gap_a1111_text_without_a_settings_line(tmp_path):
-    path = pillow_png(tmp_path / "bare.png", {"parameters": "just a prompt\nNegative prompt: nope"})
+@pytest.mark.parametrize("text, prompt, negative", [
+    ("only a prompt, no settings line", "only a prompt, no settings line", None),
+    ("just a prompt\nsecond line\nNegative prompt: nope", "just a prompt\nsecond line", "nope"),
+])
+def test_sd_parsers_gap_a1111_text_without_a_settings_line(text, prompt, negative, tmp_path):
+    # Read as no settings at all ("Prompt: -", "No generation settings Studio knows were found"): A1111 reads the
+    # whole text as the prompt, and a "Negative prompt:" line still starts the negative prompt.
+    path = pillow_png(tmp_path / "bare.png", {"parameters": text})
     assert ParserManager().parse(path) is None
     info = inspect_image(path)
-    assert info.tool is None and info.prompt is None
-    assert info.notes == ("No generation settings Studio knows were found in this image's metadata ('parameters').",)
+    assert (info.tool, info.prompt, info.negative_prompt, info.steps, info.notes) == \
+        ("AUTOMATIC1111", prompt, negative, None, ())
+    fields = recipe_fields(info)  # what dropping the picture on the window loads
+    assert (fields["prompt"], fields.get("negative_prompt")) == (prompt, negative)
 
 
 def test_overlong_a1111_text_is_not_handed_to_the_slow_parser(tmp_path):

@@ -1,0 +1,28 @@
+"""How a ``studio`` command that deletes, downloads or installs asks first: on a terminal it asks, with no terminal
+(a script, a pipe) it refuses unless -y (--yes) was given, in the same words for every such command."""
+
+from __future__ import annotations
+
+import sys
+
+from studio.cli_exit import EXIT_BAD_INPUT
+
+
+def confirmed(question: str) -> bool:
+    """The person's yes at the terminal. Ctrl+D (end of input) or Ctrl+C at the question is a no, not a traceback
+    or a "stopped, run it again to resume" for a download that never started."""
+    try:
+        answer = input(f"{question} [y/N] ")
+    except (EOFError, KeyboardInterrupt):
+        print()  # the question's line was left open
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def no_terminal_to_ask(what_was_not: str, action: str) -> int:
+    """What a command that asks first says when stdin is no terminal (a script, a pipe) and -y was not given: "…so
+    nothing was ``what_was_not``; pass -y (--yes) to ``action``." and its exit status."""
+    print(f"studio: there is no terminal to ask on, so nothing was {what_was_not}; pass -y (--yes) to {action}.",
+          file=sys.stderr)
+    return EXIT_BAD_INPUT
+
