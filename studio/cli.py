@@ -101,7 +101,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--vae", default="", metavar="NAME",
                      help="use this VAE instead of the model's own: a name in the models folder's vae/, "
                           "or a diffusers VAE folder or .safetensors file")
-    gen.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
+    gen.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"],
+                     help="where to run: auto (a GPU where PyTorch has one, else the CPU), cuda, mps or cpu (default: "
+                          "from settings); cuda or mps where PyTorch has none is refused")
     gen.add_argument("--speed", default=None, choices=list(SPEED_MODES),
                      help="on CUDA: fast (CUDA graphs, the default from settings), eager (plain diffusers), compile "
                           "(fast + torch.compile: minutes of warm-up per size)")

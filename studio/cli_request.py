@@ -153,6 +153,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         # A depth map is made of the picture before the margins (on the CPU: the engine has not started).
         controls = tuple(extend_guide(guide, original_size, extend, annotator(settings.models_dir))
                          for guide in controls)
+    check_device(args.device)  # last: it loads torch, and what is wrong with the rest is said without it
     return GenerationRequest(
         model=model, prompt=args.prompt, negative_prompt=args.negative,
         width=width, height=height, steps=args.steps, cfg_scale=args.cfg, seed=args.seed,
@@ -163,6 +164,19 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         memory=args.memory or settings.memory, speed=args.speed or settings.speed, hires=hires,
         controls=controls,
     )
+
+
+def check_device(device: str | None) -> None:
+    """``--device cuda`` or ``mps`` where PyTorch has no such device is bad input, as ``studio bench`` says it: the
+    engine would run the job on the CPU, silently, for minutes where seconds were expected."""
+    if device not in ("cuda", "mps"):
+        return
+    import torch  # the job loads it next
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InvalidRequest("No CUDA GPU is available to PyTorch here; give --device cpu or auto.")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise InvalidRequest("Apple's MPS (Metal) is not available to PyTorch here; give --device cpu or auto.")
 
 
 def _hires(args: argparse.Namespace) -> HiresFix | None:
