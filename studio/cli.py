@@ -23,7 +23,7 @@ from studio.core.errors import StudioError
 from studio.core.hires import DEFAULT_STRENGTH as DEFAULT_HIRES_STRENGTH
 from studio.core.hires import LANCZOS
 from studio.core.hires import MAX_SCALE as MAX_HIRES_SCALE
-from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
+from studio.core.inpaint import INPAINT_FILLS, MAX_EXTEND, InpaintOptions
 from studio.core.requests import (
     DEFAULT_SCHEDULER,
     MEMORY_MODES,
@@ -83,7 +83,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     inpaint.add_argument("--feather", type=float, default=InpaintOptions.feather,
                          help=f"blur radius of the mask edge when blending back (default {InpaintOptions.feather:g})")
     inpaint.add_argument("--outpaint", metavar="LEFT,TOP,RIGHT,BOTTOM",
-                         help="extend the picture by these many pixels on each side and fill the new area")
+                         help="extend the picture by these many pixels on each side (at most "
+                              f"{MAX_EXTEND} a side) and fill the new area")
     hires = gen.add_argument_group("hires fix", "make the picture at --size, enlarge it, and redraw it larger")
     hires.add_argument("--hires", type=float, metavar="SCALE",
                        help=f"enlarge by SCALE (above 1, at most {MAX_HIRES_SCALE:g}); 2 makes 512x512 1024x1024")

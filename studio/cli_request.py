@@ -22,7 +22,7 @@ from studio.core.errors import InvalidRequest, ModelError
 from studio.core.hires import DEFAULT_STRENGTH as DEFAULT_HIRES_STRENGTH
 from studio.core.hires import BUILT_IN_UPSCALERS, LANCZOS, HiresFix
 from studio.core.images import open_image
-from studio.core.inpaint import InpaintOptions, extend_canvas
+from studio.core.inpaint import MAX_EXTEND, InpaintOptions, extend_canvas
 from studio.core.mask import mask_from_image
 from studio.core.model_library import KIND_FOLDERS, LibraryItem, scan_library
 from studio.core.model_kinds import CONTEXT_FAMILY
@@ -63,6 +63,12 @@ def parse_outpaint(text: str) -> tuple[int, int, int, int]:
         raise InvalidRequest(f"--outpaint {text!r} has a negative amount; give the pixels to add, {example}.")
     if left + top + right + bottom == 0:
         raise InvalidRequest(f"--outpaint {text!r} extends nothing; give at least one side in pixels, {example}.")
+    # The window's Extend Canvas limit: the new strip is drawn at about the model's own size and scaled to its own
+    # (a 5000-pixel one, five times). A picture grows further by outpainting the result again, as in the window.
+    amount, side = max(zip((left, top, right, bottom), ("left", "top", "right", "bottom")))
+    if amount > MAX_EXTEND:
+        raise InvalidRequest(f"--outpaint {text!r} adds {amount} pixels on the {side}; Studio adds at most "
+                             f"{MAX_EXTEND} to a side at a time (outpaint the result again to go further).")
     return left, top, right, bottom
 
 
