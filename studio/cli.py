@@ -71,16 +71,17 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     inpaint.add_argument("--mask", type=Path, metavar="MASK",
                          help="image of the picture's size: white (or opaque, if it has alpha) = regenerate")
     area = inpaint.add_mutually_exclusive_group()
-    area.add_argument("--masked-only", dest="masked_only", action="store_true", default=True,
+    # Defaults None: an option given without --mask or --outpaint is refused (studio.cli_request), not ignored.
+    area.add_argument("--masked-only", dest="masked_only", action="store_true", default=None,
                       help="work on the mask's box plus padding at the model's native size (the default)")
     area.add_argument("--whole-picture", dest="masked_only", action="store_false",
                       help="work on the whole picture at its own size")
-    inpaint.add_argument("--padding", type=int, default=InpaintOptions.padding,
+    inpaint.add_argument("--padding", type=int,
                          help=f"masked-only: pixels of context around the mask (default {InpaintOptions.padding})")
-    inpaint.add_argument("--fill", default=InpaintOptions.fill, metavar="FILL",
+    inpaint.add_argument("--fill", metavar="FILL",
                          help=f"what the masked area starts from: {' | '.join(INPAINT_FILLS)} "
                               f"(default {InpaintOptions.fill})")
-    inpaint.add_argument("--feather", type=float, default=InpaintOptions.feather,
+    inpaint.add_argument("--feather", type=float,
                          help=f"blur radius of the mask edge when blending back (default {InpaintOptions.feather:g})")
     inpaint.add_argument("--outpaint", metavar="LEFT,TOP,RIGHT,BOTTOM",
                          help="extend the picture by these many pixels on each side (at most "

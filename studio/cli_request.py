@@ -103,6 +103,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
     if inpainting and args.init_image is None:
         option = "--mask" if args.mask is not None else "--outpaint"
         raise InvalidRequest(f"{option} needs --init-image, the picture to paint into.")
+    _check_inpaint_options(args, inpainting)
     if args.strength is not None and args.init_image is None:  # it would be ignored: a new picture starts from noise
         hires = " (the hires fix's second pass takes --hires-strength)" if args.hires is not None else ""
         raise InvalidRequest(f"--strength needs --init-image: it says how much of that picture may change{hires}.")
@@ -129,8 +130,8 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         _check_picture_size(init_image, args.init_image.name, "give --size WxH to work at another size")
     else:
         width, height = 512, 512
-    options = InpaintOptions(masked_only=args.masked_only, padding=args.padding, fill=args.fill,
-                             feather=args.feather)
+    given = {"masked_only": args.masked_only, "padding": args.padding, "fill": args.fill, "feather": args.feather}
+    options = replace(InpaintOptions(), **{name: value for name, value in given.items() if value is not None})
     generator = args.generator or "diffusers"
     loras = tuple(parse_lora(text) for text in args.lora)
     hires = _hires(args)
@@ -170,6 +171,30 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         memory=args.memory or settings.memory, speed=args.speed or settings.speed, hires=hires,
         controls=controls,
     )
+
+
+# What each inpainting option says, for the sentence that refuses it where nothing is inpainted.
+_INPAINT_OPTIONS = {
+    "--masked-only": "it works on the masked area only, at the model's own size",
+    "--whole-picture": "it inpaints the masked area with the whole picture as the model's canvas",
+    "--padding": "it is how much of the picture around the masked area the model sees",
+    "--fill": "it says what the masked area starts from",
+    "--feather": "it softens the mask's edge where the new pixels meet the kept ones",
+}
+
+
+def _check_inpaint_options(args: argparse.Namespace, inpainting: bool) -> None:
+    """An inpainting option is bad input where nothing is inpainted (no --mask, no --outpaint), as --strength is
+    without --init-image: it was ignored, and the job ran as image to image, or made a new picture."""
+    given = [option for option, value in (
+        ("--masked-only" if args.masked_only else "--whole-picture", args.masked_only), ("--padding", args.padding),
+        ("--fill", args.fill), ("--feather", args.feather)) if value is not None]
+    if given and not inpainting:
+        option = given[0]
+        raise InvalidRequest(f"{option} needs --mask or --outpaint (with --init-image): {_INPAINT_OPTIONS[option]}.")
+    if args.padding is not None and args.masked_only is False:
+        raise InvalidRequest("--padding applies to the masked area only, not --whole-picture: with that the model "
+                             "sees the whole picture.")
 
 
 def check_device(device: str | None) -> None:
