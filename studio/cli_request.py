@@ -33,8 +33,10 @@ from studio.core.requests import (
     MIN_SIZE,
     GenerationRequest,
     LoraChoice,
+    check_loras,
 )
 from studio.core.settings import Settings
+from studio.core.weight_files import check_weights_file
 
 if TYPE_CHECKING:
     from studio.engine.control_nets import ControlSource
@@ -141,8 +143,11 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
                                  f"in the library (studio models list; models folder {settings.models_dir}).")
         model = str(resolve_model(args.model, settings.models_dir, settings.extra_model_paths))
         check_model_folder(Path(model))  # headers only: not a model, or a damaged one, is bad input (before torch)
-        loras, vae, controls, sources = _find_files(loras, args.vae or "", control_guides(args, generator), settings)
+        loras, vae, controls, sources = _find_files(check_loras(loras), args.vae or "",
+                                                    control_guides(args, generator), settings)
         _check_controlnets_fit(sources, Path(model))
+        _check_loras_fit(loras, Path(model), settings)
+        _check_vae_fits(vae, Path(model), settings)
         if hires is not None and init_image is None:  # one that applies (a note leaves out the others)
             hires = replace(hires, upscaler=_hires_upscaler(hires.upscaler, settings))
         from studio.engine.depth_maps import check_depth_model  # no torch
@@ -300,11 +305,41 @@ def _check_controlnets_fit(sources: tuple[ControlSource, ...], model: Path) -> N
     later): from the files' headers, where the model's family is known from them."""
     from studio.engine.control_nets import fit_problem  # no torch
 
-    width = _context_width(model)
-    name = model.stem if model.is_file() else model.name  # as the engine names the model
+    width, name = _context_width(model), _model_name(model)
     for source in sources:
         if problem := fit_problem(source, width, name):
             raise InvalidRequest(problem)
+
+
+def _check_loras_fit(loras: tuple[LoraChoice, ...], model: Path, settings: Settings) -> None:
+    """Each LoRA's file is readable and made for the model's family, as the engine checks once the model is loaded
+    (seconds later): from the files' headers, with the engine's sentences."""
+    from studio.engine.loras import fit_problem, resolve_loras  # no torch
+
+    width, name = _context_width(model), _model_name(model)
+    for lora in resolve_loras(settings.models_dir, loras):  # found as the engine finds them, named as it names them
+        if problem := fit_problem(lora, check_weights_file(lora.path), width, name):
+            raise InvalidRequest(problem)
+
+
+def _check_vae_fits(vae: str, model: Path, settings: Settings) -> None:
+    """The VAE's files are readable, a VAE's, and make the model's latents, as the engine checks once the model is
+    loaded (seconds later): from the files' headers and configs, with the engine's sentences."""
+    if not vae:
+        return
+    from studio.engine.vae_override import check_vae_files, find_vae, shape_problem, vae_shape  # no torch
+
+    source = find_vae(settings.models_dir, vae)
+    check_vae_files(source)
+    mine, theirs = vae_shape(source.path), vae_shape(model)
+    if mine and theirs and (problem := shape_problem(source.name, mine, theirs, _model_name(model),
+                                                     single_file=not source.path.is_dir())):
+        raise InvalidRequest(problem)
+
+
+def _model_name(model: Path) -> str:
+    """The model as the engine names it in its sentences."""
+    return model.stem if model.is_file() else model.name
 
 
 def _context_width(model: Path) -> int:

@@ -89,3 +89,68 @@ def test_inpainting_options_with_a_mask_or_an_outpaint_are_taken(tiny_model_dir,
     assert options(*mask, "--padding", "4", "--fill", "noise", "--feather", "2") == \
         InpaintOptions(padding=4, fill="noise", feather=2.0)
     assert options("--outpaint", "0,0,16,0", "--whole-picture") == InpaintOptions(masked_only=False)
+
+
+def test_lora_and_vae_files_that_cannot_be_used_are_refused_before_the_engine_starts(tiny_model_dir, home, tmp_path):
+    # They were found only once the engine had loaded the model (exit 1, seconds later), where the same kind of
+    # ControlNet problem, and the same damaged file given as --model, were bad input said at once.
+    import json
+
+    from model_files import write
+    from tiny_loras import lora_state, save_lora, tiny_unet
+
+    from studio.core.errors import ModelError
+    from studio.core.weight_files import check_weights_file
+
+    ink = save_lora(lora_state(tiny_unet(tiny_model_dir)), tmp_path / "ink.safetensors")
+    truncated = tmp_path / "cut.safetensors"
+    truncated.write_bytes(ink.read_bytes()[:-100])
+    with pytest.raises(ModelError) as damaged:
+        check_weights_file(truncated)
+    xl = write(tmp_path / "xl.safetensors", {
+        "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight": (4, 2048),
+        "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k.lora_up.weight": (640, 4)})
+    small = tmp_path / "small-vae"  # a VAE whose latents are 1/4 of the picture's size, not 1/8
+    small.mkdir()
+    (small / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL", "latent_channels": 4,
+                                                   "block_out_channels": [8, 16, 16]}))
+    write(small / "diffusion_pytorch_model.safetensors", {"encoder.conv_in.weight": (8, 3, 3, 3)})
+    wide = write(tmp_path / "wide-vae.safetensors", {  # a single file with wider layers than the model's VAE
+        **{f"encoder.down.{i}.block.0.conv1.weight": (16, 16, 3, 3) for i in range(4)},
+        "encoder.conv_in.weight": (16, 3, 3, 3), "decoder.conv_in.weight": (16, 4, 3, 3)})
+    base = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", str(tmp_path / "never.png")]
+    assert_refused_without_torch(home, base, {
+        "damaged lora": (["--lora", str(truncated)], str(damaged.value)),
+        "lora for sdxl": (["--lora", f"{xl}:0.5"], "The LoRA xl was made for SDXL models and does not fit tiny-sd, "
+                                                   "which is a 32-wide text-embedding model; choose a LoRA made for "
+                                                   "32-wide text-embedding models."),
+        "a vae as lora": (["--lora", str(wide)], "wide-vae.safetensors is not a LoRA but a VAE file; pick it where "
+                                                 "that kind is used."),
+        "damaged vae": (["--vae", str(truncated)], str(damaged.value)),
+        "a lora as vae": (["--vae", str(ink)], "ink.safetensors is not a VAE but a LoRA file; pick it where that "
+                                               "kind is used."),
+        "vae of other latents": (["--vae", str(small)], "The VAE small-vae does not fit tiny-sd: it makes 4-channel "
+                                                        "latents at 1/4 size, and the model works with 4-channel "
+                                                        "latents at 1/8 size."),
+        "vae file of other widths": (["--vae", str(wide)], "The VAE wide-vae does not fit tiny-sd: its layers were "
+                                                           "made for a different kind of model; choose a VAE made for "
+                                                           "this one."),
+    })
+
+
+def test_a_vae_s_shape_is_read_from_its_config_or_its_layers_in_either_layout(tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+    from tiny_loras import build_tiny_vae_folder, ldm_vae_state
+    from tiny_models import build_tiny_sdxl
+
+    from studio.engine.vae_override import VaeShape, shape_problem, vae_shape
+
+    folder = build_tiny_vae_folder(tmp_path / "vae-folder", tiny_model_dir)
+    state = load_file(str(folder / "diffusion_pytorch_model.safetensors"))
+    save_file(state, str(tmp_path / "diffusers-layout.safetensors"))
+    save_file({k: v.contiguous() for k, v in ldm_vae_state(state).items()}, str(tmp_path / "ldm-layout.safetensors"))
+    tiny = VaeShape(latent_channels=4, levels=4, width=8)
+    assert vae_shape(tiny_model_dir) == vae_shape(folder) == tiny
+    assert vae_shape(tmp_path / "diffusers-layout.safetensors") == tiny
+    assert vae_shape(tmp_path / "ldm-layout.safetensors") == tiny
+    assert shape_problem("mine", tiny, vae_shape(build_tiny_sdxl(tmp_path / "xl")), "xl", single_file=True) is None
