@@ -25,7 +25,6 @@ from studio.core.hires import LANCZOS
 from studio.core.hires import MAX_SCALE as MAX_HIRES_SCALE
 from studio.core.inpaint import INPAINT_FILLS, MAX_EXTEND, InpaintOptions
 from studio.core.requests import (
-    DEFAULT_SCHEDULER,
     MEMORY_MODES,
     SCHEDULER_NAMES,
     SPEED_MODES,
@@ -55,11 +54,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--negative", default="", help="negative prompt")
     gen.add_argument("--seed", type=int, default=-1, help="seed (default: random)")
-    gen.add_argument("--steps", type=int, default=20)
+    # None where not given: the settings' generation defaults, as the window starts with (studio.cli_request).
+    sampling = _sampling_defaults(argv)
+    gen.add_argument("--steps", type=int, help=f"denoising steps (default: {sampling['steps']})")
     gen.add_argument("--size", help="WIDTHxHEIGHT, e.g. 512x768 (default 512x512, or the init image's size)")
-    gen.add_argument("--cfg", type=float, default=7.0, help="CFG (guidance) scale")
-    gen.add_argument("--scheduler", default=DEFAULT_SCHEDULER,
-                     help=f"one of: {', '.join(SCHEDULER_NAMES)}, in any case (euler_a is Euler a)")
+    gen.add_argument("--cfg", type=float, help=f"CFG (guidance) scale (default: {sampling['cfg_scale']})")
+    gen.add_argument("--scheduler", help=f"one of: {', '.join(SCHEDULER_NAMES)}, in any case (euler_a is Euler a) "
+                                         f"(default: {sampling['scheduler']})")
     gen.add_argument("--batch-count", type=int, default=1, help="how many images, with consecutive seeds")
     gen.add_argument("--init-image", type=Path, help="img2img: the picture to start from")
     gen.add_argument("--strength", type=float, default=None,
@@ -143,6 +144,19 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     add_models_parser(commands)
     add_bench_parser(commands)
     return parser
+
+
+def _sampling_defaults(argv: list[str]) -> dict[str, str]:
+    """How ``generate --help`` gives the defaults of --steps, --cfg and --scheduler: "from settings (20)", the values
+    read from the settings when help is asked for, else "from settings" (they are not read at every start)."""
+    names = ("steps", "cfg_scale", "scheduler")
+    if "generate" not in argv or not {"-h", "--help"} & set(argv):
+        return dict.fromkeys(names, "from settings")
+    from studio.core.settings import load_settings
+
+    defaults = load_settings().generation  # checked as it is read: a number, and a scheduler Studio has
+    shown = {"steps": str(defaults.steps), "cfg_scale": f"{defaults.cfg_scale:g}", "scheduler": defaults.scheduler}
+    return {name: f"from settings ({shown[name]})" for name in names}
 
 
 def _ids_for_help(argv: list[str], command: str, kind: str) -> str:

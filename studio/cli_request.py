@@ -168,8 +168,8 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
     check_device(args.device)  # last: it loads torch, and what is wrong with the rest is said without it
     return GenerationRequest(
         model=model, prompt=args.prompt, negative_prompt=args.negative,
-        width=width, height=height, steps=args.steps, cfg_scale=args.cfg, seed=args.seed,
-        scheduler=args.scheduler, batch_count=args.batch_count, init_image=init_image,
+        width=width, height=height, seed=args.seed, batch_count=args.batch_count, init_image=init_image,
+        **_sampling(args, settings),
         strength=GenerationRequest.strength if args.strength is None else args.strength,
         mask=mask, inpaint=options, generator=generator, params=collect_params(args),
         post=tuple(parse_post_step(text) for text in args.post), loras=loras, vae=vae,
@@ -213,6 +213,14 @@ def check_device(device: str | None) -> None:
         raise InvalidRequest("No CUDA GPU is available to PyTorch here; give --device cpu or auto.")
     if device == "mps" and not torch.backends.mps.is_available():
         raise InvalidRequest("Apple's MPS (Metal) is not available to PyTorch here; give --device cpu or auto.")
+
+
+def _sampling(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """The steps, CFG scale and scheduler given, else the settings' (what the window starts with)."""
+    defaults = settings.generation
+    return {"steps": defaults.steps if args.steps is None else args.steps,
+            "cfg_scale": defaults.cfg_scale if args.cfg is None else args.cfg,
+            "scheduler": defaults.scheduler if args.scheduler is None else args.scheduler}
 
 
 def _hires(args: argparse.Namespace) -> HiresFix | None:
