@@ -158,7 +158,17 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         if init_image is not None:
             raise InvalidRequest(f"The generator {generator!r} does not start from a picture; leave out "
                                  "--init-image, --mask and --outpaint.")
+        if args.model is not None:  # two things that would make the picture, as --init-image is refused here
+            raise InvalidRequest(f"The generator {generator!r} makes its pictures without a model; leave out --model "
+                                 "(a model is for Studio's own generator, diffusers).")
         model, vae, controls = "", args.vae or "", control_guides(args, generator)
+        if unused := [option for option, value in (
+                ("--steps", args.steps), ("--cfg", args.cfg), ("--scheduler", args.scheduler), ("--speed", args.speed),
+                ("--memory", args.memory)) if value is not None]:
+            # As prepare_request says of LoRAs, the VAE and the hires fix (a plugin's generator takes the prompt,
+            # seed, size and its own parameters: plugins/README.md).
+            notes.append(f"{', '.join(unused)} {'apply' if len(unused) > 1 else 'applies'} to Studio's own generator "
+                         f"only; {'they were' if len(unused) > 1 else 'it was'} left out.")
     if extend is not None:  # a guide made for the picture is extended with it, so its lines stay on the picture's
         from studio.engine.depth_maps import annotator  # torch only when a depth map is made
 

@@ -154,3 +154,33 @@ def test_a_vae_s_shape_is_read_from_its_config_or_its_layers_in_either_layout(ti
     assert vae_shape(tmp_path / "diffusers-layout.safetensors") == tiny
     assert vae_shape(tmp_path / "ldm-layout.safetensors") == tiny
     assert shape_problem("mine", tiny, vae_shape(build_tiny_sdxl(tmp_path / "xl")), "xl", single_file=True) is None
+
+
+def test_options_a_plugin_generator_does_not_use_are_said(studio_home, tmp_path, monkeypatch, capsys):
+    # --generator procedural --model tiny-sd --steps 5 ran without a word on either, where --lora and --hires got
+    # a "left out" note. A model with another generator is two things that would make the picture: refused, as
+    # --init-image is; the sampling and GPU options it does not take are left out with a note.
+    from types import SimpleNamespace
+
+    import studio.cli_generate
+    from studio.cli import main
+    from studio.plugin_host.registry import GENERATOR, Contribution, builtin_registry
+
+    registry = builtin_registry()
+    registry.add(Contribution(GENERATOR, "quick-gen", "Quick generator", "studio_tp_quick:Generator"))
+    monkeypatch.setattr(studio.cli_generate, "open_host", lambda safe_mode=False: SimpleNamespace(registry=registry))
+    jobs: list[tuple[int, float, str]] = []
+    monkeypatch.setattr(studio.cli_generate, "run_job", lambda request, *args, **kwargs: jobs.append(
+        (request.steps, request.cfg_scale, request.model)) or 0)
+    generate = ["generate", "--generator", "quick-gen", "--prompt", "p", "-o", str(tmp_path / "o.png")]
+    assert main([*generate, "--model", "tiny-sd", "--steps", "5"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err == ("studio: The generator 'quick-gen' makes its pictures without a model; leave "
+                                       "out --model (a model is for Studio's own generator, diffusers).\n")
+    assert main([*generate, "--steps", "5", "--cfg", "3", "--scheduler", "ddim", "--memory", "low"]) == 0
+    assert capsys.readouterr().err == ("note: --steps, --cfg, --scheduler, --memory apply to Studio's own generator "
+                                       "only; they were left out.\n")
+    assert main([*generate, "--speed", "eager"]) == 0
+    assert capsys.readouterr().err == "note: --speed applies to Studio's own generator only; it was left out.\n"
+    assert main(generate) == 0
+    assert capsys.readouterr().err == ""
+    assert len(jobs) == 3
