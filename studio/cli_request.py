@@ -89,14 +89,22 @@ def parse_lora(text: str) -> LoraChoice:
     return LoraChoice(name.strip(), weight)
 
 
-def read_mask(path: Path, picture: Image.Image, picture_name: str) -> Image.Image:
-    """The mask file as an "L" image of the picture's size: white = regenerate (alpha, where it has some)."""
+def read_mask(path: Path, picture: Image.Image, picture_name: str, marks: str | None = "change") -> Image.Image:
+    """The mask file as an "L" image of the picture's size: white = regenerate (alpha, where it has some). ``marks``:
+    what it marks ("regenerate", "change"), said where it marks nothing; None where nothing is fine (outpainting)."""
     image = open_image(path)
     if image.size != picture.size:
         raise InvalidRequest(
             f"The mask {path.name} is {image.width}x{image.height} but the picture {picture_name} is "
             f"{picture.width}x{picture.height}; they must be the same size.")
-    return Image.fromarray(mask_from_image(image), "L")
+    mask = mask_from_image(image)
+    if marks is not None and not mask.any():  # the window's sentence asks to paint it: here it is a file
+        # Read by its alpha where it has some transparency (mask_from_image): then all of it is transparent.
+        transparent = ("A" in image.getbands() or "transparency" in image.info) and \
+            image.convert("RGBA").getchannel("A").getextrema()[1] == 0
+        colour, marking = ("transparent", "opaque") if transparent else ("black", "white")
+        raise InvalidRequest(f"The mask {path.name} is all {colour}: it marks nothing to {marks} ({marking} does).")
+    return Image.fromarray(mask, "L")
 
 
 def build_request(args: argparse.Namespace, settings: Settings, notes: list[str] | None = None) -> GenerationRequest:
@@ -111,7 +119,8 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         raise InvalidRequest(f"--strength needs --init-image: it says how much of that picture may change{hires}.")
     extend = parse_outpaint(args.outpaint) if args.outpaint is not None else None
     init_image = open_image(args.init_image) if args.init_image else None
-    mask = read_mask(args.mask, init_image, args.init_image.name) if args.mask is not None else None
+    mask = read_mask(args.mask, init_image, args.init_image.name, None if extend else "regenerate") \
+        if args.mask is not None else None
     original_size = init_image.size if init_image is not None else (0, 0)
     if extend is not None:
         new_w, new_h = init_image.width + extend[0] + extend[2], init_image.height + extend[1] + extend[3]
@@ -134,6 +143,11 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         width, height = 512, 512
     given = {"masked_only": args.masked_only, "padding": args.padding, "fill": args.fill, "feather": args.feather}
     options = replace(InpaintOptions(), **{name: value for name, value in given.items() if value is not None})
+    if inpainting and not options.masked_only and max(init_image.size) > MAX_SIZE:  # the window: "masked area only"
+        size = f"{init_image.width}x{init_image.height}"
+        what = f"would be {size} after outpainting" if extend else f"{args.init_image.name} is {size}"
+        raise InvalidRequest(f"The picture {what}, too large to inpaint with --whole-picture (at most {MAX_SIZE} "
+                             "pixels a side); leave it out to work on the masked area only.")
     generator = args.generator or "diffusers"
     loras = tuple(parse_lora(text) for text in args.lora)
     hires = _hires(args)

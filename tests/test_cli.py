@@ -278,8 +278,8 @@ def test_bad_inpaint_input_exits_2_with_one_sentence_before_loading_torch(tiny_m
                             "broken.png is not an image file Studio can read."),
         "missing mask": ([*pic, "--mask", str(tmp_path / "nowhere.png")],
                          f"The image {tmp_path / 'nowhere.png'} does not exist."),
-        "empty mask": ([*pic, "--mask", str(tmp_path / "black.png")],
-                       "The mask is empty; paint the area to regenerate first."),
+        "empty mask": ([*pic, "--mask", str(tmp_path / "black.png")],  # the window's sentence asked to paint it
+                       "The mask black.png is all black: it marks nothing to regenerate (white does)."),
         "mask without picture": (["--mask", str(tmp_path / "white.png")],
                                  "--mask needs --init-image, the picture to paint into."),
         "outpaint without picture": (["--outpaint", "0,0,64,0"],

@@ -184,3 +184,80 @@ def test_options_a_plugin_generator_does_not_use_are_said(studio_home, tmp_path,
     assert main(generate) == 0
     assert capsys.readouterr().err == ""
     assert len(jobs) == 3
+
+
+def test_the_command_line_says_in_its_own_words_what_the_window_says_in_its(tiny_model_dir, home, tmp_path):
+    """Sentences written for the window ("paint the area", "pick one in the model list", "use masked area only", a
+    form's field name) reached the command line, where there is a file, an option or a step to name instead."""
+    noise_picture(tmp_path / "picture.png")
+    Image.new("L", (96, 72), 0).save(tmp_path / "black.png")
+    Image.new("RGBA", (96, 72), (255, 255, 255, 0)).save(tmp_path / "clear.png")
+    Image.new("RGBA", (96, 72), (0, 0, 0, 255)).save(tmp_path / "opaque-black.png")
+    Image.new("RGB", (4200, 64)).save(tmp_path / "wide.png")
+    never = str(tmp_path / "never.png")
+    pic = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", never, "--init-image",
+           str(tmp_path / "picture.png")]
+    post = ["postprocess", str(tmp_path / "picture.png"), "-o", never]
+    nothing = "it marks nothing to"
+    assert_refused_without_torch(home, [], {
+        "all black": ([*pic, "--mask", str(tmp_path / "black.png")],
+                      f"The mask black.png is all black: {nothing} regenerate (white does)."),
+        "all transparent": ([*pic, "--mask", str(tmp_path / "clear.png")],
+                            f"The mask clear.png is all transparent: {nothing} regenerate (opaque does)."),
+        "opaque black": ([*pic, "--mask", str(tmp_path / "opaque-black.png")],
+                         f"The mask opaque-black.png is all black: {nothing} regenerate (white does)."),
+        "postprocess mask": ([*post, "--method", "color", "--style", str(tmp_path / "picture.png"), "--mask",
+                              str(tmp_path / "black.png")],
+                             f"The mask black.png is all black: {nothing} change (white does)."),
+        "whole picture too large": ([*pic[:-1], str(tmp_path / "wide.png"), "--outpaint", "0,0,8,0",
+                                     "--whole-picture"],
+                                    "The picture would be 4208x64 after outpainting, too large to inpaint with "
+                                    "--whole-picture (at most 4096 pixels a side); leave it out to work on the masked "
+                                    "area only."),
+        "style picture": ([*post, "--method", "color"],
+                          "--method color needs its style picture: give --style FILE, a picture file."),
+        "style picture in the chain": ([*pic[:7], "--post", "histogram"], "--post histogram needs its style "
+                                       "picture: write --post histogram:style=FILE, a picture file."),
+        "restyle model": ([*post, "--method", "restyle"],
+                          "--method restyle needs a Stable Diffusion model to redraw the picture with: give --model "
+                          "NAME, a model folder or file, or a name from studio models list."),
+    })
+
+
+def test_a_restyle_step_after_a_generator_without_a_model_is_told_how_to_give_one(studio_home, tmp_path, monkeypatch,
+                                                                                  capsys):
+    # "Diffusion restyle needs a model: pick one in the model list (or give --model)." came as a note once the
+    # picture was made, and the step was left out; with Studio's generator the step takes the generation's model.
+    from types import SimpleNamespace
+
+    import studio.cli_generate
+    from studio.cli import main
+    from studio.plugin_host.registry import GENERATOR, Contribution, builtin_registry
+
+    registry = builtin_registry()
+    registry.add(Contribution(GENERATOR, "quick-gen", "Quick generator", "studio_tp_quick:Generator"))
+    monkeypatch.setattr(studio.cli_generate, "open_host", lambda safe_mode=False: SimpleNamespace(registry=registry))
+    monkeypatch.setattr(studio.cli_generate, "run_job", lambda *args, **kwargs: 0)
+    generate = ["generate", "--generator", "quick-gen", "--prompt", "p", "-o", str(tmp_path / "o.png")]
+    assert main([*generate, "--post", "restyle"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err == ("studio: --post restyle needs a Stable Diffusion model to redraw the picture "
+                                       "with: write --post restyle:model=NAME, a model folder or file, or a name from "
+                                       "studio models list.\n")
+    assert main([*generate, "--post", "restyle:model=tiny-sd"]) == 0
+
+
+def test_a_picture_the_outputs_folder_could_not_keep_is_said_in_the_command_line_s_words(tiny_model_dir, home,
+                                                                                         tmp_path):
+    # The note said "keep it with File → Save, or -o on the command line" where the -o file was written already.
+    from studio_testing import run_studio
+
+    (tmp_path / "a-file").write_text("not a folder")
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "settings.toml").write_text(f'outputs_dir = "{tmp_path / "a-file" / "outputs"}"\n')
+    output = tmp_path / "fox.png"
+    result = run_studio(home, "generate", "--model", str(tiny_model_dir), "--prompt", "a fox", "--steps", "1",
+                        "--size", "64x64", "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    assert output.is_file()
+    (note,) = [line for line in result.stderr.splitlines() if line.startswith("note: The image could not be saved")]
+    assert note.endswith("Not a directory. The -o file is its only copy."), note
