@@ -24,9 +24,8 @@ from studio.core.errors import StudioError
 from studio.core.hires import DEFAULT_STRENGTH as DEFAULT_HIRES_STRENGTH
 from studio.core.hires import LANCZOS
 from studio.core.hires import MAX_SCALE as MAX_HIRES_SCALE
-from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
+from studio.core.inpaint import INPAINT_FILLS, MAX_EXTEND, InpaintOptions
 from studio.core.requests import (
-    DEFAULT_SCHEDULER,
     MEMORY_MODES,
     SCHEDULER_NAMES,
     SPEED_MODES,
@@ -56,11 +55,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--negative", default="", help="negative prompt")
     gen.add_argument("--seed", type=int, default=-1, help="seed (default: random)")
-    gen.add_argument("--steps", type=int, default=20)
+    # None where not given: the settings' generation defaults, as the window starts with (studio.cli_request).
+    sampling = _sampling_defaults(argv)
+    gen.add_argument("--steps", type=int, help=f"denoising steps (default: {sampling['steps']})")
     gen.add_argument("--size", help="WIDTHxHEIGHT, e.g. 512x768 (default 512x512, or the init image's size)")
-    gen.add_argument("--cfg", type=float, default=7.0, help="CFG (guidance) scale")
-    gen.add_argument("--scheduler", default=DEFAULT_SCHEDULER,
-                     help=f"one of: {', '.join(SCHEDULER_NAMES)}, in any case (euler_a is Euler a)")
+    gen.add_argument("--cfg", type=float, help=f"CFG (guidance) scale (default: {sampling['cfg_scale']})")
+    gen.add_argument("--scheduler", help=f"one of: {', '.join(SCHEDULER_NAMES)}, in any case (euler_a is Euler a) "
+                                         f"(default: {sampling['scheduler']})")
     gen.add_argument("--batch-count", type=int, default=1, help="how many images, with consecutive seeds")
     gen.add_argument("--init-image", type=Path, help="img2img: the picture to start from")
     gen.add_argument("--strength", type=float, default=None,
@@ -72,19 +73,21 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     inpaint.add_argument("--mask", type=Path, metavar="MASK",
                          help="image of the picture's size: white (or opaque, if it has alpha) = regenerate")
     area = inpaint.add_mutually_exclusive_group()
-    area.add_argument("--masked-only", dest="masked_only", action="store_true", default=True,
+    # Defaults None: an option given without --mask or --outpaint is refused (studio.cli_request), not ignored.
+    area.add_argument("--masked-only", dest="masked_only", action="store_true", default=None,
                       help="work on the mask's box plus padding at the model's native size (the default)")
     area.add_argument("--whole-picture", dest="masked_only", action="store_false",
                       help="work on the whole picture at its own size")
-    inpaint.add_argument("--padding", type=int, default=InpaintOptions.padding,
+    inpaint.add_argument("--padding", type=int,
                          help=f"masked-only: pixels of context around the mask (default {InpaintOptions.padding})")
-    inpaint.add_argument("--fill", default=InpaintOptions.fill, metavar="FILL",
+    inpaint.add_argument("--fill", metavar="FILL",
                          help=f"what the masked area starts from: {' | '.join(INPAINT_FILLS)} "
                               f"(default {InpaintOptions.fill})")
-    inpaint.add_argument("--feather", type=float, default=InpaintOptions.feather,
+    inpaint.add_argument("--feather", type=float,
                          help=f"blur radius of the mask edge when blending back (default {InpaintOptions.feather:g})")
     inpaint.add_argument("--outpaint", metavar="LEFT,TOP,RIGHT,BOTTOM",
-                         help="extend the picture by these many pixels on each side and fill the new area")
+                         help="extend the picture by these many pixels on each side (at most "
+                              f"{MAX_EXTEND} a side) and fill the new area")
     hires = gen.add_argument_group("hires fix", "make the picture at --size, enlarge it, and redraw it larger")
     hires.add_argument("--hires", type=float, metavar="SCALE",
                        help=f"enlarge by SCALE (above 1, at most {MAX_HIRES_SCALE:g}); 2 makes 512x512 1024x1024")
@@ -102,7 +105,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--vae", default="", metavar="NAME",
                      help="use this VAE instead of the model's own: a name in the models folder's vae/, "
                           "or a diffusers VAE folder or .safetensors file")
-    gen.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
+    gen.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"],
+                     help="where to run: auto (a GPU where PyTorch has one, else the CPU), cuda, mps or cpu (default: "
+                          "from settings); cuda or mps where PyTorch has none is refused")
     gen.add_argument("--speed", default=None, choices=list(SPEED_MODES),
                      help="on CUDA: fast (CUDA graphs, the default from settings), eager (plain diffusers), compile "
                           "(fast + torch.compile: minutes of warm-up per size)")
@@ -140,6 +145,19 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     add_models_parser(commands)
     add_bench_parser(commands)
     return parser
+
+
+def _sampling_defaults(argv: list[str]) -> dict[str, str]:
+    """How ``generate --help`` gives the defaults of --steps, --cfg and --scheduler: "from settings (20)", the values
+    read from the settings when help is asked for, else "from settings" (they are not read at every start)."""
+    names = ("steps", "cfg_scale", "scheduler")
+    if "generate" not in argv or not {"-h", "--help"} & set(argv):
+        return dict.fromkeys(names, "from settings")
+    from studio.core.settings import load_settings
+
+    defaults = load_settings().generation  # checked as it is read: a number, and a scheduler Studio has
+    shown = {"steps": str(defaults.steps), "cfg_scale": f"{defaults.cfg_scale:g}", "scheduler": defaults.scheduler}
+    return {name: f"from settings ({shown[name]})" for name in names}
 
 
 def _ids_for_help(argv: list[str], command: str, kind: str) -> str:

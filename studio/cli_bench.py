@@ -14,7 +14,7 @@ from typing import Any
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED
 from studio.cli_notes import say_note
 from studio.core.errors import StudioError, first_line
-from studio.core.requests import MAX_CFG, SCHEDULER_NAMES, canonical_scheduler
+from studio.core.requests import MAX_CFG, MAX_SIZE, MIN_SIZE, SCHEDULER_NAMES, SIZE_MULTIPLE, canonical_scheduler
 
 
 def add_bench_parser(commands: argparse._SubParsersAction) -> None:
@@ -26,8 +26,9 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
                     "scheduler. On the CPU the default is a tiny architecture of the same layout at 64x64.")
     parser.add_argument("--family", default="sd15", choices=["sd15", "sdxl"],
                         help="which architecture to build (default sd15)")
-    parser.add_argument("--size", type=int, help="width and height in pixels (default: 512 for sd15, 1024 for "
-                                                 "sdxl; 64 with the tiny architecture)")
+    parser.add_argument("--size", type=int, help=f"width and height in pixels, a multiple of {SIZE_MULTIPLE} from "
+                                                 f"{MIN_SIZE} to {MAX_SIZE} (default: 512 for sd15, 1024 for sdxl; 64 "
+                                                 "with the tiny architecture)")
     parser.add_argument("--steps", type=int, help="denoising steps (default 20; 4 with the tiny architecture)")
     parser.add_argument("--batch", type=int, default=1, help="pictures per job, with consecutive seeds (default 1)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per side after a warm-up (default 3)")
@@ -98,8 +99,10 @@ def _check(args: argparse.Namespace) -> None:
         raise InvalidRequest(f"Unknown scheduler {args.scheduler!r}; --scheduler takes one of: "
                              f"{', '.join(SCHEDULER_NAMES)}.")
     args.scheduler = scheduler
-    if args.size is not None and (args.size < 64 or args.size % 8):
-        raise InvalidRequest(f"The size must be a multiple of 8 of at least 64 pixels, not {args.size}.")
+    # A generation's limits: past them the bench ran for minutes, then asked for 400 GB.
+    if args.size is not None and (not MIN_SIZE <= args.size <= MAX_SIZE or args.size % SIZE_MULTIPLE):
+        raise InvalidRequest(f"The size must be a multiple of {SIZE_MULTIPLE} between {MIN_SIZE} and {MAX_SIZE} "
+                             f"pixels, not {args.size}.")
     for name in ("steps", "batch", "runs"):
         value = getattr(args, name)
         if value is not None and value < 1:

@@ -11,7 +11,13 @@ from pathlib import Path
 from studio.cli_exit import EXIT_BAD_INPUT
 from studio.cli_job import run_job
 from studio.cli_notes import say_note
-from studio.cli_params import check_contributions, check_post_processors, collect_params, parse_post_step
+from studio.cli_params import (
+    check_contributions,
+    check_inputs_given,
+    check_post_processors,
+    collect_params,
+    parse_post_step,
+)
 from studio.cli_plugins import open_host
 from studio.cli_request import build_request, read_mask
 from studio.core.environment import GeneratorEnvironment
@@ -55,6 +61,7 @@ def run_generate(args: argparse.Namespace) -> int:
     check_contributions(GENERATOR, [args.generator or "diffusers"], plugins.registry, "--generator")
     # Before the request is built: building it may run a guide's preprocessor (a depth map) on the CPU.
     check_post_processors([parse_post_step(text).processor for text in args.post], plugins.registry, "--post")
+    check_inputs_given(args, plugins.registry)
     notes: list[str] = []
     prepared = prepare_request(build_request(args, settings, notes))
     for note in (*notes, *prepared.notes):
@@ -100,6 +107,7 @@ def run_postprocess(args: argparse.Namespace) -> int:
                                  strength=args.strength, mask=mask)
     plugins = open_host(safe_mode=args.safe_mode)
     check_post_processors([args.method], plugins.registry, "--method")
+    check_inputs_given(args, plugins.registry)
     env = GeneratorEnvironment.from_settings(settings, studio_paths())
     return run_job(request, env, [args.output], plugins=plugins, other_text=other_tools_text(args.input))
 

@@ -37,6 +37,8 @@ from studio.services.outputs import OutputStore
 if TYPE_CHECKING:
     from tqdm import tqdm
 
+# After why the outputs folder could not keep a picture (the window's sentence points to File → Save).
+UNSAVED = "The -o file is its only copy."
 CANCEL_WAIT = 10.0  # seconds a cancelled job has to stop (within a step) and hand over the pictures it finished
 
 
@@ -86,7 +88,7 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
     from tqdm import tqdm
 
     service = JobService(None if plugins else builtin_registry(), env, outputs=output_store, warm_up=False,
-                         history=history, plugins=plugins)
+                         history=history, plugins=plugins, unsaved=UNSAVED)
     service.start()
     bar = tqdm(total=getattr(request, "steps", 1) * request.batch_count, unit="step", file=sys.stderr,
                dynamic_ncols=True,

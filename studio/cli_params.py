@@ -7,7 +7,7 @@ The generator or post-processor is picked on the same command line (``--generato
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from studio.core.errors import InvalidRequest
@@ -113,3 +113,42 @@ def check_contributions(kind: str, names: Sequence[str], registry: Registry, opt
             there = ", ".join(f"{c.id} for {c.title}" for c in registry.contributions(kind))
             raise InvalidRequest(f"No {KIND_WORDS[kind]} called {name!r} is installed and enabled; {option} takes "
                                  f"{'one of: ' + there if there else 'none now'}.{registry.missing_hint}")
+
+
+def check_inputs_given(args: argparse.Namespace, registry: Registry) -> None:
+    """A picture a generator or post-processor needs, and the model Diffusion Restyle redraws with, given: said before
+    the engine starts, in the command line's words. The form's sentences name its fields ("Colour Transfer: Style
+    picture needs a picture.", "pick one in the model list"), and the step's came only once the job ran."""
+    if args.command == "postprocess":
+        _check_needed(registry, POSTPROCESSOR, args.method, collect_params(args), f"--method {args.method}",
+                      lambda param, what: f"give {param.flag} {what}")
+        return
+    plugin_generator = bool(args.generator) and args.generator != "diffusers"
+    if plugin_generator:
+        _check_needed(registry, GENERATOR, args.generator, collect_params(args), f"--generator {args.generator}",
+                      lambda param, what: f"give {param.flag} {what}")
+    for step in (parse_post_step(text) for text in args.post):
+        # A chain step without a model of its own takes the generation's (--model, which Studio's generator needs).
+        _check_needed(registry, POSTPROCESSOR, step.processor, step.params, f"--post {step.processor}",
+                      lambda param, what, id=step.processor: f"write --post {id}:{param.name}={what}",
+                      lends_model=not plugin_generator)
+
+
+def _check_needed(registry: Registry, kind: str, id: str, values: Mapping[str, Any], named: str,
+                  give: Callable[[Param, str], str], lends_model: bool = False) -> None:
+    """``named``: how the command line names the contribution; ``give(param, what)``: how it gives a parameter;
+    ``lends_model``: whether the generation has a model for a step without one."""
+    if not registry.has(kind, id):
+        return  # said by check_contributions, with the ones there are
+    for param in registry.get(kind, id).parameters:
+        if isinstance(param, ImageParam) and not param.optional and values.get(param.name) is None:
+            raise InvalidRequest(f"{named} needs its {_lowered(param.title)}: {give(param, 'FILE')}, a picture file.")
+        if param.name == "model" and not lends_model and not str(values.get("model") or "").strip() and \
+                registry.runs_generator(kind, id):
+            raise InvalidRequest(f"{named} needs a Stable Diffusion model to redraw the picture with: "
+                                 f"{give(param, 'NAME')}, a model folder or file, or a name from studio models list.")
+
+
+def _lowered(title: str) -> str:
+    """A label inside a sentence: "Style picture" as "style picture", an acronym ("VAE file") as it is."""
+    return title if title[:2].isupper() else title[:1].lower() + title[1:]

@@ -22,7 +22,7 @@ from studio.core.errors import InvalidRequest, ModelError
 from studio.core.hires import DEFAULT_STRENGTH as DEFAULT_HIRES_STRENGTH
 from studio.core.hires import BUILT_IN_UPSCALERS, LANCZOS, HiresFix
 from studio.core.images import open_image
-from studio.core.inpaint import InpaintOptions, extend_canvas
+from studio.core.inpaint import MAX_EXTEND, InpaintOptions, extend_canvas
 from studio.core.mask import mask_from_image
 from studio.core.model_library import KIND_FOLDERS, LibraryItem, scan_library
 from studio.core.model_kinds import CONTEXT_FAMILY
@@ -33,8 +33,10 @@ from studio.core.requests import (
     MIN_SIZE,
     GenerationRequest,
     LoraChoice,
+    check_loras,
 )
 from studio.core.settings import Settings
+from studio.core.weight_files import check_weights_file
 from studio.engine.single_file import check_single_file
 
 if TYPE_CHECKING:
@@ -64,6 +66,12 @@ def parse_outpaint(text: str) -> tuple[int, int, int, int]:
         raise InvalidRequest(f"--outpaint {text!r} has a negative amount; give the pixels to add, {example}.")
     if left + top + right + bottom == 0:
         raise InvalidRequest(f"--outpaint {text!r} extends nothing; give at least one side in pixels, {example}.")
+    # The window's Extend Canvas limit: the new strip is drawn at about the model's own size and scaled to its own
+    # (a 5000-pixel one, five times). A picture grows further by outpainting the result again, as in the window.
+    amount, side = max(zip((left, top, right, bottom), ("left", "top", "right", "bottom")))
+    if amount > MAX_EXTEND:
+        raise InvalidRequest(f"--outpaint {text!r} adds {amount} pixels on the {side}; Studio adds at most "
+                             f"{MAX_EXTEND} to a side at a time (outpaint the result again to go further).")
     return left, top, right, bottom
 
 
@@ -82,14 +90,22 @@ def parse_lora(text: str) -> LoraChoice:
     return LoraChoice(name.strip(), weight)
 
 
-def read_mask(path: Path, picture: Image.Image, picture_name: str) -> Image.Image:
-    """The mask file as an "L" image of the picture's size: white = regenerate (alpha, where it has some)."""
+def read_mask(path: Path, picture: Image.Image, picture_name: str, marks: str | None = "change") -> Image.Image:
+    """The mask file as an "L" image of the picture's size: white = regenerate (alpha, where it has some). ``marks``:
+    what it marks ("regenerate", "change"), said where it marks nothing; None where nothing is fine (outpainting)."""
     image = open_image(path)
     if image.size != picture.size:
         raise InvalidRequest(
             f"The mask {path.name} is {image.width}x{image.height} but the picture {picture_name} is "
             f"{picture.width}x{picture.height}; they must be the same size.")
-    return Image.fromarray(mask_from_image(image), "L")
+    mask = mask_from_image(image)
+    if marks is not None and not mask.any():  # the window's sentence asks to paint it: here it is a file
+        # Read by its alpha where it has some transparency (mask_from_image): then all of it is transparent.
+        transparent = ("A" in image.getbands() or "transparency" in image.info) and \
+            image.convert("RGBA").getchannel("A").getextrema()[1] == 0
+        colour, marking = ("transparent", "opaque") if transparent else ("black", "white")
+        raise InvalidRequest(f"The mask {path.name} is all {colour}: it marks nothing to {marks} ({marking} does).")
+    return Image.fromarray(mask, "L")
 
 
 def build_request(args: argparse.Namespace, settings: Settings, notes: list[str] | None = None) -> GenerationRequest:
@@ -98,12 +114,14 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
     if inpainting and args.init_image is None:
         option = "--mask" if args.mask is not None else "--outpaint"
         raise InvalidRequest(f"{option} needs --init-image, the picture to paint into.")
+    _check_inpaint_options(args, inpainting)
     if args.strength is not None and args.init_image is None:  # it would be ignored: a new picture starts from noise
         hires = " (the hires fix's second pass takes --hires-strength)" if args.hires is not None else ""
         raise InvalidRequest(f"--strength needs --init-image: it says how much of that picture may change{hires}.")
     extend = parse_outpaint(args.outpaint) if args.outpaint is not None else None
     init_image = open_image(args.init_image) if args.init_image else None
-    mask = read_mask(args.mask, init_image, args.init_image.name) if args.mask is not None else None
+    mask = read_mask(args.mask, init_image, args.init_image.name, None if extend else "regenerate") \
+        if args.mask is not None else None
     original_size = init_image.size if init_image is not None else (0, 0)
     if extend is not None:
         new_w, new_h = init_image.width + extend[0] + extend[2], init_image.height + extend[1] + extend[3]
@@ -124,8 +142,13 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         _check_picture_size(init_image, args.init_image.name, "give --size WxH to work at another size")
     else:
         width, height = 512, 512
-    options = InpaintOptions(masked_only=args.masked_only, padding=args.padding, fill=args.fill,
-                             feather=args.feather)
+    given = {"masked_only": args.masked_only, "padding": args.padding, "fill": args.fill, "feather": args.feather}
+    options = replace(InpaintOptions(), **{name: value for name, value in given.items() if value is not None})
+    if inpainting and not options.masked_only and max(init_image.size) > MAX_SIZE:  # the window: "masked area only"
+        size = f"{init_image.width}x{init_image.height}"
+        what = f"would be {size} after outpainting" if extend else f"{args.init_image.name} is {size}"
+        raise InvalidRequest(f"The picture {what}, too large to inpaint with --whole-picture (at most {MAX_SIZE} "
+                             "pixels a side); leave it out to work on the masked area only.")
     generator = args.generator or "diffusers"
     loras = tuple(parse_lora(text) for text in args.lora)
     hires = _hires(args)
@@ -136,8 +159,11 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         model = str(resolve_model(args.model, settings.models_dir, settings.extra_model_paths))
         check_model_folder(Path(model))  # headers only: not a model, or a damaged one, is bad input (before torch)
         check_single_file(Path(model), settings.models_dir)  # one of another size than its configs: the same
-        loras, vae, controls, sources = _find_files(loras, args.vae or "", control_guides(args, generator), settings)
+        loras, vae, controls, sources = _find_files(check_loras(loras), args.vae or "",
+                                                    control_guides(args, generator), settings)
         _check_controlnets_fit(sources, Path(model))
+        _check_loras_fit(loras, Path(model), settings)
+        _check_vae_fits(vae, Path(model), settings)
         if hires is not None and init_image is None:  # one that applies (a note leaves out the others)
             hires = replace(hires, upscaler=_hires_upscaler(hires.upscaler, settings))
         from studio.engine.depth_maps import check_depth_model  # no torch
@@ -148,23 +174,79 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         if init_image is not None:
             raise InvalidRequest(f"The generator {generator!r} does not start from a picture; leave out "
                                  "--init-image, --mask and --outpaint.")
+        if args.model is not None:  # two things that would make the picture, as --init-image is refused here
+            raise InvalidRequest(f"The generator {generator!r} makes its pictures without a model; leave out --model "
+                                 "(a model is for Studio's own generator, diffusers).")
         model, vae, controls = "", args.vae or "", control_guides(args, generator)
+        if unused := [option for option, value in (
+                ("--steps", args.steps), ("--cfg", args.cfg), ("--scheduler", args.scheduler), ("--speed", args.speed),
+                ("--memory", args.memory)) if value is not None]:
+            # As prepare_request says of LoRAs, the VAE and the hires fix (a plugin's generator takes the prompt,
+            # seed, size and its own parameters: plugins/README.md).
+            notes.append(f"{', '.join(unused)} {'apply' if len(unused) > 1 else 'applies'} to Studio's own generator "
+                         f"only; {'they were' if len(unused) > 1 else 'it was'} left out.")
     if extend is not None:  # a guide made for the picture is extended with it, so its lines stay on the picture's
         from studio.engine.depth_maps import annotator  # torch only when a depth map is made
 
         # A depth map is made of the picture before the margins (on the CPU: the engine has not started).
         controls = tuple(extend_guide(guide, original_size, extend, annotator(settings.models_dir))
                          for guide in controls)
+    check_device(args.device)  # last: it loads torch, and what is wrong with the rest is said without it
     return GenerationRequest(
         model=model, prompt=args.prompt, negative_prompt=args.negative,
-        width=width, height=height, steps=args.steps, cfg_scale=args.cfg, seed=args.seed,
-        scheduler=args.scheduler, batch_count=args.batch_count, init_image=init_image,
+        width=width, height=height, seed=args.seed, batch_count=args.batch_count, init_image=init_image,
+        **_sampling(args, settings),
         strength=GenerationRequest.strength if args.strength is None else args.strength,
         mask=mask, inpaint=options, generator=generator, params=collect_params(args),
         post=tuple(parse_post_step(text) for text in args.post), loras=loras, vae=vae,
         memory=args.memory or settings.memory, speed=args.speed or settings.speed, hires=hires,
         controls=controls,
     )
+
+
+# What each inpainting option says, for the sentence that refuses it where nothing is inpainted.
+_INPAINT_OPTIONS = {
+    "--masked-only": "it works on the masked area only, at the model's own size",
+    "--whole-picture": "it inpaints the masked area with the whole picture as the model's canvas",
+    "--padding": "it is how much of the picture around the masked area the model sees",
+    "--fill": "it says what the masked area starts from",
+    "--feather": "it softens the mask's edge where the new pixels meet the kept ones",
+}
+
+
+def _check_inpaint_options(args: argparse.Namespace, inpainting: bool) -> None:
+    """An inpainting option is bad input where nothing is inpainted (no --mask, no --outpaint), as --strength is
+    without --init-image: it was ignored, and the job ran as image to image, or made a new picture."""
+    given = [option for option, value in (
+        ("--masked-only" if args.masked_only else "--whole-picture", args.masked_only), ("--padding", args.padding),
+        ("--fill", args.fill), ("--feather", args.feather)) if value is not None]
+    if given and not inpainting:
+        option = given[0]
+        raise InvalidRequest(f"{option} needs --mask or --outpaint (with --init-image): {_INPAINT_OPTIONS[option]}.")
+    if args.padding is not None and args.masked_only is False:
+        raise InvalidRequest("--padding applies to the masked area only, not --whole-picture: with that the model "
+                             "sees the whole picture.")
+
+
+def check_device(device: str | None) -> None:
+    """``--device cuda`` or ``mps`` where PyTorch has no such device is bad input, as ``studio bench`` says it: the
+    engine would run the job on the CPU, silently, for minutes where seconds were expected."""
+    if device not in ("cuda", "mps"):
+        return
+    import torch  # the job loads it next
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InvalidRequest("No CUDA GPU is available to PyTorch here; give --device cpu or auto.")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise InvalidRequest("Apple's MPS (Metal) is not available to PyTorch here; give --device cpu or auto.")
+
+
+def _sampling(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """The steps, CFG scale and scheduler given, else the settings' (what the window starts with)."""
+    defaults = settings.generation
+    return {"steps": defaults.steps if args.steps is None else args.steps,
+            "cfg_scale": defaults.cfg_scale if args.cfg is None else args.cfg,
+            "scheduler": defaults.scheduler if args.scheduler is None else args.scheduler}
 
 
 def _hires(args: argparse.Namespace) -> HiresFix | None:
@@ -257,11 +339,41 @@ def _check_controlnets_fit(sources: tuple[ControlSource, ...], model: Path) -> N
     later): from the files' headers, where the model's family is known from them."""
     from studio.engine.control_nets import fit_problem  # no torch
 
-    width = _context_width(model)
-    name = model.stem if model.is_file() else model.name  # as the engine names the model
+    width, name = _context_width(model), _model_name(model)
     for source in sources:
         if problem := fit_problem(source, width, name):
             raise InvalidRequest(problem)
+
+
+def _check_loras_fit(loras: tuple[LoraChoice, ...], model: Path, settings: Settings) -> None:
+    """Each LoRA's file is readable and made for the model's family, as the engine checks once the model is loaded
+    (seconds later): from the files' headers, with the engine's sentences."""
+    from studio.engine.loras import fit_problem, resolve_loras  # no torch
+
+    width, name = _context_width(model), _model_name(model)
+    for lora in resolve_loras(settings.models_dir, loras):  # found as the engine finds them, named as it names them
+        if problem := fit_problem(lora, check_weights_file(lora.path), width, name):
+            raise InvalidRequest(problem)
+
+
+def _check_vae_fits(vae: str, model: Path, settings: Settings) -> None:
+    """The VAE's files are readable, a VAE's, and make the model's latents, as the engine checks once the model is
+    loaded (seconds later): from the files' headers and configs, with the engine's sentences."""
+    if not vae:
+        return
+    from studio.engine.vae_override import check_vae_files, find_vae, shape_problem, vae_shape  # no torch
+
+    source = find_vae(settings.models_dir, vae)
+    check_vae_files(source)
+    mine, theirs = vae_shape(source.path), vae_shape(model)
+    if mine and theirs and (problem := shape_problem(source.name, mine, theirs, _model_name(model),
+                                                     single_file=not source.path.is_dir())):
+        raise InvalidRequest(problem)
+
+
+def _model_name(model: Path) -> str:
+    """The model as the engine names it in its sentences."""
+    return model.stem if model.is_file() else model.name
 
 
 def _context_width(model: Path) -> int:

@@ -265,6 +265,7 @@ def test_bad_inpaint_input_exits_2_with_one_sentence_before_loading_torch(tiny_m
     Image.new("L", (50, 40), 255).save(tmp_path / "small.png")
     Image.new("L", (96, 72), 0).save(tmp_path / "black.png")
     Image.new("L", (96, 72), 255).save(tmp_path / "white.png")
+    Image.new("L", (15000, 8), 255).save(tmp_path / "long.png")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     base = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", str(tmp_path / "never.png")]
     pic = ["--init-image", str(tmp_path / "picture.png")]
@@ -277,8 +278,8 @@ def test_bad_inpaint_input_exits_2_with_one_sentence_before_loading_torch(tiny_m
                             "broken.png is not an image file Studio can read."),
         "missing mask": ([*pic, "--mask", str(tmp_path / "nowhere.png")],
                          f"The image {tmp_path / 'nowhere.png'} does not exist."),
-        "empty mask": ([*pic, "--mask", str(tmp_path / "black.png")],
-                       "The mask is empty; paint the area to regenerate first."),
+        "empty mask": ([*pic, "--mask", str(tmp_path / "black.png")],  # the window's sentence asked to paint it
+                       "The mask black.png is all black: it marks nothing to regenerate (white does)."),
         "mask without picture": (["--mask", str(tmp_path / "white.png")],
                                  "--mask needs --init-image, the picture to paint into."),
         "outpaint without picture": (["--outpaint", "0,0,64,0"],
@@ -295,8 +296,14 @@ def test_bad_inpaint_input_exits_2_with_one_sentence_before_loading_torch(tiny_m
                               f"--outpaint '-8,0,0,0' has a negative amount; give the pixels to add, {example}"),
         "zero outpaint": ([*pic, "--outpaint", "0,0,0,0"],
                           f"--outpaint '0,0,0,0' extends nothing; give at least one side in pixels, {example}"),
-        "huge outpaint": ([*pic, "--outpaint", "0,0,20000,0"],
-                          "Outpainting by 0,0,20000,0 would make a 20096x72 picture; "
+        "wide outpaint": ([*pic, "--outpaint", "0,0,5000,0"],  # it saved a 5096x72 picture
+                          "--outpaint '0,0,5000,0' adds 5000 pixels on the right; Studio adds at most 2048 to a side "
+                          "at a time (outpaint the result again to go further)."),
+        "tall outpaint": ([*pic, "--outpaint", "8,2049,0,16"],
+                          "--outpaint '8,2049,0,16' adds 2049 pixels on the top; Studio adds at most 2048 to a side "
+                          "at a time (outpaint the result again to go further)."),
+        "huge outpaint": (["--init-image", str(tmp_path / "long.png"), "--outpaint", "0,0,2000,0"],
+                          "Outpainting by 0,0,2000,0 would make a 17000x8 picture; "
                           "Studio inpaints pictures of at most 16384 pixels a side."),
     }
     assert_refused_without_torch(home, base, cases)

@@ -72,7 +72,7 @@ def test_colour_transfer_strength_and_mask_from_the_command_line(tmp_path):
     assert "Studio post-processed this picture (color); Studio did not make it." in carried.notes
 
     for args, message in (
-            (("--method", "color"), "Colour Transfer: Style picture needs a picture."),
+            (("--method", "color"), "--method color needs its style picture: give --style FILE, a picture file."),
             (("--method", "color", "--style", str(style), "--strength", "2"),
              "Colour Transfer: the strength must be between 0 and 1, not 2."),
             (("--method", "sparkle"), "No post-processor called 'sparkle' is installed and enabled; --method takes "

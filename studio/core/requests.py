@@ -210,7 +210,7 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
         if loras or vae:
             notes.append("LoRAs and the VAE choice apply to Studio's own generator only; they were left out.")
         loras, vae = (), ""
-    loras = _check_loras(tuple(loras))
+    loras = check_loras(tuple(loras))
     hires = _check_hires(request, width, height, notes)
     controls = tuple(request.controls)
     if controls and request.generator != "diffusers":
@@ -223,7 +223,7 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
     return PreparedRequest(prepared, tuple(notes))
 
 
-def _check_loras(loras: tuple[LoraChoice, ...]) -> tuple[LoraChoice, ...]:
+def check_loras(loras: tuple[LoraChoice, ...]) -> tuple[LoraChoice, ...]:
     """Names stripped, weights as floats; one sentence for too many, a bad weight, or a LoRA chosen twice."""
     if len(loras) > MAX_LORAS:
         raise InvalidRequest(f"At most {MAX_LORAS} LoRAs can be applied at once, not {len(loras)}.")

@@ -41,7 +41,7 @@ from studio.engine.device import DeviceInfo, dtype_name, select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.libraries import quiet_imports
 from studio.engine.loader import LoadedModel
-from studio.engine.memory import GIB, gb
+from studio.engine.memory import GIB, gb, job_bytes
 from studio.engine.model_keeping import available_ram
 from studio.engine.schedulers import make_scheduler
 from studio.engine.single_file import config_folder
@@ -157,27 +157,48 @@ def build_pipeline(family: str, tiny: bool, device: DeviceInfo, cache_dir: Path)
     return pipe
 
 
-def check_memory(family: str, tiny: bool, cache_dir: Path, plain: torch.dtype, studio: torch.dtype | None) -> None:
-    """Refuse, with a sentence, a CPU bench whose pipelines would not fit in the free memory (``studio``: the
-    precision of Studio's own copy, None where it shares plain diffusers'), before the system's out-of-memory
-    killer ends the process. Counted on the meta device: nothing is allocated."""
-    meta = build_pipeline(family, tiny, DeviceInfo("meta", torch.device("meta"), torch.float32, "meta"), cache_dir)
-    sizes = [sum(p.numel() for p in part.parameters()) for part in meta.components.values()
-             if isinstance(part, torch.nn.Module)]
-    # Each part is made in float32, then converted: the largest is briefly there in float32 too. Studio's copy
-    # is built first, so its conversion happens before plain diffusers' copy exists. Then the runs' share.
-    total, largest = sum(sizes), max(sizes)
-    studio_bytes = total * studio.itemsize if studio is not None else 0
-    needed = max(studio_bytes + (largest * 4 if studio not in (None, torch.float32) else 0),
-                 studio_bytes + total * plain.itemsize + (largest * 4 if plain != torch.float32 else 0)) + RUNS_BYTES
+def runs_bytes(size: int, tiny: bool, element_size: int) -> int:
+    """The memory the runs take beside the pipelines at ``size`` x ``size``: RUNS_BYTES, measured at 512x512, and
+    past that the growth of one picture's activations (``job_bytes``; the tiny layout's are 1/TINY_DIVISOR as wide).
+    """
+    growth = job_bytes(size, size, element_size) - job_bytes(512, 512, element_size)
+    return RUNS_BYTES + max(0, growth) // (TINY_DIVISOR if tiny else 1)
+
+
+def check_memory(family: str, tiny: bool, cache_dir: Path, plain: torch.dtype, studio: torch.dtype | None,
+                 size: int = 512) -> None:
+    """Refuse, with a sentence, a CPU bench whose pipelines and pictures would not fit in the free memory
+    (``studio``: the precision of Studio's own copy, None where it shares plain diffusers'), before the system's
+    out-of-memory killer ends the process, or torch fails after minutes of building. The pipelines are counted on
+    the meta device (nothing is allocated); the tiny layout's, a few hundred MB, are within RUNS_BYTES."""
+    runs = runs_bytes(size, tiny, max(plain.itemsize, studio.itemsize if studio is not None else 0))
+    total = pipelines = 0
+    if not tiny:
+        meta = build_pipeline(family, tiny, DeviceInfo("meta", torch.device("meta"), torch.float32, "meta"),
+                              cache_dir)
+        sizes = [sum(p.numel() for p in part.parameters()) for part in meta.components.values()
+                 if isinstance(part, torch.nn.Module)]
+        # Each part is made in float32, then converted: the largest is briefly there in float32 too. Studio's copy
+        # is built first, so its conversion happens before plain diffusers' copy exists.
+        total, largest = sum(sizes), max(sizes)
+        studio_bytes = total * studio.itemsize if studio is not None else 0
+        pipelines = max(studio_bytes + (largest * 4 if studio not in (None, torch.float32) else 0),
+                        studio_bytes + total * plain.itemsize + (largest * 4 if plain != torch.float32 else 0))
+    needed = pipelines + runs
     available, _total = available_ram()
-    if needed > available:
-        both = f"plain diffusers' {dtype_name(plain)} copy and Studio's {dtype_name(studio)} one" if studio else \
-            f"one {dtype_name(plain)} copy"
+    if needed <= available:
+        return
+    layout = f"the tiny {family} layout" if tiny else f"the full-size {family}"
+    if tiny or pipelines + RUNS_BYTES <= available:  # the pictures' size is what does not fit
         raise InvalidRequest(
-            f"Timing the full-size {family} on the CPU needs about {gb(needed)} of memory ({both}), and "
-            f"{gb(available)} is free. Run it with --tiny, or with STUDIO_CPU_DTYPE=float32 and plain diffusers in "
-            f"float32 so both sides share one copy ({gb(total * 4 + RUNS_BYTES)}), or on a machine with more memory.")
+            f"Timing {layout} at {size}x{size} on the CPU needs about {gb(needed)} of memory (about {gb(runs)} of "
+            f"it for the pictures' activations), and {gb(available)} is free; a smaller --size needs less.")
+    both = f"plain diffusers' {dtype_name(plain)} copy and Studio's {dtype_name(studio)} one" if studio else \
+        f"one {dtype_name(plain)} copy"
+    raise InvalidRequest(
+        f"Timing the full-size {family} on the CPU needs about {gb(needed)} of memory ({both}), and "
+        f"{gb(available)} is free. Run it with --tiny, or with STUDIO_CPU_DTYPE=float32 and plain diffusers in "
+        f"float32 so both sides share one copy ({gb(total * 4 + runs)}), or on a machine with more memory.")
 
 
 def _tiny(kind: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -261,8 +282,9 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     arch = (f"tiny {config.family} layout (1/{TINY_DIVISOR} of every width; not a real model's speed)" if tiny
             else f"full-size {config.family} architecture")
     separate = studio_device.dtype != plain_device.dtype or lays_out(studio_device)  # plain diffusers' stays as is
-    if device.kind == "cpu" and not tiny:
-        check_memory(config.family, tiny, cache_dir, plain_device.dtype, studio_device.dtype if separate else None)
+    if device.kind == "cpu":
+        check_memory(config.family, tiny, cache_dir, plain_device.dtype, studio_device.dtype if separate else None,
+                     size)
     say(building_line(arch, plain_device, studio_device, separate))
     started = time.perf_counter()
     studio_pipe = None

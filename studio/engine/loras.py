@@ -95,28 +95,36 @@ def _kind(family: str, width: int | None) -> str:
 
 def _check_fits(lora: LoraFile, info: SafetensorsInfo, pipe: Any, model_name: str) -> None:  # noqa: ANN401
     """A LoRA for another family is refused before loading, with both named; diffusers' shape errors say less."""
+    have = getattr(getattr(getattr(pipe, "unet", None), "config", None), "cross_attention_dim", None)
+    if problem := fit_problem(lora, info, have if isinstance(have, int) else 0, model_name):
+        raise ModelError(problem)
+
+
+def fit_problem(lora: LoraFile, info: SafetensorsInfo, width: int, model_name: str) -> str | None:
+    """Why the LoRA cannot be applied to ``model_name``, whose cross-attention is ``width`` wide (0: not known), in a
+    sentence: not a LoRA, a LyCORIS kind Studio does not apply, or made for another family; None when it can. No
+    torch: ``studio generate`` asks it from the files' headers before the engine starts."""
     kind = detect_kind(info, lora.path.name)
     if kind.kind == "unknown":
-        raise ModelError(f"{lora.path.name} is not a LoRA: Studio found no LoRA layers in it.")
+        return f"{lora.path.name} is not a LoRA: Studio found no LoRA layers in it."
     if kind.kind != "lora":
         what = kind.label + (" checkpoint" if kind.kind == "checkpoint" else " file")
-        raise ModelError(f"{lora.path.name} is not a LoRA but {with_article(what)}; pick it where that kind is used.")
+        return f"{lora.path.name} is not a LoRA but {with_article(what)}; pick it where that kind is used."
     if problem := lycoris_problem(kind, lora.path.name):
-        raise ModelError(problem)
-    have = getattr(getattr(getattr(pipe, "unet", None), "config", None), "cross_attention_dim", None)
-    if not isinstance(have, int):
-        return
-    model_family = CONTEXT_FAMILY.get(have, "")
+        return problem
+    if not width:
+        return None
+    model_family = CONTEXT_FAMILY.get(width, "")
     wanted = context_width(info)
     if kind.family and kind.family != model_family:
         made_for = _kind(kind.family, wanted)
-    elif not kind.family and wanted is not None and wanted != have:
+    elif not kind.family and wanted is not None and wanted != width:
         made_for = _kind("", wanted)
     else:
-        return
-    model_kind = _kind(model_family, have)
-    raise ModelError(f"The LoRA {lora.name} was made for {made_for} models and does not fit {model_name}, "
-                     f"which is {with_article(model_kind)} model; choose a LoRA made for {model_kind} models.")
+        return None
+    model_kind = _kind(model_family, width)
+    return (f"The LoRA {lora.name} was made for {made_for} models and does not fit {model_name}, which is "
+            f"{with_article(model_kind)} model; choose a LoRA made for {model_kind} models.")
 
 
 def _load(pipe: Any, lora: LoraFile, adapter: str, model_name: str) -> None:  # noqa: ANN401

@@ -77,12 +77,17 @@ class EventStream:
         return event
 
 
+# Said after why the outputs folder could not keep a picture.
+UNSAVED = "The picture was handed on unsaved: keep it with File → Save, or -o on the command line."
+
+
 class JobService:
     """Owns the engine worker. Create and use it on the asyncio loop's thread."""
 
     def __init__(self, registry: Registry | None, env: GeneratorEnvironment,
                  outputs: OutputStore | None = None, warm_up: bool = True,
-                 history: HistoryStore | None = None, plugins: PluginHost | None = None) -> None:
+                 history: HistoryStore | None = None, plugins: PluginHost | None = None,
+                 unsaved: str = UNSAVED) -> None:
         if registry is None:
             if plugins is None:
                 raise ValueError("JobService needs a registry or a plugin host")
@@ -93,6 +98,7 @@ class JobService:
                                           notify=lambda text: self._emit_threadsafe(EngineStatus(message=text)))
         self._env = env
         self._outputs = outputs
+        self._unsaved = unsaved  # what becomes of a picture the outputs folder could not keep, in the caller's words
         self._history = history
         self._loop: asyncio.AbstractEventLoop | None = None
         self._streams: list[EventStream] = []
@@ -289,8 +295,7 @@ class JobService:
         try:
             return self._outputs.save(image, recipe)
         except StudioError as exc:
-            context.note(f"{exc} The picture was handed on unsaved: keep it with File → Save, or -o on the command "
-                         "line.")
+            context.note(f"{exc} {self._unsaved}")
             return None
 
     def _post_process(self, request: GenerationRequest, image: Image.Image, recipe: Recipe, context: WorkerContext,

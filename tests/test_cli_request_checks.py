@@ -1,0 +1,263 @@
+"""``studio generate``'s request checks that come before the engine starts: each option that could not be used is
+said as bad input (exit 2, one sentence), not run past."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+import pytest
+from PIL import Image
+from test_cli import assert_refused_without_torch, noise_picture
+
+from studio.cli_exit import EXIT_BAD_INPUT
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    return tmp_path / "studio-home"
+
+
+@pytest.mark.parametrize(("device", "sentence"), [
+    ("cuda", "No CUDA GPU is available to PyTorch here; give --device cpu or auto."),
+    ("mps", "Apple's MPS (Metal) is not available to PyTorch here; give --device cpu or auto."),
+])
+def test_a_device_pytorch_does_not_have_is_refused_before_the_job(tiny_model_dir, studio_home, tmp_path,
+                                                                  monkeypatch, capsys, device, sentence):
+    # It ran on the CPU, silently, exit 0, where studio bench --device cuda refused.
+    import torch
+
+    import studio.cli_generate
+    from studio.cli import main
+
+    jobs: list[str] = []
+    monkeypatch.setattr(studio.cli_generate, "run_job", lambda request, env, *args, **kwargs: jobs.append(env.device)
+                        or 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    argv = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", str(tmp_path / "o.png")]
+    assert main([*argv, "--device", device]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err == f"studio: {sentence}\n"
+    assert jobs == []  # the model was never loaded
+    assert main([*argv, "--device", "cpu"]) == 0
+    monkeypatch.setattr(torch.cuda if device == "cuda" else torch.backends.mps, "is_available", lambda: True)
+    assert main([*argv, "--device", device]) == 0  # where PyTorch has it, the job runs there
+    assert jobs == ["cpu", device]
+
+
+def test_an_inpainting_option_with_nothing_to_inpaint_is_refused_before_the_engine_starts(tiny_model_dir, home,
+                                                                                           tmp_path):
+    # Each was ignored: the job ran as image to image (or made a new picture) as if it had not been given.
+    noise_picture(tmp_path / "picture.png")
+    Image.new("L", (96, 72), 255).save(tmp_path / "white.png")
+    base = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", str(tmp_path / "never.png")]
+    pic = ["--init-image", str(tmp_path / "picture.png")]
+    needs = "needs --mask or --outpaint (with --init-image)"
+    assert_refused_without_torch(home, base, {
+        "padding": ([*pic, "--padding", "32"],
+                    f"--padding {needs}: it is how much of the picture around the masked area the model sees."),
+        "fill": ([*pic, "--fill", "noise"], f"--fill {needs}: it says what the masked area starts from."),
+        "feather": ([*pic, "--feather", "3"],
+                    f"--feather {needs}: it softens the mask's edge where the new pixels meet the kept ones."),
+        "masked only": ([*pic, "--masked-only"],
+                        f"--masked-only {needs}: it works on the masked area only, at the model's own size."),
+        "whole picture, no picture": (["--whole-picture"], f"--whole-picture {needs}: it inpaints the masked area "
+                                                           "with the whole picture as the model's canvas."),
+        "padding of the whole picture": ([*pic, "--mask", str(tmp_path / "white.png"), "--whole-picture",
+                                          "--padding", "16"],
+                                         "--padding applies to the masked area only, not --whole-picture: with that "
+                                         "the model sees the whole picture."),
+    })
+
+
+def test_inpainting_options_with_a_mask_or_an_outpaint_are_taken(tiny_model_dir, studio_home, tmp_path):
+    from studio.cli import build_parser
+    from studio.cli_request import build_request
+    from studio.core.inpaint import InpaintOptions
+    from studio.core.settings import load_settings
+
+    noise_picture(tmp_path / "picture.png")
+    Image.new("L", (96, 72), 255).save(tmp_path / "white.png")
+
+    def options(*extra: str) -> InpaintOptions:
+        args = build_parser().parse_args(["generate", "--model", str(tiny_model_dir), "--prompt", "p", "--init-image",
+                                          str(tmp_path / "picture.png"), "-o", str(tmp_path / "o.png"), *extra])
+        return build_request(args, load_settings()).inpaint
+
+    mask = ["--mask", str(tmp_path / "white.png")]
+    assert options(*mask) == InpaintOptions()
+    assert options(*mask, "--padding", "4", "--fill", "noise", "--feather", "2") == \
+        InpaintOptions(padding=4, fill="noise", feather=2.0)
+    assert options("--outpaint", "0,0,16,0", "--whole-picture") == InpaintOptions(masked_only=False)
+
+
+def test_lora_and_vae_files_that_cannot_be_used_are_refused_before_the_engine_starts(tiny_model_dir, home, tmp_path):
+    # They were found only once the engine had loaded the model (exit 1, seconds later), where the same kind of
+    # ControlNet problem, and the same damaged file given as --model, were bad input said at once.
+    import json
+
+    from model_files import write
+    from tiny_loras import lora_state, save_lora, tiny_unet
+
+    from studio.core.errors import ModelError
+    from studio.core.weight_files import check_weights_file
+
+    ink = save_lora(lora_state(tiny_unet(tiny_model_dir)), tmp_path / "ink.safetensors")
+    truncated = tmp_path / "cut.safetensors"
+    truncated.write_bytes(ink.read_bytes()[:-100])
+    with pytest.raises(ModelError) as damaged:
+        check_weights_file(truncated)
+    xl = write(tmp_path / "xl.safetensors", {
+        "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight": (4, 2048),
+        "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k.lora_up.weight": (640, 4)})
+    small = tmp_path / "small-vae"  # a VAE whose latents are 1/4 of the picture's size, not 1/8
+    small.mkdir()
+    (small / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL", "latent_channels": 4,
+                                                   "block_out_channels": [8, 16, 16]}))
+    write(small / "diffusion_pytorch_model.safetensors", {"encoder.conv_in.weight": (8, 3, 3, 3)})
+    wide = write(tmp_path / "wide-vae.safetensors", {  # a single file with wider layers than the model's VAE
+        **{f"encoder.down.{i}.block.0.conv1.weight": (16, 16, 3, 3) for i in range(4)},
+        "encoder.conv_in.weight": (16, 3, 3, 3), "decoder.conv_in.weight": (16, 4, 3, 3)})
+    base = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", str(tmp_path / "never.png")]
+    assert_refused_without_torch(home, base, {
+        "damaged lora": (["--lora", str(truncated)], str(damaged.value)),
+        "lora for sdxl": (["--lora", f"{xl}:0.5"], "The LoRA xl was made for SDXL models and does not fit tiny-sd, "
+                                                   "which is a 32-wide text-embedding model; choose a LoRA made for "
+                                                   "32-wide text-embedding models."),
+        "a vae as lora": (["--lora", str(wide)], "wide-vae.safetensors is not a LoRA but a VAE file; pick it where "
+                                                 "that kind is used."),
+        "damaged vae": (["--vae", str(truncated)], str(damaged.value)),
+        "a lora as vae": (["--vae", str(ink)], "ink.safetensors is not a VAE but a LoRA file; pick it where that "
+                                               "kind is used."),
+        "vae of other latents": (["--vae", str(small)], "The VAE small-vae does not fit tiny-sd: it makes 4-channel "
+                                                        "latents at 1/4 size, and the model works with 4-channel "
+                                                        "latents at 1/8 size."),
+        "vae file of other widths": (["--vae", str(wide)], "The VAE wide-vae does not fit tiny-sd: its layers were "
+                                                           "made for a different kind of model; choose a VAE made for "
+                                                           "this one."),
+    })
+
+
+def test_a_vae_s_shape_is_read_from_its_config_or_its_layers_in_either_layout(tiny_model_dir, tmp_path):
+    from safetensors.torch import load_file, save_file
+    from tiny_loras import build_tiny_vae_folder, ldm_vae_state
+    from tiny_models import build_tiny_sdxl
+
+    from studio.engine.vae_override import VaeShape, shape_problem, vae_shape
+
+    folder = build_tiny_vae_folder(tmp_path / "vae-folder", tiny_model_dir)
+    state = load_file(str(folder / "diffusion_pytorch_model.safetensors"))
+    save_file(state, str(tmp_path / "diffusers-layout.safetensors"))
+    save_file({k: v.contiguous() for k, v in ldm_vae_state(state).items()}, str(tmp_path / "ldm-layout.safetensors"))
+    tiny = VaeShape(latent_channels=4, levels=4, width=8)
+    assert vae_shape(tiny_model_dir) == vae_shape(folder) == tiny
+    assert vae_shape(tmp_path / "diffusers-layout.safetensors") == tiny
+    assert vae_shape(tmp_path / "ldm-layout.safetensors") == tiny
+    assert shape_problem("mine", tiny, vae_shape(build_tiny_sdxl(tmp_path / "xl")), "xl", single_file=True) is None
+
+
+def test_options_a_plugin_generator_does_not_use_are_said(studio_home, tmp_path, monkeypatch, capsys):
+    # --generator procedural --model tiny-sd --steps 5 ran without a word on either, where --lora and --hires got
+    # a "left out" note. A model with another generator is two things that would make the picture: refused, as
+    # --init-image is; the sampling and GPU options it does not take are left out with a note.
+    from types import SimpleNamespace
+
+    import studio.cli_generate
+    from studio.cli import main
+    from studio.plugin_host.registry import GENERATOR, Contribution, builtin_registry
+
+    registry = builtin_registry()
+    registry.add(Contribution(GENERATOR, "quick-gen", "Quick generator", "studio_tp_quick:Generator"))
+    monkeypatch.setattr(studio.cli_generate, "open_host", lambda safe_mode=False: SimpleNamespace(registry=registry))
+    jobs: list[tuple[int, float, str]] = []
+    monkeypatch.setattr(studio.cli_generate, "run_job", lambda request, *args, **kwargs: jobs.append(
+        (request.steps, request.cfg_scale, request.model)) or 0)
+    generate = ["generate", "--generator", "quick-gen", "--prompt", "p", "-o", str(tmp_path / "o.png")]
+    assert main([*generate, "--model", "tiny-sd", "--steps", "5"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err == ("studio: The generator 'quick-gen' makes its pictures without a model; leave "
+                                       "out --model (a model is for Studio's own generator, diffusers).\n")
+    assert main([*generate, "--steps", "5", "--cfg", "3", "--scheduler", "ddim", "--memory", "low"]) == 0
+    assert capsys.readouterr().err == ("note: --steps, --cfg, --scheduler, --memory apply to Studio's own generator "
+                                       "only; they were left out.\n")
+    assert main([*generate, "--speed", "eager"]) == 0
+    assert capsys.readouterr().err == "note: --speed applies to Studio's own generator only; it was left out.\n"
+    assert main(generate) == 0
+    assert capsys.readouterr().err == ""
+    assert len(jobs) == 3
+
+
+def test_the_command_line_says_in_its_own_words_what_the_window_says_in_its(tiny_model_dir, home, tmp_path):
+    """Sentences written for the window ("paint the area", "pick one in the model list", "use masked area only", a
+    form's field name) reached the command line, where there is a file, an option or a step to name instead."""
+    noise_picture(tmp_path / "picture.png")
+    Image.new("L", (96, 72), 0).save(tmp_path / "black.png")
+    Image.new("RGBA", (96, 72), (255, 255, 255, 0)).save(tmp_path / "clear.png")
+    Image.new("RGBA", (96, 72), (0, 0, 0, 255)).save(tmp_path / "opaque-black.png")
+    Image.new("RGB", (4200, 64)).save(tmp_path / "wide.png")
+    never = str(tmp_path / "never.png")
+    pic = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", never, "--init-image",
+           str(tmp_path / "picture.png")]
+    post = ["postprocess", str(tmp_path / "picture.png"), "-o", never]
+    nothing = "it marks nothing to"
+    assert_refused_without_torch(home, [], {
+        "all black": ([*pic, "--mask", str(tmp_path / "black.png")],
+                      f"The mask black.png is all black: {nothing} regenerate (white does)."),
+        "all transparent": ([*pic, "--mask", str(tmp_path / "clear.png")],
+                            f"The mask clear.png is all transparent: {nothing} regenerate (opaque does)."),
+        "opaque black": ([*pic, "--mask", str(tmp_path / "opaque-black.png")],
+                         f"The mask opaque-black.png is all black: {nothing} regenerate (white does)."),
+        "postprocess mask": ([*post, "--method", "color", "--style", str(tmp_path / "picture.png"), "--mask",
+                              str(tmp_path / "black.png")],
+                             f"The mask black.png is all black: {nothing} change (white does)."),
+        "whole picture too large": ([*pic[:-1], str(tmp_path / "wide.png"), "--outpaint", "0,0,8,0",
+                                     "--whole-picture"],
+                                    "The picture would be 4208x64 after outpainting, too large to inpaint with "
+                                    "--whole-picture (at most 4096 pixels a side); leave it out to work on the masked "
+                                    "area only."),
+        "style picture": ([*post, "--method", "color"],
+                          "--method color needs its style picture: give --style FILE, a picture file."),
+        "style picture in the chain": ([*pic[:7], "--post", "histogram"], "--post histogram needs its style "
+                                       "picture: write --post histogram:style=FILE, a picture file."),
+        "restyle model": ([*post, "--method", "restyle"],
+                          "--method restyle needs a Stable Diffusion model to redraw the picture with: give --model "
+                          "NAME, a model folder or file, or a name from studio models list."),
+    })
+
+
+def test_a_restyle_step_after_a_generator_without_a_model_is_told_how_to_give_one(studio_home, tmp_path, monkeypatch,
+                                                                                  capsys):
+    # "Diffusion restyle needs a model: pick one in the model list (or give --model)." came as a note once the
+    # picture was made, and the step was left out; with Studio's generator the step takes the generation's model.
+    from types import SimpleNamespace
+
+    import studio.cli_generate
+    from studio.cli import main
+    from studio.plugin_host.registry import GENERATOR, Contribution, builtin_registry
+
+    registry = builtin_registry()
+    registry.add(Contribution(GENERATOR, "quick-gen", "Quick generator", "studio_tp_quick:Generator"))
+    monkeypatch.setattr(studio.cli_generate, "open_host", lambda safe_mode=False: SimpleNamespace(registry=registry))
+    monkeypatch.setattr(studio.cli_generate, "run_job", lambda *args, **kwargs: 0)
+    generate = ["generate", "--generator", "quick-gen", "--prompt", "p", "-o", str(tmp_path / "o.png")]
+    assert main([*generate, "--post", "restyle"]) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err == ("studio: --post restyle needs a Stable Diffusion model to redraw the picture "
+                                       "with: write --post restyle:model=NAME, a model folder or file, or a name from "
+                                       "studio models list.\n")
+    assert main([*generate, "--post", "restyle:model=tiny-sd"]) == 0
+
+
+def test_a_picture_the_outputs_folder_could_not_keep_is_said_in_the_command_line_s_words(tiny_model_dir, home,
+                                                                                         tmp_path):
+    # The note said "keep it with File → Save, or -o on the command line" where the -o file was written already.
+    from studio_testing import run_studio
+
+    (tmp_path / "a-file").write_text("not a folder")
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "settings.toml").write_text(f'outputs_dir = "{tmp_path / "a-file" / "outputs"}"\n')
+    output = tmp_path / "fox.png"
+    result = run_studio(home, "generate", "--model", str(tiny_model_dir), "--prompt", "a fox", "--steps", "1",
+                        "--size", "64x64", "-o", str(output))
+    assert result.returncode == 0, result.stderr
+    assert output.is_file()
+    (note,) = [line for line in result.stderr.splitlines() if line.startswith("note: The image could not be saved")]
+    assert note.endswith("Not a directory. The -o file is its only copy."), note
