@@ -106,4 +106,5 @@ def _preset_summary(preset: Any) -> str:  # noqa: ANN401 - a GenerationPreset
     g = preset.generation
     source = g.generator if g.generator != "diffusers" else (g.model.rsplit("/", 1)[-1] or "no model")
     chain = " > ".join(s.processor for s in g.post) or "none"
-    return f"{source} · {g.width}×{g.height} · {g.steps} steps, {g.scheduler}, CFG {g.cfg_scale:g}\nPost-processing: {chain}"
+    return (f"{source} · {g.width}×{g.height} · {g.steps} steps, {g.scheduler}, CFG {g.cfg_scale:g}\n"
+            f"Post-processing: {chain}")
