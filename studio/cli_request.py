@@ -158,12 +158,12 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
                                  f"in the library (studio models list; models folder {settings.models_dir}).")
         model = str(resolve_model(args.model, settings.models_dir, settings.extra_model_paths))
         check_model_folder(Path(model))  # headers only: not a model, or a damaged one, is bad input (before torch)
-        check_single_file(Path(model), settings.models_dir)  # one of another size than its configs: the same
         loras, vae, controls, sources = _find_files(check_loras(loras), args.vae or "",
                                                     control_guides(args, generator), settings)
         _check_controlnets_fit(sources, Path(model))
         _check_loras_fit(loras, Path(model), settings)
         _check_vae_fits(vae, Path(model), settings)
+        check_single_file(Path(model), settings.models_dir)  # one of another size than its configs: the same
         if hires is not None and init_image is None:  # one that applies (a note leaves out the others)
             hires = replace(hires, upscaler=_hires_upscaler(hires.upscaler, settings))
         from studio.engine.depth_maps import check_depth_model  # no torch
