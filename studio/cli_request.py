@@ -135,7 +135,6 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
                                  f"in the library (studio models list; models folder {settings.models_dir}).")
         model = str(resolve_model(args.model, settings.models_dir, settings.extra_model_paths))
         check_model_folder(Path(model))  # headers only: not a model, or a damaged one, is bad input (before torch)
-        check_single_file(Path(model), settings.models_dir)  # one of another size than its configs: the same
         loras, vae, controls, sources = _find_files(loras, args.vae or "", control_guides(args, generator), settings)
         _check_controlnets_fit(sources, Path(model))
         if hires is not None and init_image is None:  # one that applies (a note leaves out the others)
@@ -144,6 +143,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
 
         # A missing depth model is said before torch loads, with the command that gets it.
         check_depth_model(settings.models_dir, controls, DOWNLOAD_COMMAND)
+        check_single_file(Path(model), settings.models_dir)  # of another size than its configs: bad input too
     else:
         if init_image is not None:
             raise InvalidRequest(f"The generator {generator!r} does not start from a picture; leave out "
