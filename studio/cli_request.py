@@ -170,6 +170,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
 
         # A missing depth model is said before torch loads, with the command that gets it.
         check_depth_model(settings.models_dir, controls, DOWNLOAD_COMMAND)
+        check_single_file(Path(model), settings.models_dir)  # of another size than its configs: bad input too
     else:
         if init_image is not None:
             raise InvalidRequest(f"The generator {generator!r} does not start from a picture; leave out "
