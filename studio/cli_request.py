@@ -8,6 +8,7 @@ import argparse
 import json
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from studio.core.mask import mask_from_image
 from studio.core.model_library import KIND_FOLDERS, LibraryItem, scan_library
 from studio.core.model_kinds import CONTEXT_FAMILY
 from studio.core.models import check_model_folder, checkpoint_kind, find_weights, resolve_model
+from studio.core.prompt_loras import tag_choices
 from studio.core.requests import (
     MAX_INPAINT_SIDE,
     MAX_SIZE,
@@ -126,7 +128,8 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
     options = InpaintOptions(masked_only=args.masked_only, padding=args.padding, fill=args.fill,
                              feather=args.feather)
     generator = args.generator or "diffusers"
-    loras = tuple(parse_lora(text) for text in args.lora)
+    # The prompt's <lora:…> tags are found as --lora names are; prepare_request takes them out of the prompt.
+    loras = (*(parse_lora(text) for text in args.lora), *tag_choices(args.prompt))
     hires = _hires(args)
     if generator == "diffusers":
         if not args.model:
@@ -244,8 +247,8 @@ def _find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[Control
         sources.append(source if source is not None else find_controlnet(settings.models_dir, name))
         return replace(guide, model=name)
 
-    loras = tuple(replace(c, name=found(c.name.strip(), "lora", find_lora)[0]) if c.name.strip() else c
-                  for c in loras)
+    loras = tuple(replace(c, name=found(c.name.strip(), "lora", partial(find_lora, tag=c.tag))[0])
+                  if c.name.strip() else c for c in loras)
     controls = tuple(with_controlnet(g) if g.model else g for g in controls)
     return loras, found(vae.strip(), "vae", find_vae)[0] if vae.strip() else "", controls, tuple(sources)
 
