@@ -8,6 +8,7 @@ import argparse
 import json
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from studio.core.mask import mask_from_image
 from studio.core.model_library import KIND_FOLDERS, LibraryItem, scan_library
 from studio.core.model_kinds import CONTEXT_FAMILY
 from studio.core.models import check_model_folder, checkpoint_kind, find_weights, resolve_model
+from studio.core.prompt_loras import tag_choices
 from studio.core.requests import (
     MAX_INPAINT_SIDE,
     MAX_SIZE,
@@ -150,7 +152,9 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         raise InvalidRequest(f"The picture {what}, too large to inpaint with --whole-picture (at most {MAX_SIZE} "
                              "pixels a side); leave it out to work on the masked area only.")
     generator = args.generator or "diffusers"
-    loras = tuple(parse_lora(text) for text in args.lora)
+    # The prompt's <lora:…> tags are found as --lora names are; prepare_request takes them out of the prompt.
+    # (Checked here: a tag naming a chosen LoRA is one LoRA, which prepare_request says.)
+    loras = (*check_loras(tuple(parse_lora(text) for text in args.lora)), *tag_choices(args.prompt))
     hires = _hires(args)
     if generator == "diffusers":
         if not args.model:
@@ -158,8 +162,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
                                  f"in the library (studio models list; models folder {settings.models_dir}).")
         model = str(resolve_model(args.model, settings.models_dir, settings.extra_model_paths))
         check_model_folder(Path(model))  # headers only: not a model, or a damaged one, is bad input (before torch)
-        loras, vae, controls, sources = _find_files(check_loras(loras), args.vae or "",
-                                                    control_guides(args, generator), settings)
+        loras, vae, controls, sources = _find_files(loras, args.vae or "", control_guides(args, generator), settings)
         _check_controlnets_fit(sources, Path(model))
         _check_loras_fit(loras, Path(model), settings)
         _check_vae_fits(vae, Path(model), settings)
@@ -170,7 +173,6 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
 
         # A missing depth model is said before torch loads, with the command that gets it.
         check_depth_model(settings.models_dir, controls, DOWNLOAD_COMMAND)
-        check_single_file(Path(model), settings.models_dir)  # of another size than its configs: bad input too
     else:
         if init_image is not None:
             raise InvalidRequest(f"The generator {generator!r} does not start from a picture; leave out "
@@ -329,8 +331,8 @@ def _find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[Control
         sources.append(source if source is not None else find_controlnet(settings.models_dir, name))
         return replace(guide, model=name)
 
-    loras = tuple(replace(c, name=found(c.name.strip(), "lora", find_lora)[0]) if c.name.strip() else c
-                  for c in loras)
+    loras = tuple(replace(c, name=found(c.name.strip(), "lora", partial(find_lora, tag=c.tag))[0])
+                  if c.name.strip() else c for c in loras)
     controls = tuple(with_controlnet(g) if g.model else g for g in controls)
     return loras, found(vae.strip(), "vae", find_vae)[0] if vae.strip() else "", controls, tuple(sources)
 

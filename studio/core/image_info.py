@@ -35,6 +35,7 @@ from studio.core.errors import ImageError
 from studio.core.hires import HiresFix, hires_from_settings
 from studio.core.image_text import PNG_SIGNATURE, read_exif_texts, read_png_texts
 from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe, parse_loras, split_parameters
+from studio.core.prompt_loras import without_tags
 from studio.core.requests import MAX_CFG, MAX_SEED, MAX_SIZE, MAX_STEPS, MIN_SIZE
 from studio.core.sampler_names import missing_scheduler, studio_scheduler
 from studio.core.safe_text import escaped
@@ -386,7 +387,7 @@ def _as_a1111_reads(info: ImageInfo, parameters: str, notes: list[str]) -> Image
     """An A1111-style text read by A1111's own rules (``metadata.split_parameters``), where sd-parsers 0.6 bends
     them: it starts the negative prompt at "Negative prompt:" anywhere in a line, and splits the settings line at
     every comma, in quoted values too (a model "Realistic, Vision V5", an ADetailer prompt with "Seed: 9" in it).
-    LoRAs come from ``Lora hashes`` and the prompt's ``<lora:name:weight>`` tags."""
+    LoRAs come from ``Lora hashes`` and the prompt's ``<lora:name:weight>`` tags, which are taken out of the prompt."""
     try:
         prompt, negative, settings = split_parameters(parameters)
     except ValueError:
@@ -394,6 +395,7 @@ def _as_a1111_reads(info: ImageInfo, parameters: str, notes: list[str]) -> Image
                      "as they could be, and its LoRAs were not.")
         return info
     records = parse_loras(prompt, settings)
+    prompt = without_tags(prompt)  # as A1111 encoded it: its tags come back once, as the LoRAs
     info = replace(info, prompt=prompt or None, negative_prompt=negative or None,
                    loras=tuple((lora.name, lora.weight) for lora in records),
                    lora_hashes=tuple(lora.hash for lora in records))

@@ -7,13 +7,13 @@ A1111's format is what most tools and model sites read, so Studio writes it exac
     Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, Model hash: 0123456789, Model: name
 
 LoRAs are recorded as A1111 records them (``Lora hashes: "name: hash, ..."``) plus ``Lora weights``, since
-Studio does not put ``<lora:name:weight>`` tags in the prompt where A1111 keeps the weights.
+Studio records the prompt as the model encoded it, without the ``<lora:name:weight>`` tags where A1111 keeps the
+weights. Another tool's text is read the same way: its prompt's tags become the recipe's LoRAs, out of its prompt.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
@@ -27,8 +27,6 @@ STUDIO_CHUNK = "studio"
 PARAMETERS_CHUNK = "parameters"
 RECIPE_CHUNKS = (PARAMETERS_CHUNK, STUDIO_CHUNK)  # the PNG text chunks a recipe is written in
 RECIPE_FORMAT = 1
-# A1111's prompt syntax: <lora:name>, <lora:name:weight> or <lora:name:text-encoder weight:unet weight>.
-_LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([^:>]*))?(?::[^>]*)?>")
 
 
 @dataclass(frozen=True)
@@ -160,13 +158,15 @@ class Recipe:
     @classmethod
     def from_parameters(cls, text: str) -> Recipe:
         """Read A1111 ``parameters`` text (Studio's own, or another tool's with the same layout)."""
+        from studio.core.prompt_loras import without_tags  # it imports requests, which imports this module
+
         prompt, negative, settings = split_parameters(text)
         width, _, height = settings.get("Size", "0x0").partition("x")
         strength = settings.get("Denoising strength")
         hires = hires_from_settings(settings)
         blur, padding = settings.get("Mask blur"), settings.get("Masked area padding")
         recipe = cls(
-            prompt=prompt,
+            prompt=without_tags(prompt),  # as A1111 encoded it; its tags are the LoRAs
             negative_prompt=negative,
             steps=int(settings.get("Steps", 0)),
             sampler=settings.get("Sampler", ""),
@@ -193,13 +193,15 @@ class Recipe:
 
 def parse_loras(prompt: str, settings: Mapping[str, str]) -> tuple[LoraRecord, ...]:
     """The LoRAs of an A1111-style text: names and hashes from ``Lora hashes``, weights from ``Lora weights``
-    (Studio) or the prompt's ``<lora:name:weight>`` tags (A1111), in the order they first appear."""
+    (Studio) or the prompt's ``<lora:name:weight>`` tags (A1111; the UNet weight, which Studio applies), in the
+    order they first appear. A weight that is not a number is read as 1."""
+    from studio.core.prompt_loras import read_tags  # it imports requests, which imports this module
+
     hashes = _pairs(settings.get("Lora hashes", ""))
     weights = {name: finite_or(value, 1.0) for name, value in _pairs(settings.get("Lora weights", "")).items()}
-    for match in _LORA_TAG.finditer(prompt):
-        name = match.group(1).strip()
-        weights.setdefault(name, finite_or(match.group(2) or "1", 1.0))
-        hashes.setdefault(name, "")
+    for tag in read_tags(prompt):
+        weights.setdefault(tag.name, finite_or(tag.weight_text, 1.0))
+        hashes.setdefault(tag.name, "")
     for name in weights:
         hashes.setdefault(name, "")
     return tuple(LoraRecord(name, value, weights.get(name, 1.0)) for name, value in hashes.items() if name)

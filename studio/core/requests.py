@@ -51,6 +51,7 @@ class LoraChoice:
 
     name: str
     weight: float = 1.0
+    tag: str = field(default="", compare=False)  # the prompt's <lora:…> tag it came from; "" when chosen
 
 
 @dataclass(frozen=True)
@@ -205,11 +206,16 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
         width = _round_size("width", request.width, notes)
         height = _round_size("height", request.height, notes)
     seed = request.seed if request.seed >= 0 else random.randint(0, MAX_SEED)
-    loras, vae = request.loras, str(request.vae or "").strip()
+    from studio.core.prompt_loras import take_lora_tags  # it imports this module
+
+    # A1111's <lora:name:weight> tags: out of the text the model encodes, into the job's LoRAs.
+    prompt, loras, lora_notes = take_lora_tags(request.prompt, request.negative_prompt, request.loras)
+    vae = str(request.vae or "").strip()
     if request.generator != "diffusers":
         if loras or vae:
             notes.append("LoRAs and the VAE choice apply to Studio's own generator only; they were left out.")
-        loras, vae = (), ""
+        loras, vae, lora_notes = (), "", []
+    notes += lora_notes
     loras = check_loras(tuple(loras))
     hires = _check_hires(request, width, height, notes)
     controls = tuple(request.controls)
@@ -218,7 +224,7 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
         controls = ()
     check_guides(controls)
     prepared = replace(request, width=width, height=height, seed=seed, scheduler=scheduler,
-                       prompt=request.prompt.strip(), negative_prompt=request.negative_prompt.strip(), mask=mask,
+                       prompt=prompt.strip(), negative_prompt=request.negative_prompt.strip(), mask=mask,
                        loras=loras, vae=vae, hires=hires, controls=controls)
     return PreparedRequest(prepared, tuple(notes))
 
@@ -243,7 +249,7 @@ def check_loras(loras: tuple[LoraChoice, ...]) -> tuple[LoraChoice, ...]:
         if key in seen:
             raise InvalidRequest(f"The LoRA {name} is chosen twice; keep it once, with one weight.")
         seen.add(key)
-        checked.append(LoraChoice(name, float(weight)))
+        checked.append(replace(choice, name=name, weight=float(weight)))
     return tuple(checked)
 
 

@@ -48,14 +48,16 @@ class LoraFile(NamedTuple):
     weight: float
 
 
-def find_lora(models_root: Path, name: str) -> Path:
-    """``<models>/loras/<name>.safetensors``, else a .safetensors file at ``name``; ModelError naming both."""
+def find_lora(models_root: Path, name: str, tag: str = "") -> Path:
+    """``<models>/loras/<name>.safetensors``, else a .safetensors file at ``name``; ModelError naming both (and
+    ``tag``, the prompt's ``<lora:…>`` tag that named it, if one did)."""
     folder = models_root / LORA_FOLDER
     path = find_weights(folder, name)
     if path is None:
         stem = name.removesuffix(SAFE_SUFFIX)
-        raise ModelError(f"No LoRA named {name!r} was found: Studio looked for {folder / (stem + SAFE_SUFFIX)} "
-                         f"and for a file at {Path(name).expanduser()}.")
+        named = f" (the prompt's {tag})" if tag else ""
+        raise ModelError(f"No LoRA named {name!r}{named} was found: Studio looked for "
+                         f"{folder / (stem + SAFE_SUFFIX)} and for a file at {Path(name).expanduser()}.")
     if path.suffix.lower() != SAFE_SUFFIX:  # diffusers picks its reader by the file's name
         check_weights_file(path)  # a picture or a pickle is refused as what it is, before any renaming advice
         raise ModelError(f"The LoRA file {path.name} must be named .safetensors for Studio to load "
@@ -73,7 +75,7 @@ def resolve_loras(models_root: Path, choices: Sequence[LoraChoice]) -> list[Lora
     """The files of the chosen LoRAs, each named as it will be recorded (its name in the folder, or its file's stem)."""
     files: list[LoraFile] = []
     for choice in choices:
-        path = find_lora(models_root, choice.name)
+        path = find_lora(models_root, choice.name, choice.tag)
         name = recorded_name(models_root / LORA_FOLDER, path)
         if any(f.path.resolve() == path.resolve() for f in files):
             raise InvalidRequest(f"The LoRA file {path.name} is chosen twice; keep it once, with one weight.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -14,7 +16,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.core.errors import InvalidRequest
 from studio.core.model_library import LibraryItem
+from studio.core.prompt_loras import describe, tag_choices, tag_name
 from studio.core.requests import MAX_LORA_WEIGHT, MAX_LORAS, LoraChoice
 from studio.ui.theme import icon
 
@@ -51,6 +55,13 @@ class LoraBox(QWidget):
         self.rows_layout = QVBoxLayout()
         self.rows_layout.setSpacing(2)
         layout.addLayout(self.rows_layout)
+        self._prompt = ""
+        self.tagged_label = QLabel()  # the LoRAs the prompt's <lora:name:weight> tags add
+        self.tagged_label.setObjectName("hintLabel")
+        self.tagged_label.setWordWrap(True)
+        self.tagged_label.hide()
+        layout.addWidget(self.tagged_label)
+        self.changed.connect(self._show_tagged)
         vae_row = QHBoxLayout()
         vae_label = QLabel("VAE")
         vae_label.setObjectName("fieldLabel")
@@ -76,6 +87,7 @@ class LoraBox(QWidget):
             self.vae_combo.setItemData(self.vae_combo.count() - 1, str(item.path), 3)  # tooltip role
         self._select_vae(current)
         self.vae_combo.blockSignals(False)
+        self._show_tagged()
 
     def _fill_menu(self) -> None:
         self.add_menu.clear()
@@ -123,6 +135,30 @@ class LoraBox(QWidget):
     def choices(self) -> tuple[LoraChoice, ...]:
         return tuple(LoraChoice(name, spin.value()) for name, spin, _ in self._rows)
 
+    def with_prompt_tags(self, prompt: str) -> tuple[LoraChoice, ...]:
+        """The list's LoRAs, then those of the prompt's tags, found in the library as the list's are (by name,
+        in the models folder or a linked one); InvalidRequest for a tag with a bad weight."""
+        tagged = tag_choices(prompt)
+        return (*self.choices(), *(replace(choice, name=self.library_path(choice.name)) for choice in tagged))
+
+    def show_prompt_tags(self, prompt: str) -> None:
+        """Under the list: what the prompt's tags will add to it, or what is wrong with a tag."""
+        self._prompt = prompt
+        self._show_tagged()
+
+    def _show_tagged(self) -> None:
+        try:
+            tagged = tag_choices(self._prompt)
+        except InvalidRequest as exc:
+            text = str(exc)
+        else:
+            listed = {name.casefold() for name, _, _ in self._rows}
+            parts = [f"{tag_name(c)} (the list's weight applies)" if self.library_path(c.name).casefold() in listed
+                     else describe([c]) for c in tagged]
+            text = f"From the prompt: {', '.join(parts)}" if parts else ""
+        self.tagged_label.setText(text)
+        self.tagged_label.setVisible(bool(text))
+
     def vae(self) -> str:
         return self.vae_combo.currentData() or ""
 
@@ -131,10 +167,10 @@ class LoraBox(QWidget):
             self.remove(name)
         for entry in loras:
             name, weight = (entry.name, entry.weight) if isinstance(entry, LoraChoice) else entry
-            self.add(self._library_path(name), weight)
+            self.add(self.library_path(name), weight)
         self._select_vae(vae)
 
-    def _library_path(self, name: str) -> str:
+    def library_path(self, name: str) -> str:
         """A recorded name ("ink", "ink.safetensors") as the library's file, when it has one of that name."""
         for item in self._loras:
             if name in (item.name, item.path.name, str(item.path)):

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QHBoxLayout, QPushButton, QScrollArea, QVBoxLayout
 from studio.core.hires import HiresFix
 from studio.core.inpaint import InpaintOptions
 from studio.core.models import ModelEntry
+from studio.core.prompt_loras import without_tags
 from studio.core.requests import MAX_SEED, SCHEDULER_NAMES, GenerationRequest
 from studio.core.settings import GenerationDefaults, PromptStyle
 from studio.plugin_host.registry import Contribution
@@ -82,7 +83,7 @@ class PromptPanel(QWidget):
         layout.addSpacing(6)
         self.styles_button = StylesButton()
         self.prompt_edit = PromptEdit()
-        self.prompt_tokens = TokenCounter(self.prompt_edit)
+        self.prompt_tokens = TokenCounter(self.prompt_edit, without_tags)
         layout.addLayout(_header("Prompt", self.prompt_tokens, self.styles_button))
         self.prompt_edit.setPlaceholderText("Describe the picture… (Ctrl+Enter to generate)")
         emphasis = ("(words:1.3) weighs words more, [words] less; Ctrl+Up / Ctrl+Down change the weight of the "
@@ -180,6 +181,7 @@ class PromptPanel(QWidget):
         self.styles_button.embedding_chosen.connect(lambda name: self._words_go_to.insert_word(name))
         self.model_picker.browse_requested.connect(self.browse_model_requested)
         self.model_picker.refresh_requested.connect(self.refresh_models_requested)
+        self.prompt_edit.textChanged.connect(lambda: self.lora_box.show_prompt_tags(self.prompt_edit.toPlainText()))
         for signal in (self.prompt_edit.textChanged, self.model_combo.currentIndexChanged,
                        self.use_canvas_check.toggled):
             signal.connect(self.clear_error)

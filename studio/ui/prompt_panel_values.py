@@ -43,6 +43,9 @@ def build_request(panel: PromptPanel, canvas_image: Image.Image | None,
                              "above).")
     init_image = None
     controls = panel.control_box.guides()  # a guide that cannot be used is said before anything is queued
+    # The prompt's <lora:name:weight> tags with their files found as the list's are (prepare_request takes them out
+    # of the prompt); a tag with a bad weight is said here.
+    loras = panel.lora_box.with_prompt_tags(panel.prompt_edit.toPlainText())
     if mask is not None:
         if canvas_image is None:
             raise InvalidRequest("There is no picture to inpaint; open or generate one first.")
@@ -52,8 +55,7 @@ def build_request(panel: PromptPanel, canvas_image: Image.Image | None,
             height=canvas_image.height, steps=panel.steps_spin.value(), cfg_scale=panel.cfg_spin.value(),
             seed=seed, scheduler=panel.scheduler_combo.currentText(), batch_count=panel.batch_spin.value(),
             init_image=canvas_image, mask=mask, strength=panel.strength_spin.value(),
-            inpaint=panel.inpaint_box.options(), loras=panel.lora_box.choices(), vae=panel.lora_box.vae(),
-            controls=controls,
+            inpaint=panel.inpaint_box.options(), loras=loras, vae=panel.lora_box.vae(), controls=controls,
         )
     if panel.use_canvas_check.isChecked():
         if canvas_image is None:
@@ -64,7 +66,7 @@ def build_request(panel: PromptPanel, canvas_image: Image.Image | None,
         negative_prompt=panel.negative_edit.toPlainText(), width=panel.width_spin.value(),
         height=panel.height_spin.value(), steps=panel.steps_spin.value(), cfg_scale=panel.cfg_spin.value(),
         seed=seed, scheduler=panel.scheduler_combo.currentText(), batch_count=panel.batch_spin.value(),
-        init_image=init_image, strength=panel.strength_spin.value(), loras=panel.lora_box.choices(),
+        init_image=init_image, strength=panel.strength_spin.value(), loras=loras,
         vae=panel.lora_box.vae(), hires=panel.hires_box.hires() if init_image is None else None, controls=controls,
     )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Callable
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import QLabel, QPlainTextEdit
@@ -42,13 +43,15 @@ def _count_relay() -> _CountRelay:
 
 
 class TokenCounter(QLabel):
-    def __init__(self, edit: QPlainTextEdit) -> None:
+    def __init__(self, edit: QPlainTextEdit, encoded: Callable[[str], str] = str) -> None:
+        """``encoded``: the part of the box's text the text encoder reads (the prompt's without its LoRA tags)."""
         super().__init__(f"0/{CHUNK}")
         self.setObjectName("hintLabel")
         self.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.setToolTip(f"Tokens the text encoder reads (emphasis brackets and weights are not counted). Past "
                         f"{CHUNK}, the prompt is read whole, in parts of {CHUNK}.")
         self._edit = edit
+        self._encoded = encoded
         self._asked = 0
         self._relay = _count_relay()
         self._timer = QTimer(self)
@@ -59,7 +62,7 @@ class TokenCounter(QLabel):
 
     def _count(self) -> None:
         self._asked += 1
-        asked, text, relay, me = self._asked, self._edit.toPlainText(), self._relay, weakref.ref(self)
+        asked, text, relay, me = self._asked, self._encoded(self._edit.toPlainText()), self._relay, weakref.ref(self)
         # The first count reads CLIP's merges (about 30 ms): never on this thread.
         threading.Thread(target=lambda: relay.counted.emit(me, asked, *count_tokens(text)), name="token-count",
                          daemon=True).start()

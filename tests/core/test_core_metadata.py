@@ -216,10 +216,11 @@ def test_reads_a1111_loras_from_the_prompt_tags_and_the_hash_list():
             'Model: dreamshaper, VAE hash: 735e4c3a44, VAE: vae-ft-mse-840000-ema-pruned.safetensors, '
             'Lora hashes: "detail: abcdef0123, ink: 1111111111", Version: v1.10.1')
     recipe = Recipe.from_parameters(text)
+    # <lora:blocks:0.5:0.7>: A1111's text-encoder and UNet weights; Studio applies one, the UNet's.
     assert recipe.loras == (LoraRecord("detail", "abcdef0123", 0.6), LoraRecord("ink", "1111111111", 1.0),
-                            LoraRecord("blocks", "", 0.5))
+                            LoraRecord("blocks", "", 0.7))
     assert (recipe.vae_name, recipe.vae_hash) == ("vae-ft-mse-840000-ema-pruned.safetensors", "735e4c3a44")
-    assert recipe.prompt.startswith("a fox <lora:detail:0.6>")  # A1111's prompt is kept as it was written
+    assert recipe.prompt == "a fox, snow"  # as A1111 encoded it: the tags are the LoRAs, given back once
     assert parse_loras("<lora:x:oops>", {}) == (LoraRecord("x", "", 1.0),)
 
 

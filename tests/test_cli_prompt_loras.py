@@ -1,0 +1,89 @@
+"""``studio generate --prompt "<lora:ink:0.8> …"``: A1111's LoRA tags, applied as ``--lora`` applies a LoRA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from studio_testing import run_studio
+from test_cli import assert_refused_without_torch, parameters_of
+
+from studio.core.hashing import lora_hash
+from studio.core.images import read_recipe
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    return tmp_path / "studio-home"
+
+
+def pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as picture:
+        return np.asarray(picture.convert("RGB"), dtype=np.int16)
+
+
+def test_a_prompt_s_lora_tag_makes_the_picture_the_lora_option_makes(tiny_model_dir, home, tmp_path):
+    """The tag's LoRA is found by name as --lora's is (here in a linked A1111 folder), applied at the tag's weight,
+    and the tag is not encoded as words; the picture records the prompt as encoded, so a rerun makes it again."""
+    from tiny_loras import lora_state, save_lora, tiny_unet
+
+    a1111 = tmp_path / "stable-diffusion-webui"
+    lora = save_lora(lora_state(tiny_unet(tiny_model_dir)), a1111 / "models" / "Lora" / "ink.safetensors")
+    (a1111 / "models" / "Stable-diffusion").mkdir()
+    assert run_studio(home, "models", "link", str(a1111)).returncode == 0
+    base = ["generate", "--model", str(tiny_model_dir), "--seed", "3", "--steps", "2", "--size", "64x64"]
+    out = {name: tmp_path / f"{name}.png" for name in ("tagged", "chosen", "plain", "again")}
+
+    tagged = run_studio(home, *base, "--prompt", "<lora:ink:0.8> a fox", "-o", str(out["tagged"]))
+    assert tagged.returncode == 0, tagged.stderr
+    assert "note: LoRAs from the prompt: ink (0.8).\n" in tagged.stderr
+    for args, name in ((["--lora", "ink:0.8"], "chosen"), ([], "plain")):
+        done = run_studio(home, *base, "--prompt", "a fox", *args, "-o", str(out[name]))
+        assert done.returncode == 0, done.stderr
+    assert np.array_equal(pixels(out["tagged"]), pixels(out["chosen"]))
+    assert np.abs(pixels(out["tagged"]) - pixels(out["plain"])).max() > 8  # the LoRA changed the picture
+
+    recipe = read_recipe(out["tagged"])
+    assert recipe.prompt == "a fox"  # as encoded; the tag is the recipe's LoRA
+    assert [(r.name, r.hash, r.weight) for r in recipe.loras] == [("ink", lora_hash(lora), 0.8)]
+    text = parameters_of(out["tagged"])  # the A1111 text says the same, and gives the LoRA back once
+    assert (text.prompt, text.loras) == (recipe.prompt, recipe.loras)
+
+    again = run_studio(home, "history", "rerun", "1", "-o", str(out["again"]))
+    assert again.returncode == 0, again.stderr
+    assert np.array_equal(pixels(out["again"]), pixels(out["tagged"]))
+
+
+def test_a_tag_and_the_same_lora_option_make_one_lora_at_the_option_s_weight(tiny_model_dir, home, tmp_path):
+    from tiny_loras import lora_state, save_lora, tiny_unet
+
+    lora = save_lora(lora_state(tiny_unet(tiny_model_dir)), home / "data" / "models" / "loras" / "ink.safetensors")
+    done = run_studio(home, "generate", "--model", str(tiny_model_dir), "--seed", "3", "--steps", "1", "--size",
+                      "64x64", "--prompt", "a fox, <lora:ink:0.8>", "--lora", "ink:0.5", "-o", str(tmp_path / "f.png"))
+    assert done.returncode == 0, done.stderr
+    assert ("note: The LoRA ink is chosen at 0.5 and tagged in the prompt as <lora:ink:0.8>; it is applied once, at "
+            "the chosen 0.5.") in done.stderr
+    recipe = read_recipe(tmp_path / "f.png")
+    assert recipe.prompt == "a fox"
+    assert [(r.name, r.hash, r.weight) for r in recipe.loras] == [("ink", lora_hash(lora), 0.5)]
+
+
+def test_a_bad_tag_exits_2_with_one_sentence_before_loading_torch(tiny_model_dir, home, tmp_path):
+    models = (home / "data" / "models").resolve()
+    (models / "loras").mkdir(parents=True)
+    (models / "loras" / "detail.safetensors").write_bytes(b"never read: the request is refused first")
+    base = ["generate", "--model", str(tiny_model_dir), "-o", str(tmp_path / "never.png")]
+    cases = {
+        "unknown name": (["--prompt", "a fox <lora:nowhere:0.5>"],
+                         "No LoRA named 'nowhere' (the prompt's <lora:nowhere:0.5>) was found: Studio looked for "
+                         f"{models / 'loras' / 'nowhere.safetensors'} and for a file at nowhere."),
+        "weight not a number": (["--prompt", "<lora:detail:heavy> a fox"],
+                                "The tag <lora:detail:heavy> in the prompt has the weight 'heavy', which is not a "
+                                "number; write <lora:NAME:WEIGHT>, e.g. <lora:detail:0.8>."),
+        "tagged twice": (["--prompt", " ".join(f"<lora:detail:{i / 10}>" for i in range(2)) + " fox"],
+                     "The prompt tags the LoRA detail twice, as <lora:detail:0.0> and <lora:detail:0.1>; keep one "
+                     "tag, with one weight."),
+    }
+    assert_refused_without_torch(home, base, cases)
