@@ -28,7 +28,7 @@ from studio.core.mask import mask_from_image
 from studio.core.model_library import KIND_FOLDERS, LibraryItem, scan_library
 from studio.core.model_kinds import CONTEXT_FAMILY
 from studio.core.models import check_model_folder, checkpoint_kind, find_weights, resolve_model
-from studio.core.prompt_loras import tag_choices
+from studio.core.prompt_loras import tag_choices, take_lora_tags
 from studio.core.requests import (
     MAX_INPAINT_SIDE,
     MAX_SIZE,
@@ -164,7 +164,8 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         check_model_folder(Path(model))  # headers only: not a model, or a damaged one, is bad input (before torch)
         loras, vae, controls, sources = _find_files(loras, args.vae or "", control_guides(args, generator), settings)
         _check_controlnets_fit(sources, Path(model))
-        _check_loras_fit(loras, Path(model), settings)
+        # As the job will have them: a tag naming a chosen LoRA is that one (a bad tag is said here, before torch).
+        _check_loras_fit(take_lora_tags(args.prompt, args.negative or "", loras)[1], Path(model), settings)
         _check_vae_fits(vae, Path(model), settings)
         check_single_file(Path(model), settings.models_dir)  # one of another size than its configs: the same
         if hires is not None and init_image is None:  # one that applies (a note leaves out the others)
