@@ -78,23 +78,25 @@ def run_job(request: GenerationRequest | PostProcessRequest, env: GeneratorEnvir
 async def _generate(request: GenerationRequest | PostProcessRequest, env: GeneratorEnvironment, outputs: list[Path],
                     output_store: OutputStore | None = None, history: HistoryStore | None = None,
                     plugins: PluginHost | None = None, other_text: dict[str, str] | None = None,
-                    outcome: JobOutcome | None = None) -> int:
+                    outcome: JobOutcome | None = None, overwrite: bool = False) -> int:
     """Run one request; each image goes to outputs[i] (and, with output_store, to the outputs folder
     first, where the history rows point). ``other_text``: other tools' PNG text to carry over. ``outcome``
     follows what was written, and gets the exit status once the job's end is said, before the engine shuts
-    down."""
-    from tqdm import tqdm
-
+    down. ``overwrite``: an output file that exists may be replaced (the command checked which may, before the
+    job); without it, one that appeared while the job ran is left as it is."""
     service = JobService(None if plugins else builtin_registry(), env, outputs=output_store, warm_up=False,
                          history=history, plugins=plugins)
     service.start()
+    from tqdm import tqdm
+
     bar = tqdm(total=getattr(request, "steps", 1) * request.batch_count, unit="step", file=sys.stderr,
                dynamic_ncols=True,
                bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
     bar.set_description("Starting the engine")
     outcome = JobOutcome(asked=request.batch_count) if outcome is None else outcome
+    view = _JobView(request, outputs, bar, other_text, outcome, overwrite)
     try:
-        code = await _follow(service, request, _JobView(request, outputs, bar, other_text, outcome))
+        code = await _follow(service, request, view)
         outcome.code = code
         return code
     finally:
@@ -139,12 +141,13 @@ class _JobView:
     the job's end said."""
 
     def __init__(self, request: GenerationRequest | PostProcessRequest, outputs: list[Path], bar: tqdm,
-                 other_text: dict[str, str] | None, outcome: JobOutcome) -> None:
+                 other_text: dict[str, str] | None, outcome: JobOutcome, overwrite: bool = False) -> None:
         self.request = request
         self.outputs = outputs
         self.bar = bar
         self.other_text = other_text
         self.outcome = outcome
+        self.overwrite = overwrite
         self.rate = StepRate()  # tqdm's own rate would count the model load as steps
         self.unsaved: dict[int, str] = {}  # index: why the picture could not be written where asked
         self.handled: set[int] = set()
@@ -194,7 +197,10 @@ class _JobView:
             return  # plugin's), and each once
         self.handled.add(index)
         try:
-            save_image(output.image, self.outputs[index], output.recipe, other_text=self.other_text)
+            save_image(output.image, self.outputs[index], output.recipe, exclusive=not self.overwrite,
+                       other_text=self.other_text)
+        except FileExistsError:  # checked free before the job: something else wrote there meanwhile
+            self.unsaved[index] = "a file of that name appeared while the job ran, and was left as it is"
         except (StudioError, OSError) as exc:  # the folder went away or filled up meanwhile
             self.unsaved[index] = str(exc) if isinstance(exc, StudioError) else os_reason(exc)
         else:
