@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from studio.cli_exit import EXIT_BAD_INPUT
@@ -18,11 +18,25 @@ from studio.cli_request import build_request, read_mask
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import StudioError
 from studio.core.images import open_image
+from studio.core.parameters import ImageParam, check_picture_file
 from studio.core.paths import studio_paths
 from studio.core.requests import MAX_BATCH_COUNT, GenerationRequest, PostProcessRequest, PostStep, prepare_request
 from studio.core.settings import load_settings
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Registry
 from studio.services.outputs import OutputStore
+
+
+def check_post_pictures(steps: Iterable[PostStep], registry: Registry) -> None:
+    """Each chain step's picture files are there and may be read, before the job starts (the job would leave a step
+    whose picture is gone out of every picture, with a note), said as ``studio postprocess`` says it."""
+    for step in steps:
+        if not registry.has(POSTPROCESSOR, step.processor):  # refused for that, with the ones there are
+            continue
+        contribution = registry.get(POSTPROCESSOR, step.processor)
+        for param in contribution.parameters:
+            value = step.params.get(param.name)
+            if isinstance(param, ImageParam) and isinstance(value, str):
+                check_picture_file(param, value, contribution.title)
 
 
 def generate_reads(args: argparse.Namespace, steps: Sequence[PostStep], registry: Registry) -> list[tuple[str, Path]]:
@@ -52,6 +66,7 @@ def run_generate(args: argparse.Namespace) -> int:
     # Before the request is built: building it may run a guide's preprocessor (a depth map) on the CPU.
     steps = [parse_post_step(text) for text in args.post]
     check_post_processors([step.processor for step in steps], plugins.registry, "--post")
+    check_post_pictures(steps, plugins.registry)
     # All a batch's names at once (one out of range is refused with the request, just after).
     outputs = output_paths(args.output, args.batch_count if 1 <= args.batch_count <= MAX_BATCH_COUNT else 1)
     check_outputs(outputs, overwrite=args.overwrite, reads=generate_reads(args, steps, plugins.registry),
@@ -98,6 +113,7 @@ def run_postprocess(args: argparse.Namespace) -> int:
     plugins = open_host(safe_mode=args.safe_mode)
     check_post_processors([args.method], plugins.registry, "--method")
     params = collect_params(args)
+    check_post_pictures([PostStep(args.method, params)], plugins.registry)
     reads = [("the picture to process", args.input), *((("the --mask picture", args.mask),) if args.mask else ()),
              *((f"the picture given to {param.flag}", path)
                for param, path in param_pictures(params, plugins.registry, POSTPROCESSOR, args.method))]

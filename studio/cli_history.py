@@ -200,11 +200,12 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    from studio.cli_generate import say_if_compile_does_nothing
+    from studio.cli_generate import check_post_pictures, say_if_compile_does_nothing
     from studio.cli_job import run_job
     from studio.cli_outputs import check_output, check_outputs
     from studio.cli_plugins import open_host
     from studio.core.environment import GeneratorEnvironment
+    from studio.core.parameters import MissingPicture
     from studio.core.paths import studio_paths
     from studio.core.requests import prepare_request
     from studio.core.settings import load_settings
@@ -222,6 +223,10 @@ def _rerun(args: argparse.Namespace) -> int:
     settings = load_settings(paths)
     request = request_for_entry(entry, settings)
     plugins = open_host(safe_mode=args.safe_mode)
+    try:  # a rerun without one of its steps would not make the entry's picture again
+        check_post_pictures(request.post, plugins.registry)
+    except MissingPicture as exc:
+        raise InvalidRequest(f"{exc} Put it back there to run entry {entry.id} again.") from None
     check_outputs([args.output], overwrite=args.overwrite, reads=_pictures_read(entry, request, plugins.registry),
                   outputs_dir=settings.outputs_dir, history=store)
     prepared = prepare_request(request)

@@ -29,7 +29,7 @@ from studio.core.events import (
 from studio.core.images import save_image
 from studio.core.requests import GenerationRequest, PostProcessRequest
 from studio.plugin_host.host import PluginHost
-from studio.plugin_host.registry import builtin_registry
+from studio.plugin_host.registry import POSTPROCESSOR, Registry, builtin_registry
 from studio.services.history_store import HistoryStore
 from studio.services.jobs import JobService
 from studio.services.outputs import OutputStore
@@ -84,7 +84,8 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
     follows what was written, and gets the exit status once the job's end is said, before the engine shuts
     down. ``overwrite``: an output file that exists may be replaced (the command checked which may, before the
     job); without it, one that appeared while the job ran is left as it is."""
-    service = JobService(None if plugins else builtin_registry(), env, outputs=output_store, warm_up=False,
+    registry = plugins.registry if plugins else builtin_registry()
+    service = JobService(None if plugins else registry, env, outputs=output_store, warm_up=False,
                          history=history, plugins=plugins)
     service.start()
     from tqdm import tqdm
@@ -94,7 +95,7 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
                bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}{postfix}]")
     bar.set_description("Starting the engine")
     outcome = JobOutcome(asked=request.batch_count) if outcome is None else outcome
-    view = _JobView(request, outputs, bar, other_text, outcome, overwrite)
+    view = _JobView(request, outputs, bar, other_text, outcome, registry, overwrite)
     try:
         code = await _follow(service, request, view)
         outcome.code = code
@@ -141,12 +142,14 @@ class _JobView:
     the job's end said."""
 
     def __init__(self, request: GenerationRequest | PostProcessRequest, outputs: list[Path], bar: tqdm,
-                 other_text: dict[str, str] | None, outcome: JobOutcome, overwrite: bool = False) -> None:
+                 other_text: dict[str, str] | None, outcome: JobOutcome, registry: Registry,
+                 overwrite: bool = False) -> None:
         self.request = request
         self.outputs = outputs
         self.bar = bar
         self.other_text = other_text
         self.outcome = outcome
+        self.registry = registry
         self.overwrite = overwrite
         self.rate = StepRate()  # tqdm's own rate would count the model load as steps
         self.unsaved: dict[int, str] = {}  # index: why the picture could not be written where asked
@@ -232,7 +235,24 @@ class _JobView:
             print(f"studio: the generator {getattr(self.request, 'generator', '')!r} {made}.", file=sys.stderr)
             return EXIT_FAILED
         print(f"Done in {format_seconds(event.elapsed)}.", file=sys.stderr)
-        return EXIT_FAILED if self.unsaved else 0
+        left_out = self._steps_left_out(event.outputs)
+        for steps, paths in left_out.items():
+            titles = and_list([self.registry.title(POSTPROCESSOR, step) for step in steps])
+            which = "that post-processing step" if len(steps) == 1 else "those post-processing steps"
+            print(f"studio: {and_list(paths)} {'was' if len(paths) == 1 else 'were'} written without {titles}: "
+                  f"{which} did not run.", file=sys.stderr)
+        return EXIT_FAILED if self.unsaved or left_out else 0
+
+    def _steps_left_out(self, outputs: tuple[GeneratedImage, ...]) -> dict[tuple[str, ...], list[str]]:
+        """The post-processing steps asked for that a written picture went without (one failed, and the chain
+        stopped there), with the pictures that did: the recipe records each step that ran, in order."""
+        asked = [step.processor for step in getattr(self.request, "post", ())]
+        left_out: dict[tuple[str, ...], list[str]] = {}
+        for index, out in enumerate(outputs):
+            steps = tuple(asked[len(out.recipe.post):])
+            if steps and index < len(self.outputs) and index not in self.unsaved:
+                left_out.setdefault(steps, []).append(str(self.outputs[index]))
+        return left_out
 
     @staticmethod
     def _notes(notes: tuple[str, ...]) -> None:

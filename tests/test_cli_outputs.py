@@ -186,7 +186,8 @@ def test_a_file_that_appears_while_the_job_runs_is_left_as_it_is(tmp_path, capsy
     recipe = Recipe("p", "", 2, "Euler", 7.0, 3, 64, 64, "quick")
     output = GeneratedImage(Image.new("RGB", (64, 64)), recipe, tmp_path / "kept" / "00001-3.png")
     (tmp_path / "out.png").write_text("made meanwhile")
-    view = _JobView(request, [tmp_path / "out.png"], SimpleNamespace(close=lambda: None), None, JobOutcome())
+    view = _JobView(request, [tmp_path / "out.png"], SimpleNamespace(close=lambda: None), None, JobOutcome(),
+                    Registry())
     assert view.show(JobFinished(1, (output,), 0.5)) == 1
     assert (tmp_path / "out.png").read_text() == "made meanwhile"
     assert (f"studio: {tmp_path / 'out.png'} could not be written (a file of that name appeared while the job ran, "
