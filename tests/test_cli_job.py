@@ -133,3 +133,65 @@ def test_a_post_step_s_missing_picture_is_refused_before_the_job_as_postprocess_
         "studio: Colour Transfer: Style picture: the picture nosuch.png does not exist."]
     assert not ran and not (tmp_path / "v.png").exists()
 
+
+class TimedEvents:
+    """The events of a job as the terminal gets them, each at its time on ``clock``."""
+
+    def __init__(self, clock: SimpleNamespace, timed: list[tuple[float, object]]) -> None:
+        self.clock = clock
+        self.timed = list(timed)
+
+    def __aiter__(self) -> TimedEvents:
+        return self
+
+    async def __anext__(self) -> object:
+        if not self.timed:
+            raise StopAsyncIteration
+        self.clock.now, event = self.timed.pop(0)
+        return event
+
+
+def test_the_time_left_comes_from_the_steps_not_the_engine_start_and_model_load(tmp_path, monkeypatch, capsys):
+    # 60 quick steps after a 10 s load: "5/60 [00:10<01:50]", for a job that ended 5 s later.
+    import asyncio
+
+    import tqdm.std
+
+    import studio.cli_job as cli_job
+    from studio.core.events import EngineStatus, JobFinished, JobProgress
+
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(tqdm.std, "time", lambda: clock.now)
+    loaded = 10.0  # engine start and model load, then 10 steps a second
+    timed: list[tuple[float, object]] = [(1.0, EngineStatus(message="Loading tiny-sd…"))]
+    # Each picture's 30 steps take 3 s, and its decode half a second.
+    at = {(index, step): loaded + index * 3.5 + step / 10 for index in range(2) for step in range(1, 31)}
+    timed += [(time, JobProgress(1, step, 30, index, 2, time)) for (index, step), time in at.items()]
+    timed.append((loaded + 6.5, JobFinished(1, (), 6.5)))
+
+    class Service:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def start(self) -> None:
+            pass
+
+        def shutdown(self) -> None:
+            pass
+
+        def subscribe(self) -> TimedEvents:
+            return TimedEvents(clock, timed)
+
+        def submit(self, request: object) -> int:
+            return 1
+
+        def unsubscribe(self, stream: object) -> None:
+            pass
+
+    monkeypatch.setattr(cli_job, "JobService", Service)
+    env = GeneratorEnvironment("cpu", tmp_path, tmp_path)
+    asyncio.run(cli_job._generate(GenerationRequest(model="m", prompt="p", steps=30, batch_count=2), env, []))
+    shown = [line.strip() for line in capsys.readouterr().err.replace("\r", "\n").splitlines()]
+    assert any(line.startswith("Loading tiny-sd:") for line in shown)  # the stages before the steps stay shown
+    assert any("| 5/60 [00:10<00:05, 10.0 it/s]" in line for line in shown)  # 55 steps left at 10 a second
+    assert any("| 40/60 [00:14<00:02, 10.0 it/s]" in line for line in shown)  # the second picture: its own steps
