@@ -16,6 +16,7 @@ from studio.cli_exit import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_CANCELLED
 from studio.cli_history import add_history_parser
 from studio.cli_models import add_models_parser
 from studio.cli_notes import say_note
+from studio.cli_outputs import add_output_flags
 from studio.cli_parser import CommandParser
 from studio.cli_inspect import add_inspect_parser
 from studio.cli_params import add_param_flags, option_value
@@ -117,13 +118,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     gen.add_argument("--post", action="append", default=[], metavar="ID[:NAME=VALUE,...]",
                      help="apply this post-processor to every image (repeat for a chain, in order)"
                           + _ids_for_help(argv, "generate", "postprocessor"))
-    gen.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
+    add_output_flags(gen, batch=True)
     post = commands.add_parser(
         "postprocess", help="run a post-processor on a picture",
         description="Run a post-processor (Studio's own or an enabled plugin's) on a picture, headless. Its "
                     "options are listed by: studio postprocess IN -o OUT --method ID --help")
     post.add_argument("input", type=Path, metavar="IN", help="the picture to process")
-    post.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
+    add_output_flags(post)
     post.add_argument("--method", required=True, metavar="ID",
                       help="the post-processor to run: Studio's own or an enabled plugin's (studio plugins list)"
                            + _ids_for_help(argv, "postprocess", "postprocessor"))

@@ -4,13 +4,14 @@ the job service (studio.cli_job follows it on the terminal); and ``studio conver
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from studio.cli_exit import EXIT_BAD_INPUT
 from studio.cli_job import run_job
 from studio.cli_notes import say_note
+from studio.cli_outputs import check_output, check_outputs, output_paths, param_pictures
 from studio.cli_params import (
     check_contributions,
     check_inputs_given,
@@ -21,34 +22,43 @@ from studio.cli_params import (
 from studio.cli_plugins import open_host
 from studio.cli_request import build_request, read_mask
 from studio.core.environment import GeneratorEnvironment
-from studio.core.errors import InvalidRequest, StudioError
-from studio.core.images import SAVE_FORMATS, open_image
+from studio.core.errors import StudioError
+from studio.core.images import open_image
+from studio.core.parameters import ImageParam, check_picture_file
 from studio.core.paths import studio_paths
-from studio.core.requests import GenerationRequest, PostProcessRequest, prepare_request
+from studio.core.requests import MAX_BATCH_COUNT, GenerationRequest, PostProcessRequest, PostStep, prepare_request
 from studio.core.settings import load_settings
-from studio.plugin_host.registry import GENERATOR
+from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Registry
 from studio.services.outputs import OutputStore
 
 
-def output_paths(output: Path, count: int) -> list[Path]:
-    if count == 1:
-        return [output]
-    return [output.with_name(f"{output.stem}-{i + 1}{output.suffix}") for i in range(count)]
+def check_post_pictures(steps: Iterable[PostStep], registry: Registry) -> None:
+    """Each chain step's picture files are there and may be read, before the job starts (the job would leave a step
+    whose picture is gone out of every picture, with a note), said as ``studio postprocess`` says it."""
+    for step in steps:
+        if not registry.has(POSTPROCESSOR, step.processor):  # refused for that, with the ones there are
+            continue
+        contribution = registry.get(POSTPROCESSOR, step.processor)
+        for param in contribution.parameters:
+            value = step.params.get(param.name)
+            if isinstance(param, ImageParam) and isinstance(value, str):
+                check_picture_file(param, value, contribution.title)
 
 
-def check_output(output: Path) -> None:
-    """Refuse, before any work, an output that could not be written once the picture is made."""
-    if output.suffix.lower() not in SAVE_FORMATS:
-        raise InvalidRequest(f"The output {output.name!r} must end in .png, .jpg or .webp.")
-    folder = output.parent.resolve()
-    if folder.exists() and not folder.is_dir():
-        raise InvalidRequest(f"The output folder {output.parent} is a file, not a folder.")
-    if not folder.is_dir():
-        raise InvalidRequest(f"The output folder {output.parent} does not exist.")
-    if output.is_dir():
-        raise InvalidRequest(f"The output {output} is a folder; name a file in it.")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InvalidRequest(f"Studio may not write into the output folder {output.parent} (permission denied).")
+def generate_reads(args: argparse.Namespace, steps: Sequence[PostStep], registry: Registry) -> list[tuple[str, Path]]:
+    """The pictures ``studio generate`` reads, as check_outputs takes them: its init picture, mask, control
+    pictures, and those given to its generator's and --post steps' parameters."""
+    reads = [(f"the {option} picture", path) for option, path in (("--init-image", args.init_image),
+                                                                 ("--mask", args.mask)) if path is not None]
+    reads += [("the control picture of --control", Path(guide.image).expanduser())
+              for guide in getattr(args, "controls", None) or ()]
+    generator = args.generator or "diffusers"
+    reads += [(f"the picture given to {param.flag}", path)
+              for param, path in param_pictures(collect_params(args), registry, GENERATOR, generator)]
+    for step in steps:
+        reads += [(f"the picture given to --post {step.processor}:{param.name}=", path)
+                  for param, path in param_pictures(step.params, registry, POSTPROCESSOR, step.processor)]
+    return reads
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -60,8 +70,14 @@ def run_generate(args: argparse.Namespace) -> int:
     # First: the request's checks differ by generator (and the engine would say an unknown one only once started).
     check_contributions(GENERATOR, [args.generator or "diffusers"], plugins.registry, "--generator")
     # Before the request is built: building it may run a guide's preprocessor (a depth map) on the CPU.
-    check_post_processors([parse_post_step(text).processor for text in args.post], plugins.registry, "--post")
+    steps = [parse_post_step(text) for text in args.post]
+    check_post_processors([step.processor for step in steps], plugins.registry, "--post")
     check_inputs_given(args, plugins.registry)
+    check_post_pictures(steps, plugins.registry)
+    # All a batch's names at once (one out of range is refused with the request, just after).
+    outputs = output_paths(args.output, args.batch_count if 1 <= args.batch_count <= MAX_BATCH_COUNT else 1)
+    check_outputs(outputs, overwrite=args.overwrite, reads=generate_reads(args, steps, plugins.registry),
+                  outputs_dir=settings.outputs_dir)
     notes: list[str] = []
     prepared = prepare_request(build_request(args, settings, notes))
     for note in (*notes, *prepared.notes):
@@ -74,7 +90,7 @@ def run_generate(args: argparse.Namespace) -> int:
     try:
         return run_job(prepared.request, env, output_paths(args.output, prepared.request.batch_count),
                        output_store=OutputStore(settings.outputs_dir) if history else None, history=history,
-                       plugins=plugins)
+                       plugins=plugins, overwrite=args.overwrite)
     finally:
         if history is not None:
             history.close()
@@ -101,15 +117,22 @@ def run_postprocess(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     check_output(args.output)
-    image = open_image(args.input)
-    mask = read_mask(args.mask, image, args.input.name) if args.mask is not None else None
-    request = PostProcessRequest(args.method, image, collect_params(args), read_recipe(args.input),
-                                 strength=args.strength, mask=mask)
     plugins = open_host(safe_mode=args.safe_mode)
     check_post_processors([args.method], plugins.registry, "--method")
     check_inputs_given(args, plugins.registry)
+    params = collect_params(args)
+    check_post_pictures([PostStep(args.method, params)], plugins.registry)
+    reads = [("the picture to process", args.input), *((("the --mask picture", args.mask),) if args.mask else ()),
+             *((f"the picture given to {param.flag}", path)
+               for param, path in param_pictures(params, plugins.registry, POSTPROCESSOR, args.method))]
+    check_outputs([args.output], overwrite=args.overwrite, reads=reads, outputs_dir=settings.outputs_dir)
+    image = open_image(args.input)
+    mask = read_mask(args.mask, image, args.input.name) if args.mask is not None else None
+    request = PostProcessRequest(args.method, image, params, read_recipe(args.input), strength=args.strength,
+                                 mask=mask)
     env = GeneratorEnvironment.from_settings(settings, studio_paths())
-    return run_job(request, env, [args.output], plugins=plugins, other_text=other_tools_text(args.input))
+    return run_job(request, env, [args.output], plugins=plugins, other_text=other_tools_text(args.input),
+                   overwrite=args.overwrite)
 
 
 def run_convert(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_FAILED
 from studio.cli_notes import say_note
+from studio.cli_outputs import add_output_flags
 from studio.cli_parser import CommandParser
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.events import format_seconds
@@ -19,6 +20,8 @@ from studio.core.hires import HiresFix, hires_summary
 from studio.core.safe_text import escaped
 
 if TYPE_CHECKING:  # imported when used: `studio` with no command opens the window, and should start fast
+    from studio.core.requests import GenerationRequest
+    from studio.plugin_host.registry import Registry
     from studio.services.history_store import HistoryEntry, HistoryStore
 
 PROMPT_COLUMN = 60
@@ -47,7 +50,7 @@ def add_history_parser(commands: argparse._SubParsersAction) -> None:
                                description="Run an entry again with the same model, seed and settings (and its "
                                            "source picture and mask); the new job is recorded in the history too.")
     rerun.add_argument("id", type=int, help="the entry's id (from history search)")
-    rerun.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
+    add_output_flags(rerun)
     rerun.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
 
 
@@ -200,10 +203,12 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    from studio.cli_generate import check_output, say_if_compile_does_nothing
+    from studio.cli_generate import check_post_pictures, say_if_compile_does_nothing
     from studio.cli_job import run_job
+    from studio.cli_outputs import check_output, check_outputs
     from studio.cli_plugins import open_host
     from studio.core.environment import GeneratorEnvironment
+    from studio.core.parameters import MissingPicture
     from studio.core.paths import studio_paths
     from studio.core.requests import prepare_request
     from studio.core.settings import load_settings
@@ -219,7 +224,15 @@ def _rerun(args: argparse.Namespace) -> int:
                  "history.")
     paths = studio_paths()
     settings = load_settings(paths)
-    prepared = prepare_request(request_for_entry(entry, settings))
+    request = request_for_entry(entry, settings)
+    plugins = open_host(safe_mode=args.safe_mode)
+    try:  # a rerun without one of its steps would not make the entry's picture again
+        check_post_pictures(request.post, plugins.registry)
+    except MissingPicture as exc:
+        raise InvalidRequest(f"{exc} Put it back there to run entry {entry.id} again.") from None
+    check_outputs([args.output], overwrite=args.overwrite, reads=_pictures_read(entry, request, plugins.registry),
+                  outputs_dir=settings.outputs_dir, history=store)
+    prepared = prepare_request(request)
     env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     for warning in changed_file_warnings(entry, env.models_root, paths.cache_dir / "model-hashes.json"):
         say_note(warning)  # it names recorded files: data, shown escaped
@@ -230,9 +243,27 @@ def _rerun(args: argparse.Namespace) -> int:
         recorded = not store.read_only  # the outputs folder keeps the pictures the history points at
         return run_job(prepared.request, env, [args.output],
                        output_store=OutputStore(settings.outputs_dir) if recorded else None,
-                       history=store if recorded else None, plugins=open_host(safe_mode=args.safe_mode))
+                       history=store if recorded else None, plugins=plugins, overwrite=args.overwrite)
     finally:
         store.close()
+
+
+def _pictures_read(entry: HistoryEntry, request: GenerationRequest, registry: Registry) -> list[tuple[str, Path]]:
+    """The files a rerun of the entry reads, as check_outputs takes them: its source picture and mask, its guides'
+    control pictures, and those given to its generator's and chain steps' parameters."""
+    from studio.cli_outputs import param_pictures
+    from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR
+
+    reads = [(f"the {what} of entry {entry.id}", Path(path)) for what, path in
+             (("source picture", entry.source_image_path), ("mask", entry.source_mask_path)) if path]
+    reads += [(f"a control picture of entry {entry.id}", Path(guide.image_path))
+              for guide in request.controls if guide.image_path]
+    reads += [(f"the {param.title.lower()} of entry {entry.id}", path)
+              for param, path in param_pictures(request.params, registry, GENERATOR, request.generator)]
+    for step in request.post:
+        reads += [(f"the {param.title.lower()} of entry {entry.id}'s {registry.title(POSTPROCESSOR, step.processor)}",
+                   path) for param, path in param_pictures(step.params, registry, POSTPROCESSOR, step.processor)]
+    return reads
 
 
 def _date(created: float, seconds: bool = False) -> str:

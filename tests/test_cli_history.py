@@ -367,3 +367,24 @@ def test_show_lists_the_loras_the_vae_and_the_post_processing_chain(studio_home,
         "  LoRA 2:      paper, weight 0.25",
         "  VAE:         tiny-vae [642f4f647f]",
         "  Post-processing: darken (factor 0.5) > film-look (grain 0.4), strength 0.3"]
+
+
+def test_rerun_of_an_entry_whose_chain_picture_is_gone_is_refused_before_the_job(studio_home, tiny_model_dir,
+                                                                                 tmp_path, monkeypatch, capsys):
+    # The job ran without the step, said "choose another picture for it in the post-processing chain" (the window's
+    # words) and exited 0: not the entry's picture, and nothing said so to a script.
+    from studio.cli import main
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryStore
+
+    gone = tmp_path / "gone.png"
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    entry_id = store.add(HistoryEntry(prompt="a tower", model_path=str(tiny_model_dir), seed=5, steps=2, params={
+        "post": [{"processor": "color", "params": {"style": str(gone)}, "strength": 1.0}]}))
+    store.close()
+    ran = _requests_run(monkeypatch)
+    assert main(["history", "rerun", str(entry_id), "-o", str(tmp_path / "again.png")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"studio: Colour Transfer: Style picture: the picture {gone} does not exist. Put it back there to run entry "
+        f"{entry_id} again."]
+    assert not ran

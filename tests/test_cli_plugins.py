@@ -131,7 +131,8 @@ def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel):
     assert rerun.returncode == 0, rerun.stderr
     assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(out)))  # the same picture
 
-    bad = studio(home, "generate", "--generator", "cli-gen", "--prompt", "x", "--level", "999", "-o", str(out))
+    bad = studio(home, "generate", "--generator", "cli-gen", "--prompt", "x", "--level", "999",
+                 "-o", str(tmp_path / "bad.png"))
     assert bad.returncode == 2 and "Test generator: Level must be between 0 and 255, not 999." in bad.stderr
 
     source = tmp_path / "grey.png"

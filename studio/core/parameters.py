@@ -26,8 +26,8 @@ GENERATE_OPTIONS = frozenset({
     "help", "generator", "model", "prompt", "negative", "seed", "steps", "size", "cfg", "scheduler", "batch_count",
     "init_image", "strength", "mask", "masked_only", "whole_picture", "padding", "fill", "feather", "outpaint",
     "hires", "hires_steps", "hires_strength", "hires_upscaler", "lora", "vae", "device", "speed", "memory", "post",
-    "output", "control", "control_preprocessor", "control_weight", "control_range", "canny"})
-POSTPROCESS_OPTIONS = frozenset({"help", "output", "method", "strength", "mask"})
+    "output", "overwrite", "control", "control_preprocessor", "control_weight", "control_range", "canny"})
+POSTPROCESS_OPTIONS = frozenset({"help", "output", "overwrite", "method", "strength", "mask"})
 MAX_TEXT = 10_000
 MAX_SEED = 2**32 - 1
 SOURCE_KEY = "studio_source_file"  # in a checked picture's info: the file it was read from

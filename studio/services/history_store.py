@@ -449,6 +449,16 @@ class HistoryStore:
             return self._conn().execute(sql, args).fetchone()[0]
 
     @_repairs_index
+    def recorded_files(self, paths: Sequence[str]) -> set[str]:
+        """Which of these files (full paths) an entry points at: its picture, source picture or mask, or a control
+        picture kept for its guides. Writing over one would make the entry show another picture."""
+        if not paths:
+            return set()
+        with self._errors():
+            conn = self._conn()
+            return _referenced(conn, list(paths)) | _controls_referenced(conn, list(paths))
+
+    @_repairs_index
     def models(self) -> list[str]:
         """The distinct model names in the history, sorted (for the model filter)."""
         with self._errors():

@@ -687,3 +687,13 @@ def test_killing_a_process_mid_save_leaves_a_consistent_history(tmp_path):
     removed = OutputStore(root).remove_stale_parts(max_age=0)
     assert sorted(removed) == sorted(leftovers)
     assert not list(root.rglob("*.part"))
+
+
+def test_recorded_files_are_the_pictures_sources_and_kept_control_pictures_entries_point_at(store, tmp_path):
+    control = str(tmp_path / "sources" / f"{'ab' * 8}-control.png")  # a name Studio gives the copies it keeps
+    own = str(tmp_path / "guide.png")  # a person's own file a guide names: recorded too, never Studio's to keep
+    store.add(entry(image_path=str(tmp_path / "a.png"), source_image_path=str(tmp_path / "src.png"),
+                    params={"controls": [{"model": "canny", "image": control}, {"model": "depth", "image": own}]}))
+    asked = [str(tmp_path / name) for name in ("a.png", "src.png", "b.png")] + [control, own]
+    assert store.recorded_files(asked) == {str(tmp_path / "a.png"), str(tmp_path / "src.png"), control}
+    assert store.recorded_files([]) == set()

@@ -1,0 +1,194 @@
+"""Where ``studio generate``, ``postprocess`` and ``history rerun`` write (studio.cli_outputs): nothing is written
+over without ``--overwrite``, and never a picture the command reads or one the history keeps; run in-process with a
+quick stand-in for the diffusers generator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from PIL import Image
+
+import studio.cli_generate as cli_generate
+import studio.cli_plugins as cli_plugins
+from studio.cli import main
+from studio.cli_exit import EXIT_BAD_INPUT
+from studio.core.environment import GeneratorEnvironment
+from studio.core.metadata import Recipe
+from studio.core.requests import GenerationRequest
+from studio.plugin_host.builtins import BUILTIN_CONTRIBUTIONS
+from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution, Registry
+
+
+class FlatPictures:
+    """Stands in for the diffusers generator: a flat picture per seed, at once."""
+
+    def __init__(self, env: GeneratorEnvironment) -> None:
+        self.env = env
+
+    def generate(self, request: GenerationRequest, context: Any  # noqa: ANN401 - the engine's JobContext
+                 ) -> Iterator[tuple[Image.Image, Recipe]]:
+        for index in range(request.batch_count):
+            seed = request.seed_for(index)
+            context.report_progress(request.steps, request.steps, index)
+            yield Image.new("RGB", (request.width, request.height), (seed % 256, 40, 90)), Recipe(
+                request.prompt, request.negative_prompt, request.steps, request.scheduler, request.cfg_scale, seed,
+                request.width, request.height, "quick")
+
+
+@pytest.fixture
+def quick_engine(studio_home: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """Studio's own post-processors, and the stand-in generator as the diffusers one, for every command."""
+    registry = Registry()
+    registry.add(Contribution(GENERATOR, "diffusers", "Flat pictures", f"{__name__}:FlatPictures"))
+    for contribution in BUILTIN_CONTRIBUTIONS:
+        if contribution.kind == POSTPROCESSOR:
+            registry.add(contribution)
+    host = SimpleNamespace(registry=registry)
+    monkeypatch.setattr(cli_generate, "open_host", lambda safe_mode=False: host)
+    monkeypatch.setattr(cli_plugins, "open_host", lambda safe_mode=False: host)
+    return registry
+
+
+def picture(path: Path, colour: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    Image.new("RGB", (64, 64), colour).save(path)
+    return path.read_bytes()
+
+
+def generate(model: Path, output: Path, *args: str) -> int:
+    return main(["generate", "--model", str(model), "--prompt", "a fox", "--steps", "2", "--size", "64x64",
+                 "-o", str(output), *args])
+
+
+def refusal(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("studio: ")]
+
+
+def test_a_batch_is_refused_before_the_job_when_one_of_its_files_exists(quick_engine, tiny_model_dir, tmp_path,
+                                                                        monkeypatch, capsys):
+    # `--batch-count 3 -o o.png` replaced the o-2.png that was there, without a word.
+    (tmp_path / "o-2.png").write_text("precious")
+    ran: list[object] = []
+    monkeypatch.setattr(cli_generate, "run_job", lambda *args, **kwargs: ran.append(args) or 0)
+    assert generate(tiny_model_dir, tmp_path / "o.png", "--batch-count", "3") == EXIT_BAD_INPUT
+    assert refusal(capsys) == [f"studio: {tmp_path / 'o-2.png'} already exists; give another -o or add --overwrite "
+                               "to replace it."]
+    assert not ran and (tmp_path / "o-2.png").read_text() == "precious"
+    assert not (tmp_path / "o-1.png").exists()
+
+
+def test_overwrite_replaces_the_files_of_a_batch(quick_engine, tiny_model_dir, tmp_path, capsys):
+    (tmp_path / "o-2.png").write_text("old")
+    assert generate(tiny_model_dir, tmp_path / "o.png", "--batch-count", "3", "--seed", "5", "--overwrite") == 0
+    assert [Image.open(tmp_path / f"o-{i}.png").getpixel((0, 0)) for i in (1, 2, 3)] == [
+        (5, 40, 90), (6, 40, 90), (7, 40, 90)]
+
+
+def test_an_output_that_exists_is_refused_by_postprocess_and_rerun_too(quick_engine, tiny_model_dir, tmp_path,
+                                                                       capsys):
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryEntry, HistoryStore
+
+    original = picture(tmp_path / "in.png")
+    kept = picture(tmp_path / "kept.png", (1, 2, 3))
+    said = f"studio: {tmp_path / 'kept.png'} already exists; give another -o or add --overwrite to replace it."
+    assert main(["postprocess", str(tmp_path / "in.png"), "-o", str(tmp_path / "kept.png"), "--method",
+                 "color", "--style", str(tmp_path / "in.png")]) == EXIT_BAD_INPUT
+    assert refusal(capsys) == [said]
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    entry_id = store.add(HistoryEntry(prompt="a tower", model_path=str(tiny_model_dir), seed=5, steps=2))
+    store.close()
+    assert main(["history", "rerun", str(entry_id), "-o", str(tmp_path / "kept.png")]) == EXIT_BAD_INPUT
+    assert refusal(capsys) == [said]
+    assert (tmp_path / "kept.png").read_bytes() == kept and (tmp_path / "in.png").read_bytes() == original
+    assert main(["history", "rerun", str(entry_id), "-o", str(tmp_path / "kept.png"), "--overwrite"]) == 0
+    assert Image.open(tmp_path / "kept.png").getpixel((0, 0)) == (5, 40, 90)
+
+
+@pytest.mark.parametrize("case", ["init-image", "mask", "control", "post", "batch"])
+def test_generate_never_writes_over_a_picture_it_reads(case, quick_engine, tiny_model_dir, tmp_path, monkeypatch,
+                                                       capsys):
+    # `--init-image photo.png -o photo.png` replaced the photo, with nothing kept anywhere.
+    photo = picture(tmp_path / "photo.png")
+    mask = picture(tmp_path / "mask.png", (255, 255, 255))
+    ran: list[object] = []
+    monkeypatch.setattr(cli_generate, "run_job", lambda *args, **kwargs: ran.append(args) or 0)
+    output, what, args = {
+        "init-image": ("photo.png", "the --init-image picture", ["--init-image", "photo.png"]),
+        "mask": ("mask.png", "the --mask picture", ["--init-image", "photo.png", "--mask", "mask.png"]),
+        "control": ("photo.png", "the control picture of --control", ["--control", "canny", "photo.png"]),
+        "post": ("photo.png", "the picture given to --post color:style=", ["--post", "color:style=photo.png"]),
+        "batch": ("photo-2.png", "the --init-image picture", ["--init-image", "photo-2.png", "--batch-count", "2"]),
+    }[case]
+    if case == "batch":
+        (tmp_path / "photo.png").rename(tmp_path / "photo-2.png")
+    monkeypatch.chdir(tmp_path)
+    written = Path(output if case != "batch" else "photo.png")
+    assert generate(tiny_model_dir, written, *args, "--overwrite") == EXIT_BAD_INPUT
+    assert refusal(capsys) == [f"studio: {output} is {what}, which this command reads; Studio does not write over "
+                               "it, even with --overwrite: give another -o."]
+    assert not ran
+    assert (tmp_path / output).read_bytes() == (mask if case == "mask" else photo)
+
+
+@pytest.mark.parametrize("output", ["in.png", "style.png", "mask.png"])
+def test_postprocess_never_writes_over_a_picture_it_reads(output, quick_engine, tmp_path, monkeypatch, capsys):
+    # `studio postprocess photo.png -o photo.png` replaced the original.
+    before = {name: picture(tmp_path / name, colour) for name, colour in
+              (("in.png", (10, 20, 30)), ("style.png", (200, 100, 0)), ("mask.png", (255, 255, 255)))}
+    monkeypatch.chdir(tmp_path)
+    what = {"in.png": "the picture to process", "style.png": "the picture given to --style",
+            "mask.png": "the --mask picture"}[output]
+    assert main(["postprocess", "in.png", "-o", output, "--method", "color", "--style", "style.png",
+                 "--mask", "mask.png", "--overwrite"]) == EXIT_BAD_INPUT
+    assert refusal(capsys) == [f"studio: {output} is {what}, which this command reads; Studio does not write over "
+                               "it, even with --overwrite: give another -o."]
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+
+
+def test_a_picture_the_history_keeps_is_never_written_over(quick_engine, tiny_model_dir, tmp_path, capsys):
+    # `studio history rerun 1 -o <entry 3's picture>` replaced it: `history show 3` then showed another picture.
+    from studio.core.paths import studio_paths
+    from studio.core.settings import load_settings
+    from studio.services.history_store import HistoryEntry, HistoryStore
+
+    folder = load_settings().outputs_dir / "2026-12-07"
+    folder.mkdir(parents=True)
+    kept = picture(folder / "00003-7.png")
+    own = picture(folder / "mine.png", (9, 9, 9))  # the person's own file in the outputs folder: theirs to replace
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    entry_id = store.add(HistoryEntry(prompt="a tower", model_path=str(tiny_model_dir), seed=5, steps=2))
+    store.add(HistoryEntry(prompt="a fox", model_path=str(tiny_model_dir), seed=7, steps=2,
+                           image_path=str(folder / "00003-7.png")))
+    store.close()
+    said = (f"studio: {folder / '00003-7.png'} is a picture Studio's history keeps; Studio does not write over it, "
+            "even with --overwrite (its entry would show another picture): give another -o.")
+    assert main(["history", "rerun", str(entry_id), "-o", str(folder / "00003-7.png"), "--overwrite"]) == 2
+    assert refusal(capsys) == [said]
+    # Named another way (through "..") it is the same file.
+    roundabout = folder.parent / ".." / folder.parent.name / folder.name / "00003-7.png"
+    assert generate(tiny_model_dir, roundabout, "--overwrite") == EXIT_BAD_INPUT
+    assert refusal(capsys) == [said.replace(str(folder / "00003-7.png"), str(roundabout))]
+    assert (folder / "00003-7.png").read_bytes() == kept
+    assert generate(tiny_model_dir, folder / "mine.png", "--overwrite") == 0
+    assert (folder / "mine.png").read_bytes() != own
+
+
+def test_a_file_that_appears_while_the_job_runs_is_left_as_it_is(tmp_path, capsys):
+    # Checked free before the job, the name was still written over by a file another program made meanwhile.
+    from studio.cli_job import JobOutcome, _JobView
+    from studio.core.events import GeneratedImage, JobFinished
+
+    request = GenerationRequest(model="m", prompt="p")
+    recipe = Recipe("p", "", 2, "Euler", 7.0, 3, 64, 64, "quick")
+    output = GeneratedImage(Image.new("RGB", (64, 64)), recipe, tmp_path / "kept" / "00001-3.png")
+    (tmp_path / "out.png").write_text("made meanwhile")
+    view = _JobView(request, [tmp_path / "out.png"], SimpleNamespace(close=lambda: None), None, JobOutcome(),
+                    Registry())
+    assert view.show(JobFinished(1, (output,), 0.5)) == 1
+    assert (tmp_path / "out.png").read_text() == "made meanwhile"
+    assert (f"studio: {tmp_path / 'out.png'} could not be written (a file of that name appeared while the job ran, "
+            f"and was left as it is); it is kept in {tmp_path / 'kept' / '00001-3.png'}.") in capsys.readouterr().err
