@@ -167,7 +167,7 @@ class PluginActions(QObject):
         settings = self.window.settings
         in_chain = next((s for s in settings.generation.post if s.processor == contribution.id), None)
         values = dict(self._params(in_chain) if in_chain else settings.filter_params.get(contribution.id, {}))
-        if any(p.name == "model" for p in contribution.parameters) and not values.get("model"):
+        if self._takes_sd_model(contribution) and not values.get("model"):
             values["model"] = self.window.prompt_panel.selected_model()  # restyle: the model in use
         dialog = PostProcessDialog(contribution, values, strength=in_chain.strength if in_chain else 1.0,
                                    after_each=in_chain is not None, mask_available=self._mask() is not None,
@@ -184,6 +184,12 @@ class PluginActions(QObject):
                        masked=dialog.masked.isChecked(), storable=dialog.form.storable_values(), step=in_chain)
         finally:
             dialog.deleteLater()  # a child of the window: it would stay, hidden, for the whole session
+
+    def _takes_sd_model(self, contribution: Contribution) -> bool:
+        """Whether the filter's "model" is a Stable Diffusion model (Restyle runs Studio's generator). Another
+        filter's "model" is something else (Upscale's: an upscaler file), and the picked SD model in it failed."""
+        return any(p.name == "model" for p in contribution.parameters) and \
+            self.window.service.registry.runs_generator(POSTPROCESSOR, contribution.id)
 
     def _mask(self) -> Image.Image | None:
         return self.window.current_mask_image()
