@@ -96,6 +96,20 @@ def test_upscale_starts_with_no_upscaler_named_and_runs_with_the_first_one_there
     assert [(s.processor, s.params["model"]) for s in settings.generation.post] == [("upscale", "")]
 
 
+def test_filters_are_off_with_a_sentence_while_the_canvas_is_empty_and_the_chain_stays_open(qtbot, window):
+    """Upscale's form was accepted, its settings kept, and only then "The canvas is empty" was said."""
+    menu = window.plugin_actions.menu
+    filters = [a for a in menu.actions() if a.text() in ("Colour Transfer…", "Upscale…", "Diffusion Restyle…")]
+    assert len(filters) == 3 and window.document.image is None
+    assert not any(a.isEnabled() for a in filters)
+    assert all(a.toolTip().startswith("The canvas is empty: open or generate a picture") for a in filters)
+    assert window.plugin_actions.chain_action.isEnabled()
+    _blue_canvas(window)
+    assert all(a.isEnabled() and "canvas is empty" not in a.toolTip() for a in filters)
+    upscale = next(a for a in menu.actions() if a.text() == "Upscale…")
+    assert upscale.toolTip() == window.service.registry.get("postprocessor", "upscale").description
+
+
 def test_the_chain_dialog_orders_steps_and_every_new_picture_goes_through_them(qtbot, window, settings, tmp_path,
                                                                               artifacts_dir):
     reference = _reference(tmp_path)
