@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDialog, QMenu
 
 from studio.core.errors import StudioError
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 REFERENCES = "post-references"  # pictures that chain steps refer to, kept so every run can use them
+NO_CANVAS_TIP = "The canvas is empty: open or generate a picture to filter (the chain can be set up meanwhile)."
 
 
 class PluginActions(QObject):
@@ -49,7 +51,9 @@ class PluginActions(QObject):
         self.weights_action = make_action(window, "Style &Weights…", "model", None, self.open_weights,
                                           "The weight files neural and fast style transfer need, and importing them")
         self.menu = QMenu("F&ilters", window)
+        self.menu.setToolTipsVisible(True)  # why an entry is off
         self.dialog: QDialog | None = None
+        self._filter_actions: list[tuple[QAction, str]] = []  # each filter's entry and its own tooltip
         # Chain steps whose pictures are being saved (see _step), by id: the step (kept alive) and its values.
         self._unstored: dict[int, tuple[PostStepSetting, dict[str, Any]]] = {}
         self.edit_dialog = lambda dialog: dialog.exec() == QDialog.DialogCode.Accepted  # tests answer instead
@@ -85,11 +89,13 @@ class PluginActions(QObject):
         menu = self.menu
         menu.clear()
         processors = self._processors()
+        self._filter_actions = []
         for contribution in processors:
             if not contribution.builtin and contribution is next(c for c in processors if not c.builtin):
                 menu.addSection("From plugins")
             action = menu.addAction(f"{contribution.title}…", lambda c=contribution: self.open_processor(c))
-            action.setToolTip(contribution.description)
+            self._filter_actions.append((action, contribution.description))
+        self._show_canvas_state()
         menu.addSeparator()
         chain = self.window.settings.generation.post
         self.chain_action.setText(f"Post-processing &Chain… ({len(chain)})" if chain else "Post-processing &Chain…")
@@ -167,7 +173,7 @@ class PluginActions(QObject):
         settings = self.window.settings
         in_chain = next((s for s in settings.generation.post if s.processor == contribution.id), None)
         values = dict(self._params(in_chain) if in_chain else settings.filter_params.get(contribution.id, {}))
-        if any(p.name == "model" for p in contribution.parameters) and not values.get("model"):
+        if self._takes_sd_model(contribution) and not values.get("model"):
             values["model"] = self.window.prompt_panel.selected_model()  # restyle: the model in use
         dialog = PostProcessDialog(contribution, values, strength=in_chain.strength if in_chain else 1.0,
                                    after_each=in_chain is not None, mask_available=self._mask() is not None,
@@ -184,6 +190,12 @@ class PluginActions(QObject):
                        masked=dialog.masked.isChecked(), storable=dialog.form.storable_values(), step=in_chain)
         finally:
             dialog.deleteLater()  # a child of the window: it would stay, hidden, for the whole session
+
+    def _takes_sd_model(self, contribution: Contribution) -> bool:
+        """Whether the filter's "model" is a Stable Diffusion model (Restyle runs Studio's generator). Another
+        filter's "model" is something else (Upscale's: an upscaler file), and the picked SD model in it failed."""
+        return any(p.name == "model" for p in contribution.parameters) and \
+            self.window.service.registry.runs_generator(POSTPROCESSOR, contribution.id)
 
     def _mask(self) -> Image.Image | None:
         return self.window.current_mask_image()
@@ -273,7 +285,17 @@ class PluginActions(QObject):
         canvas.show_preview(region, region.width, region.height, box)
         self.window.status.set_message("Showing the picture before the last change; press \\ again to go back.")
 
+    def _show_canvas_state(self) -> None:
+        """Filters work on the canvas picture: with none, their entries are off and say why (the form, accepted,
+        only then said the canvas was empty)."""
+        empty = self.window.document.image is None
+        for action, description in self._filter_actions:
+            action.setEnabled(not empty)
+            action.setToolTip(NO_CANVAS_TIP if empty else description)
+
     def _document_changed(self, _change: object) -> None:
+        if self._filter_actions and self._filter_actions[0][0].isEnabled() == (self.window.document.image is None):
+            self._show_canvas_state()
         if self.compare.isChecked():
             self.compare.setChecked(False)
             self.window.canvas.clear_preview()

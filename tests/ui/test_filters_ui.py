@@ -65,6 +65,51 @@ def test_restyle_starts_with_the_model_in_use(qtbot, window, settings):
     assert seen[0]["model"] == settings.generation.model and seen[0]["prompt"]
 
 
+def test_upscale_starts_with_no_upscaler_named_and_runs_with_the_first_one_there(qtbot, window, settings,
+                                                                                 monkeypatch):
+    """Upscale's parameter is also called "model", but it names an upscaler file: the picked Stable Diffusion
+    model was filled in, and Apply (and every later generation, from the chain) failed "No upscaler called"."""
+    import torch
+    from safetensors.torch import save_file
+
+    from studio.engine import upscale
+
+    folder = settings.models_dir / "upscalers"
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({"weight": torch.zeros(1)}, str(folder / "x2.safetensors"))
+    loaded = []  # spandrel's part (reading the architecture) stood in for by a 2x nearest upsampler
+    monkeypatch.setattr(upscale, "load_upscaler", lambda path, device: loaded.append(path.name) or upscale.Upscaler(
+        torch.nn.Upsample(scale_factor=2, mode="nearest"), path.name, 2, 3, 1, 0, True, torch.float32))
+    _blue_canvas(window)
+    seen = []
+
+    def answer(dialog: PostProcessDialog) -> bool:
+        seen.append(dialog.form.values()["model"])
+        dialog.after_each.setChecked(True)
+        return True
+
+    window.plugin_actions.edit_dialog = answer
+    next(a for a in window.plugin_actions.menu.actions() if a.text() == "Upscale…").trigger()
+    qtbot.waitUntil(lambda: window.document.history_labels()[-1] == "Filter: Upscale", timeout=WAIT_MS)
+    assert seen == [""] and loaded == ["x2.safetensors"]
+    assert window.document.image.size == (128, 128)
+    assert [(s.processor, s.params["model"]) for s in settings.generation.post] == [("upscale", "")]
+
+
+def test_filters_are_off_with_a_sentence_while_the_canvas_is_empty_and_the_chain_stays_open(qtbot, window):
+    """Upscale's form was accepted, its settings kept, and only then "The canvas is empty" was said."""
+    menu = window.plugin_actions.menu
+    filters = [a for a in menu.actions() if a.text() in ("Colour Transfer…", "Upscale…", "Diffusion Restyle…")]
+    assert len(filters) == 3 and window.document.image is None
+    assert not any(a.isEnabled() for a in filters)
+    assert all(a.toolTip().startswith("The canvas is empty: open or generate a picture") for a in filters)
+    assert window.plugin_actions.chain_action.isEnabled()
+    _blue_canvas(window)
+    assert all(a.isEnabled() and "canvas is empty" not in a.toolTip() for a in filters)
+    upscale = next(a for a in menu.actions() if a.text() == "Upscale…")
+    assert upscale.toolTip() == window.service.registry.get("postprocessor", "upscale").description
+
+
 def test_the_chain_dialog_orders_steps_and_every_new_picture_goes_through_them(qtbot, window, settings, tmp_path,
                                                                               artifacts_dir):
     reference = _reference(tmp_path)
