@@ -1,5 +1,6 @@
 """Offering back the unsaved work of an earlier Studio that stopped without closing (a crash, a power cut), from
-its autosave: the latest picture and mask onto the canvas if the person says so, any older ones kept as pictures.
+its autosave: the latest picture and mask onto the canvas if the person says so, else kept as pictures like any
+older ones.
 """
 
 from __future__ import annotations
@@ -30,13 +31,18 @@ async def offer_recovery(window: MainWindow, choose: RecoveryChoice) -> bool:
         return False
     latest, older = found[0], found[1:]
     restored = await modal(lambda: choose(latest))
+    folder = window.settings.outputs_dir / RECOVERED_FOLDER
     message = ""
     if restored:
         await window.canvas.convert_ahead(latest.image, latest.mask)
         window.document.replace_all("Restore after a crash", latest.image, latest.mask, latest.recipe)
         message = "Restored the picture and mask from before Studio stopped."
+    else:  # declined, not lost: kept as pictures the way older autosaves are, the autosave goes once written
+        declined = await asyncio.to_thread(keep_as_pictures, [latest], folder)
+        message = (f"Kept the unrestored picture{' and mask' if latest.mask.any() else ''} as {declined[0].name} "
+                   f"in {folder}." if declined else
+                   f"The unrestored picture could not be written into {folder}; it is offered again next start.")
     if older:  # more than one Studio stopped (a power cut): only one picture fits the canvas, none is lost
-        folder = window.settings.outputs_dir / RECOVERED_FOLDER
         kept = await asyncio.to_thread(keep_as_pictures, older, folder)
         if kept:
             message += (f" {len(kept)} older unsaved picture{'s' if len(kept) > 1 else ''} from Studios that "
@@ -44,7 +50,7 @@ async def offer_recovery(window: MainWindow, choose: RecoveryChoice) -> bool:
     if message:
         window.status.set_message(message.strip())
     # Restored work is on disk again, in this session's autosave, before the old one goes.
-    if not restored or (window.autosaver is not None and await window.autosaver.save_now()):
+    if restored and window.autosaver is not None and await window.autosaver.save_now():
         await asyncio.to_thread(discard, latest)
     return restored
 
@@ -54,6 +60,7 @@ def ask_to_restore(parent: QWidget, saved: SavedDocument) -> bool:
     answer = QMessageBox.question(
         parent, "Restore your work?",
         f"Studio did not close properly last time. Restore the picture and mask it autosaved at {when} "
-        f"({saved.image.width}×{saved.image.height})?",
+        f"({saved.image.width}×{saved.image.height})? If not, it is kept as a picture in "
+        f"{RECOVERED_FOLDER} in your outputs folder.",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
     return answer == QMessageBox.StandardButton.Yes

@@ -234,6 +234,11 @@ class MainWindow(QMainWindow):
         return super().event(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        # Quitting cancels every job: before, the waiting ones went without a word (as Krita and InvokeAI ask, ask).
+        running, waiting = (len(self.queue_panel.job_ids(state)) for state in ("running", "waiting"))
+        if (running or waiting) and not self.confirm_quit(quit_question(running, waiting)):
+            event.ignore()
+            return
         self.persist_settings()
         self.submission.drop_waiting()
         self.service.cancel_all()
@@ -244,6 +249,18 @@ class MainWindow(QMainWindow):
         for timer in self.findChildren(QTimer):  # no query or refresh may start against stores about to close
             timer.stop()
         super().closeEvent(event)
+
+    def confirm_quit(self, question: str) -> bool:
+        """The person's answer to ``question`` (Quit or Cancel); tests set their own ``confirm_quit`` to answer."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Quit Studio?", question, QMessageBox.StandardButton.NoButton,
+                          self)
+        quit_button = box.addButton("Quit", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
+        try:
+            box.exec()
+            return box.clickedButton() is quit_button
+        finally:
+            box.deleteLater()
 
     def persist_settings(self) -> None:
         """Write settings now (on quit, and after the person changes a folder)."""
@@ -339,3 +356,12 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About Studio",
                           f"<b>Studio {__version__}</b><br>A local AI image studio.<br>"
                           f"Models: {self.settings.models_dir}<br>Outputs: {self.settings.outputs_dir}")
+
+
+def quit_question(running: int, waiting: int) -> str:
+    """E.g. "1 job is running and 2 are waiting; quit and cancel them?"."""
+    said = [f"{running} job{'s are' if running > 1 else ' is'} running"] if running else []
+    if waiting:
+        noun = "" if running else f" job{'s' if waiting > 1 else ''}"
+        said.append(f"{waiting}{noun} {'are' if waiting > 1 else 'is'} waiting")
+    return f"{' and '.join(said)}; quit and cancel {'them' if running + waiting > 1 else 'it'}?"

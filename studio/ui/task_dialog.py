@@ -54,6 +54,12 @@ class TaskDialog(QDialog):
     def start(self, coro: Awaitable[Any]) -> None:
         self._tasks.run(coro).add_done_callback(self._ended)
 
+    def done(self, result: int) -> None:
+        """Closing the dialog cancels its tasks: one left running (a pip dry run) went on to ask, install and write
+        into the dialog after it was deleted ("Internal C++ object already deleted")."""
+        self._tasks.cancel_all()
+        super().done(result)
+
     def _ended(self, task: asyncio.Task) -> None:
         """A task that failed in a way nobody planned for still ends with a sentence and the buttons back on;
         before, the dialog stayed at "Checking…" with every button off."""

@@ -27,6 +27,15 @@ def clipboard_emptied_at_the_end(qapp) -> Iterator[None]:  # noqa: ANN001
     QGuiApplication.clipboard().clear()
 
 
+@pytest.fixture(autouse=True)
+def quitting_is_not_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window closed with jobs still queued asks whether to quit; in tests that do not answer it themselves
+    (``window.confirm_quit``), closing quits as before instead of waiting on a box nobody sees."""
+    from studio.ui.main_window import MainWindow
+
+    monkeypatch.setattr(MainWindow, "confirm_quit", lambda self, question: True, raising=False)
+
+
 @pytest.fixture(scope="session")
 def qt_loop(qapp) -> Iterator[asyncio.AbstractEventLoop]:  # noqa: ANN001
     """One qasync loop for the session (as in the app), marked running so tasks advance while

@@ -399,3 +399,25 @@ def test_the_autosaves_snapshot_copies_the_mask_off_the_window_thread_and_again_
     assert len(copied_on) == 2 and threading.main_thread().name not in copied_on
     assert snapshot.revision == doc.revision and np.array_equal(snapshot.mask, doc.mask)
     assert snapshot.mask is not doc.mask and snapshot.mask[3, 4] == 255 and snapshot.image is doc.image
+
+
+def test_closing_with_jobs_running_or_waiting_asks_first(qtbot, window):  # noqa: ANN001
+    """Closing the window used to cancel the running job and drop the waiting ones without a word; now it asks,
+    and Cancel keeps the window, its jobs and its autosave."""
+    asked: list[str] = []
+    answers = [False, True]
+    window.confirm_quit = lambda question: asked.append(question) or answers.pop(0)
+    window.prompt_panel.steps_spin.setValue(600)
+    for prompt in ("long job", "queued 1", "queued 2"):
+        _type_prompt(qtbot, window, prompt)
+        window.generate()
+    qtbot.waitUntil(lambda: len(window.queue_panel.job_ids("waiting")) == 2
+                    and len(window.queue_panel.job_ids("running")) == 1, timeout=WAIT_MS)
+    autosaver = window.autosaver
+    assert window.close() is False
+    assert asked == ["1 job is running and 2 are waiting; quit and cancel them?"]
+    assert window.isVisible() and window.autosaver is autosaver and autosaver.folder.exists()
+    assert len(window.service.waiting()) == 2 and window.service.running() is not None
+    assert window.close() is True
+    assert len(asked) == 2 and not window.isVisible() and window.autosaver is None
+    qtbot.waitUntil(lambda: not window.service.waiting() and window.service.running() is None, timeout=10_000)

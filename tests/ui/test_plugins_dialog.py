@@ -154,3 +154,35 @@ def test_an_enabled_plugin_whose_files_cannot_be_removed_stays_enabled_and_the_r
     assert json.loads((host.plugins_dir / "state.json").read_text()) == {"enabled": ["dlg-plugin"]}
     assert dialog.toggle_button.text() == "Disable"
     assert threads and threading.main_thread().name not in threads  # its package scan (60-290 ms) is off the UI
+
+
+def test_closing_the_dialog_during_the_dry_run_cancels_the_install(qtbot, dialog, plugin_sandbox, monkeypatch):  # noqa: ANN001
+    """Closed while "Checking… (pip dry run)", the install went on: it asked, installed and wrote into the deleted
+    dialog (RuntimeError: Internal C++ object already deleted). Now closing cancels it."""
+    import threading
+
+    from studio.plugin_host import installer as installer_module
+
+    wheel = plugin_wheel(plugin_sandbox / "wheels", plugin_id="dlg-plugin", package="studio_tp_dlg")
+    planning, release = threading.Event(), threading.Event()
+    real_plan = installer_module.PluginInstaller.plan
+    installed: list[object] = []
+
+    def slow_plan(self, *args: object, **kwargs: object):  # noqa: ANN001, ANN202 - a pip dry run that takes a while
+        planning.set()
+        release.wait(30)
+        return real_plan(self, *args, **kwargs)
+
+    monkeypatch.setattr(installer_module.PluginInstaller, "plan", slow_plan)
+    monkeypatch.setattr(installer_module.PluginInstaller, "install", lambda self, plan: installed.append(plan))
+    dialog.show()
+    dialog.start(dialog.install(wheel))
+    (task,) = dialog._tasks._running
+    qtbot.waitUntil(planning.is_set, timeout=WAIT_MS)
+    assert dialog.message.text().startswith("Checking")
+    dialog.reject()
+    qtbot.waitUntil(task.done, timeout=5000)  # at once, not when pip has answered
+    assert task.cancelled()
+    release.set()
+    qtbot.wait(300)  # the dry run's thread ends; nothing of the install follows it
+    assert dialog.asked == [] and installed == [] and not dialog.host.records

@@ -136,3 +136,38 @@ def test_older_unsaved_work_is_kept_as_pictures_and_restored_work_is_saved_befor
     finally:
         window.close()
         service.shutdown()
+
+
+def test_declined_work_is_kept_as_pictures_not_deleted(qtbot, qt_loop, studio_home):  # noqa: ANN001
+    """Answering No to "Restore your work?" used to delete the autosave for good; now the picture and mask are
+    kept in the outputs folder's Recovered folder, and the status line says where."""
+    import json
+
+    from studio.core.document_io import DOCUMENT_JSON, DocumentSnapshot, save_document
+    from studio.core.metadata import Recipe
+
+    root = studio_paths().data_dir / "autosave"
+    picture = Image.fromarray(np.random.default_rng(5).integers(0, 256, (24, 32, 3), dtype=np.uint8))
+    mask = np.zeros((24, 32), np.uint8)
+    mask[4:9, 2:7] = 255
+    save_document(DocumentSnapshot(picture, mask, Recipe("declined idea", "", 4, "Euler", 7, 9, 32, 24, "tiny-sd"), 2),
+                  root / "crashed")
+    meta = json.loads((root / "crashed" / DOCUMENT_JSON).read_text())
+    (root / "crashed" / DOCUMENT_JSON).write_text(json.dumps({**meta, "saved_at": 1_500_000.0}))
+    window, service = _window(qtbot)
+    window.start(recovery_choice=lambda found: False)
+    try:
+        qtbot.waitUntil(window.recovery.done, timeout=10_000)
+        assert window.recovery.result() is False and window.document.image is None
+        folder = window.settings.outputs_dir / "Recovered"
+        stem = "recovered-" + time.strftime("%Y%m%d-%H%M%S", time.localtime(1_500_000))
+        kept = [folder / f"{stem}{suffix}" for suffix in (".png", "-mask.png")]
+        assert sorted(folder.iterdir()) == sorted(kept)
+        np.testing.assert_array_equal(np.asarray(Image.open(kept[0])), np.asarray(picture))
+        np.testing.assert_array_equal(np.asarray(Image.open(kept[1])), mask)
+        assert not (root / "crashed").exists()  # kept once, not offered again at every start
+        text = window.status.message_label.text()
+        assert text.startswith("Kept the unrestored picture and mask") and str(folder) in text
+    finally:
+        window.close()
+        service.shutdown()
