@@ -45,6 +45,31 @@ def run_studio(home: Path, *args: str, timeout: float = 240, env: dict[str, str]
                           preexec_fn=without_root_writes if bound else None)
 
 
+def studio_here(capsys, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001 - pytest's capsys
+    """``studio ARGS`` through ``studio.cli.main`` in this process, as run_studio's result (exit status, what it
+    printed): the STUDIO_HOME the test set (studio_home, or monkeypatch), on the CPU, without the 3-5 s a fresh
+    Python takes to import torch and diffusers. For what a command does, not how its process starts or ends
+    (run_studio's). The log file the command opens is closed after it, so no test's log gets another's lines."""
+    import logging
+
+    from studio.cli import main
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    capsys.readouterr()  # what the test printed before is not the command's
+    try:
+        code = main(list(args))
+    except SystemExit as exited:  # argparse's errors and --help end so
+        code = exited.code if isinstance(exited.code, int) else int(exited.code is not None)
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
+    said = capsys.readouterr()
+    return subprocess.CompletedProcess(["studio", *args], code, said.out, said.err)
+
+
 def without_root_writes() -> None:
     """In the child, before it runs Python: root gives up writing past file permissions (CAP_DAC_OVERRIDE leaves
     the bounding set, so the new program never has it), and a read-only folder is read-only to it too."""
