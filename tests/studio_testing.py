@@ -45,6 +45,47 @@ def run_studio(home: Path, *args: str, timeout: float = 240, env: dict[str, str]
                           preexec_fn=without_root_writes if bound else None)
 
 
+COMMANDS_SCRIPT = (
+    "import contextlib, io, json, logging, sys\n"
+    "from studio.cli import main\n"
+    "root, results = logging.getLogger(), []\n"
+    "for args in json.loads(sys.argv[1]):\n"
+    "    err, out, handlers = io.StringIO(), io.StringIO(), list(root.handlers)\n"
+    "    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):\n"
+    "        try:\n"
+    "            code = main(args)\n"
+    "        except SystemExit as exited:\n"
+    "            code = exited.code if isinstance(exited.code, int) else int(exited.code is not None)\n"
+    "    for handler in [h for h in root.handlers if h not in handlers]:\n"
+    "        root.removeHandler(handler)\n"
+    "        handler.close()\n"
+    "    results.append([code, out.getvalue(), err.getvalue()])\n"
+    "with open(sys.argv[2], 'w', encoding='utf-8') as file:\n"
+    "    json.dump(results, file)\n"
+)
+
+
+def run_studio_commands(home: Path, *commands: list[str], timeout: float = 240, env: dict[str, str] | None = None
+                        ) -> list[subprocess.CompletedProcess[str]]:
+    """Each ``studio ARGS`` of ``commands`` through ``studio.cli.main``, one after another in one fresh Python run
+    as run_studio runs it (its own STUDIO_HOME, the CPU, ``env``): for a test that needs a heavy command run
+    several ways, one import of torch and diffusers instead of one a run. Each command's exit status and what it
+    printed, as run_studio's result."""
+    import json
+    import tempfile
+
+    full_env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8", **(env or {}))
+    with tempfile.TemporaryDirectory() as folder:
+        results = Path(folder) / "results.json"
+        done = subprocess.run([sys.executable, "-c", COMMANDS_SCRIPT, json.dumps(commands), str(results)],
+                              env=full_env, cwd=home.parent, capture_output=True, text=True, encoding="utf-8",
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+        assert done.returncode == 0 and results.is_file(), done.stderr
+        said = json.loads(results.read_text(encoding="utf-8"))
+    return [subprocess.CompletedProcess(["studio", *args], code, out, err)
+            for args, (code, out, err) in zip(commands, said, strict=True)]
+
+
 def studio_here(capsys, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001 - pytest's capsys
     """``studio ARGS`` through ``studio.cli.main`` in this process, as run_studio's result (exit status, what it
     printed): the STUDIO_HOME the test set (studio_home, or monkeypatch), on the CPU, without the 3-5 s a fresh
