@@ -65,21 +65,23 @@ COMMANDS_SCRIPT = (
 )
 
 
-def run_studio_commands(home: Path, *commands: list[str], timeout: float = 240, env: dict[str, str] | None = None
-                        ) -> list[subprocess.CompletedProcess[str]]:
+def run_studio_commands(home: Path, *commands: list[str], timeout: float = 240, env: dict[str, str] | None = None,
+                        bound_by_permissions: bool = False) -> list[subprocess.CompletedProcess[str]]:
     """Each ``studio ARGS`` of ``commands`` through ``studio.cli.main``, one after another in one fresh Python run
-    as run_studio runs it (its own STUDIO_HOME, the CPU, ``env``): for a test that needs a heavy command run
-    several ways, one import of torch and diffusers instead of one a run. Each command's exit status and what it
-    printed, as run_studio's result."""
+    as run_studio runs it (its own STUDIO_HOME, the CPU, ``env``, ``bound_by_permissions``): for a test that runs
+    commands one after another with nothing done between them, one start of Python (and import of torch and
+    diffusers) instead of one a command. Each command's exit status and what it printed, as run_studio's result."""
     import json
     import tempfile
 
     full_env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8", **(env or {}))
+    bound = bound_by_permissions and os.geteuid() == 0
     with tempfile.TemporaryDirectory() as folder:
         results = Path(folder) / "results.json"
         done = subprocess.run([sys.executable, "-c", COMMANDS_SCRIPT, json.dumps(commands), str(results)],
                               env=full_env, cwd=home.parent, capture_output=True, text=True, encoding="utf-8",
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+                              timeout=timeout, stdin=subprocess.DEVNULL,
+                              preexec_fn=without_root_writes if bound else None)
         assert done.returncode == 0 and results.is_file(), done.stderr
         said = json.loads(results.read_text(encoding="utf-8"))
     return [subprocess.CompletedProcess(["studio", *args], code, out, err)
