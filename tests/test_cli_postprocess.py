@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
-from studio_testing import help_in_a_fresh_process, run_studio
+from studio_testing import help_in_a_fresh_process, run_studio, run_studio_commands
 
 from studio.core.color_transfer import lab_statistics
 from studio.core.image_info import inspect_image
@@ -24,6 +24,7 @@ def studio(home: Path, *args: str, timeout: float = 240) -> subprocess.Completed
 
 
 def test_colour_transfer_strength_and_mask_from_the_command_line(tmp_path):
+    """The commands one after another in one fresh Python (each through studio.cli.main), as a person types them."""
     rng = np.random.default_rng(1)
     source, style, mask = tmp_path / "blue.png", tmp_path / "orange.png", tmp_path / "mask.png"
     Image.fromarray(np.clip(rng.normal((60, 110, 200), 25, (48, 64, 3)), 0, 255).astype(np.uint8)).save(source)
@@ -32,27 +33,7 @@ def test_colour_transfer_strength_and_mask_from_the_command_line(tmp_path):
     half[:, 32:] = 255
     Image.fromarray(half).save(mask)
     home = tmp_path / "home"
-
-    full = tmp_path / "full.png"
-    done = studio(home, "postprocess", str(source), "-o", str(full), "--method", "color", "--style", str(style))
-    assert done.returncode == 0, done.stderr
-    assert np.abs(lab_statistics(Image.open(full))[0] - lab_statistics(Image.open(style))[0]).max() < 1.5
-
-    masked = tmp_path / "masked.png"
-    done = studio(home, "postprocess", str(source), "-o", str(masked), "--method", "histogram", "--style",
-                  str(style), "--strength", "0.5", "--mask", str(mask))
-    assert done.returncode == 0, done.stderr
-    result, original = np.asarray(Image.open(masked)), np.asarray(Image.open(source))
-    assert np.array_equal(result[:, :32], original[:, :32]) and not np.array_equal(result[:, 32:], original[:, 32:])
-    (step,) = read_recipe(masked).post
-    assert (step["processor"], step["strength"], step["masked"]) == ("histogram", 0.5, True)
-    # The source had no settings: none are made up (A1111's text said "Steps: 0, CFG scale: 0, Seed: -1").
-    assert "parameters" not in Image.open(masked).info
-    unmade = inspect_image(masked)
-    assert unmade.prompt is None and unmade.steps is None
-    assert unmade.notes == ("Studio post-processed this picture (histogram); Studio did not make it.",)
-
-    # Another tool's metadata is carried over, and still says what made the picture.
+    # Another tool's metadata, to be carried over.
     comfy = tmp_path / "comfy.png"
     graph = {"3": {"class_type": "KSampler", "inputs": {
         "seed": 42, "steps": 20, "cfg": 7, "sampler_name": "euler", "scheduler": "normal", "denoise": 1,
@@ -64,25 +45,46 @@ def test_colour_transfer_strength_and_mask_from_the_command_line(tmp_path):
     text = PngImagePlugin.PngInfo()
     text.add_text("prompt", json.dumps(graph))
     Image.open(source).save(comfy, pnginfo=text)
-    restyled = tmp_path / "comfy-color.png"
-    done = studio(home, "postprocess", str(comfy), "-o", str(restyled), "--method", "color", "--style", str(style))
-    assert done.returncode == 0, done.stderr
+    full, masked, restyled = tmp_path / "full.png", tmp_path / "masked.png", tmp_path / "comfy-color.png"
+    refusals = (
+        (("--method", "color"), "Colour Transfer: Style picture needs a picture."),
+        (("--method", "color", "--style", str(style), "--strength", "2"),
+         "Colour Transfer: the strength must be between 0 and 1, not 2."),
+        (("--method", "sparkle"), "No post-processor called 'sparkle' is installed and enabled; --method takes "
+                                  "one of: color for Colour Transfer, histogram for Colour Transfer (Histogram), "
+                                  "neural for Neural Style Transfer, adain for Fast Style Transfer (AdaIN), "
+                                  "restyle for Diffusion Restyle, upscale for Upscale."),
+        (("--method", "color", "--style", str(style), "--mask", str(style)),
+         "The mask orange.png is 32x32 but the picture blue.png is 64x48"))
+    done_full, done_masked, done_comfy, *refused = run_studio_commands(
+        home, ["postprocess", str(source), "-o", str(full), "--method", "color", "--style", str(style)],
+        ["postprocess", str(source), "-o", str(masked), "--method", "histogram", "--style", str(style), "--strength",
+         "0.5", "--mask", str(mask)],
+        ["postprocess", str(comfy), "-o", str(restyled), "--method", "color", "--style", str(style)],
+        *(["postprocess", str(source), "-o", str(tmp_path / "x.png"), *args] for args, _ in refusals))
+
+    assert done_full.returncode == 0, done_full.stderr
+    assert np.abs(lab_statistics(Image.open(full))[0] - lab_statistics(Image.open(style))[0]).max() < 1.5
+
+    assert done_masked.returncode == 0, done_masked.stderr
+    result, original = np.asarray(Image.open(masked)), np.asarray(Image.open(source))
+    assert np.array_equal(result[:, :32], original[:, :32]) and not np.array_equal(result[:, 32:], original[:, 32:])
+    (step,) = read_recipe(masked).post
+    assert (step["processor"], step["strength"], step["masked"]) == ("histogram", 0.5, True)
+    # The source had no settings: none are made up (A1111's text said "Steps: 0, CFG scale: 0, Seed: -1").
+    assert "parameters" not in Image.open(masked).info
+    unmade = inspect_image(masked)
+    assert unmade.prompt is None and unmade.steps is None
+    assert unmade.notes == ("Studio post-processed this picture (histogram); Studio did not make it.",)
+
+    # Another tool's metadata is carried over, and still says what made the picture.
+    assert done_comfy.returncode == 0, done_comfy.stderr
     carried = inspect_image(restyled)
     assert (carried.tool, carried.prompt, carried.seed) == ("ComfyUI", "a comfy red fox", 42)
     assert "Studio post-processed this picture (color); Studio did not make it." in carried.notes
 
-    for args, message in (
-            (("--method", "color"), "Colour Transfer: Style picture needs a picture."),
-            (("--method", "color", "--style", str(style), "--strength", "2"),
-             "Colour Transfer: the strength must be between 0 and 1, not 2."),
-            (("--method", "sparkle"), "No post-processor called 'sparkle' is installed and enabled; --method takes "
-                                      "one of: color for Colour Transfer, histogram for Colour Transfer (Histogram), "
-                                      "neural for Neural Style Transfer, adain for Fast Style Transfer (AdaIN), "
-                                      "restyle for Diffusion Restyle, upscale for Upscale."),
-            (("--method", "color", "--style", str(style), "--mask", str(style)),
-             "The mask orange.png is 32x32 but the picture blue.png is 64x48")):
-        refused = studio(home, "postprocess", str(source), "-o", str(tmp_path / "x.png"), *args)
-        assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+    for (_, message), result in zip(refusals, refused, strict=True):
+        assert result.returncode == 2 and message in result.stderr, result.stderr
 
 
 def test_upscale_fails_cleanly_without_a_model_with_a_bad_tile_and_without_spandrel(tmp_path, monkeypatch):
@@ -93,12 +95,13 @@ def test_upscale_fails_cleanly_without_a_model_with_a_bad_tile_and_without_spand
     Image.new("RGB", (40, 30), (10, 200, 30)).save(source)
     upscalers = home / "data" / "models" / "upscalers"
 
-    no_model = studio(home, "postprocess", str(source), "-o", str(output), "--method", "upscale")
+    no_model, bad_tile = run_studio_commands(
+        home, ["postprocess", str(source), "-o", str(output), "--method", "upscale"],
+        ["postprocess", str(source), "-o", str(output), "--method", "upscale", "--tile", "10"])
     assert no_model.returncode == 1 and not output.exists()
     assert "studio: Upscaling needs an upscaler model: put a Real-ESRGAN x4plus" in no_model.stderr
     assert f"in {upscalers}{os.sep} (convert a .pth download with: studio convert-weights IN.pth" in no_model.stderr
 
-    bad_tile = studio(home, "postprocess", str(source), "-o", str(output), "--method", "upscale", "--tile", "10")
     assert bad_tile.returncode == 2 and not output.exists()
     assert "studio: Upscale: Tile size must be between 64 and 2048, not 10." in bad_tile.stderr
 
