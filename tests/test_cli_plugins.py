@@ -1,6 +1,7 @@
 """``studio plugins …``, ``studio generate --generator``, ``studio postprocess`` and ``--safe-mode``, in a
 subprocess as a person runs them: a wheel built in the test is installed by Studio's installer, enabled,
-used, disabled and removed."""
+used, disabled and removed. Commands a test runs one after another, with nothing done between them, share one fresh
+Python (run_studio_commands)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from plugin_wheels import plugin_wheel
-from studio_testing import run_studio, unpack_plugin
+from studio_testing import run_studio, run_studio_commands, unpack_plugin
 
 from studio.core.images import read_recipe
 
@@ -66,11 +67,22 @@ def studio(home: Path, *args: str, timeout: float = 240) -> subprocess.Completed
     return run_studio(home, *args, timeout=timeout)
 
 
-def plugins_listed(home: Path) -> list[dict]:
-    """The plugins ``studio plugins list --json`` lists: every row after Studio's own, which comes first."""
-    own, *plugins = json.loads(studio(home, "plugins", "list", "--json").stdout)
+def plugins_in(listed: subprocess.CompletedProcess[str]) -> list[dict]:
+    """The plugins a ``studio plugins list --json`` run listed: every row after Studio's own, which comes first."""
+    own, *plugins = json.loads(listed.stdout)
     assert (own["id"], own["installed_by"]) == ("studio", "built in")
     return plugins
+
+
+def commands(home: Path, *runs: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
+    """Each ``studio ARGS`` of ``runs``, one after another in one fresh Python."""
+    return run_studio_commands(home, *(list(args) for args in runs))
+
+
+def install_and_enable(home: Path, wheel: Path, plugin_id: str) -> None:
+    installed, enabled = commands(home, ("plugins", "install", str(wheel), "--yes"), ("plugins", "enable", plugin_id))
+    assert installed.returncode == 0, installed.stderr
+    assert enabled.returncode == 0, enabled.stderr
 
 
 @pytest.fixture
@@ -81,84 +93,84 @@ def wheel(tmp_path) -> Path:
 
 def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel):
     home = tmp_path / "home"
-    empty = studio(home, "plugins", "list")
+    out, again = tmp_path / "red.png", tmp_path / "again.png"
+    source, darker = tmp_path / "grey.png", tmp_path / "darker.png"
+    Image.fromarray(np.full((16, 16, 3), 200, np.uint8)).save(source)
+    empty, asked = commands(home, ("plugins", "list"), ("plugins", "install", str(wheel)))
     assert empty.returncode == 0 and "No plugins are installed" in empty.stdout
 
     # Without a terminal to ask on, installing needs --yes; nothing is installed.
-    asked = studio(home, "plugins", "install", str(wheel))
     assert asked.returncode == 1 and "not installing without --yes" in asked.stderr
     assert "Test Plugin" in asked.stdout  # the plan was shown first
     assert not (home / "data" / "plugins" / "cli-plugin").exists()
 
-    installed = studio(home, "plugins", "install", str(wheel), "--yes")
+    installed, listed, refused, enabled, helped, made, history = commands(
+        home, ("plugins", "install", str(wheel), "--yes"), ("plugins", "list", "--json"),
+        ("generate", "--generator", "cli-gen", "--prompt", "x", "-o", str(tmp_path / "x.png")),
+        ("plugins", "enable", "cli-plugin"), ("generate", "--generator", "cli-gen", "--help"),
+        ("generate", "--generator", "cli-gen", "--prompt", "a red square", "--level", "40", "--size", "64x64",
+         "--seed", "5", "--post", "darken:factor=0.5", "-o", str(out)),
+        ("history", "search", "red square", "--json"))
     assert installed.returncode == 0, installed.stderr
     assert "It is disabled until you run: studio plugins enable cli-plugin" in installed.stdout
-    listed = plugins_listed(home)
-    assert [(p["id"], p["status"], p["generators"], p["postprocessors"], p["installed_by"]) for p in listed] == \
-        [("cli-plugin", "disabled", ["cli-gen"], ["darken"], "studio")]
+    assert [(p["id"], p["status"], p["generators"], p["postprocessors"], p["installed_by"])
+            for p in plugins_in(listed)] == [("cli-plugin", "disabled", ["cli-gen"], ["darken"], "studio")]
 
-    refused = studio(home, "generate", "--generator", "cli-gen", "--prompt", "x", "-o", str(tmp_path / "x.png"))
     assert refused.returncode == 2
     assert ("No generator called 'cli-gen' is installed and enabled; --generator takes one of: diffusers for "
             "Stable Diffusion (diffusers).") in refused.stderr
 
-    assert studio(home, "plugins", "enable", "cli-plugin").stdout.strip() == "Test Plugin 1.0.0: enabled."
-    helped = studio(home, "generate", "--generator", "cli-gen", "--help")
+    assert enabled.stdout.strip() == "Test Plugin 1.0.0: enabled."
     assert "--level LEVEL" in helped.stdout and "How red (0 to 255, default 100)" in helped.stdout
 
-    out = tmp_path / "red.png"
-    made = studio(home, "generate", "--generator", "cli-gen", "--prompt", "a red square", "--level", "40",
-                  "--size", "64x64", "--seed", "5", "--post", "darken:factor=0.5", "-o", str(out))
     assert made.returncode == 0, made.stderr
     assert Image.open(out).getpixel((0, 0)) == (20, 0, 0)
     recipe = read_recipe(out)
     assert (recipe.generator, recipe.generator_version, recipe.params, recipe.seed) == \
         ("cli-gen", "1.0.0", {"level": 40}, 5)
     assert recipe.post[0]["processor"] == "darken"
-    history = studio(home, "history", "search", "red square", "--json")
     entry = json.loads(history.stdout)[0]
     assert entry["generator"] == "cli-gen"
-    shown = studio(home, "history", "show", str(entry["id"])).stdout
-    assert "Generator:   cli-plugin/cli-gen 1.0.0" in shown and "Generator settings: level 40" in shown
-    assert "Post-processing: darken (factor 0.5)" in shown
-    again = tmp_path / "again.png"
-    rerun = studio(home, "history", "rerun", str(entry["id"]), "-o", str(again))
+
+    shown, rerun, bad, post, safe, safe_listed, disabled, removed, listed = commands(
+        home, ("history", "show", str(entry["id"])), ("history", "rerun", str(entry["id"]), "-o", str(again)),
+        ("generate", "--generator", "cli-gen", "--prompt", "x", "--level", "999", "-o", str(out)),
+        ("postprocess", str(source), "-o", str(darker), "--method", "darken", "--factor", "0.25"),
+        ("--safe-mode", "generate", "--generator", "cli-gen", "--prompt", "x", "-o", str(out)),
+        ("--safe-mode", "plugins", "list"), ("plugins", "disable", "cli-plugin"),
+        ("plugins", "uninstall", "cli-plugin"), ("plugins", "list", "--json"))
+    assert "Generator:   cli-plugin/cli-gen 1.0.0" in shown.stdout and "Generator settings: level 40" in shown.stdout
+    assert "Post-processing: darken (factor 0.5)" in shown.stdout
     assert rerun.returncode == 0, rerun.stderr
     assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(out)))  # the same picture
 
-    bad = studio(home, "generate", "--generator", "cli-gen", "--prompt", "x", "--level", "999", "-o", str(out))
     assert bad.returncode == 2 and "Test generator: Level must be between 0 and 255, not 999." in bad.stderr
 
-    source = tmp_path / "grey.png"
-    Image.fromarray(np.full((16, 16, 3), 200, np.uint8)).save(source)
-    darker = tmp_path / "darker.png"
-    post = studio(home, "postprocess", str(source), "-o", str(darker), "--method", "darken", "--factor", "0.25")
     assert post.returncode == 0, post.stderr
     assert Image.open(darker).getpixel((0, 0)) == (50, 50, 50)
 
-    safe = studio(home, "--safe-mode", "generate", "--generator", "cli-gen", "--prompt", "x", "-o", str(out))
     assert safe.returncode == 2 and ("No generator called 'cli-gen' is installed and enabled; --generator takes one "
                                      "of: diffusers for Stable Diffusion (diffusers). Studio was started in safe mode, "
                                      "which loads no plugin.") in safe.stderr
-    listed = studio(home, "--safe-mode", "plugins", "list").stdout
-    assert "cli-plugin  Test Plugin 1.0.0  [not loaded (safe mode)]" in listed and "no plugin is loaded" in listed
+    assert "cli-plugin  Test Plugin 1.0.0  [not loaded (safe mode)]" in safe_listed.stdout
+    assert "no plugin is loaded" in safe_listed.stdout
 
-    assert studio(home, "plugins", "disable", "cli-plugin").stdout.strip() == "Test Plugin 1.0.0: disabled."
-    removed = studio(home, "plugins", "uninstall", "cli-plugin")
+    assert disabled.stdout.strip() == "Test Plugin 1.0.0: disabled."
     assert removed.returncode == 0 and "Removed Test Plugin 1.0.0." in removed.stdout
     assert not (home / "data" / "plugins" / "cli-plugin").exists()
-    assert plugins_listed(home) == []
+    assert plugins_in(listed) == []
 
 
 def test_bad_sources_and_ids_are_one_sentence(tmp_path):
     home = tmp_path / "home"
-    missing = studio(home, "plugins", "install", str(tmp_path / "nope.whl"), "--yes")
+    actions = ("enable", "disable", "uninstall")
+    missing, *evil, ghost = commands(home, ("plugins", "install", str(tmp_path / "nope.whl"), "--yes"),
+                                     *(("plugins", action, "../evil") for action in actions),
+                                     ("plugins", "enable", "ghost"))
     assert missing.returncode == 2 and missing.stderr.startswith("studio: ")
     assert len(missing.stderr.strip().splitlines()) == 1
-    for action in ("enable", "disable", "uninstall"):
-        result = studio(home, "plugins", action, "../evil")
-        assert result.returncode == 2 and "is not a plain name" in result.stderr
-    ghost = studio(home, "plugins", "enable", "ghost")
+    for action, result in zip(actions, evil, strict=True):
+        assert result.returncode == 2 and "is not a plain name" in result.stderr, action
     assert ghost.stderr.strip() == "studio: No plugin called 'ghost' is installed."
 
 
@@ -179,18 +191,17 @@ def test_uninstalling_where_the_plugins_folder_cannot_be_written_is_one_sentence
     plugins = home / "data" / "plugins"
     shutil.rmtree(plugins / ".trash", ignore_errors=True)
     (plugins / ".trash").write_text("x")  # where removed plugins go cannot be made
-    removed = studio(home, "plugins", "uninstall", "cli-plugin")
+    removed, listed = commands(home, ("plugins", "uninstall", "cli-plugin"), ("plugins", "list", "--json"))
     assert removed.returncode == 2
     assert removed.stderr == (f"studio: Could not remove cli-plugin: {plugins} could not be written to "
                               "(File exists).\n")
     assert not (plugins / "state.json").exists()  # it was off: removing it writes no state
-    assert [p["id"] for p in plugins_listed(home)] == ["cli-plugin"]
+    assert [p["id"] for p in plugins_in(listed)] == ["cli-plugin"]
 
 
 def test_an_enabled_plugin_that_cannot_be_removed_stays_enabled(tmp_path, wheel):
     home = tmp_path / "home"
-    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
-    assert studio(home, "plugins", "enable", "cli-plugin").returncode == 0
+    install_and_enable(home, wheel, "cli-plugin")
     plugins = home / "data" / "plugins"
     shutil.rmtree(plugins / ".trash", ignore_errors=True)
     (plugins / ".trash").write_text("x")  # where removed plugins go cannot be made
@@ -202,8 +213,7 @@ def test_an_enabled_plugin_that_cannot_be_removed_stays_enabled(tmp_path, wheel)
 
 def test_a_plugin_runs_when_its_cache_folder_cannot_be_made_and_says_so(tmp_path, wheel):
     home = tmp_path / "home"
-    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
-    assert studio(home, "plugins", "enable", "cli-plugin").returncode == 0
+    install_and_enable(home, wheel, "cli-plugin")
     shutil.rmtree(home / "cache", ignore_errors=True)
     (home / "cache").write_text("x")  # no folder can be made in Studio's cache folder, for root too
     out = tmp_path / "made.png"
@@ -244,16 +254,17 @@ def test_install_and_update_from_an_index_on_a_local_server(tmp_path):
     home = tmp_path / "home"
     try:
         publish(old)
-        installed = studio(home, "plugins", "install", "cli-plugin", "--index", index, "--yes")
+        installed, up_to_date = commands(home, ("plugins", "install", "cli-plugin", "--index", index, "--yes"),
+                                         ("plugins", "update", "--index", index, "--yes"))
         assert installed.returncode == 0, installed.stderr
         assert "Installed Test Plugin 1.0.0." in installed.stdout
-        assert studio(home, "plugins", "update", "--index", index, "--yes").stdout.strip() == \
-            "Every plugin is up to date."
+        assert up_to_date.stdout.strip() == "Every plugin is up to date."
         publish(old, new)
-        updated = studio(home, "plugins", "update", "--index", index, "--yes")
+        updated, listed, missing = commands(home, ("plugins", "update", "--index", index, "--yes"),
+                                            ("plugins", "list", "--json"),
+                                            ("plugins", "install", "nothing-here", "--index", index, "--yes"))
         assert updated.returncode == 0 and "Updated cli-plugin to 1.1.0." in updated.stdout, updated.stderr
-        assert plugins_listed(home)[0]["version"] == "1.1.0"
-        missing = studio(home, "plugins", "install", "nothing-here", "--index", index, "--yes")
+        assert plugins_in(listed)[0]["version"] == "1.1.0"
         assert missing.returncode == 2 and "has no plugin called 'nothing-here'; it offers: cli-plugin." in \
             missing.stderr
     finally:
@@ -287,14 +298,12 @@ def test_a_plugin_id_is_looked_up_in_the_index_of_the_settings(tmp_path, wheel, 
 
 def test_a_fresh_install_is_disabled_even_where_a_copy_removed_by_hand_was_enabled(tmp_path, wheel):
     home = tmp_path / "home"
-    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
-    assert studio(home, "plugins", "enable", "cli-plugin").returncode == 0
+    install_and_enable(home, wheel, "cli-plugin")
     shutil.rmtree(home / "data" / "plugins" / "cli-plugin")  # removed by hand: state.json still has it on
-    again = studio(home, "plugins", "install", str(wheel), "--yes")
+    again, listed = commands(home, ("plugins", "install", str(wheel), "--yes"), ("plugins", "list", "--json"))
     assert again.returncode == 0, again.stderr
     assert "It is disabled until you run: studio plugins enable cli-plugin" in again.stdout
-    listed = plugins_listed(home)
-    assert [(p["id"], p["status"]) for p in listed] == [("cli-plugin", "disabled")]  # as it said
+    assert [(p["id"], p["status"]) for p in plugins_in(listed)] == [("cli-plugin", "disabled")]  # as it said
 
 
 def test_a_damaged_list_of_enabled_plugins_is_said_set_aside_and_not_overwritten(tmp_path, wheel):
@@ -302,12 +311,11 @@ def test_a_damaged_list_of_enabled_plugins_is_said_set_aside_and_not_overwritten
     assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
     plugins = home / "data" / "plugins"
     (plugins / "state.json").write_text('{"enabled": ["cli-plugin"')  # cut short
-    listed = studio(home, "plugins", "list")
+    listed, enabled = commands(home, ("plugins", "list"), ("plugins", "enable", "cli-plugin"))
     assert listed.returncode == 0 and "[disabled]" in listed.stdout
     assert listed.stderr == (f"note: The list of enabled plugins in {plugins / 'state.json'} could not be read "
                              "(not JSON: Expecting ',' delimiter: line 1 column 26 (char 25)); it was set aside as "
                              "state.json.broken and all plugins are off until you enable them again.\n")
-    enabled = studio(home, "plugins", "enable", "cli-plugin")
     assert (enabled.returncode, enabled.stderr) == (0, "")  # said once
     assert (plugins / "state.json.broken").read_text() == '{"enabled": ["cli-plugin"'
 
@@ -316,14 +324,14 @@ def test_installing_over_an_enabled_plugin_says_what_it_replaces_and_that_it_sta
     home = tmp_path / "home"
     newer = plugin_wheel(tmp_path / "v2", version="2.0.0")
     older = plugin_wheel(tmp_path / "v1", version="1.0.0")
-    assert studio(home, "plugins", "install", str(newer), "--yes").returncode == 0
-    assert studio(home, "plugins", "enable", "test-plugin").returncode == 0
-    replaced = studio(home, "plugins", "install", str(older), "--yes")
+    installed, enabled, replaced, listed = commands(
+        home, ("plugins", "install", str(newer), "--yes"), ("plugins", "enable", "test-plugin"),
+        ("plugins", "install", str(older), "--yes"), ("plugins", "list", "--json"))
+    assert (installed.returncode, enabled.returncode) == (0, 0)
     assert replaced.returncode == 0, replaced.stderr
     assert "Downgrade: replaces the installed version 2.0.0" in replaced.stdout
     assert "Installed Test Plugin 1.0.0 in place of 2.0.0; it stays enabled" in replaced.stdout
-    listed = plugins_listed(home)
-    assert [(p["version"], p["status"]) for p in listed] == [("1.0.0", "enabled")]
+    assert [(p["version"], p["status"]) for p in plugins_in(listed)] == [("1.0.0", "enabled")]
 
 
 def test_a_plugin_taking_studio_s_own_generator_id_is_neither_installed_nor_enabled(tmp_path):
@@ -334,10 +342,10 @@ def test_a_plugin_taking_studio_s_own_generator_id_is_neither_installed_nor_enab
     assert installed.stderr == ("studio: The plugin Test Plugin's generator id 'diffusers' is already owned by "
                                 "Studio; it was refused.\n")
     unpack_plugin(home / "data" / "plugins", wheel, "taker")  # there all the same (installed by an older Studio)
-    enabled = studio(home, "plugins", "enable", "taker")
+    enabled, listed = commands(home, ("plugins", "enable", "taker"), ("plugins", "list"))
     assert enabled.returncode == 2
     assert "Test Plugin cannot be enabled: its generator id 'diffusers' is already owned by Studio" in enabled.stderr
-    assert "[disabled]" in studio(home, "plugins", "list").stdout  # the refused enable was not remembered
+    assert "[disabled]" in listed.stdout  # the refused enable was not remembered
 
 
 LINGERING = '''
@@ -359,8 +367,7 @@ def test_a_thread_a_plugin_leaves_running_does_not_keep_the_command_from_ending(
     home = tmp_path / "home"
     wheel = plugin_wheel(tmp_path / "wheels", plugin_id="lingers", package="studio_tp_lingers",
                          generator_id="lingers-gen", generator_code=LINGERING)
-    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
-    assert studio(home, "plugins", "enable", "lingers").returncode == 0
+    install_and_enable(home, wheel, "lingers")
     made = studio(home, "generate", "--generator", "lingers-gen", "--prompt", "x", "--size", "64x64", "-o",
                   str(tmp_path / "x.png"), timeout=60)  # before: still running when the time was up
     assert made.returncode == 0, made.stderr
@@ -395,20 +402,19 @@ def test_a_generator_making_fewer_or_more_pictures_than_asked_is_said_and_fewer_
     wheel = plugin_wheel(tmp_path / "wheels", plugin_id="counting", package="studio_tp_counting",
                          generator_id="counting", generator_code=COUNTING,
                          manifest_extra='[[generators.parameters]]\nname = "count"\ntype = "int"\nmax = 9\n')
-    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
-    assert studio(home, "plugins", "enable", "counting").returncode == 0
 
-    def generate(count: int, batch: int, out: str) -> subprocess.CompletedProcess[str]:
-        return studio(home, "generate", "--generator", "counting", "--prompt", "x", "--size", "64x64",
-                      "--batch-count", str(batch), "--count", str(count), "-o", str(tmp_path / out))
+    def generate(count: int, batch: int, out: str) -> tuple[str, ...]:
+        return ("generate", "--generator", "counting", "--prompt", "x", "--size", "64x64", "--batch-count", str(batch),
+                "--count", str(count), "-o", str(tmp_path / out))
 
-    none = generate(0, 1, "none.png")
+    installed, enabled, none, fewer, more = commands(
+        home, ("plugins", "install", str(wheel), "--yes"), ("plugins", "enable", "counting"),
+        generate(0, 1, "none.png"), generate(1, 2, "fewer.png"), generate(5, 2, "more.png"))
+    assert (installed.returncode, enabled.returncode) == (0, 0)
     assert none.returncode == 1 and not (tmp_path / "none.png").exists()
     assert "studio: the generator 'counting' made no picture; nothing was written." in none.stderr
-    fewer = generate(1, 2, "fewer.png")
     assert fewer.returncode == 1 and (tmp_path / "fewer-1.png").is_file() and not (tmp_path / "fewer-2.png").exists()
     assert "studio: the generator 'counting' made 1 of the 2 pictures asked for." in fewer.stderr
-    more = generate(5, 2, "more.png")
     assert more.returncode == 0, more.stderr
     assert sorted(p.name for p in tmp_path.glob("more*")) == ["more-1.png", "more-2.png"]
     assert "made more than the 2 pictures asked for; Studio kept the first 2" in more.stderr
