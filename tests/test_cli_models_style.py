@@ -20,7 +20,9 @@ def test_adain_weights_imported_by_the_command_line_are_what_the_filter_uses(tmp
     picture, style, out = tmp_path / "in.png", tmp_path / "style.png", tmp_path / "out.png"
     gradient_image(48, 32).save(picture)
     gradient_image(32, 32, seed=1).save(style)
-    postprocess = ("postprocess", str(picture), "-o", str(out), "--method", "adain", "--style", str(style))
+    # Worked at 64 pixels (the default, 768, takes seconds on a CPU), then resized back to the picture's size.
+    postprocess = ("postprocess", str(picture), "-o", str(out), "--method", "adain", "--style", str(style),
+                   "--resolution", "64")
 
     folder = home / "data" / "models" / "style"
     *imports, done = run_studio_commands(home, *(["models", "import", str(source)] for source in sources),
