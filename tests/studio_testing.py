@@ -46,6 +46,74 @@ def run_studio(home: Path, *args: str, timeout: float = 240, env: dict[str, str]
                           preexec_fn=without_root_writes if bound else None)
 
 
+COMMANDS_SCRIPT = (
+    "import contextlib, io, json, logging, sys\n"
+    "from studio.cli import main\n"
+    "root, results = logging.getLogger(), []\n"
+    "for args in json.loads(sys.argv[1]):\n"
+    "    err, out, handlers = io.StringIO(), io.StringIO(), list(root.handlers)\n"
+    "    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):\n"
+    "        try:\n"
+    "            code = main(args)\n"
+    "        except SystemExit as exited:\n"
+    "            code = exited.code if isinstance(exited.code, int) else int(exited.code is not None)\n"
+    "    for handler in [h for h in root.handlers if h not in handlers]:\n"
+    "        root.removeHandler(handler)\n"
+    "        handler.close()\n"
+    "    results.append([code, out.getvalue(), err.getvalue()])\n"
+    "with open(sys.argv[2], 'w', encoding='utf-8') as file:\n"
+    "    json.dump(results, file)\n"
+)
+
+
+def run_studio_commands(home: Path, *commands: list[str], timeout: float = 240, env: dict[str, str] | None = None,
+                        bound_by_permissions: bool = False) -> list[subprocess.CompletedProcess[str]]:
+    """Each ``studio ARGS`` of ``commands`` through ``studio.cli.main``, one after another in one fresh Python run
+    as run_studio runs it (its own STUDIO_HOME, the CPU, ``env``, ``bound_by_permissions``): for a test that runs
+    commands one after another with nothing done between them, one start of Python (and import of torch and
+    diffusers) instead of one a command. Each command's exit status and what it printed, as run_studio's result."""
+    import json
+    import tempfile
+
+    full_env = dict(os.environ, STUDIO_HOME=str(home), STUDIO_DEVICE="cpu", PYTHONIOENCODING="utf-8", **(env or {}))
+    bound = bound_by_permissions and os.geteuid() == 0
+    with tempfile.TemporaryDirectory() as folder:
+        results = Path(folder) / "results.json"
+        done = subprocess.run([sys.executable, "-c", COMMANDS_SCRIPT, json.dumps(commands), str(results)],
+                              env=full_env, cwd=home.parent, capture_output=True, text=True, encoding="utf-8",
+                              timeout=timeout, stdin=subprocess.DEVNULL,
+                              preexec_fn=without_root_writes if bound else None)
+        assert done.returncode == 0 and results.is_file(), done.stderr
+        said = json.loads(results.read_text(encoding="utf-8"))
+    return [subprocess.CompletedProcess(["studio", *args], code, out, err)
+            for args, (code, out, err) in zip(commands, said, strict=True)]
+
+
+def studio_here(capsys, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001 - pytest's capsys
+    """``studio ARGS`` through ``studio.cli.main`` in this process, as run_studio's result (exit status, what it
+    printed): the STUDIO_HOME the test set (studio_home, or monkeypatch), on the CPU, without the 3-5 s a fresh
+    Python takes to import torch and diffusers. For what a command does, not how its process starts or ends
+    (run_studio's). The log file the command opens is closed after it, so no test's log gets another's lines."""
+    import logging
+
+    from studio.cli import main
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    capsys.readouterr()  # what the test printed before is not the command's
+    try:
+        code = main(list(args))
+    except SystemExit as exited:  # argparse's errors and --help end so
+        code = exited.code if isinstance(exited.code, int) else int(exited.code is not None)
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
+    said = capsys.readouterr()
+    return subprocess.CompletedProcess(["studio", *args], code, said.out, said.err)
+
+
 def without_root_writes() -> None:
     """In the child, before it runs Python: root gives up writing past file permissions (CAP_DAC_OVERRIDE leaves
     the bounding set, so the new program never has it), and a read-only folder is read-only to it too."""

@@ -1,4 +1,5 @@
-"""``studio generate`` end to end, in a subprocess, exactly as a person runs it."""
+"""``studio generate`` end to end: in a subprocess, exactly as a person runs it, and (what each kind of job makes)
+through ``studio.cli.main`` in this process, which spares a fresh Python's import of torch a job."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from PIL import Image
-from studio_testing import help_in_a_fresh_process, run_studio
+from studio_testing import help_in_a_fresh_process, run_studio, studio_here
 
 from studio.core.hashing import lora_hash, model_hash
 from studio.core.images import read_recipe
@@ -32,6 +33,11 @@ def home(tmp_path) -> Path:
 
 def studio(home: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return run_studio(home, "generate", *args, timeout=timeout)
+
+
+def generate_here(capsys, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001 - pytest's capsys
+    """``studio generate ARGS`` in this process, on the Studio of the studio_home fixture."""
+    return studio_here(capsys, "generate", *args)
 
 
 REFUSALS_SCRIPT = (
@@ -104,8 +110,9 @@ def test_txt2img_batch_writes_pngs_whose_parameters_match_the_request(tiny_model
     assert (home / "cache" / "model-hashes.json").is_file()
 
 
-def test_img2img_from_an_init_image_with_the_model_named_from_the_models_folder(tiny_model_dir, home, tmp_path):
-    models = home / "data" / "models"
+def test_img2img_from_an_init_image_with_the_model_named_from_the_models_folder(tiny_model_dir, studio_home,
+                                                                                tmp_path, capsys):
+    models = studio_home / "data" / "models"
     models.mkdir(parents=True)
     (models / "tiny-sd").symlink_to(tiny_model_dir, target_is_directory=True)
     init = tmp_path / "init.png"
@@ -113,8 +120,9 @@ def test_img2img_from_an_init_image_with_the_model_named_from_the_models_folder(
     picture.paste((30, 30, 220), (0, 0, 48, 72))
     picture.save(init)
     output = tmp_path / "result.jpg"
-    result = studio(home, "--model", "tiny-sd", "--prompt", "a watercolour", "--init-image", str(init),
-                    "--strength", "0.5", "--steps", "4", "--seed", "7", "--scheduler", "euler", "-o", str(output))
+    result = generate_here(capsys, "--model", "tiny-sd", "--prompt", "a watercolour", "--init-image", str(init),
+                           "--strength", "0.5", "--steps", "4", "--seed", "7", "--scheduler", "euler", "-o",
+                           str(output))
     assert result.returncode == 0, result.stderr
     with Image.open(output) as img:
         assert img.format == "JPEG"
@@ -128,39 +136,29 @@ def test_img2img_from_an_init_image_with_the_model_named_from_the_models_folder(
     assert recipe.model_name == "tiny-sd"
 
 
-@pytest.mark.parametrize("case", ["missing model", "unreadable init image", "zero steps", "bad size",
-                                  "small init image", "hires option alone", "hires too large"])
-def test_bad_input_exits_2_with_one_sentence(tiny_model_dir, home, tmp_path, case):
+def test_bad_input_exits_2_with_one_sentence(tiny_model_dir, home, tmp_path):
     output = tmp_path / "never.png"
-    args = ["--model", str(tiny_model_dir), "--prompt", "p", "-o", str(output)]
     not_an_image = tmp_path / "photo.png"
     not_an_image.write_text("this is not a picture")
     Image.new("RGB", (53, 40)).save(tmp_path / "icon.png")
-    expected = {
-        "missing model": "studio: No model file or folder named 'no-such-model' was found (looked in "
-                         f"{home.resolve() / 'data' / 'models'}).",
-        "unreadable init image": "studio: photo.png is not an image file Studio can read.",
-        "zero steps": "studio: Steps must be at least 1, not 0.",
-        "bad size": "studio: The size 'big' is not WIDTHxHEIGHT, e.g. 512x768.",
-        "small init image": "studio: The picture icon.png is 53x40, and Studio works at 64 to 4096 pixels a side; "
-                            "give --size WxH to work at another size.",
-        "hires option alone": "studio: --hires-strength needs --hires SCALE, the hires fix it belongs to.",
-        "hires too large": "studio: Hires fix at 2.5x would make a 5120x5120 picture; Studio makes at most 4096 "
-                           "pixels a side, so lower the upscale or the size.",
-    }[case]
-    extra = {
-        "missing model": ["--model", "no-such-model"],
-        "unreadable init image": ["--init-image", str(not_an_image)],
-        "zero steps": ["--steps", "0"],
-        "bad size": ["--size", "big"],
-        "small init image": ["--init-image", str(tmp_path / "icon.png")],
-        "hires option alone": ["--hires-strength", "0.3"],
-        "hires too large": ["--size", "2048x2048", "--hires", "2.5"],
-    }[case]
-    result = studio(home, *args, *extra, timeout=120)
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.strip() == expected
-    assert result.stdout == ""
+    base = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", str(output)]
+    assert_refused_without_torch(home, base, {
+        "missing model": (["--model", "no-such-model"],
+                          "No model file or folder named 'no-such-model' was found (looked in "
+                          f"{home.resolve() / 'data' / 'models'})."),
+        "unreadable init image": (["--init-image", str(not_an_image)],
+                                  "photo.png is not an image file Studio can read."),
+        "zero steps": (["--steps", "0"], "Steps must be at least 1, not 0."),
+        "bad size": (["--size", "big"], "The size 'big' is not WIDTHxHEIGHT, e.g. 512x768."),
+        "small init image": (["--init-image", str(tmp_path / "icon.png")],
+                             "The picture icon.png is 53x40, and Studio works at 64 to 4096 pixels a side; give "
+                             "--size WxH to work at another size."),
+        "hires option alone": (["--hires-strength", "0.3"],
+                               "--hires-strength needs --hires SCALE, the hires fix it belongs to."),
+        "hires too large": (["--size", "2048x2048", "--hires", "2.5"],
+                            "Hires fix at 2.5x would make a 5120x5120 picture; Studio makes at most 4096 pixels a "
+                            "side, so lower the upscale or the size."),
+    })
     assert not output.exists()
 
 
@@ -193,17 +191,18 @@ def test_a_file_that_is_not_a_model_is_bad_input_said_before_the_engine_starts(t
     })
 
 
-def test_a_failed_job_says_one_sentence_and_keeps_the_traceback_in_the_log(tiny_model_dir, home, tmp_path):
+def test_a_failed_job_says_one_sentence_and_keeps_the_traceback_in_the_log(tiny_model_dir, studio_home, tmp_path,
+                                                                            capsys):
     import shutil
 
     broken = shutil.copytree(tiny_model_dir, tmp_path / "broken")
     (broken / "unet" / "config.json").write_text("{not json")  # found out when the engine loads it
-    result = studio(home, "--model", str(broken), "--prompt", "p", "-o", str(tmp_path / "o.png"), timeout=120)
+    result = generate_here(capsys, "--model", str(broken), "--prompt", "p", "-o", str(tmp_path / "o.png"))
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("studio: ") and last.endswith(".")
     assert "Traceback" not in result.stderr and result.stdout == ""
-    assert "Traceback" in (home / "data" / "studio.log").read_text(encoding="utf-8")
+    assert "Traceback" in (studio_home / "data" / "studio.log").read_text(encoding="utf-8")
 
 
 # -- inpainting and outpainting ------------------------------------------------------------------
@@ -214,17 +213,17 @@ def noise_picture(path: Path, size: tuple[int, int] = (96, 72)) -> Image.Image:
     return picture
 
 
-def test_inpaint_with_a_mask_file_changes_only_the_masked_area(tiny_model_dir, home, tmp_path):
+def test_inpaint_with_a_mask_file_changes_only_the_masked_area(tiny_model_dir, studio_home, tmp_path, capsys):
     picture = noise_picture(tmp_path / "picture.png")
     # A mask with alpha: transparent = keep, opaque = regenerate, whatever the colour.
     mask = Image.new("RGBA", picture.size, (255, 255, 255, 0))
     mask.paste((0, 0, 0, 255), (60, 8, 84, 28))
     mask.save(tmp_path / "mask.png")
     output = tmp_path / "inpainted.png"
-    result = studio(home, "--model", str(tiny_model_dir), "--prompt", "a fox", "--init-image",
-                    str(tmp_path / "picture.png"), "--mask", str(tmp_path / "mask.png"), "--size", "64x64",
-                    "--padding", "12", "--feather", "4", "--fill", "noise", "--strength", "0.9", "--steps", "3",
-                    "--seed", "3", "-o", str(output))
+    result = generate_here(capsys, "--model", str(tiny_model_dir), "--prompt", "a fox", "--init-image",
+                           str(tmp_path / "picture.png"), "--mask", str(tmp_path / "mask.png"), "--size", "64x64",
+                           "--padding", "12", "--feather", "4", "--fill", "noise", "--strength", "0.9", "--steps",
+                           "3", "--seed", "3", "-o", str(output))
     assert result.returncode == 0, result.stderr
     assert "note: --size is ignored when inpainting; the result has the picture's size, 96x72." in result.stderr
     assert f"Saved {output} (seed 3, 96x72)" in result.stdout
@@ -240,12 +239,12 @@ def test_inpaint_with_a_mask_file_changes_only_the_masked_area(tiny_model_dir, h
         ("Only masked", 12, 4, "noise")
 
 
-def test_outpaint_extends_the_picture_and_fills_the_new_area(tiny_inpaint_model_dir, home, tmp_path):
+def test_outpaint_extends_the_picture_and_fills_the_new_area(tiny_inpaint_model_dir, studio_home, tmp_path, capsys):
     picture = noise_picture(tmp_path / "picture.png")
     output = tmp_path / "wider.png"
-    result = studio(home, "--model", str(tiny_inpaint_model_dir), "--prompt", "more of the same", "--init-image",
-                    str(tmp_path / "picture.png"), "--outpaint", "0,8,32,0", "--whole-picture", "--feather", "4",
-                    "--strength", "1", "--steps", "2", "--seed", "9", "-o", str(output))
+    result = generate_here(capsys, "--model", str(tiny_inpaint_model_dir), "--prompt", "more of the same",
+                           "--init-image", str(tmp_path / "picture.png"), "--outpaint", "0,8,32,0", "--whole-picture",
+                           "--feather", "4", "--strength", "1", "--steps", "2", "--seed", "9", "-o", str(output))
     assert result.returncode == 0, result.stderr
     assert f"Saved {output} (seed 9, 128x80)" in result.stdout
     with Image.open(output) as img:
@@ -354,11 +353,11 @@ def test_outpaint_with_a_mask_extends_both_and_masks_the_new_border(tiny_model_d
 
 # -- LoRAs and the VAE override ------------------------------------------------------------------
 
-def test_generate_with_a_hires_fix_makes_the_larger_picture(tiny_model_dir, home, tmp_path):
+def test_generate_with_a_hires_fix_makes_the_larger_picture(tiny_model_dir, studio_home, tmp_path, capsys):
     output = tmp_path / "big.png"
-    result = studio(home, "--model", str(tiny_model_dir), "--prompt", "a fox", "--seed", "3", "--steps", "2",
-                    "--size", "64x64", "--hires", "1.5", "--hires-steps", "4", "--hires-strength", "0.5", "-o",
-                    str(output))
+    result = generate_here(capsys, "--model", str(tiny_model_dir), "--prompt", "a fox", "--seed", "3", "--steps",
+                           "2", "--size", "64x64", "--hires", "1.5", "--hires-steps", "4", "--hires-strength", "0.5",
+                           "-o", str(output))
     assert result.returncode == 0, result.stderr
     with Image.open(output) as picture:
         assert picture.size == (96, 96)
@@ -368,14 +367,15 @@ def test_generate_with_a_hires_fix_makes_the_larger_picture(tiny_model_dir, home
         (1.5, 4, 0.5, "Lanczos")
 
 
-def test_generate_with_a_lora_and_a_vae_records_them(tiny_model_dir, home, tmp_path):
+def test_generate_with_a_lora_and_a_vae_records_them(tiny_model_dir, studio_home, tmp_path, capsys):
     from tiny_loras import build_tiny_vae_folder, lora_state, save_lora, tiny_unet
 
-    models = home / "data" / "models"
+    models = studio_home / "data" / "models"
     lora = save_lora(lora_state(tiny_unet(tiny_model_dir)), models / "loras" / "detail.safetensors")
     vae = build_tiny_vae_folder(models / "vae" / "other-vae", tiny_model_dir)
     base = ["--model", str(tiny_model_dir), "--prompt", "a fox", "--seed", "3", "--steps", "2", "--size", "64x64"]
-    result = studio(home, *base, "--lora", "detail:0.8", "--vae", "other-vae", "-o", str(tmp_path / "fox.png"))
+    result = generate_here(capsys, *base, "--lora", "detail:0.8", "--vae", "other-vae", "-o",
+                           str(tmp_path / "fox.png"))
     assert result.returncode == 0, result.stderr
     recipe = read_recipe(tmp_path / "fox.png")
     assert [(r.name, r.hash, r.weight) for r in recipe.loras] == [("detail", lora_hash(lora), 0.8)]
@@ -411,15 +411,15 @@ def test_a_lora_given_by_a_relative_path_is_recorded_whole_and_one_in_the_models
     assert [guide.model for guide in controls] == [str(lines.resolve()), "canny"]  # ControlNets alike
 
 
-def test_a_lora_in_a_linked_folder_is_found_by_name(tiny_model_dir, home, tmp_path):
+def test_a_lora_in_a_linked_folder_is_found_by_name(tiny_model_dir, studio_home, tmp_path, capsys):
     from tiny_loras import lora_state, save_lora, tiny_unet
 
     a1111 = tmp_path / "stable-diffusion-webui"
     lora = save_lora(lora_state(tiny_unet(tiny_model_dir)), a1111 / "models" / "Lora" / "ink.safetensors")
     (a1111 / "models" / "Stable-diffusion").mkdir()
-    assert run_studio(home, "models", "link", str(a1111)).returncode == 0
-    result = studio(home, "--model", str(tiny_model_dir), "--prompt", "a fox", "--seed", "3", "--steps", "2",
-                    "--size", "64x64", "--lora", "ink:0.5", "-o", str(tmp_path / "fox.png"))
+    assert studio_here(capsys, "models", "link", str(a1111)).returncode == 0
+    result = generate_here(capsys, "--model", str(tiny_model_dir), "--prompt", "a fox", "--seed", "3", "--steps",
+                           "2", "--size", "64x64", "--lora", "ink:0.5", "-o", str(tmp_path / "fox.png"))
     assert result.returncode == 0, result.stderr
     assert [(r.name, r.hash, r.weight) for r in read_recipe(tmp_path / "fox.png").loras] == [
         ("ink", lora_hash(lora), 0.5)]

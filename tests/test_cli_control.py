@@ -188,15 +188,18 @@ def test_a_plugin_generator_is_refused_control_guides(studio_home, tmp_path, mon
     assert not (tmp_path / "never.png").exists()
 
 
-def test_a_guided_picture_made_by_generate_is_made_again_the_same_by_history_rerun(tiny_model_dir, tmp_path):
+def test_a_guided_picture_made_by_generate_is_made_again_the_same_by_history_rerun(tiny_model_dir, tmp_path,
+                                                                                   monkeypatch, capsys):
     """End to end with the real engine, in subprocesses: the guide's picture is kept under outputs/…/sources, the
-    history names it, and ``studio history rerun`` opens it and makes the same pixels."""
+    history names it, and ``studio history rerun`` opens it and makes the same pixels. (What the history shows,
+    and the unguided picture to compare with, are asked for in this process.)"""
     import json
 
-    from studio_testing import run_studio
+    from studio_testing import run_studio, studio_here
     from tiny_controlnets import build_tiny_controlnet
 
     home = tmp_path / "home"
+    monkeypatch.setenv("STUDIO_HOME", str(home))
     build_tiny_controlnet(home / "data" / "models" / "controlnet" / "tiny-edges", tiny_model_dir)
     photo = picture(tmp_path / "photo.png", 4, (48, 40))
     made = run_studio(home, "generate", "--model", str(tiny_model_dir), "--prompt", "a tower", "--seed", "11",
@@ -204,7 +207,7 @@ def test_a_guided_picture_made_by_generate_is_made_again_the_same_by_history_rer
                       "--canny", "60", "140", "--control-weight", "1.5", "-o", str(tmp_path / "made.png"))
     assert made.returncode == 0, made.stderr
     (tmp_path / "photo.png").unlink()  # the person's file may go: the rerun reads the kept copy
-    entry = json.loads(run_studio(home, "history", "show", "1", "--json").stdout)
+    entry = json.loads(studio_here(capsys, "history", "show", "1", "--json").stdout)
     (record,) = entry["params"]["controls"]
     kept = Path(record["image"])
     assert (record["model"], record["preprocessor"], record["weight"], record["low"]) == ("tiny-edges", CANNY, 1.5, 60)
@@ -214,8 +217,8 @@ def test_a_guided_picture_made_by_generate_is_made_again_the_same_by_history_rer
     assert again.returncode == 0, again.stderr
     with Image.open(tmp_path / "made.png") as first, Image.open(tmp_path / "again.png") as second:
         assert np.array_equal(np.asarray(first), np.asarray(second))
-    unguided = run_studio(home, "generate", "--model", str(tiny_model_dir), "--prompt", "a tower", "--seed", "11",
-                          "--steps", "2", "--size", "64x64", "-o", str(tmp_path / "plain.png"))
+    unguided = studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--prompt", "a tower", "--seed", "11",
+                           "--steps", "2", "--size", "64x64", "-o", str(tmp_path / "plain.png"))
     assert unguided.returncode == 0, unguided.stderr
     with Image.open(tmp_path / "made.png") as first, Image.open(tmp_path / "plain.png") as plain:
         assert not np.array_equal(np.asarray(first), np.asarray(plain))  # the guide is what was made again

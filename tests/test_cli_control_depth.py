@@ -9,7 +9,7 @@ import json
 import numpy as np
 from hub_server import FakeHub, FakeRepo
 from PIL import Image
-from studio_testing import run_studio
+from studio_testing import run_studio, studio_here
 from test_cli import assert_refused_without_torch, parameters_of
 from test_cli_control import controlnets, picture, requested
 from tiny_depth import build_tiny_depth, depth_model_in
@@ -48,12 +48,15 @@ def test_an_outpainted_depth_guide_is_the_photo_s_depth_map_in_black_margins(stu
     assert seen[:, :8].max() == 0 and seen[:, 48:].max() == 0
 
 
-def test_download_the_depth_model_then_generate_from_a_photo_s_depth_map(tiny_model_dir, tmp_path):
+def test_download_the_depth_model_then_generate_from_a_photo_s_depth_map(tiny_model_dir, tmp_path, monkeypatch,
+                                                                          capsys):
     """End to end in subprocesses, as a person types it: the download lands where the preprocessor looks, and a
-    depth-guided picture differs from one guided by the photo as it is, its recipe saying depth_anything_v2."""
+    depth-guided picture differs from one guided by the photo as it is, its recipe saying depth_anything_v2. (The
+    listing, the picture to compare with and what the history shows are asked for in this process.)"""
     from tiny_controlnets import build_tiny_controlnet
 
     home = tmp_path / "home"
+    monkeypatch.setenv("STUDIO_HOME", str(home))
     served = build_tiny_depth(tmp_path / "served")
     files = {path.name: path.read_bytes() for path in served.iterdir()}
     with FakeHub({DEPTH_REPO: FakeRepo({**files, "README.md": b"# Depth Anything V2"})}) as hub:
@@ -62,22 +65,22 @@ def test_download_the_depth_model_then_generate_from_a_photo_s_depth_map(tiny_mo
     assert got.returncode == 0, got.stderr
     folder = home / "data" / "models" / DEPTH_FOLDER
     assert {p.name for p in folder.iterdir() if not p.name.startswith(".")} == set(files)
-    listed = json.loads(run_studio(home, "models", "list", "--json", "--kind", "annotator").stdout)
+    listed = json.loads(studio_here(capsys, "models", "list", "--json", "--kind", "annotator").stdout)
     assert [(m["label"], m["source"]) for m in listed] == [("Depth map model (Depth Anything)",
                                                            f"Hugging Face: {DEPTH_REPO}")]
     build_tiny_controlnet(home / "data" / "models" / "controlnet" / "tiny-depth", tiny_model_dir)
     picture(tmp_path / "photo.png", 4, (48, 40))
     made = {}
-    for preprocessor in (DEPTH, NONE):
+    for preprocessor, run in ((DEPTH, run_studio), (NONE, lambda _home, *args: studio_here(capsys, *args))):
         out = tmp_path / f"{preprocessor}.png"
-        done = run_studio(home, "generate", "--model", str(tiny_model_dir), "--prompt", "a tower", "--seed", "3",
-                          "--steps", "2", "--size", "64x64", "--control", "tiny-depth", str(tmp_path / "photo.png"),
-                          "--control-preprocessor", preprocessor, "-o", str(out))
+        done = run(home, "generate", "--model", str(tiny_model_dir), "--prompt", "a tower", "--seed", "3", "--steps",
+                   "2", "--size", "64x64", "--control", "tiny-depth", str(tmp_path / "photo.png"),
+                   "--control-preprocessor", preprocessor, "-o", str(out))
         assert done.returncode == 0, done.stderr
         with Image.open(out) as image:
             made[preprocessor] = np.asarray(image.convert("RGB"))
     assert not np.array_equal(made[DEPTH], made[NONE])
     assert 'ControlNet 0: "Module: depth_anything_v2, Model: tiny-depth' in parameters_of(
         tmp_path / "depth.png").to_parameters()
-    entry = json.loads(run_studio(home, "history", "show", "1", "--json").stdout)  # the first job: depth
+    entry = json.loads(studio_here(capsys, "history", "show", "1", "--json").stdout)  # the first job: depth
     assert entry["params"]["controls"][0]["preprocessor"] == DEPTH

@@ -1,4 +1,5 @@
-"""``studio history search|show|rerun`` in subprocesses, on a history made by one real ``studio generate``."""
+"""``studio history search|show|rerun`` in subprocesses, on a history made by one real ``studio generate`` (the
+commands a test runs one after another share a process where nothing happens between them)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from studio_testing import run_studio, why_root_cannot_give_up_writes
+from studio_testing import run_studio, run_studio_commands, studio_here, why_root_cannot_give_up_writes
 
 from studio.core.hashing import model_hash
 from studio.services.history_store import HistoryEntry
@@ -59,7 +60,10 @@ def sql(home: Path, statement: str, *args: object) -> None:
 
 def test_generate_records_its_job_and_search_and_show_print_it(made):
     home = made["home"]
-    found = studio(home, "history", "search", "fox", "sno", "--json")
+    found, nothing, other_model, starred, table, shown, human = run_studio_commands(
+        home, ["history", "search", "fox", "sno", "--json"], ["history", "search", "nothing-like-this", "--json"],
+        ["history", "search", "--model", "other", "--json"], ["history", "search", "--starred", "--json"],
+        ["history", "search", "--limit", "1"], ["history", "show", "1", "--json"], ["history", "show", "1"])
     assert found.returncode == 0, found.stderr
     rows = json.loads(found.stdout)
     assert [r["id"] for r in rows] == [2, 1]
@@ -79,11 +83,10 @@ def test_generate_records_its_job_and_search_and_show_print_it(made):
     # The outputs-folder copy is the picture written to -o.
     with Image.open(rows[1]["image_path"]) as kept, Image.open(made["out"] / "fox-1.png") as written:
         assert np.array_equal(np.asarray(kept), np.asarray(written))
-    assert json.loads(studio(home, "history", "search", "nothing-like-this", "--json").stdout) == []
-    assert json.loads(studio(home, "history", "search", "--model", "other", "--json").stdout) == []
-    assert json.loads(studio(home, "history", "search", "--starred", "--json").stdout) == []
+    assert json.loads(nothing.stdout) == []
+    assert json.loads(other_model.stdout) == []
+    assert json.loads(starred.stdout) == []
 
-    table = studio(home, "history", "search", "--limit", "1")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["ID", "DATE", "MODEL", "SEED", "OUTCOME", "PROMPT"]
@@ -91,9 +94,7 @@ def test_generate_records_its_job_and_search_and_show_print_it(made):
     assert "\x1b" not in table.stdout and "\\x1b[31m" in lines[1]  # recorded text is shown escaped
     assert table.stderr == "note: 1 of 2 entries are shown; --limit shows more.\n"  # a notice, said as all are
 
-    shown = studio(home, "history", "show", "1", "--json")
     assert json.loads(shown.stdout) == rows[1]
-    human = studio(home, "history", "show", "1")
     assert human.returncode == 0 and "\x1b" not in human.stdout
     assert "Seed 77" in human.stdout and "Strength 0.8" in human.stdout and "Mask:" in human.stdout
     assert re.search(r"Took: +\d+\.\d+ s\n", human.stdout), human.stdout  # as the window and generate say it
@@ -101,24 +102,29 @@ def test_generate_records_its_job_and_search_and_show_print_it(made):
 
 def test_unknown_ids_and_bad_options_are_one_sentence_and_exit_2(made, tmp_path):
     home = made["home"]
-    for args in (("show", "999"), ("rerun", "999", "-o", str(tmp_path / "x.png")),
-                 ("rerun", "1", "-o", str(tmp_path / "x.gif")), ("search", "--limit", "0")):
-        result = studio(home, "history", *args)
+    refusals = (("show", "999"), ("rerun", "999", "-o", str(tmp_path / "x.png")),
+                ("rerun", "1", "-o", str(tmp_path / "x.gif")), ("search", "--limit", "0"))
+    results = run_studio_commands(home, *(["history", *args] for args in refusals))
+    for args, result in zip(refusals, results, strict=True):
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.startswith("studio: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert "There is no history entry 999" in studio(home, "history", "show", "999").stderr
+    assert "There is no history entry 999" in results[0].stderr
     assert not (tmp_path / "x.png").exists()
 
 
-def test_rerun_remakes_the_picture_exactly_warns_about_a_changed_model_and_is_recorded(made, tmp_path):
+def test_rerun_remakes_the_picture_exactly_warns_about_a_changed_model_and_is_recorded(made, tmp_path, monkeypatch,
+                                                                                     capsys):
+    """Through studio.cli.main in this process: the subprocess runs of the rerun are the read-only history's test
+    and test_cli_control's guided picture."""
     home = copy_home(made, tmp_path)
+    monkeypatch.setenv("STUDIO_HOME", str(home))
     sql(home, "UPDATE entries SET model_hash = '0000000000' WHERE id = 2")
-    result = studio(home, "history", "rerun", "2", "-o", str(tmp_path / "again.png"))
+    result = studio_here(capsys, "history", "rerun", "2", "-o", str(tmp_path / "again.png"))
     assert result.returncode == 0, result.stderr
     assert "note: The model file changed since history entry 2 was made (hash 0000000000 then" in result.stderr
     with Image.open(tmp_path / "again.png") as again, Image.open(made["out"] / "fox-2.png") as original:
         assert np.array_equal(np.asarray(again), np.asarray(original))  # same seed, settings, source and mask
-    rows = json.loads(studio(home, "history", "search", "--json").stdout)
+    rows = json.loads(studio_here(capsys, "history", "search", "--json").stdout)
     assert [r["id"] for r in rows] == [3, 2, 1]
     new = rows[0]
     assert new["seed"] == 78 and new["params"]["batch_count"] == 1 and new["prompt"] == PROMPT
@@ -127,13 +133,9 @@ def test_rerun_remakes_the_picture_exactly_warns_about_a_changed_model_and_is_re
         assert np.array_equal(np.asarray(mask), np.asarray(made["mask"]))
 
 
-def studio_unable_to_write(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``studio ARGS`` as run_studio runs it, by a user bound by file permissions (root too)."""
-    return run_studio(home, *args, bound_by_permissions=True)
-
-
 def test_search_show_and_rerun_read_a_history_studio_may_not_write(made, tmp_path):
-    """On a read-only data folder every history command failed: 'could not be opened for writing'."""
+    """On a read-only data folder every history command failed: 'could not be opened for writing'. The commands
+    run by a user bound by file permissions (root too)."""
     if why := why_root_cannot_give_up_writes():
         pytest.skip(why)
     home = copy_home(made, tmp_path)
@@ -144,12 +146,12 @@ def test_search_show_and_rerun_read_a_history_studio_may_not_write(made, tmp_pat
     for path in [data, *files]:
         path.chmod(0o555 if path.is_dir() else 0o444)
     try:
-        probe = studio_unable_to_write(home, "history", "search", "fox", "--json")
+        probe, shown, again = run_studio_commands(
+            home, ["history", "search", "fox", "--json"], ["history", "show", "2"],
+            ["history", "rerun", "2", "-o", str(tmp_path / "again.png")], bound_by_permissions=True)
         assert probe.returncode == 0, probe.stderr
         assert [r["id"] for r in json.loads(probe.stdout)] == [2, 1] and probe.stderr == ""
-        shown = studio_unable_to_write(home, "history", "show", "2")
         assert shown.returncode == 0 and shown.stdout.startswith("Entry 2\n"), shown.stderr
-        again = studio_unable_to_write(home, "history", "rerun", "2", "-o", str(tmp_path / "again.png"))
         assert again.returncode == 0, again.stderr
         assert (f"note: Studio may not write to the history database {data / 'history.db'}; this job is not recorded "
                 "in the history.") in again.stderr

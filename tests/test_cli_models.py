@@ -15,7 +15,7 @@ import pytest
 from hub_server import FakeHub, FakeRepo
 from model_files import esrgan, lora, sd1, write
 from PIL import Image
-from studio_testing import run_studio
+from studio_testing import run_studio, run_studio_commands, studio_here
 
 from single_file import write_original_checkpoint
 
@@ -36,48 +36,45 @@ def listing(home: Path) -> dict[str, dict]:
 
 
 def test_import_list_link_and_remove(home, tmp_path):
-    empty = studio(home, "list")
-    assert empty.returncode == 0 and "No models in" in empty.stdout and "studio models import" in empty.stdout
+    """The commands one after another, as a person types them, in one fresh Python (each through studio.cli.main)."""
     source = sd1(tmp_path / "Downloads" / "dreamy.safetensors")
-    imported = studio(home, "import", str(source))
-    assert imported.returncode == 0, imported.stderr
-    assert "Imported dreamy (SD 1.x)" in imported.stdout
-    again = studio(home, "import", str(source))
-    assert "already in the library" in again.stdout
     a1111 = tmp_path / "stable-diffusion-webui"
     shutil.copy(source, (a1111 / "models" / "Stable-diffusion").mkdir(parents=True) or
                 a1111 / "models" / "Stable-diffusion" / "copy.safetensors")
     lora(a1111 / "models" / "Lora" / "ink.safetensors")
-    linked = studio(home, "link", str(a1111))
+    (empty, imported, again, linked, items, text, only, none_of_it, none_as_json, unknown_kind, refused, asked, unknown,
+     removed, unlinked, emptied) = run_studio_commands(home, *(["models", *args] for args in (
+        ["list"], ["import", str(source)], ["import", str(source)], ["link", str(a1111)], ["list", "--json"],
+        ["list"], ["list", "--kind", "LoRA", "--no-hash", "--json"], ["list", "--kind", "vae", "--no-hash"],
+        ["list", "--kind", "vae", "--no-hash", "--json"], ["list", "--kind", "loras"], ["remove", "ink", "-y"],
+        ["remove", "dreamy"], ["remove", "nothing"], ["remove", "dreamy", "-y"], ["remove", str(a1111), "-y"],
+        ["list", "--json"])))
+    assert empty.returncode == 0 and "No models in" in empty.stdout and "studio models import" in empty.stdout
+    assert imported.returncode == 0, imported.stderr
+    assert "Imported dreamy (SD 1.x)" in imported.stdout
+    assert "already in the library" in again.stdout
     assert linked.returncode == 0 and "(AUTOMATIC1111 layout): 2 usable model(s)" in linked.stdout
-    items = listing(home)
+    assert items.returncode == 0, items.stderr
+    items = {item["name"]: item for item in json.loads(items.stdout)}
     assert items["dreamy"]["label"] == "SD 1.x" and len(items["dreamy"]["hash"]) == 10
     assert items["copy"]["duplicate_of"] == items["dreamy"]["path"]
     assert items["ink"]["kind"] == "lora" and items["ink"]["source"].startswith("AUTOMATIC1111 folder")
-    text = studio(home, "list").stdout
-    assert "same file as" in text and "LoRA" in text
-    only = studio(home, "list", "--kind", "LoRA", "--no-hash", "--json")
+    assert "same file as" in text.stdout and "LoRA" in text.stdout
     assert [i["name"] for i in json.loads(only.stdout)] == ["ink"]
-    none_of_it = studio(home, "list", "--kind", "vae", "--no-hash")
     assert none_of_it.stdout.strip() == ("No models of the kind vae in the library; `studio models list` shows its 3 "
                                          "other models.")
-    none_as_json = studio(home, "list", "--kind", "vae", "--no-hash", "--json")  # was the sentence above, not JSON
-    assert (none_as_json.returncode, json.loads(none_as_json.stdout)) == (0, [])
-    unknown = studio(home, "list", "--kind", "loras")
-    assert unknown.returncode == 2 and "invalid choice: 'loras'" in unknown.stderr
-    refused = studio(home, "remove", "ink", "-y")
+    assert (none_as_json.returncode, json.loads(none_as_json.stdout)) == (0, [])  # was the sentence above, not JSON
+    assert unknown_kind.returncode == 2 and "invalid choice: 'loras'" in unknown_kind.stderr
     assert refused.returncode == 2 and "does not delete other tools' files" in refused.stderr
-    asked = studio(home, "remove", "dreamy")
     assert (asked.returncode, asked.stderr) == (2, "studio: there is no terminal to ask on, so nothing was removed; "
                                                    "pass -y (--yes) to remove dreamy.\n")
-    unknown = studio(home, "remove", "nothing")  # what is wrong with the name comes first
+    # What is wrong with the name comes first.
     assert (unknown.returncode, unknown.stderr) == (2, "studio: The library has no model named 'nothing'; `studio "
                                                        "models list` shows the names.\n")
-    removed = studio(home, "remove", "dreamy", "-y")
     assert removed.returncode == 0 and "Removed dreamy" in removed.stdout
-    unlinked = studio(home, "remove", str(a1111), "-y")
     assert unlinked.returncode == 0 and "Unlinked" in unlinked.stdout
-    assert listing(home) == {} and (a1111 / "models" / "Lora" / "ink.safetensors").exists()
+    assert (emptied.returncode, json.loads(emptied.stdout)) == (0, [])
+    assert (a1111 / "models" / "Lora" / "ink.safetensors").exists()
 
 
 @pytest.mark.parametrize("name", ["evil.safetensors", "evil.ckpt"])
@@ -101,8 +98,9 @@ def test_a_corrupt_file_gets_the_same_sentence_from_import_list_and_generate(hom
     JSON' to generate from."""
     bad = tmp_path / "broken.safetensors"
     bad.write_bytes(claimed.to_bytes(8, "little") + b"{" + b"x" * 200)
-    imported = studio(home, "import", str(bad))
-    generated = run_studio(home, "generate", "--model", str(bad), "--prompt", "p", "-o", str(tmp_path / "o.png"))
+    imported, generated = run_studio_commands(home, ["models", "import", str(bad)],
+                                              ["generate", "--model", str(bad), "--prompt", "p", "-o",
+                                               str(tmp_path / "o.png")])
     assert (imported.returncode, generated.returncode) == (2, 2)
     assert imported.stderr == generated.stderr, (imported.stderr, generated.stderr)
     assert imported.stderr.startswith("studio: broken.safetensors is a corrupt safetensors file: its header claims ")
@@ -170,16 +168,18 @@ def test_linking_one_model_file_says_what_it_is_and_an_unusable_one_is_not_linke
     """Linking a file said "0 usable model(s) found there" of a usable checkpoint (only folders were counted),
     and linked a corrupt file just the same."""
     model = sd1(tmp_path / "elsewhere" / "dreamy.safetensors")
-    linked = studio(home, "link", str(model))
-    assert (linked.returncode, linked.stdout) == (0, f"Linked {model}: SD 1.x, listed as dreamy.\n")
-    assert listing(home)["dreamy"]["source"] == f"linked: {model}"
     broken = tmp_path / "elsewhere" / "broken.safetensors"
     broken.write_bytes(b"\x05\0\0\0\0\0\0\0[1,2]")
-    refused = studio(home, "link", str(broken))
+    linked, listed, refused, listed_after = run_studio_commands(
+        home, ["models", "link", str(model)], ["models", "list", "--json"], ["models", "link", str(broken)],
+        ["models", "list", "--json"])
+    assert (linked.returncode, linked.stdout) == (0, f"Linked {model}: SD 1.x, listed as dreamy.\n")
+    assert {item["name"]: item for item in json.loads(listed.stdout)}["dreamy"]["source"] == f"linked: {model}"
     assert (refused.returncode, refused.stdout) == (2, "")
     assert refused.stderr == ("studio: broken.safetensors is a corrupt safetensors file: its header does not start "
                               "with '{'. Nothing was linked.\n")
-    assert set(listing(home)) == {"dreamy"}
+    assert listed_after.returncode == 0, listed_after.stderr
+    assert {item["name"] for item in json.loads(listed_after.stdout)} == {"dreamy"}
 
 
 def test_an_upscaler_goes_to_its_folder(home, tmp_path):
@@ -193,13 +193,14 @@ def test_download_from_a_hub_and_the_recommended_list(home, tmp_path):
              "diffusion_pytorch_model.safetensors": b"\x08\0\0\0\0\0\0\0{}      "}
     with FakeHub({"tester/tiny-vae": FakeRepo(files)}) as hub:
         env = {"HF_HOME": str(tmp_path / "hf"), "NO_PROXY": "127.0.0.1"}
-        result = studio(home, "download", "tester/tiny-vae", "--endpoint", hub.url, "-y", env=env)
+        result, listed, offline, recommended = run_studio_commands(home, *(["models", *args] for args in (
+            ["download", "tester/tiny-vae", "--endpoint", hub.url, "-y"], ["list", "--json"],
+            ["download", "tester/other", "--endpoint", "http://127.0.0.1:9", "-y"], ["recommended"])), env=env)
     assert result.returncode == 0, result.stderr
     assert "100%" in result.stderr and "Downloaded tester/tiny-vae" in result.stdout
-    assert listing(home)["tiny-vae"]["source"] == "Hugging Face: tester/tiny-vae"
-    offline = studio(home, "download", "tester/other", "--endpoint", "http://127.0.0.1:9", "-y", env=env)
+    assert {item["name"]: item for item in json.loads(listed.stdout)}["tiny-vae"]["source"] == \
+        "Hugging Face: tester/tiny-vae"
     assert offline.returncode == 2 and "offline" in offline.stderr
-    recommended = studio(home, "recommended")
     assert "stabilityai/sd-turbo" in recommended.stdout and "about" in recommended.stdout
 
 
@@ -218,15 +219,15 @@ def test_a_download_with_no_terminal_to_ask_on_needs_yes_as_a_removal_does(home,
     assert asked == [] and not (home / "data" / "models" / "tiny-vae").exists()
 
 
-@pytest.mark.slow
-def test_generate_with_an_imported_single_file_checkpoint_by_name(home, tmp_path, tiny_model_dir):
-    models = home / "data" / "models"
+def test_generate_with_an_imported_single_file_checkpoint_by_name(studio_home, tmp_path, tiny_model_dir, capsys):
+    """Through studio.cli.main in this process (the other tests here run the commands in subprocesses)."""
+    models = studio_home / "data" / "models"
     shutil.copytree(tiny_model_dir, models / "configs" / "sd1", ignore=shutil.ignore_patterns("*.safetensors"))
     checkpoint = write_original_checkpoint(tiny_model_dir, tmp_path / "dreamy.safetensors")
-    assert studio(home, "import", str(checkpoint)).returncode == 0
+    assert studio_here(capsys, "models", "import", str(checkpoint)).returncode == 0
     out = tmp_path / "fox.png"
-    result = run_studio(home, "generate", "--model", "dreamy", "--prompt", "a fox", "--steps", "2",
-                        "--size", "64x64", "--seed", "5", "--memory", "low", "--speed", "eager", "-o", str(out))
+    result = studio_here(capsys, "generate", "--model", "dreamy", "--prompt", "a fox", "--steps", "2", "--size",
+                         "64x64", "--seed", "5", "--memory", "low", "--speed", "eager", "-o", str(out))
     assert result.returncode == 0, result.stderr
     with Image.open(out) as image:
         assert image.size == (64, 64) and "Model: dreamy" in image.info["parameters"]
@@ -238,9 +239,9 @@ def test_a_ckpt_is_imported_with_convert(home, tmp_path):
     checkpoint = tmp_path / "ink.ckpt"
     torch.save({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": torch.ones(4, 8),
                 "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": torch.ones(8, 4)}, checkpoint)
-    refused = studio(home, "import", str(checkpoint))
+    refused, converted = run_studio_commands(home, ["models", "import", str(checkpoint)],
+                                             ["models", "import", str(checkpoint), "--convert"])
     assert refused.returncode == 2 and "--convert" in refused.stderr
-    converted = studio(home, "import", str(checkpoint), "--convert")
     assert converted.returncode == 0, converted.stderr
     assert (home / "data" / "models" / "loras" / "ink.safetensors").is_file()
 

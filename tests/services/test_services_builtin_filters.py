@@ -130,7 +130,8 @@ def test_style_transfer_jobs_run_on_the_engine_thread_and_missing_weights_are_a_
     write_adain(models)
     params = {"style": style, "iterations": 4, "resolution": 64, "seed": 3}
     events, ids = run_jobs(tmp_path / "ok", [PostProcessRequest("neural", picture, params),
-                                             PostProcessRequest("adain", picture, {"style": style}, strength=0.5)])
+                                             PostProcessRequest("adain", picture, {"style": style, "resolution": 64},
+                                                                strength=0.5)])  # the default 768 takes seconds
     neural, adain = (terminal(events, j) for j in ids)
     assert isinstance(neural, JobFinished) and isinstance(adain, JobFinished), [getattr(e, "message", "") for e in
                                                                                  (neural, adain)]
