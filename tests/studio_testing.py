@@ -12,10 +12,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from PIL import Image
 
@@ -455,3 +455,19 @@ def reading(pid: int) -> bool:
         time.sleep(0.5)
         return True
     return stat.rpartition(")")[2].split()[0] == "S"
+
+
+class FlatPictures:
+    """Stands in for the diffusers generator: a flat picture per seed, at once."""
+
+    def __init__(self, env: GeneratorEnvironment) -> None:
+        self.env = env
+
+    def generate(self, request: GenerationRequest, context: Any  # noqa: ANN401 - the engine's JobContext
+                 ) -> Iterator[tuple[Image.Image, Recipe]]:
+        for index in range(request.batch_count):
+            seed = request.seed_for(index)
+            context.report_progress(request.steps, request.steps, index)
+            yield Image.new("RGB", (request.width, request.height), (seed % 256, 40, 90)), Recipe(
+                request.prompt, request.negative_prompt, request.steps, request.scheduler, request.cfg_scale, seed,
+                request.width, request.height, "quick")

@@ -64,29 +64,13 @@ class Boom:
         raise RuntimeError("kaput")
 
 
-class FlatPictures:
-    """Stands in for the diffusers generator: a flat picture per seed, at once."""
-
-    def __init__(self, env: GeneratorEnvironment) -> None:
-        self.env = env
-
-    def generate(self, request: GenerationRequest, context: Any  # noqa: ANN401 - the engine's JobContext
-                 ) -> Iterator[tuple[Image.Image, Recipe]]:
-        for index in range(request.batch_count):
-            seed = request.seed_for(index)
-            context.report_progress(request.steps, request.steps, index)
-            yield Image.new("RGB", (request.width, request.height), (seed % 256, 40, 90)), Recipe(
-                request.prompt, request.negative_prompt, request.steps, request.scheduler, request.cfg_scale, seed,
-                request.width, request.height, "quick")
-
-
 @pytest.fixture
 def engine_with_a_failing_step(studio_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from studio.plugin_host.builtins import BUILTIN_CONTRIBUTIONS
     from studio.plugin_host.registry import POSTPROCESSOR
 
     registry = Registry()
-    registry.add(Contribution(GENERATOR, "diffusers", "Flat pictures", f"{__name__}:FlatPictures"))
+    registry.add(Contribution(GENERATOR, "diffusers", "Flat pictures", "studio_testing:FlatPictures"))
     registry.add(Contribution(POSTPROCESSOR, "boom", "Boom", f"{__name__}:Boom"))
     for contribution in BUILTIN_CONTRIBUTIONS:
         if contribution.kind == POSTPROCESSOR:

@@ -4,10 +4,8 @@ quick stand-in for the diffusers generator."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from PIL import Image
@@ -16,34 +14,17 @@ import studio.cli_generate as cli_generate
 import studio.cli_plugins as cli_plugins
 from studio.cli import main
 from studio.cli_exit import EXIT_BAD_INPUT
-from studio.core.environment import GeneratorEnvironment
 from studio.core.metadata import Recipe
 from studio.core.requests import GenerationRequest
 from studio.plugin_host.builtins import BUILTIN_CONTRIBUTIONS
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution, Registry
 
 
-class FlatPictures:
-    """Stands in for the diffusers generator: a flat picture per seed, at once."""
-
-    def __init__(self, env: GeneratorEnvironment) -> None:
-        self.env = env
-
-    def generate(self, request: GenerationRequest, context: Any  # noqa: ANN401 - the engine's JobContext
-                 ) -> Iterator[tuple[Image.Image, Recipe]]:
-        for index in range(request.batch_count):
-            seed = request.seed_for(index)
-            context.report_progress(request.steps, request.steps, index)
-            yield Image.new("RGB", (request.width, request.height), (seed % 256, 40, 90)), Recipe(
-                request.prompt, request.negative_prompt, request.steps, request.scheduler, request.cfg_scale, seed,
-                request.width, request.height, "quick")
-
-
 @pytest.fixture
 def quick_engine(studio_home: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
     """Studio's own post-processors, and the stand-in generator as the diffusers one, for every command."""
     registry = Registry()
-    registry.add(Contribution(GENERATOR, "diffusers", "Flat pictures", f"{__name__}:FlatPictures"))
+    registry.add(Contribution(GENERATOR, "diffusers", "Flat pictures", "studio_testing:FlatPictures"))
     for contribution in BUILTIN_CONTRIBUTIONS:
         if contribution.kind == POSTPROCESSOR:
             registry.add(contribution)
