@@ -81,6 +81,7 @@ class ImageInfo:
     controls: tuple[dict[str, Any], ...] = ()  # ControlNet guides, in ControlGuide.to_record's form
     schedule: str | None = None  # the tool's schedule named apart from its sampler (A1111's "Schedule type")
     post: tuple[dict[str, Any], ...] = ()  # Studio's post-processing after the generation, in its recipe's form
+    clip_skip: int | None = None  # A1111's "Clip skip" (1: none); Studio has no such setting
 
     @classmethod
     def unread(cls, tool: str | None = None) -> ImageInfo:
@@ -150,15 +151,18 @@ def recipe_fields(info: ImageInfo) -> dict[str, Any]:
 
     Keys are GenerationRequest's names (prompt, negative_prompt, steps, cfg_scale, seed, scheduler,
     width, height, hires (a HiresFix, or False for none), loras, vae) plus model_name and model_hash, for finding
-    the model. A value Studio cannot take (a seed past its range, ComfyUI's are 64-bit; a sampler it lacks) is left
-    out: ``refused_values`` says why.
+    the model. With a prompt, the negative prompt, LoRAs and VAE are always there (empty for none). A value Studio
+    cannot take (a seed past its range, ComfyUI's are 64-bit; a sampler it lacks) is left out: ``refused_values``
+    says why.
     """
     refused = refused_values(info)
     fields: dict[str, Any] = {}
     if info.prompt is not None:
         fields["prompt"] = info.prompt
-    if info.negative_prompt is not None:
-        fields["negative_prompt"] = info.negative_prompt
+        # A loaded recipe replaces the panel's: one made without a negative prompt, LoRAs or VAE empties them, or the
+        # previous picture's stay and the remake silently differs.
+        fields["negative_prompt"] = info.negative_prompt or ""
+        fields["loras"], fields["vae"] = list(info.loras), info.vae or ""
     for key in ("steps", "cfg_scale", "seed", "scheduler"):
         if getattr(info, key) is not None and key not in refused:
             fields[key] = getattr(info, key)
@@ -169,14 +173,12 @@ def recipe_fields(info: ImageInfo) -> dict[str, Any]:
         fields["model_name"] = info.model
     if info.model_hash:
         fields["model_hash"] = info.model_hash
-    if info.loras or info.vae:
-        fields["loras"], fields["vae"] = list(info.loras), info.vae or ""
     return fields
 
 
 def refused_values(info: ImageInfo) -> dict[str, str]:
-    """Each value the image names that Studio cannot take (keys: steps, cfg_scale, seed, size, scheduler), with why,
-    as the start of a sentence ("Steps 100000 is more than 1000 (the most)", "Studio has no DPM++ SDE Karras
+    """Each value the image names that Studio cannot take (keys: steps, cfg_scale, seed, size, scheduler, clip_skip),
+    with why, as the start of a sentence ("Steps 100000 is more than 1000 (the most)", "Studio has no DPM++ SDE Karras
     sampler"): loading its parameters keeps what was set for these, and says so."""
     refused = {}
     for key, label, value, least, most in (("steps", "Steps", info.steps, 1, MAX_STEPS),
@@ -192,6 +194,8 @@ def refused_values(info: ImageInfo) -> dict[str, str]:
         refused["size"] = f"Size {width}x{height} is not from {MIN_SIZE} to {MAX_SIZE} pixels a side"
     if info.scheduler is None and (why := missing_scheduler(info.sampler, info.schedule)):
         refused["scheduler"] = why
+    if info.clip_skip is not None and info.clip_skip != 1:
+        refused["clip_skip"] = f"Studio has no clip skip setting (this picture used Clip skip {info.clip_skip})"
     return refused
 
 
@@ -408,7 +412,8 @@ def _as_a1111_reads(info: ImageInfo, parameters: str, notes: list[str]) -> Image
                    model=settings.get("Model"), model_hash=settings.get("Model hash"),
                    scheduler=studio_scheduler(sampler, settings.get("Schedule type")),
                    schedule=settings.get("Schedule type"),
-                   hires=hires_from_settings(settings), controls=controls_from_settings(settings))
+                   hires=hires_from_settings(settings), controls=controls_from_settings(settings),
+                   clip_skip=_int(settings.get("Clip skip")))
 
 
 def _info_from_prompt_info(result: Any, notes: list[str]) -> ImageInfo:

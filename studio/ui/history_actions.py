@@ -299,6 +299,8 @@ def _kept(panel: PromptPanel, key: str) -> str:
         return panel.seed_edit.text() or "a random seed"
     if key == "cfg_scale":
         return f"{panel.cfg_spin.value():g}"
+    if key == "clip_skip":
+        return "the model's usual text encoder output"
     return panel.scheduler_combo.currentText() if key == "scheduler" else str(panel.steps_spin.value())
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from studio.core.hires import HiresFix
@@ -26,7 +27,7 @@ from studio.ui.lora_box import LoraBox
 from studio.ui.model_picker import ModelPicker
 from studio.ui.parameter_form import ImageSource
 from studio.ui.plugin_generator_box import PluginGeneratorBox
-from studio.ui.prompt_edit import PromptEdit
+from studio.ui.prompt_edit import PromptEdit, picture_paths
 from studio.ui.styles_menu import PresetsButton, StylesButton
 from studio.ui.token_counter import TokenCounter
 from studio.ui.theme import error_label, icon, section_label
@@ -47,7 +48,7 @@ def _header(title: str | QWidget, *right: QWidget) -> QHBoxLayout:
 class PromptPanel(QWidget):
     """Settings scroll; the error line and the Generate button stay in view below them."""
 
-    picture_dropped = Signal(object)  # a picture file dropped on a prompt box: load its parameters
+    picture_dropped = Signal(object)  # a picture file dropped anywhere on the panel: load its parameters
     generate_requested = Signal()
     browse_model_requested = Signal()
     refresh_models_requested = Signal()
@@ -150,6 +151,10 @@ class PromptPanel(QWidget):
         self.cfg_spin, self.batch_spin = self.sampling.cfg_spin, self.sampling.batch_spin
         self.seed_edit = self.sampling.seed_edit
         self.use_canvas_check, self.strength_spin = self.img2img.use_canvas_check, self.img2img.strength_spin
+        # A picture dropped anywhere on the panel loads its parameters (the window would open it on the canvas); the
+        # seed box would take its file's address as text instead.
+        self.setAcceptDrops(True)
+        self.seed_edit.setAcceptDrops(False)
 
         self._mask_active = False
         self._mask: np.ndarray | None = None  # the canvas's mask, set with set_mask_active
@@ -169,6 +174,21 @@ class PromptPanel(QWidget):
         if event.type() == QEvent.Type.LayoutRequest and watched is self._scroll.widget():
             self.updateGeometry()  # a row came or went (a guide card, the inpaint options): the dock asks again
         return False
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if picture_paths(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()  # other files and text: the window's to take
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:  # noqa: N802
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        paths = picture_paths(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.picture_dropped.emit(paths[0])
 
     def _wire(self) -> None:
         self.generate_button.clicked.connect(self.generate_requested)

@@ -288,7 +288,7 @@ def test_values_past_studio_s_limits_are_left_out_and_each_says_why(tmp_path):
         "steps": "Steps 100000 is more than 1000 (the most)", "cfg_scale": "CFG scale -5 is less than 0 (the least)",
         "seed": "Seed 99999999999999999999 is more than 4294967295 (the most)",
         "size": "Size 99999x3 is not from 64 to 4096 pixels a side"}
-    assert sorted(recipe_fields(info)) == ["prompt", "scheduler"]
+    assert sorted(recipe_fields(info)) == ["loras", "negative_prompt", "prompt", "scheduler", "vae"]
     taken = inspect_image(pillow_png(tmp_path / "y.png", {"parameters": "a cat\nSteps: 1000, Sampler: Euler, "
                                                                         "CFG scale: 50, Seed: 0, Size: 64x4096"}))
     assert refused_values(taken) == {}
@@ -316,7 +316,7 @@ def test_sd_parsers_gap_a1111_text_without_a_settings_line(text, prompt, negativ
     assert (info.tool, info.prompt, info.negative_prompt, info.steps, info.notes) == \
         ("AUTOMATIC1111", prompt, negative, None, ())
     fields = recipe_fields(info)  # what dropping the picture on the window loads
-    assert (fields["prompt"], fields.get("negative_prompt")) == (prompt, negative)
+    assert (fields["prompt"], fields["negative_prompt"]) == (prompt, negative or "")  # none: the box is emptied
 
 
 def test_overlong_a1111_text_is_not_handed_to_the_slow_parser(tmp_path):
@@ -777,7 +777,7 @@ def test_recipe_fields_from_a_studio_image(tmp_path):
     assert recipe_fields(inspect_image(path)) == {
         "prompt": RECIPE.prompt, "negative_prompt": "blurry, dark", "steps": 31, "cfg_scale": 6.5, "seed": 987654321,
         "scheduler": "DPM++ 2M Karras", "width": 512, "height": 768, "hires": False, "model_name": "tiny-sd",
-        "model_hash": "0123456789"}
+        "model_hash": "0123456789", "loras": [], "vae": ""}
 
 
 def test_recipe_fields_leave_out_what_studio_cannot_take(tmp_path):
@@ -785,7 +785,7 @@ def test_recipe_fields_leave_out_what_studio_cannot_take(tmp_path):
     fields = recipe_fields(inspect_image(comfy_png(tmp_path / "c.png", graph)))
     assert fields == {"prompt": "beautiful scenery, glass bottle, purple galaxy", "negative_prompt": "text, watermark",
                       "steps": 20, "cfg_scale": 8.0, "width": 512, "height": 768, "hires": False,
-                      "model_name": "v1-5-pruned-emaonly.safetensors"}
+                      "model_name": "v1-5-pruned-emaonly.safetensors", "loras": [], "vae": ""}
     plain = tmp_path / "plain.png"
     Image.new("RGB", (64, 64)).save(plain)
     assert recipe_fields(inspect_image(plain)) == {}
@@ -846,7 +846,7 @@ def test_an_a1111_picture_gives_its_loras_from_the_prompt_tags_and_hashes(tmp_pa
     assert info.tool == "AUTOMATIC1111"
     assert info.loras == (("ink", 0.6), ("film grain", 1.0))
     plain = inspect_image(pillow_png(tmp_path / "plain.png", {"parameters": "a fox\nSteps: 20, Seed: 1"}))
-    assert plain.loras == () and "loras" not in recipe_fields(plain)
+    assert plain.loras == () and recipe_fields(plain)["loras"] == []  # loading it takes the last picture's off
 
 
 def test_a_number_past_a_float_s_range_is_a_value_not_used_not_a_crash(tmp_path):
@@ -857,3 +857,12 @@ def test_a_number_past_a_float_s_range_is_a_value_not_used_not_a_crash(tmp_path)
     assert info.cfg_scale is None and info.prompt == RECIPE.prompt
     assert info.notes == ("Studio's recipe in this image has values of the wrong kind (cfg_scale); they were "
                           "ignored.",)
+
+
+def test_a1111_clip_skip_is_a_value_studio_cannot_take(tmp_path):
+    settings = "a fox\nSteps: 20, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 64x64"
+    skipped = inspect_image(pillow_png(tmp_path / "skip.png", {"parameters": f"{settings}, Clip skip: 2"}))
+    assert refused_values(skipped) == {
+        "clip_skip": "Studio has no clip skip setting (this picture used Clip skip 2)"}
+    none = inspect_image(pillow_png(tmp_path / "none.png", {"parameters": f"{settings}, Clip skip: 1"}))
+    assert refused_values(none) == {}
