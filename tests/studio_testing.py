@@ -84,6 +84,7 @@ def run_studio_commands(home: Path, *commands: list[str], timeout: float = 240, 
                               timeout=timeout, stdin=subprocess.DEVNULL,
                               preexec_fn=without_root_writes if bound else None)
         assert done.returncode == 0 and results.is_file(), done.stderr
+        assert done.stdout == "", f"printed past its command's capture: {done.stdout!r}"
         said = json.loads(results.read_text(encoding="utf-8"))
     return [subprocess.CompletedProcess(["studio", *args], code, out, err)
             for args, (code, out, err) in zip(commands, said, strict=True)]
