@@ -189,7 +189,8 @@ def test_upscaling_keeps_strength_and_the_mask_at_the_new_size(tmp_path, monkeyp
     enlarged = np.asarray(picture.resize((160, 128), Image.Resampling.LANCZOS))
     assert full.outputs[0].image.tobytes() == upscaled.tobytes()
     assert np.array_equal(np.asarray(none.outputs[0].image), enlarged)  # strength 0: the original, enlarged
-    result, big_mask = np.asarray(masked.outputs[0].image), np.asarray(mask.resize((160, 128), Image.Resampling.BILINEAR))
+    result = np.asarray(masked.outputs[0].image)
+    big_mask = np.asarray(mask.resize((160, 128), Image.Resampling.BILINEAR))
     assert np.array_equal(result[big_mask == 0], enlarged[big_mask == 0])  # outside the mask: the original
     assert np.array_equal(result[:, :76], np.asarray(upscaled)[:, :76])  # well inside it: the upscaler's
     (step,) = masked.outputs[0].recipe.post
