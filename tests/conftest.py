@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 import sys
@@ -87,3 +88,15 @@ def _no_depth_model_kept_between_tests() -> Iterator[None]:
     depth_maps = sys.modules.get("studio.engine.depth_maps")  # not imported for a test that never made a map
     if depth_maps is not None:
         depth_maps.forget()
+
+
+@pytest.fixture(autouse=True)
+def _studio_log_files_closed_after_each_test() -> Iterator[None]:
+    """A command run in this process (``studio.cli.main``) sends the log to its home's studio.log with a file handler
+    on the root logger: closed after the test, or every later test's lines go to that file too."""
+    root = logging.getLogger()
+    before = set(root.handlers)
+    yield
+    for handler in [h for h in root.handlers if h not in before and isinstance(h, logging.FileHandler)]:
+        root.removeHandler(handler)
+        handler.close()
