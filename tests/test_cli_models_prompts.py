@@ -57,7 +57,7 @@ def test_yes_at_the_questions_removes_and_downloads(home, tmp_path):
         code, shown = at_a_terminal(home, ["models", "download", "tester/tiny-vae", "--endpoint", hub.url], b"yes\n",
                                     env)
     assert code == 0 and "Downloaded tester/tiny-vae" in shown, shown
-    assert (home / "data" / "models" / "tiny-vae" / "diffusion_pytorch_model.safetensors").is_file()
+    assert (home / "data" / "models" / "vae" / "tiny-vae" / "diffusion_pytorch_model.safetensors").is_file()  # by kind
 
 
 def test_remove_asks_about_what_it_would_delete_or_unlink_and_never_about_what_it_would_refuse(home, tmp_path):
