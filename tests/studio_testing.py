@@ -472,3 +472,18 @@ class FlatPictures:
             yield Image.new("RGB", (request.width, request.height), (seed % 256, 40, 90)), Recipe(
                 request.prompt, request.negative_prompt, request.steps, request.scheduler, request.cfg_scale, seed,
                 request.width, request.height, "quick")
+
+
+def requests_run(monkeypatch) -> list:  # noqa: ANN001 - pytest's monkeypatch
+    """The requests a command (``studio generate``, ``history rerun``) goes on to generate, recorded instead of run:
+    the engine is not started."""
+    import studio.cli_job
+
+    ran: list = []
+
+    async def generate(request, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        ran.append(request)
+        return 0
+
+    monkeypatch.setattr(studio.cli_job, "_generate", generate)
+    return ran

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from studio_testing import requests_run
 
 from studio.services.history_store import HistoryEntry
 
@@ -13,16 +14,7 @@ from studio.services.history_store import HistoryEntry
 @pytest.fixture
 def jobs_recorded(monkeypatch: pytest.MonkeyPatch) -> list:
     """The requests the command goes on to run, recorded instead of run (the engine is not started)."""
-    import studio.cli_job
-
-    ran: list = []
-
-    async def generate(request, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        ran.append(request)
-        return 0
-
-    monkeypatch.setattr(studio.cli_job, "_generate", generate)
-    return ran
+    return requests_run(monkeypatch)
 
 
 def notes(err: str) -> list[str]:

@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from studio_testing import run_studio, run_studio_commands, studio_here, why_root_cannot_give_up_writes
+from studio_testing import (
+    requests_run,
+    run_studio,
+    run_studio_commands,
+    studio_here,
+    why_root_cannot_give_up_writes,
+)
 
 from studio.core.hashing import model_hash
 from studio.services.history_store import HistoryEntry
@@ -197,20 +203,6 @@ def test_show_and_rerun_keep_the_hires_fix(studio_home, tiny_model_dir, capsys):
     assert "  Hires fix:   2× with Lanczos → 1024×1280, 10 steps, strength 0.4" in capsys.readouterr().out.splitlines()
 
 
-def _requests_run(monkeypatch) -> list:  # noqa: ANN001
-    """The requests `studio history rerun` goes on to generate, recorded instead of run."""
-    import studio.cli_job
-
-    ran: list = []
-
-    async def generate(request, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        ran.append(request)
-        return 0
-
-    monkeypatch.setattr(studio.cli_job, "_generate", generate)
-    return ran
-
-
 def test_rerun_runs_the_way_the_person_s_settings_say(studio_home, tiny_model_dir, tmp_path, monkeypatch):
     # ``studio history rerun`` once ran with the request's defaults (speed "fast"), not the person's settings.
     from studio.cli import main
@@ -224,7 +216,7 @@ def test_rerun_runs_the_way_the_person_s_settings_say(studio_home, tiny_model_di
     store = HistoryStore(studio_paths().data_dir / "history.db")
     entry_id = store.add(HistoryEntry(prompt="a tower", model_path=str(tiny_model_dir), seed=5, steps=2))
     store.close()
-    ran = _requests_run(monkeypatch)
+    ran = requests_run(monkeypatch)
     assert main(["history", "rerun", str(entry_id), "-o", str(tmp_path / "again.png")]) == 0
     assert [(r.memory, r.speed, r.seed) for r in ran] == [("low", "eager", 5)]
 
@@ -251,7 +243,7 @@ def test_rerun_warns_of_each_lora_vae_and_controlnet_that_changed_or_is_gone(stu
     ink = lora_hash(weights_file(models / "loras" / "ink.safetensors", 9))
     canny = controlnet_hash(weights_file(models / "controlnet" / "canny.safetensors", 9, CONTROLNET_BYTES))
     (models / "vae" / "soft.safetensors").unlink()
-    ran = _requests_run(monkeypatch)
+    ran = requests_run(monkeypatch)
     assert main(["history", "rerun", str(entry_id), "-o", str(tmp_path / "again.png")]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "made with" in line]
     assert warnings == [  # notices, said as every other: the job runs
@@ -384,7 +376,7 @@ def test_rerun_of_an_entry_whose_chain_picture_is_gone_is_refused_before_the_job
     entry_id = store.add(HistoryEntry(prompt="a tower", model_path=str(tiny_model_dir), seed=5, steps=2, params={
         "post": [{"processor": "color", "params": {"style": str(gone)}, "strength": 1.0}]}))
     store.close()
-    ran = _requests_run(monkeypatch)
+    ran = requests_run(monkeypatch)
     assert main(["history", "rerun", str(entry_id), "-o", str(tmp_path / "again.png")]) == 2
     assert capsys.readouterr().err.splitlines() == [
         f"studio: Colour Transfer: Style picture: the picture {gone} does not exist. Put it back there to run entry "
