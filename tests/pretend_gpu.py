@@ -18,11 +18,9 @@ from studio.engine.device import DeviceInfo
 from studio.engine.memory import GIB
 
 
-def fast_path_on_pretend_gpu(monkeypatch: pytest.MonkeyPatch, pool_bytes: int,
-                             bfloat16_vae: bool = False) -> list[dict]:
-    """Jobs from now on run the fast path on a pretend Ampere GPU; each graph pool made holds ``pool_bytes``. With
-    ``bfloat16_vae``, every model's VAE decodes from a bfloat16 copy (as SDXL's does). Returns the snapshot's
-    segments (the allocator's own pool is not listed)."""
+def pretend_ampere_gpu(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """Jobs from now on take the device for an Ampere GPU with 80 GB free (they run on the CPU; captures are the
+    caller's to stand in for). Returns PyTorch's memory snapshot's segments, empty until the caller adds some."""
     pretend_gpu = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
     monkeypatch.setattr(diffusion, "job_device", lambda device, fast: pretend_gpu)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (8, 6))
@@ -31,6 +29,15 @@ def fast_path_on_pretend_gpu(monkeypatch: pytest.MonkeyPatch, pool_bytes: int,
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device: 0)
     segments: list[dict] = []
     monkeypatch.setattr(torch.cuda, "memory_snapshot", lambda: list(segments))
+    return segments
+
+
+def fast_path_on_pretend_gpu(monkeypatch: pytest.MonkeyPatch, pool_bytes: int,
+                             bfloat16_vae: bool = False) -> list[dict]:
+    """Jobs from now on run the fast path on a pretend Ampere GPU; each graph pool made holds ``pool_bytes``. With
+    ``bfloat16_vae``, every model's VAE decodes from a bfloat16 copy (as SDXL's does). Returns the snapshot's
+    segments (the allocator's own pool is not listed)."""
+    segments = pretend_ampere_gpu(monkeypatch)
     pools = ((n, 0) for n in itertools.count(1))
 
     def capture(step, cache) -> ReplayOnCpu:  # noqa: ANN001 - unet_graph.CaptureFn's arguments

@@ -128,8 +128,7 @@ class ModelsDialog(TaskDialog):
         """Closing the window stops a download (it resumes next time) rather than leaving it running unseen, and
         its list's scan: the window goes."""
         self._cancel.set()
-        self._tasks.cancel_all()
-        super().done(result)
+        super().done(result)  # (which cancels its tasks)
 
     # -- list ------------------------------------------------------------------------------------
     async def reload(self, hashes: bool = True, notify: bool = False) -> None:

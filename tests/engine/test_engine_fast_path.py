@@ -851,18 +851,9 @@ def test_a_picture_made_again_after_running_out_of_memory_still_decodes_sdxl_fro
     SDXL's own 1024x1024 the tiled decode does not help: its VAE's tiles are 1024 pixels wide.) The rest of the job
     does the same, and the next job captures again. A pretend Ampere GPU, its torch calls stood in for."""
     from diffusers import AutoencoderKL
+    from pretend_gpu import pretend_ampere_gpu
 
-    from studio.engine import diffusion
-    from studio.engine.device import DeviceInfo
-    from studio.engine.memory import GIB
-
-    pretend_gpu = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
-    forced_on.setattr(diffusion, "job_device", lambda device, fast: pretend_gpu)
-    forced_on.setattr(torch.cuda, "get_device_capability", lambda device: (8, 6))
-    forced_on.setattr(torch.cuda, "mem_get_info", lambda device: (80 * GIB, 80 * GIB))
-    forced_on.setattr(torch.cuda, "memory_reserved", lambda device: 0)
-    forced_on.setattr(torch.cuda, "memory_allocated", lambda device: 0)
-    forced_on.setattr(torch.cuda, "memory_snapshot", lambda: [])
+    pretend_ampere_gpu(forced_on)
     ran_out: list[int] = []
 
     class OutOfMemoryOnce(ReplayOnCpu):
