@@ -28,6 +28,7 @@ STATE_SET_ASIDE = "state.json.broken"  # a damaged state.json, kept (then state.
 STATE_LOCK = ".state.lock"  # held while state.json is read, changed and written
 STATE_LOCK_TIMEOUT = 30.0  # seconds; each holder holds it for a file read and write
 MAX_FAILURES = 3
+MAX_HANGS = 2  # each plugin left running after a cancel keeps a thread (and what it holds) until Studio quits
 
 ENABLED = "enabled"
 DISABLED = "disabled"
@@ -69,6 +70,7 @@ class PluginHost:
             self.registry.missing_hint = " Studio was started in safe mode, which loads no plugin."
         self.records: list[PluginRecord] = []
         self._failures: dict[str, list[str]] = {}
+        self._hangs: dict[str, int] = {}  # plugin id -> times it was left running after a cancel, this session
         self._switched_off: dict[str, str] = {}  # plugin id -> why, for this session
         self._lock = threading.Lock()
         # The window refreshes on the UI thread, a failing plugin on the engine thread: one at a time.
@@ -132,6 +134,7 @@ class PluginHost:
         if enabled:
             with self._lock:
                 self._failures.pop(plugin_id, None)
+                self._hangs.pop(plugin_id, None)
                 self._switched_off.pop(plugin_id, None)
         self.refresh()
         return self.record(plugin_id)
@@ -311,20 +314,35 @@ class PluginHost:
                     self.registry.add(c)
 
     # -- failures --------------------------------------------------------------------------
-    def report_failure(self, plugin_id: str, message: str, switch_off: bool = False) -> str:
+    def report_failure(self, plugin_id: str, message: str) -> str:
         """Count one failure; returns a sentence for the person if the plugin was switched off now."""
         with self._lock:
             failures = self._failures.setdefault(plugin_id, [])
             failures.append(message)
-            if not switch_off and len(failures) < MAX_FAILURES:
-                notice = ""
-            else:
-                name = next((r.name for r in self.records if r.id == plugin_id), plugin_id)
-                why = "it stopped responding" if switch_off else f"it failed {len(failures)} times"
-                notice = (f"The plugin {name} was switched off until Studio restarts because {why}; "
-                          "turn it on again in Plugins when it is fixed.")
-                self._switched_off[plugin_id] = f"{notice} Last error: {message}"
+            notice = ""
+            if len(failures) >= MAX_FAILURES:
+                notice = self._switch_off(plugin_id, f"it failed {len(failures)} times", message)
         self.refresh()
+        return notice
+
+    def report_hang(self, plugin_id: str, message: str) -> str:
+        """Count one time the plugin went on running after the person's cancel. Not a failure (the cancel was the
+        person's), but each leaves a thread behind: the second in a session switches the plugin off until restart.
+        Returns a sentence for the person if it was switched off now."""
+        with self._lock:
+            hangs = self._hangs[plugin_id] = self._hangs.get(plugin_id, 0) + 1
+            notice = ""
+            if hangs >= MAX_HANGS:
+                notice = self._switch_off(plugin_id, f"it did not stop after being cancelled {hangs} times", message)
+        if notice:
+            self.refresh()
+        return notice
+
+    def _switch_off(self, plugin_id: str, why: str, message: str) -> str:
+        name = next((r.name for r in self.records if r.id == plugin_id), plugin_id)
+        notice = (f"The plugin {name} was switched off until Studio restarts because {why}; "
+                  "turn it on again in Plugins when it is fixed.")
+        self._switched_off[plugin_id] = f"{notice} Last error: {message}"
         return notice
 
 

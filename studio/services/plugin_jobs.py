@@ -209,17 +209,20 @@ class ContributionRunner:
             raise
         except PluginHung as exc:
             # It did not stop after the person's cancel: the job ends cancelled, as asked, and the plugin's
-            # failure count is left alone (the cancel was the person's, not a failure of the plugin's).
-            context.note(str(exc))
+            # failure count is left alone (the cancel was the person's); its thread is left behind, though, so a
+            # second hang switches it off (PluginHost.report_hang).
+            notice = self._failed(contribution, str(exc), hung=True)
+            context.note(f"{exc} {notice}".strip())
             raise JobCancelledError() from exc
         except PluginFailed as exc:
             notice = self._failed(contribution, str(exc))
             raise PluginFailed(f"{exc} {notice}".strip()) from exc
 
-    def _failed(self, contribution: Contribution, message: str) -> str:
+    def _failed(self, contribution: Contribution, message: str, hung: bool = False) -> str:
         if self._host is None:
             return ""
-        notice = self._host.report_failure(contribution.plugin_id, message)
+        report = self._host.report_hang if hung else self._host.report_failure
+        notice = report(contribution.plugin_id, message)
         if notice and self._notify is not None:
             self._notify(notice)
         return notice

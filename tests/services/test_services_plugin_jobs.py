@@ -61,7 +61,8 @@ class Generator:
                 if mode == "slow":
                     time.sleep(0.2)
                 context.report_progress(step, 3, i, preview=Image.new("RGB", (8, 8)))
-            yield Image.new("RGB", (request.width, request.height), (request.params["level"], request.seed_for(i) % 256, 0))
+            colour = (request.params["level"], request.seed_for(i) % 256, 0)
+            yield Image.new("RGB", (request.width, request.height), colour)
 
 
 class Invert:
@@ -241,6 +242,12 @@ def test_a_plugin_that_ignores_cancel_is_abandoned_after_the_grace_period(setup,
     assert not any(isinstance(e, EngineStatus) and "switched off" in e.message for e in events)
     assert (host.record("tp-good").status, host.record("tp-good").failures) == (ENABLED, 0)
     assert isinstance(terminal(events, ids[1]), JobFinished)  # the engine thread lived on
+    # A second hang leaves a second thread behind: now the plugin is switched off for the session, and said.
+    events, ids = submit_all(setup, [request(params={"mode": "hang"})], cancel_after=0.5)
+    assert terminal(events, ids[0]).notes[0].endswith("because it did not stop after being cancelled 2 times; "
+                                                      "turn it on again in Plugins when it is fixed.")
+    assert any(isinstance(e, EngineStatus) and "switched off" in e.message for e in events)
+    assert host.record("tp-good").status == FAILED
 
 
 def test_a_plugin_that_honours_cancel_is_cancelled(setup):
