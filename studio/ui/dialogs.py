@@ -43,6 +43,8 @@ class ExtendCanvasDialog(QDialog):
         layout.addLayout(form)
         self.summary = QLabel()
         self.summary.setObjectName("hintLabel")
+        # Wrapped: set after the dialog is laid out, a longer size line ran past its edge and was cut off.
+        self.summary.setWordWrap(True)
         layout.addWidget(self.summary)
         self.fill_check = QCheckBox("Fill the new area now (outpaint with the current model)")
         self.fill_check.setChecked(True)
@@ -59,7 +61,7 @@ class ExtendCanvasDialog(QDialog):
     def _update_summary(self) -> None:
         left, top, right, bottom = self.amounts()
         w, h = self._size
-        self.summary.setText(f"{w}×{h} → {w + left + right}×{h + top + bottom}. The new border is masked "
+        self.summary.setText(f"{w}×{h} → {w + left + right}×{h + top + bottom} px.\nThe new border is masked "
                              "(with a little overlap into the old edge) so it blends in.")
 
 

@@ -81,3 +81,33 @@ def test_a_big_scale_shows_a_busy_bar_and_cancel_keeps_the_picture(qtbot, window
     task = window.actions_.scale_image(96, 128)  # a small scale: no busy bar
     assert window.actions_.scaling_progress is None
     qtbot.waitUntil(lambda: window.document.size == (96, 128), timeout=5000)
+
+
+def test_the_extend_summary_is_shown_whole_as_the_sizes_grow(qtbot):  # noqa: ANN001
+    """The summary line grew with the sizes after the dialog was laid out: its end was cut off until the dialog
+    widened under the person's eyes. It wraps now, and the dialog keeps its width."""
+    from PySide6.QtCore import QRect, Qt
+    from PySide6.QtWidgets import QApplication
+
+    from studio.ui.dialogs import ExtendCanvasDialog
+
+    dialog = ExtendCanvasDialog((63, 97))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    width = dialog.width()
+    for spin in (dialog.left, dialog.top, dialog.right, dialog.bottom):
+        spin.setValue(2048)
+    summary = dialog.summary
+    assert "63×97 → 4159×4193" in summary.text()
+
+    def whole() -> bool:
+        room = summary.contentsRect()
+        needed = summary.fontMetrics().boundingRect(QRect(0, 0, room.width(), 10_000), Qt.TextFlag.TextWordWrap,
+                                                    summary.text())
+        return needed.width() <= room.width() and needed.height() <= room.height() and summary.visibleRegion() \
+            .boundingRect().size() == summary.size()
+
+    assert whole()  # at once, before the dialog's layout is done again
+    QApplication.processEvents()  # the layout's request, posted by the new text, handled
+    assert whole() and dialog.width() == width
