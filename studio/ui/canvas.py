@@ -258,7 +258,10 @@ class CanvasView(QGraphicsView):
         self._preview_item.setVisible(False)
         self._preview_backdrop.setVisible(False)
         self._preview_item.setPixmap(QPixmap())
-        self._set_extent(*(self.document.size if self.document else (0, 0)))
+        # Back to the picture's extent, and to its fit where the view followed the preview's (a larger job
+        # cancelled): it stayed zoomed out as if that picture had arrived.
+        if self._set_extent(*(self.document.size if self.document else (0, 0))) and self._auto_fit:
+            self._fit_when_free()
         self.viewport().update()
 
     def has_preview(self) -> bool:

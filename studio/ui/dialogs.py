@@ -43,6 +43,8 @@ class ExtendCanvasDialog(QDialog):
         layout.addLayout(form)
         self.summary = QLabel()
         self.summary.setObjectName("hintLabel")
+        # Wrapped: set after the dialog is laid out, a longer size line ran past its edge and was cut off.
+        self.summary.setWordWrap(True)
         layout.addWidget(self.summary)
         self.fill_check = QCheckBox("Fill the new area now (outpaint with the current model)")
         self.fill_check.setChecked(True)
@@ -59,19 +61,26 @@ class ExtendCanvasDialog(QDialog):
     def _update_summary(self) -> None:
         left, top, right, bottom = self.amounts()
         w, h = self._size
-        self.summary.setText(f"{w}×{h} → {w + left + right}×{h + top + bottom}. The new border is masked "
+        self.summary.setText(f"{w}×{h} → {w + left + right}×{h + top + bottom} px.\nThe new border is masked "
                              "(with a little overlap into the old edge) so it blends in.")
 
 
+MAX_SCALE_SIDE = MAX_SIZE * 4  # the Scale Image dialog's limit on either side
+
+
 class ScaleImageDialog(QDialog):
+    """The picture's new size; with Keep proportions, a side past the limit brings the other down with it."""
+
     def __init__(self, size: tuple[int, int], parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Scale Image")
         self._aspect = size[0] / size[1]
         layout = QVBoxLayout(self)
         form = QFormLayout()
-        self.width_spin = _spin(MAX_SIZE * 4, size[0], step=1)
-        self.height_spin = _spin(MAX_SIZE * 4, size[1], step=1)
+        # Their own maximum is above the limit, so that a side typed past it is seen here and both sides are brought
+        # down together (a spin box clamping one side alone distorted the picture).
+        self.width_spin = _spin(MAX_SCALE_SIDE * 64, size[0], step=1)
+        self.height_spin = _spin(MAX_SCALE_SIDE * 64, size[1], step=1)
         self.width_spin.setMinimum(MIN_SIZE // 8)
         self.height_spin.setMinimum(MIN_SIZE // 8)
         self.keep_aspect = QCheckBox("Keep proportions")
@@ -80,24 +89,52 @@ class ScaleImageDialog(QDialog):
         form.addRow("Height", self.height_spin)
         form.addRow("", self.keep_aspect)
         layout.addLayout(form)
+        self.limit_note = QLabel()
+        self.limit_note.setObjectName("hintLabel")
+        self.limit_note.setWordWrap(True)
+        layout.addWidget(self.limit_note)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
         self.width_spin.valueChanged.connect(self._width_changed)
         self.height_spin.valueChanged.connect(self._height_changed)
+        self._show_limit(False)
 
     def new_size(self) -> tuple[int, int]:
         return self.width_spin.value(), self.height_spin.value()
 
     def _width_changed(self, value: int) -> None:
         if self.keep_aspect.isChecked():
-            self.height_spin.blockSignals(True)
-            self.height_spin.setValue(max(1, round(value / self._aspect)))
-            self.height_spin.blockSignals(False)
+            self._set_both(value, round(value / self._aspect))
+        else:
+            self._set_both(value, self.height_spin.value())
 
     def _height_changed(self, value: int) -> None:
         if self.keep_aspect.isChecked():
-            self.width_spin.blockSignals(True)
-            self.width_spin.setValue(max(1, round(value * self._aspect)))
-            self.width_spin.blockSignals(False)
+            self._set_both(round(value * self._aspect), value)
+        else:
+            self._set_both(self.width_spin.value(), value)
+
+    def _set_both(self, width: int, height: int) -> None:
+        """Both sides at once, each within the limit; with Keep proportions the longer side is brought down to the
+        limit and the other with it."""
+        limited = max(width, height) > MAX_SCALE_SIDE
+        if limited and self.keep_aspect.isChecked():
+            if width >= height:
+                width, height = MAX_SCALE_SIDE, round(MAX_SCALE_SIDE / self._aspect)
+            else:
+                width, height = round(MAX_SCALE_SIDE * self._aspect), MAX_SCALE_SIDE
+        width, height = min(max(1, width), MAX_SCALE_SIDE), min(max(1, height), MAX_SCALE_SIDE)
+        for spin, value in ((self.width_spin, width), (self.height_spin, height)):
+            spin.blockSignals(True)
+            spin.setValue(value)
+            spin.blockSignals(False)
+        self._show_limit(limited)
+
+    def _show_limit(self, limited: bool) -> None:
+        text = f"At most {MAX_SCALE_SIDE} px a side"
+        if self.keep_aspect.isChecked():
+            text += "; with Keep proportions both sides are brought down together"
+        self.limit_note.setText(f"{text}. That size was over it, so it is {self.width_spin.value()}×"
+                                f"{self.height_spin.value()}." if limited else f"{text}.")

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QMimeData, QObject, QUrl
+from PySide6.QtCore import QMimeData, QObject, Qt, QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QImage, QKeySequence
-from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
+from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox, QProgressDialog
 
 from studio.core.comparison import Comparison, MaskChange, compare, mask_change
 from studio.core.errors import StudioError
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OPEN_FILTERS = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.gif);;All files (*)"
+# A scale to this many pixels or more takes seconds (16384x10641: ~10 s): it is shown with a busy bar and a Cancel.
+BIG_SCALE_PIXELS = 4096 * 4096
 OPENABLE = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
@@ -47,6 +49,7 @@ class DocumentActions(QObject):
         self.window = window
         self.document = window.document
         self._tasks = Tasks()
+        self.scaling_progress: QProgressDialog | None = None  # the busy bar of a big scale under way
         self._whole_changes = asyncio.Lock()  # one change of the whole canvas or mask at a time
         self.saving = PictureSaving(window, self.run, self._warn)
         a = self._action
@@ -328,7 +331,36 @@ class DocumentActions(QObject):
         if doc.image is None or (width, height) == doc.size or self._busy_refusal():
             return None
         self.window.status.set_message(f"Scaling to {width}×{height}…")
-        return self.run(self._scale_image(width, height))
+        task = self.run(self._scale_image(width, height))
+        if width * height >= BIG_SCALE_PIXELS:
+            self.scaling_progress = self._show_scaling(task, width, height)
+        return task
+
+    def _show_scaling(self, task: asyncio.Task, width: int, height: int) -> QProgressDialog:
+        """A busy bar with a Cancel button while a big scale runs in its worker thread (the window keeps drawing);
+        Cancel leaves the picture as it is (the thread's result is dropped when it ends)."""
+        progress = QProgressDialog(f"Scaling the picture to {width}×{height}…", "Cancel", 0, 0, self.window)
+        progress.setWindowTitle("Scale Image")
+        progress.setWindowModality(Qt.WindowModality.WindowModal)  # no edit meanwhile that the scale would drop
+        progress.setAutoClose(False)
+        progress.setAutoReset(False)
+        progress.setMinimumDuration(0)
+        cancel = partial(self._cancel_scaling, task, f"{width}×{height}")
+        progress.canceled.connect(cancel)
+        progress.rejected.connect(cancel)  # closed or put away otherwise: no scale left running unseen
+        task.add_done_callback(lambda _: self._scaling_ended(progress))
+        progress.show()
+        return progress
+
+    def _scaling_ended(self, progress: QProgressDialog) -> None:
+        progress.close()  # (its close says canceled, which the ended task no longer hears)
+        progress.deleteLater()
+        if self.scaling_progress is progress:
+            self.scaling_progress = None
+
+    def _cancel_scaling(self, task: asyncio.Task, size: str) -> None:
+        if task.cancel():
+            self.window.status.set_message(f"Scaling to {size} was cancelled; the picture is unchanged.")
 
     async def _scale_image(self, width: int, height: int) -> None:
         changed = await self._resized(lambda image, mask: scaled(image, mask, width, height), "scaled", "scale",
