@@ -92,6 +92,9 @@ class Document:
         self._stroke_label = ""
         self._stroke_masked: bool | None = None  # has_mask when the stroke began
         self.revision = 0  # bumps on every change: autosave compares it
+        # The step done when the document was last kept elsewhere (a result in the outputs, an opened or saved file):
+        # undoing back to it leaves nothing unsaved. An empty document has nothing to lose.
+        self._saved_step: _Step | None = None
         self._held_changes: list[DocumentChange] | None = None  # while changes_held() holds them
         self._unseen: Image.Image | None = None  # a picture made while they are held, not yet shown to anyone
 
@@ -181,6 +184,18 @@ class Document:
                 return None  # the first picture: nothing before it
             return step.image_before, step.box
         return None
+
+    def mark_saved(self) -> None:
+        """The document as it is now is kept elsewhere: closing now loses nothing."""
+        self._saved_step = self._current_step()
+
+    @property
+    def changed_since_save(self) -> bool:
+        """Whether the picture or mask holds work kept nowhere else (a painted mask, an edit since the last save)."""
+        return self.image is not None and (self.in_stroke or self._current_step() is not self._saved_step)
+
+    def _current_step(self) -> _Step | None:
+        return self._steps[self._position - 1] if self._position else None
 
     def can_undo(self) -> bool:
         return self._position > 0

@@ -29,6 +29,7 @@ DEFAULT_INTERVAL = 30.0
 LOCK_NAME = "session.lock"
 # The document as it is now; awaitable where it is taken partly in a worker thread (the window copies its mask there).
 SnapshotFn = Callable[[], DocumentSnapshot | None | Awaitable[DocumentSnapshot | None]]
+KEPT_NAME = "kept-at-close"  # beside an autosave the person chose to keep when closing Studio, not a crash's
 RECOVERED_FOLDER = "Recovered"  # in the outputs folder: older unsaved work found at start
 
 
@@ -101,13 +102,23 @@ class Autosaver:
             save_document(snapshot, self.folder)
             return True
 
-    def close(self) -> None:
+    def close(self, keep: bool = False) -> None:
         """A clean exit: stop saving, release the lock, and remove this session's autosave (after a write still
-        under way, which would otherwise make the folder again: the next start would offer to recover it)."""
+        under way, which would otherwise make the folder again: the next start would offer to recover it).
+
+        ``keep``: the person closed with unsaved work and chose to keep it: the autosave stays, marked, and the
+        next start offers it back."""
         with self._writing:
             self._closed = True
         if self._task is not None:
             self._task.cancel()
+        if keep and (self.folder / DOCUMENT_JSON).exists():
+            try:
+                (self.folder / KEPT_NAME).touch()
+            except OSError as exc:  # offered back all the same, as after a crash
+                log.warning("Could not mark %s as kept: %s", self.folder, exc)
+            self._lock.release()
+            return
         self._lock.release()
         shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -138,6 +149,11 @@ def find_recoverable(root: Path) -> list[SavedDocument]:
         finally:
             lock.release()
     return sorted(found, key=lambda d: d.saved_at, reverse=True)
+
+
+def kept_at_close(saved: SavedDocument) -> bool:
+    """Whether this autosave was kept by a person closing Studio (else Studio stopped without closing)."""
+    return (saved.folder / KEPT_NAME).exists()
 
 
 def discard(saved: SavedDocument) -> None:

@@ -1,6 +1,6 @@
-"""Offering back the unsaved work of an earlier Studio that stopped without closing (a crash, a power cut), from
-its autosave: the latest picture and mask onto the canvas if the person says so, else kept as pictures like any
-older ones.
+"""Offering back the unsaved work of an earlier Studio that stopped without closing (a crash, a power cut) or was
+closed with its work kept, from its autosave: the latest picture and mask onto the canvas if the person says so, else
+kept as pictures like any older ones.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from studio.core.document_io import SavedDocument
-from studio.services.autosave import RECOVERED_FOLDER, discard, find_recoverable, keep_as_pictures
+from studio.services.autosave import RECOVERED_FOLDER, discard, find_recoverable, keep_as_pictures, kept_at_close
 from studio.ui.modal import modal
 
 if TYPE_CHECKING:
@@ -57,9 +57,11 @@ async def offer_recovery(window: MainWindow, choose: RecoveryChoice) -> bool:
 
 def ask_to_restore(parent: QWidget, saved: SavedDocument) -> bool:
     when = datetime.fromtimestamp(saved.saved_at).strftime("%H:%M on %d %b")
+    why = ("You closed Studio with unsaved work on the canvas and kept it." if kept_at_close(saved) else
+           "Studio did not close properly last time.")
     answer = QMessageBox.question(
         parent, "Restore your work?",
-        f"Studio did not close properly last time. Restore the picture and mask it autosaved at {when} "
+        f"{why} Restore the picture and mask it autosaved at {when} "
         f"({saved.image.width}×{saved.image.height})? If not, it is kept as a picture in "
         f"{RECOVERED_FOLDER} in your outputs folder.",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)

@@ -110,6 +110,7 @@ class DocumentActions(QObject):
             await self._warn("Open image", str(exc))
             return False
         await self.take_in(image, f"Open {path.name}", recipe)
+        self.document.mark_saved()  # the file holds it: closing now loses nothing
         self.window.status.set_message(f"Opened {path.name} ({image.width}×{image.height}).")
         return True
 

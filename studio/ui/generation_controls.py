@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
 from studio.core.requests import (
     MAX_BATCH_COUNT,
     MAX_CFG,
+    MAX_SEED,
     MAX_SIZE,
     MAX_STEPS,
     MIN_SIZE,
@@ -30,7 +33,7 @@ from studio.core.requests import (
     SIZE_MULTIPLE,
 )
 from studio.ui.buttons import tool_button
-from studio.ui.theme import section_label
+from studio.ui.theme import error_label, section_label
 
 SIZE_PRESETS = [
     ("512 × 512", 512, 512), ("512 × 768", 512, 768), ("768 × 512", 768, 512), ("768 × 768", 768, 768),
@@ -103,6 +106,34 @@ class SizeBox(QWidget):
     def _swap(self) -> None:
         self.set_size(self.height_spin.value(), self.width_spin.value())
 
+# A seed as pasted from a picture's parameters: "42", " 42 ", "Seed: 42".
+_SEED_TEXT = re.compile(r"\s*(?:seed\s*[:=]?\s*)?(\d*)\s*", re.IGNORECASE)
+
+
+class SeedValidator(QValidator):
+    """Digits, with the spaces or "Seed:" a pasted seed brings taken off. A seed above MAX_SEED (ComfyUI's are up to
+    2**64 - 1) stays in the box as written, Intermediate, for the box to refuse in words: keeping a paste out left
+    the box empty, which meant a random seed, and nobody was told."""
+
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:  # noqa: D102
+        match = _SEED_TEXT.fullmatch(text)
+        if match is None or not match.group(1).isascii():
+            return QValidator.State.Invalid, text, pos
+        digits = match.group(1)
+        pos = min(pos, len(digits))
+        state = QValidator.State.Acceptable if not digits or int(digits) <= MAX_SEED else QValidator.State.Intermediate
+        return state, digits, pos
+
+
+def seed_refusal(text: str) -> str:
+    """Why the seed box's text cannot be a seed, in a sentence; "" when it can."""
+    digits = text.strip()
+    if digits.isascii() and digits.isdigit() and int(digits) > MAX_SEED:
+        return (f"Seed {digits} is more than {MAX_SEED}, the largest seed Studio takes, so Generate refuses it: "
+                "enter a smaller seed, or clear the box for a random one.")
+    return ""
+
+
 class SamplingBox(QWidget):
     """Sampler, steps, CFG scale, image count and seed; a plugin generator uses only the count and the seed."""
 
@@ -138,7 +169,7 @@ class SamplingBox(QWidget):
         seed_row = QHBoxLayout()
         self.seed_edit = QLineEdit()
         self.seed_edit.setPlaceholderText("Random")
-        self.seed_edit.setValidator(QRegularExpressionValidator(r"\d{0,10}"))
+        self.seed_edit.setValidator(SeedValidator(self.seed_edit))
         self.seed_edit.setToolTip("Seed: the same seed and settings make the same picture. Empty = random.")
         self.random_seed_button = tool_button("dice", "Random seed for every job")
         self.reuse_seed_button = tool_button("reuse", "Reuse the seed of the last picture")
@@ -148,6 +179,9 @@ class SamplingBox(QWidget):
         seed_row.addWidget(self.random_seed_button)
         seed_row.addWidget(self.reuse_seed_button)
         layout.addLayout(seed_row)
+        self.seed_error = error_label(self)  # a seed too large for Studio, said as it is pasted or typed
+        layout.addWidget(self.seed_error)
+        self.seed_edit.textChanged.connect(self._check_seed)
         self._last_seed: int | None = None
         self.random_seed_button.clicked.connect(self.seed_edit.clear)
         self.reuse_seed_button.clicked.connect(self._reuse_seed)
@@ -162,6 +196,11 @@ class SamplingBox(QWidget):
         self._last_seed = seed
         self.reuse_seed_button.setEnabled(True)
         self.reuse_seed_button.setToolTip(f"Reuse seed {seed} of the last picture")
+
+    def _check_seed(self, text: str) -> None:
+        refusal = seed_refusal(text)
+        self.seed_error.setText(refusal)
+        self.seed_error.setVisible(bool(refusal))
 
     def _reuse_seed(self) -> None:
         if self._last_seed is not None:

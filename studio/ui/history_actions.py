@@ -48,12 +48,12 @@ class HistoryActions(QObject):
         self.gallery.run_again_requested.connect(lambda e: window.actions_.run(self.run_again(e)))
         self.gallery.use_as_input_requested.connect(lambda e: window.actions_.run(self.use_as_input(e)))
         self.panel.picture_dropped.connect(lambda path: window.actions_.run(self.load_from_picture(path)))
-        self.panel.styles_button.save_requested.connect(self.save_style)
-        self.panel.styles_button.delete_requested.connect(self.delete_style)
+        self.panel.styles_button.save_requested.connect(lambda: window.actions_.run(self.save_style()))
+        self.panel.styles_button.delete_requested.connect(lambda s: window.actions_.run(self.ask_delete_style(s)))
         self.panel.styles_button.set_styles(window.settings.styles)
         self.panel.presets_button.chosen.connect(self.apply_preset)
-        self.panel.presets_button.save_requested.connect(self.save_preset)
-        self.panel.presets_button.delete_requested.connect(self.delete_preset)
+        self.panel.presets_button.save_requested.connect(lambda: window.actions_.run(self.save_preset()))
+        self.panel.presets_button.delete_requested.connect(lambda p: window.actions_.run(self.ask_delete_preset(p)))
         self.panel.presets_button.set_items(window.settings.presets)
 
     async def start(self) -> None:
@@ -219,11 +219,12 @@ class HistoryActions(QObject):
         return notes
 
     # -- styles ------------------------------------------------------------------------------------
-    def save_style(self) -> None:
-        name, ok = QInputDialog.getText(self.window, "Save style", "Name of the style:")
-        if ok and name.strip():
-            self.add_style(name.strip(), self.panel.prompt_edit.toPlainText(),
-                           self.panel.negative_edit.toPlainText())
+    async def save_style(self) -> None:
+        """The prompt boxes saved as a style under a name asked for; one of that name is replaced only if agreed."""
+        prompt, negative = self.panel.prompt_edit.toPlainText(), self.panel.negative_edit.toPlainText()
+        name = await self._new_name("style", [s.name for s in self.window.settings.styles])
+        if name:
+            self.add_style(name, prompt, negative)
 
     def add_style(self, name: str, prompt: str, negative: str) -> None:
         styles = [s for s in self.window.settings.styles if s.name != name]
@@ -233,18 +234,22 @@ class HistoryActions(QObject):
         self.panel.styles_button.set_styles(self.window.settings.styles)
         self.window.persist_settings()
 
+    async def ask_delete_style(self, style: PromptStyle) -> None:
+        if await self._agreed("Delete style", f"Delete the style {style.name!r}? This cannot be undone."):
+            self.delete_style(style)
+
     def delete_style(self, style: PromptStyle) -> None:
         self.window.settings.styles = [s for s in self.window.settings.styles if s.name != style.name]
         self.panel.styles_button.set_styles(self.window.settings.styles)
         self.window.persist_settings()
 
-
-
     # -- presets -----------------------------------------------------------------------------------
-    def save_preset(self) -> None:
-        name, ok = QInputDialog.getText(self.window, "Save preset", "Name of the preset:")
-        if ok and name.strip():
-            self.add_preset(name.strip())
+    async def save_preset(self) -> None:
+        """The current settings saved as a preset under a name asked for; one of that name is replaced only if
+        agreed."""
+        name = await self._new_name("preset", [p.name for p in self.window.settings.presets])
+        if name:
+            self.add_preset(name)
 
     def add_preset(self, name: str) -> None:
         """The current settings (not the prompt, negative prompt, seed or control guides: like the prompt, the guides
@@ -277,10 +282,34 @@ class HistoryActions(QObject):
         self.window.persist_settings()
         self.window.status.set_message(" ".join([f"Applied the preset {preset.name!r}.", *notes]))
 
+    async def ask_delete_preset(self, preset: GenerationPreset) -> None:
+        if await self._agreed("Delete preset", f"Delete the preset {preset.name!r}? This cannot be undone."):
+            self.delete_preset(preset)
+
     def delete_preset(self, preset: GenerationPreset) -> None:
         self.window.settings.presets = [p for p in self.window.settings.presets if p.name != preset.name]
         self.panel.presets_button.set_items(self.window.settings.presets)
         self.window.persist_settings()
+
+    async def _new_name(self, kind: str, taken: list[str]) -> str:
+        """A name asked for, stripped; "" when none was given or replacing the one of that name was declined."""
+        name, ok = await modal(lambda: QInputDialog.getText(self.window, f"Save {kind}", f"Name of the {kind}:"))
+        name = name.strip()
+        if not ok:
+            return ""
+        if not name:
+            self.window.status.set_message(f"A {kind} needs a name; nothing was saved.", error=True)
+            return ""
+        if name in taken and not await self._agreed(
+                f"Replace {kind}", f"A {kind} named {name!r} exists; replace it?"):
+            return ""
+        return name
+
+    async def _agreed(self, title: str, question: str) -> bool:
+        answer = await modal(lambda: QMessageBox.question(
+            self.window, title, question, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No))
+        return answer == QMessageBox.StandardButton.Yes
 
 
 def _inspect_with_guides(path: Path, outputs: Path) -> tuple[ImageInfo, tuple[dict[str, Any], ...], list[str]]:

@@ -32,6 +32,7 @@ from studio.ui.focus_keys import FocusedFieldKeys
 from studio.ui.history_panel import HistoryPanel
 from studio.ui.job_events import JobEvents
 from studio.ui.job_submission import JobSubmission
+from studio.ui.modal import modal
 from studio.ui.mask_toolbar import MaskToolBar
 from studio.ui.memory_actions import MemoryActions
 from studio.ui.model_actions import ModelActions
@@ -51,6 +52,9 @@ SNAPSHOT_TRIES = 3  # copies of the mask made in a worker before one is made her
 
 class MainWindow(QMainWindow):
     first_frame = Signal()  # the window has painted once (start-up time is measured to here)
+    # Whether closing asks about jobs and unsaved work; tests that do not answer turn it off (closing then quits and
+    # discards, as answering Quit and Discard would).
+    asks_before_closing = True
 
     def __init__(self, settings: Settings, service: JobService, data_dir: Path | None = None,
                  history: HistoryStore | None = None, cache_dir: Path | None = None) -> None:
@@ -63,6 +67,8 @@ class MainWindow(QMainWindow):
         self.document = Document()
         self.autosaver: Autosaver | None = None
         self._painted = False
+        self.closing: asyncio.Task | None = None  # asking before the window closes (closeEvent)
+        self._close_answer: str | None = None  # once asked: KEEP_WORK or DISCARD_WORK, for the close that follows
         self.recovery: asyncio.Task | None = None  # offering back an earlier Studio's unsaved work (start)
         self.settings_saving = SettingsSaving(self)
         # Mask state and history list are refreshed once per burst of document changes.
@@ -234,21 +240,50 @@ class MainWindow(QMainWindow):
         return super().event(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        # Quitting cancels every job: before, the waiting ones went without a word (as Krita and InvokeAI ask, ask).
-        running, waiting = (len(self.queue_panel.job_ids(state)) for state in ("running", "waiting"))
-        if (running or waiting) and not self.confirm_quit(quit_question(running, waiting)):
+        # Quitting cancels every job (as Krita and InvokeAI ask, ask) and, unless kept, loses unsaved canvas work.
+        # The questions are asked from a task through modal(): a dialog's own loop run here, inside qasync's, left the
+        # window's tasks unable to wake. The close is refused meanwhile and made again once answered.
+        if self._close_answer is None and self.asks_before_closing and self._close_questions_needed():
             event.ignore()
+            if self.closing is None or self.closing.done():
+                self.closing = self.actions_.run(self._ask_then_close())
             return
+        keep = self._close_answer == KEEP_WORK
+        self._close_answer = None
         self.persist_settings()
         self.submission.drop_waiting()
         self.service.cancel_all()
         self.jobs.stop()
         if self.autosaver is not None:
-            self.autosaver.close()  # a clean exit leaves nothing to recover
+            self.autosaver.close(keep=keep)  # else a clean exit leaves nothing to recover
             self.autosaver = None
         for timer in self.findChildren(QTimer):  # no query or refresh may start against stores about to close
             timer.stop()
         super().closeEvent(event)
+
+    def _jobs_left(self) -> tuple[int, int]:
+        running, waiting = (len(self.queue_panel.job_ids(state)) for state in ("running", "waiting"))
+        return running, waiting
+
+    def _close_questions_needed(self) -> bool:
+        return any(self._jobs_left()) or self.document.changed_since_save
+
+    async def _ask_then_close(self) -> None:
+        running, waiting = self._jobs_left()
+        if (running or waiting) and not await modal(lambda: self.confirm_quit(quit_question(running, waiting))):
+            return
+        answer = DISCARD_WORK
+        if self.document.changed_since_save:
+            answer = await modal(self.confirm_unsaved_work)
+            if answer == KEEP_WORK and (self.autosaver is None or (not await self.autosaver.save_now()
+                                                                    and self.autosaver.last_error is not None)):
+                answer = None
+                self.status.set_message("Your unsaved work could not be kept (autosave is not working), so Studio "
+                                        "stays open: save the picture and mask yourself first.", error=True)
+            if answer is None:
+                return
+        self._close_answer = answer
+        self.close()
 
     def confirm_quit(self, question: str) -> bool:
         """The person's answer to ``question`` (Quit or Cancel); tests set their own ``confirm_quit`` to answer."""
@@ -259,6 +294,22 @@ class MainWindow(QMainWindow):
         try:
             box.exec()
             return box.clickedButton() is quit_button
+        finally:
+            box.deleteLater()
+
+    def confirm_unsaved_work(self) -> str | None:
+        """KEEP_WORK (offered back at the next start), DISCARD_WORK, or None to stay open."""
+        box = QMessageBox(QMessageBox.Icon.Question, "Close Studio?",
+                          "The canvas has work that is not saved (a painted mask, edits since the picture was made "
+                          "or opened). Keep it to be offered back when Studio starts next, or discard it?",
+                          QMessageBox.StandardButton.NoButton, self)
+        keep = box.addButton("Keep for Next Time", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(keep)
+        box.setEscapeButton(box.addButton(QMessageBox.StandardButton.Cancel))
+        try:
+            box.exec()
+            return {keep: KEEP_WORK, discard: DISCARD_WORK}.get(box.clickedButton())
         finally:
             box.deleteLater()
 
@@ -356,6 +407,9 @@ class MainWindow(QMainWindow):
         QMessageBox.about(self, "About Studio",
                           f"<b>Studio {__version__}</b><br>A local AI image studio.<br>"
                           f"Models: {self.settings.models_dir}<br>Outputs: {self.settings.outputs_dir}")
+
+
+KEEP_WORK, DISCARD_WORK = "keep", "discard"
 
 
 def quit_question(running: int, waiting: int) -> str:

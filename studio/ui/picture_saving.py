@@ -71,7 +71,10 @@ class PictureSaving:
         image, recipe = self.document.image, self.document.recipe
         if image is None:
             return False
-        return await self._write(save_image, image, path, recipe, what="Save canvas")
+        saved = await self._write(save_image, image, path, recipe, what="Save canvas")
+        if saved and self.document.image is image and not self.document.has_mask:  # a mask is not in the file
+            self.document.mark_saved()
+        return saved
 
     async def _write(self, writer: Callable[..., Any], *args: Any, what: str) -> bool:
         path = args[1]

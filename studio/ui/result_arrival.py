@@ -96,6 +96,8 @@ class ResultArrival:
                     self._hold(output, held_because(output.image, source, output.path is not None))
                     continue
                 document.set_image(image, label, output.recipe, compared=compared)
+                if output.path is not None and not document.has_mask:  # in the outputs folder: nothing to lose
+                    document.mark_saved()
         if self.window.autosaver is not None:
             self.window.actions_.run(self.window.autosaver.save_now())  # every generation is on disk at once
 

@@ -325,3 +325,18 @@ def test_undoing_and_redoing_results_of_part_of_the_picture_swaps_pictures_the_s
         assert copies and all(s.whole_before is None and s.whole_after is None for s in doc._steps)
     doc.go_to(1)
     assert doc.image.tobytes() == states[0]
+
+
+def test_the_document_knows_whether_it_changed_since_it_was_saved() -> None:
+    document = Document()
+    assert not document.changed_since_save  # nothing to lose
+    document.set_image(Image.new("RGB", (16, 8), "red"), "Open")
+    assert document.changed_since_save  # kept nowhere until someone says so
+    document.mark_saved()
+    assert not document.changed_since_save
+    document.edit_mask("Brush", lambda mask: fill_rect(mask, (1, 1, 4, 4)))
+    assert document.changed_since_save
+    document.undo()  # back where it was saved
+    assert not document.changed_since_save
+    document.begin_stroke("Brush")
+    assert document.changed_since_save  # a stroke under way is unsaved work too

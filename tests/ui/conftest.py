@@ -29,10 +29,13 @@ def clipboard_emptied_at_the_end(qapp) -> Iterator[None]:  # noqa: ANN001
 
 @pytest.fixture(autouse=True)
 def quitting_is_not_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A window closed with jobs still queued asks whether to quit; in tests that do not answer it themselves
-    (``window.confirm_quit``), closing quits as before instead of waiting on a box nobody sees."""
+    """A window closed with jobs still queued or unsaved canvas work asks first, from a task, and closes once
+    answered; in tests that do not answer themselves (``window.asks_before_closing = True`` and their own
+    ``confirm_quit``, ``confirm_unsaved_work``), closing quits and discards at once, as answering Quit and Discard
+    would, instead of waiting on a box nobody sees."""
     from studio.ui.main_window import MainWindow
 
+    monkeypatch.setattr(MainWindow, "asks_before_closing", False, raising=False)
     monkeypatch.setattr(MainWindow, "confirm_quit", lambda self, question: True, raising=False)
 
 

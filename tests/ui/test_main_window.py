@@ -406,6 +406,7 @@ def test_closing_with_jobs_running_or_waiting_asks_first(qtbot, window):  # noqa
     and Cancel keeps the window, its jobs and its autosave."""
     asked: list[str] = []
     answers = [False, True]
+    window.asks_before_closing = True
     window.confirm_quit = lambda question: asked.append(question) or answers.pop(0)
     window.prompt_panel.steps_spin.setValue(600)
     for prompt in ("long job", "queued 1", "queued 2"):
@@ -414,10 +415,80 @@ def test_closing_with_jobs_running_or_waiting_asks_first(qtbot, window):  # noqa
     qtbot.waitUntil(lambda: len(window.queue_panel.job_ids("waiting")) == 2
                     and len(window.queue_panel.job_ids("running")) == 1, timeout=WAIT_MS)
     autosaver = window.autosaver
-    assert window.close() is False
+    assert window.close() is False  # asked from a task (a dialog's own loop here stopped qasync's tasks)
+    qtbot.waitUntil(lambda: window.closing is not None and window.closing.done(), timeout=5000)
     assert asked == ["1 job is running and 2 are waiting; quit and cancel them?"]
     assert window.isVisible() and window.autosaver is autosaver and autosaver.folder.exists()
     assert len(window.service.waiting()) == 2 and window.service.running() is not None
-    assert window.close() is True
-    assert len(asked) == 2 and not window.isVisible() and window.autosaver is None
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
+    assert len(asked) == 2 and window.autosaver is None
     qtbot.waitUntil(lambda: not window.service.waiting() and window.service.running() is None, timeout=10_000)
+
+
+def _unsaved_mask(window) -> None:  # noqa: ANN001
+    from studio.core.mask import fill_rect
+
+    window.document.set_image(Image.new("RGB", (64, 64), "gray"), "Open")
+    window.document.mark_saved()
+    window.document.edit_mask("Brush", lambda mask: fill_rect(mask, (8, 8, 30, 30)))
+
+
+def test_closing_with_a_painted_mask_asks_and_keeps_it_for_the_next_start(qtbot, window):  # noqa: ANN001
+    """Closing with a painted mask and no jobs used to delete the autosave without a word: the mask was gone."""
+    from studio.services.autosave import find_recoverable, kept_at_close
+    from studio.ui.main_window import DISCARD_WORK, KEEP_WORK
+
+    window.asks_before_closing = True
+    answers: list[str | None] = [None, KEEP_WORK]
+    asked: list[int] = []
+    window.confirm_unsaved_work = lambda: asked.append(1) or answers.pop(0)
+    _unsaved_mask(window)
+    autosaver = window.autosaver
+    assert window.close() is False  # asked from a task; Cancel keeps the window and its work
+    qtbot.waitUntil(lambda: window.closing is not None and window.closing.done(), timeout=5000)
+    assert window.isVisible() and window.autosaver is autosaver and window.document.has_mask
+    window.close()  # Keep for Next Time: written, and left for the next start to offer back
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
+    (found,) = find_recoverable(autosaver.root)
+    assert kept_at_close(found) and found.mask[10, 10] == 255 and found.mask.sum() == window.document.mask.sum()
+    assert DISCARD_WORK != KEEP_WORK
+
+
+def test_closing_after_opening_generating_or_undoing_to_there_does_not_ask(qtbot, window, tmp_path):  # noqa: ANN001
+    """Work kept elsewhere (an opened file, a generated picture in the outputs) is not asked about: only what closing
+    would lose is."""
+    import pytest
+
+    from studio.core.mask import fill_rect
+
+    window.asks_before_closing = True
+    window.confirm_unsaved_work = lambda: pytest.fail("asked about work that is saved")
+    picture = tmp_path / "opened.png"
+    Image.new("RGB", (64, 64), "gray").save(picture)
+    opened = window.actions_.run(window.actions_.open_path(picture))
+    qtbot.waitUntil(opened.done, timeout=WAIT_MS)
+    assert not window.document.changed_since_save
+    _type_prompt(qtbot, window, "a saved picture")
+    window.generate()
+    qtbot.waitUntil(lambda: window.document.recipe is not None, timeout=WAIT_MS)
+    _wait_engine_idle(qtbot, window)
+    assert not window.document.changed_since_save
+    window.document.edit_mask("Brush", lambda mask: fill_rect(mask, (8, 8, 30, 30)))
+    assert window.document.changed_since_save
+    window.document.undo()
+    assert window.close() is True
+
+
+def test_closing_with_unsaved_work_may_discard_it(qtbot, window):  # noqa: ANN001
+    from studio.services.autosave import find_recoverable
+    from studio.ui.main_window import DISCARD_WORK
+
+    window.asks_before_closing = True
+    asked: list[int] = []
+    window.confirm_unsaved_work = lambda: asked.append(1) or DISCARD_WORK
+    root = window.autosaver.root
+    _unsaved_mask(window)
+    window.close()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
+    assert asked == [1] and find_recoverable(root) == []

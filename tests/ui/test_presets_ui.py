@@ -59,3 +59,82 @@ def test_a_preset_whose_plugin_generator_is_gone_says_so_and_keeps_the_model(qtb
     assert panel.model_combo.currentText() == model and panel.steps_spin.value() == 9
     assert window.status.message_label.text() == ("Applied the preset 'Red plugin'. The generator 'gone-gen' is not "
                                                   "installed and enabled; kept the current one.")
+
+
+def _answering(monkeypatch, name: str, answer) -> list[str]:  # noqa: ANN001
+    """The name dialog answers ``name``; each yes/no question is recorded and answered ``answer``."""
+    from PySide6.QtWidgets import QInputDialog, QMessageBox
+
+    asked: list[str] = []
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (name, True))
+    monkeypatch.setattr(QMessageBox, "question", lambda parent, title, text, *a: asked.append(text) or answer)
+    return asked
+
+
+def _started(window, monkeypatch) -> list:  # noqa: ANN001
+    """The tasks the window starts from here on, to wait for one that ends changing nothing."""
+    tasks: list = []
+    run = window.actions_.run
+    monkeypatch.setattr(window.actions_, "run", lambda coro: tasks.append(run(coro)) or tasks[-1])
+    return tasks
+
+
+def _menu_action(button, text: str):  # noqa: ANN001, ANN202
+    return next(a for a in button.menu().actions() if a.text() == text)
+
+
+def _delete_action(button, name: str):  # noqa: ANN001, ANN202
+    (submenu,) = [a.menu() for a in button.menu().actions() if a.text().startswith("Delete")]
+    return next(a for a in submenu.actions() if a.text() == name)
+
+
+def test_saving_a_style_or_preset_over_one_of_the_same_name_asks_first(qtbot, window, monkeypatch):  # noqa: ANN001
+    from PySide6.QtWidgets import QMessageBox
+
+    panel, actions = window.prompt_panel, window.history_actions
+    tasks = _started(window, monkeypatch)
+    actions.add_style("Ink", "ink {prompt}", "color")
+    panel.steps_spin.setValue(7)
+    actions.add_preset("Fast")
+    panel.prompt_edit.setPlainText("pencil {prompt}")
+    panel.steps_spin.setValue(12)
+    for answer, style_prompt, preset_steps in ((QMessageBox.StandardButton.No, "ink {prompt}", 7),
+                                               (QMessageBox.StandardButton.Yes, "pencil {prompt}", 12)):
+        asked = _answering(monkeypatch, "Ink", answer)
+        _menu_action(panel.styles_button, "Save Current Prompt as Style…").trigger()
+        qtbot.waitUntil(lambda: len(asked) == 1, timeout=5000)
+        assert asked == ["A style named 'Ink' exists; replace it?"]
+        qtbot.waitUntil(lambda: all(t.done() for t in tasks), timeout=5000)
+        assert [s.prompt for s in window.settings.styles] == [style_prompt]
+
+        asked = _answering(monkeypatch, "Fast", answer)
+        _menu_action(panel.presets_button, "Save Current Settings as Preset…").trigger()
+        qtbot.waitUntil(lambda: len(asked) == 1, timeout=5000)
+        assert asked == ["A preset named 'Fast' exists; replace it?"]
+        qtbot.waitUntil(lambda: all(t.done() for t in tasks), timeout=5000)
+        assert [p.generation.steps for p in window.settings.presets] == [preset_steps]
+    asked = _answering(monkeypatch, "New", QMessageBox.StandardButton.No)  # a new name is not asked about
+    _menu_action(panel.presets_button, "Save Current Settings as Preset…").trigger()
+    qtbot.waitUntil(lambda: len(window.settings.presets) == 2, timeout=5000)
+    assert asked == []
+
+
+def test_deleting_a_style_or_preset_asks_first(qtbot, window, monkeypatch):  # noqa: ANN001
+    from PySide6.QtWidgets import QMessageBox
+
+    panel, actions = window.prompt_panel, window.history_actions
+    tasks = _started(window, monkeypatch)
+    actions.add_style("Ink", "ink {prompt}", "")
+    actions.add_preset("Fast")
+    for button, kind, names in ((panel.styles_button, "style", lambda: [s.name for s in window.settings.styles]),
+                                (panel.presets_button, "preset", lambda: [p.name for p in window.settings.presets])):
+        name = names()[0]
+        asked = _answering(monkeypatch, "", QMessageBox.StandardButton.No)
+        _delete_action(button, name).trigger()
+        qtbot.waitUntil(lambda: len(asked) == 1, timeout=5000)
+        qtbot.waitUntil(lambda: all(t.done() for t in tasks), timeout=5000)
+        assert asked == [f"Delete the {kind} {name!r}? This cannot be undone."] and names() == [name]
+        asked = _answering(monkeypatch, "", QMessageBox.StandardButton.Yes)
+        _delete_action(button, name).trigger()
+        qtbot.waitUntil(lambda: names() == [], timeout=5000)
+        assert load_settings(studio_paths()).model_dump()[f"{kind}s"] == []
