@@ -79,7 +79,8 @@ def open_history(paths: StudioPaths) -> tuple[HistoryStore, HistoryStore | None]
     be used at all, a temporary one, so Studio still runs. Either way its notice says so."""
     import tempfile
 
-    from studio.services.history_store import HistoryError, HistoryNotWritable, HistoryStore
+    from studio.services.history_errors import HistoryError, HistoryNotWritable
+    from studio.services.history_store import HistoryStore
 
     path = paths.data_dir / "history.db"
     try:

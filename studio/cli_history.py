@@ -75,7 +75,7 @@ class _ActionParser(CommandParser):
 
 def run_history(args: argparse.Namespace) -> int:
     """Run one ``studio history`` action; every refusal is one sentence on stderr."""
-    from studio.services.history_store import HistoryError
+    from studio.services.history_errors import HistoryError
 
     try:
         if args.history_command == "search":
@@ -97,7 +97,8 @@ def run_history(args: argparse.Namespace) -> int:
 def open_history(*, for_reading: bool = False) -> HistoryStore:
     """The person's history store; its notice (a damaged file set aside) goes to stderr. ``for_reading``: where
     Studio may not write to it (a read-only folder or disk), it is opened read-only (``store.read_only``)."""
-    from studio.services.history_store import HistoryNotWritable, HistoryStore, default_history_path
+    from studio.services.history_errors import HistoryNotWritable
+    from studio.services.history_store import HistoryStore, default_history_path
 
     path = default_history_path()
     try:
@@ -117,7 +118,7 @@ def open_history(*, for_reading: bool = False) -> HistoryStore:
 
 def try_open_history() -> HistoryStore | None:
     """open_history, or None with a note when the history cannot be opened (the job runs anyway)."""
-    from studio.services.history_store import HistoryError
+    from studio.services.history_errors import HistoryError
 
     try:
         return open_history()
@@ -134,7 +135,7 @@ def _entry_or_refuse(store: HistoryStore, entry_id: int) -> HistoryEntry:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from studio.services.history_store import HistoryQuery
+    from studio.services.history_query import HistoryQuery
 
     if args.limit < 1:
         raise InvalidRequest(f"--limit must be at least 1, not {args.limit}.")

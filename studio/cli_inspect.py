@@ -36,7 +36,8 @@ def add_inspect_parser(commands: argparse._SubParsersAction) -> argparse.Argumen
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from studio.core.image_info import escape_text, inspect_image
+    from studio.core.image_info import escape_text
+    from studio.core.image_inspection import inspect_image
 
     try:
         info = inspect_image(args.image)

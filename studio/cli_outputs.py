@@ -94,7 +94,8 @@ def _kept_by_history(outputs: Sequence[Path], outputs_dir: Path, history: Histor
         for name in (output.absolute(), output.resolve(), in_root):
             names.setdefault(str(name), output)
     from studio.cli_history import open_history
-    from studio.services.history_store import HistoryError, default_history_path
+    from studio.services.history_errors import HistoryError
+    from studio.services.history_store import default_history_path
 
     if history is None and not default_history_path().is_file():  # none yet: it keeps nothing (and is not made)
         return []

@@ -15,7 +15,7 @@ from PIL import Image, PngImagePlugin
 from studio_testing import help_in_a_fresh_process, run_studio
 
 from studio.core.color_transfer import lab_statistics
-from studio.core.image_info import inspect_image
+from studio.core.image_inspection import inspect_image
 from studio.core.images import read_recipe
 
 

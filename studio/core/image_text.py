@@ -1,6 +1,6 @@
 """Getting the metadata text out of an image file, with limits: PNG text chunks, or EXIF UserComment.
 
-Read here rather than by Pillow or sd-parsers (see studio.core.image_info for why). A text over
+Read here rather than by Pillow or sd-parsers (see studio.core.image_inspection for why). A text over
 ``MAX_TEXT_BYTES`` is skipped with a note; the file is never decoded beyond its header and text chunks.
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import replace
 from functools import partial
@@ -15,34 +15,21 @@ import torch
 from PIL import Image
 
 from studio.core.environment import GeneratorEnvironment
-from studio.core.errors import (
-    InvalidRequest,
-    JobCancelledError,
-    ModelError,
-    StudioError,
-)
+from studio.core.errors import InvalidRequest, ModelError, StudioError
 from studio.core.generation import JobContext
 from studio.core.held_memory import CACHED, IN_USE, KEPT, HeldModel
-from studio.core.hashing import file_sha256, files_key, in_background, lora_hash, model_hash
+from studio.core.hashing import in_background, lora_hash, model_hash
 from studio.core.hires import BUILT_IN_UPSCALERS, LANCZOS, HiresFix
-from studio.core.model_library import embedding_files
 from studio.core.metadata import LoraRecord, Recipe
 from studio.core.requests import GenerationRequest, prepare_request
 from studio.core.weight_files import check_weights_file
 from studio.engine import depth_maps
+from studio.engine.batch_run import run_batch
 from studio.engine.control_nets import ControlNets, bytes_to_place, check_fits, find_controlnet, place
 from studio.engine.cpu_precision import job_device, lay_out_for_cpu
-from studio.engine.device import (
-    DeviceInfo,
-    free_memory,
-    hand_back,
-    on_spare_memory,
-    select_device,
-)
-from studio.engine.encoded_pictures import encodings_cached
-from studio.engine.device_lookups import device_lookups_pinned
-from studio.engine.fast_path import FastJob, fast_job, let_graphs_go, options_for
-from studio.engine.fast_path_memory import captures_new_step, held_by_fast_path, vae_copy_bytes
+from studio.engine.device import DeviceInfo, free_memory, on_spare_memory, select_device
+from studio.engine.fast_path import let_graphs_go, options_for
+from studio.engine.fast_path_memory import held_by_fast_path
 from studio.engine.held_memory import describe
 from studio.engine.hires_pass import LatentStart, enlarge_lanczos, hires_pictures
 from studio.engine.ip_adapter import (
@@ -52,31 +39,14 @@ from studio.engine.ip_adapter import (
     reference_attached,
     reference_bytes,
 )
+from studio.engine.job_memory import plan_job_memory
 from studio.engine.job_runs import JobRun, full_mask_run, inpaint_run, plain_run
 from studio.engine.libraries import quiet_imports
 from studio.engine.loader import LoadedModel, load_model
 from studio.engine.loras import resolve_loras, use_loras
-from studio.engine.memory import (
-    MemoryPlan,
-    apply_plan,
-    decode_element_size,
-    free_vram,
-    graph_pools_free,
-    job_bytes,
-    model_bytes,
-    oom_advice,
-    plan_memory,
-    resident_bytes,
-    vae_precision_kept,
-    weight_parts,
-)
+from studio.engine.memory import MemoryPlan, apply_plan, oom_advice, weight_parts
 from studio.engine.model_keeping import KeptModels, in_precision, in_system_memory, model_files_key
-from studio.engine.preview import LivePreviews, latents_to_preview
-from studio.engine.prompt_cache import prompts_cached
-from studio.engine.prompt_weighting import embeddings_named, prompts_weighted
 from studio.engine.schedulers import make_scheduler
-from studio.engine.taesd import taesd_decoder
-from studio.engine.tiled_retry import vae_tiled_on_oom
 from studio.engine.upscale import Upscale, find_upscaler, import_spandrel
 from studio.engine.vae_override import VaeOverride, find_vae
 from studio.engine.worker import Job, WorkerContext
@@ -356,7 +326,7 @@ class DiffusersGenerator:
                 context.status(device=self.device.description, message="Loading the IP-Adapter…")
                 run.kwargs.update(stack.enter_context(reference_attached(
                     run.pipe, adapter, reference, request.reference_scale, request.cfg_scale)))
-            yield from self._run_batch(request, model, run, context)
+            yield from run_batch(request, model, run, context, self.device, self._plan, self._env)
 
     @staticmethod
     def _start_from_latents(run: JobRun, request: GenerationRequest, model: LoadedModel, start: LatentStart,
@@ -371,130 +341,13 @@ class DiffusersGenerator:
 
     def _fit_memory(self, request: GenerationRequest, model: LoadedModel, pipe: Any, call_kwargs: dict[str, Any],
                     context: JobContext, extra: int = 0) -> None:
-        """Estimate what the job needs against the free VRAM, take the measures, and say which and why.
-        ``call_kwargs``: the pipeline's arguments (some make the job run without the fast path); ``extra``: bytes of
-        weights the job will add (a reference picture's adapter)."""
+        """Plan the job's memory (job_memory), take the measures, and say which and why."""
         device = self.device
-        # The fast path's bfloat16 VAE copy (SDXL on a recent GPU) is on the GPU beside the weights while it runs;
-        # a job without the fast path decodes SDXL in float32, and lets a copy kept from the job before go.
-        options = options_for(request.speed)
-        vae_copy, vae_copy_there = vae_copy_bytes(pipe, device, options, call_kwargs)
-        # Read once for all the plans below (PyTorch's snapshot walks every segment): what they let go holds no
-        # captured graph (a kept model's went when it was kept), so those pools stay as they are meanwhile.
-        in_graph_pools = graph_pools_free(device)
-        # A new capture's graph pool keeps its step's activations through the decode.
-        rows = 2 if request.cfg_scale > 1 else 1
-        captures = captures_new_step(pipe, device, options, call_kwargs, request.width, request.height, rows)
-        activations = job_bytes(request.width, request.height, device.dtype.itemsize,
-                                decode_element_size(pipe, device, bfloat16_copy=vae_copy > 0),
-                                in_graph_pools if captures else None)
-        # It and resident_bytes walk every parameter: once, however often planned.
-        weights = model_bytes(pipe) + extra + vae_copy
-        # The model's own weights on the GPU already (from its last job) are in ``weights``: not out of the free
-        # memory too, or a model that fits would be sliced or offloaded from its second job on.
-        resident = resident_bytes(pipe, device) + vae_copy_there
-
-        def plan() -> MemoryPlan:
-            free = free_vram(device, in_graph_pools)
-            return plan_memory(request.memory, device, weights, activations, None if free is None else free + resident)
-
-        # What is already on the device (a depth model that made this job's maps) is out of the free VRAM measured.
-        self._plan = plan()
-        if (self._plan.measures or not self._plan.fits) and depth_maps.let_gpu_copies_go():
-            context.note("The depth model, kept from making depth maps, was let go to make room on the GPU.")
-            hand_back(device)
-            self._plan = plan()
-        if (self._plan.measures or not self._plan.fits) and self._controls.let_unused_go(pipe):
-            context.note("ControlNets kept from an earlier job were let go to make room on the GPU.")
-            hand_back(device)
-            self._plan = plan()
-        # A model kept for switching back must not cost this job a measure: the oldest goes, the plan is redone.
-        while (self._plan.measures or not self._plan.fits) and (kept := self._kept.let_oldest_on_gpu_go()):
-            context.note(f"{kept.name}, kept loaded for switching back, was let go to make room on the GPU.")
-            kept = None  # no reference here may keep its memory from the collection
-            hand_back(device)
-            self._plan = plan()
+        self._plan = plan_job_memory(request, pipe, call_kwargs, context, device, self._controls, self._kept, extra)
         model.offloaded, model.sliced = apply_plan(pipe, self._plan, device, model.offloaded, model.sliced)
         if device.kind != "cpu":
             context.note(self._plan.reason)
             context.status(device=device.description, model=model.name, message=self._plan.reason)
-
-    def _run_batch(self, request: GenerationRequest, model: LoadedModel, run: JobRun,
-                   context: JobContext) -> Iterator[tuple[Image.Image, Recipe]]:
-        run.kwargs.update(
-            prompt=request.prompt,
-            negative_prompt=request.negative_prompt or None,
-            num_inference_steps=request.steps,
-            guidance_scale=request.cfg_scale,
-            output_type="pil",
-        )
-
-        named = embeddings_named(run.pipe, embedding_files(self._env.models_root, self._env.linked_dirs),
-                                 (request.prompt, request.negative_prompt))
-        for note in named.notes:
-            context.note(note)
-        if named.paths:  # A1111's "TI hashes": model sites link the picture to the embeddings by them
-            run.recipe["ti_hashes"] = ", ".join(f"{path.stem}: {file_sha256(path)[:12]}"
-                                                for path in named.paths.values())
-        # The fast path (CUDA graphs, fused attention) when the job allows it; it is undone when the job ends.
-        # Emphasis and long prompts are read as A1111 reads them (prompt_weighting).
-        # A prompt read, or a picture encoded, before (this batch's first picture, an earlier job) is not again;
-        # nor is the device searched for at every picture.
-        with (fast_job(run.pipe, self.device, self._plan, model.offloaded, run.kwargs, context.note,
-                       options_for(request.speed)) as fast,
-              prompts_weighted(run.pipe, named.vectors),
-              prompts_cached(run.pipe, also=files_key(named.paths.values())),
-              encodings_cached(run.pipe),
-              # Over the kept encodings: a retry in tiles looks up, and keeps, a tiled encoding, not a whole one.
-              vae_tiled_on_oom(run.pipe, self.device, context.note, fast.let_graphs_go, also=fast.own_vae),
-              device_lookups_pinned(run.pipe)):
-            yield from self._images(request, model, run, context, fast)
-
-    def _images(self, request: GenerationRequest, model: LoadedModel, run: JobRun, context: JobContext,
-                fast: FastJob) -> Iterator[tuple[Image.Image, Recipe]]:
-        for index in range(request.batch_count):
-            context.check_cancelled()
-            seed = request.seed_for(index)
-
-            # Previews are throttled and made without waiting for the device (studio.engine.preview).
-            previews = LivePreviews(model.family, latents_to_preview,
-                                    taesd_decoder(self._env.models_root, model.family), context.note)
-
-            def on_step_end(pipeline, step: int, timestep, tensors: dict, _index: int = index,
-                            _previews: LivePreviews = previews) -> dict:
-                if context.is_cancelled():
-                    raise JobCancelledError()
-                total = getattr(pipeline, "num_timesteps", None) or request.steps
-                preview = _previews(tensors["latents"], step + 1, total)
-                context.report_progress(step + 1, total, _index, None if preview is None else run.preview(preview),
-                                        preview_box=run.preview_box)
-                return {}
-
-            def make_image(seed: int = seed, on_step_end: Callable = on_step_end) -> Image.Image:
-                # CPU generator: the same seed gives the same picture on every device (A1111 does the same).
-                # A fresh one per call: a fast-path failure makes the picture again, eagerly.
-                generator = torch.Generator("cpu").manual_seed(seed)
-                with torch.inference_mode(), vae_precision_kept(run.pipe):
-                    return run.pipe(generator=generator, callback_on_step_end=on_step_end,
-                                    **run.kwargs, **run.per_seed(seed)).images[0]
-
-            image = fast.run(make_image)
-            image = run.finish(image)
-            yield image, Recipe(
-                prompt=request.prompt,
-                negative_prompt=request.negative_prompt,
-                steps=request.steps,
-                sampler=request.scheduler,
-                cfg_scale=request.cfg_scale,
-                seed=seed,
-                width=image.width,
-                height=image.height,
-                model_name=model.name,
-                model_hash=model.hash,
-                generator=request.generator,
-                **run.recipe,
-                **{name: value() for name, value in run.later.items()},
-            )
 
 
 def _described(model: LoadedModel, role: str) -> HeldModel:

@@ -5,7 +5,7 @@ as ComfyUI, InvokeAI and AUTOMATIC1111 let them without a reload. Studio keeps u
 before the current one loaded, where they are, with their merged LoRAs, most recent first: switching back reads
 no file and copies no weights. On a GPU their captured steps go (their memory pool is no use to another model).
 Keeping never costs a job anything: on the GPU the job's memory plan lets kept models go, the oldest first, before
-taking any measure (diffusion.py), and in system memory they are kept only while the next model still leaves a
+taking any measure (job_memory.py), and in system memory they are kept only while the next model still leaves a
 reserve free (the oldest goes first).
 """
 

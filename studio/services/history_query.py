@@ -1,15 +1,24 @@
-"""The history's queries: the person's words made into a safe FTS5 query, and the filters as SQL."""
+"""The history's queries: what to find (HistoryQuery), the person's words made into a safe FTS5 query, and the
+filters as SQL."""
 
 from __future__ import annotations
 
 import sqlite3
 import unicodedata
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from studio.services.history_store import HistoryQuery
+from dataclasses import dataclass
+from typing import Any
 
 NEWEST_FIRST = "ORDER BY created DESC, id DESC"
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    text: str = ""  # words to find in prompts and negative prompts (plain words, not FTS syntax)
+    model: str | None = None  # model name
+    since: float | None = None  # created >= since (epoch seconds)
+    until: float | None = None  # created < until
+    starred_only: bool = False
+    outcome: str | None = None  # ok | failed | cancelled; None: all
 
 
 def fts_query(text: str) -> str:

@@ -8,30 +8,36 @@ Image files are written (atomically, fsynced) before the row that points at them
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from studio.core.errors import StudioError
+from studio.services.history_damage import DamagedDatabase, check_database, companions_found, move_aside
 from studio.services.history_entry import (
     INSERT_SQL,
     OUTCOMES,
     SELECT_SQL,
     HistoryEntry,
     entry_from_row,
-    json_or,
     row_values,
 )
+from studio.services.history_errors import (
+    SQLITE_CORRUPT,
+    HistoryError,
+    is_damage,
+    primary_code,
+    translated,
+)
+from studio.services.history_file_uses import controls_referenced, kept_controls, referenced
 from studio.services.history_query import (
     NEWEST_FIRST,
+    HistoryQuery,
     created_follows_id,
     fts_query,
     ids_sql,
@@ -41,7 +47,6 @@ from studio.services.history_query import (
 )
 from studio.services.history_reading import connect_read_only, schema_problem
 from studio.services.history_schema import SCHEMA_VERSION, NewerSchemaError, migrate
-from studio.services.outputs import is_kept_control
 
 log = logging.getLogger(__name__)
 RECENT_PROMPTS = 1000  # earlier prompts the prompt box offers (Up/Down, completion)
@@ -51,36 +56,6 @@ _ID_CHUNK = 500  # ids per "IN (...)" query, well under every SQLite's variable 
 SQLITE_MAX_INT = 2**63 - 1
 _BULK_ROWS = 1000  # add_many batches from this size index their text in one statement
 _FTS_INSERT_TRIGGER = "entries_fts_insert"
-_COMPANIONS = ("-wal", "-shm")  # SQLite's files beside a WAL database
-
-# Primary SQLite result codes (extended codes carry these in their low byte).
-_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 5, 6, 8, 11, 14, 26
-
-
-@dataclass(frozen=True)
-class HistoryQuery:
-    text: str = ""  # words to find in prompts and negative prompts (plain words, not FTS syntax)
-    model: str | None = None  # model name
-    since: float | None = None  # created >= since (epoch seconds)
-    until: float | None = None  # created < until
-    starred_only: bool = False
-    outcome: str | None = None  # ok | failed | cancelled; None: all
-
-
-class HistoryError(StudioError):
-    """The history database cannot be used right now (its message is one sentence)."""
-
-
-class HistoryNotWritable(HistoryError):
-    """Studio may not write to the history database or its folder (it may still be read: ``read_only``)."""
-
-
-class HistoryLocked(HistoryError):
-    """Another program holds the history database's lock; nothing was changed or moved."""
-
-
-class _Corrupt(Exception):
-    """The file is not a usable SQLite database (internal: leads to moving it aside)."""
 
 
 _T = TypeVar("_T")
@@ -95,7 +70,7 @@ def _repairs_index(method: Callable[..., _T]) -> Callable[..., _T]:
             return method(self, *args, **kwargs)
         except HistoryError as exc:
             cause = exc.__cause__
-            if not (isinstance(cause, sqlite3.Error) and _primary_code(cause) == _SQLITE_CORRUPT
+            if not (isinstance(cause, sqlite3.Error) and primary_code(cause) == SQLITE_CORRUPT
                     and self._repair_index()):
                 raise
         return method(self, *args, **kwargs)
@@ -137,26 +112,26 @@ class HistoryStore:
         except OSError as exc:
             raise HistoryError(f"The history folder {self.path.parent} could not be created: "
                                f"{exc.strerror or exc}.") from None
-        found = {suffix for suffix in _COMPANIONS if self._companion(suffix).exists()}
+        found = companions_found(self.path)
         try:
             self._open_checked()
-        except _Corrupt as exc:
+        except DamagedDatabase as exc:
             self._drop_connection()
-            aside = self._move_aside(found)
+            aside = move_aside(self.path, found)
             log.warning("History database %s was damaged (%s); moved to %s", self.path, exc, aside)
             self.notice = (f"The history database was damaged, so Studio set it aside as {aside.name} "
                            f"(in {aside.parent}) and started a new, empty history.")
             try:
                 self._open_checked()
-            except _Corrupt as again:
+            except DamagedDatabase as again:
                 raise HistoryError(f"A new history database could not be created in {self.path.parent}: "
                                    f"{again}.") from None
 
     # -- opening ---------------------------------------------------------------------------
     def _open_checked(self) -> None:
-        """Check, open and migrate; _Corrupt when the file is damaged, HistoryError when unusable."""
+        """Check, open and migrate; DamagedDatabase when the file is damaged, HistoryError when unusable."""
         if self.path.exists() and self.path.stat().st_size > 0:
-            self._check()
+            check_database(self.path, self.busy_timeout)
         try:
             conn = self._conn()
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -169,55 +144,10 @@ class HistoryStore:
                 f"The history database {self.path} was made by a newer version of Studio (schema {exc.found}, "
                 f"this version knows {SCHEMA_VERSION}); update Studio to use it.") from None
         except sqlite3.Error as exc:
-            if _primary_code(exc) in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
-                raise _Corrupt(str(exc)) from exc
+            if is_damage(exc):
+                raise DamagedDatabase(str(exc)) from exc
             self._drop_connection()
-            raise self._translate(exc) from None
-
-    def _check(self) -> None:
-        """``PRAGMA quick_check`` on a read-only connection: closing it never checkpoints or deletes the
-        -wal file, so a damaged database is set aside exactly as it was found."""
-        try:
-            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
-                                   timeout=self.busy_timeout, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise self._translate(exc) from None
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000):d}")
-            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
-        except sqlite3.Error as exc:
-            if _primary_code(exc) in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
-                raise _Corrupt(str(exc)) from exc
-            raise self._translate(exc) from None
-        finally:
-            conn.close()
-        if problems != ["ok"]:
-            raise _Corrupt(" ".join(str(p) for p in problems)[:300])
-
-    def _companion(self, suffix: str) -> Path:
-        return self.path.with_name(self.path.name + suffix)
-
-    def _move_aside(self, found: set[str]) -> Path:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        counter = 1
-        while aside.exists():
-            counter += 1
-            aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{counter}")
-        try:
-            # The -wal and -shm files found with the damaged database go with it, under its new name;
-            # the empty ones the check itself created are removed.
-            for suffix in _COMPANIONS:
-                companion = self._companion(suffix)
-                if suffix in found and companion.exists():
-                    companion.replace(aside.with_name(aside.name + suffix))
-                else:
-                    companion.unlink(missing_ok=True)
-            self.path.replace(aside)
-        except OSError as exc:
-            raise HistoryError(f"The history database {self.path} is damaged and could not be moved aside: "
-                               f"{exc.strerror or exc}.") from None
-        return aside
+            raise translated(exc, self.path) from None
 
     # -- connections -----------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -273,7 +203,7 @@ class HistoryStore:
             conn.execute("INSERT INTO entries_fts (entries_fts) VALUES ('integrity-check')")
             return False  # the index is sound: the damage is elsewhere
         except sqlite3.Error as exc:
-            if _primary_code(exc) != _SQLITE_CORRUPT:
+            if primary_code(exc) != SQLITE_CORRUPT:
                 return False
         try:
             if [row[0] for row in conn.execute("PRAGMA quick_check")] != ["ok"]:
@@ -288,25 +218,12 @@ class HistoryStore:
                          "no entry was lost.")
         return True
 
-    def _translate(self, exc: sqlite3.Error) -> HistoryError:
-        code = _primary_code(exc)
-        if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
-            return HistoryLocked(f"The history database {self.path} is locked by another program; "
-                                 "close other Studio windows or commands and try again.")
-        if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
-            return HistoryError(f"The history database {self.path} is damaged; Studio will set it aside "
-                                "and start a new one the next time it starts.")
-        if code in (_SQLITE_READONLY, _SQLITE_CANTOPEN):  # SQLite says only "unable to open database file"
-            return HistoryNotWritable(f"The history database {self.path} could not be opened for writing; check "
-                                      f"that Studio may write to it and to its folder {self.path.parent}.")
-        return HistoryError(f"The history database {self.path} could not be used: {exc}.")
-
     @contextmanager
     def _errors(self) -> Iterator[None]:
         try:
             yield
         except sqlite3.Error as exc:
-            raise self._translate(exc) from exc
+            raise translated(exc, self.path) from exc
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -380,9 +297,9 @@ class HistoryStore:
             if row is None:
                 return False
             conn.execute("DELETE FROM entries WHERE id = ?", (entry_id,))
-            controls = _kept_controls(row[3])
+            controls = kept_controls(row[3])
             paths = list(dict.fromkeys([*(p for p in row[:3] if p), *controls]))
-            still_used = (_referenced(conn, paths) | _controls_referenced(conn, controls)
+            still_used = (referenced(conn, paths) | controls_referenced(conn, controls)
                           if remove_files and paths else set())
         if remove_files:
             for path in paths:
@@ -456,7 +373,7 @@ class HistoryStore:
             return set()
         with self._errors():
             conn = self._conn()
-            return _referenced(conn, list(paths)) | _controls_referenced(conn, list(paths))
+            return referenced(conn, list(paths)) | controls_referenced(conn, list(paths))
 
     @_repairs_index
     def models(self) -> list[str]:
@@ -484,44 +401,4 @@ class HistoryStore:
     def schema_version(self) -> int:
         with self._errors():
             return self._conn().execute("PRAGMA user_version").fetchone()[0]
-
-
-def _referenced(conn: sqlite3.Connection, paths: list[str]) -> set[str]:
-    """Which of these files other entries still use (one pass over the table)."""
-    marks = ", ".join("?" for _ in paths)
-    used: set[str] = set()
-    for row in conn.execute(f"SELECT image_path, source_image_path, source_mask_path FROM entries "
-                            f"WHERE image_path IN ({marks}) OR source_image_path IN ({marks}) "
-                            f"OR source_mask_path IN ({marks})", paths * 3):
-        used.update(p for p in row if p in paths)
-    return used
-
-
-def _kept_controls(params: str | None) -> list[str]:
-    """The control pictures Studio kept for an entry's guides (never a person's own file a guide named instead)."""
-    records = json_or(params, {}, dict).get("controls")
-    images = [r.get("image") for r in records if isinstance(r, dict)] if isinstance(records, list) else []
-    return list(dict.fromkeys(i for i in images if isinstance(i, str) and i and is_kept_control(i)))
-
-
-def _controls_referenced(conn: sqlite3.Connection, paths: list[str]) -> set[str]:
-    """Which of these control pictures other entries' guides still use. Guides live in the params JSON: rows that
-    hold a path's JSON text at all are found by SQLite, then read here (a note or a plugin's parameter may hold the
-    path as well, which is no use of it)."""
-    if not paths:
-        return set()
-    needles = [json.dumps(path, ensure_ascii=False) for path in paths]  # as row_values wrote them
-    used: set[str] = set()
-    for (params,) in conn.execute(f"SELECT params FROM entries WHERE {' OR '.join('instr(params, ?)' for _ in paths)}",
-                                  needles):
-        used.update(path for path in _kept_controls(params) if path in paths)
-    return used
-
-
-def _primary_code(exc: sqlite3.Error) -> int | None:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is None:  # a Python-side error (wrong use), not SQLite's
-        return None
-    return code & 0xFF
-
 

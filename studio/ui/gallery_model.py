@@ -17,7 +17,8 @@ from PySide6.QtGui import QImage
 from studio.core.errors import StudioError
 from studio.core.events import format_seconds
 from studio.core.hires import HiresFix, hires_summary
-from studio.services.history_store import HistoryEntry, HistoryQuery, HistoryStore
+from studio.services.history_query import HistoryQuery
+from studio.services.history_store import HistoryEntry, HistoryStore
 from studio.ui.thumbnails import ThumbnailLoader
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,8 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import StudioError
-from studio.services.history_store import HistoryEntry, HistoryQuery, HistoryStore
+from studio.services.history_query import HistoryQuery
+from studio.services.history_store import HistoryEntry, HistoryStore
 from studio.ui.actions import widget_keys
 from studio.ui.gallery_model import ENTRY_ROLE, THUMB_ROLE, GalleryModel
 from studio.ui.tasks import Tasks

@@ -16,7 +16,8 @@ from PySide6.QtWidgets import QInputDialog, QMessageBox
 from studio.core.control import resolved_controls
 from studio.core.errors import StudioError, first_line
 from studio.core.hires import HiresFix
-from studio.core.image_info import ImageInfo, inspect_image, recipe_fields, refused_values
+from studio.core.image_info import ImageInfo, recipe_fields, refused_values
+from studio.core.image_inspection import inspect_image
 from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image

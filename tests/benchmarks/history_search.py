@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from studio.services.history_store import HistoryEntry, HistoryQuery, HistoryStore
+from studio.services.history_query import HistoryQuery
+from studio.services.history_store import HistoryEntry, HistoryStore
 
 SUBJECTS = ("a lighthouse", "a red fox", "an old castle", "a cyberpunk city", "a portrait of a woman",
             "a cat sleeping", "a mountain lake", "a spaceship", "a dragon", "a bowl of fruit", "a samurai",

@@ -62,6 +62,7 @@ def job_share(models: Path, device: str) -> tuple[float, float, int, float]:
     """Seconds for a tiny-model job without and with previews, the previews made, and their own time."""
     from tiny_models import build_tiny_sd
 
+    import studio.engine.batch_run as batch_run
     import studio.engine.diffusion as diffusion
     from studio.core.environment import GeneratorEnvironment
     from studio.core.requests import GenerationRequest
@@ -101,7 +102,7 @@ def job_share(models: Path, device: str) -> tuple[float, float, int, float]:
         def __call__(self, latents, step, total) -> None: ...  # noqa: ANN001
 
     def once(previews: type) -> float:
-        diffusion.LivePreviews = previews
+        batch_run.LivePreviews = previews
         started = time.perf_counter()
         list(generator.generate(request, Context()))
         return time.perf_counter() - started
@@ -115,7 +116,7 @@ def job_share(models: Path, device: str) -> tuple[float, float, int, float]:
         cost.append(sum(spent))
         count.append(made[0])
         off.append(once(Off))
-    diffusion.LivePreviews = LivePreviews
+    batch_run.LivePreviews = LivePreviews
     best = on.index(min(on))
     return min(off), on[best], count[best], cost[best]
 

@@ -10,7 +10,8 @@ from PIL import Image, PngImagePlugin
 
 from studio.core.errors import InvalidRequest
 from studio.core.hires import LANCZOS, HiresFix, hires_from_settings, hires_summary, upscaler_or_lanczos
-from studio.core.image_info import inspect_image, recipe_fields
+from studio.core.image_info import recipe_fields
+from studio.core.image_inspection import inspect_image
 from studio.core.metadata import Recipe, parse_settings_line
 from studio.core.requests import GenerationRequest, prepare_request
 

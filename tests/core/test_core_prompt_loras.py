@@ -8,7 +8,8 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 from studio.core.errors import InvalidRequest
-from studio.core.image_info import inspect_image, recipe_fields
+from studio.core.image_info import recipe_fields
+from studio.core.image_inspection import inspect_image
 from studio.core.images import read_recipe
 from studio.core.metadata import LoraRecord
 from studio.core.prompt_loras import read_tags, tag_choices, take_lora_tags, without_tags

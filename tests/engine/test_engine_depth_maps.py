@@ -240,7 +240,7 @@ def test_a_job_short_of_gpu_memory_lets_the_depth_model_go_before_the_unet_runs(
     import torch
     from studio_testing import DirectContext
 
-    from studio.engine import diffusion
+    from studio.engine import job_memory
     from studio.engine.device import DeviceInfo
     from studio.engine.memory import HEADROOM, job_bytes, model_bytes, plan_memory
 
@@ -253,8 +253,8 @@ def test_a_job_short_of_gpu_memory_lets_the_depth_model_go_before_the_unet_runs(
         # The model's own weights are there too (the plan counts them back as its own: resident_bytes).
         return capacity["bytes"] - on_gpu[-1] - model_bytes(depth_generator._model.text2img)
 
-    monkeypatch.setattr(diffusion, "free_vram", free_beside_the_depth_model)
-    monkeypatch.setattr(diffusion, "plan_memory", lambda mode, device, *sizes: plan_memory(mode, pretend_gpu, *sizes))
+    monkeypatch.setattr(job_memory, "free_vram", free_beside_the_depth_model)
+    monkeypatch.setattr(job_memory, "plan_memory", lambda mode, device, *sizes: plan_memory(mode, pretend_gpu, *sizes))
     folder = depth_generator._env.models_root / "annotators" / "depth-anything-v2-small"
     picture = photo(10, (64, 64))
     gpu_copy = weakref.ref(on_a_gpu(folder))

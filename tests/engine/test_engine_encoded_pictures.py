@@ -170,12 +170,12 @@ def test_a_canvas_encoded_in_tiles_after_running_out_of_memory_is_kept_as_a_tile
     encode whole encodes whole, as a fresh engine would; one short of memory again takes the tiled one."""
     from diffusers import AutoencoderKL
 
-    from studio.engine import diffusion
+    from studio.engine import batch_run
     from studio.engine.device import DeviceInfo
     from studio.engine.tiled_retry import vae_tiled_on_oom
 
     pretend_cuda = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
-    monkeypatch.setattr(diffusion, "vae_tiled_on_oom",
+    monkeypatch.setattr(batch_run, "vae_tiled_on_oom",
                         lambda pipe, _device, *rest, **named: vae_tiled_on_oom(pipe, pretend_cuda, *rest, **named))
     encode, short = AutoencoderKL.encode, [True]
 

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from studio_testing import collect_until_done, make_env, of_job, run, running_service, terminal, tiny_request
 
+import studio.engine.batch_run as batch_run
 import studio.engine.diffusion as diffusion
 from studio.core.events import (
     EngineStatus,
@@ -235,7 +236,7 @@ def test_queue_order_is_kept_and_outputs_carry_their_recipe(tiny_model_dir, tmp_
 
 
 def test_an_exception_inside_a_job_fails_it_and_the_next_job_succeeds(tiny_model_dir, tmp_path, monkeypatch):
-    real_preview = diffusion.latents_to_preview
+    real_preview = batch_run.latents_to_preview
     calls = {"n": 0}
 
     def preview_that_breaks_once(latents, family="sd"):  # noqa: ANN001, ANN202
@@ -244,7 +245,7 @@ def test_an_exception_inside_a_job_fails_it_and_the_next_job_succeeds(tiny_model
             raise RuntimeError("boom in the middle of step 2")
         return real_preview(latents, family)
 
-    monkeypatch.setattr(diffusion, "latents_to_preview", preview_that_breaks_once)
+    monkeypatch.setattr(batch_run, "latents_to_preview", preview_that_breaks_once)
 
     async def scenario():
         async with running_service(make_env(tmp_path)) as service:
@@ -326,7 +327,7 @@ def test_every_scheduler_runs(tiny_model_dir, tmp_path):
 
 def test_out_of_memory_fails_with_advice_frees_the_model_and_the_next_job_works(tiny_model_dir, tmp_path,
                                                                                  monkeypatch):
-    real_preview = diffusion.latents_to_preview
+    real_preview = batch_run.latents_to_preview
     calls = {"n": 0}
 
     def preview_that_runs_out_of_memory_once(latents, family="sd"):  # noqa: ANN001, ANN202
@@ -335,7 +336,7 @@ def test_out_of_memory_fails_with_advice_frees_the_model_and_the_next_job_works(
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real_preview(latents, family)
 
-    monkeypatch.setattr(diffusion, "latents_to_preview", preview_that_runs_out_of_memory_once)
+    monkeypatch.setattr(batch_run, "latents_to_preview", preview_that_runs_out_of_memory_once)
     loads = []
     real_load = diffusion.load_model
     monkeypatch.setattr(diffusion, "load_model", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k))

@@ -173,16 +173,16 @@ def test_the_picture_is_encoded_once_for_a_batch_and_the_jobs_after_it(generator
 
 def test_the_memory_plan_counts_the_adapter_a_job_will_load_and_not_one_kept_on_the_device(
         generator, tiny_model_dir, monkeypatch):
-    from studio.engine import diffusion
+    from studio.engine import job_memory
 
     weights: list[int] = []
-    plan = diffusion.plan_memory
+    plan = job_memory.plan_memory
 
     def noted(mode, device, model_weights, activations, free):  # noqa: ANN001, ANN202
         weights.append(model_weights)
         return plan(mode, device, model_weights, activations, free)
 
-    monkeypatch.setattr(diffusion, "plan_memory", noted)
+    monkeypatch.setattr(job_memory, "plan_memory", noted)
     make(generator, request(tiny_model_dir))
     steered = request(tiny_model_dir, reference_image=REFERENCE, reference_scale=0.7)
     make(generator, steered)
@@ -199,10 +199,10 @@ def test_a_reference_job_runs_under_attention_slicing_and_the_next_job_is_sliced
                                                                                       monkeypatch):
     """diffusers' IP-Adapter loading fails on sliced attention (it cannot rebuild a SlicedAttnProcessor), and
     taking the adapter off leaves plain SDPA: Studio turns slicing off for the reference job, and on after."""
-    from studio.engine import diffusion
+    from studio.engine import job_memory
     from studio.engine.memory import SLICING, MemoryPlan
 
-    monkeypatch.setattr(diffusion, "plan_memory", lambda *_: MemoryPlan((SLICING,), "Short of memory: slicing."))
+    monkeypatch.setattr(job_memory, "plan_memory", lambda *_: MemoryPlan((SLICING,), "Short of memory: slicing."))
 
     def sliced() -> bool:
         return all("Sliced" in type(p).__name__ for p in generator._model.text2img.unet.attn_processors.values())

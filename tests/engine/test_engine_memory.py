@@ -169,15 +169,15 @@ def test_a_model_on_the_gpu_from_its_last_job_is_not_counted_twice_against_the_f
     from studio_testing import DirectContext, tiny_request
 
     from studio.core.environment import GeneratorEnvironment
-    from studio.engine import diffusion
+    from studio.engine import job_memory
     from studio.engine.diffusion import DiffusersGenerator
     from studio.engine.memory import HEADROOM
 
     generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
     capacity = {"bytes": 2**40}
-    monkeypatch.setattr(diffusion, "free_vram",
+    monkeypatch.setattr(job_memory, "free_vram",
                         lambda device, *_: capacity["bytes"] - model_bytes(generator._model.text2img))
-    monkeypatch.setattr(diffusion, "plan_memory", lambda mode, device, *sizes: plan_memory(mode, CUDA, *sizes))
+    monkeypatch.setattr(job_memory, "plan_memory", lambda mode, device, *sizes: plan_memory(mode, CUDA, *sizes))
     request = tiny_request(tiny_model_dir, prepared=True)
     list(generator.generate(request, DirectContext()))  # loaded, and left on the device
     weights = generator._plan.model_bytes

@@ -17,7 +17,9 @@ import torch
 from studio_testing import DirectContext, tiny_request
 from tiny_models import build_tiny_sd
 
+import studio.engine.batch_run as batch_run
 import studio.engine.diffusion as diffusion
+import studio.engine.job_memory as job_memory
 from studio.core.environment import GeneratorEnvironment
 from studio.core.requests import GenerationRequest, LoraChoice
 from studio.engine import fast_path, model_keeping
@@ -159,7 +161,7 @@ def test_on_a_gpu_the_kept_model_goes_before_the_memory_plan_takes_any_measure(
         measures = (SLICING,) if crowded[-1] else ()
         return MemoryPlan(measures, "crowded" if measures else "room enough", weights, activations, free)
 
-    monkeypatch.setattr(diffusion, "plan_memory", plan_beside_the_kept_model)
+    monkeypatch.setattr(job_memory, "plan_memory", plan_beside_the_kept_model)
     needs_room = False
     make(generator, tiny_model_dir)
     graphs = fast_path.state_for(generator._model.text2img.unet).cache
@@ -189,7 +191,7 @@ def test_on_a_gpu_the_oldest_kept_model_goes_first_and_only_as_many_as_the_job_n
         measures = (SLICING,) if len(generator._kept) > room["kept"] else ()
         return MemoryPlan(measures, "crowded" if measures else "room enough", weights, activations, free)
 
-    monkeypatch.setattr(diffusion, "plan_memory", plan)
+    monkeypatch.setattr(job_memory, "plan_memory", plan)
     b_dir, c_dir = other_models
     for path in (tiny_model_dir, b_dir, c_dir):
         make(generator, path)
@@ -210,7 +212,7 @@ def test_running_out_of_memory_lets_the_kept_model_go_too(generator, tiny_model_
     def out_of_memory(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(diffusion, "latents_to_preview", out_of_memory)
+    monkeypatch.setattr(batch_run, "latents_to_preview", out_of_memory)
     with pytest.raises(Exception, match="ran out of memory"):
         make(generator, other_models[0])
     assert len(generator._kept) == 0 and generator._model is None and gone(kept_pipe)
@@ -232,7 +234,7 @@ def test_running_out_of_memory_lets_the_model_in_use_go_before_the_memory_is_han
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(diffusion, "free_memory", free_memory)
-    monkeypatch.setattr(diffusion, "latents_to_preview", out_of_memory)
+    monkeypatch.setattr(batch_run, "latents_to_preview", out_of_memory)
     with pytest.raises(Exception, match="ran out of memory"):
         make(generator, tiny_model_dir)
     assert gone_when_freed == [True]

@@ -17,6 +17,7 @@ from studio_testing import (
     terminal,
 )
 
+import studio.engine.batch_run as batch_run
 import studio.engine.diffusion as diffusion
 from studio.core.environment import GeneratorEnvironment
 from studio.core.events import JobFinished, JobPreview, JobProgress
@@ -310,7 +311,7 @@ def test_previews_cost_a_small_share_of_a_tiny_model_job(tiny_model_dir, tmp_pat
                 spent.append(time.perf_counter() - started)
 
     def seconds(previews: type, context: DirectContext) -> float:
-        monkeypatch.setattr(diffusion, "LivePreviews", previews)
+        monkeypatch.setattr(batch_run, "LivePreviews", previews)
         started = time.perf_counter()
         assert len(list(generator.generate(job, context))) == 2
         return time.perf_counter() - started

@@ -108,12 +108,12 @@ def test_before_a_tiled_decode_the_captured_steps_give_their_memory_back_and_the
 
     from studio.core.environment import GeneratorEnvironment
     from studio.core.requests import GenerationRequest
-    from studio.engine import diffusion, fast_path
+    from studio.engine import batch_run, fast_path
     from studio.engine.diffusion import DiffusersGenerator
 
     monkeypatch.setattr(fast_path, "platform_reason", lambda kind, options: None)  # the fast path as on CUDA
     monkeypatch.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
-    monkeypatch.setattr(diffusion, "vae_tiled_on_oom",
+    monkeypatch.setattr(batch_run, "vae_tiled_on_oom",
                         lambda pipe, _device, *rest, **named: vae_tiled_on_oom(pipe, PRETEND_CUDA, *rest, **named))
     generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
     req = GenerationRequest(model=str(tiny_model_dir), prompt="a red fox", width=64, height=64, steps=2, seed=5,
@@ -156,12 +156,12 @@ def test_a_canvas_encode_out_of_memory_keeps_the_captured_steps_for_the_job_s_pi
 
     from studio.core.environment import GeneratorEnvironment
     from studio.core.requests import GenerationRequest
-    from studio.engine import diffusion, fast_path
+    from studio.engine import batch_run, fast_path
     from studio.engine.diffusion import DiffusersGenerator
 
     monkeypatch.setattr(fast_path, "platform_reason", lambda kind, options: None)  # the fast path as on CUDA
     monkeypatch.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
-    monkeypatch.setattr(diffusion, "vae_tiled_on_oom",
+    monkeypatch.setattr(batch_run, "vae_tiled_on_oom",
                         lambda pipe, _device, *rest, **named: vae_tiled_on_oom(pipe, PRETEND_CUDA, *rest, **named))
     generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
     canvas = Image.fromarray(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8), "RGB")
@@ -224,7 +224,7 @@ def test_the_pipeline_s_own_vae_given_back_mid_job_retries_in_tiles_too(tiny_mod
 
     from studio.core.environment import GeneratorEnvironment
     from studio.core.requests import GenerationRequest
-    from studio.engine import diffusion, fast_path
+    from studio.engine import batch_run, fast_path
     from studio.engine.diffusion import DiffusersGenerator
 
     def failing_capture(step, cache):  # noqa: ANN001, ANN202
@@ -234,7 +234,7 @@ def test_the_pipeline_s_own_vae_given_back_mid_job_retries_in_tiles_too(tiny_mod
     monkeypatch.setattr(fast_path, "capture_cuda_graph", failing_capture)
     monkeypatch.setattr(fast_path, "choose_dtypes", lambda *args: fast_path.DtypeChoice(
         torch.float16, torch.bfloat16, "bfloat16 VAE, as for SDXL on an Ampere GPU"))
-    monkeypatch.setattr(diffusion, "vae_tiled_on_oom",
+    monkeypatch.setattr(batch_run, "vae_tiled_on_oom",
                         lambda pipe, _device, *rest, **named: vae_tiled_on_oom(pipe, PRETEND_CUDA, *rest, **named))
     decoded_in: list[tuple[torch.dtype, bool]] = []  # (the decoding VAE's precision, tiled) at each decode
     run = AutoencoderKL.decode

@@ -16,7 +16,9 @@ from studio.core.settings import load_settings
 from studio.plugin_host.registry import GENERATOR, Contribution
 from studio.services.history_recording import generator_version
 from studio.services.history_reuse import request_for_entry
-from studio.services.history_store import HistoryEntry, HistoryLocked, HistoryQuery, HistoryStore
+from studio.services.history_errors import HistoryLocked
+from studio.services.history_query import HistoryQuery
+from studio.services.history_store import HistoryEntry, HistoryStore
 from studio.services.outputs import OutputStore
 
 

@@ -9,7 +9,9 @@ import pytest
 
 from studio.services import history_reading
 from studio.services.history_schema import migrate
-from studio.services.history_store import HistoryEntry, HistoryError, HistoryNotWritable, HistoryQuery, HistoryStore
+from studio.services.history_errors import HistoryError, HistoryNotWritable
+from studio.services.history_query import HistoryQuery
+from studio.services.history_store import HistoryEntry, HistoryStore
 
 
 def entry(prompt: str) -> HistoryEntry:

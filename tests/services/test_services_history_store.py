@@ -19,14 +19,9 @@ from PIL import Image
 
 from studio.services import history_schema
 from studio.services.history_schema import SCHEMA_1, SCHEMA_VERSION, migrate
-from studio.services.history_store import (
-    HistoryEntry,
-    HistoryError,
-    HistoryLocked,
-    HistoryQuery,
-    HistoryStore,
-    fts_query,
-)
+from studio.services.history_errors import HistoryError, HistoryLocked
+from studio.services.history_query import HistoryQuery, fts_query
+from studio.services.history_store import HistoryEntry, HistoryStore
 from studio.services.outputs import OutputStore
 
 DAY = 24 * 3600.0
@@ -515,15 +510,6 @@ def release(holder: subprocess.Popen) -> None:
     holder.stdin.write("\n")
     holder.stdin.flush()
     assert holder.wait(10) == 0
-
-
-@pytest.mark.parametrize("code", [8, 14])  # SQLITE_READONLY, SQLITE_CANTOPEN ("unable to open database file")
-def test_a_database_studio_may_not_write_says_where_to_look(store, code):
-    error = sqlite3.OperationalError("unable to open database file")
-    error.sqlite_errorcode = code
-    assert str(store._translate(error)) == (
-        f"The history database {store.path} could not be opened for writing; check that Studio may write to it "
-        f"and to its folder {store.path.parent}.")
 
 
 def test_a_database_locked_by_another_process_is_not_mistaken_for_a_damaged_one(tmp_path):

@@ -19,7 +19,8 @@ from studio.core.images import read_recipe
 from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep
 from studio.plugin_host import guard
 from studio.plugin_host.host import ENABLED, FAILED, PluginHost
-from studio.services.history_store import HistoryQuery, HistoryStore
+from studio.services.history_query import HistoryQuery
+from studio.services.history_store import HistoryStore
 from studio.services.outputs import OutputStore
 
 GENERATOR = '''

@@ -14,7 +14,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from studio.core.images import save_image
 from studio.core.metadata import Recipe
-from studio.services.history_store import HistoryEntry, HistoryError, HistoryLocked
+from studio.services.history_errors import HistoryError, HistoryLocked
+from studio.services.history_store import HistoryEntry
 
 PROMPTS = ["a watercolor fox in a misty forest", "a lighthouse on a cliff at dusk", "portrait of an old sailor",
            "a red fox in the snow", "isometric city at night"]

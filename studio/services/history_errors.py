@@ -1,0 +1,50 @@
+"""The history's errors, and SQLite's failures told as one sentence that names the database file."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from studio.core.errors import StudioError
+
+# Primary SQLite result codes (extended codes carry these in their low byte).
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB = 5, 6, 8, 11, 14, 26
+
+
+class HistoryError(StudioError):
+    """The history database cannot be used right now (its message is one sentence)."""
+
+
+class HistoryNotWritable(HistoryError):
+    """Studio may not write to the history database or its folder (it may still be read: ``read_only``)."""
+
+
+class HistoryLocked(HistoryError):
+    """Another program holds the history database's lock; nothing was changed or moved."""
+
+
+def primary_code(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # a Python-side error (wrong use), not SQLite's
+        return None
+    return code & 0xFF
+
+
+def is_damage(exc: sqlite3.Error) -> bool:
+    """SQLite says the file is damaged or is no database at all."""
+    return primary_code(exc) in (SQLITE_CORRUPT, SQLITE_NOTADB)
+
+
+def translated(exc: sqlite3.Error, path: Path) -> HistoryError:
+    """SQLite's failure on the history database at path, as the HistoryError the person reads."""
+    code = primary_code(exc)
+    if code in (SQLITE_BUSY, SQLITE_LOCKED):
+        return HistoryLocked(f"The history database {path} is locked by another program; "
+                             "close other Studio windows or commands and try again.")
+    if code in (SQLITE_CORRUPT, SQLITE_NOTADB):
+        return HistoryError(f"The history database {path} is damaged; Studio will set it aside "
+                            "and start a new one the next time it starts.")
+    if code in (SQLITE_READONLY, SQLITE_CANTOPEN):  # SQLite says only "unable to open database file"
+        return HistoryNotWritable(f"The history database {path} could not be opened for writing; check "
+                                  f"that Studio may write to it and to its folder {path.parent}.")
+    return HistoryError(f"The history database {path} could not be used: {exc}.")

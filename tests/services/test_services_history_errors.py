@@ -1,0 +1,36 @@
+"""SQLite's failures on the history database, told as one sentence that names the file."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from studio.services.history_errors import HistoryError, HistoryLocked, HistoryNotWritable, translated
+
+
+def sqlite_error(code: int, message: str = "unable to open database file") -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError(message)
+    error.sqlite_errorcode = code
+    return error
+
+
+@pytest.mark.parametrize("code", [8, 14])  # SQLITE_READONLY, SQLITE_CANTOPEN ("unable to open database file")
+def test_a_database_studio_may_not_write_says_where_to_look(tmp_path, code):
+    path = tmp_path / "history.db"
+    error = translated(sqlite_error(code), path)
+    assert isinstance(error, HistoryNotWritable)
+    assert str(error) == (
+        f"The history database {path} could not be opened for writing; check that Studio may write to it "
+        f"and to its folder {path.parent}.")
+
+
+@pytest.mark.parametrize("code", [5, 6, 5 | 256])  # SQLITE_BUSY, SQLITE_LOCKED, an extended BUSY code
+def test_a_lock_held_elsewhere_is_history_locked(tmp_path, code):
+    assert isinstance(translated(sqlite_error(code, "database is locked"), tmp_path / "history.db"), HistoryLocked)
+
+
+def test_a_python_side_error_is_named_as_it_is(tmp_path):
+    error = translated(sqlite3.ProgrammingError("Cannot operate on a closed database."), tmp_path / "history.db")
+    assert type(error) is HistoryError
+    assert "Cannot operate on a closed database." in str(error)
