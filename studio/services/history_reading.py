@@ -6,10 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from studio.services.history_errors import SQLITE_CANTOPEN, SQLITE_READONLY, primary_code
 from studio.services.history_schema import SCHEMA_VERSION
-
-# Primary SQLite result codes: the folder or file refuses a writer, or SQLite cannot make its -shm file.
-SQLITE_READONLY, SQLITE_CANTOPEN = 8, 14
 
 
 def connect_read_only(path: Path, timeout: float) -> tuple[sqlite3.Connection, str | None]:
@@ -23,7 +21,7 @@ def connect_read_only(path: Path, timeout: float) -> tuple[sqlite3.Connection, s
     try:
         return _opened(f"{uri}?mode=ro", timeout), None
     except sqlite3.OperationalError as exc:
-        if (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF not in (SQLITE_READONLY, SQLITE_CANTOPEN):
+        if primary_code(exc) not in (SQLITE_READONLY, SQLITE_CANTOPEN):  # a writer refused, or no -shm file
             raise
     conn = _opened(f"{uri}?immutable=1", timeout)
     wal = path.with_name(path.name + "-wal")
