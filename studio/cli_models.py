@@ -161,7 +161,7 @@ def _import(settings: Settings, path: Path, convert: bool) -> int:
         try:
             with _progress_line() as show:
                 result = import_model(path, settings.models_dir, hash_cache=hashes, progress=lambda done, total: show(
-                    f"Copying {path.name}: {done * 100 // max(total, 1)}%"))
+                    f"Copying {path.name}: {done * 100 // max(total, 1)}%"), linked=settings.extra_model_paths)
         except StudioError as exc:
             if is_pickle:
                 raise StudioError(f"{exc} Or import it with --convert, which does both.") from None

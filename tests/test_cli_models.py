@@ -392,3 +392,17 @@ def test_generate_with_a_single_file_of_another_size_than_its_configs_is_bad_inp
     assert result.stderr.startswith("studio: linked-sd.safetensors does not fit the SD 1.x layout Studio loads it "
                                     "with: its UNet's first layer (model.diffusion_model.input_blocks.0.0.weight) is "
                                     "8×4×3×3, where SD 1.x has 320×4×3×3.")
+
+
+def test_importing_a_model_inside_a_linked_folder_says_it_is_in_the_library_and_copies_nothing(studio_home, tmp_path,
+                                                                                                capsys):
+    """It was copied into the models folder, and the model picker listed it twice."""
+    comfy = tmp_path / "ComfyUI" / "models"
+    model = sd1(comfy / "checkpoints" / "dreamy.safetensors")
+    assert studio_here(capsys, "models", "link", str(comfy)).returncode == 0
+    result = studio_here(capsys, "models", "import", str(model))
+    assert result.returncode == 0 and result.stdout == (f"dreamy.safetensors is already in the library (linked from "
+                                                        f"{comfy}); nothing was copied.\n")
+    assert not (studio_home / "data" / "models" / "checkpoints").exists()
+    listed = studio_here(capsys, "models", "list", "--json", "--no-hash")
+    assert [item["name"] for item in json.loads(listed.stdout)] == ["dreamy"]

@@ -17,8 +17,8 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from studio.core.errors import InvalidRequest, JobCancelledError, ModelError, StudioError, os_reason
@@ -60,11 +60,13 @@ class ImportResult:
 
 def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = None,
                  progress: Progress | None = None, move: bool = False,
-                 cancelled: Cancelled | None = None, unusable_too: bool = False) -> ImportResult:
+                 cancelled: Cancelled | None = None, unusable_too: bool = False,
+                 linked: Sequence[Path] = ()) -> ImportResult:
     """Copy (or, with ``move``, move) a checked model file or diffusers folder into the library;
     InvalidRequest/ModelError otherwise, JobCancelledError (nothing copied) once ``cancelled()`` says so.
     ``unusable_too``: a model of a known kind that Studio cannot use (an SD 3 pipeline) is filed too, and listed
-    with why (a download, already on disk, is not refused)."""
+    with why (a download, already on disk, is not refused). A model inside one of the ``linked`` files or
+    folders is in the library already: it is not copied (the picker would list it twice)."""
     source = Path(source).expanduser()
     if not source.exists():
         raise InvalidRequest(f"There is no file or folder at {source}.")
@@ -75,6 +77,10 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
         what = "a folder" if source.is_dir() else "a safetensors file"
         raise ModelError(f"{source.name} is {what}, but not a kind of model Studio knows "
                          "(checkpoint, LoRA, VAE, ControlNet, upscaler, IP-Adapter, embedding or style weights).")
+    if (link := _linked_from(source, linked)) is not None:
+        return ImportResult(replace(item, path=real_path(source), source=f"linked: {link}", linked=True),
+                            copied=False, note=f"{source.name} is already in the library (linked from {link}); "
+                            "nothing was copied.")
     folder = models_dir / KIND_FOLDERS.get(item.kind, item.kind)
     style = _style_file(source) if item.kind == "style" else None
     target = folder / (style.name if style else source.name)
@@ -284,6 +290,12 @@ def _keep_as_folder(staged: Path, models_dir: Path, repo_id: str) -> Path:
     raise InvalidRequest(f"{models_dir / name} and {models_dir / f'{owner}--{name}'} already hold other models; move "
                          f"one of them away and run the download again to file {repo_id} (it is kept in {staged} "
                          "meanwhile).")
+
+
+def _linked_from(source: Path, linked: Sequence[Path]) -> Path | None:
+    """The linked file or folder ``source`` is (or is inside), or None."""
+    where = real_path(source)
+    return next((link for link in linked if where.is_relative_to(real_path(Path(link).expanduser()))), None)
 
 
 def _identify(source: Path) -> LibraryItem:

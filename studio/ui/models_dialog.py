@@ -260,7 +260,7 @@ class ModelsDialog(TaskDialog):
             done, total, f"Copying {path.name}: {format_size(done)} of {format_size(total)}"))
         return await self._imported("Imported", lambda: import_model(
             path, self.settings.models_dir, hash_cache=self.hash_cache, progress=update,
-            cancelled=self._cancel.is_set))
+            cancelled=self._cancel.is_set, linked=self.settings.extra_model_paths))
 
     async def _imported(self, done: str, work: Callable[[], ImportResult]) -> bool:
         """Run an import off the UI thread and say how it went; True when a file was copied in."""

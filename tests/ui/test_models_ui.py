@@ -252,3 +252,18 @@ def test_linking_the_models_folder_is_refused_and_a_folder_linked_already_is_sai
     qtbot.waitUntil(lambda: "already linked" in dialog.message.text(), timeout=10000)
     assert dialog.message.text() == f"{links[0]} is already linked; nothing was changed."
     assert window.settings.extra_model_paths == links
+
+
+
+def test_importing_a_linked_model_says_it_is_in_the_library_and_the_picker_lists_it_once(qtbot, window):
+    """It was copied into the models folder, and the picker then showed the model twice."""
+    dialog = open_library(qtbot, window)
+    linked = window.settings.extra_model_paths[0]
+    picker = window.prompt_panel.model_picker.combo
+    before = [picker.itemText(i) for i in range(picker.count())]
+    dialog.start(dialog.import_path(linked))
+    qtbot.waitUntil(lambda: "already in the library" in dialog.message.text(), timeout=20000)
+    assert dialog.message.text() == f"{linked.name} is already in the library (linked from {linked}); nothing was " \
+                                    "copied."
+    assert not (window.settings.models_dir / "checkpoints").exists()
+    assert [picker.itemText(i) for i in range(picker.count())] == before == [linked.name]
