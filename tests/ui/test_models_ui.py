@@ -254,6 +254,26 @@ def test_linking_the_models_folder_is_refused_and_a_folder_linked_already_is_sai
     assert window.settings.extra_model_paths == links
 
 
+@pytest.mark.parametrize("chosen", ["/proc", "/"])
+def test_a_models_folder_that_cannot_hold_models_is_refused_and_the_previous_one_kept(qtbot, window, monkeypatch,
+                                                                                    chosen, tmp_path):
+    """It took /proc and / silently: the picker emptied, and imports would have gone there."""
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    previous = window.settings.models_dir
+    warnings: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: warnings.append(text))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: chosen)
+    window.models.folder_action.trigger()
+    qtbot.waitUntil(lambda: bool(warnings), timeout=5000)
+    reason = "is the root of the filesystem, not a folder for models" if chosen == "/" else \
+        "is a system folder, which cannot hold models"
+    assert warnings == [f"{chosen} {reason}; the models folder stays {previous}."]
+    assert window.settings.models_dir == previous
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(tmp_path))
+    window.models.folder_action.trigger()  # an ordinary folder is taken, as before
+    assert window.settings.models_dir == tmp_path and len(warnings) == 1
+
 
 def test_importing_a_linked_model_says_it_is_in_the_library_and_the_picker_lists_it_once(qtbot, window):
     """It was copied into the models folder, and the picker then showed the model twice."""
