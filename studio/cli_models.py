@@ -166,6 +166,9 @@ def _import(settings: Settings, path: Path, convert: bool) -> int:
             if is_pickle:
                 raise StudioError(f"{exc} Or import it with --convert, which does both.") from None
             raise
+    if result.unrecorded:  # the copy is done and usable; only its record is not, which a script should hear of
+        print(f"studio: {result.unrecorded}", file=sys.stderr)
+        return EXIT_FAILED
     if result.copied:
         print(f"Imported {result.item.name} ({result.item.label}) to {result.item.path}.")
     else:

@@ -56,6 +56,7 @@ class ImportResult:
     item: LibraryItem
     copied: bool  # False when the same file was already in the library
     note: str = ""
+    unrecorded: str = ""  # the model is in place, but where it came from could not be written down: why
 
 
 def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = None,
@@ -129,10 +130,9 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
                 with contextlib.suppress(OSError):
                     partial.replace(source)  # a moved file goes back where it was
             _remove(partial)
-    if not move:
-        _record_import(models_dir, target, source)
+    unrecorded = "" if move else _record_import(models_dir, target, source)
     imported = item_for_folder(target, "models folder") if target.is_dir() else item_for_file(target, "models folder")
-    return ImportResult(imported, copied=True)
+    return ImportResult(imported, copied=True, unrecorded=unrecorded)
 
 
 def convert_and_import(source: Path, models_dir: Path, *, hash_cache: Path | None = None) -> ImportResult:
@@ -151,7 +151,7 @@ def convert_and_import(source: Path, models_dir: Path, *, hash_cache: Path | Non
         with contextlib.suppress(OSError):
             incoming.rmdir()
     if result.copied:
-        _record_import(models_dir, result.item.path, source)
+        result = replace(result, unrecorded=_record_import(models_dir, result.item.path, source))
     return result
 
 
@@ -264,7 +264,8 @@ def file_download(staged: Path, models_dir: Path, repo_id: str, *,
         return result.item.path, (f"{repo_id} is the same model as {result.item.path}, which is in the library "
                                   "already; the download was not kept twice.")
     if single is not None:
-        _record_import(models_dir, result.item.path, f"{HUB_ORIGIN}{repo_id}")
+        unrecorded = _record_import(models_dir, result.item.path, f"{HUB_ORIGIN}{repo_id}")
+        note = " ".join(filter(None, (note, unrecorded)))  # it is filed and usable: the download is not redone
         _remove(staged)  # the repo's other files (configs, its download record) went with the file's folder
     return result.item.path, note
 
@@ -327,13 +328,14 @@ def _install_style(source: Path, models_dir: Path, style: WeightsFile, *, move: 
     if progress is not None:
         size = target.stat().st_size
         progress(size, size)
+    unrecorded = ""
     if move:
         source.unlink()
     else:
-        _record_import(models_dir, target, source)
+        unrecorded = _record_import(models_dir, target, source)
     note = "" if source.name == target.name else (f"Imported {source.name} as {target.name}, the name "
                                                   f"{style.used_by} looks for.")
-    return ImportResult(item_for_file(target, "models folder"), copied=True, note=note)
+    return ImportResult(item_for_file(target, "models folder"), copied=True, note=note, unrecorded=unrecorded)
 
 
 def _remove(path: Path) -> None:
@@ -380,11 +382,19 @@ def _copy_file(source: Path, target: Path, progress: Progress | None, cancelled:
     shutil.copystat(source, target)
 
 
-def _record_import(models_dir: Path, target: Path, source: Path | str) -> None:
-    """Where ``target`` came from: a file's path, or HUB_ORIGIN and a repo id."""
+def _record_import(models_dir: Path, target: Path, source: Path | str) -> str:
+    """Write down where ``target`` came from (a file's path, or HUB_ORIGIN and a repo id); "" when it was, else
+    the sentence that says the model is in place all the same (only the library's "imported from" is missing).
+    A full disk or a record that is not a writable file must not hide that the copy is done."""
     imports = read_imports(models_dir)
     imports[str(target.resolve())] = source if isinstance(source, str) else str(source.resolve())
-    write_atomically(models_dir / IMPORTS_FILE, json.dumps(imports, indent=1).encode("utf-8"))
+    try:
+        write_atomically(models_dir / IMPORTS_FILE, json.dumps(imports, indent=1).encode("utf-8"))
+    except OSError as exc:
+        return (f"{target.name} is in the library at {target}, but where it came from could not be written to "
+                f"{models_dir / IMPORTS_FILE} ({os_reason(exc)}), so the library will not say where it was "
+                "imported from.")
+    return ""
 
 
 def _forget_import(models_dir: Path, path: Path) -> None:

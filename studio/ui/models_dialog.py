@@ -273,7 +273,10 @@ class ModelsDialog(TaskDialog):
             self._report(str(exc), error=True)
             return False
         await self._changed()
-        self._report(result.note or f"{done} {result.item.name} ({result.item.label}).")
+        if result.unrecorded:
+            self._report(result.unrecorded, error=True)
+        else:
+            self._report(result.note or f"{done} {result.item.name} ({result.item.label}).")
         return result.copied
 
     async def link(self, path: Path) -> None:

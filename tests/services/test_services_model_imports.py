@@ -313,3 +313,13 @@ def test_a_model_inside_a_linked_folder_is_already_in_the_library_and_not_copied
     assert not models.exists() or not any(models.rglob("*.safetensors"))
     assert sorted(i.name for i in scan_library(models, linked)) == ["ink", "one", "tiny-sd"]
     assert import_model(folder, models).copied  # without the link it is an ordinary import
+
+
+def test_a_record_that_cannot_be_written_leaves_the_import_in_place_and_says_why(tmp_path):
+    models = tmp_path / "models"
+    (models / IMPORTS_FILE).mkdir(parents=True)  # a full disk or a read-only record stand-in, even for root
+    result = import_model(sd1(tmp_path / "dreamy.safetensors"), models)
+    assert result.copied and result.item.path == models / "checkpoints" / "dreamy.safetensors"
+    assert result.unrecorded.startswith(f"dreamy.safetensors is in the library at {result.item.path}, but where it "
+                                        f"came from could not be written to {models / IMPORTS_FILE} (")
+    assert [item.name for item in scan_library(models)] == ["dreamy"]

@@ -287,3 +287,17 @@ def test_importing_a_linked_model_says_it_is_in_the_library_and_the_picker_lists
                                     "copied."
     assert not (window.settings.models_dir / "checkpoints").exists()
     assert [picker.itemText(i) for i in range(picker.count())] == before == [linked.name]
+
+
+def test_an_import_whose_record_cannot_be_written_is_listed_and_says_so(qtbot, window, checkpoint):
+    """The import task failed with a traceback in the log after the copy was done, and the list was not refreshed."""
+    record = window.settings.models_dir / ".studio-imports.json"
+    record.mkdir(parents=True)  # what even root cannot write a file over
+    dialog = open_library(qtbot, window)
+    dialog.start(dialog.import_path(checkpoint))
+    qtbot.waitUntil(lambda: "dreamy" in rows(dialog) and "could not be written" in dialog.message.text(),
+                    timeout=20000)
+    target = window.settings.models_dir / "checkpoints" / "dreamy.safetensors"
+    assert dialog.message.text() == (f"dreamy.safetensors is in the library at {target}, but where it came from could "
+                                     f"not be written to {record} (Is a directory), so the library will not say where "
+                                     "it was imported from.")
