@@ -161,11 +161,14 @@ def _import(settings: Settings, path: Path, convert: bool) -> int:
         try:
             with _progress_line() as show:
                 result = import_model(path, settings.models_dir, hash_cache=hashes, progress=lambda done, total: show(
-                    f"Copying {path.name}: {done * 100 // max(total, 1)}%"))
+                    f"Copying {path.name}: {done * 100 // max(total, 1)}%"), linked=settings.extra_model_paths)
         except StudioError as exc:
             if is_pickle:
                 raise StudioError(f"{exc} Or import it with --convert, which does both.") from None
             raise
+    if result.unrecorded:  # the copy is done and usable; only its record is not, which a script should hear of
+        print(f"studio: {result.unrecorded}", file=sys.stderr)
+        return EXIT_FAILED
     if result.copied:
         print(f"Imported {result.item.name} ({result.item.label}) to {result.item.path}.")
     else:

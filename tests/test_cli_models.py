@@ -392,3 +392,35 @@ def test_generate_with_a_single_file_of_another_size_than_its_configs_is_bad_inp
     assert result.stderr.startswith("studio: linked-sd.safetensors does not fit the SD 1.x layout Studio loads it "
                                     "with: its UNet's first layer (model.diffusion_model.input_blocks.0.0.weight) is "
                                     "8×4×3×3, where SD 1.x has 320×4×3×3.")
+
+
+def test_importing_a_model_inside_a_linked_folder_says_it_is_in_the_library_and_copies_nothing(studio_home, tmp_path,
+                                                                                                capsys):
+    """It was copied into the models folder, and the model picker listed it twice."""
+    comfy = tmp_path / "ComfyUI" / "models"
+    model = sd1(comfy / "checkpoints" / "dreamy.safetensors")
+    assert studio_here(capsys, "models", "link", str(comfy)).returncode == 0
+    result = studio_here(capsys, "models", "import", str(model))
+    assert result.returncode == 0 and result.stdout == (f"dreamy.safetensors is already in the library (linked from "
+                                                        f"{comfy}); nothing was copied.\n")
+    assert not (studio_home / "data" / "models" / "checkpoints").exists()
+    listed = studio_here(capsys, "models", "list", "--json", "--no-hash")
+    assert [item["name"] for item in json.loads(listed.stdout)] == ["dreamy"]
+
+
+def test_an_import_whose_record_cannot_be_written_says_the_model_is_in_place_in_one_sentence(studio_home, tmp_path,
+                                                                                             capsys):
+    """It printed a traceback (IsADirectoryError from the record's write) after the copy was done."""
+    models = studio_home / "data" / "models"
+    (models / ".studio-imports.json").mkdir(parents=True)  # what even root cannot write a file over
+    source = sd1(tmp_path / "dreamy.safetensors")
+    result = studio_here(capsys, "models", "import", str(source))
+    target = models / "checkpoints" / "dreamy.safetensors"
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.endswith(
+        f"studio: dreamy.safetensors is in the library at {target}, but where it came from could not be written to "
+        f"{models / '.studio-imports.json'} (Is a directory), so the library will not say where it was imported "
+        "from.\n")
+    assert target.read_bytes() == source.read_bytes()
+    listed = studio_here(capsys, "models", "list", "--json", "--no-hash")
+    assert [item["name"] for item in json.loads(listed.stdout)] == ["dreamy"]

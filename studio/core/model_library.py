@@ -37,6 +37,10 @@ KIND_FOLDERS = {"checkpoint": "checkpoints", "lora": "loras", "vae": "vae", "ups
 # Sub-folders that mark another tool's models folder, so the library can say where a model lives.
 LAYOUTS = (("AUTOMATIC1111", ("Stable-diffusion", "Lora")), ("ComfyUI", ("checkpoints", "loras")),
            ("InvokeAI", ("sd-1", "sdxl")), ("InvokeAI", ("sd-1/main",)))
+# Folders a models folder cannot be: the kernel's and the running system's (not files on a disk, anything under
+# them), and the system's own top-level folders (themselves; a folder someone made under /var is theirs).
+VIRTUAL_FOLDERS = ("/proc", "/sys", "/dev", "/run")
+SYSTEM_FOLDERS = ("/bin", "/boot", "/etc", "/lib", "/lib64", "/sbin", "/usr", "/var")
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,22 @@ def detect_layout(folder: Path) -> str:
             return tool
         if all((folder / "models" / mark).is_dir() for mark in marks):
             return tool
+    return ""
+
+
+def models_folder_problem(folder: Path) -> str:
+    """Why ``folder`` cannot be the models folder, as one sentence without its full stop (imports and downloads are
+    written there); "" when it can."""
+    where = real_path(folder)
+    if where == Path(where.anchor):
+        return f"{folder} is the root of the filesystem, not a folder for models"
+    if os.name == "posix" and (where in map(Path, SYSTEM_FOLDERS)
+                               or any(where.is_relative_to(system) for system in VIRTUAL_FOLDERS)):
+        return f"{folder} is a system folder, which cannot hold models"
+    if not where.is_dir():
+        return f"{folder} is not a folder"
+    if not os.access(where, os.W_OK | os.X_OK):
+        return f"{folder} cannot be written to, so models could not be imported or downloaded into it"
     return ""
 
 

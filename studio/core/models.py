@@ -16,6 +16,9 @@ SAFE_SUFFIX = ".safetensors"
 MODEL_INDEX = "model_index.json"
 SKIPPED_COMPONENTS = ("safety_checker",)  # never loaded, so its weight format does not matter
 WEIGHT_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2", "transformer")  # the parts that hold weights
+# The file diffusers reads first for a component, by the component's name; any other component needs config.json.
+COMPONENT_FILES = {"scheduler": ("scheduler_config.json",), "feature_extractor": ("preprocessor_config.json",),
+                   "tokenizer": ("tokenizer.json", "vocab.json"), "tokenizer_2": ("tokenizer.json", "vocab.json")}
 
 
 def is_diffusers_folder(path: Path) -> bool:
@@ -102,12 +105,36 @@ def check_model_folder(path: Path) -> None:
         if isinstance(entry, list) and entry and entry[0] is not None and component not in weighted:
             raise ModelError(f"The model {path.name} has no weights for its {component}; it may be a download that "
                              "did not finish (download it again to resume).")
+    if problem := component_problem(path, named):
+        raise ModelError(problem)
     for weights_file in sorted(p for p in weights if p.name.endswith(SAFE_SUFFIX)):
         try:  # headers only: a truncated or emptied file is refused here, not halfway through a load
             check_weights_file(weights_file)
         except ModelError as exc:
             raise ModelError(f"The model {path.name} has a damaged weights file, "
                              f"{weights_file.relative_to(path)}: {str(exc).rstrip('.')}.") from None
+
+
+def component_problem(path: Path, named: dict) -> str:
+    """Why a component model_index.json names cannot be loaded (its folder or config file is missing or is not
+    JSON), as one sentence; "" when every one has what diffusers reads first."""
+    for component, entry in named.items():
+        if component.startswith("_") or component in SKIPPED_COMPONENTS or not isinstance(entry, list) \
+                or len(entry) != 2 or None in entry:
+            continue
+        names = COMPONENT_FILES.get(component, ("config.json",))
+        found = next((path / component / name for name in names if (path / component / name).is_file()), None)
+        if found is None:
+            return (f"The model {path.name} is missing {component}/{names[0]}, which its {component} is loaded from; "
+                    "it may be a download that did not finish (download it again to resume).")
+        if found.name.endswith("config.json"):
+            try:
+                config = json.loads(found.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, ValueError):
+                config = None
+            if not isinstance(config, dict):
+                return f"The model {path.name} has a damaged {component}/{found.name}: it is not a JSON object."
+    return ""
 
 
 def find_weights(folder: Path, name: str) -> Path | None:

@@ -17,8 +17,8 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from studio.core.errors import InvalidRequest, JobCancelledError, ModelError, StudioError, os_reason
@@ -56,15 +56,18 @@ class ImportResult:
     item: LibraryItem
     copied: bool  # False when the same file was already in the library
     note: str = ""
+    unrecorded: str = ""  # the model is in place, but where it came from could not be written down: why
 
 
 def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = None,
                  progress: Progress | None = None, move: bool = False,
-                 cancelled: Cancelled | None = None, unusable_too: bool = False) -> ImportResult:
+                 cancelled: Cancelled | None = None, unusable_too: bool = False,
+                 linked: Sequence[Path] = ()) -> ImportResult:
     """Copy (or, with ``move``, move) a checked model file or diffusers folder into the library;
     InvalidRequest/ModelError otherwise, JobCancelledError (nothing copied) once ``cancelled()`` says so.
     ``unusable_too``: a model of a known kind that Studio cannot use (an SD 3 pipeline) is filed too, and listed
-    with why (a download, already on disk, is not refused)."""
+    with why (a download, already on disk, is not refused). A model inside one of the ``linked`` files or
+    folders is in the library already: it is not copied (the picker would list it twice)."""
     source = Path(source).expanduser()
     if not source.exists():
         raise InvalidRequest(f"There is no file or folder at {source}.")
@@ -75,6 +78,10 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
         what = "a folder" if source.is_dir() else "a safetensors file"
         raise ModelError(f"{source.name} is {what}, but not a kind of model Studio knows "
                          "(checkpoint, LoRA, VAE, ControlNet, upscaler, IP-Adapter, embedding or style weights).")
+    if (link := _linked_from(source, linked)) is not None:
+        return ImportResult(replace(item, path=real_path(source), source=f"linked: {link}", linked=True),
+                            copied=False, note=f"{source.name} is already in the library (linked from {link}); "
+                            "nothing was copied.")
     folder = models_dir / KIND_FOLDERS.get(item.kind, item.kind)
     style = _style_file(source) if item.kind == "style" else None
     target = folder / (style.name if style else source.name)
@@ -123,10 +130,9 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
                 with contextlib.suppress(OSError):
                     partial.replace(source)  # a moved file goes back where it was
             _remove(partial)
-    if not move:
-        _record_import(models_dir, target, source)
+    unrecorded = "" if move else _record_import(models_dir, target, source)
     imported = item_for_folder(target, "models folder") if target.is_dir() else item_for_file(target, "models folder")
-    return ImportResult(imported, copied=True)
+    return ImportResult(imported, copied=True, unrecorded=unrecorded)
 
 
 def convert_and_import(source: Path, models_dir: Path, *, hash_cache: Path | None = None) -> ImportResult:
@@ -145,7 +151,7 @@ def convert_and_import(source: Path, models_dir: Path, *, hash_cache: Path | Non
         with contextlib.suppress(OSError):
             incoming.rmdir()
     if result.copied:
-        _record_import(models_dir, result.item.path, source)
+        result = replace(result, unrecorded=_record_import(models_dir, result.item.path, source))
     return result
 
 
@@ -258,7 +264,8 @@ def file_download(staged: Path, models_dir: Path, repo_id: str, *,
         return result.item.path, (f"{repo_id} is the same model as {result.item.path}, which is in the library "
                                   "already; the download was not kept twice.")
     if single is not None:
-        _record_import(models_dir, result.item.path, f"{HUB_ORIGIN}{repo_id}")
+        unrecorded = _record_import(models_dir, result.item.path, f"{HUB_ORIGIN}{repo_id}")
+        note = " ".join(filter(None, (note, unrecorded)))  # it is filed and usable: the download is not redone
         _remove(staged)  # the repo's other files (configs, its download record) went with the file's folder
     return result.item.path, note
 
@@ -284,6 +291,12 @@ def _keep_as_folder(staged: Path, models_dir: Path, repo_id: str) -> Path:
     raise InvalidRequest(f"{models_dir / name} and {models_dir / f'{owner}--{name}'} already hold other models; move "
                          f"one of them away and run the download again to file {repo_id} (it is kept in {staged} "
                          "meanwhile).")
+
+
+def _linked_from(source: Path, linked: Sequence[Path]) -> Path | None:
+    """The linked file or folder ``source`` is (or is inside), or None."""
+    where = real_path(source)
+    return next((link for link in linked if where.is_relative_to(real_path(Path(link).expanduser()))), None)
 
 
 def _identify(source: Path) -> LibraryItem:
@@ -315,13 +328,14 @@ def _install_style(source: Path, models_dir: Path, style: WeightsFile, *, move: 
     if progress is not None:
         size = target.stat().st_size
         progress(size, size)
+    unrecorded = ""
     if move:
         source.unlink()
     else:
-        _record_import(models_dir, target, source)
+        unrecorded = _record_import(models_dir, target, source)
     note = "" if source.name == target.name else (f"Imported {source.name} as {target.name}, the name "
                                                   f"{style.used_by} looks for.")
-    return ImportResult(item_for_file(target, "models folder"), copied=True, note=note)
+    return ImportResult(item_for_file(target, "models folder"), copied=True, note=note, unrecorded=unrecorded)
 
 
 def _remove(path: Path) -> None:
@@ -368,11 +382,19 @@ def _copy_file(source: Path, target: Path, progress: Progress | None, cancelled:
     shutil.copystat(source, target)
 
 
-def _record_import(models_dir: Path, target: Path, source: Path | str) -> None:
-    """Where ``target`` came from: a file's path, or HUB_ORIGIN and a repo id."""
+def _record_import(models_dir: Path, target: Path, source: Path | str) -> str:
+    """Write down where ``target`` came from (a file's path, or HUB_ORIGIN and a repo id); "" when it was, else
+    the sentence that says the model is in place all the same (only the library's "imported from" is missing).
+    A full disk or a record that is not a writable file must not hide that the copy is done."""
     imports = read_imports(models_dir)
     imports[str(target.resolve())] = source if isinstance(source, str) else str(source.resolve())
-    write_atomically(models_dir / IMPORTS_FILE, json.dumps(imports, indent=1).encode("utf-8"))
+    try:
+        write_atomically(models_dir / IMPORTS_FILE, json.dumps(imports, indent=1).encode("utf-8"))
+    except OSError as exc:
+        return (f"{target.name} is in the library at {target}, but where it came from could not be written to "
+                f"{models_dir / IMPORTS_FILE} ({os_reason(exc)}), so the library will not say where it was "
+                "imported from.")
+    return ""
 
 
 def _forget_import(models_dir: Path, path: Path) -> None:

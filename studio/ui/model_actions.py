@@ -8,11 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QDialog, QFileDialog, QMenu
+from PySide6.QtWidgets import QDialog, QFileDialog, QMenu, QMessageBox
 
-from studio.core.model_library import embedding_files, LibraryItem, checkpoints, scan_library
+from studio.core.model_library import LibraryItem, checkpoints, embedding_files, models_folder_problem, scan_library
 from studio.core.models import ModelEntry
 from studio.ui.actions import make_action
+from studio.ui.modal import modal
 
 CONTROL_PICTURES = "control-pictures"
 
@@ -144,6 +145,10 @@ class ModelActions:
 
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self.window, "Models folder", str(self.settings.models_dir))
+        if folder and (problem := models_folder_problem(Path(folder))):
+            self.window.actions_.run(modal(lambda: QMessageBox.warning(
+                self.window, "Models folder", f"{problem}; the models folder stays {self.settings.models_dir}.")))
+            return
         if folder:
             self.settings.models_dir = Path(folder)
             self.window.service.use_models_dir(self.settings.models_dir)

@@ -260,7 +260,7 @@ class ModelsDialog(TaskDialog):
             done, total, f"Copying {path.name}: {format_size(done)} of {format_size(total)}"))
         return await self._imported("Imported", lambda: import_model(
             path, self.settings.models_dir, hash_cache=self.hash_cache, progress=update,
-            cancelled=self._cancel.is_set))
+            cancelled=self._cancel.is_set, linked=self.settings.extra_model_paths))
 
     async def _imported(self, done: str, work: Callable[[], ImportResult]) -> bool:
         """Run an import off the UI thread and say how it went; True when a file was copied in."""
@@ -273,7 +273,10 @@ class ModelsDialog(TaskDialog):
             self._report(str(exc), error=True)
             return False
         await self._changed()
-        self._report(result.note or f"{done} {result.item.name} ({result.item.label}).")
+        if result.unrecorded:
+            self._report(result.unrecorded, error=True)
+        else:
+            self._report(result.note or f"{done} {result.item.name} ({result.item.label}).")
         return result.copied
 
     async def link(self, path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from pathlib import Path
 
 from model_files import diffusers_folder, esrgan, lora, sd1, sdxl
 from studio.core.model_library import detect_layout, find_item, scan_library, with_hashes
@@ -229,3 +230,18 @@ def test_unhashed_items_are_those_a_listing_reads_whole_and_hashing_reports_thei
     assert unhashed(items, cache) == []
     sd1(models / "checkpoints" / "a.safetensors", fill=7)  # changed: read again
     assert [item.name for item in unhashed(scan_library(models), cache)] == ["a"]
+
+
+def test_a_folder_that_cannot_hold_models_is_said_why(tmp_path, monkeypatch):
+    import os
+
+    from studio.core.model_library import models_folder_problem
+
+    assert models_folder_problem(tmp_path) == ""
+    assert models_folder_problem(Path("/")) == "/ is the root of the filesystem, not a folder for models"
+    for system in ("/proc", "/sys/kernel", "/dev", "/usr"):
+        assert models_folder_problem(Path(system)) == f"{system} is a system folder, which cannot hold models"
+    assert models_folder_problem(sd1(tmp_path / "a.safetensors")) == f"{tmp_path / 'a.safetensors'} is not a folder"
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # root may write anywhere: as a person sees it
+    assert models_folder_problem(tmp_path) == (f"{tmp_path} cannot be written to, so models could not be imported or "
+                                               "downloaded into it")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 
 import pytest
 
@@ -109,10 +110,44 @@ def test_check_refuses_a_folder_whose_component_has_no_weights_as_an_unfinished_
                                                         "safety_checker": [None, None]}))
     (model / "unet").mkdir()
     (model / "unet" / "config.json").write_text("{}")  # the download stopped before its weights
+    (model / "text_encoder" / "config.json").write_text("{}")
     with pytest.raises(ModelError, match="^The model half has no weights for its unet; it may be a download that"):
         check_model_folder(model)
     write(model / "unet" / "diffusion_pytorch_model.safetensors", {"w": (1,)})
     check_model_folder(model)
+
+
+@pytest.mark.parametrize(("broken", "message"), [
+    ("scheduler/scheduler_config.json", "is missing scheduler/scheduler_config.json, which its scheduler is loaded "
+                                        "from; it may be a download that did not finish"),
+    ("tokenizer", "is missing tokenizer/tokenizer.json, which its tokenizer is loaded from"),
+    ("unet/config.json", "is missing unet/config.json, which its unet is loaded from"),
+    ("vae/config.json=", "has a damaged vae/config.json: it is not a JSON object."),
+])
+def test_check_refuses_a_folder_whose_component_has_no_config_in_one_sentence(tmp_path, broken, message):
+    """A folder with weights but a component diffusers cannot start loading (what a copy that stopped early
+    leaves) is refused by name, not with diffusers' "Error no file named ..." halfway through a load."""
+    model = make_model(tmp_path / "broken", weights=("unet/diffusion_pytorch_model.safetensors",
+                                                     "vae/diffusion_pytorch_model.safetensors"))
+    (model / "model_index.json").write_text(json.dumps({
+        "_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+        "tokenizer": ["transformers", "CLIPTokenizer"], "safety_checker": [None, None]}))
+    for name in ("unet/config.json", "vae/config.json", "scheduler/scheduler_config.json", "tokenizer/vocab.json"):
+        (model / name).parent.mkdir(exist_ok=True)
+        (model / name).write_text("{}")
+    check_model_folder(model)
+    target = model / broken.rstrip("=")
+    if broken.endswith("="):
+        target.write_text("{cut")
+    elif target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.unlink()
+    with pytest.raises(ModelError) as err:
+        check_model_folder(model)
+    assert str(err.value).startswith(f"The model broken {message}")
+    assert [entry.name for entry in find_models(tmp_path)] == []  # so the model picker does not offer it
 
 
 # -- model_hash -----------------------------------------------------------------------------------

@@ -221,9 +221,20 @@ def test_a_model_index_naming_a_missing_component_is_refused(tiny_model_dir, cpu
                                          r"did not finish \(download it again to resume\)\.$"):
         load_model(model, cpu)
     shutil.copytree(tiny_model_dir / "vae", model / "vae")
-    (model / "unet" / "config.json").write_text("{not json")  # what only the loader reads
-    with pytest.raises(ModelError, match="The model no-vae could not be loaded"):
+    (model / "unet" / "config.json").write_text("{not json")
+    with pytest.raises(ModelError, match=r"^The model no-vae has a damaged unet/config\.json: it is not a JSON "
+                                         r"object\.$"):
         load_model(model, cpu)
+
+
+def test_a_model_missing_its_scheduler_config_is_refused_in_one_studio_sentence(tiny_model_dir, cpu, tmp_path):
+    model = copy_model(tiny_model_dir, tmp_path / "no-scheduler")
+    shutil.rmtree(model / "scheduler")
+    with pytest.raises(ModelError) as err:
+        load_model(model, cpu)
+    assert str(err.value) == ("The model no-scheduler is missing scheduler/scheduler_config.json, which its scheduler "
+                              "is loaded from; it may be a download that did not finish (download it again to "
+                              "resume).")
 
 
 

@@ -297,3 +297,29 @@ def test_a_model_is_removed_or_unlinked_by_a_path_relative_to_where_the_command_
     assert links == [] and item.path == a1111
     item, links = remove_model("models/loras/mine.safetensors", models, [a1111])
     assert item.path == mine and not mine.exists() and links == [a1111]
+
+
+def test_a_model_inside_a_linked_folder_is_already_in_the_library_and_not_copied(tmp_path):
+    """It was copied, and the picker listed the model twice (the copy and the linked one)."""
+    models, other = tmp_path / "models", tmp_path / "ComfyUI" / "models"
+    folder = diffusers_folder(other / "checkpoints" / "tiny-sd")
+    style_lora = lora(other / "loras" / "ink.safetensors")
+    single = sd1(tmp_path / "elsewhere" / "one.safetensors")  # a linked file, not a folder
+    linked = [other, single]
+    for source, link in ((folder, other), (style_lora, other), (single, single)):
+        result = import_model(source, models, linked=linked)
+        assert not result.copied and result.item.path == source.resolve()
+        assert result.note == f"{source.name} is already in the library (linked from {link}); nothing was copied."
+    assert not models.exists() or not any(models.rglob("*.safetensors"))
+    assert sorted(i.name for i in scan_library(models, linked)) == ["ink", "one", "tiny-sd"]
+    assert import_model(folder, models).copied  # without the link it is an ordinary import
+
+
+def test_a_record_that_cannot_be_written_leaves_the_import_in_place_and_says_why(tmp_path):
+    models = tmp_path / "models"
+    (models / IMPORTS_FILE).mkdir(parents=True)  # a full disk or a read-only record stand-in, even for root
+    result = import_model(sd1(tmp_path / "dreamy.safetensors"), models)
+    assert result.copied and result.item.path == models / "checkpoints" / "dreamy.safetensors"
+    assert result.unrecorded.startswith(f"dreamy.safetensors is in the library at {result.item.path}, but where it "
+                                        f"came from could not be written to {models / IMPORTS_FILE} (")
+    assert [item.name for item in scan_library(models)] == ["dreamy"]

@@ -252,3 +252,52 @@ def test_linking_the_models_folder_is_refused_and_a_folder_linked_already_is_sai
     qtbot.waitUntil(lambda: "already linked" in dialog.message.text(), timeout=10000)
     assert dialog.message.text() == f"{links[0]} is already linked; nothing was changed."
     assert window.settings.extra_model_paths == links
+
+
+@pytest.mark.parametrize("chosen", ["/proc", "/"])
+def test_a_models_folder_that_cannot_hold_models_is_refused_and_the_previous_one_kept(qtbot, window, monkeypatch,
+                                                                                    chosen, tmp_path):
+    """It took /proc and / silently: the picker emptied, and imports would have gone there."""
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+    previous = window.settings.models_dir
+    warnings: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: warnings.append(text))
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: chosen)
+    window.models.folder_action.trigger()
+    qtbot.waitUntil(lambda: bool(warnings), timeout=5000)
+    reason = "is the root of the filesystem, not a folder for models" if chosen == "/" else \
+        "is a system folder, which cannot hold models"
+    assert warnings == [f"{chosen} {reason}; the models folder stays {previous}."]
+    assert window.settings.models_dir == previous
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(tmp_path))
+    window.models.folder_action.trigger()  # an ordinary folder is taken, as before
+    assert window.settings.models_dir == tmp_path and len(warnings) == 1
+
+
+def test_importing_a_linked_model_says_it_is_in_the_library_and_the_picker_lists_it_once(qtbot, window):
+    """It was copied into the models folder, and the picker then showed the model twice."""
+    dialog = open_library(qtbot, window)
+    linked = window.settings.extra_model_paths[0]
+    picker = window.prompt_panel.model_picker.combo
+    before = [picker.itemText(i) for i in range(picker.count())]
+    dialog.start(dialog.import_path(linked))
+    qtbot.waitUntil(lambda: "already in the library" in dialog.message.text(), timeout=20000)
+    assert dialog.message.text() == f"{linked.name} is already in the library (linked from {linked}); nothing was " \
+                                    "copied."
+    assert not (window.settings.models_dir / "checkpoints").exists()
+    assert [picker.itemText(i) for i in range(picker.count())] == before == [linked.name]
+
+
+def test_an_import_whose_record_cannot_be_written_is_listed_and_says_so(qtbot, window, checkpoint):
+    """The import task failed with a traceback in the log after the copy was done, and the list was not refreshed."""
+    record = window.settings.models_dir / ".studio-imports.json"
+    record.mkdir(parents=True)  # what even root cannot write a file over
+    dialog = open_library(qtbot, window)
+    dialog.start(dialog.import_path(checkpoint))
+    qtbot.waitUntil(lambda: "dreamy" in rows(dialog) and "could not be written" in dialog.message.text(),
+                    timeout=20000)
+    target = window.settings.models_dir / "checkpoints" / "dreamy.safetensors"
+    assert dialog.message.text() == (f"dreamy.safetensors is in the library at {target}, but where it came from could "
+                                     f"not be written to {record} (Is a directory), so the library will not say where "
+                                     "it was imported from.")
