@@ -160,6 +160,7 @@ class JobEvents:
         status = self.window.status
         if event.device:
             status.set_device(event.device)
+            self.window.models.gpu_menu.show_device(event.device)  # on the CPU it says so
         if event.model:
             status.set_model(event.model)
             self.window.setWindowTitle(f"{event.model} — Studio")
