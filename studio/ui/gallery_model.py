@@ -8,10 +8,11 @@ import asyncio
 import html
 import logging
 import textwrap
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QImage
 
 from studio.core.errors import StudioError
@@ -23,12 +24,15 @@ from studio.ui.thumbnails import ThumbnailLoader
 
 log = logging.getLogger(__name__)
 PAGE = 200
+PICTURELESS = ("failed", "cancelled")  # outcomes of jobs listed without a picture (the gallery marks them)
 ENTRY_ROLE = Qt.ItemDataRole.UserRole
 THUMB_ROLE = Qt.ItemDataRole.UserRole + 1
 Index = QModelIndex | QPersistentModelIndex
 
 
 class GalleryModel(QAbstractListModel):
+    counted = Signal()  # the rows' failed and cancelled jobs are counted (pictureless)
+
     def __init__(self, store: HistoryStore, thumbnail_cache: Path) -> None:
         super().__init__()
         self.store = store
@@ -36,6 +40,8 @@ class GalleryModel(QAbstractListModel):
         self._ids: list[int] = []
         self._rows: dict[int, int] = {}  # id -> row
         self._entries: dict[int, HistoryEntry] = {}  # id -> entry, for fetched pages
+        # outcome -> how many of the rows are jobs of it (no picture); None until counted, after the rows
+        self.pictureless: dict[str, int] | None = {}
         self._generation = 0  # a newer query makes older results stale
         self._in_flight = 0  # queries still running (a superseded one ends without touching the rows)
         self.error: str | None = None  # why the newest query failed (its rows are then empty, not unfiltered)
@@ -63,7 +69,31 @@ class GalleryModel(QAbstractListModel):
         self._ids = ids
         self._rows = {entry_id: row for row, entry_id in enumerate(ids)}
         self._entries.clear()
+        self.pictureless = {} if error or not ids else None
         self.endResetModel()
+        if self.pictureless is None:
+            await self._count_pictureless(query, generation)
+
+    async def _count_pictureless(self, query: HistoryQuery, generation: int) -> None:
+        """Count the rows' failed and cancelled jobs after the rows are shown: at 100,000 entries the counts take
+        longer than the search (the outcome has no index), and the rows must not wait for them."""
+        self._in_flight += 1
+        try:
+            outcomes = [o for o in PICTURELESS if query.outcome in (None, o)]
+            counts = await asyncio.to_thread(lambda: {o: self.store.count(replace(query, outcome=o)) for o in outcomes})
+        except StudioError as exc:  # the count then takes every row for a picture, as it always did
+            log.warning("Gallery rows could not be counted: %s", exc)
+            counts = {}
+        finally:
+            self._in_flight -= 1
+        if generation == self._generation:
+            self.pictureless = {outcome: count for outcome, count in counts.items() if count}
+            self.counted.emit()
+
+    @property
+    def picture_count(self) -> int:
+        """The rows that are pictures: all but the failed and cancelled jobs."""
+        return max(0, len(self._ids) - sum((self.pictureless or {}).values()))
 
     @property
     def settled(self) -> bool:
@@ -111,7 +141,9 @@ class GalleryModel(QAbstractListModel):
             return
         self.beginRemoveRows(QModelIndex(), row, row)
         del self._ids[row]
-        self._entries.pop(entry_id, None)
+        entry = self._entries.pop(entry_id, None)
+        if entry is not None and self.pictureless and self.pictureless.get(entry.outcome):
+            self.pictureless[entry.outcome] -= 1
         self._rows = {i: r for r, i in enumerate(self._ids)}
         self.endRemoveRows()
 
@@ -175,3 +207,11 @@ def tooltip(entry: HistoryEntry) -> str:
     if entry.outcome != "ok":
         lines.append(f"<i>{html.escape(entry.outcome.capitalize())}: {html.escape(entry.message)}</i>")
     return "<br>".join(lines)
+
+
+def count_text(pictures: int, pictureless: dict[str, int]) -> str:
+    """The gallery's count: "5 pictures", and the failed and cancelled jobs apart ("5 pictures · 1 failed job"),
+    listed with them but without a picture."""
+    parts = [f"{pictures:,} picture{'s' * (pictures != 1)}"]
+    parts += [f"{count:,} {outcome} job{'s' * (count != 1)}" for outcome, count in pictureless.items() if count]
+    return " · ".join(parts)

@@ -32,7 +32,7 @@ from studio.core.errors import StudioError
 from studio.services.history_query import HistoryQuery
 from studio.services.history_store import HistoryEntry, HistoryStore
 from studio.ui.actions import widget_keys
-from studio.ui.gallery_model import ENTRY_ROLE, THUMB_ROLE, GalleryModel
+from studio.ui.gallery_model import ENTRY_ROLE, THUMB_ROLE, GalleryModel, count_text
 from studio.ui.tasks import Tasks
 from studio.ui.theme import ACCENT, BASE, TEXT_DIM, icon
 
@@ -197,6 +197,7 @@ class GalleryPanel(QWidget):
         self.view.selectionModel().selectionChanged.connect(self._update_buttons)
         self.model.modelAboutToBeReset.connect(self._remember_selection)
         self.model.modelReset.connect(self._model_reset)
+        self.model.counted.connect(self._show_count)
         # Thumbnail requests for rows scrolled away (or gone with a new query) are dropped before loading.
         self.view.verticalScrollBar().valueChanged.connect(self._drop_unseen_thumbnails)
         self.model.modelReset.connect(self._drop_unseen_thumbnails)
@@ -261,11 +262,16 @@ class GalleryPanel(QWidget):
             self.failed.emit(self.model.error)
 
     def _show_count(self) -> None:
-        count = self.model.rowCount()
+        pictureless = self.model.pictureless
         if self.model.error:
             self.count_label.setText(f"Search failed: {self.model.error}")
+        elif pictureless is None:
+            return  # until the rows are counted (GalleryModel.counted): the last count stays, not a wrong one
         else:
-            self.count_label.setText(f"{count:,} picture{'s' * (count != 1)}")
+            self.count_label.setText(count_text(self.model.picture_count, pictureless))
+        jobs = bool(pictureless) and not self.model.error
+        self.count_label.setToolTip("Failed and cancelled jobs are listed with the pictures, marked, so their "
+                                    "parameters can be loaded or run again; they have no picture." if jobs else "")
 
     def visible_rows(self) -> range:
         """The rows on screen (an empty range when none)."""
@@ -347,9 +353,11 @@ class GalleryPanel(QWidget):
         if entry is None or self._refused_read_only("deleted"):
             return None
         if confirm:
+            # A failed or cancelled job's entry has no picture file to delete.
+            title, question = ("Delete picture", "Delete this history entry and its picture file?") \
+                if entry.outcome == "ok" else ("Delete job", f"Delete this {entry.outcome} job from the history?")
             answer = QMessageBox.question(
-                self, "Delete picture",
-                "Delete this history entry and its picture file? This cannot be undone.",
+                self, title, f"{question} This cannot be undone.",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
             if answer != QMessageBox.StandardButton.Yes:
                 return None

@@ -33,6 +33,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def cancel_sentence(event: JobCancelled, request: GenerationRequest | PostProcessRequest | None) -> str:
+    """What a cancel left: "Cancelled: 2 of 4 pictures kept. Saved to <folder>." (a batch's finished pictures
+    stay, saved and in the gallery), after the cancel's own sentence when it has one ("Cancelled during Blur: …")."""
+    count = request.batch_count if request is not None else 0
+    kept = len(event.outputs)
+    if count > 1:
+        tally = f"{kept} of {count} pictures kept" if kept else f"none of the {count} pictures was finished"
+    elif kept:
+        tally = "the picture was kept" if kept == 1 else f"{kept} pictures kept"
+    else:
+        return event.message or "Cancelled."
+    said = f"{event.message} {tally[0].upper()}{tally[1:]}." if event.message else f"Cancelled: {tally}."
+    saved = next((output.path for output in reversed(event.outputs) if output.path), None)
+    return f"{said} Saved to {saved.parent}." if saved else said
+
+
 class JobEvents:
     def __init__(self, window: MainWindow) -> None:
         self.window = window
@@ -118,11 +134,13 @@ class JobEvents:
         elif isinstance(event, JobCancelled):
             self.window.history_actions.results_arrived()
             if event.was_running:
+                request = self.requests.get(event.job_id)
                 self._job_ended(event.job_id)
                 queue.set_cancelled(event.job_id)
                 # The cancel's sentence ("Cancelled during Blur: …") leads: on a GPU the memory plan's reason is
                 # the job's first note, and a long line is cut at the status bar's end.
-                status.set_message(" ".join([event.message or "Cancelled.", *event.notes]))
+                said = " ".join([cancel_sentence(event, request), *event.notes, self.window.results.take_held_note()])
+                status.set_message(" ".join(said.split()))
             else:
                 self.requests.pop(event.job_id, None)
                 queue.remove_row(event.job_id)
@@ -142,6 +160,7 @@ class JobEvents:
         status = self.window.status
         if event.device:
             status.set_device(event.device)
+            self.window.models.gpu_menu.show_device(event.device)  # on the CPU it says so
         if event.model:
             status.set_model(event.model)
             self.window.setWindowTitle(f"{event.model} — Studio")

@@ -8,11 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QDialog, QFileDialog, QMenu, QMessageBox
+from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
 
 from studio.core.model_library import LibraryItem, checkpoints, embedding_files, models_folder_problem, scan_library
 from studio.core.models import ModelEntry
 from studio.ui.actions import make_action
+from studio.ui.gpu_menu import GpuMenu
 from studio.ui.modal import modal
 
 CONTROL_PICTURES = "control-pictures"
@@ -30,7 +31,7 @@ class ModelActions:
         self.folder_action = make_action(window, "&Models Folder…", "folder", None, self.choose_folder)
         self.library_action = make_action(window, "Model &Library…", "model", "Ctrl+Shift+M", self.open_library,
                                           "Import, download, link and remove models")
-        self.gpu_menu = self._gpu_menu()
+        self.gpu_menu = GpuMenu(window, lambda setting: getattr(self.settings, setting), self._set_gpu_setting)
         self.dialog: QDialog | None = None
         # A control guide's canvas picture is kept here, so the settings and presets can name it by its path.
         self.panel.control_box.keep_folder = window.data_dir / CONTROL_PICTURES
@@ -99,48 +100,9 @@ class ModelActions:
         dialog.finished.connect(dialog.deleteLater)  # a child of the window: it would stay for the whole session
         dialog.open()
 
-    def _gpu_menu(self) -> QMenu:
-        """Settings → GPU: how jobs fit the GPU's memory, and how fast they run on it (the engine says which
-        measures it took and why)."""
-        menu = QMenu("&GPU", self.window)
-        menu.setToolTipsVisible(True)
-        self._radio_group(menu, "memory", self.settings.memory, (
-            ("auto", "Memory: &Auto", "Estimate what each job needs against the free VRAM and take the least "
-                                      "measure that fits"),
-            ("high", "Memory: &High VRAM", "Keep everything on the GPU in half precision (fastest)"),
-            ("low", "Memory: &Low VRAM", "Attention slicing, VAE tiling and model CPU offload (for 4-6 GB GPUs)")))
-        menu.addSeparator()
-        self._radio_group(menu, "speed", self.settings.speed, (
-            ("fast", "&Fast Path (CUDA graphs)", "Capture each size's denoising step once, then replay it; on the "
-                                                 "CPU, compute in bfloat16 where the processor has bfloat16 units"),
-            ("eager", "&Plain diffusers", "No graphs (float32 on the CPU): for comparing, or if a driver misbehaves"),
-            ("compile", "Fast Path + torch.&compile", "On a CUDA GPU, also compile the step: a little faster, but "
-                                                      "minutes of warm-up for every new size. On the CPU it is the "
-                                                      "Fast Path: compiled, a step was slower there")))
-        return menu
-
-    def _radio_group(self, menu: QMenu, setting: str, current: str, choices: tuple) -> None:  # noqa: ANN001
-        from PySide6.QtGui import QActionGroup
-
-        group = QActionGroup(menu)
-        for value, text, tip in choices:
-            action = menu.addAction(text)
-            action.setCheckable(True)
-            action.setChecked(current == value)
-            action.setToolTip(tip)
-            action.setData(value)
-            group.addAction(action)
-        group.triggered.connect(lambda action: self._set_gpu_setting(setting, action.data()))
-
-    def _set_gpu_setting(self, setting: str, value: str) -> None:
+    def _set_gpu_setting(self, setting: str, value: str, sentence: str) -> None:
         setattr(self.settings, setting, value)
-        self.window.status.set_message({
-            "auto": "GPU memory: Auto — each job is fitted to the free VRAM.",
-            "high": "GPU memory: High VRAM — everything stays on the GPU.",
-            "low": "GPU memory: Low VRAM — offload and tiling; slower, needs far less.",
-            "fast": "GPU speed: the fast path (CUDA graphs) from the next job.",
-            "eager": "GPU speed: plain diffusers from the next job.",
-            "compile": "GPU speed: fast path + torch.compile; the first job at each size warms up for minutes."}[value])
+        self.window.status.set_message(sentence)
         self.window.persist_settings()
 
     def choose_folder(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
@@ -51,6 +51,65 @@ class _ElidedLabel(QLabel):
         super().setText(shown)
 
 
+class _MessageLine(QWidget):
+    """The message, with the job's progress (text and bar) at its right end while a job runs.
+
+    It places its children itself: the status bar's layout never changes when a job starts or ends (a change there
+    re-lays out the whole window, ~30 ms), and between jobs the message has the whole line, not a line short of
+    the hidden progress's room."""
+
+    SPACING = 6
+
+    def __init__(self, message: QLabel, progress_label: QLabel, progress: QProgressBar) -> None:
+        super().__init__()
+        self.message, self.progress_label, self.progress = message, progress_label, progress
+        for child in (message, progress_label, progress):
+            child.setParent(self)
+        # Its width comes from the status bar's stretch, never from the message: see StudioStatusBar.
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self._progress_shown = False
+        progress_label.hide()
+        progress.hide()
+
+    def set_progress_shown(self, shown: bool) -> None:
+        self._progress_shown = shown
+        self.progress_label.setVisible(shown)
+        self.progress.setVisible(shown)
+        self._place()
+
+    def sizeHint(self) -> QSize:  # noqa: N802
+        return QSize(0, max(_size(child).height() for child in (self.message, self.progress_label, self.progress)))
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802
+        return self.sizeHint()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802
+        super().resizeEvent(event)
+        self._place()
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.LayoutRequest:  # a child shown or resized (the progress text grew)
+            self._place()
+        return super().event(event)
+
+    def _place(self) -> None:
+        rect = self.contentsRect()
+        right = rect.right() + 1
+        if self._progress_shown:
+            for child in (self.progress, self.progress_label):
+                size = _size(child)
+                right -= size.width()
+                child.setGeometry(right, rect.top() + (rect.height() - size.height()) // 2, size.width(),
+                                  size.height())
+                right -= self.SPACING
+        self.message.setGeometry(rect.left(), rect.top(), max(0, right - rect.left()), rect.height())
+
+
+def _size(widget: QWidget) -> QSize:
+    """The size a layout would give the widget: its size hint within its minimum and maximum (fixed sizes)."""
+    return widget.sizeHint().expandedTo(widget.minimumSize()).boundedTo(widget.maximumSize())
+
+
 class StudioStatusBar(QStatusBar):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -63,11 +122,6 @@ class StudioStatusBar(QStatusBar):
         self.progress.setFixedWidth(220)
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
-        # Hidden between jobs but keeping its room: showing it must not re-lay out the whole window (~30 ms).
-        policy = self.progress.sizePolicy()
-        policy.setRetainSizeWhenHidden(True)
-        self.progress.setSizePolicy(policy)
-        self.progress.hide()
         self.progress_label = QLabel()
         self.progress_label.setObjectName("progressLabel")
         self._progress_label_width = 0  # its fixed width once a job has shown text in it (see _show_progress)
@@ -79,10 +133,10 @@ class StudioStatusBar(QStatusBar):
         self.notices = NoticesButton()
         self.notices.changed.connect(self._notices_changed)
         self._shown_notice = ""  # the notice the message line shows, if it shows one
-        self.addWidget(self.message_label, 1)
+        # Shown only while a job runs, at the message line's end (see _MessageLine).
+        self.message_line = _MessageLine(self.message_label, self.progress_label, self.progress)
+        self.addWidget(self.message_line, 1)
         self.addPermanentWidget(self.notices)
-        self.addPermanentWidget(self.progress_label)
-        self.addPermanentWidget(self.progress)
         for label in (self.model_label, self.device_label, self.zoom_label):
             self.addPermanentWidget(_separator())
             self.addPermanentWidget(label)
@@ -126,9 +180,9 @@ class StudioStatusBar(QStatusBar):
         self._last_progress = None
         self._speed = ""
         self.progress.setValue(0)
-        self.progress.show()
         self._ticker.start()
         self._refresh_progress_text()
+        self.message_line.set_progress_shown(True)
 
     def job_progress(self, event: JobProgress) -> None:
         self._last_progress = event
@@ -141,7 +195,7 @@ class StudioStatusBar(QStatusBar):
     def job_ended(self) -> None:
         self._ticker.stop()
         self._job_started = None
-        self.progress.hide()
+        self.message_line.set_progress_shown(False)
         self.progress_label.clear()
 
     def _refresh_progress_text(self) -> None:

@@ -54,7 +54,7 @@ def test_the_gallery_lists_newest_first_and_search_filters_as_you_type(qtbot, wi
     assert model.rowCount() == 5
     assert [model.entry_at(r).prompt for r in range(5)] == PROMPTS[::-1]
     qtbot.keyClicks(window.gallery.search_edit, "fox")
-    qtbot.waitUntil(lambda: model.rowCount() == 2, timeout=5000)
+    qtbot.waitUntil(lambda: model.rowCount() == 2 and model.settled, timeout=5000)  # the count follows the rows
     assert {model.entry_at(r).prompt for r in range(2)} == {PROMPTS[0], PROMPTS[3]}
     assert window.gallery.count_label.text() == "2 pictures"
     window.gallery.search_edit.setText("")
@@ -554,3 +554,32 @@ def test_the_model_filter_says_all_models_before_the_history_is_read(qtbot, tmp_
         assert gallery.model_combo.currentText() == "All models" and gallery.model_combo.currentData() is None
     finally:
         store.close()
+
+
+def test_failed_and_cancelled_jobs_are_not_counted_as_pictures(qtbot, window, filled, monkeypatch):  # noqa: ANN001
+    """They are listed with the pictures (marked, to load or rerun) but have none: the count said "7 pictures"."""
+    for outcome, prompt in (("failed", "a fox that failed"), ("cancelled", "a fox cancelled")):
+        window.history.add(HistoryEntry(prompt=prompt, model_name="tiny-sd", seed=1, steps=4, cfg_scale=7,
+                                        sampler="Euler", width=64, height=64, outcome=outcome, message="No."))
+    _reload(qtbot, window)
+    gallery = window.gallery
+    assert gallery.model.rowCount() == 7
+    assert gallery.count_label.text() == "5 pictures · 1 failed job · 1 cancelled job"
+    assert "no picture" in gallery.count_label.toolTip()
+    gallery.search_edit.setText("fox")
+    _query(qtbot, window)
+    assert gallery.count_label.text() == "2 pictures · 1 failed job · 1 cancelled job"
+    gallery.search_edit.setText("sailor")
+    _query(qtbot, window)
+    assert gallery.count_label.text() == "1 picture" and gallery.count_label.toolTip() == ""
+    gallery.search_edit.setText("")
+    _query(qtbot, window)
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda parent, title, text, *a: asked.append(text)
+                        or QMessageBox.StandardButton.Yes)
+    gallery.select_row(0)  # the newest: the cancelled job
+    assert gallery.selected_entry().outcome == "cancelled"
+    deletion = gallery.delete_selected()
+    qtbot.waitUntil(deletion.done, timeout=5000)
+    assert asked == ["Delete this cancelled job from the history? This cannot be undone."]
+    assert gallery.count_label.text() == "5 pictures · 1 failed job"

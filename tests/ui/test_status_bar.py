@@ -81,3 +81,49 @@ def test_a_message_too_long_for_the_bar_ends_with_an_ellipsis_and_is_whole_in_it
     assert label.text() == sentence and sentence in label.toolTip()  # wrapped rich text, whole
     window.status.set_message("Saved the picture.")  # one that fits is shown whole
     assert QLabel.text(label) == "Saved the picture."
+
+
+def test_between_jobs_a_message_has_the_room_of_the_hidden_progress(qtbot, window) -> None:  # noqa: ANN001
+    """The progress (text and bar, ~500 px once a job has shown its text) is hidden between jobs; a message then
+    uses that room, and shares the line with it again while a job runs; neither change re-lays out the bar."""
+    from PySide6.QtCore import QEvent, QObject, QPoint
+    from PySide6.QtWidgets import QApplication
+
+    bar, label = window.status, window.status.message_label
+
+    class LayoutRequests(QObject):
+        count = 0
+
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+            if watched is bar and event.type() == QEvent.Type.LayoutRequest:
+                self.count += 1
+            return False
+
+    bar.job_started()
+    bar.job_progress(JobProgress(1, 3, 20, 0, 2, 4.0))  # the progress text takes its room
+    QApplication.processEvents()
+    requests = LayoutRequests()
+    bar.installEventFilter(requests)
+    bar.job_ended()
+    QApplication.processEvents()
+    reserved = bar.progress.width() + bar.progress_label.width()
+    assert reserved > 300
+    # The line up to the model's name, less its separator and margins.
+    room = bar.model_label.mapTo(bar, QPoint()).x() - label.mapTo(bar, QPoint()).x() - 100
+    sentence = "Saved"
+    while label.fontMetrics().horizontalAdvance(sentence + " picture") < room - reserved + 150:
+        sentence += " picture"
+    sentence += "."
+    bar.set_message(sentence)
+    QApplication.processEvents()
+    assert QLabel.text(label) == sentence, "a message that fits the line is shown whole"
+    bar.job_started()  # it ends with "…" beside the progress, never under it
+    QApplication.processEvents()
+    assert label.geometry().right() < bar.progress_label.geometry().left() < bar.progress.geometry().left()
+    assert bar.progress.isVisible() and bar.progress.mapTo(bar, QPoint()).x() < bar.model_label.mapTo(bar, QPoint()).x()
+    assert QLabel.text(label).endswith("…") and label.text() == sentence
+    bar.job_ended()
+    QApplication.processEvents()
+    assert QLabel.text(label) == sentence
+    assert requests.count == 0
+    bar.removeEventFilter(requests)

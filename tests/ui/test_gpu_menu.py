@@ -1,0 +1,47 @@
+"""Settings → GPU on a machine without a GPU: it says so, its memory measures are off with the reason, and its
+speed choices say what they do on the CPU."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QApplication
+
+WAIT_MS = 60_000
+A_GPU = "CUDA · NVIDIA H100 80GB HBM3 (79 GB) · float16"
+
+
+def test_on_the_cpu_the_gpu_menu_says_so_and_offers_only_what_applies(qtbot, window) -> None:  # noqa: ANN001
+    qtbot.waitUntil(lambda: window.status.device_label.text().startswith("CPU"), timeout=WAIT_MS)
+    menu = window.models.gpu_menu
+    menu.aboutToShow.emit()
+    QApplication.processEvents()
+    shown = [a for a in menu.actions() if a.isVisible() and not a.isSeparator()]
+    assert shown[0].text() == "No GPU found: Studio runs on the CPU" and not shown[0].isEnabled()
+    actions = {a.data(): a for a in shown if a.data()}
+    for value in ("auto", "high", "low", "compile"):
+        assert not actions[value].isEnabled(), actions[value].text()
+        assert "CPU" in actions[value].toolTip() and actions[value].statusTip() == actions[value].toolTip()
+    assert "system memory" in actions["low"].toolTip()
+    assert actions["auto"].isChecked() and actions["fast"].isChecked()  # the choices are kept for a GPU
+    assert actions["fast"].isEnabled() and "bfloat16" in actions["fast"].text()
+    assert "CUDA graphs" not in actions["fast"].text()
+    assert actions["eager"].isEnabled() and "float32" in actions["eager"].text()
+    actions["low"].trigger()  # off: nothing changes
+    assert window.settings.memory == "auto"
+    actions["eager"].trigger()
+    assert window.settings.speed == "eager"
+    assert window.status.message_label.text() == "Speed: plain diffusers in float32 from the next job."
+    actions["fast"].trigger()
+    assert window.status.message_label.text() == "Speed: bfloat16 where the processor computes it, from the next job."
+
+
+def test_on_a_gpu_every_choice_applies_in_the_gpu_s_words(qtbot, window) -> None:  # noqa: ANN001
+    qtbot.waitUntil(lambda: window.status.device_label.text().startswith("CPU"), timeout=WAIT_MS)
+    menu = window.models.gpu_menu
+    menu.show_device(A_GPU)
+    assert not menu.device_action.isVisible()
+    actions = {a.data(): a for a in menu.actions() if a.data()}
+    assert all(action.isEnabled() for action in actions.values())
+    assert actions["fast"].text() == "&Fast Path (CUDA graphs)" and "VRAM" in actions["auto"].toolTip()
+    actions["low"].trigger()
+    assert window.settings.memory == "low"
+    assert window.status.message_label.text() == "GPU memory: Low VRAM — offload and tiling; slower, needs far less."

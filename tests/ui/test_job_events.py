@@ -1,0 +1,53 @@
+"""What the window says when a job is cancelled: how many of a batch's pictures were kept, and where."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from PIL import Image
+
+from studio.core.events import GeneratedImage, JobCancelled, JobQueued
+from studio.core.metadata import Recipe
+from studio.core.requests import GenerationRequest
+
+WAIT_MS = 60_000
+
+
+def test_a_cancelled_batch_says_how_many_pictures_were_kept_and_where(qtbot, window) -> None:  # noqa: ANN001
+    panel = window.prompt_panel
+    panel.prompt_edit.setPlainText("a batch to cancel")
+    panel.batch_spin.setValue(4)
+    panel.steps_spin.setValue(60)
+    window.generate()
+    progress = lambda: window.status._last_progress  # noqa: E731
+    qtbot.waitUntil(lambda: progress() is not None and progress().image_index >= 2, timeout=WAIT_MS)
+    window.jobs.cancel_current()
+    qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("cancelled")), timeout=WAIT_MS)
+    saved = sorted(window.settings.outputs_dir.rglob("*.png"))
+    assert 2 <= len(saved) < 4
+    said = window.status.message_label.text()
+    assert re.fullmatch(rf"Cancelled: {len(saved)} of 4 pictures kept\. Saved to .+\.", said), said
+    assert str(saved[0].parent) in said
+
+
+def _output(path: Path | None) -> GeneratedImage:
+    return GeneratedImage(Image.new("RGB", (8, 8)), Recipe("x", "", 4, "Euler", 7, 1, 8, 8, "tiny-sd"), path)
+
+
+def test_a_cancel_says_what_it_left_of_the_job(qtbot, window, tmp_path) -> None:  # noqa: ANN001
+    label = window.status.message_label
+    batch = GenerationRequest(model="tiny-sd", prompt="x", batch_count=3)
+    window.handle_event(JobQueued(21, batch))
+    window.handle_event(JobCancelled(21, was_running=True))
+    assert label.text() == "Cancelled: none of the 3 pictures was finished."
+    during = "Cancelled during Blur: the picture was kept without Blur."
+    window.handle_event(JobQueued(22, batch))
+    window.handle_event(JobCancelled(22, was_running=True, outputs=(_output(tmp_path / "a.png"),), message=during,
+                                     notes=("Everything fits on the GPU.",)))
+    assert label.text() == f"{during} 1 of 3 pictures kept. Saved to {tmp_path}. Everything fits on the GPU."
+    window.handle_event(JobQueued(23, GenerationRequest(model="tiny-sd", prompt="x")))
+    window.handle_event(JobCancelled(23, was_running=True, outputs=(_output(None),)))
+    assert label.text() == "Cancelled: the picture was kept."
+    window.handle_event(JobCancelled(24, was_running=True))  # a job the window never heard queued
+    assert label.text() == "Cancelled."
