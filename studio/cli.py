@@ -138,6 +138,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                     "tensors and plain containers, and write its tensors as a .safetensors file Studio can use.")
     convert.add_argument("source", type=Path, metavar="IN")
     convert.add_argument("dest", type=Path, metavar="OUT", help="the .safetensors file to write")
+    convert.add_argument("--overwrite", action="store_true",
+                         help="replace an OUT that exists already (never IN, the checkpoint this command reads)")
     _add_plugin_flags(argv, "generate", "--generator", "generator", gen)
     _add_plugin_flags(argv, "postprocess", "--method", "postprocessor", post)
     add_inspect_parser(commands)

@@ -11,7 +11,7 @@ from pathlib import Path
 from studio.cli_exit import EXIT_BAD_INPUT
 from studio.cli_job import run_job
 from studio.cli_notes import say_note
-from studio.cli_outputs import check_output, check_outputs, output_paths, param_pictures
+from studio.cli_outputs import check_convert_output, check_output, check_outputs, output_paths, param_pictures
 from studio.cli_params import (
     check_contributions,
     check_inputs_given,
@@ -143,6 +143,7 @@ def run_convert(args: argparse.Namespace) -> int:
         print(f"studio: The output {args.dest.name!r} must end in .safetensors.", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
+        check_convert_output(args.source, args.dest, overwrite=args.overwrite)
         summary = convert_to_safetensors(args.source, args.dest)
     except StudioError as exc:
         print(f"studio: {exc}", file=sys.stderr)
