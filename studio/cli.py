@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from studio import __version__
 from studio.cli_bench import add_bench_parser
@@ -30,6 +31,9 @@ from studio.core.requests import (
     SCHEDULER_NAMES,
     SPEED_MODES,
 )
+
+if TYPE_CHECKING:
+    from studio.plugin_host.registry import Contribution
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -144,7 +148,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     convert.add_argument("dest", type=Path, metavar="OUT", help="the .safetensors file to write")
     convert.add_argument("--overwrite", action="store_true",
                          help="replace an OUT that exists already (never IN, the checkpoint this command reads)")
-    _add_plugin_flags(argv, "generate", "--generator", "generator", gen)
+    generator = _add_plugin_flags(argv, "generate", "--generator", "generator", gen)
+    if generator is not None and {"-h", "--help"} & set(argv):  # the help of the plugin's generator: what it uses
+        from studio.cli_params import PREFIX
+        from studio.cli_plugin_help import narrow_help_to_plugin_generator
+
+        narrow_help_to_plugin_generator(gen, generator, {PREFIX + param.name for param in generator.parameters})
     _add_plugin_flags(argv, "postprocess", "--method", "postprocessor", post)
     add_inspect_parser(commands)
     add_history_parser(commands)
@@ -192,18 +201,21 @@ def _ids_for_help(argv: list[str], command: str, kind: str) -> str:
     return f"; one of: {', '.join(ids)}".replace("%", "%%") if ids else ""  # argparse formats help with %
 
 
-def _add_plugin_flags(argv: list[str], command: str, option: str, kind: str, parser: argparse.ArgumentParser) -> None:
-    """The chosen plugin contribution's parameters as flags (read from its manifest; nothing is imported)."""
+def _add_plugin_flags(argv: list[str], command: str, option: str, kind: str, parser: argparse.ArgumentParser
+                      ) -> Contribution | None:
+    """The chosen plugin contribution's parameters as flags (read from its manifest; nothing is imported); the
+    contribution, or None where none (or Studio's own generator) is chosen."""
     chosen = option_value(argv, option)
     if command not in argv or not chosen or chosen == "diffusers" or "--safe-mode" in argv:
-        return
+        return None
     from studio.cli_plugins import open_host
 
     try:
         contribution = open_host().registry.get(kind, chosen)
     except StudioError:
-        return  # reported when the job is checked, with the list of what is installed
+        return None  # reported when the job is checked, with the list of what is installed
     add_param_flags(parser, contribution.title, contribution.parameters, contribution.builtin)
+    return contribution
 
 
 def main(argv: list[str] | None = None) -> int:
