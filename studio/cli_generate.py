@@ -8,10 +8,11 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from studio.cli_device import device_fallback_note, device_given
 from studio.cli_exit import EXIT_BAD_INPUT
 from studio.cli_job import run_job
 from studio.cli_notes import say_note
-from studio.cli_outputs import check_output, check_outputs, output_paths, param_pictures
+from studio.cli_outputs import check_convert_output, check_output, check_outputs, output_paths, param_pictures
 from studio.cli_params import (
     check_contributions,
     check_inputs_given,
@@ -84,13 +85,17 @@ def run_generate(args: argparse.Namespace) -> int:
         say_note(note)
     paths = studio_paths()
     env = GeneratorEnvironment.from_settings(settings, paths, args.device)
-    say_if_compile_does_nothing(prepared.request, env, "--speed compile" if args.speed == "compile" else "")
+    if (note := device_fallback_note(args.device, settings.device)) and prepared.request.generator == "diffusers":
+        say_note(note)
+    with device_given(args.device):
+        say_if_compile_does_nothing(prepared.request, env, "--speed compile" if args.speed == "compile" else "")
     # A real generation: recorded in the history like the window's, its pictures kept in the outputs folder.
     history = try_open_history()
     try:
-        return run_job(prepared.request, env, output_paths(args.output, prepared.request.batch_count),
-                       output_store=OutputStore(settings.outputs_dir) if history else None, history=history,
-                       plugins=plugins, overwrite=args.overwrite)
+        with device_given(args.device):
+            return run_job(prepared.request, env, output_paths(args.output, prepared.request.batch_count),
+                           output_store=OutputStore(settings.outputs_dir) if history else None, history=history,
+                           plugins=plugins, overwrite=args.overwrite)
     finally:
         if history is not None:
             history.close()
@@ -143,6 +148,7 @@ def run_convert(args: argparse.Namespace) -> int:
         print(f"studio: The output {args.dest.name!r} must end in .safetensors.", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
+        check_convert_output(args.source, args.dest, overwrite=args.overwrite)
         summary = convert_to_safetensors(args.source, args.dest)
     except StudioError as exc:
         print(f"studio: {exc}", file=sys.stderr)

@@ -204,10 +204,12 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
+    from studio.cli_device import device_fallback_note, device_given
     from studio.cli_generate import check_post_pictures, say_if_compile_does_nothing
     from studio.cli_job import run_job
     from studio.cli_outputs import check_output, check_outputs
     from studio.cli_plugins import open_host
+    from studio.cli_request import check_device
     from studio.core.environment import GeneratorEnvironment
     from studio.core.parameters import MissingPicture
     from studio.core.paths import studio_paths
@@ -234,17 +236,22 @@ def _rerun(args: argparse.Namespace) -> int:
     check_outputs([args.output], overwrite=args.overwrite, reads=_pictures_read(entry, request, plugins.registry),
                   outputs_dir=settings.outputs_dir, history=store)
     prepared = prepare_request(request)
+    check_device(args.device)
     env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     for warning in changed_file_warnings(entry, env.models_root, paths.cache_dir / "model-hashes.json"):
         say_note(warning)  # it names recorded files: data, shown escaped
     for note in prepared.notes:
         say_note(note)
-    say_if_compile_does_nothing(prepared.request, env)  # the speed is the settings' (the entry's device may differ)
+    if (note := device_fallback_note(args.device, settings.device)) and prepared.request.generator == "diffusers":
+        say_note(note)
+    with device_given(args.device):  # the speed is the settings' (the entry's device may differ)
+        say_if_compile_does_nothing(prepared.request, env)
     try:
         recorded = not store.read_only  # the outputs folder keeps the pictures the history points at
-        return run_job(prepared.request, env, [args.output],
-                       output_store=OutputStore(settings.outputs_dir) if recorded else None,
-                       history=store if recorded else None, plugins=plugins, overwrite=args.overwrite)
+        with device_given(args.device):
+            return run_job(prepared.request, env, [args.output],
+                           output_store=OutputStore(settings.outputs_dir) if recorded else None,
+                           history=store if recorded else None, plugins=plugins, overwrite=args.overwrite)
     finally:
         store.close()
 

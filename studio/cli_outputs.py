@@ -74,6 +74,18 @@ def check_outputs(outputs: Sequence[Path], *, overwrite: bool, reads: Iterable[t
                              f"or add --overwrite to replace {'it' if one else 'them'}.")
 
 
+def check_convert_output(source: Path, dest: Path, *, overwrite: bool) -> None:
+    """Refuse, before the checkpoint is read, a ``convert-weights`` OUT that would replace what should stay: the
+    checkpoint IN itself (even with ``overwrite``), a folder, or a file that exists (unless ``overwrite``)."""
+    if source.exists() and _same_file(dest, source):
+        raise InvalidRequest(f"{dest} is the checkpoint this command reads; Studio does not write over it, even "
+                             "with --overwrite: give another OUT.")
+    if dest.is_dir():
+        raise InvalidRequest(f"The output {dest} is a folder; name a .safetensors file in it.")
+    if os.path.lexists(dest) and not overwrite:
+        raise InvalidRequest(f"{dest} already exists; give another OUT or add --overwrite to replace it.")
+
+
 def _same_file(output: Path, path: Path) -> bool:
     try:
         return os.path.samefile(output, path)

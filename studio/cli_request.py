@@ -20,8 +20,7 @@ from studio.cli_params import collect_params, parse_post_step
 from studio.core.annotators import DOWNLOAD_COMMAND
 from studio.core.control import ControlGuide, extend_guide
 from studio.core.errors import InvalidRequest, ModelError
-from studio.core.hires import DEFAULT_STRENGTH as DEFAULT_HIRES_STRENGTH
-from studio.core.hires import BUILT_IN_UPSCALERS, LANCZOS, HiresFix
+from studio.core.hires import BUILT_IN_UPSCALERS, HiresFix
 from studio.core.images import open_image
 from studio.core.inpaint import MAX_EXTEND, InpaintOptions, extend_canvas
 from studio.core.mask import mask_from_image
@@ -143,19 +142,21 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         width, height = init_image.size
         _check_picture_size(init_image, args.init_image.name, "give --size WxH to work at another size")
     else:
-        width, height = 512, 512
+        width, height = settings.generation.width, settings.generation.height
     given = {"masked_only": args.masked_only, "padding": args.padding, "fill": args.fill, "feather": args.feather}
-    options = replace(InpaintOptions(), **{name: value for name, value in given.items() if value is not None})
+    options = replace(settings_inpaint_options(settings),
+                      **{name: value for name, value in given.items() if value is not None})
     if inpainting and not options.masked_only and max(init_image.size) > MAX_SIZE:  # the window: "masked area only"
         size = f"{init_image.width}x{init_image.height}"
         what = f"would be {size} after outpainting" if extend else f"{args.init_image.name} is {size}"
+        instead = "leave it out" if args.masked_only is False else "give --masked-only"  # else the settings' choice
         raise InvalidRequest(f"The picture {what}, too large to inpaint with --whole-picture (at most {MAX_SIZE} "
-                             "pixels a side); leave it out to work on the masked area only.")
+                             f"pixels a side); {instead} to work on the masked area only.")
     generator = args.generator or "diffusers"
     # The prompt's <lora:…> tags are found as --lora names are; prepare_request takes them out of the prompt.
     # (Checked here: a tag naming a chosen LoRA is one LoRA, which prepare_request says.)
     loras = (*check_loras(tuple(parse_lora(text) for text in args.lora)), *tag_choices(args.prompt))
-    hires = _hires(args)
+    hires = _hires(args, settings)
     if generator == "diffusers":
         if not args.model:
             raise InvalidRequest("--model is needed: a checkpoint file or diffusers folder, or the name of a model "
@@ -165,7 +166,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         loras, vae, controls, sources = _find_files(loras, args.vae or "", control_guides(args, generator), settings)
         _check_controlnets_fit(sources, Path(model))
         # As the job will have them: a tag naming a chosen LoRA is that one (a bad tag is said here, before torch).
-        _check_loras_fit(take_lora_tags(args.prompt, args.negative or "", loras)[1], Path(model), settings)
+        _check_loras_fit(take_lora_tags(args.prompt, _negative(args, settings), loras)[1], Path(model), settings)
         _check_vae_fits(vae, Path(model), settings)
         check_single_file(Path(model), settings.models_dir)  # one of another size than its configs: the same
         if hires is not None and init_image is None:  # one that applies (a note leaves out the others)
@@ -197,10 +198,10 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
                          for guide in controls)
     check_device(args.device)  # last: it loads torch, and what is wrong with the rest is said without it
     return GenerationRequest(
-        model=model, prompt=args.prompt, negative_prompt=args.negative,
+        model=model, prompt=args.prompt, negative_prompt=_negative(args, settings),
         width=width, height=height, seed=args.seed, batch_count=args.batch_count, init_image=init_image,
         **_sampling(args, settings),
-        strength=GenerationRequest.strength if args.strength is None else args.strength,
+        strength=settings.generation.strength if args.strength is None else args.strength,
         mask=mask, inpaint=options, generator=generator, params=collect_params(args),
         post=tuple(parse_post_step(text) for text in args.post), loras=loras, vae=vae,
         memory=args.memory or settings.memory, speed=args.speed or settings.speed, hires=hires,
@@ -253,15 +254,31 @@ def _sampling(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
             "scheduler": defaults.scheduler if args.scheduler is None else args.scheduler}
 
 
-def _hires(args: argparse.Namespace) -> HiresFix | None:
+def settings_inpaint_options(settings: Settings) -> InpaintOptions:
+    """The inpainting options the window starts with (the settings' generation defaults)."""
+    defaults = settings.generation
+    return InpaintOptions(defaults.inpaint_masked_only, defaults.inpaint_padding, defaults.inpaint_fill,
+                          defaults.inpaint_feather)
+
+
+def _negative(args: argparse.Namespace, settings: Settings) -> str:
+    """The negative prompt given (an empty one too), else the one the window starts with."""
+    return settings.generation.negative_prompt if args.negative is None else args.negative
+
+
+def _hires(args: argparse.Namespace, settings: Settings) -> HiresFix | None:
+    """With --hires: its steps, strength and upscaler given, else the settings' (the window's hires fix panel)."""
+    options = (("--hires-steps", args.hires_steps), ("--hires-strength", args.hires_strength),
+               ("--hires-upscaler", args.hires_upscaler))
     if args.hires is None:
-        for option, value, default in (("--hires-steps", args.hires_steps, 0),
-                                       ("--hires-strength", args.hires_strength, DEFAULT_HIRES_STRENGTH),
-                                       ("--hires-upscaler", args.hires_upscaler, LANCZOS)):
-            if value != default:
+        for option, value in options:
+            if value is not None:
                 raise InvalidRequest(f"{option} needs --hires SCALE, the hires fix it belongs to.")
         return None
-    return HiresFix(args.hires, args.hires_steps, args.hires_strength, args.hires_upscaler)
+    defaults = settings.generation
+    return HiresFix(args.hires, defaults.hires_steps if args.hires_steps is None else args.hires_steps,
+                    defaults.hires_strength if args.hires_strength is None else args.hires_strength,
+                    defaults.hires_upscaler if args.hires_upscaler is None else args.hires_upscaler)
 
 
 def _hires_upscaler(name: str, settings: Settings) -> str:

@@ -1,5 +1,6 @@
-"""``studio generate`` takes the steps, CFG scale and scheduler a person set (the settings' generation defaults, what
-the window starts with) where the command line gives none, and its help says so."""
+"""``studio generate`` takes the steps, CFG scale, scheduler, negative prompt, size, strength, inpainting options and
+hires fix settings a person set (the settings' generation defaults, what the window starts with) where the command
+line gives none, and its help says so."""
 
 from __future__ import annotations
 
@@ -44,3 +45,79 @@ def test_the_help_gives_the_settings_sampling_as_the_defaults(studio_home, capsy
         "CFG (guidance) scale (default: from settings (2.5)) ")
     assert generate_help(capsys, "--scheduler SCHEDULER", "--batch-count BATCH_COUNT").endswith(
         "in any case (euler_a is Euler a) (default: from settings (DPM++ 2M Karras)) ")
+
+
+def save_generation(**values: object) -> None:
+    from studio.core.settings import load_settings, save_settings
+
+    settings = load_settings()
+    for name, value in values.items():
+        setattr(settings.generation, name, value)
+    save_settings(settings)
+
+
+def request_for(*args: str):  # noqa: ANN201 - a GenerationRequest, as the job is given it
+    from studio.cli import build_parser
+    from studio.cli_request import build_request
+    from studio.core.requests import prepare_request
+    from studio.core.settings import load_settings
+
+    parsed = build_parser().parse_args(["generate", "--prompt", "p", *args])
+    return prepare_request(build_request(parsed, load_settings())).request
+
+
+WINDOW_DEFAULTS = dict(negative_prompt="blurry, ugly", width=128, height=96, strength=0.4, inpaint_masked_only=False,
+                       inpaint_padding=10, inpaint_fill="noise", inpaint_feather=3.0, hires_steps=4,
+                       hires_strength=0.3, hires_upscaler="Latent")
+
+
+def test_the_rest_of_the_window_s_defaults_are_taken_where_no_option_is_given(tiny_model_dir, studio_home,
+                                                                               tmp_path):
+    # Only the steps, CFG and scheduler were: a negative prompt, size, strength, inpainting and hires fix set in
+    # the window were left out of `studio generate` (512x512, no negative prompt, strength 0.75, ...).
+    from PIL import Image
+
+    from studio.core.inpaint import InpaintOptions
+
+    picture, mask = tmp_path / "in.png", tmp_path / "mask.png"
+    Image.new("RGB", (64, 64), (90, 20, 20)).save(picture)
+    Image.new("L", (64, 64), 255).save(mask)
+    model_and_output = ("--model", str(tiny_model_dir), "-o", str(tmp_path / "o.png"))
+    save_generation(**WINDOW_DEFAULTS)
+
+    new = request_for(*model_and_output, "--hires", "2")
+    assert (new.negative_prompt, new.width, new.height) == ("blurry, ugly", 128, 96)
+    assert (new.hires.steps, new.hires.strength, new.hires.upscaler) == (4, 0.3, "Latent")
+    inpainted = request_for(*model_and_output, "--init-image", str(picture), "--mask", str(mask))
+    assert (inpainted.strength, inpainted.inpaint) == (0.4, InpaintOptions(False, 10, "noise", 3.0))
+
+    given = request_for(*model_and_output, "--negative", "", "--size", "64x64", "--hires", "2", "--hires-steps", "2",
+                        "--hires-strength", "0.5", "--hires-upscaler", "lanczos")
+    assert (given.negative_prompt, given.width, given.height) == ("", 64, 64)  # an empty one given is given
+    assert (given.hires.steps, given.hires.strength, given.hires.upscaler) == (2, 0.5, "Lanczos")
+    given = request_for(*model_and_output, "--init-image", str(picture), "--mask", str(mask), "--strength", "0.9",
+                        "--masked-only", "--padding", "0", "--fill", "original", "--feather", "0")
+    assert (given.strength, given.inpaint) == (0.9, InpaintOptions(True, 0, "original", 0.0))
+
+
+def test_the_help_gives_the_rest_of_the_window_s_defaults(studio_home, capsys):
+    save_generation(**WINDOW_DEFAULTS)
+    assert generate_help(capsys, "--negative NEGATIVE", "--seed SEED").endswith(
+        "negative prompt (default: from settings ('blurry, ugly')) ")
+    assert generate_help(capsys, "--size SIZE", "--cfg CFG").endswith(
+        "(default: from settings (128x96); with --init-image, the picture's size) ")
+    assert "may change, above 0 and at most 1 (default: from settings (0.4)) " in generate_help(
+        capsys, "--strength STRENGTH", "--mask MASK")
+    assert generate_help(capsys, "--masked-only", "--whole-picture").endswith(
+        "(default: from settings (--whole-picture)) ")
+    assert generate_help(capsys, "--padding PADDING", "--fill FILL").endswith("(default: from settings (10)) ")
+    assert generate_help(capsys, "--fill FILL", "--feather FEATHER").endswith("(default: from settings (noise)) ")
+    assert generate_help(capsys, "--feather FEATHER", "--outpaint").endswith("(default: from settings (3)) ")
+    assert generate_help(capsys, "--hires-steps N", "--hires-strength S").endswith("(default: from settings (4)) ")
+    assert generate_help(capsys, "--hires-strength S", "--hires-upscaler NAME").endswith(
+        "(default: from settings (0.3)) ")
+    assert "the models folder's upscalers/ (default: from settings (Latent)) " in generate_help(
+        capsys, "--hires-upscaler NAME", "--control")
+    assert "An option not given takes the settings' generation default, what the window starts with: the negative " \
+        "prompt, size, steps, CFG, scheduler, strength, inpainting options and the hires fix's steps, strength and " \
+        "upscaler." in generate_help(capsys, "usage:", "--seed SEED")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from studio_testing import run_studio
+from studio_testing import requests_run, run_studio, studio_here
 from test_cli import assert_refused_without_torch, parameters_of
 
 from studio.core.hashing import lora_hash
@@ -87,3 +87,13 @@ def test_a_bad_tag_exits_2_with_one_sentence_before_loading_torch(tiny_model_dir
                      "tag, with one weight."),
     }
     assert_refused_without_torch(home, base, cases)
+
+
+def test_a_prompt_s_hypernet_tag_is_left_out_with_a_note(tiny_model_dir, studio_home, tmp_path, monkeypatch, capsys):
+    # <hypernet:anime:0.6> stayed in the prompt the model encoded, as words, without a word said.
+    ran = requests_run(monkeypatch)
+    done = studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--prompt", "<hypernet:anime:0.6> a fox",
+                       "--size", "64x64", "-o", str(tmp_path / "fox.png"))
+    assert done.returncode == 0, done.stderr
+    assert "note: Hypernetworks are not supported; <hypernet:anime:0.6> left out." in done.stderr.splitlines()
+    assert [request.prompt for request in ran] == ["a fox"]

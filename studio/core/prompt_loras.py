@@ -9,6 +9,8 @@ A1111 takes the tags out of the prompt before the text encoder sees it, and appl
   is applied at its UNet weight, the one that shapes the picture most, and a note says so.
 - A LoRA both chosen (the LoRA list, ``--lora``) and tagged is applied once, at the chosen weight, with a note.
 - Only the prompt's tags are LoRAs: A1111 leaves the negative prompt's in its text, and so does Studio (with a note).
+- A1111's other extra network, ``<hypernet:name:weight>``, Studio does not have: its tag is taken out of the prompt
+  too (the model would read it as words), with a note that says it was left out.
 """
 
 from __future__ import annotations
@@ -24,6 +26,10 @@ from studio.core.units import short_number
 
 # A1111's extra-network syntax (``<kind:arg:arg…>``) for the LoRA kinds; the arguments are split as A1111 splits them.
 LORA_TAG = re.compile(r"<(?:lora|lyco):([^>]*)>")
+# Those Studio does not apply, by kind: what a note calls them.
+UNSUPPORTED_NETWORKS = {"hypernet": "Hypernetworks"}
+UNSUPPORTED_TAG = re.compile(rf"<({'|'.join(UNSUPPORTED_NETWORKS)}):[^>]*>")
+_EXTRA_NETWORK_TAG = re.compile(rf"{LORA_TAG.pattern}|{UNSUPPORTED_TAG.pattern}")
 _BLANKS = " \t"
 _EXAMPLE = "write <lora:NAME:WEIGHT>, e.g. <lora:detail:0.8>"
 
@@ -65,10 +71,11 @@ def read_tags(prompt: str) -> list[LoraTag]:
     return tags
 
 
-def without_tags(prompt: str) -> str:
-    """The prompt as the text encoder reads it: the LoRA tags out, with the spaces, comma or line each leaves."""
+def without_tags(prompt: str, tags: re.Pattern[str] = LORA_TAG) -> str:
+    """The prompt as the text encoder reads it: the LoRA tags (or ``tags``) out, with the spaces, comma or line each
+    leaves."""
     text, position = "", 0
-    for match in LORA_TAG.finditer(prompt):
+    for match in tags.finditer(prompt):
         text = (text + prompt[position:match.start()]).rstrip(_BLANKS)
         rest = prompt[match.end():].lstrip(_BLANKS)
         line_start = not text or text.endswith("\n")
@@ -151,7 +158,10 @@ def take_lora_tags(prompt: str, negative_prompt: str, chosen: Sequence[LoraChoic
     if negative := [tag.text for tag in read_tags(negative_prompt)]:
         notes.append(f"The negative prompt's {', '.join(negative)} {'is' if len(negative) == 1 else 'are'} read as "
                      "words, as A1111 reads them: LoRAs are taken from the prompt only.")
-    return without_tags(prompt) if tags else prompt, tuple(loras), notes
+    unsupported = list(UNSUPPORTED_TAG.finditer(prompt))
+    notes += [f"{UNSUPPORTED_NETWORKS[match.group(1)]} are not supported; {match.group(0)} left out."
+              for match in unsupported]
+    return without_tags(prompt, _EXTRA_NETWORK_TAG) if tags or unsupported else prompt, tuple(loras), notes
 
 
 def _weight_notes(tags: Sequence[LoraTag]) -> list[str]:

@@ -1,0 +1,48 @@
+"""Which device a ``studio`` job runs on, and what is said where that is not the one asked for: ``--device`` typed
+for the command comes first, then the STUDIO_DEVICE environment variable, then the settings' device; one that
+PyTorch does not have here runs on the CPU, and a note says so (``--device`` itself is refused then:
+studio.cli_request.check_device)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+DEVICE_ENV = "STUDIO_DEVICE"  # read by the engine (studio.engine.device.select_device) before the given device
+
+
+@contextmanager
+def device_given(device: str | None) -> Iterator[None]:
+    """The job runs on ``device`` (``--device``) where one is given, even where STUDIO_DEVICE names another: the
+    engine reads that variable first, so it is set to the option for the job and put back after it."""
+    if device is None:
+        yield
+        return
+    before = os.environ.get(DEVICE_ENV)
+    os.environ[DEVICE_ENV] = device
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(DEVICE_ENV, None)
+        else:
+            os.environ[DEVICE_ENV] = before
+
+
+def device_fallback_note(given: str | None, settings_device: str) -> str | None:
+    """Where the device the job is to run on comes from STUDIO_DEVICE or the settings (no ``--device``) and PyTorch
+    has no such device here: the sentence that says the job runs on the CPU instead, not left to be wondered at."""
+    if given is not None:
+        return None
+    from_env = os.environ.get(DEVICE_ENV, "")
+    device, source = (from_env, f"{DEVICE_ENV} is") if from_env else (settings_device, "The settings' device is")
+    if device not in ("cuda", "mps"):
+        return None
+    import torch  # the job loads it next
+
+    if device == "cuda" and not torch.cuda.is_available():
+        return f"{source} cuda, but no CUDA GPU is available to PyTorch here; the job runs on the CPU."
+    if device == "mps" and not torch.backends.mps.is_available():
+        return f"{source} mps, but Apple's MPS (Metal) is not available to PyTorch here; the job runs on the CPU."
+    return None

@@ -1,0 +1,110 @@
+"""Which device ``studio generate`` and ``history rerun`` run on: ``--device`` given comes before STUDIO_DEVICE, and a
+device from STUDIO_DEVICE or the settings that PyTorch does not have here is said (a note), not silently the CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from studio_testing import studio_here
+
+import studio.cli_job
+from studio.core.settings import load_settings, save_settings
+
+
+@pytest.fixture
+def devices_run(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The device kind each job would run on, as the engine picks it when the job starts (the job is not run)."""
+    from studio.engine.device import select_device
+
+    ran: list[str] = []
+
+    async def generate(request, env, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        ran.append(select_device(env.device).kind)
+        return 0
+
+    monkeypatch.setattr(studio.cli_job, "_generate", generate)
+    return ran
+
+
+def generate(capsys, tiny_model_dir, tmp_path, *extra: str):  # noqa: ANN001, ANN201
+    return studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--prompt", "a fox", "--size", "64x64",
+                       "-o", str(tmp_path / "fox.png"), "--overwrite", *extra)
+
+
+def notes(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("note: ")]
+
+
+def test_the_device_given_comes_before_studio_device(studio_home, tiny_model_dir, tmp_path, monkeypatch, capsys,
+                                                     devices_run):
+    # STUDIO_DEVICE=cpu and `--device cuda` on a CUDA machine: the job ran on the CPU, without a word.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda index: type("Props", (), {"name": "Pretend GPU", "total_memory": 8 * 2**30})())
+    monkeypatch.setenv("STUDIO_DEVICE", "cpu")
+    assert generate(capsys, tiny_model_dir, tmp_path, "--device", "cuda").returncode == 0
+    assert generate(capsys, tiny_model_dir, tmp_path).returncode == 0  # none given: the variable's, as before
+    assert devices_run == ["cuda", "cpu"]
+    import os
+
+    assert os.environ["STUDIO_DEVICE"] == "cpu"  # put back after the job
+
+
+@pytest.mark.parametrize(("device", "said"), [
+    ("cuda", "note: The settings' device is cuda, but no CUDA GPU is available to PyTorch here; the job runs on the "
+             "CPU."),
+    ("mps", "note: The settings' device is mps, but Apple's MPS (Metal) is not available to PyTorch here; the job "
+            "runs on the CPU."),
+])
+def test_a_settings_device_pytorch_does_not_have_is_said(studio_home, tiny_model_dir, tmp_path, monkeypatch, capsys,
+                                                         devices_run, device, said):
+    # device = "cuda" in the settings on a machine without CUDA: the job ran on the CPU, silently.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.delenv("STUDIO_DEVICE", raising=False)
+    settings = load_settings()
+    settings.device = device
+    save_settings(settings)
+
+    done = generate(capsys, tiny_model_dir, tmp_path)
+    assert (done.returncode, notes(done.stderr)) == (0, [said])
+    given = generate(capsys, tiny_model_dir, tmp_path, "--device", "cpu")  # asked for the CPU: nothing to say
+    assert (given.returncode, notes(given.stderr)) == (0, [])
+    monkeypatch.setenv("STUDIO_DEVICE", device)  # the variable's device is said as the variable's
+    by_variable = generate(capsys, tiny_model_dir, tmp_path)
+    assert notes(by_variable.stderr) == [said.replace("The settings' device is", "STUDIO_DEVICE is")]
+    assert devices_run == ["cpu", "cpu", "cpu"]
+
+
+def test_a_settings_device_pytorch_has_says_nothing(studio_home, tiny_model_dir, tmp_path, monkeypatch, capsys,
+                                                    devices_run):
+    monkeypatch.delenv("STUDIO_DEVICE", raising=False)
+    settings = load_settings()
+    settings.device = "cpu"
+    save_settings(settings)
+    done = generate(capsys, tiny_model_dir, tmp_path)
+    assert (done.returncode, notes(done.stderr), devices_run) == (0, [], ["cpu"])
+
+
+def test_rerun_runs_on_the_device_given_and_says_a_settings_device_pytorch_does_not_have(
+        studio_home, tiny_model_dir, tmp_path, monkeypatch, capsys, devices_run):
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryEntry, HistoryStore
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("STUDIO_DEVICE", raising=False)
+    settings = load_settings()
+    settings.device = "cuda"
+    save_settings(settings)
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    entry_id = store.add(HistoryEntry(prompt="a tower", model_path=str(tiny_model_dir), seed=5, steps=2))
+    store.close()
+    rerun = ("history", "rerun", str(entry_id), "-o", str(tmp_path / "again.png"), "--overwrite")
+
+    done = studio_here(capsys, *rerun)
+    assert (done.returncode, notes(done.stderr)) == (0, [
+        "note: The settings' device is cuda, but no CUDA GPU is available to PyTorch here; the job runs on the CPU."])
+    refused = studio_here(capsys, *rerun, "--device", "cuda")  # it ran on the CPU, silently
+    assert (refused.returncode, refused.stderr) == (
+        2, "studio: No CUDA GPU is available to PyTorch here; give --device cpu or auto.\n")
+    assert devices_run == ["cpu"]

@@ -1,0 +1,72 @@
+"""``studio generate --generator ID --help`` for a plugin's generator lists its own options and the common options it
+uses, not Studio's own generator's (which it ignores); the plugin is read from a registry put in place in-process."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from studio_testing import studio_here
+
+import studio.cli_plugins as cli_plugins
+from studio.core.parameters import ChoiceParam, IntParam
+from studio.plugin_host.registry import GENERATOR, Contribution, builtin_registry
+
+NOISE = Contribution(GENERATOR, "noise", "Noise Patterns", "studio_tp_noise:Generator", plugin_id="noise-plugin",
+                     plugin_name="Noise Plugin", parameters=(
+                         IntParam("octaves", help="Layers of detail", default=3, min=1, max=8),
+                         ChoiceParam("palette", help="Colours", choices=("warm", "cold"))))
+DIFFUSERS_ONLY = ("--model", "--steps", "--cfg", "--scheduler", "--init-image", "--strength", "--mask", "--outpaint",
+                  "--hires", "--control", "--lora", "--vae", "--speed", "--memory", "inpainting and outpainting",
+                  "hires fix")
+
+
+@pytest.fixture
+def noise_plugin(studio_home, monkeypatch: pytest.MonkeyPatch) -> None:
+    registry = builtin_registry()
+    registry.add(NOISE)
+    monkeypatch.setattr(cli_plugins, "open_host", lambda safe_mode=False: SimpleNamespace(registry=registry))
+
+
+def help_lines(capsys, *args: str) -> list[str]:  # noqa: ANN001 - pytest's capsys
+    done = studio_here(capsys, "generate", *args, "--help")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_a_plugin_generator_s_help_lists_its_options_and_the_common_ones_it_uses(noise_plugin, capsys):
+    # It listed every option of Studio's own generator (--model, --steps, the hires fix, ...), which it ignores.
+    lines = help_lines(capsys, "--generator", "noise")
+    text = " ".join(" ".join(lines).split())
+    listed = text.partition(" options: -h, --help")[2]  # past the description, which names them as left out
+    assert listed and not [option for option in DIFFUSERS_ONLY if f"{option} " in listed], listed
+    assert "Noise Patterns options:" in lines
+    assert "--octaves OCTAVES Layers of detail (1 to 8, default 3)" in text
+    for option in ("--prompt PROMPT", "--negative NEGATIVE", "--seed SEED", "--size SIZE", "--batch-count",
+                   "--post", "-o OUTPUT, --output OUTPUT", "--overwrite", "--generator ID"):
+        assert option in text
+    assert ("Make images with Noise Patterns (noise, from Noise Plugin). It uses the common options --prompt, "
+            "--negative, --seed, --size, --batch-count, --device, --post, --output, --overwrite; its own options are "
+            "under \"Noise Patterns options\". Studio's own generator's options (--model, --steps") in text
+
+
+def test_studio_s_own_generator_s_help_keeps_every_option(noise_plugin, capsys):
+    text = " ".join(" ".join(help_lines(capsys, "--generator", "diffusers")).split())
+    assert all(option in text for option in DIFFUSERS_ONLY)
+    assert "--octaves" not in text
+
+
+def test_the_options_left_out_of_the_help_are_still_parsed(noise_plugin):
+    # Only the help narrows: a run that gives --steps is told it does not apply, not refused as unknown.
+    from studio.cli import build_parser
+
+    argv = ["generate", "--generator", "noise", "--prompt", "p", "--steps", "5", "--octaves", "4", "-o", "x.png"]
+    args = build_parser(argv).parse_args(argv)
+    assert (args.steps, args.param__octaves) == (5, "4")
+
+
+def test_an_unknown_generator_s_help_keeps_every_option(noise_plugin, capsys):
+    text = " ".join(" ".join(help_lines(capsys, "--generator", "nope")).split())
+    assert all(option in text for option in DIFFUSERS_ONLY)
+
+
