@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from studio_testing import run_studio
+from studio_testing import run_studio, sigint_as_at_a_terminal
 
 from studio.cli_bench import report
 
@@ -122,7 +122,7 @@ def test_ctrl_c_stops_the_bench_with_a_sentence(tmp_path: Path):
     home.mkdir()
     bench = subprocess.Popen([sys.executable, "-m", "studio", "bench", "--runs", "1000"], env=env, cwd=tmp_path,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                             encoding="utf-8")
+                             encoding="utf-8", preexec_fn=sigint_as_at_a_terminal)
     try:
         for line in bench.stdout:  # the progress lines go to stdout without --json
             if line.startswith("Run 1/"):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from plugin_wheels import plugin_wheel
-from studio_testing import at_a_terminal, run_studio, unpack_plugin
+from studio_testing import at_a_terminal, run_studio, sigint_as_at_a_terminal, unpack_plugin
 
 from studio.cli_exit import EXIT_CANCELLED
 from studio.core.images import read_recipe
@@ -503,7 +503,8 @@ def test_ctrl_c_on_a_plugin_that_does_not_stop_is_a_cancel_and_the_wait_on_it_is
     command = [sys.executable, "-m", "studio", "postprocess", str(picture), "-o", str(tmp_path / "out.png"),
                "--method", "stuck-pp"]
     with subprocess.Popen(command, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, encoding="utf-8") as process:
+                          stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                          preexec_fn=sigint_as_at_a_terminal) as process:
         try:
             shown = ""
             while "Running Stuck (plugin Test Plugin)" not in shown:
