@@ -8,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -113,6 +114,25 @@ def studio_here(capsys, *args: str) -> subprocess.CompletedProcess[str]:  # noqa
         root.setLevel(level)
     said = capsys.readouterr()
     return subprocess.CompletedProcess(["studio", *args], code, said.out, said.err)
+
+
+def sigint_as_at_a_terminal() -> None:
+    """A ``preexec_fn`` for a child a test sends Ctrl+C (SIGINT): it takes it as one started at a terminal does.
+    Where pytest itself was started with SIGINT ignored (a ``&`` job of a shell without job control), a child
+    inherits that, Python then sets no KeyboardInterrupt handler, and the test's SIGINT would do nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextmanager
+def ctrl_c_as_at_a_terminal() -> Iterator[None]:
+    """In this process, SIGINT raises KeyboardInterrupt (which asyncio.run turns into a cancel) as in a Python
+    started at a terminal, also where pytest was started with SIGINT ignored; what was there is put back after."""
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before if before is not None else signal.SIG_DFL)
 
 
 def without_root_writes() -> None:
@@ -421,6 +441,7 @@ def at_a_terminal(home: Path, args: list[str], answer: bytes, env: dict[str, str
 
     pid, fd = pty.fork()
     if pid == 0:  # the child: the terminal is its stdin, stdout and stderr
+        sigint_as_at_a_terminal()  # the Ctrl+C typed there (b"\\x03") reaches it even if pytest ignores SIGINT
         os.chdir(home.parent)
         os.execve(sys.executable, [sys.executable, "-m", "studio", *args], full_env)
     shown, answered, deadline = b"", False, time.monotonic() + timeout

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from studio_testing import run_studio
+from studio_testing import run_studio, run_studio_commands, sigint_as_at_a_terminal
 
 from studio.cli_bench import report
 
@@ -79,28 +79,37 @@ def test_bench_report_gives_the_vram_allocated_and_what_the_process_reserved(ben
     assert "Peak VRAM reserved by the process: during plain 4.00 GiB, during Studio 6.00 GiB" in text
 
 
-@pytest.mark.parametrize("size", ["100", "56", "4104", "100000"])
-def test_bench_refuses_a_size_a_generation_would_refuse(tmp_path: Path, size: str):
+def test_bench_refuses_a_size_or_a_cfg_scale_a_generation_would_refuse_before_loading_torch(tmp_path: Path):
     # --size 100000 ran for minutes, building the pipelines, then torch asked for 400 GB: refused at once now.
-    result = run_studio(tmp_path / "home", "bench", "--size", size, timeout=60)
-    assert result.returncode == 2
-    assert result.stderr.strip() == f"studio: The size must be a multiple of 8 between 64 and 4096 pixels, not {size}."
+    from test_cli import assert_refused_without_torch
+
+    assert_refused_without_torch(tmp_path / "home", ["bench"], {
+        **{f"size {size}": (["--size", size], f"The size must be a multiple of 8 between 64 and 4096 pixels, "
+                                              f"not {size}.") for size in ("100", "56", "4104", "100000")},
+        **{f"cfg {cfg}": (["--cfg", cfg], f"--cfg must be between 0 and 50, not {float(cfg):g}.")
+           for cfg in ("-5", "51", "nan")}})
 
 
-@pytest.mark.parametrize("cfg", ["-5", "51", "nan"])
-def test_bench_refuses_a_cfg_scale_a_generation_would_refuse(tmp_path: Path, cfg: str):
-    result = run_studio(tmp_path / "home", "bench", "--cfg", cfg, timeout=60)
-    assert result.returncode == 2
-    assert result.stderr.strip() == f"studio: --cfg must be between 0 and 50, not {float(cfg):g}."
+PLAIN_DTYPES = ("float32", "bfloat16")
 
 
-@pytest.mark.parametrize("plain", ["float32", "bfloat16"])
-def test_bench_says_building_once_with_each_sides_precision(tmp_path: Path, plain: str):
+@pytest.fixture(scope="module")
+def sdxl_benches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.CompletedProcess[str]]:
+    """``studio bench --family sdxl --runs 1 --json`` with each plain-diffusers precision, Studio's bfloat16, one
+    thread: both in one fresh Python (one import of torch; the thread count is not this process's to change)."""
+    home = tmp_path_factory.mktemp("bench-sdxl") / "home"
+    runs = run_studio_commands(home, *(["bench", "--family", "sdxl", "--runs", "1", "--plain-dtype", plain, "--json"]
+                                       for plain in PLAIN_DTYPES),
+                               env={"STUDIO_CPU_DTYPE": "bfloat16", "STUDIO_CPU_THREADS": "1"}, timeout=300)
+    return dict(zip(PLAIN_DTYPES, runs, strict=True))
+
+
+@pytest.mark.parametrize("plain", PLAIN_DTYPES)
+def test_bench_says_building_once_with_each_sides_precision(sdxl_benches, plain: str):
     """Where Studio gets its own copy (bfloat16, channels-last), "Building a tiny sdxl layout … with random weights"
     began two lines, read as one line said twice; the second named the device's float32 even for a bfloat16 plain
     diffusers."""
-    result = run_studio(tmp_path / "home", "bench", "--family", "sdxl", "--runs", "1", "--plain-dtype", plain,
-                        "--json", env={"STUDIO_CPU_DTYPE": "bfloat16", "STUDIO_CPU_THREADS": "1"}, timeout=180)
+    result = sdxl_benches[plain]
     assert result.returncode == 0, result.stderr
     assert building_lines(result.stderr) == [
         "Building a tiny sdxl layout (1/8 of every width; not a real model's speed) with random weights on CPU · "
@@ -122,7 +131,7 @@ def test_ctrl_c_stops_the_bench_with_a_sentence(tmp_path: Path):
     home.mkdir()
     bench = subprocess.Popen([sys.executable, "-m", "studio", "bench", "--runs", "1000"], env=env, cwd=tmp_path,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                             encoding="utf-8")
+                             encoding="utf-8", preexec_fn=sigint_as_at_a_terminal)
     try:
         for line in bench.stdout:  # the progress lines go to stdout without --json
             if line.startswith("Run 1/"):

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from studio_testing import three_pictures_of_which_one_was_written
+from studio_testing import ctrl_c_as_at_a_terminal, sigint_as_at_a_terminal, three_pictures_of_which_one_was_written
 
 import studio.cli_generate as cli_generate
 from studio.cli import main
@@ -63,6 +63,13 @@ class CtrlCFilter:
             assert time.monotonic() - waited < 30, "the job was not cancelled"
             threading.Event().wait(0.01)
         return image
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_reaches_python() -> Iterator[None]:
+    """Each test's Ctrl+C is taken as at a terminal, also where pytest was started with SIGINT ignored."""
+    with ctrl_c_as_at_a_terminal():
+        yield
 
 
 @pytest.fixture
@@ -124,7 +131,8 @@ def test_ctrl_c_on_the_command_line_keeps_the_finished_pictures(tiny_model_dir, 
     command = [sys.executable, "-m", "studio", "generate", "--model", str(tiny_model_dir), "--prompt", "a fox",
                "--size", "64x64", "--steps", "400", "--seed", "7", "--batch-count", "3", "-o", str(output)]
     with subprocess.Popen(command, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, encoding="utf-8") as process:
+                          stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                          preexec_fn=sigint_as_at_a_terminal) as process:
         try:
             shown = ""
             while "Image 2/3" not in shown:  # the bar says so once the first picture was handed over

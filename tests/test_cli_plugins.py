@@ -1,22 +1,25 @@
-"""``studio plugins …``, ``studio generate --generator``, ``studio postprocess`` and ``--safe-mode``, in a
-subprocess as a person runs them: a wheel built in the test is installed by Studio's installer, enabled,
-used, disabled and removed."""
+"""``studio plugins …``, ``studio generate --generator``, ``studio postprocess`` and ``--safe-mode``: a wheel built
+in the test is installed by Studio's installer, enabled, used, disabled and removed. Most commands run in this
+process (the ``studio`` fixture); where how the process starts or ends matters (no terminal to ask on, a thread left
+running, a folder removed at exit, Ctrl+C, a terminal's question) they run as a person runs them (run_studio)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from plugin_wheels import plugin_wheel
-from studio_testing import at_a_terminal, run_studio, unpack_plugin
+from studio_testing import at_a_terminal, run_studio, sigint_as_at_a_terminal, studio_here, unpack_plugin
 
 from studio.cli_exit import EXIT_CANCELLED
 from studio.core.images import read_recipe
@@ -66,11 +69,26 @@ max = 1
 '''
 
 
-def studio(home: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return run_studio(home, *args, timeout=timeout)
+Studio = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def plugins_listed(home: Path) -> list[dict]:
+@pytest.fixture
+def studio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+           plugin_sandbox: Path) -> Studio:
+    """``studio(home, ARGS)``: ``studio ARGS`` in this process (studio_here) for the home ``tmp_path / "home"``, the
+    one the test's commands use; the plugins it imports are forgotten after the test (plugin_sandbox)."""
+    expected = tmp_path / "home"
+    monkeypatch.setenv("STUDIO_HOME", str(expected))
+    monkeypatch.setattr(sys, "stdin", io.StringIO())  # no terminal to ask on, as run_studio's stdin
+
+    def run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        assert home == expected, home
+        return studio_here(capsys, *args)
+
+    return run
+
+
+def plugins_listed(studio: Studio, home: Path) -> list[dict]:
     """The plugins ``studio plugins list --json`` lists: every row after Studio's own, which comes first."""
     own, *plugins = json.loads(studio(home, "plugins", "list", "--json").stdout)
     assert (own["id"], own["installed_by"]) == ("studio", "built in")
@@ -83,13 +101,13 @@ def wheel(tmp_path) -> Path:
                         generator_id="cli-gen", generator_code=GENERATOR, manifest_extra=MANIFEST_EXTRA)
 
 
-def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel):
+def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel, studio):
     home = tmp_path / "home"
-    empty = studio(home, "plugins", "list")
+    empty = run_studio(home, "plugins", "list")  # as a person runs it
     assert empty.returncode == 0 and "No plugins are installed" in empty.stdout
 
     # Without a terminal to ask on, installing needs --yes; nothing is installed.
-    asked = studio(home, "plugins", "install", str(wheel))
+    asked = run_studio(home, "plugins", "install", str(wheel))
     assert (asked.returncode, asked.stderr) == (2, "studio: there is no terminal to ask on, so nothing was "
                                                    f"installed; pass -y (--yes) to install {wheel}.\n")
     assert "Test Plugin" in asked.stdout  # the plan was shown first
@@ -98,7 +116,7 @@ def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel):
     installed = studio(home, "plugins", "install", str(wheel), "--yes")
     assert installed.returncode == 0, installed.stderr
     assert "It is disabled until you run: studio plugins enable cli-plugin" in installed.stdout
-    listed = plugins_listed(home)
+    listed = plugins_listed(studio, home)
     assert [(p["id"], p["status"], p["generators"], p["postprocessors"], p["installed_by"]) for p in listed] == \
         [("cli-plugin", "disabled", ["cli-gen"], ["darken"], "studio")]
 
@@ -157,10 +175,10 @@ def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel):
     removed = studio(home, "plugins", "uninstall", "cli-plugin", "-y")
     assert removed.returncode == 0 and "Removed Test Plugin 1.0.0." in removed.stdout
     assert not (home / "data" / "plugins" / "cli-plugin").exists()
-    assert plugins_listed(home) == []
+    assert plugins_listed(studio, home) == []
 
 
-def test_bad_sources_and_ids_are_one_sentence(tmp_path):
+def test_bad_sources_and_ids_are_one_sentence(tmp_path, studio):
     home = tmp_path / "home"
     missing = studio(home, "plugins", "install", str(tmp_path / "nope.whl"), "--yes")
     assert missing.returncode == 2 and missing.stderr.startswith("studio: ")
@@ -172,7 +190,7 @@ def test_bad_sources_and_ids_are_one_sentence(tmp_path):
     assert ghost.stderr.strip() == "studio: No plugin called 'ghost' is installed."
 
 
-def test_a_plugins_folder_that_cannot_be_written_is_one_sentence_not_a_traceback(tmp_path, wheel):
+def test_a_plugins_folder_that_cannot_be_written_is_one_sentence_not_a_traceback(tmp_path, wheel, studio):
     # Studio's data folder is a regular file: no folder can be made in it, for root too.
     home = tmp_path / "home"
     home.mkdir()
@@ -183,7 +201,7 @@ def test_a_plugins_folder_that_cannot_be_written_is_one_sentence_not_a_traceback
                              "written to (Not a directory).\n")
 
 
-def test_uninstalling_where_the_plugins_folder_cannot_be_written_is_one_sentence(tmp_path, wheel):
+def test_uninstalling_where_the_plugins_folder_cannot_be_written_is_one_sentence(tmp_path, wheel, studio):
     home = tmp_path / "home"
     assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
     plugins = home / "data" / "plugins"
@@ -194,10 +212,10 @@ def test_uninstalling_where_the_plugins_folder_cannot_be_written_is_one_sentence
     assert removed.stderr == (f"studio: Could not remove cli-plugin: {plugins} could not be written to "
                               "(File exists).\n")
     assert not (plugins / "state.json").exists()  # it was off: removing it writes no state
-    assert [p["id"] for p in plugins_listed(home)] == ["cli-plugin"]
+    assert [p["id"] for p in plugins_listed(studio, home)] == ["cli-plugin"]
 
 
-def test_an_enabled_plugin_that_cannot_be_removed_stays_enabled(tmp_path, wheel):
+def test_an_enabled_plugin_that_cannot_be_removed_stays_enabled(tmp_path, wheel, studio):
     home = tmp_path / "home"
     assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
     assert studio(home, "plugins", "enable", "cli-plugin").returncode == 0
@@ -210,14 +228,15 @@ def test_an_enabled_plugin_that_cannot_be_removed_stays_enabled(tmp_path, wheel)
     assert json.loads((plugins / "state.json").read_text()) == {"enabled": ["cli-plugin"]}  # as before
 
 
-def test_a_plugin_runs_when_its_cache_folder_cannot_be_made_and_says_so(tmp_path, wheel):
+def test_a_plugin_runs_when_its_cache_folder_cannot_be_made_and_says_so(tmp_path, wheel, studio):
     home = tmp_path / "home"
     assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
     assert studio(home, "plugins", "enable", "cli-plugin").returncode == 0
     shutil.rmtree(home / "cache", ignore_errors=True)
     (home / "cache").write_text("x")  # no folder can be made in Studio's cache folder, for root too
     out = tmp_path / "made.png"
-    made = studio(home, "generate", "--generator", "cli-gen", "--prompt", "x", "--size", "64x64", "-o", str(out))
+    # In a process of its own: the stand-in folder is removed as Studio's process ends.
+    made = run_studio(home, "generate", "--generator", "cli-gen", "--prompt", "x", "--size", "64x64", "-o", str(out))
     assert made.returncode == 0, made.stderr
     assert Image.open(out).getpixel((0, 0)) == (100, 0, 0)
     said = made.stdout + made.stderr
@@ -227,7 +246,7 @@ def test_a_plugin_runs_when_its_cache_folder_cannot_be_made_and_says_so(tmp_path
     assert not Path(stand_in).exists()  # removed when Studio ended
 
 
-def test_install_and_update_from_an_index_on_a_local_server(tmp_path):
+def test_install_and_update_from_an_index_on_a_local_server(tmp_path, studio):
     import hashlib
     from functools import partial
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -260,13 +279,13 @@ def test_install_and_update_from_an_index_on_a_local_server(tmp_path):
         assert studio(home, "plugins", "update", "--index", index, "--yes").stdout.strip() == \
             "Every plugin is up to date."
         publish(old, new)
-        asked = studio(home, "plugins", "update", "--index", index)  # no terminal to ask on
+        asked = run_studio(home, "plugins", "update", "--index", index)  # no terminal to ask on, as a person runs it
         assert (asked.returncode, asked.stdout, asked.stderr) == (
             2, "cli-plugin 1.0.0 → 1.1.0 is available.\n",
             "studio: there is no terminal to ask on, so nothing was updated; pass -y (--yes) to update cli-plugin.\n")
         updated = studio(home, "plugins", "update", "--index", index, "--yes")
         assert updated.returncode == 0 and "Updated cli-plugin to 1.1.0." in updated.stdout, updated.stderr
-        assert plugins_listed(home)[0]["version"] == "1.1.0"
+        assert plugins_listed(studio, home)[0]["version"] == "1.1.0"
         missing = studio(home, "plugins", "install", "nothing-here", "--index", index, "--yes")
         assert missing.returncode == 2 and "has no plugin called 'nothing-here'; it offers: cli-plugin." in \
             missing.stderr
@@ -277,7 +296,7 @@ def test_install_and_update_from_an_index_on_a_local_server(tmp_path):
     assert unreachable.returncode == 2 and index in unreachable.stderr
 
 
-def test_a_plugin_id_is_looked_up_in_the_index_of_the_settings(tmp_path, wheel, monkeypatch):
+def test_a_plugin_id_is_looked_up_in_the_index_of_the_settings(tmp_path, wheel, monkeypatch, studio):
     import hashlib
 
     from studio.core.settings import load_settings, save_settings
@@ -299,7 +318,7 @@ def test_a_plugin_id_is_looked_up_in_the_index_of_the_settings(tmp_path, wheel, 
     assert "Installed Test Plugin 1.0.0." in installed.stdout
 
 
-def test_a_fresh_install_is_disabled_even_where_a_copy_removed_by_hand_was_enabled(tmp_path, wheel):
+def test_a_fresh_install_is_disabled_even_where_a_copy_removed_by_hand_was_enabled(tmp_path, wheel, studio):
     home = tmp_path / "home"
     assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
     assert studio(home, "plugins", "enable", "cli-plugin").returncode == 0
@@ -307,11 +326,11 @@ def test_a_fresh_install_is_disabled_even_where_a_copy_removed_by_hand_was_enabl
     again = studio(home, "plugins", "install", str(wheel), "--yes")
     assert again.returncode == 0, again.stderr
     assert "It is disabled until you run: studio plugins enable cli-plugin" in again.stdout
-    listed = plugins_listed(home)
+    listed = plugins_listed(studio, home)
     assert [(p["id"], p["status"]) for p in listed] == [("cli-plugin", "disabled")]  # as it said
 
 
-def test_a_damaged_list_of_enabled_plugins_is_said_set_aside_and_not_overwritten(tmp_path, wheel):
+def test_a_damaged_list_of_enabled_plugins_is_said_set_aside_and_not_overwritten(tmp_path, wheel, studio):
     home = tmp_path / "home"
     assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
     plugins = home / "data" / "plugins"
@@ -326,7 +345,7 @@ def test_a_damaged_list_of_enabled_plugins_is_said_set_aside_and_not_overwritten
     assert (plugins / "state.json.broken").read_text() == '{"enabled": ["cli-plugin"'
 
 
-def test_installing_over_an_enabled_plugin_says_what_it_replaces_and_that_it_stays_enabled(tmp_path):
+def test_installing_over_an_enabled_plugin_says_what_it_replaces_and_that_it_stays_enabled(tmp_path, studio):
     home = tmp_path / "home"
     newer = plugin_wheel(tmp_path / "v2", version="2.0.0")
     older = plugin_wheel(tmp_path / "v1", version="1.0.0")
@@ -336,11 +355,11 @@ def test_installing_over_an_enabled_plugin_says_what_it_replaces_and_that_it_sta
     assert replaced.returncode == 0, replaced.stderr
     assert "Downgrade: replaces the installed version 2.0.0" in replaced.stdout
     assert "Installed Test Plugin 1.0.0 in place of 2.0.0; it stays enabled" in replaced.stdout
-    listed = plugins_listed(home)
+    listed = plugins_listed(studio, home)
     assert [(p["version"], p["status"]) for p in listed] == [("1.0.0", "enabled")]
 
 
-def test_a_plugin_taking_studio_s_own_generator_id_is_neither_installed_nor_enabled(tmp_path):
+def test_a_plugin_taking_studio_s_own_generator_id_is_neither_installed_nor_enabled(tmp_path, studio):
     home = tmp_path / "home"
     wheel = plugin_wheel(tmp_path / "taken", plugin_id="taker", generator_id="diffusers")  # Studio's own id
     installed = studio(home, "plugins", "install", str(wheel), "--yes")
@@ -369,14 +388,14 @@ class Generator:
 '''
 
 
-def test_a_thread_a_plugin_leaves_running_does_not_keep_the_command_from_ending(tmp_path):
+def test_a_thread_a_plugin_leaves_running_does_not_keep_the_command_from_ending(tmp_path, studio):
     home = tmp_path / "home"
     wheel = plugin_wheel(tmp_path / "wheels", plugin_id="lingers", package="studio_tp_lingers",
                          generator_id="lingers-gen", generator_code=LINGERING)
     assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
     assert studio(home, "plugins", "enable", "lingers").returncode == 0
-    made = studio(home, "generate", "--generator", "lingers-gen", "--prompt", "x", "--size", "64x64", "-o",
-                  str(tmp_path / "x.png"), timeout=60)  # before: still running when the time was up
+    made = run_studio(home, "generate", "--generator", "lingers-gen", "--prompt", "x", "--size", "64x64", "-o",
+                      str(tmp_path / "x.png"), timeout=60)  # before: still running when the time was up
     assert made.returncode == 0, made.stderr
     assert Image.open(tmp_path / "x.png").getpixel((0, 0)) == (9, 9, 9)
     assert "Exiting past threads left running: forgotten" in (home / "data" / "studio.log").read_text()
@@ -404,7 +423,7 @@ class Generator:
 '''
 
 
-def test_a_generator_making_fewer_or_more_pictures_than_asked_is_said_and_fewer_exits_1(tmp_path):
+def test_a_generator_making_fewer_or_more_pictures_than_asked_is_said_and_fewer_exits_1(tmp_path, studio):
     home = tmp_path / "home"
     wheel = plugin_wheel(tmp_path / "wheels", plugin_id="counting", package="studio_tp_counting",
                          generator_id="counting", generator_code=COUNTING,
@@ -488,7 +507,7 @@ class Stuck:
 '''
 
 
-def test_ctrl_c_on_a_plugin_that_does_not_stop_is_a_cancel_and_the_wait_on_it_is_shown(tmp_path):
+def test_ctrl_c_on_a_plugin_that_does_not_stop_is_a_cancel_and_the_wait_on_it_is_shown(tmp_path, studio):
     # The bar said "Starting the engine" all through the plugin's work; Ctrl+C ended in exit 1 and "the plugin was
     # switched off until Studio restarts …; turn it on again in Plugins" (the list still said enabled).
     home = tmp_path / "home"
@@ -503,7 +522,8 @@ def test_ctrl_c_on_a_plugin_that_does_not_stop_is_a_cancel_and_the_wait_on_it_is
     command = [sys.executable, "-m", "studio", "postprocess", str(picture), "-o", str(tmp_path / "out.png"),
                "--method", "stuck-pp"]
     with subprocess.Popen(command, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True, encoding="utf-8") as process:
+                          stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                          preexec_fn=sigint_as_at_a_terminal) as process:
         try:
             shown = ""
             while "Running Stuck (plugin Test Plugin)" not in shown:
@@ -542,7 +562,7 @@ def test_install_and_uninstall_ask_at_a_terminal_as_models_remove_does(tmp_path,
 
 @pytest.mark.parametrize("args, done", [(["uninstall", "studio", "-y"], "cannot be uninstalled"),
                                         (["disable", "studio"], "cannot be disabled")])
-def test_studio_s_own_id_is_refused_as_studio_itself_not_as_a_plugin_s_choice(args, done, tmp_path):
+def test_studio_s_own_id_is_refused_as_studio_itself_not_as_a_plugin_s_choice(args, done, tmp_path, studio):
     # "The plugin id 'studio' belongs to Studio itself; a plugin must choose another": words for plugin authors.
     refused = studio(tmp_path / "home", "plugins", *args)
     assert (refused.returncode, refused.stderr) == (
