@@ -44,6 +44,7 @@ from studio.ui.history_actions import HistoryActions
 from studio.ui.result_arrival import ResultArrival
 from studio.ui.settings_saving import SettingsSaving
 from studio.ui.status_bar import StudioStatusBar
+from studio.ui.tasks import loop_can_run_tasks
 from studio.ui.theme import icon
 from studio.ui.window_layout import restore_layout
 
@@ -243,12 +244,13 @@ class MainWindow(QMainWindow):
         # Quitting cancels every job (as Krita and InvokeAI ask, ask) and, unless kept, loses unsaved canvas work.
         # The questions are asked from a task through modal(): a dialog's own loop run here, inside qasync's, left the
         # window's tasks unable to wake. The close is refused meanwhile and made again once answered.
-        if self._close_answer is None and self.asks_before_closing and self._close_questions_needed():
+        asking = self._close_answer is None and self.asks_before_closing and self._close_questions_needed()
+        if asking and loop_can_run_tasks():
             event.ignore()
             if self.closing is None or self.closing.done():
                 self.closing = self.actions_.run(self._ask_then_close())
             return
-        keep = self._close_answer == KEEP_WORK
+        keep = self._close_answer == KEEP_WORK or asking  # no loop left to ask from: kept, as after a crash
         self._close_answer = None
         self.persist_settings()
         self.submission.drop_waiting()

@@ -10,6 +10,15 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+def loop_can_run_tasks() -> bool:
+    """Whether a task started now would run: the window's loop is there and not closed (a script that closes the
+    window after its loop has ended leaves nothing to ask from)."""
+    try:
+        return not asyncio.get_event_loop().is_closed()
+    except RuntimeError:  # no loop at all
+        return False
+
+
 class Tasks:
     """Keeps each task until it ends (asyncio holds tasks only weakly, so one could be collected mid-way), and logs
     one that ended with an error nobody handled instead of dropping it."""
