@@ -196,7 +196,9 @@ def test_a_failed_job_says_one_sentence_and_keeps_the_traceback_in_the_log(tiny_
     import shutil
 
     broken = shutil.copytree(tiny_model_dir, tmp_path / "broken")
-    (broken / "unet" / "config.json").write_text("{not json")  # found out when the engine loads it
+    # A config that reads fine but does not fit the weights: found out only when the engine loads them.
+    config = json.loads((broken / "unet" / "config.json").read_text())
+    (broken / "unet" / "config.json").write_text(json.dumps({**config, "cross_attention_dim": 7}))
     result = generate_here(capsys, "--model", str(broken), "--prompt", "p", "-o", str(tmp_path / "o.png"))
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
