@@ -24,7 +24,8 @@ from studio.core.model_library import (
     with_hashes,
 )
 from studio.core.paths import studio_paths
-from studio.core.settings import Settings, load_settings, update_settings
+from studio.core.settings import Settings, load_settings
+from studio.core.settings_writing import update_settings
 
 LISTED_KINDS = (*KIND_FOLDERS, "image-encoder", "annotator", "unknown")  # every kind the library tells apart
 HASH_NOTICE_BYTES = 256 * 1024**2  # new files to hash before a bar is shown: about a quarter of a second's reading

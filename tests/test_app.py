@@ -247,7 +247,8 @@ def test_a_read_only_data_folder_shows_the_real_history_read_only_and_jobs_still
     from studio_testing import why_root_cannot_give_up_writes, without_root_writes
 
     from studio.core.paths import studio_paths
-    from studio.core.settings import load_settings, save_settings
+    from studio.core.settings import load_settings
+    from studio.core.settings_writing import save_settings
     from studio.services.history_store import HistoryEntry, HistoryStore
 
     if why := why_root_cannot_give_up_writes():

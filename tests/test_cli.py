@@ -567,7 +567,8 @@ def test_a_hires_upscaler_is_taken_by_the_name_the_engine_finds(tiny_model_dir, 
 
     from studio.cli import build_parser
     from studio.cli_request import build_request
-    from studio.core.settings import load_settings, save_settings
+    from studio.core.settings import load_settings
+    from studio.core.settings_writing import save_settings
 
     settings = load_settings()
     esrgan(settings.models_dir / "upscalers" / "4x-Sharp.safetensors")

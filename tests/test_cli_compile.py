@@ -31,7 +31,8 @@ def notes(err: str) -> list[str]:
 def test_generate_says_once_that_compile_does_nothing_on_the_cpu(studio_home, tiny_model_dir, tmp_path, monkeypatch,
                                                                  capsys, jobs_recorded, given, setting, said):
     from studio.cli import main
-    from studio.core.settings import load_settings, save_settings
+    from studio.core.settings import load_settings
+    from studio.core.settings_writing import save_settings
 
     monkeypatch.setenv("STUDIO_DEVICE", "cpu")
     settings = load_settings()
@@ -47,7 +48,8 @@ def test_rerun_says_that_the_compile_setting_does_nothing_on_the_cpu(studio_home
                                                                      monkeypatch, capsys, jobs_recorded):
     from studio.cli import main
     from studio.core.paths import studio_paths
-    from studio.core.settings import load_settings, save_settings
+    from studio.core.settings import load_settings
+    from studio.core.settings_writing import save_settings
     from studio.services.history_store import HistoryStore
 
     monkeypatch.setenv("STUDIO_DEVICE", "cpu")

@@ -8,7 +8,8 @@ import torch
 from studio_testing import studio_here
 
 import studio.cli_job
-from studio.core.settings import load_settings, save_settings
+from studio.core.settings import load_settings
+from studio.core.settings_writing import save_settings
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from test_cli import generate_help
 
 
 def save_sampling(steps: int, cfg_scale: float, scheduler: str) -> None:
-    from studio.core.settings import load_settings, save_settings
+    from studio.core.settings import load_settings
+    from studio.core.settings_writing import save_settings
 
     settings = load_settings()
     generation = settings.generation
@@ -48,7 +49,8 @@ def test_the_help_gives_the_settings_sampling_as_the_defaults(studio_home, capsy
 
 
 def save_generation(**values: object) -> None:
-    from studio.core.settings import load_settings, save_settings
+    from studio.core.settings import load_settings
+    from studio.core.settings_writing import save_settings
 
     settings = load_settings()
     for name, value in values.items():

@@ -207,7 +207,8 @@ def test_rerun_runs_the_way_the_person_s_settings_say(studio_home, tiny_model_di
     # ``studio history rerun`` once ran with the request's defaults (speed "fast"), not the person's settings.
     from studio.cli import main
     from studio.core.paths import studio_paths
-    from studio.core.settings import load_settings, save_settings
+    from studio.core.settings import load_settings
+    from studio.core.settings_writing import save_settings
     from studio.services.history_store import HistoryStore
 
     settings = load_settings()

@@ -279,10 +279,11 @@ def test_commands_run_at_once_each_keep_their_change_to_the_linked_folders(home,
     from studio.cli import build_parser
     from studio.cli_models import run_models
     from studio.core import settings as settings_module
+    from studio.core import settings_writing
 
     monkeypatch.setenv("STUDIO_HOME", str(home))
     folders = [lora(tmp_path / f"l{n}" / "Lora" / f"ink{n}.safetensors").parent.parent for n in (1, 2)]
-    read = settings_module._read_settings
+    read = settings_writing.read_settings
     together = threading.Barrier(2, timeout=1)
 
     def read_together(paths):  # noqa: ANN001, ANN202
@@ -293,7 +294,7 @@ def test_commands_run_at_once_each_keep_their_change_to_the_linked_folders(home,
             pass
         return settings
 
-    monkeypatch.setattr(settings_module, "_read_settings", read_together)
+    monkeypatch.setattr(settings_writing, "read_settings", read_together)
     codes: list[int] = []
     commands = [threading.Thread(target=lambda f=folder: codes.append(
         run_models(build_parser().parse_args(["models", "link", str(f)])))) for folder in folders]
@@ -302,7 +303,7 @@ def test_commands_run_at_once_each_keep_their_change_to_the_linked_folders(home,
     for command in commands:
         command.join()
     assert codes == [0, 0] and capsys.readouterr().out.count("Linked ") == 2
-    monkeypatch.setattr(settings_module, "_read_settings", read)
+    monkeypatch.setattr(settings_writing, "read_settings", read)
     assert sorted(settings_module.load_settings().extra_model_paths) == folders
 
 

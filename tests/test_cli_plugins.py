@@ -299,7 +299,8 @@ def test_install_and_update_from_an_index_on_a_local_server(tmp_path, studio):
 def test_a_plugin_id_is_looked_up_in_the_index_of_the_settings(tmp_path, wheel, monkeypatch, studio):
     import hashlib
 
-    from studio.core.settings import load_settings, save_settings
+    from studio.core.settings import load_settings
+    from studio.core.settings_writing import save_settings
 
     home = tmp_path / "home"
     unset = studio(home, "plugins", "install", "cli-plugin", "--yes")

@@ -21,7 +21,7 @@ from studio.core.image_inspection import inspect_image
 from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
-from studio.core.settings import GenerationPreset, PromptStyle
+from studio.core.settings_sections import GenerationPreset, PromptStyle
 from studio.services.changed_files import changed_file_warnings, picture_file_warnings
 from studio.services.history_reuse import missing_pictures, recorded_choices, request_for_entry
 from studio.services.history_store import HistoryEntry

@@ -20,7 +20,8 @@ from studio.core.document_io import DocumentSnapshot
 from studio.core.errors import StudioError, os_reason
 from studio.core.paths import studio_paths
 from studio.core.requests import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE
-from studio.core.settings import GenerationDefaults, Settings
+from studio.core.settings import Settings
+from studio.core.settings_sections import GenerationDefaults
 from studio.services.autosave import Autosaver
 from studio.services.history_store import HistoryStore
 from studio.services.jobs import JobService

@@ -19,7 +19,7 @@ from studio.core.images import keep_png, open_image
 from studio.core.parameters import validate_settings
 from studio.core.paths import resources_dir
 from studio.core.requests import PostProcessRequest, PostStep
-from studio.core.settings import PostStepSetting
+from studio.core.settings_sections import PostStepSetting
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution
 from studio.ui.actions import make_action
 from studio.ui.parameter_form import ImageSource

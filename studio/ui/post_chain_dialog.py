@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import StudioError
-from studio.core.settings import PostStepSetting
+from studio.core.settings_sections import PostStepSetting
 from studio.plugin_host.registry import Contribution
 from studio.ui.parameter_form import ImageSource
 from studio.ui.post_process_dialog import PostProcessDialog

@@ -16,7 +16,7 @@ from studio.core.inpaint import InpaintOptions
 from studio.core.models import ModelEntry
 from studio.core.prompt_loras import without_tags
 from studio.core.requests import MAX_SEED, SCHEDULER_NAMES, GenerationRequest
-from studio.core.settings import GenerationDefaults, PromptStyle
+from studio.core.settings_sections import GenerationDefaults, PromptStyle
 from studio.plugin_host.registry import Contribution
 from studio.ui import prompt_panel_values
 from studio.ui.control_box import ControlBox

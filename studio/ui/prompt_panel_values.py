@@ -10,7 +10,7 @@ from studio.core.errors import InvalidRequest
 from studio.core.hires import HiresFix
 from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
 from studio.core.requests import MAX_SEED, GenerationRequest
-from studio.core.settings import GenerationDefaults, LoraSetting
+from studio.core.settings_sections import GenerationDefaults, LoraSetting
 
 if TYPE_CHECKING:  # the panel imports this module
     from studio.ui.prompt_panel import PromptPanel

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, QTimer
 
 from studio.core.errors import StudioError
-from studio.core.settings import OrderedSaves
+from studio.core.settings_writing import OrderedSaves
 from studio.ui.window_layout import capture_layout
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from typing import Any
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QMenu, QToolButton, QWidget
 
-from studio.core.settings import PromptStyle
+from studio.core.settings_sections import PromptStyle
 from studio.ui.theme import icon
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QByteArray, QSize
 from PySide6.QtGui import QColor
 
-from studio.core.settings import WindowLayout
+from studio.core.settings_sections import WindowLayout
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow

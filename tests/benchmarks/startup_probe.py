@@ -64,7 +64,8 @@ sys.exit(studio.app.run_app())
 SETTINGS = r"""
 import sys
 sys.path.insert(0, {root!r})
-from studio.core.settings import load_settings, save_settings
+from studio.core.settings import load_settings
+from studio.core.settings_writing import save_settings
 from pathlib import Path
 settings = load_settings()
 link = settings.models_dir / Path({model!r}).name  # in the models folder, so the library's scan lists it

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 
 from studio.core.errors import StudioError
 from studio.core.paths import StudioPaths, studio_paths
-from studio.core.settings import Settings, load_settings, save_settings
+from studio.core.settings import Settings, load_settings
+from studio.core.settings_writing import save_settings
 
 
 def test_studio_home_puts_every_folder_under_it(studio_home):
@@ -275,15 +275,6 @@ def test_explicit_paths_are_used_instead_of_studio_home(tmp_path):
     assert load_settings(paths).device == "cpu"
 
 
-def test_settings_that_cannot_be_saved_raise_one_sentence(tmp_path):
-    blocker = tmp_path / "config"
-    blocker.write_text("a file where the config folder should be")
-    paths = StudioPaths(blocker, tmp_path / "data", tmp_path / "cache")
-    with pytest.raises(StudioError) as err:
-        save_settings(Settings.defaults(paths), paths)
-    assert str(err.value).startswith(f"Settings could not be saved to {Path(blocker) / 'settings.toml'}")
-
-
 def test_several_bad_items_of_one_list_go_and_only_they(studio_home):
     paths = studio_paths()
     paths.config_dir.mkdir(parents=True)
@@ -333,29 +324,6 @@ def test_folders_written_with_a_tilde_or_relative_are_made_absolute_under_home(s
     assert settings.extra_model_paths == [home / "sd" / "dream.safetensors"]
 
 
-def test_a_style_fills_prompt_into_its_negative_prompt_too():
-    from studio.core.settings import PromptStyle
-
-    style = PromptStyle(name="s", prompt="{prompt}, oil painting", negative_prompt="{prompt}, lowres, bad hands")
-    assert style.apply("a cat", "blurry") == ("a cat, oil painting", "blurry, lowres, bad hands")
-    assert PromptStyle(name="t", negative_prompt="lowres").apply("a cat", "blurry") == ("a cat", "blurry, lowres")
-
-
-def test_an_older_settings_snapshot_that_finishes_later_never_overwrites_a_newer_one(studio_home):
-    """A background save's slow fsync finished after the save on quit, and the last edits were lost."""
-    from studio.core.settings import OrderedSaves
-
-    saves = OrderedSaves()
-    settings = load_settings()
-    older, newer = saves.ticket(), saves.ticket()
-    settings.generation.prompt = "new prompt"
-    saves.save(settings, newer)
-    stale = settings.model_copy(deep=True)
-    stale.generation.prompt = "old prompt"
-    saves.save(stale, older)
-    assert load_settings().generation.prompt == "new prompt"
-
-
 def test_loras_past_the_limit_and_guides_studio_cannot_use_are_named_when_dropped(studio_home):
     """A hand-edited file's LoRAs past MAX_LORAS and its badly formed (or too many) ControlNet guides were dropped
     with no word; they are named in the load note like any other value Studio cannot use."""
@@ -377,53 +345,3 @@ def test_loras_past_the_limit_and_guides_studio_cannot_use_are_named_when_droppe
     assert settings.load_note.startswith(f"Some settings could not be read ({', '.join(past)}, generation.controls."
                                          f"{MAX_GUIDES + 1}, generation.controls.0) and take their defaults; ")
 
-
-def test_settings_made_in_code_keep_what_a_job_can_take_without_a_word(studio_home):
-    from studio.core.control import MAX_GUIDES
-    from studio.core.requests import MAX_LORAS
-    from studio.core.settings import GenerationDefaults
-
-    made = GenerationDefaults(loras=[{"name": f"lora{i}"} for i in range(MAX_LORAS + 2)],
-                              controls=[{"model": "canny", "weight": "heavy"},
-                                        *({"model": f"cn{i}"} for i in range(MAX_GUIDES + 1))])
-    assert len(made.loras) == MAX_LORAS
-    assert [guide["model"] for guide in made.controls] == [f"cn{i}" for i in range(MAX_GUIDES)]
-
-
-def test_the_window_saving_keeps_a_folder_a_command_linked_meanwhile_and_its_own_link_changes(studio_home, tmp_path):
-    from studio.core.settings import update_settings
-
-    def links(*paths: Path):  # noqa: ANN202 - what `studio models link` (or unlink) does to the file
-        def change(current: Settings) -> bool:
-            current.extra_model_paths = list(paths)
-            return True
-        return change
-
-    save_settings(Settings.defaults(studio_paths()).model_copy(update={"extra_model_paths": [tmp_path / "old"]}))
-    window = load_settings()
-    update_settings(links(tmp_path / "old", tmp_path / "by-command"))  # while the window is open
-    window.device = "cpu"
-    window.extra_model_paths = [*window.extra_model_paths, tmp_path / "by-window"]
-    save_settings(window.model_copy(deep=True))  # a background save's snapshot
-    assert load_settings().extra_model_paths == [tmp_path / "old", tmp_path / "by-command", tmp_path / "by-window"]
-    window.extra_model_paths = [tmp_path / "old"]  # the window unlinks its own again
-    save_settings(window)
-    saved = load_settings()
-    assert saved.extra_model_paths == [tmp_path / "old", tmp_path / "by-command"] and saved.device == "cpu"
-    update_settings(links(tmp_path / "by-command"))
-    save_settings(window)  # nothing changed in the window: the command's unlink stays
-    assert load_settings().extra_model_paths == [tmp_path / "by-command"]
-
-
-def test_settings_saved_while_another_studio_holds_the_lock_wait_for_it_then_say_so(studio_home, monkeypatch):
-    from filelock import FileLock
-
-    from studio.core import settings as settings_module
-
-    paths = studio_paths()
-    paths.config_dir.mkdir(parents=True)
-    monkeypatch.setattr(settings_module, "SETTINGS_LOCK_TIMEOUT", 0.1)
-    with FileLock(paths.config_dir / settings_module.SETTINGS_LOCK), \
-            pytest.raises(StudioError, match=r"another Studio kept it busy for 0\.1 s; try again\.$"):
-        save_settings(load_settings())
-    assert not paths.settings_file.exists()

@@ -16,7 +16,7 @@ from studio.core.control import MAX_GUIDES, ControlGuide
 from studio.core.errors import InvalidRequest
 from studio.core.model_library import LibraryItem
 from studio.core.models import ModelEntry
-from studio.core.settings import GenerationDefaults
+from studio.core.settings_sections import GenerationDefaults
 from studio.engine.control_nets import control_pictures
 from studio.plugin_host.registry import GENERATOR, Contribution
 from studio.ui import control_picture

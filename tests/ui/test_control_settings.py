@@ -12,7 +12,7 @@ from test_control_box import CANNY15, MODELS, SD15, SDXL, WAIT_MS
 from studio.core.control import ControlGuide
 from studio.core.errors import InvalidRequest
 from studio.core.models import ModelEntry
-from studio.core.settings import GenerationDefaults
+from studio.core.settings_sections import GenerationDefaults
 from studio.ui.prompt_panel import PromptPanel
 
 

@@ -189,7 +189,7 @@ def test_a_chain_step_whose_picture_cannot_be_taken_is_not_added_and_its_picture
 
 
 def test_run_again_remakes_a_chain_step_with_its_picture_and_strength(qtbot, window, settings, tmp_path):  # noqa: ANN001
-    from studio.core.settings import PostStepSetting
+    from studio.core.settings_sections import PostStepSetting
     from studio.services.history_reuse import request_for_entry
 
     window.plugin_actions.set_chain([PostStepSetting(processor="color", params={"style": _reference(tmp_path)},
@@ -277,7 +277,7 @@ def test_a_seed_out_of_range_is_said_in_the_dialog_and_never_kept_in_the_chain(q
 
 def test_applying_a_filter_from_the_menu_changes_only_its_own_step_of_the_chain(qtbot, window, settings, tmp_path):
     """The chain held Histogram twice: applying Histogram from the Filters menu removed both and put one back."""
-    from studio.core.settings import PostStepSetting
+    from studio.core.settings_sections import PostStepSetting
 
     reference = _reference(tmp_path)
     window.plugin_actions.set_chain([PostStepSetting(processor="histogram", params={"style": reference}),
@@ -372,7 +372,7 @@ def test_a_deleted_reference_is_shown_as_missing_and_left_out_of_a_generation_wi
     missing file, which must be replaced."""
     import os
 
-    from studio.core.settings import PostStepSetting
+    from studio.core.settings_sections import PostStepSetting
 
     window.plugin_actions.set_chain([PostStepSetting(processor="color", params={"style": _reference(tmp_path)},
                                                      strength=0.5)])

@@ -4,7 +4,8 @@ later without touching the prompt, and kept in the settings file."""
 from __future__ import annotations
 
 from studio.core.paths import studio_paths
-from studio.core.settings import PostStepSetting, load_settings
+from studio.core.settings import load_settings
+from studio.core.settings_sections import PostStepSetting
 
 
 def test_a_preset_keeps_settings_and_chain_but_not_the_prompt(qtbot, window, settings, tmp_path):
@@ -50,7 +51,7 @@ def test_a_name_with_an_ampersand_shows_as_written(qtbot, window):  # noqa: ANN0
 
 
 def test_a_preset_whose_plugin_generator_is_gone_says_so_and_keeps_the_model(qtbot, window, settings):  # noqa: ANN001
-    from studio.core.settings import GenerationPreset
+    from studio.core.settings_sections import GenerationPreset
 
     panel = window.prompt_panel
     model = panel.model_combo.currentText()

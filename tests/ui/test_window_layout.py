@@ -39,7 +39,7 @@ def test_a_first_window_fits_the_screen_and_bad_saved_values_are_brought_into_ra
     room = first.screen().availableGeometry()
     assert first.width() <= room.width() and first.height() <= room.height()  # the offscreen screen: 800x800
 
-    from studio.core.settings import save_settings
+    from studio.core.settings_writing import save_settings
 
     settings = load_settings()
     settings.window = settings.window.model_copy(update={

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from studio.core.errors import StudioError
+from studio.core.paths import StudioPaths, studio_paths
+from studio.core.settings import Settings, load_settings
+from studio.core.settings_writing import save_settings
+
+
+def test_settings_that_cannot_be_saved_raise_one_sentence(tmp_path):
+    blocker = tmp_path / "config"
+    blocker.write_text("a file where the config folder should be")
+    paths = StudioPaths(blocker, tmp_path / "data", tmp_path / "cache")
+    with pytest.raises(StudioError) as err:
+        save_settings(Settings.defaults(paths), paths)
+    assert str(err.value).startswith(f"Settings could not be saved to {Path(blocker) / 'settings.toml'}")
+
+
+def test_an_older_settings_snapshot_that_finishes_later_never_overwrites_a_newer_one(studio_home):
+    """A background save's slow fsync finished after the save on quit, and the last edits were lost."""
+    from studio.core.settings_writing import OrderedSaves
+
+    saves = OrderedSaves()
+    settings = load_settings()
+    older, newer = saves.ticket(), saves.ticket()
+    settings.generation.prompt = "new prompt"
+    saves.save(settings, newer)
+    stale = settings.model_copy(deep=True)
+    stale.generation.prompt = "old prompt"
+    saves.save(stale, older)
+    assert load_settings().generation.prompt == "new prompt"
+
+
+def test_the_window_saving_keeps_a_folder_a_command_linked_meanwhile_and_its_own_link_changes(studio_home, tmp_path):
+    from studio.core.settings_writing import update_settings
+
+    def links(*paths: Path):  # noqa: ANN202 - what `studio models link` (or unlink) does to the file
+        def change(current: Settings) -> bool:
+            current.extra_model_paths = list(paths)
+            return True
+        return change
+
+    save_settings(Settings.defaults(studio_paths()).model_copy(update={"extra_model_paths": [tmp_path / "old"]}))
+    window = load_settings()
+    update_settings(links(tmp_path / "old", tmp_path / "by-command"))  # while the window is open
+    window.device = "cpu"
+    window.extra_model_paths = [*window.extra_model_paths, tmp_path / "by-window"]
+    save_settings(window.model_copy(deep=True))  # a background save's snapshot
+    assert load_settings().extra_model_paths == [tmp_path / "old", tmp_path / "by-command", tmp_path / "by-window"]
+    window.extra_model_paths = [tmp_path / "old"]  # the window unlinks its own again
+    save_settings(window)
+    saved = load_settings()
+    assert saved.extra_model_paths == [tmp_path / "old", tmp_path / "by-command"] and saved.device == "cpu"
+    update_settings(links(tmp_path / "by-command"))
+    save_settings(window)  # nothing changed in the window: the command's unlink stays
+    assert load_settings().extra_model_paths == [tmp_path / "by-command"]
+
+
+def test_settings_saved_while_another_studio_holds_the_lock_wait_for_it_then_say_so(studio_home, monkeypatch):
+    from filelock import FileLock
+
+    from studio.core import settings_writing as settings_module
+
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True)
+    monkeypatch.setattr(settings_module, "SETTINGS_LOCK_TIMEOUT", 0.1)
+    with FileLock(paths.config_dir / settings_module.SETTINGS_LOCK), \
+            pytest.raises(StudioError, match=r"another Studio kept it busy for 0\.1 s; try again\.$"):
+        save_settings(load_settings())
+    assert not paths.settings_file.exists()
