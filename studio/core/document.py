@@ -11,71 +11,19 @@ the stroke's box in memory, not the whole mask.
 
 from __future__ import annotations
 
-import functools
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
 
 from studio.core import comparison
 from studio.core.comparison import Comparison, MaskChange
+from studio.core.document_changes import DocumentChange, Listener, merged_changes
+from studio.core.document_steps import HistoryStep, forget_oldest, trim_whole_pictures
 from studio.core.mask import Box, new_mask, union_box
 from studio.core.metadata import Recipe
-
-HISTORY_BYTES = 768 * 2**20  # oldest steps are forgotten beyond this
-KEPT_STEPS = 2  # ... but never the last ones
-KEPT_PICTURES_BYTES = 192 * 2**20  # whole pictures kept by the steps nearest the position (three 4096x4096 ones)
-Listener = Callable[["DocumentChange"], None]
-
-
-@dataclass(frozen=True)
-class DocumentChange:
-    """What a listener must redraw: the box (None = everything) and which layers.
-
-    With neither image nor mask set, only the history changed (a stroke was recorded). ``mask_edited``: a whole
-    change, held (a history jump), before which the mask a listener was shown had been edited in place unheard of:
-    what the listener drew of that mask no longer matches it. ``mask_source``: an array that no one edits, equal to
-    the whole mask right after this change (the history's record of it), when the document knows one: a view that
-    kept what it drew of that very array swaps it back without comparing 16 MB masks (5-10 ms at 4096x4096)."""
-
-    box: Box | None
-    image: bool
-    mask: bool
-    size: bool = False
-    mask_edited: bool = False
-    mask_source: np.ndarray | None = field(default=None, compare=False, repr=False)
-
-
-@dataclass
-class _Step:
-    label: str
-    box: Box | None  # None: whole document (size may differ between before and after)
-    image_before: Image.Image | None = None
-    image_after: Image.Image | None = None
-    mask_before: np.ndarray | None = None
-    mask_after: np.ndarray | None = None
-    recipe_before: Recipe | None = None
-    recipe_after: Recipe | None = None
-    # A step of part of the picture may also hold the whole pictures before and after it (the very objects, never
-    # copies), while it is among the nearest to the position (Document._trim_wholes): undoing or redoing it is then
-    # a swap, where copying a 4096x4096 picture to paste the part back held the window 45-130 ms.
-    whole_before: Image.Image | None = None
-    whole_after: Image.Image | None = None
-    # Whether any pixel of the whole mask was masked before and after the step (None: not known).
-    masked_before: bool | None = None
-    masked_after: bool | None = None
-    nbytes: int = field(init=False, default=0)
-
-    def __post_init__(self) -> None:
-        sizes = [a.nbytes for a in (self.mask_before, self.mask_after) if a is not None]
-        sizes += [len(i.getbands()) * i.width * i.height for i in (self.image_before, self.image_after) if i]
-        self.nbytes = sum(sizes)
-        for mask in (self.mask_before, self.mask_after):
-            if mask is not None:
-                mask.flags.writeable = False  # a record is never edited: the document may take it back as its mask
 
 
 class Document:
@@ -84,7 +32,7 @@ class Document:
         self._mask: np.ndarray = new_mask(0, 0)  # read-only while it is a record the history holds
         self._masked: bool | None = False  # whether any pixel is masked (None: not known, found when asked)
         self.recipe: Recipe | None = None
-        self._steps: list[_Step] = []
+        self._steps: list[HistoryStep] = []
         self._position = 0  # steps before this are done; after it, redoable
         self._listeners: list[Callable[[], Listener | None]] = []
         self._stroke_before: np.ndarray | None = None
@@ -94,7 +42,7 @@ class Document:
         self.revision = 0  # bumps on every change: autosave compares it
         # The step done when the document was last kept elsewhere (a result in the outputs, an opened or saved file):
         # undoing back to it leaves nothing unsaved. An empty document has nothing to lose.
-        self._saved_step: _Step | None = None
+        self._saved_step: HistoryStep | None = None
         self._held_changes: list[DocumentChange] | None = None  # while changes_held() holds them
         self._unseen: Image.Image | None = None  # a picture made while they are held, not yet shown to anyone
 
@@ -194,7 +142,7 @@ class Document:
         """Whether the picture or mask holds work kept nowhere else (a painted mask, an edit since the last save)."""
         return self.image is not None and (self.in_stroke or self._current_step() is not self._saved_step)
 
-    def _current_step(self) -> _Step | None:
+    def _current_step(self) -> HistoryStep | None:
         return self._steps[self._position - 1] if self._position else None
 
     def can_undo(self) -> bool:
@@ -211,7 +159,7 @@ class Document:
         # as False and left Redo disabled (Ctrl+Z then Ctrl+Y at once redid nothing).
         change = self._restore(self._steps[self._position - 1], before=True)
         self._position -= 1
-        self._trim_wholes()
+        trim_whole_pictures(self._steps, self._position, self.image)
         self._notify(change)
         return True
 
@@ -220,7 +168,7 @@ class Document:
             return False
         change = self._restore(self._steps[self._position], before=False)
         self._position += 1
-        self._trim_wholes()
+        trim_whole_pictures(self._steps, self._position, self.image)
         self._notify(change)
         return True
 
@@ -249,41 +197,20 @@ class Document:
             yield
         finally:
             self._held_changes = self._unseen = None
-            for change in _merged(held):
+            for change in merged_changes(held):
                 self._notify(change)
 
-    def _push(self, step: _Step) -> None:
+    def _push(self, step: HistoryStep) -> None:
         if self.in_stroke and (step.mask_before is not None or step.box is None):
             self._forget_masked()  # a mask change within a stroke: undoing the stroke puts back what was before both
             step.masked_before = step.masked_after = None
         del self._steps[self._position:]
         self._steps.append(step)
-        total = sum(s.nbytes for s in self._steps)
-        # The last two changes stay whatever they weigh: a scale to 16384² (1 GB) must still be undoable after
-        # the stroke that follows it.
-        while len(self._steps) > KEPT_STEPS and total > HISTORY_BYTES:
-            total -= self._steps.pop(0).nbytes
+        forget_oldest(self._steps)
         self._position = len(self._steps)
-        self._trim_wholes()
+        trim_whole_pictures(self._steps, self._position, self.image)
 
-    def _trim_wholes(self) -> None:
-        """Whole pictures stay held by the steps nearest the position, up to KEPT_PICTURES_BYTES besides the
-        picture shown; farther steps keep only their parts."""
-        held, budget = {id(self.image)}, KEPT_PICTURES_BYTES
-        for index in sorted(range(len(self._steps)), key=lambda i: abs(i + 0.5 - self._position)):
-            step = self._steps[index]
-            for name in ("whole_before", "whole_after"):
-                picture = getattr(step, name)
-                if picture is None or id(picture) in held:
-                    continue
-                cost = picture.width * picture.height * 4  # Pillow keeps RGB in four bytes a pixel as RGBA
-                if cost > budget:
-                    setattr(step, name, None)
-                else:
-                    budget -= cost
-                    held.add(id(picture))
-
-    def _restore(self, step: _Step, before: bool) -> DocumentChange:
+    def _restore(self, step: HistoryStep, before: bool) -> DocumentChange:
         """Put the step's state back (its state before it, or after it) and return the change to tell of."""
         image = step.image_before if before else step.image_after
         mask = step.mask_before if before else step.mask_after
@@ -353,9 +280,9 @@ class Document:
                 box = box or (0, 0, 1, 1)
                 before, after = comparison.region(self.image, box), comparison.region(image, box)
             part = box != (0, 0, *image.size)
-            self._push(_Step(label, box, image_before=before, image_after=after,
-                             recipe_before=self.recipe, recipe_after=recipe,
-                             whole_before=self.image if part else None, whole_after=image if part else None))
+            self._push(HistoryStep(label, box, image_before=before, image_after=after,
+                                  recipe_before=self.recipe, recipe_after=recipe,
+                                  whole_before=self.image if part else None, whole_after=image if part else None))
             self.image, self.recipe = image, recipe
             self._notify(DocumentChange(box, True, False))
             return
@@ -392,10 +319,10 @@ class Document:
         if mask is not None and record is None:
             record = mask.copy()
         masked = False if mask is None else masked
-        self._push(_Step(label, None, image_before=self.image, image_after=image,
-                         mask_before=self._mask if self.image is not None else None, mask_after=record,
-                         recipe_before=self.recipe, recipe_after=recipe,
-                         masked_before=self._masked if self.image is not None else False, masked_after=masked))
+        self._push(HistoryStep(label, None, image_before=self.image, image_after=image,
+                              mask_before=self._mask if self.image is not None else None, mask_after=record,
+                              recipe_before=self.recipe, recipe_after=recipe,
+                              masked_before=self._masked if self.image is not None else False, masked_after=masked))
         self.image, self._mask, self.recipe = image, new_mask(*image.size) if mask is None else mask, recipe
         self._masked = masked
         self._notify(DocumentChange(None, True, True, size=True, mask_source=record))
@@ -438,17 +365,18 @@ class Document:
         if not whole:
             self._editable_mask()[y0:y1, x0:x1] = change.mask[y0:y1, x0:x1]
         masked, self._masked = self._masked, change.masked
-        self._push(_Step(label, change.box, mask_before=change.before,
-                         mask_after=change.mask if whole else change.mask[y0:y1, x0:x1].copy(),
-                         masked_before=masked, masked_after=change.masked))
+        self._push(HistoryStep(label, change.box, mask_before=change.before,
+                              mask_after=change.mask if whole else change.mask[y0:y1, x0:x1].copy(),
+                              masked_before=masked, masked_after=change.masked))
         if whole:
             self._mask = change.mask  # made read-only by the step, which holds it
         self._notify(DocumentChange(change.box, False, True, mask_source=change.mask if whole else None))
 
     def _record_mask(self, label: str, box: Box, before: np.ndarray, masked: bool | None) -> None:
         x0, y0, x1, y1 = box
-        self._push(_Step(label, box, mask_before=before[y0:y1, x0:x1].copy(),
-                         mask_after=self._mask[y0:y1, x0:x1].copy(), masked_before=masked, masked_after=self._masked))
+        self._push(HistoryStep(label, box, mask_before=before[y0:y1, x0:x1].copy(),
+                              mask_after=self._mask[y0:y1, x0:x1].copy(), masked_before=masked,
+                              masked_after=self._masked))
         self._notify(DocumentChange(box, False, True))
 
     # -- strokes: many small edits, one undo step ------------------------------------------------
@@ -481,27 +409,7 @@ class Document:
         if before is None or box is None:
             return
         x0, y0, x1, y1 = box
-        self._push(_Step(self._stroke_label, box, mask_before=before[y0:y1, x0:x1].copy(),
-                         mask_after=self._mask[y0:y1, x0:x1].copy(), masked_before=self._stroke_masked,
-                         masked_after=self._masked))
+        self._push(HistoryStep(self._stroke_label, box, mask_before=before[y0:y1, x0:x1].copy(),
+                              mask_after=self._mask[y0:y1, x0:x1].copy(), masked_before=self._stroke_masked,
+                              masked_after=self._masked))
         self._notify(DocumentChange(None, False, False))  # pixels were shown already; the history grew
-
-
-def _merged(changes: list[DocumentChange]) -> list[DocumentChange]:
-    """The fewest changes that redraw everything the given ones did: the whole document if any step was whole,
-    else one box around every picture change and one around every mask change (a mask inverted on a big canvas
-    must not make the canvas convert the whole picture again)."""
-    # A stroke recorded (no box, no layer) only grew the history: it is no reason to redraw everything.
-    whole = next((i for i, c in enumerate(changes) if c.box is None and (c.image or c.mask)), None)
-    # The mask ends as the last change to it left it: equal to that change's source, if it had one.
-    source = next((c.mask_source for c in reversed(changes) if c.mask), None)
-    if whole is not None:
-        # Mask edits before the first whole change went into the mask listeners were shown; later ones into its
-        # replacement, which they have not seen yet.
-        edited = any(c.mask and c.box is not None for c in changes[:whole])
-        return [DocumentChange(None, True, True, size=True, mask_edited=edited, mask_source=source)]
-    image_box = functools.reduce(union_box, (c.box for c in changes if c.image), None)
-    mask_box = functools.reduce(union_box, (c.box for c in changes if c.mask), None)
-    merged = ([DocumentChange(image_box, True, False)] if image_box else []) + \
-        ([DocumentChange(mask_box, False, True, mask_source=source)] if mask_box else [])
-    return merged or ([DocumentChange(None, False, False)] if changes else [])  # the history grew, if only that

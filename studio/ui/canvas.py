@@ -28,7 +28,8 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
-from studio.core.document import Document, DocumentChange
+from studio.core.document import Document
+from studio.core.document_changes import DocumentChange
 from studio.core.mask import Box
 from studio.ui.canvas_picture import CanvasPicture
 from studio.ui.canvas_tools import BRUSH, ERASER, HAND, Tool, make_tool

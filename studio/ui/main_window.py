@@ -15,7 +15,8 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox, QToolBar, QWidget
 
 from studio import __version__
-from studio.core.document import Document, DocumentChange
+from studio.core.document import Document
+from studio.core.document_changes import DocumentChange
 from studio.core.document_io import DocumentSnapshot
 from studio.core.errors import StudioError, os_reason
 from studio.core.paths import studio_paths

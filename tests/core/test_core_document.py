@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.core.document import Document, DocumentChange
+from studio.core.document import Document
+from studio.core.document_changes import DocumentChange
 from studio.core.mask import fill_rect
 from test_core_comparison import edited, every_difference
 
@@ -262,7 +263,7 @@ def test_a_picture_of_the_same_size_in_another_mode_keeps_the_mask_and_undoes_ex
 
 
 def test_a_change_heavier_than_the_whole_history_stays_undoable_after_the_next_one(monkeypatch):
-    from studio.core import document as document_module
+    from studio.core import document_steps as document_module
 
     monkeypatch.setattr(document_module, "HISTORY_BYTES", 10_000)
     document = Document()
@@ -294,7 +295,7 @@ def test_undoing_and_redoing_results_of_part_of_the_picture_swaps_pictures_the_s
     """The steps nearest the position hold the whole pictures before and after them: undo and redo of an inpaint
     result (and a jump back over three) swap pictures, where copying a 4096x4096 picture to paste the part back
     held the window 45-130 ms. Past the budget they hold only their parts, and come back exactly all the same."""
-    from studio.core import document as document_module
+    from studio.core import document_steps as document_module
 
     monkeypatch.setattr(document_module, "KEPT_PICTURES_BYTES", budget)
     rng = np.random.default_rng(3)
