@@ -21,7 +21,8 @@ from studio.cli_params import (
     parse_post_step,
 )
 from studio.cli_plugins import open_host
-from studio.cli_request import build_request, read_mask
+from studio.cli_option_values import read_mask
+from studio.cli_request import build_request
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import StudioError
 from studio.core.images import open_image

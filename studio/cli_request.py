@@ -5,108 +5,28 @@ not fit said as bad input, with the names there are (the engine would say it onl
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Callable
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from studio.cli_addon_files import check_controlnets_fit, check_loras_fit, check_vae_fits, find_files, hires_upscaler
 from studio.cli_control import control_guides
+from studio.cli_option_values import parse_lora, parse_outpaint, parse_size, read_mask
 from studio.cli_params import collect_params, parse_post_step
 from studio.core.annotators import DOWNLOAD_COMMAND
-from studio.core.control import ControlGuide, extend_guide
-from studio.core.errors import InvalidRequest, ModelError
-from studio.core.hires import BUILT_IN_UPSCALERS, HiresFix
+from studio.core.control import extend_guide
+from studio.core.errors import InvalidRequest
+from studio.core.hires import HiresFix
 from studio.core.images import open_image
-from studio.core.inpaint import MAX_EXTEND, InpaintOptions, extend_canvas
-from studio.core.mask import mask_from_image
-from studio.core.model_library import KIND_FOLDERS, LibraryItem, scan_library
-from studio.core.model_kinds import CONTEXT_FAMILY
-from studio.core.models import check_model_folder, checkpoint_kind, find_weights, resolve_model
+from studio.core.inpaint import InpaintOptions, extend_canvas
+from studio.core.models import check_model_folder, resolve_model
 from studio.core.prompt_loras import tag_choices, take_lora_tags
-from studio.core.requests import (
-    MAX_INPAINT_SIDE,
-    MAX_SIZE,
-    MIN_SIZE,
-    GenerationRequest,
-    LoraChoice,
-    check_loras,
-)
+from studio.core.requests import MAX_INPAINT_SIDE, MAX_SIZE, MIN_SIZE, GenerationRequest, check_loras
 from studio.core.settings import Settings
-from studio.core.weight_files import check_weights_file
 from studio.engine.single_file import check_single_file
-
-if TYPE_CHECKING:
-    from studio.engine.control_nets import ControlSource
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    width, sep, height = text.lower().partition("x")
-    try:
-        return (int(width), int(height)) if sep else (int(width), int(width))
-    except ValueError:
-        raise InvalidRequest(f"The size {text!r} is not WIDTHxHEIGHT, e.g. 512x768.") from None
-
-
-def parse_outpaint(text: str) -> tuple[int, int, int, int]:
-    """LEFT,TOP,RIGHT,BOTTOM in pixels: at least one above 0, none below."""
-    parts = text.replace(" ", "").split(",")
-    example = "e.g. 0,0,128,0 to extend 128 pixels to the right"
-    try:
-        if len(parts) != 4:
-            raise ValueError
-        left, top, right, bottom = (int(p) for p in parts)
-    except ValueError:
-        raise InvalidRequest(
-            f"--outpaint {text!r} is not four whole numbers LEFT,TOP,RIGHT,BOTTOM; {example}.") from None
-    if min(left, top, right, bottom) < 0:
-        raise InvalidRequest(f"--outpaint {text!r} has a negative amount; give the pixels to add, {example}.")
-    if left + top + right + bottom == 0:
-        raise InvalidRequest(f"--outpaint {text!r} extends nothing; give at least one side in pixels, {example}.")
-    # The window's Extend Canvas limit: the new strip is drawn at about the model's own size and scaled to its own
-    # (a 5000-pixel one, five times). A picture grows further by outpainting the result again, as in the window.
-    amount, side = max(zip((left, top, right, bottom), ("left", "top", "right", "bottom")))
-    if amount > MAX_EXTEND:
-        raise InvalidRequest(f"--outpaint {text!r} adds {amount} pixels on the {side}; Studio adds at most "
-                             f"{MAX_EXTEND} to a side at a time (outpaint the result again to go further).")
-    return left, top, right, bottom
-
-
-def parse_lora(text: str) -> LoraChoice:
-    """``NAME`` or ``NAME:WEIGHT``. A path may hold colons (C:\\...): only a number after the last one is a weight."""
-    name, sep, tail = text.rpartition(":")
-    if not sep or "/" in tail or "\\" in tail:
-        return LoraChoice(text.strip())
-    example = "write NAME:WEIGHT, e.g. detail:0.8"
-    try:
-        weight = float(tail)
-    except ValueError:
-        raise InvalidRequest(f"--lora {text!r} has the weight {tail!r}, which is not a number; {example}.") from None
-    if not name.strip():
-        raise InvalidRequest(f"--lora {text!r} has no name; {example}.")
-    return LoraChoice(name.strip(), weight)
-
-
-def read_mask(path: Path, picture: Image.Image, picture_name: str, marks: str | None = "change") -> Image.Image:
-    """The mask file as an "L" image of the picture's size: white = regenerate (alpha, where it has some). ``marks``:
-    what it marks ("regenerate", "change"), said where it marks nothing; None where nothing is fine (outpainting)."""
-    image = open_image(path)
-    if image.size != picture.size:
-        raise InvalidRequest(
-            f"The mask {path.name} is {image.width}x{image.height} but the picture {picture_name} is "
-            f"{picture.width}x{picture.height}; they must be the same size.")
-    mask = mask_from_image(image)
-    if marks is not None and not mask.any():  # the window's sentence asks to paint it: here it is a file
-        # Read by its alpha where it has some transparency (mask_from_image): then all of it is transparent.
-        transparent = ("A" in image.getbands() or "transparency" in image.info) and \
-            image.convert("RGBA").getchannel("A").getextrema()[1] == 0
-        colour, marking = ("transparent", "opaque") if transparent else ("black", "white")
-        raise InvalidRequest(f"The mask {path.name} is all {colour}: it marks nothing to {marks} ({marking} does).")
-    return Image.fromarray(mask, "L")
 
 
 def build_request(args: argparse.Namespace, settings: Settings, notes: list[str] | None = None) -> GenerationRequest:
@@ -163,14 +83,14 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
                                  f"in the library (studio models list; models folder {settings.models_dir}).")
         model = str(resolve_model(args.model, settings.models_dir, settings.extra_model_paths))
         check_model_folder(Path(model))  # headers only: not a model, or a damaged one, is bad input (before torch)
-        loras, vae, controls, sources = _find_files(loras, args.vae or "", control_guides(args, generator), settings)
-        _check_controlnets_fit(sources, Path(model))
+        loras, vae, controls, sources = find_files(loras, args.vae or "", control_guides(args, generator), settings)
+        check_controlnets_fit(sources, Path(model))
         # As the job will have them: a tag naming a chosen LoRA is that one (a bad tag is said here, before torch).
-        _check_loras_fit(take_lora_tags(args.prompt, _negative(args, settings), loras)[1], Path(model), settings)
-        _check_vae_fits(vae, Path(model), settings)
+        check_loras_fit(take_lora_tags(args.prompt, _negative(args, settings), loras)[1], Path(model), settings)
+        check_vae_fits(vae, Path(model), settings)
         check_single_file(Path(model), settings.models_dir)  # one of another size than its configs: the same
         if hires is not None and init_image is None:  # one that applies (a note leaves out the others)
-            hires = replace(hires, upscaler=_hires_upscaler(hires.upscaler, settings))
+            hires = replace(hires, upscaler=hires_upscaler(hires.upscaler, settings))
         from studio.engine.depth_maps import check_depth_model  # no torch
 
         # A missing depth model is said before torch loads, with the command that gets it.
@@ -281,130 +201,9 @@ def _hires(args: argparse.Namespace, settings: Settings) -> HiresFix | None:
                     defaults.hires_upscaler if args.hires_upscaler is None else args.hires_upscaler)
 
 
-def _hires_upscaler(name: str, settings: Settings) -> str:
-    """The hires fix's upscaler as the engine will find it: a built-in one (any case), a model in the upscalers
-    folder (by name or path), or one in the library's linked folders (given then by its path). Bad input
-    otherwise, with the names there are, before the engine starts (which would say it only once started)."""
-    wanted = name.strip()
-    built_in = next((known for known in BUILT_IN_UPSCALERS if known.casefold() == wanted.casefold()), None)
-    if built_in is not None or not wanted:  # none at all: prepare_request says so
-        return built_in or name
-    folder = settings.models_dir / KIND_FOLDERS["upscaler"]
-    if find_weights(folder, wanted) is not None:  # the engine's lookup (a pickle is refused, with how to convert it)
-        return wanted
-    items = [item for item in scan_library(settings.models_dir, settings.extra_model_paths) if item.kind == "upscaler"]
-    match = next((item for item in items if wanted.casefold() in (item.name.casefold(), item.path.name.casefold())),
-                 None)
-    if match is not None and match.problem:  # one the engine would refuse (a pickle, a damaged file)
-        raise InvalidRequest(match.problem)
-    if match is not None:  # by the name the window records for one in the upscalers folder, else by its path
-        return match.name if match.path.parent == folder and not match.linked else str(match.path)
-    names = [*BUILT_IN_UPSCALERS, *(item.name for item in items if item.usable)]
-    raise InvalidRequest(f"No upscaler called {name!r} is installed; --hires-upscaler takes {', '.join(names)}, "
-                         f"or the name of an upscaler model put in {folder}.")
-
-
 def _check_picture_size(picture: Image.Image, name: str, advice: str) -> None:
     """An image-to-image job's size comes from its picture: say so when it is one Studio cannot work at
     (inpainting works on a region of any picture)."""
     if not all(MIN_SIZE <= side <= MAX_SIZE for side in picture.size):
         raise InvalidRequest(f"The picture {name} is {picture.width}x{picture.height}, and Studio works at "
                              f"{MIN_SIZE} to {MAX_SIZE} pixels a side; {advice}.")
-
-
-def _find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[ControlGuide, ...], settings: Settings
-                ) -> tuple[tuple[LoraChoice, ...], str, tuple[ControlGuide, ...], tuple[ControlSource, ...]]:
-    """The LoRAs, VAE and ControlNets as the engine will find them: by name in the models folder, else by name
-    in the library's linked folders (an AUTOMATIC1111 ``Lora`` folder, say), given then as paths. Bad input when
-    neither has one, before the engine starts (it looks again). With them, the guides' ControlNets as found."""
-    from studio.engine.control_nets import find_controlnet  # no torch: names are checked before the engine starts
-    from studio.engine.loras import find_lora
-    from studio.engine.vae_override import find_vae
-
-    items: list[LibraryItem] | None = None
-
-    def found(name: str, kind: str, find: Callable[[Path, str], object]) -> tuple[str, Any]:
-        """The name as recorded, and what ``find`` gave for it (None when found in the library instead)."""
-        nonlocal items
-        try:
-            where = find(settings.models_dir, name)
-            path = Path(getattr(where, "path", where))
-            # A file given by its path, outside the models folder: recorded whole, so a rerun elsewhere finds it.
-            return (name if path.resolve().is_relative_to(settings.models_dir.resolve()) else str(path.resolve()),
-                    where)
-        except (ModelError, InvalidRequest):  # not in the models folder (find_controlnet says so as bad input)
-            if items is None:
-                items = scan_library(settings.models_dir, settings.extra_model_paths)
-            match = next((i for i in items if i.kind == kind and name in (i.name, i.path.name)), None)
-            if match is None:
-                raise
-            if match.problem:  # one the engine would refuse once the model is loaded (a Control-LoRA, a pickle)
-                raise InvalidRequest(match.problem) from None
-            return str(match.path), None
-
-    sources: list[ControlSource] = []
-
-    def with_controlnet(guide: ControlGuide) -> ControlGuide:
-        name, source = found(guide.model, "controlnet", find_controlnet)
-        sources.append(source if source is not None else find_controlnet(settings.models_dir, name))
-        return replace(guide, model=name)
-
-    loras = tuple(replace(c, name=found(c.name.strip(), "lora", partial(find_lora, tag=c.tag))[0])
-                  if c.name.strip() else c for c in loras)
-    controls = tuple(with_controlnet(g) if g.model else g for g in controls)
-    return loras, found(vae.strip(), "vae", find_vae)[0] if vae.strip() else "", controls, tuple(sources)
-
-
-def _check_controlnets_fit(sources: tuple[ControlSource, ...], model: Path) -> None:
-    """Each ControlNet is made for the model's family, as the engine checks once the model is loaded (seconds
-    later): from the files' headers, where the model's family is known from them."""
-    from studio.engine.control_nets import fit_problem  # no torch
-
-    width, name = _context_width(model), _model_name(model)
-    for source in sources:
-        if problem := fit_problem(source, width, name):
-            raise InvalidRequest(problem)
-
-
-def _check_loras_fit(loras: tuple[LoraChoice, ...], model: Path, settings: Settings) -> None:
-    """Each LoRA's file is readable and made for the model's family, as the engine checks once the model is loaded
-    (seconds later): from the files' headers, with the engine's sentences."""
-    from studio.engine.loras import fit_problem, resolve_loras  # no torch
-
-    width, name = _context_width(model), _model_name(model)
-    for lora in resolve_loras(settings.models_dir, loras):  # found as the engine finds them, named as it names them
-        if problem := fit_problem(lora, check_weights_file(lora.path), width, name):
-            raise InvalidRequest(problem)
-
-
-def _check_vae_fits(vae: str, model: Path, settings: Settings) -> None:
-    """The VAE's files are readable, a VAE's, and make the model's latents, as the engine checks once the model is
-    loaded (seconds later): from the files' headers and configs, with the engine's sentences."""
-    if not vae:
-        return
-    from studio.engine.vae_override import check_vae_files, find_vae, shape_problem, vae_shape  # no torch
-
-    source = find_vae(settings.models_dir, vae)
-    check_vae_files(source)
-    mine, theirs = vae_shape(source.path), vae_shape(model)
-    if mine and theirs and (problem := shape_problem(source.name, mine, theirs, _model_name(model),
-                                                     single_file=not source.path.is_dir())):
-        raise InvalidRequest(problem)
-
-
-def _model_name(model: Path) -> str:
-    """The model as the engine names it in its sentences."""
-    return model.stem if model.is_file() else model.name
-
-
-def _context_width(model: Path) -> int:
-    """The model's cross-attention width (its text encoder's: what a ControlNet must be made for), from its
-    headers or its UNet's config.json; 0 when they do not tell."""
-    if model.is_file():
-        family = checkpoint_kind(model).family
-        return next((width for width, known in CONTEXT_FAMILY.items() if known == family), 0)
-    try:
-        width = json.loads((model / "unet" / "config.json").read_text(encoding="utf-8")).get("cross_attention_dim")
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-        return 0
-    return width if isinstance(width, int) and not isinstance(width, bool) else 0

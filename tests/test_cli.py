@@ -312,7 +312,7 @@ def test_bad_inpaint_input_exits_2_with_one_sentence_before_loading_torch(tiny_m
 
 
 def test_a_mask_file_uses_alpha_only_where_it_has_some(tmp_path):
-    from studio.cli_request import read_mask
+    from studio.cli_option_values import read_mask
 
     picture = Image.new("RGB", (8, 4))
     opaque = Image.new("RGBA", (8, 4), (0, 0, 0, 255))
@@ -394,7 +394,7 @@ def test_a_lora_given_by_a_relative_path_is_recorded_whole_and_one_in_the_models
 
     from model_files import controlnet
 
-    from studio.cli_request import _find_files
+    from studio.cli_addon_files import find_files
     from studio.core.control import ControlGuide
     from studio.core.requests import LoraChoice
     from studio.core.settings import Settings
@@ -407,7 +407,7 @@ def test_a_lora_given_by_a_relative_path_is_recorded_whole_and_one_in_the_models
     controlnet(settings.models_dir / "controlnet" / "canny.safetensors")
     lines = controlnet(tmp_path / "work" / "mine" / "lines.safetensors")
     guides = (ControlGuide("mine/lines.safetensors"), ControlGuide("canny"))
-    loras, _vae, controls, _sources = _find_files(
+    loras, _vae, controls, _sources = find_files(
         (LoraChoice("mine/ink.safetensors", 0.5), LoraChoice("detail", 1.0)), "", guides, settings)
     assert loras == (LoraChoice(str(mine.resolve()), 0.5), LoraChoice("detail", 1.0))
     assert [guide.model for guide in controls] == [str(lines.resolve()), "canny"]  # ControlNets alike
@@ -457,7 +457,7 @@ def test_bad_lora_and_vae_input_exits_2_with_one_sentence_before_loading_torch(t
 
 def test_lora_flags_are_parsed_as_name_and_weight():
     from studio.cli import build_parser
-    from studio.cli_request import parse_lora
+    from studio.cli_option_values import parse_lora
     from studio.core.requests import LoraChoice
 
     args = build_parser([]).parse_args(["generate", "--prompt", "p", "-o", "x.png", "--lora", "detail:0.8",
