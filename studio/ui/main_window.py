@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox, QToolBar, QWidget
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QWidget
 
 from studio import __version__
 from studio.core.document import Document
@@ -20,7 +20,6 @@ from studio.core.document_changes import DocumentChange
 from studio.core.document_io import DocumentSnapshot
 from studio.core.errors import StudioError, os_reason
 from studio.core.paths import studio_paths
-from studio.core.requests import MAX_SIZE, MIN_SIZE, SIZE_MULTIPLE
 from studio.core.settings import Settings
 from studio.core.settings_sections import GenerationDefaults
 from studio.services.autosave import Autosaver
@@ -28,6 +27,7 @@ from studio.services.history_store import HistoryStore
 from studio.services.jobs import JobService
 from studio.ui.actions import make_action
 from studio.ui.canvas import CanvasView
+from studio.ui.close_questions import DISCARD_WORK, KEEP_WORK, ask_about_unsaved_work, ask_to_quit, quit_question
 from studio.ui.crash_recovery import RecoveryChoice, ask_to_restore, offer_recovery
 from studio.ui.document_actions import DocumentActions
 from studio.ui.focus_keys import FocusedFieldKeys
@@ -41,6 +41,7 @@ from studio.ui.model_actions import ModelActions
 from studio.ui.plugin_actions import PluginActions
 from studio.ui.prompt_panel import PromptPanel
 from studio.ui.queue_panel import QueuePanel
+from studio.ui.result_landing import rounded_to_model
 from studio.ui.gallery_panel import GalleryPanel
 from studio.ui.history_actions import HistoryActions
 from studio.ui.result_arrival import ResultArrival
@@ -49,6 +50,7 @@ from studio.ui.status_bar import StudioStatusBar
 from studio.ui.tasks import loop_can_run_tasks
 from studio.ui.theme import icon
 from studio.ui.window_layout import restore_layout
+from studio.ui.window_menus import build_menus_and_toolbars
 
 SNAPSHOT_TRIES = 3  # copies of the mask made in a worker before one is made here (the person painted meanwhile)
 
@@ -110,7 +112,7 @@ class MainWindow(QMainWindow):
         self.prompt_panel.image_sources = self.plugin_actions.image_sources
 
         self._build_actions()
-        self._build_menus_and_toolbars()
+        build_menus_and_toolbars(self)
         self.installEventFilter(FocusedFieldKeys(self, leave_to=self.canvas))
         restore_layout(self, settings.window)
         self._wire()
@@ -163,43 +165,6 @@ class MainWindow(QMainWindow):
         self.fit_action = self._action("&Fit to Window", "fit", "Ctrl+0", self.canvas.fit)
         self.actual_size_action = self._action("&Actual Size", "actual-size", "Ctrl+1", self.canvas.actual_size)
         self.about_action = self._action("&About Studio", "info", None, self._about)
-
-    def _build_menus_and_toolbars(self) -> None:
-        a = self.actions_
-        menus = {
-            "&File": [a.open, a.save, None, a.open_mask, a.save_mask, None, self.outputs_action, None,
-                      self.quit_action],
-            "&Edit": [a.undo, a.redo, None, a.copy, a.copy_masked, a.paste],
-            "&Image": [a.extend, a.scale],
-            "F&ilters": self.plugin_actions.menu,
-            "&Mask": [self.mask_toolbar.show_mask_action, None, a.invert_mask, a.clear_mask,
-                      self.mask_toolbar.grow_action, self.mask_toolbar.shrink_action],
-            "&Generate": [self.generate_action, self.cancel_action, self.cancel_all_action],
-            "&View": [self.zoom_in_action, self.zoom_out_action, self.fit_action, self.actual_size_action, None,
-                      *(d.toggleViewAction() for d in self.findChildren(QDockWidget))],
-            "&Settings": [self.models.folder_action, self.models.library_action, self.models.gpu_menu.menuAction(),
-                          self.memory.models_action, self.memory.free_action, None, self.plugin_actions.manage],
-            "&Help": [self.about_action],
-        }
-        for title, actions in menus.items():
-            if isinstance(actions, QMenu):
-                self.menuBar().addMenu(actions)
-                continue
-            menu = self.menuBar().addMenu(title)
-            for action in actions:
-                menu.addSeparator() if action is None else menu.addAction(action)
-
-        toolbar = QToolBar("Main")
-        toolbar.setObjectName("mainToolbar")
-        toolbar.setMovable(False)
-        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
-        for action in (a.open, a.save, None, a.undo, a.redo, None, self.generate_action, self.cancel_action,
-                       self.cancel_all_action, None, a.extend, None, self.zoom_out_action, self.zoom_in_action,
-                       self.fit_action, self.actual_size_action):
-            toolbar.addSeparator() if action is None else toolbar.addAction(action)
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
-        self.addToolBarBreak()
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.mask_toolbar)
 
     def _wire(self) -> None:
         self.prompt_panel.generate_requested.connect(self.generate)
@@ -291,31 +256,11 @@ class MainWindow(QMainWindow):
 
     def confirm_quit(self, question: str) -> bool:
         """The person's answer to ``question`` (Quit or Cancel); tests set their own ``confirm_quit`` to answer."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Quit Studio?", question, QMessageBox.StandardButton.NoButton,
-                          self)
-        quit_button = box.addButton("Quit", QMessageBox.ButtonRole.AcceptRole)
-        box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
-        try:
-            box.exec()
-            return box.clickedButton() is quit_button
-        finally:
-            box.deleteLater()
+        return ask_to_quit(self, question)
 
     def confirm_unsaved_work(self) -> str | None:
         """KEEP_WORK (offered back at the next start), DISCARD_WORK, or None to stay open."""
-        box = QMessageBox(QMessageBox.Icon.Question, "Close Studio?",
-                          "The canvas has work that is not saved (a painted mask, edits since the picture was made "
-                          "or opened). Keep it to be offered back when Studio starts next, or discard it?",
-                          QMessageBox.StandardButton.NoButton, self)
-        keep = box.addButton("Keep for Next Time", QMessageBox.ButtonRole.AcceptRole)
-        discard = box.addButton("Discard", QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(keep)
-        box.setEscapeButton(box.addButton(QMessageBox.StandardButton.Cancel))
-        try:
-            box.exec()
-            return {keep: KEEP_WORK, discard: DISCARD_WORK}.get(box.clickedButton())
-        finally:
-            box.deleteLater()
+        return ask_about_unsaved_work(self)
 
     def persist_settings(self) -> None:
         """Write settings now (on quit, and after the person changes a folder)."""
@@ -403,23 +348,9 @@ class MainWindow(QMainWindow):
     def _use_canvas_toggled(self, on: bool) -> None:
         image = self.document.image
         if on and image is not None:
-            def fit(v: int) -> int:
-                return min(MAX_SIZE, max(MIN_SIZE, round(v / SIZE_MULTIPLE) * SIZE_MULTIPLE))
-            self.prompt_panel.set_size(fit(image.width), fit(image.height))
+            self.prompt_panel.set_size(*rounded_to_model(image.size))
 
     def _about(self) -> None:
         QMessageBox.about(self, "About Studio",
                           f"<b>Studio {__version__}</b><br>A local AI image studio.<br>"
                           f"Models: {self.settings.models_dir}<br>Outputs: {self.settings.outputs_dir}")
-
-
-KEEP_WORK, DISCARD_WORK = "keep", "discard"
-
-
-def quit_question(running: int, waiting: int) -> str:
-    """E.g. "1 job is running and 2 are waiting; quit and cancel them?"."""
-    said = [f"{running} job{'s are' if running > 1 else ' is'} running"] if running else []
-    if waiting:
-        noun = "" if running else f" job{'s' if waiting > 1 else ''}"
-        said.append(f"{waiting}{noun} {'are' if waiting > 1 else 'is'} waiting")
-    return f"{' and '.join(said)}; quit and cancel {'them' if running + waiting > 1 else 'it'}?"

@@ -438,7 +438,7 @@ def _unsaved_mask(window) -> None:  # noqa: ANN001
 def test_closing_with_a_painted_mask_asks_and_keeps_it_for_the_next_start(qtbot, window):  # noqa: ANN001
     """Closing with a painted mask and no jobs used to delete the autosave without a word: the mask was gone."""
     from studio.services.autosave import find_recoverable, kept_at_close
-    from studio.ui.main_window import DISCARD_WORK, KEEP_WORK
+    from studio.ui.close_questions import DISCARD_WORK, KEEP_WORK
 
     window.asks_before_closing = True
     answers: list[str | None] = [None, KEEP_WORK]
@@ -483,7 +483,7 @@ def test_closing_after_opening_generating_or_undoing_to_there_does_not_ask(qtbot
 
 def test_closing_with_unsaved_work_may_discard_it(qtbot, window):  # noqa: ANN001
     from studio.services.autosave import find_recoverable
-    from studio.ui.main_window import DISCARD_WORK
+    from studio.ui.close_questions import DISCARD_WORK
 
     window.asks_before_closing = True
     asked: list[int] = []

@@ -1,0 +1,49 @@
+"""The main window's menu bar and toolbars, built from the actions the window and its helpers made."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDockWidget, QMenu, QToolBar
+
+if TYPE_CHECKING:
+    from studio.ui.main_window import MainWindow
+
+
+def build_menus_and_toolbars(window: MainWindow) -> None:
+    a = window.actions_
+    menus = {
+        "&File": [a.open, a.save, None, a.open_mask, a.save_mask, None, window.outputs_action, None,
+                  window.quit_action],
+        "&Edit": [a.undo, a.redo, None, a.copy, a.copy_masked, a.paste],
+        "&Image": [a.extend, a.scale],
+        "F&ilters": window.plugin_actions.menu,
+        "&Mask": [window.mask_toolbar.show_mask_action, None, a.invert_mask, a.clear_mask,
+                  window.mask_toolbar.grow_action, window.mask_toolbar.shrink_action],
+        "&Generate": [window.generate_action, window.cancel_action, window.cancel_all_action],
+        "&View": [window.zoom_in_action, window.zoom_out_action, window.fit_action, window.actual_size_action, None,
+                  *(d.toggleViewAction() for d in window.findChildren(QDockWidget))],
+        "&Settings": [window.models.folder_action, window.models.library_action, window.models.gpu_menu.menuAction(),
+                      window.memory.models_action, window.memory.free_action, None, window.plugin_actions.manage],
+        "&Help": [window.about_action],
+    }
+    for title, actions in menus.items():
+        if isinstance(actions, QMenu):
+            window.menuBar().addMenu(actions)
+            continue
+        menu = window.menuBar().addMenu(title)
+        for action in actions:
+            menu.addSeparator() if action is None else menu.addAction(action)
+
+    toolbar = QToolBar("Main")
+    toolbar.setObjectName("mainToolbar")
+    toolbar.setMovable(False)
+    toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+    for action in (a.open, a.save, None, a.undo, a.redo, None, window.generate_action, window.cancel_action,
+                   window.cancel_all_action, None, a.extend, None, window.zoom_out_action, window.zoom_in_action,
+                   window.fit_action, window.actual_size_action):
+        toolbar.addSeparator() if action is None else toolbar.addAction(action)
+    window.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
+    window.addToolBarBreak()
+    window.addToolBar(Qt.ToolBarArea.TopToolBarArea, window.mask_toolbar)
