@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio.core.errors import InvalidRequest, and_list
-from studio.core.images import SAVE_FORMATS
+from studio.core.images import SAVE_FORMATS, unusable_path
 from studio.core.parameters import ImageParam
 from studio.plugin_host.registry import Registry
 
@@ -39,6 +39,13 @@ def check_output(output: Path) -> None:
     """Refuse, before any work, an output that could not be written once the picture is made."""
     if output.suffix.lower() not in SAVE_FORMATS:
         raise InvalidRequest(f"The output {output.name!r} must end in .png, .jpg or .webp.")
+    try:
+        _check_output_place(output)
+    except OSError as exc:  # a name the system will not even look at (too long): one sentence, not a traceback
+        raise InvalidRequest(unusable_path(output, exc)) from None
+
+
+def _check_output_place(output: Path) -> None:
     folder = output.parent.resolve()
     if folder.exists() and not folder.is_dir():
         raise InvalidRequest(f"The output folder {output.parent} is a file, not a folder.")
@@ -57,7 +64,7 @@ def check_outputs(outputs: Sequence[Path], *, overwrite: bool, reads: Iterable[t
     file) or one the history keeps (in ``outputs_dir``; ``history``: the store open already, if any)."""
     for output in outputs:
         check_output(output)
-    reads = [(what, path) for what, path in reads if path.exists()]
+    reads = [(what, path) for what, path in reads if os.path.exists(path)]  # a name too long: refused on reading
     for output in outputs:
         for what, path in reads:
             if _same_file(output, path):

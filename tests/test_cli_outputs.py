@@ -18,6 +18,7 @@ from studio.core.metadata import Recipe
 from studio.core.requests import GenerationRequest
 from studio.plugin_host.builtins import BUILTIN_CONTRIBUTIONS
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution, Registry
+from studio_testing import studio_here
 
 
 @pytest.fixture
@@ -173,3 +174,28 @@ def test_a_file_that_appears_while_the_job_runs_is_left_as_it_is(tmp_path, capsy
     assert (tmp_path / "out.png").read_text() == "made meanwhile"
     assert (f"studio: {tmp_path / 'out.png'} could not be written (a file of that name appeared while the job ran, "
             f"and was left as it is); it is kept in {tmp_path / 'kept' / '00001-3.png'}.") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["generate", "in a folder", "batch", "postprocess", "rerun", "inspect", "init image"])
+def test_a_name_too_long_for_the_file_system_is_one_sentence(case, quick_engine, tiny_model_dir, tmp_path, capsys):
+    # Each of these ended in a traceback (OSError: File name too long), exit 1: a stat of the name raised.
+    long, source = tmp_path / f"{'a' * 300}.png", tmp_path / "in.png"
+    picture(source)
+    commands = {"generate": (["generate", "--model", str(tiny_model_dir), "--prompt", "x", "-o", str(long)], long),
+                "in a folder": (["generate", "--model", str(tiny_model_dir), "--prompt", "x", "-o",
+                                 str(tmp_path / ("a" * 300) / "x.png")], tmp_path / ("a" * 300) / "x.png"),
+                # The stem fits alone; "-1" takes it past 255 bytes.
+                "batch": (["generate", "--model", str(tiny_model_dir), "--prompt", "x", "--batch-count", "2", "-o",
+                           str(tmp_path / f"{'b' * 250}.png")], tmp_path / f"{'b' * 250}-1.png"),
+                "postprocess": (["postprocess", str(source), "--method", "histogram", "--style", str(source), "-o",
+                                 str(long)], long),
+                "rerun": (["history", "rerun", "1", "-o", str(long)], long),
+                "inspect": (["inspect", str(long)], long),
+                "init image": (["generate", "--model", str(tiny_model_dir), "--prompt", "x", "--init-image", str(long),
+                                "-o", str(tmp_path / "out.png")], long)}
+    args, named = commands[case]
+    result = studio_here(capsys, *args)
+    part = "a folder name in it" if case == "in a folder" else "the file name"
+    assert (result.returncode, result.stderr.splitlines()) == (
+        EXIT_BAD_INPUT, [f"studio: {named}: {part} is too long for this file system."])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.png", "studio-home"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import tempfile
@@ -11,7 +12,7 @@ from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from studio.core.errors import ImageError
+from studio.core.errors import ImageError, os_reason
 from studio.core.mask import eight_bit_grey
 from studio.core.metadata import PARAMETERS_CHUNK, RECIPE_CHUNKS, STUDIO_CHUNK, Recipe
 
@@ -38,10 +39,7 @@ def open_image(path: str | os.PathLike[str], trusted: bool = False, keep_mode: b
     ``trusted``: a file Studio wrote itself (an autosave to recover), opened past MAX_PIXELS, up to Pillow's own
     limit (twice it): a canvas made that large must still be recovered, not lost after a crash."""
     path = Path(path)
-    if path.is_dir():
-        raise ImageError(f"{path} is a folder, not an image file.")
-    if not path.is_file():
-        raise ImageError(f"The image {path} does not exist.")
+    check_image_file(path)
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with Image.open(path) as img:
@@ -61,6 +59,35 @@ def open_image(path: str | os.PathLike[str], trusted: bool = False, keep_mode: b
     if upright.width == 0 or upright.height == 0:
         raise ImageError(f"The image {path.name} is empty.")
     return upright if keep_mode else _to_rgb_or_rgba(upright)
+
+
+def check_image_file(path: Path) -> None:
+    """Refuse, with one sentence, a path that names no image file to read: nothing there, a folder, or a name the
+    system refuses (too long)."""
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except OSError as exc:  # Path.is_file lets through all but "not there" (ENAMETOOLONG: a traceback)
+        raise ImageError(unusable_path(path, exc)) from None
+    if is_dir:
+        raise ImageError(f"{path} is a folder, not an image file.")
+    if not is_file:
+        raise ImageError(f"The image {path} does not exist.")
+
+
+def unusable_path(path: Path, exc: OSError) -> str:
+    """The sentence for a path the system would not even look at (``exc``, from a stat of it)."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"{path}: {_too_long(path)} for this file system."
+    return f"{path} could not be looked at ({os_reason(exc)})."
+
+
+def _too_long(path: Path) -> str:
+    """Which part of ``path`` is too long, where that is plain: most file systems allow 255 bytes a name."""
+    if len(os.fsencode(path.name)) > 255:
+        return "the file name is too long"
+    if any(len(os.fsencode(part)) > 255 for part in path.parent.parts):
+        return "a folder name in it is too long"
+    return "the name is too long"
 
 
 def rgb_or_rgba(img: Image.Image, drop_opaque_alpha: bool = False) -> Image.Image:
