@@ -4,6 +4,7 @@ quick stand-in for the diffusers generator."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -199,3 +200,18 @@ def test_a_name_too_long_for_the_file_system_is_one_sentence(case, quick_engine,
     assert (result.returncode, result.stderr.splitlines()) == (
         EXIT_BAD_INPUT, [f"studio: {named}: {part} is too long for this file system."])
     assert sorted(path.name for path in tmp_path.iterdir()) == ["in.png", "studio-home"]
+
+
+@pytest.mark.parametrize("option", ["inspect", "--init-image"])
+def test_a_named_pipe_given_as_a_picture_is_said_to_be_one(option, quick_engine, tiny_model_dir, tmp_path, capsys):
+    # It was said not to exist ("The image …/fifo.png does not exist."), though it does: it is no regular file.
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    args = (["inspect", str(fifo)] if option == "inspect" else
+            ["generate", "--model", str(tiny_model_dir), "--prompt", "x", "--init-image", str(fifo), "-o",
+             str(tmp_path / "out.png")])
+    result = studio_here(capsys, *args)
+    assert (result.returncode, result.stderr.splitlines()) == (
+        EXIT_BAD_INPUT, [f"studio: {fifo} is a named pipe (FIFO), not an image file; Studio reads pictures from "
+                         "regular files."])
+    assert not (tmp_path / "out.png").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -65,13 +66,16 @@ def check_image_file(path: Path) -> None:
     """Refuse, with one sentence, a path that names no image file to read: nothing there, a folder, or a name the
     system refuses (too long)."""
     try:
-        is_dir, is_file = path.is_dir(), path.is_file()
-    except OSError as exc:  # Path.is_file lets through all but "not there" (ENAMETOOLONG: a traceback)
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise ImageError(f"The image {path} does not exist.") from None
+    except OSError as exc:  # a name the system will not look at (too long), a loop of links
         raise ImageError(unusable_path(path, exc)) from None
-    if is_dir:
+    if stat.S_ISDIR(mode):
         raise ImageError(f"{path} is a folder, not an image file.")
-    if not is_file:
-        raise ImageError(f"The image {path} does not exist.")
+    if not stat.S_ISREG(mode):  # a named pipe would block the read for ever; a device is no picture
+        raise ImageError(f"{path} is {_special_file(mode)}, not an image file; Studio reads pictures from regular "
+                         "files.")
 
 
 def unusable_path(path: Path, exc: OSError) -> str:
@@ -79,6 +83,12 @@ def unusable_path(path: Path, exc: OSError) -> str:
     if exc.errno == errno.ENAMETOOLONG:
         return f"{path}: {_too_long(path)} for this file system."
     return f"{path} could not be looked at ({os_reason(exc)})."
+
+
+def _special_file(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device"))
+    return next((kind for test, kind in kinds if test(mode)), "a special file")
 
 
 def _too_long(path: Path) -> str:
