@@ -215,3 +215,18 @@ def test_a_named_pipe_given_as_a_picture_is_said_to_be_one(option, quick_engine,
         EXIT_BAD_INPUT, [f"studio: {fifo} is a named pipe (FIFO), not an image file; Studio reads pictures from "
                          "regular files."])
     assert not (tmp_path / "out.png").exists()
+
+
+def test_a_picture_is_kept_in_the_outputs_folder_where_the_history_cannot_record_it(quick_engine, tiny_model_dir,
+                                                                                    studio_home, tmp_path, capsys):
+    # With no history to record it, the command left the outputs folder out too, without a word: -o was the one copy.
+    data = studio_home / "data"
+    (data / "history.db").mkdir(parents=True)  # no database can be opened there
+    result = studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--prompt", "a fox", "--steps", "2",
+                         "--size", "64x64", "-o", str(tmp_path / "fox.png"))
+    assert result.returncode == 0, result.stderr
+    assert "This job is not recorded in the history." in result.stderr
+    kept = list((data / "outputs").rglob("*.png"))
+    assert len(kept) == 1
+    with Image.open(kept[0]) as copy, Image.open(tmp_path / "fox.png") as written:
+        assert copy.tobytes() == written.tobytes()
