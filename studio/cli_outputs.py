@@ -10,12 +10,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studio.core.errors import InvalidRequest, and_list
-from studio.core.images import SAVE_FORMATS, unusable_path
+from studio.core.errors import InvalidRequest, StudioError, and_list
+from studio.core.images import SAVE_FORMATS, save_image, unusable_path
 from studio.core.parameters import ImageParam
 from studio.plugin_host.registry import Registry
 
 if TYPE_CHECKING:
+    from PIL import Image
+
+    from studio.core.metadata import Recipe
     from studio.services.history_store import HistoryStore
 
 OVERWRITE_HELP = ("replace an output file that exists already (never a picture this command reads, nor one "
@@ -128,6 +131,25 @@ def _kept_by_history(outputs: Sequence[Path], outputs_dir: Path, history: Histor
         if history is None:
             store.close()
     return list(dict.fromkeys(names[name] for name in names if name in recorded))
+
+
+def keep_somewhere_else(image: Image.Image, recipe: Recipe, output: Path,
+                        other_text: Mapping[str, str] | None = None) -> Path | None:
+    """Where a picture that could be written neither to its -o file nor to the outputs folder (a full disk) is
+    kept instead: a PNG in the system's temporary folder (often another disk), named after the -o file; None where
+    that fails too."""
+    import tempfile
+
+    try:
+        handle, name = tempfile.mkstemp(prefix=f"studio-{output.stem[:60]}-", suffix=".png")
+    except OSError:
+        return None
+    os.close(handle)
+    try:
+        return save_image(image, name, recipe, other_text=other_text)
+    except (StudioError, OSError):
+        Path(name).unlink(missing_ok=True)
+        return None
 
 
 def param_pictures(values: Mapping[str, Any], registry: Registry, kind: str, id: str) -> list[tuple[ImageParam, Path]]:

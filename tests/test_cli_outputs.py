@@ -230,3 +230,43 @@ def test_a_picture_is_kept_in_the_outputs_folder_where_the_history_cannot_record
     assert len(kept) == 1
     with Image.open(kept[0]) as copy, Image.open(tmp_path / "fox.png") as written:
         assert copy.tobytes() == written.tobytes()
+
+
+@pytest.mark.parametrize("temp_folder", ["there", "gone"])
+def test_a_picture_neither_o_nor_the_outputs_folder_can_keep_goes_to_the_temporary_folder(
+        temp_folder, quick_engine, tiny_model_dir, studio_home, tmp_path, monkeypatch, capsys):
+    # A full disk: "…/out.png could not be written (File too large)." then "Done in 18.8 s.", and the picture was
+    # nowhere (the outputs folder had failed too, with only a note).
+    import errno
+    import tempfile
+
+    import studio.cli_job as cli_job
+
+    (studio_home / "data").mkdir(parents=True)
+    (studio_home / "data" / "outputs").write_text("a file where the outputs folder should be")
+    temp = tmp_path / "temp"
+    if temp_folder == "there":
+        temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+
+    def disk_full(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError(errno.EFBIG, "File too large")
+
+    monkeypatch.setattr(cli_job, "save_image", disk_full)
+    out = tmp_path / "out.png"
+    result = studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--prompt", "a fox", "--steps", "2",
+                         "--size", "64x64", "-o", str(out))
+    assert result.returncode == 1 and not out.exists()
+    assert "only copy" not in result.stderr  # the outputs folder's note said the -o file was
+    said = [line for line in result.stderr.splitlines() if line.startswith("studio: ")]
+    kept = list(temp.glob("studio-out-*.png"))
+    if temp_folder == "there":
+        assert len(kept) == 1 and said == [f"studio: {out} could not be written (File too large); it is kept in "
+                                           f"{kept[0]} instead."]
+        with Image.open(kept[0]) as picture_kept:
+            assert "a fox" in picture_kept.text["parameters"]
+        assert "Done in" in result.stderr
+    else:
+        assert said == [f"studio: {out} could not be written (File too large); it could not be kept anywhere else "
+                        "either: the picture is lost."]
+        assert "Done in" not in result.stderr
