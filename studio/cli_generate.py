@@ -90,13 +90,14 @@ def run_generate(args: argparse.Namespace) -> int:
         say_note(note)
     with device_given(args.device):
         say_if_compile_does_nothing(prepared.request, env, "--speed compile" if args.speed == "compile" else "")
-    # A real generation: recorded in the history like the window's, its pictures kept in the outputs folder.
+    # A real generation: recorded in the history like the window's, its pictures kept in the outputs folder (even
+    # where the history cannot record them: try_open_history said so, and the pictures are not lost for that).
     history = try_open_history()
     try:
         with device_given(args.device):
             return run_job(prepared.request, env, output_paths(args.output, prepared.request.batch_count),
-                           output_store=OutputStore(settings.outputs_dir) if history else None, history=history,
-                           plugins=plugins, overwrite=args.overwrite)
+                           output_store=OutputStore(settings.outputs_dir), history=history, plugins=plugins,
+                           overwrite=args.overwrite)
     finally:
         if history is not None:
             history.close()

@@ -246,12 +246,10 @@ def _rerun(args: argparse.Namespace) -> int:
         say_note(note)
     with device_given(args.device):  # the speed is the settings' (the entry's device may differ)
         say_if_compile_does_nothing(prepared.request, env)
-    try:
-        recorded = not store.read_only  # the outputs folder keeps the pictures the history points at
+    try:  # kept in the outputs folder, as the window keeps it, whether or not the history may record it
         with device_given(args.device):
-            return run_job(prepared.request, env, [args.output],
-                           output_store=OutputStore(settings.outputs_dir) if recorded else None,
-                           history=store if recorded else None, plugins=plugins, overwrite=args.overwrite)
+            return run_job(prepared.request, env, [args.output], output_store=OutputStore(settings.outputs_dir),
+                           history=None if store.read_only else store, plugins=plugins, overwrite=args.overwrite)
     finally:
         store.close()
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from studio.cli_exit import EXIT_CANCELLED, EXIT_FAILED
 from studio.cli_notes import say_note
+from studio.cli_outputs import keep_somewhere_else
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import StudioError, and_list, os_reason
 from studio.core.events import (
@@ -170,6 +171,7 @@ class _JobView:
         self.overwrite = overwrite
         self.rate = StepRate()  # tqdm's own rate would count the model load as steps
         self.unsaved: dict[int, str] = {}  # index: why the picture could not be written where asked
+        self.elsewhere: dict[int, Path | None] = {}  # index: where a picture kept nowhere else went (None: lost)
         self.handled: set[int] = set()
 
     def show(self, event: object) -> int | None:
@@ -226,6 +228,10 @@ class _JobView:
             self.unsaved[index] = str(exc) if isinstance(exc, StudioError) else os_reason(exc)
         else:
             self.outcome.written.append(self.outputs[index])
+            return
+        if output.path is None:  # nor kept in the outputs folder: the picture would be lost
+            self.elsewhere[index] = keep_somewhere_else(output.image, output.recipe, self.outputs[index],
+                                                        self.other_text)
 
     def _said_saved(self, outputs: tuple[GeneratedImage, ...]) -> None:
         """Each picture the job handed over (any whose own event was missed is written now), said as saved or not
@@ -235,7 +241,9 @@ class _JobView:
         self.bar.close()
         for index, (path, out) in enumerate(zip(self.outputs, outputs)):
             if index in self.unsaved:
-                kept = f"; it is kept in {out.path}" if out.path else ""
+                elsewhere = self.elsewhere.get(index)
+                kept = (f"; it is kept in {out.path}" if out.path else f"; it is kept in {elsewhere} instead"
+                        if elsewhere else "; it could not be kept anywhere else either: the picture is lost")
                 print(f"studio: {path} could not be written ({self.unsaved[index]}){kept}.", file=sys.stderr)
                 continue
             seed = f"seed {out.recipe.seed}, " if out.recipe.seed >= 0 else ""
@@ -252,7 +260,8 @@ class _JobView:
                     f"made {len(event.outputs)} of the {asked} pictures asked for")
             print(f"studio: the generator {getattr(self.request, 'generator', '')!r} {made}.", file=sys.stderr)
             return EXIT_FAILED
-        print(f"Done in {format_seconds(event.elapsed)}.", file=sys.stderr)
+        if not self._lost():  # "Done" after a picture was lost would read as all well
+            print(f"Done in {format_seconds(event.elapsed)}.", file=sys.stderr)
         left_out = self._steps_left_out(event.outputs)
         for steps, paths in left_out.items():
             titles = and_list([self.registry.title(POSTPROCESSOR, step) for step in steps])
@@ -260,6 +269,9 @@ class _JobView:
             print(f"studio: {and_list(paths)} {'was' if len(paths) == 1 else 'were'} written without {titles}: "
                   f"{which} did not run.", file=sys.stderr)
         return EXIT_FAILED if self.unsaved or left_out else 0
+
+    def _lost(self) -> bool:
+        return None in self.elsewhere.values()
 
     def _steps_left_out(self, outputs: tuple[GeneratedImage, ...]) -> dict[tuple[str, ...], list[str]]:
         """The post-processing steps asked for that a written picture went without (one failed, and the chain
@@ -272,7 +284,8 @@ class _JobView:
                 left_out.setdefault(steps, []).append(str(self.outputs[index]))
         return left_out
 
-    @staticmethod
-    def _notes(notes: tuple[str, ...]) -> None:
+    def _notes(self, notes: tuple[str, ...]) -> None:
         for note in notes:
+            if self.elsewhere:  # the -o file is not the only copy of each: the lines above said where each went
+                note = note.removesuffix(f" {UNSAVED}")
             say_note(note)

@@ -10,12 +10,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from studio.core.errors import InvalidRequest, and_list
-from studio.core.images import SAVE_FORMATS
+from studio.core.errors import InvalidRequest, StudioError, and_list
+from studio.core.images import SAVE_FORMATS, save_image, unusable_path
 from studio.core.parameters import ImageParam
 from studio.plugin_host.registry import Registry
 
 if TYPE_CHECKING:
+    from PIL import Image
+
+    from studio.core.metadata import Recipe
     from studio.services.history_store import HistoryStore
 
 OVERWRITE_HELP = ("replace an output file that exists already (never a picture this command reads, nor one "
@@ -39,6 +42,13 @@ def check_output(output: Path) -> None:
     """Refuse, before any work, an output that could not be written once the picture is made."""
     if output.suffix.lower() not in SAVE_FORMATS:
         raise InvalidRequest(f"The output {output.name!r} must end in .png, .jpg or .webp.")
+    try:
+        _check_output_place(output)
+    except OSError as exc:  # a name the system will not even look at (too long): one sentence, not a traceback
+        raise InvalidRequest(unusable_path(output, exc)) from None
+
+
+def _check_output_place(output: Path) -> None:
     folder = output.parent.resolve()
     if folder.exists() and not folder.is_dir():
         raise InvalidRequest(f"The output folder {output.parent} is a file, not a folder.")
@@ -57,7 +67,7 @@ def check_outputs(outputs: Sequence[Path], *, overwrite: bool, reads: Iterable[t
     file) or one the history keeps (in ``outputs_dir``; ``history``: the store open already, if any)."""
     for output in outputs:
         check_output(output)
-    reads = [(what, path) for what, path in reads if path.exists()]
+    reads = [(what, path) for what, path in reads if os.path.exists(path)]  # a name too long: refused on reading
     for output in outputs:
         for what, path in reads:
             if _same_file(output, path):
@@ -121,6 +131,25 @@ def _kept_by_history(outputs: Sequence[Path], outputs_dir: Path, history: Histor
         if history is None:
             store.close()
     return list(dict.fromkeys(names[name] for name in names if name in recorded))
+
+
+def keep_somewhere_else(image: Image.Image, recipe: Recipe, output: Path,
+                        other_text: Mapping[str, str] | None = None) -> Path | None:
+    """Where a picture that could be written neither to its -o file nor to the outputs folder (a full disk) is
+    kept instead: a PNG in the system's temporary folder (often another disk), named after the -o file; None where
+    that fails too."""
+    import tempfile
+
+    try:
+        handle, name = tempfile.mkstemp(prefix=f"studio-{output.stem[:60]}-", suffix=".png")
+    except OSError:
+        return None
+    os.close(handle)
+    try:
+        return save_image(image, name, recipe, other_text=other_text)
+    except (StudioError, OSError):
+        Path(name).unlink(missing_ok=True)
+        return None
 
 
 def param_pictures(values: Mapping[str, Any], registry: Registry, kind: str, id: str) -> list[tuple[ImageParam, Path]]:

@@ -4,6 +4,7 @@ quick stand-in for the diffusers generator."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -18,6 +19,7 @@ from studio.core.metadata import Recipe
 from studio.core.requests import GenerationRequest
 from studio.plugin_host.builtins import BUILTIN_CONTRIBUTIONS
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution, Registry
+from studio_testing import studio_here
 
 
 @pytest.fixture
@@ -173,3 +175,98 @@ def test_a_file_that_appears_while_the_job_runs_is_left_as_it_is(tmp_path, capsy
     assert (tmp_path / "out.png").read_text() == "made meanwhile"
     assert (f"studio: {tmp_path / 'out.png'} could not be written (a file of that name appeared while the job ran, "
             f"and was left as it is); it is kept in {tmp_path / 'kept' / '00001-3.png'}.") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["generate", "in a folder", "batch", "postprocess", "rerun", "inspect", "init image"])
+def test_a_name_too_long_for_the_file_system_is_one_sentence(case, quick_engine, tiny_model_dir, tmp_path, capsys):
+    # Each of these ended in a traceback (OSError: File name too long), exit 1: a stat of the name raised.
+    long, source = tmp_path / f"{'a' * 300}.png", tmp_path / "in.png"
+    picture(source)
+    commands = {"generate": (["generate", "--model", str(tiny_model_dir), "--prompt", "x", "-o", str(long)], long),
+                "in a folder": (["generate", "--model", str(tiny_model_dir), "--prompt", "x", "-o",
+                                 str(tmp_path / ("a" * 300) / "x.png")], tmp_path / ("a" * 300) / "x.png"),
+                # The stem fits alone; "-1" takes it past 255 bytes.
+                "batch": (["generate", "--model", str(tiny_model_dir), "--prompt", "x", "--batch-count", "2", "-o",
+                           str(tmp_path / f"{'b' * 250}.png")], tmp_path / f"{'b' * 250}-1.png"),
+                "postprocess": (["postprocess", str(source), "--method", "histogram", "--style", str(source), "-o",
+                                 str(long)], long),
+                "rerun": (["history", "rerun", "1", "-o", str(long)], long),
+                "inspect": (["inspect", str(long)], long),
+                "init image": (["generate", "--model", str(tiny_model_dir), "--prompt", "x", "--init-image", str(long),
+                                "-o", str(tmp_path / "out.png")], long)}
+    args, named = commands[case]
+    result = studio_here(capsys, *args)
+    part = "a folder name in it" if case == "in a folder" else "the file name"
+    assert (result.returncode, result.stderr.splitlines()) == (
+        EXIT_BAD_INPUT, [f"studio: {named}: {part} is too long for this file system."])
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.png", "studio-home"]
+
+
+@pytest.mark.parametrize("option", ["inspect", "--init-image"])
+def test_a_named_pipe_given_as_a_picture_is_said_to_be_one(option, quick_engine, tiny_model_dir, tmp_path, capsys):
+    # It was said not to exist ("The image …/fifo.png does not exist."), though it does: it is no regular file.
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    args = (["inspect", str(fifo)] if option == "inspect" else
+            ["generate", "--model", str(tiny_model_dir), "--prompt", "x", "--init-image", str(fifo), "-o",
+             str(tmp_path / "out.png")])
+    result = studio_here(capsys, *args)
+    assert (result.returncode, result.stderr.splitlines()) == (
+        EXIT_BAD_INPUT, [f"studio: {fifo} is a named pipe (FIFO), not an image file; Studio reads pictures from "
+                         "regular files."])
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_a_picture_is_kept_in_the_outputs_folder_where_the_history_cannot_record_it(quick_engine, tiny_model_dir,
+                                                                                    studio_home, tmp_path, capsys):
+    # With no history to record it, the command left the outputs folder out too, without a word: -o was the one copy.
+    data = studio_home / "data"
+    (data / "history.db").mkdir(parents=True)  # no database can be opened there
+    result = studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--prompt", "a fox", "--steps", "2",
+                         "--size", "64x64", "-o", str(tmp_path / "fox.png"))
+    assert result.returncode == 0, result.stderr
+    assert "This job is not recorded in the history." in result.stderr
+    kept = list((data / "outputs").rglob("*.png"))
+    assert len(kept) == 1
+    with Image.open(kept[0]) as copy, Image.open(tmp_path / "fox.png") as written:
+        assert copy.tobytes() == written.tobytes()
+
+
+@pytest.mark.parametrize("temp_folder", ["there", "gone"])
+def test_a_picture_neither_o_nor_the_outputs_folder_can_keep_goes_to_the_temporary_folder(
+        temp_folder, quick_engine, tiny_model_dir, studio_home, tmp_path, monkeypatch, capsys):
+    # A full disk: "…/out.png could not be written (File too large)." then "Done in 18.8 s.", and the picture was
+    # nowhere (the outputs folder had failed too, with only a note).
+    import errno
+    import tempfile
+
+    import studio.cli_job as cli_job
+
+    (studio_home / "data").mkdir(parents=True)
+    (studio_home / "data" / "outputs").write_text("a file where the outputs folder should be")
+    temp = tmp_path / "temp"
+    if temp_folder == "there":
+        temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+
+    def disk_full(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError(errno.EFBIG, "File too large")
+
+    monkeypatch.setattr(cli_job, "save_image", disk_full)
+    out = tmp_path / "out.png"
+    result = studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--prompt", "a fox", "--steps", "2",
+                         "--size", "64x64", "-o", str(out))
+    assert result.returncode == 1 and not out.exists()
+    assert "only copy" not in result.stderr  # the outputs folder's note said the -o file was
+    said = [line for line in result.stderr.splitlines() if line.startswith("studio: ")]
+    kept = list(temp.glob("studio-out-*.png"))
+    if temp_folder == "there":
+        assert len(kept) == 1 and said == [f"studio: {out} could not be written (File too large); it is kept in "
+                                           f"{kept[0]} instead."]
+        with Image.open(kept[0]) as picture_kept:
+            assert "a fox" in picture_kept.text["parameters"]
+        assert "Done in" in result.stderr
+    else:
+        assert said == [f"studio: {out} could not be written (File too large); it could not be kept anywhere else "
+                        "either: the picture is lost."]
+        assert "Done in" not in result.stderr

@@ -29,6 +29,7 @@ from typing import Any
 
 from studio.core.errors import ImageError
 from studio.core.image_info import STUDIO_TOOL, ImageInfo
+from studio.core.images import check_image_file
 from studio.core.image_text import PNG_SIGNATURE, read_exif_texts, read_png_texts
 from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe
 from studio.core.metadata_values import as_float, as_int, as_text
@@ -45,10 +46,7 @@ def inspect_image(path: str | os.PathLike[str]) -> ImageInfo:
     with the metadata itself only adds a note.
     """
     path = Path(path)
-    if path.is_dir():
-        raise ImageError(f"{path} is a folder, not an image file.")
-    if not path.is_file():
-        raise ImageError(f"The image {path} does not exist.")
+    check_image_file(path)
     notes: list[str] = []
     try:
         with open(path, "rb") as f:

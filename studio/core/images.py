@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from studio.core.errors import ImageError
+from studio.core.errors import ImageError, os_reason
 from studio.core.mask import eight_bit_grey
 from studio.core.metadata import PARAMETERS_CHUNK, RECIPE_CHUNKS, STUDIO_CHUNK, Recipe
 
@@ -38,10 +40,7 @@ def open_image(path: str | os.PathLike[str], trusted: bool = False, keep_mode: b
     ``trusted``: a file Studio wrote itself (an autosave to recover), opened past MAX_PIXELS, up to Pillow's own
     limit (twice it): a canvas made that large must still be recovered, not lost after a crash."""
     path = Path(path)
-    if path.is_dir():
-        raise ImageError(f"{path} is a folder, not an image file.")
-    if not path.is_file():
-        raise ImageError(f"The image {path} does not exist.")
+    check_image_file(path)
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with Image.open(path) as img:
@@ -61,6 +60,44 @@ def open_image(path: str | os.PathLike[str], trusted: bool = False, keep_mode: b
     if upright.width == 0 or upright.height == 0:
         raise ImageError(f"The image {path.name} is empty.")
     return upright if keep_mode else _to_rgb_or_rgba(upright)
+
+
+def check_image_file(path: Path) -> None:
+    """Refuse, with one sentence, a path that names no image file to read: nothing there, a folder, or a name the
+    system refuses (too long)."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise ImageError(f"The image {path} does not exist.") from None
+    except OSError as exc:  # a name the system will not look at (too long), a loop of links
+        raise ImageError(unusable_path(path, exc)) from None
+    if stat.S_ISDIR(mode):
+        raise ImageError(f"{path} is a folder, not an image file.")
+    if not stat.S_ISREG(mode):  # a named pipe would block the read for ever; a device is no picture
+        raise ImageError(f"{path} is {_special_file(mode)}, not an image file; Studio reads pictures from regular "
+                         "files.")
+
+
+def unusable_path(path: Path, exc: OSError) -> str:
+    """The sentence for a path the system would not even look at (``exc``, from a stat of it)."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"{path}: {_too_long(path)} for this file system."
+    return f"{path} could not be looked at ({os_reason(exc)})."
+
+
+def _special_file(mode: int) -> str:
+    kinds = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device"))
+    return next((kind for test, kind in kinds if test(mode)), "a special file")
+
+
+def _too_long(path: Path) -> str:
+    """Which part of ``path`` is too long, where that is plain: most file systems allow 255 bytes a name."""
+    if len(os.fsencode(path.name)) > 255:
+        return "the file name is too long"
+    if any(len(os.fsencode(part)) > 255 for part in path.parent.parts):
+        return "a folder name in it is too long"
+    return "the name is too long"
 
 
 def rgb_or_rgba(img: Image.Image, drop_opaque_alpha: bool = False) -> Image.Image:

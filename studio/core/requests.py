@@ -185,6 +185,9 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
         except UnicodeEncodeError as exc:  # bytes a terminal passed on that are not UTF-8 (surrogate escapes)
             raise InvalidRequest(f"The {name} has bytes that are not text at character {exc.start + 1}; check the "
                                  "terminal's encoding (Studio reads UTF-8).") from None
+        if "\0" in text:  # the PNG text chunk keeps it, but A1111 and other readers stop there: the rest is lost
+            raise InvalidRequest(f"The {name} contains a NUL character (at character {text.index(chr(0)) + 1}); "
+                                 "remove it: other tools would read the picture's settings only up to it.")
     if not 1 <= request.batch_count <= MAX_BATCH_COUNT:
         raise InvalidRequest(f"The batch count must be between 1 and {MAX_BATCH_COUNT}, not {request.batch_count}.")
     if request.init_image is not None and not 0.0 < request.strength <= 1.0:

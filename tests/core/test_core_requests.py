@@ -51,6 +51,14 @@ def test_a_prompt_with_bytes_that_are_not_text_is_refused(base, field):
         f"The {name} has bytes that are not text at character 4; check the terminal's encoding (Studio reads UTF-8).")
 
 
+@pytest.mark.parametrize("field", ["prompt", "negative_prompt"])
+def test_a_prompt_with_a_nul_character_is_refused(base, field):
+    # It was taken, and written into the picture's A1111 "parameters" text, which other tools cut short at it.
+    assert refused(replace(base, **{field: "a fox\0 in snow"})) == (
+        f"The {field.replace('_', ' ')} contains a NUL character (at character 6); remove it: other tools would read "
+        "the picture's settings only up to it.")
+
+
 @pytest.mark.parametrize(("width", "height", "expected"), [
     (100, 68, (104, 72)),  # halves round up, never to even
     (64, 70, (64, 72)),
