@@ -217,9 +217,20 @@ def check_picture_file(param: ImageParam, value: Any, owner: str) -> Any:
     import os
     from pathlib import Path
 
+    from studio.core.errors import ImageError
+    from studio.core.images import check_image_file
+
     path = Path(value).expanduser()
-    if not path.is_file():
-        raise MissingPicture(f"{owner}: {param.title}: the picture {path} does not exist.")
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise MissingPicture(f"{owner}: {param.title}: the picture {path} does not exist.") from None
+    except OSError:
+        pass  # a name too long for the system, a loop of links: said next
+    try:  # a folder, a named pipe (whose read would block for ever), such a name
+        check_image_file(path)
+    except ImageError as exc:
+        raise MissingPicture(f"{owner}: {param.title}: {exc}") from None
     if not os.access(path, os.R_OK):
         raise MissingPicture(f"{owner}: {param.title}: Studio may not read the picture {path}: permission denied.")
     return str(path.resolve())

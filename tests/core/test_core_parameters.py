@@ -194,3 +194,25 @@ def test_a_16_bit_grey_picture_parameter_keeps_its_range():
     assert ramp.mode == "I;16"
     picture = ImageParam("style").check(ramp, "Filter")
     assert picture.mode == "RGB" and 120 < np.asarray(picture).mean() < 135
+
+
+def test_a_picture_file_that_is_no_regular_file_is_said_before_it_is_read(tmp_path):
+    """A named pipe was taken as a picture (its read would block for ever); a name too long for the system raised
+    OSError out of the check (a traceback in `studio generate --generator`)."""
+    import os
+
+    from studio.core.parameters import MissingPicture, check_picture_file
+
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)
+    with pytest.raises(MissingPicture) as err:
+        check_picture_file(ImageParam("style"), str(pipe), "Colour Transfer")
+    assert str(err.value) == (f"Colour Transfer: Style: {pipe} is a named pipe (FIFO), not an image file; Studio "
+                              "reads pictures from regular files.")
+    long_name = tmp_path / ("a" * 300 + ".png")
+    with pytest.raises(MissingPicture) as err:
+        check_picture_file(ImageParam("style"), str(long_name), "Colour Transfer")
+    assert str(err.value) == f"Colour Transfer: Style: {long_name}: the file name is too long for this file system."
+    with pytest.raises(MissingPicture) as err:
+        check_picture_file(ImageParam("style"), str(tmp_path / "gone.png"), "Colour Transfer")
+    assert str(err.value) == f"Colour Transfer: Style: the picture {tmp_path / 'gone.png'} does not exist."
