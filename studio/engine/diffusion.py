@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
 from functools import partial
@@ -45,7 +45,15 @@ from studio.engine.libraries import quiet_imports
 from studio.engine.loader import LoadedModel, load_model
 from studio.engine.loras import resolve_loras, use_loras
 from studio.engine.memory import MemoryPlan, apply_plan, oom_advice, weight_parts
-from studio.engine.model_keeping import KeptModels, in_precision, in_system_memory, model_files_key
+from studio.engine.model_keeping import (
+    KeptModels,
+    ModelStamp,
+    changed_in_place,
+    in_precision,
+    in_system_memory,
+    model_files_key,
+    unreadable,
+)
 from studio.engine.schedulers import make_scheduler
 from studio.engine.upscale import Upscale, find_upscaler, import_spandrel
 from studio.engine.vae_override import VaeOverride, find_vae
@@ -136,18 +144,24 @@ class DiffusersGenerator:
     def _ensure_model(self, path: Path, context: JobContext) -> LoadedModel:
         """The model at path, loaded (on the CPU: the job's memory plan places it). Switching keeps the model
         before loaded where that costs nothing (model_keeping), and lets the oldest kept go where needed."""
-        return self._load(path, context.status)
+        return self._load(path, context.status, context.note)
 
-    def _load(self, path: Path, status) -> LoadedModel:  # noqa: ANN001 - StatusFn / JobContext.status
+    def _load(self, path: Path, status,  # noqa: ANN001 - StatusFn / JobContext.status
+              note: Callable[[str], None] = log.info) -> LoadedModel:
         resolved = path.resolve()
+        files = model_files_key(path)  # stat calls only: cheap enough for every job
         if self._model is not None and self._model.path == resolved and in_precision(self._model, self.device):
-            return self._model
+            if files == self._model.files_key or self._from_memory(self._model, path, files, note):
+                return self._model
         self._vae.clear()  # the next model may want another VAE anyway
         if self._model is not None:
             let_reference_go(self._model.text2img)  # a kept IP-Adapter holds up to 3.6 GB
         previous, self._model = self._model, None
-        found, let_go = self._kept.take(resolved, model_files_key(path), self.device)
-        if previous is not None:
+        found, let_go = self._kept.take(resolved, files, self.device)
+        reloaded = previous is not None and previous.path == resolved and previous.files_key != files
+        if reloaded:  # its files changed: a copy of what they held before is no use to switch back to
+            let_go.append(previous)
+        elif previous is not None:
             let_go += self._kept.keep(self._keep(previous))
         if found is not None:
             self._model = found
@@ -165,9 +179,34 @@ class DiffusersGenerator:
                                      models_dir=self._env.models_root, cache_dir=self._env.cache_dir, place=False)
             lay_out_for_cpu(self._model.text2img, self.device)
             log.info("Loaded %s in %.2f s", path, time.perf_counter() - started)
+            if reloaded:
+                note(f"The model {self._model.name} changed on disk; loaded again.")
         self._controls.model_changed(self._model.text2img.unet, self.device.dtype)
         status(device=self.device.description, model=self._model.name, message="")
         return self._model
+
+    def _from_memory(self, model: LoadedModel, path: Path, files: ModelStamp, note: Callable[[str], None]) -> bool:
+        """Whether the job runs on the model in use as it is, its files having changed since it was loaded: not
+        where they can be loaded again (they are, the picture and its hash being theirs); where they were removed
+        or damaged, the copy in memory is what the model was and what its recorded hash is of, and the job says
+        so. ModelError where damaged files were rewritten in place: the copy in memory is not whole either."""
+        if not path.exists():
+            note(f"The model {model.name}'s files were removed since it was loaded; this job's pictures were made "
+                 "from the copy in memory.")
+            return True
+        problem = unreadable(path)
+        if problem is None:
+            return False
+        problem = problem.rstrip(".")
+        rewritten = changed_in_place(model.files_key, files)
+        if rewritten:
+            self._model = None  # touching its weights could read the damaged pages (or crash on missing ones)
+            raise ModelError(f"The model {model.name} changed on disk and cannot be read ({problem}); "
+                             f"{', '.join(rewritten)} was rewritten in place, so the copy in memory is not whole "
+                             "either. Put a whole copy of the model back and generate again.")
+        note(f"The model {model.name}'s files changed since it was loaded and cannot be read ({problem}); this "
+             "job's pictures were made from the copy in memory.")
+        return True
 
     def _let_kept_go(self) -> bool:
         return bool(self._kept.let_all_go())

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.errors import ModelError, first_line
-from studio.core.hashing import FilesKey, in_background, model_hash
+from studio.core.hashing import in_background, model_hash
 from studio.core.models import MODEL_INDEX, check_model_folder, checkpoint_kind
 from studio.engine.device import DeviceInfo
 from studio.engine.libraries import quiet_imports
-from studio.engine.model_keeping import model_files_key
+from studio.engine.model_keeping import ModelStamp, model_files_key
 from studio.engine.shared_tokenizers import load_sharing_tokenizers
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class LoadedModel:
     base_scheduler_config: Any
     offloaded: bool = False  # model CPU offload is on (memory.apply_plan keeps this in step)
     sliced: bool | None = None  # attention slicing is on (None: not set by Studio yet)
-    files_key: FilesKey = ()  # its weight files when it was loaded (model_keeping.model_files_key)
+    files_key: ModelStamp = ()  # its files' stamp when it was loaded (model_keeping.model_files_key)
     _img2img: Any = field(default=None, repr=False)
     _inpaint: Any = field(default=None, repr=False)
 
@@ -98,8 +98,8 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
         kind = checkpoint_kind(path)  # ModelError with one sentence when refused, as below
     else:
         check_model_folder(path)
-    hashing = in_background(lambda: model_hash(path, hash_cache), path)  # only the pictures' metadata waits
     files = model_files_key(path)  # as they are before they are read
+    hashing = in_background(lambda: _hash_of(path, files, hash_cache), path)  # only the pictures' metadata waits
     quiet_imports()
     if is_file:
         from studio.engine.single_file import load_single_file
@@ -125,6 +125,16 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
         text2img=pipe,
         base_scheduler_config=dict(pipe.scheduler.config),
     )
+
+
+def _hash_of(path: Path, files: ModelStamp, hash_cache: Path | None) -> str:
+    """The model's hash, as it was loaded: none ("") where its files changed before hashing ended, since the
+    hash would then be of other weights than the pictures were made with."""
+    digest = model_hash(path, hash_cache)
+    if model_files_key(path) != files:
+        log.warning("%s changed on disk while it was hashed; its pictures carry no model hash", path)
+        return ""
+    return digest
 
 
 def _load_folder(path: Path, device: DeviceInfo) -> Any:

@@ -15,9 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from studio.core.errors import StudioError
-from studio.core.hashing import FilesKey, files_key
-from studio.core.weight_files import numbers_in
+import json
+
+from studio.core.errors import ModelError, StudioError
+from studio.core.models import check_model_folder
+from studio.core.weight_files import check_weights_file, numbers_in
 from studio.engine.device import DeviceInfo
 from studio.engine.memory import GIB, model_bytes
 
@@ -47,10 +49,63 @@ def weight_files(path: Path) -> list[Path]:
     return [path] if path.is_file() else sorted(path.rglob("*.safetensors"))
 
 
-def model_files_key(path: Path) -> FilesKey:
-    """A model's weight files as they are on disk: a kept model whose files changed since (a new download or
-    conversion under the same name) is read again, not switched back to."""
-    return files_key(weight_files(path))
+# What loading a diffusers folder reads: weights, configs (model_index.json, each part's config.json, the
+# scheduler's) and tokenizer files (vocab.json, merges.txt).
+LOADED_SUFFIXES = (".safetensors", ".json", ".txt")
+
+
+def loaded_files(path: Path) -> list[Path]:
+    """The files a model is loaded from: a single file, or a folder's weights, configs and tokenizer files (its
+    hidden folders, such as a download's cache, aside)."""
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.suffix in LOADED_SUFFIXES
+                  and not any(part.startswith(".") for part in p.relative_to(path).parts[:-1]))
+
+
+# Each file loaded: (path, size, modification time in ns, inode).
+ModelStamp = tuple[tuple[str, int, int, int], ...]
+
+
+def model_files_key(path: Path) -> ModelStamp:
+    """The stamp of a model's files as they are on disk (stat calls only: 0.6 ms for the tiny test model's 10
+    files, 1.1 ms for a folder of 20, on a busy 2-core machine): a model whose files changed since it was loaded
+    (a new download or conversion under the same name) is read again, the one in use before its next job and a
+    kept one instead of being switched back to. () when the model is gone (or went while being looked at)."""
+    try:
+        return tuple((str(f), (stat := f.stat()).st_size, stat.st_mtime_ns, stat.st_ino) for f in loaded_files(path))
+    except OSError:
+        return ()
+
+
+def changed_in_place(loaded: ModelStamp, now: ModelStamp) -> list[str]:
+    """The names of the files rewritten in place (the same inode, another size or time) since ``loaded``. A
+    model's CPU weights may be pages of its weight files (safetensors maps them): a file replaced or removed
+    leaves those pages as they were, one rewritten in place does not, so its copy in memory is no longer whole."""
+    inodes = {ino: (name, size, mtime) for name, size, mtime, ino in loaded if name.endswith(".safetensors")}
+    return [Path(name).name for name, size, mtime, ino in now
+            if ino in inodes and inodes[ino][0] == name and inodes[ino][1:] != (size, mtime)]
+
+
+def unreadable(path: Path) -> str | None:
+    """Why the model's files cannot be loaded as they are now (a sentence), or None where they look whole: its
+    folder, each weight file's header against its size, and each config's JSON are checked; no weights are read."""
+    try:
+        check_model_folder(path)
+        files = loaded_files(path)
+    except (ModelError, OSError) as exc:
+        return str(exc)
+    for file in files:
+        try:
+            if file.suffix == ".safetensors":
+                check_weights_file(file)
+            elif file.suffix == ".json":
+                json.loads(file.read_text(encoding="utf-8"))
+        except ModelError as exc:
+            return str(exc)
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+            return f"{file.name} of {path.name} could not be read: {exc}."
+    return None
 
 
 def numbers_in_model(path: Path) -> int:
@@ -96,7 +151,7 @@ class KeptModels:
     def __len__(self) -> int:
         return len(self._models)
 
-    def take(self, path: Path, files: FilesKey, device: DeviceInfo) -> tuple[Any | None, list[Any]]:
+    def take(self, path: Path, files: ModelStamp, device: DeviceInfo) -> tuple[Any | None, list[Any]]:
         """The kept model of ``path`` in the precision ``device`` computes in, taken out (or None), and the kept
         copies of ``path`` whose files have changed since (a new download or conversion), let go. A copy in
         another precision stays (the CPU's Speed setting switches between two)."""

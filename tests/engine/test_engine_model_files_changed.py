@@ -1,0 +1,185 @@
+"""The model in use against its files: replaced weights are read again before the next job, so the picture and
+its recorded hash are of the files; removed or damaged files leave the job to the copy in memory, said in a note.
+
+A tiny SD pipeline saved as a diffusers folder, copied for each test, loaded through Studio's loader on the CPU.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from studio_testing import DirectContext, tiny_request
+
+import studio.engine.loader as loader
+from studio.core.environment import GeneratorEnvironment
+from studio.core.errors import ModelError
+from studio.core.requests import GenerationRequest
+from studio.core.hashing import model_hash
+from studio.engine import model_keeping
+from studio.engine.diffusion import DiffusersGenerator
+from studio.engine.model_keeping import model_files_key
+
+PLENTY = (64 * 2**30, 128 * 2**30)
+
+
+@pytest.fixture
+def model(tiny_model_dir, tmp_path) -> Path:
+    return Path(shutil.copytree(tiny_model_dir, tmp_path / "models" / "tiny-copy"))
+
+
+@pytest.fixture
+def generator(tmp_path, monkeypatch) -> DiffusersGenerator:
+    monkeypatch.setattr(model_keeping, "available_ram", lambda: PLENTY)
+    return DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
+
+
+def make(generator: DiffusersGenerator, model: Path, context: DirectContext,
+         job: GenerationRequest | None = None) -> tuple[np.ndarray, str]:
+    ((image, recipe),) = list(generator.generate(job or tiny_request(model, prepared=True), context))
+    return np.asarray(image, dtype=np.int16), recipe.model_hash
+
+
+def unet_weights(model: Path) -> Path:
+    return next((model / "unet").glob("*.safetensors"))
+
+
+def halve_unet(model: Path) -> None:
+    """A new version under the same name: a valid file of other weights, the same size."""
+    from safetensors.torch import load_file, save_file
+
+    weights = unet_weights(model)
+    stat = weights.stat()
+    save_file({name: tensor * 0.5 for name, tensor in load_file(weights).items()}, weights)
+    # A coarse filesystem clock could give the new file the old time: the stamp must see it anyway.
+    weights.touch()
+    assert weights.stat().st_mtime_ns != stat.st_mtime_ns
+
+
+def test_replaced_weights_are_read_again_before_the_next_job_and_its_hash_is_theirs(generator, loads, model,
+                                                                                       tmp_path):
+    first = DirectContext()
+    before, before_hash = make(generator, model, first)
+    halve_unet(model)
+    context = DirectContext()
+    after, after_hash = make(generator, model, context)
+
+    assert loads == ["tiny-copy", "tiny-copy"]
+    assert "The model tiny-copy changed on disk; loaded again." in context.notes
+    assert not np.array_equal(before, after)
+    fresh = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data2", tmp_path / "cache2"))
+    assert np.array_equal(after, make(fresh, model, DirectContext())[0])  # what the files now make
+    assert after_hash == model_hash(model) != before_hash
+    assert len(generator._kept) == 0  # the old copy is not kept for switching back: its files are gone
+
+    again = DirectContext()
+    assert np.array_equal(make(generator, model, again)[0], after)
+    assert loads == ["tiny-copy"] * 3  # the two generators' loads: unchanged since, it was not read again
+    assert not any("changed on disk" in note for note in again.notes)
+
+
+def test_a_changed_config_is_read_again_too(generator, loads, model):
+    make(generator, model, DirectContext())
+    config = model / "scheduler" / "scheduler_config.json"
+    config.write_text(config.read_text())
+    config.touch()
+    context = DirectContext()
+    make(generator, model, context)
+    assert loads == ["tiny-copy", "tiny-copy"]
+    assert "The model tiny-copy changed on disk; loaded again." in context.notes
+
+
+def test_a_removed_model_runs_from_memory_with_a_note_and_its_loaded_hash(generator, loads, model):
+    before, before_hash = make(generator, model, DirectContext())
+    queued = tiny_request(model, prepared=True)  # checked when it was queued, before the folder went
+    shutil.rmtree(model)
+    context = DirectContext()
+    after, after_hash = make(generator, model, context, queued)
+    assert np.array_equal(before, after) and after_hash == before_hash
+    assert loads == ["tiny-copy"]
+    assert ("The model tiny-copy's files were removed since it was loaded; this job's pictures were made from the "
+            "copy in memory.") in context.notes
+
+
+def replace_with(path: Path, data: bytes) -> None:
+    """Write ``path`` as downloads and copies do: a new file put in its place (the loaded one stays whole)."""
+    part = path.with_suffix(".part")
+    part.write_bytes(data)
+    part.replace(path)
+
+
+def test_damaged_files_run_from_memory_with_a_note_and_a_mended_model_is_read_again(generator, loads, model,
+                                                                                   tiny_model_dir):
+    before, before_hash = make(generator, model, DirectContext())
+    weights = unet_weights(model)
+    replace_with(weights, weights.read_bytes()[:5000])
+    context = DirectContext()
+    after, after_hash = make(generator, model, context)
+    assert np.array_equal(before, after) and after_hash == before_hash
+    assert loads == ["tiny-copy"]
+    (note,) = [n for n in context.notes if "tiny-copy's files" in n]
+    assert note.startswith("The model tiny-copy's files changed since it was loaded and cannot be read (")
+    assert weights.name in note and note.endswith("this job's pictures were made from the copy in memory.")
+
+    shutil.rmtree(model)
+    shutil.copytree(tiny_model_dir, model)
+    halve_unet(model)  # mended, as a new version
+    context = DirectContext()
+    mended, mended_hash = make(generator, model, context)
+    assert loads == ["tiny-copy", "tiny-copy"]
+    assert not np.array_equal(before, mended) and mended_hash == model_hash(model)
+
+
+def test_a_truncated_config_counts_as_damaged(generator, loads, model):
+    before, _ = make(generator, model, DirectContext())
+    config = model / "unet" / "config.json"
+    config.write_text(config.read_text()[:40])  # in place: the config is read once, at loading
+    context = DirectContext()
+    assert np.array_equal(make(generator, model, context)[0], before)
+    assert loads == ["tiny-copy"]
+    assert any("cannot be read" in note and "config.json" in note for note in context.notes)
+
+
+def test_weights_damaged_in_place_refuse_the_job_and_a_whole_copy_is_read_again(generator, loads, model,
+                                                                                tiny_model_dir):
+    """The loaded weights are pages of the file (safetensors maps it): cut in place, they are gone too."""
+    before, _ = make(generator, model, DirectContext())
+    weights = unet_weights(model)
+    weights.write_bytes(weights.read_bytes()[:5000])  # the same file, cut short
+    with pytest.raises(ModelError, match=r"The model tiny-copy changed on disk and cannot be read \(.*"
+                                         r"diffusion_pytorch_model.safetensors was rewritten in place"):
+        make(generator, model, DirectContext())
+    assert generator._model is None  # nothing touches its weights again
+
+    shutil.rmtree(model)
+    shutil.copytree(tiny_model_dir, model)
+    assert np.array_equal(make(generator, model, DirectContext())[0], before)
+    assert loads == ["tiny-copy", "tiny-copy"]
+
+
+def test_files_changed_while_hashed_give_no_hash_rather_than_another_models(model, monkeypatch, tmp_path):
+    from studio.engine.device import select_device
+
+    real = loader.model_hash
+
+    def hash_then_replace(path, cache):  # noqa: ANN001, ANN202
+        digest = real(path, cache)
+        halve_unet(model)
+        return digest
+
+    monkeypatch.setattr(loader, "model_hash", hash_then_replace)
+    loaded = loader.load_model(model, select_device("cpu"), tmp_path / "hashes.json", place=False)
+    assert loaded.hash == ""
+
+
+def test_the_stamp_covers_weights_configs_and_tokenizers_and_not_hidden_caches(model):
+    (model / ".cache" / "huggingface").mkdir(parents=True)
+    (model / ".cache" / "huggingface" / "download.json").write_text("{}")
+    (model / "tokenizer" / "merges.txt").write_text("#version: 0.2\n")  # a slow tokenizer's
+    names = {Path(path).relative_to(model).as_posix() for path, *_stat in model_files_key(model)}
+    assert {"model_index.json", "unet/config.json", "tokenizer/tokenizer.json", "tokenizer/merges.txt",
+            unet_weights(model).relative_to(model).as_posix()} <= names
+    assert not any(name.startswith(".cache") for name in names)
+    assert model_files_key(model / "gone") == ()
