@@ -197,14 +197,14 @@ class DiffusersGenerator:
         problem = unreadable(path)
         if problem is None:
             return False
-        problem = problem.rstrip(".")
+        problem = problem if problem.endswith(".") else f"{problem}."
         rewritten = changed_in_place(model.files_key, files)
         if rewritten:
             self._model = None  # touching its weights could read the damaged pages (or crash on missing ones)
-            raise ModelError(f"The model {model.name} changed on disk and cannot be read ({problem}); "
+            raise ModelError(f"The model {model.name} changed on disk and cannot be read: {problem} "
                              f"{', '.join(rewritten)} was rewritten in place, so the copy in memory is not whole "
                              "either. Put a whole copy of the model back and generate again.")
-        note(f"The model {model.name}'s files changed since it was loaded and cannot be read ({problem}); this "
+        note(f"The model {model.name}'s files changed since it was loaded and cannot be read: {problem} This "
              "job's pictures were made from the copy in memory.")
         return True
 

@@ -120,8 +120,8 @@ def test_damaged_files_run_from_memory_with_a_note_and_a_mended_model_is_read_ag
     assert np.array_equal(before, after) and after_hash == before_hash
     assert loads == ["tiny-copy"]
     (note,) = [n for n in context.notes if "tiny-copy's files" in n]
-    assert note.startswith("The model tiny-copy's files changed since it was loaded and cannot be read (")
-    assert weights.name in note and note.endswith("this job's pictures were made from the copy in memory.")
+    assert note.startswith("The model tiny-copy's files changed since it was loaded and cannot be read: The model ")
+    assert weights.name in note and note.endswith("This job's pictures were made from the copy in memory.")
 
     shutil.rmtree(model)
     shutil.copytree(tiny_model_dir, model)
@@ -148,7 +148,7 @@ def test_weights_damaged_in_place_refuse_the_job_and_a_whole_copy_is_read_again(
     before, _ = make(generator, model, DirectContext())
     weights = unet_weights(model)
     weights.write_bytes(weights.read_bytes()[:5000])  # the same file, cut short
-    with pytest.raises(ModelError, match=r"The model tiny-copy changed on disk and cannot be read \(.*"
+    with pytest.raises(ModelError, match=r"The model tiny-copy changed on disk and cannot be read: .*"
                                          r"diffusion_pytorch_model.safetensors was rewritten in place"):
         make(generator, model, DirectContext())
     assert generator._model is None  # nothing touches its weights again
