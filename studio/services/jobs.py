@@ -77,8 +77,9 @@ class EventStream:
         return event
 
 
-# Said after why the outputs folder could not keep a picture.
-UNSAVED = "The picture was handed on unsaved: keep it with File → Save, or -o on the command line."
+# Said after why the outputs folder could not keep a picture, in the window's words (the command line passes its own:
+# there the -o file is the picture's copy).
+UNSAVED = "The picture is only on the canvas: keep it with File → Save."
 
 
 class JobService:
