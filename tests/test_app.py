@@ -201,7 +201,7 @@ async def job(service):
     job_id = service.submit(fake_request(seed=7, prompt="a new picture"))
     end = terminal(await collect_until_done(stream, [job_id]), job_id)
     service.unsubscribe(stream)
-    return {{"end": type(end).__name__, "notes": list(end.notes),
+    return {{"end": type(end).__name__, "notes": [*getattr(end, "warnings", ()), *end.notes],
             "saved": [str(o.path) if o.path else None for o in end.outputs]}}
 
 

@@ -290,13 +290,13 @@ class JobService:
 
     def _saved(self, image: Image.Image, recipe: Recipe, context: WorkerContext) -> Path | None:
         """The picture in the outputs folder; one that cannot be written there (a full or read-only disk) still
-        goes on, unsaved, with a note: minutes of work are not thrown away for want of a file."""
+        goes on, unsaved, with a warning: minutes of work are not thrown away for want of a file."""
         if self._outputs is None:
             return None
         try:
             return self._outputs.save(image, recipe)
         except StudioError as exc:
-            context.note(f"{exc} {self._unsaved}")
+            context.warn(f"{exc} {self._unsaved}")  # a problem, said first: the picture exists nowhere else
             return None
 
     def _post_process(self, request: GenerationRequest, image: Image.Image, recipe: Recipe, context: WorkerContext,
