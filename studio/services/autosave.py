@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from studio.core.document_io import DOCUMENT_JSON, DocumentSnapshot, SavedDocument, load_document, save_document
-from studio.core.errors import StudioError
+from studio.core.errors import StudioError, os_reason
 from studio.core.images import save_image
 from studio.core.mask import mask_to_image
 
@@ -89,7 +89,8 @@ class Autosaver:
                 self.last_error = f"Autosave to {self.folder} failed: {exc}"
                 log.warning(self.last_error)
                 if first and self._on_failure is not None:
-                    self._on_failure(f"Autosave failed ({exc}); until it works again, save your work yourself.")
+                    reason = os_reason(exc) if isinstance(exc, OSError) else str(exc).rstrip(".")  # no "[Errno 27]"
+                    self._on_failure(f"Autosave failed ({reason}); until it works again, save your work yourself.")
                 return False
             self._saved_revision = snapshot.revision
             self.last_error = None

@@ -89,7 +89,7 @@ def test_a_failing_autosave_says_so_once_and_again_after_it_worked(tmp_path: Pat
         return results
 
     assert asyncio.run(scenario()) == [False, False, True, False]
-    assert told == ["Autosave failed ([Errno 28] No space left on device); until it works again, save your work "
+    assert told == ["Autosave failed (No space left on device); until it works again, save your work "
                     "yourself."] * 2  # once when it began failing, once more when it failed again after working
 
 
