@@ -201,7 +201,7 @@ async def job(service):
     job_id = service.submit(fake_request(seed=7, prompt="a new picture"))
     end = terminal(await collect_until_done(stream, [job_id]), job_id)
     service.unsubscribe(stream)
-    return {{"end": type(end).__name__, "notes": list(end.notes),
+    return {{"end": type(end).__name__, "notes": [*getattr(end, "warnings", ()), *end.notes],
             "saved": [str(o.path) if o.path else None for o in end.outputs]}}
 
 
@@ -292,6 +292,5 @@ def test_a_read_only_data_folder_shows_the_real_history_read_only_and_jobs_still
     assert (unsaved["end"], unsaved["saved"]) == ("JobFinished", [None])
     (note,) = unsaved["notes"]
     assert note.startswith(f"The image could not be saved in {data / 'outputs'}")
-    assert note.endswith(": Permission denied. The picture was handed on unsaved: keep it with File → Save, or -o on "
-                         "the command line.")
+    assert note.endswith(": Permission denied. The picture is only on the canvas: keep it with File → Save.")
     assert sorted(data.rglob("*")) == files and history.read_bytes() == before  # nothing written

@@ -17,10 +17,11 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from studio.core.document_io import DOCUMENT_JSON, DocumentSnapshot, SavedDocument, load_document, save_document
-from studio.core.errors import StudioError
+from studio.core.errors import StudioError, os_reason
 from studio.core.images import save_image
 from studio.core.mask import mask_to_image
 
@@ -89,7 +90,8 @@ class Autosaver:
                 self.last_error = f"Autosave to {self.folder} failed: {exc}"
                 log.warning(self.last_error)
                 if first and self._on_failure is not None:
-                    self._on_failure(f"Autosave failed ({exc}); until it works again, save your work yourself.")
+                    reason = os_reason(exc) if isinstance(exc, OSError) else str(exc).rstrip(".")  # no "[Errno 27]"
+                    self._on_failure(f"Autosave failed ({reason}); until it works again, save your work yourself.")
                 return False
             self._saved_revision = snapshot.revision
             self.last_error = None
@@ -123,11 +125,27 @@ class Autosaver:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class DamagedAutosave:
+    """An autosave that could not be read, and where its files are now."""
+
+    folder: Path
+    moved: bool  # set aside (else it is still in the autosave folder: it could not be moved)
+
+
 def find_recoverable(root: Path) -> list[SavedDocument]:
-    """Documents left by Studios that did not exit cleanly, newest first (unreadable ones skipped)."""
+    """Documents left by Studios that did not exit cleanly, newest first (unreadable ones skipped, left as they are)."""
+    return scan_autosaves(root)[0]
+
+
+def scan_autosaves(root: Path, damaged_into: Path | None = None) -> tuple[list[SavedDocument], list[DamagedAutosave]]:
+    """Documents left by Studios that did not exit cleanly, newest first, and the autosaves that could not be read.
+    With ``damaged_into``, each of those is moved there as ``damaged-<its folder's name>``: it was skipped with a
+    log line at every start, forever, and the person never heard of it."""
     found: list[SavedDocument] = []
+    damaged: list[DamagedAutosave] = []
     if not root.is_dir():
-        return found
+        return found, damaged
     from filelock import FileLock, Timeout  # here, not at import: the window's first frame does not wait for it
 
     for folder in root.iterdir():
@@ -144,11 +162,28 @@ def find_recoverable(root: Path) -> list[SavedDocument]:
                     found.append(load_document(folder))
                 except StudioError as exc:
                     log.warning("Skipping unreadable autosave %s: %s", folder, exc)
+                    if damaged_into is not None:
+                        damaged.append(_set_aside(folder, damaged_into))
             else:
                 shutil.rmtree(folder, ignore_errors=True)  # a session that never saved anything
         finally:
             lock.release()
-    return sorted(found, key=lambda d: d.saved_at, reverse=True)
+    for aside in damaged:
+        if aside.moved:  # the lock file came along; it locks nothing there
+            (aside.folder / LOCK_NAME).unlink(missing_ok=True)
+    return sorted(found, key=lambda d: d.saved_at, reverse=True), damaged
+
+
+def _set_aside(folder: Path, into: Path) -> DamagedAutosave:
+    """Move an unreadable autosave into ``into`` (its lock still held: no other Studio starting takes it meanwhile)."""
+    try:
+        into.mkdir(parents=True, exist_ok=True)
+        dest = next(p for n in range(1000) if not (p := into / f"damaged-{folder.name}{f'-{n}' if n else ''}").exists())
+        shutil.move(folder, dest)
+    except (OSError, StopIteration) as exc:
+        log.warning("Could not move the unreadable autosave %s into %s: %s", folder, into, exc)
+        return DamagedAutosave(folder, moved=False)
+    return DamagedAutosave(dest, moved=True)
 
 
 def kept_at_close(saved: SavedDocument) -> bool:

@@ -62,7 +62,8 @@ class HistoryRecorder:
             generator=request.generator, generator_version=self._version, postprocess=list(recipe.post),
             params=self._params(index, recipe), outcome="ok", elapsed=round(elapsed, 4),
             image_path=None if path is None else str(path), source_image_path=source, source_mask_path=mask,
-        ), what="The image was saved, but it could not be added to the history")
+        ), what=("The image was saved, but it could not be added to the history" if path is not None else
+                 "The picture could not be added to the history either"))  # after the note on why it was not saved
 
     def ended(self, outcome: str, message: str) -> None:
         """Record a job that failed or was cancelled before making any image."""

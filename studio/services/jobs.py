@@ -77,8 +77,9 @@ class EventStream:
         return event
 
 
-# Said after why the outputs folder could not keep a picture.
-UNSAVED = "The picture was handed on unsaved: keep it with File → Save, or -o on the command line."
+# Said after why the outputs folder could not keep a picture, in the window's words (the command line passes its own:
+# there the -o file is the picture's copy).
+UNSAVED = "The picture is only on the canvas: keep it with File → Save."
 
 
 class JobService:
@@ -289,13 +290,13 @@ class JobService:
 
     def _saved(self, image: Image.Image, recipe: Recipe, context: WorkerContext) -> Path | None:
         """The picture in the outputs folder; one that cannot be written there (a full or read-only disk) still
-        goes on, unsaved, with a note: minutes of work are not thrown away for want of a file."""
+        goes on, unsaved, with a warning: minutes of work are not thrown away for want of a file."""
         if self._outputs is None:
             return None
         try:
             return self._outputs.save(image, recipe)
         except StudioError as exc:
-            context.note(f"{exc} {self._unsaved}")
+            context.warn(f"{exc} {self._unsaved}")  # a problem, said first: the picture exists nowhere else
             return None
 
     def _post_process(self, request: GenerationRequest, image: Image.Image, recipe: Recipe, context: WorkerContext,

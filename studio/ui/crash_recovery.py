@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from studio.core.document_io import SavedDocument
-from studio.services.autosave import RECOVERED_FOLDER, discard, find_recoverable, keep_as_pictures, kept_at_close
+from studio.services.autosave import (
+    RECOVERED_FOLDER,
+    DamagedAutosave,
+    discard,
+    keep_as_pictures,
+    kept_at_close,
+    scan_autosaves,
+)
 from studio.ui.modal import modal
 
 if TYPE_CHECKING:
@@ -26,12 +33,14 @@ async def offer_recovery(window: MainWindow, choose: RecoveryChoice) -> bool:
     """If an earlier Studio died with unsaved work, offer it back; True when restored. The autosaves are read,
     and the picture and mask made ready for display, in worker threads: on this thread a 4096x4096 one held
     the window 0.6 s before the question came, and as long again once it was answered."""
-    found = await asyncio.to_thread(find_recoverable, window.data_dir / "autosave")
+    folder = window.settings.outputs_dir / RECOVERED_FOLDER
+    found, damaged = await asyncio.to_thread(scan_autosaves, window.data_dir / "autosave", folder)
+    for aside in damaged:  # said once: a damaged autosave is moved out of the way, and where to is said
+        window.status.add_notice(damaged_sentence(aside))
     if not found:
         return False
     latest, older = found[0], found[1:]
     restored = await modal(lambda: choose(latest))
-    folder = window.settings.outputs_dir / RECOVERED_FOLDER
     message = ""
     if restored:
         await window.canvas.convert_ahead(latest.image, latest.mask)
@@ -53,6 +62,14 @@ async def offer_recovery(window: MainWindow, choose: RecoveryChoice) -> bool:
     if restored and window.autosaver is not None and await window.autosaver.save_now():
         await asyncio.to_thread(discard, latest)
     return restored
+
+
+def damaged_sentence(aside: DamagedAutosave) -> str:
+    said = ("The autosave of an earlier Studio's unsaved work could not be read (its files are damaged or "
+            "incomplete), so it could not be offered back;")
+    if aside.moved:
+        return f"{said} its files are now in {aside.folder}."
+    return f"{said} its files are still in {aside.folder} (they could not be moved aside)."
 
 
 def ask_to_restore(parent: QWidget, saved: SavedDocument) -> bool:

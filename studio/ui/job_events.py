@@ -120,7 +120,8 @@ class JobEvents:
             self.window.results.arrive((event.output, label, source_of(request)))
         elif isinstance(event, JobFinished):
             self._job_ended(event.job_id)
-            queue.set_finished(event.job_id, f"Done in {format_seconds(event.elapsed)}")
+            # What went wrong without stopping it (a picture left unsaved, a filter failed) marks its row too.
+            queue.set_finished(event.job_id, f"Done in {format_seconds(event.elapsed)}", " ".join(event.warnings))
             saved = next((o.path for o in reversed(event.outputs) if o.path), None)
             where = f" Saved to {saved.parent}." if saved else ""
             finished = (f"{' '.join(event.warnings)} Finished in {format_seconds(event.elapsed)}.{where} "

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 from studio.core.requests import GenerationRequest, PostProcessRequest
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR
 from studio.ui.actions import widget_keys
-from studio.ui.theme import icon, plain_tooltip
+from studio.ui.theme import WARNING, icon, plain_tooltip
 
 MAX_FINISHED_ROWS = 50
 JOB_ID_ROLE = Qt.ItemDataRole.UserRole
@@ -93,8 +93,13 @@ class QueuePanel(QWidget):
     def set_running(self, job_id: int, text: str = "Starting…") -> None:
         self._set_state(job_id, "running", text)
 
-    def set_finished(self, job_id: int, text: str) -> None:
+    def set_finished(self, job_id: int, text: str, warning: str = "") -> None:
+        """``warning``: what went wrong without stopping the job; the row gets a warning sign and says it on hover."""
         self._set_state(job_id, "finished", text)
+        item = self._items.get(job_id)
+        if item is not None and warning:
+            item.setIcon(icon("alert", WARNING))
+            item.setToolTip(plain_tooltip(warning))
 
     def set_failed(self, job_id: int, message: str) -> None:
         self._set_state(job_id, "failed", "Failed")

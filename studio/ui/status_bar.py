@@ -157,8 +157,11 @@ class StudioStatusBar(QStatusBar):
 
     def add_notice(self, text: str) -> None:
         """A problem that stays true after it is said (a settings file set aside, autosave off): shown now, and kept
-        by the notices button, whatever messages replace it here, until the person dismisses it."""
+        by the notices button, whatever messages replace it here, until the person dismisses it. A problem the line
+        says already (a job's picture left unsaved) stays there: the notice waits in the button, counted."""
         self.notices.add(text)
+        if self.message_label.property("error") and self.message_label.text() and not self._shown_notice:
+            return
         self.set_message(text, error=True)
         self._shown_notice = text
 

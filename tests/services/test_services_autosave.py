@@ -89,7 +89,7 @@ def test_a_failing_autosave_says_so_once_and_again_after_it_worked(tmp_path: Pat
         return results
 
     assert asyncio.run(scenario()) == [False, False, True, False]
-    assert told == ["Autosave failed ([Errno 28] No space left on device); until it works again, save your work "
+    assert told == ["Autosave failed (No space left on device); until it works again, save your work "
                     "yourself."] * 2  # once when it began failing, once more when it failed again after working
 
 
@@ -206,3 +206,20 @@ def test_a_save_under_way_at_a_clean_exit_leaves_nothing_to_recover(tmp_path: Pa
 
     asyncio.run(close_while_writing())
     assert find_recoverable(tmp_path / "b") == [] and not any((tmp_path / "b").iterdir())
+
+
+def test_an_unreadable_autosave_is_set_aside_where_it_can_be_and_left_where_it_cannot(tmp_path: Path):
+    from studio.services.autosave import scan_autosaves
+
+    root = tmp_path / "autosave"
+    (root / "bad").mkdir(parents=True)
+    (root / "bad" / "document.json").write_text('{"format": 1, "ima')
+    assert scan_autosaves(root) == ([], [])  # nowhere given to move it: left, and not reported
+    (tmp_path / "outputs").write_text("a file where the outputs folder should be")
+    [stuck] = scan_autosaves(root, tmp_path / "outputs" / "Recovered")[1]
+    assert (stuck.folder, stuck.moved) == (root / "bad", False) and (root / "bad" / "document.json").is_file()
+    (tmp_path / "outputs").unlink()
+    [aside] = scan_autosaves(root, tmp_path / "outputs" / "Recovered")[1]
+    assert (aside.folder, aside.moved) == (tmp_path / "outputs" / "Recovered" / "damaged-bad", True)
+    assert (aside.folder / "document.json").read_text() == '{"format": 1, "ima' and not (root / "bad").exists()
+    assert scan_autosaves(root, tmp_path / "outputs" / "Recovered") == ([], [])  # said once: gone from there

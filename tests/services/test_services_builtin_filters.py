@@ -206,9 +206,8 @@ def test_a_picture_that_cannot_be_saved_is_handed_on_unsaved_with_a_note(tmp_pat
     assert isinstance(finished, JobFinished), getattr(finished, "message", "")
     (output,) = finished.outputs
     assert output.path is None and output.image.size == (64, 64)  # the picture itself is not lost
-    assert finished.notes[0].startswith("The image could not be saved in ")
-    assert finished.notes[0].endswith("The picture was handed on unsaved: keep it with File → Save, or -o on the "
-                                      "command line.")
+    assert finished.warnings[0].startswith("The image could not be saved in ")  # a problem, said first
+    assert finished.warnings[0].endswith("The picture is only on the canvas: keep it with File → Save.")
 
 
 def test_a_transparent_reference_gives_only_the_colours_that_show(tmp_path):

@@ -167,6 +167,20 @@ def test_a_history_that_cannot_be_written_does_not_fail_the_job(tmp_path):
     store.close()
 
 
+def test_a_picture_neither_saved_nor_recorded_is_not_said_to_be_saved(tmp_path):
+    """A full disk: the outputs folder could not keep the picture and the history could not be written. The note
+    said "The image could not be saved … The image was saved, but it could not be added to the history"."""
+    (tmp_path / "outputs").write_text("a file where the outputs folder should be")
+    store = LockedStore(tmp_path / "history.db")
+    events, (job,) = submit_all(tmp_path, [fake_request(seed=8)], store)
+    finished = terminal(events, job)
+    assert isinstance(finished, JobFinished) and finished.outputs[0].path is None
+    said = " ".join([*finished.warnings, *finished.notes])
+    assert "could not be saved in" in said and "was saved" not in said, said
+    assert "The picture could not be added to the history either: The history database is locked" in said, said
+    store.close()
+
+
 def test_generator_version_comes_from_the_plugin_or_studio():
     registry = fake_registry()
     registry.add(Contribution(GENERATOR, "versioned", "Versioned", "x:y", plugin_id="acme", plugin_version="2.0.1"))

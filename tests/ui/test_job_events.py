@@ -51,3 +51,25 @@ def test_a_cancel_says_what_it_left_of_the_job(qtbot, window, tmp_path) -> None:
     assert label.text() == "Cancelled: the picture was kept."
     window.handle_event(JobCancelled(24, was_running=True))  # a job the window never heard queued
     assert label.text() == "Cancelled."
+
+
+def test_a_job_that_finished_with_a_problem_marks_its_queue_row(qtbot, window) -> None:  # noqa: ANN001
+    """A picture the full disk could not keep was on the canvas only, yet its row said "Done in 0.64 s" with a
+    tick and no tooltip: now it has the warning sign, and the problem on hover; a job without one keeps the tick."""
+    from studio.core.events import JobFinished
+    from studio.ui.theme import WARNING, icon
+
+    unsaved = ("The image could not be saved in /full/outputs: File too large. The picture is only on the canvas: "
+               "keep it with File → Save.")
+    request = GenerationRequest(model="tiny-sd", prompt="x")
+    window.handle_event(JobQueued(31, request))
+    window.handle_event(JobFinished(31, (_output(None),), 0.64, warnings=(unsaved,)))
+    assert window.status.message_label.text().startswith(unsaved)
+    assert window.status.message_label.property("error") is True
+    window.handle_event(JobQueued(32, request))
+    window.handle_event(JobFinished(32, (_output(None),), 0.5))
+    rows = window.queue_panel._items
+    assert rows[31].text().startswith("Done in 0.64 s")
+    assert rows[31].icon().cacheKey() == icon("alert", WARNING).cacheKey()
+    assert rows[31].toolTip() and unsaved in rows[31].toolTip().replace("\n", " ")
+    assert rows[32].icon().cacheKey() == icon("check").cacheKey() and rows[32].toolTip() == ""

@@ -58,16 +58,16 @@ def test_a_killed_studio_is_restored_at_the_next_start(qtbot, qt_loop, studio_ho
     window, service = _window(qtbot)
     offered: list[Path] = []
     threads: list[str] = []
-    real_find = crash_recovery_module.find_recoverable
+    real_scan = crash_recovery_module.scan_autosaves
 
-    def finding(root):  # noqa: ANN001, ANN202
+    def scanning(root, damaged_into):  # noqa: ANN001, ANN202
         threads.append(threading.current_thread().name)
-        return real_find(root)
+        return real_scan(root, damaged_into)
 
     def on_this_thread(image):  # noqa: ANN001, ANN202
         raise AssertionError("the restored picture was converted on the window's thread")
 
-    monkeypatch.setattr(crash_recovery_module, "find_recoverable", finding)
+    monkeypatch.setattr(crash_recovery_module, "scan_autosaves", scanning)
     monkeypatch.setattr(canvas_picture, "pil_to_qpixmap", on_this_thread)
     window.start(recovery_choice=lambda found: offered.append(found.folder) or True)
     service.start()
@@ -168,6 +168,44 @@ def test_declined_work_is_kept_as_pictures_not_deleted(qtbot, qt_loop, studio_ho
         assert not (root / "crashed").exists()  # kept once, not offered again at every start
         text = window.status.message_label.text()
         assert text.startswith("Kept the unrestored picture and mask") and str(folder) in text
+    finally:
+        window.close()
+        service.shutdown()
+
+
+def test_a_damaged_autosave_is_moved_aside_and_said_once(qtbot, qt_loop, studio_home):  # noqa: ANN001
+    """A crashed session's autosave with a truncated document.json and PNG was skipped with a log line at every
+    start, forever, and the person never heard of it: now it is moved into the outputs folder's Recovered folder
+    and a standing notice says so, once; a readable one beside it is still offered."""
+    from studio.core.document_io import DocumentSnapshot, save_document
+
+    root = studio_paths().data_dir / "autosave"
+    bad = root / "20260101-000000-deadbeef"
+    bad.mkdir(parents=True)
+    (bad / "document.json").write_text('{"format": 1, "image": "image.png", "mask": "mask.png", "recipe": {"pro')
+    (bad / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 50)
+    (bad / "session.lock").write_text("")
+    picture = Image.new("RGB", (32, 24), (10, 20, 30))
+    save_document(DocumentSnapshot(picture, np.zeros((24, 32), np.uint8), None, 2), root / "readable")
+    window, service = _window(qtbot)
+    offered: list[str] = []
+    window.start(recovery_choice=lambda found: offered.append(found.folder.name) or True)
+    try:
+        qtbot.waitUntil(window.recovery.done, timeout=10_000)
+        assert offered == ["readable"] and window.recovery.result() is True
+        moved = window.settings.outputs_dir / "Recovered" / "damaged-20260101-000000-deadbeef"
+        assert sorted(p.name for p in moved.iterdir()) == ["document.json", "image.png"] and not bad.exists()
+        [notice] = window.status.notices.notices()
+        assert notice.startswith("The autosave of an earlier Studio's unsaved work could not be read")
+        assert notice.endswith(f"its files are now in {moved}.")
+    finally:
+        window.close()
+        service.shutdown()
+    window, service = _window(qtbot)  # the next start: nothing more to say
+    window.start(recovery_choice=lambda found: True)
+    try:
+        qtbot.waitUntil(window.recovery.done, timeout=10_000)
+        assert window.status.notices.notices() == [] and moved.is_dir()
     finally:
         window.close()
         service.shutdown()

@@ -60,6 +60,20 @@ def test_a_message_after_a_notice_stays_when_the_notice_is_dismissed(qtbot) -> N
     assert bar.message_label.text() == "Saved the preset 'portrait'."
 
 
+def test_a_notice_does_not_push_aside_a_problem_the_line_is_saying(qtbot) -> None:  # noqa: ANN001
+    # A full disk: the job's "The image could not be saved …" was replaced within 0.1 s by the autosave's failure.
+    bar = StudioStatusBar()
+    qtbot.addWidget(bar)
+    unsaved = "The image could not be saved in /full: File too large. Finished in 0.64 s."
+    bar.set_message(unsaved, error=True)
+    bar.add_notice(AUTOSAVE_OFF)
+    assert bar.message_label.text() == unsaved and bar.message_label.property("error")
+    assert bar.notices.notices() == [AUTOSAVE_OFF] and bar.notices.text() == "1 notice"
+    bar.set_message("Finished in 0.50 s.")  # no problem on the line: a notice is shown there as it comes
+    bar.add_notice(SETTINGS_NOTE)
+    assert bar.message_label.text() == SETTINGS_NOTE
+
+
 def test_a_window_started_with_several_problems_shows_every_one(  # noqa: ANN001
         qtbot, qt_loop, studio_home, plugin_sandbox, artifacts_dir):
     # Each replaced the one before on the status line: only the last said at the start was ever seen, and the
