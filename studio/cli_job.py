@@ -50,13 +50,21 @@ class JobOutcome:
     asked: int = 1  # pictures asked for
     code: int | None = None  # the exit status, once the job's end was said
     written: list[Path] = field(default_factory=list)  # the pictures written where -o asked, in order
+    finished: int = 0  # the pictures the job handed over (one -o could not take is kept in the outputs folder)
 
     def cancelled(self) -> str:
-        """The sentence for a cancelled job: with the pictures it finished, and where they were written."""
-        return self.ended("cancelled") if self.written else "cancelled."
+        """The sentence for a cancelled job, as the window's status line says it: how many of the pictures it
+        finished were kept, and where they were written."""
+        where = f": {and_list([str(path) for path in self.written])}." if self.written else "."
+        if self.asked > 1:
+            if not self.finished:
+                return f"cancelled; none of the {self.asked} pictures was finished."
+            return f"cancelled; {self.finished} of {self.asked} pictures {'was' if self.finished == 1 else 'were'} " \
+                   f"kept{where}"
+        return f"cancelled; the picture was kept{where}" if self.finished else "cancelled."
 
     def ended(self, how: str) -> str:
-        """The sentence for a job that ``how`` (cancelled, failed) after writing some pictures: which, and where."""
+        """The sentence for a job that ``how`` (failed) after writing some pictures: which, and where."""
         after = f"{how} after {len(self.written)} of {self.asked} pictures" if self.asked > 1 else how
         return f"{after}; wrote {and_list([str(path) for path in self.written])}."
 
@@ -203,7 +211,7 @@ class _JobView:
             self._said_saved(event.outputs)
             if event.message:  # "Cancelled during <filter>: ...", said first
                 print(f"studio: {event.message}", file=sys.stderr)
-            if self.outcome.written or not event.message:
+            if self.outcome.finished or not event.message:
                 print(f"studio: {self.outcome.cancelled()}", file=sys.stderr)
             self._notes(event.notes)
             return EXIT_CANCELLED
@@ -219,6 +227,7 @@ class _JobView:
         if index >= len(self.outputs) or index in self.handled:  # never more than asked for (the service caps a
             return  # plugin's), and each once
         self.handled.add(index)
+        self.outcome.finished += 1
         try:
             save_image(output.image, self.outputs[index], output.recipe, exclusive=not self.overwrite,
                        other_text=self.other_text)

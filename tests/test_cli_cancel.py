@@ -116,7 +116,7 @@ def test_a_ctrl_c_during_a_batch_writes_the_pictures_it_finished_and_says_where(
     # the command stopped listening to the job at once, and said only "cancelled.".
     code, said, first = three_pictures_of_which_one_was_written(tiny_model_dir, tmp_path, capsys, "--post", "ctrl-c")
     assert code == EXIT_CANCELLED
-    assert said.err.splitlines()[-1] == f"studio: cancelled after 1 of 3 pictures; wrote {first}."
+    assert said.err.splitlines()[-1] == f"studio: cancelled; 1 of 3 pictures was kept: {first}."
     history = HistoryStore(default_history_path())  # kept there too, as before
     try:
         assert [entry.seed for entry in history.search()] == [4]
@@ -147,7 +147,7 @@ def test_ctrl_c_on_the_command_line_keeps_the_finished_pictures(tiny_model_dir, 
     assert process.returncode == EXIT_CANCELLED, err
     assert sorted(path.name for path in tmp_path.glob("fox*")) == ["fox-1.png"]
     assert f"Saved {first} (seed 7, 64x64)" in out.splitlines()
-    assert err.strip().splitlines()[-1] == f"studio: cancelled after 1 of 3 pictures; wrote {first}."
+    assert err.strip().splitlines()[-1] == f"studio: cancelled; 1 of 3 pictures was kept: {first}."
 
 
 def interrupted(*args: object, **kwargs: object) -> None:

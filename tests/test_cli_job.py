@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from studio_testing import three_pictures_of_which_one_was_written
+from studio_testing import studio_here, three_pictures_of_which_one_was_written
 
 import studio.cli_generate as cli_generate
-from studio.cli_exit import EXIT_FAILED
+from studio.cli_exit import EXIT_CANCELLED, EXIT_FAILED
+from studio.core.errors import JobCancelledError
 from studio.core.environment import GeneratorEnvironment
 from studio.core.metadata import Recipe
 from studio.core.requests import GenerationRequest
@@ -34,6 +35,25 @@ class FailsOnSecondPicture:
             request.prompt, request.negative_prompt, request.steps, request.scheduler, request.cfg_scale, seed,
             request.width, request.height, "quick")
         raise RuntimeError("the GPU fell over")
+
+
+class CancelledAfter:
+    """Stands in for the diffusers generator: flat pictures for the first ``KEPT`` seeds, then the cancel a
+    person asked for (looked at between pictures), without a Ctrl+C."""
+
+    KEPT = 2
+
+    def __init__(self, env: GeneratorEnvironment) -> None:
+        self.env = env
+
+    def generate(self, request: GenerationRequest, context: Any  # noqa: ANN401 - the engine's JobContext
+                 ) -> Iterator[tuple[Image.Image, Recipe]]:
+        for index in range(self.KEPT):
+            seed = request.seed_for(index)
+            yield Image.new("RGB", (request.width, request.height), (seed % 256, 0, 0)), Recipe(
+                request.prompt, request.negative_prompt, request.steps, request.scheduler, request.cfg_scale, seed,
+                request.width, request.height, "quick")
+        raise JobCancelledError()
 
 
 @pytest.fixture
@@ -179,3 +199,25 @@ def test_the_time_left_comes_from_the_steps_not_the_engine_start_and_model_load(
     assert any(line.startswith("Loading tiny-sd:") for line in shown)  # the stages before the steps stay shown
     assert any("| 5/60 [00:10<00:05, 10.0 it/s]" in line for line in shown)  # 55 steps left at 10 a second
     assert any("| 40/60 [00:14<00:02, 10.0 it/s]" in line for line in shown)  # the second picture: its own steps
+
+
+@pytest.mark.parametrize(("kept", "batch", "said"), [
+    (2, 4, "studio: cancelled; 2 of 4 pictures were kept: {0} and {1}."),
+    (1, 3, "studio: cancelled; 1 of 3 pictures was kept: {0}."),
+    (0, 4, "studio: cancelled; none of the 4 pictures was finished."),
+    (0, 1, "studio: cancelled."),
+])
+def test_a_cancelled_batch_says_how_many_of_its_pictures_were_kept(kept, batch, said, studio_home, tiny_model_dir,
+                                                                   tmp_path, monkeypatch, capsys):  # noqa: ANN001
+    # The command said "cancelled after 2 of 4 pictures; wrote …", or only "cancelled." when none was finished,
+    # where the window says "Cancelled: 2 of 4 pictures kept."
+    registry = Registry()
+    registry.add(Contribution(GENERATOR, "diffusers", "Cancelled generator", f"{__name__}:CancelledAfter"))
+    monkeypatch.setattr(cli_generate, "open_host", lambda safe_mode=False: SimpleNamespace(registry=registry))
+    monkeypatch.setattr(CancelledAfter, "KEPT", kept)
+    done = studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--prompt", "a fox", "--size", "64x64",
+                       "--batch-count", str(batch), "-o", str(tmp_path / "fox.png"))
+    assert done.returncode == EXIT_CANCELLED, done.stderr
+    written = sorted(tmp_path.glob("fox*.png"))
+    assert len(written) == kept
+    assert done.stderr.splitlines()[-1] == said.format(*written)

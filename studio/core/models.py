@@ -14,6 +14,10 @@ from studio.core.weight_files import check_weights_file, pickle_refusal
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 SAFE_SUFFIX = ".safetensors"
 MODEL_INDEX = "model_index.json"
+# After what a model folder lacks: a download that stopped and a folder copied by hand that missed a part both
+# leave one so, and each has its own remedy.
+INCOMPLETE = ("; if it is a download that did not finish, download it again to resume; otherwise copy the whole "
+              "folder again.")
 SKIPPED_COMPONENTS = ("safety_checker",)  # never loaded, so its weight format does not matter
 WEIGHT_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2", "transformer")  # the parts that hold weights
 # The file diffusers reads first for a component, by the component's name; any other component needs config.json.
@@ -103,8 +107,7 @@ def check_model_folder(path: Path) -> None:
     for component in WEIGHT_COMPONENTS:
         entry = named.get(component)
         if isinstance(entry, list) and entry and entry[0] is not None and component not in weighted:
-            raise ModelError(f"The model {path.name} has no weights for its {component}; it may be a download that "
-                             "did not finish (download it again to resume).")
+            raise ModelError(f"The model {path.name} has no weights for its {component}{INCOMPLETE}")
     if problem := component_problem(path, named):
         raise ModelError(problem)
     for weights_file in sorted(p for p in weights if p.name.endswith(SAFE_SUFFIX)):
@@ -125,8 +128,8 @@ def component_problem(path: Path, named: dict) -> str:
         names = COMPONENT_FILES.get(component, ("config.json",))
         found = next((path / component / name for name in names if (path / component / name).is_file()), None)
         if found is None:
-            return (f"The model {path.name} is missing {component}/{names[0]}, which its {component} is loaded from; "
-                    "it may be a download that did not finish (download it again to resume).")
+            return (f"The model {path.name} is missing {component}/{names[0]}, which its {component} is loaded "
+                    f"from{INCOMPLETE}")
         if found.name.endswith("config.json"):
             try:
                 config = json.loads(found.read_text(encoding="utf-8"))

@@ -189,7 +189,9 @@ def entry_name(entry: HistoryEntry, width: int = 40) -> str:
         # At a word's end where there is one; a prompt of one long word is cut inside it.
         prompt = textwrap.shorten(prompt, width, placeholder="…") if " " in prompt[:width - 1] \
             else prompt[:width - 1] + "…"
-    return f"the picture “{prompt}” from {made_at(entry)}" if prompt else f"the picture from {made_at(entry)}"
+    # A failed or cancelled job is listed without a picture: calling it one would send the person looking for it.
+    kind = f"{entry.outcome} job" if entry.outcome in PICTURELESS else "picture"
+    return f"the {kind} “{prompt}” from {made_at(entry)}" if prompt else f"the {kind} from {made_at(entry)}"
 
 
 def tooltip(entry: HistoryEntry) -> str:

@@ -137,7 +137,7 @@ class JobEvents:
             if event.was_running:
                 request = self.requests.get(event.job_id)
                 self._job_ended(event.job_id)
-                queue.set_cancelled(event.job_id)
+                queue.set_cancelled(event.job_id, kept=len(event.outputs))
                 # The cancel's sentence ("Cancelled during Blur: …") leads: on a GPU the memory plan's reason is
                 # the job's first note, and a long line is cut at the status bar's end.
                 said = " ".join([cancel_sentence(event, request), *event.notes, self.window.results.take_held_note()])

@@ -30,16 +30,17 @@ class JobSubmission:
     def submit(self, request: GenerationRequest) -> None:
         """Queue the request: at once where it has no picture file to read and none is ahead of it; otherwise
         from a task. What is wrong with it (a file that is no picture) is said in the prompt panel."""
+        revision = self.window.document.revision  # the document the request was just made from
         unread = any(isinstance(value, Path) for value in request.params.values())
         if unread or (self._in_turn is not None and not self._in_turn.done()):
             generator = self.window.prompt_panel.selected_generator()  # the one the request was just made from
             schema = generator.parameters if generator is not None and generator.id == request.generator else ()
-            self._in_turn = self._tasks.run(self._read_and_submit(request, schema, self._in_turn))
+            self._in_turn = self._tasks.run(self._read_and_submit(request, schema, self._in_turn, revision))
         else:
-            self._submit(request)
+            self._submit(request, revision)
 
     async def _read_and_submit(self, request: GenerationRequest, schema: Sequence[Param],
-                               ahead: asyncio.Task | None) -> None:
+                               ahead: asyncio.Task | None, revision: int) -> None:
         problem = ""
         try:
             request = replace(request, params=await asyncio.to_thread(read_pictures, schema, request.params))
@@ -50,19 +51,20 @@ class JobSubmission:
         if problem:
             self.window.prompt_panel.show_error(problem)
         else:
-            self._submit(request)
+            self._submit(request, revision)
 
     def drop_waiting(self) -> None:
         """On quit: a request still being read is dropped, as the queued jobs are cancelled."""
         self._tasks.cancel_all()
 
-    def _submit(self, request: GenerationRequest) -> None:
+    def _submit(self, request: GenerationRequest, revision: int) -> None:
         panel = self.window.prompt_panel
         try:
             self.window.service.submit(request)
         except StudioError as exc:
             panel.show_error(str(exc))
             return
+        self.window.results.sent(request, revision)
         panel.clear_error()
         panel.prompt_edit.remember(request.prompt)
         self.window.save_settings_soon()

@@ -74,6 +74,7 @@ class QueuePanel(QWidget):
         layout.addLayout(buttons)
         self._items: dict[int, QListWidgetItem] = {}
         self._summaries: dict[int, str] = {}  # taken when queued: a plugin switched off later is still named
+        self._batch_counts: dict[int, int] = {}  # pictures each job was asked for (a cancel says how many were kept)
         self.remove_button.clicked.connect(self._remove_selected)
         widget_keys(self.list, ("Delete",), self._remove_selected)
         self.cancel_button.clicked.connect(self.cancel_current_requested)
@@ -87,6 +88,7 @@ class QueuePanel(QWidget):
         item.setData(JOB_ID_ROLE, job_id)
         self._items[job_id] = item
         self._summaries[job_id] = _summary(request, self._title)
+        self._batch_counts[job_id] = request.batch_count
         self.list.addItem(item)
         self._set_state(job_id, "waiting", "Waiting")
 
@@ -107,8 +109,15 @@ class QueuePanel(QWidget):
         if item is not None:
             item.setToolTip(plain_tooltip(message))
 
-    def set_cancelled(self, job_id: int) -> None:
-        self._set_state(job_id, "cancelled", "Cancelled")
+    def set_cancelled(self, job_id: int, kept: int = 0) -> None:
+        """``kept``: the pictures the job finished before it stopped (saved, in the gallery); a batch's row says
+        how many of it were kept, as the status line does."""
+        count = self._batch_counts.get(job_id, 1)
+        if count > 1:
+            status = f"Cancelled · {kept} of {count} kept"
+        else:
+            status = "Cancelled · picture kept" if kept else "Cancelled"
+        self._set_state(job_id, "cancelled", status)
 
     def state(self, job_id: int) -> str | None:
         item = self._items.get(job_id)
@@ -120,6 +129,7 @@ class QueuePanel(QWidget):
     def remove_row(self, job_id: int) -> None:
         item = self._items.pop(job_id, None)
         self._summaries.pop(job_id, None)
+        self._batch_counts.pop(job_id, None)
         if item is not None:
             self.list.takeItem(self.list.row(item))
         self._update_buttons()

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from studio.core.comparison import Comparison, compare
 from studio.core.events import GeneratedImage
+from studio.core.requests import GenerationRequest
 from studio.ui.result_landing import Landing, held_because, landed
 
 if TYPE_CHECKING:
@@ -32,6 +34,29 @@ class ResultArrival:
         # canvas picture).
         self._compared: list[tuple[Image.Image, Image.Image, Comparison]] = []
         self.held_note = ""  # said when the job ends: a result stayed in the gallery (see _held_back)
+        # Inpaints sent from the canvas: the picture each was made from, and the document's revision then (moved on
+        # as its own results land). Weak: a picture the canvas and the queue no longer hold is not kept for this.
+        self._sent: list[tuple[weakref.ref[Image.Image], int]] = []
+
+    def sent(self, request: GenerationRequest, revision: int) -> None:
+        """An inpaint was sent from the document at ``revision`` (its picture and mask as they were then): the
+        history keeps that picture and mask with its results (history_recording), so once one lands on a document
+        unchanged since, closing loses nothing. A mask painted after it was sent moves the revision on."""
+        if request.mask is None or request.init_image is None:
+            return
+        self._sent = [(source, at) for source, at in self._sent if source() is not None]
+        self._sent.append((weakref.ref(request.init_image), revision))
+
+    def _unchanged_since_sent(self, source: Image.Image | None) -> int | None:
+        """Which of the sent inpaints made from ``source`` the document is unchanged since (its index), if any."""
+        revision = self.window.document.revision
+        return next((index for index, (sent, at) in enumerate(self._sent)
+                     if source is not None and sent() is source and at == revision), None)
+
+    def _history_keeps_sources(self) -> bool:
+        """The person's own history is written to: not one opened read-only, nor a stand-in for this session."""
+        history = self.window.history
+        return not history.read_only and history.path.parent == self.window.data_dir
 
     async def take_in_ahead(self, result: Image.Image, source: Image.Image | None) -> None:
         """Work out what goes on the canvas, convert it for display, find where it differs from the canvas picture
@@ -78,6 +103,7 @@ class ResultArrival:
         """Each result becomes a step in the undo history; the canvas redraws once, for the last one (those that
         waited behind a brush stroke are never seen, so only the last one's conversion, made ahead, is used)."""
         document = self.window.document
+        moved: set[int] = set()  # the sent inpaints whose own results landed here (their revision moves on)
         with document.changes_held():
             for output, label, source in results:
                 if self._held_back(output, label):
@@ -95,9 +121,19 @@ class ResultArrival:
                 if image is None:
                     self._hold(output, held_because(output.image, source, output.path is not None))
                     continue
+                unchanged = self._unchanged_since_sent(source)
                 document.set_image(image, label, output.recipe, compared=compared)
-                if output.path is not None and not document.has_mask:  # in the outputs folder: nothing to lose
+                if unchanged is not None:  # the document moved on by this job's own result only
+                    self._sent[unchanged] = (self._sent[unchanged][0], document.revision)
+                    moved.add(unchanged)
+                # In the outputs folder, and the mask with the inpaint's history entry: nothing to lose.
+                kept_mask = unchanged is not None and self._history_keeps_sources()
+                if output.path is not None and (not document.has_mask or kept_mask):
                     document.mark_saved()
+            held_at = document.revision
+        for index in moved:  # the hold's end told the listeners, which moves the revision on again
+            if self._sent[index][1] == held_at:
+                self._sent[index] = (self._sent[index][0], document.revision)
         if self.window.autosaver is not None:
             self.window.actions_.run(self.window.autosaver.save_now())  # every generation is on disk at once
 

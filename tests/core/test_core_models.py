@@ -111,7 +111,9 @@ def test_check_refuses_a_folder_whose_component_has_no_weights_as_an_unfinished_
     (model / "unet").mkdir()
     (model / "unet" / "config.json").write_text("{}")  # the download stopped before its weights
     (model / "text_encoder" / "config.json").write_text("{}")
-    with pytest.raises(ModelError, match="^The model half has no weights for its unet; it may be a download that"):
+    with pytest.raises(ModelError, match="^The model half has no weights for its unet; if it is a download that "
+                                         "did not finish, download it again to resume; otherwise copy the whole "
+                                         r"folder again\.$"):
         check_model_folder(model)
     write(model / "unet" / "diffusion_pytorch_model.safetensors", {"w": (1,)})
     check_model_folder(model)
@@ -119,7 +121,8 @@ def test_check_refuses_a_folder_whose_component_has_no_weights_as_an_unfinished_
 
 @pytest.mark.parametrize(("broken", "message"), [
     ("scheduler/scheduler_config.json", "is missing scheduler/scheduler_config.json, which its scheduler is loaded "
-                                        "from; it may be a download that did not finish"),
+                                        "from; if it is a download that did not finish, download it again to "
+                                        "resume; otherwise copy the whole folder again."),
     ("tokenizer", "is missing tokenizer/tokenizer.json, which its tokenizer is loaded from"),
     ("unet/config.json", "is missing unet/config.json, which its unet is loaded from"),
     ("vae/config.json=", "has a damaged vae/config.json: it is not a JSON object."),

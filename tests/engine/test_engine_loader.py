@@ -217,8 +217,9 @@ def test_a_pickle_renamed_to_safetensors_fails_without_being_unpickled(tiny_mode
 def test_a_model_index_naming_a_missing_component_is_refused(tiny_model_dir, cpu, tmp_path):
     model = copy_model(tiny_model_dir, tmp_path / "no-vae")
     shutil.rmtree(model / "vae")
-    with pytest.raises(ModelError, match="^The model no-vae has no weights for its vae; it may be a download that "
-                                         r"did not finish \(download it again to resume\)\.$"):
+    with pytest.raises(ModelError, match="^The model no-vae has no weights for its vae; if it is a download that "
+                                         "did not finish, download it again to resume; otherwise copy the whole "
+                                         r"folder again\.$"):
         load_model(model, cpu)
     shutil.copytree(tiny_model_dir / "vae", model / "vae")
     (model / "unet" / "config.json").write_text("{not json")
@@ -233,8 +234,8 @@ def test_a_model_missing_its_scheduler_config_is_refused_in_one_studio_sentence(
     with pytest.raises(ModelError) as err:
         load_model(model, cpu)
     assert str(err.value) == ("The model no-scheduler is missing scheduler/scheduler_config.json, which its scheduler "
-                              "is loaded from; it may be a download that did not finish (download it again to "
-                              "resume).")
+                              "is loaded from; if it is a download that did not finish, download it again to "
+                              "resume; otherwise copy the whole folder again.")
 
 
 

@@ -127,6 +127,18 @@ def test_an_entry_is_named_by_its_prompt_shortened_and_its_time(prompt, named): 
     assert entry_name(HistoryEntry(prompt, created=1_700_000_000, id=9)) == f"{named} from {made}"
 
 
+@pytest.mark.parametrize(("outcome", "named"), [
+    ("failed", "the failed job “a cat”"), ("cancelled", "the cancelled job “a cat”"), ("ok", "the picture “a cat”"),
+])
+def test_a_job_without_a_picture_is_named_as_the_job_it_was(outcome, named):  # noqa: ANN001
+    from studio.ui.gallery_model import entry_name
+
+    made = datetime.fromtimestamp(1_700_000_000).strftime("%Y-%m-%d %H:%M")
+    entry = HistoryEntry("a cat", created=1_700_000_000, id=9, outcome=outcome)
+    assert entry_name(entry) == f"{named} from {made}"
+    assert entry_name(replace(entry, prompt="")) == f"{named.split(' “')[0]} from {made}"
+
+
 def test_load_parameters_says_so_at_once_and_adds_only_the_latest_load_s_file_warnings(qtbot, window,  # noqa: ANN001
                                                                                        monkeypatch):
     hashed = {"A": threading.Event(), "B": threading.Event()}

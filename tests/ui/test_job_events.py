@@ -29,6 +29,8 @@ def test_a_cancelled_batch_says_how_many_pictures_were_kept_and_where(qtbot, win
     said = window.status.message_label.text()
     assert re.fullmatch(rf"Cancelled: {len(saved)} of 4 pictures kept\. Saved to .+\.", said), said
     assert str(saved[0].parent) in said
+    row = window.queue_panel._items[window.queue_panel.job_ids("cancelled")[0]].text()
+    assert row.startswith(f"Cancelled · {len(saved)} of 4 kept · #"), row
 
 
 def _output(path: Path | None) -> GeneratedImage:
@@ -73,3 +75,18 @@ def test_a_job_that_finished_with_a_problem_marks_its_queue_row(qtbot, window) -
     assert rows[31].icon().cacheKey() == icon("alert", WARNING).cacheKey()
     assert rows[31].toolTip() and unsaved in rows[31].toolTip().replace("\n", " ")
     assert rows[32].icon().cacheKey() == icon("check").cacheKey() and rows[32].toolTip() == ""
+
+
+def test_a_cancelled_job_s_queue_row_says_how_many_pictures_were_kept(qtbot, window, tmp_path) -> None:  # noqa: ANN001
+    queue = window.queue_panel
+    row = lambda job_id: queue._items[job_id].text().split(" · #")[0]  # noqa: E731
+    batch = GenerationRequest(model="tiny-sd", prompt="x", batch_count=4)
+    for job_id, outputs in ((31, ()), (32, (_output(tmp_path / "a.png"), _output(tmp_path / "b.png")))):
+        window.handle_event(JobQueued(job_id, batch))
+        window.handle_event(JobCancelled(job_id, was_running=True, outputs=outputs))
+    assert (row(31), row(32)) == ("Cancelled · 0 of 4 kept", "Cancelled · 2 of 4 kept")
+    single = GenerationRequest(model="tiny-sd", prompt="x")
+    for job_id, outputs in ((33, ()), (34, (_output(None),))):
+        window.handle_event(JobQueued(job_id, single))
+        window.handle_event(JobCancelled(job_id, was_running=True, outputs=outputs))
+    assert (row(33), row(34)) == ("Cancelled", "Cancelled · picture kept")

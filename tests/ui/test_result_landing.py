@@ -1,4 +1,5 @@
-"""Where a finished job's picture lands: image to image on a canvas whose size is no multiple of 8."""
+"""Where a finished job's picture lands: image to image on a canvas whose size is no multiple of 8; an inpaint on the
+canvas it was sent from, whose picture and mask the history keeps (nothing left unsaved)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,56 @@ def test_img2img_at_a_size_the_person_chose_lands_at_that_size() -> None:
     assert landed(canvas, Image.new("RGB", (64, 96)), canvas).size == (63, 97)
     even = Image.new("RGB", (64, 96))  # a canvas the model works at as it is: nothing to put back
     assert source_of(GenerationRequest(model="m", prompt="p", width=64, height=96, init_image=even)) is None
+
+
+def _inpaint_sent(qtbot, window, batch: int = 1):  # noqa: ANN001, ANN202
+    """An inpaint of a painted mask on an opened (saved) picture, sent from the window; the picture."""
+    import numpy as np
+
+    from studio.core.mask import fill_rect
+
+    picture = Image.fromarray(np.random.default_rng(7).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    window.document.set_image(picture, "Open")
+    window.document.mark_saved()
+    window.document.edit_mask("Brush", lambda m: fill_rect(m, (8, 8, 40, 40)))
+    assert window.document.changed_since_save  # the painted mask is kept nowhere yet
+    window.prompt_panel.prompt_edit.setPlainText("a red door")
+    window.prompt_panel.batch_spin.setValue(batch)
+    window.generate()
+    return picture
+
+
+def _landed(qtbot, window, count: int = 1) -> None:  # noqa: ANN001
+    qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished"))
+                    and window.document.history_labels().count("Generated") == count, timeout=60_000)
+
+
+def test_an_inpaint_landing_on_the_canvas_it_was_sent_from_leaves_nothing_unsaved(qtbot, window):  # noqa: ANN001
+    """The source picture and mask are kept with the inpaint's history entry and the result in the outputs folder:
+    closing asked about unsaved work all the same."""
+    from studio.core.mask import fill_rect
+
+    _inpaint_sent(qtbot, window, batch=2)
+    _landed(qtbot, window, count=2)
+    assert window.document.has_mask
+    (entry, _) = window.history.search()
+    assert entry.source_mask_path and entry.source_image_path
+    assert not window.document.changed_since_save
+    window.document.edit_mask("Brush", lambda m: fill_rect(m, (44, 44, 60, 60)))  # new work since: unsaved
+    assert window.document.changed_since_save
+
+
+def test_a_mask_painted_after_the_inpaint_was_sent_stays_unsaved(qtbot, window):  # noqa: ANN001
+    from studio.core.mask import fill_rect
+
+    _inpaint_sent(qtbot, window)
+    window.document.edit_mask("Brush", lambda m: fill_rect(m, (44, 44, 60, 60)))  # not in the job's mask
+    _landed(qtbot, window)
+    assert window.document.changed_since_save
+
+
+def test_an_inpaint_whose_history_is_not_written_leaves_its_mask_unsaved(qtbot, window, monkeypatch):  # noqa: ANN001
+    monkeypatch.setattr(window.history, "read_only", True)  # the window shows a history it may not write to
+    _inpaint_sent(qtbot, window)
+    _landed(qtbot, window)
+    assert window.document.changed_since_save
