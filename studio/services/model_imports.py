@@ -87,7 +87,7 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
     target = folder / (style.name if style else source.name)
     # Only files of the same kind and size can be the same file: hash just those (hashing GBs takes seconds).
     # Style weights count only under the name the filters look for: a copy under another name is not used.
-    library = scan_library(models_dir)
+    library = scan_library(models_dir, linked)  # a copy of a linked model is the same model too
     alike = [i for i in library if i.kind == item.kind and i.size == item.size
              and (style is None or real_path(i.path) == real_path(target))]
     digest = library_hash(item, hash_cache) if alike else ""  # as the library hashes this kind (a LoRA: AutoV3)

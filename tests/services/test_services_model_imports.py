@@ -323,3 +323,20 @@ def test_a_record_that_cannot_be_written_leaves_the_import_in_place_and_says_why
     assert result.unrecorded.startswith(f"dreamy.safetensors is in the library at {result.item.path}, but where it "
                                         f"came from could not be written to {models / IMPORTS_FILE} (")
     assert [item.name for item in scan_library(models)] == ["dreamy"]
+
+
+def test_a_copy_of_a_linked_model_is_already_in_the_library_and_not_copied(tmp_path):
+    """A copy (elsewhere, another name) of a model in a linked folder was copied in and listed twice with one hash:
+    only Studio's own folder was compared."""
+    import shutil
+
+    models, other = tmp_path / "models", tmp_path / "ComfyUI" / "models"
+    folder = diffusers_folder(other / "checkpoints" / "tiny-sd")
+    ink = lora(other / "loras" / "ink.safetensors")
+    folder_copy = Path(shutil.copytree(folder, tmp_path / "src" / "My Model (v2)"))
+    ink_copy = Path(shutil.copy(ink, tmp_path / "src" / "ink-again.safetensors"))
+    for copy, original in ((folder_copy, folder), (ink_copy, ink)):
+        result = import_model(copy, models, linked=[other])
+        assert not result.copied and result.item.path == original
+        assert result.note == f"{copy.name} is already in the library as {original}."
+    assert not models.exists() or not any(models.rglob("*.safetensors"))
