@@ -32,6 +32,7 @@ from studio.services.history_errors import (
     HistoryError,
     is_damage,
     primary_code,
+    shape_problem,
     translated,
 )
 from studio.services.history_file_uses import controls_referenced, kept_controls, referenced
@@ -100,6 +101,8 @@ class HistoryStore:
         self.read_only = read_only
         self._local = threading.local()
         self._closed = False
+        if problem := shape_problem(self.path):
+            raise problem
         if read_only:
             with self._errors():
                 problem = schema_problem(self._conn(), self.path)
