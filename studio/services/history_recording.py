@@ -157,6 +157,8 @@ class HistoryRecorder:
         except Exception as exc:  # noqa: BLE001 - the image is safe on disk; the job goes on
             log.exception("%s", what)
             self._context.note(f"{what}: {describe_exception(exc)}")
+        for news in self._history.take_news():  # the file was removed or damaged meanwhile: a new one was started
+            self._context.note(news)
 
 
 def _control_hashes(recipe: Recipe | None, count: int) -> list[str]:

@@ -89,6 +89,7 @@ class GalleryPanel(QWidget):
     run_again_requested = Signal(object)
     use_as_input_requested = Signal(object)
     failed = Signal(str)  # a sentence for the status bar: a search, star or delete the history could not do
+    notice = Signal(str)  # a sentence for the status bar: what happened to the history's file meanwhile
 
     def __init__(self, store: HistoryStore, thumbnail_cache: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -232,7 +233,12 @@ class GalleryPanel(QWidget):
 
     async def reload(self) -> None:
         """New pictures arrived, or the panel opens: refresh models and rows."""
-        models = await asyncio.to_thread(self.store.models)
+        try:
+            models = await asyncio.to_thread(self.store.models)
+        except StudioError as exc:  # the search below says it too, in the count line; the status bar says it now
+            log.warning("The gallery's models could not be listed: %s", exc)
+            self.failed.emit(str(exc))
+            models = []
         current = self.model_combo.currentData()
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
@@ -242,6 +248,8 @@ class GalleryPanel(QWidget):
         self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(current)))
         self.model_combo.blockSignals(False)
         await self.model.set_query(self.current_query())
+        for news in self.store.take_news():  # the database file was removed or damaged, and a new one started
+            self.notice.emit(news)
 
     def _date_range_changed(self) -> None:
         self.custom_range.setVisible(self.date_combo.currentData() == -1)

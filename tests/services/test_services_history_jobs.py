@@ -185,3 +185,15 @@ def test_rows_point_at_the_image_the_output_store_wrote(tmp_path):
     with Image.open(row.image_path) as saved:
         assert saved.getpixel((0, 0)) == (200, 0, 0)  # GatedGenerator's colour for seed 200
     store.close()
+
+
+def test_a_history_removed_before_a_job_s_row_is_started_again_and_the_job_says_so(tmp_path):
+    store = HistoryStore(tmp_path / "history.db")
+    store.add(HistoryEntry(prompt="before"))
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / f"history.db{suffix}").unlink(missing_ok=True)
+    events, (job,) = submit_all(tmp_path, [fake_request(seed=8, prompt="after")], store)
+    finished = terminal(events, job)
+    assert any("was removed while Studio ran; a new one was started" in note for note in finished.notes)
+    assert [e.prompt for e in store.search()] == ["after"]
+    store.close()

@@ -89,6 +89,35 @@ def test_a_search_that_fails_shows_why_not_every_picture(qtbot, window, filled, 
     assert window.status.message_label.text() == sentence
 
 
+def test_a_reload_the_history_fails_says_why_instead_of_going_stale(qtbot, window, filled, monkeypatch):  # noqa: ANN001
+    _reload(qtbot, window)
+    sentence = "The history database could not be used: no such table: entries."
+
+    def fail():  # noqa: ANN202
+        raise HistoryError(sentence)
+
+    monkeypatch.setattr(window.history, "models", fail)
+    task = window.actions_.run(window.gallery.reload())
+    qtbot.waitUntil(task.done, timeout=5000)
+    assert task.exception() is None  # was raised out of reload: a failed task in the log, the gallery left stale
+    assert window.status.message_label.text() == sentence
+
+
+def test_a_history_removed_while_the_window_runs_starts_again_and_says_so(qtbot, window, filled):  # noqa: ANN001
+    _reload(qtbot, window)
+    path = window.history.path
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    _reload(qtbot, window)
+    assert window.gallery.model.rowCount() == 0
+    assert window.gallery.model.error is None
+    assert window.status.message_label.text().startswith(f"The history database {path} was removed while Studio ran")
+    window.history.add(HistoryEntry(prompt="after the removal", model_name="tiny-sd"))
+    _reload(qtbot, window)
+    assert [window.gallery.model.entry_at(r).prompt for r in range(window.gallery.model.rowCount())] == [
+        "after the removal"]
+
+
 def test_thumbnails_load_lazily_and_tooltips_escape_markup(qtbot, window, filled):  # noqa: ANN001
     window.history.add(HistoryEntry(prompt="<b>bold</b> & <script>x</script>", outcome="failed",
                                     message="The GPU ran out of memory."))
