@@ -87,6 +87,10 @@ def _repairs_index(method: Callable[..., _T]) -> Callable[..., _T]:
     return wrapper
 
 
+def _entries(count: int) -> str:
+    return "1 entry" if count == 1 else f"{count} entries"
+
+
 def default_history_path() -> Path:
     """Where Studio keeps its history: ``<user data folder>/history.db``."""
     from studio.core.paths import studio_paths
@@ -117,6 +121,9 @@ class HistoryStore:
         self._generation = 0  # bumped when a new database was started: older connections are dropped
         self._reopen_lock = threading.RLock()
         self._news: list[str] = []  # sentences about what happened to the file since it was opened (take_news)
+        # Entries that could not be written while another program held the lock: kept, and written by add_pending.
+        self._pending: list[HistoryEntry] = []
+        self._pending_lock = threading.Lock()  # one writer of the pending entries at a time (never twice)
         if problem := shape_problem(self.path):
             raise problem
         if read_only:
@@ -307,13 +314,54 @@ class HistoryStore:
         if conn is not None:
             conn.close()
 
-    def close(self) -> None:
-        """Close this thread's connection; no thread may use the store afterwards.
+    def close(self, wait_for_pending: float | None = None, on_wait: Callable[[str], None] | None = None) -> str | None:
+        """Close this thread's connection; no thread may use the store afterwards. Entries still kept while the
+        database was locked are written first, waiting up to ``wait_for_pending`` seconds (default: busy_timeout)
+        for the lock, with ``on_wait`` told why; a sentence saying what was lost when they could not be, else None.
 
         Connections of other threads close when those threads end (sqlite3 objects stay on their thread).
         """
+        lost = None
+        if self.pending_count() and not self._closed:
+            if on_wait is not None:
+                on_wait(f"Waiting for the history database {self.path}, locked by another program…")
+            try:
+                self._conn().execute(f"PRAGMA busy_timeout = {int((wait_for_pending or self.busy_timeout) * 1000):d}")
+                self.add_pending()
+            except HistoryError as exc:
+                count = self.pending_count()
+                lost = (f"{_entries(count).capitalize()} could not be added to the history, so "
+                        f"{'they are' if count > 1 else 'it is'} not in it (the pictures are kept): {exc}")
+                log.error("%s", lost)
         self._closed = True
         self._drop_connection()
+        return lost
+
+    # -- entries kept while the database is locked -----------------------------------------
+    def keep_for_later(self, entry: HistoryEntry) -> None:
+        """Keep an entry that could not be written (another program holds the lock): add_pending writes it. Its
+        time is now, not when the lock is gone."""
+        with self._notice_lock:
+            self._pending.append(entry if entry.created else replace(entry, created=time.time()))
+
+    def pending_count(self) -> int:
+        with self._notice_lock:
+            return len(self._pending)
+
+    def add_pending(self) -> str | None:
+        """Write the entries kept while the database was locked; a sentence saying they were added, or None when
+        there were none. HistoryLocked (nothing written, all kept) while the lock is still held."""
+        with self._pending_lock:
+            with self._notice_lock:
+                entries = list(self._pending)
+            if not entries:
+                return None
+            self.add_many(entries)
+            with self._notice_lock:
+                del self._pending[:len(entries)]
+        log.info("Added %d history entries kept while the database was locked", len(entries))
+        return (f"The history database is free again: {_entries(len(entries))} kept while it was locked "
+                f"{'were' if len(entries) > 1 else 'was'} added to the history.")
 
     def _repair_index(self) -> bool:
         """Rebuild a damaged full-text index (the entries table being sound); True when it was rebuilt."""
