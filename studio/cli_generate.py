@@ -99,8 +99,8 @@ def run_generate(args: argparse.Namespace) -> int:
                            output_store=OutputStore(settings.outputs_dir), history=history, plugins=plugins,
                            overwrite=args.overwrite)
     finally:
-        if history is not None:
-            history.close()
+        if history is not None and (lost := history.close(wait_for_pending=30.0, on_wait=say_note)):
+            say_note(lost)  # a command can wait for another program's lock longer than the window's engine
 
 
 def say_if_compile_does_nothing(request: GenerationRequest, env: GeneratorEnvironment, given_as: str = "") -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import sqlite3
+import stat
 from pathlib import Path
 
 from studio.core.errors import StudioError
@@ -48,3 +50,28 @@ def translated(exc: sqlite3.Error, path: Path) -> HistoryError:
         return HistoryNotWritable(f"The history database {path} could not be opened for writing; check "
                                   f"that Studio may write to it and to its folder {path.parent}.")
     return HistoryError(f"The history database {path} could not be used: {exc}.")
+
+
+def shape_problem(path: Path) -> HistoryError | None:
+    """What makes path unusable as the history database before SQLite tries it (SQLite says only "disk I/O error"
+    for a folder, and a symbolic link that leads back to itself breaks Python's own path handling), else None."""
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        return HistoryError(f"The history folder {folder} is a file, not a folder; move that file away so Studio "
+                            "can keep its history there.")
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None  # not there yet (or a link to nothing yet): a new history starts there
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return HistoryError(f"The history database {path} is a symbolic link that leads back to itself; remove "
+                                "it, or point it at a file.")
+        return HistoryError(f"The history database {path} could not be looked at: {exc.strerror or exc}.")
+    if stat.S_ISDIR(found.st_mode):
+        return HistoryError(f"The history database {path} is a folder, not a file; move that folder away so "
+                            "Studio can start its history there.")
+    if not stat.S_ISREG(found.st_mode):
+        return HistoryError(f"The history database {path} is not a regular file (a device, pipe or socket); move "
+                            "it away so Studio can start its history there.")
+    return None

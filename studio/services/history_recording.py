@@ -16,6 +16,7 @@ from studio.core.parameters import params_for_record
 from studio.core.requests import GenerationRequest
 from studio.engine.worker import WorkerContext, describe_exception
 from studio.plugin_host.registry import GENERATOR, Registry
+from studio.services.history_errors import HistoryLocked
 from studio.services.history_store import HistoryEntry, HistoryStore
 from studio.services.outputs import OutputStore, is_kept_control
 
@@ -154,10 +155,18 @@ class HistoryRecorder:
 
     def _add(self, entry: HistoryEntry, what: str) -> None:
         try:
+            if added := self._history.add_pending():  # written before this one: kept in the order they came
+                self._context.note(added)
             self._history.add(entry)
+        except HistoryLocked as exc:  # another program's lock, for longer than busy_timeout: kept, added later
+            log.warning("%s yet: %s", what, exc)
+            self._history.keep_for_later(entry)
+            self._context.note(f"{what} yet: {exc} Studio keeps the entry and adds it once the lock is gone.")
         except Exception as exc:  # noqa: BLE001 - the image is safe on disk; the job goes on
             log.exception("%s", what)
             self._context.note(f"{what}: {describe_exception(exc)}")
+        for news in self._history.take_news():  # the file was removed or damaged meanwhile: a new one was started
+            self._context.note(news)
 
 
 def _control_hashes(recipe: Recipe | None, count: int) -> list[str]:

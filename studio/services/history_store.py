@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -18,7 +19,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from studio.services.history_damage import DamagedDatabase, check_database, companions_found, move_aside
+from studio.services.history_damage import (
+    COMPANIONS,
+    DamagedDatabase,
+    check_database,
+    companion,
+    companions_found,
+    move_aside,
+)
 from studio.services.history_entry import (
     INSERT_SQL,
     OUTCOMES,
@@ -32,6 +40,7 @@ from studio.services.history_errors import (
     HistoryError,
     is_damage,
     primary_code,
+    shape_problem,
     translated,
 )
 from studio.services.history_file_uses import controls_referenced, kept_controls, referenced
@@ -70,11 +79,16 @@ def _repairs_index(method: Callable[..., _T]) -> Callable[..., _T]:
             return method(self, *args, **kwargs)
         except HistoryError as exc:
             cause = exc.__cause__
-            if not (isinstance(cause, sqlite3.Error) and primary_code(cause) == SQLITE_CORRUPT
-                    and self._repair_index()):
+            if not (isinstance(cause, sqlite3.Error) and is_damage(cause)):
+                raise
+            if not ((primary_code(cause) == SQLITE_CORRUPT and self._repair_index()) or self._set_aside_damaged()):
                 raise
         return method(self, *args, **kwargs)
     return wrapper
+
+
+def _entries(count: int) -> str:
+    return "1 entry" if count == 1 else f"{count} entries"
 
 
 def default_history_path() -> Path:
@@ -100,6 +114,18 @@ class HistoryStore:
         self.read_only = read_only
         self._local = threading.local()
         self._closed = False
+        # The file this store opened (device, inode), watched before each use: a file deleted or replaced while
+        # Studio runs would otherwise take the new entries with it (an open connection writes on into it).
+        self._identity: tuple[int, int] | None = None
+        self._watching = False
+        self._generation = 0  # bumped when a new database was started: older connections are dropped
+        self._reopen_lock = threading.RLock()
+        self._news: list[str] = []  # sentences about what happened to the file since it was opened (take_news)
+        # Entries that could not be written while another program held the lock: kept, and written by add_pending.
+        self._pending: list[HistoryEntry] = []
+        self._pending_lock = threading.Lock()  # one writer of the pending entries at a time (never twice)
+        if problem := shape_problem(self.path):
+            raise problem
         if read_only:
             with self._errors():
                 problem = schema_problem(self._conn(), self.path)
@@ -126,6 +152,8 @@ class HistoryStore:
             except DamagedDatabase as again:
                 raise HistoryError(f"A new history database could not be created in {self.path.parent}: "
                                    f"{again}.") from None
+        self._identity = self._file_identity()
+        self._watching = True
 
     # -- opening ---------------------------------------------------------------------------
     def _open_checked(self) -> None:
@@ -133,7 +161,7 @@ class HistoryStore:
         if self.path.exists() and self.path.stat().st_size > 0:
             check_database(self.path, self.busy_timeout)
         try:
-            conn = self._conn()
+            conn = self._conn(watch=False)
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 log.info("History database %s stays in %s journal mode", self.path, mode)
@@ -150,7 +178,11 @@ class HistoryStore:
             raise translated(exc, self.path) from None
 
     # -- connections -----------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self, watch: bool = True) -> sqlite3.Connection:
+        if watch and self._watching and not self._closed:
+            self._follow_file()
+            if getattr(self._local, "generation", self._generation) != self._generation:
+                self._drop_connection()  # still on the file that was removed, replaced or set aside
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
@@ -173,6 +205,7 @@ class HistoryStore:
             conn.close()
             raise
         self._local.conn = conn
+        self._local.generation = self._generation
         return conn
 
     def _add_notice(self, text: str) -> None:
@@ -182,19 +215,153 @@ class HistoryStore:
             if text not in (self.notice or ""):
                 self.notice = " ".join(filter(None, (self.notice, text)))
 
+    def take_news(self) -> list[str]:
+        """Sentences about what happened to the database file since the last call (it was removed, replaced or
+        damaged while Studio ran, and a new one was started), for the person; each is given once."""
+        with self._notice_lock:
+            news, self._news = self._news, []
+        return news
+
+    def _tell(self, text: str) -> None:
+        log.warning("%s", text)
+        with self._notice_lock:
+            self._news.append(text)
+
+    @staticmethod
+    def _identity_of(path: Path) -> tuple[int, int] | None:
+        try:
+            found = os.stat(path)
+        except OSError:
+            return None
+        return found.st_dev, found.st_ino
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        return self._identity_of(self.path)
+
+    def _follow_file(self) -> None:
+        """When the database file is no longer the one this store opened (deleted, or another file put in its
+        place), start using what is at the path now: a new database where there is none."""
+        if self._file_identity() == self._identity:
+            return
+        with self._reopen_lock:
+            if self._file_identity() == self._identity:
+                return  # another thread followed it meanwhile
+            removed = not os.path.lexists(self.path)
+            if removed:
+                for suffix in COMPANIONS:  # the removed database's: replayed into a new one, they would damage it
+                    companion(self.path, suffix).unlink(missing_ok=True)
+            aside = self._start_again()
+            if aside is not None:
+                self._tell(f"The history database {self.path} was replaced by a damaged file while Studio ran, so "
+                           f"Studio set that aside as {aside.name} and started a new, empty history.")
+            elif removed:
+                self._tell(f"The history database {self.path} was removed while Studio ran; a new one was started "
+                           "there, and the entries made before are gone from the history (their pictures are kept).")
+            else:
+                self._tell(f"The history database {self.path} was replaced by another file while Studio ran; Studio "
+                           "now keeps the history in that file.")
+
+    def _set_aside_damaged(self) -> bool:
+        """After SQLite said the database is damaged: when a check confirms it (garbage written over the file
+        while Studio ran), set it aside and start a new one now, rather than lose the entries until the next
+        start. True when that was done."""
+        if self.read_only or self._closed:
+            return False
+        with self._reopen_lock:
+            try:
+                check_database(self.path, self.busy_timeout)
+            except DamagedDatabase:
+                pass
+            except HistoryError:
+                return False
+            else:
+                return False  # sound now (another thread set it aside meanwhile), or the damage is elsewhere
+            self._generation += 1
+            self._drop_connection()
+            aside = move_aside(self.path, companions_found(self.path))
+            self._open_new()
+            self._tell(f"The history database {self.path} was damaged while Studio ran, so Studio set it aside as "
+                       f"{aside.name} (in {aside.parent}) and started a new, empty history.")
+        return True
+
+    def _start_again(self) -> Path | None:
+        """Open (or create) the database now at the path, in place of the one opened before; a damaged file
+        there is set aside first (returned: where it went)."""
+        self._generation += 1
+        self._drop_connection()
+        found = companions_found(self.path)
+        try:
+            self._open_checked()
+        except DamagedDatabase:
+            self._drop_connection()
+            aside = move_aside(self.path, found)
+            self._open_new()
+            return aside
+        self._identity = self._file_identity()
+        return None
+
+    def _open_new(self) -> None:
+        try:
+            self._open_checked()
+        except DamagedDatabase as again:
+            raise HistoryError(f"A new history database could not be created in {self.path.parent}: "
+                               f"{again}.") from None
+        self._identity = self._file_identity()
+
     def _drop_connection(self) -> None:
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
             conn.close()
 
-    def close(self) -> None:
-        """Close this thread's connection; no thread may use the store afterwards.
+    def close(self, wait_for_pending: float | None = None, on_wait: Callable[[str], None] | None = None) -> str | None:
+        """Close this thread's connection; no thread may use the store afterwards. Entries still kept while the
+        database was locked are written first, waiting up to ``wait_for_pending`` seconds (default: busy_timeout)
+        for the lock, with ``on_wait`` told why; a sentence saying what was lost when they could not be, else None.
 
         Connections of other threads close when those threads end (sqlite3 objects stay on their thread).
         """
+        lost = None
+        if self.pending_count() and not self._closed:
+            if on_wait is not None:
+                on_wait(f"Waiting for the history database {self.path}, locked by another program…")
+            try:
+                self._conn().execute(f"PRAGMA busy_timeout = {int((wait_for_pending or self.busy_timeout) * 1000):d}")
+                self.add_pending()
+            except HistoryError as exc:
+                count = self.pending_count()
+                lost = (f"{_entries(count).capitalize()} could not be added to the history, so "
+                        f"{'they are' if count > 1 else 'it is'} not in it (the pictures are kept): {exc}")
+                log.error("%s", lost)
         self._closed = True
         self._drop_connection()
+        return lost
+
+    # -- entries kept while the database is locked -----------------------------------------
+    def keep_for_later(self, entry: HistoryEntry) -> None:
+        """Keep an entry that could not be written (another program holds the lock): add_pending writes it. Its
+        time is now, not when the lock is gone."""
+        with self._notice_lock:
+            self._pending.append(entry if entry.created else replace(entry, created=time.time()))
+
+    def pending_count(self) -> int:
+        with self._notice_lock:
+            return len(self._pending)
+
+    def add_pending(self) -> str | None:
+        """Write the entries kept while the database was locked; a sentence saying they were added, or None when
+        there were none. HistoryLocked (nothing written, all kept) while the lock is still held."""
+        with self._pending_lock:
+            with self._notice_lock:
+                entries = list(self._pending)
+            if not entries:
+                return None
+            self.add_many(entries)
+            with self._notice_lock:
+                del self._pending[:len(entries)]
+        log.info("Added %d history entries kept while the database was locked", len(entries))
+        return (f"The history database is free again: {_entries(len(entries))} kept while it was locked "
+                f"{'were' if len(entries) > 1 else 'was'} added to the history.")
 
     def _repair_index(self) -> bool:
         """Rebuild a damaged full-text index (the entries table being sound); True when it was rebuilt."""

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import StudioError
+from studio.services.history_errors import HistoryLocked
 from studio.services.history_query import HistoryQuery
 from studio.services.history_store import HistoryEntry, HistoryStore
 from studio.ui.actions import widget_keys
@@ -37,6 +38,7 @@ from studio.ui.tasks import Tasks
 from studio.ui.theme import ACCENT, BASE, TEXT_DIM, icon
 
 log = logging.getLogger(__name__)
+PENDING_RETRY_MS = 2000  # how often entries kept while the history was locked are tried again
 CELL = 132
 STAR = "#f5c542"
 READ_ONLY = "the history is read-only: Studio may not write to it or to its folder"  # why Star and Delete are off
@@ -89,6 +91,8 @@ class GalleryPanel(QWidget):
     run_again_requested = Signal(object)
     use_as_input_requested = Signal(object)
     failed = Signal(str)  # a sentence for the status bar: a search, star or delete the history could not do
+    said = Signal(str)  # a sentence for the status bar: entries kept while the history was locked were added
+    notice = Signal(str)  # a sentence for the status bar: what happened to the history's file meanwhile
 
     def __init__(self, store: HistoryStore, thumbnail_cache: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -100,6 +104,13 @@ class GalleryPanel(QWidget):
         self._query_timer.setSingleShot(True)
         self._query_timer.setInterval(120)  # search as you type, once the typing pauses
         self._query_timer.timeout.connect(self.apply_query)
+        # Entries kept while another program held the history's lock are tried again until they are written.
+        self._pending_timer = QTimer(self)
+        self._pending_timer.setInterval(PENDING_RETRY_MS)
+        self._pending_timer.timeout.connect(self.retry_pending)
+        self._retrying: asyncio.Task | None = None
+        if not store.read_only:
+            self._pending_timer.start()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
         layout.setSpacing(6)
@@ -232,7 +243,12 @@ class GalleryPanel(QWidget):
 
     async def reload(self) -> None:
         """New pictures arrived, or the panel opens: refresh models and rows."""
-        models = await asyncio.to_thread(self.store.models)
+        try:
+            models = await asyncio.to_thread(self.store.models)
+        except StudioError as exc:  # the search below says it too, in the count line; the status bar says it now
+            log.warning("The gallery's models could not be listed: %s", exc)
+            self.failed.emit(str(exc))
+            models = []
         current = self.model_combo.currentData()
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
@@ -242,6 +258,8 @@ class GalleryPanel(QWidget):
         self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(current)))
         self.model_combo.blockSignals(False)
         await self.model.set_query(self.current_query())
+        for news in self.store.take_news():  # the database file was removed or damaged, and a new one started
+            self.notice.emit(news)
 
     def _date_range_changed(self) -> None:
         self.custom_range.setVisible(self.date_combo.currentData() == -1)
@@ -319,6 +337,25 @@ class GalleryPanel(QWidget):
             button.setEnabled(entry is not None)
         for button in (self.star_button, self.delete_button):
             button.setEnabled(entry is not None and not self.store.read_only)
+
+    def retry_pending(self) -> asyncio.Task | None:
+        """Write the entries kept while the history was locked (off the UI thread: it waits for the lock)."""
+        if not self.store.pending_count() or (self._retrying is not None and not self._retrying.done()):
+            return None
+        self._retrying = self._run(self._add_pending())
+        return self._retrying
+
+    async def _add_pending(self) -> None:
+        try:
+            added = await asyncio.to_thread(self.store.add_pending)
+        except HistoryLocked:
+            return  # still locked: kept, tried again at the next tick
+        except StudioError as exc:
+            log.warning("Entries kept while the history was locked could not be added: %s", exc)
+            return
+        if added:
+            self.said.emit(added)
+            await self.reload()
 
     def _run(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task:
         """Store work off the UI thread (another Studio may hold the write lock for seconds)."""

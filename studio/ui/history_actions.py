@@ -45,6 +45,8 @@ class HistoryActions(QObject):
         self._reload_timer.setInterval(300)  # a batch of results refreshes the gallery once
         self._reload_timer.timeout.connect(lambda: window.actions_.run(self.gallery.reload()))
         self.gallery.failed.connect(lambda text: window.status.set_message(text, error=True))
+        self.gallery.notice.connect(window.status.add_notice)
+        self.gallery.said.connect(window.status.set_message)
         self.gallery.load_parameters_requested.connect(lambda e: window.actions_.run(self.load_parameters(e)))
         self.gallery.run_again_requested.connect(lambda e: window.actions_.run(self.run_again(e)))
         self.gallery.use_as_input_requested.connect(lambda e: window.actions_.run(self.use_as_input(e)))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 
 import pytest
 
 from studio.services.history_errors import HistoryError, HistoryLocked, HistoryNotWritable, translated
+from studio.services.history_store import HistoryStore
 
 
 def sqlite_error(code: int, message: str = "unable to open database file") -> sqlite3.OperationalError:
@@ -34,3 +36,36 @@ def test_a_python_side_error_is_named_as_it_is(tmp_path):
     error = translated(sqlite3.ProgrammingError("Cannot operate on a closed database."), tmp_path / "history.db")
     assert type(error) is HistoryError
     assert "Cannot operate on a closed database." in str(error)
+
+
+def _folder(path):
+    path.mkdir()
+
+
+def _loop(path):
+    path.symlink_to(path.name)
+
+
+def _fifo(path):
+    os.mkfifo(path)
+
+
+@pytest.mark.parametrize(("make", "said"), [
+    (_folder, "is a folder, not a file"),
+    (_loop, "is a symbolic link that leads back to itself"),
+    (_fifo, "is not a regular file"),
+])
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_history_db_of_the_wrong_shape_is_said_in_one_sentence(tmp_path, make, said, read_only):
+    path = tmp_path / "history.db"
+    make(path)
+    with pytest.raises(HistoryError) as raised:
+        HistoryStore(path, read_only=read_only)
+    assert str(raised.value).startswith(f"The history database {path} {said}")
+    assert "\n" not in str(raised.value)
+
+
+def test_a_data_folder_that_is_a_file_is_said_so(tmp_path):
+    (tmp_path / "data").write_text("x")
+    with pytest.raises(HistoryError, match=r"history folder .*data is a file, not a folder"):
+        HistoryStore(tmp_path / "data" / "history.db")

@@ -199,3 +199,35 @@ def test_rows_point_at_the_image_the_output_store_wrote(tmp_path):
     with Image.open(row.image_path) as saved:
         assert saved.getpixel((0, 0)) == (200, 0, 0)  # GatedGenerator's colour for seed 200
     store.close()
+
+
+def test_a_history_removed_before_a_job_s_row_is_started_again_and_the_job_says_so(tmp_path):
+    store = HistoryStore(tmp_path / "history.db")
+    store.add(HistoryEntry(prompt="before"))
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / f"history.db{suffix}").unlink(missing_ok=True)
+    events, (job,) = submit_all(tmp_path, [fake_request(seed=8, prompt="after")], store)
+    finished = terminal(events, job)
+    assert any("was removed while Studio ran; a new one was started" in note for note in finished.notes)
+    assert [e.prompt for e in store.search()] == ["after"]
+    store.close()
+
+
+def test_a_row_the_lock_kept_out_is_kept_and_added_with_the_next_job(tmp_path):
+    import sqlite3
+
+    store = HistoryStore(tmp_path / "history.db", busy_timeout=0.1)
+    locker = sqlite3.connect(store.path, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")  # another program's write lock, held longer than busy_timeout
+    events, (job,) = submit_all(tmp_path, [fake_request(seed=8, prompt="while locked")], store)
+    notes = terminal(events, job).notes
+    assert any("could not be added to the history yet" in note and "Studio keeps the entry and adds it once the "
+               "lock is gone." in note for note in notes)
+    assert store.pending_count() == 1
+    locker.execute("ROLLBACK")
+    locker.close()
+    events, (job,) = submit_all(tmp_path, [fake_request(seed=9, prompt="after")], store)
+    assert ("The history database is free again: 1 entry kept while it was locked was added to the history."
+            in terminal(events, job).notes)
+    assert [e.prompt for e in store.search()] == ["after", "while locked"]
+    store.close()

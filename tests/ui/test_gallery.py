@@ -89,6 +89,55 @@ def test_a_search_that_fails_shows_why_not_every_picture(qtbot, window, filled, 
     assert window.status.message_label.text() == sentence
 
 
+def test_a_reload_the_history_fails_says_why_instead_of_going_stale(qtbot, window, filled, monkeypatch):  # noqa: ANN001
+    _reload(qtbot, window)
+    sentence = "The history database could not be used: no such table: entries."
+
+    def fail():  # noqa: ANN202
+        raise HistoryError(sentence)
+
+    monkeypatch.setattr(window.history, "models", fail)
+    task = window.actions_.run(window.gallery.reload())
+    qtbot.waitUntil(task.done, timeout=5000)
+    assert task.exception() is None  # was raised out of reload: a failed task in the log, the gallery left stale
+    assert window.status.message_label.text() == sentence
+
+
+def test_a_history_removed_while_the_window_runs_starts_again_and_says_so(qtbot, window, filled):  # noqa: ANN001
+    _reload(qtbot, window)
+    path = window.history.path
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    _reload(qtbot, window)
+    assert window.gallery.model.rowCount() == 0
+    assert window.gallery.model.error is None
+    assert window.status.message_label.text().startswith(f"The history database {path} was removed while Studio ran")
+    window.history.add(HistoryEntry(prompt="after the removal", model_name="tiny-sd"))
+    _reload(qtbot, window)
+    assert [window.gallery.model.entry_at(r).prompt for r in range(window.gallery.model.rowCount())] == [
+        "after the removal"]
+
+
+def test_entries_kept_while_the_history_was_locked_are_added_by_the_window_once_it_is_free(qtbot, window, filled):  # noqa: ANN001
+    import sqlite3
+
+    _reload(qtbot, window)
+    locker = sqlite3.connect(window.history.path, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    window.history.keep_for_later(HistoryEntry(prompt="kept while locked", model_name="tiny-sd"))
+    task = window.gallery.retry_pending()
+    qtbot.waitUntil(task.done, timeout=15000)  # off the UI thread, the store's own wait for the lock
+    assert window.history.pending_count() == 1  # still locked: kept, not dropped
+    locker.execute("ROLLBACK")
+    locker.close()
+    window.gallery._pending_timer.setInterval(50)  # the window's own retry, not a call from the test
+    qtbot.waitUntil(lambda: window.history.pending_count() == 0 and window.gallery.model.rowCount() == 6,
+                    timeout=5000)
+    assert window.status.message_label.text() == (
+        "The history database is free again: 1 entry kept while it was locked was added to the history.")
+    assert window.gallery.model.entry_at(0).prompt == "kept while locked"
+
+
 def test_thumbnails_load_lazily_and_tooltips_escape_markup(qtbot, window, filled):  # noqa: ANN001
     window.history.add(HistoryEntry(prompt="<b>bold</b> & <script>x</script>", outcome="failed",
                                     message="The GPU ran out of memory."))

@@ -1,0 +1,148 @@
+"""The history database file removed, replaced or overwritten while Studio runs: the store notices before it
+writes, starts a new database at the path, says so once, and keeps every later entry there."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from studio.services.history_store import HistoryEntry, HistoryStore
+
+
+def entry(prompt: str) -> HistoryEntry:
+    return HistoryEntry(prompt=prompt, model_name="tiny-sd", seed=1, steps=2, width=64, height=64)
+
+
+def prompts_on_disk(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [row[0] for row in conn.execute("SELECT prompt FROM entries ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def in_thread(call):  # noqa: ANN001, ANN201 - the gallery reads on another thread, with its own connection
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(call()))
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = HistoryStore(tmp_path / "data" / "history.db")
+    yield s
+    s.close()
+
+
+def remove_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+
+
+def test_entries_after_the_database_was_removed_go_to_a_new_one_with_a_sentence(store):
+    store.add(entry("before"))
+    in_thread(store.models)  # a reading thread has its own connection to the old file too
+    remove_database(store.path)
+    store.add(entry("after 1"))
+    assert in_thread(lambda: [e.prompt for e in store.search()]) == ["after 1"]
+    store.add(entry("after 2"))
+    assert store.take_news() == [
+        f"The history database {store.path} was removed while Studio ran; a new one was started there, and the "
+        "entries made before are gone from the history (their pictures are kept)."]
+    assert store.take_news() == []  # said once
+    store.close()
+    assert prompts_on_disk(store.path) == ["after 1", "after 2"]  # on disk: found again after a restart
+
+
+def test_a_reader_first_after_the_removal_starts_the_new_database_not_an_empty_file(store):
+    store.add(entry("before"))
+    remove_database(store.path)
+    assert in_thread(store.models) == []  # was "no such table: entries" (a bare file made by the connection)
+    store.add(entry("after"))
+    assert [e.prompt for e in in_thread(store.search)] == ["after"]
+    assert len(store.take_news()) == 1
+
+
+def test_garbage_written_over_the_database_is_set_aside_and_the_next_entry_kept(store):
+    store.add(entry("before"))
+    for suffix in ("-wal", "-shm"):
+        store.path.with_name(store.path.name + suffix).unlink()
+    store.path.write_bytes(b"garbage" * 2000)  # in place: the same file, so only SQLite can tell
+    assert in_thread(store.search) == []  # the gallery's search: was "is damaged … the next time it starts"
+    store.add(entry("after garbage"))
+    news = store.take_news()
+    assert len(news) == 1 and "was damaged while Studio ran, so Studio set it aside as history.db.corrupt-" in news[0]
+    assert [e.prompt for e in in_thread(store.search)] == ["after garbage"]
+    store.close()
+    assert prompts_on_disk(store.path) == ["after garbage"]
+    assert len(list(store.path.parent.glob("history.db.corrupt-*"))) == 1
+
+
+def test_a_garbage_file_put_in_the_database_s_place_is_set_aside(store):
+    store.add(entry("before"))
+    remove_database(store.path)
+    store.path.write_bytes(b"garbage" * 2000)
+    assert [e.prompt for e in in_thread(store.search)] == []
+    store.add(entry("after"))
+    assert "was replaced by a damaged file while Studio ran" in store.take_news()[0]
+    store.close()
+    assert prompts_on_disk(store.path) == ["after"]
+
+
+# -- another program holds the lock -----------------------------------------------------------
+class Locker:
+    """Another program's write lock on the database, held until released."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        self.conn.execute("ROLLBACK")
+        self.conn.close()
+
+
+def test_entries_kept_while_locked_are_added_once_the_lock_is_gone(tmp_path):
+    from studio.services.history_errors import HistoryLocked
+
+    store = HistoryStore(tmp_path / "history.db", busy_timeout=0.1)
+    store.add(entry("before"))
+    locker = Locker(store.path)
+    with pytest.raises(HistoryLocked):
+        store.add(entry("while locked"))
+    store.keep_for_later(entry("while locked"))
+    with pytest.raises(HistoryLocked):
+        store.add_pending()
+    assert store.pending_count() == 1  # nothing written, nothing dropped
+    locker.release()
+    assert store.add_pending() == ("The history database is free again: 1 entry kept while it was locked was "
+                                   "added to the history.")
+    assert store.add_pending() is None and store.pending_count() == 0
+    assert [e.prompt for e in store.search()] == ["while locked", "before"]
+    store.close()
+
+
+def test_closing_waits_for_the_lock_to_write_kept_entries_or_says_what_was_lost(tmp_path):
+    store = HistoryStore(tmp_path / "history.db", busy_timeout=0.1)
+    store.add(entry("before"))
+    locker = Locker(store.path)
+    store.keep_for_later(entry("kept"))
+    said: list[str] = []
+    threading.Timer(0.3, locker.release).start()  # the other program ends while the CLI waits
+    assert store.close(wait_for_pending=10.0, on_wait=said.append) is None
+    assert said == [f"Waiting for the history database {store.path}, locked by another program…"]
+    assert prompts_on_disk(store.path) == ["before", "kept"]
+
+    store = HistoryStore(tmp_path / "history.db", busy_timeout=0.1)
+    locker = Locker(store.path)
+    store.keep_for_later(entry("lost"))
+    lost = store.close(wait_for_pending=0.2)
+    locker.release()
+    assert lost.startswith("1 entry could not be added to the history, so it is not in it (the pictures are kept): "
+                           f"The history database {store.path} is locked by another program")
+    assert prompts_on_disk(store.path) == ["before", "kept"]
