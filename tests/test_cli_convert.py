@@ -52,3 +52,34 @@ def test_a_new_out_is_written_without_overwrite(studio_home, tmp_path, capsys):
     checkpoint(source)
     done = studio_here(capsys, "convert-weights", str(source), str(dest))
     assert (done.returncode, done.stdout.startswith(f"Wrote {dest}: 1 tensors")) == (0, True), done
+
+
+def test_nested_tensors_are_written_and_what_is_left_out_is_named(studio_home, tmp_path, capsys):
+    # Only top-level tensors were written, with "Wrote …: 1 tensors" and exit 0, and not a word of the rest.
+    t = torch.ones(2)
+    source, dest = tmp_path / "mixed.pth", tmp_path / "mixed.safetensors"
+    torch.save({"a": t, "b": "text", "n": 5, "sub": {"c": t}, "lst": [t]}, source)
+    done = studio_here(capsys, "convert-weights", str(source), str(dest))
+    assert done.returncode == 0, done.stderr
+    assert sorted(load_file(dest)) == ["a", "lst.0", "sub.c"]
+    assert done.stderr.splitlines() == ["note: Left out 2 values that are not tensors: b (str), n (int)."]
+    assert done.stdout == f"Wrote {dest}: 3 tensors, 0.0 MiB.\n"
+
+
+def test_the_rest_of_a_training_checkpoint_is_named(studio_home, tmp_path, capsys):
+    source, dest = tmp_path / "ckpt.pth", tmp_path / "ckpt.safetensors"
+    torch.save({"state_dict": {"w": torch.ones(2)}, "epoch": 3, "optimizer": {"lr": 0.1}}, source)
+    done = studio_here(capsys, "convert-weights", str(source), str(dest))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "note: Wrote only the weights under 'state_dict'; left out the rest of the checkpoint: epoch, optimizer."]
+
+
+def test_a_bare_tensor_is_refused_with_a_sentence(studio_home, tmp_path, capsys):
+    torch.save(torch.zeros(3), tmp_path / "bare.pth")
+    refused = studio_here(capsys, "convert-weights", str(tmp_path / "bare.pth"), str(tmp_path / "bare.safetensors"))
+    assert refused.returncode == EXIT_BAD_INPUT
+    assert refused.stderr.splitlines() == [
+        f"studio: {tmp_path / 'bare.pth'} holds a single tensor without a name; a safetensors file names each tensor, "
+        "so it was not converted."]
+    assert not (tmp_path / "bare.safetensors").exists()
