@@ -3,6 +3,8 @@ written over without asking (``--overwrite``), never the checkpoint it reads."""
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import torch
@@ -83,3 +85,18 @@ def test_a_bare_tensor_is_refused_with_a_sentence(studio_home, tmp_path, capsys)
         f"studio: {tmp_path / 'bare.pth'} holds a single tensor without a name; a safetensors file names each tensor, "
         "so it was not converted."]
     assert not (tmp_path / "bare.safetensors").exists()
+
+
+def test_written_weights_get_the_umask_mode_and_overwritten_ones_keep_theirs(studio_home, tmp_path, capsys):
+    # convert-weights wrote 0600 files and --overwrite turned a 0644 file into 0600.
+    source, new, shared = tmp_path / "w.pth", tmp_path / "new.safetensors", tmp_path / "shared.safetensors"
+    checkpoint(source)
+    shared.write_bytes(b"old")
+    shared.chmod(0o664)
+    old_umask = os.umask(0o022)
+    try:
+        assert studio_here(capsys, "convert-weights", str(source), str(new)).returncode == 0
+        assert studio_here(capsys, "convert-weights", str(source), str(shared), "--overwrite").returncode == 0
+    finally:
+        os.umask(old_umask)
+    assert (stat.S_IMODE(new.stat().st_mode), stat.S_IMODE(shared.stat().st_mode)) == (0o644, 0o664)

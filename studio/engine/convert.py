@@ -7,7 +7,8 @@ containers only and refuses anything that would import or call code.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -109,9 +110,21 @@ def _load(src: Path) -> Any:
         raise StudioError(f"{src} is not a PyTorch checkpoint, so it could not be converted.") from None
 
 
+def _new_file_beside(dest: Path) -> Path:
+    """An empty hidden file next to ``dest``, made with the mode any new file gets (0644 under umask 022), not
+    mkstemp's owner-only 0600: its mode is the one the converted weights get, as a copy would."""
+    while True:
+        temp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return temp
+        except FileExistsError:
+            continue
+
+
 def convert_to_safetensors(src: Path, dest: Path) -> Conversion:
     """Write the tensors of the PyTorch checkpoint ``src`` to the safetensors file ``dest``.
-    ``dest`` appears complete or not at all."""
+    ``dest`` appears complete or not at all; one written over keeps its mode."""
     from safetensors.torch import save_file
 
     src, dest = Path(src), Path(dest)
@@ -131,16 +144,18 @@ def convert_to_safetensors(src: Path, dest: Path) -> Conversion:
     if not tensors:
         raise StudioError(f"{src} holds no tensors, so there is nothing to convert.")
 
-    temp: str | None = None
+    temp: Path | None = None
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        os.close(handle)
-        save_file(tensors, temp, metadata={"format": "pt", "converted_from": src.name})
+        temp = _new_file_beside(dest)
+        # --overwrite: the file keeps who may read it; a new one, what the umask gives (safetensors writes 0600)
+        mode = stat.S_IMODE((dest if dest.is_file() else temp).stat().st_mode)
+        save_file(tensors, str(temp), metadata={"format": "pt", "converted_from": src.name})
+        os.chmod(temp, mode)
         os.replace(temp, dest)  # atomic within one folder: a reader never sees half a file
     except BaseException as exc:
         if temp is not None:
-            Path(temp).unlink(missing_ok=True)
+            temp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise StudioError(f"Could not write {dest}: {os_reason(exc)}.") from None
         raise

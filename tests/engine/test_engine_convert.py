@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import stat
 from collections import OrderedDict
 from pathlib import Path
 
@@ -124,6 +126,22 @@ def test_a_bare_tensor_is_refused_as_it_has_no_name(tmp_path):
     assert str(caught.value) == (f"{tmp_path / 'bare.pth'} holds a single tensor without a name; a safetensors file "
                                  "names each tensor, so it was not converted.")
     assert not (tmp_path / "bare.safetensors").exists()
+
+
+def test_a_new_file_gets_the_umask_mode_and_a_replaced_one_keeps_its_own(tmp_path):
+    # Converted weights were written 0600 (mkstemp's mode), and --overwrite tightened an existing file to 0600.
+    torch.save(state_dict(), tmp_path / "model.pth")
+    old_umask = os.umask(0o022)
+    try:
+        convert_to_safetensors(tmp_path / "model.pth", tmp_path / "new.safetensors")
+        (tmp_path / "shared.safetensors").write_bytes(b"old")
+        os.chmod(tmp_path / "shared.safetensors", 0o664)
+        convert_to_safetensors(tmp_path / "model.pth", tmp_path / "shared.safetensors")
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE((tmp_path / "new.safetensors").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "shared.safetensors").stat().st_mode) == 0o664
+    assert set(load_file(str(tmp_path / "shared.safetensors"))) == set(state_dict())
 
 
 @pytest.mark.parametrize("junk", [bytes(range(256)), b"hello world" * 8, b"PK\x03\x04 broken zip", b""])
