@@ -87,6 +87,15 @@ def test_a_bare_tensor_is_refused_with_a_sentence(studio_home, tmp_path, capsys)
     assert not (tmp_path / "bare.safetensors").exists()
 
 
+def test_a_missing_output_folder_is_refused_not_made(studio_home, tmp_path, capsys):
+    source, dest = tmp_path / "w.pth", tmp_path / "no" / "dir" / "o.safetensors"
+    checkpoint(source)
+    refused = studio_here(capsys, "convert-weights", str(source), str(dest))
+    assert refused.returncode == EXIT_BAD_INPUT
+    assert refused.stderr.splitlines() == [f"studio: The output folder {dest.parent} does not exist."]
+    assert not (tmp_path / "no").exists()
+
+
 def test_written_weights_get_the_umask_mode_and_overwritten_ones_keep_theirs(studio_home, tmp_path, capsys):
     # convert-weights wrote 0600 files and --overwrite turned a 0644 file into 0600.
     source, new, shared = tmp_path / "w.pth", tmp_path / "new.safetensors", tmp_path / "shared.safetensors"

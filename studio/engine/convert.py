@@ -123,8 +123,8 @@ def _new_file_beside(dest: Path) -> Path:
 
 
 def convert_to_safetensors(src: Path, dest: Path) -> Conversion:
-    """Write the tensors of the PyTorch checkpoint ``src`` to the safetensors file ``dest``.
-    ``dest`` appears complete or not at all; one written over keeps its mode."""
+    """Write the tensors of the PyTorch checkpoint ``src`` to the safetensors file ``dest``, in a folder that
+    exists. ``dest`` appears complete or not at all; one written over keeps its mode."""
     from safetensors.torch import save_file
 
     src, dest = Path(src), Path(dest)
@@ -146,7 +146,6 @@ def convert_to_safetensors(src: Path, dest: Path) -> Conversion:
 
     temp: Path | None = None
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
         temp = _new_file_beside(dest)
         # --overwrite: the file keeps who may read it; a new one, what the umask gives (safetensors writes 0600)
         mode = stat.S_IMODE((dest if dest.is_file() else temp).stat().st_mode)

@@ -35,6 +35,7 @@ def state_dict() -> OrderedDict[str, torch.Tensor]:
 def test_a_state_dict_converts_and_round_trips_exactly(tmp_path):
     original = state_dict()
     torch.save(original, tmp_path / "model.pth")
+    (tmp_path / "out").mkdir()
     dest = tmp_path / "out" / "model.safetensors"
     summary = convert_to_safetensors(tmp_path / "model.pth", dest)
     loaded = load_file(str(dest))
@@ -142,6 +143,14 @@ def test_a_new_file_gets_the_umask_mode_and_a_replaced_one_keeps_its_own(tmp_pat
     assert stat.S_IMODE((tmp_path / "new.safetensors").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "shared.safetensors").stat().st_mode) == 0o664
     assert set(load_file(str(tmp_path / "shared.safetensors"))) == set(state_dict())
+
+
+def test_a_missing_output_folder_is_not_made(tmp_path):
+    torch.save(state_dict(), tmp_path / "model.pth")
+    dest = tmp_path / "no" / "such" / "out.safetensors"
+    with pytest.raises(StudioError, match=r"^Could not write .*out\.safetensors: "):
+        convert_to_safetensors(tmp_path / "model.pth", dest)
+    assert not (tmp_path / "no").exists()
 
 
 @pytest.mark.parametrize("junk", [bytes(range(256)), b"hello world" * 8, b"PK\x03\x04 broken zip", b""])
