@@ -146,9 +146,6 @@ def run_convert(args: argparse.Namespace) -> int:
     """``studio convert-weights IN OUT``: the one place a pickle checkpoint is read, and only its tensors."""
     from studio.engine.convert import convert_to_safetensors
 
-    if args.dest.suffix.lower() != ".safetensors":
-        print(f"studio: The output {args.dest.name!r} must end in .safetensors.", file=sys.stderr)
-        return EXIT_BAD_INPUT
     try:
         check_convert_output(args.source, args.dest, overwrite=args.overwrite)
         done = convert_to_safetensors(args.source, args.dest)
@@ -162,7 +159,8 @@ def run_convert(args: argparse.Namespace) -> int:
         count = len(done.not_tensors)
         kind = "value that is not a tensor" if count == 1 else "values that are not tensors"
         say_note(f"Left out {count} {kind}: {_some(done.not_tensors)}.")
-    print(f"Wrote {args.dest}: {done.tensors} tensors, {done.bytes / 2**20:.1f} MiB.")
+    print(f"Wrote {args.dest}: {done.tensors} {'tensor' if done.tensors == 1 else 'tensors'}, "
+          f"{done.bytes / 2**20:.1f} MiB.")
     return 0
 
 

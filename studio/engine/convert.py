@@ -128,6 +128,8 @@ def convert_to_safetensors(src: Path, dest: Path) -> Conversion:
     from safetensors.torch import save_file
 
     src, dest = Path(src), Path(dest)
+    if src.is_dir():
+        raise StudioError(f"{src} is a folder, not a checkpoint file.")
     if not src.is_file():
         raise StudioError(f"There is no checkpoint file at {src}.")
     loaded = _load(src)

@@ -145,6 +145,12 @@ def test_a_new_file_gets_the_umask_mode_and_a_replaced_one_keeps_its_own(tmp_pat
     assert set(load_file(str(tmp_path / "shared.safetensors"))) == set(state_dict())
 
 
+def test_a_folder_is_not_called_a_missing_file(tmp_path):
+    with pytest.raises(StudioError) as caught:
+        convert_to_safetensors(tmp_path, tmp_path / "out.safetensors")
+    assert str(caught.value) == f"{tmp_path} is a folder, not a checkpoint file."
+
+
 def test_a_missing_output_folder_is_not_made(tmp_path):
     torch.save(state_dict(), tmp_path / "model.pth")
     dest = tmp_path / "no" / "such" / "out.safetensors"
