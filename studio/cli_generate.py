@@ -146,14 +146,25 @@ def run_convert(args: argparse.Namespace) -> int:
     """``studio convert-weights IN OUT``: the one place a pickle checkpoint is read, and only its tensors."""
     from studio.engine.convert import convert_to_safetensors
 
-    if args.dest.suffix.lower() != ".safetensors":
-        print(f"studio: The output {args.dest.name!r} must end in .safetensors.", file=sys.stderr)
-        return EXIT_BAD_INPUT
     try:
         check_convert_output(args.source, args.dest, overwrite=args.overwrite)
-        summary = convert_to_safetensors(args.source, args.dest)
+        done = convert_to_safetensors(args.source, args.dest)
     except StudioError as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(f"Wrote {args.dest}: {summary['tensors']} tensors, {summary['bytes'] / 2**20:.1f} MiB.")
+    if done.taken_from is not None and done.beside:
+        say_note(f"Wrote only the weights under {done.taken_from!r}; left out the rest of the checkpoint: "
+                 f"{_some(done.beside)}.")
+    if done.not_tensors:
+        count = len(done.not_tensors)
+        kind = "value that is not a tensor" if count == 1 else "values that are not tensors"
+        say_note(f"Left out {count} {kind}: {_some(done.not_tensors)}.")
+    print(f"Wrote {args.dest}: {done.tensors} {'tensor' if done.tensors == 1 else 'tensors'}, "
+          f"{done.bytes / 2**20:.1f} MiB.")
     return 0
+
+
+def _some(names: tuple[str, ...], shown: int = 8) -> str:
+    """A list a line can hold: the first few names, then how many more."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more

@@ -85,13 +85,23 @@ def check_outputs(outputs: Sequence[Path], *, overwrite: bool, reads: Iterable[t
 
 
 def check_convert_output(source: Path, dest: Path, *, overwrite: bool) -> None:
-    """Refuse, before the checkpoint is read, a ``convert-weights`` OUT that would replace what should stay: the
-    checkpoint IN itself (even with ``overwrite``), a folder, or a file that exists (unless ``overwrite``)."""
+    """Refuse, before the checkpoint is read, a ``convert-weights`` OUT that could not be written or would replace
+    what should stay: a folder, a name without .safetensors, a folder that does not exist, the checkpoint IN itself
+    (even with ``overwrite``), or a file that exists (unless ``overwrite``)."""
+    if dest.is_dir():
+        raise InvalidRequest(f"The output {dest} is a folder; give a file name ending in .safetensors.")
+    if dest.name.lower() == ".safetensors":  # a dot-file to Path, whose suffix is then ""
+        raise InvalidRequest(f"The output {dest} is only an extension; give a file name before it, "
+                             "such as model.safetensors.")
+    if dest.suffix.lower() != ".safetensors":
+        raise InvalidRequest(f"The output {dest.name!r} must end in .safetensors.")
     if source.exists() and _same_file(dest, source):
         raise InvalidRequest(f"{dest} is the checkpoint this command reads; Studio does not write over it, even "
                              "with --overwrite: give another OUT.")
-    if dest.is_dir():
-        raise InvalidRequest(f"The output {dest} is a folder; name a .safetensors file in it.")
+    try:
+        _check_output_place(dest)
+    except OSError as exc:  # a name the system will not even look at (too long): one sentence, not a traceback
+        raise InvalidRequest(unusable_path(dest, exc)) from None
     if os.path.lexists(dest) and not overwrite:
         raise InvalidRequest(f"{dest} already exists; give another OUT or add --overwrite to replace it.")
 

@@ -7,9 +7,11 @@ containers only and refuses anything that would import or call code.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,46 +27,78 @@ NESTED_KEYS = ("state_dict", "model", "params_ema", "params")
 REFUSED_SIGNS = ("GLOBAL", "unrecognized function", "Can only create new object", "Can only build")
 
 
-def _state_dict(loaded: Any) -> Mapping[str, Any] | None:
-    if not isinstance(loaded, Mapping):
-        return None
+@dataclass(frozen=True)
+class Conversion:
+    """What ``convert_to_safetensors`` wrote, and what it left out, so that a person hears of all of it."""
+
+    tensors: int
+    bytes: int
+    taken_from: str | None = None  # the key the weights were nested under ("state_dict"), if any
+    beside: tuple[str, ...] = ()  # the checkpoint's other keys, left out with it (optimizer state, epoch)
+    not_tensors: tuple[str, ...] = ()  # dotted names of values in the weights that are not tensors ("step (int)")
+
+
+def _holds_tensors(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_tensors(inner) for inner in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_tensors(inner) for inner in value)
+    return False
+
+
+def _weights(loaded: Mapping[Any, Any]) -> tuple[Mapping[Any, Any], str | None]:
+    """The weights of a training checkpoint are nested under one key; anything else is the weights themselves."""
     for key in NESTED_KEYS:
         inner = loaded.get(key)
-        if isinstance(inner, Mapping) and any(isinstance(v, torch.Tensor) for v in inner.values()):
-            return inner
-    return loaded
+        if isinstance(inner, Mapping) and _holds_tensors(inner):
+            return inner, key
+    return loaded, None
 
 
-def _tensors(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """Only the tensors, each contiguous and with storage of its own (safetensors refuses shared memory)."""
+def _children(value: Any) -> list[tuple[str, Any]] | None:
+    if isinstance(value, Mapping):
+        return [(str(key), inner) for key, inner in value.items()]
+    if isinstance(value, (list, tuple)):
+        return [(str(index), inner) for index, inner in enumerate(value)]
+    return None
+
+
+def _flatten(src: Path, state: Mapping[Any, Any]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Every tensor, however deep in dicts and lists, named by its path with dots ("encoder.0.weight", as kohya and
+    A1111 name nested weights), each contiguous and with storage of its own (safetensors refuses shared memory);
+    and the names of the values that are not tensors, with their type."""
     tensors: dict[str, torch.Tensor] = {}
+    left_out: list[str] = []
     seen: set[int] = set()
-    for name, value in state.items():
-        if not isinstance(value, torch.Tensor):
-            continue  # step counters, hyper-parameters, optimiser settings: not weights
-        tensor = value.detach().contiguous()
-        storage = tensor.untyped_storage().data_ptr()
-        if storage in seen and tensor.numel():
-            tensor = tensor.clone()  # tied weights: give the second name its own copy
-        seen.add(storage)
-        tensors[str(name)] = tensor
-    return tensors
+    stack: list[tuple[str, Any, frozenset[int]]] = [(name, value, frozenset({id(state)}))
+                                                   for name, value in reversed(_children(state) or [])]
+    while stack:
+        name, value, above = stack.pop()
+        if isinstance(value, torch.Tensor):
+            if name in tensors:
+                raise StudioError(f"{src} has two tensors that would both be named {name}, so it was not converted.")
+            tensor = value.detach().contiguous()
+            storage = tensor.untyped_storage().data_ptr()
+            if storage in seen and tensor.numel():
+                tensor = tensor.clone()  # tied weights: give the second name its own copy
+            seen.add(storage)
+            tensors[name] = tensor
+        elif (children := _children(value)) is not None:
+            if id(value) not in above:  # a list that holds itself: its tensors are named once already
+                inside = above | {id(value)}
+                stack.extend((f"{name}.{key}", inner, inside) for key, inner in reversed(children))
+        else:  # step counters, hyper-parameters, notes: not weights
+            left_out.append(f"{name} ({'None' if value is None else type(value).__name__})")
+    return tensors, left_out
 
 
-def convert_to_safetensors(src: Path, dest: Path) -> dict[str, int]:
-    """Write the tensors of the PyTorch checkpoint ``src`` to the safetensors file ``dest``.
-
-    Returns {"tensors": how many, "bytes": their total size}. ``dest`` appears complete or not at all.
-    """
-    from safetensors.torch import save_file
-
-    src, dest = Path(src), Path(dest)
-    if not src.is_file():
-        raise StudioError(f"There is no checkpoint file at {src}.")
+def _load(src: Path) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "pickle protocol 4": noise next to the answer we give
-            loaded = torch.load(src, map_location="cpu", weights_only=True)
+            return torch.load(src, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises UnpicklingError/KeyError/EOFError/… by what it met
         if is_safetensors(src):
             raise StudioError(f"{src} is not a PyTorch checkpoint, so it could not be converted. "
@@ -75,25 +109,59 @@ def convert_to_safetensors(src: Path, dest: Path) -> dict[str, int]:
                               "so it was not loaded.") from None
         raise StudioError(f"{src} is not a PyTorch checkpoint, so it could not be converted.") from None
 
-    state = _state_dict(loaded)
-    tensors = _tensors(state) if state is not None else {}
+
+def _new_file_beside(dest: Path) -> Path:
+    """An empty hidden file next to ``dest``, made with the mode any new file gets (0644 under umask 022), not
+    mkstemp's owner-only 0600: its mode is the one the converted weights get, as a copy would."""
+    while True:
+        temp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return temp
+        except FileExistsError:
+            continue
+
+
+def convert_to_safetensors(src: Path, dest: Path) -> Conversion:
+    """Write the tensors of the PyTorch checkpoint ``src`` to the safetensors file ``dest``, in a folder that
+    exists. ``dest`` appears complete or not at all; one written over keeps its mode."""
+    from safetensors.torch import save_file
+
+    src, dest = Path(src), Path(dest)
+    if src.is_dir():
+        raise StudioError(f"{src} is a folder, not a checkpoint file.")
+    if not src.is_file():
+        raise StudioError(f"There is no checkpoint file at {src}.")
+    loaded = _load(src)
+    if isinstance(loaded, torch.Tensor):
+        raise StudioError(f"{src} holds a single tensor without a name; a safetensors file names each tensor, "
+                          "so it was not converted.")
+    taken_from, beside = None, []
+    if isinstance(loaded, Mapping):
+        state, taken_from = _weights(loaded)
+        beside = [str(key) for key in loaded if taken_from is not None and key != taken_from]
+    else:
+        state = loaded if isinstance(loaded, (list, tuple)) else {}
+    tensors, not_tensors = _flatten(src, state)
     if not tensors:
         raise StudioError(f"{src} holds no tensors, so there is nothing to convert.")
 
-    temp: str | None = None
+    temp: Path | None = None
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-        os.close(handle)
-        save_file(tensors, temp, metadata={"format": "pt", "converted_from": src.name})
+        temp = _new_file_beside(dest)
+        # --overwrite: the file keeps who may read it; a new one, what the umask gives (safetensors writes 0600)
+        mode = stat.S_IMODE((dest if dest.is_file() else temp).stat().st_mode)
+        save_file(tensors, str(temp), metadata={"format": "pt", "converted_from": src.name})
+        os.chmod(temp, mode)
         os.replace(temp, dest)  # atomic within one folder: a reader never sees half a file
     except BaseException as exc:
         if temp is not None:
-            Path(temp).unlink(missing_ok=True)
+            temp.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise StudioError(f"Could not write {dest}: {os_reason(exc)}.") from None
         raise
-    return {"tensors": len(tensors), "bytes": sum(t.numel() * t.element_size() for t in tensors.values())}
+    return Conversion(len(tensors), sum(t.numel() * t.element_size() for t in tensors.values()), taken_from,
+                      tuple(beside), tuple(not_tensors))
 
 
 def is_safetensors(path: Path) -> bool:

@@ -144,6 +144,10 @@ def convert_and_import(source: Path, models_dir: Path, *, hash_cache: Path | Non
     incoming = models_dir / ".incoming"  # hidden: the library never lists a half-converted file
     dest = incoming / f"{source.stem}.safetensors"
     try:
+        incoming.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"{source.name} could not be converted into {models_dir}: {os_reason(exc)}.") from exc
+    try:
         convert_to_safetensors(source, dest)
         result = import_model(dest, models_dir, hash_cache=hash_cache, move=True)
     finally:

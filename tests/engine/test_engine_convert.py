@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import stat
 from collections import OrderedDict
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from studio.core.errors import StudioError
-from studio.engine.convert import convert_to_safetensors
+from studio.engine.convert import Conversion, convert_to_safetensors
 
 
 class WritesSentinel:
@@ -33,13 +35,14 @@ def state_dict() -> OrderedDict[str, torch.Tensor]:
 def test_a_state_dict_converts_and_round_trips_exactly(tmp_path):
     original = state_dict()
     torch.save(original, tmp_path / "model.pth")
+    (tmp_path / "out").mkdir()
     dest = tmp_path / "out" / "model.safetensors"
     summary = convert_to_safetensors(tmp_path / "model.pth", dest)
     loaded = load_file(str(dest))
     assert set(loaded) == set(original)
     for name, tensor in original.items():
         assert loaded[name].dtype == tensor.dtype and torch.equal(loaded[name], tensor)
-    assert summary == {"tensors": len(original), "bytes": sum(t.numel() * t.element_size() for t in original.values())}
+    assert summary == Conversion(len(original), sum(t.numel() * t.element_size() for t in original.values()))
     assert [p.name for p in dest.parent.iterdir()] == ["model.safetensors"]  # no temp file left
 
 
@@ -71,7 +74,7 @@ def test_weights_nested_in_a_training_checkpoint_are_found(tmp_path, key):
     torch.save({key: original, "epoch": 12, "optimizer_name": "adam"}, tmp_path / "ckpt.pth")
     summary = convert_to_safetensors(tmp_path / "ckpt.pth", tmp_path / "out.safetensors")
     assert set(load_file(str(tmp_path / "out.safetensors"))) == set(original)
-    assert summary["tensors"] == len(original)
+    assert (summary.tensors, summary.taken_from, summary.beside) == (len(original), key, ("epoch", "optimizer_name"))
 
 
 def test_non_tensors_are_left_out_and_views_become_contiguous(tmp_path):
@@ -81,6 +84,79 @@ def test_non_tensors_are_left_out_and_views_become_contiguous(tmp_path):
     loaded = load_file(str(tmp_path / "mixed.safetensors"))
     assert set(loaded) == {"t", "same"}
     assert torch.equal(loaded["t"], base.t()) and torch.equal(loaded["same"], base)
+
+
+def test_tensors_nested_in_dicts_and_lists_are_all_kept_under_dotted_names(tmp_path):
+    # Only top-level tensors were written ("1 tensors", exit 0); {"encoder": {…}, "decoder": {…}} "held no tensors".
+    t = torch.arange(3.0)
+    torch.save({"a": t, "b": "text", "n": 5, "sub": {"c": t * 2, "deep": {"x": t * 3}}, "lst": [t * 4, (t * 5,)],
+                "none": None}, tmp_path / "mixed.pth")
+    summary = convert_to_safetensors(tmp_path / "mixed.pth", tmp_path / "mixed.safetensors")
+    loaded = load_file(str(tmp_path / "mixed.safetensors"))
+    assert sorted(loaded) == ["a", "lst.0", "lst.1.0", "sub.c", "sub.deep.x"]
+    assert torch.equal(loaded["sub.deep.x"], t * 3) and torch.equal(loaded["lst.1.0"], t * 5)
+    assert summary.tensors == 5 and summary.taken_from is None
+    assert summary.not_tensors == ("b (str)", "n (int)", "none (None)")
+
+    torch.save({"encoder": {"e": t}, "decoder": {"d": t}}, tmp_path / "encdec.pth")
+    assert convert_to_safetensors(tmp_path / "encdec.pth", tmp_path / "encdec.safetensors").tensors == 2
+    assert sorted(load_file(str(tmp_path / "encdec.safetensors"))) == ["decoder.d", "encoder.e"]
+
+
+def test_weights_nested_deeper_under_model_are_unwrapped_and_flattened(tmp_path):
+    t = torch.ones(2)
+    torch.save({"model": {"unet": {"w": t}}, "optimizer": {"state": {0: {"exp_avg": t}}}}, tmp_path / "mo.pth")
+    summary = convert_to_safetensors(tmp_path / "mo.pth", tmp_path / "mo.safetensors")
+    assert list(load_file(str(tmp_path / "mo.safetensors"))) == ["unet.w"]
+    assert (summary.taken_from, summary.beside) == ("model", ("optimizer",))
+
+
+def test_two_tensors_that_flatten_to_one_name_are_refused(tmp_path):
+    torch.save({"a.b": torch.ones(1), "a": {"b": torch.zeros(1)}}, tmp_path / "clash.pth")
+    with pytest.raises(StudioError) as caught:
+        convert_to_safetensors(tmp_path / "clash.pth", tmp_path / "clash.safetensors")
+    assert str(caught.value) == (f"{tmp_path / 'clash.pth'} has two tensors that would both be named a.b, so it was "
+                                 "not converted.")
+    assert not (tmp_path / "clash.safetensors").exists()
+
+
+def test_a_bare_tensor_is_refused_as_it_has_no_name(tmp_path):
+    torch.save(torch.zeros(3), tmp_path / "bare.pth")
+    with pytest.raises(StudioError) as caught:
+        convert_to_safetensors(tmp_path / "bare.pth", tmp_path / "bare.safetensors")
+    assert str(caught.value) == (f"{tmp_path / 'bare.pth'} holds a single tensor without a name; a safetensors file "
+                                 "names each tensor, so it was not converted.")
+    assert not (tmp_path / "bare.safetensors").exists()
+
+
+def test_a_new_file_gets_the_umask_mode_and_a_replaced_one_keeps_its_own(tmp_path):
+    # Converted weights were written 0600 (mkstemp's mode), and --overwrite tightened an existing file to 0600.
+    torch.save(state_dict(), tmp_path / "model.pth")
+    old_umask = os.umask(0o022)
+    try:
+        convert_to_safetensors(tmp_path / "model.pth", tmp_path / "new.safetensors")
+        (tmp_path / "shared.safetensors").write_bytes(b"old")
+        os.chmod(tmp_path / "shared.safetensors", 0o664)
+        convert_to_safetensors(tmp_path / "model.pth", tmp_path / "shared.safetensors")
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE((tmp_path / "new.safetensors").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "shared.safetensors").stat().st_mode) == 0o664
+    assert set(load_file(str(tmp_path / "shared.safetensors"))) == set(state_dict())
+
+
+def test_a_folder_is_not_called_a_missing_file(tmp_path):
+    with pytest.raises(StudioError) as caught:
+        convert_to_safetensors(tmp_path, tmp_path / "out.safetensors")
+    assert str(caught.value) == f"{tmp_path} is a folder, not a checkpoint file."
+
+
+def test_a_missing_output_folder_is_not_made(tmp_path):
+    torch.save(state_dict(), tmp_path / "model.pth")
+    dest = tmp_path / "no" / "such" / "out.safetensors"
+    with pytest.raises(StudioError, match=r"^Could not write .*out\.safetensors: "):
+        convert_to_safetensors(tmp_path / "model.pth", dest)
+    assert not (tmp_path / "no").exists()
 
 
 @pytest.mark.parametrize("junk", [bytes(range(256)), b"hello world" * 8, b"PK\x03\x04 broken zip", b""])

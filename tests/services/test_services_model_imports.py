@@ -188,6 +188,26 @@ def test_a_pickle_checkpoint_is_converted_then_imported_tensors_only(tmp_path):
     assert not (models / ".incoming").exists()
 
 
+def test_a_converted_import_gets_the_mode_a_copy_gets(tmp_path):
+    # models import X.pt --convert filed the model 0600 (owner only), where a copied model gets the umask's 0644.
+    import os
+    import stat
+
+    import torch
+
+    from studio.services.model_imports import convert_and_import
+
+    checkpoint = tmp_path / "ink.pt"
+    torch.save({"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": torch.ones(4, 8),
+                "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": torch.ones(8, 4)}, checkpoint)
+    old_umask = os.umask(0o022)
+    try:
+        result = convert_and_import(checkpoint, tmp_path / "models")
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(result.item.path.stat().st_mode) == 0o644
+
+
 def test_a_checkpoint_with_code_is_refused_by_the_conversion_and_never_runs(tmp_path):
     from studio.core.errors import StudioError
     from studio.services.model_imports import convert_and_import
