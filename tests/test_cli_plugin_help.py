@@ -10,7 +10,8 @@ from studio_testing import studio_here
 
 import studio.cli_plugins as cli_plugins
 from studio.core.parameters import ChoiceParam, IntParam
-from studio.plugin_host.registry import GENERATOR, Contribution, builtin_registry
+from studio.plugin_host.host import DISABLED, ENABLED
+from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution, builtin_registry
 
 NOISE = Contribution(GENERATOR, "noise", "Noise Patterns", "studio_tp_noise:Generator", plugin_id="noise-plugin",
                      plugin_name="Noise Plugin", parameters=(
@@ -21,11 +22,19 @@ DIFFUSERS_ONLY = ("--model", "--steps", "--cfg", "--scheduler", "--init-image", 
                   "hires fix")
 
 
+FILM = Contribution(POSTPROCESSOR, "film-look", "Film look", "studio_tp_film:Film", plugin_id="studio-film",
+                    plugin_name="Film look")
+
+
 @pytest.fixture
 def noise_plugin(studio_home, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Noise Plugin installed and enabled; the film plugin installed and switched off."""
     registry = builtin_registry()
     registry.add(NOISE)
-    monkeypatch.setattr(cli_plugins, "open_host", lambda safe_mode=False: SimpleNamespace(registry=registry))
+    installed = {(c.kind, c.id): (c.plugin_id, c.owner) for c in (NOISE, FILM)}
+    records = [SimpleNamespace(id="noise-plugin", status=ENABLED), SimpleNamespace(id="studio-film", status=DISABLED)]
+    monkeypatch.setattr(cli_plugins, "open_host", lambda safe_mode=False: SimpleNamespace(
+        registry=registry, records=records, taken_contributions=lambda: installed))
 
 
 def help_lines(capsys, *args: str) -> list[str]:  # noqa: ANN001 - pytest's capsys
@@ -65,8 +74,20 @@ def test_the_options_left_out_of_the_help_are_still_parsed(noise_plugin):
     assert (args.steps, args.param__octaves) == (5, "4")
 
 
-def test_an_unknown_generator_s_help_keeps_every_option(noise_plugin, capsys):
-    text = " ".join(" ".join(help_lines(capsys, "--generator", "nope")).split())
-    assert all(option in text for option in DIFFUSERS_ONLY)
+def test_an_unknown_generator_s_help_is_refused_as_its_run_is(noise_plugin, capsys):
+    # It printed Studio's own help, exit 0, without a word about the id.
+    done = studio_here(capsys, "generate", "--generator", "nope", "--help")
+    run = studio_here(capsys, "generate", "--generator", "nope", "--prompt", "x", "-o", "x.png")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == run.stderr == ("studio: No generator called 'nope' is installed and enabled; --generator "
+                                         "takes one of: diffusers for Stable Diffusion (diffusers), noise for Noise "
+                                         "Patterns.\n")
+
+
+def test_the_help_of_a_switched_off_plugin_s_contribution_says_how_to_switch_it_on(noise_plugin, capsys):
+    done = studio_here(capsys, "postprocess", "x.png", "-o", "y.png", "--method", "film-look", "--help")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == ("studio: film-look is from the plugin studio-film, which is switched off; "
+                           "`studio plugins enable studio-film` turns it on.\n")
 
 
