@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from studio.cli_exit import EXIT_BAD_INPUT
 from studio.cli_params import KIND_WORDS, add_param_flags, check_contributions, option_value
 from studio.core.errors import StudioError
+from studio.plugin_host.registry import GENERATOR
 
 if TYPE_CHECKING:
     from studio.plugin_host.host import PluginHost
@@ -50,6 +51,10 @@ def add_plugin_flags(argv: list[str], command: str, option: str, kind: str, pars
         return None  # reported when the job is checked, with the list of what is installed
     contribution = host.registry.get(kind, chosen)
     add_param_flags(parser, contribution.title, contribution.parameters, contribution.builtin)
+    if kind == GENERATOR:
+        from studio.cli_plugin_help import plugin_generator_usage
+
+        parser.usage = plugin_generator_usage(contribution)  # a bad option of its own: its usage, not Studio's own
     return contribution
 
 
