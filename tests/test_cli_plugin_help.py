@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 from studio_testing import studio_here
 
+import studio.cli_generate as cli_generate
 import studio.cli_plugins as cli_plugins
 from studio.core.parameters import ChoiceParam, IntParam, TextParam
 from studio.plugin_host.host import DISABLED, ENABLED
@@ -37,8 +38,9 @@ def noise_plugin(studio_home, monkeypatch: pytest.MonkeyPatch) -> None:
     registry.add(PATTERNS)
     installed = {(c.kind, c.id): (c.plugin_id, c.owner) for c in (NOISE, FILM)}
     records = [SimpleNamespace(id="noise-plugin", status=ENABLED), SimpleNamespace(id="studio-film", status=DISABLED)]
-    monkeypatch.setattr(cli_plugins, "open_host", lambda safe_mode=False: SimpleNamespace(
-        registry=registry, records=records, taken_contributions=lambda: installed))
+    host = SimpleNamespace(registry=registry, records=records, taken_contributions=lambda: installed)
+    for module in (cli_plugins, cli_generate):  # the run's checks read it by name from cli_generate
+        monkeypatch.setattr(module, "open_host", lambda safe_mode=False: host)
 
 
 def help_lines(capsys, *args: str) -> list[str]:  # noqa: ANN001 - pytest's capsys
