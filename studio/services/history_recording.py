@@ -48,6 +48,9 @@ class HistoryRecorder:
         self._context = context
         self._started = time.perf_counter()
         self._version = generator_version(registry, request.generator)
+        # What the MODEL column shows for a job without a picture: a plugin's generator by its title, as its pictures.
+        self._model_name = Path(str(request.model)).name if request.generator == "diffusers" else \
+            registry.title(GENERATOR, request.generator)
         self._sources: tuple[str | None, str | None] | None = None
 
     def image(self, index: int, recipe: Recipe, path: Path | None, elapsed: float) -> None:
@@ -71,7 +74,7 @@ class HistoryRecorder:
         source, mask = self._source_paths()
         self._add(HistoryEntry(
             prompt=request.prompt, negative_prompt=request.negative_prompt,
-            model_name=Path(str(request.model)).name, model_path=str(request.model),
+            model_name=self._model_name, model_path=str(request.model),
             seed=request.seed, steps=request.steps, cfg_scale=request.cfg_scale, sampler=request.scheduler,
             width=request.width, height=request.height,
             strength=request.strength if request.init_image is not None else None,

@@ -149,6 +149,8 @@ def test_failed_and_cancelled_jobs_get_one_row_each(tmp_path):
     rows = {r.prompt: r for r in store.search()}
     assert set(rows) == {"broken", "no plugin", "stopped"}
     assert rows["broken"].outcome == "failed"
+    # A plugin's job without a picture is named by its generator's title, as its pictures are (it had no model).
+    assert (rows["broken"].model_name, rows["no plugin"].model_name) == ("Failing test generator", "Missing generator")
     assert rows["broken"].message == "The plugin Test Plugins failed (KeyError: 'no such layer')."
     assert rows["no plugin"].message.startswith("The generator 'Missing generator' from broken-plugin could not")
     assert rows["stopped"].outcome == "cancelled" and rows["stopped"].seed == 5
