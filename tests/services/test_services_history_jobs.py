@@ -9,8 +9,10 @@ from PIL import Image
 from studio_testing import collect_until_done, fake_registry, fake_request, make_env, run, running_service, terminal
 
 from studio import __version__
+from studio.core.errors import JobCancelledError
 from studio.core.events import JobCancelled, JobFailed, JobFinished, JobProgress
 from studio.core.images import read_recipe
+from studio.core.metadata import Recipe
 from studio.core.inpaint import InpaintOptions
 from studio.core.settings import load_settings
 from studio.plugin_host.registry import GENERATOR, Contribution
@@ -200,4 +202,38 @@ def test_rows_point_at_the_image_the_output_store_wrote(tmp_path):
     (row,) = store.search()
     with Image.open(row.image_path) as saved:
         assert saved.getpixel((0, 0)) == (200, 0, 0)  # GatedGenerator's colour for seed 200
+    store.close()
+
+
+class CancelledAfterOne:
+    """Makes the first picture of a batch, then is cancelled (Ctrl+C or the window's Cancel between pictures)."""
+
+    def __init__(self, env) -> None:  # noqa: ANN001
+        pass
+
+    def generate(self, request, context):  # noqa: ANN001, ANN201
+        yield Image.new("RGB", (request.width, request.height)), Recipe(
+            request.prompt, "", request.steps, request.scheduler, request.cfg_scale, request.seed, request.width,
+            request.height, "cancelled-after-one", generator=request.generator)
+        raise JobCancelledError()
+
+
+def test_a_job_cancelled_after_some_of_its_pictures_records_the_cancel_too(tmp_path):
+    # Its history held the one "ok" picture and no word that the other two were cancelled.
+    store = HistoryStore(tmp_path / "history.db")
+    registry, env = fake_registry(), make_env(tmp_path)
+    registry.add(Contribution(GENERATOR, "one", "One then cancelled", "test_services_history_jobs:CancelledAfterOne"))
+
+    async def scenario():  # noqa: ANN202
+        async with running_service(env, registry, outputs=OutputStore(tmp_path / "outputs"), history=store) as service:
+            stream = service.subscribe()
+            job = service.submit(fake_request(generator="one", seed=7, prompt="three foxes", batch_count=3))
+            return await collect_until_done(stream, [job]), job
+
+    events, job = run(scenario())
+    assert isinstance(terminal(events, job), JobCancelled)
+    rows = store.search()
+    assert [(r.outcome, r.message) for r in rows] == [
+        ("cancelled", "The job was cancelled after 1 of 3 pictures."), ("ok", "")]
+    assert rows[1].image_path is not None and rows[0].image_path is None
     store.close()
