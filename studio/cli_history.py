@@ -153,7 +153,8 @@ def _search(args: argparse.Namespace) -> int:
     print(f"{'ID':>6}  {'DATE':16}  {'MODEL':20}  {'SEED':>10}  {'OUTCOME':9}  PROMPT")
     for e in entries:
         star = "*" if e.starred else " "
-        print(f"{e.id:>6}{star} {_date(e.created):16}  {_clip(_one_line(e.model_name), 20):20}  {e.seed:>10}  "
+        model = e.model_name or e.generator  # a plugin's job that failed before its first picture has no model
+        print(f"{e.id:>6}{star} {_date(e.created):16}  {_clip(_one_line(model), 20):20}  {e.seed:>10}  "
               f"{e.outcome:9}  {_clip(_one_line(e.prompt), PROMPT_COLUMN)}")
     if total > len(entries):
         say_note(f"{len(entries)} of {total} entries are shown; --limit shows more.")
@@ -170,17 +171,20 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(asdict(entry), ensure_ascii=False, indent=2))
         return 0
+    plugin_job = entry.generator not in ("", "diffusers")
     lines = [f"Entry {entry.id}{'  (starred)' if entry.starred else ''}",
              f"  Date:        {_date(entry.created, seconds=True)}",
              f"  Outcome:     {entry.outcome}" + (f": {_safe(entry.message)}" if entry.message else ""),
              f"  Prompt:      {_indented(entry.prompt)}",
              f"  Negative:    {_indented(entry.negative_prompt)}",
              f"  Model:       {_safe(entry.model_name)}" + (f" (hash {entry.model_hash})" if entry.model_hash else ""),
-             f"  Model path:  {_safe(entry.model_path)}",
+             *([f"  Model path:  {_safe(entry.model_path)}"] if entry.model_path or not plugin_job else []),
              *(f"  {label + ':':12} {_safe(text)}" for label, text in lora_and_vae_lines(
                  entry.params.get("loras"), entry.params.get("vae"), entry.params.get("vae_hash"))),
-             f"  Settings:    Steps {entry.steps}, Sampler {_safe(entry.sampler)}, CFG scale {entry.cfg_scale:g}, "
-             f"Seed {entry.seed}, Size {entry.width}x{entry.height}"
+             # A plugin's generator takes no steps, sampler nor CFG scale (its job's row holds Studio's defaults).
+             "  Settings:    " + ("" if plugin_job else f"Steps {entry.steps}, Sampler {_safe(entry.sampler)}, "
+                                                         f"CFG scale {entry.cfg_scale:g}, ")
+             + f"Seed {entry.seed}, Size {entry.width}x{entry.height}"
              + (f", Strength {entry.strength:g}" if entry.strength is not None else ""),
              f"  Generator:   {_plugin_prefix(entry)}{_safe(entry.generator)} "
              f"{_safe(entry.generator_version)}".rstrip(),

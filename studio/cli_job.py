@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 # After why the outputs folder could not keep a picture (the window's sentence points to File → Save).
 UNSAVED = "The -o file is its only copy."
+CANCELLING = "Cancelling (Ctrl+C again to stop at once)"
 CANCEL_WAIT = 10.0  # seconds a cancelled job has to stop (within a step) and hand over the pictures it finished
 
 
@@ -149,7 +150,7 @@ async def _follow(service: JobService, request: GenerationRequest | PostProcessR
                 task.uncancel()
                 service.cancel(job_id)
                 deadline = asyncio.get_running_loop().time() + CANCEL_WAIT
-                view.bar.set_description("Cancelling (Ctrl+C again to stop at once)")
+                view.cancel_asked()
                 continue
             except TimeoutError:  # a step (or a model load) that does not look at the cancel: not waited for
                 return view.stopped()
@@ -181,15 +182,22 @@ class _JobView:
         self.unsaved: dict[int, str] = {}  # index: why the picture could not be written where asked
         self.elsewhere: dict[int, Path | None] = {}  # index: where a picture kept nowhere else went (None: lost)
         self.handled: set[int] = set()
+        self.cancelling = False  # after a Ctrl+C: the label stays "Cancelling…" (a model load still says its stage)
+
+    def cancel_asked(self) -> None:
+        self.cancelling = True
+        self.bar.set_description(CANCELLING)
 
     def show(self, event: object) -> int | None:
         """Show one event; the exit status once the job has ended."""
         bar = self.bar
         if isinstance(event, EngineStatus) and event.message:
-            bar.set_description(event.message.rstrip("…."))
+            if not self.cancelling:
+                bar.set_description(event.message.rstrip("…."))
         elif isinstance(event, JobProgress):
             bar.total = event.total * event.image_count
-            bar.set_description(f"Image {event.image_index + 1}/{event.image_count}")
+            if not self.cancelling:
+                bar.set_description(f"Image {event.image_index + 1}/{event.image_count}")
             bar.n = event.image_index * event.total + event.step
             speed = self.rate.update(event)
             if speed is not None:  # a picture's first step has none yet: the last picture's stands

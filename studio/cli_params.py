@@ -19,6 +19,7 @@ from studio.core.parameters import (
     IntParam,
     Param,
     SeedParam,
+    TextParam,
 )
 from studio.core.requests import PostStep
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Registry
@@ -62,6 +63,8 @@ def add_param_flags(parser: argparse.ArgumentParser, title: str, params: Sequenc
         elif isinstance(param, ImageParam):
             kwargs["metavar"] = "IMAGE"
             text += " (a picture file)"
+        elif isinstance(param, TextParam) and param.default:
+            text += f" (default: {param.default!r})"
         group.add_argument(param.flag, help=_literal(text), **kwargs)
 
 

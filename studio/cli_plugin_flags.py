@@ -4,12 +4,16 @@ for a command's help, and a chosen contribution's parameters as flags."""
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
-from studio.cli_params import add_param_flags, option_value
+from studio.cli_exit import EXIT_BAD_INPUT
+from studio.cli_params import KIND_WORDS, add_param_flags, check_contributions, option_value
 from studio.core.errors import StudioError
+from studio.plugin_host.registry import GENERATOR
 
 if TYPE_CHECKING:
+    from studio.plugin_host.host import PluginHost
     from studio.plugin_host.registry import Contribution
 
 
@@ -37,8 +41,34 @@ def add_plugin_flags(argv: list[str], command: str, option: str, kind: str, pars
     from studio.cli_plugins import open_host
 
     try:
-        contribution = open_host().registry.get(kind, chosen)
+        host = open_host()
     except StudioError:
+        return None  # said when the job is checked
+    if not host.registry.has(kind, chosen):
+        if {"-h", "--help"} & set(argv):  # else Studio's own help, exit 0, as if the id were fine
+            print(f"studio: {_not_there(host, kind, chosen, option)}", file=sys.stderr)
+            raise SystemExit(EXIT_BAD_INPUT)
         return None  # reported when the job is checked, with the list of what is installed
+    contribution = host.registry.get(kind, chosen)
     add_param_flags(parser, contribution.title, contribution.parameters, contribution.builtin)
+    if kind == GENERATOR:
+        from studio.cli_plugin_help import plugin_generator_usage
+
+        parser.usage = plugin_generator_usage(contribution)  # a bad option of its own: its usage, not Studio's own
     return contribution
+
+
+def _not_there(host: PluginHost, kind: str, chosen: str, option: str) -> str:
+    """Why ``chosen`` is not there to ask the help of: its plugin switched off (and how to switch it on), else what
+    the run itself says (check_contributions: the ones there are)."""
+    from studio.plugin_host.host import DISABLED
+
+    plugin_id, _ = host.taken_contributions().get((kind, chosen), ("", ""))
+    if plugin_id and any(record.id == plugin_id and record.status == DISABLED for record in host.records):
+        return (f"{chosen} is from the plugin {plugin_id}, which is switched off; "
+                f"`studio plugins enable {plugin_id}` turns it on.")
+    try:
+        check_contributions(kind, [chosen], host.registry, option)
+    except StudioError as exc:
+        return str(exc)
+    return f"No {KIND_WORDS[kind]} called {chosen!r} is installed and enabled."

@@ -29,13 +29,22 @@ def narrow_help_to_plugin_generator(parser: argparse.ArgumentParser, contributio
         if not any(action.help != argparse.SUPPRESS for action in group._group_actions):
             group.description = None
             group.title = None
-    # Written out: argparse's own usage trips over a mutually exclusive group whose options are all left out.
-    parser.usage = f"%(prog)s --generator {contribution.id.replace('%', '%%')} --prompt PROMPT -o OUTPUT [OPTIONS]"
+    parser.usage = plugin_generator_usage(contribution)
     common = ", ".join(option for option in PLUGIN_GENERATOR_OPTIONS if option not in ("--generator", "--help"))
+    # A plugin named as its generator is ("Procedural patterns" from "Procedural patterns") is named once.
+    named = contribution.id if contribution.owner == contribution.title else \
+        f"{contribution.id}, from {contribution.owner}"
     own = f"; its own options are under \"{contribution.title} options\"" if own_dests else \
         "; it declares no options of its own"
     parser.description = (
-        f"Make images with {contribution.title} ({contribution.id}, from {contribution.owner}). It uses the common "
+        f"Make images with {contribution.title} ({named}). It uses the common "
         f"options {common}{own}. Studio's own generator's options (--model, --steps, --cfg, --scheduler, "
         "--init-image, inpainting, the hires fix, ControlNets, LoRAs, the VAE, --speed, --memory) do not apply to "
         "it and are left out here.").replace("%", "%%")
+
+
+def plugin_generator_usage(contribution: Contribution) -> str:
+    """The usage line of ``studio generate`` with a plugin's generator, for its help and for a bad option's error
+    (which else lists every option of Studio's own generator). Written out: argparse's own usage trips over a mutually
+    exclusive group whose options are all left out of the help."""
+    return f"%(prog)s --generator {contribution.id.replace('%', '%%')} --prompt PROMPT -o OUTPUT [OPTIONS]"

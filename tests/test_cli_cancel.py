@@ -119,7 +119,9 @@ def test_a_ctrl_c_during_a_batch_writes_the_pictures_it_finished_and_says_where(
     assert said.err.splitlines()[-1] == f"studio: cancelled; 1 of 3 pictures was kept: {first}."
     history = HistoryStore(default_history_path())  # kept there too, as before
     try:
-        assert [entry.seed for entry in history.search()] == [4]
+        # And that the rest was cancelled (it was not said in the history), as the window's Cancel records it.
+        assert [(entry.outcome, entry.seed, entry.message) for entry in history.search()] == [
+            ("cancelled", 4, "The job was cancelled after 1 of 3 pictures."), ("ok", 4, "")]
     finally:
         history.close()
 

@@ -390,3 +390,24 @@ def test_rerun_of_an_entry_whose_chain_picture_is_gone_is_refused_before_the_job
         f"studio: Colour Transfer: Style picture: the picture {gone} does not exist. Put it back there to run entry "
         f"{entry_id} again."]
     assert not ran
+
+
+def test_a_plugin_job_s_entry_shows_only_what_its_generator_took_and_names_it(studio_home, capsys):
+    # show gave "Steps 20, Sampler Euler a, CFG scale 7" (Studio's defaults, which a plugin never uses) and an empty
+    # model path; search gave a failed plugin job an empty MODEL column.
+    from studio.cli import main
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryStore
+
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    entry_id = store.add(HistoryEntry(prompt="a plugin's fox", generator="procedural", model_name="", steps=20,
+                                      sampler="Euler a", cfg_scale=7, seed=9, width=64, height=48,
+                                      outcome="failed", message="It broke."))
+    store.close()
+    assert main(["history", "show", str(entry_id)]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert "  Settings:    Seed 9, Size 64x48" in shown
+    assert not [line for line in shown if line.startswith("  Model path:")]
+    assert main(["history", "search", "fox"]) == 0
+    row = capsys.readouterr().out.splitlines()[1]
+    assert row.split()[3:5] == ["procedural", "9"], row

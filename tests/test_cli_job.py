@@ -221,3 +221,22 @@ def test_a_cancelled_batch_says_how_many_of_its_pictures_were_kept(kept, batch, 
     written = sorted(tmp_path.glob("fox*.png"))
     assert len(written) == kept
     assert done.stderr.splitlines()[-1] == said.format(*written)
+
+
+def test_once_cancelling_the_label_stays_cancelling_through_the_model_load_and_the_steps(tmp_path):
+    # After Ctrl+C during the model load the label went back to "Loading tiny-sd" for seconds, then "Image 1/1".
+    import studio.cli_job as cli_job
+    from studio.core.events import EngineStatus, JobProgress
+
+    bar = cli_job.progress_bar(0)
+    try:
+        view = cli_job._JobView(GenerationRequest(model="m", prompt="p"), [], bar, None, cli_job.JobOutcome(),
+                                Registry())
+        view.show(EngineStatus(message="Loading tiny-sd…"))
+        assert bar.desc == "Loading tiny-sd: "
+        view.cancel_asked()
+        view.show(EngineStatus(message="Loading tiny-sd…"))
+        view.show(JobProgress(1, 3, 20, 0, 1, 1.0))
+        assert (bar.desc, bar.n) == ("Cancelling (Ctrl+C again to stop at once): ", 3)  # the steps still count
+    finally:
+        bar.close()

@@ -8,24 +8,39 @@ from types import SimpleNamespace
 import pytest
 from studio_testing import studio_here
 
+import studio.cli_generate as cli_generate
 import studio.cli_plugins as cli_plugins
-from studio.core.parameters import ChoiceParam, IntParam
-from studio.plugin_host.registry import GENERATOR, Contribution, builtin_registry
+from studio.core.parameters import ChoiceParam, IntParam, TextParam
+from studio.plugin_host.host import DISABLED, ENABLED
+from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution, builtin_registry
 
 NOISE = Contribution(GENERATOR, "noise", "Noise Patterns", "studio_tp_noise:Generator", plugin_id="noise-plugin",
                      plugin_name="Noise Plugin", parameters=(
                          IntParam("octaves", help="Layers of detail", default=3, min=1, max=8),
-                         ChoiceParam("palette", help="Colours", choices=("warm", "cold"))))
+                         ChoiceParam("palette", help="Colours", choices=("warm", "cold")),
+                         TextParam("label", help="Label", default="hi")))
+PATTERNS = Contribution(GENERATOR, "patterns", "Patterns", "studio_tp_patterns:Generator", plugin_id="patterns",
+                        plugin_name="Patterns", parameters=(ChoiceParam("pattern", choices=("clouds", "waves")),))
 DIFFUSERS_ONLY = ("--model", "--steps", "--cfg", "--scheduler", "--init-image", "--strength", "--mask", "--outpaint",
                   "--hires", "--control", "--lora", "--vae", "--speed", "--memory", "inpainting and outpainting",
                   "hires fix")
 
 
+FILM = Contribution(POSTPROCESSOR, "film-look", "Film look", "studio_tp_film:Film", plugin_id="studio-film",
+                    plugin_name="Film look")
+
+
 @pytest.fixture
 def noise_plugin(studio_home, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Noise Plugin installed and enabled; the film plugin installed and switched off."""
     registry = builtin_registry()
     registry.add(NOISE)
-    monkeypatch.setattr(cli_plugins, "open_host", lambda safe_mode=False: SimpleNamespace(registry=registry))
+    registry.add(PATTERNS)
+    installed = {(c.kind, c.id): (c.plugin_id, c.owner) for c in (NOISE, FILM)}
+    records = [SimpleNamespace(id="noise-plugin", status=ENABLED), SimpleNamespace(id="studio-film", status=DISABLED)]
+    host = SimpleNamespace(registry=registry, records=records, taken_contributions=lambda: installed)
+    for module in (cli_plugins, cli_generate):  # the run's checks read it by name from cli_generate
+        monkeypatch.setattr(module, "open_host", lambda safe_mode=False: host)
 
 
 def help_lines(capsys, *args: str) -> list[str]:  # noqa: ANN001 - pytest's capsys
@@ -50,6 +65,22 @@ def test_a_plugin_generator_s_help_lists_its_options_and_the_common_ones_it_uses
             "under \"Noise Patterns options\". Studio's own generator's options (--model, --steps") in text
 
 
+def test_a_plugin_named_as_its_generator_is_named_once_and_a_text_default_is_shown(noise_plugin, capsys):
+    # "Make images with Patterns (patterns, from Patterns)"; "--label LABEL  Label" without its default "hi".
+    assert "Make images with Patterns (patterns). It uses" in " ".join(help_lines(capsys, "--generator", "patterns"))
+    noise = " ".join(" ".join(help_lines(capsys, "--generator", "noise")).split())
+    assert "--label LABEL Label (default: 'hi')" in noise
+
+
+def test_a_bad_option_of_a_plugin_generator_prints_its_own_usage(noise_plugin, capsys):
+    # It printed the usage of Studio's own generator, every diffusers option in it.
+    done = studio_here(capsys, "generate", "--generator", "patterns", "--prompt", "x", "--pattern", "zebra",
+                       "-o", "x.png")
+    assert done.returncode == 2
+    assert done.stderr.startswith("usage: studio generate --generator patterns --prompt PROMPT -o OUTPUT [OPTIONS]\n"
+                                  "studio generate: error: argument --pattern: invalid choice: 'zebra'"), done.stderr
+
+
 def test_studio_s_own_generator_s_help_keeps_every_option(noise_plugin, capsys):
     text = " ".join(" ".join(help_lines(capsys, "--generator", "diffusers")).split())
     assert all(option in text for option in DIFFUSERS_ONLY)
@@ -65,8 +96,20 @@ def test_the_options_left_out_of_the_help_are_still_parsed(noise_plugin):
     assert (args.steps, args.param__octaves) == (5, "4")
 
 
-def test_an_unknown_generator_s_help_keeps_every_option(noise_plugin, capsys):
-    text = " ".join(" ".join(help_lines(capsys, "--generator", "nope")).split())
-    assert all(option in text for option in DIFFUSERS_ONLY)
+def test_an_unknown_generator_s_help_is_refused_as_its_run_is(noise_plugin, capsys):
+    # It printed Studio's own help, exit 0, without a word about the id.
+    done = studio_here(capsys, "generate", "--generator", "nope", "--help")
+    run = studio_here(capsys, "generate", "--generator", "nope", "--prompt", "x", "-o", "x.png")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == run.stderr == ("studio: No generator called 'nope' is installed and enabled; --generator "
+                                         "takes one of: diffusers for Stable Diffusion (diffusers), noise for Noise "
+                                         "Patterns, patterns for Patterns.\n")
+
+
+def test_the_help_of_a_switched_off_plugin_s_contribution_says_how_to_switch_it_on(noise_plugin, capsys):
+    done = studio_here(capsys, "postprocess", "x.png", "-o", "y.png", "--method", "film-look", "--help")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == ("studio: film-look is from the plugin studio-film, which is switched off; "
+                           "`studio plugins enable studio-film` turns it on.\n")
 
 

@@ -158,10 +158,16 @@ def take_lora_tags(prompt: str, negative_prompt: str, chosen: Sequence[LoraChoic
     if negative := [tag.text for tag in read_tags(negative_prompt)]:
         notes.append(f"The negative prompt's {', '.join(negative)} {'is' if len(negative) == 1 else 'are'} read as "
                      "words, as A1111 reads them: LoRAs are taken from the prompt only.")
-    unsupported = list(UNSUPPORTED_TAG.finditer(prompt))
-    notes += [f"{UNSUPPORTED_NETWORKS[match.group(1)]} are not supported; {match.group(0)} left out."
-              for match in unsupported]
-    return without_tags(prompt, _EXTRA_NETWORK_TAG) if tags or unsupported else prompt, tuple(loras), notes
+    notes += unsupported_notes(prompt)
+    taken_out = tags or UNSUPPORTED_TAG.search(prompt)
+    return without_tags(prompt, _EXTRA_NETWORK_TAG) if taken_out else prompt, tuple(loras), notes
+
+
+def unsupported_notes(prompt: str) -> list[str]:
+    """A note for each tag of an extra network Studio does not have (``<hypernet:…>``), which ``take_lora_tags``
+    takes out of the prompt: whichever generator the job runs, it was left out."""
+    return [f"{UNSUPPORTED_NETWORKS[match.group(1)]} are not supported; {match.group(0)} left out."
+            for match in UNSUPPORTED_TAG.finditer(prompt)]
 
 
 def _weight_notes(tags: Sequence[LoraTag]) -> list[str]:

@@ -209,7 +209,7 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
         width = _round_size("width", request.width, notes)
         height = _round_size("height", request.height, notes)
     seed = request.seed if request.seed >= 0 else random.randint(0, MAX_SEED)
-    from studio.core.prompt_loras import take_lora_tags  # it imports this module
+    from studio.core.prompt_loras import take_lora_tags, unsupported_notes  # it imports this module
 
     # A1111's <lora:name:weight> tags: out of the text the model encodes, into the job's LoRAs.
     prompt, loras, lora_notes = take_lora_tags(request.prompt, request.negative_prompt, request.loras)
@@ -217,7 +217,7 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
     if request.generator != "diffusers":
         if loras or vae:
             notes.append("LoRAs and the VAE choice apply to Studio's own generator only; they were left out.")
-        loras, vae, lora_notes = (), "", []
+        loras, vae, lora_notes = (), "", unsupported_notes(request.prompt)  # its tags are out of its prompt too
     notes += lora_notes
     loras = check_loras(tuple(loras))
     hires = _check_hires(request, width, height, notes)

@@ -49,6 +49,9 @@ class HistoryRecorder:
         self._context = context
         self._started = time.perf_counter()
         self._version = generator_version(registry, request.generator)
+        # What the MODEL column shows for a job without a picture: a plugin's generator by its title, as its pictures.
+        self._model_name = Path(str(request.model)).name if request.generator == "diffusers" else \
+            registry.title(GENERATOR, request.generator)
         self._sources: tuple[str | None, str | None] | None = None
 
     def image(self, index: int, recipe: Recipe, path: Path | None, elapsed: float) -> None:
@@ -63,8 +66,8 @@ class HistoryRecorder:
             generator=request.generator, generator_version=self._version, postprocess=list(recipe.post),
             params=self._params(index, recipe), outcome="ok", elapsed=round(elapsed, 4),
             image_path=None if path is None else str(path), source_image_path=source, source_mask_path=mask,
-        ), what=("The image was saved, but it could not be added to the history" if path is not None else
-                 "The picture could not be added to the history either"))  # after the note on why it was not saved
+        ), what=("The image was saved, but it could not be added to the history{yet}" if path is not None else
+                 "The picture could not be added to the history{yet} either"))  # after the note on why not saved
 
     def ended(self, outcome: str, message: str) -> None:
         """Record a job that failed or was cancelled before making any image."""
@@ -72,7 +75,7 @@ class HistoryRecorder:
         source, mask = self._source_paths()
         self._add(HistoryEntry(
             prompt=request.prompt, negative_prompt=request.negative_prompt,
-            model_name=Path(str(request.model)).name, model_path=str(request.model),
+            model_name=self._model_name, model_path=str(request.model),
             seed=request.seed, steps=request.steps, cfg_scale=request.cfg_scale, sampler=request.scheduler,
             width=request.width, height=request.height,
             strength=request.strength if request.init_image is not None else None,
@@ -80,7 +83,7 @@ class HistoryRecorder:
             params=self._params(0, None), outcome=outcome, message=message,
             elapsed=round(time.perf_counter() - self._started, 4),
             source_image_path=source, source_mask_path=mask,
-        ), what=f"The {outcome} job could not be added to the history")
+        ), what=f"The {outcome} job could not be added to the history{{yet}}")
 
     def _params(self, index: int, recipe: Recipe | None) -> dict[str, Any]:
         request = self._request
@@ -154,17 +157,19 @@ class HistoryRecorder:
         return self._sources
 
     def _add(self, entry: HistoryEntry, what: str) -> None:
+        """``what``: the sentence's start, with ``{yet}`` where a lock (the entry kept for later) adds " yet"."""
         try:
             if added := self._history.add_pending():  # written before this one: kept in the order they came
                 self._context.note(added)
             self._history.add(entry)
         except HistoryLocked as exc:  # another program's lock, for longer than busy_timeout: kept, added later
-            log.warning("%s yet: %s", what, exc)
+            log.warning("%s: %s", what.format(yet=" yet"), exc)
             self._history.keep_for_later(entry)
-            self._context.note(f"{what} yet: {exc} Studio keeps the entry and adds it once the lock is gone.")
+            self._context.note(f"{what.format(yet=' yet')}: {exc} Studio keeps the entry and adds it once the lock "
+                               "is gone.")
         except Exception as exc:  # noqa: BLE001 - the image is safe on disk; the job goes on
-            log.exception("%s", what)
-            self._context.note(f"{what}: {describe_exception(exc)}")
+            log.exception("%s", what.format(yet=""))
+            self._context.note(f"{what.format(yet='')}: {describe_exception(exc)}")
         for news in self._history.take_news():  # the file was removed or damaged meanwhile: a new one was started
             self._context.note(news)
 

@@ -280,8 +280,9 @@ class JobService:
             if stopped is not None:
                 raise stopped
         except JobCancelledError:
-            if recorder is not None and made == 0:
-                recorder.ended("cancelled", "The job was cancelled before it made an image.")
+            if recorder is not None and made < request.batch_count:  # the pictures not made are said, too
+                recorder.ended("cancelled", f"The job was cancelled after {made} of {request.batch_count} pictures."
+                               if made else "The job was cancelled before it made an image.")
             raise
         except Exception as exc:
             if recorder is not None and made == 0:

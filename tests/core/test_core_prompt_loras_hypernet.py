@@ -39,3 +39,11 @@ def test_a_request_s_prompt_is_encoded_without_its_hypernet_tags(tmp_path):
     assert prepared.request.prompt == "a fox"
     assert "Hypernetworks are not supported; <hypernet:anime:0.6> left out." in prepared.notes
     assert prepare_request(replace(prepared.request)).request.prompt == "a fox"  # prepared twice: the same
+
+
+def test_a_plugin_generator_s_hypernet_tag_is_left_out_with_the_same_note():
+    # Its prompt lost the tag without a word: the notes of the prompt's tags were all dropped for a plugin's generator.
+    request = GenerationRequest(model="", generator="procedural", prompt="a fox <hypernet:foo:0.5>", seed=5)
+    prepared = prepare_request(request)
+    assert prepared.request.prompt == "a fox"
+    assert prepared.notes == ("Hypernetworks are not supported; <hypernet:foo:0.5> left out.",)

@@ -9,8 +9,10 @@ from PIL import Image
 from studio_testing import collect_until_done, fake_registry, fake_request, make_env, run, running_service, terminal
 
 from studio import __version__
+from studio.core.errors import JobCancelledError
 from studio.core.events import JobCancelled, JobFailed, JobFinished, JobProgress
 from studio.core.images import read_recipe
+from studio.core.metadata import Recipe
 from studio.core.inpaint import InpaintOptions
 from studio.core.settings import load_settings
 from studio.plugin_host.registry import GENERATOR, Contribution
@@ -149,6 +151,8 @@ def test_failed_and_cancelled_jobs_get_one_row_each(tmp_path):
     rows = {r.prompt: r for r in store.search()}
     assert set(rows) == {"broken", "no plugin", "stopped"}
     assert rows["broken"].outcome == "failed"
+    # A plugin's job without a picture is named by its generator's title, as its pictures are (it had no model).
+    assert (rows["broken"].model_name, rows["no plugin"].model_name) == ("Failing test generator", "Missing generator")
     assert rows["broken"].message == "The plugin Test Plugins failed (KeyError: 'no such layer')."
     assert rows["no plugin"].message.startswith("The generator 'Missing generator' from broken-plugin could not")
     assert rows["stopped"].outcome == "cancelled" and rows["stopped"].seed == 5
@@ -177,7 +181,7 @@ def test_a_picture_neither_saved_nor_recorded_is_not_said_to_be_saved(tmp_path):
     assert isinstance(finished, JobFinished) and finished.outputs[0].path is None
     said = " ".join([*finished.warnings, *finished.notes])
     assert "could not be saved in" in said and "was saved" not in said, said
-    assert "The picture could not be added to the history either: The history database is locked" in said, said
+    assert "The picture could not be added to the history yet either: The history database is locked" in said, said
     store.close()
 
 
@@ -230,4 +234,38 @@ def test_a_row_the_lock_kept_out_is_kept_and_added_with_the_next_job(tmp_path):
     assert ("The history database is free again: 1 entry kept while it was locked was added to the history."
             in terminal(events, job).notes)
     assert [e.prompt for e in store.search()] == ["after", "while locked"]
+    store.close()
+
+
+class CancelledAfterOne:
+    """Makes the first picture of a batch, then is cancelled (Ctrl+C or the window's Cancel between pictures)."""
+
+    def __init__(self, env) -> None:  # noqa: ANN001
+        pass
+
+    def generate(self, request, context):  # noqa: ANN001, ANN201
+        yield Image.new("RGB", (request.width, request.height)), Recipe(
+            request.prompt, "", request.steps, request.scheduler, request.cfg_scale, request.seed, request.width,
+            request.height, "cancelled-after-one", generator=request.generator)
+        raise JobCancelledError()
+
+
+def test_a_job_cancelled_after_some_of_its_pictures_records_the_cancel_too(tmp_path):
+    # Its history held the one "ok" picture and no word that the other two were cancelled.
+    store = HistoryStore(tmp_path / "history.db")
+    registry, env = fake_registry(), make_env(tmp_path)
+    registry.add(Contribution(GENERATOR, "one", "One then cancelled", "test_services_history_jobs:CancelledAfterOne"))
+
+    async def scenario():  # noqa: ANN202
+        async with running_service(env, registry, outputs=OutputStore(tmp_path / "outputs"), history=store) as service:
+            stream = service.subscribe()
+            job = service.submit(fake_request(generator="one", seed=7, prompt="three foxes", batch_count=3))
+            return await collect_until_done(stream, [job]), job
+
+    events, job = run(scenario())
+    assert isinstance(terminal(events, job), JobCancelled)
+    rows = store.search()
+    assert [(r.outcome, r.message) for r in rows] == [
+        ("cancelled", "The job was cancelled after 1 of 3 pictures."), ("ok", "")]
+    assert rows[1].image_path is not None and rows[0].image_path is None
     store.close()
