@@ -268,8 +268,7 @@ class _JobView:
 
     def _finished(self, event: JobFinished) -> int:
         self._said_saved(event.outputs)
-        for warning in event.warnings:  # what went wrong without stopping the job (a filter failed): first
-            say_note(warning)
+        self._notes(event.warnings)  # what went wrong without stopping the job (a filter failed): first
         self._notes(event.notes)
         asked = self.outcome.asked
         if len(event.outputs) < asked:  # a plugin generator that made fewer than asked for
