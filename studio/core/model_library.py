@@ -147,7 +147,7 @@ def with_hashes(items: Iterable[LibraryItem], cache_file: Path | None,
 
 def unhashed(items: Iterable[LibraryItem], cache_file: Path | None) -> list[LibraryItem]:
     """The items whose hashes are not cached yet: what with_hashes reads whole (about 1 s per GB)."""
-    return [item for item in items if item.path.exists()
+    return [item for item in items if _hashable(item.path)
             and not is_hashed(item.path, cache_file, tensors=item.kind == "lora" and item.path.is_file())]
 
 
@@ -155,11 +155,16 @@ def library_hash(item: LibraryItem, cache_file: Path | None, progress: Progress 
     """The hash the library compares items by: AutoV3 for a LoRA (what A1111 writes in "Lora hashes"), AutoV2 for
     everything else. (A ControlNet's in recipes is sd-webui-controlnet's, ``hashing.controlnet_hash``: it reads
     64 KiB, too little to find duplicates.)"""
-    if not item.path.exists():
+    if not _hashable(item.path):
         return ""
     if item.kind == "lora" and item.path.is_file():
         return lora_hash(item.path, cache_file, progress)
     return model_hash(item.path, cache_file, progress)
+
+
+def _hashable(path: Path) -> bool:
+    """A file or folder to read for a hash: never a named pipe or device (a read of one can block for ever)."""
+    return path.is_file() or path.is_dir()
 
 
 def checkpoints(items: Iterable[LibraryItem]) -> list[ModelEntry]:

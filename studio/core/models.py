@@ -9,7 +9,7 @@ from studio.core.errors import InvalidRequest, ModelError
 from studio.core.model_kinds import ModelKind, detect_kind, with_article
 from studio.core.model_library import ModelEntry, checkpoints, scan_library, unloadable_reason
 from studio.core.paths import real_path
-from studio.core.weight_files import check_weights_file, pickle_refusal
+from studio.core.weight_files import check_weights_file, pickle_refusal, special_file_problem
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 SAFE_SUFFIX = ".safetensors"
@@ -80,6 +80,8 @@ def check_model_folder(path: Path) -> None:
     """Raise ModelError with one sentence unless path is a diffusers folder of safetensors weights."""
     if not path.exists():
         raise ModelError(f"The model {path} does not exist.")
+    if special := special_file_problem(path):
+        raise ModelError(special)
     if path.is_file():
         checkpoint_kind(path)
         return
@@ -153,6 +155,8 @@ def find_weights(folder: Path, name: str) -> Path | None:
     stem = name.removesuffix(SAFE_SUFFIX)
     # The safetensors name first: a stray file without a suffix must not hide the loadable one.
     for candidate in (folder / f"{stem}{SAFE_SUFFIX}", folder / name, Path(name).expanduser()):
+        if special := special_file_problem(candidate):  # a named pipe's read would wait for ever
+            raise ModelError(special)
         if candidate.is_file():
             if candidate.suffix.lower() in PICKLE_SUFFIXES:
                 raise ModelError(pickle_refusal(candidate))
