@@ -459,3 +459,16 @@ def test_a_named_pipe_named_as_weights_is_refused_in_a_sentence_and_nothing_wait
     assert in_prompt.returncode == 2 and "zzz" in in_prompt.stderr
     removed = studio_here(capsys, "models", "remove", str(folder), "-y")
     assert removed.returncode == 0 and "Unlinked" in removed.stdout, removed.stderr
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the system folders are POSIX ones")
+def test_the_root_or_a_system_folder_is_not_linked_as_the_models_folder_is_not_set_there(studio_home, capsys):
+    """`models link /` (or /proc, /dev) was saved: `models list` then took seconds over ~1,400 of the system's
+    files (/proc/4275/cwd/...)."""
+    for folder, why in (("/", "is the root of the filesystem, not a folder for models"),
+                        ("/proc", "is a system folder, which cannot hold models"),
+                        ("/dev", "is a system folder, which cannot hold models")):
+        refused = studio_here(capsys, "models", "link", folder)
+        assert (refused.returncode, refused.stderr) == (2, f"studio: {folder} {why}; nothing was linked.\n")
+    listed = studio_here(capsys, "models", "list", "--json", "--no-hash")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []

@@ -83,15 +83,25 @@ def detect_layout(folder: Path) -> str:
     return ""
 
 
-def models_folder_problem(folder: Path) -> str:
-    """Why ``folder`` cannot be the models folder, as one sentence without its full stop (imports and downloads are
-    written there); "" when it can."""
-    where = real_path(folder)
+def system_folder_problem(path: Path) -> str:
+    """Why ``path`` is no place to read models from (the root, a system folder, anything under /proc or /dev: a scan
+    of them takes seconds and lists thousands of the system's files), as one sentence without its full stop; ""
+    when it is not one. The rule for the models folder and for linked folders alike."""
+    where = real_path(path)
     if where == Path(where.anchor):
-        return f"{folder} is the root of the filesystem, not a folder for models"
+        return f"{path} is the root of the filesystem, not a folder for models"
     if os.name == "posix" and (where in map(Path, SYSTEM_FOLDERS)
                                or any(where.is_relative_to(system) for system in VIRTUAL_FOLDERS)):
-        return f"{folder} is a system folder, which cannot hold models"
+        return f"{path} is a system folder, which cannot hold models"
+    return ""
+
+
+def models_folder_problem(folder: Path) -> str:
+    """Why ``folder`` cannot be the models folder, as one sentence without its full stop (imports and downloads are
+    written there, so it must be writable, which a linked folder need not be); "" when it can."""
+    where = real_path(folder)
+    if problem := system_folder_problem(folder):
+        return problem
     if not where.is_dir():
         return f"{folder} is not a folder"
     if not os.access(where, os.W_OK | os.X_OK):
