@@ -139,6 +139,11 @@ def component_problem(path: Path, named: dict) -> str:
                 config = None
             if not isinstance(config, dict):
                 return f"The model {path.name} has a damaged {component}/{found.name}: it is not a JSON object."
+            # diffusers writes the class into every config it saves; one without it ({}) was listed as usable,
+            # then built with default sizes its weights do not fit.
+            if entry[0] == "diffusers" and "_class_name" not in config:
+                return (f"The model {path.name} has a damaged {component}/{found.name}: it does not name the "
+                        f"{component}'s class (_class_name), as every config diffusers writes does.")
     return ""
 
 
