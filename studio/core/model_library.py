@@ -17,7 +17,15 @@ from pathlib import Path
 from studio.core.annotators import is_depth_data
 from studio.core.errors import ModelError, os_reason
 from studio.core.hashing import Progress, is_hashed, lora_hash, model_hash
-from studio.core.model_kinds import ModelKind, control_problem, detect_folder_kind, detect_kind, lycoris_problem
+from studio.core.model_kinds import (
+    ModelKind,
+    control_problem,
+    detect_folder_kind,
+    detect_kind,
+    lycoris_problem,
+    model_part,
+    part_problem,
+)
 from studio.core.paths import is_link_loop, real_path
 from studio.core.units import format_size  # noqa: F401 - where callers have found it
 from studio.core.weight_files import check_weights_file
@@ -215,8 +223,8 @@ def item_for_folder(path: Path, source: str) -> LibraryItem:
     architecture = str(names[0]) if isinstance(names, list) and names else ""
     if architecture and is_depth_data(config):  # what the Depth preprocessor runs
         kind = ModelKind("annotator", label="Depth map model (Depth Anything)", detail=architecture)
-    elif architecture:
-        kind = ModelKind("image-encoder", label=f"Image encoder ({architecture})")
+    elif architecture:  # a text encoder found loose is a part of a model, not an image encoder
+        kind = model_part(architecture) or ModelKind("image-encoder", label=f"Image encoder ({architecture})")
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
     source = _downloaded_from(path) or source
     problem = ""
@@ -228,7 +236,7 @@ def item_for_folder(path: Path, source: str) -> LibraryItem:
         except ModelError as exc:
             problem = str(exc)
         problem = problem or unloadable_reason(kind, path.name)
-    elif kind.kind == "controlnet":
+    elif kind.kind in ("controlnet", "unknown"):
         problem = unloadable_reason(kind, path.name)
     return replace(_item(path.name, path, kind, size, source), is_folder=True, problem=problem)
 
@@ -261,6 +269,8 @@ def unloadable_reason(kind: ModelKind, name: str) -> str:
         return lycoris
     if unsupported := control_problem(kind, name):
         return unsupported
+    if part := part_problem(kind, name):
+        return part
     if kind.kind != "checkpoint" or kind.family in LOADABLE_FAMILIES:
         return ""
     return (f"{name} is an {kind.label} model, which Studio cannot generate with yet; it runs SD 1.x, SD 2.x and "
