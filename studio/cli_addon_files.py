@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from studio.core.control import ControlGuide
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.hires import BUILT_IN_UPSCALERS
-from studio.core.model_library import KIND_FOLDERS, LibraryItem, scan_library
-from studio.core.model_kinds import CONTEXT_FAMILY
+from studio.core.model_library import KIND_FOLDERS, LibraryItem, item_for_file, item_for_folder, scan_library
+from studio.core.model_kinds import CONTEXT_FAMILY, with_article
 from studio.core.models import checkpoint_kind, find_weights
 from studio.core.requests import LoraChoice
 from studio.core.settings import Settings
@@ -72,6 +72,8 @@ def find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[ControlG
             if items is None:
                 items = scan_library(settings.models_dir, settings.extra_model_paths)
             match = next((i for i in items if i.kind == kind and name in (i.name, i.path.name)), None)
+            if match is None and (other := _other_kind(name, kind, items)):
+                raise InvalidRequest(other) from None
             if match is None:
                 raise
             if match.problem:  # one the engine would refuse once the model is loaded (a Control-LoRA, a pickle)
@@ -89,6 +91,23 @@ def find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[ControlG
                   if c.name.strip() else c for c in loras)
     controls = tuple(with_controlnet(g) if g.model else g for g in controls)
     return loras, found(vae.strip(), "vae", find_vae)[0] if vae.strip() else "", controls, tuple(sources)
+
+
+KIND_NAMES = {"controlnet": "a ControlNet", "lora": "a LoRA", "vae": "a VAE"}
+
+
+def _other_kind(name: str, kind: str, items: list[LibraryItem]) -> str:
+    """"NAME is a Stable Diffusion model (SD 1.x), not a ControlNet." where ``name`` is a file or folder, or a
+    model in the library, of another kind than ``kind`` (a lookup said only "No ControlNet named …"); else ""."""
+    given = Path(name).expanduser()
+    if given.is_dir() or given.is_file():
+        found: LibraryItem | None = item_for_folder(given, "given") if given.is_dir() else item_for_file(given, "given")
+    else:
+        found = next((i for i in items if name in (i.name, i.path.name)), None)
+    if found is None or found.kind in (kind, "unknown"):
+        return ""
+    what = f"a Stable Diffusion model ({found.label})" if found.kind == "checkpoint" else with_article(found.label)
+    return f"{name} is {what}, not {KIND_NAMES[kind]}."
 
 
 def check_controlnets_fit(sources: tuple[ControlSource, ...], model: Path) -> None:

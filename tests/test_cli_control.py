@@ -251,3 +251,20 @@ def test_a_controlnet_the_engine_would_refuse_after_loading_the_model_is_refused
                                          "encoder models."),
     })
     assert not (tmp_path / "never.png").exists()
+
+
+def test_a_model_or_a_vae_given_as_a_controlnet_is_said_to_be_what_it_is(studio_home, tiny_model_dir, tmp_path,
+                                                                        capsys):
+    """`--control m/tiny-sd in.png` (a Stable Diffusion model folder) said "No ControlNet named 'm/tiny-sd' was
+    found: …", as if there were nothing there."""
+    from studio_testing import studio_here
+
+    picture(tmp_path / "edges.png", 1)
+    base = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", str(tmp_path / "never.png")]
+    as_control = studio_here(capsys, *base, "--control", str(tiny_model_dir), str(tmp_path / "edges.png"))
+    assert (as_control.returncode, as_control.stderr) == (
+        2, f"studio: {tiny_model_dir} is a Stable Diffusion model (SD 1.x), not a ControlNet.\n")
+    as_vae = studio_here(capsys, *base, "--vae", str(tiny_model_dir))
+    assert (as_vae.returncode, as_vae.stderr) == (
+        2, f"studio: {tiny_model_dir} is a Stable Diffusion model (SD 1.x), not a VAE.\n")
+    assert not (tmp_path / "never.png").exists()

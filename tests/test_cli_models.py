@@ -425,3 +425,50 @@ def test_an_import_whose_record_cannot_be_written_says_the_model_is_in_place_in_
     assert target.read_bytes() == source.read_bytes()
     listed = studio_here(capsys, "models", "list", "--json", "--no-hash")
     assert [item["name"] for item in json.loads(listed.stdout)] == ["dreamy"]
+
+
+@pytest.mark.timeout(60)
+def test_a_named_pipe_named_as_weights_is_refused_in_a_sentence_and_nothing_waits_on_it(studio_home, tmp_path,
+                                                                                          tiny_model_dir, capsys):
+    """A named pipe called *.safetensors made import, link, list, a name lookup, --lora and remove wait for ever on
+    its read (a link was saved and could not be undone)."""
+    pipe = tmp_path / "pipe.safetensors"
+    os.mkfifo(pipe)
+    folder = tmp_path / "pipes"
+    folder.mkdir()
+    os.mkfifo(folder / "a.safetensors")
+    os.mkfifo(folder / "b.ckpt")
+    imported = studio_here(capsys, "models", "import", str(pipe))
+    assert imported.returncode != 0 and imported.stderr.strip() == f"studio: {pipe} is a named pipe (FIFO), not a " \
+                                                               "weights file."
+    linked = studio_here(capsys, "models", "link", str(folder))
+    assert linked.returncode == 0 and "0 usable model(s)" in linked.stdout, linked.stderr
+    listed = studio_here(capsys, "models", "list")
+    assert f"{folder / 'a.safetensors'} is a named pipe (FIFO), not a weights file." in listed.stdout
+    assert f"{folder / 'b.ckpt'} is a named pipe (FIFO), not a weights file." in listed.stdout
+    assert "same file as" not in listed.stdout  # nothing was read for a hash
+    out = str(tmp_path / "out.png")
+    unknown = studio_here(capsys, "generate", "--model", "nosuch", "--prompt", "x", "-o", out)
+    assert unknown.returncode == 2 and "No model file or folder named 'nosuch'" in unknown.stderr
+    lora = studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--lora", str(pipe), "--prompt", "x",
+                       "-o", out)
+    assert lora.returncode == 2 and f"{pipe} is a named pipe (FIFO), not a weights file." in lora.stderr
+    as_model = studio_here(capsys, "generate", "--model", str(pipe), "--prompt", "x", "-o", out)
+    assert as_model.returncode == 2 and f"{pipe} is a named pipe (FIFO), not a weights file." in as_model.stderr
+    in_prompt = studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--prompt", "x <lora:zzz>", "-o", out)
+    assert in_prompt.returncode == 2 and "zzz" in in_prompt.stderr
+    removed = studio_here(capsys, "models", "remove", str(folder), "-y")
+    assert removed.returncode == 0 and "Unlinked" in removed.stdout, removed.stderr
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the system folders are POSIX ones")
+def test_the_root_or_a_system_folder_is_not_linked_as_the_models_folder_is_not_set_there(studio_home, capsys):
+    """`models link /` (or /proc, /dev) was saved: `models list` then took seconds over ~1,400 of the system's
+    files (/proc/4275/cwd/...)."""
+    for folder, why in (("/", "is the root of the filesystem, not a folder for models"),
+                        ("/proc", "is a system folder, which cannot hold models"),
+                        ("/dev", "is a system folder, which cannot hold models")):
+        refused = studio_here(capsys, "models", "link", folder)
+        assert (refused.returncode, refused.stderr) == (2, f"studio: {folder} {why}; nothing was linked.\n")
+    listed = studio_here(capsys, "models", "list", "--json", "--no-hash")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []

@@ -74,7 +74,7 @@ def check_image_file(path: Path) -> None:
     if stat.S_ISDIR(mode):
         raise ImageError(f"{path} is a folder, not an image file.")
     if not stat.S_ISREG(mode):  # a named pipe would block the read for ever; a device is no picture
-        raise ImageError(f"{path} is {_special_file(mode)}, not an image file; Studio reads pictures from regular "
+        raise ImageError(f"{path} is {special_file_kind(mode)}, not an image file; Studio reads pictures from regular "
                          "files.")
 
 
@@ -85,7 +85,9 @@ def unusable_path(path: Path, exc: OSError) -> str:
     return f"{path} could not be looked at ({os_reason(exc)})."
 
 
-def _special_file(mode: int) -> str:
+def special_file_kind(mode: int) -> str:
+    """What a file that is not a regular file nor a folder is, for a sentence: "a named pipe (FIFO)", "a device"…
+    (weights files are refused in the same words)."""
     kinds = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
              (stat.S_ISBLK, "a device"))
     return next((kind for test, kind in kinds if test(mode)), "a special file")

@@ -61,6 +61,26 @@ class ModelKind:
 
 
 UNKNOWN_KIND = ModelKind("unknown")
+# The parts of a Stable Diffusion model found loose (a model folder that lost its model_index.json), by the class
+# their config names (diffusers' _class_name, transformers' architectures): listed as what they are, not usable alone.
+PART_CLASSES = {"UNet2DConditionModel": "UNet", "CLIPTextModel": "text encoder",
+                "CLIPTextModelWithProjection": "text encoder"}
+
+
+def model_part(class_name: str) -> ModelKind | None:
+    """The kind of a loose part of a model (its UNet, its text encoder), or None for any other class."""
+    part = PART_CLASSES.get(class_name)
+    return ModelKind("unknown", label=f"{part[0].upper()}{part[1:]} ({class_name})", detail=class_name) if part \
+        else None
+
+
+def part_problem(kind: ModelKind, name: str) -> str:
+    """Why a loose part of a model cannot be used on its own, as one sentence; "" for anything else."""
+    if kind.kind != "unknown" or kind.detail not in PART_CLASSES:
+        return ""
+    return (f"{name} is the {PART_CLASSES[kind.detail]} of a Stable Diffusion model, which Studio does not use on "
+            "its own: the folder it is in has no model_index.json, so it is no whole model; copy or download that "
+            "model again.")
 
 
 def with_article(label: str) -> str:
@@ -392,6 +412,8 @@ def detect_folder_kind(path: Path) -> ModelKind:
             width = width if isinstance(width, int) else 0
             family = CONTROL_FAMILIES.get(width, "")
             return _control(family, CONTROL_CLASSES.get(config["_class_name"], "diffusers"), width)
+        if config is not None and (part := model_part(str(config.get("_class_name", "")))):
+            return part
         if config is not None and config.get("_class_name") == "AutoencoderTiny":
             return ModelKind("preview-decoder", label="TAESD preview decoder", detail="AutoencoderTiny")
         if config is not None and config.get("_class_name") == "AutoencoderKL":

@@ -17,7 +17,15 @@ from pathlib import Path
 from studio.core.annotators import is_depth_data
 from studio.core.errors import ModelError, os_reason
 from studio.core.hashing import Progress, is_hashed, lora_hash, model_hash
-from studio.core.model_kinds import ModelKind, control_problem, detect_folder_kind, detect_kind, lycoris_problem
+from studio.core.model_kinds import (
+    ModelKind,
+    control_problem,
+    detect_folder_kind,
+    detect_kind,
+    lycoris_problem,
+    model_part,
+    part_problem,
+)
 from studio.core.paths import is_link_loop, real_path
 from studio.core.units import format_size  # noqa: F401 - where callers have found it
 from studio.core.weight_files import check_weights_file
@@ -83,15 +91,25 @@ def detect_layout(folder: Path) -> str:
     return ""
 
 
-def models_folder_problem(folder: Path) -> str:
-    """Why ``folder`` cannot be the models folder, as one sentence without its full stop (imports and downloads are
-    written there); "" when it can."""
-    where = real_path(folder)
+def system_folder_problem(path: Path) -> str:
+    """Why ``path`` is no place to read models from (the root, a system folder, anything under /proc or /dev: a scan
+    of them takes seconds and lists thousands of the system's files), as one sentence without its full stop; ""
+    when it is not one. The rule for the models folder and for linked folders alike."""
+    where = real_path(path)
     if where == Path(where.anchor):
-        return f"{folder} is the root of the filesystem, not a folder for models"
+        return f"{path} is the root of the filesystem, not a folder for models"
     if os.name == "posix" and (where in map(Path, SYSTEM_FOLDERS)
                                or any(where.is_relative_to(system) for system in VIRTUAL_FOLDERS)):
-        return f"{folder} is a system folder, which cannot hold models"
+        return f"{path} is a system folder, which cannot hold models"
+    return ""
+
+
+def models_folder_problem(folder: Path) -> str:
+    """Why ``folder`` cannot be the models folder, as one sentence without its full stop (imports and downloads are
+    written there, so it must be writable, which a linked folder need not be); "" when it can."""
+    where = real_path(folder)
+    if problem := system_folder_problem(folder):
+        return problem
     if not where.is_dir():
         return f"{folder} is not a folder"
     if not os.access(where, os.W_OK | os.X_OK):
@@ -147,7 +165,7 @@ def with_hashes(items: Iterable[LibraryItem], cache_file: Path | None,
 
 def unhashed(items: Iterable[LibraryItem], cache_file: Path | None) -> list[LibraryItem]:
     """The items whose hashes are not cached yet: what with_hashes reads whole (about 1 s per GB)."""
-    return [item for item in items if item.path.exists()
+    return [item for item in items if _hashable(item.path)
             and not is_hashed(item.path, cache_file, tensors=item.kind == "lora" and item.path.is_file())]
 
 
@@ -155,11 +173,16 @@ def library_hash(item: LibraryItem, cache_file: Path | None, progress: Progress 
     """The hash the library compares items by: AutoV3 for a LoRA (what A1111 writes in "Lora hashes"), AutoV2 for
     everything else. (A ControlNet's in recipes is sd-webui-controlnet's, ``hashing.controlnet_hash``: it reads
     64 KiB, too little to find duplicates.)"""
-    if not item.path.exists():
+    if not _hashable(item.path):
         return ""
     if item.kind == "lora" and item.path.is_file():
         return lora_hash(item.path, cache_file, progress)
     return model_hash(item.path, cache_file, progress)
+
+
+def _hashable(path: Path) -> bool:
+    """A file or folder to read for a hash: never a named pipe or device (a read of one can block for ever)."""
+    return path.is_file() or path.is_dir()
 
 
 def checkpoints(items: Iterable[LibraryItem]) -> list[ModelEntry]:
@@ -200,8 +223,8 @@ def item_for_folder(path: Path, source: str) -> LibraryItem:
     architecture = str(names[0]) if isinstance(names, list) and names else ""
     if architecture and is_depth_data(config):  # what the Depth preprocessor runs
         kind = ModelKind("annotator", label="Depth map model (Depth Anything)", detail=architecture)
-    elif architecture:
-        kind = ModelKind("image-encoder", label=f"Image encoder ({architecture})")
+    elif architecture:  # a text encoder found loose is a part of a model, not an image encoder
+        kind = model_part(architecture) or ModelKind("image-encoder", label=f"Image encoder ({architecture})")
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
     source = _downloaded_from(path) or source
     problem = ""
@@ -213,7 +236,7 @@ def item_for_folder(path: Path, source: str) -> LibraryItem:
         except ModelError as exc:
             problem = str(exc)
         problem = problem or unloadable_reason(kind, path.name)
-    elif kind.kind == "controlnet":
+    elif kind.kind in ("controlnet", "unknown"):
         problem = unloadable_reason(kind, path.name)
     return replace(_item(path.name, path, kind, size, source), is_folder=True, problem=problem)
 
@@ -246,6 +269,8 @@ def unloadable_reason(kind: ModelKind, name: str) -> str:
         return lycoris
     if unsupported := control_problem(kind, name):
         return unsupported
+    if part := part_problem(kind, name):
+        return part
     if kind.kind != "checkpoint" or kind.family in LOADABLE_FAMILIES:
         return ""
     return (f"{name} is an {kind.label} model, which Studio cannot generate with yet; it runs SD 1.x, SD 2.x and "

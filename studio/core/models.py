@@ -9,7 +9,7 @@ from studio.core.errors import InvalidRequest, ModelError
 from studio.core.model_kinds import ModelKind, detect_kind, with_article
 from studio.core.model_library import ModelEntry, checkpoints, scan_library, unloadable_reason
 from studio.core.paths import real_path
-from studio.core.weight_files import check_weights_file, pickle_refusal
+from studio.core.weight_files import check_weights_file, pickle_refusal, special_file_problem
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 SAFE_SUFFIX = ".safetensors"
@@ -80,6 +80,8 @@ def check_model_folder(path: Path) -> None:
     """Raise ModelError with one sentence unless path is a diffusers folder of safetensors weights."""
     if not path.exists():
         raise ModelError(f"The model {path} does not exist.")
+    if special := special_file_problem(path):
+        raise ModelError(special)
     if path.is_file():
         checkpoint_kind(path)
         return
@@ -137,6 +139,11 @@ def component_problem(path: Path, named: dict) -> str:
                 config = None
             if not isinstance(config, dict):
                 return f"The model {path.name} has a damaged {component}/{found.name}: it is not a JSON object."
+            # diffusers writes the class into every config it saves; one without it ({}) was listed as usable,
+            # then built with default sizes its weights do not fit.
+            if entry[0] == "diffusers" and "_class_name" not in config:
+                return (f"The model {path.name} has a damaged {component}/{found.name}: it does not name the "
+                        f"{component}'s class (_class_name), as every config diffusers writes does.")
     return ""
 
 
@@ -153,6 +160,8 @@ def find_weights(folder: Path, name: str) -> Path | None:
     stem = name.removesuffix(SAFE_SUFFIX)
     # The safetensors name first: a stray file without a suffix must not hide the loadable one.
     for candidate in (folder / f"{stem}{SAFE_SUFFIX}", folder / name, Path(name).expanduser()):
+        if special := special_file_problem(candidate):  # a named pipe's read would wait for ever
+            raise ModelError(special)
         if candidate.is_file():
             if candidate.suffix.lower() in PICKLE_SUFFIXES:
                 raise ModelError(pickle_refusal(candidate))

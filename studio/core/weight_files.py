@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shlex
+import stat
 import struct
 import subprocess
 from collections.abc import Iterable, KeysView
@@ -227,6 +228,7 @@ def read_safetensors_header(path: Path) -> SafetensorsInfo:
     Reads 8 + header bytes only (never more than ``MAX_HEADER_BYTES``); no tensor data is read.
     """
     path = Path(path)
+    refuse_special_file(path)
     try:
         with open(path, "rb") as handle:
             file_size = os.fstat(handle.fileno()).st_size
@@ -277,6 +279,25 @@ def pickle_refusal(path: Path) -> str:
             "(it reads tensors only, with torch.load(weights_only=True)).")
 
 
+def special_file_problem(path: Path) -> str:
+    """Why ``path`` is no weights file to open, when it is a named pipe, socket or device (opening a named pipe
+    waits for a writer for ever), as one sentence; "" for a regular file, a folder or nothing there."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return ""  # opening it says what is wrong
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return ""
+    from studio.core.images import special_file_kind  # the one wording for special files (images say it too)
+
+    return f"{path} is {special_file_kind(mode)}, not a weights file."
+
+
+def refuse_special_file(path: Path) -> None:
+    if problem := special_file_problem(path):
+        raise ModelError(problem)
+
+
 def check_weights_file(path: Path) -> SafetensorsInfo:
     """The gate every weight load, import and library scan goes through: the validated safetensors header, or
     ModelError with one sentence (the same sentence for the same file, whichever path met it)."""
@@ -285,6 +306,7 @@ def check_weights_file(path: Path) -> SafetensorsInfo:
         raise ModelError(f"There is no weights file at {path}.")
     if path.is_dir():
         raise ModelError(f"{path} is a folder, not a weights file.")
+    refuse_special_file(path)
     try:
         kind = sniff_weights_format(path)
     except OSError as exc:

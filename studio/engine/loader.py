@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,7 +156,44 @@ def _load_folder(path: Path, device: DeviceInfo) -> Any:
         return load_sharing_tokenizers(path, lambda **tokenizers: AutoPipelineForText2Image.from_pretrained(
             path, dtype=device.dtype, use_safetensors=True, local_files_only=True, **kwargs, **tokenizers))
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
-        raise ModelError(f"The model {path.name} could not be loaded: {first_line(exc)}.") from exc
+        said = _mismatch(path, index, str(exc)) or f"The model {path.name} could not be loaded: {first_line(exc)}."
+        raise ModelError(said) from exc
+
+
+_NO_CLASS = re.compile(r"`(\w+)` has no class `(\w+)`")
+_WRONG_SHAPE = re.compile(r"([\w.]+) expected shape torch\.Size\(\[([\d, ]*)\]\), "
+                          r"but got torch\.Size\(\[([\d, ]*)\]\)")
+
+
+def _mismatch(path: Path, index: dict, error: str) -> str:
+    """One sentence for diffusers' errors of a folder whose parts do not go together (a class model_index.json
+    names that diffusers lacks, weights of other sizes than their config); "" for any other error."""
+    if found := _NO_CLASS.search(error):
+        library, name = found.groups()
+        component = next((c for c, e in index.items() if isinstance(e, list) and e[1:2] == [name]), "")
+        part = f" for its {component}" if component else ""
+        return (f"The model {path.name} names the class {name}{part} in {MODEL_INDEX}, which {library} does not "
+                "have; the folder may mix files of two models.")
+    if found := _WRONG_SHAPE.search(error):
+        tensor, expected, got = found.groups()
+        component = _component_holding(path, tensor, got) or "weights"
+        return (f"The model {path.name}'s {component} does not fit its config ({tensor} is [{got}] in the weights, "
+                f"[{expected}] by the config); the folder may mix files of two models.")
+    return ""
+
+
+def _component_holding(path: Path, tensor: str, shape: str) -> str:
+    """Which component folder's safetensors hold ``tensor`` with ``shape`` ("8" or "320, 4, 3, 3"), or ""."""
+    from studio.core.weight_files import read_safetensors_header
+
+    wanted = tuple(int(d) for d in shape.replace(" ", "").split(",") if d)
+    for weights in sorted(path.glob("*/*.safetensors")):
+        try:
+            if read_safetensors_header(weights).shape(tensor) == wanted:
+                return weights.parent.name
+        except ModelError:
+            continue
+    return ""
 
 
 def _variant(path: Path) -> str:

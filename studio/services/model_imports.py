@@ -35,6 +35,7 @@ from studio.core.model_library import (
     library_hash,
     read_imports,
     scan_library,
+    system_folder_problem,
     with_hashes,
 )
 from studio.core.models import MODEL_INDEX
@@ -222,6 +223,8 @@ def link_folder(path: Path, linked: list[Path], models_dir: Path | None = None) 
     path = Path(path).expanduser()
     if not path.exists():
         raise InvalidRequest(f"There is no file or folder at {path}.")
+    if problem := system_folder_problem(path):  # the models folder's rule: / or /proc would list the system's files
+        raise InvalidRequest(f"{problem}; nothing was linked.")
     own = real_path(models_dir) if models_dir is not None else None
     if own is not None and real_path(path) == own:
         raise InvalidRequest(f"{path} is Studio's own models folder; its models are in the library already, so "

@@ -245,3 +245,22 @@ def test_a_folder_that_cannot_hold_models_is_said_why(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "access", lambda path, mode: False)  # root may write anywhere: as a person sees it
     assert models_folder_problem(tmp_path) == (f"{tmp_path} cannot be written to, so models could not be imported or "
                                                "downloaded into it")
+
+
+def test_a_model_folder_without_its_model_index_lists_its_parts_as_what_they_are_and_unusable(tiny_model_dir,
+                                                                                             tmp_path):
+    """A linked model folder that lost model_index.json listed its text_encoder/ as "Image encoder
+    (CLIPTextModel)" and its unet/ as "Unknown", both as if usable."""
+    import shutil
+
+    loose = tmp_path / "loose"
+    shutil.copytree(tiny_model_dir, loose)
+    (loose / "model_index.json").unlink()
+    items = {item.name: item for item in scan_library(tmp_path / "models", [loose])}
+    for name, label, part in (("text_encoder", "Text encoder (CLIPTextModel)", "text encoder"),
+                              ("unet", "UNet (UNet2DConditionModel)", "UNet")):
+        assert (items[name].kind, items[name].label) == ("unknown", label)
+        assert items[name].problem == (f"{name} is the {part} of a Stable Diffusion model, which Studio does not use "
+                                       "on its own: the folder it is in has no model_index.json, so it is no whole "
+                                       "model; copy or download that model again.")
+    assert items["vae"].kind == "vae" and items["vae"].usable  # a VAE is used on its own

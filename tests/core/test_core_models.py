@@ -109,7 +109,7 @@ def test_check_refuses_a_folder_whose_component_has_no_weights_as_an_unfinished_
                                                         "text_encoder": ["transformers", "CLIPTextModel"],
                                                         "safety_checker": [None, None]}))
     (model / "unet").mkdir()
-    (model / "unet" / "config.json").write_text("{}")  # the download stopped before its weights
+    (model / "unet" / "config.json").write_text('{"_class_name": "UNet2DConditionModel"}')  # weights never came
     (model / "text_encoder" / "config.json").write_text("{}")
     with pytest.raises(ModelError, match="^The model half has no weights for its unet; if it is a download that "
                                          "did not finish, download it again to resume; otherwise copy the whole "
@@ -126,6 +126,8 @@ def test_check_refuses_a_folder_whose_component_has_no_weights_as_an_unfinished_
     ("tokenizer", "is missing tokenizer/tokenizer.json, which its tokenizer is loaded from"),
     ("unet/config.json", "is missing unet/config.json, which its unet is loaded from"),
     ("vae/config.json=", "has a damaged vae/config.json: it is not a JSON object."),
+    ("vae/config.json={}", "has a damaged vae/config.json: it does not name the vae's class (_class_name), as every "
+                           "config diffusers writes does."),
 ])
 def test_check_refuses_a_folder_whose_component_has_no_config_in_one_sentence(tmp_path, broken, message):
     """A folder with weights but a component diffusers cannot start loading (what a copy that stopped early
@@ -136,13 +138,16 @@ def test_check_refuses_a_folder_whose_component_has_no_config_in_one_sentence(tm
         "_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"],
         "vae": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "EulerDiscreteScheduler"],
         "tokenizer": ["transformers", "CLIPTokenizer"], "safety_checker": [None, None]}))
-    for name in ("unet/config.json", "vae/config.json", "scheduler/scheduler_config.json", "tokenizer/vocab.json"):
+    for name, config in (("unet/config.json", {"_class_name": "UNet2DConditionModel"}),
+                         ("vae/config.json", {"_class_name": "AutoencoderKL"}),
+                         ("scheduler/scheduler_config.json", {"_class_name": "EulerDiscreteScheduler"}),
+                         ("tokenizer/vocab.json", {})):
         (model / name).parent.mkdir(exist_ok=True)
-        (model / name).write_text("{}")
+        (model / name).write_text(json.dumps(config))
     check_model_folder(model)
-    target = model / broken.rstrip("=")
-    if broken.endswith("="):
-        target.write_text("{cut")
+    target = model / broken.partition("=")[0]
+    if "=" in broken:  # what the file then holds: cut short, or a JSON object that names no class
+        target.write_text(broken.partition("=")[2] or "{cut")
     elif target.is_dir():
         shutil.rmtree(target)
     else:

@@ -276,3 +276,14 @@ def test_the_convert_command_runs_as_shown_for_any_name(tmp_path, name):
     echoed = subprocess.run(["sh", "-c", command.replace("studio convert-weights", "printf '%s\\n'", 1)],
                             capture_output=True, text=True, check=True).stdout
     assert echoed.splitlines() == [str(path), str(path.with_suffix(".safetensors"))]
+
+
+@pytest.mark.timeout(30)
+def test_a_named_pipe_is_no_weights_file_and_is_never_opened(tmp_path):
+    """Opening a named pipe waits for a writer for ever: every weights read hung on one named *.safetensors."""
+    pipe = tmp_path / "pipe.safetensors"
+    os.mkfifo(pipe)
+    for read in (check_weights_file, read_safetensors_header):
+        with pytest.raises(ModelError) as err:
+            read(pipe)
+        assert str(err.value) == f"{pipe} is a named pipe (FIFO), not a weights file."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 import shutil
@@ -237,6 +238,26 @@ def test_a_model_missing_its_scheduler_config_is_refused_in_one_studio_sentence(
                               "is loaded from; if it is a download that did not finish, download it again to "
                               "resume; otherwise copy the whole folder again.")
 
+
+
+def test_a_folder_whose_parts_do_not_go_together_is_refused_in_one_studio_sentence(tiny_model_dir, cpu, tmp_path):
+    """A class model_index.json names that diffusers lacks, or a unet config of another model than its weights,
+    ended in diffusers' own text ("`diffusers` has no class …", "Cannot load  because conv_in.bias expected …")."""
+    model = copy_model(tiny_model_dir, tmp_path / "mixed")
+    index = json.loads((model / "model_index.json").read_text(encoding="utf-8"))
+    original = dict(index)
+    index["scheduler"] = ["diffusers", "NopeScheduler"]
+    (model / "model_index.json").write_text(json.dumps(index), encoding="utf-8")
+    with pytest.raises(ModelError) as err:
+        load_model(model, cpu)
+    assert str(err.value) == ("The model mixed names the class NopeScheduler for its scheduler in model_index.json, "
+                              "which diffusers does not have; the folder may mix files of two models.")
+    (model / "model_index.json").write_text(json.dumps(original), encoding="utf-8")
+    (model / "unet" / "config.json").write_text('{"_class_name": "UNet2DConditionModel"}')  # SD's default sizes
+    with pytest.raises(ModelError) as err:
+        load_model(model, cpu)
+    assert str(err.value) == ("The model mixed's unet does not fit its config (conv_in.bias is [8] in the weights, "
+                              "[320] by the config); the folder may mix files of two models.")
 
 
 def test_the_device_dtype_is_applied_to_every_component(tiny_model_dir):
