@@ -28,7 +28,7 @@ from studio.core.errors import StudioError
 from studio.core.images import open_image
 from studio.core.parameters import ImageParam, check_picture_file
 from studio.core.paths import studio_paths
-from studio.core.requests import MAX_BATCH_COUNT, GenerationRequest, PostProcessRequest, PostStep, prepare_request
+from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep, prepare_request
 from studio.core.settings import load_settings
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Registry
 from studio.services.outputs import OutputStore
@@ -67,7 +67,6 @@ def run_generate(args: argparse.Namespace) -> int:
     from studio.cli_history import try_open_history
 
     settings = load_settings()
-    check_output(args.output)
     plugins = open_host(safe_mode=args.safe_mode)
     # First: the request's checks differ by generator (and the engine would say an unknown one only once started).
     check_contributions(GENERATOR, [args.generator or "diffusers"], plugins.registry, "--generator")
@@ -76,12 +75,12 @@ def run_generate(args: argparse.Namespace) -> int:
     check_post_processors([step.processor for step in steps], plugins.registry, "--post")
     check_inputs_given(args, plugins.registry)
     check_post_pictures(steps, plugins.registry)
-    # All a batch's names at once (one out of range is refused with the request, just after).
-    outputs = output_paths(args.output, args.batch_count if 1 <= args.batch_count <= MAX_BATCH_COUNT else 1)
-    check_outputs(outputs, overwrite=args.overwrite, reads=generate_reads(args, steps, plugins.registry),
-                  outputs_dir=settings.outputs_dir)
     notes: list[str] = []
     prepared = prepare_request(build_request(args, settings, notes))
+    # Then the outputs, all a batch's names at once: what is wrong with the request is said first ("already exists"
+    # hid it, and --overwrite only then showed it).
+    check_outputs(output_paths(args.output, prepared.request.batch_count), overwrite=args.overwrite,
+                  reads=generate_reads(args, steps, plugins.registry), outputs_dir=settings.outputs_dir)
     for note in (*notes, *prepared.notes):
         say_note(note)
     paths = studio_paths()
