@@ -24,7 +24,7 @@ from studio.cli_plugins import open_host
 from studio.cli_option_values import read_mask
 from studio.cli_request import build_request
 from studio.core.environment import GeneratorEnvironment
-from studio.core.errors import StudioError
+from studio.core.errors import InvalidRequest, StudioError
 from studio.core.images import open_image
 from studio.core.parameters import ImageParam, check_picture_file
 from studio.core.paths import studio_paths
@@ -45,6 +45,29 @@ def check_post_pictures(steps: Iterable[PostStep], registry: Registry) -> None:
             value = step.params.get(param.name)
             if isinstance(param, ImageParam) and isinstance(value, str):
                 check_picture_file(param, value, contribution.title)
+                check_picture_header(Path(value).expanduser(), f"{contribution.title}: {param.title}")
+
+
+def check_picture_header(path: Path, owner: str) -> None:
+    """What the job would refuse once the engine had started (exit 1) that a picture's header says already: one too
+    large to open, or no picture at all. Bad input, as the same picture given as IN is: refused before (exit 2)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from studio.core.images import MAX_PIXELS, too_large
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # as open_image reads it: Pillow refuses at twice this
+    try:
+        with Image.open(path) as picture:
+            large = too_large(picture.width, picture.height)
+    except Image.DecompressionBombError:
+        large = True
+    except UnidentifiedImageError:
+        raise InvalidRequest(f"{owner}: {path.name} is not an image file Studio can read.") from None
+    except OSError:
+        return  # said as the job reads it (check_picture_file has said what it can)
+    if large:
+        raise InvalidRequest(f"{owner}: The image {path.name} is too large to open safely (over {MAX_PIXELS:,} "
+                             "pixels).")
 
 
 def generate_reads(args: argparse.Namespace, steps: Sequence[PostStep], registry: Registry) -> list[tuple[str, Path]]:
