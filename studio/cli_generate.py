@@ -104,8 +104,12 @@ def run_generate(args: argparse.Namespace) -> int:
     # hid it, and --overwrite only then showed it).
     check_outputs(output_paths(args.output, prepared.request.batch_count), overwrite=args.overwrite,
                   reads=generate_reads(args, steps, plugins.registry), outputs_dir=settings.outputs_dir)
+    # The job service prepares the request again, and says what that notes itself once the pictures are saved (a
+    # prompt's LoRA tags, read as words in the negative prompt): those are said once, by the job.
+    repeated = set(prepare_request(prepared.request).notes)
     for note in (*notes, *prepared.notes):
-        say_note(note)
+        if note not in repeated:
+            say_note(note)
     paths = studio_paths()
     env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     if (note := device_fallback_note(args.device, settings.device)) and prepared.request.generator == "diffusers":
