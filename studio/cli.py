@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.handlers
 import os
 import sys
 import threading
@@ -67,29 +68,49 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from studio.core.settings import load_notes
+
+    notes = _NotesOnStderr()  # whichever command loads the settings, and wherever: what the loader had to do is said
+    load_notes.addHandler(notes)  # from the start: help shows the settings' defaults, read while parsing
     try:
-        args = build_parser(argv).parse_args(argv)
+        args = _parse(argv)
         if args.command is not None:
-            return _run_command(args)
+            return _run(args)
     except KeyboardInterrupt:  # Ctrl+C outside a job's event loop (which makes it the job's cancel): no traceback
         print("studio: cancelled.", file=sys.stderr)
         return EXIT_CANCELLED
+    finally:
+        load_notes.removeHandler(notes)
     from studio.app import run_app
 
     return run_app(print_startup_time=args.print_startup_time, open_path=args.open, safe_mode=args.safe_mode)
 
 
-def _run_command(args: argparse.Namespace) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line read. What is logged meanwhile (``generate --help`` reads the settings for its defaults)
+    goes to the log file once the command is known, not to the terminal in Python's bare form beside the note."""
+    kept = logging.handlers.BufferingHandler(capacity=1000)
+    root = logging.getLogger()
+    root.addHandler(kept)
+    try:
+        args = build_parser(argv).parse_args(argv)
+    except SystemExit:  # help, or a usage error: the command ends here
+        root.removeHandler(kept)
+        if kept.buffer:
+            _log_to_file(kept.buffer)
+        raise
+    root.removeHandler(kept)
+    if args.command is not None:
+        _log_to_file(kept.buffer)
+    return args
+
+
+def _log_to_file(records: list[logging.LogRecord]) -> None:
     from studio.core.paths import log_to_file, studio_paths
-    from studio.core.settings import load_notes
 
     log_to_file(studio_paths())  # the window sets up its own, once its folders are known
-    notes = _NotesOnStderr()  # whichever command loads the settings, and wherever: what the loader had to do is said
-    load_notes.addHandler(notes)
-    try:
-        return _run(args)
-    finally:
-        load_notes.removeHandler(notes)
+    for record in records:
+        logging.getLogger().handle(record)
 
 
 class _NotesOnStderr(logging.Handler):

@@ -111,6 +111,11 @@ def _check(args: argparse.Namespace) -> None:
         raise InvalidRequest(f"--cfg must be between 0 and {MAX_CFG:g}, not {args.cfg:g}.")
 
 
+def _count(number: int, thing: str) -> str:
+    """``1 run``, ``3 runs``."""
+    return f"{number} {thing}{'s' * (number != 1)}"
+
+
 def report(result: dict[str, Any]) -> str:
     """The bench's figures as a few lines of text."""
     plain, studio = result["plain"], result["studio"]
@@ -118,8 +123,10 @@ def report(result: dict[str, Any]) -> str:
         f"Studio bench · {result['architecture_label']}",
         f"Device: {result['device']} · torch {result['torch']} · diffusers {result['diffusers']}",
         f"Precision: plain diffusers {result['plain_dtype']}, Studio {result['studio_dtype']}",
-        (f"{result['size']}x{result['size']}, {result['steps']} steps, CFG {result['cfg']:g}, {result['scheduler']}, "
-         f"batch {result['batch']}, median of {result['runs']} runs · built in {result['build_seconds']:.1f} s"),
+        (f"{result['size']}x{result['size']}, {_count(result['steps'], 'step')}, CFG {result['cfg']:g}, "
+         f"{result['scheduler']}, batch {result['batch']}, "
+         f"{'median of ' * (result['runs'] != 1)}{_count(result['runs'], 'run')} · built in "
+         f"{result['build_seconds']:.1f} s"),
         f"{'':18}{'s/image':>9}{'it/s':>9}{'warm-up':>10}",
     ]
     for label, side in (("plain diffusers", plain), ("Studio", studio)):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from studio.cli_exit import EXIT_BAD_INPUT
+from studio.cli_exit import EXIT_BAD_INPUT, EXIT_FAILED
 
 
 def confirmed(question: str) -> bool:
@@ -26,3 +26,10 @@ def no_terminal_to_ask(what_was_not: str, action: str) -> int:
           file=sys.stderr)
     return EXIT_BAD_INPUT
 
+
+
+def declined(what_was_not: str) -> int:
+    """What a command says when the person answered no: "Nothing was ``what_was_not``." (a bare exit left them
+    guessing whether anything happened), and its exit status, the same for every command that asks."""
+    print(f"Nothing was {what_was_not}.")
+    return EXIT_FAILED

@@ -32,17 +32,26 @@ def device_given(device: str | None) -> Iterator[None]:
 
 def device_fallback_note(given: str | None, settings_device: str) -> str | None:
     """Where the device the job is to run on comes from STUDIO_DEVICE or the settings (no ``--device``) and PyTorch
-    has no such device here: the sentence that says the job runs on the CPU instead, not left to be wondered at."""
+    has no such device here, or STUDIO_DEVICE names no device: the sentence that says what the job runs on
+    instead, not left to be wondered at."""
     if given is not None:
         return None
+    from studio.engine.device import DEVICE_VALUES, parse_device  # torch: the job loads it next
+
     from_env = os.environ.get(DEVICE_ENV, "")
     device, source = (from_env, f"{DEVICE_ENV} is") if from_env else (settings_device, "The settings' device is")
-    if device not in ("cuda", "mps"):
-        return None
-    import torch  # the job loads it next
+    parsed = parse_device(device)
+    if parsed is None:
+        return (f"{DEVICE_ENV} is {device!r}, which is no device: it takes {DEVICE_VALUES}; the job runs on the "
+                f"device Studio picks itself.")
+    import torch
 
-    if device == "cuda" and not torch.cuda.is_available():
-        return f"{source} cuda, but no CUDA GPU is available to PyTorch here; the job runs on the CPU."
-    if device == "mps" and not torch.backends.mps.is_available():
-        return f"{source} mps, but Apple's MPS (Metal) is not available to PyTorch here; the job runs on the CPU."
+    kind, index = parsed
+    if kind == "cuda" and not torch.cuda.is_available():
+        return f"{source} {device}, but no CUDA GPU is available to PyTorch here; the job runs on the CPU."
+    if kind == "cuda" and index >= (count := torch.cuda.device_count()):
+        return (f"{source} {device}, but PyTorch has {count} CUDA GPU{'s' * (count != 1)} here (cuda:0 to "
+                f"cuda:{count - 1}); the job runs on the first.")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        return f"{source} {device}, but Apple's MPS (Metal) is not available to PyTorch here; the job runs on the CPU."
     return None

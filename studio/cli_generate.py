@@ -24,11 +24,11 @@ from studio.cli_plugins import open_host
 from studio.cli_option_values import read_mask
 from studio.cli_request import build_request
 from studio.core.environment import GeneratorEnvironment
-from studio.core.errors import StudioError
+from studio.core.errors import InvalidRequest, StudioError
 from studio.core.images import open_image
 from studio.core.parameters import ImageParam, check_picture_file
 from studio.core.paths import studio_paths
-from studio.core.requests import MAX_BATCH_COUNT, GenerationRequest, PostProcessRequest, PostStep, prepare_request
+from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep, prepare_request
 from studio.core.settings import load_settings
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Registry
 from studio.services.outputs import OutputStore
@@ -45,6 +45,29 @@ def check_post_pictures(steps: Iterable[PostStep], registry: Registry) -> None:
             value = step.params.get(param.name)
             if isinstance(param, ImageParam) and isinstance(value, str):
                 check_picture_file(param, value, contribution.title)
+                check_picture_header(Path(value).expanduser(), f"{contribution.title}: {param.title}")
+
+
+def check_picture_header(path: Path, owner: str) -> None:
+    """What the job would refuse once the engine had started (exit 1) that a picture's header says already: one too
+    large to open, or no picture at all. Bad input, as the same picture given as IN is: refused before (exit 2)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from studio.core.images import MAX_PIXELS, too_large
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # as open_image reads it: Pillow refuses at twice this
+    try:
+        with Image.open(path) as picture:
+            large = too_large(picture.width, picture.height)
+    except Image.DecompressionBombError:
+        large = True
+    except UnidentifiedImageError:
+        raise InvalidRequest(f"{owner}: {path.name} is not an image file Studio can read.") from None
+    except OSError:
+        return  # said as the job reads it (check_picture_file has said what it can)
+    if large:
+        raise InvalidRequest(f"{owner}: The image {path.name} is too large to open safely (over {MAX_PIXELS:,} "
+                             "pixels).")
 
 
 def generate_reads(args: argparse.Namespace, steps: Sequence[PostStep], registry: Registry) -> list[tuple[str, Path]]:
@@ -67,7 +90,6 @@ def run_generate(args: argparse.Namespace) -> int:
     from studio.cli_history import try_open_history
 
     settings = load_settings()
-    check_output(args.output)
     plugins = open_host(safe_mode=args.safe_mode)
     # First: the request's checks differ by generator (and the engine would say an unknown one only once started).
     check_contributions(GENERATOR, [args.generator or "diffusers"], plugins.registry, "--generator")
@@ -76,14 +98,18 @@ def run_generate(args: argparse.Namespace) -> int:
     check_post_processors([step.processor for step in steps], plugins.registry, "--post")
     check_inputs_given(args, plugins.registry)
     check_post_pictures(steps, plugins.registry)
-    # All a batch's names at once (one out of range is refused with the request, just after).
-    outputs = output_paths(args.output, args.batch_count if 1 <= args.batch_count <= MAX_BATCH_COUNT else 1)
-    check_outputs(outputs, overwrite=args.overwrite, reads=generate_reads(args, steps, plugins.registry),
-                  outputs_dir=settings.outputs_dir)
     notes: list[str] = []
     prepared = prepare_request(build_request(args, settings, notes))
+    # Then the outputs, all a batch's names at once: what is wrong with the request is said first ("already exists"
+    # hid it, and --overwrite only then showed it).
+    check_outputs(output_paths(args.output, prepared.request.batch_count), overwrite=args.overwrite,
+                  reads=generate_reads(args, steps, plugins.registry), outputs_dir=settings.outputs_dir)
+    # The job service prepares the request again, and says what that notes itself once the pictures are saved (a
+    # prompt's LoRA tags, read as words in the negative prompt): those are said once, by the job.
+    repeated = set(prepare_request(prepared.request).notes)
     for note in (*notes, *prepared.notes):
-        say_note(note)
+        if note not in repeated:
+            say_note(note)
     paths = studio_paths()
     env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     if (note := device_fallback_note(args.device, settings.device)) and prepared.request.generator == "diffusers":

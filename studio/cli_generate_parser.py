@@ -86,13 +86,13 @@ def add_generate_parser(commands: argparse._SubParsersAction, argv: list[str]) -
                           "or a diffusers VAE folder or .safetensors file")
     gen.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"],
                      help="where to run: auto (a GPU where PyTorch has one, else the CPU), cuda, mps or cpu (default: "
-                          "from settings); cuda or mps where PyTorch has none is refused")
+                          f"{sampling['device']}); cuda or mps where PyTorch has none is refused")
     gen.add_argument("--speed", default=None, choices=list(SPEED_MODES),
-                     help="on CUDA: fast (CUDA graphs, the default from settings), eager (plain diffusers), compile "
-                          "(fast + torch.compile: minutes of warm-up per size)")
+                     help="on CUDA: fast (CUDA graphs), eager (plain diffusers), compile (fast + torch.compile: "
+                          f"minutes of warm-up per size) (default: {sampling['speed']})")
     gen.add_argument("--memory", default=None, choices=list(MEMORY_MODES),
-                     help="GPU memory: auto fits each job to the free VRAM (the default, from settings), high keeps "
-                          "all on the GPU, low uses CPU offload and VAE tiling")
+                     help="GPU memory: auto fits each job to the free VRAM, high keeps all on the GPU, low uses CPU "
+                          f"offload and VAE tiling (default: {sampling['memory']})")
     gen.add_argument("--post", action="append", default=[], metavar="ID[:NAME=VALUE,...]",
                      help="apply this post-processor to every image (repeat for a chain, in order)"
                           + ids_for_help(argv, "generate", "postprocessor"))
@@ -107,7 +107,7 @@ def add_generate_parser(commands: argparse._SubParsersAction, argv: list[str]) -
 
 
 SETTINGS_DEFAULTS = ("negative_prompt", "size", "steps", "cfg_scale", "scheduler", "strength", "area", "padding",
-                     "fill", "feather", "hires_steps", "hires_strength", "hires_upscaler")
+                     "fill", "feather", "hires_steps", "hires_strength", "hires_upscaler", "device", "speed", "memory")
 
 
 def sampling_defaults(argv: list[str]) -> dict[str, str]:
@@ -117,7 +117,8 @@ def sampling_defaults(argv: list[str]) -> dict[str, str]:
         return dict.fromkeys(SETTINGS_DEFAULTS, "from settings")
     from studio.core.settings import load_settings
 
-    defaults = load_settings().generation  # checked as it is read: numbers in range, a scheduler Studio has
+    settings = load_settings()  # checked as it is read: numbers in range, a scheduler Studio has
+    defaults = settings.generation
     shown = {"negative_prompt": repr(defaults.negative_prompt) if defaults.negative_prompt else "none",
              "size": f"{defaults.width}x{defaults.height}", "steps": str(defaults.steps),
              "cfg_scale": f"{defaults.cfg_scale:g}", "scheduler": defaults.scheduler,
@@ -125,6 +126,7 @@ def sampling_defaults(argv: list[str]) -> dict[str, str]:
              "area": "--masked-only" if defaults.inpaint_masked_only else "--whole-picture",
              "padding": str(defaults.inpaint_padding), "fill": defaults.inpaint_fill,
              "feather": f"{defaults.inpaint_feather:g}", "hires_steps": str(defaults.hires_steps),
-             "hires_strength": f"{defaults.hires_strength:g}", "hires_upscaler": defaults.hires_upscaler}
+             "hires_strength": f"{defaults.hires_strength:g}", "hires_upscaler": defaults.hires_upscaler,
+             "device": settings.device, "speed": settings.speed, "memory": settings.memory}
     # argparse formats help with %: a negative prompt may hold one
     return {name: f"from settings ({shown[name]})".replace("%", "%%") for name in SETTINGS_DEFAULTS}

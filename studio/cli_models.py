@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from studio.cli_confirm import confirmed, no_terminal_to_ask
+from studio.cli_confirm import confirmed, declined, no_terminal_to_ask
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED
 from studio.cli_notes import say_note
 from studio.core.errors import InvalidRequest, JobCancelledError, StudioError, os_reason
@@ -236,7 +236,7 @@ def _remove(settings: Settings, name: str, yes: bool) -> int:
         question = f"Unlink {item.path} (its files stay where they are)?" if unlinks else \
             f"Delete {item.name} ({item.label}, {format_size(item.size)}) at {item.path}?"
         if not confirmed(question):
-            return EXIT_FAILED
+            return declined("unlinked" if unlinks else "removed")
     notes: list[str] = []
     item, links = remove_model(name, settings.models_dir, settings.extra_model_paths, notes)
     if links != settings.extra_model_paths:

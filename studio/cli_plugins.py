@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from studio.cli_confirm import confirmed, no_terminal_to_ask
+from studio.cli_confirm import confirmed, declined, no_terminal_to_ask
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_FAILED
 from studio.cli_notes import say_note
 from studio.core.errors import StudioError, and_list
@@ -192,7 +192,7 @@ def _install(host: PluginHost, source: str, index: str | None, yes: bool) -> int
             if not sys.stdin.isatty():
                 return no_terminal_to_ask("installed", f"install {source}")
             if not confirmed("Install?"):
-                return EXIT_FAILED
+                return declined("installed")
         installer.install(plan)
     finally:
         installer.discard(plan)
@@ -215,7 +215,7 @@ def _uninstall(host: PluginHost, plugin_id: str, yes: bool) -> int:
             return no_terminal_to_ask("uninstalled", f"uninstall {plugin_id}")
         if not confirmed(escaped(f"Uninstall {record.name} {record.version} and delete its folder "
                                  f"{host.plugins_dir / plugin_id}?")):
-            return EXIT_FAILED
+            return declined("uninstalled")
     host.uninstall(plugin_id, _installer(host).uninstall)
     print(f"Removed {record.name} {record.version}.")
     return 0

@@ -14,6 +14,7 @@ from PIL import Image
 
 from studio.cli_addon_files import check_controlnets_fit, check_loras_fit, check_vae_fits, find_files, hires_upscaler
 from studio.cli_control import control_guides
+from studio.cli_denoising import check_denoising_steps
 from studio.cli_option_values import parse_lora, parse_outpaint, parse_size, read_mask
 from studio.cli_params import collect_params, parse_post_step
 from studio.core.annotators import DOWNLOAD_COMMAND
@@ -116,8 +117,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         # A depth map is made of the picture before the margins (on the CPU: the engine has not started).
         controls = tuple(extend_guide(guide, original_size, extend, annotator(settings.models_dir))
                          for guide in controls)
-    check_device(args.device)  # last: it loads torch, and what is wrong with the rest is said without it
-    return GenerationRequest(
+    request = GenerationRequest(
         model=model, prompt=args.prompt, negative_prompt=_negative(args, settings),
         width=width, height=height, seed=args.seed, batch_count=args.batch_count, init_image=init_image,
         **_sampling(args, settings),
@@ -127,6 +127,9 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         memory=args.memory or settings.memory, speed=args.speed or settings.speed, hires=hires,
         controls=controls,
     )
+    check_denoising_steps(args, request)
+    check_device(args.device)  # last: it loads torch, and what is wrong with the rest is said without it
+    return request
 
 
 # What each inpainting option says, for the sentence that refuses it where nothing is inpainted.

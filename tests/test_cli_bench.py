@@ -104,6 +104,15 @@ def sdxl_benches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subproce
     return dict(zip(PLAIN_DTYPES, runs, strict=True))
 
 
+def test_bench_report_counts_one_run_and_one_step_in_good_words(bench):
+    # `--runs 1` said "median of 1 runs".
+    import copy
+
+    data = copy.deepcopy(bench[0])
+    data.update(runs=1, steps=1)
+    assert f"{data['size']}x{data['size']}, 1 step, CFG 7, Euler, batch 1, 1 run · built in " in report(data)
+
+
 @pytest.mark.parametrize("plain", PLAIN_DTYPES)
 def test_bench_says_building_once_with_each_sides_precision(sdxl_benches, plain: str):
     """Where Studio gets its own copy (bfloat16, channels-last), "Building a tiny sdxl layout … with random weights"

@@ -109,3 +109,52 @@ def test_rerun_runs_on_the_device_given_and_says_a_settings_device_pytorch_does_
     assert (refused.returncode, refused.stderr) == (
         2, "studio: No CUDA GPU is available to PyTorch here; give --device cpu or auto.\n")
     assert devices_run == ["cpu"]
+
+
+@pytest.mark.parametrize("written", ["bogus", "gpu"])
+def test_a_studio_device_that_is_no_device_is_said_with_the_values_it_takes(
+        studio_home, tiny_model_dir, tmp_path, monkeypatch, capsys, devices_run, written):
+    # STUDIO_DEVICE=bogus (or gpu) ran on the CPU without a word.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setenv("STUDIO_DEVICE", written)
+    done = generate(capsys, tiny_model_dir, tmp_path)
+    assert (done.returncode, notes(done.stderr)) == (0, [
+        f"note: STUDIO_DEVICE is '{written}', which is no device: it takes auto, cpu, cuda, cuda:N (the GPU numbered "
+        "N) or mps; the job runs on the device Studio picks itself."])
+    assert devices_run == ["cpu"]
+
+
+@pytest.mark.parametrize(("written", "index"), [("CUDA", 0), ("cuda:1", 1), (" Cuda:0 ", 0)])
+def test_studio_device_is_read_whatever_its_case_and_cuda_n_picks_that_gpu(monkeypatch, written, index):
+    # CUDA and cuda:0 meant the CPU on a CUDA machine.
+    from studio.engine.device import select_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda chosen: None)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda chosen: type("Props", (), {"name": f"GPU {chosen}", "total_memory": 8 * 2**30})())
+    monkeypatch.setenv("STUDIO_DEVICE", written)
+    device = select_device("auto")
+    assert (device.kind, device.torch_device, device.note) == ("cuda", torch.device("cuda", index), "")
+    assert device.description.startswith(f"CUDA · GPU {index} ")
+    monkeypatch.setenv("STUDIO_DEVICE", "cuda:2")  # no third GPU: the first, said
+    device = select_device("auto")
+    assert device.torch_device == torch.device("cuda", 0)
+    assert device.note == ("STUDIO_DEVICE is 'cuda:2', but PyTorch has 2 CUDA GPUs here (cuda:0 to cuda:1); the "
+                           "first is used.")
+
+
+def test_the_windows_engine_status_says_a_studio_device_that_is_no_device(tmp_path, monkeypatch):
+    from studio.engine.diffusion import DiffusersGenerator
+    from studio.core.environment import GeneratorEnvironment
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("STUDIO_DEVICE", "bogus")
+    generator = DiffusersGenerator(GeneratorEnvironment("auto", tmp_path / "data", tmp_path / "cache"))
+    statuses: list[dict] = []
+    generator.warm_up(lambda **kwargs: statuses.append(kwargs))
+    assert statuses[-1]["message"] == ("STUDIO_DEVICE is 'bogus', which is no device: it takes auto, cpu, cuda, "
+                                       "cuda:N (the GPU numbered N) or mps, so Studio picks the device itself.")
+    assert generator.device.kind == "cpu"

@@ -123,3 +123,20 @@ def test_the_help_gives_the_rest_of_the_window_s_defaults(studio_home, capsys):
     assert "An option not given takes the settings' generation default, what the window starts with: the negative " \
         "prompt, size, steps, CFG, scheduler, strength, inpainting options and the hires fix's steps, strength and " \
         "upscaler." in generate_help(capsys, "usage:", "--seed SEED")
+
+
+def test_the_help_gives_the_settings_device_speed_and_memory(studio_home, capsys):
+    # --device said "(default: from settings)" without the value, where every other option shows it.
+    from studio.core.settings import load_settings
+    from studio.core.settings_writing import save_settings
+
+    settings = load_settings()
+    settings.device, settings.speed, settings.memory = "cpu", "eager", "low"
+    save_settings(settings)
+    assert generate_help(capsys, "--device {auto,cuda,mps,cpu}", "--speed {fast,eager,compile}").startswith(
+        "--device {auto,cuda,mps,cpu} where to run: auto (a GPU where PyTorch has one, else the CPU), cuda, mps or "
+        "cpu (default: from settings (cpu));")
+    assert generate_help(capsys, "--speed {fast,eager,compile}", "--memory {auto,high,low}").endswith(
+        "(default: from settings (eager)) ")
+    assert generate_help(capsys, "--memory {auto,high,low}", "--post ID[:NAME=VALUE,...]").endswith(
+        "(default: from settings (low)) ")

@@ -77,3 +77,22 @@ def test_remove_asks_about_what_it_would_delete_or_unlink_and_never_about_what_i
     code, shown = at_a_terminal(home, ["models", "remove", str(other)], b"y\n")
     assert code == 0 and shown.startswith(f"Unlink {other} (its files stay where they are)? [y/N] y"), shown
     assert other.is_dir()
+
+
+def test_no_at_the_remove_question_says_nothing_was_removed(studio_home, monkeypatch, capsys):
+    # Answering n exited without a word, where a person wonders whether anything happened.
+    import io
+    import sys
+
+    from studio_testing import studio_here
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    model = in_library(studio_home, "dreamy")
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    monkeypatch.setattr("builtins.input", lambda question: print(question, end="") or "n")
+    done = studio_here(capsys, "models", "remove", "dreamy")
+    assert done.returncode == 1 and model.is_file()
+    assert done.stdout.startswith("Delete dreamy (SD 1.x, ") and done.stdout.endswith("? [y/N] Nothing was removed.\n")

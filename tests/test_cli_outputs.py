@@ -63,6 +63,16 @@ def test_a_batch_is_refused_before_the_job_when_one_of_its_files_exists(quick_en
     assert not (tmp_path / "o-1.png").exists()
 
 
+def test_what_is_wrong_with_the_request_is_said_before_an_output_that_exists(quick_engine, tiny_model_dir, tmp_path,
+                                                                              capsys):
+    # `--size 0x0 -o existing.png` said "… already exists"; only with --overwrite did it say the size was wrong.
+    (tmp_path / "o.png").write_text("precious")
+    assert main(["generate", "--model", str(tiny_model_dir), "--prompt", "a fox", "--size", "0x0",
+                 "-o", str(tmp_path / "o.png")]) == EXIT_BAD_INPUT
+    assert refusal(capsys) == ["studio: The width must be between 64 and 4096 pixels, not 0."]
+    assert (tmp_path / "o.png").read_text() == "precious"
+
+
 def test_overwrite_replaces_the_files_of_a_batch(quick_engine, tiny_model_dir, tmp_path, capsys):
     (tmp_path / "o-2.png").write_text("old")
     assert generate(tiny_model_dir, tmp_path / "o.png", "--batch-count", "3", "--seed", "5", "--overwrite") == 0
@@ -108,6 +118,12 @@ def test_generate_never_writes_over_a_picture_it_reads(case, quick_engine, tiny_
     }[case]
     if case == "batch":
         (tmp_path / "photo.png").rename(tmp_path / "photo-2.png")
+    if case == "control":  # one there: the request is checked before the outputs
+        from model_files import controlnet
+
+        from studio.core.paths import studio_paths
+
+        controlnet(studio_paths().data_dir / "models" / "controlnet" / "canny.safetensors", 32)
     monkeypatch.chdir(tmp_path)
     written = Path(output if case != "batch" else "photo.png")
     assert generate(tiny_model_dir, written, *args, "--overwrite") == EXIT_BAD_INPUT

@@ -551,11 +551,12 @@ def test_install_and_uninstall_ask_at_a_terminal_as_models_remove_does(tmp_path,
     folder = home / "data" / "plugins" / "cli-plugin"
     code, shown = at_a_terminal(home, ["plugins", "install", str(wheel)], b"n\n")
     assert (code, "Test Plugin 1.0.0 (plugin id cli-plugin)" in shown) == (1, True), shown
-    assert shown.rstrip().endswith("Install? [y/N] n") and not folder.exists()
+    assert shown.rstrip().endswith("Install? [y/N] n\nNothing was installed.") and not folder.exists()
     code, shown = at_a_terminal(home, ["plugins", "install", str(wheel)], b"y\n")
     assert code == 0 and "Installed Test Plugin 1.0.0." in shown and folder.is_dir()
     code, shown = at_a_terminal(home, ["plugins", "uninstall", "cli-plugin"], b"n\n")
-    assert (code, shown.strip()) == (1, f"Uninstall Test Plugin 1.0.0 and delete its folder {folder}? [y/N] n")
+    assert (code, shown.strip()) == (1, f"Uninstall Test Plugin 1.0.0 and delete its folder {folder}? [y/N] n\n"
+                                        "Nothing was uninstalled.")
     assert folder.is_dir()
     code, shown = at_a_terminal(home, ["plugins", "uninstall", "cli-plugin"], b"y\n")
     assert code == 0 and shown.strip().endswith("Removed Test Plugin 1.0.0.") and not folder.exists()

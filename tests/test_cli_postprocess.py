@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -147,3 +148,35 @@ def test_the_method_help_lists_studio_s_own_without_loading_torch(tmp_path):
     own = ", ".join(c.id for c in BUILTIN_CONTRIBUTIONS if c.kind == POSTPROCESSOR)
     assert f"(studio plugins list); one of: {own} " in said, stderr
     assert said.endswith(" False")
+
+
+def a_png_said_to_be(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header says ``width`` x ``height`` (its pixels are never there): a huge picture in a few bytes."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_picture_given_to_a_parameter_that_cannot_be_opened_is_bad_input(tmp_path, studio_home, capsys):
+    # `--style huge.png` (30000x30000) started the engine and exited 1; the same picture as IN exits 2.
+    source = tmp_path / "in.png"
+    Image.new("RGB", (64, 48), "blue").save(source)
+    huge = a_png_said_to_be(tmp_path / "huge.png", 30000, 30000)
+    (tmp_path / "notes.png").write_text("not a picture")
+    for style, said in ((huge, "studio: Colour Transfer (Histogram): Style picture: The image huge.png is too large "
+                                "to open safely (over 268,435,456 pixels)."),
+                        (tmp_path / "notes.png", "studio: Colour Transfer (Histogram): Style picture: notes.png is "
+                                                 "not an image file Studio can read.")):
+        refused = studio_here(capsys, "postprocess", str(source), "-o", str(tmp_path / "x.png"), "--method",
+                              "histogram", "--style", str(style))
+        assert (refused.returncode, refused.stderr.splitlines()[-1:]) == (2, [said])
+        assert not (tmp_path / "x.png").exists()
+    as_input = studio_here(capsys, "postprocess", str(huge), "-o", str(tmp_path / "x.png"), "--method", "histogram",
+                           "--style", str(source))
+    assert as_input.returncode == 2

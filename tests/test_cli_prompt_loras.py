@@ -97,3 +97,18 @@ def test_a_prompt_s_hypernet_tag_is_left_out_with_a_note(tiny_model_dir, studio_
     assert done.returncode == 0, done.stderr
     assert "note: Hypernetworks are not supported; <hypernet:anime:0.6> left out." in done.stderr.splitlines()
     assert [request.prompt for request in ran] == ["a fox"]
+
+
+def test_the_prompt_s_loras_are_said_once(tiny_model_dir, studio_home, tmp_path, capsys):
+    # "LoRAs from the prompt: ink (0.8)." was said before the job and again after "Saved".
+    from tiny_loras import lora_state, save_lora, tiny_unet
+
+    save_lora(lora_state(tiny_unet(tiny_model_dir)), studio_home / "data" / "models" / "loras" / "ink.safetensors")
+    done = studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--seed", "3", "--steps", "1", "--size",
+                       "64x64", "--prompt", "<lora:ink:0.8> a fox", "--negative", "<lora:ink:1> blur", "-o",
+                       str(tmp_path / "f.png"))
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: LoRAs from the prompt: ink (0.8).",
+                     "note: The negative prompt's <lora:ink:1> is read as words, as A1111 reads them: LoRAs are taken "
+                     "from the prompt only."]

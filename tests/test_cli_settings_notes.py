@@ -65,3 +65,20 @@ def test_settings_loaded_twice_by_one_command_are_said_once(studio_home, tmp_pat
     assert main(["models", "list"]) == 0
     lines = capsys.readouterr().err.splitlines()
     assert lines == [BAD_VALUE[1].format(folder=paths.config_dir)]
+
+
+def test_generate_help_says_the_load_note_once_as_a_note_and_logs_the_rest(tmp_path):
+    # Help reads the settings for its defaults while the command line is parsed: the note came three times, in
+    # three forms (the log's two lines through Python's last resort, and the note bare), none as `note: …`.
+    from studio_testing import run_studio
+
+    home = tmp_path / "home"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "settings.toml").write_text(
+        'device = "bogus"\n[generation]\nwidth = 3\nnegative_prompt = 5\nscheduler = "Nope"\n', encoding="utf-8")
+    done = run_studio(home, "generate", "--help")
+    assert (done.returncode, done.stdout.startswith("usage: studio generate")) == (0, True)
+    assert done.stderr.splitlines() == [
+        "note: Some settings could not be read (generation.width, generation.scheduler, generation.negative_prompt, "
+        f"device) and take their defaults; the file as it was is kept as settings.toml.broken (in {home / 'config'})."]
+    assert "Settings file" in (home / "data" / "studio.log").read_text(encoding="utf-8")  # the log keeps its lines

@@ -162,7 +162,7 @@ def check_strength(steps: int, strength: float) -> None:
     """diffusers runs int(steps x strength) steps of an img2img or inpainting job: none is an error, said here."""
     if int(steps * strength) < 1:
         raise InvalidRequest(
-            f"With {steps} steps and a strength of {strength:g} no denoising step would run; "
+            f"With {steps} step{'s' * (steps != 1)} and a strength of {strength:g} no denoising step would run; "
             "raise the steps or the strength.")
 
 
@@ -282,8 +282,9 @@ def _check_hires(request: GenerationRequest, width: int, height: int, notes: lis
         raise InvalidRequest(f"The hires fix's denoising strength must be above 0 and at most 1, not {hires.strength}.")
     second_steps = hires.steps_for(request.steps)
     if int(second_steps * hires.strength) < 1:
-        raise InvalidRequest(f"The hires fix's second pass would run no step ({second_steps} steps at a strength of "
-                             f"{hires.strength:g}); raise its steps or its strength.")
+        raise InvalidRequest(f"The hires fix's second pass would run no step ({second_steps} "
+                             f"step{'s' * (second_steps != 1)} at a strength of {hires.strength:g}); raise its steps "
+                             "or its strength.")
     upscaler = hires.upscaler.strip() if isinstance(hires.upscaler, str) else ""
     if not upscaler:
         raise InvalidRequest("The hires fix has no upscaler; pick Lanczos or an upscaler model.")

@@ -4,6 +4,7 @@ runs bfloat16 on processors that compute it in hardware: ``cpu_precision``)."""
 from __future__ import annotations
 
 import os
+import re
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ import torch
 from studio.core.errors import StudioError
 
 CPU_THREADS_ENV = "STUDIO_CPU_THREADS"
+DEVICE_ENV = "STUDIO_DEVICE"  # comes before the settings' device (tests and scripts pin the CPU with it)
+DEVICE_VALUES = "auto, cpu, cuda, cuda:N (the GPU numbered N) or mps"
 
 
 @dataclass(frozen=True)
@@ -21,20 +24,49 @@ class DeviceInfo:
     torch_device: torch.device
     dtype: torch.dtype
     description: str  # for the status bar
+    note: str = ""  # why this is not the device asked for, where that is worth a sentence (an unknown STUDIO_DEVICE)
+
+
+def parse_device(text: str) -> tuple[str, int] | None:
+    """``(kind, GPU index)`` for a device as people write it (``CUDA``, ``cuda:1``, `` mps ``), None for one
+    that is no device."""
+    value = text.strip().lower()
+    if value in ("auto", "cpu", "cuda", "mps"):
+        return value, 0
+    if found := re.fullmatch(r"cuda:(\d+)", value):
+        return "cuda", int(found[1])
+    return None
+
+
+def unknown_device_sentence(text: str) -> str:
+    """What is said of a STUDIO_DEVICE that names no device (it ran on the CPU without a word)."""
+    return f"{DEVICE_ENV} is {text!r}, which is no device: it takes {DEVICE_VALUES}, so Studio picks the device itself."
 
 
 def select_device(preference: str = "auto") -> DeviceInfo:
-    """Pick the best available device; a preference that is not available falls back to the CPU."""
-    preference = os.environ.get("STUDIO_DEVICE", preference) or "auto"
-    if preference in ("auto", "cuda") and torch.cuda.is_available():
-        props = torch.cuda.get_device_properties(0)
-        dtype = torch.float16
+    """Pick the best available device; a preference that is not available falls back to the CPU, and one that is
+    no device (an unknown STUDIO_DEVICE) to the best available, with a note that says so."""
+    asked = os.environ.get(DEVICE_ENV, preference) or "auto"
+    parsed, note = parse_device(asked), ""
+    if parsed is None:
+        parsed, note = ("auto", 0), unknown_device_sentence(asked)
+    kind, index = parsed
+    if kind in ("auto", "cuda") and torch.cuda.is_available():
+        if index >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            note = (f"{DEVICE_ENV} is {asked!r}, but PyTorch has {count} CUDA GPU{'s' * (count != 1)} here "
+                    f"(cuda:0 to cuda:{count - 1}); the first is used.")
+            index = 0
+        if index:
+            torch.cuda.set_device(index)  # what asks "the" GPU (memory, graphs) then asks this one
+        props = torch.cuda.get_device_properties(index)
         gib = props.total_memory / 2**30
-        return DeviceInfo("cuda", torch.device("cuda", 0), dtype, f"CUDA · {props.name} ({gib:.0f} GB) · float16")
-    if preference in ("auto", "mps") and torch.backends.mps.is_available():
-        return DeviceInfo("mps", torch.device("mps"), torch.float16, "Apple MPS · float16")
+        return DeviceInfo("cuda", torch.device("cuda", index), torch.float16,
+                          f"CUDA · {props.name} ({gib:.0f} GB) · float16", note)
+    if kind in ("auto", "mps") and torch.backends.mps.is_available():
+        return DeviceInfo("mps", torch.device("mps"), torch.float16, "Apple MPS · float16", note)
     torch.set_num_threads(cpu_threads(os.cpu_count() or 1))
-    return DeviceInfo("cpu", torch.device("cpu"), torch.float32, cpu_description(torch.float32))
+    return DeviceInfo("cpu", torch.device("cpu"), torch.float32, cpu_description(torch.float32), note)
 
 
 def cpu_threads(cores: int, environ: Mapping[str, str] = os.environ) -> int:

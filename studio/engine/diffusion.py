@@ -92,7 +92,11 @@ class DiffusersGenerator:
         # As a job with the default Speed setting will use it (the preload, or the first job, says otherwise).
         self._in_use = job_device(self._device, options_for("fast").enabled)
         log.info("Engine ready on %s after %.2f s", self.device.description, time.perf_counter() - started)
-        status(device=self.device.description)
+        if self._device.note:  # an unknown STUDIO_DEVICE: said where the window shows the engine's state
+            log.warning("%s", self._device.note)
+            status(device=self.device.description, message=self._device.note)
+        else:
+            status(device=self.device.description)
 
     def preload(self, likely: GenerationRequest, status) -> None:  # noqa: ANN001 - StatusFn from the worker
         """Prepare for the job the person will likely run first, while they write its prompt.
