@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -19,14 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from studio.services.history_damage import (
-    COMPANIONS,
-    DamagedDatabase,
-    check_database,
-    companion,
-    companions_found,
-    move_aside,
-)
+from studio.services.history_damage import DamagedDatabase, check_database, companions_found, move_aside
 from studio.services.history_entry import (
     INSERT_SQL,
     OUTCOMES,
@@ -44,6 +36,7 @@ from studio.services.history_errors import (
     translated,
 )
 from studio.services.history_file_uses import controls_referenced, kept_controls, referenced
+from studio.services.history_file_watch import DatabaseFileWatch
 from studio.services.history_query import (
     NEWEST_FIRST,
     HistoryQuery,
@@ -114,13 +107,8 @@ class HistoryStore:
         self.read_only = read_only
         self._local = threading.local()
         self._closed = False
-        # The file this store opened (device, inode), watched before each use: a file deleted or replaced while
-        # Studio runs would otherwise take the new entries with it (an open connection writes on into it).
-        self._identity: tuple[int, int] | None = None
-        self._watching = False
-        self._generation = 0  # bumped when a new database was started: older connections are dropped
-        self._reopen_lock = threading.RLock()
-        self._news: list[str] = []  # sentences about what happened to the file since it was opened (take_news)
+        # The file this store opened, checked before each use (removed, replaced or overwritten meanwhile).
+        self._file = DatabaseFileWatch(self.path, busy_timeout, self._open_checked, self._drop_connection)
         # Entries that could not be written while another program held the lock: kept, and written by add_pending.
         self._pending: list[HistoryEntry] = []
         self._pending_lock = threading.Lock()  # one writer of the pending entries at a time (never twice)
@@ -152,8 +140,7 @@ class HistoryStore:
             except DamagedDatabase as again:
                 raise HistoryError(f"A new history database could not be created in {self.path.parent}: "
                                    f"{again}.") from None
-        self._identity = self._file_identity()
-        self._watching = True
+        self._file.start()
 
     # -- opening ---------------------------------------------------------------------------
     def _open_checked(self) -> None:
@@ -179,9 +166,9 @@ class HistoryStore:
 
     # -- connections -----------------------------------------------------------------------
     def _conn(self, watch: bool = True) -> sqlite3.Connection:
-        if watch and self._watching and not self._closed:
-            self._follow_file()
-            if getattr(self._local, "generation", self._generation) != self._generation:
+        if watch and self._file.watching and not self._closed:
+            self._file.follow()
+            if getattr(self._local, "generation", self._file.generation) != self._file.generation:
                 self._drop_connection()  # still on the file that was removed, replaced or set aside
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -205,7 +192,7 @@ class HistoryStore:
             conn.close()
             raise
         self._local.conn = conn
-        self._local.generation = self._generation
+        self._local.generation = self._file.generation
         return conn
 
     def _add_notice(self, text: str) -> None:
@@ -218,95 +205,14 @@ class HistoryStore:
     def take_news(self) -> list[str]:
         """Sentences about what happened to the database file since the last call (it was removed, replaced or
         damaged while Studio ran, and a new one was started), for the person; each is given once."""
-        with self._notice_lock:
-            news, self._news = self._news, []
-        return news
-
-    def _tell(self, text: str) -> None:
-        log.warning("%s", text)
-        with self._notice_lock:
-            self._news.append(text)
-
-    @staticmethod
-    def _identity_of(path: Path) -> tuple[int, int] | None:
-        try:
-            found = os.stat(path)
-        except OSError:
-            return None
-        return found.st_dev, found.st_ino
-
-    def _file_identity(self) -> tuple[int, int] | None:
-        return self._identity_of(self.path)
-
-    def _follow_file(self) -> None:
-        """When the database file is no longer the one this store opened (deleted, or another file put in its
-        place), start using what is at the path now: a new database where there is none."""
-        if self._file_identity() == self._identity:
-            return
-        with self._reopen_lock:
-            if self._file_identity() == self._identity:
-                return  # another thread followed it meanwhile
-            removed = not os.path.lexists(self.path)
-            if removed:
-                for suffix in COMPANIONS:  # the removed database's: replayed into a new one, they would damage it
-                    companion(self.path, suffix).unlink(missing_ok=True)
-            aside = self._start_again()
-            if aside is not None:
-                self._tell(f"The history database {self.path} was replaced by a damaged file while Studio ran, so "
-                           f"Studio set that aside as {aside.name} and started a new, empty history.")
-            elif removed:
-                self._tell(f"The history database {self.path} was removed while Studio ran; a new one was started "
-                           "there, and the entries made before are gone from the history (their pictures are kept).")
-            else:
-                self._tell(f"The history database {self.path} was replaced by another file while Studio ran; Studio "
-                           "now keeps the history in that file.")
+        return self._file.take_news()
 
     def _set_aside_damaged(self) -> bool:
-        """After SQLite said the database is damaged: when a check confirms it (garbage written over the file
-        while Studio ran), set it aside and start a new one now, rather than lose the entries until the next
-        start. True when that was done."""
+        """A database damaged while Studio ran set aside and a new one started now (history_file_watch); True when
+        that was done."""
         if self.read_only or self._closed:
             return False
-        with self._reopen_lock:
-            try:
-                check_database(self.path, self.busy_timeout)
-            except DamagedDatabase:
-                pass
-            except HistoryError:
-                return False
-            else:
-                return False  # sound now (another thread set it aside meanwhile), or the damage is elsewhere
-            self._generation += 1
-            self._drop_connection()
-            aside = move_aside(self.path, companions_found(self.path))
-            self._open_new()
-            self._tell(f"The history database {self.path} was damaged while Studio ran, so Studio set it aside as "
-                       f"{aside.name} (in {aside.parent}) and started a new, empty history.")
-        return True
-
-    def _start_again(self) -> Path | None:
-        """Open (or create) the database now at the path, in place of the one opened before; a damaged file
-        there is set aside first (returned: where it went)."""
-        self._generation += 1
-        self._drop_connection()
-        found = companions_found(self.path)
-        try:
-            self._open_checked()
-        except DamagedDatabase:
-            self._drop_connection()
-            aside = move_aside(self.path, found)
-            self._open_new()
-            return aside
-        self._identity = self._file_identity()
-        return None
-
-    def _open_new(self) -> None:
-        try:
-            self._open_checked()
-        except DamagedDatabase as again:
-            raise HistoryError(f"A new history database could not be created in {self.path.parent}: "
-                               f"{again}.") from None
-        self._identity = self._file_identity()
+        return self._file.set_aside_damaged()
 
     def _drop_connection(self) -> None:
         conn = getattr(self._local, "conn", None)

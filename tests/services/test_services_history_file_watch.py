@@ -1,5 +1,5 @@
-"""The history database file removed, replaced or overwritten while Studio runs: the store notices before it
-writes, starts a new database at the path, says so once, and keeps every later entry there."""
+"""history_file_watch: the history database file removed, replaced or overwritten while Studio runs: the store
+notices before it writes, starts a new database at the path, says so once, and keeps every later entry there."""
 
 from __future__ import annotations
 
