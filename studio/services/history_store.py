@@ -37,6 +37,7 @@ from studio.services.history_errors import (
 )
 from studio.services.history_file_uses import controls_referenced, kept_controls, referenced
 from studio.services.history_file_watch import DatabaseFileWatch
+from studio.services.history_pending import PendingEntries
 from studio.services.history_query import (
     NEWEST_FIRST,
     HistoryQuery,
@@ -80,10 +81,6 @@ def _repairs_index(method: Callable[..., _T]) -> Callable[..., _T]:
     return wrapper
 
 
-def _entries(count: int) -> str:
-    return "1 entry" if count == 1 else f"{count} entries"
-
-
 def default_history_path() -> Path:
     """Where Studio keeps its history: ``<user data folder>/history.db``."""
     from studio.core.paths import studio_paths
@@ -110,8 +107,7 @@ class HistoryStore:
         # The file this store opened, checked before each use (removed, replaced or overwritten meanwhile).
         self._file = DatabaseFileWatch(self.path, busy_timeout, self._open_checked, self._drop_connection)
         # Entries that could not be written while another program held the lock: kept, and written by add_pending.
-        self._pending: list[HistoryEntry] = []
-        self._pending_lock = threading.Lock()  # one writer of the pending entries at a time (never twice)
+        self._pending = PendingEntries(self.add_many)
         if problem := shape_problem(self.path):
             raise problem
         if read_only:
@@ -235,9 +231,7 @@ class HistoryStore:
                 self._conn().execute(f"PRAGMA busy_timeout = {int((wait_for_pending or self.busy_timeout) * 1000):d}")
                 self.add_pending()
             except HistoryError as exc:
-                count = self.pending_count()
-                lost = (f"{_entries(count).capitalize()} could not be added to the history, so "
-                        f"{'they are' if count > 1 else 'it is'} not in it (the pictures are kept): {exc}")
+                lost = self._pending.lost_sentence(exc)
                 log.error("%s", lost)
         self._closed = True
         self._drop_connection()
@@ -247,27 +241,15 @@ class HistoryStore:
     def keep_for_later(self, entry: HistoryEntry) -> None:
         """Keep an entry that could not be written (another program holds the lock): add_pending writes it. Its
         time is now, not when the lock is gone."""
-        with self._notice_lock:
-            self._pending.append(entry if entry.created else replace(entry, created=time.time()))
+        self._pending.keep(entry)
 
     def pending_count(self) -> int:
-        with self._notice_lock:
-            return len(self._pending)
+        return self._pending.count()
 
     def add_pending(self) -> str | None:
         """Write the entries kept while the database was locked; a sentence saying they were added, or None when
         there were none. HistoryLocked (nothing written, all kept) while the lock is still held."""
-        with self._pending_lock:
-            with self._notice_lock:
-                entries = list(self._pending)
-            if not entries:
-                return None
-            self.add_many(entries)
-            with self._notice_lock:
-                del self._pending[:len(entries)]
-        log.info("Added %d history entries kept while the database was locked", len(entries))
-        return (f"The history database is free again: {_entries(len(entries))} kept while it was locked "
-                f"{'were' if len(entries) > 1 else 'was'} added to the history.")
+        return self._pending.add()
 
     def _repair_index(self) -> bool:
         """Rebuild a damaged full-text index (the entries table being sound); True when it was rebuilt."""
