@@ -7,7 +7,6 @@ Image files are written (atomically, fsynced) before the row that points at them
 
 from __future__ import annotations
 
-import functools
 import logging
 import sqlite3
 import threading
@@ -16,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Callable
 
 from studio.services.history_damage import DamagedDatabase, check_database, companions_found, move_aside
 from studio.services.history_entry import (
@@ -28,15 +27,14 @@ from studio.services.history_entry import (
     row_values,
 )
 from studio.services.history_errors import (
-    SQLITE_CORRUPT,
     HistoryError,
     is_damage,
-    primary_code,
     shape_problem,
     translated,
 )
 from studio.services.history_file_uses import controls_referenced, kept_controls, referenced
 from studio.services.history_file_watch import DatabaseFileWatch
+from studio.services.history_index_repair import INDEX_REBUILT, rebuild_damaged_index, repairs_index
 from studio.services.history_pending import PendingEntries
 from studio.services.history_query import (
     NEWEST_FIRST,
@@ -59,26 +57,6 @@ _ID_CHUNK = 500  # ids per "IN (...)" query, well under every SQLite's variable 
 SQLITE_MAX_INT = 2**63 - 1
 _BULK_ROWS = 1000  # add_many batches from this size index their text in one statement
 _FTS_INSERT_TRIGGER = "entries_fts_insert"
-
-
-_T = TypeVar("_T")
-
-
-def _repairs_index(method: Callable[..., _T]) -> Callable[..., _T]:
-    """Run method; when SQLite reports damage that is only in the full-text index (PRAGMA quick_check does not
-    look into FTS5's data), rebuild the index from the entries table and run it once more."""
-    @functools.wraps(method)
-    def wrapper(self: HistoryStore, *args: Any, **kwargs: Any) -> _T:
-        try:
-            return method(self, *args, **kwargs)
-        except HistoryError as exc:
-            cause = exc.__cause__
-            if not (isinstance(cause, sqlite3.Error) and is_damage(cause)):
-                raise
-            if not ((primary_code(cause) == SQLITE_CORRUPT and self._repair_index()) or self._set_aside_damaged()):
-                raise
-        return method(self, *args, **kwargs)
-    return wrapper
 
 
 def default_history_path() -> Path:
@@ -253,24 +231,9 @@ class HistoryStore:
 
     def _repair_index(self) -> bool:
         """Rebuild a damaged full-text index (the entries table being sound); True when it was rebuilt."""
-        conn = self._conn()
-        try:
-            conn.execute("INSERT INTO entries_fts (entries_fts) VALUES ('integrity-check')")
-            return False  # the index is sound: the damage is elsewhere
-        except sqlite3.Error as exc:
-            if primary_code(exc) != SQLITE_CORRUPT:
-                return False
-        try:
-            if [row[0] for row in conn.execute("PRAGMA quick_check")] != ["ok"]:
-                return False  # the entries themselves are damaged: set aside at the next start
-            with self._write() as conn:
-                conn.execute("INSERT INTO entries_fts (entries_fts) VALUES ('rebuild')")
-        except (sqlite3.Error, HistoryError) as exc:
-            log.warning("The damaged search index of %s could not be rebuilt: %s", self.path, exc)
+        if not rebuild_damaged_index(self._conn(), self._write, self.path):
             return False
-        log.warning("The search index of history database %s was damaged; rebuilt it from the entries", self.path)
-        self._add_notice("The history's search index was damaged, so Studio rebuilt it from the history; "
-                         "no entry was lost.")
+        self._add_notice(INDEX_REBUILT)
         return True
 
     @contextmanager
@@ -299,7 +262,7 @@ class HistoryStore:
         """Store one entry (its image file must already be on disk); returns its id."""
         return self.add_many([entry])[0]
 
-    @_repairs_index
+    @repairs_index
     def add_many(self, entries: Iterable[HistoryEntry]) -> list[int]:
         """Store entries in one transaction (imports, benchmarks); returns their ids in order.
 
@@ -332,14 +295,14 @@ class HistoryStore:
             conn.execute(trigger_sql)
             return list(range(first, first + len(rows)))
 
-    @_repairs_index
+    @repairs_index
     def set_starred(self, entry_id: int, starred: bool) -> bool:
         """Star or unstar an entry; False when there is no such entry."""
         with self._write() as conn:
             return conn.execute("UPDATE entries SET starred = ? WHERE id = ?",
                                 (int(bool(starred)), entry_id)).rowcount > 0
 
-    @_repairs_index
+    @repairs_index
     def delete(self, entry_id: int, remove_files: bool = True) -> bool:
         """Forget an entry; with remove_files, also delete its image, source picture and mask files and the
         control pictures kept for its guides, when no other entry uses them. False when there is no such entry.
@@ -370,7 +333,7 @@ class HistoryStore:
         return True
 
     # -- reading ---------------------------------------------------------------------------
-    @_repairs_index
+    @repairs_index
     def get(self, entry_id: int) -> HistoryEntry | None:
         if not -SQLITE_MAX_INT <= entry_id <= SQLITE_MAX_INT:
             return None  # no row has it (SQLite's integers are 64-bit)
@@ -378,7 +341,7 @@ class HistoryStore:
             row = self._conn().execute(f"{SELECT_SQL} WHERE id = ?", (entry_id,)).fetchone()
         return None if row is None else entry_from_row(row)
 
-    @_repairs_index
+    @repairs_index
     def search_ids(self, query: HistoryQuery = HistoryQuery(), limit: int | None = None) -> list[int]:
         """Ids of the entries matching query, newest first (a gallery fetches the entries page by page)."""
         with self._errors():
@@ -389,7 +352,7 @@ class HistoryStore:
                 args.append(min(max(0, int(limit)), SQLITE_MAX_INT))
             return [row[0] for row in conn.execute(sql, args)]
 
-    @_repairs_index
+    @repairs_index
     def entries(self, ids: Sequence[int]) -> list[HistoryEntry]:
         """The entries with these ids, in the order given (ids that no longer exist are skipped)."""
         found: dict[int, HistoryEntry] = {}
@@ -408,7 +371,7 @@ class HistoryStore:
         # Ids first, then the rows: sorting only (created, id) pairs is much cheaper than whole rows.
         return self.entries(self.search_ids(query, limit))
 
-    @_repairs_index
+    @repairs_index
     def count(self, query: HistoryQuery = HistoryQuery()) -> int:
         match = fts_query(query.text)
         indexed_only = match and not unspaced_words(query.text)
@@ -420,7 +383,7 @@ class HistoryStore:
         with self._errors():
             return self._conn().execute(sql, args).fetchone()[0]
 
-    @_repairs_index
+    @repairs_index
     def recorded_files(self, paths: Sequence[str]) -> set[str]:
         """Which of these files (full paths) an entry points at: its picture, source picture or mask, or a control
         picture kept for its guides. Writing over one would make the entry show another picture."""
@@ -430,14 +393,14 @@ class HistoryStore:
             conn = self._conn()
             return referenced(conn, list(paths)) | controls_referenced(conn, list(paths))
 
-    @_repairs_index
+    @repairs_index
     def models(self) -> list[str]:
         """The distinct model names in the history, sorted (for the model filter)."""
         with self._errors():
             return [row[0] for row in self._conn().execute(
                 "SELECT DISTINCT model_name FROM entries WHERE model_name != '' ORDER BY model_name")]
 
-    @_repairs_index
+    @repairs_index
     def recent_prompts(self, limit: int = RECENT_PROMPTS) -> list[str]:
         """Distinct prompts, most recently used first (for Up/Down recall and completion)."""
         prompts: dict[str, None] = {}
