@@ -110,7 +110,7 @@ class DatabaseFileWatch:
             self.generation += 1
             self._drop_connection()
             aside = move_aside(self.path, companions_found(self.path))
-            self._open_new()
+            self.open_new()
             self._tell(f"The history database {self.path} was damaged while Studio ran, so Studio set it aside as "
                        f"{aside.name} (in {aside.parent}) and started a new, empty history.")
         return True
@@ -126,12 +126,14 @@ class DatabaseFileWatch:
         except DamagedDatabase:
             self._drop_connection()
             aside = move_aside(self.path, found)
-            self._open_new()
+            self.open_new()
             return aside
         self._identity = file_identity(self.path)
         return None
 
-    def _open_new(self) -> None:
+    def open_new(self) -> None:
+        """Open (or create) the database at the path, a damaged one having just been set aside; HistoryError
+        when that fails too."""
         try:
             self._open_checked()
         except DamagedDatabase as again:

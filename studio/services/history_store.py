@@ -109,11 +109,7 @@ class HistoryStore:
             log.warning("History database %s was damaged (%s); moved to %s", self.path, exc, aside)
             self.notice = (f"The history database was damaged, so Studio set it aside as {aside.name} "
                            f"(in {aside.parent}) and started a new, empty history.")
-            try:
-                self._open_checked()
-            except DamagedDatabase as again:
-                raise HistoryError(f"A new history database could not be created in {self.path.parent}: "
-                                   f"{again}.") from None
+            self._file.open_new()
         self._file.start()
 
     # -- opening ---------------------------------------------------------------------------
