@@ -7,9 +7,7 @@ Image files are written (atomically, fsynced) before the row that points at them
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -17,16 +15,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Callable
 
-from studio.services.history_damage import (
-    COMPANIONS,
-    DamagedDatabase,
-    check_database,
-    companion,
-    companions_found,
-    move_aside,
-)
+from studio.services.history_damage import DamagedDatabase, check_database, companions_found, move_aside
 from studio.services.history_entry import (
     INSERT_SQL,
     OUTCOMES,
@@ -36,14 +27,15 @@ from studio.services.history_entry import (
     row_values,
 )
 from studio.services.history_errors import (
-    SQLITE_CORRUPT,
     HistoryError,
     is_damage,
-    primary_code,
     shape_problem,
     translated,
 )
 from studio.services.history_file_uses import controls_referenced, kept_controls, referenced
+from studio.services.history_file_watch import DatabaseFileWatch
+from studio.services.history_index_repair import INDEX_REBUILT, rebuild_damaged_index, repairs_index
+from studio.services.history_pending import PendingEntries
 from studio.services.history_query import (
     NEWEST_FIRST,
     HistoryQuery,
@@ -65,30 +57,6 @@ _ID_CHUNK = 500  # ids per "IN (...)" query, well under every SQLite's variable 
 SQLITE_MAX_INT = 2**63 - 1
 _BULK_ROWS = 1000  # add_many batches from this size index their text in one statement
 _FTS_INSERT_TRIGGER = "entries_fts_insert"
-
-
-_T = TypeVar("_T")
-
-
-def _repairs_index(method: Callable[..., _T]) -> Callable[..., _T]:
-    """Run method; when SQLite reports damage that is only in the full-text index (PRAGMA quick_check does not
-    look into FTS5's data), rebuild the index from the entries table and run it once more."""
-    @functools.wraps(method)
-    def wrapper(self: HistoryStore, *args: Any, **kwargs: Any) -> _T:
-        try:
-            return method(self, *args, **kwargs)
-        except HistoryError as exc:
-            cause = exc.__cause__
-            if not (isinstance(cause, sqlite3.Error) and is_damage(cause)):
-                raise
-            if not ((primary_code(cause) == SQLITE_CORRUPT and self._repair_index()) or self._set_aside_damaged()):
-                raise
-        return method(self, *args, **kwargs)
-    return wrapper
-
-
-def _entries(count: int) -> str:
-    return "1 entry" if count == 1 else f"{count} entries"
 
 
 def default_history_path() -> Path:
@@ -114,16 +82,10 @@ class HistoryStore:
         self.read_only = read_only
         self._local = threading.local()
         self._closed = False
-        # The file this store opened (device, inode), watched before each use: a file deleted or replaced while
-        # Studio runs would otherwise take the new entries with it (an open connection writes on into it).
-        self._identity: tuple[int, int] | None = None
-        self._watching = False
-        self._generation = 0  # bumped when a new database was started: older connections are dropped
-        self._reopen_lock = threading.RLock()
-        self._news: list[str] = []  # sentences about what happened to the file since it was opened (take_news)
+        # The file this store opened, checked before each use (removed, replaced or overwritten meanwhile).
+        self._file = DatabaseFileWatch(self.path, busy_timeout, self._open_checked, self._drop_connection)
         # Entries that could not be written while another program held the lock: kept, and written by add_pending.
-        self._pending: list[HistoryEntry] = []
-        self._pending_lock = threading.Lock()  # one writer of the pending entries at a time (never twice)
+        self._pending = PendingEntries(self.add_many)
         if problem := shape_problem(self.path):
             raise problem
         if read_only:
@@ -147,13 +109,8 @@ class HistoryStore:
             log.warning("History database %s was damaged (%s); moved to %s", self.path, exc, aside)
             self.notice = (f"The history database was damaged, so Studio set it aside as {aside.name} "
                            f"(in {aside.parent}) and started a new, empty history.")
-            try:
-                self._open_checked()
-            except DamagedDatabase as again:
-                raise HistoryError(f"A new history database could not be created in {self.path.parent}: "
-                                   f"{again}.") from None
-        self._identity = self._file_identity()
-        self._watching = True
+            self._file.open_new()
+        self._file.start()
 
     # -- opening ---------------------------------------------------------------------------
     def _open_checked(self) -> None:
@@ -179,9 +136,9 @@ class HistoryStore:
 
     # -- connections -----------------------------------------------------------------------
     def _conn(self, watch: bool = True) -> sqlite3.Connection:
-        if watch and self._watching and not self._closed:
-            self._follow_file()
-            if getattr(self._local, "generation", self._generation) != self._generation:
+        if watch and self._file.watching and not self._closed:
+            self._file.follow()
+            if getattr(self._local, "generation", self._file.generation) != self._file.generation:
                 self._drop_connection()  # still on the file that was removed, replaced or set aside
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -205,7 +162,7 @@ class HistoryStore:
             conn.close()
             raise
         self._local.conn = conn
-        self._local.generation = self._generation
+        self._local.generation = self._file.generation
         return conn
 
     def _add_notice(self, text: str) -> None:
@@ -218,95 +175,14 @@ class HistoryStore:
     def take_news(self) -> list[str]:
         """Sentences about what happened to the database file since the last call (it was removed, replaced or
         damaged while Studio ran, and a new one was started), for the person; each is given once."""
-        with self._notice_lock:
-            news, self._news = self._news, []
-        return news
-
-    def _tell(self, text: str) -> None:
-        log.warning("%s", text)
-        with self._notice_lock:
-            self._news.append(text)
-
-    @staticmethod
-    def _identity_of(path: Path) -> tuple[int, int] | None:
-        try:
-            found = os.stat(path)
-        except OSError:
-            return None
-        return found.st_dev, found.st_ino
-
-    def _file_identity(self) -> tuple[int, int] | None:
-        return self._identity_of(self.path)
-
-    def _follow_file(self) -> None:
-        """When the database file is no longer the one this store opened (deleted, or another file put in its
-        place), start using what is at the path now: a new database where there is none."""
-        if self._file_identity() == self._identity:
-            return
-        with self._reopen_lock:
-            if self._file_identity() == self._identity:
-                return  # another thread followed it meanwhile
-            removed = not os.path.lexists(self.path)
-            if removed:
-                for suffix in COMPANIONS:  # the removed database's: replayed into a new one, they would damage it
-                    companion(self.path, suffix).unlink(missing_ok=True)
-            aside = self._start_again()
-            if aside is not None:
-                self._tell(f"The history database {self.path} was replaced by a damaged file while Studio ran, so "
-                           f"Studio set that aside as {aside.name} and started a new, empty history.")
-            elif removed:
-                self._tell(f"The history database {self.path} was removed while Studio ran; a new one was started "
-                           "there, and the entries made before are gone from the history (their pictures are kept).")
-            else:
-                self._tell(f"The history database {self.path} was replaced by another file while Studio ran; Studio "
-                           "now keeps the history in that file.")
+        return self._file.take_news()
 
     def _set_aside_damaged(self) -> bool:
-        """After SQLite said the database is damaged: when a check confirms it (garbage written over the file
-        while Studio ran), set it aside and start a new one now, rather than lose the entries until the next
-        start. True when that was done."""
+        """A database damaged while Studio ran set aside and a new one started now (history_file_watch); True when
+        that was done."""
         if self.read_only or self._closed:
             return False
-        with self._reopen_lock:
-            try:
-                check_database(self.path, self.busy_timeout)
-            except DamagedDatabase:
-                pass
-            except HistoryError:
-                return False
-            else:
-                return False  # sound now (another thread set it aside meanwhile), or the damage is elsewhere
-            self._generation += 1
-            self._drop_connection()
-            aside = move_aside(self.path, companions_found(self.path))
-            self._open_new()
-            self._tell(f"The history database {self.path} was damaged while Studio ran, so Studio set it aside as "
-                       f"{aside.name} (in {aside.parent}) and started a new, empty history.")
-        return True
-
-    def _start_again(self) -> Path | None:
-        """Open (or create) the database now at the path, in place of the one opened before; a damaged file
-        there is set aside first (returned: where it went)."""
-        self._generation += 1
-        self._drop_connection()
-        found = companions_found(self.path)
-        try:
-            self._open_checked()
-        except DamagedDatabase:
-            self._drop_connection()
-            aside = move_aside(self.path, found)
-            self._open_new()
-            return aside
-        self._identity = self._file_identity()
-        return None
-
-    def _open_new(self) -> None:
-        try:
-            self._open_checked()
-        except DamagedDatabase as again:
-            raise HistoryError(f"A new history database could not be created in {self.path.parent}: "
-                               f"{again}.") from None
-        self._identity = self._file_identity()
+        return self._file.set_aside_damaged()
 
     def _drop_connection(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -329,9 +205,7 @@ class HistoryStore:
                 self._conn().execute(f"PRAGMA busy_timeout = {int((wait_for_pending or self.busy_timeout) * 1000):d}")
                 self.add_pending()
             except HistoryError as exc:
-                count = self.pending_count()
-                lost = (f"{_entries(count).capitalize()} could not be added to the history, so "
-                        f"{'they are' if count > 1 else 'it is'} not in it (the pictures are kept): {exc}")
+                lost = self._pending.lost_sentence(exc)
                 log.error("%s", lost)
         self._closed = True
         self._drop_connection()
@@ -341,48 +215,21 @@ class HistoryStore:
     def keep_for_later(self, entry: HistoryEntry) -> None:
         """Keep an entry that could not be written (another program holds the lock): add_pending writes it. Its
         time is now, not when the lock is gone."""
-        with self._notice_lock:
-            self._pending.append(entry if entry.created else replace(entry, created=time.time()))
+        self._pending.keep(entry)
 
     def pending_count(self) -> int:
-        with self._notice_lock:
-            return len(self._pending)
+        return self._pending.count()
 
     def add_pending(self) -> str | None:
         """Write the entries kept while the database was locked; a sentence saying they were added, or None when
         there were none. HistoryLocked (nothing written, all kept) while the lock is still held."""
-        with self._pending_lock:
-            with self._notice_lock:
-                entries = list(self._pending)
-            if not entries:
-                return None
-            self.add_many(entries)
-            with self._notice_lock:
-                del self._pending[:len(entries)]
-        log.info("Added %d history entries kept while the database was locked", len(entries))
-        return (f"The history database is free again: {_entries(len(entries))} kept while it was locked "
-                f"{'were' if len(entries) > 1 else 'was'} added to the history.")
+        return self._pending.add()
 
     def _repair_index(self) -> bool:
         """Rebuild a damaged full-text index (the entries table being sound); True when it was rebuilt."""
-        conn = self._conn()
-        try:
-            conn.execute("INSERT INTO entries_fts (entries_fts) VALUES ('integrity-check')")
-            return False  # the index is sound: the damage is elsewhere
-        except sqlite3.Error as exc:
-            if primary_code(exc) != SQLITE_CORRUPT:
-                return False
-        try:
-            if [row[0] for row in conn.execute("PRAGMA quick_check")] != ["ok"]:
-                return False  # the entries themselves are damaged: set aside at the next start
-            with self._write() as conn:
-                conn.execute("INSERT INTO entries_fts (entries_fts) VALUES ('rebuild')")
-        except (sqlite3.Error, HistoryError) as exc:
-            log.warning("The damaged search index of %s could not be rebuilt: %s", self.path, exc)
+        if not rebuild_damaged_index(self._conn(), self._write, self.path):
             return False
-        log.warning("The search index of history database %s was damaged; rebuilt it from the entries", self.path)
-        self._add_notice("The history's search index was damaged, so Studio rebuilt it from the history; "
-                         "no entry was lost.")
+        self._add_notice(INDEX_REBUILT)
         return True
 
     @contextmanager
@@ -411,7 +258,7 @@ class HistoryStore:
         """Store one entry (its image file must already be on disk); returns its id."""
         return self.add_many([entry])[0]
 
-    @_repairs_index
+    @repairs_index
     def add_many(self, entries: Iterable[HistoryEntry]) -> list[int]:
         """Store entries in one transaction (imports, benchmarks); returns their ids in order.
 
@@ -444,14 +291,14 @@ class HistoryStore:
             conn.execute(trigger_sql)
             return list(range(first, first + len(rows)))
 
-    @_repairs_index
+    @repairs_index
     def set_starred(self, entry_id: int, starred: bool) -> bool:
         """Star or unstar an entry; False when there is no such entry."""
         with self._write() as conn:
             return conn.execute("UPDATE entries SET starred = ? WHERE id = ?",
                                 (int(bool(starred)), entry_id)).rowcount > 0
 
-    @_repairs_index
+    @repairs_index
     def delete(self, entry_id: int, remove_files: bool = True) -> bool:
         """Forget an entry; with remove_files, also delete its image, source picture and mask files and the
         control pictures kept for its guides, when no other entry uses them. False when there is no such entry.
@@ -482,7 +329,7 @@ class HistoryStore:
         return True
 
     # -- reading ---------------------------------------------------------------------------
-    @_repairs_index
+    @repairs_index
     def get(self, entry_id: int) -> HistoryEntry | None:
         if not -SQLITE_MAX_INT <= entry_id <= SQLITE_MAX_INT:
             return None  # no row has it (SQLite's integers are 64-bit)
@@ -490,7 +337,7 @@ class HistoryStore:
             row = self._conn().execute(f"{SELECT_SQL} WHERE id = ?", (entry_id,)).fetchone()
         return None if row is None else entry_from_row(row)
 
-    @_repairs_index
+    @repairs_index
     def search_ids(self, query: HistoryQuery = HistoryQuery(), limit: int | None = None) -> list[int]:
         """Ids of the entries matching query, newest first (a gallery fetches the entries page by page)."""
         with self._errors():
@@ -501,7 +348,7 @@ class HistoryStore:
                 args.append(min(max(0, int(limit)), SQLITE_MAX_INT))
             return [row[0] for row in conn.execute(sql, args)]
 
-    @_repairs_index
+    @repairs_index
     def entries(self, ids: Sequence[int]) -> list[HistoryEntry]:
         """The entries with these ids, in the order given (ids that no longer exist are skipped)."""
         found: dict[int, HistoryEntry] = {}
@@ -520,7 +367,7 @@ class HistoryStore:
         # Ids first, then the rows: sorting only (created, id) pairs is much cheaper than whole rows.
         return self.entries(self.search_ids(query, limit))
 
-    @_repairs_index
+    @repairs_index
     def count(self, query: HistoryQuery = HistoryQuery()) -> int:
         match = fts_query(query.text)
         indexed_only = match and not unspaced_words(query.text)
@@ -532,7 +379,7 @@ class HistoryStore:
         with self._errors():
             return self._conn().execute(sql, args).fetchone()[0]
 
-    @_repairs_index
+    @repairs_index
     def recorded_files(self, paths: Sequence[str]) -> set[str]:
         """Which of these files (full paths) an entry points at: its picture, source picture or mask, or a control
         picture kept for its guides. Writing over one would make the entry show another picture."""
@@ -542,14 +389,14 @@ class HistoryStore:
             conn = self._conn()
             return referenced(conn, list(paths)) | controls_referenced(conn, list(paths))
 
-    @_repairs_index
+    @repairs_index
     def models(self) -> list[str]:
         """The distinct model names in the history, sorted (for the model filter)."""
         with self._errors():
             return [row[0] for row in self._conn().execute(
                 "SELECT DISTINCT model_name FROM entries WHERE model_name != '' ORDER BY model_name")]
 
-    @_repairs_index
+    @repairs_index
     def recent_prompts(self, limit: int = RECENT_PROMPTS) -> list[str]:
         """Distinct prompts, most recently used first (for Up/Down recall and completion)."""
         prompts: dict[str, None] = {}

@@ -9,8 +9,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QDate, QModelIndex, QPoint, QRect, QSize, Qt, QTimer, QUrl, Signal
-from PySide6.QtGui import QColor, QDesktopServices, QPainter, QPen
+from PySide6.QtCore import QDate, QPoint, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
     QDateEdit,
@@ -20,9 +20,6 @@ from PySide6.QtWidgets import (
     QListView,
     QMenu,
     QMessageBox,
-    QStyle,
-    QStyledItemDelegate,
-    QStyleOptionViewItem,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -33,57 +30,16 @@ from studio.services.history_errors import HistoryLocked
 from studio.services.history_query import HistoryQuery
 from studio.services.history_store import HistoryEntry, HistoryStore
 from studio.ui.actions import widget_keys
-from studio.ui.gallery_model import ENTRY_ROLE, THUMB_ROLE, GalleryModel, count_text
+from studio.ui.gallery_delegate import CELL, STAR, GalleryDelegate
+from studio.ui.gallery_model import ENTRY_ROLE, GalleryModel, count_text
 from studio.ui.tasks import Tasks
-from studio.ui.theme import ACCENT, BASE, TEXT_DIM, icon
+from studio.ui.theme import icon
 
 log = logging.getLogger(__name__)
 PENDING_RETRY_MS = 2000  # how often entries kept while the history was locked are tried again
-CELL = 132
-STAR = "#f5c542"
 READ_ONLY = "the history is read-only: Studio may not write to it or to its folder"  # why Star and Delete are off
 DATE_RANGES = [("Any time", None), ("Today", 0), ("Last 7 days", 7), ("Last 30 days", 30),
                ("Last 365 days", 365), ("Custom range…", -1)]
-
-
-class GalleryDelegate(QStyledItemDelegate):
-    """A thumbnail cell: the picture fitted in, a star when starred, a mark on failed jobs."""
-
-    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:  # noqa: N802
-        return QSize(CELL, CELL)
-
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
-        entry: HistoryEntry | None = index.data(ENTRY_ROLE)
-        rect = option.rect.adjusted(4, 4, -4, -4)
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(BASE))
-        painter.drawRoundedRect(rect, 6, 6)
-        thumb = index.data(THUMB_ROLE) if entry and entry.outcome == "ok" else None
-        if thumb is not None and not thumb.isNull():
-            scaled = thumb.size().scaled(rect.size(), Qt.AspectRatioMode.KeepAspectRatio)
-            target = QRect(0, 0, scaled.width(), scaled.height())
-            target.moveCenter(rect.center())
-            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-            painter.drawImage(target, thumb)
-        elif entry is not None and entry.outcome == "ok":
-            icon("image", TEXT_DIM).paint(painter, QRect(rect.center().x() - 14, rect.center().y() - 14, 28, 28))
-        elif entry is not None:  # a failed or cancelled job: what it was, and that it did not finish
-            icon("alert", TEXT_DIM).paint(painter, QRect(rect.center().x() - 12, rect.top() + 14, 24, 24))
-            painter.setPen(QColor(TEXT_DIM))
-            painter.setClipRect(rect.adjusted(6, 0, -6, -6))
-            text = f"{entry.outcome.capitalize()}\n{entry.prompt[:80]}"
-            painter.drawText(rect.adjusted(6, 44, -6, -6),
-                             Qt.AlignmentFlag.AlignHCenter | Qt.TextFlag.TextWordWrap, text)
-            painter.setClipping(False)
-        if entry is not None and entry.starred:
-            icon("star-filled", STAR).paint(painter, QRect(rect.right() - 22, rect.top() + 4, 18, 18))
-        if option.state & QStyle.StateFlag.State_Selected:
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.setPen(QPen(QColor(ACCENT), 2))
-            painter.drawRoundedRect(rect, 6, 6)
-        painter.restore()
 
 
 class GalleryPanel(QWidget):

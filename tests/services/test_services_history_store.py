@@ -464,24 +464,6 @@ def test_a_damaged_page_found_by_quick_check_is_moved_aside(tmp_path):
     damaged.close()
 
 
-def test_a_damaged_full_text_index_is_rebuilt_from_the_entries_and_said_once(tmp_path):
-    path = tmp_path / "history.db"
-    store = HistoryStore(path)
-    store.add_many([entry(prompt=f"prompt number {i} cat") for i in range(300)])
-    store.close()
-    conn = sqlite3.connect(path)  # quick_check does not look into FTS5's data: the entries stay sound
-    conn.execute("UPDATE entries_fts_data SET block = randomblob(length(block)) WHERE id > 10")
-    conn.commit()
-    conn.close()
-    damaged = HistoryStore(path)
-    assert damaged.count(HistoryQuery(text="number 5")) == 11  # 5, 50-59
-    assert "search index" in damaged.notice and "rebuilt" in damaged.notice
-    assert len(ids_for(damaged, text="cat")) == 300
-    new = damaged.add(entry(prompt="a new cat"))
-    assert ids_for(damaged, text="new cat") == [new] and aside_files(tmp_path) == []
-    damaged.close()
-
-
 LOCK_HOLDER = textwrap.dedent("""
     import sqlite3, sys
     conn = sqlite3.connect(sys.argv[1], isolation_level=None)

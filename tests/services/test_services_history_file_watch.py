@@ -1,5 +1,5 @@
-"""The history database file removed, replaced or overwritten while Studio runs: the store notices before it
-writes, starts a new database at the path, says so once, and keeps every later entry there."""
+"""history_file_watch: the history database file removed, replaced or overwritten while Studio runs: the store
+notices before it writes, starts a new database at the path, says so once, and keeps every later entry there."""
 
 from __future__ import annotations
 
@@ -92,57 +92,3 @@ def test_a_garbage_file_put_in_the_database_s_place_is_set_aside(store):
     assert "was replaced by a damaged file while Studio ran" in store.take_news()[0]
     store.close()
     assert prompts_on_disk(store.path) == ["after"]
-
-
-# -- another program holds the lock -----------------------------------------------------------
-class Locker:
-    """Another program's write lock on the database, held until released."""
-
-    def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("BEGIN IMMEDIATE")
-
-    def release(self) -> None:
-        self.conn.execute("ROLLBACK")
-        self.conn.close()
-
-
-def test_entries_kept_while_locked_are_added_once_the_lock_is_gone(tmp_path):
-    from studio.services.history_errors import HistoryLocked
-
-    store = HistoryStore(tmp_path / "history.db", busy_timeout=0.1)
-    store.add(entry("before"))
-    locker = Locker(store.path)
-    with pytest.raises(HistoryLocked):
-        store.add(entry("while locked"))
-    store.keep_for_later(entry("while locked"))
-    with pytest.raises(HistoryLocked):
-        store.add_pending()
-    assert store.pending_count() == 1  # nothing written, nothing dropped
-    locker.release()
-    assert store.add_pending() == ("The history database is free again: 1 entry kept while it was locked was "
-                                   "added to the history.")
-    assert store.add_pending() is None and store.pending_count() == 0
-    assert [e.prompt for e in store.search()] == ["while locked", "before"]
-    store.close()
-
-
-def test_closing_waits_for_the_lock_to_write_kept_entries_or_says_what_was_lost(tmp_path):
-    store = HistoryStore(tmp_path / "history.db", busy_timeout=0.1)
-    store.add(entry("before"))
-    locker = Locker(store.path)
-    store.keep_for_later(entry("kept"))
-    said: list[str] = []
-    threading.Timer(0.3, locker.release).start()  # the other program ends while the CLI waits
-    assert store.close(wait_for_pending=10.0, on_wait=said.append) is None
-    assert said == [f"Waiting for the history database {store.path}, locked by another program…"]
-    assert prompts_on_disk(store.path) == ["before", "kept"]
-
-    store = HistoryStore(tmp_path / "history.db", busy_timeout=0.1)
-    locker = Locker(store.path)
-    store.keep_for_later(entry("lost"))
-    lost = store.close(wait_for_pending=0.2)
-    locker.release()
-    assert lost.startswith("1 entry could not be added to the history, so it is not in it (the pictures are kept): "
-                           f"The history database {store.path} is locked by another program")
-    assert prompts_on_disk(store.path) == ["before", "kept"]

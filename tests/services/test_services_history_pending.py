@@ -1,0 +1,77 @@
+"""history_pending: entries that could not be written while another program held the history database's lock are
+kept, and written once the lock is gone (or when closing, saying what was lost when it never is)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from studio.services.history_store import HistoryEntry, HistoryStore
+
+
+def entry(prompt: str) -> HistoryEntry:
+    return HistoryEntry(prompt=prompt, model_name="tiny-sd", seed=1, steps=2, width=64, height=64)
+
+
+def prompts_on_disk(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [row[0] for row in conn.execute("SELECT prompt FROM entries ORDER BY id")]
+    finally:
+        conn.close()
+
+
+class Locker:
+    """Another program's write lock on the database, held until released."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        self.conn.execute("ROLLBACK")
+        self.conn.close()
+
+
+def test_entries_kept_while_locked_are_added_once_the_lock_is_gone(tmp_path):
+    from studio.services.history_errors import HistoryLocked
+
+    store = HistoryStore(tmp_path / "history.db", busy_timeout=0.1)
+    store.add(entry("before"))
+    locker = Locker(store.path)
+    with pytest.raises(HistoryLocked):
+        store.add(entry("while locked"))
+    store.keep_for_later(entry("while locked"))
+    with pytest.raises(HistoryLocked):
+        store.add_pending()
+    assert store.pending_count() == 1  # nothing written, nothing dropped
+    locker.release()
+    assert store.add_pending() == ("The history database is free again: 1 entry kept while it was locked was "
+                                   "added to the history.")
+    assert store.add_pending() is None and store.pending_count() == 0
+    assert [e.prompt for e in store.search()] == ["while locked", "before"]
+    store.close()
+
+
+def test_closing_waits_for_the_lock_to_write_kept_entries_or_says_what_was_lost(tmp_path):
+    store = HistoryStore(tmp_path / "history.db", busy_timeout=0.1)
+    store.add(entry("before"))
+    locker = Locker(store.path)
+    store.keep_for_later(entry("kept"))
+    said: list[str] = []
+    threading.Timer(0.3, locker.release).start()  # the other program ends while the CLI waits
+    assert store.close(wait_for_pending=10.0, on_wait=said.append) is None
+    assert said == [f"Waiting for the history database {store.path}, locked by another program…"]
+    assert prompts_on_disk(store.path) == ["before", "kept"]
+
+    store = HistoryStore(tmp_path / "history.db", busy_timeout=0.1)
+    locker = Locker(store.path)
+    store.keep_for_later(entry("lost"))
+    lost = store.close(wait_for_pending=0.2)
+    locker.release()
+    assert lost.startswith("1 entry could not be added to the history, so it is not in it (the pictures are kept): "
+                           f"The history database {store.path} is locked by another program")
+    assert prompts_on_disk(store.path) == ["before", "kept"]
