@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.core.errors import ModelError, first_line
+from studio.core.errors import ModelError, and_list, first_line
 from studio.core.hashing import in_background, model_hash
-from studio.core.models import MODEL_INDEX, check_model_folder, checkpoint_kind
+from studio.core.models import INCOMPLETE, MODEL_INDEX, check_model_folder, checkpoint_kind
 from studio.engine.device import DeviceInfo
 from studio.engine.libraries import quiet_imports
 from studio.engine.model_keeping import ModelStamp, model_files_key
@@ -161,19 +161,28 @@ def _load_folder(path: Path, device: DeviceInfo) -> Any:
 
 
 _NO_CLASS = re.compile(r"`(\w+)` has no class `(\w+)`")
+_MISSING_PARTS = re.compile(r"expected \[([^\]]*)\], but only \{([^}]*)\} were passed")
+OPTIONAL_PARTS = {"safety_checker", "feature_extractor", "image_encoder"}  # a pipeline loads without these
 _WRONG_SHAPE = re.compile(r"([\w.]+) expected shape torch\.Size\(\[([\d, ]*)\]\), "
                           r"but got torch\.Size\(\[([\d, ]*)\]\)")
 
 
 def _mismatch(path: Path, index: dict, error: str) -> str:
     """One sentence for diffusers' errors of a folder whose parts do not go together (a class model_index.json
-    names that diffusers lacks, weights of other sizes than their config); "" for any other error."""
+    names that diffusers lacks, parts it does not name at all, weights of other sizes than their config); "" for
+    any other error."""
     if found := _NO_CLASS.search(error):
         library, name = found.groups()
         component = next((c for c, e in index.items() if isinstance(e, list) and e[1:2] == [name]), "")
         part = f" for its {component}" if component else ""
         return (f"The model {path.name} names the class {name}{part} in {MODEL_INDEX}, which {library} does not "
                 "have; the folder may mix files of two models.")
+    if found := _MISSING_PARTS.search(error):
+        expected, passed = (set(re.findall(r"'(\w+)'", text)) for text in found.groups())
+        missing = sorted(expected - passed - OPTIONAL_PARTS)
+        if missing:
+            return (f"The model {path.name}'s {MODEL_INDEX} does not name its {and_list(missing)}, which its "
+                    f"pipeline needs{INCOMPLETE}")
     if found := _WRONG_SHAPE.search(error):
         tensor, expected, got = found.groups()
         component = _component_holding(path, tensor, got) or "weights"

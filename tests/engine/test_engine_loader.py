@@ -260,6 +260,20 @@ def test_a_folder_whose_parts_do_not_go_together_is_refused_in_one_studio_senten
                               "[320] by the config); the folder may mix files of two models.")
 
 
+def test_a_folder_whose_model_index_leaves_out_parts_says_which(tiny_model_dir, cpu, tmp_path):
+    """An index naming only its unet was offered and failed with diffusers' text ("Pipeline <class …> expected
+    ['feature_extractor', …, 'vae'], but only {'unet'} were passed.")."""
+    model = copy_model(tiny_model_dir, tmp_path / "partial")
+    index = json.loads((model / "model_index.json").read_text(encoding="utf-8"))
+    kept = {key: value for key, value in index.items() if key.startswith("_") or key == "unet"}
+    (model / "model_index.json").write_text(json.dumps(kept), encoding="utf-8")
+    with pytest.raises(ModelError) as err:
+        load_model(model, cpu)
+    assert str(err.value) == ("The model partial's model_index.json does not name its scheduler, text_encoder, "
+                              "tokenizer and vae, which its pipeline needs; if it is a download that did not finish, "
+                              "download it again to resume; otherwise copy the whole folder again.")
+
+
 def test_the_device_dtype_is_applied_to_every_component(tiny_model_dir):
     """On CUDA the loader asks for float16; the components must really arrive in it (checked on the CPU)."""
     from studio.engine.device import DeviceInfo
