@@ -52,7 +52,9 @@ class _SeedValidator(QValidator):
     """Digits up to MAX_SEED (ten digits let 9999999999 in, which no job takes), or nothing for a random seed."""
 
     def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:  # noqa: D102
-        fits = text == "" or (text.isascii() and text.isdigit() and int(text) <= MAX_SEED)
+        # By length first: int() of over 4300 digits raises, and an exception here aborts the process.
+        fits = text == "" or (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_SEED))
+                              and int(text) <= MAX_SEED)
         return (QValidator.State.Acceptable if fits else QValidator.State.Invalid), text, pos
 
 
