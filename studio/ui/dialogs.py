@@ -66,6 +66,7 @@ class ExtendCanvasDialog(QDialog):
 
 
 MAX_SCALE_SIDE = MAX_SIZE * 4  # the Scale Image dialog's limit on either side
+MIN_SCALE_SIDE = MIN_SIZE // 8
 
 
 class ScaleImageDialog(QDialog):
@@ -81,8 +82,8 @@ class ScaleImageDialog(QDialog):
         # down together (a spin box clamping one side alone distorted the picture).
         self.width_spin = _spin(MAX_SCALE_SIDE * 64, size[0], step=1)
         self.height_spin = _spin(MAX_SCALE_SIDE * 64, size[1], step=1)
-        self.width_spin.setMinimum(MIN_SIZE // 8)
-        self.height_spin.setMinimum(MIN_SIZE // 8)
+        self.width_spin.setMinimum(MIN_SCALE_SIDE)
+        self.height_spin.setMinimum(MIN_SCALE_SIDE)
         self.keep_aspect = QCheckBox("Keep proportions")
         self.keep_aspect.setChecked(True)
         form.addRow("Width", self.width_spin)
@@ -99,7 +100,7 @@ class ScaleImageDialog(QDialog):
         layout.addWidget(buttons)
         self.width_spin.valueChanged.connect(self._width_changed)
         self.height_spin.valueChanged.connect(self._height_changed)
-        self._show_limit(False)
+        self._show_limit(False, raised=min(size) < MIN_SCALE_SIDE)  # a picture thinner than that: lifted already
 
     def new_size(self) -> tuple[int, int]:
         return self.width_spin.value(), self.height_spin.value()
@@ -125,16 +126,25 @@ class ScaleImageDialog(QDialog):
                 width, height = MAX_SCALE_SIDE, round(MAX_SCALE_SIDE / self._aspect)
             else:
                 width, height = round(MAX_SCALE_SIDE * self._aspect), MAX_SCALE_SIDE
-        width, height = min(max(1, width), MAX_SCALE_SIDE), min(max(1, height), MAX_SCALE_SIDE)
+        # The spin boxes would lift a side under their minimum alone, silently: a 4000×3 picture at 800 wide became
+        # 800×8, stretched. Said in the note instead.
+        raised = min(width, height) < MIN_SCALE_SIDE
+        width, height = (min(max(MIN_SCALE_SIDE, width), MAX_SCALE_SIDE),
+                         min(max(MIN_SCALE_SIDE, height), MAX_SCALE_SIDE))
         for spin, value in ((self.width_spin, width), (self.height_spin, height)):
             spin.blockSignals(True)
             spin.setValue(value)
             spin.blockSignals(False)
-        self._show_limit(limited)
+        self._show_limit(limited, raised)
 
-    def _show_limit(self, limited: bool) -> None:
+    def _show_limit(self, limited: bool, raised: bool = False) -> None:
         text = f"At most {MAX_SCALE_SIDE} px a side"
         if self.keep_aspect.isChecked():
             text += "; with Keep proportions both sides are brought down together"
-        self.limit_note.setText(f"{text}. That size was over it, so it is {self.width_spin.value()}×"
-                                f"{self.height_spin.value()}." if limited else f"{text}.")
+        text = (f"{text}. That size was over it, so it is {self.width_spin.value()}×{self.height_spin.value()}."
+                if limited else f"{text}.")
+        if raised:
+            text += (f" At least {MIN_SCALE_SIDE} px a side: a side would have been less, so it is "
+                     f"{MIN_SCALE_SIDE} px" + (" and the picture's proportions are not kept (it is stretched)."
+                                               if self.keep_aspect.isChecked() else "."))
+        self.limit_note.setText(text)

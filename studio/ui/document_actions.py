@@ -88,12 +88,15 @@ class DocumentActions(QObject):
 
     # -- history ---------------------------------------------------------------------------------
     def document_undo(self) -> None:
-        if not self._busy_refusal():
-            self.document.undo()
+        # Said, so the line no longer shows a message about the step just taken back ("... the picture is unchanged").
+        doc = self.document
+        if not self._busy_refusal() and doc.undo():
+            self.window.status.set_message(f"Undid {doc.history_labels()[doc.history_position]}.")
 
     def document_redo(self) -> None:
-        if not self._busy_refusal():
-            self.document.redo()
+        doc = self.document
+        if not self._busy_refusal() and doc.redo():
+            self.window.status.set_message(f"Redid {doc.history_labels()[doc.history_position - 1]}.")
 
     # -- pictures --------------------------------------------------------------------------------
     def open_image_dialog(self) -> None:
@@ -317,6 +320,8 @@ class DocumentActions(QObject):
             self.window.status.set_message(" ".join(problems) + then, error=True)
         elif fill:
             self.window.generate()
+        else:
+            self.window.status.set_message(f"Extended the canvas to {image.width}×{image.height}.")
 
     def scale_dialog(self) -> None:
         doc = self.document

@@ -3,14 +3,16 @@
 The tools have one-letter shortcuts (H, B, E, R, L, F, M) and Esc cancels the running job, window-wide. In a
 drop-down or a list a letter jumps to the item it starts ("E" to Euler), so there it goes to the field, not
 to the tool (M used to hide the mask, and the next job quietly ignored it); the undo history's list is the
-exception, where the letters stay the tools'. Esc in a field leaves it for the canvas instead of cancelling a
-long job; a second Esc cancels.
+exception, where the letters stay the tools'. Esc cancels the running job from a field too, as the Cancel
+button's "Stop the running job (Esc)" says: a field has no use of its own for it. Where Esc does mean something
+(an open completer or drop-down list, a cell being edited, a dialog) it keeps that meaning; with no job running,
+Esc in a field leaves it for the canvas.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QAction, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QAbstractSpinBox,
@@ -49,6 +51,8 @@ class FocusedFieldKeys(QObject):
         escape = event.key() == Qt.Key.Key_Escape and event.modifiers() == Qt.KeyboardModifier.NoModifier
         if kind == QEvent.Type.ShortcutOverride:
             letter = bool(event.text()) and event.text().isprintable() and event.modifiers() in _PLAIN
+            if escape and isinstance(field, _ESC_FIELDS) and _escape_runs_an_action(watched):
+                return False  # the window's Esc (Cancel Current Job, while a job runs) fires
             if (letter and _takes_letters(field)) or (escape and isinstance(field, _ESC_FIELDS)):
                 event.accept()  # the field gets the key as a key press, and no shortcut fires
             return False
@@ -56,6 +60,15 @@ class FocusedFieldKeys(QObject):
             self._leave_to.setFocus(Qt.FocusReason.ShortcutFocusReason)
             return True
         return False
+
+
+def _escape_runs_an_action(window: QObject) -> bool:
+    """Whether Esc is the shortcut of an enabled action of the window, and no popup (a completer's list, an open
+    drop-down) would take it first."""
+    if QApplication.activePopupWidget() is not None:
+        return False
+    escape = QKeySequence(Qt.Key.Key_Escape)
+    return any(a.isEnabled() and escape in a.shortcuts() for a in window.findChildren(QAction))
 
 
 def _takes_letters(field: QWidget) -> bool:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMainWindow,
     QMenu,
     QSlider,
     QSpinBox,
@@ -106,30 +108,77 @@ class SizeBox(QWidget):
     def _swap(self) -> None:
         self.set_size(self.height_spin.value(), self.width_spin.value())
 
-# A seed as pasted from a picture's parameters: "42", " 42 ", "Seed: 42".
-_SEED_TEXT = re.compile(r"\s*(?:seed\s*[:=]?\s*)?(\d*)\s*", re.IGNORECASE)
+# A seed as written in a picture's parameters ("Seed: 42, Size: 512x512", "seed=77"): the number after "seed".
+_SEED_FIELD = re.compile(r"\bseed\s*[:=]\s*(-?\d{1,3}(?:,\d{3})+(?!\d)|-?\d+)", re.IGNORECASE)
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")  # "1,234": a seed as a spreadsheet or a web page shows it
+MAX_SEED_DIGITS = len(str(MAX_SEED))
+RANDOM_SEED_NOTE = "Seed -1 means a random seed: the box is cleared, so each job gets a new random seed."
+
+
+def read_seed(text: str) -> tuple[str, str]:
+    """The seed box's text for a typed or pasted text, and a sentence: what was done (RANDOM_SEED_NOTE), or, with
+    "" for the text, why it holds no seed. "-" is a seed in the making (-1). Never converts the text to an int: Python
+    refuses more than 4300 digits, and inside Qt's validator that killed Studio."""
+    plain = unicodedata.normalize("NFKC", text).strip()  # full-width "４２" is 42
+    field = _SEED_FIELD.search(plain)
+    if field is not None:
+        plain = field.group(1)
+    elif re.fullmatch(r"(?i)seed\s*[:=]?", plain):
+        return "", ""  # "Seed:" typed or pasted before its number
+    if _THOUSANDS.fullmatch(plain):
+        plain = plain.replace(",", "")
+    if plain in ("-", "-1"):
+        return ("-" if plain == "-" else ""), ("" if plain == "-" else RANDOM_SEED_NOTE)
+    if plain == "" or (plain.isascii() and plain.isdigit()):
+        return plain, ""
+    return "", (f"{_quoted(text)} is not a seed: a seed is a whole number from 0 to {MAX_SEED} (empty or -1 for "
+                "a random one).")
+
+
+def _quoted(text: str) -> str:
+    one_line = " ".join(text.split())
+    return f"\u201c{one_line[:40]}\u2026\u201d" if len(one_line) > 40 else f"\u201c{one_line}\u201d"
+
+
+def seed_too_large(digits: str) -> bool:
+    """Whether ASCII digits are more than MAX_SEED, by their length first (no conversion of a long text)."""
+    digits = digits.lstrip("0")
+    return len(digits) > MAX_SEED_DIGITS or (len(digits) == MAX_SEED_DIGITS and int(digits) > MAX_SEED)
 
 
 class SeedValidator(QValidator):
-    """Digits, with the spaces or "Seed:" a pasted seed brings taken off. A seed above MAX_SEED (ComfyUI's are up to
-    2**64 - 1) stays in the box as written, Intermediate, for the box to refuse in words: keeping a paste out left
-    the box empty, which meant a random seed, and nobody was told."""
+    """A seed as typed or pasted: digits, taken out of "Seed: 42, Size: ...", "1,234" or full-width digits; "-1"
+    clears the box (random). A seed above MAX_SEED (ComfyUI's are up to 2**64 - 1) stays in the box as written,
+    Intermediate, for the box to refuse in words. Text that holds no seed is kept out, and `refused` says why:
+    keeping the old seed without a word looked as if the paste had worked."""
+
+    refused = Signal(str)  # why a text was kept out of the box
+    noted = Signal(str)  # what was done with a text that was changed on its way in ("-1": cleared, random)
 
     def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:  # noqa: D102
-        match = _SEED_TEXT.fullmatch(text)
-        if match is None or not match.group(1).isascii():
+        # An exception escaping a Qt virtual override aborts the process: none may leave this method.
+        try:
+            seed, why = read_seed(text)
+            if seed == "" and why and why != RANDOM_SEED_NOTE:
+                self.refused.emit(why)
+                return QValidator.State.Invalid, text, pos
+            if why:
+                self.noted.emit(why)
+            state = (QValidator.State.Intermediate if seed == "-" or (seed and seed_too_large(seed))
+                     else QValidator.State.Acceptable)
+            return state, seed, min(pos, len(seed))
+        except Exception:  # noqa: BLE001 - see above; the box keeps its text
             return QValidator.State.Invalid, text, pos
-        digits = match.group(1)
-        pos = min(pos, len(digits))
-        state = QValidator.State.Acceptable if not digits or int(digits) <= MAX_SEED else QValidator.State.Intermediate
-        return state, digits, pos
 
 
 def seed_refusal(text: str) -> str:
     """Why the seed box's text cannot be a seed, in a sentence; "" when it can."""
     digits = text.strip()
-    if digits.isascii() and digits.isdigit() and int(digits) > MAX_SEED:
-        return (f"Seed {digits} is more than {MAX_SEED}, the largest seed Studio takes, so Generate refuses it: "
+    if digits == "-":
+        return f"A seed is a whole number from 0 to {MAX_SEED}: type -1 or clear the box for a random one."
+    if digits.isascii() and digits.isdigit() and seed_too_large(digits):
+        shown = digits if len(digits) <= 40 else f"{digits[:20]}\u2026 ({len(digits)} digits)"
+        return (f"Seed {shown} is more than {MAX_SEED}, the largest seed Studio takes, so Generate refuses it: "
                 "enter a smaller seed, or clear the box for a random one.")
     return ""
 
@@ -169,7 +218,8 @@ class SamplingBox(QWidget):
         seed_row = QHBoxLayout()
         self.seed_edit = QLineEdit()
         self.seed_edit.setPlaceholderText("Random")
-        self.seed_edit.setValidator(SeedValidator(self.seed_edit))
+        self.seed_validator = SeedValidator(self.seed_edit)
+        self.seed_edit.setValidator(self.seed_validator)
         self.seed_edit.setToolTip("Seed: the same seed and settings make the same picture. Empty = random.")
         self.random_seed_button = tool_button("dice", "Random seed for every job")
         self.reuse_seed_button = tool_button("reuse", "Reuse the seed of the last picture")
@@ -182,6 +232,8 @@ class SamplingBox(QWidget):
         self.seed_error = error_label(self)  # a seed too large for Studio, said as it is pasted or typed
         layout.addWidget(self.seed_error)
         self.seed_edit.textChanged.connect(self._check_seed)
+        self.seed_validator.refused.connect(self._show_seed_error)
+        self.seed_validator.noted.connect(self._say)
         self._last_seed: int | None = None
         self.random_seed_button.clicked.connect(self.seed_edit.clear)
         self.reuse_seed_button.clicked.connect(self._reuse_seed)
@@ -201,6 +253,19 @@ class SamplingBox(QWidget):
         refusal = seed_refusal(text)
         self.seed_error.setText(refusal)
         self.seed_error.setVisible(bool(refusal))
+
+    def _show_seed_error(self, text: str) -> None:
+        self.seed_error.setText(text)
+        self.seed_error.setVisible(True)
+
+    def _say(self, text: str) -> None:
+        """A note on the window's status line ("-1 means random"): under the box it would go with the text change."""
+        window = self.window()
+        bar = window.statusBar() if isinstance(window, QMainWindow) else None
+        if bar is not None and hasattr(bar, "set_message"):
+            bar.set_message(text)
+        elif bar is not None:
+            bar.showMessage(text)
 
     def _reuse_seed(self) -> None:
         if self._last_seed is not None:

@@ -230,12 +230,13 @@ class HistoryActions(QObject):
             self.add_style(name, prompt, negative)
 
     def add_style(self, name: str, prompt: str, negative: str) -> None:
-        styles = [s for s in self.window.settings.styles if s.name != name]
+        styles = [s for s in self.window.settings.styles if not _same_name(s.name, name)]
         template = prompt if "{prompt}" in prompt else f"{{prompt}}, {prompt}" if prompt.strip() else "{prompt}"
         styles.append(PromptStyle(name=name, prompt=template, negative_prompt=negative))
         self.window.settings.styles = sorted(styles, key=lambda s: s.name.lower())
         self.panel.styles_button.set_styles(self.window.settings.styles)
         self.window.persist_settings()
+        self.window.status.set_message(f"Saved the style {name!r}.")
 
     async def ask_delete_style(self, style: PromptStyle) -> None:
         if await self._agreed("Delete style", f"Delete the style {style.name!r}? This cannot be undone."):
@@ -259,7 +260,7 @@ class HistoryActions(QObject):
         belong to the picture being made, not to a way of working) saved as ``name``, replacing one."""
         current = self.window.generation_defaults()
         kept = current.model_copy(update={"prompt": "", "negative_prompt": "", "seed": -1, "controls": []}, deep=True)
-        presets = [p for p in self.window.settings.presets if p.name != name]
+        presets = [p for p in self.window.settings.presets if not _same_name(p.name, name)]
         presets.append(GenerationPreset(name=name, generation=kept))
         self.window.settings.presets = sorted(presets, key=lambda p: p.name.lower())
         self.panel.presets_button.set_items(self.window.settings.presets)
@@ -303,8 +304,10 @@ class HistoryActions(QObject):
         if not name:
             self.window.status.set_message(f"A {kind} needs a name; nothing was saved.", error=True)
             return ""
-        if name in taken and not await self._agreed(
-                f"Replace {kind}", f"A {kind} named {name!r} exists; replace it?"):
+        # "Second" and "second" were kept as two: a menu of names that differ only in case is a trap.
+        existing = next((t for t in taken if _same_name(t, name)), None)
+        if existing is not None and not await self._agreed(
+                f"Replace {kind}", f"A {kind} named {existing!r} exists; replace it?"):
             return ""
         return name
 
@@ -313,6 +316,10 @@ class HistoryActions(QObject):
             self.window, title, question, QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
             QMessageBox.StandardButton.No))
         return answer == QMessageBox.StandardButton.Yes
+
+
+def _same_name(a: str, b: str) -> bool:
+    return a.casefold() == b.casefold()
 
 
 def _inspect_with_guides(path: Path, outputs: Path) -> tuple[ImageInfo, tuple[dict[str, Any], ...], list[str]]:

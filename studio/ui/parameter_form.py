@@ -52,7 +52,9 @@ class _SeedValidator(QValidator):
     """Digits up to MAX_SEED (ten digits let 9999999999 in, which no job takes), or nothing for a random seed."""
 
     def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:  # noqa: D102
-        fits = text == "" or (text.isascii() and text.isdigit() and int(text) <= MAX_SEED)
+        # By length first: int() of over 4300 digits raises, and an exception here aborts the process.
+        fits = text == "" or (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_SEED))
+                              and int(text) <= MAX_SEED)
         return (QValidator.State.Acceptable if fits else QValidator.State.Invalid), text, pos
 
 
@@ -133,6 +135,39 @@ class _ImagePicker(QWidget):
         if isinstance(picture, Path) and not picture.is_file():  # said now, as reading it would have
             raise InvalidRequest(f"The image {picture} does not exist.")
         return picture
+
+
+class _TextChoice(QComboBox):
+    """A text parameter chosen from what is installed (an upscaler file), never typed: a name typed wrong, or none,
+    let a chain step in that failed after every generation."""
+
+    def __init__(self, title: str, choices: Sequence[tuple[str, str]], missing: str) -> None:
+        super().__init__()
+        self.title = title
+        self.missing = missing  # the sentence when there is nothing to choose
+        for label, value in choices:
+            self.addItem(label, value)
+            self.setItemData(self.count() - 1, value, Qt.ItemDataRole.ToolTipRole)
+        if not choices:
+            self.addItem("None installed", "")
+        self.setEnabled(bool(choices))
+
+    def select(self, value: str) -> None:
+        index = self.findData(value)
+        if index < 0 and value:  # chosen before and gone since: shown, so it is replaced, never swapped silently
+            self.addItem(icon("alert", WARNING), f"Missing: {Path(value).name}", value)
+            index = self.count() - 1
+            self.setEnabled(True)
+        if index >= 0:
+            self.setCurrentIndex(index)
+
+    def problem(self) -> str | None:
+        value = self.currentData()
+        if not value:
+            return self.missing
+        if self.itemText(self.currentIndex()).startswith("Missing: "):
+            return f"{self.title}: {value} is no longer installed; choose another."
+        return None
 
 
 class ParameterForm(QWidget):
@@ -223,6 +258,10 @@ class ParameterForm(QWidget):
         editor = self._editors[param.name]
         if isinstance(editor, QSpinBox | QDoubleSpinBox):
             return editor.value()
+        if isinstance(editor, _TextChoice):
+            if (problem := editor.problem()) is not None:
+                raise InvalidRequest(problem)
+            return editor.currentData()
         if isinstance(editor, QComboBox):
             return editor.currentText()
         if isinstance(editor, QCheckBox):
@@ -262,6 +301,8 @@ class ParameterForm(QWidget):
             editor = self._editors[param.name]
             if isinstance(editor, QSpinBox | QDoubleSpinBox):
                 editor.setValue(value)
+            elif isinstance(editor, _TextChoice):
+                editor.select(value)
             elif isinstance(editor, QComboBox):
                 editor.setCurrentText(value)
             elif isinstance(editor, QCheckBox):
@@ -276,10 +317,34 @@ class ParameterForm(QWidget):
     def problems(self) -> list[str]:
         """Sentences for the settings that must be changed before the form can be taken (a picture gone)."""
         pickers = [(p, e) for p in self.params if isinstance(e := self._editors[p.name], _ImagePicker)]
-        return [f"{p.title}: {problem}" for p, picker in pickers if (problem := picker.problem()) is not None]
+        choices = [e for p in self.params if isinstance(e := self._editors[p.name], _TextChoice)]
+        return [f"{p.title}: {problem}" for p, picker in pickers if (problem := picker.problem()) is not None] + [
+            problem for choice in choices if (problem := choice.problem()) is not None]
 
     def editor(self, name: str) -> QWidget:
         return self._editors[name]
+
+    def offer_choices(self, name: str, choices: Sequence[tuple[str, str]], missing: str) -> None:
+        """Make a text parameter a pick from ``choices`` ((label, value) pairs; the first is taken when the value was
+        empty); ``missing`` is the sentence the form refuses with when there is none."""
+        param = next(p for p in self.params if p.name == name)
+        old = self._editors[name]
+        current = old.text() if isinstance(old, QLineEdit) else ""
+        combo = _TextChoice(param.title, choices, missing)
+        combo.setObjectName(old.objectName())
+        combo.setToolTip(old.toolTip())
+        combo.select(current)
+        combo.currentIndexChanged.connect(self.changed)
+        self.layout().replaceWidget(old, combo)
+        old.deleteLater()
+        self._editors[name] = combo
+
+    def describe_value(self, name: str, text: str) -> None:
+        """Show ``text`` in a number's box at its minimum, where the minimum means something of its own (an
+        upscaler's "Final scale" of 0 keeps the model's scale; "0.00" read as "nothing")."""
+        spin = self._editors[name]
+        assert isinstance(spin, QSpinBox | QDoubleSpinBox)
+        spin.setSpecialValueText(text)
 
 
 def read_pictures(params: Sequence[Param], choices: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDialog, QMenu
 
 from studio.core.errors import StudioError
+from studio.core.hires import BUILT_IN_UPSCALERS
 from studio.core.images import keep_png, open_image
 from studio.core.parameters import validate_settings
 from studio.core.paths import resources_dir
@@ -103,6 +104,11 @@ class PluginActions(QObject):
             menu.addSeparator() if action is None else menu.addAction(action)
 
     # -- images ------------------------------------------------------------------------------------
+    def _installed_upscalers(self) -> list[tuple[str, str]]:
+        """The upscaler models the library found, as the Hires. fix list has them after its built-in upscalers."""
+        combo = self.window.prompt_panel.hires_box.upscaler_combo
+        return [(combo.itemText(i), combo.itemData(i)) for i in range(len(BUILT_IN_UPSCALERS), combo.count())]
+
     def image_sources(self) -> list[ImageSource]:
         return [("Canvas picture", self._canvas_picture),
                 ("Gallery selection", self._gallery_picture)]
@@ -252,7 +258,8 @@ class PluginActions(QObject):
 
         steps = [PostStepSetting(processor=s.processor, params=self._params(s), strength=s.strength)
                  for s in self.window.settings.generation.post]
-        dialog = PostChainDialog(steps, self._processors(), self.image_sources, self.window)
+        dialog = PostChainDialog(steps, self._processors(), self.image_sources, self.window,
+                                 self._installed_upscalers)
         dialog.edit_step = self.edit_dialog
         try:
             if self.edit_dialog(dialog):

@@ -25,18 +25,22 @@ from studio.ui.parameter_form import ImageSource
 from studio.ui.post_process_dialog import PostProcessDialog
 from studio.ui.theme import error_label, icon
 
+UPSCALE = "upscale"  # the built-in post-processor whose "model" is an installed upscaler file
+
 
 class PostChainDialog(QDialog):
     """Add, edit, reorder and remove steps; ``steps`` is the chain when the dialog is accepted."""
 
     def __init__(self, steps: Sequence[PostStepSetting], processors: Sequence[Contribution],
-                 image_sources: Callable[[], list[ImageSource]], parent: QWidget | None = None) -> None:
+                 image_sources: Callable[[], list[ImageSource]], parent: QWidget | None = None,
+                 upscalers: Callable[[], list[tuple[str, str]]] = list) -> None:
         super().__init__(parent)
         self.setWindowTitle("Post-processing Chain")
         self.resize(460, 360)
         self.steps = [step.model_copy(deep=True) for step in steps]
         self._processors = {c.id: c for c in processors}
         self._image_sources = image_sources
+        self._upscalers = upscalers  # the installed upscaler models, (name, what a step records)
         self.edit_step: Callable[[PostProcessDialog], bool] = (
             lambda dialog: dialog.exec() == QDialog.DialogCode.Accepted)
         layout = QVBoxLayout(self)
@@ -118,6 +122,8 @@ class PostChainDialog(QDialog):
         dialog.after_each.hide()
         dialog.masked.hide()
         dialog.setWindowTitle(f"{dialog.windowTitle()} — in the chain")
+        if step.processor == UPSCALE:
+            self._offer_upscalers(dialog)
         dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok).setText("OK")
         if not self.edit_step(dialog):
             return False
@@ -131,6 +137,17 @@ class PostChainDialog(QDialog):
         self.steps[row] = PostStepSetting(processor=step.processor, params=params, strength=dialog.strength)
         self._fill(row)
         return True
+
+    def _offer_upscalers(self, dialog: PostProcessDialog) -> None:
+        """The upscaler is chosen from the installed ones, and a chain without one is refused when it is set up:
+        typed free (or left empty with none installed) it failed after every generation."""
+        dialog.form.offer_choices("model", self._upscalers(), (
+            "No upscaler model is installed: put one (a Real-ESRGAN or 4x-UltraSharp .safetensors file) in the "
+            "models folder's upscalers/, then add this step."))
+        dialog.form.describe_value("outscale", "0 = the upscaler's own scale")
+        if problems := dialog.form.problems():
+            dialog.problem.setText(" ".join(problems))
+            dialog.problem.show()
 
     def move(self, by: int) -> None:
         row = self.list.currentRow()

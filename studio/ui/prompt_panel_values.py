@@ -9,8 +9,9 @@ from PIL import Image
 from studio.core.errors import InvalidRequest
 from studio.core.hires import HiresFix
 from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
-from studio.core.requests import MAX_SEED, GenerationRequest
+from studio.core.requests import GenerationRequest
 from studio.core.settings_sections import GenerationDefaults, LoraSetting
+from studio.ui.generation_controls import seed_refusal
 
 if TYPE_CHECKING:  # the panel imports this module
     from studio.ui.prompt_panel import PromptPanel
@@ -24,9 +25,9 @@ def build_request(panel: PromptPanel, canvas_image: Image.Image | None,
     picture file is in it as its Path, unread: JobSubmission reads it off the window's thread.
     """
     seed_text = panel.seed_edit.text().strip()
+    if refusal := seed_refusal(seed_text):  # by length first: int() of over 4300 digits raises
+        raise InvalidRequest(refusal)
     seed = int(seed_text) if seed_text else -1
-    if seed > MAX_SEED:
-        raise InvalidRequest(f"The seed must be at most {MAX_SEED}.")
     generator = panel.selected_generator()
     if generator is not None:
         if mask is not None:
@@ -88,7 +89,8 @@ def read_defaults(panel: PromptPanel) -> GenerationDefaults:
         model=panel.selected_model(), prompt=panel.prompt_edit.toPlainText(),
         negative_prompt=panel.negative_edit.toPlainText(), width=panel.width_spin.value(),
         height=panel.height_spin.value(), steps=panel.steps_spin.value(), cfg_scale=panel.cfg_spin.value(),
-        seed=int(text) if text and int(text) <= MAX_SEED else -1, scheduler=panel.scheduler_combo.currentText(),
+        seed=int(text) if text.isdigit() and not seed_refusal(text) else -1,
+        scheduler=panel.scheduler_combo.currentText(),
         batch_count=panel.batch_spin.value(), strength=panel.strength_spin.value(),
         **_inpaint_defaults(panel.inpaint_box.options()),
         generator=generator.id if (generator := panel.selected_generator()) else "diffusers",

@@ -21,6 +21,7 @@ from studio.ui.status_notices import NoticesButton
 from studio.ui.theme import plain_tooltip, repolish
 
 ENGINE_STARTING = "Engine starting…"  # the device label until the engine reports its device
+MESSAGE_SECONDS = 30.0  # how long a message that is not an error stays, unless another replaces it first
 ROOMY_PROGRESS_TEXT = "Image 10/10 · Step 100/100 · 10.0 it/s · 100.0 s"  # the progress label's width at first
 
 
@@ -147,8 +148,18 @@ class StudioStatusBar(QStatusBar):
         self._ticker = QTimer(self)
         self._ticker.setInterval(200)  # elapsed time keeps moving even between steps (model load)
         self._ticker.timeout.connect(self._refresh_progress_text)
+        self._expiry = QTimer(self)
+        self._expiry.setSingleShot(True)
+        self._expiry.timeout.connect(lambda: self.set_message(""))
 
     def set_message(self, text: str, error: bool = False) -> None:
+        """Show ``text`` until another message replaces it; a message that is not an error also goes by itself after
+        MESSAGE_SECONDS: "Scaling ... was cancelled; the picture is unchanged." stayed through later undos and
+        edits it no longer described. An error stays until replaced, so it is never missed."""
+        if error or not text:
+            self._expiry.stop()
+        else:
+            self._expiry.start(round(MESSAGE_SECONDS * 1000))
         self.message_label.setText(text)
         self.message_label.setProperty("error", error)
         self.message_label.setToolTip(plain_tooltip(text))

@@ -111,3 +111,15 @@ def test_the_extend_summary_is_shown_whole_as_the_sizes_grow(qtbot):  # noqa: AN
     assert whole()  # at once, before the dialog's layout is done again
     QApplication.processEvents()  # the layout's request, posted by the new text, handled
     assert whole() and dialog.width() == width
+
+
+def test_a_side_lifted_to_the_minimum_is_said_in_the_note(qtbot):  # noqa: ANN001
+    """A 4000×3 picture typed to 800 wide became 800×8 (the minimum side), stretched, without a word."""
+    dialog = ScaleImageDialog((4000, 3))
+    qtbot.addWidget(dialog)
+    dialog.width_spin.setValue(800)
+    assert dialog.new_size() == (800, 8)
+    assert "At least 8 px a side" in dialog.limit_note.text()
+    assert "proportions are not kept" in dialog.limit_note.text()
+    dialog.width_spin.setValue(40000 // 3)  # 13333 × 10: within both limits again
+    assert "At least" not in dialog.limit_note.text()

@@ -464,3 +464,35 @@ def test_a_picture_file_or_gallery_picture_chosen_for_a_filter_is_read_off_the_w
     qtbot.waitUntil(lambda: bool(step.params["style"]), timeout=WAIT_MS)  # kept as a copy among the references
     assert step.params["style"].startswith(str(window.data_dir / "post-references"))
     assert readers and threading.main_thread() not in readers
+
+
+def test_a_chain_upscale_step_is_chosen_from_the_installed_upscalers_and_refused_without_one(qtbot, window, settings):
+    """The chain's Upscale step had an empty free-text Upscaler and a "Final scale" of "0.00"; OK took it with no
+    upscaler installed, and every later generation ended with a warning."""
+    from studio.core.model_library import LibraryItem
+
+    outcomes = []
+
+    def answer(dialog) -> bool:  # noqa: ANN001
+        if isinstance(dialog, PostChainDialog):
+            dialog.add("upscale")
+            return True
+        combo = dialog.form.editor("model")
+        outscale = dialog.form.editor("outscale")
+        dialog.accept()
+        outcomes.append((combo.isEnabled(), [combo.itemText(i) for i in range(combo.count())], outscale.text(),
+                         dialog.result() == PostProcessDialog.DialogCode.Accepted, dialog.problem.text()))
+        return outcomes[-1][3]
+
+    window.plugin_actions.edit_dialog = answer
+    window.plugin_actions.open_chain()
+    enabled, names, scale_text, accepted, problem = outcomes[-1]
+    assert (enabled, names, scale_text, accepted) == (False, ["None installed"], "0 = the upscaler's own scale", False)
+    assert problem.startswith("No upscaler model is installed: put one")
+    assert settings.generation.post == []
+
+    window.models.show_library([LibraryItem("x2", settings.models_dir / "upscalers" / "x2.safetensors", "upscaler", "",
+                                            "Upscaler (ESRGAN)", 1, "models folder")])  # as a library scan finds it
+    window.plugin_actions.open_chain()
+    assert outcomes[-1][:4] == (True, ["x2"], "0 = the upscaler's own scale", True)
+    assert [(s.processor, s.params["model"]) for s in settings.generation.post] == [("upscale", "x2")]

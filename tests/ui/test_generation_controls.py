@@ -46,3 +46,50 @@ def test_a_64_bit_seed_stays_as_pasted_and_is_refused_in_words(qtbot, window, mo
     panel.seed_edit.setText("12")
     assert not panel.sampling.seed_error.isVisible()
     QGuiApplication.clipboard().clear()
+
+
+def test_a_seed_of_thousands_of_digits_is_refused_in_words_not_a_crash(qtbot, window, monkeypatch):  # noqa: ANN001
+    # int() of over 4300 digits raises ValueError; raised in Qt's validator call, it killed Studio.
+    panel = window.prompt_panel
+    requests = _submitted(window, monkeypatch)
+    _paste(qtbot, panel.seed_edit, "9" * 4301)
+    assert len(panel.seed_edit.text()) == 4301
+    assert panel.sampling.seed_error.isVisible()
+    assert f"is more than {MAX_SEED}" in panel.sampling.seed_error.text()
+    assert len(panel.sampling.seed_error.text()) < 300
+    window.generate()
+    assert requests == []
+    assert f"is more than {MAX_SEED}" in panel.error_label.text()
+    QGuiApplication.clipboard().clear()
+
+
+def test_the_seed_parameter_of_a_plugin_refuses_thousands_of_digits(qtbot):  # noqa: ANN001
+    from studio.ui.parameter_form import _SeedValidator
+    from PySide6.QtGui import QValidator
+    assert _SeedValidator().validate("9" * 5000, 0)[0] == QValidator.State.Invalid
+
+
+def test_a_paste_is_taken_or_refused_in_words_never_ignored(qtbot, window):  # noqa: ANN001
+    panel = window.prompt_panel
+    for pasted, seed in (("Seed: 42, Size: 512x512", "42"), ("1,234", "1234"), ("４２", "42"), ("seed=77", "77")):
+        panel.seed_edit.setText("5")
+        _paste_over(qtbot, panel.seed_edit, pasted)
+        assert panel.seed_edit.text() == seed, pasted
+        assert not panel.sampling.seed_error.isVisible()
+    panel.seed_edit.setText("5")
+    _paste_over(qtbot, panel.seed_edit, "-1")  # AUTOMATIC1111's random seed
+    assert panel.seed_edit.text() == ""
+    assert "random" in window.status.message_label.text()
+    panel.seed_edit.setText("5")
+    _paste_over(qtbot, panel.seed_edit, "a cat")
+    assert panel.seed_edit.text() == "5"
+    assert panel.sampling.seed_error.isVisible()
+    assert panel.sampling.seed_error.text().startswith("\u201ca cat\u201d is not a seed")
+    QGuiApplication.clipboard().clear()
+
+
+def _paste_over(qtbot, edit, text: str) -> None:  # noqa: ANN001
+    edit.setFocus()
+    edit.selectAll()
+    QGuiApplication.clipboard().setText(text)
+    qtbot.keyClick(edit, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)

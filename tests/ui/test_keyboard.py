@@ -1,5 +1,5 @@
-"""Keys in the field that has focus: letters in a drop-down pick its items, not tools; Esc leaves a field for
-the canvas and does not cancel a job; only then does Esc cancel."""
+"""Keys in the field that has focus: letters in a drop-down pick its items, not tools; Esc in a field cancels the
+running job, and with none running leaves the field for the canvas."""
 
 from __future__ import annotations
 
@@ -24,17 +24,39 @@ def test_letters_in_a_drop_down_pick_its_items_and_leave_the_tools_and_mask_alon
     assert window.canvas.tool == "lasso"
 
 
-def test_esc_in_a_field_leaves_it_for_the_canvas_and_a_second_esc_cancels(qtbot, window):  # noqa: ANN001
+def test_esc_in_a_field_cancels_a_running_job_and_otherwise_leaves_the_field_for_the_canvas(qtbot, window):  # noqa: ANN001
+    """The Cancel button says "Stop the running job (Esc)", but Esc in the prompt or the seed box only moved focus
+    to the canvas, and a second Esc cancelled."""
     cancels: list[bool] = []
-    window.cancel_action.setEnabled(True)  # as while a job runs
     window.cancel_action.triggered.connect(lambda: cancels.append(True))
+    panel = window.prompt_panel
+    fields = (panel.prompt_edit, panel.seed_edit, panel.steps_spin, window.gallery.search_edit)
+    window.cancel_action.setEnabled(True)  # as while a job runs
+    for field in fields:
+        field.setFocus()
+        qtbot.waitUntil(lambda field=field: QApplication.focusWidget() is field, timeout=2000)
+        qtbot.keyClick(field, Qt.Key.Key_Escape)
+        assert QApplication.focusWidget() is field
+    assert cancels == [True] * len(fields)
+    window.cancel_action.setEnabled(False)  # no job: Esc leaves the field
     search = window.gallery.search_edit
     search.setFocus()
     qtbot.waitUntil(lambda: QApplication.focusWidget() is search, timeout=2000)
     qtbot.keyClick(search, Qt.Key.Key_Escape)
-    assert QApplication.focusWidget() is window.canvas and cancels == []
-    qtbot.keyClick(window.canvas, Qt.Key.Key_Escape)
-    assert cancels == [True]
+    assert QApplication.focusWidget() is window.canvas and len(cancels) == len(fields)
+
+
+def test_esc_with_a_drop_down_list_open_closes_the_list_and_leaves_the_job_alone(qtbot, window):  # noqa: ANN001
+    cancels: list[bool] = []
+    window.cancel_action.setEnabled(True)
+    window.cancel_action.triggered.connect(lambda: cancels.append(True))
+    combo = window.prompt_panel.scheduler_combo
+    combo.setFocus()
+    combo.showPopup()
+    qtbot.waitUntil(lambda: QApplication.activePopupWidget() is not None, timeout=2000)
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: QApplication.activePopupWidget() is None, timeout=2000)
+    assert cancels == []
 
 
 def test_delete_removes_the_selected_queue_rows_and_arrows_walk_the_undo_history(qtbot, window):  # noqa: ANN001

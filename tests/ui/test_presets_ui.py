@@ -139,3 +139,24 @@ def test_deleting_a_style_or_preset_asks_first(qtbot, window, monkeypatch):  # n
         _delete_action(button, name).trigger()
         qtbot.waitUntil(lambda: names() == [], timeout=5000)
         assert load_settings(studio_paths()).model_dump()[f"{kind}s"] == []
+
+
+def test_a_style_name_differing_only_in_case_is_asked_about_and_saving_says_so(qtbot, window, monkeypatch):  # noqa: ANN001
+    """"Second" and "second" were kept as two styles, and saving a style said nothing (a preset said "Saved")."""
+    from PySide6.QtWidgets import QMessageBox
+
+    panel, actions = window.prompt_panel, window.history_actions
+    tasks = _started(window, monkeypatch)
+    actions.add_style("Second", "ink {prompt}", "")
+    assert window.status.message_label.text() == "Saved the style 'Second'."
+    panel.prompt_edit.setPlainText("pencil {prompt}")
+    asked = _answering(monkeypatch, "second", QMessageBox.StandardButton.Yes)
+    _menu_action(panel.styles_button, "Save Current Prompt as Style…").trigger()
+    qtbot.waitUntil(lambda: len(asked) == 1, timeout=5000)
+    qtbot.waitUntil(lambda: all(t.done() for t in tasks), timeout=5000)
+    assert asked == ["A style named 'Second' exists; replace it?"]
+    assert [(s.name, s.prompt) for s in window.settings.styles] == [("second", "pencil {prompt}")]
+    assert window.status.message_label.text() == "Saved the style 'second'."
+    actions.add_preset("Fast")
+    actions.add_preset("FAST")
+    assert [p.name for p in window.settings.presets] == ["FAST"]

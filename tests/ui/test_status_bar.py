@@ -127,3 +127,40 @@ def test_between_jobs_a_message_has_the_room_of_the_hidden_progress(qtbot, windo
     assert QLabel.text(label) == sentence
     assert requests.count == 0
     bar.removeEventFilter(requests)
+
+
+def test_a_message_goes_after_a_while_and_an_error_stays_until_replaced(qtbot, monkeypatch) -> None:  # noqa: ANN001
+    """"Scaling ... was cancelled; the picture is unchanged." stayed through later undos and edits."""
+    from PySide6.QtCore import QTimer
+
+    from studio.ui import status_bar
+
+    monkeypatch.setattr(status_bar, "MESSAGE_SECONDS", 0.05)
+    bar = StudioStatusBar()
+    qtbot.addWidget(bar)
+    bar.set_message("Scaled to 126×194.")
+    qtbot.waitUntil(lambda: bar.message_label.text() == "", timeout=2000)
+    bar.set_message("Saved the preset 'fast'.")
+    bar.set_message("The picture could not be scaled (out of memory); it is unchanged.", error=True)
+    later = QTimer()
+    later.setSingleShot(True)
+    with qtbot.waitSignal(later.timeout, timeout=2000):
+        later.start(200)  # four times a message's time
+    assert bar.message_label.text().startswith("The picture could not be scaled")
+
+
+def test_undo_redo_and_an_extend_replace_the_message_of_an_earlier_action(qtbot, window) -> None:  # noqa: ANN001
+    from PIL import Image
+
+    doc = window.document
+    doc.set_image(Image.new("RGB", (64, 64)), "Open")
+    window.actions_.scale_image(96, 96)
+    qtbot.waitUntil(lambda: doc.size == (96, 96), timeout=60_000)
+    window.status.set_message("Scaling to 10641×16384 was cancelled; the picture is unchanged.")
+    window.actions_.undo.trigger()
+    assert window.status.message_label.text() == "Undid Scale to 96×96."
+    window.actions_.redo.trigger()
+    assert window.status.message_label.text() == "Redid Scale to 96×96."
+    window.actions_.extend_canvas(0, 0, 8, 0, fill=False)
+    qtbot.waitUntil(lambda: doc.size == (104, 96), timeout=60_000)
+    qtbot.waitUntil(lambda: window.status.message_label.text() == "Extended the canvas to 104×96.", timeout=5000)
