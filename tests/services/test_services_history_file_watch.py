@@ -3,25 +3,14 @@ notices before it writes, starts a new database at the path, says so once, and k
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
-from studio.services.history_store import HistoryEntry, HistoryStore
+from history_testing import entry, prompts_on_disk
 
-
-def entry(prompt: str) -> HistoryEntry:
-    return HistoryEntry(prompt=prompt, model_name="tiny-sd", seed=1, steps=2, width=64, height=64)
-
-
-def prompts_on_disk(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return [row[0] for row in conn.execute("SELECT prompt FROM entries ORDER BY id")]
-    finally:
-        conn.close()
+from studio.services.history_store import HistoryStore
 
 
 def in_thread(call):  # noqa: ANN001, ANN201 - the gallery reads on another thread, with its own connection

@@ -9,19 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from studio.services.history_store import HistoryEntry, HistoryStore
+from history_testing import entry, prompts_on_disk
 
-
-def entry(prompt: str) -> HistoryEntry:
-    return HistoryEntry(prompt=prompt, model_name="tiny-sd", seed=1, steps=2, width=64, height=64)
-
-
-def prompts_on_disk(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return [row[0] for row in conn.execute("SELECT prompt FROM entries ORDER BY id")]
-    finally:
-        conn.close()
+from studio.services.history_store import HistoryStore
 
 
 class Locker:

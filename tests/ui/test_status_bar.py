@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import re
 
-from PySide6.QtWidgets import QLabel
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QLabel, QWidget
 
 from studio.core.events import JobProgress
 from studio.ui.status_bar import StudioStatusBar
+
+
+class LayoutRequests(QObject):
+    """Counts the layout requests ``widget`` gets once installed as its event filter (each re-lays it out)."""
+
+    def __init__(self, widget: QWidget) -> None:
+        super().__init__()
+        self.widget, self.count = widget, 0
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.widget and event.type() == QEvent.Type.LayoutRequest:
+            self.count += 1
+        return False
 
 
 def test_the_progress_shows_the_step_speed_of_the_current_picture(qtbot) -> None:  # noqa: ANN001
@@ -33,18 +47,9 @@ def test_the_progress_shows_the_step_speed_of_the_current_picture(qtbot) -> None
 def test_progress_text_changes_repaint_only_its_label_and_always_fit(qtbot, window) -> None:  # noqa: ANN001
     """A resizable label re-lays out the status bar and then the window at every step; the progress label keeps a
     fixed size, grown only when a text would not fit (long CPU jobs: seconds per step, thousands of seconds)."""
-    from PySide6.QtCore import QEvent, QObject
     from PySide6.QtWidgets import QApplication
 
     bar, label = window.status, window.status.progress_label
-
-    class LayoutRequests(QObject):
-        count = 0
-
-        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
-            if watched is bar and event.type() == QEvent.Type.LayoutRequest:
-                self.count += 1
-            return False
 
     def fits() -> bool:
         margins = label.contentsMargins()
@@ -53,7 +58,7 @@ def test_progress_text_changes_repaint_only_its_label_and_always_fit(qtbot, wind
     bar.job_started()
     bar.job_progress(JobProgress(1, 1, 20, 0, 2, 4.0))
     QApplication.processEvents()  # the first text fixes the label's size: one layout
-    requests = LayoutRequests()
+    requests = LayoutRequests(bar)
     bar.installEventFilter(requests)
     for step in range(2, 21):
         bar.job_progress(JobProgress(1, step, 20, step // 11, 2, 4.0 + step * 0.1))
@@ -86,23 +91,15 @@ def test_a_message_too_long_for_the_bar_ends_with_an_ellipsis_and_is_whole_in_it
 def test_between_jobs_a_message_has_the_room_of_the_hidden_progress(qtbot, window) -> None:  # noqa: ANN001
     """The progress (text and bar, ~500 px once a job has shown its text) is hidden between jobs; a message then
     uses that room, and shares the line with it again while a job runs; neither change re-lays out the bar."""
-    from PySide6.QtCore import QEvent, QObject, QPoint
+    from PySide6.QtCore import QPoint
     from PySide6.QtWidgets import QApplication
 
     bar, label = window.status, window.status.message_label
 
-    class LayoutRequests(QObject):
-        count = 0
-
-        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
-            if watched is bar and event.type() == QEvent.Type.LayoutRequest:
-                self.count += 1
-            return False
-
     bar.job_started()
     bar.job_progress(JobProgress(1, 3, 20, 0, 2, 4.0))  # the progress text takes its room
     QApplication.processEvents()
-    requests = LayoutRequests()
+    requests = LayoutRequests(bar)
     bar.installEventFilter(requests)
     bar.job_ended()
     QApplication.processEvents()
