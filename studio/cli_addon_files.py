@@ -15,7 +15,7 @@ from studio.core.control import ControlGuide
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.hires import BUILT_IN_UPSCALERS
 from studio.core.model_library import KIND_FOLDERS, LibraryItem, item_for_file, item_for_folder, scan_library
-from studio.core.model_kinds import CONTEXT_FAMILY, with_article
+from studio.core.model_kinds import CONTEXT_FAMILY, other_kind_sentence
 from studio.core.models import checkpoint_kind, find_weights
 from studio.core.requests import LoraChoice
 from studio.core.settings import Settings
@@ -93,9 +93,6 @@ def find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[ControlG
     return loras, found(vae.strip(), "vae", find_vae)[0] if vae.strip() else "", controls, tuple(sources)
 
 
-KIND_NAMES = {"controlnet": "a ControlNet", "lora": "a LoRA", "vae": "a VAE"}
-
-
 def _other_kind(name: str, kind: str, items: list[LibraryItem]) -> str:
     """"NAME is a Stable Diffusion model (SD 1.x), not a ControlNet." where ``name`` is a file or folder, or a
     model in the library, of another kind than ``kind`` (a lookup said only "No ControlNet named …"); else ""."""
@@ -106,8 +103,7 @@ def _other_kind(name: str, kind: str, items: list[LibraryItem]) -> str:
         found = next((i for i in items if name in (i.name, i.path.name)), None)
     if found is None or found.kind in (kind, "unknown"):
         return ""
-    what = f"a Stable Diffusion model ({found.label})" if found.kind == "checkpoint" else with_article(found.label)
-    return f"{name} is {what}, not {KIND_NAMES[kind]}."
+    return other_kind_sentence(name, found.kind, found.label, kind)
 
 
 def check_controlnets_fit(sources: tuple[ControlSource, ...], model: Path) -> None:

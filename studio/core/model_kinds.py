@@ -88,6 +88,17 @@ def with_article(label: str) -> str:
     return f"{'an' if label.startswith(('SD', '8', 'A', 'E', 'I', 'O', 'U')) else 'a'} {label}"
 
 
+# What a lookup wanted, for the sentence when what it was given is something else.
+WANTED_KINDS = {"controlnet": "a ControlNet", "lora": "a LoRA", "vae": "a VAE"}
+
+
+def other_kind_sentence(name: str, kind: str, label: str, wanted: str) -> str:
+    """"NAME is a Stable Diffusion model (SD 1.x), not a ControlNet.": what ``name`` is (its ``kind`` and
+    ``label``), given where ``wanted`` (a WANTED_KINDS key) was; the engine and ``studio generate`` say it alike."""
+    what = f"a Stable Diffusion model ({label})" if kind == "checkpoint" else with_article(label)
+    return f"{name} is {what}, not {WANTED_KINDS[wanted]}."
+
+
 def checkpoint_label(family: str, inpainting: bool = False, turbo: bool = False, prediction: str = "") -> str:
     label = (TURBO_LABELS.get(family) if turbo else None) or FAMILY_LABELS.get(family, "Unknown")
     if prediction in PREDICTION_LABELS and not turbo and not inpainting:

@@ -32,9 +32,10 @@ from studio.core.model_kinds import (
     control_problem,
     detect_folder_kind,
     detect_kind,
+    other_kind_sentence,
     with_article,
 )
-from studio.core.model_library import KIND_FOLDERS
+from studio.core.model_library import KIND_FOLDERS, item_for_folder
 from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights_or_folder
 from studio.core.paths import resources_dir
 from studio.core.requests import GenerationRequest
@@ -72,13 +73,17 @@ def find_controlnet(models_root: Path, name: str) -> ControlSource:
     folder = models_root / FOLDER
     path, looked = find_weights_or_folder(folder, name, CONFIG)
     if path is None:
+        given = Path(name).expanduser()  # a model folder (no config.json) given as one: said to be what it is
+        other = item_for_folder(given, "given") if given.is_dir() else None
+        if other is not None and other.kind not in ("controlnet", "unknown"):
+            raise InvalidRequest(other_kind_sentence(name, other.kind, other.label, "controlnet"))
         raise InvalidRequest(f"No ControlNet named {name!r} was found: Studio looked for {looked}.")
     info = None if path.is_dir() else check_weights_file(path)  # a pickle is refused here, unread
     kind = detect_folder_kind(path) if info is None else detect_kind(info, path.name)
+    if kind.kind == "unknown":
+        raise InvalidRequest(f"{path.name} is not a ControlNet; pick a ControlNet for the guide.")
     if kind.kind != "controlnet":
-        what = "" if kind.kind == "unknown" else " but " + with_article(kind.label) + (
-            " checkpoint" if kind.kind == "checkpoint" else " file" if info is not None else " folder")
-        raise InvalidRequest(f"{path.name} is not a ControlNet{what}; pick a ControlNet for the guide.")
+        raise InvalidRequest(other_kind_sentence(name, kind.kind, kind.label, "controlnet"))
     if problem := control_problem(kind, path.name):
         raise ModelError(problem)
     return ControlSource(recorded_name(folder, path), path, kind.width)

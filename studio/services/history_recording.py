@@ -1,5 +1,6 @@
-"""Recording jobs in the history, on the engine thread: one row per saved image, or one for a job that ended
-without any. A history that cannot be written never fails the job: the person gets a note instead."""
+"""Recording jobs in the history, on the engine thread: one row per saved image, and one for the pictures a job
+that failed or was cancelled did not make. A history that cannot be written never fails the job: the person gets a
+note instead."""
 
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ class HistoryRecorder:
                  "The picture could not be added to the history{yet} either"))  # after the note on why not saved
 
     def ended(self, outcome: str, message: str) -> None:
-        """Record a job that failed or was cancelled before making any image."""
+        """Record a job that failed or was cancelled: before making any image, or the pictures it did not make
+        (``message`` says how many it made)."""
         request = self._request
         source, mask = self._source_paths()
         self._add(HistoryEntry(

@@ -285,8 +285,10 @@ class JobService:
                                if made else "The job was cancelled before it made an image.")
             raise
         except Exception as exc:
-            if recorder is not None and made == 0:
-                recorder.ended("failed", describe_exception(exc))
+            if recorder is not None and made < request.batch_count:  # as a cancel: the pictures not made are said
+                reason = describe_exception(exc)
+                recorder.ended("failed", f"{reason} The job failed after {made} of {request.batch_count} pictures."
+                               if made else reason)
             raise
 
     def _saved(self, image: Image.Image, recipe: Recipe, context: WorkerContext) -> Path | None:

@@ -183,7 +183,8 @@ class PluginActions(QObject):
             values["model"] = self.window.prompt_panel.selected_model()  # restyle: the model in use
         dialog = PostProcessDialog(contribution, values, strength=in_chain.strength if in_chain else 1.0,
                                    after_each=in_chain is not None, mask_available=self._mask() is not None,
-                                   image_sources=self.image_sources(), parent=self.window)
+                                   image_sources=self.image_sources(), upscalers=self._installed_upscalers(),
+                                   parent=self.window)
         try:
             if not self.edit_dialog(dialog):
                 return

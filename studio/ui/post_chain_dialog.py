@@ -22,10 +22,8 @@ from studio.core.errors import StudioError
 from studio.core.settings_sections import PostStepSetting
 from studio.plugin_host.registry import Contribution
 from studio.ui.parameter_form import ImageSource
-from studio.ui.post_process_dialog import PostProcessDialog
+from studio.ui.post_process_dialog import UPSCALE, PostProcessDialog
 from studio.ui.theme import error_label, icon
-
-UPSCALE = "upscale"  # the built-in post-processor whose "model" is an installed upscaler file
 
 
 class PostChainDialog(QDialog):
@@ -118,12 +116,11 @@ class PostChainDialog(QDialog):
             return False
         step = self.steps[row]
         dialog = PostProcessDialog(self._processors[step.processor], step.params, strength=step.strength,
-                                   image_sources=self._image_sources(), parent=self)
+                                   image_sources=self._image_sources(),
+                                   upscalers=self._upscalers() if step.processor == UPSCALE else (), parent=self)
         dialog.after_each.hide()
         dialog.masked.hide()
         dialog.setWindowTitle(f"{dialog.windowTitle()} — in the chain")
-        if step.processor == UPSCALE:
-            self._offer_upscalers(dialog)
         dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok).setText("OK")
         if not self.edit_step(dialog):
             return False
@@ -137,17 +134,6 @@ class PostChainDialog(QDialog):
         self.steps[row] = PostStepSetting(processor=step.processor, params=params, strength=dialog.strength)
         self._fill(row)
         return True
-
-    def _offer_upscalers(self, dialog: PostProcessDialog) -> None:
-        """The upscaler is chosen from the installed ones, and a chain without one is refused when it is set up:
-        typed free (or left empty with none installed) it failed after every generation."""
-        dialog.form.offer_choices("model", self._upscalers(), (
-            "No upscaler model is installed: put one (a Real-ESRGAN or 4x-UltraSharp .safetensors file) in the "
-            "models folder's upscalers/, then add this step."))
-        dialog.form.describe_value("outscale", "0 = the upscaler's own scale")
-        if problems := dialog.form.problems():
-            dialog.problem.setText(" ".join(problems))
-            dialog.problem.show()
 
     def move(self, by: int) -> None:
         row = self.list.currentRow()

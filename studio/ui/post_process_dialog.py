@@ -22,13 +22,18 @@ from studio.plugin_host.registry import Contribution
 from studio.ui.parameter_form import ImageSource, ParameterForm
 from studio.ui.theme import error_label, section_label
 
+UPSCALE = "upscale"  # the built-in post-processor whose "model" is an installed upscaler file
+NO_UPSCALER = ("No upscaler model is installed: put one (a Real-ESRGAN or 4x-UltraSharp .safetensors file) in the "
+               "models folder's upscalers/, then add this step.")
+
 
 class PostProcessDialog(QDialog):
-    """Run once on the canvas (Apply), or keep in the after-each-generation chain (the checkbox)."""
+    """Run once on the canvas (Apply), or keep in the after-each-generation chain (the checkbox). ``upscalers``:
+    the installed upscaler models, (name, what a setting records), which Upscale's upscaler is chosen from."""
 
     def __init__(self, contribution: Contribution, values: dict, *, strength: float = 1.0, after_each: bool = False,
                  mask_available: bool = False, image_sources: Sequence[ImageSource] = (),
-                 parent: QWidget | None = None) -> None:
+                 upscalers: Sequence[tuple[str, str]] = (), parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.contribution = contribution
         self.setWindowTitle(contribution.title)
@@ -41,6 +46,8 @@ class PostProcessDialog(QDialog):
         layout.addWidget(self.about)
         self.form = ParameterForm(contribution.parameters, image_sources)
         self.form.set_values(values)
+        if contribution.builtin and contribution.id == UPSCALE:
+            self._offer_upscalers(upscalers)
         layout.addWidget(self.form)
 
         layout.addWidget(section_label("Apply"))
@@ -78,11 +85,17 @@ class PostProcessDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
 
+    def _offer_upscalers(self, upscalers: Sequence[tuple[str, str]]) -> None:
+        """The upscaler is chosen from the installed ones, and none installed is refused in words: typed free (or
+        left empty with none installed) it failed when applied, and from the chain after every generation."""
+        self.form.offer_choices("model", upscalers, NO_UPSCALER)
+        self.form.describe_value("outscale", "0 = the upscaler's own scale")
+
     def accept(self) -> None:
         """Only settings the post-processor can run with close the dialog (a picture setting with no canvas
         picture to take, say, or a value out of its range); otherwise the sentence shows and the dialog stays.
         A picture file chosen is not read here (0.7 s for a 4096² one): the job reads it, off this thread."""
-        try:
+        try:  # choices() refuses a setting to pick with nothing to pick (no upscaler installed)
             validate_settings(self.contribution.parameters, self.form.choices(), self.contribution.title)
         except StudioError as exc:
             self.problem.setText(str(exc))

@@ -403,6 +403,17 @@ def test_a_guide_names_its_controlnet_by_its_place_in_the_controlnet_folder(mode
     assert find_controlnet(tmp_path, str(tmp_path / "loose.safetensors")).name == "loose"  # elsewhere: its name
 
 
+def test_a_model_or_a_vae_given_as_a_controlnet_is_said_to_be_what_it_is(tiny_model_dir, tmp_path):
+    """A Stable Diffusion model folder as a guide's model said "No ControlNet named … was found", as if there were
+    nothing there; the engine now says what it is, in the words `studio generate` uses."""
+    with pytest.raises(InvalidRequest) as model:
+        find_controlnet(tmp_path, str(tiny_model_dir))
+    assert str(model.value) == f"{tiny_model_dir} is a Stable Diffusion model (SD 1.x), not a ControlNet."
+    with pytest.raises(InvalidRequest) as vae:
+        find_controlnet(tmp_path, str(tiny_model_dir / "vae"))
+    assert str(vae.value) == f"{tiny_model_dir / 'vae'} is a VAE, not a ControlNet."
+
+
 def test_a_guided_job_can_be_cancelled(generator, tiny_model_dir):
     class CancelAtSecondStep(DirectContext):
         def __init__(self) -> None:

@@ -9,7 +9,7 @@ from PIL import Image
 from studio_testing import collect_until_done, fake_registry, fake_request, make_env, run, running_service, terminal
 
 from studio import __version__
-from studio.core.errors import JobCancelledError
+from studio.core.errors import JobCancelledError, ModelError
 from studio.core.events import JobCancelled, JobFailed, JobFinished, JobProgress
 from studio.core.images import read_recipe
 from studio.core.metadata import Recipe
@@ -268,4 +268,36 @@ def test_a_job_cancelled_after_some_of_its_pictures_records_the_cancel_too(tmp_p
     assert [(r.outcome, r.message) for r in rows] == [
         ("cancelled", "The job was cancelled after 1 of 3 pictures."), ("ok", "")]
     assert rows[1].image_path is not None and rows[0].image_path is None
+    store.close()
+
+
+class FailsAfterOne:
+    """Makes the first picture of a batch, then fails (the device out of memory on the second, say)."""
+
+    def __init__(self, env) -> None:  # noqa: ANN001
+        pass
+
+    def generate(self, request, context):  # noqa: ANN001, ANN201
+        yield Image.new("RGB", (request.width, request.height)), Recipe(
+            request.prompt, "", request.steps, request.scheduler, request.cfg_scale, request.seed, request.width,
+            request.height, "fails-after-one", generator=request.generator)
+        raise ModelError("The device ran out of memory.")
+
+
+def test_a_job_that_fails_after_some_of_its_pictures_records_the_failure_too(tmp_path):
+    # Its history held the one "ok" picture and no word of the failure that cost the other two.
+    store = HistoryStore(tmp_path / "history.db")
+    registry, env = fake_registry(), make_env(tmp_path)
+    registry.add(Contribution(GENERATOR, "one", "One then fails", "test_services_history_jobs:FailsAfterOne"))
+
+    async def scenario():  # noqa: ANN202
+        async with running_service(env, registry, outputs=OutputStore(tmp_path / "outputs"), history=store) as service:
+            stream = service.subscribe()
+            job = service.submit(fake_request(generator="one", seed=7, prompt="three foxes", batch_count=3))
+            return await collect_until_done(stream, [job]), job
+
+    events, job = run(scenario())
+    assert isinstance(terminal(events, job), JobFailed)
+    assert [(r.outcome, r.message) for r in store.search()] == [
+        ("failed", "The device ran out of memory. The job failed after 1 of 3 pictures."), ("ok", "")]
     store.close()

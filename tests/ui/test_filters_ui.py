@@ -65,8 +65,8 @@ def test_restyle_starts_with_the_model_in_use(qtbot, window, settings):
     assert seen[0]["model"] == settings.generation.model and seen[0]["prompt"]
 
 
-def test_upscale_starts_with_no_upscaler_named_and_runs_with_the_first_one_there(qtbot, window, settings,
-                                                                                 monkeypatch):
+def test_upscale_starts_with_an_installed_upscaler_not_the_sd_model_and_runs_it(qtbot, window, settings,
+                                                                              monkeypatch):
     """Upscale's parameter is also called "model", but it names an upscaler file: the picked Stable Diffusion
     model was filled in, and Apply (and every later generation, from the chain) failed "No upscaler called"."""
     import torch
@@ -80,6 +80,7 @@ def test_upscale_starts_with_no_upscaler_named_and_runs_with_the_first_one_there
     loaded = []  # spandrel's part (reading the architecture) stood in for by a 2x nearest upsampler
     monkeypatch.setattr(upscale, "load_upscaler", lambda path, device: loaded.append(path.name) or upscale.Upscaler(
         torch.nn.Upsample(scale_factor=2, mode="nearest"), path.name, 2, 3, 1, 0, True, torch.float32))
+    window.models.show_library([_upscaler_item(settings)])  # as a library scan finds it
     _blue_canvas(window)
     seen = []
 
@@ -91,9 +92,42 @@ def test_upscale_starts_with_no_upscaler_named_and_runs_with_the_first_one_there
     window.plugin_actions.edit_dialog = answer
     next(a for a in window.plugin_actions.menu.actions() if a.text() == "Upscale…").trigger()
     qtbot.waitUntil(lambda: window.document.history_labels()[-1] == "Filter: Upscale", timeout=WAIT_MS)
-    assert seen == [""] and loaded == ["x2.safetensors"]
+    assert seen == ["x2"] and loaded == ["x2.safetensors"]
     assert window.document.image.size == (128, 128)
-    assert [(s.processor, s.params["model"]) for s in settings.generation.post] == [("upscale", "")]
+    assert [(s.processor, s.params["model"]) for s in settings.generation.post] == [("upscale", "x2")]
+
+
+def _upscaler_item(settings):  # noqa: ANN001, ANN202
+    from studio.core.model_library import LibraryItem
+
+    return LibraryItem("x2", settings.models_dir / "upscalers" / "x2.safetensors", "upscaler", "",
+                       "Upscaler (ESRGAN)", 1, "models folder")
+
+
+def test_filters_upscale_is_chosen_from_the_installed_upscalers_and_refused_without_one(qtbot, window, settings):
+    """Filters → Upscale had a free-text Upscaler (and a "Final scale" of "0.00") while the chain's Upscale step
+    listed the installed upscalers: Apply with none installed was taken and the job failed."""
+    _blue_canvas(window)
+    outcomes = []
+
+    def answer(dialog: PostProcessDialog) -> bool:
+        combo = dialog.form.editor("model")
+        dialog.accept()
+        outcomes.append(([combo.itemText(i) for i in range(combo.count())], combo.isEnabled(),
+                         dialog.form.editor("outscale").text(),
+                         dialog.result() == PostProcessDialog.DialogCode.Accepted, dialog.problem.text()))
+        return False  # what Apply then runs is the test above's
+
+    window.plugin_actions.edit_dialog = answer
+    upscale = window.service.registry.get("postprocessor", "upscale")
+    window.plugin_actions.open_processor(upscale)
+    names, enabled, scale_text, accepted, problem = outcomes[-1]
+    assert (names, enabled, scale_text, accepted) == (["None installed"], False, "0 = the upscaler's own scale", False)
+    assert problem.startswith("No upscaler model is installed: put one")
+
+    window.models.show_library([_upscaler_item(settings)])
+    window.plugin_actions.open_processor(upscale)
+    assert outcomes[-1][:4] == (["x2"], True, "0 = the upscaler's own scale", True)
 
 
 def test_filters_are_off_with_a_sentence_while_the_canvas_is_empty_and_the_chain_stays_open(qtbot, window):
@@ -469,8 +503,6 @@ def test_a_picture_file_or_gallery_picture_chosen_for_a_filter_is_read_off_the_w
 def test_a_chain_upscale_step_is_chosen_from_the_installed_upscalers_and_refused_without_one(qtbot, window, settings):
     """The chain's Upscale step had an empty free-text Upscaler and a "Final scale" of "0.00"; OK took it with no
     upscaler installed, and every later generation ended with a warning."""
-    from studio.core.model_library import LibraryItem
-
     outcomes = []
 
     def answer(dialog) -> bool:  # noqa: ANN001
@@ -491,8 +523,7 @@ def test_a_chain_upscale_step_is_chosen_from_the_installed_upscalers_and_refused
     assert problem.startswith("No upscaler model is installed: put one")
     assert settings.generation.post == []
 
-    window.models.show_library([LibraryItem("x2", settings.models_dir / "upscalers" / "x2.safetensors", "upscaler", "",
-                                            "Upscaler (ESRGAN)", 1, "models folder")])  # as a library scan finds it
+    window.models.show_library([_upscaler_item(settings)])  # as a library scan finds it
     window.plugin_actions.open_chain()
     assert outcomes[-1][:4] == (True, ["x2"], "0 = the upscaler's own scale", True)
     assert [(s.processor, s.params["model"]) for s in settings.generation.post] == [("upscale", "x2")]
