@@ -13,13 +13,8 @@ from studio.cli_exit import EXIT_BAD_INPUT
 from studio.cli_job import run_job
 from studio.cli_notes import say_note
 from studio.cli_outputs import check_convert_output, check_output, check_outputs, output_paths, param_pictures
-from studio.cli_params import (
-    check_contributions,
-    check_inputs_given,
-    check_post_processors,
-    collect_params,
-    parse_post_step,
-)
+from studio.cli_params import check_inputs_given, collect_params, parse_post_step
+from studio.cli_plugin_flags import check_chosen
 from studio.cli_plugins import open_host
 from studio.cli_option_values import read_mask
 from studio.cli_request import build_request
@@ -92,10 +87,10 @@ def run_generate(args: argparse.Namespace) -> int:
     settings = load_settings()
     plugins = open_host(safe_mode=args.safe_mode)
     # First: the request's checks differ by generator (and the engine would say an unknown one only once started).
-    check_contributions(GENERATOR, [args.generator or "diffusers"], plugins.registry, "--generator")
+    check_chosen(plugins, GENERATOR, [args.generator or "diffusers"], "--generator")
     # Before the request is built: building it may run a guide's preprocessor (a depth map) on the CPU.
     steps = [parse_post_step(text) for text in args.post]
-    check_post_processors([step.processor for step in steps], plugins.registry, "--post")
+    check_chosen(plugins, POSTPROCESSOR, [step.processor for step in steps], "--post")
     check_inputs_given(args, plugins.registry)
     check_post_pictures(steps, plugins.registry)
     notes: list[str] = []
@@ -151,7 +146,7 @@ def run_postprocess(args: argparse.Namespace) -> int:
     settings = load_settings()
     check_output(args.output)
     plugins = open_host(safe_mode=args.safe_mode)
-    check_post_processors([args.method], plugins.registry, "--method")
+    check_chosen(plugins, POSTPROCESSOR, [args.method], "--method")
     check_inputs_given(args, plugins.registry)
     params = collect_params(args)
     check_post_pictures([PostStep(args.method, params)], plugins.registry)
