@@ -99,12 +99,7 @@ def run_generate(args: argparse.Namespace) -> int:
     # hid it, and --overwrite only then showed it).
     check_outputs(output_paths(args.output, prepared.request.batch_count), overwrite=args.overwrite,
                   reads=generate_reads(args, steps, plugins.registry), outputs_dir=settings.outputs_dir)
-    # The job service prepares the request again, and says what that notes itself once the pictures are saved (a
-    # prompt's LoRA tags, read as words in the negative prompt): those are said once, by the job.
-    repeated = set(prepare_request(prepared.request).notes)
-    for note in (*notes, *prepared.notes):
-        if note not in repeated:
-            say_note(note)
+    say_unless_the_job_will((*notes, *prepared.notes), prepared.request)
     paths = studio_paths()
     env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     if (note := device_fallback_note(args.device, settings.device)) and prepared.request.generator == "diffusers":
@@ -122,6 +117,16 @@ def run_generate(args: argparse.Namespace) -> int:
     finally:
         if history is not None and (lost := history.close(wait_for_pending=30.0, on_wait=say_note)):
             say_note(lost)  # a command can wait for another program's lock longer than the window's engine
+
+
+def say_unless_the_job_will(notes: Iterable[str], request: GenerationRequest) -> None:
+    """Say each of ``notes`` before the job, but those the job says itself: the job service prepares the request
+    again, and says what that notes once the pictures are saved (a prompt's LoRA tags, tags read as words in the
+    negative prompt); those are said once, by the job."""
+    repeated = set(prepare_request(request).notes)
+    for note in notes:
+        if note not in repeated:
+            say_note(note)
 
 
 def say_if_compile_does_nothing(request: GenerationRequest, env: GeneratorEnvironment, given_as: str = "") -> None:

@@ -209,7 +209,7 @@ def _show(args: argparse.Namespace) -> int:
 
 def _rerun(args: argparse.Namespace) -> int:
     from studio.cli_device import device_fallback_note, device_given
-    from studio.cli_generate import check_post_pictures, say_if_compile_does_nothing
+    from studio.cli_generate import check_post_pictures, say_if_compile_does_nothing, say_unless_the_job_will
     from studio.cli_job import run_job
     from studio.cli_outputs import check_output, check_outputs
     from studio.cli_plugins import open_host
@@ -244,8 +244,7 @@ def _rerun(args: argparse.Namespace) -> int:
     env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     for warning in changed_file_warnings(entry, env.models_root, paths.cache_dir / "model-hashes.json"):
         say_note(warning)  # it names recorded files: data, shown escaped
-    for note in prepared.notes:
-        say_note(note)
+    say_unless_the_job_will(prepared.notes, prepared.request)  # not those the job says again after "Saved"
     if (note := device_fallback_note(args.device, settings.device)) and prepared.request.generator == "diffusers":
         say_note(note)
     with device_given(args.device):  # the speed is the settings' (the entry's device may differ)
