@@ -26,6 +26,7 @@ from studio.core.paths import studio_paths
 from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep, prepare_request
 from studio.core.settings import load_settings
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Registry
+from studio.services.model_imports import conversion_notes
 from studio.services.outputs import OutputStore
 
 
@@ -178,19 +179,9 @@ def run_convert(args: argparse.Namespace) -> int:
     except StudioError as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if done.taken_from is not None and done.beside:
-        say_note(f"Wrote only the weights under {done.taken_from!r}; left out the rest of the checkpoint: "
-                 f"{_some(done.beside)}.")
-    if done.not_tensors:
-        count = len(done.not_tensors)
-        kind = "value that is not a tensor" if count == 1 else "values that are not tensors"
-        say_note(f"Left out {count} {kind}: {_some(done.not_tensors)}.")
+    for note in conversion_notes(done.taken_from, done.beside, done.not_tensors):
+        say_note(note)
     print(f"Wrote {args.dest}: {done.tensors} {'tensor' if done.tensors == 1 else 'tensors'}, "
           f"{done.bytes / 2**20:.1f} MiB.")
     return 0
 
-
-def _some(names: tuple[str, ...], shown: int = 8) -> str:
-    """A list a line can hold: the first few names, then how many more."""
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
