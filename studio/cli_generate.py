@@ -13,13 +13,8 @@ from studio.cli_exit import EXIT_BAD_INPUT
 from studio.cli_job import run_job
 from studio.cli_notes import say_note
 from studio.cli_outputs import check_convert_output, check_output, check_outputs, output_paths, param_pictures
-from studio.cli_params import (
-    check_contributions,
-    check_inputs_given,
-    check_post_processors,
-    collect_params,
-    parse_post_step,
-)
+from studio.cli_params import check_inputs_given, collect_params, parse_post_step
+from studio.cli_plugin_flags import check_chosen
 from studio.cli_plugins import open_host
 from studio.cli_option_values import read_mask
 from studio.cli_request import build_request
@@ -31,6 +26,7 @@ from studio.core.paths import studio_paths
 from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep, prepare_request
 from studio.core.settings import load_settings
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Registry
+from studio.services.model_imports import conversion_notes
 from studio.services.outputs import OutputStore
 
 
@@ -92,10 +88,10 @@ def run_generate(args: argparse.Namespace) -> int:
     settings = load_settings()
     plugins = open_host(safe_mode=args.safe_mode)
     # First: the request's checks differ by generator (and the engine would say an unknown one only once started).
-    check_contributions(GENERATOR, [args.generator or "diffusers"], plugins.registry, "--generator")
+    check_chosen(plugins, GENERATOR, [args.generator or "diffusers"], "--generator")
     # Before the request is built: building it may run a guide's preprocessor (a depth map) on the CPU.
     steps = [parse_post_step(text) for text in args.post]
-    check_post_processors([step.processor for step in steps], plugins.registry, "--post")
+    check_chosen(plugins, POSTPROCESSOR, [step.processor for step in steps], "--post")
     check_inputs_given(args, plugins.registry)
     check_post_pictures(steps, plugins.registry)
     notes: list[str] = []
@@ -104,12 +100,7 @@ def run_generate(args: argparse.Namespace) -> int:
     # hid it, and --overwrite only then showed it).
     check_outputs(output_paths(args.output, prepared.request.batch_count), overwrite=args.overwrite,
                   reads=generate_reads(args, steps, plugins.registry), outputs_dir=settings.outputs_dir)
-    # The job service prepares the request again, and says what that notes itself once the pictures are saved (a
-    # prompt's LoRA tags, read as words in the negative prompt): those are said once, by the job.
-    repeated = set(prepare_request(prepared.request).notes)
-    for note in (*notes, *prepared.notes):
-        if note not in repeated:
-            say_note(note)
+    say_unless_the_job_will((*notes, *prepared.notes), prepared.request)
     paths = studio_paths()
     env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     if (note := device_fallback_note(args.device, settings.device)) and prepared.request.generator == "diffusers":
@@ -127,6 +118,16 @@ def run_generate(args: argparse.Namespace) -> int:
     finally:
         if history is not None and (lost := history.close(wait_for_pending=30.0, on_wait=say_note)):
             say_note(lost)  # a command can wait for another program's lock longer than the window's engine
+
+
+def say_unless_the_job_will(notes: Iterable[str], request: GenerationRequest) -> None:
+    """Say each of ``notes`` before the job, but those the job says itself: the job service prepares the request
+    again, and says what that notes once the pictures are saved (a prompt's LoRA tags, tags read as words in the
+    negative prompt); those are said once, by the job."""
+    repeated = set(prepare_request(request).notes)
+    for note in notes:
+        if note not in repeated:
+            say_note(note)
 
 
 def say_if_compile_does_nothing(request: GenerationRequest, env: GeneratorEnvironment, given_as: str = "") -> None:
@@ -151,7 +152,7 @@ def run_postprocess(args: argparse.Namespace) -> int:
     settings = load_settings()
     check_output(args.output)
     plugins = open_host(safe_mode=args.safe_mode)
-    check_post_processors([args.method], plugins.registry, "--method")
+    check_chosen(plugins, POSTPROCESSOR, [args.method], "--method")
     check_inputs_given(args, plugins.registry)
     params = collect_params(args)
     check_post_pictures([PostStep(args.method, params)], plugins.registry)
@@ -178,19 +179,9 @@ def run_convert(args: argparse.Namespace) -> int:
     except StudioError as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if done.taken_from is not None and done.beside:
-        say_note(f"Wrote only the weights under {done.taken_from!r}; left out the rest of the checkpoint: "
-                 f"{_some(done.beside)}.")
-    if done.not_tensors:
-        count = len(done.not_tensors)
-        kind = "value that is not a tensor" if count == 1 else "values that are not tensors"
-        say_note(f"Left out {count} {kind}: {_some(done.not_tensors)}.")
+    for note in conversion_notes(done.taken_from, done.beside, done.not_tensors):
+        say_note(note)
     print(f"Wrote {args.dest}: {done.tensors} {'tensor' if done.tensors == 1 else 'tensors'}, "
           f"{done.bytes / 2**20:.1f} MiB.")
     return 0
 
-
-def _some(names: tuple[str, ...], shown: int = 8) -> str:
-    """A list a line can hold: the first few names, then how many more."""
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more

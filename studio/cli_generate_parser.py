@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from studio.cli_control import add_control_flags
+from studio.cli_device import device_option
 from studio.cli_outputs import add_output_flags
 from studio.cli_plugin_flags import add_plugin_flags, ids_for_help
 from studio.core.hires import LANCZOS
@@ -84,9 +85,10 @@ def add_generate_parser(commands: argparse._SubParsersAction, argv: list[str]) -
     gen.add_argument("--vae", default="", metavar="NAME",
                      help="use this VAE instead of the model's own: a name in the models folder's vae/, "
                           "or a diffusers VAE folder or .safetensors file")
-    gen.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"],
-                     help="where to run: auto (a GPU where PyTorch has one, else the CPU), cuda, mps or cpu (default: "
-                          f"{sampling['device']}); cuda or mps where PyTorch has none is refused")
+    gen.add_argument("--device", default=None, type=device_option, metavar="DEVICE",
+                     help="where to run: auto (a GPU where PyTorch has one, else the CPU), cuda, cuda:N (the GPU "
+                          f"numbered N), mps or cpu (default: {sampling['device']}); a GPU PyTorch does not have here "
+                          "is refused")
     gen.add_argument("--speed", default=None, choices=list(SPEED_MODES),
                      help="on CUDA: fast (CUDA graphs), eager (plain diffusers), compile (fast + torch.compile: "
                           f"minutes of warm-up per size) (default: {sampling['speed']})")

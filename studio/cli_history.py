@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from studio.cli_device import device_option
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_FAILED
 from studio.cli_notes import say_note
 from studio.cli_outputs import add_output_flags
@@ -18,6 +19,7 @@ from studio.core.errors import InvalidRequest, StudioError
 from studio.core.events import format_seconds
 from studio.core.hires import HiresFix, hires_summary
 from studio.core.safe_text import escaped
+from studio.core.settings_checks import DEVICE_VALUES
 
 if TYPE_CHECKING:  # imported when used: `studio` with no command opens the window, and should start fast
     from studio.core.requests import GenerationRequest
@@ -51,7 +53,8 @@ def add_history_parser(commands: argparse._SubParsersAction) -> None:
                                            "source picture and mask); the new job is recorded in the history too.")
     rerun.add_argument("id", type=int, help="the entry's id (from history search)")
     add_output_flags(rerun)
-    rerun.add_argument("--device", default=None, choices=["auto", "cuda", "mps", "cpu"])
+    rerun.add_argument("--device", default=None, type=device_option, metavar="DEVICE",
+                       help=f"where to run: {DEVICE_VALUES} (default: the settings' device)")
 
 
 class _ActionParser(CommandParser):
@@ -208,12 +211,11 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
-    from studio.cli_device import device_fallback_note, device_given
-    from studio.cli_generate import check_post_pictures, say_if_compile_does_nothing
+    from studio.cli_device import check_device, device_fallback_note, device_given
+    from studio.cli_generate import check_post_pictures, say_if_compile_does_nothing, say_unless_the_job_will
     from studio.cli_job import run_job
     from studio.cli_outputs import check_output, check_outputs
     from studio.cli_plugins import open_host
-    from studio.cli_request import check_device
     from studio.core.environment import GeneratorEnvironment
     from studio.core.parameters import MissingPicture
     from studio.core.paths import studio_paths
@@ -244,8 +246,7 @@ def _rerun(args: argparse.Namespace) -> int:
     env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     for warning in changed_file_warnings(entry, env.models_root, paths.cache_dir / "model-hashes.json"):
         say_note(warning)  # it names recorded files: data, shown escaped
-    for note in prepared.notes:
-        say_note(note)
+    say_unless_the_job_will(prepared.notes, prepared.request)  # not those the job says again after "Saved"
     if (note := device_fallback_note(args.device, settings.device)) and prepared.request.generator == "diffusers":
         say_note(note)
     with device_given(args.device):  # the speed is the settings' (the entry's device may differ)

@@ -172,6 +172,8 @@ def _import(settings: Settings, path: Path, convert: bool) -> int:
         return EXIT_FAILED
     if result.copied:
         print(f"Imported {result.item.name} ({result.item.label}) to {result.item.path}.")
+        for note in result.note.splitlines():  # what a conversion left out; a style file's new name
+            say_note(note)
     else:
         print(result.note)
     return 0

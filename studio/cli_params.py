@@ -102,11 +102,6 @@ def parse_post_step(text: str) -> PostStep:
     return PostStep(processor, params, strength)
 
 
-def check_post_processors(names: Sequence[str], registry: Registry, option: str) -> None:
-    """Each post-processor named is installed and enabled; bad input otherwise (see check_contributions)."""
-    check_contributions(POSTPROCESSOR, names, registry, option)
-
-
 def check_contributions(kind: str, names: Sequence[str], registry: Registry, option: str) -> None:
     """Each generator or post-processor (``kind``) named is installed and enabled; bad input otherwise, said before
     the engine starts with the ones there are: by id, as ``option`` and ``studio plugins list`` name them, with

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from studio.cli_exit import EXIT_BAD_INPUT
 from studio.cli_params import KIND_WORDS, add_param_flags, check_contributions, option_value
-from studio.core.errors import StudioError
+from studio.core.errors import InvalidRequest, StudioError
 from studio.plugin_host.registry import GENERATOR
 
 if TYPE_CHECKING:
@@ -59,16 +60,24 @@ def add_plugin_flags(argv: list[str], command: str, option: str, kind: str, pars
 
 
 def _not_there(host: PluginHost, kind: str, chosen: str, option: str) -> str:
-    """Why ``chosen`` is not there to ask the help of: its plugin switched off (and how to switch it on), else what
-    the run itself says (check_contributions: the ones there are)."""
-    from studio.plugin_host.host import DISABLED
-
-    plugin_id, _ = host.taken_contributions().get((kind, chosen), ("", ""))
-    if plugin_id and any(record.id == plugin_id and record.status == DISABLED for record in host.records):
-        return (f"{chosen} is from the plugin {plugin_id}, which is switched off; "
-                f"`studio plugins enable {plugin_id}` turns it on.")
+    """Why ``chosen`` is not there to ask the help of: what its run says (check_chosen)."""
     try:
-        check_contributions(kind, [chosen], host.registry, option)
+        check_chosen(host, kind, [chosen], option)
     except StudioError as exc:
         return str(exc)
     return f"No {KIND_WORDS[kind]} called {chosen!r} is installed and enabled."
+
+
+def check_chosen(host: PluginHost, kind: str, names: Sequence[str], option: str) -> None:
+    """Each generator or post-processor named is installed and enabled, said as its ``--help`` says it: one whose
+    plugin is switched off, how to switch it on; else the ones there are (check_contributions)."""
+    from studio.plugin_host.host import DISABLED
+
+    for name in names:
+        if host.registry.has(kind, name):
+            continue
+        plugin_id, _ = host.taken_contributions().get((kind, name), ("", ""))
+        if plugin_id and any(record.id == plugin_id and record.status == DISABLED for record in host.records):
+            raise InvalidRequest(f"{name} is from the plugin {plugin_id}, which is switched off; "
+                                 f"`studio plugins enable {plugin_id}` turns it on.")
+    check_contributions(kind, names, host.registry, option)

@@ -15,6 +15,7 @@ from PIL import Image
 from studio.cli_addon_files import check_controlnets_fit, check_loras_fit, check_vae_fits, find_files, hires_upscaler
 from studio.cli_control import control_guides
 from studio.cli_denoising import check_denoising_steps
+from studio.cli_device import check_device
 from studio.cli_option_values import parse_lora, parse_outpaint, parse_size, read_mask
 from studio.cli_params import collect_params, parse_post_step
 from studio.core.annotators import DOWNLOAD_COMMAND
@@ -154,19 +155,6 @@ def _check_inpaint_options(args: argparse.Namespace, inpainting: bool) -> None:
     if args.padding is not None and args.masked_only is False:
         raise InvalidRequest("--padding applies to the masked area only, not --whole-picture: with that the model "
                              "sees the whole picture.")
-
-
-def check_device(device: str | None) -> None:
-    """``--device cuda`` or ``mps`` where PyTorch has no such device is bad input, as ``studio bench`` says it: the
-    engine would run the job on the CPU, silently, for minutes where seconds were expected."""
-    if device not in ("cuda", "mps"):
-        return
-    import torch  # the job loads it next
-
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InvalidRequest("No CUDA GPU is available to PyTorch here; give --device cpu or auto.")
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise InvalidRequest("Apple's MPS (Metal) is not available to PyTorch here; give --device cpu or auto.")
 
 
 def _sampling(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:

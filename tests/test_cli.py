@@ -632,7 +632,8 @@ def test_an_unknown_generator_is_refused_with_the_enabled_plugins_generators_too
 
     registry = builtin_registry()
     registry.add(Contribution(GENERATOR, "cli-gen", "Test generator", "studio_tp_cli.generator:Generator"))
-    monkeypatch.setattr(studio.cli_generate, "open_host", lambda safe_mode=False: SimpleNamespace(registry=registry))
+    host = SimpleNamespace(registry=registry, records=[], taken_contributions=dict)
+    monkeypatch.setattr(studio.cli_generate, "open_host", lambda safe_mode=False: host)
     assert main(["generate", "--generator", "cli-gen2", "--prompt", "p", "-o", str(tmp_path / "o.png")]) == 2
     assert capsys.readouterr().err == ("studio: No generator called 'cli-gen2' is installed and enabled; --generator "
                                        "takes one of: diffusers for Stable Diffusion (diffusers), cli-gen for Test "

@@ -158,3 +158,68 @@ def test_the_windows_engine_status_says_a_studio_device_that_is_no_device(tmp_pa
     assert statuses[-1]["message"] == ("STUDIO_DEVICE is 'bogus', which is no device: it takes auto, cpu, cuda, "
                                        "cuda:N (the GPU numbered N) or mps, so Studio picks the device itself.")
     assert generator.device.kind == "cpu"
+
+
+def pretend_gpus(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda chosen: None)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda chosen: type("Props", (), {"name": f"GPU {chosen}", "total_memory": 8 * 2**30})())
+
+
+def test_device_cuda_n_runs_on_that_gpu_and_one_pytorch_does_not_have_is_refused(
+        studio_home, tiny_model_dir, tmp_path, monkeypatch, capsys):
+    # generate --device cuda:1 and history rerun --device cuda:1 were refused as not one of auto, cuda, mps, cpu
+    # (STUDIO_DEVICE=cuda:1 was taken).
+    from studio.core.paths import studio_paths
+    from studio.engine.device import select_device
+    from studio.services.history_store import HistoryEntry, HistoryStore
+
+    ran: list[torch.device] = []
+
+    async def generate_on(request, env, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        ran.append(select_device(env.device).torch_device)
+        return 0
+
+    monkeypatch.setattr(studio.cli_job, "_generate", generate_on)
+    monkeypatch.delenv("STUDIO_DEVICE", raising=False)
+    pretend_gpus(monkeypatch, 2)
+    assert generate(capsys, tiny_model_dir, tmp_path, "--device", "CUDA:1").returncode == 0
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    entry_id = store.add(HistoryEntry(prompt="a tower", model_path=str(tiny_model_dir), seed=5, steps=2))
+    store.close()
+    rerun = ("history", "rerun", str(entry_id), "-o", str(tmp_path / "again.png"), "--overwrite")
+    done = studio_here(capsys, *rerun, "--device", "cuda:1")
+    assert done.returncode == 0, done.stderr
+    assert ran == [torch.device("cuda", 1)] * 2
+    for command in (["generate", "--model", str(tiny_model_dir), "--prompt", "a fox", "-o", str(tmp_path / "f.png"),
+                     "--overwrite"], list(rerun)):
+        refused = studio_here(capsys, *command, "--device", "cuda:2")
+        assert (refused.returncode, refused.stdout, refused.stderr) == (
+            2, "", "studio: PyTorch has 2 CUDA GPUs here, cuda:0 to cuda:1, so there is no cuda:2; give --device "
+                   "cuda:0 or cuda.\n")
+        unknown = studio_here(capsys, *command, "--device", "gpu1")
+        assert unknown.returncode == 2
+        assert unknown.stderr.endswith("error: argument --device: 'gpu1' is no device; it takes auto, cpu, cuda, "
+                                       "cuda:N (the GPU numbered N) or mps\n"), unknown.stderr
+    assert len(ran) == 2
+
+
+def test_a_settings_device_cuda_n_is_kept_and_runs_there(studio_home, tiny_model_dir, tmp_path, monkeypatch, capsys,
+                                                         devices_run):
+    # device = "cuda:1" in the settings file was refused as no device Studio has and took auto.
+    from studio.core.paths import studio_paths
+
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True, exist_ok=True)
+    paths.settings_file.write_text('device = "Cuda:1"\n')
+    settings = load_settings()
+    assert (settings.device, settings.load_note) == ("cuda:1", "")
+    monkeypatch.delenv("STUDIO_DEVICE", raising=False)
+    pretend_gpus(monkeypatch, 1)
+    done = generate(capsys, tiny_model_dir, tmp_path)
+    assert (done.returncode, notes(done.stderr)) == (0, [
+        "note: The settings' device is cuda:1, but PyTorch has 1 CUDA GPU here (cuda:0 to cuda:0); the job runs on "
+        "the first."])
+    assert devices_run == ["cuda"]

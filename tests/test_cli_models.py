@@ -472,3 +472,28 @@ def test_the_root_or_a_system_folder_is_not_linked_as_the_models_folder_is_not_s
         assert (refused.returncode, refused.stderr) == (2, f"studio: {folder} {why}; nothing was linked.\n")
     listed = studio_here(capsys, "models", "list", "--json", "--no-hash")
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
+
+
+def lora_checkpoint_with_more(path: Path) -> Path:
+    """A LoRA's weights under 'state_dict', with a step count among them and the training's epoch beside them."""
+    import torch
+
+    torch.save({"state_dict": {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": torch.ones(4, 8),
+                               "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": torch.ones(8, 4),
+                               "step": 7},
+                "epoch": 3}, path)
+    return path
+
+
+CONVERSION_NOTES = ["note: Wrote only the weights under 'state_dict'; left out the rest of the checkpoint: epoch.",
+                    "note: Left out 1 value that is not a tensor: step (int)."]
+
+
+def test_an_import_with_convert_says_what_the_conversion_left_out(studio_home, tmp_path, capsys):
+    # convert-weights said these; models import --convert kept quiet about what it left out.
+    checkpoint = lora_checkpoint_with_more(tmp_path / "ink.pt")
+    done = studio_here(capsys, "models", "import", str(checkpoint), "--convert")
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stderr.splitlines() if line.startswith("note: ")] == CONVERSION_NOTES
+    converted = studio_here(capsys, "convert-weights", str(checkpoint), str(tmp_path / "ink.safetensors"))
+    assert [line for line in converted.stderr.splitlines() if line.startswith("note: ")] == CONVERSION_NOTES

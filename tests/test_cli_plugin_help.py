@@ -28,16 +28,19 @@ DIFFUSERS_ONLY = ("--model", "--steps", "--cfg", "--scheduler", "--init-image", 
 
 FILM = Contribution(POSTPROCESSOR, "film-look", "Film look", "studio_tp_film:Film", plugin_id="studio-film",
                     plugin_name="Film look")
+PROCEDURAL = Contribution(GENERATOR, "procedural", "Procedural", "studio_tp_procedural:Generator",
+                          plugin_id="studio-procedural", plugin_name="Procedural")
 
 
 @pytest.fixture
 def noise_plugin(studio_home, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Noise Plugin installed and enabled; the film plugin installed and switched off."""
+    """Noise Plugin installed and enabled; the film and procedural plugins installed and switched off."""
     registry = builtin_registry()
     registry.add(NOISE)
     registry.add(PATTERNS)
-    installed = {(c.kind, c.id): (c.plugin_id, c.owner) for c in (NOISE, FILM)}
-    records = [SimpleNamespace(id="noise-plugin", status=ENABLED), SimpleNamespace(id="studio-film", status=DISABLED)]
+    installed = {(c.kind, c.id): (c.plugin_id, c.owner) for c in (NOISE, FILM, PROCEDURAL)}
+    records = [SimpleNamespace(id="noise-plugin", status=ENABLED), SimpleNamespace(id="studio-film", status=DISABLED),
+               SimpleNamespace(id="studio-procedural", status=DISABLED)]
     host = SimpleNamespace(registry=registry, records=records, taken_contributions=lambda: installed)
     for module in (cli_plugins, cli_generate):  # the run's checks read it by name from cli_generate
         monkeypatch.setattr(module, "open_host", lambda safe_mode=False: host)
@@ -113,3 +116,21 @@ def test_the_help_of_a_switched_off_plugin_s_contribution_says_how_to_switch_it_
                            "`studio plugins enable studio-film` turns it on.\n")
 
 
+
+
+def test_a_run_of_a_switched_off_plugin_s_contribution_says_what_its_help_says(noise_plugin, capsys, tmp_path):
+    # The run said "No generator called 'procedural' is installed and enabled; ..." while the help said how to switch
+    # its plugin on.
+    picture, out = str(tmp_path / "x.png"), str(tmp_path / "y.png")
+    runs = {"procedural": [("generate", "--generator", "procedural", "--prompt", "p", "-o", out)],
+            "film-look": [("postprocess", picture, "-o", out, "--method", "film-look"),
+                          ("generate", "--generator", "noise", "--prompt", "p", "--post", "film-look", "-o", out)]}
+    for chosen, commands in runs.items():
+        plugin = PROCEDURAL.plugin_id if chosen == "procedural" else FILM.plugin_id
+        said = (f"studio: {chosen} is from the plugin {plugin}, which is switched off; "
+                f"`studio plugins enable {plugin}` turns it on.\n")
+        for command in commands:
+            help_asked = studio_here(capsys, *command, "--help") if "--post" not in command else None
+            done = studio_here(capsys, *command)
+            assert (done.returncode, done.stdout, done.stderr) == (2, "", said), command
+            assert help_asked is None or help_asked.stderr == said

@@ -112,3 +112,19 @@ def test_the_prompt_s_loras_are_said_once(tiny_model_dir, studio_home, tmp_path,
     assert notes == ["note: LoRAs from the prompt: ink (0.8).",
                      "note: The negative prompt's <lora:ink:1> is read as words, as A1111 reads them: LoRAs are taken "
                      "from the prompt only."]
+
+
+def test_a_rerun_says_the_prompt_s_notes_once(tiny_model_dir, studio_home, tmp_path, capsys):
+    # history rerun said the notes of its entry's prompts before the job, and the job said them again after "Saved".
+    from tiny_loras import lora_state, save_lora, tiny_unet
+
+    save_lora(lora_state(tiny_unet(tiny_model_dir)), studio_home / "data" / "models" / "loras" / "ink.safetensors")
+    made = studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--seed", "3", "--steps", "1", "--size",
+                       "64x64", "--prompt", "<lora:ink:0.8> a fox", "--negative", "<lora:ink:1> blur", "-o",
+                       str(tmp_path / "f.png"))
+    assert made.returncode == 0, made.stderr
+    again = studio_here(capsys, "history", "rerun", "1", "-o", str(tmp_path / "again.png"))
+    assert again.returncode == 0, again.stderr
+    notes = [line for line in again.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: The negative prompt's <lora:ink:1> is read as words, as A1111 reads them: LoRAs are taken "
+                     "from the prompt only."]

@@ -25,6 +25,7 @@ from studio.core.settings_checks import (
     DEFAULT_FOLDERS,
     NEAREST_IN_RANGE,
     READING_FILE,
+    known_device,
     one_of,
 )
 from studio.core.settings_repair import (
@@ -78,7 +79,7 @@ class Settings(BaseModel):
     models_dir: Path
     outputs_dir: Path
     extra_model_paths: list[Path] = Field(default_factory=list)  # diffusers folders picked by hand
-    device: str = "auto"  # one of DEVICES
+    device: str = "auto"  # auto, cpu, cuda, cuda:N or mps (known_device)
     memory: str = "auto"  # GPU memory: auto (estimate, then choose) | high (all on the GPU) | low (offload, tiling)
     speed: str = "fast"  # on CUDA: fast (graphs) | eager (plain diffusers) | compile (fast + torch.compile, opt-in)
     generation: GenerationDefaults = Field(default_factory=GenerationDefaults)
@@ -112,7 +113,7 @@ class Settings(BaseModel):
     def _absolute_paths(cls, value: list[Path]) -> list[Path]:
         return [absolute_folder(path) for path in value]
 
-    _known_device = field_validator("device")(lambda value: one_of(value, DEVICES, "device"))
+    _known_device = field_validator("device")(known_device)
     _known_memory_mode = field_validator("memory")(lambda value: one_of(value, MEMORY_MODES, "memory mode"))
     _known_speed = field_validator("speed")(lambda value: one_of(value, SPEED_MODES, "speed"))
 
@@ -122,7 +123,6 @@ class Settings(BaseModel):
                                   context=_default_folders(paths))
 
 
-DEVICES = ("auto", "cuda", "mps", "cpu")
 
 def _default_folders(paths: StudioPaths) -> dict[str, tuple[Path, ...]]:
     return {DEFAULT_FOLDERS: (paths.default_models_dir, paths.default_outputs_dir)}

@@ -3,6 +3,7 @@ range taking the nearest allowed, and whether the settings file is being read.""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
@@ -18,6 +19,7 @@ from studio.core.units import is_finite_number
 DEFAULT_FOLDERS = "default_folders"
 READING_FILE = "reading_file"
 NEAREST_IN_RANGE = "nearest_in_range"
+DEVICE_VALUES = "auto, cpu, cuda, cuda:N (the GPU numbered N) or mps"
 
 
 class Refused:
@@ -42,6 +44,24 @@ def one_of(value: str, known: tuple[str, ...], what: str) -> str:
     if value not in known:
         raise ValueError(f"not a {what} Studio has")
     return value
+
+
+def parse_device(text: str) -> tuple[str, int] | None:
+    """``(kind, GPU index)`` for a device as people write it (``CUDA``, ``cuda:1``, `` mps ``), None for one
+    that is no device. Here, without torch: the settings and the command line's options read it too."""
+    value = text.strip().lower()
+    if value in ("auto", "cpu", "cuda", "mps"):
+        return value, 0
+    if found := re.fullmatch(r"cuda:(\d+)", value):
+        return "cuda", int(found[1])
+    return None
+
+
+def known_device(value: str) -> str:
+    """A settings file's device, as written in any case (``cuda:1``: the GPU numbered 1), else refused."""
+    if parse_device(value) is None:
+        raise ValueError("not a device Studio has")
+    return value.strip().lower()
 
 
 def nearest_in_range(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:  # noqa: ANN401

@@ -4,7 +4,6 @@ runs bfloat16 on processors that compute it in hardware: ``cpu_precision``)."""
 from __future__ import annotations
 
 import os
-import re
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -12,10 +11,10 @@ from dataclasses import dataclass
 import torch
 
 from studio.core.errors import StudioError
+from studio.core.settings_checks import DEVICE_VALUES, parse_device
 
 CPU_THREADS_ENV = "STUDIO_CPU_THREADS"
 DEVICE_ENV = "STUDIO_DEVICE"  # comes before the settings' device (tests and scripts pin the CPU with it)
-DEVICE_VALUES = "auto, cpu, cuda, cuda:N (the GPU numbered N) or mps"
 
 
 @dataclass(frozen=True)
@@ -25,17 +24,6 @@ class DeviceInfo:
     dtype: torch.dtype
     description: str  # for the status bar
     note: str = ""  # why this is not the device asked for, where that is worth a sentence (an unknown STUDIO_DEVICE)
-
-
-def parse_device(text: str) -> tuple[str, int] | None:
-    """``(kind, GPU index)`` for a device as people write it (``CUDA``, ``cuda:1``, `` mps ``), None for one
-    that is no device."""
-    value = text.strip().lower()
-    if value in ("auto", "cpu", "cuda", "mps"):
-        return value, 0
-    if found := re.fullmatch(r"cuda:(\d+)", value):
-        return "cuda", int(found[1])
-    return None
 
 
 def unknown_device_sentence(text: str) -> str:

@@ -149,15 +149,37 @@ def convert_and_import(source: Path, models_dir: Path, *, hash_cache: Path | Non
     except OSError as exc:
         raise ModelError(f"{source.name} could not be converted into {models_dir}: {os_reason(exc)}.") from exc
     try:
-        convert_to_safetensors(source, dest)
+        done = convert_to_safetensors(source, dest)
         result = import_model(dest, models_dir, hash_cache=hash_cache, move=True)
     finally:
         dest.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             incoming.rmdir()
-    if result.copied:
-        result = replace(result, unrecorded=_record_import(models_dir, result.item.path, source))
+    if result.copied:  # what the conversion left out, one sentence a line (as convert-weights says it)
+        notes = (result.note, *conversion_notes(done.taken_from, done.beside, done.not_tensors))
+        result = replace(result, unrecorded=_record_import(models_dir, result.item.path, source),
+                         note="\n".join(filter(None, notes)))
     return result
+
+
+def conversion_notes(taken_from: str | None, beside: Sequence[str], not_tensors: Sequence[str]) -> list[str]:
+    """What a conversion to safetensors left out of a checkpoint, in sentences: the rest of it, where only the weights
+    nested under ``taken_from`` ("state_dict") were written, and the values among the weights that are no tensors."""
+    notes = []
+    if taken_from is not None and beside:
+        notes.append(f"Wrote only the weights under {taken_from!r}; left out the rest of the checkpoint: "
+                     f"{_some(beside)}.")
+    if not_tensors:
+        count = len(not_tensors)
+        kind = "value that is not a tensor" if count == 1 else "values that are not tensors"
+        notes.append(f"Left out {count} {kind}: {_some(not_tensors)}.")
+    return notes
+
+
+def _some(names: Sequence[str], shown: int = 8) -> str:
+    """A list a line can hold: the first few names, then how many more."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def remove_model(value: str, models_dir: Path, linked: list[Path],

@@ -275,8 +275,10 @@ class ModelsDialog(TaskDialog):
         await self._changed()
         if result.unrecorded:
             self._report(result.unrecorded, error=True)
+        elif result.copied:  # and what it should know of it: what a conversion left out
+            self._report(" ".join([f"{done} {result.item.name} ({result.item.label}).", *result.note.splitlines()]))
         else:
-            self._report(result.note or f"{done} {result.item.name} ({result.item.label}).")
+            self._report(result.note)
         return result.copied
 
     async def link(self, path: Path) -> None:

@@ -302,3 +302,16 @@ def test_an_import_whose_record_cannot_be_written_is_listed_and_says_so(qtbot, w
     assert dialog.message.text() == (f"dreamy.safetensors is in the library at {target}, but where it came from could "
                                      f"not be written to {record} (Is a directory), so the library will not say where "
                                      "it was imported from.")
+
+
+def test_a_converted_import_says_what_the_conversion_left_out(qtbot, window, tmp_path):
+    # The Model Library said only "Converted and imported ink (LoRA)." of a checkpoint whose epoch and step it left out.
+    from test_cli_models import CONVERSION_NOTES, lora_checkpoint_with_more
+
+    checkpoint = lora_checkpoint_with_more(tmp_path / "ink.pt")
+    dialog = open_library(qtbot, window)
+    dialog.confirm = lambda title, text: True  # "Convert?" — yes
+    dialog.start(dialog.import_path(checkpoint))
+    qtbot.waitUntil(lambda: "Converted and imported" in dialog.message.text(), timeout=20000)
+    assert dialog.message.text() == " ".join(["Converted and imported ink (LoRA).",
+                                              *(note.removeprefix("note: ") for note in CONVERSION_NOTES)])
