@@ -38,7 +38,7 @@ from studio.services.outputs import OutputStore
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-# After why the outputs folder could not keep a picture (the window's sentence points to File → Save).
+# After why the outputs folder could not keep a picture (the window's sentence points to Save Canvas As…).
 UNSAVED = "The -o file is its only copy."
 CANCELLING = "Cancelling (Ctrl+C again to stop at once)"
 CANCEL_WAIT = 10.0  # seconds a cancelled job has to stop (within a step) and hand over the pictures it finished

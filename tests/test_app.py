@@ -292,5 +292,6 @@ def test_a_read_only_data_folder_shows_the_real_history_read_only_and_jobs_still
     assert (unsaved["end"], unsaved["saved"]) == ("JobFinished", [None])
     (note,) = unsaved["notes"]
     assert note.startswith(f"The image could not be saved in {data / 'outputs'}")
-    assert note.endswith(": Permission denied. The picture is only on the canvas: keep it with File → Save.")
+    assert note.endswith(": Permission denied. The picture is only on the canvas: keep it with Save Canvas As… in the "
+                         "File menu.")
     assert sorted(data.rglob("*")) == files and history.read_bytes() == before  # nothing written

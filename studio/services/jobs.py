@@ -79,7 +79,7 @@ class EventStream:
 
 # Said after why the outputs folder could not keep a picture, in the window's words (the command line passes its own:
 # there the -o file is the picture's copy).
-UNSAVED = "The picture is only on the canvas: keep it with File → Save."
+UNSAVED = "The picture is only on the canvas: keep it with Save Canvas As… in the File menu."
 
 
 class JobService:
@@ -267,7 +267,7 @@ class JobService:
             for image, recipe in pictures:
                 if stopped is None:
                     image, recipe, stopped = self._post_process(request, image, recipe, context, made)
-                if self._outputs is not None:  # what the picture carries, and the canvas or File → Save after it
+                if self._outputs is not None:  # what the picture carries, and the canvas or Save Canvas As… after it
                     recipe = self._outputs.shareable(recipe)
                 path = self._saved(image, recipe, context)
                 now = time.perf_counter()

@@ -207,7 +207,8 @@ def test_a_picture_that_cannot_be_saved_is_handed_on_unsaved_with_a_note(tmp_pat
     (output,) = finished.outputs
     assert output.path is None and output.image.size == (64, 64)  # the picture itself is not lost
     assert finished.warnings[0].startswith("The image could not be saved in ")  # a problem, said first
-    assert finished.warnings[0].endswith("The picture is only on the canvas: keep it with File → Save.")
+    assert finished.warnings[0].endswith("The picture is only on the canvas: keep it with Save Canvas As… in the "
+                                         "File menu.")
 
 
 def test_a_transparent_reference_gives_only_the_colours_that_show(tmp_path):

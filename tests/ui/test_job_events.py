@@ -62,7 +62,7 @@ def test_a_job_that_finished_with_a_problem_marks_its_queue_row(qtbot, window) -
     from studio.ui.theme import WARNING, icon
 
     unsaved = ("The image could not be saved in /full/outputs: File too large. The picture is only on the canvas: "
-               "keep it with File → Save.")
+               "keep it with Save Canvas As… in the File menu.")
     request = GenerationRequest(model="tiny-sd", prompt="x")
     window.handle_event(JobQueued(31, request))
     window.handle_event(JobFinished(31, (_output(None),), 0.64, warnings=(unsaved,)))
