@@ -51,15 +51,28 @@ class FocusedFieldKeys(QObject):
         escape = event.key() == Qt.Key.Key_Escape and event.modifiers() == Qt.KeyboardModifier.NoModifier
         if kind == QEvent.Type.ShortcutOverride:
             letter = bool(event.text()) and event.text().isprintable() and event.modifiers() in _PLAIN
+            if escape and _clears_on_escape(field):
+                event.accept()  # a search box's Esc clears its text first (a running job is not cancelled)
+                return False
             if escape and isinstance(field, _ESC_FIELDS) and _escape_runs_an_action(watched):
                 return False  # the window's Esc (Cancel Current Job, while a job runs) fires
             if (letter and _takes_letters(field)) or (escape and isinstance(field, _ESC_FIELDS)):
                 event.accept()  # the field gets the key as a key press, and no shortcut fires
             return False
+        if escape and _clears_on_escape(field):
+            assert isinstance(field, QLineEdit)
+            field.clear()
+            return True
         if escape and isinstance(field, _ESC_FIELDS):
             self._leave_to.setFocus(Qt.FocusReason.ShortcutFocusReason)
             return True
         return False
+
+
+def _clears_on_escape(field: QWidget) -> bool:
+    """A search box (a line with a clear button) that holds text: Esc there clears it, as in most programs; only an
+    empty one's Esc cancels the job or leaves the field."""
+    return isinstance(field, QLineEdit) and field.isClearButtonEnabled() and bool(field.text())
 
 
 def _escape_runs_an_action(window: QObject) -> bool:

@@ -46,6 +46,21 @@ def test_esc_in_a_field_cancels_a_running_job_and_otherwise_leaves_the_field_for
     assert QApplication.focusWidget() is window.canvas and len(cancels) == len(fields)
 
 
+def test_esc_in_a_search_box_with_text_clears_it_and_leaves_the_job_alone(qtbot, window):  # noqa: ANN001
+    """Esc in the gallery's search box cancelled a running job and left the search as it was."""
+    cancels: list[bool] = []
+    window.cancel_action.triggered.connect(lambda: cancels.append(True))
+    window.cancel_action.setEnabled(True)  # as while a job runs
+    search = window.gallery.search_edit
+    search.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is search, timeout=2000)
+    qtbot.keyClicks(search, "fox")
+    qtbot.keyClick(search, Qt.Key.Key_Escape)
+    assert search.text() == "" and cancels == [] and QApplication.focusWidget() is search
+    qtbot.keyClick(search, Qt.Key.Key_Escape)  # empty now: the job's Esc
+    assert cancels == [True]
+
+
 def test_esc_with_a_drop_down_list_open_closes_the_list_and_leaves_the_job_alone(qtbot, window):  # noqa: ANN001
     cancels: list[bool] = []
     window.cancel_action.setEnabled(True)
