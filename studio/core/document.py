@@ -42,7 +42,7 @@ class Document:
         self.revision = 0  # bumps on every change: autosave compares it
         # The step done when the document was last kept elsewhere (a result in the outputs, an opened or saved file):
         # undoing back to it leaves nothing unsaved. An empty document has nothing to lose.
-        self._saved_step: HistoryStep | None = None
+        self._start_kept = False  # the document before any step (empty) has nothing to keep
         self._held_changes: list[DocumentChange] | None = None  # while changes_held() holds them
         self._unseen: Image.Image | None = None  # a picture made while they are held, not yet shown to anyone
 
@@ -134,13 +134,19 @@ class Document:
         return None
 
     def mark_saved(self) -> None:
-        """The document as it is now is kept elsewhere: closing now loses nothing."""
-        self._saved_step = self._current_step()
+        """The document as it is now is kept elsewhere: closing here, or after undoing or redoing back to here,
+        loses nothing (each kept state is remembered: three generated pictures are each in the outputs folder)."""
+        step = self._current_step()
+        if step is None:
+            self._start_kept = True
+        else:
+            step.kept = True
 
     @property
     def changed_since_save(self) -> bool:
         """Whether the picture or mask holds work kept nowhere else (a painted mask, an edit since the last save)."""
-        return self.image is not None and (self.in_stroke or self._current_step() is not self._saved_step)
+        step = self._current_step()
+        return self.image is not None and (self.in_stroke or not (step.kept if step else self._start_kept))
 
     def _current_step(self) -> HistoryStep | None:
         return self._steps[self._position - 1] if self._position else None

@@ -34,6 +34,7 @@ class HistoryStep:
     # Whether any pixel of the whole mask was masked before and after the step (None: not known).
     masked_before: bool | None = None
     masked_after: bool | None = None
+    kept: bool = False  # the document as this step leaves it is kept elsewhere (a file, the outputs folder)
     nbytes: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:

@@ -341,3 +341,21 @@ def test_the_document_knows_whether_it_changed_since_it_was_saved() -> None:
     assert not document.changed_since_save
     document.begin_stroke("Brush")
     assert document.changed_since_save  # a stroke under way is unsaved work too
+
+
+def test_every_state_that_was_saved_stays_saved_through_undo_and_redo() -> None:
+    """Three generated pictures, each in the outputs folder: undoing to the first and redoing to the second asked
+    on closing about "work that is not saved" (only the last saved state was remembered)."""
+    document = Document()
+    for colour in ("red", "green", "blue"):
+        document.set_image(Image.new("RGB", (16, 8), colour), "Generated")
+        document.mark_saved()
+    document.undo()
+    document.undo()
+    assert not document.changed_since_save
+    document.redo()
+    assert not document.changed_since_save
+    document.edit_mask("Brush", lambda mask: fill_rect(mask, (1, 1, 4, 4)))  # drops the redo of the blue one
+    assert document.changed_since_save
+    document.undo()
+    assert not document.changed_since_save
