@@ -253,6 +253,9 @@ class SamplingBox(QWidget):
         refusal = seed_refusal(text)
         self.seed_error.setText(refusal)
         self.seed_error.setVisible(bool(refusal))
+        bar = self.window().statusBar() if isinstance(self.window(), QMainWindow) else None
+        if text and hasattr(bar, "withdraw_message"):  # a seed since: "-1 means random" no longer says the box
+            bar.withdraw_message(RANDOM_SEED_NOTE)
 
     def _show_seed_error(self, text: str) -> None:
         self.seed_error.setText(text)

@@ -166,6 +166,11 @@ class StudioStatusBar(QStatusBar):
         repolish(self.message_label)
         self._shown_notice = ""
 
+    def withdraw_message(self, text: str) -> None:
+        """Clear the line if it still says ``text``, which no longer holds (a note about what a field held)."""
+        if self.message_label.text() == text:
+            self.set_message("")
+
     def add_notice(self, text: str) -> None:
         """A problem that stays true after it is said (a settings file set aside, autosave off): shown now, and kept
         by the notices button, whatever messages replace it here, until the person dismisses it. A problem the line
