@@ -24,7 +24,7 @@ from studio.ui.theme import error_label, section_label
 
 UPSCALE = "upscale"  # the built-in post-processor whose "model" is an installed upscaler file
 NO_UPSCALER = ("No upscaler model is installed: put one (a Real-ESRGAN or 4x-UltraSharp .safetensors file) in the "
-               "models folder's upscalers/, then add this step.")
+               "models folder's upscalers/ first.")
 
 
 class PostProcessDialog(QDialog):
