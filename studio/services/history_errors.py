@@ -24,6 +24,10 @@ class HistoryNotWritable(HistoryError):
 class HistoryLocked(HistoryError):
     """Another program holds the history database's lock; nothing was changed or moved."""
 
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
 
 def primary_code(exc: sqlite3.Error) -> int | None:
     code = getattr(exc, "sqlite_errorcode", None)
@@ -42,7 +46,7 @@ def translated(exc: sqlite3.Error, path: Path) -> HistoryError:
     code = primary_code(exc)
     if code in (SQLITE_BUSY, SQLITE_LOCKED):
         return HistoryLocked(f"The history database {path} is locked by another program; "
-                             "close other Studio windows or commands and try again.")
+                             "close other Studio windows or commands and try again.", path)
     if code in (SQLITE_CORRUPT, SQLITE_NOTADB):
         return HistoryError(f"The history database {path} is damaged; Studio will set it aside "
                             "and start a new one the next time it starts.")

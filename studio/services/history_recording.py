@@ -167,8 +167,9 @@ class HistoryRecorder:
         except HistoryLocked as exc:  # another program's lock, for longer than busy_timeout: kept, added later
             log.warning("%s: %s", what.format(yet=" yet"), exc)
             self._history.keep_for_later(entry)
-            self._context.note(f"{what.format(yet=' yet')}: {exc} Studio keeps the entry and adds it once the lock "
-                               "is gone.")
+            where = f" {exc.path}" if exc.path else ""  # not "try again": nothing is left for the person to do
+            self._context.note(f"{what.format(yet=' yet')}: the history database{where} is locked by another "
+                               "program. Studio keeps the entry and adds it once the lock is gone.")
         except Exception as exc:  # noqa: BLE001 - the image is safe on disk; the job goes on
             log.exception("%s", what.format(yet=""))
             self._context.note(f"{what.format(yet='')}: {describe_exception(exc)}")
