@@ -497,3 +497,17 @@ def test_an_import_with_convert_says_what_the_conversion_left_out(studio_home, t
     assert [line for line in done.stderr.splitlines() if line.startswith("note: ")] == CONVERSION_NOTES
     converted = studio_here(capsys, "convert-weights", str(checkpoint), str(tmp_path / "ink.safetensors"))
     assert [line for line in converted.stderr.splitlines() if line.startswith("note: ")] == CONVERSION_NOTES
+
+
+def test_an_import_with_convert_of_a_sparse_tensor_is_one_sentence_and_leaves_nothing(studio_home, tmp_path, capsys):
+    # A traceback (exit 1): "unsupported memory format option Contiguous".
+    import torch
+
+    checkpoint = tmp_path / "sparse.pth"
+    torch.save({"s": torch.ones(3, 3).to_sparse()}, checkpoint)
+    done = studio_here(capsys, "models", "import", str(checkpoint), "--convert")
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == (f"studio: {checkpoint} holds a sparse tensor 's', which a safetensors "
+                                            "file cannot store; it was not converted.")
+    listed = studio_here(capsys, "models", "list", "--json", "--no-hash")
+    assert json.loads(listed.stdout) == []

@@ -79,6 +79,7 @@ def _flatten(src: Path, state: Mapping[Any, Any]) -> tuple[dict[str, torch.Tenso
         if isinstance(value, torch.Tensor):
             if name in tensors:
                 raise StudioError(f"{src} has two tensors that would both be named {name}, so it was not converted.")
+            _refuse_unstorable(src, name, value)
             tensor = value.detach().contiguous()
             storage = tensor.untyped_storage().data_ptr()
             if storage in seen and tensor.numel():
@@ -92,6 +93,19 @@ def _flatten(src: Path, state: Mapping[Any, Any]) -> tuple[dict[str, torch.Tenso
         else:  # step counters, hyper-parameters, notes: not weights
             left_out.append(f"{name} ({'None' if value is None else type(value).__name__})")
     return tensors, left_out
+
+
+def _refuse_unstorable(src: Path, name: str, tensor: torch.Tensor) -> None:
+    """A safetensors file holds dense tensors of plain dtypes only; weights_only loads sparse, quantized and meta
+    tensors as well, which would fail deep inside torch or safetensors."""
+    if tensor.is_meta:  # a shape without values (a model built on the "meta" device, then saved)
+        raise StudioError(f"{src} holds a meta tensor {name!r}, which holds no data; it was not converted.")
+    if tensor.layout != torch.strided:
+        raise StudioError(f"{src} holds a sparse tensor {name!r}, which a safetensors file cannot store; "
+                          "it was not converted.")
+    if tensor.is_quantized:
+        raise StudioError(f"{src} holds a quantized tensor {name!r}, which a safetensors file cannot store; "
+                          "it was not converted.")
 
 
 def _load(src: Path) -> Any:

@@ -198,3 +198,20 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path, monkeypatch):
         convert_to_safetensors(tmp_path / "model.pth", dest)
     assert dest.read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pth", "model.safetensors"]
+
+
+@pytest.mark.filterwarnings("ignore:torch.quantize_per_tensor:UserWarning")  # deprecated, yet weights_only loads it
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta:UserWarning")
+@pytest.mark.parametrize(("tensor", "said"), [
+    (lambda: torch.ones(3, 3).to_sparse(), "a sparse tensor 'x', which a safetensors file cannot store"),
+    (lambda: torch.ones(3, 3).to_sparse_csr(), "a sparse tensor 'x', which a safetensors file cannot store"),
+    (lambda: torch.quantize_per_tensor(torch.ones(3), 0.1, 0, torch.qint8),
+     "a quantized tensor 'x', which a safetensors file cannot store"),
+    (lambda: torch.empty(2, device="meta"), "a meta tensor 'x', which holds no data")])
+def test_a_tensor_safetensors_cannot_hold_is_refused_with_a_sentence_and_no_file(tmp_path, tensor, said):
+    # A traceback each: "unsupported memory format option Contiguous", KeyError torch.qint8, "Cannot copy out of meta".
+    torch.save({"w": torch.ones(2), "x": tensor()}, tmp_path / "odd.pth")
+    with pytest.raises(StudioError) as caught:
+        convert_to_safetensors(tmp_path / "odd.pth", tmp_path / "odd.safetensors")
+    assert str(caught.value) == f"{tmp_path / 'odd.pth'} holds {said}; it was not converted."
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.pth"]
