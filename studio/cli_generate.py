@@ -171,9 +171,10 @@ def run_postprocess(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     """``studio convert-weights IN OUT``: the one place a pickle checkpoint is read, and only its tensors."""
-    from studio.engine.convert import convert_to_safetensors
+    from studio.engine.convert import check_checkpoint, convert_to_safetensors
 
     try:
+        check_checkpoint(args.source)  # IN first: a wrong OUT is no news while there is nothing to convert
         check_convert_output(args.source, args.dest, overwrite=args.overwrite)
         done = convert_to_safetensors(args.source, args.dest)
     except StudioError as exc:

@@ -130,3 +130,16 @@ def test_wrong_ins_and_outs_are_refused_with_a_true_sentence(studio_home, tmp_pa
     assert refused.returncode == EXIT_BAD_INPUT
     assert refused.stderr.splitlines() == [f"studio: {sentence}"]
     assert [p.name for p in work.iterdir()] == ["w.pth"]
+
+
+@pytest.mark.parametrize("source", ["none.pth", "."])
+def test_in_is_checked_before_out(studio_home, tmp_path, capsys, monkeypatch, source):
+    # A missing IN with an OUT that exists was answered "…already exists; give another OUT…", the wrong thing to fix.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "there.safetensors").write_text("precious")
+    refused = studio_here(capsys, "convert-weights", source, "there.safetensors")
+    assert refused.returncode == EXIT_BAD_INPUT
+    assert refused.stderr.splitlines() == [
+        "studio: There is no checkpoint file at none.pth." if source == "none.pth"
+        else "studio: . is a folder, not a checkpoint file."]
+    assert (tmp_path / "there.safetensors").read_text() == "precious"

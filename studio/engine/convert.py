@@ -136,16 +136,21 @@ def _new_file_beside(dest: Path) -> Path:
             continue
 
 
+def check_checkpoint(src: Path) -> None:
+    """StudioError with one sentence where ``src`` is no file to read a checkpoint from: a folder or nothing at all."""
+    if src.is_dir():
+        raise StudioError(f"{src} is a folder, not a checkpoint file.")
+    if not src.is_file():
+        raise StudioError(f"There is no checkpoint file at {src}.")
+
+
 def convert_to_safetensors(src: Path, dest: Path) -> Conversion:
     """Write the tensors of the PyTorch checkpoint ``src`` to the safetensors file ``dest``, in a folder that
     exists. ``dest`` appears complete or not at all; one written over keeps its mode."""
     from safetensors.torch import save_file
 
     src, dest = Path(src), Path(dest)
-    if src.is_dir():
-        raise StudioError(f"{src} is a folder, not a checkpoint file.")
-    if not src.is_file():
-        raise StudioError(f"There is no checkpoint file at {src}.")
+    check_checkpoint(src)
     loaded = _load(src)
     if isinstance(loaded, torch.Tensor):
         raise StudioError(f"{src} holds a single tensor without a name; a safetensors file names each tensor, "
