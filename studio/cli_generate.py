@@ -183,6 +183,13 @@ def run_convert(args: argparse.Namespace) -> int:
     for note in conversion_notes(done.taken_from, done.beside, done.not_tensors):
         say_note(note)
     print(f"Wrote {args.dest}: {done.tensors} {'tensor' if done.tensors == 1 else 'tensors'}, "
-          f"{done.bytes / 2**20:.1f} MiB.")
+          f"{_amount(done.bytes)}.")
     return 0
 
+
+def _amount(size: int) -> str:
+    """A size in the unit that shows it: "48 bytes", "3.0 KiB", "1.6 GiB" (a few small weights read "0.0 MiB")."""
+    for power, unit in ((3, "GiB"), (2, "MiB"), (1, "KiB")):
+        if size >= 1024**power:
+            return f"{size / 1024**power:.1f} {unit}"
+    return f"{size} {'byte' if size == 1 else 'bytes'}"

@@ -66,7 +66,7 @@ def test_nested_tensors_are_written_and_what_is_left_out_is_named(studio_home, t
     assert done.returncode == 0, done.stderr
     assert sorted(load_file(dest)) == ["a", "lst.0", "sub.c"]
     assert done.stderr.splitlines() == ["note: Left out 2 values that are not tensors: b (str), n (int)."]
-    assert done.stdout == f"Wrote {dest}: 3 tensors, 0.0 MiB.\n"
+    assert done.stdout == f"Wrote {dest}: 3 tensors, 24 bytes.\n"
 
 
 def test_the_rest_of_a_training_checkpoint_is_named_and_one_tensor_is_singular(studio_home, tmp_path, capsys):
@@ -76,7 +76,7 @@ def test_the_rest_of_a_training_checkpoint_is_named_and_one_tensor_is_singular(s
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == [
         "note: Wrote only the weights under 'state_dict'; left out the rest of the checkpoint: epoch, optimizer."]
-    assert done.stdout == f"Wrote {dest}: 1 tensor, 0.0 MiB.\n"
+    assert done.stdout == f"Wrote {dest}: 1 tensor, 8 bytes.\n"
 
 
 def test_a_bare_tensor_is_refused_with_a_sentence(studio_home, tmp_path, capsys):
@@ -143,3 +143,25 @@ def test_in_is_checked_before_out(studio_home, tmp_path, capsys, monkeypatch, so
         "studio: There is no checkpoint file at none.pth." if source == "none.pth"
         else "studio: . is a folder, not a checkpoint file."]
     assert (tmp_path / "there.safetensors").read_text() == "precious"
+
+
+@pytest.mark.parametrize(("weights", "said"), [(torch.ones(1, dtype=torch.uint8), "1 byte"),
+                                               (torch.ones(768), "3.0 KiB"), (torch.ones(3, 2**18), "3.0 MiB")])
+def test_the_size_written_is_said_in_a_unit_that_shows_it(studio_home, tmp_path, capsys, weights, said):
+    # Every small file was "0.0 MiB".
+    source, dest = tmp_path / "w.pth", tmp_path / "w.safetensors"
+    torch.save({"w": weights}, source)
+    done = studio_here(capsys, "convert-weights", str(source), str(dest))
+    assert done.stdout == f"Wrote {dest}: 1 tensor, {said}.\n"
+
+
+def test_a_named_pipe_in_is_called_one_in_the_words_models_import_uses(studio_home, tmp_path, capsys):
+    # convert-weights said "There is no checkpoint file at …/fifo.pth", where models import said "is a named pipe".
+    fifo = tmp_path / "fifo.pth"
+    os.mkfifo(fifo)
+    refused = studio_here(capsys, "convert-weights", str(fifo), str(tmp_path / "o.safetensors"))
+    imported = studio_here(capsys, "models", "import", str(fifo), "--convert")
+    assert refused.returncode == imported.returncode == EXIT_BAD_INPUT
+    assert refused.stderr.splitlines() == imported.stderr.splitlines() == [
+        f"studio: {fifo} is a named pipe (FIFO), not a weights file."]
+    assert not (tmp_path / "o.safetensors").exists()

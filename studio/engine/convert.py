@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from studio.core.errors import StudioError, os_reason
+from studio.core.weight_files import special_file_problem
 
 # Where training scripts nest the weights: Lightning/most ("state_dict"), timm/others ("model"),
 # BasicSR/Real-ESRGAN ("params_ema" preferred over "params", as their own loaders do).
@@ -137,9 +138,12 @@ def _new_file_beside(dest: Path) -> Path:
 
 
 def check_checkpoint(src: Path) -> None:
-    """StudioError with one sentence where ``src`` is no file to read a checkpoint from: a folder or nothing at all."""
+    """StudioError with one sentence where ``src`` is no file to read a checkpoint from: a folder, a named pipe (which
+    would wait for a writer for ever), a device, or nothing at all."""
     if src.is_dir():
         raise StudioError(f"{src} is a folder, not a checkpoint file.")
+    if problem := special_file_problem(src):  # the words every weights file is refused in
+        raise StudioError(problem)
     if not src.is_file():
         raise StudioError(f"There is no checkpoint file at {src}.")
 
