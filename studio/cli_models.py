@@ -157,7 +157,13 @@ def _import(settings: Settings, path: Path, convert: bool) -> int:
     is_pickle = path.is_file() and sniff_weights_format(path) in (PICKLE, TORCH_ZIP)
     if is_pickle and convert:
         print(f"Converting {path.name} to safetensors (tensors only)…", file=sys.stderr)
-        result = convert_and_import(path, settings.models_dir, hash_cache=hashes)
+        try:
+            result = convert_and_import(path, settings.models_dir, hash_cache=hashes)
+        except StudioError as exc:  # converted, then refused: what the conversion left out is news still
+            print(f"studio: {exc}", file=sys.stderr)
+            for note in getattr(exc, "__notes__", ()):
+                say_note(note)
+            return EXIT_BAD_INPUT
     else:
         try:
             with _progress_line() as show:
@@ -174,8 +180,11 @@ def _import(settings: Settings, path: Path, convert: bool) -> int:
         print(f"Imported {result.item.name} ({result.item.label}) to {result.item.path}.")
         for note in result.note.splitlines():  # what a conversion left out; a style file's new name
             say_note(note)
-    else:
-        print(result.note)
+    else:  # "already in the library as …", then what a conversion left out
+        first, *more = result.note.splitlines() or [""]
+        print(first)
+        for note in more:
+            say_note(note)
     return 0
 
 

@@ -511,3 +511,27 @@ def test_an_import_with_convert_of_a_sparse_tensor_is_one_sentence_and_leaves_no
                                             "file cannot store; it was not converted.")
     listed = studio_here(capsys, "models", "list", "--json", "--no-hash")
     assert json.loads(listed.stdout) == []
+
+
+def test_a_converted_import_names_the_file_given_and_says_what_was_left_out_however_it_ends(
+        studio_home, tmp_path, capsys):
+    # "mo.safetensors is a safetensors file, but not a kind of model…" named Studio's temporary file, and the
+    # conversion's notes were said only for a new import: not on that refusal, nor for a model already there.
+    import torch
+
+    unknown = tmp_path / "mo.pth"
+    torch.save({"model": {"m1": torch.ones(2)}, "optimizer": {"o": torch.ones(1)}}, unknown)
+    refused = studio_here(capsys, "models", "import", str(unknown), "--convert")
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines()[1:] == [
+        "studio: mo.pth, converted, is a safetensors file, but not a kind of model Studio knows (checkpoint, LoRA, "
+        "VAE, ControlNet, upscaler, IP-Adapter, embedding or style weights).",
+        "note: Wrote only the weights under 'model'; left out the rest of the checkpoint: optimizer."]
+
+    checkpoint = lora_checkpoint_with_more(tmp_path / "ink.pt")
+    assert studio_here(capsys, "models", "import", str(checkpoint), "--convert").returncode == 0
+    again = studio_here(capsys, "models", "import", str(lora_checkpoint_with_more(tmp_path / "ink2.pt")), "--convert")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines() == [
+        f"ink2.pt, converted, is already in the library as {studio_home}/data/models/loras/ink.safetensors."]
+    assert [line for line in again.stderr.splitlines() if line.startswith("note: ")] == CONVERSION_NOTES

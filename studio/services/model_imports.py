@@ -63,13 +63,15 @@ class ImportResult:
 def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = None,
                  progress: Progress | None = None, move: bool = False,
                  cancelled: Cancelled | None = None, unusable_too: bool = False,
-                 linked: Sequence[Path] = ()) -> ImportResult:
+                 linked: Sequence[Path] = (), named: str = "") -> ImportResult:
     """Copy (or, with ``move``, move) a checked model file or diffusers folder into the library;
     InvalidRequest/ModelError otherwise, JobCancelledError (nothing copied) once ``cancelled()`` says so.
     ``unusable_too``: a model of a known kind that Studio cannot use (an SD 3 pipeline) is filed too, and listed
     with why (a download, already on disk, is not refused). A model inside one of the ``linked`` files or
-    folders is in the library already: it is not copied (the picker would list it twice)."""
+    folders is in the library already: it is not copied (the picker would list it twice). ``named``: what the
+    sentences call the file, where it is not the one the person gave ("x.pth, converted," for a conversion's)."""
     source = Path(source).expanduser()
+    named = named or source.name
     if not source.exists():
         raise InvalidRequest(f"There is no file or folder at {source}.")
     item = _identify(source)
@@ -77,11 +79,11 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
         raise ModelError(item.problem)
     if item.kind == "unknown":
         what = "a folder" if source.is_dir() else "a safetensors file"
-        raise ModelError(f"{source.name} is {what}, but not a kind of model Studio knows "
+        raise ModelError(f"{named} is {what}, but not a kind of model Studio knows "
                          "(checkpoint, LoRA, VAE, ControlNet, upscaler, IP-Adapter, embedding or style weights).")
     if (link := _linked_from(source, linked)) is not None:
         return ImportResult(replace(item, path=real_path(source), source=f"linked: {link}", linked=True),
-                            copied=False, note=f"{source.name} is already in the library (linked from {link}); "
+                            copied=False, note=f"{named} is already in the library (linked from {link}); "
                             "nothing was copied.")
     folder = models_dir / KIND_FOLDERS.get(item.kind, item.kind)
     style = _style_file(source) if item.kind == "style" else None
@@ -95,7 +97,7 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
     for existing in with_hashes(alike, hash_cache):
         if existing.hash == digest:
             return ImportResult(existing, copied=False,
-                                note=f"{source.name} is already in the library as {existing.path}.")
+                                note=f"{named} is already in the library as {existing.path}.")
     if target.exists() and style is not None:
         raise InvalidRequest(f"The library already has different {style.used_by} weights, {target}; remove "
                              f"that one first to use {source.name} instead.")
@@ -150,16 +152,23 @@ def convert_and_import(source: Path, models_dir: Path, *, hash_cache: Path | Non
         raise ModelError(f"{source.name} could not be converted into {models_dir}: {os_reason(exc)}.") from exc
     try:
         done = convert_to_safetensors(source, dest)
-        result = import_model(dest, models_dir, hash_cache=hash_cache, move=True)
+        # What it left out is news however the import goes: on a refusal, as the error's notes.
+        notes = conversion_notes(done.taken_from, done.beside, done.not_tensors)
+        try:
+            result = import_model(dest, models_dir, hash_cache=hash_cache, move=True,
+                                  named=f"{source.name}, converted,")
+        except StudioError as exc:
+            for note in notes:
+                exc.add_note(note)
+            raise
     finally:
         dest.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             incoming.rmdir()
-    if result.copied:  # what the conversion left out, one sentence a line (as convert-weights says it)
-        notes = (result.note, *conversion_notes(done.taken_from, done.beside, done.not_tensors))
-        result = replace(result, unrecorded=_record_import(models_dir, result.item.path, source),
-                         note="\n".join(filter(None, notes)))
-    return result
+    if result.copied:
+        result = replace(result, unrecorded=_record_import(models_dir, result.item.path, source))
+    # One sentence a line (as convert-weights says them), after the import's own ("already in the library as …").
+    return replace(result, note="\n".join(filter(None, (result.note, *notes))))
 
 
 def conversion_notes(taken_from: str | None, beside: Sequence[str], not_tensors: Sequence[str]) -> list[str]:

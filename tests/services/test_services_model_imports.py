@@ -360,3 +360,20 @@ def test_a_copy_of_a_linked_model_is_already_in_the_library_and_not_copied(tmp_p
         assert not result.copied and result.item.path == original
         assert result.note == f"{copy.name} is already in the library as {original}."
     assert not models.exists() or not any(models.rglob("*.safetensors"))
+
+
+def test_a_converted_import_refused_names_the_checkpoint_and_keeps_what_was_left_out_as_notes(tmp_path):
+    # The refusal named the conversion's temporary mo.safetensors, and what the conversion left out was lost.
+    import torch
+
+    from studio.core.errors import ModelError
+    from studio.services.model_imports import convert_and_import
+
+    checkpoint = tmp_path / "mo.pth"
+    torch.save({"model": {"m1": torch.ones(2)}, "optimizer": {"o": torch.ones(1)}}, checkpoint)
+    with pytest.raises(ModelError) as caught:
+        convert_and_import(checkpoint, tmp_path / "models")
+    assert str(caught.value).startswith("mo.pth, converted, is a safetensors file, but not a kind of model")
+    assert caught.value.__notes__ == [
+        "Wrote only the weights under 'model'; left out the rest of the checkpoint: optimizer."]
+    assert list((tmp_path / "models").iterdir()) == []
