@@ -269,8 +269,8 @@ class ModelsDialog(TaskDialog):
         except JobCancelledError as exc:
             self._report(f"{exc} Nothing was added to the library.")
             return False
-        except StudioError as exc:
-            self._report(str(exc), error=True)
+        except StudioError as exc:  # with what a conversion left out, where it got that far (its notes)
+            self._report(" ".join([str(exc), *getattr(exc, "__notes__", ())]), error=True)
             return False
         await self._changed()
         if result.unrecorded:
@@ -278,7 +278,7 @@ class ModelsDialog(TaskDialog):
         elif result.copied:  # and what it should know of it: what a conversion left out
             self._report(" ".join([f"{done} {result.item.name} ({result.item.label}).", *result.note.splitlines()]))
         else:
-            self._report(result.note)
+            self._report(" ".join(result.note.splitlines()))
         return result.copied
 
     async def link(self, path: Path) -> None:

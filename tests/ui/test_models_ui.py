@@ -315,3 +315,25 @@ def test_a_converted_import_says_what_the_conversion_left_out(qtbot, window, tmp
     qtbot.waitUntil(lambda: "Converted and imported" in dialog.message.text(), timeout=20000)
     assert dialog.message.text() == " ".join(["Converted and imported ink (LoRA).",
                                               *(note.removeprefix("note: ") for note in CONVERSION_NOTES)])
+
+
+def test_a_converted_import_refused_or_already_there_still_says_what_the_conversion_left_out(qtbot, window,
+                                                                                            tmp_path):
+    # The conversion's notes went with a refusal (they were only the command line's), and an import found already
+    # in the library showed them on lines of their own.
+    import torch
+    from test_cli_models import lora_checkpoint_with_more
+
+    checkpoint = lora_checkpoint_with_more(tmp_path / "ink.pt")
+    dialog = open_library(qtbot, window)
+    dialog.confirm = lambda title, text: True
+    dialog.start(dialog.import_path(checkpoint))
+    qtbot.waitUntil(lambda: "Converted and imported" in dialog.message.text(), timeout=20000)
+    dialog.start(dialog.import_path(checkpoint))  # again: already there, said on one line with the notes
+    qtbot.waitUntil(lambda: "already in the library" in dialog.message.text(), timeout=20000)
+    assert "\n" not in dialog.message.text() and "Left out" in dialog.message.text()
+    unknown = tmp_path / "mo.pth"
+    torch.save({"model": {"w": torch.zeros(2)}, "epoch": 3}, unknown)
+    dialog.start(dialog.import_path(unknown))
+    qtbot.waitUntil(lambda: "not a kind of model" in dialog.message.text(), timeout=20000)
+    assert "Wrote only the weights under 'model'" in dialog.message.text()
