@@ -66,6 +66,21 @@ def check_picture_header(path: Path, owner: str) -> None:
                              "pixels).")
 
 
+def check_style_weights(method: str, registry: Registry, env: GeneratorEnvironment) -> None:
+    """Studio's own style transfer's weight files there, before the job: a missing model is bad input, said before
+    the engine starts, as generate says a missing model (the job said it once started, and exited 1)."""
+    from studio.core.style_weights import WEIGHTS, style_weights_dir
+
+    contribution = registry.get(POSTPROCESSOR, method)
+    folder = style_weights_dir(env)
+    missing = [w.name for w in WEIGHTS if contribution.builtin and w.used_by == contribution.title
+               and not (folder / w.name).is_file()]
+    if missing:
+        from studio.engine.style.weights import missing_weights_message  # torch: the job loads it next anyway
+
+        raise InvalidRequest(missing_weights_message(folder, missing, contribution.title))
+
+
 def generate_reads(args: argparse.Namespace, steps: Sequence[PostStep], registry: Registry) -> list[tuple[str, Path]]:
     """The pictures ``studio generate`` reads, as check_outputs takes them: its init picture, mask, control
     pictures, and those given to its generator's and --post steps' parameters."""
@@ -163,11 +178,12 @@ def run_postprocess(args: argparse.Namespace) -> int:
     # said first, as generate says it ("already exists" hid it, and --overwrite only then showed it).
     request = check_plugin_inputs(plugins.registry, PostProcessRequest(
         args.method, image, params, read_recipe(args.input), strength=args.strength, mask=mask))
+    env = GeneratorEnvironment.from_settings(settings, studio_paths())
+    check_style_weights(args.method, plugins.registry, env)
     reads = [("the picture to process", args.input), *((("the --mask picture", args.mask),) if args.mask else ()),
              *((f"the picture given to {param.flag}", path)
                for param, path in param_pictures(params, plugins.registry, POSTPROCESSOR, args.method))]
     check_outputs([args.output], overwrite=args.overwrite, reads=reads, outputs_dir=settings.outputs_dir)
-    env = GeneratorEnvironment.from_settings(settings, studio_paths())
     return run_job(request, env, [args.output], plugins=plugins, other_text=other_tools_text(args.input),
                    overwrite=args.overwrite)
 

@@ -201,3 +201,26 @@ def test_what_is_wrong_with_the_request_is_said_before_an_existing_output(tmp_pa
         assert refused.returncode == 2 and said in refused.stderr, refused.stderr
         assert "already exists" not in refused.stderr
     assert Image.open(taken).size == (8, 8)
+
+
+def test_style_transfer_without_its_weights_is_bad_input_refused_before_the_job(tmp_path, studio_home, capsys):
+    # "Neural style transfer needs VGG-19 ImageNet weights…" came from the job once the engine had started: exit 1,
+    # where a missing model is bad input (exit 2), as generate refuses one.
+    from studio.core.environment import GeneratorEnvironment
+    from studio.core.paths import studio_paths
+    from studio.core.settings import load_settings
+    from studio.core.style_weights import style_weights_dir
+
+    source, style = tmp_path / "in.png", tmp_path / "style.png"
+    Image.new("RGB", (64, 48), "blue").save(source)
+    Image.new("RGB", (32, 32), "orange").save(style)
+    folder = style_weights_dir(GeneratorEnvironment.from_settings(load_settings(), studio_paths()))
+    for method, said in (("neural", "Neural Style Transfer needs VGG-19 ImageNet weights: put vgg19.safetensors in "
+                                    f"{folder}{os.sep} (convert torchvision's vgg19-dcbb9e9d.pth with: studio "
+                                    f"convert-weights vgg19-dcbb9e9d.pth {folder / 'vgg19.safetensors'})."),
+                         ("adain", "Fast Style Transfer (AdaIN) needs the AdaIN encoder and decoder weights: put "
+                                   "adain-vgg.safetensors and adain-decoder.safetensors in")):
+        refused = studio_here(capsys, "postprocess", str(source), "-o", str(tmp_path / "x.png"), "--method", method,
+                              "--style", str(style))
+        assert refused.returncode == 2 and f"studio: {said}" in refused.stderr, refused.stderr
+        assert "Starting" not in refused.stderr + refused.stdout and not (tmp_path / "x.png").exists()
