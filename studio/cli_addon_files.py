@@ -25,10 +25,11 @@ if TYPE_CHECKING:
     from studio.engine.control_nets import ControlSource
 
 
-def hires_upscaler(name: str, settings: Settings) -> str:
+def hires_upscaler(name: str, settings: Settings, said_as: str = "") -> str:
     """The hires fix's upscaler as the engine will find it: a built-in one (any case), a model in the upscalers
     folder (by name or path), or one in the library's linked folders (given then by its path). Bad input
-    otherwise, with the names there are, before the engine starts (which would say it only once started)."""
+    otherwise, with the names there are, before the engine starts (which would say it only once started).
+    ``said_as``: after its name where the person never typed it (" (the settings' hires upscaler)")."""
     wanted = name.strip()
     built_in = next((known for known in BUILT_IN_UPSCALERS if known.casefold() == wanted.casefold()), None)
     if built_in is not None or not wanted:  # none at all: prepare_request says so
@@ -44,8 +45,8 @@ def hires_upscaler(name: str, settings: Settings) -> str:
     if match is not None:  # by the name the window records for one in the upscalers folder, else by its path
         return match.name if match.path.parent == folder and not match.linked else str(match.path)
     names = [*BUILT_IN_UPSCALERS, *(item.name for item in items if item.usable)]
-    raise InvalidRequest(f"No upscaler called {name!r} is installed; --hires-upscaler takes {', '.join(names)}, "
-                         f"or the name of an upscaler model put in {folder}.")
+    raise InvalidRequest(f"No upscaler called {name!r}{said_as} is installed; --hires-upscaler takes "
+                         f"{', '.join(names)}, or the name of an upscaler model put in {folder}.")
 
 
 def find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[ControlGuide, ...], settings: Settings

@@ -11,6 +11,7 @@ import logging
 import sys
 from typing import Any
 
+from studio.cli_device import check_device, device_fallback_note, device_given, device_option
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED
 from studio.cli_notes import say_note
 from studio.core.errors import StudioError, first_line
@@ -36,8 +37,9 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
                         help=f"one of: {', '.join(SCHEDULER_NAMES)}, in any case, as studio generate takes them "
                              "(default Euler)")
     parser.add_argument("--cfg", type=float, default=7.0, help="CFG (guidance) scale (default 7)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"],
-                        help="where to run (default auto: a CUDA GPU where PyTorch has one, else the CPU)")
+    parser.add_argument("--device", default=None, type=device_option, metavar="DEVICE",
+                        help="where to run, as studio generate takes it: auto, cpu, cuda or cuda:N (default: "
+                             "STUDIO_DEVICE where set, else auto: a CUDA GPU where PyTorch has one, else the CPU)")
     parser.add_argument("--tiny", action="store_true",
                         help="use the tiny architecture on any device (the default on the CPU without --size)")
     parser.add_argument("--compile", action="store_true",
@@ -70,11 +72,16 @@ def _bench(args: argparse.Namespace) -> int:
     from studio.engine import bench  # torch: once the input is checked
 
     config = bench.BenchConfig(family=args.family, size=args.size, steps=args.steps, batch=args.batch,
-                               runs=args.runs, scheduler=args.scheduler, device=args.device, compile=args.compile,
+                               runs=args.runs, scheduler=args.scheduler, device=args.device or "auto",
+                               compile=args.compile,
                                tiny=True if args.tiny else None, cfg=args.cfg, plain_dtype=args.plain_dtype)
     say = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else print
+    # STUDIO_DEVICE as generate says it: one that is no device, or one PyTorch lacks here, and what runs instead.
+    if note := device_fallback_note(args.device, "auto"):
+        say_note(note)
     try:
-        result = bench.run_bench(config, studio_paths().cache_dir, say=say, note=say_note)
+        with device_given(args.device):  # --device over STUDIO_DEVICE, which the engine reads first
+            result = bench.run_bench(config, studio_paths().cache_dir, say=say, note=say_note)
     except bench.BenchFailed as exc:  # a side failed: it is named, and what it was doing
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -109,6 +116,7 @@ def _check(args: argparse.Namespace) -> None:
             raise InvalidRequest(f"--{name} must be at least 1, not {value}.")
     if not 0 <= args.cfg <= MAX_CFG:  # as a generation's (studio.core.requests): nan too
         raise InvalidRequest(f"--cfg must be between 0 and {MAX_CFG:g}, not {args.cfg:g}.")
+    check_device(args.device)  # cuda:3 on a machine with one GPU: refused, as generate refuses it
 
 
 def _count(number: int, thing: str) -> str:

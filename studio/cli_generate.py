@@ -12,7 +12,7 @@ from studio.cli_device import device_fallback_note, device_given
 from studio.cli_exit import EXIT_BAD_INPUT
 from studio.cli_job import run_job
 from studio.cli_notes import say_note
-from studio.cli_outputs import check_convert_output, check_output, check_outputs, output_paths, param_pictures
+from studio.cli_outputs import check_convert_output, check_outputs, output_paths, param_pictures
 from studio.cli_params import check_inputs_given, collect_params, parse_post_step
 from studio.cli_plugin_flags import check_chosen
 from studio.cli_plugins import open_host
@@ -64,6 +64,21 @@ def check_picture_header(path: Path, owner: str) -> None:
     if large:
         raise InvalidRequest(f"{owner}: The image {path.name} is too large to open safely (over {MAX_PIXELS:,} "
                              "pixels).")
+
+
+def check_style_weights(method: str, registry: Registry, env: GeneratorEnvironment) -> None:
+    """Studio's own style transfer's weight files there, before the job: a missing model is bad input, said before
+    the engine starts, as generate says a missing model (the job said it once started, and exited 1)."""
+    from studio.core.style_weights import WEIGHTS, style_weights_dir
+
+    contribution = registry.get(POSTPROCESSOR, method)
+    folder = style_weights_dir(env)
+    missing = [w.name for w in WEIGHTS if contribution.builtin and w.used_by == contribution.title
+               and not (folder / w.name).is_file()]
+    if missing:
+        from studio.engine.style.weights import missing_weights_message  # torch: the job loads it next anyway
+
+        raise InvalidRequest(missing_weights_message(folder, missing, contribution.title))
 
 
 def generate_reads(args: argparse.Namespace, steps: Sequence[PostStep], registry: Registry) -> list[tuple[str, Path]]:
@@ -149,22 +164,26 @@ def run_postprocess(args: argparse.Namespace) -> int:
     from studio.core.image_text import other_tools_text
     from studio.core.images import read_recipe
 
+    from studio.services.plugin_jobs import check_plugin_inputs
+
     settings = load_settings()
-    check_output(args.output)
     plugins = open_host(safe_mode=args.safe_mode)
     check_chosen(plugins, POSTPROCESSOR, [args.method], "--method")
     check_inputs_given(args, plugins.registry)
     params = collect_params(args)
     check_post_pictures([PostStep(args.method, params)], plugins.registry)
+    image = open_image(args.input)
+    mask = read_mask(args.mask, image, args.input.name) if args.mask is not None else None
+    # The request checked whole (its strength, mask and parameters) before -o: what is wrong with the request is
+    # said first, as generate says it ("already exists" hid it, and --overwrite only then showed it).
+    request = check_plugin_inputs(plugins.registry, PostProcessRequest(
+        args.method, image, params, read_recipe(args.input), strength=args.strength, mask=mask))
+    env = GeneratorEnvironment.from_settings(settings, studio_paths())
+    check_style_weights(args.method, plugins.registry, env)
     reads = [("the picture to process", args.input), *((("the --mask picture", args.mask),) if args.mask else ()),
              *((f"the picture given to {param.flag}", path)
                for param, path in param_pictures(params, plugins.registry, POSTPROCESSOR, args.method))]
     check_outputs([args.output], overwrite=args.overwrite, reads=reads, outputs_dir=settings.outputs_dir)
-    image = open_image(args.input)
-    mask = read_mask(args.mask, image, args.input.name) if args.mask is not None else None
-    request = PostProcessRequest(args.method, image, params, read_recipe(args.input), strength=args.strength,
-                                 mask=mask)
-    env = GeneratorEnvironment.from_settings(settings, studio_paths())
     return run_job(request, env, [args.output], plugins=plugins, other_text=other_tools_text(args.input),
                    overwrite=args.overwrite)
 

@@ -20,6 +20,7 @@ from studio.core.events import format_seconds
 from studio.core.hires import HiresFix, hires_summary
 from studio.core.safe_text import escaped
 from studio.core.settings_checks import DEVICE_VALUES
+from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR
 
 if TYPE_CHECKING:  # imported when used: `studio` with no command opens the window, and should start fast
     from studio.core.requests import GenerationRequest
@@ -214,7 +215,8 @@ def _rerun(args: argparse.Namespace) -> int:
     from studio.cli_device import check_device, device_fallback_note, device_given
     from studio.cli_generate import check_post_pictures, say_if_compile_does_nothing, say_unless_the_job_will
     from studio.cli_job import run_job
-    from studio.cli_outputs import check_output, check_outputs
+    from studio.cli_outputs import check_outputs
+    from studio.cli_plugin_flags import check_chosen
     from studio.cli_plugins import open_host
     from studio.core.environment import GeneratorEnvironment
     from studio.core.parameters import MissingPicture
@@ -225,7 +227,6 @@ def _rerun(args: argparse.Namespace) -> int:
     from studio.services.history_reuse import request_for_entry
     from studio.services.outputs import OutputStore
 
-    check_output(args.output)
     store = open_history(for_reading=True)
     entry = _entry_or_refuse(store, args.id)
     if store.read_only:  # read where it may not be written: the run goes ahead, unrecorded
@@ -235,6 +236,10 @@ def _rerun(args: argparse.Namespace) -> int:
     settings = load_settings(paths)
     request = request_for_entry(entry, settings)
     plugins = open_host(safe_mode=args.safe_mode)
+    # The entry's generator and steps there (said as generate says them: a switched-off plugin, how to switch it on)
+    # before -o's "already exists", and before the engine starts (which said only that no such generator is there).
+    check_chosen(plugins, GENERATOR, [request.generator], "--generator")
+    check_chosen(plugins, POSTPROCESSOR, [step.processor for step in request.post], "--post")
     try:  # a rerun without one of its steps would not make the entry's picture again
         check_post_pictures(request.post, plugins.registry)
     except MissingPicture as exc:

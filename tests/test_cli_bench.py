@@ -250,3 +250,34 @@ def test_a_side_that_fails_is_one_sentence_naming_it_not_a_traceback(studio_home
     assert err.splitlines(keepends=True)[-1] == said and "Traceback" not in err
     assert "Studio is " not in out  # no report without its figures
     assert "Traceback" in (studio_paths().data_dir / "studio.log").read_text(encoding="utf-8")  # kept for a bug report
+
+
+def test_bench_takes_the_devices_generate_takes_and_says_a_studio_device_it_cannot_use(studio_home, monkeypatch,
+                                                                                         capsys):
+    # --device took only auto, cuda and cpu (cuda:1 and CPU were argparse's "invalid choice"), and STUDIO_DEVICE
+    # naming no device, or a GPU PyTorch lacks, was used or ignored without a word.
+    import torch
+
+    from studio.cli import main
+
+    ran: list[tuple[str, str | None]] = []
+
+    def bench(config, cache_dir, say, note):  # noqa: ANN001, ANN202 - the engine's bench, not run here
+        ran.append((config.device, os.environ.get("STUDIO_DEVICE")))
+        return {}
+
+    monkeypatch.setattr("studio.engine.bench.run_bench", bench)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("STUDIO_DEVICE", "cuda:1")
+    assert main(["bench", "--json", "--device", "CPU"]) == 0  # the option over STUDIO_DEVICE, with no note
+    assert ran.pop() == ("cpu", "cpu") and capsys.readouterr().err == ""
+    assert main(["bench", "--json", "--device", "cuda:1"]) == 2
+    assert capsys.readouterr().err == "studio: No CUDA GPU is available to PyTorch here; give --device cpu or auto.\n"
+    assert main(["bench", "--json"]) == 0
+    assert ran.pop() == ("auto", "cuda:1")
+    assert "STUDIO_DEVICE is cuda:1, but no CUDA GPU is available to PyTorch here; the job runs on the CPU." in \
+        capsys.readouterr().err
+    monkeypatch.setenv("STUDIO_DEVICE", "bogus")
+    assert main(["bench", "--json"]) == 0
+    assert "STUDIO_DEVICE is 'bogus', which is no device: it takes" in capsys.readouterr().err
+    assert ran == [("auto", "bogus")]

@@ -140,3 +140,30 @@ def test_the_help_gives_the_settings_device_speed_and_memory(studio_home, capsys
         "(default: from settings (eager)) ")
     assert generate_help(capsys, "--memory {auto,high,low}", "--post ID[:NAME=VALUE,...]").endswith(
         "(default: from settings (low)) ")
+
+
+def test_a_refusal_caused_by_a_settings_value_says_it_came_from_the_settings(tiny_model_dir, studio_home, tmp_path):
+    # Only the steps/strength refusal did: a NUL in the settings' negative prompt, their size too large for --hires,
+    # and their hires upscaler not installed were said as if the person had typed them.
+    import pytest
+
+    from studio.core.errors import InvalidRequest
+
+    model_and_output = ("--model", str(tiny_model_dir), "-o", str(tmp_path / "o.png"))
+    for values, extra, said in (
+            ({"negative_prompt": "blurry\0ugly"}, (),
+             "The negative prompt from the settings' generation defaults contains a NUL character (at character 7)"),
+            ({"width": 4096, "height": 512}, ("--hires", "2"),
+             "Hires fix at 2x would make a 8192x1024 picture (the size 4096x512 from the settings' generation "
+             "defaults); "),
+            ({"hires_upscaler": "NoSuch"}, ("--hires", "2"),
+             "No upscaler called 'NoSuch' (the settings' hires upscaler) is installed; --hires-upscaler takes ")):
+        save_generation(**{**dict(negative_prompt="", width=64, height=64, hires_upscaler="Latent"), **values})
+        with pytest.raises(InvalidRequest) as refused:
+            request_for(*model_and_output, *extra)
+        assert said in str(refused.value)
+    # Typed by the person, they are said as typed.
+    with pytest.raises(InvalidRequest, match="No upscaler called 'NoSuch' is installed"):
+        request_for(*model_and_output, "--hires", "2", "--hires-upscaler", "NoSuch")
+    with pytest.raises(InvalidRequest, match=r"^The negative prompt contains a NUL character"):
+        request_for(*model_and_output, "--negative", "a\0b")

@@ -134,3 +134,27 @@ def test_a_run_of_a_switched_off_plugin_s_contribution_says_what_its_help_says(n
             done = studio_here(capsys, *command)
             assert (done.returncode, done.stdout, done.stderr) == (2, "", said), command
             assert help_asked is None or help_asked.stderr == said
+
+
+def test_a_rerun_of_a_switched_off_plugin_s_entry_says_so_before_the_output_and_the_engine(noise_plugin, capsys,
+                                                                                            tmp_path):
+    # With -o taken it said "already exists"; with a new -o it started the engine, which said "No generator called
+    # 'procedural' is installed and enabled." (or "No postprocessor called 'film-look' …").
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryEntry, HistoryStore
+
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    made_by = store.add(HistoryEntry(prompt="a fox", generator="procedural", seed=9, width=64, height=48))
+    chained = store.add(HistoryEntry(prompt="a fox", generator="noise", seed=9, width=64, height=48,
+                                     params={"post": [{"processor": "film-look", "params": {}, "strength": 1.0}]}))
+    store.close()
+    taken = tmp_path / "taken.png"
+    taken.write_bytes(b"kept")
+    for entry_id, chosen, plugin in ((made_by, "procedural", PROCEDURAL.plugin_id), (chained, "film-look",
+                                                                                      FILM.plugin_id)):
+        for output in (taken, tmp_path / "new.png"):
+            done = studio_here(capsys, "history", "rerun", str(entry_id), "-o", str(output))
+            assert (done.returncode, done.stderr) == (2, f"studio: {chosen} is from the plugin {plugin}, which is "
+                                                         f"switched off; `studio plugins enable {plugin}` turns it "
+                                                         "on.\n")
+    assert taken.read_bytes() == b"kept" and not (tmp_path / "new.png").exists()

@@ -180,3 +180,47 @@ def test_a_picture_given_to_a_parameter_that_cannot_be_opened_is_bad_input(tmp_p
     as_input = studio_here(capsys, "postprocess", str(huge), "-o", str(tmp_path / "x.png"), "--method", "histogram",
                            "--style", str(source))
     assert as_input.returncode == 2
+
+
+def test_what_is_wrong_with_the_request_is_said_before_an_existing_output(tmp_path, studio_home, capsys):
+    # With out.png there, each of these said "out.png already exists" (and --overwrite only then showed the fault).
+    source, style, taken = tmp_path / "in.png", tmp_path / "style.png", tmp_path / "out.png"
+    Image.new("RGB", (64, 48), "blue").save(source)
+    Image.new("RGB", (32, 32), "orange").save(style)
+    Image.new("RGB", (8, 8), "red").save(taken)
+    unreadable = tmp_path / "notes.png"
+    unreadable.write_text("not a picture")
+    for args, said in (
+            ((str(tmp_path / "nonexist.png"), "--style", str(style)), "nonexist.png does not exist."),
+            ((str(unreadable), "--style", str(style)), "notes.png is not an image file Studio can read."),
+            ((str(source), "--style", str(style), "--strength", "5"),
+             "Colour Transfer: the strength must be between 0 and 1, not 5."),
+            ((str(source), "--style", str(style), "--mask", str(tmp_path / "nonexist.png")),
+             "nonexist.png does not exist.")):
+        refused = studio_here(capsys, "postprocess", *args, "--method", "color", "-o", str(taken))
+        assert refused.returncode == 2 and said in refused.stderr, refused.stderr
+        assert "already exists" not in refused.stderr
+    assert Image.open(taken).size == (8, 8)
+
+
+def test_style_transfer_without_its_weights_is_bad_input_refused_before_the_job(tmp_path, studio_home, capsys):
+    # "Neural style transfer needs VGG-19 ImageNet weights…" came from the job once the engine had started: exit 1,
+    # where a missing model is bad input (exit 2), as generate refuses one.
+    from studio.core.environment import GeneratorEnvironment
+    from studio.core.paths import studio_paths
+    from studio.core.settings import load_settings
+    from studio.core.style_weights import style_weights_dir
+
+    source, style = tmp_path / "in.png", tmp_path / "style.png"
+    Image.new("RGB", (64, 48), "blue").save(source)
+    Image.new("RGB", (32, 32), "orange").save(style)
+    folder = style_weights_dir(GeneratorEnvironment.from_settings(load_settings(), studio_paths()))
+    for method, said in (("neural", "Neural Style Transfer needs VGG-19 ImageNet weights: put vgg19.safetensors in "
+                                    f"{folder}{os.sep} (convert torchvision's vgg19-dcbb9e9d.pth with: studio "
+                                    f"convert-weights vgg19-dcbb9e9d.pth {folder / 'vgg19.safetensors'})."),
+                         ("adain", "Fast Style Transfer (AdaIN) needs the AdaIN encoder and decoder weights: put "
+                                   "adain-vgg.safetensors and adain-decoder.safetensors in")):
+        refused = studio_here(capsys, "postprocess", str(source), "-o", str(tmp_path / "x.png"), "--method", method,
+                              "--style", str(style))
+        assert refused.returncode == 2 and f"studio: {said}" in refused.stderr, refused.stderr
+        assert "Starting" not in refused.stderr + refused.stdout and not (tmp_path / "x.png").exists()

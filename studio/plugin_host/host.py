@@ -19,7 +19,7 @@ from studio.core.errors import StudioError, os_reason
 from studio.core.images import write_atomically
 from studio.plugin_host.discovery import FoundPlugin, discover
 from studio.plugin_host.manifest import check_plugin_id
-from studio.plugin_host.registry import BUILTIN_PLUGIN, Contribution, Registry, builtin_registry
+from studio.plugin_host.registry import BUILTIN_PLUGIN, KIND_WORDS, Contribution, Registry, builtin_registry
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +285,7 @@ class PluginHost:
             taken.update({(c.kind, c.id): c.owner for c in others})
         for c in contributions:
             if (c.kind, c.id) in taken:
-                return f"its {c.kind} id {c.id!r} is already owned by {taken[(c.kind, c.id)]}"
+                return f"its {KIND_WORDS[c.kind]} id {c.id!r} is already owned by {taken[(c.kind, c.id)]}"
         return ""
 
     def _owned_by_others(self, plugin_id: str, enabled: set[str]) -> dict[str, list[Contribution]]:

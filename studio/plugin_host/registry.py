@@ -26,6 +26,7 @@ from studio.core.parameters import Param
 GENERATOR = "generator"
 POSTPROCESSOR = "postprocessor"
 BUILTIN_PLUGIN = "studio"
+KIND_WORDS = {GENERATOR: "generator", POSTPROCESSOR: "post-processor"}  # the kinds as sentences name them
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,8 @@ class Registry:
         with self._lock:
             if key in self._contributions:
                 owner = self._contributions[key].owner
-                raise StudioError(f"Two {contribution.kind}s are called {contribution.id!r}: {owner} already "
-                                  f"owns that id, so the one from {contribution.owner} was not added.")
+                raise StudioError(f"Two {KIND_WORDS[contribution.kind]}s are called {contribution.id!r}: {owner} "
+                                  f"already owns that id, so the one from {contribution.owner} was not added.")
             self._contributions[key] = contribution
             self._titles[key] = contribution.title
 
@@ -103,7 +104,8 @@ class Registry:
         try:
             return self._contributions[(kind, id)]
         except KeyError:
-            raise StudioError(f"No {kind} called {id!r} is installed and enabled.{self.missing_hint}") from None
+            raise StudioError(f"No {KIND_WORDS.get(kind, kind)} called {id!r} is installed and enabled."
+                              f"{self.missing_hint}") from None
 
     def title(self, kind: str, id: str) -> str:
         """The contribution's name as its menu shows it ("Colour Transfer"), also once its plugin is removed or
@@ -213,7 +215,7 @@ def _load(contribution: Contribution, others: frozenset[str] = frozenset()) -> A
     except Exception as exc:  # noqa: BLE001 - any import-time error of a plugin is its own failure
         kind = type(exc).__name__
         raise StudioError(
-            f"The {contribution.kind} {contribution.title!r} from {contribution.owner} could not be loaded "
+            f"The {KIND_WORDS[contribution.kind]} {contribution.title!r} from {contribution.owner} could not be loaded "
             f"({kind}: {exc})."
         ) from exc
     if _foreign(contribution, module):
@@ -253,9 +255,10 @@ def _refuse_foreign(contribution: Contribution, module: Any) -> None:
     one's code while its pictures named the second. Refused with a sentence instead."""
     top = contribution.target.partition(":")[0].partition(".")[0]
     raise StudioError(
-        f"The {contribution.kind} {contribution.title!r} from {contribution.owner} could not be loaded: its package "
-        f"{top!r} has the name of one already loaded from {Path(module.__file__).parent}, so it would run that code "
-        "instead. Two plugins cannot ship packages of one name; uninstall one of them (or ask its author to rename "
+        f"The {KIND_WORDS[contribution.kind]} {contribution.title!r} from {contribution.owner} could not be "
+        f"loaded: its package {top!r} has the name of one already loaded from {Path(module.__file__).parent}, so it "
+        "would run that code instead. Two plugins cannot ship packages of one name; uninstall one of them (or ask its "
+        "author to rename "
         "it).")
 
 

@@ -201,7 +201,7 @@ def test_bad_parameters_are_refused_before_the_job_is_queued(setup):
                 with pytest.raises(InvalidRequest) as err:
                     service.submit(request(params=bad))
                 assert str(err.value) == message
-            with pytest.raises(InvalidRequest, match="No postprocessor called 'ghost'"):
+            with pytest.raises(InvalidRequest, match="No post-processor called 'ghost'"):
                 service.submit(request(post=(PostStep("ghost"),)))
             assert service.waiting() == []
 
