@@ -133,9 +133,9 @@ def test_the_help_gives_the_settings_device_speed_and_memory(studio_home, capsys
     settings = load_settings()
     settings.device, settings.speed, settings.memory = "cpu", "eager", "low"
     save_settings(settings)
-    assert generate_help(capsys, "--device {auto,cuda,mps,cpu}", "--speed {fast,eager,compile}").startswith(
-        "--device {auto,cuda,mps,cpu} where to run: auto (a GPU where PyTorch has one, else the CPU), cuda, mps or "
-        "cpu (default: from settings (cpu));")
+    assert generate_help(capsys, "--device DEVICE", "--speed {fast,eager,compile}").startswith(
+        "--device DEVICE where to run: auto (a GPU where PyTorch has one, else the CPU), cuda, cuda:N (the GPU "
+        "numbered N), mps or cpu (default: from settings (cpu));")
     assert generate_help(capsys, "--speed {fast,eager,compile}", "--memory {auto,high,low}").endswith(
         "(default: from settings (eager)) ")
     assert generate_help(capsys, "--memory {auto,high,low}", "--post ID[:NAME=VALUE,...]").endswith(

@@ -122,8 +122,8 @@ def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel, 
 
     refused = studio(home, "generate", "--generator", "cli-gen", "--prompt", "x", "-o", str(tmp_path / "x.png"))
     assert refused.returncode == 2
-    assert ("No generator called 'cli-gen' is installed and enabled; --generator takes one of: diffusers for "
-            "Stable Diffusion (diffusers).") in refused.stderr
+    assert ("cli-gen is from the plugin cli-plugin, which is switched off; `studio plugins enable cli-plugin` turns "
+            "it on.") in refused.stderr
 
     assert studio(home, "plugins", "enable", "cli-plugin").stdout.strip() == "Test Plugin 1.0.0: enabled."
     helped = studio(home, "generate", "--generator", "cli-gen", "--help")
