@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from studio_testing import collect_until_done, fake_registry, fake_request, make_env, run, running_service, terminal
 
@@ -239,8 +240,9 @@ def test_a_row_the_lock_kept_out_is_kept_and_added_with_the_next_job(tmp_path):
     store.close()
 
 
-class CancelledAfterOne:
-    """Makes the first picture of a batch, then is cancelled (Ctrl+C or the window's Cancel between pictures)."""
+class OneThenStopped:
+    """Makes the first picture of a batch, then stops: cancelled (Ctrl+C or the window's Cancel between pictures)
+    or failed (the device out of memory on the second, say), as the request's prompt says."""
 
     def __init__(self, env) -> None:  # noqa: ANN001
         pass
@@ -248,58 +250,30 @@ class CancelledAfterOne:
     def generate(self, request, context):  # noqa: ANN001, ANN201
         yield Image.new("RGB", (request.width, request.height)), Recipe(
             request.prompt, "", request.steps, request.scheduler, request.cfg_scale, request.seed, request.width,
-            request.height, "cancelled-after-one", generator=request.generator)
-        raise JobCancelledError()
-
-
-def test_a_job_cancelled_after_some_of_its_pictures_records_the_cancel_too(tmp_path):
-    # Its history held the one "ok" picture and no word that the other two were cancelled.
-    store = HistoryStore(tmp_path / "history.db")
-    registry, env = fake_registry(), make_env(tmp_path)
-    registry.add(Contribution(GENERATOR, "one", "One then cancelled", "test_services_history_jobs:CancelledAfterOne"))
-
-    async def scenario():  # noqa: ANN202
-        async with running_service(env, registry, outputs=OutputStore(tmp_path / "outputs"), history=store) as service:
-            stream = service.subscribe()
-            job = service.submit(fake_request(generator="one", seed=7, prompt="three foxes", batch_count=3))
-            return await collect_until_done(stream, [job]), job
-
-    events, job = run(scenario())
-    assert isinstance(terminal(events, job), JobCancelled)
-    rows = store.search()
-    assert [(r.outcome, r.message) for r in rows] == [
-        ("cancelled", "The job was cancelled after 1 of 3 pictures."), ("ok", "")]
-    assert rows[1].image_path is not None and rows[0].image_path is None
-    store.close()
-
-
-class FailsAfterOne:
-    """Makes the first picture of a batch, then fails (the device out of memory on the second, say)."""
-
-    def __init__(self, env) -> None:  # noqa: ANN001
-        pass
-
-    def generate(self, request, context):  # noqa: ANN001, ANN201
-        yield Image.new("RGB", (request.width, request.height)), Recipe(
-            request.prompt, "", request.steps, request.scheduler, request.cfg_scale, request.seed, request.width,
-            request.height, "fails-after-one", generator=request.generator)
+            request.height, "one-then-stopped", generator=request.generator)
+        if request.prompt == "cancelled":
+            raise JobCancelledError()
         raise ModelError("The device ran out of memory.")
 
 
-def test_a_job_that_fails_after_some_of_its_pictures_records_the_failure_too(tmp_path):
-    # Its history held the one "ok" picture and no word of the failure that cost the other two.
+@pytest.mark.parametrize(("how", "ended", "message"), [
+    ("cancelled", JobCancelled, "The job was cancelled after 1 of 3 pictures."),
+    ("failed", JobFailed, "The device ran out of memory. The job failed after 1 of 3 pictures.")])
+def test_a_job_that_stops_after_some_of_its_pictures_records_why_too(tmp_path, how, ended, message):
+    # Its history held the one "ok" picture and no word of the cancel or failure that cost the other two.
     store = HistoryStore(tmp_path / "history.db")
     registry, env = fake_registry(), make_env(tmp_path)
-    registry.add(Contribution(GENERATOR, "one", "One then fails", "test_services_history_jobs:FailsAfterOne"))
+    registry.add(Contribution(GENERATOR, "one", "One then stopped", "test_services_history_jobs:OneThenStopped"))
 
     async def scenario():  # noqa: ANN202
         async with running_service(env, registry, outputs=OutputStore(tmp_path / "outputs"), history=store) as service:
             stream = service.subscribe()
-            job = service.submit(fake_request(generator="one", seed=7, prompt="three foxes", batch_count=3))
+            job = service.submit(fake_request(generator="one", seed=7, prompt=how, batch_count=3))
             return await collect_until_done(stream, [job]), job
 
     events, job = run(scenario())
-    assert isinstance(terminal(events, job), JobFailed)
-    assert [(r.outcome, r.message) for r in store.search()] == [
-        ("failed", "The device ran out of memory. The job failed after 1 of 3 pictures."), ("ok", "")]
+    assert isinstance(terminal(events, job), ended)
+    rows = store.search()
+    assert [(r.outcome, r.message) for r in rows] == [(how, message), ("ok", "")]
+    assert rows[1].image_path is not None and rows[0].image_path is None
     store.close()
