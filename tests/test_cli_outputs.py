@@ -211,6 +211,13 @@ def test_a_name_too_long_for_the_file_system_is_one_sentence(case, quick_engine,
                 "init image": (["generate", "--model", str(tiny_model_dir), "--prompt", "x", "--init-image", str(long),
                                 "-o", str(tmp_path / "out.png")], long)}
     args, named = commands[case]
+    if case == "rerun":  # an entry to rerun: the request is checked before -o
+        from studio.services.history_store import HistoryEntry, HistoryStore
+
+        store = HistoryStore(tmp_path / "studio-home" / "data" / "history.db")
+        store.add(HistoryEntry(prompt="x", model_name="tiny-sd", model_path=str(tiny_model_dir), seed=1, steps=2,
+                               width=64, height=64, sampler="Euler a", cfg_scale=7.0))
+        store.close()
     result = studio_here(capsys, *args)
     part = "a folder name in it" if case == "in a folder" else "the file name"
     assert (result.returncode, result.stderr.splitlines()) == (
