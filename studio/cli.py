@@ -70,6 +70,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from studio.core.paths import studio_home_problem
     from studio.core.settings import load_notes
 
     _print_whatever_the_terminal_takes()
@@ -77,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     load_notes.addHandler(notes)  # from the start: help shows the settings' defaults, read while parsing
     try:
         args = _parse(argv)
+        if problem := studio_home_problem():  # once, before any command or the window looks inside it
+            print(f"studio: {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         if args.command is not None:
             return _run(args)
     except KeyboardInterrupt:  # Ctrl+C outside a job's event loop (which makes it the job's cancel): no traceback
