@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import codecs
+import io
 import logging
 import logging.handlers
 import os
@@ -68,12 +70,17 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from studio.core.paths import studio_home_problem
     from studio.core.settings import load_notes
 
+    _print_whatever_the_terminal_takes()
     notes = _NotesOnStderr()  # whichever command loads the settings, and wherever: what the loader had to do is said
     load_notes.addHandler(notes)  # from the start: help shows the settings' defaults, read while parsing
     try:
         args = _parse(argv)
+        if problem := studio_home_problem():  # once, before any command or the window looks inside it
+            print(f"studio: {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         if args.command is not None:
             return _run(args)
     except KeyboardInterrupt:  # Ctrl+C outside a job's event loop (which makes it the job's cancel): no traceback
@@ -84,6 +91,27 @@ def main(argv: list[str] | None = None) -> int:
     from studio.app import run_app
 
     return run_app(print_startup_time=args.print_startup_time, open_path=args.open, safe_mode=args.safe_mode)
+
+
+def _print_whatever_the_terminal_takes() -> None:
+    """stdout (and stderr) write what their encoding cannot hold as escapes (``\\xfc`` for ü under LC_ALL=C or
+    PYTHONIOENCODING=latin-1), where a "Saved …/ü.png" printed after the work was done crashed the command."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors != _ESCAPE_UNENCODABLE:
+            stream.reconfigure(errors=_ESCAPE_UNENCODABLE)
+
+
+def _surrogates_or_backslashes(error: UnicodeError) -> tuple[str | bytes, int]:
+    """A file name's undecodable bytes (surrogateescape, as os.fsdecode read them) go out as they came in, as
+    Python's own C-locale streams write them; any other character the encoding lacks, as a backslash escape."""
+    try:
+        return codecs.lookup_error("surrogateescape")(error)
+    except UnicodeError:
+        return codecs.lookup_error("backslashreplace")(error)
+
+
+_ESCAPE_UNENCODABLE = "studio.surrogates_or_backslashes"
+codecs.register_error(_ESCAPE_UNENCODABLE, _surrogates_or_backslashes)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import sys
 
-from studio.cli_exit import EXIT_BAD_INPUT, EXIT_FAILED
+from studio.cli_exit import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED
 
 
 def confirmed(question: str) -> bool:
-    """The person's yes at the terminal. Ctrl+D (end of input) or Ctrl+C at the question is a no, not a traceback
-    or a "stopped, run it again to resume" for a download that never started."""
+    """The person's yes at the terminal. Ctrl+D (end of input) at the question is a no, not a traceback. Ctrl+C is
+    a cancel, as anywhere else: "studio: cancelled." and exit 130 (not "Nothing was removed." and 1, nor a
+    "download stopped; run it again to resume" for a download that never started)."""
     try:
         answer = input(f"{question} [y/N] ")
-    except (EOFError, KeyboardInterrupt):
+    except EOFError:
         print()  # the question's line was left open
         return False
+    except KeyboardInterrupt:
+        print()
+        print("studio: cancelled.", file=sys.stderr)
+        # SystemExit, not KeyboardInterrupt: the commands' own Ctrl+C handlers speak of work stopped part-way,
+        # and nothing was started yet; their ``finally`` clean-ups still run on the way out.
+        raise SystemExit(EXIT_CANCELLED) from None
     return answer.strip().lower() in ("y", "yes")
 
 
@@ -25,7 +32,6 @@ def no_terminal_to_ask(what_was_not: str, action: str) -> int:
     print(f"studio: there is no terminal to ask on, so nothing was {what_was_not}; pass -y (--yes) to {action}.",
           file=sys.stderr)
     return EXIT_BAD_INPUT
-
 
 
 def declined(what_was_not: str) -> int:

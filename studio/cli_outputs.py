@@ -40,9 +40,11 @@ def output_paths(output: Path, count: int) -> list[Path]:
 
 def check_output(output: Path) -> None:
     """Refuse, before any work, an output that could not be written once the picture is made."""
-    if output.suffix.lower() not in SAVE_FORMATS:
-        raise InvalidRequest(f"The output {output.name!r} must end in .png, .jpg or .webp.")
     try:
+        if output.is_dir():  # first: a folder named without .png was said to lack the extension, not to be a folder
+            raise InvalidRequest(f"The output {output} is a folder; name a file in it.")
+        if output.suffix.lower() not in SAVE_FORMATS:
+            raise InvalidRequest(f"The output {output.name!r} must end in .png, .jpg or .webp.")
         _check_output_place(output)
     except OSError as exc:  # a name the system will not even look at (too long): one sentence, not a traceback
         raise InvalidRequest(unusable_path(output, exc)) from None
@@ -54,8 +56,6 @@ def _check_output_place(output: Path) -> None:
         raise InvalidRequest(f"The output folder {output.parent} is a file, not a folder.")
     if not folder.is_dir():
         raise InvalidRequest(f"The output folder {output.parent} does not exist.")
-    if output.is_dir():
-        raise InvalidRequest(f"The output {output} is a folder; name a file in it.")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InvalidRequest(f"Studio may not write into the output folder {output.parent} (permission denied).")
 

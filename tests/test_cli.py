@@ -164,11 +164,15 @@ def test_bad_input_exits_2_with_one_sentence(tiny_model_dir, home, tmp_path):
 
 def test_an_output_that_could_not_be_written_is_refused_before_the_engine_starts(tiny_model_dir, home, tmp_path):
     (tmp_path / "folder.png").mkdir()
+    (tmp_path / "out").mkdir()
     (tmp_path / "notes.txt").write_text("a file")
     base = ["generate", "--model", str(tiny_model_dir), "--prompt", "p"]
     assert_refused_without_torch(home, base, {
         "a folder": (["-o", str(tmp_path / "folder.png")],
                      f"The output {tmp_path / 'folder.png'} is a folder; name a file in it."),
+        # "The output 'out' must end in .png, .jpg or .webp.", of a folder: a name for a file was looked for in it
+        "a folder without an extension": (["-o", str(tmp_path / "out")],
+                                           f"The output {tmp_path / 'out'} is a folder; name a file in it."),
         "a file as folder": (["-o", str(tmp_path / "notes.txt" / "x.png")],
                              f"The output folder {tmp_path / 'notes.txt'} is a file, not a folder."),
     })

@@ -24,17 +24,23 @@ def in_library(home: Path, name: str) -> Path:
     return sd1(home / "data" / "models" / "checkpoints" / f"{name}.safetensors")
 
 
-@pytest.mark.parametrize("key", [b"\x04", b"\x03"], ids=["ctrl-d", "ctrl-c"])
-def test_ctrl_d_or_ctrl_c_at_the_remove_question_is_a_no(home, key):
-    """Ctrl+D raised EOFError out of input(): a traceback."""
+# Ctrl+D is a no ("Nothing was removed.", 1); Ctrl+C is a cancel, as anywhere else ("studio: cancelled.", 130).
+KEYS = pytest.mark.parametrize(("key", "expected_code"), [(b"\x04", 1), (b"\x03", 130)], ids=["ctrl-d", "ctrl-c"])
+
+
+@KEYS
+def test_ctrl_d_or_ctrl_c_at_the_remove_question_removes_nothing(home, key, expected_code):
+    """Ctrl+D raised EOFError out of input(): a traceback. Ctrl+C said "Nothing was removed." and exit 1."""
     model = in_library(home, "dreamy")
     code, shown = at_a_terminal(home, ["models", "remove", "dreamy"], key)
-    assert (code, "Traceback" in shown) == (1, False), shown
+    assert (code, "Traceback" in shown) == (expected_code, False), shown
     assert shown.startswith("Delete dreamy (SD 1.x, ") and model.is_file()
+    said = "studio: cancelled." if key == b"\x03" else "Nothing was removed."
+    assert shown.rstrip().endswith(said) and shown.count("Nothing was") == (key == b"\x04"), shown
 
 
-@pytest.mark.parametrize("key", [b"\x04", b"\x03"], ids=["ctrl-d", "ctrl-c"])
-def test_ctrl_d_or_ctrl_c_at_the_download_question_downloads_nothing(home, tmp_path, key):
+@KEYS
+def test_ctrl_d_or_ctrl_c_at_the_download_question_downloads_nothing(home, tmp_path, key, expected_code):
     """Ctrl+C said 'download stopped; run the same command again to resume' of a download never started."""
     files = {"config.json": json.dumps({"_class_name": "AutoencoderKL", "latent_channels": 4}).encode(),
              "diffusion_pytorch_model.safetensors": b"\x08\0\0\0\0\0\0\0{}      "}
@@ -42,7 +48,7 @@ def test_ctrl_d_or_ctrl_c_at_the_download_question_downloads_nothing(home, tmp_p
         env = {"HF_HOME": str(tmp_path / "hf"), "NO_PROXY": "127.0.0.1"}
         code, shown = at_a_terminal(home, ["models", "download", "tester/tiny-vae", "--endpoint", hub.url], key, env)
         fetched = hub.file_gets()
-    assert (code, "Traceback" in shown, "resume" in shown) == (1, False, False), shown
+    assert (code, "Traceback" in shown, "resume" in shown) == (expected_code, False, False), shown
     assert "Download? [y/N] " in shown and fetched == []
 
 

@@ -552,6 +552,9 @@ def test_install_and_uninstall_ask_at_a_terminal_as_models_remove_does(tmp_path,
     code, shown = at_a_terminal(home, ["plugins", "install", str(wheel)], b"n\n")
     assert (code, "Test Plugin 1.0.0 (plugin id cli-plugin)" in shown) == (1, True), shown
     assert shown.rstrip().endswith("Install? [y/N] n\nNothing was installed.") and not folder.exists()
+    code, shown = at_a_terminal(home, ["plugins", "install", str(wheel)], b"\x03")  # Ctrl+C: a cancel, not a no
+    assert (code, shown.rstrip().endswith("studio: cancelled."), "Nothing was" in shown) == (130, True, False), shown
+    assert not folder.exists()
     code, shown = at_a_terminal(home, ["plugins", "install", str(wheel)], b"y\n")
     assert code == 0 and "Installed Test Plugin 1.0.0." in shown and folder.is_dir()
     code, shown = at_a_terminal(home, ["plugins", "uninstall", "cli-plugin"], b"n\n")

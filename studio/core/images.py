@@ -7,6 +7,7 @@ import io
 import os
 import stat
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ MAX_PIXELS = 16384 * 16384  # refuse decompression bombs above this
 EXIF_USER_COMMENT = 0x9286  # where A1111 keeps "parameters" in JPEG and WebP files
 EXIF_IFD = 0x8769
 MAX_TEXT_BYTES = 1024 * 1024  # a metadata text larger than this is ignored (with a note)
+# Studio sets Pillow's limit to MAX_PIXELS and refuses past it in its own sentence (too_large): Pillow's warning from
+# 1x to 2x its limit (past 2x it refuses itself) reached the terminal as Python's bare two lines before that sentence.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: mkstemp makes 0600 files, saved images should get the usual mode
 

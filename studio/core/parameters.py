@@ -189,7 +189,7 @@ class ImageParam(Param):
             try:  # recorded whole: a rerun from another folder finds the same file
                 source, value = str(Path(value).expanduser().resolve()), open_image(Path(value))
             except StudioError as exc:  # an ImageError: said as this parameter's, so the step is known
-                raise InvalidRequest(f"{owner}: {self.title}: {exc}") from None
+                raise InvalidRequest(f"{owner}: {self.title}: {mid_sentence(str(exc))}") from None
         if not isinstance(value, Image.Image):
             raise self._bad(owner, f"must be a picture, not {type(value).__name__}")
         from studio.core.images import rgb_or_rgba
@@ -204,6 +204,13 @@ class ImageParam(Param):
 
 class MissingPicture(InvalidRequest):
     """A picture parameter's file is gone (or cannot be read): a chain step is left out for it, with a note."""
+
+
+def mid_sentence(sentence: str) -> str:
+    """A sentence said after "Owner: Parameter: ", its opening article lower-cased ("…: Style picture: the image a.png
+    does not exist."); one that opens with a name (a file's, Studio's) as it is."""
+    first, _, rest = sentence.partition(" ")
+    return f"{first.lower()} {rest}" if first in ("The", "A", "An") and rest else sentence
 
 
 def check_picture_file(param: ImageParam, value: Any, owner: str) -> Any:
@@ -230,7 +237,7 @@ def check_picture_file(param: ImageParam, value: Any, owner: str) -> Any:
     try:  # a folder, a named pipe (whose read would block for ever), such a name
         check_image_file(path)
     except ImageError as exc:
-        raise MissingPicture(f"{owner}: {param.title}: {exc}") from None
+        raise MissingPicture(f"{owner}: {param.title}: {mid_sentence(str(exc))}") from None
     if not os.access(path, os.R_OK):
         raise MissingPicture(f"{owner}: {param.title}: Studio may not read the picture {path}: permission denied.")
     return str(path.resolve())

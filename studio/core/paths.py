@@ -53,6 +53,27 @@ def studio_paths() -> StudioPaths:
     )
 
 
+def studio_home_problem() -> str | None:
+    """What keeps ``STUDIO_HOME`` from being Studio's folder, in a sentence, said once before anything uses it (each
+    of its files said "…/afile/data/history.db could not be looked at: Not a directory."); None where nothing does."""
+    home = os.environ.get("STUDIO_HOME")
+    if not home:
+        return None
+    path = Path(home).expanduser()
+    for place in (path, *path.parents):  # the first that exists: what it names is made inside that
+        try:
+            if not place.exists():
+                continue
+            if place.is_dir():
+                return None
+        except OSError:  # a name the system will not look at: said where it is used
+            return None
+        if place == path:
+            return f"STUDIO_HOME {home} is a file, not a folder; point it at a folder."
+        return f"STUDIO_HOME {home} is inside {place}, which is a file, not a folder; point it at a folder."
+    return None
+
+
 def real_path(path: Path) -> Path:
     """``path.resolve()``; where a symbolic link loop (a → b → a) keeps it from resolving, the absolute path as it
     is (``resolve()`` raises RuntimeError for a loop), so one bad link cannot stop a scan; is_link_loop tells."""

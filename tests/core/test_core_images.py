@@ -102,7 +102,8 @@ def test_a_bad_extension_is_refused(tmp_path, name):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(("suffix", "size", "limit"), [(".webp", (16_384, 8), "16,383"), (".jpg", (8, 65_501), "65,500")])
+@pytest.mark.parametrize(("suffix", "size", "limit"),
+                         [(".webp", (16_384, 8), "16,383"), (".jpg", (8, 65_501), "65,500")])
 def test_a_picture_past_the_formats_size_limit_is_refused_with_a_sentence(tmp_path, suffix, size, limit):
     with pytest.raises(ImageError) as err:
         save_image(Image.new("RGB", size), tmp_path / f"wide{suffix}")
@@ -330,6 +331,23 @@ def test_open_image_refuses_decompression_bombs(tmp_path):
     with pytest.raises(ImageError) as err:
         open_image(path)
     assert_sentence(err, "bomb.png", "too large")
+
+
+@pytest.mark.parametrize("given_as", ["IN", "--style"])
+def test_pillow_s_bomb_warning_never_reaches_the_terminal(tmp_path, given_as):
+    """From 1x to 2x Pillow's limit (which Studio sets to MAX_PIXELS) Pillow warned, in Python's bare two lines on
+    stderr ("…/PIL/Image.py:3593: DecompressionBombWarning: …" and "warnings.warn("), before Studio's own sentence.
+    In a fresh process, as a person runs it: pytest resets the warning filters a module set at its import."""
+    from studio_testing import run_studio
+
+    bomb, small = tmp_path / "bomb.png", tmp_path / "small.png"
+    bomb.write_bytes(png_bytes(20000, 20000, 8, 0, b"\0"))  # claims 400 megapixels: past MAX_PIXELS, under twice it
+    Image.new("RGB", (8, 8)).save(small)
+    source, style = (bomb, small) if given_as == "IN" else (small, bomb)
+    done = run_studio(tmp_path / "home", "postprocess", str(source), "-o", str(tmp_path / "out.png"),
+                      "--method", "histogram", "--style", str(style))
+    assert (done.returncode, done.stderr.count("\n")) == (2, 1), done.stderr
+    assert done.stderr.startswith("studio: ") and "bomb.png is too large to open safely" in done.stderr
 
 
 def test_only_studios_own_files_open_past_the_pixel_limit(tmp_path, monkeypatch):

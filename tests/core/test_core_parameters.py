@@ -114,9 +114,14 @@ def test_bad_declarations_are_refused(row, message):
 
 
 def test_a_picture_file_that_cannot_be_read_is_said_as_the_parameters(tmp_path):
+    # "Colour Transfer: Style: The image …": the image's own sentence was joined on with its capital T.
     with pytest.raises(InvalidRequest) as err:
         validate_params((ImageParam("style"),), {"style": str(tmp_path / "gone.png")}, "Colour Transfer")
-    assert str(err.value) == f"Colour Transfer: Style: The image {tmp_path / 'gone.png'} does not exist."
+    assert str(err.value) == f"Colour Transfer: Style: the image {tmp_path / 'gone.png'} does not exist."
+    (tmp_path / "Folder.png").mkdir()  # a sentence that opens with a name keeps it as it is
+    with pytest.raises(InvalidRequest) as err:
+        validate_params((ImageParam("style"),), {"style": str(tmp_path / "Folder.png")}, "Colour Transfer")
+    assert str(err.value) == f"Colour Transfer: Style: {tmp_path / 'Folder.png'} is a folder, not an image file."
 
 
 def test_a_picture_given_by_a_relative_path_is_recorded_by_its_whole_path(tmp_path, monkeypatch):
@@ -144,7 +149,7 @@ def test_copies_later_keeps_a_given_picture_as_it_is_and_checks_the_rest_as_befo
     assert params_for_record(read, keep_files=True)["reference"] == str((tmp_path / "ref.png").resolve())
     for given, message in (({"reference": 3}, "Fields: Reference must be a picture, not int."),
                            ({"reference": str(tmp_path / "gone.png")},
-                            f"Fields: Reference: The image {tmp_path / 'gone.png'} does not exist.")):
+                            f"Fields: Reference: the image {tmp_path / 'gone.png'} does not exist.")):
         with pytest.raises(InvalidRequest) as err:
             validate_params(SCHEMA, given, "Fields", copies_later=True)
         assert str(err.value) == message
