@@ -62,7 +62,7 @@ def check_picture_header(path: Path, owner: str) -> None:
     except OSError:
         return  # said as the job reads it (check_picture_file has said what it can)
     if large:
-        raise InvalidRequest(f"{owner}: The image {path.name} is too large to open safely (over {MAX_PIXELS:,} "
+        raise InvalidRequest(f"{owner}: the image {path.name} is too large to open safely (over {MAX_PIXELS:,} "
                              "pixels).")
 
 

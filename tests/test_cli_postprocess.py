@@ -169,7 +169,7 @@ def test_a_picture_given_to_a_parameter_that_cannot_be_opened_is_bad_input(tmp_p
     Image.new("RGB", (64, 48), "blue").save(source)
     huge = a_png_said_to_be(tmp_path / "huge.png", 30000, 30000)
     (tmp_path / "notes.png").write_text("not a picture")
-    for style, said in ((huge, "studio: Colour Transfer (Histogram): Style picture: The image huge.png is too large "
+    for style, said in ((huge, "studio: Colour Transfer (Histogram): Style picture: the image huge.png is too large "
                                 "to open safely (over 268,435,456 pixels)."),
                         (tmp_path / "notes.png", "studio: Colour Transfer (Histogram): Style picture: notes.png is "
                                                  "not an image file Studio can read.")):
