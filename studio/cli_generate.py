@@ -19,7 +19,7 @@ from studio.cli_plugins import open_host
 from studio.cli_option_values import read_mask
 from studio.cli_request import build_request
 from studio.core.environment import GeneratorEnvironment
-from studio.core.errors import InvalidRequest, StudioError
+from studio.core.errors import InvalidRequest, ModelError, StudioError
 from studio.core.images import open_image
 from studio.core.parameters import ImageParam, check_picture_file
 from studio.core.paths import studio_paths
@@ -69,16 +69,17 @@ def check_picture_header(path: Path, owner: str) -> None:
 def check_style_weights(method: str, registry: Registry, env: GeneratorEnvironment) -> None:
     """Studio's own style transfer's weight files there, before the job: a missing model is bad input, said before
     the engine starts, as generate says a missing model (the job said it once started, and exited 1)."""
-    from studio.core.style_weights import WEIGHTS, style_weights_dir
+    from studio.core.style_weights import WEIGHTS
 
     contribution = registry.get(POSTPROCESSOR, method)
-    folder = style_weights_dir(env)
-    missing = [w.name for w in WEIGHTS if contribution.builtin and w.used_by == contribution.title
-               and not (folder / w.name).is_file()]
-    if missing:
-        from studio.engine.style.weights import missing_weights_message  # torch: the job loads it next anyway
+    names = [w.name for w in WEIGHTS if contribution.builtin and w.used_by == contribution.title]
+    if names:
+        from studio.engine.style.weights import require_weights  # torch: the job loads it next anyway
 
-        raise InvalidRequest(missing_weights_message(folder, missing, contribution.title))
+        try:  # the filter's own check, run before the engine starts
+            require_weights(env, names, contribution.title)
+        except ModelError as exc:
+            raise InvalidRequest(str(exc)) from None
 
 
 def generate_reads(args: argparse.Namespace, steps: Sequence[PostStep], registry: Registry) -> list[tuple[str, Path]]:
