@@ -99,14 +99,19 @@ def test_a_prompt_s_hypernet_tag_is_left_out_with_a_note(tiny_model_dir, studio_
     assert [request.prompt for request in ran] == ["a fox"]
 
 
-def test_the_prompt_s_loras_are_said_once(tiny_model_dir, studio_home, tmp_path, capsys):
-    # "LoRAs from the prompt: ink (0.8)." was said before the job and again after "Saved".
+def _fox_with_ink_tags(tiny_model_dir, studio_home, tmp_path, capsys):  # noqa: ANN001, ANN202
+    """`studio generate` with the LoRA ink tagged in the prompt (a LoRA) and in the negative prompt (words)."""
     from tiny_loras import lora_state, save_lora, tiny_unet
 
     save_lora(lora_state(tiny_unet(tiny_model_dir)), studio_home / "data" / "models" / "loras" / "ink.safetensors")
-    done = studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--seed", "3", "--steps", "1", "--size",
+    return studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--seed", "3", "--steps", "1", "--size",
                        "64x64", "--prompt", "<lora:ink:0.8> a fox", "--negative", "<lora:ink:1> blur", "-o",
                        str(tmp_path / "f.png"))
+
+
+def test_the_prompt_s_loras_are_said_once(tiny_model_dir, studio_home, tmp_path, capsys):
+    # "LoRAs from the prompt: ink (0.8)." was said before the job and again after "Saved".
+    done = _fox_with_ink_tags(tiny_model_dir, studio_home, tmp_path, capsys)
     assert done.returncode == 0, done.stderr
     notes = [line for line in done.stderr.splitlines() if line.startswith("note: ")]
     assert notes == ["note: LoRAs from the prompt: ink (0.8).",
@@ -116,12 +121,7 @@ def test_the_prompt_s_loras_are_said_once(tiny_model_dir, studio_home, tmp_path,
 
 def test_a_rerun_says_the_prompt_s_notes_once(tiny_model_dir, studio_home, tmp_path, capsys):
     # history rerun said the notes of its entry's prompts before the job, and the job said them again after "Saved".
-    from tiny_loras import lora_state, save_lora, tiny_unet
-
-    save_lora(lora_state(tiny_unet(tiny_model_dir)), studio_home / "data" / "models" / "loras" / "ink.safetensors")
-    made = studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--seed", "3", "--steps", "1", "--size",
-                       "64x64", "--prompt", "<lora:ink:0.8> a fox", "--negative", "<lora:ink:1> blur", "-o",
-                       str(tmp_path / "f.png"))
+    made = _fox_with_ink_tags(tiny_model_dir, studio_home, tmp_path, capsys)
     assert made.returncode == 0, made.stderr
     again = studio_here(capsys, "history", "rerun", "1", "-o", str(tmp_path / "again.png"))
     assert again.returncode == 0, again.stderr
