@@ -6,9 +6,11 @@ A1111's format is what most tools and model sites read, so Studio writes it exac
     Negative prompt: <negative>
     Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, Model hash: 0123456789, Model: name
 
-LoRAs are recorded as A1111 records them (``Lora hashes: "name: hash, ..."``) plus ``Lora weights``, since
-Studio records the prompt as the model encoded it, without the ``<lora:name:weight>`` tags where A1111 keeps the
-weights. Another tool's text is read the same way: its prompt's tags become the recipe's LoRAs, out of its prompt.
+LoRAs are written as A1111 writes them: a ``<lora:name:weight>`` tag each, after the prompt (A1111, and the tools that
+read its text, such as Civitai, find LoRAs there), and ``Lora hashes: "name: hash, ..."``; plus ``Lora weights``, which
+older Studio versions read. The recipe itself keeps the prompt as the model encoded it, without tags, as Studio's JSON
+does: reading the text back takes the tags out again, and they become the recipe's LoRAs, each once. Another tool's
+text is read the same way.
 """
 
 from __future__ import annotations
@@ -99,6 +101,8 @@ class Recipe:
         return bool(self.generator)
 
     def to_parameters(self) -> str:
+        from studio.core.prompt_loras import tag_weight, with_tags, written_tag  # it imports requests (this module)
+
         fields_ = {
             "Steps": self.steps,
             "Sampler": self.sampler,
@@ -123,13 +127,13 @@ class Recipe:
             **{f"ControlNet {index}": a1111_text(record) for index, record in enumerate(self.controls)},
             "Post-processing": " > ".join(step.get("processor", "?") for step in self.post) or None,
             "Lora hashes": ", ".join(f"{_lora_label(lora.name)}: {lora.hash}" for lora in self.loras) or None,
-            "Lora weights": ", ".join(f"{_lora_label(lora.name)}: {short_number(lora.weight)}"
+            "Lora weights": ", ".join(f"{_lora_label(lora.name)}: {tag_weight(lora.weight)}"
                                       for lora in self.loras) or None,
             "TI hashes": self.ti_hashes or None,
             "Version": self.version,
         }
         settings = ", ".join(f"{k}: {_quote(v)}" for k, v in fields_.items() if v not in (None, ""))
-        lines = [self.prompt]
+        lines = [with_tags(self.prompt, [written_tag(lora.name, lora.weight) for lora in self.loras])]
         if self.negative_prompt:
             lines.append(f"Negative prompt: {self.negative_prompt}")
         lines.append(settings)
@@ -158,15 +162,17 @@ class Recipe:
     @classmethod
     def from_parameters(cls, text: str) -> Recipe:
         """Read A1111 ``parameters`` text (Studio's own, or another tool's with the same layout)."""
-        from studio.core.prompt_loras import without_tags  # it imports requests, which imports this module
+        from studio.core.prompt_loras import without_tags, written_prompt  # it imports requests (this module)
 
         prompt, negative, settings = split_parameters(text)
         width, _, height = settings.get("Size", "0x0").partition("x")
         strength = settings.get("Denoising strength")
         hires = hires_from_settings(settings)
         blur, padding = settings.get("Mask blur"), settings.get("Masked area padding")
+        # As the model encoded it; its tags are the LoRAs. Studio's own tags come off exactly as they were put on.
+        written = written_prompt(prompt) if settings.get("Version", "").startswith("Studio ") else None
         recipe = cls(
-            prompt=without_tags(prompt),  # as A1111 encoded it; its tags are the LoRAs
+            prompt=without_tags(prompt) if written is None else written,
             negative_prompt=negative,
             steps=int(settings.get("Steps", 0)),
             sampler=settings.get("Sampler", ""),
@@ -192,19 +198,27 @@ class Recipe:
 
 
 def parse_loras(prompt: str, settings: Mapping[str, str]) -> tuple[LoraRecord, ...]:
-    """The LoRAs of an A1111-style text: names and hashes from ``Lora hashes``, weights from ``Lora weights``
-    (Studio) or the prompt's ``<lora:name:weight>`` tags (A1111; the UNet weight, which Studio applies), in the
-    order they first appear. A weight that is not a number is read as 1."""
+    """The LoRAs of an A1111-style text, each once, in the order they first appear: hashes from ``Lora hashes``,
+    weights from ``Lora weights`` (Studio) or else the prompt's ``<lora:name:weight>`` tags (the UNet weight, which
+    Studio applies). A tag and a list entry are one LoRA where the tag's name, with the marks A1111 leaves out of
+    the lists taken out, is the entry's; the tag's name is kept, the full one. A weight that is not a number is 1."""
     from studio.core.prompt_loras import read_tags  # it imports requests, which imports this module
 
-    hashes = _pairs(settings.get("Lora hashes", ""))
-    weights = {name: finite_or(value, 1.0) for name, value in _pairs(settings.get("Lora weights", "")).items()}
+    found: dict[str, tuple[str, str, float | None]] = {}  # label: (name, hash, weight)
+    for name, digest in _pairs(settings.get("Lora hashes", "")).items():
+        found.setdefault(_lora_label(name), (name, digest, None))
+    for name, value in _pairs(settings.get("Lora weights", "")).items():
+        known, digest, weight = found.get(_lora_label(name), (name, "", None))
+        found[_lora_label(name)] = (known, digest, finite_or(value, 1.0) if weight is None else weight)
+    named_by_tag: set[str] = set()
     for tag in read_tags(prompt):
-        weights.setdefault(tag.name, finite_or(tag.weight_text, 1.0))
-        hashes.setdefault(tag.name, "")
-    for name in weights:
-        hashes.setdefault(name, "")
-    return tuple(LoraRecord(name, value, weights.get(name, 1.0)) for name, value in hashes.items() if name)
+        label = _lora_label(tag.name)
+        _, digest, weight = found.get(label, (tag.name, "", None))
+        if label not in named_by_tag:
+            named_by_tag.add(label)
+            found[label] = (tag.name, digest, finite_or(tag.weight_text, 1.0) if weight is None else weight)
+    return tuple(LoraRecord(name, digest, 1.0 if weight is None else weight)
+                 for label, (name, digest, weight) in found.items() if label)
 
 
 def _pairs(text: str) -> dict[str, str]:
@@ -217,8 +231,8 @@ def _pairs(text: str) -> dict[str, str]:
 
 
 def _lora_label(name: str) -> str:
-    # As A1111 does: its "name: hash, name: hash" list has no way to quote these.
-    return name.replace(",", "").replace(":", "")
+    # As A1111 does: its "name: hash, name: hash" list has no way to quote these; and a tag ends at ">".
+    return name.replace(",", "").replace(":", "").replace(">", "")
 
 
 def _lora_records(items: Any) -> tuple[LoraRecord, ...]:

@@ -71,6 +71,41 @@ def read_tags(prompt: str) -> list[LoraTag]:
     return tags
 
 
+def written_tag(name: str, weight: float) -> str:
+    """The tag A1111 applies this LoRA by: ``<lora:ink:0.8>``. A1111 splits a tag at ":" and ends it at ">", so those
+    are left out of the name (as A1111 leaves ":" out of its ``Lora hashes`` names); the weight is always written,
+    since A1111's reading of ``Lora hashes`` on paste looks for ``<lora:name:``."""
+    return f"<lora:{name.replace(':', '').replace('>', '')}:{tag_weight(weight)}>"
+
+
+def tag_weight(weight: float) -> str:
+    """A weight as A1111's LoRA cards write it into a prompt (JavaScript's number text): "1", "0.8", "-1.5"; the
+    shortest text that reads back as the same number."""
+    return repr(float(weight)).removesuffix(".0")
+
+
+def with_tags(prompt: str, tags: Sequence[str]) -> str:
+    """The prompt as A1111 is given it, the tags after it with a space (A1111's separator where a card adds a tag):
+    A1111 takes them out again, and the encoder reads the rest as it is. ``written_prompt`` undoes it exactly."""
+    return " ".join([prompt, *tags]) if prompt else " ".join(tags)
+
+
+def written_prompt(text: str) -> str | None:
+    """The prompt ``with_tags`` was given, where ``text`` ends the way it writes (tags after a space), else None.
+    Exact where ``without_tags`` tidies: a prompt's own comma before the tags stays."""
+    cut = len(text)
+    for match in reversed(list(LORA_TAG.finditer(text))):
+        if match.end() != cut:
+            break
+        cut = match.start()
+        if cut == 0:
+            return ""
+        if text[cut - 1] != " ":
+            return None
+        cut -= 1
+    return text[:cut] if cut < len(text) else None
+
+
 def without_tags(prompt: str, tags: re.Pattern[str] = LORA_TAG) -> str:
     """The prompt as the text encoder reads it: the LoRA tags (or ``tags``) out, with the spaces, comma or line each
     leaves."""

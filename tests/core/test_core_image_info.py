@@ -345,6 +345,31 @@ def test_an_a1111_picture_gives_its_loras_from_the_prompt_tags_and_hashes(tmp_pa
     assert plain.loras == () and recipe_fields(plain)["loras"] == []  # loading it takes the last picture's off
 
 
+def test_a_studio_picture_s_loras_come_back_once_from_its_a1111_text_alone(tmp_path):
+    from studio.core.metadata import LoraRecord
+
+    recipe = replace(RECIPE, prompt="a fox,\nin the snow,", loras=(LoraRecord("ink, wet", "0123456789ab", 0.7),
+                                                                   LoraRecord("grain", "", -1.5)))
+    parameters = recipe.to_parameters()
+    assert parameters.startswith("a fox,\nin the snow, <lora:ink, wet:0.7> <lora:grain:-1.5>\n")  # for A1111
+    for name, texts in (("both", {"parameters": parameters, "studio": recipe.to_json()}),
+                        ("stripped", {"parameters": parameters})):  # another tool took Studio's JSON out
+        info = inspect_image(pillow_png(tmp_path / f"{name}.png", texts))
+        assert info.tool == "Studio"
+        assert info.prompt == "a fox,\nin the snow,"  # shown without the tags, its own comma kept
+        assert info.loras == (("ink, wet", 0.7), ("grain", -1.5)) and info.lora_hashes == ("0123456789ab", "")
+        assert recipe_fields(info)["loras"] == [("ink, wet", 0.7), ("grain", -1.5)]
+
+
+def test_an_a1111_tag_and_its_hash_entry_are_one_lora(tmp_path):
+    # A1111 takes "," out of a name in its hash list, not out of the tag (which names the file).
+    text_ = ('a fox <lora:ink, wet:0.6>, snow\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 512x512, '
+             'Lora hashes: "ink wet: 0123456789ab", Version: v1.10.1')
+    info = inspect_image(pillow_png(tmp_path / "a1111.png", {"parameters": text_}))
+    assert (info.tool, info.prompt) == ("AUTOMATIC1111", "a fox, snow")
+    assert info.loras == (("ink, wet", 0.6),) and info.lora_hashes == ("0123456789ab",)
+
+
 def test_a_number_past_a_float_s_range_is_a_value_not_used_not_a_crash(tmp_path):
     """JSON may write an integer of 400 digits; math.isfinite raised OverflowError on it out of inspect_image."""
     text = RECIPE.to_json().replace('"cfg_scale": ' + json.dumps(RECIPE.cfg_scale), '"cfg_scale": 1' + "0" * 400)

@@ -191,14 +191,13 @@ WITH_LORAS = replace(BASE, loras=(LoraRecord("detail", "abcdef0123", 0.8),
 
 def test_loras_and_vae_are_written_as_a1111_writes_them():
     assert WITH_LORAS.to_parameters() == (
-        "a red fox in the snow\n"
+        "a red fox in the snow <lora:detail:0.8> <lora:styles/ink:-1.5>\n"  # A1111 finds its LoRAs here
         "Negative prompt: blurry\n"
         "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1234, Size: 512x768, Model hash: 0123456789, "
         "Model: tiny-sd, VAE hash: 735e4c3a44, VAE: vae-ft-mse, "
         'Lora hashes: "detail: abcdef0123, styles/ink: 9876543210", Lora weights: "detail: 0.8, styles/ink: -1.5", '
         "Version: Studio 0.1.0"
     )
-    assert "<lora:" not in WITH_LORAS.to_parameters()  # the prompt is the person's own
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg"])
@@ -207,6 +206,51 @@ def test_loras_and_vae_round_trip_through_both_chunks(tmp_path, suffix):
     assert Recipe.from_json(WITH_LORAS.to_json()) == WITH_LORAS
     path = save_image(Image.new("RGB", (64, 64)), tmp_path / f"image{suffix}", WITH_LORAS)
     assert read_recipe(path) == WITH_LORAS  # PNG: Studio's JSON; JPEG: the parameters text only
+
+
+def _without_studio_json(path):
+    """The picture as another tool leaves it after taking Studio's JSON out: A1111's text only."""
+    from PIL.PngImagePlugin import PngInfo
+
+    with Image.open(path) as image:
+        texts = {key: value for key, value in image.info.items() if isinstance(value, str) and key != "studio"}
+        kept = PngInfo()
+        for key, value in texts.items():
+            kept.add_itxt(key, value)
+        image.save(path, pnginfo=kept)
+    return path
+
+
+# A prompt's own trailing comma and a name A1111's hash list cannot hold whole ("," and ":" go there), at a weight
+# only the shortest exact text gives back.
+TAGGED = replace(BASE, prompt="a red fox,\nin the snow,", loras=(LoraRecord("detail", "abcdef0123", 1.0),
+                                                                 LoraRecord("ink, wet", "9876543210", 0.1234567),
+                                                                 LoraRecord("grain", "", -0.5)))
+
+
+def test_loras_are_tags_in_the_prompt_as_a1111_writes_them():
+    prompt, settings = TAGGED.to_parameters().split("\nNegative prompt: blurry\n")
+    assert prompt == "a red fox,\nin the snow, <lora:detail:1> <lora:ink, wet:0.1234567> <lora:grain:-0.5>"
+    assert 'Lora hashes: "detail: abcdef0123, ink wet: 9876543210, grain: "' in settings
+    assert replace(BASE, prompt="", loras=TAGGED.loras[:1]).to_parameters().startswith("<lora:detail:1>\n")
+    # A1111 splits a tag at ":" and ends it at ">": a name cannot keep them there.
+    assert "<lora:ab:2>" in replace(BASE, loras=(LoraRecord("a:b>", "", 2.0),)).to_parameters()
+
+
+def test_a_studio_picture_gives_each_lora_once_with_or_without_its_json(tmp_path):
+    path = save_image(Image.new("RGB", (64, 64)), tmp_path / "image.png", TAGGED)
+    assert read_recipe(path) == TAGGED  # Studio's JSON
+    assert read_recipe(_without_studio_json(path)) == TAGGED  # A1111's text only: the tags come off exactly
+    assert Recipe.from_parameters(TAGGED.to_parameters()) == TAGGED
+
+
+def test_a1111_s_tag_and_hash_list_name_one_lora():
+    # A1111 takes "," out of a name in its hash list, not out of the tag, which names the file.
+    text = ('a fox <lora:ink, wet:0.6>, snow\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, '
+            'Lora hashes: "ink wet: 0123456789ab", Version: v1.10.1')
+    recipe = Recipe.from_parameters(text)
+    assert recipe.loras == (LoraRecord("ink, wet", "0123456789ab", 0.6),)
+    assert recipe.prompt == "a fox, snow"
 
 
 def test_reads_a1111_loras_from_the_prompt_tags_and_the_hash_list():
@@ -237,7 +281,7 @@ def test_sd_parsers_still_reads_studio_images_with_loras(tmp_path):
     path = save_image(Image.new("RGB", (64, 64)), tmp_path / "image.png", WITH_LORAS)
     info = ParserManager().parse(path)
     assert info.generator == Generators.AUTOMATIC1111
-    assert info.full_prompt == WITH_LORAS.prompt
+    assert info.full_prompt == "a red fox in the snow <lora:detail:0.8> <lora:styles/ink:-1.5>"  # as Civitai reads it
     assert info.samplers[0].model.name == "tiny-sd"
     assert info.samplers[0].parameters["seed"] == "1234"
     # sd-parsers splits the line on every comma, so quoted values (A1111's Lora hashes too) do not reach it;

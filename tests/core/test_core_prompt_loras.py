@@ -12,7 +12,16 @@ from studio.core.image_info import recipe_fields
 from studio.core.image_inspection import inspect_image
 from studio.core.images import read_recipe
 from studio.core.metadata import LoraRecord
-from studio.core.prompt_loras import read_tags, tag_choices, take_lora_tags, without_tags
+from studio.core.prompt_loras import (
+    LORA_TAG,
+    read_tags,
+    tag_choices,
+    tag_weight,
+    take_lora_tags,
+    with_tags,
+    without_tags,
+    written_prompt,
+)
 from studio.core.requests import MAX_LORAS, GenerationRequest, LoraChoice, prepare_request
 
 
@@ -174,3 +183,23 @@ def test_an_a1111_picture_gives_its_prompt_as_encoded_and_its_loras_once(tmp_pat
     recipe = read_recipe(path)
     assert recipe.prompt == "a fox, snow"
     assert recipe.loras == (LoraRecord("ink", "0123456789ab", 0.6), LoraRecord("grain", "", 0.7))
+
+
+@pytest.mark.parametrize(("text", "prompt"), [
+    ("a fox, <lora:ink:0.8> <lora:grain:1>", "a fox,"),  # exact: the prompt's own comma stays
+    ("a fox  <lora:ink:1>", "a fox "),
+    ("<lora:ink:1> <lora:grain:1>", ""),
+    ("a fox,<lora:ink:1>", None),  # not as Studio writes: read as A1111 reads any text
+    ("a <lora:ink:1> fox", None),
+    ("a fox", None),
+])
+def test_written_prompt_undoes_with_tags_only(text, prompt):
+    assert written_prompt(text) == prompt
+    if prompt is not None:
+        assert with_tags(prompt, [m.group(0) for m in LORA_TAG.finditer(text)]) == text
+
+
+@pytest.mark.parametrize(("weight", "text"), [(1.0, "1"), (0.8, "0.8"), (-1.5, "-1.5"), (0.1234567, "0.1234567"),
+                                              (2, "2")])
+def test_tag_weight_is_the_shortest_exact_text(weight, text):
+    assert tag_weight(weight) == text and float(text) == weight
