@@ -57,12 +57,24 @@ class WorkerContext:
         self._job = job
         self._emit = emit
         self._started = time.perf_counter()
+        self._not_counted = 0.0
         self.notes: list[str] = list(job.notes)
         self.warnings: list[str] = []  # what went wrong without stopping the job: said first, as a problem
 
     @property
     def elapsed(self) -> float:
-        return time.perf_counter() - self._started
+        """The job's time so far, less what was spent in ``not_counted``."""
+        return time.perf_counter() - self._started - self._not_counted
+
+    @contextmanager
+    def not_counted(self) -> Iterator[None]:
+        """Time spent inside is not the job's (writing its history, which may wait seconds for another program's
+        lock): left out of ``elapsed`` and so of "Finished in …"."""
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._not_counted += time.perf_counter() - began
 
     def report_progress(self, step: int, total: int, image_index: int = 0,
                         preview: Image.Image | None = None,

@@ -5,7 +5,6 @@ note instead."""
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,6 @@ class HistoryRecorder:
         self._outputs = outputs
         self._request = request
         self._context = context
-        self._started = time.perf_counter()
         self._version = generator_version(registry, request.generator)
         # What the MODEL column shows for a job without a picture: a plugin's generator by its title, as its pictures.
         self._model_name = Path(str(request.model)).name if request.generator == "diffusers" else \
@@ -83,7 +81,7 @@ class HistoryRecorder:
             strength=request.strength if request.init_image is not None else None,
             generator=request.generator, generator_version=self._version, postprocess=[],
             params=self._params(0, None), outcome=outcome, message=message,
-            elapsed=round(time.perf_counter() - self._started, 4),
+            elapsed=round(self._context.elapsed, 4),  # without the time earlier pictures' rows waited for a lock
             source_image_path=source, source_mask_path=mask,
         ), what=f"The {outcome} job could not be added to the history{{yet}}")
 

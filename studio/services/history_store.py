@@ -35,7 +35,7 @@ from studio.services.history_errors import (
 from studio.services.history_file_uses import controls_referenced, kept_controls, referenced
 from studio.services.history_file_watch import DatabaseFileWatch
 from studio.services.history_index_repair import INDEX_REBUILT, rebuild_damaged_index, repairs_index
-from studio.services.history_pending import PendingEntries
+from studio.services.history_pending import PendingEntries, PendingJournal, entries_phrase, journal_folder
 from studio.services.history_query import (
     NEWEST_FIRST,
     HistoryQuery,
@@ -57,6 +57,10 @@ _ID_CHUNK = 500  # ids per "IN (...)" query, well under every SQLite's variable 
 SQLITE_MAX_INT = 2**63 - 1
 _BULK_ROWS = 1000  # add_many batches from this size index their text in one statement
 _FTS_INSERT_TRIGGER = "entries_fts_insert"
+# meta rows marking journaled entries already written (history_pending), so they are never added twice; pruned a
+# month later, when no journal file can still name them.
+_JOURNAL_MARK = "journaled:"
+_JOURNAL_MARK_DAYS = 30
 
 
 def default_history_path() -> Path:
@@ -85,7 +89,8 @@ class HistoryStore:
         # The file this store opened, checked before each use (removed, replaced or overwritten meanwhile).
         self._file = DatabaseFileWatch(self.path, busy_timeout, self._open_checked, self._drop_connection)
         # Entries that could not be written while another program held the lock: kept, and written by add_pending.
-        self._pending = PendingEntries(self.add_many)
+        journal = None if read_only else PendingJournal(journal_folder(self.path))  # kept across a crash
+        self._pending = PendingEntries(self._add_kept, journal)
         if problem := shape_problem(self.path):
             raise problem
         if read_only:
@@ -111,6 +116,7 @@ class HistoryStore:
                            f"(in {aside.parent}) and started a new, empty history.")
             self._file.open_new()
         self._file.start()
+        self._add_journaled()
 
     # -- opening ---------------------------------------------------------------------------
     def _open_checked(self) -> None:
@@ -216,6 +222,43 @@ class HistoryStore:
         """Keep an entry that could not be written (another program holds the lock): add_pending writes it. Its
         time is now, not when the lock is gone."""
         self._pending.keep(entry)
+
+    def _add_journaled(self) -> None:
+        """Add the entries a Studio that ended (or was killed) while the database was locked left in the journal.
+        Tried once without waiting: while the lock is still held they stay kept, and add_pending writes them."""
+        if not self._pending.keep_journaled():
+            return
+        try:
+            conn = self._conn()
+            conn.execute("PRAGMA busy_timeout = 0")
+            if not (added := self._pending.write()):
+                return
+        except HistoryError as exc:
+            log.warning("History entries kept while the database was locked are not added yet: %s", exc)
+            return
+        finally:
+            self._conn().execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000):d}")
+        self._add_notice(f"{entries_phrase(added).capitalize()} kept while the history database was locked "
+                         f"{'were' if added > 1 else 'was'} added to the history.")
+
+    @repairs_index
+    def _add_kept(self, entries: Sequence[HistoryEntry], keys: Sequence[str | None]) -> int:
+        """Store kept entries in one transaction, each journaled one with its mark; one marked already (added before
+        its journal file was removed) is skipped. How many were added."""
+        marks = [None if key is None else _JOURNAL_MARK + key for key in keys]
+        with self._write() as conn:
+            named = [mark for mark in marks if mark is not None]
+            done = {row[0] for start in range(0, len(named), _ID_CHUNK) for row in conn.execute(
+                f"SELECT key FROM meta WHERE key IN ({', '.join('?' for _ in named[start:start + _ID_CHUNK])})",
+                named[start:start + _ID_CHUNK])}
+            now = time.time()
+            conn.execute("DELETE FROM meta WHERE key >= ? AND key < ? AND value < ?",
+                         (_JOURNAL_MARK, _JOURNAL_MARK + "\uffff", now - _JOURNAL_MARK_DAYS * 86400))
+            conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                             [(mark, now) for mark in named if mark not in done])
+            rows = [row_values(entry, now) for entry, mark in zip(entries, marks, strict=True) if mark not in done]
+            conn.executemany(INSERT_SQL, rows)
+            return len(rows)
 
     def pending_count(self) -> int:
         return self._pending.count()

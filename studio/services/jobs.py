@@ -270,10 +270,11 @@ class JobService:
                 if self._outputs is not None:  # what the picture carries, and the canvas or Save Canvas As… after it
                     recipe = self._outputs.shareable(recipe)
                 path = self._saved(image, recipe, context)
-                now = time.perf_counter()
-                if recorder is not None:
-                    recorder.image(made, recipe, path, now - last)
-                made, last = made + 1, now
+                if recorder is not None:  # the history may wait for a lock: neither this picture's time nor the job's
+                    elapsed = time.perf_counter() - last
+                    with context.not_counted():
+                        recorder.image(made, recipe, path, elapsed)
+                made, last = made + 1, time.perf_counter()
                 yield GeneratedImage(image, recipe, path)
                 if stopped is not None and not made_first:
                     break  # nothing more is made; pictures made already (a whole batch) are still saved
@@ -281,14 +282,16 @@ class JobService:
                 raise stopped
         except JobCancelledError:
             if recorder is not None and made < request.batch_count:  # the pictures not made are said, too
-                recorder.ended("cancelled", f"The job was cancelled after {made} of {request.batch_count} pictures."
-                               if made else "The job was cancelled before it made an image.")
+                with context.not_counted():
+                    recorder.ended("cancelled", f"The job was cancelled after {made} of {request.batch_count} "
+                                   "pictures." if made else "The job was cancelled before it made an image.")
             raise
         except Exception as exc:
             if recorder is not None and made < request.batch_count:  # as a cancel: the pictures not made are said
                 reason = describe_exception(exc)
-                recorder.ended("failed", f"{reason} The job failed after {made} of {request.batch_count} pictures."
-                               if made else reason)
+                with context.not_counted():
+                    recorder.ended("failed", f"{reason} The job failed after {made} of {request.batch_count} "
+                                   "pictures." if made else reason)
             raise
 
     def _saved(self, image: Image.Image, recipe: Recipe, context: WorkerContext) -> Path | None:

@@ -240,6 +240,25 @@ def test_a_row_the_lock_kept_out_is_kept_and_added_with_the_next_job(tmp_path):
     store.close()
 
 
+def test_the_wait_for_a_locked_history_is_not_counted_in_the_job_or_picture_times(tmp_path):
+    import sqlite3
+
+    wait = 1.5  # each of the two rows waits this long for the lock: 3 s in all, far more than the fake job takes
+    store = HistoryStore(tmp_path / "history.db", busy_timeout=wait)
+    locker = sqlite3.connect(store.path, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")  # another program's write lock, held longer than busy_timeout
+    events, (job,) = submit_all(tmp_path, [fake_request(seed=8, batch_count=2, prompt="while locked")], store)
+    finished = terminal(events, job)
+    assert isinstance(finished, JobFinished) and store.pending_count() == 2
+    assert finished.elapsed < wait, finished.elapsed  # "Finished in …" was 3 s and more
+    locker.execute("ROLLBACK")
+    locker.close()
+    store.add_pending()
+    kept = store.search()
+    assert len(kept) == 2 and all(e.elapsed < wait for e in kept), [e.elapsed for e in kept]  # the 2nd had 1.5 s
+    store.close()
+
+
 class OneThenStopped:
     """Makes the first picture of a batch, then stops: cancelled (Ctrl+C or the window's Cancel between pictures)
     or failed (the device out of memory on the second, say), as the request's prompt says."""
