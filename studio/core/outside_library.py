@@ -21,12 +21,18 @@ class OutsideModel:
     problem: str = ""  # why a job cannot use it, in a sentence; "" when it can (as far as the files say)
 
 
+def is_path(value: str) -> bool:
+    """Whether ``value`` names a file or folder by its path (else a name in the models folder)."""
+    given = Path(value).expanduser()
+    return given.is_absolute() or len(given.parts) > 1
+
+
 def outside_model(value: str, wanted: str) -> OutsideModel:
     """``value``, a name or path not in the library, as a model of the ``wanted`` kind (a WANTED_KINDS key). A bare
     name is looked for in the models folder, which the library lists already: nothing is read for it."""
-    given = Path(value).expanduser()
-    if not given.is_absolute() and len(given.parts) < 2:
+    if not is_path(value):
         return OutsideModel(NOT_IN_LIBRARY)
+    given = Path(value).expanduser()
     name, what = given.name, WANTED_KINDS[wanted]
     if not given.exists():
         return OutsideModel("not found", f"{name} was not found: there is no file or folder at {value}.")

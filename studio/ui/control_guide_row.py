@@ -34,11 +34,11 @@ from studio.core.control import (
 )
 from studio.core.model_kinds import FAMILY_LABELS
 from studio.core.model_library import LibraryItem
-from studio.core.outside_library import NOT_IN_LIBRARY, OutsideModel, outside_model
+from studio.core.outside_library import NOT_IN_LIBRARY, OutsideModel, is_path, outside_model
 from studio.ui.buttons import tool_button
 from studio.ui.control_picture import CanvasSource, ControlPicture
 from studio.ui.depth_model import DepthModel, DepthOffer
-from studio.ui.tasks import Tasks
+from studio.ui.tasks import Tasks, loop_can_run_tasks
 from studio.ui.theme import icon
 
 SWITCH_OFF = "Leave this guide out of the next jobs (it is kept, greyed)"
@@ -179,7 +179,8 @@ class GuideRow(QFrame):
             combo.addItem(value, value)
             index = combo.count() - 1
             self._name_outside(index, value, self._outside.get(value, OutsideModel(NOT_IN_LIBRARY)))
-            self._tasks.run(self._check_outside(value))  # looked at again: the file may have changed since
+            if is_path(value) and loop_can_run_tasks():  # looked at again: the file may have changed since
+                self._tasks.run(self._check_outside(value))
         combo.setCurrentIndex(index)
 
     async def _check_outside(self, value: str) -> None:
