@@ -13,6 +13,12 @@ from studio.core.model_kinds import WANTED_KINDS, other_kind_sentence
 from studio.core.model_library import item_for_file, item_for_folder
 
 NOT_IN_LIBRARY = "not in the library"
+LISTED_CHARS = 18  # of a long name listed with its note: the note must stay in sight in a narrow list
+
+
+def listed_name(name: str, note: str) -> str:
+    """"control_v11f1p_sd… (not found)": the name cut short enough that a narrow list still shows its note."""
+    return f"{name if len(name) <= LISTED_CHARS else name[:LISTED_CHARS - 1] + '…'} ({note})"
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,7 @@ def outside_model(value: str, wanted: str) -> OutsideModel:
     given = Path(value).expanduser()
     name, what = given.name, WANTED_KINDS[wanted]
     if not given.exists():
-        return OutsideModel("not found", f"{name} was not found: there is no file or folder at {value}.")
+        return OutsideModel("not found", f"{name} was not found in {given.parent}.")
     item = item_for_folder(given, "given") if given.is_dir() else item_for_file(given, "given")
     if item.kind == wanted:
         return OutsideModel(NOT_IN_LIBRARY, item.problem)

@@ -34,7 +34,7 @@ from studio.core.control import (
 )
 from studio.core.model_kinds import FAMILY_LABELS
 from studio.core.model_library import LibraryItem
-from studio.core.outside_library import NOT_IN_LIBRARY, OutsideModel, is_path, outside_model
+from studio.core.outside_library import NOT_IN_LIBRARY, OutsideModel, is_path, listed_name, outside_model
 from studio.ui.buttons import tool_button
 from studio.ui.control_picture import CanvasSource, ControlPicture
 from studio.ui.depth_model import DepthModel, DepthOffer
@@ -196,7 +196,7 @@ class GuideRow(QFrame):
         self._show_problem()
 
     def _name_outside(self, index: int, value: str, found: OutsideModel) -> None:
-        self.model_combo.setItemText(index, f"{_short(value)} ({found.note})")
+        self.model_combo.setItemText(index, listed_name(_short(value), found.note))
         self.model_combo.setItemData(index, found.problem or f"{value} is not in the model library",
                                      Qt.ItemDataRole.ToolTipRole)
 

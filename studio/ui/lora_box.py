@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import InvalidRequest
 from studio.core.model_library import LibraryItem
-from studio.core.outside_library import NOT_IN_LIBRARY, OutsideModel, is_path, outside_model
+from studio.core.outside_library import NOT_IN_LIBRARY, OutsideModel, is_path, listed_name, outside_model
 from studio.core.prompt_loras import describe, tag_choices, tag_name
 from studio.core.requests import MAX_LORA_WEIGHT, MAX_LORAS, LoraChoice
 from studio.ui.tasks import Tasks, loop_can_run_tasks
@@ -208,7 +208,7 @@ class LoraBox(QWidget):
             self._name_outside(index, vae, found)
 
     def _name_outside(self, index: int, vae: str, found: OutsideModel) -> None:
-        self.vae_combo.setItemText(index, f"{_short(vae)} ({found.note})")
+        self.vae_combo.setItemText(index, listed_name(_short(vae), found.note))
         self.vae_combo.setItemData(index, found.problem or f"{vae} is not in the model library",
                                    Qt.ItemDataRole.ToolTipRole)
 

@@ -397,8 +397,8 @@ def test_a_controlnet_from_outside_the_library_is_said_to_be_what_it_is_once_cho
     cases = {checkpoint: ("dreamshaper_8 (not a ControlNet)",
                           "dreamshaper_8.safetensors is a Stable Diffusion model (SD 1.x), not a ControlNet."),
              lora: ("ink (not a ControlNet)", "ink.safetensors is a LoRA (SD 1.x), not a ControlNet."),
-             missing: ("control_sd15_depth (not found)", f"control_sd15_depth.safetensors was not found: there is "
-                                                         f"no file or folder at {missing}."),
+             missing: ("control_sd15_depth (not found)", f"control_sd15_depth.safetensors was not found in "
+                                                         f"{tmp_path / 'gone'}."),
              controlnet: ("my_depth (not in the library)", None)}
     for value, (entry, sentence) in cases.items():
         row.select_model(value)

@@ -28,7 +28,7 @@ def test_a_vae_from_outside_the_library_is_said_to_be_what_it_is_once_chosen(qtb
         "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight": (1, 1)})
     vae = _weights(tmp_path / "sd-vae-ft-mse.safetensors", {"decoder.conv_in.weight": (1, 4, 1, 1),
                                                             "encoder.conv_in.weight": (1, 3, 1, 1)})
-    missing = str(tmp_path / "gone" / "kl-f8-anime2.safetensors")
+    missing = str(tmp_path / "gone" / "kl-f8-anime2-with-a-long-name.safetensors")
     read_in = []
     monkeypatch.setattr(lora_box, "outside_model", lambda *a: read_in.append(threading.current_thread())
                         or outside_library.outside_model(*a), raising=False)
@@ -36,8 +36,8 @@ def test_a_vae_from_outside_the_library_is_said_to_be_what_it_is_once_chosen(qtb
     qtbot.addWidget(box)
     cases = {checkpoint: ("dreamshaper_8 (not a VAE)",
                           "dreamshaper_8.safetensors is a Stable Diffusion model (SD 1.x), not a VAE."),
-             missing: ("kl-f8-anime2 (not found)", f"kl-f8-anime2.safetensors was not found: there is no file or "
-                                                   f"folder at {missing}."),
+             missing: ("kl-f8-anime2-with… (not found)",  # cut: the note stays in sight
+                       f"kl-f8-anime2-with-a-long-name.safetensors was not found in {tmp_path / 'gone'}."),
              vae: ("sd-vae-ft-mse (not in the library)", f"{vae} is not in the model library"),
              "vae-ft-ema": ("vae-ft-ema (not in the library)", "vae-ft-ema is not in the model library")}
     for value, (entry, tip) in cases.items():
