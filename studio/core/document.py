@@ -21,7 +21,7 @@ from PIL import Image
 from studio.core import comparison
 from studio.core.comparison import Comparison, MaskChange
 from studio.core.document_changes import DocumentChange, Listener, merged_changes
-from studio.core.document_steps import HistoryStep, forget_oldest, trim_whole_pictures
+from studio.core.document_steps import HistoryStep, describe, forget_oldest, trim_whole_pictures
 from studio.core.mask import Box, new_mask, union_box
 from studio.core.metadata import Recipe
 
@@ -117,6 +117,14 @@ class Document:
     # -- history ---------------------------------------------------------------------------------
     def history_labels(self) -> list[str]:
         return [s.label for s in self._steps]
+
+    def undo_description(self) -> str:
+        """The step Undo takes back, named (``document_steps.describe``); "" when there is none."""
+        return describe(self._steps[self._position - 1]) if self._position else ""
+
+    def redo_description(self) -> str:
+        """The step Redo makes again, named; "" when there is none."""
+        return describe(self._steps[self._position]) if self._position < len(self._steps) else ""
 
     @property
     def history_position(self) -> int:

@@ -14,6 +14,9 @@ from studio.core.metadata import Recipe
 HISTORY_BYTES = 768 * 2**20  # oldest steps are forgotten beyond this
 KEPT_STEPS = 2  # ... but never the last ones
 KEPT_PICTURES_BYTES = 192 * 2**20  # whole pictures kept by the steps nearest the position (three 4096x4096 ones)
+GENERATED = "Generated"  # the label of a generated picture's step; describe() names it by its recipe
+FILTER = "Filter: "  # the start of a filter's step label ("Filter: Invert colours")
+PROMPT_CHARS = 24  # of the prompt, in the name of a generated step: the Edit menu stays narrow
 
 
 @dataclass
@@ -44,6 +47,22 @@ class HistoryStep:
         for mask in (self.mask_before, self.mask_after):
             if mask is not None:
                 mask.flags.writeable = False  # a record is never edited: the document may take it back as its mask
+
+
+def describe(step: HistoryStep) -> str:
+    """The step as Undo and Redo name it: a generated picture by how it was made, its prompt's start and its seed
+    ("Inpainted 'a red fox in the snow at…' (seed 42)"), a filter by its name, any other step by its label."""
+    recipe = step.recipe_after
+    if step.label == GENERATED and recipe is not None:
+        how = ("Inpainted" if recipe.mask_blur is not None else "Img2img" if recipe.strength is not None
+               else "Generated")
+        prompt = " ".join(recipe.prompt.split())
+        if len(prompt) > PROMPT_CHARS:
+            prompt = prompt[:PROMPT_CHARS].rstrip() + "…"
+        return f"{how} " + (f"'{prompt}' " if prompt else "") + f"(seed {recipe.seed})"
+    if step.label.startswith(FILTER):
+        return f"{step.label[len(FILTER):]} filter"
+    return step.label
 
 
 def forget_oldest(steps: list[HistoryStep]) -> None:

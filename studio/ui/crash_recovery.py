@@ -45,7 +45,7 @@ async def offer_recovery(window: MainWindow, choose: RecoveryChoice) -> bool:
     if restored:
         await window.canvas.convert_ahead(latest.image, latest.mask)
         window.document.replace_all("Restore after a crash", latest.image, latest.mask, latest.recipe)
-        message = "Restored the picture and mask from before Studio stopped."
+        message = restored_sentence(latest)
     else:  # declined, not lost: kept as pictures the way older autosaves are, the autosave goes once written
         declined = await asyncio.to_thread(keep_as_pictures, [latest], folder)
         message = (f"Kept the unrestored picture{' and mask' if latest.mask.any() else ''} as {declined[0].name} "
@@ -64,6 +64,19 @@ async def offer_recovery(window: MainWindow, choose: RecoveryChoice) -> bool:
     return restored
 
 
+def restored_sentence(saved: SavedDocument) -> str:
+    """"Restored the picture and mask autosaved at 14:05 on 07 Dec, before Studio stopped.": when the work is from,
+    and only what it holds (no mask named where none was painted)."""
+    what = "picture and mask" if saved.mask.any() else "picture"
+    if kept_at_close(saved):
+        return f"Restored the {what} kept when Studio was closed (autosaved at {_when(saved)})."
+    return f"Restored the {what} autosaved at {_when(saved)}, before Studio stopped."
+
+
+def _when(saved: SavedDocument) -> str:
+    return datetime.fromtimestamp(saved.saved_at).strftime("%H:%M on %d %b")
+
+
 def damaged_sentence(aside: DamagedAutosave) -> str:
     said = ("The autosave of an earlier Studio's unsaved work could not be read (its files are damaged or "
             "incomplete), so it could not be offered back;")
@@ -73,7 +86,7 @@ def damaged_sentence(aside: DamagedAutosave) -> str:
 
 
 def ask_to_restore(parent: QWidget, saved: SavedDocument) -> bool:
-    when = datetime.fromtimestamp(saved.saved_at).strftime("%H:%M on %d %b")
+    when = _when(saved)
     why = ("You closed Studio with unsaved work on the canvas and kept it." if kept_at_close(saved) else
            "Studio did not close properly last time.")
     answer = QMessageBox.question(

@@ -63,6 +63,7 @@ class DocumentActions(QObject):
         self.undo = a("&Undo", "undo", QKeySequence.StandardKey.Undo, self.document_undo)
         self.redo = a("&Redo", "redo", None, self.document_redo)
         self.redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self.document.add_listener(self._name_history_actions)
         self.copy = a("&Copy Picture", "copy", QKeySequence.StandardKey.Copy, self.copy_picture)
         self.copy_masked = a("Copy &Masked Area", "copy", "Ctrl+Shift+C", self.copy_masked_area,
                              "Copy the masked part of the picture, transparent elsewhere")
@@ -91,12 +92,21 @@ class DocumentActions(QObject):
         # Said, so the line no longer shows a message about the step just taken back ("... the picture is unchanged").
         doc = self.document
         if not self._busy_refusal() and doc.undo():
-            self.window.status.set_message(f"Undid {doc.history_labels()[doc.history_position]}.")
+            self.window.status.set_message(f"Undid {doc.redo_description()}.")
 
     def document_redo(self) -> None:
         doc = self.document
         if not self._busy_refusal() and doc.redo():
-            self.window.status.set_message(f"Redid {doc.history_labels()[doc.history_position - 1]}.")
+            self.window.status.set_message(f"Redid {doc.undo_description()}.")
+
+    def _name_history_actions(self, _change: object = None) -> None:
+        """The Edit menu names the step each would take back or make again, as the status line then says it."""
+        for action, word, step in ((self.undo, "Undo", self.document.undo_description()),
+                                   (self.redo, "Redo", self.document.redo_description())):
+            text = f"&{word} {step.replace('&', '&&')}".rstrip()
+            if action.text() != text:  # a brush's every dab tells the document's listeners
+                action.setText(text)
+                action.setToolTip(f"{word} {step}".rstrip())
 
     # -- pictures --------------------------------------------------------------------------------
     def open_image_dialog(self) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -18,8 +19,10 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import InvalidRequest
 from studio.core.model_library import LibraryItem
+from studio.core.outside_library import NOT_IN_LIBRARY, OutsideModel, is_path, listed_name, outside_model
 from studio.core.prompt_loras import describe, tag_choices, tag_name
 from studio.core.requests import MAX_LORA_WEIGHT, MAX_LORAS, LoraChoice
+from studio.ui.tasks import Tasks, loop_can_run_tasks
 from studio.ui.theme import icon
 
 MODEL_VAE = "The model's own VAE"
@@ -33,6 +36,9 @@ class LoraBox(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._loras: list[LibraryItem] = []
+        self._tasks = Tasks()
+        self._outside: dict[str, OutsideModel] = {}  # what each VAE chosen from outside the library is
+        self._library_vaes: set[str] = set()
         self._rows: list[tuple[str, QDoubleSpinBox, QWidget]] = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -79,6 +85,7 @@ class LoraBox(QWidget):
         self._loras = [i for i in items if i.kind == "lora" and i.usable]
         vaes = [i for i in items if i.kind == "vae" and i.usable]
         current = self.vae()
+        self._library_vaes = {str(i.path) for i in vaes}
         self.vae_combo.blockSignals(True)
         self.vae_combo.clear()
         self.vae_combo.addItem(MODEL_VAE, "")
@@ -185,8 +192,25 @@ class LoraBox(QWidget):
             if vae in (self.vae_combo.itemData(index), self.vae_combo.itemText(index)):
                 self.vae_combo.setCurrentIndex(index)
                 return
-        self.vae_combo.addItem(f"{_short(vae)} (not in the library)", vae)
+        self.vae_combo.addItem(vae, vae)
+        self._name_outside(self.vae_combo.count() - 1, vae, self._outside.get(vae, OutsideModel(NOT_IN_LIBRARY)))
         self.vae_combo.setCurrentIndex(self.vae_combo.count() - 1)
+        if is_path(vae) and loop_can_run_tasks():  # a bare name: the library has looked in the models folder
+            self._tasks.run(self._check_outside(vae))
+
+    async def _check_outside(self, vae: str) -> None:
+        """What a VAE from outside the library is (a recipe's path may hold a checkpoint or nothing), said on its
+        entry as soon as it is chosen; its header is read in a worker thread."""
+        found = await asyncio.to_thread(outside_model, vae, "vae")
+        index = self.vae_combo.findData(vae)
+        if index > 0 and vae not in self._library_vaes:  # still listed, and not found in the library meanwhile
+            self._outside[vae] = found
+            self._name_outside(index, vae, found)
+
+    def _name_outside(self, index: int, vae: str, found: OutsideModel) -> None:
+        self.vae_combo.setItemText(index, listed_name(_short(vae), found.note))
+        self.vae_combo.setItemData(index, found.problem or f"{vae} is not in the model library",
+                                   Qt.ItemDataRole.ToolTipRole)
 
 
 def _short(name: str) -> str:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from studio.core.comparison import Comparison, compare
+from studio.core.document_steps import GENERATED  # the undo step of a generated picture
 from studio.core.events import GeneratedImage
 from studio.core.requests import GenerationRequest
 from studio.ui.result_landing import Landing, held_because, landed
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
-GENERATED = "Generated"  # the undo step of a generated picture
 HELD_BACK = ("The new picture is in the Gallery (double-click it to use it); the canvas keeps the steps you undid, "
              "so you can still redo them.")
 

@@ -218,3 +218,26 @@ def test_a_stroke_recorded_within_held_changes_redraws_only_what_changed():
     with doc.changes_held():
         doc.end_stroke()  # only the history grew: listeners still hear of it
     assert [(c.box, c.image, c.mask, c.size) for c in seen] == [(None, False, False, False)]
+
+
+def test_undo_and_redo_name_a_generated_step_by_how_it_was_made_its_prompt_and_seed():
+    from dataclasses import replace
+
+    from studio.core.document_steps import GENERATED
+    from studio.core.metadata import Recipe
+
+    doc = painted()
+    assert (doc.undo_description(), doc.redo_description()) == ("Paint mask", "")
+    made = Recipe("a red fox in the snow at dawn, oil painting", "", 4, "Euler", 7, 42, 32, 24, "tiny-sd")
+    doc.set_image(Image.new("RGB", (32, 24), (9, 9, 9)), GENERATED, made)
+    doc.set_image(Image.new("RGB", (32, 24), (8, 8, 8)), GENERATED, replace(made, prompt="  a  fox ", seed=7,
+                                                                              strength=0.5, mask_blur=4))
+    doc.set_image(Image.new("RGB", (32, 24), (7, 7, 7)), GENERATED, replace(made, prompt="", seed=8, strength=0.6))
+    doc.set_image(Image.new("RGB", (32, 24), (6, 6, 6)), "Filter: Invert colours", made)
+    named = []
+    while doc.can_undo():
+        named.append(doc.undo_description())
+        doc.undo()
+    assert named == ["Invert colours filter", "Img2img (seed 8)", "Inpainted 'a fox' (seed 7)",
+                     "Generated 'a red fox in the snow at…' (seed 42)", "Paint mask", "Open"]
+    assert doc.redo_description() == "Open" and doc.history_labels()[2] == GENERATED  # the list keeps its labels

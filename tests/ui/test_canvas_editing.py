@@ -1063,3 +1063,20 @@ def test_a_picture_shown_again_while_its_first_conversion_runs_is_converted_once
     qtbot.waitUntil(lambda: not view.showing_stand_in(), timeout=30_000)
     qtbot.waitUntil(lambda: len([e for e in ended if e[0] is a]) == 2, timeout=30_000)
     assert [state for picture, state in ended if picture is a] == ["given up", "converted"]
+
+
+def test_undo_and_redo_say_which_generated_picture_they_took_back_in_the_line_and_the_menu(window, picture):  # noqa: ANN001
+    from studio.core.metadata import Recipe
+    from studio.ui.result_arrival import GENERATED
+
+    recipe = Recipe("a red fox & a hare in the snow", "", 4, "Euler", 7, 42, SIZE, SIZE, "tiny-sd")
+    window.document.set_image(Image.new("RGB", (SIZE, SIZE), "red"), GENERATED, recipe)
+    named = "Generated 'a red fox & a hare in th…' (seed 42)"
+    undo, redo = window.actions_.undo, window.actions_.redo
+    assert undo.text() == f"&Undo {named.replace('&', '&&')}" and undo.toolTip() == f"Undo {named}"
+    undo.trigger()
+    assert window.status.message_label.text() == f"Undid {named}."
+    assert (undo.text(), redo.text()) == ("&Undo Open test picture", f"&Redo {named.replace('&', '&&')}")
+    redo.trigger()
+    assert window.status.message_label.text() == f"Redid {named}."
+    assert redo.text() == "&Redo" and redo.toolTip() == "Redo"

@@ -361,3 +361,51 @@ def test_thin_lines_of_a_big_picture_stay_bright_in_the_thumbnail(preprocessor: 
     thumb, _ = control_picture.preview(ControlGuide("net", sketch, preprocessor), 1024, 1024)
     assert max(thumb.size) == control_picture.THUMB
     assert np.asarray(thumb.convert("L")).max() >= 192  # averaged down, it faded to a dim grey
+
+
+def _weights(path: Path, keys: dict[str, tuple[int, ...]]) -> str:
+    from safetensors.numpy import save_file
+
+    save_file({key: np.zeros(shape, np.uint8) for key, shape in keys.items()}, str(path))
+    return str(path)
+
+
+def test_a_controlnet_from_outside_the_library_is_said_to_be_what_it_is_once_chosen(qtbot, panel, tmp_path,  # noqa: ANN001
+                                                                                     picture, monkeypatch):
+    """A recipe's ControlNet given by a path that holds an SD model, a LoRA or nothing is said so on its entry and
+    the card as soon as it is chosen (the header read off the window's thread), not when Generate is refused."""
+    unet = "model.diffusion_model."
+    checkpoint = _weights(tmp_path / "dreamshaper_8.safetensors", {
+        unet + "input_blocks.0.0.weight": (1, 4, 1, 1),
+        unet + "input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (1, 768),
+        "cond_stage_model.transformer.text_model.embeddings.position_embedding.weight": (1, 1)})
+    lora = _weights(tmp_path / "ink.safetensors", {
+        "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight": (4, 768)})
+    controlnet = _weights(tmp_path / "my_depth.safetensors", {
+        "control_model.input_hint_block.0.weight": (1, 3, 1, 1),
+        "control_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (1, 768)})
+    missing = str(tmp_path / "gone" / "control_sd15_depth.safetensors")
+    from studio.core.outside_library import outside_model
+    from studio.ui import control_guide_row
+
+    read_in = []
+    monkeypatch.setattr(control_guide_row, "outside_model", lambda *a: read_in.append(threading.current_thread())
+                        or outside_model(*a), raising=False)
+    row = panel.control_box.add()
+    row.picture.use_file(picture)
+    _ready(qtbot, row)
+    cases = {checkpoint: ("dreamshaper_8 (not a ControlNet)",
+                          "dreamshaper_8.safetensors is a Stable Diffusion model (SD 1.x), not a ControlNet."),
+             lora: ("ink (not a ControlNet)", "ink.safetensors is a LoRA (SD 1.x), not a ControlNet."),
+             missing: ("control_sd15_depth (not found)", f"control_sd15_depth.safetensors was not found in "
+                                                         f"{tmp_path / 'gone'}."),
+             controlnet: ("my_depth (not in the library)", None)}
+    for value, (entry, sentence) in cases.items():
+        row.select_model(value)
+        qtbot.waitUntil(lambda entry=entry: row.model_combo.currentText() == entry, timeout=WAIT_MS)
+        assert row.model() == value
+        assert row.problem("Guide 1") == sentence
+        if sentence is not None:
+            assert row.picture.status.text() == sentence
+            assert row.model_combo.itemData(row.model_combo.currentIndex(), Qt.ItemDataRole.ToolTipRole) == sentence
+    assert read_in and threading.main_thread() not in read_in

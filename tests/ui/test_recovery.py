@@ -209,3 +209,37 @@ def test_a_damaged_autosave_is_moved_aside_and_said_once(qtbot, qt_loop, studio_
     finally:
         window.close()
         service.shutdown()
+
+
+def test_the_status_line_says_what_was_restored_and_when_it_was_from(qtbot, qt_loop, studio_home):  # noqa: ANN001
+    """Once restored, the line says when the work was autosaved and why it was offered; a picture with no mask
+    painted is not said to have brought a mask back."""
+    import json
+
+    from studio.core.document_io import DOCUMENT_JSON, DocumentSnapshot, save_document
+    from studio.core.metadata import Recipe
+    from studio.services.autosave import KEPT_NAME
+
+    root = studio_paths().data_dir / "autosave"
+    recipe = Recipe("a red fox", "", 4, "Euler", 7, 9, 32, 24, "tiny-sd")
+    saved_at = time.mktime((2026, 3, 14, 9, 26, 0, 0, 0, -1))
+    expected = {"crashed": "Restored the picture autosaved at 09:26 on 14 Mar, before Studio stopped.",
+                "kept": "Restored the picture and mask kept when Studio was closed (autosaved at 09:26 on 14 Mar)."}
+    for name, sentence in expected.items():
+        mask = np.zeros((24, 32), np.uint8)
+        if name == "kept":
+            mask[2:6, 3:9] = 255
+        save_document(DocumentSnapshot(Image.new("RGB", (32, 24), "red"), mask, recipe, 3), root / name)
+        meta = json.loads((root / name / DOCUMENT_JSON).read_text())
+        (root / name / DOCUMENT_JSON).write_text(json.dumps({**meta, "saved_at": saved_at}))
+        if name == "kept":
+            (root / name / KEPT_NAME).touch()
+        window, service = _window(qtbot)
+        window.start(recovery_choice=lambda found: True)
+        try:
+            qtbot.waitUntil(window.recovery.done, timeout=10_000)
+            assert window.recovery.result() is True
+            assert window.status.message_label.text() == sentence
+        finally:
+            window.close()
+            service.shutdown()
