@@ -69,10 +69,10 @@ def check_picture_header(path: Path, owner: str) -> None:
 def check_style_weights(method: str, registry: Registry, env: GeneratorEnvironment) -> None:
     """Studio's own style transfer's weight files there, before the job: a missing model is bad input, said before
     the engine starts, as generate says a missing model (the job said it once started, and exited 1)."""
-    from studio.core.style_weights import WEIGHTS
+    from studio.core.style_weights import weights_used_by
 
     contribution = registry.get(POSTPROCESSOR, method)
-    names = [w.name for w in WEIGHTS if contribution.builtin and w.used_by == contribution.title]
+    names = [w.name for w in weights_used_by(method)] if contribution.builtin else []
     if names:
         from studio.engine.style.weights import require_weights  # torch: the job loads it next anyway
 

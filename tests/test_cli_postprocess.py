@@ -224,3 +224,28 @@ def test_style_transfer_without_its_weights_is_bad_input_refused_before_the_job(
                               "--style", str(style))
         assert refused.returncode == 2 and f"studio: {said}" in refused.stderr, refused.stderr
         assert "Starting" not in refused.stderr + refused.stdout and not (tmp_path / "x.png").exists()
+
+
+def test_style_weights_are_found_by_the_filter_s_id_whatever_its_title(tmp_path, studio_home):
+    # The weights were matched to a filter by its title: a reworded title let the filter through unchecked.
+    from dataclasses import replace
+
+    from studio.cli_generate import check_style_weights
+    from studio.core.environment import GeneratorEnvironment
+    from studio.core.errors import InvalidRequest
+    from studio.core.paths import studio_paths
+    from studio.core.settings import load_settings
+    from studio.plugin_host.builtins import BUILTIN_CONTRIBUTIONS
+    from studio.plugin_host.registry import Registry
+
+    registry = Registry()
+    for contribution in BUILTIN_CONTRIBUTIONS:
+        renamed = contribution.id in ("neural", "adain")
+        registry.add(replace(contribution, title=f"Painterly ({contribution.id})") if renamed else contribution)
+    env = GeneratorEnvironment.from_settings(load_settings(), studio_paths())
+    for method, said in (("neural", "Painterly (neural) needs VGG-19 ImageNet weights: put vgg19.safetensors in"),
+                         ("adain", "Painterly (adain) needs the AdaIN encoder and decoder weights")):
+        with pytest.raises(InvalidRequest) as refused:
+            check_style_weights(method, registry, env)
+        assert str(refused.value).startswith(said), refused.value
+    check_style_weights("color", registry, env)  # no weights to find: nothing to say
