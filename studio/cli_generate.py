@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from studio.cli_device import device_fallback_note, device_given
 from studio.cli_exit import EXIT_BAD_INPUT
@@ -28,6 +29,8 @@ from studio.core.settings import load_settings
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Registry
 from studio.services.model_imports import conversion_notes
 from studio.services.outputs import OutputStore
+
+UPSCALE = "upscale"  # Studio's own post-processor that loads an upscaler model (studio.plugin_host.builtins)
 
 
 def check_post_pictures(steps: Iterable[PostStep], registry: Registry) -> None:
@@ -80,6 +83,30 @@ def check_style_weights(method: str, registry: Registry, env: GeneratorEnvironme
             require_weights(env, names, contribution.title)
         except ModelError as exc:
             raise InvalidRequest(str(exc)) from None
+
+
+def check_upscaler(method: str, params: Mapping[str, Any], registry: Registry, env: GeneratorEnvironment) -> None:
+    """Studio's own Upscale finds its upscaler model before the job, as the filter will find it (the one named, else
+    the first in the upscalers folder): none there is bad input, said with where to put one before the engine
+    starts (the job said it once started, and exited 1)."""
+    contribution = registry.get(POSTPROCESSOR, method)
+    if not (contribution.builtin and method == UPSCALE):
+        return
+    from studio.engine.upscale import find_upscaler  # torch: the job loads it next anyway
+
+    try:  # the filter's own lookup, run before the engine starts
+        find_upscaler(env, str(params.get("model", "") or ""))
+    except ModelError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def check_post_models(steps: Iterable[PostStep], registry: Registry, env: GeneratorEnvironment) -> None:
+    """The weight files each of Studio's own post-processors among ``steps`` loads (style weights, an upscaler
+    model) are there, before the job: a missing model is bad input, as generate says a missing model."""
+    for step in steps:
+        if registry.has(POSTPROCESSOR, step.processor):  # else refused for that, with the ones there are
+            check_style_weights(step.processor, registry, env)
+            check_upscaler(step.processor, step.params, registry, env)
 
 
 def generate_reads(args: argparse.Namespace, steps: Sequence[PostStep], registry: Registry) -> list[tuple[str, Path]]:
@@ -180,7 +207,7 @@ def run_postprocess(args: argparse.Namespace) -> int:
     request = check_plugin_inputs(plugins.registry, PostProcessRequest(
         args.method, image, params, read_recipe(args.input), strength=args.strength, mask=mask))
     env = GeneratorEnvironment.from_settings(settings, studio_paths())
-    check_style_weights(args.method, plugins.registry, env)
+    check_post_models([PostStep(args.method, params)], plugins.registry, env)
     reads = [("the picture to process", args.input), *((("the --mask picture", args.mask),) if args.mask else ()),
              *((f"the picture given to {param.flag}", path)
                for param, path in param_pictures(params, plugins.registry, POSTPROCESSOR, args.method))]

@@ -91,10 +91,16 @@ def test_upscale_fails_cleanly_without_a_model_with_a_bad_tile_and_without_spand
     upscalers = home / "data" / "models" / "upscalers"
 
     monkeypatch.setenv("STUDIO_HOME", str(home))
+    # No upscaler installed was said by the job once the engine had started (exit 1): a missing model is bad input,
+    # refused before, as a style transfer without its weights is.
     no_model = studio_here(capsys, "postprocess", str(source), "-o", str(output), "--method", "upscale")
-    assert no_model.returncode == 1 and not output.exists()
+    assert no_model.returncode == 2 and not output.exists()
     assert "studio: Upscaling needs an upscaler model: put a Real-ESRGAN x4plus" in no_model.stderr
     assert f"in {upscalers}{os.sep} (convert a .pth download with: studio convert-weights IN.pth" in no_model.stderr
+    assert "Starting" not in no_model.stderr + no_model.stdout
+    unknown = studio_here(capsys, "postprocess", str(source), "-o", str(output), "--method", "upscale", "--model", "x2")
+    assert unknown.returncode == 2 and "Starting" not in unknown.stderr + unknown.stdout
+    assert f"studio: No upscaler called 'x2' is in {upscalers}{os.sep} (it holds: nothing yet)." in unknown.stderr
 
     bad_tile = studio_here(capsys, "postprocess", str(source), "-o", str(output), "--method", "upscale", "--tile", "10")
     assert bad_tile.returncode == 2 and not output.exists()
