@@ -137,6 +137,9 @@ def run_generate(args: argparse.Namespace) -> int:
     check_chosen(plugins, POSTPROCESSOR, [step.processor for step in steps], "--post")
     check_inputs_given(args, plugins.registry)
     check_post_pictures(steps, plugins.registry)
+    env = GeneratorEnvironment.from_settings(settings, studio_paths(), args.device)
+    # A step's missing weights or upscaler were found only once the picture was made (kept without the step).
+    check_post_models(steps, plugins.registry, env)
     notes: list[str] = []
     prepared = prepare_request(build_request(args, settings, notes))
     # Then the outputs, all a batch's names at once: what is wrong with the request is said first ("already exists"
@@ -144,8 +147,6 @@ def run_generate(args: argparse.Namespace) -> int:
     check_outputs(output_paths(args.output, prepared.request.batch_count), overwrite=args.overwrite,
                   reads=generate_reads(args, steps, plugins.registry), outputs_dir=settings.outputs_dir)
     say_unless_the_job_will((*notes, *prepared.notes), prepared.request)
-    paths = studio_paths()
-    env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     if (note := device_fallback_note(args.device, settings.device)) and prepared.request.generator == "diffusers":
         say_note(note)
     with device_given(args.device):
