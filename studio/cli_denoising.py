@@ -7,9 +7,7 @@ from __future__ import annotations
 import argparse
 
 from studio.core.errors import InvalidRequest
-from studio.core.requests import MAX_STEPS, GenerationRequest
-
-FROM_SETTINGS = "from the settings' generation defaults"
+from studio.core.requests import FROM_SETTINGS, MAX_STEPS, GenerationRequest
 
 
 def steps_said(count: int) -> str:

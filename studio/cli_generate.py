@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from studio.cli_device import device_fallback_note, device_given
 from studio.cli_exit import EXIT_BAD_INPUT
@@ -17,7 +18,7 @@ from studio.cli_params import check_inputs_given, collect_params, parse_post_ste
 from studio.cli_plugin_flags import check_chosen
 from studio.cli_plugins import open_host
 from studio.cli_option_values import read_mask
-from studio.cli_request import build_request
+from studio.cli_request import build_request, settings_fields
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, ModelError, StudioError
 from studio.core.images import open_image
@@ -28,6 +29,8 @@ from studio.core.settings import load_settings
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Registry
 from studio.services.model_imports import conversion_notes
 from studio.services.outputs import OutputStore
+
+UPSCALE = "upscale"  # Studio's own post-processor that loads an upscaler model (studio.plugin_host.builtins)
 
 
 def check_post_pictures(steps: Iterable[PostStep], registry: Registry) -> None:
@@ -69,10 +72,10 @@ def check_picture_header(path: Path, owner: str) -> None:
 def check_style_weights(method: str, registry: Registry, env: GeneratorEnvironment) -> None:
     """Studio's own style transfer's weight files there, before the job: a missing model is bad input, said before
     the engine starts, as generate says a missing model (the job said it once started, and exited 1)."""
-    from studio.core.style_weights import WEIGHTS
+    from studio.core.style_weights import weights_used_by
 
     contribution = registry.get(POSTPROCESSOR, method)
-    names = [w.name for w in WEIGHTS if contribution.builtin and w.used_by == contribution.title]
+    names = [w.name for w in weights_used_by(method)] if contribution.builtin else []
     if names:
         from studio.engine.style.weights import require_weights  # torch: the job loads it next anyway
 
@@ -80,6 +83,30 @@ def check_style_weights(method: str, registry: Registry, env: GeneratorEnvironme
             require_weights(env, names, contribution.title)
         except ModelError as exc:
             raise InvalidRequest(str(exc)) from None
+
+
+def check_upscaler(method: str, params: Mapping[str, Any], registry: Registry, env: GeneratorEnvironment) -> None:
+    """Studio's own Upscale finds its upscaler model before the job, as the filter will find it (the one named, else
+    the first in the upscalers folder): none there is bad input, said with where to put one before the engine
+    starts (the job said it once started, and exited 1)."""
+    contribution = registry.get(POSTPROCESSOR, method)
+    if not (contribution.builtin and method == UPSCALE):
+        return
+    from studio.engine.upscale import find_upscaler  # torch: the job loads it next anyway
+
+    try:  # the filter's own lookup, run before the engine starts
+        find_upscaler(env, str(params.get("model", "") or ""))
+    except ModelError as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def check_post_models(steps: Iterable[PostStep], registry: Registry, env: GeneratorEnvironment) -> None:
+    """The weight files each of Studio's own post-processors among ``steps`` loads (style weights, an upscaler
+    model) are there, before the job: a missing model is bad input, as generate says a missing model."""
+    for step in steps:
+        if registry.has(POSTPROCESSOR, step.processor):  # else refused for that, with the ones there are
+            check_style_weights(step.processor, registry, env)
+            check_upscaler(step.processor, step.params, registry, env)
 
 
 def generate_reads(args: argparse.Namespace, steps: Sequence[PostStep], registry: Registry) -> list[tuple[str, Path]]:
@@ -110,15 +137,16 @@ def run_generate(args: argparse.Namespace) -> int:
     check_chosen(plugins, POSTPROCESSOR, [step.processor for step in steps], "--post")
     check_inputs_given(args, plugins.registry)
     check_post_pictures(steps, plugins.registry)
+    env = GeneratorEnvironment.from_settings(settings, studio_paths(), args.device)
+    # A step's missing weights or upscaler were found only once the picture was made (kept without the step).
+    check_post_models(steps, plugins.registry, env)
     notes: list[str] = []
-    prepared = prepare_request(build_request(args, settings, notes))
+    prepared = prepare_request(build_request(args, settings, notes), from_settings=settings_fields(args))
     # Then the outputs, all a batch's names at once: what is wrong with the request is said first ("already exists"
     # hid it, and --overwrite only then showed it).
     check_outputs(output_paths(args.output, prepared.request.batch_count), overwrite=args.overwrite,
                   reads=generate_reads(args, steps, plugins.registry), outputs_dir=settings.outputs_dir)
     say_unless_the_job_will((*notes, *prepared.notes), prepared.request)
-    paths = studio_paths()
-    env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     if (note := device_fallback_note(args.device, settings.device)) and prepared.request.generator == "diffusers":
         say_note(note)
     with device_given(args.device):
@@ -180,7 +208,7 @@ def run_postprocess(args: argparse.Namespace) -> int:
     request = check_plugin_inputs(plugins.registry, PostProcessRequest(
         args.method, image, params, read_recipe(args.input), strength=args.strength, mask=mask))
     env = GeneratorEnvironment.from_settings(settings, studio_paths())
-    check_style_weights(args.method, plugins.registry, env)
+    check_post_models([PostStep(args.method, params)], plugins.registry, env)
     reads = [("the picture to process", args.input), *((("the --mask picture", args.mask),) if args.mask else ()),
              *((f"the picture given to {param.flag}", path)
                for param, path in param_pictures(params, plugins.registry, POSTPROCESSOR, args.method))]

@@ -14,14 +14,14 @@ from PIL import Image
 
 from studio.cli_addon_files import check_controlnets_fit, check_loras_fit, check_vae_fits, find_files, hires_upscaler
 from studio.cli_control import control_guides
-from studio.cli_denoising import FROM_SETTINGS, check_denoising_steps
+from studio.cli_denoising import check_denoising_steps
 from studio.cli_device import check_device
 from studio.cli_option_values import parse_lora, parse_outpaint, parse_size, read_mask
 from studio.cli_params import collect_params, parse_post_step
 from studio.core.annotators import DOWNLOAD_COMMAND
 from studio.core.control import extend_guide
 from studio.core.errors import InvalidRequest
-from studio.core.hires import MAX_SCALE, HiresFix
+from studio.core.hires import HiresFix
 from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions, extend_canvas
 from studio.core.models import check_model_folder, resolve_model
@@ -46,7 +46,6 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
     mask = read_mask(args.mask, init_image, args.init_image.name, None if extend else "regenerate") \
         if args.mask is not None else None
     original_size = init_image.size if init_image is not None else (0, 0)
-    size_from_settings = False
     if extend is not None:
         new_w, new_h = init_image.width + extend[0] + extend[2], init_image.height + extend[1] + extend[3]
         if max(new_w, new_h) > MAX_INPAINT_SIDE:
@@ -66,7 +65,6 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         _check_picture_size(init_image, args.init_image.name, "give --size WxH to work at another size")
     else:
         width, height = settings.generation.width, settings.generation.height
-        size_from_settings = True
     given = {"masked_only": args.masked_only, "padding": args.padding, "fill": args.fill, "feather": args.feather}
     options = replace(settings_inpaint_options(settings),
                       **{name: value for name, value in given.items() if value is not None})
@@ -132,7 +130,6 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         controls=controls,
     )
     check_denoising_steps(args, request)
-    _check_from_settings(args, request, size_from_settings)
     check_device(args.device)  # last: it loads torch, and what is wrong with the rest is said without it
     return request
 
@@ -181,23 +178,14 @@ def _negative(args: argparse.Namespace, settings: Settings) -> str:
     return settings.generation.negative_prompt if args.negative is None else args.negative
 
 
-def _check_from_settings(args: argparse.Namespace, request: GenerationRequest, size_from_settings: bool) -> None:
-    """What prepare_request would refuse in a value the person never typed (the settings' generation defaults),
-    refused here in words that say it came from the settings, and where to change it; as check_denoising_steps says
-    the steps and strength. (The upscaler is said so where it is looked for: hires_upscaler.)"""
-    if args.negative is None and "\0" in request.negative_prompt:
-        raise InvalidRequest(f"The negative prompt {FROM_SETTINGS} contains a NUL character (at character "
-                             f"{request.negative_prompt.index(chr(0)) + 1}); remove it there (Settings), or give "
-                             "--negative: other tools would read the picture's settings only up to it.")
-    hires = request.hires
-    if (not size_from_settings or hires is None or request.generator != "diffusers" or isinstance(hires.scale, bool)
-            or not 1 < hires.scale <= MAX_SCALE):
-        return  # prepare_request says what is wrong with a scale, and leaves the hires fix out of other jobs
-    final_width, final_height = hires.size(request.width, request.height)
-    if max(final_width, final_height) > MAX_SIZE:
-        raise InvalidRequest(f"Hires fix at {hires.scale:g}x would make a {final_width}x{final_height} picture (the "
-                             f"size {request.width}x{request.height} {FROM_SETTINGS}); Studio makes at most "
-                             f"{MAX_SIZE} pixels a side, so lower the upscale or give a smaller --size.")
+def settings_fields(args: argparse.Namespace) -> frozenset[str]:
+    """The request fields ``studio generate`` takes from the settings' generation defaults, the person having typed
+    none: prepare_request says a refusal of one came from there, and where to change it. (The steps and strength
+    are said so by check_denoising_steps, the upscaler where it is looked for: hires_upscaler.)"""
+    fields = {"negative_prompt"} if args.negative is None else set()
+    if args.size is None and args.init_image is None:  # else the size given, or the picture's
+        fields |= {"width", "height"}
+    return frozenset(fields)
 
 
 def _hires(args: argparse.Namespace, settings: Settings) -> HiresFix | None:

@@ -60,12 +60,12 @@ def save_generation(**values: object) -> None:
 
 def request_for(*args: str):  # noqa: ANN201 - a GenerationRequest, as the job is given it
     from studio.cli import build_parser
-    from studio.cli_request import build_request
+    from studio.cli_request import build_request, settings_fields
     from studio.core.requests import prepare_request
     from studio.core.settings import load_settings
 
     parsed = build_parser().parse_args(["generate", "--prompt", "p", *args])
-    return prepare_request(build_request(parsed, load_settings())).request
+    return prepare_request(build_request(parsed, load_settings()), from_settings=settings_fields(parsed)).request
 
 
 WINDOW_DEFAULTS = dict(negative_prompt="blurry, ugly", width=128, height=96, strength=0.4, inpaint_masked_only=False,

@@ -91,10 +91,16 @@ def test_upscale_fails_cleanly_without_a_model_with_a_bad_tile_and_without_spand
     upscalers = home / "data" / "models" / "upscalers"
 
     monkeypatch.setenv("STUDIO_HOME", str(home))
+    # No upscaler installed was said by the job once the engine had started (exit 1): a missing model is bad input,
+    # refused before, as a style transfer without its weights is.
     no_model = studio_here(capsys, "postprocess", str(source), "-o", str(output), "--method", "upscale")
-    assert no_model.returncode == 1 and not output.exists()
+    assert no_model.returncode == 2 and not output.exists()
     assert "studio: Upscaling needs an upscaler model: put a Real-ESRGAN x4plus" in no_model.stderr
     assert f"in {upscalers}{os.sep} (convert a .pth download with: studio convert-weights IN.pth" in no_model.stderr
+    assert "Starting" not in no_model.stderr + no_model.stdout
+    unknown = studio_here(capsys, "postprocess", str(source), "-o", str(output), "--method", "upscale", "--model", "x2")
+    assert unknown.returncode == 2 and "Starting" not in unknown.stderr + unknown.stdout
+    assert f"studio: No upscaler called 'x2' is in {upscalers}{os.sep} (it holds: nothing yet)." in unknown.stderr
 
     bad_tile = studio_here(capsys, "postprocess", str(source), "-o", str(output), "--method", "upscale", "--tile", "10")
     assert bad_tile.returncode == 2 and not output.exists()
@@ -224,3 +230,28 @@ def test_style_transfer_without_its_weights_is_bad_input_refused_before_the_job(
                               "--style", str(style))
         assert refused.returncode == 2 and f"studio: {said}" in refused.stderr, refused.stderr
         assert "Starting" not in refused.stderr + refused.stdout and not (tmp_path / "x.png").exists()
+
+
+def test_style_weights_are_found_by_the_filter_s_id_whatever_its_title(tmp_path, studio_home):
+    # The weights were matched to a filter by its title: a reworded title let the filter through unchecked.
+    from dataclasses import replace
+
+    from studio.cli_generate import check_style_weights
+    from studio.core.environment import GeneratorEnvironment
+    from studio.core.errors import InvalidRequest
+    from studio.core.paths import studio_paths
+    from studio.core.settings import load_settings
+    from studio.plugin_host.builtins import BUILTIN_CONTRIBUTIONS
+    from studio.plugin_host.registry import Registry
+
+    registry = Registry()
+    for contribution in BUILTIN_CONTRIBUTIONS:
+        renamed = contribution.id in ("neural", "adain")
+        registry.add(replace(contribution, title=f"Painterly ({contribution.id})") if renamed else contribution)
+    env = GeneratorEnvironment.from_settings(load_settings(), studio_paths())
+    for method, said in (("neural", "Painterly (neural) needs VGG-19 ImageNet weights: put vgg19.safetensors in"),
+                         ("adain", "Painterly (adain) needs the AdaIN encoder and decoder weights")):
+        with pytest.raises(InvalidRequest) as refused:
+            check_style_weights(method, registry, env)
+        assert str(refused.value).startswith(said), refused.value
+    check_style_weights("color", registry, env)  # no weights to find: nothing to say

@@ -261,3 +261,38 @@ def test_a_picture_the_outputs_folder_could_not_keep_is_said_in_the_command_line
     assert output.is_file()
     (note,) = [line for line in result.stderr.splitlines() if line.startswith("note: The image could not be saved")]
     assert note.endswith("Not a directory. The -o file is its only copy."), note
+
+
+def test_a_post_step_without_its_weights_is_refused_before_the_picture_is_made(tiny_model_dir, studio_home, tmp_path,
+                                                                                monkeypatch, capsys):
+    # "Neural style transfer needs VGG-19 ImageNet weights…" came as a note once the picture was made, which was
+    # kept without the step; as studio postprocess refuses it, it is bad input, said before the job.
+    import studio.cli_generate
+    from studio.cli import main
+    from studio.core.environment import GeneratorEnvironment
+    from studio.core.paths import studio_paths
+    from studio.core.settings import load_settings
+    from studio.core.style_weights import style_weights_dir
+    from studio.engine.upscale import upscalers_dir
+
+    jobs: list[object] = []
+    monkeypatch.setattr(studio.cli_generate, "run_job", lambda request, *args, **kwargs: jobs.append(request) or 0)
+    env = GeneratorEnvironment.from_settings(load_settings(), studio_paths())
+    styles, upscalers = style_weights_dir(env), upscalers_dir(env)
+    style, output = tmp_path / "style.png", tmp_path / "o.png"
+    Image.new("RGB", (32, 32), "orange").save(style)
+    generate = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "--size", "64x64", "-o", str(output)]
+    for post, said in (
+            (f"neural:style={style}", f"Neural Style Transfer needs VGG-19 ImageNet weights: put vgg19.safetensors in "
+                                      f"{styles}"),
+            (f"adain:style={style}", "Fast Style Transfer (AdaIN) needs the AdaIN encoder and decoder weights: put "
+                                     f"adain-vgg.safetensors and adain-decoder.safetensors in {styles}"),
+            ("upscale", "Upscaling needs an upscaler model: put a Real-ESRGAN x4plus"),
+            ("upscale:model=x4", f"No upscaler called 'x4' is in {upscalers}")):
+        assert main([*generate, "--post", "color:style=" + str(style), "--post", post]) == EXIT_BAD_INPUT, post
+        assert capsys.readouterr().err.startswith(f"studio: {said}"), post
+    assert jobs == [] and not output.exists()
+
+    upscalers.mkdir(parents=True)
+    (upscalers / "x4.safetensors").write_bytes(b"weights")  # found as the filter finds it; the job loads it
+    assert main([*generate, "--post", "upscale:model=x4"]) == 0 and len(jobs) == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,8 @@ MEMORY_MODES = ("auto", "high", "low")  # VRAM: estimate and choose / all on the
 MAX_INPAINT_SIDE = 16384  # masked-area-only inpainting works on a crop, so big pictures are fine
 MAX_LORAS = 8
 MAX_LORA_WEIGHT = 4.0  # A1111 allows any weight; beyond +-4 pictures are noise, so it is surely a typo
+# How a refusal says a value the person never typed, one the command line took from the settings.
+FROM_SETTINGS = "from the settings' generation defaults"
 
 
 @dataclass(frozen=True)
@@ -166,10 +168,13 @@ def check_strength(steps: int, strength: float) -> None:
             "raise the steps or the strength.")
 
 
-def prepare_request(request: GenerationRequest, *, check_model_exists: bool = True) -> PreparedRequest:
+def prepare_request(request: GenerationRequest, *, check_model_exists: bool = True,
+                    from_settings: Collection[str] = ()) -> PreparedRequest:
     """Check a request, fix what can be fixed (with a note), and fix the seed.
 
-    Raises InvalidRequest with one sentence for what cannot be fixed.
+    Raises InvalidRequest with one sentence for what cannot be fixed. ``from_settings``: the names of the fields
+    whose values the person never typed (``studio generate`` took them from the settings), which a refusal says
+    came from there, and are changed there (in the window every value is on screen).
     """
     notes: list[str] = []
     if request.generator == "diffusers" and (not request.model or not str(request.model).strip()):
@@ -179,15 +184,18 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
     scheduler = request.scheduler
     if request.generator == "diffusers":  # a plugin's generator has its own parameters instead
         scheduler = _check_sampling(request)
-    for name, text in (("prompt", request.prompt), ("negative prompt", request.negative_prompt)):
+    for key, text in (("prompt", request.prompt), ("negative_prompt", request.negative_prompt)):
+        name = key.replace("_", " ")
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:  # bytes a terminal passed on that are not UTF-8 (surrogate escapes)
             raise InvalidRequest(f"The {name} has bytes that are not text at character {exc.start + 1}; check the "
                                  "terminal's encoding (Studio reads UTF-8).") from None
         if "\0" in text:  # the PNG text chunk keeps it, but A1111 and other readers stop there: the rest is lost
-            raise InvalidRequest(f"The {name} contains a NUL character (at character {text.index(chr(0)) + 1}); "
-                                 "remove it: other tools would read the picture's settings only up to it.")
+            source, there = (f" {FROM_SETTINGS}", " there (Settings)") if key in from_settings else ("", "")
+            raise InvalidRequest(f"The {name}{source} contains a NUL character (at character "
+                                 f"{text.index(chr(0)) + 1}); remove it{there}: other tools would read the "
+                                 "picture's settings only up to it.")
     if not 1 <= request.batch_count <= MAX_BATCH_COUNT:
         raise InvalidRequest(f"The batch count must be between 1 and {MAX_BATCH_COUNT}, not {request.batch_count}.")
     if request.init_image is not None and not 0.0 < request.strength <= 1.0:
@@ -220,7 +228,8 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
         loras, vae, lora_notes = (), "", unsupported_notes(request.prompt)  # its tags are out of its prompt too
     notes += lora_notes
     loras = check_loras(tuple(loras))
-    hires = _check_hires(request, width, height, notes)
+    size_from_settings = {"width", "height"} <= set(from_settings)
+    hires = _check_hires(request, width, height, notes, size_from_settings)
     controls = tuple(request.controls)
     if controls and request.generator != "diffusers":
         notes.append("Control guides apply to Studio's own generator only; they were left out.")
@@ -256,9 +265,10 @@ def check_loras(loras: tuple[LoraChoice, ...]) -> tuple[LoraChoice, ...]:
     return tuple(checked)
 
 
-def _check_hires(request: GenerationRequest, width: int, height: int, notes: list[str]) -> HiresFix | None:
+def _check_hires(request: GenerationRequest, width: int, height: int, notes: list[str],
+                 size_from_settings: bool = False) -> HiresFix | None:
     """The hires fix as the job will run it: left out (with a note) where it does not apply, one sentence for a
-    value that cannot be run."""
+    value that cannot be run (``size_from_settings``: the first pass's size was not typed, said so)."""
     hires = request.hires
     if hires is None:
         return None
@@ -273,8 +283,10 @@ def _check_hires(request: GenerationRequest, width: int, height: int, notes: lis
         raise InvalidRequest(f"The hires fix's upscale must be above 1 and at most {MAX_SCALE:g}, not {hires.scale}.")
     final_width, final_height = hires.size(width, height)
     if max(final_width, final_height) > MAX_SIZE:
-        raise InvalidRequest(f"Hires fix at {hires.scale:g}x would make a {final_width}x{final_height} picture; "
-                             f"Studio makes at most {MAX_SIZE} pixels a side, so lower the upscale or the size.")
+        source = f" (the size {width}x{height} {FROM_SETTINGS})" if size_from_settings else ""
+        raise InvalidRequest(f"Hires fix at {hires.scale:g}x would make a {final_width}x{final_height} "
+                             f"picture{source}; Studio makes at most {MAX_SIZE} pixels a side, so lower the upscale "
+                             "or the size.")
     if isinstance(hires.steps, bool) or not isinstance(hires.steps, int) or not 0 <= hires.steps <= MAX_STEPS:
         raise InvalidRequest(f"The hires steps must be between 0 (as many as the first pass) and {MAX_STEPS}, "
                              f"not {hires.steps}.")

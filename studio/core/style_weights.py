@@ -16,20 +16,27 @@ ADAIN_DECODER_FILE = "adain-decoder.safetensors"
 @dataclass(frozen=True)
 class WeightsFile:
     name: str  # the file name in the style folder
-    used_by: str
+    processor: str  # the id of Studio's own post-processor that loads it (studio.plugin_host.builtins)
+    used_by: str  # that post-processor's title, for the words shown to people
     original: str  # the file people download
     source: str  # where it comes from
     detected_as: str  # the ``detail`` model_kinds.detect_kind gives such a file (read from its layers)
 
 
 WEIGHTS: tuple[WeightsFile, ...] = (
-    WeightsFile(VGG19_FILE, "Neural Style Transfer", "vgg19-dcbb9e9d.pth", "torchvision's ImageNet VGG-19",
+    WeightsFile(VGG19_FILE, "neural", "Neural Style Transfer", "vgg19-dcbb9e9d.pth", "torchvision's ImageNet VGG-19",
                 "VGG-19"),
-    WeightsFile(ADAIN_VGG_FILE, "Fast Style Transfer (AdaIN)", "vgg_normalised.pth", "the pytorch-AdaIN release",
-                "AdaIN encoder"),
-    WeightsFile(ADAIN_DECODER_FILE, "Fast Style Transfer (AdaIN)", "decoder.pth", "the pytorch-AdaIN release",
-                "AdaIN decoder"),
+    WeightsFile(ADAIN_VGG_FILE, "adain", "Fast Style Transfer (AdaIN)", "vgg_normalised.pth",
+                "the pytorch-AdaIN release", "AdaIN encoder"),
+    WeightsFile(ADAIN_DECODER_FILE, "adain", "Fast Style Transfer (AdaIN)", "decoder.pth",
+                "the pytorch-AdaIN release", "AdaIN decoder"),
 )
+
+
+def weights_used_by(processor: str) -> tuple[WeightsFile, ...]:
+    """The weight files Studio's own post-processor ``processor`` (its id: "neural", "adain") loads; none for any
+    other. By id, not title: a title is words for people, and may be reworded."""
+    return tuple(w for w in WEIGHTS if w.processor == processor)
 
 
 def weights_file_for(detected_as: str) -> WeightsFile | None:

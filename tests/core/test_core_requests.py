@@ -27,9 +27,10 @@ def base(tmp_path) -> GenerationRequest:
     return GenerationRequest(model=str(model), prompt="  a cat  ", negative_prompt=" dog\n", seed=5)
 
 
-def refused(request: GenerationRequest, *, check_model_exists: bool = True) -> str:
+def refused(request: GenerationRequest, *, check_model_exists: bool = True, from_settings: tuple[str, ...] = ()
+            ) -> str:
     with pytest.raises(InvalidRequest) as err:
-        prepare_request(request, check_model_exists=check_model_exists)
+        prepare_request(request, check_model_exists=check_model_exists, from_settings=from_settings)
     message = str(err.value)
     assert message.endswith(".") and "\n" not in message
     return message
@@ -57,6 +58,25 @@ def test_a_prompt_with_a_nul_character_is_refused(base, field):
     assert refused(replace(base, **{field: "a fox\0 in snow"})) == (
         f"The {field.replace('_', ' ')} contains a NUL character (at character 6); remove it: other tools would read "
         "the picture's settings only up to it.")
+
+
+def test_a_refused_value_the_person_never_typed_is_said_to_come_from_the_settings(base):
+    # studio generate checked these again itself, only to say where the value came from.
+    from studio.core.hires import HiresFix
+
+    nul = replace(base, negative_prompt="blurry\0ugly")
+    assert refused(nul, from_settings=("negative_prompt",)) == (
+        "The negative prompt from the settings' generation defaults contains a NUL character (at character 7); "
+        "remove it there (Settings): other tools would read the picture's settings only up to it.")
+    assert refused(nul, from_settings=("prompt", "width", "height")).startswith(
+        "The negative prompt contains a NUL character (at character 7); remove it: ")
+    large = replace(base, width=4096, height=512, hires=HiresFix(2.0))
+    assert refused(large, from_settings=("width", "height")) == (
+        "Hires fix at 2x would make a 8192x1024 picture (the size 4096x512 from the settings' generation defaults); "
+        "Studio makes at most 4096 pixels a side, so lower the upscale or the size.")
+    assert refused(large, from_settings=("negative_prompt",)) == (
+        "Hires fix at 2x would make a 8192x1024 picture; Studio makes at most 4096 pixels a side, so lower the "
+        "upscale or the size.")
 
 
 @pytest.mark.parametrize(("width", "height", "expected"), [
