@@ -43,7 +43,7 @@ def add_history_parser(commands: argparse._SubParsersAction) -> None:
                                 dashed_words=True)
     search.add_argument("text", nargs="*", help="words to find (none: every entry)")
     search.add_argument("--limit", type=int, default=20, help="at most this many entries (default 20)")
-    search.add_argument("--model", help="only entries made with this model (its name)")
+    search.add_argument("--model", help="only entries made with this model (its name; case does not matter)")
     search.add_argument("--starred", action="store_true", help="only starred entries")
     search.add_argument("--json", action="store_true", help="print a JSON list of entries")
     show = actions.add_parser("show", help="everything recorded about one entry")

@@ -175,13 +175,17 @@ def _install(host: PluginHost, source: str, index: str | None, yes: bool) -> int
             raise StudioError(f"There is no file or folder {source}, and no plugin index is set to look the plugin "
                               f"{source} up in; pass --index URL (or set plugin_index in the settings file).")
     if index:
-        from studio.plugin_host.plugin_index import fetch_index
+        from studio.plugin_host.plugin_index import read_index
 
+        listing = read_index(index)
+        for sentence in listing.skipped:  # said first: the plugin asked for may be one of them
+            say_note(sentence)
         entries = {}
-        for entry in sorted(fetch_index(index), key=lambda e: e.parsed_version):
+        for entry in sorted(listing.entries, key=lambda e: e.parsed_version):
             entries[entry.name] = entry  # the newest listed version of each plugin
         if source not in entries:
-            raise StudioError(f"The plugin index {index} has no plugin called {source!r}; it offers: "
+            unread = " that could be read (entries were skipped, as said above)" if listing.skipped else ""
+            raise StudioError(f"The plugin index {index} has no plugin called {source!r}{unread}; it offers: "
                               f"{', '.join(sorted(entries)) or 'nothing'}.")
         plan = installer.plan(entries[source], host.taken_ids(), host.taken_contributions())
     else:
@@ -222,15 +226,19 @@ def _uninstall(host: PluginHost, plugin_id: str, yes: bool) -> int:
 
 
 def _update(host: PluginHost, plugin_id: str | None, index: str | None, yes: bool) -> int:
-    from studio.plugin_host.plugin_index import fetch_index, updates
+    from studio.plugin_host.plugin_index import read_index, updates
 
     url = _index_url(index)
     installed = {r.id: r.version for r in host.records if r.found.managed and (plugin_id in (None, r.id))}
     if plugin_id is not None and plugin_id not in installed:
         raise StudioError(f"No plugin called {plugin_id!r} was installed by Studio.")
-    newer = updates(fetch_index(url), installed)
-    if not newer:
-        print("Every plugin is up to date.")
+    listing = read_index(url)
+    for sentence in listing.skipped:
+        say_note(sentence)
+    newer = updates(listing.entries, installed)
+    if not newer:  # a skipped entry may have been a plugin's update: "every plugin" would not be known
+        print("No update was found in the entries that could be read." if listing.skipped else
+              "Every plugin is up to date.")
         return 0
     if not yes and not sys.stdin.isatty():  # said before any download: a script gets its answer at once
         for entry, current in newer:

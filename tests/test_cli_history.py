@@ -277,6 +277,20 @@ def test_search_escapes_model_names(studio_home, capsys):
     assert "\x1b" not in out and "\x07" not in out and "m\\x1b]0;owned\\x07" in out
 
 
+def test_search_by_model_ignores_case(studio_home, capsys):
+    from studio.cli import main
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryStore
+
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    store.add(HistoryEntry(prompt="a fox", model_name="DreamShaper"))
+    store.add(HistoryEntry(prompt="an owl", model_name="other"))
+    store.close()
+    assert main(["history", "search", "--model", "dreamshaper"]) == 0
+    out = capsys.readouterr().out
+    assert "DreamShaper" in out and "a fox" in out and "an owl" not in out
+
+
 def test_search_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path):
     import os
     import sys

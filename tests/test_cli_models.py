@@ -42,6 +42,7 @@ def test_import_list_link_and_remove(home, tmp_path):
     shutil.copy(source, (a1111 / "models" / "Stable-diffusion").mkdir(parents=True) or
                 a1111 / "models" / "Stable-diffusion" / "copy.safetensors")
     lora(a1111 / "models" / "Lora" / "ink.safetensors")
+    lora(a1111 / "outputs" / "train" / "ink-step500.safetensors")  # not a model of the library: outputs/ is not read
     (empty, imported, again, linked, items, text, only, none_of_it, none_as_json, unknown_kind, refused, asked, unknown,
      removed, unlinked, emptied) = run_studio_commands(home, *(["models", *args] for args in (
         ["list"], ["import", str(source)], ["import", str(source)], ["link", str(a1111)], ["list", "--json"],

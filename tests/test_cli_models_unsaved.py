@@ -83,6 +83,27 @@ def test_a_model_deleted_whose_import_record_cannot_be_updated_is_said_removed_w
     assert main(["models", "remove", "dreamy", "-y"]) == 0
     out, err = capsys.readouterr()
     assert out == f"Removed dreamy ({imported}).\n" and not imported.exists()
-    assert err == (f"note: dreamy was deleted, but the record of where it was imported from, in {models / IMPORTS_FILE}"
-                   ", could not be updated (No space left on device).\n")
+    # It was a copy: "dreamy was deleted" read as if the file imported from was gone.
+    assert err == (f"note: The copy of dreamy in the models folder was deleted (the original, {source.resolve()}, is "
+                   f"untouched), but the record of where it came from, in {models / IMPORTS_FILE}, could not be "
+                   "updated (No space left on device).\n")
     assert source.exists()  # the file it was imported from is never touched
+
+
+def test_a_downloaded_model_deleted_whose_record_cannot_be_updated_is_said_downloaded_not_a_copy(
+        studio_home, monkeypatch, capsys):
+    import json
+
+    import studio.services.model_imports
+    from studio.cli import main
+    from studio.core.model_library import IMPORTS_FILE
+    from studio.core.settings import load_settings
+
+    models = load_settings().models_dir
+    downloaded = sd1(models / "checkpoints" / "dreamy.safetensors")
+    (models / IMPORTS_FILE).write_text(json.dumps({str(downloaded.resolve()): "hub:someone/dreamy"}))
+    monkeypatch.setattr(studio.services.model_imports, "write_atomically", full_disk)
+    assert main(["models", "remove", "dreamy", "-y"]) == 0
+    assert capsys.readouterr().err == (
+        f"note: dreamy, downloaded from Hugging Face (someone/dreamy), was deleted, but the record of where it came "
+        f"from, in {models / IMPORTS_FILE}, could not be updated (No space left on device).\n")

@@ -261,10 +261,12 @@ def test_install_and_update_from_an_index_on_a_local_server(tmp_path, studio):
     new = plugin_wheel(site / "v2", plugin_id="cli-plugin", package="studio_tp_cli", generator_id="cli-gen",
                        version="1.1.0")
 
-    def publish(*wheels: Path) -> None:
+    def publish(*wheels: Path, bad_hash: bool = False) -> None:
         rows = [{"name": "cli-plugin", "version": w.name.split("-")[1], "summary": "A test plugin.",
                  "url": w.relative_to(site).as_posix(), "sha256": hashlib.sha256(w.read_bytes()).hexdigest()}
                 for w in wheels]
+        if bad_hash:  # an update with a malformed sha256: it may be the update, so "up to date" is not known
+            rows.append({**rows[-1], "version": "1.2.0", "sha256": "0xdeadbeef"})
         (site / "index.json").write_text(json.dumps(rows))
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(site)))
@@ -278,6 +280,15 @@ def test_install_and_update_from_an_index_on_a_local_server(tmp_path, studio):
         assert "Installed Test Plugin 1.0.0." in installed.stdout
         assert studio(home, "plugins", "update", "--index", index, "--yes").stdout.strip() == \
             "Every plugin is up to date."
+        publish(old, bad_hash=True)
+        unsure = studio(home, "plugins", "update", "--index", index, "--yes")
+        assert (unsure.returncode, unsure.stdout, unsure.stderr) == (
+            0, "No update was found in the entries that could be read.\n",
+            f"note: The plugin index {index}: entry 2 ('cli-plugin') was skipped because its sha256 is not 64 "
+            "hexadecimal digits.\n")
+        unread = studio(home, "plugins", "install", "nothing-here", "--index", index, "--yes")
+        assert unread.returncode == 2 and "has no plugin called 'nothing-here' that could be read (entries were " \
+            "skipped, as said above); it offers: cli-plugin." in unread.stderr
         publish(old, new)
         asked = run_studio(home, "plugins", "update", "--index", index)  # no terminal to ask on, as a person runs it
         assert (asked.returncode, asked.stdout, asked.stderr) == (

@@ -82,13 +82,26 @@ class LibraryItem:
 
 
 def detect_layout(folder: Path) -> str:
-    """Which tool's models folder this is ("AUTOMATIC1111", "ComfyUI", "InvokeAI"), or "" when none."""
+    """Which tool's models folder this is ("AUTOMATIC1111", "ComfyUI", "InvokeAI"), or "" when none (the tool's
+    own folder, with its models folder inside, counts too)."""
+    return _layout_of(folder) or _layout_of(folder / "models")
+
+
+def _layout_of(models_folder: Path) -> str:
     for tool, marks in LAYOUTS:
-        if all((folder / mark).is_dir() for mark in marks):
-            return tool
-        if all((folder / "models" / mark).is_dir() for mark in marks):
+        if all((models_folder / mark).is_dir() for mark in marks):
             return tool
     return ""
+
+
+def model_folders(root: Path) -> list[Path]:
+    """The folders to read models from in ``root``: all of it, but only the model folders of a tool's own folder
+    (``models/``, and AUTOMATIC1111's ``embeddings/`` beside it). Its outputs, extensions and venv hold weights that
+    are not the person's models (a training run's saved steps would be listed as LoRAs)."""
+    if _layout_of(root) or not (tool := _layout_of(root / "models")):
+        return [root]
+    beside = [root / "embeddings"] if tool == "AUTOMATIC1111" and (root / "embeddings").is_dir() else []
+    return [root / "models", *beside]
 
 
 def system_folder_problem(path: Path) -> str:
@@ -306,8 +319,13 @@ def _scan_root(root: Path, source: str) -> Iterator[LibraryItem]:
     if (root / MODEL_INDEX).is_file():
         yield item_for_folder(root, source)
         return
-    base_depth = len(root.parts)
     visited: set[Path] = set()
+    for folder in model_folders(root):
+        yield from _walk(folder, source, visited)
+
+
+def _walk(root: Path, source: str, visited: set[Path]) -> Iterator[LibraryItem]:
+    base_depth = len(root.parts)
     # Links are followed (people link model folders between tools); each real folder is read once, so a
     # link loop ends.
     for folder, dirs, files in os.walk(root, followlinks=True):

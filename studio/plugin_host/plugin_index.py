@@ -107,9 +107,21 @@ def _open(url: str, timeout: float, what: str) -> Any:
         raise PluginIndexError(f"{what} {url} is not a valid address: {exc}.") from None
 
 
+@dataclass(frozen=True)
+class PluginIndex:
+    entries: list[IndexEntry]
+    skipped: list[str]  # a sentence for each entry that could not be read: which one, and why
+
+
 def fetch_index(url: str, timeout: float = 10) -> list[IndexEntry]:
-    """The index's entries. Bad entries are skipped with a logged warning: one broken entry in a
-    community index should not hide every other plugin, and a skipped entry can never be installed."""
+    """The index's readable entries (read_index also says which were skipped)."""
+    return read_index(url, timeout).entries
+
+
+def read_index(url: str, timeout: float = 10) -> PluginIndex:
+    """The index's entries, and a sentence for each bad one, which is skipped: one broken entry in a community
+    index should not hide every other plugin, and a skipped entry can never be installed. Those sentences are
+    for the person too: an update check that skipped one cannot say that every plugin is up to date."""
     address = _as_url(url)
     with _open(address, timeout, "The plugin index") as response:
         try:
@@ -124,13 +136,16 @@ def fetch_index(url: str, timeout: float = 10) -> list[IndexEntry]:
         raise PluginIndexError(f"The plugin index {url} is not JSON ({exc}).") from None
     if not isinstance(rows, list):
         raise PluginIndexError(f"The plugin index {url} is not a JSON list of plugins.")
-    entries = []
+    entries, skipped = [], []
     for number, row in enumerate(rows, start=1):
         try:
             entries.append(_entry(row, address))
         except _BadEntry as exc:
-            log.warning("The plugin index %s: entry %d was skipped because %s.", url, number, exc)
-    return entries
+            name = row.get("name") if isinstance(row, dict) else None
+            which = f"entry {number} ({name[:80]!r})" if isinstance(name, str) and name.strip() else f"entry {number}"
+            skipped.append(f"The plugin index {url}: {which} was skipped because {exc}.")
+            log.warning("%s", skipped[-1])
+    return PluginIndex(entries, skipped)
 
 
 def _mib(n: int) -> str:

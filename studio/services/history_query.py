@@ -14,7 +14,7 @@ NEWEST_FIRST = "ORDER BY created DESC, id DESC"
 @dataclass(frozen=True)
 class HistoryQuery:
     text: str = ""  # words to find in prompts and negative prompts (plain words, not FTS syntax)
-    model: str | None = None  # model name
+    model: str | None = None  # model name, matched without regard to case (as the words are)
     since: float | None = None  # created >= since (epoch seconds)
     until: float | None = None  # created < until
     starred_only: bool = False
@@ -117,8 +117,9 @@ def _filters(query: HistoryQuery) -> tuple[list[str], list[Any]]:
     clauses: list[str] = []
     args: list[Any] = []
     if query.model is not None:
-        clauses.append("model_name = ?")
-        args.append(query.model)
+        # Folded like the words: `--model dreamshaper` finds DreamShaper (SQLite's NOCASE folds ASCII only).
+        clauses.append("studio_fold(model_name) = ?")
+        args.append(fold(query.model))
     if query.since is not None:
         clauses.append("created >= ?")
         args.append(query.since)

@@ -198,6 +198,7 @@ def remove_model(value: str, models_dir: Path, linked: list[Path],
     else to the log."""
     item, links = what_removing_does(value, models_dir, linked)
     if links == list(linked):  # not an unlink: the files go
+        origin = read_imports(models_dir).get(str(item.path), "")
         try:
             if item.path.is_dir():
                 shutil.rmtree(item.path)
@@ -209,13 +210,22 @@ def remove_model(value: str, models_dir: Path, linked: list[Path],
         try:
             _forget_import(models_dir, item.path)
         except OSError as exc:  # a full disk, a read-only record: the files are gone, as asked; only a line stays
-            note = (f"{item.name} was deleted, but the record of where it was imported from, in "
+            note = (f"{_what_was_deleted(item, origin)}, but the record of where it came from, in "
                     f"{models_dir / IMPORTS_FILE}, could not be updated ({os_reason(exc)}).")
             if notes is None:
                 log.warning(note)
             else:
                 notes.append(note)
     return item, links
+
+
+def _what_was_deleted(item: LibraryItem, origin: str) -> str:
+    """What remove_model deleted, truly: an import is a copy, and the file it was copied from stays."""
+    if origin.startswith(HUB_ORIGIN):
+        return f"{item.name}, downloaded from Hugging Face ({origin.removeprefix(HUB_ORIGIN)}), was deleted"
+    if origin:
+        return f"The copy of {item.name} in the models folder was deleted (the original, {origin}, is untouched)"
+    return f"{item.name} was deleted"
 
 
 def what_removing_does(value: str, models_dir: Path, linked: list[Path]) -> tuple[LibraryItem, list[Path]]:

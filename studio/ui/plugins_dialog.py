@@ -44,6 +44,7 @@ class PluginsDialog(TaskDialog):
         self.host = host
         self.index_url = index_url
         self._last_failure = ""  # why the last install did not happen (for Update's summary)
+        self._index_skipped: list[str] = []  # the last index's entries that could not be read, each in a sentence
         self._start_dir = start_dir
         self.setWindowTitle("Plugins")
         self.resize(860, 520)
@@ -234,7 +235,7 @@ class PluginsDialog(TaskDialog):
         return True
 
     async def _index_entries(self) -> list[Any] | None:
-        from studio.plugin_host.plugin_index import fetch_index
+        from studio.plugin_host.plugin_index import read_index
 
         # Asked every time, with the last address filled in: a mistyped one can be put right.
         url, ok = await modal(lambda: QInputDialog.getText(self, "Plugin index",
@@ -244,12 +245,13 @@ class PluginsDialog(TaskDialog):
             return None
         self._busy(f"Reading {url.strip()}…")
         try:
-            entries = await asyncio.to_thread(fetch_index, url.strip())
+            listing = await asyncio.to_thread(read_index, url.strip())
         except StudioError as exc:
             self._report(str(exc), error=True)
             return None
         self.index_url = url.strip()  # kept (and saved) only once it worked
-        return entries
+        self._index_skipped = listing.skipped  # said with what the index was read for
+        return listing.entries
 
     async def browse_index(self) -> None:
         entries = await self._index_entries()
@@ -257,8 +259,12 @@ class PluginsDialog(TaskDialog):
             return
         self._busy("")
         if not entries:
-            self._report(f"The index {self.index_url} lists no plugins.")
+            self._report(" ".join([f"The index {self.index_url} lists no plugins it could read.", *self._index_skipped])
+                         if self._index_skipped else f"The index {self.index_url} lists no plugins.",
+                         error=bool(self._index_skipped))
             return
+        if self._index_skipped:  # before the list, which does not hold them
+            self._report(" ".join(self._index_skipped), error=True)
         labels = [f"{e.name} {e.version} — {e.summary}" for e in entries]
         label, ok = await modal(lambda: QInputDialog.getItem(self, "Install from index", "Plugin:", labels, 0, False))
         if ok:
@@ -272,8 +278,10 @@ class PluginsDialog(TaskDialog):
             return
         installed = {r.id: r.version for r in self.host.records if r.found.managed}
         newer = updates(entries, installed)
-        if not newer:
-            self._report("Every plugin is up to date.")
+        skipped = self._index_skipped
+        if not newer:  # a skipped entry may have been a plugin's update: "every plugin" would not be known
+            self._report(" ".join([*skipped, "No update was found in the entries that could be read."]) if skipped
+                         else "Every plugin is up to date.", error=bool(skipped))
             return
         done, failed = [], []
         for entry, _current in newer:
@@ -284,7 +292,7 @@ class PluginsDialog(TaskDialog):
                 failed.append(f"{entry.name} was not updated: {self._last_failure}" if self._last_failure
                               else f"{entry.name} was not updated.")
             self._last_failure = ""
-        self._report(" ".join([*done, *failed]), error=bool(failed))
+        self._report(" ".join([*done, *failed, *skipped]), error=bool(failed or skipped))
 
 
 def describe(record: PluginRecord) -> str:

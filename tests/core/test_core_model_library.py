@@ -67,6 +67,36 @@ def test_other_tools_folders_are_used_in_place_and_duplicates_found_by_hash(tmp_
     assert find_item("ink.safetensors", items).kind == "lora"
 
 
+def test_an_a1111_folder_is_read_only_in_its_model_folders_not_its_outputs_extensions_or_venv(tmp_path):
+    """Linking ~/stable-diffusion-webui listed a training run's saves in outputs/ (and weights under extensions/,
+    venv/, repositories/) as LoRAs of the library."""
+    webui = tmp_path / "stable-diffusion-webui"
+    sd1(webui / "models" / "Stable-diffusion" / "dreamy.safetensors")
+    lora(webui / "models" / "Lora" / "ink.safetensors")
+    lora(webui / "models" / "LyCORIS" / "loose.safetensors")
+    esrgan(webui / "models" / "ESRGAN" / "4x.safetensors")
+    lora(webui / "embeddings" / "beside.safetensors")  # A1111 keeps embeddings beside models/: still read
+    for elsewhere in ("outputs/txt2img-images/2024-01-01/step-500.safetensors", "extensions/ext/models/x.safetensors",
+                      "venv/lib/site-packages/pkg/w.safetensors", "repositories/repo/weights.safetensors",
+                      "log/run/last.safetensors", "stray.safetensors"):
+        lora(webui / elsewhere)
+    assert detect_layout(webui) == "AUTOMATIC1111"
+    items = scan_library(tmp_path / "models", [webui])
+    assert sorted(i.path.relative_to(webui).as_posix() for i in items) == [
+        "embeddings/beside.safetensors", "models/ESRGAN/4x.safetensors", "models/Lora/ink.safetensors",
+        "models/LyCORIS/loose.safetensors", "models/Stable-diffusion/dreamy.safetensors"]
+    assert {i.name for i in scan_library(webui / "models")} == {"dreamy", "ink", "loose", "4x"}  # models/ linked
+    comfy = tmp_path / "ComfyUI"  # the same for ComfyUI's own folder: its output/ and custom_nodes/ are not read
+    lora(comfy / "models" / "loras" / "ink2.safetensors")
+    (comfy / "models" / "checkpoints").mkdir()
+    lora(comfy / "custom_nodes" / "node" / "x.safetensors")
+    lora(comfy / "output" / "y.safetensors")
+    assert [i.name for i in scan_library(comfy)] == ["ink2"]
+    plain = tmp_path / "my-loras"  # a folder of no tool's layout is read whole
+    lora(plain / "deep" / "down" / "z.safetensors")
+    assert [i.name for i in scan_library(plain)] == ["z"]
+
+
 def test_a_model_reachable_twice_is_listed_once(tmp_path):
     models = tmp_path / "models"
     file = sd1(models / "checkpoints" / "dreamy.safetensors")

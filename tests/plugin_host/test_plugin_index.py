@@ -21,6 +21,7 @@ from studio.plugin_host.plugin_index import (
     PluginIndexError,
     download,
     fetch_index,
+    read_index,
     updates,
 )
 
@@ -81,6 +82,19 @@ def test_an_index_is_read_and_bad_entries_are_skipped(site: tuple[str, Path], ca
     skipped = [r.getMessage() for r in caplog.records]
     assert len(skipped) == 5 and all("was skipped because" in m for m in skipped)
     assert any("not a plain name" in m for m in skipped) and any("'sha256'" in m for m in skipped)
+
+
+def test_each_skipped_entry_is_said_in_a_sentence_naming_it_and_why(tmp_path: Path) -> None:
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps([{"name": "fine", "version": "1.0", "url": "f.whl", "sha256": "a" * 64},
+                                 {"name": "ink-plugin", "version": "2.0", "url": "i.whl", "sha256": "not-a-hash"},
+                                 ["not", "an", "object"]]))
+    listing = read_index(str(index))
+    assert [e.name for e in listing.entries] == ["fine"]
+    assert listing.skipped == [
+        f"The plugin index {index}: entry 2 ('ink-plugin') was skipped because its sha256 is not 64 hexadecimal "
+        "digits.",
+        f"The plugin index {index}: entry 3 was skipped because it is not a JSON object."]
 
 
 def test_an_index_file_on_disk_works_too(site: tuple[str, Path]) -> None:

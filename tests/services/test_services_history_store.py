@@ -237,7 +237,7 @@ def test_newest_first_is_the_same_whether_or_not_times_follow_ids(store, in_orde
         expected = [e.id for e in everything
                     if all(any(w.startswith(q) if q == words_in[-1] else w == q for w in e.prompt.split())
                            for q in words_in)
-                    and (query.model is None or e.model_name == query.model)
+                    and (query.model is None or e.model_name.casefold() == query.model.casefold())
                     and (not query.starred_only or e.starred)
                     and (query.since is None or e.created >= query.since)
                     and (query.until is None or e.created < query.until)]
@@ -274,6 +274,17 @@ def test_filters_by_model_dates_starred_and_outcome(store):
     assert store.get(d).message == "The GPU ran out of memory."
     with pytest.raises(HistoryError, match="outcome"):
         store.add(entry(outcome="exploded"))
+
+
+def test_the_model_filter_ignores_case_as_the_words_do(store):
+    """`--model dreamshaper` finds DreamShaper, and so does the gallery's filter (both use this query)."""
+    a = store.add(entry(prompt="castle", model_name="DreamShaper", created=T0))
+    b = store.add(entry(prompt="castle", model_name="ÉCLAIR-XL", created=T0 + 1))
+    store.add(entry(prompt="castle", model_name="dreamshaper-v2", created=T0 + 2))
+    assert ids_for(store, model="dreamshaper") == [a]
+    assert ids_for(store, model="DREAMSHAPER", text="castle") == [a]
+    assert ids_for(store, model="éclair-xl") == [b]  # beyond ASCII, which SQLite's NOCASE would miss
+    assert store.count(HistoryQuery(model="Dreamshaper")) == 1
 
 
 def test_models_and_recent_prompts(store):

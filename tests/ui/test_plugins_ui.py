@@ -3,6 +3,7 @@ undo), the after-each-generation chain, the Plugins dialog, and safe mode."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -362,6 +363,25 @@ def test_the_index_address_is_asked_each_time_and_kept_only_once_it_worked(qtbot
         qtbot.waitUntil(task.done, timeout=WAIT_MS)
     assert offered == ["https://example.invalid/index.json", "https://example.invalid/index.json"]  # the typo: not kept
     assert dialog.index_url == str(good) and dialog.message.text() == f"The index {good} lists no plugins."
+
+
+def test_update_says_which_index_entry_was_skipped_and_not_that_all_is_up_to_date(qtbot, plugin_window,  # noqa: ANN001
+                                                                                tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    from studio.ui.plugins_dialog import PluginsDialog
+
+    window = plugin_window
+    dialog = PluginsDialog(window.service.plugins, parent=window)
+    qtbot.addWidget(dialog)
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps([{"name": "ui-plugin", "version": "9.0", "url": "u.whl", "sha256": "12345"}]))
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (str(index), True))
+    task = window.actions_.run(dialog.update_all())
+    qtbot.waitUntil(task.done, timeout=WAIT_MS)
+    assert dialog.message.text() == (f"The plugin index {index}: entry 1 ('ui-plugin') was skipped because its "
+                                     "sha256 is not 64 hexadecimal digits. No update was found in the entries that "
+                                     "could be read.")
 
 
 def test_the_install_question_shows_a_manifest_s_markup_as_text(qtbot):
