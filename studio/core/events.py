@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from PIL import Image
 
@@ -130,13 +131,17 @@ class JobCancelled(JobEvent):
     message: str = ""  # the cancel's own sentence ("Cancelled during <filter>: ..."), said first; "" for "Cancelled."
 
 
+DeviceKind = Literal["", "cuda", "mps", "cpu"]  # "": not said (a status without the device)
+
+
 @dataclass(frozen=True)
 class EngineStatus:
     """Not about one job: the engine thread's state (device found, model loaded, ...)."""
 
-    device: str = ""
+    device: str = ""  # the status bar's words for it
     model: str = ""
     message: str = ""
+    device_kind: DeviceKind = ""  # with the device's words: what the window decides by (the GPU menu)
 
 
 TERMINAL_EVENTS = (JobFinished, JobFailed, JobCancelled)

@@ -32,8 +32,9 @@ class JobContext(Protocol):
         """Tell the person something that did not stop the job (a fallback taken, a size rounded)."""
         ...
 
-    def status(self, *, device: str = "", model: str = "", message: str = "") -> None:
-        """Update the engine status line (device, loaded model, what is happening)."""
+    def status(self, *, device: str = "", model: str = "", message: str = "", device_kind: str = "") -> None:
+        """Update the engine status line (device, loaded model, what is happening); ``device_kind`` (cuda | mps |
+        cpu) goes with the device's words, for what depends on the device rather than reads it."""
         ...
 
 

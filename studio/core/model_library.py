@@ -248,10 +248,17 @@ def item_for_folder(path: Path, source: str) -> LibraryItem:
             check_model_folder(path)
         except ModelError as exc:
             problem = str(exc)
-        problem = problem or unloadable_reason(kind, path.name)
+        problem = problem or unloadable_reason(kind, path.name) or _missing_class_problem(path)
     elif kind.kind in ("controlnet", "unknown"):
         problem = unloadable_reason(kind, path.name)
     return replace(_item(path.name, path, kind, size, source), is_folder=True, problem=problem)
+
+
+def _missing_class_problem(folder: Path) -> str:
+    """Why a model folder cannot load: its model_index.json names a class diffusers lacks."""
+    from studio.core.pipeline_classes import missing_class_problem  # it reads studio.core.models, which reads this
+
+    return missing_class_problem(folder)
 
 
 def _downloaded_from(folder: Path) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from studio.core.errors import StudioError
+from studio.core.events import DeviceKind
 from studio.core.settings_checks import DEVICE_VALUES, parse_device
 
 CPU_THREADS_ENV = "STUDIO_CPU_THREADS"
@@ -19,11 +20,16 @@ DEVICE_ENV = "STUDIO_DEVICE"  # comes before the settings' device (tests and scr
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    kind: str  # cuda | mps | cpu
+    kind: DeviceKind  # cuda | mps | cpu
     torch_device: torch.device
     dtype: torch.dtype
     description: str  # for the status bar
     note: str = ""  # why this is not the device asked for, where that is worth a sentence (an unknown STUDIO_DEVICE)
+
+    @property
+    def status_fields(self) -> dict[str, str]:
+        """The device as a status call gives it: its words, and its kind for what depends on the device."""
+        return {"device": self.description, "device_kind": self.kind}
 
 
 def unknown_device_sentence(text: str) -> str:

@@ -94,9 +94,9 @@ class DiffusersGenerator:
         log.info("Engine ready on %s after %.2f s", self.device.description, time.perf_counter() - started)
         if self._device.note:  # an unknown STUDIO_DEVICE: said where the window shows the engine's state
             log.warning("%s", self._device.note)
-            status(device=self.device.description, message=self._device.note)
+            status(**self.device.status_fields, message=self._device.note)
         else:
-            status(device=self.device.description)
+            status(**self.device.status_fields)
 
     def preload(self, likely: GenerationRequest, status) -> None:  # noqa: ANN001 - StatusFn from the worker
         """Prepare for the job the person will likely run first, while they write its prompt.
@@ -110,7 +110,7 @@ class DiffusersGenerator:
         self._use(likely)
         path = Path(likely.model)
         if not path.exists():
-            status(device=self.device.description)  # the precision the person's Speed setting picks
+            status(**self.device.status_fields)  # the precision the person's Speed setting picks
             return
         model = self._load(path, status)
         if not warm_up_worthwhile(self.device):
@@ -122,14 +122,14 @@ class DiffusersGenerator:
         except InvalidRequest as exc:
             log.info("No warm-up run: %s", exc)
             return
-        status(device=self.device.description, model=model.name,
+        status(**self.device.status_fields, model=model.name,
                message=f"Warming up the GPU for {trial.width}x{trial.height}…")
         started = time.perf_counter()
         unheard = WorkerContext(Job(0, trial), lambda _event: None)  # no job: nothing it says goes out
         for _ in self.generate(trial, unheard):
             pass
         log.info("Warm-up run at %dx%d took %.2f s", trial.width, trial.height, time.perf_counter() - started)
-        status(device=self.device.description, model=model.name, message="")
+        status(**self.device.status_fields, model=model.name, message="")
 
     @property
     def device(self) -> DeviceInfo:
@@ -177,7 +177,7 @@ class DiffusersGenerator:
         if let_gone:
             free_memory(self._device)
         if self._model is None:
-            status(device=self.device.description, message=f"Loading {path.name}…")
+            status(**self.device.status_fields, message=f"Loading {path.name}…")
             started = time.perf_counter()
             self._model = load_model(path, self.device, self._env.cache_dir / "model-hashes.json",
                                      models_dir=self._env.models_root, cache_dir=self._env.cache_dir, place=False)
@@ -186,7 +186,7 @@ class DiffusersGenerator:
             if reloaded:
                 note(f"The model {self._model.name} changed on disk; loaded again.")
         self._controls.model_changed(self._model.text2img.unet, self.device.dtype)
-        status(device=self.device.description, model=self._model.name, message="")
+        status(**self.device.status_fields, model=self._model.name, message="")
         return self._model
 
     def _from_memory(self, model: LoadedModel, path: Path, files: ModelStamp, note: Callable[[str], None]) -> bool:
@@ -340,18 +340,18 @@ class DiffusersGenerator:
             run.later["vae_hash"] = in_background(partial(model_hash, vae.path, hashes), vae.path).result
         if controls:  # the job's pipeline becomes its ControlNet counterpart, on the same components
             self._controls.attach(run, request, controls, self.device, self._env.models_root,
-                                  lambda text: context.status(device=self.device.description, model=model.name,
+                                  lambda text: context.status(**self.device.status_fields, model=model.name,
                                                               message=text))
         run.pipe.scheduler = make_scheduler(request.scheduler, model.base_scheduler_config)
         # Every job: the same LoRAs as the last job's stay merged; other LoRAs, or none, put the base weights back.
         use_loras(run.pipe, loras, model.name,
-                  lambda: context.status(device=self.device.description, message="Loading LoRAs…"))
+                  lambda: context.status(**self.device.status_fields, message="Loading LoRAs…"))
         with ExitStack() as stack:
             if vae is not None:
-                context.status(device=self.device.description, message=f"Loading the VAE {vae.name}…")
+                context.status(**self.device.status_fields, message=f"Loading the VAE {vae.name}…")
                 stack.enter_context(self._vae.attached(run.pipe, vae, model.name))
             if loras or vae is not None:
-                context.status(device=self.device.description, model=model.name, message="")
+                context.status(**self.device.status_fields, model=model.name, message="")
             lay_out_for_cpu(run.pipe, self.device)  # a VAE chosen for the job too
             if adapter is None:
                 let_reference_go(run.pipe)  # before the memory plan counts what is free
@@ -366,7 +366,7 @@ class DiffusersGenerator:
                     context.note("Attention slicing is off for this job: a reference picture's IP-Adapter "
                                  "attention cannot be sliced.")
                 model.sliced = False  # attaching replaces every processor; taking it off leaves plain SDPA
-                context.status(device=self.device.description, message="Loading the IP-Adapter…")
+                context.status(**self.device.status_fields, message="Loading the IP-Adapter…")
                 run.kwargs.update(stack.enter_context(reference_attached(
                     run.pipe, adapter, reference, request.reference_scale, request.cfg_scale)))
             yield from run_batch(request, model, run, context, self.device, self._plan, self._env)
@@ -390,7 +390,7 @@ class DiffusersGenerator:
         model.offloaded, model.sliced = apply_plan(pipe, self._plan, device, model.offloaded, model.sliced)
         if device.kind != "cpu":
             context.note(self._plan.reason)
-            context.status(device=device.description, model=model.name, message=self._plan.reason)
+            context.status(**device.status_fields, model=model.name, message=self._plan.reason)
 
 
 def _described(model: LoadedModel, role: str) -> HeldModel:

@@ -88,8 +88,8 @@ class PassContext:
             self._said.add(text)
             self._job.note(text)
 
-    def status(self, *, device: str = "", model: str = "", message: str = "") -> None:
-        self._job.status(device=device, model=model, message=message)
+    def status(self, *, device: str = "", model: str = "", message: str = "", device_kind: str = "") -> None:
+        self._job.status(device=device, model=model, message=message, device_kind=device_kind)
 
 
 class _Quiet(PassContext):

@@ -99,12 +99,12 @@ class WorkerContext:
         before "Finished in …", as a problem: among the notes after it, it was cut off the status line."""
         self.warnings.append(text)
 
-    def status(self, *, device: str = "", model: str = "", message: str = "") -> None:
-        _emit_status(self._emit, device, model, message)
+    def status(self, *, device: str = "", model: str = "", message: str = "", device_kind: str = "") -> None:
+        _emit_status(self._emit, device, model, message, device_kind)
 
 
-def _emit_status(emit: Emit, device: str, model: str, message: str) -> None:
-    emit(EngineStatus(device=device, model=model, message=message))
+def _emit_status(emit: Emit, device: str, model: str, message: str, device_kind: str) -> None:
+    emit(EngineStatus(device=device, model=model, message=message, device_kind=device_kind))
 
 
 SWITCH_INTERVAL_S = 0.001  # how long a thread running Python keeps the GIL while another waits for it
@@ -154,7 +154,7 @@ def _imports_uncollected() -> Iterator[None]:
 
 
 Handler = Callable[[Job, WorkerContext], Iterable[GeneratedImage]]
-StatusFn = Callable[..., None]  # status(device=..., model=..., message=...)
+StatusFn = Callable[..., None]  # status(device=..., model=..., message=..., device_kind=...)
 WarmUp = Callable[[StatusFn], None]
 
 
@@ -256,8 +256,8 @@ class EngineWorker:
             self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def _status(self, *, device: str = "", model: str = "", message: str = "") -> None:
-        _emit_status(self._emit, device, model, message)
+    def _status(self, *, device: str = "", model: str = "", message: str = "", device_kind: str = "") -> None:
+        _emit_status(self._emit, device, model, message, device_kind)
 
     def _run(self) -> None:
         if self._warm_up is not None:

@@ -106,7 +106,7 @@ class GuardedContext:
         self._check_open()
         self._inner.note(str(text)[:500])
 
-    def status(self, *, device: str = "", model: str = "", message: str = "") -> None:
+    def status(self, *, device: str = "", model: str = "", message: str = "", device_kind: str = "") -> None:
         self._check_open()
         self._inner.status(message=str(message)[:200])  # device and model lines belong to the engine
 

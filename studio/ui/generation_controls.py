@@ -6,7 +6,7 @@ import re
 import unicodedata
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QValidator
+from PySide6.QtGui import QFocusEvent, QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -115,6 +115,17 @@ MAX_SEED_DIGITS = len(str(MAX_SEED))
 RANDOM_SEED_NOTE = "Seed -1 means a random seed: the box is cleared, so each job gets a new random seed."
 
 
+# What typing goes through on its way to a seed: "S", "Se", "Seed", "Seed:", "seed = -", "-", "1," (to "1,234").
+_SEED_IN_THE_MAKING = re.compile(r"(?i)s(?:e(?:e(?:d\s*(?:[:=]\s*-?)?)?)?)?|-|\d{1,3}(?:,\d{3})*,\d{0,2}")
+
+
+def seed_in_the_making(text: str) -> bool:
+    """Whether the text is no seed yet but more typing can make one ("Se" of "Seed: 42"): it is refused only when
+    the person leaves the box or generates, not after each letter."""
+    plain = unicodedata.normalize("NFKC", text).strip()
+    return _SEED_IN_THE_MAKING.fullmatch(plain) is not None
+
+
 def read_seed(text: str) -> tuple[str, str]:
     """The seed box's text for a typed or pasted text, and a sentence: what was done (RANDOM_SEED_NOTE), or, with
     "" for the text, why it holds no seed. "-" is a seed in the making (-1). Never converts the text to an int: Python
@@ -123,16 +134,18 @@ def read_seed(text: str) -> tuple[str, str]:
     field = _SEED_FIELD.search(plain)
     if field is not None:
         plain = field.group(1)
-    elif re.fullmatch(r"(?i)seed\s*[:=]?", plain):
-        return "", ""  # "Seed:" typed or pasted before its number
     if _THOUSANDS.fullmatch(plain):
         plain = plain.replace(",", "")
     if plain in ("-", "-1"):
         return ("-" if plain == "-" else ""), ("" if plain == "-" else RANDOM_SEED_NOTE)
     if plain == "" or (plain.isascii() and plain.isdigit()):
         return plain, ""
-    return "", (f"{_quoted(text)} is not a seed: a seed is a whole number from 0 to {MAX_SEED} (empty or -1 for "
-                "a random one).")
+    return "", _not_a_seed(text)
+
+
+def _not_a_seed(text: str) -> str:
+    return (f"{_quoted(text)} is not a seed: a seed is a whole number from 0 to {MAX_SEED} (empty or -1 for a "
+            "random one).")
 
 
 def _quoted(text: str) -> str:
@@ -158,6 +171,8 @@ class SeedValidator(QValidator):
     def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:  # noqa: D102
         # An exception escaping a Qt virtual override aborts the process: none may leave this method.
         try:
+            if seed_in_the_making(text):  # kept as typed, and said only when the person leaves it so
+                return QValidator.State.Intermediate, text, pos
             seed, why = read_seed(text)
             if seed == "" and why and why != RANDOM_SEED_NOTE:
                 self.refused.emit(why)
@@ -176,11 +191,24 @@ def seed_refusal(text: str) -> str:
     digits = text.strip()
     if digits == "-":
         return f"A seed is a whole number from 0 to {MAX_SEED}: type -1 or clear the box for a random one."
-    if digits.isascii() and digits.isdigit() and seed_too_large(digits):
+    if not (digits.isascii() and digits.isdigit()):  # "Seed:" left half typed; set in code past the validator
+        return _not_a_seed(text) if digits else ""
+    if seed_too_large(digits):
         shown = digits if len(digits) <= 40 else f"{digits[:20]}\u2026 ({len(digits)} digits)"
         return (f"Seed {shown} is more than {MAX_SEED}, the largest seed Studio takes, so Generate refuses it: "
                 "enter a smaller seed, or clear the box for a random one.")
     return ""
+
+
+class SeedEdit(QLineEdit):
+    """The seed box; says when the person leaves it, where a seed half typed ("Seed:") is refused."""
+
+    left = Signal()
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:  # noqa: N802 - Qt's name
+        super().focusOutEvent(event)
+        if event.reason() != Qt.FocusReason.PopupFocusReason:  # its own context menu is no leaving
+            self.left.emit()
 
 
 class SamplingBox(QWidget):
@@ -216,7 +244,7 @@ class SamplingBox(QWidget):
             grid.addWidget(widget, r // 2 * 2 + 1, r % 2)
         layout.addLayout(grid)
         seed_row = QHBoxLayout()
-        self.seed_edit = QLineEdit()
+        self.seed_edit = SeedEdit()
         self.seed_edit.setPlaceholderText("Random")
         self.seed_validator = SeedValidator(self.seed_edit)
         self.seed_edit.setValidator(self.seed_validator)
@@ -232,6 +260,7 @@ class SamplingBox(QWidget):
         self.seed_error = error_label(self)  # a seed too large for Studio, said as it is pasted or typed
         layout.addWidget(self.seed_error)
         self.seed_edit.textChanged.connect(self._check_seed)
+        self.seed_edit.left.connect(self._refuse_unfinished_seed)
         self.seed_validator.refused.connect(self._show_seed_error)
         self.seed_validator.noted.connect(self._say)
         self._last_seed: int | None = None
@@ -250,12 +279,16 @@ class SamplingBox(QWidget):
         self.reuse_seed_button.setToolTip(f"Reuse seed {seed} of the last picture")
 
     def _check_seed(self, text: str) -> None:
-        refusal = seed_refusal(text)
+        refusal = "" if seed_in_the_making(text) else seed_refusal(text)
         self.seed_error.setText(refusal)
         self.seed_error.setVisible(bool(refusal))
         bar = self.window().statusBar() if isinstance(self.window(), QMainWindow) else None
         if text and hasattr(bar, "withdraw_message"):  # a seed since: "-1 means random" no longer says the box
             bar.withdraw_message(RANDOM_SEED_NOTE)
+
+    def _refuse_unfinished_seed(self) -> None:
+        if refusal := seed_refusal(self.seed_edit.text()):
+            self._show_seed_error(refusal)
 
     def _show_seed_error(self, text: str) -> None:
         self.seed_error.setText(text)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMenu, QWidget
 
+from studio.core.events import DeviceKind
+
 NO_GPU = "No GPU found: Studio runs on the CPU"
 NO_VRAM = "On the CPU the models use system memory: the VRAM measures apply only on a GPU (the choice is kept for one)"
 COMPILE_ON_CPU = "On the CPU this is the Fast choice: compiled, a step was slower there (it applies on a CUDA GPU)"
@@ -59,17 +61,12 @@ CPU_SAID = {
     "eager": "Speed: plain diffusers in float32 from the next job."}
 
 
-def runs_on_cpu(device: str) -> bool:
-    """Whether the engine's device (its status bar words, engine.device) is the CPU."""
-    return device.startswith("CPU")
-
-
 class GpuMenu(QMenu):
     def __init__(self, parent: QWidget, chosen: Callable[[str], str], choose: Callable[[str, str, str], None]) -> None:
         """``chosen(setting)`` is the current value; ``choose(setting, value, sentence)`` sets one and says so."""
         super().__init__("&GPU", parent)
         self.setToolTipsVisible(True)
-        self.on_cpu = False  # until the engine names its device: a GPU's words
+        self.on_cpu = False  # until the engine says which kind of device it runs on: a GPU's words
         self.device_action = self.addAction(NO_GPU)
         self.device_action.setEnabled(False)
         self.device_action.setVisible(False)
@@ -89,9 +86,9 @@ class GpuMenu(QMenu):
                                                           self._choices[action].said(self.on_cpu)))
         self.show_device("")
 
-    def show_device(self, device: str) -> None:
-        """Word the menu for the engine's device (its status bar words; "" until it is known)."""
-        self.on_cpu = runs_on_cpu(device)
+    def show_device(self, kind: DeviceKind) -> None:
+        """Word the menu for the kind of device the engine runs on ("" until it is known: a GPU's words)."""
+        self.on_cpu = kind == "cpu"  # by the engine's kind, not its words: those are for people and may change
         self.device_action.setVisible(self.on_cpu)
         for action, choice in self._choices.items():
             off = self.on_cpu and bool(choice.cpu_off)

@@ -161,7 +161,8 @@ class JobEvents:
         status = self.window.status
         if event.device:
             status.set_device(event.device)
-            self.window.models.gpu_menu.show_device(event.device)  # on the CPU it says so
+        if event.device_kind:
+            self.window.models.gpu_menu.show_device(event.device_kind)  # on the CPU it says so
         if event.model:
             status.set_model(event.model)
             self.window.setWindowTitle(f"{event.model} — Studio")

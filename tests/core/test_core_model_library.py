@@ -294,3 +294,47 @@ def test_a_model_folder_without_its_model_index_lists_its_parts_as_what_they_are
                                        "on its own: the folder it is in has no model_index.json, so it is no whole "
                                        "model; copy or download that model again.")
     assert items["vae"].kind == "vae" and items["vae"].usable  # a VAE is used on its own
+
+
+def test_a_model_folder_naming_a_class_its_libraries_lack_is_listed_unusable_in_one_sentence(tiny_model_dir,
+                                                                                              tmp_path):
+    """model_index.json naming a class diffusers lacks (a newer diffusers' scheduler, a folder mixing two models)
+    was listed as usable, and the picker offered it until loading it failed. (transformers' classes are left to
+    loading: its class table costs seconds of import.)"""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import studio
+
+    models = tmp_path / "models"
+    named = {"newer": ("scheduler", "diffusers", "NopeScheduler"), "mixed": ("unet", "diffusers", "UNet9000Model"),
+             "odd-vae": ("vae", "diffusers", "AutoencoderNope")}
+    for name, (component, library, class_name) in {**named, "old-sd15": ("feature_extractor", "transformers",
+                                                                          "CLIPFeatureExtractor")}.items():
+        folder = models / name
+        shutil.copytree(tiny_model_dir, folder)
+        index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+        index[component] = [library, class_name]
+        (folder / "model_index.json").write_text(json.dumps(index), encoding="utf-8")
+    (models / "old-sd15" / "feature_extractor").mkdir()  # SD 1.5's own, which diffusers loads as CLIPImageProcessor
+    (models / "old-sd15" / "feature_extractor" / "preprocessor_config.json").write_text("{}", encoding="utf-8")
+    shutil.copytree(tiny_model_dir, models / "whole")
+    items = {item.name: item for item in scan_library(models)}
+    for name, (component, library, class_name) in named.items():
+        assert items[name].kind == "checkpoint" and not items[name].usable
+        assert items[name].problem == (f"The model {name} names the class {class_name} for its {component} in "
+                                       f"model_index.json, which {library} does not have; the folder may mix files "
+                                       "of two models.")
+    assert items["whole"].usable and items["old-sd15"].usable, (items["whole"].problem, items["old-sd15"].problem)
+    assert [entry.name for entry in find_models(models)] == ["old-sd15", "whole"]
+    # Listing looks the classes up without importing diffusers (it imports torch): `studio models` stays quick.
+    listed = subprocess.run(
+        [sys.executable, "-c", "import sys; from studio.core.model_library import scan_library; "
+         f"print(sorted(i.name for i in scan_library(__import__('pathlib').Path({str(models)!r})) if i.usable)); "
+         "print(sorted({'torch', 'diffusers', 'transformers'} & set(sys.modules)))"],
+        capture_output=True, text=True, timeout=120, check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(studio.__file__).parent.parent)})
+    assert listed.stdout.split("\n")[:2] == ["['old-sd15', 'whole']", "[]"], listed.stderr

@@ -70,6 +70,7 @@ def test_txt2img_and_img2img_make_images_of_the_asked_size(tiny_model_dir, tmp_p
     # Warm-up reported the device before any job ran.
     statuses = [e for e in events if isinstance(e, EngineStatus)]
     assert any(s.device.startswith("CPU") for s in statuses)
+    assert all(s.device_kind == "cpu" for s in statuses if s.device)  # what the window decides by, not the words
     assert any(s.model == tiny_model_dir.name for s in statuses)
 
 

@@ -94,3 +94,38 @@ def _paste_over(qtbot, edit, text: str) -> None:  # noqa: ANN001
     edit.selectAll()
     QGuiApplication.clipboard().setText(text)
     qtbot.keyClick(edit, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+
+
+def test_typing_seed_colon_and_a_number_says_no_refusal_on_the_way(qtbot, window, monkeypatch):  # noqa: ANN001
+    panel = window.prompt_panel
+    requests = _submitted(window, monkeypatch)
+    refusals: list[str] = []
+    panel.sampling.seed_validator.refused.connect(refusals.append)
+    panel.seed_edit.clear()
+    panel.seed_edit.setFocus()
+    shown: list[str] = []
+    for letter in "Seed: 42":
+        qtbot.keyClicks(panel.seed_edit, letter)
+        if panel.sampling.seed_error.isVisible():
+            shown.append(f"{panel.seed_edit.text()!r}: {panel.sampling.seed_error.text()}")
+    assert shown == [] and refusals == []
+    assert panel.seed_edit.text() == "42"
+    window.generate()
+    assert requests[-1].seed == 42
+
+    panel.seed_edit.clear()
+    qtbot.keyClicks(panel.seed_edit, "Seed:")  # left half typed: said on Generate, and no job
+    assert panel.seed_edit.text() == "Seed:" and not panel.sampling.seed_error.isVisible()
+    window.generate()
+    assert len(requests) == 1
+    assert panel.error_label.text().startswith("\u201cSeed:\u201d is not a seed")
+    panel.steps_spin.setFocus()  # and when the person leaves the box
+    qtbot.waitUntil(lambda: not panel.seed_edit.hasFocus())
+    assert panel.sampling.seed_error.isVisible()
+    assert panel.sampling.seed_error.text().startswith("\u201cSeed:\u201d is not a seed")
+
+    panel.seed_edit.clear()
+    qtbot.keyClicks(panel.seed_edit, "Sx")  # can no longer become a seed: said at once, and kept out
+    assert panel.seed_edit.text() == "S"
+    assert refusals and refusals[-1].startswith("\u201cSx\u201d is not a seed")
+    assert panel.sampling.seed_error.isVisible()

@@ -6,7 +6,6 @@ from __future__ import annotations
 from PySide6.QtWidgets import QApplication
 
 WAIT_MS = 60_000
-A_GPU = "CUDA · NVIDIA H100 80GB HBM3 (79 GB) · float16"
 
 
 def test_on_the_cpu_the_gpu_menu_says_so_and_offers_only_what_applies(qtbot, window) -> None:  # noqa: ANN001
@@ -37,7 +36,7 @@ def test_on_the_cpu_the_gpu_menu_says_so_and_offers_only_what_applies(qtbot, win
 def test_on_a_gpu_every_choice_applies_in_the_gpu_s_words(qtbot, window) -> None:  # noqa: ANN001
     qtbot.waitUntil(lambda: window.status.device_label.text().startswith("CPU"), timeout=WAIT_MS)
     menu = window.models.gpu_menu
-    menu.show_device(A_GPU)
+    menu.show_device("cuda")
     assert not menu.device_action.isVisible()
     actions = {a.data(): a for a in menu.actions() if a.data()}
     assert all(action.isEnabled() for action in actions.values())
@@ -45,3 +44,17 @@ def test_on_a_gpu_every_choice_applies_in_the_gpu_s_words(qtbot, window) -> None
     actions["low"].trigger()
     assert window.settings.memory == "low"
     assert window.status.message_label.text() == "GPU memory: Low VRAM — offload and tiling; slower, needs far less."
+
+
+def test_the_menu_goes_by_the_engine_s_device_kind_not_its_words(qtbot, window) -> None:  # noqa: ANN001
+    from studio.core.events import EngineStatus
+
+    qtbot.waitUntil(lambda: window.models.gpu_menu.on_cpu, timeout=WAIT_MS)  # the real engine, on the CPU
+    menu = window.models.gpu_menu
+    window.handle_event(EngineStatus(device="CPU-class accelerator · float16", device_kind="cuda"))
+    assert not menu.on_cpu and not menu.device_action.isVisible()
+    window.handle_event(EngineStatus(message="Loading tiny-sd…"))  # no device in it: the menu stays as it is
+    assert not menu.on_cpu
+    window.handle_event(EngineStatus(device="Processor · 2 threads · float32", device_kind="cpu"))
+    assert menu.on_cpu and menu.device_action.isVisible()
+    assert window.status.device_label.text() == "Processor · 2 threads · float32"
