@@ -96,12 +96,16 @@ def _layout_of(models_folder: Path) -> str:
 
 def model_folders(root: Path) -> list[Path]:
     """The folders to read models from in ``root``: all of it, but only the model folders of a tool's own folder
-    (``models/``, and AUTOMATIC1111's ``embeddings/`` beside it). Its outputs, extensions and venv hold weights that
-    are not the person's models (a training run's saved steps would be listed as LoRAs)."""
+    (``models/``; for AUTOMATIC1111 also ``embeddings/`` and each extension's ``models/``, where its ControlNet
+    extension keeps ControlNets). Its outputs, venv and extensions' code hold weights that are not the person's
+    models (a training run's saved steps would be listed as LoRAs)."""
     if _layout_of(root) or not (tool := _layout_of(root / "models")):
         return [root]
-    beside = [root / "embeddings"] if tool == "AUTOMATIC1111" and (root / "embeddings").is_dir() else []
-    return [root / "models", *beside]
+    if tool != "AUTOMATIC1111":
+        return [root / "models"]
+    beside = [root / "embeddings"] if (root / "embeddings").is_dir() else []
+    extensions = sorted(f for f in root.glob("extensions/*/models") if f.is_dir())
+    return [root / "models", *beside, *extensions]
 
 
 def system_folder_problem(path: Path) -> str:

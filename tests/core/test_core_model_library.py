@@ -6,7 +6,7 @@ import hashlib
 import pickle
 from pathlib import Path
 
-from model_files import diffusers_folder, esrgan, lora, sd1, sdxl
+from model_files import controlnet, diffusers_folder, esrgan, lora, sd1, sdxl
 from studio.core.model_library import detect_layout, find_item, scan_library, with_hashes
 from studio.core.models import find_models, resolve_model
 
@@ -76,15 +76,20 @@ def test_an_a1111_folder_is_read_only_in_its_model_folders_not_its_outputs_exten
     lora(webui / "models" / "LyCORIS" / "loose.safetensors")
     esrgan(webui / "models" / "ESRGAN" / "4x.safetensors")
     lora(webui / "embeddings" / "beside.safetensors")  # A1111 keeps embeddings beside models/: still read
-    for elsewhere in ("outputs/txt2img-images/2024-01-01/step-500.safetensors", "extensions/ext/models/x.safetensors",
+    # The ControlNet extension keeps its models in its own models/ folder: read, the extension's other folders not.
+    controlnet(webui / "extensions" / "sd-webui-controlnet" / "models" / "control_canny.safetensors")
+    for elsewhere in ("outputs/txt2img-images/2024-01-01/step-500.safetensors", "extensions/ext/lib/x.safetensors",
+                      "extensions/sd-webui-controlnet/annotator/w.safetensors",
                       "venv/lib/site-packages/pkg/w.safetensors", "repositories/repo/weights.safetensors",
                       "log/run/last.safetensors", "stray.safetensors"):
         lora(webui / elsewhere)
     assert detect_layout(webui) == "AUTOMATIC1111"
     items = scan_library(tmp_path / "models", [webui])
     assert sorted(i.path.relative_to(webui).as_posix() for i in items) == [
-        "embeddings/beside.safetensors", "models/ESRGAN/4x.safetensors", "models/Lora/ink.safetensors",
+        "embeddings/beside.safetensors", "extensions/sd-webui-controlnet/models/control_canny.safetensors",
+        "models/ESRGAN/4x.safetensors", "models/Lora/ink.safetensors",
         "models/LyCORIS/loose.safetensors", "models/Stable-diffusion/dreamy.safetensors"]
+    assert find_item("control_canny", items).kind == "controlnet"
     assert {i.name for i in scan_library(webui / "models")} == {"dreamy", "ink", "loose", "4x"}  # models/ linked
     comfy = tmp_path / "ComfyUI"  # the same for ComfyUI's own folder: its output/ and custom_nodes/ are not read
     lora(comfy / "models" / "loras" / "ink2.safetensors")
