@@ -113,6 +113,8 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
         pipe = _load_folder(path, device)
         name = path.name
     pipe.set_progress_bar_config(disable=True)
+    if device.kind == "cpu":
+        own_weights(pipe)
     if place:
         pipe.to(device.torch_device)
     unet_config = getattr(getattr(pipe, "unet", None), "config", None)
@@ -126,6 +128,26 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
         text2img=pipe,
         base_scheduler_config=dict(pipe.scheduler.config),
     )
+
+
+def own_weights(pipe: Any) -> int:  # noqa: ANN401 - a diffusers pipeline
+    """Copy into the process's own memory, one at a time, the CPU weights that are still pages of the model's
+    files (safetensors maps them): a file cut short in place while a job runs would otherwise kill Studio with
+    SIGBUS at the next read of those pages. Tensors converted while loading (another precision) own their memory
+    already and are left as they are. Returns the bytes copied."""
+    import torch
+
+    copied = 0
+    for module in pipe.components.values():
+        if not isinstance(module, torch.nn.Module):
+            continue
+        for tensor in (*module.parameters(), *module.buffers()):
+            # Memory torch did not allocate (a mapped file's pages, a foreign buffer) is the only kind it cannot
+            # resize; all that torch allocates itself can be.
+            if tensor.device.type == "cpu" and not tensor.untyped_storage().resizable():
+                tensor.data = tensor.data.clone()
+                copied += tensor.nbytes
+    return copied
 
 
 def _hash_of(path: Path, files: ModelStamp, hash_cache: Path | None) -> str:
