@@ -46,6 +46,7 @@ from studio.engine.loader import LoadedModel, load_model
 from studio.engine.loras import resolve_loras, use_loras
 from studio.engine.memory import MemoryPlan, apply_plan, oom_advice, weight_parts
 from studio.engine.model_keeping import (
+    REMOVED_NOTE,
     KeptModels,
     ModelStamp,
     changed_in_place,
@@ -170,6 +171,8 @@ class DiffusersGenerator:
         if found is not None:
             self._model = found
             log.info("Switched back to %s, kept loaded", path)
+            if not files and not path.exists():
+                note(REMOVED_NOTE.format(name=found.name))
         else:
             let_go += self._kept.make_room(path, self.device)
         let_gone = bool(let_go)
@@ -195,8 +198,7 @@ class DiffusersGenerator:
         or damaged, the copy in memory is what the model was and what its recorded hash is of, and the job says
         so. ModelError where damaged files were rewritten in place: the copy in memory is not whole either."""
         if not path.exists():
-            note(f"The model {model.name}'s files were removed since it was loaded; this job's pictures were made "
-                 "from the copy in memory.")
+            note(REMOVED_NOTE.format(name=model.name))
             return True
         problem = unreadable(path)
         if problem is None:

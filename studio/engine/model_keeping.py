@@ -30,6 +30,10 @@ RAM_RESERVE_MIN = 2 * GIB
 KEEP_AT_MOST = 3
 
 
+REMOVED_NOTE = ("The model {name}'s files were removed since it was loaded; this job's pictures were made from the "
+                "copy in memory.")
+
+
 def in_system_memory(model: Any) -> bool:  # noqa: ANN401 - a LoadedModel
     """Whether the model's weights take system memory: on the CPU (or not placed yet), or on Apple's GPU, whose
     memory is the system's. Otherwise they are in a CUDA GPU's own memory."""
@@ -154,10 +158,13 @@ class KeptModels:
     def take(self, path: Path, files: ModelStamp, device: DeviceInfo) -> tuple[Any | None, list[Any]]:
         """The kept model of ``path`` in the precision ``device`` computes in, taken out (or None), and the kept
         copies of ``path`` whose files have changed since (a new download or conversion), let go. A copy in
-        another precision stays (the CPU's Speed setting switches between two)."""
+        another precision stays (the CPU's Speed setting switches between two). Where ``path`` was removed, the
+        copy in memory is all there is of the model and it is taken, as the model in use runs on (the caller
+        says so: ``REMOVED_NOTE``); its weights are its own (the loader copies mapped ones)."""
         same = [m for m in self._models if m.path == path]
-        stale = [m for m in same if m.files_key != files]
-        found = next((m for m in same if m.files_key == files and in_precision(m, device)), None)
+        removed = not files and not path.exists()
+        stale = [] if removed else [m for m in same if m.files_key != files]
+        found = next((m for m in same if (removed or m.files_key == files) and in_precision(m, device)), None)
         self._models = [m for m in self._models if m is not found and not any(m is s for s in stale)]
         return found, stale
 

@@ -103,6 +103,23 @@ def test_a_removed_model_runs_from_memory_with_a_note_and_its_loaded_hash(genera
             "copy in memory.") in context.notes
 
 
+def test_a_kept_model_whose_folder_was_removed_is_switched_back_to_from_memory_with_a_note(generator, loads, model,
+                                                                                          tiny_model_dir):
+    """As the model in use does: the copy kept in memory is whole, and all there is of the model now."""
+    before, before_hash = make(generator, model, DirectContext())
+    other = Path(shutil.copytree(tiny_model_dir, model.parent / "other"))
+    make(generator, other, DirectContext())  # tiny-copy is kept for switching back
+    queued = tiny_request(model, prepared=True)
+    shutil.rmtree(model)
+    context = DirectContext()
+    after, after_hash = make(generator, model, context, queued)
+    assert np.array_equal(before, after) and after_hash == before_hash
+    assert loads == ["tiny-copy", "other"]  # switched back to, not read again
+    assert ("The model tiny-copy's files were removed since it was loaded; this job's pictures were made from the "
+            "copy in memory.") in context.notes
+    assert [kept.name for kept in generator._kept.models] == ["other"]
+
+
 def replace_with(path: Path, data: bytes) -> None:
     """Write ``path`` as downloads and copies do: a new file put in its place (the loaded one stays whole)."""
     part = path.with_suffix(".part")
