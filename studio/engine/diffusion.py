@@ -49,6 +49,7 @@ from studio.engine.model_keeping import (
     REMOVED_NOTE,
     KeptModels,
     ModelStamp,
+    borrowed_weights,
     changed_in_place,
     in_precision,
     in_system_memory,
@@ -196,7 +197,8 @@ class DiffusersGenerator:
         """Whether the job runs on the model in use as it is, its files having changed since it was loaded: not
         where they can be loaded again (they are, the picture and its hash being theirs); where they were removed
         or damaged, the copy in memory is what the model was and what its recorded hash is of, and the job says
-        so. ModelError where damaged files were rewritten in place: the copy in memory is not whole either."""
+        so. ModelError where damaged files were rewritten in place and weights in memory are still their pages (an
+        offloaded GPU job's): the copy in memory is not whole either."""
         if not path.exists():
             note(REMOVED_NOTE.format(name=model.name))
             return True
@@ -205,7 +207,7 @@ class DiffusersGenerator:
             return False
         problem = problem if problem.endswith(".") else f"{problem}."
         rewritten = changed_in_place(model.files_key, files)
-        if rewritten:
+        if rewritten and next(borrowed_weights(model.text2img), None) is not None:
             self._model = None  # touching its weights could read the damaged pages (or crash on missing ones)
             raise ModelError(f"The model {model.name} changed on disk and cannot be read: {problem} "
                              f"{', '.join(rewritten)} was rewritten in place, so the copy in memory is not whole "

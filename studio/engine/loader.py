@@ -15,7 +15,7 @@ from studio.core.hashing import in_background, model_hash
 from studio.core.models import INCOMPLETE, MODEL_INDEX, check_model_folder, checkpoint_kind
 from studio.engine.device import DeviceInfo
 from studio.engine.libraries import quiet_imports
-from studio.engine.model_keeping import ModelStamp, model_files_key
+from studio.engine.model_keeping import ModelStamp, borrowed_weights, model_files_key
 from studio.engine.shared_tokenizers import load_sharing_tokenizers
 
 log = logging.getLogger(__name__)
@@ -135,18 +135,10 @@ def own_weights(pipe: Any) -> int:  # noqa: ANN401 - a diffusers pipeline
     files (safetensors maps them): a file cut short in place while a job runs would otherwise kill Studio with
     SIGBUS at the next read of those pages. Tensors converted while loading (another precision) own their memory
     already and are left as they are. Returns the bytes copied."""
-    import torch
-
     copied = 0
-    for module in pipe.components.values():
-        if not isinstance(module, torch.nn.Module):
-            continue
-        for tensor in (*module.parameters(), *module.buffers()):
-            # Memory torch did not allocate (a mapped file's pages, a foreign buffer) is the only kind it cannot
-            # resize; all that torch allocates itself can be.
-            if tensor.device.type == "cpu" and not tensor.untyped_storage().resizable():
-                tensor.data = tensor.data.clone()
-                copied += tensor.nbytes
+    for tensor in list(borrowed_weights(pipe)):
+        tensor.data = tensor.data.clone()
+        copied += tensor.nbytes
     return copied
 
 

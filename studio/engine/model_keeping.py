@@ -11,7 +11,7 @@ reserve free (the oldest goes first).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +82,24 @@ def model_files_key(path: Path) -> ModelStamp:
         return ()
 
 
+def borrowed_weights(pipe: Any) -> Iterator[Any]:  # noqa: ANN401 - a diffusers pipeline; yields tensors
+    """The pipeline's CPU weights in memory torch did not allocate: pages of the model's files (safetensors maps
+    them) where the loader left them so (it copies them on the CPU; offloaded weights of a GPU job stay so)."""
+    import torch
+
+    for module in pipe.components.values():
+        if isinstance(module, torch.nn.Module):
+            for tensor in (*module.parameters(), *module.buffers()):
+                # torch can resize the memory it allocates itself, never a mapped file's pages or a foreign buffer
+                if tensor.device.type == "cpu" and not tensor.untyped_storage().resizable():
+                    yield tensor
+
+
 def changed_in_place(loaded: ModelStamp, now: ModelStamp) -> list[str]:
     """The names of the files rewritten in place (the same inode, another size or time) since ``loaded``. A
     model's CPU weights may be pages of its weight files (safetensors maps them): a file replaced or removed
-    leaves those pages as they were, one rewritten in place does not, so its copy in memory is no longer whole."""
+    leaves those pages as they were, one rewritten in place does not, so its copy in memory is no longer whole
+    (``borrowed_weights`` says whether any are such pages)."""
     inodes = {ino: (name, size, mtime) for name, size, mtime, ino in loaded if name.endswith(".safetensors")}
     return [Path(name).name for name, size, mtime, ino in now
             if ino in inodes and inodes[ino][0] == name and inodes[ino][1:] != (size, mtime)]
