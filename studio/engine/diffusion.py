@@ -46,8 +46,10 @@ from studio.engine.loader import LoadedModel, load_model
 from studio.engine.loras import resolve_loras, use_loras
 from studio.engine.memory import MemoryPlan, apply_plan, oom_advice, weight_parts
 from studio.engine.model_keeping import (
+    REMOVED_NOTE,
     KeptModels,
     ModelStamp,
+    borrowed_weights,
     changed_in_place,
     in_precision,
     in_system_memory,
@@ -170,6 +172,8 @@ class DiffusersGenerator:
         if found is not None:
             self._model = found
             log.info("Switched back to %s, kept loaded", path)
+            if not files and not path.exists():
+                note(REMOVED_NOTE.format(name=found.name))
         else:
             let_go += self._kept.make_room(path, self.device)
         let_gone = bool(let_go)
@@ -193,17 +197,17 @@ class DiffusersGenerator:
         """Whether the job runs on the model in use as it is, its files having changed since it was loaded: not
         where they can be loaded again (they are, the picture and its hash being theirs); where they were removed
         or damaged, the copy in memory is what the model was and what its recorded hash is of, and the job says
-        so. ModelError where damaged files were rewritten in place: the copy in memory is not whole either."""
+        so. ModelError where damaged files were rewritten in place and weights in memory are still their pages (an
+        offloaded GPU job's): the copy in memory is not whole either."""
         if not path.exists():
-            note(f"The model {model.name}'s files were removed since it was loaded; this job's pictures were made "
-                 "from the copy in memory.")
+            note(REMOVED_NOTE.format(name=model.name))
             return True
         problem = unreadable(path)
         if problem is None:
             return False
         problem = problem if problem.endswith(".") else f"{problem}."
         rewritten = changed_in_place(model.files_key, files)
-        if rewritten:
+        if rewritten and next(borrowed_weights(model.text2img), None) is not None:
             self._model = None  # touching its weights could read the damaged pages (or crash on missing ones)
             raise ModelError(f"The model {model.name} changed on disk and cannot be read: {problem} "
                              f"{', '.join(rewritten)} was rewritten in place, so the copy in memory is not whole "

@@ -15,7 +15,7 @@ from studio.core.hashing import in_background, model_hash
 from studio.core.models import INCOMPLETE, MODEL_INDEX, check_model_folder, checkpoint_kind
 from studio.engine.device import DeviceInfo
 from studio.engine.libraries import quiet_imports
-from studio.engine.model_keeping import ModelStamp, model_files_key
+from studio.engine.model_keeping import ModelStamp, borrowed_weights, model_files_key
 from studio.engine.shared_tokenizers import load_sharing_tokenizers
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,8 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
         pipe = _load_folder(path, device)
         name = path.name
     pipe.set_progress_bar_config(disable=True)
+    if device.kind == "cpu":
+        own_weights(pipe)
     if place:
         pipe.to(device.torch_device)
     unet_config = getattr(getattr(pipe, "unet", None), "config", None)
@@ -126,6 +128,18 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
         text2img=pipe,
         base_scheduler_config=dict(pipe.scheduler.config),
     )
+
+
+def own_weights(pipe: Any) -> int:  # noqa: ANN401 - a diffusers pipeline
+    """Copy into the process's own memory, one at a time, the CPU weights that are still pages of the model's
+    files (safetensors maps them): a file cut short in place while a job runs would otherwise kill Studio with
+    SIGBUS at the next read of those pages. Tensors converted while loading (another precision) own their memory
+    already and are left as they are. Returns the bytes copied."""
+    copied = 0
+    for tensor in list(borrowed_weights(pipe)):
+        tensor.data = tensor.data.clone()
+        copied += tensor.nbytes
+    return copied
 
 
 def _hash_of(path: Path, files: ModelStamp, hash_cache: Path | None) -> str:

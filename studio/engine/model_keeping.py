@@ -11,7 +11,7 @@ reserve free (the oldest goes first).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,10 @@ RAM_RESERVE_MIN = 2 * GIB
 # Models kept besides the one in use. Memory bounds them anyway; this bounds what an idle Studio holds of a GPU
 # that other programs share (four SDXL models in float16 are 28 GB).
 KEEP_AT_MOST = 3
+
+
+REMOVED_NOTE = ("The model {name}'s files were removed since it was loaded; this job's pictures were made from the "
+                "copy in memory.")
 
 
 def in_system_memory(model: Any) -> bool:  # noqa: ANN401 - a LoadedModel
@@ -78,10 +82,24 @@ def model_files_key(path: Path) -> ModelStamp:
         return ()
 
 
+def borrowed_weights(pipe: Any) -> Iterator[Any]:  # noqa: ANN401 - a diffusers pipeline; yields tensors
+    """The pipeline's CPU weights in memory torch did not allocate: pages of the model's files (safetensors maps
+    them) where the loader left them so (it copies them on the CPU; offloaded weights of a GPU job stay so)."""
+    import torch
+
+    for module in pipe.components.values():
+        if isinstance(module, torch.nn.Module):
+            for tensor in (*module.parameters(), *module.buffers()):
+                # torch can resize the memory it allocates itself, never a mapped file's pages or a foreign buffer
+                if tensor.device.type == "cpu" and not tensor.untyped_storage().resizable():
+                    yield tensor
+
+
 def changed_in_place(loaded: ModelStamp, now: ModelStamp) -> list[str]:
     """The names of the files rewritten in place (the same inode, another size or time) since ``loaded``. A
     model's CPU weights may be pages of its weight files (safetensors maps them): a file replaced or removed
-    leaves those pages as they were, one rewritten in place does not, so its copy in memory is no longer whole."""
+    leaves those pages as they were, one rewritten in place does not, so its copy in memory is no longer whole
+    (``borrowed_weights`` says whether any are such pages)."""
     inodes = {ino: (name, size, mtime) for name, size, mtime, ino in loaded if name.endswith(".safetensors")}
     return [Path(name).name for name, size, mtime, ino in now
             if ino in inodes and inodes[ino][0] == name and inodes[ino][1:] != (size, mtime)]
@@ -154,10 +172,13 @@ class KeptModels:
     def take(self, path: Path, files: ModelStamp, device: DeviceInfo) -> tuple[Any | None, list[Any]]:
         """The kept model of ``path`` in the precision ``device`` computes in, taken out (or None), and the kept
         copies of ``path`` whose files have changed since (a new download or conversion), let go. A copy in
-        another precision stays (the CPU's Speed setting switches between two)."""
+        another precision stays (the CPU's Speed setting switches between two). Where ``path`` was removed, the
+        copy in memory is all there is of the model and it is taken, as the model in use runs on (the caller
+        says so: ``REMOVED_NOTE``); its weights are its own (the loader copies mapped ones)."""
         same = [m for m in self._models if m.path == path]
-        stale = [m for m in same if m.files_key != files]
-        found = next((m for m in same if m.files_key == files and in_precision(m, device)), None)
+        removed = not files and not path.exists()
+        stale = [] if removed else [m for m in same if m.files_key != files]
+        found = next((m for m in same if (removed or m.files_key == files) and in_precision(m, device)), None)
         self._models = [m for m in self._models if m is not found and not any(m is s for s in stale)]
         return found, stale
 

@@ -103,6 +103,23 @@ def test_a_removed_model_runs_from_memory_with_a_note_and_its_loaded_hash(genera
             "copy in memory.") in context.notes
 
 
+def test_a_kept_model_whose_folder_was_removed_is_switched_back_to_from_memory_with_a_note(generator, loads, model,
+                                                                                          tiny_model_dir):
+    """As the model in use does: the copy kept in memory is whole, and all there is of the model now."""
+    before, before_hash = make(generator, model, DirectContext())
+    other = Path(shutil.copytree(tiny_model_dir, model.parent / "other"))
+    make(generator, other, DirectContext())  # tiny-copy is kept for switching back
+    queued = tiny_request(model, prepared=True)
+    shutil.rmtree(model)
+    context = DirectContext()
+    after, after_hash = make(generator, model, context, queued)
+    assert np.array_equal(before, after) and after_hash == before_hash
+    assert loads == ["tiny-copy", "other"]  # switched back to, not read again
+    assert ("The model tiny-copy's files were removed since it was loaded; this job's pictures were made from the "
+            "copy in memory.") in context.notes
+    assert [kept.name for kept in generator._kept.models] == ["other"]
+
+
 def replace_with(path: Path, data: bytes) -> None:
     """Write ``path`` as downloads and copies do: a new file put in its place (the loaded one stays whole)."""
     part = path.with_suffix(".part")
@@ -142,9 +159,24 @@ def test_a_truncated_config_counts_as_damaged(generator, loads, model):
     assert any("cannot be read" in note and "config.json" in note for note in context.notes)
 
 
-def test_weights_damaged_in_place_refuse_the_job_and_a_whole_copy_is_read_again(generator, loads, model,
-                                                                                tiny_model_dir):
-    """The loaded weights are pages of the file (safetensors maps it): cut in place, they are gone too."""
+def test_weights_damaged_in_place_run_from_the_copy_in_memory_on_the_cpu(generator, loads, model):
+    """The loader copied the weights the file's pages held: cut in place, the file leaves them whole."""
+    before, before_hash = make(generator, model, DirectContext())
+    weights = unet_weights(model)
+    weights.write_bytes(weights.read_bytes()[:5000])  # the same file, cut short
+    context = DirectContext()
+    after, after_hash = make(generator, model, context)
+    assert np.array_equal(before, after) and after_hash == before_hash
+    assert loads == ["tiny-copy"]
+    assert any(note.startswith("The model tiny-copy's files changed since it was loaded and cannot be read")
+               for note in context.notes)
+
+
+def test_weights_still_pages_of_a_file_damaged_in_place_refuse_the_job_and_a_whole_copy_is_read_again(
+        generator, loads, model, tiny_model_dir, monkeypatch):
+    """Weights left as pages of the file (safetensors maps it; an offloaded GPU job's): cut in place, they are
+    gone too."""
+    monkeypatch.setattr(loader, "own_weights", lambda pipe: 0)  # as an offloaded GPU job's CPU weights are
     before, _ = make(generator, model, DirectContext())
     weights = unet_weights(model)
     weights.write_bytes(weights.read_bytes()[:5000])  # the same file, cut short
