@@ -3,6 +3,7 @@
 Wheel zooms around the pointer; space+drag or middle-drag pans with any tool. Pointer events are
 mapped to image pixels and handed to the active tool (studio.ui.canvas_tools), which edits the
 document through core operations; the canvas only redraws the boxes the document reports.
+Zoom, fit and pan are studio.ui.canvas_navigation's; the preview layer studio.ui.canvas_preview's.
 """
 
 from __future__ import annotations
@@ -14,100 +15,53 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import (
-    QBrush,
-    QColor,
-    QImage,
-    QKeyEvent,
-    QMouseEvent,
-    QPainter,
-    QPen,
-    QPixmap,
-    QTransform,
-    QWheelEvent,
-)
-from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
+from PySide6.QtGui import QImage, QKeyEvent, QMouseEvent, QPainter, QWheelEvent
+from PySide6.QtWidgets import QWidget
 
 from studio.core.document import Document
 from studio.core.document_changes import DocumentChange
 from studio.core.mask import Box
+from studio.ui.canvas_navigation import WHEEL_STEP, NavigableView
+from studio.ui.canvas_painting import draw_brush_outline, draw_empty_canvas_hint
 from studio.ui.canvas_picture import CanvasPicture
+from studio.ui.canvas_preview import PreviewLayer
 from studio.ui.canvas_tools import BRUSH, ERASER, HAND, Tool, make_tool
 from studio.ui.mask_overlay import MaskOverlayItem, TintedLayer, tinted_layer
-from studio.ui.qt_images import pil_to_pixmap_ready_qimage, pil_to_qpixmap
+from studio.ui.qt_images import pil_to_pixmap_ready_qimage
 
 log = logging.getLogger(__name__)
 
-MIN_ZOOM, MAX_ZOOM = 0.02, 32.0
-WHEEL_STEP = 1.15
 BIG_FILL = 1024 * 1024  # px: a fill's box this big, over a quarter of the mask or more, is made in a worker thread
-PREVIEW_UPSCALE_TO = 256  # px: latent-sized previews are enlarged to about this before the view scales them
 MIN_BRUSH, MAX_BRUSH = 1.0, 1024.0
 
 
-def _checkerboard(size: int = 16) -> QBrush:
-    tile = QPixmap(size * 2, size * 2)
-    tile.fill(QColor("#2a2c33"))
-    painter = QPainter(tile)
-    painter.fillRect(0, 0, size, size, QColor("#32343c"))
-    painter.fillRect(size, size, size, size, QColor("#32343c"))
-    painter.end()
-    return QBrush(tile)
-
-
-class CanvasView(QGraphicsView):
-    zoom_changed = Signal(float)
+class CanvasView(NavigableView):
     tool_changed = Signal(str)
     brush_changed = Signal()
     stroke_finished = Signal()  # a tool let go: deferred work (a result that landed) may go on
     frame_requested = Signal(int, int, int, int)  # the frame tool asks to extend: left, top, right, bottom
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._scene = QGraphicsScene(self)  # owned by the view: Qt deletes both together
-        self.setScene(self._scene)
+        super().__init__(parent)  # the scene, with the extent's checkerboard at the bottom
         self.setObjectName("canvas")
-        self.setFrameShape(QFrame.Shape.NoFrame)
-        self.setRenderHints(QPainter.RenderHint.SmoothPixmapTransform)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
-        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
-        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.MinimalViewportUpdate)
-        self.setBackgroundBrush(QColor("#141519"))
-        # Pan with space/middle-drag instead: scroll bars would only eat canvas room.
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMouseTracking(True)
         # A file dropped here goes to the window, which opens it: the scene would take the drag and refuse it.
         self.setAcceptDrops(False)
         self.viewport().setAcceptDrops(False)
 
-        self._backdrop = self._scene.addRect(QRectF(), Qt.PenStyle.NoPen, _checkerboard())
         self._image_item = CanvasPicture(self.image)
         self._scene.addItem(self._image_item)
         self.overlay = MaskOverlayItem()
         self._scene.addItem(self.overlay)
-        self._preview_item = QGraphicsPixmapItem()
-        self._preview_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
-        self._preview_item.setZValue(3)
-        self._preview_item.setVisible(False)
-        self._scene.addItem(self._preview_item)
-        # Under the preview, the checkerboard: where a preview is transparent (compare's picture before a change,
-        # a cut-out), the picture under it must not show through as if it were the earlier one.
-        self._preview_backdrop = self._scene.addRect(QRectF(), Qt.PenStyle.NoPen, _checkerboard())
-        self._preview_backdrop.setZValue(2.5)
-        self._preview_backdrop.setVisible(False)
+        self.preview = PreviewLayer(self._scene)
 
         self.document: Document | None = None
         # The window's: makes a whole-mask change in a worker thread with its tinted layer (label, operation).
         self.mask_filler: Callable[[str, Callable[[np.ndarray], Box | None]], object] | None = None
         tasks = self._image_item.tasks
         self.destroyed.connect(lambda: tasks.cancel_all())  # a conversion ending later has no view to show it in
-        self._extent_w = self._extent_h = 0  # the picture's (or the coming result's) size
         self._space_held = False
-        self._pan_from: QPointF | None = None
-        self._auto_fit = True  # until the person zooms, keep the picture fitted to the window
-        self._fit_pending = False  # a fit asked for mid-stroke, done when it ends
         self.brush_size = 48.0
         self.brush_hardness = 0.8
         self._cursor_pos: QPointF | None = None  # in image pixels
@@ -224,41 +178,16 @@ class CanvasView(QGraphicsView):
             x, y, width, height = box[0], box[1], box[2] - box[0], box[3] - box[1]
         else:
             x = y = 0
-        # Upscale latent-sized previews to about 256 px smoothly here (SD's 64 px 4x, SDXL's 128 px 2x: ~1 ms
-        # either way; 4x of SDXL's took 3 ms of this thread 30 times a second); the view's own scaling of a
-        # tiny pixmap looks blocky. Bigger (TAESD) ones are shown as they come.
-        factor = PREVIEW_UPSCALE_TO // max(preview.size)
-        if factor >= 2:
-            preview = preview.resize((min(width, preview.width * factor), min(height, preview.height * factor)),
-                                     Image.Resampling.BILINEAR)
-        pixmap = pil_to_qpixmap(preview)
-        self._preview_item.setPixmap(pixmap)
-        self._preview_item.setPos(x, y)
-        self._preview_item.setTransform(QTransform.fromScale(
-            width / max(1, pixmap.width()), height / max(1, pixmap.height())))
-        self._preview_backdrop.setRect(QRectF(x, y, width, height))  # in scene coordinates: tiles line up
-        if not self._preview_item.isVisible():
-            self._preview_item.setVisible(True)
-            self._preview_backdrop.setVisible(True)
+        if self.preview.show(preview, x, y, width, height):
             self.viewport().update()
         if box is None and (self.image() is None or self.image().size != (width, height)):
             grew = self._set_extent(max(width, self._extent_w), max(height, self._extent_h))
             if grew and self._auto_fit:
                 self._fit_when_free()
 
-    def _fit_when_free(self) -> None:
-        """Fit now, or when the stroke or pan under way ends: fitting mid-stroke moved the picture under the
-        pointer, so the stroke jumped."""
-        self._fit_pending = self.busy or self._pan_from is not None
-        if not self._fit_pending:
-            self.fit()
-
     def clear_preview(self) -> None:
-        if not self._preview_item.isVisible():
+        if not self.preview.hide():
             return
-        self._preview_item.setVisible(False)
-        self._preview_backdrop.setVisible(False)
-        self._preview_item.setPixmap(QPixmap())
         # Back to the picture's extent, and to its fit where the view followed the preview's (a larger job
         # cancelled): it stayed zoomed out as if that picture had arrived.
         if self._set_extent(*(self.document.size if self.document else (0, 0))) and self._auto_fit:
@@ -266,79 +195,17 @@ class CanvasView(QGraphicsView):
         self.viewport().update()
 
     def has_preview(self) -> bool:
-        return self._preview_item.isVisible()
-
-    def _set_extent(self, width: int, height: int) -> bool:
-        changed = (width, height) != (self._extent_w, self._extent_h)
-        self._extent_w, self._extent_h = width, height
-        rect = QRectF(0, 0, width, height)
-        self._backdrop.setRect(rect)
-        self._backdrop.setVisible(width > 0 and height > 0)
-        margin = max(width, height, 256) * 0.5
-        self._scene.setSceneRect(rect.adjusted(-margin, -margin, margin, margin))
-        return changed
-
-    # -- zoom ----------------------------------------------------------------------------------
-    def zoom(self) -> float:
-        return self.transform().m11()
-
-    def set_zoom(self, factor: float, anchor_under_mouse: bool = False) -> None:
-        factor = min(MAX_ZOOM, max(MIN_ZOOM, factor))
-        old_anchor = self.transformationAnchor()
-        if not anchor_under_mouse:
-            self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
-        self.setTransform(QTransform.fromScale(factor, factor))
-        self.setTransformationAnchor(old_anchor)
-        self.zoom_changed.emit(factor)
-
-    def zoom_in(self) -> None:
-        self._auto_fit = False
-        self.set_zoom(self.zoom() * WHEEL_STEP)
-
-    def zoom_out(self) -> None:
-        self._auto_fit = False
-        self.set_zoom(self.zoom() / WHEEL_STEP)
-
-    def actual_size(self) -> None:
-        self._auto_fit = False
-        self.set_zoom(1.0)
-
-    def fit(self) -> None:
-        """Fit the picture to the window, and keep it fitted on resize until the person zooms."""
-        self._auto_fit = True
-        if self._extent_w <= 0 or self._extent_h <= 0:
-            self.set_zoom(1.0)
-            return
-        view = self.viewport().rect().adjusted(24, 24, -24, -24)
-        factor = min(view.width() / self._extent_w, view.height() / self._extent_h)
-        self.set_zoom(max(MIN_ZOOM, factor))
-        self.centerOn(self._extent_w / 2, self._extent_h / 2)
+        return self.preview.is_visible()
 
     # -- painting ------------------------------------------------------------------------------
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 - Qt override
         super().drawForeground(painter, rect)
-        if self.image() is None and not self._preview_item.isVisible():
-            self._draw_empty_hint(painter)
+        if self.image() is None and not self.preview.is_visible():
+            draw_empty_canvas_hint(painter, self.viewport().rect())
             return
         self._tool.draw(painter)
         if self._uses_brush() and self._cursor_pos is not None and not self._pan_from:
-            # The brush outline at its true size: drawn in image coordinates, so it zooms too.
-            radius = self.brush_size / 2
-            for color in (QColor(0, 0, 0, 190), QColor(255, 255, 255, 230)):
-                painter.setPen(QPen(color, 0))
-                painter.drawEllipse(self._cursor_pos, radius, radius)
-                radius += 1 / max(self.zoom(), 1e-3)
-
-    def _draw_empty_hint(self, painter: QPainter) -> None:
-        painter.save()
-        painter.resetTransform()
-        painter.setPen(QColor("#7d8290"))
-        font = painter.font()
-        font.setPointSizeF(font.pointSizeF() * 1.15)
-        painter.setFont(font)
-        painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter,
-                         "Write a prompt and press Generate (Ctrl+Enter)\nor open or drop a picture here")
-        painter.restore()
+            draw_brush_outline(painter, self._cursor_pos, self.brush_size, self.zoom())
 
     def _cursor_scene_rect(self) -> QRectF:
         if self._cursor_pos is None:
@@ -360,11 +227,6 @@ class CanvasView(QGraphicsView):
         self._update_cursor_area()
         self.set_zoom(self.zoom() * (WHEEL_STEP ** (delta / 120)), anchor_under_mouse=True)
         event.accept()
-
-    def resizeEvent(self, event) -> None:  # noqa: N802, ANN001
-        super().resizeEvent(event)
-        if self._auto_fit:
-            self.fit()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802
         if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
@@ -408,11 +270,7 @@ class CanvasView(QGraphicsView):
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         if self._pan_from is not None:
-            delta = event.position() - self._pan_from
-            self._pan_from = event.position()
-            self.horizontalScrollBar().setValue(int(self.horizontalScrollBar().value() - delta.x()))
-            self.verticalScrollBar().setValue(int(self.verticalScrollBar().value() - delta.y()))
-            self._auto_fit = False
+            self._pan_to(event.position())
             event.accept()
             return
         self._update_cursor_area()
@@ -440,11 +298,6 @@ class CanvasView(QGraphicsView):
             event.accept()
             return
         super().mouseReleaseEvent(event)
-
-    def _fit_if_pending(self) -> None:
-        pending, self._fit_pending = self._fit_pending, False
-        if pending and self._auto_fit and not self.busy:
-            self.fit()
 
     def leaveEvent(self, event: QEvent) -> None:  # noqa: N802
         self._update_cursor_area()

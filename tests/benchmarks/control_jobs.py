@@ -59,9 +59,9 @@ class Side:
     images: list[Any] = field(default_factory=list)
 
     def run(self, warm_up: bool = False) -> None:
-        from studio.engine import bench
+        from studio.engine import bench_measures
 
-        seconds, self.images, peak = bench.timed(self.make, self.device)
+        seconds, self.images, peak = bench_measures.timed(self.make, self.device)
         self.peak = max(self.peak, peak)
         if warm_up:
             self.warmup = seconds
@@ -135,7 +135,7 @@ def depth_figures(device: Any, models_dir: Path, tiny: bool) -> dict[str, Any]: 
     from tiny_depth import SMALL_SIDE, build_small_depth, build_tiny_depth
 
     from studio.core.annotators import DEPTH_FOLDER
-    from studio.engine import bench, depth_maps
+    from studio.engine import bench_measures, depth_maps
     from studio.engine.device import dtype_name
 
     folder = models_dir / DEPTH_FOLDER
@@ -165,10 +165,10 @@ def depth_figures(device: Any, models_dir: Path, tiny: bool) -> dict[str, Any]: 
             # A new picture object each call: the same one would get its kept map, and the model would not run.
             return [depth_maps.depth_map(picture.copy(), models_dir, device.torch_device, dtype)]
 
-        first, made, peak = bench.timed(make_map, device)
+        first, made, peak = bench_measures.timed(make_map, device)
         warm = []
         for _ in range(DEPTH_RUNS):
-            seconds, made, run_peak = bench.timed(make_map, device)
+            seconds, made, run_peak = bench_measures.timed(make_map, device)
             warm.append(seconds)
             peak = max(peak, run_peak)
         if depth_maps.runs != before + 1 + DEPTH_RUNS or made[0].size != picture.size:
@@ -222,7 +222,7 @@ def guided_figures(args: argparse.Namespace, device: Any, work: Path,  # noqa: A
     from studio.core.control import ControlGuide
     from studio.core.environment import GeneratorEnvironment
     from studio.core.requests import GenerationRequest
-    from studio.engine import bench, fast_path
+    from studio.engine import bench_measures, bench_pipelines, fast_path
     from studio.engine.control_nets import PIPELINES
     from studio.engine.cpu_precision import job_device, lays_out
     from studio.engine.device import dtype_name
@@ -230,16 +230,16 @@ def guided_figures(args: argparse.Namespace, device: Any, work: Path,  # noqa: A
     from studio.engine.worker import Job, WorkerContext
 
     family = args.family
-    size = args.size or (64 if tiny else bench.FAMILIES[family][1])
+    size = args.size or (64 if tiny else bench_pipelines.FAMILIES[family][1])
     steps, runs = args.steps or (4 if tiny else 20), args.runs or (2 if tiny else 5)
-    arch = (f"tiny {family} layout (1/{bench.TINY_DIVISOR} of every width; not a real model's speed)" if tiny
+    arch = (f"tiny {family} layout (1/{bench_pipelines.TINY_DIVISOR} of every width; not a real model's speed)" if tiny
             else f"full-size {family}")
     # Studio's precision for the job: on a CPU with bfloat16 units its fast path runs bfloat16, on its own copy.
     studio_device = job_device(device, fast_path.options_for("fast").enabled)
     separate = studio_device.dtype != device.dtype or lays_out(studio_device)
     started = time.perf_counter()
-    studio_pipe = bench.build_pipeline(family, tiny, studio_device, work / "configs") if separate else None
-    pipe = bench.build_pipeline(family, tiny, device, work / "configs")
+    studio_pipe = bench_pipelines.build_pipeline(family, tiny, studio_device, work / "configs") if separate else None
+    pipe = bench_pipelines.build_pipeline(family, tiny, device, work / "configs")
     studio_pipe = studio_pipe or pipe
     models = work / "models"
     folder = models / "controlnet" / NET  # where Studio finds it by name
@@ -252,7 +252,7 @@ def guided_figures(args: argparse.Namespace, device: Any, work: Path,  # noqa: A
     plain_pipe = getattr(diffusers, PIPELINES[type(pipe).__name__]).from_pipe(pipe, controlnet=net)
     plain_pipe.set_progress_bar_config(disable=True)
     state = fast_path.state_for(studio_pipe.unet, fast_path.options_for("fast"))
-    generator, model = bench.bench_generator(studio_pipe, family, GeneratorEnvironment(
+    generator, model = bench_pipelines.bench_generator(studio_pipe, family, GeneratorEnvironment(
         args.device, work / "data", work / "cache", models))
     control = lines_picture(size)
     request = GenerationRequest(model=str(model.path), prompt=PROMPT, negative_prompt=NEGATIVE, width=size,
@@ -287,7 +287,7 @@ def guided_figures(args: argparse.Namespace, device: Any, work: Path,  # noqa: A
     same_precision = studio_device.dtype == device.dtype
     flat = all(np.ptp(np.asarray(image)) == 0 for image in plain_side.images)
     guided_captures = [(key, seconds) for key, seconds in state.captures if "with control guides" in key]
-    difference = bench.same_seed_difference(plain_side.images, studio_side.images, same_precision)
+    difference = bench_measures.same_seed_difference(plain_side.images, studio_side.images, same_precision)
     result: dict[str, Any] = {
         "family": family, "architecture": "tiny" if tiny else "full", "size": size, "steps": steps, "runs": runs,
         "cfg": CFG, "conditioning_scale": SCALE, "seed": SEED, "controlnet_parameters": net_parameters,
@@ -330,7 +330,7 @@ def guided_figures(args: argparse.Namespace, device: Any, work: Path,  # noqa: A
 def low_memory_figures(make: Callable[[], list[Any]], device: Any, plain: Side,  # noqa: ANN401 - a DeviceInfo
                        notes: list[str]) -> dict[str, Any]:
     """Studio's guided job at Memory Low: a first job and ``LOW_RUNS`` more, against plain diffusers' figures."""
-    from studio.engine import bench
+    from studio.engine import bench_measures
 
     low = Side(make, device)
     try:
@@ -341,7 +341,7 @@ def low_memory_figures(make: Callable[[], list[Any]], device: Any, plain: Side, 
         traceback.print_exc()
         print(f"Studio at Memory Low failed: {type(exc).__name__}: {exc}")
         return {"failed": f"{type(exc).__name__}: {exc}", "notes": notes}
-    difference = bench.same_seed_difference(plain.images, low.images)
+    difference = bench_measures.same_seed_difference(plain.images, low.images)
     ratio = plain.per_image / low.per_image
     print(f"Studio at Memory Low: {low.per_image:.3f} s/image (median of {LOW_RUNS}; its first job "
           f"{low.warmup:.2f} s), {ratio:.2f}x plain diffusers' speed; same-seed difference mean "

@@ -64,7 +64,7 @@ def main() -> None:
 
     import torch
 
-    from studio.engine import bench
+    from studio.engine import bench_pipelines
     from studio.engine.device import select_device
     from studio.engine.loras import LoraFile, _merged, use_loras
 
@@ -72,7 +72,7 @@ def main() -> None:
     args.runs = args.runs or (5 if device.kind == "cuda" else 3)
     sync = torch.cuda.synchronize if device.kind == "cuda" else (lambda: None)
     work_dir = Path(tempfile.mkdtemp(prefix="studio-lora-bench-"))
-    pipe = bench.build_pipeline("sd15", False, device, work_dir / "configs")
+    pipe = bench_pipelines.build_pipeline("sd15", False, device, work_dir / "configs")
     lora = LoraFile("bench-lora", make_lora(pipe, work_dir), 0.8)
     unet = pipe.unet
     side = args.size // 8

@@ -43,7 +43,7 @@ def main() -> None:
 
     from studio.core.environment import GeneratorEnvironment
     from studio.core.requests import GenerationRequest
-    from studio.engine import bench, fast_path
+    from studio.engine import bench_measures, bench_pipelines, fast_path
     from studio.engine.device import select_device
     from studio.engine.ip_adapter import find_ip_adapter, let_reference_go, reference_attached
     from studio.engine.libraries import quiet_imports
@@ -56,7 +56,7 @@ def main() -> None:
     size, steps = args.size or (512 if cuda else 128), args.steps or (20 if cuda else 4)
     runs = args.runs or (5 if cuda else 2)
     work_dir = Path(tempfile.mkdtemp(prefix="studio-reference-bench-"))
-    pipe = bench.build_pipeline("sd15", False, device, work_dir / "configs")
+    pipe = bench_pipelines.build_pipeline("sd15", False, device, work_dir / "configs")
     build_ip_adapter(work_dir, pipe.unet, CLIPVisionConfig(
         hidden_size=1280, intermediate_size=5120, projection_dim=1024, num_hidden_layers=32, num_attention_heads=16,
         image_size=224, patch_size=14, hidden_act="gelu"), scale=0.02, dtype=torch.float16)
@@ -84,7 +84,7 @@ def main() -> None:
     attach, take_off = attach_and_take_off(STRENGTH)
     print(f"reference job after a job without one (all let go): attach {attach:.3f} s, take off {take_off:.3f} s")
 
-    generator, model = bench.bench_generator(pipe, "sd15", GeneratorEnvironment(
+    generator, model = bench_pipelines.bench_generator(pipe, "sd15", GeneratorEnvironment(
         args.device, work_dir / "data", work_dir / "cache", work_dir))
     request = GenerationRequest(model=str(model.path), prompt="a lighthouse at dusk", negative_prompt="blurry",
                                 width=size, height=size, steps=steps, cfg_scale=7.0, seed=11, scheduler="Euler",
@@ -98,7 +98,7 @@ def main() -> None:
         pipe.set_ip_adapter_scale(STRENGTH)
         try:
             pipe.scheduler = make_scheduler(request.scheduler, model.base_scheduler_config)
-            seconds, images, _peak = bench.timed(lambda: pipe(
+            seconds, images, _peak = bench_measures.timed(lambda: pipe(
                 prompt=request.prompt, negative_prompt=request.negative_prompt, num_inference_steps=steps,
                 guidance_scale=request.cfg_scale, width=size, height=size, output_type="pil",
                 ip_adapter_image=reference, generator=torch.Generator("cpu").manual_seed(request.seed)).images, device)
@@ -109,7 +109,7 @@ def main() -> None:
     def studio() -> tuple[float, list[Image.Image]]:
         """Studio's whole job, attaching the kept adapter included."""
         context = WorkerContext(Job(1, request), lambda _event: None)
-        seconds, images, _peak = bench.timed(
+        seconds, images, _peak = bench_measures.timed(
             lambda: [image for image, _recipe in generator.generate(request, context)], device)
         notes.extend(n for n in context.notes if n not in notes)
         return seconds, images
@@ -125,7 +125,7 @@ def main() -> None:
             times[name].append(seconds)
     plain_s, studio_s = (statistics.median(times[name]) for name in sides)
     state = fast_path.state_for(pipe.unet)
-    difference = bench.same_seed_difference(pictures["plain"], pictures["studio"])
+    difference = bench_measures.same_seed_difference(pictures["plain"], pictures["studio"])
     print(f"a whole reference job, {size}x{size}, {steps} steps, CFG, {runs} runs: plain diffusers {plain_s:.3f} s "
           f"(its adapter load not counted), Studio {studio_s:.3f} s, "
           f"{plain_s / studio_s:.2f}x; same-seed difference mean {difference['mean']:.2f}, max {difference['max']} "

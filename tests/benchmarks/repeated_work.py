@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT)]
 
-from studio.engine.bench import build_pipeline  # noqa: E402
+from studio.engine.bench_pipelines import build_pipeline  # noqa: E402
 from studio.engine.cpu_precision import lay_out_for_cpu  # noqa: E402
 from studio.engine.device import select_device  # noqa: E402
 from studio.engine.device_lookups import device_lookups_pinned  # noqa: E402

@@ -26,11 +26,11 @@ from real_window import real_window  # noqa: E402
 def build_model(folder: Path) -> Path:
     if (folder / "model_index.json").is_file():
         return folder
-    from studio.engine import bench
+    from studio.engine import bench_pipelines
     from studio.engine.device import select_device
 
     print(f"Building a full-size SD 1.5 with random weights into {folder}…", flush=True)
-    pipe = bench.build_pipeline("sd15", False, select_device("cpu"), folder.parent / "configs")
+    pipe = bench_pipelines.build_pipeline("sd15", False, select_device("cpu"), folder.parent / "configs")
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
 

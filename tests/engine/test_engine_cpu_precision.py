@@ -15,7 +15,7 @@ import studio.engine.diffusion as diffusion
 from studio.cli_bench import report
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest
-from studio.engine import bench, cpu_precision, model_keeping
+from studio.engine import bench, bench_pipelines, cpu_precision, model_keeping
 from studio.engine.cpu_precision import (
     ENV,
     cpu_computes_bfloat16,
@@ -179,10 +179,15 @@ def test_the_status_bar_names_the_precision_from_the_start(tmp_path, monkeypatch
 def test_a_cpu_bench_that_would_not_fit_in_memory_is_refused_before_anything_is_built(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV, "bfloat16")
     built: list[tuple[str, torch.dtype]] = []
-    real_build = bench.build_pipeline
-    monkeypatch.setattr(bench, "build_pipeline", lambda family, tiny, device, cache: built.append(
-        (device.kind, device.dtype)) or real_build(family, tiny, device, cache))
-    monkeypatch.setattr(bench, "available_ram", lambda: (3 * GIB, 8 * GIB))  # SD 1.5: 1.07 G numbers
+    real_build = bench_pipelines.build_pipeline
+
+    def build(family, tiny, device, cache):  # noqa: ANN001, ANN202
+        built.append((device.kind, device.dtype))
+        return real_build(family, tiny, device, cache)
+
+    for module in (bench, bench_pipelines):  # the bench's builds, and the memory check's on the meta device
+        monkeypatch.setattr(module, "build_pipeline", build)
+    monkeypatch.setattr(bench_pipelines, "available_ram", lambda: (3 * GIB, 8 * GIB))  # SD 1.5: 1.07 G numbers
     with pytest.raises(Exception, match=r"^Timing the full-size sd15 on the CPU needs about \d+\.\d GB of memory "
                                         r"\(plain diffusers' float32 copy and Studio's bfloat16 one\), and 3\.0 GB "
                                         r"is free\. Run it with --tiny, or with STUDIO_CPU_DTYPE=float32 "):
@@ -192,9 +197,9 @@ def test_a_cpu_bench_that_would_not_fit_in_memory_is_refused_before_anything_is_
     # SDXL (3.5 G numbers): float32 12.9 GB + bfloat16 6.5 GB + 1 GB fits in 21 GB only because Studio's copy
     # is converted before plain diffusers' exists (its float32 UNet, 10.3 GB, would be there too).
     for free, fits in ((21 * GIB, True), (20 * GIB, False)):
-        monkeypatch.setattr(bench, "available_ram", lambda free=free: (free, 24 * GIB))
+        monkeypatch.setattr(bench_pipelines, "available_ram", lambda free=free: (free, 24 * GIB))
         try:
-            bench.check_memory("sdxl", False, tmp_path, torch.float32, torch.bfloat16)
+            bench_pipelines.check_memory("sdxl", False, tmp_path, torch.float32, torch.bfloat16)
         except InvalidRequest:
             assert not fits
         else:

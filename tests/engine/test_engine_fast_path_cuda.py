@@ -21,7 +21,7 @@ from tiny_models import build_tiny_ip_adapter, build_tiny_sdxl
 from studio.core.environment import GeneratorEnvironment
 from studio.core.requests import GenerationRequest, LoraChoice
 from studio.engine import fast_path
-from studio.engine.bench import TOLERANCE
+from studio.engine.bench_measures import TOLERANCE
 from studio.engine.device import select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.loader import load_model

@@ -761,24 +761,6 @@ def test_a_changed_region_is_painted_into_the_shown_pixmap_without_copying_all_o
     np.testing.assert_array_equal(_shown(window.canvas), changed)
 
 
-@pytest.mark.parametrize(("latent", "output", "shown"), [(64, 512, 256), (128, 1024, 256), (96, 768, 192),
-                                                          (512, 1024, 512)])
-def test_previews_are_enlarged_to_about_256_px_and_scaled_over_the_results_area(qtbot, latent, output, shown):
-    """Latent-sized previews are enlarged before the view scales them (a tiny pixmap looks blocky); SDXL's
-    128 px ones only 2x, so each of up to 30 previews a second stays cheap on this thread. TAESD's come as
-    they are."""
-    from studio.core.document import Document
-    from studio.ui.canvas import CanvasView
-
-    canvas = CanvasView()
-    qtbot.addWidget(canvas)
-    canvas.set_document(Document())
-    canvas.show_preview(Image.new("RGB", (latent, latent), (40, 90, 200)), output, output)
-    item = canvas._preview_item
-    assert canvas.has_preview() and item.pixmap().width() == shown
-    assert item.mapRectToScene(item.boundingRect()).width() == pytest.approx(output)
-
-
 def test_a_picture_converted_ahead_is_shown_without_converting_it_again(qtbot, monkeypatch):  # noqa: ANN001
     """The window converts a result off its thread (canvas.prepare); taking it in then converts nothing here,
     for a whole new picture and for a changed region alike. Any other picture is converted as before."""
@@ -1019,7 +1001,7 @@ def test_compare_shows_the_changed_region_where_it_was_and_refuses_a_picture_of_
     window.document.set_image(changed, "Generated")
     compare = window.plugin_actions.compare
     compare.trigger()
-    item = window.canvas._preview_item
+    item = window.canvas.preview.item
     assert window.canvas.has_preview() and (item.pos().x(), item.pos().y()) == (20, 10)
     assert (item.pixmap().width(), item.pixmap().height()) == (40, 20)  # the region only, not the whole picture
     compare.trigger()

@@ -12,7 +12,7 @@ from PIL import Image
 
 from studio.core.document import Document
 from studio.ui import canvas as canvas_module
-from studio.ui import canvas_picture
+from studio.ui import canvas_picture, canvas_preview
 from studio.ui.canvas import CanvasView
 from studio.ui.canvas_pixmaps import CONVERT_AT_ONCE, KeptPixmaps
 from studio.ui.qt_images import pil_to_pixmap_ready_qimage, qimage_to_pil
@@ -36,7 +36,8 @@ def canvas(qtbot, qt_loop, monkeypatch):  # noqa: ANN001, ANN201
     qtbot.addWidget(view)
     view.set_document(Document())
     view.converted = []
-    for module in (canvas_module, canvas_picture):  # the canvas's conversions, and its picture item's
+    # the canvas's conversions, its picture item's and its preview's
+    for module in (canvas_module, canvas_picture, canvas_preview):
         for name in ("pil_to_qpixmap", "pil_to_pixmap_ready_qimage", "pil_to_qimage"):
             real = getattr(module, name, None)
             if real is None:

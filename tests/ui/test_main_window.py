@@ -286,11 +286,11 @@ def test_results_are_converted_for_display_off_the_window_thread(qtbot, window, 
 
     from studio.core import comparison
     from studio.ui import canvas as canvas_module
-    from studio.ui import canvas_picture
+    from studio.ui import canvas_picture, canvas_preview
 
     threads: list[str] = []
     compared: list[str] = []
-    convert, real_pixmap = canvas_module.pil_to_pixmap_ready_qimage, canvas_module.pil_to_qpixmap
+    convert, real_pixmap = canvas_module.pil_to_pixmap_ready_qimage, canvas_preview.pil_to_qpixmap
     compare = comparison.changed_box
 
     def converting(image):  # noqa: ANN001, ANN202
@@ -307,7 +307,7 @@ def test_results_are_converted_for_display_off_the_window_thread(qtbot, window, 
         return compare(a, b)
 
     monkeypatch.setattr(canvas_module, "pil_to_pixmap_ready_qimage", converting)
-    for module in (canvas_module, canvas_picture):
+    for module in (canvas_preview, canvas_picture):
         monkeypatch.setattr(module, "pil_to_qpixmap", on_this_thread)
     monkeypatch.setattr(comparison, "changed_box", comparing)
     window.prompt_panel.batch_spin.setValue(2)

@@ -31,12 +31,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 def build(folder: Path, family: str, device: str) -> bool:
     """Save the family's architecture with random weights into folder; True when it is the tiny layout."""
-    from studio.engine import bench
+    from studio.engine import bench_pipelines
     from studio.engine.device import select_device
 
     chosen = select_device(device)
     tiny = chosen.kind == "cpu"
-    pipe = bench.build_pipeline(family, tiny, chosen, folder.parent / "configs")
+    pipe = bench_pipelines.build_pipeline(family, tiny, chosen, folder.parent / "configs")
     pipe.save_pretrained(folder, safe_serialization=True)
     return tiny
 

@@ -33,7 +33,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import torch  # noqa: E402
 
-from studio.engine import bench  # noqa: E402
+from studio.engine import bench_pipelines  # noqa: E402
 from studio.engine.device import dtype_name, select_device  # noqa: E402
 from studio.engine.fast_layout import UNetLayout  # noqa: E402
 from studio.engine.unet_graph import GraphCache, GraphedUNet, capture_cuda_graph  # noqa: E402
@@ -174,7 +174,7 @@ def kernel_profile(pipe: Any, latent: int, cuda: bool, say: Callable[[str], None
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--family", nargs="+", default=["sd15", "sdxl"], choices=list(bench.FAMILIES))
+    parser.add_argument("--family", nargs="+", default=["sd15", "sdxl"], choices=list(bench_pipelines.FAMILIES))
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
@@ -190,9 +190,9 @@ def main() -> None:
     results: dict[str, Any] = {"device": device.description, "torch": torch.__version__, "tiny": tiny}
     with tempfile.TemporaryDirectory() as cache:
         for family in args.family:
-            size = 64 if tiny else bench.FAMILIES[family][1]
+            size = 64 if tiny else bench_pipelines.FAMILIES[family][1]
             say(f"== {family} at {size}x{size} (UNet batch 2, {dtype_name(device.dtype)})")
-            pipe = bench.build_pipeline(family, tiny, device, Path(cache))
+            pipe = bench_pipelines.build_pipeline(family, tiny, device, Path(cache))
             latent = size // 8
             results[family] = {"size": size}
             for part, measure in (("unet", unet_variants), ("vae", vae_variants), ("profile", kernel_profile)):

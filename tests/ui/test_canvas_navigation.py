@@ -1,4 +1,4 @@
-"""The canvas's view (zoom and fit) while a job's preview is shown and after it goes."""
+"""The canvas's navigation (zoom and fit) while a job's preview is shown and after it goes."""
 
 from __future__ import annotations
 

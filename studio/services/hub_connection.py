@@ -1,0 +1,101 @@
+"""Talking to the Hugging Face hub: which address, the model_index.json listing, and its failures as sentences."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+import httpx2
+from huggingface_hub import hf_hub_url
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    GatedRepoError,
+    HfHubHTTPError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+from studio.core.errors import InvalidRequest, JobCancelledError, ModelError, StudioError
+from studio.services.hub_files import MODEL_INDEX
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+TIMEOUT = 20.0
+LIBRARY = "studio"
+
+
+def hub_endpoint(endpoint: str | None = None) -> str:
+    """The argument, else ``HF_ENDPOINT``, else huggingface.co; InvalidRequest where it is not an http(s) URL (it was
+    tried as one, and "notaurl" was said to be a hub Studio could not reach, as if offline)."""
+    given = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).strip()
+    try:
+        parts = urlsplit(given)
+        web = parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # an unclosed [IPv6 address, a port that is no number
+        web = False
+    if not web:
+        where = "" if endpoint else " (from HF_ENDPOINT)"
+        raise InvalidRequest(f"The hub address {given!r}{where} is not a web address: give one that starts with "
+                             f"http:// or https:// and names a host, such as {DEFAULT_ENDPOINT}.")
+    return given.rstrip("/")
+
+
+def model_index_components(repo_id: str, sha: str, endpoint: str, token: str | None) -> set[str]:
+    """The folders a diffusers ``model_index.json`` names: what the pipeline loads."""
+    url = hf_hub_url(repo_id, MODEL_INDEX, revision=sha, endpoint=endpoint)
+    response = get_session().get(url, headers=build_hf_headers(token=token, library_name=LIBRARY), timeout=TIMEOUT)
+    hf_raise_for_status(response)
+    try:
+        index = response.json()
+    except ValueError:
+        index = None
+    if not isinstance(index, dict):
+        raise ModelError(f"The model_index.json of {repo_id} is not valid JSON, so Studio cannot tell its parts.")
+    return {key for key, value in index.items()
+            if not key.startswith("_") and isinstance(value, list) and value and value[0] is not None}
+
+
+@contextmanager
+def hub_errors(repo_id: str, endpoint: str, path: str | None = None) -> Iterator[None]:
+    """huggingface_hub and HTTP failures as one sentence each; a cut partial file stays for the next call."""
+    what = f"{repo_id}/{path}" if path else repo_id
+    no_repo = f"The hub has no model repository {repo_id} (or it is private or gated; log in with a token)."
+    try:
+        yield
+    except (StudioError, JobCancelledError):
+        raise
+    except OfflineModeIsEnabled as exc:
+        raise ModelError(f"Hub downloads are switched off (HF_HUB_OFFLINE is set), so Studio cannot fetch {repo_id}; "
+                         "unset it, or import a file you have with `studio models import PATH`.") from exc
+    except GatedRepoError as exc:
+        raise ModelError(f"{repo_id} is gated on the hub; accept its terms on its page, then log in with a token "
+                         "that has access.") from exc
+    except RevisionNotFoundError as exc:
+        raise ModelError(f"The hub repository {repo_id} has no such revision.") from exc
+    except RepositoryNotFoundError as exc:
+        raise ModelError(no_repo) from exc
+    except EntryNotFoundError as exc:
+        raise ModelError(f"The hub no longer has {what}; plan the download again.") from exc
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else 0
+        # A mirror or proxy answers without the hub's error code: say what was asked for and what it answered.
+        if status == 404:
+            raise ModelError(no_repo if path is None else
+                             f"The model hub at {endpoint} has no {what} (HTTP 404); check the mirror, or plan the "
+                             "download again.") from exc
+        if status in (401, 403):
+            raise ModelError(f"The model hub at {endpoint} refused access to {what} (HTTP {status}); it may be "
+                             "private or gated: log in with a token that has access.") from exc
+        raise ModelError(f"The model hub at {endpoint} answered HTTP {status} for {what}; try again later.") from exc
+    except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.UnsupportedProtocol) as exc:
+        raise ModelError(f"Could not reach the model hub at {endpoint}; Studio may be offline. Import a file you "
+                         "already have with `studio models import PATH`.") from exc
+    except (httpx2.HTTPError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise ModelError(f"Could not write {what} into the models folder: {exc.strerror}.") from exc
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(".")
+        raise ModelError(f"The connection to the model hub broke while fetching {what} ({reason}); run the "
+                         "download again to resume where it stopped.") from exc
