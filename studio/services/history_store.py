@@ -35,7 +35,8 @@ from studio.services.history_errors import (
 from studio.services.history_file_uses import controls_referenced, kept_controls, referenced
 from studio.services.history_file_watch import DatabaseFileWatch
 from studio.services.history_index_repair import INDEX_REBUILT, rebuild_damaged_index, repairs_index
-from studio.services.history_pending import PendingEntries, PendingJournal, entries_phrase, journal_folder
+from studio.services.history_journal import PendingJournal, insert_unmarked, journal_folder
+from studio.services.history_pending import PendingEntries, entries_phrase
 from studio.services.history_query import (
     NEWEST_FIRST,
     HistoryQuery,
@@ -57,10 +58,6 @@ _ID_CHUNK = 500  # ids per "IN (...)" query, well under every SQLite's variable 
 SQLITE_MAX_INT = 2**63 - 1
 _BULK_ROWS = 1000  # add_many batches from this size index their text in one statement
 _FTS_INSERT_TRIGGER = "entries_fts_insert"
-# meta rows marking journaled entries already written (history_pending), so they are never added twice; pruned a
-# month later, when no journal file can still name them.
-_JOURNAL_MARK = "journaled:"
-_JOURNAL_MARK_DAYS = 30
 
 
 def default_history_path() -> Path:
@@ -245,20 +242,8 @@ class HistoryStore:
     def _add_kept(self, entries: Sequence[HistoryEntry], keys: Sequence[str | None]) -> int:
         """Store kept entries in one transaction, each journaled one with its mark; one marked already (added before
         its journal file was removed) is skipped. How many were added."""
-        marks = [None if key is None else _JOURNAL_MARK + key for key in keys]
         with self._write() as conn:
-            named = [mark for mark in marks if mark is not None]
-            done = {row[0] for start in range(0, len(named), _ID_CHUNK) for row in conn.execute(
-                f"SELECT key FROM meta WHERE key IN ({', '.join('?' for _ in named[start:start + _ID_CHUNK])})",
-                named[start:start + _ID_CHUNK])}
-            now = time.time()
-            conn.execute("DELETE FROM meta WHERE key >= ? AND key < ? AND value < ?",
-                         (_JOURNAL_MARK, _JOURNAL_MARK + "\uffff", now - _JOURNAL_MARK_DAYS * 86400))
-            conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                             [(mark, now) for mark in named if mark not in done])
-            rows = [row_values(entry, now) for entry, mark in zip(entries, marks, strict=True) if mark not in done]
-            conn.executemany(INSERT_SQL, rows)
-            return len(rows)
+            return insert_unmarked(conn, entries, keys)
 
     def pending_count(self) -> int:
         return self._pending.count()
