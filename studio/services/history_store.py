@@ -196,23 +196,24 @@ class HistoryStore:
     def close(self, wait_for_pending: float | None = None, on_wait: Callable[[str], None] | None = None) -> str | None:
         """Close this thread's connection; no thread may use the store afterwards. Entries still kept while the
         database was locked are written first, waiting up to ``wait_for_pending`` seconds (default: busy_timeout)
-        for the lock, with ``on_wait`` told why; a sentence saying what was lost when they could not be, else None.
+        for the lock, with ``on_wait`` told why; a sentence saying they were added, or what was lost when they could
+        not be, else None (none were kept).
 
         Connections of other threads close when those threads end (sqlite3 objects stay on their thread).
         """
-        lost = None
+        said = None
         if self.pending_count() and not self._closed:
             if on_wait is not None:
                 on_wait(f"Waiting for the history database {self.path}, locked by another program…")
             try:
                 self._conn().execute(f"PRAGMA busy_timeout = {int((wait_for_pending or self.busy_timeout) * 1000):d}")
-                self.add_pending()
+                said = self.add_pending()
             except HistoryError as exc:
-                lost = self._pending.lost_sentence(exc)
-                log.error("%s", lost)
+                said = self._pending.lost_sentence(exc)
+                log.error("%s", said)
         self._closed = True
         self._drop_connection()
-        return lost
+        return said
 
     # -- entries kept while the database is locked -----------------------------------------
     def keep_for_later(self, entry: HistoryEntry) -> None:

@@ -39,7 +39,8 @@ def test_closing_waits_for_the_lock_to_write_kept_entries_or_says_what_was_lost(
     store.keep_for_later(entry("kept"))
     said: list[str] = []
     threading.Timer(0.3, locker.release).start()  # the other program ends while the CLI waits
-    assert store.close(wait_for_pending=10.0, on_wait=said.append) is None
+    assert store.close(wait_for_pending=10.0, on_wait=said.append) == (
+        "The history database is free again: 1 entry kept while it was locked was added to the history.")
     assert said == [f"Waiting for the history database {store.path}, locked by another program…"]
     assert prompts_on_disk(store.path) == ["before", "kept"]
 
