@@ -126,7 +126,7 @@ def generate_reads(args: argparse.Namespace, steps: Sequence[PostStep], registry
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from studio.cli_history import try_open_history
+    from studio.cli_history import close_history, try_open_history
 
     settings = load_settings()
     plugins = open_host(safe_mode=args.safe_mode)
@@ -160,8 +160,8 @@ def run_generate(args: argparse.Namespace) -> int:
                            output_store=OutputStore(settings.outputs_dir), history=history, plugins=plugins,
                            overwrite=args.overwrite)
     finally:
-        if history is not None and (lost := history.close(wait_for_pending=30.0, on_wait=say_note)):
-            say_note(lost)  # a command can wait for another program's lock longer than the window's engine
+        if history is not None:
+            close_history(history)
 
 
 def say_unless_the_job_will(notes: Iterable[str], request: GenerationRequest) -> None:

@@ -131,6 +131,14 @@ def try_open_history() -> HistoryStore | None:
         return None
 
 
+def close_history(store: HistoryStore) -> None:
+    """Close the store a command recorded its job in. Entries kept while another program held the database's lock
+    are added first: a command waits for the lock longer than the window's engine (saying why), then says whether
+    they were added (journaled ones of an earlier Studio among them) or why not."""
+    if said := store.close(wait_for_pending=30.0, on_wait=say_note):
+        say_note(said)
+
+
 def _entry_or_refuse(store: HistoryStore, entry_id: int) -> HistoryEntry:
     entry = store.get(entry_id)
     if entry is None:
@@ -261,7 +269,7 @@ def _rerun(args: argparse.Namespace) -> int:
             return run_job(prepared.request, env, [args.output], output_store=OutputStore(settings.outputs_dir),
                            history=None if store.read_only else store, plugins=plugins, overwrite=args.overwrite)
     finally:
-        store.close()
+        close_history(store)
 
 
 def _pictures_read(entry: HistoryEntry, request: GenerationRequest, registry: Registry) -> list[tuple[str, Path]]:

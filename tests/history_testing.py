@@ -19,3 +19,15 @@ def prompts_on_disk(path: Path) -> list[str]:
         return [row[0] for row in conn.execute("SELECT prompt FROM entries ORDER BY id")]
     finally:
         conn.close()
+
+
+class Locker:
+    """Another program's write lock on the database, held until released."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        self.conn.execute("ROLLBACK")
+        self.conn.close()

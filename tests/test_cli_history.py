@@ -425,3 +425,42 @@ def test_a_plugin_job_s_entry_shows_only_what_its_generator_took_and_names_it(st
     assert main(["history", "search", "fox"]) == 0
     row = capsys.readouterr().out.splitlines()[1]
     assert row.split()[3:5] == ["procedural", "9"], row
+
+
+def test_generate_says_the_entries_it_added_once_another_program_let_go_of_the_history(studio_home, tiny_model_dir,
+                                                                                      tmp_path, monkeypatch, capsys):
+    # Entries kept while the history was locked (one left in the journal by a Studio killed meanwhile, one of this
+    # job) and added when the command closed the history were added silently: only the log said so.
+    import studio.cli_history as cli_history
+    from history_testing import Locker, entry, prompts_on_disk
+
+    from studio.core.paths import studio_paths
+    from studio.services import history_store
+
+    class QuickHistoryStore(history_store.HistoryStore):  # another program's lock is waited for briefly
+        def __init__(self, path: Path, *, busy_timeout: float = 0.2, read_only: bool = False) -> None:
+            super().__init__(path, busy_timeout=busy_timeout, read_only=read_only)
+
+    monkeypatch.setattr(history_store, "HistoryStore", QuickHistoryStore)
+    path = studio_paths().data_dir / "history.db"
+    killed = QuickHistoryStore(path)
+    locker = Locker(path)
+    killed.keep_for_later(entry("kept by a killed Studio"))
+    del killed
+    said_before = cli_history.say_note
+
+    def other_program_ends_while_studio_waits(text: str) -> None:
+        said_before(text)
+        if text.startswith("Waiting for the history database"):
+            locker.release()
+
+    monkeypatch.setattr(cli_history, "say_note", other_program_ends_while_studio_waits)
+    result = studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--prompt", "a fox", "--steps", "1",
+                         "--size", "64x64", "-o", str(tmp_path / "fox.png"))
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert notes[-2:] == [f"note: Waiting for the history database {path}, locked by another program…",
+                          "note: The history database is free again: 2 entries kept while it was locked were added "
+                          "to the history."]
+    assert sum("were added to the history" in note for note in notes) == 1  # said once
+    assert prompts_on_disk(path) == ["kept by a killed Studio", "a fox"]

@@ -118,6 +118,10 @@ class Document:
     def history_labels(self) -> list[str]:
         return [s.label for s in self._steps]
 
+    def history_descriptions(self) -> list[str]:
+        """Each step named as Undo and Redo name it (``document_steps.describe``), oldest first."""
+        return [describe(s) for s in self._steps]
+
     def undo_description(self) -> str:
         """The step Undo takes back, named (``document_steps.describe``); "" when there is none."""
         return describe(self._steps[self._position - 1]) if self._position else ""

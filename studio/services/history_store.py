@@ -35,7 +35,8 @@ from studio.services.history_errors import (
 from studio.services.history_file_uses import controls_referenced, kept_controls, referenced
 from studio.services.history_file_watch import DatabaseFileWatch
 from studio.services.history_index_repair import INDEX_REBUILT, rebuild_damaged_index, repairs_index
-from studio.services.history_pending import PendingEntries, PendingJournal, entries_phrase, journal_folder
+from studio.services.history_journal import PendingJournal, insert_unmarked, journal_folder
+from studio.services.history_pending import PendingEntries, entries_phrase
 from studio.services.history_query import (
     NEWEST_FIRST,
     HistoryQuery,
@@ -57,10 +58,6 @@ _ID_CHUNK = 500  # ids per "IN (...)" query, well under every SQLite's variable 
 SQLITE_MAX_INT = 2**63 - 1
 _BULK_ROWS = 1000  # add_many batches from this size index their text in one statement
 _FTS_INSERT_TRIGGER = "entries_fts_insert"
-# meta rows marking journaled entries already written (history_pending), so they are never added twice; pruned a
-# month later, when no journal file can still name them.
-_JOURNAL_MARK = "journaled:"
-_JOURNAL_MARK_DAYS = 30
 
 
 def default_history_path() -> Path:
@@ -199,23 +196,24 @@ class HistoryStore:
     def close(self, wait_for_pending: float | None = None, on_wait: Callable[[str], None] | None = None) -> str | None:
         """Close this thread's connection; no thread may use the store afterwards. Entries still kept while the
         database was locked are written first, waiting up to ``wait_for_pending`` seconds (default: busy_timeout)
-        for the lock, with ``on_wait`` told why; a sentence saying what was lost when they could not be, else None.
+        for the lock, with ``on_wait`` told why; a sentence saying they were added, or what was lost when they could
+        not be, else None (none were kept).
 
         Connections of other threads close when those threads end (sqlite3 objects stay on their thread).
         """
-        lost = None
+        said = None
         if self.pending_count() and not self._closed:
             if on_wait is not None:
                 on_wait(f"Waiting for the history database {self.path}, locked by another program…")
             try:
                 self._conn().execute(f"PRAGMA busy_timeout = {int((wait_for_pending or self.busy_timeout) * 1000):d}")
-                self.add_pending()
+                said = self.add_pending()
             except HistoryError as exc:
-                lost = self._pending.lost_sentence(exc)
-                log.error("%s", lost)
+                said = self._pending.lost_sentence(exc)
+                log.error("%s", said)
         self._closed = True
         self._drop_connection()
-        return lost
+        return said
 
     # -- entries kept while the database is locked -----------------------------------------
     def keep_for_later(self, entry: HistoryEntry) -> None:
@@ -245,20 +243,8 @@ class HistoryStore:
     def _add_kept(self, entries: Sequence[HistoryEntry], keys: Sequence[str | None]) -> int:
         """Store kept entries in one transaction, each journaled one with its mark; one marked already (added before
         its journal file was removed) is skipped. How many were added."""
-        marks = [None if key is None else _JOURNAL_MARK + key for key in keys]
         with self._write() as conn:
-            named = [mark for mark in marks if mark is not None]
-            done = {row[0] for start in range(0, len(named), _ID_CHUNK) for row in conn.execute(
-                f"SELECT key FROM meta WHERE key IN ({', '.join('?' for _ in named[start:start + _ID_CHUNK])})",
-                named[start:start + _ID_CHUNK])}
-            now = time.time()
-            conn.execute("DELETE FROM meta WHERE key >= ? AND key < ? AND value < ?",
-                         (_JOURNAL_MARK, _JOURNAL_MARK + "\uffff", now - _JOURNAL_MARK_DAYS * 86400))
-            conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                             [(mark, now) for mark in named if mark not in done])
-            rows = [row_values(entry, now) for entry, mark in zip(entries, marks, strict=True) if mark not in done]
-            conn.executemany(INSERT_SQL, rows)
-            return len(rows)
+            return insert_unmarked(conn, entries, keys)
 
     def pending_count(self) -> int:
         return self._pending.count()

@@ -3,7 +3,7 @@ state."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QListWidget, QWidget
 
@@ -20,6 +20,10 @@ class HistoryPanel(QListWidget):
         # A letter here is a tool's shortcut (focus_keys), never a search: a search moved the current row, and so
         # undid steps the person never meant to undo.
         self.setProperty("lettersAreShortcuts", True)
+        # A generated step's row is long ("Inpainted 'a red fox in the snow at…' (seed 1389060011)"): cut in the
+        # middle to the panel's width, its seed kept in sight, and whole in its tooltip.
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self._document: Document | None = None  # the one last shown
         # A click or the arrow keys: the row that becomes current is the state to go to.
         self.currentRowChanged.connect(self._row_chosen)
@@ -39,12 +43,15 @@ class HistoryPanel(QListWidget):
 
     def refresh(self, document: Document) -> None:
         self._document = document
-        labels = ["Start", *document.history_labels()]
+        # Named as Undo and Redo name them: a generated step by its prompt's start and seed, not "Generated".
+        labels = ["Start", *document.history_descriptions()]
         position = document.history_position
         self.blockSignals(True)
         if self.count() != len(labels) or any(self.item(i).text() != t for i, t in enumerate(labels)):
             self.clear()
             self.addItems(labels)
+            for index, label in enumerate(labels):
+                self.item(index).setToolTip(label)
         for index in range(self.count()):
             # Undone steps stay listed, dimmed, until a new change replaces them.
             self.item(index).setForeground(QColor(TEXT if index <= position else TEXT_DISABLED))
