@@ -130,13 +130,14 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
     )
 
 
-def own_weights(pipe: Any) -> int:  # noqa: ANN401 - a diffusers pipeline
-    """Copy into the process's own memory, one at a time, the CPU weights that are still pages of the model's
-    files (safetensors maps them): a file cut short in place while a job runs would otherwise kill Studio with
-    SIGBUS at the next read of those pages. Tensors converted while loading (another precision) own their memory
-    already and are left as they are. Returns the bytes copied."""
+def own_weights(weights: Any) -> int:  # noqa: ANN401 - a diffusers pipeline or a torch module
+    """Copy into the process's own memory, one at a time, the CPU weights of a pipeline or of one module (an
+    add-on model) that are still pages of the model's files (safetensors maps them): a file cut short in place
+    while a job runs would otherwise kill Studio with SIGBUS at the next read of those pages. Tensors converted
+    while loading (another precision) own their memory already, and weights on a GPU hold no pages: both are left
+    as they are. Returns the bytes copied."""
     copied = 0
-    for tensor in list(borrowed_weights(pipe)):
+    for tensor in list(borrowed_weights(weights)):
         tensor.data = tensor.data.clone()
         copied += tensor.nbytes
     return copied
