@@ -13,6 +13,7 @@ from typing import Any
 from studio.core.errors import ModelError, and_list, first_line
 from studio.core.hashing import in_background, model_hash
 from studio.core.models import INCOMPLETE, MODEL_INDEX, check_model_folder, checkpoint_kind
+from studio.core.pipeline_classes import missing_class_sentence
 from studio.engine.device import DeviceInfo
 from studio.engine.libraries import quiet_imports
 from studio.engine.model_keeping import ModelStamp, borrowed_weights, model_files_key
@@ -189,9 +190,7 @@ def _mismatch(path: Path, index: dict, error: str) -> str:
     if found := _NO_CLASS.search(error):
         library, name = found.groups()
         component = next((c for c, e in index.items() if isinstance(e, list) and e[1:2] == [name]), "")
-        part = f" for its {component}" if component else ""
-        return (f"The model {path.name} names the class {name}{part} in {MODEL_INDEX}, which {library} does not "
-                "have; the folder may mix files of two models.")
+        return missing_class_sentence(path, name, component, library)
     if found := _MISSING_PARTS.search(error):
         expected, passed = (set(re.findall(r"'(\w+)'", text)) for text in found.groups())
         missing = sorted(expected - passed - OPTIONAL_PARTS)
