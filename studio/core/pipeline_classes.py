@@ -34,20 +34,21 @@ def missing_class_problem(folder: Path) -> str:
         return ""
     pipeline = index.get("_class_name")
     if isinstance(pipeline, str) and _lacks(pipeline):
-        return _sentence(folder, pipeline, "")
+        return missing_class_sentence(folder, pipeline, "")
     for component, entry in index.items():
         if component.startswith("_") or component in SKIPPED_COMPONENTS or not isinstance(entry, list) \
                 or len(entry) != 2 or entry[0] != "diffusers" or not isinstance(entry[1], str):
             continue
         if _lacks(entry[1]):
-            return _sentence(folder, entry[1], component)
+            return missing_class_sentence(folder, entry[1], component)
     return ""
 
 
-def _sentence(folder: Path, name: str, component: str) -> str:
-    # The loader's words for the same folder (engine.loader._mismatch), so listing and loading say it alike.
+def missing_class_sentence(folder: Path, name: str, component: str, library: str = "diffusers") -> str:
+    """The sentence for a folder whose model_index.json names the class ``name`` (for its ``component``; "": the
+    pipeline's own) that ``library`` lacks: listing the folder and loading it (engine.loader) say it alike."""
     part = f" for its {component}" if component else ""
-    return (f"The model {folder.name} names the class {name}{part} in {MODEL_INDEX}, which diffusers does not have; "
+    return (f"The model {folder.name} names the class {name}{part} in {MODEL_INDEX}, which {library} does not have; "
             "the folder may mix files of two models.")
 
 

@@ -173,6 +173,14 @@ def _config_folder(source: ControlSource, models_dir: Path | None) -> Path:
     return own if own is not None and (own / CONFIG).is_file() else resources_dir() / "model-configs" / key
 
 
+def _own_weights(net: Any) -> None:  # noqa: ANN401 - a ControlNetModel or MultiControlNetModel
+    """Its weights on the CPU in the process's own memory, not pages of its files (safetensors maps them): a file
+    cut short in place while a job runs would be SIGBUS at the next read."""
+    from studio.engine.loader import own_weights
+
+    own_weights(net)
+
+
 def control_pictures(guides: Sequence[ControlGuide], size: tuple[int, int],
                      area: tuple[tuple[int, int], tuple[int, int, int, int]] | None = None,
                      annotate: Annotate | None = None) -> list[Image.Image]:
@@ -225,7 +233,7 @@ class ControlNets:
         guides for the recipe (the models' hashes are read meanwhile)."""
         guides = request.controls
         check_depth_model(models_dir, guides)  # before a ControlNet is read: the window and CLI have said so already
-        nets = self._get(sources, device.dtype, models_dir, status)
+        nets = self._get(sources, device, models_dir, status)
         run.pipe = self._pipeline(run.pipe, nets)
         # The size the pipeline works at: an inpainting crop's, else the request's (img2img resizes to it).
         size = (run.kwargs.get("width", request.width), run.kwargs.get("height", request.height))
@@ -242,9 +250,10 @@ class ControlNets:
         run.later["controls"] = lambda: tuple(replace(guide, model=source.name).to_record(digest.result())
                                               for guide, source, digest in zip(guides, sources, hashes, strict=True))
 
-    def _get(self, sources: Sequence[ControlSource], dtype: Any, models_dir: Path | None,  # noqa: ANN401
+    def _get(self, sources: Sequence[ControlSource], device: DeviceInfo, models_dir: Path | None,
              status: Callable[[str], None]) -> list[Any]:
         # A ControlNet is loaded again when its files change (size, modification time) or the job's precision does.
+        dtype = device.dtype
         files = [sorted(p for p in s.path.iterdir() if p.is_file()) if s.path.is_dir() else [s.path] for s in sources]
         keys = [(str(s.path.resolve()), files_key(f), str(dtype)) for s, f in zip(sources, files, strict=True)]
         if set(self._nets) - set(keys):  # the ones this job does not use go before others are read
@@ -254,7 +263,10 @@ class ControlNets:
         for source, key in loading:
             if key not in self._nets:  # not when one ControlNet guides twice
                 status(f"Loading the ControlNet {source.name}…")
-                self._nets[key] = (source, _load(source, dtype, models_dir))
+                net = _load(source, dtype, models_dir)
+                if device.kind == "cpu":  # elsewhere the memory plan copies it to the device (``place``)
+                    _own_weights(net)
+                self._nets[key] = (source, net)
         if loading:
             status("")
         return [self._nets[key][1] for key in keys]
@@ -294,6 +306,7 @@ def place(pipe: Any, offloaded: bool, device: DeviceInfo) -> None:  # noqa: ANN4
     if offloaded:
         if getattr(net, "_hf_hook", None) is None:
             pipe.enable_model_cpu_offload(device=device.torch_device)  # the same chain, with the ControlNet beside
+            _own_weights(net)  # kept on the CPU between its runs: not as pages of its files
         return
     if hasattr(net, "_hf_hook"):
         from accelerate.hooks import remove_hook_from_module

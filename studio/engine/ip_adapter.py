@@ -157,6 +157,7 @@ def _load(pipe: Any, files: AdapterFiles, keys: tuple[tuple[Hashable, ...], ...]
                              image_encoder_folder=files.encoder_folder, local_files_only=True)
         pipe.set_ip_adapter_scale(1.0)  # the strength goes into the weights (see the module's note)
         processors = dict(pipe.unet.attn_processors)
+        _own_weights(pipe.image_encoder, pipe.unet.encoder_hid_proj, *processors.values())
         values = [layer.weight for p in processors.values() for layer in getattr(p, "to_v_ip", ())]
         with torch.no_grad():
             unit_values = [value.detach().to("cpu", copy=True) for value in values]
@@ -167,6 +168,16 @@ def _load(pipe: Any, files: AdapterFiles, keys: tuple[tuple[Hashable, ...], ...]
                          f"{first_line(exc)}.") from None
     return _Adapter(keys[0], keys[1], pipe.image_encoder, getattr(pipe, "feature_extractor", None),
                     pipe.unet.encoder_hid_proj, processors, values, unit_values)
+
+
+def _own_weights(*parts: Any) -> None:  # noqa: ANN401 - the encoder, the projection, the processors
+    """What stays on the CPU (a CPU job's, an offloaded one's) in the process's own memory, not pages of the
+    adapter's files: a file cut short in place while a job runs would be SIGBUS at the next read."""
+    from studio.engine.loader import own_weights
+
+    for part in parts:
+        if hasattr(part, "parameters"):
+            own_weights(part)
 
 
 def _attach(pipe: Any, adapter: _Adapter) -> _Adapter:  # noqa: ANN401

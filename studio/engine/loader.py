@@ -13,6 +13,7 @@ from typing import Any
 from studio.core.errors import ModelError, and_list, first_line
 from studio.core.hashing import in_background, model_hash
 from studio.core.models import INCOMPLETE, MODEL_INDEX, check_model_folder, checkpoint_kind
+from studio.core.pipeline_classes import missing_class_sentence
 from studio.engine.device import DeviceInfo
 from studio.engine.libraries import quiet_imports
 from studio.engine.model_keeping import ModelStamp, borrowed_weights, model_files_key
@@ -130,13 +131,14 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
     )
 
 
-def own_weights(pipe: Any) -> int:  # noqa: ANN401 - a diffusers pipeline
-    """Copy into the process's own memory, one at a time, the CPU weights that are still pages of the model's
-    files (safetensors maps them): a file cut short in place while a job runs would otherwise kill Studio with
-    SIGBUS at the next read of those pages. Tensors converted while loading (another precision) own their memory
-    already and are left as they are. Returns the bytes copied."""
+def own_weights(weights: Any) -> int:  # noqa: ANN401 - a diffusers pipeline or a torch module
+    """Copy into the process's own memory, one at a time, the CPU weights of a pipeline or of one module (an
+    add-on model) that are still pages of the model's files (safetensors maps them): a file cut short in place
+    while a job runs would otherwise kill Studio with SIGBUS at the next read of those pages. Tensors converted
+    while loading (another precision) own their memory already, and weights on a GPU hold no pages: both are left
+    as they are. Returns the bytes copied."""
     copied = 0
-    for tensor in list(borrowed_weights(pipe)):
+    for tensor in list(borrowed_weights(weights)):
         tensor.data = tensor.data.clone()
         copied += tensor.nbytes
     return copied
@@ -188,9 +190,7 @@ def _mismatch(path: Path, index: dict, error: str) -> str:
     if found := _NO_CLASS.search(error):
         library, name = found.groups()
         component = next((c for c, e in index.items() if isinstance(e, list) and e[1:2] == [name]), "")
-        part = f" for its {component}" if component else ""
-        return (f"The model {path.name} names the class {name}{part} in {MODEL_INDEX}, which {library} does not "
-                "have; the folder may mix files of two models.")
+        return missing_class_sentence(path, name, component, library)
     if found := _MISSING_PARTS.search(error):
         expected, passed = (set(re.findall(r"'(\w+)'", text)) for text in found.groups())
         missing = sorted(expected - passed - OPTIONAL_PARTS)

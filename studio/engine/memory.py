@@ -195,6 +195,11 @@ def apply_plan(pipe: Any, plan: MemoryPlan, device: DeviceInfo, offloaded: bool,
         vae.enable_tiling() if TILING in plan.measures else vae.disable_tiling()
     if plan.offload and not offloaded and hasattr(pipe, "enable_model_cpu_offload"):
         pipe.enable_model_cpu_offload(device=device.torch_device)
+        # The weights now live on the CPU between their runs: copied once out of the model's file pages, or a file
+        # cut short in place would be SIGBUS at the next move to the GPU. (loader imports this module: here.)
+        from studio.engine.loader import own_weights
+
+        own_weights(pipe)
         return True, slicing
     if not plan.offload and offloaded:
         pipe.remove_all_hooks()

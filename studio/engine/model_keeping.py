@@ -82,12 +82,14 @@ def model_files_key(path: Path) -> ModelStamp:
         return ()
 
 
-def borrowed_weights(pipe: Any) -> Iterator[Any]:  # noqa: ANN401 - a diffusers pipeline; yields tensors
-    """The pipeline's CPU weights in memory torch did not allocate: pages of the model's files (safetensors maps
-    them) where the loader left them so (it copies them on the CPU; offloaded weights of a GPU job stay so)."""
+def borrowed_weights(weights: Any) -> Iterator[Any]:  # noqa: ANN401 - a diffusers pipeline or a torch module
+    """The CPU weights of a pipeline (each of its components) or of one torch module (an add-on: a ControlNet, a
+    VAE, an image encoder) in memory torch did not allocate: pages of the model's files (safetensors maps them)
+    where nothing copied them (``loader.own_weights`` does, for what stays on the CPU)."""
     import torch
 
-    for module in pipe.components.values():
+    modules = weights.components.values() if hasattr(weights, "components") else [weights]
+    for module in modules:
         if isinstance(module, torch.nn.Module):
             for tensor in (*module.parameters(), *module.buffers()):
                 # torch can resize the memory it allocates itself, never a mapped file's pages or a foreign buffer

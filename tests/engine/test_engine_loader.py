@@ -15,6 +15,7 @@ import torch
 
 from studio.core.errors import ModelError
 from studio.core.hashing import model_hash
+from studio.core.pipeline_classes import missing_class_problem
 from studio.engine.device import select_device
 from studio.engine.loader import load_model
 
@@ -253,6 +254,7 @@ def test_a_folder_whose_parts_do_not_go_together_is_refused_in_one_studio_senten
         load_model(model, cpu)
     assert str(err.value) == ("The model mixed names the class NopeScheduler for its scheduler in model_index.json, "
                               "which diffusers does not have; the folder may mix files of two models.")
+    assert missing_class_problem(model) == str(err.value)  # what the listing says of it, before loading
     (model / "model_index.json").write_text(json.dumps(original), encoding="utf-8")
     (model / "unet" / "config.json").write_text('{"_class_name": "UNet2DConditionModel"}')  # SD's default sizes
     with pytest.raises(ModelError) as err:
