@@ -120,7 +120,7 @@ def test_the_controlnet_is_kept_listed_and_freed(generator, tiny_model_dir, monk
                         classmethod(lambda cls, *a, **k: wraps.append(a) or real_from_pipe.__func__(cls, *a, **k)))
     context = DirectContext()
     first, _ = make(generator, request(tiny_model_dir, controls=(EDGES,)), context)
-    assert {"device": generator.device.description, "model": "tiny-sd",
+    assert {**generator.device.status_fields, "model": "tiny-sd",
             "message": "Loading the ControlNet edges…"} in context.statuses
     again, _ = make(generator, request(tiny_model_dir, controls=(EDGES,), seed=2))
     make(generator, request(tiny_model_dir))  # a job without guides keeps it for the next

@@ -170,7 +170,7 @@ def test_the_status_bar_names_the_precision_from_the_start(tmp_path, monkeypatch
     assert statuses[-1]["device"].endswith("· bfloat16")  # as a job with the default Speed setting runs
     missing = tiny_request(tmp_path / "no-such-model", speed="eager")
     generator.preload(missing, lambda **kwargs: statuses.append(kwargs))  # Plain diffusers chosen, no model yet
-    assert statuses[-1] == {"device": generator.device.description} and generator.device.dtype == torch.float32
+    assert statuses[-1] == generator.device.status_fields and generator.device.dtype == torch.float32
     generator.preload(tiny_request(tiny_model_dir), lambda **kwargs: statuses.append(kwargs))
     assert statuses[-1]["device"].endswith("· bfloat16") and generator._model.text2img.unet.dtype == torch.bfloat16
 

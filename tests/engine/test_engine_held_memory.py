@@ -73,7 +73,7 @@ def test_freeing_kept_models_keeps_the_one_in_use_and_freeing_all_makes_the_next
     context = DirectContext()
     assert np.array_equal(make(generator, tiny_model_dir, context), picture_a)  # loaded again: the same picture
     assert loads == ["tiny-sd", "tiny-b", "tiny-sd"]
-    assert {"device": generator.device.description, "message": "Loading tiny-sd…"} in context.statuses
+    assert {**generator.device.status_fields, "message": "Loading tiny-sd…"} in context.statuses
     assert release_memory([generator]).models == ()  # nothing kept: the one in use stays
 
 

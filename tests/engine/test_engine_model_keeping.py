@@ -83,7 +83,7 @@ def test_switching_back_reads_nothing_and_makes_the_same_picture_and_a_third_mod
     again = make(generator, tiny_model_dir, context)  # back: kept, so nothing is read
     assert np.array_equal(again, a)
     assert loads == ["tiny-sd", "tiny-b"] and generator._model is a_model
-    assert {"model": "tiny-sd", "device": generator.device.description, "message": ""} in context.statuses
+    assert {"model": "tiny-sd", **generator.device.status_fields, "message": ""} in context.statuses
     assert np.array_equal(make(generator, b_dir), b) and loads == ["tiny-sd", "tiny-b"]  # and forth
 
     b_model, a_pipe = generator._model, weakref.ref(a_model.text2img)
