@@ -210,7 +210,7 @@ class HistoryStore:
                 self._conn().execute(f"PRAGMA busy_timeout = {int(wait * 1000):d}")
                 said = self.add_pending()
             except HistoryError as exc:
-                said = self._pending.lost_sentence(exc)
+                said = self.not_added_sentence(exc)
                 log.error("%s", said)
         self._closed = True
         self._drop_connection()
@@ -249,6 +249,11 @@ class HistoryStore:
 
     def pending_count(self) -> int:
         return self._pending.count()
+
+    def not_added_sentence(self, reason: object) -> str:
+        """Why the kept entries could not be added now (``reason``), and what becomes of them: journaled ones are
+        added the next time the history opens; any that could not be journaled are lost."""
+        return self._pending.lost_sentence(reason)
 
     def add_pending(self) -> str | None:
         """Write the entries kept while the database was locked; a sentence saying they were added, or None when
