@@ -171,7 +171,10 @@ def run_app(print_startup_time: bool = False, open_path: str | None = None, safe
             end_pending_tasks(loop)
     finally:
         service.shutdown(timeout=3.0)
-        history.close()
+        # The window's close waited for another program's lock already, and said what was not added; entries kept
+        # since (a job cancelled at close) are journaled and added at the next open, so this waits only briefly.
+        if said := history.close(wait_for_pending=1.0):
+            log.info("Closing the history: %s", said)
     return 0
 
 

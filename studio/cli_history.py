@@ -139,6 +139,14 @@ def close_history(store: HistoryStore) -> None:
         say_note(said)
 
 
+def close_read_history(store: HistoryStore) -> None:
+    """Close a store a command only read from, without waiting for another program's lock: entries kept while it
+    is held (an earlier Studio's, from the journal) are tried once and otherwise stay journaled, added by a later
+    open; what was not added yet (so not listed) is said."""
+    if said := store.close(wait_for_pending=0):
+        say_note(said)
+
+
 def _entry_or_refuse(store: HistoryStore, entry_id: int) -> HistoryEntry:
     entry = store.get(entry_id)
     if entry is None:
@@ -155,7 +163,7 @@ def _search(args: argparse.Namespace) -> int:
     query = HistoryQuery(text=" ".join(args.text), model=args.model, starred_only=args.starred)
     entries = store.search(query, limit=args.limit)
     total = store.count(query)
-    store.close()
+    close_read_history(store)
     if args.json:
         print(json.dumps([asdict(e) for e in entries], ensure_ascii=False, indent=2))
         return 0
@@ -179,7 +187,7 @@ def _show(args: argparse.Namespace) -> int:
 
     store = open_history(for_reading=True)
     entry = _entry_or_refuse(store, args.id)
-    store.close()
+    close_read_history(store)
     if args.json:
         print(json.dumps(asdict(entry), ensure_ascii=False, indent=2))
         return 0

@@ -138,8 +138,8 @@ def _kept_by_history(outputs: Sequence[Path], outputs_dir: Path, history: Histor
     try:
         recorded = store.recorded_files(list(names))
     finally:
-        if history is None:
-            store.close()
+        if history is None:  # only read: never waits for another program's lock (the job's own close says the rest)
+            store.close(wait_for_pending=0)
     return list(dict.fromkeys(names[name] for name in names if name in recorded))
 
 

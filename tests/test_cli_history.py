@@ -464,3 +464,37 @@ def test_generate_says_the_entries_it_added_once_another_program_let_go_of_the_h
                           "to the history."]
     assert sum("were added to the history" in note for note in notes) == 1  # said once
     assert prompts_on_disk(path) == ["kept by a killed Studio", "a fox"]
+
+
+@pytest.mark.parametrize("action", [["search"], ["show", "1"]])
+def test_reading_the_history_does_not_wait_for_another_programs_lock(action, studio_home, capsys):
+    # search and show opened the history to write: an entry a killed Studio left in the journal, which could not be
+    # added while another program held the lock, made their close wait the full 5 s for that lock.
+    import time
+
+    from history_testing import Locker, entry, prompts_on_disk
+
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryStore
+
+    path = studio_paths().data_dir / "history.db"
+    killed = HistoryStore(path)
+    killed.add(entry("a fox"))
+    locker = Locker(path)
+    try:
+        killed.keep_for_later(entry("kept by a killed Studio"))
+        del killed
+        started = time.monotonic()
+        result = studio_here(capsys, "history", *action)
+        took = time.monotonic() - started
+    finally:
+        locker.release()
+    assert result.returncode == 0, result.stderr
+    assert "a fox" in result.stdout
+    assert took < 2.0, f"history {action[0]} took {took:.1f} s"
+    assert ("note: 1 entry could not be added to the history yet (the pictures are kept): " in result.stderr
+            and "Studio adds it the next time it opens the history." in result.stderr)
+    assert prompts_on_disk(path) == ["a fox"]
+    again = studio_here(capsys, "history", "search")  # once the lock is gone, the next open adds it: nothing lost
+    assert "kept by a killed Studio" in again.stdout
+    assert prompts_on_disk(path) == ["a fox", "kept by a killed Studio"]

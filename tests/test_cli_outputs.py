@@ -293,3 +293,36 @@ def test_a_picture_neither_o_nor_the_outputs_folder_can_keep_goes_to_the_tempora
         assert said == [f"studio: {out} could not be written (File too large); it could not be kept anywhere else "
                         "either: the picture is lost."]
         assert "Done in" not in result.stderr
+
+
+def test_asking_the_history_about_an_output_does_not_wait_for_another_programs_lock(studio_home, tmp_path):
+    # check_outputs opened the history to write: an entry a killed Studio left in the journal, not added while another
+    # program held the lock, made its close wait 5 s for that lock before every job writing into the outputs folder.
+    import time
+
+    from history_testing import Locker, entry
+
+    from studio.cli_outputs import check_outputs
+    from studio.core.errors import InvalidRequest
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryEntry, HistoryStore
+
+    outputs_dir = tmp_path / "outputs"
+    outputs_dir.mkdir()
+    kept = picture(outputs_dir / "00001-7.png")
+    path = studio_paths().data_dir / "history.db"
+    killed = HistoryStore(path)
+    killed.add(HistoryEntry(prompt="a fox", seed=7, image_path=str(outputs_dir / "00001-7.png")))
+    locker = Locker(path)
+    try:
+        killed.keep_for_later(entry("kept by a killed Studio"))
+        del killed
+        started = time.monotonic()
+        with pytest.raises(InvalidRequest, match="is a picture Studio's history keeps"):
+            check_outputs([outputs_dir / "00001-7.png"], overwrite=True, reads=[], outputs_dir=outputs_dir)
+        check_outputs([outputs_dir / "new.png"], overwrite=False, reads=[], outputs_dir=outputs_dir)
+        took = time.monotonic() - started
+    finally:
+        locker.release()
+    assert took < 2.0, f"checking the outputs took {took:.1f} s"
+    assert (outputs_dir / "00001-7.png").read_bytes() == kept

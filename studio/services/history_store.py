@@ -195,9 +195,9 @@ class HistoryStore:
 
     def close(self, wait_for_pending: float | None = None, on_wait: Callable[[str], None] | None = None) -> str | None:
         """Close this thread's connection; no thread may use the store afterwards. Entries still kept while the
-        database was locked are written first, waiting up to ``wait_for_pending`` seconds (default: busy_timeout)
-        for the lock, with ``on_wait`` told why; a sentence saying they were added, or what was lost when they could
-        not be, else None (none were kept).
+        database was locked are written first, waiting up to ``wait_for_pending`` seconds (default: busy_timeout;
+        0: tried once without waiting, for a store only read from) for the lock, with ``on_wait`` told why; a
+        sentence saying they were added, or what was lost when they could not be, else None (none were kept).
 
         Connections of other threads close when those threads end (sqlite3 objects stay on their thread).
         """
@@ -206,10 +206,11 @@ class HistoryStore:
             if on_wait is not None:
                 on_wait(f"Waiting for the history database {self.path}, locked by another program…")
             try:
-                self._conn().execute(f"PRAGMA busy_timeout = {int((wait_for_pending or self.busy_timeout) * 1000):d}")
+                wait = self.busy_timeout if wait_for_pending is None else wait_for_pending
+                self._conn().execute(f"PRAGMA busy_timeout = {int(wait * 1000):d}")
                 said = self.add_pending()
             except HistoryError as exc:
-                said = self._pending.lost_sentence(exc)
+                said = self.not_added_sentence(exc)
                 log.error("%s", said)
         self._closed = True
         self._drop_connection()
@@ -248,6 +249,11 @@ class HistoryStore:
 
     def pending_count(self) -> int:
         return self._pending.count()
+
+    def not_added_sentence(self, reason: object) -> str:
+        """Why the kept entries could not be added now (``reason``), and what becomes of them: journaled ones are
+        added the next time the history opens; any that could not be journaled are lost."""
+        return self._pending.lost_sentence(reason)
 
     def add_pending(self) -> str | None:
         """Write the entries kept while the database was locked; a sentence saying they were added, or None when

@@ -27,7 +27,15 @@ from studio.services.history_store import HistoryStore
 from studio.services.jobs import JobService
 from studio.ui.actions import make_action
 from studio.ui.canvas import CanvasView
-from studio.ui.close_questions import DISCARD_WORK, KEEP_WORK, ask_about_unsaved_work, ask_to_quit, quit_question
+from studio.ui.close_questions import (
+    DISCARD_WORK,
+    KEEP_WORK,
+    add_kept_entries,
+    ask_about_unsaved_work,
+    ask_to_quit,
+    quit_question,
+    tell_entries_not_added,
+)
 from studio.ui.crash_recovery import RecoveryChoice, ask_to_restore, offer_recovery
 from studio.ui.document_actions import DocumentActions
 from studio.ui.focus_keys import FocusedFieldKeys
@@ -57,8 +65,9 @@ SNAPSHOT_TRIES = 3  # copies of the mask made in a worker before one is made her
 
 class MainWindow(QMainWindow):
     first_frame = Signal()  # the window has painted once (start-up time is measured to here)
-    # Whether closing asks about jobs and unsaved work; tests that do not answer turn it off (closing then quits and
-    # discards, as answering Quit and Discard would).
+    # Whether closing asks about jobs and unsaved work (and first adds history entries kept meanwhile, or says why not);
+    # tests that do not answer turn it off (closing then quits and discards at once, as answering Quit and Discard
+    # would).
     asks_before_closing = True
 
     def __init__(self, settings: Settings, service: JobService, data_dir: Path | None = None,
@@ -74,6 +83,7 @@ class MainWindow(QMainWindow):
         self._painted = False
         self.closing: asyncio.Task | None = None  # asking before the window closes (closeEvent)
         self._close_answer: str | None = None  # once asked: KEEP_WORK or DISCARD_WORK, for the close that follows
+        self._kept_entries_tried = False  # whether this close tried to add the history entries kept meanwhile
         self.recovery: asyncio.Task | None = None  # offering back an earlier Studio's unsaved work (start)
         self.settings_saving = SettingsSaving(self)
         # Mask state and history list are refreshed once per burst of document changes.
@@ -217,6 +227,14 @@ class MainWindow(QMainWindow):
             if self.closing is None or self.closing.done():
                 self.closing = self.actions_.run(self._ask_then_close())
             return
+        # Entries kept while another program held the history's lock: added (waiting briefly) or, if not, said, while
+        # the window is still there to say it. A second close meanwhile closes at once (they stay journaled).
+        if (not asking and self.asks_before_closing and not self._kept_entries_tried and self.history.pending_count()
+                and loop_can_run_tasks()):
+            event.ignore()
+            self._kept_entries_tried = True
+            self.actions_.run(self._add_kept_entries_then_close())
+            return
         keep = self._close_answer == KEEP_WORK or asking  # no loop left to ask from: kept, as after a crash
         self._close_answer = None
         self.persist_settings()
@@ -253,6 +271,16 @@ class MainWindow(QMainWindow):
                 return
         self._close_answer = answer
         self.close()
+
+    async def _add_kept_entries_then_close(self) -> None:
+        said = await add_kept_entries(self.history, self.status.set_message)
+        if said is not None:
+            await modal(lambda: self.tell_entries_not_added(said))
+        self.close()
+
+    def tell_entries_not_added(self, sentence: str) -> None:
+        """Say what became of the history entries not added before closing; tests set their own to read it."""
+        tell_entries_not_added(self, sentence)
 
     def confirm_quit(self, question: str) -> bool:
         """The person's answer to ``question`` (Quit or Cancel); tests set their own ``confirm_quit`` to answer."""

@@ -511,3 +511,57 @@ def test_closing_with_no_loop_left_to_ask_from_keeps_the_work(qtbot, window, mon
     assert window.close() is True
     (found,) = find_recoverable(root)
     assert kept_at_close(found) and found.mask[10, 10] == 255
+
+
+def test_closing_adds_the_history_entries_kept_meanwhile_or_says_they_are_added_next_time(qtbot, qt_loop, studio_home,
+                                                                                         tmp_path):
+    # The window's close threw away what closing the history said: whether entries kept while another program held
+    # the history's lock were added, or not yet, nobody learnt (the window had gone; only the log knew).
+    from history_testing import Locker, entry, prompts_on_disk
+
+    from studio.core.environment import GeneratorEnvironment
+    from studio.core.paths import studio_paths
+    from studio.core.settings import load_settings
+    from studio.plugin_host.registry import builtin_registry
+    from studio.services.history_store import HistoryStore
+    from studio.services.jobs import JobService
+    from studio.ui.main_window import MainWindow
+
+    paths = studio_paths()
+    path = tmp_path / "history.db"
+    history = HistoryStore(path, busy_timeout=0.3)  # another program's lock is waited for briefly
+    told: list[tuple[str, str]] = []
+
+    def window() -> MainWindow:
+        service = JobService(builtin_registry(), GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir),
+                             warm_up=False)
+        win = MainWindow(load_settings(paths), service, paths.data_dir, history, paths.cache_dir)
+        qtbot.addWidget(win)
+        win.asks_before_closing = True
+        win.tell_entries_not_added = lambda sentence: told.append((sentence, win.status.message_label.text()))
+        win.show()
+        return win
+
+    nothing_kept = window()
+    nothing_kept.close()
+    assert not nothing_kept.isVisible()  # at once: nothing to wait for
+    locker = Locker(path)
+    try:
+        history.keep_for_later(entry("made while locked"))
+        locked = window()
+        locked.close()
+        assert locked.isVisible()  # it waits for the lock first
+        qtbot.waitUntil(lambda: not locked.isVisible(), timeout=10_000)
+    finally:
+        locker.release()
+    assert told == [(f"1 entry could not be added to the history yet (the pictures are kept): The history database "
+                     f"{path} is locked by another program; close other Studio windows or commands and try again. "
+                     "Studio adds it the next time it opens the history.",
+                     "Adding 1 entry kept while another program held the history database's lock, before Studio "
+                     "closes…")]
+    assert prompts_on_disk(path) == []
+    free = window()  # the lock is gone: added as the window closes, without a word more
+    free.close()
+    qtbot.waitUntil(lambda: not free.isVisible(), timeout=10_000)
+    assert len(told) == 1 and prompts_on_disk(path) == ["made while locked"]
+    assert history.close() is None
