@@ -60,6 +60,11 @@ class PendingEntries:
         with self._entries_lock:
             return len(self._entries)
 
+    def journaled_count(self) -> int:
+        """How many of the kept entries are in the journal too (not lost if this process ends)."""
+        with self._entries_lock:
+            return sum(key is not None for key, _ in self._entries)
+
     def write(self) -> int:
         """Write the kept entries; how many were added (one another Studio added from the journal is not added
         again). HistoryLocked (nothing written, all kept) while the lock is still held."""
@@ -87,9 +92,7 @@ class PendingEntries:
     def lost_sentence(self, reason: object) -> str:
         """What was lost when the kept entries could not be written before closing, and why; journaled ones are
         not lost, they are added the next time the history opens."""
-        with self._entries_lock:
-            count = len(self._entries)
-            journaled = sum(key is not None for key, _ in self._entries)
+        count, journaled = self.count(), self.journaled_count()
         if journaled == count:
             return (f"{entries_phrase(count).capitalize()} could not be added to the history yet (the pictures are "
                     f"kept): {reason} Studio adds {'them' if count > 1 else 'it'} the next time it opens the history.")

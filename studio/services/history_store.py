@@ -28,6 +28,7 @@ from studio.services.history_entry import (
 )
 from studio.services.history_errors import (
     HistoryError,
+    HistoryLocked,
     is_damage,
     shape_problem,
     translated,
@@ -211,7 +212,9 @@ class HistoryStore:
                 said = self.add_pending()
             except HistoryError as exc:
                 said = self.not_added_sentence(exc)
-                log.error("%s", said)
+            if said is not None and self._pending.count():  # journaled ones are not lost: only lost ones are errors
+                lost = self._pending.count() > self._pending.journaled_count()
+                log.log(logging.ERROR if lost else logging.WARNING, "%s", said)
         self._closed = True
         self._drop_connection()
         return said
@@ -253,6 +256,8 @@ class HistoryStore:
     def not_added_sentence(self, reason: object) -> str:
         """Why the kept entries could not be added now (``reason``), and what becomes of them: journaled ones are
         added the next time the history opens; any that could not be journaled are lost."""
+        if isinstance(reason, HistoryLocked):  # its "try again" fits no sentence saying Studio adds them next time
+            reason = f"Another program still holds the lock on the history database {self.path}."
         return self._pending.lost_sentence(reason)
 
     def add_pending(self) -> str | None:

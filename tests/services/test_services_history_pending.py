@@ -3,6 +3,7 @@ kept, and written once the lock is gone (or when closing, saying what was lost w
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
@@ -32,7 +33,7 @@ def test_entries_kept_while_locked_are_added_once_the_lock_is_gone(tmp_path):
     store.close()
 
 
-def test_closing_waits_for_the_lock_to_write_kept_entries_or_says_what_was_lost(tmp_path):
+def test_closing_waits_for_the_lock_to_write_kept_entries_or_says_what_was_lost(tmp_path, caplog):
     store = HistoryStore(tmp_path / "history.db", busy_timeout=0.1)
     store.add(entry("before"))
     locker = Locker(store.path)
@@ -47,10 +48,13 @@ def test_closing_waits_for_the_lock_to_write_kept_entries_or_says_what_was_lost(
     store = HistoryStore(tmp_path / "history.db", busy_timeout=0.1)
     locker = Locker(store.path)
     store.keep_for_later(entry("lost"))
-    lost = store.close(wait_for_pending=0.2)
+    with caplog.at_level(logging.WARNING, logger="studio.services.history_store"):
+        lost = store.close(wait_for_pending=0.2)
     locker.release()
-    assert lost.startswith("1 entry could not be added to the history yet (the pictures are kept): "
-                           f"The history database {store.path} is locked by another program")
+    assert lost == ("1 entry could not be added to the history yet (the pictures are kept): Another program still "
+                    f"holds the lock on the history database {store.path}. Studio adds it the next time it opens "
+                    "the history.")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("WARNING", lost)]  # journaled: not lost
     assert lost.endswith("Studio adds it the next time it opens the history.")
     assert prompts_on_disk(store.path) == ["before", "kept"]
     reopened = HistoryStore(tmp_path / "history.db", busy_timeout=0.1)  # the journal kept it
@@ -58,14 +62,16 @@ def test_closing_waits_for_the_lock_to_write_kept_entries_or_says_what_was_lost(
     reopened.close()
 
 
-def test_closing_says_what_was_lost_when_the_journal_could_not_be_written(tmp_path, monkeypatch):
+def test_closing_says_what_was_lost_when_the_journal_could_not_be_written(tmp_path, monkeypatch, caplog):
     from studio.services.history_journal import PendingJournal
 
     monkeypatch.setattr(PendingJournal, "write", lambda self, entry: None)  # a full or read-only disk
     store = HistoryStore(tmp_path / "history.db", busy_timeout=0.1)
     locker = Locker(store.path)
     store.keep_for_later(entry("lost"))
-    lost = store.close(wait_for_pending=0.2)
+    with caplog.at_level(logging.WARNING, logger="studio.services.history_store"):
+        lost = store.close(wait_for_pending=0.2)
     locker.release()
-    assert lost.startswith("1 entry could not be added to the history, so it is not in it (the pictures are kept): "
-                           f"The history database {store.path} is locked by another program")
+    assert lost == ("1 entry could not be added to the history, so it is not in it (the pictures are kept): "
+                    f"Another program still holds the lock on the history database {store.path}.")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("ERROR", lost)]

@@ -554,9 +554,9 @@ def test_closing_adds_the_history_entries_kept_meanwhile_or_says_they_are_added_
         qtbot.waitUntil(lambda: not locked.isVisible(), timeout=10_000)
     finally:
         locker.release()
-    assert told == [(f"1 entry could not be added to the history yet (the pictures are kept): The history database "
-                     f"{path} is locked by another program; close other Studio windows or commands and try again. "
-                     "Studio adds it the next time it opens the history.",
+    assert told == [(f"1 entry could not be added to the history yet (the pictures are kept): Another program still "
+                     f"holds the lock on the history database {path}. Studio adds it the next time it opens the "
+                     "history.",
                      "Adding 1 entry kept while another program held the history database's lock, before Studio "
                      "closes…")]
     assert prompts_on_disk(path) == []
