@@ -37,9 +37,9 @@ def request_for_entry(entry: HistoryEntry, settings: Settings | None = None, *,
     label = label or f"history entry {entry.id}"
     if entry.generator == "diffusers" and not entry.model_path:
         raise InvalidRequest(f"No model is recorded in {label}, so it cannot be run again.")
-    if entry.generator == "diffusers" and not (path := Path(entry.model_path)).exists():
-        name = entry.model_name or (path.stem if path.suffix.lower() in WEIGHT_SUFFIXES else path.name)
-        raise InvalidRequest(f"The model {name} is gone, so {label} cannot be run again; {path} no longer exists.")
+    if entry.generator == "diffusers" and (name := gone_model(entry)):
+        raise InvalidRequest(f"The model {name} is gone, so {label} cannot be run again; {entry.model_path} no "
+                             "longer exists.")
     init_image = _source(entry.source_image_path, "source picture", label)
     mask = _source(entry.source_mask_path, "mask", label)
     if mask is not None:
@@ -63,6 +63,14 @@ def request_for_entry(entry: HistoryEntry, settings: Settings | None = None, *,
         controls=control_guides(entry, label),
         **({"memory": settings.memory, "speed": settings.speed} if settings is not None else {}),
     )
+
+
+def gone_model(entry: HistoryEntry) -> str | None:
+    """The name of the Stable Diffusion model the entry was made with when its file or folder is gone, else None.
+    A stat: run it off the window's thread."""
+    if entry.generator not in ("", "diffusers") or not entry.model_path or (path := Path(entry.model_path)).exists():
+        return None
+    return entry.model_name or (path.stem if path.suffix.lower() in WEIGHT_SUFFIXES else path.name)
 
 
 def recorded_post(entry: HistoryEntry) -> tuple[PostStepSetting, ...]:

@@ -28,6 +28,7 @@ from studio.services.changed_files import changed_file_warnings, picture_file_wa
 from studio.services.history_reuse import (
     RecordedChain,
     RecordedChoices,
+    gone_model,
     missing_pictures,
     recorded_choices,
     request_for_entry,
@@ -92,7 +93,7 @@ class HistoryActions(QObject):
             if isinstance(inpaint, dict) else None
         # Meanwhile, whether its files are still those it was made with (hashing may take seconds).
         checking = asyncio.ensure_future(self._changed_files(entry))
-        (loras, vae, controls, missing), chain = await asyncio.to_thread(  # may read the picture's recipe
+        (loras, vae, controls, missing), chain, gone = await asyncio.to_thread(  # may read the picture's recipe
             _recorded_for_load, entry, self.window.settings.outputs_dir, self.window.service.registry,
             style_weights_dir(self.window.service.env))
         if self._stale(load, checking):
@@ -100,9 +101,12 @@ class HistoryActions(QObject):
         notes = self.panel.fill(
             prompt=entry.prompt, negative_prompt=entry.negative_prompt, width=entry.width or None,
             height=entry.height or None, steps=entry.steps or None, cfg_scale=entry.cfg_scale, seed=entry.seed,
-            scheduler=entry.sampler or None, strength=entry.strength, model_path=entry.model_path or None,
-            inpaint=options, generator=entry.generator, generator_params=entry.params.get("generator_params"),
+            scheduler=entry.sampler or None, strength=entry.strength, model_path=None if gone else entry.model_path
+            or None, inpaint=options, generator=entry.generator, generator_params=entry.params.get("generator_params"),
             loras=loras, vae=vae, hires=HiresFix.from_record(entry.params.get("hires")) or False)
+        if gone:  # the model list, read before it went, still names it: Generate would refuse it
+            notes.insert(0, f"The model {gone} is gone, so the current one was kept; {entry.model_path} no longer "
+                            "exists.")
         loaded = f"Loaded the parameters of that picture{self._restore_chain(chain.steps)}."
         notes += chain.notes
         notes += self._restore_guides(controls, missing)
@@ -349,10 +353,10 @@ def _same_name(a: str, b: str) -> bool:
 
 
 def _recorded_for_load(entry: HistoryEntry, outputs: Path, registry: Registry,
-                       style_dir: Path) -> tuple[RecordedChoices, RecordedChain]:
-    """What Load parameters sets beyond the entry's plain fields: reads the picture's recipe and stats files, so it
-    runs in a worker thread."""
-    return recorded_choices(entry, outputs), usable_chain(entry, registry, style_dir)
+                       style_dir: Path) -> tuple[RecordedChoices, RecordedChain, str | None]:
+    """What Load parameters sets beyond the entry's plain fields, and the name of its model if that is gone: reads
+    the picture's recipe and stats files, so it runs in a worker thread."""
+    return recorded_choices(entry, outputs), usable_chain(entry, registry, style_dir), gone_model(entry)
 
 
 def _inspect_with_guides(path: Path, outputs: Path) -> tuple[ImageInfo, tuple[dict[str, Any], ...], list[str]]:

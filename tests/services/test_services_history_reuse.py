@@ -59,3 +59,13 @@ def test_the_usable_chain_keeps_steps_that_can_be_set_up_and_says_the_others(tmp
         "Style Weights… imports it, pictures are made without that step.",
         "Its Fast Style Transfer (AdaIN) step's picture was not kept; choose one for it in the post-processing chain."]
     assert usable_chain(HistoryEntry("plain", params={"post": "junk"}), builtin_registry(), style) == ((), [])
+
+
+def test_gone_model_names_only_a_stable_diffusion_model_that_is_gone(tmp_path: Path):
+    from studio.services.history_reuse import gone_model
+
+    assert gone_model(HistoryEntry("a", model_name="Dreamy", model_path=str(tmp_path / "dreamy"))) == "Dreamy"
+    assert gone_model(HistoryEntry("a", model_path=str(tmp_path / "dreamy-v2.safetensors"))) == "dreamy-v2"
+    assert gone_model(HistoryEntry("a", model_path=str(tmp_path))) is None  # there
+    assert gone_model(HistoryEntry("a", model_path="")) is None
+    assert gone_model(HistoryEntry("a", model_path=str(tmp_path / "x"), generator="noise")) is None  # a plugin's

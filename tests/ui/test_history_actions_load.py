@@ -1,10 +1,13 @@
 """Load parameters sets up what Generate needs to make the picture again: the post-processing chain it was made
-with (none for one made without)."""
+with (none for one made without), and it says when the model it names is gone."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PIL import Image
 
+from studio.core.model_library import ModelEntry
 from studio.core.settings_sections import PostStepSetting
 from studio.services.history_store import HistoryEntry
 
@@ -58,3 +61,19 @@ def test_a_chain_step_that_cannot_run_here_is_said(qtbot, window):  # noqa: ANN0
                            "missing in ")
     assert _chain(window) == [("neural", {}, 1.0)]
 
+
+def test_load_parameters_says_the_model_is_gone(qtbot, window, tmp_path, tiny_model_dir):  # noqa: ANN001
+    """The model list was read while the model was there: it still names it, and selecting it made the next
+    Generate refuse "The model folder … does not exist"."""
+    gone = tmp_path / "models" / "gone model"
+    panel = window.prompt_panel
+    panel.set_models([ModelEntry("tiny-sd", Path(tiny_model_dir)), ModelEntry("gone model", gone)],
+                     str(tiny_model_dir), str(tmp_path / "models"))
+    assert panel.model_picker.combo.findData(str(gone)) >= 0  # listed all the same
+    entry = HistoryEntry("a gone-model dog", model_name="gone model", model_path=str(gone), seed=3, steps=4,
+                         width=64, height=64, id=5)
+    said = _load(qtbot, window, entry)
+    assert said == (f"Loaded the parameters of that picture. The model gone model is gone, so the current one was "
+                    f"kept; {gone} no longer exists.")
+    assert panel.selected_model() == str(tiny_model_dir)
+    assert panel.prompt_edit.toPlainText() == "a gone-model dog"  # the rest is loaded all the same
