@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 from PIL import Image
 
 from studio.core.control import ControlGuide, control_records, resolved_controls
-from studio.core.errors import InvalidRequest, StudioError
+from studio.core.errors import InvalidRequest, StudioError, and_list
 from studio.core.hires import HiresFix
 from studio.core.images import open_image, read_recipe
 from studio.core.inpaint import InpaintOptions
@@ -19,6 +19,9 @@ from studio.core.metadata import Recipe
 from studio.core.model_library import WEIGHT_SUFFIXES
 from studio.core.requests import DEFAULT_SCHEDULER, GenerationRequest, LoraChoice, PostStep
 from studio.core.settings import Settings
+from studio.core.settings_sections import PostStepSetting
+from studio.core.style_weights import weights_used_by
+from studio.plugin_host.registry import POSTPROCESSOR, Registry
 from studio.services.history_store import HistoryEntry
 
 
@@ -34,9 +37,9 @@ def request_for_entry(entry: HistoryEntry, settings: Settings | None = None, *,
     label = label or f"history entry {entry.id}"
     if entry.generator == "diffusers" and not entry.model_path:
         raise InvalidRequest(f"No model is recorded in {label}, so it cannot be run again.")
-    if entry.generator == "diffusers" and not (path := Path(entry.model_path)).exists():
-        name = entry.model_name or (path.stem if path.suffix.lower() in WEIGHT_SUFFIXES else path.name)
-        raise InvalidRequest(f"The model {name} is gone, so {label} cannot be run again; {path} no longer exists.")
+    if entry.generator == "diffusers" and (name := gone_model(entry)):
+        raise InvalidRequest(f"The model {name} is gone, so {label} cannot be run again; {entry.model_path} no "
+                             "longer exists.")
     init_image = _source(entry.source_image_path, "source picture", label)
     mask = _source(entry.source_mask_path, "mask", label)
     if mask is not None:
@@ -55,12 +58,61 @@ def request_for_entry(entry: HistoryEntry, settings: Settings | None = None, *,
         init_image=init_image, strength=0.75 if entry.strength is None else entry.strength, mask=mask,
         inpaint=inpaint, generator=entry.generator, params=_recorded(entry.params.get("generator_params")),
         plugin=plugin if isinstance(plugin := entry.params.get("plugin"), str) else "",
-        post=tuple(PostStep(step["processor"], _recorded(step.get("params")), _strength(step.get("strength")))
-                   for step in entry.params.get("post", []) if isinstance(step, dict) and "processor" in step),
+        post=tuple(PostStep(s.processor, s.params, s.strength) for s in recorded_post(entry)),
         loras=loras, vae=vae, hires=HiresFix.from_record(entry.params.get("hires")),
         controls=control_guides(entry, label),
         **({"memory": settings.memory, "speed": settings.speed} if settings is not None else {}),
     )
+
+
+def gone_model(entry: HistoryEntry) -> str | None:
+    """The name of the Stable Diffusion model the entry was made with when its file or folder is gone, else None.
+    A stat: run it off the window's thread."""
+    if entry.generator not in ("", "diffusers") or not entry.model_path or (path := Path(entry.model_path)).exists():
+        return None
+    return entry.model_name or (path.stem if path.suffix.lower() in WEIGHT_SUFFIXES else path.name)
+
+
+def recorded_post(entry: HistoryEntry) -> tuple[PostStepSetting, ...]:
+    """The post-processing chain the entry was made with, as recorded (none for an entry made without)."""
+    return tuple(PostStepSetting(processor=step["processor"], params=_recorded(step.get("params")),
+                                 strength=_strength(step.get("strength"))) for step in _post_records(entry))
+
+
+def _post_records(entry: HistoryEntry) -> list[dict[str, Any]]:
+    steps = entry.params.get("post")
+    return [step for step in steps if isinstance(step, dict) and isinstance(step.get("processor"), str)] \
+        if isinstance(steps, list) else []
+
+
+class RecordedChain(NamedTuple):
+    """The part of an entry's post-processing chain this Studio can set up, and a sentence for each step not."""
+    steps: tuple[PostStepSetting, ...]
+    notes: list[str]
+
+
+def usable_chain(entry: HistoryEntry, registry: Registry, style_dir: Path) -> RecordedChain:
+    """The entry's chain for Load parameters: a step whose post-processor is not installed and enabled is left out;
+    one of Studio's style transfers whose weight files are missing in ``style_dir`` is kept (Generate makes the
+    picture without it until they are imported), and both are said, as is a step's picture that was not kept (a
+    canvas picture recorded only by its size). Stats files: run it off the window's thread."""
+    steps, notes = [], []
+    for step, record in zip(recorded_post(entry), _post_records(entry), strict=True):
+        if not registry.has(POSTPROCESSOR, step.processor):
+            notes.append(f"Its post-processing step {step.processor!r} was left out of the chain: no installed and "
+                         "enabled plugin provides it.")
+            continue
+        steps.append(step)
+        contribution = registry.get(POSTPROCESSOR, step.processor)
+        names = [w.name for w in weights_used_by(step.processor)] if contribution.builtin else []
+        if missing := [name for name in names if not (style_dir / name).is_file()]:
+            notes.append(f"Its {contribution.title} step needs {and_list(missing)}, missing in {style_dir}: until "
+                         f"Filters › Style Weights… imports {'it' if len(missing) == 1 else 'them'}, pictures are "
+                         "made without that step.")
+        if isinstance(record.get("params"), dict) and any(k not in step.params for k in record["params"]):
+            notes.append(f"Its {contribution.title} step's picture was not kept; choose one for it in the "
+                         "post-processing chain.")
+    return RecordedChain(tuple(steps), notes)
 
 
 def control_guides(entry: HistoryEntry, label: str | None = None) -> tuple[ControlGuide, ...]:

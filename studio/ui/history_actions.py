@@ -21,9 +21,19 @@ from studio.core.image_inspection import inspect_image
 from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
-from studio.core.settings_sections import GenerationPreset, PromptStyle
+from studio.core.settings_sections import GenerationPreset, PostStepSetting, PromptStyle
+from studio.core.style_weights import style_weights_dir
+from studio.plugin_host.registry import POSTPROCESSOR, Registry
 from studio.services.changed_files import changed_file_warnings, picture_file_warnings
-from studio.services.history_reuse import missing_pictures, recorded_choices, request_for_entry
+from studio.services.history_reuse import (
+    RecordedChain,
+    RecordedChoices,
+    gone_model,
+    missing_pictures,
+    recorded_choices,
+    request_for_entry,
+    usable_chain,
+)
 from studio.services.history_store import HistoryEntry
 from studio.ui.gallery_model import entry_name
 from studio.ui.modal import modal
@@ -83,16 +93,22 @@ class HistoryActions(QObject):
             if isinstance(inpaint, dict) else None
         # Meanwhile, whether its files are still those it was made with (hashing may take seconds).
         checking = asyncio.ensure_future(self._changed_files(entry))
-        loras, vae, controls, missing = await asyncio.to_thread(  # may read the picture's recipe
-            recorded_choices, entry, self.window.settings.outputs_dir)
+        (loras, vae, controls, missing), chain, gone = await asyncio.to_thread(  # may read the picture's recipe
+            _recorded_for_load, entry, self.window.settings.outputs_dir, self.window.service.registry,
+            style_weights_dir(self.window.service.env))
         if self._stale(load, checking):
             return
         notes = self.panel.fill(
             prompt=entry.prompt, negative_prompt=entry.negative_prompt, width=entry.width or None,
             height=entry.height or None, steps=entry.steps or None, cfg_scale=entry.cfg_scale, seed=entry.seed,
-            scheduler=entry.sampler or None, strength=entry.strength, model_path=entry.model_path or None,
-            inpaint=options, generator=entry.generator, generator_params=entry.params.get("generator_params"),
+            scheduler=entry.sampler or None, strength=entry.strength, model_path=None if gone else entry.model_path
+            or None, inpaint=options, generator=entry.generator, generator_params=entry.params.get("generator_params"),
             loras=loras, vae=vae, hires=HiresFix.from_record(entry.params.get("hires")) or False)
+        if gone:  # the model list, read before it went, still names it: Generate would refuse it
+            notes.insert(0, f"The model {gone} is gone, so the current one was kept; {entry.model_path} no longer "
+                            "exists.")
+        loaded = f"Loaded the parameters of that picture{self._restore_chain(chain.steps)}."
+        notes += chain.notes
         notes += self._restore_guides(controls, missing)
         if entry.source_image_path:
             picture = mask = None
@@ -122,7 +138,7 @@ class HistoryActions(QObject):
                              "mask again).")
         if self._stale(load, checking):  # a newer load, begun while the source waited for a brush stroke, says so
             return
-        loaded = " ".join(["Loaded the parameters of that picture.", *notes])
+        loaded = " ".join([loaded, *notes])
         self.window.status.set_message(loaded)
         warnings = await checking
         if warnings and load == self._loads:  # a newer load's line is not given an older picture's warnings
@@ -204,6 +220,20 @@ class HistoryActions(QObject):
         warnings = await self._checked(picture_file_warnings, path, Path(model_path) if model_path else None)
         if warnings and load == self._loads:
             self.window.status.set_message(_warned(loaded, warnings))
+
+    def _restore_chain(self, steps: tuple[PostStepSetting, ...]) -> str:
+        """The picture's post-processing chain in place of the one set up (none for a picture made without: so is
+        the remake); the words that end "Loaded the parameters of that picture" when that changed it."""
+        current = [(s.processor, s.params, s.strength) for s in self.window.settings.generation.post]
+        if current == [(s.processor, s.params, s.strength) for s in steps]:
+            return ""
+        self.window.plugin_actions.set_chain(list(steps))
+        if not steps:
+            return "; the post-processing chain was cleared"
+        registry = self.window.service.registry
+        return "; the post-processing chain is now " + ", then ".join(
+            registry.get(POSTPROCESSOR, s.processor).title if registry.has(POSTPROCESSOR, s.processor)
+            else s.processor for s in steps)  # a plugin switched off since the chain was read: its id
 
     def _restore_guides(self, records: tuple[dict[str, Any], ...], missing: list[str]) -> list[str]:
         """A picture's guides in place of the ones shown (none for a picture made without: so is the remake), and
@@ -320,6 +350,13 @@ class HistoryActions(QObject):
 
 def _same_name(a: str, b: str) -> bool:
     return a.casefold() == b.casefold()
+
+
+def _recorded_for_load(entry: HistoryEntry, outputs: Path, registry: Registry,
+                       style_dir: Path) -> tuple[RecordedChoices, RecordedChain, str | None]:
+    """What Load parameters sets beyond the entry's plain fields, and the name of its model if that is gone: reads
+    the picture's recipe and stats files, so it runs in a worker thread."""
+    return recorded_choices(entry, outputs), usable_chain(entry, registry, style_dir), gone_model(entry)
 
 
 def _inspect_with_guides(path: Path, outputs: Path) -> tuple[ImageInfo, tuple[dict[str, Any], ...], list[str]]:

@@ -34,3 +34,38 @@ def test_a_gone_model_without_a_recorded_name_is_named_by_its_file_or_folder(tmp
     entry = HistoryEntry("a fox", model_path=str(gone), id=3)
     assert _refusal(entry) == f"The model {said} is gone, so history entry 3 cannot be run again; {gone} no longer " \
                               "exists."
+
+
+def test_the_usable_chain_keeps_steps_that_can_be_set_up_and_says_the_others(tmp_path: Path):
+    """Load parameters sets the chain up from this: a damaged record is skipped, a step of a plugin that is not
+    here is left out, style transfer without its weights is kept with its missing files named."""
+    from studio.plugin_host.registry import builtin_registry
+    from studio.services.history_reuse import usable_chain
+
+    style = tmp_path / "style"
+    style.mkdir()
+    (style / "adain-vgg.safetensors").write_bytes(b"")
+    entry = HistoryEntry("a fox", id=3, params={"post": [
+        "junk", {"params": {}}, {"processor": "gone-plugin"},
+        {"processor": "adain", "params": {"alpha": 0.5, "style": "<picture 8x8>"}, "strength": 7},
+        {"processor": "color", "params": {}, "strength": 0.25}]})
+    chain = usable_chain(entry, builtin_registry(), style)
+    assert [(s.processor, s.params, s.strength) for s in chain.steps] == [("adain", {"alpha": 0.5}, 1.0),
+                                                                          ("color", {}, 0.25)]
+    assert chain.notes == [
+        "Its post-processing step 'gone-plugin' was left out of the chain: no installed and enabled plugin "
+        "provides it.",
+        f"Its Fast Style Transfer (AdaIN) step needs adain-decoder.safetensors, missing in {style}: until Filters › "
+        "Style Weights… imports it, pictures are made without that step.",
+        "Its Fast Style Transfer (AdaIN) step's picture was not kept; choose one for it in the post-processing chain."]
+    assert usable_chain(HistoryEntry("plain", params={"post": "junk"}), builtin_registry(), style) == ((), [])
+
+
+def test_gone_model_names_only_a_stable_diffusion_model_that_is_gone(tmp_path: Path):
+    from studio.services.history_reuse import gone_model
+
+    assert gone_model(HistoryEntry("a", model_name="Dreamy", model_path=str(tmp_path / "dreamy"))) == "Dreamy"
+    assert gone_model(HistoryEntry("a", model_path=str(tmp_path / "dreamy-v2.safetensors"))) == "dreamy-v2"
+    assert gone_model(HistoryEntry("a", model_path=str(tmp_path))) is None  # there
+    assert gone_model(HistoryEntry("a", model_path="")) is None
+    assert gone_model(HistoryEntry("a", model_path=str(tmp_path / "x"), generator="noise")) is None  # a plugin's
