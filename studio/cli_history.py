@@ -299,7 +299,10 @@ def _pictures_read(entry: HistoryEntry, request: GenerationRequest, registry: Re
 
 
 def _date(created: float, seconds: bool = False) -> str:
-    return datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    try:
+        return datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    except (ValueError, OverflowError, OSError):  # a time out of range (say, written in ms): not the whole listing
+        return "unknown date"
 
 
 def _safe(text: str) -> str:

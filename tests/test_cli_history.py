@@ -277,6 +277,23 @@ def test_search_escapes_model_names(studio_home, capsys):
     assert "\x1b" not in out and "\x07" not in out and "m\\x1b]0;owned\\x07" in out
 
 
+def test_a_row_with_a_date_out_of_range_is_listed_with_an_unknown_date(studio_home, capsys):
+    from studio.cli import main
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryStore
+
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    odd = store.add(HistoryEntry(prompt="ms timestamp", created=1e12))  # year 33658: datetime cannot hold it
+    store.add(HistoryEntry(prompt="normal", created=1.7e9))
+    store.close()
+    assert main(["history", "search"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("unknown date" in line and "ms timestamp" in line for line in lines)
+    assert any("2023-11-1" in line and "normal" in line for line in lines)  # the rest of the listing is kept
+    assert main(["history", "show", str(odd)]) == 0
+    assert "Date:        unknown date" in capsys.readouterr().out
+
+
 def test_search_by_model_ignores_case(studio_home, capsys):
     from studio.cli import main
     from studio.core.paths import studio_paths
