@@ -294,6 +294,29 @@ def test_a_row_with_a_date_out_of_range_is_listed_with_an_unknown_date(studio_ho
     assert "Date:        unknown date" in capsys.readouterr().out
 
 
+def test_rerun_of_an_entry_whose_generator_or_post_processor_is_gone_names_it_not_an_option(studio_home, capsys,
+                                                                                             tmp_path):
+    # It said "No generator called 'chatty' is installed and enabled; --generator takes one of: …": rerun has no
+    # --generator (nor --post).
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryStore
+
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    made_by = store.add(HistoryEntry(prompt="a fox", generator="chatty", seed=9, width=64, height=48))
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"weights")
+    chained = store.add(HistoryEntry(prompt="a fox", generator="diffusers", model_path=str(model), seed=9,
+                                     width=64, height=48,
+                                     params={"post": [{"processor": "gone-look", "params": {}, "strength": 1.0}]}))
+    store.close()
+    for entry_id, what in ((made_by, "generator 'chatty'"), (chained, "post-processor 'gone-look'")):
+        done = studio_here(capsys, "history", "rerun", str(entry_id), "-o", str(tmp_path / "x.png"))
+        assert (done.returncode, done.stderr) == (2, f"studio: Entry {entry_id} was made by the {what}, which is not "
+                                                     "installed (or switched off); install or enable it to run it "
+                                                     "again.\n")
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_search_by_model_ignores_case(studio_home, capsys):
     from studio.cli import main
     from studio.core.paths import studio_paths
