@@ -24,6 +24,7 @@ from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR
 
 if TYPE_CHECKING:  # imported when used: `studio` with no command opens the window, and should start fast
     from studio.core.requests import GenerationRequest
+    from studio.plugin_host.host import PluginHost
     from studio.plugin_host.registry import Registry
     from studio.services.history_store import HistoryEntry, HistoryStore
 
@@ -232,7 +233,6 @@ def _rerun(args: argparse.Namespace) -> int:
     from studio.cli_generate import check_post_pictures, say_if_compile_does_nothing, say_unless_the_job_will
     from studio.cli_job import run_job
     from studio.cli_outputs import check_outputs
-    from studio.cli_plugin_flags import check_chosen
     from studio.cli_plugins import open_host
     from studio.core.environment import GeneratorEnvironment
     from studio.core.parameters import MissingPicture
@@ -254,8 +254,8 @@ def _rerun(args: argparse.Namespace) -> int:
     plugins = open_host(safe_mode=args.safe_mode)
     # The entry's generator and steps there (said as generate says them: a switched-off plugin, how to switch it on)
     # before -o's "already exists", and before the engine starts (which said only that no such generator is there).
-    check_chosen(plugins, GENERATOR, [request.generator], "--generator")
-    check_chosen(plugins, POSTPROCESSOR, [step.processor for step in request.post], "--post")
+    _check_still_there(plugins, entry.id, GENERATOR, [request.generator])
+    _check_still_there(plugins, entry.id, POSTPROCESSOR, [step.processor for step in request.post])
     try:  # a rerun without one of its steps would not make the entry's picture again
         check_post_pictures(request.post, plugins.registry)
     except MissingPicture as exc:
@@ -280,6 +280,23 @@ def _rerun(args: argparse.Namespace) -> int:
         close_history(store)
 
 
+def _check_still_there(plugins: PluginHost, entry_id: int, kind: str, names: list[str]) -> None:
+    """Each generator or post-processor the entry was made with is installed and enabled. Said of the entry, not as
+    generate says it: rerun has no --generator or --post to pick another."""
+    from studio.cli_plugin_flags import check_chosen
+    from studio.plugin_host.host import DISABLED
+
+    what = "generator" if kind == GENERATOR else "post-processor"
+    for name in names:
+        if plugins.registry.has(kind, name):
+            continue
+        plugin_id, _ = plugins.taken_contributions().get((kind, name), ("", ""))
+        if plugin_id and any(record.id == plugin_id and record.status == DISABLED for record in plugins.records):
+            check_chosen(plugins, kind, [name], "")  # says which plugin to switch on, and how
+        raise InvalidRequest(f"Entry {entry_id} was made by the {what} {name!r}, which is not installed (or switched "
+                             "off); install or enable it to run it again.")
+
+
 def _pictures_read(entry: HistoryEntry, request: GenerationRequest, registry: Registry) -> list[tuple[str, Path]]:
     """The files a rerun of the entry reads, as check_outputs takes them: its source picture and mask, its guides'
     control pictures, and those given to its generator's and chain steps' parameters."""
@@ -299,7 +316,10 @@ def _pictures_read(entry: HistoryEntry, request: GenerationRequest, registry: Re
 
 
 def _date(created: float, seconds: bool = False) -> str:
-    return datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    try:
+        return datetime.fromtimestamp(created).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    except (ValueError, OverflowError, OSError):  # a time out of range (say, written in ms): not the whole listing
+        return "unknown date"
 
 
 def _safe(text: str) -> str:

@@ -75,7 +75,13 @@ def run_plugins(args: argparse.Namespace) -> int:
         if getattr(args, "plugin_id", None) in RESERVED_IDS:
             raise StudioError(_studio_s_own(args.plugin_id, command))
         if command in ("enable", "disable"):
+            was_on = args.plugin_id in host.enabled_ids()
             record = host.set_enabled(args.plugin_id, command == "enable")
+            if command == "disable" and record.error:  # one that cannot be read (a broken manifest) stays "failed"
+                done = f"Disabled {record.name} {record.version}" if was_on else \
+                    f"{record.name} {record.version} is already disabled"
+                print(f"{done} (it cannot be loaded: {record.error.rstrip('.')}).")
+                return 0
             print(f"{record.name} {record.version}: {_status(record).rstrip('.')}.")
             return EXIT_FAILED if command == "enable" and record.error else 0
         if command == "uninstall":

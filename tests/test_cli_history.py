@@ -277,6 +277,46 @@ def test_search_escapes_model_names(studio_home, capsys):
     assert "\x1b" not in out and "\x07" not in out and "m\\x1b]0;owned\\x07" in out
 
 
+def test_a_row_with_a_date_out_of_range_is_listed_with_an_unknown_date(studio_home, capsys):
+    from studio.cli import main
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryStore
+
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    odd = store.add(HistoryEntry(prompt="ms timestamp", created=1e12))  # year 33658: datetime cannot hold it
+    store.add(HistoryEntry(prompt="normal", created=1.7e9))
+    store.close()
+    assert main(["history", "search"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any("unknown date" in line and "ms timestamp" in line for line in lines)
+    assert any("2023-11-1" in line and "normal" in line for line in lines)  # the rest of the listing is kept
+    assert main(["history", "show", str(odd)]) == 0
+    assert "Date:        unknown date" in capsys.readouterr().out
+
+
+def test_rerun_of_an_entry_whose_generator_or_post_processor_is_gone_names_it_not_an_option(studio_home, capsys,
+                                                                                             tmp_path):
+    # It said "No generator called 'chatty' is installed and enabled; --generator takes one of: …": rerun has no
+    # --generator (nor --post).
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryStore
+
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    made_by = store.add(HistoryEntry(prompt="a fox", generator="chatty", seed=9, width=64, height=48))
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"weights")
+    chained = store.add(HistoryEntry(prompt="a fox", generator="diffusers", model_path=str(model), seed=9,
+                                     width=64, height=48,
+                                     params={"post": [{"processor": "gone-look", "params": {}, "strength": 1.0}]}))
+    store.close()
+    for entry_id, what in ((made_by, "generator 'chatty'"), (chained, "post-processor 'gone-look'")):
+        done = studio_here(capsys, "history", "rerun", str(entry_id), "-o", str(tmp_path / "x.png"))
+        assert (done.returncode, done.stderr) == (2, f"studio: Entry {entry_id} was made by the {what}, which is not "
+                                                     "installed (or switched off); install or enable it to run it "
+                                                     "again.\n")
+    assert not (tmp_path / "x.png").exists()
+
+
 def test_search_by_model_ignores_case(studio_home, capsys):
     from studio.cli import main
     from studio.core.paths import studio_paths

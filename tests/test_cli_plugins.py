@@ -228,6 +228,21 @@ def test_an_enabled_plugin_that_cannot_be_removed_stays_enabled(tmp_path, wheel,
     assert json.loads((plugins / "state.json").read_text()) == {"enabled": ["cli-plugin"]}  # as before
 
 
+def test_disabling_a_plugin_with_a_broken_manifest_says_it_was_disabled(tmp_path, wheel, studio):
+    # It said "cli-plugin 1.0.0: failed — The plugin manifest … is not valid TOML: …" although it was switched off.
+    home = tmp_path / "home"
+    assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0
+    assert studio(home, "plugins", "enable", "cli-plugin").returncode == 0
+    plugins = home / "data" / "plugins"
+    manifest, = (plugins / "cli-plugin").rglob("studio-plugin.toml")
+    manifest.write_text("[[[broken")
+    first, again = (studio(home, "plugins", "disable", "cli-plugin") for _ in range(2))
+    why = f"(it cannot be loaded: The plugin manifest {manifest} is not valid TOML: "
+    assert first.returncode == 0 and first.stdout.startswith(f"Disabled cli-plugin 1.0.0 {why}"), first.stdout
+    assert again.returncode == 0 and again.stdout.startswith(f"cli-plugin 1.0.0 is already disabled {why}")
+    assert json.loads((plugins / "state.json").read_text()) == {"enabled": []}
+
+
 def test_a_plugin_runs_when_its_cache_folder_cannot_be_made_and_says_so(tmp_path, wheel, studio):
     home = tmp_path / "home"
     assert studio(home, "plugins", "install", str(wheel), "--yes").returncode == 0

@@ -26,6 +26,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from studio.core.errors import os_reason
 from studio.plugin_host.archives import (
@@ -174,6 +175,10 @@ class PluginInstaller:
             if isinstance(source, IndexEntry) and info.manifest.id != source.name:
                 raise InstallError(f"The plugin index lists {source.name}, but its file holds the plugin "
                                    f"{info.manifest.id}; nothing was installed.")
+            if isinstance(source, IndexEntry) and Version(info.version) != source.parsed_version:
+                # Installed anyway, the index would offer the same "update" forever and name the wrong version.
+                raise InstallError(f"The plugin index lists {source.name} {source.version}, but its file holds "
+                                   f"version {info.version}; nothing was installed.")
             replaces = self._check(info, dict(taken_ids or {}))
             for spec in info.manifest.contributions:
                 plugin_id, owner = (taken_contributions or {}).get((spec.kind, spec.id), (info.manifest.id, ""))

@@ -176,9 +176,15 @@ class GalleryModel(QAbstractListModel):
         return self.data(index, THUMB_ROLE)
 
 
+UNKNOWN_DATE = "unknown date"
+
+
 def made_at(entry: HistoryEntry) -> str:
     """When the entry was made, as the gallery's tooltip shows it."""
-    return datetime.fromtimestamp(entry.created).strftime("%Y-%m-%d %H:%M")
+    try:
+        return datetime.fromtimestamp(entry.created).strftime("%Y-%m-%d %H:%M")
+    except (ValueError, OverflowError, OSError):  # a time out of range (say, written in ms): the row still shows
+        return UNKNOWN_DATE
 
 
 def entry_name(entry: HistoryEntry, width: int = 40) -> str:
@@ -191,7 +197,9 @@ def entry_name(entry: HistoryEntry, width: int = 40) -> str:
             else prompt[:width - 1] + "…"
     # A failed or cancelled job is listed without a picture: calling it one would send the person looking for it.
     kind = f"{entry.outcome} job" if entry.outcome in PICTURELESS else "picture"
-    return f"the {kind} “{prompt}” from {made_at(entry)}" if prompt else f"the {kind} from {made_at(entry)}"
+    when = made_at(entry)
+    when = "an unknown date" if when == UNKNOWN_DATE else when
+    return f"the {kind} “{prompt}” from {when}" if prompt else f"the {kind} from {when}"
 
 
 def tooltip(entry: HistoryEntry) -> str:

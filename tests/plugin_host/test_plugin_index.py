@@ -165,3 +165,17 @@ def test_updates_offers_only_the_newest_newer_version(entries: list[IndexEntry])
     assert updates(entries, {"test-plugin": "1.1.0"}) == []
     assert updates(entries, {"test-plugin": "2.0"}) == []
     assert updates(entries, {"test-plugin": "not a version"}) == []
+
+
+def test_an_entry_whose_file_holds_another_version_is_refused(tmp_path: Path) -> None:
+    """Installed anyway, the index would say "updated to 9.9.9" while 1.0.0 went in, and offer it again forever."""
+    wheel = plugin_wheel(tmp_path / "files")
+    entry = IndexEntry("test-plugin", "9.9.9", "", wheel.resolve().as_uri(), sha256(wheel))
+    installer = PluginInstaller(tmp_path / "plugins", pip_args=("--no-index",))
+    with pytest.raises(Exception, match="lists test-plugin 9.9.9, but its file holds version 1.0.0; nothing was inst"):
+        installer.plan(entry)
+    assert list((tmp_path / "plugins" / ".staging").iterdir()) == []
+    same = IndexEntry("test-plugin", "1.0", "", wheel.resolve().as_uri(), sha256(wheel))  # 1.0 is 1.0.0
+    plan = installer.plan(same)
+    assert plan.version == "1.0.0"
+    installer.discard(plan)

@@ -152,6 +152,17 @@ def test_thumbnails_load_lazily_and_tooltips_escape_markup(qtbot, window, filled
     assert "Failed" in tip
 
 
+def test_an_entry_with_a_date_out_of_range_shows_an_unknown_date(qtbot, window):  # noqa: ANN001
+    from studio.ui.gallery_model import entry_name
+
+    window.history.add(HistoryEntry(prompt="ms timestamp", created=1e12))  # year 33658: datetime cannot hold it
+    _reload(qtbot, window)
+    model = window.gallery.model
+    assert model.entry_at(0).prompt == "ms timestamp"
+    assert "unknown date" in model.data(model.index(0), Qt.ItemDataRole.ToolTipRole)
+    assert entry_name(model.entry_at(0)) == "the picture “ms timestamp” from an unknown date"
+
+
 def test_load_parameters_fills_every_field(qtbot, window, filled):  # noqa: ANN001
     _reload(qtbot, window)
     window.gallery.select_row(2)  # PROMPTS[2]
