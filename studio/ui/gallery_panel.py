@@ -32,6 +32,7 @@ from studio.services.history_store import HistoryEntry, HistoryStore
 from studio.ui.actions import widget_keys
 from studio.ui.gallery_delegate import CELL, STAR, GalleryDelegate
 from studio.ui.gallery_model import ENTRY_ROLE, GalleryModel, count_text
+from studio.ui.gallery_view import GalleryView
 from studio.ui.tasks import Tasks
 from studio.ui.theme import icon
 
@@ -110,7 +111,7 @@ class GalleryPanel(QWidget):
         self.custom_range.hide()
         layout.addWidget(self.custom_range)
 
-        self.view = QListView()
+        self.view = GalleryView()
         self.view.setObjectName("galleryView")
         self.view.setViewMode(QListView.ViewMode.IconMode)
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
