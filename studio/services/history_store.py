@@ -42,6 +42,7 @@ from studio.services.history_query import (
     NEWEST_FIRST,
     HistoryQuery,
     created_follows_id,
+    fold,
     fts_query,
     ids_sql,
     register_functions,
@@ -431,10 +432,15 @@ class HistoryStore:
 
     @repairs_index
     def models(self) -> list[str]:
-        """The distinct model names in the history, sorted (for the model filter)."""
+        """The distinct model names in the history, sorted (for the model filter).
+
+        Names differing only in case (DreamShaper, dreamshaper) are one model to the filter, which folds case:
+        listed once, as most recently written."""
         with self._errors():
-            return [row[0] for row in self._conn().execute(
-                "SELECT DISTINCT model_name FROM entries WHERE model_name != '' ORDER BY model_name")]
+            rows = self._conn().execute(  # SQLite takes a bare column from the row where max() is found
+                "SELECT model_name, max(created) FROM entries WHERE model_name != '' "
+                "GROUP BY studio_fold(model_name)").fetchall()
+        return sorted((name for name, _ in rows), key=lambda name: (fold(name), name))
 
     @repairs_index
     def recent_prompts(self, limit: int = RECENT_PROMPTS) -> list[str]:

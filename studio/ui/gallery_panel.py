@@ -27,11 +27,12 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import StudioError
 from studio.services.history_errors import HistoryLocked
-from studio.services.history_query import HistoryQuery
+from studio.services.history_query import HistoryQuery, fold
 from studio.services.history_store import HistoryEntry, HistoryStore
 from studio.ui.actions import widget_keys
 from studio.ui.gallery_delegate import CELL, STAR, GalleryDelegate
 from studio.ui.gallery_model import ENTRY_ROLE, GalleryModel, count_text
+from studio.ui.gallery_view import GalleryView
 from studio.ui.tasks import Tasks
 from studio.ui.theme import icon
 
@@ -47,7 +48,7 @@ class GalleryPanel(QWidget):
     run_again_requested = Signal(object)
     use_as_input_requested = Signal(object)
     failed = Signal(str)  # a sentence for the status bar: a search, star or delete the history could not do
-    said = Signal(str)  # a sentence for the status bar: entries kept while the history was locked were added
+    said = Signal(str)  # a sentence for the status bar: locked-out entries were added, a filtered model is gone
     notice = Signal(str)  # a sentence for the status bar: what happened to the history's file meanwhile
 
     def __init__(self, store: HistoryStore, thumbnail_cache: Path, parent: QWidget | None = None) -> None:
@@ -110,7 +111,7 @@ class GalleryPanel(QWidget):
         self.custom_range.hide()
         layout.addWidget(self.custom_range)
 
-        self.view = QListView()
+        self.view = GalleryView()
         self.view.setObjectName("galleryView")
         self.view.setViewMode(QListView.ViewMode.IconMode)
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
@@ -199,23 +200,35 @@ class GalleryPanel(QWidget):
 
     async def reload(self) -> None:
         """New pictures arrived, or the panel opens: refresh models and rows."""
+        await self._refresh_models()
+        await self.model.set_query(self.current_query())
+        for news in self.store.take_news():  # the database file was removed or damaged, and a new one started
+            self.notice.emit(news)
+
+    async def _refresh_models(self) -> bool:
+        """The model filter's list read again; whether the model it was on is gone (it is on All models then,
+        and says so)."""
         try:
             models = await asyncio.to_thread(self.store.models)
         except StudioError as exc:  # the search below says it too, in the count line; the status bar says it now
             log.warning("The gallery's models could not be listed: %s", exc)
             self.failed.emit(str(exc))
-            models = []
-        current = self.model_combo.currentData()
+            return False  # the list and the filter stay as they were
+        current, shown = self.model_combo.currentData(), self.model_combo.currentText()
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         self.model_combo.addItem("All models", None)
         for name in models:
             self.model_combo.addItem(name, name)
-        self.model_combo.setCurrentIndex(max(0, self.model_combo.findData(current)))
+        # The filter folds case, so DreamShaper stays chosen when only dreamshaper's pictures are left.
+        kept = next((i for i, name in enumerate(models, start=1)
+                     if current is not None and fold(name) == fold(current)), 0)
+        self.model_combo.setCurrentIndex(kept)
         self.model_combo.blockSignals(False)
-        await self.model.set_query(self.current_query())
-        for news in self.store.take_news():  # the database file was removed or damaged, and a new one started
-            self.notice.emit(news)
+        if current is None or kept:
+            return False
+        self.said.emit(f"No pictures made with {shown} are left: the gallery shows all models.")
+        return True
 
     def _date_range_changed(self) -> None:
         self.custom_range.setVisible(self.date_combo.currentData() == -1)
@@ -370,6 +383,9 @@ class GalleryPanel(QWidget):
             self.select_row(min(row, self.model.rowCount() - 1))
         self._show_count()
         self._update_buttons()
+        # The model filter lists only models with pictures: the last one of a model takes it off the list.
+        if await self._refresh_models():
+            await self.model.set_query(self.current_query())
 
     def _delete_entry_and_files(self, entry: HistoryEntry) -> None:
         """Off the UI thread: the entry, its files, and its picture's cached thumbnail (privacy)."""

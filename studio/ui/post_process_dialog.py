@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -100,9 +101,20 @@ class PostProcessDialog(QDialog):
         except StudioError as exc:
             self.problem.setText(str(exc))
             self.problem.show()
+            self._fit_minimum_height()
             self.adjustSize()  # room for the sentence's wrapped lines
             return
         super().accept()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
+        self._fit_minimum_height()  # polished by now: the style's fonts and paddings are known
+        super().showEvent(event)
+
+    def _fit_minimum_height(self) -> None:
+        """Never shorter than its rows at their smallest. Qt's minimum counts a wrapped sentence (the description,
+        the problem) as one line, so on a short screen (2x scaling) the dialog was squeezed to it and the form's
+        rows overlapped: the reference picture's box was cut by the row below."""
+        self.setMinimumHeight(self.layout().minimumHeightForWidth(self.minimumWidth()))
 
     @property
     def strength(self) -> float:

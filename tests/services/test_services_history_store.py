@@ -295,6 +295,10 @@ def test_models_and_recent_prompts(store):
     assert store.recent_prompts() == ["two", "three", "one"]  # distinct, by last use, empty ones left out
     assert store.recent_prompts(limit=2) == ["two", "three"]
     assert store.recent_prompts(limit=0) == []
+    store.add(entry(prompt="", model_name="B-Model", created=T0 + 10))
+    store.add(entry(prompt="", model_name="Zeta", created=T0 + 11))
+    # One name per model to the filter, which folds case: the one written last; sorted regardless of case.
+    assert store.models() == ["a-model", "B-Model", "c-model", "Zeta"]
 
 
 def test_delete_removes_the_files_no_other_entry_uses(store, tmp_path):

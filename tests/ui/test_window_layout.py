@@ -136,3 +136,19 @@ def test_the_view_menu_hides_and_shows_each_panel(qtbot, window):  # noqa: ANN00
     assert not queue.isVisible()
     action.trigger()
     assert queue.isVisible()
+
+
+def test_a_floated_panel_opens_big_enough_to_use(qtbot, window):  # noqa: ANN001
+    """Undo History, tabbed behind the Gallery, floated at about 100x104 px: its docked size, never laid out."""
+    history = window.findChild(QDockWidget, "dock-undo history")
+    gallery = window.findChild(QDockWidget, "dock-gallery")
+    history.setFloating(True)
+    qtbot.waitUntil(history.isFloating, timeout=2000)
+    assert history.width() >= 300 and history.height() >= 300, history.size()
+    tall = gallery.height()
+    gallery.setFloating(True)
+    qtbot.waitUntil(gallery.isFloating, timeout=2000)
+    assert gallery.height() >= tall  # a bigger size from the window is kept, not shrunk
+    assert gallery.width() >= 300
+    history.setFloating(False)
+    qtbot.waitUntil(lambda: not history.isFloating(), timeout=2000)
