@@ -664,7 +664,7 @@ def test_an_unknown_post_processor_is_refused_before_the_request_is_built(studio
     def never(*_args: object) -> None:
         raise AssertionError("the request was built before --post was checked")
 
-    monkeypatch.setattr(studio.cli_generate, "build_request", never)
+    monkeypatch.setattr(studio.cli_generate, "prepare_generation", never)
     assert main(["generate", "--prompt", "p", "--post", "sharpen", "-o", str(tmp_path / "o.png")]) == 2
     assert "No post-processor called 'sharpen'" in capsys.readouterr().err
 
