@@ -18,7 +18,7 @@ from studio.cli_params import check_inputs_given, collect_params, parse_post_ste
 from studio.cli_plugin_flags import check_chosen
 from studio.cli_plugins import open_host
 from studio.cli_option_values import read_mask
-from studio.cli_request import build_request, settings_fields
+from studio.cli_request import prepare_generation
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, ModelError, StudioError
 from studio.core.images import open_image
@@ -141,7 +141,7 @@ def run_generate(args: argparse.Namespace) -> int:
     # A step's missing weights or upscaler were found only once the picture was made (kept without the step).
     check_post_models(steps, plugins.registry, env)
     notes: list[str] = []
-    prepared = prepare_request(build_request(args, settings, notes), from_settings=settings_fields(args))
+    prepared = prepare_generation(args, settings, notes)
     # Then the outputs, all a batch's names at once: what is wrong with the request is said first ("already exists"
     # hid it, and --overwrite only then showed it).
     check_outputs(output_paths(args.output, prepared.request.batch_count), overwrite=args.overwrite,

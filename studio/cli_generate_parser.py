@@ -96,7 +96,9 @@ def add_generate_parser(commands: argparse._SubParsersAction, argv: list[str]) -
                      help="GPU memory: auto fits each job to the free VRAM, high keeps all on the GPU, low uses CPU "
                           f"offload and VAE tiling (default: {sampling['memory']})")
     gen.add_argument("--post", action="append", default=[], metavar="ID[:NAME=VALUE,...]",
-                     help="apply this post-processor to every image (repeat for a chain, in order)"
+                     help="apply this post-processor to every image (repeat for a chain, in order); NAME=VALUE "
+                          "gives one of its options (studio postprocess --method ID --help lists them; NAME is an "
+                          "option without its leading --) or strength=S, its blend with the picture before it (0 to 1)"
                           + ids_for_help(argv, "generate", "postprocessor"))
     add_output_flags(gen, batch=True)
     generator = add_plugin_flags(argv, "generate", "--generator", "generator", gen)

@@ -20,9 +20,12 @@ from studio.core.parameters import (
     Param,
     SeedParam,
     TextParam,
+    check_names,
 )
 from studio.core.requests import PostStep
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Registry
+
+POST_STRENGTH = "strength"  # --post ID:strength=S, taken by every step: Studio's blend with the picture before it
 
 PREFIX = "param__"
 KIND_WORDS = {GENERATOR: "generator", POSTPROCESSOR: "post-processor"}  # as sentences name them
@@ -92,7 +95,7 @@ def parse_post_step(text: str) -> PostStep:
         if not sep or not name.strip():
             raise InvalidRequest(f"--post {text!r}: {part!r} is not name=value.")
         name = name.strip().replace("-", "_")
-        if name == "strength":  # Studio's blend around the step, not one of the processor's parameters
+        if name == POST_STRENGTH:  # Studio's blend around the step, not one of the processor's parameters
             try:
                 strength = float(value)
             except ValueError:
@@ -126,6 +129,9 @@ def check_inputs_given(args: argparse.Namespace, registry: Registry) -> None:
         _check_needed(registry, GENERATOR, args.generator, collect_params(args), f"--generator {args.generator}",
                       lambda param, what: f"give {param.flag} {what}")
     for step in (parse_post_step(text) for text in args.post):
+        if registry.has(POSTPROCESSOR, step.processor):  # else said by check_contributions
+            contribution = registry.get(POSTPROCESSOR, step.processor)
+            check_names(contribution.parameters, step.params, contribution.title, also=(POST_STRENGTH,))
         # A chain step without a model of its own takes the generation's (--model, which Studio's generator needs).
         _check_needed(registry, POSTPROCESSOR, step.processor, step.params, f"--post {step.processor}",
                       lambda param, what, id=step.processor: f"write --post {id}:{param.name}={what}",

@@ -26,9 +26,18 @@ from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions, extend_canvas
 from studio.core.models import check_model_folder, resolve_model
 from studio.core.prompt_loras import tag_choices, take_lora_tags
-from studio.core.requests import MAX_INPAINT_SIDE, MAX_SIZE, MIN_SIZE, GenerationRequest, check_loras
+from studio.core.requests import (
+    MAX_INPAINT_SIDE, MAX_SIZE, MIN_SIZE, GenerationRequest, PreparedRequest, check_loras, prepare_request,
+)
 from studio.core.settings import Settings
 from studio.engine.single_file import check_single_file
+
+
+def prepare_generation(args: argparse.Namespace, settings: Settings, notes: list[str]) -> PreparedRequest:
+    """The request built and checked: a value out of range said first, then steps x strength that run no step in
+    words that say which came from the settings (check_denoising_steps)."""
+    return prepare_request(build_request(args, settings, notes), from_settings=settings_fields(args),
+                           check_denoising=lambda request: check_denoising_steps(args, request))
 
 
 def build_request(args: argparse.Namespace, settings: Settings, notes: list[str] | None = None) -> GenerationRequest:
@@ -129,7 +138,6 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         memory=args.memory or settings.memory, speed=args.speed or settings.speed, hires=hires,
         controls=controls,
     )
-    check_denoising_steps(args, request)
     check_device(args.device)  # last: it loads torch, and what is wrong with the rest is said without it
     return request
 
@@ -181,7 +189,7 @@ def _negative(args: argparse.Namespace, settings: Settings) -> str:
 def settings_fields(args: argparse.Namespace) -> frozenset[str]:
     """The request fields ``studio generate`` takes from the settings' generation defaults, the person having typed
     none: prepare_request says a refusal of one came from there, and where to change it. (The steps and strength
-    are said so by check_denoising_steps, the upscaler where it is looked for: hires_upscaler.)"""
+    are said so by check_denoising_steps (prepare_generation), the upscaler where it is looked for: hires_upscaler.)"""
     fields = {"negative_prompt"} if args.negative is None else set()
     if args.size is None and args.init_image is None:  # else the size given, or the picture's
         fields |= {"width", "height"}

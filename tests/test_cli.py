@@ -664,7 +664,7 @@ def test_an_unknown_post_processor_is_refused_before_the_request_is_built(studio
     def never(*_args: object) -> None:
         raise AssertionError("the request was built before --post was checked")
 
-    monkeypatch.setattr(studio.cli_generate, "build_request", never)
+    monkeypatch.setattr(studio.cli_generate, "prepare_generation", never)
     assert main(["generate", "--prompt", "p", "--post", "sharpen", "-o", str(tmp_path / "o.png")]) == 2
     assert "No post-processor called 'sharpen'" in capsys.readouterr().err
 
@@ -691,7 +691,9 @@ def test_the_post_and_generator_help_name_those_there_are(studio_home, monkeypat
     registry.add(Contribution(POSTPROCESSOR, "darken", "Darken", "studio_tp_cli.generator:Darken"))
     monkeypatch.setattr("studio.cli_plugins.open_host", lambda safe_mode=False: SimpleNamespace(registry=registry))
     assert generate_help(capsys, "--post ID[:NAME=VALUE,...]", "-o OUTPUT, --output OUTPUT").endswith(
-        "(repeat for a chain, in order); one of: color, darken ")
+        "(repeat for a chain, in order); NAME=VALUE gives one of its options (studio postprocess --method ID --help "
+        "lists them; NAME is an option without its leading --) or strength=S, its blend with the picture before it "
+        "(0 to 1); one of: color, darken ")
     assert generate_help(capsys, "--generator ID", "--model MODEL").endswith(
         "--generator ID --help; one of: diffusers, noise ")
 
@@ -702,7 +704,7 @@ def test_the_post_help_lists_studio_s_own_without_loading_torch(tmp_path):
 
     said, stderr = help_in_a_fresh_process(tmp_path / "home", "--safe-mode", "generate", "-h")
     own = ", ".join(c.id for c in BUILTIN_CONTRIBUTIONS if c.kind == POSTPROCESSOR)
-    assert f"(repeat for a chain, in order); one of: {own} " in said, stderr
+    assert f"(0 to 1); one of: {own} " in said, stderr
     assert said.endswith(" False")
 
 

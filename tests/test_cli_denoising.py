@@ -21,14 +21,13 @@ def save_defaults(**values: object) -> None:
 
 def refusal(tiny_model_dir, tmp_path, *extra: str) -> str:  # noqa: ANN001
     from studio.cli import build_parser
-    from studio.cli_request import build_request
-    from studio.core.requests import prepare_request
+    from studio.cli_request import prepare_generation
     from studio.core.settings import load_settings
 
     args = build_parser().parse_args(["generate", "--model", str(tiny_model_dir), "--prompt", "p", "--size", "64x64",
                                       "-o", str(tmp_path / "o.png"), *extra])
     with pytest.raises(InvalidRequest) as refused:
-        prepare_request(build_request(args, load_settings()))
+        prepare_generation(args, load_settings(), [])
     return str(refused.value)
 
 
@@ -69,3 +68,33 @@ def test_the_hires_fix_steps_and_strength_from_the_settings_are_said_as_the_sett
     assert refusal(tiny_model_dir, tmp_path, "--hires", "1.5", "--hires-steps", "1", "--hires-strength", "0.5") == (
         "The hires fix's second pass would run no step (1 step at a strength of 0.5); raise its steps or its "
         "strength.")  # typed: said as before, in good grammar
+
+
+def test_a_value_out_of_range_is_said_before_the_steps_it_leaves(tiny_model_dir, studio_home, tmp_path):
+    # "--steps 1 --hires 1" and "--size 8x8" were said as "With 1 step and a strength of 0.5 the hires fix's second
+    # pass would run no step …": the upscale and the size were what was wrong.
+    assert refusal(tiny_model_dir, tmp_path, "--steps", "1", "--hires", "1") == (
+        "The hires fix's upscale must be above 1 and at most 4, not 1.0.")
+    assert refusal(tiny_model_dir, tmp_path, "--steps", "1", "--hires", "2", "--size", "8x8") == (
+        "The width must be between 64 and 4096 pixels, not 8.")
+    picture = tmp_path / "in.png"
+    Image.new("RGB", (64, 64), "white").save(picture)
+    assert refusal(tiny_model_dir, tmp_path, "--init-image", str(picture), "--steps", "1", "--seed", "-5") == (
+        "The seed must be between 0 and 4294967295 (or -1 for random), not -5.")
+    # In range, the steps they leave are said as before.
+    assert refusal(tiny_model_dir, tmp_path, "--steps", "1", "--hires", "2").startswith(
+        "With 1 step and a strength of 0.5 the hires fix's second pass would run no step (strength 0.5 from the "
+        "settings'")
+
+
+@pytest.mark.parametrize(("extra", "sentence"), [
+    (("--hires", "1", "--size", "64x64"), "The hires fix's upscale must be above 1 and at most 4, not 1.0."),
+    (("--hires", "2", "--size", "8x8"), "The width must be between 64 and 4096 pixels, not 8."),
+])
+def test_studio_generate_says_the_value_out_of_range(tiny_model_dir, studio_home, tmp_path, capsys, extra, sentence):
+    from studio.cli import main
+
+    assert main(["generate", "--model", str(tiny_model_dir), "--prompt", "x", "--steps", "1", *extra,
+                 "-o", str(tmp_path / "o.png")]) == 2
+    assert sentence in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()

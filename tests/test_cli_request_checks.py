@@ -296,3 +296,31 @@ def test_a_post_step_without_its_weights_is_refused_before_the_picture_is_made(t
     upscalers.mkdir(parents=True)
     (upscalers / "x4.safetensors").write_bytes(b"weights")  # found as the filter finds it; the job loads it
     assert main([*generate, "--post", "upscale:model=x4"]) == 0 and len(jobs) == 1
+
+
+def test_a_post_step_s_unknown_name_is_said_with_every_name_it_takes(tiny_model_dir, home, tmp_path):
+    # "Colour Transfer has no parameter 'bogus'; its parameters are: style." left out strength=S, which every
+    # step takes (the README uses it).
+    noise_picture(tmp_path / "style.png")
+    generate = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", str(tmp_path / "never.png")]
+    assert_refused_without_torch(home, generate, {
+        "colour": (["--post", f"color:style={tmp_path / 'style.png'},bogus=1"],
+                   "Colour Transfer has no parameter 'bogus'; its parameters are: strength, style."),
+        "upscale": (["--post", "upscale:strenght=0.5"],
+                    "Upscale has no parameter 'strenght'; its parameters are: model, outscale, strength, tile, "
+                    "tile_overlap."),
+    })
+
+
+def test_strength_is_taken_by_every_post_step_beside_its_own_parameters(tiny_model_dir, studio_home, tmp_path):
+    from studio.cli import build_parser
+    from studio.cli_plugins import open_host
+    from studio.cli_params import check_inputs_given, parse_post_step
+
+    noise_picture(tmp_path / "style.png")
+    registry = open_host(safe_mode=True).registry
+    args = build_parser().parse_args(["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o",
+                                      str(tmp_path / "o.png"), "--post", f"color:style={tmp_path / 'style.png'},"
+                                      "strength=0.5", "--post", "upscale:strength=0.25"])
+    check_inputs_given(args, registry)
+    assert [parse_post_step(text).strength for text in args.post] == [0.5, 0.25]

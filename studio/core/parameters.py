@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -256,17 +256,23 @@ PARAM_KINDS: dict[str, type[Param]] = {
 }
 
 
+def check_names(schema: Sequence[Param], values: Mapping[str, Any], owner: str, also: Collection[str] = ()) -> None:
+    """One sentence for a name the schema does not have, with every name there is: the schema's, and ``also``,
+    what the caller takes beside them (``strength=`` of a ``--post`` step)."""
+    known = {p.name for p in schema}
+    unknown = sorted(set(values) - known - set(also))
+    if unknown:
+        offered = ", ".join(sorted(known | set(also))) or "none"
+        raise InvalidRequest(f"{owner} has no parameter {unknown[0]!r}; its parameters are: {offered}.")
+
+
 def validate_params(schema: Sequence[Param], values: Mapping[str, Any], owner: str,
                     pictures_later: bool = False, copies_later: bool = False) -> dict[str, Any]:
     """Every parameter of the schema, checked; defaults fill what is missing. Unknown names are refused.
     ``pictures_later``: picture files are only checked to exist (check_picture_file); load_pictures reads them.
     ``copies_later``: a picture given as one is kept as it is, neither converted nor copied (at 4096² that held the
     window's thread 40-100 ms); load_pictures makes the plugin's own copy, on the engine thread."""
-    known = {p.name for p in schema}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        offered = ", ".join(sorted(known)) or "none"
-        raise InvalidRequest(f"{owner} has no parameter {unknown[0]!r}; its parameters are: {offered}.")
+    check_names(schema, values, owner)
     checked: dict[str, Any] = {}
     for param in schema:
         value = values.get(param.name, param.default_value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -169,12 +169,15 @@ def check_strength(steps: int, strength: float) -> None:
 
 
 def prepare_request(request: GenerationRequest, *, check_model_exists: bool = True,
-                    from_settings: Collection[str] = ()) -> PreparedRequest:
+                    from_settings: Collection[str] = (),
+                    check_denoising: Callable[[GenerationRequest], None] | None = None) -> PreparedRequest:
     """Check a request, fix what can be fixed (with a note), and fix the seed.
 
     Raises InvalidRequest with one sentence for what cannot be fixed. ``from_settings``: the names of the fields
     whose values the person never typed (``studio generate`` took them from the settings), which a refusal says
-    came from there, and are changed there (in the window every value is on screen).
+    came from there, and are changed there (in the window every value is on screen). ``check_denoising``: the
+    caller's own sentence for steps x strength that run no step (the command line's says which came from the
+    settings), given the checked request once every value is in range, before this module's own.
     """
     notes: list[str] = []
     if request.generator == "diffusers" and (not request.model or not str(request.model).strip()):
@@ -201,8 +204,6 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
     if request.init_image is not None and not 0.0 < request.strength <= 1.0:
         what = "denoising strength" if request.mask is not None else "img2img strength"
         raise InvalidRequest(f"The {what} must be above 0 and at most 1, not {request.strength}.")
-    if request.init_image is not None and request.generator == "diffusers":
-        check_strength(request.steps, request.strength)
     if request.seed < -1 or request.seed > MAX_SEED:
         raise InvalidRequest(f"The seed must be between 0 and {MAX_SEED} (or -1 for random), not {request.seed}.")
     if request.memory not in MEMORY_MODES:
@@ -238,7 +239,25 @@ def prepare_request(request: GenerationRequest, *, check_model_exists: bool = Tr
     prepared = replace(request, width=width, height=height, seed=seed, scheduler=scheduler,
                        prompt=prompt.strip(), negative_prompt=request.negative_prompt.strip(), mask=mask,
                        loras=loras, vae=vae, hires=hires, controls=controls)
+    # Last: a value out of range (the size, the upscale) is what is wrong, not the steps it leaves.
+    if check_denoising is not None:
+        check_denoising(prepared)
+    _check_denoising_steps(prepared)
     return PreparedRequest(prepared, tuple(notes))
+
+
+def _check_denoising_steps(request: GenerationRequest) -> None:
+    """diffusers runs int(steps x strength) steps of an img2img or inpainting job and of the hires fix's second
+    pass: none is an error."""
+    if request.init_image is not None and request.generator == "diffusers":
+        check_strength(request.steps, request.strength)
+    if request.hires is None:
+        return
+    second_steps, strength = request.hires.steps_for(request.steps), request.hires.strength
+    if int(second_steps * strength) < 1:
+        raise InvalidRequest(f"The hires fix's second pass would run no step ({second_steps} "
+                             f"step{'s' * (second_steps != 1)} at a strength of {strength:g}); raise its steps or "
+                             "its strength.")
 
 
 def check_loras(loras: tuple[LoraChoice, ...]) -> tuple[LoraChoice, ...]:
@@ -292,11 +311,6 @@ def _check_hires(request: GenerationRequest, width: int, height: int, notes: lis
                              f"not {hires.steps}.")
     if not 0.0 < hires.strength <= 1.0:
         raise InvalidRequest(f"The hires fix's denoising strength must be above 0 and at most 1, not {hires.strength}.")
-    second_steps = hires.steps_for(request.steps)
-    if int(second_steps * hires.strength) < 1:
-        raise InvalidRequest(f"The hires fix's second pass would run no step ({second_steps} "
-                             f"step{'s' * (second_steps != 1)} at a strength of {hires.strength:g}); raise its steps "
-                             "or its strength.")
     upscaler = hires.upscaler.strip() if isinstance(hires.upscaler, str) else ""
     if not upscaler:
         raise InvalidRequest("The hires fix has no upscaler; pick Lanczos or an upscaler model.")

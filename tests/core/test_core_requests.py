@@ -9,6 +9,7 @@ from PIL import Image
 
 from studio.core.errors import InvalidRequest
 from studio.core.events import JobProgress
+from studio.core.hires import HiresFix
 from studio.core.requests import (
     MAX_LORA_WEIGHT,
     MAX_LORAS,
@@ -143,6 +144,19 @@ def test_img2img_strength_in_range_is_kept(base, strength):
 def test_a_strength_too_low_for_the_steps_to_run_one_is_refused(base):
     assert refused(replace(base, init_image=Image.new("RGB", (8, 8)), strength=0.04)) == (
         "With 20 steps and a strength of 0.04 no denoising step would run; raise the steps or the strength.")
+
+
+def test_a_value_out_of_range_is_said_before_the_steps_it_leaves(base):
+    # A size or an upscale Studio cannot run was said as "would run no step", and only once the steps were raised
+    # as what it was.
+    assert refused(replace(base, steps=1, width=8, hires=HiresFix(2.0))) == (
+        "The width must be between 64 and 4096 pixels, not 8.")
+    assert refused(replace(base, steps=1, hires=HiresFix(1.0))) == (
+        "The hires fix's upscale must be above 1 and at most 4, not 1.0.")
+    assert refused(replace(base, steps=1, hires=HiresFix(2.0, upscaler=" "))) == (
+        "The hires fix has no upscaler; pick Lanczos or an upscaler model.")
+    assert refused(replace(base, init_image=Image.new("RGB", (8, 8)), strength=0.04, seed=-2)).startswith(
+        "The seed must be between 0")
 
 
 @pytest.mark.parametrize("seed", [-2, MAX_SEED + 1, -(2**40)])
