@@ -75,6 +75,7 @@ class FakeHub:
     cut_after: dict[str, int] = field(default_factory=dict)  # repo path -> body bytes before the first GET is reset
     requests: list[Seen] = field(default_factory=list)
     bare_errors: bool = False  # answer errors without X-Error-Code, as a plain mirror or proxy does
+    odd_listing: tuple[str, bytes] | None = None  # (content type, body) answered 200 to every listing: not a hub
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -168,6 +169,8 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _model_info(self, rest: str, query: dict[str, list[str]]) -> None:
+        if self.hub.odd_listing is not None:  # a login portal's page, another service's JSON
+            return self._send(200, *self.hub.odd_listing)
         repo_id, _, revision = rest.partition("/revision/")
         repo = self._repo(repo_id, revision or "main")
         if repo is None:
@@ -245,9 +248,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, status: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload).encode()
+        self._send(status, "application/json", json.dumps(payload).encode())
+
+    def _send(self, status: int, content_type: str, body: bytes) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":

@@ -536,3 +536,14 @@ def test_a_converted_import_names_the_file_given_and_says_what_was_left_out_howe
     assert again.stdout.splitlines() == [
         f"ink2.pt, converted, is already in the library as {studio_home}/data/models/loras/ink.safetensors."]
     assert [line for line in again.stderr.splitlines() if line.startswith("note: ")] == CONVERSION_NOTES
+
+
+def test_a_download_address_that_answers_with_a_web_page_is_one_sentence_and_bad_input(home, tmp_path):
+    """A login portal's HTML page was a JSONDecodeError traceback and exit 1."""
+    with FakeHub({}, odd_listing=("text/html", b"<html>login portal</html>")) as hub:
+        result = studio(home, "download", "tester/x", "--endpoint", hub.url, "-y",
+                        env={"HF_HOME": str(tmp_path / "hf"), "NO_PROXY": "127.0.0.1"})
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (f"studio: The address {hub.url} did not answer like a Hugging Face model hub when asked "
+                             "for tester/x (a login page, or a mistyped mirror?); check the address, or sign in to "
+                             "the network in a browser first.\n")

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import httpx2
-from huggingface_hub import hf_hub_url
+from huggingface_hub import HfApi, hf_hub_url
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -41,6 +41,31 @@ def hub_endpoint(endpoint: str | None = None) -> str:
         raise InvalidRequest(f"The hub address {given!r}{where} is not a web address: give one that starts with "
                              f"http:// or https:// and names a host, such as {DEFAULT_ENDPOINT}.")
     return given.rstrip("/")
+
+
+def model_listing(repo_id: str, revision: str | None, endpoint: str, token: str | None
+                  ) -> tuple[str, list[tuple[str, int]]]:
+    """The commit sha the repo was listed at and its files with their sizes. An address that answers with something
+    else (a login portal's HTML page, another service's JSON) is a ModelError saying so: it was a JSONDecodeError's
+    or a TypeError's traceback."""
+    api = HfApi(endpoint=endpoint, token=token, library_name=LIBRARY)
+    try:
+        info = api.model_info(repo_id, revision=revision, files_metadata=True, timeout=TIMEOUT)
+        listing = [(s.rfilename, s.size or 0) for s in info.siblings or ()]
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # no JSON, or JSON of another shape
+        raise _not_a_hub(repo_id, endpoint) from exc
+    if not all(isinstance(path, str) and isinstance(size, int) and size >= 0 for path, size in listing) \
+            or not isinstance(info.sha, str | None):
+        raise _not_a_hub(repo_id, endpoint)
+    if not info.sha:
+        raise ModelError(f"The hub did not say which commit of {repo_id} it listed, so Studio cannot pin it.")
+    return info.sha, listing
+
+
+def _not_a_hub(repo_id: str, endpoint: str) -> ModelError:
+    return ModelError(f"The address {endpoint} did not answer like a Hugging Face model hub when asked for "
+                      f"{repo_id} (a login page, or a mistyped mirror?); check the address, or sign in to the "
+                      "network in a browser first.")
 
 
 def model_index_components(repo_id: str, sha: str, endpoint: str, token: str | None) -> set[str]:

@@ -17,8 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from filelock import FileLock, Timeout
-from huggingface_hub import HfApi
-
 from studio.core.errors import InvalidRequest, ModelError, os_reason
 from studio.core.model_library import SOURCE_FILE, read_source
 from studio.services.download_folders import (
@@ -31,7 +29,7 @@ from studio.services.download_folders import (
     write_json,
 )
 from studio.services.download_progress import DownloadProgress, DownloadTracker
-from studio.services.hub_connection import LIBRARY, TIMEOUT, hub_endpoint, hub_errors, model_index_components
+from studio.services.hub_connection import hub_endpoint, hub_errors, model_index_components, model_listing
 from studio.services.hub_files import MODEL_INDEX, select_files, unsafe_path, weight_key
 from studio.services.hub_transfer import fetch_file
 from studio.services.model_imports import file_download
@@ -67,20 +65,16 @@ def plan_download(repo_id: str, models_dir: Path, *, revision: str | None = None
         raise InvalidRequest(f"{repo_id!r} is not a hub model id; use the owner/name form, "
                              "for example stabilityai/sd-turbo.")
     with hub_errors(repo_id, endpoint):
-        api = HfApi(endpoint=endpoint, token=token, library_name=LIBRARY)
-        info = api.model_info(repo_id, revision=revision, files_metadata=True, timeout=TIMEOUT)
-        listing = [(s.rfilename, s.size or 0) for s in info.siblings or ()]
+        sha, listing = model_listing(repo_id, revision, endpoint, token)
         if bad := next((path for path, _ in listing if unsafe_path(path)), None):
             raise ModelError(f"The hub repository {repo_id} lists an unsafe file path {bad!r}, so Studio "
                              "refused to download it.")
-        if not info.sha:
-            raise ModelError(f"The hub did not say which commit of {repo_id} it listed, so Studio cannot pin it.")
         has_index = any(path == MODEL_INDEX for path, _ in listing)
-        components = model_index_components(repo_id, info.sha, endpoint, token) if has_index else None
+        components = model_index_components(repo_id, sha, endpoint, token) if has_index else None
     files = tuple(select_files(repo_id, listing, components))
     target, filed = target_folder(Path(models_dir), repo_id)
-    already = files_on_disk(target, repo_id, info.sha, files)[0]
-    return DownloadPlan(repo_id, info.sha, files, sum(size for _, size in files), target, already,
+    already = files_on_disk(target, repo_id, sha, files)[0]
+    return DownloadPlan(repo_id, sha, files, sum(size for _, size in files), target, already,
                         Path(models_dir).expanduser().resolve() if filed else None)
 
 

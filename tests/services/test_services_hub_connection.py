@@ -88,3 +88,21 @@ def test_a_mirror_without_the_hubs_error_codes_gets_sentences_that_say_what_it_a
     with pytest.raises(ModelError, match=rf"^The model hub at {hub.url} has no tester/gone/model\.safetensors "
                                          r"\(HTTP 404\); check the mirror"):
         download_model(plan, endpoint=hub.url)
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("text/html", b"<html>login portal</html>"),  # a captive portal, a mistyped mirror
+    ("application/json", b'{"id": "x", "siblings": "nope"}'),
+    ("application/json", b'{"id": "x", "sha": "1111", "siblings": [{"rfilename": 7}]}'),
+    ("application/json", b'[1, 2]'),
+])
+def test_an_address_that_answers_with_no_hub_listing_is_one_sentence(content_type: str, body: bytes, hub: FakeHub,
+                                                                      tmp_path: Path) -> None:
+    # It was a JSONDecodeError's (HTML) or a TypeError's (JSON of another shape) traceback.
+    hub.odd_listing = (content_type, body)
+    with pytest.raises(ModelError) as given:
+        plan_download(REPO, tmp_path, endpoint=hub.url)
+    assert str(given.value) == (f"The address {hub.url} did not answer like a Hugging Face model hub when asked for "
+                                f"{REPO} (a login page, or a mistyped mirror?); check the address, or sign in to the "
+                                "network in a browser first.")
+    assert not any(tmp_path.iterdir())
