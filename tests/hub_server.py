@@ -73,6 +73,7 @@ class FakeHub:
     chunk: int = 64 * 1024  # bytes per write when streaming a file
     delay: float = 0.0  # seconds between chunks (to test cancel mid-file)
     cut_after: dict[str, int] = field(default_factory=dict)  # repo path -> body bytes before the first GET is reset
+    cut_with_reset: bool = True  # False: the cut connection is closed as by a server that died (FIN, not RST)
     requests: list[Seen] = field(default_factory=list)
     bare_errors: bool = False  # answer errors without X-Error-Code, as a plain mirror or proxy does
     odd_listing: tuple[str, bytes] | None = None  # (content type, body) answered 200 to every listing: not a hub
@@ -232,7 +233,8 @@ class _Handler(BaseHTTPRequestHandler):
         if cut is not None:
             # Let the client read what was sent, then reset the connection (RST, as a dropped network does).
             time.sleep(0.2)
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            if self.hub.cut_with_reset:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
             self.close_connection = True
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -116,11 +118,28 @@ def hub_errors(repo_id: str, endpoint: str, path: str | None = None) -> Iterator
                              "private or gated: log in with a token that has access.") from exc
         raise ModelError(f"The model hub at {endpoint} answered HTTP {status} for {what}; try again later.") from exc
     except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.UnsupportedProtocol) as exc:
-        raise ModelError(f"Could not reach the model hub at {endpoint}; Studio may be offline. Import a file you "
-                         "already have with `studio models import PATH`.") from exc
+        if path is None:
+            raise ModelError(f"Could not reach the model hub at {endpoint}; Studio may be offline. Import a file you "
+                             "already have with `studio models import PATH`.") from exc
+        raise _broke(what, exc) from exc  # it answered the listing: the hub went away mid-download
     except (httpx2.HTTPError, OSError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None:
             raise ModelError(f"Could not write {what} into the models folder: {exc.strerror}.") from exc
-        reason = (str(exc).splitlines() or [type(exc).__name__])[0].rstrip(".")
-        raise ModelError(f"The connection to the model hub broke while fetching {what} ({reason}); run the "
-                         "download again to resume where it stopped.") from exc
+        raise _broke(what, exc) from exc
+
+
+def _broke(what: str, exc: Exception) -> ModelError:
+    """What came is kept: the next call resumes it."""
+    reason = re.sub(r"^\[Errno -?\d+\] ", "", (str(exc).splitlines() or [""])[0]).rstrip(".") or type(exc).__name__
+    return ModelError(f"The connection to the model hub broke while fetching {what} ({reason}), so the download "
+                      "stopped; run the download again to resume where it stopped.")
+
+
+def quiet_hub_log() -> None:
+    """huggingface_hub's own log lines ("Trying to resume download...", five times over, when a connection drops)
+    go to Studio's log file only (its logger propagates there), not to the terminal, where Studio says what
+    happened in a sentence."""
+    hub_log = logging.getLogger("huggingface_hub")
+    for handler in list(hub_log.handlers):
+        if type(handler) is logging.StreamHandler:  # the library's own, on stderr
+            hub_log.removeHandler(handler)

@@ -29,7 +29,13 @@ from studio.services.download_folders import (
     write_json,
 )
 from studio.services.download_progress import DownloadProgress, DownloadTracker
-from studio.services.hub_connection import hub_endpoint, hub_errors, model_index_components, model_listing
+from studio.services.hub_connection import (
+    hub_endpoint,
+    hub_errors,
+    model_index_components,
+    model_listing,
+    quiet_hub_log,
+)
 from studio.services.hub_files import MODEL_INDEX, select_files, unsafe_path, weight_key
 from studio.services.hub_transfer import fetch_file
 from studio.services.model_imports import file_download
@@ -61,6 +67,7 @@ def plan_download(repo_id: str, models_dir: Path, *, revision: str | None = None
 
     ``token`` None uses the one huggingface_hub finds (``HF_TOKEN`` or ``hf auth login``)."""
     repo_id, endpoint = repo_id.strip(), hub_endpoint(endpoint)
+    quiet_hub_log()
     if not _REPO_ID.match(repo_id) or "--" in repo_id or ".." in repo_id:
         raise InvalidRequest(f"{repo_id!r} is not a hub model id; use the owner/name form, "
                              "for example stabilityai/sd-turbo.")
@@ -102,6 +109,7 @@ def download_model(plan: DownloadPlan, *, progress: Callable[[DownloadProgress],
 def _download(plan: DownloadPlan, progress: Callable[[DownloadProgress], None] | None,
               cancelled: Callable[[], bool] | None, endpoint: str | None, token: str | None) -> Path:
     endpoint, target, work = hub_endpoint(endpoint), plan.target, plan.target / WORK_DIR
+    quiet_hub_log()
     dests = {path: file_destination(target, path) for path, _ in plan.files}
     already, finished = files_on_disk(target, plan.repo_id, plan.revision, plan.files)
     _check_disk_space(plan, plan.total_bytes - already)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 from pathlib import Path
 from types import SimpleNamespace
@@ -192,6 +193,30 @@ def test_a_cut_download_fails_clearly_and_the_next_call_resumes(hub: FakeHub, tm
     assert hub.file_gets(BIG)[-1].range == f"bytes={kept}-"
     assert (folder / BIG).read_bytes() == _pipeline_files()[BIG]
 
+
+
+def test_a_hub_that_goes_away_mid_download_is_said_as_a_stop_to_resume_and_its_log_lines_stay_off_the_terminal(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """huggingface_hub's "Trying to resume download..." reached the terminal five times, then "Could not reach the
+    model hub ...; Studio may be offline", though the partial file was kept and the next call resumed it."""
+    hub = FakeHub({REPO: FakeRepo(_pipeline_files(), sha="1" * 40)}, chunk=4096, delay=0.002,
+                  cut_after={BIG: 100_000}, cut_with_reset=False)
+    with hub:
+        plan = plan_download(REPO, tmp_path, endpoint=hub.url)
+        url = hub.url
+
+        def hub_dies(event: DownloadProgress) -> None:  # its listening socket closes, then the transfer
+            if event.file == BIG and event.file_done and hub._server is not None:
+                hub.__exit__()
+                hub._server = None
+
+        with pytest.raises(ModelError) as err:
+            download_model(plan, progress=hub_dies, endpoint=url)
+    assert str(err.value) == (f"The connection to the model hub broke while fetching {REPO}/{BIG} (Connection "
+                              "refused), so the download stopped; run the download again to resume where it stopped.")
+    assert 0 < next((plan.target / ".cache" / "studio-download").glob("*.incomplete")).stat().st_size < 300_000
+    assert "Trying to resume download" in caplog.text  # to Studio's log, and not to the terminal:
+    assert not [h for h in logging.getLogger("huggingface_hub").handlers if type(h) is logging.StreamHandler]
 
 def test_a_disk_that_fills_up_mid_download_is_a_sentence_and_the_next_call_resumes(
         hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
