@@ -19,6 +19,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from studio.core.errors import InvalidRequest, ModelError, os_reason
 from studio.core.model_library import SOURCE_FILE, read_source
+from studio.core.units import format_size
 from studio.services.download_folders import (
     WORK_DIR,
     file_destination,
@@ -162,5 +163,7 @@ def _check_disk_space(plan: DownloadPlan, needed: int) -> None:
         folder = folder.parent
     free = shutil.disk_usage(folder).free
     if needed > 0 and free < needed + DISK_MARGIN:
-        raise InvalidRequest(f"{plan.repo_id} needs about {needed / 1e9:.1f} GB more in {plan.target}, but only "
-                             f"{free / 1e9:.1f} GB is free there; make room or choose another models folder.")
+        # Sizes as the rest of Studio writes them (15.3 MB was "0.0 GB"), and the reserve the check counts said.
+        raise InvalidRequest(f"{plan.repo_id} needs {format_size(needed)} more in {plan.target}, and Studio keeps "
+                             f"{format_size(DISK_MARGIN)} free for itself and the system; only {format_size(free)} "
+                             "is free there. Make room or choose another models folder.")

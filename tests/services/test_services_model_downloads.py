@@ -291,9 +291,13 @@ def test_disk_space_is_checked_before_any_request(hub: FakeHub, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     plan = plan_download(REPO, tmp_path, endpoint=hub.url)
     hub.requests.clear()
-    monkeypatch.setattr(model_downloads.shutil, "disk_usage", lambda _path: SimpleNamespace(free=1000))
-    with pytest.raises(InvalidRequest, match=r"needs about 0\.0 GB more in .*tiny-sd, but only 0\.0 GB is free"):
+    monkeypatch.setattr(model_downloads.shutil, "disk_usage", lambda _path: SimpleNamespace(free=400 * 2**20))
+    with pytest.raises(InvalidRequest) as refused:
         download_model(plan, endpoint=hub.url)
+    # It said "needs about 0.0 GB more ..., but only 0.4 GB is free", neither the size nor the 512 MB reserve.
+    assert str(refused.value) == (f"{REPO} needs {plan.total_bytes / 1024:.1f} KB more in {plan.target}, and Studio "
+                                  "keeps 512.0 MB free for itself and the system; only 400.0 MB is free there. Make "
+                                  "room or choose another models folder.")
     assert hub.requests == [] and not plan.target.exists()
 
 
