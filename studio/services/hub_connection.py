@@ -86,10 +86,16 @@ def model_index_components(repo_id: str, sha: str, endpoint: str, token: str | N
 
 
 @contextmanager
-def hub_errors(repo_id: str, endpoint: str, path: str | None = None) -> Iterator[None]:
-    """huggingface_hub and HTTP failures as one sentence each; a cut partial file stays for the next call."""
+def hub_errors(repo_id: str, endpoint: str, path: str | None = None, *, revision: str | None = None
+               ) -> Iterator[None]:
+    """huggingface_hub and HTTP failures as one sentence each; a cut partial file stays for the next call.
+    ``revision``: the one asked for, which a mirror's bare 404 may be about as well as the repo."""
     what = f"{repo_id}/{path}" if path else repo_id
     no_repo = f"The hub has no model repository {repo_id} (or it is private or gated; log in with a token)."
+    # A bare 404 (no X-Error-Code) cannot tell a missing repo from a missing revision: it said the repo was missing.
+    unknown = no_repo if revision is None else \
+        f"The hub has no model repository {repo_id}, or no revision {revision} in it (or it is private or gated; " \
+        "log in with a token)."
     try:
         yield
     except (StudioError, JobCancelledError):
@@ -110,7 +116,7 @@ def hub_errors(repo_id: str, endpoint: str, path: str | None = None) -> Iterator
         status = exc.response.status_code if exc.response is not None else 0
         # A mirror or proxy answers without the hub's error code: say what was asked for and what it answered.
         if status == 404:
-            raise ModelError(no_repo if path is None else
+            raise ModelError(unknown if path is None else
                              f"The model hub at {endpoint} has no {what} (HTTP 404); check the mirror, or plan the "
                              "download again.") from exc
         if status in (401, 403):

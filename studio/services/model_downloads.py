@@ -72,7 +72,7 @@ def plan_download(repo_id: str, models_dir: Path, *, revision: str | None = None
     if not _REPO_ID.match(repo_id) or "--" in repo_id or ".." in repo_id:
         raise InvalidRequest(f"{repo_id!r} is not a hub model id; use the owner/name form, "
                              "for example stabilityai/sd-turbo.")
-    with hub_errors(repo_id, endpoint):
+    with hub_errors(repo_id, endpoint, revision=revision):
         sha, listing = model_listing(repo_id, revision, endpoint, token)
         if bad := next((path for path, _ in listing if unsafe_path(path)), None):
             raise ModelError(f"The hub repository {repo_id} lists an unsafe file path {bad!r}, so Studio "

@@ -75,8 +75,13 @@ def test_unknown_and_gated_repos(hub: FakeHub, tmp_path: Path, monkeypatch: pyte
 def test_a_mirror_without_the_hubs_error_codes_gets_sentences_that_say_what_it_answered(
         hub: FakeHub, tmp_path: Path) -> None:
     hub.bare_errors = True
-    with pytest.raises(ModelError, match=r"^The hub has no model repository tester/xyz"):
+    with pytest.raises(ModelError, match=r"^The hub has no model repository tester/xyz \(or it is private"):
         plan_download("tester/xyz", tmp_path, endpoint=hub.url)
+    # The repo is there, the revision is not: a bare 404 cannot tell which, and it said the repo was missing.
+    with pytest.raises(ModelError) as unknown:
+        plan_download(REPO, tmp_path, endpoint=hub.url, revision="dev")
+    assert str(unknown.value) == (f"The hub has no model repository {REPO}, or no revision dev in it (or it is private "
+                                  "or gated; log in with a token).")
     hub.repos["tester/gated"] = FakeRepo({"model.safetensors": b"x" * 10}, gated=True)
     plan = plan_download("tester/gated", tmp_path, endpoint=hub.url)
     with pytest.raises(ModelError, match=rf"^The model hub at {hub.url} refused access to "
