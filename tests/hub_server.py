@@ -73,8 +73,10 @@ class FakeHub:
     chunk: int = 64 * 1024  # bytes per write when streaming a file
     delay: float = 0.0  # seconds between chunks (to test cancel mid-file)
     cut_after: dict[str, int] = field(default_factory=dict)  # repo path -> body bytes before the first GET is reset
+    cut_with_reset: bool = True  # False: the cut connection is closed as by a server that died (FIN, not RST)
     requests: list[Seen] = field(default_factory=list)
     bare_errors: bool = False  # answer errors without X-Error-Code, as a plain mirror or proxy does
+    odd_listing: tuple[str, bytes] | None = None  # (content type, body) answered 200 to every listing: not a hub
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -168,6 +170,8 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
     def _model_info(self, rest: str, query: dict[str, list[str]]) -> None:
+        if self.hub.odd_listing is not None:  # a login portal's page, another service's JSON
+            return self._send(200, *self.hub.odd_listing)
         repo_id, _, revision = rest.partition("/revision/")
         repo = self._repo(repo_id, revision or "main")
         if repo is None:
@@ -229,7 +233,8 @@ class _Handler(BaseHTTPRequestHandler):
         if cut is not None:
             # Let the client read what was sent, then reset the connection (RST, as a dropped network does).
             time.sleep(0.2)
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            if self.hub.cut_with_reset:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
             self.close_connection = True
 
@@ -245,9 +250,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, status: int, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload).encode()
+        self._send(status, "application/json", json.dumps(payload).encode())
+
+    def _send(self, status: int, content_type: str, body: bytes) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":

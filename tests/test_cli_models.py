@@ -9,6 +9,7 @@ import shutil
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -536,3 +537,43 @@ def test_a_converted_import_names_the_file_given_and_says_what_was_left_out_howe
     assert again.stdout.splitlines() == [
         f"ink2.pt, converted, is already in the library as {studio_home}/data/models/loras/ink.safetensors."]
     assert [line for line in again.stderr.splitlines() if line.startswith("note: ")] == CONVERSION_NOTES
+
+
+def test_a_download_address_that_answers_with_a_web_page_is_one_sentence_and_bad_input(home, tmp_path):
+    """A login portal's HTML page was a JSONDecodeError traceback and exit 1."""
+    with FakeHub({}, odd_listing=("text/html", b"<html>login portal</html>")) as hub:
+        result = studio(home, "download", "tester/x", "--endpoint", hub.url, "-y",
+                        env={"HF_HOME": str(tmp_path / "hf"), "NO_PROXY": "127.0.0.1"})
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (f"studio: The address {hub.url} did not answer like a Hugging Face model hub when asked "
+                             "for tester/x (a login page, or a mistyped mirror?); check the address, or sign in to "
+                             "the network in a browser first.\n")
+
+
+def test_a_hub_that_dies_mid_download_is_one_sentence_that_says_run_it_again_to_resume(home, tmp_path):
+    """huggingface_hub's "Trying to resume download..." / "Max retries exceeded." reached the terminal five times,
+    then "Could not reach the model hub ...; Studio may be offline", though the partial file was kept."""
+    files = {"config.json": json.dumps({"_class_name": "AutoencoderKL", "latent_channels": 4}).encode(),
+             "diffusion_pytorch_model.safetensors": bytes(2 * 2**20)}
+    hub = FakeHub({"tester/vae": FakeRepo(files)}, chunk=4096, delay=0.001,
+                  cut_after={"diffusion_pytorch_model.safetensors": 200_000}, cut_with_reset=False)
+    with hub:
+        url = hub.url
+
+        def die_once_the_file_flows() -> None:  # the listener closes; then the transfer, as a killed server's
+            while not hub.file_gets("diffusion_pytorch_model.safetensors"):
+                threading.Event().wait(0.01)
+            hub.__exit__()
+
+        killer = threading.Thread(target=die_once_the_file_flows)
+        killer.start()
+        result = studio(home, "download", "tester/vae", "--endpoint", url, "-y",
+                        env={"HF_HOME": str(tmp_path / "hf"), "NO_PROXY": "127.0.0.1"})
+        killer.join()
+        hub._server = None
+    assert result.returncode == 2 and "Trying to resume" not in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.endswith(
+        "\nstudio: The connection to the model hub broke while fetching tester/vae/diffusion_pytorch_model.safetensors "
+        "(Connection refused), so the download stopped; run the download again to resume where it stopped.\n"), \
+        result.stderr
+    assert "Trying to resume download" in (home / "data" / "studio.log").read_text()

@@ -17,10 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from filelock import FileLock, Timeout
-from huggingface_hub import HfApi
-
 from studio.core.errors import InvalidRequest, ModelError, os_reason
 from studio.core.model_library import SOURCE_FILE, read_source
+from studio.core.units import format_size
 from studio.services.download_folders import (
     WORK_DIR,
     file_destination,
@@ -31,7 +30,13 @@ from studio.services.download_folders import (
     write_json,
 )
 from studio.services.download_progress import DownloadProgress, DownloadTracker
-from studio.services.hub_connection import LIBRARY, TIMEOUT, hub_endpoint, hub_errors, model_index_components
+from studio.services.hub_connection import (
+    hub_endpoint,
+    hub_errors,
+    model_index_components,
+    model_listing,
+    quiet_hub_log,
+)
 from studio.services.hub_files import MODEL_INDEX, select_files, unsafe_path, weight_key
 from studio.services.hub_transfer import fetch_file
 from studio.services.model_imports import file_download
@@ -63,24 +68,21 @@ def plan_download(repo_id: str, models_dir: Path, *, revision: str | None = None
 
     ``token`` None uses the one huggingface_hub finds (``HF_TOKEN`` or ``hf auth login``)."""
     repo_id, endpoint = repo_id.strip(), hub_endpoint(endpoint)
+    quiet_hub_log()
     if not _REPO_ID.match(repo_id) or "--" in repo_id or ".." in repo_id:
         raise InvalidRequest(f"{repo_id!r} is not a hub model id; use the owner/name form, "
                              "for example stabilityai/sd-turbo.")
-    with hub_errors(repo_id, endpoint):
-        api = HfApi(endpoint=endpoint, token=token, library_name=LIBRARY)
-        info = api.model_info(repo_id, revision=revision, files_metadata=True, timeout=TIMEOUT)
-        listing = [(s.rfilename, s.size or 0) for s in info.siblings or ()]
+    with hub_errors(repo_id, endpoint, revision=revision):
+        sha, listing = model_listing(repo_id, revision, endpoint, token)
         if bad := next((path for path, _ in listing if unsafe_path(path)), None):
             raise ModelError(f"The hub repository {repo_id} lists an unsafe file path {bad!r}, so Studio "
                              "refused to download it.")
-        if not info.sha:
-            raise ModelError(f"The hub did not say which commit of {repo_id} it listed, so Studio cannot pin it.")
         has_index = any(path == MODEL_INDEX for path, _ in listing)
-        components = model_index_components(repo_id, info.sha, endpoint, token) if has_index else None
+        components = model_index_components(repo_id, sha, endpoint, token) if has_index else None
     files = tuple(select_files(repo_id, listing, components))
     target, filed = target_folder(Path(models_dir), repo_id)
-    already = files_on_disk(target, repo_id, info.sha, files)[0]
-    return DownloadPlan(repo_id, info.sha, files, sum(size for _, size in files), target, already,
+    already = files_on_disk(target, repo_id, sha, files)[0]
+    return DownloadPlan(repo_id, sha, files, sum(size for _, size in files), target, already,
                         Path(models_dir).expanduser().resolve() if filed else None)
 
 
@@ -108,6 +110,7 @@ def download_model(plan: DownloadPlan, *, progress: Callable[[DownloadProgress],
 def _download(plan: DownloadPlan, progress: Callable[[DownloadProgress], None] | None,
               cancelled: Callable[[], bool] | None, endpoint: str | None, token: str | None) -> Path:
     endpoint, target, work = hub_endpoint(endpoint), plan.target, plan.target / WORK_DIR
+    quiet_hub_log()
     dests = {path: file_destination(target, path) for path, _ in plan.files}
     already, finished = files_on_disk(target, plan.repo_id, plan.revision, plan.files)
     _check_disk_space(plan, plan.total_bytes - already)
@@ -160,5 +163,7 @@ def _check_disk_space(plan: DownloadPlan, needed: int) -> None:
         folder = folder.parent
     free = shutil.disk_usage(folder).free
     if needed > 0 and free < needed + DISK_MARGIN:
-        raise InvalidRequest(f"{plan.repo_id} needs about {needed / 1e9:.1f} GB more in {plan.target}, but only "
-                             f"{free / 1e9:.1f} GB is free there; make room or choose another models folder.")
+        # Sizes as the rest of Studio writes them (15.3 MB was "0.0 GB"), and the reserve the check counts said.
+        raise InvalidRequest(f"{plan.repo_id} needs {format_size(needed)} more in {plan.target}, and Studio keeps "
+                             f"{format_size(DISK_MARGIN)} free for itself and the system; only {format_size(free)} "
+                             "is free there. Make room or choose another models folder.")

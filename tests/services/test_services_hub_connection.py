@@ -75,8 +75,13 @@ def test_unknown_and_gated_repos(hub: FakeHub, tmp_path: Path, monkeypatch: pyte
 def test_a_mirror_without_the_hubs_error_codes_gets_sentences_that_say_what_it_answered(
         hub: FakeHub, tmp_path: Path) -> None:
     hub.bare_errors = True
-    with pytest.raises(ModelError, match=r"^The hub has no model repository tester/xyz"):
+    with pytest.raises(ModelError, match=r"^The hub has no model repository tester/xyz \(or it is private"):
         plan_download("tester/xyz", tmp_path, endpoint=hub.url)
+    # The repo is there, the revision is not: a bare 404 cannot tell which, and it said the repo was missing.
+    with pytest.raises(ModelError) as unknown:
+        plan_download(REPO, tmp_path, endpoint=hub.url, revision="dev")
+    assert str(unknown.value) == (f"The hub has no model repository {REPO}, or no revision dev in it (or it is private "
+                                  "or gated; log in with a token).")
     hub.repos["tester/gated"] = FakeRepo({"model.safetensors": b"x" * 10}, gated=True)
     plan = plan_download("tester/gated", tmp_path, endpoint=hub.url)
     with pytest.raises(ModelError, match=rf"^The model hub at {hub.url} refused access to "
@@ -88,3 +93,21 @@ def test_a_mirror_without_the_hubs_error_codes_gets_sentences_that_say_what_it_a
     with pytest.raises(ModelError, match=rf"^The model hub at {hub.url} has no tester/gone/model\.safetensors "
                                          r"\(HTTP 404\); check the mirror"):
         download_model(plan, endpoint=hub.url)
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("text/html", b"<html>login portal</html>"),  # a captive portal, a mistyped mirror
+    ("application/json", b'{"id": "x", "siblings": "nope"}'),
+    ("application/json", b'{"id": "x", "sha": "1111", "siblings": [{"rfilename": 7}]}'),
+    ("application/json", b'[1, 2]'),
+])
+def test_an_address_that_answers_with_no_hub_listing_is_one_sentence(content_type: str, body: bytes, hub: FakeHub,
+                                                                      tmp_path: Path) -> None:
+    # It was a JSONDecodeError's (HTML) or a TypeError's (JSON of another shape) traceback.
+    hub.odd_listing = (content_type, body)
+    with pytest.raises(ModelError) as given:
+        plan_download(REPO, tmp_path, endpoint=hub.url)
+    assert str(given.value) == (f"The address {hub.url} did not answer like a Hugging Face model hub when asked for "
+                                f"{REPO} (a login page, or a mistyped mirror?); check the address, or sign in to the "
+                                "network in a browser first.")
+    assert not any(tmp_path.iterdir())

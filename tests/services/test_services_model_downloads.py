@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 from pathlib import Path
 from types import SimpleNamespace
@@ -193,6 +194,30 @@ def test_a_cut_download_fails_clearly_and_the_next_call_resumes(hub: FakeHub, tm
     assert (folder / BIG).read_bytes() == _pipeline_files()[BIG]
 
 
+
+def test_a_hub_that_goes_away_mid_download_is_said_as_a_stop_to_resume_and_its_log_lines_stay_off_the_terminal(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """huggingface_hub's "Trying to resume download..." reached the terminal five times, then "Could not reach the
+    model hub ...; Studio may be offline", though the partial file was kept and the next call resumed it."""
+    hub = FakeHub({REPO: FakeRepo(_pipeline_files(), sha="1" * 40)}, chunk=4096, delay=0.002,
+                  cut_after={BIG: 100_000}, cut_with_reset=False)
+    with hub:
+        plan = plan_download(REPO, tmp_path, endpoint=hub.url)
+        url = hub.url
+
+        def hub_dies(event: DownloadProgress) -> None:  # its listening socket closes, then the transfer
+            if event.file == BIG and event.file_done and hub._server is not None:
+                hub.__exit__()
+                hub._server = None
+
+        with pytest.raises(ModelError) as err:
+            download_model(plan, progress=hub_dies, endpoint=url)
+    assert str(err.value) == (f"The connection to the model hub broke while fetching {REPO}/{BIG} (Connection "
+                              "refused), so the download stopped; run the download again to resume where it stopped.")
+    assert 0 < next((plan.target / ".cache" / "studio-download").glob("*.incomplete")).stat().st_size < 300_000
+    assert "Trying to resume download" in caplog.text  # to Studio's log, and not to the terminal:
+    assert not [h for h in logging.getLogger("huggingface_hub").handlers if type(h) is logging.StreamHandler]
+
 def test_a_disk_that_fills_up_mid_download_is_a_sentence_and_the_next_call_resumes(
         hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plan = plan_download(REPO, tmp_path, endpoint=hub.url)
@@ -266,9 +291,13 @@ def test_disk_space_is_checked_before_any_request(hub: FakeHub, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     plan = plan_download(REPO, tmp_path, endpoint=hub.url)
     hub.requests.clear()
-    monkeypatch.setattr(model_downloads.shutil, "disk_usage", lambda _path: SimpleNamespace(free=1000))
-    with pytest.raises(InvalidRequest, match=r"needs about 0\.0 GB more in .*tiny-sd, but only 0\.0 GB is free"):
+    monkeypatch.setattr(model_downloads.shutil, "disk_usage", lambda _path: SimpleNamespace(free=400 * 2**20))
+    with pytest.raises(InvalidRequest) as refused:
         download_model(plan, endpoint=hub.url)
+    # It said "needs about 0.0 GB more ..., but only 0.4 GB is free", neither the size nor the 512 MB reserve.
+    assert str(refused.value) == (f"{REPO} needs {plan.total_bytes / 1024:.1f} KB more in {plan.target}, and Studio "
+                                  "keeps 512.0 MB free for itself and the system; only 400.0 MB is free there. Make "
+                                  "room or choose another models folder.")
     assert hub.requests == [] and not plan.target.exists()
 
 
