@@ -68,21 +68,35 @@ def request_for_entry(entry: HistoryEntry, settings: Settings | None = None, *,
 def gone_model(entry: HistoryEntry) -> str | None:
     """The name of the Stable Diffusion model the entry was made with when its file or folder is gone, else None.
     A stat: run it off the window's thread."""
-    if entry.generator not in ("", "diffusers") or not entry.model_path or (path := Path(entry.model_path)).exists():
+    if entry.generator not in ("", "diffusers"):
         return None
-    return entry.model_name or (path.stem if path.suffix.lower() in WEIGHT_SUFFIXES else path.name)
+    return missing_model(entry.model_path, entry.model_name)
+
+
+def missing_model(model_path: str | None, name: str = "") -> str | None:
+    """The name of the model at ``model_path`` (``name``, else its checkpoint's stem or its folder's whole name)
+    when that file or folder is gone, else None: a history entry's, or the one the model list names for a dropped
+    picture (the list, read before it went, still shows it). A stat: run it off the window's thread."""
+    if not model_path or (path := Path(model_path)).exists():
+        return None
+    return name or (path.stem if path.suffix.lower() in WEIGHT_SUFFIXES else path.name)
 
 
 def recorded_post(entry: HistoryEntry) -> tuple[PostStepSetting, ...]:
     """The post-processing chain the entry was made with, as recorded (none for an entry made without)."""
+    return recorded_chain(entry.params.get("post"))
+
+
+def recorded_chain(records: object) -> tuple[PostStepSetting, ...]:
+    """A post-processing chain as a history entry's params or a picture's recipe record it (a list of
+    ``{"processor", "params", "strength"}``): the steps that can be read, pictures only noted left out."""
     return tuple(PostStepSetting(processor=step["processor"], params=_recorded(step.get("params")),
-                                 strength=_strength(step.get("strength"))) for step in _post_records(entry))
+                                 strength=_strength(step.get("strength"))) for step in _post_records(records))
 
 
-def _post_records(entry: HistoryEntry) -> list[dict[str, Any]]:
-    steps = entry.params.get("post")
-    return [step for step in steps if isinstance(step, dict) and isinstance(step.get("processor"), str)] \
-        if isinstance(steps, list) else []
+def _post_records(records: object) -> list[dict[str, Any]]:
+    return [step for step in records if isinstance(step, dict) and isinstance(step.get("processor"), str)] \
+        if isinstance(records, list | tuple) else []
 
 
 class RecordedChain(NamedTuple):
@@ -91,13 +105,14 @@ class RecordedChain(NamedTuple):
     notes: list[str]
 
 
-def usable_chain(entry: HistoryEntry, registry: Registry, style_dir: Path) -> RecordedChain:
-    """The entry's chain for Load parameters: a step whose post-processor is not installed and enabled is left out;
+def usable_chain(records: object, registry: Registry, style_dir: Path) -> RecordedChain:
+    """A recorded chain (a history entry's ``params["post"]``, a picture's ``Recipe.post``) for Load parameters or a
+    dropped picture: a step whose post-processor is not installed and enabled is left out;
     one of Studio's style transfers whose weight files are missing in ``style_dir`` is kept (Generate makes the
     picture without it until they are imported), and both are said, as is a step's picture that was not kept (a
     canvas picture recorded only by its size). Stats files: run it off the window's thread."""
     steps, notes = [], []
-    for step, record in zip(recorded_post(entry), _post_records(entry), strict=True):
+    for step, record in zip(recorded_chain(records), _post_records(records), strict=True):
         if not registry.has(POSTPROCESSOR, step.processor):
             notes.append(f"Its post-processing step {step.processor!r} was left out of the chain: no installed and "
                          "enabled plugin provides it.")

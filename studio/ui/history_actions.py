@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QInputDialog, QMessageBox
@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QInputDialog, QMessageBox
 from studio.core.control import resolved_controls
 from studio.core.errors import StudioError, first_line
 from studio.core.hires import HiresFix
-from studio.core.image_info import ImageInfo, recipe_fields, refused_values
+from studio.core.image_info import STUDIO_TOOL, ImageInfo, recipe_fields, refused_values
 from studio.core.image_inspection import inspect_image
 from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
@@ -29,6 +29,7 @@ from studio.services.history_reuse import (
     RecordedChain,
     RecordedChoices,
     gone_model,
+    missing_model,
     missing_pictures,
     recorded_choices,
     request_for_entry,
@@ -191,15 +192,19 @@ class HistoryActions(QObject):
         when their check ends, as Load parameters does."""
         self._loads += 1
         load = self._loads
+        combo = self.panel.model_combo
+        listed = [(combo.itemText(i), combo.itemData(i)) for i in range(combo.count())]
         try:
-            info, controls, missing = await asyncio.to_thread(_inspect_with_guides, path,
-                                                              self.window.settings.outputs_dir)
+            dropped = await asyncio.to_thread(
+                _read_dropped, path, self.window.settings.outputs_dir, listed, self.window.service.registry,
+                style_weights_dir(self.window.service.env))
         except StudioError as exc:
             if load == self._loads:
                 self.window.status.set_message(str(exc), error=True)
             return
         if load != self._loads:  # another picture or entry was loaded while this one was read: it stays
             return
+        info, model_path = dropped.info, dropped.model_path
         fields = recipe_fields(info)
         if "prompt" not in fields:
             self.window.status.set_message(
@@ -207,15 +212,22 @@ class HistoryActions(QObject):
             return
         model_name = fields.pop("model_name", None)
         fields.pop("model_hash", None)
-        model_path = next((self.panel.model_combo.itemData(i) for i in range(self.panel.model_combo.count())
-                           if self.panel.model_combo.itemText(i) == model_name), None)
+        if dropped.gone:  # the model list, read before it went, still names it: Generate would refuse it
+            model_path = None
         notes = self.panel.fill(model_path=model_path, **fields)
+        if dropped.gone:
+            notes.insert(0, f"The model {dropped.gone} is gone, so the current one was kept; {dropped.model_path} no "
+                            "longer exists.")
         notes += [f"{why}; kept {_kept(self.panel, key)}." for key, why in refused_values(info).items()]
-        notes += self._restore_guides(controls, missing)
-        if model_name and model_path is None:
+        notes += self._restore_guides(dropped.controls, dropped.missing)
+        if model_name and dropped.model_path is None:
             notes.append(f"The model {model_name!r} it names is not in the model list.")
+        # Only Studio records a chain (another tool's picture, or Studio's A1111 text alone, says nothing of it):
+        # otherwise the one set up stays.
+        chain = self._restore_chain(dropped.chain.steps) if dropped.chain is not None else ""
+        notes += dropped.chain.notes if dropped.chain is not None else []
         tool = info.tool or "an unknown tool"
-        loaded = " ".join([f"Loaded the parameters of {path.name} (made by {tool}).", *notes, *info.notes])
+        loaded = " ".join([f"Loaded the parameters of {path.name} (made by {tool}){chain}.", *notes, *info.notes])
         self.window.status.set_message(loaded)
         warnings = await self._checked(picture_file_warnings, path, Path(model_path) if model_path else None)
         if warnings and load == self._loads:
@@ -356,15 +368,31 @@ def _recorded_for_load(entry: HistoryEntry, outputs: Path, registry: Registry,
                        style_dir: Path) -> tuple[RecordedChoices, RecordedChain, str | None]:
     """What Load parameters sets beyond the entry's plain fields, and the name of its model if that is gone: reads
     the picture's recipe and stats files, so it runs in a worker thread."""
-    return recorded_choices(entry, outputs), usable_chain(entry, registry, style_dir), gone_model(entry)
+    return recorded_choices(entry, outputs), usable_chain(entry.params.get("post"), registry, style_dir),\
+        gone_model(entry)
 
 
-def _inspect_with_guides(path: Path, outputs: Path) -> tuple[ImageInfo, tuple[dict[str, Any], ...], list[str]]:
-    """What a dropped picture says about how it was made, its guides with their pictures' paths in the outputs
-    folder (a Studio recipe names a kept picture relative to it), and those kept pictures that are gone."""
+class DroppedPicture(NamedTuple):
+    """What a picture dropped on the prompt panel sets beyond its plain fields."""
+    info: ImageInfo
+    controls: tuple[dict[str, Any], ...]  # its guides, their pictures' paths in the outputs folder
+    missing: list[str]  # those guides' kept pictures that are gone
+    model_path: str | None  # the listed model of the name it names (None: none listed)
+    gone: str | None  # that model's name when its file or folder is gone
+    chain: RecordedChain | None  # the post-processing chain its Studio recipe records (None: it records none)
+
+
+def _read_dropped(path: Path, outputs: Path, listed: list[tuple[str, Any]], registry: Registry,
+                  style_dir: Path) -> DroppedPicture:
+    """What a dropped picture says about how it was made, its guides (a Studio recipe names a kept picture relative
+    to the outputs folder), the model of the ``listed`` (name, path) it names and whether that is gone, and the
+    chain it records: reads and stats files, so it runs in a worker thread."""
     info = inspect_image(path)
     controls = resolved_controls(info.controls, outputs)
-    return info, controls, missing_pictures(controls)
+    model_path = next((data for name, data in listed if info.model and name == info.model), None)
+    chain = usable_chain(info.post, registry, style_dir) if info.tool == STUDIO_TOOL and info.post else None
+    return DroppedPicture(info, controls, missing_pictures(controls), model_path,
+                          missing_model(model_path, info.model or ""), chain)
 
 
 def _kept(panel: PromptPanel, key: str) -> str:

@@ -49,7 +49,7 @@ def test_the_usable_chain_keeps_steps_that_can_be_set_up_and_says_the_others(tmp
         "junk", {"params": {}}, {"processor": "gone-plugin"},
         {"processor": "adain", "params": {"alpha": 0.5, "style": "<picture 8x8>"}, "strength": 7},
         {"processor": "color", "params": {}, "strength": 0.25}]})
-    chain = usable_chain(entry, builtin_registry(), style)
+    chain = usable_chain(entry.params["post"], builtin_registry(), style)
     assert [(s.processor, s.params, s.strength) for s in chain.steps] == [("adain", {"alpha": 0.5}, 1.0),
                                                                           ("color", {}, 0.25)]
     assert chain.notes == [
@@ -58,7 +58,7 @@ def test_the_usable_chain_keeps_steps_that_can_be_set_up_and_says_the_others(tmp
         f"Its Fast Style Transfer (AdaIN) step needs adain-decoder.safetensors, missing in {style}: until Filters › "
         "Style Weights… imports it, pictures are made without that step.",
         "Its Fast Style Transfer (AdaIN) step's picture was not kept; choose one for it in the post-processing chain."]
-    assert usable_chain(HistoryEntry("plain", params={"post": "junk"}), builtin_registry(), style) == ((), [])
+    assert usable_chain("junk", builtin_registry(), style) == ((), [])
 
 
 def test_gone_model_names_only_a_stable_diffusion_model_that_is_gone(tmp_path: Path):
