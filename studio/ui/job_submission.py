@@ -62,7 +62,8 @@ class JobSubmission:
         try:
             self.window.service.submit(request)
         except StudioError as exc:
-            panel.show_error(str(exc))
+            gone = self.window.models.forget_gone_model(request.model) if request.generator == "diffusers" else ""
+            panel.show_error(gone or str(exc))
             return
         self.window.results.sent(request, revision)
         panel.clear_error()

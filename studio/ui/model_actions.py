@@ -54,6 +54,16 @@ class ModelActions:
         self._library_scans += 1
         self.window.actions_.run(self._scan_library(self._library_scans))
 
+    def forget_gone_model(self, model: str) -> str:
+        """After Generate was refused a model: if its file or folder is gone (deleted since the list was read; no
+        watch on the folders), take it off the picker, look through the library again for others gone, and return
+        the sentence that says so; "" if it is there. A stat, on this thread only when Generate failed already."""
+        if not model or Path(model).exists():
+            return ""
+        name = self.panel.model_picker.forget_model(model) or Path(model).name
+        self.refresh()
+        return f"The model {name} is gone; removed it from the list."
+
     async def _scan_library(self, scan: int) -> None:
         items = await asyncio.to_thread(scan_library, self.settings.models_dir, list(self.settings.extra_model_paths))
         if scan == self._library_scans:  # a newer scan started meanwhile: its answer wins

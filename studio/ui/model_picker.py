@@ -87,6 +87,16 @@ class ModelPicker(QWidget):
         """Make a plugin generator current; False (nothing changes) if it is not listed."""
         return self._select(GENERATOR_PREFIX + generator_id)
 
+    def forget_model(self, path: str) -> str:
+        """Take the model at ``path`` off the list (its file or folder is gone; the next scan would not list it
+        either): the picker goes where it goes for a removed model. Its name as listed, "" if it was not."""
+        name = next((entry.name for entry in self._models if str(entry.path) == path), "")
+        self._models = [entry for entry in self._models if str(entry.path) != path]
+        self._last_model = "" if self._last_model == path else self._last_model
+        self._rebuild(self._current_key())
+        self._wanted = "" if self._wanted == path else self._wanted  # it is not coming back
+        return name
+
     def lists_generator(self, generator_id: str) -> bool:
         return self.combo.findData(GENERATOR_PREFIX + generator_id) >= 0
 

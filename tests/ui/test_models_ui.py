@@ -337,3 +337,24 @@ def test_a_converted_import_refused_or_already_there_still_says_what_the_convers
     dialog.start(dialog.import_path(unknown))
     qtbot.waitUntil(lambda: "not a kind of model" in dialog.message.text(), timeout=20000)
     assert "Wrote only the weights under 'model'" in dialog.message.text()
+
+
+def test_generate_with_a_model_deleted_since_the_list_was_read_takes_it_off_the_list(qtbot, window, tmp_path,  # noqa: ANN001
+                                                                                    tiny_model_dir):
+    """Nothing watches the models folders: a model deleted from disk stayed listed, and each Generate with it was
+    refused "The model folder … does not exist." until the list was read again."""
+    from studio.core.models import ModelEntry
+
+    doomed = tmp_path / "models" / "doomed"
+    doomed.mkdir(parents=True)
+    panel = window.prompt_panel
+    panel.set_models([ModelEntry("tiny-sd", Path(tiny_model_dir)), ModelEntry("doomed", doomed)], str(doomed),
+                     str(tmp_path / "models"))
+    assert panel.selected_model() == str(doomed)
+    doomed.rmdir()
+    scans = window.models._library_scans
+    window.generate()
+    assert panel.error_label.text() == "The model doomed is gone; removed it from the list."
+    assert panel.model_combo.findData(str(doomed)) < 0
+    assert panel.selected_model() == str(tiny_model_dir)
+    assert window.models._library_scans == scans + 1  # the library is looked through again for others gone
