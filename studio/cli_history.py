@@ -254,8 +254,8 @@ def _rerun(args: argparse.Namespace) -> int:
     plugins = open_host(safe_mode=args.safe_mode)
     # The entry's generator and steps there (said as generate says them: a switched-off plugin, how to switch it on)
     # before -o's "already exists", and before the engine starts (which said only that no such generator is there).
-    _check_still_there(plugins, entry.id, GENERATOR, [request.generator])
-    _check_still_there(plugins, entry.id, POSTPROCESSOR, [step.processor for step in request.post])
+    _check_still_there(plugins, entry.id, GENERATOR, [request.generator], args.safe_mode)
+    _check_still_there(plugins, entry.id, POSTPROCESSOR, [step.processor for step in request.post], args.safe_mode)
     try:  # a rerun without one of its steps would not make the entry's picture again
         check_post_pictures(request.post, plugins.registry)
     except MissingPicture as exc:
@@ -280,21 +280,31 @@ def _rerun(args: argparse.Namespace) -> int:
         close_history(store)
 
 
-def _check_still_there(plugins: PluginHost, entry_id: int, kind: str, names: list[str]) -> None:
+def _check_still_there(plugins: PluginHost, entry_id: int, kind: str, names: list[str], safe_mode: bool) -> None:
     """Each generator or post-processor the entry was made with is installed and enabled. Said of the entry, not as
-    generate says it: rerun has no --generator or --post to pick another."""
+    generate says it: rerun has no --generator or --post to pick another. In safe mode, which loads no plugin,
+    a plugin's is said to be off for that."""
     from studio.cli_plugin_flags import check_chosen
-    from studio.plugin_host.host import DISABLED
+    from studio.plugin_host.host import DISABLED, SAFE_MODE
 
     what = "generator" if kind == GENERATOR else "post-processor"
     for name in names:
         if plugins.registry.has(kind, name):
             continue
-        plugin_id, _ = plugins.taken_contributions().get((kind, name), ("", ""))
-        if plugin_id and any(record.id == plugin_id and record.status == DISABLED for record in plugins.records):
+        plugin_id, owner = plugins.taken_contributions().get((kind, name), ("", ""))
+        status = next((record.status for record in plugins.records if record.id == plugin_id), "") if plugin_id \
+            else ""
+        if status == DISABLED:
             check_chosen(plugins, kind, [name], "")  # says which plugin to switch on, and how
-        raise InvalidRequest(f"Entry {entry_id} was made by the {what} {name!r}, which is not installed (or switched "
-                             "off); install or enable it to run it again.")
+        made = f"Entry {entry_id} was made by the {what} {name!r}"
+        if safe_mode and status == SAFE_MODE:
+            raise InvalidRequest(f"{made} of the plugin {owner}, and --safe-mode switched every plugin off; run it "
+                                 "without --safe-mode to run it again.")
+        if safe_mode and not plugin_id:
+            raise InvalidRequest(f"{made}, which is not installed, and --safe-mode switches every plugin off; install "
+                                 "it and run it without --safe-mode to run it again.")
+        raise InvalidRequest(f"{made}, which is not installed (or switched off); install or enable it to run it "
+                             "again.")
 
 
 def _pictures_read(entry: HistoryEntry, request: GenerationRequest, registry: Registry) -> list[tuple[str, Path]]:

@@ -538,3 +538,34 @@ def test_reading_the_history_does_not_wait_for_another_programs_lock(action, stu
     again = studio_here(capsys, "history", "search")  # once the lock is gone, the next open adds it: nothing lost
     assert "kept by a killed Studio" in again.stdout
     assert prompts_on_disk(path) == ["a fox", "kept by a killed Studio"]
+
+
+def test_rerun_in_safe_mode_of_a_plugin_s_entry_says_safe_mode_switched_it_off(studio_home, capsys, tmp_path,
+                                                                              monkeypatch):
+    # It said "…which is not installed (or switched off); install or enable it…": it is installed and enabled, and
+    # only --safe-mode kept it from loading.
+    from types import SimpleNamespace
+
+    import studio.cli_plugins
+    from studio.core.paths import studio_paths
+    from studio.plugin_host.host import SAFE_MODE
+    from studio.plugin_host.registry import GENERATOR, builtin_registry
+    from studio.services.history_store import HistoryStore
+
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    made_by = store.add(HistoryEntry(prompt="a fox", generator="chatty", seed=9, width=64, height=48))
+    store.close()
+    rerun = ("history", "rerun", str(made_by), "-o", str(tmp_path / "x.png"))
+    done = studio_here(capsys, "--safe-mode", *rerun)  # no plugin installed: safe mode would not load it either
+    assert (done.returncode, done.stderr) == (2, f"studio: Entry {made_by} was made by the generator 'chatty', which "
+                                                 "is not installed, and --safe-mode switches every plugin off; "
+                                                 "install it and run it without --safe-mode to run it again.\n")
+    host = SimpleNamespace(registry=builtin_registry(), records=[SimpleNamespace(id="chat", status=SAFE_MODE)],
+                           taken_contributions=lambda: {(GENERATOR, "chatty"): ("chat", "Chatty")})
+    monkeypatch.setattr(studio.cli_plugins, "open_host", lambda safe_mode=False: host)
+    done = studio_here(capsys, "--safe-mode", *rerun)
+    assert (done.returncode, done.stderr) == (2, f"studio: Entry {made_by} was made by the generator 'chatty' of the "
+                                                 "plugin Chatty, and --safe-mode switched every plugin off; run it "
+                                                 "without --safe-mode to run it again.\n")
+    assert not (tmp_path / "x.png").exists()
+
