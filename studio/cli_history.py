@@ -229,6 +229,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
+    from studio.cli_denoising import RECORDED, check_denoising_steps
     from studio.cli_device import check_device, device_fallback_note, device_given
     from studio.cli_generate import check_post_pictures, say_if_compile_does_nothing, say_unless_the_job_will
     from studio.cli_job import run_job
@@ -262,7 +263,9 @@ def _rerun(args: argparse.Namespace) -> int:
         raise InvalidRequest(f"{exc} Put it back there to run entry {entry.id} again.") from None
     check_outputs([args.output], overwrite=args.overwrite, reads=_pictures_read(entry, request, plugins.registry),
                   outputs_dir=settings.outputs_dir, history=store)
-    prepared = prepare_request(request)
+    # Steps x strength that run no step said as generate says them (after every value's range), of the entry's.
+    prepared = prepare_request(request, check_denoising=lambda checked: check_denoising_steps(
+        RECORDED, checked, recorded_in=f"history entry {entry.id}"))
     check_device(args.device)
     env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     for warning in changed_file_warnings(entry, env.models_root, paths.cache_dir / "model-hashes.json"):

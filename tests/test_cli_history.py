@@ -569,3 +569,28 @@ def test_rerun_in_safe_mode_of_a_plugin_s_entry_says_safe_mode_switched_it_off(s
                                                  "without --safe-mode to run it again.\n")
     assert not (tmp_path / "x.png").exists()
 
+
+def test_rerun_of_an_entry_whose_steps_and_strength_run_no_step_says_they_are_the_entry_s(studio_home, capsys,
+                                                                                         tmp_path):
+    # It said "…; raise the steps or the strength.", which rerun cannot: they are the entry's, as recorded.
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryStore
+
+    model = tmp_path / "model"
+    model.mkdir()
+    source = tmp_path / "source.png"
+    Image.new("RGB", (64, 64)).save(source)
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    img2img = store.add(HistoryEntry(prompt="a fox", model_path=str(model), seed=9, width=64, height=64, steps=1,
+                                     strength=0.5, source_image_path=str(source)))
+    hires = store.add(HistoryEntry(prompt="a fox", model_path=str(model), seed=9, width=64, height=64, steps=4,
+                                   params={"hires": {"scale": 1.5, "steps": 1, "strength": 0.3, "upscaler": ""}}))
+    store.close()
+    for entry_id, said in ((img2img, "With 1 step and a strength of 0.5 no denoising step would run"),
+                           (hires, "With 1 step and a strength of 0.3 the hires fix's second pass would run no step")):
+        done = studio_here(capsys, "history", "rerun", str(entry_id), "-o", str(tmp_path / "x.png"))
+        steps = "--hires-steps or a higher --hires-strength" if entry_id == hires else "--steps or a higher --strength"
+        assert (done.returncode, done.stderr) == (2, f"studio: {said} (as history entry {entry_id} recorded them), "
+                                                     f"so it cannot be run again; studio generate with more {steps} "
+                                                     "makes it anew.\n")
+    assert not (tmp_path / "x.png").exists()
