@@ -23,7 +23,8 @@ from pathlib import Path
 
 from studio.core.errors import InvalidRequest, JobCancelledError, ModelError, StudioError, os_reason
 from studio.core.images import write_atomically
-from studio.core.model_kinds import detect_kind, with_article
+from studio.core.model_kind import with_article
+from studio.core.model_kinds import detect_kind
 from studio.core.model_library import (
     HUB_ORIGIN,
     IMPORTS_FILE,
