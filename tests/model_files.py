@@ -15,6 +15,16 @@ from studio.core.weight_files import check_weights_file
 UNET = "model.diffusion_model."
 
 
+class RunsCodeOnLoad:
+    """Pickled, this object touches ``path`` when it is loaded: proof that a pickle was (or was never) run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):  # noqa: ANN204
+        return (Path.touch, (self.path,))
+
+
 def write(path: Path, shapes: dict[str, tuple[int, ...]], fill: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: np.full(s, fill, np.uint8) for k, s in shapes.items()}, str(path))
