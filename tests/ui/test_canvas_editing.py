@@ -299,7 +299,7 @@ def test_whole_mask_edits_are_made_off_the_window_thread_queue_up_and_undo_witho
     import threading
 
     from studio.core import comparison
-    from studio.ui import document_actions, mask_overlay
+    from studio.ui import mask_edits, mask_overlay
 
     doc, actions = window.document, window.actions_
     here: list[str] = []
@@ -330,13 +330,13 @@ def test_whole_mask_edits_are_made_off_the_window_thread_queue_up_and_undo_witho
     assert here == []  # nothing compared or tinted on the window's thread
 
     release = threading.Event()
-    real_change = document_actions.mask_change
+    real_change = mask_edits.mask_change
 
     def held_change(*args):  # noqa: ANN002, ANN202
         release.wait(10)
         return real_change(*args)
 
-    monkeypatch.setattr(document_actions, "mask_change", held_change)
+    monkeypatch.setattr(mask_edits, "mask_change", held_change)
     task = actions.grow(4)
     doc.edit_mask("Fill rectangle", lambda mask: fill_rect(mask, (200, 200, 210, 210)))  # the person goes on
     release.set()
@@ -671,12 +671,12 @@ def test_a_frame_dragged_far_at_low_zoom_asks_for_no_more_than_extend_canvas_all
 
 
 def test_a_size_change_that_fails_in_its_worker_is_told_and_changes_nothing(qtbot, window, picture, monkeypatch):  # noqa: ANN001
-    from studio.ui import document_actions
+    from studio.ui import canvas_resizing
 
     def out_of_memory(*args: object) -> None:
         raise MemoryError
 
-    monkeypatch.setattr(document_actions, "extend_canvas", out_of_memory)
+    monkeypatch.setattr(canvas_resizing, "extend_canvas", out_of_memory)
     task = window.actions_.extend_canvas(0, 0, 64, 0, fill=False)
     qtbot.waitUntil(task.done, timeout=5000)
     assert task.exception() is None
@@ -879,19 +879,19 @@ def test_canvas_size_changes_run_off_the_window_thread_and_never_overwrite_later
     changes the picture or mask meanwhile, that work is kept and the size change is dropped with a sentence."""
     import threading
 
-    from studio.ui import document_actions
+    from studio.ui import canvas_resizing
 
     doc = window.document
     threads: list[str] = []
     release = threading.Event()
-    real_work = getattr(document_actions, work)
+    real_work = getattr(canvas_resizing, work)
 
     def held_work(*args):  # noqa: ANN002, ANN202
         threads.append(threading.current_thread().name)
         release.wait(10)
         return real_work(*args)
 
-    monkeypatch.setattr(document_actions, work, held_work)
+    monkeypatch.setattr(canvas_resizing, work, held_work)
     change(window.actions_)
     qtbot.waitUntil(lambda: bool(threads), timeout=5000)
     doc.edit_mask("Fill rectangle", lambda mask: fill_rect(mask, (0, 0, SIZE, SIZE)))  # the person goes on
