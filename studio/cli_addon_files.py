@@ -15,7 +15,8 @@ from studio.core.control import ControlGuide
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.hires import BUILT_IN_UPSCALERS
 from studio.core.model_library import KIND_FOLDERS, LibraryItem, item_for_file, item_for_folder, scan_library
-from studio.core.model_kinds import CONTEXT_FAMILY, other_kind_sentence
+from studio.core.attention_width import CONTEXT_FAMILY
+from studio.core.model_kind import other_kind_sentence
 from studio.core.models import checkpoint_kind, find_weights
 from studio.core.requests import LoraChoice
 from studio.core.settings import Settings

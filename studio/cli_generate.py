@@ -27,7 +27,7 @@ from studio.core.paths import studio_paths
 from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep, prepare_request
 from studio.core.settings import load_settings
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Registry
-from studio.services.model_imports import conversion_notes
+from studio.services.model_conversion import conversion_notes
 from studio.services.outputs import OutputStore
 
 UPSCALE = "upscale"  # Studio's own post-processor that loads an upscaler model (studio.plugin_host.builtins)

@@ -151,7 +151,8 @@ def _list(settings: Settings, kind: str | None, as_json: bool, hashes: bool) -> 
 
 def _import(settings: Settings, path: Path, convert: bool) -> int:
     from studio.core.weight_files import PICKLE, TORCH_ZIP, sniff_weights_format
-    from studio.services.model_imports import convert_and_import, import_model
+    from studio.services.model_conversion import convert_and_import
+    from studio.services.model_imports import import_model
 
     hashes = studio_paths().cache_dir / "model-hashes.json"
     is_pickle = path.is_file() and sniff_weights_format(path) in (PICKLE, TORCH_ZIP)
@@ -237,7 +238,7 @@ def _link(settings: Settings, path: Path) -> int:
 
 
 def _remove(settings: Settings, name: str, yes: bool) -> int:
-    from studio.services.model_imports import remove_model, what_removing_does
+    from studio.services.model_removal import remove_model, what_removing_does
 
     if not yes:  # what it is first: a name that is no model, or a file Studio would not delete, is said, not asked
         item, links = what_removing_does(name, settings.models_dir, settings.extra_model_paths)

@@ -8,7 +8,21 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import save_file
 
+from studio.core.model_kind import ModelKind
+from studio.core.model_kinds import detect_kind
+from studio.core.weight_files import check_weights_file
+
 UNET = "model.diffusion_model."
+
+
+class RunsCodeOnLoad:
+    """Pickled, this object touches ``path`` when it is loaded: proof that a pickle was (or was never) run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):  # noqa: ANN204
+        return (Path.touch, (self.path,))
 
 
 def write(path: Path, shapes: dict[str, tuple[int, ...]], fill: int = 0) -> Path:
@@ -56,3 +70,11 @@ def controlnet(path: Path, width: int = 768) -> Path:
     return write(path, {"control_model.input_hint_block.0.weight": (16, 3, 3, 3),
                         "control_model.zero_convs.0.0.weight": (1, 1, 1, 1),
                         f"control_model.{block}.transformer_blocks.0.attn2.to_k.weight": (1, width)})
+
+
+def kind_of(tmp_path: Path, shapes: dict[str, tuple[int, ...]], name: str = "model.safetensors",
+            metadata: dict[str, str] | None = None) -> ModelKind:
+    """What detect_kind makes of a file with these tensor names and shapes (zero-filled)."""
+    path = tmp_path / name
+    save_file({key: np.zeros(shape, np.uint8) for key, shape in shapes.items()}, str(path), metadata=metadata)
+    return detect_kind(check_weights_file(path), name)

@@ -69,7 +69,7 @@ def test_a_model_deleted_whose_import_record_cannot_be_updated_is_said_removed_w
                                                                                           monkeypatch, capsys):
     """The model was deleted, then writing the record of where it was imported from failed (a full disk): a
     traceback, as if nothing had been removed."""
-    import studio.services.model_imports
+    import studio.services.import_records
     from studio.cli import main
     from studio.core.model_library import IMPORTS_FILE
     from studio.core.settings import load_settings
@@ -79,7 +79,7 @@ def test_a_model_deleted_whose_import_record_cannot_be_updated_is_said_removed_w
     models = load_settings().models_dir
     (imported,) = (models / "checkpoints").glob("dreamy*.safetensors")
     capsys.readouterr()
-    monkeypatch.setattr(studio.services.model_imports, "write_atomically", full_disk)
+    monkeypatch.setattr(studio.services.import_records, "write_atomically", full_disk)
     assert main(["models", "remove", "dreamy", "-y"]) == 0
     out, err = capsys.readouterr()
     assert out == f"Removed dreamy ({imported}).\n" and not imported.exists()
@@ -94,7 +94,7 @@ def test_a_downloaded_model_deleted_whose_record_cannot_be_updated_is_said_downl
         studio_home, monkeypatch, capsys):
     import json
 
-    import studio.services.model_imports
+    import studio.services.import_records
     from studio.cli import main
     from studio.core.model_library import IMPORTS_FILE
     from studio.core.settings import load_settings
@@ -102,7 +102,7 @@ def test_a_downloaded_model_deleted_whose_record_cannot_be_updated_is_said_downl
     models = load_settings().models_dir
     downloaded = sd1(models / "checkpoints" / "dreamy.safetensors")
     (models / IMPORTS_FILE).write_text(json.dumps({str(downloaded.resolve()): "hub:someone/dreamy"}))
-    monkeypatch.setattr(studio.services.model_imports, "write_atomically", full_disk)
+    monkeypatch.setattr(studio.services.import_records, "write_atomically", full_disk)
     assert main(["models", "remove", "dreamy", "-y"]) == 0
     assert capsys.readouterr().err == (
         f"note: dreamy, downloaded from Hugging Face (someone/dreamy), was deleted, but the record of where it came "

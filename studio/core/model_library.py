@@ -15,17 +15,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from studio.core.annotators import is_depth_data
+from studio.core.controlnet_kinds import control_problem
 from studio.core.errors import ModelError, os_reason
 from studio.core.hashing import Progress, is_hashed, lora_hash, model_hash
-from studio.core.model_kinds import (
-    ModelKind,
-    control_problem,
-    detect_folder_kind,
-    detect_kind,
-    lycoris_problem,
-    model_part,
-    part_problem,
-)
+from studio.core.lora_kinds import lycoris_problem
+from studio.core.model_kind import ModelKind, model_part, part_problem
+from studio.core.model_kinds import detect_folder_kind, detect_kind
 from studio.core.paths import is_link_loop, real_path
 from studio.core.units import format_size  # noqa: F401 - where callers have found it
 from studio.core.weight_files import check_weights_file

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from studio.core.errors import InvalidRequest, ModelError
-from studio.core.model_kinds import ModelKind, detect_kind, with_article
+from studio.core.model_kind import ModelKind, with_article
+from studio.core.model_kinds import detect_kind
 from studio.core.model_library import ModelEntry, checkpoints, scan_library, unloadable_reason
 from studio.core.paths import real_path
 from studio.core.weight_files import check_weights_file, pickle_refusal, special_file_problem

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.core.model_kinds import WANTED_KINDS, other_kind_sentence
+from studio.core.model_kind import WANTED_KINDS, other_kind_sentence
 from studio.core.model_library import item_for_file, item_for_folder
 
 NOT_IN_LIBRARY = "not in the library"

@@ -22,19 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from studio.core.attention_width import CONTEXT_FAMILY
 from studio.core.control import Annotate, ControlGuide
+from studio.core.controlnet_kinds import CONTROL_FAMILIES, control_problem
 from studio.core.errors import InvalidRequest, ModelError, first_line
 from studio.core.hashing import controlnet_hash, files_key, in_background
-from studio.core.model_kinds import (
-    CONTEXT_FAMILY,
-    CONTROL_FAMILIES,
-    FAMILY_LABELS,
-    control_problem,
-    detect_folder_kind,
-    detect_kind,
-    other_kind_sentence,
-    with_article,
-)
+from studio.core.model_kind import FAMILY_LABELS, other_kind_sentence, with_article
+from studio.core.model_kinds import detect_folder_kind, detect_kind
 from studio.core.model_library import KIND_FOLDERS, item_for_folder
 from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights_or_folder
 from studio.core.paths import resources_dir

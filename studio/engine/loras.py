@@ -20,14 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from studio.core.attention_width import CONTEXT_FAMILY
 from studio.core.errors import InvalidRequest, ModelError, first_line
-from studio.core.model_kinds import (
-    CONTEXT_FAMILY,
-    FAMILY_LABELS,
-    detect_kind,
-    lycoris_problem,
-    with_article,
-)
+from studio.core.lora_kinds import lycoris_problem
+from studio.core.model_kind import FAMILY_LABELS, with_article
+from studio.core.model_kinds import detect_kind
 from studio.core.model_library import KIND_FOLDERS
 from studio.core.models import SAFE_SUFFIX, find_weights
 from studio.core.paths import path_inside

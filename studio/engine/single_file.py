@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.core.errors import ModelError, first_line
-from studio.core.model_kinds import ModelKind
+from studio.core.model_kind import ModelKind
 from studio.core.paths import resources_dir
 from studio.engine.shared_tokenizers import load_sharing_tokenizers
 
@@ -23,7 +23,7 @@ TOKENIZER_FILES = ("vocab.json", "merges.txt")
 
 def config_key(kind: ModelKind) -> str:
     """The config folder for ``kind``: SD 2.x has three, SD-Turbo's and 2.x-base's (512 px, epsilon) besides
-    2.x-v's (768 px, v) in ``sd2``; model_kinds.sd2_prediction says which a file is. SDXL-Turbo has its own
+    2.x-v's (768 px, v) in ``sd2``; sd2_prediction.sd2_prediction says which a file is. SDXL-Turbo has its own
     (512 px, "trailing" steps)."""
     if kind.inpainting:
         return kind.family + "-inpaint"

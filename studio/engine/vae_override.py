@@ -18,7 +18,8 @@ from typing import Any, NamedTuple
 
 from studio.core.errors import ModelError, first_line
 from studio.core.hashing import files_key
-from studio.core.model_kinds import detect_kind, with_article
+from studio.core.model_kind import with_article
+from studio.core.model_kinds import detect_kind
 from studio.core.model_library import KIND_FOLDERS
 from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights_or_folder
 from studio.core.weight_files import SafetensorsInfo, check_weights_file, pickle_refusal

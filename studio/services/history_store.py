@@ -8,56 +8,22 @@ Image files are written (atomically, fsynced) before the row that points at them
 from __future__ import annotations
 
 import logging
-import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Callable
 
-from studio.services.history_damage import DamagedDatabase, check_database, companions_found, move_aside
-from studio.services.history_entry import (
-    INSERT_SQL,
-    OUTCOMES,
-    SELECT_SQL,
-    HistoryEntry,
-    entry_from_row,
-    row_values,
-)
-from studio.services.history_errors import (
-    HistoryError,
-    HistoryLocked,
-    is_damage,
-    shape_problem,
-    translated,
-)
+from studio.services.history_entry import INSERT_SQL, OUTCOMES, HistoryEntry, row_values
+from studio.services.history_errors import HistoryError, HistoryLocked
 from studio.services.history_file_uses import controls_referenced, kept_controls, referenced
-from studio.services.history_file_watch import DatabaseFileWatch
-from studio.services.history_index_repair import INDEX_REBUILT, rebuild_damaged_index, repairs_index
+from studio.services.history_index_repair import repairs_index
 from studio.services.history_journal import PendingJournal, insert_unmarked, journal_folder
 from studio.services.history_pending import PendingEntries, entries_phrase
-from studio.services.history_query import (
-    NEWEST_FIRST,
-    HistoryQuery,
-    created_follows_id,
-    fold,
-    fts_query,
-    ids_sql,
-    register_functions,
-    unspaced_words,
-    where_sql,
-)
-from studio.services.history_reading import connect_read_only, schema_problem
-from studio.services.history_schema import SCHEMA_VERSION, NewerSchemaError, migrate
+from studio.services.history_queries import HistoryQueries
 
 log = logging.getLogger(__name__)
-RECENT_PROMPTS = 1000  # earlier prompts the prompt box offers (Up/Down, completion)
 
 HISTORY_FILE = "history.db"
-_ID_CHUNK = 500  # ids per "IN (...)" query, well under every SQLite's variable limit
-SQLITE_MAX_INT = 2**63 - 1
 _BULK_ROWS = 1000  # add_many batches from this size index their text in one statement
 _FTS_INSERT_TRIGGER = "entries_fts_insert"
 
@@ -69,131 +35,18 @@ def default_history_path() -> Path:
     return studio_paths().data_dir / HISTORY_FILE
 
 
-class HistoryStore:
-    """Thread-safe: each thread gets its own connection (the engine thread writes, the UI reads).
-
-    ``notice`` is a sentence for the person when something happened at open (a damaged database
-    was set aside), else None. ``read_only``: opened only to read (history_reading), where writing is refused;
-    nothing is checked, repaired or migrated then.
-    """
+class HistoryStore(HistoryQueries):
+    """The whole history: opened (history_connection), read (history_queries) and written here. Entries that could
+    not be written while another program held the lock are kept (history_pending) and written later."""
 
     def __init__(self, path: Path, *, busy_timeout: float = 5.0, read_only: bool = False) -> None:
-        self.path = Path(path)
-        self.busy_timeout = busy_timeout
-        self.notice: str | None = None
-        self._notice_lock = threading.Lock()  # each thread's first connection may add to it
-        self.read_only = read_only
-        self._local = threading.local()
-        self._closed = False
-        # The file this store opened, checked before each use (removed, replaced or overwritten meanwhile).
-        self._file = DatabaseFileWatch(self.path, busy_timeout, self._open_checked, self._drop_connection)
+        super().__init__(path, busy_timeout=busy_timeout, read_only=read_only)
         # Entries that could not be written while another program held the lock: kept, and written by add_pending.
         journal = None if read_only else PendingJournal(journal_folder(self.path))  # kept across a crash
         self._pending = PendingEntries(self._add_kept, journal)
-        if problem := shape_problem(self.path):
-            raise problem
-        if read_only:
-            with self._errors():
-                problem = schema_problem(self._conn(), self.path)
-            if problem:
-                self._drop_connection()
-                raise HistoryError(problem)
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise HistoryError(f"The history folder {self.path.parent} could not be created: "
-                               f"{exc.strerror or exc}.") from None
-        found = companions_found(self.path)
-        try:
-            self._open_checked()
-        except DamagedDatabase as exc:
-            self._drop_connection()
-            aside = move_aside(self.path, found)
-            log.warning("History database %s was damaged (%s); moved to %s", self.path, exc, aside)
-            self.notice = (f"The history database was damaged, so Studio set it aside as {aside.name} "
-                           f"(in {aside.parent}) and started a new, empty history.")
-            self._file.open_new()
-        self._file.start()
-        self._add_journaled()
-
-    # -- opening ---------------------------------------------------------------------------
-    def _open_checked(self) -> None:
-        """Check, open and migrate; DamagedDatabase when the file is damaged, HistoryError when unusable."""
-        if self.path.exists() and self.path.stat().st_size > 0:
-            check_database(self.path, self.busy_timeout)
-        try:
-            conn = self._conn(watch=False)
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                log.info("History database %s stays in %s journal mode", self.path, mode)
-            migrate(conn)
-        except NewerSchemaError as exc:
-            self._drop_connection()
-            raise HistoryError(
-                f"The history database {self.path} was made by a newer version of Studio (schema {exc.found}, "
-                f"this version knows {SCHEMA_VERSION}); update Studio to use it.") from None
-        except sqlite3.Error as exc:
-            if is_damage(exc):
-                raise DamagedDatabase(str(exc)) from exc
-            self._drop_connection()
-            raise translated(exc, self.path) from None
-
-    # -- connections -----------------------------------------------------------------------
-    def _conn(self, watch: bool = True) -> sqlite3.Connection:
-        if watch and self._file.watching and not self._closed:
-            self._file.follow()
-            if getattr(self._local, "generation", self._file.generation) != self._file.generation:
-                self._drop_connection()  # still on the file that was removed, replaced or set aside
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            return conn
-        if self._closed:
-            raise HistoryError("The history is closed.")
-        if self.read_only:
-            conn, notice = connect_read_only(self.path, self.busy_timeout)
-            if notice:
-                self._add_notice(notice)
-        else:
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-        try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000):d}")
-            # WAL + NORMAL: a power cut may lose the last rows, never consistency (and their files were
-            # fsynced before them, so no row ever lacks its file).
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            register_functions(conn)
-        except BaseException:
-            conn.close()
-            raise
-        self._local.conn = conn
-        self._local.generation = self._file.generation
-        return conn
-
-    def _add_notice(self, text: str) -> None:
-        """Add a sentence to ``notice``: what one thread's connection or a repair found is kept, whatever another
-        thread's connection finds later (that one found no -wal file, the app's note on a read-only history…)."""
-        with self._notice_lock:
-            if text not in (self.notice or ""):
-                self.notice = " ".join(filter(None, (self.notice, text)))
-
-    def take_news(self) -> list[str]:
-        """Sentences about what happened to the database file since the last call (it was removed, replaced or
-        damaged while Studio ran, and a new one was started), for the person; each is given once."""
-        return self._file.take_news()
-
-    def _set_aside_damaged(self) -> bool:
-        """A database damaged while Studio ran set aside and a new one started now (history_file_watch); True when
-        that was done."""
-        if self.read_only or self._closed:
-            return False
-        return self._file.set_aside_damaged()
-
-    def _drop_connection(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            conn.close()
+        self._open()
+        if not read_only:
+            self._add_journaled()
 
     def close(self, wait_for_pending: float | None = None, on_wait: Callable[[str], None] | None = None) -> str | None:
         """Close this thread's connection; no thread may use the store afterwards. Entries still kept while the
@@ -265,34 +118,6 @@ class HistoryStore:
         """Write the entries kept while the database was locked; a sentence saying they were added, or None when
         there were none. HistoryLocked (nothing written, all kept) while the lock is still held."""
         return self._pending.add()
-
-    def _repair_index(self) -> bool:
-        """Rebuild a damaged full-text index (the entries table being sound); True when it was rebuilt."""
-        if not rebuild_damaged_index(self._conn(), self._write, self.path):
-            return False
-        self._add_notice(INDEX_REBUILT)
-        return True
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise translated(exc, self.path) from exc
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (taking the write lock at once, so it never deadlocks upgrading)."""
-        with self._errors():
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:  # SQLite may already have rolled back (a full disk)
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
 
     # -- writing ---------------------------------------------------------------------------
     def add(self, entry: HistoryEntry) -> int:
@@ -368,97 +193,3 @@ class HistoryStore:
                 except OSError as exc:
                     log.warning("Could not remove %s of deleted history entry %s: %s", path, entry_id, exc)
         return True
-
-    # -- reading ---------------------------------------------------------------------------
-    @repairs_index
-    def get(self, entry_id: int) -> HistoryEntry | None:
-        if not -SQLITE_MAX_INT <= entry_id <= SQLITE_MAX_INT:
-            return None  # no row has it (SQLite's integers are 64-bit)
-        with self._errors():
-            row = self._conn().execute(f"{SELECT_SQL} WHERE id = ?", (entry_id,)).fetchone()
-        return None if row is None else entry_from_row(row)
-
-    @repairs_index
-    def search_ids(self, query: HistoryQuery = HistoryQuery(), limit: int | None = None) -> list[int]:
-        """Ids of the entries matching query, newest first (a gallery fetches the entries page by page)."""
-        with self._errors():
-            conn = self._conn()
-            sql, args = ids_sql(query, created_follows_id(conn))
-            if limit is not None:
-                sql += " LIMIT ?"
-                args.append(min(max(0, int(limit)), SQLITE_MAX_INT))
-            return [row[0] for row in conn.execute(sql, args)]
-
-    @repairs_index
-    def entries(self, ids: Sequence[int]) -> list[HistoryEntry]:
-        """The entries with these ids, in the order given (ids that no longer exist are skipped)."""
-        found: dict[int, HistoryEntry] = {}
-        with self._errors():
-            conn = self._conn()
-            for start in range(0, len(ids), _ID_CHUNK):
-                chunk = list(ids[start:start + _ID_CHUNK])
-                marks = ", ".join("?" for _ in chunk)
-                for row in conn.execute(f"{SELECT_SQL} WHERE id IN ({marks})", chunk):
-                    entry = entry_from_row(row)
-                    found[entry.id] = entry
-        return [found[i] for i in ids if i in found]
-
-    def search(self, query: HistoryQuery = HistoryQuery(), limit: int | None = 50) -> list[HistoryEntry]:
-        """The entries matching query, newest first."""
-        # Ids first, then the rows: sorting only (created, id) pairs is much cheaper than whole rows.
-        return self.entries(self.search_ids(query, limit))
-
-    @repairs_index
-    def count(self, query: HistoryQuery = HistoryQuery()) -> int:
-        match = fts_query(query.text)
-        indexed_only = match and not unspaced_words(query.text)
-        if indexed_only and replace(query, text="") == HistoryQuery():  # words only: the index alone knows
-            sql, args = "SELECT count(*) FROM entries_fts WHERE entries_fts MATCH ?", [match]
-        else:
-            where, args = where_sql(query)
-            sql = f"SELECT count(*) FROM entries{where}"
-        with self._errors():
-            return self._conn().execute(sql, args).fetchone()[0]
-
-    @repairs_index
-    def recorded_files(self, paths: Sequence[str]) -> set[str]:
-        """Which of these files (full paths) an entry points at: its picture, source picture or mask, or a control
-        picture kept for its guides. Writing over one would make the entry show another picture."""
-        if not paths:
-            return set()
-        with self._errors():
-            conn = self._conn()
-            return referenced(conn, list(paths)) | controls_referenced(conn, list(paths))
-
-    @repairs_index
-    def models(self) -> list[str]:
-        """The distinct model names in the history, sorted (for the model filter).
-
-        Names differing only in case (DreamShaper, dreamshaper) are one model to the filter, which folds case:
-        listed once, as most recently written."""
-        with self._errors():
-            rows = self._conn().execute(  # SQLite takes a bare column from the row where max() is found
-                "SELECT model_name, max(created) FROM entries WHERE model_name != '' "
-                "GROUP BY studio_fold(model_name)").fetchall()
-        return sorted((name for name, _ in rows), key=lambda name: (fold(name), name))
-
-    @repairs_index
-    def recent_prompts(self, limit: int = RECENT_PROMPTS) -> list[str]:
-        """Distinct prompts, most recently used first (for Up/Down recall and completion)."""
-        prompts: dict[str, None] = {}
-        with self._errors():
-            cursor = self._conn().execute(f"SELECT prompt FROM entries WHERE prompt != '' {NEWEST_FIRST}")
-            try:
-                while len(prompts) < limit and (rows := cursor.fetchmany(256)):
-                    for (prompt,) in rows:
-                        prompts.setdefault(prompt)
-                        if len(prompts) >= limit:
-                            break
-            finally:
-                cursor.close()
-        return list(prompts)
-
-    def schema_version(self) -> int:
-        with self._errors():
-            return self._conn().execute("PRAGMA user_version").fetchone()[0]
-

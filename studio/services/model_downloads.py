@@ -39,7 +39,7 @@ from studio.services.hub_connection import (
 )
 from studio.services.hub_files import MODEL_INDEX, select_files, unsafe_path, weight_key
 from studio.services.hub_transfer import fetch_file
-from studio.services.model_imports import file_download
+from studio.services.download_filing import file_download
 
 DISK_MARGIN = 512 * 1024**2  # left free for the OS and Studio's own outputs
 _PART = r"[A-Za-z0-9](?:[\w.-]{0,94}[A-Za-z0-9_])?"

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWi
 from studio.core.control import MAX_GUIDES, ControlGuide, extend_guide, guide_label
 from studio.core.errors import InvalidRequest
 from studio.core.inpaint import InpaintOptions, inpaint_area
-from studio.core.model_kinds import NATIVE_SIDES
+from studio.core.model_kind import NATIVE_SIDES
 from studio.core.model_library import LibraryItem
 from studio.ui.control_guide_row import GuideRow
 from studio.ui.control_picture import CanvasSource

@@ -32,7 +32,7 @@ from studio.core.control import (
     PREPROCESSORS,
     ControlGuide,
 )
-from studio.core.model_kinds import FAMILY_LABELS
+from studio.core.model_kind import FAMILY_LABELS
 from studio.core.model_library import LibraryItem
 from studio.core.outside_library import NOT_IN_LIBRARY, OutsideModel, is_path, listed_name, outside_model
 from studio.ui.buttons import tool_button

@@ -244,7 +244,8 @@ class ModelsDialog(TaskDialog):
 
     async def import_path(self, path: Path) -> bool:
         from studio.core.weight_files import PICKLE, TORCH_ZIP, sniff_weights_format
-        from studio.services.model_imports import convert_and_import, import_model
+        from studio.services.model_conversion import convert_and_import
+        from studio.services.model_imports import import_model
 
         pickle = path.is_file() and await asyncio.to_thread(sniff_weights_format, path) in (PICKLE, TORCH_ZIP)
         if pickle and await self.confirmed(
@@ -332,7 +333,7 @@ class ModelsDialog(TaskDialog):
         return True
 
     async def remove(self, item: LibraryItem | None) -> bool:
-        from studio.services.model_imports import remove_model
+        from studio.services.model_removal import remove_model
 
         if item is None:
             return False

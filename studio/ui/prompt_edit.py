@@ -12,7 +12,7 @@ from PySide6.QtGui import QFocusEvent, QKeyEvent, QTextCursor
 from PySide6.QtWidgets import QCompleter, QPlainTextEdit, QWidget
 
 from studio.core.prompt_syntax import change_emphasis
-from studio.services.history_store import RECENT_PROMPTS
+from studio.services.history_queries import RECENT_PROMPTS
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MIN_COMPLETION_CHARS = 3

@@ -15,7 +15,8 @@ from studio.core.style_weights import ADAIN_DECODER_FILE, ADAIN_VGG_FILE, VGG19_
 from studio.core.weight_files import check_weights_file
 from studio.engine.style.adain import AdaINStyle
 from studio.engine.style.weights import require_weights
-from studio.services.model_imports import convert_and_import, import_model
+from studio.services.model_conversion import convert_and_import
+from studio.services.model_imports import import_model
 
 
 def _downloaded(path: Path, new_name: str) -> Path:

@@ -1,4 +1,4 @@
-"""Editing on the canvas: mask tools under real mouse events, undo/redo, drops and the clipboard."""
+"""Editing on the canvas: mask tools under real mouse events, undo/redo, saving, what the canvas shows."""
 
 from __future__ import annotations
 
@@ -6,35 +6,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from canvas_testing import SIZE, drag, open_test_picture
 from PIL import Image
-from PySide6.QtCore import QMimeData, QPoint, QPointF, QRectF, Qt, QUrl
-from PySide6.QtGui import QDropEvent, QGuiApplication
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QMessageBox
 
-from studio.core.mask import fill_rect, new_mask, stroke_segment
+from studio.core.mask import new_mask, stroke_segment
 from studio.ui.canvas_tools import BRUSH, ERASER, LASSO, RECT
 from studio.ui.qt_images import pil_to_qimage
-
-SIZE = 256
 
 
 @pytest.fixture
 def picture(window):  # noqa: ANN001, ANN201
-    image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8))
-    window.document.set_image(image, "Open test picture")
-    return image
-
-
-def _drag(qtbot, canvas, scene_points, button=Qt.MouseButton.LeftButton):  # noqa: ANN001, ANN201
-    """Press, move through and release at scene points; returns the scene points the canvas saw."""
-    viewport = canvas.viewport()
-    view_points = [canvas.mapFromScene(QPointF(*p)) for p in scene_points]
-    qtbot.mousePress(viewport, button, pos=view_points[0])
-    for point in view_points[1:]:
-        qtbot.mouseMove(viewport, point)
-    qtbot.mouseRelease(viewport, button, pos=view_points[-1])
-    seen = [canvas.mapToScene(p) for p in view_points]
-    return [(p.x(), p.y()) for p in seen]
+    return open_test_picture(window)
 
 
 @pytest.mark.parametrize("zoom", [0.75, 2.0])
@@ -44,7 +28,7 @@ def test_brush_and_eraser_strokes_paint_the_expected_pixels(qtbot, window, pictu
     canvas.centerOn(SIZE / 2, SIZE / 2)
     canvas.set_tool(BRUSH)
     canvas.set_brush(size=20, hardness=1.0)
-    seen = _drag(qtbot, canvas, [(60, 60), (100, 80), (140, 120)])
+    seen = drag(qtbot, canvas, [(60, 60), (100, 80), (140, 120)])
     expected = new_mask(SIZE, SIZE)
     for a, b in zip([seen[0], *seen], seen):
         stroke_segment(expected, a, b, 20, 1.0)
@@ -53,7 +37,7 @@ def test_brush_and_eraser_strokes_paint_the_expected_pixels(qtbot, window, pictu
 
     canvas.set_tool(ERASER)
     canvas.set_brush(size=10, hardness=0.5)
-    erased = _drag(qtbot, canvas, [(90, 60), (110, 100)])
+    erased = drag(qtbot, canvas, [(90, 60), (110, 100)])
     for a, b in zip([erased[0], *erased], erased):
         stroke_segment(expected, a, b, 10, 0.5, erase=True)
     np.testing.assert_array_equal(window.document.mask, expected)
@@ -63,9 +47,9 @@ def test_brush_and_eraser_strokes_paint_the_expected_pixels(qtbot, window, pictu
 def test_right_button_erases_with_the_brush(qtbot, window, picture):  # noqa: ANN001
     window.canvas.set_tool(BRUSH)
     window.canvas.set_brush(size=30, hardness=1.0)
-    _drag(qtbot, window.canvas, [(50, 50), (150, 50)])
+    drag(qtbot, window.canvas, [(50, 50), (150, 50)])
     assert window.document.mask[50, 100] == 255
-    _drag(qtbot, window.canvas, [(100, 30), (100, 70)], button=Qt.MouseButton.RightButton)
+    drag(qtbot, window.canvas, [(100, 30), (100, 70)], button=Qt.MouseButton.RightButton)
     assert window.document.mask[50, 100] == 0
     assert window.document.mask[50, 60] == 255
 
@@ -73,12 +57,12 @@ def test_right_button_erases_with_the_brush(qtbot, window, picture):  # noqa: AN
 def test_rectangle_and_lasso_fill_and_alt_subtracts(qtbot, window, picture):  # noqa: ANN001
     canvas = window.canvas
     canvas.set_tool(RECT)
-    seen = _drag(qtbot, canvas, [(20, 30), (120, 90)])
+    seen = drag(qtbot, canvas, [(20, 30), (120, 90)])
     x0, y0, x1, y1 = (round(v) for v in (*seen[0], *seen[-1]))
     assert window.document.mask[y0:y1, x0:x1].min() == 255
     assert window.document.mask[y1 + 2:, :].max() == 0
     canvas.set_tool(LASSO)
-    _drag(qtbot, canvas, [(150, 150), (230, 150), (230, 230), (150, 230)])
+    drag(qtbot, canvas, [(150, 150), (230, 150), (230, 230), (150, 230)])
     assert window.document.mask[190, 190] == 255
     viewport = canvas.viewport()
     canvas.set_tool(RECT)
@@ -114,7 +98,7 @@ def test_undo_and_redo_restore_exact_states(qtbot, window, picture):  # noqa: AN
 
     canvas.set_tool(BRUSH)
     canvas.set_brush(size=25, hardness=0.6)
-    _drag(qtbot, canvas, [(30, 30), (200, 200)])
+    drag(qtbot, canvas, [(30, 30), (200, 200)])
     remember()
     for edit in (window.actions_.invert, lambda: window.actions_.grow(6)):  # one after the other: each state seen
         task = edit()
@@ -241,213 +225,6 @@ def test_results_waiting_behind_a_stroke_are_compared_and_converted_ahead_and_re
     assert doc.mask[30, 215] == 255  # the stroke is still there
 
 
-def test_a_big_rectangle_or_lasso_fill_is_made_off_the_window_thread_and_undoes_without_tinting(
-        qtbot, window, picture, monkeypatch):  # noqa: ANN001
-    """At 4096x4096 a big lasso held the window 90-300 ms on release, and its undo and redo as long again: a fill
-    over much of a big mask is made with its tinted layer in a worker thread, as invert is; a small one at once."""
-    import threading
-
-    from studio.core import mask as mask_module
-    from studio.ui import canvas as canvas_module
-    from studio.ui import canvas_tools, mask_overlay
-
-    monkeypatch.setattr(canvas_module, "BIG_FILL", 64 * 64, raising=False)  # this picture's "big"
-    here: list[str] = []
-    window_thread = threading.current_thread()
-
-    def watched(module, name):  # noqa: ANN001, ANN202
-        real = getattr(module, name)
-
-        def call(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-            if threading.current_thread() is window_thread:
-                here.append(name)
-            return real(*args, **kwargs)
-        monkeypatch.setattr(module, name, call)
-
-    watched(mask_overlay, "_tint")
-    watched(canvas_tools, "fill_rect")
-    watched(canvas_tools, "fill_polygon")
-    doc, canvas = window.document, window.canvas
-    canvas.set_tool(RECT)
-    _drag(qtbot, canvas, [(10, 10), (200, 220)])
-    canvas.set_tool(LASSO)
-    _drag(qtbot, canvas, [(100, 5), (250, 100), (150, 250), (5, 150)])
-    assert here == [] and doc.history_labels() == ["Open test picture"]  # under way, not on this thread
-    qtbot.waitUntil(lambda: not window.actions_._tasks, timeout=5000)
-    assert doc.history_labels()[1:] == ["Fill rectangle", "Fill lasso"]
-    expected = np.zeros((SIZE, SIZE), np.uint8)
-    fill_rect(expected, (10, 10, 200, 220))
-    mask_module.fill_polygon(expected, [(100, 5), (250, 100), (150, 250), (5, 150)])
-    assert (doc.mask != expected).mean() < 0.01  # the same shapes, but for the edges' rounding on screen
-    assert doc.mask[11:219, 11:199].min() == 255 and doc.mask[240:, 240:].max() == 0
-    for step in (window.actions_.document_undo, window.actions_.document_redo, window.actions_.document_undo):
-        step()
-    assert here == []  # nothing filled or tinted on the window's thread
-    overlay = canvas.overlay
-    x0, y0, x1, y1 = overlay._layer_box
-    np.testing.assert_array_equal(overlay._pixels, overlay.tints[doc.mask[y0:y1, x0:x1]])
-    canvas.set_tool(RECT)
-    _drag(qtbot, canvas, [(10, 10), (40, 40)])  # a small fill: at once
-    assert doc.history_labels()[-1] == "Fill rectangle" and "fill_rect" in here
-
-
-def test_whole_mask_edits_are_made_off_the_window_thread_queue_up_and_undo_without_tinting(
-        qtbot, window, picture, monkeypatch):  # noqa: ANN001
-    """Invert, grow and clear work out the new mask, where it changed and its tinted layer in a worker thread (at
-    4096x4096 inverting held the window 74-86 ms); a second one waits for the first and works on its result; an
-    edit made meanwhile is kept and the change is made again from it; undo and redo swap kept layers."""
-    import threading
-
-    from studio.core import comparison
-    from studio.ui import document_actions, mask_overlay
-
-    doc, actions = window.document, window.actions_
-    here: list[str] = []
-    window_thread = threading.current_thread()
-
-    def watched(module, name):  # noqa: ANN001, ANN202
-        real = getattr(module, name)
-
-        def call(*args):  # noqa: ANN002, ANN202
-            if threading.current_thread() is window_thread:
-                here.append(name)
-            return real(*args)
-        monkeypatch.setattr(module, name, call)
-
-    watched(comparison, "changed_box")
-    watched(mask_overlay, "_tint")
-    doc.edit_mask("Fill rectangle", lambda mask: fill_rect(mask, (20, 30, 120, 90)))
-    painted = doc.mask.copy()
-    here.clear()
-
-    first, second = actions.invert(), actions.invert()  # Ctrl+I twice, quickly
-    qtbot.waitUntil(lambda: first.done() and second.done(), timeout=5000)
-    assert np.array_equal(doc.mask, painted) and doc.history_labels()[-2:] == ["Invert mask", "Invert mask"]
-    doc.undo()
-    assert np.array_equal(doc.mask, 255 - painted)
-    doc.redo()
-    doc.undo()
-    assert here == []  # nothing compared or tinted on the window's thread
-
-    release = threading.Event()
-    real_change = document_actions.mask_change
-
-    def held_change(*args):  # noqa: ANN002, ANN202
-        release.wait(10)
-        return real_change(*args)
-
-    monkeypatch.setattr(document_actions, "mask_change", held_change)
-    task = actions.grow(4)
-    doc.edit_mask("Fill rectangle", lambda mask: fill_rect(mask, (200, 200, 210, 210)))  # the person goes on
-    release.set()
-    qtbot.waitUntil(task.done, timeout=5000)
-    assert doc.history_labels()[-2:] == ["Fill rectangle", "Grow mask 4 px"]
-    assert doc.mask[198, 205] == 255 and doc.mask[205, 205] == 255  # grown from the person's mask, theirs kept
-
-    task = actions.clear()
-    qtbot.waitUntil(task.done, timeout=5000)
-    assert not doc.has_mask and window.canvas.overlay._image.isNull()
-
-
-def test_drop_and_paste_open_pictures_and_bad_files_leave_the_document(qtbot, window, tmp_path, monkeypatch):  # noqa: ANN001
-    from studio.ui import canvas_picture
-
-    warnings: list[str] = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text, *a: warnings.append(text))
-    on_this_thread = [False]  # an opened file is converted for display in a worker thread, not on this one
-    convert = canvas_picture.pil_to_qpixmap
-    monkeypatch.setattr(canvas_picture, "pil_to_qpixmap", lambda image: on_this_thread.append(True) or convert(image))
-    good = tmp_path / "dropped.png"
-    Image.new("RGB", (96, 64), (10, 20, 30)).save(good)
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(good))])
-    drop = QDropEvent(QPointF(400, 300), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
-                      Qt.KeyboardModifier.NoModifier)
-    window.dropEvent(drop)
-    qtbot.waitUntil(lambda: window.document.image is not None, timeout=5000)
-    assert window.document.image.size == (96, 64)
-    shown = window.canvas._image_item.pixmap().toImage()
-    assert (shown.width(), shown.height(), shown.pixelColor(5, 5).getRgb()[:3]) == (96, 64, (10, 20, 30))
-    assert on_this_thread == [False]
-
-    broken = tmp_path / "broken.png"
-    broken.write_bytes(good.read_bytes()[:60])
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(broken))])
-    window.dropEvent(QDropEvent(QPointF(400, 300), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
-                                Qt.KeyboardModifier.NoModifier))
-    qtbot.waitUntil(lambda: bool(warnings), timeout=5000)
-    assert "broken.png" in warnings[0] and warnings[0].endswith(".")
-    assert window.document.image.size == (96, 64)
-
-    QGuiApplication.clipboard().setImage(pil_to_qimage(Image.new("RGB", (48, 40), (250, 0, 0))))
-    window.actions_.paste.trigger()
-    qtbot.waitUntil(lambda: window.document.image.size == (48, 40), timeout=5000)
-    assert window.document.image.getpixel((5, 5)) == (250, 0, 0)
-    assert on_this_thread == [False]  # a pasted picture, too, is converted in worker threads
-    window.actions_.undo.trigger()
-    assert window.document.image.size == (96, 64)
-
-
-def test_a_picture_opened_or_pasted_over_one_of_its_size_is_compared_with_it_off_the_window_thread(
-        qtbot, window, picture, tmp_path, monkeypatch):  # noqa: ANN001
-    """Only the part that differs is recorded for undo; finding it held the window 50-65 ms at 4096x4096."""
-    import threading
-
-    from studio.core import comparison
-
-    threads: list[threading.Thread] = []
-    compare = comparison.changed_box
-
-    def comparing(a, b):  # noqa: ANN001, ANN202
-        threads.append(threading.current_thread())
-        return compare(a, b)
-
-    monkeypatch.setattr(comparison, "changed_box", comparing)
-    doc, seen = window.document, []
-    doc.add_listener(lambda change: seen.append(change))
-    opened = np.asarray(picture).copy()
-    opened[30:40, 50:70] = 0
-    path = tmp_path / "edited.png"
-    Image.fromarray(opened).save(path)
-    window.actions_.run(window.actions_.open_path(path))
-    qtbot.waitUntil(lambda: doc.history_labels()[-1] == "Open edited.png", timeout=5000)
-    pasted = opened.copy()
-    pasted[200:210, 5:9] = 255
-    QGuiApplication.clipboard().setImage(pil_to_qimage(Image.fromarray(pasted)))
-    window.actions_.paste.trigger()
-    qtbot.waitUntil(lambda: doc.history_labels()[-1] == "Paste", timeout=5000)
-    assert [change.box for change in seen if change.image] == [(50, 30, 70, 40), (5, 200, 9, 210)]
-    np.testing.assert_array_equal(np.asarray(doc.image), pasted)
-    assert threads and threading.main_thread() not in threads
-
-
-def test_a_picture_opened_or_pasted_during_a_stroke_waits_for_it(qtbot, window, picture, tmp_path):  # noqa: ANN001
-    """A picture of another size that lands while the brush is down (a big file read and converted in threads, a
-    paste) would change the canvas under the stroke: it becomes the document once the brush is let go."""
-    other = tmp_path / "other.png"
-    Image.new("RGB", (96, 64), (10, 20, 30)).save(other)
-    canvas, viewport = window.canvas, window.canvas.viewport()
-    canvas.set_tool(BRUSH)
-    canvas.set_brush(size=20, hardness=1.0)
-    doc = window.document
-    for arrive, size in ((lambda: window.actions_.run(window.actions_.open_path(other)), (96, 64)),
-                         (lambda: (QGuiApplication.clipboard().setImage(pil_to_qimage(Image.new("RGB", (48, 40)))),
-                                   window.actions_.paste.trigger()), (48, 40))):
-        before = doc.image
-        qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=canvas.mapFromScene(QPointF(10, 10)))
-        qtbot.mouseMove(viewport, canvas.mapFromScene(QPointF(30, 10)))
-        arrive()
-        qtbot.wait(300)  # read and converted by now; it waits
-        assert doc.image is before
-        qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=canvas.mapFromScene(QPointF(30, 10)))
-        qtbot.waitUntil(lambda size=size: doc.image.size == size, timeout=5000)
-        assert doc.history_labels()[-2] == "Paint mask"
-        doc.undo()  # back to the stroke, on the picture it was painted on
-        assert doc.image is before and doc.mask[10, 20] == 255
-        doc.redo()
-
-
 def test_saving_adds_the_extension_to_a_name_with_a_dot_and_asks_before_replacing(
         qtbot, window, picture, tmp_path, monkeypatch):  # noqa: ANN001
     from PySide6.QtWidgets import QFileDialog
@@ -549,58 +326,6 @@ def test_a_name_ending_in_a_type_that_is_no_picture_s_gets_the_extension_whateve
     assert list(folder.iterdir()) == []
 
 
-def test_copy_picture_and_masked_area(qtbot, window, picture):  # noqa: ANN001
-    """Both are made in a worker thread and handed to the clipboard on the window's."""
-    from studio.ui.qt_images import qimage_to_pil
-
-    clipboard = QGuiApplication.clipboard()
-    clipboard.clear()
-    window.actions_.copy.trigger()
-    qtbot.waitUntil(lambda: not clipboard.image().isNull(), timeout=5000)
-    assert np.array_equal(np.asarray(qimage_to_pil(clipboard.image())), np.asarray(picture))
-    assert window.status.message_label.text() == "Copied the picture."
-    window.document.edit_mask("box", lambda m: (m.__setitem__((slice(10, 30), slice(20, 60)), 255),
-                                                (20, 10, 60, 30))[1])
-    window.document.edit_mask("soft", lambda m: (m.__setitem__((slice(12, 14), slice(20, 22)), 100),
-                                                 (20, 12, 22, 14))[1])
-    window.actions_.copy_masked.trigger()
-    qtbot.waitUntil(lambda: clipboard.image().size().toTuple() == (40, 20), timeout=5000)
-    copied = np.asarray(qimage_to_pil(clipboard.image()))
-    assert copied.shape == (20, 40, 4)
-    np.testing.assert_array_equal(copied[..., :3], np.asarray(picture)[10:30, 20:60])
-    assert (copied[2:4, :2, 3] == 100).all() and copied[5:, 5:, 3].min() == 255
-    assert window.status.message_label.text() == "Copied the masked area (40×20)."
-
-
-def test_mask_files_round_trip(qtbot, window, picture, tmp_path):  # noqa: ANN001
-    window.document.edit_mask("box", lambda m: (m.__setitem__((slice(100, 150), slice(100, 150)), 255),
-                                                (100, 100, 150, 150))[1])
-    path = tmp_path / "mask.png"
-    task = window.actions_.run(window.actions_.saving.save_mask_to(path))
-    qtbot.waitUntil(task.done, timeout=5000)
-    saved = np.asarray(Image.open(path))
-    np.testing.assert_array_equal(saved, window.document.mask)
-    task = window.actions_.clear()
-    qtbot.waitUntil(task.done, timeout=5000)
-    assert not window.document.has_mask
-    task = window.actions_.run(window.actions_.open_mask_path(path))
-    qtbot.waitUntil(task.done, timeout=5000)
-    np.testing.assert_array_equal(window.document.mask, saved)
-
-
-def test_a_32_bit_greyscale_tiff_opens_as_the_mask_it_shows(qtbot, window, picture, tmp_path):  # noqa: ANN001
-    """Open Mask read a 32-bit ("I") TIFF through the picture path, which made it black: an empty mask."""
-    wide = np.zeros((SIZE, SIZE), np.int32)
-    wide[:, SIZE // 2:] = 65535
-    wide[:, SIZE // 4:SIZE // 2] = 32896  # mid-grey: 128 of 255
-    Image.fromarray(wide, "I").save(tmp_path / "mask.tif")
-    task = window.actions_.run(window.actions_.open_mask_path(tmp_path / "mask.tif"))
-    qtbot.waitUntil(task.done, timeout=5000)
-    expected = np.zeros((SIZE, SIZE), np.uint8)
-    expected[:, SIZE // 4:SIZE // 2], expected[:, SIZE // 2:] = 128, 255
-    np.testing.assert_array_equal(window.document.mask, expected)
-
-
 def _landscape(size: int) -> Image.Image:
     """A simple drawn scene (sky, sun, hills), so the screenshot shows the mask over a picture."""
     from PIL import ImageDraw
@@ -620,9 +345,9 @@ def test_screenshot_with_a_painted_mask(qtbot, window, artifacts_dir):  # noqa: 
     canvas = window.canvas
     canvas.set_tool(BRUSH)
     canvas.set_brush(size=36, hardness=0.7)
-    _drag(qtbot, canvas, [(60, 180), (100, 150), (150, 140), (190, 100)])
+    drag(qtbot, canvas, [(60, 180), (100, 150), (150, 140), (190, 100)])
     canvas.set_tool(LASSO)
-    _drag(qtbot, canvas, [(30, 30), (90, 20), (110, 70), (50, 90)])
+    drag(qtbot, canvas, [(30, 30), (90, 20), (110, 70), (50, 90)])
     canvas.set_tool(BRUSH)
     qtbot.mouseMove(canvas.viewport(), canvas.mapFromScene(QPointF(200, 200)))
     panel = window.prompt_panel
@@ -631,80 +356,6 @@ def test_screenshot_with_a_painted_mask(qtbot, window, artifacts_dir):  # noqa: 
     qtbot.waitUntil(lambda: panel.inpaint_box.isVisible() and panel._scroll.verticalScrollBar().value() > 0,
                     timeout=2000)
     window.grab().save(str(artifacts_dir / "mask-editing.png"))
-
-
-def test_dragging_a_frame_past_the_edges_extends_the_canvas(qtbot, window, picture, monkeypatch):  # noqa: ANN001
-    from studio.ui.canvas_tools import FRAME
-
-    generated: list[bool] = []
-    monkeypatch.setattr(window, "generate", lambda: generated.append(True))
-    canvas = window.canvas
-    canvas.set_zoom(0.5)
-    canvas.centerOn(SIZE / 2, SIZE / 2)
-    canvas.set_tool(FRAME)
-    _drag(qtbot, canvas, [(-50, 10), (SIZE + 20, SIZE - 10)])
-    qtbot.waitUntil(lambda: window.document.size == (SIZE + 56 + 24, SIZE), timeout=5000)  # multiples of 8
-    mask = window.document.mask
-    assert mask[:, :56].min() == 255 and mask[:, -24:].min() == 255
-    assert mask[SIZE // 2, 56 + SIZE // 2] == 0  # the middle of the old picture is kept
-    assert generated == [True]  # and the new area is filled by inpainting at once
-    window.actions_.undo.trigger()
-    assert window.document.size == (SIZE, SIZE)
-
-
-def test_a_frame_dragged_far_at_low_zoom_asks_for_no_more_than_extend_canvas_allows(qtbot, window):  # noqa: ANN001
-    """A long drag at 2% zoom asked for a 200,000² canvas: a MemoryError in a task, and nothing said."""
-    from types import SimpleNamespace
-
-    from studio.core.images import MAX_PIXELS
-    from studio.core.inpaint import MAX_EXTEND
-    from studio.ui.canvas_tools import FrameTool
-
-    def amounts(size: tuple[int, int], rect: QRectF) -> tuple[int, int, int, int]:
-        return FrameTool(SimpleNamespace(document=SimpleNamespace(size=size))).extension(rect)
-
-    assert amounts((512, 512), QRectF(-100_000, 100, 200_000, 200_000)) == (MAX_EXTEND, 0, MAX_EXTEND, MAX_EXTEND)
-    assert amounts((512, 512), QRectF(-50, 10, 600, 100)) == (56, 0, 40, 0)  # as before within the limits
-    left, top, right, bottom = amounts((15000, 15000), QRectF(-3000, -3000, 21000, 21000))
-    assert max(left, top, right, bottom) <= MAX_EXTEND and (15000 + left + right) * (15000 + top + bottom) <= MAX_PIXELS
-    assert min(left, top, right, bottom) > 0 and all(a % 8 == 0 for a in (left, top, right, bottom))
-
-
-def test_a_size_change_that_fails_in_its_worker_is_told_and_changes_nothing(qtbot, window, picture, monkeypatch):  # noqa: ANN001
-    from studio.ui import document_actions
-
-    def out_of_memory(*args: object) -> None:
-        raise MemoryError
-
-    monkeypatch.setattr(document_actions, "extend_canvas", out_of_memory)
-    task = window.actions_.extend_canvas(0, 0, 64, 0, fill=False)
-    qtbot.waitUntil(task.done, timeout=5000)
-    assert task.exception() is None
-    assert window.status.message_label.text() == ("The picture could not be extended (there was not enough memory); "
-                                                  "it is unchanged.")
-    assert window.document.size == (SIZE, SIZE) and window.document.history_labels() == ["Open test picture"]
-
-
-def test_a_canvas_past_the_pixel_limit_is_never_made(qtbot, window, picture, monkeypatch):  # noqa: ANN001
-    """Extend, the frame tool, scale and paste made canvases Studio then refused to open again or recover."""
-    from PySide6.QtGui import QImage
-
-    from studio.core import images
-
-    monkeypatch.setattr(images, "MAX_PIXELS", SIZE * (SIZE + 8))
-    for make in (lambda: window.actions_.extend_canvas(0, 0, 16, 0, fill=False),
-                 lambda: window.actions_.scale_image(SIZE + 16, SIZE),
-                 lambda: window.actions_.run(window.actions_._take_pasted(
-                     QImage(SIZE, SIZE + 16, QImage.Format.Format_RGB32), "Paste"))):
-        window.status.set_message("")
-        task = make()
-        qtbot.waitUntil(task.done, timeout=5000)
-        assert task.exception() is None
-        assert "would be too large for Studio to open again" in window.status.message_label.text()
-        assert window.document.size == (SIZE, SIZE) and window.document.history_labels() == ["Open test picture"]
-    task = window.actions_.extend_canvas(0, 0, 8, 0, fill=False)  # up to the limit is fine
-    qtbot.waitUntil(task.done, timeout=5000)
-    assert window.document.size == (SIZE + 8, SIZE)
 
 
 def test_a_preview_of_a_bigger_job_refits_the_view_only_when_the_stroke_ends(qtbot, window, picture):  # noqa: ANN001
@@ -798,20 +449,6 @@ def test_a_picture_converted_ahead_is_shown_without_converting_it_again(qtbot, m
     assert converted == ["pil_to_qimage"]
 
 
-def test_a_second_size_change_waits_for_the_first_and_works_on_its_result(qtbot, window, picture):  # noqa: ANN001
-    """Two frames dragged in quick succession: the second extends what the first made, neither is dropped."""
-    doc = window.document
-    window.actions_.extend_canvas(0, 0, 64, 0, fill=False)
-    window.actions_.extend_canvas(0, 0, 0, 32, fill=False)
-    window.actions_.scale_image(SIZE, SIZE)  # asked while the picture is still SIZE x SIZE: a no-op then
-    qtbot.waitUntil(lambda: doc.size == (SIZE + 64, SIZE + 32), timeout=5000)
-    qtbot.wait(50)
-    assert doc.history_labels()[-2:] == [f"Extend canvas to {SIZE + 64}×{SIZE}",
-                                         f"Extend canvas to {SIZE + 64}×{SIZE + 32}"]
-    np.testing.assert_array_equal(np.asarray(doc.image)[:SIZE, :SIZE], np.asarray(picture))
-    assert "so it was not" not in window.status.message_label.text()
-
-
 def test_undo_and_redo_of_a_whole_canvas_change_swap_pictures_without_converting(qtbot, monkeypatch):  # noqa: ANN001
     """The picture shown before a whole-canvas change stays converted while the history holds it: at 4096x4096
     converting it again for an undo held the window 100-160 ms."""
@@ -868,82 +505,6 @@ def test_a_picture_with_alpha_converted_ahead_keeps_its_pixels() -> None:
     assert (back[:4, :4, 3] == 0).all()
     grey = pil_to_pixmap_ready_qimage(Image.new("L", (8, 8), 77))
     assert qimage_to_pil(grey).getpixel((3, 3)) == (77, 77, 77)
-
-
-@pytest.mark.parametrize(("work", "change", "done"), [
-    ("scaled", lambda actions: actions.scale_image(SIZE * 2, SIZE), f"Scaled to {SIZE * 2}×{SIZE}."),
-    ("extend_canvas", lambda actions: actions.extend_canvas(0, 0, SIZE, 0, fill=False), None)])
-def test_canvas_size_changes_run_off_the_window_thread_and_never_overwrite_later_work(
-        qtbot, window, picture, monkeypatch, work, change, done):  # noqa: ANN001
-    """Scale and extend work in a worker thread (at 4096x4096 they held the window 0.4-1.4 s); if the person
-    changes the picture or mask meanwhile, that work is kept and the size change is dropped with a sentence."""
-    import threading
-
-    from studio.ui import document_actions
-
-    doc = window.document
-    threads: list[str] = []
-    release = threading.Event()
-    real_work = getattr(document_actions, work)
-
-    def held_work(*args):  # noqa: ANN002, ANN202
-        threads.append(threading.current_thread().name)
-        release.wait(10)
-        return real_work(*args)
-
-    monkeypatch.setattr(document_actions, work, held_work)
-    change(window.actions_)
-    qtbot.waitUntil(lambda: bool(threads), timeout=5000)
-    doc.edit_mask("Fill rectangle", lambda mask: fill_rect(mask, (0, 0, SIZE, SIZE)))  # the person goes on
-    filled = doc.mask.copy()
-    release.set()
-    qtbot.waitUntil(lambda: "so it was not" in window.status.message_label.text(), timeout=5000)
-    assert doc.size == (SIZE, SIZE) and np.array_equal(doc.mask, filled)
-    assert threading.main_thread().name not in threads
-
-    change(window.actions_)
-    qtbot.waitUntil(lambda: doc.size == (SIZE * 2, SIZE), timeout=5000)
-    if done:
-        assert window.status.message_label.text() == done
-    assert doc.mask.shape == (SIZE, SIZE * 2) and doc.mask.min() == 255  # the filled mask, kept
-    shown = window.canvas._image_item.pixmap()
-    assert (shown.width(), shown.height()) == (SIZE * 2, SIZE)
-    window.actions_.undo.trigger()
-    assert doc.size == (SIZE, SIZE)
-
-
-def _drop_as_qt_does(widget, path) -> bool:  # noqa: ANN001
-    """A file dragged over ``widget`` and let go, routed as Qt routes it: to the nearest widget that takes drops."""
-    from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent
-    from PySide6.QtWidgets import QApplication
-
-    target = widget
-    while target is not None and not target.acceptDrops():
-        target = target.parentWidget()
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
-    point = target.mapFrom(widget, widget.rect().center())
-    enter = QDragEnterEvent(point, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
-    enter.setAccepted(False)
-    QApplication.sendEvent(target, enter)
-    move = QDragMoveEvent(point, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                          Qt.KeyboardModifier.NoModifier)
-    move.setAccepted(enter.isAccepted())
-    QApplication.sendEvent(target, move)
-    if not move.isAccepted():
-        return False
-    QApplication.sendEvent(target, QDropEvent(QPointF(point), Qt.DropAction.CopyAction, mime,
-                                              Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
-    return True
-
-
-def test_a_picture_dropped_on_the_canvas_itself_opens(qtbot, window, tmp_path):  # noqa: ANN001
-    picture = tmp_path / "photo.png"
-    Image.new("RGB", (80, 64), (200, 10, 10)).save(picture)
-    assert _drop_as_qt_does(window.canvas.viewport(), picture)
-    qtbot.waitUntil(lambda: window.document.image is not None, timeout=5000)
-    assert window.document.image.size == (80, 64)
 
 
 def test_a_second_button_pressed_mid_stroke_leaves_the_stroke_whole_in_undo(qtbot, window, picture):  # noqa: ANN001

@@ -38,20 +38,20 @@ def test_without_keep_proportions_each_side_is_limited_alone(qtbot):  # noqa: AN
 
 
 def test_a_big_scale_shows_a_busy_bar_and_cancel_keeps_the_picture(qtbot, window, monkeypatch):  # noqa: ANN001
-    from studio.ui import document_actions
+    from studio.ui import canvas_resizing
 
     picture = Image.fromarray(np.random.default_rng(2).integers(0, 256, (64, 48, 3), dtype=np.uint8))
     window.document.set_image(picture, "Open test picture")
     started, release = threading.Event(), threading.Event()
-    real = document_actions.scaled
+    real = canvas_resizing.scaled
 
     def held(*args):  # noqa: ANN002, ANN202
         started.set()
         release.wait(10)
         return real(*args)
 
-    monkeypatch.setattr(document_actions, "scaled", held)
-    monkeypatch.setattr(document_actions, "BIG_SCALE_PIXELS", 200 * 200)
+    monkeypatch.setattr(canvas_resizing, "scaled", held)
+    monkeypatch.setattr(canvas_resizing, "BIG_SCALE_PIXELS", 200 * 200)
     try:
         task = window.actions_.scale_image(480, 640)
         qtbot.waitUntil(started.is_set, timeout=5000)

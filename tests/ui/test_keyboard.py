@@ -175,7 +175,7 @@ def test_ctrl_equals_zooms_in_and_a_file_that_is_not_a_picture_is_not_dropped_in
 def test_closed_dialogs_go_and_the_prompt_recall_list_stays_bounded(qtbot, window):  # noqa: ANN001
     from PySide6.QtWidgets import QDialog
 
-    from studio.services.history_store import RECENT_PROMPTS as RECALLED
+    from studio.services.history_queries import RECENT_PROMPTS as RECALLED
 
     actions = window.plugin_actions
     actions.edit_dialog = lambda dialog: False  # the person cancels each

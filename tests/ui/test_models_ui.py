@@ -55,9 +55,9 @@ def test_import_a_checkpoint_pick_it_and_generate(qtbot, window, checkpoint, art
 
 def test_cancel_stops_an_import_and_leaves_nothing(qtbot, window, checkpoint, monkeypatch):
     """The Cancel button showed during an import but did nothing."""
-    import studio.services.model_imports as model_imports
+    import studio.services.model_copying as model_copying
 
-    monkeypatch.setattr(model_imports, "CHUNK", 256)  # many chunks: the copy is still going when Cancel is hit
+    monkeypatch.setattr(model_copying, "CHUNK", 256)  # many chunks: the copy is still going when Cancel is hit
     dialog = open_library(qtbot, window)
     dialog._show_progress = lambda done, total, text: dialog.cancel_button.click()
     to_ui = dialog._loop_callback

@@ -1,0 +1,77 @@
+"""Opening a picture as the document: compared and converted off the window thread, after a stroke ends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from canvas_testing import open_test_picture
+from PIL import Image
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QGuiApplication
+
+from studio.ui.canvas_tools import BRUSH
+from studio.ui.qt_images import pil_to_qimage
+
+
+@pytest.fixture
+def picture(window):  # noqa: ANN001, ANN201
+    return open_test_picture(window)
+
+
+def test_a_picture_opened_or_pasted_over_one_of_its_size_is_compared_with_it_off_the_window_thread(
+        qtbot, window, picture, tmp_path, monkeypatch):  # noqa: ANN001
+    """Only the part that differs is recorded for undo; finding it held the window 50-65 ms at 4096x4096."""
+    import threading
+
+    from studio.core import comparison
+
+    threads: list[threading.Thread] = []
+    compare = comparison.changed_box
+
+    def comparing(a, b):  # noqa: ANN001, ANN202
+        threads.append(threading.current_thread())
+        return compare(a, b)
+
+    monkeypatch.setattr(comparison, "changed_box", comparing)
+    doc, seen = window.document, []
+    doc.add_listener(lambda change: seen.append(change))
+    opened = np.asarray(picture).copy()
+    opened[30:40, 50:70] = 0
+    path = tmp_path / "edited.png"
+    Image.fromarray(opened).save(path)
+    window.actions_.run(window.actions_.open_path(path))
+    qtbot.waitUntil(lambda: doc.history_labels()[-1] == "Open edited.png", timeout=5000)
+    pasted = opened.copy()
+    pasted[200:210, 5:9] = 255
+    QGuiApplication.clipboard().setImage(pil_to_qimage(Image.fromarray(pasted)))
+    window.actions_.paste.trigger()
+    qtbot.waitUntil(lambda: doc.history_labels()[-1] == "Paste", timeout=5000)
+    assert [change.box for change in seen if change.image] == [(50, 30, 70, 40), (5, 200, 9, 210)]
+    np.testing.assert_array_equal(np.asarray(doc.image), pasted)
+    assert threads and threading.main_thread() not in threads
+
+
+def test_a_picture_opened_or_pasted_during_a_stroke_waits_for_it(qtbot, window, picture, tmp_path):  # noqa: ANN001
+    """A picture of another size that lands while the brush is down (a big file read and converted in threads, a
+    paste) would change the canvas under the stroke: it becomes the document once the brush is let go."""
+    other = tmp_path / "other.png"
+    Image.new("RGB", (96, 64), (10, 20, 30)).save(other)
+    canvas, viewport = window.canvas, window.canvas.viewport()
+    canvas.set_tool(BRUSH)
+    canvas.set_brush(size=20, hardness=1.0)
+    doc = window.document
+    for arrive, size in ((lambda: window.actions_.run(window.actions_.open_path(other)), (96, 64)),
+                         (lambda: (QGuiApplication.clipboard().setImage(pil_to_qimage(Image.new("RGB", (48, 40)))),
+                                   window.actions_.paste.trigger()), (48, 40))):
+        before = doc.image
+        qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=canvas.mapFromScene(QPointF(10, 10)))
+        qtbot.mouseMove(viewport, canvas.mapFromScene(QPointF(30, 10)))
+        arrive()
+        qtbot.wait(300)  # read and converted by now; it waits
+        assert doc.image is before
+        qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=canvas.mapFromScene(QPointF(30, 10)))
+        qtbot.waitUntil(lambda size=size: doc.image.size == size, timeout=5000)
+        assert doc.history_labels()[-2] == "Paint mask"
+        doc.undo()  # back to the stroke, on the picture it was painted on
+        assert doc.image is before and doc.mask[10, 20] == 255
+        doc.redo()
