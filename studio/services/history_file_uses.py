@@ -22,16 +22,21 @@ def referenced(conn: sqlite3.Connection, paths: list[str]) -> set[str]:
 
 
 def kept_controls(params: str | None) -> list[str]:
-    """The control pictures Studio kept for an entry's guides (never a person's own file a guide named instead)."""
-    records = json_or(params, {}, dict).get("controls")
+    """The control pictures Studio kept for an entry's guides and for the picture parameters of its generator and
+    chain steps (never a person's own file one named instead)."""
+    recorded = json_or(params, {}, dict)
+    records = recorded.get("controls")
     images = [r.get("image") for r in records if isinstance(r, dict)] if isinstance(records, list) else []
+    steps = recorded.get("post") if isinstance(recorded.get("post"), list) else []
+    for values in [recorded.get("generator_params"), *(s.get("params") for s in steps if isinstance(s, dict))]:
+        images += values.values() if isinstance(values, dict) else []
     return list(dict.fromkeys(i for i in images if isinstance(i, str) and i and is_kept_control(i)))
 
 
 def controls_referenced(conn: sqlite3.Connection, paths: list[str]) -> set[str]:
     """Which of these control pictures other entries' guides still use. Guides live in the params JSON: rows that
-    hold a path's JSON text at all are found by SQLite, then read here (a note or a plugin's parameter may hold the
-    path as well, which is no use of it)."""
+    hold a path's JSON text at all are found by SQLite, then read here (a note may hold the path as well, which is
+    no use of it; a picture parameter kept the same way is)."""
     if not paths:
         return set()
     needles = [json.dumps(path, ensure_ascii=False) for path in paths]  # as row_values wrote them

@@ -9,10 +9,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from studio import __version__
 from studio.core.errors import StudioError
 from studio.core.metadata import Recipe
-from studio.core.parameters import params_for_record
+from studio.core.parameters import SOURCE_KEY, params_for_record
 from studio.core.requests import GenerationRequest
 from studio.engine.worker import WorkerContext, describe_exception
 from studio.plugin_host.registry import GENERATOR, Registry
@@ -97,6 +99,8 @@ class HistoryRecorder:
             params["inpaint"] = asdict(request.inpaint)
         if recipe is not None and recipe.plugin:
             params["plugin"] = recipe.plugin
+        if request.params or request.post:  # pictures: their kept copies (keep_parameter_pictures ran first)
+            self._keep_parameter_pictures_again()
         if request.params:
             params["generator_params"] = params_for_record(request.params, keep_files=True)
         # As chosen (a name or a path), so a rerun finds the same files; with the hashes the recipe records, so a
@@ -141,6 +145,22 @@ class HistoryRecorder:
                 log.warning("Could not keep the control picture %s again", path, exc_info=True)
                 self._context.note(f"The control picture {path} was removed with a deleted history entry and could "
                                    f"not be kept again: {describe_exception(exc)}")
+
+    def _keep_parameter_pictures_again(self) -> None:
+        """As ``_keep_controls_again``, for the kept pictures of the generator's and the chain's parameters."""
+        if self._outputs is None:
+            return
+        values = [*self._request.params.values(), *(v for step in self._request.post for v in step.params.values())]
+        for picture in values:
+            path = picture.info.get(SOURCE_KEY) if isinstance(picture, Image.Image) else None
+            if not isinstance(path, str) or not is_kept_control(path) or Path(path).is_file():
+                continue
+            try:
+                self._outputs.restore_control(picture, Path(path))
+            except Exception as exc:  # noqa: BLE001 - keeping the picture is a nicety, never fatal
+                log.warning("Could not keep the picture %s again", path, exc_info=True)
+                self._context.note(f"The picture {path} was removed with a deleted history entry and could not be "
+                                   f"kept again: {describe_exception(exc)}")
 
     def _source_paths(self) -> tuple[str | None, str | None]:
         if self._sources is None:

@@ -23,6 +23,7 @@ from studio.core.settings_sections import PostStepSetting
 from studio.core.style_weights import weights_used_by
 from studio.plugin_host.registry import POSTPROCESSOR, Registry
 from studio.services.history_store import HistoryEntry
+from studio.services.outputs import is_kept_control
 
 
 def request_for_entry(entry: HistoryEntry, settings: Settings | None = None, *,
@@ -56,9 +57,11 @@ def request_for_entry(entry: HistoryEntry, settings: Settings | None = None, *,
         width=entry.width or 512, height=entry.height or 512, steps=entry.steps, cfg_scale=entry.cfg_scale,
         seed=entry.seed, scheduler=entry.sampler or DEFAULT_SCHEDULER, batch_count=1,
         init_image=init_image, strength=0.75 if entry.strength is None else entry.strength, mask=mask,
-        inpaint=inpaint, generator=entry.generator, params=_recorded(entry.params.get("generator_params")),
+        inpaint=inpaint, generator=entry.generator,
+        params=_rerun_params(entry.params.get("generator_params"), "its generator's", label),
         plugin=plugin if isinstance(plugin := entry.params.get("plugin"), str) else "",
-        post=tuple(PostStep(s.processor, s.params, s.strength) for s in recorded_post(entry)),
+        post=tuple(PostStep(s["processor"], _rerun_params(s.get("params"), f"its {s['processor']!r} step's", label),
+                            _strength(s.get("strength"))) for s in _post_records(entry.params.get("post"))),
         loras=loras, vae=vae, hires=HiresFix.from_record(entry.params.get("hires")),
         controls=control_guides(entry, label),
         **({"memory": settings.memory, "speed": settings.speed} if settings is not None else {}),
@@ -126,6 +129,10 @@ def usable_chain(records: object, registry: Registry, style_dir: Path) -> Record
                          "made without that step.")
         if isinstance(record.get("params"), dict) and any(k not in step.params for k in record["params"]):
             notes.append(f"Its {contribution.title} step's picture was not kept; choose one for it in the "
+                         "post-processing chain.")
+        if gone := [v for v in step.params.values() if isinstance(v, str) and is_kept_control(v)
+                    and not Path(v).is_file()]:
+            notes.append(f"Its {contribution.title} step's picture {gone[0]} is gone; choose another for it in the "
                          "post-processing chain.")
     return RecordedChain(tuple(steps), notes)
 
@@ -216,7 +223,26 @@ def _recorded(params: object) -> dict:
     """Recorded parameter values that can be used again (pictures are only noted in the history)."""
     if not isinstance(params, dict):
         return {}
-    return {k: v for k, v in params.items() if not (isinstance(v, str) and v.startswith("<picture "))}
+    return {k: v for k, v in params.items() if not _noted_picture(v)}
+
+
+def _rerun_params(params: object, whose: str, label: str) -> dict:
+    """Recorded parameter values for a rerun: a picture by the copy Studio kept of it. InvalidRequest (one sentence,
+    naming the parameter) for a picture that was only noted by its size, or whose kept copy is gone: running without
+    it would make another picture, not this one again."""
+    for name, value in params.items() if isinstance(params, dict) else ():
+        if _noted_picture(value):
+            raise InvalidRequest(f"The picture of {whose} parameter {name!r} was not kept, so {label} cannot be run "
+                                 "again.")
+        if isinstance(value, str) and is_kept_control(value) and not Path(value).is_file():
+            raise InvalidRequest(f"The picture of {whose} parameter {name!r} is gone, so {label} cannot be run "
+                                 f"again; {value} no longer exists.")
+    return _recorded(params)
+
+
+def _noted_picture(value: object) -> bool:
+    """Whether a recorded value is a picture noted only by its size ("<picture 100x80>")."""
+    return isinstance(value, str) and value.startswith("<picture ")
 
 
 def _strength(value: object) -> float:

@@ -33,7 +33,7 @@ from studio.engine import held_memory
 from studio.engine.worker import EngineWorker, Job, StatusFn, WorkerContext, describe_exception
 from studio.plugin_host.host import PluginHost
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Registry
-from studio.services.control_pictures import keep_control_pictures
+from studio.services.control_pictures import keep_control_pictures, keep_parameter_pictures
 from studio.services.history_recording import HistoryRecorder
 from studio.services.history_store import HistoryStore
 from studio.services.outputs import OutputStore
@@ -253,6 +253,7 @@ class JobService:
         # Kept before the engine runs: the recipe it writes (relative to the outputs folder, as saved) and the
         # history rows (by their full paths) name the kept copies.
         request = keep_control_pictures(job.request, self._outputs, context.note)
+        request = keep_parameter_pictures(request, self._registry, self._outputs, context.note)
         recorder = (HistoryRecorder(self._history, self._outputs, self._registry, request, context)
                     if self._history is not None else None)
         made = 0

@@ -131,6 +131,9 @@ class ContributionRunner:
         # Its picture parameters as it takes them (RGB or RGBA), each its own copy to draw on: made here, on the
         # engine thread, not at submit on the window's. The request's own pictures are the person's.
         pictures = load_pictures(contribution.parameters, request.params, contribution.title)
+        # As the picture's recipe notes them (before the plugin may draw on them): a picture by its size, never by
+        # the path of the copy the history keeps (the picture's file travels; the history stays on this machine).
+        recorded = params_for_record(pictures)
         context.status(message=_running(contribution))  # until its first progress: a plugin may take long
 
         def produce(guarded: GuardedContext) -> Iterable[Any]:
@@ -149,7 +152,7 @@ class ContributionRunner:
                     context.note(f"The plugin {contribution.owner} made more than the {asked} asked for; Studio "
                                  f"kept the first {request.batch_count} and stopped it.")
                     return
-                yield self._plugin_output(contribution, request, index, image, recipe)
+                yield self._plugin_output(contribution, request, recorded, index, image, recipe)
 
     def runs_generator(self, step: PostStep) -> bool:
         return self._registry.runs_generator(POSTPROCESSOR, step.processor)
@@ -227,15 +230,15 @@ class ContributionRunner:
             self._notify(notice)
         return notice
 
-    def _plugin_output(self, contribution: Contribution, request: GenerationRequest, index: int,
-                       image: Image.Image, recipe: Any) -> tuple[Image.Image, Recipe]:
+    def _plugin_output(self, contribution: Contribution, request: GenerationRequest, recorded: dict[str, Any],
+                       index: int, image: Image.Image, recipe: Any) -> tuple[Image.Image, Recipe]:
         if not isinstance(recipe, Recipe):
             recipe = Recipe(prompt=request.prompt, negative_prompt=request.negative_prompt, steps=0, sampler="",
                             cfg_scale=0, seed=request.seed_for(index), width=image.width, height=image.height,
                             model_name=contribution.title)
         recipe = replace(recipe, generator=contribution.id, generator_version=contribution.plugin_version,
                          plugin=contribution.plugin_id,
-                         params=params_for_record(request.params), width=image.width, height=image.height)
+                         params=recorded, width=image.width, height=image.height)
         return image, recipe
 
 

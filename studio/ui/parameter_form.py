@@ -31,6 +31,7 @@ from studio.core.parameters import (
     ChoiceParam,
     FloatParam,
     MAX_SEED,
+    SOURCE_KEY,
     ImageParam,
     IntParam,
     Param,
@@ -358,6 +359,8 @@ def read_pictures(params: Sequence[Param], choices: Mapping[str, Any]) -> dict[s
                 values[name] = open_image(value)
             except Exception as exc:  # noqa: BLE001 - a picture file that went away or is broken
                 raise InvalidRequest(f"{titles[name]}: {exc}") from None
+            # Where it was read from: a copy the history kept (Load parameters) is named again, not kept again.
+            values[name].info[SOURCE_KEY] = str(value.expanduser().resolve())
     return values
 
 

@@ -465,3 +465,40 @@ def test_a_plugin_generators_picture_file_is_read_off_the_window_thread_and_a_ba
     window.generate()
     qtbot.waitUntil(lambda: len(window.queue_panel.job_ids("finished")) == 3, timeout=WAIT_MS)
     assert not panel.error_label.isVisible()
+
+
+def test_load_parameters_and_run_again_use_the_kept_copy_of_a_generator_s_picture(
+        qtbot, picture_window, tmp_path):  # noqa: ANN001
+    """A picture parameter was recorded as "<picture 32x32>": Load parameters showed it missing though its file was
+    there, and Run again passed None and made another picture. The history now names a copy Studio kept: both use
+    it, though the person's file is gone; an entry that only noted its picture is refused by Run again."""
+    window, panel = picture_window, picture_window.prompt_panel
+    blue = tmp_path / "blue.png"
+    Image.new("RGB", (32, 24), (0, 0, 250)).save(blue)
+    _pick(panel, "Test generator")
+    picker = panel.plugin_box.form().editor("reference")
+    picker.set_path(blue)
+    panel.prompt_edit.setPlainText("a blue field")
+    window.generate()
+    qtbot.waitUntil(lambda: len(window.queue_panel.job_ids("finished")) == 1, timeout=WAIT_MS)
+    (entry,) = window.history.search()
+    blue.unlink()
+    picker.combo.setCurrentIndex(0)  # None
+    task = window.actions_.run(window.history_actions.load_parameters(entry))
+    qtbot.waitUntil(task.done, timeout=WAIT_MS)
+    assert window.status.message_label.text() == "Loaded the parameters of that picture."
+    assert panel.plugin_box.form().problems() == []
+    chosen = panel.plugin_box.choices()["reference"]
+    assert Image.open(chosen).getpixel((0, 0)) == (0, 0, 250)  # its kept copy, chosen again
+    task = window.actions_.run(window.history_actions.run_again(entry))
+    qtbot.waitUntil(lambda: len(window.queue_panel.job_ids("finished")) == 2, timeout=WAIT_MS)
+    again = max(window.history.search(), key=lambda e: e.id)
+    assert Image.open(again.image_path).getpixel((0, 0)) == (0, 0, 250)  # the same picture, not one made with None
+    assert again.params["generator_params"] == entry.params["generator_params"] == {"reference": str(chosen)}
+
+    entry.params["generator_params"] = {"reference": "<picture 32x24>"}  # as an older Studio recorded it
+    task = window.actions_.run(window.history_actions.run_again(entry))
+    qtbot.waitUntil(task.done, timeout=WAIT_MS)
+    assert window.status.message_label.text().startswith("The picture of its generator's parameter 'reference' was "
+                                                         "not kept, so ")
+    assert len(window.queue_panel.job_ids()) == 2  # nothing queued
