@@ -193,9 +193,10 @@ def _install(host: PluginHost, source: str, index: str | None, yes: bool) -> int
             unread = " that could be read (entries were skipped, as said above)" if listing.skipped else ""
             raise StudioError(f"The plugin index {index} has no plugin called {source!r}{unread}; it offers: "
                               f"{', '.join(sorted(entries)) or 'nothing'}.")
-        plan = installer.plan(entries[source], host.taken_ids(), host.taken_contributions())
+        plan = installer.plan(entries[source], host.taken_ids(), host.taken_contributions(),
+                              host.enabled_dependencies())
     else:
-        plan = installer.plan(source, host.taken_ids(), host.taken_contributions())
+        plan = installer.plan(source, host.taken_ids(), host.taken_contributions(), host.enabled_dependencies())
     try:
         _show_plan(plan.describe())
         if not yes:
@@ -253,7 +254,7 @@ def _update(host: PluginHost, plugin_id: str | None, index: str | None, yes: boo
     installer = _installer(host)
     declined = False
     for entry, current in newer:
-        plan = installer.plan(entry, host.taken_ids(), host.taken_contributions())
+        plan = installer.plan(entry, host.taken_ids(), host.taken_contributions(), host.enabled_dependencies())
         try:
             _show_plan(f"Update {entry.name} {current} → {entry.version}:\n{plan.describe()}")
             if yes or confirmed("Update?"):

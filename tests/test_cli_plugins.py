@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from plugin_wheels import plugin_wheel
+from plugin_wheels import build_wheel, plugin_wheel
 from studio_testing import at_a_terminal, run_studio, sigint_as_at_a_terminal, studio_here, unpack_plugin
 
 from studio.cli_exit import EXIT_CANCELLED
@@ -598,3 +598,33 @@ def test_studio_s_own_id_is_refused_as_studio_itself_not_as_a_plugin_s_choice(ar
     refused = studio(tmp_path / "home", "plugins", *args)
     assert (refused.returncode, refused.stderr) == (
         2, f"studio: 'studio' is Studio itself, not a plugin: Studio's own generators and post-processors {done}.\n")
+
+
+def test_plugins_needing_incompatible_versions_of_one_package_are_not_on_together(tmp_path, studio, monkeypatch):
+    home, links = tmp_path / "home", tmp_path / "links"
+    build_wheel(links, "fakehum", "4.17.0", {"fakehum/__init__.py": "VERSION = '4.17.0'\n"})
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip, run by the installer, finds fakehum only here
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    pinned = plugin_wheel(tmp_path / "pinned", plugin_id="tp-pinned", package="studio_tp_pinned",
+                          generator_id="pinned-gen", requires=["fakehum==4.9.0"])
+    folder = unpack_plugin(home / "data" / "plugins", pinned, "tp-pinned")  # with fakehum 4.9.0 beside it
+    unpack_plugin(home / "data" / "plugins", build_wheel(tmp_path / "old", "fakehum", "4.9.0", {
+        "fakehum/__init__.py": "VERSION = '4.9.0'\n"}), "tp-pinned")
+    assert (folder / "fakehum-4.9.0.dist-info").is_dir()
+    assert studio(home, "plugins", "enable", "tp-pinned").returncode == 0
+    lenient = plugin_wheel(tmp_path / "lenient", plugin_id="tp-lenient", package="studio_tp_lenient",
+                           generator_id="lenient-gen", requires=["fakehum>=4"])
+    installed = studio(home, "plugins", "install", str(lenient), "--yes")
+    assert installed.returncode == 2
+    assert installed.stderr == (
+        "studio: The plugin Test Plugin 1.0.0 was refused: it carries fakehum 4.17.0 but the enabled plugin Test "
+        "Plugin (tp-pinned) needs fakehum==4.9.0 (its folder has fakehum 4.9.0), and plugins share one Python "
+        "process, which loads only one fakehum; disable Test Plugin (tp-pinned) first.\n")
+    assert not (home / "data" / "plugins" / "tp-lenient").exists()
+    studio(home, "plugins", "disable", "tp-pinned")  # once it is off, the other installs, but both cannot be on
+    assert studio(home, "plugins", "install", str(lenient), "--yes").returncode == 0
+    assert studio(home, "plugins", "enable", "tp-lenient").returncode == 0
+    enabled = studio(home, "plugins", "enable", "tp-pinned")
+    assert enabled.returncode == 2
+    assert ("Test Plugin cannot be enabled: it needs fakehum==4.9.0 (its folder has fakehum 4.9.0) but the enabled "
+            "plugin Test Plugin (tp-lenient) carries fakehum 4.17.0") in enabled.stderr

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from studio.core.errors import StudioError, os_reason
 from studio.core.images import write_atomically
+from studio.plugin_host.dependencies import PluginDependencies, conflict, folder_dependencies
 from studio.plugin_host.discovery import FoundPlugin, discover
 from studio.plugin_host.manifest import check_plugin_id
 from studio.plugin_host.registry import BUILTIN_PLUGIN, KIND_WORDS, Contribution, Registry, builtin_registry
@@ -188,6 +189,7 @@ class PluginHost:
                     others = self._owned_by_others(plugin_id, ids)
                     if clash := self._clash(_contributions(record.found), others):
                         raise StudioError(f"{record.name} cannot be enabled: {clash}; disable that plugin first.")
+                    self._check_dependencies(record, ids)
                     ids.add(plugin_id)
                 else:
                     ids.discard(plugin_id)
@@ -199,6 +201,27 @@ class PluginHost:
                               f"busy for {STATE_LOCK_TIMEOUT:g} s; try again.") from None
         except OSError as exc:
             raise StudioError(f"Could not save which plugins are on in {self.plugins_dir}: {_reason(exc)}.") from exc
+
+    def _check_dependencies(self, record: PluginRecord, enabled: set[str]) -> None:
+        """Refuse a plugin whose folder's packages the other enabled plugins' reject, or the other way round."""
+        if record.found.location is None:
+            return  # installed in Studio's environment: its packages are the environment's, which pip matched
+        mine = folder_dependencies(record.id, record.name, record.found.location)
+        for other in self.enabled_dependencies(enabled - {record.id}):
+            if clash := conflict(mine, other):
+                raise StudioError(f"{record.name} cannot be enabled: {clash}; disable {other.label} first.")
+
+    def enabled_dependencies(self, enabled: set[str] | None = None) -> list[PluginDependencies]:
+        """What the enabled plugins in Studio's plugins folder carry there and require, for the dependency checks
+        of enabling and installing (``enabled``: those ids instead of state.json's)."""
+        ids = self.enabled_ids() if enabled is None else enabled
+        seen: set[str] = set()
+        found: list[PluginDependencies] = []
+        for record in self.records:
+            if record.id in ids and record.id not in seen and record.found.location is not None:
+                seen.add(record.id)  # (a second copy of an id is not the one in use)
+                found.append(folder_dependencies(record.id, record.name, record.found.location))
+        return found
 
     def record(self, plugin_id: str) -> PluginRecord:
         check_plugin_id(plugin_id)

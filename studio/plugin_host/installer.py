@@ -36,6 +36,7 @@ from studio.plugin_host.archives import (
     copy_tree,
     unpack,
 )
+from studio.plugin_host.dependencies import PluginDependencies, conflict, requirements
 from studio.plugin_host.manifest import Manifest, check_plugin_id
 from studio.plugin_host.plugin_index import IndexEntry, download
 from studio.plugin_host.wheels import (
@@ -148,18 +149,21 @@ class PluginInstaller:
     # --- plan ---------------------------------------------------------------------------------------
 
     def plan(self, source: str | Path | IndexEntry, taken_ids: Mapping[str, str] | None = None,
-             taken_contributions: Mapping[tuple[str, str], tuple[str, str]] | None = None) -> InstallPlan:
+             taken_contributions: Mapping[tuple[str, str], tuple[str, str]] | None = None,
+             enabled_plugins: Sequence[PluginDependencies] = ()) -> InstallPlan:
         """Check a plugin and work out what installing it means; nothing is installed.
 
         An IndexEntry is downloaded into the staging folder and checked against its sha256 first.
         ``taken_ids`` maps plugin ids already in use to their distribution ("studio": built in);
         ``taken_contributions`` (kind, id) -> (plugin id, name) of the generators and post-processors Studio and
-        the installed plugins have (a plugin's own, as an update, may be kept)."""
+        the installed plugins have (a plugin's own, as an update, may be kept); ``enabled_plugins`` what the
+        enabled plugins carry in their folders, which this one's dependencies must agree with."""
         with self._writing(f"install {source.name if isinstance(source, IndexEntry) else Path(source).name}"):
-            return self._plan(source, taken_ids, taken_contributions)
+            return self._plan(source, taken_ids, taken_contributions, enabled_plugins)
 
     def _plan(self, source: str | Path | IndexEntry, taken_ids: Mapping[str, str] | None,
-              taken_contributions: Mapping[tuple[str, str], tuple[str, str]] | None) -> InstallPlan:
+              taken_contributions: Mapping[tuple[str, str], tuple[str, str]] | None,
+              enabled_plugins: Sequence[PluginDependencies]) -> InstallPlan:
         self._staging_root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self._staging_root))
         try:
@@ -185,7 +189,14 @@ class PluginInstaller:
                 if plugin_id != info.manifest.id:
                     raise InstallError(f"The plugin {info.manifest.name}'s {spec.kind} id {spec.id!r} is already "
                                        f"owned by {owner}; it was refused.")
-            deps = self._resolve(info, wheel, staging)
+            deps, deps_require = self._resolve(info, wheel, staging)
+            mine = PluginDependencies(info.manifest.id, info.manifest.name,
+                                      {canonicalize_name(n): (n, v) for n, v in deps},
+                                      requirements(map(str, info.requires)) + deps_require)
+            for other in enabled_plugins:
+                if other.plugin_id != info.manifest.id and (clash := conflict(mine, other)):
+                    raise InstallError(f"The plugin {info.manifest.name} {info.version} was refused: {clash}; "
+                                       f"disable {other.label} first.")
             return InstallPlan(label, wheel, info.manifest, info.distribution, info.version, deps, replaces, staging)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -251,8 +262,10 @@ class PluginInstaller:
                                    f"{req.name} {running}; it was refused.")
         return installed[1] if installed is not None else None
 
-    def _resolve(self, info: WheelInfo, wheel: Path, staging: Path) -> tuple[tuple[str, str], ...]:
-        """Ask pip, in a dry run against Studio's environment, what else it would install."""
+    def _resolve(self, info: WheelInfo, wheel: Path, staging: Path
+                 ) -> tuple[tuple[tuple[str, str], ...], tuple[Requirement, ...]]:
+        """Ask pip, in a dry run against Studio's environment, what else it would install: (name, version) of
+        each, and what they require."""
         constraints = staging / "constraints.txt"
         constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(self.protected.items())))
         report = staging / "report.json"
@@ -264,6 +277,7 @@ class PluginInstaller:
             raise InstallError(f"pip gave no readable answer about what {info.distribution} needs; "
                                "nothing was installed.") from None
         deps: list[tuple[str, str]] = []
+        required: list[Requirement] = []
         own_dir = self.plugins_dir / info.manifest.id
         for item in items:
             meta, where = item.get("metadata", {}), item.get("download_info", {})
@@ -282,7 +296,8 @@ class PluginInstaller:
                 raise InstallError(f"The plugin {info.distribution} needs {name} {version}, but {name} {clash[0]} is "
                                    f"already installed in {clash[1]} and Python can load only one; it was refused.")
             deps.append((name, version))
-        return tuple(sorted(deps))
+            required.extend(requirements(str(r) for r in meta.get("requires_dist") or []))
+        return tuple(sorted(deps)), tuple(required)
 
     # --- install / remove ---------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from typing import Any
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import StudioError, os_reason
 from studio.core.parameters import Param
+from studio.plugin_host.dependencies import loaded_elsewhere
 
 GENERATOR = "generator"
 POSTPROCESSOR = "postprocessor"
@@ -199,6 +200,10 @@ def _load(contribution: Contribution, others: frozenset[str] = frozenset()) -> A
     """The contribution's class (or factory), imported from its plugin's folder. ``others``: the folders of the
     other plugins loaded now, whose modules it must not take for its own."""
     module_name, _, attr = contribution.target.partition(":")
+    if contribution.import_path and (problem := loaded_elsewhere(Path(contribution.import_path))):
+        # Not run with a version it rejects: its pictures would be made by code it was never tested with.
+        raise StudioError(f"The {KIND_WORDS[contribution.kind]} {contribution.title!r} from {contribution.owner} "
+                          f"could not be loaded: {problem}.")
     if contribution.import_path and contribution.import_path not in sys.path:
         sys.path.append(contribution.import_path)
     try:

@@ -179,7 +179,7 @@ class PluginsDialog(TaskDialog):
         plan = None
         try:
             plan = await asyncio.to_thread(installer.plan, source, self.host.taken_ids(),
-                                           self.host.taken_contributions())
+                                           self.host.taken_contributions(), self.host.enabled_dependencies())
             stays_on = plan.replaces is not None and plan.manifest.id in self.host.enabled_ids()  # as an update
             after = ("It replaces the enabled version and stays enabled." if stays_on
                      else "It stays disabled until you enable it.")

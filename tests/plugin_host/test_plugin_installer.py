@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 from plugin_wheels import (
     build_wheel,
     manifest_text,
@@ -30,6 +31,7 @@ from plugin_wheels import (
 
 from studio.core.errors import StudioError
 from studio.plugin_host import installer as installer_module
+from studio.plugin_host.dependencies import PluginDependencies
 from studio.plugin_host.installer import (
     InstallError,
     PluginInstaller,
@@ -410,3 +412,26 @@ def test_a_plugin_taking_a_generator_id_another_plugin_has_is_refused(installer:
                               "it was refused.")
     assert outside_staging(tmp_path, installer.plugins_dir) == before
     assert list((installer.plugins_dir / ".staging").iterdir()) == []
+
+
+def test_a_plugin_needing_a_version_another_enabled_plugin_s_folder_rejects_is_refused(plugins_dir: Path,
+                                                                                       tmp_path: Path) -> None:
+    links = tmp_path / "fakehum-links"
+    for version in ("4.9.0", "4.17.0"):
+        build_wheel(links, "fakehum", version, {"fakehum/__init__.py": f"VERSION = {version!r}\n"})
+    installer = PluginInstaller(plugins_dir, pip_args=("--no-index", "--find-links", str(links)))
+    # The enabled plugin "TP Dep 2" carries fakehum 4.9.0 and needs exactly that.
+    other = PluginDependencies("tp-dep2", "TP Dep 2", {"fakehum": ("fakehum", "4.9.0")},
+                               (Requirement("fakehum==4.9.0"),))
+    newer = plugin_wheel(tmp_path / "newer", requires=["fakehum>=4"])  # pip picks fakehum 4.17.0
+    with pytest.raises(InstallError) as err:
+        installer.plan(newer, enabled_plugins=[other])
+    assert str(err.value) == (
+        "The plugin Test Plugin 1.0.0 was refused: it carries fakehum 4.17.0 but the enabled plugin TP Dep 2 "
+        "(tp-dep2) needs fakehum==4.9.0 (its folder has fakehum 4.9.0), and plugins share one Python process, which "
+        "loads only one fakehum; disable TP Dep 2 (tp-dep2) first.")
+    assert list((plugins_dir / ".staging").iterdir()) == []
+    # A version both accept is fine; so is the same plan beside a plugin that does not carry fakehum.
+    lenient = PluginDependencies("tp-dep2", "TP Dep 2", {"fakehum": ("fakehum", "4.9.0")}, (Requirement("fakehum>=4"),))
+    assert installer.plan(newer, enabled_plugins=[lenient]).dependencies == (("fakehum", "4.17.0"),)
+    assert installer.plan(newer, enabled_plugins=[PluginDependencies("x", "X", {}, ())]).dependencies

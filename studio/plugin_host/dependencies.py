@@ -1,0 +1,132 @@
+"""Plugins' own dependencies: each lives in its plugin's folder, but every plugin runs in Studio's one process.
+
+Python keeps one copy of a module (``sys.modules``), so whichever plugin imports a package first decides the
+version every other plugin gets too. Real isolation would need a process per plugin; instead, two plugins whose
+folders carry versions of one package that the other's requirements reject are never on together (refused at
+install and enable), and a plugin whose dependency was already loaded at a version it rejects is not run.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+
+@dataclass(frozen=True)
+class PluginDependencies:
+    """What one plugin brings: the distributions in its folder and what they (and the plugin) require."""
+
+    plugin_id: str
+    name: str  # the plugin as the person knows it
+    carries: Mapping[str, tuple[str, str]]  # canonical name -> (name, version) of each distribution in its folder
+    requires: tuple[Requirement, ...]
+
+    @property
+    def label(self) -> str:
+        """Its name and id ('Tester dep (tp-dep)'): two plugins may share a name, but never an id."""
+        return f"{self.name} ({self.plugin_id})" if self.plugin_id and self.plugin_id != self.name else self.name
+
+
+def requirements(texts: Iterable[str]) -> tuple[Requirement, ...]:
+    """The readable requirements that apply here (those only behind an extra or another platform's marker are not)."""
+    found: list[Requirement] = []
+    for text in texts:
+        try:
+            req = Requirement(text)
+        except InvalidRequirement:
+            continue  # (the installer refuses a plugin with one; a hand-made folder is judged on the rest)
+        if req.marker is None or req.marker.evaluate({"extra": ""}):
+            found.append(req)
+    return tuple(found)
+
+
+def folder_dependencies(plugin_id: str, name: str, folder: Path) -> PluginDependencies:
+    """The dependencies of the plugin installed in ``folder`` (a ``pip --target`` folder)."""
+    carries: dict[str, tuple[str, str]] = {}
+    required: list[Requirement] = []
+    for dist in importlib.metadata.distributions(path=[str(folder)]):
+        dist_name = dist.metadata.get("Name")
+        if dist_name:
+            carries.setdefault(canonicalize_name(dist_name), (dist_name, dist.version))
+            required.extend(requirements(dist.requires or []))
+    return PluginDependencies(plugin_id, name, carries, tuple(required))
+
+
+def conflict(plugin: PluginDependencies, other: PluginDependencies) -> str:
+    """Why ``plugin`` cannot be on beside ``other`` (a clause: "it needs humanize==4.9.0 (…) but …"), or ''.
+
+    Only a package both folders carry can clash: one either lacks is loaded from the other's folder or Studio's own
+    environment, which the installer has already matched. Different versions that both sides accept are fine."""
+    for key in sorted(plugin.carries.keys() & other.carries.keys()):
+        (package, mine), (_, theirs) = plugin.carries[key], other.carries[key]
+        for req in plugin.requires:
+            if canonicalize_name(req.name) == key and not req.specifier.contains(theirs, prereleases=True):
+                return (f"it needs {req.name}{req.specifier} (its folder has {package} {mine}) but the enabled plugin "
+                        f"{other.label} carries {package} {theirs}, and plugins share one Python process, which loads "
+                        f"only one {package}")
+        for req in other.requires:
+            if canonicalize_name(req.name) == key and not req.specifier.contains(mine, prereleases=True):
+                return (f"it carries {package} {mine} but the enabled plugin {other.label} needs "
+                        f"{req.name}{req.specifier} (its folder has {package} {theirs}), and plugins share one Python "
+                        f"process, which loads only one {package}")
+    return ""
+
+
+def loaded_elsewhere(folder: Path) -> str:
+    """Why the plugin in ``folder`` must not run now, or '': a package its folder carries was already imported
+    from somewhere else (another plugin's folder) at a version the plugin's requirements reject."""
+    own = folder_dependencies("", "", folder)
+    root = folder.resolve()
+    for key, (package, _) in sorted(own.carries.items()):
+        required = [r for r in own.requires if canonicalize_name(r.name) == key]
+        if not required:
+            continue  # the plugin's own distribution: nothing requires it
+        for module_name in _top_level_names(folder, package):
+            origin = getattr(sys.modules.get(module_name), "__file__", None)
+            if not isinstance(origin, str) or Path(origin).resolve().is_relative_to(root):
+                continue
+            found = _version_at(package, Path(origin))
+            if found is None:
+                continue  # a copy without metadata: nothing to judge it by
+            version, place = found
+            for req in required:
+                if not req.specifier.contains(version, prereleases=True):
+                    return (f"it needs {req.name}{req.specifier}, but {package} {version} was already loaded from "
+                            f"{place} (another plugin's), and plugins share one Python process, which loads only one "
+                            f"{package}; disable the other plugin and restart Studio")
+    return ""
+
+
+def _top_level_names(folder: Path, package: str) -> list[str]:
+    """The importable top-level names the distribution ``package`` installed in ``folder``."""
+    names: set[str] = set()
+    for dist in importlib.metadata.distributions(name=package, path=[str(folder)]):
+        for file in dist.files or []:
+            first = file.parts[0] if file.parts else ""
+            if first.endswith((".dist-info", ".data")) or first in ("..", "bin", "__pycache__"):
+                continue
+            stem = first.split(".")[0]
+            if stem.isidentifier():
+                names.add(stem)
+        break
+    return sorted(names)
+
+
+def _version_at(package: str, origin: Path) -> tuple[str, str] | None:
+    """(version, folder) of ``package`` as installed in the sys.path folder ``origin`` was imported from."""
+    entries = [Path(entry).resolve() for entry in sys.path if entry]
+    for entry in sorted((e for e in entries if origin.resolve().is_relative_to(e)), key=lambda e: -len(e.parts)):
+        for dist in importlib.metadata.distributions(name=package, path=[str(entry)]):
+            try:
+                Version(dist.version)
+            except InvalidVersion:
+                return None
+            return dist.version, str(entry)
+    return None
