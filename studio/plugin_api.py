@@ -34,7 +34,7 @@ from studio.core.parameters import (
 )
 from studio.core.requests import GenerationRequest
 
-API_VERSION = "1.0"
+API_VERSION = "1.1"  # 1.1: checked_params
 _KINDS = {"generators": GENERATE_OPTIONS, "postprocessors": POSTPROCESS_OPTIONS}
 
 

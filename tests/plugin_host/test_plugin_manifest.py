@@ -71,7 +71,7 @@ def test_not_toml_too_big_and_duplicates():
 def test_an_incompatible_api_range_is_read_but_not_compatible():
     manifest = parse_manifest(manifest_text().replace(">=1.0,<2", ">=2.0,<3"))
     assert not manifest.compatible
-    assert "needs plugin API >=2.0,<3, but this Studio offers API 1.0" in manifest.incompatibility()
+    assert "needs plugin API >=2.0,<3, but this Studio offers API 1.1" in manifest.incompatibility()
 
 
 @pytest.mark.parametrize("bad", ["", "-x", "x-", "a" * 65, "white space", "dot.ted", None, 3])
