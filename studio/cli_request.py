@@ -84,6 +84,8 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         raise InvalidRequest(f"The picture {what}, too large to inpaint with --whole-picture (at most {MAX_SIZE} "
                              f"pixels a side); {instead} to work on the masked area only.")
     generator = args.generator or "diffusers"
+    if generator != "diffusers":
+        _refuse_what_a_plugin_does_not_use(args, generator)
     # The prompt's <lora:…> tags are found as --lora names are; prepare_request takes them out of the prompt.
     # (Checked here: a tag naming a chosen LoRA is one LoRA, which prepare_request says.)
     loras = (*check_loras(tuple(parse_lora(text) for text in args.lora)), *tag_choices(args.prompt))
@@ -111,17 +113,7 @@ def build_request(args: argparse.Namespace, settings: Settings, notes: list[str]
         if init_image is not None:
             raise InvalidRequest(f"The generator {generator!r} does not start from a picture; leave out "
                                  "--init-image, --mask and --outpaint.")
-        if args.model is not None:  # two things that would make the picture, as --init-image is refused here
-            raise InvalidRequest(f"The generator {generator!r} makes its pictures without a model; leave out --model "
-                                 "(a model is for Studio's own generator, diffusers).")
         model, vae, controls = "", args.vae or "", control_guides(args, generator)
-        if unused := [option for option, value in (
-                ("--steps", args.steps), ("--cfg", args.cfg), ("--scheduler", args.scheduler), ("--speed", args.speed),
-                ("--memory", args.memory)) if value is not None]:
-            # As prepare_request says of LoRAs, the VAE and the hires fix (a plugin's generator takes the prompt,
-            # seed, size and its own parameters: plugins/README.md).
-            notes.append(f"{', '.join(unused)} {'apply' if len(unused) > 1 else 'applies'} to Studio's own generator "
-                         f"only; {'they were' if len(unused) > 1 else 'it was'} left out.")
     if extend is not None:  # a guide made for the picture is extended with it, so its lines stay on the picture's
         from studio.engine.depth_maps import annotator  # torch only when a depth map is made
 
@@ -150,6 +142,25 @@ _INPAINT_OPTIONS = {
     "--fill": "it says what the masked area starts from",
     "--feather": "it softens the mask's edge where the new pixels meet the kept ones",
 }
+
+
+def _refuse_what_a_plugin_does_not_use(args: argparse.Namespace, generator: str) -> None:
+    """Studio's own generator's options given with a plugin's generator, refused as --model is: it takes the
+    prompts, seed, size, batch count and its own options (cli_plugin_help.PLUGIN_GENERATOR_OPTIONS, what its --help
+    lists), so a --steps 30 would make nothing other than without it."""
+    if args.model is not None:  # two things that would make the picture, as --init-image is refused
+        raise InvalidRequest(f"The generator {generator!r} makes its pictures without a model; leave out --model "
+                             "(a model is for Studio's own generator, diffusers).")
+    given = [option for option, value in (
+        ("--steps", args.steps), ("--cfg", args.cfg), ("--scheduler", args.scheduler), ("--lora", args.lora or None),
+        ("--vae", args.vae or None), ("--hires", args.hires), ("--hires-steps", args.hires_steps),
+        ("--hires-strength", args.hires_strength), ("--hires-upscaler", args.hires_upscaler),
+        ("--speed", args.speed), ("--memory", args.memory)) if value is not None]
+    if given:
+        them = "them" if len(given) > 1 else "it"
+        raise InvalidRequest(f"The generator {generator!r} does not use {', '.join(given)}; leave {them} out "
+                             f"({'they are' if len(given) > 1 else 'it is'} for Studio's own generator, diffusers; "
+                             f"`studio generate --generator {generator} --help` lists the options it uses).")
 
 
 def _check_inpaint_options(args: argparse.Namespace, inpainting: bool) -> None:

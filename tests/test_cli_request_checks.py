@@ -156,10 +156,10 @@ def test_a_vae_s_shape_is_read_from_its_config_or_its_layers_in_either_layout(ti
     assert shape_problem("mine", tiny, vae_shape(build_tiny_sdxl(tmp_path / "xl")), "xl", single_file=True) is None
 
 
-def test_options_a_plugin_generator_does_not_use_are_said(studio_home, tmp_path, monkeypatch, capsys):
-    # --generator procedural --model tiny-sd --steps 5 ran without a word on either, where --lora and --hires got
-    # a "left out" note. A model with another generator is two things that would make the picture: refused, as
-    # --init-image is; the sampling and GPU options it does not take are left out with a note.
+def test_options_a_plugin_generator_does_not_use_are_refused(studio_home, tmp_path, monkeypatch, capsys):
+    # --generator procedural --model tiny-sd --steps 5 ran without a word on either. A model with another generator
+    # is two things that would make the picture: refused, as --init-image is; so are the sampling, LoRA, VAE, hires
+    # and GPU options it does not take (its --help lists only the common options it uses).
     from types import SimpleNamespace
 
     import studio.cli_generate
@@ -176,14 +176,22 @@ def test_options_a_plugin_generator_does_not_use_are_said(studio_home, tmp_path,
     assert main([*generate, "--model", "tiny-sd", "--steps", "5"]) == EXIT_BAD_INPUT
     assert capsys.readouterr().err == ("studio: The generator 'quick-gen' makes its pictures without a model; leave "
                                        "out --model (a model is for Studio's own generator, diffusers).\n")
-    assert main([*generate, "--steps", "5", "--cfg", "3", "--scheduler", "ddim", "--memory", "low"]) == 0
-    assert capsys.readouterr().err == ("note: --steps, --cfg, --scheduler, --memory apply to Studio's own generator "
-                                       "only; they were left out.\n")
-    assert main([*generate, "--speed", "eager"]) == 0
-    assert capsys.readouterr().err == "note: --speed applies to Studio's own generator only; it was left out.\n"
-    assert main(generate) == 0
+    # Studio's own generator's options it does not use are refused too (they ran with exit 0, left out).
+    assert main([*generate, "--steps", "30", "--cfg", "9", "--scheduler", "Euler", "--memory", "low"]) == \
+        EXIT_BAD_INPUT
+    assert capsys.readouterr().err == (
+        "studio: The generator 'quick-gen' does not use --steps, --cfg, --scheduler, --memory; leave them out (they "
+        "are for Studio's own generator, diffusers; `studio generate --generator quick-gen --help` lists the options "
+        "it uses).\n")
+    for option in (["--steps", "30"], ["--cfg", "9"], ["--scheduler", "Euler"], ["--speed", "eager"],
+                   ["--lora", "detail"], ["--vae", "sharp"], ["--hires", "2"], ["--hires-steps", "5"]):
+        assert main([*generate, *option]) == EXIT_BAD_INPUT
+        assert capsys.readouterr().err == (
+            f"studio: The generator 'quick-gen' does not use {option[0]}; leave it out (it is for Studio's own "
+            "generator, diffusers; `studio generate --generator quick-gen --help` lists the options it uses).\n")
+    assert main([*generate, "--seed", "3", "--size", "64x64", "--batch-count", "2", "--negative", "n"]) == 0
     assert capsys.readouterr().err == ""
-    assert len(jobs) == 3
+    assert len(jobs) == 1
 
 
 def test_the_command_line_says_in_its_own_words_what_the_window_says_in_its(tiny_model_dir, home, tmp_path):
@@ -324,3 +332,42 @@ def test_strength_is_taken_by_every_post_step_beside_its_own_parameters(tiny_mod
                                       "strength=0.5", "--post", "upscale:strength=0.25"])
     check_inputs_given(args, registry)
     assert [parse_post_step(text).strength for text in args.post] == [0.5, 0.25]
+
+
+def test_every_option_a_plugin_generator_s_help_leaves_out_is_refused(studio_home, tmp_path, monkeypatch, capsys):
+    """Its --help lists only the common options it uses (PLUGIN_GENERATOR_OPTIONS); each other option given is bad
+    input, not a run that quietly did without it. A new option of `studio generate` must be placed here too."""
+    import argparse
+    from types import SimpleNamespace
+
+    import studio.cli_generate
+    from studio.cli import main
+    from studio.cli_generate_parser import add_generate_parser
+    from studio.cli_plugin_help import PLUGIN_GENERATOR_OPTIONS
+    from studio.plugin_host.registry import GENERATOR, Contribution, builtin_registry
+
+    noise_picture(tmp_path / "picture.png")
+    picture = str(tmp_path / "picture.png")
+    samples = {"--model": ["tiny-sd"], "--steps": ["30"], "--cfg": ["9"], "--scheduler": ["Euler"],
+               "--init-image": [picture], "--strength": ["0.5"], "--mask": [picture], "--masked-only": [],
+               "--whole-picture": [], "--padding": ["8"], "--fill": ["noise"], "--feather": ["2"],
+               "--outpaint": ["8,0,0,0"], "--hires": ["2"], "--hires-steps": ["5"], "--hires-strength": ["0.4"],
+               "--hires-upscaler": ["Lanczos"], "--control": ["canny-model", picture],
+               "--control-preprocessor": ["canny"], "--control-weight": ["0.5"], "--control-range": ["0", "1"],
+               "--canny": ["100", "200"], "--lora": ["detail"], "--vae": ["sharp"], "--speed": ["eager"],
+               "--memory": ["low"]}
+    guide = ["--control", "canny-model", picture]  # a guide's own options come after the guide they belong to
+    commands = argparse.ArgumentParser().add_subparsers()
+    left_out = {action.option_strings[0] for action in add_generate_parser(commands, [])._actions
+                if not set(action.option_strings) & set(PLUGIN_GENERATOR_OPTIONS)}
+    assert left_out == set(samples)
+    registry = builtin_registry()
+    registry.add(Contribution(GENERATOR, "quick-gen", "Quick generator", "studio_tp_quick:Generator"))
+    monkeypatch.setattr(studio.cli_generate, "open_host", lambda safe_mode=False: SimpleNamespace(registry=registry))
+    monkeypatch.setattr(studio.cli_generate, "run_job", lambda *args, **kwargs: pytest.fail("it ran"))
+    generate = ["generate", "--generator", "quick-gen", "--prompt", "p", "-o", str(tmp_path / "o.png")]
+    for option, values in samples.items():
+        of_guide = option in ("--control-preprocessor", "--control-weight", "--control-range", "--canny")
+        assert main([*generate, *(guide if of_guide else []), option, *values]) == EXIT_BAD_INPUT, option
+        said = capsys.readouterr().err
+        assert said.startswith("studio: ") and ("--control" if of_guide else option) in said, (option, said)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import PurePath
 from typing import Any
 
 from studio import __version__
@@ -100,13 +101,19 @@ class Recipe:
         """False for a ``post_only`` recipe: no prompt or settings to write as A1111's text or to load."""
         return bool(self.generator)
 
+    @property
+    def by_plugin(self) -> bool:
+        """Made by a plugin's generator, which takes no steps, sampler nor CFG scale unless its recipe says so."""
+        return self.generator not in ("", "diffusers")
+
     def to_parameters(self) -> str:
         from studio.core.prompt_loras import tag_weight, with_tags, written_tag  # it imports requests (this module)
 
-        fields_ = {
-            "Steps": self.steps,
+        plugin = self.by_plugin
+        fields_ = {  # what a plugin's job did not use (0 steps, CFG 0, no sampler) is left out
+            "Steps": None if plugin and not self.steps else self.steps,
             "Sampler": self.sampler,
-            "CFG scale": short_number(self.cfg_scale),
+            "CFG scale": None if plugin and not self.cfg_scale else short_number(self.cfg_scale),
             "Seed": self.seed,
             "Size": f"{self.width}x{self.height}",
             "Model hash": self.model_hash or None,
@@ -124,6 +131,7 @@ class Recipe:
             "Hires upscaler": self.hires_upscaler if self.hires_scale is not None else None,
             "Generator": None if self.generator == "diffusers" else
             f"{self.plugin + '/' if self.plugin else ''}{self.generator} {self.generator_version}".strip(),
+            "Generator settings": plugin_settings_text(self.params) if plugin else None,
             **{f"ControlNet {index}": a1111_text(record) for index, record in enumerate(self.controls)},
             "Post-processing": " > ".join(step.get("processor", "?") for step in self.post) or None,
             "Lora hashes": ", ".join(f"{_lora_label(lora.name)}: {lora.hash}" for lora in self.loras) or None,
@@ -256,6 +264,8 @@ def split_parameters(text: str) -> tuple[str, str, dict[str, str]]:
     left out). ValueError for a quoted setting left unclosed."""
     lines = text.strip("\n").split("\n")
     last = next((i for i in range(len(lines) - 1, -1, -1) if "Steps:" in lines[i]), None)
+    if last is None and _plugin_settings_line(lines[-1]):  # a plugin's picture: no steps were taken
+        last = len(lines) - 1
     settings = parse_settings_line(lines[last]) if last is not None else {}
     body = lines[:last] if last is not None else lines
     prompt_lines, negative_lines, in_negative = [], [], False
@@ -265,6 +275,27 @@ def split_parameters(text: str) -> tuple[str, str, dict[str, str]]:
             line = line[len("Negative prompt:"):].lstrip()
         (negative_lines if in_negative else prompt_lines).append(line)
     return "\n".join(prompt_lines), "\n".join(negative_lines), settings
+
+
+def _plugin_settings_line(line: str) -> bool:
+    """Studio's settings line for a plugin generator's picture, which has no "Steps:" (see Recipe.to_parameters)."""
+    return "Generator: " in line and "Version: Studio " in line and "Seed: " in line
+
+
+def plugin_settings_text(params: Mapping[str, Any]) -> str:
+    """A plugin generator's parameters for a person: "stripes: 5, mode: normal, source: picture 100×80". A
+    picture is named by its file's name where it was kept as its path (the history), else by its size."""
+    return ", ".join(f"{name}: {_setting_value(value)}" for name, value in params.items())
+
+
+def _setting_value(value: object) -> str:
+    if isinstance(value, str) and value.startswith("<picture ") and value.endswith(">"):
+        return "picture " + value[len("<picture "):-1].replace("x", "×")
+    if isinstance(value, str) and PurePath(value).is_absolute() and PurePath(value).suffix:
+        return PurePath(value).name  # a picture file the history keeps: its name says which
+    if isinstance(value, float):
+        return short_number(value)
+    return str(value)
 
 
 def parse_settings_line(line: str) -> dict[str, str]:

@@ -18,6 +18,7 @@ from PySide6.QtGui import QImage
 from studio.core.errors import StudioError
 from studio.core.events import format_seconds
 from studio.core.hires import HiresFix, hires_summary
+from studio.core.metadata import plugin_settings_text
 from studio.services.history_query import HistoryQuery
 from studio.services.history_store import HistoryEntry, HistoryStore
 from studio.ui.thumbnails import ThumbnailLoader
@@ -208,11 +209,17 @@ def tooltip(entry: HistoryEntry) -> str:
     lines = [f"<b>{html.escape(entry.prompt[:400]) or '(no prompt)'}</b>"]
     if entry.negative_prompt:
         lines.append(f"Negative: {html.escape(entry.negative_prompt[:300])}")
-    lines.append(html.escape(f"{entry.width}×{entry.height} · {entry.steps} steps · {entry.sampler} · "
-                             f"CFG {entry.cfg_scale:g} · seed {entry.seed}"))
+    plugin = entry.generator not in ("", "diffusers")  # its job's row holds no steps, sampler nor CFG of its own
+    sampling = [f"{entry.steps} steps" if entry.steps or not plugin else "", entry.sampler,
+                f"CFG {entry.cfg_scale:g}" if entry.cfg_scale or not plugin else ""]
+    lines.append(html.escape(" · ".join(part for part in (f"{entry.width}×{entry.height}", *sampling,
+                                                           f"seed {entry.seed}") if part)))
     if (hires := HiresFix.from_record(entry.params.get("hires"))) is not None:
         lines.append(html.escape(f"Hires fix {hires_summary(hires, entry.width, entry.height)}"))
-    lines.append(html.escape(f"{entry.model_name} [{entry.model_hash}] · {when}"
+    if plugin and isinstance(settings := entry.params.get("generator_params"), dict) and settings:
+        lines.append(html.escape(textwrap.shorten(plugin_settings_text(settings), 300, placeholder=" …")))
+    hash_ = f" [{entry.model_hash}]" if entry.model_hash else ""
+    lines.append(html.escape(f"{entry.model_name}{hash_} · {when}"
                              + (f" · {format_seconds(entry.elapsed)}" if entry.elapsed else "")))
     if entry.outcome != "ok":
         lines.append(f"<i>{html.escape(entry.outcome.capitalize())}: {html.escape(entry.message)}</i>")

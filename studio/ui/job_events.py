@@ -99,6 +99,9 @@ class JobEvents:
         elif isinstance(event, JobStarted):
             queue.set_running(event.job_id)
             status.job_started()
+            request = self.requests.get(event.job_id)
+            if isinstance(request, GenerationRequest) and request.generator != "diffusers":
+                status.show_generator(self.window.service.registry.title("generator", request.generator))
             status.set_message("Working…")
         elif isinstance(event, JobProgress):
             status.job_progress(event)
@@ -177,6 +180,7 @@ class JobEvents:
         self.requests.pop(job_id, None)
         self.window.canvas.clear_preview()
         self.window.status.job_ended()
+        self.window.status.show_generator("")
 
     def _filter_title(self, processor: str) -> str:
         return f"Filter: {self.window.service.registry.title('postprocessor', processor)}"

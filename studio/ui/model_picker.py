@@ -18,6 +18,7 @@ from studio.ui.buttons import tool_button
 from studio.ui.theme import icon
 
 GENERATOR_PREFIX = "generator:"  # picker items that are plugin generators, not model paths
+OFF_PREFIX = "off:"  # a plugin generator listed before whose plugin failed (switched off until restart): not runnable
 
 
 class ModelPicker(QWidget):
@@ -31,6 +32,8 @@ class ModelPicker(QWidget):
         super().__init__(parent)
         self._models: list[ModelEntry] = []
         self._generators: list[Contribution] = []
+        self._known: dict[str, Contribution] = {}  # every plugin generator listed this session, by id
+        self._off: dict[str, str] = {}  # plugin id -> why it is off, for plugins that failed (not turned off)
         self._models_dir = ""
         self._wanted = ""  # the model path or generator id to select once it is listed
         self._last_model = ""  # the model current last: where the picker goes when what was picked leaves the list
@@ -60,24 +63,42 @@ class ModelPicker(QWidget):
         self.combo.currentIndexChanged.connect(self._remember_model)
         self.combo.currentIndexChanged.connect(lambda *_: self.selection_changed.emit())
         self.combo.activated.connect(self._chosen)
+        self.combo.currentIndexChanged.connect(self._show_tooltip)
 
     def set_models(self, models: list[ModelEntry], selected: str, models_dir: str) -> None:
         self._models, self._models_dir = list(models), models_dir
         self._rebuild(selected or self._current_key())
 
-    def set_generators(self, generators: list[Contribution]) -> None:
-        """Plugin generators, listed after the models (Studio's own diffusers generator is the models)."""
+    def set_generators(self, generators: list[Contribution], failed: dict[str, str] | None = None) -> None:
+        """Plugin generators, listed after the models (Studio's own diffusers generator is the models). ``failed``:
+        plugin id -> why, for plugins that failed or were switched off until restart; a generator of theirs listed
+        before stays listed, marked off and not pickable, so a Generate while it is current is refused with that
+        sentence instead of running another generator."""
         self._generators = [g for g in generators if g.id != "diffusers"]
+        self._known.update({g.id: g for g in self._generators})
+        self._off = dict(failed or {})
         self._rebuild(self._current_key())
 
     def selected_model(self) -> str:
         data = self.combo.currentData() or ""
-        return "" if data.startswith(GENERATOR_PREFIX) else data
+        return "" if data.startswith((GENERATOR_PREFIX, OFF_PREFIX)) else data
 
     def selected_generator(self) -> Contribution | None:
         """The plugin generator picked in the list, or None for a Stable Diffusion model."""
         data = self.combo.currentData() or ""
         return next((g for g in self._generators if GENERATOR_PREFIX + g.id == data), None)
+
+    def switched_off_refusal(self) -> str:
+        """The sentence Generate says while a switched-off generator is current; "" otherwise."""
+        generator = self._current_off()
+        if generator is None:
+            return ""
+        return (f"{generator.title} cannot run now. {self._off[generator.plugin_id]} Choose another model or "
+                "generator in the list above.")
+
+    def _current_off(self) -> Contribution | None:
+        data = self.combo.currentData() or ""
+        return self._known.get(data[len(OFF_PREFIX):]) if data.startswith(OFF_PREFIX) else None
 
     def select_model(self, path: str) -> bool:
         """Make the model at ``path`` current; False (nothing changes) if it is not listed."""
@@ -129,7 +150,23 @@ class ModelPicker(QWidget):
         return index >= 0
 
     def _current_key(self) -> str:
-        return self._wanted or self.combo.currentData() or ""
+        key = self._wanted or self.combo.currentData() or ""
+        return GENERATOR_PREFIX + key[len(OFF_PREFIX):] if key.startswith(OFF_PREFIX) else key  # back when on again
+
+    def _show_tooltip(self) -> None:
+        """Where the list comes from; while a switched-off generator is current, why it is off."""
+        off = self._current_off()
+        self.combo.setToolTip(self._off[off.plugin_id] if off is not None else
+                              f"Models are found in {self._models_dir} (Settings → Models Folder…); plugin "
+                              "generators are listed after them (Plugins → Manage Plugins…)")
+
+    def _add_off(self, generator: Contribution) -> None:
+        """A generator whose plugin failed: greyed, not pickable, with why in its tooltip."""
+        combo = self.combo
+        combo.addItem(icon("plugin"), f"{generator.title} (switched off)", OFF_PREFIX + generator.id)
+        combo.setItemData(combo.count() - 1, self._off[generator.plugin_id], Qt.ItemDataRole.ToolTipRole)
+        item = combo.model().item(combo.count() - 1)  # (a QStandardItemModel, as a QComboBox makes)
+        item.setEnabled(False)
 
     def _rebuild(self, selected: str) -> None:
         combo = self.combo
@@ -139,20 +176,25 @@ class ModelPicker(QWidget):
             combo.addItem(icon("model"), entry.name, str(entry.path))
             combo.setItemData(combo.count() - 1, f"{entry.label} · {entry.path}" if entry.label else str(entry.path),
                               Qt.ItemDataRole.ToolTipRole)
-        if self._generators:
+        listed = {g.id for g in self._generators}
+        off = [g for g in self._known.values() if g.id not in listed and g.plugin_id in self._off]
+        if self._generators or off:
             if self._models:
                 combo.insertSeparator(combo.count())
             for generator in self._generators:
                 combo.addItem(icon("plugin"), generator.title, GENERATOR_PREFIX + generator.id)
                 combo.setItemData(combo.count() - 1, f"{generator.title}, from the plugin {generator.owner}",
                                   Qt.ItemDataRole.ToolTipRole)
+            for generator in off:
+                self._add_off(generator)
         index = combo.findData(selected)
+        if index < 0 and selected.startswith(GENERATOR_PREFIX):  # the one picked is off: it stays, to be refused
+            index = combo.findData(OFF_PREFIX + selected[len(GENERATOR_PREFIX):])
         self._wanted = "" if index >= 0 else selected  # a plugin switched off for now may come back
         combo.setCurrentIndex(index if index >= 0 else self._fallback(selected))
         combo.blockSignals(False)
         self._remember_model()
-        combo.setToolTip(f"Models are found in {self._models_dir} (Settings → Models Folder…); plugin generators "
-                         "are listed after them (Plugins → Manage Plugins…)")
+        self._show_tooltip()
         self.hint.setVisible(not self._models)
         self.hint.setText(
             f"No models yet. Open the Model Library (folder button) to import a .safetensors checkpoint, download "

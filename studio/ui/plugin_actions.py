@@ -21,6 +21,7 @@ from studio.core.parameters import validate_settings
 from studio.core.paths import resources_dir
 from studio.core.requests import PostProcessRequest, PostStep
 from studio.core.settings_sections import PostStepSetting
+from studio.plugin_host.host import FAILED
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution
 from studio.ui.actions import make_action
 from studio.ui.parameter_form import ImageSource
@@ -77,7 +78,12 @@ class PluginActions(QObject):
             self.window.status.notices.dismiss(self._state_notice)
             self._state_notice = ""
         registry = self.window.service.registry
-        self.window.prompt_panel.set_generators(registry.contributions(GENERATOR))
+        failed: dict[str, str] = {}
+        for record in self.host.records if self.host is not None else []:
+            # The first copy of an id is the one in use; a later one is ignored (FAILED, "already taken").
+            failed.setdefault(record.id, record.error if record.status == FAILED else "")
+        self.window.prompt_panel.set_generators(registry.contributions(GENERATOR),
+                                                {plugin_id: why for plugin_id, why in failed.items() if why})
         self._build_menu()
 
     def _processors(self) -> list[Contribution]:

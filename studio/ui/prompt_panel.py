@@ -216,9 +216,10 @@ class PromptPanel(QWidget):
     def set_models(self, models: list[ModelEntry], selected: str, models_dir: str) -> None:
         self.model_picker.set_models(models, selected, models_dir)
 
-    def set_generators(self, generators: list[Contribution]) -> None:
-        """Plugin generators, listed after the models (Studio's own diffusers generator is the models)."""
-        self.model_picker.set_generators(generators)
+    def set_generators(self, generators: list[Contribution], failed: dict[str, str] | None = None) -> None:
+        """Plugin generators, listed after the models (Studio's own diffusers generator is the models); ``failed``:
+        plugin id -> why, for plugins off until restart (see ModelPicker.set_generators)."""
+        self.model_picker.set_generators(generators, failed)
 
     def selected_model(self) -> str:
         return self.model_picker.selected_model()

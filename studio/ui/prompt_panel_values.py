@@ -37,6 +37,8 @@ def build_request(panel: PromptPanel, canvas_image: Image.Image | None,
             model="", prompt=panel.prompt_edit.toPlainText(), width=panel.width_spin.value(),
             height=panel.height_spin.value(), seed=seed, batch_count=panel.batch_spin.value(),
             generator=generator.id, params=panel.plugin_box.choices(), steps=1, cfg_scale=0)
+    if refusal := panel.model_picker.switched_off_refusal():  # current, but its plugin failed until restart
+        raise InvalidRequest(refusal)
     if not panel.selected_model() and panel.model_combo.count():  # listed, none current (a plugin was switched off)
         raise InvalidRequest("Choose a model or generator in the list above first.")
     if not panel.selected_model():

@@ -127,6 +127,8 @@ class StudioStatusBar(QStatusBar):
         self.progress_label.setObjectName("progressLabel")
         self._progress_label_width = 0  # its fixed width once a job has shown text in it (see _show_progress)
         self.model_label = QLabel("No model loaded")
+        self._model = ""  # the Stable Diffusion model loaded
+        self._generator = ""  # the plugin generator whose job runs now, named in the model's place
         self.device_label = QLabel(ENGINE_STARTING)
         self.device_label.setToolTip("The device that runs the models")
         self.zoom_label = QLabel("100%")
@@ -189,7 +191,22 @@ class StudioStatusBar(QStatusBar):
         self.device_label.setText(text)
 
     def set_model(self, text: str) -> None:
-        self.model_label.setText(text or "No model loaded")
+        """The Stable Diffusion model loaded; shown once no plugin generator's job runs (see show_generator)."""
+        self._model = text
+        if not self._generator:
+            self.model_label.setText(text or "No model loaded")
+            self.model_label.setToolTip("The Stable Diffusion model loaded")
+
+    def show_generator(self, title: str) -> None:
+        """A plugin generator's job runs: its title stands where the model is named (the model is not what makes
+        the picture); "" when it has ended, and the model is named again."""
+        self._generator = title
+        if title:
+            self.model_label.setText(title)
+            self.model_label.setToolTip(f"{title}, a plugin generator, is making this picture; "
+                                        f"{self._model or 'no Stable Diffusion model'} stays loaded")
+        else:
+            self.set_model(self._model)
 
     def set_zoom(self, factor: float) -> None:
         self.zoom_label.setText(f"{factor * 100:.0f}%")

@@ -287,3 +287,21 @@ def test_sd_parsers_still_reads_studio_images_with_loras(tmp_path):
     # sd-parsers splits the line on every comma, so quoted values (A1111's Lora hashes too) do not reach it;
     # the LoRAs come back through Recipe.from_parameters on the raw text.
     assert (info.metadata["VAE"], info.metadata["VAE hash"]) == ("vae-ft-mse", "735e4c3a44")
+
+
+def test_a_plugin_picture_s_text_has_its_settings_and_no_sd_fields_it_did_not_use():
+    recipe = Recipe(prompt="stripes", negative_prompt="", steps=0, sampler="", cfg_scale=0, seed=991608711,
+                    width=64, height=64, model_name="Tester maker", generator="tp-maker", plugin="tp-gen",
+                    generator_version="1.0.0",
+                    params={"stripes": 5, "delay": 0.0, "mode": "normal", "source": "<picture 100x80>",
+                            "caption": "C1, big"})
+    text = recipe.to_parameters()
+    settings = text.split("\n")[-1]
+    assert "Steps" not in settings and "CFG scale" not in settings and "Sampler" not in settings
+    assert ('Generator settings: "stripes: 5, delay: 0, mode: normal, source: picture 100×80, caption: C1, big"'
+            in settings)
+    read = Recipe.from_parameters(text)  # a JPEG's only recipe: the settings line is still found
+    assert (read.prompt, read.seed, read.width, read.height, read.model_name) == ("stripes", 991608711, 64, 64,
+                                                                                  "Tester maker")
+    assert replace(recipe, steps=30, cfg_scale=4.5).to_parameters().split("\n")[-1].startswith(
+        "Steps: 30, CFG scale: 4.5, Seed")  # a plugin's recipe that says it took steps keeps them

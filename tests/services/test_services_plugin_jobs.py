@@ -179,7 +179,8 @@ def test_a_plugin_generator_runs_like_any_job_and_lands_in_the_history(setup):
     assert (step["processor"], step["version"], step["params"]["amount"]) == ("tp-good-invert", "2.1.0", 1.0)
     assert 0 <= step["params"]["noise"] <= 2**32 - 1  # a random seed is fixed before the run, so it can be remade
     with Image.open(first.path) as saved:
-        assert "Generator: tp-good/tp-good-gen 2.1.0, Post-processing: tp-good-invert" in saved.info["parameters"]
+        assert ("Generator: tp-good/tp-good-gen 2.1.0, Generator settings: \"level: 17, mode: fine\", "
+                "Post-processing: tp-good-invert") in saved.info["parameters"]
     rows = history.search(HistoryQuery(text="plugin test"))
     assert {(r.generator, r.generator_version, r.outcome) for r in rows} == {("tp-good-gen", "2.1.0", "ok")}
     assert rows[0].params["generator_params"] == {"level": 17, "mode": "fine"}

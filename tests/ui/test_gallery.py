@@ -643,3 +643,20 @@ def test_failed_and_cancelled_jobs_are_not_counted_as_pictures(qtbot, window, fi
     qtbot.waitUntil(deletion.done, timeout=5000)
     assert asked == ["Delete this cancelled job from the history? This cannot be undone."]
     assert gallery.count_label.text() == "5 pictures · 1 failed job"
+
+
+def test_a_plugin_picture_s_tooltip_shows_its_settings_not_empty_sd_fields():
+    from studio.ui.gallery_model import tooltip
+
+    entry = HistoryEntry(prompt="ui3 prompt", width=64, height=64, steps=0, sampler="", cfg_scale=0,
+                         seed=991608711, model_name="Tester maker", generator="tp-maker",
+                         params={"plugin": "tp-gen", "generator_params": {
+                             "stripes": 5, "mode": "normal", "source": "/home/me/pictures/blue.png",
+                             "other": "<picture 100x80>", "caption": "<C1>"}})
+    tip = tooltip(entry)
+    assert "64×64 · seed 991608711<br>" in tip
+    assert "steps" not in tip and "CFG" not in tip and "[]" not in tip
+    assert ("stripes: 5, mode: normal, source: blue.png, other: picture 100×80, caption: &lt;C1&gt;" in tip)
+    sd = tooltip(HistoryEntry(prompt="p", width=64, height=64, steps=20, sampler="Euler a", cfg_scale=7, seed=1,
+                              model_name="tiny-sd"))
+    assert "64×64 · 20 steps · Euler a · CFG 7 · seed 1" in sd and "tiny-sd ·" in sd

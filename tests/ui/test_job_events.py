@@ -90,3 +90,21 @@ def test_a_cancelled_job_s_queue_row_says_how_many_pictures_were_kept(qtbot, win
         window.handle_event(JobQueued(job_id, single))
         window.handle_event(JobCancelled(job_id, was_running=True, outputs=outputs))
     assert (row(33), row(34)) == ("Cancelled", "Cancelled · picture kept")
+
+
+def test_while_a_plugin_generator_s_job_runs_the_status_bar_names_it_not_the_model(qtbot, window) -> None:  # noqa: ANN001
+    from studio.core.events import EngineStatus, JobFinished, JobStarted
+
+    label = window.status.model_label
+    window.handle_event(EngineStatus(model="tiny-sd"))
+    window.handle_event(JobQueued(41, GenerationRequest(model="", prompt="x", generator="tp-maker")))
+    window.handle_event(JobStarted(41))
+    assert label.text() == "tp-maker"  # the registry's title (its id, where no plugin ever listed it)
+    assert "tiny-sd stays loaded" in label.toolTip()
+    window.handle_event(EngineStatus(model="tiny-sd"))  # the model said again meanwhile does not take its place
+    assert label.text() == "tp-maker"
+    window.handle_event(JobFinished(41, (), 0.1))
+    assert label.text() == "tiny-sd"
+    window.handle_event(JobQueued(42, GenerationRequest(model="tiny-sd", prompt="x")))
+    window.handle_event(JobStarted(42))
+    assert label.text() == "tiny-sd"

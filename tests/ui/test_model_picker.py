@@ -45,6 +45,26 @@ def test_a_generator_leaving_the_list_gives_way_to_the_last_model_used(qtbot, qt
     assert panel.selected_generator().id == "one-gen"
 
 
+def test_a_generator_whose_plugin_failed_stays_current_marked_off_and_comes_back(  # noqa: ANN001
+        qtbot, qt_loop, tmp_path):
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    alpha = ModelEntry("alpha", tmp_path / "alpha")
+    panel.set_models([alpha], str(alpha.path), str(tmp_path))
+    one, two = _generator("one"), _generator("two")
+    panel.set_generators([one, two])
+    assert panel.model_picker.select_generator("one-gen")
+    why = "The plugin One was switched off until Studio restarts because it failed 3 times."
+    panel.set_generators([two], {"one": why})
+    assert panel.model_combo.currentText() == "One (switched off)" and panel.selected_model() == ""
+    panel.prompt_edit.setPlainText("x")
+    with pytest.raises(InvalidRequest) as err:  # not Stable Diffusion in its place
+        panel.build_request(None)
+    assert str(err.value) == f"One cannot run now. {why} Choose another model or generator in the list above."
+    panel.set_generators([one, two])  # fixed and on again: the person's pick is back
+    assert panel.selected_generator().id == "one-gen"
+
+
 def test_without_models_a_generator_leaving_the_list_leaves_nothing_picked(qtbot, qt_loop, tmp_path):  # noqa: ANN001
     panel = PromptPanel()
     qtbot.addWidget(panel)
@@ -78,10 +98,18 @@ def test_a_generator_switched_off_for_failing_is_not_replaced_by_another_plugin_
             qtbot.waitUntil(lambda n=failed: len(window.queue_panel.job_ids("failed")) == n, timeout=WAIT_MS)
         qtbot.waitUntil(lambda: not panel.model_picker.lists_generator("boom-plugin-gen"), timeout=WAIT_MS)
         assert panel.model_picker.lists_generator("other-plugin-gen")
-        assert panel.selected_generator() is None and panel.model_combo.currentIndex() == -1
-        window.generate()  # nothing runs: the other plugin was never picked
-        assert panel.error_label.text() == CHOOSE
+        # Still listed, marked off, current, greyed (not pickable again), and why in its tooltip.
+        combo = panel.model_combo
+        assert combo.currentText().endswith(" (switched off)")
+        assert panel.selected_generator() is None and panel.selected_model() == ""
+        assert not combo.model().item(combo.currentIndex()).isEnabled()
+        why = f"was switched off until Studio restarts because it failed {MAX_FAILURES} times"
+        assert why in combo.toolTip()
+        window.generate()  # nothing runs: neither the other plugin nobody picked nor a model
+        assert why in panel.error_label.text() and "Choose another model or generator" in panel.error_label.text()
         assert window.queue_panel.job_ids("finished") == [] and len(window.queue_panel.job_ids("failed")) == 3
+        assert panel.model_picker.select_generator("other-plugin-gen")  # picking another one is refused no more
+        assert not panel.model_picker.switched_off_refusal()
     finally:
         window.close()
         service.cancel_all()
