@@ -358,5 +358,5 @@ def _plugin_prefix(entry: HistoryEntry) -> str:
 
 
 def _settings(values: dict) -> str:
-    return ", ".join(f"{_safe(str(k))} {_safe(str(v))}" for k, v in values.items()) or "defaults"
+    return ", ".join(f"{_safe(str(k))}: {_safe(str(v))}" for k, v in values.items()) or "defaults"
 

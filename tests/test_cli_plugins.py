@@ -142,7 +142,7 @@ def test_install_enable_generate_postprocess_disable_uninstall(tmp_path, wheel, 
     entry = json.loads(history.stdout)[0]
     assert entry["generator"] == "cli-gen"
     shown = studio(home, "history", "show", str(entry["id"])).stdout
-    assert "Generator:   cli-plugin/cli-gen 1.0.0" in shown and "Generator settings: level 40" in shown
+    assert "Generator:   cli-plugin/cli-gen 1.0.0" in shown and "Generator settings: level: 40" in shown
     assert "Post-processing: darken (factor 0.5)" in shown
     again = tmp_path / "again.png"
     rerun = studio(home, "history", "rerun", str(entry["id"]), "-o", str(again))
