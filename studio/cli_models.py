@@ -286,11 +286,15 @@ def _links_saved(change: Callable[[Settings], bool], not_done: str) -> bool:
 
 
 def _download(settings: Settings, repo_id: str, revision: str | None, endpoint: str | None, yes: bool) -> int:
+    from studio.services.hub_connection import HubUnavailable
     from studio.services.model_downloads import DownloadProgress, download_model, plan_download
 
     if not yes and not sys.stdin.isatty():  # before the hub is asked anything: a script gets its answer at once
         return no_terminal_to_ask("downloaded", f"download {repo_id}")
-    plan = plan_download(repo_id, settings.models_dir, revision=revision, endpoint=endpoint)
+    try:
+        plan = plan_download(repo_id, settings.models_dir, revision=revision, endpoint=endpoint)
+    except HubUnavailable as exc:  # the command line's way to the other source of a model
+        raise HubUnavailable(f"{exc} Import a file you already have with `studio models import PATH`.") from exc
     print(f"{repo_id}: {len(plan.files)} file(s), {format_size(plan.total_bytes)} "
           f"({format_size(plan.already_bytes)} already here) into {plan.destination}")
     if not yes and not confirmed("Download?"):

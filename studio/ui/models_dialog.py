@@ -304,6 +304,7 @@ class ModelsDialog(TaskDialog):
         self._report(f"Unlinked {path}; its files are untouched.")
 
     async def download(self, repo_id: str) -> bool:
+        from studio.services.hub_connection import HubUnavailable
         from studio.services.model_downloads import download_model, plan_download
 
         self._cancel.clear()
@@ -325,8 +326,9 @@ class ModelsDialog(TaskDialog):
         except JobCancelledError:
             self._report(f"Stopped downloading {repo_id}; download it again to resume where it stopped.")
             return False
-        except StudioError as exc:
-            self._report(str(exc), error=True)
+        except StudioError as exc:  # offline: this window's way to a model the person already has
+            self._report(f"{exc} Use Import to add a file you already have." if isinstance(exc, HubUnavailable)
+                         else str(exc), error=True)
             return False
         await self._changed()
         self._report(" ".join([f"Downloaded {repo_id} to {place}.", *notes]))
