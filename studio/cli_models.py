@@ -137,16 +137,27 @@ def _list(settings: Settings, kind: str | None, as_json: bool, hashes: bool) -> 
         print(f"No models in {settings.models_dir}. Import one with `studio models import PATH`, download one with "
               "`studio models download REPO_ID` (see `studio models recommended`), or link another tool's folder "
               "with `studio models link PATH`.")
-        return 0
-    width = max(len(i.name) for i in items)
-    for item in items:
-        print(f"{item.name:<{width}}  {item.label:<22} {format_size(item.size):>9}  {item.hash or '-':<10}  "
-              f"{item.source}")
-        if item.duplicate_of:
-            print(f"{'':<{width}}  same file as {item.duplicate_of}")
-        if item.problem:
-            print(f"{'':<{width}}  {item.problem}")
+    else:
+        width = max(len(i.name) for i in items)
+        for item in items:
+            print(f"{item.name:<{width}}  {item.label:<22} {format_size(item.size):>9}  {item.hash or '-':<10}  "
+                  f"{item.source}")
+            if item.duplicate_of:
+                print(f"{'':<{width}}  same file as {item.duplicate_of}")
+            if item.problem:
+                print(f"{'':<{width}}  {item.problem}")
+    if not kind:
+        _list_unfinished(settings)
     return 0
+
+
+def _list_unfinished(settings: Settings) -> None:
+    """Downloads stopped half-way, one line each: they were on disk, unsaid, until downloaded again."""
+    from studio.services.unfinished_downloads import unfinished_downloads
+
+    for download in unfinished_downloads(settings.models_dir):
+        print(f"Unfinished download {download.repo_id}: {download.progress}; `studio models download "
+              f"{download.repo_id}` resumes it, or delete {download.folder} to discard it.")
 
 
 def _import(settings: Settings, path: Path, convert: bool) -> int:
@@ -286,11 +297,15 @@ def _links_saved(change: Callable[[Settings], bool], not_done: str) -> bool:
 
 
 def _download(settings: Settings, repo_id: str, revision: str | None, endpoint: str | None, yes: bool) -> int:
+    from studio.services.hub_connection import HubUnavailable
     from studio.services.model_downloads import DownloadProgress, download_model, plan_download
 
     if not yes and not sys.stdin.isatty():  # before the hub is asked anything: a script gets its answer at once
         return no_terminal_to_ask("downloaded", f"download {repo_id}")
-    plan = plan_download(repo_id, settings.models_dir, revision=revision, endpoint=endpoint)
+    try:
+        plan = plan_download(repo_id, settings.models_dir, revision=revision, endpoint=endpoint)
+    except HubUnavailable as exc:  # the command line's way to the other source of a model
+        raise HubUnavailable(f"{exc} Import a file you already have with `studio models import PATH`.") from exc
     print(f"{repo_id}: {len(plan.files)} file(s), {format_size(plan.total_bytes)} "
           f"({format_size(plan.already_bytes)} already here) into {plan.destination}")
     if not yes and not confirmed("Download?"):

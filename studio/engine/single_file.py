@@ -85,10 +85,22 @@ def layout_mismatch(path: Path, kind: ModelKind, models_dir: Path | None) -> str
         expected = _expected_shape(part, config) if config is not None and got is not None else None
         if expected is not None and got != expected:
             return (f"{path.name} does not fit the {kind.label} layout Studio loads it with: its {what} ({name}) "
-                    f"is {_shape(got)}, where {kind.label} has {_shape(expected)}. It may be a model of another "
-                    f"size (its diffusers configs in {models_dir / 'configs' / key if models_dir else 'configs/'} "
-                    "are used instead of Studio's), or a damaged file.")
+                    f"is {_shape(got)}, where {kind.label} has {_shape(expected)}. "
+                    + _other_size_hint(folder, key, models_dir))
     return ""
+
+
+def _other_size_hint(folder: Path, key: str, models_dir: Path | None) -> str:
+    """Where the person's own configs were used, say so; else where to put them (the folder was named as if
+    configs had been found there when it did not exist)."""
+    if models_dir is None:
+        return "It may be a model of another size, or a damaged file."
+    own = models_dir / "configs" / key
+    if folder == own:
+        return f"It may be a model of another size (its diffusers configs in {own} are used instead of Studio's), " \
+               "or a damaged file."
+    return f"It may be a model of another size, or a damaged file; to load it with other diffusers configs, put " \
+           f"them in {own}."
 
 
 def _expected_shape(part: str, config: dict[str, Any]) -> tuple[int, ...] | None:

@@ -29,6 +29,11 @@ TIMEOUT = 20.0
 LIBRARY = "studio"
 
 
+class HubUnavailable(ModelError):
+    """The hub cannot be used (unreachable, or hub downloads switched off). Its sentence names no way of importing a
+    file the person already has: the command line and the window each add their own (a command, a button)."""
+
+
 def hub_endpoint(endpoint: str | None = None) -> str:
     """The argument, else ``HF_ENDPOINT``, else huggingface.co; InvalidRequest where it is not an http(s) URL (it was
     tried as one, and "notaurl" was said to be a hub Studio could not reach, as if offline)."""
@@ -101,8 +106,8 @@ def hub_errors(repo_id: str, endpoint: str, path: str | None = None, *, revision
     except (StudioError, JobCancelledError):
         raise
     except OfflineModeIsEnabled as exc:
-        raise ModelError(f"Hub downloads are switched off (HF_HUB_OFFLINE is set), so Studio cannot fetch {repo_id}; "
-                         "unset it, or import a file you have with `studio models import PATH`.") from exc
+        raise HubUnavailable(f"Hub downloads are switched off (HF_HUB_OFFLINE is set), so Studio cannot fetch "
+                             f"{repo_id}; unset it to download.") from exc
     except GatedRepoError as exc:
         raise ModelError(f"{repo_id} is gated on the hub; accept its terms on its page, then log in with a token "
                          "that has access.") from exc
@@ -125,8 +130,7 @@ def hub_errors(repo_id: str, endpoint: str, path: str | None = None, *, revision
         raise ModelError(f"The model hub at {endpoint} answered HTTP {status} for {what}; try again later.") from exc
     except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.UnsupportedProtocol) as exc:
         if path is None:
-            raise ModelError(f"Could not reach the model hub at {endpoint}; Studio may be offline. Import a file you "
-                             "already have with `studio models import PATH`.") from exc
+            raise HubUnavailable(f"Could not reach the model hub at {endpoint}; Studio may be offline.") from exc
         raise _broke(what, exc) from exc  # it answered the listing: the hub went away mid-download
     except (httpx2.HTTPError, OSError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None:

@@ -115,7 +115,9 @@ def _download(plan: DownloadPlan, progress: Callable[[DownloadProgress], None] |
     already, finished = files_on_disk(target, plan.repo_id, plan.revision, plan.files)
     _check_disk_space(plan, plan.total_bytes - already)
     work.mkdir(parents=True, exist_ok=True)
-    state = {"repo_id": plan.repo_id, "revision": plan.revision, "finished": sorted(finished)}
+    # total_bytes: what the Model Library and `studio models list` say of it should it stop half-way
+    state = {"repo_id": plan.repo_id, "revision": plan.revision, "total_bytes": plan.total_bytes,
+             "finished": sorted(finished)}
     try:
         with FileLock(str(work / "lock"), timeout=0), _tidied_if_nothing_came(plan, work):
             write_json(work / "state.json", state)  # marks the folder as this repo's before any byte lands

@@ -38,11 +38,13 @@ from studio.ui.theme import icon
 
 if TYPE_CHECKING:  # services are imported when an import runs
     from studio.services.model_imports import ImportResult
+    from studio.services.unfinished_downloads import UnfinishedDownload
 
 KIND_FILTERS = (("All kinds", ""), ("Checkpoints", "checkpoint"), ("LoRAs", "lora"), ("VAEs", "vae"),
                 ("ControlNets", "controlnet"), ("Upscalers", "upscaler"), ("Style weights", "style"),
                 ("IP-Adapters", "ip-adapter"), ("Textual inversions", "embedding"))
 COLUMNS = ("Name", "Kind", "Size", "Hash", "Source")
+UNFINISHED = "Unfinished download"  # the Kind column of a download that stopped half-way
 
 
 class ModelsDialog(TaskDialog):
@@ -53,6 +55,7 @@ class ModelsDialog(TaskDialog):
         self.hash_cache = cache_dir / "model-hashes.json"
         self.on_change = on_change  # the library changed (here is its new scan): refresh the pickers, save
         self.items: list[LibraryItem] = []
+        self.unfinished: list[UnfinishedDownload] = []  # downloads stopped half-way, listed to resume or delete
         self._cancel = threading.Event()
         self._generation = 0
         self.setWindowTitle("Model Library")
@@ -94,7 +97,8 @@ class ModelsDialog(TaskDialog):
         layout.addLayout(progress_row)
         layout.addWidget(self.message)
         layout.addLayout(self._buttons())
-        self.action_buttons = [self.import_button, self.link_button, self.download_button, self.remove_button]
+        self.action_buttons = [self.import_button, self.link_button, self.download_button, self.resume_button,
+                               self.remove_button]
         self.start(self.reload())
 
     def _buttons(self) -> QHBoxLayout:
@@ -113,9 +117,12 @@ class ModelsDialog(TaskDialog):
         self.download_button = QPushButton(icon("generate"), "Download…")
         self.download_button.setToolTip("Download from the Hugging Face hub by repository id")
         self.download_button.clicked.connect(self._choose_download)
+        self.resume_button = QPushButton(icon("generate"), "Resume")
+        self.resume_button.setToolTip("Download the selected unfinished download again, from where it stopped")
+        self.resume_button.clicked.connect(self._resume)
         self.remove_button = QPushButton(icon("remove"), "Remove")
-        self.remove_button.clicked.connect(lambda: self.start(self.remove(self._selected())))
-        for widget in (self.import_button, self.link_button, self.download_button):
+        self.remove_button.clicked.connect(self._remove_selected)
+        for widget in (self.import_button, self.link_button, self.download_button, self.resume_button):
             row.addWidget(widget)
         row.addStretch(1)
         row.addWidget(self.remove_button)
@@ -137,10 +144,10 @@ class ModelsDialog(TaskDialog):
         self._generation += 1
         generation = self._generation  # a newer reload wins over a slower older one
         models_dir, linked = self.settings.models_dir, list(self.settings.extra_model_paths)
-        items = await asyncio.to_thread(scan_library, models_dir, linked)
+        items, unfinished = await asyncio.to_thread(_scan, models_dir, linked)
         if generation != self._generation:
             return
-        self.items = items
+        self.items, self.unfinished = items, unfinished
         if notify:
             self.on_change(items)
         self._fill()
@@ -170,6 +177,15 @@ class ModelsDialog(TaskDialog):
             self.tree.addTopLevelItem(row)
             if selected is not None and item.path == selected.path:
                 self.tree.setCurrentItem(row)
+        if not kind:  # of no kind yet: under All kinds only
+            for download in self.unfinished:
+                row = _Row([download.repo_id.split("/")[1], UNFINISHED, format_size(download.done_bytes), "",
+                            f"Hugging Face: {download.repo_id}"])
+                row.setData(1, Qt.ItemDataRole.UserRole, download.repo_id)
+                row.setData(2, Qt.ItemDataRole.UserRole, download.done_bytes)
+                row.setToolTip(0, str(download.folder))
+                row.setForeground(1, brush("#e8a25c"))
+                self.tree.addTopLevelItem(row)
         self.tree.setSortingEnabled(True)
         self._settle_selection()
 
@@ -180,9 +196,20 @@ class ModelsDialog(TaskDialog):
         path = row.data(0, Qt.ItemDataRole.UserRole)
         return next((i for i in self.items if str(i.path) == path), None)
 
+    def _selected_unfinished(self) -> UnfinishedDownload | None:
+        row = self.tree.currentItem()
+        repo_id = row.data(1, Qt.ItemDataRole.UserRole) if row is not None else None
+        return next((d for d in self.unfinished if d.repo_id == repo_id), None)
+
     def _show_details(self) -> None:
-        item = self._selected()
-        self.remove_button.setEnabled(item is not None)
+        item, unfinished = self._selected(), self._selected_unfinished()
+        self.remove_button.setEnabled(item is not None or unfinished is not None)
+        self.resume_button.setEnabled(unfinished is not None)
+        self.resume_button.setVisible(bool(self.unfinished))  # there only while there is something to resume
+        if unfinished is not None:
+            self.details.setText(f"{unfinished.repo_id}: {unfinished.progress}, in {unfinished.folder}. Resume "
+                                 "downloads the rest; Remove deletes the partial files.")
+            return
         if item is None:
             self.details.setText("No models yet: import a .safetensors file, link another tool's models folder, or "
                                  "download a starter model.")
@@ -304,6 +331,7 @@ class ModelsDialog(TaskDialog):
         self._report(f"Unlinked {path}; its files are untouched.")
 
     async def download(self, repo_id: str) -> bool:
+        from studio.services.hub_connection import HubUnavailable
         from studio.services.model_downloads import download_model, plan_download
 
         self._cancel.clear()
@@ -323,13 +351,42 @@ class ModelsDialog(TaskDialog):
             place = await asyncio.to_thread(download_model, plan, progress=update, cancelled=self._cancel.is_set,
                                             hash_cache=self.hash_cache, notes=notes)
         except JobCancelledError:
-            self._report(f"Stopped downloading {repo_id}; download it again to resume where it stopped.")
+            await self.reload()  # what came is listed as an unfinished download
+            kept = any(download.repo_id == repo_id for download in self.unfinished)
+            self._report(f"Stopped downloading {repo_id}; " + (
+                "select it in the list and Resume to go on where it stopped, or Remove its partial files." if kept
+                else "download it again to resume where it stopped."))
             return False
-        except StudioError as exc:
-            self._report(str(exc), error=True)
+        except StudioError as exc:  # offline: this window's way to a model the person already has
+            await self.reload()
+            self._report(f"{exc} Use Import to add a file you already have." if isinstance(exc, HubUnavailable)
+                         else str(exc), error=True)
             return False
         await self._changed()
         self._report(" ".join([f"Downloaded {repo_id} to {place}.", *notes]))
+        return True
+
+    def _resume(self) -> None:
+        if (unfinished := self._selected_unfinished()) is not None:
+            self.start(self.download(unfinished.repo_id))  # a download into its folder resumes what is there
+
+    def _remove_selected(self) -> None:
+        unfinished = self._selected_unfinished()
+        self.start(self.remove(self._selected()) if unfinished is None else self.delete_unfinished(unfinished))
+
+    async def delete_unfinished(self, download: UnfinishedDownload) -> bool:
+        from studio.services.unfinished_downloads import delete_unfinished
+
+        if not await self.confirmed("Delete unfinished download", f"Delete the unfinished download of "
+                                    f"{download.repo_id} ({download.progress}) in {download.folder}?"):
+            return False
+        try:
+            await asyncio.to_thread(delete_unfinished, download, self.settings.models_dir)
+        except StudioError as exc:
+            self._report(str(exc), error=True)
+            return False
+        await self.reload()
+        self._report(f"Deleted the unfinished download of {download.repo_id}.")
         return True
 
     async def remove(self, item: LibraryItem | None) -> bool:
@@ -357,6 +414,12 @@ class ModelsDialog(TaskDialog):
 
     async def _changed(self) -> None:
         await self.reload(notify=True)
+
+
+def _scan(models_dir: Path, linked: list[Path]) -> tuple[list[LibraryItem], list[UnfinishedDownload]]:
+    from studio.services.unfinished_downloads import unfinished_downloads
+
+    return scan_library(models_dir, linked), unfinished_downloads(models_dir)
 
 
 class _Row(QTreeWidgetItem):

@@ -192,13 +192,21 @@ def test_a_file_of_another_size_than_its_configs_is_one_sentence_before_any_load
     elsewhere = tmp_path / "models"  # no configs/sd1: Studio's own SD 1.x configs
     with pytest.raises(ModelError) as refusal:
         load_model(checkpoint, select_device("cpu"), models_dir=elsewhere, cache_dir=tmp_path)
+    # No configs/sd1 there: the sentence says where to put some, not that they were used from there.
     assert str(refusal.value) == (
         "tiny-original.safetensors does not fit the SD 1.x layout Studio loads it with: its UNet's first layer "
         "(model.diffusion_model.input_blocks.0.0.weight) is 8×4×3×3, where SD 1.x has 320×4×3×3. It may be a model "
-        f"of another size (its diffusers configs in {elsewhere / 'configs' / 'sd1'} are used instead of Studio's), "
-        "or a damaged file.")
+        "of another size, or a damaged file; to load it with other diffusers configs, put them in "
+        f"{elsewhere / 'configs' / 'sd1'}.")
     with pytest.raises(ModelError, match=r"^tiny-original\.safetensors does not fit the SD 1\.x layout"):
         check_single_file(checkpoint, elsewhere)
+    own = tmp_path / "own-configs"  # the person's configs/sd1 (here SD 1.x's full size) are there and used
+    shutil.copytree(resources_dir() / "model-configs" / "sd1", own / "configs" / "sd1")
+    with pytest.raises(ModelError) as refusal:
+        check_single_file(checkpoint, own)
+    assert str(refusal.value).endswith(
+        f"It may be a model of another size (its diffusers configs in {own / 'configs' / 'sd1'} are used instead "
+        "of Studio's), or a damaged file.")
     raw = ValueError("Cannot load  because embeddings.position_embedding.weight expected shape tensor(..., "
                      "device='meta', size=(77, 768)), but got torch.Size([77, 32]). If you want to instead overwrite "
                      "randomly initialized weights, please make sure to pass both `low_cpu_mem_usage=False` and "

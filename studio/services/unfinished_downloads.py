@@ -1,0 +1,71 @@
+"""Hub downloads that stopped half-way (a cancel, a crash, a lost connection): what of them is on disk, to list beside
+the library, resume (by downloading the same repository again) or delete."""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+from studio.core.errors import InvalidRequest, os_reason
+from studio.core.units import format_size
+from studio.services.download_folders import STAGING, WORK_DIR, read_json, remove_empty
+from studio.services.hub_files import unsafe_path
+
+
+@dataclass(frozen=True)
+class UnfinishedDownload:
+    repo_id: str
+    folder: Path  # <models>/.downloads/owner--name: everything the download left, deleted as one
+    done_bytes: int  # finished files and partial ones
+    total_bytes: int | None  # None: a download started by a Studio that did not record it
+
+    @property
+    def progress(self) -> str:
+        """"438 KB of 765 KB downloaded", or "438 KB downloaded" where the total is not known."""
+        total = f" of {format_size(self.total_bytes)}" if self.total_bytes else ""
+        return f"{format_size(self.done_bytes)}{total} downloaded"
+
+
+def unfinished_downloads(models_dir: Path) -> list[UnfinishedDownload]:
+    """The downloads in the models folder's staging area that have not finished, by repository id. (A finished one
+    leaves it; one that completes a model already in the library is that model's, and listed with it.)"""
+    staging = models_dir.expanduser() / STAGING
+    found = []
+    for state_file in sorted(staging.glob(f"*/*/{WORK_DIR}/state.json")):
+        state = read_json(state_file)
+        if not state or not isinstance(state.get("repo_id"), str):
+            continue
+        work = state_file.parent
+        target = work.parent.parent
+        finished = [p for p in state.get("finished", []) if isinstance(p, str) and not unsafe_path(p)]
+        done = sum(path.stat().st_size for path in (target / p for p in finished) if path.is_file())
+        done += sum(part.stat().st_size for part in work.glob("*.incomplete"))
+        total = state.get("total_bytes")
+        found.append(UnfinishedDownload(state["repo_id"], target.parent, done,
+                                        total if isinstance(total, int) and total > 0 else None))
+    return sorted(found, key=lambda download: download.repo_id.lower())
+
+
+def delete_unfinished(download: UnfinishedDownload, models_dir: Path) -> None:
+    """Delete what a stopped download left (its partial and finished files); InvalidRequest while it is running."""
+    staging = models_dir.expanduser().resolve() / STAGING
+    folder = download.folder.resolve()
+    if folder.parent != staging:  # only ever a folder of the staging area, whatever the list was given
+        raise InvalidRequest(f"{download.folder} is not an unfinished download in {staging}; Studio will not "
+                             "delete it.")
+    with ExitStack() as held:
+        try:
+            for lock in folder.glob(f"*/{WORK_DIR}/lock"):  # a download running into it holds its lock
+                held.enter_context(FileLock(str(lock), timeout=0))
+        except Timeout:
+            raise InvalidRequest(f"{download.repo_id} is downloading now; cancel it before deleting it.") from None
+        try:
+            shutil.rmtree(folder)
+        except FileNotFoundError:
+            pass  # deleted already (another window, by hand): what was asked is done
+        except OSError as exc:
+            raise InvalidRequest(f"Could not delete the unfinished download {folder}: {os_reason(exc)}.") from exc
+    remove_empty(staging, staging.parent)

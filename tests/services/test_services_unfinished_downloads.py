@@ -1,0 +1,60 @@
+"""Downloads stopped half-way: listed with what of them is on disk, resumed by downloading again, deleted on request
+(not while running). Against a fake hub on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+from hub_server import isolated_hub_client
+from unfinished_download import REPO, stop_half_way, vae_files, vae_hub
+
+from studio.core.errors import InvalidRequest
+from studio.core.units import format_size
+from studio.services.download_folders import STAGING, WORK_DIR
+from studio.services.model_downloads import download_model, plan_download
+from studio.services.unfinished_downloads import UnfinishedDownload, delete_unfinished, unfinished_downloads
+
+
+@pytest.fixture(autouse=True)
+def isolated_hf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    with isolated_hub_client(tmp_path / "hf-home", monkeypatch):
+        yield
+
+
+def test_a_stopped_download_is_listed_with_its_bytes_and_resumes(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    assert unfinished_downloads(models) == []  # no models folder yet: nothing
+    with vae_hub() as hub:
+        total = stop_half_way(hub, models)
+        [stopped] = unfinished_downloads(models)
+        folder = models / STAGING / "tester--tiny-vae"
+        partial = sum(p.stat().st_size for p in (folder / "tiny-vae" / WORK_DIR).glob("*.incomplete"))
+        assert partial >= 40_000
+        assert stopped == UnfinishedDownload(REPO, folder, len(vae_files()["config.json"]) + partial, total)
+        assert total == sum(map(len, vae_files().values()))
+        assert stopped.progress == f"{format_size(stopped.done_bytes)} of {format_size(total)} downloaded"
+        download_model(plan_download(REPO, models, endpoint=hub.url), endpoint=hub.url)  # resumes it
+    assert unfinished_downloads(models) == []
+
+
+def test_deleting_a_stopped_download_leaves_no_folder_and_a_running_one_is_not_deleted(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    with vae_hub() as hub:
+        stop_half_way(hub, models)
+    [stopped] = unfinished_downloads(models)
+    lock = stopped.folder / "tiny-vae" / WORK_DIR / "lock"  # as a download running into it holds it
+    with FileLock(str(lock)), pytest.raises(InvalidRequest, match=rf"^{REPO} is downloading now; cancel it"):
+        delete_unfinished(stopped, models)
+    assert stopped.folder.is_dir()
+    delete_unfinished(stopped, models)
+    assert not (models / STAGING).exists() and unfinished_downloads(models) == []
+    with pytest.raises(InvalidRequest, match="is not an unfinished download in"):  # never another folder
+        delete_unfinished(UnfinishedDownload(REPO, models, 0, None), models)
+    assert models.is_dir()
+
+
+def test_a_state_without_a_total_says_the_bytes_alone(tmp_path: Path) -> None:
+    """A download started by a Studio that did not record its size."""
+    assert UnfinishedDownload(REPO, tmp_path, 2048, None).progress == "2.0 KB downloaded"
