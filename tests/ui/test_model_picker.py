@@ -170,3 +170,38 @@ def test_with_nothing_wanted_the_first_entry_is_current(qtbot, qt_loop, tmp_path
     alpha = ModelEntry("alpha", tmp_path / "alpha")
     panel.set_models([alpha], "", str(tmp_path))  # a library scan keeps what is shown
     assert panel.selected_generator().id == "one-gen"
+
+
+def test_a_model_listed_after_a_no_model_refusal_clears_it(  # noqa: ANN001
+        qtbot, qt_loop, studio_home: Path, plugin_sandbox: Path):
+    """First run: Generate with no model is refused; once a model is imported (a scan lists it and the picker
+    selects it) the refusal no longer holds and goes. A rescan that keeps the pick keeps a refusal that still does."""
+    paths = studio_paths()
+    window, service, history, _host = _window_with_plugins(qtbot, paths, plugin_sandbox, (), installed=())
+    window.show()
+    window.start()
+    service.start()
+    try:
+        panel = window.prompt_panel
+        panel.prompt_edit.setPlainText("a cat")
+        window.generate()
+        assert "No model is selected" in panel.error_label.text() and panel.error_label.isVisible()
+        model = window.settings.models_dir / "tiny-sd"
+        model.mkdir(parents=True)
+        (model / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+        window.models.refresh()  # as the Model Library does once an import or download is done
+        qtbot.waitUntil(lambda: panel.selected_model() == str(model), timeout=WAIT_MS)
+        assert not panel.error_label.isVisible()
+        panel.seed_edit.setText("9" * 40)
+        window.generate()
+        assert panel.error_label.isVisible()
+        refusal = panel.error_label.text()
+        with qtbot.waitSignal(panel.model_picker.selection_changed, timeout=WAIT_MS):
+            window.models.refresh()  # the same model stays picked: the seed is still too large
+        assert panel.selected_model() == str(model)
+        assert panel.error_label.isVisible() and panel.error_label.text() == refusal
+    finally:
+        window.close()
+        service.cancel_all()
+        service.shutdown(timeout=10)
+        history.close()
