@@ -22,7 +22,7 @@ from studio.core.document import Document
 from studio.core.document_changes import DocumentChange
 from studio.core.mask import Box
 from studio.ui.canvas_navigation import WHEEL_STEP, NavigableView
-from studio.ui.canvas_painting import draw_brush_outline, draw_empty_canvas_hint
+from studio.ui.canvas_painting import EMPTY_CANVAS_HINT, draw_brush_outline, draw_empty_canvas_hint
 from studio.ui.canvas_picture import CanvasPicture
 from studio.ui.canvas_preview import PreviewLayer
 from studio.ui.canvas_tools import BRUSH, ERASER, HAND, Tool, make_tool
@@ -57,6 +57,7 @@ class CanvasView(NavigableView):
         self.preview = PreviewLayer(self._scene)
 
         self.document: Document | None = None
+        self.empty_hint = EMPTY_CANVAS_HINT  # what an empty canvas says to do first (set_empty_hint)
         # The window's: makes a whole-mask change in a worker thread with its tinted layer (label, operation).
         self.mask_filler: Callable[[str, Callable[[np.ndarray], Box | None]], object] | None = None
         tasks = self._image_item.tasks
@@ -198,10 +199,15 @@ class CanvasView(NavigableView):
         return self.preview.is_visible()
 
     # -- painting ------------------------------------------------------------------------------
+    def set_empty_hint(self, hint: str) -> None:
+        if hint != self.empty_hint:
+            self.empty_hint = hint
+            self.viewport().update()
+
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 - Qt override
         super().drawForeground(painter, rect)
         if self.image() is None and not self.preview.is_visible():
-            draw_empty_canvas_hint(painter, self.viewport().rect())
+            draw_empty_canvas_hint(painter, self.viewport().rect(), self.empty_hint)
             return
         self._tool.draw(painter)
         if self._uses_brush() and self._cursor_pos is not None and not self._pan_from:

@@ -67,10 +67,14 @@ async def offer_recovery(window: MainWindow, choose: RecoveryChoice) -> bool:
 def restored_sentence(saved: SavedDocument) -> str:
     """"Restored the picture and mask autosaved at 14:05 on 07 Dec, before Studio stopped.": when the work is from,
     and only what it holds (no mask named where none was painted)."""
-    what = "picture and mask" if saved.mask.any() else "picture"
+    what = _what(saved)
     if kept_at_close(saved):
         return f"Restored the {what} kept when Studio was closed (autosaved at {_when(saved)})."
     return f"Restored the {what} autosaved at {_when(saved)}, before Studio stopped."
+
+
+def _what(saved: SavedDocument) -> str:
+    return "picture and mask" if saved.mask.any() else "picture"
 
 
 def _when(saved: SavedDocument) -> str:
@@ -91,7 +95,7 @@ def ask_to_restore(parent: QWidget, saved: SavedDocument) -> bool:
            "Studio did not close properly last time.")
     answer = QMessageBox.question(
         parent, "Restore your work?",
-        f"{why} Restore the picture and mask it autosaved at {when} "
+        f"{why} Restore the {_what(saved)} it autosaved at {when} "
         f"({saved.image.width}×{saved.image.height})? If not, it is kept as a picture in "
         f"{RECOVERED_FOLDER} in your outputs folder.",
         QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)

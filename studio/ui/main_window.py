@@ -45,7 +45,7 @@ from studio.ui.job_submission import JobSubmission
 from studio.ui.modal import modal
 from studio.ui.mask_toolbar import MaskToolBar
 from studio.ui.memory_actions import MemoryActions
-from studio.ui.model_actions import ModelActions
+from studio.ui.model_actions import WRITE_A_PROMPT, ModelActions
 from studio.ui.plugin_actions import PluginActions
 from studio.ui.prompt_panel import PromptPanel
 from studio.ui.queue_panel import QueuePanel
@@ -130,7 +130,7 @@ class MainWindow(QMainWindow):
         self.models.show_chosen_model()
         self.models.refresh()
         self._refresh_document_views()
-        self.status.set_message("Ready. Write a prompt and press Generate (Ctrl+Enter).")
+        self.status.set_message(WRITE_A_PROMPT)
         if settings.load_note:  # said once: the settings saved next no longer hold what was set aside
             self.status.add_notice(settings.load_note)
             settings.load_note = ""

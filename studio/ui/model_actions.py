@@ -13,10 +13,15 @@ from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
 from studio.core.model_library import LibraryItem, checkpoints, embedding_files, models_folder_problem, scan_library
 from studio.core.models import ModelEntry
 from studio.ui.actions import make_action
+from studio.ui.canvas_painting import EMPTY_CANVAS_HINT, NO_MODEL_CANVAS_HINT
 from studio.ui.gpu_menu import GpuMenu
 from studio.ui.modal import modal
 
 CONTROL_PICTURES = "control-pictures"
+WRITE_A_PROMPT = "Ready. Write a prompt and press Generate (Ctrl+Enter)."  # the window's greeting
+# The status line's first step while the picker lists nothing to generate with: "press Generate" would be refused.
+ADD_A_MODEL_FIRST = ("No models yet: add one first. Open the Model Library (Ctrl+Shift+M, or the folder button by "
+                     "the model list) to import a .safetensors file or download a starter model.")
 
 if TYPE_CHECKING:
     from studio.core.settings import Settings
@@ -28,6 +33,7 @@ class ModelActions:
     def __init__(self, window: MainWindow) -> None:
         self.window = window
         self._library_scans = 0
+        self._scanned = False  # until the first scan answers, an empty picker says nothing about the library
         self.folder_action = make_action(window, "&Models Folder…", "folder", None, self.choose_folder)
         self.library_action = make_action(window, "Model &Library…", "model", "Ctrl+Shift+M", self.open_library,
                                           "Import, download, link and remove models")
@@ -38,6 +44,7 @@ class ModelActions:
         # Once it is up, the engine prepares for the job the panel describes (if no job came first): it loads the
         # picked model and, on a GPU, runs a step at the panel's size. Keep it told.
         self.panel.model_picker.selection_changed.connect(self._prefer_likely_job)
+        self.panel.model_picker.selection_changed.connect(self._show_first_step)
         for spin in (self.panel.width_spin, self.panel.height_spin, self.panel.cfg_spin):
             spin.valueChanged.connect(self._prefer_likely_job)
 
@@ -72,6 +79,7 @@ class ModelActions:
     def show_library(self, items: list[LibraryItem]) -> None:
         """Fill the model picker, the LoRA menu and the VAE picker from a scan of the library."""
         # "": keep what the picker shows (the person may have chosen since the scan began).
+        self._scanned = True
         self.panel.set_models(checkpoints(items), "", str(self.settings.models_dir))
         self.panel.lora_box.set_library(items)
         self.panel.hires_box.set_library(items)
@@ -83,6 +91,22 @@ class ModelActions:
         may be on a slow drive)."""
         found = await asyncio.to_thread(embedding_files, self.settings.models_dir, self.settings.extra_model_paths)
         self.panel.styles_button.set_embeddings(sorted({path.stem for path in found.values()}, key=str.lower))
+
+    def _show_first_step(self) -> None:
+        """With nothing to generate with, the status line and the empty canvas say to add a model first; once the
+        picker lists one (imported, downloaded, or a plugin generator), they say to write a prompt again."""
+        if not self._scanned:
+            return
+        empty = self.panel.model_combo.count() == 0
+        if empty == (self.window.canvas.empty_hint == NO_MODEL_CANVAS_HINT):
+            return  # said already: a rescan that still finds nothing does not replace a later message
+        status = self.window.status
+        self.window.canvas.set_empty_hint(NO_MODEL_CANVAS_HINT if empty else EMPTY_CANVAS_HINT)
+        if empty and status.message_label.text() in ("", WRITE_A_PROMPT):  # nothing said since that it would hide
+            status.set_message(ADD_A_MODEL_FIRST)
+        elif status.message_label.text() == ADD_A_MODEL_FIRST:
+            status.set_message(f"{self.panel.model_combo.currentText()} is in the model list: write a prompt and "
+                               "press Generate (Ctrl+Enter).")
 
     def _prefer_likely_job(self) -> None:
         likely = self.panel.likely_request()

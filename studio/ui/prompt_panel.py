@@ -202,9 +202,12 @@ class PromptPanel(QWidget):
         self.model_picker.browse_requested.connect(self.browse_model_requested)
         self.model_picker.refresh_requested.connect(self.refresh_models_requested)
         self.prompt_edit.textChanged.connect(lambda: self.lora_box.show_prompt_tags(self.prompt_edit.toPlainText()))
-        for signal in (self.prompt_edit.textChanged, self.model_combo.currentIndexChanged,
-                       self.use_canvas_check.toggled):
+        for signal in (self.prompt_edit.textChanged, self.use_canvas_check.toggled):
             signal.connect(self.clear_error)
+        # The picker changes hands as the person picks, and also as a scan lists a model just imported or
+        # downloaded (signals blocked while it refills): a refusal about the old pick may no longer hold.
+        self._picked_when_refused = ""
+        self.model_picker.selection_changed.connect(self._clear_error_if_picked_other)
         self.model_picker.selection_changed.connect(self._update_generator_mode)
         for spin in (self.width_spin, self.height_spin):
             spin.valueChanged.connect(self._size_changed)
@@ -360,6 +363,12 @@ class PromptPanel(QWidget):
     def show_error(self, text: str) -> None:
         self.error_label.setText(text)
         self.error_label.show()
+        self._picked_when_refused = self.model_combo.currentData() or ""
+
+    def _clear_error_if_picked_other(self) -> None:
+        """A rescan that keeps the same pick leaves the refusal (a seed too large still is); another pick clears it."""
+        if (self.model_combo.currentData() or "") != self._picked_when_refused:
+            self.clear_error()
 
     def clear_error(self) -> None:
         self.error_label.hide()

@@ -198,3 +198,72 @@ def test_with_nothing_wanted_the_first_entry_is_current(qtbot, qt_loop, tmp_path
     alpha = ModelEntry("alpha", tmp_path / "alpha")
     panel.set_models([alpha], "", str(tmp_path))  # a library scan keeps what is shown
     assert panel.selected_generator().id == "one-gen"
+
+
+def test_a_model_listed_after_a_no_model_refusal_clears_it(  # noqa: ANN001
+        qtbot, qt_loop, studio_home: Path, plugin_sandbox: Path):
+    """First run: Generate with no model is refused; once a model is imported (a scan lists it and the picker
+    selects it) the refusal no longer holds and goes. A rescan that keeps the pick keeps a refusal that still does."""
+    paths = studio_paths()
+    window, service, history, _host = _window_with_plugins(qtbot, paths, plugin_sandbox, (), installed=())
+    window.show()
+    window.start()
+    service.start()
+    try:
+        panel = window.prompt_panel
+        panel.prompt_edit.setPlainText("a cat")
+        window.generate()
+        assert "No model is selected" in panel.error_label.text() and panel.error_label.isVisible()
+        model = window.settings.models_dir / "tiny-sd"
+        model.mkdir(parents=True)
+        (model / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+        window.models.refresh()  # as the Model Library does once an import or download is done
+        qtbot.waitUntil(lambda: panel.selected_model() == str(model), timeout=WAIT_MS)
+        assert not panel.error_label.isVisible()
+        panel.seed_edit.setText("9" * 40)
+        window.generate()
+        assert panel.error_label.isVisible()
+        refusal = panel.error_label.text()
+        with qtbot.waitSignal(panel.model_picker.selection_changed, timeout=WAIT_MS):
+            window.models.refresh()  # the same model stays picked: the seed is still too large
+        assert panel.selected_model() == str(model)
+        assert panel.error_label.isVisible() and panel.error_label.text() == refusal
+    finally:
+        window.close()
+        service.cancel_all()
+        service.shutdown(timeout=10)
+        history.close()
+
+
+def test_first_run_without_models_says_to_add_one_until_one_is_listed(  # noqa: ANN001
+        qtbot, qt_loop, studio_home: Path, plugin_sandbox: Path):
+    """With nothing to generate with, "press Generate" would only be refused: the status line and the empty canvas
+    say the first step (add a model) instead, until a model is listed. The engine, up without a model, shows its
+    device in place of "Engine starting…"."""
+    from studio.ui.canvas_painting import EMPTY_CANVAS_HINT, NO_MODEL_CANVAS_HINT
+    from studio.ui.model_actions import ADD_A_MODEL_FIRST
+    from studio.ui.status_bar import ENGINE_STARTING
+
+    paths = studio_paths()
+    window, service, history, _host = _window_with_plugins(qtbot, paths, plugin_sandbox, (), installed=())
+    window.show()
+    window.start()
+    service.start()
+    try:
+        status, canvas = window.status, window.canvas
+        qtbot.waitUntil(lambda: status.message_label.text() == ADD_A_MODEL_FIRST, timeout=WAIT_MS)
+        assert canvas.empty_hint == NO_MODEL_CANVAS_HINT
+        qtbot.waitUntil(lambda: status.device_label.text() != ENGINE_STARTING, timeout=WAIT_MS)
+        assert status.device_label.text().startswith("CPU")
+        model = window.settings.models_dir / "tiny-sd"
+        model.mkdir(parents=True)
+        (model / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+        window.models.refresh()
+        qtbot.waitUntil(lambda: canvas.empty_hint == EMPTY_CANVAS_HINT, timeout=WAIT_MS)
+        assert status.message_label.text() == "tiny-sd is in the model list: write a prompt and press Generate " \
+                                              "(Ctrl+Enter)."
+    finally:
+        window.close()
+        service.cancel_all()
+        service.shutdown(timeout=10)
+        history.close()

@@ -243,3 +243,32 @@ def test_the_status_line_says_what_was_restored_and_when_it_was_from(qtbot, qt_l
         finally:
             window.close()
             service.shutdown()
+
+
+def test_the_restore_question_names_a_mask_only_when_one_was_painted(qtbot, tmp_path):  # noqa: ANN001
+    """As the line said once restored: an autosave with no mask painted is not offered as "picture and mask"."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from studio.core.document_io import SavedDocument
+    from studio.ui.crash_recovery import ask_to_restore
+
+    saved_at = time.mktime((2026, 3, 14, 9, 26, 0, 0, 0, -1))
+    for painted, offer in ((False, "Restore the picture it autosaved at 09:26 on 14 Mar (32×24)?"),
+                           (True, "Restore the picture and mask it autosaved at 09:26 on 14 Mar (32×24)?")):
+        mask = np.zeros((24, 32), np.uint8)
+        mask[2:6, 3:9] = 255 if painted else 0
+        saved = SavedDocument(tmp_path / f"autosave-{painted}", Image.new("RGB", (32, 24), "red"), mask, None, saved_at)
+        asked: list[str] = []
+
+        def answer() -> None:
+            box = QApplication.activeModalWidget()
+            if not isinstance(box, QMessageBox):
+                QTimer.singleShot(10, answer)  # the question is not up yet
+                return
+            asked.append(box.text())
+            box.button(QMessageBox.StandardButton.No).click()
+
+        QTimer.singleShot(0, answer)
+        assert ask_to_restore(None, saved) is False
+        assert offer in asked[0]
