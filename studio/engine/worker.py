@@ -108,6 +108,7 @@ def _emit_status(emit: Emit, device: str, model: str, message: str, device_kind:
 
 
 SWITCH_INTERVAL_S = 0.001  # how long a thread running Python keeps the GIL while another waits for it
+WARM_UP_FAILED = "Engine ready (its warm-up failed; the first job sets it up)"  # the device label then
 
 
 def share_the_interpreter() -> None:
@@ -158,14 +159,14 @@ StatusFn = Callable[..., None]  # status(device=..., model=..., message=..., dev
 WarmUp = Callable[[StatusFn], None]
 
 
-def describe_exception(exc: BaseException) -> str:
-    """One sentence for an exception nobody planned for."""
+def describe_exception(exc: BaseException, what: str = "The job") -> str:
+    """One sentence for an exception nobody planned for in ``what`` ("The job", "The engine's warm-up")."""
     if isinstance(exc, StudioError):
         return str(exc)
     if type(exc).__name__ == "OutOfMemoryError":
         return "The GPU ran out of memory; try a smaller size or batch, or close other programs using the GPU."
     text = first_line(exc)
-    return f"The job failed with an unexpected error: {text}"
+    return f"{what} failed with an unexpected error: {text}"
 
 
 class EngineWorker:
@@ -262,11 +263,19 @@ class EngineWorker:
     def _run(self) -> None:
         if self._warm_up is not None:
             with _imports_uncollected():
+                said_device = []
+
+                def status(**fields: str) -> None:
+                    said_device.append(bool(fields.get("device")))
+                    self._status(**fields)
+
                 try:
-                    self._warm_up(self._status)
+                    self._warm_up(status)
                 except Exception as exc:  # the engine must come up even if warm-up fails
                     log.exception("Engine warm-up failed")
-                    self._emit(EngineStatus(message=describe_exception(exc)))
+                    # Without a device said, the window's "Engine starting…" would stay for good.
+                    device = "" if any(said_device) else WARM_UP_FAILED
+                    self._emit(EngineStatus(device=device, message=describe_exception(exc, "The engine's warm-up")))
         self._preload_unless_busy()
         while True:
             with self._cond:

@@ -23,7 +23,7 @@ from studio.core.events import (
 )
 from studio.core.metadata import Recipe
 from studio.core.requests import GenerationRequest
-from studio.engine.worker import EngineWorker, describe_exception
+from studio.engine.worker import WARM_UP_FAILED, EngineWorker, describe_exception
 
 TIMEOUT = 30
 
@@ -294,9 +294,28 @@ def test_a_failing_warm_up_is_reported_and_jobs_still_run():
     events = recorder.until_done(job)
     assert worker.shutdown(TIMEOUT)
     messages = [getattr(e, "message", None) for e in events]
-    assert "The job failed with an unexpected error: no GPU driver" in messages
+    assert "The engine's warm-up failed with an unexpected error: no GPU driver" in messages
     assert any(getattr(e, "device", "") == "Test device" for e in events)
+    assert not any(getattr(e, "device", "") == WARM_UP_FAILED for e in events)  # its device was said: kept
     assert isinstance(events[-1], JobFinished)
+
+
+def test_a_warm_up_failing_before_it_says_the_device_still_ends_engine_starting():
+    """The window's device label reads "Engine starting…" until a status names a device: a warm-up that failed
+    before naming one left it there for the whole session."""
+    recorder = Recorder()
+
+    def warm_up(status):  # noqa: ANN001, ANN202
+        raise RuntimeError("no GPU driver")
+
+    worker = EngineWorker(lambda job, context: iter(()), recorder, warm_up)
+    worker.start()
+    try:
+        first = recorder.events.get(timeout=TIMEOUT)
+    finally:
+        assert worker.shutdown(TIMEOUT)
+    assert (first.device, first.message) == (WARM_UP_FAILED,
+                                             "The engine's warm-up failed with an unexpected error: no GPU driver")
 
 
 def test_the_last_model_is_preloaded_after_the_warm_up_unless_a_job_comes_first(gate, monkeypatch):  # noqa: ANN001
@@ -405,7 +424,8 @@ def test_starting_the_engine_makes_running_python_hand_the_interpreter_over_with
 
     control = _probe_beside_a_python_loop(spinning=False)
     if control > 3.0:  # a 2 ms waker alone should see about 2.1 ms
-        pytest.skip(f"this machine is too loaded to time thread wake-ups (median {control:.1f} ms with nothing running)")
+        pytest.skip(f"this machine is too loaded to time thread wake-ups (median {control:.1f} ms with nothing "
+                    "running)")
     before = sys.getswitchinterval()
     try:
         sys.setswitchinterval(0.005)  # CPython's default
