@@ -14,13 +14,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from studio.core.errors import StudioError, os_reason
 from studio.core.images import write_atomically
-from studio.plugin_host.dependencies import PluginDependencies, conflict, folder_dependencies
 from studio.plugin_host.discovery import FoundPlugin, discover
 from studio.plugin_host.manifest import check_plugin_id
 from studio.plugin_host.registry import BUILTIN_PLUGIN, KIND_WORDS, Contribution, Registry, builtin_registry
+
+if TYPE_CHECKING:  # dependencies imports packaging, which the window's first frame need not wait for
+    from studio.plugin_host.dependencies import PluginDependencies
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +209,8 @@ class PluginHost:
         """Refuse a plugin whose folder's packages the other enabled plugins' reject, or the other way round."""
         if record.found.location is None:
             return  # installed in Studio's environment: its packages are the environment's, which pip matched
+        from studio.plugin_host.dependencies import conflict, folder_dependencies
+
         mine = folder_dependencies(record.id, record.name, record.found.location)
         for other in self.enabled_dependencies(enabled - {record.id}):
             if clash := conflict(mine, other):
@@ -214,6 +219,8 @@ class PluginHost:
     def enabled_dependencies(self, enabled: set[str] | None = None) -> list[PluginDependencies]:
         """What the enabled plugins in Studio's plugins folder carry there and require, for the dependency checks
         of enabling and installing (``enabled``: those ids instead of state.json's)."""
+        from studio.plugin_host.dependencies import folder_dependencies
+
         ids = self.enabled_ids() if enabled is None else enabled
         seen: set[str] = set()
         found: list[PluginDependencies] = []

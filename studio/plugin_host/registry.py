@@ -22,7 +22,6 @@ from typing import Any
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import StudioError, os_reason
 from studio.core.parameters import Param
-from studio.plugin_host.dependencies import loaded_elsewhere
 
 GENERATOR = "generator"
 POSTPROCESSOR = "postprocessor"
@@ -199,6 +198,8 @@ def _reason(exc: OSError) -> str:
 def _load(contribution: Contribution, others: frozenset[str] = frozenset()) -> Any:
     """The contribution's class (or factory), imported from its plugin's folder. ``others``: the folders of the
     other plugins loaded now, whose modules it must not take for its own."""
+    from studio.plugin_host.dependencies import loaded_elsewhere  # (packaging: not before the first frame)
+
     module_name, _, attr = contribution.target.partition(":")
     if contribution.import_path and (problem := loaded_elsewhere(Path(contribution.import_path))):
         # Not run with a version it rejects: its pictures would be made by code it was never tested with.

@@ -75,7 +75,7 @@ def test_incompatible_api_and_broken_manifest_are_reported_not_loaded(plugins_di
     host = host_for(plugins_dir)
     one, two = host.record("tp-one"), host.record("tp-two")
     assert one.status == INCOMPATIBLE
-    assert one.error == ("Test Plugin 1.0.0 needs plugin API >=2.0, but this Studio offers API 1.0; look for an "
+    assert one.error == ("Test Plugin 1.0.0 needs plugin API >=2.0, but this Studio offers API 1.1; look for an "
                          "update of the plugin.")
     assert two.status == FAILED and "is not valid TOML" in two.error
     assert host.registry.contributions(GENERATOR)[0].id == "diffusers"  # only Studio's own

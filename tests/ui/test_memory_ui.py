@@ -75,7 +75,7 @@ def test_while_a_job_runs_free_memory_waits_for_it_and_then_frees_every_model(qt
     assert window.status.message_label.text() == AFTER_THE_JOB
     qtbot.mouseClick(dialog.free_kept_button, Qt.MouseButton.LeftButton)
     assert dialog.message.text() == AFTER_THE_JOB and not dialog.free_all_button.isEnabled()
-    assert dialog.held is None and window.status.model_label.text() == "tiny-sd"
+    assert dialog.held is None and window.status.model_label.text() == "Gated test generator"  # the job's
 
     plugin.release.set()  # the job ends; then Free Memory runs, then Free Kept Models
     qtbot.waitUntil(lambda: dialog.free_all_button.isEnabled(), timeout=WAIT_MS)
