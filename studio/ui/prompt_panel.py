@@ -241,6 +241,7 @@ class PromptPanel(QWidget):
         self.plugin_box.setVisible(generator is not None)
         self.control_box.set_generator(generator.title if generator is not None else None)
         self.control_box.set_model(self.selected_model())
+        self.lora_box.set_model(self.selected_model())  # LoRAs for another family are greyed and marked
         if generator is not None:
             self.plugin_box.show_generator(generator)
 

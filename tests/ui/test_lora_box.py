@@ -1,15 +1,21 @@
-"""The LoRA list's VAE picker: a VAE chosen from outside the library is said to be what it is once chosen."""
+"""The LoRA list: a VAE chosen from outside the library is said to be what it is once chosen; a listed LoRA the job
+cannot use (gone from the library, made for another family) is marked and refused before Generate."""
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
 from safetensors.numpy import save_file
 
 from studio.core import outside_library
+from studio.core.errors import InvalidRequest
+from studio.core.model_library import LibraryItem
 from studio.ui import lora_box
 from studio.ui.lora_box import LoraBox
 
@@ -46,3 +52,66 @@ def test_a_vae_from_outside_the_library_is_said_to_be_what_it_is_once_chosen(qtb
         assert box.vae() == value
         assert box.vae_combo.itemData(box.vae_combo.currentIndex(), Qt.ItemDataRole.ToolTipRole) == tip
     assert read_in and threading.main_thread() not in read_in
+
+
+def _lora(path: Path, family: str = "sd1") -> LibraryItem:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"weights")  # the box reads no file: the library has identified it
+    label = {"sd1": "LoRA (SD 1.x)", "sdxl": "LoRA (SDXL)"}[family]
+    return LibraryItem(path.stem, path, "lora", family, label, 7, "models folder")
+
+
+def _row_label(box: LoraBox, name: str) -> QLabel:
+    """The name shown in the list's row for the LoRA ``name``."""
+    return next(row.findChild(QLabel) for listed, _, row in box._rows if listed == name)
+
+
+def test_a_lora_gone_from_the_library_is_marked_and_refused_before_generate(qtbot, tmp_path):  # noqa: ANN001
+    paint = _lora(tmp_path / "loras" / "paint.safetensors")
+    box = LoraBox()
+    qtbot.addWidget(box)
+    box.set_library([paint])
+    box.add(str(paint.path), 0.5)
+    assert _row_label(box, str(paint.path)).text() == "paint" and box.with_prompt_tags("")
+    paint.path.unlink()
+    box.set_library([])  # the library is read again, without it
+    label = _row_label(box, str(paint.path))
+    sentence = (f"The LoRA paint is not in the library any more ({paint.path} was removed); remove it from the "
+                "list or put it back.")
+    assert (label.text(), label.toolTip(), label.property("error")) == ("paint (not found)", sentence, True)
+    with pytest.raises(InvalidRequest, match=re.escape(sentence)):
+        box.with_prompt_tags("a fox")
+
+    box.set_values([("nothere", 0.7)], "")  # a recipe's LoRA the library never had
+    label = _row_label(box, "nothere")
+    assert label.text() == "nothere (not found)" and label.property("error") is True
+    with pytest.raises(InvalidRequest, match="The LoRA nothere is not in the library; remove it from the list"):
+        box.with_prompt_tags("")
+    box.remove("nothere")
+    assert box.with_prompt_tags("") == ()
+
+
+def test_loras_for_another_family_are_greyed_in_the_menu_and_marked_in_the_list(qtbot, tmp_path):  # noqa: ANN001
+    sd1, sdxl = tmp_path / "dreamshaper.safetensors", tmp_path / "juggernaut.safetensors"
+    ink, detail = _lora(tmp_path / "loras" / "ink.safetensors"), _lora(tmp_path / "loras" / "detail.safetensors",
+                                                                         "sdxl")
+    box = LoraBox()
+    qtbot.addWidget(box)
+    box.set_library([ink, detail, LibraryItem("dreamshaper", sd1, "checkpoint", "sd1", "SD 1.x", 7, ""),
+                     LibraryItem("juggernaut", sdxl, "checkpoint", "sdxl", "SDXL", 7, "")])
+    box.set_model(str(sdxl))
+    box.add(str(detail.path), 0.6)
+    assert _row_label(box, str(detail.path)).text() == "detail"
+    box.set_model(str(sd1))
+    box._fill_menu()
+    menu = [(a.text(), a.isEnabled(), a.toolTip()) for a in box.add_menu.actions()]
+    assert menu == [("ink  ·  LoRA (SD 1.x)", True, str(ink.path)),
+                    ("detail  ·  LoRA (SDXL)", False, "For SDXL models; the chosen model is SD 1.x")]
+    label = _row_label(box, str(detail.path))
+    sentence = ("The LoRA detail is made for SDXL models and the chosen model is SD 1.x; remove it from the list "
+                "or choose a model of that kind.")
+    assert (label.text(), label.toolTip(), label.property("error")) == ("detail (for SDXL)", sentence, True)
+    with pytest.raises(InvalidRequest, match=re.escape(sentence)):
+        box.with_prompt_tags("")
+    box.set_model(str(sdxl))  # back to a model it fits
+    assert _row_label(box, str(detail.path)).text() == "detail" and box.with_prompt_tags("")

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image, PngImagePlugin
 from PySide6.QtCore import Qt
 
+from studio.core.errors import InvalidRequest
 from studio.core.hashing import lora_hash
 from studio.core.images import read_recipe
+from studio.core.model_library import LibraryItem
 from studio.core.requests import LoraChoice
+from studio.ui.lora_box import LoraBox
 
 WAIT_MS = 120_000
 
@@ -88,3 +93,59 @@ def test_an_a1111_picture_s_tags_come_back_once_as_the_list_s_loras(qtbot, windo
     assert not box.tagged_label.isVisible()
     request = window.prompt_panel.build_request(None)
     assert [(c.name, c.weight) for c in request.loras] == [(str(lora.resolve()), 0.6)]
+
+
+def _library_lora(path: Path) -> LibraryItem:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"weights")
+    return LibraryItem(path.stem, path, "lora", "sd1", "LoRA (SD 1.x)", 7, "models folder")
+
+
+def test_the_line_under_the_list_says_what_generate_would_refuse(qtbot, tmp_path):  # noqa: ANN001
+    ink, paint = (_library_lora(tmp_path / "loras" / f"{name}.safetensors") for name in ("ink", "paint"))
+    box = LoraBox()
+    qtbot.addWidget(box)
+    box.set_library([ink, paint])
+
+    def line(prompt: str) -> tuple[str, bool]:
+        box.show_prompt_tags(prompt)
+        return box.tagged_label.text(), bool(box.tagged_label.property("error"))
+
+    assert line("<lora:paint:0.5> a fox") == ("From the prompt: paint (0.5)", False)
+    twice = ("The prompt tags the LoRA paint twice, as <lora:paint:0.5> and <lora:paint:0.2>; keep one tag, with "
+             "one weight.")
+    assert line("<lora:paint:0.5> <lora:paint:0.2> a fox") == (twice, True)
+    with pytest.raises(InvalidRequest, match=re.escape(twice)):
+        box.with_prompt_tags("<lora:paint:0.5> <lora:paint:0.2> a fox")
+    unknown = ("The prompt's <lora:nothere:1> names the LoRA nothere, which is not in the library; check its name, "
+               "or add the LoRA to the library.")
+    assert line("<lora:nothere:1> a fox") == (unknown, True)
+    with pytest.raises(InvalidRequest, match=re.escape(unknown)):
+        box.with_prompt_tags("<lora:nothere:1> a fox")
+
+    # A tag finds the list's LoRA in any case, whether the row came from the menu (a path) or by its bare name.
+    for listed in (str(ink.path), "ink"):
+        box.set_values([], "")
+        box.add(listed, 0.8)
+        assert line("<lora:INK:0.3> a fox") == ("From the prompt: INK (the list's weight applies)", False)
+        assert [(c.name, c.weight) for c in box.with_prompt_tags("<lora:INK:0.3> a fox")] == \
+            [(str(ink.path), 0.8), (str(ink.path), 0.3)]  # take_lora_tags applies it once, at the list's 0.8
+    box.set_values([], "")
+    assert line("<lora:Paint:0.4> a fox") == ("From the prompt: Paint (0.4)", False)
+    assert [c.name for c in box.with_prompt_tags("<lora:Paint:0.4> a fox")] == [str(paint.path)]
+
+
+def test_generate_refuses_an_unknown_tag_and_a_missing_listed_lora_before_queueing(qtbot, window,  # noqa: ANN001
+                                                                                  tiny_model_dir):
+    window.models.refresh()
+    panel, box = window.prompt_panel, window.prompt_panel.lora_box
+    qtbot.waitUntil(lambda: window.models._scanned, timeout=10_000)
+    panel.prompt_edit.setPlainText("<lora:nothere:1> a fox")
+    qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
+    assert panel.error_label.text() == ("The prompt's <lora:nothere:1> names the LoRA nothere, which is not in the "
+                                        "library; check its name, or add the LoRA to the library.")
+    panel.prompt_edit.setPlainText("a fox")
+    box.set_values([("paint", 0.5)], "")  # a recipe's LoRA the library does not have
+    qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
+    assert panel.error_label.text().startswith("The LoRA paint is not in the library; remove it from the list")
+    assert window.queue_panel.job_ids() == []  # nothing was queued
