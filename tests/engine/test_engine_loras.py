@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import time
@@ -445,3 +446,19 @@ def test_a_lora_file_not_named_safetensors_is_refused_as_what_it_is(tmp_path):
     weights = lora(tmp_path / "ink.safetensors").rename(tmp_path / "ink.lora")
     with pytest.raises(ModelError, match=r"rename it to ink\.safetensors\.$"):
         find_lora(tmp_path / "models", str(weights))
+
+
+def test_a_lora_that_does_not_fit_leaves_the_terminal_quiet_and_logs_diffusers_error(
+        generator, tiny_model_dir, capfd, caplog):
+    make(generator, request(tiny_model_dir))
+    capfd.readouterr()
+    caplog.clear()
+    with caplog.at_level(logging.INFO), pytest.raises(ModelError, match="^The LoRA wide-blocks does not fit"):
+        make(generator, request(tiny_model_dir, loras=loras(("wide-blocks", 1.0))))
+    said = capfd.readouterr()
+    assert (said.out, said.err) == ("", "")
+    # diffusers' whole error (every "size mismatch" line) is in Studio's log, as one entry.
+    entries = [r for r in caplog.records if "size mismatch" in r.getMessage()]
+    assert len(entries) == 1
+    assert entries[0].name.startswith("studio.")
+    assert "Loading studio_lora_0 was unsuccessful" in entries[0].getMessage()
