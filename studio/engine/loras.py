@@ -53,13 +53,18 @@ class LoraFile(NamedTuple):
 
 
 def find_lora(models_root: Path, name: str, tag: str = "") -> Path:
-    """``<models>/loras/<name>.safetensors``, else a .safetensors file at ``name``; ModelError naming both (and
-    ``tag``, the prompt's ``<lora:…>`` tag that named it, if one did)."""
+    """``<models>/loras/<name>.safetensors``, else a .safetensors file at ``name``; ModelError naming both, or the
+    one path a path names (and ``tag``, the prompt's ``<lora:…>`` tag that named it, if one did)."""
     folder = models_root / LORA_FOLDER
     path = find_weights(folder, name)
     if path is None:
         stem = name.removesuffix(SAFE_SUFFIX)
         named = f" (the prompt's {tag})" if tag else ""
+        given = Path(name).expanduser()
+        if given.is_absolute():  # a path: the folder lookups are that same path, so it is named once
+            if given.is_dir():
+                raise ModelError(f"The LoRA {given}{named} is a folder; choose a LoRA's .safetensors file.")
+            raise ModelError(f"The LoRA file {given}{named} does not exist (it was removed or moved).")
         raise ModelError(f"No LoRA named {name!r}{named} was found: Studio looked for "
                          f"{folder / (stem + SAFE_SUFFIX)} and for a file at {Path(name).expanduser()}.")
     if path.suffix.lower() != SAFE_SUFFIX:  # diffusers picks its reader by the file's name
