@@ -41,6 +41,7 @@ MAX_SEED = 2**32 - 1
 SPEED_MODES = ("fast", "eager", "compile")  # CUDA: fast path / plain diffusers / fast path + torch.compile
 MEMORY_MODES = ("auto", "high", "low")  # VRAM: estimate and choose / all on the GPU / every saving measure
 MAX_INPAINT_SIDE = 16384  # masked-area-only inpainting works on a crop, so big pictures are fine
+MIN_INPAINT_SIDE = 8  # the VAE's downscale: a shorter side leaves no latent row or column to paint
 MAX_LORAS = 8
 MAX_LORA_WEIGHT = 4.0  # A1111 allows any weight; beyond +-4 pictures are noise, so it is surely a typo
 # How a refusal says a value the person never typed, one the command line took from the settings.
@@ -362,10 +363,24 @@ def _check_inpaint(request: GenerationRequest) -> Image.Image:
         raise InvalidRequest(f"The inpaint padding must be between 0 and 1024 pixels, not {options.padding}.")
     if not 0 <= options.feather <= 256:
         raise InvalidRequest(f"The mask feather must be between 0 and 256 pixels, not {options.feather}.")
-    if min(image.size) < 8:
-        raise InvalidRequest(f"A {image.width}x{image.height} picture is too small to inpaint.")
+    if problem := _too_small_to_inpaint(image.size):
+        raise InvalidRequest(problem)
     limit = MAX_INPAINT_SIDE if options.masked_only else MAX_SIZE
     if max(image.size) > limit:
         advice = "" if options.masked_only else " as a whole; use masked area only"
         raise InvalidRequest(f"A {image.width}x{image.height} picture is too large to inpaint{advice}.")
     return mask
+
+
+def _too_small_to_inpaint(size: tuple[int, int]) -> str:
+    """Which side of a picture is too short to inpaint, in a sentence; "" when neither is."""
+    width, height = size
+    short = [(side, value) for side, value in (("width", width), ("height", height)) if value < MIN_INPAINT_SIDE]
+    if len(short) == 2:
+        return (f"A {width}x{height} picture is too small to inpaint: each side needs at least "
+                f"{MIN_INPAINT_SIDE} px.")
+    if short:
+        (side, value), = short
+        return (f"A {width}x{height} picture is too thin to inpaint: its {side} is {value} px, under the "
+                f"{MIN_INPAINT_SIDE} px it needs.")
+    return ""

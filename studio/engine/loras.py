@@ -12,10 +12,13 @@ nothing; any other job first gets the base weights back, copied in place, bit fo
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 import warnings
 import weakref
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -34,7 +37,11 @@ from studio.core.weight_files import SafetensorsInfo, check_weights_file
 if TYPE_CHECKING:
     import torch  # the engine loads it; `studio generate` checks LoRA names before it does
 
+log = logging.getLogger(__name__)
+
 LORA_FOLDER = KIND_FOLDERS["lora"]
+# The libraries whose handlers a LoRA load keeps quiet: diffusers logs through its own stderr handler.
+_LIBRARY_LOGGERS = ("diffusers", "peft")
 # attn2.to_k's down projection, in diffusers/PEFT ("attn2.to_k.lora_A") and kohya ("attn2_to_k.lora_down") keys.
 _CROSS_ATTENTION_KEY = re.compile(r"attn2[._]to_k[._]lora(?:_A|_down|\.down)\.weight$")
 
@@ -46,13 +53,18 @@ class LoraFile(NamedTuple):
 
 
 def find_lora(models_root: Path, name: str, tag: str = "") -> Path:
-    """``<models>/loras/<name>.safetensors``, else a .safetensors file at ``name``; ModelError naming both (and
-    ``tag``, the prompt's ``<lora:…>`` tag that named it, if one did)."""
+    """``<models>/loras/<name>.safetensors``, else a .safetensors file at ``name``; ModelError naming both, or the
+    one path a path names (and ``tag``, the prompt's ``<lora:…>`` tag that named it, if one did)."""
     folder = models_root / LORA_FOLDER
     path = find_weights(folder, name)
     if path is None:
         stem = name.removesuffix(SAFE_SUFFIX)
         named = f" (the prompt's {tag})" if tag else ""
+        given = Path(name).expanduser()
+        if given.is_absolute():  # a path: the folder lookups are that same path, so it is named once
+            if given.is_dir():
+                raise ModelError(f"The LoRA {given}{named} is a folder; choose a LoRA's .safetensors file.")
+            raise ModelError(f"The LoRA file {given}{named} does not exist (it was removed or moved).")
         raise ModelError(f"No LoRA named {name!r}{named} was found: Studio looked for "
                          f"{folder / (stem + SAFE_SUFFIX)} and for a file at {Path(name).expanduser()}.")
     if path.suffix.lower() != SAFE_SUFFIX:  # diffusers picks its reader by the file's name
@@ -126,13 +138,52 @@ def fit_problem(lora: LoraFile, info: SafetensorsInfo, width: int, model_name: s
             f"{with_article(model_kind)} model; choose a LoRA made for {model_kind} models.")
 
 
+class _KeptRecords(logging.Filter):
+    """Keeps (and stops) the records logged on one thread; other threads' records pass as they were."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread != self.thread:
+            return True
+        if not self.records or self.records[-1] is not record:  # once, though several handlers ask
+            self.records.append(record)
+        return False
+
+
+@contextmanager
+def _library_output_to_studio_log(what: str) -> Iterator[None]:
+    """What diffusers and peft log or warn meanwhile goes to Studio's log as one entry, not to the terminal:
+    a LoRA that does not fit makes diffusers log its whole state-dict error there (a "size mismatch" line per
+    layer), while Studio says what happened in a sentence."""
+    kept = _KeptRecords()
+    # On the handlers: a logger's own filters never see what its child loggers (diffusers.loaders.peft) log.
+    handlers = [handler for name in _LIBRARY_LOGGERS for handler in logging.getLogger(name).handlers]
+    for handler in handlers:
+        handler.addFilter(kept)
+    try:
+        with warnings.catch_warnings(record=True) as warned:
+            warnings.simplefilter("always")
+            # peft warns on every adapter after the first; several adapters are the point here.
+            warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+            yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(kept)
+        lines = [f"{record.name} {record.levelname}: {record.getMessage()}" for record in kept.records]
+        lines += [f"{warning.category.__name__}: {warning.message}" for warning in warned]
+        if lines:
+            log.warning("While %s:\n%s", what, "\n".join(lines))
+
+
 def _load(pipe: Any, lora: LoraFile, adapter: str, model_name: str) -> None:  # noqa: ANN401
     from safetensors import SafetensorError
 
     try:
-        with warnings.catch_warnings():
-            # peft warns on every adapter after the first; several adapters are the point here.
-            warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+        with _library_output_to_studio_log(f"loading the LoRA {lora.path} as {adapter}"):
             # A folder and an explicit .safetensors name: diffusers reads that local file, never a pickle or the hub.
             pipe.load_lora_weights(str(lora.path.parent), weight_name=lora.path.name, adapter_name=adapter,
                                    use_safetensors=True, local_files_only=True)

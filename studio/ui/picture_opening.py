@@ -46,6 +46,7 @@ class PictureOpening(DocumentWork):
         compared = await self.take_in_ahead(image)
         await self._brush_let_go()
         self.document.set_image(image, label, recipe, compared=compared)
+        self.window.prompt_panel.picture_replaced()
 
     async def replace_in(self, image: Image.Image, mask: np.ndarray, label: str) -> None:
         """A new picture and mask at once as the document's, converted for display in a worker thread first, and a
@@ -53,6 +54,7 @@ class PictureOpening(DocumentWork):
         await self.window.canvas.convert_ahead(image, mask)
         await self._brush_let_go()
         self.document.replace_all(label, image, mask)
+        self.window.prompt_panel.picture_replaced()
 
     async def take_in_ahead(self, image: Image.Image) -> Comparison | None:
         """Convert a picture the document is about to take in for display, and compare it with the canvas picture

@@ -207,6 +207,8 @@ class PromptPanel(QWidget):
         # The picker changes hands as the person picks, and also as a scan lists a model just imported or
         # downloaded (signals blocked while it refills): a refusal about the old pick may no longer hold.
         self._picked_when_refused = ""
+        self._request_takes_picture = False  # whether the request built last takes the canvas picture
+        self._refused_with_picture = False  # whether the refusal shown was of a job made from the canvas picture
         self.model_picker.selection_changed.connect(self._clear_error_if_picked_other)
         self.model_picker.selection_changed.connect(self._update_generator_mode)
         for spin in (self.width_spin, self.height_spin):
@@ -257,6 +259,10 @@ class PromptPanel(QWidget):
 
         With a mask (the canvas's visible, non-empty mask) the request inpaints the canvas picture.
         """
+        # A job that takes the canvas picture (img2img, inpainting) may be refused for that picture: too small, too
+        # thin, its mask empty.
+        self._request_takes_picture = canvas_image is not None and (
+            mask is not None or self.use_canvas_check.isChecked())
         return prompt_panel_values.build_request(self, canvas_image, mask)
 
     def likely_request(self) -> GenerationRequest | None:
@@ -365,6 +371,13 @@ class PromptPanel(QWidget):
         self.error_label.setText(text)
         self.error_label.show()
         self._picked_when_refused = self.model_combo.currentData() or ""
+        self._refused_with_picture = self._request_takes_picture
+
+    def picture_replaced(self) -> None:
+        """The canvas holds another picture (opened, dropped, pasted): a refusal of a job made from the one before no
+        longer holds."""
+        if self._refused_with_picture:
+            self.clear_error()
 
     def _clear_error_if_picked_other(self) -> None:
         """A rescan that keeps the same pick leaves the refusal (a seed too large still is); another pick clears it."""

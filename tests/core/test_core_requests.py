@@ -318,13 +318,20 @@ def test_masked_area_inpainting_has_its_own_limit(base):
 
 
 def test_a_tiny_picture_is_refused(base):
-    request = inpaint_request(base, size=(4, 40), mask_box=(0, 0, 4, 4), masked_only=True)
-    assert refused(request) == "A 4x40 picture is too small to inpaint."
+    request = inpaint_request(base, size=(4, 4), mask_box=(0, 0, 4, 4), masked_only=True)
+    assert refused(request) == "A 4x4 picture is too small to inpaint: each side needs at least 8 px."
+    one_pixel = inpaint_request(base, size=(1, 1), mask_box=(0, 0, 1, 1), masked_only=False)
+    assert refused(one_pixel) == "A 1x1 picture is too small to inpaint: each side needs at least 8 px."
 
 
-def test_a_tiny_picture_is_refused_without_suggesting_masked_area_only(base):
-    request = inpaint_request(base, size=(4, 40), mask_box=(0, 0, 4, 4), masked_only=False)
-    assert refused(request) == "A 4x40 picture is too small to inpaint."
+@pytest.mark.parametrize("masked_only", [True, False])
+def test_a_thin_picture_is_refused_naming_its_short_side(base, masked_only):
+    wide = inpaint_request(base, size=(4000, 3), mask_box=(0, 0, 10, 3), masked_only=masked_only)
+    assert refused(wide) == "A 4000x3 picture is too thin to inpaint: its height is 3 px, under the 8 px it needs."
+    tall = inpaint_request(base, size=(4, 40), mask_box=(0, 0, 4, 4), masked_only=masked_only)
+    assert refused(tall) == "A 4x40 picture is too thin to inpaint: its width is 4 px, under the 8 px it needs."
+    at_least = inpaint_request(base, size=(8, 40), mask_box=(0, 0, 4, 4), masked_only=masked_only)
+    assert prepare_request(at_least).request.width == 8
 
 
 def test_inpaint_strength_is_checked(base):

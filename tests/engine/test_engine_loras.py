@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import time
@@ -445,3 +446,34 @@ def test_a_lora_file_not_named_safetensors_is_refused_as_what_it_is(tmp_path):
     weights = lora(tmp_path / "ink.safetensors").rename(tmp_path / "ink.lora")
     with pytest.raises(ModelError, match=r"rename it to ink\.safetensors\.$"):
         find_lora(tmp_path / "models", str(weights))
+
+
+def test_a_lora_that_does_not_fit_leaves_the_terminal_quiet_and_logs_diffusers_error(
+        generator, tiny_model_dir, capfd, caplog):
+    make(generator, request(tiny_model_dir))
+    capfd.readouterr()
+    caplog.clear()
+    with caplog.at_level(logging.INFO), pytest.raises(ModelError, match="^The LoRA wide-blocks does not fit"):
+        make(generator, request(tiny_model_dir, loras=loras(("wide-blocks", 1.0))))
+    said = capfd.readouterr()
+    assert (said.out, said.err) == ("", "")
+    # diffusers' whole error (every "size mismatch" line) is in Studio's log, as one entry.
+    entries = [r for r in caplog.records if "size mismatch" in r.getMessage()]
+    assert len(entries) == 1
+    assert entries[0].name.startswith("studio.")
+    assert "Loading studio_lora_0 was unsuccessful" in entries[0].getMessage()
+
+
+def test_a_missing_lora_named_by_its_path_is_named_once(models, tmp_path):
+    gone = tmp_path / "paint.safetensors"
+    with pytest.raises(ModelError) as missing:
+        resolve_loras(models, loras((str(gone), 0.5)))
+    assert str(missing.value) == f"The LoRA file {gone} does not exist (it was removed or moved)."
+    tagged = [LoraChoice(str(gone), 0.5, tag=f"<lora:{gone}:0.5>")]
+    with pytest.raises(ModelError) as from_prompt:
+        resolve_loras(models, tagged)
+    assert str(from_prompt.value) == (f"The LoRA file {gone} (the prompt's <lora:{gone}:0.5>) does not exist "
+                                      "(it was removed or moved).")
+    with pytest.raises(ModelError) as folder:
+        resolve_loras(models, loras((str(tmp_path), 0.5)))
+    assert str(folder.value) == f"The LoRA {tmp_path} is a folder; choose a LoRA's .safetensors file."

@@ -75,3 +75,42 @@ def test_a_picture_opened_or_pasted_during_a_stroke_waits_for_it(qtbot, window, 
         doc.undo()  # back to the stroke, on the picture it was painted on
         assert doc.image is before and doc.mask[10, 20] == 255
         doc.redo()
+
+
+def test_a_refusal_about_the_canvas_picture_goes_when_another_picture_is_opened(qtbot, window, tmp_path):  # noqa: ANN001
+    """'A 1x1 picture is too small to inpaint' stayed under Generate after a bigger picture was opened."""
+    panel, doc = window.prompt_panel, window.document
+    one_pixel, thin = tmp_path / "one-pixel.png", tmp_path / "thin-4000x3.png"
+    Image.new("RGB", (1, 1), (200, 10, 10)).save(one_pixel)
+    Image.new("RGB", (4000, 3), (10, 200, 10)).save(thin)
+    panel.prompt_edit.setPlainText("a cat")
+    window.actions_.run(window.actions_.open_path(one_pixel))
+    qtbot.waitUntil(lambda: doc.image is not None and doc.size == (1, 1), timeout=5000)
+    doc.set_mask("Paint", np.full((1, 1), 255, np.uint8))
+    window.generate()
+    qtbot.waitUntil(lambda: not panel.error_label.isHidden(), timeout=5000)
+    assert panel.error_label.text() == "A 1x1 picture is too small to inpaint: each side needs at least 8 px."
+    window.actions_.run(window.actions_.open_path(thin))
+    qtbot.waitUntil(lambda: doc.image is not None and doc.size == (4000, 3), timeout=5000)
+    assert panel.error_label.isHidden()
+    # Its own refusal, once Generate is pressed for it.
+    doc.set_mask("Paint", np.full((3, 4000), 255, np.uint8))
+    window.generate()
+    qtbot.waitUntil(lambda: not panel.error_label.isHidden(), timeout=5000)
+    assert panel.error_label.text() == ("A 4000x3 picture is too thin to inpaint: its height is 3 px, under the 8 px "
+                                        "it needs.")
+    assert window.queue_panel.job_ids() == []
+
+
+def test_a_refusal_about_no_picture_stays_when_a_picture_is_opened(qtbot, window, tmp_path):  # noqa: ANN001
+    panel = window.prompt_panel
+    panel.use_canvas_check.setChecked(False)
+    panel.seed_edit.setText("not a seed")
+    window.generate()
+    qtbot.waitUntil(lambda: not panel.error_label.isHidden(), timeout=5000)
+    refusal = panel.error_label.text()
+    opened = tmp_path / "opened.png"
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(opened)
+    window.actions_.run(window.actions_.open_path(opened))
+    qtbot.waitUntil(lambda: window.document.image is not None, timeout=5000)
+    assert not panel.error_label.isHidden() and panel.error_label.text() == refusal
