@@ -73,7 +73,7 @@ def find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[ControlG
         except (ModelError, InvalidRequest):  # not in the models folder (find_controlnet says so as bad input)
             if items is None:
                 items = scan_library(settings.models_dir, settings.extra_model_paths)
-            match = next((i for i in items if i.kind == kind and name in (i.name, i.path.name)), None)
+            match = _library_match(name, kind, items)
             if match is None and (other := _other_kind(name, kind, items)):
                 raise InvalidRequest(other) from None
             if match is None:
@@ -93,6 +93,16 @@ def find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[ControlG
                   if c.name.strip() else c for c in loras)
     controls = tuple(with_controlnet(g) if g.model else g for g in controls)
     return loras, found(vae.strip(), "vae", find_vae)[0] if vae.strip() else "", controls, tuple(sources)
+
+
+def _library_match(name: str, kind: str, items: list[LibraryItem]) -> LibraryItem | None:
+    """The library's model of ``kind`` that ``name`` names (its name or file name), else the one it names but for
+    case (``INK`` for ink, as the window matches it); None when none or several are."""
+    of_kind = [i for i in items if i.kind == kind]
+    if exact := next((i for i in of_kind if name in (i.name, i.path.name)), None):
+        return exact
+    folded = [i for i in of_kind if name.casefold() in (i.name.casefold(), i.path.name.casefold())]
+    return folded[0] if len(folded) == 1 else None
 
 
 def _other_kind(name: str, kind: str, items: list[LibraryItem]) -> str:

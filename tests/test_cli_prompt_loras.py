@@ -128,3 +128,19 @@ def test_a_rerun_says_the_prompt_s_notes_once(tiny_model_dir, studio_home, tmp_p
     notes = [line for line in again.stderr.splitlines() if line.startswith("note: ")]
     assert notes == ["note: The negative prompt's <lora:ink:1> is read as words, as A1111 reads them: LoRAs are taken "
                      "from the prompt only."]
+
+
+def test_a_lora_in_a_linked_folder_is_found_by_its_name_in_another_case(tiny_model_dir, home, tmp_path):
+    """The command line finds ``--lora INK`` in a linked AUTOMATIC1111 folder as the window matches it."""
+    from tiny_loras import lora_state, save_lora, tiny_unet
+
+    from studio.cli_addon_files import find_files
+    from studio.core.requests import LoraChoice
+    from studio.core.settings import Settings
+
+    a1111 = tmp_path / "stable-diffusion-webui"
+    lora = save_lora(lora_state(tiny_unet(tiny_model_dir)), a1111 / "models" / "Lora" / "ink.safetensors")
+    (a1111 / "models" / "Stable-diffusion").mkdir()
+    settings = Settings(models_dir=home / "models", outputs_dir=home / "outputs", extra_model_paths=[a1111])
+    (found,), _, _, _ = find_files((LoraChoice("INK", 0.8),), "", (), settings)
+    assert found.name == str(lora)

@@ -56,7 +56,7 @@ def find_lora(models_root: Path, name: str, tag: str = "") -> Path:
     """``<models>/loras/<name>.safetensors``, else a .safetensors file at ``name``; ModelError naming both, or the
     one path a path names (and ``tag``, the prompt's ``<lora:…>`` tag that named it, if one did)."""
     folder = models_root / LORA_FOLDER
-    path = find_weights(folder, name)
+    path = find_weights(folder, name) or _named_but_for_case(folder, name)
     if path is None:
         stem = name.removesuffix(SAFE_SUFFIX)
         named = f" (the prompt's {tag})" if tag else ""
@@ -72,6 +72,17 @@ def find_lora(models_root: Path, name: str, tag: str = "") -> Path:
         raise ModelError(f"The LoRA file {path.name} must be named .safetensors for Studio to load "
                          f"it; rename it to {path.stem}{SAFE_SUFFIX}.")
     return path
+
+
+def _named_but_for_case(folder: Path, name: str) -> Path | None:
+    """The one LoRA in ``folder`` whose name is ``name`` but for case (``<lora:INK>`` for ink.safetensors: the
+    window matches it so, and AUTOMATIC1111 on Windows finds it); None when none or several are."""
+    wanted = name.removesuffix(SAFE_SUFFIX).casefold()
+    if Path(name).expanduser().is_absolute() or not folder.is_dir():
+        return None
+    found = [path for path in folder.rglob(f"*{SAFE_SUFFIX}")
+             if path.relative_to(folder).as_posix().removesuffix(SAFE_SUFFIX).casefold() == wanted]
+    return found[0] if len(found) == 1 else None
 
 
 def recorded_name(folder: Path, path: Path) -> str:

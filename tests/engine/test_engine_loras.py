@@ -477,3 +477,18 @@ def test_a_missing_lora_named_by_its_path_is_named_once(models, tmp_path):
     with pytest.raises(ModelError) as folder:
         resolve_loras(models, loras((str(tmp_path), 0.5)))
     assert str(folder.value) == f"The LoRA {tmp_path} is a folder; choose a LoRA's .safetensors file."
+
+
+def test_a_lora_named_but_for_case_is_found_when_only_one_is(models, tmp_path):
+    """``--lora DETAIL`` or ``<lora:Detail>`` finds detail.safetensors, as the window matches names; two files
+    differing only in case leave the name unfound rather than guess."""
+    (found,) = resolve_loras(models, loras(("DETAIL", 0.5)))
+    assert (found.name, found.path) == ("detail", models / "loras" / "detail.safetensors")
+    (nested,) = resolve_loras(models, loras(("Styles/Detail-Kohya", 0.5)))
+    assert nested.name == "styles/detail-kohya"
+    twice = tmp_path / "twice"
+    for name in ("Ink.safetensors", "ink.safetensors"):
+        (twice / "loras").mkdir(parents=True, exist_ok=True)
+        (twice / "loras" / name).write_bytes((models / "loras" / "detail.safetensors").read_bytes())
+    with pytest.raises(ModelError, match="^No LoRA named 'INK' was found"):
+        resolve_loras(twice, loras(("INK", 0.5)))
