@@ -46,14 +46,15 @@ from studio.engine.loader import LoadedModel, load_model
 from studio.engine.loras import resolve_loras, use_loras
 from studio.engine.memory import MemoryPlan, apply_plan, oom_advice, weight_parts
 from studio.engine.model_keeping import (
+    DAMAGED_NOTE,
     REMOVED_NOTE,
     KeptModels,
     ModelStamp,
-    borrowed_weights,
-    changed_in_place,
     in_precision,
     in_system_memory,
     model_files_key,
+    not_whole,
+    sentence,
     unreadable,
 )
 from studio.engine.schedulers import make_scheduler
@@ -163,7 +164,7 @@ class DiffusersGenerator:
         if self._model is not None:
             let_reference_go(self._model.text2img)  # a kept IP-Adapter holds up to 3.6 GB
         previous, self._model = self._model, None
-        found, let_go = self._kept.take(resolved, files, self.device)
+        found, let_go, from_memory = self._kept.take(resolved, files, self.device)
         reloaded = previous is not None and previous.path == resolved and previous.files_key != files
         if reloaded:  # its files changed: a copy of what they held before is no use to switch back to
             let_go.append(previous)
@@ -172,8 +173,8 @@ class DiffusersGenerator:
         if found is not None:
             self._model = found
             log.info("Switched back to %s, kept loaded", path)
-            if not files and not path.exists():
-                note(REMOVED_NOTE.format(name=found.name))
+            if from_memory is not None:  # its files were removed or damaged since
+                note(from_memory)
         else:
             let_go += self._kept.make_room(path, self.device)
         let_gone = bool(let_go)
@@ -205,15 +206,13 @@ class DiffusersGenerator:
         problem = unreadable(path)
         if problem is None:
             return False
-        problem = problem if problem.endswith(".") else f"{problem}."
-        rewritten = changed_in_place(model.files_key, files)
-        if rewritten and next(borrowed_weights(model.text2img), None) is not None:
+        problem = sentence(problem)
+        if rewritten := not_whole(model, files):
             self._model = None  # touching its weights could read the damaged pages (or crash on missing ones)
             raise ModelError(f"The model {model.name} changed on disk and cannot be read: {problem} "
                              f"{', '.join(rewritten)} was rewritten in place, so the copy in memory is not whole "
                              "either. Put a whole copy of the model back and generate again.")
-        note(f"The model {model.name}'s files changed since it was loaded and cannot be read: {problem} This "
-             "job's pictures were made from the copy in memory.")
+        note(DAMAGED_NOTE.format(name=model.name, problem=problem))
         return True
 
     def _let_kept_go(self) -> bool:

@@ -32,6 +32,8 @@ KEEP_AT_MOST = 3
 
 REMOVED_NOTE = ("The model {name}'s files were removed since it was loaded; this job's pictures were made from the "
                 "copy in memory.")
+DAMAGED_NOTE = ("The model {name}'s files changed since it was loaded and cannot be read: {problem} This job's "
+                "pictures were made from the copy in memory.")
 
 
 def in_system_memory(model: Any) -> bool:  # noqa: ANN401 - a LoadedModel
@@ -107,6 +109,17 @@ def changed_in_place(loaded: ModelStamp, now: ModelStamp) -> list[str]:
             if ino in inodes and inodes[ino][0] == name and inodes[ino][1:] != (size, mtime)]
 
 
+def not_whole(model: Any, files: ModelStamp) -> list[str]:  # noqa: ANN401 - a LoadedModel
+    """The weight files rewritten in place since ``model`` was loaded where some of its weights in memory are
+    still their pages, so the copy in memory is not whole either; [] where it is whole."""
+    rewritten = changed_in_place(model.files_key, files)
+    return rewritten if rewritten and next(borrowed_weights(model.text2img), None) is not None else []
+
+
+def sentence(text: str) -> str:
+    return text if text.endswith(".") else f"{text}."
+
+
 def unreadable(path: Path) -> str | None:
     """Why the model's files cannot be loaded as they are now (a sentence), or None where they look whole: its
     folder, each weight file's header against its size, and each config's JSON are checked; no weights are read."""
@@ -171,18 +184,31 @@ class KeptModels:
     def __len__(self) -> int:
         return len(self._models)
 
-    def take(self, path: Path, files: ModelStamp, device: DeviceInfo) -> tuple[Any | None, list[Any]]:
-        """The kept model of ``path`` in the precision ``device`` computes in, taken out (or None), and the kept
-        copies of ``path`` whose files have changed since (a new download or conversion), let go. A copy in
-        another precision stays (the CPU's Speed setting switches between two). Where ``path`` was removed, the
-        copy in memory is all there is of the model and it is taken, as the model in use runs on (the caller
-        says so: ``REMOVED_NOTE``); its weights are its own (the loader copies mapped ones)."""
+    def take(self, path: Path, files: ModelStamp,
+             device: DeviceInfo) -> tuple[Any | None, list[Any], str | None]:
+        """The kept model of ``path`` in the precision ``device`` computes in, taken out (or None), the kept
+        copies of ``path`` whose files have changed since (a new download or conversion), let go, and the note
+        the job gives where the model taken runs from memory (or None). A copy in another precision stays (the
+        CPU's Speed setting switches between two). Where ``path`` was removed or its files were damaged, the
+        copy in memory is all there is of the model and it is taken, as the model in use runs on
+        (``REMOVED_NOTE``, ``DAMAGED_NOTE``), where it is whole: its weights are its own (the loader copies
+        mapped ones) or pages of files that were not rewritten in place (``not_whole``)."""
         same = [m for m in self._models if m.path == path]
-        removed = not files and not path.exists()
-        stale = [] if removed else [m for m in same if m.files_key != files]
-        found = next((m for m in same if (removed or m.files_key == files) and in_precision(m, device)), None)
+        found = next((m for m in same if m.files_key == files and in_precision(m, device)), None)
+        changed = [m for m in same if m.files_key != files]
+        template, problem = None, None
+        if not files and not path.exists():
+            template = REMOVED_NOTE
+        elif found is None and changed and (problem := unreadable(path)) is not None:
+            template = DAMAGED_NOTE
+        if template is None:  # files that load: the copies of what they held before are no use
+            self._models = [m for m in self._models if m is not found and not any(m is c for c in changed)]
+            return found, changed, None
+        stale = [m for m in changed if not_whole(m, files)]
+        found = next((m for m in changed if in_precision(m, device) and not any(m is s for s in stale)), None)
         self._models = [m for m in self._models if m is not found and not any(m is s for s in stale)]
-        return found, stale
+        note = None if found is None else template.format(name=found.name, problem=sentence(problem or ""))
+        return found, stale, note
 
     def keep(self, model: Any) -> list[Any]:  # noqa: ANN401 - a LoadedModel
         """Put ``model`` first; returns the models let go: an offloaded one (Low VRAM: its weights are in system

@@ -191,6 +191,48 @@ def test_weights_still_pages_of_a_file_damaged_in_place_refuse_the_job_and_a_who
     assert loads == ["tiny-copy", "tiny-copy"]
 
 
+def keep_and_damage(generator: DiffusersGenerator, model: Path, tiny_model_dir: Path,
+                    damage) -> tuple[np.ndarray, str, GenerationRequest]:  # noqa: ANN001
+    """A picture of ``model``, then ``model`` kept (another model in use) and its unet weights damaged by
+    ``damage``; returns the picture, its hash and a job for ``model`` queued before the damage."""
+    before, before_hash = make(generator, model, DirectContext())
+    make(generator, Path(shutil.copytree(tiny_model_dir, model.parent / "other")), DirectContext())
+    queued = tiny_request(model, prepared=True)
+    weights = unet_weights(model)
+    damage(weights, weights.read_bytes()[:5000])
+    return before, before_hash, queued
+
+
+@pytest.mark.parametrize("damage", [replace_with, Path.write_bytes], ids=["replaced", "cut-in-place"])
+def test_a_kept_model_whose_files_were_damaged_is_switched_back_to_from_memory_with_a_note(
+        generator, loads, model, tiny_model_dir, damage):
+    """As the model in use does: its weights are its own (the loader copied them), so the copy kept is whole."""
+    before, before_hash, queued = keep_and_damage(generator, model, tiny_model_dir, damage)
+    context = DirectContext()
+    after, after_hash = make(generator, model, context, queued)
+    assert np.array_equal(before, after) and after_hash == before_hash
+    assert loads == ["tiny-copy", "other"]  # switched back to, not read again
+    (note,) = [n for n in context.notes if "tiny-copy's files" in n]
+    assert note.startswith("The model tiny-copy's files changed since it was loaded and cannot be read: The model ")
+    assert unet_weights(model).name in note and note.endswith("This job's pictures were made from the copy in memory.")
+    assert [kept.name for kept in generator._kept.models] == ["other"]
+
+    again = DirectContext()  # the model in use now, its files still damaged: from memory again
+    assert np.array_equal(make(generator, model, again, queued)[0], before)
+    assert loads == ["tiny-copy", "other"] and note in again.notes
+
+
+def test_a_kept_model_still_pages_of_a_file_damaged_in_place_is_let_go(generator, loads, model, tiny_model_dir,
+                                                                       monkeypatch):
+    """Weights left as pages of the file (an offloaded GPU job's): cut in place, the copy kept is not whole."""
+    monkeypatch.setattr(loader, "own_weights", lambda pipe: 0)
+    _, _, queued = keep_and_damage(generator, model, tiny_model_dir, Path.write_bytes)
+    with pytest.raises(ModelError, match="tiny-copy"):
+        make(generator, model, DirectContext(), queued)
+    assert loads == ["tiny-copy", "other", "tiny-copy"]  # read again: the copy kept was let go
+    assert all(kept.name != "tiny-copy" for kept in generator._kept.models)
+
+
 def test_files_changed_while_hashed_give_no_hash_rather_than_another_models(model, monkeypatch, tmp_path):
     from studio.engine.device import select_device
 

@@ -145,7 +145,7 @@ def test_what_keeping_weighs(tiny_model_dir, other_models):
     assert models.keep(model) == [] and models.make_room(other_models[0], cpu, lambda: PLENTY) == []
     assert models.make_room(other_models[0], cpu, lambda: (reserve + need - 1, 64 * GIB)) == [model]
     assert models.keep(model) == []
-    assert models.take(tiny_model_dir, (), cpu) == (None, [model])  # its files changed since: it goes
+    assert models.take(tiny_model_dir, (), cpu) == (None, [model], None)  # its files changed since: it goes
     model.offloaded = True  # Low VRAM: its weights are in system memory with hooks; never kept
     assert models.keep(model) == [model] and len(models) == 0
 
