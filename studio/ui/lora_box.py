@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -19,11 +18,11 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import InvalidRequest
-from studio.core.model_kind import FAMILY_LABELS
 from studio.core.model_library import LibraryItem
 from studio.core.outside_library import NOT_IN_LIBRARY, OutsideModel, is_path, listed_name, outside_model
 from studio.core.prompt_loras import describe, tag_choices, tag_name, take_lora_tags
 from studio.core.requests import MAX_LORA_WEIGHT, MAX_LORAS, LoraChoice
+from studio.ui.lora_checks import LoraLibrary, family_label, short_name
 from studio.ui.tasks import Tasks, loop_can_run_tasks
 from studio.ui.theme import icon, repolish
 
@@ -37,13 +36,10 @@ class LoraBox(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._loras: list[LibraryItem] = []
+        self._library = LoraLibrary()
         self._tasks = Tasks()
         self._outside: dict[str, OutsideModel] = {}  # what each VAE chosen from outside the library is
         self._library_vaes: set[str] = set()
-        self._library_read = False  # before the first scan, no LoRA can be said to be missing
-        self._families: dict[str, str] = {}  # checkpoint path -> family, from the library
-        self._model = ""  # the chosen checkpoint (its path)
         self._rows: list[tuple[str, QDoubleSpinBox, QWidget]] = []
         self._row_labels: dict[str, QLabel] = {}
         layout = QVBoxLayout(self)
@@ -89,9 +85,7 @@ class LoraBox(QWidget):
     # -- library ---------------------------------------------------------------------------------
     def set_library(self, items: list[LibraryItem]) -> None:
         """The library's LoRAs and VAEs to pick from (a chosen one that went missing stays, by name)."""
-        self._loras = [i for i in items if i.kind == "lora" and i.usable]
-        self._families = {str(i.path): i.family for i in items if i.kind == "checkpoint"}
-        self._library_read = True
+        self._library.set_items(items)
         vaes = [i for i in items if i.kind == "vae" and i.usable]
         current = self.vae()
         self._library_vaes = {str(i.path) for i in vaes}
@@ -109,30 +103,26 @@ class LoraBox(QWidget):
     def set_model(self, model: str) -> None:
         """The chosen checkpoint (its path): LoRAs made for another family are greyed in the menu and marked in the
         list."""
-        self._model = model
+        self._library.model = model
         self._mark_rows()
 
-    def _family(self) -> str:
-        return self._families.get(self._model, "")
+    @property
+    def _loras(self) -> list[LibraryItem]:
+        """The library's usable LoRAs (empty until the first scan)."""
+        return self._library.loras
 
     def _fill_menu(self) -> None:
         self.add_menu.clear()
         chosen = {self.library_path(name) for name, _, _ in self._rows}
         if not self._loras:
             self.add_menu.addAction("No LoRAs in the library yet (Settings → Model Library…)").setEnabled(False)
-        fitting = [i for i in self._loras if not self._other_family(i)]
+        fitting = [i for i in self._loras if not self._library.other_family(i)]
         for item in fitting + [i for i in self._loras if i not in fitting]:
             action = self.add_menu.addAction(f"{item.name}  ·  {item.label}", lambda i=item: self.add(str(i.path)))
-            other = self._other_family(item)
-            action.setToolTip(f"For {other} models; the chosen model is {_family_label(self._family())}" if other
+            other = self._library.other_family(item)
+            action.setToolTip(f"For {other} models; the chosen model is {family_label(self._library.family())}" if other
                               else str(item.path))
             action.setEnabled(not other and str(item.path) not in chosen and len(self._rows) < MAX_LORAS)
-
-    def _other_family(self, item: LibraryItem) -> str:
-        """The family the LoRA is made for ("SDXL") when the chosen model is of another; "" when it fits or either is
-        not known (the job checks the file then)."""
-        family = self._family()
-        return _family_label(item.family) if family and item.family and item.family != family else ""
 
     # -- values ----------------------------------------------------------------------------------
     def add(self, name: str, weight: float = 1.0) -> None:
@@ -141,7 +131,7 @@ class LoraBox(QWidget):
         row = QWidget()
         line = QHBoxLayout(row)
         line.setContentsMargins(0, 0, 0, 0)
-        label = QLabel(_short(name))
+        label = QLabel(short_name(name))
         label.setObjectName("loraName")
         label.setToolTip(name)
         self._row_labels[name] = label
@@ -177,31 +167,14 @@ class LoraBox(QWidget):
         return tuple(LoraChoice(self.library_path(name), spin.value()) for name, spin, _ in self._rows)
 
     # -- problems, said before anything is queued ------------------------------------------------
-    def _row_problem(self, name: str) -> tuple[str, str] | None:
-        """What is wrong with a listed LoRA: its note in the list and the sentence that refuses Generate."""
-        item = self._lora_item(name)
-        if item is not None:
-            if other := self._other_family(item):
-                model = _family_label(self._family())
-                return (f"for {other}", f"The LoRA {item.name} is made for {other} models and the chosen model is "
-                        f"{model}; remove it from the list or choose a model of that kind.")
-            return None
-        if not self._library_read or _is_file(name):  # a file outside the library: the job reads it as it is
-            return None
-        if is_path(name):
-            return ("not found", f"The LoRA {_short(name)} is not in the library any more ({name} was removed); "
-                    "remove it from the list or put it back.")
-        return ("not found", f"The LoRA {name} is not in the library; remove it from the list or add it to the "
-                "library (Settings → Model Library…).")
-
     def _mark_rows(self) -> None:
         for name, _, _ in self._rows:
             self._mark_row(name)
 
     def _mark_row(self, name: str) -> None:
         label = self._row_labels[name]
-        problem = self._row_problem(name)
-        label.setText(listed_name(_short(name), problem[0]) if problem else _short(name))
+        problem = self._library.row_problem(name)
+        label.setText(listed_name(short_name(name), problem[0]) if problem else short_name(name))
         label.setToolTip(problem[1] if problem else name)
         if label.property("error") != bool(problem):
             label.setProperty("error", bool(problem))
@@ -210,10 +183,7 @@ class LoraBox(QWidget):
     def _tag_problems(self, prompt: str, tagged: tuple[LoraChoice, ...]) -> None:
         """InvalidRequest for a tag naming a LoRA the library does not have, or for tags the job would refuse (one
         LoRA tagged twice at two weights, too many LoRAs)."""
-        for choice in tagged:
-            if self._library_read and self._lora_item(choice.name) is None and not _is_file(choice.name):
-                raise InvalidRequest(f"The prompt's {choice.tag} names the LoRA {tag_name(choice)}, which is not in "
-                                     "the library; check its name, or add the LoRA to the library.")
+        self._library.check_tagged(tagged)
         take_lora_tags(prompt, "", (*self.choices(), *tagged))
 
     def with_prompt_tags(self, prompt: str) -> tuple[LoraChoice, ...]:
@@ -221,7 +191,7 @@ class LoraBox(QWidget):
         in the models folder or a linked one); InvalidRequest for a listed LoRA that is missing or made for another
         family, a tag with a bad weight or an unknown LoRA, or tags the job would refuse."""
         for name, _, _ in self._rows:
-            if problem := self._row_problem(name):
+            if problem := self._library.row_problem(name):
                 raise InvalidRequest(problem[1])
         tagged = self._tagged(prompt)
         return (*self.choices(), *tagged)
@@ -265,18 +235,7 @@ class LoraBox(QWidget):
 
     def library_path(self, name: str) -> str:
         """A recorded name ("ink", "ink.safetensors") as the library's file, when it has one of that name."""
-        item = self._lora_item(name)
-        return str(item.path) if item is not None else name
-
-    def _lora_item(self, name: str) -> LibraryItem | None:
-        """The library's LoRA of this name, file name or path: the same spelling first, then another case (as
-        A1111 and the file systems of Windows and macOS find it), so "INK" and "ink" are one LoRA however it was
-        added; the job is handed the file's path, which the engine finds on any system."""
-        for same in (lambda a, b: a == b, lambda a, b: a.casefold() == b.casefold()):
-            for item in self._loras:
-                if any(same(name, known) for known in (item.name, item.path.name, str(item.path))):
-                    return item
-        return None
+        return self._library.library_path(name)
 
     def _select_vae(self, vae: str) -> None:
         if not vae:
@@ -302,21 +261,7 @@ class LoraBox(QWidget):
             self._name_outside(index, vae, found)
 
     def _name_outside(self, index: int, vae: str, found: OutsideModel) -> None:
-        self.vae_combo.setItemText(index, listed_name(_short(vae), found.note))
+        self.vae_combo.setItemText(index, listed_name(short_name(vae), found.note))
         self.vae_combo.setItemData(index, found.problem or f"{vae} is not in the model library",
                                    Qt.ItemDataRole.ToolTipRole)
 
-
-def _family_label(family: str) -> str:
-    return FAMILY_LABELS.get(family, family or "unknown")
-
-
-def _is_file(name: str) -> bool:
-    """A LoRA named by a path to a file that is there (a recorded or typed path outside the library)."""
-    return is_path(name) and Path(name).expanduser().is_file()
-
-
-def _short(name: str) -> str:
-    """The file's stem for a path, the name itself otherwise."""
-    tail = name.replace("\\", "/").rsplit("/", 1)[-1]
-    return tail[:-len(".safetensors")] if tail.endswith(".safetensors") else tail
