@@ -92,7 +92,7 @@ def check_upscaler(method: str, params: Mapping[str, Any], registry: Registry, e
     contribution = registry.get(POSTPROCESSOR, method)
     if not (contribution.builtin and method == UPSCALE):
         return
-    from studio.engine.upscale import find_upscaler  # torch: the job loads it next anyway
+    from studio.core.upscalers import find_upscaler  # names only: no torch before the request is checked
 
     try:  # the filter's own lookup, run before the engine starts
         find_upscaler(env, str(params.get("model", "") or ""))

@@ -162,6 +162,20 @@ def test_bad_input_exits_2_with_one_sentence(tiny_model_dir, home, tmp_path):
     assert not output.exists()
 
 
+def test_an_upscale_step_is_checked_without_torch(tiny_model_dir, home, tmp_path):
+    """Finding --post upscale's model imported torch (the engine's upscale module) before the rest was checked."""
+    upscalers = home / "data" / "models" / "upscalers"
+    upscalers.mkdir(parents=True)
+    (upscalers / "4x.safetensors").write_bytes(b"names are all that is read")
+    base = ["generate", "--model", str(tiny_model_dir), "--prompt", "p", "-o", str(tmp_path / "never.png")]
+    assert_refused_without_torch(home, base, {
+        "no such upscaler": (["--post", "upscale:model=2x"],
+                             f"No upscaler called '2x' is in {upscalers.resolve()}/ (it holds: 4x.safetensors)."),
+        "bad size after it": (["--post", "upscale:model=4x", "--size", "big"],
+                              "The size 'big' is not WIDTHxHEIGHT, e.g. 512x768."),
+    })
+
+
 def test_an_output_that_could_not_be_written_is_refused_before_the_engine_starts(tiny_model_dir, home, tmp_path):
     (tmp_path / "folder.png").mkdir()
     (tmp_path / "out").mkdir()

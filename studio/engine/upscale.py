@@ -20,19 +20,15 @@ from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.generation import JobContext
 from studio.core.held_memory import CACHED, HeldModel
-from studio.core.model_library import KIND_FOLDERS
-from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights
-from studio.core.weight_files import check_weights_file, pickle_refusal
+from studio.core.upscalers import KNOWN_GOOD, find_upscaler, upscalers_dir  # noqa: F401 - the engine's names
+from studio.core.weight_files import check_weights_file
 from studio.engine.cpu_precision import cpu_dtype, to_channels_last
 from studio.engine.device import DeviceInfo, on_free_memory, select_device
 from studio.engine.held_memory import describe
 from studio.engine.style.weights import file_key
 from studio.engine.tiled import Network, upscale_tiled
 
-FOLDER = KIND_FOLDERS["upscaler"]
 MAX_SIDE = 16384  # the largest picture Studio takes back from a post-processor
-KNOWN_GOOD = ("Real-ESRGAN x4plus, 4x-UltraSharp, 4x_foolhardy_Remacri, realesr-general-x4v3 or another "
-              "ESRGAN-family model")
 INSTALL = 'pip install "studio[upscale]"'
 
 
@@ -48,32 +44,6 @@ class Upscaler:
     minimum: int  # and at least this
     tiled: bool  # False where the model tiles internally
     dtype: torch.dtype
-
-
-def upscalers_dir(env: GeneratorEnvironment) -> Path:
-    """``<models folder>/upscalers``."""
-    return env.models_root / FOLDER
-
-
-def find_upscaler(env: GeneratorEnvironment, name: str = "") -> Path:
-    """The upscaler file named ``name`` (a name in the upscalers folder, or a path); empty: the first one there."""
-    folder = upscalers_dir(env)
-    present = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
-    if name.strip():
-        path = find_weights(folder, name.strip())
-        if path is None:
-            there = ", ".join(p.name for p in present) or "nothing yet"
-            raise ModelError(f"No upscaler called {name!r} is in {folder}/ (it holds: {there}).")
-        return path
-    found = [p for p in present if p.suffix.lower() == SAFE_SUFFIX]
-    if found:
-        return found[0]
-    pickles = [p for p in present if p.suffix.lower() in PICKLE_SUFFIXES]
-    if pickles:  # the person has one, but as a pickle: say how to convert it
-        raise ModelError(pickle_refusal(pickles[0]))
-    raise ModelError(f"Upscaling needs an upscaler model: put a {KNOWN_GOOD}, as a .safetensors file, in "
-                     f"{folder}/ (convert a .pth download with: studio convert-weights IN.pth "
-                     f"{folder / 'NAME.safetensors'}).")
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
