@@ -259,9 +259,9 @@ class PromptPanel(QWidget):
 
         With a mask (the canvas's visible, non-empty mask) the request inpaints the canvas picture.
         """
-        # A job that takes the canvas picture (img2img, inpainting) may be refused for that picture: too small, too
-        # thin, its mask empty.
-        self._request_takes_picture = canvas_image is not None and (
+        # A job of Studio's own that takes the canvas picture (img2img, inpainting) may be refused for that picture
+        # (too small, too thin, its mask empty, none there yet): another picture opened answers such a refusal.
+        self._request_takes_picture = self.selected_generator() is None and (
             mask is not None or self.use_canvas_check.isChecked())
         return prompt_panel_values.build_request(self, canvas_image, mask)
 

@@ -102,6 +102,21 @@ def test_a_refusal_about_the_canvas_picture_goes_when_another_picture_is_opened(
     assert window.queue_panel.job_ids() == []
 
 
+def test_the_empty_canvas_refusal_goes_when_a_picture_is_opened(qtbot, window, tmp_path):  # noqa: ANN001
+    """"The canvas is empty; open or generate a picture…" asks for a picture: opening one answers it."""
+    panel, doc = window.prompt_panel, window.document
+    picture = tmp_path / "cat.png"
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(picture)
+    panel.prompt_edit.setPlainText("a cat")
+    panel.use_canvas_check.setChecked(True)
+    window.generate()
+    qtbot.waitUntil(lambda: not panel.error_label.isHidden(), timeout=5000)
+    assert "canvas is empty" in panel.error_label.text()
+    window.actions_.run(window.actions_.open_path(picture))
+    qtbot.waitUntil(lambda: doc.image is not None, timeout=5000)
+    assert panel.error_label.isHidden()
+
+
 def test_a_refusal_about_no_picture_stays_when_a_picture_is_opened(qtbot, window, tmp_path):  # noqa: ANN001
     panel = window.prompt_panel
     panel.use_canvas_check.setChecked(False)
