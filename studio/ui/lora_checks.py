@@ -35,12 +35,15 @@ class LoraLibrary:
     def item(self, name: str) -> LibraryItem | None:
         """The library's LoRA of this name, file name or path: the same spelling first, then another case (as
         A1111 and the file systems of Windows and macOS find it), so "INK" and "ink" are one LoRA however it was
-        added; the job is handed the file's path, which the engine finds on any system."""
-        for same in (lambda a, b: a == b, lambda a, b: a.casefold() == b.casefold()):
-            for item in self.loras:
-                if any(same(name, known) for known in (item.name, item.path.name, str(item.path))):
-                    return item
-        return None
+        added; the job is handed the file's path, which the engine finds on any system. Two LoRAs differing only in
+        case are not guessed between (as the engine and the command line do not)."""
+        def names(item: LibraryItem) -> tuple[str, ...]:
+            return item.name, item.path.name, str(item.path)
+
+        if exact := next((item for item in self.loras if name in names(item)), None):
+            return exact
+        folded = [item for item in self.loras if name.casefold() in (n.casefold() for n in names(item))]
+        return folded[0] if len(folded) == 1 else None
 
     def library_path(self, name: str) -> str:
         """A recorded name ("ink", "ink.safetensors") as the library's file, when it has one of that name."""
