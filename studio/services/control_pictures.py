@@ -89,6 +89,7 @@ def _kept_values(registry: Registry, kind: str, contribution_id: str, values: di
         source = value if isinstance(value, str) else value.info.get(SOURCE_KEY)
         if isinstance(source, str) and is_kept_control(source) and Path(source).is_file():
             continue  # kept before (a rerun, Load parameters): still named
+        key = None
         try:
             picture = images.open_image(Path(value)) if isinstance(value, str) else value
             key = pixel_digest(picture)
@@ -98,6 +99,8 @@ def _kept_values(registry: Registry, kind: str, contribution_id: str, values: di
             log.warning("Could not keep the picture of %s for the history", param.name, exc_info=True)
             note(f"{contribution.title}: {param.title}: the picture could not be kept for the history: "
                  f"{describe_exception(exc)}")
+            if key is not None:  # the same picture again is not tried (and said) twice
+                kept[key] = None
             continue
         if (path := kept[key]) is None:
             continue

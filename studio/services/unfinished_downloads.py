@@ -41,8 +41,7 @@ def unfinished_downloads(models_dir: Path) -> list[UnfinishedDownload]:
         work = state_file.parent
         target = work.parent.parent
         finished = [p for p in state.get("finished", []) if isinstance(p, str) and not unsafe_path(p)]
-        done = sum(path.stat().st_size for path in (target / p for p in finished) if path.is_file())
-        done += sum(part.stat().st_size for part in work.glob("*.incomplete"))
+        done = sum(_size(target / p) for p in finished) + sum(_size(part) for part in work.glob("*.incomplete"))
         total = state.get("total_bytes")
         found.append(UnfinishedDownload(state["repo_id"], target.parent, done,
                                         total if isinstance(total, int) and total > 0 else None))
@@ -69,3 +68,11 @@ def delete_unfinished(download: UnfinishedDownload, models_dir: Path) -> None:
         except OSError as exc:
             raise InvalidRequest(f"Could not delete the unfinished download {folder}: {os_reason(exc)}.") from exc
     remove_empty(staging, staging.parent)
+
+
+def _size(path: Path) -> int:
+    """Its size; 0 when it is not there (a running download renames its parts as it goes)."""
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return 0

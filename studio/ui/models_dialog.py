@@ -179,7 +179,7 @@ class ModelsDialog(TaskDialog):
                 self.tree.setCurrentItem(row)
         if not kind:  # of no kind yet: under All kinds only
             for download in self.unfinished:
-                row = _Row([download.repo_id.split("/")[1], UNFINISHED, format_size(download.done_bytes), "",
+                row = _Row([download.repo_id.rsplit("/", 1)[-1], UNFINISHED, format_size(download.done_bytes), "",
                             f"Hugging Face: {download.repo_id}"])
                 row.setData(1, Qt.ItemDataRole.UserRole, download.repo_id)
                 row.setData(2, Qt.ItemDataRole.UserRole, download.done_bytes)
