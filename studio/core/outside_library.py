@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from studio.core.model_kind import WANTED_KINDS, other_kind_sentence
+from studio.core.model_kind import FAMILY_LABELS, WANTED_KINDS, other_kind_sentence
 from studio.core.model_library import item_for_file, item_for_folder
 
 NOT_IN_LIBRARY = "not in the library"
@@ -19,6 +19,17 @@ LISTED_CHARS = 18  # of a long name listed with its note: the note must stay in 
 def listed_name(name: str, note: str) -> str:
     """"control_v11f1p_sd… (not found)": the name cut short enough that a narrow list still shows its note."""
     return f"{name if len(name) <= LISTED_CHARS else name[:LISTED_CHARS - 1] + '…'} ({note})"
+
+
+def short_name(name: str) -> str:
+    """The file's stem for a path (a folder's name for a folder), the name itself otherwise."""
+    tail = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return tail[:-len(".safetensors")] if tail.endswith(".safetensors") else tail
+
+
+def family_label(family: str) -> str:
+    """"SD 1.x" for "sd1"; the family's own name when it has no label."""
+    return FAMILY_LABELS.get(family, family or "unknown")
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,16 @@ from studio.core.control import (
     PREPROCESSORS,
     ControlGuide,
 )
-from studio.core.model_kind import FAMILY_LABELS
 from studio.core.model_library import LibraryItem
-from studio.core.outside_library import NOT_IN_LIBRARY, OutsideModel, is_path, listed_name, outside_model
+from studio.core.outside_library import (
+    NOT_IN_LIBRARY,
+    OutsideModel,
+    family_label,
+    is_path,
+    listed_name,
+    outside_model,
+    short_name,
+)
 from studio.ui.buttons import tool_button
 from studio.ui.control_picture import CanvasSource, ControlPicture
 from studio.ui.depth_model import DepthModel, DepthOffer
@@ -161,10 +168,10 @@ class GuideRow(QFrame):
         fitting = [i for i in items if not family or not i.family or i.family == family]
         for item in fitting + [i for i in items if i not in fitting]:
             fits = item in fitting
-            combo.addItem(item.name if fits else f"{item.name}  ·  {_family(item.family)}", _value(item))
+            combo.addItem(item.name if fits else f"{item.name}  ·  {family_label(item.family)}", _value(item))
             index = combo.count() - 1
-            combo.setItemData(index, str(item.path) if fits else f"For {_family(item.family)} models; the chosen "
-                              f"model is {_family(family)}", Qt.ItemDataRole.ToolTipRole)
+            combo.setItemData(index, str(item.path) if fits else f"For {family_label(item.family)} models; the chosen "
+                              f"model is {family_label(family)}", Qt.ItemDataRole.ToolTipRole)
             combo.model().item(index).setEnabled(fits)
         self.select_model(current)
         combo.blockSignals(False)
@@ -196,7 +203,7 @@ class GuideRow(QFrame):
         self._show_problem()
 
     def _name_outside(self, index: int, value: str, found: OutsideModel) -> None:
-        self.model_combo.setItemText(index, listed_name(_short(value), found.note))
+        self.model_combo.setItemText(index, listed_name(short_name(value), found.note))
         self.model_combo.setItemData(index, found.problem or f"{value} is not in the model library",
                                      Qt.ItemDataRole.ToolTipRole)
 
@@ -303,8 +310,8 @@ class GuideRow(QFrame):
             return outside.problem
         family = self.model_family()
         if self._family and family and family != self._family:
-            return (f"{label}'s ControlNet {_short(self.model())} is for {_family(family)} models, and the chosen "
-                    f"model is {_family(self._family)}; choose one made for it.")
+            return (f"{label}'s ControlNet {short_name(self.model())} is for {family_label(family)} models, and the "
+                    f"chosen model is {family_label(self._family)}; choose one made for it.")
         return None
 
     def _show_problem(self) -> None:
@@ -336,13 +343,6 @@ def _value(item: LibraryItem) -> str:
     return item.name if not item.linked and item.path.parent.name == "controlnet" else str(item.path)
 
 
-def _family(family: str) -> str:
-    return FAMILY_LABELS.get(family, family or "unknown")
-
-
-def _short(name: str) -> str:
-    tail = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    return tail[:-len(".safetensors")] if tail.endswith(".safetensors") else tail
 
 
 def _spin(top: float, tip: str) -> QDoubleSpinBox:

@@ -19,10 +19,18 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import InvalidRequest
 from studio.core.model_library import LibraryItem
-from studio.core.outside_library import NOT_IN_LIBRARY, OutsideModel, is_path, listed_name, outside_model
+from studio.core.outside_library import (
+    NOT_IN_LIBRARY,
+    OutsideModel,
+    family_label,
+    is_path,
+    listed_name,
+    outside_model,
+    short_name,
+)
 from studio.core.prompt_loras import describe, tag_choices, tag_name, take_lora_tags
 from studio.core.requests import MAX_LORA_WEIGHT, MAX_LORAS, LoraChoice
-from studio.ui.lora_checks import LoraLibrary, family_label, short_name
+from studio.ui.lora_checks import LoraLibrary
 from studio.ui.tasks import Tasks, loop_can_run_tasks
 from studio.ui.theme import icon, repolish
 

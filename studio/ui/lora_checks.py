@@ -7,9 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from studio.core.errors import InvalidRequest
-from studio.core.model_kind import FAMILY_LABELS
 from studio.core.model_library import LibraryItem
-from studio.core.outside_library import is_path
+from studio.core.outside_library import family_label, is_path, short_name
 from studio.core.prompt_loras import tag_name
 from studio.core.requests import LoraChoice
 
@@ -81,16 +80,8 @@ class LoraLibrary:
                                      "the library; check its name, or add the LoRA to the library.")
 
 
-def family_label(family: str) -> str:
-    return FAMILY_LABELS.get(family, family or "unknown")
-
 
 def is_file(name: str) -> bool:
     """A LoRA named by a path to a file that is there (a recorded or typed path outside the library)."""
     return is_path(name) and Path(name).expanduser().is_file()
 
-
-def short_name(name: str) -> str:
-    """The file's stem for a path, the name itself otherwise."""
-    tail = name.replace("\\", "/").rsplit("/", 1)[-1]
-    return tail[:-len(".safetensors")] if tail.endswith(".safetensors") else tail
