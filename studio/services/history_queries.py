@@ -94,11 +94,14 @@ class HistoryQueries(HistoryConnection):
 
         Names differing only in case (DreamShaper, dreamshaper) are one model to the filter, which folds case:
         listed once, as most recently written."""
-        with self._errors():
-            rows = self._conn().execute(  # SQLite takes a bare column from the row where max() is found
-                "SELECT model_name, max(created) FROM entries WHERE model_name != '' "
-                "GROUP BY studio_fold(model_name)").fetchall()
-        return sorted((name for name, _ in rows), key=lambda name: (fold(name), name))
+        with self._errors():  # grouped by the indexed column (no Python call per row); spellings merged here
+            rows = self._conn().execute("SELECT model_name, max(created) FROM entries WHERE model_name != '' "
+                                        "GROUP BY model_name").fetchall()
+        newest: dict[str, tuple[float, str]] = {}
+        for name, created in rows:
+            if fold(name) not in newest or created > newest[fold(name)][0]:
+                newest[fold(name)] = (created, name)
+        return sorted((name for _, name in newest.values()), key=lambda name: (fold(name), name))
 
     @repairs_index
     def recent_prompts(self, limit: int = RECENT_PROMPTS) -> list[str]:
