@@ -263,10 +263,11 @@ class EngineWorker:
     def _run(self) -> None:
         if self._warm_up is not None:
             with _imports_uncollected():
-                said_device = []
+                said_device = False
 
                 def status(**fields: str) -> None:
-                    said_device.append(bool(fields.get("device")))
+                    nonlocal said_device
+                    said_device = said_device or bool(fields.get("device"))
                     self._status(**fields)
 
                 try:
@@ -274,7 +275,7 @@ class EngineWorker:
                 except Exception as exc:  # the engine must come up even if warm-up fails
                     log.exception("Engine warm-up failed")
                     # Without a device said, the window's "Engine starting…" would stay for good.
-                    device = "" if any(said_device) else WARM_UP_FAILED
+                    device = "" if said_device else WARM_UP_FAILED
                     self._emit(EngineStatus(device=device, message=describe_exception(exc, "The engine's warm-up")))
         self._preload_unless_busy()
         while True:
