@@ -46,16 +46,12 @@ from studio.engine.loader import LoadedModel, load_model
 from studio.engine.loras import resolve_loras, use_loras
 from studio.engine.memory import MemoryPlan, apply_plan, oom_advice, weight_parts
 from studio.engine.model_keeping import (
-    DAMAGED_NOTE,
-    REMOVED_NOTE,
     KeptModels,
     ModelStamp,
     in_precision,
     in_system_memory,
     model_files_key,
-    not_whole,
-    sentence,
-    unreadable,
+    note_from_memory,
 )
 from studio.engine.schedulers import make_scheduler
 from studio.engine.upscale import Upscale, find_upscaler, import_spandrel
@@ -195,25 +191,16 @@ class DiffusersGenerator:
         return self._model
 
     def _from_memory(self, model: LoadedModel, path: Path, files: ModelStamp, note: Callable[[str], None]) -> bool:
-        """Whether the job runs on the model in use as it is, its files having changed since it was loaded: not
-        where they can be loaded again (they are, the picture and its hash being theirs); where they were removed
-        or damaged, the copy in memory is what the model was and what its recorded hash is of, and the job says
-        so. ModelError where damaged files were rewritten in place and weights in memory are still their pages (an
-        offloaded GPU job's): the copy in memory is not whole either."""
-        if not path.exists():
-            note(REMOVED_NOTE.format(name=model.name))
-            return True
-        problem = unreadable(path)
-        if problem is None:
-            return False
-        problem = sentence(problem)
-        if rewritten := not_whole(model, files):
+        """Whether the job runs on the model in use as it is, its files having changed since it was loaded, as a
+        kept model would (``note_from_memory`` decides both); the job says so."""
+        try:
+            said = note_from_memory(model, path, files)
+        except ModelError:
             self._model = None  # touching its weights could read the damaged pages (or crash on missing ones)
-            raise ModelError(f"The model {model.name} changed on disk and cannot be read: {problem} "
-                             f"{', '.join(rewritten)} was rewritten in place, so the copy in memory is not whole "
-                             "either. Put a whole copy of the model back and generate again.")
-        note(DAMAGED_NOTE.format(name=model.name, problem=problem))
-        return True
+            raise
+        if said is not None:
+            note(said)
+        return said is not None
 
     def _let_kept_go(self) -> bool:
         return bool(self._kept.let_all_go())

@@ -141,6 +141,25 @@ def unreadable(path: Path) -> str | None:
     return None
 
 
+def note_from_memory(model: Any, path: Path, files: ModelStamp) -> str | None:  # noqa: ANN401 - a LoadedModel
+    """Whether a job runs on ``model``, whose files at ``path`` are ``files`` now, no longer what it was loaded
+    from: None where they can be loaded again (they are: the picture and its hash are then theirs). Where they
+    were removed or damaged, the copy in memory is all there is of the model and what its recorded hash is of:
+    the note the job gives (``REMOVED_NOTE``, ``DAMAGED_NOTE``). ModelError where damaged files were rewritten in
+    place and some of its weights are still their pages (``not_whole``): the copy in memory is not whole either."""
+    if not path.exists():
+        return REMOVED_NOTE.format(name=model.name)
+    problem = unreadable(path)
+    if problem is None:
+        return None
+    problem = sentence(problem)
+    if rewritten := not_whole(model, files):
+        raise ModelError(f"The model {model.name} changed on disk and cannot be read: {problem} "
+                         f"{', '.join(rewritten)} was rewritten in place, so the copy in memory is not whole "
+                         "either. Put a whole copy of the model back and generate again.")
+    return DAMAGED_NOTE.format(name=model.name, problem=problem)
+
+
 def numbers_in_model(path: Path) -> int:
     """The numbers a model's safetensors files hold (an upper bound: a folder may hold two variants)."""
     try:
@@ -190,24 +209,27 @@ class KeptModels:
         copies of ``path`` whose files have changed since (a new download or conversion), let go, and the note
         the job gives where the model taken runs from memory (or None). A copy in another precision stays (the
         CPU's Speed setting switches between two). Where ``path`` was removed or its files were damaged, the
-        copy in memory is all there is of the model and it is taken, as the model in use runs on
-        (``REMOVED_NOTE``, ``DAMAGED_NOTE``), where it is whole: its weights are its own (the loader copies
-        mapped ones) or pages of files that were not rewritten in place (``not_whole``)."""
+        copy in memory is all there is of the model and it is taken where it is whole, as the model in use runs
+        on (``note_from_memory`` decides both); one not whole is let go."""
         same = [m for m in self._models if m.path == path]
         found = next((m for m in same if m.files_key == files and in_precision(m, device)), None)
         changed = [m for m in same if m.files_key != files]
-        template, problem = None, None
-        if not files and not path.exists():
-            template = REMOVED_NOTE
-        elif found is None and changed and (problem := unreadable(path)) is not None:
-            template = DAMAGED_NOTE
-        if template is None:  # files that load: the copies of what they held before are no use
+        if found is not None or not changed:
             self._models = [m for m in self._models if m is not found and not any(m is c for c in changed)]
             return found, changed, None
-        stale = [m for m in changed if not_whole(m, files)]
-        found = next((m for m in changed if in_precision(m, device) and not any(m is s for s in stale)), None)
+        stale, note = [], None
+        for model in changed:
+            try:
+                said = note_from_memory(model, path, files)
+            except ModelError:  # not whole: of no use to switch back to
+                stale.append(model)
+                continue
+            if said is None:  # files that load: the copies of what they held before are no use
+                self._models = [m for m in self._models if not any(m is c for c in changed)]
+                return None, changed, None
+            if found is None and in_precision(model, device):
+                found, note = model, said
         self._models = [m for m in self._models if m is not found and not any(m is s for s in stale)]
-        note = None if found is None else template.format(name=found.name, problem=sentence(problem or ""))
         return found, stale, note
 
     def keep(self, model: Any) -> list[Any]:  # noqa: ANN401 - a LoadedModel

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -257,3 +258,59 @@ def test_the_stamp_covers_weights_configs_and_tokenizers_and_not_hidden_caches(m
             unet_weights(model).relative_to(model).as_posix()} <= names
     assert not any(name.startswith(".cache") for name in names)
     assert model_files_key(model / "gone") == ()
+
+
+def stand_in(model: Path, owned: bool) -> SimpleNamespace:
+    """A loaded model as the decision sees it: its name, path, stamp and one module whose weight is a page of
+    its unet file (safetensors maps it) or, ``owned``, copied out of it."""
+    import torch
+    from safetensors.torch import load_file
+
+    module = torch.nn.Module()
+    module.weight = torch.nn.Parameter(next(iter(load_file(unet_weights(model)).values())), requires_grad=False)
+    if owned:
+        loader.own_weights(module)
+    return SimpleNamespace(name=model.name, path=model, files_key=model_files_key(model), text2img=module)
+
+
+def cut_in_place(model: Path) -> None:
+    weights = unet_weights(model)
+    weights.write_bytes(weights.read_bytes()[:5000])
+
+
+def cut_and_replaced(model: Path) -> None:
+    weights = unet_weights(model)
+    replace_with(weights, weights.read_bytes()[:5000])
+
+
+CHANGES = {"removed": shutil.rmtree, "replaced": halve_unet, "cut-and-replaced": cut_and_replaced,
+           "cut-in-place": cut_in_place}
+
+
+@pytest.mark.parametrize("owned", [True, False], ids=["owned", "pages"])
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_the_model_in_use_and_a_kept_one_are_told_the_same_by_one_decision(model, change, owned):
+    """``note_from_memory`` decides for both: a kept copy is switched back to with the note the model in use
+    would give, and let go where the model in use would be read again or refused."""
+    from studio.engine.device import select_device
+    from studio.engine.model_keeping import KeptModels, note_from_memory
+
+    loaded = stand_in(model, owned)
+    CHANGES[change](model)
+    files = model_files_key(model)
+    try:
+        said, refused = note_from_memory(loaded, model, files), None
+    except ModelError as exc:
+        said, refused = None, exc
+    kept = KeptModels()
+    kept.keep(SimpleNamespace(**vars(loaded), offloaded=False))
+    found, let_go, note = kept.take(model, files, select_device("cpu"))
+    assert note == said
+    assert (found is None) == (said is None) and len(let_go) == (said is None) and len(kept) == 0
+
+    expected = {"removed": "files were removed", "replaced": None, "cut-and-replaced": "cannot be read: The model",
+                "cut-in-place": "cannot be read: The model" if owned else None}[change]
+    assert (said is None) if expected is None else expected in said
+    assert (refused is not None) == (change == "cut-in-place" and not owned)
+    if refused is not None:
+        assert f"{unet_weights(model).name} was rewritten in place, so the copy in memory is not whole" in str(refused)
