@@ -170,7 +170,7 @@ def _config_folder(source: ControlSource, models_dir: Path | None) -> Path:
 def _own_weights(net: Any) -> None:  # noqa: ANN401 - a ControlNetModel or MultiControlNetModel
     """Its weights on the CPU in the process's own memory, not pages of its files (safetensors maps them): a file
     cut short in place while a job runs would be SIGBUS at the next read."""
-    from studio.engine.loader import own_weights
+    from studio.engine.memory import own_weights
 
     own_weights(net)
 

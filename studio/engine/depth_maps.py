@@ -145,7 +145,7 @@ def _model(folder: Path, key: FilesKey, device: Any, dtype: Any) -> tuple[Any, A
         model = AutoModelForDepthEstimation.from_pretrained(folder, local_files_only=True, use_safetensors=True)
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
         raise ModelError(f"The depth model in {folder} could not be loaded: {first_line(exc)}.") from None
-    from studio.engine.loader import own_weights
+    from studio.engine.memory import own_weights
 
     model = model.to(device, dtype).eval()
     own_weights(model)  # on the CPU, not pages of its file: one cut short while a map is made would be SIGBUS

@@ -173,7 +173,7 @@ def _load(pipe: Any, files: AdapterFiles, keys: tuple[tuple[Hashable, ...], ...]
 def _own_weights(*parts: Any) -> None:  # noqa: ANN401 - the encoder, the projection, the processors
     """What stays on the CPU (a CPU job's, an offloaded one's) in the process's own memory, not pages of the
     adapter's files: a file cut short in place while a job runs would be SIGBUS at the next read."""
-    from studio.engine.loader import own_weights
+    from studio.engine.memory import own_weights
 
     for part in parts:
         if hasattr(part, "parameters"):

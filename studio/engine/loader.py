@@ -16,7 +16,8 @@ from studio.core.models import INCOMPLETE, MODEL_INDEX, check_model_folder, chec
 from studio.core.pipeline_classes import missing_class_sentence
 from studio.engine.device import DeviceInfo
 from studio.engine.libraries import quiet_imports
-from studio.engine.model_keeping import ModelStamp, borrowed_weights, model_files_key
+from studio.engine.memory import own_weights
+from studio.engine.model_keeping import ModelStamp, model_files_key
 from studio.engine.shared_tokenizers import load_sharing_tokenizers
 
 log = logging.getLogger(__name__)
@@ -129,19 +130,6 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
         text2img=pipe,
         base_scheduler_config=dict(pipe.scheduler.config),
     )
-
-
-def own_weights(weights: Any) -> int:  # noqa: ANN401 - a diffusers pipeline or a torch module
-    """Copy into the process's own memory, one at a time, the CPU weights of a pipeline or of one module (an
-    add-on model) that are still pages of the model's files (safetensors maps them): a file cut short in place
-    while a job runs would otherwise kill Studio with SIGBUS at the next read of those pages. Tensors converted
-    while loading (another precision) own their memory already, and weights on a GPU hold no pages: both are left
-    as they are. Returns the bytes copied."""
-    copied = 0
-    for tensor in list(borrowed_weights(weights)):
-        tensor.data = tensor.data.clone()
-        copied += tensor.nbytes
-    return copied
 
 
 def _hash_of(path: Path, files: ModelStamp, hash_cache: Path | None) -> str:

@@ -196,9 +196,7 @@ def apply_plan(pipe: Any, plan: MemoryPlan, device: DeviceInfo, offloaded: bool,
     if plan.offload and not offloaded and hasattr(pipe, "enable_model_cpu_offload"):
         pipe.enable_model_cpu_offload(device=device.torch_device)
         # The weights now live on the CPU between their runs: copied once out of the model's file pages, or a file
-        # cut short in place would be SIGBUS at the next move to the GPU. (loader imports this module: here.)
-        from studio.engine.loader import own_weights
-
+        # cut short in place would be SIGBUS at the next move to the GPU.
         own_weights(pipe)
         return True, slicing
     if not plan.offload and offloaded:
@@ -233,3 +231,34 @@ def oom_advice(plan: MemoryPlan | None, width: int, height: int) -> str:
 
 def gb(size: int) -> str:
     return f"{size / GIB:.1f} GB"
+
+
+# Where CPU weights live. safetensors maps a model's files: weights nothing copied are pages of those files, and a
+# file cut short in place while Studio runs turns the next read of them into SIGBUS.
+
+def borrowed_weights(weights: Any) -> Iterator[Any]:  # noqa: ANN401 - a diffusers pipeline or a torch module
+    """The CPU weights of a pipeline (each of its components) or of one torch module (an add-on: a ControlNet, a
+    VAE, an image encoder) in memory torch did not allocate: pages of the model's files (safetensors maps them)
+    where nothing copied them (``own_weights`` does, for what stays on the CPU)."""
+    import torch
+
+    modules = weights.components.values() if hasattr(weights, "components") else [weights]
+    for module in modules:
+        if isinstance(module, torch.nn.Module):
+            for tensor in (*module.parameters(), *module.buffers()):
+                # torch can resize the memory it allocates itself, never a mapped file's pages or a foreign buffer
+                if tensor.device.type == "cpu" and not tensor.untyped_storage().resizable():
+                    yield tensor
+
+
+def own_weights(weights: Any) -> int:  # noqa: ANN401 - a diffusers pipeline or a torch module
+    """Copy into the process's own memory, one at a time, the CPU weights of a pipeline or of one module (an
+    add-on model) that are still pages of the model's files (safetensors maps them): a file cut short in place
+    while a job runs would otherwise kill Studio with SIGBUS at the next read of those pages. Tensors converted
+    while loading (another precision) own their memory already, and weights on a GPU hold no pages: both are left
+    as they are. Returns the bytes copied."""
+    copied = 0
+    for tensor in list(borrowed_weights(weights)):
+        tensor.data = tensor.data.clone()
+        copied += tensor.nbytes
+    return copied

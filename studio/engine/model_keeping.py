@@ -11,7 +11,7 @@ reserve free (the oldest goes first).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from studio.core.errors import ModelError, StudioError
 from studio.core.models import check_model_folder
 from studio.core.weight_files import check_weights_file, numbers_in
 from studio.engine.device import DeviceInfo
-from studio.engine.memory import GIB, model_bytes
+from studio.engine.memory import GIB, borrowed_weights, model_bytes
 
 RAM_RESERVE_SHARE = 0.2  # of the machine's memory, left free for the window, the OS and the job itself
 RAM_RESERVE_MIN = 2 * GIB
@@ -82,21 +82,6 @@ def model_files_key(path: Path) -> ModelStamp:
         return tuple((str(f), (stat := f.stat()).st_size, stat.st_mtime_ns, stat.st_ino) for f in loaded_files(path))
     except OSError:
         return ()
-
-
-def borrowed_weights(weights: Any) -> Iterator[Any]:  # noqa: ANN401 - a diffusers pipeline or a torch module
-    """The CPU weights of a pipeline (each of its components) or of one torch module (an add-on: a ControlNet, a
-    VAE, an image encoder) in memory torch did not allocate: pages of the model's files (safetensors maps them)
-    where nothing copied them (``loader.own_weights`` does, for what stays on the CPU)."""
-    import torch
-
-    modules = weights.components.values() if hasattr(weights, "components") else [weights]
-    for module in modules:
-        if isinstance(module, torch.nn.Module):
-            for tensor in (*module.parameters(), *module.buffers()):
-                # torch can resize the memory it allocates itself, never a mapped file's pages or a foreign buffer
-                if tensor.device.type == "cpu" and not tensor.untyped_storage().resizable():
-                    yield tensor
 
 
 def changed_in_place(loaded: ModelStamp, now: ModelStamp) -> list[str]:

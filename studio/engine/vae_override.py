@@ -190,7 +190,7 @@ class VaeOverride:
             raise _failure(source, exc) from None
         _check_fits(source, vae, base, model_name)
         vae.to(base.device)
-        from studio.engine.loader import own_weights
+        from studio.engine.memory import own_weights
 
         own_weights(vae)  # where it stays on the CPU, not pages of its files (a file cut short: SIGBUS)
         self._key, self._vae = key, vae

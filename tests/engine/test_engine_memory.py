@@ -15,9 +15,11 @@ from studio.engine.memory import (
     SLICING,
     TILING,
     apply_plan,
+    borrowed_weights,
     job_bytes,
     model_bytes,
     oom_advice,
+    own_weights,
     plan_memory,
     resident_bytes,
 )
@@ -344,3 +346,22 @@ def test_an_sdxl_vae_upcast_for_a_decode_that_fails_is_put_back_in_its_own_preci
         pipe(prompt="a fox", num_inference_steps=1, height=64, width=64, guidance_scale=1.0)
     assert seen == [torch.float32]  # diffusers upcast it for the decode
     assert pipe.vae.dtype == torch.float16 and all(p.dtype == torch.float16 for p in pipe.vae.parameters())
+
+
+def test_weights_still_pages_of_their_file_are_found_and_copied_out_of_it(tmp_path):
+    """safetensors maps the file: its tensors are its pages, which a file cut short in place takes away."""
+    from types import SimpleNamespace
+
+    from safetensors.torch import load_file, save_file
+
+    save_file({"weight": torch.arange(12.0).reshape(3, 4), "bias": torch.ones(3)}, tmp_path / "part.safetensors")
+    mapped = load_file(tmp_path / "part.safetensors")
+    layer = torch.nn.Linear(4, 3)
+    layer.weight, layer.bias = torch.nn.Parameter(mapped["weight"]), torch.nn.Parameter(mapped["bias"])
+    layer.register_buffer("own", torch.zeros(2))  # allocated by torch: no file's pages
+    pipe = SimpleNamespace(components={"unet": layer, "scheduler": object(), "tokenizer": None})
+
+    assert {id(t) for t in borrowed_weights(pipe)} == {id(layer.weight), id(layer.bias)}
+    assert own_weights(pipe) == (12 + 3) * 4
+    assert list(borrowed_weights(pipe)) == list(borrowed_weights(layer)) == [] and own_weights(layer) == 0
+    assert torch.equal(layer.weight, torch.arange(12.0).reshape(3, 4))  # the same numbers, in memory of its own

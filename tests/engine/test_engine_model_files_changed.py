@@ -19,7 +19,7 @@ from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import ModelError
 from studio.core.requests import GenerationRequest
 from studio.core.hashing import model_hash
-from studio.engine import model_keeping
+from studio.engine import memory, model_keeping
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.model_keeping import model_files_key
 
@@ -269,7 +269,7 @@ def stand_in(model: Path, owned: bool) -> SimpleNamespace:
     module = torch.nn.Module()
     module.weight = torch.nn.Parameter(next(iter(load_file(unet_weights(model)).values())), requires_grad=False)
     if owned:
-        loader.own_weights(module)
+        memory.own_weights(module)
     return SimpleNamespace(name=model.name, path=model, files_key=model_files_key(model), text2img=module)
 
 
