@@ -155,10 +155,16 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def detect_folder_kind(path: Path) -> ModelKind:
-    """What a diffusers folder holds, from model_index.json and unet/config.json (or a bare VAE config.json)."""
+def read_model_index(folder: Path) -> dict[str, Any] | None:
+    """The folder's model_index.json, parsed; None when it has none, ModelError when it is not a JSON object."""
+    return _read_json(Path(folder) / "model_index.json")
+
+
+def detect_folder_kind(path: Path, index: dict[str, Any] | None = None) -> ModelKind:
+    """What a diffusers folder holds, from model_index.json and unet/config.json (or a bare VAE config.json).
+    ``index``: its model_index.json as ``read_model_index`` gave it, so that a scan reads it once."""
     path = Path(path)
-    index = _read_json(path / "model_index.json")
+    index = index if index is not None else read_model_index(path)
     if index is None:
         config = _read_json(path / "config.json")
         if config is not None and (config.get("_class_name") == "ControlNetModel"

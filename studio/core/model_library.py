@@ -20,7 +20,7 @@ from studio.core.errors import ModelError, os_reason
 from studio.core.hashing import Progress, is_hashed, lora_hash, model_hash
 from studio.core.lora_kinds import lycoris_problem
 from studio.core.model_kind import ModelKind, model_part, part_problem
-from studio.core.model_kinds import detect_folder_kind, detect_kind
+from studio.core.model_kinds import detect_folder_kind, detect_kind, read_model_index
 from studio.core.paths import is_link_loop, real_path
 from studio.core.units import format_size  # noqa: F401 - where callers have found it
 from studio.core.weight_files import check_weights_file
@@ -227,7 +227,8 @@ def item_for_file(path: Path, source: str) -> LibraryItem:
 def item_for_folder(path: Path, source: str) -> LibraryItem:
     """A diffusers pipeline folder, or a single component folder (a VAE, an image encoder)."""
     try:
-        kind = detect_folder_kind(path)
+        index = read_model_index(path)  # read once: the kind, the checks and the class check all use it
+        kind = detect_folder_kind(path, index)
     except ModelError as exc:
         return LibraryItem(path.name, path, "unknown", "", "Unusable", 0, source, is_folder=True, problem=str(exc))
     config = _transformers_config(path) if kind.kind == "unknown" else {}
@@ -244,20 +245,20 @@ def item_for_folder(path: Path, source: str) -> LibraryItem:
         from studio.core.models import check_model_folder
 
         try:
-            check_model_folder(path)
+            check_model_folder(path, index)
         except ModelError as exc:
             problem = str(exc)
-        problem = problem or unloadable_reason(kind, path.name) or _missing_class_problem(path)
+        problem = problem or unloadable_reason(kind, path.name) or _missing_class_problem(path, index)
     elif kind.kind in ("controlnet", "unknown"):
         problem = unloadable_reason(kind, path.name)
     return replace(_item(path.name, path, kind, size, source), is_folder=True, problem=problem)
 
 
-def _missing_class_problem(folder: Path) -> str:
-    """Why a model folder cannot load: its model_index.json names a class diffusers lacks."""
+def _missing_class_problem(folder: Path, index: dict | None) -> str:
+    """Why a model folder cannot load: its model_index.json (``index``, parsed) names a class diffusers lacks."""
     from studio.core.pipeline_classes import missing_class_problem  # it reads studio.core.models, which reads this
 
-    return missing_class_problem(folder)
+    return missing_class_problem(folder, index)
 
 
 def _downloaded_from(folder: Path) -> str:

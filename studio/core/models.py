@@ -77,8 +77,9 @@ def checkpoint_kind(path: Path) -> ModelKind:
     return kind
 
 
-def check_model_folder(path: Path) -> None:
-    """Raise ModelError with one sentence unless path is a diffusers folder of safetensors weights."""
+def check_model_folder(path: Path, index: dict | None = None) -> None:
+    """Raise ModelError with one sentence unless path is a diffusers folder of safetensors weights. ``index``: its
+    model_index.json, already parsed (a scan reads it once)."""
     if not path.exists():
         raise ModelError(f"The model {path} does not exist.")
     if special := special_file_problem(path):
@@ -98,8 +99,9 @@ def check_model_folder(path: Path) -> None:
             f"The model {path.name} has pickle weights ({names}), which can run code when loaded; "
             "Studio only reads safetensors. Convert them to safetensors first."
         )
+    named = index
     try:
-        named = json.loads((path / MODEL_INDEX).read_text(encoding="utf-8"))
+        named = named if named is not None else json.loads((path / MODEL_INDEX).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         named = None
     if not isinstance(named, dict):

@@ -22,12 +22,12 @@ log = logging.getLogger(__name__)
 _QUOTED_NAME = re.compile(r"""["']([A-Za-z_]\w*)["']""")
 
 
-def missing_class_problem(folder: Path) -> str:
+def missing_class_problem(folder: Path, index: dict | None = None) -> str:
     """The sentence for the first diffusers class the folder's model_index.json names that diffusers lacks, as
     loading the folder would find it; "" when every one is there, or where the index or diffusers cannot be read
-    (what lists the folder, or loading it, says that)."""
+    (what lists the folder, or loading it, says that). ``index``: the model_index.json, already parsed."""
     try:
-        index = json.loads((folder / MODEL_INDEX).read_text(encoding="utf-8"))
+        index = index if index is not None else json.loads((folder / MODEL_INDEX).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
         return ""
     if not isinstance(index, dict):

@@ -343,3 +343,26 @@ def test_a_model_folder_naming_a_class_its_libraries_lack_is_listed_unusable_in_
         capture_output=True, text=True, timeout=120, check=True,
         env={**os.environ, "PYTHONPATH": str(Path(studio.__file__).parent.parent)})
     assert listed.stdout.split("\n")[:2] == ["['old-sd15', 'whole']", "[]"], listed.stderr
+
+
+def test_a_scan_reads_each_model_folders_model_index_once(tiny_model_dir, tmp_path, monkeypatch):
+    """A scan read (and parsed) a diffusers folder's model_index.json three times: for its kind, for the folder's
+    checks and for the classes it names; the library can hold hundreds of folders, listed beside the first frame."""
+    import shutil
+    from collections import Counter
+
+    models = tmp_path / "models"
+    for name in ("alpha", "beta", "gamma"):
+        shutil.copytree(tiny_model_dir, models / "sd" / name)
+    reads: Counter[Path] = Counter()
+    read_text = Path.read_text
+
+    def counting_read_text(self: Path, *args, **kwargs) -> str:  # noqa: ANN002, ANN003
+        if self.name == "model_index.json":
+            reads[self.parent.name] += 1
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting_read_text)
+    items = scan_library(models)
+    assert sorted((item.name, item.usable) for item in items) == [("alpha", True), ("beta", True), ("gamma", True)]
+    assert reads == {"alpha": 1, "beta": 1, "gamma": 1}
