@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from studio.core.attention_width import CONTEXT_FAMILY
@@ -31,6 +31,7 @@ from studio.core.model_kinds import detect_kind
 from studio.core.model_library import KIND_FOLDERS
 from studio.core.models import SAFE_SUFFIX, find_weights
 from studio.core.paths import path_inside
+from studio.core.prompt_loras import the_one_named
 from studio.core.requests import LoraChoice
 from studio.core.weight_files import SafetensorsInfo, check_weights_file
 
@@ -75,14 +76,26 @@ def find_lora(models_root: Path, name: str, tag: str = "") -> Path:
 
 
 def _named_but_for_case(folder: Path, name: str) -> Path | None:
-    """The one LoRA in ``folder`` whose name is ``name`` but for case (``<lora:INK>`` for ink.safetensors: the
-    window matches it so, and AUTOMATIC1111 on Windows finds it); None when none or several are."""
-    wanted = name.removesuffix(SAFE_SUFFIX).casefold()
-    if Path(name).expanduser().is_absolute() or not folder.is_dir():
+    """The one LoRA in ``folder`` whose path inside it is ``name`` but for case (``<lora:INK>`` for ink.safetensors,
+    as the window matches it); None when none or several are. Only the folders on ``name``'s path are listed (any
+    case), not the whole LoRA folder."""
+    if not name.strip() or Path(name).expanduser().is_absolute():
         return None
-    found = [path for path in folder.rglob(f"*{SAFE_SUFFIX}")
-             if path.relative_to(folder).as_posix().removesuffix(SAFE_SUFFIX).casefold() == wanted]
-    return found[0] if len(found) == 1 else None
+    *folders, _ = PurePosixPath(name.strip()).parts
+    level = [folder]
+    for part in folders:
+        level = [entry for parent in level for entry in _entries(parent)
+                 if entry.name.casefold() == part.casefold() and entry.is_dir()]
+    files = [entry for parent in level for entry in _entries(parent)
+             if entry.name.endswith(SAFE_SUFFIX) and entry.is_file()]
+    return the_one_named(name, files, lambda path: (path.relative_to(folder).as_posix(),))
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError:  # not there, not a folder, not readable: nothing to match
+        return []
 
 
 def recorded_name(folder: Path, path: Path) -> str:
