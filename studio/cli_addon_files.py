@@ -18,6 +18,7 @@ from studio.core.model_library import KIND_FOLDERS, LibraryItem, item_for_file, 
 from studio.core.attention_width import CONTEXT_FAMILY
 from studio.core.model_kind import other_kind_sentence
 from studio.core.models import checkpoint_kind, find_weights
+from studio.core.prompt_loras import the_one_named
 from studio.core.requests import LoraChoice
 from studio.core.settings import Settings
 from studio.core.weight_files import check_weights_file
@@ -98,11 +99,7 @@ def find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[ControlG
 def _library_match(name: str, kind: str, items: list[LibraryItem]) -> LibraryItem | None:
     """The library's model of ``kind`` that ``name`` names (its name or file name), else the one it names but for
     case (``INK`` for ink, as the window matches it); None when none or several are."""
-    of_kind = [i for i in items if i.kind == kind]
-    if exact := next((i for i in of_kind if name in (i.name, i.path.name)), None):
-        return exact
-    folded = [i for i in of_kind if name.casefold() in (i.name.casefold(), i.path.name.casefold())]
-    return folded[0] if len(folded) == 1 else None
+    return the_one_named(name, (i for i in items if i.kind == kind), lambda i: (i.name, i.path.name))
 
 
 def _other_kind(name: str, kind: str, items: list[LibraryItem]) -> str:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from studio.core.errors import InvalidRequest
+from studio.core.models import SAFE_SUFFIX
 from studio.core.requests import MAX_LORA_WEIGHT, MAX_LORAS, LoraChoice
 from studio.core.units import short_number
 
@@ -32,6 +34,7 @@ UNSUPPORTED_TAG = re.compile(rf"<({'|'.join(UNSUPPORTED_NETWORKS)}):[^>]*>")
 _EXTRA_NETWORK_TAG = re.compile(rf"{LORA_TAG.pattern}|{UNSUPPORTED_TAG.pattern}")
 _BLANKS = " \t"
 _EXAMPLE = "write <lora:NAME:WEIGHT>, e.g. <lora:detail:0.8>"
+Named = TypeVar("Named")
 
 
 @dataclass(frozen=True)
@@ -167,14 +170,14 @@ def take_lora_tags(prompt: str, negative_prompt: str, chosen: Sequence[LoraChoic
     # A tag's LoRA whose tag is no longer in the prompt was taken out by an earlier call (a prepared request's).
     loras = [c for c in chosen if not c.tag or c.tag not in {tag.text for tag in tags}]
     notes: list[str] = []
-    by_key = {_key(c.name): c for c in loras}
+    by_key = {name_key(c.name): c for c in loras}
     applied: list[LoraTag] = []  # the tags whose weight is the one applied
     for tag in tags:
         choice = lora_choice(tag)
         choice = replace(taken[tag.text], weight=choice.weight) if tag.text in taken else choice
-        earlier = by_key.get(_key(choice.name))
+        earlier = by_key.get(name_key(choice.name))
         if earlier is None:
-            by_key[_key(choice.name)] = choice
+            by_key[name_key(choice.name)] = choice
             loras.append(choice)
             applied.append(tag)
         elif not earlier.tag:
@@ -218,8 +221,23 @@ def _weight_notes(tags: Sequence[LoraTag]) -> list[str]:
     return notes
 
 
-def _key(name: str) -> str:
-    return name.strip().casefold().removesuffix(".safetensors")
+def name_key(name: str) -> str:
+    """A LoRA's name as names are matched whatever their letter case: trimmed, case folded, without .safetensors
+    ("Styles/INK.safetensors " and "styles/ink" are one name)."""
+    return name.strip().casefold().removesuffix(SAFE_SUFFIX)
+
+
+def the_one_named(name: str, candidates: Iterable[Named], names: Callable[[Named], Iterable[str]]) -> Named | None:
+    """The candidate ``name`` names: the one with a name (``names``: its name, file name, path inside the LoRA
+    folder ...) spelled as ``name`` is, else the only one with a name that is ``name`` but for letter case, with or
+    without .safetensors (``<lora:INK>`` for ink.safetensors, as A1111 and the file systems of Windows and macOS find
+    it). None when none is, or when several differ from it only in case: Studio does not guess between them."""
+    listed = [(candidate, tuple(names(candidate))) for candidate in candidates]
+    if exact := next((candidate for candidate, its in listed if name in its), None):
+        return exact
+    wanted = name_key(name)
+    folded = [candidate for candidate, its in listed if any(name_key(n) == wanted for n in its)]
+    return folded[0] if len(folded) == 1 else None
 
 
 def tag_name(choice: LoraChoice) -> str:

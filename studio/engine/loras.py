@@ -12,15 +12,11 @@ nothing; any other job first gets the base weights back, copied in place, bit fo
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
-import warnings
 import weakref
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from studio.core.attention_width import CONTEXT_FAMILY
@@ -31,17 +27,15 @@ from studio.core.model_kinds import detect_kind
 from studio.core.model_library import KIND_FOLDERS
 from studio.core.models import SAFE_SUFFIX, find_weights
 from studio.core.paths import path_inside
+from studio.core.prompt_loras import the_one_named
 from studio.core.requests import LoraChoice
 from studio.core.weight_files import SafetensorsInfo, check_weights_file
+from studio.engine.library_output import library_output_to_studio_log
 
 if TYPE_CHECKING:
     import torch  # the engine loads it; `studio generate` checks LoRA names before it does
 
-log = logging.getLogger(__name__)
-
 LORA_FOLDER = KIND_FOLDERS["lora"]
-# The libraries whose handlers a LoRA load keeps quiet: diffusers logs through its own stderr handler.
-_LIBRARY_LOGGERS = ("diffusers", "peft")
 # attn2.to_k's down projection, in diffusers/PEFT ("attn2.to_k.lora_A") and kohya ("attn2_to_k.lora_down") keys.
 _CROSS_ATTENTION_KEY = re.compile(r"attn2[._]to_k[._]lora(?:_A|_down|\.down)\.weight$")
 
@@ -75,14 +69,26 @@ def find_lora(models_root: Path, name: str, tag: str = "") -> Path:
 
 
 def _named_but_for_case(folder: Path, name: str) -> Path | None:
-    """The one LoRA in ``folder`` whose name is ``name`` but for case (``<lora:INK>`` for ink.safetensors: the
-    window matches it so, and AUTOMATIC1111 on Windows finds it); None when none or several are."""
-    wanted = name.removesuffix(SAFE_SUFFIX).casefold()
-    if Path(name).expanduser().is_absolute() or not folder.is_dir():
+    """The one LoRA in ``folder`` whose path inside it is ``name`` but for case (``<lora:INK>`` for ink.safetensors,
+    as the window matches it); None when none or several are. Only the folders on ``name``'s path are listed (any
+    case), not the whole LoRA folder."""
+    if not name.strip() or Path(name).expanduser().is_absolute():
         return None
-    found = [path for path in folder.rglob(f"*{SAFE_SUFFIX}")
-             if path.relative_to(folder).as_posix().removesuffix(SAFE_SUFFIX).casefold() == wanted]
-    return found[0] if len(found) == 1 else None
+    *folders, _ = PurePosixPath(name.strip()).parts
+    level = [folder]
+    for part in folders:
+        level = [entry for parent in level for entry in _entries(parent)
+                 if entry.name.casefold() == part.casefold() and entry.is_dir()]
+    files = [entry for parent in level for entry in _entries(parent)
+             if entry.name.endswith(SAFE_SUFFIX) and entry.is_file()]
+    return the_one_named(name, files, lambda path: (path.relative_to(folder).as_posix(),))
+
+
+def _entries(folder: Path) -> list[Path]:
+    try:
+        return list(folder.iterdir())
+    except OSError:  # not there, not a folder, not readable: nothing to match
+        return []
 
 
 def recorded_name(folder: Path, path: Path) -> str:
@@ -149,52 +155,11 @@ def fit_problem(lora: LoraFile, info: SafetensorsInfo, width: int, model_name: s
             f"{with_article(model_kind)} model; choose a LoRA made for {model_kind} models.")
 
 
-class _KeptRecords(logging.Filter):
-    """Keeps (and stops) the records logged on one thread; other threads' records pass as they were."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.thread = threading.get_ident()
-        self.records: list[logging.LogRecord] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.thread != self.thread:
-            return True
-        if not self.records or self.records[-1] is not record:  # once, though several handlers ask
-            self.records.append(record)
-        return False
-
-
-@contextmanager
-def _library_output_to_studio_log(what: str) -> Iterator[None]:
-    """What diffusers and peft log or warn meanwhile goes to Studio's log as one entry, not to the terminal:
-    a LoRA that does not fit makes diffusers log its whole state-dict error there (a "size mismatch" line per
-    layer), while Studio says what happened in a sentence."""
-    kept = _KeptRecords()
-    # On the handlers: a logger's own filters never see what its child loggers (diffusers.loaders.peft) log.
-    handlers = [handler for name in _LIBRARY_LOGGERS for handler in logging.getLogger(name).handlers]
-    for handler in handlers:
-        handler.addFilter(kept)
-    try:
-        with warnings.catch_warnings(record=True) as warned:
-            warnings.simplefilter("always")
-            # peft warns on every adapter after the first; several adapters are the point here.
-            warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-            yield
-    finally:
-        for handler in handlers:
-            handler.removeFilter(kept)
-        lines = [f"{record.name} {record.levelname}: {record.getMessage()}" for record in kept.records]
-        lines += [f"{warning.category.__name__}: {warning.message}" for warning in warned]
-        if lines:
-            log.warning("While %s:\n%s", what, "\n".join(lines))
-
-
 def _load(pipe: Any, lora: LoraFile, adapter: str, model_name: str) -> None:  # noqa: ANN401
     from safetensors import SafetensorError
 
     try:
-        with _library_output_to_studio_log(f"loading the LoRA {lora.path} as {adapter}"):
+        with library_output_to_studio_log(f"loading the LoRA {lora.path} as {adapter}"):
             # A folder and an explicit .safetensors name: diffusers reads that local file, never a pickle or the hub.
             pipe.load_lora_weights(str(lora.path.parent), weight_name=lora.path.name, adapter_name=adapter,
                                    use_safetensors=True, local_files_only=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 from studio.core.errors import InvalidRequest
 from studio.core.model_library import LibraryItem
 from studio.core.outside_library import family_label, is_path, short_name
-from studio.core.prompt_loras import tag_name
+from studio.core.prompt_loras import tag_name, the_one_named
 from studio.core.requests import LoraChoice
 
 
@@ -36,13 +36,7 @@ class LoraLibrary:
         A1111 and the file systems of Windows and macOS find it), so "INK" and "ink" are one LoRA however it was
         added; the job is handed the file's path, which the engine finds on any system. Two LoRAs differing only in
         case are not guessed between (as the engine and the command line do not)."""
-        def names(item: LibraryItem) -> tuple[str, ...]:
-            return item.name, item.path.name, str(item.path)
-
-        if exact := next((item for item in self.loras if name in names(item)), None):
-            return exact
-        folded = [item for item in self.loras if name.casefold() in (n.casefold() for n in names(item))]
-        return folded[0] if len(folded) == 1 else None
+        return the_one_named(name, self.loras, lambda item: (item.name, item.path.name, str(item.path)))
 
     def library_path(self, name: str) -> str:
         """A recorded name ("ink", "ink.safetensors") as the library's file, when it has one of that name."""

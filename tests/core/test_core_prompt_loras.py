@@ -18,6 +18,7 @@ from studio.core.prompt_loras import (
     tag_choices,
     tag_weight,
     take_lora_tags,
+    the_one_named,
     with_tags,
     without_tags,
     written_prompt,
@@ -203,3 +204,24 @@ def test_written_prompt_undoes_with_tags_only(text, prompt):
                                               (2, "2")])
 def test_tag_weight_is_the_shortest_exact_text(weight, text):
     assert tag_weight(weight) == text and float(text) == weight
+
+
+def _named(name: str, files: list[str]) -> str | None:
+    """``name`` looked up among LoRA files named by their paths inside the LoRA folder, as the engine does."""
+    return the_one_named(name, files, lambda path: (path,))
+
+
+def test_a_name_but_for_case_names_the_one_file_it_matches():
+    """The rule the engine, the command line and the window share: the same spelling first, else the only name
+    equal but for letter case; .safetensors optional on either side; a path inside the LoRA folder counts."""
+    files = ["ink.safetensors", "styles/Detail-Kohya.safetensors", "Film.safetensors", "film.safetensors"]
+    assert _named("INK", files) == "ink.safetensors"
+    assert _named("Ink.SafeTensors", files) == "ink.safetensors"
+    assert _named("STYLES/detail-kohya", files) == "styles/Detail-Kohya.safetensors"
+    assert _named("detail-kohya", files) is None  # a file in a subfolder is named by its path there
+    assert _named("FILM", files) is None  # two differ only in case: not guessed between
+    assert _named("film.safetensors", files) == "film.safetensors"  # unless one is spelled as named
+    assert _named("sketch", files) is None
+    items = [("Ink", "/loras/Ink.safetensors"), ("ink-v2", "/loras/ink-v2.safetensors")]
+    assert the_one_named("ink", items, lambda item: item) == items[0]  # a name, its file's or its path
+    assert the_one_named("/LORAS/INK-V2", items, lambda item: item) == items[1]
