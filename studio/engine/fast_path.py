@@ -21,14 +21,14 @@ What it does for a job, all undone when the job ends, so LoRA/IP-Adapter loading
   job decodes without it (it runs plain diffusers, or its VAE needs no copy). Older GPUs keep diffusers' float32
   decode.
 - the VAE's weights in channels_last memory format, the layout cuDNN's half-precision convolutions prefer.
-- the UNet step as a CUDA graph per input layout (``unet_graph``), kept across jobs, recaptured only when
-  the layout or the weights change. The graphs' memory pool keeps a step's activations through the VAE decode: a
-  job's plan counts what a new capture adds to it (``fast_path_memory.captures_new_step``). Studio's own LoRAs are merged into the weights in place (``loras``), so
-  the graph reads them. A reference job's graph takes the image embeddings as one more input, and is kept
-  beside the plain one, keyed by where its IP-Adapter's weights live; the adapter keeps its strength in
-  those weights (``ip_adapter``), so a new strength is read, not recaptured. A ControlNet job's graph takes the
-  ControlNet's residuals as more inputs (the ControlNet itself runs eagerly before each step), and is kept beside
-  the plain one; outside a guide's step range diffusers still passes residuals, scaled to zero, so one graph
+- the UNet step as a CUDA graph per input layout (``unet_graph``), kept across jobs, recaptured only when the layout
+  or the weights change. The graphs' memory pool keeps a step's activations through the VAE decode: a job's plan
+  counts what a new capture adds to it (``fast_path_memory.captures_new_step``). Studio's own LoRAs are merged into
+  the weights in place (``loras``), so the graph reads them. A reference job's graph takes the image embeddings as one
+  more input, and is kept beside the plain one, keyed by where its IP-Adapter's weights live; the adapter keeps its
+  strength in those weights (``ip_adapter``), so a new strength is read, not recaptured. A ControlNet job's graph
+  takes the ControlNet's residuals as more inputs (the ControlNet itself runs eagerly before each step), and is kept
+  beside the plain one; outside a guide's step range diffusers still passes residuals, scaled to zero, so one graph
   serves every step. On the CPU with a stand-in capture (tiny model) its pictures matched the eager ones.
 
 Same seed, same picture? Not bit for bit on a GPU, and that is expected: one fused GEMM sums in another

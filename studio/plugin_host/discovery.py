@@ -81,7 +81,8 @@ def _read(entry_name: str, value: str, dist: metadata.Distribution, name: str, f
 
 
 def _manifest_path(value: str, dist: metadata.Distribution, folder: Path | None) -> Path:
-    """Where ``package:file.toml`` points, found by path lookups only (find_spec of a top-level name imports nothing)."""
+    """Where ``package:file.toml`` points, found by path lookups only (find_spec of a top-level name imports
+    nothing)."""
     module, _, filename = (part.strip() for part in value.partition(":"))
     if not _MODULE.match(module) or not _FILE.match(filename):
         raise StudioError(f"The plugin entry point {value!r} must read 'package:studio-plugin.toml'.")

@@ -252,7 +252,8 @@ class _Objective:
         return total
 
     def first_step_scale(self, largest_change: float) -> float:
-        """The lr for which L-BFGS's first step, lr·min(1, 1/|g|₁)·g, changes no pixel by more than ``largest_change``."""
+        """The lr for which L-BFGS's first step, lr·min(1, 1/|g|₁)·g, changes no pixel by more than
+        ``largest_change``."""
         assert self._accepted is not None
         gradient = self._accepted[2]
         largest, total = float(gradient.abs().max()), float(gradient.abs().sum())
