@@ -28,7 +28,7 @@ from studio.core.outside_library import (
     outside_model,
     short_name,
 )
-from studio.core.prompt_loras import describe, tag_choices, tag_name, take_lora_tags
+from studio.core.prompt_loras import applied_loras, describe, lora_choice, read_tags, tag_name
 from studio.core.requests import MAX_LORA_WEIGHT, MAX_LORAS, LoraChoice
 from studio.ui.lora_checks import LoraLibrary
 from studio.ui.tasks import Tasks, loop_can_run_tasks
@@ -188,12 +188,6 @@ class LoraBox(QWidget):
             label.setProperty("error", bool(problem))
             repolish(label)
 
-    def _tag_problems(self, prompt: str, tagged: tuple[LoraChoice, ...]) -> None:
-        """InvalidRequest for a tag naming a LoRA the library does not have, or for tags the job would refuse (one
-        LoRA tagged twice at two weights, too many LoRAs)."""
-        self._library.check_tagged(tagged)
-        take_lora_tags(prompt, "", (*self.choices(), *tagged))
-
     def with_prompt_tags(self, prompt: str) -> tuple[LoraChoice, ...]:
         """The list's LoRAs, then those of the prompt's tags, found in the library as the list's are (by name,
         in the models folder or a linked one); InvalidRequest for a listed LoRA that is missing or made for another
@@ -205,8 +199,13 @@ class LoraBox(QWidget):
         return (*self.choices(), *tagged)
 
     def _tagged(self, prompt: str) -> tuple[LoraChoice, ...]:
-        tagged = tuple(replace(choice, name=self.library_path(choice.name)) for choice in tag_choices(prompt))
-        self._tag_problems(prompt, tagged)
+        """The prompt's tags' LoRAs, by their library files; InvalidRequest for a tag naming a LoRA the library does
+        not have, or for tags the job would refuse (one LoRA tagged twice at two weights, too many LoRAs). The prompt
+        is read once: this runs on every keystroke in the prompt box."""
+        tags = read_tags(prompt)
+        tagged = tuple(replace(choice, name=self.library_path(choice.name)) for choice in map(lora_choice, tags))
+        self._library.check_tagged(tagged)
+        applied_loras(tags, (*self.choices(), *tagged))
         return tagged
 
     def show_prompt_tags(self, prompt: str) -> None:
