@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -19,19 +18,12 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import InvalidRequest
 from studio.core.model_library import LibraryItem
-from studio.core.outside_library import (
-    NOT_IN_LIBRARY,
-    OutsideModel,
-    family_label,
-    is_path,
-    listed_name,
-    outside_model,
-    short_name,
-)
+from studio.core.outside_library import family_label, listed_name, short_name
 from studio.core.prompt_loras import applied_loras, describe, lora_choice, read_tags, tag_name
 from studio.core.requests import MAX_LORA_WEIGHT, MAX_LORAS, LoraChoice
 from studio.ui.lora_checks import LoraLibrary
-from studio.ui.tasks import Tasks, loop_can_run_tasks
+from studio.ui.outside_entries import OutsideEntries
+from studio.ui.tasks import Tasks
 from studio.ui.theme import icon, repolish
 
 MODEL_VAE = "The model's own VAE"
@@ -46,7 +38,6 @@ class LoraBox(QWidget):
         super().__init__(parent)
         self._library = LoraLibrary()
         self._tasks = Tasks()
-        self._outside: dict[str, OutsideModel] = {}  # what each VAE chosen from outside the library is
         self._library_vaes: set[str] = set()
         self._rows: list[tuple[str, QDoubleSpinBox, QWidget]] = []
         self._row_labels: dict[str, QLabel] = {}
@@ -89,6 +80,7 @@ class LoraBox(QWidget):
         vae_row.addWidget(vae_label)
         vae_row.addWidget(self.vae_combo, 1)
         layout.addLayout(vae_row)
+        self._outside_vaes = OutsideEntries(self.vae_combo, "vae", self._tasks, lambda vae: vae in self._library_vaes)
 
     # -- library ---------------------------------------------------------------------------------
     def set_library(self, items: list[LibraryItem]) -> None:
@@ -252,23 +244,4 @@ class LoraBox(QWidget):
             if vae in (self.vae_combo.itemData(index), self.vae_combo.itemText(index)):
                 self.vae_combo.setCurrentIndex(index)
                 return
-        self.vae_combo.addItem(vae, vae)
-        self._name_outside(self.vae_combo.count() - 1, vae, self._outside.get(vae, OutsideModel(NOT_IN_LIBRARY)))
-        self.vae_combo.setCurrentIndex(self.vae_combo.count() - 1)
-        if is_path(vae) and loop_can_run_tasks():  # a bare name: the library has looked in the models folder
-            self._tasks.run(self._check_outside(vae))
-
-    async def _check_outside(self, vae: str) -> None:
-        """What a VAE from outside the library is (a recipe's path may hold a checkpoint or nothing), said on its
-        entry as soon as it is chosen; its header is read in a worker thread."""
-        found = await asyncio.to_thread(outside_model, vae, "vae")
-        index = self.vae_combo.findData(vae)
-        if index > 0 and vae not in self._library_vaes:  # still listed, and not found in the library meanwhile
-            self._outside[vae] = found
-            self._name_outside(index, vae, found)
-
-    def _name_outside(self, index: int, vae: str, found: OutsideModel) -> None:
-        self.vae_combo.setItemText(index, listed_name(short_name(vae), found.note))
-        self.vae_combo.setItemData(index, found.problem or f"{vae} is not in the model library",
-                                   Qt.ItemDataRole.ToolTipRole)
-
+        self.vae_combo.setCurrentIndex(self._outside_vaes.add(vae))

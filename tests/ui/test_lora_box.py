@@ -16,7 +16,7 @@ from safetensors.numpy import save_file
 from studio.core import outside_library
 from studio.core.errors import InvalidRequest
 from studio.core.model_library import LibraryItem
-from studio.ui import lora_box
+from studio.ui import outside_entries
 from studio.ui.lora_box import LoraBox
 
 
@@ -36,8 +36,8 @@ def test_a_vae_from_outside_the_library_is_said_to_be_what_it_is_once_chosen(qtb
                                                             "encoder.conv_in.weight": (1, 3, 1, 1)})
     missing = str(tmp_path / "gone" / "kl-f8-anime2-with-a-long-name.safetensors")
     read_in = []
-    monkeypatch.setattr(lora_box, "outside_model", lambda *a: read_in.append(threading.current_thread())
-                        or outside_library.outside_model(*a), raising=False)
+    monkeypatch.setattr(outside_entries, "outside_model", lambda *a: read_in.append(threading.current_thread())
+                        or outside_library.outside_model(*a))
     box = LoraBox()
     qtbot.addWidget(box)
     cases = {checkpoint: ("dreamshaper_8 (not a VAE)",
