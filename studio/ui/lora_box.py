@@ -103,6 +103,8 @@ class LoraBox(QWidget):
     def set_model(self, model: str) -> None:
         """The chosen checkpoint (its path): LoRAs made for another family are greyed in the menu and marked in the
         list."""
+        if model == self._library.model:  # the picker refilled (each scan refills it) with the same model picked:
+            return  # the rows are marked by set_library, once
         self._library.model = model
         self._mark_rows()
 
