@@ -40,6 +40,7 @@ class Document:
         self._stroke_label = ""
         self._stroke_masked: bool | None = None  # has_mask when the stroke began
         self.revision = 0  # bumps on every change: autosave compares it
+        self.history_revision = 0  # bumps when the steps or the position among them change, not on a brush's dab
         # The step done when the document was last kept elsewhere (a result in the outputs, an opened or saved file):
         # undoing back to it leaves nothing unsaved. An empty document has nothing to lose.
         self._start_kept = False  # the document before any step (empty) has nothing to keep
@@ -177,6 +178,7 @@ class Document:
         # as False and left Redo disabled (Ctrl+Z then Ctrl+Y at once redid nothing).
         change = self._restore(self._steps[self._position - 1], before=True)
         self._position -= 1
+        self.history_revision += 1
         trim_whole_pictures(self._steps, self._position, self.image)
         self._notify(change)
         return True
@@ -186,6 +188,7 @@ class Document:
             return False
         change = self._restore(self._steps[self._position], before=False)
         self._position += 1
+        self.history_revision += 1
         trim_whole_pictures(self._steps, self._position, self.image)
         self._notify(change)
         return True
@@ -226,6 +229,7 @@ class Document:
         self._steps.append(step)
         forget_oldest(self._steps)
         self._position = len(self._steps)
+        self.history_revision += 1
         trim_whole_pictures(self._steps, self._position, self.image)
 
     def _restore(self, step: HistoryStep, before: bool) -> DocumentChange:

@@ -161,11 +161,24 @@ def describe(choices: Sequence[LoraChoice]) -> str:
 
 def take_lora_tags(prompt: str, negative_prompt: str, chosen: Sequence[LoraChoice]
                    ) -> tuple[str, tuple[LoraChoice, ...], list[str]]:
-    """The prompt without its LoRA tags; the chosen LoRAs and then the tags' (a tag's LoRA already among ``chosen``,
-    as the window or the CLI found its file, is that one), each LoRA once; and notes on what the person might not
-    expect (the first one lists the LoRAs from the prompt).
+    """The prompt without its LoRA tags; the chosen LoRAs and then the tags' (``applied_loras``); and notes on what
+    the person might not expect (the first one lists the LoRAs from the prompt).
     One sentence for a bad tag, a LoRA tagged twice at two weights, or more than MAX_LORAS in all."""
     tags = read_tags(prompt)
+    loras, notes = applied_loras(tags, chosen)
+    if negative := [tag.text for tag in read_tags(negative_prompt)]:
+        notes.append(f"The negative prompt's {', '.join(negative)} {'is' if len(negative) == 1 else 'are'} read as "
+                     "words, as A1111 reads them: LoRAs are taken from the prompt only.")
+    notes += unsupported_notes(prompt)
+    taken_out = tags or UNSUPPORTED_TAG.search(prompt)
+    return without_tags(prompt, _EXTRA_NETWORK_TAG) if taken_out else prompt, loras, notes
+
+
+def applied_loras(tags: Sequence[LoraTag], chosen: Sequence[LoraChoice]) -> tuple[tuple[LoraChoice, ...], list[str]]:
+    """The chosen LoRAs and then those of the prompt's ``tags`` (read once by the caller: the window checks them on
+    every keystroke), each LoRA once (a tag's LoRA already among ``chosen``, as the window or the CLI found its
+    file, is that one), with notes on the tags. One sentence for a bad tag, a LoRA tagged twice at two weights,
+    or more than MAX_LORAS in all."""
     taken = {c.tag: c for c in chosen if c.tag}
     # A tag's LoRA whose tag is no longer in the prompt was taken out by an earlier call (a prepared request's).
     loras = [c for c in chosen if not c.tag or c.tag not in {tag.text for tag in tags}]
@@ -192,13 +205,7 @@ def take_lora_tags(prompt: str, negative_prompt: str, chosen: Sequence[LoraChoic
                              f"({len(loras) - len(from_tags)} chosen and {len(from_tags)} tagged in the prompt).")
     if from_tags:
         notes.insert(0, f"LoRAs from the prompt: {describe(from_tags)}.")
-    notes += _weight_notes(applied)
-    if negative := [tag.text for tag in read_tags(negative_prompt)]:
-        notes.append(f"The negative prompt's {', '.join(negative)} {'is' if len(negative) == 1 else 'are'} read as "
-                     "words, as A1111 reads them: LoRAs are taken from the prompt only.")
-    notes += unsupported_notes(prompt)
-    taken_out = tags or UNSUPPORTED_TAG.search(prompt)
-    return without_tags(prompt, _EXTRA_NETWORK_TAG) if taken_out else prompt, tuple(loras), notes
+    return tuple(loras), notes + _weight_notes(applied)
 
 
 def unsupported_notes(prompt: str) -> list[str]:

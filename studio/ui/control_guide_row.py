@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,19 +32,12 @@ from studio.core.control import (
     ControlGuide,
 )
 from studio.core.model_library import LibraryItem
-from studio.core.outside_library import (
-    NOT_IN_LIBRARY,
-    OutsideModel,
-    family_label,
-    is_path,
-    listed_name,
-    outside_model,
-    short_name,
-)
+from studio.core.outside_library import family_label, short_name
 from studio.ui.buttons import tool_button
 from studio.ui.control_picture import CanvasSource, ControlPicture
 from studio.ui.depth_model import DepthModel, DepthOffer
-from studio.ui.tasks import Tasks, loop_can_run_tasks
+from studio.ui.outside_entries import OutsideEntries
+from studio.ui.tasks import Tasks
 from studio.ui.theme import icon
 
 SWITCH_OFF = "Leave this guide out of the next jobs (it is kept, greyed)"
@@ -64,12 +56,14 @@ class GuideRow(QFrame):
         self._tasks = tasks
         self._items: list[LibraryItem] = []
         self._family = ""  # the chosen checkpoint's family ("" unknown: every ControlNet fits)
-        self._outside: dict[str, OutsideModel] = {}  # what each ControlNet chosen from outside the library is
         self.depth = depth  # the section's, shared by its cards
         self.picture = ControlPicture(tasks, self.guide, canvas, keep_folder, self.depth.annotator)
         self.model_combo = QComboBox()
         self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.model_combo.setMinimumContentsLength(12)  # a long model name must not widen the panel
+        # What a recipe's ControlNet path is (a checkpoint, a LoRA, nothing at all) is said on its entry and the card.
+        self._outside = OutsideEntries(self.model_combo, "controlnet", tasks,
+                                       lambda value: any(_value(i) == value for i in self._items), self._show_problem)
         self.model_combo.setToolTip("The ControlNet model: it must suit the picture (edges for a Canny model, "
                                     "lines for a lineart one…) and the checkpoint's family")
         # Not a checkable button: a checked one is filled with the accent colour, and on is every guide's usual state.
@@ -182,30 +176,7 @@ class GuideRow(QFrame):
         combo = self.model_combo
         item = next((i for i in self._items if value in (_value(i), i.name, i.path.name, str(i.path))), None)
         index = combo.findData(_value(item) if item is not None else value) if value else 0
-        if index < 0:
-            combo.addItem(value, value)
-            index = combo.count() - 1
-            self._name_outside(index, value, self._outside.get(value, OutsideModel(NOT_IN_LIBRARY)))
-            if is_path(value) and loop_can_run_tasks():  # looked at again: the file may have changed since
-                self._tasks.run(self._check_outside(value))
-        combo.setCurrentIndex(index)
-
-    async def _check_outside(self, value: str) -> None:
-        """What a ControlNet from outside the library is, said on its entry and the card at once (a recipe's path
-        may be a checkpoint, a LoRA or nothing at all), not when Generate is refused; its header is read in a
-        worker thread."""
-        found = await asyncio.to_thread(outside_model, value, "controlnet")
-        index = self.model_combo.findData(value)
-        if index < 0 or any(_value(i) == value for i in self._items):  # gone, or in the library by now
-            return
-        self._outside[value] = found
-        self._name_outside(index, value, found)
-        self._show_problem()
-
-    def _name_outside(self, index: int, value: str, found: OutsideModel) -> None:
-        self.model_combo.setItemText(index, listed_name(short_name(value), found.note))
-        self.model_combo.setItemData(index, found.problem or f"{value} is not in the model library",
-                                     Qt.ItemDataRole.ToolTipRole)
+        combo.setCurrentIndex(self._outside.add(value) if index < 0 else index)
 
     def choose_first_model(self) -> None:
         """A new guide starts with the first ControlNet that fits the checkpoint, if there is one."""
@@ -306,7 +277,7 @@ class GuideRow(QFrame):
         return self._mismatch(label)
 
     def _mismatch(self, label: str) -> str | None:
-        if (outside := self._outside.get(self.model())) is not None and outside.problem:
+        if (outside := self._outside.found(self.model())) is not None and outside.problem:
             return outside.problem
         family = self.model_family()
         if self._family and family and family != self._family:

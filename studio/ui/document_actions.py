@@ -47,6 +47,7 @@ class DocumentActions(MaskEdits, CanvasResizing, ClipboardTransfer, QObject):
         self.undo = a("&Undo", "undo", QKeySequence.StandardKey.Undo, self.document_undo)
         self.redo = a("&Redo", "redo", None, self.document_redo)
         self.redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        self._named_revision: int | None = None  # the history_revision the words Undo/Redo were last set for
         self.document.add_listener(self._name_history_actions)
         self.copy = a("&Copy Picture", "copy", QKeySequence.StandardKey.Copy, self.copy_picture)
         self.copy_masked = a("Copy &Masked Area", "copy", "Ctrl+Shift+C", self.copy_masked_area,
@@ -75,10 +76,14 @@ class DocumentActions(MaskEdits, CanvasResizing, ClipboardTransfer, QObject):
 
     def _name_history_actions(self, _change: object = None) -> None:
         """The Edit menu names the step each would take back or make again, as the status line then says it."""
+        # A brush's every dab tells the document's listeners; only a step done, undone or redone renames these.
+        if self._named_revision == self.document.history_revision:
+            return
+        self._named_revision = self.document.history_revision
         for action, word, step in ((self.undo, "Undo", self.document.undo_description()),
                                    (self.redo, "Redo", self.document.redo_description())):
             text = f"&{word} {step.replace('&', '&&')}".rstrip()
-            if action.text() != text:  # a brush's every dab tells the document's listeners
+            if action.text() != text:
                 action.setText(text)
                 action.setToolTip(f"{word} {step}".rstrip())
 

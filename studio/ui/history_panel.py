@@ -25,6 +25,7 @@ class HistoryPanel(QListWidget):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self._document: Document | None = None  # the one last shown
+        self._shown_revision = -1  # its history_revision the rows were made for
         # A click or the arrow keys: the row that becomes current is the state to go to.
         self.currentRowChanged.connect(self._row_chosen)
 
@@ -42,11 +43,20 @@ class HistoryPanel(QListWidget):
         """No search by typing: a row that becomes current is a jump in the history."""
 
     def refresh(self, document: Document) -> None:
-        self._document = document
-        # Named as Undo and Redo name them: a generated step by its prompt's start and seed, not "Generated".
-        labels = ["Start", *document.history_descriptions()]
         position = document.history_position
         self.blockSignals(True)
+        # Asked after a brush's dabs too, which leave the history as it was: its rows are made again only when it
+        # changed (every step named anew held the window's thread longer the longer the history).
+        if document is not self._document or document.history_revision != self._shown_revision:
+            self._document, self._shown_revision = document, document.history_revision
+            self._show_rows(document, position)
+        self.setCurrentRow(position)
+        self.scrollToItem(self.item(position))
+        self.blockSignals(False)
+
+    def _show_rows(self, document: Document, position: int) -> None:
+        # Named as Undo and Redo name them: a generated step by its prompt's start and seed, not "Generated".
+        labels = ["Start", *document.history_descriptions()]
         if self.count() != len(labels) or any(self.item(i).text() != t for i, t in enumerate(labels)):
             self.clear()
             self.addItems(labels)
@@ -55,6 +65,3 @@ class HistoryPanel(QListWidget):
         for index in range(self.count()):
             # Undone steps stay listed, dimmed, until a new change replaces them.
             self.item(index).setForeground(QColor(TEXT if index <= position else TEXT_DISABLED))
-        self.setCurrentRow(position)
-        self.scrollToItem(self.item(position))
-        self.blockSignals(False)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -19,19 +18,12 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import InvalidRequest
 from studio.core.model_library import LibraryItem
-from studio.core.outside_library import (
-    NOT_IN_LIBRARY,
-    OutsideModel,
-    family_label,
-    is_path,
-    listed_name,
-    outside_model,
-    short_name,
-)
-from studio.core.prompt_loras import describe, tag_choices, tag_name, take_lora_tags
+from studio.core.outside_library import family_label, listed_name, short_name
+from studio.core.prompt_loras import applied_loras, describe, lora_choice, read_tags, tag_name
 from studio.core.requests import MAX_LORA_WEIGHT, MAX_LORAS, LoraChoice
 from studio.ui.lora_checks import LoraLibrary
-from studio.ui.tasks import Tasks, loop_can_run_tasks
+from studio.ui.outside_entries import OutsideEntries
+from studio.ui.tasks import Tasks
 from studio.ui.theme import icon, repolish
 
 MODEL_VAE = "The model's own VAE"
@@ -46,7 +38,6 @@ class LoraBox(QWidget):
         super().__init__(parent)
         self._library = LoraLibrary()
         self._tasks = Tasks()
-        self._outside: dict[str, OutsideModel] = {}  # what each VAE chosen from outside the library is
         self._library_vaes: set[str] = set()
         self._rows: list[tuple[str, QDoubleSpinBox, QWidget]] = []
         self._row_labels: dict[str, QLabel] = {}
@@ -89,6 +80,7 @@ class LoraBox(QWidget):
         vae_row.addWidget(vae_label)
         vae_row.addWidget(self.vae_combo, 1)
         layout.addLayout(vae_row)
+        self._outside_vaes = OutsideEntries(self.vae_combo, "vae", self._tasks, lambda vae: vae in self._library_vaes)
 
     # -- library ---------------------------------------------------------------------------------
     def set_library(self, items: list[LibraryItem]) -> None:
@@ -111,6 +103,8 @@ class LoraBox(QWidget):
     def set_model(self, model: str) -> None:
         """The chosen checkpoint (its path): LoRAs made for another family are greyed in the menu and marked in the
         list."""
+        if model == self._library.model:  # the picker refilled (each scan refills it) with the same model picked:
+            return  # the rows are marked by set_library, once
         self._library.model = model
         self._mark_rows()
 
@@ -188,12 +182,6 @@ class LoraBox(QWidget):
             label.setProperty("error", bool(problem))
             repolish(label)
 
-    def _tag_problems(self, prompt: str, tagged: tuple[LoraChoice, ...]) -> None:
-        """InvalidRequest for a tag naming a LoRA the library does not have, or for tags the job would refuse (one
-        LoRA tagged twice at two weights, too many LoRAs)."""
-        self._library.check_tagged(tagged)
-        take_lora_tags(prompt, "", (*self.choices(), *tagged))
-
     def with_prompt_tags(self, prompt: str) -> tuple[LoraChoice, ...]:
         """The list's LoRAs, then those of the prompt's tags, found in the library as the list's are (by name,
         in the models folder or a linked one); InvalidRequest for a listed LoRA that is missing or made for another
@@ -205,8 +193,13 @@ class LoraBox(QWidget):
         return (*self.choices(), *tagged)
 
     def _tagged(self, prompt: str) -> tuple[LoraChoice, ...]:
-        tagged = tuple(replace(choice, name=self.library_path(choice.name)) for choice in tag_choices(prompt))
-        self._tag_problems(prompt, tagged)
+        """The prompt's tags' LoRAs, by their library files; InvalidRequest for a tag naming a LoRA the library does
+        not have, or for tags the job would refuse (one LoRA tagged twice at two weights, too many LoRAs). The prompt
+        is read once: this runs on every keystroke in the prompt box."""
+        tags = read_tags(prompt)
+        tagged = tuple(replace(choice, name=self.library_path(choice.name)) for choice in map(lora_choice, tags))
+        self._library.check_tagged(tagged)
+        applied_loras(tags, (*self.choices(), *tagged))
         return tagged
 
     def show_prompt_tags(self, prompt: str) -> None:
@@ -253,23 +246,4 @@ class LoraBox(QWidget):
             if vae in (self.vae_combo.itemData(index), self.vae_combo.itemText(index)):
                 self.vae_combo.setCurrentIndex(index)
                 return
-        self.vae_combo.addItem(vae, vae)
-        self._name_outside(self.vae_combo.count() - 1, vae, self._outside.get(vae, OutsideModel(NOT_IN_LIBRARY)))
-        self.vae_combo.setCurrentIndex(self.vae_combo.count() - 1)
-        if is_path(vae) and loop_can_run_tasks():  # a bare name: the library has looked in the models folder
-            self._tasks.run(self._check_outside(vae))
-
-    async def _check_outside(self, vae: str) -> None:
-        """What a VAE from outside the library is (a recipe's path may hold a checkpoint or nothing), said on its
-        entry as soon as it is chosen; its header is read in a worker thread."""
-        found = await asyncio.to_thread(outside_model, vae, "vae")
-        index = self.vae_combo.findData(vae)
-        if index > 0 and vae not in self._library_vaes:  # still listed, and not found in the library meanwhile
-            self._outside[vae] = found
-            self._name_outside(index, vae, found)
-
-    def _name_outside(self, index: int, vae: str, found: OutsideModel) -> None:
-        self.vae_combo.setItemText(index, listed_name(short_name(vae), found.note))
-        self.vae_combo.setItemData(index, found.problem or f"{vae} is not in the model library",
-                                   Qt.ItemDataRole.ToolTipRole)
-
+        self.vae_combo.setCurrentIndex(self._outside_vaes.add(vae))

@@ -386,11 +386,11 @@ def test_a_controlnet_from_outside_the_library_is_said_to_be_what_it_is_once_cho
         "control_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight": (1, 768)})
     missing = str(tmp_path / "gone" / "control_sd15_depth.safetensors")
     from studio.core.outside_library import outside_model
-    from studio.ui import control_guide_row
+    from studio.ui import outside_entries
 
     read_in = []
-    monkeypatch.setattr(control_guide_row, "outside_model", lambda *a: read_in.append(threading.current_thread())
-                        or outside_model(*a), raising=False)
+    monkeypatch.setattr(outside_entries, "outside_model", lambda *a: read_in.append(threading.current_thread())
+                        or outside_model(*a))
     row = panel.control_box.add()
     row.picture.use_file(picture)
     _ready(qtbot, row)

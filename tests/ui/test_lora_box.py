@@ -16,7 +16,7 @@ from safetensors.numpy import save_file
 from studio.core import outside_library
 from studio.core.errors import InvalidRequest
 from studio.core.model_library import LibraryItem
-from studio.ui import lora_box
+from studio.ui import outside_entries
 from studio.ui.lora_box import LoraBox
 
 
@@ -36,8 +36,8 @@ def test_a_vae_from_outside_the_library_is_said_to_be_what_it_is_once_chosen(qtb
                                                             "encoder.conv_in.weight": (1, 3, 1, 1)})
     missing = str(tmp_path / "gone" / "kl-f8-anime2-with-a-long-name.safetensors")
     read_in = []
-    monkeypatch.setattr(lora_box, "outside_model", lambda *a: read_in.append(threading.current_thread())
-                        or outside_library.outside_model(*a), raising=False)
+    monkeypatch.setattr(outside_entries, "outside_model", lambda *a: read_in.append(threading.current_thread())
+                        or outside_library.outside_model(*a))
     box = LoraBox()
     qtbot.addWidget(box)
     cases = {checkpoint: ("dreamshaper_8 (not a VAE)",
@@ -115,3 +115,21 @@ def test_loras_for_another_family_are_greyed_in_the_menu_and_marked_in_the_list(
         box.with_prompt_tags("")
     box.set_model(str(sdxl))  # back to a model it fits
     assert _row_label(box, str(detail.path)).text() == "detail" and box.with_prompt_tags("")
+
+
+def test_a_scan_of_the_models_folder_marks_each_listed_lora_once(qtbot, window, monkeypatch):  # noqa: ANN001
+    from studio.core.model_library import scan_library
+
+    box = window.prompt_panel.lora_box
+    (window.settings.models_dir / "loras").mkdir(parents=True, exist_ok=True)
+    ink = _weights(window.settings.models_dir / "loras" / "ink.safetensors", {
+        "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight": (4, 768)})
+    window.models.refresh()
+    qtbot.waitUntil(lambda: bool(box._loras), timeout=10_000)
+    box.set_values([(ink, 0.8), ("nothere", 0.5)], "")
+    items = scan_library(window.settings.models_dir, window.settings.extra_model_paths)  # the model stays picked
+    marked, real = [], box._library.row_problem
+    monkeypatch.setattr(box._library, "row_problem", lambda name: marked.append(name) or real(name))
+    window.models.show_library(items)  # as each scan's answer is shown
+    assert marked == [ink, "nothere"]
+    assert _row_label(box, "nothere").text() == "nothere (not found)" and _row_label(box, ink).text() == "ink"

@@ -149,3 +149,26 @@ def test_generate_refuses_an_unknown_tag_and_a_missing_listed_lora_before_queuei
     qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
     assert panel.error_label.text().startswith("The LoRA paint is not in the library; remove it from the list")
     assert window.queue_panel.job_ids() == []  # nothing was queued
+
+
+def test_each_keystroke_in_the_prompt_box_reads_the_prompt_s_tags_once(qtbot, tmp_path, monkeypatch):  # noqa: ANN001
+    from studio.core import prompt_loras
+    from studio.ui import lora_box
+    from studio.ui.prompt_panel import PromptPanel
+
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    panel.lora_box.set_library([_library_lora(tmp_path / "loras" / "ink.safetensors")])
+    read, real = [], prompt_loras.read_tags
+
+    def counted(prompt: str) -> list[prompt_loras.LoraTag]:
+        read.append(prompt)
+        return real(prompt)
+
+    monkeypatch.setattr(prompt_loras, "read_tags", counted)
+    monkeypatch.setattr(lora_box, "read_tags", counted, raising=False)
+    typed = "a fox <lora:ink:0.8>"
+    qtbot.keyClicks(panel.prompt_edit, typed)
+    assert panel.lora_box.tagged_label.text() == "From the prompt: ink (0.8)"
+    # The tag's own text, read to name it under the list, is no reading of the prompt.
+    assert [read.count(typed[:n]) for n in range(1, len(typed) + 1)] == [1] * len(typed)
