@@ -1,7 +1,8 @@
 """Keeping a job's control pictures: each ControlNet guide's picture is saved in the outputs' sources folder before
 the engine runs, and the guide then names that copy, so the picture's recipe and its history entry point at a file
 that stays (the person's own file may move, or the picture was drawn in the window and has no file at all). The
-picture parameters of plugin generators and chain steps are kept the same way (``keep_parameter_pictures``)."""
+picture parameters of plugin generators and chain steps are kept the same way (``keep_parameter_pictures``), named
+``-picture.png`` (``-control.png`` before, still read)."""
 
 from __future__ import annotations
 
@@ -59,9 +60,10 @@ def keep_control_pictures(request: GenerationRequest, outputs: OutputStore | Non
 def keep_parameter_pictures(request: GenerationRequest, registry: Registry, outputs: OutputStore | None,
                             note: Callable[[str], None]) -> GenerationRequest:
     """The request with each picture parameter of its plugin generator and of its chain's steps kept as a control
-    picture is (``OutputStore.save_control``, one file per distinct picture): the value becomes the picture, marked
-    with its kept copy (``SOURCE_KEY``), so the history records that copy and a rerun or Load parameters finds it
-    though the person's file moved or the picture came from the canvas. A value naming a copy kept before stays. A
+    picture is, named for what it is (``OutputStore.save_parameter_picture``: one file per distinct picture, ending
+    ``-picture.png``): the value becomes the picture, marked with its kept copy (``SOURCE_KEY``), so the history
+    records that copy and a rerun or Load parameters finds it though the person's file moved or the picture came
+    from the canvas. A value naming a copy kept before stays (``-control.png``, as older Studios named it, too). A
     picture that cannot be kept only costs a note, never the job: the history notes it as before. Reads the
     person's files: run it on the engine thread."""
     if outputs is None:
@@ -94,7 +96,7 @@ def _kept_values(registry: Registry, kind: str, contribution_id: str, values: di
             picture = images.open_image(Path(value)) if isinstance(value, str) else value
             key = pixel_digest(picture)
             if key not in kept:
-                kept[key] = str(outputs.save_control(picture))
+                kept[key] = str(outputs.save_parameter_picture(picture))
         except Exception as exc:  # noqa: BLE001 - keeping the picture is a nicety, never fatal
             log.warning("Could not keep the picture of %s for the history", param.name, exc_info=True)
             note(f"{contribution.title}: {param.title}: the picture could not be kept for the history: "

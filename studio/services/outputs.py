@@ -22,11 +22,13 @@ from studio.core.metadata import Recipe
 log = logging.getLogger(__name__)
 
 SOURCES_FOLDER = "sources"
-CONTROL_SUFFIX = "-control.png"
-# The names save_control gives (its pixels' digest; before, the time and a random number): only these are Studio's
-# to remove with a history entry (a guide whose picture could not be kept records the person's own file instead,
-# which is never theirs to delete).
-_KEPT_CONTROL = re.compile(r"^(?:[0-9a-f]{16}|\d{6}-[0-9a-f]{10})" + re.escape(CONTROL_SUFFIX) + "$")
+CONTROL_SUFFIX = "-control.png"  # a ControlNet guide's picture
+PICTURE_SUFFIX = "-picture.png"  # a plugin's picture parameter (kept as "-control.png" before, which it is not)
+# The names save_control and save_parameter_picture give (the pixels' digest; before, the time and a random number):
+# only these are Studio's to remove with a history entry (a guide whose picture could not be kept records the
+# person's own file instead, which is never theirs to delete).
+_KEPT_CONTROL = re.compile(r"^(?:[0-9a-f]{16}|\d{6}-[0-9a-f]{10})"
+                           f"(?:{re.escape(CONTROL_SUFFIX)}|{re.escape(PICTURE_SUFFIX)})$")
 # write_atomically's temp files: ".<final name>.<random>.part". One older than this is left from a crash
 # (a live save takes seconds at most; another Studio process may be saving into the same folder).
 STALE_PART_AGE = 15 * 60.0
@@ -92,19 +94,27 @@ class OutputStore:
         the sources (or in ``folder``), so the picture's recipe and the history point at a file that stays. It is
         named by its pixels (``pixel_digest``) in today's sources: a picture kept there already is named again, not
         written again, so a photo that guides every job of a day costs one file, written once."""
+        return self._keep(image, folder, CONTROL_SUFFIX, "control picture")
+
+    def save_parameter_picture(self, image: Image.Image, folder: Path | None = None) -> Path:
+        """Keep the picture a plugin generator's or chain step's picture parameter was given, as ``save_control``
+        keeps a guide's (named by its pixels in today's sources), ending ``-picture.png``: it guides no ControlNet."""
+        return self._keep(image, folder, PICTURE_SUFFIX, "picture")
+
+    def _keep(self, image: Image.Image, folder: Path | None, suffix: str, what: str) -> Path:
         folder = self._today() / SOURCES_FOLDER if folder is None else folder
         with self._lock:
             self._sweep_once()
             try:
-                return keep_png(image, folder, suffix=CONTROL_SUFFIX)
+                return keep_png(image, folder, suffix=suffix)
             except OSError as exc:
-                raise StudioError(f"The control picture could not be saved in {folder}: "
-                                  f"{exc.strerror or exc}.") from exc
+                raise StudioError(f"The {what} could not be saved in {folder}: {exc.strerror or exc}.") from exc
 
     def restore_control(self, image: Image.Image, path: Path) -> None:
-        """Write a kept control picture again where it was: deleting the last history entry that used it removed
-        it while a job that names it was running (that job's pictures and row name it)."""
-        self.save_control(image, path.parent)
+        """Write a kept control or parameter picture again where it was: deleting the last history entry that used
+        it removed it while a job that names it was running (that job's pictures and row name it)."""
+        keep = self.save_parameter_picture if path.name.endswith(PICTURE_SUFFIX) else self.save_control
+        keep(image, path.parent)
 
     def remove_stale_parts(self, max_age: float = STALE_PART_AGE) -> list[Path]:
         """Delete temp files (``.*.part``) older than max_age seconds left in the output folders by a crash."""
@@ -138,7 +148,8 @@ class OutputStore:
 
 
 def is_kept_control(path: str | os.PathLike[str]) -> bool:
-    """Whether path names a control picture that ``save_control`` kept (by its name, in a sources folder)."""
+    """Whether path names a picture that ``save_control`` or ``save_parameter_picture`` kept (by its name, in a
+    sources folder)."""
     path = Path(path)
     return path.parent.name == SOURCES_FOLDER and _KEPT_CONTROL.match(path.name) is not None
 

@@ -45,6 +45,8 @@ class ModelActions:
         # picked model and, on a GPU, runs a step at the panel's size. Keep it told.
         self.panel.model_picker.selection_changed.connect(self._prefer_likely_job)
         self.panel.model_picker.selection_changed.connect(self._show_first_step)
+        # Nothing watches the models folders: a model deleted since the list was read is noticed as the list opens.
+        self.panel.model_picker.popup_opening.connect(lambda: window.actions_.run(self._forget_deleted_models()))
         for spin in (self.panel.width_spin, self.panel.height_spin, self.panel.cfg_spin):
             spin.valueChanged.connect(self._prefer_likely_job)
 
@@ -70,6 +72,18 @@ class ModelActions:
         name = self.panel.model_picker.forget_model(model) or Path(model).name
         self.refresh()
         return f"The model {name} is gone; removed it from the list."
+
+    async def _forget_deleted_models(self) -> None:
+        """Take the listed models whose file or folder is gone off the picker, and say which. A stat for each one
+        listed, off this thread: a linked folder may be on a drive that is slow to wake."""
+        picker = self.panel.model_picker
+        listed = picker.listed_model_paths()
+        gone = await asyncio.to_thread(lambda: [path for path in listed if not Path(path).exists()])
+        names = [name for path in gone if (name := picker.forget_model(path))]  # "" if no longer listed
+        if names:
+            self.window.status.set_message(
+                f"The model {names[0]} is gone; removed it from the list." if len(names) == 1 else
+                f"The models {', '.join(names)} are gone; removed them from the list.")
 
     async def _scan_library(self, scan: int) -> None:
         items = await asyncio.to_thread(scan_library, self.settings.models_dir, list(self.settings.extra_model_paths))

@@ -21,12 +21,23 @@ GENERATOR_PREFIX = "generator:"  # picker items that are plugin generators, not 
 OFF_PREFIX = "off:"  # a plugin generator listed before whose plugin failed (switched off until restart): not runnable
 
 
+class _PickerCombo(QComboBox):
+    """A combo box that says when its list is about to open, so what it lists can be checked then."""
+
+    popup_opening = Signal()
+
+    def showPopup(self) -> None:  # noqa: N802
+        self.popup_opening.emit()
+        super().showPopup()
+
+
 class ModelPicker(QWidget):
     """One list of the models found and the enabled plugin generators; a hint stands in for an empty list."""
 
     browse_requested = Signal()  # the Model Library button
     refresh_requested = Signal()
     selection_changed = Signal()  # another entry is current (picked, or the list was rebuilt)
+    popup_opening = Signal()  # the list is about to open: a good moment to check that the models listed are there
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -41,7 +52,7 @@ class ModelPicker(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
         row = QHBoxLayout()
-        self.combo = QComboBox()
+        self.combo = _PickerCombo()
         self.combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.combo.setMinimumContentsLength(12)
         self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -60,6 +71,7 @@ class ModelPicker(QWidget):
         layout.addWidget(self.hint)
         self.browse_button.clicked.connect(self.browse_requested)
         self.refresh_button.clicked.connect(self.refresh_requested)
+        self.combo.popup_opening.connect(self.popup_opening)
         self.combo.currentIndexChanged.connect(self._remember_model)
         self.combo.currentIndexChanged.connect(lambda *_: self.selection_changed.emit())
         self.combo.activated.connect(self._chosen)
@@ -117,6 +129,9 @@ class ModelPicker(QWidget):
         self._rebuild(self._current_key())
         self._wanted = "" if self._wanted == path else self._wanted  # it is not coming back
         return name
+
+    def listed_model_paths(self) -> list[str]:
+        return [str(entry.path) for entry in self._models]
 
     def lists_generator(self, generator_id: str) -> bool:
         return self.combo.findData(GENERATOR_PREFIX + generator_id) >= 0

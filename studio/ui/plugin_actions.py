@@ -60,6 +60,7 @@ class PluginActions(QObject):
         self._unstored: dict[int, tuple[PostStepSetting, dict[str, Any]]] = {}
         self.edit_dialog = lambda dialog: dialog.exec() == QDialog.DialogCode.Accepted  # tests answer instead
         self._state_notice = ""  # the damaged-list notice shown, while it stands (see say_state_notice)
+        self._gone_sentence = ""  # what was said when the picked generator left the list, while it may still hold
         self.plugins_changed.connect(self.refresh)
         if self.host is not None:
             self.host.on_change = self.plugins_changed.emit
@@ -82,9 +83,29 @@ class PluginActions(QObject):
         for record in self.host.records if self.host is not None else []:
             # The first copy of an id is the one in use; a later one is ignored (FAILED, "already taken").
             failed.setdefault(record.id, record.error if record.status == FAILED else "")
-        self.window.prompt_panel.set_generators(registry.contributions(GENERATOR),
-                                                {plugin_id: why for plugin_id, why in failed.items() if why})
+        panel = self.window.prompt_panel
+        picked = panel.selected_generator()
+        panel.set_generators(registry.contributions(GENERATOR),
+                             {plugin_id: why for plugin_id, why in failed.items() if why})
+        if picked is not None and not panel.model_picker.lists_generator(picked.id) \
+                and not panel.model_picker.switched_off_refusal():  # (a failed one stays, marked off, and says why)
+            self._say_generator_gone(picked)
+        elif self._gone_sentence and panel.selected_generator() is not None:  # back on: it no longer holds
+            self.window.status.withdraw_message(self._gone_sentence)
+            self._gone_sentence = ""
         self._build_menu()
+
+    def _say_generator_gone(self, generator: Contribution) -> None:
+        """The picked generator's plugin was switched off or removed: the picker went back to a Stable Diffusion
+        model (or to nothing), which the panel's controls now follow; say so, or the change passes unseen."""
+        records = self.host.records if self.host is not None else []
+        gone = "switched off" if any(r.id == generator.plugin_id for r in records) else "removed"
+        model = self.window.prompt_panel.model_combo.currentText() if self.window.prompt_panel.selected_model() else ""
+        then = (f"{model} (Stable Diffusion) is picked in its place." if model else
+                "choose a model in the list above, or add one in the Model Library.")
+        self._gone_sentence = (f"The plugin {generator.owner} was {gone}, so its generator {generator.title} left "
+                               f"the model list; {then}")
+        self.window.status.set_message(self._gone_sentence)
 
     def _processors(self) -> list[Contribution]:
         """Studio's own first, in their declared order, then plugins' by title."""

@@ -297,6 +297,7 @@ def test_a_kept_picture_removed_with_a_deleted_entry_while_a_job_used_it_is_kept
 
 @pytest.mark.parametrize(("name", "kept"), [
     ("0123456789abcdef-control.png", True), ("101010-0123456789-control.png", True),  # today's names, and before
+    ("0123456789abcdef-picture.png", True),  # a plugin's picture parameter's
     ("0123456789abcde-control.png", False), ("castle-control.png", False), ("0123456789abcdef-image.png", False)])
 def test_only_the_names_studio_gives_kept_control_pictures_are_its_to_remove(name: str, kept: bool):
     assert is_kept_control(f"/outputs/2026-01-02/sources/{name}") is kept

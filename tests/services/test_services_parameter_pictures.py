@@ -13,7 +13,7 @@ from studio_testing import collect_until_done, make_env, run, running_service, t
 
 from studio.core.errors import InvalidRequest
 from studio.core.events import JobFinished
-from studio.core.images import open_image
+from studio.core.images import open_image, pixel_digest
 from studio.core.requests import GenerationRequest, PostStep
 from studio.plugin_host.host import PluginHost
 from studio.services.history_reuse import request_for_entry
@@ -115,6 +115,36 @@ def test_the_history_names_kept_copies_of_the_generator_s_and_the_step_s_picture
     assert output.image.getpixel((0, 0)) == RED and output.image.getpixel((10, 10)) == BLUE
 
 
+def test_the_kept_copies_are_named_pictures_not_control_pictures(painted):
+    """They guide no ControlNet: "<digest>-control.png" said they did."""
+    source, reference = (Path(p) for p in kept_pictures(painted["entry"]))
+    assert source.name == f"{pixel_digest(open_image(source))}-picture.png" and source.parent.name == "sources"
+    assert reference.name == f"{pixel_digest(painted['canvas'])}-picture.png"
+    assert list(source.parent.glob("*-control.png")) == []
+
+
+def test_an_entry_whose_copies_have_the_old_control_names_still_runs_again_and_removes_them(painted):
+    store, entry = painted["store"], painted["entry"]
+    old_names = []
+    for new in (Path(p) for p in kept_pictures(entry)):
+        old = new.with_name(new.name.replace("-picture.png", "-control.png"))
+        new.rename(old)
+        old_names.append(str(old))
+    entry.params["generator_params"]["source"], entry.params["post"][0]["params"]["reference"] = old_names
+    store.delete(entry.id, remove_files=False)
+    store.add(entry)  # as an older Studio recorded it
+    (entry,) = store.search()
+    rerun = request_for_entry(entry)
+    assert rerun.params["source"] == old_names[0]
+    (finished,) = submit(painted, rerun)
+    assert isinstance(finished, JobFinished), getattr(finished, "message", "")
+    assert finished.outputs[0].image.getpixel((0, 0)) == RED and finished.outputs[0].image.getpixel((10, 10)) == BLUE
+    assert list(kept_pictures(store.search()[0])) == old_names  # named again, not kept a second time
+    for row in store.search():
+        store.delete(row.id)
+    assert not any(Path(p).exists() for p in old_names)  # still Studio's to remove
+
+
 def test_a_rerun_passes_the_same_pictures_though_the_person_s_file_is_gone(painted):
     rerun = request_for_entry(painted["entry"])
     assert rerun.params["source"] == kept_pictures(painted["entry"])[0]  # not None: the picture, from its copy
@@ -171,3 +201,12 @@ def test_load_parameters_sets_the_chain_step_with_its_kept_picture_and_says_when
     Path(reference).unlink()
     assert usable_chain(records, registry, tmp_path).notes == [
         f"Its Stamp step's picture {reference} is gone; choose another for it in the post-processing chain."]
+
+
+def test_a_kept_picture_removed_while_a_job_names_it_is_written_again_under_its_own_name(tmp_path):
+    outputs = OutputStore(tmp_path / "outputs")
+    picture = Image.new("RGB", (6, 4), BLUE)
+    kept = outputs.save_parameter_picture(picture)
+    kept.unlink()
+    outputs.restore_control(picture, kept)
+    assert kept.is_file() and [p.name for p in kept.parent.iterdir()] == [kept.name]

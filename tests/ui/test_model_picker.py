@@ -267,3 +267,36 @@ def test_first_run_without_models_says_to_add_one_until_one_is_listed(  # noqa: 
         service.cancel_all()
         service.shutdown(timeout=10)
         history.close()
+
+
+def test_a_model_deleted_since_the_list_was_read_goes_from_the_list_as_it_opens(  # noqa: ANN001
+        qtbot, qt_loop, studio_home: Path, plugin_sandbox: Path):
+    """Nothing watches the models folders: a deleted model stayed listed until a Generate with it was refused. The
+    listed models are checked (a stat each, off the window's thread) as the list opens."""
+    import shutil
+
+    paths = studio_paths()
+    window, service, history, _host = _window_with_plugins(qtbot, paths, plugin_sandbox, (), installed=())
+    window.show()
+    window.start()
+    try:
+        panel = window.prompt_panel
+        kept, doomed = (window.settings.models_dir / name for name in ("kept", "doomed"))
+        for model in (kept, doomed):
+            model.mkdir(parents=True)
+            (model / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline"}')
+        window.models.refresh()
+        qtbot.waitUntil(lambda: panel.model_combo.findData(str(doomed)) >= 0, timeout=WAIT_MS)
+        assert panel.model_picker.select_model(str(doomed))
+        shutil.rmtree(doomed)
+        scans = window.models._library_scans
+        panel.model_combo.showPopup()
+        qtbot.waitUntil(lambda: panel.model_combo.findData(str(doomed)) < 0, timeout=WAIT_MS)
+        panel.model_combo.hidePopup()
+        assert panel.selected_model() == str(kept)
+        assert window.status.message_label.text() == "The model doomed is gone; removed it from the list."
+        assert window.models._library_scans == scans  # a stat of the ones listed, not a look through the library
+    finally:
+        window.close()
+        service.shutdown(timeout=10)
+        history.close()

@@ -236,6 +236,34 @@ def test_the_plugins_dialog_lists_toggles_and_explains(qtbot, plugin_window, art
     dialog.grab().save(str(artifacts_dir / "plugins-dialog.png"))
 
 
+def test_switching_off_the_picked_generator_s_plugin_goes_back_to_stable_diffusion_and_says_so(  # noqa: ANN001
+        qtbot, plugin_window, settings):
+    from studio.ui.plugins_dialog import PluginsDialog
+
+    window = plugin_window
+    panel = window.prompt_panel
+    _pick(panel, "Test generator")
+    assert panel.plugin_box.isVisibleTo(panel) and not panel.lora_box.isVisibleTo(panel)
+    dialog = PluginsDialog(window.service.plugins, parent=window)
+    qtbot.addWidget(dialog)
+    dialog.confirm = lambda title, text: True
+    dialog.show()
+    dialog.toggle_button.click()  # Disable, with its generator current
+    qtbot.waitUntil(lambda: panel.model_combo.findText("Test generator") < 0, timeout=5000)
+    # Stable Diffusion (the model listed) in its place, with its own controls, and a sentence naming the plugin.
+    assert panel.selected_generator() is None and panel.model_combo.currentText() == "tiny-sd"
+    assert not panel.plugin_box.isVisibleTo(panel)
+    assert panel.lora_box.isVisibleTo(panel) and panel.negative_edit.isVisibleTo(panel)
+    said = window.status.message_label.text()
+    assert said == ("The plugin Test Plugin was switched off, so its generator Test generator left the model list; "
+                    "tiny-sd (Stable Diffusion) is picked in its place.")
+    panel.prompt_edit.setPlainText("x")
+    assert panel.build_request(None).generator == "diffusers"
+    dialog.toggle_button.click()  # on again: the person's pick is back, and the sentence no longer holds
+    qtbot.waitUntil(lambda: panel.selected_generator() is not None, timeout=5000)
+    assert panel.plugin_box.isVisibleTo(panel) and window.status.message_label.text() != said
+
+
 def test_safe_mode_shows_plugins_but_loads_none(qtbot, qt_loop, settings, plugin_sandbox):
     paths = studio_paths()
     unpack_plugin(paths.plugins_dir, plugin_wheel(plugin_sandbox / "w", plugin_id="ui-plugin", package="studio_tp_ui",
