@@ -31,7 +31,8 @@ class UnfinishedDownload:
 
 def unfinished_downloads(models_dir: Path) -> list[UnfinishedDownload]:
     """The downloads in the models folder's staging area that have not finished, by repository id. (A finished one
-    leaves it; one that completes a model already in the library is that model's, and listed with it.)"""
+    leaves it; one that completes a model already in the library is that model's, and listed with it.) One running
+    now (in this window, another or the command line) is left out: it is not stopped, and is no one's to remove."""
     staging = models_dir.expanduser() / STAGING
     found = []
     for state_file in sorted(staging.glob(f"*/*/{WORK_DIR}/state.json")):
@@ -39,6 +40,8 @@ def unfinished_downloads(models_dir: Path) -> list[UnfinishedDownload]:
         if not state or not isinstance(state.get("repo_id"), str):
             continue
         work = state_file.parent
+        if _running(work):
+            continue
         target = work.parent.parent
         finished = [p for p in state.get("finished", []) if isinstance(p, str) and not unsafe_path(p)]
         done = sum(_size(target / p) for p in finished) + sum(_size(part) for part in work.glob("*.incomplete"))
@@ -68,6 +71,20 @@ def delete_unfinished(download: UnfinishedDownload, models_dir: Path) -> None:
         except OSError as exc:
             raise InvalidRequest(f"Could not delete the unfinished download {folder}: {os_reason(exc)}.") from exc
     remove_empty(staging, staging.parent)
+
+
+def _running(work: Path) -> bool:
+    """Whether a download is fetching into ``work`` now, in any Studio process: it holds the lock there."""
+    lock = work / "lock"
+    if not lock.exists():  # not taken (and not created) by a download yet
+        return False
+    try:
+        with FileLock(str(lock), timeout=0):
+            return False
+    except Timeout:
+        return True
+    except OSError:  # a lock file that cannot be opened (a read-only folder): nothing can be downloading into it
+        return False
 
 
 def _size(path: Path) -> int:
