@@ -4,6 +4,7 @@ the library, resume (by downloading the same repository again) or delete."""
 from __future__ import annotations
 
 import shutil
+import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ from studio.core.errors import InvalidRequest, os_reason
 from studio.core.units import format_size
 from studio.services.download_folders import STAGING, WORK_DIR, read_json, remove_empty
 from studio.services.hub_files import unsafe_path
+
+ASIDE = ".removing"  # in the staging area: a deleted download's folder, moved here to be deleted out of its lock
 
 
 @dataclass(frozen=True)
@@ -58,19 +61,30 @@ def delete_unfinished(download: UnfinishedDownload, models_dir: Path) -> None:
     if folder.parent != staging:  # only ever a folder of the staging area, whatever the list was given
         raise InvalidRequest(f"{download.folder} is not an unfinished download in {staging}; Studio will not "
                              "delete it.")
+    aside = staging / ASIDE / f"{folder.name}-{uuid.uuid4().hex[:8]}"
     with ExitStack() as held:
         try:
             for lock in folder.glob(f"*/{WORK_DIR}/lock"):  # a download running into it holds its lock
                 held.enter_context(FileLock(str(lock), timeout=0))
         except Timeout:
             raise InvalidRequest(f"{download.repo_id} is downloading now; cancel it before deleting it.") from None
+        # Moved aside under the lock, deleted out of it: a download of the repo started meanwhile (Resume in another
+        # window) is not refused for as long as gigabytes take to delete, nor has its new files deleted under it.
         try:
-            shutil.rmtree(folder)
+            aside.parent.mkdir(exist_ok=True)
+            folder.rename(aside)
         except FileNotFoundError:
             pass  # deleted already (another window, by hand): what was asked is done
         except OSError as exc:
             raise InvalidRequest(f"Could not delete the unfinished download {folder}: {os_reason(exc)}.") from exc
-    remove_empty(staging, staging.parent)
+    try:
+        shutil.rmtree(aside)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise InvalidRequest(f"Could not delete the unfinished download of {download.repo_id}, moved to {aside} "
+                             f"to be deleted: {os_reason(exc)}. Delete that folder by hand.") from exc
+    remove_empty(aside.parent, staging.parent)
 
 
 def _running(work: Path) -> bool:

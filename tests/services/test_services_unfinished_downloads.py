@@ -12,6 +12,7 @@ from unfinished_download import REPO, WEIGHTS, stop_half_way, vae_files, vae_hub
 
 from studio.core.errors import InvalidRequest, JobCancelledError
 from studio.core.units import format_size
+from studio.services import unfinished_downloads as unfinished_module
 from studio.services.download_folders import STAGING, WORK_DIR
 from studio.services.download_progress import DownloadProgress
 from studio.services.model_downloads import download_model, plan_download
@@ -74,6 +75,29 @@ def test_a_download_running_now_is_not_listed_to_remove(tmp_path: Path) -> None:
                            cancelled=lambda: stop_at_40_kb(events))
     assert listed_while_running == [[]]
     assert [download.repo_id for download in unfinished_downloads(models)] == [REPO]  # stopped: listed now
+
+
+def test_a_download_started_while_a_remove_deletes_is_not_refused_nor_deleted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove held the download's lock while it deleted (gigabytes, for a while): Resume in another window was
+    refused as "already running" meanwhile, and a download let in would have had its files deleted under it."""
+    models = tmp_path / "models"
+    rmtree = unfinished_module.shutil.rmtree
+    with vae_hub() as hub:
+        stop_half_way(hub, models)
+        [stopped] = unfinished_downloads(models)
+
+        def download_then_delete(path: Path, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+            monkeypatch.setattr(unfinished_module.shutil, "rmtree", rmtree)
+            download_model(plan_download(REPO, models, endpoint=hub.url), endpoint=hub.url)  # all of it, anew
+            rmtree(path, *args, **kwargs)
+
+        monkeypatch.setattr(unfinished_module.shutil, "rmtree", download_then_delete)
+        delete_unfinished(stopped, models)
+    assert unfinished_downloads(models) == [] and not (models / STAGING).exists()
+    [config] = models.rglob("config.json")  # the new download, whole, filed in the library
+    assert config.read_bytes() == vae_files()["config.json"]
+    assert (config.parent / WEIGHTS).read_bytes() == vae_files()[WEIGHTS]
 
 
 def test_a_state_without_a_total_says_the_bytes_alone(tmp_path: Path) -> None:
