@@ -30,12 +30,24 @@ if TYPE_CHECKING:
 def hires_upscaler(name: str, settings: Settings, said_as: str = "") -> str:
     """The hires fix's upscaler as the engine will find it: a built-in one (any case), a model in the upscalers
     folder (by name or path), or one in the library's linked folders (given then by its path). Bad input
-    otherwise, with the names there are, before the engine starts (which would say it only once started).
+    otherwise, with the names there are, before the engine starts (which would say it only once started); so is
+    a model with the spandrel library that loads it not installed.
     ``said_as``: after its name where the person never typed it (" (the settings' hires upscaler)")."""
+    from studio.core.upscalers import check_spandrel_installed  # names only: no torch
+
     wanted = name.strip()
     built_in = next((known for known in BUILT_IN_UPSCALERS if known.casefold() == wanted.casefold()), None)
     if built_in is not None or not wanted:  # none at all: prepare_request says so
         return built_in or name
+    model = _upscaler_model(name, wanted, settings, said_as)
+    try:
+        check_spandrel_installed()
+    except ModelError as exc:
+        raise InvalidRequest(str(exc)) from None
+    return model
+
+
+def _upscaler_model(name: str, wanted: str, settings: Settings, said_as: str) -> str:
     folder = settings.models_dir / KIND_FOLDERS["upscaler"]
     if find_weights(folder, wanted) is not None:  # the engine's lookup (a pickle is refused, with how to convert it)
         return wanted

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from studio.core.errors import InvalidRequest
-from studio.core.requests import FROM_SETTINGS, MAX_STEPS, GenerationRequest
+from studio.core.requests import FROM_SETTINGS, GenerationRequest
 
 
 def steps_said(count: int) -> str:
@@ -22,16 +22,17 @@ def check_denoising_steps(args: argparse.Namespace, request: GenerationRequest, 
     """diffusers runs int(steps x strength) steps of an img2img or inpainting job, and of the hires fix's second
     pass: where that is none and a value came from the settings, one sentence that says so (prepare_request says
     it where the person typed both). ``recorded_in`` ("history entry 3"; with ``RECORDED`` as ``args``): the values
-    are that entry's, which ``studio history rerun`` cannot change; the sentence says so."""
-    if request.generator != "diffusers" or not 1 <= request.steps <= MAX_STEPS:
-        return  # prepare_request says what is wrong with these
-    if request.init_image is not None and 0.0 < request.strength <= 1.0:
+    are that entry's, which ``studio history rerun`` cannot change; the sentence says so.
+
+    prepare_request calls it with the request checked: every value in range, and the hires fix left out where it
+    does not apply (a plugin's generator, a picture to start from)."""
+    if request.generator != "diffusers":
+        return  # a plugin's generator runs its own steps
+    if request.init_image is not None:
         _check(request.steps, request.strength, args.steps is None, args.strength is None,
                "no denoising step would run", "--steps", "--strength", recorded_in)
     hires = request.hires
-    if hires is None or isinstance(hires.steps, bool) or not isinstance(hires.steps, int):
-        return
-    if 0 <= hires.steps <= MAX_STEPS and 0.0 < hires.strength <= 1.0:
+    if hires is not None:
         # Hires steps 0 are as many as the first pass's.
         steps_given = args.hires_steps is not None if hires.steps else args.steps is not None
         _check(hires.steps_for(request.steps), hires.strength, not steps_given, args.hires_strength is None,

@@ -88,14 +88,15 @@ def check_style_weights(method: str, registry: Registry, env: GeneratorEnvironme
 def check_upscaler(method: str, params: Mapping[str, Any], registry: Registry, env: GeneratorEnvironment) -> None:
     """Studio's own Upscale finds its upscaler model before the job, as the filter will find it (the one named, else
     the first in the upscalers folder): none there is bad input, said with where to put one before the engine
-    starts (the job said it once started, and exited 1)."""
+    starts (the job said it once started, and exited 1). So is the spandrel library that loads it not installed."""
     contribution = registry.get(POSTPROCESSOR, method)
     if not (contribution.builtin and method == UPSCALE):
         return
-    from studio.core.upscalers import find_upscaler  # names only: no torch before the request is checked
+    from studio.core.upscalers import check_spandrel_installed, find_upscaler  # no torch before the request is checked
 
     try:  # the filter's own lookup, run before the engine starts
         find_upscaler(env, str(params.get("model", "") or ""))
+        check_spandrel_installed()
     except ModelError as exc:
         raise InvalidRequest(str(exc)) from None
 

@@ -508,3 +508,19 @@ def requests_run(monkeypatch) -> list:  # noqa: ANN001 - pytest's monkeypatch
 
     monkeypatch.setattr(studio.cli_job, "_generate", generate)
     return ran
+
+
+def spandrel_installed(monkeypatch, installed: bool) -> None:  # noqa: ANN001 - pytest's monkeypatch
+    """The spandrel library as the command line's early check finds it (importlib.util.find_spec), here or not,
+    whether or not this machine has it; every other module is found as it is."""
+    import importlib.machinery
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, package: str | None = None) -> importlib.machinery.ModuleSpec | None:
+        if name != "spandrel":
+            return real(name, package)
+        return importlib.machinery.ModuleSpec("spandrel", None) if installed else None
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)

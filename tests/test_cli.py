@@ -162,8 +162,13 @@ def test_bad_input_exits_2_with_one_sentence(tiny_model_dir, home, tmp_path):
     assert not output.exists()
 
 
-def test_an_upscale_step_is_checked_without_torch(tiny_model_dir, home, tmp_path):
+def test_an_upscale_step_is_checked_without_torch(tiny_model_dir, home, tmp_path, monkeypatch):
     """Finding --post upscale's model imported torch (the engine's upscale module) before the rest was checked."""
+    installed = tmp_path / "site" / "spandrel"  # found as installed (never imported: nothing runs so far)
+    installed.mkdir(parents=True)
+    (installed / "__init__.py").write_text("")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(installed.parent),
+                                                                    os.environ.get("PYTHONPATH")])))
     upscalers = home / "data" / "models" / "upscalers"
     upscalers.mkdir(parents=True)
     (upscalers / "4x.safetensors").write_bytes(b"names are all that is read")
@@ -578,10 +583,13 @@ def test_an_unknown_hires_upscaler_is_bad_input_said_before_the_engine_starts(ti
     })
 
 
-def test_a_hires_upscaler_is_taken_by_the_name_the_engine_finds(tiny_model_dir, studio_home, tmp_path):
+def test_a_hires_upscaler_is_taken_by_the_name_the_engine_finds(tiny_model_dir, studio_home, tmp_path, monkeypatch):
     """A built-in one in any case, one in the upscalers folder by its name in any case, one in a linked folder
     (an A1111 ESRGAN folder) by its path."""
     from model_files import esrgan
+    from studio_testing import spandrel_installed
+
+    spandrel_installed(monkeypatch, True)  # the library that loads them, where this machine has it or not
 
     from studio.cli import build_parser
     from studio.cli_request import build_request
@@ -603,6 +611,29 @@ def test_a_hires_upscaler_is_taken_by_the_name_the_engine_finds(tiny_model_dir, 
     assert upscaler("4x-Sharp") == "4x-Sharp"
     assert upscaler("4x-sharp") == "4x-Sharp"
     assert upscaler("4x-remacri") == str(linked)
+
+
+def test_a_hires_upscaler_model_without_spandrel_is_refused_before_the_engine_starts(tiny_model_dir, studio_home,
+                                                                                    tmp_path, capsys, monkeypatch):
+    """The engine said so once started, with the model loaded (exit 1); now the command line says the same sentence
+    before (exit 2). A built-in upscaler needs no spandrel."""
+    import torch
+    from model_files import esrgan
+    from studio_testing import spandrel_installed
+
+    esrgan(studio_home / "data" / "models" / "upscalers" / "4x-Sharp.safetensors")
+    spandrel_installed(monkeypatch, False)
+    output = tmp_path / "o.png"
+    base = ["--model", str(tiny_model_dir), "--prompt", "p", "--steps", "1", "--size", "64x64", "--hires", "1.5",
+            "--hires-steps", "2", "--hires-strength", "0.5", "-o", str(output)]
+    refused = generate_here(capsys, *base, "--hires-upscaler", "4x-Sharp")
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr == (
+        f"studio: Upscaling needs the spandrel library and a torchvision build matching the installed torch "
+        f'{torch.__version__}: install them with pip install "studio[upscale]" (or pip install spandrel) and restart '
+        "Studio (importing spandrel failed: No module named 'spandrel').\n")
+    assert not output.exists()
+    assert generate_here(capsys, *base, "--hires-upscaler", "Lanczos").returncode == 0 and output.exists()
 
 
 def test_strength_without_a_picture_is_refused_before_the_engine_starts(tiny_model_dir, home, tmp_path):

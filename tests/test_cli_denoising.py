@@ -98,3 +98,21 @@ def test_studio_generate_says_the_value_out_of_range(tiny_model_dir, studio_home
                  "-o", str(tmp_path / "o.png")]) == 2
     assert sentence in capsys.readouterr().err
     assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize(("extra", "sentence"), [
+    (("--steps", "0"), "Steps must be at least 1, not 0."),
+    (("--init-image", "{picture}", "--strength", "0"), "The img2img strength must be above 0 and at most 1, not 0.0."),
+    (("--hires", "2", "--hires-steps", "-1"),
+     "The hires steps must be between 0 (as many as the first pass) and 1000, not -1."),
+    (("--hires", "2", "--hires-strength", "0"),
+     "The hires fix's denoising strength must be above 0 and at most 1, not 0.0."),
+])
+def test_steps_and_strengths_out_of_range_are_said_before_the_steps_they_leave(tiny_model_dir, studio_home, tmp_path,
+                                                                             extra, sentence):
+    """check_denoising_steps takes them in range only (prepare_request checks them first): its own range guards,
+    never reached, are gone. A strength of 0 is said as out of range, not as running no step."""
+    picture = tmp_path / "in.png"
+    Image.new("RGB", (64, 64), "white").save(picture)
+    save_defaults(steps=20)
+    assert refusal(tiny_model_dir, tmp_path, *(arg.format(picture=picture) for arg in extra)) == sentence

@@ -7,11 +7,13 @@ import socket
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from hub_server import isolated_hub_client
 from studio_testing import studio_here
 from unfinished_download import REPO, stop_half_way, vae_hub
 
 from studio.core.units import format_size
+from studio.services.download_folders import WORK_DIR
 from studio.services.unfinished_downloads import unfinished_downloads
 
 
@@ -43,3 +45,7 @@ def test_list_says_each_download_stopped_half_way_on_a_line(studio_home: Path, t
     assert result.stdout.startswith(f"No models in {models}.")  # and that sentence before it
     only_loras = studio_here(capsys, "models", "list", "--no-hash", "--kind", "lora")
     assert "Unfinished" not in only_loras.stdout  # of no kind yet
+    with FileLock(str(stopped.folder / "tiny-vae" / WORK_DIR / "lock")):  # as another Studio downloading it holds it
+        running = studio_here(capsys, "models", "list", "--no-hash")
+    assert running.returncode == 0, running.stderr
+    assert "Unfinished" not in running.stdout  # it is not stopped, and deleting its folder would break it

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
-from studio_testing import help_in_a_fresh_process, run_studio, studio_here
+from studio_testing import help_in_a_fresh_process, run_studio, spandrel_installed, studio_here
 
 from studio.core.color_transfer import lab_statistics
 from studio.core.image_inspection import inspect_image
@@ -106,6 +106,20 @@ def test_upscale_fails_cleanly_without_a_model_with_a_bad_tile_and_without_spand
     assert bad_tile.returncode == 2 and not output.exists()
     assert "studio: Upscale: Tile size must be between 64 and 2048, not 10." in bad_tile.stderr
 
+    upscalers.mkdir(parents=True)
+    save_file({"body.0.weight": torch.zeros(4, 3, 3, 3)}, str(upscalers / "x4.safetensors"))
+    # spandrel not installed was said by the job once the engine had started (exit 1): now before, in its words.
+    with monkeypatch.context() as patch:
+        spandrel_installed(patch, False)
+        not_installed = studio_here(capsys, "postprocess", str(source), "-o", str(output), "--method", "upscale",
+                                    "--model", "x4")
+    assert (not_installed.returncode, not_installed.stdout) == (2, "") and not output.exists()
+    assert not_installed.stderr == (
+        "studio: Upscaling needs the spandrel library and a torchvision build matching the installed torch "
+        f'{torch.__version__}: install them with pip install "studio[upscale]" (or pip install spandrel) and '
+        "restart Studio (importing spandrel failed: No module named 'spandrel').\n")
+
+    # One installed but broken (a torchvision for another torch) is found only by importing it, by the engine:
     # spandrel made unimportable in a fresh python -m studio (as a person runs it), so this means the same where it
     # is installed.
     blocker = tmp_path / "blocker" / "spandrel"
@@ -113,8 +127,6 @@ def test_upscale_fails_cleanly_without_a_model_with_a_bad_tile_and_without_spand
     (blocker / "__init__.py").write_text('raise ImportError("spandrel is blocked for this test")\n')
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(blocker.parent),
                                                                     os.environ.get("PYTHONPATH")])))
-    upscalers.mkdir(parents=True)
-    save_file({"body.0.weight": torch.zeros(4, 3, 3, 3)}, str(upscalers / "x4.safetensors"))
     no_spandrel = run_studio(home, "postprocess", str(source), "-o", str(output), "--method", "upscale",
                          "--model", "x4", "--tile", "256")
     assert no_spandrel.returncode == 1 and not output.exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from studio_testing import spandrel_installed
 from test_cli import assert_refused_without_torch, noise_picture
 
 from studio.cli_exit import EXIT_BAD_INPUT
@@ -303,6 +304,7 @@ def test_a_post_step_without_its_weights_is_refused_before_the_picture_is_made(t
 
     upscalers.mkdir(parents=True)
     (upscalers / "x4.safetensors").write_bytes(b"weights")  # found as the filter finds it; the job loads it
+    spandrel_installed(monkeypatch, True)  # and the library that loads it, where this machine has it or not
     assert main([*generate, "--post", "upscale:model=x4"]) == 0 and len(jobs) == 1
 
 

@@ -1,8 +1,10 @@
-"""Where Studio's upscaler models are and which one a name names: only file names are looked at, so the command
-line checks a request's upscaler before it imports torch."""
+"""Where Studio's upscaler models are and which one a name names, and whether the spandrel library that loads them is
+installed: only file names are looked at, so the command line checks a request's upscaler before it imports torch."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 from pathlib import Path
 
 from studio.core.environment import GeneratorEnvironment
@@ -14,6 +16,7 @@ from studio.core.weight_files import pickle_refusal
 KNOWN_GOOD = ("Real-ESRGAN x4plus, 4x-UltraSharp, 4x_foolhardy_Remacri, realesr-general-x4v3 or another "
               "ESRGAN-family model")
 FOLDER = KIND_FOLDERS["upscaler"]
+INSTALL = 'pip install "studio[upscale]"'
 
 
 def upscalers_dir(env: GeneratorEnvironment) -> Path:
@@ -40,3 +43,22 @@ def find_upscaler(env: GeneratorEnvironment, name: str = "") -> Path:
     raise ModelError(f"Upscaling needs an upscaler model: put a {KNOWN_GOOD}, as a .safetensors file, in "
                      f"{folder}/ (convert a .pth download with: studio convert-weights IN.pth "
                      f"{folder / 'NAME.safetensors'}).")
+
+
+def spandrel_refusal(torch_version: str, reason: str) -> str:
+    """What is said where spandrel cannot be imported: ``reason``, the import's own first line."""
+    return (f"Upscaling needs the spandrel library and a torchvision build matching the installed torch "
+            f"{torch_version}: install them with {INSTALL} (or pip install spandrel) and restart Studio (importing "
+            f"spandrel failed: {reason}).")
+
+
+def check_spandrel_installed() -> None:
+    """ModelError, as the engine says it on import, where spandrel is not installed at all: found without importing
+    it or torch. (One installed but broken, a torchvision built for another torch, is found only on import.)"""
+    if importlib.util.find_spec("spandrel") is not None:
+        return
+    try:
+        torch_version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        torch_version = "(none found)"
+    raise ModelError(spandrel_refusal(torch_version, "No module named 'spandrel'"))

@@ -20,7 +20,12 @@ from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.generation import JobContext
 from studio.core.held_memory import CACHED, HeldModel
-from studio.core.upscalers import KNOWN_GOOD, find_upscaler, upscalers_dir  # noqa: F401 - the engine's names
+from studio.core.upscalers import (  # noqa: F401 - the engine's names
+    KNOWN_GOOD,
+    find_upscaler,
+    spandrel_refusal,
+    upscalers_dir,
+)
 from studio.core.weight_files import check_weights_file
 from studio.engine.cpu_precision import cpu_dtype, to_channels_last
 from studio.engine.device import DeviceInfo, on_free_memory, select_device
@@ -29,7 +34,6 @@ from studio.engine.style.weights import file_key
 from studio.engine.tiled import Network, upscale_tiled
 
 MAX_SIDE = 16384  # the largest picture Studio takes back from a post-processor
-INSTALL = 'pip install "studio[upscale]"'
 
 
 @dataclass(frozen=True)
@@ -64,9 +68,7 @@ def import_spandrel() -> ModuleType:
         import spandrel
     except Exception as exc:  # noqa: BLE001 - a torchvision for another torch raises RuntimeError, not ImportError
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ModelError(f"Upscaling needs the spandrel library and a torchvision build matching the installed "
-                         f"torch {torch.__version__}: install them with {INSTALL} (or pip install spandrel) and "
-                         f"restart Studio (importing spandrel failed: {first}).") from None
+        raise ModelError(spandrel_refusal(torch.__version__, first)) from None
     return spandrel
 
 

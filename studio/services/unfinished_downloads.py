@@ -4,6 +4,7 @@ the library, resume (by downloading the same repository again) or delete."""
 from __future__ import annotations
 
 import shutil
+import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,8 @@ from studio.core.errors import InvalidRequest, os_reason
 from studio.core.units import format_size
 from studio.services.download_folders import STAGING, WORK_DIR, read_json, remove_empty
 from studio.services.hub_files import unsafe_path
+
+ASIDE = ".removing"  # in the staging area: a deleted download's folder, moved here to be deleted out of its lock
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,8 @@ class UnfinishedDownload:
 
 def unfinished_downloads(models_dir: Path) -> list[UnfinishedDownload]:
     """The downloads in the models folder's staging area that have not finished, by repository id. (A finished one
-    leaves it; one that completes a model already in the library is that model's, and listed with it.)"""
+    leaves it; one that completes a model already in the library is that model's, and listed with it.) One running
+    now (in this window, another or the command line) is left out: it is not stopped, and is no one's to remove."""
     staging = models_dir.expanduser() / STAGING
     found = []
     for state_file in sorted(staging.glob(f"*/*/{WORK_DIR}/state.json")):
@@ -39,6 +43,8 @@ def unfinished_downloads(models_dir: Path) -> list[UnfinishedDownload]:
         if not state or not isinstance(state.get("repo_id"), str):
             continue
         work = state_file.parent
+        if _running(work):
+            continue
         target = work.parent.parent
         finished = [p for p in state.get("finished", []) if isinstance(p, str) and not unsafe_path(p)]
         done = sum(_size(target / p) for p in finished) + sum(_size(part) for part in work.glob("*.incomplete"))
@@ -55,19 +61,44 @@ def delete_unfinished(download: UnfinishedDownload, models_dir: Path) -> None:
     if folder.parent != staging:  # only ever a folder of the staging area, whatever the list was given
         raise InvalidRequest(f"{download.folder} is not an unfinished download in {staging}; Studio will not "
                              "delete it.")
+    aside = staging / ASIDE / f"{folder.name}-{uuid.uuid4().hex[:8]}"
     with ExitStack() as held:
         try:
             for lock in folder.glob(f"*/{WORK_DIR}/lock"):  # a download running into it holds its lock
                 held.enter_context(FileLock(str(lock), timeout=0))
         except Timeout:
             raise InvalidRequest(f"{download.repo_id} is downloading now; cancel it before deleting it.") from None
+        # Moved aside under the lock, deleted out of it: a download of the repo started meanwhile (Resume in another
+        # window) is not refused for as long as gigabytes take to delete, nor has its new files deleted under it.
         try:
-            shutil.rmtree(folder)
+            aside.parent.mkdir(exist_ok=True)
+            folder.rename(aside)
         except FileNotFoundError:
             pass  # deleted already (another window, by hand): what was asked is done
         except OSError as exc:
             raise InvalidRequest(f"Could not delete the unfinished download {folder}: {os_reason(exc)}.") from exc
-    remove_empty(staging, staging.parent)
+    try:
+        shutil.rmtree(aside)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise InvalidRequest(f"Could not delete the unfinished download of {download.repo_id}, moved to {aside} "
+                             f"to be deleted: {os_reason(exc)}. Delete that folder by hand.") from exc
+    remove_empty(aside.parent, staging.parent)
+
+
+def _running(work: Path) -> bool:
+    """Whether a download is fetching into ``work`` now, in any Studio process: it holds the lock there."""
+    lock = work / "lock"
+    if not lock.exists():  # not taken (and not created) by a download yet
+        return False
+    try:
+        with FileLock(str(lock), timeout=0):
+            return False
+    except Timeout:
+        return True
+    except OSError:  # a lock file that cannot be opened (a read-only folder): nothing can be downloading into it
+        return False
 
 
 def _size(path: Path) -> int:

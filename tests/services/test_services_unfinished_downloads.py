@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 from hub_server import isolated_hub_client
-from unfinished_download import REPO, stop_half_way, vae_files, vae_hub
+from unfinished_download import REPO, WEIGHTS, stop_half_way, vae_files, vae_hub
 
-from studio.core.errors import InvalidRequest
+from studio.core.errors import InvalidRequest, JobCancelledError
 from studio.core.units import format_size
+from studio.services import unfinished_downloads as unfinished_module
 from studio.services.download_folders import STAGING, WORK_DIR
+from studio.services.download_progress import DownloadProgress
 from studio.services.model_downloads import download_model, plan_download
 from studio.services.unfinished_downloads import UnfinishedDownload, delete_unfinished, unfinished_downloads
 
@@ -53,6 +55,49 @@ def test_deleting_a_stopped_download_leaves_no_folder_and_a_running_one_is_not_d
     with pytest.raises(InvalidRequest, match="is not an unfinished download in"):  # never another folder
         delete_unfinished(UnfinishedDownload(REPO, models, 0, None), models)
     assert models.is_dir()
+
+
+def test_a_download_running_now_is_not_listed_to_remove(tmp_path: Path) -> None:
+    """A download running (in this window, another, or `studio models download`) was listed with Remove beside it."""
+    models = tmp_path / "models"
+    listed_while_running: list[list[UnfinishedDownload]] = []
+
+    def stop_at_40_kb(events: list[DownloadProgress]) -> bool:
+        if events and events[-1].file == WEIGHTS and events[-1].file_done >= 40_000:
+            listed_while_running.append(unfinished_downloads(models))
+            return True
+        return False
+
+    with vae_hub() as hub:
+        events: list[DownloadProgress] = []
+        with pytest.raises(JobCancelledError):
+            download_model(plan_download(REPO, models, endpoint=hub.url), progress=events.append, endpoint=hub.url,
+                           cancelled=lambda: stop_at_40_kb(events))
+    assert listed_while_running == [[]]
+    assert [download.repo_id for download in unfinished_downloads(models)] == [REPO]  # stopped: listed now
+
+
+def test_a_download_started_while_a_remove_deletes_is_not_refused_nor_deleted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove held the download's lock while it deleted (gigabytes, for a while): Resume in another window was
+    refused as "already running" meanwhile, and a download let in would have had its files deleted under it."""
+    models = tmp_path / "models"
+    rmtree = unfinished_module.shutil.rmtree
+    with vae_hub() as hub:
+        stop_half_way(hub, models)
+        [stopped] = unfinished_downloads(models)
+
+        def download_then_delete(path: Path, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+            monkeypatch.setattr(unfinished_module.shutil, "rmtree", rmtree)
+            download_model(plan_download(REPO, models, endpoint=hub.url), endpoint=hub.url)  # all of it, anew
+            rmtree(path, *args, **kwargs)
+
+        monkeypatch.setattr(unfinished_module.shutil, "rmtree", download_then_delete)
+        delete_unfinished(stopped, models)
+    assert unfinished_downloads(models) == [] and not (models / STAGING).exists()
+    [config] = models.rglob("config.json")  # the new download, whole, filed in the library
+    assert config.read_bytes() == vae_files()["config.json"]
+    assert (config.parent / WEIGHTS).read_bytes() == vae_files()[WEIGHTS]
 
 
 def test_a_state_without_a_total_says_the_bytes_alone(tmp_path: Path) -> None:
