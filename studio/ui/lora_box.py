@@ -69,7 +69,6 @@ class LoraBox(QWidget):
         self.tagged_label.setWordWrap(True)
         self.tagged_label.hide()
         layout.addWidget(self.tagged_label)
-        self.changed.connect(self._show_tagged)
         vae_row = QHBoxLayout()
         vae_label = QLabel("VAE")
         vae_label.setObjectName("fieldLabel")
@@ -154,6 +153,7 @@ class LoraBox(QWidget):
         self.rows_layout.addWidget(row)
         self._rows.append((name, spin, row))
         self._mark_row(name)
+        self._show_tagged()
         self.changed.emit()
 
     def remove(self, name: str) -> None:
@@ -162,6 +162,7 @@ class LoraBox(QWidget):
                 self._rows.remove(entry)
                 self._row_labels.pop(name, None)
                 entry[2].deleteLater()
+        self._show_tagged()
         self.changed.emit()
 
     def choices(self) -> tuple[LoraChoice, ...]:
@@ -208,6 +209,8 @@ class LoraBox(QWidget):
         self._show_tagged()
 
     def _show_tagged(self) -> None:
+        # Run as the prompt, the library or the list's LoRAs change; not on a weight's step or the VAE (what it says
+        # of the tags does not depend on either), which would read and check the prompt's tags again each time.
         try:
             tagged = self._tagged(self._prompt)
         except InvalidRequest as exc:

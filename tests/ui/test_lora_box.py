@@ -133,3 +133,27 @@ def test_a_scan_of_the_models_folder_marks_each_listed_lora_once(qtbot, window, 
     window.models.show_library(items)  # as each scan's answer is shown
     assert marked == [ink, "nothere"]
     assert _row_label(box, "nothere").text() == "nothere (not found)" and _row_label(box, ink).text() == "ink"
+
+
+def test_a_weights_steps_do_not_read_the_prompts_tags_again(qtbot, tmp_path, monkeypatch):  # noqa: ANN001
+    from studio.ui import lora_box
+
+    ink, paint = _lora(tmp_path / "loras" / "ink.safetensors"), _lora(tmp_path / "loras" / "paint.safetensors")
+    box = LoraBox()
+    qtbot.addWidget(box)
+    box.set_library([ink, paint])
+    box.show_prompt_tags("a fox <lora:paint:0.7>")
+    box.add(str(ink.path), 0.5)
+    spin = box._rows[0][1]
+    read, real = [], lora_box.read_tags
+    monkeypatch.setattr(lora_box, "read_tags", lambda prompt: read.append(prompt) or real(prompt))
+    with qtbot.waitSignals([box.changed] * 3):
+        for _ in range(3):
+            spin.stepUp()  # the weight moves on: the prompt's tags are what they were
+    assert spin.value() == pytest.approx(0.65) and read == []
+    assert box.tagged_label.text() == "From the prompt: paint (0.7)"
+    box.add(str(paint.path))  # the tag's LoRA listed now: what the tags add is said again
+    assert read == ["a fox <lora:paint:0.7>"]
+    assert box.tagged_label.text() == "From the prompt: paint (the list's weight applies)"
+    box.remove(str(paint.path))
+    assert box.tagged_label.text() == "From the prompt: paint (0.7)"
