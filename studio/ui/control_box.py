@@ -87,6 +87,8 @@ class ControlBox(QWidget):
 
     def set_model(self, model: str) -> None:
         """The chosen checkpoint (its path): ControlNets for its family are the ones that can be picked."""
+        if model == self._model:  # the picker refilled (each scan refills it) with the same model picked:
+            return  # the rows' lists are made again by set_library, once
         self._model = model
         self._update_models()
         self._fit_rows()  # a masked-area job works at the model's native size
