@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 from PySide6.QtCore import Signal
@@ -41,6 +43,8 @@ class LoraBox(QWidget):
         self._library_vaes: set[str] = set()
         self._rows: list[tuple[str, QDoubleSpinBox, QWidget]] = []
         self._row_labels: dict[str, QLabel] = {}
+        self._marks_held = False  # within marks_held(): the rows are marked once, at its end
+        self._marks_due = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
@@ -107,6 +111,19 @@ class LoraBox(QWidget):
         self._library.model = model
         self._mark_rows()
 
+    @contextmanager
+    def marks_held(self) -> Iterator[None]:
+        """Within the block, a new model and a new library (a scan that took the picked model away) mark the rows
+        once, at its end, for both."""
+        self._marks_held = True
+        try:
+            yield
+        finally:
+            self._marks_held = False
+            if self._marks_due:
+                self._marks_due = False
+                self._mark_rows()
+
     @property
     def _loras(self) -> list[LibraryItem]:
         """The library's usable LoRAs (empty until the first scan)."""
@@ -171,6 +188,9 @@ class LoraBox(QWidget):
 
     # -- problems, said before anything is queued ------------------------------------------------
     def _mark_rows(self) -> None:
+        if self._marks_held:
+            self._marks_due = True
+            return
         for name, _, _ in self._rows:
             self._mark_row(name)
 

@@ -157,3 +157,33 @@ def test_a_weights_steps_do_not_read_the_prompts_tags_again(qtbot, tmp_path, mon
     assert box.tagged_label.text() == "From the prompt: paint (the list's weight applies)"
     box.remove(str(paint.path))
     assert box.tagged_label.text() == "From the prompt: paint (0.7)"
+
+
+def test_a_scan_that_takes_the_picked_model_away_marks_the_loras_and_lists_the_guides_once(  # noqa: ANN201
+        qtbot, window, tmp_path, monkeypatch):  # noqa: ANN001
+    from studio.ui.control_guide_row import GuideRow
+
+    def checkpoint(name: str, family: str) -> LibraryItem:
+        return LibraryItem(name, tmp_path / f"{name}.safetensors", "checkpoint", family, family, 7, "models folder")
+
+    sd1, sdxl = checkpoint("dreamshaper", "sd1"), checkpoint("juggernaut", "sdxl")
+    ink = _lora(tmp_path / "ink.safetensors")
+    canny = LibraryItem("canny", tmp_path / "controlnet" / "canny.safetensors", "controlnet", "sd1", "ControlNet",
+                        7, "models folder")
+    panel, box = window.prompt_panel, window.prompt_panel.lora_box
+    window.models.show_library([sd1, sdxl, ink, canny])
+    panel.model_combo.setCurrentIndex(panel.model_combo.findData(str(sdxl.path)))
+    box.add(str(ink.path))
+    guide = panel.control_box.add()
+    assert _row_label(box, str(ink.path)).text() == "ink (for SD 1.x)"
+    marked, real = [], box._library.row_problem
+    monkeypatch.setattr(box._library, "row_problem", lambda name: marked.append(name) or real(name))
+    listed, real_lists = [], GuideRow.set_models
+    monkeypatch.setattr(GuideRow, "set_models", lambda row, items, family: listed.append(family) or
+                        real_lists(row, items, family))
+
+    window.models.show_library([sd1, ink, canny])  # juggernaut is gone: the picker picks dreamshaper
+    assert panel.selected_model() == str(sd1.path)
+    assert marked == [str(ink.path)] and listed == ["sd1"]  # once each, for the new model and the new library
+    assert _row_label(box, str(ink.path)).text() == "ink" and box.with_prompt_tags("")
+    assert guide.model_combo.model().item(guide.model_combo.findData("canny")).isEnabled()
