@@ -4,7 +4,8 @@ layers do."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ class ControlBox(QWidget):
         self._fitting: Fitting = ((512, 512), None, None)  # the rows' job size, start size and box
         self._generator = ""  # a plugin generator's title while one is chosen: the guides do not apply
         self.rows: list[GuideRow] = []
+        self._held: set[str] | None = None  # within updates_held(): what to do at its end ("models", "fit")
         self.extensions = GuideExtensions(self._tasks, self._canvas_now, self._extend_guide)
         self._image_sources = image_sources  # the window's: "Canvas" takes the picture from its "Canvas picture"
         self.keep_folder: Path | None = None  # where canvas pictures are kept (set by the window)
@@ -83,13 +85,35 @@ class ControlBox(QWidget):
             self.depth.set_models_dir(models_dir)
         self._controlnets = [i for i in items if i.kind == "controlnet" and i.usable]
         self._families = {str(i.path): i.family for i in items if i.kind == "checkpoint"}
+        if self._held is not None:
+            self._held.add("models")
+            return
         self._update_models()
 
     def set_model(self, model: str) -> None:
         """The chosen checkpoint (its path): ControlNets for its family are the ones that can be picked."""
+        if model == self._model:  # the picker refilled (each scan refills it) with the same model picked:
+            return  # the rows' lists are made again by set_library, once
         self._model = model
+        if self._held is not None:
+            self._held.update(("models", "fit"))
+            return
         self._update_models()
         self._fit_rows()  # a masked-area job works at the model's native size
+
+    @contextmanager
+    def updates_held(self) -> Iterator[None]:
+        """Within the block, a new model and a new library (a scan that took the picked model away) make the guides'
+        ControlNet lists once, at its end, for both."""
+        self._held = set()
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            if "models" in held:
+                self._update_models()
+            if "fit" in held:
+                self._fit_rows()
 
     def set_size(self, width: int, height: int, start: tuple[int, int] | None = None,
                  inpainting: Inpainting | None = None) -> None:

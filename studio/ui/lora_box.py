@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 from PySide6.QtCore import Signal
@@ -41,6 +43,8 @@ class LoraBox(QWidget):
         self._library_vaes: set[str] = set()
         self._rows: list[tuple[str, QDoubleSpinBox, QWidget]] = []
         self._row_labels: dict[str, QLabel] = {}
+        self._marks_held = False  # within marks_held(): the rows are marked once, at its end
+        self._marks_due = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(4)
@@ -69,7 +73,6 @@ class LoraBox(QWidget):
         self.tagged_label.setWordWrap(True)
         self.tagged_label.hide()
         layout.addWidget(self.tagged_label)
-        self.changed.connect(self._show_tagged)
         vae_row = QHBoxLayout()
         vae_label = QLabel("VAE")
         vae_label.setObjectName("fieldLabel")
@@ -107,6 +110,19 @@ class LoraBox(QWidget):
             return  # the rows are marked by set_library, once
         self._library.model = model
         self._mark_rows()
+
+    @contextmanager
+    def marks_held(self) -> Iterator[None]:
+        """Within the block, a new model and a new library (a scan that took the picked model away) mark the rows
+        once, at its end, for both."""
+        self._marks_held = True
+        try:
+            yield
+        finally:
+            self._marks_held = False
+            if self._marks_due:
+                self._marks_due = False
+                self._mark_rows()
 
     @property
     def _loras(self) -> list[LibraryItem]:
@@ -154,6 +170,7 @@ class LoraBox(QWidget):
         self.rows_layout.addWidget(row)
         self._rows.append((name, spin, row))
         self._mark_row(name)
+        self._show_tagged()
         self.changed.emit()
 
     def remove(self, name: str) -> None:
@@ -162,6 +179,7 @@ class LoraBox(QWidget):
                 self._rows.remove(entry)
                 self._row_labels.pop(name, None)
                 entry[2].deleteLater()
+        self._show_tagged()
         self.changed.emit()
 
     def choices(self) -> tuple[LoraChoice, ...]:
@@ -170,6 +188,9 @@ class LoraBox(QWidget):
 
     # -- problems, said before anything is queued ------------------------------------------------
     def _mark_rows(self) -> None:
+        if self._marks_held:
+            self._marks_due = True
+            return
         for name, _, _ in self._rows:
             self._mark_row(name)
 
@@ -208,6 +229,8 @@ class LoraBox(QWidget):
         self._show_tagged()
 
     def _show_tagged(self) -> None:
+        # Run as the prompt, the library or the list's LoRAs change; not on a weight's step or the VAE (what it says
+        # of the tags does not depend on either), which would read and check the prompt's tags again each time.
         try:
             tagged = self._tagged(self._prompt)
         except InvalidRequest as exc:

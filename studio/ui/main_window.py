@@ -88,6 +88,7 @@ class MainWindow(QMainWindow):
         self.settings_saving = SettingsSaving(self)
         # Mask state and history list are refreshed once per burst of document changes.
         self._document_timer = self._single_shot(60, self._refresh_document_views)
+        self._actions_state: tuple[bool, bool, bool] | None = None  # what _update_document_actions last set
 
         self.setWindowTitle("Studio")
         self.setWindowIcon(icon("app"))
@@ -324,12 +325,18 @@ class MainWindow(QMainWindow):
         self._document_timer.start()
 
     def _update_document_actions(self) -> None:
+        # Every brush dab comes here: the nine actions are set only when what they follow changed.
         doc = self.document
-        self.actions_.undo.setEnabled(doc.can_undo())
-        self.actions_.redo.setEnabled(doc.can_redo())
+        state = (doc.can_undo(), doc.can_redo(), doc.image is not None)
+        if state == self._actions_state:
+            return
+        self._actions_state = state
+        can_undo, can_redo, has_picture = state
+        self.actions_.undo.setEnabled(can_undo)
+        self.actions_.redo.setEnabled(can_redo)
         for action in (self.actions_.save, self.actions_.copy, self.actions_.copy_masked, self.actions_.extend,
                        self.actions_.scale, self.actions_.open_mask, self.actions_.save_mask):
-            action.setEnabled(doc.image is not None)
+            action.setEnabled(has_picture)
 
     def _refresh_document_views(self) -> None:
         doc = self.document

@@ -94,10 +94,14 @@ class ModelActions:
         """Fill the model picker, the LoRA menu and the VAE picker from a scan of the library."""
         # "": keep what the picker shows (the person may have chosen since the scan began).
         self._scanned = True
-        self.panel.set_models(checkpoints(items), "", str(self.settings.models_dir))
-        self.panel.lora_box.set_library(items)
-        self.panel.hires_box.set_library(items)
-        self.panel.control_box.set_library(items, self.settings.models_dir)
+        panel = self.panel
+        # The picked model gone, the picker picks another: the LoRA rows and the guides follow the new model and the
+        # new library at once, not each in turn.
+        with panel.lora_box.marks_held(), panel.control_box.updates_held():
+            panel.set_models(checkpoints(items), "", str(self.settings.models_dir))
+            panel.lora_box.set_library(items)
+            panel.hires_box.set_library(items)
+            panel.control_box.set_library(items, self.settings.models_dir)
         self.window.actions_.run(self._list_embeddings())
 
     async def _list_embeddings(self) -> None:

@@ -409,3 +409,18 @@ def test_a_controlnet_from_outside_the_library_is_said_to_be_what_it_is_once_cho
             assert row.picture.status.text() == sentence
             assert row.model_combo.itemData(row.model_combo.currentIndex(), Qt.ItemDataRole.ToolTipRole) == sentence
     assert read_in and threading.main_thread() not in read_in
+
+
+def test_a_scan_of_the_models_folder_lists_each_guides_controlnets_once(qtbot, panel, monkeypatch):  # noqa: ANN001
+    from studio.ui.control_guide_row import GuideRow
+
+    row = panel.control_box.add()
+    listed, real = [], GuideRow.set_models
+    monkeypatch.setattr(GuideRow, "set_models", lambda self, items, family: listed.append(family) or
+                        real(self, items, family))
+    # As each scan's answer is shown (ModelActions.show_library): the picker refilled, the same model picked.
+    panel.set_models([ModelEntry(i.name, i.path, i.label) for i in (SD15, SDXL)], "", str(MODELS))
+    panel.control_box.set_library([SD15, SDXL, CANNY15, LINEART15, CANNYXL])
+    assert listed == ["sd1"] and row.model() == CANNY15.name  # the guide keeps its ControlNet
+    panel.model_combo.setCurrentIndex(panel.model_combo.findData(str(SDXL.path)))  # another model: listed again
+    assert listed == ["sd1", "sdxl"]

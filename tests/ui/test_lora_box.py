@@ -133,3 +133,57 @@ def test_a_scan_of_the_models_folder_marks_each_listed_lora_once(qtbot, window, 
     window.models.show_library(items)  # as each scan's answer is shown
     assert marked == [ink, "nothere"]
     assert _row_label(box, "nothere").text() == "nothere (not found)" and _row_label(box, ink).text() == "ink"
+
+
+def test_a_weights_steps_do_not_read_the_prompts_tags_again(qtbot, tmp_path, monkeypatch):  # noqa: ANN001
+    from studio.ui import lora_box
+
+    ink, paint = _lora(tmp_path / "loras" / "ink.safetensors"), _lora(tmp_path / "loras" / "paint.safetensors")
+    box = LoraBox()
+    qtbot.addWidget(box)
+    box.set_library([ink, paint])
+    box.show_prompt_tags("a fox <lora:paint:0.7>")
+    box.add(str(ink.path), 0.5)
+    spin = box._rows[0][1]
+    read, real = [], lora_box.read_tags
+    monkeypatch.setattr(lora_box, "read_tags", lambda prompt: read.append(prompt) or real(prompt))
+    with qtbot.waitSignals([box.changed] * 3):
+        for _ in range(3):
+            spin.stepUp()  # the weight moves on: the prompt's tags are what they were
+    assert spin.value() == pytest.approx(0.65) and read == []
+    assert box.tagged_label.text() == "From the prompt: paint (0.7)"
+    box.add(str(paint.path))  # the tag's LoRA listed now: what the tags add is said again
+    assert read == ["a fox <lora:paint:0.7>"]
+    assert box.tagged_label.text() == "From the prompt: paint (the list's weight applies)"
+    box.remove(str(paint.path))
+    assert box.tagged_label.text() == "From the prompt: paint (0.7)"
+
+
+def test_a_scan_that_takes_the_picked_model_away_marks_the_loras_and_lists_the_guides_once(  # noqa: ANN201
+        qtbot, window, tmp_path, monkeypatch):  # noqa: ANN001
+    from studio.ui.control_guide_row import GuideRow
+
+    def checkpoint(name: str, family: str) -> LibraryItem:
+        return LibraryItem(name, tmp_path / f"{name}.safetensors", "checkpoint", family, family, 7, "models folder")
+
+    sd1, sdxl = checkpoint("dreamshaper", "sd1"), checkpoint("juggernaut", "sdxl")
+    ink = _lora(tmp_path / "ink.safetensors")
+    canny = LibraryItem("canny", tmp_path / "controlnet" / "canny.safetensors", "controlnet", "sd1", "ControlNet",
+                        7, "models folder")
+    panel, box = window.prompt_panel, window.prompt_panel.lora_box
+    window.models.show_library([sd1, sdxl, ink, canny])
+    panel.model_combo.setCurrentIndex(panel.model_combo.findData(str(sdxl.path)))
+    box.add(str(ink.path))
+    guide = panel.control_box.add()
+    assert _row_label(box, str(ink.path)).text() == "ink (for SD 1.x)"
+    marked, real = [], box._library.row_problem
+    monkeypatch.setattr(box._library, "row_problem", lambda name: marked.append(name) or real(name))
+    listed, real_lists = [], GuideRow.set_models
+    monkeypatch.setattr(GuideRow, "set_models", lambda row, items, family: listed.append(family) or
+                        real_lists(row, items, family))
+
+    window.models.show_library([sd1, ink, canny])  # juggernaut is gone: the picker picks dreamshaper
+    assert panel.selected_model() == str(sd1.path)
+    assert marked == [str(ink.path)] and listed == ["sd1"]  # once each, for the new model and the new library
+    assert _row_label(box, str(ink.path)).text() == "ink" and box.with_prompt_tags("")
+    assert guide.model_combo.model().item(guide.model_combo.findData("canny")).isEnabled()

@@ -48,3 +48,26 @@ def test_the_history_panel_names_its_rows_once_per_step_however_long_the_stroke_
 
     assert named == [1]  # once, for the step the stroke became
     assert window.history_panel.item(2).text() == "Paint mask" and window.history_panel.currentRow() == 2
+
+
+def test_a_painted_stroke_of_many_dabs_sets_the_document_actions_only_as_the_history_changes(  # noqa: ANN201
+        qtbot, window, monkeypatch):  # noqa: ANN001
+    open_test_picture(window)
+    actions, set_to = window.actions_, []
+    for name in ("undo", "redo", "save", "copy", "copy_masked", "extend", "scale", "open_mask", "save_mask"):
+        action = getattr(actions, name)
+        monkeypatch.setattr(action, "setEnabled",
+                            lambda on, real=action.setEnabled, name=name: set_to.append(name) or real(on))
+    heard = []
+    window.document.add_listener(lambda change: heard.append(change))
+    window.canvas.set_tool(BRUSH)
+    window.canvas.set_brush(size=10, hardness=1.0)
+    drag(qtbot, window.canvas, [(20 + 6 * i, 40 + 3 * i) for i in range(30)])
+    qtbot.waitUntil(lambda: not window._document_timer.isActive(), timeout=5000)
+
+    assert len(heard) > 10  # the stroke was many dabs
+    assert set_to == []  # Undo could take the picture back before the stroke and Redo had nothing: nothing to set
+    window.document.go_to(0)  # back to no picture: everything that needs one is off, Redo on
+    assert not actions.undo.isEnabled() and actions.redo.isEnabled() and not actions.save.isEnabled()
+    window.document.go_to(2)
+    assert actions.undo.isEnabled() and not actions.redo.isEnabled() and actions.save.isEnabled()
