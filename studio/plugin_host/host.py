@@ -18,9 +18,15 @@ from typing import TYPE_CHECKING
 
 from studio.core.errors import StudioError, os_reason
 from studio.core.images import write_atomically
+from studio.core.plugin_manifest import check_plugin_id
 from studio.plugin_host.discovery import FoundPlugin, discover
-from studio.plugin_host.manifest import check_plugin_id
-from studio.plugin_host.registry import BUILTIN_PLUGIN, KIND_WORDS, Contribution, Registry, builtin_registry
+from studio.plugin_host.registry import (
+    BUILTIN_PLUGIN,
+    KIND_WORDS,
+    Contribution,
+    Registry,
+    builtin_registry,
+)
 
 if TYPE_CHECKING:  # dependencies imports packaging, which the window's first frame need not wait for
     from studio.plugin_host.dependencies import PluginDependencies
@@ -85,7 +91,9 @@ class PluginHost:
     # -- state -----------------------------------------------------------------------------
     def enabled_ids(self) -> set[str]:
         """The plugins state.json has on. A damaged one is set aside and said (``state_notice``): none is on."""
-        from filelock import FileLock  # here, not at import: the window's first frame does not wait for it
+        from filelock import (
+            FileLock,  # here, not at import: the window's first frame does not wait for it
+        )
 
         try:
             return _read_enabled(self.plugins_dir / STATE_FILE)
@@ -176,7 +184,10 @@ class PluginHost:
 
     def _save_enabled(self, plugin_id: str, enabled: bool, record: PluginRecord | None = None) -> None:
         """Add the id to state.json's enabled list or take it out (``record``: the plugin, needed to enable)."""
-        from filelock import FileLock, Timeout  # here, not at import: the window's first frame does not wait for it
+        from filelock import (  # here, not at import: the window's first frame does not wait for it
+            FileLock,
+            Timeout,
+        )
 
         if not enabled and plugin_id not in self.enabled_ids():
             return  # already off: nothing to write (uninstalling it from a read-only folder says only that)

@@ -29,6 +29,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from studio.core.errors import os_reason
+from studio.core.plugin_manifest import Manifest, check_plugin_id
 from studio.plugin_host.archives import (
     DEFAULT_LIMITS,
     ArchiveLimits,
@@ -37,7 +38,6 @@ from studio.plugin_host.archives import (
     unpack,
 )
 from studio.plugin_host.dependencies import PluginDependencies, conflict, requirements
-from studio.plugin_host.manifest import Manifest, check_plugin_id
 from studio.plugin_host.plugin_index import IndexEntry, download
 from studio.plugin_host.wheels import (
     InstallError,

@@ -30,6 +30,7 @@ from plugin_wheels import (
 )
 
 from studio.core.errors import StudioError
+from studio.core.plugin_manifest import ManifestError
 from studio.plugin_host import installer as installer_module
 from studio.plugin_host.dependencies import PluginDependencies
 from studio.plugin_host.installer import (
@@ -37,7 +38,6 @@ from studio.plugin_host.installer import (
     PluginInstaller,
     protected_packages,
 )
-from studio.plugin_host.manifest import ManifestError
 
 SENTINEL_CODE = 'import pathlib; pathlib.Path({path!r}).write_text("imported")\n'
 
