@@ -13,7 +13,8 @@ from studio_testing import unpack_plugin
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import StudioError
-from studio.plugin_host.host import ENABLED, STATE_FILE, PluginHost
+from studio.plugin_host.enabled_state import STATE_FILE
+from studio.plugin_host.host import ENABLED, PluginHost
 from studio.plugin_host.registry import GENERATOR
 
 USES_FAKEHUM = '''\
