@@ -16,9 +16,9 @@ from studio.cli_exit import EXIT_BAD_INPUT, EXIT_FAILED
 from studio.cli_notes import say_note
 from studio.core.errors import StudioError, and_list
 from studio.core.paths import studio_paths
+from studio.core.plugin_manifest import PLUGIN_ID, RESERVED_IDS
 from studio.core.safe_text import escaped
 from studio.plugin_host.host import PluginHost, PluginRecord
-from studio.plugin_host.manifest import PLUGIN_ID, RESERVED_IDS
 from studio.plugin_host.registry import BUILTIN_PLUGIN, GENERATOR, POSTPROCESSOR
 
 

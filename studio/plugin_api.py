@@ -7,7 +7,6 @@ Both are named in the plugin's ``studio-plugin.toml`` and imported only on first
 """
 
 import random
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,7 @@ from studio.core.generation import Generator, JobContext, MemoryHolder, PluginCo
 from studio.core.held_memory import CACHED, IN_USE, KEPT, HeldModel
 from studio.core.metadata import Recipe
 from studio.core.parameters import (
-    GENERATE_OPTIONS,
     MAX_SEED,
-    POSTPROCESS_OPTIONS,
     BoolParam,
     ChoiceParam,
     FloatParam,
@@ -29,13 +26,13 @@ from studio.core.parameters import (
     Param,
     SeedParam,
     TextParam,
-    schema_from_table,
     validate_params,
 )
+from studio.core.plugin_manifest import API_VERSION, ManifestError, read_manifest
 from studio.core.requests import GenerationRequest
 
-API_VERSION = "1.1"  # 1.1: checked_params
-_KINDS = {"generators": GENERATE_OPTIONS, "postprocessors": POSTPROCESS_OPTIONS}
+# API_VERSION (what this Studio offers, with what each version added) lives with the manifest reader, which
+# checks a plugin's api_version range against it.
 
 
 def checked_params(manifest: str | Path, contribution_id: str, values: Mapping[str, Any] | None = None,
@@ -43,24 +40,24 @@ def checked_params(manifest: str | Path, contribution_id: str, values: Mapping[s
     """For a plugin's own tests: the parameter values Studio would hand the generator or post-processor
     ``contribution_id`` declared in the ``studio-plugin.toml`` at ``manifest``, given ``values``.
 
-    The declarations are read and every value checked as Studio does (defaults fill what is missing; a bad value
-    raises InvalidRequest naming it), and each ``seed`` parameter left at -1 (random) is given a real seed, as Studio
-    does before your code runs: ``seed`` if given (repeatable tests), otherwise a random one."""
+    The manifest is read and checked by the same rules Studio applies when it installs or loads the plugin (a
+    manifest Studio refuses raises InvalidRequest saying what is wrong with it); every value is checked as Studio
+    does (defaults fill what is missing; a bad value raises InvalidRequest naming it), and each ``seed`` parameter
+    left at -1 (random) is given a real seed, as Studio does before your code runs: ``seed`` if given (repeatable
+    tests), otherwise a random one."""
     path = Path(manifest)
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InvalidRequest(f"The manifest {path} could not be read ({exc}).") from None
-    for key, options in _KINDS.items():
-        for row in table.get(key, []):
-            if isinstance(row, dict) and row.get("id") == contribution_id:
-                title = str(row.get("title") or contribution_id)
-                schema = schema_from_table(row.get("parameters", []), f"the {key[:-1]} {contribution_id!r}", options)
-                params = validate_params(schema, dict(values or {}), title)
-                for param in schema:
-                    if isinstance(param, SeedParam) and params[param.name] == -1:
-                        params[param.name] = param.check(random.randint(0, MAX_SEED) if seed is None else seed, title)
-                return params
+        declared = read_manifest(path)  # the host's own reader: a manifest Studio refuses is refused here too
+    except ManifestError as exc:
+        raise InvalidRequest(str(exc)) from None
+    for contribution in declared.contributions:
+        if contribution.id == contribution_id:
+            params = validate_params(contribution.parameters, dict(values or {}), contribution.title)
+            for param in contribution.parameters:
+                if isinstance(param, SeedParam) and params[param.name] == -1:
+                    params[param.name] = param.check(random.randint(0, MAX_SEED) if seed is None else seed,
+                                                     contribution.title)
+            return params
     raise InvalidRequest(f"The manifest {path} declares no generator or post-processor {contribution_id!r}.")
 
 __all__ = [

@@ -103,3 +103,25 @@ def test_the_guide_s_testing_example_runs_as_written(plugin: Path) -> None:
     namespace = {"__file__": str(plugin / "test_my_plugin.py"), "__name__": "test_my_plugin"}
     exec(compile(code, "plugins/README.md section 8", "exec"), namespace)  # noqa: S102 - the guide's own code
     namespace["test_batch"]()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (('target = "my_plugin.generator:MyGenerator"', 'target = "my_plugin/generator.py"'),
+     "the generator 'my-gen' needs target = \"package.module:attribute\"."),
+    (('id = "my-plugin"', 'id = "My Plugin!"'), "is not a plain name"),
+    (('api_version = ">=1.0,<2"', 'api_version = "one"'), "api_version 'one' is not a version range"),
+    (('title = "My filter"', 'title = "My\\u202efilter"'), "contains the control character"),
+])
+def test_checked_params_refuses_a_manifest_studio_would_refuse_to_load(plugin: Path, change: tuple[str, str],
+                                                                      message: str) -> None:
+    """A plugin's own tests judge its manifest as Studio does, so one Studio refuses does not pass them."""
+    manifest = plugin / "my_plugin" / "studio-plugin.toml"
+    manifest.write_text(MANIFEST.replace(*change, 1))
+    with pytest.raises(InvalidRequest, match="The plugin manifest .*studio-plugin.toml") as err:
+        checked_params(manifest, "my-filter")
+    assert message in str(err.value)
+
+
+def test_checked_params_says_when_the_manifest_cannot_be_read(tmp_path: Path) -> None:
+    with pytest.raises(InvalidRequest, match="could not be read"):
+        checked_params(tmp_path / "studio-plugin.toml", "my-gen")

@@ -5,7 +5,15 @@ Targets are imported on first use, so listing them costs nothing (the neural one
 
 from __future__ import annotations
 
-from studio.core.parameters import BoolParam, ChoiceParam, FloatParam, ImageParam, IntParam, SeedParam, TextParam
+from studio.core.parameters import (
+    BoolParam,
+    ChoiceParam,
+    FloatParam,
+    ImageParam,
+    IntParam,
+    SeedParam,
+    TextParam,
+)
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution
 
 STYLE = ImageParam("style", label="Style picture", help="The picture whose colours or style to take")

@@ -9,7 +9,9 @@ install and enable), and a plugin whose dependency was already loaded at a versi
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import sys
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,14 +51,33 @@ def requirements(texts: Iterable[str]) -> tuple[Requirement, ...]:
 
 def folder_dependencies(plugin_id: str, name: str, folder: Path) -> PluginDependencies:
     """The dependencies of the plugin installed in ``folder`` (a ``pip --target`` folder)."""
+    contents = _read_folder(folder)
+    return PluginDependencies(plugin_id, name, contents.carries, contents.requires)
+
+
+@dataclass(frozen=True)
+class _FolderContents:
+    """What the distributions in one plugin folder say about themselves, read in one pass over their metadata."""
+
+    carries: Mapping[str, tuple[str, str]]  # as PluginDependencies.carries
+    requires: tuple[Requirement, ...]
+    top_level: Mapping[str, tuple[str, ...]]  # canonical name -> the importable top-level names it installed
+
+
+def _read_folder(folder: Path, with_top_level: bool = False) -> _FolderContents:
     carries: dict[str, tuple[str, str]] = {}
     required: list[Requirement] = []
+    top_level: dict[str, tuple[str, ...]] = {}
     for dist in importlib.metadata.distributions(path=[str(folder)]):
         dist_name = dist.metadata.get("Name")
-        if dist_name:
-            carries.setdefault(canonicalize_name(dist_name), (dist_name, dist.version))
-            required.extend(requirements(dist.requires or []))
-    return PluginDependencies(plugin_id, name, carries, tuple(required))
+        if not dist_name:
+            continue
+        if (key := canonicalize_name(dist_name)) not in carries:
+            carries[key] = (dist_name, dist.version)
+            if with_top_level:
+                top_level[key] = _top_level_names(dist)
+        required.extend(requirements(dist.requires or []))
+    return _FolderContents(carries, tuple(required), top_level)
 
 
 def conflict(plugin: PluginDependencies, other: PluginDependencies) -> str:
@@ -81,14 +102,17 @@ def conflict(plugin: PluginDependencies, other: PluginDependencies) -> str:
 
 def loaded_elsewhere(folder: Path) -> str:
     """Why the plugin in ``folder`` must not run now, or '': a package its folder carries was already imported
-    from somewhere else (another plugin's folder) at a version the plugin's requirements reject."""
-    own = folder_dependencies("", "", folder)
+    from somewhere else (another plugin's folder) at a version the plugin's requirements reject.
+
+    Asked each time a plugin's contribution is created, so what it reads from the distributions' metadata is kept
+    until the folder it came from changes (see _signature)."""
+    own = _cached_folder(folder)
     root = folder.resolve()
     for key, (package, _) in sorted(own.carries.items()):
         required = [r for r in own.requires if canonicalize_name(r.name) == key]
         if not required:
             continue  # the plugin's own distribution: nothing requires it
-        for module_name in _top_level_names(folder, package):
+        for module_name in own.top_level.get(key, ()):
             origin = getattr(sys.modules.get(module_name), "__file__", None)
             if not isinstance(origin, str) or Path(origin).resolve().is_relative_to(root):
                 continue
@@ -104,29 +128,76 @@ def loaded_elsewhere(folder: Path) -> str:
     return ""
 
 
-def _top_level_names(folder: Path, package: str) -> list[str]:
-    """The importable top-level names the distribution ``package`` installed in ``folder``."""
+_Signature = tuple[int, tuple[str, ...]]
+_cache_lock = threading.Lock()  # plugins are loaded from the engine thread and the window's
+_folders: dict[Path, tuple[_Signature, _FolderContents]] = {}
+_versions: dict[tuple[str, Path], tuple[_Signature, str | None]] = {}
+
+
+def _signature(folder: Path) -> _Signature | None:
+    """What changes when a distribution in ``folder`` is installed, removed or replaced by another version: the
+    folder's modification time and the names of its metadata folders (which carry the versions). None when it
+    cannot be read, which is never kept."""
+    try:
+        with os.scandir(folder) as entries:
+            names = tuple(sorted(e.name for e in entries if e.name.endswith((".dist-info", ".egg-info"))))
+        return folder.stat().st_mtime_ns, names
+    except OSError:
+        return None
+
+
+def _cached_folder(folder: Path) -> _FolderContents:
+    signature = _signature(folder)
+    with _cache_lock:
+        kept = _folders.get(folder)
+    if kept is not None and signature is not None and kept[0] == signature:
+        return kept[1]
+    contents = _read_folder(folder, with_top_level=True)
+    if signature is not None:
+        with _cache_lock:
+            _folders[folder] = (signature, contents)
+    return contents
+
+
+def _top_level_names(dist: importlib.metadata.Distribution) -> tuple[str, ...]:
+    """The importable top-level names the distribution ``dist`` installed."""
     names: set[str] = set()
-    for dist in importlib.metadata.distributions(name=package, path=[str(folder)]):
-        for file in dist.files or []:
-            first = file.parts[0] if file.parts else ""
-            if first.endswith((".dist-info", ".data")) or first in ("..", "bin", "__pycache__"):
-                continue
-            stem = first.split(".")[0]
-            if stem.isidentifier():
-                names.add(stem)
-        break
-    return sorted(names)
+    for file in dist.files or []:
+        first = file.parts[0] if file.parts else ""
+        if first.endswith((".dist-info", ".data")) or first in ("..", "bin", "__pycache__"):
+            continue
+        stem = first.split(".")[0]
+        if stem.isidentifier():
+            names.add(stem)
+    return tuple(sorted(names))
 
 
 def _version_at(package: str, origin: Path) -> tuple[str, str] | None:
     """(version, folder) of ``package`` as installed in the sys.path folder ``origin`` was imported from."""
     entries = [Path(entry).resolve() for entry in sys.path if entry]
     for entry in sorted((e for e in entries if origin.resolve().is_relative_to(e)), key=lambda e: -len(e.parts)):
-        for dist in importlib.metadata.distributions(name=package, path=[str(entry)]):
-            try:
-                Version(dist.version)
-            except InvalidVersion:
-                return None
-            return dist.version, str(entry)
+        signature = _signature(entry)
+        with _cache_lock:
+            kept = _versions.get((package, entry))
+        if kept is not None and signature is not None and kept[0] == signature:
+            version = kept[1]
+        else:
+            version = _installed_version(package, entry)
+            if signature is not None:
+                with _cache_lock:
+                    _versions[(package, entry)] = (signature, version)
+        if version is not None:
+            return (version, str(entry)) if version else None
+    return None
+
+
+def _installed_version(package: str, entry: Path) -> str | None:
+    """The version of ``package`` installed in ``entry``; '' for one whose version is not a version number, None
+    for none there."""
+    for dist in importlib.metadata.distributions(name=package, path=[str(entry)]):
+        try:
+            Version(dist.version)
+        except InvalidVersion:
+            return ""
+        return dist.version
     return None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.core.errors import StudioError
-from studio.plugin_host.manifest import ENTRY_POINT_GROUP, Manifest, read_manifest
+from studio.core.plugin_manifest import ENTRY_POINT_GROUP, Manifest, read_manifest
 
 log = logging.getLogger(__name__)
 

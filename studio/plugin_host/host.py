@@ -7,30 +7,30 @@ for the rest of the session after repeated failures.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from studio.core.errors import StudioError, os_reason
-from studio.core.images import write_atomically
+from studio.core.errors import StudioError
+from studio.core.plugin_manifest import check_plugin_id
 from studio.plugin_host.discovery import FoundPlugin, discover
-from studio.plugin_host.manifest import check_plugin_id
-from studio.plugin_host.registry import BUILTIN_PLUGIN, KIND_WORDS, Contribution, Registry, builtin_registry
+from studio.plugin_host.enabled_state import EnabledState
+from studio.plugin_host.registry import (
+    BUILTIN_PLUGIN,
+    KIND_WORDS,
+    Contribution,
+    Registry,
+    builtin_registry,
+)
 
 if TYPE_CHECKING:  # dependencies imports packaging, which the window's first frame need not wait for
     from studio.plugin_host.dependencies import PluginDependencies
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "state.json"
-STATE_SET_ASIDE = "state.json.broken"  # a damaged state.json, kept (then state.json.broken-2, …)
-STATE_LOCK = ".state.lock"  # held while state.json is read, changed and written
-STATE_LOCK_TIMEOUT = 30.0  # seconds; each holder holds it for a file read and write
 MAX_FAILURES = 3
 MAX_HANGS = 2  # each plugin left running after a cancel keeps a thread (and what it holds) until Studio quits
 
@@ -80,51 +80,21 @@ class PluginHost:
         # The window refreshes on the UI thread, a failing plugin on the engine thread: one at a time.
         self._refresh_lock = threading.RLock()
         self.on_change: Callable[[], None] | None = None  # told after refresh (on whatever thread refreshed)
-        self.state_notice = ""  # what became of a damaged state.json, until a plugin is enabled or disabled
+        self._state = EnabledState(plugins_dir)
 
     # -- state -----------------------------------------------------------------------------
+    @property
+    def state_notice(self) -> str:
+        """What became of a damaged state.json, until a plugin is enabled or disabled."""
+        return self._state.notice
+
+    @state_notice.setter
+    def state_notice(self, notice: str) -> None:
+        self._state.notice = notice
+
     def enabled_ids(self) -> set[str]:
         """The plugins state.json has on. A damaged one is set aside and said (``state_notice``): none is on."""
-        from filelock import FileLock  # here, not at import: the window's first frame does not wait for it
-
-        try:
-            return _read_enabled(self.plugins_dir / STATE_FILE)
-        except DamagedState as damage:
-            first = damage
-        try:
-            # Under the lock: another Studio may be setting it aside, or writing a good one, at the same time.
-            with FileLock(self.plugins_dir / STATE_LOCK, timeout=STATE_LOCK_TIMEOUT):
-                return self._read_or_set_aside()
-        except OSError as exc:  # the lock cannot be had (a read-only folder; filelock's Timeout is one too)
-            self._say_damaged(first, f" nor set aside ({_reason(exc)}); all plugins are off.")
-            return set()
-
-    def _read_or_set_aside(self) -> set[str]:
-        """enabled_ids, with the state lock held: a damaged state.json is moved aside, never over an earlier
-        copy, so that the next change, which writes a new one, loses nothing."""
-        state = self.plugins_dir / STATE_FILE
-        try:
-            return _read_enabled(state)
-        except DamagedState as damage:
-            problem = damage
-        aside, n = state.with_name(STATE_SET_ASIDE), 1
-        while os.path.lexists(aside):
-            n += 1
-            aside = state.with_name(f"{STATE_SET_ASIDE}-{n}")
-        try:
-            os.rename(state, aside)
-        except OSError as exc:
-            self._say_damaged(problem, f" nor set aside ({_reason(exc)}); all plugins are off.")
-        else:
-            self._say_damaged(problem, f"; it was set aside as {aside.name} and all plugins are off until you "
-                                       "enable them again.")
-        return set()
-
-    def _say_damaged(self, problem: DamagedState, then: str) -> None:
-        notice = f"The list of enabled plugins in {self.plugins_dir / STATE_FILE} could not be read ({problem}){then}"
-        if notice != self.state_notice:  # (logged once, not at every look at the list)
-            log.warning(notice)
-            self.state_notice = notice
+        return self._state.read()
 
     def set_enabled(self, plugin_id: str, enabled: bool) -> PluginRecord:
         """Turn a plugin on or off (remembered across sessions); enabling clears this session's failures."""
@@ -176,34 +146,21 @@ class PluginHost:
 
     def _save_enabled(self, plugin_id: str, enabled: bool, record: PluginRecord | None = None) -> None:
         """Add the id to state.json's enabled list or take it out (``record``: the plugin, needed to enable)."""
-        from filelock import FileLock, Timeout  # here, not at import: the window's first frame does not wait for it
-
         if not enabled and plugin_id not in self.enabled_ids():
             return  # already off: nothing to write (uninstalling it from a read-only folder says only that)
-        try:
-            self.plugins_dir.mkdir(parents=True, exist_ok=True)
-            # Another Studio (a window, a `studio plugins disable` beside it) may change the file at the same
-            # time: read, change and write it as one step, or one of the changes is lost.
-            with FileLock(self.plugins_dir / STATE_LOCK, timeout=STATE_LOCK_TIMEOUT):
-                ids = self._read_or_set_aside()
-                if enabled:
-                    assert record is not None
-                    # refused, and not remembered: it would take the id over silently once its owner is off
-                    others = self._owned_by_others(plugin_id, ids)
-                    if clash := self._clash(_contributions(record.found), others):
-                        raise StudioError(f"{record.name} cannot be enabled: {clash}; disable that plugin first.")
-                    self._check_dependencies(record, ids)
-                    ids.add(plugin_id)
-                else:
-                    ids.discard(plugin_id)
-                write_atomically(self.plugins_dir / STATE_FILE,
-                                 json.dumps({"enabled": sorted(ids)}, indent=2).encode("utf-8"))
-            self.state_notice = ""  # the person has acted on it
-        except Timeout:
-            raise StudioError(f"Could not save which plugins are on in {self.plugins_dir}: another Studio kept it "
-                              f"busy for {STATE_LOCK_TIMEOUT:g} s; try again.") from None
-        except OSError as exc:
-            raise StudioError(f"Could not save which plugins are on in {self.plugins_dir}: {_reason(exc)}.") from exc
+
+        def change(ids: set[str]) -> None:
+            if not enabled:
+                ids.discard(plugin_id)
+                return
+            assert record is not None
+            # refused, and not remembered: it would take the id over silently once its owner is off
+            if clash := self._clash(_contributions(record.found), self._owned_by_others(plugin_id, ids)):
+                raise StudioError(f"{record.name} cannot be enabled: {clash}; disable that plugin first.")
+            self._check_dependencies(record, ids)
+            ids.add(plugin_id)
+
+        self._state.change(change)
 
     def _check_dependencies(self, record: PluginRecord, enabled: set[str]) -> None:
         """Refuse a plugin whose folder's packages the other enabled plugins' reject, or the other way round."""
@@ -374,29 +331,6 @@ class PluginHost:
                   "turn it on again in Plugins when it is fixed.")
         self._switched_off[plugin_id] = f"{notice} Last error: {message}"
         return notice
-
-
-class DamagedState(Exception):
-    """state.json cannot be read as ``{"enabled": [plugin ids]}``; the message says why, for a sentence."""
-
-
-def _read_enabled(state: Path) -> set[str]:
-    try:
-        data = json.loads(state.read_bytes())
-    except (FileNotFoundError, NotADirectoryError):
-        return set()  # none was ever enabled (or there is no plugins folder, which installing says)
-    except OSError as exc:
-        raise DamagedState(_reason(exc)) from None
-    except ValueError as exc:  # (also bytes that are not UTF-8)
-        raise DamagedState(f"not JSON: {exc}") from None
-    enabled = data.get("enabled", []) if isinstance(data, dict) else None
-    if not isinstance(enabled, list) or not all(isinstance(i, str) for i in enabled):
-        raise DamagedState('no list of plugin ids under "enabled"')
-    return set(enabled)
-
-
-def _reason(exc: OSError) -> str:
-    return os_reason(exc)
 
 
 def _contributions(plugin: FoundPlugin) -> list[Contribution]:

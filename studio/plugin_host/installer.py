@@ -9,26 +9,23 @@ exactly that into ``plugins_dir/<id>`` with ``pip --target`` and swaps it into p
 from __future__ import annotations
 
 import errno
-import importlib.metadata
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock, Timeout
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from studio.core.errors import os_reason
+from studio.core.plugin_manifest import check_plugin_id
 from studio.plugin_host.archives import (
     DEFAULT_LIMITS,
     ArchiveLimits,
@@ -37,7 +34,8 @@ from studio.plugin_host.archives import (
     unpack,
 )
 from studio.plugin_host.dependencies import PluginDependencies, conflict, requirements
-from studio.plugin_host.manifest import Manifest, check_plugin_id
+from studio.plugin_host.install_plan import InstallPlan
+from studio.plugin_host.pip_runs import PIP_TIMEOUT, protected_packages, run_pip
 from studio.plugin_host.plugin_index import IndexEntry, download
 from studio.plugin_host.wheels import (
     InstallError,
@@ -49,86 +47,11 @@ from studio.plugin_host.wheels import (
     visible_elsewhere,
 )
 
-PIP_TIMEOUT = 900.0  # seconds; dependencies may be large downloads
 STALE_STAGING = 24 * 3600  # a staging folder this old was left by a crash
 # Held while an update has the old version in the trash and may have to put it back: another Studio starting
 # meanwhile must not tidy it away.
 SWAP_LOCK = ".swap.lock"
 SWAP_LOCK_TIMEOUT = 60.0  # seconds; each holder holds it for a few renames (or a listing of the trash)
-# pip settings from the environment that would send files elsewhere or use another interpreter.
-_PIP_ENV_DROPPED = ("PIP_TARGET", "PIP_PREFIX", "PIP_ROOT", "PIP_PYTHON", "PIP_DRY_RUN", "PIP_EDITABLE", "PIP_SRC")
-
-
-def protected_packages() -> dict[str, str]:
-    """Studio's own requirement closure (canonical name -> running version), plus studio and pip.
-
-    Should Studio run without its own metadata (from a source checkout), every distribution
-    installed is protected instead: refusing too much is better than swapping torch."""
-    try:
-        importlib.metadata.distribution("studio")
-    except importlib.metadata.PackageNotFoundError:
-        return {canonicalize_name(d.metadata["Name"] or "?"): d.version for d in importlib.metadata.distributions()}
-    found: dict[str, str] = {}
-    todo = ["studio", "pip"]
-    while todo:
-        name = canonicalize_name(todo.pop())
-        if name in found:
-            continue
-        try:
-            dist = importlib.metadata.distribution(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue  # an optional requirement not installed: nothing to protect
-        found[name] = dist.version
-        for text in dist.requires or []:
-            try:
-                req = Requirement(text)
-            except InvalidRequirement:
-                continue
-            # Roughly honour markers; requirements only behind an extra are skipped.
-            if req.marker is None or req.marker.evaluate({"extra": ""}):
-                todo.append(req.name)
-    return found
-
-
-@dataclass(frozen=True)
-class InstallPlan:
-    source: str
-    wheel: Path
-    manifest: Manifest
-    distribution: str
-    version: str
-    dependencies: tuple[tuple[str, str], ...]  # (name, version) pip would add into the plugin's folder
-    replaces: str | None  # the version now installed in plugins_dir/<id>, for an update
-    staging: Path
-
-    def _direction(self) -> str:
-        from packaging.version import InvalidVersion, Version
-
-        try:
-            newer, older = Version(self.version), Version(self.replaces or "")
-        except InvalidVersion:
-            return "Replacement"
-        return "Update" if newer > older else "Downgrade" if newer < older else "Reinstall"
-
-    def describe(self) -> str:
-        """Several lines for a confirm dialog or the command line."""
-        m = self.manifest
-        lines = [f"{m.name} {m.version} (plugin id {m.id})"]
-        if m.author:
-            lines.append(f"By: {m.author}")
-        if m.description:
-            lines.append(f"About: {m.description}")
-        lines.append(f"Package: {self.distribution} {self.version}, from {self.source}")
-        if self.replaces is not None:
-            lines.append(f"{self._direction()}: replaces the installed version {self.replaces}")
-        lines.append(f"Permissions: {m.permissions.describe()}")
-        lines.append("Adds: " + "; ".join(f"{c.kind} {c.title!r} ({c.id})" for c in m.contributions))
-        if self.dependencies:
-            lines.append("Also installs into the plugin's folder: "
-                         + ", ".join(f"{name} {version}" for name, version in self.dependencies))
-        else:
-            lines.append("Installs no other packages.")
-        return "\n".join(lines)
 
 
 class PluginInstaller:
@@ -402,41 +325,5 @@ class PluginInstaller:
                 problem = f"{self.plugins_dir} could not be written to ({reason})"
             raise InstallError(f"Could not {doing}: {problem}.") from None
 
-    # --- pip ----------------------------------------------------------------------------------------
-
     def _pip(self, args: list[str], staging: Path, doing: str, info: WheelInfo | None = None) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in _PIP_ENV_DROPPED}
-        # pip's cache and temp files stay in the staging folder: nothing is written elsewhere.
-        env.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1", PIP_USER="0", PIP_REQUIRE_VIRTUALENV="0",
-                   PIP_CACHE_DIR=str(staging / "cache"), TMPDIR=str(staging / "tmp"))
-        # -P and an empty working folder: nothing in the plugin's folder can be imported in place of pip's own.
-        command = [self.python, "-P", "-m", "pip", *args]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=self.timeout, env=env,
-                                  cwd=staging / "tmp", check=False)
-        except subprocess.TimeoutExpired:
-            raise InstallError(f"pip took longer than {self.timeout:.0f} seconds to {doing}; "
-                               "nothing was installed.") from None
-        except OSError as exc:
-            raise InstallError(f"pip could not be started to {doing}: {exc.strerror or exc}.") from None
-        if done.returncode != 0:
-            output = done.stdout + "\n" + done.stderr
-            raise InstallError(_pip_failure(output, doing, self.protected, info))
-
-
-_CONSTRAINT = re.compile(r"\(constraint\)\s+([A-Za-z0-9][A-Za-z0-9._-]*)")
-
-
-def _pip_failure(output: str, doing: str, protected: Mapping[str, str], info: WheelInfo | None) -> str:
-    """A sentence from pip's output: a clash with Studio's own packages, or pip's last real error."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    clashes = sorted({canonicalize_name(n) for n in _CONSTRAINT.findall(output)} & protected.keys())
-    if clashes and info is not None:
-        needs = "; ".join(line for line in lines if " depends on " in line)
-        names = ", ".join(f"{n} {protected[n]}" for n in clashes)
-        return (f"The plugin {info.distribution} {info.version} needs a different version of Studio's own {names}"
-                f"{f' ({needs})' if needs else ''}; it was refused.")
-    errors = [line.removeprefix("ERROR:").strip() for line in lines if line.startswith("ERROR:")
-              and "ResolutionImpossible" not in line]
-    reason = (errors or lines or ["pip gave no reason"])[-1].rstrip(".")
-    return f"pip could not {doing}: {reason}; nothing was installed."
+        run_pip(self.python, args, staging, doing, timeout=self.timeout, protected=self.protected, info=info)

@@ -23,8 +23,8 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from studio.core.errors import StudioError
+from studio.core.plugin_manifest import ManifestError, check_plugin_id
 from studio.plugin_host.archives import TAR_SUFFIXES, ZIP_SUFFIXES
-from studio.plugin_host.manifest import ManifestError, check_plugin_id
 
 log = logging.getLogger(__name__)
 MAX_INDEX_BYTES = 8 * 1024 * 1024

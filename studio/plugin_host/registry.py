@@ -198,7 +198,9 @@ def _reason(exc: OSError) -> str:
 def _load(contribution: Contribution, others: frozenset[str] = frozenset()) -> Any:
     """The contribution's class (or factory), imported from its plugin's folder. ``others``: the folders of the
     other plugins loaded now, whose modules it must not take for its own."""
-    from studio.plugin_host.dependencies import loaded_elsewhere  # (packaging: not before the first frame)
+    from studio.plugin_host.dependencies import (
+        loaded_elsewhere,  # (packaging: not before the first frame)
+    )
 
     module_name, _, attr = contribution.target.partition(":")
     if contribution.import_path and (problem := loaded_elsewhere(Path(contribution.import_path))):

@@ -26,17 +26,17 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from studio.core.errors import StudioError
+from studio.core.plugin_manifest import (
+    ENTRY_POINT_GROUP,
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    parse_manifest,
+)
 from studio.plugin_host.archives import (
     DEFAULT_LIMITS,
     ArchiveLimits,
     member_parts,
     scan_zip,
-)
-from studio.plugin_host.manifest import (
-    ENTRY_POINT_GROUP,
-    MAX_MANIFEST_BYTES,
-    Manifest,
-    parse_manifest,
 )
 
 MAX_METADATA_BYTES = 1024 * 1024

@@ -13,7 +13,8 @@ from studio_testing import unpack_plugin
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import StudioError
-from studio.plugin_host.host import ENABLED, STATE_FILE, PluginHost
+from studio.plugin_host.enabled_state import STATE_FILE
+from studio.plugin_host.host import ENABLED, PluginHost
 from studio.plugin_host.registry import GENERATOR
 
 USES_FAKEHUM = '''\
@@ -115,3 +116,40 @@ def test_a_dependency_loaded_at_a_version_the_plugin_accepts_is_shared(plugins_d
     env = GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache")
     assert host.registry.instance(GENERATOR, "dep1-gen", env).VERSION == "4.17.0"
     assert host.registry.instance(GENERATOR, "dep2-gen", env).VERSION == "4.17.0"
+
+
+def test_the_loaded_version_check_reads_the_distributions_metadata_once_until_a_folder_changes(
+        plugins_dir, tmp_path, monkeypatch):
+    """Asked each time a plugin's contribution is created: it must not re-read every distribution's metadata each
+    time, yet must see a folder whose distributions changed."""
+    import importlib.metadata
+
+    from studio.plugin_host.dependencies import loaded_elsewhere
+
+    first = install_with(plugins_dir, tmp_path, 1, "fakehum>=4", "4.17.0")
+    second = install_with(plugins_dir, tmp_path, 2, "fakehum==4.9.0", "4.9.0")
+    (plugins_dir / STATE_FILE).write_text(json.dumps({"enabled": ["tp-dep1", "tp-dep2"]}))
+    host = host_for(plugins_dir)
+    env = GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache")
+    host.registry.instance(GENERATOR, "dep1-gen", env)  # fakehum 4.17.0, from tp-dep1's folder
+    reads: list[str] = []
+    read_text = importlib.metadata.PathDistribution.read_text
+
+    def counted(self, filename):
+        reads.append(filename)
+        return read_text(self, filename)
+
+    monkeypatch.setattr(importlib.metadata.PathDistribution, "read_text", counted)
+    refusal = loaded_elsewhere(second)
+    assert refusal.startswith("it needs fakehum==4.9.0, but fakehum 4.17.0 was already loaded from")
+    assert reads  # read the first time
+    reads.clear()
+    for _ in range(3):
+        assert loaded_elsewhere(second) == refusal
+    assert reads == []
+    # tp-dep1's folder now says it holds fakehum 4.9.0 (as after an update): read again, and judged by it.
+    old = first / "fakehum-4.17.0.dist-info"
+    (old / "METADATA").write_text((old / "METADATA").read_text().replace("4.17.0", "4.9.0"))
+    old.rename(first / "fakehum-4.9.0.dist-info")
+    assert loaded_elsewhere(second) == ""
+    assert reads

@@ -30,14 +30,13 @@ from plugin_wheels import (
 )
 
 from studio.core.errors import StudioError
+from studio.core.plugin_manifest import ManifestError
 from studio.plugin_host import installer as installer_module
 from studio.plugin_host.dependencies import PluginDependencies
 from studio.plugin_host.installer import (
     InstallError,
     PluginInstaller,
-    protected_packages,
 )
-from studio.plugin_host.manifest import ManifestError
 
 SENTINEL_CODE = 'import pathlib; pathlib.Path({path!r}).write_text("imported")\n'
 
@@ -236,14 +235,6 @@ def test_discard_removes_the_staging_folder(installer: PluginInstaller, plugins_
     installer.discard(plan)  # twice is fine
     assert list((plugins_dir / ".staging").iterdir()) == []
     assert not (plugins_dir / "test-plugin").exists()
-
-
-def test_protected_packages_hold_studio_its_requirements_and_pip() -> None:
-    protected = protected_packages()
-    for name in ("studio", "pip", "torch", "pillow", "numpy", "pyside6-essentials", "packaging"):
-        assert name in protected
-    assert protected["torch"] == importlib.metadata.version("torch")
-    assert "pytest" not in protected  # an extra's requirement is not Studio's own
 
 
 # --- refusals ----------------------------------------------------------------------------------------

@@ -14,13 +14,13 @@ import pytest
 from PIL import Image
 
 from studio.core.parameters import validate_params
-from studio.plugin_api import JobCancelledError
-from studio.plugin_host.manifest import (
+from studio.core.plugin_manifest import (
     MANIFEST_NAME,
     ContributionSpec,
     Manifest,
     parse_manifest,
 )
+from studio.plugin_api import JobCancelledError
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 # plugin folder -> its package

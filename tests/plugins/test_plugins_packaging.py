@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from first_party import PACKAGES, PLUGINS, FakeContext, manifest_of
 
-from studio.plugin_host.manifest import ENTRY_POINT_GROUP, MANIFEST_NAME
+from studio.core.plugin_manifest import ENTRY_POINT_GROUP, MANIFEST_NAME
 from studio.plugin_host.wheels import check_flit_project, read_wheel
 
 FOLDERS = sorted(PACKAGES)

@@ -54,7 +54,7 @@ def test_uninstalling_a_plugin_that_is_off_from_a_read_only_folder_says_it_could
         qtbot, dialog, plugin_sandbox, monkeypatch):  # noqa: ANN001
     import errno
 
-    from studio.plugin_host import host as host_module
+    from studio.plugin_host import enabled_state as state_module
     from studio.plugin_host import installer as installer_module
 
     host = dialog.host
@@ -66,7 +66,7 @@ def test_uninstalling_a_plugin_that_is_off_from_a_read_only_folder_says_it_could
     def read_only(*args: object, **kwargs: object) -> None:  # (root may write anywhere: a stand-in says it)
         raise OSError(errno.EROFS, "Read-only file system", str(host.plugins_dir / "x"))
 
-    monkeypatch.setattr(host_module, "write_atomically", read_only)
+    monkeypatch.setattr(state_module, "write_atomically", read_only)
     monkeypatch.setattr(installer_module.tempfile, "mkdtemp", read_only)
     assert finished(qtbot, dialog.uninstall("dlg-plugin")) is False
     assert dialog.message.text() == f"Could not remove dlg-plugin: {host.plugins_dir} is read-only."

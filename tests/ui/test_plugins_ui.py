@@ -340,7 +340,7 @@ def test_install_and_uninstall_from_the_dialog(qtbot, plugin_window, plugin_sand
 
 def test_a_disk_error_while_installing_or_switching_is_a_sentence_and_the_buttons_come_back(  # noqa: ANN001
         qtbot, plugin_window, plugin_sandbox, monkeypatch):
-    from studio.plugin_host import host as host_module
+    from studio.plugin_host import enabled_state as state_module
     from studio.plugin_host.installer import PluginInstaller
     from studio.ui.plugins_dialog import PluginsDialog
 
@@ -357,7 +357,7 @@ def test_a_disk_error_while_installing_or_switching_is_a_sentence_and_the_button
     assert dialog.message.text() == f"Could not install into {dialog.host.plugins_dir}: Read-only file system."
     assert dialog.install_button.isEnabled() and dialog.index_button.isEnabled()  # not stuck at "Checking…"
 
-    monkeypatch.setattr(host_module, "write_atomically", read_only)
+    monkeypatch.setattr(state_module, "write_atomically", read_only)
     with pytest.raises(StudioError, match=r"^Could not save which plugins are on in .*: Read-only file system\.$"):
         dialog.host.set_enabled("ui-plugin", False)
 

@@ -1,4 +1,7 @@
-"""``studio-plugin.toml``: what a plugin is and contributes, read without importing any of its code."""
+"""``studio-plugin.toml``: what a plugin is and contributes, read without importing any of its code.
+
+It lives in core because both the plugin host and ``studio.plugin_api.checked_params`` (which plugins use in
+their own tests) read manifests, and both must judge a manifest by the same rules."""
 
 from __future__ import annotations
 
@@ -12,7 +15,9 @@ from typing import Any
 from studio.core.errors import InvalidRequest, StudioError
 from studio.core.parameters import GENERATE_OPTIONS, POSTPROCESS_OPTIONS, Param, schema_from_table
 from studio.core.safe_text import hidden_character
-from studio.plugin_api import API_VERSION
+
+# The plugin API this Studio offers (re-exported by studio.plugin_api); manifests name the range they need.
+API_VERSION = "1.1"  # 1.1: checked_params
 
 MANIFEST_NAME = "studio-plugin.toml"
 ENTRY_POINT_GROUP = "studio.plugins"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from plugin_wheels import manifest_text
 
-from studio.plugin_host.manifest import ManifestError, check_plugin_id, parse_manifest
+from studio.core.plugin_manifest import ManifestError, check_plugin_id, parse_manifest
 
 
 def test_a_good_manifest():
