@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -16,6 +17,7 @@ from studio.services.history_query import (
     fold,
     fts_query,
     ids_sql,
+    stored_spellings,
     unspaced_words,
     where_sql,
 )
@@ -23,6 +25,10 @@ from studio.services.history_query import (
 RECENT_PROMPTS = 1000  # earlier prompts the prompt box offers (Up/Down, completion)
 _ID_CHUNK = 500  # ids per "IN (...)" query, well under every SQLite's variable limit
 SQLITE_MAX_INT = 2**63 - 1
+
+
+def _spellings(conn: sqlite3.Connection, query: HistoryQuery) -> list[str]:
+    return [] if query.model is None else stored_spellings(conn, query.model)
 
 
 class HistoryQueries(HistoryConnection):
@@ -41,7 +47,7 @@ class HistoryQueries(HistoryConnection):
         """Ids of the entries matching query, newest first (a gallery fetches the entries page by page)."""
         with self._errors():
             conn = self._conn()
-            sql, args = ids_sql(query, created_follows_id(conn))
+            sql, args = ids_sql(query, created_follows_id(conn), _spellings(conn, query))
             if limit is not None:
                 sql += " LIMIT ?"
                 args.append(min(max(0, int(limit)), SQLITE_MAX_INT))
@@ -72,11 +78,12 @@ class HistoryQueries(HistoryConnection):
         indexed_only = match and not unspaced_words(query.text)
         if indexed_only and replace(query, text="") == HistoryQuery():  # words only: the index alone knows
             sql, args = "SELECT count(*) FROM entries_fts WHERE entries_fts MATCH ?", [match]
-        else:
-            where, args = where_sql(query)
-            sql = f"SELECT count(*) FROM entries{where}"
+            with self._errors():
+                return self._conn().execute(sql, args).fetchone()[0]
         with self._errors():
-            return self._conn().execute(sql, args).fetchone()[0]
+            conn = self._conn()
+            where, args = where_sql(query, _spellings(conn, query))
+            return conn.execute(f"SELECT count(*) FROM entries{where}", args).fetchone()[0]
 
     @repairs_index
     def recorded_files(self, paths: Sequence[str]) -> set[str]:

@@ -111,10 +111,18 @@ class OutputStore:
                 raise StudioError(f"The {what} could not be saved in {folder}: {exc.strerror or exc}.") from exc
 
     def restore_control(self, image: Image.Image, path: Path) -> None:
-        """Write a kept control or parameter picture again where it was: deleting the last history entry that used
-        it removed it while a job that names it was running (that job's pictures and row name it)."""
-        keep = self.save_parameter_picture if path.name.endswith(PICTURE_SUFFIX) else self.save_control
-        keep(image, path.parent)
+        """Write a kept control or parameter picture again at path: deleting the last history entry that used it
+        removed it while a job that names it was running (that job's pictures and row name it). Exactly that name,
+        whichever scheme made it: one an older Studio gave (time and a random number) is not its pixels' digest."""
+        with self._lock:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                save_image(image, path, exclusive=True)
+            except FileExistsError:
+                pass  # kept again meanwhile (another job, another Studio): the same picture
+            except OSError as exc:
+                raise StudioError(f"The picture {path.name} could not be kept again in {path.parent}: "
+                                  f"{exc.strerror or exc}.") from exc
 
     def remove_stale_parts(self, max_age: float = STALE_PART_AGE) -> list[Path]:
         """Delete temp files (``.*.part``) older than max_age seconds left in the output folders by a crash."""

@@ -3,6 +3,7 @@ the library, resume (by downloading the same repository again) or delete."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import uuid
 from contextlib import ExitStack
@@ -16,6 +17,8 @@ from studio.services.download_folders import STAGING, WORK_DIR, read_json, remov
 from studio.services.hub_files import unsafe_path
 
 ASIDE = ".removing"  # in the staging area: a deleted download's folder, moved here to be deleted out of its lock
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,8 +38,12 @@ class UnfinishedDownload:
 def unfinished_downloads(models_dir: Path) -> list[UnfinishedDownload]:
     """The downloads in the models folder's staging area that have not finished, by repository id. (A finished one
     leaves it; one that completes a model already in the library is that model's, and listed with it.) One running
-    now (in this window, another or the command line) is left out: it is not stopped, and is no one's to remove."""
+    now (in this window, another or the command line) is left out: it is not stopped, and is no one's to remove.
+
+    Deletes what a Remove left unfinished on the way (``delete_leftovers``): may take a while, run it off the UI
+    thread."""
     staging = models_dir.expanduser() / STAGING
+    delete_leftovers(staging)
     found = []
     for state_file in sorted(staging.glob(f"*/*/{WORK_DIR}/state.json")):
         state = read_json(state_file)
@@ -85,6 +92,26 @@ def delete_unfinished(download: UnfinishedDownload, models_dir: Path) -> None:
         raise InvalidRequest(f"Could not delete the unfinished download of {download.repo_id}, moved to {aside} "
                              f"to be deleted: {os_reason(exc)}. Delete that folder by hand.") from exc
     remove_empty(aside.parent, staging.parent)
+
+
+def delete_leftovers(staging: Path) -> None:
+    """Delete the folders that Removes moved aside to delete and left (Studio stopped while it deleted, or the
+    delete failed): nothing lists them, and they hold gigabytes. Only ever this staging area's own ASIDE folder, whose
+    folders no download uses (one moved there meanwhile is being deleted anyway). What cannot be deleted is logged
+    and tried again at the next listing."""
+    aside = staging / ASIDE
+    try:
+        leftovers = [path for path in aside.iterdir() if path.is_dir() and not path.is_symlink()]
+    except OSError:  # none (the usual case), or not readable
+        return
+    for leftover in leftovers:
+        try:
+            shutil.rmtree(leftover)
+        except FileNotFoundError:
+            pass  # deleted meanwhile (the Remove that moved it there, in another window)
+        except OSError as exc:
+            log.warning("Could not delete %s, left by removing an unfinished download: %s", leftover, os_reason(exc))
+    remove_empty(aside, staging.parent)
 
 
 def _running(work: Path) -> bool:

@@ -295,6 +295,43 @@ def test_a_kept_picture_removed_with_a_deleted_entry_while_a_job_used_it_is_kept
     store.close()
 
 
+def test_a_picture_an_older_studio_kept_is_written_again_under_the_name_its_entry_records(tmp_path, monkeypatch):
+    """Kept pictures were named by the time and a random number before they were named by their pixels: one of
+    those removed while a rerun that names it runs is written again under that name, not its pixels' digest."""
+    from studio_testing import ControlRecordingGenerator
+
+    store = HistoryStore(tmp_path / "history.db")
+    photo, sketch = noise(1), noise(2, (24, 24))
+    run_jobs(tmp_path, [guided_request(tmp_path, photo, sketch)], store)
+    (first,) = store.search()
+    records = []
+    for number, record in enumerate(first.params["controls"]):  # as an older Studio named and recorded them
+        old = Path(record["image"]).with_name(f"101010-{number:010d}-control.png")
+        if Path(record["image"]).exists():
+            Path(record["image"]).rename(old)
+        records.append({**record, "image": str(old) if old.exists() else records[0]["image"]})
+    older = store.get(store.add(replace(first, id=0, params={**first.params, "controls": records})))
+    store.delete(first.id)
+    rerun = prepare_request(request_for_entry(older)).request
+    assert [g.image_path for g in rerun.controls] == [r["image"] for r in records]
+    made = ControlRecordingGenerator.generate
+
+    def deleting_older(self, request, context):  # noqa: ANN001, ANN202
+        store.delete(older.id)
+        assert kept_files(tmp_path) == []
+        yield from made(self, request, context)
+
+    monkeypatch.setattr(ControlRecordingGenerator, "generate", deleting_older)
+    run_jobs(tmp_path, [rerun], store)
+    (row,) = store.search()
+    paths = [g["image"] for g in row.params["controls"]]
+    assert paths == [r["image"] for r in records] and all(Path(p).is_file() for p in paths)
+    assert sorted(kept_files(tmp_path)) == sorted({Path(p) for p in paths})  # no copy under another name
+    with Image.open(paths[0]) as kept_photo, Image.open(paths[2]) as kept_sketch:
+        assert same_pixels(kept_photo, photo) and same_pixels(kept_sketch, sketch)
+    store.close()
+
+
 @pytest.mark.parametrize(("name", "kept"), [
     ("0123456789abcdef-control.png", True), ("101010-0123456789-control.png", True),  # today's names, and before
     ("0123456789abcdef-picture.png", True),  # a plugin's picture parameter's

@@ -16,7 +16,7 @@ from studio.services import unfinished_downloads as unfinished_module
 from studio.services.download_folders import STAGING, WORK_DIR
 from studio.services.download_progress import DownloadProgress
 from studio.services.model_downloads import download_model, plan_download
-from studio.services.unfinished_downloads import UnfinishedDownload, delete_unfinished, unfinished_downloads
+from studio.services.unfinished_downloads import ASIDE, UnfinishedDownload, delete_unfinished, unfinished_downloads
 
 
 @pytest.fixture(autouse=True)
@@ -98,6 +98,30 @@ def test_a_download_started_while_a_remove_deletes_is_not_refused_nor_deleted(
     [config] = models.rglob("config.json")  # the new download, whole, filed in the library
     assert config.read_bytes() == vae_files()["config.json"]
     assert (config.parent / WEIGHTS).read_bytes() == vae_files()[WEIGHTS]
+
+
+def test_what_a_remove_left_half_deleted_is_deleted_at_the_next_listing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Studio stopped while Remove deleted the folder it had moved aside: nothing listed what was left there."""
+    models = tmp_path / "models"
+    with vae_hub() as hub:
+        stop_half_way(hub, models)
+        stop_half_way(hub, models / "other")  # another unfinished download, in another models folder
+    [stopped] = unfinished_downloads(models)
+
+    def stopped_while_deleting(path: Path, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        raise KeyboardInterrupt  # as far as the delete got when Studio stopped
+
+    monkeypatch.setattr(unfinished_module.shutil, "rmtree", stopped_while_deleting)
+    with pytest.raises(KeyboardInterrupt):
+        delete_unfinished(stopped, models)
+    monkeypatch.undo()
+    [leftover] = (models / STAGING / ASIDE).iterdir()
+    assert next(leftover.rglob("*.incomplete")).stat().st_size > 0
+    (models / "kept.txt").write_text("the person's")  # beside the staging area: never touched
+    assert unfinished_downloads(models) == []
+    assert not (models / STAGING).exists() and (models / "kept.txt").is_file()
+    assert [d.repo_id for d in unfinished_downloads(models / "other")] == [REPO]
 
 
 def test_a_state_without_a_total_says_the_bytes_alone(tmp_path: Path) -> None:
