@@ -88,9 +88,10 @@ def recipe_fields(info: ImageInfo) -> dict[str, Any]:
         # previous picture's stay and the remake silently differs.
         fields["negative_prompt"] = info.negative_prompt or ""
         fields["loras"] = list(info.loras)
-        # Studio records a VAE whenever it used one, so none means the model's own. Other tools' silence says
-        # nothing sure (A1111 names one only when set, and its own "read parameters" then keeps the VAE chosen).
-        if info.vae or info.tool == STUDIO_TOOL:
+        # Studio records a VAE whenever it used one, so none means the model's own; other tools' "" says so too.
+        # Their silence (None) says nothing sure (A1111 names one only when set, and its own "read parameters" then
+        # keeps the VAE chosen).
+        if info.vae is not None or info.tool == STUDIO_TOOL:
             fields["vae"] = info.vae or ""
     for key in ("steps", "cfg_scale", "seed", "scheduler"):
         if getattr(info, key) is not None and key not in refused:

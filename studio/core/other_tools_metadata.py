@@ -14,7 +14,7 @@ from studio.core.hires import hires_from_settings
 from studio.core.image_info import ImageInfo
 from studio.core.metadata import PARAMETERS_CHUNK, parse_loras, split_parameters
 from studio.core.metadata_values import as_float, as_int, as_positive, as_text, is_json
-from studio.core.model_library import WEIGHT_SUFFIXES
+from studio.core.other_tools_extras import weights_name, with_tool_extras
 from studio.core.prompt_loras import without_tags
 from studio.core.sampler_names import studio_scheduler
 
@@ -63,7 +63,7 @@ def from_other_tools(texts: dict[str, str], notes: list[str]) -> ImageInfo | Non
             parameters = texts.get(PARAMETERS_CHUNK, "")
             if result.generator.value == "AUTOMATIC1111" and parameters.strip():
                 return _as_a1111_reads(info, parameters, notes)
-            return info
+            return with_tool_extras(info, texts, notes)
         except Exception as exc:  # noqa: BLE001 - sd-parsers' result had a shape nobody expected
             notes.append(f"The {parser.generator.value} metadata could not be read ({type(exc).__name__}).")
     # Fooocus' 'parameters' is JSON, A1111's is text (which may start with "{" too): judged only now.
@@ -177,13 +177,6 @@ def _as_a1111_reads(info: ImageInfo, parameters: str, notes: list[str]) -> Image
                    clip_skip=as_int(settings.get("Clip skip")), vae=(vae := weights_name(settings.get("VAE"))),
                    vae_hash=settings.get("VAE hash") if vae else None)
 
-
-def weights_name(name: str | None) -> str | None:
-    """A weights file's name as Studio's recipes name it: without its extension (A1111 writes "VAE:
-    vae-ft-mse-840000-ema-pruned.safetensors", ComfyUI "add_detail.safetensors"); None for none."""
-    name = (name or "").strip()
-    stem, dot, suffix = name.rpartition(".")
-    return (stem if dot and f".{suffix.lower()}" in WEIGHT_SUFFIXES and stem else name) or None
 
 
 def _info_from_prompt_info(result: Any, notes: list[str]) -> ImageInfo:

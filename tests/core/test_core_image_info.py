@@ -281,7 +281,7 @@ def test_recipe_fields_leave_out_what_studio_cannot_take(tmp_path):
     fields = recipe_fields(inspect_image(comfy_png(tmp_path / "c.png", graph)))
     assert fields == {"prompt": "beautiful scenery, glass bottle, purple galaxy", "negative_prompt": "text, watermark",
                       "steps": 20, "cfg_scale": 8.0, "width": 512, "height": 768, "hires": False,
-                      "model_name": "v1-5-pruned-emaonly.safetensors", "loras": []}
+                      "model_name": "v1-5-pruned-emaonly.safetensors", "loras": [], "vae": ""}
     plain = tmp_path / "plain.png"
     Image.new("RGB", (64, 64)).save(plain)
     assert recipe_fields(inspect_image(plain)) == {}
