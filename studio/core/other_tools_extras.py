@@ -135,3 +135,32 @@ def _fooocus(info: ImageInfo, data: dict[str, Any], notes: list[str]) -> ImageIn
     return replace(info, loras=tuple(loras), lora_hashes=("",) * len(loras),
                    vae="" if vae in (None, "Default (model)", "None") else weights_name(vae),
                    clip_skip=as_int(data.get("clip_skip")) if data.get("clip_skip") is not None else info.clip_skip)
+
+
+# A1111 settings Studio has nothing like, as the sentence names them; a key that starts with "ADetailer " counts too.
+_A1111_UNUSED = {"Variation seed": "variation seed", "Variation seed strength": "variation seed",
+                 "Tiling": "tiling", "Face restoration": "face restoration", "Refiner": "refiner",
+                 "Refiner switch at": "refiner", "Template": "Dynamic Prompts template",
+                 "Negative Template": "Dynamic Prompts template"}
+_COMPOSABLE_AND = re.compile(r"\bAND\b")
+_WILDCARD = re.compile(r"__[\w.*/-]+__")
+
+
+def a1111_unused_notes(parameters: str, prompt: str, negative: str, settings: dict[str, str]) -> list[str]:
+    """Sentences naming the A1111 settings Studio did not carry over, and the prompt syntax it reads as words:
+    ``AND`` (composable diffusion) and ``__wildcard__`` (Dynamic Prompts)."""
+    # Dynamic Prompts writes its template in the settings line or on a line of its own after it.
+    after = parameters.strip("\n").split("\n")
+    after = after[max((i for i, line in enumerate(after) if "Steps:" in line), default=len(after)) + 1:]
+    keys = [*settings, *(line.partition(":")[0] for line in after)]
+    unused = dict.fromkeys(_A1111_UNUSED[key] if key in _A1111_UNUSED else "ADetailer" for key in keys
+                           if key in _A1111_UNUSED or key.startswith("ADetailer "))
+    *first, last = [*unused] or [""]
+    notes = [f"Studio did not carry over its {', '.join(first) + ' and ' if first else ''}{last}."] if last else []
+    syntax = [what for what, pattern in (("AND (composable diffusion)", _COMPOSABLE_AND),
+                                         ("__wildcards__", _WILDCARD))
+              if pattern.search(prompt) or pattern.search(negative)]
+    if syntax:
+        them = "them" if len(syntax) > 1 else "it"
+        notes.append(f"Its prompt uses A1111's {' and '.join(syntax)}; Studio reads {them} as plain words.")
+    return notes

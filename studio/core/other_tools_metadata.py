@@ -14,7 +14,7 @@ from studio.core.hires import hires_from_settings
 from studio.core.image_info import ImageInfo
 from studio.core.metadata import PARAMETERS_CHUNK, parse_loras, split_parameters
 from studio.core.metadata_values import as_float, as_int, as_positive, as_text, is_json
-from studio.core.other_tools_extras import weights_name, with_tool_extras
+from studio.core.other_tools_extras import a1111_unused_notes, weights_name, with_tool_extras
 from studio.core.prompt_loras import without_tags
 from studio.core.sampler_names import studio_scheduler
 
@@ -160,6 +160,7 @@ def _as_a1111_reads(info: ImageInfo, parameters: str, notes: list[str]) -> Image
                      "as they could be, and its LoRAs were not.")
         return info
     records = parse_loras(prompt, settings)
+    notes += a1111_unused_notes(parameters, prompt, negative, settings)
     prompt = without_tags(prompt)  # as A1111 encoded it: its tags come back once, as the LoRAs
     info = replace(info, prompt=prompt or None, negative_prompt=negative or None,
                    loras=tuple((lora.name, lora.weight) for lora in records),

@@ -101,3 +101,32 @@ def test_fooocus_loras_vae_and_clip_skip_are_carried_over_and_its_styles_are_a_n
     assert recipe_fields(info)["vae"] == "" and info.clip_skip == 2
     assert info.notes == ("Studio did not carry over its Fooocus styles ('Fooocus V2', 'Fooocus Enhance'), its full "
                           "prompt made by its styles and prompt expansion (the typed prompt is loaded).",)
+
+
+A1111_SETTINGS = "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 512x512, Model: dreamy"
+
+
+def test_a1111_settings_studio_lacks_are_named_in_one_sentence(tmp_path):
+    text = (f"a castle\nNegative prompt: blurry\n{A1111_SETTINGS}, Variation seed: 77, Variation seed strength: 0.3, "
+            "Tiling: True, Face restoration: CodeFormer, Refiner: sd_xl_refiner_1.0 [7440042bbd], Refiner switch at: "
+            "0.8, ADetailer model: face_yolov8n.pt, ADetailer confidence: 0.3, Version: v1.9.4\n"
+            "Template: a {castle|tower}")
+    info = inspect_image(pillow_png(tmp_path / "a1111.png", {"parameters": text}))
+    assert (info.tool, info.prompt, info.seed) == ("AUTOMATIC1111", "a castle", 5)
+    assert info.notes == ("Studio did not carry over its variation seed, tiling, face restoration, refiner, ADetailer "
+                          "and Dynamic Prompts template.",)
+    plain = inspect_image(pillow_png(tmp_path / "plain.png", {"parameters": f"a castle\n{A1111_SETTINGS}, "
+                                                                            "Template: a {castle|tower}"}))
+    assert plain.notes == ("Studio did not carry over its Dynamic Prompts template.",)
+
+
+def test_a1111_and_and_wildcards_are_said_to_be_read_as_plain_words(tmp_path):
+    def notes(prompt: str, negative: str = "blurry") -> tuple[str, ...]:
+        text = f"{prompt}\nNegative prompt: {negative}\n{A1111_SETTINGS}"
+        return inspect_image(pillow_png(tmp_path / "a.png", {"parameters": text})).notes
+
+    assert notes("a cat AND a dog, __hair_colors__") == (
+        "Its prompt uses A1111's AND (composable diffusion) and __wildcards__; Studio reads them as plain words.",)
+    assert notes("a cat", "__bad_hands__") == ("Its prompt uses A1111's __wildcards__; Studio reads it as plain "
+                                               "words.",)
+    assert notes("a cat and a dog, sand dune, _under_score_, BRAND") == ()
