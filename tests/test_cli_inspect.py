@@ -250,3 +250,14 @@ def test_another_tool_s_lora_hashes_are_shown(tmp_path, capsys):
             'Lora hashes: "ink: 51333a97cda7"')
     assert main(["inspect", str(png_with(tmp_path / "a.png", {"parameters": text}))]) == 0
     assert "LoRA:      ink [51333a97cda7], weight 0.7" in capsys.readouterr().out.splitlines()
+
+
+def test_an_a1111_picture_s_vae_and_the_settings_studio_lacks_are_shown(tmp_path, capsys):
+    path = png_with(tmp_path / "a1111.png", {"parameters": (
+        "a cat AND a dog\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 512x512, VAE hash: 1eddc4b4f9, "
+        "VAE: vae-ft-mse.safetensors, Tiling: True, ADetailer model: face_yolov8n.pt, Version: v1.9.4")})
+    assert main(["inspect", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "VAE:       vae-ft-mse [1eddc4b4f9]" in lines
+    assert "Note:      Studio did not carry over its tiling and ADetailer." in lines
+    assert "Note:      Its prompt uses A1111's AND (composable diffusion); Studio reads it as plain words." in lines

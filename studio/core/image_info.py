@@ -75,7 +75,8 @@ def recipe_fields(info: ImageInfo) -> dict[str, Any]:
 
     Keys are GenerationRequest's names (prompt, negative_prompt, steps, cfg_scale, seed, scheduler,
     width, height, hires (a HiresFix, or False for none), loras, vae) plus model_name and model_hash, for finding
-    the model. With a prompt, the negative prompt, LoRAs and VAE are always there (empty for none). A value Studio
+    the model. With a prompt, the negative prompt and LoRAs are always there (empty for none), and the VAE where the
+    picture names one or is Studio's (empty for the model's own; left out: keep the one chosen). A value Studio
     cannot take (a seed past its range, ComfyUI's are 64-bit; a sampler it lacks) is left out: ``refused_values``
     says why.
     """
@@ -83,10 +84,15 @@ def recipe_fields(info: ImageInfo) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if info.prompt is not None:
         fields["prompt"] = info.prompt
-        # A loaded recipe replaces the panel's: one made without a negative prompt, LoRAs or VAE empties them, or the
+        # A loaded recipe replaces the panel's: one made without a negative prompt or LoRAs empties them, or the
         # previous picture's stay and the remake silently differs.
         fields["negative_prompt"] = info.negative_prompt or ""
-        fields["loras"], fields["vae"] = list(info.loras), info.vae or ""
+        fields["loras"] = list(info.loras)
+        # Studio records a VAE whenever it used one, so none means the model's own; other tools' "" says so too.
+        # Their silence (None) says nothing sure (A1111 names one only when set, and its own "read parameters" then
+        # keeps the VAE chosen).
+        if info.vae is not None or info.tool == STUDIO_TOOL:
+            fields["vae"] = info.vae or ""
     for key in ("steps", "cfg_scale", "seed", "scheduler"):
         if getattr(info, key) is not None and key not in refused:
             fields[key] = getattr(info, key)

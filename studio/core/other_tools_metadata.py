@@ -14,6 +14,7 @@ from studio.core.hires import hires_from_settings
 from studio.core.image_info import ImageInfo
 from studio.core.metadata import PARAMETERS_CHUNK, parse_loras, split_parameters
 from studio.core.metadata_values import as_float, as_int, as_positive, as_text, is_json
+from studio.core.other_tools_extras import a1111_unused_notes, weights_name, with_tool_extras
 from studio.core.prompt_loras import without_tags
 from studio.core.sampler_names import studio_scheduler
 
@@ -62,7 +63,7 @@ def from_other_tools(texts: dict[str, str], notes: list[str]) -> ImageInfo | Non
             parameters = texts.get(PARAMETERS_CHUNK, "")
             if result.generator.value == "AUTOMATIC1111" and parameters.strip():
                 return _as_a1111_reads(info, parameters, notes)
-            return info
+            return with_tool_extras(info, texts, notes)
         except Exception as exc:  # noqa: BLE001 - sd-parsers' result had a shape nobody expected
             notes.append(f"The {parser.generator.value} metadata could not be read ({type(exc).__name__}).")
     # Fooocus' 'parameters' is JSON, A1111's is text (which may start with "{" too): judged only now.
@@ -159,6 +160,7 @@ def _as_a1111_reads(info: ImageInfo, parameters: str, notes: list[str]) -> Image
                      "as they could be, and its LoRAs were not.")
         return info
     records = parse_loras(prompt, settings)
+    notes += a1111_unused_notes(parameters, prompt, negative, settings)
     prompt = without_tags(prompt)  # as A1111 encoded it: its tags come back once, as the LoRAs
     info = replace(info, prompt=prompt or None, negative_prompt=negative or None,
                    loras=tuple((lora.name, lora.weight) for lora in records),
@@ -173,7 +175,9 @@ def _as_a1111_reads(info: ImageInfo, parameters: str, notes: list[str]) -> Image
                    scheduler=studio_scheduler(sampler, settings.get("Schedule type")),
                    schedule=settings.get("Schedule type"),
                    hires=hires_from_settings(settings), controls=controls_from_settings(settings),
-                   clip_skip=as_int(settings.get("Clip skip")))
+                   clip_skip=as_int(settings.get("Clip skip")), vae=(vae := weights_name(settings.get("VAE"))),
+                   vae_hash=settings.get("VAE hash") if vae else None)
+
 
 
 def _info_from_prompt_info(result: Any, notes: list[str]) -> ImageInfo:

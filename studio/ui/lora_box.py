@@ -249,13 +249,15 @@ class LoraBox(QWidget):
     def vae(self) -> str:
         return self.vae_combo.currentData() or ""
 
-    def set_values(self, loras: list[tuple[str, float]] | tuple[LoraChoice, ...], vae: str) -> None:
+    def set_values(self, loras: list[tuple[str, float]] | tuple[LoraChoice, ...], vae: str | None) -> None:
+        """These LoRAs in place of the ones shown, and this VAE ("": the model's own; None: the chosen one stays)."""
         for name, _, _ in list(self._rows):
             self.remove(name)
         for entry in loras:
             name, weight = (entry.name, entry.weight) if isinstance(entry, LoraChoice) else entry
             self.add(self.library_path(name), weight)
-        self._select_vae(vae)
+        if vae is not None:
+            self._select_vae(vae)
 
     def library_path(self, name: str) -> str:
         """A recorded name ("ink", "ink.safetensors") as the library's file, when it has one of that name."""

@@ -350,7 +350,7 @@ class PromptPanel(QWidget):
         if inpaint is not None:
             self.inpaint_box.set_options(inpaint)
         if loras is not None or vae is not None:
-            self.lora_box.set_values(list(loras or ()), vae or "")
+            self.lora_box.set_values(list(loras or ()), vae)  # vae None: the one chosen stays
         if hires is False:
             self.hires_box.enabled_check.setChecked(False)
         elif isinstance(hires, HiresFix):

@@ -345,6 +345,21 @@ def test_an_a1111_picture_gives_its_loras_from_the_prompt_tags_and_hashes(tmp_pa
     assert plain.loras == () and recipe_fields(plain)["loras"] == []  # loading it takes the last picture's off
 
 
+def test_an_a1111_picture_s_vae_is_read_as_studio_names_it_and_none_named_keeps_the_chosen_one(tmp_path):
+    """A1111's "VAE:" was never read: loading set the model's own VAE and inspect showed none."""
+    settings = "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 512x512, Model: dreamy"
+    named = inspect_image(pillow_png(tmp_path / "vae.png", {"parameters": (
+        f"a fox\n{settings}, VAE hash: 1eddc4b4f9, VAE: vae-ft-mse-840000-ema-pruned.safetensors, Version: v1.9.4")}))
+    assert (named.vae, named.vae_hash) == ("vae-ft-mse-840000-ema-pruned", "1eddc4b4f9")
+    assert recipe_fields(named)["vae"] == "vae-ft-mse-840000-ema-pruned"
+    assert named.to_json_dict()["vae"] == "vae-ft-mse-840000-ema-pruned"
+    # A1111 names a VAE only when one was set, and its own "read parameters" then keeps the VAE chosen.
+    unnamed = inspect_image(pillow_png(tmp_path / "none.png", {"parameters": f"a fox\n{settings}, Version: v1.9.4"}))
+    assert unnamed.vae is None and "vae" not in recipe_fields(unnamed)
+    studio = inspect_image(save_image(Image.new("RGB", (64, 48)), tmp_path / "studio.png", RECIPE))
+    assert recipe_fields(studio)["vae"] == ""  # Studio records every VAE it used: none is the model's own
+
+
 def test_a_studio_picture_s_loras_come_back_once_from_its_a1111_text_alone(tmp_path):
     from studio.core.metadata import LoraRecord
 

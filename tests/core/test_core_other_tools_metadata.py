@@ -111,7 +111,7 @@ def test_values_past_studio_s_limits_are_left_out_and_each_says_why(tmp_path):
         "steps": "Steps 100000 is more than 1000 (the most)", "cfg_scale": "CFG scale -5 is less than 0 (the least)",
         "seed": "Seed 99999999999999999999 is more than 4294967295 (the most)",
         "size": "Size 99999x3 is not from 64 to 4096 pixels a side"}
-    assert sorted(recipe_fields(info)) == ["loras", "negative_prompt", "prompt", "scheduler", "vae"]
+    assert sorted(recipe_fields(info)) == ["loras", "negative_prompt", "prompt", "scheduler"]
     taken = inspect_image(pillow_png(tmp_path / "y.png", {"parameters": "a cat\nSteps: 1000, Sampler: Euler, "
                                                                         "CFG scale: 50, Seed: 0, Size: 64x4096"}))
     assert refused_values(taken) == {}

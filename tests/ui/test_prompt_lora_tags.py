@@ -86,13 +86,21 @@ def test_an_a1111_picture_s_tags_come_back_once_as_the_list_s_loras(qtbot, windo
                                 "Steps: 4, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 64x64, Version: v1.10.1")
     picture = tmp_path / "a1111.png"
     Image.new("RGB", (64, 64)).save(picture, pnginfo=info)
+    box.set_values([], "my-vae")  # chosen by the person: a picture naming no VAE keeps it, as A1111 does
     task = window.actions_.run(window.history_actions.load_from_picture(picture))
     qtbot.waitUntil(task.done, timeout=10_000)
     assert window.prompt_panel.prompt_edit.toPlainText() == "a fox, snow"
-    assert box.choices() == (LoraChoice(str(lora.resolve()), 0.6),)
+    assert box.choices() == (LoraChoice(str(lora.resolve()), 0.6),) and box.vae() == "my-vae"
     assert not box.tagged_label.isVisible()
     request = window.prompt_panel.build_request(None)
     assert [(c.name, c.weight) for c in request.loras] == [(str(lora.resolve()), 0.6)]
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a fox\nSteps: 4, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 64x64, "
+                                "VAE hash: 1eddc4b4f9, VAE: vae-ft-mse.safetensors, Version: v1.10.1")
+    Image.new("RGB", (64, 64)).save(picture, pnginfo=info)
+    task = window.actions_.run(window.history_actions.load_from_picture(picture))
+    qtbot.waitUntil(task.done, timeout=10_000)
+    assert box.vae() == "vae-ft-mse"  # the VAE it names, as Studio names VAEs
 
 
 def _library_lora(path: Path) -> LibraryItem:
