@@ -4,7 +4,6 @@ with what is enabled."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,6 @@ from PySide6.QtWidgets import QDialog, QMenu
 
 from studio.core.errors import StudioError
 from studio.core.hires import BUILT_IN_UPSCALERS
-from studio.core.images import keep_png, open_image
 from studio.core.parameters import validate_settings
 from studio.core.paths import resources_dir
 from studio.core.requests import PostProcessRequest, PostStep
@@ -24,6 +22,7 @@ from studio.core.settings_sections import PostStepSetting
 from studio.plugin_host.host import FAILED
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution
 from studio.ui.actions import make_action
+from studio.ui.chain_step_pictures import ChainStepPictures
 from studio.ui.parameter_form import ImageSource
 from studio.ui.post_process_dialog import PostProcessDialog
 
@@ -31,11 +30,10 @@ if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
-REFERENCES = "post-references"  # pictures that chain steps refer to, kept so every run can use them
 NO_CANVAS_TIP = "The canvas is empty: open or generate a picture to filter (the chain can be set up meanwhile)."
 
 
-class PluginActions(QObject):
+class PluginActions(ChainStepPictures, QObject):
     plugins_changed = Signal()  # from any thread (a plugin switched off on the engine thread): queued to Qt's
 
     def __init__(self, window: MainWindow) -> None:
@@ -150,57 +148,6 @@ class PluginActions(QObject):
         entry = self.window.gallery.selected_entry()
         return Path(entry.image_path) if entry is not None and entry.image_path else None
 
-    def _step(self, processor: str, values: dict[str, Any], strength: float) -> PostStepSetting:
-        """A chain step for the settings. Its pictures are saved (once, by content) and referred to by path in a
-        worker thread: PNG-encoding and hashing a 4096² canvas held the window 7 s. Until they are, the step's
-        picture values are empty in the settings and post_steps() hands the pictures themselves to a Generate (a
-        picture file chosen in the form, still a Path, is read there too)."""
-        pictures = {name: value for name, value in values.items() if isinstance(value, Image.Image | Path)}
-        step = PostStepSetting(processor=processor, params={**values, **dict.fromkeys(pictures, "")},
-                               strength=strength)
-        if pictures:
-            self._unstored[id(step)] = (step, values)
-            self.window.actions_.run(self._store(step, values))
-        return step
-
-    async def _store(self, step: PostStepSetting, values: dict[str, Any]) -> None:
-        try:
-            stored = await asyncio.to_thread(self._storable, values)
-        except (OSError, StudioError) as exc:  # a chosen file gone or broken since, a full disk
-            self._unstored.pop(id(step), None)
-            self.window.status.set_message(f"The chain step's picture could not be kept: {exc}", error=True)
-            return
-        self._unstored.pop(id(step), None)
-        if any(s is step for s in self.window.settings.generation.post):  # not replaced meanwhile
-            step.params = stored
-            self.window.save_settings_soon()
-
-    def store_now(self) -> None:
-        """The chain steps' pictures still being saved, saved here and now (quitting: the settings written next
-        would hold their empty paths, and the steps would lose their pictures)."""
-        for key, (step, values) in list(self._unstored.items()):
-            try:
-                stored = self._storable(values)
-            except (OSError, StudioError) as exc:
-                log.warning("A chain step's picture could not be kept: %s", exc)
-                continue
-            self._unstored.pop(key, None)
-            if any(s is step for s in self.window.settings.generation.post):
-                step.params = stored
-
-    def _storable(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Values a chain step can keep in the settings: pictures are saved once and referred to by path (in a
-        worker thread: see _step)."""
-        folder = self.window.data_dir / REFERENCES
-        stored = {}
-        for name, value in values.items():
-            if isinstance(value, Path):
-                value = open_image(value)
-            if isinstance(value, Image.Image):
-                value = str(keep_png(value, folder))
-            stored[name] = value
-        return stored
-
     # -- running a filter --------------------------------------------------------------------------
     def open_processor(self, contribution: Contribution) -> None:
         settings = self.window.settings
@@ -276,10 +223,6 @@ class PluginActions(QObject):
         registry = self.window.service.registry
         return tuple(PostStep(s.processor, _files_named(self._params(s)), s.strength)
                      for s in self.window.settings.generation.post if registry.has(POSTPROCESSOR, s.processor))
-
-    def _params(self, step: PostStepSetting) -> dict[str, Any]:
-        """A chain step's values, with its pictures themselves while they are being saved."""
-        return self._unstored.get(id(step), (step, step.params))[1]
 
     def open_chain(self) -> None:
         from studio.ui.post_chain_dialog import PostChainDialog

@@ -350,17 +350,17 @@ def test_a_chain_steps_picture_is_saved_off_the_windows_thread(qtbot, window, se
 
     from PIL import Image as PILImage
 
-    from studio.ui.plugin_actions import PluginActions
+    from studio.ui.chain_step_pictures import ChainStepPictures
 
     threads, release = [], threading.Event()
-    storable = PluginActions._storable
+    storable = ChainStepPictures._storable
 
     def slow(self, values):  # noqa: ANN001, ANN202
         threads.append(threading.current_thread())
         release.wait(10)
         return storable(self, values)
 
-    monkeypatch.setattr(PluginActions, "_storable", slow)
+    monkeypatch.setattr(ChainStepPictures, "_storable", slow)
     _blue_canvas(window)
 
     def answer(dialog: PostProcessDialog) -> bool:
@@ -383,17 +383,17 @@ def test_quitting_while_a_chain_steps_picture_is_saved_keeps_the_picture(qtbot, 
     import threading
 
     from studio.core.settings import load_settings
-    from studio.ui.plugin_actions import PluginActions
+    from studio.ui.chain_step_pictures import ChainStepPictures
 
     release = threading.Event()
-    storable = PluginActions._storable
+    storable = ChainStepPictures._storable
 
     def slow_off_the_window(self, values):  # noqa: ANN001, ANN202
         if threading.current_thread() is not threading.main_thread():
             release.wait(10)
         return storable(self, values)
 
-    monkeypatch.setattr(PluginActions, "_storable", slow_off_the_window)
+    monkeypatch.setattr(ChainStepPictures, "_storable", slow_off_the_window)
     _blue_canvas(window)
     window.plugin_actions.edit_dialog = lambda dialog: dialog.after_each.setChecked(True) or True
     window.plugin_actions.open_processor(window.service.registry.get("postprocessor", "color"))

@@ -1,5 +1,5 @@
-"""Generation presets: the model, size, sampling and post-processing chain saved under a name, applied
-later without touching the prompt, and kept in the settings file."""
+"""Prompt styles, and generation presets: the model, size, sampling and post-processing chain saved under a name,
+applied later without touching the prompt, and kept in the settings file."""
 
 from __future__ import annotations
 
