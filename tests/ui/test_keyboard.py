@@ -191,3 +191,19 @@ def test_closed_dialogs_go_and_the_prompt_recall_list_stays_bounded(qtbot, windo
     for number in range(RECALLED + 5):
         edit.remember(f"prompt {number}")
     assert len(edit._history) == RECALLED and edit._history[0] == f"prompt {RECALLED + 4}"
+
+
+def test_tab_from_the_canvas_never_stops_on_the_generate_panel_s_scroll_area(qtbot, window):  # noqa: ANN001
+    """Tab from the canvas landed on the Generate panel's scroll area: a stop with no focus ring, where the next keys
+    scrolled the panel unseen. Every stop Tab reaches from the canvas is a control a person can see."""
+    from PySide6.QtWidgets import QScrollArea
+
+    window.show()
+    qtbot.waitExposed(window)
+    window.canvas.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.canvas, timeout=2000)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Tab)
+    landed = QApplication.focusWidget()
+    assert landed is not None and not isinstance(landed, QScrollArea), landed
+    assert window.prompt_panel.findChild(QScrollArea).focusPolicy() == Qt.FocusPolicy.NoFocus
+    assert landed.focusPolicy() & Qt.FocusPolicy.TabFocus
