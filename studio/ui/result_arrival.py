@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
-HELD_BACK = ("The new picture is in the Gallery (double-click it to use it); the canvas keeps the steps you undid, "
-             "so you can still redo them.")
+HELD_BACK = ("The new picture is in the Gallery (double-click it or press Enter to use it); the canvas keeps the steps "
+             "you undid, so you can still redo them.")
 
 
 class ResultArrival:
