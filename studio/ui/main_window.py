@@ -160,7 +160,7 @@ class MainWindow(QMainWindow):
         return make_action(self, text, icon_name, shortcut, slot, tip)
 
     def _build_actions(self) -> None:
-        self.outputs_action = self._action("Open &Outputs Folder", "folder", None,
+        self.outputs_action = self._action("Open Outputs &Folder", "folder", None,
                                            lambda: self.actions_.open_folder(self.settings.outputs_dir))
         self.quit_action = self._action("&Quit", None, QKeySequence.StandardKey.Quit, self.close)
         self.generate_action = self._action("&Generate", "generate", None, self.generate, "Generate (Ctrl+Enter)")
