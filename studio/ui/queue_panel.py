@@ -68,7 +68,7 @@ class QueuePanel(QWidget):
         self.cancel_button.setToolTip("Stop the running job (Esc)")
         self.cancel_all_button = QPushButton(icon("cancel-all"), "Cancel all")
         self.cancel_all_button.setProperty("danger", True)
-        self.cancel_all_button.setToolTip("Stop the running job and drop every waiting one")
+        self.cancel_all_button.setToolTip("Stop the running job and drop every waiting one (Shift+Esc)")
         for b in (self.remove_button, self.cancel_button, self.cancel_all_button):
             buttons.addWidget(b)
         layout.addLayout(buttons)

@@ -30,7 +30,7 @@ def build_menus_and_toolbars(window: MainWindow) -> None:
     menus = {
         "&File": [a.open, a.save, None, a.open_mask, a.save_mask, None, window.outputs_action, None,
                   window.quit_action],
-        "&Edit": [a.undo, a.redo, None, a.copy, a.copy_masked, a.paste],
+        "&Edit": [a.undo, a.redo, None, a.copy, a.copy_masked, a.paste, None, window.find_action],
         "&Image": [a.extend, a.scale],
         "Filte&rs": window.plugin_actions.menu,
         "&Mask": [window.mask_toolbar.show_mask_action, None, a.invert_mask, a.clear_mask,

@@ -42,3 +42,18 @@ def test_a_title_gets_the_first_free_word_initial_and_keeps_its_ampersand():
     assert with_mnemonic("Tc", taken) == "Tc"  # every letter taken: none
     assert mnemonic("Black && &White") == "w" and mnemonic("Black && White") is None
     assert plain("&Black && White") == "Black & White"
+
+
+def test_no_two_actions_share_a_shortcut(window):  # noqa: ANN001
+    """A shortcut two actions claim fires neither (Qt calls it ambiguous)."""
+    from PySide6.QtCore import Qt
+
+    window_wide = (Qt.ShortcutContext.WindowShortcut, Qt.ShortcutContext.ApplicationShortcut)
+    owners: dict[str, list[str]] = {}
+    for action in {*window.findChildren(QAction), *(a for m in window.menuBar().actions() if m.menu()
+                                                      for a in m.menu().actions())}:
+        if action.shortcutContext() in window_wide:
+            for sequence in action.shortcuts():
+                owners.setdefault(sequence.toString(), []).append(plain(action.text()))
+    assert "Ctrl+F" in owners and "Shift+Esc" in owners
+    assert {key: names for key, names in owners.items() if len(names) > 1} == {}
