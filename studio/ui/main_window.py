@@ -160,14 +160,17 @@ class MainWindow(QMainWindow):
         return make_action(self, text, icon_name, shortcut, slot, tip)
 
     def _build_actions(self) -> None:
-        self.outputs_action = self._action("Open &Outputs Folder", "folder", None,
+        self.outputs_action = self._action("Open Outputs &Folder", "folder", None,
                                            lambda: self.actions_.open_folder(self.settings.outputs_dir))
         self.quit_action = self._action("&Quit", None, QKeySequence.StandardKey.Quit, self.close)
         self.generate_action = self._action("&Generate", "generate", None, self.generate, "Generate (Ctrl+Enter)")
         # Ctrl+Enter (main keyboard or keypad) works from anywhere, the prompt box included.
         self.generate_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
         self.cancel_action = self._action("&Cancel Current Job", "stop", "Esc", self.jobs.cancel_current)
-        self.cancel_all_action = self._action("Cancel &All Jobs", "cancel-all", None, self.service.cancel_all)
+        self.cancel_all_action = self._action("Cancel &All Jobs", "cancel-all", "Shift+Esc", self.service.cancel_all,
+                                              "Stop the running job and drop every waiting one (Shift+Esc)")
+        self.find_action = self._action("&Find in Gallery", "zoom-in", QKeySequence.StandardKey.Find,
+                                        self.find_in_gallery, "Search the Gallery's prompts (Ctrl+F)")
         self.zoom_in_action = self._action("Zoom &In", "zoom-in", QKeySequence.StandardKey.ZoomIn, self.canvas.zoom_in)
         # Ctrl+= too: "+" is Shift+= on most keyboards, and people press it without the Shift.
         self.zoom_in_action.setShortcuts([*self.zoom_in_action.shortcuts(), QKeySequence("Ctrl+=")])
@@ -196,6 +199,17 @@ class MainWindow(QMainWindow):
         self.mask_toolbar.grow_requested.connect(self.actions_.grow)
         self.document.add_listener(self._document_changed)
         self.jobs.update_actions()
+
+    def find_in_gallery(self) -> None:
+        """Ctrl+F: the Gallery's search box, its panel shown (and brought to the front of its tabs) if it was not."""
+        dock = self.gallery.parentWidget()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parentWidget()
+        if dock is not None:
+            dock.show()
+            dock.raise_()
+        self.gallery.search_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.gallery.search_edit.selectAll()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self, recovery_choice: RecoveryChoice | None = None) -> None:

@@ -66,7 +66,7 @@ class MaskToolBar(QToolBar):
         self.addWidget(self.hardness_slider)
         self.addSeparator()
 
-        self.show_mask_action = QAction(icon("eye"), "Show Mask", self)
+        self.show_mask_action = QAction(icon("eye"), "&Show Mask", self)
         self.show_mask_action.setCheckable(True)
         self.show_mask_action.setChecked(True)
         self.show_mask_action.setShortcut(QKeySequence("M"))
@@ -88,8 +88,8 @@ class MaskToolBar(QToolBar):
         self.grow_spin.setSuffix(" px")
         self.grow_spin.setMaximumWidth(76)
         self.grow_spin.setToolTip("How far Grow and Shrink move the mask edge")
-        self.grow_action = self.addAction(icon("grow"), "Grow Mask")
-        self.shrink_action = self.addAction(icon("shrink"), "Shrink Mask")
+        self.grow_action = self.addAction(icon("grow"), "&Grow Mask")
+        self.shrink_action = self.addAction(icon("shrink"), "S&hrink Mask")
         self.addWidget(self.grow_spin)
 
         self._wire()

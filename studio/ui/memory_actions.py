@@ -26,7 +26,7 @@ class MemoryActions:
         self.window = window
         self.dialog: MemoryDialog | None = None  # the open one (tests reach it here)
         self._freed_at = -KEEP_SAID_SECONDS  # when memory was last freed
-        self.models_action = make_action(window, "Models in &Memory…", "cpu", None, self.open_dialog,
+        self.models_action = make_action(window, "Models &in Memory…", "cpu", None, self.open_dialog,
                                          "See which models are loaded, and free their memory")
         self.free_action = make_action(window, "&Free Memory", "remove", FREE_MEMORY_KEYS, lambda: self.free(True),
                                        "Let every loaded model go, to give the memory to another program (the "

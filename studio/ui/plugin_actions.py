@@ -23,6 +23,7 @@ from studio.plugin_host.host import FAILED
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution
 from studio.ui.actions import make_action
 from studio.ui.chain_step_pictures import ChainStepPictures
+from studio.ui.mnemonics import mnemonic, with_mnemonic
 from studio.ui.parameter_form import ImageSource
 from studio.ui.post_process_dialog import PostProcessDialog
 
@@ -50,7 +51,7 @@ class PluginActions(ChainStepPictures, QObject):
         self.compare.setCheckable(True)
         self.weights_action = make_action(window, "Style &Weights…", "model", None, self.open_weights,
                                           "The weight files neural and fast style transfer need, and importing them")
-        self.menu = QMenu("F&ilters", window)
+        self.menu = QMenu("Filte&rs", window)
         self.menu.setToolTipsVisible(True)  # why an entry is off
         self.dialog: QDialog | None = None
         self._filter_actions: list[tuple[QAction, str]] = []  # each filter's entry and its own tooltip
@@ -116,10 +117,12 @@ class PluginActions(ChainStepPictures, QObject):
         menu.clear()
         processors = self._processors()
         self._filter_actions = []
+        taken = {mnemonic(a.text()) for a in (self.chain_action, self.compare, self.weights_action, self.manage)}
         for contribution in processors:
             if not contribution.builtin and contribution is next(c for c in processors if not c.builtin):
                 menu.addSection("From plugins")
-            action = menu.addAction(f"{contribution.title}…", lambda c=contribution: self.open_processor(c))
+            action = menu.addAction(with_mnemonic(f"{contribution.title}…", taken),
+                                    lambda c=contribution: self.open_processor(c))
             self._filter_actions.append((action, contribution.description))
         self._show_canvas_state()
         menu.addSeparator()

@@ -63,6 +63,7 @@ class PromptPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # a Tab stop with no focus ring: Tab goes to its fields
         body = QWidget()
         body.setObjectName("promptPanelBody")
         body.installEventFilter(self)  # its widest row sets the panel's least width (minimumSizeHint)

@@ -19,7 +19,10 @@ from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR
 from studio.ui.actions import widget_keys
 from studio.ui.theme import WARNING, icon, plain_tooltip
 
-MAX_FINISHED_ROWS = 50
+# Rows of ended jobs kept, oldest cleared first (their pictures and parameters stay in the Gallery): the done and
+# cancelled ones, and apart from them the failed ones, whose row holds the only word of what went wrong.
+MAX_FINISHED_ROWS = 20
+MAX_FAILED_ROWS = 20
 JOB_ID_ROLE = Qt.ItemDataRole.UserRole
 STATE_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -68,13 +71,20 @@ class QueuePanel(QWidget):
         self.cancel_button.setToolTip("Stop the running job (Esc)")
         self.cancel_all_button = QPushButton(icon("cancel-all"), "Cancel all")
         self.cancel_all_button.setProperty("danger", True)
-        self.cancel_all_button.setToolTip("Stop the running job and drop every waiting one")
+        self.cancel_all_button.setToolTip("Stop the running job and drop every waiting one (Shift+Esc)")
         for b in (self.remove_button, self.cancel_button, self.cancel_all_button):
             buttons.addWidget(b)
         layout.addLayout(buttons)
         self._items: dict[int, QListWidgetItem] = {}
         self._summaries: dict[int, str] = {}  # taken when queued: a plugin switched off later is still named
         self._batch_counts: dict[int, int] = {}  # pictures each job was asked for (a cancel says how many were kept)
+        # Whether the list scrolls to each job as it starts: off while the person has scrolled the running job out
+        # of view to read other rows, on again once they scroll back to it (or to the end) or new work is queued.
+        self.following = True
+        self._scrolled_by_hand = False
+        bar = self.list.verticalScrollBar()
+        bar.actionTriggered.connect(self._hand_scroll)  # the scroll bar or the wheel, never scrollToItem
+        bar.valueChanged.connect(self._scrolled)
         self.remove_button.clicked.connect(self._remove_selected)
         widget_keys(self.list, ("Delete",), self._remove_selected)
         self.cancel_button.clicked.connect(self.cancel_current_requested)
@@ -84,6 +94,8 @@ class QueuePanel(QWidget):
 
     # -- rows --------------------------------------------------------------------------------
     def add_job(self, job_id: int, request: GenerationRequest | PostProcessRequest) -> None:
+        if not self.job_ids("running") and not self.job_ids("waiting"):
+            self.following = True  # new work after the queue ran dry: shown, wherever the list was left
         item = QListWidgetItem()
         item.setData(JOB_ID_ROLE, job_id)
         self._items[job_id] = item
@@ -93,7 +105,26 @@ class QueuePanel(QWidget):
         self._set_state(job_id, "waiting", "Waiting")
 
     def set_running(self, job_id: int, text: str = "Starting…") -> None:
+        started = self.state(job_id) != "running"
         self._set_state(job_id, "running", text)
+        item = self._items.get(job_id)
+        if started and item is not None and self.following and not self._fully_visible(item):
+            # At the top: the jobs waiting after it show below it, the finished ones above scroll away.
+            self.list.scrollToItem(item, QListWidget.ScrollHint.PositionAtTop)
+
+    def _fully_visible(self, item: QListWidgetItem) -> bool:
+        return self.list.viewport().rect().contains(self.list.visualItemRect(item))
+
+    def _hand_scroll(self, _action: int) -> None:
+        self._scrolled_by_hand = True  # (emitted before the value changes: _scrolled then decides)
+
+    def _scrolled(self, value: int) -> None:
+        if not self._scrolled_by_hand:
+            return
+        self._scrolled_by_hand = False
+        running = [self._items[i] for i in self.job_ids("running")]
+        on_it = any(self.list.visualItemRect(item).intersects(self.list.viewport().rect()) for item in running)
+        self.following = on_it or value == self.list.verticalScrollBar().maximum()
 
     def set_finished(self, job_id: int, text: str, warning: str = "") -> None:
         """``warning``: what went wrong without stopping the job; the row gets a warning sign and says it on hover."""
@@ -149,8 +180,9 @@ class QueuePanel(QWidget):
         self._update_buttons()
 
     def _trim_finished(self) -> None:
-        done = [i for i in self.job_ids() if self.state(i) in ("finished", "failed", "cancelled")]
-        for job_id in done[:-MAX_FINISHED_ROWS]:
+        done = [i for i in self.job_ids() if self.state(i) in ("finished", "cancelled")]
+        failed = self.job_ids("failed")
+        for job_id in done[:-MAX_FINISHED_ROWS] + failed[:-MAX_FAILED_ROWS]:
             self.remove_row(job_id)
 
     def _remove_selected(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PIL import Image
@@ -16,14 +17,16 @@ from studio.core.comparison import Comparison, compare
 from studio.core.document_steps import GENERATED  # the undo step of a generated picture
 from studio.core.events import GeneratedImage
 from studio.core.requests import GenerationRequest
+from studio.ui.actions import make_action
 from studio.ui.result_landing import Landing, held_because, landed
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
-HELD_BACK = ("The new picture is in the Gallery (double-click it to use it); the canvas keeps the steps you undid, "
-             "so you can still redo them.")
+USE_HELD_KEY = "Ctrl+Shift+N"
+HELD_BACK = (f"The new picture is in the Gallery (double-click it or press Enter to use it, or {USE_HELD_KEY} from "
+             "anywhere); the canvas keeps the steps you undid, so you can still redo them.")
 
 
 class ResultArrival:
@@ -37,6 +40,18 @@ class ResultArrival:
         # Inpaints sent from the canvas: the picture each was made from, and the document's revision then (moved on
         # as its own results land). Weak: a picture the canvas and the queue no longer hold is not kept for this.
         self._sent: list[tuple[weakref.ref[Image.Image], int]] = []
+        self.held_path: Path | None = None  # the newest picture held back in the gallery, until used
+        self.use_held_action = make_action(window, "Use &New Picture", "open", USE_HELD_KEY, self.use_held,
+                                           f"Put the new picture held in the Gallery on the canvas ({USE_HELD_KEY})")
+        self.use_held_action.setEnabled(False)
+
+    def use_held(self) -> None:
+        """The held-back picture onto the canvas, as the Gallery's Enter does (the person chose to leave the steps
+        they undid)."""
+        path, self.held_path = self.held_path, None
+        self.use_held_action.setEnabled(False)
+        if path is not None:
+            self.window.actions_.run(self.window.actions_.open_path(path))
 
     def sent(self, request: GenerationRequest, revision: int) -> None:
         """An inpaint was sent from the document at ``revision`` (its picture and mask as they were then): the
@@ -143,6 +158,8 @@ class ResultArrival:
         if label != GENERATED or not self.window.document.can_redo() or output.path is None:
             return False
         self._hold(output, HELD_BACK)
+        self.held_path = output.path
+        self.use_held_action.setEnabled(True)
         return True
 
     def _hold(self, output: GeneratedImage, why: str) -> None:

@@ -5,10 +5,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget, QMenu, QToolBar
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
+
+# The View menu's entries for the panels, with their Alt+letters (a panel's own title shows no "&").
+PANEL_ENTRIES = {"dock-generate": "&Generate", "dock-queue": "&Queue", "dock-undo history": "&Undo History",
+                 "dock-gallery": "Ga&llery"}
+
+
+def _panel_toggles(window: MainWindow) -> list[QAction]:
+    toggles = []
+    for dock in window.findChildren(QDockWidget):
+        toggle = dock.toggleViewAction()
+        toggle.setText(PANEL_ENTRIES.get(dock.objectName(), toggle.text()))
+        toggles.append(toggle)
+    return toggles
 
 
 def build_menus_and_toolbars(window: MainWindow) -> None:
@@ -16,14 +30,15 @@ def build_menus_and_toolbars(window: MainWindow) -> None:
     menus = {
         "&File": [a.open, a.save, None, a.open_mask, a.save_mask, None, window.outputs_action, None,
                   window.quit_action],
-        "&Edit": [a.undo, a.redo, None, a.copy, a.copy_masked, a.paste],
+        "&Edit": [a.undo, a.redo, None, a.copy, a.copy_masked, a.paste, None, window.find_action],
         "&Image": [a.extend, a.scale],
-        "F&ilters": window.plugin_actions.menu,
+        "Filte&rs": window.plugin_actions.menu,
         "&Mask": [window.mask_toolbar.show_mask_action, None, a.invert_mask, a.clear_mask,
                   window.mask_toolbar.grow_action, window.mask_toolbar.shrink_action],
-        "&Generate": [window.generate_action, window.cancel_action, window.cancel_all_action],
+        "&Generate": [window.generate_action, window.cancel_action, window.cancel_all_action, None,
+                      window.results.use_held_action],
         "&View": [window.zoom_in_action, window.zoom_out_action, window.fit_action, window.actual_size_action, None,
-                  *(d.toggleViewAction() for d in window.findChildren(QDockWidget))],
+                  *_panel_toggles(window)],
         "&Settings": [window.models.folder_action, window.models.library_action, window.models.gpu_menu.menuAction(),
                       window.memory.models_action, window.memory.free_action, None, window.plugin_actions.manage],
         "&Help": [window.about_action],

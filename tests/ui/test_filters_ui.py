@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from studio.core.images import read_recipe
+from studio.ui.mnemonics import plain
 from studio.ui.post_chain_dialog import PostChainDialog
 from studio.ui.post_process_dialog import PostProcessDialog
 
@@ -34,7 +35,7 @@ def test_colour_transfer_from_the_menu_under_the_mask_and_undo(qtbot, window, tm
     mask[:, :32] = 255
     window.document.set_mask("Paint", mask)
     window.mask_toolbar.show_mask_action.setChecked(True)
-    action = next(a for a in window.plugin_actions.menu.actions() if a.text() == "Colour Transfer…")
+    action = next(a for a in window.plugin_actions.menu.actions() if plain(a.text()) == "Colour Transfer…")
     reference = _reference(tmp_path)
 
     def choose(dialog: PostProcessDialog) -> bool:
@@ -90,7 +91,7 @@ def test_upscale_starts_with_an_installed_upscaler_not_the_sd_model_and_runs_it(
         return True
 
     window.plugin_actions.edit_dialog = answer
-    next(a for a in window.plugin_actions.menu.actions() if a.text() == "Upscale…").trigger()
+    next(a for a in window.plugin_actions.menu.actions() if plain(a.text()) == "Upscale…").trigger()
     qtbot.waitUntil(lambda: window.document.history_labels()[-1] == "Filter: Upscale", timeout=WAIT_MS)
     assert seen == ["x2"] and loaded == ["x2.safetensors"]
     assert window.document.image.size == (128, 128)
@@ -133,14 +134,14 @@ def test_filters_upscale_is_chosen_from_the_installed_upscalers_and_refused_with
 def test_filters_are_off_with_a_sentence_while_the_canvas_is_empty_and_the_chain_stays_open(qtbot, window):
     """Upscale's form was accepted, its settings kept, and only then "The canvas is empty" was said."""
     menu = window.plugin_actions.menu
-    filters = [a for a in menu.actions() if a.text() in ("Colour Transfer…", "Upscale…", "Diffusion Restyle…")]
+    filters = [a for a in menu.actions() if plain(a.text()) in ("Colour Transfer…", "Upscale…", "Diffusion Restyle…")]
     assert len(filters) == 3 and window.document.image is None
     assert not any(a.isEnabled() for a in filters)
     assert all(a.toolTip().startswith("The canvas is empty: open or generate a picture") for a in filters)
     assert window.plugin_actions.chain_action.isEnabled()
     _blue_canvas(window)
     assert all(a.isEnabled() and "canvas is empty" not in a.toolTip() for a in filters)
-    upscale = next(a for a in menu.actions() if a.text() == "Upscale…")
+    upscale = next(a for a in menu.actions() if plain(a.text()) == "Upscale…")
     assert upscale.toolTip() == window.service.registry.get("postprocessor", "upscale").description
 
 

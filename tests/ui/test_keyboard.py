@@ -191,3 +191,51 @@ def test_closed_dialogs_go_and_the_prompt_recall_list_stays_bounded(qtbot, windo
     for number in range(RECALLED + 5):
         edit.remember(f"prompt {number}")
     assert len(edit._history) == RECALLED and edit._history[0] == f"prompt {RECALLED + 4}"
+
+
+def test_tab_from_the_canvas_never_stops_on_the_generate_panel_s_scroll_area(qtbot, window):  # noqa: ANN001
+    """Tab from the canvas landed on the Generate panel's scroll area: a stop with no focus ring, where the next keys
+    scrolled the panel unseen. Every stop Tab reaches from the canvas is a control a person can see."""
+    from PySide6.QtWidgets import QScrollArea
+
+    window.show()
+    qtbot.waitExposed(window)
+    window.canvas.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.canvas, timeout=2000)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Tab)
+    landed = QApplication.focusWidget()
+    assert landed is not None and not isinstance(landed, QScrollArea), landed
+    assert window.prompt_panel.findChild(QScrollArea).focusPolicy() == Qt.FocusPolicy.NoFocus
+    assert landed.focusPolicy() & Qt.FocusPolicy.TabFocus
+
+
+def test_ctrl_f_shows_the_gallery_and_puts_focus_in_its_search_box(qtbot, window):  # noqa: ANN001
+    """There was no key to reach the gallery's search; Ctrl+F now does, from the canvas or a field, showing the
+    Gallery panel if it was closed or behind Undo History."""
+    from PySide6.QtWidgets import QDockWidget
+
+    window.show()
+    qtbot.waitExposed(window)
+    dock = window.findChild(QDockWidget, "dock-gallery")
+    dock.hide()
+    search = window.gallery.search_edit
+    search.setText("fox")
+    for start in (window.canvas, window.prompt_panel.prompt_edit):
+        start.setFocus()
+        qtbot.waitUntil(lambda start=start: QApplication.focusWidget() is start, timeout=2000)
+        qtbot.keyClick(start, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda: QApplication.focusWidget() is search, timeout=2000)
+        assert dock.isVisible() and search.selectedText() == "fox"  # typing replaces the last search
+        dock.hide()
+
+
+def test_shift_esc_cancels_all_jobs_from_the_canvas_or_a_field(qtbot, window):  # noqa: ANN001
+    cancels: list[bool] = []
+    window.cancel_all_action.triggered.connect(lambda: cancels.append(True))
+    window.cancel_all_action.setEnabled(True)  # as while jobs wait
+    for start in (window.canvas, window.prompt_panel.prompt_edit, window.prompt_panel.seed_edit):
+        start.setFocus()
+        qtbot.waitUntil(lambda start=start: QApplication.focusWidget() is start, timeout=2000)
+        qtbot.keyClick(start, Qt.Key.Key_Escape, Qt.KeyboardModifier.ShiftModifier)
+    assert cancels == [True] * 3
+    assert QApplication.focusWidget() is window.prompt_panel.seed_edit  # not an Esc that leaves the field

@@ -372,6 +372,43 @@ def test_a_picture_that_lands_while_steps_can_be_redone_waits_in_the_gallery(qtb
     qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 1, timeout=10_000)  # the picture is not lost
 
 
+def test_the_held_back_picture_is_used_as_the_sentence_says_with_enter(qtbot, window):  # noqa: ANN001
+    """The sentence named only double-clicking, though Enter on the picture in the Gallery uses it too."""
+    window.document.set_image(Image.new("RGB", (64, 64), (9, 9, 9)), "Open")
+    window.document.set_image(Image.new("RGB", (64, 64), (90, 9, 9)), "Paint")
+    window.document.undo()
+    window.mask_toolbar.show_mask_action.setChecked(False)
+    _type_prompt(qtbot, window, "a lighthouse")
+    window.generate()
+    qtbot.waitUntil(lambda: "Gallery" in window.status.message_label.text(), timeout=WAIT_MS)
+    assert "(double-click it or press Enter to use it, or Ctrl+Shift+N from anywhere)" in \
+        window.status.message_label.text()
+    qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 1, timeout=10_000)
+    window.gallery.select_row(0)
+    window.gallery.view.setFocus()
+    qtbot.keyClick(window.gallery.view, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.document.history_labels()[-1].startswith("Open 0"), timeout=10_000)
+
+
+def test_ctrl_shift_n_puts_the_held_back_picture_on_the_canvas_from_anywhere(qtbot, window):  # noqa: ANN001
+    """The held-back sentence could only send the person to the Gallery; Generate > Use New Picture (Ctrl+Shift+N)
+    takes the picture from wherever focus is, and is off while none is held."""
+    window.document.set_image(Image.new("RGB", (64, 64), (9, 9, 9)), "Open")
+    window.document.set_image(Image.new("RGB", (64, 64), (90, 9, 9)), "Paint")
+    window.document.undo()
+    assert not window.results.use_held_action.isEnabled()
+    window.mask_toolbar.show_mask_action.setChecked(False)
+    _type_prompt(qtbot, window, "a lighthouse")
+    window.generate()
+    qtbot.waitUntil(lambda: "Gallery" in window.status.message_label.text(), timeout=WAIT_MS)
+    assert "Ctrl+Shift+N" in window.status.message_label.text() and window.results.use_held_action.isEnabled()
+    window.prompt_panel.prompt_edit.setFocus()
+    qtbot.keyClick(window.prompt_panel.prompt_edit, Qt.Key.Key_N,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: window.document.history_labels()[-1].startswith("Open 0"), timeout=10_000)
+    assert window.document.history_labels()[:1] == ["Open"] and not window.results.use_held_action.isEnabled()
+
+
 def test_the_autosaves_snapshot_copies_the_mask_off_the_window_thread_and_again_if_painted_meanwhile(
         qtbot, qt_loop, monkeypatch) -> None:  # noqa: ANN001
     """At 4096x4096 copying the mask held the window's thread 5-6 ms after every result. A copy made in a worker

@@ -24,6 +24,7 @@ from studio.plugin_host.host import DISABLED, ENABLED, SAFE_MODE, PluginHost
 from studio.services.history_store import HistoryStore
 from studio.services.jobs import JobService
 from studio.services.outputs import OutputStore
+from studio.ui.mnemonics import plain
 
 WAIT_MS = 60_000
 REPO = Path(__file__).resolve().parents[2]
@@ -153,7 +154,7 @@ def test_a_plugin_generator_is_picked_next_to_the_models_with_its_own_form(qtbot
 def test_a_filter_runs_on_the_canvas_and_undo_takes_it_back(qtbot, plugin_window):
     window = plugin_window
     window.document.set_image(Image.fromarray(np.full((64, 64, 3), 20, np.uint8)), "Open")
-    titles = [a.text() for a in window.plugin_actions.menu.actions()]
+    titles = [plain(a.text()) for a in window.plugin_actions.menu.actions()]
     assert titles.index("Colour Transfer…") < titles.index("Invert colours…")  # Studio's own first
     contribution = window.service.registry.get("postprocessor", "ui-invert")
     seen = []
@@ -229,7 +230,7 @@ def test_the_plugins_dialog_lists_toggles_and_explains(qtbot, plugin_window, art
     assert host.record("ui-plugin").status == DISABLED
     # The window follows: the generator leaves the picker and the filter leaves the menu.
     qtbot.waitUntil(lambda: window.prompt_panel.model_combo.findText("Test generator") < 0, timeout=5000)
-    assert "Invert colours…" not in [a.text() for a in window.plugin_actions.menu.actions()]
+    assert "Invert colours…" not in [plain(a.text()) for a in window.plugin_actions.menu.actions()]
     dialog.toggle_button.click()
     qtbot.waitUntil(lambda: window.prompt_panel.model_combo.findText("Test generator") >= 0, timeout=5000)
     dialog.resize(860, 420)
