@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from studio.core.errors import first_line
-from studio.core.paths import StudioPaths, studio_paths
+from studio.core.paths import StudioPaths, config_folder_problem, studio_paths
 from studio.core.requests import MEMORY_MODES, SPEED_MODES
 from studio.core.settings_aside import keep_aside, where
 from studio.core.settings_checks import (
@@ -133,7 +133,11 @@ def load_settings(paths: StudioPaths | None = None) -> Settings:
     kept; a file that is not TOML at all is moved aside. Either way the original stays beside it
     (``settings.toml.broken``, or ``.broken-2`` … where an earlier copy is kept) and ``Settings.load_note`` says
     what happened and where the copy is, for the window to tell (and logs it on ``load_notes``)."""
-    settings = read_settings(paths or studio_paths())
+    paths = paths or studio_paths()
+    settings = read_settings(paths)
+    if problem := config_folder_problem(paths):  # no settings file can be there: said, not silently the defaults
+        settings.load_note = (f"The settings file {paths.settings_file} cannot be there: {problem}; Studio started "
+                              "with its defaults and cannot save its settings until that file is moved away.")
     if settings.load_note:
         load_notes.warning("%s", settings.load_note)
     settings._links_on_disk = LinksOnDisk(list(settings.extra_model_paths))
