@@ -66,6 +66,18 @@ def open_image(path: str | os.PathLike[str], trusted: bool = False, keep_mode: b
     return upright if keep_mode else _to_rgb_or_rgba(upright)
 
 
+def first_page_words(path: str | os.PathLike[str]) -> str:
+    """Where the file holds more than one picture (a multi-page TIFF, an animated GIF or WebP), which one Studio
+    opens: "its first page of 3", "its first frame of 12"; else "". open_image takes the first, and said nothing."""
+    try:
+        with Image.open(path) as img:
+            count = getattr(img, "n_frames", 1)
+            kind = "page" if img.format == "TIFF" else "frame"
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):  # open_image says what is wrong
+        return ""
+    return f"its first {kind} of {count}" if isinstance(count, int) and count > 1 else ""
+
+
 def check_image_file(path: Path) -> None:
     """Refuse, with one sentence, a path that names no image file to read: nothing there, a folder, or a name the
     system refuses (too long)."""
