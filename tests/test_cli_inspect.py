@@ -69,6 +69,28 @@ def test_an_image_without_metadata(tmp_path, capsys):
     assert "Prompt:    -" in lines and "Size:      30x20" in lines
 
 
+@pytest.mark.parametrize(("name", "said"), [
+    ("multi.tif", "its first page of 3"), ("moving.gif", "its first frame of 3"),
+    ("moving.webp", "its first frame of 3"),
+])
+def test_a_file_of_several_pictures_says_only_the_first_is_read(tmp_path, capsys, name, said):
+    """A multi-page TIFF or an animated GIF or WebP was read as its first picture, with no word of the others."""
+    path = tmp_path / name
+    pages = [Image.new("RGB", (60, 50), (value, 0, 0)) for value in (0, 100, 200)]
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+    assert main(["inspect", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "Size:      60x50" in lines
+    assert f"Note:      This file holds more than one picture; Studio opens and reads {said}." in lines
+
+
+def test_one_picture_says_no_more(tmp_path, capsys):
+    path = tmp_path / "one.tif"
+    Image.new("RGB", (60, 50)).save(path)
+    assert main(["inspect", str(path)]) == 0
+    assert "more than one picture" not in capsys.readouterr().out
+
+
 def test_terminal_escape_sequences_are_shown_escaped(tmp_path, capsys):
     evil = "\x1b]0;pwned\x07\x1b[2J\x1b[31mred\u202eevil\x9b6n"
     text = f"{evil}\nNegative prompt: \x1b[1mbold\nSteps: 2, Sampler: Euler\x1b[0m, CFG scale: 7, Seed: 1, Model: m\x08"

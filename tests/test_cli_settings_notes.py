@@ -82,3 +82,18 @@ def test_generate_help_says_the_load_note_once_as_a_note_and_logs_the_rest(tmp_p
         "note: Some settings could not be read (generation.width, generation.scheduler, generation.negative_prompt, "
         f"device) and take their defaults; the file as it was is kept as settings.toml.broken (in {home / 'config'})."]
     assert "Settings file" in (home / "data" / "studio.log").read_text(encoding="utf-8")  # the log keeps its lines
+
+
+def test_a_config_folder_that_is_a_file_is_said_at_start_and_when_a_link_is_saved(studio_home, tmp_path, capsys):
+    """`studio models list` said nothing, and `studio models link` said "…settings.toml, which could not be written
+    (File exists)"."""
+    paths = studio_paths()
+    studio_home.mkdir()
+    paths.config_dir.write_text("not a folder")
+    assert main(["models", "list", "--no-hash"]) == 0
+    assert f"{paths.config_dir} is a file, not a folder" in capsys.readouterr().err
+    folder = tmp_path / "more-models"
+    folder.mkdir()
+    assert main(["models", "link", str(folder)]) != 0
+    err = capsys.readouterr().err
+    assert f"which could not be written ({paths.config_dir} is a file, not a folder)." in err, err

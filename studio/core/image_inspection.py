@@ -29,7 +29,7 @@ from typing import Any
 
 from studio.core.errors import ImageError
 from studio.core.image_info import STUDIO_TOOL, ImageInfo
-from studio.core.images import check_image_file
+from studio.core.images import check_image_file, first_page_words
 from studio.core.image_text import PNG_SIGNATURE, read_exif_texts, read_png_texts
 from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe
 from studio.core.metadata_values import as_float, as_int, as_text
@@ -67,6 +67,8 @@ def inspect_image(path: str | os.PathLike[str]) -> ImageInfo:
     width, height = info.width, info.height
     if width is None or height is None:
         width, height = size
+    if pages := first_page_words(path):  # a TIFF's later pages, a GIF's later frames: what was read is the first's
+        notes.append(f"This file holds more than one picture; Studio opens and reads {pages}.")
     if len(notes) > MAX_NOTES:
         notes[MAX_NOTES - 1:] = [f"... and {len(notes) - MAX_NOTES + 1} more notes like these."]
     return replace(info, width=width, height=height, notes=tuple(notes))

@@ -66,6 +66,18 @@ def open_image(path: str | os.PathLike[str], trusted: bool = False, keep_mode: b
     return upright if keep_mode else _to_rgb_or_rgba(upright)
 
 
+def first_page_words(path: str | os.PathLike[str]) -> str:
+    """Where the file holds more than one picture (a multi-page TIFF, an animated GIF or WebP), which one Studio
+    opens: "its first page of 3", "its first frame of 12"; else "". open_image takes the first, and said nothing."""
+    try:
+        with Image.open(path) as img:
+            count = getattr(img, "n_frames", 1)
+            kind = "page" if img.format == "TIFF" else "frame"
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):  # open_image says what is wrong
+        return ""
+    return f"its first {kind} of {count}" if isinstance(count, int) and count > 1 else ""
+
+
 def check_image_file(path: Path) -> None:
     """Refuse, with one sentence, a path that names no image file to read: nothing there, a folder, or a name the
     system refuses (too long)."""
@@ -237,7 +249,7 @@ def write_atomically(path: Path, data: bytes, durable: bool = True, exclusive: b
     ``durable=False`` skips the fsync, for caches that may be lost but must never be torn. ``exclusive``: the
     name is taken only if free (FileExistsError otherwise), by a hard link, or where the file system has none
     by creating it empty first."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{_temp_stem(path.name)}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -252,6 +264,19 @@ def write_atomically(path: Path, data: bytes, durable: bool = True, exclusive: b
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# mkstemp adds 8 random characters; with the dots and ".part" the temp name is 15 bytes longer than its stem.
+_TEMP_NAME_EXTRA = 15
+_NAME_MAX = 255  # bytes, on ext4, tmpfs, btrfs, XFS, NTFS (in UTF-16 units, fewer than bytes) and APFS
+
+
+def _temp_stem(name: str) -> str:
+    """The final name, cut short enough that the temp name still fits the file system's 255 bytes: a 241..255-byte
+    name is legal and must be saved, not refused by its own temp file."""
+    while len(os.fsencode(name)) + _TEMP_NAME_EXTRA > _NAME_MAX:
+        name = name[:-1]
+    return name
 
 
 def _take_name(tmp: str, path: Path) -> None:

@@ -74,6 +74,21 @@ def studio_home_problem() -> str | None:
     return None
 
 
+def config_folder_problem(paths: StudioPaths) -> str | None:
+    """Where the config folder (or a folder above it) is a file, that in a sentence: the settings file cannot be
+    there, and the system's own words for it are "File exists" or "Not a directory"; else None."""
+    for place in (paths.config_dir, *paths.config_dir.parents):  # the first that exists
+        try:
+            if not place.exists():
+                continue
+            if place.is_dir():
+                return None
+        except OSError:  # a name the system will not look at: said where it is used
+            return None
+        return f"{place} is a file, not a folder"
+    return None
+
+
 def real_path(path: Path) -> Path:
     """``path.resolve()``; where a symbolic link loop (a → b → a) keeps it from resolving, the absolute path as it
     is (``resolve()`` raises RuntimeError for a loop), so one bad link cannot stop a scan; is_link_loop tells."""

@@ -15,10 +15,11 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from studio.core.errors import first_line
-from studio.core.paths import StudioPaths, studio_paths
+from studio.core.paths import StudioPaths, config_folder_problem, studio_paths
 from studio.core.requests import MEMORY_MODES, SPEED_MODES
 from studio.core.settings_aside import keep_aside, where
 from studio.core.settings_checks import (
@@ -27,6 +28,7 @@ from studio.core.settings_checks import (
     READING_FILE,
     known_device,
     one_of,
+    reading_file,
 )
 from studio.core.settings_repair import (
     MAX_SETTINGS_REPAIRS,
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 # Each load note, as it is made: the window shows Settings.load_note itself; the studio command says what this
 # logger says on stderr (studio.log alone would leave a command-line user unaware of settings reset or set aside).
 load_notes = logging.getLogger(f"{__name__}.load_notes")
+FOLDER_NOTES = "folder_notes"  # in the validation context: folder settings that name a file, said by load_settings
 
 
 class LinksOnDisk:
@@ -90,6 +93,7 @@ class Settings(BaseModel):
     window: WindowLayout = Field(default_factory=WindowLayout)
     load_note: str = Field("", exclude=True)  # what load_settings had to set aside, for the window to say once
     _links_on_disk: LinksOnDisk | None = PrivateAttr(default=None)  # None: made in code, not read from the file
+    _folder_notes: list[str] = PrivateAttr(default_factory=list)  # a folder setting naming a file: load_settings says
 
     @field_validator("models_dir", "outputs_dir", mode="before")
     @classmethod
@@ -104,9 +108,22 @@ class Settings(BaseModel):
         folder = absolute_folder(value)
         # A file named where a folder should be (outputs_dir = "/etc/passwd") takes the default. The default is
         # taken whatever is there (else there would be no folder at all): saving into it says what is wrong.
-        if folder.is_file() and folder not in (info.context or {}).get(DEFAULT_FOLDERS, ()):
-            raise ValueError("a file, not a folder")
+        defaults = (info.context or {}).get(DEFAULT_FOLDERS, ())
+        if folder.is_file() and folder not in defaults:
+            if not reading_file(info):
+                raise ValueError("a file, not a folder")
+            # Read fine, so no "could not be read" and no .broken copy: the note says what it is, and what is used.
+            default = defaults[("models_dir", "outputs_dir").index(info.field_name)]
+            info.context.setdefault(FOLDER_NOTES, []).append(
+                f"The setting {info.field_name} is {folder}, which is a file, not a folder; the default {default} "
+                "is used.")
+            return default
         return folder
+
+    @model_validator(mode="after")
+    def _keep_folder_notes(self, info: ValidationInfo) -> Settings:
+        self._folder_notes = list((info.context or {}).get(FOLDER_NOTES, ()))
+        return self
 
     @field_validator("extra_model_paths")
     @classmethod
@@ -133,7 +150,12 @@ def load_settings(paths: StudioPaths | None = None) -> Settings:
     kept; a file that is not TOML at all is moved aside. Either way the original stays beside it
     (``settings.toml.broken``, or ``.broken-2`` … where an earlier copy is kept) and ``Settings.load_note`` says
     what happened and where the copy is, for the window to tell (and logs it on ``load_notes``)."""
-    settings = read_settings(paths or studio_paths())
+    paths = paths or studio_paths()
+    settings = read_settings(paths)
+    settings.load_note = " ".join(filter(None, [*settings._folder_notes, settings.load_note]))
+    if problem := config_folder_problem(paths):  # no settings file can be there: said, not silently the defaults
+        settings.load_note = (f"The settings file {paths.settings_file} cannot be there: {problem}; Studio started "
+                              "with its defaults and cannot save its settings until that file is moved away.")
     if settings.load_note:
         load_notes.warning("%s", settings.load_note)
     settings._links_on_disk = LinksOnDisk(list(settings.extra_model_paths))

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from studio.core.errors import StudioError
-from studio.core.paths import StudioPaths, studio_paths
+from studio.core.paths import StudioPaths, config_folder_problem, studio_paths
 from studio.core.settings import LinksOnDisk, Settings, absolute_folder, read_settings
 
 SETTINGS_LOCK = ".settings.lock"  # beside settings.toml: held while the file is read, changed and written
@@ -50,6 +50,9 @@ def _settings_file_locked(paths: StudioPaths) -> Iterator[None]:
         Timeout,
     )
 
+    if problem := config_folder_problem(paths):  # mkdir would say only "File exists"
+        raise StudioError(f"Settings could not be saved to {paths.settings_file}: {problem}.") from NotADirectoryError(
+            problem)
     try:
         paths.config_dir.mkdir(parents=True, exist_ok=True)
         with FileLock(paths.config_dir / SETTINGS_LOCK, timeout=SETTINGS_LOCK_TIMEOUT):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 import stat
 from pathlib import Path
@@ -11,6 +12,9 @@ from studio.core.errors import StudioError
 
 # Primary SQLite result codes (extended codes carry these in their low byte).
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_CORRUPT, SQLITE_CANTOPEN, SQLITE_NOTADB = 5, 6, 8, 11, 14, 26
+# SQLite's default longest path (its unix VFS's MAX_PATHNAME), less the "-journal" it must be able to add: past it
+# SQLite says only "unable to open database file", as for a folder Studio may not write to.
+SQLITE_LONGEST_PATH = 512 - len("-journal")
 
 
 class HistoryError(StudioError):
@@ -50,6 +54,9 @@ def translated(exc: sqlite3.Error, path: Path) -> HistoryError:
     if code in (SQLITE_CORRUPT, SQLITE_NOTADB):
         return HistoryError(f"The history database {path} is damaged; Studio will set it aside "
                             "and start a new one the next time it starts.")
+    if code == SQLITE_CANTOPEN and (length := len(os.fsencode(os.path.abspath(path)))) > SQLITE_LONGEST_PATH:
+        return HistoryError(f"The history database's path is too long for SQLite ({length} bytes; it takes at most "
+                            f"{SQLITE_LONGEST_PATH}): {path}. Choose a data folder with a shorter path.")
     if code in (SQLITE_READONLY, SQLITE_CANTOPEN):  # SQLite says only "unable to open database file"
         return HistoryNotWritable(f"The history database {path} could not be opened for writing; check "
                                   f"that Studio may write to it and to its folder {path.parent}.")

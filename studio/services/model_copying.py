@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from studio.core.errors import JobCancelledError, ModelError
+from studio.core.units import format_size
 
 Progress = Callable[[int, int], None]  # bytes copied, bytes in all
 Cancelled = Callable[[], bool]  # checked between chunks: True stops the copy (JobCancelledError)
@@ -30,12 +31,12 @@ def copy_into(source: Path, folder: Path, target: Path, *, move: bool = False, p
     try:
         folder.mkdir(parents=True, exist_ok=True)  # a read-only models folder: the sentence below, no traceback
         remove_stale_partials(folder)
+        _check_free_space(source, folder, move)
         if move:
             shutil.move(source, partial)
         elif source.is_dir():
             shutil.rmtree(partial, ignore_errors=True)
-            shutil.copytree(source, partial, copy_function=lambda src, dst: copy_file(
-                Path(src), Path(dst), None, cancelled))
+            _copy_folder(source, partial, cancelled)
         else:
             copy_file(source, partial, progress, cancelled)
         partial.replace(target)
@@ -48,6 +49,44 @@ def copy_into(source: Path, folder: Path, target: Path, *, move: bool = False, p
                 with contextlib.suppress(OSError):
                     partial.replace(source)  # a moved file goes back where it was
             remove_quietly(partial)
+
+
+def _check_free_space(source: Path, folder: Path, move: bool) -> None:
+    """Refuse before a byte is written when the model cannot fit (a full disk failed file by file, mid-copy)."""
+    if move and source.stat().st_dev == folder.stat().st_dev:
+        return  # a rename: no room needed
+    files = [p for p in source.rglob("*") if p.is_file()] if source.is_dir() else [source]
+    needed = sum(p.stat().st_size for p in files)
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise ModelError(f"There is not enough free space in {folder} for {source.name}: it needs "
+                         f"{format_size(needed)}, {format_size(free)} {'is' if free < 1024 else 'are'} free.")
+
+
+def _copy_folder(source: Path, target: Path, cancelled: Cancelled | None) -> None:
+    """copytree, with its error said in words: it collects every failed file into a list of tuples (shutil.Error),
+    which reached the user as a raw Python list. Once one file fails the rest are not tried (a full disk)."""
+    failures: list[OSError] = []
+
+    def copy_one(src: str, dst: str) -> None:
+        if failures:
+            raise failures[0]
+        try:
+            copy_file(Path(src), Path(dst), None, cancelled)
+        except OSError as exc:
+            failures.append(exc)
+            raise
+
+    try:
+        shutil.copytree(source, target, copy_function=copy_one)
+    except shutil.Error as exc:
+        if not failures:  # a folder or a file's attributes failed, not a copy: copytree's own first reason
+            _, failed, why = exc.args[0][0]
+            raise OSError(f"{Path(failed).name}: {why}") from exc
+        first = failures[0]
+        count = len(exc.args[0])
+        others = f" ({count} files could not be copied)" if count > 1 else ""
+        raise OSError(first.errno, f"{first.strerror or first}{others}") from exc
 
 
 def remove_quietly(path: Path) -> None:

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from studio.core.comparison import Comparison, compare
 from studio.core.errors import StudioError
-from studio.core.images import open_image, read_recipe
+from studio.core.images import first_page_words, open_image, read_recipe
 from studio.core.metadata import Recipe
 from studio.ui.document_work import DocumentWork
 
@@ -32,12 +32,14 @@ class PictureOpening(DocumentWork):
         try:
             image = await asyncio.to_thread(open_image, path)
             recipe = await asyncio.to_thread(_recipe_or_none, path)
+            pages = await asyncio.to_thread(first_page_words, path)
         except StudioError as exc:
             await self._warn("Open image", str(exc))
             return False
         await self.take_in(image, f"Open {path.name}", recipe)
         self.document.mark_saved()  # the file holds it: closing now loses nothing
-        self.window.status.set_message(f"Opened {path.name} ({image.width}×{image.height}).")
+        opened = f"{path.name} ({image.width}×{image.height})"
+        self.window.status.set_message(f"Opened {', '.join(filter(None, [opened, pages]))}.")
         return True
 
     async def take_in(self, image: Image.Image, label: str, recipe: Recipe | None = None) -> None:

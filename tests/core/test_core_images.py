@@ -173,6 +173,23 @@ def test_a_failed_save_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatc
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
 
 
+@pytest.mark.parametrize("name", ["a" * 246 + ".png", "ü" * 125 + ".png"])  # 250 and 254 bytes: legal names
+def test_a_name_close_to_255_bytes_is_saved_with_a_temp_file_that_fits_too(tmp_path, monkeypatch, name):
+    temp_names = []
+    replace = os.replace
+
+    def spying_replace(src, dst):  # noqa: ANN001, ANN202
+        temp_names.append(Path(src).name)
+        return replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spying_replace)  # the limit is checked here too, on any file system
+    save_image(gradient(), tmp_path / name, RECIPE)
+    assert read_recipe(tmp_path / name) == RECIPE
+    assert [len(os.fsencode(temp)) <= 255 for temp in temp_names] == [True]
+    assert temp_names[0].startswith(".aaaa" if name.startswith("a") else ".üüüü") and temp_names[0].endswith(".part")
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
 # -- opening ------------------------------------------------------------------------------------
 
 def test_open_image_missing_file(tmp_path):

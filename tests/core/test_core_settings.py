@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from pydantic import ValidationError
 
 from studio.core.errors import StudioError
 from studio.core.paths import StudioPaths, studio_paths
@@ -185,9 +186,7 @@ def test_a_folder_named_settings_toml_says_so_and_studio_starts_with_defaults(st
     ('device = "tpu9"', "device", lambda s: s.device, "auto"),
     ('memory = "infinite"', "memory", lambda s: s.memory, "auto"),
     ('speed = "ludicrous"', "speed", lambda s: s.speed, "fast"),
-    ('outputs_dir = "FILE"', "outputs_dir", lambda s: s.outputs_dir, "OUTPUTS"),
     ('outputs_dir = ""', "outputs_dir", lambda s: s.outputs_dir, "OUTPUTS"),
-    ('models_dir = "FILE"', "models_dir", lambda s: s.models_dir, "MODELS"),
     ('[generation]\nscheduler = "Bogus 9000"', "generation.scheduler", lambda s: s.generation.scheduler, "Euler a"),
     ('[generation]\ninpaint_fill = "lava"', "generation.inpaint_fill", lambda s: s.generation.inpaint_fill,
      "original"),
@@ -211,6 +210,26 @@ def test_each_value_studio_cannot_use_takes_its_default_and_is_named(studio_home
     assert value(settings) == folders.get(default, default)
     assert settings.plugin_index == "kept"
     assert settings.load_note.startswith(f"Some settings could not be read ({place}) and take their defaults; ")
+
+
+@pytest.mark.parametrize("name", ["outputs_dir", "models_dir"])
+def test_a_folder_setting_naming_a_file_takes_the_default_and_says_so_without_a_broken_copy(studio_home, tmp_path,
+                                                                                            name):
+    """It said "Some settings could not be read (outputs_dir)" and kept a settings.toml.broken copy, though the
+    setting was read fine: the folder it names is a file."""
+    paths = studio_paths()
+    paths.config_dir.mkdir(parents=True)
+    a_file = tmp_path / "passwd"
+    a_file.write_text("not a folder")
+    paths.settings_file.write_text(f'plugin_index = "kept"\n{name} = "{a_file}"\n')
+    settings = load_settings()
+    default = paths.default_outputs_dir if name == "outputs_dir" else paths.default_models_dir
+    assert (getattr(settings, name), settings.plugin_index) == (default, "kept")
+    assert settings.load_note == f"The setting {name} is {a_file}, which is a file, not a folder; the default " \
+                                 f"{default} is used."
+    assert sorted(p.name for p in paths.config_dir.iterdir()) == ["settings.toml"]
+    with pytest.raises(ValidationError, match="a file, not a folder"):  # set in code (not read): refused
+        settings.model_validate({**settings.model_dump(), name: a_file})
 
 
 

@@ -16,7 +16,18 @@ def test_settings_that_cannot_be_saved_raise_one_sentence(tmp_path):
     paths = StudioPaths(blocker, tmp_path / "data", tmp_path / "cache")
     with pytest.raises(StudioError) as err:
         save_settings(Settings.defaults(paths), paths)
-    assert str(err.value).startswith(f"Settings could not be saved to {Path(blocker) / 'settings.toml'}")
+    assert str(err.value) == (f"Settings could not be saved to {Path(blocker) / 'settings.toml'}: {blocker} is a "
+                              "file, not a folder.")  # mkdir's own words were "File exists"
+
+
+def test_settings_read_where_the_config_folder_is_a_file_say_so(tmp_path):
+    blocker = tmp_path / "config"
+    blocker.write_text("a file where the config folder should be")
+    settings = load_settings(StudioPaths(blocker, tmp_path / "data", tmp_path / "cache"))
+    assert settings.load_note == (f"The settings file {blocker / 'settings.toml'} cannot be there: {blocker} is a "
+                                  "file, not a folder; Studio started with its defaults and cannot save its settings "
+                                  "until that file is moved away.")
+    assert blocker.read_text() == "a file where the config folder should be"
 
 
 def test_an_older_settings_snapshot_that_finishes_later_never_overwrites_a_newer_one(studio_home):

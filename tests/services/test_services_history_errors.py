@@ -69,3 +69,29 @@ def test_a_data_folder_that_is_a_file_is_said_so(tmp_path):
     (tmp_path / "data").write_text("x")
     with pytest.raises(HistoryError, match=r"history folder .*data is a file, not a folder"):
         HistoryStore(tmp_path / "data" / "history.db")
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_path_too_long_for_sqlite_is_said_so_not_blamed_on_permissions(tmp_path, read_only):
+    """A data folder path of ~490 characters turned the history off with "check that Studio may write to it and to
+    its folder", naming both paths (several KB of sentence); SQLite takes paths of at most 512 bytes."""
+    folder = tmp_path
+    while len(str(folder)) < 520:
+        folder /= "f" * 100
+    folder.mkdir(parents=True)
+    path = folder / "history.db"
+    with pytest.raises(HistoryError) as raised:
+        HistoryStore(path, read_only=read_only)
+    assert str(raised.value) == (f"The history database's path is too long for SQLite ({len(str(path))} bytes; it "
+                                 f"takes at most 504): {path}. Choose a data folder with a shorter path.")
+    assert not isinstance(raised.value, HistoryNotWritable)  # opening it read-only would not help
+
+
+def test_a_path_that_sqlite_takes_opens(tmp_path):
+    folder = tmp_path
+    while len(str(folder)) < 504 - len("/history.db"):
+        folder /= "f" * min(100, 504 - len("/history.db") - len(str(folder)) - 1)
+    folder.mkdir(parents=True)
+    path = folder / "history.db"
+    assert len(str(path)) == 504
+    HistoryStore(path).close()

@@ -68,3 +68,34 @@ def test_a_models_folder_that_cannot_be_written_is_one_sentence(tmp_path, monkey
     with pytest.raises(ModelError, match=r"^dreamy\.safetensors could not be copied into .*checkpoints: "
                                          r"Permission denied\.$"):
         import_model(sd1(tmp_path / "dreamy.safetensors"), models)
+
+
+def test_a_model_larger_than_the_free_space_is_refused_in_one_sentence_before_copying(tmp_path, monkeypatch):
+    """A full disk printed copytree's raw list of (source, target, error) tuples, one per failed file."""
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 400 * 1024, 400 * 1024))
+    models = tmp_path / "models"
+    source = diffusers_folder(tmp_path / "tiny-sd")
+    (source / "README.md").write_bytes(b"x" * 750 * 1024)
+    with pytest.raises(ModelError, match=r"^There is not enough free space in .*checkpoints for tiny-sd: it needs "
+                                         r"750\.\d KB, 400\.0 KB are free\.$"):
+        import_model(source, models)
+    assert not list((models / "checkpoints").iterdir())
+
+
+def test_a_folder_copy_failing_midway_says_its_first_error_in_words_and_how_many_files_failed(tmp_path, monkeypatch):
+    import studio.services.model_copying as model_copying
+
+    def full_disk(source: Path, target: Path, *args) -> None:  # noqa: ANN002 — as copy_file is called
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(model_copying, "copy_file", full_disk)
+    models = tmp_path / "models"
+    with pytest.raises(ModelError) as err:
+        import_model(diffusers_folder(tmp_path / "tiny-sd"), models)
+    assert str(err.value) == (f"tiny-sd could not be copied into {models / 'checkpoints'}: No space left on device "
+                              "(4 files could not be copied).")
+    assert not list((models / "checkpoints").iterdir())

@@ -129,3 +129,14 @@ def test_a_refusal_about_no_picture_stays_when_a_picture_is_opened(qtbot, window
     window.actions_.run(window.actions_.open_path(opened))
     qtbot.waitUntil(lambda: window.document.image is not None, timeout=5000)
     assert not panel.error_label.isHidden() and panel.error_label.text() == refusal
+
+
+def test_a_multi_page_tiff_says_its_first_page_is_opened(qtbot, window, tmp_path):  # noqa: ANN001
+    """It opened its first page with no word of the other two."""
+    path = tmp_path / "multi.tif"
+    pages = [Image.new("RGB", (60, 50), (value, 0, 0)) for value in (0, 100, 200)]
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+    window.actions_.run(window.actions_.open_path(path))
+    qtbot.waitUntil(lambda: window.status.message_label.text() == "Opened multi.tif (60×50), its first page of 3.",
+                    timeout=5000)
+    assert window.document.image.getpixel((0, 0)) == (0, 0, 0)
