@@ -21,7 +21,7 @@ from studio.core.hashing import Progress, is_hashed, lora_hash, model_hash
 from studio.core.lora_kinds import lycoris_problem
 from studio.core.model_kind import ModelKind, model_part, part_problem
 from studio.core.model_kinds import detect_folder_kind, detect_kind, read_model_index
-from studio.core.paths import is_link_loop, real_path
+from studio.core.paths import files_under, is_link_loop, real_path
 from studio.core.units import format_size  # noqa: F401 - where callers have found it
 from studio.core.weight_files import check_weights_file
 
@@ -238,14 +238,15 @@ def item_for_folder(path: Path, source: str) -> LibraryItem:
         kind = ModelKind("annotator", label="Depth map model (Depth Anything)", detail=architecture)
     elif architecture:  # a text encoder found loose is a part of a model, not an image encoder
         kind = model_part(architecture) or ModelKind("image-encoder", label=f"Image encoder ({architecture})")
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
+    files = files_under(path)  # listed once: the size and the model's checks both read it
+    size = sum(file_size for file, file_size in files if file.suffix in WEIGHT_SUFFIXES)
     source = _downloaded_from(path) or source
     problem = ""
     if kind.kind == "checkpoint":
         from studio.core.models import check_model_folder
 
         try:
-            check_model_folder(path, index)
+            check_model_folder(path, index, files)
         except ModelError as exc:
             problem = str(exc)
         problem = problem or unloadable_reason(kind, path.name) or _missing_class_problem(path, index)

@@ -9,7 +9,7 @@ from studio.core.errors import InvalidRequest, ModelError
 from studio.core.model_kind import ModelKind, with_article
 from studio.core.model_kinds import detect_kind
 from studio.core.model_library import ModelEntry, checkpoints, scan_library, unloadable_reason
-from studio.core.paths import real_path
+from studio.core.paths import files_under, real_path
 from studio.core.weight_files import check_weights_file, pickle_refusal, special_file_problem
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
@@ -77,9 +77,10 @@ def checkpoint_kind(path: Path) -> ModelKind:
     return kind
 
 
-def check_model_folder(path: Path, index: dict | None = None) -> None:
+def check_model_folder(path: Path, index: dict | None = None, files: list[tuple[Path, int]] | None = None) -> None:
     """Raise ModelError with one sentence unless path is a diffusers folder of safetensors weights. ``index``: its
-    model_index.json, already parsed (a scan reads it once)."""
+    model_index.json, already parsed, and ``files``: its files as ``files_under`` listed them (a scan reads and lists
+    each once)."""
     if not path.exists():
         raise ModelError(f"The model {path} does not exist.")
     if special := special_file_problem(path):
@@ -89,8 +90,9 @@ def check_model_folder(path: Path, index: dict | None = None) -> None:
         return
     if not is_diffusers_folder(path):
         raise ModelError(f"{path} is not a diffusers model folder (it has no {MODEL_INDEX}).")
-    weights = [p for p in path.rglob("*")
-               if p.is_file() and p.relative_to(path).parts[0] not in SKIPPED_COMPONENTS]
+    depth = len(path.parts)  # a file's part of the folder is the first name below it
+    weights = [p for p, _ in (files if files is not None else files_under(path))
+               if p.parts[depth] not in SKIPPED_COMPONENTS]
     safe_dirs = {p.parent for p in weights if p.name.endswith(SAFE_SUFFIX)}
     pickles = [p for p in weights if p.suffix.lower() in PICKLE_SUFFIXES and p.parent not in safe_dirs]
     if pickles:
@@ -107,7 +109,7 @@ def check_model_folder(path: Path, index: dict | None = None) -> None:
     if not isinstance(named, dict):
         raise ModelError(f"The {MODEL_INDEX} of the model {path.name} could not be read as a JSON object of its "
                          "components.")
-    weighted = {p.relative_to(path).parts[0] for p in weights
+    weighted = {p.parts[depth] for p in weights
                 if p.name.endswith(SAFE_SUFFIX) or p.suffix.lower() in PICKLE_SUFFIXES}
     for component in WEIGHT_COMPONENTS:
         entry = named.get(component)

@@ -83,6 +83,31 @@ def real_path(path: Path) -> Path:
         return path.expanduser().absolute()
 
 
+def files_under(folder: Path) -> list[tuple[Path, int]]:
+    """Every file under ``folder`` with its size in bytes, from one listing of each folder (a model folder's checks
+    and its size share it): links to files are followed, links to folders are not (as ``Path.rglob``), and what
+    cannot be read (a dangling link, a folder without permission) is left out. A folder's own files come before its
+    sub-folders' (``rglob``'s order, which the sentences naming files keep)."""
+    found: list[tuple[Path, int]] = []
+    try:
+        with os.scandir(folder) as listing:
+            entries = list(listing)
+    except OSError:
+        return found
+    below: list[Path] = []
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                below.append(folder / entry.name)
+            elif entry.is_file():
+                found.append((folder / entry.name, entry.stat().st_size))
+        except OSError:
+            continue
+    for sub in below:
+        found.extend(files_under(sub))
+    return found
+
+
 def path_inside(folder: str | os.PathLike[str], path: str | os.PathLike[str]) -> str | None:
     """path's place inside folder, as a relative POSIX path ("2026-12-07/sources/a.png"): as the two are written
     (made absolute), else as they really are (links followed); None where it is not inside (or is folder itself)."""

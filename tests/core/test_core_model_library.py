@@ -366,3 +366,28 @@ def test_a_scan_reads_each_model_folders_model_index_once(tiny_model_dir, tmp_pa
     items = scan_library(models)
     assert sorted((item.name, item.usable) for item in items) == [("alpha", True), ("beta", True), ("gamma", True)]
     assert reads == {"alpha": 1, "beta": 1, "gamma": 1}
+
+
+def test_a_scan_lists_each_model_folders_files_once(tiny_model_dir, tmp_path, monkeypatch):
+    """A scan walked a diffusers folder's files twice (rglob lists each folder twice, too): for the folder's checks
+    and for its size; one listing now gives both."""
+    import os
+    import shutil
+    from collections import Counter
+
+    models = tmp_path / "models"
+    for name in ("alpha", "beta"):
+        shutil.copytree(tiny_model_dir, models / name)
+    listings: Counter[str] = Counter()
+    scandir = os.scandir
+
+    def counting_scandir(path=".", *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        listings[Path(path).relative_to(models).as_posix()] += 1
+        return scandir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "scandir", counting_scandir)
+    items = scan_library(models)
+    assert sorted((item.name, item.usable, item.size > 0) for item in items) == [("alpha", True, True),
+                                                                                   ("beta", True, True)]
+    parts = {f"{name}/{part.name}" for name in ("alpha", "beta") for part in tiny_model_dir.iterdir() if part.is_dir()}
+    assert parts and {place: listings[place] for place in parts} == dict.fromkeys(parts, 1)
