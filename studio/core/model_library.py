@@ -228,7 +228,8 @@ def item_for_folder(path: Path, source: str) -> LibraryItem:
     """A diffusers pipeline folder, or a single component folder (a VAE, an image encoder)."""
     try:
         index = read_model_index(path)  # read once: the kind, the checks and the class check all use it
-        kind = detect_folder_kind(path, index)
+        configs: dict[str, dict] = {}  # the component configs the kind was read from, for the checks
+        kind = detect_folder_kind(path, index, configs)
     except ModelError as exc:
         return LibraryItem(path.name, path, "unknown", "", "Unusable", 0, source, is_folder=True, problem=str(exc))
     config = _transformers_config(path) if kind.kind == "unknown" else {}
@@ -246,7 +247,7 @@ def item_for_folder(path: Path, source: str) -> LibraryItem:
         from studio.core.models import check_model_folder
 
         try:
-            check_model_folder(path, index, files)
+            check_model_folder(path, index, files, configs)
         except ModelError as exc:
             problem = str(exc)
         problem = problem or unloadable_reason(kind, path.name) or _missing_class_problem(path, index)

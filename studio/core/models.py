@@ -77,10 +77,11 @@ def checkpoint_kind(path: Path) -> ModelKind:
     return kind
 
 
-def check_model_folder(path: Path, index: dict | None = None, files: list[tuple[Path, int]] | None = None) -> None:
+def check_model_folder(path: Path, index: dict | None = None, files: list[tuple[Path, int]] | None = None,
+                       configs: dict[str, dict] | None = None) -> None:
     """Raise ModelError with one sentence unless path is a diffusers folder of safetensors weights. ``index``: its
-    model_index.json, already parsed, and ``files``: its files as ``files_under`` listed them (a scan reads and lists
-    each once)."""
+    model_index.json, already parsed, ``files``: its files as ``files_under`` listed them, and ``configs``: component
+    configs already read, by their place in the folder (a scan reads and lists each once)."""
     if not path.exists():
         raise ModelError(f"The model {path} does not exist.")
     if special := special_file_problem(path):
@@ -115,7 +116,7 @@ def check_model_folder(path: Path, index: dict | None = None, files: list[tuple[
         entry = named.get(component)
         if isinstance(entry, list) and entry and entry[0] is not None and component not in weighted:
             raise ModelError(f"The model {path.name} has no weights for its {component}{INCOMPLETE}")
-    if problem := component_problem(path, named):
+    if problem := component_problem(path, named, configs):
         raise ModelError(problem)
     for weights_file in sorted(p for p in weights if p.name.endswith(SAFE_SUFFIX)):
         try:  # headers only: a truncated or emptied file is refused here, not halfway through a load
@@ -125,9 +126,9 @@ def check_model_folder(path: Path, index: dict | None = None, files: list[tuple[
                              f"{weights_file.relative_to(path)}: {str(exc).rstrip('.')}.") from None
 
 
-def component_problem(path: Path, named: dict) -> str:
+def component_problem(path: Path, named: dict, configs: dict[str, dict] | None = None) -> str:
     """Why a component model_index.json names cannot be loaded (its folder or config file is missing or is not
-    JSON), as one sentence; "" when every one has what diffusers reads first."""
+    JSON), as one sentence; "" when every one has what diffusers reads first. ``configs``: those already read."""
     for component, entry in named.items():
         if component.startswith("_") or component in SKIPPED_COMPONENTS or not isinstance(entry, list) \
                 or len(entry) != 2 or None in entry:
@@ -138,8 +139,9 @@ def component_problem(path: Path, named: dict) -> str:
             return (f"The model {path.name} is missing {component}/{names[0]}, which its {component} is loaded "
                     f"from{INCOMPLETE}")
         if found.name.endswith("config.json"):
+            config = (configs or {}).get(f"{component}/{found.name}")
             try:
-                config = json.loads(found.read_text(encoding="utf-8"))
+                config = config if config is not None else json.loads(found.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, ValueError):
                 config = None
             if not isinstance(config, dict):

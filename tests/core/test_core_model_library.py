@@ -391,3 +391,27 @@ def test_a_scan_lists_each_model_folders_files_once(tiny_model_dir, tmp_path, mo
                                                                                    ("beta", True, True)]
     parts = {f"{name}/{part.name}" for name in ("alpha", "beta") for part in tiny_model_dir.iterdir() if part.is_dir()}
     assert parts and {place: listings[place] for place in parts} == dict.fromkeys(parts, 1)
+
+
+def test_a_scan_reads_each_model_folders_unet_config_once(tiny_model_dir, tmp_path, monkeypatch):
+    """A scan read a diffusers folder's unet/config.json twice: for its kind (SD 1.x, inpainting) and for the
+    folder's checks (that every component has a config naming its class)."""
+    import shutil
+    from collections import Counter
+
+    models = tmp_path / "models"
+    for name in ("alpha", "beta"):
+        shutil.copytree(tiny_model_dir, models / name)
+    reads: Counter[str] = Counter()
+    read_text = Path.read_text
+
+    def counting_read_text(self: Path, *args, **kwargs) -> str:  # noqa: ANN002, ANN003
+        if self.is_relative_to(models):
+            reads[self.relative_to(models).as_posix()] += 1
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting_read_text)
+    items = scan_library(models)
+    assert sorted((item.name, item.usable) for item in items) == [("alpha", True), ("beta", True)]
+    assert reads["alpha/unet/config.json"] == reads["beta/unet/config.json"] == 1
+    assert reads["alpha/vae/config.json"] == 1  # the checks still read the configs the kind did not
