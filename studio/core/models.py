@@ -78,17 +78,18 @@ def checkpoint_kind(path: Path) -> ModelKind:
 
 
 def check_model_folder(path: Path, index: dict | None = None, files: list[tuple[Path, int]] | None = None,
-                       configs: dict[str, dict] | None = None) -> None:
-    """Raise ModelError with one sentence unless path is a diffusers folder of safetensors weights. ``index``: its
-    model_index.json, already parsed, ``files``: its files as ``files_under`` listed them, and ``configs``: component
-    configs already read, by their place in the folder (a scan reads and lists each once)."""
+                       configs: dict[str, dict] | None = None) -> dict | None:
+    """Raise ModelError with one sentence unless path is a diffusers folder of safetensors weights; else its
+    model_index.json, parsed (None for a single-file checkpoint), for the loader to use as it is. ``index``: the
+    model_index.json, already parsed, ``files``: its files as ``files_under`` listed them, and ``configs``:
+    component configs already read, by their place in the folder (a scan reads and lists each once)."""
     if not path.exists():
         raise ModelError(f"The model {path} does not exist.")
     if special := special_file_problem(path):
         raise ModelError(special)
     if path.is_file():
         checkpoint_kind(path)
-        return
+        return None
     if not is_diffusers_folder(path):
         raise ModelError(f"{path} is not a diffusers model folder (it has no {MODEL_INDEX}).")
     depth = len(path.parts)  # a file's part of the folder is the first name below it
@@ -124,6 +125,7 @@ def check_model_folder(path: Path, index: dict | None = None, files: list[tuple[
         except ModelError as exc:
             raise ModelError(f"The model {path.name} has a damaged weights file, "
                              f"{weights_file.relative_to(path)}: {str(exc).rstrip('.')}.") from None
+    return named
 
 
 def component_problem(path: Path, named: dict, configs: dict[str, dict] | None = None) -> str:
