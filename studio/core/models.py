@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 from studio.core.errors import InvalidRequest, ModelError
@@ -93,8 +94,8 @@ def check_model_folder(path: Path, index: dict | None = None, files: list[tuple[
     if not is_diffusers_folder(path):
         raise ModelError(f"{path} is not a diffusers model folder (it has no {MODEL_INDEX}).")
     depth = len(path.parts)  # a file's part of the folder is the first name below it
-    weights = [p for p, _ in (files if files is not None else files_under(path))
-               if p.parts[depth] not in SKIPPED_COMPONENTS]
+    listed = [p for p, _ in (files if files is not None else files_under(path))]
+    weights = [p for p in listed if p.parts[depth] not in SKIPPED_COMPONENTS]
     safe_dirs = {p.parent for p in weights if p.name.endswith(SAFE_SUFFIX)}
     pickles = [p for p in weights if p.suffix.lower() in PICKLE_SUFFIXES and p.parent not in safe_dirs]
     if pickles:
@@ -117,7 +118,7 @@ def check_model_folder(path: Path, index: dict | None = None, files: list[tuple[
         entry = named.get(component)
         if isinstance(entry, list) and entry and entry[0] is not None and component not in weighted:
             raise ModelError(f"The model {path.name} has no weights for its {component}{INCOMPLETE}")
-    if problem := component_problem(path, named, configs):
+    if problem := component_problem(path, named, configs, set(listed)):
         raise ModelError(problem)
     for weights_file in sorted(p for p in weights if p.name.endswith(SAFE_SUFFIX)):
         try:  # headers only: a truncated or emptied file is refused here, not halfway through a load
@@ -128,15 +129,18 @@ def check_model_folder(path: Path, index: dict | None = None, files: list[tuple[
     return named
 
 
-def component_problem(path: Path, named: dict, configs: dict[str, dict] | None = None) -> str:
+def component_problem(path: Path, named: dict, configs: dict[str, dict] | None = None,
+                      listed: Collection[Path] = ()) -> str:
     """Why a component model_index.json names cannot be loaded (its folder or config file is missing or is not
-    JSON), as one sentence; "" when every one has what diffusers reads first. ``configs``: those already read."""
+    JSON), as one sentence; "" when every one has what diffusers reads first. ``configs``: those already read;
+    ``listed``: files known to be there (the folder's listing), so that only the others are looked for."""
     for component, entry in named.items():
         if component.startswith("_") or component in SKIPPED_COMPONENTS or not isinstance(entry, list) \
                 or len(entry) != 2 or None in entry:
             continue
         names = COMPONENT_FILES.get(component, ("config.json",))
-        found = next((path / component / name for name in names if (path / component / name).is_file()), None)
+        found = next((file for file in (path / component / name for name in names)
+                      if file in listed or file.is_file()), None)
         if found is None:
             return (f"The model {path.name} is missing {component}/{names[0]}, which its {component} is loaded "
                     f"from{INCOMPLETE}")

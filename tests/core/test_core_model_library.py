@@ -415,3 +415,29 @@ def test_a_scan_reads_each_model_folders_unet_config_once(tiny_model_dir, tmp_pa
     assert sorted((item.name, item.usable) for item in items) == [("alpha", True), ("beta", True)]
     assert reads["alpha/unet/config.json"] == reads["beta/unet/config.json"] == 1
     assert reads["alpha/vae/config.json"] == 1  # the checks still read the configs the kind did not
+
+
+def test_a_scan_does_not_look_again_for_the_component_files_the_folders_listing_found(tiny_model_dir, tmp_path,
+                                                                                        monkeypatch):
+    """The folder's checks looked up (a stat each) every component's config file the folder's listing had just
+    found; they look only for the ones it did not find."""
+    import shutil
+    from collections import Counter
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model_dir, models / "alpha")
+    looked: Counter[str] = Counter()
+    is_file = Path.is_file
+
+    def counting_is_file(self: Path) -> bool:
+        if self.is_relative_to(models):
+            looked[self.relative_to(models).as_posix()] += 1
+        return is_file(self)
+
+    monkeypatch.setattr(Path, "is_file", counting_is_file)
+    items = scan_library(models)
+    assert [(item.name, item.usable) for item in items] == [("alpha", True)]
+    configs = ["alpha/vae/config.json", "alpha/text_encoder/config.json", "alpha/scheduler/scheduler_config.json"]
+    assert {config: looked[config] for config in configs} == dict.fromkeys(configs, 0)
+    assert all((models / config).is_file() for config in configs)  # they are there, and the counting sees a look
+    assert {config: looked[config] for config in configs} == dict.fromkeys(configs, 1)
