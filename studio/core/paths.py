@@ -76,11 +76,17 @@ def studio_home_problem() -> str | None:
 
 def real_path(path: Path) -> Path:
     """``path.resolve()``; where a symbolic link loop (a → b → a) keeps it from resolving, the absolute path as it
-    is (``resolve()`` raises RuntimeError for a loop), so one bad link cannot stop a scan; is_link_loop tells."""
+    is (``resolve()`` raises RuntimeError for a loop), so one bad link cannot stop a scan; real_path_or_loop tells."""
+    return real_path_or_loop(path)[0]
+
+
+def real_path_or_loop(path: Path) -> tuple[Path, bool]:
+    """``real_path(path)``, and whether a symbolic link loop kept it from resolving, from one resolve (each one
+    looks up every part of the path)."""
     try:
-        return path.expanduser().resolve()
+        return path.expanduser().resolve(), False
     except (RuntimeError, OSError):
-        return path.expanduser().absolute()
+        return path.expanduser().absolute(), True
 
 
 def files_under(folder: Path) -> list[tuple[Path, int]]:
@@ -116,14 +122,6 @@ def path_inside(folder: str | os.PathLike[str], path: str | os.PathLike[str]) ->
         if inside.is_relative_to(root) and inside != root:
             return inside.relative_to(root).as_posix()
     return None
-
-
-def is_link_loop(path: Path) -> bool:
-    try:
-        path.expanduser().resolve()
-    except (RuntimeError, OSError):
-        return True
-    return False
 
 
 @functools.cache  # resolved once: the window asks for it per icon (49 times before its first frame, 7-8 ms)

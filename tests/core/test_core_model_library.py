@@ -441,3 +441,26 @@ def test_a_scan_does_not_look_again_for_the_component_files_the_folders_listing_
     assert {config: looked[config] for config in configs} == dict.fromkeys(configs, 0)
     assert all((models / config).is_file() for config in configs)  # they are there, and the counting sees a look
     assert {config: looked[config] for config in configs} == dict.fromkeys(configs, 1)
+
+
+def test_a_scan_resolves_each_items_path_once_for_where_it_is_and_whether_it_loops(tiny_model_dir, tmp_path,
+                                                                                     monkeypatch):
+    """A scan resolved every item's path (a look-up of each part of it) twice in a row: for where it really is and
+    to tell a link loop; one resolve tells both. (The folder walk resolves each folder once more, to read it once.)"""
+    import shutil
+    from collections import Counter
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model_dir, models / "alpha")
+    (models / "loop.safetensors").symlink_to(models / "loop.safetensors")
+    resolved: Counter[str] = Counter()
+    resolve = Path.resolve
+
+    def counting_resolve(self: Path, *args, **kwargs) -> Path:  # noqa: ANN002, ANN003
+        resolved[self.name] += 1
+        return resolve(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "resolve", counting_resolve)
+    items = {item.name: item for item in scan_library(models)}
+    assert items["alpha"].usable and "link loop" in items["loop"].problem
+    assert resolved["alpha"] == 2 and resolved["loop.safetensors"] == 1
