@@ -229,6 +229,11 @@ def read_safetensors_header(path: Path) -> SafetensorsInfo:
     """
     path = Path(path)
     refuse_special_file(path)
+    return _read_header(path)
+
+
+def _read_header(path: Path) -> SafetensorsInfo:
+    """``read_safetensors_header`` for a path known not to be a special file."""
     try:
         with open(path, "rb") as handle:
             file_size = os.fstat(handle.fileno()).st_size
@@ -286,6 +291,11 @@ def special_file_problem(path: Path) -> str:
         mode = path.stat().st_mode
     except OSError:
         return ""  # opening it says what is wrong
+    return _special_mode_problem(path, mode)
+
+
+def _special_mode_problem(path: Path, mode: int) -> str:
+    """``special_file_problem`` for a path whose ``st_mode`` is already known."""
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return ""
     from studio.core.images import special_file_kind  # the one wording for special files (images say it too)
@@ -302,11 +312,16 @@ def check_weights_file(path: Path) -> SafetensorsInfo:
     """The gate every weight load, import and library scan goes through: the validated safetensors header, or
     ModelError with one sentence (the same sentence for the same file, whichever path met it)."""
     path = Path(path)
-    if not path.exists():
-        raise ModelError(f"There is no weights file at {path}.")
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode  # one look-up for whether it is there, a folder or a special file
+    except (OSError, ValueError):
+        if not path.exists():  # it tells which failures mean "not there" and raises for the others
+            raise ModelError(f"There is no weights file at {path}.") from None
+        mode = path.stat().st_mode
+    if stat.S_ISDIR(mode):
         raise ModelError(f"{path} is a folder, not a weights file.")
-    refuse_special_file(path)
+    if special := _special_mode_problem(path, mode):
+        raise ModelError(special)
     try:
         kind = sniff_weights_format(path)
     except OSError as exc:
@@ -319,7 +334,7 @@ def check_weights_file(path: Path) -> SafetensorsInfo:
         raise ModelError(f"{path.name} is not a safetensors file (its first bytes match no weights format "
                          "Studio knows); Studio only loads safetensors weights.")
     # Named .safetensors but damaged: the header reader says exactly what is wrong.
-    return read_safetensors_header(path)
+    return _read_header(path)
 
 
 def numbers_in(paths: Iterable[Path]) -> int:
