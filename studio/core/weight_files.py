@@ -14,9 +14,10 @@ import stat
 import struct
 import subprocess
 from collections.abc import Iterable, KeysView
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from studio.core.errors import ModelError, os_reason
 
@@ -96,9 +97,14 @@ class SafetensorsInfo:
 def sniff_weights_format(path: Path) -> str:
     """"safetensors", "pickle", "torch-zip", "gguf" or "unknown", from the first bytes of the file."""
     with open(path, "rb") as handle:
-        head = handle.read(_SNIFF_BYTES)
-        if head.startswith(_ZIP_MAGIC):
-            return TORCH_ZIP if _zip_has_data_pkl(handle, head) else UNKNOWN
+        return _sniff(handle)
+
+
+def _sniff(handle: BinaryIO) -> str:
+    """``sniff_weights_format`` of a file open at its start."""
+    head = handle.read(_SNIFF_BYTES)
+    if head.startswith(_ZIP_MAGIC):
+        return TORCH_ZIP if _zip_has_data_pkl(handle, head) else UNKNOWN
     if head.startswith(b"GGUF"):
         return GGUF
     # Before the pickle check: a header length like 0x280 also starts with the bytes of a PROTO opcode.
@@ -232,10 +238,12 @@ def read_safetensors_header(path: Path) -> SafetensorsInfo:
     return _read_header(path)
 
 
-def _read_header(path: Path) -> SafetensorsInfo:
-    """``read_safetensors_header`` for a path known not to be a special file."""
+def _read_header(path: Path, opened: BinaryIO | None = None) -> SafetensorsInfo:
+    """``read_safetensors_header`` for a path known not to be a special file; ``opened``: the file, already open
+    (the gate sniffs and reads it from one open), which the caller closes."""
     try:
-        with open(path, "rb") as handle:
+        with nullcontext(opened) if opened is not None else open(path, "rb") as handle:
+            handle.seek(0)
             file_size = os.fstat(handle.fileno()).st_size
             prefix = handle.read(8)
             if len(prefix) < 8:
@@ -323,18 +331,24 @@ def check_weights_file(path: Path) -> SafetensorsInfo:
     if special := _special_mode_problem(path, mode):
         raise ModelError(special)
     try:
-        kind = sniff_weights_format(path)
+        handle = open(path, "rb")  # once: its first bytes tell the format, then its header is read
     except OSError as exc:
         raise ModelError(f"Could not read {path.name}: {os_reason(exc)}.") from None
-    if kind in (PICKLE, TORCH_ZIP):
-        raise ModelError(pickle_refusal(path))
-    if kind == GGUF:
-        raise ModelError(f"{path.name} is a GGUF file, not a safetensors file; Studio only loads safetensors weights.")
-    if kind == UNKNOWN and path.suffix.lower() != ".safetensors":
-        raise ModelError(f"{path.name} is not a safetensors file (its first bytes match no weights format "
-                         "Studio knows); Studio only loads safetensors weights.")
-    # Named .safetensors but damaged: the header reader says exactly what is wrong.
-    return _read_header(path)
+    with handle:
+        try:
+            kind = _sniff(handle)
+        except OSError as exc:
+            raise ModelError(f"Could not read {path.name}: {os_reason(exc)}.") from None
+        if kind in (PICKLE, TORCH_ZIP):
+            raise ModelError(pickle_refusal(path))
+        if kind == GGUF:
+            raise ModelError(f"{path.name} is a GGUF file, not a safetensors file; Studio only loads safetensors "
+                             "weights.")
+        if kind == UNKNOWN and path.suffix.lower() != ".safetensors":
+            raise ModelError(f"{path.name} is not a safetensors file (its first bytes match no weights format "
+                             "Studio knows); Studio only loads safetensors weights.")
+        # Named .safetensors but damaged: the header reader says exactly what is wrong.
+        return _read_header(path, handle)
 
 
 def numbers_in(paths: Iterable[Path]) -> int:

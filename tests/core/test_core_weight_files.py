@@ -307,3 +307,23 @@ def test_the_gate_looks_a_file_up_once(tmp_path, monkeypatch):
     looks.clear()
     assert read_safetensors_header(path).shape("w") == (2, 2)  # it still refuses a special file on its own
     assert looks == [path]
+
+
+def test_the_gate_opens_a_file_once(tmp_path, monkeypatch):
+    """The gate opened each weights file twice: once for its first bytes (is it a pickle?), once for its header."""
+    import builtins
+
+    import studio.core.weight_files as weight_files
+
+    path = tmp_path / "m.safetensors"
+    save_file({"w": np.zeros((2, 3), dtype=np.float32)}, str(path))
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(weight_files, "open", counting_open, raising=False)
+    assert check_weights_file(path).shape("w") == (2, 3)
+    assert opened == [str(path)]
