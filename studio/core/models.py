@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from collections.abc import Collection
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from studio.core.model_kind import ModelKind, with_article
 from studio.core.model_kinds import detect_kind
 from studio.core.model_library import ModelEntry, checkpoints, scan_library, unloadable_reason
 from studio.core.paths import files_under, real_path
-from studio.core.weight_files import check_weights_file, pickle_refusal, special_file_problem
+from studio.core.weight_files import (check_weights_file, file_mode, pickle_refusal, special_file_problem,
+                                      special_mode_problem)
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 SAFE_SUFFIX = ".safetensors"
@@ -84,14 +86,15 @@ def check_model_folder(path: Path, index: dict | None = None, files: list[tuple[
     model_index.json, parsed (None for a single-file checkpoint), for the loader to use as it is. ``index``: the
     model_index.json, already parsed, ``files``: its files as ``files_under`` listed them, and ``configs``:
     component configs already read, by their place in the folder (a scan reads and lists each once)."""
-    if not path.exists():
+    mode = file_mode(path)  # one look-up: there? a special file? a file?
+    if mode is None:
         raise ModelError(f"The model {path} does not exist.")
-    if special := special_file_problem(path):
+    if special := special_mode_problem(path, mode):
         raise ModelError(special)
-    if path.is_file():
+    if stat.S_ISREG(mode):
         checkpoint_kind(path)
         return None
-    if not is_diffusers_folder(path):
+    if index is None and not is_diffusers_folder(path):  # an index given was read from it
         raise ModelError(f"{path} is not a diffusers model folder (it has no {MODEL_INDEX}).")
     depth = len(path.parts)  # a file's part of the folder is the first name below it
     listed = [p for p, _ in (files if files is not None else files_under(path))]

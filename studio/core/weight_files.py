@@ -299,11 +299,22 @@ def special_file_problem(path: Path) -> str:
         mode = path.stat().st_mode
     except OSError:
         return ""  # opening it says what is wrong
-    return _special_mode_problem(path, mode)
+    return special_mode_problem(path, mode)
 
 
-def _special_mode_problem(path: Path, mode: int) -> str:
-    """``special_file_problem`` for a path whose ``st_mode`` is already known."""
+def file_mode(path: Path) -> int | None:
+    """``path``'s st_mode (links followed), from one look-up; None where nothing is there by ``Path.exists``'s rule
+    (a missing file, a dangling link, a link loop), whose other failures (no permission) raise as they did."""
+    try:
+        return path.stat().st_mode
+    except (OSError, ValueError):
+        if not path.exists():
+            return None
+        return path.stat().st_mode
+
+
+def special_mode_problem(path: Path, mode: int) -> str:
+    """``special_file_problem`` for a path whose ``st_mode`` is already known (``file_mode``)."""
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return ""
     from studio.core.images import special_file_kind  # the one wording for special files (images say it too)
@@ -320,15 +331,12 @@ def check_weights_file(path: Path) -> SafetensorsInfo:
     """The gate every weight load, import and library scan goes through: the validated safetensors header, or
     ModelError with one sentence (the same sentence for the same file, whichever path met it)."""
     path = Path(path)
-    try:
-        mode = path.stat().st_mode  # one look-up for whether it is there, a folder or a special file
-    except (OSError, ValueError):
-        if not path.exists():  # it tells which failures mean "not there" and raises for the others
-            raise ModelError(f"There is no weights file at {path}.") from None
-        mode = path.stat().st_mode
+    mode = file_mode(path)  # one look-up for whether it is there, a folder or a special file
+    if mode is None:
+        raise ModelError(f"There is no weights file at {path}.")
     if stat.S_ISDIR(mode):
         raise ModelError(f"{path} is a folder, not a weights file.")
-    if special := _special_mode_problem(path, mode):
+    if special := special_mode_problem(path, mode):
         raise ModelError(special)
     try:
         handle = open(path, "rb")  # once: its first bytes tell the format, then its header is read
