@@ -160,9 +160,12 @@ def read_model_index(folder: Path) -> dict[str, Any] | None:
     return _read_json(Path(folder) / "model_index.json")
 
 
-def detect_folder_kind(path: Path, index: dict[str, Any] | None = None) -> ModelKind:
+def detect_folder_kind(path: Path, index: dict[str, Any] | None = None,
+                       configs: dict[str, dict[str, Any]] | None = None) -> ModelKind:
     """What a diffusers folder holds, from model_index.json and unet/config.json (or a bare VAE config.json).
-    ``index``: its model_index.json as ``read_model_index`` gave it, so that a scan reads it once."""
+    ``index``: its model_index.json as ``read_model_index`` gave it, so that a scan reads it once; ``configs``, where
+    given, gets the component configs read here, by their place in the folder ("unet/config.json"), for the
+    folder's checks (``models.check_model_folder``) to reuse."""
     path = Path(path)
     index = index if index is not None else read_model_index(path)
     if index is None:
@@ -187,6 +190,8 @@ def detect_folder_kind(path: Path, index: dict[str, Any] | None = None) -> Model
     if not re.fullmatch(r"StableDiffusion(XL)?(Img2Img|Inpaint)?Pipeline", name):
         return UNKNOWN_KIND
     unet = _read_json(path / "unet" / "config.json") or {}
+    if unet and configs is not None:
+        configs["unet/config.json"] = unet
     inpainting = "Inpaint" in name or unet.get("in_channels") == 9
     turbo = "turbo" in path.name.lower()
     width = unet.get("cross_attention_dim")

@@ -21,7 +21,7 @@ from studio.core.hashing import Progress, is_hashed, lora_hash, model_hash
 from studio.core.lora_kinds import lycoris_problem
 from studio.core.model_kind import ModelKind, model_part, part_problem
 from studio.core.model_kinds import detect_folder_kind, detect_kind, read_model_index
-from studio.core.paths import is_link_loop, real_path
+from studio.core.paths import files_under, real_path, real_path_or_loop
 from studio.core.units import format_size  # noqa: F401 - where callers have found it
 from studio.core.weight_files import check_weights_file
 
@@ -145,8 +145,8 @@ def scan_library(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryI
                                      "drive that is not plugged in); its models come back when it is, or unlink it.")
             continue
         for item in _scan_root(root, source):
-            resolved = real_path(item.path)
-            if is_link_loop(item.path):  # listed with why, and the rest of the library still is
+            resolved, loop = real_path_or_loop(item.path)
+            if loop:  # listed with why, and the rest of the library still is
                 item = replace(item, kind="unknown", family="", label="Unusable",
                                problem=f"{item.path.name} is a symbolic link that leads back to itself (a link "
                                "loop), so it cannot be read; fix or delete the link.")
@@ -228,7 +228,8 @@ def item_for_folder(path: Path, source: str) -> LibraryItem:
     """A diffusers pipeline folder, or a single component folder (a VAE, an image encoder)."""
     try:
         index = read_model_index(path)  # read once: the kind, the checks and the class check all use it
-        kind = detect_folder_kind(path, index)
+        configs: dict[str, dict] = {}  # the component configs the kind was read from, for the checks
+        kind = detect_folder_kind(path, index, configs)
     except ModelError as exc:
         return LibraryItem(path.name, path, "unknown", "", "Unusable", 0, source, is_folder=True, problem=str(exc))
     config = _transformers_config(path) if kind.kind == "unknown" else {}
@@ -238,14 +239,15 @@ def item_for_folder(path: Path, source: str) -> LibraryItem:
         kind = ModelKind("annotator", label="Depth map model (Depth Anything)", detail=architecture)
     elif architecture:  # a text encoder found loose is a part of a model, not an image encoder
         kind = model_part(architecture) or ModelKind("image-encoder", label=f"Image encoder ({architecture})")
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and f.suffix in WEIGHT_SUFFIXES)
+    files = files_under(path)  # listed once: the size and the model's checks both read it
+    size = sum(file_size for file, file_size in files if file.suffix in WEIGHT_SUFFIXES)
     source = _downloaded_from(path) or source
     problem = ""
     if kind.kind == "checkpoint":
         from studio.core.models import check_model_folder
 
         try:
-            check_model_folder(path, index)
+            check_model_folder(path, index, files, configs)
         except ModelError as exc:
             problem = str(exc)
         problem = problem or unloadable_reason(kind, path.name) or _missing_class_problem(path, index)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import stat
+from collections.abc import Collection
 from pathlib import Path
 
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.model_kind import ModelKind, with_article
 from studio.core.model_kinds import detect_kind
 from studio.core.model_library import ModelEntry, checkpoints, scan_library, unloadable_reason
-from studio.core.paths import real_path
-from studio.core.weight_files import check_weights_file, pickle_refusal, special_file_problem
+from studio.core.paths import files_under, real_path
+from studio.core.weight_files import (check_weights_file, file_mode, pickle_refusal, special_file_problem,
+                                      special_mode_problem)
 
 PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle")
 SAFE_SUFFIX = ".safetensors"
@@ -77,20 +80,25 @@ def checkpoint_kind(path: Path) -> ModelKind:
     return kind
 
 
-def check_model_folder(path: Path, index: dict | None = None) -> None:
-    """Raise ModelError with one sentence unless path is a diffusers folder of safetensors weights. ``index``: its
-    model_index.json, already parsed (a scan reads it once)."""
-    if not path.exists():
+def check_model_folder(path: Path, index: dict | None = None, files: list[tuple[Path, int]] | None = None,
+                       configs: dict[str, dict] | None = None) -> dict | None:
+    """Raise ModelError with one sentence unless path is a diffusers folder of safetensors weights; else its
+    model_index.json, parsed (None for a single-file checkpoint), for the loader to use as it is. ``index``: the
+    model_index.json, already parsed, ``files``: its files as ``files_under`` listed them, and ``configs``:
+    component configs already read, by their place in the folder (a scan reads and lists each once)."""
+    mode = file_mode(path)  # one look-up: there? a special file? a file?
+    if mode is None:
         raise ModelError(f"The model {path} does not exist.")
-    if special := special_file_problem(path):
+    if special := special_mode_problem(path, mode):
         raise ModelError(special)
-    if path.is_file():
+    if stat.S_ISREG(mode):
         checkpoint_kind(path)
-        return
-    if not is_diffusers_folder(path):
+        return None
+    if index is None and not is_diffusers_folder(path):  # an index given was read from it
         raise ModelError(f"{path} is not a diffusers model folder (it has no {MODEL_INDEX}).")
-    weights = [p for p in path.rglob("*")
-               if p.is_file() and p.relative_to(path).parts[0] not in SKIPPED_COMPONENTS]
+    depth = len(path.parts)  # a file's part of the folder is the first name below it
+    listed = [p for p, _ in (files if files is not None else files_under(path))]
+    weights = [p for p in listed if p.parts[depth] not in SKIPPED_COMPONENTS]
     safe_dirs = {p.parent for p in weights if p.name.endswith(SAFE_SUFFIX)}
     pickles = [p for p in weights if p.suffix.lower() in PICKLE_SUFFIXES and p.parent not in safe_dirs]
     if pickles:
@@ -107,13 +115,13 @@ def check_model_folder(path: Path, index: dict | None = None) -> None:
     if not isinstance(named, dict):
         raise ModelError(f"The {MODEL_INDEX} of the model {path.name} could not be read as a JSON object of its "
                          "components.")
-    weighted = {p.relative_to(path).parts[0] for p in weights
+    weighted = {p.parts[depth] for p in weights
                 if p.name.endswith(SAFE_SUFFIX) or p.suffix.lower() in PICKLE_SUFFIXES}
     for component in WEIGHT_COMPONENTS:
         entry = named.get(component)
         if isinstance(entry, list) and entry and entry[0] is not None and component not in weighted:
             raise ModelError(f"The model {path.name} has no weights for its {component}{INCOMPLETE}")
-    if problem := component_problem(path, named):
+    if problem := component_problem(path, named, configs, set(listed)):
         raise ModelError(problem)
     for weights_file in sorted(p for p in weights if p.name.endswith(SAFE_SUFFIX)):
         try:  # headers only: a truncated or emptied file is refused here, not halfway through a load
@@ -121,23 +129,28 @@ def check_model_folder(path: Path, index: dict | None = None) -> None:
         except ModelError as exc:
             raise ModelError(f"The model {path.name} has a damaged weights file, "
                              f"{weights_file.relative_to(path)}: {str(exc).rstrip('.')}.") from None
+    return named
 
 
-def component_problem(path: Path, named: dict) -> str:
+def component_problem(path: Path, named: dict, configs: dict[str, dict] | None = None,
+                      listed: Collection[Path] = ()) -> str:
     """Why a component model_index.json names cannot be loaded (its folder or config file is missing or is not
-    JSON), as one sentence; "" when every one has what diffusers reads first."""
+    JSON), as one sentence; "" when every one has what diffusers reads first. ``configs``: those already read;
+    ``listed``: files known to be there (the folder's listing), so that only the others are looked for."""
     for component, entry in named.items():
         if component.startswith("_") or component in SKIPPED_COMPONENTS or not isinstance(entry, list) \
                 or len(entry) != 2 or None in entry:
             continue
         names = COMPONENT_FILES.get(component, ("config.json",))
-        found = next((path / component / name for name in names if (path / component / name).is_file()), None)
+        found = next((file for file in (path / component / name for name in names)
+                      if file in listed or file.is_file()), None)
         if found is None:
             return (f"The model {path.name} is missing {component}/{names[0]}, which its {component} is loaded "
                     f"from{INCOMPLETE}")
         if found.name.endswith("config.json"):
+            config = (configs or {}).get(f"{component}/{found.name}")
             try:
-                config = json.loads(found.read_text(encoding="utf-8"))
+                config = config if config is not None else json.loads(found.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, ValueError):
                 config = None
             if not isinstance(config, dict):

@@ -91,11 +91,42 @@ def config_folder_problem(paths: StudioPaths) -> str | None:
 
 def real_path(path: Path) -> Path:
     """``path.resolve()``; where a symbolic link loop (a → b → a) keeps it from resolving, the absolute path as it
-    is (``resolve()`` raises RuntimeError for a loop), so one bad link cannot stop a scan; is_link_loop tells."""
+    is (``resolve()`` raises RuntimeError for a loop), so one bad link cannot stop a scan; real_path_or_loop tells."""
+    return real_path_or_loop(path)[0]
+
+
+def real_path_or_loop(path: Path) -> tuple[Path, bool]:
+    """``real_path(path)``, and whether a symbolic link loop kept it from resolving, from one resolve (each one
+    looks up every part of the path)."""
     try:
-        return path.expanduser().resolve()
+        return path.expanduser().resolve(), False
     except (RuntimeError, OSError):
-        return path.expanduser().absolute()
+        return path.expanduser().absolute(), True
+
+
+def files_under(folder: Path) -> list[tuple[Path, int]]:
+    """Every file under ``folder`` with its size in bytes, from one listing of each folder (a model folder's checks
+    and its size share it): links to files are followed, links to folders are not (as ``Path.rglob``), and what
+    cannot be read (a dangling link, a folder without permission) is left out. A folder's own files come before its
+    sub-folders' (``rglob``'s order, which the sentences naming files keep)."""
+    found: list[tuple[Path, int]] = []
+    try:
+        with os.scandir(folder) as listing:
+            entries = list(listing)
+    except OSError:
+        return found
+    below: list[Path] = []
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                below.append(folder / entry.name)
+            elif entry.is_file():
+                found.append((folder / entry.name, entry.stat().st_size))
+        except OSError:
+            continue
+    for sub in below:
+        found.extend(files_under(sub))
+    return found
 
 
 def path_inside(folder: str | os.PathLike[str], path: str | os.PathLike[str]) -> str | None:
@@ -106,14 +137,6 @@ def path_inside(folder: str | os.PathLike[str], path: str | os.PathLike[str]) ->
         if inside.is_relative_to(root) and inside != root:
             return inside.relative_to(root).as_posix()
     return None
-
-
-def is_link_loop(path: Path) -> bool:
-    try:
-        path.expanduser().resolve()
-    except (RuntimeError, OSError):
-        return True
-    return False
 
 
 @functools.cache  # resolved once: the window asks for it per icon (49 times before its first frame, 7-8 ms)

@@ -14,9 +14,10 @@ import stat
 import struct
 import subprocess
 from collections.abc import Iterable, KeysView
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from studio.core.errors import ModelError, os_reason
 
@@ -96,9 +97,14 @@ class SafetensorsInfo:
 def sniff_weights_format(path: Path) -> str:
     """"safetensors", "pickle", "torch-zip", "gguf" or "unknown", from the first bytes of the file."""
     with open(path, "rb") as handle:
-        head = handle.read(_SNIFF_BYTES)
-        if head.startswith(_ZIP_MAGIC):
-            return TORCH_ZIP if _zip_has_data_pkl(handle, head) else UNKNOWN
+        return _sniff(handle)
+
+
+def _sniff(handle: BinaryIO) -> str:
+    """``sniff_weights_format`` of a file open at its start."""
+    head = handle.read(_SNIFF_BYTES)
+    if head.startswith(_ZIP_MAGIC):
+        return TORCH_ZIP if _zip_has_data_pkl(handle, head) else UNKNOWN
     if head.startswith(b"GGUF"):
         return GGUF
     # Before the pickle check: a header length like 0x280 also starts with the bytes of a PROTO opcode.
@@ -229,8 +235,15 @@ def read_safetensors_header(path: Path) -> SafetensorsInfo:
     """
     path = Path(path)
     refuse_special_file(path)
+    return _read_header(path)
+
+
+def _read_header(path: Path, opened: BinaryIO | None = None) -> SafetensorsInfo:
+    """``read_safetensors_header`` for a path known not to be a special file; ``opened``: the file, already open
+    (the gate sniffs and reads it from one open), which the caller closes."""
     try:
-        with open(path, "rb") as handle:
+        with nullcontext(opened) if opened is not None else open(path, "rb") as handle:
+            handle.seek(0)
             file_size = os.fstat(handle.fileno()).st_size
             prefix = handle.read(8)
             if len(prefix) < 8:
@@ -286,6 +299,22 @@ def special_file_problem(path: Path) -> str:
         mode = path.stat().st_mode
     except OSError:
         return ""  # opening it says what is wrong
+    return special_mode_problem(path, mode)
+
+
+def file_mode(path: Path) -> int | None:
+    """``path``'s st_mode (links followed), from one look-up; None where nothing is there by ``Path.exists``'s rule
+    (a missing file, a dangling link, a link loop), whose other failures (no permission) raise as they did."""
+    try:
+        return path.stat().st_mode
+    except (OSError, ValueError):
+        if not path.exists():
+            return None
+        return path.stat().st_mode
+
+
+def special_mode_problem(path: Path, mode: int) -> str:
+    """``special_file_problem`` for a path whose ``st_mode`` is already known (``file_mode``)."""
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return ""
     from studio.core.images import special_file_kind  # the one wording for special files (images say it too)
@@ -302,24 +331,32 @@ def check_weights_file(path: Path) -> SafetensorsInfo:
     """The gate every weight load, import and library scan goes through: the validated safetensors header, or
     ModelError with one sentence (the same sentence for the same file, whichever path met it)."""
     path = Path(path)
-    if not path.exists():
+    mode = file_mode(path)  # one look-up for whether it is there, a folder or a special file
+    if mode is None:
         raise ModelError(f"There is no weights file at {path}.")
-    if path.is_dir():
+    if stat.S_ISDIR(mode):
         raise ModelError(f"{path} is a folder, not a weights file.")
-    refuse_special_file(path)
+    if special := special_mode_problem(path, mode):
+        raise ModelError(special)
     try:
-        kind = sniff_weights_format(path)
+        handle = open(path, "rb")  # once: its first bytes tell the format, then its header is read
     except OSError as exc:
         raise ModelError(f"Could not read {path.name}: {os_reason(exc)}.") from None
-    if kind in (PICKLE, TORCH_ZIP):
-        raise ModelError(pickle_refusal(path))
-    if kind == GGUF:
-        raise ModelError(f"{path.name} is a GGUF file, not a safetensors file; Studio only loads safetensors weights.")
-    if kind == UNKNOWN and path.suffix.lower() != ".safetensors":
-        raise ModelError(f"{path.name} is not a safetensors file (its first bytes match no weights format "
-                         "Studio knows); Studio only loads safetensors weights.")
-    # Named .safetensors but damaged: the header reader says exactly what is wrong.
-    return read_safetensors_header(path)
+    with handle:
+        try:
+            kind = _sniff(handle)
+        except OSError as exc:
+            raise ModelError(f"Could not read {path.name}: {os_reason(exc)}.") from None
+        if kind in (PICKLE, TORCH_ZIP):
+            raise ModelError(pickle_refusal(path))
+        if kind == GGUF:
+            raise ModelError(f"{path.name} is a GGUF file, not a safetensors file; Studio only loads safetensors "
+                             "weights.")
+        if kind == UNKNOWN and path.suffix.lower() != ".safetensors":
+            raise ModelError(f"{path.name} is not a safetensors file (its first bytes match no weights format "
+                             "Studio knows); Studio only loads safetensors weights.")
+        # Named .safetensors but damaged: the header reader says exactly what is wrong.
+        return _read_header(path, handle)
 
 
 def numbers_in(paths: Iterable[Path]) -> int:

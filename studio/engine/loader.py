@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from concurrent.futures import Future
@@ -100,7 +99,7 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
     if is_file:
         kind = checkpoint_kind(path)  # ModelError with one sentence when refused, as below
     else:
-        check_model_folder(path)
+        index = check_model_folder(path)  # read once: loading uses it as the check parsed it
     files = model_files_key(path)  # as they are before they are read
     hashing = in_background(lambda: _hash_of(path, files, hash_cache), path)  # only the pictures' metadata waits
     quiet_imports()
@@ -112,7 +111,7 @@ def load_model(path: Path, device: DeviceInfo, hash_cache: Path | None = None, *
         pipe = _as_text2img(pipe)
         name = path.stem
     else:
-        pipe = _load_folder(path, device)
+        pipe = _load_folder(path, device, index)
         name = path.name
     pipe.set_progress_bar_config(disable=True)
     if device.kind == "cpu":
@@ -142,11 +141,7 @@ def _hash_of(path: Path, files: ModelStamp, hash_cache: Path | None) -> str:
     return digest
 
 
-def _load_folder(path: Path, device: DeviceInfo) -> Any:
-    try:
-        index = json.loads((path / MODEL_INDEX).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"The {MODEL_INDEX} of {path.name} could not be read: {exc}.") from None
+def _load_folder(path: Path, device: DeviceInfo, index: dict) -> Any:
     kwargs: dict[str, Any] = {}
     if "safety_checker" in index:
         kwargs.update(safety_checker=None, requires_safety_checker=False)

@@ -366,3 +366,101 @@ def test_a_scan_reads_each_model_folders_model_index_once(tiny_model_dir, tmp_pa
     items = scan_library(models)
     assert sorted((item.name, item.usable) for item in items) == [("alpha", True), ("beta", True), ("gamma", True)]
     assert reads == {"alpha": 1, "beta": 1, "gamma": 1}
+
+
+def test_a_scan_lists_each_model_folders_files_once(tiny_model_dir, tmp_path, monkeypatch):
+    """A scan walked a diffusers folder's files twice (rglob lists each folder twice, too): for the folder's checks
+    and for its size; one listing now gives both."""
+    import os
+    import shutil
+    from collections import Counter
+
+    models = tmp_path / "models"
+    for name in ("alpha", "beta"):
+        shutil.copytree(tiny_model_dir, models / name)
+    listings: Counter[str] = Counter()
+    scandir = os.scandir
+
+    def counting_scandir(path=".", *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        listings[Path(path).relative_to(models).as_posix()] += 1
+        return scandir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "scandir", counting_scandir)
+    items = scan_library(models)
+    assert sorted((item.name, item.usable, item.size > 0) for item in items) == [("alpha", True, True),
+                                                                                   ("beta", True, True)]
+    parts = {f"{name}/{part.name}" for name in ("alpha", "beta") for part in tiny_model_dir.iterdir() if part.is_dir()}
+    assert parts and {place: listings[place] for place in parts} == dict.fromkeys(parts, 1)
+
+
+def test_a_scan_reads_each_model_folders_unet_config_once(tiny_model_dir, tmp_path, monkeypatch):
+    """A scan read a diffusers folder's unet/config.json twice: for its kind (SD 1.x, inpainting) and for the
+    folder's checks (that every component has a config naming its class)."""
+    import shutil
+    from collections import Counter
+
+    models = tmp_path / "models"
+    for name in ("alpha", "beta"):
+        shutil.copytree(tiny_model_dir, models / name)
+    reads: Counter[str] = Counter()
+    read_text = Path.read_text
+
+    def counting_read_text(self: Path, *args, **kwargs) -> str:  # noqa: ANN002, ANN003
+        if self.is_relative_to(models):
+            reads[self.relative_to(models).as_posix()] += 1
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting_read_text)
+    items = scan_library(models)
+    assert sorted((item.name, item.usable) for item in items) == [("alpha", True), ("beta", True)]
+    assert reads["alpha/unet/config.json"] == reads["beta/unet/config.json"] == 1
+    assert reads["alpha/vae/config.json"] == 1  # the checks still read the configs the kind did not
+
+
+def test_a_scan_does_not_look_again_for_the_component_files_the_folders_listing_found(tiny_model_dir, tmp_path,
+                                                                                        monkeypatch):
+    """The folder's checks looked up (a stat each) every component's config file the folder's listing had just
+    found; they look only for the ones it did not find."""
+    import shutil
+    from collections import Counter
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model_dir, models / "alpha")
+    looked: Counter[str] = Counter()
+    is_file = Path.is_file
+
+    def counting_is_file(self: Path) -> bool:
+        if self.is_relative_to(models):
+            looked[self.relative_to(models).as_posix()] += 1
+        return is_file(self)
+
+    monkeypatch.setattr(Path, "is_file", counting_is_file)
+    items = scan_library(models)
+    assert [(item.name, item.usable) for item in items] == [("alpha", True)]
+    configs = ["alpha/vae/config.json", "alpha/text_encoder/config.json", "alpha/scheduler/scheduler_config.json"]
+    assert {config: looked[config] for config in configs} == dict.fromkeys(configs, 0)
+    assert all((models / config).is_file() for config in configs)  # they are there, and the counting sees a look
+    assert {config: looked[config] for config in configs} == dict.fromkeys(configs, 1)
+
+
+def test_a_scan_resolves_each_items_path_once_for_where_it_is_and_whether_it_loops(tiny_model_dir, tmp_path,
+                                                                                     monkeypatch):
+    """A scan resolved every item's path (a look-up of each part of it) twice in a row: for where it really is and
+    to tell a link loop; one resolve tells both. (The folder walk resolves each folder once more, to read it once.)"""
+    import shutil
+    from collections import Counter
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_model_dir, models / "alpha")
+    (models / "loop.safetensors").symlink_to(models / "loop.safetensors")
+    resolved: Counter[str] = Counter()
+    resolve = Path.resolve
+
+    def counting_resolve(self: Path, *args, **kwargs) -> Path:  # noqa: ANN002, ANN003
+        resolved[self.name] += 1
+        return resolve(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "resolve", counting_resolve)
+    items = {item.name: item for item in scan_library(models)}
+    assert items["alpha"].usable and "link loop" in items["loop"].problem
+    assert resolved["alpha"] == 2 and resolved["loop.safetensors"] == 1

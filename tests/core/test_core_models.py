@@ -272,3 +272,46 @@ def test_a_model_named_that_is_another_kind_or_cannot_be_used_is_said_so(tmp_pat
     assert said["4x"].startswith("4x is an Upscaler") and said["4x"].endswith(", not a model to generate with.")
     assert "pickle" in said["old"]
     assert said["nothing"] == f"No model file or folder named 'nothing' was found (looked in {models})."
+
+
+def test_a_folders_files_are_listed_as_rglob_finds_them_with_their_sizes(tmp_path):
+    """The one listing a model folder's checks and size share: files in rglob's order (the sentences naming files
+    keep it), links to files followed, links to folders not, dangling links left out."""
+    from studio.core.paths import files_under
+
+    model = make_model(tmp_path / "m", weights=("unet/a.safetensors", "vae/b.bin", "unet/sub/c.safetensors"))
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "far.safetensors").write_bytes(b"x" * 5)
+    os.symlink(tmp_path / "outside" / "far.safetensors", model / "linked.safetensors")
+    os.symlink(tmp_path / "outside", model / "linked-folder")
+    os.symlink(tmp_path / "gone", model / "dangling.safetensors")
+    listed = files_under(model)
+    assert [path for path, _ in listed] == [p for p in model.rglob("*") if p.is_file()]
+    assert dict(listed)[model / "linked.safetensors"] == 5
+    assert all(size == path.stat().st_size for path, size in listed)
+    assert files_under(tmp_path / "nowhere") == []
+
+
+def test_a_model_folders_checks_look_the_folder_up_once(tmp_path, monkeypatch):
+    """The checks looked the folder up three times (there? a special file? a file?) and, given the model_index.json a
+    scan had just read, looked that up again too; one look-up tells the three, and an index given was there."""
+    from pathlib import Path
+
+    from studio.core.paths import files_under
+
+    model = make_model(tmp_path / "m")
+    index = json.loads((model / "model_index.json").read_text(encoding="utf-8"))
+    files = files_under(model)
+    looks: list[Path] = []
+    stat = Path.stat
+
+    def counting_stat(self: Path, *args, **kwargs) -> os.stat_result:  # noqa: ANN002, ANN003
+        looks.append(self)
+        return stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", counting_stat)
+    assert check_model_folder(model, index, files) == index
+    assert looks.count(model) == 1 and model / "model_index.json" not in looks
+    looks.clear()
+    check_model_folder(model)  # on its own it still finds its model_index.json
+    assert looks.count(model) == 1 and model / "model_index.json" in looks

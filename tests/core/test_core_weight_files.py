@@ -287,3 +287,43 @@ def test_a_named_pipe_is_no_weights_file_and_is_never_opened(tmp_path):
         with pytest.raises(ModelError) as err:
             read(pipe)
         assert str(err.value) == f"{pipe} is a named pipe (FIFO), not a weights file."
+
+
+def test_the_gate_looks_a_file_up_once(tmp_path, monkeypatch):
+    """The gate looked a weights file up four times (there? a folder? a special file? and again before its header),
+    for each of a library's weights files on every scan; one look-up tells all three."""
+    path = tmp_path / "m.safetensors"
+    save_file({"w": np.zeros((2, 2), dtype=np.float32)}, str(path))
+    looks: list[Path] = []
+    stat = Path.stat
+
+    def counting_stat(self: Path, *args, **kwargs) -> os.stat_result:  # noqa: ANN002, ANN003
+        looks.append(self)
+        return stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", counting_stat)
+    assert check_weights_file(path).shape("w") == (2, 2)
+    assert looks == [path]
+    looks.clear()
+    assert read_safetensors_header(path).shape("w") == (2, 2)  # it still refuses a special file on its own
+    assert looks == [path]
+
+
+def test_the_gate_opens_a_file_once(tmp_path, monkeypatch):
+    """The gate opened each weights file twice: once for its first bytes (is it a pickle?), once for its header."""
+    import builtins
+
+    import studio.core.weight_files as weight_files
+
+    path = tmp_path / "m.safetensors"
+    save_file({"w": np.zeros((2, 3), dtype=np.float32)}, str(path))
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(weight_files, "open", counting_open, raising=False)
+    assert check_weights_file(path).shape("w") == (2, 3)
+    assert opened == [str(path)]

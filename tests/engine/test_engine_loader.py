@@ -77,6 +77,22 @@ def test_loads_a_diffusers_folder(tiny_model_dir, cpu, tmp_path, no_torch_load):
 
 
 
+def test_loading_a_folder_reads_its_model_index_once(tiny_model_dir, cpu, monkeypatch):
+    """The loader read model_index.json again right after the folder's checks had read and parsed it."""
+    reads = []
+    read_text = Path.read_text
+
+    def counting_read_text(self: Path, *args, **kwargs) -> str:  # noqa: ANN002, ANN003
+        if self.name == "model_index.json":
+            reads.append(self)
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counting_read_text)
+    model = load_model(tiny_model_dir, cpu)
+    assert model.text2img.unet is not None and model.base_scheduler_config["_class_name"] == "EulerDiscreteScheduler"
+    assert reads == [tiny_model_dir / "model_index.json"]
+
+
 def test_the_model_is_hashed_beside_its_load_and_only_the_metadata_waits_for_it(tiny_model_dir, cpu, tmp_path,
                                                                                 monkeypatch):
     """Hashing reads the whole file (2-7 GB): the first load of every model used to wait for it."""
