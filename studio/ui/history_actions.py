@@ -170,10 +170,12 @@ class HistoryActions(StylePresetActions, QObject):
         return await self._checked(partial(changed_file_warnings, label=entry_name(entry)), entry)
 
     async def _checked(self, check: Callable[..., list[str]], *made: object) -> list[str]:
-        """``check(*made, models folder, hash cache)`` in a worker thread: hashing may take seconds."""
+        """``check(*made, models folder, hash cache, linked=the linked folders)`` in a worker thread: hashing may
+        take seconds."""
+        settings = self.window.settings
         try:
-            return await asyncio.to_thread(check, *made, self.window.settings.models_dir,
-                                           self.window.cache_dir / "model-hashes.json")
+            return await asyncio.to_thread(partial(check, linked=list(settings.extra_model_paths)), *made,
+                                           settings.models_dir, self.window.cache_dir / "model-hashes.json")
         except (OSError, StudioError) as exc:  # an unreadable model: the run or the load says what is wrong
             return [f"Studio could not check its files: {first_line(exc)}."]
 
