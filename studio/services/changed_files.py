@@ -26,7 +26,7 @@ from studio.core.images import read_recipe
 from studio.core.metadata import Recipe
 from studio.core.model_library import KIND_FOLDERS, LibraryItem, scan_library
 from studio.core.models import SAFE_SUFFIX, find_weights, find_weights_or_folder
-from studio.core.prompt_loras import the_one_named
+from studio.core.prompt_loras import the_library_lora
 from studio.services.history_reuse import chosen_loras_and_vae, picture_recipe
 from studio.services.history_store import HistoryEntry
 
@@ -136,7 +136,7 @@ def file_change_warning(recorded: RecordedFile, models_root: Path, hash_cache: P
     """A sentence when the file is missing or is not the one recorded (by its hash), else None. ``library``: the
     model library's listing, where a file not in the models folder's folder for its kind is looked for by name."""
     what = f"The {recorded.kind} {recorded.name!r}"
-    path = _find(recorded, models_root, library or (lambda: scan_library(models_root)))
+    path = _find(recorded, models_root, hash_cache, library or (lambda: scan_library(models_root)))
     try:
         current = _current_hash(recorded, path, hash_cache) if path is not None else ""
     except (OSError, StudioError) as exc:
@@ -174,10 +174,11 @@ def _recorded_lora_and_vae_files(params: dict) -> list[RecordedFile]:
     return files
 
 
-def _find(recorded: RecordedFile, models_root: Path, library: Library) -> Path | None:
+def _find(recorded: RecordedFile, models_root: Path, hash_cache: Path | None, library: Library) -> Path | None:
     """The file a rerun loads for it: by the engine's rules (``find_lora``, ``find_vae``, ``find_controlnet``),
     else the library's usable one of its kind by that name (one in a linked folder, as the window and
-    ``studio generate`` choose it); None when there is none, or only a pickle Studio would refuse."""
+    ``studio generate`` choose it), or a LoRA's by its alias (A1111's ``<lora:ALIAS>``), else by the hash the
+    picture recorded for it; None when there is none, or only a pickle Studio would refuse."""
     kind = recorded.kind.lower()
     folder = models_root / KIND_FOLDERS[kind]
     try:
@@ -187,9 +188,19 @@ def _find(recorded: RecordedFile, models_root: Path, library: Library) -> Path |
         return None
     if path is not None:
         return path
-    match = the_one_named(recorded.chosen, (item for item in library() if item.kind == kind),
-                          lambda item: (item.name, item.path.name))
-    return match.path if match is not None and match.usable else None
+    match = the_library_lora(recorded.chosen, (item for item in library() if item.kind == kind and item.usable),
+                             lambda item: (item.name, item.path.name), lambda item: item.alias,
+                             recorded.digest if recorded.kind == "LoRA" else "",
+                             lambda item: _hash_or_nothing(recorded, item.path, hash_cache))
+    return match.path if match is not None else None
+
+
+def _hash_or_nothing(recorded: RecordedFile, path: Path, hash_cache: Path | None) -> str:
+    """The file's hash as ``_current_hash`` gives it; "" for one that cannot be read (it is not the one sought)."""
+    try:
+        return _current_hash(recorded, path, hash_cache)
+    except (OSError, StudioError):
+        return ""
 
 
 def _current_hash(recorded: RecordedFile, path: Path, hash_cache: Path | None) -> str:

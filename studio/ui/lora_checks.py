@@ -9,7 +9,7 @@ from pathlib import Path
 from studio.core.errors import InvalidRequest
 from studio.core.model_library import LibraryItem
 from studio.core.outside_library import family_label, is_path, short_name
-from studio.core.prompt_loras import tag_name, the_one_named
+from studio.core.prompt_loras import tag_name, the_library_lora
 from studio.core.requests import LoraChoice
 
 
@@ -35,8 +35,10 @@ class LoraLibrary:
         """The library's LoRA of this name, file name or path: the same spelling first, then another case (as
         A1111 and the file systems of Windows and macOS find it), so "INK" and "ink" are one LoRA however it was
         added; the job is handed the file's path, which the engine finds on any system. Two LoRAs differing only in
-        case are not guessed between (as the engine and the command line do not)."""
-        return the_one_named(name, self.loras, lambda item: (item.name, item.path.name, str(item.path)))
+        case are not guessed between (as the engine and the command line do not). Else the one LoRA with that alias
+        (its ss_output_name, which A1111 tags and records it by when its "use alias" option is on)."""
+        return the_library_lora(name, self.loras, lambda item: (item.name, item.path.name, str(item.path)),
+                                lambda item: item.alias)
 
     def library_path(self, name: str) -> str:
         """A recorded name ("ink", "ink.safetensors") as the library's file, when it has one of that name."""

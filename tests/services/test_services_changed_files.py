@@ -207,3 +207,22 @@ def test_an_entry_s_files_in_a_linked_folder_are_not_missing(models, tmp_path):
     entry = HistoryEntry(prompt="a fox", seed=7, steps=2, params=params)
     assert changed_file_warnings(entry, models, linked=[webui]) == []
     assert len(changed_file_warnings(entry, models)) == 2
+
+
+def test_a_picture_s_lora_recorded_by_its_alias_or_renamed_since_is_found_by_alias_then_by_hash(models, tmp_path):
+    # A1111 with "use alias" records "Lora hashes: zelda_v2: …" for princess_zelda.safetensors (ss_output_name
+    # zelda_v2): it was said to be missing, as was a LoRA renamed since the picture was made.
+    from model_files import aliased_lora
+
+    from studio.core.metadata import LoraRecord
+
+    webui = tmp_path / "sd-webui"
+    zelda = aliased_lora(webui / "models" / "Lora" / "princess_zelda.safetensors", "zelda_v2")
+    renamed = aliased_lora(models / "loras" / "ink_final.safetensors", "", fill=5)
+    records = (LoraRecord("zelda_v2", lora_hash(zelda), 0.8), LoraRecord("ink", lora_hash(renamed), 0.5),
+               LoraRecord("gone", "0123456789ab", 1))
+    recipe = Recipe("a fox", "", 2, "Euler", 5, 7, 8, 8, "dream", loras=records)
+    picture = save_image(Image.new("RGB", (8, 8)), tmp_path / "fox.png", recipe)
+    assert picture_file_warnings(picture, None, models, tmp_path / "hashes.json", linked=[webui]) == [
+        "The LoRA 'gone' this picture was made with (hash 0123456789ab) is missing, so it cannot be made the same way "
+        "again."]
