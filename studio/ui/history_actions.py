@@ -21,6 +21,7 @@ from studio.core.image_inspection import inspect_image
 from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
+from studio.core.metadata import LoraRecord
 from studio.core.settings_sections import PostStepSetting
 from studio.core.style_weights import style_weights_dir
 from studio.plugin_host.registry import POSTPROCESSOR, Registry
@@ -226,6 +227,11 @@ class HistoryActions(StylePresetActions, QObject):
         tool = info.tool or "an unknown tool"
         loaded = " ".join([f"Loaded the parameters of {path.name} (made by {tool}){chain}.", *notes, *info.notes])
         self.window.status.set_message(loaded)
+        box, hashes = self.panel.lora_box, self.window.cache_dir / "model-hashes.json"
+        records = [LoraRecord(r["name"], r.get("hash", ""), r["weight"]) for r in info.lora_records()]
+        renamed = await asyncio.to_thread(box.found_by_hash, records, hashes)
+        if renamed and load == self._loads:  # LoRAs renamed since the picture was made: found by their hashes
+            box.rename(renamed)
         warnings = await self._checked(picture_file_warnings, path, Path(model_path) if model_path else None)
         if warnings and load == self._loads:
             self.window.status.set_message(_warned(loaded, warnings))
