@@ -18,7 +18,7 @@ from studio.core.model_library import KIND_FOLDERS, LibraryItem, item_for_file, 
 from studio.core.attention_width import CONTEXT_FAMILY
 from studio.core.model_kind import other_kind_sentence
 from studio.core.models import checkpoint_kind, find_weights
-from studio.core.prompt_loras import the_one_named
+from studio.core.prompt_loras import the_library_lora
 from studio.core.requests import LoraChoice
 from studio.core.settings import Settings
 from studio.core.weight_files import check_weights_file
@@ -102,7 +102,8 @@ def find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[ControlG
         sources.append(source if source is not None else find_controlnet(settings.models_dir, name))
         return replace(guide, model=name)
 
-    loras = tuple(replace(c, name=found(c.name.strip(), "lora", partial(find_lora, tag=c.tag))[0])
+    linked = settings.extra_model_paths  # named in find_lora's sentence: found() looks there too
+    loras = tuple(replace(c, name=found(c.name.strip(), "lora", partial(find_lora, tag=c.tag, linked=linked))[0])
                   if c.name.strip() else c for c in loras)
     controls = tuple(with_controlnet(g) if g.model else g for g in controls)
     return loras, found(vae.strip(), "vae", find_vae)[0] if vae.strip() else "", controls, tuple(sources)
@@ -110,8 +111,10 @@ def find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[ControlG
 
 def _library_match(name: str, kind: str, items: list[LibraryItem]) -> LibraryItem | None:
     """The library's model of ``kind`` that ``name`` names (its name or file name), else the one it names but for
-    case (``INK`` for ink, as the window matches it); None when none or several are."""
-    return the_one_named(name, (i for i in items if i.kind == kind), lambda i: (i.name, i.path.name))
+    case (``INK`` for ink, as the window matches it), else the one LoRA with that alias (A1111's <lora:ALIAS>);
+    None when none or several are."""
+    return the_library_lora(name, (i for i in items if i.kind == kind), lambda i: (i.name, i.path.name),
+                            lambda i: i.alias)
 
 
 def _other_kind(name: str, kind: str, items: list[LibraryItem]) -> str:

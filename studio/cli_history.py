@@ -268,7 +268,8 @@ def _rerun(args: argparse.Namespace) -> int:
         RECORDED, checked, recorded_in=f"history entry {entry.id}"))
     check_device(args.device)
     env = GeneratorEnvironment.from_settings(settings, paths, args.device)
-    for warning in changed_file_warnings(entry, env.models_root, paths.cache_dir / "model-hashes.json"):
+    for warning in changed_file_warnings(entry, env.models_root, paths.cache_dir / "model-hashes.json",
+                                         linked=settings.extra_model_paths):
         say_note(warning)  # it names recorded files: data, shown escaped
     say_unless_the_job_will(prepared.notes, prepared.request)  # not those the job says again after "Saved"
     if (note := device_fallback_note(args.device, settings.device)) and prepared.request.generator == "diffusers":

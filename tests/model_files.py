@@ -50,6 +50,17 @@ def lora(path: Path) -> Path:
                         "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": (8, 4)})
 
 
+def aliased_lora(path: Path, alias: str, fill: int = 1) -> Path:
+    """A LoRA whose trainer named it ``alias`` (kohya's ss_output_name), as AUTOMATIC1111's "use alias" option tags
+    it (``<lora:ALIAS:…>``); another ``fill``, another file (and hash)."""
+    shapes = {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": (4, 8),
+              "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": (8, 4)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: np.full(s, fill, np.uint8) for k, s in shapes.items()}, str(path),
+              metadata={"ss_output_name": alias} if alias else None)
+    return path
+
+
 def esrgan(path: Path) -> Path:
     return write(path, {"conv_first.weight": (64, 3, 3, 3), "body.0.rdb1.conv1.weight": (32, 64, 3, 3),
                         "conv_up1.weight": (64, 64, 3, 3), "conv_last.weight": (3, 64, 3, 3)})

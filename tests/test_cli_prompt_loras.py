@@ -144,3 +144,27 @@ def test_a_lora_in_a_linked_folder_is_found_by_its_name_in_another_case(tiny_mod
     settings = Settings(models_dir=home / "models", outputs_dir=home / "outputs", extra_model_paths=[a1111])
     (found,), _, _, _ = find_files((LoraChoice("INK", 0.8),), "", (), settings)
     assert found.name == str(lora)
+
+
+def test_a_tag_naming_a_lora_s_alias_finds_it_and_a_missing_name_says_where_it_was_looked_for(home, tmp_path):
+    # <lora:zelda_v2:0.8> (A1111's alias, the file's ss_output_name) was refused "No LoRA named 'zelda_v2' … Studio
+    # looked for …/loras/zelda_v2.safetensors and for a file at zelda_v2.", leaving out the linked folder it searched.
+    from model_files import aliased_lora
+
+    from studio.cli_addon_files import find_files
+    from studio.core.errors import ModelError
+    from studio.core.requests import LoraChoice
+    from studio.core.settings import Settings
+
+    a1111 = tmp_path / "stable-diffusion-webui"
+    zelda = aliased_lora(a1111 / "models" / "Lora" / "chars" / "princess_zelda.safetensors", "zelda_v2")
+    (a1111 / "models" / "Stable-diffusion").mkdir()
+    settings = Settings(models_dir=home / "models", outputs_dir=home / "outputs", extra_model_paths=[a1111])
+    (found,), _, _, _ = find_files((LoraChoice("zelda_v2", 0.8, tag="<lora:zelda_v2:0.8>"),), "", (), settings)
+    assert found.name == str(zelda)
+    with pytest.raises(ModelError) as refused:
+        find_files((LoraChoice("link", 0.8, tag="<lora:link:0.8>"),), "", (), settings)
+    assert str(refused.value) == (
+        f"No LoRA named 'link' (the prompt's <lora:link:0.8>) was found: Studio looked for "
+        f"{home / 'models' / 'loras' / 'link.safetensors'} and for a file at link, and for a LoRA of that name or "
+        f"alias in the linked folder {a1111}.")

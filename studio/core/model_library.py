@@ -31,6 +31,7 @@ SOURCE_FILE = ".studio-source.json"  # beside a downloaded folder's files: where
 IMPORTS_FILE = ".studio-imports.json"  # in the models folder: where imported files came from
 HUB_ORIGIN = "hub:"  # an import's origin that is a hub repo (a downloaded single file, filed by kind): hub:owner/name
 MAX_DEPTH = 6
+ALIAS_KEY = "ss_output_name"  # kohya's trainer's name for a LoRA, which A1111's "use alias" option tags it by
 MISSING = "Missing"  # the label of a linked file or folder that is not there
 LOADABLE_FAMILIES = ("sd1", "sd2", "sdxl")  # what the built-in generator runs
 # Where imports go, by kind: the names AUTOMATIC1111/ComfyUI people know, and what Studio's features read.
@@ -70,6 +71,7 @@ class LibraryItem:
     hash: str = ""  # AutoV2 short hash, filled in by with_hashes
     duplicate_of: Path | None = None  # the item with the same hash that counts as the original
     linked: bool = False  # found in a linked file or folder, not in Studio's models folder
+    alias: str = ""  # a LoRA's ss_output_name (its trainer's name for it): A1111's <lora:ALIAS> and "Lora hashes" name
 
     @property
     def usable(self) -> bool:
@@ -215,13 +217,15 @@ def item_for_file(path: Path, source: str) -> LibraryItem:
     """One weights file, identified by its contents (a dangling link or unreadable file is listed with why)."""
     try:
         size = path.stat().st_size
-        kind = detect_kind(check_weights_file(path), path.name, path)
+        info = check_weights_file(path)
+        kind = detect_kind(info, path.name, path)
     except OSError as exc:
         return LibraryItem(path.stem, path, "unknown", "", "Unusable", 0, source,
                            problem=f"{path.name} could not be read: {os_reason(exc)}.")
     except ModelError as exc:
         return LibraryItem(path.stem, path, "unknown", "", "Unusable", size, source, problem=str(exc))
-    return replace(_item(path.stem, path, kind, size, source), problem=unloadable_reason(kind, path.name))
+    alias = info.metadata.get(ALIAS_KEY, "").strip() if kind.kind == "lora" else ""
+    return replace(_item(path.stem, path, kind, size, source), problem=unloadable_reason(kind, path.name), alias=alias)
 
 
 def item_for_folder(path: Path, source: str) -> LibraryItem:

@@ -251,3 +251,24 @@ def tag_name(choice: LoraChoice) -> str:
     """The name a LoRA's tag gives it ("ink", where its file was found at a path); a chosen one's own name."""
     tags = read_tags(choice.tag) if choice.tag else []
     return tags[0].name if tags else choice.name
+
+
+def the_library_lora(name: str, loras: Iterable[Named], names: Callable[[Named], Iterable[str]],
+                     alias: Callable[[Named], str], digest: str = "",
+                     hash_of: Callable[[Named], str] | None = None) -> Named | None:
+    """The LoRA ``name`` names: by its name (``the_one_named``), else the only one whose alias (``alias``: the
+    ss_output_name A1111 tags and records a LoRA by when its "use alias" option is on) is ``name`` but for case,
+    else, given the ``digest`` a picture recorded for it (A1111's "Lora hashes"), the one (of those with that alias,
+    if several have it) that ``hash_of`` gives that hash (a LoRA renamed since). None when none is, or several are.
+    Hashes are asked for only when nothing else found it."""
+    listed = list(loras)
+    if (named := the_one_named(name, listed, names)) is not None:
+        return named
+    wanted = name_key(name)
+    aliased = [lora for lora in listed if alias(lora) and name_key(alias(lora)) == wanted]
+    if len(aliased) == 1:
+        return aliased[0]
+    if not digest or hash_of is None:
+        return None
+    hashed = [lora for lora in aliased or listed if (found := hash_of(lora)) and found.lower() == digest.lower()]
+    return hashed[0] if len(hashed) == 1 else None

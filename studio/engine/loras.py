@@ -46,9 +46,10 @@ class LoraFile(NamedTuple):
     weight: float
 
 
-def find_lora(models_root: Path, name: str, tag: str = "") -> Path:
+def find_lora(models_root: Path, name: str, tag: str = "", linked: Sequence[Path] = ()) -> Path:
     """``<models>/loras/<name>.safetensors``, else a .safetensors file at ``name``; ModelError naming both, or the
-    one path a path names (and ``tag``, the prompt's ``<lora:…>`` tag that named it, if one did)."""
+    one path a path names (and ``tag``, the prompt's ``<lora:…>`` tag that named it, if one did). ``linked``: the
+    linked files and folders the caller looked in too (through the model library), named in that sentence."""
     folder = models_root / LORA_FOLDER
     path = find_weights(folder, name) or _named_but_for_case(folder, name)
     if path is None:
@@ -59,8 +60,10 @@ def find_lora(models_root: Path, name: str, tag: str = "") -> Path:
             if given.is_dir():
                 raise ModelError(f"The LoRA {given}{named} is a folder; choose a LoRA's .safetensors file.")
             raise ModelError(f"The LoRA file {given}{named} does not exist (it was removed or moved).")
+        where = f"{'folder' if len(linked) == 1 else 'folders'} {', '.join(map(str, linked))}"
+        also = f", and for a LoRA of that name or alias in the linked {where}" if linked else ""
         raise ModelError(f"No LoRA named {name!r}{named} was found: Studio looked for "
-                         f"{folder / (stem + SAFE_SUFFIX)} and for a file at {Path(name).expanduser()}.")
+                         f"{folder / (stem + SAFE_SUFFIX)} and for a file at {Path(name).expanduser()}{also}.")
     if path.suffix.lower() != SAFE_SUFFIX:  # diffusers picks its reader by the file's name
         check_weights_file(path)  # a picture or a pickle is refused as what it is, before any renaming advice
         raise ModelError(f"The LoRA file {path.name} must be named .safetensors for Studio to load "

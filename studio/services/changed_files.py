@@ -14,6 +14,8 @@ it instant once a file of that size and modification time was hashed): run it of
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from functools import cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,11 +24,13 @@ from studio.core.errors import StudioError, first_line
 from studio.core.hashing import controlnet_hash, lora_hash, model_hash
 from studio.core.images import read_recipe
 from studio.core.metadata import Recipe
-from studio.core.model_library import KIND_FOLDERS
+from studio.core.model_library import KIND_FOLDERS, LibraryItem, scan_library
 from studio.core.models import SAFE_SUFFIX, find_weights, find_weights_or_folder
+from studio.core.prompt_loras import the_library_lora
 from studio.services.history_reuse import chosen_loras_and_vae, picture_recipe
 from studio.services.history_store import HistoryEntry
 
+Library = Callable[[], list[LibraryItem]]  # the model library's listing, scanned when first asked for
 DIFFUSERS_CONFIG = "config.json"  # what makes a folder a diffusers VAE or ControlNet
 OLD_MODEL_HASH_LENGTH = 8  # A1111's "Model hash" before AutoV2
 AUTO_V2_LENGTH = 10  # Studio recorded a LoRA's AutoV2 hash (of the whole file) before it recorded AutoV3's
@@ -41,20 +45,21 @@ class RecordedFile(NamedTuple):
 
 
 def changed_file_warnings(entry: HistoryEntry, models_root: Path, hash_cache: Path | None = None, *,
-                          label: str | None = None) -> list[str]:
+                          label: str | None = None, linked: Sequence[Path] = ()) -> list[str]:
     """One sentence for the entry's checkpoint if it changed, and one for each recorded LoRA, VAE and ControlNet
-    that is missing or is another file now; empty when all are the same or none has a recorded hash. Reads and
+    that is missing or is another file now; empty when all are the same or none has a recorded hash. A file is
+    looked for where the library looks: the models folder and the ``linked`` files and folders. Reads and
     hashes files: call it in a worker thread."""
     warnings = [warning] if (warning := model_change_warning(entry, hash_cache, label=label)) else []
-    return warnings + _file_warnings(recorded_files(entry), models_root, hash_cache)
+    return warnings + _file_warnings(recorded_files(entry), models_root, hash_cache, linked)
 
 
 def picture_file_warnings(picture: Path, model: Path | None, models_root: Path,
-                          hash_cache: Path | None = None) -> list[str]:
+                          hash_cache: Path | None = None, *, linked: Sequence[Path] = ()) -> list[str]:
     """For a picture dropped on the prompt box (Studio's or AUTOMATIC1111's): one sentence if ``model``, the model
     its parameters chose by name, is not the file its recipe's hash names, and one for each LoRA, VAE and ControlNet
-    recorded with a hash that is missing or another file now. Empty for a picture without a recipe. Reads and hashes
-    files: call it in a worker thread."""
+    recorded with a hash that is missing or another file now (looked for in the models folder and the ``linked``
+    files and folders). Empty for a picture without a recipe. Reads and hashes files: call it in a worker thread."""
     try:
         recipe = read_recipe(picture)
     except (StudioError, ValueError, TypeError):  # a damaged recipe only loses what it would have told
@@ -73,11 +78,14 @@ def picture_file_warnings(picture: Path, model: Path | None, models_root: Path,
             warnings.append(f"The model {recipe.model_name!r} in the list is not the file this picture was made with "
                             f"(hash {recipe.model_hash} then, {current} now): the picture may come out different.")
     files = _once(_lora_and_vae_files({}, recipe) + _controlnet_files(recipe.controls))
-    return warnings + _file_warnings(files, models_root, hash_cache)
+    return warnings + _file_warnings(files, models_root, hash_cache, linked)
 
 
-def _file_warnings(files: list[RecordedFile], models_root: Path, hash_cache: Path | None) -> list[str]:
-    return [warning for recorded in files if (warning := file_change_warning(recorded, models_root, hash_cache))]
+def _file_warnings(files: list[RecordedFile], models_root: Path, hash_cache: Path | None,
+                   linked: Sequence[Path]) -> list[str]:
+    library = cache(lambda: scan_library(models_root, linked))  # read once, and only if a name is not found by path
+    return [warning for recorded in files
+            if (warning := file_change_warning(recorded, models_root, hash_cache, library=library))]
 
 
 def model_change_warning(entry: HistoryEntry, hash_cache: Path | None = None, *,
@@ -123,10 +131,12 @@ def _controlnet_files(records: tuple[dict, ...]) -> list[RecordedFile]:
             and isinstance(digest := record.get("hash"), str) and digest]
 
 
-def file_change_warning(recorded: RecordedFile, models_root: Path, hash_cache: Path | None = None) -> str | None:
-    """A sentence when the file is missing or is not the one recorded (by its hash), else None."""
+def file_change_warning(recorded: RecordedFile, models_root: Path, hash_cache: Path | None = None, *,
+                        library: Library | None = None) -> str | None:
+    """A sentence when the file is missing or is not the one recorded (by its hash), else None. ``library``: the
+    model library's listing, where a file not in the models folder's folder for its kind is looked for by name."""
     what = f"The {recorded.kind} {recorded.name!r}"
-    path = _find(recorded, models_root)
+    path = _find(recorded, models_root, hash_cache, library or (lambda: scan_library(models_root)))
     try:
         current = _current_hash(recorded, path, hash_cache) if path is not None else ""
     except (OSError, StudioError) as exc:
@@ -164,16 +174,33 @@ def _recorded_lora_and_vae_files(params: dict) -> list[RecordedFile]:
     return files
 
 
-def _find(recorded: RecordedFile, models_root: Path) -> Path | None:
-    """The file a rerun loads for it, by the engine's rules (``find_lora``, ``find_vae``, ``find_controlnet``);
-    None when there is none, or only a pickle Studio would refuse."""
-    folder = models_root / KIND_FOLDERS[recorded.kind.lower()]
+def _find(recorded: RecordedFile, models_root: Path, hash_cache: Path | None, library: Library) -> Path | None:
+    """The file a rerun loads for it: by the engine's rules (``find_lora``, ``find_vae``, ``find_controlnet``),
+    else the library's usable one of its kind by that name (one in a linked folder, as the window and
+    ``studio generate`` choose it), or a LoRA's by its alias (A1111's ``<lora:ALIAS>``), else by the hash the
+    picture recorded for it; None when there is none, or only a pickle Studio would refuse."""
+    kind = recorded.kind.lower()
+    folder = models_root / KIND_FOLDERS[kind]
     try:
-        if recorded.kind == "LoRA":
-            return find_weights(folder, recorded.chosen)
-        return find_weights_or_folder(folder, recorded.chosen, DIFFUSERS_CONFIG)[0]
+        path = find_weights(folder, recorded.chosen) if recorded.kind == "LoRA" else \
+            find_weights_or_folder(folder, recorded.chosen, DIFFUSERS_CONFIG)[0]
     except StudioError:  # a pickle under that name: not the file it was made with either
         return None
+    if path is not None:
+        return path
+    match = the_library_lora(recorded.chosen, (item for item in library() if item.kind == kind and item.usable),
+                             lambda item: (item.name, item.path.name), lambda item: item.alias,
+                             recorded.digest if recorded.kind == "LoRA" else "",
+                             lambda item: _hash_or_nothing(recorded, item.path, hash_cache))
+    return match.path if match is not None else None
+
+
+def _hash_or_nothing(recorded: RecordedFile, path: Path, hash_cache: Path | None) -> str:
+    """The file's hash as ``_current_hash`` gives it; "" for one that cannot be read (it is not the one sought)."""
+    try:
+        return _current_hash(recorded, path, hash_cache)
+    except (OSError, StudioError):
+        return ""
 
 
 def _current_hash(recorded: RecordedFile, path: Path, hash_cache: Path | None) -> str:

@@ -21,6 +21,7 @@ from studio.core.image_inspection import inspect_image
 from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
+from studio.core.metadata import LoraRecord
 from studio.core.settings_sections import PostStepSetting
 from studio.core.style_weights import style_weights_dir
 from studio.plugin_host.registry import POSTPROCESSOR, Registry
@@ -170,10 +171,12 @@ class HistoryActions(StylePresetActions, QObject):
         return await self._checked(partial(changed_file_warnings, label=entry_name(entry)), entry)
 
     async def _checked(self, check: Callable[..., list[str]], *made: object) -> list[str]:
-        """``check(*made, models folder, hash cache)`` in a worker thread: hashing may take seconds."""
+        """``check(*made, models folder, hash cache, linked=the linked folders)`` in a worker thread: hashing may
+        take seconds."""
+        settings = self.window.settings
         try:
-            return await asyncio.to_thread(check, *made, self.window.settings.models_dir,
-                                           self.window.cache_dir / "model-hashes.json")
+            return await asyncio.to_thread(partial(check, linked=list(settings.extra_model_paths)), *made,
+                                           settings.models_dir, self.window.cache_dir / "model-hashes.json")
         except (OSError, StudioError) as exc:  # an unreadable model: the run or the load says what is wrong
             return [f"Studio could not check its files: {first_line(exc)}."]
 
@@ -224,6 +227,11 @@ class HistoryActions(StylePresetActions, QObject):
         tool = info.tool or "an unknown tool"
         loaded = " ".join([f"Loaded the parameters of {path.name} (made by {tool}){chain}.", *notes, *info.notes])
         self.window.status.set_message(loaded)
+        box, hashes = self.panel.lora_box, self.window.cache_dir / "model-hashes.json"
+        records = [LoraRecord(r["name"], r.get("hash", ""), r["weight"]) for r in info.lora_records()]
+        renamed = await asyncio.to_thread(box.found_by_hash, records, hashes)
+        if renamed and load == self._loads:  # LoRAs renamed since the picture was made: found by their hashes
+            box.rename(renamed)
         warnings = await self._checked(picture_file_warnings, path, Path(model_path) if model_path else None)
         if warnings and load == self._loads:
             self.window.status.set_message(_warned(loaded, warnings))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import InvalidRequest
+from studio.core.metadata import LoraRecord
 from studio.core.model_library import LibraryItem
 from studio.core.outside_library import family_label, listed_name, short_name
 from studio.core.prompt_loras import applied_loras, describe, lora_choice, read_tags, tag_name
@@ -258,6 +260,14 @@ class LoraBox(QWidget):
             self.add(self.library_path(name), weight)
         if vae is not None:
             self._select_vae(vae)
+
+    def found_by_hash(self, records: Iterable[LoraRecord], hash_cache: Path | None) -> dict[str, str]:
+        """``LoraLibrary.found_by_hash``: hashes files, so call it in a worker thread."""
+        return self._library.found_by_hash(records, hash_cache)
+
+    def rename(self, paths: dict[str, str]) -> None:
+        """The rows named as ``paths``' keys by the library files its values name, in place, at their weights."""
+        self.set_values([(paths.get(name, name), spin.value()) for name, spin, _ in self._rows], self.vae())
 
     def library_path(self, name: str) -> str:
         """A recorded name ("ink", "ink.safetensors") as the library's file, when it has one of that name."""

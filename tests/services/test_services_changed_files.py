@@ -13,6 +13,7 @@ import studio.core.hashing
 from studio.core.hashing import controlnet_hash, lora_hash, model_hash
 from studio.core.images import read_recipe, save_image
 from studio.core.metadata import Recipe
+from studio.core.weight_files import check_weights_file
 from studio.services.changed_files import changed_file_warnings, picture_file_warnings
 from studio.services.history_store import HistoryEntry
 
@@ -160,3 +161,68 @@ def test_a_dropped_picture_without_a_recipe_says_nothing(models, tmp_path):
     assert picture_file_warnings(picture, None, models) == []
     (tmp_path / "broken.png").write_bytes(b"not a picture")
     assert picture_file_warnings(tmp_path / "broken.png", None, models) == []
+
+
+# -- files in a linked folder (an AUTOMATIC1111 install): looked for where the library looks --------------------
+
+def _a1111_files(webui):  # noqa: ANN001, ANN202 - an AUTOMATIC1111 install's LoRA, VAE and ControlNet, as the library sees them
+    from model_files import controlnet, lora, write
+
+    for folder in ("Stable-diffusion", "Lora", "VAE", "ControlNet"):
+        (webui / "models" / folder).mkdir(parents=True, exist_ok=True)
+    vae = write(webui / "models" / "VAE" / "soft.safetensors",
+                {"encoder.conv_in.weight": (8, 3, 3, 3), "decoder.conv_in.weight": (8, 4, 3, 3)})
+    return (lora(webui / "models" / "Lora" / "detail" / "add_detail.safetensors"), vae,
+            controlnet(webui / "models" / "ControlNet" / "canny.safetensors"))
+
+
+def test_a_dropped_picture_s_files_in_a_linked_folder_are_not_missing(models, tmp_path):
+    # They were said to be missing: only the models folder's loras/, vae/ and controlnet/ were looked in.
+    from studio.core.metadata import LoraRecord
+
+    webui = tmp_path / "sd-webui"
+    lora, vae, canny = _a1111_files(webui)
+    models.mkdir()
+    recipe = Recipe("a fox", "", 2, "Euler", 5, 7, 8, 8, "dream", loras=(LoraRecord("add_detail", lora_hash(lora), 1),),
+                    vae_name="soft.safetensors", vae_hash=model_hash(vae),
+                    controls=({"model": "canny", "hash": controlnet_hash(canny)},))
+    picture = save_image(Image.new("RGB", (8, 8)), tmp_path / "fox.png", recipe)
+    assert picture_file_warnings(picture, None, models, tmp_path / "hashes.json", linked=[webui]) == []
+    [lora_missing, vae_missing, canny_missing] = picture_file_warnings(picture, None, models, tmp_path / "h.json")
+    assert lora_missing.startswith("The LoRA 'add_detail' this picture was made with (hash ")  # not linked: missing
+    from model_files import write
+
+    write(lora, {key: (4, 8) if "down" in key else (8, 4) for key in check_weights_file(lora).tensors}, 9)  # another
+    # LoRA under its name in the linked folder: that is said, not "missing"
+    [changed] = picture_file_warnings(picture, None, models, tmp_path / "hashes.json", linked=[webui])
+    assert changed.startswith("The LoRA 'add_detail' is not the file this picture was made with")
+
+
+def test_an_entry_s_files_in_a_linked_folder_are_not_missing(models, tmp_path):
+    webui = tmp_path / "sd-webui"
+    lora, vae, _ = _a1111_files(webui)
+    models.mkdir()
+    params = {"loras": [{"name": "add_detail", "weight": 0.7, "hash": lora_hash(lora)}], "vae": "soft",
+              "vae_hash": model_hash(vae)}  # the picture is gone: the hashes the history recorded
+    entry = HistoryEntry(prompt="a fox", seed=7, steps=2, params=params)
+    assert changed_file_warnings(entry, models, linked=[webui]) == []
+    assert len(changed_file_warnings(entry, models)) == 2
+
+
+def test_a_picture_s_lora_recorded_by_its_alias_or_renamed_since_is_found_by_alias_then_by_hash(models, tmp_path):
+    # A1111 with "use alias" records "Lora hashes: zelda_v2: …" for princess_zelda.safetensors (ss_output_name
+    # zelda_v2): it was said to be missing, as was a LoRA renamed since the picture was made.
+    from model_files import aliased_lora
+
+    from studio.core.metadata import LoraRecord
+
+    webui = tmp_path / "sd-webui"
+    zelda = aliased_lora(webui / "models" / "Lora" / "princess_zelda.safetensors", "zelda_v2")
+    renamed = aliased_lora(models / "loras" / "ink_final.safetensors", "", fill=5)
+    records = (LoraRecord("zelda_v2", lora_hash(zelda), 0.8), LoraRecord("ink", lora_hash(renamed), 0.5),
+               LoraRecord("gone", "0123456789ab", 1))
+    recipe = Recipe("a fox", "", 2, "Euler", 5, 7, 8, 8, "dream", loras=records)
+    picture = save_image(Image.new("RGB", (8, 8)), tmp_path / "fox.png", recipe)
+    assert picture_file_warnings(picture, None, models, tmp_path / "hashes.json", linked=[webui]) == [
+        "The LoRA 'gone' this picture was made with (hash 0123456789ab) is missing, so it cannot be made the same way "
+        "again."]

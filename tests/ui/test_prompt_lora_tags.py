@@ -180,3 +180,30 @@ def test_each_keystroke_in_the_prompt_box_reads_the_prompt_s_tags_once(qtbot, tm
     assert panel.lora_box.tagged_label.text() == "From the prompt: ink (0.8)"
     # The tag's own text, read to name it under the list, is no reading of the prompt.
     assert [read.count(typed[:n]) for n in range(1, len(typed) + 1)] == [1] * len(typed)
+
+
+def test_an_a1111_picture_s_loras_by_alias_and_by_hash_are_the_library_s_files(qtbot, window, tmp_path):  # noqa: ANN001
+    # A1111 with "use alias" wrote <lora:zelda_v2:0.6> and "Lora hashes: zelda_v2: …" for princess_zelda.safetensors
+    # (ss_output_name zelda_v2) in a linked folder: the box said "The LoRA zelda_v2 is not in the library" and the
+    # status called it missing. A LoRA renamed since (ink, now ink_final) is found by its hash.
+    from model_files import aliased_lora
+
+    webui = tmp_path / "sd-webui"
+    (webui / "models" / "Stable-diffusion").mkdir(parents=True)
+    zelda = aliased_lora(webui / "models" / "Lora" / "princess_zelda.safetensors", "zelda_v2")
+    ink = aliased_lora(window.settings.models_dir / "loras" / "ink_final.safetensors", "", fill=3)
+    window.settings.extra_model_paths.append(webui)
+    window.models.refresh()
+    box = window.prompt_panel.lora_box
+    qtbot.waitUntil(lambda: len(box._loras) == 2, timeout=10_000)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a fox <lora:zelda_v2:0.6> <lora:ink:0.4>\nNegative prompt: blurry\nSteps: 4, "
+                  "Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 64x64, "
+                  f'Lora hashes: "zelda_v2: {lora_hash(zelda)}, ink: {lora_hash(ink)}", Version: v1.10.1')
+    picture = tmp_path / "a1111.png"
+    Image.new("RGB", (64, 64)).save(picture, pnginfo=info)
+    task = window.actions_.run(window.history_actions.load_from_picture(picture))
+    qtbot.waitUntil(task.done, timeout=20_000)
+    assert box.choices() == (LoraChoice(str(zelda.resolve()), 0.6), LoraChoice(str(ink.resolve()), 0.4))
+    assert "missing" not in window.status.message_label.text()
+    assert [box._library.row_problem(name) for name, _, _ in box._rows] == [None, None]
