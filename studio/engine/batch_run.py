@@ -13,7 +13,7 @@ from studio.core.errors import JobCancelledError
 from studio.core.generation import JobContext
 from studio.core.hashing import file_sha256, files_key
 from studio.core.metadata import Recipe
-from studio.core.model_library import embedding_files
+from studio.core.library_embeddings import embeddings_for
 from studio.core.requests import GenerationRequest
 from studio.engine.device import DeviceInfo
 from studio.engine.device_lookups import device_lookups_pinned
@@ -42,8 +42,8 @@ def run_batch(request: GenerationRequest, model: LoadedModel, run: JobRun, conte
         output_type="pil",
     )
 
-    named = embeddings_named(run.pipe, embedding_files(env.models_root, env.linked_dirs),
-                             (request.prompt, request.negative_prompt))
+    prompts = (request.prompt, request.negative_prompt)
+    named = embeddings_named(run.pipe, embeddings_for(env.models_root, env.linked_dirs, prompts).files, prompts)
     for note in named.notes:
         context.note(note)
     if named.paths:  # A1111's "TI hashes": model sites link the picture to the embeddings by them
