@@ -1,7 +1,8 @@
 """The textual inversions a job's prompts can name: exactly the ones the model library lists as embeddings, in the
 models folder and in linked folders wherever their tool keeps them (A1111's ``embeddings/``, ComfyUI's
 ``models/embeddings``, InvokeAI's ``models/<base>/embedding``): one list, so what the library shows is what a
-prompt can use."""
+prompt can use. A pickle file in such a folder is named back, with how to convert it, when a prompt names it: it
+was read as words unsaid."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.core.model_library import LibraryItem, scan_library
+from studio.core.weight_files import import_convert_command
+
+EMBEDDING_FOLDERS = ("embeddings", "embedding")  # A1111's and ComfyUI's; InvokeAI's models/<base>/embedding
+PICKLE_SUFFIXES = (".pt", ".ckpt", ".pth", ".bin", ".pkl", ".pickle")
 
 
 @dataclass
@@ -17,6 +22,7 @@ class LibraryEmbeddings:
     """By name in lower case (what a prompt names them by; CLIP lower-cases the prompt)."""
 
     files: dict[str, Path] = field(default_factory=dict)  # the embeddings the library lists
+    refused: dict[str, str] = field(default_factory=dict)  # pickle embeddings: why each is read as words
 
 
 def library_embeddings(items: Iterable[LibraryItem]) -> LibraryEmbeddings:
@@ -26,6 +32,9 @@ def library_embeddings(items: Iterable[LibraryItem]) -> LibraryEmbeddings:
         name = item.name.lower()
         if item.kind == "embedding":
             found.files.setdefault(name, item.path)
+        elif item.problem and _is_pickle_embedding(item.path):
+            found.refused.setdefault(name, pickle_embedding_note(item.path))
+    found.refused = {name: note for name, note in found.refused.items() if name not in found.files}  # converted
     return found
 
 
@@ -38,3 +47,12 @@ def embeddings_for(models_dir: Path, linked: Sequence[Path] = (), prompts: Seque
     text = "\n".join(prompts).lower()
     return library_embeddings(scan_library(models_dir, linked, only=lambda path: path.stem.lower() in text))
 
+
+
+def pickle_embedding_note(path: Path) -> str:
+    return (f"{path.stem} is a {path.suffix.lower()} embedding, which Studio does not load (pickle files can run "
+            f"code), so it was read as words; convert it with `{import_convert_command(path)}`.")
+
+
+def _is_pickle_embedding(path: Path) -> bool:
+    return path.suffix.lower() in PICKLE_SUFFIXES and any(p.lower() in EMBEDDING_FOLDERS for p in path.parent.parts)

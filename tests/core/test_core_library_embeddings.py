@@ -62,3 +62,21 @@ def test_an_embedding_of_any_width_in_a1111s_own_format_is_listed_as_one(tmp_pat
     assert items["tiny"].kind == "embedding" and items["tiny"].label == "Textual inversion"
     assert items["two_tokens"].kind == "unknown"
     assert list(embeddings_for(models).files) == ["tiny"]
+
+
+def test_a_pickle_embedding_is_named_back_with_how_to_convert_it(tmp_path):
+    import pickle
+
+    webui = tmp_path / "sd-webui"
+    for folder in ("Stable-diffusion", "Lora"):
+        (webui / "models" / folder).mkdir(parents=True)
+    (webui / "embeddings").mkdir()
+    (webui / "embeddings" / "bad_prompt_v2.pt").write_bytes(pickle.dumps({"string_to_param": {}}))
+    (webui / "models" / "Lora" / "old_lora.pt").write_bytes(pickle.dumps({}))  # a pickle, but no embedding
+    embedding(tmp_path / "models" / "embeddings" / "converted.safetensors")
+    (tmp_path / "models" / "embeddings" / "converted.pt").write_bytes(pickle.dumps({}))  # converted already: used
+    found = embeddings_for(tmp_path / "models", [webui], ("a barn", "bad_prompt_v2, old_lora, converted"))
+    assert list(found.files) == ["converted"]
+    assert found.refused == {"bad_prompt_v2": (
+        "bad_prompt_v2 is a .pt embedding, which Studio does not load (pickle files can run code), so it was read as "
+        f"words; convert it with `studio models import --convert {webui / 'embeddings' / 'bad_prompt_v2.pt'}`.")}

@@ -296,3 +296,22 @@ def test_embeddings_in_a_linked_invokeai_folder_are_used_and_a_wide_one_is_said_
     assert recipe.ti_hashes == f"InvRed: {digest}"  # by its file name, as A1111 writes them
     assert any(note.startswith("The embedding InvNeg768 does not fit this model") for note in context.notes)
     assert np.abs(np.asarray(image, dtype=np.int16) - np.asarray(red, dtype=np.int16)).max() <= 1
+
+
+def test_a_pickle_embedding_the_prompt_names_is_a_note_of_the_job(tiny_model_dir, tmp_path):
+    """A1111's bad_prompt_v2.pt in a negative prompt was read as words without a word said."""
+    import pickle
+
+    models = tmp_path / "models"
+    (models / "embeddings").mkdir(parents=True)
+    (models / "embeddings" / "bad_prompt_v2.pt").write_bytes(pickle.dumps({"string_to_param": {}}))
+    generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache", models))
+    context = DirectContext()
+    list(generator.generate(tiny_request(tiny_model_dir, prepared=True, negative_prompt="blurry, bad_prompt_v2"),
+                            context))
+    assert [n for n in context.notes if "bad_prompt_v2" in n] == [
+        "bad_prompt_v2 is a .pt embedding, which Studio does not load (pickle files can run code), so it was read as "
+        f"words; convert it with `studio models import --convert {models / 'embeddings' / 'bad_prompt_v2.pt'}`."]
+    context = DirectContext()
+    list(generator.generate(tiny_request(tiny_model_dir, prepared=True, negative_prompt="bad_prompt"), context))
+    assert not [n for n in context.notes if "bad_prompt" in n]  # not named as a whole word: nothing to say
