@@ -53,8 +53,10 @@ def add_models_parser(commands: argparse._SubParsersAction) -> None:
                                            "in place, without copying",
                               description="Add a folder of models (or one model file) to the library where it is: "
                                           "nothing is copied, and Studio never deletes files there (`studio models "
-                                          "remove PATH` unlinks it).")
-    link.add_argument("path", type=Path, metavar="PATH", help="another tool's models folder, or one model file")
+                                          "remove PATH` unlinks it). ComfyUI's extra_model_paths.yaml links each "
+                                          "folder it names, and so does linking a ComfyUI folder that holds one.")
+    link.add_argument("path", type=Path, metavar="PATH",
+                      help="another tool's models folder, one model file, or ComfyUI's extra_model_paths.yaml")
     down = actions.add_parser("download", help="download a model from the Hugging Face hub by repo id",
                               description="Download the safetensors files of a hub repository into the models "
                                           "folder, resuming an interrupted download.")
@@ -219,33 +221,50 @@ def _progress_line() -> Iterator[Callable[[str], None]]:
 
 
 def _link(settings: Settings, path: Path) -> int:
+    from studio.core.comfyui_paths import is_extra_paths_file
     from studio.core.model_library import detect_layout, item_for_file
-    from studio.services.model_imports import link_folder
+    from studio.core.paths import real_path
+    from studio.services.model_links import link_paths
 
     # One model file linked in place: it said "0 usable model(s) found there" of a usable one.
-    item = item_for_file(path, "linked") if path.is_file() else None
+    item = item_for_file(path, "linked") if path.is_file() and not is_extra_paths_file(path) else None
     if item is not None and not item.usable:
         raise StudioError(f"{item.problem} Nothing was linked.")
 
-    added = False
+    added: list[Path] = []
+    notes: list[str] = []
 
     def link(current: Settings) -> bool:  # under the settings lock, with the file as it is now
-        nonlocal added
-        links = link_folder(path, current.extra_model_paths, current.models_dir)
-        added = links != current.extra_model_paths
-        current.extra_model_paths = links
-        return added
+        linking = link_paths(path, current.extra_model_paths, current.models_dir)
+        added[:], notes[:] = linking.added, linking.notes
+        current.extra_model_paths = linking.links
+        return bool(linking.added)
 
     if not _links_saved(link, f"{path} was not linked"):
         return EXIT_FAILED
+    for note in notes:  # a folder the yaml names that is not there
+        say_note(note)
+    if path.is_file() and item is None:  # ComfyUI's extra_model_paths.yaml: the folders it names
+        for folder in added:
+            print(f"Linked {folder} (named in {path.name}): {_usable_in(folder)} usable model(s) found there.")
+        if not added:
+            print(f"The folders {path.name} names are linked already.")
+        return 0
     tool = detect_layout(path) if item is None else ""
-    said = f"Linked {path}" if added else f"{path} is already linked"
+    said = f"Linked {path}" if real_path(path) in added else f"{path} is already linked"
     said += f" ({tool} layout)" if tool else ""
     if item is not None:
         print(f"{said}: {item.label}, listed as {item.name}.")
-    else:
-        print(f"{said}: {sum(i.usable for i in scan_library(path))} usable model(s) found there.")
+        return 0
+    print(f"{said}: {_usable_in(path)} usable model(s) found there.")
+    for folder in (f for f in added if f != real_path(path)):  # named in the folder's extra_model_paths.yaml
+        print(f"Linked {folder} (named in its extra_model_paths.yaml): {_usable_in(folder)} usable model(s) found "
+              "there.")
     return 0
+
+
+def _usable_in(folder: Path) -> int:
+    return sum(i.usable for i in scan_library(folder))
 
 
 def _remove(settings: Settings, name: str, yes: bool) -> int:

@@ -114,11 +114,12 @@ def _detect_embedding(info: SafetensorsInfo) -> ModelKind | None:
     if "clip_l" in keys and "clip_g" in keys:
         return _simple("embedding", family="sdxl")
     tensors = [t for k, t in info.tensors.items() if k == "emb_params" or k.startswith("string_to_param.")]
+    named_by_a1111 = bool(tensors)  # its own keys say what it is, whatever the width (a job says if it does not fit)
     if not tensors and 0 < len(keys) <= 4 and all("." not in k for k in keys):
         tensors = list(info.tensors.values())  # diffusers' format: one tensor per token, named by the token
     widths = {t.shape[-1] for t in tensors if 1 <= len(t.shape) <= 2}
-    if tensors and len(widths) == 1 and widths <= {768, 1024}:
-        return _simple("embedding", family=CONTEXT_FAMILY[widths.pop()])
+    if tensors and len(widths) == 1 and (widths <= {768, 1024} or named_by_a1111):
+        return _simple("embedding", family=CONTEXT_FAMILY.get(widths.pop(), ""))
     return None
 
 

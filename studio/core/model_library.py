@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -94,8 +94,11 @@ def _layout_of(models_folder: Path) -> str:
 def model_folders(root: Path) -> list[Path]:
     """The folders to read models from in ``root``: all of it, but only the model folders of a tool's own folder
     (``models/``; for AUTOMATIC1111 also ``embeddings/`` and each extension's ``models/``, where its ControlNet
-    extension keeps ControlNets). Its outputs, venv and extensions' code hold weights that are not the person's
-    models (a training run's saved steps would be listed as LoRAs)."""
+    extension keeps ControlNets; and A1111's ``embeddings/`` beside its linked models folder). Its outputs, venv
+    and extensions' code hold weights that are not the person's models (a training run's saved steps would be
+    listed as LoRAs)."""
+    if _layout_of(root) == "AUTOMATIC1111" and (root.parent / "embeddings").is_dir():
+        return [root, root.parent / "embeddings"]
     if _layout_of(root) or not (tool := _layout_of(root / "models")):
         return [root]
     if tool != "AUTOMATIC1111":
@@ -131,8 +134,12 @@ def models_folder_problem(folder: Path) -> str:
     return ""
 
 
-def scan_library(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryItem]:
-    """Every model in models_dir and in the linked files and folders, once each, sorted by kind and name."""
+Wanted = Callable[[Path], bool]  # which files and folders to read, by path: the rest are left unread
+
+
+def scan_library(models_dir: Path, linked: Sequence[Path] = (), only: Wanted | None = None) -> list[LibraryItem]:
+    """Every model in models_dir and in the linked files and folders, once each, sorted by kind and name;
+    with ``only``, just those it wants (the same walk, without reading every file's header)."""
     seen: dict[Path, LibraryItem] = {}
     imports = read_imports(models_dir)
     roots: list[tuple[Path, str]] = [(models_dir, "models folder")]
@@ -146,7 +153,7 @@ def scan_library(models_dir: Path, linked: Sequence[Path] = ()) -> list[LibraryI
                                      linked=True, problem=f"The linked {what} {root} is not there (moved, or on a "
                                      "drive that is not plugged in); its models come back when it is, or unlink it.")
             continue
-        for item in _scan_root(root, source):
+        for item in _scan_root(root, source, only or _every):
             resolved, loop = real_path_or_loop(item.path)
             if loop:  # listed with why, and the rest of the library still is
                 item = replace(item, kind="unknown", family="", label="Unusable",
@@ -322,22 +329,27 @@ def _is_component_folder(path: Path) -> bool:
         f.suffix == ".safetensors" for f in path.iterdir() if f.is_file())
 
 
-def _scan_root(root: Path, source: str) -> Iterator[LibraryItem]:
+def _every(path: Path) -> bool:
+    return True
+
+
+def _scan_root(root: Path, source: str, wanted: Wanted) -> Iterator[LibraryItem]:
     if root.is_file():
-        if root.suffix.lower() in WEIGHT_SUFFIXES:
+        if root.suffix.lower() in WEIGHT_SUFFIXES and wanted(root):
             yield item_for_file(root, source)
         return
     if not root.is_dir():
         return
     if (root / MODEL_INDEX).is_file():
-        yield item_for_folder(root, source)
+        if wanted(root):
+            yield item_for_folder(root, source)
         return
     visited: set[Path] = set()
     for folder in model_folders(root):
-        yield from _walk(folder, source, visited)
+        yield from _walk(folder, source, visited, wanted)
 
 
-def _walk(root: Path, source: str, visited: set[Path]) -> Iterator[LibraryItem]:
+def _walk(root: Path, source: str, visited: set[Path], wanted: Wanted) -> Iterator[LibraryItem]:
     base_depth = len(root.parts)
     # Links are followed (people link model folders between tools); each real folder is read once, so a
     # link loop ends.
@@ -351,30 +363,13 @@ def _walk(root: Path, source: str, visited: set[Path]) -> Iterator[LibraryItem]:
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "configs")
         if here != root and ((here / MODEL_INDEX).is_file() or _is_component_folder(here)):
             dirs.clear()
-            yield item_for_folder(here, source)
+            if wanted(here):
+                yield item_for_folder(here, source)
             continue
         if len(here.parts) - base_depth >= MAX_DEPTH:
             dirs.clear()
         files_source = (_downloaded_from(here) or source) if SOURCE_FILE in files else source  # a single-file repo
         for name in sorted(files):
-            if not name.startswith(".") and Path(name).suffix.lower() in WEIGHT_SUFFIXES:
+            if not name.startswith(".") and Path(name).suffix.lower() in WEIGHT_SUFFIXES and wanted(here / name):
                 yield item_for_file(here / name, files_source)
 
-
-def embedding_files(models_dir: Path, linked: Sequence[Path] = ()) -> dict[str, Path]:
-    """Textual inversions by name in lower case (what a prompt names them by): the ``.safetensors`` files in
-    the models folder's ``embeddings/``, then in linked folders' (ComfyUI's ``models/embeddings``, and
-    AUTOMATIC1111's ``embeddings`` beside its ``models``). The models folder's own come first on a name clash."""
-    folders = [models_dir / KIND_FOLDERS["embedding"]]
-    for path in linked:
-        name = path.name.lower()
-        folders.append(path if name == "embeddings" else path / "embeddings")
-        if name == "models":
-            folders.append(path.parent / "embeddings")
-    found: dict[str, Path] = {}
-    for folder in folders:
-        if folder.is_dir():
-            for file in sorted(folder.rglob("*.safetensors")):
-                if file.is_file():
-                    found.setdefault(file.stem.lower(), file)
-    return found

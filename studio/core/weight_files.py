@@ -285,6 +285,11 @@ def convert_command(path: Path) -> str:
     return f"studio convert-weights {_quoted(path)} {_quoted(dest)}"
 
 
+def import_convert_command(path: Path) -> str:
+    """``studio models import --convert PATH``: the pickle converted and put in the models folder, by its kind."""
+    return f"studio models import --convert {_quoted(path)}"
+
+
 def pickle_refusal(path: Path) -> str:
     """The sentence Studio shows for any pickle checkpoint, with the command that converts it."""
     return (f"{path.name} is a pickle checkpoint, which can run code when it is loaded; Studio only loads "

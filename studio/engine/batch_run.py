@@ -13,10 +13,11 @@ from studio.core.errors import JobCancelledError
 from studio.core.generation import JobContext
 from studio.core.hashing import file_sha256, files_key
 from studio.core.metadata import Recipe
-from studio.core.model_library import embedding_files
+from studio.core.library_embeddings import embeddings_for
 from studio.core.requests import GenerationRequest
 from studio.engine.device import DeviceInfo
 from studio.engine.device_lookups import device_lookups_pinned
+from studio.engine.embeddings import mentioned
 from studio.engine.encoded_pictures import encodings_cached
 from studio.engine.fast_path import FastJob, fast_job, options_for
 from studio.engine.job_runs import JobRun
@@ -42,9 +43,10 @@ def run_batch(request: GenerationRequest, model: LoadedModel, run: JobRun, conte
         output_type="pil",
     )
 
-    named = embeddings_named(run.pipe, embedding_files(env.models_root, env.linked_dirs),
-                             (request.prompt, request.negative_prompt))
-    for note in named.notes:
+    prompts = (request.prompt, request.negative_prompt)
+    library = embeddings_for(env.models_root, env.linked_dirs, prompts)
+    named = embeddings_named(run.pipe, library.files, prompts)
+    for note in [*mentioned(prompts, library.refused).values(), *named.notes]:
         context.note(note)
     if named.paths:  # A1111's "TI hashes": model sites link the picture to the embeddings by them
         run.recipe["ti_hashes"] = ", ".join(f"{path.stem}: {file_sha256(path)[:12]}"

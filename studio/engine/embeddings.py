@@ -1,5 +1,5 @@
 """Textual inversions (A1111's "embeddings"): a word in the prompt that names a file in ``<models>/embeddings``
-(or a linked folder's: ``model_library.embedding_files``) stands for the vectors the file holds, as in
+(or a linked folder's: ``library_embeddings.embeddings_for``) stands for the vectors the file holds, as in
 AUTOMATIC1111 ("easynegative" in a negative prompt).
 
 Files are found by name (case does not matter, as CLIP lower-cases the prompt) and read as safetensors only:

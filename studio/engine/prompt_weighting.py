@@ -175,7 +175,7 @@ class NamedEmbeddings:
 
 
 def embeddings_named(pipe: Any, embeddings: Mapping[str, Path], prompts: Sequence[str]) -> NamedEmbeddings:  # noqa: ANN401
-    """Read once per job: the embeddings (``model_library.embedding_files``) the prompts name."""
+    """Read once per job: the embeddings (``library_embeddings.embeddings_for``) the prompts name."""
     widths = embedding_widths([e for _, e in _readers(pipe)])
     named = NamedEmbeddings()
     for name, path in mentioned(prompts, embeddings).items():

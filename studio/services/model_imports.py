@@ -101,7 +101,16 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
 
 def link_folder(path: Path, linked: list[Path], models_dir: Path | None = None) -> list[Path]:
     """Add another tool's models folder (or one model) to the library, in place; the same list where it is linked
-    already. Studio's own models folder, or a part of it, is refused: its models are in the library already."""
+    already. A ComfyUI extra_model_paths.yaml links the folders it names, and a ComfyUI folder holding one links
+    them too (``model_links``)."""
+    from studio.services.model_links import link_paths  # it links each through link_one
+
+    return link_paths(path, linked, models_dir).links
+
+
+def link_one(path: Path, linked: Sequence[Path], models_dir: Path | None = None) -> list[Path]:
+    """One folder or model file linked, in place; the same list where it is linked already. Studio's own models
+    folder, or a part of it, is refused: its models are in the library already."""
     path = Path(path).expanduser()
     if not path.exists():
         raise InvalidRequest(f"There is no file or folder at {path}.")

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QDialog, QFileDialog, QMessageBox
 
-from studio.core.model_library import LibraryItem, checkpoints, embedding_files, models_folder_problem, scan_library
+from studio.core.library_embeddings import library_embeddings
+from studio.core.model_library import LibraryItem, checkpoints, models_folder_problem, scan_library
 from studio.core.models import ModelEntry
 from studio.ui.actions import make_action
 from studio.ui.canvas_painting import EMPTY_CANVAS_HINT, NO_MODEL_CANVAS_HINT
@@ -102,13 +103,9 @@ class ModelActions:
             panel.lora_box.set_library(items)
             panel.hires_box.set_library(items)
             panel.control_box.set_library(items, self.settings.models_dir)
-        self.window.actions_.run(self._list_embeddings())
-
-    async def _list_embeddings(self) -> None:
-        """The Insert Embedding menu: the files the engine will find, looked for off this thread (linked folders
-        may be on a slow drive)."""
-        found = await asyncio.to_thread(embedding_files, self.settings.models_dir, self.settings.extra_model_paths)
-        self.panel.styles_button.set_embeddings(sorted({path.stem for path in found.values()}, key=str.lower))
+        # The Insert Embedding menu: the library's embeddings, which are what a job finds by name.
+        found = library_embeddings(items).files.values()
+        panel.styles_button.set_embeddings(sorted({path.stem for path in found}, key=str.lower))
 
     def _show_first_step(self) -> None:
         """With nothing to generate with, the status line and the empty canvas say to add a model first; once the

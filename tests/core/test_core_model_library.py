@@ -90,7 +90,8 @@ def test_an_a1111_folder_is_read_only_in_its_model_folders_not_its_outputs_exten
         "models/ESRGAN/4x.safetensors", "models/Lora/ink.safetensors",
         "models/LyCORIS/loose.safetensors", "models/Stable-diffusion/dreamy.safetensors"]
     assert find_item("control_canny", items).kind == "controlnet"
-    assert {i.name for i in scan_library(webui / "models")} == {"dreamy", "ink", "loose", "4x"}  # models/ linked
+    # models/ linked: with the embeddings A1111 keeps beside it (a prompt names them), not the rest of its folder
+    assert {i.name for i in scan_library(webui / "models")} == {"dreamy", "ink", "loose", "4x", "beside"}
     comfy = tmp_path / "ComfyUI"  # the same for ComfyUI's own folder: its output/ and custom_nodes/ are not read
     lora(comfy / "models" / "loras" / "ink2.safetensors")
     (comfy / "models" / "checkpoints").mkdir()
@@ -153,23 +154,6 @@ def test_a_single_file_downloaded_from_the_hub_names_its_repository(tmp_path):
     sd1(models / "checkpoints" / "dreamy.safetensors")
     items = {i.name: i.source for i in scan_library(models)}
     assert items == {"model": "Hugging Face: someone/turbo", "dreamy": "models folder"}
-
-
-def test_embeddings_are_found_in_the_models_folder_and_in_linked_comfyui_and_a1111_folders(tmp_path):
-    from studio.core.model_library import embedding_files
-
-    def put(path):  # noqa: ANN001, ANN202
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"")
-        return path
-
-    ours = put(tmp_path / "models" / "embeddings" / "EasyNegative.safetensors")
-    put(tmp_path / "ComfyUI" / "models" / "embeddings" / "easynegative.safetensors")  # the same name: ours wins
-    comfy = put(tmp_path / "ComfyUI" / "models" / "embeddings" / "sub" / "badhands.safetensors")
-    a1111 = put(tmp_path / "webui" / "embeddings" / "Style-X.safetensors")  # beside A1111's models folder
-    put(tmp_path / "webui" / "models" / "Lora" / "not-an-embedding.safetensors")
-    found = embedding_files(tmp_path / "models", [tmp_path / "ComfyUI" / "models", tmp_path / "webui" / "models"])
-    assert found == {"easynegative": ours, "badhands": comfy, "style-x": a1111}
 
 
 def test_a_symlink_loop_is_listed_as_unusable_and_the_rest_of_the_library_still_is(tmp_path):

@@ -156,13 +156,13 @@ def rows_of(encoder, tokenizer, word: str) -> torch.Tensor:  # noqa: ANN001
 def test_an_embedding_named_in_the_prompt_stands_for_its_vectors(pipe, tmp_path):
     from safetensors.torch import save_file
 
-    from studio.core.model_library import embedding_files
+    from studio.core.library_embeddings import embeddings_for
 
     folder = tmp_path / "models" / "embeddings"
     folder.mkdir(parents=True)
     save_file({"emb_params": rows_of(pipe.text_encoder, pipe.tokenizer, "red")}, folder / "MyRed.safetensors")
     save_file({"clip_l": torch.zeros(2, 768), "clip_g": torch.zeros(2, 1280)}, folder / "xl-only.safetensors")
-    found = embedding_files(tmp_path / "models")
+    found = embeddings_for(tmp_path / "models").files
     assert set(found) == {"myred", "xl-only"}
     named = embeddings_named(pipe, found, ("a MyRed fox", "xl-only"))
     notes = named.notes
@@ -189,10 +189,10 @@ def test_sdxl_embeddings_give_each_text_encoder_its_own_vectors(tmp_path):
     folder.mkdir(parents=True)
     save_file({"clip_l": rows_of(pipe.text_encoder, pipe.tokenizer, "red"),
                "clip_g": rows_of(pipe.text_encoder_2, pipe.tokenizer_2, "red")}, folder / "myred.safetensors")
-    from studio.core.model_library import embedding_files
+    from studio.core.library_embeddings import embeddings_for
 
     plain = encode(pipe, "a red fox", None)
-    vectors = embeddings_named(pipe, embedding_files(tmp_path / "models"), ("a myred fox",)).vectors
+    vectors = embeddings_named(pipe, embeddings_for(tmp_path / "models").files, ("a myred fox",)).vectors
     with prompts_weighted(pipe, vectors):
         named = encode(pipe, "a myred fox", None)
     for ours, theirs in zip(named, plain, strict=True):
@@ -272,3 +272,46 @@ def test_embeddings_in_a_folder_linked_later_are_used_without_reloading_the_mode
     generator.use_linked_dirs((comfy,))
     assert np.abs(make("a myred fox, snow") - red).max() <= 1
     assert generator._model.text2img is pipe  # nothing was loaded again
+
+
+def test_embeddings_in_a_linked_invokeai_folder_are_used_and_a_wide_one_is_said_not_to_fit(tiny_model_dir, tmp_path):
+    """InvokeAI keeps them in models/<base>/embedding: the library listed them, and jobs never looked there."""
+    from safetensors.torch import save_file
+
+    invoke = tmp_path / "invokeai"
+    (invoke / "models" / "sd-1" / "main").mkdir(parents=True)
+    generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache",
+                                                        tmp_path / "models", (invoke,)))
+    [(red, _)] = generator.generate(tiny_request(tiny_model_dir, prepared=True, prompt="a red barn, snow",
+                                                 negative_prompt="InvNeg768"), DirectContext())
+    pipe = generator._model.text2img
+    folder = invoke / "models" / "sd-1" / "embedding"
+    folder.mkdir()
+    save_file({"emb_params": rows_of(pipe.text_encoder, pipe.tokenizer, "red")}, folder / "InvRed.safetensors")
+    save_file({"emb_params": torch.zeros(1, 768)}, folder / "InvNeg768.safetensors")
+    context = DirectContext()
+    [(image, recipe)] = generator.generate(tiny_request(tiny_model_dir, prepared=True, prompt="a InvRed barn, snow",
+                                                        negative_prompt="InvNeg768"), context)
+    digest = hashlib.sha256((folder / "InvRed.safetensors").read_bytes()).hexdigest()[:12]
+    assert recipe.ti_hashes == f"InvRed: {digest}"  # by its file name, as A1111 writes them
+    assert any(note.startswith("The embedding InvNeg768 does not fit this model") for note in context.notes)
+    assert np.abs(np.asarray(image, dtype=np.int16) - np.asarray(red, dtype=np.int16)).max() <= 1
+
+
+def test_a_pickle_embedding_the_prompt_names_is_a_note_of_the_job(tiny_model_dir, tmp_path):
+    """A1111's bad_prompt_v2.pt in a negative prompt was read as words without a word said."""
+    import pickle
+
+    models = tmp_path / "models"
+    (models / "embeddings").mkdir(parents=True)
+    (models / "embeddings" / "bad_prompt_v2.pt").write_bytes(pickle.dumps({"string_to_param": {}}))
+    generator = DiffusersGenerator(GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache", models))
+    context = DirectContext()
+    list(generator.generate(tiny_request(tiny_model_dir, prepared=True, negative_prompt="blurry, bad_prompt_v2"),
+                            context))
+    assert [n for n in context.notes if "bad_prompt_v2" in n] == [
+        "bad_prompt_v2 is a .pt embedding, which Studio does not load (pickle files can run code), so it was read as "
+        f"words; convert it with `studio models import --convert {models / 'embeddings' / 'bad_prompt_v2.pt'}`."]
+    context = DirectContext()
+    list(generator.generate(tiny_request(tiny_model_dir, prepared=True, negative_prompt="bad_prompt"), context))
+    assert not [n for n in context.notes if "bad_prompt" in n]  # not named as a whole word: nothing to say
