@@ -268,15 +268,16 @@ def _usable_in(folder: Path) -> int:
 
 
 def _remove(settings: Settings, name: str, yes: bool) -> int:
-    from studio.services.model_removal import remove_model, what_removing_does
+    from studio.services.model_removal import remove_model, removal_words, what_removing_does
 
-    if not yes:  # what it is first: a name that is no model, or a file Studio would not delete, is said, not asked
-        item, links = what_removing_does(name, settings.models_dir, settings.extra_model_paths)
+    # what it is first: a name that is no model, or a file Studio would not delete, is said, not asked
+    item, links = what_removing_does(name, settings.models_dir, settings.extra_model_paths)
+    unlinks = links != settings.extra_model_paths
+    question, done = (f"Unlink {item.path} (its files stay where they are)?", "") if unlinks else \
+        removal_words(item, settings.models_dir)  # a link in the models folder goes as a link, never followed
+    if not yes:
         if not sys.stdin.isatty():
             return no_terminal_to_ask("removed", f"remove {name}")
-        unlinks = links != settings.extra_model_paths
-        question = f"Unlink {item.path} (its files stay where they are)?" if unlinks else \
-            f"Delete {item.name} ({item.label}, {format_size(item.size)}) at {item.path}?"
         if not confirmed(question):
             return declined("unlinked" if unlinks else "removed")
     notes: list[str] = []
@@ -292,7 +293,7 @@ def _remove(settings: Settings, name: str, yes: bool) -> int:
             return EXIT_FAILED
         print(f"Unlinked {item.path} (its files are untouched).")
     else:
-        print(f"Removed {item.name} ({item.path}).")
+        print(done)
     for note in notes:
         say_note(note)
     return 0

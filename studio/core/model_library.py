@@ -72,6 +72,8 @@ class LibraryItem:
     duplicate_of: Path | None = None  # the item with the same hash that counts as the original
     linked: bool = False  # found in a linked file or folder, not in Studio's models folder
     alias: str = ""  # a LoRA's ss_output_name (its trainer's name for it): A1111's <lora:ALIAS> and "Lora hashes" name
+    found_at: Path | None = None  # where the scan found it, links not followed (``path`` is resolved): what Remove
+    # takes away where it is a symbolic link
 
     @property
     def usable(self) -> bool:
@@ -164,7 +166,10 @@ def scan_library(models_dir: Path, linked: Sequence[Path] = (), only: Wanted | N
             origin = imports.get(str(resolved))
             source = item.source if not origin else f"Hugging Face: {origin.removeprefix(HUB_ORIGIN)}" \
                 if origin.startswith(HUB_ORIGIN) else f"imported from {origin}"
-            seen[resolved] = replace(item, path=resolved, source=source, linked=root != models_dir)
+            if root == models_dir and item.path.is_symlink():  # what Remove takes away: the link, not the files
+                source = f"{source} (a link to {resolved})"
+            seen[resolved] = replace(item, path=resolved, source=source, linked=root != models_dir,
+                                     found_at=item.path)
     return sorted(seen.values(), key=lambda i: (i.kind != "checkpoint", i.kind, i.name.lower()))
 
 

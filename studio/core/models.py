@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from collections.abc import Collection
 from pathlib import Path
@@ -11,7 +12,7 @@ from studio.core.errors import InvalidRequest, ModelError
 from studio.core.model_kind import ModelKind, with_article
 from studio.core.model_kinds import detect_kind
 from studio.core.model_library import ModelEntry, checkpoints, scan_library, unloadable_reason
-from studio.core.paths import files_under, real_path
+from studio.core.paths import files_under, link_loop_problem, links_looping, real_path
 from studio.core.weight_files import (check_weights_file, file_mode, pickle_refusal, special_file_problem,
                                       special_mode_problem)
 
@@ -44,6 +45,8 @@ def resolve_model(value: str, models_dir: Path, extra: list[Path] | tuple[Path, 
     path = Path(value).expanduser()
     if path.exists():
         return real_path(path)
+    if os.path.lexists(path) and (loop := link_loop_problem(path)):
+        raise InvalidRequest(loop)
     items = scan_library(models_dir, extra)
     found = [entry.path for entry in checkpoints(items) if value in (entry.name, entry.path.name)]
     if len(found) > 1:
@@ -58,6 +61,9 @@ def resolve_model(value: str, models_dir: Path, extra: list[Path] | tuple[Path, 
         use = USED_WITH.get(other.kind, "")
         raise InvalidRequest(f"{value} is {with_article(other.label)}, not a model to generate with"
                              f"{'; use ' + use.format(name=value) if use else ''}.")
+    for folder in (models_dir, *extra):  # a loop is never listed (it is no model file): said, not "not found"
+        if loops := links_looping(folder, value) if folder.is_dir() else []:
+            raise InvalidRequest(link_loop_problem(loops[0]))
     raise InvalidRequest(f"No model file or folder named {value!r} was found (looked in {models_dir}).")
 
 

@@ -139,6 +139,32 @@ def path_inside(folder: str | os.PathLike[str], path: str | os.PathLike[str]) ->
     return None
 
 
+def is_link_loop(path: Path) -> bool:
+    try:
+        path.expanduser().resolve()
+    except (RuntimeError, OSError):
+        return True
+    return False
+
+
+def link_loop_problem(path: Path) -> str:
+    """"PATH is a loop of symbolic links …" as a sentence, where a loop (a → b → a) is why nothing can be read at
+    ``path`` (``exists()`` says False, and "no file there" would send people looking for a missing one); "" else."""
+    if not is_link_loop(path):
+        return ""
+    return (f"{path} is a loop of symbolic links (it leads back to itself), so it cannot be read; fix or delete the "
+            "link.")
+
+
+def links_looping(folder: Path, name: str) -> list[Path]:
+    """The link loops in ``folder`` (at any depth, links not followed) named ``name``, with or without a suffix."""
+    found: list[Path] = []
+    for place, dirs, files in os.walk(folder):
+        found += [Path(place) / entry for entry in (*dirs, *files)
+                  if name in (entry, Path(entry).stem) and is_link_loop(Path(place) / entry)]
+    return sorted(found)
+
+
 @functools.cache  # resolved once: the window asks for it per icon (49 times before its first frame, 7-8 ms)
 def resources_dir() -> Path:
     """The repository's ``resources/`` folder (icons, style sheet, model configs)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from pydantic import (
 )
 
 from studio.core.errors import first_line
-from studio.core.paths import StudioPaths, config_folder_problem, studio_paths
+from studio.core.paths import StudioPaths, config_folder_problem, is_link_loop, studio_paths
 from studio.core.requests import MEMORY_MODES, SPEED_MODES
 from studio.core.settings_aside import keep_aside, where
 from studio.core.settings_checks import (
@@ -162,8 +163,25 @@ def load_settings(paths: StudioPaths | None = None) -> Settings:
     return settings
 
 
+def broken_link_problem(file: Path) -> str:
+    """Why the settings file, a symbolic link (kept with dotfiles), leads to no file, as the end of a sentence
+    without its full stop ("is a loop of symbolic links"); "" where it is no link or its target is there."""
+    if not file.is_symlink():
+        return ""
+    if is_link_loop(file):
+        return "is a loop of symbolic links"
+    if not file.exists():
+        return f"is a symbolic link to {os.readlink(file)}, which is not there"
+    return ""
+
+
 def read_settings(paths: StudioPaths) -> Settings:
     file = paths.settings_file
+    if problem := broken_link_problem(file):  # defaults, said: the link is the person's; a save would not replace it
+        settings = Settings.defaults(paths)
+        settings.load_note = (f"The settings file {file} {problem}; Studio started with its defaults, and does not "
+                              "save settings there until the link is fixed.")
+        return settings
     if not file.exists():
         return Settings.defaults(paths)
     try:
@@ -228,7 +246,7 @@ def _set_aside(file: Path, raw: bytes, move: bool, as_it_was: bool = False) -> s
     ``move``; the end of a sentence saying where the copy is (or why there is none)."""
     try:
         aside = keep_aside(file, raw)
-        if move:
+        if move and not file.is_symlink():  # a link is the person's (dotfiles): the next save writes through it
             file.unlink()
     except OSError as exc:
         log.warning("A copy of settings file %s could not be kept: %s", file, exc)

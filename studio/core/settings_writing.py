@@ -11,7 +11,7 @@ from pathlib import Path
 
 from studio.core.errors import StudioError
 from studio.core.paths import StudioPaths, config_folder_problem, studio_paths
-from studio.core.settings import LinksOnDisk, Settings, absolute_folder, read_settings
+from studio.core.settings import LinksOnDisk, Settings, absolute_folder, broken_link_problem, read_settings
 
 SETTINGS_LOCK = ".settings.lock"  # beside settings.toml: held while the file is read, changed and written
 SETTINGS_LOCK_TIMEOUT = 30.0  # seconds; each holder holds it for one read and write of a small file
@@ -71,7 +71,16 @@ def _write_settings(settings: Settings, paths: StudioPaths, links: list[Path]) -
 
     data = settings.model_dump(mode="json", exclude_none=True)
     data["extra_model_paths"] = [str(path) for path in links]
-    write_atomically(paths.settings_file, tomli_w.dumps(data).encode("utf-8"))
+    write_atomically(_settings_target(paths.settings_file), tomli_w.dumps(data).encode("utf-8"))
+
+
+def _settings_target(file: Path) -> Path:
+    """Where the settings are written: the file itself, or the file a symbolic link to it names (settings kept with
+    dotfiles), replaced there so that the link stays a link; StudioError for a link that leads to no file."""
+    if problem := broken_link_problem(file):
+        raise StudioError(f"Settings could not be saved: the settings file {file} {problem}, and Studio does not "
+                          "replace it; fix the link, or delete it to let Studio write a new file.")
+    return file.resolve() if file.is_symlink() else file
 
 
 def _merged_links(settings: Settings, file: Path) -> list[Path]:

@@ -28,7 +28,7 @@ from studio.core.model_library import (
     with_hashes,
 )
 from studio.core.models import MODEL_INDEX
-from studio.core.paths import real_path
+from studio.core.paths import link_loop_problem, real_path
 from studio.core.style_weights import WeightsFile, weights_file_for
 from studio.core.weight_files import check_weights_file
 from studio.services.import_records import record_import
@@ -56,7 +56,7 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
     source = Path(source).expanduser()
     named = named or source.name
     if not source.exists():
-        raise InvalidRequest(f"There is no file or folder at {source}.")
+        raise InvalidRequest(link_loop_problem(source) or f"There is no file or folder at {source}.")
     item = _identify(source)
     if item.problem and not (unusable_too and item.kind != "unknown"):
         raise ModelError(item.problem)
@@ -113,7 +113,7 @@ def link_one(path: Path, linked: Sequence[Path], models_dir: Path | None = None)
     folder, or a part of it, is refused: its models are in the library already."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise InvalidRequest(f"There is no file or folder at {path}.")
+        raise InvalidRequest(link_loop_problem(path) or f"There is no file or folder at {path}.")
     if problem := system_folder_problem(path):  # the models folder's rule: / or /proc would list the system's files
         raise InvalidRequest(f"{problem}; nothing was linked.")
     own = real_path(models_dir) if models_dir is not None else None

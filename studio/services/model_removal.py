@@ -1,5 +1,6 @@
 """Taking a model out of the library: its files deleted when they are inside the models folder, a linked file or
-folder unlinked (never deleted), and what that would do, asked first."""
+folder unlinked (never deleted), a symbolic link in the models folder removed as a link (never followed), and what
+that would do, asked first."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import shutil
 from pathlib import Path
 
 from studio.core.errors import InvalidRequest, ModelError, os_reason
-from studio.core.model_library import HUB_ORIGIN, IMPORTS_FILE, LibraryItem, find_item, read_imports, scan_library
+from studio.core.model_library import (HUB_ORIGIN, IMPORTS_FILE, KIND_FOLDERS, LibraryItem, find_item, read_imports,
+                                       scan_library)
 from studio.core.paths import real_path
+from studio.core.units import format_size
 from studio.services.import_records import forget_import
 
 log = logging.getLogger(__name__)
@@ -22,7 +25,13 @@ def remove_model(value: str, models_dir: Path, linked: list[Path],
     What did not stop the removal (the record of where it was imported from left as it was) goes to ``notes``,
     else to the log."""
     item, links = what_removing_does(value, models_dir, linked)
-    if links == list(linked):  # not an unlink: the files go
+    if links == list(linked) and (link := link_to_remove(item, models_dir)) is not None:
+        try:
+            link.unlink()  # the link itself: what it points to stays
+        except OSError as exc:
+            raise ModelError(f"The link {link} could not be removed: {os_reason(exc)}.") from exc
+    elif links == list(linked):  # not an unlink: the files go
+        _check_inside(item, models_dir)  # the last word before anything is deleted
         origin = read_imports(models_dir).get(str(item.path), "")
         try:
             if item.path.is_dir():
@@ -80,4 +89,60 @@ def what_removing_does(value: str, models_dir: Path, linked: list[Path]) -> tupl
     if item.linked:  # found through a linked folder (a kind folder that is a symlink is still Studio's own)
         raise InvalidRequest(f"{item.path} is in a linked folder, not in Studio's models folder; Studio does not "
                              "delete other tools' files. Unlink the folder instead.")
+    if link_to_remove(item, models_dir) is None:
+        _check_inside(item, models_dir)
     return item, list(linked)
+
+
+def removal_words(item: LibraryItem, models_dir: Path) -> tuple[str, str]:
+    """For a model in the models folder: the question that asks before it is removed, and the sentence that says it
+    was, naming what truly goes (a link in the models folder, or the files); InvalidRequest where Studio would not
+    delete them (they lie outside the models folder)."""
+    if (link := link_to_remove(item, models_dir)) is not None:
+        return (f"Remove the link {link.name}? The files it points to, in {item.path}, are kept.",
+                f"Removed the link {link}; the files it points to, in {item.path}, are kept.")
+    _check_inside(item, models_dir)
+    return (f"Delete {item.name} ({item.label}, {format_size(item.size)}) at {item.path}?",
+            f"Removed {item.name} ({item.path}).")
+
+
+def link_to_remove(item: LibraryItem, models_dir: Path) -> Path | None:
+    """The symbolic link in the models folder that ``item`` is, to remove in place of the files it points to; None
+    where the item is no such link (its files are deleted, where they lie inside the models folder)."""
+    entry = item.found_at
+    if entry is None or item.linked or not entry.is_symlink():
+        return None
+    try:
+        entry.relative_to(models_dir)
+    except ValueError:
+        return None
+    return entry
+
+
+def _studio_folders(models_dir: Path) -> list[Path]:
+    """Where Studio's own model files lie, links resolved: the models folder, and each kind folder in it that is a
+    link to another drive (imports and downloads are written there, so its models are Studio's to delete)."""
+    kinds = {models_dir / name for name in KIND_FOLDERS.values() if name}
+    return [real_path(models_dir), *(real_path(k) for k in sorted(kinds) if k.is_symlink())]
+
+
+def _check_inside(item: LibraryItem, models_dir: Path) -> None:
+    """InvalidRequest unless ``item``'s files, links resolved, lie inside Studio's models folder: a model reached
+    through a linked sub-folder (checkpoints/sub → a folder elsewhere) is someone else's files."""
+    if any(item.path.is_relative_to(folder) for folder in _studio_folders(models_dir)):
+        return
+    through = next((p for p in _links_on_the_way(item, models_dir)), None)
+    how = f", reached through the link {through} (to {real_path(through)})," if through else ""
+    raise InvalidRequest(f"{item.path}{how} is outside Studio's models folder {real_path(models_dir)}; Studio "
+                         "deletes only files inside it. Remove the link, or delete the files there yourself.")
+
+
+def _links_on_the_way(item: LibraryItem, models_dir: Path) -> list[Path]:
+    """The symbolic links among the folders between the models folder and where ``item`` was found."""
+    entry = item.found_at or item.path
+    try:
+        parts = entry.relative_to(models_dir).parts
+    except ValueError:
+        return []
+    places = [models_dir.joinpath(*parts[:end]) for end in range(1, len(parts))]
+    return [place for place in places if place.is_symlink()]

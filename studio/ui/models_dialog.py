@@ -261,7 +261,7 @@ class ModelsDialog(ModelTransfers):
         self.start(self.remove(self._selected()) if unfinished is None else self.delete_unfinished(unfinished))
 
     async def remove(self, item: LibraryItem | None) -> bool:
-        from studio.services.model_removal import remove_model
+        from studio.services.model_removal import remove_model, removal_words
 
         if item is None:
             return False
@@ -270,8 +270,14 @@ class ModelsDialog(ModelTransfers):
             self._report(f"{item.name} is in a linked folder; Studio does not delete other tools' files. Unlink "
                          "the folder under Linked Folders instead.", error=True)
             return False
-        if not await self.confirmed("Remove model", f"Unlink {item.path}? Its files are untouched." if is_link
-                                    else f"Delete {item.path}?"):
+        try:  # a link in the models folder is removed as a link; files outside it are never deleted
+            question, done = (f"Unlink {item.path}? Its files are untouched.",
+                              f"Unlinked {item.path}; its files are untouched.") if is_link \
+                else removal_words(item, self.settings.models_dir)
+        except StudioError as exc:
+            self._report(str(exc), error=True)
+            return False
+        if not await self.confirmed("Remove model", question):
             return False
         try:
             _, self.settings.extra_model_paths = await asyncio.to_thread(
@@ -280,7 +286,7 @@ class ModelsDialog(ModelTransfers):
             self._report(str(exc), error=True)
             return False
         await self._changed()
-        self._report(f"Unlinked {item.path}; its files are untouched." if is_link else f"Removed {item.name}.")
+        self._report(done)
         return True
 
     async def _changed(self) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -315,3 +316,25 @@ def test_a_model_folders_checks_look_the_folder_up_once(tmp_path, monkeypatch):
     looks.clear()
     check_model_folder(model)  # on its own it still finds its model_index.json
     assert looks.count(model) == 1 and model / "model_index.json" in looks
+
+
+def test_a_model_that_is_a_loop_of_symbolic_links_is_said_to_be_one(tmp_path, monkeypatch):
+    """`--model loopA` (loopA → loopB → loopA in checkpoints/) said "No model file or folder named 'loopA' was
+    found", by name and by path alike."""
+    from studio.core.errors import InvalidRequest
+    from studio.core.models import resolve_model
+
+    models = tmp_path / "models"
+    (models / "checkpoints").mkdir(parents=True)
+    loop_a, loop_b = models / "checkpoints" / "loopA", models / "checkpoints" / "loopB"
+    loop_b.symlink_to(loop_a)
+    loop_a.symlink_to(loop_b)
+    monkeypatch.chdir(tmp_path)
+    relative = Path("models/checkpoints/loopB")  # a path from where the command runs
+    for value, named in (("loopA", loop_a), (str(loop_a), loop_a), (str(relative), relative)):
+        with pytest.raises(InvalidRequest) as refusal:
+            resolve_model(value, models)
+        assert str(refusal.value) == (f"{named} is a loop of symbolic links (it leads back to itself), so it cannot "
+                                      "be read; fix or delete the link.")
+    with pytest.raises(InvalidRequest, match="No model file or folder named 'loop' was found"):
+        resolve_model("loop", models)

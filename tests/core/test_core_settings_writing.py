@@ -82,3 +82,58 @@ def test_settings_saved_while_another_studio_holds_the_lock_wait_for_it_then_say
             pytest.raises(StudioError, match=r"another Studio kept it busy for 0\.1 s; try again\.$"):
         save_settings(load_settings())
     assert not paths.settings_file.exists()
+
+
+def test_a_settings_file_that_is_a_symbolic_link_is_written_through_the_link(tmp_path):
+    """Settings kept with dotfiles: the first save replaced the link with a plain file, and the dotfile was left
+    behind unchanged."""
+    paths = StudioPaths(tmp_path / "config", tmp_path / "data", tmp_path / "cache")
+    dotfile = tmp_path / "dotfiles" / "studio.toml"
+    dotfile.parent.mkdir()
+    dotfile.write_text('[generation]\nprompt = "from the dotfile"\n')
+    paths.config_dir.mkdir()
+    paths.settings_file.symlink_to(Path("..") / "dotfiles" / "studio.toml")  # relative, as dotfile managers make
+    settings = load_settings(paths)
+    assert settings.generation.prompt == "from the dotfile" and not settings.load_note
+    settings.generation.prompt = "saved"
+    save_settings(settings, paths)
+    assert paths.settings_file.is_symlink() and load_settings(paths).generation.prompt == "saved"
+    assert 'prompt = "saved"' in dotfile.read_text() and sorted(p.name for p in dotfile.parent.iterdir()) == [
+        "studio.toml"]  # no temporary file left beside it
+
+
+@pytest.mark.parametrize("link", ["dangling", "loop"])
+def test_a_settings_link_that_leads_nowhere_is_said_and_never_replaced(tmp_path, link):
+    """Studio started with its defaults without a word, and the first save put a plain file in place of the link."""
+    paths = StudioPaths(tmp_path / "config", tmp_path / "data", tmp_path / "cache")
+    paths.config_dir.mkdir()
+    file = paths.settings_file
+    if link == "dangling":
+        file.symlink_to(tmp_path / "unplugged" / "studio.toml")
+        problem = f"is a symbolic link to {tmp_path / 'unplugged' / 'studio.toml'}, which is not there"
+    else:
+        (paths.config_dir / "other.toml").symlink_to(file)
+        file.symlink_to(paths.config_dir / "other.toml")
+        problem = "is a loop of symbolic links"
+    settings = load_settings(paths)
+    assert settings.load_note == (f"The settings file {file} {problem}; Studio started with its defaults, and does "
+                                  "not save settings there until the link is fixed.")
+    with pytest.raises(StudioError) as refused:
+        save_settings(settings, paths)
+    assert str(refused.value) == (f"Settings could not be saved: the settings file {file} {problem}, and Studio "
+                                  "does not replace it; fix the link, or delete it to let Studio write a new file.")
+    assert file.is_symlink() and not (tmp_path / "unplugged").exists()
+
+
+def test_a_settings_link_to_a_file_that_is_not_toml_keeps_the_link(tmp_path):
+    """The unreadable file was moved aside by deleting the link; the next save then wrote a plain file there."""
+    paths = StudioPaths(tmp_path / "config", tmp_path / "data", tmp_path / "cache")
+    dotfile = tmp_path / "dotfiles" / "studio.toml"
+    dotfile.parent.mkdir()
+    dotfile.write_text("not = [toml")
+    paths.config_dir.mkdir()
+    paths.settings_file.symlink_to(dotfile)
+    settings = load_settings(paths)
+    assert "kept the file as" in settings.load_note and paths.settings_file.is_symlink()
+    save_settings(settings, paths)
+    assert paths.settings_file.is_symlink() and "[generation]" in dotfile.read_text()

@@ -180,3 +180,20 @@ def test_a_copy_of_a_linked_model_is_already_in_the_library_and_not_copied(tmp_p
         assert not result.copied and result.item.path == original
         assert result.note == f"{copy.name} is already in the library as {original}."
     assert not models.exists() or not any(models.rglob("*.safetensors"))
+
+
+def test_linking_or_importing_a_loop_of_symbolic_links_says_it_is_one(tmp_path):
+    """`studio models link …/loopA` said "There is no file or folder at …/loopA."."""
+    loop_a, loop_b = tmp_path / "loopA", tmp_path / "loopB"
+    loop_b.symlink_to(loop_a)
+    loop_a.symlink_to(loop_b)
+    expected = (f"{loop_a} is a loop of symbolic links (it leads back to itself), so it cannot be read; fix or delete "
+                "the link.")
+    with pytest.raises(InvalidRequest) as refused:
+        link_folder(loop_a, [])
+    assert str(refused.value) == expected
+    with pytest.raises(InvalidRequest) as refused:
+        import_model(loop_a, tmp_path / "models")
+    assert str(refused.value) == expected
+    with pytest.raises(InvalidRequest, match="There is no file or folder at"):
+        link_folder(tmp_path / "nothing", [])
