@@ -220,7 +220,7 @@ def _progress_line() -> Iterator[Callable[[str], None]]:
 
 def _link(settings: Settings, path: Path) -> int:
     from studio.core.model_library import detect_layout, item_for_file
-    from studio.services.model_imports import link_folder
+    from studio.services.model_imports import found_there, link_folder
 
     # One model file linked in place: it said "0 usable model(s) found there" of a usable one.
     item = item_for_file(path, "linked") if path.is_file() else None
@@ -244,7 +244,7 @@ def _link(settings: Settings, path: Path) -> int:
     if item is not None:
         print(f"{said}: {item.label}, listed as {item.name}.")
     else:
-        print(f"{said}: {sum(i.usable for i in scan_library(path))} usable model(s) found there.")
+        print(f"{said}: {found_there(scan_library(path))}.")
     return 0
 
 

@@ -53,6 +53,10 @@ class ModelsDialog(ModelTransfers):
         self.settings = settings
         self.hash_cache = cache_dir / "model-hashes.json"
         self.on_change = on_change  # the library changed (here is its new scan): refresh the pickers, save
+        # The library or its links changed and on_change has not had the new scan yet: closing the window cancels
+        # the scan, so whoever opened it looks again when it closes (a folder linked just before Close was saved
+        # while the model picker kept the old list).
+        self.change_unseen = False
         self.items: list[LibraryItem] = []
         self.unfinished: list[UnfinishedDownload] = []  # downloads stopped half-way, listed to resume or delete
         self._cancel = threading.Event()
@@ -149,6 +153,7 @@ class ModelsDialog(ModelTransfers):
         self.items, self.unfinished = items, unfinished
         if notify:
             self.on_change(items)
+            self.change_unseen = False
         self._fill()
         if hashes and items:
             self.message.setText("Hashing new files (once; hashes are cached)…")
@@ -236,7 +241,7 @@ class ModelsDialog(ModelTransfers):
             self.link_menu.addAction(f"Unlink {path}", lambda p=path: self.start(self.unlink(p)))
 
     async def link(self, path: Path) -> None:
-        from studio.services.model_imports import link_folder
+        from studio.services.model_imports import found_there, link_folder
 
         try:
             links = link_folder(path, self.settings.extra_model_paths, self.settings.models_dir)
@@ -248,8 +253,9 @@ class ModelsDialog(ModelTransfers):
             return
         self.settings.extra_model_paths = links
         await self._changed()
-        found = sum(1 for i in self.items if str(i.path).startswith(str(path.resolve())))
-        self._report(f"Linked {path}: {found} model(s) found there, used in place.")
+        where = path.resolve()
+        self._report(f"Linked {path}, used in place: "
+                     f"{found_there([i for i in self.items if i.path.is_relative_to(where)])}.")
 
     async def unlink(self, path: Path) -> None:
         self.settings.extra_model_paths = [p for p in self.settings.extra_model_paths if p != path]
@@ -284,6 +290,7 @@ class ModelsDialog(ModelTransfers):
         return True
 
     async def _changed(self) -> None:
+        self.change_unseen = True
         await self.reload(notify=True)
 
 
