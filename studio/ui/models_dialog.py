@@ -165,7 +165,10 @@ class ModelsDialog(ModelTransfers):
             self._fill()
 
     def _fill(self) -> None:
-        selected = self._selected()
+        # The selected row by what it is (a model's path, an unfinished download's folder): a refill after hashing
+        # went back to the first row from a selected download, and the next Remove asked to delete a model.
+        current = self.tree.currentItem()
+        selected = current.data(0, Qt.ItemDataRole.UserRole) if current is not None else None
         kind = self.kind_filter.currentData()
         self.tree.setSortingEnabled(False)
         self.tree.clear()
@@ -179,17 +182,20 @@ class ModelsDialog(ModelTransfers):
             if item.problem or item.duplicate_of:
                 row.setForeground(1, brush("#ff8a80" if item.problem else "#e8a25c"))
             self.tree.addTopLevelItem(row)
-            if selected is not None and item.path == selected.path:
+            if selected == str(item.path):
                 self.tree.setCurrentItem(row)
         if not kind:  # of no kind yet: under All kinds only
             for download in self.unfinished:
                 row = _Row([download.repo_id.rsplit("/", 1)[-1], UNFINISHED, format_size(download.done_bytes), "",
                             f"Hugging Face: {download.repo_id}"])
+                row.setData(0, Qt.ItemDataRole.UserRole, str(download.folder))
                 row.setData(1, Qt.ItemDataRole.UserRole, download.repo_id)
                 row.setData(2, Qt.ItemDataRole.UserRole, download.done_bytes)
                 row.setToolTip(0, str(download.folder))
                 row.setForeground(1, brush("#e8a25c"))
                 self.tree.addTopLevelItem(row)
+                if selected == str(download.folder):
+                    self.tree.setCurrentItem(row)
         self.tree.setSortingEnabled(True)
         self._settle_selection()
 
