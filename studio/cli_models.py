@@ -246,7 +246,7 @@ def _link(settings: Settings, path: Path) -> int:
         say_note(note)
     if path.is_file() and item is None:  # ComfyUI's extra_model_paths.yaml: the folders it names
         for folder in added:
-            print(f"Linked {folder} (named in {path.name}): {_usable_in(folder)} usable model(s) found there.")
+            print(f"Linked {folder} (named in {path.name}): {_found_in(folder)}.")
         if not added:
             print(f"The folders {path.name} names are linked already.")
         return 0
@@ -256,15 +256,16 @@ def _link(settings: Settings, path: Path) -> int:
     if item is not None:
         print(f"{said}: {item.label}, listed as {item.name}.")
         return 0
-    print(f"{said}: {_usable_in(path)} usable model(s) found there.")
+    print(f"{said}: {_found_in(path)}.")
     for folder in (f for f in added if f != real_path(path)):  # named in the folder's extra_model_paths.yaml
-        print(f"Linked {folder} (named in its extra_model_paths.yaml): {_usable_in(folder)} usable model(s) found "
-              "there.")
+        print(f"Linked {folder} (named in its extra_model_paths.yaml): {_found_in(folder)}.")
     return 0
 
 
-def _usable_in(folder: Path) -> int:
-    return sum(i.usable for i in scan_library(folder))
+def _found_in(folder: Path) -> str:
+    from studio.services.model_imports import found_there
+
+    return found_there(scan_library(folder))
 
 
 def _remove(settings: Settings, name: str, yes: bool) -> int:

@@ -444,7 +444,8 @@ def test_a_named_pipe_named_as_weights_is_refused_in_a_sentence_and_nothing_wait
     assert imported.returncode != 0 and imported.stderr.strip() == f"studio: {pipe} is a named pipe (FIFO), not a " \
                                                                "weights file."
     linked = studio_here(capsys, "models", "link", str(folder))
-    assert linked.returncode == 0 and "0 usable model(s)" in linked.stdout, linked.stderr
+    assert linked.returncode == 0 and linked.stdout == f"Linked {folder}: 0 usable model(s) found there, and 2 files " \
+                                                      "Studio cannot use.\n", linked.stderr
     listed = studio_here(capsys, "models", "list")
     assert f"{folder / 'a.safetensors'} is a named pipe (FIFO), not a weights file." in listed.stdout
     assert f"{folder / 'b.ckpt'} is a named pipe (FIFO), not a weights file." in listed.stdout

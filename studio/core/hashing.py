@@ -71,6 +71,12 @@ def model_hash(model: Path, cache_file: Path | None = None, progress: Progress |
     return digest.hexdigest()[:10]
 
 
+def cached_model_hash(model: Path, cache_file: Path | None) -> str | None:
+    """:func:`model_hash` where the cache holds it for the file (a folder: each weight file) as it is now, else
+    None without reading the model."""
+    return model_hash(model, cache_file) if cache_file is not None and is_hashed(model, cache_file) else None
+
+
 def _told(compute: Callable[..., str], progress: Progress | None) -> Callable[[Path], str]:
     return compute if progress is None else partial(compute, progress=progress)
 

@@ -128,6 +128,15 @@ def link_one(path: Path, linked: Sequence[Path], models_dir: Path | None = None)
     return [*linked, real_path(path)]
 
 
+def found_there(items: Sequence[LibraryItem]) -> str:
+    """What linking found, as the window and ``studio models link`` both say it: "3 usable model(s) found there"
+    and, where some are, "and 2 files Studio cannot use" (a pickle, an unreadable or unknown file)."""
+    usable = sum(item.usable for item in items)
+    unusable = len(items) - usable
+    said = f"{usable} usable model(s) found there"
+    return said + (f", and {unusable} file{'s' if unusable != 1 else ''} Studio cannot use" if unusable else "")
+
+
 def _linked_from(source: Path, linked: Sequence[Path]) -> Path | None:
     """The linked file or folder ``source`` is (or is inside), or None."""
     where = real_path(source)

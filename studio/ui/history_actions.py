@@ -22,6 +22,7 @@ from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
 from studio.core.metadata import LoraRecord
+from studio.core.model_match import bare_model_name, listed_model_hash, matching_model
 from studio.core.settings_sections import PostStepSetting
 from studio.core.style_weights import style_weights_dir
 from studio.plugin_host.registry import POSTPROCESSOR, Registry
@@ -195,7 +196,7 @@ class HistoryActions(StylePresetActions, QObject):
         try:
             dropped = await asyncio.to_thread(
                 _read_dropped, path, self.window.settings.outputs_dir, listed, self.window.service.registry,
-                style_weights_dir(self.window.service.env))
+                style_weights_dir(self.window.service.env), self.window.cache_dir / "model-hashes.json")
         except StudioError as exc:
             if load == self._loads:
                 self.window.status.set_message(str(exc), error=True)
@@ -220,6 +221,9 @@ class HistoryActions(StylePresetActions, QObject):
         notes += self._restore_guides(dropped.controls, dropped.missing)
         if model_name and dropped.model_path is None:
             notes.append(f"The model {model_name!r} it names is not in the model list.")
+        elif model_name and model_path and (listed_name := next(n for n, d in listed if d == model_path)) and \
+                bare_model_name(listed_name) != bare_model_name(model_name):  # found by its hash: a renamed file
+            notes.append(f"It names the model {model_name!r}; {listed_name} has the same hash, so it was picked.")
         # Only Studio records a chain (another tool's picture, or Studio's A1111 text alone, says nothing of it):
         # otherwise the one set up stays.
         chain = self._restore_chain(dropped.chain.steps) if dropped.chain is not None else ""
@@ -289,13 +293,15 @@ class DroppedPicture(NamedTuple):
 
 
 def _read_dropped(path: Path, outputs: Path, listed: list[tuple[str, Any]], registry: Registry,
-                  style_dir: Path) -> DroppedPicture:
+                  style_dir: Path, hash_cache: Path) -> DroppedPicture:
     """What a dropped picture says about how it was made, its guides (a Studio recipe names a kept picture relative
-    to the outputs folder), the model of the ``listed`` (name, path) it names and whether that is gone, and the
-    chain it records: reads and stats files, so it runs in a worker thread."""
+    to the outputs folder), the model of the ``listed`` (name, path) it names (by name, else by the hash the cache
+    knows: matching_model) and whether that is gone, and the chain it records: reads and stats files, so it runs in
+    a worker thread."""
     info = inspect_image(path)
     controls = resolved_controls(info.controls, outputs)
-    model_path = next((data for name, data in listed if info.model and name == info.model), None)
+    model_path = matching_model(info.model or "", info.model_hash or "", [(n, d) for n, d in listed if d],
+                                listed_model_hash(hash_cache))
     chain = usable_chain(info.post, registry, style_dir) if info.tool == STUDIO_TOOL and info.post else None
     return DroppedPicture(info, controls, missing_pictures(controls), model_path,
                           missing_model(model_path, info.model or ""), chain)

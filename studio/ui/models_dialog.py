@@ -53,6 +53,10 @@ class ModelsDialog(ModelTransfers):
         self.settings = settings
         self.hash_cache = cache_dir / "model-hashes.json"
         self.on_change = on_change  # the library changed (here is its new scan): refresh the pickers, save
+        # The library or its links changed and on_change has not had the new scan yet: closing the window cancels
+        # the scan, so whoever opened it looks again when it closes (a folder linked just before Close was saved
+        # while the model picker kept the old list).
+        self.change_unseen = False
         self.items: list[LibraryItem] = []
         self.unfinished: list[UnfinishedDownload] = []  # downloads stopped half-way, listed to resume or delete
         self._cancel = threading.Event()
@@ -149,6 +153,7 @@ class ModelsDialog(ModelTransfers):
         self.items, self.unfinished = items, unfinished
         if notify:
             self.on_change(items)
+            self.change_unseen = False
         self._fill()
         if hashes and items:
             self.message.setText("Hashing new files (once; hashes are cached)…")
@@ -160,7 +165,10 @@ class ModelsDialog(ModelTransfers):
             self._fill()
 
     def _fill(self) -> None:
-        selected = self._selected()
+        # The selected row by what it is (a model's path, an unfinished download's folder): a refill after hashing
+        # went back to the first row from a selected download, and the next Remove asked to delete a model.
+        current = self.tree.currentItem()
+        selected = current.data(0, Qt.ItemDataRole.UserRole) if current is not None else None
         kind = self.kind_filter.currentData()
         self.tree.setSortingEnabled(False)
         self.tree.clear()
@@ -174,17 +182,20 @@ class ModelsDialog(ModelTransfers):
             if item.problem or item.duplicate_of:
                 row.setForeground(1, brush("#ff8a80" if item.problem else "#e8a25c"))
             self.tree.addTopLevelItem(row)
-            if selected is not None and item.path == selected.path:
+            if selected == str(item.path):
                 self.tree.setCurrentItem(row)
         if not kind:  # of no kind yet: under All kinds only
             for download in self.unfinished:
                 row = _Row([download.repo_id.rsplit("/", 1)[-1], UNFINISHED, format_size(download.done_bytes), "",
                             f"Hugging Face: {download.repo_id}"])
+                row.setData(0, Qt.ItemDataRole.UserRole, str(download.folder))
                 row.setData(1, Qt.ItemDataRole.UserRole, download.repo_id)
                 row.setData(2, Qt.ItemDataRole.UserRole, download.done_bytes)
                 row.setToolTip(0, str(download.folder))
                 row.setForeground(1, brush("#e8a25c"))
                 self.tree.addTopLevelItem(row)
+                if selected == str(download.folder):
+                    self.tree.setCurrentItem(row)
         self.tree.setSortingEnabled(True)
         self._settle_selection()
 
@@ -236,7 +247,7 @@ class ModelsDialog(ModelTransfers):
             self.link_menu.addAction(f"Unlink {path}", lambda p=path: self.start(self.unlink(p)))
 
     async def link(self, path: Path) -> None:
-        from studio.services.model_imports import link_folder
+        from studio.services.model_imports import found_there, link_folder
 
         try:
             links = link_folder(path, self.settings.extra_model_paths, self.settings.models_dir)
@@ -248,8 +259,9 @@ class ModelsDialog(ModelTransfers):
             return
         self.settings.extra_model_paths = links
         await self._changed()
-        found = sum(1 for i in self.items if str(i.path).startswith(str(path.resolve())))
-        self._report(f"Linked {path}: {found} model(s) found there, used in place.")
+        where = path.resolve()
+        self._report(f"Linked {path}, used in place: "
+                     f"{found_there([i for i in self.items if i.path.is_relative_to(where)])}.")
 
     async def unlink(self, path: Path) -> None:
         self.settings.extra_model_paths = [p for p in self.settings.extra_model_paths if p != path]
@@ -290,6 +302,7 @@ class ModelsDialog(ModelTransfers):
         return True
 
     async def _changed(self) -> None:
+        self.change_unseen = True
         await self.reload(notify=True)
 
 

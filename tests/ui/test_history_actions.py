@@ -232,3 +232,28 @@ def test_a_dropped_picture_s_values_studio_cannot_take_are_each_said_with_what_w
     qtbot.waitUntil(lambda: "Loaded the parameters of x.png" in status.text(), timeout=10_000)
     assert status.text() == " ".join(["Loaded the parameters of x.png (made by AUTOMATIC1111).", *said])
     assert panel.prompt_edit.toPlainText() == "a castle" and panel.negative_edit.toPlainText() == "ugly"
+
+
+@pytest.mark.parametrize(("model_line", "said"), [
+    ("Model: SD15\\Tiny-SD.safetensors", ""),
+    ("Model: renamed_since, Model hash: {hash}",
+     " It names the model 'renamed_since'; tiny-sd has the same hash, so it was picked.")])
+def test_a_dropped_picture_s_model_is_found_by_its_file_name_or_its_hash(qtbot, window, tmp_path,  # noqa: ANN001
+                                                                        model_line, said):
+    """ComfyUI names a checkpoint with its folder and extension, A1111 a renamed file by its hash: both were "not in
+    the model list" though the list has it."""
+    from PIL.PngImagePlugin import PngInfo
+
+    panel = window.prompt_panel
+    listed = panel.model_combo.currentData()
+    digest = studio.core.hashing.model_hash(Path(listed), window.cache_dir / "model-hashes.json")
+    panel.steps_spin.setValue(30)  # a different model would still be seen: select_model answers for this one
+    text = PngInfo()
+    text.add_text("parameters", f"a castle\nSteps: 12, Sampler: Euler a, CFG scale: 6, Seed: 5, Size: 64x64, "
+                                f"{model_line.format(hash=digest)}")
+    Image.new("RGB", (64, 64)).save(tmp_path / "x.png", pnginfo=text)
+    panel.picture_dropped.emit(tmp_path / "x.png")
+    status = window.status.message_label
+    qtbot.waitUntil(lambda: "Loaded the parameters of x.png" in status.text(), timeout=10_000)
+    assert status.text() == "Loaded the parameters of x.png (made by AUTOMATIC1111)." + said
+    assert panel.model_combo.currentData() == listed and panel.steps_spin.value() == 12

@@ -4,11 +4,13 @@ and a download stopped half-way is listed, to resume or delete."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from hub_server import isolated_hub_client
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QTreeWidgetItem
 from unfinished_download import REPO, WEIGHTS, stop_half_way, vae_files, vae_hub
 
 from studio.core.settings import Settings
@@ -87,7 +89,8 @@ def test_remove_deletes_a_stopped_download_s_partial_files_after_asking(qtbot, d
     with vae_hub() as hub:
         stop_half_way(hub, settings.models_dir)
     dialog.start(dialog.reload())
-    qtbot.waitUntil(lambda: bool(unfinished_rows(dialog)), timeout=10000)
+    # Listed, then hashed and listed again: it was selected between the two, and the second list selected a model.
+    qtbot.waitUntil(lambda: bool(unfinished_rows(dialog)) and dialog.message.text() == "", timeout=10000)
     select_unfinished(qtbot, dialog)
     [stopped] = dialog.unfinished
     answers = iter([False, True])
@@ -100,6 +103,44 @@ def test_remove_deletes_a_stopped_download_s_partial_files_after_asking(qtbot, d
     qtbot.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dialog.message.text() == f"Deleted the unfinished download of {REPO}.", timeout=10000)
     assert not stopped.folder.exists() and unfinished_rows(dialog) == []
+
+
+def test_the_selected_row_stays_selected_when_the_list_is_filled_again_after_hashing(qtbot, dialog, settings,  # noqa: ANN001
+                                                                                     monkeypatch):
+    """A selected unfinished download lost its selection to the first row (a model's) when hashing ended, so the
+    next Remove asked to delete that model; a selected model stays too."""
+    import threading
+
+    from studio.ui import models_dialog
+
+    with vae_hub() as hub:
+        stop_half_way(hub, settings.models_dir)
+    hashed, with_hashes = threading.Event(), models_dialog.with_hashes
+    monkeypatch.setattr(models_dialog, "with_hashes", lambda *args: hashed.wait(20) and with_hashes(*args))
+    tree = dialog.tree
+
+    def listed_then_hashed(select: Callable[[list[QTreeWidgetItem]], QTreeWidgetItem]) -> str:
+        """Select a row while the list waits for its hashes; the row selected once they are in."""
+        hashed.clear()
+        dialog.start(dialog.reload())
+        qtbot.waitUntil(lambda: bool(unfinished_rows(dialog)) and dialog.message.text().startswith("Hashing"),
+                        timeout=10000)
+        rows = [tree.topLevelItem(i) for i in range(tree.topLevelItemCount())]
+        assert rows[0].text(1) != "Unfinished download"  # where the selection went
+        tree.setCurrentItem(chosen := select(rows))
+        key = chosen.data(0, Qt.ItemDataRole.UserRole)
+        hashed.set()
+        qtbot.waitUntil(lambda: dialog.message.text() == "", timeout=10000)
+        return key == tree.currentItem().data(0, Qt.ItemDataRole.UserRole)
+
+    assert listed_then_hashed(lambda rows: [r for r in rows if r.text(1) != "Unfinished download"][-1])
+    assert listed_then_hashed(lambda rows: next(r for r in rows if r.text(1) == "Unfinished download"))
+    [stopped] = dialog.unfinished
+    asked: list[str] = []
+    dialog.confirm = lambda title, text: asked.append(text) or False
+    qtbot.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(asked) == 1)
+    assert asked == [f"Delete the unfinished download of {REPO} ({stopped.progress}) in {stopped.folder}?"]
 
 
 def test_a_download_cancelled_in_the_window_is_listed_to_resume(qtbot, dialog, monkeypatch):  # noqa: ANN001

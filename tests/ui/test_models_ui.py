@@ -358,3 +358,34 @@ def test_generate_with_a_model_deleted_since_the_list_was_read_takes_it_off_the_
     assert panel.model_combo.findData(str(doomed)) < 0
     assert panel.selected_model() == str(tiny_model_dir)
     assert window.models._library_scans == scans + 1  # the library is looked through again for others gone
+
+
+def test_a_folder_linked_just_before_the_library_closes_reaches_the_model_picker(qtbot, window, checkpoint,  # noqa: ANN001
+                                                                                 monkeypatch):
+    """Closing cancelled the link's scan before the window heard of it: the folder was linked and saved, and the
+    picker kept the old list."""
+    import threading
+
+    from studio.ui import models_dialog
+
+    dialog = open_library(qtbot, window)
+    scanning, go_on = threading.Event(), threading.Event()
+    scan = models_dialog._scan
+    monkeypatch.setattr(models_dialog, "_scan", lambda *args: scanning.set() or go_on.wait(20) and scan(*args))
+    dialog.start(dialog.link(checkpoint.parent))
+    qtbot.waitUntil(scanning.is_set, timeout=10000)
+    dialog.reject()
+    go_on.set()
+    picker = window.prompt_panel.model_picker.combo
+    qtbot.waitUntil(lambda: "dreamy" in [picker.itemText(i) for i in range(picker.count())], timeout=20000)
+    assert checkpoint.parent in window.settings.extra_model_paths
+
+
+def test_linking_says_how_many_usable_models_and_unusable_files_it_found(qtbot, window, checkpoint):  # noqa: ANN001
+    """The window counted files Studio cannot use as models ("12 model(s)" where the command line said 10)."""
+    (checkpoint.parent / "old.ckpt").write_bytes(b"not a pickle Studio would open")
+    dialog = open_library(qtbot, window)
+    dialog.start(dialog.link(checkpoint.parent))
+    qtbot.waitUntil(lambda: "Linked" in dialog.message.text(), timeout=20000)
+    assert dialog.message.text() == f"Linked {checkpoint.parent}, used in place: 1 usable model(s) found there, " \
+                                    "and 1 file Studio cannot use."

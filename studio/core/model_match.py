@@ -1,0 +1,70 @@
+"""Which listed model a picture's model name and hash mean, as other tools write them.
+
+ComfyUI's ``ckpt_name`` carries the file's extension and often a subfolder (``SD15/dreamshaper_8.safetensors``,
+``SD15\\dreamshaper_8.safetensors`` from Windows); AUTOMATIC1111 writes the name it had then (a file renamed since
+keeps its hash) and finds checkpoints by ``Model hash``. Studio's model list shows a checkpoint's stem and a folder's
+name, so an exact name alone misses most of these.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from studio.core.hashing import cached_model_hash, controlnet_hash
+
+T = TypeVar("T")
+OLD_HASH_LENGTH = 8  # A1111's "Model hash" before AutoV2
+AUTOV2_LENGTH, FULL_SHA256_LENGTH = 10, 64
+WEIGHT_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+
+
+def bare_model_name(name: str) -> str:
+    """A model's name without its folders (``/`` or ``\\``) and weights extension, in lower case."""
+    base = re.split(r"[/\\]", name.strip())[-1]
+    stem, dot, suffix = base.rpartition(".")
+    if dot and f".{suffix.lower()}" in WEIGHT_EXTENSIONS:
+        base = stem
+    return base.lower()
+
+
+def matching_model(name: str, digest: str, listed: Sequence[tuple[str, T]],
+                   hash_of: Callable[[T, int], str | None]) -> T | None:
+    """The ``listed`` (name, value) a picture's model ``name`` and ``digest`` (its hash, "" for none) mean: the one
+    of that exact name; else the only one of that name without folders, extension and case; else the only one whose
+    hash is ``digest`` (A1111's AutoV2 or old 8 digits, or InvokeAI's whole SHA-256; ``hash_of(value, length)`` gives
+    the listed one's of that length, None where it is not known). None when none or several match: a guess could
+    load the wrong model."""
+    if name:
+        if (exact := next((value for listed_name, value in listed if listed_name == name), None)) is not None:
+            return exact
+        bare = bare_model_name(name)
+        same = [value for listed_name, value in listed if bare_model_name(listed_name) == bare]
+        if len(same) == 1:
+            return same[0]
+    digest = digest.strip().lower().removeprefix("sha256:")
+    if not re.fullmatch(r"[0-9a-f]{8,64}", digest):
+        return None
+    if len(digest) == FULL_SHA256_LENGTH:  # InvokeAI writes the file's whole SHA-256: AutoV2 is its start
+        digest = digest[:AUTOV2_LENGTH]
+    hashed = [value for _, value in listed if (known := hash_of(value, len(digest))) and known.lower() == digest]
+    return hashed[0] if len(hashed) == 1 else None
+
+
+def listed_model_hash(cache_file: Path | None) -> Callable[[str | Path, int], str | None]:
+    """``hash_of`` for :func:`matching_model` over model paths: A1111's short SHA-256 (AutoV2, 10 hex digits) as the
+    hash cache holds it (a model not hashed yet is not hashed now: that takes about 1 s per GB each), or its old
+    8-digit hash (a 64 KiB read) for a single file. None where neither is known or the file cannot be read."""
+    def hash_of(model: str | Path, length: int) -> str | None:
+        path = Path(model)
+        try:
+            if not path.exists():  # gone since it was listed
+                return None
+            if length == OLD_HASH_LENGTH:
+                return controlnet_hash(path) if path.is_file() else None
+            return cached_model_hash(path, cache_file)
+        except OSError:
+            return None
+    return hash_of
