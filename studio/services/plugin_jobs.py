@@ -22,7 +22,7 @@ from studio.core.errors import InvalidRequest, JobCancelledError, StudioError
 from studio.core.generation import JobContext
 from studio import __version__
 from studio.core.metadata import Recipe
-from studio.core.post_blend import blend_result, check_blend, scale_for_blend
+from studio.core.post_blend import blend_result, check_blend, check_blend_memory, scale_for_blend
 from studio.core.parameters import (
     MAX_SEED,
     ImageParam,
@@ -176,8 +176,11 @@ class ContributionRunner:
             (result,) = self._guarded(contribution, produce, context, image_index,
                                       check=lambda item: _checked_image(item, contribution, own_copy=True))
         base = image
-        if result.size != image.size and (step.strength < 1.0 or mask is not None):
-            base, mask = scale_for_blend(image, mask, result.size)  # an upscaler: blend at the new size
+        if step.strength < 1.0 or mask is not None:
+            scaled = result.size != image.size
+            check_blend_memory(result.size, scaled)
+            if scaled:
+                base, mask = scale_for_blend(image, mask, result.size)  # an upscaler: blend at the new size
         result = blend_result(base, result, step.strength, mask)
         if recipe is not None:
             record = {"processor": step.processor, "version": contribution.plugin_version or __version__,

@@ -714,3 +714,18 @@ def test_the_status_line_names_the_filter_running_on_each_picture(setup):
     assert isinstance(terminal(events, job), JobFinished)
     said = [e.message for e in events if isinstance(e, EngineStatus) and e.message.startswith("Invert")]
     assert said == ["Invert on picture 1 of 2…", "Invert on picture 2 of 2…"]
+
+
+def test_a_blend_needing_more_than_the_free_memory_fails_with_a_sentence_not_counted_against_the_plugin(
+        setup, monkeypatch):
+    import psutil
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=2**20))  # 1 MB free
+    picture = Image.fromarray(np.full((200, 300, 3), 10, np.uint8))
+    events, (blended, whole) = submit_all(setup, [
+        PostProcessRequest("tp-good-invert", picture, {"amount": "0.5"}, strength=0.5),
+        PostProcessRequest("tp-good-invert", picture, {"amount": "0.5"})])  # strength 1: nothing to blend
+    assert terminal(events, blended).message.startswith("Blending the 300x200 result by the strength needs about")
+    assert terminal(events, whole).outputs[0].image.getpixel((0, 0)) == (245, 245, 245)
+    assert setup[0].record("tp-good").failures == 0
