@@ -15,6 +15,7 @@ from contextlib import closing
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from studio.core.environment import GeneratorEnvironment
@@ -142,7 +143,7 @@ class ContributionRunner:
 
         def check(item: Any) -> tuple[Image.Image, Any]:
             image, recipe = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
-            return _checked_image(image, contribution, own_copy=True), recipe
+            return _checked_image(image, contribution, own_copy=True, note=context.note), recipe
 
         items = self._guarded(contribution, produce, context, check=check)
         with closing(items):  # stopping early stops the plugin too
@@ -165,7 +166,7 @@ class ContributionRunner:
         if contribution.builtin:
             indexed = GuardedContext(context, self._env.device, self._env.data_dir, image_index)
             result = _checked_image(self._registry.instance(POSTPROCESSOR, contribution.id, self._env).process(
-                image, step.params, indexed), contribution)
+                image, step.params, indexed), contribution, note=context.note)
         else:
             def produce(guarded: GuardedContext) -> Iterable[Any]:
                 instance = self._registry.instance(POSTPROCESSOR, contribution.id, self._env)
@@ -174,7 +175,8 @@ class ContributionRunner:
                 return [instance.process(image.copy(), dict(step.params), guarded)]
 
             (result,) = self._guarded(contribution, produce, context, image_index,
-                                      check=lambda item: _checked_image(item, contribution, own_copy=True))
+                                      check=lambda item: _checked_image(item, contribution, own_copy=True,
+                                                                        note=context.note))
         base = image
         if step.strength < 1.0 or mask is not None:
             scaled = result.size != image.size
@@ -313,14 +315,39 @@ def _own_pictures(values: dict[str, Any]) -> dict[str, Any]:
     return {name: _own(value) for name, value in values.items()}
 
 
-def _checked_image(image: Any, contribution: Contribution, own_copy: bool = False) -> Image.Image:
+def _checked_image(image: Any, contribution: Contribution, own_copy: bool = False,
+                   note: Callable[[str], None] | None = None) -> Image.Image:
     """The picture as Studio keeps it (RGB or RGBA), or PluginFailed naming the plugin. ``own_copy``: a plugin's
-    picture is copied, since the plugin may go on to change the object it handed over (a reused buffer)."""
+    picture is copied, since the plugin may go on to change the object it handed over (a reused buffer). A 16-bit,
+    32-bit or float picture is scaled to 8 bits, said in ``note``."""
     if not isinstance(image, Image.Image):
         raise PluginFailed(f"The plugin {contribution.owner} returned {type(image).__name__} instead of a picture.")
     if not (0 < image.width <= MAX_OUTPUT_SIDE and 0 < image.height <= MAX_OUTPUT_SIDE):
         raise PluginFailed(f"The plugin {contribution.owner} returned a {image.width}x{image.height} picture, "
                            "which Studio cannot use.")
+    if image.mode.startswith("I") or image.mode.startswith("F"):
+        kind = "16-bit" if image.mode.startswith("I;16") else "32-bit" if image.mode == "I" else "floating-point"
+        if note is not None:
+            note(f"The plugin {contribution.owner} returned a {kind} picture; Studio scaled it to 8 bits.")
+        return _to_8_bits(image)
     if image.mode not in ("RGB", "RGBA"):
         return image.convert("RGB")  # a new picture
     return image.copy() if own_copy else image
+
+
+def _to_8_bits(image: Image.Image) -> Image.Image:
+    """A 16-bit picture by its range (Pillow's convert clips it: most of it turned white), a 32-bit or float one by
+    its own darkest and brightest values (they have no fixed range); as RGB."""
+    values = np.asarray(image)
+    if image.mode.startswith("I;16"):
+        grey = ((values.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    else:
+        values = values.astype(np.float32)
+        finite = np.isfinite(values)
+        low, high = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 0.0)
+        values = np.nan_to_num(values, nan=low, posinf=high, neginf=low)
+        if high > low:
+            values -= low
+            values *= 255.0 / (high - low)
+        grey = np.clip(np.rint(values, out=values), 0, 255).astype(np.uint8)  # all one value: kept, within 0-255
+    return Image.fromarray(grey, "L").convert("RGB")

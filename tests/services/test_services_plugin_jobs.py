@@ -729,3 +729,50 @@ def test_a_blend_needing_more_than_the_free_memory_fails_with_a_sentence_not_cou
     assert terminal(events, blended).message.startswith("Blending the 300x200 result by the strength needs about")
     assert terminal(events, whole).outputs[0].image.getpixel((0, 0)) == (245, 245, 245)
     assert setup[0].record("tp-good").failures == 0
+
+
+DEEP = '''
+import numpy as np
+from PIL import Image
+
+
+class Post:
+    def __init__(self, env):
+        pass
+
+    def process(self, image, params, context):
+        ramp = np.linspace(0.0, 1.0, image.width, dtype=np.float64)[None, :].repeat(image.height, 0)
+        if params["depth"] == "i16":
+            return Image.fromarray((ramp * 65535).astype(np.uint16))  # I;16
+        if params["depth"] == "i32":
+            return Image.fromarray((ramp * 4000 - 1000).astype(np.int32))  # I
+        return Image.fromarray((ramp * 0.5 + 0.25).astype(np.float32))  # F
+'''
+
+DEEP_MANIFEST = '''
+[[postprocessors]]
+id = "{plugin_id}-post"
+title = "Deep"
+target = "{package}.generator:Post"
+
+[[postprocessors.parameters]]
+name = "depth"
+type = "choice"
+choices = ["i16", "i32", "f"]
+'''
+
+
+def test_16_bit_32_bit_and_float_results_are_scaled_to_8_bits_with_a_note(plugin_sandbox, tmp_path):
+    setup = own_plugin(tmp_path, "tp-deep", "", DEEP_MANIFEST)
+    (tmp_path / "plugins" / "tp-deep" / "studio_tp_tp_deep" / "generator.py").write_text(DEEP)
+    picture = Image.new("RGB", (256, 4), (9, 9, 9))
+    events, ids = submit_all(setup, [PostProcessRequest("tp-deep-post", picture, {"depth": depth})
+                                     for depth in ("i16", "i32", "f")])
+    for job, kind in zip(ids, ("16-bit", "32-bit", "floating-point")):
+        finished = terminal(events, job)
+        image = finished.outputs[0].image
+        assert image.mode == "RGB"
+        # A ramp from black to white, not a white picture (Pillow's convert clips).
+        assert image.getpixel((0, 0)) == (0, 0, 0) and image.getpixel((255, 0)) == (255, 255, 255)
+        assert abs(image.getpixel((128, 2))[0] - 128) <= 2
+        assert finished.notes == (f"The plugin Test Plugin returned a {kind} picture; Studio scaled it to 8 bits.",)
