@@ -6,6 +6,7 @@ Every plugin failure is counted, and a plugin that keeps failing is switched off
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import weakref
@@ -38,6 +39,9 @@ from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep
 from studio.plugin_host.guard import GuardedContext, PluginFailed, PluginHung, run_guarded
 from studio.plugin_host.host import PluginHost
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution, Registry, plugin_environment
+from studio.services.autosave import RunningPlugin
+
+log = logging.getLogger(__name__)
 
 MAX_OUTPUT_SIDE = 16384
 
@@ -120,6 +124,8 @@ class ContributionRunner:
         self._host = host
         self._notify = notify
         self._step_pictures = StepPictures()
+        # Told which plugin's code runs (None: none now), so that one that kills the process can be named after.
+        self.watch: Callable[[RunningPlugin | None], None] | None = None
 
     def use_environment(self, env: GeneratorEnvironment) -> None:
         self._env = env
@@ -208,6 +214,11 @@ class ContributionRunner:
         env = plugin_environment(self._env, contribution, context.note)
         guarded = GuardedContext(context, self._env.device, env.data_dir, image_index)
         # Each item is checked (a picture loaded, copied) on the plugin's thread: whatever goes wrong is its failure.
+        log.info("Running %s (plugin %s %s)", contribution.title, contribution.owner, contribution.plugin_version)
+        watch = self.watch
+        if watch is not None:
+            watch(RunningPlugin(contribution.plugin_id, contribution.owner, contribution.plugin_version,
+                                contribution.title))
         items = run_guarded(lambda: produce(guarded), context, guarded, f"The plugin {contribution.owner}",
                             check=check)
         try:
@@ -225,6 +236,9 @@ class ContributionRunner:
         except PluginFailed as exc:
             notice = self._failed(contribution, str(exc))
             raise PluginFailed(f"{exc} {notice}".strip()) from exc
+        finally:
+            if watch is not None:
+                watch(None)
 
     def _failed(self, contribution: Contribution, message: str, hung: bool = False) -> str:
         if self._host is None:

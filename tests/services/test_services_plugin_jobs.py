@@ -776,3 +776,28 @@ def test_16_bit_32_bit_and_float_results_are_scaled_to_8_bits_with_a_note(plugin
         assert image.getpixel((0, 0)) == (0, 0, 0) and image.getpixel((255, 0)) == (255, 255, 255)
         assert abs(image.getpixel((128, 2))[0] - 128) <= 2
         assert finished.notes == (f"The plugin Test Plugin returned a {kind} picture; Studio scaled it to 8 bits.",)
+
+
+def test_each_plugin_job_is_logged_and_watched_while_its_code_runs(setup, caplog):
+    import logging
+
+    from studio.services.autosave import RunningPlugin
+
+    host, env, outputs, history = setup
+    seen: list[RunningPlugin | None] = []
+    picture = Image.fromarray(np.full((20, 30, 3), 10, np.uint8))
+
+    async def scenario():
+        async with running_service(env, outputs=outputs, history=history, plugins=host) as service:
+            service.watch_plugins(seen.append)
+            stream = service.subscribe()
+            ids = [service.submit(PostProcessRequest("tp-good-invert", picture, {"amount": "0.5"})),
+                   service.submit(request(params={"mode": "raise"}, batch_count=2))]
+            return await collect_until_done(stream, ids)
+
+    with caplog.at_level(logging.INFO, logger="studio.services.plugin_jobs"):
+        run(scenario())
+    invert = RunningPlugin("tp-good", "Test Plugin", "2.1.0", "Invert")
+    assert seen[:2] == [invert, None]  # marked before its code ran, cleared after
+    assert seen[2] is not None and seen[2].title != "Invert" and seen[3:] == [None]  # cleared after a failure too
+    assert "Running Invert (plugin Test Plugin 2.1.0)" in caplog.messages
