@@ -3,13 +3,16 @@
 Each running Studio keeps its autosave in ``<data>/autosave/<session>/`` and holds a lock file
 there for as long as it runs (the OS drops the lock when the process dies, even by SIGKILL).
 At start, any session folder whose lock can be taken belonged to a Studio that did not exit
-cleanly: its document can be restored.
+cleanly: its document can be restored. While a plugin's code runs, a marker there names it: found beside a
+dead Studio's autosave, the next start can say which plugin was running when it stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import json
 import logging
 import os
 import shutil
@@ -17,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from studio.core.document_io import DOCUMENT_JSON, DocumentSnapshot, SavedDocument, load_document, save_document
@@ -32,6 +35,17 @@ LOCK_NAME = "session.lock"
 SnapshotFn = Callable[[], DocumentSnapshot | None | Awaitable[DocumentSnapshot | None]]
 KEPT_NAME = "kept-at-close"  # beside an autosave the person chose to keep when closing Studio, not a crash's
 RECOVERED_FOLDER = "Recovered"  # in the outputs folder: older unsaved work found at start
+RUNNING_PLUGIN = "running-plugin.json"  # beside the autosave while a plugin's code runs
+
+
+@dataclass(frozen=True)
+class RunningPlugin:
+    """A plugin's contribution whose code is running (a plugin that kills the process leaves no other trace)."""
+
+    plugin_id: str
+    name: str
+    version: str
+    title: str
 
 
 def autosave_interval() -> float:
@@ -104,6 +118,21 @@ class Autosaver:
             save_document(snapshot, self.folder)
             return True
 
+    def mark_plugin(self, running: RunningPlugin | None) -> None:
+        """Name the plugin whose code runs now (None: none does). Called on the engine thread around each plugin job:
+        a marker left in a dead Studio's folder names the plugin that was running when it stopped."""
+        path = self.folder / RUNNING_PLUGIN
+        with self._writing:
+            if self._closed:
+                return
+            try:
+                if running is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    path.write_text(json.dumps(asdict(running)), encoding="utf-8")
+            except OSError as exc:  # the job runs all the same; only a crash would go unexplained
+                log.warning("Could not mark the running plugin in %s: %s", self.folder, exc)
+
     def close(self, keep: bool = False) -> None:
         """A clean exit: stop saving, release the lock, and remove this session's autosave (after a write still
         under way, which would otherwise make the folder again: the next start would offer to recover it).
@@ -114,6 +143,8 @@ class Autosaver:
             self._closed = True
         if self._task is not None:
             self._task.cancel()
+        with contextlib.suppress(OSError):  # closed cleanly: nothing crashed
+            (self.folder / RUNNING_PLUGIN).unlink(missing_ok=True)
         if keep and (self.folder / DOCUMENT_JSON).exists():
             try:
                 (self.folder / KEPT_NAME).touch()
@@ -131,6 +162,30 @@ class DamagedAutosave:
 
     folder: Path
     moved: bool  # set aside (else it is still in the autosave folder: it could not be moved)
+
+
+def take_running_plugins(root: Path) -> list[RunningPlugin]:
+    """The plugins that were running when earlier Studios stopped without closing, each marker removed as it is read
+    (said once). Call before ``scan_autosaves``: it removes a session folder that holds no document."""
+    found: list[RunningPlugin] = []
+    if not root.is_dir():
+        return found
+    from filelock import FileLock, Timeout  # here, not at import: the window's first frame does not wait for it
+
+    for marker in root.glob(f"*/{RUNNING_PLUGIN}"):
+        lock = FileLock(marker.parent / LOCK_NAME)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue  # a running Studio's plugin job
+        try:
+            found.append(RunningPlugin(**json.loads(marker.read_text(encoding="utf-8"))))
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("Skipping the unreadable running-plugin marker %s: %s", marker, exc)
+        finally:
+            marker.unlink(missing_ok=True)
+            lock.release()
+    return found
 
 
 def find_recoverable(root: Path) -> list[SavedDocument]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from studio.engine import held_memory
 from studio.engine.worker import EngineWorker, Job, StatusFn, WorkerContext, describe_exception
 from studio.plugin_host.host import PluginHost
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Registry
+from studio.services.autosave import RunningPlugin
 from studio.services.control_pictures import keep_control_pictures, keep_parameter_pictures
 from studio.services.history_recording import HistoryRecorder
 from studio.services.history_store import HistoryStore
@@ -163,6 +164,11 @@ class JobService:
         for instance in self._registry.live_instances():
             if hasattr(instance, "use_linked_dirs"):
                 instance.use_linked_dirs(self._env.linked_dirs)
+
+    def watch_plugins(self, watch: Callable[[RunningPlugin | None], None] | None) -> None:
+        """``watch`` is told, on the engine thread, which plugin's code runs before it runs and None after (the
+        window marks it in its autosave: a plugin that kills Studio is named at the next start)."""
+        self._runner.watch = watch
 
     def submit(self, request: GenerationRequest | PostProcessRequest) -> int:
         """Validate and queue a request; InvalidRequest (one sentence) if it cannot run."""

@@ -6,6 +6,7 @@ Every plugin failure is counted, and a plugin that keeps failing is switched off
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import weakref
@@ -15,6 +16,7 @@ from contextlib import closing
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from studio.core.environment import GeneratorEnvironment
@@ -22,7 +24,7 @@ from studio.core.errors import InvalidRequest, JobCancelledError, StudioError
 from studio.core.generation import JobContext
 from studio import __version__
 from studio.core.metadata import Recipe
-from studio.core.post_blend import blend_result, check_blend, scale_for_blend
+from studio.core.post_blend import blend_result, check_blend, check_blend_memory, scale_for_blend
 from studio.core.parameters import (
     MAX_SEED,
     ImageParam,
@@ -37,6 +39,9 @@ from studio.core.requests import GenerationRequest, PostProcessRequest, PostStep
 from studio.plugin_host.guard import GuardedContext, PluginFailed, PluginHung, run_guarded
 from studio.plugin_host.host import PluginHost
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution, Registry, plugin_environment
+from studio.services.autosave import RunningPlugin
+
+log = logging.getLogger(__name__)
 
 MAX_OUTPUT_SIDE = 16384
 
@@ -119,6 +124,8 @@ class ContributionRunner:
         self._host = host
         self._notify = notify
         self._step_pictures = StepPictures()
+        # Told which plugin's code runs (None: none now), so that one that kills the process can be named after.
+        self.watch: Callable[[RunningPlugin | None], None] | None = None
 
     def use_environment(self, env: GeneratorEnvironment) -> None:
         self._env = env
@@ -142,7 +149,7 @@ class ContributionRunner:
 
         def check(item: Any) -> tuple[Image.Image, Any]:
             image, recipe = item if isinstance(item, tuple) and len(item) == 2 else (item, None)
-            return _checked_image(image, contribution, own_copy=True), recipe
+            return _checked_image(image, contribution, own_copy=True, note=context.note), recipe
 
         items = self._guarded(contribution, produce, context, check=check)
         with closing(items):  # stopping early stops the plugin too
@@ -165,7 +172,7 @@ class ContributionRunner:
         if contribution.builtin:
             indexed = GuardedContext(context, self._env.device, self._env.data_dir, image_index)
             result = _checked_image(self._registry.instance(POSTPROCESSOR, contribution.id, self._env).process(
-                image, step.params, indexed), contribution)
+                image, step.params, indexed), contribution, note=context.note)
         else:
             def produce(guarded: GuardedContext) -> Iterable[Any]:
                 instance = self._registry.instance(POSTPROCESSOR, contribution.id, self._env)
@@ -174,10 +181,14 @@ class ContributionRunner:
                 return [instance.process(image.copy(), dict(step.params), guarded)]
 
             (result,) = self._guarded(contribution, produce, context, image_index,
-                                      check=lambda item: _checked_image(item, contribution, own_copy=True))
+                                      check=lambda item: _checked_image(item, contribution, own_copy=True,
+                                                                        note=context.note))
         base = image
-        if result.size != image.size and (step.strength < 1.0 or mask is not None):
-            base, mask = scale_for_blend(image, mask, result.size)  # an upscaler: blend at the new size
+        if step.strength < 1.0 or mask is not None:
+            scaled = result.size != image.size
+            check_blend_memory(result.size, scaled)
+            if scaled:
+                base, mask = scale_for_blend(image, mask, result.size)  # an upscaler: blend at the new size
         result = blend_result(base, result, step.strength, mask)
         if recipe is not None:
             record = {"processor": step.processor, "version": contribution.plugin_version or __version__,
@@ -203,6 +214,11 @@ class ContributionRunner:
         env = plugin_environment(self._env, contribution, context.note)
         guarded = GuardedContext(context, self._env.device, env.data_dir, image_index)
         # Each item is checked (a picture loaded, copied) on the plugin's thread: whatever goes wrong is its failure.
+        log.info("Running %s (plugin %s %s)", contribution.title, contribution.owner, contribution.plugin_version)
+        watch = self.watch
+        if watch is not None:
+            watch(RunningPlugin(contribution.plugin_id, contribution.owner, contribution.plugin_version,
+                                contribution.title))
         items = run_guarded(lambda: produce(guarded), context, guarded, f"The plugin {contribution.owner}",
                             check=check)
         try:
@@ -220,6 +236,9 @@ class ContributionRunner:
         except PluginFailed as exc:
             notice = self._failed(contribution, str(exc))
             raise PluginFailed(f"{exc} {notice}".strip()) from exc
+        finally:
+            if watch is not None:
+                watch(None)
 
     def _failed(self, contribution: Contribution, message: str, hung: bool = False) -> str:
         if self._host is None:
@@ -310,14 +329,39 @@ def _own_pictures(values: dict[str, Any]) -> dict[str, Any]:
     return {name: _own(value) for name, value in values.items()}
 
 
-def _checked_image(image: Any, contribution: Contribution, own_copy: bool = False) -> Image.Image:
+def _checked_image(image: Any, contribution: Contribution, own_copy: bool = False,
+                   note: Callable[[str], None] | None = None) -> Image.Image:
     """The picture as Studio keeps it (RGB or RGBA), or PluginFailed naming the plugin. ``own_copy``: a plugin's
-    picture is copied, since the plugin may go on to change the object it handed over (a reused buffer)."""
+    picture is copied, since the plugin may go on to change the object it handed over (a reused buffer). A 16-bit,
+    32-bit or float picture is scaled to 8 bits, said in ``note``."""
     if not isinstance(image, Image.Image):
         raise PluginFailed(f"The plugin {contribution.owner} returned {type(image).__name__} instead of a picture.")
     if not (0 < image.width <= MAX_OUTPUT_SIDE and 0 < image.height <= MAX_OUTPUT_SIDE):
         raise PluginFailed(f"The plugin {contribution.owner} returned a {image.width}x{image.height} picture, "
                            "which Studio cannot use.")
+    if image.mode.startswith("I") or image.mode.startswith("F"):
+        kind = "16-bit" if image.mode.startswith("I;16") else "32-bit" if image.mode == "I" else "floating-point"
+        if note is not None:
+            note(f"The plugin {contribution.owner} returned a {kind} picture; Studio scaled it to 8 bits.")
+        return _to_8_bits(image)
     if image.mode not in ("RGB", "RGBA"):
         return image.convert("RGB")  # a new picture
     return image.copy() if own_copy else image
+
+
+def _to_8_bits(image: Image.Image) -> Image.Image:
+    """A 16-bit picture by its range (Pillow's convert clips it: most of it turned white), a 32-bit or float one by
+    its own darkest and brightest values (they have no fixed range); as RGB."""
+    values = np.asarray(image)
+    if image.mode.startswith("I;16"):
+        grey = ((values.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    else:
+        values = values.astype(np.float32)
+        finite = np.isfinite(values)
+        low, high = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 0.0)
+        values = np.nan_to_num(values, nan=low, posinf=high, neginf=low)
+        if high > low:
+            values -= low
+            values *= 255.0 / (high - low)
+        grey = np.clip(np.rint(values, out=values), 0, 255).astype(np.uint8)  # all one value: kept, within 0-255
+    return Image.fromarray(grey, "L").convert("RGB")

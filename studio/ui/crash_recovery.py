@@ -1,6 +1,6 @@
 """Offering back the unsaved work of an earlier Studio that stopped without closing (a crash, a power cut) or was
 closed with its work kept, from its autosave: the latest picture and mask onto the canvas if the person says so, else
-kept as pictures like any older ones.
+kept as pictures like any older ones. A plugin that was running when it stopped is named, and can be switched off.
 """
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ from typing import TYPE_CHECKING
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from studio.core.document_io import SavedDocument
+from studio.core.errors import StudioError
 from studio.services.autosave import (
     RECOVERED_FOLDER,
     DamagedAutosave,
+    RunningPlugin,
     discard,
     keep_as_pictures,
     kept_at_close,
     scan_autosaves,
+    take_running_plugins,
 )
 from studio.ui.modal import modal
 
@@ -27,14 +30,20 @@ if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
 
 RecoveryChoice = Callable[[SavedDocument], bool]  # asked whether to restore this autosave: True to restore
+SwitchOffChoice = Callable[[RunningPlugin], bool]  # asked whether to switch off a plugin running at a crash
 
 
-async def offer_recovery(window: MainWindow, choose: RecoveryChoice) -> bool:
+async def offer_recovery(window: MainWindow, choose: RecoveryChoice,
+                         switch_off: SwitchOffChoice | None = None) -> bool:
     """If an earlier Studio died with unsaved work, offer it back; True when restored. The autosaves are read,
     and the picture and mask made ready for display, in worker threads: on this thread a 4096x4096 one held
-    the window 0.6 s before the question came, and as long again once it was answered."""
+    the window 0.6 s before the question came, and as long again once it was answered. A plugin that was running
+    when it died is named first (``switch_off`` asks whether to switch it off)."""
+    root = window.data_dir / "autosave"
+    for running in await asyncio.to_thread(take_running_plugins, root):
+        await _offer_switch_off(window, running, switch_off)
     folder = window.settings.outputs_dir / RECOVERED_FOLDER
-    found, damaged = await asyncio.to_thread(scan_autosaves, window.data_dir / "autosave", folder)
+    found, damaged = await asyncio.to_thread(scan_autosaves, root, folder)
     for aside in damaged:  # said once: a damaged autosave is moved out of the way, and where to is said
         window.status.add_notice(damaged_sentence(aside))
     if not found:
@@ -62,6 +71,37 @@ async def offer_recovery(window: MainWindow, choose: RecoveryChoice) -> bool:
     if restored and window.autosaver is not None and await window.autosaver.save_now():
         await asyncio.to_thread(discard, latest)
     return restored
+
+
+async def _offer_switch_off(window: MainWindow, running: RunningPlugin, switch_off: SwitchOffChoice | None) -> None:
+    host = window.service.plugins
+    if host is None or running.plugin_id not in host.enabled_ids():  # already off (or gone): nothing to ask
+        window.status.add_notice(f"{crashed_sentence(running)} It is off now.")
+        return
+    if switch_off is None or not await modal(lambda: switch_off(running)):
+        return
+    try:
+        host.set_enabled(running.plugin_id, False)
+    except StudioError as exc:
+        window.status.add_notice(f"{running.name} could not be switched off: {exc}")
+        return
+    window.status.add_notice(f"Switched off the plugin {running.name}; turn it on again in Plugins if you want it.")
+
+
+def crashed_sentence(running: RunningPlugin) -> str:
+    return (f"Studio stopped while the plugin {running.name} was running its {running.title}; it may have caused "
+            "this.")
+
+
+def ask_to_switch_off(parent: QWidget, running: RunningPlugin) -> bool:
+    """"Studio stopped while the plugin X was running its Y; it may have caused this. Switch it off?": True to."""
+    box = QMessageBox(QMessageBox.Icon.Warning, "A plugin may have stopped Studio",
+                      f"{crashed_sentence(running)} Switch it off?", QMessageBox.StandardButton.NoButton, parent)
+    off = box.addButton("Switch it off", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Keep it on", QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(off)
+    box.exec()
+    return box.clickedButton() is off
 
 
 def restored_sentence(saved: SavedDocument) -> str:

@@ -36,7 +36,7 @@ from studio.ui.close_questions import (
     quit_question,
     tell_entries_not_added,
 )
-from studio.ui.crash_recovery import RecoveryChoice, ask_to_restore, offer_recovery
+from studio.ui.crash_recovery import RecoveryChoice, SwitchOffChoice, ask_to_restore, ask_to_switch_off, offer_recovery
 from studio.ui.document_actions import DocumentActions
 from studio.ui.focus_keys import FocusedFieldKeys
 from studio.ui.history_panel import HistoryPanel
@@ -212,15 +212,18 @@ class MainWindow(QMainWindow):
         self.gallery.search_edit.selectAll()
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self, recovery_choice: RecoveryChoice | None = None) -> None:
+    def start(self, recovery_choice: RecoveryChoice | None = None,
+              switch_off_choice: SwitchOffChoice | None = None) -> None:
         """Begin consuming engine events and autosaving (call once the asyncio loop runs)."""
         self.jobs.start()
         self.actions_.run(self.history_actions.start())
         choose = recovery_choice or (lambda saved: ask_to_restore(self, saved))
-        self.recovery = self.actions_.run(offer_recovery(self, choose))
+        switch_off = switch_off_choice or (lambda running: ask_to_switch_off(self, running))
+        self.recovery = self.actions_.run(offer_recovery(self, choose, switch_off))
         try:
             self.autosaver = Autosaver(self.data_dir / "autosave", self.snapshot, on_failure=self.status.add_notice)
             self.autosaver.start()
+            self.service.watch_plugins(self.autosaver.mark_plugin)
         except OSError as exc:
             self.status.add_notice(f"Autosave is off: Studio could not make its folder in {self.data_dir / 'autosave'} "
                                    f"({os_reason(exc)}), so unsaved work is not kept if Studio stops.")
@@ -257,6 +260,7 @@ class MainWindow(QMainWindow):
         self.service.cancel_all()
         self.jobs.stop()
         if self.autosaver is not None:
+            self.service.watch_plugins(None)
             self.autosaver.close(keep=keep)  # else a clean exit leaves nothing to recover
             self.autosaver = None
         for timer in self.findChildren(QTimer):  # no query or refresh may start against stores about to close

@@ -223,3 +223,24 @@ def test_an_unreadable_autosave_is_set_aside_where_it_can_be_and_left_where_it_c
     assert (aside.folder, aside.moved) == (tmp_path / "outputs" / "Recovered" / "damaged-bad", True)
     assert (aside.folder / "document.json").read_text() == '{"format": 1, "ima' and not (root / "bad").exists()
     assert scan_autosaves(root, tmp_path / "outputs" / "Recovered") == ([], [])  # said once: gone from there
+
+
+def test_the_plugin_running_when_studio_died_is_named_once_and_a_clean_close_names_none(tmp_path: Path):
+    from studio.services.autosave import RunningPlugin, take_running_plugins
+
+    root = tmp_path / "autosave"
+    running = RunningPlugin("hp-bad", "Hostile Bad", "1.0.0", "Hostile post")
+    died = Autosaver(root, lambda: None, interval=3600)
+    died.mark_plugin(running)
+    assert take_running_plugins(root) == []  # its Studio still runs (holds the lock): not a crash
+    died._lock.release()  # as the OS does when the process dies (os._exit, a native crash): no close
+    closed = Autosaver(root, lambda: None, interval=3600)
+    closed.mark_plugin(running)
+    closed.close(keep=True)  # closed while the plugin ran: nothing crashed
+    assert take_running_plugins(root) == [running]
+    assert take_running_plugins(root) == []  # said once
+    finished = Autosaver(root, lambda: None, interval=3600)
+    finished.mark_plugin(running)
+    finished.mark_plugin(None)  # the job ended
+    finished._lock.release()
+    assert take_running_plugins(root) == []

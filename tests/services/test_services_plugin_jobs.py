@@ -714,3 +714,90 @@ def test_the_status_line_names_the_filter_running_on_each_picture(setup):
     assert isinstance(terminal(events, job), JobFinished)
     said = [e.message for e in events if isinstance(e, EngineStatus) and e.message.startswith("Invert")]
     assert said == ["Invert on picture 1 of 2…", "Invert on picture 2 of 2…"]
+
+
+def test_a_blend_needing_more_than_the_free_memory_fails_with_a_sentence_not_counted_against_the_plugin(
+        setup, monkeypatch):
+    import psutil
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=2**20))  # 1 MB free
+    picture = Image.fromarray(np.full((200, 300, 3), 10, np.uint8))
+    events, (blended, whole) = submit_all(setup, [
+        PostProcessRequest("tp-good-invert", picture, {"amount": "0.5"}, strength=0.5),
+        PostProcessRequest("tp-good-invert", picture, {"amount": "0.5"})])  # strength 1: nothing to blend
+    assert terminal(events, blended).message.startswith("Blending the 300x200 result by the strength needs about")
+    assert terminal(events, whole).outputs[0].image.getpixel((0, 0)) == (245, 245, 245)
+    assert setup[0].record("tp-good").failures == 0
+
+
+DEEP = '''
+import numpy as np
+from PIL import Image
+
+
+class Post:
+    def __init__(self, env):
+        pass
+
+    def process(self, image, params, context):
+        ramp = np.linspace(0.0, 1.0, image.width, dtype=np.float64)[None, :].repeat(image.height, 0)
+        if params["depth"] == "i16":
+            return Image.fromarray((ramp * 65535).astype(np.uint16))  # I;16
+        if params["depth"] == "i32":
+            return Image.fromarray((ramp * 4000 - 1000).astype(np.int32))  # I
+        return Image.fromarray((ramp * 0.5 + 0.25).astype(np.float32))  # F
+'''
+
+DEEP_MANIFEST = '''
+[[postprocessors]]
+id = "{plugin_id}-post"
+title = "Deep"
+target = "{package}.generator:Post"
+
+[[postprocessors.parameters]]
+name = "depth"
+type = "choice"
+choices = ["i16", "i32", "f"]
+'''
+
+
+def test_16_bit_32_bit_and_float_results_are_scaled_to_8_bits_with_a_note(plugin_sandbox, tmp_path):
+    setup = own_plugin(tmp_path, "tp-deep", "", DEEP_MANIFEST)
+    (tmp_path / "plugins" / "tp-deep" / "studio_tp_tp_deep" / "generator.py").write_text(DEEP)
+    picture = Image.new("RGB", (256, 4), (9, 9, 9))
+    events, ids = submit_all(setup, [PostProcessRequest("tp-deep-post", picture, {"depth": depth})
+                                     for depth in ("i16", "i32", "f")])
+    for job, kind in zip(ids, ("16-bit", "32-bit", "floating-point")):
+        finished = terminal(events, job)
+        image = finished.outputs[0].image
+        assert image.mode == "RGB"
+        # A ramp from black to white, not a white picture (Pillow's convert clips).
+        assert image.getpixel((0, 0)) == (0, 0, 0) and image.getpixel((255, 0)) == (255, 255, 255)
+        assert abs(image.getpixel((128, 2))[0] - 128) <= 2
+        assert finished.notes == (f"The plugin Test Plugin returned a {kind} picture; Studio scaled it to 8 bits.",)
+
+
+def test_each_plugin_job_is_logged_and_watched_while_its_code_runs(setup, caplog):
+    import logging
+
+    from studio.services.autosave import RunningPlugin
+
+    host, env, outputs, history = setup
+    seen: list[RunningPlugin | None] = []
+    picture = Image.fromarray(np.full((20, 30, 3), 10, np.uint8))
+
+    async def scenario():
+        async with running_service(env, outputs=outputs, history=history, plugins=host) as service:
+            service.watch_plugins(seen.append)
+            stream = service.subscribe()
+            ids = [service.submit(PostProcessRequest("tp-good-invert", picture, {"amount": "0.5"})),
+                   service.submit(request(params={"mode": "raise"}, batch_count=2))]
+            return await collect_until_done(stream, ids)
+
+    with caplog.at_level(logging.INFO, logger="studio.services.plugin_jobs"):
+        run(scenario())
+    invert = RunningPlugin("tp-good", "Test Plugin", "2.1.0", "Invert")
+    assert seen[:2] == [invert, None]  # marked before its code ran, cleared after
+    assert seen[2] is not None and seen[2].title != "Invert" and seen[3:] == [None]  # cleared after a failure too
+    assert "Running Invert (plugin Test Plugin 2.1.0)" in caplog.messages

@@ -272,3 +272,64 @@ def test_the_restore_question_names_a_mask_only_when_one_was_painted(qtbot, tmp_
         QTimer.singleShot(0, answer)
         assert ask_to_restore(None, saved) is False
         assert offer in asked[0]
+
+
+def test_a_plugin_running_when_studio_died_is_named_at_the_next_start_and_can_be_switched_off(
+        qtbot, qt_loop, studio_home, plugin_sandbox):  # noqa: ANN001
+    from plugin_wheels import plugin_wheel
+    from studio_testing import unpack_plugin
+
+    from studio.core.environment import GeneratorEnvironment
+    from studio.core.settings import load_settings
+    from studio.plugin_host.host import PluginHost
+    from studio.services.autosave import Autosaver, RunningPlugin
+    from studio.services.jobs import JobService
+    from studio.ui.main_window import MainWindow
+
+    paths = studio_paths()
+    unpack_plugin(paths.plugins_dir, plugin_wheel(plugin_sandbox / "wheels", plugin_id="tp-crash",
+                                                  package="studio_tp_crash"), "tp-crash")
+    host = PluginHost(paths.plugins_dir, scan_environment=False)
+    host.refresh()
+    host.set_enabled("tp-crash", True)
+    running = RunningPlugin("tp-crash", "Test Plugin", "1.0.0", "Crash filter")
+    died = Autosaver(paths.data_dir / "autosave", lambda: None, interval=3600)
+    died.mark_plugin(running)  # as before the plugin's code ran; it killed the process (os._exit): never cleared
+    died._lock.release()  # the OS lets the lock go with the process
+    service = JobService(None, GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir), warm_up=False,
+                         plugins=host)
+    window = MainWindow(load_settings(paths), service, paths.data_dir)
+    qtbot.addWidget(window)
+    asked: list[RunningPlugin] = []
+    window.start(recovery_choice=lambda found: True, switch_off_choice=lambda plugin: asked.append(plugin) or True)
+    try:
+        qtbot.waitUntil(window.recovery.done, timeout=10_000)
+        assert asked == [running]
+        assert "tp-crash" not in host.enabled_ids()
+        assert "Switched off the plugin Test Plugin" in " ".join(window.status.notices.notices())
+    finally:
+        window.close()
+        service.shutdown()
+
+
+def test_the_switch_off_question_names_the_plugin_and_what_it_was_running(qtbot):  # noqa: ANN001
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from studio.services.autosave import RunningPlugin
+    from studio.ui.crash_recovery import ask_to_switch_off
+
+    asked: list[str] = []
+
+    def answer() -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(10, answer)  # the question is not up yet
+            return
+        asked.append(box.text())
+        next(b for b in box.buttons() if b.text() == "Switch it off").click()
+
+    QTimer.singleShot(0, answer)
+    assert ask_to_switch_off(None, RunningPlugin("hp-bad", "Hostile Bad", "1.0.0", "Hostile post")) is True
+    assert asked == ["Studio stopped while the plugin Hostile Bad was running its Hostile post; it may have caused "
+                     "this. Switch it off?"]
