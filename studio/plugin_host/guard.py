@@ -1,4 +1,5 @@
-"""Running a plugin's code so that it can only fail its own job.
+"""Running a plugin's code so that its exceptions, hangs and ignored cancels fail only its own job (it runs in
+Studio's process: no sandbox, see the README).
 
 The plugin runs on a thread of its own; the engine thread waits for its results and watches the
 job's cancel flag. A plugin that does not stop within the grace period after a cancel is left
