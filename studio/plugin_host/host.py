@@ -236,7 +236,7 @@ class PluginHost:
                     record = PluginRecord(plugin, FAILED, problem)
                 else:
                     wanted[plugin.id] = contributions
-            owners.setdefault(plugin.id, plugin.distribution)
+            owners.setdefault(plugin.id, _place(plugin))
             records.append(record)
         self._sync_registry(wanted)
         self.records = records
@@ -248,7 +248,7 @@ class PluginHost:
             return PluginRecord(plugin, FAILED, plugin.error)
         if plugin.id in owners:
             return PluginRecord(plugin, FAILED, f"The plugin id {plugin.id!r} is already taken by {owners[plugin.id]}; "
-                                                f"this copy from {plugin.distribution} is ignored.")
+                                                f"this copy, {_place(plugin)}, is ignored.")
         if reason := plugin.manifest.incompatibility():
             return PluginRecord(plugin, INCOMPATIBLE, reason)
         if not enabled:
@@ -331,6 +331,13 @@ class PluginHost:
                   "turn it on again in Plugins when it is fixed.")
         self._switched_off[plugin_id] = f"{notice} Last error: {message}"
         return notice
+
+
+def _place(plugin: FoundPlugin) -> str:
+    """Which copy of a plugin this is, by its distribution and where it lies: two copies of one id may share a
+    distribution name (one in Studio's plugins folder, one pip-installed by hand)."""
+    where = f"in {plugin.location}" if plugin.location is not None else "installed in Studio's Python environment"
+    return f"{plugin.distribution} {where}"
 
 
 def _contributions(plugin: FoundPlugin) -> list[Contribution]:
