@@ -8,6 +8,7 @@ for the rest of the session after repeated failures.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ class PluginHost:
         self._refresh_lock = threading.RLock()
         self.on_change: Callable[[], None] | None = None  # told after refresh (on whatever thread refreshed)
         self._state = EnabledState(plugins_dir)
+        self._seen: tuple | None = None  # the plugins folder as the last refresh found it (see disk_stamp)
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -221,7 +223,29 @@ class PluginHost:
             self.on_change()
         return records
 
+    def refresh_if_changed(self) -> bool:
+        """Refresh if the plugins folder or state.json changed since the last refresh: another Studio (``studio
+        plugins install``, ``disable``) may have updated, removed or switched a plugin since. Returns whether it
+        did; unchanged, it costs a listing of one folder."""
+        if self._seen == self.disk_stamp():
+            return False
+        self.refresh()
+        return True
+
+    def disk_stamp(self) -> tuple:
+        """What changes whenever a plugin is installed, updated, removed, enabled or disabled: every one of those
+        renames something in the plugins folder (a plugin's folder swapped in, state.json written atomically)."""
+        try:
+            with os.scandir(self.plugins_dir) as entries:
+                names = sorted((e.name, e.inode(), e.stat(follow_symlinks=False).st_mtime_ns) for e in entries
+                               if not e.name.startswith("."))  # (not the lock, the staging and trash folders)
+            folder = self.plugins_dir.stat()
+        except OSError:
+            return ()  # no plugins folder (yet)
+        return folder.st_ino, folder.st_mtime_ns, tuple(names)
+
     def _refresh(self) -> list[PluginRecord]:
+        seen = self.disk_stamp()  # before reading: a change made while reading is found at the next look
         found = discover(self.plugins_dir, self.scan_environment)
         enabled = self.enabled_ids()
         records: list[PluginRecord] = []
@@ -240,6 +264,7 @@ class PluginHost:
             records.append(record)
         self._sync_registry(wanted)
         self.records = records
+        self._seen = seen
         return records
 
     def _judge(self, plugin: FoundPlugin, enabled: bool, owners: dict[str, str]) -> PluginRecord:

@@ -52,6 +52,7 @@ class PluginActions(ChainStepPictures, QObject):
                                           "The weight files neural and fast style transfer need, and importing them")
         self.menu = QMenu("F&ilters", window)
         self.menu.setToolTipsVisible(True)  # why an entry is off
+        self.menu.aboutToShow.connect(self.catch_up)
         self.dialog: QDialog | None = None
         self._filter_actions: list[tuple[QAction, str]] = []  # each filter's entry and its own tooltip
         # Chain steps whose pictures are being saved (see _step), by id: the step (kept alive) and its values.
@@ -64,6 +65,12 @@ class PluginActions(ChainStepPictures, QObject):
             self.host.on_change = self.plugins_changed.emit
         window.document.add_listener(self._document_changed)
         self.refresh()
+
+    def catch_up(self) -> bool:
+        """Take in what another Studio changed (``studio plugins install``/``disable`` beside the window): looked at
+        when the Filters menu or the Plugins dialog opens and before a plugin job, so the window lists, and its next
+        job runs, what is installed and on now. Returns whether anything changed (the window follows then)."""
+        return self.host is not None and self.host.refresh_if_changed()
 
     def say_state_notice(self) -> None:
         """A damaged list of enabled plugins was set aside (all are off): a standing notice until the person enables
@@ -188,6 +195,12 @@ class PluginActions(ChainStepPictures, QObject):
         (by default the chain's first step of this filter), the only one replaced or removed: the chain may hold
         the filter more than once. Returns the job id."""
         settings = self.window.settings
+        self.catch_up()
+        if not contribution.builtin and not self.window.service.registry.has(POSTPROCESSOR, contribution.id):
+            # (a form opened before it was switched off, here or outside the window, still offers it)
+            self.window.status.set_message(f"{contribution.title} did not run: its plugin {contribution.owner} was "
+                                           "switched off or removed; the picture is unchanged.", error=True)
+            return None
         try:  # before anything is kept: a value no job can run with would block every Generate from the chain
             validate_settings(contribution.parameters, values, contribution.title)
         except StudioError as exc:
@@ -292,6 +305,7 @@ class PluginActions(ChainStepPictures, QObject):
 
         if self.host is None:
             return
+        self.catch_up()
         start = resources_dir().parent / "plugins"
         dialog = PluginsDialog(self.host, self.window.settings.plugin_index, start if start.is_dir() else None,
                                self.window)

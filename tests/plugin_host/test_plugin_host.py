@@ -215,3 +215,14 @@ def test_a_plugin_whose_generator_id_another_enabled_plugin_owns_is_not_enabled(
     assert not host.registry.has(GENERATOR, "twin")
     host.set_enabled("tp-two", True)  # once the id is free, it can be enabled
     assert host.registry.get(GENERATOR, "twin").plugin_id == "tp-two"
+
+
+def test_a_change_made_by_another_studio_is_taken_in_by_refresh_if_changed(plugins_dir, tmp_path):
+    install(plugins_dir, tmp_path)
+    window = host_for(plugins_dir)
+    assert window.refresh_if_changed() is False  # nothing changed: no refresh
+    host_for(plugins_dir).set_enabled("tp-one", True)  # `studio plugins enable tp-one` beside it
+    assert window.record("tp-one").status == DISABLED
+    assert window.refresh_if_changed() is True
+    assert window.record("tp-one").status == ENABLED and window.registry.has(GENERATOR, "test-gen")
+    assert window.refresh_if_changed() is False
