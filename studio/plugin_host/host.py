@@ -83,6 +83,9 @@ class PluginHost:
         self.on_change: Callable[[], None] | None = None  # told after refresh (on whatever thread refreshed)
         self._state = EnabledState(plugins_dir)
         self._seen: tuple | None = None  # the plugins folder as the last refresh found it (see disk_stamp)
+        # Plugins being uninstalled now: switched off first, so a window told of that change must not say "switched
+        # off" of what is on its way out.
+        self.uninstalling: set[str] = set()
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -121,19 +124,23 @@ class PluginHost:
         that fails (a read-only folder, files in use) leaves it as it was: one that was on stays on."""
         record = self.record(plugin_id)
         was_on = plugin_id in self.enabled_ids()
-        if was_on:
-            self.set_enabled(plugin_id, False)
+        self.uninstalling.add(plugin_id)
         try:
-            remove_files(plugin_id)
-        except BaseException:
             if was_on:
-                try:
-                    self._save_enabled(plugin_id, True, record)
-                except StudioError as exc:  # the removal's own failure is the one to say
-                    log.warning("%s stays off: %s", record.name, exc)
-            self.refresh()
-            raise
-        self.refresh()
+                self.set_enabled(plugin_id, False)
+            try:
+                remove_files(plugin_id)
+            except BaseException:
+                if was_on:
+                    try:
+                        self._save_enabled(plugin_id, True, record)
+                    except StudioError as exc:  # the removal's own failure is the one to say
+                        log.warning("%s stays off: %s", record.name, exc)
+                raise
+            finally:
+                self.refresh()
+        finally:
+            self.uninstalling.discard(plugin_id)
         return record
 
     def after_install(self, plugin_id: str, updated: bool) -> bool:
