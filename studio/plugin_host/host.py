@@ -203,6 +203,16 @@ class PluginHost:
                 return record
         raise StudioError(f"No plugin called {plugin_id!r} is installed.")
 
+    def background_threads(self, record: PluginRecord) -> int:
+        """How many threads the plugin started (from code in its packages) are still running: switched off or
+        removed, they go on until Studio quits."""
+        from studio.plugin_host.plugin_threads import threads_running_code_of
+
+        manifest = record.found.manifest
+        packages = {spec.target.partition(":")[0].partition(".")[0] for spec in manifest.contributions} \
+            if manifest is not None else set()
+        return len(threads_running_code_of(packages))
+
     def taken_ids(self) -> dict[str, str]:
         """Plugin id -> the distribution that owns it, for the installer's id check."""
         taken: dict[str, str] = {}

@@ -161,7 +161,14 @@ class PluginsDialog(TaskDialog):
             self._report(str(exc), error=True)
             return
         self.reload(record.id)
-        self._report(f"{record.name} is {record.status}.")
+        self._report(f"{record.name} is {record.status}.{'' if enable else self._threads_left(record)}")
+
+    def _threads_left(self, record: PluginRecord) -> str:
+        count = self.host.background_threads(record)
+        if not count:
+            return ""
+        return (f" Its {count} background thread{'s keep' if count > 1 else ' keeps'} running until Studio "
+                "restarts.")
 
     def _choose_file(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "Install a plugin", str(self._start_dir or ""),
@@ -243,7 +250,8 @@ class PluginsDialog(TaskDialog):
             return False
         self.reload()
         cancelled = f" {_its_jobs(jobs)} {'was' if len(jobs) == 1 else 'were'} cancelled." if jobs else ""
-        self._report(f"Removed {record.name}.{cancelled} Its modules stay loaded until Studio restarts.")
+        self._report(f"Removed {record.name}.{cancelled} Its modules stay loaded until Studio restarts."
+                     f"{self._threads_left(record)}")
         return True
 
     async def _index_entries(self) -> list[Any] | None:
