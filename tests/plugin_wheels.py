@@ -161,3 +161,36 @@ def tar_with(archive: Path, members: Sequence[tuple[tarfile.TarInfo, bytes | Non
                 info.size = len(data)
             tf.addfile(info, io.BytesIO(data) if data is not None else None)
     return archive
+
+
+# Three ways a plugin starts a thread: a target function, a Thread subclass, a Timer. Each stops once STOP exists.
+STARTS_THREADS = '''
+import functools
+import os
+import threading
+import time
+
+STOP = {stop!r}
+
+
+def wait(_name=""):
+    while not os.path.exists(STOP):
+        time.sleep(0.01)
+
+
+class Waiter(threading.Thread):
+    def run(self):
+        wait()
+
+
+class Generator:
+    def __init__(self, env):
+        threading.Thread(target=functools.partial(wait, "a"), daemon=True).start()
+        Waiter(daemon=True).start()
+        timer = threading.Timer(0, wait)
+        timer.daemon = True
+        timer.start()
+
+    def generate(self, request, context):
+        yield from ()
+'''

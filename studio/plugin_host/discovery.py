@@ -11,6 +11,7 @@ import importlib.metadata as metadata
 import importlib.util
 import logging
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +52,15 @@ def discover(plugins_dir: Path, scan_environment: bool = True) -> list[FoundPlug
         for folder in sorted(p for p in plugins_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             found.extend(_from_distributions(metadata.distributions(path=[str(folder)]), folder))
     if scan_environment:
-        found.extend(_from_distributions(metadata.distributions(), None))
+        found.extend(_from_distributions(metadata.distributions(path=environment_path(plugins_dir)), None))
     return found
+
+
+def environment_path(plugins_dir: Path) -> list[str]:
+    """sys.path without Studio's own plugin folders: a plugin used once has its folder appended to sys.path (the
+    registry's ``_load``), and the same copy must not be found a second time as installed in the environment."""
+    own = plugins_dir.resolve()
+    return [entry for entry in sys.path if not Path(entry or ".").resolve().is_relative_to(own)]
 
 
 def _from_distributions(dists: Iterable[metadata.Distribution], folder: Path | None) -> list[FoundPlugin]:

@@ -8,6 +8,7 @@ for the rest of the session after repeated failures.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,6 +82,10 @@ class PluginHost:
         self._refresh_lock = threading.RLock()
         self.on_change: Callable[[], None] | None = None  # told after refresh (on whatever thread refreshed)
         self._state = EnabledState(plugins_dir)
+        self._seen: tuple | None = None  # the plugins folder as the last refresh found it (see disk_stamp)
+        # Plugins being uninstalled now: switched off first, so a window told of that change must not say "switched
+        # off" of what is on its way out.
+        self.uninstalling: set[str] = set()
 
     # -- state -----------------------------------------------------------------------------
     @property
@@ -119,19 +124,23 @@ class PluginHost:
         that fails (a read-only folder, files in use) leaves it as it was: one that was on stays on."""
         record = self.record(plugin_id)
         was_on = plugin_id in self.enabled_ids()
-        if was_on:
-            self.set_enabled(plugin_id, False)
+        self.uninstalling.add(plugin_id)
         try:
-            remove_files(plugin_id)
-        except BaseException:
             if was_on:
-                try:
-                    self._save_enabled(plugin_id, True, record)
-                except StudioError as exc:  # the removal's own failure is the one to say
-                    log.warning("%s stays off: %s", record.name, exc)
-            self.refresh()
-            raise
-        self.refresh()
+                self.set_enabled(plugin_id, False)
+            try:
+                remove_files(plugin_id)
+            except BaseException:
+                if was_on:
+                    try:
+                        self._save_enabled(plugin_id, True, record)
+                    except StudioError as exc:  # the removal's own failure is the one to say
+                        log.warning("%s stays off: %s", record.name, exc)
+                raise
+            finally:
+                self.refresh()
+        finally:
+            self.uninstalling.discard(plugin_id)
         return record
 
     def after_install(self, plugin_id: str, updated: bool) -> bool:
@@ -194,6 +203,16 @@ class PluginHost:
                 return record
         raise StudioError(f"No plugin called {plugin_id!r} is installed.")
 
+    def background_threads(self, record: PluginRecord) -> int:
+        """How many threads the plugin started (from code in its packages) are still running: switched off or
+        removed, they go on until Studio quits."""
+        from studio.plugin_host.plugin_threads import threads_running_code_of
+
+        manifest = record.found.manifest
+        packages = {spec.target.partition(":")[0].partition(".")[0] for spec in manifest.contributions} \
+            if manifest is not None else set()
+        return len(threads_running_code_of(packages))
+
     def taken_ids(self) -> dict[str, str]:
         """Plugin id -> the distribution that owns it, for the installer's id check."""
         taken: dict[str, str] = {}
@@ -221,7 +240,29 @@ class PluginHost:
             self.on_change()
         return records
 
+    def refresh_if_changed(self) -> bool:
+        """Refresh if the plugins folder or state.json changed since the last refresh: another Studio (``studio
+        plugins install``, ``disable``) may have updated, removed or switched a plugin since. Returns whether it
+        did; unchanged, it costs a listing of one folder."""
+        if self._seen == self.disk_stamp():
+            return False
+        self.refresh()
+        return True
+
+    def disk_stamp(self) -> tuple:
+        """What changes whenever a plugin is installed, updated, removed, enabled or disabled: every one of those
+        renames something in the plugins folder (a plugin's folder swapped in, state.json written atomically)."""
+        try:
+            with os.scandir(self.plugins_dir) as entries:
+                names = sorted((e.name, e.inode(), e.stat(follow_symlinks=False).st_mtime_ns) for e in entries
+                               if not e.name.startswith("."))  # (not the lock, the staging and trash folders)
+            folder = self.plugins_dir.stat()
+        except OSError:
+            return ()  # no plugins folder (yet)
+        return folder.st_ino, folder.st_mtime_ns, tuple(names)
+
     def _refresh(self) -> list[PluginRecord]:
+        seen = self.disk_stamp()  # before reading: a change made while reading is found at the next look
         found = discover(self.plugins_dir, self.scan_environment)
         enabled = self.enabled_ids()
         records: list[PluginRecord] = []
@@ -236,10 +277,11 @@ class PluginHost:
                     record = PluginRecord(plugin, FAILED, problem)
                 else:
                     wanted[plugin.id] = contributions
-            owners.setdefault(plugin.id, plugin.distribution)
+            owners.setdefault(plugin.id, _place(plugin))
             records.append(record)
         self._sync_registry(wanted)
         self.records = records
+        self._seen = seen
         return records
 
     def _judge(self, plugin: FoundPlugin, enabled: bool, owners: dict[str, str]) -> PluginRecord:
@@ -248,7 +290,7 @@ class PluginHost:
             return PluginRecord(plugin, FAILED, plugin.error)
         if plugin.id in owners:
             return PluginRecord(plugin, FAILED, f"The plugin id {plugin.id!r} is already taken by {owners[plugin.id]}; "
-                                                f"this copy from {plugin.distribution} is ignored.")
+                                                f"this copy, {_place(plugin)}, is ignored.")
         if reason := plugin.manifest.incompatibility():
             return PluginRecord(plugin, INCOMPATIBLE, reason)
         if not enabled:
@@ -331,6 +373,13 @@ class PluginHost:
                   "turn it on again in Plugins when it is fixed.")
         self._switched_off[plugin_id] = f"{notice} Last error: {message}"
         return notice
+
+
+def _place(plugin: FoundPlugin) -> str:
+    """Which copy of a plugin this is, by its distribution and where it lies: two copies of one id may share a
+    distribution name (one in Studio's plugins folder, one pip-installed by hand)."""
+    where = f"in {plugin.location}" if plugin.location is not None else "installed in Studio's Python environment"
+    return f"{plugin.distribution} {where}"
 
 
 def _contributions(plugin: FoundPlugin) -> list[Contribution]:

@@ -385,6 +385,10 @@ class MainWindow(QMainWindow):
         return Image.fromarray(doc.mask.copy(), "L")
 
     def generate(self) -> None:
+        picked = self.prompt_panel.selected_generator()
+        if self.plugin_actions.catch_up() and picked is not None and \
+                getattr(self.prompt_panel.selected_generator(), "id", None) != picked.id:
+            return  # its plugin was switched off outside the window, as the status bar says: not run with another
         try:
             request = self.prompt_panel.build_request(self.document.image, self.current_mask_image())
             request = replace(request, post=self.plugin_actions.post_steps(), memory=self.settings.memory,

@@ -53,6 +53,7 @@ class PluginActions(ChainStepPictures, QObject):
                                           "The weight files neural and fast style transfer need, and importing them")
         self.menu = QMenu("Filte&rs", window)
         self.menu.setToolTipsVisible(True)  # why an entry is off
+        self.menu.aboutToShow.connect(self.catch_up)
         self.dialog: QDialog | None = None
         self._filter_actions: list[tuple[QAction, str]] = []  # each filter's entry and its own tooltip
         # Chain steps whose pictures are being saved (see _step), by id: the step (kept alive) and its values.
@@ -65,6 +66,12 @@ class PluginActions(ChainStepPictures, QObject):
             self.host.on_change = self.plugins_changed.emit
         window.document.add_listener(self._document_changed)
         self.refresh()
+
+    def catch_up(self) -> bool:
+        """Take in what another Studio changed (``studio plugins install``/``disable`` beside the window): looked at
+        when the Filters menu or the Plugins dialog opens and before a plugin job, so the window lists, and its next
+        job runs, what is installed and on now. Returns whether anything changed (the window follows then)."""
+        return self.host is not None and self.host.refresh_if_changed()
 
     def say_state_notice(self) -> None:
         """A damaged list of enabled plugins was set aside (all are off): a standing notice until the person enables
@@ -97,8 +104,11 @@ class PluginActions(ChainStepPictures, QObject):
     def _say_generator_gone(self, generator: Contribution) -> None:
         """The picked generator's plugin was switched off or removed: the picker went back to a Stable Diffusion
         model (or to nothing), which the panel's controls now follow; say so, or the change passes unseen."""
-        records = self.host.records if self.host is not None else []
-        gone = "switched off" if any(r.id == generator.plugin_id for r in records) else "removed"
+        host = self.host
+        # (an uninstall switches the plugin off first: that change is told while its files are still there)
+        kept = host is not None and generator.plugin_id not in host.uninstalling and \
+            any(r.id == generator.plugin_id for r in host.records)
+        gone = "switched off" if kept else "removed"
         model = self.window.prompt_panel.model_combo.currentText() if self.window.prompt_panel.selected_model() else ""
         then = (f"{model} (Stable Diffusion) is picked in its place." if model else
                 "choose a model in the list above, or add one in the Model Library.")
@@ -191,6 +201,12 @@ class PluginActions(ChainStepPictures, QObject):
         (by default the chain's first step of this filter), the only one replaced or removed: the chain may hold
         the filter more than once. Returns the job id."""
         settings = self.window.settings
+        self.catch_up()
+        if not contribution.builtin and not self.window.service.registry.has(POSTPROCESSOR, contribution.id):
+            # (a form opened before it was switched off, here or outside the window, still offers it)
+            self.window.status.set_message(f"{contribution.title} did not run: its plugin {contribution.owner} was "
+                                           "switched off or removed; the picture is unchanged.", error=True)
+            return None
         try:  # before anything is kept: a value no job can run with would block every Generate from the chain
             validate_settings(contribution.parameters, values, contribution.title)
         except StudioError as exc:
@@ -295,12 +311,37 @@ class PluginActions(ChainStepPictures, QObject):
 
         if self.host is None:
             return
+        self.catch_up()
         start = resources_dir().parent / "plugins"
         dialog = PluginsDialog(self.host, self.window.settings.plugin_index, start if start.is_dir() else None,
                                self.window)
+        dialog.jobs_of = self.jobs_of
+        dialog.cancel_job = self.window.service.cancel
         dialog.finished.connect(lambda _: self._dialog_closed(dialog))
         self.dialog = dialog
         dialog.open()  # window-modal, and the asyncio loop keeps running for installs
+
+    def jobs_of(self, plugin_id: str) -> list[tuple[int, str, str]]:
+        """The live jobs that run the plugin's code, each as (job id, what it is, "running" or "waiting")."""
+        registry = self.window.service.registry
+
+        def its(kind: str, id: str) -> bool:
+            return registry.has(kind, id) and registry.get(kind, id).plugin_id == plugin_id
+
+        found = []
+        for job in list(self.window.service.jobs.values()):
+            request = job.request
+            if isinstance(request, PostProcessRequest):
+                title = f"Filter: {registry.title(POSTPROCESSOR, request.processor)}" \
+                    if its(POSTPROCESSOR, request.processor) else ""
+            elif its(GENERATOR, request.generator):
+                title = f"Generate with {registry.title(GENERATOR, request.generator)}"
+            else:  # a generation whose after-each chain runs one of its filters
+                step = next((s.processor for s in request.post if its(POSTPROCESSOR, s.processor)), None)
+                title = f"Generate, then {registry.title(POSTPROCESSOR, step)}" if step else ""
+            if title:
+                found.append((job.id, title, "running" if job.state == "running" else "waiting"))
+        return found
 
     def _dialog_closed(self, dialog: QDialog) -> None:
         if dialog.index_url != self.window.settings.plugin_index:

@@ -7,8 +7,9 @@ installed and says yes before anything is put in place.
 from __future__ import annotations
 
 import asyncio
-from contextlib import suppress
 import html
+from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,10 @@ class PluginsDialog(TaskDialog):
         self._last_failure = ""  # why the last install did not happen (for Update's summary)
         self._index_skipped: list[str] = []  # the last index's entries that could not be read, each in a sentence
         self._start_dir = start_dir
+        # The window's live jobs that run a plugin's code, as (job id, what the queue calls it, running/waiting), and
+        # how one is cancelled: an uninstall asks about them and cancels them first (the window sets these).
+        self.jobs_of: Callable[[str], list[tuple[int, str, str]]] = lambda plugin_id: []
+        self.cancel_job: Callable[[int], object] = lambda job_id: None
         self.setWindowTitle("Plugins")
         self.resize(860, 520)
         layout = QVBoxLayout(self)
@@ -156,7 +161,14 @@ class PluginsDialog(TaskDialog):
             self._report(str(exc), error=True)
             return
         self.reload(record.id)
-        self._report(f"{record.name} is {record.status}.")
+        self._report(f"{record.name} is {record.status}.{'' if enable else self._threads_left(record)}")
+
+    def _threads_left(self, record: PluginRecord) -> str:
+        count = self.host.background_threads(record)
+        if not count:
+            return ""
+        return (f" Its {count} background thread{'s keep' if count > 1 else ' keeps'} running until Studio "
+                "restarts.")
 
     def _choose_file(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "Install a plugin", str(self._start_dir or ""),
@@ -216,10 +228,16 @@ class PluginsDialog(TaskDialog):
             self._report(f"{record.name} was installed into Python's environment, not by Studio; remove it with "
                          f"pip uninstall {record.found.distribution}.", error=True)
             return False
-        if not await self.confirmed("Uninstall plugin", f"Remove {record.name} {record.version} and its files?"):
+        jobs = self.jobs_of(record.id)
+        if not await self.confirmed("Uninstall plugin", f"Remove {record.name} {record.version} and its files?"
+                                                        f"{_jobs_sentence(jobs, ' ')}"):
             return False
         from studio.plugin_host.installer import PluginInstaller
 
+        # Cancelled, not left to finish: its files go now, and a job reading one of them (a module imported late, a
+        # data file) would fail halfway. The canvas keeps its picture either way.
+        for job_id, _title, _state in jobs:
+            self.cancel_job(job_id)
         self._busy(f"Removing {record.name}…")
         try:
             # Made off this thread too: it reads every installed package's metadata (60-290 ms).
@@ -231,7 +249,9 @@ class PluginsDialog(TaskDialog):
             self.reload(record.id)
             return False
         self.reload()
-        self._report(f"Removed {record.name}. Its modules stay loaded until Studio restarts.")
+        cancelled = f" {_its_jobs(jobs)} {'was' if len(jobs) == 1 else 'were'} cancelled." if jobs else ""
+        self._report(f"Removed {record.name}.{cancelled} Its modules stay loaded until Studio restarts."
+                     f"{self._threads_left(record)}")
         return True
 
     async def _index_entries(self) -> list[Any] | None:
@@ -293,6 +313,22 @@ class PluginsDialog(TaskDialog):
                               else f"{entry.name} was not updated.")
             self._last_failure = ""
         self._report(" ".join([*done, *failed, *skipped]), error=bool(failed or skipped))
+
+
+def _its_jobs(jobs: list[tuple[int, str, str]]) -> str:
+    """"Its job 'Filter: Blur'", "Its jobs 'A' and 'B'"."""
+    names = [f"'{title}'" for _id, title, _state in jobs]
+    return f"Its job {names[0]}" if len(names) == 1 else f"Its jobs {', '.join(names[:-1])} and {names[-1]}"
+
+
+def _jobs_sentence(jobs: list[tuple[int, str, str]], before: str = "") -> str:
+    """What an uninstall does to the plugin's live jobs, for its question ('' with none)."""
+    if not jobs:
+        return ""
+    doing = " or ".join(sorted({state for _id, _title, state in jobs}))
+    one = len(jobs) == 1
+    return (f"{before}{_its_jobs(jobs)} {'is' if one else 'are'} {doing}; uninstalling cancels "
+            f"{'it' if one else 'them'} first (the canvas keeps its picture).")
 
 
 def describe(record: PluginRecord) -> str:

@@ -10,6 +10,7 @@ import pytest
 from plugin_wheels import plugin_wheel
 from studio_testing import unpack_plugin
 
+from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import StudioError
 from studio.plugin_host.host import DISABLED, ENABLED, FAILED, INCOMPATIBLE, MAX_FAILURES, SAFE_MODE, PluginHost
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR
@@ -93,8 +94,8 @@ def test_a_plugin_cannot_take_an_id_someone_else_owns(plugins_dir, tmp_path):
     assert ("tp-one", "studio-tp-one", ENABLED) in statuses
     assert ("tp-one", "studio-tp-other", FAILED) in statuses
     copy = next(r for r in host.records if r.found.distribution == "studio-tp-other")
-    assert copy.error == ("The plugin id 'tp-one' is already taken by studio-tp-one; this copy from "
-                          "studio-tp-other is ignored.")
+    assert copy.error == (f"The plugin id 'tp-one' is already taken by studio-tp-one in {plugins_dir / 'tp-one'}; "
+                          f"this copy, studio-tp-other in {plugins_dir / 'tp-one-copy'}, is ignored.")
     three = host.record("tp-three")
     assert three.status == FAILED
     assert three.error == "Its generator id 'diffusers' is already owned by Studio; the plugin was not loaded."
@@ -169,6 +170,32 @@ def test_plugins_installed_in_the_environment_are_found_too(plugin_sandbox, tmp_
     assert record.found.distribution == "studio-tp-env"
 
 
+def test_a_plugin_used_once_is_not_found_again_in_the_environment(plugins_dir, tmp_path):
+    # Its first use appends its folder to sys.path; the environment scan must not list that copy a second time
+    # (as "already taken by … this copy … is ignored").
+    install(plugins_dir, tmp_path)
+    host = PluginHost(plugins_dir)  # scanning the environment, as the window does
+    host.refresh()
+    host.set_enabled("tp-one", True)
+    host.registry.instance(GENERATOR, "test-gen", GeneratorEnvironment("cpu", tmp_path / "data", tmp_path / "cache"))
+    assert str(plugins_dir / "tp-one") in sys.path
+    host.refresh()
+    assert [(r.id, r.status) for r in host.records if r.id == "tp-one"] == [("tp-one", ENABLED)]
+
+
+def test_a_copy_in_the_environment_and_one_in_the_plugins_folder_are_told_apart(plugins_dir, tmp_path, monkeypatch):
+    install(plugins_dir, tmp_path)
+    site = tmp_path / "site"
+    unpack_plugin(site.parent, plugin_wheel(tmp_path / "w2", plugin_id="tp-one", package="studio_tp_one"), site.name)
+    monkeypatch.syspath_prepend(str(site))
+    host = PluginHost(plugins_dir)
+    host.refresh()
+    first, second = (r for r in host.records if r.id == "tp-one")
+    assert first.found.managed and second.status == FAILED
+    assert second.error == (f"The plugin id 'tp-one' is already taken by studio-tp-one in {plugins_dir / 'tp-one'}; "
+                            "this copy, studio-tp-one installed in Studio's Python environment, is ignored.")
+
+
 def test_a_plugin_whose_generator_id_another_enabled_plugin_owns_is_not_enabled(plugins_dir, tmp_path):
     install(plugins_dir, tmp_path, plugin_id="tp-one", package="studio_tp_one", generator_id="twin")
     install(plugins_dir, tmp_path, plugin_id="tp-two", package="studio_tp_two", generator_id="twin")
@@ -188,3 +215,14 @@ def test_a_plugin_whose_generator_id_another_enabled_plugin_owns_is_not_enabled(
     assert not host.registry.has(GENERATOR, "twin")
     host.set_enabled("tp-two", True)  # once the id is free, it can be enabled
     assert host.registry.get(GENERATOR, "twin").plugin_id == "tp-two"
+
+
+def test_a_change_made_by_another_studio_is_taken_in_by_refresh_if_changed(plugins_dir, tmp_path):
+    install(plugins_dir, tmp_path)
+    window = host_for(plugins_dir)
+    assert window.refresh_if_changed() is False  # nothing changed: no refresh
+    host_for(plugins_dir).set_enabled("tp-one", True)  # `studio plugins enable tp-one` beside it
+    assert window.record("tp-one").status == DISABLED
+    assert window.refresh_if_changed() is True
+    assert window.record("tp-one").status == ENABLED and window.registry.has(GENERATOR, "test-gen")
+    assert window.refresh_if_changed() is False

@@ -9,7 +9,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 import pytest
-from plugin_wheels import plugin_wheel
+from plugin_wheels import STARTS_THREADS, plugin_wheel
 from studio_testing import unpack_plugin
 
 from studio.plugin_host.host import DISABLED, PluginHost
@@ -186,3 +186,26 @@ def test_closing_the_dialog_during_the_dry_run_cancels_the_install(qtbot, dialog
     release.set()
     qtbot.wait(300)  # the dry run's thread ends; nothing of the install follows it
     assert dialog.asked == [] and installed == [] and not dialog.host.records
+
+
+def test_switching_off_or_removing_a_plugin_says_how_many_of_its_threads_keep_running(qtbot, dialog, plugin_sandbox):  # noqa: ANN001
+    from studio.core.environment import GeneratorEnvironment
+
+    host, stop = dialog.host, plugin_sandbox / "stop"
+    wheel = plugin_wheel(plugin_sandbox / "wheels", plugin_id="dlg-plugin", package="studio_tp_dlg",
+                         generator_code=STARTS_THREADS.format(stop=str(stop)))
+    unpack_plugin(host.plugins_dir, wheel, "dlg-plugin")
+    host.refresh()
+    host.set_enabled("dlg-plugin", True)
+    try:
+        host.registry.instance("generator", "test-gen", GeneratorEnvironment("cpu", plugin_sandbox / "d",
+                                                                             plugin_sandbox / "c"))
+        dialog.reload("dlg-plugin")
+        dialog.toggle_button.click()  # Disable
+        assert dialog.message.text() == ("Test Plugin is disabled. Its 3 background threads keep running until "
+                                         "Studio restarts.")
+        assert finished(qtbot, dialog.uninstall("dlg-plugin")) is True
+        assert dialog.message.text() == ("Removed Test Plugin. Its modules stay loaded until Studio restarts. Its 3 "
+                                         "background threads keep running until Studio restarts.")
+    finally:
+        stop.touch()
