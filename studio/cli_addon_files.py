@@ -96,17 +96,18 @@ def find_files(loras: tuple[LoraChoice, ...], vae: str, controls: tuple[ControlG
             return str(match.path), None
 
     sources: list[ControlSource] = []
+    linked = settings.extra_model_paths  # named in the "No … named" sentences: found() looks there too
 
     def with_controlnet(guide: ControlGuide) -> ControlGuide:
-        name, source = found(guide.model, "controlnet", find_controlnet)
+        name, source = found(guide.model, "controlnet", partial(find_controlnet, linked=linked))
         sources.append(source if source is not None else find_controlnet(settings.models_dir, name))
         return replace(guide, model=name)
 
-    linked = settings.extra_model_paths  # named in find_lora's sentence: found() looks there too
     loras = tuple(replace(c, name=found(c.name.strip(), "lora", partial(find_lora, tag=c.tag, linked=linked))[0])
                   if c.name.strip() else c for c in loras)
     controls = tuple(with_controlnet(g) if g.model else g for g in controls)
-    return loras, found(vae.strip(), "vae", find_vae)[0] if vae.strip() else "", controls, tuple(sources)
+    vae = found(vae.strip(), "vae", partial(find_vae, linked=linked))[0] if vae.strip() else ""
+    return loras, vae, controls, tuple(sources)
 
 
 def _library_match(name: str, kind: str, items: list[LibraryItem]) -> LibraryItem | None:

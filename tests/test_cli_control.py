@@ -268,3 +268,30 @@ def test_a_model_or_a_vae_given_as_a_controlnet_is_said_to_be_what_it_is(studio_
     assert (as_vae.returncode, as_vae.stderr) == (
         2, f"studio: {tiny_model_dir} is a Stable Diffusion model (SD 1.x), not a VAE.\n")
     assert not (tmp_path / "never.png").exists()
+
+
+def test_a_missing_vae_or_controlnet_names_the_linked_folders_searched_too(tmp_path):
+    # "No VAE named 'gone' was found: Studio looked for the folder …, the file … and a file or folder at gone." left
+    # out the linked folders studio generate had searched as well (the LoRA sentence names them).
+    from studio.cli_addon_files import find_files
+    from studio.core.control import ControlGuide
+    from studio.core.errors import InvalidRequest, ModelError
+    from studio.core.settings import Settings
+
+    models = tmp_path / "models"
+    webui, comfy = tmp_path / "stable-diffusion-webui", tmp_path / "ComfyUI"
+    (webui / "models" / "VAE").mkdir(parents=True)
+    (comfy / "models" / "controlnet").mkdir(parents=True)
+    settings = Settings(models_dir=models, outputs_dir=tmp_path / "outputs", extra_model_paths=[webui])
+    with pytest.raises(ModelError) as vae:
+        find_files((), "gone", (), settings)
+    assert str(vae.value) == (f"No VAE named 'gone' was found: Studio looked for the folder {models / 'vae' / 'gone'} "
+                              f"(with config.json), the file {models / 'vae' / 'gone.safetensors'} and a file or "
+                              f"folder at gone, and for a VAE of that name in the linked folder {webui}.")
+    settings.extra_model_paths = [webui, comfy]
+    with pytest.raises(InvalidRequest) as control:
+        find_files((), "", (ControlGuide(model="gone"),), settings)
+    assert str(control.value) == (
+        f"No ControlNet named 'gone' was found: Studio looked for the folder {models / 'controlnet' / 'gone'} (with "
+        f"config.json), the file {models / 'controlnet' / 'gone.safetensors'} and a file or folder at gone, and for "
+        f"a ControlNet of that name in the linked folders {webui}, {comfy}.")

@@ -6,7 +6,6 @@ import errno
 import io
 import os
 import stat
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from studio.core.errors import ImageError, os_reason
 from studio.core.mask import eight_bit_grey
 from studio.core.metadata import PARAMETERS_CHUNK, RECIPE_CHUNKS, STUDIO_CHUNK, Recipe
+from studio.core.temp_files import temp_file_beside
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 MAX_SIDES = {"JPEG": 65_500, "WEBP": 16_383}  # the formats' own limits on width and height (libjpeg, libwebp)
@@ -249,7 +249,7 @@ def write_atomically(path: Path, data: bytes, durable: bool = True, exclusive: b
     ``durable=False`` skips the fsync, for caches that may be lost but must never be torn. ``exclusive``: the
     name is taken only if free (FileExistsError otherwise), by a hard link, or where the file system has none
     by creating it empty first."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{_temp_stem(path.name)}.", suffix=".part", dir=path.parent)
+    fd, tmp = temp_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -264,19 +264,6 @@ def write_atomically(path: Path, data: bytes, durable: bool = True, exclusive: b
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-# mkstemp adds 8 random characters; with the dots and ".part" the temp name is 15 bytes longer than its stem.
-_TEMP_NAME_EXTRA = 15
-_NAME_MAX = 255  # bytes, on ext4, tmpfs, btrfs, XFS, NTFS (in UTF-16 units, fewer than bytes) and APFS
-
-
-def _temp_stem(name: str) -> str:
-    """The final name, cut short enough that the temp name still fits the file system's 255 bytes: a 241..255-byte
-    name is legal and must be saved, not refused by its own temp file."""
-    while len(os.fsencode(name)) + _TEMP_NAME_EXTRA > _NAME_MAX:
-        name = name[:-1]
-    return name
 
 
 def _take_name(tmp: str, path: Path) -> None:

@@ -36,7 +36,7 @@ from studio.core.requests import GenerationRequest
 from studio.core.weight_files import check_weights_file, pickle_refusal
 from studio.engine import depth_maps
 from studio.engine.depth_maps import annotator, check_depth_model
-from studio.engine.loras import recorded_name
+from studio.engine.loras import in_linked_folders, recorded_name
 
 if TYPE_CHECKING:  # torch loads with them; `studio generate` may check guides' names before it does
     from studio.engine.device import DeviceInfo
@@ -61,9 +61,10 @@ class ControlSource:
     width: int  # its cross-attention width: the text encoder it was trained with (0: not known)
 
 
-def find_controlnet(models_root: Path, name: str) -> ControlSource:
+def find_controlnet(models_root: Path, name: str, linked: Sequence[Path] = ()) -> ControlSource:
     """A ControlNet in ``<models>/controlnet`` (a folder, or ``<name>.safetensors``), else a folder or file at
-    ``name``; InvalidRequest naming where Studio looked, ModelError for a pickle or what is not a ControlNet."""
+    ``name``; InvalidRequest naming where Studio looked, ModelError for a pickle or what is not a ControlNet.
+    ``linked``: the linked files and folders the caller looked in too, named in the "No ControlNet named" sentence."""
     folder = models_root / FOLDER
     path, looked = find_weights_or_folder(folder, name, CONFIG)
     if path is None:
@@ -71,7 +72,8 @@ def find_controlnet(models_root: Path, name: str) -> ControlSource:
         other = item_for_folder(given, "given") if given.is_dir() else None
         if other is not None and other.kind not in ("controlnet", "unknown"):
             raise InvalidRequest(other_kind_sentence(name, other.kind, other.label, "controlnet"))
-        raise InvalidRequest(f"No ControlNet named {name!r} was found: Studio looked for {looked}.")
+        also = in_linked_folders("a ControlNet of that name", linked)
+        raise InvalidRequest(f"No ControlNet named {name!r} was found: Studio looked for {looked}{also}.")
     info = None if path.is_dir() else check_weights_file(path)  # a pickle is refused here, unread
     kind = detect_folder_kind(path) if info is None else detect_kind(info, path.name)
     if kind.kind == "unknown":

@@ -60,15 +60,22 @@ def find_lora(models_root: Path, name: str, tag: str = "", linked: Sequence[Path
             if given.is_dir():
                 raise ModelError(f"The LoRA {given}{named} is a folder; choose a LoRA's .safetensors file.")
             raise ModelError(f"The LoRA file {given}{named} does not exist (it was removed or moved).")
-        where = f"{'folder' if len(linked) == 1 else 'folders'} {', '.join(map(str, linked))}"
-        also = f", and for a LoRA of that name or alias in the linked {where}" if linked else ""
         raise ModelError(f"No LoRA named {name!r}{named} was found: Studio looked for "
-                         f"{folder / (stem + SAFE_SUFFIX)} and for a file at {Path(name).expanduser()}{also}.")
+                         f"{folder / (stem + SAFE_SUFFIX)} and for a file at {Path(name).expanduser()}"
+                         f"{in_linked_folders('a LoRA of that name or alias', linked)}.")
     if path.suffix.lower() != SAFE_SUFFIX:  # diffusers picks its reader by the file's name
         check_weights_file(path)  # a picture or a pickle is refused as what it is, before any renaming advice
         raise ModelError(f"The LoRA file {path.name} must be named .safetensors for Studio to load "
                          f"it; rename it to {path.stem}{SAFE_SUFFIX}.")
     return path
+
+
+def in_linked_folders(what: str, linked: Sequence[Path]) -> str:
+    """", and for WHAT in the linked folder(s) A, B": the end of a "No … named" sentence where the caller looked in
+    the library's linked folders too (through the model library); "" without any."""
+    if not linked:
+        return ""
+    return f", and for {what} in the linked {'folder' if len(linked) == 1 else 'folders'} {', '.join(map(str, linked))}"
 
 
 def _named_but_for_case(folder: Path, name: str) -> Path | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ from studio.core.model_kinds import detect_kind
 from studio.core.model_library import KIND_FOLDERS
 from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights_or_folder
 from studio.core.weight_files import SafetensorsInfo, check_weights_file, pickle_refusal
-from studio.engine.loras import recorded_name
+from studio.engine.loras import in_linked_folders, recorded_name
 
 VAE_FOLDER = KIND_FOLDERS["vae"]
 CONFIG = "config.json"
@@ -37,12 +37,14 @@ class VaeSource:
     path: Path  # a diffusers VAE folder or a .safetensors file
 
 
-def find_vae(models_root: Path, name: str) -> VaeSource:
-    """A VAE in ``<models>/vae`` (a folder, or ``<name>.safetensors``), else a folder or file at ``name``."""
+def find_vae(models_root: Path, name: str, linked: Sequence[Path] = ()) -> VaeSource:
+    """A VAE in ``<models>/vae`` (a folder, or ``<name>.safetensors``), else a folder or file at ``name``.
+    ``linked``: the linked files and folders the caller looked in too, named in the "No VAE named" sentence."""
     folder = models_root / VAE_FOLDER
     path, looked = find_weights_or_folder(folder, name, CONFIG)
     if path is None:
-        raise ModelError(f"No VAE named {name!r} was found: Studio looked for {looked}.")
+        also = in_linked_folders("a VAE of that name", linked)
+        raise ModelError(f"No VAE named {name!r} was found: Studio looked for {looked}{also}.")
     return VaeSource(recorded_name(folder, path), path)
 
 

@@ -24,6 +24,7 @@ from packaging.version import InvalidVersion, Version
 
 from studio.core.errors import StudioError
 from studio.core.plugin_manifest import ManifestError, check_plugin_id
+from studio.core.temp_files import NAME_MAX, temp_file_beside
 from studio.plugin_host.archives import TAR_SUFFIXES, ZIP_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,11 @@ def _mib(n: int) -> str:
 def file_name_for(entry: IndexEntry) -> str:
     """A safe local file name from the last part of the entry's URL, keeping the archive suffix."""
     last = urllib.parse.unquote(urllib.parse.urlsplit(entry.url).path.rsplit("/", 1)[-1])
-    name = _UNSAFE_CHARS.sub("_", last).lstrip(".")[:200]
+    name = _UNSAFE_CHARS.sub("_", last).lstrip(".")  # ASCII only from here: a character is a byte
+    if len(name) > NAME_MAX:  # cut short, a wheel's name no longer parses (nor says it is a wheel)
+        raise PluginIndexError(f"The plugin index entry {entry.name} {entry.version} points at a file whose name is "
+                               f"{len(name)} characters long, more than the {NAME_MAX} a file name can have; "
+                               "nothing was installed.")
     if not name.lower().endswith(ZIP_SUFFIXES + TAR_SUFFIXES):
         raise PluginIndexError(f"The plugin index entry {entry.name} {entry.version} points at {entry.url}, which is "
                           "not a wheel, .zip or .tar.gz file; nothing was installed.")
@@ -165,7 +170,9 @@ def file_name_for(entry: IndexEntry) -> str:
 def download(entry: IndexEntry, dest_dir: Path, max_bytes: int = MAX_DOWNLOAD_BYTES, timeout: float = 30) -> Path:
     """The entry's file, downloaded into dest_dir and checked against the index's sha256."""
     path = dest_dir / file_name_for(entry)
-    part = path.with_name(f".{path.name}.part")
+    fd, temp = temp_file_beside(path)
+    os.close(fd)
+    part = Path(temp)
     digest = hashlib.sha256()
     size = 0
     try:

@@ -12,6 +12,7 @@ from studio.services.history_file_uses import controls_referenced, referenced
 from studio.services.history_index_repair import repairs_index
 from studio.services.history_query import (
     NEWEST_FIRST,
+    NEWEST_OF_EACH_MODEL,
     HistoryQuery,
     created_follows_id,
     fold,
@@ -101,9 +102,8 @@ class HistoryQueries(HistoryConnection):
 
         Names differing only in case (DreamShaper, dreamshaper) are one model to the filter, which folds case:
         listed once, as most recently written."""
-        with self._errors():  # grouped by the indexed column (no Python call per row); spellings merged here
-            rows = self._conn().execute("SELECT model_name, max(created) FROM entries WHERE model_name != '' "
-                                        "GROUP BY model_name").fetchall()
+        with self._errors():  # a seek or two per stored name (no read of every row); spellings merged here
+            rows = self._conn().execute(NEWEST_OF_EACH_MODEL).fetchall()
         newest: dict[str, tuple[float, str]] = {}
         for name, created in rows:
             if fold(name) not in newest or created > newest[fold(name)][0]:

@@ -58,7 +58,7 @@ from studio.ui.status_bar import StudioStatusBar
 from studio.ui.tasks import loop_can_run_tasks
 from studio.ui.theme import icon
 from studio.ui.window_layout import restore_layout
-from studio.ui.window_menus import build_menus_and_toolbars
+from studio.ui.window_menus import build_menus_and_toolbars, explain_title_bar_buttons
 
 SNAPSHOT_TRIES = 3  # copies of the mask made in a worker before one is made here (the person painted meanwhile)
 
@@ -152,6 +152,7 @@ class MainWindow(QMainWindow):
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        explain_title_bar_buttons(dock)
         self.addDockWidget(area, dock)
         return dock
 

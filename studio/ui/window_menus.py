@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QDockWidget, QMenu, QToolBar
+from PySide6.QtWidgets import QAbstractButton, QDockWidget, QMenu, QToolBar
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
@@ -14,6 +14,25 @@ if TYPE_CHECKING:
 # The View menu's entries for the panels, with their Alt+letters (a panel's own title shows no "&").
 PANEL_ENTRIES = {"dock-generate": "&Generate", "dock-queue": "&Queue", "dock-undo history": "&Undo History",
                  "dock-gallery": "Ga&llery"}
+
+
+def explain_title_bar_buttons(dock: QDockWidget) -> None:
+    """Tooltips on the panel's own float and close buttons, which Qt leaves without any (it names them only for
+    screen readers). Qt makes them with the panel and keeps them; the float button's tip follows where it is."""
+    title = dock.windowTitle()
+    float_button = dock.findChild(QAbstractButton, "qt_dockwidget_floatbutton")
+    close_button = dock.findChild(QAbstractButton, "qt_dockwidget_closebutton")
+    if close_button is not None:
+        close_button.setToolTip(f"Close the {title} panel (the View menu brings it back)")
+    if float_button is None:
+        return
+
+    def float_tip(floating: bool) -> None:
+        float_button.setToolTip(f"Put the {title} panel back in the main window" if floating
+                                else f"Float the {title} panel in a window of its own")
+
+    float_tip(dock.isFloating())
+    dock.topLevelChanged.connect(float_tip)
 
 
 def _panel_toggles(window: MainWindow) -> list[QAction]:

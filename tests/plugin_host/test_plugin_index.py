@@ -179,3 +179,24 @@ def test_an_entry_whose_file_holds_another_version_is_refused(tmp_path: Path) ->
     plan = installer.plan(same)
     assert plan.version == "1.0.0"
     installer.discard(plan)
+
+
+def test_a_file_with_a_250_byte_name_downloads_and_its_temp_file_fits(tmp_path: Path) -> None:
+    served = tmp_path / "site" / ("studio_long_" + "x" * 215 + "-1.0.0-py3-none-any.whl")
+    served.parent.mkdir()
+    served.write_bytes(b"wheel bytes")
+    assert len(served.name) == 250
+    entry = IndexEntry("long-plugin", "1.0.0", "", served.as_uri(), sha256(served))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    path = download(entry, dest)
+    assert path.name == served.name and path.read_bytes() == b"wheel bytes"
+    assert [p.name for p in dest.iterdir()] == [served.name]
+
+
+def test_a_file_name_past_255_bytes_is_refused_in_a_sentence(tmp_path: Path) -> None:
+    entry = IndexEntry("long-plugin", "1.0.0", "", "https://example.com/" + "x" * 300 + ".whl", "0" * 64)
+    with pytest.raises(PluginIndexError, match="304 characters long, more than the 255 a file name can have; "
+                                               "nothing was installed"):
+        download(entry, tmp_path)
+    assert list(tmp_path.iterdir()) == []

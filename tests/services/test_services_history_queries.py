@@ -242,6 +242,25 @@ def test_models_and_recent_prompts(store):
     assert store.models() == ["a-model", "B-Model", "c-model", "Zeta"]
 
 
+def test_the_models_are_read_a_seek_per_name_not_by_reading_every_entry(store):
+    """At 200,000 entries GROUP BY model_name read the whole index (~30 ms); a skip-scan seeks once or twice per
+    stored name (~1 ms)."""
+    for i, name in enumerate(["sd15", "", "DreamShaper", "sd15", "dreamshaper", "", "xl"] * 3):
+        store.add(entry(model_name=name, created=T0 + i))
+    conn = store._conn()
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    try:
+        assert store.models() == ["dreamshaper", "sd15", "xl"]  # the spelling written last, as before
+    finally:
+        conn.set_trace_callback(None)
+    [models_sql] = [s for s in statements if "model_name" in s]
+    plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {models_sql}")]
+    assert not [step for step in plan if step.startswith("SCAN entries")], plan
+    assert any("SEARCH entries USING COVERING INDEX entries_model (model_name>?)" in step for step in plan), plan
+    assert any("SEARCH entries USING COVERING INDEX entries_model (model_name=?)" in step for step in plan), plan
+
+
 def test_recorded_files_are_the_pictures_sources_and_kept_control_pictures_entries_point_at(store, tmp_path):
     control = str(tmp_path / "sources" / f"{'ab' * 8}-control.png")  # a name Studio gives the copies it keeps
     own = str(tmp_path / "guide.png")  # a person's own file a guide names: recorded too, never Studio's to keep

@@ -138,6 +138,26 @@ def test_the_view_menu_hides_and_shows_each_panel(qtbot, window):  # noqa: ANN00
     assert queue.isVisible()
 
 
+def test_each_panel_s_float_and_close_buttons_say_what_they_do(qtbot, window):  # noqa: ANN001
+    """Qt's own buttons on a panel's title bar had no tooltip: two bare icons."""
+    from PySide6.QtWidgets import QAbstractButton
+
+    for dock in window.findChildren(QDockWidget):
+        title = dock.windowTitle()
+        close = dock.findChild(QAbstractButton, "qt_dockwidget_closebutton")
+        assert close.toolTip() == f"Close the {title} panel (the View menu brings it back)"
+        assert dock.findChild(QAbstractButton, "qt_dockwidget_floatbutton").toolTip() == (
+            f"Float the {title} panel in a window of its own")
+    gallery = window.findChild(QDockWidget, "dock-gallery")
+    float_button = gallery.findChild(QAbstractButton, "qt_dockwidget_floatbutton")
+    float_button.click()  # the button itself, as the person clicks it
+    qtbot.waitUntil(gallery.isFloating, timeout=2000)
+    assert float_button.toolTip() == "Put the Gallery panel back in the main window"
+    float_button.click()
+    qtbot.waitUntil(lambda: not gallery.isFloating(), timeout=2000)
+    assert float_button.toolTip() == "Float the Gallery panel in a window of its own"
+
+
 def test_a_floated_panel_opens_big_enough_to_use(qtbot, window):  # noqa: ANN001
     """Undo History, tabbed behind the Gallery, floated at about 100x104 px: its docked size, never laid out."""
     history = window.findChild(QDockWidget, "dock-undo history")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -22,6 +21,7 @@ from studio.core.style_weights import (
     WEIGHTS,
     style_weights_dir,
 )
+from studio.core.temp_files import temp_file_beside
 from studio.engine.convert import is_safetensors
 from studio.engine.style.weights import load_checked
 
@@ -57,7 +57,7 @@ def install_weights(folder: Path, name: str, source: Path, convert: bool = False
     if not source.is_file():
         raise StudioError(f"There is no file at {source}.")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+    fd, temp = temp_file_beside(folder / name)
     os.close(fd)
     try:
         if is_safetensors(source):
