@@ -48,7 +48,7 @@ UNFINISHED = "Unfinished download"  # the Kind column of a download that stopped
 
 class ModelsDialog(ModelTransfers):
     def __init__(self, settings: Settings, cache_dir: Path, on_change: Callable[[list[LibraryItem]], None],
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, on_change_after_close: Callable[[], None] | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self.hash_cache = cache_dir / "model-hashes.json"
@@ -57,6 +57,9 @@ class ModelsDialog(ModelTransfers):
         # the scan, so whoever opened it looks again when it closes (a folder linked just before Close was saved
         # while the model picker kept the old list).
         self.change_unseen = False
+        # A removal still running when the window closed ends later: its change is told here, as the window is gone.
+        self.on_change_after_close = on_change_after_close
+        self.closed = False
         self.items: list[LibraryItem] = []
         self.unfinished: list[UnfinishedDownload] = []  # downloads stopped half-way, listed to resume or delete
         self._cancel = threading.Event()
@@ -138,6 +141,7 @@ class ModelsDialog(ModelTransfers):
         """Closing the window stops a download (it resumes next time) rather than leaving it running unseen, and
         its list's scan: the window goes."""
         self._cancel.set()
+        self.closed = True
         super().done(result)  # (which cancels its tasks)
 
     # -- list ------------------------------------------------------------------------------------
@@ -291,15 +295,27 @@ class ModelsDialog(ModelTransfers):
             return False
         if not await self.confirmed("Remove model", question):
             return False
+        # Closing the window cancels this task, not the removal in its thread: the links are updated and the change
+        # told when the removal ends (an unlinked folder stayed in the settings, and a removed model in the picker).
+        removal = asyncio.ensure_future(asyncio.to_thread(
+            remove_model, str(item.path), self.settings.models_dir, list(self.settings.extra_model_paths)))
+        removal.add_done_callback(self._removal_ended)  # before shield's own: the links are set when this goes on
         try:
-            _, self.settings.extra_model_paths = await asyncio.to_thread(
-                remove_model, str(item.path), self.settings.models_dir, self.settings.extra_model_paths)
+            await asyncio.shield(removal)
         except (StudioError, OSError) as exc:
             self._report(str(exc), error=True)
             return False
         await self._changed()
         self._report(done)
         return True
+
+    def _removal_ended(self, removal: asyncio.Future[tuple[object, list[Path]]]) -> None:
+        if removal.cancelled() or removal.exception() is not None:
+            return  # (said by remove, while the window is open)
+        _, self.settings.extra_model_paths = removal.result()
+        self.change_unseen = True
+        if self.closed and self.on_change_after_close is not None:
+            self.on_change_after_close()
 
     async def _changed(self) -> None:
         self.change_unseen = True
