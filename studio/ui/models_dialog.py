@@ -251,21 +251,19 @@ class ModelsDialog(ModelTransfers):
             self.link_menu.addAction(f"Unlink {path}", lambda p=path: self.start(self.unlink(p)))
 
     async def link(self, path: Path) -> None:
-        from studio.services.model_imports import found_there, link_folder
+        from studio.services.model_links import link_paths
 
         try:
-            links = link_folder(path, self.settings.extra_model_paths, self.settings.models_dir)
+            linking = link_paths(path, self.settings.extra_model_paths, self.settings.models_dir)
         except StudioError as exc:
             self._report(str(exc), error=True)
             return
-        if links == self.settings.extra_model_paths:
-            self._report(f"{path} is already linked; nothing was changed.")
+        if not linking.added:
+            self._report(" ".join([f"{path} is already linked; nothing was changed.", *linking.notes]))
             return
-        self.settings.extra_model_paths = links
+        self.settings.extra_model_paths = linking.links
         await self._changed()
-        where = path.resolve()
-        self._report(f"Linked {path}, used in place: "
-                     f"{found_there([i for i in self.items if i.path.is_relative_to(where)])}.")
+        self._report(" ".join([*_linked_sentences(path, linking.added, self.items), *linking.notes]))
 
     async def unlink(self, path: Path) -> None:
         self.settings.extra_model_paths = [p for p in self.settings.extra_model_paths if p != path]
@@ -320,6 +318,21 @@ class ModelsDialog(ModelTransfers):
     async def _changed(self) -> None:
         self.change_unseen = True
         await self.reload(notify=True)
+
+
+def _linked_sentences(path: Path, added: list[Path], items: list[LibraryItem]) -> list[str]:
+    """What linking the folder path found, one sentence for each folder linked, as ``studio models link`` says it:
+    the folder itself, and the folders named in the ComfyUI extra_model_paths.yaml it holds."""
+    from studio.core.paths import real_path
+    from studio.services.model_imports import found_there
+
+    def found(where: Path) -> str:
+        return found_there([i for i in items if i.path.is_relative_to(where)])
+
+    where = real_path(path)
+    said = [f"Linked {path}, used in place: {found(where)}." if where in added else f"{path} was linked already."]
+    return said + [f"Linked {folder} (named in its extra_model_paths.yaml): {found(folder)}."
+                   for folder in added if folder != where]
 
 
 def _scan(models_dir: Path, linked: list[Path]) -> tuple[list[LibraryItem], list[UnfinishedDownload]]:

@@ -441,3 +441,23 @@ def test_a_folder_unlinked_while_the_library_closes_leaves_the_settings(qtbot, w
     go_on.set()
     qtbot.waitUntil(lambda: window.settings.extra_model_paths == [], timeout=10000)
     qtbot.waitUntil(lambda: load_settings().extra_model_paths == [], timeout=10000)
+
+
+def test_linking_a_comfyui_folder_counts_the_models_in_the_folders_its_yaml_names(qtbot, window, tmp_path):  # noqa: ANN001
+    """The window counted the models in the ComfyUI folder alone ("0 usable model(s) found there") while the folders
+    its extra_model_paths.yaml linked with it held the models; the command line says one line per folder."""
+    from model_files import sd1
+
+    comfyui, drive = tmp_path / "ComfyUI", tmp_path / "sdmodels"
+    sd1(drive / "Stable-diffusion" / "extra_ckpt.safetensors")
+    (comfyui / "models" / "checkpoints").mkdir(parents=True)
+    (comfyui / "extra_model_paths.yaml").write_text(
+        f"a111:\n    base_path: {drive}\n    checkpoints: Stable-diffusion\n    loras: Lora\n", encoding="utf-8")
+    dialog = open_library(qtbot, window)
+    dialog.start(dialog.link(comfyui))
+    qtbot.waitUntil(lambda: "Linked" in dialog.message.text(), timeout=20000)
+    assert dialog.message.text() == (
+        f"Linked {comfyui}, used in place: 0 usable model(s) found there. Linked {drive / 'Stable-diffusion'} (named "
+        f"in its extra_model_paths.yaml): 1 usable model(s) found there. {drive / 'Lora'}, named in "
+        "extra_model_paths.yaml, is not there, so it was not linked.")
+    assert window.settings.extra_model_paths[-2:] == [comfyui, drive / "Stable-diffusion"]
