@@ -22,7 +22,7 @@ from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
 from studio.core.metadata import LoraRecord
-from studio.core.model_match import bare_model_name, listed_model_hash, matching_model
+from studio.core.model_match import bare_model_name, folder_joined_names, listed_model_hash, matching_model
 from studio.core.settings_sections import PostStepSetting
 from studio.core.style_weights import style_weights_dir
 from studio.plugin_host.registry import POSTPROCESSOR, Registry
@@ -222,7 +222,8 @@ class HistoryActions(StylePresetActions, QObject):
         if model_name and dropped.model_path is None:
             notes.append(f"The model {model_name!r} it names is not in the model list.")
         elif model_name and model_path and (listed_name := next(n for n, d in listed if d == model_path)) and \
-                bare_model_name(listed_name) != bare_model_name(model_name):  # found by its hash: a renamed file
+                bare_model_name(listed_name) != bare_model_name(model_name) and \
+                bare_model_name(model_name) not in folder_joined_names(Path(model_path)):  # by its hash: renamed
             notes.append(f"It names the model {model_name!r}; {listed_name} has the same hash, so it was picked.")
         # Only Studio records a chain (another tool's picture, or Studio's A1111 text alone, says nothing of it):
         # otherwise the one set up stays.

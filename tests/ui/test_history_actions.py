@@ -236,6 +236,8 @@ def test_a_dropped_picture_s_values_studio_cannot_take_are_each_said_with_what_w
 
 @pytest.mark.parametrize(("model_line", "said"), [
     ("Model: SD15\\Tiny-SD.safetensors", ""),
+    ("Model: {folder}_Tiny-SD", ""),  # older A1111's name of a checkpoint in a subfolder: SD15_x for SD15/x
+    ("Model: {folder}_tiny-sd, Model hash: {hash}", ""),  # found by that name, not "renamed" for its hash
     ("Model: renamed_since, Model hash: {hash}",
      " It names the model 'renamed_since'; tiny-sd has the same hash, so it was picked.")])
 def test_a_dropped_picture_s_model_is_found_by_its_file_name_or_its_hash(qtbot, window, tmp_path,  # noqa: ANN001
@@ -250,7 +252,7 @@ def test_a_dropped_picture_s_model_is_found_by_its_file_name_or_its_hash(qtbot, 
     panel.steps_spin.setValue(30)  # a different model would still be seen: select_model answers for this one
     text = PngInfo()
     text.add_text("parameters", f"a castle\nSteps: 12, Sampler: Euler a, CFG scale: 6, Seed: 5, Size: 64x64, "
-                                f"{model_line.format(hash=digest)}")
+                                f"{model_line.format(hash=digest, folder=Path(listed).parent.name)}")
     Image.new("RGB", (64, 64)).save(tmp_path / "x.png", pnginfo=text)
     panel.picture_dropped.emit(tmp_path / "x.png")
     status = window.status.message_label
