@@ -248,7 +248,8 @@ def write_atomically(path: Path, data: bytes, durable: bool = True, exclusive: b
 
     ``durable=False`` skips the fsync, for caches that may be lost but must never be torn. ``exclusive``: the
     name is taken only if free (FileExistsError otherwise), by a hard link, or where the file system has none
-    by creating it empty first."""
+    by creating it empty first. A file replaced keeps its permissions (a 0600 settings file stays private); a new
+    one gets the usual mode."""
     fd, tmp = temp_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -256,7 +257,7 @@ def write_atomically(path: Path, data: bytes, durable: bool = True, exclusive: b
             f.flush()
             if durable:
                 os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.chmod(tmp, _mode_for(path))
         if exclusive:
             _take_name(tmp, path)
         else:
@@ -264,6 +265,15 @@ def write_atomically(path: Path, data: bytes, durable: bool = True, exclusive: b
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _mode_for(path: Path) -> int:
+    """The permission bits of the file at path, kept when it is replaced; the usual mode for a new file."""
+    try:
+        existing = os.stat(path)
+    except OSError:  # no file there yet (or none we may look at): a new file's mode
+        return 0o666 & ~_UMASK
+    return stat.S_IMODE(existing.st_mode) if stat.S_ISREG(existing.st_mode) else 0o666 & ~_UMASK
 
 
 def _take_name(tmp: str, path: Path) -> None:

@@ -2,12 +2,15 @@
 
 ComfyUI's ``ckpt_name`` carries the file's extension and often a subfolder (``SD15/dreamshaper_8.safetensors``,
 ``SD15\\dreamshaper_8.safetensors`` from Windows); AUTOMATIC1111 writes the name it had then (a file renamed since
-keeps its hash) and finds checkpoints by ``Model hash``. Studio's model list shows a checkpoint's stem and a folder's
+keeps its hash) and finds checkpoints by ``Model hash``; before its 1.6 it wrote a checkpoint in a subfolder of its
+models folder with the folders joined on by "_" (``Model: SD15_dreamshaper_8``, its ``model_name``; 1.6 on write the
+file's stem, its ``name_for_extra``). Studio's model list shows a checkpoint's stem and a folder's
 name, so an exact name alone misses most of these.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,13 +33,30 @@ def bare_model_name(name: str) -> str:
     return base.lower()
 
 
+def folder_joined_names(path: Path) -> set[str]:
+    """The names older AUTOMATIC1111 wrote as ``Model:`` for the checkpoint at path, were its models folder any of
+    path's folders: the stem with one or more of the folders above it joined on by "_" (``SD15/x.safetensors``:
+    "sd15_x"), without "," and ":" as A1111 left them out, in lower case."""
+    name, names = bare_model_name(path.name), set()
+    for folder in path.parent.parts[::-1]:
+        name = f"{folder.lower()}_{name}"
+        names.add(name.replace(",", "").replace(":", ""))
+    return names
+
+
+def _as_path(value: object) -> Path | None:
+    return Path(value) if isinstance(value, str | os.PathLike) else None
+
+
 def matching_model(name: str, digest: str, listed: Sequence[tuple[str, T]],
-                   hash_of: Callable[[T, int], str | None]) -> T | None:
+                   hash_of: Callable[[T, int], str | None],
+                   path_of: Callable[[T], Path | None] = _as_path) -> T | None:
     """The ``listed`` (name, value) a picture's model ``name`` and ``digest`` (its hash, "" for none) mean: the one
     of that exact name; else the only one of that name without folders, extension and case; else the only one whose
-    hash is ``digest`` (A1111's AutoV2 or old 8 digits, or InvokeAI's whole SHA-256; ``hash_of(value, length)`` gives
-    the listed one's of that length, None where it is not known). None when none or several match: a guess could
-    load the wrong model."""
+    file's folders and stem joined by "_" make that name (older A1111's, ``folder_joined_names``; ``path_of(value)``
+    gives its file, a value that is a path by default); else the only one whose hash is ``digest`` (A1111's AutoV2 or
+    old 8 digits, or InvokeAI's whole SHA-256; ``hash_of(value, length)`` gives the listed one's of that length, None
+    where it is not known). None when none or several match: a guess could load the wrong model."""
     if name:
         if (exact := next((value for listed_name, value in listed if listed_name == name), None)) is not None:
             return exact
@@ -44,6 +64,10 @@ def matching_model(name: str, digest: str, listed: Sequence[tuple[str, T]],
         same = [value for listed_name, value in listed if bare_model_name(listed_name) == bare]
         if len(same) == 1:
             return same[0]
+        joined = [value for _, value in listed if (path := path_of(value)) is not None
+                  and bare in folder_joined_names(path)]
+        if len(joined) == 1 and not same:
+            return joined[0]
     digest = digest.strip().lower().removeprefix("sha256:")
     if not re.fullmatch(r"[0-9a-f]{8,64}", digest):
         return None

@@ -15,7 +15,7 @@ from studio.core.hires import HiresFix
 from studio.core.images import open_image, read_recipe
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
-from studio.core.metadata import Recipe
+from studio.core.metadata import LoraRecord, Recipe
 from studio.core.model_library import WEIGHT_SUFFIXES
 from studio.core.requests import DEFAULT_SCHEDULER, GenerationRequest, LoraChoice, PostStep
 from studio.core.settings import Settings
@@ -162,6 +162,7 @@ class RecordedChoices(NamedTuple):
     """What an entry was made with beyond its plain fields, from its params or else its picture's recipe."""
     loras: tuple[LoraChoice, ...]
     vae: str
+    lora_records: tuple[LoraRecord, ...]  # those LoRAs with the hashes recorded for them ("" where none)
     controls: tuple[dict[str, Any], ...]  # the guides' records, their pictures' paths resolved
     missing: list[str]  # the guides' kept pictures that are gone
 
@@ -178,7 +179,19 @@ def recorded_choices(entry: HistoryEntry, outputs: Path) -> RecordedChoices:
         controls = control_records(params["controls"])
     else:
         controls = resolved_controls(recipe.controls, outputs) if recipe is not None else ()
-    return RecordedChoices(loras, vae, controls, missing_pictures(controls))
+    return RecordedChoices(loras, vae, _with_hashes(loras, params, recipe), controls, missing_pictures(controls))
+
+
+def _with_hashes(loras: tuple[LoraChoice, ...], params: dict, recipe: Recipe | None) -> tuple[LoraRecord, ...]:
+    """The LoRAs ``chosen_loras_and_vae`` found, each with the hash recorded beside it where it came from (the
+    params, else the recipe): a LoRA renamed since is found by it, as for a dropped picture."""
+    if _lists_loras(params):
+        items = [item for item in params.get("loras") or () if isinstance(item, dict)]
+        recorded = [(item.get("name"), item.get("hash")) for item in items]
+    else:
+        recorded = [(lora.name, lora.hash) for lora in recipe.loras] if recipe is not None else []
+    hashes = {name: digest for name, digest in recorded if isinstance(name, str) and isinstance(digest, str)}
+    return tuple(LoraRecord(choice.name, hashes.get(choice.name, ""), choice.weight) for choice in loras)
 
 
 def missing_pictures(records: tuple[dict[str, Any], ...]) -> list[str]:

@@ -5,7 +5,7 @@ the prompt boxes (prompt styles and presets: style_preset_actions). Store and fi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -22,7 +22,7 @@ from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
 from studio.core.metadata import LoraRecord
-from studio.core.model_match import bare_model_name, listed_model_hash, matching_model
+from studio.core.model_match import bare_model_name, folder_joined_names, listed_model_hash, matching_model
 from studio.core.settings_sections import PostStepSetting
 from studio.core.style_weights import style_weights_dir
 from studio.plugin_host.registry import POSTPROCESSOR, Registry
@@ -91,7 +91,8 @@ class HistoryActions(StylePresetActions, QObject):
             if isinstance(inpaint, dict) else None
         # Meanwhile, whether its files are still those it was made with (hashing may take seconds).
         checking = asyncio.ensure_future(self._changed_files(entry))
-        (loras, vae, controls, missing), chain, gone = await asyncio.to_thread(  # may read the picture's recipe
+        # (May read the picture's recipe.)
+        (loras, vae, lora_records, controls, missing), chain, gone = await asyncio.to_thread(
             _recorded_for_load, entry, self.window.settings.outputs_dir, self.window.service.registry,
             style_weights_dir(self.window.service.env))
         if self._stale(load, checking):
@@ -138,6 +139,7 @@ class HistoryActions(StylePresetActions, QObject):
             return
         loaded = " ".join([loaded, *notes])
         self.window.status.set_message(loaded)
+        await self._rename_loras_found_by_hash(lora_records, load)
         warnings = await checking
         if warnings and load == self._loads:  # a newer load's line is not given an older picture's warnings
             self.window.status.set_message(_warned(loaded, warnings))
@@ -222,7 +224,8 @@ class HistoryActions(StylePresetActions, QObject):
         if model_name and dropped.model_path is None:
             notes.append(f"The model {model_name!r} it names is not in the model list.")
         elif model_name and model_path and (listed_name := next(n for n, d in listed if d == model_path)) and \
-                bare_model_name(listed_name) != bare_model_name(model_name):  # found by its hash: a renamed file
+                bare_model_name(listed_name) != bare_model_name(model_name) and \
+                bare_model_name(model_name) not in folder_joined_names(Path(model_path)):  # by its hash: renamed
             notes.append(f"It names the model {model_name!r}; {listed_name} has the same hash, so it was picked.")
         # Only Studio records a chain (another tool's picture, or Studio's A1111 text alone, says nothing of it):
         # otherwise the one set up stays.
@@ -231,14 +234,19 @@ class HistoryActions(StylePresetActions, QObject):
         tool = info.tool or "an unknown tool"
         loaded = " ".join([f"Loaded the parameters of {path.name} (made by {tool}){chain}.", *notes, *info.notes])
         self.window.status.set_message(loaded)
-        box, hashes = self.panel.lora_box, self.window.cache_dir / "model-hashes.json"
-        records = [LoraRecord(r["name"], r.get("hash", ""), r["weight"]) for r in info.lora_records()]
-        renamed = await asyncio.to_thread(box.found_by_hash, records, hashes)
-        if renamed and load == self._loads:  # LoRAs renamed since the picture was made: found by their hashes
-            box.rename(renamed)
+        await self._rename_loras_found_by_hash(
+            [LoraRecord(r["name"], r.get("hash", ""), r["weight"]) for r in info.lora_records()], load)
         warnings = await self._checked(picture_file_warnings, path, Path(model_path) if model_path else None)
         if warnings and load == self._loads:
             self.window.status.set_message(_warned(loaded, warnings))
+
+    async def _rename_loras_found_by_hash(self, records: Sequence[LoraRecord], load: int) -> None:
+        """The LoRA rows that no name finds but the hash recorded for them does (renamed since the picture was made)
+        as those files; hashes the library's LoRAs when it must, in a worker thread. A newer load's rows stay."""
+        box = self.panel.lora_box
+        renamed = await asyncio.to_thread(box.found_by_hash, records, self.window.cache_dir / "model-hashes.json")
+        if renamed and load == self._loads:
+            box.rename(renamed)
 
     def _restore_chain(self, steps: tuple[PostStepSetting, ...]) -> str:
         """The picture's post-processing chain in place of the one set up (none for a picture made without: so is

@@ -144,13 +144,16 @@ class ModelActions:
             self.window.service.use_linked_dirs(self.settings.extra_model_paths)  # their embeddings
             self.window.persist_settings()
 
-        def closed() -> None:  # before a change's scan ended: the window scans for itself
-            if dialog.change_unseen:
-                self.refresh()
-                self.window.service.use_linked_dirs(self.settings.extra_model_paths)
-                self.window.persist_settings()
+        def caught_up() -> None:  # a change whose scan the closing cancelled: the window scans for itself
+            self.refresh()
+            self.window.service.use_linked_dirs(self.settings.extra_model_paths)
+            self.window.persist_settings()
 
-        dialog = ModelsDialog(self.settings, self.window.cache_dir, changed, self.window)
+        def closed() -> None:
+            if dialog.change_unseen:
+                caught_up()
+
+        dialog = ModelsDialog(self.settings, self.window.cache_dir, changed, self.window, caught_up)
         self.dialog = dialog  # tests reach the open dialog here
         dialog.finished.connect(closed)
         dialog.finished.connect(dialog.deleteLater)  # a child of the window: it would stay for the whole session

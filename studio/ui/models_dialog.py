@@ -48,7 +48,7 @@ UNFINISHED = "Unfinished download"  # the Kind column of a download that stopped
 
 class ModelsDialog(ModelTransfers):
     def __init__(self, settings: Settings, cache_dir: Path, on_change: Callable[[list[LibraryItem]], None],
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, on_change_after_close: Callable[[], None] | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self.hash_cache = cache_dir / "model-hashes.json"
@@ -57,6 +57,9 @@ class ModelsDialog(ModelTransfers):
         # the scan, so whoever opened it looks again when it closes (a folder linked just before Close was saved
         # while the model picker kept the old list).
         self.change_unseen = False
+        # A removal still running when the window closed ends later: its change is told here, as the window is gone.
+        self.on_change_after_close = on_change_after_close
+        self.closed = False
         self.items: list[LibraryItem] = []
         self.unfinished: list[UnfinishedDownload] = []  # downloads stopped half-way, listed to resume or delete
         self._cancel = threading.Event()
@@ -138,6 +141,7 @@ class ModelsDialog(ModelTransfers):
         """Closing the window stops a download (it resumes next time) rather than leaving it running unseen, and
         its list's scan: the window goes."""
         self._cancel.set()
+        self.closed = True
         super().done(result)  # (which cancels its tasks)
 
     # -- list ------------------------------------------------------------------------------------
@@ -247,21 +251,19 @@ class ModelsDialog(ModelTransfers):
             self.link_menu.addAction(f"Unlink {path}", lambda p=path: self.start(self.unlink(p)))
 
     async def link(self, path: Path) -> None:
-        from studio.services.model_imports import found_there, link_folder
+        from studio.services.model_links import link_paths
 
         try:
-            links = link_folder(path, self.settings.extra_model_paths, self.settings.models_dir)
+            linking = link_paths(path, self.settings.extra_model_paths, self.settings.models_dir)
         except StudioError as exc:
             self._report(str(exc), error=True)
             return
-        if links == self.settings.extra_model_paths:
-            self._report(f"{path} is already linked; nothing was changed.")
+        if not linking.added:
+            self._report(" ".join([f"{path} is already linked; nothing was changed.", *linking.notes]))
             return
-        self.settings.extra_model_paths = links
+        self.settings.extra_model_paths = linking.links
         await self._changed()
-        where = path.resolve()
-        self._report(f"Linked {path}, used in place: "
-                     f"{found_there([i for i in self.items if i.path.is_relative_to(where)])}.")
+        self._report(" ".join([*_linked_sentences(path, linking.added, self.items), *linking.notes]))
 
     async def unlink(self, path: Path) -> None:
         self.settings.extra_model_paths = [p for p in self.settings.extra_model_paths if p != path]
@@ -291,9 +293,13 @@ class ModelsDialog(ModelTransfers):
             return False
         if not await self.confirmed("Remove model", question):
             return False
+        # Closing the window cancels this task, not the removal in its thread: the links are updated and the change
+        # told when the removal ends (an unlinked folder stayed in the settings, and a removed model in the picker).
+        removal = asyncio.ensure_future(asyncio.to_thread(
+            remove_model, str(item.path), self.settings.models_dir, list(self.settings.extra_model_paths)))
+        removal.add_done_callback(self._removal_ended)  # before shield's own: the links are set when this goes on
         try:
-            _, self.settings.extra_model_paths = await asyncio.to_thread(
-                remove_model, str(item.path), self.settings.models_dir, self.settings.extra_model_paths)
+            await asyncio.shield(removal)
         except (StudioError, OSError) as exc:
             self._report(str(exc), error=True)
             return False
@@ -301,9 +307,32 @@ class ModelsDialog(ModelTransfers):
         self._report(done)
         return True
 
+    def _removal_ended(self, removal: asyncio.Future[tuple[object, list[Path]]]) -> None:
+        if removal.cancelled() or removal.exception() is not None:
+            return  # (said by remove, while the window is open)
+        _, self.settings.extra_model_paths = removal.result()
+        self.change_unseen = True
+        if self.closed and self.on_change_after_close is not None:
+            self.on_change_after_close()
+
     async def _changed(self) -> None:
         self.change_unseen = True
         await self.reload(notify=True)
+
+
+def _linked_sentences(path: Path, added: list[Path], items: list[LibraryItem]) -> list[str]:
+    """What linking the folder path found, one sentence for each folder linked, as ``studio models link`` says it:
+    the folder itself, and the folders named in the ComfyUI extra_model_paths.yaml it holds."""
+    from studio.core.paths import real_path
+    from studio.services.model_imports import found_there
+
+    def found(where: Path) -> str:
+        return found_there([i for i in items if i.path.is_relative_to(where)])
+
+    where = real_path(path)
+    said = [f"Linked {path}, used in place: {found(where)}." if where in added else f"{path} was linked already."]
+    return said + [f"Linked {folder} (named in its extra_model_paths.yaml): {found(folder)}."
+                   for folder in added if folder != where]
 
 
 def _scan(models_dir: Path, linked: list[Path]) -> tuple[list[LibraryItem], list[UnfinishedDownload]]:

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from studio.core.errors import ImageError
-from studio.core.images import flatten, open_image, read_recipe, save_image
+from studio.core.images import flatten, open_image, read_recipe, save_image, write_atomically
 from studio.core.metadata import Recipe
 
 RECIPE = Recipe(prompt="a castle, on a hill: \"dawn\"\nsecond line ü 城", negative_prompt="fog, rain", steps=25,
@@ -157,6 +157,15 @@ def test_saving_is_atomic_and_gives_the_usual_file_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_file_replaced_keeps_its_permissions(tmp_path):
+    """Replacing a file wrote a new one at the usual mode: a 0600 file became readable by everyone."""
+    path = tmp_path / "private.json"
+    path.write_bytes(b"old")
+    path.chmod(0o600)
+    write_atomically(path, b"new")
+    assert path.read_bytes() == b"new" and stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_a_failed_save_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):

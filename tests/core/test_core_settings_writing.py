@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,24 @@ def test_a_settings_file_that_is_a_symbolic_link_is_written_through_the_link(tmp
     assert paths.settings_file.is_symlink() and load_settings(paths).generation.prompt == "saved"
     assert 'prompt = "saved"' in dotfile.read_text() and sorted(p.name for p in dotfile.parent.iterdir()) == [
         "studio.toml"]  # no temporary file left beside it
+
+
+@pytest.mark.parametrize("through_a_link", [False, True])
+def test_saving_settings_keeps_a_private_settings_file_private(tmp_path, through_a_link):
+    """The new file replacing a 0600 settings file (or the dotfile a settings link names) came out 0644, readable
+    by every user of the machine."""
+    paths = StudioPaths(tmp_path / "config", tmp_path / "data", tmp_path / "cache")
+    paths.config_dir.mkdir()
+    file = tmp_path / "dotfiles" / "studio.toml" if through_a_link else paths.settings_file
+    file.parent.mkdir(exist_ok=True)
+    file.write_text('[generation]\nprompt = "private"\n')
+    file.chmod(0o600)
+    if through_a_link:
+        paths.settings_file.symlink_to(file)
+    settings = load_settings(paths)
+    settings.generation.prompt = "saved"
+    save_settings(settings, paths)
+    assert load_settings(paths).generation.prompt == "saved" and stat.S_IMODE(file.stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize("link", ["dangling", "loop"])

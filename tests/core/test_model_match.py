@@ -27,6 +27,20 @@ def test_a_model_is_found_by_its_exact_or_its_bare_name(name, found):  # noqa: A
     assert matching_model(name, "", LISTED, no_hash) == found
 
 
+def test_older_a1111_s_folder_joined_name_finds_the_checkpoint_in_that_folder():
+    """A1111 before 1.6 wrote ``Model: SD15_realisticVisionV51_v51VAE`` for
+    models/Stable-diffusion/SD15/realisticVisionV51_v51VAE.safetensors (its model_name), and nothing was found."""
+    a1111 = "/a1111/models/Stable-diffusion"
+    listed = [("realisticVisionV51_v51VAE", f"{a1111}/SD15/realisticVisionV51_v51VAE.safetensors"),
+              ("dreamshaper_8", f"{a1111}/SD 1.5/Dream, v8/dreamshaper_8.safetensors"),
+              ("x", f"{a1111}/x.safetensors")]
+    assert matching_model("SD15_realisticVisionV51_v51VAE", "", listed, no_hash) == listed[0][1]
+    assert matching_model("SD 1.5_Dream v8_dreamshaper_8", "", listed, no_hash) == listed[1][1]  # "," left out
+    assert matching_model("XL_realisticVisionV51_v51VAE", "", listed, no_hash) is None  # another folder
+    twice = [*listed, ("realisticVisionV51_v51VAE", "/comfy/models/checkpoints/SD15/realisticVisionV51_v51VAE.ckpt")]
+    assert matching_model("SD15_realisticVisionV51_v51VAE", "", twice, no_hash) is None  # which one: not guessed
+
+
 def test_bare_names_lose_folders_weights_extensions_and_case():
     assert bare_model_name("C:\\models\\SD15/Real.v5.safetensors") == "real.v5"
     assert bare_model_name("model.v1.5") == "model.v1.5"  # not a weights extension

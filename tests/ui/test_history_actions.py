@@ -236,6 +236,8 @@ def test_a_dropped_picture_s_values_studio_cannot_take_are_each_said_with_what_w
 
 @pytest.mark.parametrize(("model_line", "said"), [
     ("Model: SD15\\Tiny-SD.safetensors", ""),
+    ("Model: {folder}_Tiny-SD", ""),  # older A1111's name of a checkpoint in a subfolder: SD15_x for SD15/x
+    ("Model: {folder}_tiny-sd, Model hash: {hash}", ""),  # found by that name, not "renamed" for its hash
     ("Model: renamed_since, Model hash: {hash}",
      " It names the model 'renamed_since'; tiny-sd has the same hash, so it was picked.")])
 def test_a_dropped_picture_s_model_is_found_by_its_file_name_or_its_hash(qtbot, window, tmp_path,  # noqa: ANN001
@@ -250,10 +252,38 @@ def test_a_dropped_picture_s_model_is_found_by_its_file_name_or_its_hash(qtbot, 
     panel.steps_spin.setValue(30)  # a different model would still be seen: select_model answers for this one
     text = PngInfo()
     text.add_text("parameters", f"a castle\nSteps: 12, Sampler: Euler a, CFG scale: 6, Seed: 5, Size: 64x64, "
-                                f"{model_line.format(hash=digest)}")
+                                f"{model_line.format(hash=digest, folder=Path(listed).parent.name)}")
     Image.new("RGB", (64, 64)).save(tmp_path / "x.png", pnginfo=text)
     panel.picture_dropped.emit(tmp_path / "x.png")
     status = window.status.message_label
     qtbot.waitUntil(lambda: "Loaded the parameters of x.png" in status.text(), timeout=10_000)
     assert status.text() == "Loaded the parameters of x.png (made by AUTOMATIC1111)." + said
     assert panel.model_combo.currentData() == listed and panel.steps_spin.value() == 12
+
+
+@pytest.mark.parametrize("recorded_in", ["params", "picture"])
+def test_load_parameters_finds_a_lora_renamed_since_by_its_recorded_hash(qtbot, window, tmp_path,  # noqa: ANN001
+                                                                          recorded_in):
+    """A dropped picture's LoRA renamed since (ink, now ink_final) was found by its hash, but Load parameters of a
+    history entry left the row "ink", which the library does not have, so Generate refused it."""
+    from model_files import aliased_lora
+    from PIL.PngImagePlugin import PngInfo
+
+    from studio.core.requests import LoraChoice
+
+    ink = aliased_lora(window.settings.models_dir / "loras" / "ink_final.safetensors", "", fill=3)
+    window.models.refresh()
+    box = window.prompt_panel.lora_box
+    qtbot.waitUntil(lambda: len(box._loras) == 1, timeout=10_000)
+    if recorded_in == "params":  # as the history records a job: the LoRA as chosen, with its hash
+        entry = HistoryEntry("a fox", id=4, params={"loras": [{"name": "ink", "weight": 0.4, "hash": lora_hash(ink)}]})
+    else:  # an entry that lists no LoRAs: its picture's recipe does
+        text = PngInfo()
+        text.add_text("parameters", "a fox <lora:ink:0.4>\nSteps: 4, Sampler: Euler a, CFG scale: 7, Seed: 5, "
+                                    f'Size: 64x64, Lora hashes: "ink: {lora_hash(ink)}"')
+        Image.new("RGB", (64, 64)).save(tmp_path / "x.png", pnginfo=text)
+        entry = HistoryEntry("a fox", id=4, image_path=str(tmp_path / "x.png"))
+    task = window.actions_.run(window.history_actions.load_parameters(entry))
+    qtbot.waitUntil(task.done, timeout=20_000)
+    assert box.choices() == (LoraChoice(str(ink.resolve()), 0.4),)
+    assert [box._library.row_problem(name) for name, _, _ in box._rows] == [None]

@@ -389,3 +389,75 @@ def test_linking_says_how_many_usable_models_and_unusable_files_it_found(qtbot, 
     qtbot.waitUntil(lambda: "Linked" in dialog.message.text(), timeout=20000)
     assert dialog.message.text() == f"Linked {checkpoint.parent}, used in place: 1 usable model(s) found there, " \
                                     "and 1 file Studio cannot use."
+
+
+
+def held_removal(monkeypatch):  # noqa: ANN001, ANN201
+    """remove_model waiting in its thread until the test lets it go on: (started, go_on)."""
+    import threading
+
+    from studio.services import model_removal
+
+    removing, go_on = threading.Event(), threading.Event()
+    remove = model_removal.remove_model
+    monkeypatch.setattr(model_removal, "remove_model",
+                        lambda *args: removing.set() or go_on.wait(20) and remove(*args))
+    return removing, go_on
+
+
+def test_a_model_removed_while_the_library_closes_leaves_the_model_picker(qtbot, window, checkpoint,  # noqa: ANN001
+                                                                          monkeypatch):
+    """Closing cancelled Remove while its thread deleted the model: the picker kept listing it."""
+    dialog = open_library(qtbot, window)
+    dialog.start(dialog.import_path(checkpoint))
+    picker = window.prompt_panel.model_picker.combo
+    qtbot.waitUntil(lambda: "dreamy" in [picker.itemText(i) for i in range(picker.count())], timeout=20000)
+    removing, go_on = held_removal(monkeypatch)
+    item = next(i for i in dialog.items if i.name == "dreamy")
+    dialog.confirm = lambda title, text: True
+    dialog.start(dialog.remove(item))
+    qtbot.waitUntil(removing.is_set, timeout=10000)
+    dialog.reject()
+    go_on.set()
+    qtbot.waitUntil(lambda: "dreamy" not in [picker.itemText(i) for i in range(picker.count())], timeout=20000)
+    assert not item.path.exists()
+
+
+def test_a_folder_unlinked_while_the_library_closes_leaves_the_settings(qtbot, window, tmp_path,  # noqa: ANN001
+                                                                        monkeypatch):
+    """Closing cancelled Remove while its thread unlinked the folder: the link stayed in the settings, and was saved
+    again."""
+    from studio.core.settings import load_settings
+
+    gone = tmp_path / "unplugged" / "models"
+    window.settings.extra_model_paths = [gone]
+    window.persist_settings()
+    dialog = open_library(qtbot, window)
+    removing, go_on = held_removal(monkeypatch)
+    dialog.confirm = lambda title, text: True
+    dialog.start(dialog.remove(next(i for i in dialog.items if i.name == "models")))
+    qtbot.waitUntil(removing.is_set, timeout=10000)
+    dialog.reject()
+    go_on.set()
+    qtbot.waitUntil(lambda: window.settings.extra_model_paths == [], timeout=10000)
+    qtbot.waitUntil(lambda: load_settings().extra_model_paths == [], timeout=10000)
+
+
+def test_linking_a_comfyui_folder_counts_the_models_in_the_folders_its_yaml_names(qtbot, window, tmp_path):  # noqa: ANN001
+    """The window counted the models in the ComfyUI folder alone ("0 usable model(s) found there") while the folders
+    its extra_model_paths.yaml linked with it held the models; the command line says one line per folder."""
+    from model_files import sd1
+
+    comfyui, drive = tmp_path / "ComfyUI", tmp_path / "sdmodels"
+    sd1(drive / "Stable-diffusion" / "extra_ckpt.safetensors")
+    (comfyui / "models" / "checkpoints").mkdir(parents=True)
+    (comfyui / "extra_model_paths.yaml").write_text(
+        f"a111:\n    base_path: {drive}\n    checkpoints: Stable-diffusion\n    loras: Lora\n", encoding="utf-8")
+    dialog = open_library(qtbot, window)
+    dialog.start(dialog.link(comfyui))
+    qtbot.waitUntil(lambda: "Linked" in dialog.message.text(), timeout=20000)
+    assert dialog.message.text() == (
+        f"Linked {comfyui}, used in place: 0 usable model(s) found there. Linked {drive / 'Stable-diffusion'} (named "
+        f"in its extra_model_paths.yaml): 1 usable model(s) found there. {drive / 'Lora'}, named in "
+        "extra_model_paths.yaml, is not there, so it was not linked.")
+    assert window.settings.extra_model_paths[-2:] == [comfyui, drive / "Stable-diffusion"]
