@@ -22,7 +22,7 @@ from studio.ui.hires_box import HiresBox
 from studio.ui.inpaint_options import InpaintOptionsBox
 from studio.ui.lora_box import LoraBox
 from studio.ui.model_picker import ModelPicker
-from studio.ui.parameter_form import ImageSource
+from studio.ui.parameter_pictures import ImageSource
 from studio.ui.plugin_generator_box import PluginGeneratorBox
 from studio.ui.prompt_edit import PromptEdit, picture_paths
 from studio.ui.prompt_panel_canvas import CanvasFollowing
