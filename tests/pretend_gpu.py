@@ -13,7 +13,7 @@ import pytest
 import torch
 from studio_testing import ReplayOnCpu
 
-from studio.engine import diffusion, fast_path
+from studio.engine import diffusion, fast_path, fast_path_choices
 from studio.engine.device import DeviceInfo
 from studio.engine.memory import GIB
 
@@ -49,6 +49,6 @@ def fast_path_on_pretend_gpu(monkeypatch: pytest.MonkeyPatch, pool_bytes: int,
 
     monkeypatch.setattr(fast_path, "capture_cuda_graph", capture)
     if bfloat16_vae:
-        monkeypatch.setattr(fast_path, "choose_dtypes", lambda *args: fast_path.DtypeChoice(
+        monkeypatch.setattr(fast_path, "choose_dtypes", lambda *args: fast_path_choices.DtypeChoice(
             torch.float16, torch.bfloat16, "bfloat16 VAE, as for SDXL on an Ampere GPU"))
     return segments

@@ -19,7 +19,8 @@ from studio.engine.device import DeviceInfo
 from studio.engine.device_lookups import device_lookups_pinned
 from studio.engine.embeddings import mentioned
 from studio.engine.encoded_pictures import encodings_cached
-from studio.engine.fast_path import FastJob, fast_job, options_for
+from studio.engine.fast_path import FastJob, fast_job
+from studio.engine.fast_path_choices import options_for
 from studio.engine.job_runs import JobRun
 from studio.engine.loader import LoadedModel
 from studio.engine.memory import MemoryPlan, vae_precision_kept

@@ -33,7 +33,7 @@ from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import InvalidRequest, StudioError, first_line
 from studio.core.events import JobPreview, JobProgress
 from studio.core.requests import GenerationRequest
-from studio.engine import fast_path
+from studio.engine import fast_path, fast_path_choices, fast_path_state
 from studio.engine.bench_measures import BenchSide, peak_reserved, peak_rss, same_seed_difference, timed
 from studio.engine.bench_pipelines import FAMILIES, TINY_DIVISOR, bench_generator, build_pipeline, check_memory
 from studio.engine.cpu_precision import job_device, lays_out
@@ -118,11 +118,11 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     # The Speed setting the jobs carry decides the fast path's options (STUDIO_FAST_PATH overrides it), so
     # the state read out below is the one the jobs use. torch.compile compiles the captured CUDA graph step: on
     # another device there is none, and the figures say so ("compile": false).
-    compiles = config.compile and fast_path.platform_reason(device.kind, fast_path.FastPathOptions()) is None
+    compiles = config.compile and fast_path.platform_reason(device.kind, fast_path_choices.FastPathOptions()) is None
     if config.compile and not compiles:
         (note or say)("--compile only applies on a CUDA GPU; running without it.")
     speed = "compile" if compiles else "fast"
-    options = fast_path.options_for(speed)
+    options = fast_path_choices.options_for(speed)
     plain_device = device if config.plain_dtype == "auto" else replace(device, dtype=PLAIN_DTYPES[config.plain_dtype])
     studio_device = job_device(device, options.enabled)
     tiny = config.tiny if config.tiny is not None else (device.kind == "cpu" and config.size is None)
@@ -146,7 +146,7 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
         pipe = build_pipeline(config.family, tiny, plain_device, cache_dir)
     studio_pipe = studio_pipe or pipe
     built = time.perf_counter() - started
-    state = fast_path.state_for(studio_pipe.unet, options)
+    state = fast_path_state.state_for(studio_pipe.unet, options)
     generator, model = bench_generator(studio_pipe, config.family,
                                        GeneratorEnvironment(config.device, cache_dir / "bench", cache_dir))
     request = GenerationRequest(model=str(model.path), prompt=config.prompt, negative_prompt=config.negative,

@@ -28,7 +28,8 @@ from studio.engine.batch_run import run_batch
 from studio.engine.control_nets import ControlNets, bytes_to_place, check_fits, find_controlnet, place
 from studio.engine.cpu_precision import job_device, lay_out_for_cpu
 from studio.engine.device import DeviceInfo, free_memory, on_spare_memory, select_device
-from studio.engine.fast_path import let_graphs_go, options_for
+from studio.engine.fast_path_choices import options_for
+from studio.engine.fast_path_state import let_graphs_go
 from studio.engine.fast_path_memory import held_by_fast_path
 from studio.engine.held_memory import describe
 from studio.engine.hires_pass import LatentStart, enlarge_lanczos, hires_pictures

@@ -8,6 +8,8 @@ unmerged LoRA layers, cross-attention options); such a job runs plain diffusers 
 the fast path makes the job (or the rest of it) plain diffusers, with a note. Running out of GPU memory is not the
 fast path's failure: the picture is made again, and the rest of the job made, with eager steps but the rest of the
 fast path kept, its bfloat16 VAE copy included (half what diffusers' float32 decode of SDXL takes).
+When it runs and in what precision is chosen in ``fast_path_choices``; what it keeps for a UNet between jobs is
+``fast_path_state``.
 
 What it does for a job, all undone when the job ends, so LoRA/IP-Adapter loading sees the plain pipeline:
 - attention: diffusers' SDPA processors with fused QKV projections (one GEMM instead of three). The fused
@@ -45,9 +47,7 @@ The GPU figures are still to be measured (``studio bench`` prints the difference
 from __future__ import annotations
 
 import logging
-import os
 import traceback
-import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,199 +57,25 @@ import torch
 
 from studio.core.errors import JobCancelledError, StudioError, first_line
 from studio.engine.device import DeviceInfo, release_spare_memory
-from studio.engine.fast_layout import UNetLayout, VaeLayout, bf16_copy
+from studio.engine.fast_layout import UNetLayout, VaeLayout
+# platform_reason and choose_dtypes are looked up here: a test stands them in on this module.
+from studio.engine.fast_path_choices import (
+    DtypeChoice,
+    FastPathOptions,
+    choose_dtypes,
+    job_reason,
+    options_from_env,
+    platform_reason,
+)
+from studio.engine.fast_path_state import FastPathState, kept_state, state_for
 from studio.engine.memory import OFFLOAD, SLICING, MemoryPlan, upcasts_float16_vae
-from studio.engine.unet_graph import GraphCache, GraphedUNet, capture_cuda_graph
+from studio.engine.unet_graph import GraphedUNet, capture_cuda_graph
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-ENV = "STUDIO_FAST_PATH"
 COMPILE_MODE = "max-autotune-no-cudagraphs"  # the graph is ours; Inductor only fuses kernels
 
 
-@dataclass(frozen=True)
-class FastPathOptions:
-    enabled: bool = True
-    compile: bool = False  # torch.compile the captured step (minutes of warm-up per shape)
-    graph_cache_size: int = 3  # captured graphs kept per model (they share one memory pool)
-
-
-def options_from_env(environ: Mapping[str, str] = os.environ) -> FastPathOptions:
-    value = environ.get(ENV, "on").strip().lower()
-    return FastPathOptions(enabled=value not in ("0", "off", "false", "no", "eager"), compile=value == "compile")
-
-
-def options_for(speed: str, environ: Mapping[str, str] = os.environ) -> FastPathOptions:
-    """The person's Speed setting (fast | eager | compile); ``STUDIO_FAST_PATH``, when set, overrides it."""
-    if ENV in environ:
-        return options_from_env(environ)
-    return FastPathOptions(enabled=speed != "eager", compile=speed == "compile")
-
-
-@dataclass(frozen=True)
-class DtypeChoice:
-    unet: torch.dtype
-    vae: torch.dtype | None  # None: the VAE runs as the pipeline runs it
-    reason: str
-
-
-def choose_dtypes(capability: tuple[int, int] | None, vae_upcast: bool) -> DtypeChoice:
-    """float16 everywhere, but bfloat16 for a VAE that overflows in float16 (``vae_upcast``: its pipeline decodes it
-    in float32, ``memory.upcasts_float16_vae``), where the GPU has bfloat16."""
-    if not vae_upcast:
-        return DtypeChoice(torch.float16, None, "float16 UNet and VAE")
-    if capability is not None and capability >= (8, 0):
-        return DtypeChoice(torch.float16, torch.bfloat16,
-                           "float16 UNet; bfloat16 VAE, as float16 overflows in this VAE")
-    return DtypeChoice(torch.float16, None, "float16 UNet; float32 VAE (it overflows in float16 and this GPU has no "
-                                            "fast bfloat16)")
-
-
-def platform_reason(device_kind: str, options: FastPathOptions) -> str | None:
-    """Why the fast path is off on this device with these options (one sentence), or None when it is on."""
-    if not options.enabled:
-        return "The fast path is turned off (Settings → GPU → Plain diffusers), so jobs run plain diffusers."
-    if device_kind == "cuda":
-        return None
-    if device_kind == "cpu":
-        return ("The fast path's CUDA graphs are off on the CPU: they need a CUDA GPU. On the CPU it runs bfloat16 "
-                "instead, where the processor has bfloat16 units (AMX or AVX-512 BF16).")
-    return f"The fast path is off on {device_kind.upper()}: CUDA graphs and its half-precision kernels need a CUDA GPU."
-
-
-def job_reason(pipe: Any, call_kwargs: Mapping[str, Any], measures: tuple[str, ...] = (),
-               offloaded: bool = False, processors: list[str] | None = None) -> str | None:
-    """Why this job cannot use the captured UNet step (a phrase), or None when it can.
-
-    ``processors``: the class names of the UNet's attention processors, when already known.
-    """
-    unet = getattr(pipe, "unet", None)
-    if not isinstance(unet, torch.nn.Module):
-        return "this pipeline has no UNet to capture"
-    if offloaded or OFFLOAD in measures or getattr(unet, "_hf_hook", None) is not None:
-        return "model CPU offload moves the UNet's weights during the job, and a captured graph needs them in place"
-    if processors is None:
-        processors = [type(p).__name__ for p in getattr(unet, "attn_processors", {}).values()]
-    if SLICING in measures or any("Sliced" in name for name in processors):
-        return "attention slicing is on to save memory, and captured graphs would need more of it, not less"
-    return reason_whatever_the_plan(unet, call_kwargs, processors)
-
-
-def reason_whatever_the_plan(unet: torch.nn.Module, call_kwargs: Mapping[str, Any],
-                              processors: list[str]) -> str | None:
-    """Why the job cannot use the captured step whatever its memory plan decides (offload, slicing), or None."""
-    # diffusers' LoRA loading (PEFT) sets it, unloading removes it; Studio merges and unloads, a plugin may not.
-    if getattr(unet, "peft_config", None):
-        return "LoRAs are attached, and their weights are Python numbers a captured graph would freeze"
-    if call_kwargs.get("cross_attention_kwargs"):
-        return "it passes cross-attention options, which a captured graph would freeze"
-    if any("Added" in name for name in processors):
-        return "this UNet's attention has added key/value projections the fast path does not handle"
-    return None
-
-
-class FastPathState:
-    """What the fast path keeps for one UNet between jobs: options, layout, graphs, the bfloat16 VAE copy."""
-
-    def __init__(self, unet: torch.nn.Module, options: FastPathOptions) -> None:
-        self.options = options
-        self.layout = UNetLayout(unet)
-        self.cache = GraphCache(options.graph_cache_size)
-        self.captures: list[tuple[str, float]] = []  # every capture so far: (input layout, seconds)
-        self.replays = 0
-        self.compiled: Callable[..., Any] | None = None
-        self._vae: tuple[weakref.ref, Any] | None = None  # (the VAE it was made from, its bfloat16 copy)
-        self._vae_layout: tuple[weakref.ref, VaeLayout] | None = None
-
-    def bf16_vae(self, vae: Any) -> Any:
-        if self.vae_copy(vae) is None:
-            self._vae = None  # a copy of another VAE goes first: two would be on the GPU at once
-            self._vae = (self._tied(vae, "_vae"), bf16_copy(vae))
-        return self._vae[1]
-
-    def vae_copy(self, vae: Any) -> Any | None:
-        """The bfloat16 copy kept of ``vae``, if there is one."""
-        return self._vae[1] if self._vae is not None and self._vae[0]() is vae else None
-
-    def kept_vae_copy(self) -> Any | None:  # noqa: ANN401
-        """The bfloat16 VAE copy kept (of whichever VAE), if there is one."""
-        return self._vae[1] if self._vae is not None else None
-
-    def kept_copy_bytes(self, device: DeviceInfo) -> int:
-        """Bytes of the bfloat16 VAE copy kept (of whichever VAE) on ``device``; 0 when none is."""
-        kept = self.kept_vae_copy()
-        first = next(kept.parameters(), None) if kept is not None else None
-        return bfloat16_bytes(kept) if first is not None and first.device == device.torch_device else 0
-
-    def let_vae_copy_go(self) -> None:
-        """A job that decodes without the copy lets it go: kept, it would stay on the GPU, used and counted by no one.
-        Its memory stays in PyTorch's cache, where the job's own tensors take it."""
-        self._vae = None
-
-    def holds_memory(self) -> bool:
-        """Whether it keeps captured graphs or a bfloat16 VAE copy."""
-        return len(self.cache) > 0 or self._vae is not None
-
-    def make_room(self, offload: bool) -> None:
-        """Give memory back for a job whose memory plan had to save some, or a model kept aside: the graphs and
-        the bfloat16 VAE copy (neither is used then; offload would leave the copy on the GPU), and with offload,
-        the fused layers (their storage would stay on the GPU). The allocator's cache is emptied only when something
-        went (the graphs' pools hand their blocks back only so): every Low VRAM job would pay for it, and its
-        allocations would have to be made again."""
-        went = self.holds_memory()
-        self.cache.clear()
-        self._vae = None
-        if offload:
-            went = self.layout.drop_fused() or went
-        if went and torch.cuda.is_available():
-            torch.cuda.empty_cache()
-
-    def vae_layout(self, vae: Any) -> VaeLayout:
-        if self._vae_layout is None or self._vae_layout[0]() is not vae:
-            self._vae_layout = (self._tied(vae, "_vae_layout"), VaeLayout(vae))
-        return self._vae_layout[1]
-
-    def _tied(self, vae: Any, entry: str) -> weakref.ref:  # noqa: ANN401
-        """A weak reference to ``vae`` that lets this state's ``entry`` made for it go when the VAE goes: the
-        copy and the layout's weights (which a layout holds) of a VAE let go (a job's VAE choice, freed) would stay
-        on the GPU until a job with another VAE replaced them."""
-        state = weakref.ref(self)
-
-        def gone(ref: weakref.ref) -> None:
-            owner = state()
-            if owner is not None and getattr(owner, entry) is not None and getattr(owner, entry)[0] is ref:
-                setattr(owner, entry, None)
-
-        return weakref.ref(vae, gone)
-
-
-_states: weakref.WeakKeyDictionary[torch.nn.Module, FastPathState] = weakref.WeakKeyDictionary()
-
-
-def kept_state(unet: Any) -> FastPathState | None:  # noqa: ANN401
-    """The fast-path state a UNet has, if any (none is made)."""
-    return _states.get(unet) if isinstance(unet, torch.nn.Module) else None
-
-
-def state_for(unet: torch.nn.Module, options: FastPathOptions | None = None) -> FastPathState:
-    """The fast-path state of a UNet (it goes when the UNet does); ``options`` replace the ones it has."""
-    state = _states.get(unet)
-    if state is None or (options is not None and options != state.options):
-        state = _states[unet] = FastPathState(unet, options or options_from_env())
-    return state
-
-
-def let_graphs_go(unet: torch.nn.Module) -> None:
-    """The UNet's captured steps (and bfloat16 VAE copy) give their memory back: for a model kept aside on the GPU,
-    whose graphs' pool the next model cannot use (nor does the memory plan count it as free:
-    ``memory.graph_pools_free``)."""
-    state = _states.get(unet)
-    if state is not None and state.holds_memory():
-        state.make_room(offload=False)
-
-
-def bfloat16_bytes(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters()) * torch.finfo(torch.bfloat16).bits // 8
 
 
 def dtypes_for(pipe: Any, device: DeviceInfo) -> DtypeChoice:  # noqa: ANN401
@@ -436,7 +262,7 @@ def fast_job(pipe: Any, device: DeviceInfo, plan: MemoryPlan | None, offloaded: 
     """The fast path for the pictures of one job, when the device, the settings and the job allow it.
     ``options`` (from the Speed setting) replace the UNet's if they differ; None keeps what it has."""
     unet = getattr(pipe, "unet", None)
-    state = _states.get(unet) if isinstance(unet, torch.nn.Module) else None
+    state = kept_state(unet)
     wanted = options or (state.options if state is not None else options_from_env())
     off = platform_reason(device.kind, wanted)
     measures = plan.measures if plan else ()

@@ -3,7 +3,8 @@ pool a new capture of the UNet step fills and keeps through the job's VAE decode
 the captured steps kept for the next job (``held_by_fast_path``), which "Free Kept Models" lets go (``let_graphs_go``).
 
 Asked before the job runs, while the fast path's own decisions (``fast_job``) are still to come: the same rules are
-read here through ``fast_path``'s functions, so a test standing one in (``platform_reason``) stands it in for both.
+read here through ``fast_path``'s and ``fast_path_choices``' functions, so a test standing one in (``platform_reason``
+on ``fast_path``) stands it in for both.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any
 import torch
 
 from studio.core.held_memory import CACHED, HeldModel
-from studio.engine import fast_path
+from studio.engine import fast_path, fast_path_choices, fast_path_state
 from studio.engine.device import DeviceInfo, dtype_name
-from studio.engine.fast_path import FastPathOptions
+from studio.engine.fast_path_choices import FastPathOptions
 from studio.engine.held_memory import describe
 
 
@@ -31,11 +32,11 @@ def vae_copy_bytes(pipe: Any, device: DeviceInfo, options: FastPathOptions,  # n
     if not isinstance(unet, torch.nn.Module) or not isinstance(vae, torch.nn.Module):
         return 0, 0
     if fast_path.platform_reason(device.kind, options) is not None or fast_path.dtypes_for(pipe, device).vae is None:
-        state = fast_path.kept_state(unet)
+        state = fast_path_state.kept_state(unet)
         return 0, state.kept_copy_bytes(device) if state is not None else 0
-    state = fast_path.state_for(unet, options)  # as the job's fast_job will have it
-    eager = fast_path.reason_whatever_the_plan(unet, call_kwargs, state.layout.processor_names())
-    return 0 if eager is not None else fast_path.bfloat16_bytes(vae), state.kept_copy_bytes(device)
+    state = fast_path_state.state_for(unet, options)  # as the job's fast_job will have it
+    eager = fast_path_choices.reason_whatever_the_plan(unet, call_kwargs, state.layout.processor_names())
+    return 0 if eager is not None else fast_path_state.bfloat16_bytes(vae), state.kept_copy_bytes(device)
 
 
 def captures_new_step(pipe: Any, device: DeviceInfo, options: FastPathOptions,  # noqa: ANN401
@@ -47,8 +48,8 @@ def captures_new_step(pipe: Any, device: DeviceInfo, options: FastPathOptions,  
     unet = getattr(pipe, "unet", None)
     if not isinstance(unet, torch.nn.Module) or fast_path.platform_reason(device.kind, options) is not None:
         return False
-    state = fast_path.state_for(unet, options)
-    if fast_path.reason_whatever_the_plan(unet, call_kwargs, state.layout.processor_names()) is not None:
+    state = fast_path_state.state_for(unet, options)
+    if fast_path_choices.reason_whatever_the_plan(unet, call_kwargs, state.layout.processor_names()) is not None:
         return False
     scale = getattr(pipe, "vae_scale_factor", 8)
     size = (height // scale, width // scale)
@@ -61,7 +62,7 @@ def held_by_fast_path(unet: Any, model_name: str) -> list[HeldModel]:  # noqa: A
     """What the fast path keeps for the next job of the model ``model_name`` (whose UNet is ``unet``), as Models in
     Memory lists it: the bfloat16 VAE copy (about 170 MB for SDXL's), and the captured UNet steps with their memory
     pool, as big as PyTorch's allocator says the pool's segments are (a step's activations and outputs)."""
-    state = fast_path.kept_state(unet)
+    state = fast_path_state.kept_state(unet)
     if state is None:
         return []
     held = []

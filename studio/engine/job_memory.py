@@ -10,7 +10,7 @@ from studio.core.requests import GenerationRequest
 from studio.engine import depth_maps
 from studio.engine.control_nets import ControlNets
 from studio.engine.device import DeviceInfo, hand_back
-from studio.engine.fast_path import options_for
+from studio.engine.fast_path_choices import options_for
 from studio.engine.fast_path_memory import captures_new_step, vae_copy_bytes
 from studio.engine.memory import (
     MemoryPlan,

@@ -24,7 +24,7 @@ from studio.ui.control_picture import CanvasSource
 from studio.ui.depth_model import DepthModel
 from studio.ui.guide_extensions import GuideExtensions
 from studio.ui.generation_controls import section_layout
-from studio.ui.parameter_form import ImageSource
+from studio.ui.parameter_pictures import ImageSource
 from studio.ui.tasks import Tasks
 from studio.ui.theme import icon, section_label
 

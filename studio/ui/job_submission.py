@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from studio.core.errors import StudioError
 from studio.core.parameters import Param
 from studio.core.requests import GenerationRequest
-from studio.ui.parameter_form import read_pictures
+from studio.ui.parameter_pictures import read_pictures
 from studio.ui.tasks import Tasks
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR, Contribution
 from studio.ui.actions import make_action
 from studio.ui.chain_step_pictures import ChainStepPictures
 from studio.ui.mnemonics import mnemonic, with_mnemonic
-from studio.ui.parameter_form import ImageSource
+from studio.ui.parameter_pictures import ImageSource
 from studio.ui.post_process_dialog import PostProcessDialog
 
 if TYPE_CHECKING:

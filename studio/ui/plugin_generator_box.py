@@ -8,7 +8,8 @@ from typing import Any
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from studio.plugin_host.registry import Contribution
-from studio.ui.parameter_form import ImageSource, ParameterForm
+from studio.ui.parameter_form import ParameterForm
+from studio.ui.parameter_pictures import ImageSource
 from studio.ui.theme import section_label
 
 

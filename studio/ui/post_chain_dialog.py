@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from studio.core.errors import StudioError
 from studio.core.settings_sections import PostStepSetting
 from studio.plugin_host.registry import Contribution
-from studio.ui.parameter_form import ImageSource
+from studio.ui.parameter_pictures import ImageSource
 from studio.ui.post_process_dialog import UPSCALE, PostProcessDialog
 from studio.ui.theme import error_label, icon
 

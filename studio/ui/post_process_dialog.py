@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (
 from studio.core.errors import StudioError
 from studio.core.parameters import validate_settings
 from studio.plugin_host.registry import Contribution
-from studio.ui.parameter_form import ImageSource, ParameterForm
+from studio.ui.parameter_form import ParameterForm
+from studio.ui.parameter_pictures import ImageSource
 from studio.ui.theme import error_label, section_label
 
 UPSCALE = "upscale"  # the built-in post-processor whose "model" is an installed upscaler file

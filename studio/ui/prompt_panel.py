@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
-from studio.core.hires import HiresFix
-from studio.core.inpaint import InpaintOptions
 from studio.core.models import ModelEntry
 from studio.core.prompt_loras import without_tags
-from studio.core.requests import MAX_SEED, SCHEDULER_NAMES, GenerationRequest
+from studio.core.requests import GenerationRequest
 from studio.core.settings_sections import GenerationDefaults, PromptStyle
 from studio.plugin_host.registry import Contribution
 from studio.ui import prompt_panel_values
@@ -25,9 +22,10 @@ from studio.ui.hires_box import HiresBox
 from studio.ui.inpaint_options import InpaintOptionsBox
 from studio.ui.lora_box import LoraBox
 from studio.ui.model_picker import ModelPicker
-from studio.ui.parameter_form import ImageSource
+from studio.ui.parameter_pictures import ImageSource
 from studio.ui.plugin_generator_box import PluginGeneratorBox
 from studio.ui.prompt_edit import PromptEdit, picture_paths
+from studio.ui.prompt_panel_canvas import CanvasFollowing
 from studio.ui.styles_menu import PresetsButton, StylesButton
 from studio.ui.token_counter import TokenCounter
 from studio.ui.theme import error_label, icon, section_label
@@ -45,7 +43,7 @@ def _header(title: str | QWidget, *right: QWidget) -> QHBoxLayout:
     return row
 
 
-class PromptPanel(QWidget):
+class PromptPanel(QWidget, CanvasFollowing):
     """Settings scroll; the error line and the Generate button stay in view below them."""
 
     picture_dropped = Signal(object)  # a picture file dropped anywhere on the panel: load its parameters
@@ -270,100 +268,13 @@ class PromptPanel(QWidget):
         """The job the panel will most likely make next (model, size, CFG), or None for none of Studio's own."""
         return prompt_panel_values.likely_request(self)
 
-    def set_mask_active(self, active: bool, mask: np.ndarray | None = None) -> None:
-        """A visible, non-empty mask turns Generate into inpainting (with its own options). ``mask``: the canvas's
-        (edited in place by the brush), for the control guides' thumbnails to show the part a job works on."""
-        self._mask = mask
-        became_active = active and not self._mask_active
-        self.inpaint_box.setVisible(active and self.selected_generator() is None)
-        self._mask_active = active
-        if became_active:  # the first stroke of a mask: show where its options are
-            QTimer.singleShot(0, self, self._show_inpaint_options)
-        self.img2img.set_mask_active(active)
-        self._update_hires()
-        self._update_control_size()
-
-    def set_canvas_size(self, size: tuple[int, int] | None) -> None:
-        """The canvas picture's size (None: no picture), which a job from the canvas starts from."""
-        if size == self._canvas_size:
-            return  # said after every stroke; set_mask_active, said with it, fits the guides once
-        self._canvas_size = size
-        self._update_control_size()
-
-    def _size_changed(self) -> None:
-        self.hires_box.set_base_size(self.width_spin.value(), self.height_spin.value())
-        self._update_control_size()
-
-    def _update_control_size(self) -> None:
-        """The guides' thumbnails fitted as the next job fits them (build_request): inpainting works at the canvas
-        picture's size, img2img stretches the canvas picture to the Size boxes, a new picture is cropped to them."""
-        canvas = self._canvas_size
-        if self._mask_active and canvas is not None:
-            mask = self._mask if self._mask is not None and self._mask.shape == canvas[::-1] else None
-            self.control_box.set_size(*canvas, canvas, None if mask is None else (mask, self.inpaint_box.options()))
-        else:
-            start = canvas if self.use_canvas_check.isChecked() else None
-            self.control_box.set_size(self.width_spin.value(), self.height_spin.value(), start)
-
-    def _update_hires(self) -> None:
-        """A job that starts from the canvas works at the canvas's size: the hires fix does not apply to it."""
-        self.hires_box.set_applies(not (self._mask_active or self.use_canvas_check.isChecked()))
-
-    def _show_inpaint_options(self) -> None:
-        """Scrolled down to them, never sideways: the panel has no horizontal scroll bar to scroll back with."""
-        sideways = self._scroll.horizontalScrollBar()
-        left = sideways.value()
-        self._scroll.ensureWidgetVisible(self.inpaint_box, 0, 12)
-        sideways.setValue(left)
-
     def apply_style(self, style: PromptStyle) -> None:
         prompt, negative = style.apply(self.prompt_edit.toPlainText(), self.negative_edit.toPlainText())
         self.prompt_edit.replace_text(prompt)
         self.negative_edit.replace_text(negative)
 
-    def fill(self, *, prompt: str | None = None, negative_prompt: str | None = None, width: int | None = None,
-             height: int | None = None, steps: int | None = None, cfg_scale: float | None = None,
-             seed: int | None = None, scheduler: str | None = None, strength: float | None = None,
-             model_path: str | None = None, inpaint: InpaintOptions | None = None, generator: str | None = None,
-             generator_params: dict | None = None, loras: tuple | list | None = None,
-             vae: str | None = None, hires: HiresFix | bool | None = None) -> list[str]:
-        """Set every given field (None: leave as is; ``hires=False`` turns the hires fix off). Returns notes on
-        what could not be set."""
-        notes: list[str] = []
-        if prompt is not None:
-            self.prompt_edit.replace_text(prompt)
-        if negative_prompt is not None:
-            self.negative_edit.replace_text(negative_prompt)
-        for spin, value in ((self.width_spin, width), (self.height_spin, height), (self.steps_spin, steps)):
-            if value is not None:
-                spin.setValue(int(value))
-        if cfg_scale is not None:
-            self.cfg_spin.setValue(float(cfg_scale))
-        if seed is not None:
-            self.seed_edit.setText(str(seed) if 0 <= seed <= MAX_SEED else "")
-        if scheduler is not None:
-            if scheduler in SCHEDULER_NAMES:
-                self.scheduler_combo.setCurrentText(scheduler)
-            else:
-                notes.append(f"Studio has no sampler like {scheduler!r}; kept {self.scheduler_combo.currentText()}.")
-        if strength is not None:
-            self.strength_spin.setValue(float(strength))
-        if inpaint is not None:
-            self.inpaint_box.set_options(inpaint)
-        if loras is not None or vae is not None:
-            self.lora_box.set_values(list(loras or ()), vae)  # vae None: the one chosen stays
-        if hires is False:
-            self.hires_box.enabled_check.setChecked(False)
-        elif isinstance(hires, HiresFix):
-            notes += self.hires_box.set_values(hires)
-        if generator not in (None, "diffusers"):
-            if not self.model_picker.select_generator(generator):
-                notes.append(f"The generator {generator!r} is not installed and enabled; kept the current one.")
-            elif (form := self.plugin_box.form()) is not None and isinstance(generator_params, dict):
-                form.set_values(generator_params)
-        elif model_path is not None and not self.model_picker.select_model(model_path):
-            notes.append(f"The model {Path(model_path).name} is not in the model list; kept the current one.")
-        return notes
+    # Set from a recipe (a picture's parameters, a history entry, a preset): prompt_panel_values.fill.
+    fill = prompt_panel_values.fill
 
     def remember_seed(self, seed: int) -> None:
         self.sampling.remember_seed(seed)

@@ -1,7 +1,9 @@
-"""The prompt panel's fields read out as a GenerationRequest or as GenerationDefaults, and defaults put back."""
+"""The prompt panel's fields read out as a GenerationRequest or as GenerationDefaults, and defaults or a recipe's
+values put back."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PIL import Image
@@ -9,7 +11,7 @@ from PIL import Image
 from studio.core.errors import InvalidRequest
 from studio.core.hires import HiresFix
 from studio.core.inpaint import INPAINT_FILLS, InpaintOptions
-from studio.core.requests import GenerationRequest
+from studio.core.requests import MAX_SEED, SCHEDULER_NAMES, GenerationRequest
 from studio.core.settings_sections import GenerationDefaults, LoraSetting
 from studio.ui.generation_controls import seed_refusal
 
@@ -128,6 +130,50 @@ def load_defaults(panel: PromptPanel, d: GenerationDefaults) -> None:
         panel.model_picker.prefer_generator(d.generator)
 
 
+def fill(panel: PromptPanel, *, prompt: str | None = None, negative_prompt: str | None = None,
+         width: int | None = None, height: int | None = None, steps: int | None = None,
+         cfg_scale: float | None = None, seed: int | None = None, scheduler: str | None = None,
+         strength: float | None = None, model_path: str | None = None, inpaint: InpaintOptions | None = None,
+         generator: str | None = None, generator_params: dict | None = None, loras: tuple | list | None = None,
+         vae: str | None = None, hires: HiresFix | bool | None = None) -> list[str]:
+    """Set every given field (None: leave as is; ``hires=False`` turns the hires fix off). Returns notes on
+    what could not be set."""
+    notes: list[str] = []
+    if prompt is not None:
+        panel.prompt_edit.replace_text(prompt)
+    if negative_prompt is not None:
+        panel.negative_edit.replace_text(negative_prompt)
+    for spin, value in ((panel.width_spin, width), (panel.height_spin, height), (panel.steps_spin, steps)):
+        if value is not None:
+            spin.setValue(int(value))
+    if cfg_scale is not None:
+        panel.cfg_spin.setValue(float(cfg_scale))
+    if seed is not None:
+        panel.seed_edit.setText(str(seed) if 0 <= seed <= MAX_SEED else "")
+    if scheduler is not None:
+        if scheduler in SCHEDULER_NAMES:
+            panel.scheduler_combo.setCurrentText(scheduler)
+        else:
+            notes.append(f"Studio has no sampler like {scheduler!r}; kept {panel.scheduler_combo.currentText()}.")
+    if strength is not None:
+        panel.strength_spin.setValue(float(strength))
+    if inpaint is not None:
+        panel.inpaint_box.set_options(inpaint)
+    if loras is not None or vae is not None:
+        panel.lora_box.set_values(list(loras or ()), vae)  # vae None: the one chosen stays
+    if hires is False:
+        panel.hires_box.enabled_check.setChecked(False)
+    elif isinstance(hires, HiresFix):
+        notes += panel.hires_box.set_values(hires)
+    if generator not in (None, "diffusers"):
+        if not panel.model_picker.select_generator(generator):
+            notes.append(f"The generator {generator!r} is not installed and enabled; kept the current one.")
+        elif (form := panel.plugin_box.form()) is not None and isinstance(generator_params, dict):
+            form.set_values(generator_params)
+    elif model_path is not None and not panel.model_picker.select_model(model_path):
+        notes.append(f"The model {Path(model_path).name} is not in the model list; kept the current one.")
+    return notes
+
 def _hires_defaults(enabled: bool, hires: HiresFix) -> dict:
     return {"hires": enabled, "hires_scale": hires.scale, "hires_steps": hires.steps,
             "hires_strength": hires.strength, "hires_upscaler": hires.upscaler}
@@ -136,3 +182,4 @@ def _hires_defaults(enabled: bool, hires: HiresFix) -> dict:
 def _inpaint_defaults(options: InpaintOptions) -> dict:
     return {"inpaint_masked_only": options.masked_only, "inpaint_padding": options.padding,
             "inpaint_fill": options.fill, "inpaint_feather": options.feather}
+

@@ -222,7 +222,7 @@ def guided_figures(args: argparse.Namespace, device: Any, work: Path,  # noqa: A
     from studio.core.control import ControlGuide
     from studio.core.environment import GeneratorEnvironment
     from studio.core.requests import GenerationRequest
-    from studio.engine import bench_measures, bench_pipelines, fast_path
+    from studio.engine import bench_measures, bench_pipelines, fast_path, fast_path_choices, fast_path_state
     from studio.engine.control_nets import PIPELINES
     from studio.engine.cpu_precision import job_device, lays_out
     from studio.engine.device import dtype_name
@@ -235,7 +235,7 @@ def guided_figures(args: argparse.Namespace, device: Any, work: Path,  # noqa: A
     arch = (f"tiny {family} layout (1/{bench_pipelines.TINY_DIVISOR} of every width; not a real model's speed)" if tiny
             else f"full-size {family}")
     # Studio's precision for the job: on a CPU with bfloat16 units its fast path runs bfloat16, on its own copy.
-    studio_device = job_device(device, fast_path.options_for("fast").enabled)
+    studio_device = job_device(device, fast_path_choices.options_for("fast").enabled)
     separate = studio_device.dtype != device.dtype or lays_out(studio_device)
     started = time.perf_counter()
     studio_pipe = bench_pipelines.build_pipeline(family, tiny, studio_device, work / "configs") if separate else None
@@ -251,7 +251,7 @@ def guided_figures(args: argparse.Namespace, device: Any, work: Path,  # noqa: A
     net_bytes = sum(w.numel() * w.element_size() for w in net.parameters())
     plain_pipe = getattr(diffusers, PIPELINES[type(pipe).__name__]).from_pipe(pipe, controlnet=net)
     plain_pipe.set_progress_bar_config(disable=True)
-    state = fast_path.state_for(studio_pipe.unet, fast_path.options_for("fast"))
+    state = fast_path_state.state_for(studio_pipe.unet, fast_path_choices.options_for("fast"))
     generator, model = bench_pipelines.bench_generator(studio_pipe, family, GeneratorEnvironment(
         args.device, work / "data", work / "cache", models))
     control = lines_picture(size)

@@ -43,7 +43,7 @@ def main() -> None:
 
     from studio.core.environment import GeneratorEnvironment
     from studio.core.requests import GenerationRequest
-    from studio.engine import bench_measures, bench_pipelines, fast_path
+    from studio.engine import bench_measures, bench_pipelines, fast_path_state
     from studio.engine.device import select_device
     from studio.engine.ip_adapter import find_ip_adapter, let_reference_go, reference_attached
     from studio.engine.libraries import quiet_imports
@@ -124,7 +124,7 @@ def main() -> None:
             seconds, pictures[name] = make()
             times[name].append(seconds)
     plain_s, studio_s = (statistics.median(times[name]) for name in sides)
-    state = fast_path.state_for(pipe.unet)
+    state = fast_path_state.state_for(pipe.unet)
     difference = bench_measures.same_seed_difference(pictures["plain"], pictures["studio"])
     print(f"a whole reference job, {size}x{size}, {steps} steps, CFG, {runs} runs: plain diffusers {plain_s:.3f} s "
           f"(its adapter load not counted), Studio {studio_s:.3f} s, "

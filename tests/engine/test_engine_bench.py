@@ -8,14 +8,14 @@ import pytest
 import torch
 from studio_testing import ReplayOnCpu
 
-from studio.engine import bench, fast_path
+from studio.engine import bench, fast_path, fast_path_choices
 
 
 @pytest.mark.parametrize("compile_step", [False, True])
 def test_the_jobs_run_with_the_fast_path_options_the_bench_reports(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                                    compile_step: bool) -> None:
     # The fast path as on CUDA, with a stand-in capture; torch.compile recorded, not run (minutes on a GPU).
-    monkeypatch.delenv(fast_path.ENV, raising=False)
+    monkeypatch.delenv(fast_path_choices.ENV, raising=False)
     monkeypatch.setattr(fast_path, "platform_reason", lambda kind, options: None)
     monkeypatch.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
     compiled = []

@@ -25,7 +25,7 @@ from studio.core.hires import HiresFix
 from studio.core.inpaint import InpaintOptions, extend_canvas
 from studio.core.model_library import scan_library
 from studio.core.requests import GenerationRequest, LoraChoice
-from studio.engine import control_nets, fast_path
+from studio.engine import control_nets, fast_path, fast_path_state
 from studio.engine.control_nets import ControlSource, check_fits, control_pictures, find_controlnet
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.inpainting import plan_inpaint
@@ -442,7 +442,7 @@ def test_a_guided_job_replays_the_captured_unet_step_with_the_residuals_as_input
     fast, _ = make(generator, request(tiny_model_dir, steps=4, controls=guides), context)
     eager, _ = make(generator, request(tiny_model_dir, steps=4, controls=guides, speed="eager"))
     assert context.notes == []
-    state = fast_path.state_for(generator._model.text2img.unet)
+    state = fast_path_state.state_for(generator._model.text2img.unet)
     assert [key for key, _seconds in state.captures] == ["4x8x8 latents, 2 rows, float32, with control guides"]
     assert ReplayOnCpu.made[0].replays == 4
     diff = np.abs(fast - eager)

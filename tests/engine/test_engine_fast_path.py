@@ -23,7 +23,7 @@ from tiny_models import build_tiny_ip_adapter, build_tiny_sdxl
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import JobCancelledError
 from studio.core.requests import GenerationRequest, LoraChoice
-from studio.engine import fast_path, fast_path_memory, unet_graph
+from studio.engine import fast_path, fast_path_choices, fast_path_memory, fast_path_state, unet_graph
 from studio.engine.device import select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.fast_layout import UNetLayout
@@ -274,14 +274,14 @@ def test_a_capture_a_step_broke_falls_back_on_the_stream_it_started_on(monkeypat
 # -- when the fast path runs -----------------------------------------------------------------------------
 
 def test_fast_path_is_off_on_cpu_and_mps_and_when_turned_off_and_says_so():
-    on = fast_path.FastPathOptions()
+    on = fast_path_choices.FastPathOptions()
     assert fast_path.platform_reason("cuda", on) is None
     assert "off on the CPU" in fast_path.platform_reason("cpu", on)
     assert "off on MPS" in fast_path.platform_reason("mps", on)
-    off = fast_path.options_from_env({"STUDIO_FAST_PATH": "off"})
+    off = fast_path_choices.options_from_env({"STUDIO_FAST_PATH": "off"})
     assert not off.enabled and "turned off" in fast_path.platform_reason("cuda", off)
-    assert fast_path.options_from_env({"STUDIO_FAST_PATH": "compile"}).compile
-    assert fast_path.options_from_env({}) == on and not on.compile  # compile only when asked for
+    assert fast_path_choices.options_from_env({"STUDIO_FAST_PATH": "compile"}).compile
+    assert fast_path_choices.options_from_env({}) == on and not on.compile  # compile only when asked for
 
 
 def test_on_the_cpu_a_job_runs_plain_diffusers_without_a_note(plain_pipe):
@@ -294,7 +294,7 @@ def test_on_the_cpu_a_job_runs_plain_diffusers_without_a_note(plain_pipe):
 
 
 def test_jobs_the_graph_cannot_take_run_eager_with_the_reason(plain_pipe, tiny_model_dir):
-    reason = fast_path.job_reason
+    reason = fast_path_choices.job_reason
     assert reason(plain_pipe, {}) is None
     assert reason(plain_pipe, {}, (TILING,)) is None  # VAE tiling does not touch the UNet step
     assert "CPU offload" in reason(plain_pipe, {}, (SLICING, TILING, OFFLOAD))
@@ -323,11 +323,11 @@ def test_a_job_the_graph_cannot_take_says_why_in_a_note(forced_on, plain_pipe):
 
 
 def test_dtype_choice_keeps_float16_and_uses_bfloat16_only_for_a_vae_that_overflows(plain_pipe, tiny_sdxl_dir):
-    sd15 = fast_path.choose_dtypes((9, 0), vae_upcast=False)
+    sd15 = fast_path_choices.choose_dtypes((9, 0), vae_upcast=False)
     assert (sd15.unet, sd15.vae) == (torch.float16, None)  # the SD pipeline decodes in float16 anyway
-    sdxl = fast_path.choose_dtypes((9, 0), vae_upcast=True)
+    sdxl = fast_path_choices.choose_dtypes((9, 0), vae_upcast=True)
     assert (sdxl.unet, sdxl.vae) == (torch.float16, torch.bfloat16)
-    turing = fast_path.choose_dtypes((7, 5), vae_upcast=True)
+    turing = fast_path_choices.choose_dtypes((7, 5), vae_upcast=True)
     assert turing.vae is None and "float32 VAE" in turing.reason
     # Which pipelines upcast which VAEs is said in one place, which the memory plan asks too.
     assert plain_pipe.vae.config.force_upcast and not upcasts_float16_vae(plain_pipe)  # SD's pipelines do not
@@ -374,7 +374,7 @@ def test_replayed_steps_match_eager_and_recapture_only_for_a_new_shape(forced_on
     req = request(tiny_model_dir, batch_count=2)
     images, context = studio_images(generator, req)
     assert context.notes == []
-    state = fast_path.state_for(generator._model.text2img.unet)
+    state = fast_path_state.state_for(generator._model.text2img.unet)
     assert [key for key, _seconds in state.captures] == ["4x8x8 latents, 2 rows, float32"]  # CFG: 2 rows
     assert state.replays == 2 * req.steps
     for index, image in enumerate(images):
@@ -487,7 +487,7 @@ def test_a_reference_job_replays_its_own_captured_step_and_a_new_strength_captur
     forced_on.setattr(fast_path, "platform_reason", lambda kind, options: None)
 
     (first,), context = studio_images(generator, request(model))
-    state = fast_path.state_for(generator._model.text2img.unet)
+    state = fast_path_state.state_for(generator._model.text2img.unet)
     assert context.notes == [] and len(state.captures) == 1
     for strength in (0.5, 1.2, 0.5):
         replayed = state.replays
@@ -507,11 +507,11 @@ def test_a_reference_job_replays_its_own_captured_step_and_a_new_strength_captur
 def test_a_bfloat16_vae_stands_in_for_the_job_and_the_pipeline_gets_its_own_back(forced_on, generator, plain_pipe,
                                                                                 tiny_model_dir):
     forced_on.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
-    forced_on.setattr(fast_path, "choose_dtypes", lambda *args: fast_path.DtypeChoice(
+    forced_on.setattr(fast_path, "choose_dtypes", lambda *args: fast_path_choices.DtypeChoice(
         torch.float16, torch.bfloat16, "bfloat16 VAE, as for SDXL on an Ampere GPU"))
     copies = []
-    make_copy = fast_path.bf16_copy
-    forced_on.setattr(fast_path, "bf16_copy", lambda vae: copies.append(make_copy(vae)) or copies[-1])
+    make_copy = fast_path_state.bf16_copy
+    forced_on.setattr(fast_path_state, "bf16_copy", lambda vae: copies.append(make_copy(vae)) or copies[-1])
     init = Image.new("RGB", (64, 64), (180, 40, 40))
     for req in (request(tiny_model_dir), request(tiny_model_dir, init_image=init, strength=0.7)):  # decode; encode
         (image,), context = studio_images(generator, req)
@@ -546,7 +546,7 @@ def test_the_memory_plan_counts_the_bfloat16_vae_copy_and_a_job_short_of_memory_
     (_,), context = studio_images(generator, request(tiny_sdxl_dir))
     assert not [note for note in context.notes if "fast path" in note]
     pipe = generator._model.text2img
-    state = fast_path.state_for(pipe.unet)
+    state = fast_path_state.state_for(pipe.unet)
     copy = state.vae_copy(pipe.vae)
     assert copy is not None and copy.dtype == torch.bfloat16  # made for the job, kept for the next
     copy_bytes = sum(p.numel() * 2 for p in copy.parameters())
@@ -557,13 +557,13 @@ def test_the_memory_plan_counts_the_bfloat16_vae_copy_and_a_job_short_of_memory_
                                                                          80 * GIB + weights + copy_bytes)
     assert state.vae_copy(pipe.vae) is copy  # the same copy again
 
-    options = fast_path.FastPathOptions()
+    options = fast_path_choices.FastPathOptions()
     forced_on.setattr(fast_path, "platform_reason", REAL_PLATFORM_REASON)  # the pretend GPU is a CUDA one as it is
     assert fast_path_memory.vae_copy_bytes(pipe, pretend_gpu, options, {}) == (copy_bytes, copy_bytes)
     other_gpu = DeviceInfo("cuda", torch.device("meta"), torch.float32, "another GPU")
     assert fast_path_memory.vae_copy_bytes(pipe, other_gpu, options, {}) == (copy_bytes, 0)  # not there yet
     # No copy used; the one kept is let go before the job runs (its room is the job's).
-    assert fast_path_memory.vae_copy_bytes(pipe, pretend_gpu, fast_path.FastPathOptions(enabled=False), {}) == \
+    assert fast_path_memory.vae_copy_bytes(pipe, pretend_gpu, fast_path_choices.FastPathOptions(enabled=False), {}) == \
         (0, copy_bytes)
     capability[0] = (7, 5)  # a Turing GPU: no fast bfloat16, diffusers' float32 decode
     assert fast_path_memory.vae_copy_bytes(pipe, pretend_gpu, options, {}) == (0, copy_bytes)
@@ -576,7 +576,7 @@ def test_the_memory_plan_counts_the_bfloat16_vae_copy_and_a_job_short_of_memory_
     assert state.vae_copy(pipe.vae) is None and copy() is None  # it would have stayed on the GPU, unused
     studio_images(generator, request(tiny_sdxl_dir))
     assert state.vae_copy(pipe.vae) is not None
-    fast_path.let_graphs_go(pipe.unet)  # the model kept aside for switching back
+    fast_path_state.let_graphs_go(pipe.unet)  # the model kept aside for switching back
     assert state.vae_copy(pipe.vae) is None
 
 
@@ -605,7 +605,7 @@ def test_a_job_without_the_fast_path_lets_a_kept_bfloat16_vae_copy_go_and_its_pl
     def kept_copy_then_plain_job(req: GenerationRequest, before: Callable[[], object] = lambda: None) -> list[str]:
         studio_images(generator, request(tiny_sdxl_dir))  # a fast job: its copy is kept for the next
         pipe = generator._model.text2img
-        state = fast_path.state_for(pipe.unet)
+        state = fast_path_state.state_for(pipe.unet)
         copy = state.vae_copy(pipe.vae)
         assert copy is not None
         copy_bytes, copy = sum(p.numel() * 2 for p in copy.parameters()), weakref.ref(copy)
@@ -654,7 +654,7 @@ def test_a_vae_let_go_takes_its_bfloat16_copy_and_its_weights_out_of_the_fast_pa
     from diffusers import AutoencoderKL
 
     unet = tiny_unet(tiny_model_dir)
-    state = fast_path.FastPathState(unet, fast_path.FastPathOptions())
+    state = fast_path_state.FastPathState(unet, fast_path_choices.FastPathOptions())
     own = AutoencoderKL.from_pretrained(tiny_model_dir / "vae")
     chosen = [AutoencoderKL.from_pretrained(tiny_model_dir / "vae") for _ in range(2)]
     gc.disable()
@@ -672,7 +672,7 @@ def test_a_vae_let_go_takes_its_bfloat16_copy_and_its_weights_out_of_the_fast_pa
 
 def test_cancelling_or_a_failure_after_the_fast_path_was_dropped_is_not_retried(forced_on, plain_pipe):
     forced_on.setattr(fast_path, "capture_cuda_graph", failing_capture)
-    fast_path.state_for(plain_pipe.unet).cache.clear()  # no graph left by other tests: this one must capture
+    fast_path_state.state_for(plain_pipe.unet).cache.clear()  # no graph left by other tests: this one must capture
     notes: list[str] = []
     calls: list[str] = []
 
@@ -763,7 +763,7 @@ def test_fusing_leaves_memory_plans_right_and_a_job_short_of_memory_gets_it_back
     studio_images(generator, request(tiny_model_dir))
     pipe = generator._model.text2img
     assert model_bytes(pipe) == model_bytes(plain_pipe)  # the fused layers are not counted twice
-    state = fast_path.state_for(pipe.unet)
+    state = fast_path_state.state_for(pipe.unet)
     attn = pipe.unet.down_blocks[1].attentions[0].transformer_blocks[0].attn1
     assert len(state.cache) == 1 and "to_qkv" in attn.__dict__
     notes: list[str] = []
@@ -790,7 +790,7 @@ def test_a_job_that_saves_memory_empties_the_allocator_s_cache_only_when_somethi
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append(1))
     pipe = SimpleNamespace(unet=tiny_unet(tiny_model_dir), vae=AutoencoderKL.from_pretrained(tiny_model_dir / "vae"))
-    state = fast_path.state_for(pipe.unet)
+    state = fast_path_state.state_for(pipe.unet)
     low = MemoryPlan((SLICING, TILING, OFFLOAD), "Low VRAM is on.")
     tight = MemoryPlan((SLICING, TILING), "The model fits but this job's size does not.")
 
@@ -810,11 +810,11 @@ def test_a_job_that_saves_memory_empties_the_allocator_s_cache_only_when_somethi
 
 
 def test_the_speed_setting_chooses_the_options_and_the_environment_overrides_it():
-    assert fast_path.options_for("fast", {}) == fast_path.FastPathOptions(enabled=True, compile=False)
-    assert fast_path.options_for("eager", {}) == fast_path.FastPathOptions(enabled=False, compile=False)
-    assert fast_path.options_for("compile", {}) == fast_path.FastPathOptions(enabled=True, compile=True)
-    assert fast_path.options_for("compile", {"STUDIO_FAST_PATH": "off"}).enabled is False
-    assert "Plain diffusers" in fast_path.platform_reason("cuda", fast_path.options_for("eager", {}))
+    assert fast_path_choices.options_for("fast", {}) == fast_path_choices.FastPathOptions(enabled=True, compile=False)
+    assert fast_path_choices.options_for("eager", {}) == fast_path_choices.FastPathOptions(enabled=False, compile=False)
+    assert fast_path_choices.options_for("compile", {}) == fast_path_choices.FastPathOptions(enabled=True, compile=True)
+    assert fast_path_choices.options_for("compile", {"STUDIO_FAST_PATH": "off"}).enabled is False
+    assert "Plain diffusers" in fast_path.platform_reason("cuda", fast_path_choices.options_for("eager", {}))
 
 
 @pytest.mark.parametrize("inpainting_model", [False, True])
@@ -835,7 +835,7 @@ def test_inpainting_replays_a_captured_step_with_four_or_nine_latent_channels(fo
     (image,), context = studio_images(generator, req)
     assert context.notes == []
     channels = 9 if inpainting_model else 4
-    state = fast_path.state_for(generator._model.pipeline(inpaint=True).unet)
+    state = fast_path_state.state_for(generator._model.pipeline(inpaint=True).unet)
     (key, _seconds), = state.captures  # the masked area is worked on at its own size (engine.inpainting)
     assert key.startswith(f"{channels}x") and key.endswith("latents, 2 rows, float32")
     assert state.replays == req.steps
@@ -876,7 +876,7 @@ def test_a_picture_made_again_after_running_out_of_memory_still_decodes_sdxl_fro
     assert len(notes) == 1 and notes[0].startswith(
         "The GPU ran out of memory making the picture (OutOfMemoryError: CUDA out of memory"), notes
     pipe = generator._model.text2img
-    state = fast_path.state_for(pipe.unet)
+    state = fast_path_state.state_for(pipe.unet)
     assert pipe.vae.dtype == torch.float32 and state.vae_copy(pipe.vae) is not None  # its own back, the copy kept
     assert len(state.cache) == 0 and state.replays == 0  # the graphs were let go; the steps ran eagerly
 

@@ -20,7 +20,7 @@ from tiny_models import build_tiny_ip_adapter, build_tiny_sdxl
 
 from studio.core.environment import GeneratorEnvironment
 from studio.core.requests import GenerationRequest, LoraChoice
-from studio.engine import fast_path
+from studio.engine import fast_path_choices, fast_path_state
 from studio.engine.bench_measures import TOLERANCE
 from studio.engine.device import select_device
 from studio.engine.diffusion import DiffusersGenerator
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 @pytest.fixture
 def cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STUDIO_DEVICE", "cuda")  # the suite's conftest defaults it to the CPU
-    monkeypatch.delenv(fast_path.ENV, raising=False)
+    monkeypatch.delenv(fast_path_choices.ENV, raising=False)
 
 
 def request(model: Path, **kwargs) -> GenerationRequest:
@@ -58,8 +58,8 @@ def test_a_unet_whose_graphs_were_let_go_captures_its_step_again(cuda, tmp_path,
     generator = DiffusersGenerator(GeneratorEnvironment("cuda", tmp_path / "data", tmp_path / "cache"))
     (first, _), = generator.generate(request(tiny_model_dir), DirectContext())
     unet = generator._model.text2img.unet
-    state = fast_path.state_for(unet)
-    fast_path.let_graphs_go(unet)
+    state = fast_path_state.state_for(unet)
+    fast_path_state.let_graphs_go(unet)
     assert len(state.cache) == 0
     context = DirectContext()
     (again, _), = generator.generate(request(tiny_model_dir), context)
@@ -77,7 +77,7 @@ def test_the_unet_step_is_captured_once_replayed_every_step_and_close_to_plain_d
     images = [np.asarray(image, np.int16) for image, _recipe in generator.generate(req, context)]
     # No fallback and no eager job (on a GPU every job also notes its memory plan).
     assert not [n for n in context.notes if "fast path" in n or "captured UNet step" in n], context.notes
-    state = fast_path.state_for(generator._model.text2img.unet)
+    state = fast_path_state.state_for(generator._model.text2img.unet)
     assert [key for key, _seconds in state.captures] == ["4x8x8 latents, 2 rows, float16"]
     assert state.replays == 2 * req.steps
     assert all(seconds < 10 for _key, seconds in state.captures)
@@ -99,7 +99,7 @@ def test_the_plain_diffusers_setting_runs_without_capturing(cuda, tmp_path, tiny
     generator = DiffusersGenerator(GeneratorEnvironment("cuda", tmp_path / "data", tmp_path / "cache"))
     context = DirectContext()
     list(generator.generate(request(tiny_model_dir, speed="eager"), context))
-    state = fast_path.state_for(generator._model.text2img.unet)
+    state = fast_path_state.state_for(generator._model.text2img.unet)
     assert state.captures == [] and state.replays == 0
 
 
@@ -113,7 +113,7 @@ def test_a_merged_lora_is_read_by_the_graph_captured_before_it(cuda, tmp_path, t
     context = DirectContext()
     (with_lora, _), = generator.generate(lora_req, context)
     assert not [n for n in context.notes if "fast path" in n or "captured UNet step" in n], context.notes
-    state = fast_path.state_for(generator._model.text2img.unet)
+    state = fast_path_state.state_for(generator._model.text2img.unet)
     assert len(state.captures) == 1 and state.replays == 2 * lora_req.steps
 
     reference = load_model(tiny_model_dir, select_device("cuda")).text2img
@@ -135,7 +135,7 @@ def test_a_reference_job_replays_its_own_graph_and_reads_a_new_strength_from_the
     picture = Image.new("RGB", (64, 64), (240, 140, 20))
     generator = DiffusersGenerator(GeneratorEnvironment("cuda", tmp_path / "data", tmp_path / "cache"))
     (base, _), = generator.generate(request(tiny_model_dir), DirectContext())
-    state = fast_path.state_for(generator._model.text2img.unet)
+    state = fast_path_state.state_for(generator._model.text2img.unet)
     reference = load_model(tiny_model_dir, select_device("cuda")).text2img
     reference.load_ip_adapter(str(folder), subfolder="", weight_name="ip-adapter_sd15.safetensors",
                               image_encoder_folder="image_encoder", local_files_only=True)
@@ -186,7 +186,7 @@ def test_the_free_vram_leaves_out_the_captured_step_s_temporaries(cuda, tmp_path
 
     generator = DiffusersGenerator(GeneratorEnvironment("cuda", tmp_path / "data", tmp_path / "cache"))
     list(generator.generate(request(tiny_model_dir), DirectContext()))
-    assert len(fast_path.state_for(generator._model.text2img.unet).cache) == 1
+    assert len(fast_path_state.state_for(generator._model.text2img.unet).cache) == 1
     device = select_device("cuda")
     in_pools = graph_pools_free(device)
     free, _total = torch.cuda.mem_get_info(device.torch_device)
@@ -217,7 +217,7 @@ def test_a_decode_out_of_memory_is_retried_in_tiles_without_making_the_picture_a
     (image, _recipe), = generator.generate(req, context)
     assert untiled == [1] and TILED_NOTE.format(what="decoding", done="decoded") in context.notes
     assert not [n for n in context.notes if "fast path" in n or "captured UNet step" in n], context.notes
-    state = fast_path.state_for(generator._model.text2img.unet)
+    state = fast_path_state.state_for(generator._model.text2img.unet)
     assert state.replays == req.steps  # the steps ran once
     assert not generator._model.text2img.vae.use_tiling
     assert len(state.cache) == 0  # the captured step gave its memory pool to the tiled decode
@@ -236,7 +236,7 @@ def test_the_bfloat16_vae_copy_is_in_the_plan_and_a_low_vram_job_lets_it_go(cuda
     generator = DiffusersGenerator(GeneratorEnvironment("cuda", tmp_path / "data", tmp_path / "cache"))
     list(generator.generate(request(model), DirectContext()))
     pipe = generator._model.text2img
-    copy = fast_path.state_for(pipe.unet).vae_copy(pipe.vae)
+    copy = fast_path_state.state_for(pipe.unet).vae_copy(pipe.vae)
     assert copy is not None and copy.dtype == torch.bfloat16 and copy.device.type == "cuda"
     assert generator._plan.model_bytes == model_bytes(pipe) + sum(p.numel() * 2 for p in copy.parameters())
     copy = weakref.ref(copy)

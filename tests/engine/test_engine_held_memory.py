@@ -185,12 +185,12 @@ def test_the_fast_path_s_vae_copy_and_captured_steps_are_listed_and_freed_with_t
     again. A pretend Ampere GPU whose captures and memory snapshot are stood in for."""
     from pretend_gpu import fast_path_on_pretend_gpu
 
-    from studio.engine import fast_path
+    from studio.engine import fast_path_state
 
     fast_path_on_pretend_gpu(monkeypatch, pool_bytes=3 * 2**20, bfloat16_vae=True)
     make(generator, tiny_model_dir)
     pipe = generator._model.text2img
-    state = fast_path.state_for(pipe.unet)
+    state = fast_path_state.state_for(pipe.unet)
     copy = state.vae_copy(pipe.vae)
     assert copy is not None and len(state.cache) == 1
     held = held_models([generator])

@@ -22,7 +22,7 @@ import studio.engine.diffusion as diffusion
 import studio.engine.job_memory as job_memory
 from studio.core.environment import GeneratorEnvironment
 from studio.core.requests import GenerationRequest, LoraChoice
-from studio.engine import fast_path, model_keeping
+from studio.engine import fast_path_state, model_keeping
 from studio.engine.device import release_spare_memory, select_device
 from studio.engine.diffusion import DiffusersGenerator
 from studio.engine.loader import load_model
@@ -164,7 +164,7 @@ def test_on_a_gpu_the_kept_model_goes_before_the_memory_plan_takes_any_measure(
     monkeypatch.setattr(job_memory, "plan_memory", plan_beside_the_kept_model)
     needs_room = False
     make(generator, tiny_model_dir)
-    graphs = fast_path.state_for(generator._model.text2img.unet).cache
+    graphs = fast_path_state.state_for(generator._model.text2img.unet).cache
     graphs.put("a captured step", object())
     make(generator, other_models[0])
     assert len(graphs) == 0  # kept aside on the GPU: its graphs' memory pool goes (the plan would count it free)

@@ -108,7 +108,7 @@ def test_before_a_tiled_decode_the_captured_steps_give_their_memory_back_and_the
 
     from studio.core.environment import GeneratorEnvironment
     from studio.core.requests import GenerationRequest
-    from studio.engine import batch_run, fast_path
+    from studio.engine import batch_run, fast_path, fast_path_state
     from studio.engine.diffusion import DiffusersGenerator
 
     monkeypatch.setattr(fast_path, "platform_reason", lambda kind, options: None)  # the fast path as on CUDA
@@ -119,7 +119,7 @@ def test_before_a_tiled_decode_the_captured_steps_give_their_memory_back_and_the
     req = GenerationRequest(model=str(tiny_model_dir), prompt="a red fox", width=64, height=64, steps=2, seed=5,
                             batch_count=2, scheduler="Euler")
     list(generator.generate(req, DirectContext()))  # the graphs of the model, captured and kept
-    state = fast_path.state_for(generator._model.text2img.unet)
+    state = fast_path_state.state_for(generator._model.text2img.unet)
     captured, replayed = len(state.captures), state.replays
     assert captured == 1 and len(state.cache) == 1
 
@@ -156,7 +156,7 @@ def test_a_canvas_encode_out_of_memory_keeps_the_captured_steps_for_the_job_s_pi
 
     from studio.core.environment import GeneratorEnvironment
     from studio.core.requests import GenerationRequest
-    from studio.engine import batch_run, fast_path
+    from studio.engine import batch_run, fast_path, fast_path_state
     from studio.engine.diffusion import DiffusersGenerator
 
     monkeypatch.setattr(fast_path, "platform_reason", lambda kind, options: None)  # the fast path as on CUDA
@@ -168,7 +168,7 @@ def test_a_canvas_encode_out_of_memory_keeps_the_captured_steps_for_the_job_s_pi
     req = GenerationRequest(model=str(tiny_model_dir), prompt="a red fox", width=64, height=64, steps=4, seed=5,
                             batch_count=2, scheduler="Euler", init_image=canvas, strength=0.5)
     list(generator.generate(req, DirectContext()))  # the img2img step, captured and kept
-    state = fast_path.state_for(generator._model.text2img.unet)
+    state = fast_path_state.state_for(generator._model.text2img.unet)
     captured, replayed = len(state.captures), state.replays
     assert len(state.cache) == 1 and replayed == 2 * 2  # two pictures of two steps (strength 0.5 of 4)
 
@@ -224,7 +224,7 @@ def test_the_pipeline_s_own_vae_given_back_mid_job_retries_in_tiles_too(tiny_mod
 
     from studio.core.environment import GeneratorEnvironment
     from studio.core.requests import GenerationRequest
-    from studio.engine import batch_run, fast_path
+    from studio.engine import batch_run, fast_path, fast_path_choices
     from studio.engine.diffusion import DiffusersGenerator
 
     def failing_capture(step, cache):  # noqa: ANN001, ANN202
@@ -232,7 +232,7 @@ def test_the_pipeline_s_own_vae_given_back_mid_job_retries_in_tiles_too(tiny_mod
 
     monkeypatch.setattr(fast_path, "platform_reason", lambda kind, options: None)  # the fast path as on CUDA
     monkeypatch.setattr(fast_path, "capture_cuda_graph", failing_capture)
-    monkeypatch.setattr(fast_path, "choose_dtypes", lambda *args: fast_path.DtypeChoice(
+    monkeypatch.setattr(fast_path, "choose_dtypes", lambda *args: fast_path_choices.DtypeChoice(
         torch.float16, torch.bfloat16, "bfloat16 VAE, as for SDXL on an Ampere GPU"))
     monkeypatch.setattr(batch_run, "vae_tiled_on_oom",
                         lambda pipe, _device, *rest, **named: vae_tiled_on_oom(pipe, PRETEND_CUDA, *rest, **named))
