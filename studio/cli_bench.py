@@ -15,7 +15,16 @@ from studio.cli_device import check_device, device_fallback_note, device_given, 
 from studio.cli_exit import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAILED
 from studio.cli_notes import say_note
 from studio.core.errors import StudioError, first_line
-from studio.core.requests import MAX_CFG, MAX_SIZE, MIN_SIZE, SCHEDULER_NAMES, SIZE_MULTIPLE, canonical_scheduler
+from studio.core.requests import (
+    MAX_BATCH_COUNT,
+    MAX_CFG,
+    MAX_SIZE,
+    MAX_STEPS,
+    MIN_SIZE,
+    SCHEDULER_NAMES,
+    SIZE_MULTIPLE,
+    canonical_scheduler,
+)
 
 
 def add_bench_parser(commands: argparse._SubParsersAction) -> None:
@@ -30,15 +39,17 @@ def add_bench_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--size", type=int, help=f"width and height in pixels, a multiple of {SIZE_MULTIPLE} from "
                                                  f"{MIN_SIZE} to {MAX_SIZE} (default: 512 for sd15, 1024 for sdxl; 64 "
                                                  "with the tiny architecture)")
-    parser.add_argument("--steps", type=int, help="denoising steps (default 20; 4 with the tiny architecture)")
-    parser.add_argument("--batch", type=int, default=1, help="pictures per job, with consecutive seeds (default 1)")
+    parser.add_argument("--steps", type=int, help=f"denoising steps, 1 to {MAX_STEPS} (default 20; 4 with the tiny "
+                                                  "architecture)")
+    parser.add_argument("--batch", type=int, default=1, help=f"pictures per job, with consecutive seeds, 1 to "
+                                                             f"{MAX_BATCH_COUNT} (default 1)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per side after a warm-up (default 3)")
     parser.add_argument("--scheduler", default="Euler", metavar="NAME",
                         help=f"one of: {', '.join(SCHEDULER_NAMES)}, in any case, as studio generate takes them "
                              "(default Euler)")
     parser.add_argument("--cfg", type=float, default=7.0, help="CFG (guidance) scale (default 7)")
     parser.add_argument("--device", default=None, type=device_option, metavar="DEVICE",
-                        help="where to run, as studio generate takes it: auto, cpu, cuda or cuda:N (default: "
+                        help="where to run, as studio generate takes it: auto, cpu, cuda, cuda:N or mps (default: "
                              "STUDIO_DEVICE where set, else auto: a CUDA GPU where PyTorch has one, else the CPU)")
     parser.add_argument("--tiny", action="store_true",
                         help="use the tiny architecture on any device (the default on the CPU without --size)")
@@ -110,10 +121,15 @@ def _check(args: argparse.Namespace) -> None:
     if args.size is not None and (not MIN_SIZE <= args.size <= MAX_SIZE or args.size % SIZE_MULTIPLE):
         raise InvalidRequest(f"The size must be a multiple of {SIZE_MULTIPLE} between {MIN_SIZE} and {MAX_SIZE} "
                              f"pixels, not {args.size}.")
-    for name in ("steps", "batch", "runs"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise InvalidRequest(f"--{name} must be at least 1, not {value}.")
+    # As a generation says them (studio.core.requests): the bench's steps and batch are a job's.
+    if args.steps is not None and args.steps < 1:
+        raise InvalidRequest(f"Steps must be at least 1, not {args.steps}.")
+    if args.steps is not None and args.steps > MAX_STEPS:
+        raise InvalidRequest(f"Steps must be at most {MAX_STEPS}, not {args.steps}.")
+    if not 1 <= args.batch <= MAX_BATCH_COUNT:
+        raise InvalidRequest(f"The batch count must be between 1 and {MAX_BATCH_COUNT}, not {args.batch}.")
+    if args.runs < 1:
+        raise InvalidRequest(f"--runs must be at least 1, not {args.runs}.")
     if not 0 <= args.cfg <= MAX_CFG:  # as a generation's (studio.core.requests): nan too
         raise InvalidRequest(f"--cfg must be between 0 and {MAX_CFG:g}, not {args.cfg:g}.")
     check_device(args.device)  # cuda:3 on a machine with one GPU: refused, as generate refuses it
@@ -135,11 +151,15 @@ def report(result: dict[str, Any]) -> str:
          f"{result['scheduler']}, batch {result['batch']}, "
          f"{'median of ' * (result['runs'] != 1)}{_count(result['runs'], 'run')} · built in "
          f"{result['build_seconds']:.1f} s"),
-        f"{'':18}{'s/image':>9}{'it/s':>9}{'warm-up':>10}",
+        f"{'':18}{'s/image':>9}{'(fastest–slowest run)':>23}{'it/s':>9}{'warm-up':>10}",
     ]
     for label, side in (("plain diffusers", plain), ("Studio", studio)):
-        lines.append(f"{label:18}{side['seconds_per_image']:9.3f}{side['it_per_s']:9.2f}"
-                     f"{side['warmup_seconds']:9.2f}s")
+        lines.append(f"{label:18}{side['seconds_per_image']:9.3f}{_spread(side, result['batch']):>23}"
+                     f"{side['it_per_s']:9.2f}{side['warmup_seconds']:9.2f}s")
+    lines.append("s/image: the median run's seconds per picture; it/s: steps per second of a whole picture (reading "
+                 "the prompt and decoding included), below the steps' own speed studio generate's bar shows.")
+    lines.append("Studio's warm-up also reads the prompt into its prompt cache, which its timed runs use; plain "
+                 "diffusers has none and reads the prompt for every picture.")
     lines.append(f"Studio is {result['speedup']:.2f}x plain diffusers' speed (plain s/image / Studio s/image).")
     if studio["fast_path"]:
         captured = "; ".join(f"{c['input']} in {c['seconds']:.2f} s" for c in studio["captures"]) or "none new"
@@ -172,6 +192,14 @@ def report(result: dict[str, Any]) -> str:
                      + " (the window's targets: p99 8 ms, max 16 ms).")
     lines.extend(f"Note: {note}" for note in studio["notes"])
     return "\n".join(lines)
+
+
+def _spread(side: dict[str, Any], batch: int) -> str:
+    """The fastest and slowest timed run in seconds per picture, as the median is: ``(0.412–0.431)``."""
+    runs = side.get("run_seconds") or []
+    if not runs:
+        return ""
+    return f"({min(runs) / batch:.3f}–{max(runs) / batch:.3f})"
 
 
 def _gib(size: int | None) -> str:

@@ -91,7 +91,9 @@ def add_generate_parser(commands: argparse._SubParsersAction, argv: list[str]) -
                           "is refused")
     gen.add_argument("--speed", default=None, choices=list(SPEED_MODES),
                      help="on CUDA: fast (CUDA graphs), eager (plain diffusers), compile (fast + torch.compile: "
-                          f"minutes of warm-up per size) (default: {sampling['speed']})")
+                          "minutes of warm-up per size); on the CPU: fast runs bfloat16 where the processor has "
+                          "bfloat16 units (AMX or AVX-512 BF16), eager float32 as other tools do, for pictures that "
+                          f"match theirs (default: {sampling['speed']})")
     gen.add_argument("--memory", default=None, choices=list(MEMORY_MODES),
                      help="GPU memory: auto fits each job to the free VRAM, high keeps all on the GPU, low uses CPU "
                           f"offload and VAE tiling (default: {sampling['memory']})")

@@ -215,6 +215,8 @@ def _show(args: argparse.Namespace) -> int:
     lines += [f"  {label + ':':12} {_safe(text)}" for label, text in guide_lines(entry.params.get("controls"), True)]
     if isinstance(entry.params.get("generator_params"), dict):
         lines.append(f"  Generator settings: {_settings(entry.params['generator_params'])}")
+    if isinstance(entry.params.get("precision"), str):
+        lines.append(f"  Precision:   {_safe(entry.params['precision'])}")
     if entry.elapsed is not None:
         lines.append(f"  Took:        {format_seconds(entry.elapsed)}")
     for label, path in (("Image", entry.image_path), ("Source", entry.source_image_path),
@@ -279,7 +281,9 @@ def _rerun(args: argparse.Namespace) -> int:
     try:  # kept in the outputs folder, as the window keeps it, whether or not the history may record it
         with device_given(args.device):
             return run_job(prepared.request, env, [args.output], output_store=OutputStore(settings.outputs_dir),
-                           history=None if store.read_only else store, plugins=plugins, overwrite=args.overwrite)
+                           history=None if store.read_only else store, plugins=plugins, overwrite=args.overwrite,
+                           recorded_precision=recorded if isinstance(recorded := entry.params.get("precision"), str)
+                           else "")
     finally:
         close_history(store)
 

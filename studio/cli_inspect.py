@@ -86,6 +86,8 @@ def format_info(info: ImageInfo) -> str:
                                                                                info.vae_hash)]
     if info.post:
         lines.append(("Post-processing", escape_text(post_chain(info.post))))
+    if info.precision:
+        lines.append(("Precision", escape_text(info.precision)))
     lines += [("Note", escape_text(f"{why}.")) for why in refused_values(info).values()]  # as Load parameters says
     lines += [("Note", escape_text(note)) for note in info.notes]
     width = max(len(label) for label, _ in lines) + 1

@@ -4,6 +4,7 @@ write each picture where ``-o`` asked as it comes, say its end, and turn a Ctrl+
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ from studio.services.outputs import OutputStore
 
 if TYPE_CHECKING:
     from tqdm import tqdm
+
+CPU_DTYPE_ENV = "STUDIO_CPU_DTYPE"  # studio.engine.cpu_precision.ENV, which imports torch
 
 # After why the outputs folder could not keep a picture (the window's sentence points to Save Canvas As…).
 UNSAVED = "The -o file is its only copy."
@@ -90,12 +93,13 @@ def run_job(request: GenerationRequest | PostProcessRequest, env: GeneratorEnvir
 async def _generate(request: GenerationRequest | PostProcessRequest, env: GeneratorEnvironment, outputs: list[Path],
                     output_store: OutputStore | None = None, history: HistoryStore | None = None,
                     plugins: PluginHost | None = None, other_text: dict[str, str] | None = None,
-                    outcome: JobOutcome | None = None, overwrite: bool = False) -> int:
+                    outcome: JobOutcome | None = None, overwrite: bool = False, recorded_precision: str = "") -> int:
     """Run one request; each image goes to outputs[i] (and, with output_store, to the outputs folder
     first, where the history rows point). ``other_text``: other tools' PNG text to carry over. ``outcome``
     follows what was written, and gets the exit status once the job's end is said, before the engine shuts
     down. ``overwrite``: an output file that exists may be replaced (the command checked which may, before the
-    job); without it, one that appeared while the job ran is left as it is."""
+    job); without it, one that appeared while the job ran is left as it is. ``recorded_precision``: a rerun's, as its
+    history entry recorded it; a job that ran in another one says so."""
     registry = plugins.registry if plugins else builtin_registry()
     service = JobService(None if plugins else registry, env, outputs=output_store, warm_up=False,
                          history=history, plugins=plugins, unsaved=UNSAVED)
@@ -103,7 +107,7 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
     bar = progress_bar(getattr(request, "steps", 1) * request.batch_count)
     bar.set_description("Starting the engine")
     outcome = JobOutcome(asked=request.batch_count) if outcome is None else outcome
-    view = _JobView(request, outputs, bar, other_text, outcome, registry, overwrite)
+    view = _JobView(request, outputs, bar, other_text, outcome, registry, overwrite, recorded_precision)
     try:
         code = await _follow(service, request, view)
         outcome.code = code
@@ -170,7 +174,7 @@ class _JobView:
 
     def __init__(self, request: GenerationRequest | PostProcessRequest, outputs: list[Path], bar: tqdm,
                  other_text: dict[str, str] | None, outcome: JobOutcome, registry: Registry,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, recorded_precision: str = "") -> None:
         self.request = request
         self.outputs = outputs
         self.bar = bar
@@ -178,6 +182,7 @@ class _JobView:
         self.outcome = outcome
         self.registry = registry
         self.overwrite = overwrite
+        self.recorded_precision = recorded_precision
         self.rate = StepRate()  # tqdm's own rate would count the model load as steps
         self.unsaved: dict[int, str] = {}  # index: why the picture could not be written where asked
         self.elsewhere: dict[int, Path | None] = {}  # index: where a picture kept nowhere else went (None: lost)
@@ -270,6 +275,7 @@ class _JobView:
         self._said_saved(event.outputs)
         self._notes(event.warnings)  # what went wrong without stopping the job (a filter failed): first
         self._notes(event.notes)
+        self._notes(precision_notes(self.request, event.outputs, self.recorded_precision))
         asked = self.outcome.asked
         if len(event.outputs) < asked:  # a plugin generator that made fewer than asked for
             made = ("made no picture; nothing was written" if not event.outputs else
@@ -305,3 +311,22 @@ class _JobView:
             if self.elsewhere:  # the -o file is not the only copy of each: the lines above said where each went
                 note = note.removesuffix(f" {UNSAVED}")
             say_note(note)
+
+
+def precision_notes(request: GenerationRequest | PostProcessRequest, outputs: tuple[GeneratedImage, ...],
+                    recorded: str = "") -> tuple[str, ...]:
+    """What the pictures' precision means for the person: bfloat16 (only ever the CPU's fast path) differs from
+    other tools' float32 pictures by a grey level or so; a rerun in another precision than its entry recorded."""
+    ran = next((out.recipe.precision for out in outputs if out.recipe.precision), "")
+    notes = []
+    if ran == "bfloat16":
+        if os.environ.get(CPU_DTYPE_ENV, "").strip().lower() in ("bfloat16", "bf16"):
+            notes.append(f"Ran in bfloat16 on the CPU, as {CPU_DTYPE_ENV} says; {CPU_DTYPE_ENV}=float32 runs float32 "
+                         "for pictures that match other tools'.")
+        else:
+            notes.append(f"Ran in bfloat16 on the CPU (Speed: {getattr(request, 'speed', 'fast')}); `--speed eager` "
+                         "runs float32 for pictures that match other tools'.")
+    if recorded and ran and ran != recorded:
+        notes.append(f"This run computed in {ran}, the recorded one in {recorded}, so its pictures may differ from "
+                     "the recorded ones by a grey level or so.")
+    return tuple(notes)

@@ -65,6 +65,14 @@ def test_bench_report_says_what_was_measured(bench):
     assert "Same seed: identical pictures." in text
     assert "A Python thread beside the engine (as the window's main thread), waking every 2 ms: Studio p99 " in text
     assert "Peak VRAM" not in text  # the CPU reports none
+    # Each median with its spread; what it/s counts; that Studio's warm-up primed its prompt cache.
+    for label, side in (("plain diffusers", bench[0]["plain"]), ("Studio", bench[0]["studio"])):
+        row = next(line for line in text.splitlines() if line.startswith(f"{label:18}"))
+        spread = f"({min(side['run_seconds']):.3f}–{max(side['run_seconds']):.3f})"
+        assert row.split()[-4:-2] == [f"{side['seconds_per_image']:.3f}", spread], row
+    assert "(fastest–slowest run)" in text
+    assert "it/s: steps per second of a whole picture (reading the prompt and decoding included)" in text
+    assert "Studio's warm-up also reads the prompt into its prompt cache" in text and "plain diffusers has none" in text
 
 
 def test_bench_report_gives_the_vram_allocated_and_what_the_process_reserved(bench):
@@ -87,7 +95,12 @@ def test_bench_refuses_a_size_or_a_cfg_scale_a_generation_would_refuse_before_lo
         **{f"size {size}": (["--size", size], f"The size must be a multiple of 8 between 64 and 4096 pixels, "
                                               f"not {size}.") for size in ("100", "56", "4104", "100000")},
         **{f"cfg {cfg}": (["--cfg", cfg], f"--cfg must be between 0 and 50, not {float(cfg):g}.")
-           for cfg in ("-5", "51", "nan")}})
+           for cfg in ("-5", "51", "nan")},
+        # A generation's limits, said as a generation says them: --steps 5000 ran for hours.
+        "steps 0": (["--steps", "0"], "Steps must be at least 1, not 0."),
+        "steps 1001": (["--steps", "1001"], "Steps must be at most 1000, not 1001."),
+        **{f"batch {batch}": (["--batch", batch], f"The batch count must be between 1 and 100, not {batch}.")
+           for batch in ("0", "101")}})
 
 
 PLAIN_DTYPES = ("float32", "bfloat16")
@@ -163,6 +176,9 @@ def test_every_argument_of_studio_bench_says_what_it_takes_in_a_users_words():
     bench = subcommands(build_parser())["bench"]
     assert undocumented(bench, "studio bench") == []
     assert "shared/" not in bench.format_help()
+    device = next(action for action in bench._actions if "--device" in action.option_strings)
+    assert "mps" in device.help  # the parser takes it, as generate's does
+    assert "1 to 1000" in next(a for a in bench._actions if "--steps" in a.option_strings).help
 
 
 def test_bench_takes_a_scheduler_in_any_case_as_generate_does(studio_home, monkeypatch, capsys):

@@ -136,8 +136,11 @@ def test_the_help_gives_the_settings_device_speed_and_memory(studio_home, capsys
     assert generate_help(capsys, "--device DEVICE", "--speed {fast,eager,compile}").startswith(
         "--device DEVICE where to run: auto (a GPU where PyTorch has one, else the CPU), cuda, cuda:N (the GPU "
         "numbered N), mps or cpu (default: from settings (cpu));")
-    assert generate_help(capsys, "--speed {fast,eager,compile}", "--memory {auto,high,low}").endswith(
-        "(default: from settings (eager)) ")
+    speed = generate_help(capsys, "--speed {fast,eager,compile}", "--memory {auto,high,low}")
+    assert speed.endswith("(default: from settings (eager)) ")
+    # It said only what it means on CUDA; on the CPU it chooses the precision.
+    assert "on the CPU: fast runs bfloat16 where the processor has bfloat16 units (AMX or AVX-512 BF16), eager " \
+        "float32 as other tools do" in speed
     assert generate_help(capsys, "--memory {auto,high,low}", "--post ID[:NAME=VALUE,...]").endswith(
         "(default: from settings (low)) ")
 

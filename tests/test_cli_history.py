@@ -594,3 +594,46 @@ def test_rerun_of_an_entry_whose_steps_and_strength_run_no_step_says_they_are_th
                                                      f"so it cannot be run again; studio generate with more {steps} "
                                                      "makes it anew.\n")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_the_precision_a_job_ran_in_is_recorded_shown_and_a_rerun_in_another_says_so(studio_home, tiny_model_dir,
+                                                                                    tmp_path, monkeypatch, capsys):
+    # On the CPU, Speed fast (bfloat16 on processors with its units) and eager (float32) make pictures a grey level
+    # apart, and nothing said which ran: the recipe, the history, inspect and the command now say it.
+    monkeypatch.setenv("STUDIO_CPU_DTYPE", "bfloat16")  # as Speed fast runs it on a processor with bfloat16 units
+    made = studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--prompt", "a tower", "--seed", "5",
+                       "--steps", "2", "-o", str(tmp_path / "bf16.png"))
+    assert made.returncode == 0, made.stderr
+    assert ("note: Ran in bfloat16 on the CPU, as STUDIO_CPU_DTYPE says; STUDIO_CPU_DTYPE=float32 runs float32 for "
+            "pictures that match other tools'.") in made.stderr
+    entry = json.loads(studio_here(capsys, "history", "show", "1", "--json").stdout)
+    assert entry["params"]["precision"] == "bfloat16"
+    assert "  Precision:   bfloat16" in studio_here(capsys, "history", "show", "1").stdout.splitlines()
+    assert "Precision: bfloat16" in studio_here(capsys, "inspect", str(tmp_path / "bf16.png")).stdout
+    assert json.loads(studio_here(capsys, "inspect", "--json", str(tmp_path / "bf16.png")).stdout)["precision"] == \
+        "bfloat16"
+
+    monkeypatch.setenv("STUDIO_CPU_DTYPE", "float32")
+    again = studio_here(capsys, "history", "rerun", "1", "-o", str(tmp_path / "f32.png"))
+    assert again.returncode == 0, again.stderr
+    assert "note: This run computed in float32, the recorded one in bfloat16, so its pictures may differ from the " \
+           "recorded ones by a grey level or so." in again.stderr
+    assert "Ran in bfloat16" not in again.stderr
+    assert json.loads(studio_here(capsys, "history", "show", "2", "--json").stdout)["params"]["precision"] == "float32"
+
+
+def test_a_bfloat16_cpu_job_of_speed_fast_says_eager_runs_float32(monkeypatch):
+    from studio.cli_job import precision_notes
+    from studio.core.events import GeneratedImage
+    from studio.core.metadata import Recipe
+    from studio.core.requests import GenerationRequest
+
+    monkeypatch.delenv("STUDIO_CPU_DTYPE", raising=False)
+    recipe = Recipe(prompt="a", negative_prompt="", steps=2, sampler="Euler", cfg_scale=7, seed=1, width=64,
+                    height=64, model_name="m", precision="bfloat16")
+    outputs = (GeneratedImage(Image.new("RGB", (64, 64)), recipe),)
+    assert precision_notes(GenerationRequest(model="m", prompt="a", speed="fast"), outputs) == (
+        "Ran in bfloat16 on the CPU (Speed: fast); `--speed eager` runs float32 for pictures that match other "
+        "tools'.",)
+    float32 = (GeneratedImage(Image.new("RGB", (64, 64)), Recipe(**{**recipe.__dict__, "precision": "float32"})),)
+    assert precision_notes(GenerationRequest(model="m", prompt="a", speed="eager"), float32, "float32") == ()

@@ -42,6 +42,7 @@ class ImageInfo:
     schedule: str | None = None  # the tool's schedule named apart from its sampler (A1111's "Schedule type")
     post: tuple[dict[str, Any], ...] = ()  # Studio's post-processing after the generation, in its recipe's form
     clip_skip: int | None = None  # A1111's "Clip skip" (1: none); Studio has no such setting
+    precision: str | None = None  # Studio's recipe: what the job computed in (float32, bfloat16 on the CPU, float16)
 
     @classmethod
     def unread(cls, tool: str | None = None) -> ImageInfo:
@@ -56,8 +57,8 @@ class ImageInfo:
 
     def to_json_dict(self) -> dict[str, Any]:
         """The keys of ``studio inspect --json``, absent values as None; ``controls`` (the ControlNet guides),
-        ``loras``, ``vae`` and ``vae_hash``, and ``post`` (Studio's post-processing) only for a picture made with
-        them, so every other picture keeps exactly the keys it always had."""
+        ``loras``, ``vae`` and ``vae_hash``, ``post`` (Studio's post-processing) and ``precision`` only for a
+        picture made with them, so every other picture keeps exactly the keys it always had."""
         values = {key: getattr(self, key) for key in JSON_KEYS}
         if self.controls:
             values["controls"] = [dict(record) for record in self.controls]
@@ -67,6 +68,8 @@ class ImageInfo:
             values |= {"vae": self.vae, "vae_hash": self.vae_hash}
         if self.post:
             values["post"] = [dict(step) for step in self.post]
+        if self.precision:
+            values["precision"] = self.precision
         return values
 
 

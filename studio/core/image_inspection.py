@@ -120,6 +120,7 @@ def from_studio_recipe(texts: dict[str, str], notes: list[str]) -> ImageInfo | N
         hires=recipe.hires,
         controls=recipe.controls,
         post=recipe.post,
+        precision=read["precision"] or None,
     )
     if recipe_json is not None:
         # A value the readers took is never named: they take "25" as 25 steps, where pydantic's strict check would not.
@@ -138,4 +139,4 @@ def from_studio_recipe(texts: dict[str, str], notes: list[str]) -> ImageInfo | N
 RECIPE_READERS: dict[str, Callable[[Any], Any]] = {
     "prompt": as_text, "negative_prompt": as_text, "steps": as_int, "sampler": as_text, "cfg_scale": as_float,
     "seed": as_int, "width": as_int, "height": as_int, "model_name": as_text, "model_hash": as_text,
-    "vae_name": as_text, "vae_hash": as_text}
+    "vae_name": as_text, "vae_hash": as_text, "precision": as_text}

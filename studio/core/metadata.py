@@ -77,6 +77,9 @@ class Recipe:
     hires_upscaler: str | None = None
     # ControlNet guides (ControlGuide.to_record: model, hash, preprocessor, weight, start, end, thresholds, image)
     controls: tuple[dict[str, Any], ...] = ()
+    # The precision the job computed in (float16 on a GPU; float32, or bfloat16 with the fast path, on the CPU): the
+    # same settings in another one make a slightly different picture. "" where not recorded (older pictures).
+    precision: str = field(default="", compare=False)
 
     @property
     def hires(self) -> HiresFix | None:

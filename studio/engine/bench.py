@@ -133,7 +133,7 @@ def run_bench(config: BenchConfig, cache_dir: Path, say: Callable[[str], None] =
     separate = studio_device.dtype != plain_device.dtype or lays_out(studio_device)  # plain diffusers' stays as is
     if device.kind == "cpu":
         check_memory(config.family, tiny, cache_dir, plain_device.dtype, studio_device.dtype if separate else None,
-                     size)
+                     size, config.batch)
     say(building_line(arch, plain_device, studio_device, separate))
     started = time.perf_counter()
     studio_pipe = None

@@ -71,21 +71,30 @@ def build_pipeline(family: str, tiny: bool, device: DeviceInfo, cache_dir: Path)
     return pipe
 
 
-def runs_bytes(size: int, tiny: bool, element_size: int) -> int:
+def runs_bytes(size: int, tiny: bool, element_size: int, batch: int = 1) -> int:
     """The memory the runs take beside the pipelines at ``size`` x ``size``: RUNS_BYTES, measured at 512x512, and
-    past that the growth of one picture's activations (``job_bytes``; the tiny layout's are 1/TINY_DIVISOR as wide).
+    past that the growth of one picture's activations (``job_bytes``; the tiny layout's are 1/TINY_DIVISOR as wide),
+    and the batch's pictures, whatever the layout (``pictures_bytes``).
     """
     growth = job_bytes(size, size, element_size) - job_bytes(512, 512, element_size)
-    return RUNS_BYTES + max(0, growth) // (TINY_DIVISOR if tiny else 1)
+    return RUNS_BYTES + max(0, growth) // (TINY_DIVISOR if tiny else 1) + pictures_bytes(size, batch)
+
+
+def pictures_bytes(size: int, batch: int) -> int:
+    """The RGB pictures the bench holds: each side keeps its last run's batch (to compare the sides' pictures of the
+    same seeds) while it makes the next one, and diffusers holds each as a float32 array too before it becomes one.
+    Made one after another, a batch's pictures are what grows with it: 50 at 4096x4096 are over 10 GB."""
+    rgb = size * size * 3
+    return 2 * (2 * batch * rgb + rgb * 4)
 
 
 def check_memory(family: str, tiny: bool, cache_dir: Path, plain: torch.dtype, studio: torch.dtype | None,
-                 size: int = 512) -> None:
+                 size: int = 512, batch: int = 1) -> None:
     """Refuse, with a sentence, a CPU bench whose pipelines and pictures would not fit in the free memory
     (``studio``: the precision of Studio's own copy, None where it shares plain diffusers'), before the system's
     out-of-memory killer ends the process, or torch fails after minutes of building. The pipelines are counted on
     the meta device (nothing is allocated); the tiny layout's, a few hundred MB, are within RUNS_BYTES."""
-    runs = runs_bytes(size, tiny, max(plain.itemsize, studio.itemsize if studio is not None else 0))
+    runs = runs_bytes(size, tiny, max(plain.itemsize, studio.itemsize if studio is not None else 0), batch)
     total = pipelines = 0
     if not tiny:
         meta = build_pipeline(family, tiny, DeviceInfo("meta", torch.device("meta"), torch.float32, "meta"),
@@ -105,8 +114,9 @@ def check_memory(family: str, tiny: bool, cache_dir: Path, plain: torch.dtype, s
     layout = f"the tiny {family} layout" if tiny else f"the full-size {family}"
     if tiny or pipelines + RUNS_BYTES <= available:  # the pictures' size is what does not fit
         raise InvalidRequest(
-            f"Timing {layout} at {size}x{size} on the CPU needs about {gb(needed)} of memory (about {gb(runs)} of "
-            f"it for the pictures' activations), and {gb(available)} is free; a smaller --size needs less.")
+            f"Timing {layout} at {size}x{size}{f', batch {batch},' if batch > 1 else ''} on the CPU needs about "
+            f"{gb(needed)} of memory (about {gb(runs)} of it for the pictures and their activations), and "
+            f"{gb(available)} is free; a smaller --size{' or --batch' if batch > 1 else ''} needs less.")
     both = f"plain diffusers' {dtype_name(plain)} copy and Studio's {dtype_name(studio)} one" if studio else \
         f"one {dtype_name(plain)} copy"
     raise InvalidRequest(

@@ -49,10 +49,15 @@ def cpu_computes_bfloat16() -> bool:
 def cpu_dtype(fast: bool, environ: Mapping[str, str] = os.environ) -> torch.dtype:
     """The precision a CPU job runs in: bfloat16 for the fast path where the processor computes it, else
     float32; ``STUDIO_CPU_DTYPE`` overrides."""
-    chosen = _CHOICES.get(environ.get(ENV, "auto").strip().lower())
+    chosen = forced_cpu_dtype(environ)
     if chosen is not None:
         return chosen
     return torch.bfloat16 if fast and cpu_computes_bfloat16() else torch.float32
+
+
+def forced_cpu_dtype(environ: Mapping[str, str] = os.environ) -> torch.dtype | None:
+    """The precision ``STUDIO_CPU_DTYPE`` forces, or None where it is unset, ``auto`` or not a precision."""
+    return _CHOICES.get(environ.get(ENV, "auto").strip().lower())
 
 
 def job_device(device: DeviceInfo, fast: bool, environ: Mapping[str, str] = os.environ) -> DeviceInfo:

@@ -27,7 +27,7 @@ from studio.engine import depth_maps
 from studio.engine.batch_run import run_batch
 from studio.engine.control_nets import ControlNets, bytes_to_place, check_fits, find_controlnet, place
 from studio.engine.cpu_precision import job_device, lay_out_for_cpu
-from studio.engine.device import DeviceInfo, free_memory, on_spare_memory, select_device
+from studio.engine.device import DeviceInfo, dtype_name, free_memory, on_spare_memory, select_device
 from studio.engine.fast_path_choices import options_for
 from studio.engine.fast_path_state import let_graphs_go
 from studio.engine.fast_path_memory import held_by_fast_path
@@ -311,6 +311,7 @@ class DiffusersGenerator:
             run = plain_run(request, model)
         if start is not None:
             self._start_from_latents(run, request, model, start, context)
+        run.recipe["precision"] = dtype_name(self.device.dtype)  # bfloat16 or float32 on the CPU, as Speed chose
         # Names are resolved (and LoRAs checked, below) before anything is loaded, so a bad file fails at once.
         controls = [find_controlnet(self._env.models_root, guide.model) for guide in request.controls]
         for source in controls:

@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from studio.engine.cpu_precision import ENV as CPU_ENV, cpu_computes_bfloat16, forced_cpu_dtype
+from studio.engine.device import dtype_name
 from studio.engine.memory import OFFLOAD, SLICING
 
 ENV = "STUDIO_FAST_PATH"
@@ -57,16 +59,31 @@ def choose_dtypes(capability: tuple[int, int] | None, vae_upcast: bool) -> Dtype
                                             "fast bfloat16)")
 
 
-def platform_reason(device_kind: str, options: FastPathOptions) -> str | None:
-    """Why the fast path is off on this device with these options (one sentence), or None when it is on."""
+def platform_reason(device_kind: str, options: FastPathOptions,
+                    environ: Mapping[str, str] = os.environ) -> str | None:
+    """Why the fast path is off on this device with these options (one sentence), or None when it is on. It names
+    what decided: ``STUDIO_FAST_PATH`` or the Speed setting; on the CPU, the precision the jobs run in and why."""
     if not options.enabled:
+        if ENV in environ:
+            return (f"The fast path is turned off by {ENV}={environ[ENV]}, so jobs run plain diffusers whatever "
+                    "the Speed setting says.")
         return "The fast path is turned off (Settings → GPU → Plain diffusers), so jobs run plain diffusers."
     if device_kind == "cuda":
         return None
     if device_kind == "cpu":
-        return ("The fast path's CUDA graphs are off on the CPU: they need a CUDA GPU. On the CPU it runs bfloat16 "
-                "instead, where the processor has bfloat16 units (AMX or AVX-512 BF16).")
+        return "The fast path's CUDA graphs are off on the CPU: they need a CUDA GPU. " + cpu_precision_reason(environ)
     return f"The fast path is off on {device_kind.upper()}: CUDA graphs and its half-precision kernels need a CUDA GPU."
+
+
+def cpu_precision_reason(environ: Mapping[str, str] = os.environ) -> str:
+    """Which precision the fast path's CPU jobs run in, and what decided it (one sentence)."""
+    forced = forced_cpu_dtype(environ)
+    if forced is not None:
+        return f"Its CPU jobs run {dtype_name(forced)}, as {CPU_ENV}={environ[CPU_ENV]} says."
+    if cpu_computes_bfloat16():
+        return "Its CPU jobs run bfloat16 with channels-last weights, as this processor has bfloat16 units."
+    return ("Its CPU jobs run float32, as plain diffusers does: this processor has no bfloat16 units (AMX or "
+            "AVX-512 BF16).")
 
 
 def job_reason(pipe: Any, call_kwargs: Mapping[str, Any], measures: tuple[str, ...] = (),

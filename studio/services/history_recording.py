@@ -125,6 +125,8 @@ class HistoryRecorder:
                                "strength": s.strength} for s in request.post]
         if recipe is not None:
             params["studio_version"] = recipe.version
+            if recipe.precision:
+                params["precision"] = recipe.precision
         if notes := [*self._context.warnings, *self._context.notes]:
             params["notes"] = notes
         return params

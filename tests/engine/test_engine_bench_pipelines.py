@@ -32,7 +32,8 @@ def test_a_cpu_bench_whose_pictures_would_not_fit_is_refused_before_anything_is_
     layout = "the tiny sd15 layout" if tiny else "the full-size sd15"
     free = gb(free_gib * GIB).replace(".", r"\.")
     with pytest.raises(InvalidRequest, match=rf"^Timing {layout} at 4096x4096 on the CPU needs about \d+\.\d GB of "
-                                             r"memory \(about \d+\.\d GB of it for the pictures' activations\), and "
+                                             r"memory \(about \d+\.\d GB of it for the pictures and their "
+                                             r"activations\), and "
                                              rf"{free} is free; a smaller --size needs less\.$"):
         bench.run_bench(bench.BenchConfig(size=4096, steps=1, runs=1, tiny=tiny or None), tmp_path,
                         say=lambda _text: None)
@@ -40,3 +41,18 @@ def test_a_cpu_bench_whose_pictures_would_not_fit_is_refused_before_anything_is_
     # The tiny layout's activations are an eighth as wide as the full size's: 4096x4096 fits in 10 GB.
     monkeypatch.setattr(bench_pipelines, "available_ram", lambda: (10 * GIB, 24 * GIB))
     bench_pipelines.check_memory("sd15", True, tmp_path, torch.float32, torch.bfloat16, 4096)
+
+
+def test_a_cpu_bench_of_a_batch_whose_pictures_would_not_fit_is_refused(monkeypatch, tmp_path):
+    # --tiny --size 4096 --batch 50 passed the check (it counted one picture's activations, not the batch's pictures
+    # both sides keep: over 10 GB) and ran out of memory after minutes of work.
+    from studio.core.errors import InvalidRequest
+    from studio.engine.memory import GIB
+
+    monkeypatch.setattr(bench_pipelines, "available_ram", lambda: (10 * GIB, 24 * GIB))
+    bench_pipelines.check_memory("sd15", True, tmp_path, torch.float32, None, 4096, batch=1)  # one picture fits
+    with pytest.raises(InvalidRequest, match=r"^Timing the tiny sd15 layout at 4096x4096, batch 50, on the CPU "
+                                             r"needs about \d+\.\d GB of memory .*; a smaller --size or --batch "
+                                             r"needs less\.$"):
+        bench_pipelines.check_memory("sd15", True, tmp_path, torch.float32, None, 4096, batch=50)
+    assert bench_pipelines.runs_bytes(4096, True, 4, 50) - bench_pipelines.runs_bytes(4096, True, 4, 1) > 9 * GIB

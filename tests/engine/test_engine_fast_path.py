@@ -284,6 +284,24 @@ def test_fast_path_is_off_on_cpu_and_mps_and_when_turned_off_and_says_so():
     assert fast_path_choices.options_from_env({}) == on and not on.compile  # compile only when asked for
 
 
+def test_the_reason_the_fast_path_is_off_names_what_decided(monkeypatch):
+    on, off = fast_path_choices.FastPathOptions(), fast_path_choices.FastPathOptions(enabled=False)
+    # STUDIO_FAST_PATH turned it off, not the Speed setting
+    by_env = fast_path.platform_reason("cuda", off, {"STUDIO_FAST_PATH": "off"})
+    assert "STUDIO_FAST_PATH=off" in by_env and "Settings" not in by_env
+    assert "Settings → GPU → Plain diffusers" in fast_path.platform_reason("cuda", off, {})
+    # on the CPU: the precision the jobs run in, and what chose it
+    forced = fast_path.platform_reason("cpu", on, {"STUDIO_CPU_DTYPE": "float32"})
+    assert "run float32, as STUDIO_CPU_DTYPE=float32 says" in forced and "bfloat16" not in forced
+    assert "run bfloat16, as STUDIO_CPU_DTYPE=bf16 says" in fast_path.platform_reason(
+        "cpu", on, {"STUDIO_CPU_DTYPE": "bf16"})
+    monkeypatch.setattr(fast_path_choices, "cpu_computes_bfloat16", lambda: False)
+    without_units = fast_path.platform_reason("cpu", on, {"STUDIO_CPU_DTYPE": "auto"})
+    assert "run float32" in without_units and "no bfloat16 units" in without_units
+    monkeypatch.setattr(fast_path_choices, "cpu_computes_bfloat16", lambda: True)
+    assert "run bfloat16 with channels-last weights" in fast_path.platform_reason("cpu", on, {})
+
+
 def test_on_the_cpu_a_job_runs_plain_diffusers_without_a_note(plain_pipe):
     notes: list[str] = []
     with fast_path.fast_job(plain_pipe, select_device("cpu"), None, False, {}, notes.append) as job:
