@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from studio.core.comparison import Comparison, compare
-from studio.core.document_steps import GENERATED  # the undo step of a generated picture
+from studio.core.document_steps import GENERATED, OUTPAINTED  # the undo steps of a generated picture, a fill
 from studio.core.events import GeneratedImage
 from studio.core.inpaint import without_extended_border
 from studio.core.requests import GenerationRequest
@@ -172,7 +172,7 @@ class ResultArrival:
                     continue
                 unchanged = self._unchanged_since_sent(source)
                 border = self._border_of(source) if label == GENERATED else None
-                document.set_image(image, label, output.recipe, compared=compared)
+                document.set_image(image, OUTPAINTED if border is not None else label, output.recipe, compared=compared)
                 if unchanged is not None:  # the document moved on by this job's own result only
                     self._sent[unchanged] = (self._sent[unchanged][0], document.revision)
                     moved.add(unchanged)

@@ -173,6 +173,7 @@ def test_the_border_mask_goes_when_the_extend_fill_lands_and_undo_brings_it_back
     window.handle_event(JobOutput(7, GeneratedImage(result, recipe), 0))
     assert np.asarray(doc.image)[0, -1].tolist() == [0, 200, 0]  # the fill is in
     assert doc.history_labels()[-1] == BORDER_MASK_CLEARED
+    assert doc.history_descriptions()[-2] == "Filled the extended border 'a lake' (seed 1)"  # not "Inpainted"
     expected = np.zeros_like(extended)
     expected[:, :SIZE] = own
     np.testing.assert_array_equal(doc.mask, expected)  # the person's mask only
