@@ -53,7 +53,8 @@ async def offer_recovery(window: MainWindow, choose: RecoveryChoice,
     message = ""
     if restored:
         await window.canvas.convert_ahead(latest.image, latest.mask)
-        window.document.replace_all("Restore after a crash", latest.image, latest.mask, latest.recipe)
+        label = "Restore kept work" if kept_at_close(latest) else "Restore after a crash"
+        window.document.replace_all(label, latest.image, latest.mask, latest.recipe)
         message = restored_sentence(latest)
     else:  # declined, not lost: kept as pictures the way older autosaves are, the autosave goes once written
         declined = await asyncio.to_thread(keep_as_pictures, [latest], folder)

@@ -225,6 +225,7 @@ def test_the_status_line_says_what_was_restored_and_when_it_was_from(qtbot, qt_l
     saved_at = time.mktime((2026, 3, 14, 9, 26, 0, 0, 0, -1))
     expected = {"crashed": "Restored the picture autosaved at 09:26 on 14 Mar, before Studio stopped.",
                 "kept": "Restored the picture and mask kept when Studio was closed (autosaved at 09:26 on 14 Mar)."}
+    labels = {"crashed": "Restore after a crash", "kept": "Restore kept work"}
     for name, sentence in expected.items():
         mask = np.zeros((24, 32), np.uint8)
         if name == "kept":
@@ -240,6 +241,8 @@ def test_the_status_line_says_what_was_restored_and_when_it_was_from(qtbot, qt_l
             qtbot.waitUntil(window.recovery.done, timeout=10_000)
             assert window.recovery.result() is True
             assert window.status.message_label.text() == sentence
+            # Undo History names it by what happened: work kept on closing is no crash.
+            assert window.document.history_labels() == [labels[name]]
         finally:
             window.close()
             service.shutdown()
