@@ -98,8 +98,8 @@ class JobEvents:
                 status.set_message(note)
         elif isinstance(event, JobStarted):
             queue.set_running(event.job_id)
-            status.job_started()
             request = self.requests.get(event.job_id)
+            status.job_started(request if isinstance(request, GenerationRequest) else None)
             if isinstance(request, GenerationRequest) and request.generator != "diffusers":
                 status.show_generator(self.window.service.registry.title("generator", request.generator))
             status.set_message("Working…")
