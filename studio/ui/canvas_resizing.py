@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QProgressDialog
 
 from studio.core.inpaint import extend_canvas
+from studio.core.mask import scaled_mask
 from studio.ui.dialogs import ExtendCanvasDialog, ScaleImageDialog
 from studio.ui.document_work import DocumentWork
 from studio.ui.result_arrival import ExtendedBorder
@@ -170,6 +171,5 @@ class CanvasResizing(DocumentWork):
 
 
 def scaled(image: Image.Image, mask: np.ndarray, width: int, height: int) -> tuple[Image.Image, np.ndarray]:
-    """The picture (Lanczos) and its mask (bilinear) at a new size."""
-    return (image.resize((width, height), Image.Resampling.LANCZOS),
-            np.asarray(Image.fromarray(mask, "L").resize((width, height), Image.Resampling.BILINEAR)))
+    """The picture (Lanczos) and its mask (masking as much of it as before: mask.scaled_mask) at a new size."""
+    return image.resize((width, height), Image.Resampling.LANCZOS), scaled_mask(mask, width, height)

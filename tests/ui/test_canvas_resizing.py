@@ -181,3 +181,20 @@ def test_the_border_mask_goes_when_the_extend_fill_lands_and_undo_brings_it_back
     window.actions_.undo.trigger()  # the border mask comes back; the fill stays
     np.testing.assert_array_equal(doc.mask, extended)
     assert np.asarray(doc.image)[0, -1].tolist() == [0, 200, 0]
+
+
+def test_scale_image_keeps_how_much_of_the_picture_the_mask_covers(qtbot, window, picture):  # noqa: ANN001
+    """A soft-edged mask grew ~3 % with each Scale Image (bilinear, then anything above 0 counts as masked)."""
+    from studio.core.mask import feather
+
+    doc = window.document
+    ys, xs = np.mgrid[:SIZE, :SIZE]
+    stroke = np.where((ys - 128) ** 2 + (xs - 100) ** 2 <= 30 ** 2, 255, 0).astype(np.uint8)
+    stroke[40:52, 150:230] = 255
+    doc.set_mask("Paint mask", feather(stroke, 1))  # soft-edged, as an anti-aliased brush paints
+    before = int((doc.mask > 0).sum())
+    task = window.actions_.scale_image(177, 313)
+    qtbot.waitUntil(task.done, timeout=10_000)
+    assert doc.size == (177, 313)
+    ratio = (doc.mask > 0).sum() / (before * 177 * 313 / SIZE ** 2)
+    assert abs(ratio - 1) < 0.01
