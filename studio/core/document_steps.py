@@ -15,6 +15,7 @@ HISTORY_BYTES = 768 * 2**20  # oldest steps are forgotten beyond this
 KEPT_STEPS = 2  # ... but never the last ones
 KEPT_PICTURES_BYTES = 192 * 2**20  # whole pictures kept by the steps nearest the position (three 4096x4096 ones)
 GENERATED = "Generated"  # the label of a generated picture's step; describe() names it by its recipe
+OUTPAINTED = "Outpainted"  # ... and of an Extend Canvas fill's, named as filling the border
 FILTER = "Filter: "  # the start of a filter's step label ("Filter: Invert colours")
 PROMPT_CHARS = 24  # of the prompt, in the name of a generated step: the Edit menu stays narrow
 
@@ -51,11 +52,12 @@ class HistoryStep:
 
 def describe(step: HistoryStep) -> str:
     """The step as Undo and Redo name it: a generated picture by how it was made, its prompt's start and its seed
-    ("Inpainted 'a red fox in the snow at…' (seed 42)"), a filter by its name, any other step by its label."""
+    ("Inpainted 'a red fox in the snow at…' (seed 42)", "Filled the extended border 'a lake…' (seed 7)"), a filter
+    by its name, any other step by its label."""
     recipe = step.recipe_after
-    if step.label == GENERATED and recipe is not None:
-        how = ("Inpainted" if recipe.mask_blur is not None else "Img2img" if recipe.strength is not None
-               else "Generated")
+    if step.label in (GENERATED, OUTPAINTED) and recipe is not None:
+        how = ("Filled the extended border" if step.label == OUTPAINTED else "Inpainted"
+               if recipe.mask_blur is not None else "Img2img" if recipe.strength is not None else "Generated")
         prompt = " ".join(recipe.prompt.split())
         if len(prompt) > PROMPT_CHARS:
             prompt = prompt[:PROMPT_CHARS].rstrip() + "…"

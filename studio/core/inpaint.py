@@ -243,6 +243,17 @@ def extend_canvas(image: Image.Image, mask: np.ndarray | None, left: int, top: i
     return result, new_mask
 
 
+def without_extended_border(current: np.ndarray, extended: np.ndarray, before: np.ndarray | None, left: int,
+                             top: int) -> np.ndarray:
+    """The mask ``current`` with what extend_canvas added to it taken off again, once the new border is filled: where
+    Extend's mask ``extended`` differs from the person's mask ``before`` it (placed at ``left``, ``top``; None: there
+    was none), the person's own value comes back. Pixels painted since (no longer Extend's) stay as they are."""
+    kept = np.zeros_like(extended)
+    if before is not None:
+        kept[top:top + before.shape[0], left:left + before.shape[1]] = before
+    return np.where((extended != kept) & (current == extended), kept, current)
+
+
 def _blur_border(padded: np.ndarray, amounts: tuple[int, int, int, int], radius: int) -> None:
     """Blur the new strips of an edge-padded picture in place; the old picture inside stays as it is.
 

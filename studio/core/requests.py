@@ -169,6 +169,19 @@ def check_strength(steps: int, strength: float) -> None:
             "raise the steps or the strength.")
 
 
+def steps_explained(request: GenerationRequest, total: int) -> str:
+    """Why a job's progress counts ``total`` steps where its Steps say another number: diffusers runs
+    int(steps x strength) of an img2img or inpainting job's, and of the hires fix's second pass
+    ("500 steps × strength 0.75"); "" where the count is the Steps' own or no strength explains it."""
+    if request.generator != "diffusers":
+        return ""
+    passes = [(request.steps, request.strength)] if request.init_image is not None else []
+    if request.hires is not None:
+        passes.append((request.hires.steps_for(request.steps), request.hires.strength))
+    return next((f"{steps} steps × strength {strength:g}" for steps, strength in passes
+                 if total != steps and min(int(steps * strength), steps) == total), "")
+
+
 def prepare_request(request: GenerationRequest, *, check_model_exists: bool = True,
                     from_settings: Collection[str] = (),
                     check_denoising: Callable[[GenerationRequest], None] | None = None) -> PreparedRequest:

@@ -4,7 +4,8 @@ Each running Studio keeps its autosave in ``<data>/autosave/<session>/`` and hol
 there for as long as it runs (the OS drops the lock when the process dies, even by SIGKILL).
 At start, any session folder whose lock can be taken belonged to a Studio that did not exit
 cleanly: its document can be restored. While a plugin's code runs, a marker there names it: found beside a
-dead Studio's autosave, the next start can say which plugin was running when it stopped.
+dead Studio's autosave, the next start can say which plugin was running when it stopped; another marks a
+generation running, so the next start can say it was lost.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ SnapshotFn = Callable[[], DocumentSnapshot | None | Awaitable[DocumentSnapshot |
 KEPT_NAME = "kept-at-close"  # beside an autosave the person chose to keep when closing Studio, not a crash's
 RECOVERED_FOLDER = "Recovered"  # in the outputs folder: older unsaved work found at start
 RUNNING_PLUGIN = "running-plugin.json"  # beside the autosave while a plugin's code runs
+RUNNING_JOB = "running-job.json"  # beside the autosave while a generation runs
 
 
 @dataclass(frozen=True)
@@ -121,17 +123,25 @@ class Autosaver:
     def mark_plugin(self, running: RunningPlugin | None) -> None:
         """Name the plugin whose code runs now (None: none does). Called on the engine thread around each plugin job:
         a marker left in a dead Studio's folder names the plugin that was running when it stopped."""
-        path = self.folder / RUNNING_PLUGIN
+        self._mark(RUNNING_PLUGIN, None if running is None else json.dumps(asdict(running)), "the running plugin")
+
+    def mark_job(self, running: bool) -> None:
+        """Whether a generation runs now (set as it starts, cleared as it ends): a marker left in a dead Studio's
+        folder says a job was lost with it, which the restored canvas and prompt do not show."""
+        self._mark(RUNNING_JOB, "{}" if running else None, "the running generation")
+
+    def _mark(self, name: str, text: str | None, what: str) -> None:
+        path = self.folder / name
         with self._writing:
             if self._closed:
                 return
             try:
-                if running is None:
+                if text is None:
                     path.unlink(missing_ok=True)
                 else:
-                    path.write_text(json.dumps(asdict(running)), encoding="utf-8")
+                    path.write_text(text, encoding="utf-8")
             except OSError as exc:  # the job runs all the same; only a crash would go unexplained
-                log.warning("Could not mark the running plugin in %s: %s", self.folder, exc)
+                log.warning("Could not mark %s in %s: %s", what, self.folder, exc)
 
     def close(self, keep: bool = False) -> None:
         """A clean exit: stop saving, release the lock, and remove this session's autosave (after a write still
@@ -145,6 +155,7 @@ class Autosaver:
             self._task.cancel()
         with contextlib.suppress(OSError):  # closed cleanly: nothing crashed
             (self.folder / RUNNING_PLUGIN).unlink(missing_ok=True)
+            (self.folder / RUNNING_JOB).unlink(missing_ok=True)
         if keep and (self.folder / DOCUMENT_JSON).exists():
             try:
                 (self.folder / KEPT_NAME).touch()
@@ -168,20 +179,39 @@ def take_running_plugins(root: Path) -> list[RunningPlugin]:
     """The plugins that were running when earlier Studios stopped without closing, each marker removed as it is read
     (said once). Call before ``scan_autosaves``: it removes a session folder that holds no document."""
     found: list[RunningPlugin] = []
+    for marker, text in _take_markers(root, RUNNING_PLUGIN):
+        try:
+            found.append(RunningPlugin(**json.loads(text)))
+        except (ValueError, TypeError) as exc:
+            log.warning("Skipping the unreadable running-plugin marker %s: %s", marker, exc)
+    return found
+
+
+def take_running_jobs(root: Path) -> int:
+    """How many earlier Studios stopped without closing while a generation ran, each marker removed as it is read
+    (said once). Call before ``scan_autosaves``, as take_running_plugins."""
+    return len(_take_markers(root, RUNNING_JOB))
+
+
+def _take_markers(root: Path, name: str) -> list[tuple[Path, str]]:
+    """The markers called ``name`` in dead Studios' folders (not a running one's), and their text (unreadable: ""),
+    each removed as it is read."""
+    found: list[tuple[Path, str]] = []
     if not root.is_dir():
         return found
     from filelock import FileLock, Timeout  # here, not at import: the window's first frame does not wait for it
 
-    for marker in root.glob(f"*/{RUNNING_PLUGIN}"):
+    for marker in root.glob(f"*/{name}"):
         lock = FileLock(marker.parent / LOCK_NAME)
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            continue  # a running Studio's plugin job
+            continue  # a running Studio's job
         try:
-            found.append(RunningPlugin(**json.loads(marker.read_text(encoding="utf-8"))))
-        except (OSError, ValueError, TypeError) as exc:
-            log.warning("Skipping the unreadable running-plugin marker %s: %s", marker, exc)
+            found.append((marker, marker.read_text(encoding="utf-8")))
+        except OSError as exc:
+            log.warning("Could not read the marker %s: %s", marker, exc)
+            found.append((marker, ""))
         finally:
             marker.unlink(missing_ok=True)
             lock.release()

@@ -14,8 +14,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QProgressDialog
 
 from studio.core.inpaint import extend_canvas
+from studio.core.mask import scaled_mask
 from studio.ui.dialogs import ExtendCanvasDialog, ScaleImageDialog
 from studio.ui.document_work import DocumentWork
+from studio.ui.result_arrival import ExtendedBorder
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class CanvasResizing(DocumentWork):
             return
         image, mask, record, masked = changed
         before = self.document.image
+        mask_before = self.document.mask if self.document.has_mask else None  # never edited again once replaced
         self.document.replace_all(f"Extend canvas to {image.width}×{image.height}", image, mask,
                                   self.document.recipe, record=record, masked=masked)
         self.window.canvas.set_mask_visible(True)
@@ -63,6 +66,7 @@ class CanvasResizing(DocumentWork):
                 else ""
             self.window.status.set_message(" ".join(problems) + then, error=True)
         elif fill:
+            self.window.results.border_sent(image, ExtendedBorder(record, mask_before, left, top))
             self.window.generate()
         else:
             self.window.status.set_message(f"Extended the canvas to {image.width}×{image.height}.")
@@ -167,6 +171,5 @@ class CanvasResizing(DocumentWork):
 
 
 def scaled(image: Image.Image, mask: np.ndarray, width: int, height: int) -> tuple[Image.Image, np.ndarray]:
-    """The picture (Lanczos) and its mask (bilinear) at a new size."""
-    return (image.resize((width, height), Image.Resampling.LANCZOS),
-            np.asarray(Image.fromarray(mask, "L").resize((width, height), Image.Resampling.BILINEAR)))
+    """The picture (Lanczos) and its mask (masking as much of it as before: mask.scaled_mask) at a new size."""
+    return image.resize((width, height), Image.Resampling.LANCZOS), scaled_mask(mask, width, height)

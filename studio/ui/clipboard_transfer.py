@@ -78,7 +78,10 @@ class ClipboardTransfer(PictureOpening):
             return
         image = await asyncio.to_thread(qimage_to_pil, qimage)
         await self.take_in(image, label)
-        self.window.status.set_message(f"{label}: {image.width}×{image.height} picture.")
+        # Studio has no layers: what is pasted becomes the canvas, which the sentence says, and how to undo it.
+        done = "Pasted" if label == "Paste" else "Dropped" if label == "Drop" else label
+        self.window.status.set_message(f"{done} a {image.width}×{image.height} picture in place of the canvas "
+                                       "(Ctrl+Z brings the old one back).")
 
 
 def masked_cut(image: Image.Image, mask: np.ndarray, box: Box) -> Image.Image:

@@ -22,6 +22,7 @@ from studio.services.autosave import (
     keep_as_pictures,
     kept_at_close,
     scan_autosaves,
+    take_running_jobs,
     take_running_plugins,
 )
 from studio.ui.modal import modal
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 RecoveryChoice = Callable[[SavedDocument], bool]  # asked whether to restore this autosave: True to restore
 SwitchOffChoice = Callable[[RunningPlugin], bool]  # asked whether to switch off a plugin running at a crash
+JOB_LOST = "A generation was running when Studio stopped"  # said with what to do
 
 
 async def offer_recovery(window: MainWindow, choose: RecoveryChoice,
@@ -42,24 +44,29 @@ async def offer_recovery(window: MainWindow, choose: RecoveryChoice,
     root = window.data_dir / "autosave"
     for running in await asyncio.to_thread(take_running_plugins, root):
         await _offer_switch_off(window, running, switch_off)
+    job_lost = await asyncio.to_thread(take_running_jobs, root) > 0
     folder = window.settings.outputs_dir / RECOVERED_FOLDER
     found, damaged = await asyncio.to_thread(scan_autosaves, root, folder)
     for aside in damaged:  # said once: a damaged autosave is moved out of the way, and where to is said
         window.status.add_notice(damaged_sentence(aside))
     if not found:
+        if job_lost:
+            window.status.add_notice(f"{JOB_LOST}; it did not finish.")
         return False
     latest, older = found[0], found[1:]
     restored = await modal(lambda: choose(latest))
     message = ""
     if restored:
         await window.canvas.convert_ahead(latest.image, latest.mask)
-        window.document.replace_all("Restore after a crash", latest.image, latest.mask, latest.recipe)
-        message = restored_sentence(latest)
+        label = "Restore kept work" if kept_at_close(latest) else "Restore after a crash"
+        window.document.replace_all(label, latest.image, latest.mask, latest.recipe)
+        message = restored_sentence(latest) + (f" {JOB_LOST}; press Generate to run it again." if job_lost else "")
     else:  # declined, not lost: kept as pictures the way older autosaves are, the autosave goes once written
         declined = await asyncio.to_thread(keep_as_pictures, [latest], folder)
         message = (f"Kept the unrestored picture{' and mask' if latest.mask.any() else ''} as {declined[0].name} "
                    f"in {folder}." if declined else
                    f"The unrestored picture could not be written into {folder}; it is offered again next start.")
+        message += f" {JOB_LOST}; it did not finish." if job_lost else ""
     if older:  # more than one Studio stopped (a power cut): only one picture fits the canvas, none is lost
         kept = await asyncio.to_thread(keep_as_pictures, older, folder)
         if kept:

@@ -98,8 +98,10 @@ class JobEvents:
                 status.set_message(note)
         elif isinstance(event, JobStarted):
             queue.set_running(event.job_id)
-            status.job_started()
             request = self.requests.get(event.job_id)
+            status.job_started(request if isinstance(request, GenerationRequest) else None)
+            if self.window.autosaver is not None and isinstance(request, GenerationRequest):
+                self.window.autosaver.mark_job(True)  # a crash now loses it: the next start says so
             if isinstance(request, GenerationRequest) and request.generator != "diffusers":
                 status.show_generator(self.window.service.registry.title("generator", request.generator))
             status.set_message("Working…")
@@ -178,6 +180,8 @@ class JobEvents:
 
     def _job_ended(self, job_id: int) -> None:
         self.requests.pop(job_id, None)
+        if self.window.autosaver is not None:
+            self.window.autosaver.mark_job(False)
         self.window.canvas.clear_preview()
         self.window.status.job_ended()
         self.window.status.show_generator("")

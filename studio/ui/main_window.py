@@ -186,6 +186,8 @@ class MainWindow(QMainWindow):
         self.prompt_panel.browse_model_requested.connect(self.models.open_library)
         self.prompt_panel.refresh_models_requested.connect(self.models.refresh)
         self.prompt_panel.use_canvas_check.toggled.connect(self._use_canvas_toggled)
+        for edit in (self.prompt_panel.prompt_edit, self.prompt_panel.negative_edit):
+            edit.hint.connect(self.status.set_message)
         self.queue_panel.remove_requested.connect(self.jobs.remove_job)
         self.queue_panel.cancel_current_requested.connect(self.jobs.cancel_current)
         self.queue_panel.cancel_all_requested.connect(self.service.cancel_all)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QStringListModel, Qt, Signal
-from PySide6.QtGui import QFocusEvent, QKeyEvent, QTextCursor
+from PySide6.QtGui import QFocusEvent, QGuiApplication, QKeyEvent, QKeySequence, QTextCursor
 from PySide6.QtWidgets import QCompleter, QPlainTextEdit, QWidget
 
 from studio.core.prompt_syntax import change_emphasis
@@ -17,6 +17,7 @@ from studio.services.history_queries import RECENT_PROMPTS
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 MIN_COMPLETION_CHARS = 3
 EMPHASIS_STEP = 0.1  # what Ctrl+Up / Ctrl+Down add to the words' weight, as in A1111
+PICTURE_ON_CLIPBOARD = "The clipboard holds a picture: click the canvas and press Ctrl+V to paste it."
 
 
 def picture_paths(mime: QMimeData) -> list[Path]:
@@ -27,6 +28,7 @@ def picture_paths(mime: QMimeData) -> list[Path]:
 class PromptEdit(QPlainTextEdit):
     picture_dropped = Signal(object)  # Path of a picture whose parameters should be loaded
     focused = Signal()  # the person went into this box (words from a menu go into the last one)
+    hint = Signal(str)  # a sentence for the status line
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -106,6 +108,9 @@ class PromptEdit(QPlainTextEdit):
         if event.modifiers() == Qt.KeyboardModifier.ControlModifier and event.key() in (Qt.Key.Key_Up,
                                                                                         Qt.Key.Key_Down):
             self.weigh_selection(EMPHASIS_STEP if event.key() == Qt.Key.Key_Up else -EMPHASIS_STEP)
+            return
+        if event.matches(QKeySequence.StandardKey.Paste) and _only_a_picture(QGuiApplication.clipboard().mimeData()):
+            self.hint.emit(PICTURE_ON_CLIPBOARD)  # a text box takes no picture: said, not silently nothing
             return
         plain = event.modifiers() in (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.KeypadModifier)
         cursor = self.textCursor()
@@ -192,6 +197,11 @@ class PromptEdit(QPlainTextEdit):
 def _only_files(mime: QMimeData) -> bool:
     """Files dragged from a file manager (which also offer their URLs as text), not text someone dragged."""
     return mime.hasUrls() and all(u.isLocalFile() for u in mime.urls())
+
+
+def _only_a_picture(mime: QMimeData | None) -> bool:
+    """Image data (a copied picture), with no text or file to paste into a prompt."""
+    return mime is not None and mime.hasImage() and not mime.hasText() and not mime.hasUrls()
 
 
 # Qt counts places in UTF-16 units (an emoji is two), Python in characters.

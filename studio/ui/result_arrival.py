@@ -8,14 +8,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PIL import Image
 
 from studio.core.comparison import Comparison, compare
-from studio.core.document_steps import GENERATED  # the undo step of a generated picture
+from studio.core.document_steps import GENERATED, OUTPAINTED  # the undo steps of a generated picture, a fill
 from studio.core.events import GeneratedImage
+from studio.core.inpaint import without_extended_border
 from studio.core.requests import GenerationRequest
 from studio.ui.actions import make_action
 from studio.ui.result_landing import Landing, held_because, landed
@@ -27,6 +30,18 @@ log = logging.getLogger(__name__)
 USE_HELD_KEY = "Ctrl+Shift+N"
 HELD_BACK = (f"The new picture is in the Gallery (double-click it or press Enter to use it, or {USE_HELD_KEY} from "
              "anywhere); the canvas keeps the steps you undid, so you can still redo them.")
+BORDER_MASK_CLEARED = "Clear the extended border's mask"  # the undo step after an Extend Canvas fill lands
+
+
+@dataclass
+class ExtendedBorder:
+    """What Extend Canvas did to the mask of a picture it made to be filled: its mask (``extended``), the person's
+    mask before it (None: there was none) and where the old picture lies in the new one."""
+
+    extended: np.ndarray
+    before: np.ndarray | None
+    left: int
+    top: int
 
 
 class ResultArrival:
@@ -40,6 +55,9 @@ class ResultArrival:
         # Inpaints sent from the canvas: the picture each was made from, and the document's revision then (moved on
         # as its own results land). Weak: a picture the canvas and the queue no longer hold is not kept for this.
         self._sent: list[tuple[weakref.ref[Image.Image], int]] = []
+        # Pictures Extend Canvas made and sent to be filled: once a fill lands, the border's mask goes, or the next
+        # inpaint (of a few strokes elsewhere) would quietly redraw the border again.
+        self._borders: list[tuple[weakref.ref[Image.Image], ExtendedBorder]] = []
         self.held_path: Path | None = None  # the newest picture held back in the gallery, until used
         self.use_held_action = make_action(window, "Use &New Picture", "open", USE_HELD_KEY, self.use_held,
                                            f"Put the new picture held in the Gallery on the canvas ({USE_HELD_KEY})")
@@ -61,6 +79,22 @@ class ResultArrival:
             return
         self._sent = [(source, at) for source, at in self._sent if source() is not None]
         self._sent.append((weakref.ref(request.init_image), revision))
+
+    def border_sent(self, image: Image.Image, border: ExtendedBorder) -> None:
+        """``image``, made by Extend Canvas with ``border``, is being sent to have its new border filled."""
+        self._borders = [(picture, known) for picture, known in self._borders if picture() is not None]
+        self._borders.append((weakref.ref(image), border))
+
+    def _border_of(self, source: Image.Image | None) -> ExtendedBorder | None:
+        return next((border for picture, border in self._borders if source is not None and picture() is source),
+                    None)
+
+    def _clear_border(self, border: ExtendedBorder) -> None:
+        """The fill is in: Extend's mask goes (its own undo step), the person's own mask and strokes stay."""
+        document = self.window.document
+        if document.mask.shape == border.extended.shape:
+            document.set_mask(BORDER_MASK_CLEARED, without_extended_border(
+                document.mask, border.extended, border.before, border.left, border.top))
 
     def _unchanged_since_sent(self, source: Image.Image | None) -> int | None:
         """Which of the sent inpaints made from ``source`` the document is unchanged since (its index), if any."""
@@ -137,10 +171,13 @@ class ResultArrival:
                     self._hold(output, held_because(output.image, source, output.path is not None))
                     continue
                 unchanged = self._unchanged_since_sent(source)
-                document.set_image(image, label, output.recipe, compared=compared)
+                border = self._border_of(source) if label == GENERATED else None
+                document.set_image(image, OUTPAINTED if border is not None else label, output.recipe, compared=compared)
                 if unchanged is not None:  # the document moved on by this job's own result only
                     self._sent[unchanged] = (self._sent[unchanged][0], document.revision)
                     moved.add(unchanged)
+                if border is not None:
+                    self._clear_border(border)
                 # In the outputs folder, and the mask with the inpaint's history entry: nothing to lose.
                 kept_mask = unchanged is not None and self._history_keeps_sources()
                 if output.path is not None and (not document.has_mask or kept_mask):

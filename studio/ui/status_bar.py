@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.events import JobProgress, StepRate, format_rate
+from studio.core.requests import GenerationRequest, steps_explained
 from studio.ui.status_notices import NoticesButton
 from studio.ui.theme import plain_tooltip, repolish
 
@@ -145,6 +146,7 @@ class StudioStatusBar(QStatusBar):
             self.addPermanentWidget(label)
         self._job_started: float | None = None
         self._last_progress: JobProgress | None = None
+        self._request: GenerationRequest | None = None  # the running job's
         self._rate = StepRate()
         self._speed = ""  # "7.4 it/s" once two steps of the current picture have been seen
         self._ticker = QTimer(self)
@@ -211,8 +213,10 @@ class StudioStatusBar(QStatusBar):
     def set_zoom(self, factor: float) -> None:
         self.zoom_label.setText(f"{factor * 100:.0f}%")
 
-    def job_started(self) -> None:
+    def job_started(self, request: GenerationRequest | None = None) -> None:
+        """``request``: the job's, whose Steps and strength explain a step count other than its Steps."""
         self._job_started = time.monotonic()
+        self._request = request
         self._last_progress = None
         self._speed = ""
         self.progress.setValue(0)
@@ -243,7 +247,9 @@ class StudioStatusBar(QStatusBar):
             self._show_progress(f"Preparing… {elapsed:.1f} s")
             return
         batch = f"Image {p.image_index + 1}/{p.image_count} · " if p.image_count > 1 else ""
-        self._show_progress(f"{batch}Step {p.step}/{p.total} · {self._speed}{elapsed:.1f} s")
+        why = steps_explained(self._request, p.total) if self._request is not None else ""
+        why = f" ({why})" if why else ""  # "Step 7/375 (500 steps × strength 0.75)": not the Steps box's 500
+        self._show_progress(f"{batch}Step {p.step}/{p.total}{why} · {self._speed}{elapsed:.1f} s")
 
     def _show_progress(self, text: str) -> None:
         """Set the progress text in a label of fixed size, grown only when a text would not fit.

@@ -241,3 +241,14 @@ def test_undo_and_redo_name_a_generated_step_by_how_it_was_made_its_prompt_and_s
     assert named == ["Invert colours filter", "Img2img (seed 8)", "Inpainted 'a fox' (seed 7)",
                      "Generated 'a red fox in the snow at…' (seed 42)", "Paint mask", "Open"]
     assert doc.redo_description() == "Open" and doc.history_labels()[2] == GENERATED  # the list keeps its labels
+
+
+def test_an_extend_canvas_fill_is_named_as_filling_the_border_not_as_an_inpaint():
+    from studio.core.document_steps import OUTPAINTED
+    from studio.core.metadata import Recipe
+
+    doc = painted()
+    made = Recipe("a house by a lake", "", 4, "Euler", 7, 42, 32, 24, "tiny-sd", strength=0.75, mask_blur=8)
+    doc.set_image(Image.new("RGB", (32, 24), (9, 9, 9)), OUTPAINTED, made)
+    assert doc.undo_description() == "Filled the extended border 'a house by a lake' (seed 42)"
+    assert doc.history_descriptions()[-1] == doc.undo_description()

@@ -17,6 +17,7 @@ from studio.core.inpaint import (
     fill_masked,
     paste_back,
     working_box,
+    without_extended_border,
     working_size,
 )
 from studio.core.mask import bounding_box, feather, fill_rect, new_mask, stroke_segment
@@ -371,6 +372,27 @@ def test_extend_canvas_carries_an_existing_mask_over():
     assert (mask[10:15, 20:25] == 255).all()  # the mask that was there, in place
     assert mask[:, :37].sum() == 255 * 25
     assert existing.sum() == 255 * 25  # not changed
+
+
+def test_the_extended_border_mask_goes_once_filled_keeping_the_persons_mask_and_new_strokes():
+    image = random_image(40, 30, seed=11)
+    existing = box_mask(40, 30, (20, 10, 25, 15))
+    existing[0, 0] = 100  # a soft pixel of theirs in the overlap band Extend masks fully
+    _, extended = extend_canvas(image, existing, left=8, top=4, right=0, bottom=0, overlap=3)
+    current = extended.copy()
+    current[20:22, 30:32] = 255  # a stroke painted since, away from the border
+    current[1, 1] = 0  # and one pixel of the border erased by the person
+    cleared = without_extended_border(current, extended, existing, left=8, top=4)
+    expected = np.zeros_like(extended)
+    expected[4:, 8:] = existing
+    expected[20:22, 30:32] = 255
+    np.testing.assert_array_equal(cleared, expected)
+    # No mask before Extend: only the strokes painted since are left.
+    _, extended = extend_canvas(image, None, left=0, top=0, right=16, bottom=0)
+    current = extended.copy()
+    current[5, 5] = 255
+    cleared = without_extended_border(current, extended, None, left=0, top=0)
+    assert cleared.sum() == 255 and cleared[5, 5] == 255
 
 
 def test_extend_canvas_by_nothing_keeps_picture_and_mask():

@@ -384,3 +384,20 @@ def test_a_plugin_generator_gets_no_loras_and_says_so(base):
     prepared = prepare_request(replace(base, generator="procedural", loras=(LoraChoice("detail", 9),), vae="x"))
     assert (prepared.request.loras, prepared.request.vae) == ((), "")
     assert prepared.notes == ("LoRAs and the VAE choice apply to Studio's own generator only; they were left out.",)
+
+
+def test_a_step_count_other_than_the_steps_is_explained_by_steps_times_strength():
+    """diffusers runs int(steps x strength) steps of a picture it starts from: the progress says why "Step 7/375"
+    when the Steps box says 500."""
+    from studio.core.requests import steps_explained
+
+    picture = Image.new("RGB", (64, 64))
+    img2img = GenerationRequest(model="m", prompt="p", steps=500, strength=0.75, init_image=picture)
+    assert steps_explained(img2img, 375) == "500 steps × strength 0.75"
+    assert steps_explained(replace(img2img, strength=1.0), 500) == ""  # the Steps' own count
+    assert steps_explained(img2img, 300) == ""  # not what the strength makes: nothing made up
+    new = GenerationRequest(model="m", prompt="p", steps=20, strength=0.75)
+    assert steps_explained(new, 20) == "" and steps_explained(new, 15) == ""  # no picture to start from
+    hires = replace(new, hires=HiresFix(2.0, steps=30, strength=0.5))
+    assert steps_explained(hires, 20) == ""  # the first pass
+    assert steps_explained(hires, 15) == "30 steps × strength 0.5"  # the second

@@ -244,3 +244,24 @@ def test_the_plugin_running_when_studio_died_is_named_once_and_a_clean_close_nam
     finished.mark_plugin(None)  # the job ended
     finished._lock.release()
     assert take_running_plugins(root) == []
+
+
+def test_a_generation_running_when_studio_died_is_counted_once_and_a_clean_close_or_its_end_leaves_none(
+        tmp_path: Path):
+    from studio.services.autosave import take_running_jobs, take_running_plugins
+
+    root = tmp_path / "autosave"
+    died = Autosaver(root, lambda: None, interval=3600)
+    died.mark_job(True)
+    assert take_running_jobs(root) == 0  # its Studio still runs (holds the lock): not a crash
+    died._lock.release()  # killed mid-job: no close
+    closed = Autosaver(root, lambda: None, interval=3600)
+    closed.mark_job(True)
+    closed.close(keep=True)  # closed while it ran (its jobs are cancelled): nothing crashed
+    finished = Autosaver(root, lambda: None, interval=3600)
+    finished.mark_job(True)
+    finished.mark_job(False)  # the job ended
+    finished._lock.release()
+    assert take_running_plugins(root) == []  # not taken for a plugin's marker
+    assert take_running_jobs(root) == 1
+    assert take_running_jobs(root) == 0  # said once

@@ -143,3 +143,58 @@ def test_canvas_size_changes_run_off_the_window_thread_and_never_overwrite_later
     assert (shown.width(), shown.height()) == (SIZE * 2, SIZE)
     window.actions_.undo.trigger()
     assert doc.size == (SIZE, SIZE)
+
+
+@pytest.mark.parametrize("own_mask", [False, True])
+def test_the_border_mask_goes_when_the_extend_fill_lands_and_undo_brings_it_back(
+        qtbot, window, picture, monkeypatch, own_mask):  # noqa: ANN001
+    """Extend Canvas with the fill masks the new border; once the fill lands that mask goes (else the next inpaint
+    of a few strokes redraws the border again), leaving the person's own mask as it was."""
+    from PIL import Image
+
+    from studio.core.events import GeneratedImage, JobOutput
+    from studio.core.metadata import Recipe
+    from studio.ui.result_arrival import BORDER_MASK_CLEARED
+
+    doc = window.document
+    if own_mask:
+        doc.edit_mask("Fill rectangle", lambda mask: fill_rect(mask, (100, 100, 120, 120)))
+    own = doc.mask.copy()
+    sent = []
+    monkeypatch.setattr(window.submission, "submit", sent.append)
+    task = window.actions_.extend_canvas(0, 0, 64, 0, fill=True)
+    qtbot.waitUntil(lambda: task.done() and len(sent) == 1, timeout=10_000)
+    extended = doc.mask.copy()
+    assert extended[:, SIZE:].min() == 255
+    request = sent[0]
+    window.jobs.requests[7] = request
+    result = Image.new("RGB", doc.size, (0, 200, 0))
+    recipe = Recipe("a lake", "", 4, "Euler", 7, 1, *doc.size, "tiny-sd", strength=0.75, mask_blur=8)
+    window.handle_event(JobOutput(7, GeneratedImage(result, recipe), 0))
+    assert np.asarray(doc.image)[0, -1].tolist() == [0, 200, 0]  # the fill is in
+    assert doc.history_labels()[-1] == BORDER_MASK_CLEARED
+    assert doc.history_descriptions()[-2] == "Filled the extended border 'a lake' (seed 1)"  # not "Inpainted"
+    expected = np.zeros_like(extended)
+    expected[:, :SIZE] = own
+    np.testing.assert_array_equal(doc.mask, expected)  # the person's mask only
+    assert doc.has_mask == own_mask
+    window.actions_.undo.trigger()  # the border mask comes back; the fill stays
+    np.testing.assert_array_equal(doc.mask, extended)
+    assert np.asarray(doc.image)[0, -1].tolist() == [0, 200, 0]
+
+
+def test_scale_image_keeps_how_much_of_the_picture_the_mask_covers(qtbot, window, picture):  # noqa: ANN001
+    """A soft-edged mask grew ~3 % with each Scale Image (bilinear, then anything above 0 counts as masked)."""
+    from studio.core.mask import feather
+
+    doc = window.document
+    ys, xs = np.mgrid[:SIZE, :SIZE]
+    stroke = np.where((ys - 128) ** 2 + (xs - 100) ** 2 <= 30 ** 2, 255, 0).astype(np.uint8)
+    stroke[40:52, 150:230] = 255
+    doc.set_mask("Paint mask", feather(stroke, 1))  # soft-edged, as an anti-aliased brush paints
+    before = int((doc.mask > 0).sum())
+    task = window.actions_.scale_image(177, 313)
+    qtbot.waitUntil(task.done, timeout=10_000)
+    assert doc.size == (177, 313)
+    ratio = (doc.mask > 0).sum() / (before * 177 * 313 / SIZE ** 2)
+    assert abs(ratio - 1) < 0.01

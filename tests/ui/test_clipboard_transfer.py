@@ -113,3 +113,26 @@ def test_a_picture_dropped_on_the_canvas_itself_opens(qtbot, window, tmp_path): 
     assert _drop_as_qt_does(window.canvas.viewport(), picture)
     qtbot.waitUntil(lambda: window.document.image is not None, timeout=5000)
     assert window.document.image.size == (80, 64)
+
+
+def test_a_pasted_picture_says_it_took_the_canvas_place_and_the_prompt_box_says_where_to_paste_it(
+        qtbot, window, picture):  # noqa: ANN001
+    """Studio has no layers: Ctrl+V on the canvas puts the picture in place of the canvas, and the sentence says so
+    and how to get the old one back. Ctrl+V in the prompt box, which takes no picture, says where to paste it."""
+    QGuiApplication.clipboard().setImage(pil_to_qimage(Image.new("RGB", (220, 180), (250, 0, 0))))
+    window.actions_.paste.trigger()
+    qtbot.waitUntil(lambda: window.document.image.size == (220, 180), timeout=5000)
+    assert window.status.message_label.text() == ("Pasted a 220×180 picture in place of the canvas (Ctrl+Z brings "
+                                                  "the old one back).")
+    for edit in (window.prompt_panel.prompt_edit, window.prompt_panel.negative_edit):
+        window.status.set_message("")
+        edit.setPlainText("a house")
+        edit.setFocus()
+        qtbot.waitUntil(edit.hasFocus, timeout=2000)
+        qtbot.keyClick(edit, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+        assert window.status.message_label.text() == ("The clipboard holds a picture: click the canvas and press "
+                                                      "Ctrl+V to paste it.")
+        assert edit.toPlainText() == "a house" and window.document.image.size == (220, 180)
+    QGuiApplication.clipboard().setText("by a lake")  # text still pastes into the box
+    qtbot.keyClick(window.prompt_panel.negative_edit, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert "by a lake" in window.prompt_panel.negative_edit.toPlainText()

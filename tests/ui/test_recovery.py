@@ -225,6 +225,7 @@ def test_the_status_line_says_what_was_restored_and_when_it_was_from(qtbot, qt_l
     saved_at = time.mktime((2026, 3, 14, 9, 26, 0, 0, 0, -1))
     expected = {"crashed": "Restored the picture autosaved at 09:26 on 14 Mar, before Studio stopped.",
                 "kept": "Restored the picture and mask kept when Studio was closed (autosaved at 09:26 on 14 Mar)."}
+    labels = {"crashed": "Restore after a crash", "kept": "Restore kept work"}
     for name, sentence in expected.items():
         mask = np.zeros((24, 32), np.uint8)
         if name == "kept":
@@ -240,6 +241,8 @@ def test_the_status_line_says_what_was_restored_and_when_it_was_from(qtbot, qt_l
             qtbot.waitUntil(window.recovery.done, timeout=10_000)
             assert window.recovery.result() is True
             assert window.status.message_label.text() == sentence
+            # Undo History names it by what happened: work kept on closing is no crash.
+            assert window.document.history_labels() == [labels[name]]
         finally:
             window.close()
             service.shutdown()
@@ -307,6 +310,47 @@ def test_a_plugin_running_when_studio_died_is_named_at_the_next_start_and_can_be
         assert asked == [running]
         assert "tp-crash" not in host.enabled_ids()
         assert "Switched off the plugin Test Plugin" in " ".join(window.status.notices.notices())
+    finally:
+        window.close()
+        service.shutdown()
+
+
+def test_a_generation_running_when_studio_died_is_said_with_the_restored_work(qtbot, qt_loop, studio_home):  # noqa: ANN001
+    """The canvas and prompt come back from the autosave, but a job killed mid-inpaint left no trace: the job's
+    marker (set at its start, cleared at its end) is found beside the dead Studio's autosave and said."""
+    from studio.core.document_io import DocumentSnapshot, save_document
+    from studio.core.events import JobFinished, JobStarted
+    from studio.core.requests import GenerationRequest
+    from studio.services.autosave import RUNNING_JOB, Autosaver
+
+    # The window marks a generation while it runs, and clears the mark when it ends.
+    window, service = _window(qtbot)
+    window.start(recovery_choice=lambda found: False)
+    try:
+        qtbot.waitUntil(window.recovery.done, timeout=10_000)
+        marker = window.autosaver.folder / RUNNING_JOB
+        window.jobs.requests[3] = GenerationRequest(model="tiny-sd", prompt="p")
+        window.handle_event(JobStarted(3))
+        assert marker.exists()
+        window.handle_event(JobFinished(3, (), 1.0))
+        assert not marker.exists()
+    finally:
+        window.close()
+        service.shutdown()
+
+    root = studio_paths().data_dir / "autosave"
+    died = Autosaver(root, lambda: None, interval=3600)
+    save_document(DocumentSnapshot(Image.new("RGB", (32, 24), "red"), np.zeros((24, 32), np.uint8), None, 3),
+                  died.folder)
+    died.mark_job(True)  # killed mid-job
+    died._lock.release()
+    window, service = _window(qtbot)
+    window.start(recovery_choice=lambda found: True)
+    try:
+        qtbot.waitUntil(window.recovery.done, timeout=10_000)
+        assert window.recovery.result() is True
+        assert window.status.message_label.text().endswith(
+            "before Studio stopped. A generation was running when Studio stopped; press Generate to run it again.")
     finally:
         window.close()
         service.shutdown()

@@ -44,6 +44,22 @@ def test_the_progress_shows_the_step_speed_of_the_current_picture(qtbot) -> None
     assert "it/s" not in bar.progress_label.text() and "s/it" not in bar.progress_label.text()
 
 
+def test_the_progress_says_why_it_counts_fewer_steps_than_the_steps_box(qtbot, window) -> None:  # noqa: ANN001
+    """Steps 500 at strength 0.75 runs 375 steps: "Step 7/375" alone looked like a wrong count."""
+    from PIL import Image
+
+    from studio.core.events import JobStarted
+    from studio.core.requests import GenerationRequest
+
+    request = GenerationRequest(model="tiny-sd", prompt="p", steps=500, strength=0.75,
+                                init_image=Image.new("RGB", (64, 64)))
+    window.jobs.requests[9] = request
+    window.handle_event(JobStarted(9))
+    window.handle_event(JobProgress(9, 7, 375, 0, 1, 1.0))
+    assert re.fullmatch(r"Step 7/375 \(500 steps × strength 0\.75\) · \d+\.\d s",
+                        window.status.progress_label.text())
+
+
 def test_progress_text_changes_repaint_only_its_label_and_always_fit(qtbot, window) -> None:  # noqa: ANN001
     """A resizable label re-lays out the status bar and then the window at every step; the progress label keeps a
     fixed size, grown only when a text would not fit (long CPU jobs: seconds per step, thousands of seconds)."""
