@@ -98,8 +98,8 @@ class GalleryWrites:
             return None
         if confirm:
             # A failed or cancelled job's entry has no picture file to delete.
-            title, question = ("Delete picture", "Delete this history entry and its picture file?") \
-                if entry.outcome == "ok" else ("Delete job", f"Delete this {entry.outcome} job from the history?")
+            title, question = ("Delete Picture", "Delete this history entry and its picture file?") \
+                if entry.outcome == "ok" else ("Delete Job", f"Delete this {entry.outcome} job from the history?")
             answer = QMessageBox.question(
                 self, title, f"{question} This cannot be undone.",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)

@@ -234,7 +234,7 @@ class ModelsDialog(ModelTransfers):
     # -- actions ---------------------------------------------------------------------------------
 
     def _choose_link(self) -> None:
-        name = QFileDialog.getExistingDirectory(self, "Link another tool's models folder")
+        name = QFileDialog.getExistingDirectory(self, "Link Another Tool's Models Folder")
         if name:
             self.start(self.link(Path(name)))
 
@@ -289,7 +289,7 @@ class ModelsDialog(ModelTransfers):
         except StudioError as exc:
             self._report(str(exc), error=True)
             return False
-        if not await self.confirmed("Remove model", question):
+        if not await self.confirmed("Remove Model", question):
             return False
         try:
             _, self.settings.extra_model_paths = await asyncio.to_thread(

@@ -327,7 +327,7 @@ def test_the_switch_off_question_names_the_plugin_and_what_it_was_running(qtbot)
             QTimer.singleShot(10, answer)  # the question is not up yet
             return
         asked.append(box.text())
-        next(b for b in box.buttons() if b.text() == "Switch it off").click()
+        next(b for b in box.buttons() if b.text() == "Switch It Off").click()
 
     QTimer.singleShot(0, answer)
     assert ask_to_switch_off(None, RunningPlugin("hp-bad", "Hostile Bad", "1.0.0", "Hostile post")) is True

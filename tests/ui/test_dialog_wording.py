@@ -1,0 +1,60 @@
+"""Window titles follow one rule, the menus' Title Case ("Model Library", "Extend Canvas"): a tester found
+"Delete picture", "Restore your work?" and a "Models folder" file dialog beside "Delete Job"-style menus."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import studio.ui
+
+UI = Path(studio.ui.__file__).parent
+SMALL_WORDS = {"a", "an", "the", "and", "or", "nor", "but", "for", "from", "to", "in", "of", "on", "at", "by", "as",
+               "with", "into", "per", "vs"}
+# Calls whose argument at this index is a window title.
+TITLE_ARGUMENT = {"setWindowTitle": 0, "question": 1, "warning": 1, "information": 1, "critical": 1, "about": 1,
+                  "getOpenFileName": 1, "getSaveFileName": 1, "getExistingDirectory": 1, "getText": 1,
+                  "getItem": 1, "confirmed": 0, "confirm": 0, "_warn": 0, "_agreed": 0, "ask": 1,
+                  "ask_to_delete": 1, "QMessageBox": 1}
+
+
+def _words_not_in_title_case(text: str) -> list[str]:
+    """A title's first word is capitalised whatever it is; a suffix (" — in the Chain") has no first word."""
+    first = 0 if text[:1].isalnum() else -1
+    words = text.replace("—", " ").split()
+    return [word for index, word in enumerate(words)
+            if word[0].isalpha() and word[0].islower() and (index == first or word.lower() not in SMALL_WORDS)]
+
+
+def _titles(tree: ast.AST) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        index = TITLE_ARGUMENT.get(name)
+        if index is None or len(node.args) <= index:
+            continue
+        title = node.args[index]
+        parts = title.values if isinstance(title, ast.JoinedStr) else [title]
+        text = "".join(p.value for p in parts if isinstance(p, ast.Constant) and isinstance(p.value, str))
+        if text.strip():
+            found.append((node.lineno, text))
+    return found
+
+
+def test_every_window_title_in_the_ui_is_in_title_case() -> None:
+    wrong = [f"{path.name}:{line}: {title!r}" for path in sorted(UI.glob("*.py"))
+             for line, title in _titles(ast.parse(path.read_text(encoding="utf-8")))
+             if _words_not_in_title_case(title)]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_check_sees_the_titles_it_is_meant_to_judge() -> None:
+    source = ('QMessageBox.question(self, "Delete picture", "x")\n'
+              'QFileDialog.getExistingDirectory(self.window, "Models Folder", "")\n'
+              'QInputDialog.getText(self.window, f"Save {kind.title()}", "Name:")\n')
+    titles = _titles(ast.parse(source))
+    assert titles == [(1, "Delete picture"), (2, "Models Folder"), (3, "Save ")]
+    assert [_words_not_in_title_case(t) for _, t in titles] == [["picture"], [], []]
+    assert _words_not_in_title_case("an Upscale") == ["an"] and not _words_not_in_title_case(" — in the Chain")
