@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
 from studio.core.settings_sections import GenerationPreset, PromptStyle
+from studio.ui import delete_question
 from studio.ui.modal import modal
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ class StylePresetActions:
         self.window.status.set_message(f"Saved the style {name!r}.")
 
     async def ask_delete_style(self, style: PromptStyle) -> None:
-        if await self._agreed("Delete Style", f"Delete the style {style.name!r}? This cannot be undone."):
+        if await modal(lambda: delete_question.ask_to_delete(
+                self.window, "Delete Style", f"Delete the style {style.name!r}? This cannot be undone.")):
             self.delete_style(style)
 
     def delete_style(self, style: PromptStyle) -> None:
@@ -97,7 +99,8 @@ class StylePresetActions:
         self.window.status.set_message(" ".join([f"Applied the preset {preset.name!r}.", *notes]))
 
     async def ask_delete_preset(self, preset: GenerationPreset) -> None:
-        if await self._agreed("Delete Preset", f"Delete the preset {preset.name!r}? This cannot be undone."):
+        if await modal(lambda: delete_question.ask_to_delete(
+                self.window, "Delete Preset", f"Delete the preset {preset.name!r}? This cannot be undone.")):
             self.delete_preset(preset)
 
     def delete_preset(self, preset: GenerationPreset) -> None:
