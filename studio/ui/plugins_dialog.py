@@ -84,7 +84,7 @@ class PluginsDialog(TaskDialog):
         self.toggle_button.clicked.connect(self._toggle)
         self.uninstall_button = QPushButton(icon("remove"), "Uninstall")
         self.uninstall_button.clicked.connect(lambda: self.start(self.uninstall(self._selected_id())))
-        self.install_button = QPushButton(icon("open"), "Install from File")
+        self.install_button = QPushButton(icon("open"), "Install from File…")
         menu = QMenu(self.install_button)
         menu.addAction("A wheel, sdist or zip…", self._choose_file)
         menu.addAction("A plugin folder…", self._choose_folder)
