@@ -66,7 +66,9 @@ class ModelsDialog(ModelTransfers):
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
         intro = QLabel(f"Models in {html.escape(str(settings.models_dir))} and in linked folders, identified by "
-                       "their contents. Studio only loads safetensors; nothing is ever unpickled.")
+                       "their contents. Studio only loads safetensors files, which cannot run code when loaded.")
+        intro.setToolTip("Pickle checkpoints (.ckpt, .pt) can run code when loaded the usual way, so Studio never "
+                         "unpickles them: importing one converts it to safetensors, reading only its tensors.")
         intro.setWordWrap(True)
         intro.setObjectName("hintLabel")
         top.addWidget(intro, 1)

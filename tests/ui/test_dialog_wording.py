@@ -58,3 +58,51 @@ def test_the_check_sees_the_titles_it_is_meant_to_judge() -> None:
     assert titles == [(1, "Delete picture"), (2, "Models Folder"), (3, "Save ")]
     assert [_words_not_in_title_case(t) for _, t in titles] == [["picture"], [], []]
     assert _words_not_in_title_case("an Upscale") == ["an"] and not _words_not_in_title_case(" — in the Chain")
+
+
+# Words a person painting pictures should not need: they may stay in tooltips, which say how a thing works.
+JARGON = ("CUDA", "UNet", "bfloat16", "float32", "VAE", "unpickled", "spandrel", "torch", "diffusers")
+
+
+def _jargon(text: str) -> list[str]:
+    return [word for word in JARGON if word.lower() in text.lower()]
+
+
+def _intro(dialog) -> str:  # noqa: ANN001
+    from PySide6.QtWidgets import QLabel
+
+    return next(label for label in dialog.findChildren(QLabel) if label.objectName() == "hintLabel").text()
+
+
+def test_the_gpu_menu_names_its_speeds_alike_without_jargon_and_explains_them_in_tooltips() -> None:
+    from studio.ui.gpu_menu import CHOICES, CPU_SAID, GPU_SAID
+
+    speeds = [c for c in CHOICES if c.setting == "speed"]
+    shown = [c.text for c in speeds] + [c.cpu_text for c in speeds if c.cpu_text]
+    assert [t for t in shown if _jargon(t) or not t.startswith("Speed: ")] == []
+    assert [s for s in (*GPU_SAID.values(), *CPU_SAID.values()) if _jargon(s.split("(")[0])] == []
+    fast = next(c for c in speeds if c.value == "fast")
+    assert "CUDA graphs" in fast.tip and "bfloat16" in fast.cpu_tip  # the how, for those who want it
+
+
+def test_the_upscale_filter_s_description_does_not_name_the_library_that_loads_models() -> None:
+    from studio.plugin_host.builtins import BUILTIN_CONTRIBUTIONS
+
+    upscale = next(c for c in BUILTIN_CONTRIBUTIONS if c.id == "upscale")
+    assert _jargon(upscale.description) == [] and "super-resolution model" in upscale.description
+
+
+def test_the_model_library_and_models_in_memory_say_it_for_an_artist(qtbot, window, tmp_path):  # noqa: ANN001
+    from studio.ui.models_dialog import ModelsDialog
+
+    library = ModelsDialog(window.settings, tmp_path / "cache", [].append)
+    qtbot.addWidget(library)
+    assert _jargon(_intro(library)) == [] and "safetensors" in _intro(library)
+    assert "unpickles" in next(c for c in library.findChildren(type(library.message))
+                               if c.objectName() == "hintLabel").toolTip()
+    window.memory.models_action.trigger()
+    memory = window.memory.dialog
+    assert _jargon(_intro(memory)) == [] and "Free them" in _intro(memory)
+    assert "CUDA graphs" in next(c for c in memory.findChildren(type(memory.message))
+                                 if c.objectName() == "hintLabel").toolTip()
+    assert _jargon(memory.free_kept_button.toolTip()) == []
