@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from PySide6.QtCore import Qt
+
 import studio.ui
 
 UI = Path(studio.ui.__file__).parent
@@ -106,3 +108,35 @@ def test_the_model_library_and_models_in_memory_say_it_for_an_artist(qtbot, wind
     assert "CUDA graphs" in next(c for c in memory.findChildren(type(memory.message))
                                  if c.objectName() == "hintLabel").toolTip()
     assert _jargon(memory.free_kept_button.toolTip()) == []
+
+
+def test_a_task_dialog_s_remove_or_uninstall_question_names_its_action_and_cancels_by_default(qtbot) -> None:  # noqa: ANN001
+    """"Remove Model", "Uninstall Plugin" and "Delete Unfinished Download" asked Yes/No; they ask with a button
+    named for what it does, Cancel the default. Other questions keep Yes/No."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from studio.ui.task_dialog import ask
+
+    def answer(seen: list, press: str) -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(10, lambda: answer(seen, press))  # the question is not up yet
+            return
+        seen.append(({b.text().replace("&", ""): box.buttonRole(b) for b in box.buttons()},
+                     box.defaultButton().text().replace("&", "") if box.defaultButton() else None,
+                     box.textFormat()))
+        next((b for b in box.buttons() if b.text().replace("&", "") == press), box.buttons()[-1]).click()
+
+    for title, action in (("Remove Model", "Remove"), ("Uninstall Plugin", "Uninstall"),
+                          ("Delete Unfinished Download", "Delete")):
+        for press, said in (("Cancel", False), (action, True)):
+            seen: list = []
+            QTimer.singleShot(0, lambda: answer(seen, press))
+            assert ask(None, title, "Remove <b>x</b>?") is said
+            roles = {action: QMessageBox.ButtonRole.DestructiveRole, "Cancel": QMessageBox.ButtonRole.RejectRole}
+            assert seen == [(roles, "Cancel", Qt.TextFormat.PlainText)], title
+    seen = []
+    QTimer.singleShot(0, lambda: answer(seen, "Yes"))
+    assert ask(None, "Install Plugin", "Install it?") is True
+    assert set(seen[0][0]) == {"Yes", "No"} and seen[0][1] == "No"
