@@ -62,7 +62,7 @@ class JobOutcome:
         where = f": {and_list([str(path) for path in self.written])}." if self.written else "."
         if self.asked > 1:
             if not self.finished:
-                return f"cancelled; none of the {self.asked} pictures was finished."
+                return f"cancelled; none of the {self.asked} pictures was kept."
             return f"cancelled; {self.finished} of {self.asked} pictures {'was' if self.finished == 1 else 'were'} " \
                    f"kept{where}"
         return f"cancelled; the picture was kept{where}" if self.finished else "cancelled."

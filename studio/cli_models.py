@@ -35,7 +35,8 @@ def add_models_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "models", help="list, import, download or remove models",
         description="Studio's model library: every checkpoint, LoRA, VAE, upscaler and weights file in the models "
-                    "folder and in linked folders, identified by content. Nothing is ever unpickled.")
+                    "folder and in linked folders, identified by content. Studio only loads "
+                    "safetensors files, which cannot run code when loaded.")
     actions = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="every model with its kind, size, short hash and source")
     listing.add_argument("--json", action="store_true", help="print JSON")

@@ -204,7 +204,7 @@ def test_the_time_left_comes_from_the_steps_not_the_engine_start_and_model_load(
 @pytest.mark.parametrize(("kept", "batch", "said"), [
     (2, 4, "studio: cancelled; 2 of 4 pictures were kept: {0} and {1}."),
     (1, 3, "studio: cancelled; 1 of 3 pictures was kept: {0}."),
-    (0, 4, "studio: cancelled; none of the 4 pictures was finished."),
+    (0, 4, "studio: cancelled; none of the 4 pictures was kept."),
     (0, 1, "studio: cancelled."),
 ])
 def test_a_cancelled_batch_says_how_many_of_its_pictures_were_kept(kept, batch, said, studio_home, tiny_model_dir,

@@ -75,8 +75,8 @@ BUILTIN_CONTRIBUTIONS: tuple[Contribution, ...] = (
           FloatParam("reference_strength", label="Reference strength", default=0.6, min=0.0, max=1.0,
                      help="How strongly the reference picture steers")),
     _post("upscale", "Upscale", "studio.engine.upscale:Upscale",
-          "Enlarge the picture with a super-resolution model (Real-ESRGAN, 4x-UltraSharp and kin, loaded by the "
-          "spandrel library), in tiles so large pictures fit in memory. Needs the model in models/upscalers.",
+          "Enlarge the picture with a super-resolution model (Real-ESRGAN, 4x-UltraSharp and the "
+          "like), in tiles so large pictures fit in memory. Needs the model in models/upscalers.",
           TextParam("model", label="Upscaler", default="",
                     help="A .safetensors file in the models folder's upscalers/ (its name, or a path); "
                          "empty: the first one there"),

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -40,6 +41,7 @@ from studio.ui.outside_entries import OutsideEntries
 from studio.ui.tasks import Tasks
 from studio.ui.theme import icon
 
+ACTIVE = "Active"  # the row of the part of the steps a guide steers in
 SWITCH_OFF = "Leave this guide out of the next jobs (it is kept, greyed)"
 # Short: the descriptions are the tooltips.
 LABELS = {NONE: "None", CANNY: "Canny edges", "invert": "Invert", DEPTH: "Depth (Depth Anything V2)"}
@@ -84,9 +86,9 @@ class GuideRow(QFrame):
         self.weight_slider = QSlider(Qt.Orientation.Horizontal)
         self.weight_slider.setRange(0, round(MAX_WEIGHT * 100))
         self.weight_spin = _spin(MAX_WEIGHT, "How strongly the guide steers: 1 as trained, 0 not at all")
-        self.start_spin = _spin(1, "The fraction of the steps where the guide starts to steer (0: from the first)")
-        self.end_spin = _spin(1, "The fraction of the steps where it stops steering (below 1: the last steps may "
-                                 "stray from it, for freer details)")
+        self.start_spin = _StepsPercentSpin("How far into the steps the guide starts to steer (0%: from the first)")
+        self.end_spin = _StepsPercentSpin("How far into the steps it stops steering (below 100%: the last steps may "
+                                          "stray from it, for freer details)")
         self.low_spin = _threshold_spin("Canny's low threshold: weaker edges than this are dropped")
         self.high_spin = _threshold_spin("Canny's high threshold: edges stronger than this are always kept; lower "
                                          "both for more edges")
@@ -110,9 +112,11 @@ class GuideRow(QFrame):
         grid.setHorizontalSpacing(6)
         grid.setVerticalSpacing(4)
         for row, (name, first, second) in enumerate((("Weight", self.weight_slider, self.weight_spin),
-                                                     ("Steps", self.start_spin, self.end_spin),
+                                                     (ACTIVE, self.start_spin, self.end_spin),
                                                      ("Canny", self.low_spin, self.high_spin))):
             label = QLabel(name)
+            if name == ACTIVE:  # the spins hold parts of the steps, not a number of steps
+                label.setToolTip("The part of the sampling steps in which the guide steers: 0% to 100% is all of them")
             grid.addWidget(label, row, 0)
             grid.addWidget(first, row, 1, 1, 2 if row == 0 else 1)
             if row:
@@ -323,6 +327,34 @@ def _spin(top: float, tip: str) -> QDoubleSpinBox:
     spin.setDecimals(2)
     spin.setToolTip(tip)
     return spin
+
+
+class _StepsPercentSpin(QDoubleSpinBox):
+    """A fraction of the steps (0 to 1, as the job takes it) shown as a percentage: "0.00 to 1.00" beside a
+    "Steps" label read as a count of steps."""
+
+    def __init__(self, tip: str) -> None:
+        super().__init__()
+        self.setRange(0, 1)
+        self.setSingleStep(0.05)
+        self.setDecimals(2)
+        self.setToolTip(tip)
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt's name)
+        return f"{round(value * 100)}%"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802
+        digits = text.replace("%", "").strip()
+        return float(digits) / 100 if digits else 0.0
+
+    def validate(self, text: str, pos: int) -> object:
+        digits = text.replace("%", "").strip()
+        if not digits:
+            return QValidator.State.Intermediate, text, pos
+        if not digits.isdigit():
+            return QValidator.State.Invalid, text, pos
+        inside = self.minimum() <= int(digits) / 100 <= self.maximum()
+        return (QValidator.State.Acceptable if inside else QValidator.State.Intermediate), text, pos
 
 
 def _threshold_spin(tip: str) -> QSpinBox:

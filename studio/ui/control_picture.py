@@ -109,7 +109,7 @@ class ControlPicture(QWidget):
 
     def choose_file(self) -> None:
         start = str(Path(self.path).parent) if self.path else ""
-        name, _ = QFileDialog.getOpenFileName(self, "Choose a control picture", start, PICTURE_FILES)
+        name, _ = QFileDialog.getOpenFileName(self, "Choose a Control Picture", start, PICTURE_FILES)
         if name:
             self.use_file(Path(name))
 

@@ -102,10 +102,10 @@ def crashed_sentence(running: RunningPlugin) -> str:
 
 def ask_to_switch_off(parent: QWidget, running: RunningPlugin) -> bool:
     """"Studio stopped while the plugin X was running its Y; it may have caused this. Switch it off?": True to."""
-    box = QMessageBox(QMessageBox.Icon.Warning, "A plugin may have stopped Studio",
+    box = QMessageBox(QMessageBox.Icon.Warning, "A Plugin May Have Stopped Studio",
                       f"{crashed_sentence(running)} Switch it off?", QMessageBox.StandardButton.NoButton, parent)
-    off = box.addButton("Switch it off", QMessageBox.ButtonRole.AcceptRole)
-    box.addButton("Keep it on", QMessageBox.ButtonRole.RejectRole)
+    off = box.addButton("Switch It Off", QMessageBox.ButtonRole.AcceptRole)
+    box.addButton("Keep It On", QMessageBox.ButtonRole.RejectRole)
     box.setDefaultButton(off)
     box.exec()
     return box.clickedButton() is off
@@ -140,10 +140,17 @@ def ask_to_restore(parent: QWidget, saved: SavedDocument) -> bool:
     when = _when(saved)
     why = ("You closed Studio with unsaved work on the canvas and kept it." if kept_at_close(saved) else
            "Studio did not close properly last time.")
-    answer = QMessageBox.question(
-        parent, "Restore your work?",
-        f"{why} Restore the {_what(saved)} it autosaved at {when} "
-        f"({saved.image.width}×{saved.image.height})? If not, it is kept as a picture in "
-        f"{RECOVERED_FOLDER} in your outputs folder.",
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
-    return answer == QMessageBox.StandardButton.Yes
+    box = QMessageBox(QMessageBox.Icon.Question, "Restore Your Work?",
+                      f"{why} Restore the {_what(saved)} it autosaved at {when} "
+                      f"({saved.image.width}×{saved.image.height})? If not, it is kept as a picture in "
+                      f"“{RECOVERED_FOLDER}” in your outputs folder and Studio starts with an empty canvas.",
+                      QMessageBox.StandardButton.NoButton, parent)
+    # Not restoring deletes nothing (see restore_autosave): the buttons say so instead of Yes/No.
+    restore = box.addButton("Restore", QMessageBox.ButtonRole.AcceptRole)
+    box.setEscapeButton(box.addButton("Keep in Recovered Folder", QMessageBox.ButtonRole.RejectRole))
+    box.setDefaultButton(restore)
+    try:
+        box.exec()
+        return box.clickedButton() is restore
+    finally:
+        box.deleteLater()

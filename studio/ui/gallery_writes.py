@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QTimer, Signal
-from PySide6.QtWidgets import QMessageBox
 
 from studio.core.errors import StudioError
 from studio.services.history_errors import HistoryLocked
 from studio.services.history_query import HistoryQuery
 from studio.services.history_store import HistoryEntry, HistoryStore
+from studio.ui import delete_question
 from studio.ui.gallery_model import GalleryModel
 from studio.ui.tasks import Tasks
 
@@ -98,12 +98,9 @@ class GalleryWrites:
             return None
         if confirm:
             # A failed or cancelled job's entry has no picture file to delete.
-            title, question = ("Delete picture", "Delete this history entry and its picture file?") \
-                if entry.outcome == "ok" else ("Delete job", f"Delete this {entry.outcome} job from the history?")
-            answer = QMessageBox.question(
-                self, title, f"{question} This cannot be undone.",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-            if answer != QMessageBox.StandardButton.Yes:
+            title, question = ("Delete Picture", "Delete this history entry and its picture file?") \
+                if entry.outcome == "ok" else ("Delete Job", f"Delete this {entry.outcome} job from the history?")
+            if not delete_question.ask_to_delete(self, title, f"{question} This cannot be undone."):
                 return None
         return self._run(self._delete(entry))
 

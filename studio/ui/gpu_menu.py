@@ -14,7 +14,7 @@ from studio.core.events import DeviceKind
 
 NO_GPU = "No GPU found: Studio runs on the CPU"
 NO_VRAM = "On the CPU the models use system memory: the VRAM measures apply only on a GPU (the choice is kept for one)"
-COMPILE_ON_CPU = "On the CPU this is the Fast choice: compiled, a step was slower there (it applies on a CUDA GPU)"
+COMPILE_ON_CPU = "On the CPU this is the Fast speed: compiled, a step was slower there (it applies on a CUDA GPU)"
 
 
 @dataclass(frozen=True)
@@ -41,24 +41,26 @@ CHOICES = (
            cpu_off=NO_VRAM),
     Choice("memory", "low", "Memory: &Low VRAM", "Attention slicing, VAE tiling and model CPU offload (for 4-6 GB "
            "GPUs)", cpu_off=NO_VRAM),
-    Choice("speed", "fast", "&Fast Path (CUDA graphs)", "Capture each size's denoising step once, then replay it",
-           "&Fast: bfloat16 where the processor has it", "Compute in bfloat16 on processors with bfloat16 units "
-           "(AMX, AVX-512 BF16), else in float32; on a CUDA GPU, the fast path (CUDA graphs)"),
-    Choice("speed", "eager", "&Plain diffusers", "No graphs: for comparing, or if a driver misbehaves",
-           "&Plain diffusers (float32)", "Always float32: for comparing, or the most exact pictures"),
-    Choice("speed", "compile", "Fast Path + torch.&compile", "Also compile the step: a little faster, but minutes of "
-           "warm-up for every new size", cpu_off=COMPILE_ON_CPU),
+    # The three speeds are named alike ("Speed: …", as "Memory: …" above) in an artist's words; how each works
+    # (CUDA graphs, bfloat16, torch.compile) is in its tooltip.
+    Choice("speed", "fast", "Speed: &Fast", "Capture each size's denoising step once, then replay it (CUDA graphs)",
+           "", "A little less exact, faster: computes in bfloat16 on processors with bfloat16 units (AMX, AVX-512 "
+           "BF16), else in float32; on a CUDA GPU, the fast path (CUDA graphs)"),
+    Choice("speed", "eager", "Speed: &Standard", "Plain diffusers, no graphs: for comparing, or if a driver "
+           "misbehaves", "", "Full precision (plain diffusers in float32): for comparing, or the most exact pictures"),
+    Choice("speed", "compile", "Speed: Fastest (&Compiled)", "Also compile the step with torch.compile: a little "
+           "faster, but minutes of warm-up for every new size", cpu_off=COMPILE_ON_CPU),
 )
 GPU_SAID = {
     "auto": "GPU memory: Auto — each job is fitted to the free VRAM.",
     "high": "GPU memory: High VRAM — everything stays on the GPU.",
     "low": "GPU memory: Low VRAM — offload and tiling; slower, needs far less.",
-    "fast": "GPU speed: the fast path (CUDA graphs) from the next job.",
-    "eager": "GPU speed: plain diffusers from the next job.",
-    "compile": "GPU speed: fast path + torch.compile; the first job at each size warms up for minutes."}
+    "fast": "GPU speed: Fast from the next job.",
+    "eager": "GPU speed: Standard from the next job.",
+    "compile": "GPU speed: Fastest (compiled) from the next job; the first job at each size warms up for minutes."}
 CPU_SAID = {
-    "fast": "Speed: bfloat16 where the processor computes it, from the next job.",
-    "eager": "Speed: plain diffusers in float32 from the next job."}
+    "fast": "Speed: Fast from the next job (a little less exact where the processor has bfloat16 units).",
+    "eager": "Speed: Standard from the next job (full precision)."}
 
 
 class GpuMenu(QMenu):

@@ -159,7 +159,7 @@ class HistoryActions(StylePresetActions, QObject):
             return
         if warnings := await self._changed_files(entry):
             answer = await modal(lambda: QMessageBox.question(
-                self.window, "Run again", " ".join([*warnings, "Run it anyway?"]),
+                self.window, "Run Again", " ".join([*warnings, "Run it anyway?"]),
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes))
             if answer != QMessageBox.StandardButton.Yes:
                 return

@@ -39,7 +39,7 @@ def cancel_sentence(event: JobCancelled, request: GenerationRequest | PostProces
     count = request.batch_count if request is not None else 0
     kept = len(event.outputs)
     if count > 1:
-        tally = f"{kept} of {count} pictures kept" if kept else f"none of the {count} pictures was finished"
+        tally = f"{kept} of {count} pictures kept" if kept else f"none of the {count} pictures was kept"
     elif kept:
         tally = "the picture was kept" if kept == 1 else f"{kept} pictures kept"
     else:

@@ -27,7 +27,7 @@ class MaskEdits(DocumentWork):
         if self.document.image is None:
             self.window.status.set_message("Open or generate a picture before loading a mask.", error=True)
             return
-        path, _ = QFileDialog.getOpenFileName(self.window, "Open mask", "", OPEN_FILTERS)
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open Mask", "", OPEN_FILTERS)
         if path:
             self.run(self.open_mask_path(Path(path)))
 
@@ -35,7 +35,7 @@ class MaskEdits(DocumentWork):
         try:
             picture = await asyncio.to_thread(partial(open_image, path, keep_mode=True))  # 16-bit grey stays so
         except StudioError as exc:
-            await self._warn("Open mask", str(exc))
+            await self._warn("Open Mask", str(exc))
             return False
 
         def fitted(current: np.ndarray) -> np.ndarray:  # at the picture's size when its turn comes

@@ -51,9 +51,12 @@ class MemoryDialog(TaskDialog):
         self.resize(720, 340)
         layout = QVBoxLayout(self)
         intro = QLabel("Studio keeps the model in use loaded, and the last few you switched away from, so that "
-                       "switching back is instant; on a GPU, the fast path also keeps its CUDA graphs of the model's "
-                       "UNet step and, for SDXL, a bfloat16 copy of its VAE. Free them to give the memory to another "
-                       "program; the next job loads (or makes) them again.")
+                       "switching back is instant; on a GPU, the Fast speed also keeps each size's prepared "
+                       "denoising step and, for SDXL, a faster copy of the part that turns the result into a "
+                       "picture. Free them to give the memory to another program; the next job loads (or makes) "
+                       "them again.")
+        intro.setToolTip("The prepared steps are CUDA graphs of the model's UNet step; the faster copy is a "
+                         "bfloat16 copy of its VAE.")
         intro.setWordWrap(True)
         intro.setObjectName("hintLabel")
         layout.addWidget(intro)
@@ -81,7 +84,8 @@ class MemoryDialog(TaskDialog):
         row = QHBoxLayout()
         self.free_kept_button = QPushButton(icon("remove"), "Free Kept Models")
         self.free_kept_button.setToolTip("Let go the models kept for switching back and the cached parts (the "
-                                         "fast path's CUDA graphs and VAE copy too); the model in use stays loaded")
+                                         "Fast speed's prepared steps and faster copies too); the model in use "
+                                         "stays loaded")
         self.free_kept_button.clicked.connect(lambda: self.free(in_use=False))
         self.free_all_button = QPushButton(icon("remove"), "Free All")
         self.free_all_button.setToolTip("Let every model go, the one in use too: the next job loads it again")

@@ -165,10 +165,10 @@ class ModelActions:
         self.window.persist_settings()
 
     def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.window, "Models folder", str(self.settings.models_dir))
+        folder = QFileDialog.getExistingDirectory(self.window, "Models Folder", str(self.settings.models_dir))
         if folder and (problem := models_folder_problem(Path(folder))):
             self.window.actions_.run(modal(lambda: QMessageBox.warning(
-                self.window, "Models folder", f"{problem}; the models folder stays {self.settings.models_dir}.")))
+                self.window, "Models Folder", f"{problem}; the models folder stays {self.settings.models_dir}.")))
             return
         if folder:
             self.settings.models_dir = Path(folder)

@@ -41,20 +41,20 @@ class ModelTransfers(TaskDialog):
         self.cancel_button.setVisible(progress)
 
     def _choose_file(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(self, "Import a model", "",
+        name, _ = QFileDialog.getOpenFileName(self, "Import a Model", "",
                                               "Model weights (*.safetensors *.ckpt *.pt *.pth *.bin);;All (*)")
         if name:
             self.start(self.import_path(Path(name)))
 
     def _choose_folder(self) -> None:
-        name = QFileDialog.getExistingDirectory(self, "Import a diffusers model folder")
+        name = QFileDialog.getExistingDirectory(self, "Import a Diffusers Model Folder")
         if name:
             self.start(self.import_path(Path(name)))
     def _choose_download(self) -> None:
         from studio.core.starter_models import STARTER_MODELS
 
         labels = [f"{m.repo_id} — {m.kind}, {m.size_label}: {m.why}" for m in STARTER_MODELS]
-        text, ok = QInputDialog.getItem(self, "Download a model", "Hugging Face repository (owner/name), or pick a "
+        text, ok = QInputDialog.getItem(self, "Download a Model", "Hugging Face repository (owner/name), or pick a "
                                         "starter model:", labels, 0, True)
         if ok and text.strip():
             self.start(self.download(text.split(" — ")[0].strip()))
@@ -75,7 +75,7 @@ class ModelTransfers(TaskDialog):
 
         pickle = path.is_file() and await asyncio.to_thread(sniff_weights_format, path) in (PICKLE, TORCH_ZIP)
         if pickle and await self.confirmed(
-                "Convert checkpoint", f"{path.name} is a pickle checkpoint, which can run code when loaded the usual "
+                "Convert Checkpoint", f"{path.name} is a pickle checkpoint, which can run code when loaded the usual "
                 "way. Studio can convert it to safetensors, reading only tensors and plain containers (torch.load "
                 "with weights_only=True; anything else is refused without running it), and import that. Convert?"):
             self._busy(f"Converting {path.name} to safetensors…")
@@ -116,7 +116,7 @@ class ModelTransfers(TaskDialog):
         self._busy(f"Asking the hub about {repo_id}…")
         try:
             plan = await asyncio.to_thread(plan_download, repo_id, self.settings.models_dir)
-            if not await self.confirmed("Download model", f"Download {repo_id}: {len(plan.files)} files, "
+            if not await self.confirmed("Download Model", f"Download {repo_id}: {len(plan.files)} files, "
                                         f"{format_size(plan.total_bytes - plan.already_bytes)} to fetch, into "
                                         f"{plan.destination}?"):
                 self._report("Nothing was downloaded.")
@@ -151,7 +151,7 @@ class ModelTransfers(TaskDialog):
     async def delete_unfinished(self, download: UnfinishedDownload) -> bool:
         from studio.services.unfinished_downloads import delete_unfinished
 
-        if not await self.confirmed("Delete unfinished download", f"Delete the unfinished download of "
+        if not await self.confirmed("Delete Unfinished Download", f"Delete the unfinished download of "
                                     f"{download.repo_id} ({download.progress}) in {download.folder}?"):
             return False
         try:

@@ -69,7 +69,9 @@ class ModelsDialog(ModelTransfers):
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
         intro = QLabel(f"Models in {html.escape(str(settings.models_dir))} and in linked folders, identified by "
-                       "their contents. Studio only loads safetensors; nothing is ever unpickled.")
+                       "their contents. Studio only loads safetensors files, which cannot run code when loaded.")
+        intro.setToolTip("Pickle checkpoints (.ckpt, .pt) can run code when loaded the usual way, so Studio never "
+                         "unpickles them: importing one converts it to safetensors, reading only its tensors.")
         intro.setWordWrap(True)
         intro.setObjectName("hintLabel")
         top.addWidget(intro, 1)
@@ -238,7 +240,7 @@ class ModelsDialog(ModelTransfers):
     # -- actions ---------------------------------------------------------------------------------
 
     def _choose_link(self) -> None:
-        name = QFileDialog.getExistingDirectory(self, "Link another tool's models folder")
+        name = QFileDialog.getExistingDirectory(self, "Link Another Tool's Models Folder")
         if name:
             self.start(self.link(Path(name)))
 
@@ -291,7 +293,7 @@ class ModelsDialog(ModelTransfers):
         except StudioError as exc:
             self._report(str(exc), error=True)
             return False
-        if not await self.confirmed("Remove model", question):
+        if not await self.confirmed("Remove Model", question):
             return False
         # Closing the window cancels this task, not the removal in its thread: the links are updated and the change
         # told when the removal ends (an unlinked folder stayed in the settings, and a removed model in the picker).

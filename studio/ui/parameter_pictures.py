@@ -49,7 +49,7 @@ class ImagePicker(QWidget):
         row.addWidget(self.browse)
 
     def _choose(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(self, "Choose a picture", "", "Pictures (*.png *.jpg *.jpeg *.webp)")
+        name, _ = QFileDialog.getOpenFileName(self, "Choose a Picture", "", "Pictures (*.png *.jpg *.jpeg *.webp)")
         if name:
             self.set_path(Path(name))
 

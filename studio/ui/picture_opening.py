@@ -23,7 +23,7 @@ class PictureOpening(DocumentWork):
     """The picture opening part of DocumentActions."""
 
     def open_image_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.window, "Open image", "", OPEN_FILTERS)
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open Image", "", OPEN_FILTERS)
         if path:
             self.run(self.open_path(Path(path)))
 
@@ -34,7 +34,7 @@ class PictureOpening(DocumentWork):
             recipe = await asyncio.to_thread(_recipe_or_none, path)
             pages = await asyncio.to_thread(first_page_words, path)
         except StudioError as exc:
-            await self._warn("Open image", str(exc))
+            await self._warn("Open Image", str(exc))
             return False
         await self.take_in(image, f"Open {path.name}", recipe)
         self.document.mark_saved()  # the file holds it: closing now loses nothing

@@ -40,10 +40,10 @@ class PictureSaving:
         if self.document.image is None:
             self.window.status.set_message("The canvas is empty; there is nothing to save yet.", error=True)
             return
-        path, chosen = QFileDialog.getSaveFileName(self.window, "Save canvas",
+        path, chosen = QFileDialog.getSaveFileName(self.window, "Save Canvas",
                                                    str(self.window.settings.outputs_dir), SAVE_FILTERS)
         extension = ".jpg" if "JPEG" in chosen else ".webp" if "WebP" in chosen else ".png"
-        target = self._save_target(path, SAVE_FORMATS, extension, "Save canvas",
+        target = self._save_target(path, SAVE_FORMATS, extension, "Save Canvas",
                                    "it saves pictures as PNG (.png), JPEG (.jpg, .jpeg) or WebP (.webp)")
         if target is not None:
             self.run(self.save_canvas(target))
@@ -71,7 +71,7 @@ class PictureSaving:
         image, recipe = self.document.image, self.document.recipe
         if image is None:
             return False
-        saved = await self._write(save_image, image, path, recipe, what="Save canvas")
+        saved = await self._write(save_image, image, path, recipe, what="Save Canvas")
         if saved and self.document.image is image and not self.document.has_mask:  # a mask is not in the file
             self.document.mark_saved()
         return saved
@@ -93,14 +93,14 @@ class PictureSaving:
         if self.document.image is None or not self.document.has_mask:
             self.window.status.set_message("There is no mask to save; paint one first.", error=True)
             return
-        path, _ = QFileDialog.getSaveFileName(self.window, "Save mask", str(self.window.settings.outputs_dir),
+        path, _ = QFileDialog.getSaveFileName(self.window, "Save Mask", str(self.window.settings.outputs_dir),
                                               "PNG image (*.png)")
-        target = self._save_target(path, (".png",), ".png", "Save mask", "it saves masks as PNG (.png)")
+        target = self._save_target(path, (".png",), ".png", "Save Mask", "it saves masks as PNG (.png)")
         if target is not None:
             self.run(self.save_mask_to(target))
 
     async def save_mask_to(self, path: Path) -> bool:
-        return await self._write(save_image, mask_to_image(self.document.mask.copy()), path, None, what="Save mask")
+        return await self._write(save_image, mask_to_image(self.document.mask.copy()), path, None, what="Save Mask")
 
 
 def names_a_picture_type(name: str) -> bool:

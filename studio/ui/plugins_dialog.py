@@ -84,7 +84,7 @@ class PluginsDialog(TaskDialog):
         self.toggle_button.clicked.connect(self._toggle)
         self.uninstall_button = QPushButton(icon("remove"), "Uninstall")
         self.uninstall_button.clicked.connect(lambda: self.start(self.uninstall(self._selected_id())))
-        self.install_button = QPushButton(icon("open"), "Install from File")
+        self.install_button = QPushButton(icon("open"), "Install from File…")
         menu = QMenu(self.install_button)
         menu.addAction("A wheel, sdist or zip…", self._choose_file)
         menu.addAction("A plugin folder…", self._choose_folder)
@@ -152,7 +152,7 @@ class PluginsDialog(TaskDialog):
             return
         enable = record.id not in self.host.enabled_ids()
         if enable and record.found.manifest and not self.confirm(
-                "Enable plugin", f"Enable {record.name} {record.version}? Its code will run inside Studio when you "
+                "Enable Plugin", f"Enable {record.name} {record.version}? Its code will run inside Studio when you "
                                  f"use it. It asks for: {record.found.manifest.permissions.describe()}."):
             return
         try:
@@ -171,13 +171,13 @@ class PluginsDialog(TaskDialog):
                 "restarts.")
 
     def _choose_file(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(self, "Install a plugin", str(self._start_dir or ""),
+        name, _ = QFileDialog.getOpenFileName(self, "Install a Plugin", str(self._start_dir or ""),
                                               "Plugin packages (*.whl *.zip *.tar.gz *.tgz)")
         if name:
             self.start(self.install(Path(name)))
 
     def _choose_folder(self) -> None:
-        name = QFileDialog.getExistingDirectory(self, "Install a plugin folder", str(self._start_dir or ""))
+        name = QFileDialog.getExistingDirectory(self, "Install a Plugin Folder", str(self._start_dir or ""))
         if name:
             self.start(self.install(Path(name)))
 
@@ -195,7 +195,7 @@ class PluginsDialog(TaskDialog):
             stays_on = plan.replaces is not None and plan.manifest.id in self.host.enabled_ids()  # as an update
             after = ("It replaces the enabled version and stays enabled." if stays_on
                      else "It stays disabled until you enable it.")
-            if not await self.confirmed("Install plugin", f"{plan.describe()}\n\nInstall it? {after}"):
+            if not await self.confirmed("Install Plugin", f"{plan.describe()}\n\nInstall it? {after}"):
                 self._report("Nothing was installed.")
                 return None
             self._busy(f"Installing {plan.manifest.name}…")
@@ -229,7 +229,7 @@ class PluginsDialog(TaskDialog):
                          f"pip uninstall {record.found.distribution}.", error=True)
             return False
         jobs = self.jobs_of(record.id)
-        if not await self.confirmed("Uninstall plugin", f"Remove {record.name} {record.version} and its files?"
+        if not await self.confirmed("Uninstall Plugin", f"Remove {record.name} {record.version} and its files?"
                                                         f"{_jobs_sentence(jobs, ' ')}"):
             return False
         from studio.plugin_host.installer import PluginInstaller
@@ -258,7 +258,7 @@ class PluginsDialog(TaskDialog):
         from studio.plugin_host.plugin_index import read_index
 
         # Asked every time, with the last address filled in: a mistyped one can be put right.
-        url, ok = await modal(lambda: QInputDialog.getText(self, "Plugin index",
+        url, ok = await modal(lambda: QInputDialog.getText(self, "Plugin Index",
                                                            "Address of a plugin index (a JSON list):",
                                                            text=self.index_url))
         if not ok or not url.strip():
@@ -286,7 +286,7 @@ class PluginsDialog(TaskDialog):
         if self._index_skipped:  # before the list, which does not hold them
             self._report(" ".join(self._index_skipped), error=True)
         labels = [f"{e.name} {e.version} — {e.summary}" for e in entries]
-        label, ok = await modal(lambda: QInputDialog.getItem(self, "Install from index", "Plugin:", labels, 0, False))
+        label, ok = await modal(lambda: QInputDialog.getItem(self, "Install from Index", "Plugin:", labels, 0, False))
         if ok:
             await self.install(entries[labels.index(label)])
 

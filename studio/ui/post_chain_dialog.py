@@ -120,7 +120,7 @@ class PostChainDialog(QDialog):
                                    upscalers=self._upscalers() if step.processor == UPSCALE else (), parent=self)
         dialog.after_each.hide()
         dialog.masked.hide()
-        dialog.setWindowTitle(f"{dialog.windowTitle()} — in the chain")
+        dialog.setWindowTitle(f"{dialog.windowTitle()} — in the Chain")
         dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok).setText("OK")
         if not self.edit_step(dialog):
             return False

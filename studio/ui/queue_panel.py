@@ -145,7 +145,7 @@ class QueuePanel(QWidget):
         how many of it were kept, as the status line does."""
         count = self._batch_counts.get(job_id, 1)
         if count > 1:
-            status = f"Cancelled · {kept} of {count} kept"
+            status = f"Cancelled · {kept or 'none'} of {count} kept"
         else:
             status = "Cancelled · picture kept" if kept else "Cancelled"
         self._set_state(job_id, "cancelled", status)

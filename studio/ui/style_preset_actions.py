@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
 from studio.core.settings_sections import GenerationPreset, PromptStyle
+from studio.ui import delete_question
 from studio.ui.modal import modal
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ class StylePresetActions:
         self.window.status.set_message(f"Saved the style {name!r}.")
 
     async def ask_delete_style(self, style: PromptStyle) -> None:
-        if await self._agreed("Delete style", f"Delete the style {style.name!r}? This cannot be undone."):
+        if await modal(lambda: delete_question.ask_to_delete(
+                self.window, "Delete Style", f"Delete the style {style.name!r}? This cannot be undone.")):
             self.delete_style(style)
 
     def delete_style(self, style: PromptStyle) -> None:
@@ -97,7 +99,8 @@ class StylePresetActions:
         self.window.status.set_message(" ".join([f"Applied the preset {preset.name!r}.", *notes]))
 
     async def ask_delete_preset(self, preset: GenerationPreset) -> None:
-        if await self._agreed("Delete preset", f"Delete the preset {preset.name!r}? This cannot be undone."):
+        if await modal(lambda: delete_question.ask_to_delete(
+                self.window, "Delete Preset", f"Delete the preset {preset.name!r}? This cannot be undone.")):
             self.delete_preset(preset)
 
     def delete_preset(self, preset: GenerationPreset) -> None:
@@ -107,7 +110,8 @@ class StylePresetActions:
 
     async def _new_name(self, kind: str, taken: list[str]) -> str:
         """A name asked for, stripped; "" when none was given or replacing the one of that name was declined."""
-        name, ok = await modal(lambda: QInputDialog.getText(self.window, f"Save {kind}", f"Name of the {kind}:"))
+        name, ok = await modal(lambda: QInputDialog.getText(self.window, f"Save {kind.title()}",
+                                                            f"Name of the {kind}:"))
         name = name.strip()
         if not ok:
             return ""
@@ -117,7 +121,7 @@ class StylePresetActions:
         # "Second" and "second" were kept as two: a menu of names that differ only in case is a trap.
         existing = next((t for t in taken if _same_name(t, name)), None)
         if existing is not None and not await self._agreed(
-                f"Replace {kind}", f"A {kind} named {existing!r} exists; replace it?"):
+                f"Replace {kind.title()}", f"A {kind} named {existing!r} exists; replace it?"):
             return ""
         return name
 

@@ -88,7 +88,7 @@ class StyleWeightsDialog(QDialog):
 
     def _ask_convert(self, file_name: str) -> bool:
         answer = QMessageBox.question(
-            self, "Convert checkpoint", f"{file_name} is a PyTorch checkpoint. Convert it to safetensors? Studio "
+            self, "Convert Checkpoint", f"{file_name} is a PyTorch checkpoint. Convert it to safetensors? Studio "
             "reads it with torch.load(weights_only=True), which takes tensors only and refuses code.",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
         return answer == QMessageBox.StandardButton.Yes

@@ -12,6 +12,7 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QDialog, QLabel, QMessageBox, QWidget
 
 from studio.core.errors import first_line
+from studio.ui import delete_question
 from studio.ui.modal import modal
 from studio.ui.tasks import Tasks
 
@@ -33,7 +34,12 @@ def question_box(parent: QWidget, title: str, text: str) -> QMessageBox:
     return box
 
 
+DESTRUCTIVE_ACTIONS = ("Delete", "Remove", "Uninstall")  # a title starting so asks with that button, not Yes/No
+
+
 def ask(parent: QWidget, title: str, text: str) -> bool:
+    if (action := title.split(" ", 1)[0]) in DESTRUCTIVE_ACTIONS:  # "Remove Model": "Remove" / "Cancel"
+        return delete_question.ask_to_delete(parent, title, text, action)
     box = question_box(parent, title, text)
     try:
         return box.exec() == QMessageBox.StandardButton.Yes

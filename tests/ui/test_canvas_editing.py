@@ -271,7 +271,7 @@ def test_saving_under_another_file_type_is_refused_with_a_sentence_and_nothing_w
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: tuple(chosen))
     window.actions_.saving.save_image_dialog()
     qtbot.waitUntil(lambda: len(warnings) == 1, timeout=5000)
-    assert warnings[0] == ("Save canvas", "Studio cannot save .gif files; it saves pictures as PNG (.png), JPEG "
+    assert warnings[0] == ("Save Canvas", "Studio cannot save .gif files; it saves pictures as PNG (.png), JPEG "
                                           "(.jpg, .jpeg) or WebP (.webp). Nothing was saved.")
     chosen[:] = [str(folder / "x.TGA"), "WebP image (*.webp)"]  # a type Pillow knows, if not the system's list
     window.actions_.saving.save_image_dialog()
@@ -282,7 +282,7 @@ def test_saving_under_another_file_type_is_refused_with_a_sentence_and_nothing_w
     chosen[:] = [str(folder / "mask.jpg"), "PNG image (*.png)"]
     window.actions_.saving.save_mask_dialog()
     qtbot.waitUntil(lambda: len(warnings) == 3, timeout=5000)
-    assert warnings[2] == ("Save mask", "Studio cannot save .jpg files; it saves masks as PNG (.png). Nothing was "
+    assert warnings[2] == ("Save Mask", "Studio cannot save .jpg files; it saves masks as PNG (.png). Nothing was "
                                         "saved.")
     assert list(folder.iterdir()) == []
     assert window.document.history_labels()[-1] == "box"  # the canvas is as it was

@@ -94,6 +94,23 @@ def test_guides_are_added_and_removed_and_go_into_the_request_in_order(qtbot, pa
     assert panel.build_request(None).controls == () and len(box.rows) == 1
 
 
+def test_the_part_of_the_steps_a_guide_steers_in_is_labelled_and_shown_as_percentages(qtbot, panel):  # noqa: ANN001
+    """A row labelled "Steps" held "0.00 to 1.00" (fractions of the steps, read as step counts): it is labelled
+    "Active" and shows "0% to 100%"; typed percentages become the job's fractions."""
+    from PySide6.QtWidgets import QLabel
+
+    row = panel.control_box.add()
+    labels = [label.text() for label in row.findChildren(QLabel)]
+    assert "Active" in labels and "Steps" not in labels
+    assert (row.start_spin.text(), row.end_spin.text()) == ("0%", "100%")
+    row.start_spin.lineEdit().selectAll()
+    qtbot.keyClicks(row.start_spin, "35")
+    row.start_spin.interpretText()
+    row.end_spin.setValue(0.8)
+    assert (row.start_spin.text(), row.end_spin.text()) == ("35%", "80%")
+    assert (row.guide().start, row.guide().end) == (0.35, 0.8)
+
+
 def test_canny_thresholds_show_only_for_canny(qtbot, panel, picture):  # noqa: ANN001
     row = panel.control_box.add()
     row.preprocessor_combo.setCurrentIndex(row.preprocessor_combo.findData("none"))

@@ -16,6 +16,7 @@ from studio.core.images import save_image
 from studio.core.metadata import Recipe
 from studio.services.history_errors import HistoryError, HistoryLocked
 from studio.services.history_store import HistoryEntry
+from studio.ui import delete_question
 
 PROMPTS = ["a watercolor fox in a misty forest", "a lighthouse on a cliff at dusk", "portrait of an old sailor",
            "a red fox in the snow", "isometric city at night"]
@@ -266,7 +267,7 @@ def test_enter_uses_the_picture_and_delete_deletes_it_from_the_keyboard(qtbot, w
     qtbot.keyClick(window.gallery.view, Qt.Key.Key_Return)
     assert used == [True]
     qtbot.waitUntil(lambda: window.document.image is not None, timeout=5000)  # opened before its file goes
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(delete_question, "ask_to_delete", lambda *a: True)
     qtbot.keyClick(window.gallery.view, Qt.Key.Key_Delete)
     qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 4, timeout=5000)
 
@@ -275,13 +276,51 @@ def test_delete_asks_and_removes_the_file(qtbot, window, filled, monkeypatch):  
     _reload(qtbot, window)
     window.gallery.select_row(0)
     path = window.gallery.selected_entry().image_path
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    monkeypatch.setattr(delete_question, "ask_to_delete", lambda *a: False)
     window.gallery.delete_button.click()
     assert window.gallery.model.rowCount() == 5
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(delete_question, "ask_to_delete", lambda *a: True)
     window.gallery.delete_button.click()
     qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 4, timeout=5000)
     assert not __import__("pathlib").Path(path).exists()
+
+
+def test_the_delete_question_says_delete_and_cancel_and_cancel_is_the_default(qtbot, window, filled):  # noqa: ANN001
+    """It said Yes/No under "Delete picture"; now a warning titled "Delete Picture" whose buttons say what they do:
+    Return or Escape cancels, and only "Delete" deletes."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    _reload(qtbot, window)
+    window.gallery.select_row(0)
+    path = __import__("pathlib").Path(window.gallery.selected_entry().image_path)
+    seen: list[tuple] = []
+
+    def answer(key: Qt.Key | None) -> None:
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(10, lambda: answer(key))  # the question is not up yet
+            return
+        seen.append((box.windowTitle(), box.icon(), {b.text(): box.buttonRole(b) for b in box.buttons()},
+                     *(b.text() if b else None for b in (box.defaultButton(), box.escapeButton()))))
+        if key is None:
+            next(b for b in box.buttons() if b.text() == "Delete").click()
+        else:
+            qtbot.keyClick(box, key)
+
+    for key in (Qt.Key.Key_Return, Qt.Key.Key_Escape):
+        QTimer.singleShot(0, lambda: answer(key))
+        assert window.gallery.delete_selected() is None
+        assert path.exists() and window.gallery.model.rowCount() == 5
+    assert seen[0] == ("Delete Picture", QMessageBox.Icon.Warning,
+                       {"Delete": QMessageBox.ButtonRole.DestructiveRole,
+                        "Cancel": QMessageBox.ButtonRole.RejectRole},
+                       "Cancel", "Cancel")
+    QTimer.singleShot(0, lambda: answer(None))
+    deletion = window.gallery.delete_selected()
+    qtbot.waitUntil(deletion.done, timeout=5000)
+    assert not path.exists() and window.gallery.model.rowCount() == 4
+    assert seen[0] == seen[1] == seen[2]
 
 
 def test_star_and_delete_write_off_the_ui_thread_and_a_locked_history_changes_nothing(qtbot, window, filled,
@@ -635,8 +674,7 @@ def test_failed_and_cancelled_jobs_are_not_counted_as_pictures(qtbot, window, fi
     gallery.search_edit.setText("")
     _query(qtbot, window)
     asked: list[str] = []
-    monkeypatch.setattr(QMessageBox, "question", lambda parent, title, text, *a: asked.append(text)
-                        or QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(delete_question, "ask_to_delete", lambda parent, title, text: asked.append(text) or True)
     gallery.select_row(0)  # the newest: the cancelled job
     assert gallery.selected_entry().outcome == "cancelled"
     deletion = gallery.delete_selected()

@@ -6,10 +6,10 @@ import time
 
 from PIL import Image
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
 
 from studio.core.images import save_image
 from studio.services.history_store import HistoryEntry
+from studio.ui import delete_question
 
 
 def _add_pictures(window, tmp_path, models: list[str]) -> list[int]:  # noqa: ANN001
@@ -49,7 +49,7 @@ def test_tabbing_into_the_gallery_selects_a_picture_so_enter_and_delete_work_at_
     gallery.use_as_input_requested.connect(used.append)
     qtbot.keyClick(gallery.view, Qt.Key.Key_Return)
     assert [entry.id for entry in used] == [ids[-1]]
-    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    monkeypatch.setattr(delete_question, "ask_to_delete", lambda *a: True)
     qtbot.keyClick(gallery.view, Qt.Key.Key_End)
     assert gallery.selected_entry().id == ids[0]
     qtbot.keyClick(gallery.view, Qt.Key.Key_Delete)

@@ -21,16 +21,20 @@ def test_on_the_cpu_the_gpu_menu_says_so_and_offers_only_what_applies(qtbot, win
         assert "CPU" in actions[value].toolTip() and actions[value].statusTip() == actions[value].toolTip()
     assert "system memory" in actions["low"].toolTip()
     assert actions["auto"].isChecked() and actions["fast"].isChecked()  # the choices are kept for a GPU
-    assert actions["fast"].isEnabled() and "bfloat16" in actions["fast"].text()
+    # Named in an artist's words, alike; the precision each computes in is in its tooltip.
+    assert [actions[v].text() for v in ("fast", "eager", "compile")] == [
+        "Speed: &Fast", "Speed: &Standard", "Speed: Fastest (&Compiled)"]
+    assert actions["fast"].isEnabled() and "bfloat16" in actions["fast"].toolTip()
     assert "CUDA graphs" not in actions["fast"].text()
-    assert actions["eager"].isEnabled() and "float32" in actions["eager"].text()
+    assert actions["eager"].isEnabled() and "float32" in actions["eager"].toolTip()
     actions["low"].trigger()  # off: nothing changes
     assert window.settings.memory == "auto"
     actions["eager"].trigger()
     assert window.settings.speed == "eager"
-    assert window.status.message_label.text() == "Speed: plain diffusers in float32 from the next job."
+    assert window.status.message_label.text() == "Speed: Standard from the next job (full precision)."
     actions["fast"].trigger()
-    assert window.status.message_label.text() == "Speed: bfloat16 where the processor computes it, from the next job."
+    assert window.status.message_label.text() == ("Speed: Fast from the next job (a little less exact where the "
+                                                  "processor has bfloat16 units).")
 
 
 def test_on_a_gpu_every_choice_applies_in_the_gpu_s_words(qtbot, window) -> None:  # noqa: ANN001
@@ -40,7 +44,9 @@ def test_on_a_gpu_every_choice_applies_in_the_gpu_s_words(qtbot, window) -> None
     assert not menu.device_action.isVisible()
     actions = {a.data(): a for a in menu.actions() if a.data()}
     assert all(action.isEnabled() for action in actions.values())
-    assert actions["fast"].text() == "&Fast Path (CUDA graphs)" and "VRAM" in actions["auto"].toolTip()
+    assert [actions[v].text() for v in ("fast", "eager", "compile")] == [
+        "Speed: &Fast", "Speed: &Standard", "Speed: Fastest (&Compiled)"]
+    assert "CUDA graphs" in actions["fast"].toolTip() and "VRAM" in actions["auto"].toolTip()
     actions["low"].trigger()
     assert window.settings.memory == "low"
     assert window.status.message_label.text() == "GPU memory: Low VRAM — offload and tiling; slower, needs far less."

@@ -42,7 +42,7 @@ def test_a_cancel_says_what_it_left_of_the_job(qtbot, window, tmp_path) -> None:
     batch = GenerationRequest(model="tiny-sd", prompt="x", batch_count=3)
     window.handle_event(JobQueued(21, batch))
     window.handle_event(JobCancelled(21, was_running=True))
-    assert label.text() == "Cancelled: none of the 3 pictures was finished."
+    assert label.text() == "Cancelled: none of the 3 pictures was kept."
     during = "Cancelled during Blur: the picture was kept without Blur."
     window.handle_event(JobQueued(22, batch))
     window.handle_event(JobCancelled(22, was_running=True, outputs=(_output(tmp_path / "a.png"),), message=during,
@@ -84,7 +84,14 @@ def test_a_cancelled_job_s_queue_row_says_how_many_pictures_were_kept(qtbot, win
     for job_id, outputs in ((31, ()), (32, (_output(tmp_path / "a.png"), _output(tmp_path / "b.png")))):
         window.handle_event(JobQueued(job_id, batch))
         window.handle_event(JobCancelled(job_id, was_running=True, outputs=outputs))
-    assert (row(31), row(32)) == ("Cancelled · 0 of 4 kept", "Cancelled · 2 of 4 kept")
+    # The row and the status line say it in the same words: "none of the 4 pictures was kept" (it said
+    # "0 of 4 kept" beside "none of the 4 pictures was finished").
+    assert (row(31), row(32)) == ("Cancelled · none of 4 kept", "Cancelled · 2 of 4 kept")
+    assert window.status.message_label.text().startswith("Cancelled: 2 of 4 pictures kept.")
+    window.handle_event(JobQueued(35, batch))
+    window.handle_event(JobCancelled(35, was_running=True))
+    assert (row(35), window.status.message_label.text()) == ("Cancelled · none of 4 kept",
+                                                             "Cancelled: none of the 4 pictures was kept.")
     single = GenerationRequest(model="tiny-sd", prompt="x")
     for job_id, outputs in ((33, ()), (34, (_output(None),))):
         window.handle_event(JobQueued(job_id, single))

@@ -39,7 +39,7 @@ def test_a_warning_shown_during_a_job_leaves_the_window_hearing_the_engine(qtbot
     close_the_dialog_soon(answers)
     opened = window.actions_.run(window.actions_.open_path(bad))  # warns, in a dialog, from a task
     qtbot.waitUntil(opened.done, timeout=WAIT_MS)
-    assert answers == ["Open image"] and opened.result() is False
+    assert answers == ["Open Image"] and opened.result() is False
     qtbot.waitUntil(lambda: bool(window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
     assert window.document.image is not None  # the result reached the canvas
     assert not window.jobs.task.done()

@@ -175,7 +175,7 @@ def test_the_gpu_menu_sets_memory_and_speed_for_the_next_jobs(qtbot, window):
     actions["low"].trigger()
     actions["compile"].trigger()
     assert (window.settings.memory, window.settings.speed) == ("low", "compile")
-    assert "torch.compile" in window.status.message_label.text()
+    assert "Fastest (compiled)" in window.status.message_label.text()
     seen = []
     window.service.submit = lambda request: seen.append(request) or 1
     window.prompt_panel.prompt_edit.setPlainText("a fox")

@@ -209,3 +209,18 @@ def test_switching_off_or_removing_a_plugin_says_how_many_of_its_threads_keep_ru
                                          "background threads keep running until Studio restarts.")
     finally:
         stop.touch()
+
+
+def test_the_empty_list_names_the_install_buttons_as_they_read(dialog):  # noqa: ANN001
+    """The text said "Install from File…" while the button read "Install from File": each button the text
+    names reads exactly so, and a button that opens a dialog (through its menu) ends with "…"."""
+    import re
+
+    from PySide6.QtWidgets import QPushButton
+
+    assert dialog.tree.topLevelItemCount() == 0
+    named = re.findall(r"<b>(.*?)</b>", dialog.details.text())
+    buttons = [button.text() for button in dialog.findChildren(QPushButton)]
+    assert named == ["Install from File…", "Install from Index…"]
+    assert all(name in buttons for name in named), (named, buttons)
+    assert all(action.text().endswith("…") for action in dialog.install_button.menu().actions())

@@ -270,11 +270,21 @@ def test_the_restore_question_names_a_mask_only_when_one_was_painted(qtbot, tmp_
                 QTimer.singleShot(10, answer)  # the question is not up yet
                 return
             asked.append(box.text())
-            box.button(QMessageBox.StandardButton.No).click()
+            buttons.append({b.text(): box.buttonRole(b) for b in box.buttons()})
+            defaults.append([b.text() if b else None for b in (box.defaultButton(), box.escapeButton())])
+            next((b for b in box.buttons() if b.text() == "Keep in Recovered Folder"),
+                 box.escapeButton() or box.buttons()[-1]).click()
 
+        buttons: list[dict] = []
+        defaults: list[list] = []
         QTimer.singleShot(0, answer)
         assert ask_to_restore(None, saved) is False
         assert offer in asked[0]
+        # The buttons say what each does (keeping it aside loses nothing), and the folder is named in quotes.
+        assert "kept as a picture in “Recovered” in your outputs folder" in asked[0]
+        assert buttons == [{"Restore": QMessageBox.ButtonRole.AcceptRole,
+                            "Keep in Recovered Folder": QMessageBox.ButtonRole.RejectRole}]
+        assert defaults == [["Restore", "Keep in Recovered Folder"]]
 
 
 def test_a_plugin_running_when_studio_died_is_named_at_the_next_start_and_can_be_switched_off(
@@ -371,7 +381,7 @@ def test_the_switch_off_question_names_the_plugin_and_what_it_was_running(qtbot)
             QTimer.singleShot(10, answer)  # the question is not up yet
             return
         asked.append(box.text())
-        next(b for b in box.buttons() if b.text() == "Switch it off").click()
+        next(b for b in box.buttons() if b.text() == "Switch It Off").click()
 
     QTimer.singleShot(0, answer)
     assert ask_to_switch_off(None, RunningPlugin("hp-bad", "Hostile Bad", "1.0.0", "Hostile post")) is True

@@ -120,9 +120,17 @@ def test_saving_a_style_or_preset_over_one_of_the_same_name_asks_first(qtbot, wi
     assert asked == []
 
 
-def test_deleting_a_style_or_preset_asks_first(qtbot, window, monkeypatch):  # noqa: ANN001
-    from PySide6.QtWidgets import QMessageBox
+def _answering_delete(monkeypatch, answer: bool) -> list[tuple[str, str]]:  # noqa: ANN001
+    """Each "Delete?" question is recorded (title, text) and answered ``answer`` (True: the Delete button)."""
+    from studio.ui import delete_question
 
+    asked: list[tuple[str, str]] = []
+    monkeypatch.setattr(delete_question, "ask_to_delete", lambda parent, title, text: asked.append((title, text))
+                        or answer)
+    return asked
+
+
+def test_deleting_a_style_or_preset_asks_first(qtbot, window, monkeypatch):  # noqa: ANN001
     panel, actions = window.prompt_panel, window.history_actions
     tasks = _started(window, monkeypatch)
     actions.add_style("Ink", "ink {prompt}", "")
@@ -130,12 +138,13 @@ def test_deleting_a_style_or_preset_asks_first(qtbot, window, monkeypatch):  # n
     for button, kind, names in ((panel.styles_button, "style", lambda: [s.name for s in window.settings.styles]),
                                 (panel.presets_button, "preset", lambda: [p.name for p in window.settings.presets])):
         name = names()[0]
-        asked = _answering(monkeypatch, "", QMessageBox.StandardButton.No)
+        asked = _answering_delete(monkeypatch, False)
         _delete_action(button, name).trigger()
         qtbot.waitUntil(lambda: len(asked) == 1, timeout=5000)
         qtbot.waitUntil(lambda: all(t.done() for t in tasks), timeout=5000)
-        assert asked == [f"Delete the {kind} {name!r}? This cannot be undone."] and names() == [name]
-        asked = _answering(monkeypatch, "", QMessageBox.StandardButton.Yes)
+        assert asked == [(f"Delete {kind.title()}", f"Delete the {kind} {name!r}? This cannot be undone.")]
+        assert names() == [name]
+        asked = _answering_delete(monkeypatch, True)
         _delete_action(button, name).trigger()
         qtbot.waitUntil(lambda: names() == [], timeout=5000)
         assert load_settings(studio_paths()).model_dump()[f"{kind}s"] == []
