@@ -98,7 +98,7 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
     job); without it, one that appeared while the job ran is left as it is."""
     registry = plugins.registry if plugins else builtin_registry()
     service = JobService(None if plugins else registry, env, outputs=output_store, warm_up=False,
-                         history=history, plugins=plugins, unsaved=UNSAVED)
+                         history=history, plugins=plugins, unsaved=UNSAVED, previews=False)  # nothing shows them
     service.start()
     bar = progress_bar(getattr(request, "steps", 1) * request.batch_count)
     bar.set_description("Starting the engine")

@@ -285,6 +285,40 @@ def test_a_taesd_that_loads_but_cannot_decode_costs_one_note_per_session(tiny_mo
     assert taesd_decoder(models, "sd") is None
 
 
+def test_a_command_line_job_computes_no_previews_and_a_window_job_does(tiny_model_dir, studio_home, tmp_path,
+                                                                       monkeypatch, capsys):
+    # `studio generate` shows no previews: it made them anyway, TAESD included (seconds each on a CPU).
+    from studio.cli import main
+
+    save_tiny_taesd(studio_home / "data" / "models" / "taesd")
+    made = {"linear": 0, "taesd": 0}
+
+    def counted_render(latents: torch.Tensor, family: str) -> Image.Image:
+        made["linear"] += 1
+        return latents_to_preview(latents, family)
+
+    def counted_decoder(models_root: Path, family: str):  # noqa: ANN202
+        decoder = taesd_decoder(models_root, family)
+        assert decoder is not None  # installed: previews would use it
+
+        def decode(latents: torch.Tensor) -> torch.Tensor:
+            made["taesd"] += 1
+            return decoder(latents)
+        return decode
+
+    monkeypatch.setattr(batch_run, "latents_to_preview", counted_render)
+    monkeypatch.setattr(batch_run, "taesd_decoder", counted_decoder)
+    code = main(["generate", "--model", str(tiny_model_dir), "--prompt", "a fox", "--size", "64x64", "--steps", "3",
+                 "--seed", "4", "--batch-count", "2", "-o", str(tmp_path / "fox.png")])
+    assert code == 0, capsys.readouterr().err
+    assert made == {"linear": 0, "taesd": 0}
+
+    # The same job where a window listens: previews are made (the engine's default).
+    events, job = generate(tmp_path, tiny_model_dir, studio_home / "data" / "models", steps=3, batch_count=2)
+    assert isinstance(terminal(events, job), JobFinished) and of_job(events, job, JobPreview)
+    assert made["linear"] + made["taesd"] >= 2
+
+
 # -- what previews cost --------------------------------------------------------------------------------
 
 
