@@ -102,7 +102,7 @@ async def _generate(request: GenerationRequest | PostProcessRequest, env: Genera
     history entry recorded it; a job that ran in another one says so."""
     registry = plugins.registry if plugins else builtin_registry()
     service = JobService(None if plugins else registry, env, outputs=output_store, warm_up=False,
-                         history=history, plugins=plugins, unsaved=UNSAVED)
+                         history=history, plugins=plugins, unsaved=UNSAVED, previews=False)  # nothing shows them
     service.start()
     bar = progress_bar(getattr(request, "steps", 1) * request.batch_count)
     bar.set_description("Starting the engine")

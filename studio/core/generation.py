@@ -22,6 +22,12 @@ class JobContext(Protocol):
         """Step ``step`` of ``total`` is done; ``preview_box`` places a preview of a region."""
         ...
 
+    @property
+    def wants_previews(self) -> bool:
+        """Whether anyone will see this job's previews (the window does; the ``studio`` command shows none): a job
+        that is told no makes none, so it spends nothing on them."""
+        ...
+
     def is_cancelled(self) -> bool: ...
 
     def check_cancelled(self) -> None:

@@ -73,16 +73,17 @@ def _images(request: GenerationRequest, model: LoadedModel, run: JobRun, context
         context.check_cancelled()
         seed = request.seed_for(index)
 
-        # Previews are throttled and made without waiting for the device (studio.engine.preview).
-        previews = LivePreviews(model.family, latents_to_preview,
-                                taesd_decoder(env.models_root, model.family), context.note)
+        # Previews are throttled and made without waiting for the device (studio.engine.preview); none at all where
+        # nobody would see them (the command line).
+        previews = LivePreviews(model.family, latents_to_preview, taesd_decoder(env.models_root, model.family),
+                                context.note) if context.wants_previews else None
 
         def on_step_end(pipeline, step: int, timestep, tensors: dict, _index: int = index,
-                        _previews: LivePreviews = previews) -> dict:
+                        _previews: LivePreviews | None = previews) -> dict:
             if context.is_cancelled():
                 raise JobCancelledError()
             total = getattr(pipeline, "num_timesteps", None) or request.steps
-            preview = _previews(tensors["latents"], step + 1, total)
+            preview = None if _previews is None else _previews(tensors["latents"], step + 1, total)
             context.report_progress(step + 1, total, _index, None if preview is None else run.preview(preview),
                                     preview_box=run.preview_box)
             return {}

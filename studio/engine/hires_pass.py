@@ -77,6 +77,10 @@ class PassContext:
         done = self._before + min(self._here, round(step * self._here / max(1, total)))
         self._job.report_progress(done, self._in_all, self._index, preview, preview_box)
 
+    @property
+    def wants_previews(self) -> bool:
+        return self._job.wants_previews
+
     def is_cancelled(self) -> bool:
         return self._job.is_cancelled()
 

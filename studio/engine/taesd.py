@@ -60,6 +60,11 @@ class TaesdDecoder:
         self.folder = folder
         self.signature = signature  # read once per picture, not at every preview inside the step loop
 
+    def load(self, device: torch.device) -> None:
+        """Load the weights onto ``device`` now (once), so the time of a decode is the decode's alone;
+        ModelError when they cannot be loaded."""
+        self._model(device)
+
     def __call__(self, latents: torch.Tensor) -> torch.Tensor:
         vae = self._model(latents.device)
         dtype = next(vae.parameters()).dtype

@@ -53,9 +53,10 @@ class Job:
 class WorkerContext:
     """The JobContext a handler sees: progress, previews, notes and cancellation for one job."""
 
-    def __init__(self, job: Job, emit: Emit) -> None:
+    def __init__(self, job: Job, emit: Emit, wants_previews: bool = True) -> None:
         self._job = job
         self._emit = emit
+        self._wants_previews = wants_previews
         self._started = time.perf_counter()
         self._not_counted = 0.0
         self.notes: list[str] = list(job.notes)
@@ -83,6 +84,10 @@ class WorkerContext:
         self._emit(JobProgress(self._job.id, step, total, image_index, count, self.elapsed))
         if preview is not None:
             self._emit(JobPreview(self._job.id, preview, step, image_index, preview_box))
+
+    @property
+    def wants_previews(self) -> bool:
+        return self._wants_previews
 
     def is_cancelled(self) -> bool:
         return self._job.cancel_flag.is_set()
@@ -173,8 +178,9 @@ class EngineWorker:
     """Owns the engine thread and its queue. Thread-safe; events go out through ``emit``."""
 
     def __init__(self, handler: Handler, emit: Emit, warm_up: WarmUp | None = None,
-                 name: str = "studio-engine", preload: WarmUp | None = None) -> None:
+                 name: str = "studio-engine", preload: WarmUp | None = None, previews: bool = True) -> None:
         self._handler = handler
+        self._previews = previews  # False where nobody sees previews (the command line): jobs make none
         self._emit = emit
         self._warm_up = warm_up
         self._preload = preload  # after the warm-up, while no job waits: what the first job will likely need
@@ -310,7 +316,7 @@ class EngineWorker:
             self._status(message="")
 
     def _run_job(self, job: Job) -> None:
-        context = WorkerContext(job, self._emit)
+        context = WorkerContext(job, self._emit, self._previews)
         outputs: list[GeneratedImage] = []
         self._emit(JobStarted(job.id))
         try:

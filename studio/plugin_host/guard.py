@@ -96,6 +96,10 @@ class GuardedContext:
         index = self._image_index if self._image_index is not None else int(image_index)
         self._inner.report_progress(step, total, index, shown, box)
 
+    @property
+    def wants_previews(self) -> bool:
+        return self._inner.wants_previews
+
     def is_cancelled(self) -> bool:
         return self._closed.is_set() or self._inner.is_cancelled()
 

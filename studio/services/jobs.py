@@ -89,7 +89,8 @@ class JobService:
     def __init__(self, registry: Registry | None, env: GeneratorEnvironment,
                  outputs: OutputStore | None = None, warm_up: bool = True,
                  history: HistoryStore | None = None, plugins: PluginHost | None = None,
-                 unsaved: str = UNSAVED) -> None:
+                 unsaved: str = UNSAVED, previews: bool = True) -> None:
+        """``previews``: whether anyone shows the jobs' previews; without, the engine makes none (the command line)."""
         if registry is None:
             if plugins is None:
                 raise ValueError("JobService needs a registry or a plugin host")
@@ -107,7 +108,8 @@ class JobService:
         self.jobs: dict[int, JobInfo] = {}
         self._likely: GenerationRequest | None = None  # the job to prepare for once the engine is up
         self._worker = EngineWorker(self._handle, self._emit_threadsafe,
-                                    self._warm_up if warm_up else None, preload=self._preload_model)
+                                    self._warm_up if warm_up else None, preload=self._preload_model,
+                                    previews=previews)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:

@@ -76,6 +76,8 @@ def job_share(models: Path, device: str) -> tuple[float, float, int, float]:
     made = [0]
 
     class Context:
+        wants_previews = True
+
         def report_progress(self, step, total, image_index=0, preview=None, preview_box=None):  # noqa: ANN001, ANN201
             made[0] += preview is not None
 

@@ -19,6 +19,7 @@ from studio_testing import (
 
 import studio.engine.batch_run as batch_run
 import studio.engine.diffusion as diffusion
+import studio.engine.preview as preview
 from studio.core.environment import GeneratorEnvironment
 from studio.core.events import JobFinished, JobPreview, JobProgress
 from studio.core.requests import GenerationRequest
@@ -56,8 +57,16 @@ class FakeClock:
 @pytest.fixture(autouse=True)
 def fresh_decoders():
     forget_decoders()
+    preview._taesd_seconds.clear()  # what TAESD cost on a device is kept for the session
     yield
     forget_decoders()
+    preview._taesd_seconds.clear()
+
+
+@pytest.fixture
+def previews_unbudgeted(monkeypatch):
+    """TAESD used at every preview, whatever it costs: for what is about TAESD itself, not its cost."""
+    monkeypatch.setattr(preview, "PREVIEW_BUDGET", 1e9)
 
 
 def save_tiny_taesd(folder: Path) -> Path:
@@ -139,20 +148,23 @@ def test_the_default_throttle_previews_every_step_of_a_fast_gpu_job_up_to_30_ste
         assert sum(due) >= min(20, 4 + 20 / steps_a_second * PREVIEW_RATE - 1)
 
 
-def test_throttle_holds_previews_to_the_cost_budget():
+def test_throttle_holds_previews_to_the_cost_budget_the_first_and_last_included():
     clock = FakeClock()
     throttle = PreviewThrottle(rate=1000, burst=1000, budget=0.05, clock=clock)
     clock.now += 0.01
-    assert throttle.due(1, 100)
-    throttle.charge(0.1)  # a preview that cost 10 times the step: none until it is 5 % of the time
+    assert not throttle.due(1, 100, cost=0.1)  # 10 times the step: not even the first preview
+    assert throttle.due(1, 100, cost=0.0001)
+    throttle.charge(0.0001)
     made = []
     for step in range(2, 101):
         clock.now += 0.01
-        if throttle.due(step, 100):
+        if throttle.due(step, 100, cost=0.01):
             made.append(step)
-            throttle.charge(0.1)
-    assert made[-1] == 100
-    assert throttle.spent <= 0.05 * 1.01 + 0.1 + 0.1  # at most one preview beyond the budget, plus the last
+            clock.now += 0.01
+            throttle.charge(0.01)
+    assert made and throttle.spent <= 0.05 * (clock.now - 100.0)
+    clock.now += 0.01
+    assert not throttle.due(100, 100, cost=1.0)  # the last step too, when its preview would pass the budget
 
 
 def test_live_previews_return_images_only_on_the_steps_the_throttle_allows():
@@ -183,7 +195,7 @@ def test_a_decoder_that_fails_falls_back_to_linear_with_one_note():
         calls["n"] += 1
         raise RuntimeError("expected 4 channels")
 
-    previews = LivePreviews("sd", decoder=broken, note=notes.append, throttle=PreviewThrottle(budget=1.0))
+    previews = LivePreviews("sd", decoder=broken, note=notes.append, throttle=PreviewThrottle(budget=1e9))
     images = [previews(torch.randn(1, 4, 8, 8), step, 3) for step in (1, 2, 3)]
     assert all(image is not None and image.size == (8, 8) for image in images)
     assert calls["n"] == 1 and previews.decoder is None
@@ -201,7 +213,7 @@ def test_taesd_is_found_only_where_its_folder_is_installed(tmp_path):
     assert find_taesd(models, "unknown") is None
 
 
-def test_taesd_decodes_previews_at_picture_size_and_is_loaded_once(tmp_path, monkeypatch):
+def test_taesd_decodes_previews_at_picture_size_and_is_loaded_once(tmp_path, monkeypatch, previews_unbudgeted):
     from diffusers import AutoencoderTiny
 
     loads = []
@@ -235,7 +247,8 @@ def generate(tmp_path: Path, model: Path, models_dir: Path, **kwargs) -> tuple[l
     return run(scenario())
 
 
-def test_jobs_use_taesd_when_its_folder_exists_and_the_linear_preview_otherwise(tiny_model_dir, tmp_path):
+def test_jobs_use_taesd_when_its_folder_exists_and_the_linear_preview_otherwise(tiny_model_dir, tmp_path,
+                                                                                previews_unbudgeted):
     models = tmp_path / "models"
     models.mkdir()
     events, job = generate(tmp_path, tiny_model_dir, models, batch_count=2)
@@ -252,7 +265,8 @@ def test_jobs_use_taesd_when_its_folder_exists_and_the_linear_preview_otherwise(
     assert previews[-1].step == of_job(events, job, JobProgress)[-1].total  # the last step is always shown
 
 
-def test_a_broken_taesd_folder_falls_back_to_linear_with_a_note_instead_of_failing(tiny_model_dir, tmp_path):
+def test_a_broken_taesd_folder_falls_back_to_linear_with_a_note_instead_of_failing(tiny_model_dir, tmp_path,
+                                                                                    previews_unbudgeted):
     folder = save_tiny_taesd(tmp_path / "models" / "taesd")
     (folder / "diffusion_pytorch_model.safetensors").write_bytes(b"\0" * 64)
     events, job = generate(tmp_path, tiny_model_dir, tmp_path / "models", batch_count=2)
@@ -265,7 +279,8 @@ def test_a_broken_taesd_folder_falls_back_to_linear_with_a_note_instead_of_faili
     assert taesd_notes[0].endswith("; Studio shows the quick colour previews instead.")
 
 
-def test_a_taesd_that_loads_but_cannot_decode_costs_one_note_per_session(tiny_model_dir, tmp_path):
+def test_a_taesd_that_loads_but_cannot_decode_costs_one_note_per_session(tiny_model_dir, tmp_path,
+                                                                          previews_unbudgeted):
     # A TAESD for another latent space (16 channels) loads, then fails at every decode: its note and traceback
     # came once per picture and once per job, as only the current picture's previews dropped it.
     from diffusers import AutoencoderTiny
@@ -283,6 +298,101 @@ def test_a_taesd_that_loads_but_cannot_decode_costs_one_note_per_session(tiny_mo
         notes += [n for n in end.notes if "TAESD" in n]
     assert len(notes) == 1 and notes[0].startswith("A TAESD preview failed (")
     assert taesd_decoder(models, "sd") is None
+
+
+def test_a_command_line_job_computes_no_previews_and_a_window_job_does(tiny_model_dir, studio_home, tmp_path,
+                                                                       monkeypatch, capsys):
+    # `studio generate` shows no previews: it made them anyway, TAESD included (seconds each on a CPU).
+    from studio.cli import main
+
+    save_tiny_taesd(studio_home / "data" / "models" / "taesd")
+    made = {"linear": 0, "taesd": 0}
+
+    def counted_render(latents: torch.Tensor, family: str) -> Image.Image:
+        made["linear"] += 1
+        return latents_to_preview(latents, family)
+
+    def counted_decoder(models_root: Path, family: str):  # noqa: ANN202
+        decoder = taesd_decoder(models_root, family)
+        assert decoder is not None  # installed: previews would use it
+
+        def decode(latents: torch.Tensor) -> torch.Tensor:
+            made["taesd"] += 1
+            return decoder(latents)
+        return decode
+
+    monkeypatch.setattr(batch_run, "latents_to_preview", counted_render)
+    monkeypatch.setattr(batch_run, "taesd_decoder", counted_decoder)
+    code = main(["generate", "--model", str(tiny_model_dir), "--prompt", "a fox", "--size", "64x64", "--steps", "3",
+                 "--seed", "4", "--batch-count", "2", "-o", str(tmp_path / "fox.png")])
+    assert code == 0, capsys.readouterr().err
+    assert made == {"linear": 0, "taesd": 0}
+
+    # The same job where a window listens: previews are made (the engine's default).
+    events, job = generate(tmp_path, tiny_model_dir, studio_home / "data" / "models", steps=3, batch_count=2)
+    assert isinstance(terminal(events, job), JobFinished) and of_job(events, job, JobPreview)
+    assert made["linear"] + made["taesd"] >= 2
+
+
+class SlowTaesd:
+    """A TAESD stand-in that costs ``per_pixel`` seconds a latent pixel on a fake clock (and counts its decodes)."""
+
+    def __init__(self, clock: FakeClock, per_pixel: float) -> None:
+        self.clock, self.per_pixel, self.calls = clock, per_pixel, 0
+
+    def __call__(self, latents: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        height, width = latents.shape[-2:]
+        self.clock.now += self.per_pixel * height * width
+        return torch.zeros((height * 8, width * 8, 3), dtype=torch.uint8)
+
+
+def job_with_fake_times(clock: FakeClock, taesd: SlowTaesd, step_seconds: float, steps: int = 8, pictures: int = 3,
+                        side: int = 64) -> tuple[float, float, list[tuple[int, int]]]:
+    """Pictures whose steps take ``step_seconds`` on the fake clock, previewed as a job previews them: the job's
+    seconds, the previews' seconds (their share of the clock), and the sizes of the previews shown."""
+    started, spent, shown = clock.now, 0.0, []
+    for _ in range(pictures):
+        previews = LivePreviews("sd", decoder=taesd, clock=clock)
+        for step in range(1, steps + 1):
+            clock.now += step_seconds
+            before = clock.now
+            image = previews(torch.zeros(1, 4, side, side), step, steps)
+            spent += clock.now - before
+            if image is not None:
+                shown.append(image.size)
+    return clock.now - started, spent, shown
+
+
+def test_a_slow_taesd_keeps_previews_within_5_percent_of_the_job_first_and_last_included(monkeypatch):
+    # TAESD at 512x512 took 3.6-10 s on this CPU against 0.1 s steps: it ran at a picture's first and last step
+    # whatever it cost, and a tiny-model job went from 17 s to 25 s.
+    clock = FakeClock()
+    taesd = SlowTaesd(clock, per_pixel=10.0 / 4096)  # 10 s for 64x64 latents
+    seconds, spent, shown = job_with_fake_times(clock, taesd, step_seconds=0.1)
+    assert spent <= 0.05 * seconds
+    assert taesd.calls == 0  # it never fits: every step gets the quick preview instead
+    assert len(shown) == 3 * 8 and set(shown) == {(64, 64)}  # the linear one, at latent size
+
+    # A TAESD whose cost (0.5 s, guessed right) fits now and then in 2 s steps: it shows the steps it fits, the
+    # quick preview the others, and the previews still stay within the budget.
+    clock = FakeClock()
+    monkeypatch.setitem(preview.TAESD_GUESS, "cpu", 0.5 / 4096)
+    taesd = SlowTaesd(clock, per_pixel=0.5 / 4096)
+    seconds, spent, shown = job_with_fake_times(clock, taesd, step_seconds=2.0)
+    assert spent <= 0.05 * seconds
+    assert 0 < taesd.calls < 3 * 8 and (512, 512) in shown and (64, 64) in shown
+
+
+def test_a_measured_taesd_cost_decides_later_pictures(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setitem(preview.TAESD_GUESS, "cpu", 1e-9)  # guessed as free: the first decode shows the truth
+    taesd = SlowTaesd(clock, per_pixel=1.0 / 4096)
+    seconds, spent, _ = job_with_fake_times(clock, taesd, step_seconds=0.5, pictures=1)
+    assert taesd.calls == 1  # one decode measured 1 s against a 0.2 s budget: none after it
+    assert preview.taesd_estimate(torch.zeros(1, 4, 64, 64)) == pytest.approx(1.0)
+    seconds, spent, shown = job_with_fake_times(clock, taesd, step_seconds=0.5, pictures=2)
+    assert taesd.calls == 1 and spent <= 0.05 * seconds and set(shown) == {(64, 64)}
 
 
 # -- what previews cost --------------------------------------------------------------------------------
