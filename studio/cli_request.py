@@ -26,8 +26,9 @@ from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions, extend_canvas
 from studio.core.models import check_model_folder, resolve_model
 from studio.core.prompt_loras import tag_choices, take_lora_tags
+from studio.core.request_checks import check_loras
 from studio.core.requests import (
-    MAX_INPAINT_SIDE, MAX_SIZE, MIN_SIZE, GenerationRequest, PreparedRequest, check_loras, prepare_request,
+    MAX_INPAINT_SIDE, MAX_SIZE, MIN_SIZE, GenerationRequest, PreparedRequest, prepare_request,
 )
 from studio.core.settings import Settings
 from studio.engine.single_file import check_single_file

@@ -18,7 +18,7 @@ from studio import __version__
 from studio.core.document import Document
 from studio.core.document_changes import DocumentChange
 from studio.core.document_io import DocumentSnapshot
-from studio.core.errors import StudioError, os_reason
+from studio.core.errors import StudioError
 from studio.core.paths import studio_paths
 from studio.core.settings import Settings
 from studio.core.settings_sections import GenerationDefaults
@@ -27,22 +27,13 @@ from studio.services.history_store import HistoryStore
 from studio.services.jobs import JobService
 from studio.ui.actions import make_action
 from studio.ui.canvas import CanvasView
-from studio.ui.close_questions import (
-    DISCARD_WORK,
-    KEEP_WORK,
-    add_kept_entries,
-    ask_about_unsaved_work,
-    ask_to_quit,
-    quit_question,
-    tell_entries_not_added,
-)
-from studio.ui.crash_recovery import RecoveryChoice, SwitchOffChoice, ask_to_restore, ask_to_switch_off, offer_recovery
+from studio.ui.close_questions import ask_about_unsaved_work, ask_to_quit, tell_entries_not_added
+from studio.ui.crash_recovery import RecoveryChoice, SwitchOffChoice
 from studio.ui.document_actions import DocumentActions
 from studio.ui.focus_keys import FocusedFieldKeys
 from studio.ui.history_panel import HistoryPanel
 from studio.ui.job_events import JobEvents
 from studio.ui.job_submission import JobSubmission
-from studio.ui.modal import modal
 from studio.ui.mask_toolbar import MaskToolBar
 from studio.ui.memory_actions import MemoryActions
 from studio.ui.model_actions import WRITE_A_PROMPT, ModelActions
@@ -55,9 +46,9 @@ from studio.ui.history_actions import HistoryActions
 from studio.ui.result_arrival import ResultArrival
 from studio.ui.settings_saving import SettingsSaving
 from studio.ui.status_bar import StudioStatusBar
-from studio.ui.tasks import loop_can_run_tasks
 from studio.ui.theme import icon
 from studio.ui.window_layout import restore_layout
+from studio.ui.window_lifecycle import WindowLifecycle
 from studio.ui.window_menus import build_menus_and_toolbars, explain_title_bar_buttons
 
 SNAPSHOT_TRIES = 3  # copies of the mask made in a worker before one is made here (the person painted meanwhile)
@@ -82,9 +73,8 @@ class MainWindow(QMainWindow):
         self.autosaver: Autosaver | None = None
         self._painted = False
         self.closing: asyncio.Task | None = None  # asking before the window closes (closeEvent)
-        self._close_answer: str | None = None  # once asked: KEEP_WORK or DISCARD_WORK, for the close that follows
-        self._kept_entries_tried = False  # whether this close tried to add the history entries kept meanwhile
         self.recovery: asyncio.Task | None = None  # offering back an earlier Studio's unsaved work (start)
+        self.lifecycle = WindowLifecycle(self)
         self.settings_saving = SettingsSaving(self)
         # Mask state and history list are refreshed once per burst of document changes.
         self._document_timer = self._single_shot(60, self._refresh_document_views)
@@ -218,19 +208,7 @@ class MainWindow(QMainWindow):
     def start(self, recovery_choice: RecoveryChoice | None = None,
               switch_off_choice: SwitchOffChoice | None = None) -> None:
         """Begin consuming engine events and autosaving (call once the asyncio loop runs)."""
-        self.jobs.start()
-        self.actions_.run(self.history_actions.start())
-        choose = recovery_choice or (lambda saved: ask_to_restore(self, saved))
-        switch_off = switch_off_choice or (lambda running: ask_to_switch_off(self, running))
-        self.recovery = self.actions_.run(offer_recovery(self, choose, switch_off))
-        try:
-            self.autosaver = Autosaver(self.data_dir / "autosave", self.snapshot, on_failure=self.status.add_notice)
-            self.autosaver.start()
-            self.service.watch_plugins(self.autosaver.mark_plugin)
-        except OSError as exc:
-            self.status.add_notice(f"Autosave is off: Studio could not make its folder in {self.data_dir / 'autosave'} "
-                                   f"({os_reason(exc)}), so unsaved work is not kept if Studio stops.")
-        self.plugin_actions.say_state_notice()
+        self.lifecycle.start(recovery_choice, switch_off_choice)
 
     def event(self, event: QEvent) -> bool:
         if not self._painted and event.type() == QEvent.Type.Paint:
@@ -239,66 +217,8 @@ class MainWindow(QMainWindow):
         return super().event(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
-        # Quitting cancels every job (as Krita and InvokeAI ask, ask) and, unless kept, loses unsaved canvas work.
-        # The questions are asked from a task through modal(): a dialog's own loop run here, inside qasync's, left the
-        # window's tasks unable to wake. The close is refused meanwhile and made again once answered.
-        asking = self._close_answer is None and self.asks_before_closing and self._close_questions_needed()
-        if asking and loop_can_run_tasks():
-            event.ignore()
-            if self.closing is None or self.closing.done():
-                self.closing = self.actions_.run(self._ask_then_close())
-            return
-        # Entries kept while another program held the history's lock: added (waiting briefly) or, if not, said, while
-        # the window is still there to say it. A second close meanwhile closes at once (they stay journaled).
-        if (not asking and self.asks_before_closing and not self._kept_entries_tried and self.history.pending_count()
-                and loop_can_run_tasks()):
-            event.ignore()
-            self._kept_entries_tried = True
-            self.actions_.run(self._add_kept_entries_then_close())
-            return
-        keep = self._close_answer == KEEP_WORK or asking  # no loop left to ask from: kept, as after a crash
-        self._close_answer = None
-        self.persist_settings()
-        self.submission.drop_waiting()
-        self.service.cancel_all()
-        self.jobs.stop()
-        if self.autosaver is not None:
-            self.service.watch_plugins(None)
-            self.autosaver.close(keep=keep)  # else a clean exit leaves nothing to recover
-            self.autosaver = None
-        for timer in self.findChildren(QTimer):  # no query or refresh may start against stores about to close
-            timer.stop()
-        super().closeEvent(event)
-
-    def _jobs_left(self) -> tuple[int, int]:
-        running, waiting = (len(self.queue_panel.job_ids(state)) for state in ("running", "waiting"))
-        return running, waiting
-
-    def _close_questions_needed(self) -> bool:
-        return any(self._jobs_left()) or self.document.changed_since_save
-
-    async def _ask_then_close(self) -> None:
-        running, waiting = self._jobs_left()
-        if (running or waiting) and not await modal(lambda: self.confirm_quit(quit_question(running, waiting))):
-            return
-        answer = DISCARD_WORK
-        if self.document.changed_since_save:
-            answer = await modal(self.confirm_unsaved_work)
-            if answer == KEEP_WORK and (self.autosaver is None or (not await self.autosaver.save_now()
-                                                                    and self.autosaver.last_error is not None)):
-                answer = None
-                self.status.set_message("Your unsaved work could not be kept (autosave is not working), so Studio "
-                                        "stays open: save the picture and mask yourself first.", error=True)
-            if answer is None:
-                return
-        self._close_answer = answer
-        self.close()
-
-    async def _add_kept_entries_then_close(self) -> None:
-        said = await add_kept_entries(self.history, self.status.set_message)
-        if said is not None:
-            await modal(lambda: self.tell_entries_not_added(said))
-        self.close()
+        if self.lifecycle.close_now(event):
+            super().closeEvent(event)
 
     def tell_entries_not_added(self, sentence: str) -> None:
         """Say what became of the history entries not added before closing; tests set their own to read it."""

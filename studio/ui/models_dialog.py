@@ -17,7 +17,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialogButtonBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QMenu,
@@ -32,6 +31,7 @@ from PySide6.QtWidgets import (
 from studio.core.errors import StudioError
 from studio.core.model_library import LibraryItem, format_size, scan_library, with_hashes
 from studio.core.settings import Settings
+from studio.ui.linked_folders import LinkedFolders
 from studio.ui.model_transfers import ModelTransfers
 from studio.ui.task_dialog import brush
 from studio.ui.theme import icon
@@ -46,7 +46,7 @@ COLUMNS = ("Name", "Kind", "Size", "Hash", "Source")
 UNFINISHED = "Unfinished download"  # the Kind column of a download that stopped half-way
 
 
-class ModelsDialog(ModelTransfers):
+class ModelsDialog(ModelTransfers, LinkedFolders):
     def __init__(self, settings: Settings, cache_dir: Path, on_change: Callable[[list[LibraryItem]], None],
                  parent: QWidget | None = None, on_change_after_close: Callable[[], None] | None = None) -> None:
         super().__init__(parent)
@@ -239,39 +239,6 @@ class ModelsDialog(ModelTransfers):
 
     # -- actions ---------------------------------------------------------------------------------
 
-    def _choose_link(self) -> None:
-        name = QFileDialog.getExistingDirectory(self, "Link Another Tool's Models Folder")
-        if name:
-            self.start(self.link(Path(name)))
-
-    def _fill_link_menu(self) -> None:
-        self.link_menu.clear()
-        self.link_menu.addAction("Link a Folder…", self._choose_link)
-        if self.settings.extra_model_paths:
-            self.link_menu.addSeparator()
-        for path in self.settings.extra_model_paths:
-            self.link_menu.addAction(f"Unlink {path}", lambda p=path: self.start(self.unlink(p)))
-
-    async def link(self, path: Path) -> None:
-        from studio.services.model_links import link_paths
-
-        try:
-            linking = link_paths(path, self.settings.extra_model_paths, self.settings.models_dir)
-        except StudioError as exc:
-            self._report(str(exc), error=True)
-            return
-        if not linking.added:
-            self._report(" ".join([f"{path} is already linked; nothing was changed.", *linking.notes]))
-            return
-        self.settings.extra_model_paths = linking.links
-        await self._changed()
-        self._report(" ".join([*_linked_sentences(path, linking.added, self.items), *linking.notes]))
-
-    async def unlink(self, path: Path) -> None:
-        self.settings.extra_model_paths = [p for p in self.settings.extra_model_paths if p != path]
-        await self._changed()
-        self._report(f"Unlinked {path}; its files are untouched.")
-
     def _remove_selected(self) -> None:
         unfinished = self._selected_unfinished()
         self.start(self.remove(self._selected()) if unfinished is None else self.delete_unfinished(unfinished))
@@ -320,21 +287,6 @@ class ModelsDialog(ModelTransfers):
     async def _changed(self) -> None:
         self.change_unseen = True
         await self.reload(notify=True)
-
-
-def _linked_sentences(path: Path, added: list[Path], items: list[LibraryItem]) -> list[str]:
-    """What linking the folder path found, one sentence for each folder linked, as ``studio models link`` says it:
-    the folder itself, and the folders named in the ComfyUI extra_model_paths.yaml it holds."""
-    from studio.core.paths import real_path
-    from studio.services.model_imports import found_there
-
-    def found(where: Path) -> str:
-        return found_there([i for i in items if i.path.is_relative_to(where)])
-
-    where = real_path(path)
-    said = [f"Linked {path}, used in place: {found(where)}." if where in added else f"{path} was linked already."]
-    return said + [f"Linked {folder} (named in its extra_model_paths.yaml): {found(folder)}."
-                   for folder in added if folder != where]
 
 
 def _scan(models_dir: Path, linked: list[Path]) -> tuple[list[LibraryItem], list[UnfinishedDownload]]:

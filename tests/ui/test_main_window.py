@@ -535,7 +535,7 @@ def test_closing_with_unsaved_work_may_discard_it(qtbot, window):  # noqa: ANN00
 def test_closing_with_no_loop_left_to_ask_from_keeps_the_work(qtbot, window, monkeypatch):  # noqa: ANN001
     """A script that closes the window after its loop ended (tests/benchmarks/real_window.py) crashed in closeEvent
     ("Event loop is closed"): nothing can ask then, so the work is kept for the next start, as after a crash."""
-    import studio.ui.main_window as main_window
+    import studio.ui.window_lifecycle as window_lifecycle
     from studio.services.autosave import find_recoverable, kept_at_close
 
     window.asks_before_closing = True
@@ -544,7 +544,7 @@ def test_closing_with_no_loop_left_to_ask_from_keeps_the_work(qtbot, window, mon
     saved = window.actions_.run(window.autosaver.save_now())
     qtbot.waitUntil(saved.done, timeout=10_000)
     root = window.autosaver.root
-    monkeypatch.setattr(main_window, "loop_can_run_tasks", lambda: False)
+    monkeypatch.setattr(window_lifecycle, "loop_can_run_tasks", lambda: False)
     assert window.close() is True
     (found,) = find_recoverable(root)
     assert kept_at_close(found) and found.mask[10, 10] == 255
