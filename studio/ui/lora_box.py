@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -155,7 +155,8 @@ class LoraBox(QWidget):
         row = QWidget()
         line = QHBoxLayout(row)
         line.setContentsMargins(0, 0, 0, 0)
-        label = ElidedLabel(short_name(name))
+        # Cut in the middle: a marked row's note at its end ("(not found)") stays in sight.
+        label = ElidedLabel(short_name(name), Qt.TextElideMode.ElideMiddle)
         label.setObjectName("loraName")
         label.setToolTip(name)
         self._row_labels[name] = label

@@ -203,8 +203,12 @@ def test_a_long_lora_or_vae_name_is_cut_short_instead_of_widening_the_panel(qtbo
     box.resize(narrow, box.sizeHint().height())
     box.show()
     label = _row_label(box, str(lora.path))
-    qtbot.waitUntil(lambda: label.shown_text().endswith("…"))
+    qtbot.waitUntil(lambda: "…" in label.shown_text())
     assert label.fontMetrics().horizontalAdvance(label.shown_text()) <= label.contentsRect().width()
     assert (label.text(), label.toolTip()) == (long_name, str(lora.path))  # the whole name stays in reach
+    lora.path.unlink()
+    box.set_library([vae])  # the LoRA is gone: its row is marked, and the mark stays in sight
+    box.resize(360, box.height())  # the Generate panel's usual width
+    qtbot.waitUntil(lambda: label.shown_text().endswith("found)") and "…" in label.shown_text())
     box.remove(str(lora.path))
     assert box.minimumSizeHint().width() <= narrow + 10
