@@ -26,7 +26,7 @@ MAX_FINISHED_ROWS = 20
 MAX_FAILED_ROWS = 20
 JOB_ID_ROLE = Qt.ItemDataRole.UserRole
 STATE_ROLE = Qt.ItemDataRole.UserRole + 1
-ROWS_IN_SIGHT = 3  # the list is never shorter than this many two-line rows (at 1280×720 it showed one and a half)
+ROWS_IN_SIGHT = 2  # the list is never shorter than this many two-line rows (at 1280×720 it showed one and a half)
 ROW_CHROME = 16  # a row's padding (6 px), border (1 px) and text margin (1 px), above and below its two lines
 # Each state's icon, the icon's colour (None: the icons' own light grey) and the row's text colour: a failure is
 # red, louder than a finished job's amber warning; a cancelled job is neutral grey, as done as a finished one.
