@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QShowEvent
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QListWidget,
@@ -26,8 +26,6 @@ MAX_FINISHED_ROWS = 20
 MAX_FAILED_ROWS = 20
 JOB_ID_ROLE = Qt.ItemDataRole.UserRole
 STATE_ROLE = Qt.ItemDataRole.UserRole + 1
-ROWS_IN_SIGHT = 2  # the list is never shorter than this many two-line rows (at 1280×720 it showed one and a half)
-ROW_CHROME = 16  # a row's padding (6 px), border (1 px) and text margin (1 px), above and below its two lines
 # Each state's icon, the icon's colour (None: the icons' own light grey) and the row's text colour: a failure is
 # red, louder than a finished job's amber warning; a cancelled job is neutral grey, as done as a finished one.
 STATE_LOOKS: dict[str, tuple[str, str | None, str]] = {
@@ -75,7 +73,6 @@ class QueuePanel(QWidget):
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
-        self._keep_rows_in_sight()
         layout.addWidget(self.list, 1)
         buttons = QHBoxLayout()
         self.remove_button = QPushButton(icon("remove"), "Remove")
@@ -162,14 +159,6 @@ class QueuePanel(QWidget):
         else:
             status = "Cancelled · picture kept" if kept else "Cancelled"
         self._set_state(job_id, "cancelled", status)
-
-    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802
-        super().showEvent(event)
-        self._keep_rows_in_sight()  # styled by now: the style sheet's frame and padding are known
-
-    def _keep_rows_in_sight(self) -> None:
-        rows = ROWS_IN_SIGHT * (2 * self.list.fontMetrics().lineSpacing() + ROW_CHROME)
-        self.list.setMinimumHeight(rows + 2 * self.list.frameWidth())
 
     def state(self, job_id: int) -> str | None:
         item = self._items.get(job_id)

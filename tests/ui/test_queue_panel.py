@@ -119,12 +119,3 @@ def test_a_failed_row_is_marked_red_a_warning_amber_and_a_cancelled_one_neutral(
     assert _row(panel, 1).foreground().color().lightness() > _row(panel, 3).foreground().color().lightness()
     assert _row(panel, 3).foreground().color() == _row(panel, 4).foreground().color()
 
-
-def test_the_list_keeps_two_rows_in_sight(qtbot):  # noqa: ANN001
-    """At 1280×720 the Queue panel showed one and a half rows: its list had no minimum height."""
-    panel = _panel(qtbot)
-    _queue(panel, range(1, 3))
-    for job_id in range(1, 3):
-        panel.set_finished(job_id, "Done in 1.0 s")
-    rows = sum(panel.list.visualItemRect(_row(panel, job_id)).height() for job_id in range(1, 3))
-    assert panel.list.minimumHeight() >= rows + 2 * panel.list.frameWidth()
