@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.inpaint import MAX_EXTEND
 from studio.core.requests import MAX_SIZE, MIN_SIZE
+from studio.ui.dialog_room import keep_wrapped_text_whole
 
 
 def _spin(maximum: int, value: int, step: int = 8, suffix: str = " px") -> QSpinBox:
@@ -54,6 +55,7 @@ class ExtendCanvasDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
         self._update_summary()
+        keep_wrapped_text_whole(self, self.summary)
 
     def amounts(self) -> tuple[int, int, int, int]:
         return self.left.value(), self.top.value(), self.right.value(), self.bottom.value()
@@ -101,6 +103,7 @@ class ScaleImageDialog(QDialog):
         self.width_spin.valueChanged.connect(self._width_changed)
         self.height_spin.valueChanged.connect(self._height_changed)
         self._show_limit(False, raised=min(size) < MIN_SCALE_SIDE)  # a picture thinner than that: lifted already
+        keep_wrapped_text_whole(self, self.limit_note)
 
     def new_size(self) -> tuple[int, int]:
         return self.width_spin.value(), self.height_spin.value()

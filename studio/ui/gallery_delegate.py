@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from studio.services.history_entry import HistoryEntry
 from studio.ui.gallery_model import ENTRY_ROLE, THUMB_ROLE
-from studio.ui.theme import ACCENT, BASE, TEXT_DIM, icon
+from studio.ui.theme import ACCENT, BASE, DANGER, TEXT_DIM, icon
 
 CELL = 132
 STAR = "#f5c542"
@@ -38,7 +38,9 @@ class GalleryDelegate(QStyledItemDelegate):
         elif entry is not None and entry.outcome == "ok":
             icon("image", TEXT_DIM).paint(painter, QRect(rect.center().x() - 14, rect.center().y() - 14, 28, 28))
         elif entry is not None:  # a failed or cancelled job: what it was, and that it did not finish
-            icon("alert", TEXT_DIM).paint(painter, QRect(rect.center().x() - 12, rect.top() + 14, 24, 24))
+            # A failure is marked in red; a cancelled job, stopped on purpose, in a neutral grey of its own sign.
+            mark = icon("alert", DANGER) if entry.outcome == "failed" else icon("cancel-all", TEXT_DIM)
+            mark.paint(painter, QRect(rect.center().x() - 12, rect.top() + 14, 24, 24))
             painter.setPen(QColor(TEXT_DIM))
             painter.setClipRect(rect.adjusted(6, 0, -6, -6))
             text = f"{entry.outcome.capitalize()}\n{entry.prompt[:80]}"

@@ -81,6 +81,7 @@ class SizeBox(QWidget):
         # a small window took from the canvas.
         self.presets = tool_button("chevron-down", "Common sizes")
         self.presets.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.presets.setProperty("menuIcon", True)  # its icon is the chevron: no second one (style.qss)
         self.presets.setMenu(QMenu(self.presets))
         for label, w, h in SIZE_PRESETS:
             self.presets.menu().addAction(label, lambda w=w, h=h: self.set_size(w, h))

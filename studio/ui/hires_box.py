@@ -60,6 +60,9 @@ class HiresBox(QWidget):
         self.size_label = QLabel()
         self.size_label.setObjectName("hintLabel")
         self.upscaler_combo = QComboBox()
+        # an upscaler model's long file name is cut short in the box, not given room by widening the panel
+        self.upscaler_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.upscaler_combo.setMinimumContentsLength(12)
         self.upscaler_combo.setToolTip("How the picture is enlarged before it is redrawn: Lanczos resampling, its "
                                        "latents (AUTOMATIC1111's Latent upscalers), or an upscaler model from the "
                                        "model library (sharper; needs spandrel)")

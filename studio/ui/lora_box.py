@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -25,6 +25,7 @@ from studio.core.model_library import LibraryItem
 from studio.core.outside_library import family_label, listed_name, short_name
 from studio.core.prompt_loras import applied_loras, describe, lora_choice, read_tags, tag_name
 from studio.core.requests import MAX_LORA_WEIGHT, MAX_LORAS, LoraChoice
+from studio.ui.elided_label import ElidedLabel
 from studio.ui.lora_checks import LoraLibrary
 from studio.ui.outside_entries import OutsideEntries
 from studio.ui.tasks import Tasks
@@ -79,6 +80,9 @@ class LoraBox(QWidget):
         vae_label = QLabel("VAE")
         vae_label.setObjectName("fieldLabel")
         self.vae_combo = QComboBox()
+        # a long VAE file name is cut short in the box, not given room by widening the panel
+        self.vae_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.vae_combo.setMinimumContentsLength(12)
         self.vae_combo.setToolTip("Decode with another VAE (from the model library), e.g. a fixed SDXL VAE")
         self.vae_combo.addItem(MODEL_VAE, "")
         self.vae_combo.currentIndexChanged.connect(lambda *_: self.changed.emit())
@@ -151,7 +155,8 @@ class LoraBox(QWidget):
         row = QWidget()
         line = QHBoxLayout(row)
         line.setContentsMargins(0, 0, 0, 0)
-        label = QLabel(short_name(name))
+        # Cut in the middle: a marked row's note at its end ("(not found)") stays in sight.
+        label = ElidedLabel(short_name(name), Qt.TextElideMode.ElideMiddle)
         label.setObjectName("loraName")
         label.setToolTip(name)
         self._row_labels[name] = label

@@ -52,6 +52,7 @@ from studio.ui.window_lifecycle import WindowLifecycle
 from studio.ui.window_menus import build_menus_and_toolbars, explain_title_bar_buttons
 
 SNAPSHOT_TRIES = 3  # copies of the mask made in a worker before one is made here (the person painted meanwhile)
+QUEUE_SHARE = 340  # the Queue panel's first height beside the Gallery's 520: about three rows at 1280×720
 
 
 class MainWindow(QMainWindow):
@@ -93,12 +94,13 @@ class MainWindow(QMainWindow):
         self.gallery = GalleryPanel(self.history, self.cache_dir / "thumbnails")
         self.history_panel = HistoryPanel()
         self._add_dock("Generate", self.prompt_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._add_dock("Queue", self.queue_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        queue_dock = self._add_dock("Queue", self.queue_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         gallery_dock = self._add_dock("Gallery", self.gallery, Qt.DockWidgetArea.RightDockWidgetArea)
         history_dock = self._add_dock("Undo History", self.history_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(gallery_dock, history_dock)
         gallery_dock.raise_()
-        self.resizeDocks([gallery_dock], [520], Qt.Orientation.Vertical)
+        # A third of the column for the queue (three rows at 1280×720), the rest for the gallery.
+        self.resizeDocks([queue_dock, gallery_dock], [QUEUE_SHARE, 520], Qt.Orientation.Vertical)
         self.status = StudioStatusBar()
         self.setStatusBar(self.status)
         self.jobs = JobEvents(self)

@@ -29,6 +29,7 @@ from studio.core.events import TERMINAL_EVENTS, EngineStatus
 from studio.core.held_memory import CACHED, HeldModel, HeldModelsChanged, MemoryFreed, total_size
 from studio.core.units import format_size
 from studio.services.jobs import JobService
+from studio.ui.dialog_room import keep_rows_in_sight, keep_wrapped_text_whole
 from studio.ui.task_dialog import TaskDialog
 from studio.ui.theme import icon
 
@@ -79,6 +80,8 @@ class MemoryDialog(TaskDialog):
         self.start(self._follow_engine())
         self.finished.connect(self._stop)
         self.refresh()
+        keep_rows_in_sight(self.table)
+        keep_wrapped_text_whole(self, intro, self.message, chars=60)
 
     def _buttons(self) -> QHBoxLayout:
         row = QHBoxLayout()

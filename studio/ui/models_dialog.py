@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from studio.core.errors import StudioError
 from studio.core.model_library import LibraryItem, format_size, scan_library, with_hashes
 from studio.core.settings import Settings
+from studio.ui.dialog_room import breakable_path, keep_rows_in_sight, keep_wrapped_text_whole
 from studio.ui.linked_folders import LinkedFolders
 from studio.ui.model_transfers import ModelTransfers
 from studio.ui.task_dialog import brush
@@ -68,8 +69,9 @@ class ModelsDialog(ModelTransfers, LinkedFolders):
         self.resize(980, 560)
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
-        intro = QLabel(f"Models in {html.escape(str(settings.models_dir))} and in linked folders, identified by "
-                       "their contents. Studio only loads safetensors files, which cannot run code when loaded.")
+        models = html.escape(breakable_path(settings.models_dir))
+        intro = QLabel(f"Models in {models} and in linked folders, identified by their contents. Studio only loads "
+                       "safetensors files, which cannot run code when loaded.")
         intro.setToolTip("Pickle checkpoints (.ckpt, .pt) can run code when loaded the usual way, so Studio never "
                          "unpickles them: importing one converts it to safetensors, reading only its tensors.")
         intro.setWordWrap(True)
@@ -107,6 +109,8 @@ class ModelsDialog(ModelTransfers, LinkedFolders):
         layout.addLayout(self._buttons())
         self.action_buttons = [self.import_button, self.link_button, self.download_button, self.resume_button,
                                self.remove_button]
+        keep_rows_in_sight(self.tree)
+        keep_wrapped_text_whole(self, intro, self.details, self.message, chars=60)
         self.start(self.reload())
 
     def _buttons(self) -> QHBoxLayout:

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import StudioError, os_reason
 from studio.plugin_host.host import DISABLED, ENABLED, PluginHost, PluginRecord
+from studio.ui.dialog_room import breakable_path, keep_rows_in_sight, keep_wrapped_text_whole
 from studio.ui.modal import modal
 from studio.ui.task_dialog import TaskDialog, brush
 from studio.ui.theme import icon
@@ -106,6 +107,8 @@ class PluginsDialog(TaskDialog):
         self.action_buttons = [self.toggle_button, self.uninstall_button, self.install_button, self.index_button,
                                self.update_button]
         self.reload()
+        keep_rows_in_sight(self.tree)
+        keep_wrapped_text_whole(self, intro, self.message, chars=60)
         if host.state_notice:  # a damaged list of enabled plugins, set aside
             self._report(host.state_notice, error=True)
 
@@ -138,8 +141,9 @@ class PluginsDialog(TaskDialog):
         self.toggle_button.setEnabled(record is not None and record.found.manifest is not None)
         self.uninstall_button.setEnabled(record is not None)
         if record is None:
+            folder = html.escape(breakable_path(self.host.plugins_dir))
             self.details.setText(f"No plugins are installed yet. Use <b>Install from File…</b> or <b>Install from "
-                                 f"Index…</b>.<br><br>Plugins go to {html.escape(str(self.host.plugins_dir))}.")
+                                 f"Index…</b>.<br><br>Plugins go to {folder}.")
             self.toggle_button.setText("Enable")
             return
         self.toggle_button.setText("Disable" if record.id in self.host.enabled_ids() else "Enable")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QListWidget,
@@ -17,7 +18,7 @@ from PySide6.QtWidgets import (
 from studio.core.requests import GenerationRequest, PostProcessRequest
 from studio.plugin_host.registry import GENERATOR, POSTPROCESSOR
 from studio.ui.actions import widget_keys
-from studio.ui.theme import WARNING, icon, plain_tooltip
+from studio.ui.theme import DANGER, TEXT, TEXT_DIM, WARNING, icon, plain_tooltip
 
 # Rows of ended jobs kept, oldest cleared first (their pictures and parameters stay in the Gallery): the done and
 # cancelled ones, and apart from them the failed ones, whose row holds the only word of what went wrong.
@@ -25,6 +26,15 @@ MAX_FINISHED_ROWS = 20
 MAX_FAILED_ROWS = 20
 JOB_ID_ROLE = Qt.ItemDataRole.UserRole
 STATE_ROLE = Qt.ItemDataRole.UserRole + 1
+# Each state's icon, the icon's colour (None: the icons' own light grey) and the row's text colour: a failure is
+# red, louder than a finished job's amber warning; a cancelled job is neutral grey, as done as a finished one.
+STATE_LOOKS: dict[str, tuple[str, str | None, str]] = {
+    "waiting": ("clock", None, TEXT),
+    "running": ("generate", None, TEXT),
+    "finished": ("check", None, TEXT_DIM),
+    "failed": ("alert", DANGER, TEXT),
+    "cancelled": ("cancel-all", TEXT_DIM, TEXT_DIM),
+}
 
 
 def _summary(request: GenerationRequest | PostProcessRequest, title: Callable[[str, str], str]) -> str:
@@ -171,10 +181,9 @@ class QueuePanel(QWidget):
             return
         item.setData(STATE_ROLE, state)
         item.setText(f"{status} · #{job_id}  {self._summaries[job_id]}")
-        item.setIcon(icon({"waiting": "clock", "running": "generate", "finished": "check",
-                           "failed": "alert", "cancelled": "cancel-all"}[state]))
-        dim = state in ("finished", "cancelled")
-        item.setForeground(Qt.GlobalColor.gray if dim else Qt.GlobalColor.white)
+        icon_name, icon_colour, text_colour = STATE_LOOKS[state]
+        item.setIcon(icon(icon_name, icon_colour))
+        item.setForeground(QColor(text_colour))
         if state in ("finished", "failed", "cancelled"):
             self._trim_finished()
         self._update_buttons()

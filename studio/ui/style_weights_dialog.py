@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import StudioError
 from studio.core.style_weights import WEIGHTS, WeightsFile, style_weights_dir
+from studio.ui.dialog_room import breakable_path, keep_rows_in_sight, keep_wrapped_text_whole
 from studio.ui.modal import modal
 from studio.ui.tasks import Tasks
 from studio.ui.theme import icon
@@ -40,9 +41,9 @@ class StyleWeightsDialog(QDialog):
         self.setWindowTitle("Style Weights")
         self.resize(860, 280)
         layout = QVBoxLayout(self)
-        intro = QLabel(f"Neural and fast style transfer need these weight files in {self.folder}. Import each from "
-                       "the file you downloaded: a .safetensors file is checked and copied; a PyTorch checkpoint "
-                       "(.pth) is converted to safetensors first, reading tensors only.")
+        intro = QLabel(f"Neural and fast style transfer need these weight files in {breakable_path(self.folder)}. "
+                       "Import each from the file you downloaded: a .safetensors file is checked and copied; a "
+                       "PyTorch checkpoint (.pth) is converted to safetensors first, reading tensors only.")
         intro.setWordWrap(True)
         intro.setObjectName("hintLabel")
         intro.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -61,6 +62,8 @@ class StyleWeightsDialog(QDialog):
         close.rejected.connect(self.reject)
         layout.addWidget(close)
         self.reload()
+        keep_rows_in_sight(self.table)
+        keep_wrapped_text_whole(self, intro, self.message, chars=60)
 
     def reload(self) -> None:
         for row, weights in enumerate(WEIGHTS):

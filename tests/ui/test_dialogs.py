@@ -123,3 +123,26 @@ def test_a_side_lifted_to_the_minimum_is_said_in_the_note(qtbot):  # noqa: ANN00
     assert "proportions are not kept" in dialog.limit_note.text()
     dialog.width_spin.setValue(40000 // 3)  # 13333 × 10: within both limits again
     assert "At least" not in dialog.limit_note.text()
+
+
+def _overlap(first, second) -> bool:  # noqa: ANN001
+    return first.geometry().intersects(second.geometry())
+
+
+def test_at_its_minimum_size_the_scale_dialogs_rows_and_note_do_not_overlap(qtbot):  # noqa: ANN001
+    """The wrapped note's lines were left out of the minimum height: at 221×159 Width and Height overlapped and
+    Keep proportions covered Height."""
+    dialog = ScaleImageDialog((64, 64))
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    for side in (64, MAX_SCALE_SIDE * 2):  # the note grows a sentence when a side is brought down
+        dialog.width_spin.setValue(side)
+        dialog.resize(dialog.minimumSize())
+        qtbot.waitUntil(lambda: dialog.size() == dialog.minimumSize())
+        dialog.layout().activate()
+        note = dialog.limit_note
+        assert not _overlap(dialog.width_spin, dialog.height_spin)
+        assert not _overlap(dialog.keep_aspect, dialog.height_spin)
+        assert note.height() >= note.heightForWidth(note.width())  # every wrapped line is shown
+        assert note.geometry().top() >= dialog.keep_aspect.geometry().bottom()

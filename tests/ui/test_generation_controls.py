@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QGuiApplication
 
 from studio.core.requests import MAX_SEED
@@ -129,3 +129,42 @@ def test_typing_seed_colon_and_a_number_says_no_refusal_on_the_way(qtbot, window
     assert panel.seed_edit.text() == "S"
     assert refusals and refusals[-1].startswith("\u201cSx\u201d is not a seed")
     assert panel.sampling.seed_error.isVisible()
+
+
+def _drawn_box(button) -> QRect:  # noqa: ANN001
+    """Where the button draws anything (its icon, text, chevrons) over its background, in its own pixels."""
+    image = button.grab().toImage()
+    background = image.pixelColor(1, 1)
+    box = QRect()
+    for y in range(image.height()):
+        for x in range(image.width()):
+            colour = image.pixelColor(x, y)
+            if abs(colour.lightness() - background.lightness()) > 40:
+                box = box.united(QRect(x, y, 1, 1))
+    return box
+
+
+def test_menu_buttons_show_one_chevron_centred_at_their_right(qtbot, qt_loop):  # noqa: ANN001
+    """The size presets button drew its chevron icon and a second, small chevron under it; Add LoRA, Styles and
+    Presets hung their chevron below the text at the bottom right."""
+    from studio.ui.generation_controls import SizeBox
+    from studio.ui.lora_box import LoraBox
+    from studio.ui.styles_menu import PresetsButton, StylesButton
+
+    size_box, lora_box = SizeBox(), LoraBox()
+    for widget in (size_box, lora_box):
+        qtbot.addWidget(widget)
+        widget.show()
+    qtbot.waitExposed(lora_box)
+    presets = size_box.presets
+    drawn = _drawn_box(presets)  # the icon alone: centred both ways
+    assert abs(drawn.center().x() - presets.rect().center().x()) <= 2, drawn
+    assert abs(drawn.center().y() - presets.rect().center().y()) <= 2, drawn
+    for button in (lora_box.add_button, StylesButton(), PresetsButton()):
+        qtbot.addWidget(button)
+        button.show()
+        qtbot.waitExposed(button)
+        chevron = _drawn_box(button).intersected(QRect(button.width() - 16, 0, 16, button.height()))
+        assert not chevron.isEmpty(), button.text()
+        assert chevron.right() < button.width() - 1  # inside the button
+        assert abs(chevron.center().y() - button.rect().center().y()) <= 2, (button.text(), chevron)

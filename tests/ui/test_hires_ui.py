@@ -129,3 +129,27 @@ def test_an_upscaler_missing_for_now_stays_chosen_and_the_tip_comes_back(qtbot, 
     assert panel.hires_box.enabled_check.toolTip() == ONLY_NEW
     panel.use_canvas_check.setChecked(False)
     assert panel.hires_box.enabled_check.toolTip() == ENABLE_TIP
+
+
+def test_a_switched_off_hires_fix_shows_its_spin_boxes_without_an_empty_arrow_column(qtbot, qt_loop):  # noqa: ANN001
+    """Disabled spin boxes kept their step buttons' column and divider with no arrows in it: it looked broken."""
+    from PySide6.QtWidgets import QStyle, QStyleOptionSpinBox
+
+    from studio.ui.hires_box import HiresBox
+
+    box = HiresBox()
+    qtbot.addWidget(box)
+    box.show()
+    qtbot.waitExposed(box)
+
+    def arrow_column(spin) -> int:  # noqa: ANN001
+        option = QStyleOptionSpinBox()
+        spin.initStyleOption(option)
+        return spin.style().subControlRect(QStyle.ComplexControl.CC_SpinBox, option,
+                                           QStyle.SubControl.SC_SpinBoxUp, spin).width()
+
+    box.enabled_check.setChecked(False)
+    assert not box.steps_spin.isEnabled()
+    assert arrow_column(box.scale_spin) == 0 and arrow_column(box.steps_spin) == 0
+    box.enabled_check.setChecked(True)
+    assert arrow_column(box.scale_spin) > 0 and arrow_column(box.steps_spin) > 0

@@ -187,3 +187,28 @@ def test_a_scan_that_takes_the_picked_model_away_marks_the_loras_and_lists_the_g
     assert marked == [str(ink.path)] and listed == ["sd1"]  # once each, for the new model and the new library
     assert _row_label(box, str(ink.path)).text() == "ink" and box.with_prompt_tags("")
     assert guide.model_combo.model().item(guide.model_combo.findData("canny")).isEnabled()
+
+
+def test_a_long_lora_or_vae_name_is_cut_short_instead_of_widening_the_panel(qtbot, tmp_path):  # noqa: ANN001
+    long_name = "x" * 60
+    lora = _lora(tmp_path / "loras" / f"{long_name}.safetensors")
+    vae = LibraryItem("v" * 60, tmp_path / f"{'v' * 60}.safetensors", "vae", "sd1", "VAE (SD 1.x)", 7, "models folder")
+    box = LoraBox()
+    qtbot.addWidget(box)
+    box.set_library([lora, vae])
+    narrow = box.minimumSizeHint().width()
+    box.add(str(lora.path), 1.0)
+    box.set_values([(str(lora.path), 1.0)], str(vae.path))
+    assert box.minimumSizeHint().width() <= narrow + 10  # the panel keeps its width: nothing demands more room
+    box.resize(narrow, box.sizeHint().height())
+    box.show()
+    label = _row_label(box, str(lora.path))
+    qtbot.waitUntil(lambda: "…" in label.shown_text())
+    assert label.fontMetrics().horizontalAdvance(label.shown_text()) <= label.contentsRect().width()
+    assert (label.text(), label.toolTip()) == (long_name, str(lora.path))  # the whole name stays in reach
+    lora.path.unlink()
+    box.set_library([vae])  # the LoRA is gone: its row is marked, and the mark stays in sight
+    box.resize(360, box.height())  # the Generate panel's usual width
+    qtbot.waitUntil(lambda: label.shown_text().endswith("found)") and "…" in label.shown_text())
+    box.remove(str(lora.path))
+    assert box.minimumSizeHint().width() <= narrow + 10

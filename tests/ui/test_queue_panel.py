@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtGui import QColor, QWheelEvent
 from PySide6.QtWidgets import QAbstractSlider, QApplication, QListWidgetItem
 
 from studio.core.requests import GenerationRequest
@@ -92,3 +92,30 @@ def test_only_the_last_finished_and_failed_rows_are_kept(qtbot):  # noqa: ANN001
     assert panel.job_ids("failed") == list(range(21, 61, 2))
     assert panel.list.count() == 40
     assert "Job 59 ran out of memory." in _row(panel, 59).toolTip()  # a failure's message stays with its row
+
+
+def _icon_colour(item: QListWidgetItem) -> QColor:
+    """The average colour of the row icon's strokes."""
+    image = item.icon().pixmap(24, 24).toImage()
+    strokes = [image.pixelColor(x, y) for x in range(image.width()) for y in range(image.height())
+               if image.pixelColor(x, y).alpha() > 200]
+    return QColor(*(sum(getattr(c, part)() for c in strokes) // len(strokes) for part in ("red", "green", "blue")))
+
+
+def test_a_failed_row_is_marked_red_a_warning_amber_and_a_cancelled_one_neutral(qtbot):  # noqa: ANN001
+    """Failed and cancelled rows looked alike (both light grey signs), and a failure milder than a warning."""
+    panel = _panel(qtbot)
+    _queue(panel, range(1, 5))
+    panel.set_failed(1, "The model could not be loaded.")
+    panel.set_finished(2, "Done", warning="The VAE was missing; the model's own was used.")
+    panel.set_cancelled(3)
+    panel.set_finished(4, "Done")
+    failed, warned, cancelled = (_icon_colour(_row(panel, job_id)) for job_id in (1, 2, 3))
+    assert failed.red() > failed.green() + 60 and failed.red() > failed.blue() + 60  # red
+    assert warned.red() > warned.blue() + 60 and warned.green() > warned.blue() + 40  # amber
+    assert max(cancelled.red(), cancelled.green(), cancelled.blue()) - min(
+        cancelled.red(), cancelled.green(), cancelled.blue()) < 30  # grey
+    # A failure's text stays as bright as a waiting job's; a cancelled job's is dimmed like a finished one's.
+    assert _row(panel, 1).foreground().color().lightness() > _row(panel, 3).foreground().color().lightness()
+    assert _row(panel, 3).foreground().color() == _row(panel, 4).foreground().color()
+

@@ -172,3 +172,12 @@ def test_a_floated_panel_opens_big_enough_to_use(qtbot, window):  # noqa: ANN001
     assert gallery.width() >= 300
     history.setFloating(False)
     qtbot.waitUntil(lambda: not history.isFloating(), timeout=2000)
+
+
+def test_at_1280_by_720_the_queue_shows_three_rows_at_first_start(qtbot, window):  # noqa: ANN001
+    """The Gallery took all but one and a half rows of the Queue at 1280×720."""
+    window.resize(1280, 720)
+    queue = window.queue_panel.list
+    three_rows = 3 * (2 * queue.fontMetrics().lineSpacing() + 16)  # two lines and a row's padding and border
+    qtbot.waitUntil(lambda: queue.viewport().height() >= three_rows)
+    assert window.minimumSizeHint().height() <= 600  # and a 1024×600 screen still takes the window
