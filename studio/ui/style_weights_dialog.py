@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import StudioError
 from studio.core.style_weights import WEIGHTS, WeightsFile, style_weights_dir
-from studio.ui.dialog_room import breakable_path, keep_rows_in_sight, keep_wrapped_text_whole
+from studio.ui.dialog_room import keep_rows_in_sight, keep_wrapped_text_whole
 from studio.ui.modal import modal
 from studio.ui.tasks import Tasks
 from studio.ui.theme import icon
@@ -41,13 +41,13 @@ class StyleWeightsDialog(QDialog):
         self.setWindowTitle("Style Weights")
         self.resize(860, 280)
         layout = QVBoxLayout(self)
-        intro = QLabel(f"Neural and fast style transfer need these weight files in {breakable_path(self.folder)}. "
+        intro = QLabel(f"Neural and fast style transfer need these weight files in {self.folder}. "
                        "Import each from the file you downloaded: a .safetensors file is checked and copied; a "
                        "PyTorch checkpoint (.pth) is converted to safetensors first, reading tensors only.")
         intro.setWordWrap(True)
         intro.setObjectName("hintLabel")
-        intro.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(intro)
+        intro.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # its path is copied as it is:
+        layout.addWidget(intro)  # no breakable_path here, whose zero-width spaces a copy would carry
         self.table = QTableWidget(len(WEIGHTS), 5)
         self.table.setHorizontalHeaderLabels(["File", "Used by", "Made from", "Status", ""])
         self.table.verticalHeader().hide()

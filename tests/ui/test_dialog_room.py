@@ -76,3 +76,16 @@ def test_the_plugins_folder_is_shown_whole_at_the_plugins_dialogs_minimum_size(q
     _shrink(qtbot, dialog)
     assert "Plugins go to" in dialog.details.text()
     _check(dialog, dialog.tree)
+
+
+def test_a_path_a_person_may_select_and_copy_carries_no_break_marks(qtbot, window):  # noqa: ANN001
+    """breakable_path's zero-width spaces went with a copied selection: the Style Weights intro, selectable so its
+    folder can be copied, gave a path no terminal or file manager finds."""
+    from PySide6.QtCore import Qt
+
+    weights = StyleWeightsDialog(window.service.env, window)
+    qtbot.addWidget(weights)
+    selectable = [label for label in weights.findChildren(QLabel)
+                  if label.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse]
+    assert selectable and all("\u200b" not in label.text() for label in selectable)
+    assert any(str(weights.folder) in label.text() for label in selectable)
