@@ -18,10 +18,10 @@ from studio.core.errors import StudioError, first_line
 from studio.core.hires import HiresFix
 from studio.core.image_info import STUDIO_TOOL, ImageInfo, recipe_fields, refused_values
 from studio.core.image_inspection import inspect_image
-from studio.core.images import open_image
+from studio.core.images import open_image, read_recipe
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
-from studio.core.metadata import LoraRecord
+from studio.core.metadata import LoraRecord, Recipe
 from studio.core.model_match import bare_model_name, folder_joined_names, listed_model_hash, matching_model
 from studio.core.settings_sections import PostStepSetting
 from studio.core.style_weights import style_weights_dir
@@ -39,6 +39,7 @@ from studio.services.history_reuse import (
 )
 from studio.services.history_store import HistoryEntry
 from studio.ui.gallery_model import entry_name
+from studio.ui.model_picker import GENERATOR_PREFIX
 from studio.ui.modal import modal
 from studio.ui.style_preset_actions import StylePresetActions
 
@@ -215,11 +216,21 @@ class HistoryActions(StylePresetActions, QObject):
         fields.pop("model_hash", None)
         if dropped.gone:  # the model list, read before it went, still names it: Generate would refuse it
             model_path = None
+        recipe = dropped.recipe
+        refused = refused_values(info)
+        if recipe is not None and recipe.generator not in ("", "diffusers"):
+            # A plugin generator's picture names it as its model and records no steps or CFG scale (0): its
+            # generator with its options is what remakes it, as Load Parameters sets it.
+            model_name = None
+            for key in ("steps", "cfg_scale", "scheduler"):
+                fields.pop(key, None)
+                refused.pop(key, None)
+            fields |= {"generator": recipe.generator, "generator_params": recipe.params}
         notes = self.panel.fill(model_path=model_path, **fields)
         if dropped.gone:
             notes.insert(0, f"The model {dropped.gone} is gone, so the current one was kept; {dropped.model_path} no "
                             "longer exists.")
-        notes += [f"{why}; kept {_kept(self.panel, key)}." for key, why in refused_values(info).items()]
+        notes += [f"{why}; kept {_kept(self.panel, key)}." for key, why in refused.items()]
         notes += self._restore_guides(dropped.controls, dropped.missing)
         if model_name and dropped.model_path is None:
             notes.append(f"The model {model_name!r} it names is not in the model list.")
@@ -298,6 +309,7 @@ class DroppedPicture(NamedTuple):
     model_path: str | None  # the listed model of the name it names (None: none listed)
     gone: str | None  # that model's name when its file or folder is gone
     chain: RecordedChain | None  # the post-processing chain its Studio recipe records (None: it records none)
+    recipe: Recipe | None = None  # Studio's recipe (its generator, a plugin's options, img2img), None for others'
 
 
 def _read_dropped(path: Path, outputs: Path, listed: list[tuple[str, Any]], registry: Registry,
@@ -308,11 +320,22 @@ def _read_dropped(path: Path, outputs: Path, listed: list[tuple[str, Any]], regi
     a worker thread."""
     info = inspect_image(path)
     controls = resolved_controls(info.controls, outputs)
-    model_path = matching_model(info.model or "", info.model_hash or "", [(n, d) for n, d in listed if d],
-                                listed_model_hash(hash_cache))
+    recipe = _studio_recipe(path) if info.tool == STUDIO_TOOL else None
+    # Only models: a plugin generator's item ("generator:procedural") is no file, and its title is no model's name.
+    models = [(n, d) for n, d in listed if isinstance(d, str) and d and not d.startswith(GENERATOR_PREFIX)]
+    model_path = None if recipe is not None and recipe.generator not in ("", "diffusers") else \
+        matching_model(info.model or "", info.model_hash or "", models, listed_model_hash(hash_cache))
     chain = usable_chain(info.post, registry, style_dir) if info.tool == STUDIO_TOOL and info.post else None
     return DroppedPicture(info, controls, missing_pictures(controls), model_path,
-                          missing_model(model_path, info.model or ""), chain)
+                          missing_model(model_path, info.model or ""), chain, recipe)
+
+
+def _studio_recipe(path: Path) -> Recipe | None:
+    """The Studio recipe in a dropped picture, or None where it is damaged (inspect_image has said what it read)."""
+    try:
+        return read_recipe(path)
+    except StudioError:
+        return None
 
 
 def _kept(panel: PromptPanel, key: str) -> str:
