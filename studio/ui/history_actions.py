@@ -231,6 +231,11 @@ class HistoryActions(StylePresetActions, QObject):
             notes.insert(0, f"The model {dropped.gone} is gone, so the current one was kept; {dropped.model_path} no "
                             "longer exists.")
         notes += [f"{why}; kept {_kept(self.panel, key)}." for key, why in refused.items()]
+        if recipe is not None and recipe.strength is not None:  # img2img or inpaint: Generate would make a new one
+            inpaint = recipe.mask_blur is not None or recipe.inpaint_area is not None
+            notes.append(f"It was made from a picture{' and a mask' if inpaint else ''} (strength "
+                         f"{recipe.strength:g}), which a dropped file does not bring back; Load Parameters in the "
+                         f"Gallery restores {'them' if inpaint else 'it'}.")
         notes += self._restore_guides(dropped.controls, dropped.missing)
         if model_name and dropped.model_path is None:
             notes.append(f"The model {model_name!r} it names is not in the model list.")

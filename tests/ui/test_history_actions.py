@@ -287,3 +287,29 @@ def test_load_parameters_finds_a_lora_renamed_since_by_its_recorded_hash(qtbot, 
     qtbot.waitUntil(task.done, timeout=20_000)
     assert box.choices() == (LoraChoice(str(ink.resolve()), 0.4),)
     assert [box._library.row_problem(name) for name, _, _ in box._rows] == [None]
+
+
+@pytest.mark.parametrize(("made", "said"), [
+    ({"strength": 0.6}, " It was made from a picture (strength 0.6), which a dropped file does not bring back; "
+                        "Load Parameters in the Gallery restores it."),
+    ({"strength": 0.75, "mask_blur": 4.0, "inpaint_area": "Only masked"},
+     " It was made from a picture and a mask (strength 0.75), which a dropped file does not bring back; Load "
+     "Parameters in the Gallery restores them."),
+    ({}, "")])
+def test_a_dropped_img2img_or_inpaint_picture_says_its_source_is_not_brought_back(qtbot, window, tmp_path,  # noqa: ANN001
+                                                                                  made, said):
+    """It said only "Loaded the parameters", and Generate then made a picture from the prompt alone."""
+    from metadata_images import pillow_png
+
+    from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe
+
+    panel = window.prompt_panel
+    listed = panel.model_combo.currentText()
+    recipe = Recipe(prompt="a castle", negative_prompt="", steps=12, sampler="Euler", cfg_scale=6, seed=5, width=64,
+                    height=64, model_name=listed, **made)
+    pillow_png(tmp_path / "x.png", {STUDIO_CHUNK: recipe.to_json(), PARAMETERS_CHUNK: recipe.to_parameters()})
+    panel.picture_dropped.emit(tmp_path / "x.png")
+    status = window.status.message_label
+    qtbot.waitUntil(lambda: "Loaded the parameters of x.png" in status.text(), timeout=10_000)
+    assert status.text() == "Loaded the parameters of x.png (made by Studio)." + said
+    assert panel.prompt_edit.toPlainText() == "a castle" and panel.steps_spin.value() == 12
