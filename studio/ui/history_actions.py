@@ -40,6 +40,7 @@ from studio.services.history_reuse import (
 from studio.services.history_store import HistoryEntry
 from studio.ui.gallery_model import entry_name
 from studio.ui.model_picker import GENERATOR_PREFIX
+from studio.ui.prompt_panel_values import model_not_listed
 from studio.ui.modal import modal
 from studio.ui.style_preset_actions import StylePresetActions
 
@@ -238,7 +239,7 @@ class HistoryActions(StylePresetActions, QObject):
                          f"Gallery restores {'them' if inpaint else 'it'}.")
         notes += self._restore_guides(dropped.controls, dropped.missing)
         if model_name and dropped.model_path is None:
-            notes.append(f"The model {model_name!r} it names is not in the model list.")
+            notes.append(model_not_listed(self.panel, f"The model {model_name!r} it names", "."))
         elif model_name and model_path and (listed_name := next(n for n, d in listed if d == model_path)) and \
                 bare_model_name(listed_name) != bare_model_name(model_name) and \
                 bare_model_name(model_name) not in folder_joined_names(Path(model_path)):  # by its hash: renamed

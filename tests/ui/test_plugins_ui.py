@@ -557,3 +557,25 @@ def test_a_dropped_plugin_generator_picture_picks_its_generator_with_its_options
     qtbot.waitUntil(lambda: len(plugin_window.queue_panel.job_ids("finished")) == 2, timeout=WAIT_MS)
     qtbot.waitUntil(lambda: len(plugin_window.history.search()) == 2, timeout=5000)
     assert plugin_window.history.search()[0].generator == "ui-gen"
+
+
+def test_a_dropped_stable_diffusion_picture_of_a_model_not_listed_does_not_run_the_plugin_generator(
+        qtbot, plugin_window, tmp_path):  # noqa: ANN001
+    from PIL.PngImagePlugin import PngInfo
+
+    panel = plugin_window.prompt_panel
+    _pick(panel, "Test generator")
+    text = PngInfo()
+    text.add_text("parameters", "a castle\nSteps: 12, Sampler: Euler a, CFG scale: 6, Seed: 5, Size: 64x64, "
+                                "Model: nowhere")
+    Image.new("RGB", (64, 64)).save(tmp_path / "x.png", pnginfo=text)
+    panel.picture_dropped.emit(tmp_path / "x.png")
+    status = plugin_window.status.message_label
+    qtbot.waitUntil(lambda: "Loaded the parameters of x.png" in status.text(), timeout=10_000)
+    assert status.text() == ("Loaded the parameters of x.png (made by AUTOMATIC1111). The model 'nowhere' it names "
+                             "is not in the model list, and Test generator would make another kind of picture, so "
+                             "nothing is selected now; choose a model in the list above.")
+    assert panel.model_combo.currentIndex() == -1
+    plugin_window.generate()
+    assert panel.error_label.text() == "Choose a model or generator in the list above first."
+    assert not plugin_window.queue_panel.job_ids("queued") and not plugin_window.history.search()
