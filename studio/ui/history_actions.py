@@ -97,6 +97,8 @@ class HistoryActions(StylePresetActions, QObject):
         (loras, vae, lora_records, controls, missing), chain, gone = await asyncio.to_thread(
             _recorded_for_load, entry, self.window.settings.outputs_dir, self.window.service.registry,
             style_weights_dir(self.window.service.env))
+        precision = await self._precision_note(entry.params.get("precision") if entry.generator in ("", "diffusers")
+                                               else None, "; Run again in the Gallery computes as it was")
         if self._stale(load, checking):
             return
         notes = self.panel.fill(
@@ -110,6 +112,7 @@ class HistoryActions(StylePresetActions, QObject):
                             "exists.")
         loaded = f"Loaded the parameters of that picture{self._restore_chain(chain.steps)}."
         notes += chain.notes
+        notes += [precision] if precision else []
         notes += self._restore_guides(controls, missing)
         if entry.source_image_path:
             picture = mask = None
@@ -205,9 +208,11 @@ class HistoryActions(StylePresetActions, QObject):
             if load == self._loads:
                 self.window.status.set_message(str(exc), error=True)
             return
+        info, model_path = dropped.info, dropped.model_path
+        plugin_made = dropped.recipe is not None and dropped.recipe.generator not in ("", "diffusers")
+        precision = await self._precision_note(None if plugin_made else info.precision)
         if load != self._loads:  # another picture or entry was loaded while this one was read: it stays
             return
-        info, model_path = dropped.info, dropped.model_path
         fields = recipe_fields(info)
         if "prompt" not in fields:
             self.window.status.set_message(
@@ -219,7 +224,7 @@ class HistoryActions(StylePresetActions, QObject):
             model_path = None
         recipe = dropped.recipe
         refused = refused_values(info)
-        if recipe is not None and recipe.generator not in ("", "diffusers"):
+        if plugin_made:
             # A plugin generator's picture names it as its model and records no steps or CFG scale (0): its
             # generator with its options is what remakes it, as Load Parameters sets it.
             model_name = None
@@ -237,6 +242,7 @@ class HistoryActions(StylePresetActions, QObject):
             notes.append(f"It was made from a picture{' and a mask' if inpaint else ''} (strength "
                          f"{recipe.strength:g}), which a dropped file does not bring back; Load Parameters in the "
                          f"Gallery restores {'them' if inpaint else 'it'}.")
+        notes += [precision] if precision else []
         notes += self._restore_guides(dropped.controls, dropped.missing)
         if model_name and dropped.model_path is None:
             notes.append(model_not_listed(self.panel, f"The model {model_name!r} it names", "."))
@@ -256,6 +262,17 @@ class HistoryActions(StylePresetActions, QObject):
         warnings = await self._checked(picture_file_warnings, path, Path(model_path) if model_path else None)
         if warnings and load == self._loads:
             self.window.status.set_message(_warned(loaded, warnings))
+
+    async def _precision_note(self, recorded: object, rerun: str = "") -> str:
+        """On the CPU, where a picture recorded computing in another precision than Generate's now (Speed picks
+        bfloat16 or float32): that the remake may differ, and why; ``rerun`` ends the sentence. "" otherwise."""
+        if not isinstance(recorded, str) or not recorded or not self.window.models.gpu_menu.on_cpu:
+            return ""
+        now = await asyncio.to_thread(_cpu_precision, self.window.settings.speed)
+        if now == recorded:
+            return ""
+        return (f"It was computed in {recorded} and Generate computes in {now} on this processor (Settings → GPU "
+                f"sets it), so the new picture may differ from it by a grey level or so{rerun}.")
 
     async def _rename_loras_found_by_hash(self, records: Sequence[LoraRecord], load: int) -> None:
         """The LoRA rows that no name finds but the hash recorded for them does (renamed since the picture was made)
@@ -342,6 +359,15 @@ def _studio_recipe(path: Path) -> Recipe | None:
         return read_recipe(path)
     except StudioError:
         return None
+
+
+def _cpu_precision(speed: str) -> str:
+    """The precision a CPU job computes in under ``speed`` (imports torch: run it off the window's thread)."""
+    from studio.engine.cpu_precision import cpu_dtype
+    from studio.engine.device import dtype_name
+    from studio.engine.fast_path_choices import options_for
+
+    return dtype_name(cpu_dtype(options_for(speed).enabled))
 
 
 def _kept(panel: PromptPanel, key: str) -> str:
