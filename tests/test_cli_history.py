@@ -650,7 +650,9 @@ def test_a_rerun_computes_in_the_precision_its_entry_recorded_whatever_speed_say
     settings = load_settings()
     settings.speed = "eager"
     save_settings(settings)
-    assert "Ran in bfloat16" in studio_here(capsys, "history", "rerun", "3", "-o", str(tmp_path / "b2.png")).stderr
+    rerun = studio_here(capsys, "history", "rerun", "3", "-o", str(tmp_path / "b2.png"))
+    assert "note: Ran in bfloat16 on the CPU, as its history entry did; STUDIO_CPU_DTYPE=float32 runs float32 for " \
+           "pictures that match other tools'." in rerun.stderr and "--speed" not in rerun.stderr
     assert np.array_equal(np.asarray(Image.open(tmp_path / "b2.png")), np.asarray(Image.open(tmp_path / "bf16.png")))
     monkeypatch.setattr(cpu_precision, "cpu_computes_bfloat16", lambda: False)
     slow = studio_here(capsys, "history", "rerun", "3", "-o", str(tmp_path / "b3.png"))
