@@ -323,6 +323,9 @@ def precision_notes(request: GenerationRequest | PostProcessRequest, outputs: tu
         if os.environ.get(CPU_DTYPE_ENV, "").strip().lower() in ("bfloat16", "bf16"):
             notes.append(f"Ran in bfloat16 on the CPU, as {CPU_DTYPE_ENV} says; {CPU_DTYPE_ENV}=float32 runs float32 "
                          "for pictures that match other tools'.")
+        elif getattr(request, "precision", "") == "bfloat16":  # a rerun, in its entry's precision whatever Speed says
+            notes.append(f"Ran in bfloat16 on the CPU, as its history entry did; {CPU_DTYPE_ENV}=float32 runs float32 "
+                         "for pictures that match other tools'.")
         else:
             notes.append(f"Ran in bfloat16 on the CPU (Speed: {getattr(request, 'speed', 'fast')}); `--speed eager` "
                          "runs float32 for pictures that match other tools'.")

@@ -622,6 +622,43 @@ def test_the_precision_a_job_ran_in_is_recorded_shown_and_a_rerun_in_another_say
     assert json.loads(studio_here(capsys, "history", "show", "2", "--json").stdout)["params"]["precision"] == "float32"
 
 
+def test_a_rerun_computes_in_the_precision_its_entry_recorded_whatever_speed_says(studio_home, tiny_model_dir,
+                                                                                  tmp_path, monkeypatch, capsys):
+    # A rerun computed in the precision Speed picks now, so one made with Plain diffusers (float32) came back in
+    # bfloat16 under Speed fast on a processor with bfloat16 units: another picture, not the same one again.
+    from studio.engine import cpu_precision
+
+    monkeypatch.delenv("STUDIO_CPU_DTYPE", raising=False)
+    monkeypatch.setattr(cpu_precision, "cpu_computes_bfloat16", lambda: True)
+    made = studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--prompt", "a tower", "--seed", "5",
+                       "--steps", "2", "--speed", "eager", "-o", str(tmp_path / "f32.png"))
+    assert made.returncode == 0, made.stderr
+    again = studio_here(capsys, "history", "rerun", "1", "-o", str(tmp_path / "again.png"))  # Speed: fast
+    assert again.returncode == 0, again.stderr
+    assert "computed in" not in again.stderr and "Ran in bfloat16" not in again.stderr
+    assert json.loads(studio_here(capsys, "history", "show", "2", "--json").stdout)["params"]["precision"] == "float32"
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "again.png")), np.asarray(Image.open(tmp_path / "f32.png")))
+
+    bf16 = studio_here(capsys, "generate", "--model", str(tiny_model_dir), "--prompt", "a tower", "--seed", "5",
+                       "--steps", "2", "-o", str(tmp_path / "bf16.png"))
+    assert bf16.returncode == 0 and "Ran in bfloat16" in bf16.stderr
+    # Its rerun in bfloat16 though Plain diffusers is chosen now; a processor without bfloat16 units would emulate it,
+    # many times slower, so there the rerun keeps float32 and says the pictures may differ.
+    from studio.core.settings import load_settings
+    from studio.core.settings_writing import save_settings
+
+    settings = load_settings()
+    settings.speed = "eager"
+    save_settings(settings)
+    rerun = studio_here(capsys, "history", "rerun", "3", "-o", str(tmp_path / "b2.png"))
+    assert "note: Ran in bfloat16 on the CPU, as its history entry did; STUDIO_CPU_DTYPE=float32 runs float32 for " \
+           "pictures that match other tools'." in rerun.stderr and "--speed" not in rerun.stderr
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "b2.png")), np.asarray(Image.open(tmp_path / "bf16.png")))
+    monkeypatch.setattr(cpu_precision, "cpu_computes_bfloat16", lambda: False)
+    slow = studio_here(capsys, "history", "rerun", "3", "-o", str(tmp_path / "b3.png"))
+    assert "This run computed in float32, the recorded one in bfloat16" in slow.stderr
+
+
 def test_a_bfloat16_cpu_job_of_speed_fast_says_eager_runs_float32(monkeypatch):
     from studio.cli_job import precision_notes
     from studio.core.events import GeneratedImage

@@ -113,6 +113,9 @@ class GenerationRequest:
     reference_scale: float = 0.6  # how strongly the reference steers (IP-Adapter scale)
     memory: str = field(default="auto", compare=False)  # auto | high | low VRAM: how the job fits the GPU
     speed: str = field(default="fast", compare=False)  # fast | eager | compile: how the job runs on CUDA
+    # a rerun's: the precision its picture was computed in ("float32", "bfloat16"), used where the device computes it
+    # in place of the one Speed picks (on the CPU); "" = Speed's
+    precision: str = field(default="", compare=False)
     loras: tuple[LoraChoice, ...] = ()  # applied for this job only, in order
     vae: str = ""  # a VAE name in <models>/vae, or a path; "" = the model's own
     hires: HiresFix | None = None  # a second, larger pass of a new picture (width x height is the first's)

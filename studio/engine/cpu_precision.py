@@ -55,16 +55,27 @@ def cpu_dtype(fast: bool, environ: Mapping[str, str] = os.environ) -> torch.dtyp
     return torch.bfloat16 if fast and cpu_computes_bfloat16() else torch.float32
 
 
+def rerun_cpu_dtype(precision: str) -> torch.dtype | None:
+    """The CPU precision a rerun recorded as ``precision``, where this processor computes it; else None."""
+    dtype = _CHOICES.get(precision.strip().lower())
+    if dtype == torch.bfloat16 and not cpu_computes_bfloat16():
+        return None
+    return dtype
+
+
 def forced_cpu_dtype(environ: Mapping[str, str] = os.environ) -> torch.dtype | None:
     """The precision ``STUDIO_CPU_DTYPE`` forces, or None where it is unset, ``auto`` or not a precision."""
     return _CHOICES.get(environ.get(ENV, "auto").strip().lower())
 
 
-def job_device(device: DeviceInfo, fast: bool, environ: Mapping[str, str] = os.environ) -> DeviceInfo:
-    """``device`` as a job with (``fast``) or without the fast path uses it: only the CPU's precision changes."""
+def job_device(device: DeviceInfo, fast: bool, environ: Mapping[str, str] = os.environ,
+               precision: str = "") -> DeviceInfo:
+    """``device`` as a job with (``fast``) or without the fast path uses it: only the CPU's precision changes.
+    ``precision``: a rerun's recorded one, which wins over Speed where the processor computes it (bfloat16 without
+    its units would be emulated, many times slower: that rerun keeps Speed's); ``STUDIO_CPU_DTYPE`` wins over both."""
     if device.kind != "cpu":
         return device
-    dtype = cpu_dtype(fast, environ)
+    dtype = forced_cpu_dtype(environ) or rerun_cpu_dtype(precision) or cpu_dtype(fast, environ)
     return device if dtype == device.dtype else replace(device, dtype=dtype, description=cpu_description(dtype))
 
 

@@ -142,8 +142,10 @@ class DiffusersGenerator:
         return self._device
 
     def _use(self, request: GenerationRequest) -> None:
-        """The device for ``request``'s job from now on: its Speed setting picks the CPU's precision."""
-        self._in_use = job_device(self._selected_device(), options_for(request.speed).enabled)
+        """The device for ``request``'s job from now on: its Speed setting picks the CPU's precision (a rerun's
+        recorded one wins where the processor computes it)."""
+        self._in_use = job_device(self._selected_device(), options_for(request.speed).enabled,
+                                  precision=request.precision)
 
     def _ensure_model(self, path: Path, context: JobContext) -> LoadedModel:
         """The model at path, loaded (on the CPU: the job's memory plan places it). Switching keeps the model

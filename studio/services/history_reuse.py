@@ -34,7 +34,8 @@ def request_for_entry(entry: HistoryEntry, settings: Settings | None = None, *,
     its name first, the path last: the window's status line cuts a long sentence off, and the path would fill it.
 
     How it runs on this machine (memory, speed) is the person's: from settings, their current ones, as a
-    job started from the window or ``studio generate`` (the request's defaults only when none are given)."""
+    job started from the window or ``studio generate`` (the request's defaults only when none are given); but the
+    precision the entry recorded is asked for, so the CPU computes in it where it can, whatever Speed says."""
     label = label or f"history entry {entry.id}"
     if entry.generator == "diffusers" and not entry.model_path:
         raise InvalidRequest(f"No model is recorded in {label}, so it cannot be run again.")
@@ -64,6 +65,7 @@ def request_for_entry(entry: HistoryEntry, settings: Settings | None = None, *,
                             _strength(s.get("strength"))) for s in _post_records(entry.params.get("post"))),
         loras=loras, vae=vae, hires=HiresFix.from_record(entry.params.get("hires")),
         controls=control_guides(entry, label),
+        precision=precision if isinstance(precision := entry.params.get("precision"), str) else "",
         **({"memory": settings.memory, "speed": settings.speed} if settings is not None else {}),
     )
 

@@ -18,10 +18,10 @@ from studio.core.errors import StudioError, first_line
 from studio.core.hires import HiresFix
 from studio.core.image_info import STUDIO_TOOL, ImageInfo, recipe_fields, refused_values
 from studio.core.image_inspection import inspect_image
-from studio.core.images import open_image
+from studio.core.images import open_image, read_recipe
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
-from studio.core.metadata import LoraRecord
+from studio.core.metadata import LoraRecord, Recipe
 from studio.core.model_match import bare_model_name, folder_joined_names, listed_model_hash, matching_model
 from studio.core.settings_sections import PostStepSetting
 from studio.core.style_weights import style_weights_dir
@@ -39,6 +39,8 @@ from studio.services.history_reuse import (
 )
 from studio.services.history_store import HistoryEntry
 from studio.ui.gallery_model import entry_name
+from studio.ui.model_picker import GENERATOR_PREFIX
+from studio.ui.prompt_panel_values import model_not_listed
 from studio.ui.modal import modal
 from studio.ui.style_preset_actions import StylePresetActions
 
@@ -95,6 +97,8 @@ class HistoryActions(StylePresetActions, QObject):
         (loras, vae, lora_records, controls, missing), chain, gone = await asyncio.to_thread(
             _recorded_for_load, entry, self.window.settings.outputs_dir, self.window.service.registry,
             style_weights_dir(self.window.service.env))
+        precision = await self._precision_note(entry.params.get("precision") if entry.generator in ("", "diffusers")
+                                               else None, "; Run again in the Gallery computes as it was")
         if self._stale(load, checking):
             return
         notes = self.panel.fill(
@@ -108,6 +112,7 @@ class HistoryActions(StylePresetActions, QObject):
                             "exists.")
         loaded = f"Loaded the parameters of that picture{self._restore_chain(chain.steps)}."
         notes += chain.notes
+        notes += [precision] if precision else []
         notes += self._restore_guides(controls, missing)
         if entry.source_image_path:
             picture = mask = None
@@ -203,9 +208,11 @@ class HistoryActions(StylePresetActions, QObject):
             if load == self._loads:
                 self.window.status.set_message(str(exc), error=True)
             return
+        info, model_path = dropped.info, dropped.model_path
+        plugin_made = dropped.recipe is not None and dropped.recipe.generator not in ("", "diffusers")
+        precision = await self._precision_note(None if plugin_made else info.precision)
         if load != self._loads:  # another picture or entry was loaded while this one was read: it stays
             return
-        info, model_path = dropped.info, dropped.model_path
         fields = recipe_fields(info)
         if "prompt" not in fields:
             self.window.status.set_message(
@@ -215,14 +222,30 @@ class HistoryActions(StylePresetActions, QObject):
         fields.pop("model_hash", None)
         if dropped.gone:  # the model list, read before it went, still names it: Generate would refuse it
             model_path = None
+        recipe = dropped.recipe
+        refused = refused_values(info)
+        if plugin_made:
+            # A plugin generator's picture names it as its model and records no steps or CFG scale (0): its
+            # generator with its options is what remakes it, as Load Parameters sets it.
+            model_name = None
+            for key in ("steps", "cfg_scale", "scheduler"):
+                fields.pop(key, None)
+                refused.pop(key, None)
+            fields |= {"generator": recipe.generator, "generator_params": recipe.params}
         notes = self.panel.fill(model_path=model_path, **fields)
         if dropped.gone:
             notes.insert(0, f"The model {dropped.gone} is gone, so the current one was kept; {dropped.model_path} no "
                             "longer exists.")
-        notes += [f"{why}; kept {_kept(self.panel, key)}." for key, why in refused_values(info).items()]
+        notes += [f"{why}; kept {_kept(self.panel, key)}." for key, why in refused.items()]
+        if recipe is not None and recipe.strength is not None:  # img2img or inpaint: Generate would make a new one
+            inpaint = recipe.mask_blur is not None or recipe.inpaint_area is not None
+            notes.append(f"It was made from a picture{' and a mask' if inpaint else ''} (strength "
+                         f"{recipe.strength:g}), which a dropped file does not bring back; Load Parameters in the "
+                         f"Gallery restores {'them' if inpaint else 'it'}.")
+        notes += [precision] if precision else []
         notes += self._restore_guides(dropped.controls, dropped.missing)
         if model_name and dropped.model_path is None:
-            notes.append(f"The model {model_name!r} it names is not in the model list.")
+            notes.append(model_not_listed(self.panel, f"The model {model_name!r} it names", "."))
         elif model_name and model_path and (listed_name := next(n for n, d in listed if d == model_path)) and \
                 bare_model_name(listed_name) != bare_model_name(model_name) and \
                 bare_model_name(model_name) not in folder_joined_names(Path(model_path)):  # by its hash: renamed
@@ -239,6 +262,17 @@ class HistoryActions(StylePresetActions, QObject):
         warnings = await self._checked(picture_file_warnings, path, Path(model_path) if model_path else None)
         if warnings and load == self._loads:
             self.window.status.set_message(_warned(loaded, warnings))
+
+    async def _precision_note(self, recorded: object, rerun: str = "") -> str:
+        """On the CPU, where a picture recorded computing in another precision than Generate's now (Speed picks
+        bfloat16 or float32): that the remake may differ, and why; ``rerun`` ends the sentence. "" otherwise."""
+        if not isinstance(recorded, str) or not recorded or not self.window.models.gpu_menu.on_cpu:
+            return ""
+        now = await asyncio.to_thread(_cpu_precision, self.window.settings.speed)
+        if now == recorded:
+            return ""
+        return (f"It was computed in {recorded} and Generate computes in {now} on this processor (Settings → GPU "
+                f"sets it), so the new picture may differ from it by a grey level or so{rerun}.")
 
     async def _rename_loras_found_by_hash(self, records: Sequence[LoraRecord], load: int) -> None:
         """The LoRA rows that no name finds but the hash recorded for them does (renamed since the picture was made)
@@ -298,6 +332,7 @@ class DroppedPicture(NamedTuple):
     model_path: str | None  # the listed model of the name it names (None: none listed)
     gone: str | None  # that model's name when its file or folder is gone
     chain: RecordedChain | None  # the post-processing chain its Studio recipe records (None: it records none)
+    recipe: Recipe | None = None  # Studio's recipe (its generator, a plugin's options, img2img), None for others'
 
 
 def _read_dropped(path: Path, outputs: Path, listed: list[tuple[str, Any]], registry: Registry,
@@ -308,11 +343,31 @@ def _read_dropped(path: Path, outputs: Path, listed: list[tuple[str, Any]], regi
     a worker thread."""
     info = inspect_image(path)
     controls = resolved_controls(info.controls, outputs)
-    model_path = matching_model(info.model or "", info.model_hash or "", [(n, d) for n, d in listed if d],
-                                listed_model_hash(hash_cache))
+    recipe = _studio_recipe(path) if info.tool == STUDIO_TOOL else None
+    # Only models: a plugin generator's item ("generator:procedural") is no file, and its title is no model's name.
+    models = [(n, d) for n, d in listed if isinstance(d, str) and d and not d.startswith(GENERATOR_PREFIX)]
+    model_path = None if recipe is not None and recipe.generator not in ("", "diffusers") else \
+        matching_model(info.model or "", info.model_hash or "", models, listed_model_hash(hash_cache))
     chain = usable_chain(info.post, registry, style_dir) if info.tool == STUDIO_TOOL and info.post else None
     return DroppedPicture(info, controls, missing_pictures(controls), model_path,
-                          missing_model(model_path, info.model or ""), chain)
+                          missing_model(model_path, info.model or ""), chain, recipe)
+
+
+def _studio_recipe(path: Path) -> Recipe | None:
+    """The Studio recipe in a dropped picture, or None where it is damaged (inspect_image has said what it read)."""
+    try:
+        return read_recipe(path)
+    except StudioError:
+        return None
+
+
+def _cpu_precision(speed: str) -> str:
+    """The precision a CPU job computes in under ``speed`` (imports torch: run it off the window's thread)."""
+    from studio.engine.cpu_precision import cpu_dtype
+    from studio.engine.device import dtype_name
+    from studio.engine.fast_path_choices import options_for
+
+    return dtype_name(cpu_dtype(options_for(speed).enabled))
 
 
 def _kept(panel: PromptPanel, key: str) -> str:

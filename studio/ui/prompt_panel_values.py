@@ -171,8 +171,23 @@ def fill(panel: PromptPanel, *, prompt: str | None = None, negative_prompt: str 
         elif (form := panel.plugin_box.form()) is not None and isinstance(generator_params, dict):
             form.set_values(generator_params)
     elif model_path is not None and not panel.model_picker.select_model(model_path):
-        notes.append(f"The model {Path(model_path).name} is not in the model list; kept the current one.")
+        notes.append(model_not_listed(panel, f"The model {Path(model_path).name}", "; kept the current one."))
     return notes
+
+
+def model_not_listed(panel: PromptPanel, the_model: str, kept: str) -> str:
+    """What is said of a Stable Diffusion picture's model the list lacks (``the_model`` names it; ``kept`` ends the
+    sentence while a model stays current). A plugin generator current does not stay: Generate would make another
+    kind of picture with the same prompt, so nothing is current and Generate asks for a model."""
+    picker = panel.model_picker
+    if (generator := picker.selected_generator()) is not None:
+        panel.model_combo.setCurrentIndex(-1)
+        return (f"{the_model} is not in the model list, and {generator.title} would make another kind of picture, so "
+                "nothing is selected now; choose a model in the list above.")
+    if not picker.selected_model():
+        return (f"{the_model} is not in the model list, and no model is selected; add it in the Model Library (the "
+                "folder button above), or choose one.")
+    return f"{the_model} is not in the model list{kept}"
 
 def _hires_defaults(enabled: bool, hires: HiresFix) -> dict:
     return {"hires": enabled, "hires_scale": hires.scale, "hires_steps": hires.steps,

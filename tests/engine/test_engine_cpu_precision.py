@@ -208,3 +208,16 @@ def test_a_cpu_bench_that_would_not_fit_in_memory_is_refused_before_anything_is_
     built.clear()
     bench.run_bench(bench.BenchConfig(runs=1), tmp_path, say=lambda _text: None)  # tiny: nothing to check
     assert built == [("cpu", torch.bfloat16), ("cpu", torch.float32)]  # Studio's copy first
+
+
+def test_a_rerun_computes_in_its_recorded_precision_where_the_processor_can(monkeypatch):
+    cpu = select_device("cpu")
+    monkeypatch.setattr(cpu_precision, "cpu_computes_bfloat16", lambda: True)
+    assert job_device(cpu, False, {}, precision="bfloat16").dtype == torch.bfloat16  # Plain diffusers chosen now
+    assert job_device(cpu, True, {}, precision="float32").dtype == torch.float32  # Speed fast chosen now
+    assert job_device(cpu, True, {ENV: "float32"}, precision="bfloat16").dtype == torch.float32  # the override wins
+    assert job_device(cpu, True, {}, precision="float16").dtype == torch.bfloat16  # a GPU's: Speed decides
+    monkeypatch.setattr(cpu_precision, "cpu_computes_bfloat16", lambda: False)  # emulated: many times slower
+    assert job_device(cpu, False, {}, precision="bfloat16").dtype == torch.float32
+    cuda = DeviceInfo("cuda", torch.device("cuda", 0), torch.float16, "CUDA")
+    assert job_device(cuda, True, {}, precision="float32") is cuda

@@ -69,3 +69,16 @@ def test_gone_model_names_only_a_stable_diffusion_model_that_is_gone(tmp_path: P
     assert gone_model(HistoryEntry("a", model_path=str(tmp_path))) is None  # there
     assert gone_model(HistoryEntry("a", model_path="")) is None
     assert gone_model(HistoryEntry("a", model_path=str(tmp_path / "x"), generator="noise")) is None  # a plugin's
+
+
+def test_a_rerun_asks_for_the_precision_its_entry_recorded_and_speed_stays_the_persons(tmp_path: Path):
+    # The window's Run again computed in the precision the person's Speed picks now: a picture made in bfloat16 came
+    # back in float32 under Plain diffusers, 8 grey levels apart in places, without a word.
+    from studio.core.settings import Settings
+
+    model = tmp_path / "m"
+    model.mkdir()
+    entry = HistoryEntry("a fox", model_path=str(model), id=3, params={"precision": "bfloat16"})
+    request = request_for_entry(entry, Settings(models_dir=tmp_path, outputs_dir=tmp_path, speed="eager"))
+    assert (request.precision, request.speed) == ("bfloat16", "eager")
+    assert request_for_entry(HistoryEntry("a fox", model_path=str(model), params={"precision": 16})).precision == ""

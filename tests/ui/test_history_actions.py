@@ -287,3 +287,55 @@ def test_load_parameters_finds_a_lora_renamed_since_by_its_recorded_hash(qtbot, 
     qtbot.waitUntil(task.done, timeout=20_000)
     assert box.choices() == (LoraChoice(str(ink.resolve()), 0.4),)
     assert [box._library.row_problem(name) for name, _, _ in box._rows] == [None]
+
+
+@pytest.mark.parametrize(("made", "said"), [
+    ({"strength": 0.6}, " It was made from a picture (strength 0.6), which a dropped file does not bring back; "
+                        "Load Parameters in the Gallery restores it."),
+    ({"strength": 0.75, "mask_blur": 4.0, "inpaint_area": "Only masked"},
+     " It was made from a picture and a mask (strength 0.75), which a dropped file does not bring back; Load "
+     "Parameters in the Gallery restores them."),
+    ({}, "")])
+def test_a_dropped_img2img_or_inpaint_picture_says_its_source_is_not_brought_back(qtbot, window, tmp_path,  # noqa: ANN001
+                                                                                  made, said):
+    """It said only "Loaded the parameters", and Generate then made a picture from the prompt alone."""
+    from metadata_images import pillow_png
+
+    from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe
+
+    panel = window.prompt_panel
+    listed = panel.model_combo.currentText()
+    recipe = Recipe(prompt="a castle", negative_prompt="", steps=12, sampler="Euler", cfg_scale=6, seed=5, width=64,
+                    height=64, model_name=listed, **made)
+    pillow_png(tmp_path / "x.png", {STUDIO_CHUNK: recipe.to_json(), PARAMETERS_CHUNK: recipe.to_parameters()})
+    panel.picture_dropped.emit(tmp_path / "x.png")
+    status = window.status.message_label
+    qtbot.waitUntil(lambda: "Loaded the parameters of x.png" in status.text(), timeout=10_000)
+    assert status.text() == "Loaded the parameters of x.png (made by Studio)." + said
+    assert panel.prompt_edit.toPlainText() == "a castle" and panel.steps_spin.value() == 12
+
+
+def test_loading_a_picture_computed_in_another_precision_says_the_remake_may_differ(qtbot, window, tmp_path):  # noqa: ANN001
+    """Load Parameters or a drop, then Generate, computes in the precision Speed picks now: a bfloat16 picture came
+    back in float32 up to 8 grey levels apart, without a word (Run again computes in the recorded one)."""
+    from metadata_images import pillow_png
+
+    from studio.core.metadata import PARAMETERS_CHUNK, STUDIO_CHUNK, Recipe
+
+    window.models.gpu_menu.show_device("cpu")  # tests compute float32 on the CPU (STUDIO_CPU_DTYPE)
+    panel, status = window.prompt_panel, window.status.message_label
+    listed = panel.model_combo.currentData()
+    differ = ("It was computed in bfloat16 and Generate computes in float32 on this processor (Settings → GPU sets "
+              "it), so the new picture may differ from it by a grey level or so")
+    for precision, said in (("bfloat16", f" {differ}; Run again in the Gallery computes as it was."),
+                            ("float32", "")):
+        entry = HistoryEntry("a fox", model_path=listed, id=1, steps=3, params={"precision": precision})
+        window.actions_.run(window.history_actions.load_parameters(entry))
+        qtbot.waitUntil(lambda said=said: status.text() == "Loaded the parameters of that picture." + said,
+                        timeout=10_000)
+    recipe = Recipe(prompt="a castle", negative_prompt="", steps=12, sampler="Euler", cfg_scale=6, seed=5, width=64,
+                    height=64, model_name=panel.model_combo.currentText(), precision="bfloat16")
+    pillow_png(tmp_path / "x.png", {STUDIO_CHUNK: recipe.to_json(), PARAMETERS_CHUNK: recipe.to_parameters()})
+    panel.picture_dropped.emit(tmp_path / "x.png")
+    qtbot.waitUntil(lambda: "Loaded the parameters of x.png" in status.text(), timeout=10_000)
+    assert status.text() == f"Loaded the parameters of x.png (made by Studio). {differ}."

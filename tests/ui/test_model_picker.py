@@ -300,3 +300,29 @@ def test_a_model_deleted_since_the_list_was_read_goes_from_the_list_as_it_opens(
         window.close()
         service.shutdown(timeout=10)
         history.close()
+
+
+def test_a_stable_diffusion_recipe_whose_model_is_not_listed_never_leaves_a_plugin_generator_current(  # noqa: ANN001
+        qtbot, qt_loop, tmp_path):
+    # Loaded while the only item was a plugin generator, "kept the current one" left it current, and Generate made
+    # that generator's picture of the prompt; with nothing listed, "the current one" was none.
+    panel = PromptPanel()
+    qtbot.addWidget(panel)
+    panel.prompt_edit.setPlainText("x")
+    panel.set_models([], "", str(tmp_path))
+    assert panel.fill(model_path=str(tmp_path / "tiny-sd")) == [
+        "The model tiny-sd is not in the model list, and no model is selected; add it in the Model Library (the "
+        "folder button above), or choose one."]
+    panel.set_generators([_generator("one")])
+    assert panel.selected_generator().id == "one-gen"  # a first run: the only item is current
+    assert panel.fill(model_path=str(tmp_path / "tiny-sd"), steps=12) == [
+        "The model tiny-sd is not in the model list, and One would make another kind of picture, so nothing is "
+        "selected now; choose a model in the list above."]
+    assert panel.selected_generator() is None and panel.model_combo.currentIndex() == -1
+    with pytest.raises(InvalidRequest, match=CHOOSE):
+        panel.build_request(None)
+    alpha = ModelEntry("alpha", tmp_path / "alpha")
+    panel.set_models([alpha], str(alpha.path), str(tmp_path))
+    assert panel.fill(model_path=str(tmp_path / "tiny-sd")) == [
+        "The model tiny-sd is not in the model list; kept the current one."]
+    assert panel.selected_model() == str(alpha.path)

@@ -531,3 +531,51 @@ def test_load_parameters_and_run_again_use_the_kept_copy_of_a_generator_s_pictur
     assert window.status.message_label.text().startswith("The picture of its generator's parameter 'reference' was "
                                                          "not kept, so ")
     assert len(window.queue_panel.job_ids()) == 2  # nothing queued
+
+
+def test_a_dropped_plugin_generator_picture_picks_its_generator_with_its_options(qtbot, plugin_window):
+    # Its recipe names the generator's title as its model: the picker's "generator:ui-gen" was taken for a model
+    # whose folder is gone, its steps 0 were refused, and Generate then ran the Stable Diffusion model kept.
+    panel = plugin_window.prompt_panel
+    _pick(panel, "Test generator")
+    panel.plugin_box.form().editor("level").setValue(33)
+    panel.prompt_edit.setPlainText("a red field")
+    plugin_window.generate()
+    qtbot.waitUntil(lambda: bool(plugin_window.queue_panel.job_ids("finished")), timeout=WAIT_MS)
+    (entry,) = plugin_window.history.search()
+    _pick(panel, "tiny-sd")
+    panel.steps_spin.setValue(7)
+    panel.prompt_edit.setPlainText("something else")
+    panel.picture_dropped.emit(Path(entry.image_path))
+    status = plugin_window.status.message_label
+    name = Path(entry.image_path).name
+    qtbot.waitUntil(lambda: f"Loaded the parameters of {name}" in status.text(), timeout=10_000)
+    assert status.text() == f"Loaded the parameters of {name} (made by Studio)."
+    assert panel.model_combo.currentText() == "Test generator" and panel.prompt_edit.toPlainText() == "a red field"
+    assert panel.plugin_box.form().editor("level").value() == 33 and panel.steps_spin.value() == 7
+    plugin_window.generate()
+    qtbot.waitUntil(lambda: len(plugin_window.queue_panel.job_ids("finished")) == 2, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: len(plugin_window.history.search()) == 2, timeout=5000)
+    assert plugin_window.history.search()[0].generator == "ui-gen"
+
+
+def test_a_dropped_stable_diffusion_picture_of_a_model_not_listed_does_not_run_the_plugin_generator(
+        qtbot, plugin_window, tmp_path):  # noqa: ANN001
+    from PIL.PngImagePlugin import PngInfo
+
+    panel = plugin_window.prompt_panel
+    _pick(panel, "Test generator")
+    text = PngInfo()
+    text.add_text("parameters", "a castle\nSteps: 12, Sampler: Euler a, CFG scale: 6, Seed: 5, Size: 64x64, "
+                                "Model: nowhere")
+    Image.new("RGB", (64, 64)).save(tmp_path / "x.png", pnginfo=text)
+    panel.picture_dropped.emit(tmp_path / "x.png")
+    status = plugin_window.status.message_label
+    qtbot.waitUntil(lambda: "Loaded the parameters of x.png" in status.text(), timeout=10_000)
+    assert status.text() == ("Loaded the parameters of x.png (made by AUTOMATIC1111). The model 'nowhere' it names "
+                             "is not in the model list, and Test generator would make another kind of picture, so "
+                             "nothing is selected now; choose a model in the list above.")
+    assert panel.model_combo.currentIndex() == -1
+    plugin_window.generate()
+    assert panel.error_label.text() == "Choose a model or generator in the list above first."
+    assert not plugin_window.queue_panel.job_ids("queued") and not plugin_window.history.search()
