@@ -40,7 +40,7 @@ from studio.services.history_reuse import (
 from studio.services.history_store import HistoryEntry
 from studio.ui.gallery_model import entry_name
 from studio.ui.model_picker import GENERATOR_PREFIX
-from studio.ui.prompt_panel_values import model_not_listed
+from studio.ui.prompt_panel_values import model_gone, model_not_listed
 from studio.ui.modal import modal
 from studio.ui.style_preset_actions import StylePresetActions
 
@@ -108,8 +108,7 @@ class HistoryActions(StylePresetActions, QObject):
             or None, inpaint=options, generator=entry.generator, generator_params=entry.params.get("generator_params"),
             loras=loras, vae=vae, hires=HiresFix.from_record(entry.params.get("hires")) or False)
         if gone:  # the model list, read before it went, still names it: Generate would refuse it
-            notes.insert(0, f"The model {gone} is gone, so the current one was kept; {entry.model_path} no longer "
-                            "exists.")
+            notes.insert(0, model_gone(self.panel, gone, entry.model_path))
         loaded = f"Loaded the parameters of that picture{self._restore_chain(chain.steps)}."
         notes += chain.notes
         notes += [precision] if precision else []
@@ -234,8 +233,7 @@ class HistoryActions(StylePresetActions, QObject):
             fields |= {"generator": recipe.generator, "generator_params": recipe.params}
         notes = self.panel.fill(model_path=model_path, **fields)
         if dropped.gone:
-            notes.insert(0, f"The model {dropped.gone} is gone, so the current one was kept; {dropped.model_path} no "
-                            "longer exists.")
+            notes.insert(0, model_gone(self.panel, dropped.gone, dropped.model_path or ""))
         notes += [f"{why}; kept {_kept(self.panel, key)}." for key, why in refused.items()]
         if recipe is not None and recipe.strength is not None:  # img2img or inpaint: Generate would make a new one
             inpaint = recipe.mask_blur is not None or recipe.inpaint_area is not None

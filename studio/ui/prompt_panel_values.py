@@ -177,17 +177,33 @@ def fill(panel: PromptPanel, *, prompt: str | None = None, negative_prompt: str 
 
 def model_not_listed(panel: PromptPanel, the_model: str, kept: str) -> str:
     """What is said of a Stable Diffusion picture's model the list lacks (``the_model`` names it; ``kept`` ends the
-    sentence while a model stays current). A plugin generator current does not stay: Generate would make another
-    kind of picture with the same prompt, so nothing is current and Generate asks for a model."""
+    sentence while a model stays current): see model_unusable."""
+    return model_unusable(panel, f"{the_model} is not in the model list", kept,
+                          "add it in the Model Library (the folder button above), or choose one.")
+
+
+def model_gone(panel: PromptPanel, name: str, path: str) -> str:
+    """What is said of a Stable Diffusion picture's model whose file or folder ``path`` is gone (the list, read
+    before it went, may still name it; it is not selected, as Generate would refuse it): see model_unusable."""
+    return model_unusable(panel, f"The model {name} is gone", f", so the current one was kept; {path} no longer "
+                          "exists.", f"{path} no longer exists; choose one in the list above.",
+                          f"{path} no longer exists; choose a model in the list above.")
+
+
+def model_unusable(panel: PromptPanel, why: str, kept: str, none: str,
+                   choose: str = "choose a model in the list above.") -> str:
+    """``why`` a Stable Diffusion picture's model is not selected, and what is current instead: ``kept`` ends the
+    sentence while a model stays current, ``none`` while nothing is. A plugin generator current does not stay:
+    Generate would make another kind of picture with the same prompt, so nothing is current (``choose`` ends the
+    sentence) and Generate asks for a model."""
     picker = panel.model_picker
     if (generator := picker.selected_generator()) is not None:
         panel.model_combo.setCurrentIndex(-1)
-        return (f"{the_model} is not in the model list, and {generator.title} would make another kind of picture, so "
-                "nothing is selected now; choose a model in the list above.")
+        return f"{why}, and {generator.title} would make another kind of picture, so nothing is selected now; {choose}"
     if not picker.selected_model():
-        return (f"{the_model} is not in the model list, and no model is selected; add it in the Model Library (the "
-                "folder button above), or choose one.")
-    return f"{the_model} is not in the model list{kept}"
+        return f"{why}, and no model is selected; {none}"
+    return f"{why}{kept}"
+
 
 def _hires_defaults(enabled: bool, hires: HiresFix) -> dict:
     return {"hires": enabled, "hires_scale": hires.scale, "hires_steps": hires.steps,

@@ -77,3 +77,17 @@ def test_load_parameters_says_the_model_is_gone(qtbot, window, tmp_path, tiny_mo
                     f"kept; {gone} no longer exists.")
     assert panel.selected_model() == str(tiny_model_dir)
     assert panel.prompt_edit.toPlainText() == "a gone-model dog"  # the rest is loaded all the same
+
+
+def test_load_parameters_of_a_gone_model_with_no_model_selected_does_not_say_one_was_kept(  # noqa: ANN001
+        qtbot, window, tmp_path):
+    gone = tmp_path / "models" / "gone model"
+    panel = window.prompt_panel
+    panel.set_models([ModelEntry("gone model", gone)], "", str(tmp_path / "models"))
+    panel.model_combo.setCurrentIndex(-1)
+    entry = HistoryEntry("a gone-model dog", model_name="gone model", model_path=str(gone), seed=3, steps=4,
+                         width=64, height=64, id=5)
+    said = _load(qtbot, window, entry)
+    assert said == (f"Loaded the parameters of that picture. The model gone model is gone, and no model is "
+                    f"selected; {gone} no longer exists; choose one in the list above.")
+    assert panel.selected_model() == ""

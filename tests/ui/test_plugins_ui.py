@@ -579,3 +579,55 @@ def test_a_dropped_stable_diffusion_picture_of_a_model_not_listed_does_not_run_t
     plugin_window.generate()
     assert panel.error_label.text() == "Choose a model or generator in the list above first."
     assert not plugin_window.queue_panel.job_ids("queued") and not plugin_window.history.search()
+
+
+def _gone_model(qtbot, window, tmp_path: Path) -> Path:  # noqa: ANN001
+    """A model listed while it was there, its folder gone since; the plugin generator current."""
+    from studio.core.model_library import ModelEntry
+
+    qtbot.waitUntil(lambda: window.models._scanned, timeout=10_000)  # the first scan's list would replace it
+    panel = window.prompt_panel
+    gone = tmp_path / "models" / "gone model"
+    panel.set_models([ModelEntry("gone model", gone)], "", str(tmp_path / "models"))
+    _pick(panel, "Test generator")
+    return gone
+
+
+def _generate_asks_for_a_model(window) -> None:  # noqa: ANN001
+    assert window.prompt_panel.model_combo.currentIndex() == -1
+    window.generate()
+    assert window.prompt_panel.error_label.text() == "Choose a model or generator in the list above first."
+    assert not window.queue_panel.job_ids("queued") and not window.history.search()
+
+
+def test_load_parameters_of_a_gone_model_s_picture_does_not_run_the_plugin_generator(  # noqa: ANN001
+        qtbot, plugin_window, tmp_path):
+    from studio.services.history_store import HistoryEntry
+
+    gone = _gone_model(qtbot, plugin_window, tmp_path)
+    entry = HistoryEntry("a gone-model dog", model_name="gone model", model_path=str(gone), seed=3, steps=4,
+                         width=64, height=64, id=5)
+    task = plugin_window.actions_.run(plugin_window.history_actions.load_parameters(entry))
+    qtbot.waitUntil(task.done, timeout=10_000)
+    assert plugin_window.status.message_label.text() == (
+        f"Loaded the parameters of that picture. The model gone model is gone, and Test generator would make another "
+        f"kind of picture, so nothing is selected now; {gone} no longer exists; choose a model in the list above.")
+    _generate_asks_for_a_model(plugin_window)
+
+
+def test_a_dropped_picture_of_a_gone_model_does_not_run_the_plugin_generator(qtbot, plugin_window, tmp_path):  # noqa: ANN001
+    from PIL.PngImagePlugin import PngInfo
+
+    gone = _gone_model(qtbot, plugin_window, tmp_path)
+    text = PngInfo()
+    text.add_text("parameters", "a castle\nSteps: 12, Sampler: Euler a, CFG scale: 6, Seed: 5, Size: 64x64, "
+                                "Model: gone model")
+    Image.new("RGB", (64, 64)).save(tmp_path / "x.png", pnginfo=text)
+    plugin_window.prompt_panel.picture_dropped.emit(tmp_path / "x.png")
+    status = plugin_window.status.message_label
+    qtbot.waitUntil(lambda: "Loaded the parameters of x.png" in status.text(), timeout=10_000)
+    assert status.text() == (
+        f"Loaded the parameters of x.png (made by AUTOMATIC1111). The model gone model is gone, and Test generator "
+        f"would make another kind of picture, so nothing is selected now; {gone} no longer exists; choose a model in "
+        f"the list above.")
+    _generate_asks_for_a_model(plugin_window)
