@@ -1,6 +1,6 @@
 """The window's side of the history: the gallery's reuse actions, prompt recall and pictures dropped on
-the prompt boxes (prompt styles and presets: style_preset_actions). Store and file work runs off the UI thread.
-"""
+the prompt boxes (reading those: dropped_picture; prompt styles and presets: style_preset_actions). Store and file
+work runs off the UI thread."""
 
 from __future__ import annotations
 
@@ -8,21 +8,18 @@ import asyncio
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QMessageBox
 
-from studio.core.control import resolved_controls
 from studio.core.errors import StudioError, first_line
 from studio.core.hires import HiresFix
-from studio.core.image_info import STUDIO_TOOL, ImageInfo, recipe_fields, refused_values
-from studio.core.image_inspection import inspect_image
-from studio.core.images import open_image, read_recipe
+from studio.core.image_info import recipe_fields, refused_values
+from studio.core.images import open_image
 from studio.core.inpaint import InpaintOptions
 from studio.core.mask import mask_from_image
-from studio.core.metadata import LoraRecord, Recipe
-from studio.core.model_match import bare_model_name, folder_joined_names, listed_model_hash, matching_model
+from studio.core.metadata import LoraRecord
 from studio.core.settings_sections import PostStepSetting
 from studio.core.style_weights import style_weights_dir
 from studio.plugin_host.registry import POSTPROCESSOR, Registry
@@ -31,22 +28,19 @@ from studio.services.history_reuse import (
     RecordedChain,
     RecordedChoices,
     gone_model,
-    missing_model,
-    missing_pictures,
     recorded_choices,
     request_for_entry,
     usable_chain,
 )
 from studio.services.history_store import HistoryEntry
+from studio.ui.dropped_picture import kept_value, model_notes, read_dropped, source_note
 from studio.ui.gallery_model import entry_name
-from studio.ui.model_picker import GENERATOR_PREFIX
-from studio.ui.prompt_panel_values import model_gone, model_not_listed
+from studio.ui.prompt_panel_values import model_gone
 from studio.ui.modal import modal
 from studio.ui.style_preset_actions import StylePresetActions
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
-    from studio.ui.prompt_panel import PromptPanel
 
 
 class HistoryActions(StylePresetActions, QObject):
@@ -201,7 +195,7 @@ class HistoryActions(StylePresetActions, QObject):
         listed = [(combo.itemText(i), combo.itemData(i)) for i in range(combo.count())]
         try:
             dropped = await asyncio.to_thread(
-                _read_dropped, path, self.window.settings.outputs_dir, listed, self.window.service.registry,
+                read_dropped, path, self.window.settings.outputs_dir, listed, self.window.service.registry,
                 style_weights_dir(self.window.service.env), self.window.cache_dir / "model-hashes.json")
         except StudioError as exc:
             if load == self._loads:
@@ -234,20 +228,11 @@ class HistoryActions(StylePresetActions, QObject):
         notes = self.panel.fill(model_path=model_path, **fields)
         if dropped.gone:
             notes.insert(0, model_gone(self.panel, dropped.gone, dropped.model_path or ""))
-        notes += [f"{why}; kept {_kept(self.panel, key)}." for key, why in refused.items()]
-        if recipe is not None and recipe.strength is not None:  # img2img or inpaint: Generate would make a new one
-            inpaint = recipe.mask_blur is not None or recipe.inpaint_area is not None
-            notes.append(f"It was made from a picture{' and a mask' if inpaint else ''} (strength "
-                         f"{recipe.strength:g}), which a dropped file does not bring back; Load Parameters in the "
-                         f"Gallery restores {'them' if inpaint else 'it'}.")
+        notes += [f"{why}; kept {kept_value(self.panel, key)}." for key, why in refused.items()]
+        notes += source_note(recipe)
         notes += [precision] if precision else []
         notes += self._restore_guides(dropped.controls, dropped.missing)
-        if model_name and dropped.model_path is None:
-            notes.append(model_not_listed(self.panel, f"The model {model_name!r} it names", "."))
-        elif model_name and model_path and (listed_name := next(n for n, d in listed if d == model_path)) and \
-                bare_model_name(listed_name) != bare_model_name(model_name) and \
-                bare_model_name(model_name) not in folder_joined_names(Path(model_path)):  # by its hash: renamed
-            notes.append(f"It names the model {model_name!r}; {listed_name} has the same hash, so it was picked.")
+        notes += model_notes(self.panel, model_name, dropped, model_path, listed)
         # Only Studio records a chain (another tool's picture, or Studio's A1111 text alone, says nothing of it):
         # otherwise the one set up stays.
         chain = self._restore_chain(dropped.chain.steps) if dropped.chain is not None else ""
@@ -311,52 +296,12 @@ class HistoryActions(StylePresetActions, QObject):
         return notes
 
 
-
-
-
 def _recorded_for_load(entry: HistoryEntry, outputs: Path, registry: Registry,
                        style_dir: Path) -> tuple[RecordedChoices, RecordedChain, str | None]:
     """What Load parameters sets beyond the entry's plain fields, and the name of its model if that is gone: reads
     the picture's recipe and stats files, so it runs in a worker thread."""
     return recorded_choices(entry, outputs), usable_chain(entry.params.get("post"), registry, style_dir),\
         gone_model(entry)
-
-
-class DroppedPicture(NamedTuple):
-    """What a picture dropped on the prompt panel sets beyond its plain fields."""
-    info: ImageInfo
-    controls: tuple[dict[str, Any], ...]  # its guides, their pictures' paths in the outputs folder
-    missing: list[str]  # those guides' kept pictures that are gone
-    model_path: str | None  # the listed model of the name it names (None: none listed)
-    gone: str | None  # that model's name when its file or folder is gone
-    chain: RecordedChain | None  # the post-processing chain its Studio recipe records (None: it records none)
-    recipe: Recipe | None = None  # Studio's recipe (its generator, a plugin's options, img2img), None for others'
-
-
-def _read_dropped(path: Path, outputs: Path, listed: list[tuple[str, Any]], registry: Registry,
-                  style_dir: Path, hash_cache: Path) -> DroppedPicture:
-    """What a dropped picture says about how it was made, its guides (a Studio recipe names a kept picture relative
-    to the outputs folder), the model of the ``listed`` (name, path) it names (by name, else by the hash the cache
-    knows: matching_model) and whether that is gone, and the chain it records: reads and stats files, so it runs in
-    a worker thread."""
-    info = inspect_image(path)
-    controls = resolved_controls(info.controls, outputs)
-    recipe = _studio_recipe(path) if info.tool == STUDIO_TOOL else None
-    # Only models: a plugin generator's item ("generator:procedural") is no file, and its title is no model's name.
-    models = [(n, d) for n, d in listed if isinstance(d, str) and d and not d.startswith(GENERATOR_PREFIX)]
-    model_path = None if recipe is not None and recipe.generator not in ("", "diffusers") else \
-        matching_model(info.model or "", info.model_hash or "", models, listed_model_hash(hash_cache))
-    chain = usable_chain(info.post, registry, style_dir) if info.tool == STUDIO_TOOL and info.post else None
-    return DroppedPicture(info, controls, missing_pictures(controls), model_path,
-                          missing_model(model_path, info.model or ""), chain, recipe)
-
-
-def _studio_recipe(path: Path) -> Recipe | None:
-    """The Studio recipe in a dropped picture, or None where it is damaged (inspect_image has said what it read)."""
-    try:
-        return read_recipe(path)
-    except StudioError:
-        return None
 
 
 def _cpu_precision(speed: str) -> str:
@@ -366,19 +311,6 @@ def _cpu_precision(speed: str) -> str:
     from studio.engine.fast_path_choices import options_for
 
     return dtype_name(cpu_dtype(options_for(speed).enabled))
-
-
-def _kept(panel: PromptPanel, key: str) -> str:
-    """The panel's value for one a picture names that Studio cannot take (a refused_values key): it stays."""
-    if key == "size":
-        return f"{panel.width_spin.value()}x{panel.height_spin.value()}"
-    if key == "seed":
-        return panel.seed_edit.text() or "a random seed"
-    if key == "cfg_scale":
-        return f"{panel.cfg_spin.value():g}"
-    if key == "clip_skip":
-        return "the model's usual text encoder output"
-    return panel.scheduler_combo.currentText() if key == "scheduler" else str(panel.steps_spin.value())
 
 
 def _warned(loaded: str, warnings: list[str]) -> str:

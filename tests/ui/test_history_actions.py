@@ -189,8 +189,8 @@ def test_a_picture_dropped_on_the_prompt_box_names_its_lora_that_is_another_file
 def test_a_picture_dropped_while_a_load_is_read_leaves_the_later_load_s_fields(qtbot, window, tmp_path,  # noqa: ANN001
                                                                              monkeypatch):
     read = threading.Event()
-    inspect = history_actions._read_dropped
-    monkeypatch.setattr(history_actions, "_read_dropped", lambda *args: read.wait(20) and inspect(*args))
+    inspect = history_actions.read_dropped
+    monkeypatch.setattr(history_actions, "read_dropped", lambda *args: read.wait(20) and inspect(*args))
     picture = made_with_files(window.settings.models_dir, tmp_path / "out", controlnet=False).image_path
     dropped = window.actions_.run(window.history_actions.load_from_picture(Path(picture)))
     loaded = window.actions_.run(window.history_actions.load_parameters(HistoryEntry("a castle", id=3)))
