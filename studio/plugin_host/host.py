@@ -131,6 +131,7 @@ class PluginHost:
             try:
                 remove_files(plugin_id)
             except BaseException:
+                self.uninstalling.discard(plugin_id)  # before the refresh: it stays, and is not to be told removed
                 if was_on:
                     try:
                         self._save_enabled(plugin_id, True, record)
