@@ -35,8 +35,8 @@ from studio.core.paths import resources_dir
 from studio.core.requests import GenerationRequest
 from studio.core.weight_files import check_weights_file, pickle_refusal
 from studio.engine import depth_maps
+from studio.engine.addon_names import in_linked_folders, recorded_name
 from studio.engine.depth_maps import annotator, check_depth_model
-from studio.engine.loras import in_linked_folders, recorded_name
 
 if TYPE_CHECKING:  # torch loads with them; `studio generate` may check guides' names before it does
     from studio.engine.device import DeviceInfo

@@ -5,7 +5,8 @@ Cooper Lake, AMD Zen 4 and later) compute bfloat16 products natively through one
 convolutions and matrix products call. On a Xeon with AMX, one full-size SD 1.5 UNet step with CFG at 256x256
 took 3.4 s in float32, 1.24 s in bfloat16 and 1.07 s with the UNet's weights channels-last too (1 thread);
 in float32 channels-last was slower (3.8 s), so it comes only with bfloat16. Processors without those units
-would emulate bfloat16, slower than float32, so they keep float32, as does the Plain diffusers setting.
+would emulate bfloat16, slower than float32, so they keep float32, as does the Speed: Standard setting (plain
+diffusers).
 
 Why bfloat16 and not float16: it has float32's range, so nothing overflows (SDXL's VAE does in float16), and
 its 8-bit mantissa changes a picture about as much as a GPU's float16 does: a grey level or so on average.

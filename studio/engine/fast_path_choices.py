@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from studio.core.speed_labels import SPEED_STANDARD, menu_words
 from studio.engine.cpu_precision import ENV as CPU_ENV, cpu_computes_bfloat16, forced_cpu_dtype
 from studio.engine.device import dtype_name
 from studio.engine.memory import OFFLOAD, SLICING
@@ -67,7 +68,8 @@ def platform_reason(device_kind: str, options: FastPathOptions,
         if ENV in environ:
             return (f"The fast path is turned off by {ENV}={environ[ENV]}, so jobs run plain diffusers whatever "
                     "the Speed setting says.")
-        return "The fast path is turned off (Settings → GPU → Plain diffusers), so jobs run plain diffusers."
+        return (f"The fast path is turned off (Settings → GPU → {menu_words(SPEED_STANDARD)}), so jobs run plain "
+                "diffusers.")
     if device_kind == "cuda":
         return None
     if device_kind == "cpu":

@@ -5,6 +5,11 @@ The engine thread loads LoRAs while the window's thread runs, so nothing here is
 call: log records are told apart by their thread, and so are warnings, through one ``warnings.showwarning`` that
 hands every other thread's on. (``warnings.catch_warnings`` would take all threads' warnings, and two threads
 restoring it out of order leave the warnings module sending everything to a list nobody reads.)
+
+The warnings taken are those shown, as the process's warning filters let through: Python shows a UserWarning
+once per line of code that warns (a second load warning the same from the same place adds nothing to its entry)
+and no DeprecationWarning raised in library code. Warning filters are process-wide, so making every warning of
+one thread's load shown would change what other threads show meanwhile.
 """
 
 from __future__ import annotations

@@ -26,10 +26,10 @@ from studio.core.model_kind import FAMILY_LABELS, with_article
 from studio.core.model_kinds import detect_kind
 from studio.core.model_library import KIND_FOLDERS
 from studio.core.models import SAFE_SUFFIX, find_weights
-from studio.core.paths import path_inside
 from studio.core.prompt_loras import the_one_named
 from studio.core.requests import LoraChoice
 from studio.core.weight_files import SafetensorsInfo, check_weights_file
+from studio.engine.addon_names import in_linked_folders, recorded_name
 from studio.engine.library_output import library_output_to_studio_log
 
 if TYPE_CHECKING:
@@ -70,14 +70,6 @@ def find_lora(models_root: Path, name: str, tag: str = "", linked: Sequence[Path
     return path
 
 
-def in_linked_folders(what: str, linked: Sequence[Path]) -> str:
-    """", and for WHAT in the linked folder(s) A, B": the end of a "No … named" sentence where the caller looked in
-    the library's linked folders too (through the model library); "" without any."""
-    if not linked:
-        return ""
-    return f", and for {what} in the linked {'folder' if len(linked) == 1 else 'folders'} {', '.join(map(str, linked))}"
-
-
 def _named_but_for_case(folder: Path, name: str) -> Path | None:
     """The one LoRA in ``folder`` whose path inside it is ``name`` but for case (``<lora:INK>`` for ink.safetensors,
     as the window matches it); None when none or several are. Only the folders on ``name``'s path are listed (any
@@ -99,12 +91,6 @@ def _entries(folder: Path) -> list[Path]:
         return list(folder.iterdir())
     except OSError:  # not there, not a folder, not readable: nothing to match
         return []
-
-
-def recorded_name(folder: Path, path: Path) -> str:
-    """A weights file's or folder's name as recipes record it: its path inside folder (so the recipe finds it
-    again in another machine's models folder), else its own name; without .safetensors either way."""
-    return (path_inside(folder, path) or path.name).removesuffix(SAFE_SUFFIX)
 
 
 def resolve_loras(models_root: Path, choices: Sequence[LoraChoice]) -> list[LoraFile]:

@@ -17,7 +17,7 @@ Previews may cost at most ``PREVIEW_BUDGET`` of the picture's time, first and la
 only when what it will cost fits. A linear one costs what the last one did (next to nothing); a TAESD one
 what a TAESD preview of that size last cost on that device (kept for the session), or, before one was
 measured, a per-device guess. Where TAESD does not fit (a CPU: seconds for a 512x512 picture), the step
-gets the linear preview instead, said once in the log.
+gets the linear preview instead; where it can never fit a picture, the log says so once.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ PREVIEW_BUDGET = 0.05  # the share of a picture's time its previews may cost (is
 # picture (64x64 latents) took 3.6-10 s on this project's 2-core CPU (so ~1 ms a pixel); on a GPU a few ms.
 TAESD_GUESS = {"cuda": 1e-6, "mps": 1e-5, "cpu": 1e-3}
 _taesd_seconds: dict[tuple[str, tuple[int, int]], float] = {}  # (device, latent size) -> what one cost there
-_taesd_refused: set[tuple[str, tuple[int, int]]] = set()  # where the log said TAESD does not fit
+_taesd_refused: set[tuple[str, tuple[int, int]]] = set()  # where the log said TAESD never fits a picture
 
 Render = Callable[[torch.Tensor, str], Image.Image]  # latents, family -> preview (synchronous)
 Decoder = Callable[[torch.Tensor], torch.Tensor]  # latents -> (H, W, 3) uint8 on the latents' device
@@ -134,6 +134,12 @@ class PreviewThrottle:
         """Whether a preview costing ``cost`` seconds more stays within the budget."""
         return self.spent + cost <= self.budget * (self._clock() - self._start)
 
+    def could_ever_afford(self, cost: float, step: int, total: int) -> bool:
+        """Whether one preview costing ``cost`` seconds fits this picture's budget at all, its steps taking as
+        long as they have so far (this is step ``step`` of ``total``); what was spent already is not counted."""
+        picture = (self._clock() - self._start) * total / max(step, 1)
+        return cost <= self.budget * picture
+
     def charge(self, seconds: float) -> None:
         self.spent += seconds
 
@@ -210,7 +216,7 @@ class LivePreviews:
         # One frame in flight at a time: a device that is behind gets no more work from previews.
         if self._pending is not None or not self.throttle.due(step, total, self._linear_cost):
             return shown
-        taesd = self.decoder is not None and self._taesd_fits(latents)
+        taesd = self.decoder is not None and self._taesd_fits(latents, step, total)
         started = self._clock()
         frame = self._start(latents, taesd)
         self.made += 1
@@ -228,13 +234,17 @@ class LivePreviews:
             _taesd_measured(_taesd_key(latents), cost)
         return shown
 
-    def _taesd_fits(self, latents: torch.Tensor) -> bool:
+    def _taesd_fits(self, latents: torch.Tensor, step: int, total: int) -> bool:
         """Whether a TAESD preview of these latents fits the budget now (its weights loaded first, and charged,
-        so that what is kept as its cost is the decode's)."""
+        so that what is kept as its cost is the decode's). The log says so only where it never can in this
+        picture: early on, the budget (a share of the time so far) is small even where later steps afford it."""
         cost = taesd_estimate(latents)
         if not self.throttle.affords(cost):
             key = _taesd_key(latents)
-            if key not in _taesd_refused:
+            if self.throttle.could_ever_afford(cost, step, total):
+                log.debug("A TAESD preview of %dx%d latents on %s (about %.0f ms) is not yet within the budget at "
+                          "step %d of %d", *key[1], key[0], cost * 1000, step, total)
+            elif key not in _taesd_refused:
                 _taesd_refused.add(key)
                 log.info("A TAESD preview of %dx%d latents on %s costs about %.0f ms, more than %.0f %% of the "
                          "picture's time allows; the quick colour previews are shown instead", *key[1], key[0],

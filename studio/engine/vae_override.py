@@ -23,7 +23,7 @@ from studio.core.model_kinds import detect_kind
 from studio.core.model_library import KIND_FOLDERS
 from studio.core.models import PICKLE_SUFFIXES, SAFE_SUFFIX, find_weights_or_folder
 from studio.core.weight_files import SafetensorsInfo, check_weights_file, pickle_refusal
-from studio.engine.loras import in_linked_folders, recorded_name
+from studio.engine.addon_names import in_linked_folders, recorded_name
 
 VAE_FOLDER = KIND_FOLDERS["vae"]
 CONFIG = "config.json"

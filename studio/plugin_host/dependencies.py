@@ -9,7 +9,6 @@ install and enable), and a plugin whose dependency was already loaded at a versi
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import sys
 import threading
 from collections.abc import Iterable, Mapping
@@ -19,6 +18,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
+
+from studio.plugin_host.folder_stamp import FolderStamp, folder_stamp
 
 
 @dataclass(frozen=True)
@@ -128,22 +129,16 @@ def loaded_elsewhere(folder: Path) -> str:
     return ""
 
 
-_Signature = tuple[int, tuple[str, ...]]
 _cache_lock = threading.Lock()  # plugins are loaded from the engine thread and the window's
-_folders: dict[Path, tuple[_Signature, _FolderContents]] = {}
-_versions: dict[tuple[str, Path], tuple[_Signature, str | None]] = {}
+_folders: dict[Path, tuple[FolderStamp, _FolderContents]] = {}
+_versions: dict[tuple[str, Path], tuple[FolderStamp, str | None]] = {}
 
 
-def _signature(folder: Path) -> _Signature | None:
+def _signature(folder: Path) -> FolderStamp | None:
     """What changes when a distribution in ``folder`` is installed, removed or replaced by another version: the
-    folder's modification time and the names of its metadata folders (which carry the versions). None when it
-    cannot be read, which is never kept."""
-    try:
-        with os.scandir(folder) as entries:
-            names = tuple(sorted(e.name for e in entries if e.name.endswith((".dist-info", ".egg-info"))))
-        return folder.stat().st_mtime_ns, names
-    except OSError:
-        return None
+    folder's stamp over its metadata folders (which carry the versions). None when it cannot be read, which is
+    never kept."""
+    return folder_stamp(folder, lambda name: name.endswith((".dist-info", ".egg-info")))
 
 
 def _cached_folder(folder: Path) -> _FolderContents:

@@ -8,7 +8,6 @@ for the rest of the session after repeated failures.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from studio.core.errors import StudioError
 from studio.core.plugin_manifest import check_plugin_id
 from studio.plugin_host.discovery import FoundPlugin, discover
 from studio.plugin_host.enabled_state import EnabledState
+from studio.plugin_host.folder_stamp import folder_stamp
 from studio.plugin_host.registry import (
     BUILTIN_PLUGIN,
     KIND_WORDS,
@@ -131,6 +131,7 @@ class PluginHost:
             try:
                 remove_files(plugin_id)
             except BaseException:
+                self.uninstalling.discard(plugin_id)  # before the refresh: it stays, and is not to be told removed
                 if was_on:
                     try:
                         self._save_enabled(plugin_id, True, record)
@@ -252,14 +253,8 @@ class PluginHost:
     def disk_stamp(self) -> tuple:
         """What changes whenever a plugin is installed, updated, removed, enabled or disabled: every one of those
         renames something in the plugins folder (a plugin's folder swapped in, state.json written atomically)."""
-        try:
-            with os.scandir(self.plugins_dir) as entries:
-                names = sorted((e.name, e.inode(), e.stat(follow_symlinks=False).st_mtime_ns) for e in entries
-                               if not e.name.startswith("."))  # (not the lock, the staging and trash folders)
-            folder = self.plugins_dir.stat()
-        except OSError:
-            return ()  # no plugins folder (yet)
-        return folder.st_ino, folder.st_mtime_ns, tuple(names)
+        # Not the dot entries (the lock, the staging and trash folders); () where there is no plugins folder (yet).
+        return folder_stamp(self.plugins_dir, lambda name: not name.startswith(".")) or ()
 
     def _refresh(self) -> list[PluginRecord]:
         seen = self.disk_stamp()  # before reading: a change made while reading is found at the next look

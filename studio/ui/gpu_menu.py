@@ -11,6 +11,7 @@ from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QMenu, QWidget
 
 from studio.core.events import DeviceKind
+from studio.core.speed_labels import SPEED_COMPILED, SPEED_FAST, SPEED_STANDARD
 
 NO_GPU = "No GPU found: Studio runs on the CPU"
 NO_VRAM = "On the CPU the models use system memory: the VRAM measures apply only on a GPU (the choice is kept for one)"
@@ -43,12 +44,12 @@ CHOICES = (
            "GPUs)", cpu_off=NO_VRAM),
     # The three speeds are named alike ("Speed: …", as "Memory: …" above) in an artist's words; how each works
     # (CUDA graphs, bfloat16, torch.compile) is in its tooltip.
-    Choice("speed", "fast", "Speed: &Fast", "Capture each size's denoising step once, then replay it (CUDA graphs)",
+    Choice("speed", "fast", SPEED_FAST, "Capture each size's denoising step once, then replay it (CUDA graphs)",
            "", "A little less exact, faster: computes in bfloat16 on processors with bfloat16 units (AMX, AVX-512 "
            "BF16), else in float32; on a CUDA GPU, the fast path (CUDA graphs)"),
-    Choice("speed", "eager", "Speed: &Standard", "Plain diffusers, no graphs: for comparing, or if a driver "
+    Choice("speed", "eager", SPEED_STANDARD, "Plain diffusers, no graphs: for comparing, or if a driver "
            "misbehaves", "", "Full precision (plain diffusers in float32): for comparing, or the most exact pictures"),
-    Choice("speed", "compile", "Speed: Fastest (&Compiled)", "Also compile the step with torch.compile: a little "
+    Choice("speed", "compile", SPEED_COMPILED, "Also compile the step with torch.compile: a little "
            "faster, but minutes of warm-up for every new size", cpu_off=COMPILE_ON_CPU),
 )
 GPU_SAID = {

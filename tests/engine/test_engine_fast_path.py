@@ -23,6 +23,7 @@ from tiny_models import build_tiny_ip_adapter, build_tiny_sdxl
 from studio.core.environment import GeneratorEnvironment
 from studio.core.errors import JobCancelledError
 from studio.core.requests import GenerationRequest, LoraChoice
+from studio.core.speed_labels import SPEED_STANDARD, menu_words
 from studio.engine import fast_path, fast_path_choices, fast_path_memory, fast_path_state, unet_graph
 from studio.engine.device import select_device
 from studio.engine.diffusion import DiffusersGenerator
@@ -289,7 +290,8 @@ def test_the_reason_the_fast_path_is_off_names_what_decided(monkeypatch):
     # STUDIO_FAST_PATH turned it off, not the Speed setting
     by_env = fast_path.platform_reason("cuda", off, {"STUDIO_FAST_PATH": "off"})
     assert "STUDIO_FAST_PATH=off" in by_env and "Settings" not in by_env
-    assert "Settings → GPU → Plain diffusers" in fast_path.platform_reason("cuda", off, {})
+    assert f"Settings → GPU → {menu_words(SPEED_STANDARD)})" in fast_path.platform_reason("cuda", off, {})
+    assert "Settings → GPU → Speed: Standard)" in fast_path.platform_reason("cuda", off, {})  # as the menu shows it
     # on the CPU: the precision the jobs run in, and what chose it
     forced = fast_path.platform_reason("cpu", on, {"STUDIO_CPU_DTYPE": "float32"})
     assert "run float32, as STUDIO_CPU_DTYPE=float32 says" in forced and "bfloat16" not in forced
@@ -832,7 +834,7 @@ def test_the_speed_setting_chooses_the_options_and_the_environment_overrides_it(
     assert fast_path_choices.options_for("eager", {}) == fast_path_choices.FastPathOptions(enabled=False, compile=False)
     assert fast_path_choices.options_for("compile", {}) == fast_path_choices.FastPathOptions(enabled=True, compile=True)
     assert fast_path_choices.options_for("compile", {"STUDIO_FAST_PATH": "off"}).enabled is False
-    assert "Plain diffusers" in fast_path.platform_reason("cuda", fast_path_choices.options_for("eager", {}))
+    assert menu_words(SPEED_STANDARD) in fast_path.platform_reason("cuda", fast_path_choices.options_for("eager", {}))
 
 
 @pytest.mark.parametrize("inpainting_model", [False, True])

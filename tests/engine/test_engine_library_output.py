@@ -108,3 +108,23 @@ def test_diffusers_log_records_of_the_loading_thread_only_are_taken(caplog):
     assert seen == ["another thread's record"]
     (entry,) = _entries(caplog)
     assert entry == "While loading a LoRA:\ndiffusers.loaders.peft WARNING: the load's own record"
+
+
+def _library_warns(text: str, category: type[Warning] = UserWarning) -> None:
+    warnings.warn(text, category)  # one line of "library" code, as a LoRA load's warnings come from
+
+
+def test_the_warnings_taken_are_those_the_process_filters_let_through(caplog):
+    """Without "always": a repeated warning from one line is taken once a session, a DeprecationWarning from
+    library code not at all, as the terminal would have shown them."""
+    with warnings.catch_warnings(record=True) as shown, caplog.at_level(logging.WARNING):
+        warnings.resetwarnings()  # Python's own filters (pytest shows every warning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        with library_output_to_studio_log("loading a LoRA"):
+            _library_warns("the library's warning")
+            _library_warns("the library's warning")
+            _library_warns("an old argument", DeprecationWarning)
+        with library_output_to_studio_log("loading a LoRA again"):
+            _library_warns("the library's warning")
+    assert shown == []
+    assert _entries(caplog) == ["While loading a LoRA:\nUserWarning: the library's warning"]  # none for "again"

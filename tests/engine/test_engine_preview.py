@@ -58,9 +58,11 @@ class FakeClock:
 def fresh_decoders():
     forget_decoders()
     preview._taesd_seconds.clear()  # what TAESD cost on a device is kept for the session
+    preview._taesd_refused.clear()  # and where the log said it never fits
     yield
     forget_decoders()
     preview._taesd_seconds.clear()
+    preview._taesd_refused.clear()
 
 
 @pytest.fixture
@@ -382,6 +384,27 @@ def test_a_slow_taesd_keeps_previews_within_5_percent_of_the_job_first_and_last_
     seconds, spent, shown = job_with_fake_times(clock, taesd, step_seconds=2.0)
     assert spent <= 0.05 * seconds
     assert 0 < taesd.calls < 3 * 8 and (512, 512) in shown and (64, 64) in shown
+
+
+def test_the_log_says_taesd_does_not_fit_only_where_it_never_fits_a_picture(monkeypatch, caplog):
+    refused = "more than 5 % of the picture's time allows"
+    # 0.5 s TAESD against 2 s steps: the first steps' budget (5 % of 2 s) is too small, later steps afford it. On a
+    # GPU every session starts so; the log said TAESD does not fit though the picture showed it.
+    clock = FakeClock()
+    monkeypatch.setitem(preview.TAESD_GUESS, "cpu", 0.5 / 4096)
+    taesd = SlowTaesd(clock, per_pixel=0.5 / 4096)
+    with caplog.at_level("DEBUG", logger=preview.__name__):
+        job_with_fake_times(clock, taesd, step_seconds=2.0, pictures=1)
+    assert taesd.calls > 0 and "not yet within the budget at step 1 of 8" in caplog.text
+    assert refused not in caplog.text and not preview._taesd_refused
+
+    # 10 s TAESD against 0.1 s steps: no step of the picture can afford it, said once for the session.
+    caplog.clear()
+    clock = FakeClock()
+    taesd = SlowTaesd(clock, per_pixel=10.0 / 4096)
+    with caplog.at_level("INFO", logger=preview.__name__):
+        job_with_fake_times(clock, taesd, step_seconds=0.1, pictures=2)
+    assert taesd.calls == 0 and caplog.text.count(refused) == 1
 
 
 def test_a_measured_taesd_cost_decides_later_pictures(monkeypatch):

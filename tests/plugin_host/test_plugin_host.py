@@ -226,3 +226,20 @@ def test_a_change_made_by_another_studio_is_taken_in_by_refresh_if_changed(plugi
     assert window.refresh_if_changed() is True
     assert window.record("tp-one").status == ENABLED and window.registry.has(GENERATOR, "test-gen")
     assert window.refresh_if_changed() is False
+
+
+def test_an_uninstall_whose_files_cannot_be_removed_is_not_told_as_a_removal(plugins_dir, tmp_path):
+    install(plugins_dir, tmp_path)
+    host = host_for(plugins_dir)
+    host.set_enabled("tp-one", True)
+    told: list[tuple[bool, bool]] = []  # at each refresh: is it being uninstalled, is it on
+    host.on_change = lambda: told.append(("tp-one" in host.uninstalling, host.record("tp-one").status == ENABLED))
+
+    def read_only(plugin_id: str) -> None:
+        raise StudioError(f"Could not remove {plugin_id}: {plugins_dir} is read-only.")
+
+    with pytest.raises(StudioError, match="read-only"):
+        host.uninstall("tp-one", read_only)
+    # switched off on its way out, then back on once its files stayed: a window told of that must not say removed
+    assert told == [(True, False), (False, True)]
+    assert not host.uninstalling and host.registry.has(GENERATOR, "test-gen")
