@@ -58,8 +58,9 @@ def matching_model(name: str, digest: str, listed: Sequence[tuple[str, T]],
     old 8 digits, or InvokeAI's whole SHA-256; ``hash_of(value, length)`` gives the listed one's of that length, None
     where it is not known). None when none or several match: a guess could load the wrong model."""
     if name:
-        if (exact := next((value for listed_name, value in listed if listed_name == name), None)) is not None:
-            return exact
+        exact = [value for listed_name, value in listed if listed_name == name]
+        if len(exact) == 1:
+            return exact[0]
         bare = bare_model_name(name)
         same = [value for listed_name, value in listed if bare_model_name(listed_name) == bare]
         if len(same) == 1:
