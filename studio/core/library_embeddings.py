@@ -32,7 +32,7 @@ def library_embeddings(items: Iterable[LibraryItem]) -> LibraryEmbeddings:
         name = item.name.lower()
         if item.kind == "embedding":
             found.files.setdefault(name, item.path)
-        elif item.problem and _is_pickle_embedding(item.path):
+        elif item.problem and _is_pickle_embedding(item.found_at or item.path):  # as found: a linked folder's name
             found.refused.setdefault(name, pickle_embedding_note(item.path))
     found.refused = {name: note for name, note in found.refused.items() if name not in found.files}  # converted
     return found
