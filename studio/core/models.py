@@ -61,7 +61,8 @@ def resolve_model(value: str, models_dir: Path, extra: list[Path] | tuple[Path, 
         use = USED_WITH.get(other.kind, "")
         raise InvalidRequest(f"{value} is {with_article(other.label)}, not a model to generate with"
                              f"{'; use ' + use.format(name=value) if use else ''}.")
-    for folder in (models_dir, *extra):  # a loop is never listed (it is no model file): said, not "not found"
+    # A loop with a weights suffix is listed (with its problem, above); one without is not: said, not "not found".
+    for folder in (models_dir, *extra):
         if loops := links_looping(folder, value) if folder.is_dir() else []:
             raise InvalidRequest(link_loop_problem(loops[0]))
     raise InvalidRequest(f"No model file or folder named {value!r} was found (looked in {models_dir}).")

@@ -166,8 +166,11 @@ def is_link_loop(path: Path) -> bool:
 def link_loop_problem(path: Path) -> str:
     """"PATH is a loop of symbolic links …" as a sentence, where a loop (a → b → a) is why nothing can be read at
     ``path`` (``exists()`` says False, and "no file there" would send people looking for a missing one); "" else."""
-    if not is_link_loop(path):
-        return ""
+    return link_loop_sentence(path) if is_link_loop(path) else ""
+
+
+def link_loop_sentence(path: Path) -> str:
+    """The sentence saying ``path``, known to be a loop of symbolic links, cannot be read."""
     return (f"{path} is a loop of symbolic links (it leads back to itself), so it cannot be read; fix or delete the "
             "link.")
 
