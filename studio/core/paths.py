@@ -6,6 +6,7 @@ import errno
 import functools
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,12 +176,16 @@ def link_loop_sentence(path: Path) -> str:
             "link.")
 
 
-def links_looping(folder: Path, name: str) -> list[Path]:
-    """The link loops in ``folder`` (at any depth, links not followed) named ``name``, with or without a suffix."""
+def links_looping(folders: Iterable[Path], name: str, max_depth: int) -> list[Path]:
+    """The link loops in ``folders`` (down to ``max_depth`` folders below each, links not followed) named ``name``,
+    with or without a suffix."""
     found: list[Path] = []
-    for place, dirs, files in os.walk(folder):
-        found += [Path(place) / entry for entry in (*dirs, *files)
-                  if name in (entry, Path(entry).stem) and is_link_loop(Path(place) / entry)]
+    for folder in folders:
+        for place, dirs, files in os.walk(folder):
+            found += [Path(place) / entry for entry in (*dirs, *files)
+                      if name in (entry, Path(entry).stem) and is_link_loop(Path(place) / entry)]
+            if len(Path(place).parts) - len(folder.parts) >= max_depth:
+                dirs.clear()
     return sorted(found)
 
 
