@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.core.model_library import LibraryItem, scan_library
+from studio.core.models import PICKLE_SUFFIXES
 from studio.core.weight_files import import_convert_command
 
 EMBEDDING_FOLDERS = ("embeddings", "embedding")  # A1111's and ComfyUI's; InvokeAI's models/<base>/embedding
-PICKLE_SUFFIXES = (".pt", ".ckpt", ".pth", ".bin", ".pkl", ".pickle")
 
 
 @dataclass
