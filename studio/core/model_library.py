@@ -47,6 +47,13 @@ VIRTUAL_FOLDERS = ("/proc", "/sys", "/dev", "/run")
 SYSTEM_FOLDERS = ("/bin", "/boot", "/etc", "/lib", "/lib64", "/sbin", "/usr", "/var")
 
 
+def without_weights_suffix(name: str) -> str:
+    """``name`` without a weights file's suffix in any letter case ("ink.SafeTensors": "ink"), as other tools
+    write a model's name with it; as it is otherwise (or where the suffix is all there is)."""
+    stem, dot, suffix = name.rpartition(".")
+    return stem if dot and stem and f".{suffix.lower()}" in WEIGHT_SUFFIXES else name
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """A full model in the model picker."""

@@ -17,20 +17,16 @@ from pathlib import Path
 from typing import TypeVar
 
 from studio.core.hashing import cached_model_hash, controlnet_hash
+from studio.core.model_library import without_weights_suffix
 
 T = TypeVar("T")
 OLD_HASH_LENGTH = 8  # A1111's "Model hash" before AutoV2
 AUTOV2_LENGTH, FULL_SHA256_LENGTH = 10, 64
-WEIGHT_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 
 
 def bare_model_name(name: str) -> str:
     """A model's name without its folders (``/`` or ``\\``) and weights extension, in lower case."""
-    base = re.split(r"[/\\]", name.strip())[-1]
-    stem, dot, suffix = base.rpartition(".")
-    if dot and f".{suffix.lower()}" in WEIGHT_EXTENSIONS:
-        base = stem
-    return base.lower()
+    return without_weights_suffix(re.split(r"[/\\]", name.strip())[-1]).lower()
 
 
 def folder_joined_names(path: Path) -> set[str]:

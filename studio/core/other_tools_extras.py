@@ -11,7 +11,7 @@ from typing import Any
 from studio.core.image_info import ImageInfo
 from studio.core.metadata import PARAMETERS_CHUNK
 from studio.core.metadata_values import as_float, as_int, as_text
-from studio.core.model_library import WEIGHT_SUFFIXES
+from studio.core.model_library import without_weights_suffix
 
 _COMFYUI_LORA_LOADERS = ("LoraLoader", "LoraLoaderModelOnly")
 _COMFYUI_CHECKPOINT = "Checkpoint"  # CheckpointLoaderSimple, CheckpointLoader|pysssss…: the model's own VAE
@@ -21,9 +21,7 @@ _FOOOCUS_LORA = re.compile(r"lora_combined_(\d+)")
 def weights_name(name: object) -> str | None:
     """A weights file's name as Studio's recipes name it: without its extension (A1111 writes "VAE:
     vae-ft-mse-840000-ema-pruned.safetensors", ComfyUI "add_detail.safetensors"); None for none."""
-    name = (as_text(name) or "").strip()
-    stem, dot, suffix = name.rpartition(".")
-    return (stem if dot and f".{suffix.lower()}" in WEIGHT_SUFFIXES and stem else name) or None
+    return without_weights_suffix((as_text(name) or "").strip()) or None
 
 
 def with_tool_extras(info: ImageInfo, texts: dict[str, str], notes: list[str]) -> ImageInfo:

@@ -450,3 +450,10 @@ def test_a_scan_resolves_each_items_path_once_for_where_it_is_and_whether_it_loo
     items = {item.name: item for item in scan_library(models)}
     assert items["alpha"].usable and "is a loop of symbolic links" in items["loop"].problem
     assert resolved["alpha"] == 2 and resolved["loop.safetensors"] == 1
+
+
+def test_one_rule_takes_a_weights_suffix_off_a_name():
+    from studio.core.model_library import without_weights_suffix
+
+    assert without_weights_suffix("ink.SafeTensors") == "ink" and without_weights_suffix("flux.gguf") == "flux"
+    assert without_weights_suffix("model.v1.5") == "model.v1.5" and without_weights_suffix(".ckpt") == ".ckpt"
