@@ -48,7 +48,6 @@ def embeddings_for(models_dir: Path, linked: Sequence[Path] = (), prompts: Seque
     return library_embeddings(scan_library(models_dir, linked, only=lambda path: path.stem.lower() in text))
 
 
-
 def pickle_embedding_note(path: Path) -> str:
     return (f"{path.stem} is a {path.suffix.lower()} embedding, which Studio does not load (pickle files can run "
             f"code), so it was read as words; convert it with `{import_convert_command(path)}`.")

@@ -141,7 +141,6 @@ class Settings(BaseModel):
                                   context=_default_folders(paths))
 
 
-
 def _default_folders(paths: StudioPaths) -> dict[str, dict[str, Path]]:
     """The validation context naming each folder setting's default, by the setting's name."""
     return {DEFAULT_FOLDERS: {"models_dir": paths.default_models_dir, "outputs_dir": paths.default_outputs_dir}}
