@@ -173,7 +173,7 @@ def _index_url(given: str | None) -> str:
 
 def _install(host: PluginHost, source: str, index: str | None, yes: bool) -> int:
     installer = _installer(host)
-    if not index and PLUGIN_ID.match(source) and not Path(source).expanduser().exists():
+    if not index and PLUGIN_ID.fullmatch(source) and not Path(source).expanduser().exists():
         from studio.core.settings import load_settings
 
         index = load_settings().plugin_index  # a plugin id, not a file: looked up in the index of the settings

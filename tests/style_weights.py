@@ -80,6 +80,7 @@ class RecordingContext:
     def __init__(self, cancel_after: int | None = None) -> None:
         self.cancel_after = cancel_after
         self.checks = 0
+        self.wants_previews = True
         self.progress: list[tuple[int, int, Image.Image | None]] = []
         self.notes: list[str] = []
 

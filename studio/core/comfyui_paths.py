@@ -36,10 +36,10 @@ def read_extra_model_paths(file: Path) -> ExtraModelPaths:
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" (line {where.line + 1})" if where is not None else ""
-        raise InvalidRequest(f"{file.name} is not a YAML file ComfyUI could read either{line}: "
+        raise InvalidRequest(f"{file} is not a YAML file ComfyUI could read{line}: "
                              f"{getattr(exc, 'problem', None) or exc}.") from None
     if not isinstance(config, dict) or not any(isinstance(section, dict) for section in config.values()):
-        raise InvalidRequest(f"{file.name} names no model folders: ComfyUI's extra_model_paths.yaml has sections "
+        raise InvalidRequest(f"{file} names no model folders: ComfyUI's extra_model_paths.yaml has sections "
                              "such as comfyui: with a base_path and checkpoints:, loras:, vae: folders.")
     here = file.absolute().parent
     found = ExtraModelPaths()

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from studio.core.model_library import LibraryItem, scan_library
+from studio.core.models import PICKLE_SUFFIXES
 from studio.core.weight_files import import_convert_command
 
 EMBEDDING_FOLDERS = ("embeddings", "embedding")  # A1111's and ComfyUI's; InvokeAI's models/<base>/embedding
-PICKLE_SUFFIXES = (".pt", ".ckpt", ".pth", ".bin", ".pkl", ".pickle")
 
 
 @dataclass
@@ -32,7 +32,7 @@ def library_embeddings(items: Iterable[LibraryItem]) -> LibraryEmbeddings:
         name = item.name.lower()
         if item.kind == "embedding":
             found.files.setdefault(name, item.path)
-        elif item.problem and _is_pickle_embedding(item.path):
+        elif item.problem and _is_pickle_embedding(item.found_at or item.path):  # as found: a linked folder's name
             found.refused.setdefault(name, pickle_embedding_note(item.path))
     found.refused = {name: note for name, note in found.refused.items() if name not in found.files}  # converted
     return found
@@ -46,7 +46,6 @@ def embeddings_for(models_dir: Path, linked: Sequence[Path] = (), prompts: Seque
         return library_embeddings(scan_library(models_dir, linked))
     text = "\n".join(prompts).lower()
     return library_embeddings(scan_library(models_dir, linked, only=lambda path: path.stem.lower() in text))
-
 
 
 def pickle_embedding_note(path: Path) -> str:

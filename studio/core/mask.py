@@ -6,7 +6,6 @@ Every editing operation works on the smallest region it touches and returns that
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -290,18 +289,10 @@ def scaled_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.where(reached, smooth, 0).astype(np.uint8)
 
 
-@functools.lru_cache(maxsize=64)
 def feather_reach(radius: float) -> int:
     """How many pixels beyond the mask's edge feather(mask, radius) reaches: the farthest pixel that blends in some
-    of the new picture, from the nearest masked one. Measured across a diagonal edge, where it reaches farthest (the
-    blur is done along rows and columns, so it spreads a little farther past a diagonal edge than a straight one)."""
-    if radius <= 0:
-        return 0
-    side = int(3 * radius) + 8  # well past the blur's reach
-    ys, xs = np.mgrid[:2 * side, :2 * side]
-    gap = xs + ys - (2 * side - 1)  # steps to the nearest masked pixel: the mask is the pixels with gap <= 0
-    edge = np.where(gap <= 0, 255, 0).astype(np.uint8)
-    # Near the middle of the edge (away from the picture's own edges), the farthest pixel reached.
-    reached = gap[(feather(edge, radius) > 0) & (gap > 0) & (np.abs(xs - ys) <= 2)]
-    far = int(reached.max()) if reached.size else 0
-    return math.ceil(math.hypot(far // 2, far - far // 2))  # the nearest masked pixel, half the steps each way
+    of the new picture, from the nearest masked one. Arithmetic, as the Feather box asks at each change (measuring a
+    blur took 55 ms at 128 px, 283 ms at 256): the blur reaches about 1.36 radii past a diagonal edge (it is done
+    along rows and columns, so it spreads a little farther there than past a straight one), at most a pixel more
+    than blurring measures for radii 1-256 (tests/core/test_core_mask.py measures it)."""
+    return math.ceil(1.359 * radius + 0.3) if radius > 0 else 0

@@ -21,7 +21,7 @@ from studio.core.hashing import Progress, is_hashed, lora_hash, model_hash
 from studio.core.lora_kinds import lycoris_problem
 from studio.core.model_kind import ModelKind, model_part, part_problem
 from studio.core.model_kinds import detect_folder_kind, detect_kind, read_model_index
-from studio.core.paths import files_under, real_path, real_path_or_loop
+from studio.core.paths import files_under, link_loop_sentence, real_path, real_path_or_loop
 from studio.core.units import format_size  # noqa: F401 - where callers have found it
 from studio.core.weight_files import check_weights_file
 
@@ -45,6 +45,13 @@ LAYOUTS = (("AUTOMATIC1111", ("Stable-diffusion", "Lora")), ("ComfyUI", ("checkp
 # them), and the system's own top-level folders (themselves; a folder someone made under /var is theirs).
 VIRTUAL_FOLDERS = ("/proc", "/sys", "/dev", "/run")
 SYSTEM_FOLDERS = ("/bin", "/boot", "/etc", "/lib", "/lib64", "/sbin", "/usr", "/var")
+
+
+def without_weights_suffix(name: str) -> str:
+    """``name`` without a weights file's suffix in any letter case ("ink.SafeTensors": "ink"), as other tools
+    write a model's name with it; as it is otherwise (or where the suffix is all there is)."""
+    stem, dot, suffix = name.rpartition(".")
+    return stem if dot and stem and f".{suffix.lower()}" in WEIGHT_SUFFIXES else name
 
 
 @dataclass(frozen=True)
@@ -159,8 +166,7 @@ def scan_library(models_dir: Path, linked: Sequence[Path] = (), only: Wanted | N
             resolved, loop = real_path_or_loop(item.path)
             if loop:  # listed with why, and the rest of the library still is
                 item = replace(item, kind="unknown", family="", label="Unusable",
-                               problem=f"{item.path.name} is a symbolic link that leads back to itself (a link "
-                               "loop), so it cannot be read; fix or delete the link.")
+                               problem=link_loop_sentence(item.path))
             if resolved in seen:
                 continue
             origin = imports.get(str(resolved))

@@ -17,20 +17,16 @@ from pathlib import Path
 from typing import TypeVar
 
 from studio.core.hashing import cached_model_hash, controlnet_hash
+from studio.core.model_library import without_weights_suffix
 
 T = TypeVar("T")
 OLD_HASH_LENGTH = 8  # A1111's "Model hash" before AutoV2
 AUTOV2_LENGTH, FULL_SHA256_LENGTH = 10, 64
-WEIGHT_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
 
 
 def bare_model_name(name: str) -> str:
     """A model's name without its folders (``/`` or ``\\``) and weights extension, in lower case."""
-    base = re.split(r"[/\\]", name.strip())[-1]
-    stem, dot, suffix = base.rpartition(".")
-    if dot and f".{suffix.lower()}" in WEIGHT_EXTENSIONS:
-        base = stem
-    return base.lower()
+    return without_weights_suffix(re.split(r"[/\\]", name.strip())[-1]).lower()
 
 
 def folder_joined_names(path: Path) -> set[str]:
@@ -58,8 +54,9 @@ def matching_model(name: str, digest: str, listed: Sequence[tuple[str, T]],
     old 8 digits, or InvokeAI's whole SHA-256; ``hash_of(value, length)`` gives the listed one's of that length, None
     where it is not known). None when none or several match: a guess could load the wrong model."""
     if name:
-        if (exact := next((value for listed_name, value in listed if listed_name == name), None)) is not None:
-            return exact
+        exact = [value for listed_name, value in listed if listed_name == name]
+        if len(exact) == 1:
+            return exact[0]
         bare = bare_model_name(name)
         same = [value for listed_name, value in listed if bare_model_name(listed_name) == bare]
         if len(same) == 1:

@@ -11,7 +11,8 @@ from pathlib import Path
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.model_kind import ModelKind, with_article
 from studio.core.model_kinds import detect_kind
-from studio.core.model_library import ModelEntry, checkpoints, scan_library, unloadable_reason
+from studio.core.model_library import (MAX_DEPTH, ModelEntry, checkpoints, model_folders, scan_library,
+                                       unloadable_reason)
 from studio.core.paths import files_under, link_loop_problem, links_looping, real_path
 from studio.core.weight_files import (check_weights_file, file_mode, pickle_refusal, special_file_problem,
                                       special_mode_problem)
@@ -61,8 +62,9 @@ def resolve_model(value: str, models_dir: Path, extra: list[Path] | tuple[Path, 
         use = USED_WITH.get(other.kind, "")
         raise InvalidRequest(f"{value} is {with_article(other.label)}, not a model to generate with"
                              f"{'; use ' + use.format(name=value) if use else ''}.")
-    for folder in (models_dir, *extra):  # a loop is never listed (it is no model file): said, not "not found"
-        if loops := links_looping(folder, value) if folder.is_dir() else []:
+    # A loop with a weights suffix is listed (with its problem, above); one without is not: said, not "not found".
+    for folder in (models_dir, *extra):
+        if loops := links_looping(model_folders(folder), value, MAX_DEPTH) if folder.is_dir() else []:
             raise InvalidRequest(link_loop_problem(loops[0]))
     raise InvalidRequest(f"No model file or folder named {value!r} was found (looked in {models_dir}).")
 

@@ -11,7 +11,7 @@ from typing import Any
 from studio.core.image_info import ImageInfo
 from studio.core.metadata import PARAMETERS_CHUNK
 from studio.core.metadata_values import as_float, as_int, as_text
-from studio.core.model_library import WEIGHT_SUFFIXES
+from studio.core.model_library import without_weights_suffix
 
 _COMFYUI_LORA_LOADERS = ("LoraLoader", "LoraLoaderModelOnly")
 _COMFYUI_CHECKPOINT = "Checkpoint"  # CheckpointLoaderSimple, CheckpointLoader|pysssss…: the model's own VAE
@@ -21,26 +21,32 @@ _FOOOCUS_LORA = re.compile(r"lora_combined_(\d+)")
 def weights_name(name: object) -> str | None:
     """A weights file's name as Studio's recipes name it: without its extension (A1111 writes "VAE:
     vae-ft-mse-840000-ema-pruned.safetensors", ComfyUI "add_detail.safetensors"); None for none."""
-    name = (as_text(name) or "").strip()
-    stem, dot, suffix = name.rpartition(".")
-    return (stem if dot and f".{suffix.lower()}" in WEIGHT_SUFFIXES and stem else name) or None
+    return without_weights_suffix((as_text(name) or "").strip()) or None
 
 
 def with_tool_extras(info: ImageInfo, texts: dict[str, str], notes: list[str]) -> ImageInfo:
-    """info with the LoRAs, VAE and clip skip its tool's JSON says; notes get what else it used that Studio lacks."""
+    """info with the LoRAs, VAE and clip skip its tool's JSON says; notes get what else it used that Studio lacks.
+    JSON shaped other than the tool writes it leaves info as it is, with a note, never losing the prompt and model."""
+    readers = {"ComfyUI": ("prompt", _comfyui), "InvokeAI": ("invokeai_metadata", _invokeai),
+               "Fooocus": (PARAMETERS_CHUNK, _fooocus)}
+    key, reader = readers.get(info.tool or "", ("", None))
+    if reader is None or key not in texts or (info.tool == "Fooocus" and not texts[key].lstrip().startswith("{")):
+        return info
     try:
-        if info.tool == "ComfyUI" and "prompt" in texts:
-            graph = json.loads(texts["prompt"])  # checked to be JSON before any parser saw it
-            return _comfyui(info, graph, notes) if isinstance(graph, dict) else info
-        if info.tool == "InvokeAI" and "invokeai_metadata" in texts:
-            data = json.loads(texts["invokeai_metadata"])
-            return _invokeai(info, data, notes) if isinstance(data, dict) else info
-        if info.tool == "Fooocus" and texts.get(PARAMETERS_CHUNK, "").lstrip().startswith("{"):
-            data = json.loads(texts[PARAMETERS_CHUNK])
-            return _fooocus(info, data, notes) if isinstance(data, dict) else info
+        data = json.loads(texts[key])
     except ValueError:  # Fooocus' parameters are only checked to be JSON where sd-parsers reads them
-        pass
-    return info
+        return info
+    if not isinstance(data, dict):
+        return info
+    try:
+        return reader(info, data, notes)
+    except (ValueError, TypeError, AttributeError):  # a value of another type than the tool writes
+        notes.append(_unreadable(info.tool or ""))
+        return info
+
+
+def _unreadable(tool: str) -> str:
+    return f"Studio could not read the LoRAs and VAE in this picture's {tool} metadata, so they were not carried over."
 
 
 def _comfyui(info: ImageInfo, graph: dict[Any, Any], notes: list[str]) -> ImageInfo:
@@ -90,7 +96,10 @@ def _invokeai(info: ImageInfo, data: dict[str, Any], notes: list[str]) -> ImageI
     """InvokeAI 3 names a LoRA {"lora": {"model_name"}, "weight"}, 4 and later {"model": {"name"}, "weight"}; the
     VAE likewise. Its clip_skip counts the layers skipped (A1111's Clip skip less one)."""
     loras = []
-    for item in data.get("loras") or ():
+    named = data.get("loras") or []
+    if not isinstance(named, list):
+        notes.append(_unreadable("InvokeAI"))
+    for item in named if isinstance(named, list) else ():
         model = (item.get("model") or item.get("lora")) if isinstance(item, dict) else None
         name = _invokeai_name(model)
         weight = as_float(item.get("weight")) if isinstance(item, dict) else None

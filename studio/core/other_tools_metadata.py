@@ -179,7 +179,6 @@ def _as_a1111_reads(info: ImageInfo, parameters: str, notes: list[str]) -> Image
                    vae_hash=settings.get("VAE hash") if vae else None)
 
 
-
 def _info_from_prompt_info(result: Any, notes: list[str]) -> ImageInfo:
     metadata = result.metadata if isinstance(result.metadata, dict) else {}
     samplers = list(result.samplers)

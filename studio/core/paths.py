@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,12 +98,29 @@ def real_path(path: Path) -> Path:
 
 
 def real_path_or_loop(path: Path) -> tuple[Path, bool]:
-    """``real_path(path)``, and whether a symbolic link loop kept it from resolving, from one resolve (each one
-    looks up every part of the path)."""
-    try:
-        return path.expanduser().resolve(), False
+    """``real_path(path)``, and whether a symbolic link loop kept it from resolving. Non-strict ``resolve()`` does
+    not raise for a loop on Python 3.13 (3.11 and 3.12 raise RuntimeError), so the loop is told by a strict one."""
+    path = path.expanduser()
+    resolved, loop = _strict_resolve(path)
+    if loop:
+        return path.absolute(), True
+    if resolved is not None:
+        return resolved, False
+    try:  # a dangling link or a path not there yet: resolved as far as it goes
+        return path.resolve(), False
     except (RuntimeError, OSError):
-        return path.expanduser().absolute(), True
+        return path.absolute(), False
+
+
+def _strict_resolve(path: Path) -> tuple[Path | None, bool]:
+    """``path.resolve(strict=True)`` (None where it fails), and whether a symbolic link loop is why it failed; any
+    other failure (nothing there, no permission) is not a loop."""
+    try:
+        return path.resolve(strict=True), False
+    except RuntimeError:  # Python 3.11 and 3.12 on a loop
+        return None, True
+    except OSError as error:
+        return None, error.errno == errno.ELOOP
 
 
 def files_under(folder: Path) -> list[tuple[Path, int]]:
@@ -140,28 +159,33 @@ def path_inside(folder: str | os.PathLike[str], path: str | os.PathLike[str]) ->
 
 
 def is_link_loop(path: Path) -> bool:
-    try:
-        path.expanduser().resolve()
-    except (RuntimeError, OSError):
-        return True
-    return False
+    """Whether ``path`` is (or goes through) a loop of symbolic links (a → b → a); a dangling link or a folder
+    without permission is not one."""
+    return _strict_resolve(path.expanduser())[1]
 
 
 def link_loop_problem(path: Path) -> str:
     """"PATH is a loop of symbolic links …" as a sentence, where a loop (a → b → a) is why nothing can be read at
     ``path`` (``exists()`` says False, and "no file there" would send people looking for a missing one); "" else."""
-    if not is_link_loop(path):
-        return ""
+    return link_loop_sentence(path) if is_link_loop(path) else ""
+
+
+def link_loop_sentence(path: Path) -> str:
+    """The sentence saying ``path``, known to be a loop of symbolic links, cannot be read."""
     return (f"{path} is a loop of symbolic links (it leads back to itself), so it cannot be read; fix or delete the "
             "link.")
 
 
-def links_looping(folder: Path, name: str) -> list[Path]:
-    """The link loops in ``folder`` (at any depth, links not followed) named ``name``, with or without a suffix."""
+def links_looping(folders: Iterable[Path], name: str, max_depth: int) -> list[Path]:
+    """The link loops in ``folders`` (down to ``max_depth`` folders below each, links not followed) named ``name``,
+    with or without a suffix."""
     found: list[Path] = []
-    for place, dirs, files in os.walk(folder):
-        found += [Path(place) / entry for entry in (*dirs, *files)
-                  if name in (entry, Path(entry).stem) and is_link_loop(Path(place) / entry)]
+    for folder in folders:
+        for place, dirs, files in os.walk(folder):
+            found += [Path(place) / entry for entry in (*dirs, *files)
+                      if name in (entry, Path(entry).stem) and is_link_loop(Path(place) / entry)]
+            if len(Path(place).parts) - len(folder.parts) >= max_depth:
+                dirs.clear()
     return sorted(found)
 
 

@@ -22,10 +22,10 @@ API_VERSION = "1.1"  # 1.1: checked_params
 MANIFEST_NAME = "studio-plugin.toml"
 ENTRY_POINT_GROUP = "studio.plugins"
 MAX_MANIFEST_BYTES = 256 * 1024
-# A plain name: it becomes a folder name, so no dots, slashes or spaces.
-PLUGIN_ID = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
+# A plain name: it becomes a folder name, so no dots, slashes or spaces. Used with fullmatch: "$" lets "abc\n" by.
+PLUGIN_ID = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?")
 CONTRIBUTION_ID = PLUGIN_ID
-TARGET = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+TARGET = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 RESERVED_IDS = frozenset({"studio", "diffusers", "builtin", "core"})
 CONTRIBUTION_KINDS = {"generators": "generator", "postprocessors": "postprocessor"}
 
@@ -86,7 +86,7 @@ class Manifest:
 
 def check_plugin_id(value: object) -> str:
     """The id, if it is a plain name; ManifestError before anything touches the disk otherwise."""
-    if not isinstance(value, str) or not PLUGIN_ID.match(value):
+    if not isinstance(value, str) or not PLUGIN_ID.fullmatch(value):
         raise ManifestError(
             f"The plugin id {value!r} is not a plain name: use 1-64 lowercase letters, digits, '-' or '_', "
             "starting and ending with a letter or digit.")
@@ -193,10 +193,10 @@ def _manifest(table: dict[str, Any], source: str) -> Manifest:
 
 def _contribution(kind: str, row: dict[str, Any], source: str) -> ContributionSpec:
     contribution_id = row.get("id")
-    if not isinstance(contribution_id, str) or not CONTRIBUTION_ID.match(contribution_id):
+    if not isinstance(contribution_id, str) or not CONTRIBUTION_ID.fullmatch(contribution_id):
         raise ManifestError(f"The plugin manifest {source}: the {kind} id {contribution_id!r} is not a plain name.")
     target = row.get("target")
-    if not isinstance(target, str) or not TARGET.match(target):
+    if not isinstance(target, str) or not TARGET.fullmatch(target):
         raise ManifestError(f"The plugin manifest {source}: the {kind} {contribution_id!r} needs target = "
                             "\"package.module:attribute\".")
     title = _text(row, "title", source, limit=100) or contribution_id

@@ -238,10 +238,12 @@ def the_one_named(name: str, candidates: Iterable[Named], names: Callable[[Named
     """The candidate ``name`` names: the one with a name (``names``: its name, file name, path inside the LoRA
     folder ...) spelled as ``name`` is, else the only one with a name that is ``name`` but for letter case, with or
     without .safetensors (``<lora:INK>`` for ink.safetensors, as A1111 and the file systems of Windows and macOS find
-    it). None when none is, or when several differ from it only in case: Studio does not guess between them."""
+    it). None when none is, or when several have that name or differ from it only in case: Studio does not guess
+    between them."""
     listed = [(candidate, tuple(names(candidate))) for candidate in candidates]
-    if exact := next((candidate for candidate, its in listed if name in its), None):
-        return exact
+    exact = [candidate for candidate, its in listed if name in its]
+    if exact:  # several spelled as ``name`` is (loras/a/ink and loras/b/ink): no guess
+        return exact[0] if len(exact) == 1 else None
     wanted = name_key(name)
     folded = [candidate for candidate, its in listed if any(name_key(n) == wanted for n in its)]
     return folded[0] if len(folded) == 1 else None

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 def check_loras(loras: tuple[LoraChoice, ...]) -> tuple[LoraChoice, ...]:
     """Names stripped, weights as floats; one sentence for too many, a bad weight, or a LoRA chosen twice."""
+    from studio.core.prompt_loras import name_key  # it imports requests, which imports this module
+
     if len(loras) > MAX_LORAS:
         raise InvalidRequest(f"At most {MAX_LORAS} LoRAs can be applied at once, not {len(loras)}.")
     checked: list[LoraChoice] = []
@@ -41,7 +43,7 @@ def check_loras(loras: tuple[LoraChoice, ...]) -> tuple[LoraChoice, ...]:
         if not math.isfinite(weight) or abs(weight) > MAX_LORA_WEIGHT:
             raise InvalidRequest(f"The weight of the LoRA {name} must be between {-MAX_LORA_WEIGHT:g} and "
                                  f"{MAX_LORA_WEIGHT:g}, not {weight:g}.")
-        key = name.casefold().removesuffix(".safetensors")
+        key = name_key(name)
         if key in seen:
             raise InvalidRequest(f"The LoRA {name} is chosen twice; keep it once, with one weight.")
         seen.add(key)

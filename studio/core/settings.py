@@ -109,12 +109,12 @@ class Settings(BaseModel):
         folder = absolute_folder(value)
         # A file named where a folder should be (outputs_dir = "/etc/passwd") takes the default. The default is
         # taken whatever is there (else there would be no folder at all): saving into it says what is wrong.
-        defaults = (info.context or {}).get(DEFAULT_FOLDERS, ())
-        if folder.is_file() and folder not in defaults:
+        defaults: dict[str, Path] = (info.context or {}).get(DEFAULT_FOLDERS, {})
+        if folder.is_file() and folder not in defaults.values():
             if not reading_file(info):
                 raise ValueError("a file, not a folder")
             # Read fine, so no "could not be read" and no .broken copy: the note says what it is, and what is used.
-            default = defaults[("models_dir", "outputs_dir").index(info.field_name)]
+            default = defaults[info.field_name]
             info.context.setdefault(FOLDER_NOTES, []).append(
                 f"The setting {info.field_name} is {folder}, which is a file, not a folder; the default {default} "
                 "is used.")
@@ -141,9 +141,9 @@ class Settings(BaseModel):
                                   context=_default_folders(paths))
 
 
-
-def _default_folders(paths: StudioPaths) -> dict[str, tuple[Path, ...]]:
-    return {DEFAULT_FOLDERS: (paths.default_models_dir, paths.default_outputs_dir)}
+def _default_folders(paths: StudioPaths) -> dict[str, dict[str, Path]]:
+    """The validation context naming each folder setting's default, by the setting's name."""
+    return {DEFAULT_FOLDERS: {"models_dir": paths.default_models_dir, "outputs_dir": paths.default_outputs_dir}}
 
 
 def load_settings(paths: StudioPaths | None = None) -> Settings:

@@ -98,7 +98,8 @@ class GuardedContext:
 
     @property
     def wants_previews(self) -> bool:
-        return self._inner.wants_previews
+        # A plugin's own test context may predate the property: previews are wanted, as before it.
+        return getattr(self._inner, "wants_previews", True)
 
     def is_cancelled(self) -> bool:
         return self._closed.is_set() or self._inner.is_cancelled()

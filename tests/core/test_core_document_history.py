@@ -252,3 +252,38 @@ def test_an_extend_canvas_fill_is_named_as_filling_the_border_not_as_an_inpaint(
     doc.set_image(Image.new("RGB", (32, 24), (9, 9, 9)), OUTPAINTED, made)
     assert doc.undo_description() == "Filled the extended border 'a house by a lake' (seed 42)"
     assert doc.history_descriptions()[-1] == doc.undo_description()
+
+
+def _small_dab(mask: np.ndarray, x: int) -> tuple[int, int, int, int]:
+    mask[10:12, x:x + 2] = 255
+    return (x, 10, x + 2, 12)
+
+
+def test_history_revision_rises_when_the_steps_or_the_position_change_and_not_on_a_dab():
+    """The history list and the Undo/Redo words are redone only when it rises: never on a brush's dab (hundreds a
+    stroke), always on a new step, an undo, a redo or a click in the list."""
+    doc = painted()
+    revisions = [doc.history_revision]
+    assert revisions[-1] > 0  # two steps pushed
+    doc.begin_stroke("Paint mask")
+    for dx in range(3):
+        doc.stroke(lambda mask, dx=dx: _small_dab(mask, dx))
+        assert doc.history_revision == revisions[-1]  # a dab: no new step yet
+    doc.end_stroke()
+    assert doc.history_revision > revisions[-1]  # the stroke is a step
+    revisions.append(doc.history_revision)
+    doc.mark_saved()
+    assert doc.history_revision == revisions[-1]  # saved: the same steps at the same place
+    doc.undo()
+    assert doc.history_revision > revisions[-1]
+    revisions.append(doc.history_revision)
+    doc.redo()
+    assert doc.history_revision > revisions[-1]
+    revisions.append(doc.history_revision)
+    doc.go_to(0)
+    assert doc.history_revision > revisions[-1] and doc.history_position == 0
+    revisions.append(doc.history_revision)
+    doc.go_to(0)  # already there
+    assert doc.history_revision == revisions[-1]
+    doc.edit_mask("Paint mask", dab)  # a new step where undone ones were
+    assert doc.history_revision > revisions[-1]

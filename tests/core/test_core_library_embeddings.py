@@ -80,3 +80,18 @@ def test_a_pickle_embedding_is_named_back_with_how_to_convert_it(tmp_path):
     assert found.refused == {"bad_prompt_v2": (
         "bad_prompt_v2 is a .pt embedding, which Studio does not load (pickle files can run code), so it was read as "
         f"words; convert it with `studio models import --convert {webui / 'embeddings' / 'bad_prompt_v2.pt'}`.")}
+
+
+def test_a_pickle_embedding_in_a_linked_embeddings_folder_is_named_back(tmp_path):
+    """A1111's embeddings/ a link to a folder of another name: the pickle was left unsaid (its real path has no
+    embeddings folder)."""
+    import pickle
+
+    webui, kept = tmp_path / "sd-webui", tmp_path / "kept" / "textual inversions"
+    (webui / "models" / "Stable-diffusion").mkdir(parents=True)
+    kept.mkdir(parents=True)
+    (kept / "bad_prompt_v2.pt").write_bytes(pickle.dumps({"string_to_param": {}}))
+    (webui / "embeddings").symlink_to(kept, target_is_directory=True)
+    found = embeddings_for(tmp_path / "models", [webui], ("bad_prompt_v2",))
+    assert list(found.refused) == ["bad_prompt_v2"]
+    assert found.refused["bad_prompt_v2"].startswith("bad_prompt_v2 is a .pt embedding, which Studio does not load")

@@ -165,7 +165,9 @@ def test_a_symlink_loop_is_listed_as_unusable_and_the_rest_of_the_library_still_
     (tmp_path / "loop").symlink_to("loop")  # a linked folder that became a loop
     items = {i.name: i for i in with_hashes(scan_library(models, [tmp_path / "loop"]), None)}
     assert items["good"].usable and items["good"].label == "SD 1.x"
-    assert not items["a"].usable and "symbolic link that leads back to itself" in items["a"].problem
+    assert not items["a"].usable and items["a"].problem == (
+        f"{models / 'checkpoints' / 'a.safetensors'} is a loop of symbolic links (it leads back to itself), so it "
+        "cannot be read; fix or delete the link.")
     assert not items["b"].usable and items["a"].label == "Unusable"
     assert not items["loop"].usable
     assert resolve_model("good", models) == (models / "checkpoints" / "good.safetensors").resolve()
@@ -446,5 +448,12 @@ def test_a_scan_resolves_each_items_path_once_for_where_it_is_and_whether_it_loo
 
     monkeypatch.setattr(Path, "resolve", counting_resolve)
     items = {item.name: item for item in scan_library(models)}
-    assert items["alpha"].usable and "link loop" in items["loop"].problem
+    assert items["alpha"].usable and "is a loop of symbolic links" in items["loop"].problem
     assert resolved["alpha"] == 2 and resolved["loop.safetensors"] == 1
+
+
+def test_one_rule_takes_a_weights_suffix_off_a_name():
+    from studio.core.model_library import without_weights_suffix
+
+    assert without_weights_suffix("ink.SafeTensors") == "ink" and without_weights_suffix("flux.gguf") == "flux"
+    assert without_weights_suffix("model.v1.5") == "model.v1.5" and without_weights_suffix(".ckpt") == ".ckpt"

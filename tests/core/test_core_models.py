@@ -338,3 +338,27 @@ def test_a_model_that_is_a_loop_of_symbolic_links_is_said_to_be_one(tmp_path, mo
                                       "be read; fix or delete the link.")
     with pytest.raises(InvalidRequest, match="No model file or folder named 'loop' was found"):
         resolve_model("loop", models)
+
+
+def test_a_loop_is_looked_for_only_where_the_library_reads_models(tmp_path):
+    """The search for a loop walked every folder of the models folder and of each linked one at any depth: an
+    A1111 folder's venv and outputs too (thousands of folders). It looks where the scan does, as deep."""
+    from studio.core.errors import InvalidRequest
+    from studio.core.model_library import MAX_DEPTH
+    from studio.core.models import resolve_model
+
+    models, webui = tmp_path / "models", tmp_path / "sd-webui"
+    (models / "checkpoints").mkdir(parents=True)
+    for folder in ("models/Stable-diffusion", "models/Lora", "venv/lib", "outputs"):
+        (webui / folder).mkdir(parents=True)
+    for place, name in ((webui / "venv" / "lib", "inVenv"), (webui / "outputs", "inOutputs"),
+                        (webui / "models" / "Stable-diffusion", "inModels")):
+        (place / name).symlink_to(place / name)
+    deep = models.joinpath(*[f"d{i}" for i in range(MAX_DEPTH + 1)])
+    deep.mkdir(parents=True)
+    (deep / "tooDeep").symlink_to(deep / "tooDeep")
+    with pytest.raises(InvalidRequest, match="is a loop of symbolic links"):
+        resolve_model("inModels", models, [webui])
+    for name in ("inVenv", "inOutputs", "tooDeep"):
+        with pytest.raises(InvalidRequest, match=f"No model file or folder named '{name}' was found"):
+            resolve_model(name, models, [webui])

@@ -9,6 +9,7 @@ from metadata_images import comfy_graph, comfy_png, pillow_png
 
 from studio.core.image_info import recipe_fields, refused_values
 from studio.core.image_inspection import inspect_image
+from studio.core import other_tools_extras
 from studio.core.other_tools_extras import weights_name
 
 
@@ -80,6 +81,25 @@ def test_invokeai_loras_vae_and_clip_skip_are_carried_over_and_its_adapters_are_
     info = inspect_image(pillow_png(tmp_path / "inv3.png", {"invokeai_metadata": json.dumps(v3)}))
     assert info.loras == (("ink", 0.5),) and info.clip_skip == 1 and info.notes == ()
     assert recipe_fields(info)["vae"] == ""  # none named: the model's own
+
+
+def test_invokeai_loras_of_another_shape_are_a_note_and_the_prompt_and_model_are_kept(tmp_path):
+    info = inspect_image(pillow_png(tmp_path / "inv.png", {"invokeai_metadata": json.dumps(INVOKE_V4 | {"loras": 5})}))
+    assert (info.tool, info.prompt, info.model) == ("InvokeAI", "a lighthouse at dusk", "dreamshaper_8")
+    assert info.loras == () and info.vae == "vae-ft-mse-840000-ema-pruned"
+    assert "Studio could not read the LoRAs and VAE in this picture's InvokeAI metadata" in " ".join(info.notes)
+
+
+def test_a_tool_reader_failing_on_an_odd_value_leaves_the_rest_of_the_picture(tmp_path, monkeypatch):
+    def odd(info, data, notes):
+        raise AttributeError("'int' object has no attribute 'get'")
+
+    monkeypatch.setattr(other_tools_extras, "_invokeai", odd)
+    info = inspect_image(pillow_png(tmp_path / "inv.png", {"invokeai_metadata": json.dumps(INVOKE_V4)}))
+    assert (info.tool, info.prompt, info.model, info.seed) == ("InvokeAI", "a lighthouse at dusk", "dreamshaper_8",
+                                                               3141592)
+    assert info.notes == ("Studio could not read the LoRAs and VAE in this picture's InvokeAI metadata, so they were "
+                          "not carried over.",)
 
 
 FOOOCUS = {"prompt": "a knight on a horse", "negative_prompt": "unrealistic",

@@ -225,3 +225,9 @@ def test_a_name_but_for_case_names_the_one_file_it_matches():
     items = [("Ink", "/loras/Ink.safetensors"), ("ink-v2", "/loras/ink-v2.safetensors")]
     assert the_one_named("ink", items, lambda item: item) == items[0]  # a name, its file's or its path
     assert the_one_named("/LORAS/INK-V2", items, lambda item: item) == items[1]
+
+
+def test_two_items_of_the_same_exact_name_are_not_guessed_between():
+    items = [("ink", "/loras/a/ink.safetensors"), ("ink", "/loras/b/ink.safetensors")]
+    assert the_one_named("ink", items, lambda item: item) is None
+    assert the_one_named("/loras/b/ink.safetensors", items, lambda item: item) == items[1]  # its path says which

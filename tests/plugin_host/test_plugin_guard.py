@@ -14,6 +14,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.reports: list[tuple[int, int, int, Image.Image | None]] = []
+        self.wants_previews = True
 
     def report_progress(self, step, total, image_index=0, preview=None, preview_box=None):  # noqa: ANN001, ANN201
         self.reports.append((step, total, image_index, preview))
@@ -62,3 +63,13 @@ def test_the_last_step_of_a_flood_always_reaches_the_window(tmp_path):
     for step in range(1, 101):
         guarded.report_progress(step, 100)
     assert len(inner.reports) == 11 and inner.reports[-1][:2] == (100, 100)
+
+
+def test_the_guard_says_whether_previews_are_wanted_and_yes_for_a_context_that_does_not_say(tmp_path):
+    """A plugin's own test context written before wants_previews (as the plugin README's was) made the guard raise
+    AttributeError when the plugin asked."""
+    inner = Recorder()
+    inner.wants_previews = False
+    assert GuardedContext(inner, "cpu", tmp_path).wants_previews is False
+    del inner.wants_previews
+    assert GuardedContext(inner, "cpu", tmp_path).wants_previews is True

@@ -38,6 +38,7 @@ class FakeContext:
         self.notes: list[str] = []
         self.statuses: list[str] = []
         self.cancel_checks = 0
+        self.wants_previews = True
 
     def report_progress(self, step: int, total: int, image_index: int = 0, preview: Image.Image | None = None,
                         preview_box: tuple[int, int, int, int] | None = None) -> None:

@@ -32,6 +32,10 @@ default = 0.5
     (('id = "test-plugin"', 'id = "../evil"'), "is not a plain name"),
     (('id = "test-plugin"', 'id = "a/b"'), "is not a plain name"),
     (('id = "test-plugin"', 'id = "Caps"'), "is not a plain name"),
+    (('id = "test-plugin"', 'id = "abc\\n"'), "is not a plain name"),  # "$" matched before a last newline
+    (('id = "test-gen"', 'id = "test-gen\\n"'), "is not a plain name"),
+    (('target = "studio_test_plugin.generator:Generator"', 'target = "studio_test_plugin.generator:Generator\\n"'),
+     "needs target ="),
     (('id = "test-plugin"', 'id = "studio"'), "belongs to Studio itself"),
     (('id = "test-plugin"\n', ''), "has no 'id'"),
     (('version = "1.0.0"', 'version = "one"'), "is not a version number"),

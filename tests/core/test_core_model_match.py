@@ -41,6 +41,13 @@ def test_older_a1111_s_folder_joined_name_finds_the_checkpoint_in_that_folder():
     assert matching_model("SD15_realisticVisionV51_v51VAE", "", twice, no_hash) is None  # which one: not guessed
 
 
+def test_two_models_of_the_same_exact_name_are_told_apart_by_their_hash_alone():
+    listed = [("ink", "/models/a/ink.safetensors"), ("ink", "/models/b/ink.safetensors"), ("other", "/o.ckpt")]
+    assert matching_model("ink", "", listed, no_hash) is None  # which one: not guessed
+    hashes = {listed[0][1]: "1111111111", listed[1][1]: "2222222222", listed[2][1]: "3333333333"}
+    assert matching_model("ink", "2222222222", listed, lambda v, n: hashes[v]) == listed[1][1]
+
+
 def test_bare_names_lose_folders_weights_extensions_and_case():
     assert bare_model_name("C:\\models\\SD15/Real.v5.safetensors") == "real.v5"
     assert bare_model_name("model.v1.5") == "model.v1.5"  # not a weights extension
