@@ -62,24 +62,25 @@ def studio_home_problem() -> str | None:
     if not home:
         return None
     path = Path(home).expanduser()
-    for place in (path, *path.parents):  # the first that exists: what it names is made inside that
-        try:
-            if not place.exists():
-                continue
-            if place.is_dir():
-                return None
-        except OSError:  # a name the system will not look at: said where it is used
-            return None
-        if place == path:
-            return f"STUDIO_HOME {home} is a file, not a folder; point it at a folder."
-        return f"STUDIO_HOME {home} is inside {place}, which is a file, not a folder; point it at a folder."
-    return None
+    place = _file_in_the_way(path)
+    if place is None:
+        return None
+    if place == path:
+        return f"STUDIO_HOME {home} is a file, not a folder; point it at a folder."
+    return f"STUDIO_HOME {home} is inside {place}, which is a file, not a folder; point it at a folder."
 
 
 def config_folder_problem(paths: StudioPaths) -> str | None:
     """Where the config folder (or a folder above it) is a file, that in a sentence: the settings file cannot be
     there, and the system's own words for it are "File exists" or "Not a directory"; else None."""
-    for place in (paths.config_dir, *paths.config_dir.parents):  # the first that exists
+    place = _file_in_the_way(paths.config_dir)
+    return None if place is None else f"{place} is a file, not a folder"
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The file at ``folder`` or at the nearest folder above it that exists (what ``folder`` is to be made inside),
+    or None where that is a folder."""
+    for place in (folder, *folder.parents):  # the first that exists
         try:
             if not place.exists():
                 continue
@@ -87,7 +88,7 @@ def config_folder_problem(paths: StudioPaths) -> str | None:
                 return None
         except OSError:  # a name the system will not look at: said where it is used
             return None
-        return f"{place} is a file, not a folder"
+        return place
     return None
 
 
