@@ -316,7 +316,11 @@ class _JobView:
 def precision_notes(request: GenerationRequest | PostProcessRequest, outputs: tuple[GeneratedImage, ...],
                     recorded: str = "") -> tuple[str, ...]:
     """What the pictures' precision means for the person: bfloat16 (only ever the CPU's fast path) differs from
-    other tools' float32 pictures by a grey level or so; a rerun in another precision than its entry recorded."""
+    other tools' float32 pictures by a grey level or so; a rerun in another precision than its entry recorded.
+    Only Studio's own generator runs diffusion in a precision: a post-processing job carries its input picture's
+    recipe, and a plugin's generator its own, so neither has anything to say here."""
+    if not isinstance(request, GenerationRequest) or request.generator != "diffusers":
+        return ()
     ran = next((out.recipe.precision for out in outputs if out.recipe.precision), "")
     notes = []
     if ran == "bfloat16":

@@ -240,3 +240,21 @@ def test_once_cancelling_the_label_stays_cancelling_through_the_model_load_and_t
         assert (bar.desc, bar.n) == ("Cancelling (Ctrl+C again to stop at once): ", 3)  # the steps still count
     finally:
         bar.close()
+
+
+def test_post_processing_a_bfloat16_picture_or_a_plugin_generators_picture_notes_no_precision(monkeypatch):
+    """Post-processing runs no diffusion (and has no --speed): the bfloat16 its input's recipe records is not this
+    job's precision; a plugin's generator does not run Studio's precision either."""
+    from studio.cli_job import precision_notes
+    from studio.core.events import GeneratedImage
+    from studio.core.requests import PostProcessRequest
+
+    monkeypatch.delenv("STUDIO_CPU_DTYPE", raising=False)
+    recipe = Recipe(prompt="a", negative_prompt="", steps=2, sampler="Euler", cfg_scale=7, seed=1, width=64,
+                    height=64, model_name="m", precision="bfloat16")
+    outputs = (GeneratedImage(Image.new("RGB", (64, 64)), recipe),)
+    post = PostProcessRequest(processor="upscale", image=Image.new("RGB", (64, 64)), recipe=recipe)
+    assert precision_notes(post, outputs) == ()
+    plugin = GenerationRequest(model="", prompt="a", generator="example.gen")
+    assert precision_notes(plugin, outputs) == ()
+    assert precision_notes(GenerationRequest(model="m", prompt="a"), outputs)  # Studio's own still says it
