@@ -168,8 +168,9 @@ class JobService:
                 instance.use_linked_dirs(self._env.linked_dirs)
 
     def watch_plugins(self, watch: Callable[[RunningPlugin | None], None] | None) -> None:
-        """``watch`` is told, on the engine thread, which plugin's code runs before it runs and None after (the
-        window marks it in its autosave: a plugin that kills Studio is named at the next start)."""
+        """``watch`` is told, on the engine thread, which plugin's code runs before it runs and, after, the one it
+        ran inside (a plugin generator's, for its post-step plugin) or None (the window marks it in its autosave: a
+        plugin that kills Studio is named at the next start)."""
         self._runner.watch = watch
 
     def submit(self, request: GenerationRequest | PostProcessRequest) -> int:

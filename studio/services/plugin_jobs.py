@@ -126,6 +126,7 @@ class ContributionRunner:
         self._step_pictures = StepPictures()
         # Told which plugin's code runs (None: none now), so that one that kills the process can be named after.
         self.watch: Callable[[RunningPlugin | None], None] | None = None
+        self._running: RunningPlugin | None = None  # the marker watch was last given
 
     def use_environment(self, env: GeneratorEnvironment) -> None:
         self._env = env
@@ -216,9 +217,13 @@ class ContributionRunner:
         # Each item is checked (a picture loaded, copied) on the plugin's thread: whatever goes wrong is its failure.
         log.info("Running %s (plugin %s %s)", contribution.title, contribution.owner, contribution.plugin_version)
         watch = self.watch
+        # Guards nest (a plugin generator's post-step plugin runs between its pictures): the outer plugin is
+        # marked again when the inner one is done, not left unmarked for its next picture.
+        outer = self._running
+        self._running = RunningPlugin(contribution.plugin_id, contribution.owner, contribution.plugin_version,
+                                      contribution.title)
         if watch is not None:
-            watch(RunningPlugin(contribution.plugin_id, contribution.owner, contribution.plugin_version,
-                                contribution.title))
+            watch(self._running)
         items = run_guarded(lambda: produce(guarded), context, guarded, f"The plugin {contribution.owner}",
                             check=check)
         try:
@@ -237,8 +242,9 @@ class ContributionRunner:
             notice = self._failed(contribution, str(exc))
             raise PluginFailed(f"{exc} {notice}".strip()) from exc
         finally:
+            self._running = outer
             if watch is not None:
-                watch(None)
+                watch(outer)
 
     def _failed(self, contribution: Contribution, message: str, hung: bool = False) -> str:
         if self._host is None:

@@ -801,3 +801,26 @@ def test_each_plugin_job_is_logged_and_watched_while_its_code_runs(setup, caplog
     assert seen[:2] == [invert, None]  # marked before its code ran, cleared after
     assert seen[2] is not None and seen[2].title != "Invert" and seen[3:] == [None]  # cleared after a failure too
     assert "Running Invert (plugin Test Plugin 2.1.0)" in caplog.messages
+
+
+def test_a_plugin_generator_is_marked_again_after_its_post_step_plugin_ran(setup):
+    """The post-step plugin runs between the generator's pictures: when it is done, the generator (whose code
+    makes the next picture) is the running plugin again, not nobody."""
+    from studio.services.autosave import RunningPlugin
+
+    host, env, outputs, history = setup
+    seen: list[RunningPlugin | None] = []
+
+    async def scenario():
+        async with running_service(env, outputs=outputs, history=history, plugins=host) as service:
+            service.watch_plugins(seen.append)
+            stream = service.subscribe()
+            ids = [service.submit(request(batch_count=2, post=(PostStep("tp-other-invert", {"amount": 1}),)))]
+            return await collect_until_done(stream, ids), ids
+
+    events, (job,) = run(scenario())
+    assert isinstance(terminal(events, job), JobFinished)
+    generator = seen[0]
+    invert = RunningPlugin("tp-other", "Test Plugin", "2.1.0", "Invert")
+    assert generator is not None and generator.plugin_id == "tp-good" and generator.title != "Invert"
+    assert seen == [generator, invert, generator, invert, generator, None]
