@@ -207,14 +207,21 @@ def _take_markers(root: Path, name: str) -> list[tuple[Path, str]]:
             lock.acquire(timeout=0)
         except Timeout:
             continue  # a running Studio's job
+        except OSError as exc:  # the lock file cannot be made (a read-only data folder): the next folder may do
+            log.warning("Could not lock %s to read its marker: %s", marker.parent, exc)
+            continue
         try:
             found.append((marker, marker.read_text(encoding="utf-8")))
         except OSError as exc:
             log.warning("Could not read the marker %s: %s", marker, exc)
             found.append((marker, ""))
         finally:
-            marker.unlink(missing_ok=True)
-            lock.release()
+            try:
+                marker.unlink(missing_ok=True)
+            except OSError as exc:  # it is said again at the next start; the restore question still comes now
+                log.warning("Could not remove the marker %s: %s", marker, exc)
+            finally:
+                lock.release()
     return found
 
 

@@ -265,3 +265,37 @@ def test_a_generation_running_when_studio_died_is_counted_once_and_a_clean_close
     assert take_running_plugins(root) == []  # not taken for a plugin's marker
     assert take_running_jobs(root) == 1
     assert take_running_jobs(root) == 0  # said once
+
+
+def test_markers_that_cannot_be_removed_or_locked_never_stop_the_others_being_taken(tmp_path: Path, monkeypatch):  # noqa: ANN001
+    """A read-only data folder: the marker's removal fails, or its folder's lock file cannot be made. Neither
+    escapes (the window asks this first, then whether to restore): each is logged and the other folders read."""
+    import filelock
+
+    from studio.services.autosave import RUNNING_PLUGIN, RunningPlugin, take_running_plugins
+
+    root = tmp_path / "autosave"
+    plugins = [RunningPlugin(f"hp-{n}", "Hostile", "1.0.0", f"Post {n}") for n in range(3)]
+    for running in plugins:
+        died = Autosaver(root, lambda: None, interval=3600)
+        died.mark_plugin(running)
+        died._lock.release()  # killed: no close
+    real_unlink, real_acquire = Path.unlink, filelock.FileLock.acquire
+    locked_out = sorted(root.iterdir())[0]
+
+    def unlink(path: Path, missing_ok: bool = False) -> None:
+        if path.name == RUNNING_PLUGIN:
+            raise PermissionError(13, "Read-only file system", str(path))
+        real_unlink(path, missing_ok=missing_ok)
+
+    def acquire(lock, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if Path(lock.lock_file).parent == locked_out:
+            raise PermissionError(13, "Permission denied", lock.lock_file)
+        return real_acquire(lock, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    monkeypatch.setattr(filelock.FileLock, "acquire", acquire)
+    taken = take_running_plugins(root)
+    assert len(taken) == 2 and set(taken) < set(plugins)
+    monkeypatch.undo()
+    assert len(take_running_plugins(root)) == 3  # their locks were let go; the markers could not be removed
