@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -231,6 +231,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _rerun(args: argparse.Namespace) -> int:
+    from studio.cli_addon_files import find_files
     from studio.cli_denoising import RECORDED, check_denoising_steps
     from studio.cli_device import check_device, device_fallback_note, device_given
     from studio.cli_generate import check_post_pictures, say_if_compile_does_nothing, say_unless_the_job_will
@@ -265,14 +266,19 @@ def _rerun(args: argparse.Namespace) -> int:
         raise InvalidRequest(f"{exc} Put it back there to run entry {entry.id} again.") from None
     check_outputs([args.output], overwrite=args.overwrite, reads=_pictures_read(entry, request, plugins.registry),
                   outputs_dir=settings.outputs_dir, history=store)
-    # Steps x strength that run no step said as generate says them (after every value's range), of the entry's.
-    prepared = prepare_request(request, check_denoising=lambda checked: check_denoising_steps(
-        RECORDED, checked, recorded_in=f"history entry {entry.id}"))
     check_device(args.device)
     env = GeneratorEnvironment.from_settings(settings, paths, args.device)
     for warning in changed_file_warnings(entry, env.models_root, paths.cache_dir / "model-hashes.json",
                                          linked=settings.extra_model_paths):
         say_note(warning)  # it names recorded files: data, shown escaped
+    # Its LoRAs, VAE and ControlNets found as generate finds them (in linked folders, by alias), not only where the
+    # engine looks (the models folder, a path): the warnings above count those as there.
+    if request.generator == "diffusers":
+        loras, vae, controls, _ = find_files(request.loras, request.vae, request.controls, settings)
+        request = replace(request, loras=loras, vae=vae, controls=controls)
+    # Steps x strength that run no step said as generate says them (after every value's range), of the entry's.
+    prepared = prepare_request(request, check_denoising=lambda checked: check_denoising_steps(
+        RECORDED, checked, recorded_in=f"history entry {entry.id}"))
     say_unless_the_job_will(prepared.notes, prepared.request)  # not those the job says again after "Saved"
     if (note := device_fallback_note(args.device, settings.device)) and prepared.request.generator == "diffusers":
         say_note(note)

@@ -16,11 +16,13 @@ from studio.services.history_store import HistoryEntry
 
 # sd-webui-controlnet's hash reads the 64 KiB at 1 MiB into the file: a smaller file has one hash whatever it holds.
 CONTROLNET_BYTES = (1 << 20) + (1 << 16)
+# The tensor name that makes a file a ControlNet (lllyasviel's layout) to Studio's checks, as a rerun makes them.
+CONTROLNET_KEY = "input_hint_block.0.weight"
 
 
-def weights_file(path: Path, fill: int, size: int = 64) -> Path:
-    """A safetensors file whose one tensor is ``size`` bytes of ``fill``: another fill, another file."""
-    header = json.dumps({"w": {"dtype": "U8", "shape": [size], "data_offsets": [0, size]}}).encode()
+def weights_file(path: Path, fill: int, size: int = 64, key: str = "w") -> Path:
+    """A safetensors file whose one tensor, ``key``, is ``size`` bytes of ``fill``: another fill, another file."""
+    header = json.dumps({key: {"dtype": "U8", "shape": [size], "data_offsets": [0, size]}}).encode()
     header += b" " * (-len(header) % 8)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(len(header).to_bytes(8, "little") + header + bytes([fill]) * size)
@@ -43,7 +45,8 @@ def made_with_files(models: Path, pictures: Path, *, lora: bool = True, vae: boo
     pictures.mkdir(parents=True, exist_ok=True)
     if controlnet:
         Image.new("RGB", (8, 8)).save(pictures / "lines.png")  # the guide's kept picture: a rerun needs it
-        digest = controlnet_hash(weights_file(models / "controlnet" / "canny.safetensors", 3, CONTROLNET_BYTES))
+        digest = controlnet_hash(weights_file(models / "controlnet" / "canny.safetensors", 3, CONTROLNET_BYTES,
+                                                 CONTROLNET_KEY))
         params["controls"] = [ControlGuide("canny", image_path=str(pictures / "lines.png")).to_record(digest)]
     recipe = Recipe(prompt="a fox", negative_prompt="", steps=2, sampler="Euler", cfg_scale=5, seed=7, width=8,
                     height=8, model_name="tiny", loras=loras, vae_name="soft" if vae else "", vae_hash=vae_hash)

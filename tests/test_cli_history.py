@@ -233,7 +233,7 @@ def test_rerun_warns_of_each_lora_vae_and_controlnet_that_changed_or_is_gone(stu
                                                                               monkeypatch, capsys):
     from dataclasses import replace
 
-    from recorded_files import CONTROLNET_BYTES, made_with_files, weights_file
+    from recorded_files import CONTROLNET_BYTES, CONTROLNET_KEY, made_with_files, weights_file
 
     from studio.cli import main
     from studio.core.hashing import controlnet_hash, lora_hash, model_hash
@@ -249,18 +249,24 @@ def test_rerun_warns_of_each_lora_vae_and_controlnet_that_changed_or_is_gone(stu
     then = {"ink": lora_hash(models / "loras" / "ink.safetensors"), "soft": model_hash(models / "vae" /
             "soft.safetensors"), "canny": controlnet_hash(models / "controlnet" / "canny.safetensors")}
     ink = lora_hash(weights_file(models / "loras" / "ink.safetensors", 9))
-    canny = controlnet_hash(weights_file(models / "controlnet" / "canny.safetensors", 9, CONTROLNET_BYTES))
+    canny = controlnet_hash(weights_file(models / "controlnet" / "canny.safetensors", 9, CONTROLNET_BYTES,
+                                             CONTROLNET_KEY))
     (models / "vae" / "soft.safetensors").unlink()
     ran = requests_run(monkeypatch)
-    assert main(["history", "rerun", str(entry_id), "-o", str(tmp_path / "again.png")]) == 0
-    warnings = [line for line in capsys.readouterr().err.splitlines() if "made with" in line]
-    assert warnings == [  # notices, said as every other: the job runs
+    assert main(["history", "rerun", str(entry_id), "-o", str(tmp_path / "again.png")]) == 2
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "made with" in line]
+    assert warnings == [  # notices, said as every other, then the gone VAE refuses the job (as generate does)
         (f"note: The LoRA 'ink' is not the file this picture was made with (hash {then['ink']}, now {ink}): the "
          "result will differ."),
         (f"note: The VAE 'soft' this picture was made with (hash {then['soft']}) is missing, so it cannot be made "
          "the same way again."),
         (f"note: The ControlNet 'canny' is not the file this picture was made with (hash {then['canny']}, now "
          f"{canny}): the result will differ.")]
+    assert "No VAE named 'soft' was found" in err and ran == []
+    weights_file(models / "vae" / "soft.safetensors", 9)
+    assert main(["history", "rerun", str(entry_id), "-o", str(tmp_path / "again.png")]) == 0
+    assert "The VAE 'soft' is not the file this picture was made with" in capsys.readouterr().err
     assert len(ran) == 1  # a warning, not a refusal: the person may want the new files' picture
 
 
@@ -674,3 +680,29 @@ def test_a_bfloat16_cpu_job_of_speed_fast_says_eager_runs_float32(monkeypatch):
         "tools'.",)
     float32 = (GeneratedImage(Image.new("RGB", (64, 64)), Recipe(**{**recipe.__dict__, "precision": "float32"})),)
     assert precision_notes(GenerationRequest(model="m", prompt="a", speed="eager"), float32, "float32") == ()
+
+
+def test_rerun_finds_a_lora_in_a_linked_folder_as_generate_does(tiny_model_dir, studio_home, tmp_path, monkeypatch,
+                                                                 capsys):
+    """The changed-files check counted the linked folder's LoRA as there (no warning), then the rerun failed "No
+    LoRA named 'ink'": only generate looked in linked folders."""
+    from tiny_loras import lora_state, save_lora, tiny_unet
+
+    from studio.cli import main
+    from studio.core.hashing import lora_hash
+    from studio.core.paths import studio_paths
+    from studio.services.history_store import HistoryStore
+
+    a1111 = tmp_path / "stable-diffusion-webui"
+    lora = save_lora(lora_state(tiny_unet(tiny_model_dir)), a1111 / "models" / "Lora" / "ink.safetensors")
+    (a1111 / "models" / "Stable-diffusion").mkdir()
+    assert studio_here(capsys, "models", "link", str(a1111)).returncode == 0
+    store = HistoryStore(studio_paths().data_dir / "history.db")
+    entry_id = store.add(HistoryEntry(prompt="a fox", model_path=str(tiny_model_dir), seed=5, steps=2, params={
+        "loras": [{"name": "ink", "weight": 0.5, "hash": lora_hash(lora)}]}))
+    store.close()
+    capsys.readouterr()
+    ran = requests_run(monkeypatch)
+    assert main(["history", "rerun", str(entry_id), "-o", str(tmp_path / "again.png")]) == 0, capsys.readouterr().err
+    assert [(choice.name, choice.weight) for choice in ran[0].loras] == [(str(lora.resolve()), 0.5)]
+    assert "note:" not in capsys.readouterr().err
