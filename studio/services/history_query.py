@@ -86,8 +86,6 @@ def created_follows_id(conn: sqlite3.Connection) -> bool:
     return bool(row and row[0])
 
 
-# Each distinct model name once, by stepping through the index entries_model from one name to the next (a
-# seek per name): few names, so well under a millisecond where SELECT DISTINCT reads the whole index.
 # Each stored model name once, by one seek of the index entries_model per name (a skip-scan), not a read of every
 # entry's index row: a few names over 200,000 entries take ~1 ms, where GROUP BY read them all (~30 ms).
 _MODEL_NAMES = """
