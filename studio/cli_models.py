@@ -264,7 +264,7 @@ def _link(settings: Settings, path: Path) -> int:
 
 
 def _found_in(folder: Path) -> str:
-    from studio.services.model_imports import found_there
+    from studio.services.model_links import found_there
 
     return found_there(scan_library(folder))
 

@@ -1,4 +1,4 @@
-"""Putting models into the library: import (copy) and link (in place).
+"""Putting models into the library by import (a copy); linking in place is model_links'.
 
 An import is checked by content first (safetensors only, header validated, kind detected) and copied
 into the models folder under the kind's sub-folder (model_copying: a temporary name, then renamed), so a failed or
@@ -24,7 +24,6 @@ from studio.core.model_library import (
     item_for_folder,
     library_hash,
     scan_library,
-    system_folder_problem,
     with_hashes,
 )
 from studio.core.models import MODEL_INDEX
@@ -97,44 +96,6 @@ def import_model(source: Path, models_dir: Path, *, hash_cache: Path | None = No
     unrecorded = "" if move else record_import(models_dir, target, source)
     imported = item_for_folder(target, "models folder") if target.is_dir() else item_for_file(target, "models folder")
     return ImportResult(imported, copied=True, unrecorded=unrecorded)
-
-
-def link_folder(path: Path, linked: list[Path], models_dir: Path | None = None) -> list[Path]:
-    """Add another tool's models folder (or one model) to the library, in place; the same list where it is linked
-    already. A ComfyUI extra_model_paths.yaml links the folders it names, and a ComfyUI folder holding one links
-    them too (``model_links``)."""
-    from studio.services.model_links import link_paths  # it links each through link_one
-
-    return link_paths(path, linked, models_dir).links
-
-
-def link_one(path: Path, linked: Sequence[Path], models_dir: Path | None = None) -> list[Path]:
-    """One folder or model file linked, in place; the same list where it is linked already. Studio's own models
-    folder, or a part of it, is refused: its models are in the library already."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise InvalidRequest(link_loop_problem(path) or f"There is no file or folder at {path}.")
-    if problem := system_folder_problem(path):  # the models folder's rule: / or /proc would list the system's files
-        raise InvalidRequest(f"{problem}; nothing was linked.")
-    own = real_path(models_dir) if models_dir is not None else None
-    if own is not None and real_path(path) == own:
-        raise InvalidRequest(f"{path} is Studio's own models folder; its models are in the library already, so "
-                             "there is nothing to link.")
-    if own is not None and real_path(path).is_relative_to(own):
-        raise InvalidRequest(f"{path} is inside Studio's models folder {own}, so it is in the library already; "
-                             "there is nothing to link.")
-    if any(real_path(p) == real_path(path) for p in linked):
-        return list(linked)
-    return [*linked, real_path(path)]
-
-
-def found_there(items: Sequence[LibraryItem]) -> str:
-    """What linking found, as the window and ``studio models link`` both say it: "3 usable model(s) found there"
-    and, where some are, "and 2 files Studio cannot use" (a pickle, an unreadable or unknown file)."""
-    usable = sum(item.usable for item in items)
-    unusable = len(items) - usable
-    said = f"{usable} usable model(s) found there"
-    return said + (f", and {unusable} file{'s' if unusable != 1 else ''} Studio cannot use" if unusable else "")
 
 
 def _linked_from(source: Path, linked: Sequence[Path]) -> Path | None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from studio.core.comfyui_paths import EXTRA_PATHS_FILE, is_extra_paths_file, read_extra_model_paths
 from studio.core.errors import InvalidRequest
-from studio.core.paths import real_path
+from studio.core.model_library import LibraryItem, system_folder_problem
+from studio.core.paths import link_loop_problem, real_path
 
 
 @dataclass
@@ -22,8 +23,6 @@ class Linking:
 def link_paths(path: Path, linked: Sequence[Path], models_dir: Path | None = None) -> Linking:
     """``path`` linked (a folder, a model file, or an extra_model_paths.yaml: the folders it names); InvalidRequest
     with one sentence when nothing can be."""
-    from studio.services.model_imports import link_one
-
     path = Path(path).expanduser()
     found = Linking(list(linked))
     if path.is_file() and is_extra_paths_file(path):
@@ -48,11 +47,38 @@ def link_paths(path: Path, linked: Sequence[Path], models_dir: Path | None = Non
     return found
 
 
+def link_one(path: Path, linked: Sequence[Path], models_dir: Path | None = None) -> list[Path]:
+    """One folder or model file linked, in place; the same list where it is linked already. Studio's own models
+    folder, or a part of it, is refused: its models are in the library already."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise InvalidRequest(link_loop_problem(path) or f"There is no file or folder at {path}.")
+    if problem := system_folder_problem(path):  # the models folder's rule: / or /proc would list the system's files
+        raise InvalidRequest(f"{problem}; nothing was linked.")
+    own = real_path(models_dir) if models_dir is not None else None
+    if own is not None and real_path(path) == own:
+        raise InvalidRequest(f"{path} is Studio's own models folder; its models are in the library already, so "
+                             "there is nothing to link.")
+    if own is not None and real_path(path).is_relative_to(own):
+        raise InvalidRequest(f"{path} is inside Studio's models folder {own}, so it is in the library already; "
+                             "there is nothing to link.")
+    if any(real_path(p) == real_path(path) for p in linked):
+        return list(linked)
+    return [*linked, real_path(path)]
+
+
+def found_there(items: Sequence[LibraryItem]) -> str:
+    """What linking found, as the window and ``studio models link`` both say it: "3 usable model(s) found there"
+    and, where some are, "and 2 files Studio cannot use" (a pickle, an unreadable or unknown file)."""
+    usable = sum(item.usable for item in items)
+    unusable = len(items) - usable
+    said = f"{usable} usable model(s) found there"
+    return said + (f", and {unusable} file{'s' if unusable != 1 else ''} Studio cannot use" if unusable else "")
+
+
 def _link_named(found: Linking, folders: Sequence[Path], models_dir: Path | None) -> None:
     """The folders a yaml names, each linked unless a linked folder holds it (ComfyUI's own models/checkpoints:
     its models are listed already); why one cannot be is a note, and the others are linked still."""
-    from studio.services.model_imports import link_one
-
     for folder in folders:
         if _covered(folder, found.links):
             continue

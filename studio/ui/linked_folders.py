@@ -60,7 +60,7 @@ def _linked_sentences(path: Path, added: list[Path], items: list[LibraryItem]) -
     """What linking the folder path found, one sentence for each folder linked, as ``studio models link`` says it:
     the folder itself, and the folders named in the ComfyUI extra_model_paths.yaml it holds."""
     from studio.core.paths import real_path
-    from studio.services.model_imports import found_there
+    from studio.services.model_links import found_there
 
     def found(where: Path) -> str:
         return found_there([i for i in items if i.path.is_relative_to(where)])

@@ -10,7 +10,8 @@ import pytest
 from model_files import RunsCodeOnLoad, controlnet, diffusers_folder, esrgan, lora, sd1, write
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.model_library import IMPORTS_FILE, scan_library
-from studio.services.model_imports import import_model, link_folder
+from studio.services.model_imports import import_model
+from studio.services.model_links import link_paths
 
 
 def test_a_checkpoint_goes_to_checkpoints_and_remembers_where_it_came_from(tmp_path):
@@ -130,13 +131,13 @@ def test_studio_own_models_folder_or_a_part_of_it_is_not_linked_and_a_linked_one
     models = tmp_path / "models"
     import_model(lora(tmp_path / "ink.safetensors"), models)
     with pytest.raises(InvalidRequest) as own:
-        link_folder(models, [], models)
+        link_paths(models, [], models)
     assert str(own.value) == f"{models} is Studio's own models folder; its models are in the library already, so " \
                              "there is nothing to link."
     with pytest.raises(InvalidRequest, match=r"is inside Studio's models folder .*; there is nothing to link\.$"):
-        link_folder(models / "loras" / "ink.safetensors", [], models)
+        link_paths(models / "loras" / "ink.safetensors", [], models)
     other = lora(tmp_path / "a1111" / "Lora" / "x.safetensors").parent.parent
-    assert link_folder(other, [other], models) == [other]
+    assert link_paths(other, [other], models).links == [other]
 
 
 def test_a_model_inside_a_linked_folder_is_already_in_the_library_and_not_copied(tmp_path):
@@ -190,10 +191,10 @@ def test_linking_or_importing_a_loop_of_symbolic_links_says_it_is_one(tmp_path):
     expected = (f"{loop_a} is a loop of symbolic links (it leads back to itself), so it cannot be read; fix or delete "
                 "the link.")
     with pytest.raises(InvalidRequest) as refused:
-        link_folder(loop_a, [])
+        link_paths(loop_a, [])
     assert str(refused.value) == expected
     with pytest.raises(InvalidRequest) as refused:
         import_model(loop_a, tmp_path / "models")
     assert str(refused.value) == expected
     with pytest.raises(InvalidRequest, match="There is no file or folder at"):
-        link_folder(tmp_path / "nothing", [])
+        link_paths(tmp_path / "nothing", [])

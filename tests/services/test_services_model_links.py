@@ -8,7 +8,6 @@ import pytest
 
 from model_files import lora, sd1
 from studio.core.errors import InvalidRequest
-from studio.services.model_imports import link_folder
 from studio.services.model_links import link_paths
 
 
@@ -46,7 +45,7 @@ def test_the_yaml_links_each_folder_it_names_and_says_which_are_not_there(tmp_pa
 def test_linking_the_comfyui_folder_links_the_folders_its_yaml_names_too(tmp_path):
     """The window's Link and the command line's: the yaml was ignored, and the other drive's models not listed."""
     comfy, drive = comfyui(tmp_path)
-    links = link_folder(comfy, [tmp_path / "other"], tmp_path / "models")
+    links = link_paths(comfy, [tmp_path / "other"], tmp_path / "models").links
     # Its own models/checkpoints is in the linked folder already: not linked twice.
     assert links == [tmp_path / "other", comfy, drive / "Stable-diffusion", drive / "Lora"]
 

@@ -11,7 +11,8 @@ from model_files import diffusers_folder, lora, sd1
 
 from studio.core.errors import InvalidRequest, ModelError
 from studio.core.model_library import IMPORTS_FILE, scan_library
-from studio.services.model_imports import import_model, link_folder
+from studio.services.model_imports import import_model
+from studio.services.model_links import link_paths
 from studio.services.model_removal import remove_model, removal_words, what_removing_does
 
 
@@ -20,8 +21,8 @@ def test_remove_deletes_inside_the_models_folder_and_only_unlinks_other_folders(
     import_model(sd1(tmp_path / "dl" / "dreamy.safetensors"), models)
     other = tmp_path / "ComfyUI" / "models"
     theirs = lora(other / "loras" / "theirs.safetensors")
-    linked = link_folder(other, [])
-    assert linked == [other.resolve()] and link_folder(other, linked) == linked
+    linked = link_paths(other, []).links
+    assert linked == [other.resolve()] and link_paths(other, linked).links == linked
     item, kept = remove_model("dreamy", models, linked)
     assert not item.path.exists() and kept == linked
     assert json.loads((models / IMPORTS_FILE).read_text()) == {}
