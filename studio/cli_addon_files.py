@@ -18,7 +18,7 @@ from studio.core.model_library import KIND_FOLDERS, LibraryItem, item_for_file, 
 from studio.core.attention_width import CONTEXT_FAMILY
 from studio.core.model_kind import other_kind_sentence
 from studio.core.models import checkpoint_kind, find_weights
-from studio.core.prompt_loras import the_library_lora
+from studio.core.prompt_loras import the_library_item
 from studio.core.requests import LoraChoice
 from studio.core.settings import Settings
 from studio.core.weight_files import check_weights_file
@@ -114,7 +114,7 @@ def _library_match(name: str, kind: str, items: list[LibraryItem]) -> LibraryIte
     """The library's model of ``kind`` that ``name`` names (its name or file name), else the one it names but for
     case (``INK`` for ink, as the window matches it), else the one LoRA with that alias (A1111's <lora:ALIAS>);
     None when none or several are."""
-    return the_library_lora(name, (i for i in items if i.kind == kind), lambda i: (i.name, i.path.name),
+    return the_library_item(name, (i for i in items if i.kind == kind), lambda i: (i.name, i.path.name),
                             lambda i: i.alias)
 
 

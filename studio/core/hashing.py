@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int], None]  # told the bytes of each block read: a bar for a long hash
 
 
+def same_hash(recorded: str, current: str) -> bool:
+    """Whether two hashes name one file: hex, so any case; one written longer or shorter than the other (a full
+    sha256 against A1111's 10 or 12 characters) is compared as far as both go."""
+    length = min(len(recorded), len(current))
+    return recorded[:length].lower() == current[:length].lower()
+
+
 def file_sha256(path: Path, chunk: int = 1 << 20, progress: Progress | None = None) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from studio.core.errors import InvalidRequest
+from studio.core.hashing import same_hash
 from studio.core.models import SAFE_SUFFIX
 from studio.core.requests import MAX_LORA_WEIGHT, MAX_LORAS, LoraChoice
 from studio.core.units import short_number
@@ -255,22 +256,23 @@ def tag_name(choice: LoraChoice) -> str:
     return tags[0].name if tags else choice.name
 
 
-def the_library_lora(name: str, loras: Iterable[Named], names: Callable[[Named], Iterable[str]],
+def the_library_item(name: str, items: Iterable[Named], names: Callable[[Named], Iterable[str]],
                      alias: Callable[[Named], str], digest: str = "",
                      hash_of: Callable[[Named], str] | None = None) -> Named | None:
-    """The LoRA ``name`` names: by its name (``the_one_named``), else the only one whose alias (``alias``: the
-    ss_output_name A1111 tags and records a LoRA by when its "use alias" option is on) is ``name`` but for case,
-    else, given the ``digest`` a picture recorded for it (A1111's "Lora hashes"), the one (of those with that alias,
-    if several have it) that ``hash_of`` gives that hash (a LoRA renamed since). None when none is, or several are.
-    Hashes are asked for only when nothing else found it."""
-    listed = list(loras)
+    """The library item (a LoRA, VAE, ControlNet…) ``name`` names: by its name (``the_one_named``), else the only
+    one whose alias (``alias``: a LoRA's ss_output_name, which A1111 tags and records it by when its "use alias"
+    option is on) is ``name`` but for case, else, given the ``digest`` a picture recorded for it (A1111's "Lora
+    hashes"), the one (of those with that alias, if several have it) that ``hash_of`` gives that hash, as far as
+    both go (``same_hash``: one renamed since). None when none is, or several are. Hashes are asked for only when
+    nothing else found it."""
+    listed = list(items)
     if (named := the_one_named(name, listed, names)) is not None:
         return named
     wanted = name_key(name)
-    aliased = [lora for lora in listed if alias(lora) and name_key(alias(lora)) == wanted]
+    aliased = [item for item in listed if alias(item) and name_key(alias(item)) == wanted]
     if len(aliased) == 1:
         return aliased[0]
     if not digest or hash_of is None:
         return None
-    hashed = [lora for lora in aliased or listed if (found := hash_of(lora)) and found.lower() == digest.lower()]
+    hashed = [item for item in aliased or listed if (found := hash_of(item)) and same_hash(digest, found)]
     return hashed[0] if len(hashed) == 1 else None

@@ -21,12 +21,12 @@ from typing import NamedTuple
 
 from studio.core.control import control_records
 from studio.core.errors import StudioError, first_line
-from studio.core.hashing import controlnet_hash, lora_hash, model_hash
+from studio.core.hashing import controlnet_hash, lora_hash, model_hash, same_hash
 from studio.core.images import read_recipe
 from studio.core.metadata import Recipe
 from studio.core.model_library import KIND_FOLDERS, LibraryItem, scan_library
 from studio.core.models import SAFE_SUFFIX, find_weights, find_weights_or_folder
-from studio.core.prompt_loras import the_library_lora
+from studio.core.prompt_loras import the_library_item
 from studio.services.history_reuse import chosen_loras_and_vae, picture_recipe
 from studio.services.history_store import HistoryEntry
 
@@ -74,7 +74,7 @@ def picture_file_warnings(picture: Path, model: Path | None, models_root: Path,
                 else model_hash(model, hash_cache)
         except OSError as exc:
             return [f"Studio could not check its files: {first_line(exc)}."]
-        if not _same_hash(recipe.model_hash, current):
+        if not same_hash(recipe.model_hash, current):
             warnings.append(f"The model {recipe.model_name!r} in the list is not the file this picture was made with "
                             f"(hash {recipe.model_hash} then, {current} now): the picture may come out different.")
     files = _once(_lora_and_vae_files({}, recipe) + _controlnet_files(recipe.controls))
@@ -144,7 +144,7 @@ def file_change_warning(recorded: RecordedFile, models_root: Path, hash_cache: P
     if not current:  # no file, or a ControlNet folder without weights: nothing of it to run with
         return (f"{what} this picture was made with (hash {recorded.digest}) is missing, so it cannot be made the "
                 "same way again.")
-    if _same_hash(recorded.digest, current):
+    if same_hash(recorded.digest, current):
         return None
     return (f"{what} is not the file this picture was made with (hash {recorded.digest}, now {current}): the result "
             "will differ.")
@@ -188,7 +188,7 @@ def _find(recorded: RecordedFile, models_root: Path, hash_cache: Path | None, li
         return None
     if path is not None:
         return path
-    match = the_library_lora(recorded.chosen, (item for item in library() if item.kind == kind and item.usable),
+    match = the_library_item(recorded.chosen, (item for item in library() if item.kind == kind and item.usable),
                              lambda item: (item.name, item.path.name), lambda item: item.alias,
                              recorded.digest if recorded.kind == "LoRA" else "",
                              lambda item: _hash_or_nothing(recorded, item.path, hash_cache))
@@ -210,12 +210,6 @@ def _current_hash(recorded: RecordedFile, path: Path, hash_cache: Path | None) -
     if recorded.kind == "LoRA" and len(recorded.digest) != AUTO_V2_LENGTH:
         return lora_hash(path, hash_cache)
     return model_hash(path, hash_cache)
-
-
-def _same_hash(recorded: str, current: str) -> bool:
-    # Hashes are hex: any case. A hash written longer or shorter than Studio's is compared as far as both go.
-    length = min(len(recorded), len(current))
-    return recorded[:length].lower() == current[:length].lower()
 
 
 def _shown_name(chosen: str) -> str:

@@ -12,7 +12,7 @@ from studio.core.hashing import lora_hash, model_hash
 from studio.core.metadata import LoraRecord
 from studio.core.model_library import LibraryItem
 from studio.core.outside_library import family_label, is_path, short_name
-from studio.core.prompt_loras import tag_name, the_library_lora
+from studio.core.prompt_loras import tag_name, the_library_item
 from studio.core.requests import LoraChoice
 
 AUTO_V2_LENGTH = 10  # Studio recorded a LoRA's AutoV2 hash (of the whole file) before it recorded AutoV3's
@@ -42,7 +42,7 @@ class LoraLibrary:
         added; the job is handed the file's path, which the engine finds on any system. Two LoRAs differing only in
         case are not guessed between (as the engine and the command line do not). Else the one LoRA with that alias
         (its ss_output_name, which A1111 tags and records it by when its "use alias" option is on)."""
-        return the_library_lora(name, self.loras, lambda item: (item.name, item.path.name, str(item.path)),
+        return the_library_item(name, self.loras, lambda item: (item.name, item.path.name, str(item.path)),
                                 lambda item: item.alias)
 
     def library_path(self, name: str) -> str:
@@ -56,7 +56,7 @@ class LoraLibrary:
         size and modification time) only when a record is found no other way: call it in a worker thread."""
         found: dict[str, str] = {}
         for record in records:
-            if record.hash and self.item(record.name) is None and (item := the_library_lora(
+            if record.hash and self.item(record.name) is None and (item := the_library_item(
                     record.name, self.loras, lambda _: (), lambda _: "", record.hash,
                     lambda item, digest=record.hash: _lora_hash(item.path, digest, hash_cache))) is not None:
                 found[record.name] = str(item.path)

@@ -231,3 +231,18 @@ def test_two_items_of_the_same_exact_name_are_not_guessed_between():
     items = [("ink", "/loras/a/ink.safetensors"), ("ink", "/loras/b/ink.safetensors")]
     assert the_one_named("ink", items, lambda item: item) is None
     assert the_one_named("/loras/b/ink.safetensors", items, lambda item: item) == items[1]  # its path says which
+
+
+def test_the_library_item_is_found_by_a_hash_recorded_at_another_length():
+    """A picture records A1111's 10- or 12-character hash, where Studio may hold the whole sha256 (or the other
+    way round): the item whose hash matches as far as both go is the one, in any case; a differing one is not."""
+    from studio.core.prompt_loras import the_library_item
+
+    items = {"renamed": "51333A97CDA7F00D", "other": "0123456789ab"}
+
+    def found(digest: str) -> str | None:
+        return the_library_item("ink", items, lambda item: (item,), lambda item: "", digest, items.get)
+
+    assert found("51333a97cd") == "renamed"  # shorter than the library's
+    assert found("51333a97cda7f00d0000") == "renamed"  # longer
+    assert found("51333a97ce") is None
