@@ -39,11 +39,8 @@ def unfinished_downloads(models_dir: Path) -> list[UnfinishedDownload]:
     """The downloads in the models folder's staging area that have not finished, by repository id. (A finished one
     leaves it; one that completes a model already in the library is that model's, and listed with it.) One running
     now (in this window, another or the command line) is left out: it is not stopped, and is no one's to remove.
-
-    Deletes what a Remove left unfinished on the way (``delete_leftovers``): may take a while, run it off the UI
-    thread."""
+    Only reads: what a Remove left half-deleted is the window's to finish (``delete_leftovers``), not a listing's."""
     staging = models_dir.expanduser() / STAGING
-    delete_leftovers(staging)
     found = []
     for state_file in sorted(staging.glob(f"*/*/{WORK_DIR}/state.json")):
         state = read_json(state_file)
@@ -68,6 +65,7 @@ def delete_unfinished(download: UnfinishedDownload, models_dir: Path) -> None:
     if folder.parent != staging:  # only ever a folder of the staging area, whatever the list was given
         raise InvalidRequest(f"{download.folder} is not an unfinished download in {staging}; Studio will not "
                              "delete it.")
+    delete_leftovers(staging)  # an earlier Remove's, stopped half-way: this one is asked for, so is that
     aside = staging / ASIDE / f"{folder.name}-{uuid.uuid4().hex[:8]}"
     with ExitStack() as held:
         try:
@@ -96,9 +94,10 @@ def delete_unfinished(download: UnfinishedDownload, models_dir: Path) -> None:
 
 def delete_leftovers(staging: Path) -> None:
     """Delete the folders that Removes moved aside to delete and left (Studio stopped while it deleted, or the
-    delete failed): nothing lists them, and they hold gigabytes. Only ever this staging area's own ASIDE folder, whose
-    folders no download uses (one moved there meanwhile is being deleted anyway). What cannot be deleted is logged
-    and tried again at the next listing."""
+    delete failed): nothing lists them, and they hold gigabytes. The window does, where those Removes are made: as
+    it lists the downloads, and at the next Remove; ``studio models list`` only reads. Only ever this staging area's
+    own ASIDE folder, whose folders no download uses (one moved there meanwhile is being deleted anyway). What
+    cannot be deleted is logged and tried again the next time. May take a while: run it off the UI thread."""
     aside = staging / ASIDE
     try:
         leftovers = [path for path in aside.iterdir() if path.is_dir() and not path.is_symlink()]

@@ -294,8 +294,10 @@ class ModelsDialog(ModelTransfers, LinkedFolders):
 
 
 def _scan(models_dir: Path, linked: list[Path]) -> tuple[list[LibraryItem], list[UnfinishedDownload]]:
-    from studio.services.unfinished_downloads import unfinished_downloads
+    from studio.services.download_folders import STAGING
+    from studio.services.unfinished_downloads import delete_leftovers, unfinished_downloads
 
+    delete_leftovers(models_dir.expanduser() / STAGING)  # what a Remove made here left half-deleted (Studio stopped)
     return scan_library(models_dir, linked), unfinished_downloads(models_dir)
 
 

@@ -100,9 +100,13 @@ def test_a_download_started_while_a_remove_deletes_is_not_refused_nor_deleted(
     assert (config.parent / WEIGHTS).read_bytes() == vae_files()[WEIGHTS]
 
 
-def test_what_a_remove_left_half_deleted_is_deleted_at_the_next_listing(
+def test_what_a_remove_left_half_deleted_is_deleted_by_the_window_s_listing_not_by_a_read_only_one(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Studio stopped while Remove deleted the folder it had moved aside: nothing listed what was left there."""
+    """Studio stopped while Remove deleted the folder it had moved aside: nothing listed what was left there. The
+    window, where Removes are made, finishes it as it lists the downloads; `studio models list` (which lists them
+    through ``unfinished_downloads``) deleted it silently, and now only reads."""
+    from studio.ui.models_dialog import _scan
+
     models = tmp_path / "models"
     with vae_hub() as hub:
         stop_half_way(hub, models)
@@ -120,6 +124,8 @@ def test_what_a_remove_left_half_deleted_is_deleted_at_the_next_listing(
     assert next(leftover.rglob("*.incomplete")).stat().st_size > 0
     (models / "kept.txt").write_text("the person's")  # beside the staging area: never touched
     assert unfinished_downloads(models) == []
+    assert (models / STAGING / ASIDE / leftover.name).is_dir()  # a listing deletes nothing
+    assert _scan(models, []) == ([], [])
     assert not (models / STAGING).exists() and (models / "kept.txt").is_file()
     assert [d.repo_id for d in unfinished_downloads(models / "other")] == [REPO]
 
@@ -127,3 +133,16 @@ def test_what_a_remove_left_half_deleted_is_deleted_at_the_next_listing(
 def test_a_state_without_a_total_says_the_bytes_alone(tmp_path: Path) -> None:
     """A download started by a Studio that did not record its size."""
     assert UnfinishedDownload(REPO, tmp_path, 2048, None).progress == "2.0 KB downloaded"
+
+
+def test_a_remove_also_deletes_what_an_earlier_remove_left_half_deleted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    models = tmp_path / "models"
+    with vae_hub() as hub:
+        stop_half_way(hub, models)
+    [stopped] = unfinished_downloads(models)
+    leftover = models / STAGING / ASIDE / "owner--gone-0123abcd"
+    (leftover / "tiny-vae").mkdir(parents=True)
+    (leftover / "tiny-vae" / "part.incomplete").write_bytes(b"x" * 64)
+    delete_unfinished(stopped, models)
+    assert not (models / STAGING).exists()
