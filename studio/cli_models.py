@@ -35,8 +35,9 @@ def add_models_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "models", help="list, import, download or remove models",
         description="Studio's model library: every checkpoint, LoRA, VAE, upscaler and weights file in the models "
-                    "folder and in linked folders, identified by content. Studio only loads "
-                    "safetensors files, which cannot run code when loaded.")
+                    "folder and in linked folders, identified by content. Studio uses only "
+                    "safetensors files, which cannot run code; import --convert turns a PyTorch checkpoint into one, "
+                    "reading tensors only.")
     actions = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="every model with its kind, size, short hash and source")
     listing.add_argument("--json", action="store_true", help="print JSON")
