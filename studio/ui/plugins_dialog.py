@@ -232,28 +232,30 @@ class PluginsDialog(TaskDialog):
             self._report(f"{record.name} was installed into Python's environment, not by Studio; remove it with "
                          f"pip uninstall {record.found.distribution}.", error=True)
             return False
-        jobs = self.jobs_of(record.id)
         if not await self.confirmed("Uninstall Plugin", f"Remove {record.name} {record.version} and its files?"
-                                                        f"{_jobs_sentence(jobs, ' ')}"):
+                                                        f"{_jobs_sentence(self.jobs_of(record.id), ' ')}"):
             return False
         from studio.plugin_host.installer import PluginInstaller
 
         # Cancelled, not left to finish: its files go now, and a job reading one of them (a module imported late, a
-        # data file) would fail halfway. The canvas keeps its picture either way.
+        # data file) would fail halfway. The canvas keeps its picture either way. Read again after the answer: a job
+        # queued while the question was open would otherwise run against deleted files.
+        jobs = self.jobs_of(record.id)
         for job_id, _title, _state in jobs:
             self.cancel_job(job_id)
+        cancelled = f" {_its_jobs(jobs)} {'was' if len(jobs) == 1 else 'were'} cancelled." if jobs else ""
         self._busy(f"Removing {record.name}…")
         try:
             # Made off this thread too: it reads every installed package's metadata (60-290 ms).
             installer = await asyncio.to_thread(PluginInstaller, self.host.plugins_dir)
             await asyncio.to_thread(self.host.uninstall, record.id, installer.uninstall)
         except (StudioError, OSError) as exc:  # OSError: a state.json that cannot be written
-            self._report(str(exc) if isinstance(exc, StudioError) else
-                         f"Could not remove {record.name} from {self.host.plugins_dir}: {os_reason(exc)}.", error=True)
+            reason = str(exc) if isinstance(exc, StudioError) else \
+                f"Could not remove {record.name} from {self.host.plugins_dir}: {os_reason(exc)}."
+            self._report(f"{reason}{cancelled}", error=True)  # the jobs stay cancelled: said, not hidden
             self.reload(record.id)
             return False
         self.reload()
-        cancelled = f" {_its_jobs(jobs)} {'was' if len(jobs) == 1 else 'were'} cancelled." if jobs else ""
         self._report(f"Removed {record.name}.{cancelled} Its modules stay loaded until Studio restarts."
                      f"{self._threads_left(record)}")
         return True
