@@ -144,7 +144,10 @@ class ModelActions:
             self.window.service.use_linked_dirs(self.settings.extra_model_paths)  # their embeddings
             self.window.persist_settings()
 
-        def caught_up() -> None:  # a change whose scan the closing cancelled: the window scans for itself
+        def caught_up(error: str = "") -> None:  # a change whose scan the closing cancelled: the window scans itself
+            if error:  # a removal that failed after the library closed: nothing changed, the status line says why
+                self.window.status.set_message(error, error=True)
+                return
             self.refresh()
             self.window.service.use_linked_dirs(self.settings.extra_model_paths)
             self.window.persist_settings()

@@ -461,3 +461,49 @@ def test_linking_a_comfyui_folder_counts_the_models_in_the_folders_its_yaml_name
         f"in its extra_model_paths.yaml): 1 usable model(s) found there. {drive / 'Lora'}, named in "
         "extra_model_paths.yaml, is not there, so it was not linked.")
     assert window.settings.extra_model_paths[-2:] == [comfyui, drive / "Stable-diffusion"]
+
+
+def test_a_removal_turns_the_buttons_off_and_keeps_a_folder_linked_meanwhile(qtbot, window, tmp_path,  # noqa: ANN001
+                                                                             monkeypatch):
+    """Remove left Import, Link, Download and Remove on while it ran, and on its end wrote back the links read when it
+    began: a folder linked meanwhile was dropped from the settings."""
+    gone, linked_meanwhile = tmp_path / "unplugged" / "models", tmp_path / "other" / "models"
+    linked_meanwhile.mkdir(parents=True)
+    window.settings.extra_model_paths = [gone]
+    dialog = open_library(qtbot, window)
+    removing, go_on = held_removal(monkeypatch)
+    dialog.confirm = lambda title, text: True
+    dialog.start(dialog.remove(next(i for i in dialog.items if i.name == "models")))
+    qtbot.waitUntil(removing.is_set, timeout=10000)
+    assert not any(button.isEnabled() for button in (dialog.import_button, dialog.link_button,
+                                                     dialog.download_button, dialog.remove_button))
+    window.settings.extra_model_paths = [gone, linked_meanwhile]  # linked elsewhere while it ran
+    go_on.set()
+    qtbot.waitUntil(lambda: dialog.message.text().startswith("Unlinked"), timeout=10000)
+    assert window.settings.extra_model_paths == [linked_meanwhile]
+    assert dialog.import_button.isEnabled()
+
+
+def test_a_removal_that_fails_after_the_library_closed_says_why_in_the_status_line(qtbot, window, checkpoint,  # noqa: ANN001
+                                                                                    monkeypatch):
+    from studio.core.errors import ModelError
+    from studio.services import model_removal
+
+    dialog = open_library(qtbot, window)
+    dialog.start(dialog.import_path(checkpoint))
+    qtbot.waitUntil(lambda: any(i.name == "dreamy" for i in dialog.items), timeout=20000)
+    removing, go_on = held_removal(monkeypatch)
+    held = model_removal.remove_model
+
+    def refused(*args: object) -> None:
+        held(*args)
+        raise ModelError("dreamy could not be deleted from the models folder: it is in use.")
+
+    monkeypatch.setattr(model_removal, "remove_model", refused)
+    dialog.confirm = lambda title, text: True
+    dialog.start(dialog.remove(next(i for i in dialog.items if i.name == "dreamy")))
+    qtbot.waitUntil(removing.is_set, timeout=10000)
+    dialog.reject()
+    go_on.set()
+    qtbot.waitUntil(lambda: window.status.message_label.text() ==
+                    "dreamy could not be deleted from the models folder: it is in use.", timeout=10000)
