@@ -152,7 +152,7 @@ class ModelTransfers(TaskDialog):
         from studio.services.unfinished_downloads import delete_unfinished
 
         if not await self.confirmed("Delete Unfinished Download", f"Delete the unfinished download of "
-                                    f"{download.repo_id} ({download.progress}) in {download.folder}?"):
+                                    f"{download.repo_id} ({download.progress}) in {download.folder}?", "Delete"):
             return False
         try:
             await asyncio.to_thread(delete_unfinished, download, self.settings.models_dir)

@@ -265,11 +265,12 @@ class ModelsDialog(ModelTransfers, LinkedFolders):
         except StudioError as exc:
             self._report(str(exc), error=True)
             return False
-        if not await self.confirmed("Remove Model", question):
+        if not await self.confirmed("Unlink Folder" if is_link else "Remove Model", question,
+                                    "Unlink" if is_link else "Remove"):
             return False
         # Closing the window cancels this task, not the removal in its thread: the links are updated and the change
         # told when the removal ends (an unlinked folder stayed in the settings, and a removed model in the picker).
-        self._busy(f"Removing {item.name}…")  # no import, link or second removal meanwhile
+        self._busy(f"{'Unlinking' if is_link else 'Removing'} {item.name}…")  # no import, link or removal meanwhile
         links = list(self.settings.extra_model_paths)
         removal = asyncio.ensure_future(asyncio.to_thread(remove_model, str(item.path), self.settings.models_dir,
                                                           links))

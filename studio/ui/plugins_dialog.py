@@ -157,7 +157,7 @@ class PluginsDialog(TaskDialog):
         enable = record.id not in self.host.enabled_ids()
         if enable and record.found.manifest and not self.confirm(
                 "Enable Plugin", f"Enable {record.name} {record.version}? Its code will run inside Studio when you "
-                                 f"use it. It asks for: {record.found.manifest.permissions.describe()}."):
+                                 f"use it. It asks for: {record.found.manifest.permissions.describe()}.", None):
             return
         try:
             record = self.host.set_enabled(record.id, enable)
@@ -233,7 +233,8 @@ class PluginsDialog(TaskDialog):
                          f"pip uninstall {record.found.distribution}.", error=True)
             return False
         if not await self.confirmed("Uninstall Plugin", f"Remove {record.name} {record.version} and its files?"
-                                                        f"{_jobs_sentence(self.jobs_of(record.id), ' ')}"):
+                                                        f"{_jobs_sentence(self.jobs_of(record.id), ' ')}",
+                                    "Uninstall"):
             return False
         from studio.plugin_host.installer import PluginInstaller
 

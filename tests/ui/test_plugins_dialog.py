@@ -26,7 +26,7 @@ def dialog(qtbot, qt_loop, plugin_sandbox):  # noqa: ANN001, ANN201
     dialog = PluginsDialog(host)
     qtbot.addWidget(dialog)
     dialog.asked = []
-    dialog.confirm = lambda title, text: dialog.asked.append(text) or True  # the person says yes
+    dialog.confirm = lambda title, text, action=None: dialog.asked.append(text) or True  # the person says yes
     return dialog
 
 
@@ -244,7 +244,7 @@ def test_uninstalling_cancels_a_job_queued_while_asked_and_a_failed_removal_says
     dialog.jobs_of = lambda plugin_id: list(live)
     dialog.cancel_job = cancelled.append
 
-    def queued_while_asked(title: str, text: str) -> bool:
+    def queued_while_asked(title: str, text: str, action: str | None = None) -> bool:
         live.append((7, "Filter: Blur", "queued"))
         return True
 
