@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import StudioError, os_reason
 from studio.plugin_host.host import DISABLED, ENABLED, PluginHost, PluginRecord
-from studio.ui.dialog_room import breakable_path, keep_rows_in_sight, keep_wrapped_text_whole
+from studio.ui.dialog_room import keep_rows_in_sight, keep_wrapped_text_whole
 from studio.ui.modal import modal
 from studio.ui.task_dialog import TaskDialog, brush
 from studio.ui.theme import icon
@@ -141,7 +141,8 @@ class PluginsDialog(TaskDialog):
         self.toggle_button.setEnabled(record is not None and record.found.manifest is not None)
         self.uninstall_button.setEnabled(record is not None)
         if record is None:
-            folder = html.escape(breakable_path(self.host.plugins_dir))
+            # Plain: the details can be selected and copied, and breakable_path's zero-width spaces would go along.
+            folder = html.escape(str(self.host.plugins_dir))
             self.details.setText(f"No plugins are installed yet. Use <b>Install from File…</b> or <b>Install from "
                                  f"Index…</b>.<br><br>Plugins go to {folder}.")
             self.toggle_button.setText("Enable")
