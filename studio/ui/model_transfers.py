@@ -50,6 +50,7 @@ class ModelTransfers(TaskDialog):
         name = QFileDialog.getExistingDirectory(self, "Import a Diffusers Model Folder")
         if name:
             self.start(self.import_path(Path(name)))
+
     def _choose_download(self) -> None:
         from studio.core.starter_models import STARTER_MODELS
 

@@ -4,7 +4,6 @@ with what is enabled."""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +29,6 @@ from studio.ui.post_process_dialog import PostProcessDialog
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
 
-log = logging.getLogger(__name__)
 NO_CANVAS_TIP = "The canvas is empty: open or generate a picture to filter (the chain can be set up meanwhile)."
 
 
@@ -56,8 +54,7 @@ class PluginActions(ChainStepPictures, QObject):
         self.menu.aboutToShow.connect(self.catch_up)
         self.dialog: QDialog | None = None
         self._filter_actions: list[tuple[QAction, str]] = []  # each filter's entry and its own tooltip
-        # Chain steps whose pictures are being saved (see _step), by id: the step (kept alive) and its values.
-        self._unstored: dict[int, tuple[PostStepSetting, dict[str, Any]]] = {}
+        self._unstored: dict[int, tuple[PostStepSetting, dict[str, Any]]] = {}  # (see ChainStepPictures)
         self.edit_dialog = lambda dialog: dialog.exec() == QDialog.DialogCode.Accepted  # tests answer instead
         self._state_notice = ""  # the damaged-list notice shown, while it stands (see say_state_notice)
         self._gone_sentence = ""  # what was said when the picked generator left the list, while it may still hold

@@ -189,6 +189,7 @@ def model_not_listed(panel: PromptPanel, the_model: str, kept: str) -> str:
                 "folder button above), or choose one.")
     return f"{the_model} is not in the model list{kept}"
 
+
 def _hires_defaults(enabled: bool, hires: HiresFix) -> dict:
     return {"hires": enabled, "hires_scale": hires.scale, "hires_steps": hires.steps,
             "hires_strength": hires.strength, "hires_upscaler": hires.upscaler}
