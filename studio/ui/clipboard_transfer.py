@@ -77,11 +77,12 @@ class ClipboardTransfer(PictureOpening):
         if self._refused_as_too_large(qimage.width(), qimage.height(), "pasted"):
             return
         image = await asyncio.to_thread(qimage_to_pil, qimage)
+        replaced = self.document.image is not None  # read before: an empty canvas has no old picture to bring back
         await self.take_in(image, label)
         # Studio has no layers: what is pasted becomes the canvas, which the sentence says, and how to undo it.
         done = "Pasted" if label == "Paste" else "Dropped" if label == "Drop" else label
-        self.window.status.set_message(f"{done} a {image.width}×{image.height} picture in place of the canvas "
-                                       "(Ctrl+Z brings the old one back).")
+        self.window.status.set_message(f"{done} a {image.width}×{image.height} picture" + (
+            " in place of the canvas (Ctrl+Z brings the old one back)." if replaced else "."))
 
 
 def masked_cut(image: Image.Image, mask: np.ndarray, box: Box) -> Image.Image:

@@ -318,8 +318,6 @@ def _value(item: LibraryItem) -> str:
     return item.name if not item.linked and item.path.parent.name == "controlnet" else str(item.path)
 
 
-
-
 def _spin(top: float, tip: str) -> QDoubleSpinBox:
     spin = QDoubleSpinBox()
     spin.setRange(0, top)

@@ -85,7 +85,10 @@ async def _offer_switch_off(window: MainWindow, running: RunningPlugin, switch_o
     if host is None or running.plugin_id not in host.enabled_ids():  # already off (or gone): nothing to ask
         window.status.add_notice(f"{crashed_sentence(running)} It is off now.")
         return
-    if switch_off is None or not await modal(lambda: switch_off(running)):
+    if switch_off is None:  # nobody to ask: still named, as the docstring of offer_recovery promises
+        window.status.add_notice(crashed_sentence(running))
+        return
+    if not await modal(lambda: switch_off(running)):
         return
     try:
         host.set_enabled(running.plugin_id, False)
@@ -107,8 +110,11 @@ def ask_to_switch_off(parent: QWidget, running: RunningPlugin) -> bool:
     off = box.addButton("Switch It Off", QMessageBox.ButtonRole.AcceptRole)
     box.addButton("Keep It On", QMessageBox.ButtonRole.RejectRole)
     box.setDefaultButton(off)
-    box.exec()
-    return box.clickedButton() is off
+    try:
+        box.exec()
+        return box.clickedButton() is off
+    finally:
+        box.deleteLater()  # a child of the window: it would stay for the whole session
 
 
 def restored_sentence(saved: SavedDocument) -> str:

@@ -109,6 +109,7 @@ class SizeBox(QWidget):
     def _swap(self) -> None:
         self.set_size(self.height_spin.value(), self.width_spin.value())
 
+
 # A seed as written in a picture's parameters ("Seed: 42, Size: 512x512", "seed=77"): the number after "seed".
 _SEED_FIELD = re.compile(r"\bseed\s*[:=]\s*(-?\d{1,3}(?:,\d{3})+(?!\d)|-?\d+)", re.IGNORECASE)
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+")  # "1,234": a seed as a spreadsheet or a web page shows it

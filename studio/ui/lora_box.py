@@ -272,7 +272,7 @@ class LoraBox(QWidget):
 
     def rename(self, paths: dict[str, str]) -> None:
         """The rows named as ``paths``' keys by the library files its values name, in place, at their weights."""
-        self.set_values([(paths.get(name, name), spin.value()) for name, spin, _ in self._rows], self.vae())
+        self.set_values([(paths.get(name, name), spin.value()) for name, spin, _ in self._rows], None)  # VAE kept
 
     def library_path(self, name: str) -> str:
         """A recorded name ("ink", "ink.safetensors") as the library's file, when it has one of that name."""

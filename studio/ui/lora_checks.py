@@ -93,7 +93,6 @@ class LoraLibrary:
                                      "the library; check its name, or add the LoRA to the library.")
 
 
-
 def _lora_hash(path: Path, recorded: str, hash_cache: Path | None) -> str:
     """The file's hash in the recorded hash's kind (AutoV3, or the AutoV2 of the whole file Studio recorded
     before); "" for a file that cannot be read (it is not the one sought)."""

@@ -72,7 +72,7 @@ class ModelActions:
             return ""
         name = self.panel.model_picker.forget_model(model) or Path(model).name
         self.refresh()
-        return f"The model {name} is gone; removed it from the list."
+        return _gone_sentence([name])
 
     async def _forget_deleted_models(self) -> None:
         """Take the listed models whose file or folder is gone off the picker, and say which. A stat for each one
@@ -82,9 +82,8 @@ class ModelActions:
         gone = await asyncio.to_thread(lambda: [path for path in listed if not Path(path).exists()])
         names = [name for path in gone if (name := picker.forget_model(path))]  # "" if no longer listed
         if names:
-            self.window.status.set_message(
-                f"The model {names[0]} is gone; removed it from the list." if len(names) == 1 else
-                f"The models {', '.join(names)} are gone; removed them from the list.")
+            self.refresh()  # the LoRA menu, VAE and guide pickers list from the last scan: gone from them too
+            self.window.status.set_message(_gone_sentence(names))
 
     async def _scan_library(self, scan: int) -> None:
         items = await asyncio.to_thread(scan_library, self.settings.models_dir, list(self.settings.extra_model_paths))
@@ -139,15 +138,20 @@ class ModelActions:
     def open_library(self) -> None:
         from studio.ui.models_dialog import ModelsDialog
 
-        def changed(items: list[LibraryItem]) -> None:
-            self.show_library(items)
+        def links_changed() -> None:
             self.window.service.use_linked_dirs(self.settings.extra_model_paths)  # their embeddings
             self.window.persist_settings()
 
-        def caught_up() -> None:  # a change whose scan the closing cancelled: the window scans for itself
+        def changed(items: list[LibraryItem]) -> None:
+            self.show_library(items)
+            links_changed()
+
+        def caught_up(error: str = "") -> None:  # a change whose scan the closing cancelled: the window scans itself
+            if error:  # a removal that failed after the library closed: nothing changed, the status line says why
+                self.window.status.set_message(error, error=True)
+                return
             self.refresh()
-            self.window.service.use_linked_dirs(self.settings.extra_model_paths)
-            self.window.persist_settings()
+            links_changed()
 
         def closed() -> None:
             if dialog.change_unseen:
@@ -176,3 +180,8 @@ class ModelActions:
             self.refresh()
             self.window.persist_settings()
 
+
+def _gone_sentence(names: list[str]) -> str:
+    """What the status line says of listed models found gone (deleted since the list was read)."""
+    return (f"The model {names[0]} is gone; removed it from the list." if len(names) == 1 else
+            f"The models {', '.join(names)} are gone; removed them from the list.")

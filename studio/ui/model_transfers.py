@@ -50,6 +50,7 @@ class ModelTransfers(TaskDialog):
         name = QFileDialog.getExistingDirectory(self, "Import a Diffusers Model Folder")
         if name:
             self.start(self.import_path(Path(name)))
+
     def _choose_download(self) -> None:
         from studio.core.starter_models import STARTER_MODELS
 
@@ -152,7 +153,7 @@ class ModelTransfers(TaskDialog):
         from studio.services.unfinished_downloads import delete_unfinished
 
         if not await self.confirmed("Delete Unfinished Download", f"Delete the unfinished download of "
-                                    f"{download.repo_id} ({download.progress}) in {download.folder}?"):
+                                    f"{download.repo_id} ({download.progress}) in {download.folder}?", "Delete"):
             return False
         try:
             await asyncio.to_thread(delete_unfinished, download, self.settings.models_dir)

@@ -49,7 +49,7 @@ UNFINISHED = "Unfinished download"  # the Kind column of a download that stopped
 
 class ModelsDialog(ModelTransfers, LinkedFolders):
     def __init__(self, settings: Settings, cache_dir: Path, on_change: Callable[[list[LibraryItem]], None],
-                 parent: QWidget | None = None, on_change_after_close: Callable[[], None] | None = None) -> None:
+                 parent: QWidget | None = None, on_change_after_close: Callable[[str], None] | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self.hash_cache = cache_dir / "model-hashes.json"
@@ -58,7 +58,8 @@ class ModelsDialog(ModelTransfers, LinkedFolders):
         # the scan, so whoever opened it looks again when it closes (a folder linked just before Close was saved
         # while the model picker kept the old list).
         self.change_unseen = False
-        # A removal still running when the window closed ends later: its change is told here, as the window is gone.
+        # A removal still running when the window closed ends later: its change is told here, as the window is gone,
+        # with "" or, when it failed, the sentence that says why.
         self.on_change_after_close = on_change_after_close
         self.closed = False
         self.items: list[LibraryItem] = []
@@ -264,13 +265,17 @@ class ModelsDialog(ModelTransfers, LinkedFolders):
         except StudioError as exc:
             self._report(str(exc), error=True)
             return False
-        if not await self.confirmed("Remove Model", question):
+        if not await self.confirmed("Unlink Folder" if is_link else "Remove Model", question,
+                                    "Unlink" if is_link else "Remove"):
             return False
         # Closing the window cancels this task, not the removal in its thread: the links are updated and the change
         # told when the removal ends (an unlinked folder stayed in the settings, and a removed model in the picker).
-        removal = asyncio.ensure_future(asyncio.to_thread(
-            remove_model, str(item.path), self.settings.models_dir, list(self.settings.extra_model_paths)))
-        removal.add_done_callback(self._removal_ended)  # before shield's own: the links are set when this goes on
+        self._busy(f"{'Unlinking' if is_link else 'Removing'} {item.name}…")  # no import, link or removal meanwhile
+        links = list(self.settings.extra_model_paths)
+        removal = asyncio.ensure_future(asyncio.to_thread(remove_model, str(item.path), self.settings.models_dir,
+                                                          links))
+        # Before shield's own callback: the links are set when this task goes on.
+        removal.add_done_callback(lambda ended: self._removal_ended(links, ended))
         try:
             await asyncio.shield(removal)
         except (StudioError, OSError) as exc:
@@ -280,13 +285,22 @@ class ModelsDialog(ModelTransfers, LinkedFolders):
         self._report(done)
         return True
 
-    def _removal_ended(self, removal: asyncio.Future[tuple[object, list[Path]]]) -> None:
-        if removal.cancelled() or removal.exception() is not None:
-            return  # (said by remove, while the window is open)
-        _, self.settings.extra_model_paths = removal.result()
+    def _removal_ended(self, links_before: list[Path], removal: asyncio.Future[tuple[object, list[Path]]]) -> None:
+        """Apply the removal's own change to the links as they are now: a folder linked or unlinked meanwhile (from
+        another window's settings, say) stays as it is, not undone from the list read when the removal began."""
+        if removal.cancelled():
+            return
+        if (exc := removal.exception()) is not None:
+            # Said by remove while the window is open; once it is closed, the main window says it.
+            if self.closed and self.on_change_after_close is not None and isinstance(exc, (StudioError, OSError)):
+                self.on_change_after_close(str(exc))
+            return
+        _, links_after = removal.result()
+        unlinked = set(links_before) - set(links_after)
+        self.settings.extra_model_paths = [p for p in self.settings.extra_model_paths if p not in unlinked]
         self.change_unseen = True
         if self.closed and self.on_change_after_close is not None:
-            self.on_change_after_close()
+            self.on_change_after_close("")
 
     async def _changed(self) -> None:
         self.change_unseen = True

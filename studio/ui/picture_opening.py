@@ -38,6 +38,7 @@ class PictureOpening(DocumentWork):
             return False
         await self.take_in(image, f"Open {path.name}", recipe)
         self.document.mark_saved()  # the file holds it: closing now loses nothing
+        self.window.results.forget_held(path)  # used from the Gallery: Use New Picture has nothing left to use
         opened = f"{path.name} ({image.width}×{image.height})"
         self.window.status.set_message(f"Opened {', '.join(filter(None, [opened, pages]))}.")
         return True

@@ -4,7 +4,7 @@ with what is enabled."""
 
 from __future__ import annotations
 
-import logging
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,6 @@ from studio.ui.post_process_dialog import PostProcessDialog
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
 
-log = logging.getLogger(__name__)
 NO_CANVAS_TIP = "The canvas is empty: open or generate a picture to filter (the chain can be set up meanwhile)."
 
 
@@ -53,11 +52,10 @@ class PluginActions(ChainStepPictures, QObject):
                                           "The weight files neural and fast style transfer need, and importing them")
         self.menu = QMenu("Filte&rs", window)
         self.menu.setToolTipsVisible(True)  # why an entry is off
-        self.menu.aboutToShow.connect(self.catch_up)
+        self.menu.aboutToShow.connect(self._catch_up_off_thread)
         self.dialog: QDialog | None = None
         self._filter_actions: list[tuple[QAction, str]] = []  # each filter's entry and its own tooltip
-        # Chain steps whose pictures are being saved (see _step), by id: the step (kept alive) and its values.
-        self._unstored: dict[int, tuple[PostStepSetting, dict[str, Any]]] = {}
+        self._unstored: dict[int, tuple[PostStepSetting, dict[str, Any]]] = {}  # (see ChainStepPictures)
         self.edit_dialog = lambda dialog: dialog.exec() == QDialog.DialogCode.Accepted  # tests answer instead
         self._state_notice = ""  # the damaged-list notice shown, while it stands (see say_state_notice)
         self._gone_sentence = ""  # what was said when the picked generator left the list, while it may still hold
@@ -69,9 +67,19 @@ class PluginActions(ChainStepPictures, QObject):
 
     def catch_up(self) -> bool:
         """Take in what another Studio changed (``studio plugins install``/``disable`` beside the window): looked at
-        when the Filters menu or the Plugins dialog opens and before a plugin job, so the window lists, and its next
-        job runs, what is installed and on now. Returns whether anything changed (the window follows then)."""
+        when the Plugins dialog opens and before a plugin job (Generate, a filter), so the window lists, and its
+        next job runs, what is installed and on now. Returns whether anything changed (the window follows then).
+
+        On this thread: its callers decide at once what runs. Unchanged, that costs a listing of the plugins
+        folder; changed (rare: another Studio installed, removed or switched a plugin), the refresh's discovery and
+        package scan hold the window 60-290 ms once. The Filters menu does not wait: _catch_up_off_thread."""
         return self.host is not None and self.host.refresh_if_changed()
+
+    def _catch_up_off_thread(self) -> None:
+        """As the Filters menu opens: catch_up in a worker thread, so the menu shows at once. A change found there
+        is told through plugins_changed (queued to this thread), whose refresh rebuilds the menu."""
+        if self.host is not None:
+            self.window.actions_.run(asyncio.to_thread(self.host.refresh_if_changed))
 
     def say_state_notice(self) -> None:
         """A damaged list of enabled plugins was set aside (all are off): a standing notice until the person enables

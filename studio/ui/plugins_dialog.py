@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import StudioError, os_reason
 from studio.plugin_host.host import DISABLED, ENABLED, PluginHost, PluginRecord
-from studio.ui.dialog_room import breakable_path, keep_rows_in_sight, keep_wrapped_text_whole
+from studio.ui.dialog_room import keep_rows_in_sight, keep_wrapped_text_whole
 from studio.ui.modal import modal
 from studio.ui.task_dialog import TaskDialog, brush
 from studio.ui.theme import icon
@@ -141,7 +141,8 @@ class PluginsDialog(TaskDialog):
         self.toggle_button.setEnabled(record is not None and record.found.manifest is not None)
         self.uninstall_button.setEnabled(record is not None)
         if record is None:
-            folder = html.escape(breakable_path(self.host.plugins_dir))
+            # Plain: the details can be selected and copied, and breakable_path's zero-width spaces would go along.
+            folder = html.escape(str(self.host.plugins_dir))
             self.details.setText(f"No plugins are installed yet. Use <b>Install from File…</b> or <b>Install from "
                                  f"Index…</b>.<br><br>Plugins go to {folder}.")
             self.toggle_button.setText("Enable")
@@ -157,7 +158,7 @@ class PluginsDialog(TaskDialog):
         enable = record.id not in self.host.enabled_ids()
         if enable and record.found.manifest and not self.confirm(
                 "Enable Plugin", f"Enable {record.name} {record.version}? Its code will run inside Studio when you "
-                                 f"use it. It asks for: {record.found.manifest.permissions.describe()}."):
+                                 f"use it. It asks for: {record.found.manifest.permissions.describe()}.", None):
             return
         try:
             record = self.host.set_enabled(record.id, enable)
@@ -232,28 +233,31 @@ class PluginsDialog(TaskDialog):
             self._report(f"{record.name} was installed into Python's environment, not by Studio; remove it with "
                          f"pip uninstall {record.found.distribution}.", error=True)
             return False
-        jobs = self.jobs_of(record.id)
         if not await self.confirmed("Uninstall Plugin", f"Remove {record.name} {record.version} and its files?"
-                                                        f"{_jobs_sentence(jobs, ' ')}"):
+                                                        f"{_jobs_sentence(self.jobs_of(record.id), ' ')}",
+                                    "Uninstall"):
             return False
         from studio.plugin_host.installer import PluginInstaller
 
         # Cancelled, not left to finish: its files go now, and a job reading one of them (a module imported late, a
-        # data file) would fail halfway. The canvas keeps its picture either way.
+        # data file) would fail halfway. The canvas keeps its picture either way. Read again after the answer: a job
+        # queued while the question was open would otherwise run against deleted files.
+        jobs = self.jobs_of(record.id)
         for job_id, _title, _state in jobs:
             self.cancel_job(job_id)
+        cancelled = f" {_its_jobs(jobs)} {'was' if len(jobs) == 1 else 'were'} cancelled." if jobs else ""
         self._busy(f"Removing {record.name}…")
         try:
             # Made off this thread too: it reads every installed package's metadata (60-290 ms).
             installer = await asyncio.to_thread(PluginInstaller, self.host.plugins_dir)
             await asyncio.to_thread(self.host.uninstall, record.id, installer.uninstall)
         except (StudioError, OSError) as exc:  # OSError: a state.json that cannot be written
-            self._report(str(exc) if isinstance(exc, StudioError) else
-                         f"Could not remove {record.name} from {self.host.plugins_dir}: {os_reason(exc)}.", error=True)
+            reason = str(exc) if isinstance(exc, StudioError) else \
+                f"Could not remove {record.name} from {self.host.plugins_dir}: {os_reason(exc)}."
+            self._report(f"{reason}{cancelled}", error=True)  # the jobs stay cancelled: said, not hidden
             self.reload(record.id)
             return False
         self.reload()
-        cancelled = f" {_its_jobs(jobs)} {'was' if len(jobs) == 1 else 'were'} cancelled." if jobs else ""
         self._report(f"Removed {record.name}.{cancelled} Its modules stay loaded until Studio restarts."
                      f"{self._threads_left(record)}")
         return True

@@ -205,6 +205,7 @@ def model_unusable(panel: PromptPanel, why: str, kept: str, none: str,
     return f"{why}{kept}"
 
 
+
 def _hires_defaults(enabled: bool, hires: HiresFix) -> dict:
     return {"hires": enabled, "hires_scale": hires.scale, "hires_steps": hires.steps,
             "hires_strength": hires.strength, "hires_upscaler": hires.upscaler}

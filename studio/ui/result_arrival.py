@@ -65,11 +65,24 @@ class ResultArrival:
 
     def use_held(self) -> None:
         """The held-back picture onto the canvas, as the Gallery's Enter does (the person chose to leave the steps
-        they undid)."""
-        path, self.held_path = self.held_path, None
-        self.use_held_action.setEnabled(False)
-        if path is not None:
-            self.window.actions_.run(self.window.actions_.open_path(path))
+        they undid). Only while it is still held back: once the steps it waited behind are gone (a later result or
+        another picture took the canvas) or its file is (deleted from the Gallery), it would throw away a newer
+        canvas or fail on a missing file."""
+        path = self.held_path
+        self.forget_held()
+        if path is None:
+            return
+        if not self.window.document.can_redo() or not path.exists():
+            self.window.status.set_message(f"{path.name} is no longer held back for the canvas; nothing was changed. "
+                                           "To use it, open it from the Gallery.")
+            return
+        self.window.actions_.run(self.window.actions_.open_path(path))
+
+    def forget_held(self, path: Path | None = None) -> None:
+        """Nothing is held back any more (with ``path``: if that picture was the one held)."""
+        if path is None or path == self.held_path:
+            self.held_path = None
+            self.use_held_action.setEnabled(False)
 
     def sent(self, request: GenerationRequest, revision: int) -> None:
         """An inpaint was sent from the document at ``revision`` (its picture and mask as they were then): the
@@ -173,6 +186,7 @@ class ResultArrival:
                 unchanged = self._unchanged_since_sent(source)
                 border = self._border_of(source) if label == GENERATED else None
                 document.set_image(image, OUTPAINTED if border is not None else label, output.recipe, compared=compared)
+                self.forget_held()  # the steps it was held behind are gone: using it now would replace this result
                 if unchanged is not None:  # the document moved on by this job's own result only
                     self._sent[unchanged] = (self._sent[unchanged][0], document.revision)
                     moved.add(unchanged)

@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 ERROR_STYLE = "color: #ff8a80;"
 
 
-Confirm = Callable[[str, str], bool]  # (title, text) -> the person said yes
+# (title, text, action) -> the person said yes. ``action``: None asks Yes/No; a word ("Remove", "Unlink") asks with a
+# button named for what it does, Cancel the default (see delete_question).
+Confirm = Callable[[str, str, str | None], bool]
 
 
 def question_box(parent: QWidget, title: str, text: str) -> QMessageBox:
@@ -34,11 +36,10 @@ def question_box(parent: QWidget, title: str, text: str) -> QMessageBox:
     return box
 
 
-DESTRUCTIVE_ACTIONS = ("Delete", "Remove", "Uninstall")  # a title starting so asks with that button, not Yes/No
-
-
-def ask(parent: QWidget, title: str, text: str) -> bool:
-    if (action := title.split(" ", 1)[0]) in DESTRUCTIVE_ACTIONS:  # "Remove Model": "Remove" / "Cancel"
+def ask(parent: QWidget | None, title: str, text: str, action: str | None = None) -> bool:
+    """Yes/No; with ``action`` ("Remove", "Unlink"), that button and Cancel. Named by the caller, not read off the
+    title: "Remove Model" asked to unlink a folder with a destructive "Remove" button."""
+    if action is not None:
         return delete_question.ask_to_delete(parent, title, text, action)
     box = question_box(parent, title, text)
     try:
@@ -55,7 +56,7 @@ class TaskDialog(QDialog):
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setTextFormat(Qt.TextFormat.PlainText)
-        self.confirm: Confirm = lambda title, text: ask(self, title, text)  # tests answer for the person
+        self.confirm: Confirm = lambda title, text, action=None: ask(self, title, text, action)  # tests answer
 
     def start(self, coro: Awaitable[Any]) -> None:
         self._tasks.run(coro).add_done_callback(self._ended)
@@ -75,9 +76,10 @@ class TaskDialog(QDialog):
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
         self._report(f"That did not work: {reason}. Details are in studio.log.", error=True)
 
-    async def confirmed(self, title: str, text: str) -> bool:
-        """The person's yes or no (``self.confirm``, which tests answer), asked from a task (see ``modal``)."""
-        return await modal(lambda: self.confirm(title, text))
+    async def confirmed(self, title: str, text: str, action: str | None = None) -> bool:
+        """The person's yes or no (``self.confirm``, which tests answer), asked from a task (see ``modal``); with
+        ``action``, the word on the button that says yes ("Remove", "Unlink")."""
+        return await modal(lambda: self.confirm(title, text, action))
 
     def _busy(self, text: str) -> None:
         """Say what is running (or, with "", that nothing is) and turn the action buttons off meanwhile."""

@@ -119,6 +119,7 @@ def test_a_pasted_picture_says_it_took_the_canvas_place_and_the_prompt_box_says_
         qtbot, window, picture):  # noqa: ANN001
     """Studio has no layers: Ctrl+V on the canvas puts the picture in place of the canvas, and the sentence says so
     and how to get the old one back. Ctrl+V in the prompt box, which takes no picture, says where to paste it."""
+    window.document.set_image(Image.new("RGB", (64, 64), (9, 9, 9)), "Open")
     QGuiApplication.clipboard().setImage(pil_to_qimage(Image.new("RGB", (220, 180), (250, 0, 0))))
     window.actions_.paste.trigger()
     qtbot.waitUntil(lambda: window.document.image.size == (220, 180), timeout=5000)
@@ -136,3 +137,13 @@ def test_a_pasted_picture_says_it_took_the_canvas_place_and_the_prompt_box_says_
     QGuiApplication.clipboard().setText("by a lake")  # text still pastes into the box
     qtbot.keyClick(window.prompt_panel.negative_edit, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
     assert "by a lake" in window.prompt_panel.negative_edit.toPlainText()
+
+
+def test_a_picture_pasted_on_an_empty_canvas_says_no_old_one_comes_back(qtbot, window):  # noqa: ANN001
+    """On an empty canvas the sentence said the picture took the canvas' place and Ctrl+Z brought the old one back:
+    there was none."""
+    assert window.document.image is None
+    QGuiApplication.clipboard().setImage(pil_to_qimage(Image.new("RGB", (220, 180), (250, 0, 0))))
+    window.actions_.paste.trigger()
+    qtbot.waitUntil(lambda: window.document.image is not None, timeout=5000)
+    assert window.status.message_label.text() == "Pasted a 220×180 picture."

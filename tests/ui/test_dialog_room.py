@@ -78,14 +78,33 @@ def test_the_plugins_folder_is_shown_whole_at_the_plugins_dialogs_minimum_size(q
     _check(dialog, dialog.tree)
 
 
-def test_a_path_a_person_may_select_and_copy_carries_no_break_marks(qtbot, window):  # noqa: ANN001
-    """breakable_path's zero-width spaces went with a copied selection: the Style Weights intro, selectable so its
-    folder can be copied, gave a path no terminal or file manager finds."""
+def _selectable_texts(dialog: QDialog) -> list[str]:
+    """The text of every label and text browser in ``dialog`` a person can select (and so copy)."""
     from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QTextBrowser
+
+    return [label.text() for label in dialog.findChildren(QLabel)
+            if label.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse] + \
+        [browser.toPlainText() for browser in dialog.findChildren(QTextBrowser)]
+
+
+def test_a_path_a_person_may_select_and_copy_carries_no_break_marks(qtbot, window, plugin_sandbox):  # noqa: ANN001
+    """breakable_path's zero-width spaces went with a copied selection: the Style Weights intro, selectable so its
+    folder can be copied, gave a path no terminal or file manager finds; so did the empty Plugins dialog's
+    "Plugins go to …"."""
+    from studio.ui.plugins_dialog import PluginsDialog
 
     weights = StyleWeightsDialog(window.service.env, window)
     qtbot.addWidget(weights)
-    selectable = [label for label in weights.findChildren(QLabel)
-                  if label.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse]
-    assert selectable and all("\u200b" not in label.text() for label in selectable)
-    assert any(str(weights.folder) in label.text() for label in selectable)
+    selectable = _selectable_texts(weights)
+    assert selectable and all("\u200b" not in text for text in selectable)
+    assert any(str(weights.folder) in text for text in selectable)
+    host = PluginHost(plugin_sandbox / "plugins", scan_environment=False)
+    host.refresh()
+    plugins = PluginsDialog(host, parent=window)
+    qtbot.addWidget(plugins)
+    selectable = _selectable_texts(plugins)
+    assert any(str(host.plugins_dir) in text for text in selectable)  # no plugins: the folder they go to
+    assert all("\u200b" not in text for text in selectable)
+    library = open_library(qtbot, window)
+    assert all("\u200b" not in text for text in _selectable_texts(library))

@@ -129,11 +129,11 @@ def test_a_task_dialog_s_remove_or_uninstall_question_names_its_action_and_cance
         next((b for b in box.buttons() if b.text().replace("&", "") == press), box.buttons()[-1]).click()
 
     for title, action in (("Remove Model", "Remove"), ("Uninstall Plugin", "Uninstall"),
-                          ("Delete Unfinished Download", "Delete")):
+                          ("Delete Unfinished Download", "Delete"), ("Unlink Folder", "Unlink")):
         for press, said in (("Cancel", False), (action, True)):
             seen: list = []
             QTimer.singleShot(0, lambda: answer(seen, press))
-            assert ask(None, title, "Remove <b>x</b>?") is said
+            assert ask(None, title, "Remove <b>x</b>?", action) is said
             roles = {action: QMessageBox.ButtonRole.DestructiveRole, "Cancel": QMessageBox.ButtonRole.RejectRole}
             assert seen == [(roles, "Cancel", Qt.TextFormat.PlainText)], title
     seen = []

@@ -212,3 +212,16 @@ def test_a_long_lora_or_vae_name_is_cut_short_instead_of_widening_the_panel(qtbo
     qtbot.waitUntil(lambda: label.shown_text().endswith("found)") and "…" in label.shown_text())
     box.remove(str(lora.path))
     assert box.minimumSizeHint().width() <= narrow + 10
+
+
+def test_renaming_the_lora_rows_leaves_the_chosen_vae_alone(qtbot, qt_loop, tmp_path, monkeypatch):  # noqa: ANN001
+    """rename passed the VAE shown back in to be chosen again, where None ("keep the chosen VAE") was meant."""
+    box = LoraBox()
+    qtbot.addWidget(box)
+    chosen = str(tmp_path / "kl-f8.safetensors")
+    box.set_library([LibraryItem("kl-f8", Path(chosen), "vae", "sd1", "VAE", 1, "models folder")])
+    box.set_values([], chosen)
+    reselected: list[str] = []
+    monkeypatch.setattr(box, "_select_vae", reselected.append)
+    box.rename({})
+    assert reselected == [] and box.vae() == chosen

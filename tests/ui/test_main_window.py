@@ -602,3 +602,44 @@ def test_closing_adds_the_history_entries_kept_meanwhile_or_says_they_are_added_
     qtbot.waitUntil(lambda: not free.isVisible(), timeout=10_000)
     assert len(told) == 1 and prompts_on_disk(path) == ["made while locked"]
     assert history.close() is None
+
+
+def _hold_a_new_picture(qtbot, window) -> None:  # noqa: ANN001
+    window.document.set_image(Image.new("RGB", (64, 64), (9, 9, 9)), "Open")
+    window.document.set_image(Image.new("RGB", (64, 64), (90, 9, 9)), "Paint")
+    window.document.undo()
+    window.mask_toolbar.show_mask_action.setChecked(False)
+    _type_prompt(qtbot, window, "a lighthouse")
+    window.generate()
+    qtbot.waitUntil(lambda: window.results.use_held_action.isEnabled(), timeout=WAIT_MS)
+
+
+def test_use_new_picture_is_off_once_the_gallery_used_the_held_picture(qtbot, window):  # noqa: ANN001
+    """Used from the Gallery, the picture stayed held: Ctrl+Shift+N later put the old picture over a newer canvas."""
+    _hold_a_new_picture(qtbot, window)
+    qtbot.waitUntil(lambda: window.gallery.model.rowCount() == 1, timeout=10_000)
+    window.gallery.select_row(0)
+    window.gallery.view.setFocus()
+    qtbot.keyClick(window.gallery.view, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.document.history_labels()[-1].startswith("Open 0"), timeout=10_000)
+    assert not window.results.use_held_action.isEnabled() and window.results.held_path is None
+
+
+def test_use_new_picture_is_off_once_a_later_result_lands_on_the_canvas(qtbot, window):  # noqa: ANN001
+    _hold_a_new_picture(qtbot, window)
+    window.document.redo()  # nothing left to redo: the next result goes on the canvas
+    steps = len(window.document.history_labels())
+    window.generate()
+    qtbot.waitUntil(lambda: len(window.document.history_labels()) > steps, timeout=WAIT_MS)
+    assert not window.results.use_held_action.isEnabled() and window.results.held_path is None
+
+
+def test_use_new_picture_refuses_a_held_picture_deleted_since_and_keeps_the_canvas(qtbot, window):  # noqa: ANN001
+    _hold_a_new_picture(qtbot, window)
+    held = window.results.held_path
+    labels = window.document.history_labels()
+    held.unlink()  # deleted from the Gallery
+    window.results.use_held_action.trigger()
+    assert window.status.message_label.text() == (f"{held.name} is no longer held back for the canvas; nothing was "
+                                                  "changed. To use it, open it from the Gallery.")
+    assert window.document.history_labels() == labels and not window.results.use_held_action.isEnabled()

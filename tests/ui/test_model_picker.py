@@ -272,7 +272,8 @@ def test_first_run_without_models_says_to_add_one_until_one_is_listed(  # noqa: 
 def test_a_model_deleted_since_the_list_was_read_goes_from_the_list_as_it_opens(  # noqa: ANN001
         qtbot, qt_loop, studio_home: Path, plugin_sandbox: Path):
     """Nothing watches the models folders: a deleted model stayed listed until a Generate with it was refused. The
-    listed models are checked (a stat each, off the window's thread) as the list opens."""
+    listed models are checked (a stat each, off the window's thread) as the list opens, and one found gone has the
+    library scanned again (it stayed in the lists filled from the scan until the next one)."""
     import shutil
 
     paths = studio_paths()
@@ -295,7 +296,10 @@ def test_a_model_deleted_since_the_list_was_read_goes_from_the_list_as_it_opens(
         panel.model_combo.hidePopup()
         assert panel.selected_model() == str(kept)
         assert window.status.message_label.text() == "The model doomed is gone; removed it from the list."
-        assert window.models._library_scans == scans  # a stat of the ones listed, not a look through the library
+        # A stat of the ones listed as it opens; one found gone has the library looked through again, so the other
+        # lists from its scan (LoRAs, VAEs, guides, upscalers) lose what went with it, as Generate's refusal does.
+        assert window.models._library_scans == scans + 1
+        qtbot.waitUntil(lambda: str(doomed) not in panel.model_picker.listed_model_paths(), timeout=WAIT_MS)
     finally:
         window.close()
         service.shutdown(timeout=10)

@@ -77,7 +77,7 @@ def test_a_download_stopped_half_way_is_listed_and_resume_finishes_it(qtbot, dia
                                          f"downloaded, in {stopped.folder}. Resume downloads the rest; Remove deletes "
                                          "the partial files.")
         asked: list[str] = []
-        dialog.confirm = lambda title, text: asked.append(text) or True
+        dialog.confirm = lambda title, text, action=None: asked.append(text) or True
         qtbot.mouseClick(dialog.resume_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: dialog.message.text().startswith("Downloaded"), timeout=20000)
     assert asked and f"{format_size(total - stopped.done_bytes)} to fetch" in asked[0]  # only the rest
@@ -95,7 +95,7 @@ def test_remove_deletes_a_stopped_download_s_partial_files_after_asking(qtbot, d
     [stopped] = dialog.unfinished
     answers = iter([False, True])
     asked: list[str] = []
-    dialog.confirm = lambda title, text: asked.append(text) or next(answers)
+    dialog.confirm = lambda title, text, action=None: asked.append(text) or next(answers)
     qtbot.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(asked) == 1)
     assert stopped.folder.is_dir()  # said no
@@ -137,7 +137,7 @@ def test_the_selected_row_stays_selected_when_the_list_is_filled_again_after_has
     assert listed_then_hashed(lambda rows: next(r for r in rows if r.text(1) == "Unfinished download"))
     [stopped] = dialog.unfinished
     asked: list[str] = []
-    dialog.confirm = lambda title, text: asked.append(text) or False
+    dialog.confirm = lambda title, text, action=None: asked.append(text) or False
     qtbot.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(asked) == 1)
     assert asked == [f"Delete the unfinished download of {REPO} ({stopped.progress}) in {stopped.folder}?"]
@@ -146,7 +146,7 @@ def test_the_selected_row_stays_selected_when_the_list_is_filled_again_after_has
 def test_a_download_cancelled_in_the_window_is_listed_to_resume(qtbot, dialog, monkeypatch):  # noqa: ANN001
     with vae_hub(delay=0.02) as hub:  # a second for the whole file: the window's Cancel comes well before its end
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        dialog.confirm = lambda title, text: True
+        dialog.confirm = lambda title, text, action=None: True
         dialog.progress.valueChanged.connect(lambda value: value > 100 and dialog._cancel.set())
         dialog.start(dialog.download(REPO))
         qtbot.waitUntil(lambda: dialog.message.text().startswith("Stopped"), timeout=20000)

@@ -35,7 +35,7 @@ def test_remove_asks_about_the_link_and_keeps_the_files_it_points_to(qtbot, libr
     link = library.settings.models_dir / "checkpoints" / "tiny"
     item = next(i for i in library.items if i.name == "tiny")
     asked: list[str] = []
-    library.confirm = lambda title, text: asked.append(text) or True
+    library.confirm = lambda title, text, action=None: asked.append(text) or True
     library.start(library.remove(item))
     qtbot.waitUntil(lambda: not os.path.lexists(link), timeout=10000)
     qtbot.waitUntil(lambda: library.message.text().startswith("Removed the link"), timeout=10000)
@@ -48,7 +48,7 @@ def test_remove_refuses_a_model_reached_through_a_linked_sub_folder(qtbot, libra
     outside = (tmp_path / "elsewhere" / "x.safetensors").resolve()
     item = next(i for i in library.items if i.name == "x")
     asked: list[str] = []
-    library.confirm = lambda title, text: asked.append(text) or True
+    library.confirm = lambda title, text, action=None: asked.append(text) or True
     library.start(library.remove(item))
     qtbot.waitUntil(lambda: "outside Studio's models folder" in library.message.text(), timeout=10000)
     assert asked == [] and outside.is_file()

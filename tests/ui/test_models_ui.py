@@ -80,7 +80,7 @@ def test_a_pickle_is_refused_with_the_sentence_and_nothing_is_copied(qtbot, wind
     evil.write_bytes(b"\x80\x04\x95" + b"\0" * 32)
     dialog = open_library(qtbot, window)
     asked = []
-    dialog.confirm = lambda title, text: asked.append(text) or False  # "Convert?" — no
+    dialog.confirm = lambda title, text, action=None: asked.append(text) or False  # "Convert?" — no
     dialog.start(dialog.import_path(evil))
     qtbot.waitUntil(lambda: "pickle" in dialog.message.text(), timeout=10000)
     assert "weights_only=True" in asked[0]
@@ -94,7 +94,7 @@ def test_download_shows_progress_and_lands_in_the_library(qtbot, window, tmp_pat
     with isolated_hub_client(tmp_path / "hf", monkeypatch), FakeHub({"tester/tiny-vae": FakeRepo(files)}) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         dialog = open_library(qtbot, window)
-        dialog.confirm = lambda title, text: True
+        dialog.confirm = lambda title, text, action=None: True
         seen = []
         dialog.progress.valueChanged.connect(seen.append)
         dialog.start(dialog.download("tester/tiny-vae"))
@@ -112,7 +112,7 @@ def test_remove_deletes_from_the_models_folder_only_after_asking(qtbot, window, 
     qtbot.waitUntil(lambda: "dreamy" in rows(dialog), timeout=20000)
     item = next(i for i in dialog.items if i.name == "dreamy")
     answers = iter([False, True])
-    dialog.confirm = lambda title, text: next(answers)
+    dialog.confirm = lambda title, text, action=None: next(answers)
     dialog.start(dialog.remove(item))
     qtbot.wait(200)
     assert item.path.exists()  # said no
@@ -130,7 +130,7 @@ def test_a_linked_folder_that_is_gone_shows_why_and_remove_unlinks_it(qtbot, win
     assert rows(dialog)["models"][1] == "Missing"
     item = next(i for i in dialog.items if i.name == "models")
     asked: list[str] = []
-    dialog.confirm = lambda title, text: asked.append(text) or True
+    dialog.confirm = lambda title, text, action=None: asked.append(text) or True
     dialog.start(dialog.remove(item))
     qtbot.waitUntil(lambda: "models" not in rows(dialog), timeout=10000)
     assert asked == [f"Unlink {gone}? Its files are untouched."] and window.settings.extra_model_paths == []
@@ -310,7 +310,7 @@ def test_a_converted_import_says_what_the_conversion_left_out(qtbot, window, tmp
 
     checkpoint = lora_checkpoint_with_more(tmp_path / "ink.pt")
     dialog = open_library(qtbot, window)
-    dialog.confirm = lambda title, text: True  # "Convert?" — yes
+    dialog.confirm = lambda title, text, action=None: True  # "Convert?" — yes
     dialog.start(dialog.import_path(checkpoint))
     qtbot.waitUntil(lambda: "Converted and imported" in dialog.message.text(), timeout=20000)
     assert dialog.message.text() == " ".join(["Converted and imported ink (LoRA).",
@@ -326,7 +326,7 @@ def test_a_converted_import_refused_or_already_there_still_says_what_the_convers
 
     checkpoint = lora_checkpoint_with_more(tmp_path / "ink.pt")
     dialog = open_library(qtbot, window)
-    dialog.confirm = lambda title, text: True
+    dialog.confirm = lambda title, text, action=None: True
     dialog.start(dialog.import_path(checkpoint))
     qtbot.waitUntil(lambda: "Converted and imported" in dialog.message.text(), timeout=20000)
     dialog.start(dialog.import_path(checkpoint))  # again: already there, said on one line with the notes
@@ -414,7 +414,7 @@ def test_a_model_removed_while_the_library_closes_leaves_the_model_picker(qtbot,
     qtbot.waitUntil(lambda: "dreamy" in [picker.itemText(i) for i in range(picker.count())], timeout=20000)
     removing, go_on = held_removal(monkeypatch)
     item = next(i for i in dialog.items if i.name == "dreamy")
-    dialog.confirm = lambda title, text: True
+    dialog.confirm = lambda title, text, action=None: True
     dialog.start(dialog.remove(item))
     qtbot.waitUntil(removing.is_set, timeout=10000)
     dialog.reject()
@@ -434,7 +434,7 @@ def test_a_folder_unlinked_while_the_library_closes_leaves_the_settings(qtbot, w
     window.persist_settings()
     dialog = open_library(qtbot, window)
     removing, go_on = held_removal(monkeypatch)
-    dialog.confirm = lambda title, text: True
+    dialog.confirm = lambda title, text, action=None: True
     dialog.start(dialog.remove(next(i for i in dialog.items if i.name == "models")))
     qtbot.waitUntil(removing.is_set, timeout=10000)
     dialog.reject()
@@ -461,3 +461,61 @@ def test_linking_a_comfyui_folder_counts_the_models_in_the_folders_its_yaml_name
         f"in its extra_model_paths.yaml): 1 usable model(s) found there. {drive / 'Lora'}, named in "
         "extra_model_paths.yaml, is not there, so it was not linked.")
     assert window.settings.extra_model_paths[-2:] == [comfyui, drive / "Stable-diffusion"]
+
+
+def test_a_removal_turns_the_buttons_off_and_keeps_a_folder_linked_meanwhile(qtbot, window, tmp_path,  # noqa: ANN001
+                                                                             monkeypatch):
+    """Remove left Import, Link, Download and Remove on while it ran, and on its end wrote back the links read when it
+    began: a folder linked meanwhile was dropped from the settings."""
+    gone, linked_meanwhile = tmp_path / "unplugged" / "models", tmp_path / "other" / "models"
+    linked_meanwhile.mkdir(parents=True)
+    window.settings.extra_model_paths = [gone]
+    dialog = open_library(qtbot, window)
+    removing, go_on = held_removal(monkeypatch)
+    dialog.confirm = lambda title, text, action=None: True
+    dialog.start(dialog.remove(next(i for i in dialog.items if i.name == "models")))
+    qtbot.waitUntil(removing.is_set, timeout=10000)
+    assert not any(button.isEnabled() for button in (dialog.import_button, dialog.link_button,
+                                                     dialog.download_button, dialog.remove_button))
+    window.settings.extra_model_paths = [gone, linked_meanwhile]  # linked elsewhere while it ran
+    go_on.set()
+    qtbot.waitUntil(lambda: dialog.message.text().startswith("Unlinked"), timeout=10000)
+    assert window.settings.extra_model_paths == [linked_meanwhile]
+    assert dialog.import_button.isEnabled()
+
+
+def test_a_removal_that_fails_after_the_library_closed_says_why_in_the_status_line(qtbot, window, checkpoint,  # noqa: ANN001
+                                                                                    monkeypatch):
+    from studio.core.errors import ModelError
+    from studio.services import model_removal
+
+    dialog = open_library(qtbot, window)
+    dialog.start(dialog.import_path(checkpoint))
+    qtbot.waitUntil(lambda: any(i.name == "dreamy" for i in dialog.items), timeout=20000)
+    removing, go_on = held_removal(monkeypatch)
+    held = model_removal.remove_model
+
+    def refused(*args: object) -> None:
+        held(*args)
+        raise ModelError("dreamy could not be deleted from the models folder: it is in use.")
+
+    monkeypatch.setattr(model_removal, "remove_model", refused)
+    dialog.confirm = lambda title, text, action=None: True
+    dialog.start(dialog.remove(next(i for i in dialog.items if i.name == "dreamy")))
+    qtbot.waitUntil(removing.is_set, timeout=10000)
+    dialog.reject()
+    go_on.set()
+    qtbot.waitUntil(lambda: window.status.message_label.text() ==
+                    "dreamy could not be deleted from the models folder: it is in use.", timeout=10000)
+
+
+def test_unlinking_a_folder_asks_with_an_unlink_button_not_remove(qtbot, window, tmp_path):  # noqa: ANN001
+    """The button was read off the title's first word: "Unlink …? Its files are untouched." was asked with a
+    destructive "Remove" button."""
+    window.settings.extra_model_paths = [tmp_path / "unplugged" / "models"]
+    dialog = open_library(qtbot, window)
+    asked: list[tuple[str, str | None]] = []
+    dialog.confirm = lambda title, text, action=None: asked.append((title, action)) or False
+    dialog.start(dialog.remove(next(i for i in dialog.items if i.name == "models")))
+    qtbot.waitUntil(lambda: asked != [], timeout=10000)
+    assert asked == [("Unlink Folder", "Unlink")]

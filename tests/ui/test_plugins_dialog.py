@@ -26,7 +26,7 @@ def dialog(qtbot, qt_loop, plugin_sandbox):  # noqa: ANN001, ANN201
     dialog = PluginsDialog(host)
     qtbot.addWidget(dialog)
     dialog.asked = []
-    dialog.confirm = lambda title, text: dialog.asked.append(text) or True  # the person says yes
+    dialog.confirm = lambda title, text, action=None: dialog.asked.append(text) or True  # the person says yes
     return dialog
 
 
@@ -224,3 +224,36 @@ def test_the_empty_list_names_the_install_buttons_as_they_read(dialog):  # noqa:
     assert named == ["Install from File…", "Install from Index…"]
     assert all(name in buttons for name in named), (named, buttons)
     assert all(action.text().endswith("…") for action in dialog.install_button.menu().actions())
+
+
+def test_uninstalling_cancels_a_job_queued_while_asked_and_a_failed_removal_says_so(
+        qtbot, dialog, plugin_sandbox, monkeypatch):  # noqa: ANN001
+    """The live jobs were read before the question: one queued while it was open was not cancelled and ran against
+    deleted files. And a removal that failed did not say the jobs it had cancelled were cancelled."""
+    import errno
+
+    from studio.plugin_host import installer as installer_module
+
+    host = dialog.host
+    wheel = plugin_wheel(plugin_sandbox / "wheels", plugin_id="dlg-plugin", package="studio_tp_dlg")
+    unpack_plugin(host.plugins_dir, wheel, "dlg-plugin")
+    host.refresh()
+    dialog.reload()
+    live: list[tuple[int, str, str]] = []
+    cancelled: list[int] = []
+    dialog.jobs_of = lambda plugin_id: list(live)
+    dialog.cancel_job = cancelled.append
+
+    def queued_while_asked(title: str, text: str, action: str | None = None) -> bool:
+        live.append((7, "Filter: Blur", "queued"))
+        return True
+
+    def busy(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EBUSY, "Device or resource busy", str(host.plugins_dir / "dlg-plugin"))
+
+    dialog.confirm = queued_while_asked
+    monkeypatch.setattr(installer_module.tempfile, "mkdtemp", busy)
+    assert finished(qtbot, dialog.uninstall("dlg-plugin")) is False
+    assert cancelled == [7]
+    assert dialog.message.text().startswith("Could not remove dlg-plugin")
+    assert dialog.message.text().endswith(" Its job 'Filter: Blur' was cancelled.")

@@ -219,7 +219,7 @@ def test_the_plugins_dialog_lists_toggles_and_explains(qtbot, plugin_window, art
     host = window.service.plugins
     dialog = PluginsDialog(host, parent=window)
     qtbot.addWidget(dialog)
-    dialog.confirm = lambda title, text: True
+    dialog.confirm = lambda title, text, action=None: True
     dialog.show()
     assert dialog.tree.topLevelItemCount() == 1
     item = dialog.tree.topLevelItem(0)
@@ -247,7 +247,7 @@ def test_switching_off_the_picked_generator_s_plugin_goes_back_to_stable_diffusi
     assert panel.plugin_box.isVisibleTo(panel) and not panel.lora_box.isVisibleTo(panel)
     dialog = PluginsDialog(window.service.plugins, parent=window)
     qtbot.addWidget(dialog)
-    dialog.confirm = lambda title, text: True
+    dialog.confirm = lambda title, text, action=None: True
     dialog.show()
     dialog.toggle_button.click()  # Disable, with its generator current
     qtbot.waitUntil(lambda: panel.model_combo.findText("Test generator") < 0, timeout=5000)
@@ -321,7 +321,7 @@ def test_install_and_uninstall_from_the_dialog(qtbot, plugin_window, plugin_sand
     dialog = PluginsDialog(host, parent=window)
     qtbot.addWidget(dialog)
     asked: list[str] = []
-    dialog.confirm = lambda title, text: asked.append(text) or True
+    dialog.confirm = lambda title, text, action=None: asked.append(text) or True
     wheel = plugin_wheel(plugin_sandbox / "new", plugin_id="ui-new", package="studio_tp_new", generator_id="new-gen")
     task = window.actions_.run(dialog.install(wheel))
     qtbot.waitUntil(task.done, timeout=WAIT_MS)

@@ -28,7 +28,7 @@ def test_uninstalling_a_plugin_whose_job_runs_asks_cancels_it_and_says_removed(q
     window.plugin_actions.open_dialog()
     dialog = window.plugin_actions.dialog
     asked: list[str] = []
-    dialog.confirm = lambda title, text: asked.append(text) or True
+    dialog.confirm = lambda title, text, action=None: asked.append(text) or True
     task = window.actions_.run(dialog.uninstall("ui-plugin"))
     qtbot.waitUntil(task.done, timeout=WAIT_MS)
     assert task.result() is True

@@ -387,3 +387,42 @@ def test_the_switch_off_question_names_the_plugin_and_what_it_was_running(qtbot)
     assert ask_to_switch_off(None, RunningPlugin("hp-bad", "Hostile Bad", "1.0.0", "Hostile post")) is True
     assert asked == ["Studio stopped while the plugin Hostile Bad was running its Hostile post; it may have caused "
                      "this. Switch it off?"]
+
+
+def test_a_plugin_running_when_studio_died_is_named_even_with_nobody_to_ask_about_switching_it_off(
+        qtbot, qt_loop, studio_home, plugin_sandbox):  # noqa: ANN001
+    """With no switch-off question, the plugin's crash was never mentioned, though it is said to be named first."""
+    from plugin_wheels import plugin_wheel
+    from studio_testing import unpack_plugin
+
+    from studio.core.environment import GeneratorEnvironment
+    from studio.core.settings import load_settings
+    from studio.plugin_host.host import PluginHost
+    from studio.services.autosave import Autosaver, RunningPlugin
+    from studio.services.jobs import JobService
+    from studio.ui.crash_recovery import crashed_sentence, offer_recovery
+    from studio.ui.main_window import MainWindow
+
+    paths = studio_paths()
+    unpack_plugin(paths.plugins_dir, plugin_wheel(plugin_sandbox / "wheels", plugin_id="tp-crash",
+                                                  package="studio_tp_crash"), "tp-crash")
+    host = PluginHost(paths.plugins_dir, scan_environment=False)
+    host.refresh()
+    host.set_enabled("tp-crash", True)
+    running = RunningPlugin("tp-crash", "Test Plugin", "1.0.0", "Crash filter")
+    died = Autosaver(paths.data_dir / "autosave", lambda: None, interval=3600)
+    died.mark_plugin(running)
+    died._lock.release()
+    service = JobService(None, GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir), warm_up=False,
+                         plugins=host)
+    window = MainWindow(load_settings(paths), service, paths.data_dir)
+    qtbot.addWidget(window)
+    try:
+        recovery = window.actions_.run(offer_recovery(window, lambda found: False, None))
+        qtbot.waitUntil(recovery.done, timeout=10_000)
+        assert crashed_sentence(running) in window.status.notices.notices()
+        assert "tp-crash" in host.enabled_ids()  # nobody said to switch it off
+    finally:
+        window.close()
+        service.shutdown()
+
