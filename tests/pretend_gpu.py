@@ -22,7 +22,7 @@ def pretend_ampere_gpu(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     """Jobs from now on take the device for an Ampere GPU with 80 GB free (they run on the CPU; captures are the
     caller's to stand in for). Returns PyTorch's memory snapshot's segments, empty until the caller adds some."""
     pretend_gpu = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
-    monkeypatch.setattr(diffusion, "job_device", lambda device, fast: pretend_gpu)
+    monkeypatch.setattr(diffusion, "job_device", lambda device, fast, precision="": pretend_gpu)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: (8, 6))
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (80 * GIB, 80 * GIB))
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 0)

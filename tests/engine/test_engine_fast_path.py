@@ -555,7 +555,7 @@ def test_the_memory_plan_counts_the_bfloat16_vae_copy_and_a_job_short_of_memory_
     from studio.engine.memory import GIB
 
     pretend_gpu = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
-    forced_on.setattr(diffusion, "job_device", lambda device, fast: pretend_gpu)
+    forced_on.setattr(diffusion, "job_device", lambda device, fast, precision="": pretend_gpu)
     capability = [(8, 6)]
     forced_on.setattr(torch.cuda, "get_device_capability", lambda device: capability[0])
     forced_on.setattr(torch.cuda, "mem_get_info", lambda device: (80 * GIB, 80 * GIB))
@@ -613,7 +613,7 @@ def test_a_job_without_the_fast_path_lets_a_kept_bfloat16_vae_copy_go_and_its_pl
     from studio.engine.memory import GIB
 
     pretend_gpu = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
-    forced_on.setattr(diffusion, "job_device", lambda device, fast: pretend_gpu)
+    forced_on.setattr(diffusion, "job_device", lambda device, fast, precision="": pretend_gpu)
     forced_on.setattr(fast_path, "platform_reason", REAL_PLATFORM_REASON)  # the pretend GPU is a CUDA one as it is
     forced_on.setattr(torch.cuda, "get_device_capability", lambda device: (8, 6))
     forced_on.setattr(torch.cuda, "mem_get_info", lambda device: (80 * GIB, 80 * GIB))

@@ -88,7 +88,7 @@ def test_a_job_s_plan_counts_the_pool_its_new_capture_keeps_through_the_decode(t
     from studio.engine.diffusion import DiffusersGenerator
 
     pretend_gpu = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
-    monkeypatch.setattr(diffusion, "job_device", lambda device, fast: pretend_gpu)
+    monkeypatch.setattr(diffusion, "job_device", lambda device, fast, precision="": pretend_gpu)
     monkeypatch.setattr(fast_path, "capture_cuda_graph", ReplayOnCpu)
     pool: list[dict] = []  # the graphs' pool as PyTorch's snapshot lists it: none before the first capture
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (80 * GIB, 80 * GIB))
@@ -223,7 +223,7 @@ def test_a_job_s_plan_reads_the_graphs_pools_once_however_often_it_is_made_again
     from studio.engine.model_keeping import KeptModels
 
     pretend_gpu = DeviceInfo("cuda", torch.device("cpu"), torch.float32, "pretend CUDA")
-    monkeypatch.setattr(diffusion, "job_device", lambda device, fast: pretend_gpu)
+    monkeypatch.setattr(diffusion, "job_device", lambda device, fast, precision="": pretend_gpu)
     plans, snapshots = [], []
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: plans.append(1) or (0, 80 * GIB))
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device: 0)
