@@ -289,30 +289,9 @@ def test_the_restore_question_names_a_mask_only_when_one_was_painted(qtbot, tmp_
 
 def test_a_plugin_running_when_studio_died_is_named_at_the_next_start_and_can_be_switched_off(
         qtbot, qt_loop, studio_home, plugin_sandbox):  # noqa: ANN001
-    from plugin_wheels import plugin_wheel
-    from studio_testing import unpack_plugin
+    from studio.services.autosave import RunningPlugin
 
-    from studio.core.environment import GeneratorEnvironment
-    from studio.core.settings import load_settings
-    from studio.plugin_host.host import PluginHost
-    from studio.services.autosave import Autosaver, RunningPlugin
-    from studio.services.jobs import JobService
-    from studio.ui.main_window import MainWindow
-
-    paths = studio_paths()
-    unpack_plugin(paths.plugins_dir, plugin_wheel(plugin_sandbox / "wheels", plugin_id="tp-crash",
-                                                  package="studio_tp_crash"), "tp-crash")
-    host = PluginHost(paths.plugins_dir, scan_environment=False)
-    host.refresh()
-    host.set_enabled("tp-crash", True)
-    running = RunningPlugin("tp-crash", "Test Plugin", "1.0.0", "Crash filter")
-    died = Autosaver(paths.data_dir / "autosave", lambda: None, interval=3600)
-    died.mark_plugin(running)  # as before the plugin's code ran; it killed the process (os._exit): never cleared
-    died._lock.release()  # the OS lets the lock go with the process
-    service = JobService(None, GeneratorEnvironment("cpu", paths.data_dir, paths.cache_dir), warm_up=False,
-                         plugins=host)
-    window = MainWindow(load_settings(paths), service, paths.data_dir)
-    qtbot.addWidget(window)
+    window, service, host, running = _window_after_a_plugin_killed_studio(qtbot, plugin_sandbox)
     asked: list[RunningPlugin] = []
     window.start(recovery_choice=lambda found: True, switch_off_choice=lambda plugin: asked.append(plugin) or True)
     try:
@@ -392,6 +371,22 @@ def test_the_switch_off_question_names_the_plugin_and_what_it_was_running(qtbot)
 def test_a_plugin_running_when_studio_died_is_named_even_with_nobody_to_ask_about_switching_it_off(
         qtbot, qt_loop, studio_home, plugin_sandbox):  # noqa: ANN001
     """With no switch-off question, the plugin's crash was never mentioned, though it is said to be named first."""
+    from studio.ui.crash_recovery import crashed_sentence, offer_recovery
+
+    window, service, host, running = _window_after_a_plugin_killed_studio(qtbot, plugin_sandbox)
+    try:
+        recovery = window.actions_.run(offer_recovery(window, lambda found: False, None))
+        qtbot.waitUntil(recovery.done, timeout=10_000)
+        assert crashed_sentence(running) in window.status.notices.notices()
+        assert "tp-crash" in host.enabled_ids()  # nobody said to switch it off
+    finally:
+        window.close()
+        service.shutdown()
+
+
+def _window_after_a_plugin_killed_studio(qtbot, plugin_sandbox):  # noqa: ANN001, ANN202
+    """A window started where an earlier Studio died while the enabled plugin tp-crash ran: its marker was set
+    before the plugin's code ran and never cleared (os._exit); the OS let that Studio's lock go."""
     from plugin_wheels import plugin_wheel
     from studio_testing import unpack_plugin
 
@@ -400,7 +395,6 @@ def test_a_plugin_running_when_studio_died_is_named_even_with_nobody_to_ask_abou
     from studio.plugin_host.host import PluginHost
     from studio.services.autosave import Autosaver, RunningPlugin
     from studio.services.jobs import JobService
-    from studio.ui.crash_recovery import crashed_sentence, offer_recovery
     from studio.ui.main_window import MainWindow
 
     paths = studio_paths()
@@ -417,12 +411,4 @@ def test_a_plugin_running_when_studio_died_is_named_even_with_nobody_to_ask_abou
                          plugins=host)
     window = MainWindow(load_settings(paths), service, paths.data_dir)
     qtbot.addWidget(window)
-    try:
-        recovery = window.actions_.run(offer_recovery(window, lambda found: False, None))
-        qtbot.waitUntil(recovery.done, timeout=10_000)
-        assert crashed_sentence(running) in window.status.notices.notices()
-        assert "tp-crash" in host.enabled_ids()  # nobody said to switch it off
-    finally:
-        window.close()
-        service.shutdown()
-
+    return window, service, host, running
