@@ -75,6 +75,9 @@ class Autosaver:
         self._saving = asyncio.Lock()
         # A write in its thread and close() take turns: the folder is removed after any write, never written again.
         self._writing = threading.Lock()
+        # The markers' own turn with close(): a marker is set on the window's thread as a job starts and ends, and
+        # must not wait for a whole canvas being encoded and written under _writing.
+        self._marking = threading.Lock()
         self._closed = False
         self.last_error: str | None = None
         self._on_failure = on_failure  # told once when saving starts failing (a full or lost disk), not every time
@@ -132,7 +135,7 @@ class Autosaver:
 
     def _mark(self, name: str, text: str | None, what: str) -> None:
         path = self.folder / name
-        with self._writing:
+        with self._marking:
             if self._closed:
                 return
             try:
@@ -149,7 +152,7 @@ class Autosaver:
 
         ``keep``: the person closed with unsaved work and chose to keep it: the autosave stays, marked, and the
         next start offers it back."""
-        with self._writing:
+        with self._writing, self._marking:
             self._closed = True
         if self._task is not None:
             self._task.cancel()

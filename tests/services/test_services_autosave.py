@@ -299,3 +299,29 @@ def test_markers_that_cannot_be_removed_or_locked_never_stop_the_others_being_ta
     assert len(taken) == 2 and set(taken) < set(plugins)
     monkeypatch.undo()
     assert len(take_running_plugins(root)) == 3  # their locks were let go; the markers could not be removed
+
+
+def test_a_job_marker_does_not_wait_for_a_canvas_being_written(tmp_path: Path, monkeypatch):  # noqa: ANN001
+    """mark_job runs on the window's thread as a job starts and ends; it took the lock a whole canvas's encoding and
+    writing holds, so a large autosave under way stalled the window for as long."""
+    writing, release = threading.Event(), threading.Event()
+
+    def slow_save(snapshot: DocumentSnapshot, folder: Path) -> None:  # noqa: ARG001
+        writing.set()
+        release.wait(10)
+
+    monkeypatch.setattr(autosave, "save_document", slow_save)
+    snapshot = DocumentSnapshot(Image.new("RGB", (8, 8)), np.zeros((8, 8), np.uint8), None, 1)
+    saver = Autosaver(tmp_path / "autosave", lambda: snapshot, interval=3600)
+    writer = threading.Thread(target=saver._write, args=(snapshot,))
+    writer.start()
+    try:
+        assert writing.wait(10)
+        started = time.perf_counter()
+        saver.mark_job(True)
+        assert time.perf_counter() - started < 1.0
+        assert (saver.folder / autosave.RUNNING_JOB).exists()
+    finally:
+        release.set()
+        writer.join()
+        saver.close()
